@@ -1,0 +1,15 @@
+/* gen_c.h - the C back end of thothc. */
+#ifndef THOTHC_GEN_C_H
+#define THOTHC_GEN_C_H
+
+#include <stdio.h>
+#include "ast.h"
+
+/*
+ * Write OUTDIR/<base>.thoth.h and OUTDIR/<base>.thoth.c for FILE, where
+ * <base> is the file name without ".tidl".  Errors (cannot create files) are
+ * reported on ERR; returns 0 or -1.
+ */
+int thothc_gen_c(const tidl_file_t *file, const char *outdir, FILE *err);
+
+#endif
