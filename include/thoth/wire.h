@@ -92,6 +92,187 @@ uint32_t thoth_wire_fnv1a32(const char *s);
 uint64_t thoth_wire_fnv1a64(const void *data, size_t len, uint64_t seed);
 #define THOTH_FNV64_SEED 0xcbf29ce484222325ull
 
+/* ---- values as C sees them -------------------------------------------- */
+
+/*
+ * A string: UTF-8, no NUL bytes inside, and on the wire always followed by a
+ * NUL terminator, so a decoded ptr can be used as a C string directly.  len
+ * excludes the terminator.  Decoded strings point into the message buffer.
+ */
+typedef struct thoth_str {
+	const char *ptr;
+	uint32_t len;
+} thoth_str_t;
+
+/*
+ * Bytes: opaque.  Decoded bytes point into the message buffer (no copy).
+ * For encoding, `reserve` enables building a large payload in place: when
+ * non-NULL, the encoder allocates len bytes in the message without copying
+ * and stores their address in *reserve for the caller to fill (data is
+ * ignored).
+ */
+typedef struct thoth_bytes {
+	const uint8_t *ptr;
+	uint32_t len;
+	uint8_t **reserve;
+} thoth_bytes_t;
+
+static inline thoth_str_t thoth_str(const char *s)
+{
+	thoth_str_t r = { s, s ? (uint32_t)strlen(s) : 0 };
+	return r;
+}
+
+/* Lists of built-in element types: items/count.  Decoded scalar lists point
+ * into the message when it is suitably aligned, else into the arena. */
+#define THOTH_LIST_TYPE(name, ctype) \
+	typedef struct name { const ctype *items; uint32_t count; } name
+THOTH_LIST_TYPE(thoth_list_bool_t, bool);
+THOTH_LIST_TYPE(thoth_list_u8_t, uint8_t);
+THOTH_LIST_TYPE(thoth_list_u16_t, uint16_t);
+THOTH_LIST_TYPE(thoth_list_u32_t, uint32_t);
+THOTH_LIST_TYPE(thoth_list_u64_t, uint64_t);
+THOTH_LIST_TYPE(thoth_list_i8_t, int8_t);
+THOTH_LIST_TYPE(thoth_list_i16_t, int16_t);
+THOTH_LIST_TYPE(thoth_list_i32_t, int32_t);
+THOTH_LIST_TYPE(thoth_list_i64_t, int64_t);
+THOTH_LIST_TYPE(thoth_list_f32_t, float);
+THOTH_LIST_TYPE(thoth_list_f64_t, double);
+THOTH_LIST_TYPE(thoth_list_string_t, thoth_str_t);
+THOTH_LIST_TYPE(thoth_list_bytes_t, thoth_bytes_t);
+
+/* ---- arena: bounded scratch memory for decoding ------------------------ */
+
+/*
+ * Decoding never calls malloc.  Strings and bytes are views into the message;
+ * only lists of non-scalars (and scalar lists in a misaligned buffer) need
+ * arena space, at most a small multiple of the message size.  The caller owns
+ * the memory (often a stack array).
+ */
+typedef struct thoth_arena {
+	uint8_t *buf;
+	size_t cap;
+	size_t used;
+} thoth_arena_t;
+
+static inline void thoth_arena_init(thoth_arena_t *a, void *buf, size_t cap)
+{
+	a->buf = buf;
+	a->cap = cap;
+	a->used = 0;
+}
+
+/* 8-aligned, zeroed allocation; NULL when the arena is exhausted. */
+void *thoth_arena_alloc(thoth_arena_t *a, size_t n);
+
+/* ---- builder: encoding into a caller-provided buffer ------------------- */
+
+/*
+ * The builder writes a whole message: it reserves the 40-byte header, then
+ * appends 8-aligned objects to the body.  Offsets used below are relative to
+ * the body start.  BUF must be 8-aligned and stay put while building.
+ * Errors are sticky: once set, later calls do nothing and finish() returns it.
+ */
+typedef struct thoth_builder {
+	uint8_t *buf;
+	size_t cap;
+	size_t len;     /* header + body bytes written so far */
+	int err;
+} thoth_builder_t;
+
+void thoth_builder_init(thoth_builder_t *b, void *buf, size_t cap);
+
+/* Body pointer for body offset OFF (valid while the buffer lives). */
+static inline uint8_t *thoth_builder_at(thoth_builder_t *b, uint32_t off)
+{
+	return b->buf + THOTH_WIRE_HEADER_SIZE + off;
+}
+
+/* Append N zeroed bytes, 8-aligned; body offset in *off.  0 or NO_SPACE/TOO_LARGE. */
+int thoth_builder_alloc(thoth_builder_t *b, size_t n, uint32_t *off);
+
+/* Append a struct frame with a FIXED_SIZE fixed section; writes the frame
+ * header and returns the frame's body offset in *off. */
+int thoth_builder_frame(thoth_builder_t *b, uint32_t fixed_size, uint32_t field_count,
+			uint32_t *off);
+
+/* Write a pointer {offset, count} into the 8-byte slot at body offset SLOT. */
+static inline void thoth_builder_ptr(thoth_builder_t *b, uint32_t slot, uint32_t off, uint32_t count)
+{
+	thoth_st32(thoth_builder_at(b, slot), count ? off : 0);
+	thoth_st32(thoth_builder_at(b, slot) + 4, count);
+}
+
+/* Encode a string (checked: valid UTF-8, no NUL) / bytes into SLOT. */
+int thoth_builder_str(thoth_builder_t *b, uint32_t slot, thoth_str_t s);
+int thoth_builder_bytes(thoth_builder_t *b, uint32_t slot, const thoth_bytes_t *v);
+
+/* A list of COUNT elements of ELEM_SIZE bytes; copies ITEMS when non-NULL.
+ * The list's body offset is returned in *off (for lists of pointers the
+ * caller then fills each 8-byte element slot). */
+int thoth_builder_list(thoth_builder_t *b, uint32_t slot, const void *items, uint32_t count,
+		       uint32_t elem_size, uint32_t *off);
+
+/* Fill the header (body_len computed) and return the message length. */
+int thoth_builder_finish(thoth_builder_t *b, const thoth_msg_header_t *h, size_t *len);
+
+/* Exact encoded size helpers (generated *_size() functions add these up). */
+static inline size_t thoth_wire_pad8(size_t n) { return (n + 7u) & ~(size_t)7u; }
+static inline size_t thoth_wire_str_size(thoth_str_t s) { return s.len ? thoth_wire_pad8((size_t)s.len + 1) : 0; }
+static inline size_t thoth_wire_bytes_size(const thoth_bytes_t *v) { return thoth_wire_pad8(v->len); }
+
+/* ---- decoder: the verifier ------------------------------------------- */
+
+/*
+ * Validation happens once, at the boundary, while decoding: every pointer is
+ * bounds- and alignment-checked, every string UTF-8-checked, every bool,
+ * presence byte and strict enum range-checked, nesting limited to
+ * THOTH_WIRE_MAX_DEPTH, and the total size of all objects reached may not
+ * exceed the body (so overlapping pointers cannot amplify work: each body
+ * byte is visited at most once in a well-formed message).
+ */
+typedef struct thoth_decoder {
+	const uint8_t *body;
+	uint32_t len;
+	uint64_t budget;        /* bytes of objects that may still be visited */
+	thoth_arena_t *arena;
+	bool aligned;           /* body is 8-aligned in memory: scalar lists can be views */
+} thoth_decoder_t;
+
+void thoth_decoder_init(thoth_decoder_t *d, const uint8_t *body, uint32_t len, thoth_arena_t *arena);
+
+/*
+ * Check the struct frame at OFF.  EXPECT_LEN is the frame length claimed by
+ * the pointer that led here (0 for the root frame).  Returns the fixed
+ * section's size and the writer's field count.
+ */
+int thoth_decoder_frame(thoth_decoder_t *d, uint32_t off, uint32_t expect_len,
+			uint32_t *fixed_size, uint32_t *field_count);
+
+/* Read the pointer in SLOT (a body offset) to COUNT elements of ELEM_SIZE. */
+int thoth_decoder_ptr(thoth_decoder_t *d, uint32_t slot, uint32_t elem_size,
+		      uint32_t *off, uint32_t *count);
+
+int thoth_decoder_str(thoth_decoder_t *d, uint32_t slot, thoth_str_t *out);
+int thoth_decoder_bytes(thoth_decoder_t *d, uint32_t slot, thoth_bytes_t *out);
+
+/* A scalar list: view into the body when aligned, else a copy in the arena. */
+int thoth_decoder_scalar_list(thoth_decoder_t *d, uint32_t slot, uint32_t elem_size,
+			      const void **items, uint32_t *count);
+
+/* Check a bool byte / presence byte. */
+static inline int thoth_decoder_bool(const thoth_decoder_t *d, uint32_t at, bool *out)
+{
+	uint8_t v = d->body[at];
+	if (v > 1)
+		return THOTH_E_BAD_BOOL;
+	*out = v;
+	return 0;
+}
+
+/* Validate UTF-8 (RFC 3629: no overlongs, no surrogates, <= U+10FFFF) and no NUL. */
+int thoth_wire_check_utf8(const uint8_t *s, size_t len);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,139 @@
+/*
+ * thoth/rpc.h - what generated stubs and dispatch tables run on.
+ *
+ * thothc emits, per method, a thoth_method_info_t (ordinals, feature
+ * requirement, encode/decode functions) and typed wrappers around the two
+ * generic paths below: thoth_client_call() on the client, and
+ * thoth_server_dispatch() on the server.  The transport underneath is
+ * pluggable (thoth_transport_ops_t): the shared-memory channel, a Unix
+ * socket, or an in-process loopback for tests.
+ */
+#ifndef THOTH_RPC_H
+#define THOTH_RPC_H
+
+#include "thoth/wire.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct thoth_method_info {
+	const char *name;               /* "Registry.resolve" */
+	uint32_t interface_id;
+	uint32_t ordinal;
+	uint8_t major, minor;           /* schema version the stub was generated from */
+	int8_t requires_bit;            /* feature bit the method needs, or -1 */
+	bool oneway;
+	size_t req_struct_size, resp_struct_size;
+	size_t (*req_size)(const void *req);            /* exact body size */
+	int (*req_encode)(thoth_builder_t *b, const void *req);
+	int (*req_decode)(thoth_decoder_t *d, void *req);
+	size_t (*resp_size)(const void *resp);
+	int (*resp_encode)(thoth_builder_t *b, const void *resp);
+	int (*resp_decode)(thoth_decoder_t *d, void *resp);
+	const uint32_t *error_codes;    /* declared application errors */
+	const char *const *error_names;
+	size_t n_errors;
+} thoth_method_info_t;
+
+typedef struct thoth_interface_info {
+	const char *package;            /* "thoth.registry" */
+	const char *name;               /* "Registry" */
+	uint32_t id;                    /* FNV-1a 32 of "package.Name" */
+	uint8_t major, minor;
+	uint64_t schema_hash;           /* hash of the wire-relevant schema text */
+	uint64_t features;              /* every feature bit the schema declares */
+	const thoth_method_info_t *const *methods;
+	size_t n_methods;
+} thoth_interface_info_t;
+
+const thoth_method_info_t *thoth_interface_method(const thoth_interface_info_t *iface,
+						  uint32_t ordinal);
+
+/* ---- transport ------------------------------------------------------- */
+
+/* A received message; `handle` belongs to the transport. */
+typedef struct thoth_msg {
+	const uint8_t *data;
+	size_t len;
+	void *handle;
+} thoth_msg_t;
+
+typedef struct thoth_transport_ops {
+	/* A writable, 8-aligned buffer of at least LEN bytes for one outgoing
+	 * message (e.g. a ring slot or a pool buffer: building in place). */
+	int (*get_buffer)(void *ctx, size_t len, uint8_t **buf);
+	/* Send a request built in the last buffer and wait for its response. */
+	int (*call)(void *ctx, uint8_t *req, size_t len, thoth_msg_t *resp);
+	/* Send a oneway message built in the last buffer. */
+	int (*send)(void *ctx, uint8_t *msg, size_t len);
+	/* Give a response back to the transport. */
+	void (*release)(void *ctx, thoth_msg_t *resp);
+} thoth_transport_ops_t;
+
+/* ---- client ----------------------------------------------------------- */
+
+typedef struct thoth_client {
+	const thoth_transport_ops_t *ops;
+	void *ctx;
+	uint64_t features;              /* negotiated feature bits */
+	uint64_t trace_id;              /* stamped on each request; 0 = none */
+	uint32_t next_request_id;
+	thoth_msg_t reply;              /* decoded results point into it */
+	bool holding_reply;
+	/* After THOTH_E_REMOTE: the peer's application error. */
+	uint32_t remote_code;
+	int remote_status;
+	char remote_message[128];
+} thoth_client_t;
+
+void thoth_client_init(thoth_client_t *c, const thoth_transport_ops_t *ops, void *ctx,
+		       uint64_t negotiated_features);
+
+/* Give back the last response; results decoded from it become invalid.
+ * The next call does this implicitly. */
+void thoth_client_release(thoth_client_t *c);
+
+/*
+ * The generic call path behind every generated stub: check the feature the
+ * method requires (THOTH_E_NO_FEATURE before anything is sent), encode the
+ * request in a transport buffer, send, wait, verify and decode the response.
+ * Returns 0, a transport error, a decode error, or THOTH_E_REMOTE with
+ * c->remote_* filled in.
+ */
+int thoth_client_call(thoth_client_t *c, const thoth_method_info_t *m,
+		      const void *req, void *resp, thoth_arena_t *arena);
+
+/* ---- server ----------------------------------------------------------- */
+
+/* Generated per interface: calls the typed handler for M. Returns 0, a
+ * positive application error code, or a negative THOTH_E_* code. */
+typedef int (*thoth_invoke_fn)(const void *handlers, void *self, const thoth_method_info_t *m,
+			       const void *req, void *resp, thoth_arena_t *arena);
+
+typedef struct thoth_server_io {
+	uint8_t *out;                   /* response buffer, 8-aligned */
+	size_t cap;
+	size_t out_len;                 /* set: 0 when nothing is to be sent (oneway) */
+	thoth_arena_t *arena;           /* scratch for decoded requests and results */
+	uint64_t features;              /* negotiated on this channel */
+} thoth_server_io_t;
+
+/*
+ * Decode a request, run its handler, and encode the response (or an error
+ * response) into io->out.  Returns 0 when io->out holds what to send (maybe
+ * nothing); a negative code when the message could not be understood well
+ * enough to answer (bad header): the transport should drop the peer.
+ */
+int thoth_server_dispatch(const thoth_interface_info_t *iface, thoth_invoke_fn invoke,
+			  const void *handlers, void *self,
+			  const uint8_t *msg, size_t len, thoth_server_io_t *io);
+
+/* Error responses: body = frame { 1: u32 code; 2: i32 status; 3: string message }. */
+int thoth_wire_encode_error(thoth_builder_t *b, uint32_t code, int32_t status, const char *message);
+int thoth_wire_decode_error(thoth_decoder_t *d, uint32_t *code, int32_t *status, thoth_str_t *message);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

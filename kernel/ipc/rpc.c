@@ -1,0 +1,235 @@
+/*
+ * rpc.c - the generic client call path and server dispatch that generated
+ * stubs delegate to (include/thoth/rpc.h).  Transport-agnostic.
+ */
+#include <stdio.h>
+
+#include "thoth/rpc.h"
+
+const thoth_method_info_t *thoth_interface_method(const thoth_interface_info_t *iface,
+						  uint32_t ordinal)
+{
+	for (size_t i = 0; i < iface->n_methods; i++)
+		if (iface->methods[i]->ordinal == ordinal)
+			return iface->methods[i];
+	return NULL;
+}
+
+/* ---- error frames ------------------------------------------------------ */
+
+enum { ERR_FIXED = 16 };  /* code u32 @0, status i32 @4, message ptr @8 */
+
+int thoth_wire_encode_error(thoth_builder_t *b, uint32_t code, int32_t status, const char *message)
+{
+	uint32_t f;
+	int r = thoth_builder_frame(b, ERR_FIXED, 3, &f);
+	if (r)
+		return r;
+	thoth_st32(thoth_builder_at(b, f + 8), code);
+	thoth_st32(thoth_builder_at(b, f + 12), (uint32_t)status);
+	return thoth_builder_str(b, f + 16, thoth_str(message ? message : ""));
+}
+
+int thoth_wire_decode_error(thoth_decoder_t *d, uint32_t *code, int32_t *status, thoth_str_t *message)
+{
+	uint32_t fixed, count;
+	int r = thoth_decoder_frame(d, 0, 0, &fixed, &count);
+	if (r)
+		return r;
+	*code = 0;
+	*status = 0;
+	message->ptr = "";
+	message->len = 0;
+	if (count >= 1 && fixed >= 4)
+		*code = thoth_le32(d->body + 8);
+	if (count >= 2 && fixed >= 8)
+		*status = (int32_t)thoth_le32(d->body + 12);
+	if (count >= 3 && fixed >= 16)
+		return thoth_decoder_str(d, 16, message);
+	if (count >= 3)
+		return THOTH_E_BAD_LENGTH;
+	return 0;
+}
+
+/* ---- client ------------------------------------------------------------ */
+
+void thoth_client_init(thoth_client_t *c, const thoth_transport_ops_t *ops, void *ctx,
+		       uint64_t negotiated_features)
+{
+	memset(c, 0, sizeof *c);
+	c->ops = ops;
+	c->ctx = ctx;
+	c->features = negotiated_features;
+	c->next_request_id = 1;
+}
+
+void thoth_client_release(thoth_client_t *c)
+{
+	if (c->holding_reply) {
+		c->ops->release(c->ctx, &c->reply);
+		c->holding_reply = false;
+	}
+}
+
+static int check_response(const thoth_method_info_t *m, const thoth_msg_header_t *h,
+			  uint32_t request_id)
+{
+	if (!(h->flags & THOTH_MSG_RESPONSE))
+		return THOTH_E_PROTOCOL;
+	if (h->interface_id != m->interface_id || h->method != m->ordinal ||
+	    h->request_id != request_id)
+		return THOTH_E_PROTOCOL;
+	if (h->schema_major != m->major)
+		return THOTH_E_BAD_VERSION;
+	return 0;
+}
+
+int thoth_client_call(thoth_client_t *c, const thoth_method_info_t *m,
+		      const void *req, void *resp, thoth_arena_t *arena)
+{
+	thoth_client_release(c);
+	c->remote_code = 0;
+	c->remote_status = 0;
+	c->remote_message[0] = 0;
+	if (m->requires_bit >= 0 && !(c->features & (1ull << m->requires_bit)))
+		return THOTH_E_NO_FEATURE;
+
+	size_t len = THOTH_WIRE_HEADER_SIZE + m->req_size(req);
+	uint8_t *buf;
+	int r = c->ops->get_buffer(c->ctx, len, &buf);
+	if (r)
+		return r;
+	thoth_builder_t b;
+	thoth_builder_init(&b, buf, len);
+	r = m->req_encode(&b, req);
+	thoth_msg_header_t h = {
+		.schema_major = m->major,
+		.schema_minor = m->minor,
+		.flags = THOTH_MSG_REQUEST | (m->oneway ? THOTH_MSG_ONEWAY : 0),
+		.interface_id = m->interface_id,
+		.method = m->ordinal,
+		.features = c->features,
+		.trace_id = c->trace_id,
+		.request_id = m->oneway ? 0 : c->next_request_id,
+	};
+	if (!r)
+		r = thoth_builder_finish(&b, &h, &len);
+	if (r)
+		return r;
+	if (m->oneway)
+		return c->ops->send(c->ctx, buf, len);
+
+	uint32_t request_id = c->next_request_id++;
+	if (c->next_request_id == 0)
+		c->next_request_id = 1;
+	r = c->ops->call(c->ctx, buf, len, &c->reply);
+	if (r)
+		return r;
+	c->holding_reply = true;
+
+	thoth_msg_header_t rh;
+	r = thoth_wire_header_decode(c->reply.data, c->reply.len, &rh);
+	if (!r)
+		r = check_response(m, &rh, request_id);
+	if (r)
+		return r;
+	thoth_decoder_t d;
+	thoth_decoder_init(&d, c->reply.data + THOTH_WIRE_HEADER_SIZE, rh.body_len, arena);
+	if (rh.flags & THOTH_MSG_ERROR) {
+		uint32_t code;
+		int32_t status;
+		thoth_str_t msg;
+		r = thoth_wire_decode_error(&d, &code, &status, &msg);
+		if (r)
+			return r;
+		c->remote_code = code;
+		c->remote_status = status;
+		snprintf(c->remote_message, sizeof c->remote_message, "%.*s", (int)msg.len, msg.ptr);
+		return THOTH_E_REMOTE;
+	}
+	memset(resp, 0, m->resp_struct_size);
+	return m->resp_decode(&d, resp);
+}
+
+/* ---- server ------------------------------------------------------------ */
+
+static int respond_error(thoth_server_io_t *io, const thoth_msg_header_t *rq,
+			 uint32_t code, int32_t status, const char *message)
+{
+	thoth_builder_t b;
+	thoth_builder_init(&b, io->out, io->cap);
+	int r = thoth_wire_encode_error(&b, code, status, message);
+	thoth_msg_header_t h = *rq;
+	h.flags = THOTH_MSG_RESPONSE | THOTH_MSG_ERROR;
+	if (!r)
+		r = thoth_builder_finish(&b, &h, &io->out_len);
+	if (r)
+		io->out_len = 0;
+	return r;
+}
+
+int thoth_server_dispatch(const thoth_interface_info_t *iface, thoth_invoke_fn invoke,
+			  const void *handlers, void *self,
+			  const uint8_t *msg, size_t len, thoth_server_io_t *io)
+{
+	io->out_len = 0;
+	thoth_msg_header_t h;
+	int r = thoth_wire_header_decode(msg, len, &h);
+	if (r)
+		return r;
+	if (!(h.flags & THOTH_MSG_REQUEST))
+		return THOTH_E_PROTOCOL;
+	bool oneway = h.flags & THOTH_MSG_ONEWAY;
+	thoth_msg_header_t rh = h;
+	rh.schema_major = iface->major;
+	rh.schema_minor = iface->minor;
+	rh.features = io->features;
+
+#define FAIL(status, text) (oneway ? 0 : respond_error(io, &rh, 0, (status), (text)))
+	if (h.interface_id != iface->id)
+		return FAIL(THOTH_E_UNKNOWN_IFACE, thoth_strerror(THOTH_E_UNKNOWN_IFACE));
+	if (h.schema_major != iface->major)
+		return FAIL(THOTH_E_BAD_VERSION, thoth_strerror(THOTH_E_BAD_VERSION));
+	const thoth_method_info_t *m = thoth_interface_method(iface, h.method);
+	if (!m)
+		return FAIL(THOTH_E_UNKNOWN_METHOD, thoth_strerror(THOTH_E_UNKNOWN_METHOD));
+	if (m->oneway != oneway)
+		return FAIL(THOTH_E_PROTOCOL, "oneway flag does not match the method");
+	if (m->requires_bit >= 0 &&
+	    !(h.features & io->features & (1ull << m->requires_bit)))
+		return FAIL(THOTH_E_NO_FEATURE, thoth_strerror(THOTH_E_NO_FEATURE));
+
+	void *req = thoth_arena_alloc(io->arena, m->req_struct_size ? m->req_struct_size : 1);
+	void *resp = thoth_arena_alloc(io->arena, m->resp_struct_size ? m->resp_struct_size : 1);
+	if (!req || !resp)
+		return FAIL(THOTH_E_NO_SPACE, "server scratch arena exhausted");
+	thoth_decoder_t d;
+	thoth_decoder_init(&d, msg + THOTH_WIRE_HEADER_SIZE, h.body_len, io->arena);
+	r = m->req_decode(&d, req);
+	if (r)
+		return FAIL(r, thoth_strerror(r));
+
+	int status = invoke(handlers, self, m, req, resp, io->arena);
+	if (oneway)
+		return 0;
+	if (status > 0) {
+		const char *name = "application error";
+		for (size_t i = 0; i < m->n_errors; i++)
+			if (m->error_codes[i] == (uint32_t)status)
+				name = m->error_names[i];
+		return respond_error(io, &rh, (uint32_t)status, THOTH_E_REMOTE, name);
+	}
+	if (status < 0)
+		return respond_error(io, &rh, 0, status, thoth_strerror(status));
+
+	thoth_builder_t b;
+	thoth_builder_init(&b, io->out, io->cap);
+	r = m->resp_encode(&b, resp);
+	rh.flags = THOTH_MSG_RESPONSE;
+	if (!r)
+		r = thoth_builder_finish(&b, &rh, &io->out_len);
+	if (r)
+		return respond_error(io, &rh, 0, r, "server could not encode its response");
+	return 0;
+#undef FAIL
+}

@@ -1,0 +1,1132 @@
+/*
+ * gen_c.c - the C back end of thothc: one .thoth.h and one .thoth.c per
+ * .tidl file.
+ *
+ * What it emits, per file (see docs/IDL.md, "Generated C"):
+ *   - constants: schema version, schema hash, feature bits, error codes;
+ *   - enums as integer typedefs of their underlying type plus named values;
+ *   - a plain C struct per tidl struct and per method request/response,
+ *     with strings, bytes and lists as views (no ownership);
+ *   - per struct: exact size, encode into a builder, verify+decode (the
+ *     verifier: bounds, UTF-8, bool/presence bytes, strict enums, depth);
+ *   - per interface: a thoth_method_info_t per method, client stubs,
+ *     a handler table and a dispatch function.
+ * Field layout (docs/WIRE.md, "Struct frames") is computed here: fields in
+ * ordinal order, each slot aligned to its natural alignment, optional
+ * fields preceded by a presence byte.  Because sema guarantees ordinals
+ * 1..n, the offset of field k depends only on fields 1..k, which is what
+ * makes appending fields compatible.
+ *
+ * The generated code is meant to be read: every declaration carries a
+ * comment with the schema line it came from.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gen_c.h"
+#include "thoth/wire.h"
+
+/* ---- small string helpers ----------------------------------------------- */
+
+typedef struct strbuf {
+	char *s;
+	size_t len, cap;
+} strbuf_t;
+
+static void sb_addf(strbuf_t *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_addf(strbuf_t *sb, const char *fmt, ...)
+{
+	va_list ap;
+	for (;;) {
+		size_t room = sb->cap - sb->len;
+		va_start(ap, fmt);
+		int n = vsnprintf(sb->s ? sb->s + sb->len : NULL, sb->s ? room : 0, fmt, ap);
+		va_end(ap);
+		if (n < 0)
+			abort();
+		if (sb->s && (size_t)n < room) {
+			sb->len += (size_t)n;
+			return;
+		}
+		size_t cap = sb->cap ? sb->cap : 256;
+		while (cap < sb->len + (size_t)n + 1)
+			cap *= 2;
+		char *ns = realloc(sb->s, cap);
+		if (!ns)
+			abort();
+		sb->s = ns;
+		sb->cap = cap;
+	}
+}
+
+/* Names are short; a ring of static buffers keeps call sites readable. */
+static char *tmpname(void)
+{
+	static char ring[16][256];
+	static unsigned next;
+	return ring[next++ % 16];
+}
+
+/* "thoth.registry" -> "thoth_registry_" */
+static const char *prefix_of(const tidl_file_t *f)
+{
+	char *out = tmpname();
+	size_t j = 0;
+	for (const char *p = f->package; *p && j < 250; p++)
+		out[j++] = *p == '.' ? '_' : *p;
+	out[j++] = '_';
+	out[j] = 0;
+	return out;
+}
+
+/* Upper snake case: "NotFound" -> "NOT_FOUND", "trace_context" -> "TRACE_CONTEXT",
+ * "thoth_registry_" -> "THOTH_REGISTRY_". */
+static const char *upper(const char *s)
+{
+	char *out = tmpname();
+	size_t j = 0;
+	for (size_t i = 0; s[i] && j < 250; i++) {
+		char c = s[i];
+		if (c >= 'A' && c <= 'Z' && i > 0 && s[i - 1] >= 'a' && s[i - 1] <= 'z')
+			out[j++] = '_';
+		out[j++] = (c >= 'a' && c <= 'z') ? (char)(c - 32) : c;
+	}
+	out[j] = 0;
+	return out;
+}
+
+/* C keywords cannot be member or function names: append an underscore. */
+static const char *cid(const char *name)
+{
+	static const char *const kw[] = {
+		"auto", "break", "case", "char", "const", "continue", "default", "do",
+		"double", "else", "enum", "extern", "float", "for", "goto", "if", "inline",
+		"int", "long", "register", "restrict", "return", "short", "signed", "sizeof",
+		"static", "struct", "switch", "typedef", "union", "unsigned", "void",
+		"volatile", "while", "bool", "true", "false", "_Bool", "_Complex",
+		"_Imaginary", "_Alignas", "_Alignof", "_Atomic", "_Generic", "_Noreturn",
+		"_Static_assert", "_Thread_local", "asm", "typeof", "NULL",
+	};
+	for (size_t i = 0; i < sizeof kw / sizeof kw[0]; i++) {
+		if (strcmp(kw[i], name) == 0) {
+			char *out = tmpname();
+			snprintf(out, 256, "%s_", name);
+			return out;
+		}
+	}
+	return name;
+}
+
+static const char *basename_of(const char *path)
+{
+	const char *b = strrchr(path, '/');
+	return b ? b + 1 : path;
+}
+
+/* ---- types -------------------------------------------------------------- */
+
+static bool is_scalar(const tidl_type_t *t)
+{
+	return t->kind <= TIDL_F64 || t->kind == TIDL_ENUM;
+}
+
+static uint32_t kind_size(tidl_kind_t k)
+{
+	switch (k) {
+	case TIDL_BOOL: case TIDL_U8: case TIDL_I8: return 1;
+	case TIDL_U16: case TIDL_I16: return 2;
+	case TIDL_U32: case TIDL_I32: case TIDL_F32: return 4;
+	case TIDL_U64: case TIDL_I64: case TIDL_F64: return 8;
+	default: return 8;      /* pointers: {u32 offset, u32 count} */
+	}
+}
+
+/* Size of a scalar value on the wire (and in C: the C types match). */
+static uint32_t scalar_size(const tidl_type_t *t)
+{
+	if (t->kind == TIDL_ENUM)
+		return kind_size(t->decl->u.enum_.underlying);
+	return kind_size(t->kind);
+}
+
+static uint32_t slot_size(const tidl_type_t *t)
+{
+	return is_scalar(t) ? scalar_size(t) : 8;
+}
+
+static uint32_t slot_align(const tidl_type_t *t)
+{
+	return is_scalar(t) ? scalar_size(t) : 4;
+}
+
+static const char *builtin_ctype(tidl_kind_t k)
+{
+	switch (k) {
+	case TIDL_BOOL: return "bool";
+	case TIDL_U8: return "uint8_t";
+	case TIDL_U16: return "uint16_t";
+	case TIDL_U32: return "uint32_t";
+	case TIDL_U64: return "uint64_t";
+	case TIDL_I8: return "int8_t";
+	case TIDL_I16: return "int16_t";
+	case TIDL_I32: return "int32_t";
+	case TIDL_I64: return "int64_t";
+	case TIDL_F32: return "float";
+	case TIDL_F64: return "double";
+	case TIDL_STRING: return "thoth_str_t";
+	case TIDL_BYTES: return "thoth_bytes_t";
+	default: return NULL;
+	}
+}
+
+/* C name (without "_t") of a declared type: "thoth_registry_Endpoint". */
+static const char *decl_cname(const tidl_decl_t *d)
+{
+	char *out = tmpname();
+	snprintf(out, 256, "%s%s", prefix_of(d->file), d->name);
+	return out;
+}
+
+/* C name (without "_t") of a list type.  Lists of built-in elements use the
+ * runtime's thoth_list_<kind>_t; others are named after their element:
+ * list<Endpoint> -> thoth_registry_Endpoint_list, list<list<u32>> ->
+ * thoth_list_u32_list. */
+static const char *list_cname(const tidl_type_t *t)
+{
+	const tidl_type_t *e = t->elem;
+	char *out = tmpname();
+	if (e->kind <= TIDL_BYTES && e->kind != TIDL_LIST)
+		snprintf(out, 256, "thoth_list_%s", tidl_kind_name(e->kind));
+	else if (e->kind == TIDL_LIST)
+		snprintf(out, 256, "%s_list", list_cname(e));
+	else
+		snprintf(out, 256, "%s_list", decl_cname(e->decl));
+	return out;
+}
+
+static bool list_is_builtin(const tidl_type_t *t)
+{
+	return t->elem->kind <= TIDL_BYTES && t->elem->kind != TIDL_LIST;
+}
+
+static const char *ctype(const tidl_type_t *t)
+{
+	char *out = tmpname();
+	if (t->kind == TIDL_ENUM || t->kind == TIDL_STRUCT)
+		snprintf(out, 256, "%s_t", decl_cname(t->decl));
+	else if (t->kind == TIDL_LIST)
+		snprintf(out, 256, "%s_t", list_cname(t));
+	else
+		snprintf(out, 256, "%s", builtin_ctype(t->kind));
+	return out;
+}
+
+static int list_depth(const tidl_type_t *t)
+{
+	return t->kind == TIDL_LIST ? 1 + list_depth(t->elem) : 0;
+}
+
+/* ---- records: structs and method requests/responses share one layout ---- */
+
+typedef struct rec {
+	const char *cname;              /* C name without _t */
+	const char *what;               /* for comments: "struct Endpoint" */
+	const tidl_field_t *fields;
+	size_t n;
+	uint32_t *off;                  /* value slot offset within the fixed section */
+	uint32_t *poff;                 /* presence byte offset (optional fields) */
+	uint32_t fixed;
+	tidl_loc_t loc;
+} rec_t;
+
+static uint32_t align_up(uint32_t v, uint32_t a)
+{
+	return (v + a - 1) & ~(a - 1);
+}
+
+static void rec_layout(rec_t *r)
+{
+	r->off = calloc(r->n ? r->n : 1, sizeof *r->off);
+	r->poff = calloc(r->n ? r->n : 1, sizeof *r->poff);
+	if (!r->off || !r->poff)
+		abort();
+	uint32_t cur = 0;
+	for (size_t i = 0; i < r->n; i++) {
+		const tidl_field_t *f = &r->fields[i];
+		if (f->optional)
+			r->poff[i] = cur++;
+		cur = align_up(cur, slot_align(f->type));
+		r->off[i] = cur;
+		cur += slot_size(f->type);
+	}
+	r->fixed = align_up(cur, 8);
+}
+
+static void rec_free(rec_t *r)
+{
+	free(r->off);
+	free(r->poff);
+}
+
+/* ---- the generator state ----------------------------------------------- */
+
+typedef struct gen {
+	const tidl_file_t *file;
+	const char *prefix;             /* "thoth_registry_" (persistent copy) */
+	const char *up;                 /* "THOTH_REGISTRY_" (persistent copy) */
+	const char *base;               /* "registry" */
+	strbuf_t h, c;
+	/* distinct non-builtin list types used (for typedefs) and all list
+	 * types used (for helpers), as type pointers */
+	const tidl_type_t **lists;
+	size_t n_lists, cap_lists;
+} gen_t;
+
+static void note_list(gen_t *g, const tidl_type_t *t)
+{
+	if (t->kind != TIDL_LIST)
+		return;
+	note_list(g, t->elem);
+	const char *name = list_cname(t);
+	for (size_t i = 0; i < g->n_lists; i++)
+		if (strcmp(list_cname(g->lists[i]), name) == 0)
+			return;
+	if (g->n_lists == g->cap_lists) {
+		g->cap_lists = g->cap_lists ? g->cap_lists * 2 : 16;
+		g->lists = realloc(g->lists, g->cap_lists * sizeof *g->lists);
+		if (!g->lists)
+			abort();
+	}
+	g->lists[g->n_lists++] = t;
+}
+
+static int cmp_depth(const void *a, const void *b)
+{
+	int da = list_depth(*(const tidl_type_t *const *)a);
+	int db = list_depth(*(const tidl_type_t *const *)b);
+	return da - db;
+}
+
+static const char *loc_str(const tidl_loc_t *l)
+{
+	char *out = tmpname();
+	snprintf(out, 256, "%s:%u", basename_of(l->file), l->line);
+	return out;
+}
+
+static const char *type_str(const tidl_type_t *t)
+{
+	char *out = tmpname();
+	return tidl_type_name(t, out, 256);
+}
+
+static const char *field_str(const tidl_field_t *f)
+{
+	char *out = tmpname();
+	snprintf(out, 256, "%u: %s%s %s", f->ordinal, f->optional ? "optional " : "",
+		 type_str(f->type), f->name);
+	if (f->has_since) {
+		size_t n = strlen(out);
+		snprintf(out + n, 256 - n, " @since(%u.%u)", f->since.major, f->since.minor);
+	}
+	return out;
+}
+
+/* ---- header: declarations ------------------------------------------------ */
+
+static void emit_rec_struct(gen_t *g, const rec_t *r)
+{
+	strbuf_t *h = &g->h;
+	sb_addf(h, "/* %s: %s */\nstruct %s {\n", loc_str(&r->loc), r->what, r->cname);
+	if (r->n == 0)
+		sb_addf(h, "\tchar unused_;          /* no fields: C needs a member */\n");
+	for (size_t i = 0; i < r->n; i++) {
+		const tidl_field_t *f = &r->fields[i];
+		if (f->optional)
+			sb_addf(h, "\tbool has_%s;\n", f->name);
+		sb_addf(h, "\t%s %s;", ctype(f->type), cid(f->name));
+		sb_addf(h, " /* %s */\n", field_str(f));
+	}
+	sb_addf(h, "};\n\n");
+}
+
+static void emit_rec_protos(gen_t *g, const rec_t *r)
+{
+	sb_addf(&g->h,
+		"size_t %s__size(const %s_t *v);\n"
+		"int %s__encode_frame(thoth_builder_t *b, const %s_t *v, uint32_t *off, uint32_t *len, unsigned depth);\n"
+		"int %s__decode_frame(thoth_decoder_t *d, uint32_t off, uint32_t expect_len, %s_t *out, unsigned depth);\n",
+		r->cname, r->cname, r->cname, r->cname, r->cname, r->cname);
+}
+
+/* ---- source: size / encode / decode of one value ------------------------- */
+
+static const char *size_expr(const tidl_type_t *t, const char *expr)
+{
+	char *out = tmpname();
+	switch (t->kind) {
+	case TIDL_STRING: snprintf(out, 256, "thoth_wire_str_size(%s)", expr); break;
+	case TIDL_BYTES: snprintf(out, 256, "thoth_wire_bytes_size(&%s)", expr); break;
+	case TIDL_STRUCT: snprintf(out, 256, "%s__size(&%s)", decl_cname(t->decl), expr); break;
+	case TIDL_LIST: snprintf(out, 256, "size_%s(&%s)", list_cname(t), expr); break;
+	default: snprintf(out, 256, "0"); break;
+	}
+	return out;
+}
+
+/* Statement(s) encoding value EXPR of type T into the slot at body offset
+ * SLOT; sets r. */
+static void emit_encode_value(strbuf_t *c, const char *ind, const tidl_type_t *t,
+			      const char *expr, const char *slot)
+{
+	switch (t->kind) {
+	case TIDL_STRING:
+		sb_addf(c, "%sr = thoth_builder_str(b, %s, %s);\n", ind, slot, expr);
+		break;
+	case TIDL_BYTES:
+		sb_addf(c, "%sr = thoth_builder_bytes(b, %s, &%s);\n", ind, slot, expr);
+		break;
+	case TIDL_STRUCT:
+		sb_addf(c, "%s{\n%s\tuint32_t so, sl;\n"
+			   "%s\tr = %s__encode_frame(b, &%s, &so, &sl, depth + 1);\n"
+			   "%s\tif (!r)\n%s\t\tthoth_builder_ptr(b, %s, so, sl);\n%s}\n",
+			ind, ind, ind, decl_cname(t->decl), expr, ind, ind, slot, ind);
+		break;
+	case TIDL_LIST:
+		sb_addf(c, "%sr = enc_%s(b, %s, &%s, depth + 1);\n", ind, list_cname(t), slot, expr);
+		break;
+	default:
+		sb_addf(c, "%smemcpy(thoth_builder_at(b, %s), &%s, %u);\n", ind, slot, expr,
+			scalar_size(t));
+		break;
+	}
+}
+
+/* Statement(s) decoding the slot at body offset SLOT into LV; returns on error. */
+static void emit_decode_value(strbuf_t *c, const char *ind, const tidl_type_t *t,
+			      const char *lv, const char *slot)
+{
+	switch (t->kind) {
+	case TIDL_BOOL:
+		sb_addf(c, "%sif ((r = thoth_decoder_bool(d, %s, &%s)))\n%s\treturn r;\n",
+			ind, slot, lv, ind);
+		break;
+	case TIDL_STRING:
+		sb_addf(c, "%sif ((r = thoth_decoder_str(d, %s, &%s)))\n%s\treturn r;\n",
+			ind, slot, lv, ind);
+		break;
+	case TIDL_BYTES:
+		sb_addf(c, "%sif ((r = thoth_decoder_bytes(d, %s, &%s)))\n%s\treturn r;\n",
+			ind, slot, lv, ind);
+		break;
+	case TIDL_STRUCT:
+		sb_addf(c, "%sif ((r = %s__decode_frame(d, thoth_le32(d->body + %s), "
+			   "thoth_wire_struct_ptr_len(d, %s), &%s, depth + 1)))\n%s\treturn r;\n",
+			ind, decl_cname(t->decl), slot, slot, lv, ind);
+		break;
+	case TIDL_LIST:
+		sb_addf(c, "%sif ((r = dec_%s(d, %s, &%s, depth + 1)))\n%s\treturn r;\n",
+			ind, list_cname(t), slot, lv, ind);
+		break;
+	default:
+		sb_addf(c, "%smemcpy(&%s, d->body + %s, %u);\n", ind, lv, slot, scalar_size(t));
+		if (t->kind == TIDL_ENUM && t->decl->u.enum_.strict)
+			sb_addf(c, "%sif (!%s_is_known(%s))\n%s\treturn THOTH_E_BAD_ENUM;\n",
+				ind, decl_cname(t->decl), lv, ind);
+		break;
+	}
+}
+
+/* ---- source: list helpers ------------------------------------------------ */
+
+static void emit_list_protos(gen_t *g, const tidl_type_t *t)
+{
+	const char *n = list_cname(t);
+	sb_addf(&g->c,
+		"static size_t size_%s(const %s_t *l);\n"
+		"static int enc_%s(thoth_builder_t *b, uint32_t slot, const %s_t *l, unsigned depth);\n"
+		"static int dec_%s(thoth_decoder_t *d, uint32_t slot, %s_t *out, unsigned depth);\n",
+		n, n, n, n, n, n);
+}
+
+static void emit_list_funcs(gen_t *g, const tidl_type_t *t)
+{
+	strbuf_t *c = &g->c;
+	const tidl_type_t *e = t->elem;
+	char n[256];
+	snprintf(n, sizeof n, "%s", list_cname(t));
+	const char *et = ctype(e);
+	char etype[256];
+	snprintf(etype, sizeof etype, "%s", et);
+	sb_addf(c, "/* %s */\n", type_str(t));
+
+	if (is_scalar(e)) {
+		uint32_t es = scalar_size(e);
+		sb_addf(c, "static size_t size_%s(const %s_t *l)\n{\n"
+			   "\treturn thoth_wire_pad8((size_t)l->count * %u);\n}\n\n", n, n, es);
+		sb_addf(c, "static int enc_%s(thoth_builder_t *b, uint32_t slot, const %s_t *l, unsigned depth)\n{\n"
+			   "\tuint32_t off;\n"
+			   "\tif (depth > THOTH_WIRE_MAX_DEPTH)\n\t\treturn THOTH_E_TOO_DEEP;\n"
+			   "\tif (l->count && !l->items)\n\t\treturn THOTH_E_INVAL;\n"
+			   "\treturn thoth_builder_list(b, slot, l->items, l->count, %u, &off);\n}\n\n",
+			n, n, es);
+		sb_addf(c, "static int dec_%s(thoth_decoder_t *d, uint32_t slot, %s_t *out, unsigned depth)\n{\n"
+			   "\tconst void *items;\n\tint r;\n"
+			   "\tif (depth > THOTH_WIRE_MAX_DEPTH)\n\t\treturn THOTH_E_TOO_DEEP;\n"
+			   "\tif ((r = thoth_decoder_scalar_list(d, slot, %u, &items, &out->count)))\n\t\treturn r;\n",
+			n, n, es);
+		if (e->kind == TIDL_BOOL)
+			sb_addf(c, "\tfor (uint32_t i = 0; i < out->count; i++)\n"
+				   "\t\tif (((const uint8_t *)items)[i] > 1)\n\t\t\treturn THOTH_E_BAD_BOOL;\n");
+		if (e->kind == TIDL_ENUM && e->decl->u.enum_.strict)
+			sb_addf(c, "\tfor (uint32_t i = 0; i < out->count; i++) {\n"
+				   "\t\t%s v;\n\t\tmemcpy(&v, (const uint8_t *)items + (size_t)i * %u, %u);\n"
+				   "\t\tif (!%s_is_known(v))\n\t\t\treturn THOTH_E_BAD_ENUM;\n\t}\n",
+				etype, es, es, decl_cname(e->decl));
+		sb_addf(c, "\tout->items = items;\n\treturn 0;\n}\n\n");
+		return;
+	}
+
+	/* Lists of pointers: an array of 8-byte slots, then each element. */
+	sb_addf(c, "static size_t size_%s(const %s_t *l)\n{\n"
+		   "\tsize_t s = thoth_wire_pad8((size_t)l->count * 8);\n"
+		   "\tfor (uint32_t i = 0; i < l->count; i++)\n\t\ts += %s;\n"
+		   "\treturn s;\n}\n\n", n, n, size_expr(e, "l->items[i]"));
+	sb_addf(c, "static int enc_%s(thoth_builder_t *b, uint32_t slot, const %s_t *l, unsigned depth)\n{\n"
+		   "\tuint32_t arr;\n\tint r;\n"
+		   "\tif (depth > THOTH_WIRE_MAX_DEPTH)\n\t\treturn THOTH_E_TOO_DEEP;\n"
+		   "\tif (l->count && !l->items)\n\t\treturn THOTH_E_INVAL;\n"
+		   "\tr = thoth_builder_list(b, slot, NULL, l->count, 8, &arr);\n"
+		   "\tfor (uint32_t i = 0; !r && i < l->count; i++) {\n", n, n);
+	emit_encode_value(c, "\t\t", e, "l->items[i]", "arr + 8 * i");
+	sb_addf(c, "\t}\n\treturn r;\n}\n\n");
+	sb_addf(c, "static int dec_%s(thoth_decoder_t *d, uint32_t slot, %s_t *out, unsigned depth)\n{\n"
+		   "\tuint32_t arr, n;\n\tint r;\n"
+		   "\tif (depth > THOTH_WIRE_MAX_DEPTH)\n\t\treturn THOTH_E_TOO_DEEP;\n"
+		   "\tif ((r = thoth_decoder_ptr(d, slot, 8, &arr, &n)))\n\t\treturn r;\n"
+		   "\t%s *items = n ? thoth_arena_alloc(d->arena, (size_t)n * sizeof *items) : NULL;\n"
+		   "\tif (n && !items)\n\t\treturn THOTH_E_NO_SPACE;\n"
+		   "\tfor (uint32_t i = 0; i < n; i++) {\n", n, n, etype);
+	emit_decode_value(c, "\t\t", e, "items[i]", "arr + 8 * i");
+	sb_addf(c, "\t}\n\tout->items = items;\n\tout->count = n;\n\treturn 0;\n}\n\n");
+}
+
+/* ---- source: struct (record) functions ------------------------------------ */
+
+static void emit_rec_funcs(gen_t *g, const rec_t *r)
+{
+	strbuf_t *c = &g->c;
+	const char *n = r->cname;
+	char slot[64], lv[300], ind[8];
+
+	sb_addf(c, "/* ---- %s (%s), fixed section %u bytes ---- */\n\n", r->what,
+		loc_str(&r->loc), r->fixed);
+
+	/* size */
+	sb_addf(c, "size_t %s__size(const %s_t *v)\n{\n\tsize_t s = 8 + %u;\n", n, n, r->fixed);
+	for (size_t i = 0; i < r->n; i++) {
+		const tidl_field_t *f = &r->fields[i];
+		if (is_scalar(f->type))
+			continue;
+		snprintf(lv, sizeof lv, "v->%s", cid(f->name));
+		if (f->optional)
+			sb_addf(c, "\tif (v->has_%s)\n\t\ts += %s;\n", f->name, size_expr(f->type, lv));
+		else
+			sb_addf(c, "\ts += %s;\n", size_expr(f->type, lv));
+	}
+	sb_addf(c, "\t(void)v;\n\treturn s;\n}\n\n");
+
+	/* encode */
+	sb_addf(c, "int %s__encode_frame(thoth_builder_t *b, const %s_t *v, uint32_t *off, uint32_t *len, unsigned depth)\n{\n"
+		   "\tuint32_t f;\n\tint r;\n"
+		   "\tif (depth > THOTH_WIRE_MAX_DEPTH)\n\t\treturn THOTH_E_TOO_DEEP;\n"
+		   "\tif ((r = thoth_builder_frame(b, %u, %zu, &f)))\n\t\treturn r;\n"
+		   "\t*off = f;\n\t*len = 8 + %u;\n",
+		n, n, r->fixed, r->n, r->fixed);
+	for (size_t i = 0; i < r->n; i++) {
+		const tidl_field_t *f = &r->fields[i];
+		sb_addf(c, "\t/* %s */\n", field_str(f));
+		snprintf(lv, sizeof lv, "v->%s", cid(f->name));
+		snprintf(slot, sizeof slot, "f + %u", 8 + r->off[i]);
+		snprintf(ind, sizeof ind, "\t");
+		if (f->optional) {
+			sb_addf(c, "\tif (v->has_%s) {\n\t\tthoth_builder_at(b, f + %u)[0] = 1;\n",
+				f->name, 8 + r->poff[i]);
+			snprintf(ind, sizeof ind, "\t\t");
+		}
+		emit_encode_value(c, ind, f->type, lv, slot);
+		if (!is_scalar(f->type))
+			sb_addf(c, "%sif (r)\n%s\treturn r;\n", ind, ind);
+		if (f->optional)
+			sb_addf(c, "\t}\n");
+	}
+	sb_addf(c, "\t(void)v;\n\treturn 0;\n}\n\n");
+
+	/* decode: fields the writer did not know (ordinal > its field count)
+	 * keep their zero default; fields it did know must fit its frame. */
+	sb_addf(c, "int %s__decode_frame(thoth_decoder_t *d, uint32_t off, uint32_t expect_len, %s_t *out, unsigned depth)\n{\n"
+		   "\tuint32_t fixed, count;\n\tint r;\n"
+		   "\tif (depth > THOTH_WIRE_MAX_DEPTH)\n\t\treturn THOTH_E_TOO_DEEP;\n"
+		   "\tif ((r = thoth_decoder_frame(d, off, expect_len, &fixed, &count)))\n\t\treturn r;\n"
+		   "\tmemset(out, 0, sizeof *out);\n",
+		n, n);
+	for (size_t i = 0; i < r->n; i++) {
+		const tidl_field_t *f = &r->fields[i];
+		uint32_t end = r->off[i] + slot_size(f->type);
+		sb_addf(c, "\t/* %s */\n", field_str(f));
+		sb_addf(c, "\tif (count < %u)\n\t\treturn 0;\n", f->ordinal);
+		sb_addf(c, "\tif (fixed < %u)\n\t\treturn THOTH_E_BAD_LENGTH;\n", end);
+		snprintf(lv, sizeof lv, "out->%s", cid(f->name));
+		snprintf(slot, sizeof slot, "off + %u", 8 + r->off[i]);
+		snprintf(ind, sizeof ind, "\t");
+		if (f->optional) {
+			sb_addf(c, "\tif ((r = thoth_decoder_bool(d, off + %u, &out->has_%s)))\n"
+				   "\t\treturn r == THOTH_E_BAD_BOOL ? THOTH_E_BAD_PRESENCE : r;\n"
+				   "\tif (out->has_%s) {\n", 8 + r->poff[i], f->name, f->name);
+			snprintf(ind, sizeof ind, "\t\t");
+		}
+		emit_decode_value(c, ind, f->type, lv, slot);
+		if (f->optional)
+			sb_addf(c, "\t}\n");
+	}
+	sb_addf(c, "\t(void)r;\n\treturn 0;\n}\n\n");
+}
+
+/* ---- schema hash ----------------------------------------------------------
+ * FNV-1a 64 over a canonical text of everything that matters on the wire
+ * (package, version, declarations with ordinals, types, values, @since,
+ * @requires, error codes) of the file and, recursively, its imports.  Names
+ * are included: a rename without a version bump changes the hash, which the
+ * contract check then reports as "schema changed without a version bump". */
+
+static void canon_type(strbuf_t *s, const tidl_type_t *t)
+{
+	if (t->kind == TIDL_LIST) {
+		sb_addf(s, "list<");
+		canon_type(s, t->elem);
+		sb_addf(s, ">");
+	} else if (t->kind == TIDL_ENUM || t->kind == TIDL_STRUCT) {
+		sb_addf(s, "%s.%s", t->decl->file->package, t->decl->name);
+	} else {
+		sb_addf(s, "%s", tidl_kind_name(t->kind));
+	}
+}
+
+static void canon_since(strbuf_t *s, bool has, tidl_version_t v)
+{
+	if (has)
+		sb_addf(s, "@%u.%u", v.major, v.minor);
+}
+
+static void canon_fields(strbuf_t *s, const tidl_field_t *f, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		sb_addf(s, "%u:%s", f[i].ordinal, f[i].optional ? "?" : "");
+		canon_type(s, f[i].type);
+		sb_addf(s, " %s", f[i].name);
+		canon_since(s, f[i].has_since, f[i].since);
+		sb_addf(s, ";");
+	}
+}
+
+static void canon_file(strbuf_t *s, const tidl_file_t *file, int depth)
+{
+	if (depth > 64)
+		return;
+	for (size_t i = 0; i < file->n_imports; i++)
+		canon_file(s, file->imports[i].file, depth + 1);
+	sb_addf(s, "package %s;version %u.%u;", file->package, file->version.major,
+		file->version.minor);
+	for (size_t i = 0; i < file->n_decls; i++) {
+		const tidl_decl_t *d = file->decls[i];
+		switch (d->kind) {
+		case TIDL_DECL_FEATURE:
+			sb_addf(s, "feature %s=%u", d->name, d->u.feature.bit);
+			break;
+		case TIDL_DECL_ERROR:
+			sb_addf(s, "error %s=%u", d->name, d->u.error.code);
+			break;
+		case TIDL_DECL_ENUM:
+			sb_addf(s, "%senum %s:%s{", d->u.enum_.strict ? "strict " : "", d->name,
+				tidl_kind_name(d->u.enum_.underlying));
+			for (size_t k = 0; k < d->u.enum_.n_values; k++) {
+				const tidl_enum_value_t *v = &d->u.enum_.values[k];
+				sb_addf(s, "%s=%llu", v->name, (unsigned long long)v->value);
+				canon_since(s, v->has_since, v->since);
+				sb_addf(s, ";");
+			}
+			sb_addf(s, "}");
+			break;
+		case TIDL_DECL_STRUCT:
+			sb_addf(s, "struct %s{", d->name);
+			canon_fields(s, d->u.struct_.fields, d->u.struct_.n_fields);
+			sb_addf(s, "}");
+			break;
+		case TIDL_DECL_INTERFACE:
+			sb_addf(s, "interface %s{", d->name);
+			for (size_t k = 0; k < d->u.iface.n_methods; k++) {
+				const tidl_method_t *m = &d->u.iface.methods[k];
+				sb_addf(s, "%u:%s%s(", m->ordinal, m->oneway ? "oneway " : "", m->name);
+				canon_fields(s, m->params, m->n_params);
+				sb_addf(s, ")->(");
+				canon_fields(s, m->results, m->n_results);
+				sb_addf(s, ")");
+				for (size_t e = 0; e < m->n_errors; e++)
+					sb_addf(s, "!%s", m->errors[e]->name);
+				if (m->requires)
+					sb_addf(s, "#%s", m->requires->name);
+				canon_since(s, m->has_since, m->since);
+				sb_addf(s, ";");
+			}
+			sb_addf(s, "}");
+			break;
+		}
+		canon_since(s, d->has_since, d->since);
+		sb_addf(s, ";");
+	}
+}
+
+static uint64_t schema_hash(const tidl_file_t *file)
+{
+	strbuf_t s = { 0 };
+	canon_file(&s, file, 0);
+	uint64_t h = thoth_wire_fnv1a64(s.s, s.len, THOTH_FNV64_SEED);
+	free(s.s);
+	return h;
+}
+
+/* ---- per file ------------------------------------------------------------ */
+
+static void method_rec(const tidl_decl_t *iface, const tidl_method_t *m, bool response,
+		       const char *prefix, rec_t *r, char *cname, char *what)
+{
+	snprintf(cname, 256, "%s%s_%s_%s", prefix, iface->name, m->name, response ? "resp" : "req");
+	snprintf(what, 256, "%s.%s %s", iface->name, m->name, response ? "response" : "request");
+	memset(r, 0, sizeof *r);
+	r->cname = cname;
+	r->what = what;
+	r->fields = response ? m->results : m->params;
+	r->n = response ? m->n_results : m->n_params;
+	r->loc = m->loc;
+	rec_layout(r);
+}
+
+static void collect_lists_fields(gen_t *g, const tidl_field_t *f, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		note_list(g, f[i].type);
+}
+
+static void emit_header_prologue(gen_t *g, uint64_t hash)
+{
+	const tidl_file_t *f = g->file;
+	strbuf_t *h = &g->h;
+	sb_addf(h, "/*\n * %s.thoth.h - generated by thothc from %s. Do not edit.\n *\n"
+		   " * package %s, version %u.%u.  Wire format: docs/WIRE.md.\n"
+		   " * Decoded strings, bytes and lists are views into the received message\n"
+		   " * (and the decode arena): they live as long as those buffers.\n */\n",
+		g->base, basename_of(f->path), f->package, f->version.major, f->version.minor);
+	sb_addf(h, "#ifndef %sTHOTH_H\n#define %sTHOTH_H\n\n", g->up, g->up);
+	sb_addf(h, "#include <stdbool.h>\n#include <stddef.h>\n#include <stdint.h>\n\n"
+		   "#include \"thoth/rpc.h\"\n");
+	for (size_t i = 0; i < f->n_imports; i++) {
+		char inc[256];
+		snprintf(inc, sizeof inc, "%s", basename_of(f->imports[i].path));
+		char *dot = strstr(inc, ".tidl");
+		if (dot)
+			*dot = 0;
+		sb_addf(h, "#include \"%s.thoth.h\"  /* import \"%s\" */\n", inc, f->imports[i].path);
+	}
+	sb_addf(h, "\n#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n");
+	sb_addf(h, "#define %sVERSION_MAJOR %u\n#define %sVERSION_MINOR %u\n"
+		   "#define %sSCHEMA_HASH 0x%016llxull\n\n",
+		g->up, f->version.major, g->up, f->version.minor, g->up, (unsigned long long)hash);
+}
+
+static void emit_feature_and_errors(gen_t *g)
+{
+	const tidl_file_t *f = g->file;
+	uint64_t all = 0;
+	bool any = false;
+	for (size_t i = 0; i < f->n_decls; i++) {
+		const tidl_decl_t *d = f->decls[i];
+		if (d->kind == TIDL_DECL_FEATURE) {
+			sb_addf(&g->h, "/* %s: feature %s = %u */\n#define %sFEATURE_%s_BIT %u\n"
+				       "#define %sFEATURE_%s (1ull << %u)\n",
+				loc_str(&d->loc), d->name, d->u.feature.bit, g->up, upper(d->name),
+				d->u.feature.bit, g->up, upper(d->name), d->u.feature.bit);
+			all |= 1ull << d->u.feature.bit;
+			any = true;
+		} else if (d->kind == TIDL_DECL_ERROR) {
+			sb_addf(&g->h, "/* %s: error %s */\n#define %sERR_%s %uu\n", loc_str(&d->loc),
+				d->name, g->up, upper(d->name), d->u.error.code);
+			any = true;
+		}
+	}
+	sb_addf(&g->h, "%s#define %sFEATURES_ALL 0x%llxull\n\n", any ? "\n" : "", g->up,
+		(unsigned long long)all);
+}
+
+static void emit_enums(gen_t *g)
+{
+	const tidl_file_t *f = g->file;
+	for (size_t i = 0; i < f->n_decls; i++) {
+		const tidl_decl_t *d = f->decls[i];
+		if (d->kind != TIDL_DECL_ENUM)
+			continue;
+		const char *cn = decl_cname(d);
+		char cname[256];
+		snprintf(cname, sizeof cname, "%s", cn);
+		sb_addf(&g->h, "/* %s: %senum %s : %s */\ntypedef %s %s_t;\n", loc_str(&d->loc),
+			d->u.enum_.strict ? "strict " : "", d->name,
+			tidl_kind_name(d->u.enum_.underlying), builtin_ctype(d->u.enum_.underlying),
+			cname);
+		char up[256];
+		snprintf(up, sizeof up, "%s%s", g->up, upper(d->name));
+		bool is_signed = d->u.enum_.underlying >= TIDL_I8;
+		for (size_t k = 0; k < d->u.enum_.n_values; k++) {
+			const tidl_enum_value_t *v = &d->u.enum_.values[k];
+			if (is_signed)
+				sb_addf(&g->h, "#define %s_%s ((%s_t)%lld)\n", up, v->name, cname,
+					(long long)v->value);
+			else
+				sb_addf(&g->h, "#define %s_%s ((%s_t)%lluu)\n", up, v->name, cname,
+					(unsigned long long)v->value);
+		}
+		sb_addf(&g->h, "static inline bool %s_is_known(%s_t v)\n{\n\tswitch (v) {\n", cname,
+			cname);
+		for (size_t k = 0; k < d->u.enum_.n_values; k++)
+			sb_addf(&g->h, "\tcase %s_%s:\n", up, d->u.enum_.values[k].name);
+		sb_addf(&g->h, "\t\treturn true;\n\t}\n\treturn false;\n}\n\n");
+	}
+}
+
+/* Emit struct definitions so that a struct contained by value comes first. */
+static void emit_struct_defs(gen_t *g, rec_t *recs, const tidl_decl_t **decls, size_t n)
+{
+	bool *done = calloc(n ? n : 1, sizeof *done);
+	if (!done)
+		abort();
+	for (size_t emitted = 0; emitted < n;) {
+		size_t before = emitted;
+		for (size_t i = 0; i < n; i++) {
+			if (done[i])
+				continue;
+			bool ready = true;
+			for (size_t k = 0; k < recs[i].n && ready; k++) {
+				const tidl_type_t *t = recs[i].fields[k].type;
+				if (t->kind != TIDL_STRUCT || t->decl->file != g->file)
+					continue;
+				for (size_t j = 0; j < n; j++)
+					if (decls[j] == t->decl && !done[j])
+						ready = false;
+			}
+			if (ready) {
+				emit_rec_struct(g, &recs[i]);
+				done[i] = true;
+				emitted++;
+			}
+		}
+		if (emitted == before) /* sema rejects by-value recursion; be safe */
+			break;
+	}
+	free(done);
+}
+
+static void emit_interface_header(gen_t *g, const tidl_decl_t *d)
+{
+	strbuf_t *h = &g->h;
+	char in[256];
+	snprintf(in, sizeof in, "%s%s", g->prefix, d->name);
+	char iup[256];
+	snprintf(iup, sizeof iup, "%s%s", g->up, upper(d->name));
+	char qual[512];
+	snprintf(qual, sizeof qual, "%s.%s", g->file->package, d->name);
+
+	sb_addf(h, "/* ==== %s: interface %s ==== */\n\n", loc_str(&d->loc), d->name);
+	sb_addf(h, "#define %s_ID 0x%08xu  /* FNV-1a 32 of \"%s\" */\n", iup,
+		thoth_wire_fnv1a32(qual), qual);
+	for (size_t k = 0; k < d->u.iface.n_methods; k++) {
+		const tidl_method_t *m = &d->u.iface.methods[k];
+		sb_addf(h, "#define %s_%s %u\n", iup, upper(m->name), m->ordinal);
+	}
+	sb_addf(h, "\nextern const thoth_interface_info_t %s_info;\n\n", in);
+
+	/* client stubs */
+	for (size_t k = 0; k < d->u.iface.n_methods; k++) {
+		const tidl_method_t *m = &d->u.iface.methods[k];
+		sb_addf(h, "/* %s: %u: %s%s(...)%s%s */\n", loc_str(&m->loc), m->ordinal,
+			m->oneway ? "oneway " : "", m->name,
+			m->requires ? " @requires(" : "", m->requires ? m->requires->name : "");
+		if (m->requires)
+			sb_addf(h, "/* fails with THOTH_E_NO_FEATURE unless %sFEATURE_%s was negotiated */\n",
+				g->up, upper(m->requires->name));
+		sb_addf(h, "extern const thoth_method_info_t %s_%s_info;\n", in, m->name);
+		if (m->oneway)
+			sb_addf(h, "static inline int %s_%s(thoth_client_t *c, const %s_%s_req_t *req)\n"
+				   "{\n\treturn thoth_client_call(c, &%s_%s_info, req, NULL, NULL);\n}\n\n",
+				in, m->name, in, m->name, in, m->name);
+		else
+			sb_addf(h, "static inline int %s_%s(thoth_client_t *c, const %s_%s_req_t *req,\n"
+				   "\t\t%s_%s_resp_t *resp, thoth_arena_t *arena)\n"
+				   "{\n\treturn thoth_client_call(c, &%s_%s_info, req, resp, arena);\n}\n\n",
+				in, m->name, in, m->name, in, m->name, in, m->name);
+	}
+
+	/* server */
+	sb_addf(h, "/* Server side: fill in the handlers you implement (NULL answers\n"
+		   " * THOTH_E_UNKNOWN_METHOD).  A handler returns 0 and fills *resp, a\n"
+		   " * positive %sERR_* code, or a negative THOTH_E_* code. */\n", g->up);
+	sb_addf(h, "typedef struct %s_handlers {\n", in);
+	for (size_t k = 0; k < d->u.iface.n_methods; k++) {
+		const tidl_method_t *m = &d->u.iface.methods[k];
+		if (m->oneway)
+			sb_addf(h, "\tvoid (*%s)(void *self, const %s_%s_req_t *req);\n", cid(m->name),
+				in, m->name);
+		else
+			sb_addf(h, "\tint (*%s)(void *self, const %s_%s_req_t *req, %s_%s_resp_t *resp,\n"
+				   "\t\t\tthoth_arena_t *arena);\n",
+				cid(m->name), in, m->name, in, m->name);
+	}
+	sb_addf(h, "} %s_handlers_t;\n\n", in);
+	sb_addf(h, "int %s_dispatch(const %s_handlers_t *handlers, void *self,\n"
+		   "\t\tconst uint8_t *msg, size_t len, thoth_server_io_t *io);\n\n", in, in);
+}
+
+static void emit_interface_source(gen_t *g, const tidl_decl_t *d, uint64_t hash)
+{
+	strbuf_t *c = &g->c;
+	char in[256];
+	snprintf(in, sizeof in, "%s%s", g->prefix, d->name);
+	char qual[512];
+	snprintf(qual, sizeof qual, "%s.%s", g->file->package, d->name);
+	uint64_t features = 0;
+	for (size_t i = 0; i < g->file->n_decls; i++)
+		if (g->file->decls[i]->kind == TIDL_DECL_FEATURE)
+			features |= 1ull << g->file->decls[i]->u.feature.bit;
+
+	sb_addf(c, "/* ==== interface %s (%s) ==== */\n\n", d->name, loc_str(&d->loc));
+	for (size_t k = 0; k < d->u.iface.n_methods; k++) {
+		const tidl_method_t *m = &d->u.iface.methods[k];
+		char mn[300];
+		snprintf(mn, sizeof mn, "%s_%s", in, m->name);
+		/* type-erased adapters for thoth_method_info_t */
+		sb_addf(c, "static size_t %s_req_size_any(const void *v) { return %s_req__size(v); }\n"
+			   "static int %s_req_encode_any(thoth_builder_t *b, const void *v)\n"
+			   "{\n\tuint32_t off, len;\n\treturn %s_req__encode_frame(b, v, &off, &len, 0);\n}\n"
+			   "static int %s_req_decode_any(thoth_decoder_t *d, void *v) { return %s_req__decode_frame(d, 0, 0, v, 0); }\n",
+			mn, mn, mn, mn, mn, mn);
+		if (!m->oneway)
+			sb_addf(c, "static size_t %s_resp_size_any(const void *v) { return %s_resp__size(v); }\n"
+				   "static int %s_resp_encode_any(thoth_builder_t *b, const void *v)\n"
+				   "{\n\tuint32_t off, len;\n\treturn %s_resp__encode_frame(b, v, &off, &len, 0);\n}\n"
+				   "static int %s_resp_decode_any(thoth_decoder_t *d, void *v) { return %s_resp__decode_frame(d, 0, 0, v, 0); }\n",
+				mn, mn, mn, mn, mn, mn);
+		if (m->n_errors) {
+			sb_addf(c, "static const uint32_t %s_error_codes[] = {", mn);
+			for (size_t e = 0; e < m->n_errors; e++)
+				sb_addf(c, " %u,", m->errors[e]->u.error.code);
+			sb_addf(c, " };\nstatic const char *const %s_error_names[] = {", mn);
+			for (size_t e = 0; e < m->n_errors; e++)
+				sb_addf(c, " \"%s\",", m->errors[e]->name);
+			sb_addf(c, " };\n");
+		}
+		sb_addf(c, "const thoth_method_info_t %s_info = {\n"
+			   "\t.name = \"%s.%s\",\n\t.interface_id = 0x%08xu,\n\t.ordinal = %u,\n"
+			   "\t.major = %u,\n\t.minor = %u,\n\t.requires_bit = %d,\n\t.oneway = %s,\n"
+			   "\t.req_struct_size = sizeof(%s_req_t),\n"
+			   "\t.req_size = %s_req_size_any,\n\t.req_encode = %s_req_encode_any,\n"
+			   "\t.req_decode = %s_req_decode_any,\n",
+			mn, d->name, m->name, thoth_wire_fnv1a32(qual), m->ordinal,
+			g->file->version.major, g->file->version.minor,
+			m->requires ? (int)m->requires->u.feature.bit : -1,
+			m->oneway ? "true" : "false", mn, mn, mn, mn);
+		if (!m->oneway)
+			sb_addf(c, "\t.resp_struct_size = sizeof(%s_resp_t),\n"
+				   "\t.resp_size = %s_resp_size_any,\n\t.resp_encode = %s_resp_encode_any,\n"
+				   "\t.resp_decode = %s_resp_decode_any,\n", mn, mn, mn, mn);
+		if (m->n_errors)
+			sb_addf(c, "\t.error_codes = %s_error_codes,\n\t.error_names = %s_error_names,\n"
+				   "\t.n_errors = %zu,\n", mn, mn, m->n_errors);
+		sb_addf(c, "};\n\n");
+	}
+
+	sb_addf(c, "static const thoth_method_info_t *const %s_methods[] = {\n", in);
+	for (size_t k = 0; k < d->u.iface.n_methods; k++)
+		sb_addf(c, "\t&%s_%s_info,\n", in, d->u.iface.methods[k].name);
+	if (d->u.iface.n_methods == 0)
+		sb_addf(c, "\tNULL,\n");
+	sb_addf(c, "};\n\n");
+	sb_addf(c, "const thoth_interface_info_t %s_info = {\n"
+		   "\t.package = \"%s\",\n\t.name = \"%s\",\n\t.id = 0x%08xu,\n"
+		   "\t.major = %u,\n\t.minor = %u,\n\t.schema_hash = 0x%016llxull,\n"
+		   "\t.features = 0x%llxull,\n\t.methods = %s_methods,\n\t.n_methods = %zu,\n};\n\n",
+		in, g->file->package, d->name, thoth_wire_fnv1a32(qual), g->file->version.major,
+		g->file->version.minor, (unsigned long long)hash, (unsigned long long)features, in,
+		d->u.iface.n_methods);
+
+	/* invoke: type-erased call into the typed handler table */
+	sb_addf(c, "static int %s_invoke(const void *handlers, void *self, const thoth_method_info_t *m,\n"
+		   "\t\tconst void *req, void *resp, thoth_arena_t *arena)\n{\n"
+		   "\tconst %s_handlers_t *h = handlers;\n\t(void)resp;\n\t(void)arena;\n"
+		   "\tswitch (m->ordinal) {\n", in, in);
+	for (size_t k = 0; k < d->u.iface.n_methods; k++) {
+		const tidl_method_t *m = &d->u.iface.methods[k];
+		const char *fn = cid(m->name);
+		sb_addf(c, "\tcase %u:\n\t\tif (!h->%s)\n\t\t\treturn THOTH_E_UNKNOWN_METHOD;\n", m->ordinal, fn);
+		if (m->oneway)
+			sb_addf(c, "\t\th->%s(self, req);\n\t\treturn 0;\n", fn);
+		else
+			sb_addf(c, "\t\treturn h->%s(self, req, resp, arena);\n", fn);
+	}
+	sb_addf(c, "\t}\n\treturn THOTH_E_UNKNOWN_METHOD;\n}\n\n");
+	sb_addf(c, "int %s_dispatch(const %s_handlers_t *handlers, void *self,\n"
+		   "\t\tconst uint8_t *msg, size_t len, thoth_server_io_t *io)\n{\n"
+		   "\treturn thoth_server_dispatch(&%s_info, %s_invoke, handlers, self, msg, len, io);\n}\n\n",
+		in, in, in, in);
+}
+
+static int write_file(const char *path, const strbuf_t *sb, FILE *err)
+{
+	FILE *f = fopen(path, "w");
+	if (!f) {
+		fprintf(err, "thothc: cannot create '%s': %s\n", path, strerror(errno));
+		return -1;
+	}
+	size_t n = sb->len ? fwrite(sb->s, 1, sb->len, f) : 0;
+	if (fclose(f) != 0 || n != sb->len) {
+		fprintf(err, "thothc: cannot write '%s': %s\n", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int thothc_gen_c(const tidl_file_t *file, const char *outdir, FILE *err)
+{
+	gen_t g = { .file = file };
+	char prefix[256], up[256], base[256];
+	snprintf(prefix, sizeof prefix, "%s", prefix_of(file));
+	snprintf(up, sizeof up, "%s", upper(prefix));
+	snprintf(base, sizeof base, "%s", basename_of(file->path));
+	char *dot = strstr(base, ".tidl");
+	if (dot)
+		*dot = 0;
+	g.prefix = prefix;
+	g.up = up;
+	g.base = base;
+	uint64_t hash = schema_hash(file);
+
+	/* Records: every struct, then every method's request and response. */
+	size_t n_recs = 0, n_structs = 0;
+	for (size_t i = 0; i < file->n_decls; i++) {
+		const tidl_decl_t *d = file->decls[i];
+		if (d->kind == TIDL_DECL_STRUCT)
+			n_recs++, n_structs++;
+		else if (d->kind == TIDL_DECL_INTERFACE)
+			n_recs += 2 * d->u.iface.n_methods;
+	}
+	rec_t *recs = calloc(n_recs ? n_recs : 1, sizeof *recs);
+	const tidl_decl_t **sdecls = calloc(n_structs ? n_structs : 1, sizeof *sdecls);
+	char (*names)[2][256] = calloc(n_recs ? n_recs : 1, sizeof *names);
+	if (!recs || !sdecls || !names)
+		abort();
+	size_t ri = 0;
+	for (size_t i = 0; i < file->n_decls; i++) {
+		const tidl_decl_t *d = file->decls[i];
+		if (d->kind != TIDL_DECL_STRUCT)
+			continue;
+		snprintf(names[ri][0], 256, "%s%s", prefix, d->name);
+		snprintf(names[ri][1], 256, "struct %s", d->name);
+		recs[ri] = (rec_t){ .cname = names[ri][0], .what = names[ri][1],
+				    .fields = d->u.struct_.fields, .n = d->u.struct_.n_fields,
+				    .loc = d->loc };
+		rec_layout(&recs[ri]);
+		sdecls[ri] = d;
+		collect_lists_fields(&g, d->u.struct_.fields, d->u.struct_.n_fields);
+		ri++;
+	}
+	for (size_t i = 0; i < file->n_decls; i++) {
+		const tidl_decl_t *d = file->decls[i];
+		if (d->kind != TIDL_DECL_INTERFACE)
+			continue;
+		for (size_t k = 0; k < d->u.iface.n_methods; k++) {
+			const tidl_method_t *m = &d->u.iface.methods[k];
+			for (int resp = 0; resp < 2; resp++) {
+				method_rec(d, m, resp, prefix, &recs[ri], names[ri][0], names[ri][1]);
+				collect_lists_fields(&g, resp ? m->results : m->params,
+						     resp ? m->n_results : m->n_params);
+				ri++;
+			}
+		}
+	}
+	qsort(g.lists, g.n_lists, sizeof *g.lists, cmp_depth);
+
+	/* ---- header ---- */
+	emit_header_prologue(&g, hash);
+	emit_feature_and_errors(&g);
+	emit_enums(&g);
+	for (size_t i = 0; i < n_recs; i++)
+		sb_addf(&g.h, "typedef struct %s %s_t;\n", recs[i].cname, recs[i].cname);
+	sb_addf(&g.h, "\n");
+	for (size_t i = 0; i < g.n_lists; i++) {
+		const tidl_type_t *t = g.lists[i];
+		if (list_is_builtin(t))
+			continue;
+		const char *ln = list_cname(t);
+		char lname[256];
+		snprintf(lname, sizeof lname, "%s", ln);
+		sb_addf(&g.h, "#ifndef THOTH_HAVE_%s\n#define THOTH_HAVE_%s\n"
+			      "/* %s */\ntypedef struct %s { const %s *items; uint32_t count; } %s_t;\n#endif\n",
+			lname, lname, type_str(t), lname, ctype(t->elem), lname);
+	}
+	sb_addf(&g.h, "\n");
+	emit_struct_defs(&g, recs, sdecls, n_structs);
+	for (size_t i = n_structs; i < n_recs; i++)
+		emit_rec_struct(&g, &recs[i]);
+	sb_addf(&g.h, "/* Codec entry points (used by generated code and tests). */\n");
+	for (size_t i = 0; i < n_recs; i++)
+		emit_rec_protos(&g, &recs[i]);
+	sb_addf(&g.h, "\n");
+	for (size_t i = 0; i < file->n_decls; i++)
+		if (file->decls[i]->kind == TIDL_DECL_INTERFACE)
+			emit_interface_header(&g, file->decls[i]);
+	sb_addf(&g.h, "#ifdef __cplusplus\n}\n#endif\n#endif\n");
+
+	/* ---- source ---- */
+	sb_addf(&g.c, "/* %s.thoth.c - generated by thothc from %s. Do not edit. */\n"
+		      "#include <string.h>\n\n#include \"%s.thoth.h\"\n\n",
+		base, basename_of(file->path), base);
+	sb_addf(&g.c, "/* A struct pointer's count is its frame length; 0 is never valid. */\n"
+		      "static inline uint32_t thoth_wire_struct_ptr_len(const thoth_decoder_t *d, uint32_t slot)\n"
+		      "{\n\tuint32_t n = thoth_le32(d->body + slot + 4);\n\treturn n ? n : 1;\n}\n\n");
+	for (size_t i = 0; i < g.n_lists; i++)
+		emit_list_protos(&g, g.lists[i]);
+	sb_addf(&g.c, "\n");
+	for (size_t i = 0; i < g.n_lists; i++)
+		emit_list_funcs(&g, g.lists[i]);
+	for (size_t i = 0; i < n_recs; i++)
+		emit_rec_funcs(&g, &recs[i]);
+	for (size_t i = 0; i < file->n_decls; i++)
+		if (file->decls[i]->kind == TIDL_DECL_INTERFACE)
+			emit_interface_source(&g, file->decls[i], hash);
+
+	char hpath[4096], cpath[4096];
+	snprintf(hpath, sizeof hpath, "%s/%s.thoth.h", outdir, base);
+	snprintf(cpath, sizeof cpath, "%s/%s.thoth.c", outdir, base);
+	int rc = write_file(hpath, &g.h, err);
+	if (!rc)
+		rc = write_file(cpath, &g.c, err);
+
+	for (size_t i = 0; i < n_recs; i++)
+		rec_free(&recs[i]);
+	free(recs);
+	free(sdecls);
+	free(names);
+	free(g.lists);
+	free(g.h.s);
+	free(g.c.s);
+	return rc;
+}
