@@ -1,0 +1,270 @@
+/*
+ * thoth/trace.h - ThothOS tracing: trace points, the per-process trace
+ * buffer, the cross-process reader and the exporters.
+ *
+ * Writers (every ThothOS process) append fixed 64-byte records to per-thread
+ * lock-free rings in one memfd per process.  A reader in another process
+ * (thothd; tests) maps that memfd and drains it without stopping the writers.
+ * The shared-memory layout and its memory ordering are specified in
+ * docs/OBSERVABILITY.md and kernel/observability/trace_layout.h.
+ *
+ * Tracing is off by default.  A trace point whose category is disabled costs
+ * one load and one predicted-not-taken branch (plus the USDT nop); it is
+ * switched on at run time through the category mask in the buffer's shared
+ * control page, by the process itself or by whoever holds the memfd.
+ *
+ * Trace points for service authors:
+ *
+ *     THOTH_TRACE(USER, cache_miss, key_hash, 0);
+ *     THOTH_TRACE_MSG(IPC, msg_send, THOTH_TRACE_SEND, service_id, iface_id,
+ *                     method, request_id, payload_size,
+ *                     THOTH_TRACE_INLINE, trace_id);
+ *
+ * The event name is a C identifier; it becomes the USDT probe name
+ * (provider "thoth") and the event name the exporters print.
+ */
+#ifndef THOTH_TRACE_H
+#define THOTH_TRACE_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/sdt.h>
+
+#include "thoth/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- categories: bit numbers in the enabled mask ----------------------- */
+enum thoth_trace_category {
+	THOTH_TRACE_CAT_IPC      = 0,  /* message send / receive */
+	THOTH_TRACE_CAT_REGISTRY = 1,  /* registry operations */
+	THOTH_TRACE_CAT_TIMER    = 2,  /* timer fires */
+	THOTH_TRACE_CAT_LOOP     = 3,  /* event-loop wake-ups */
+	THOTH_TRACE_CAT_PM       = 4,  /* power-management transitions */
+	THOTH_TRACE_CAT_USER     = 5,  /* service authors' own trace points */
+	THOTH_TRACE_CAT_COUNT    = 6,
+};
+#define THOTH_TRACE_ALL_CATEGORIES ((UINT64_C(1) << THOTH_TRACE_CAT_COUNT) - 1)
+#define THOTH_TRACE_MASK(cat) (UINT64_C(1) << THOTH_TRACE_CAT_##cat)
+
+/* Transport of a traced message (record flags bits 0-1). */
+#define THOTH_TRACE_NO_TRANSPORT 0u
+#define THOTH_TRACE_INLINE       1u   /* payload copied through the ring */
+#define THOTH_TRACE_ZERO_COPY    2u   /* payload passed by shared-memory handle */
+/* Direction of a traced message: the exporters link SEND -> RECV by trace id. */
+#define THOTH_TRACE_SEND         0x4u
+#define THOTH_TRACE_RECV         0x8u
+
+/* Longest event name, without its NUL. */
+#define THOTH_TRACE_NAME_MAX 27u
+
+/* ---- configuration and the process-wide buffer ------------------------- */
+
+#define THOTH_TRACE_OVERWRITE_OLDEST 0u  /* full ring: writer overwrites oldest */
+#define THOTH_TRACE_DROP_NEWEST      1u  /* full ring: writer drops the new event */
+
+typedef struct thoth_trace_config {
+	uint32_t ring_count;    /* threads that can own a ring; 0 = 64 */
+	uint32_t ring_records;  /* records per ring, a power of two; 0 = 4096 */
+	uint32_t full_policy;   /* THOTH_TRACE_OVERWRITE_OLDEST or _DROP_NEWEST */
+	uint64_t enabled;       /* initial category mask (0 = all off) */
+	const char *process_name; /* NULL = /proc/self/comm */
+} thoth_trace_config_t;
+
+/*
+ * Create this process's trace buffer (a memfd) and make trace points write
+ * into it.  THOTH_E_EXISTS if already initialised.  Before init (and after
+ * shutdown) every trace point is disabled.
+ */
+int thoth_trace_init(const thoth_trace_config_t *config);
+/*
+ * Unmap the buffer.  Callers guarantee no thread is inside a trace point;
+ * trace points hit afterwards are disabled again.  A later init starts a
+ * new buffer.
+ */
+int thoth_trace_shutdown(void);
+/* The memfd of the buffer (owned by the library; dup it to keep it). */
+int thoth_trace_export_fd(int *fd_out);
+/* Replace / set / clear bits of the enabled category mask, at run time. */
+int thoth_trace_set_enabled(uint64_t mask);
+int thoth_trace_enable(uint64_t mask);
+int thoth_trace_disable(uint64_t mask);
+
+/* ---- trace points -------------------------------------------------------- */
+
+/* Fields of one event besides those the library fills (time, cpu, tid). */
+typedef struct thoth_trace_fields {
+	uint64_t trace_id;
+	uint64_t arg0;
+	uint64_t arg1;
+	uint32_t service_id;
+	uint32_t interface_id;
+	uint32_t request_id;
+	uint32_t payload_size;
+	uint16_t method;
+	uint8_t flags;        /* THOTH_TRACE_INLINE/ZERO_COPY | SEND/RECV */
+} thoth_trace_fields_t;
+
+/*
+ * The enabled mask: points at the shared control page while a buffer exists,
+ * at a constant zero otherwise.  Read by every trace point; never NULL.
+ */
+extern uint64_t *thoth_trace_enabled_word;
+
+#define THOTH_TRACE_IS_ON(cat)                                                 \
+	__builtin_expect((__atomic_load_n(__atomic_load_n(                     \
+	                          &thoth_trace_enabled_word, __ATOMIC_RELAXED), \
+	                          __ATOMIC_RELAXED) >>                          \
+	                  THOTH_TRACE_CAT_##cat) & 1u, 0)
+
+/*
+ * Append one event (the enabled path of every trace point).  *id_cache is a
+ * per-call-site cache of the event's id in this buffer; NAME must be a
+ * string literal.  Never fails visibly: a full ring or a thread without a
+ * ring is counted in the buffer.
+ */
+void thoth_trace_emit(unsigned category, uint32_t *id_cache, const char *name,
+                      const thoth_trace_fields_t *fields);
+
+/* A generic event with two 64-bit arguments. USDT: thoth:NAME(arg0, arg1). */
+#define THOTH_TRACE(cat, name, a0, a1)                                         \
+	do {                                                                   \
+		uint64_t thoth_tr_a0_ = (uint64_t)(a0);                        \
+		uint64_t thoth_tr_a1_ = (uint64_t)(a1);                        \
+		STAP_PROBE2(thoth, name, thoth_tr_a0_, thoth_tr_a1_);          \
+		if (THOTH_TRACE_IS_ON(cat)) {                                  \
+			static uint32_t thoth_tr_id_;                          \
+			thoth_trace_fields_t thoth_tr_f_ = {                   \
+				.arg0 = thoth_tr_a0_, .arg1 = thoth_tr_a1_ };  \
+			thoth_trace_emit(THOTH_TRACE_CAT_##cat, &thoth_tr_id_, \
+			                 #name, &thoth_tr_f_);                 \
+		}                                                              \
+	} while (0)
+
+/*
+ * A message event.  DIR is THOTH_TRACE_SEND or THOTH_TRACE_RECV, TRANSPORT
+ * THOTH_TRACE_INLINE or THOTH_TRACE_ZERO_COPY; TRACE_ID comes from the wire
+ * header.  USDT: thoth:NAME(service_id, interface_id, method, request_id,
+ * payload_size, flags, trace_id).
+ */
+#define THOTH_TRACE_MSG(cat, name, dir, svc, iface, meth, req, size, transport, \
+                        tid)                                                    \
+	do {                                                                    \
+		uint32_t thoth_tr_svc_ = (uint32_t)(svc);                       \
+		uint32_t thoth_tr_if_ = (uint32_t)(iface);                      \
+		uint32_t thoth_tr_m_ = (uint32_t)(meth);                        \
+		uint32_t thoth_tr_req_ = (uint32_t)(req);                       \
+		uint32_t thoth_tr_sz_ = (uint32_t)(size);                       \
+		uint32_t thoth_tr_fl_ = (uint32_t)((dir) | (transport));        \
+		uint64_t thoth_tr_tid_ = (uint64_t)(tid);                       \
+		STAP_PROBE7(thoth, name, thoth_tr_svc_, thoth_tr_if_,           \
+		            thoth_tr_m_, thoth_tr_req_, thoth_tr_sz_,           \
+		            thoth_tr_fl_, thoth_tr_tid_);                       \
+		if (THOTH_TRACE_IS_ON(cat)) {                                   \
+			static uint32_t thoth_tr_id_;                           \
+			thoth_trace_fields_t thoth_tr_f_ = {                    \
+				.trace_id = thoth_tr_tid_,                      \
+				.service_id = thoth_tr_svc_,                    \
+				.interface_id = thoth_tr_if_,                   \
+				.request_id = thoth_tr_req_,                    \
+				.payload_size = thoth_tr_sz_,                   \
+				.method = (uint16_t)thoth_tr_m_,                \
+				.flags = (uint8_t)thoth_tr_fl_ };               \
+			thoth_trace_emit(THOTH_TRACE_CAT_##cat, &thoth_tr_id_,  \
+			                 #name, &thoth_tr_f_);                  \
+		}                                                               \
+	} while (0)
+
+/* ---- reader: another process drains a live buffer ----------------------- */
+
+typedef struct thoth_trace_reader thoth_trace_reader_t;
+
+/* One decoded, validated event. NAME is owned by the reader. */
+typedef struct thoth_trace_event {
+	uint64_t timestamp_ns;  /* CLOCK_MONOTONIC */
+	uint64_t trace_id;
+	uint64_t arg0;
+	uint64_t arg1;
+	uint64_t seq;           /* position in its ring */
+	uint32_t service_id;
+	uint32_t interface_id;
+	uint32_t request_id;
+	uint32_t payload_size;
+	uint32_t pid;
+	uint32_t tid;
+	uint32_t ring;          /* ring index inside the buffer */
+	uint16_t cpu;
+	uint16_t method;
+	uint16_t event_id;      /* id in this buffer's name table */
+	uint8_t category;
+	uint8_t flags;
+	const char *name;
+} thoth_trace_event_t;
+
+/* What a reader has seen and lost.  Every event written is either read or
+ * counted in exactly one of the loss counters. */
+typedef struct thoth_trace_stats {
+	uint64_t read;         /* delivered to the callback */
+	uint64_t dropped;      /* DROP_NEWEST: refused by writers, ring full */
+	uint64_t overwritten;  /* OVERWRITE_OLDEST: lapped before this reader got them */
+	uint64_t torn;         /* half-written by a writer that died mid-record */
+	uint64_t invalid;      /* records that failed validation (corrupt memory) */
+	uint64_t no_ring;      /* written by threads that found no free ring */
+} thoth_trace_stats_t;
+
+typedef int (*thoth_trace_event_fn)(const thoth_trace_event_t *event, void *ctx);
+
+/*
+ * Map the buffer behind FD (a memfd from thoth_trace_export_fd, received by
+ * SCM_RIGHTS or opened as /proc/PID/fd/N) and validate its control page.
+ * The reader keeps its own mapping; FD may be closed afterwards.
+ */
+int thoth_trace_reader_open(int fd, thoth_trace_reader_t **out);
+/* Read a copy of a buffer image (a saved trace, a fuzzer's input). Writers
+ * are assumed gone: an unfinished record at a ring's head counts as torn. */
+int thoth_trace_reader_open_image(const void *bytes, size_t len,
+                                  thoth_trace_reader_t **out);
+void thoth_trace_reader_close(thoth_trace_reader_t *reader);
+/*
+ * Deliver every record committed since the last poll, ring by ring, to FN.
+ * A non-zero return from FN stops the poll and is returned.
+ */
+int thoth_trace_reader_poll(thoth_trace_reader_t *reader,
+                            thoth_trace_event_fn fn, void *ctx);
+int thoth_trace_reader_stats(const thoth_trace_reader_t *reader,
+                             thoth_trace_stats_t *out);
+/* Flip the writer process's enabled mask (what thothd does). */
+int thoth_trace_reader_set_enabled(thoth_trace_reader_t *reader, uint64_t mask);
+/* The writer process: its pid and name (validated, NUL-terminated). */
+int thoth_trace_reader_process(const thoth_trace_reader_t *reader,
+                               uint32_t *pid, const char **name);
+/* Name of the thread owning ring RING ("" when unknown). */
+int thoth_trace_reader_thread_name(const thoth_trace_reader_t *reader,
+                                   uint32_t ring, const char **name);
+
+/* ---- collections and exporters ------------------------------------------ */
+
+/* Events drained from one or more processes, ready to export. */
+typedef struct thoth_trace_collection thoth_trace_collection_t;
+
+int thoth_trace_collection_new(thoth_trace_collection_t **out);
+void thoth_trace_collection_free(thoth_trace_collection_t *collection);
+/* Drain READER into the collection (its process and thread names too). */
+int thoth_trace_collection_add(thoth_trace_collection_t *collection,
+                               thoth_trace_reader_t *reader);
+size_t thoth_trace_collection_count(const thoth_trace_collection_t *collection);
+
+/* Chrome Trace Event JSON (Perfetto UI, chrome://tracing). */
+int thoth_trace_export_chrome_json(const thoth_trace_collection_t *collection,
+                                   FILE *out);
+/* CTF 1.8 trace: DIR/metadata plus one stream file per thread.  DIR must
+ * exist. */
+int thoth_trace_export_ctf(const thoth_trace_collection_t *collection,
+                           const char *dir);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,142 @@
+/*
+ * buffer.c - lifecycle of this process's trace buffer: the memfd, its control
+ * page, the enabled mask, and handing the fd to a collector.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "trace_clock.h"
+#include "trace_internal.h"
+
+static uint64_t disabled_word;  /* what trace points read without a buffer */
+uint64_t *thoth_trace_enabled_word = &disabled_word;
+
+thoth_trace_buffer_t thoth_trace_buffer = {
+	.fd = -1,
+	.names_lock = PTHREAD_MUTEX_INITIALIZER,
+};
+
+static bool is_power_of_two(uint32_t v)
+{
+	return v && (v & (v - 1)) == 0;
+}
+
+int thoth_trace_init(const thoth_trace_config_t *config)
+{
+	thoth_trace_buffer_t *b = &thoth_trace_buffer;
+	thoth_trace_config_t cfg = { 0 };
+	if (config)
+		cfg = *config;
+	if (!cfg.ring_count)
+		cfg.ring_count = 64;
+	if (!cfg.ring_records)
+		cfg.ring_records = 4096;
+	if (cfg.ring_count > THOTH_TRACE_MAX_RINGS || cfg.ring_records < 8 ||
+	    cfg.ring_records > THOTH_TRACE_MAX_RECORDS || !is_power_of_two(cfg.ring_records) ||
+	    (cfg.full_policy != THOTH_TRACE_OVERWRITE_OLDEST &&
+	     cfg.full_policy != THOTH_TRACE_DROP_NEWEST))
+		return THOTH_E_INVAL;
+	if (b->base)
+		return THOTH_E_EXISTS;
+
+	size_t size = thoth_trace_buffer_size(cfg.ring_count, cfg.ring_records);
+	int fd = memfd_create("thoth-trace", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
+		return THOTH_E_IO;
+	/* Sealed size: a reader's mapping can never be cut short (SIGBUS). */
+	if (ftruncate(fd, (off_t)size) != 0 ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0)
+		goto err_close;
+	void *base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (base == MAP_FAILED)
+		goto err_close;
+
+	thoth_trace_control_t *c = base;
+	c->magic = THOTH_TRACE_MAGIC;
+	c->version = THOTH_TRACE_VERSION;
+	c->record_size = THOTH_TRACE_RECORD_SIZE;
+	c->ring_count = cfg.ring_count;
+	c->ring_records = cfg.ring_records;
+	c->full_policy = cfg.full_policy;
+	c->enabled = cfg.enabled;
+	c->pid = (uint32_t)getpid();
+	c->total_size = size;
+	thoth_trace_clock_init(0, &c->clock_kind, &c->clock_anchor_ticks, &c->clock_anchor_ns);
+	if (cfg.process_name)
+		strncpy(c->process_name, cfg.process_name, sizeof c->process_name - 1);
+	else
+		prctl(PR_GET_NAME, c->process_name);  /* 16 bytes, NUL-terminated */
+
+	b->base = base;
+	b->size = size;
+	b->fd = fd;
+	b->control = c;
+	b->ring_count = cfg.ring_count;
+	b->ring_records = cfg.ring_records;
+	b->ring_mask = cfg.ring_records - 1;
+	b->full_policy = cfg.full_policy;
+	uint32_t gen = b->generation + 1;
+	if ((gen & 0xffffu) == 0)
+		gen++;
+	__atomic_store_n(&b->generation, gen, __ATOMIC_RELEASE);
+	__atomic_store_n(&thoth_trace_enabled_word, &c->enabled, __ATOMIC_RELEASE);
+	return 0;
+
+err_close:
+	close(fd);
+	return THOTH_E_IO;
+}
+
+int thoth_trace_shutdown(void)
+{
+	thoth_trace_buffer_t *b = &thoth_trace_buffer;
+	if (!b->base)
+		return THOTH_E_NOT_FOUND;
+	__atomic_store_n(&thoth_trace_enabled_word, &disabled_word, __ATOMIC_RELEASE);
+	munmap(b->base, b->size);
+	close(b->fd);
+	b->base = NULL;
+	b->control = NULL;
+	b->fd = -1;
+	return 0;
+}
+
+int thoth_trace_export_fd(int *fd_out)
+{
+	if (!fd_out)
+		return THOTH_E_INVAL;
+	if (!thoth_trace_buffer.base)
+		return THOTH_E_NOT_FOUND;
+	*fd_out = thoth_trace_buffer.fd;
+	return 0;
+}
+
+int thoth_trace_set_enabled(uint64_t mask)
+{
+	if (!thoth_trace_buffer.control)
+		return THOTH_E_NOT_FOUND;
+	__atomic_store_n(&thoth_trace_buffer.control->enabled, mask, __ATOMIC_RELAXED);
+	return 0;
+}
+
+int thoth_trace_enable(uint64_t mask)
+{
+	if (!thoth_trace_buffer.control)
+		return THOTH_E_NOT_FOUND;
+	__atomic_fetch_or(&thoth_trace_buffer.control->enabled, mask, __ATOMIC_RELAXED);
+	return 0;
+}
+
+int thoth_trace_disable(uint64_t mask)
+{
+	if (!thoth_trace_buffer.control)
+		return THOTH_E_NOT_FOUND;
+	__atomic_fetch_and(&thoth_trace_buffer.control->enabled, ~mask, __ATOMIC_RELAXED);
+	return 0;
+}

@@ -1,0 +1,400 @@
+/*
+ * reader.c - draining a trace buffer from another process without stopping
+ * its writers.  Everything in the mapping is untrusted: geometry is checked
+ * once at open against the mapping's real size, and every record is checked
+ * (commit word, seqlock re-read, ids, flags) before it is delivered.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "trace_clock.h"
+#include "trace_layout.h"
+
+/* The reader's private view of one ring. */
+typedef struct reader_ring {
+	bool known;              /* owner fields copied (ring was claimed) */
+	bool torn_counted;
+	uint64_t pos;            /* next seq to read */
+	uint32_t pid, tid;
+	char thread_name[16];
+} reader_ring_t;
+
+struct thoth_trace_reader {
+	uint8_t *base;
+	size_t size;
+	bool image;              /* private copy: no live writers */
+	uint32_t ring_count, ring_records, full_policy, clock_kind;
+	uint64_t anchor_ticks, anchor_ns;
+	uint32_t pid;
+	char process_name[32];
+	uint32_t names_known;
+	char names[THOTH_TRACE_MAX_NAMES][THOTH_TRACE_NAME_MAX + 1];
+	reader_ring_t *rings;
+	thoth_trace_stats_t stats;
+};
+
+/* Names from shared memory end up in JSON and file names: ASCII only. */
+static void make_printable(char *s)
+{
+	for (; *s; s++)
+		if (*s < 0x20 || *s > 0x7e)
+			*s = '?';
+}
+
+static thoth_trace_control_t *control(const thoth_trace_reader_t *r)
+{
+	return (thoth_trace_control_t *)r->base;
+}
+
+/* Copy the fixed geometry out of the control page; reject what the mapping
+ * cannot hold.  After this, ring/record addressing stays inside the map. */
+static int check_control(thoth_trace_reader_t *r)
+{
+	if (r->size < THOTH_TRACE_RINGS_OFFSET)
+		return THOTH_E_TRUNCATED;
+	const thoth_trace_control_t *c = control(r);
+	if (c->magic != THOTH_TRACE_MAGIC)
+		return THOTH_E_BAD_MAGIC;
+	if (c->version != THOTH_TRACE_VERSION || c->record_size != THOTH_TRACE_RECORD_SIZE)
+		return THOTH_E_BAD_VERSION;
+	uint32_t rc = c->ring_count, rr = c->ring_records;
+	if (rc > THOTH_TRACE_MAX_RINGS || rr < 8 || rr > THOTH_TRACE_MAX_RECORDS ||
+	    (rr & (rr - 1)) != 0 ||
+	    (c->full_policy != THOTH_TRACE_OVERWRITE_OLDEST &&
+	     c->full_policy != THOTH_TRACE_DROP_NEWEST) ||
+	    (c->clock_kind != THOTH_TRACE_CLOCK_MONOTONIC && c->clock_kind != THOTH_TRACE_CLOCK_TSC))
+		return THOTH_E_CORRUPT;
+	if (thoth_trace_buffer_size(rc, rr) > r->size)
+		return THOTH_E_BAD_LENGTH;
+	r->ring_count = rc;
+	r->ring_records = rr;
+	r->full_policy = c->full_policy;
+	r->clock_kind = c->clock_kind;
+	r->anchor_ticks = c->clock_anchor_ticks;
+	r->anchor_ns = c->clock_anchor_ns;
+	r->pid = c->pid;
+	memcpy(r->process_name, c->process_name, sizeof r->process_name);
+	r->process_name[sizeof r->process_name - 1] = '\0';
+	make_printable(r->process_name);
+	r->rings = calloc(rc ? rc : 1, sizeof *r->rings);
+	return r->rings ? 0 : THOTH_E_NOMEM;
+}
+
+int thoth_trace_reader_open(int fd, thoth_trace_reader_t **out)
+{
+	if (fd < 0 || !out)
+		return THOTH_E_INVAL;
+	/* Only a size-sealed memfd: otherwise the writer could shrink it under
+	 * our mapping and turn every later read into SIGBUS. */
+	int seals = fcntl(fd, F_GET_SEALS);
+	if (seals < 0 || !(seals & F_SEAL_SHRINK))
+		return THOTH_E_PERM;
+	struct stat st;
+	if (fstat(fd, &st) != 0)
+		return THOTH_E_IO;
+	thoth_trace_reader_t *r = calloc(1, sizeof *r);
+	if (!r)
+		return THOTH_E_NOMEM;
+	r->size = (size_t)st.st_size;
+	int err = THOTH_E_TRUNCATED;
+	if (r->size < THOTH_TRACE_RINGS_OFFSET)
+		goto err_free;
+	r->base = mmap(NULL, r->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (r->base == MAP_FAILED) {
+		err = THOTH_E_IO;
+		goto err_free;
+	}
+	err = check_control(r);
+	if (err)
+		goto err_unmap;
+	*out = r;
+	return 0;
+
+err_unmap:
+	munmap(r->base, r->size);
+err_free:
+	free(r);
+	return err;
+}
+
+int thoth_trace_reader_open_image(const void *bytes, size_t len, thoth_trace_reader_t **out)
+{
+	if (!bytes || !out)
+		return THOTH_E_INVAL;
+	thoth_trace_reader_t *r = calloc(1, sizeof *r);
+	if (!r)
+		return THOTH_E_NOMEM;
+	r->image = true;
+	r->size = len;
+	r->base = malloc(len ? len : 1);
+	int err = THOTH_E_NOMEM;
+	if (!r->base)
+		goto err_free;
+	memcpy(r->base, bytes, len);
+	err = check_control(r);
+	if (err)
+		goto err_free_base;
+	*out = r;
+	return 0;
+
+err_free_base:
+	free(r->base);
+err_free:
+	free(r);
+	return err;
+}
+
+void thoth_trace_reader_close(thoth_trace_reader_t *r)
+{
+	if (!r)
+		return;
+	if (r->image)
+		free(r->base);
+	else
+		munmap(r->base, r->size);
+	free(r->rings);
+	free(r);
+}
+
+static bool name_chars_valid(const char *s, size_t cap)
+{
+	size_t n = strnlen(s, cap);
+	if (n == 0 || n == cap)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char ch = s[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '_'))
+			return false;
+	}
+	return true;
+}
+
+/* Copy newly published names; an invalid entry reads as "invalid_name". */
+static void refresh_names(thoth_trace_reader_t *r)
+{
+	uint32_t n = __atomic_load_n(&control(r)->names_count, __ATOMIC_ACQUIRE);
+	if (n > THOTH_TRACE_MAX_NAMES - 1)
+		n = THOTH_TRACE_MAX_NAMES - 1;
+	const thoth_trace_name_t *table =
+	        (const thoth_trace_name_t *)(r->base + THOTH_TRACE_NAMES_OFFSET);
+	for (uint32_t i = r->names_known; i < n; i++) {
+		char tmp[THOTH_TRACE_NAME_MAX + 1];
+		memcpy(tmp, table[i].name, sizeof tmp);
+		if (name_chars_valid(tmp, sizeof tmp))
+			memcpy(r->names[i + 1], tmp, sizeof tmp);
+		else
+			strcpy(r->names[i + 1], "invalid_name");
+	}
+	if (n > r->names_known)
+		r->names_known = n;
+}
+
+/* Only asked about a ring whose head slot is mid-write: is its writer gone? */
+static bool writer_is_dead(const thoth_trace_reader_t *r, const reader_ring_t *rr)
+{
+	if (r->image)
+		return true;
+	if (rr->pid == 0 || rr->tid == 0 || rr->pid > INT32_MAX || rr->tid > INT32_MAX)
+		return true;
+	return syscall(SYS_tgkill, (pid_t)rr->pid, (pid_t)rr->tid, 0) != 0 && errno == ESRCH;
+}
+
+static void count_lost(thoth_trace_reader_t *r, uint64_t n)
+{
+	if (r->full_policy == THOTH_TRACE_OVERWRITE_OLDEST)
+		r->stats.overwritten += n;
+	else
+		r->stats.invalid += n;  /* a DROP_NEWEST writer never laps */
+}
+
+/* Decode a copied record; false when a field is impossible. */
+static bool decode(thoth_trace_reader_t *r, const thoth_trace_record_t *rec, uint64_t word0,
+                   const thoth_trace_clock_map_t *clock, thoth_trace_event_t *ev)
+{
+	uint16_t event_id = (uint16_t)(word0 >> 32);
+	uint8_t category = (uint8_t)(word0 >> 48);
+	uint8_t flags = (uint8_t)(word0 >> 56);
+	if (event_id > r->names_known)
+		refresh_names(r);  /* registered after our last look, before the record */
+	if (event_id > r->names_known || category >= 64 || (flags & ~THOTH_TRACE_FLAGS_KNOWN))
+		return false;
+	ev->timestamp_ns = thoth_trace_clock_to_ns(clock, rec->timestamp);
+	ev->trace_id = rec->trace_id;
+	ev->arg0 = rec->arg0;
+	ev->arg1 = rec->arg1;
+	ev->service_id = rec->service_id;
+	ev->interface_id = rec->interface_id;
+	ev->request_id = rec->request_id;
+	ev->payload_size = rec->payload_size;
+	ev->tid = rec->tid;
+	ev->method = rec->method;
+	ev->cpu = rec->cpu;
+	ev->event_id = event_id;
+	ev->category = category;
+	ev->flags = flags;
+	ev->name = event_id ? r->names[event_id] : "unnamed";
+	return true;
+}
+
+/* Copy one slot with the seqlock protocol; false if not the record SEQ. */
+static bool copy_record(const thoth_trace_record_t *slot, uint64_t seq,
+                        thoth_trace_record_t *copy, uint64_t *word0)
+{
+	uint64_t w1 = __atomic_load_n(&slot->word0, __ATOMIC_ACQUIRE);
+	if ((uint32_t)w1 != thoth_trace_commit_for(seq))
+		return false;
+	copy->timestamp = __atomic_load_n(&slot->timestamp, __ATOMIC_RELAXED);
+	copy->trace_id = __atomic_load_n(&slot->trace_id, __ATOMIC_RELAXED);
+	copy->arg0 = __atomic_load_n(&slot->arg0, __ATOMIC_RELAXED);
+	copy->arg1 = __atomic_load_n(&slot->arg1, __ATOMIC_RELAXED);
+	copy->service_id = __atomic_load_n(&slot->service_id, __ATOMIC_RELAXED);
+	copy->interface_id = __atomic_load_n(&slot->interface_id, __ATOMIC_RELAXED);
+	copy->request_id = __atomic_load_n(&slot->request_id, __ATOMIC_RELAXED);
+	copy->payload_size = __atomic_load_n(&slot->payload_size, __ATOMIC_RELAXED);
+	copy->tid = __atomic_load_n(&slot->tid, __ATOMIC_RELAXED);
+	copy->method = __atomic_load_n(&slot->method, __ATOMIC_RELAXED);
+	copy->cpu = __atomic_load_n(&slot->cpu, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	uint64_t w2 = __atomic_load_n(&slot->word0, __ATOMIC_RELAXED);
+	*word0 = w1;
+	return w1 == w2;
+}
+
+static int drain_ring(thoth_trace_reader_t *r, uint32_t index, reader_ring_t *rr,
+                      const thoth_trace_clock_map_t *clock, thoth_trace_event_fn fn, void *ctx)
+{
+	thoth_trace_ring_header_t *ring = thoth_trace_ring_at(r->base, r->ring_records, index);
+	thoth_trace_record_t *slots = thoth_trace_ring_records(ring);
+	uint64_t mask = r->ring_records - 1;
+	uint64_t head = __atomic_load_n(&ring->head, __ATOMIC_ACQUIRE);
+	int rc = 0;
+
+	if (head < rr->pos) {  /* head went backwards: nothing sane to read */
+		r->stats.invalid++;
+		rr->pos = head;
+	}
+	if (head - rr->pos > r->ring_records) {
+		count_lost(r, head - rr->pos - r->ring_records);
+		rr->pos = head - r->ring_records;
+	}
+	while (rr->pos < head && rc == 0) {
+		uint64_t seq = rr->pos++;
+		thoth_trace_record_t copy;
+		uint64_t word0;
+		thoth_trace_event_t ev;
+		if (!copy_record(&slots[seq & mask], seq, &copy, &word0)) {
+			count_lost(r, 1);
+			continue;
+		}
+		if (!decode(r, &copy, word0, clock, &ev)) {
+			r->stats.invalid++;
+			continue;
+		}
+		ev.seq = seq;
+		ev.pid = rr->pid;
+		ev.ring = index;
+		r->stats.read++;
+		rc = fn(&ev, ctx);
+	}
+	/* Release: our copies are done before a DROP_NEWEST writer reuses them. */
+	__atomic_store_n(&ring->tail, rr->pos, __ATOMIC_RELEASE);
+
+	if (rr->pos == head && !rr->torn_counted) {
+		uint64_t w = __atomic_load_n(&slots[head & mask].word0, __ATOMIC_ACQUIRE);
+		if ((uint32_t)w == THOTH_TRACE_COMMIT_BUSY && writer_is_dead(r, rr)) {
+			r->stats.torn++;
+			rr->torn_counted = true;
+		}
+	}
+	return rc;
+}
+
+/* First sight of a claimed ring: copy its owner, start at its tail. */
+static bool adopt_ring(thoth_trace_reader_t *r, uint32_t index, reader_ring_t *rr)
+{
+	thoth_trace_ring_header_t *ring = thoth_trace_ring_at(r->base, r->ring_records, index);
+	if (__atomic_load_n(&ring->state, __ATOMIC_ACQUIRE) != THOTH_TRACE_RING_CLAIMED)
+		return false;
+	rr->pid = ring->owner_pid;
+	rr->tid = ring->owner_tid;
+	memcpy(rr->thread_name, ring->thread_name, sizeof rr->thread_name);
+	rr->thread_name[sizeof rr->thread_name - 1] = '\0';
+	make_printable(rr->thread_name);
+	uint64_t head = __atomic_load_n(&ring->head, __ATOMIC_ACQUIRE);
+	uint64_t tail = __atomic_load_n(&ring->tail, __ATOMIC_ACQUIRE);
+	rr->pos = tail <= head ? tail : head;
+	rr->known = true;
+	return true;
+}
+
+int thoth_trace_reader_poll(thoth_trace_reader_t *r, thoth_trace_event_fn fn, void *ctx)
+{
+	if (!r || !fn)
+		return THOTH_E_INVAL;
+	thoth_trace_clock_map_t clock;
+	thoth_trace_clock_map_init(&clock, r->clock_kind, r->anchor_ticks, r->anchor_ns, !r->image);
+	refresh_names(r);
+	uint32_t claimed = __atomic_load_n(&control(r)->rings_claimed, __ATOMIC_ACQUIRE);
+	if (claimed > r->ring_count)
+		claimed = r->ring_count;
+	uint64_t dropped = 0;
+	for (uint32_t i = 0; i < claimed; i++) {
+		reader_ring_t *rr = &r->rings[i];
+		if (!rr->known && !adopt_ring(r, i, rr))
+			continue;
+		int rc = drain_ring(r, i, rr, &clock, fn, ctx);
+		if (rc)
+			return rc;
+		dropped += __atomic_load_n(&thoth_trace_ring_at(r->base, r->ring_records, i)->dropped,
+		                           __ATOMIC_RELAXED);
+	}
+	r->stats.dropped = dropped;
+	r->stats.no_ring = __atomic_load_n(&control(r)->no_ring, __ATOMIC_RELAXED);
+	return 0;
+}
+
+int thoth_trace_reader_stats(const thoth_trace_reader_t *r, thoth_trace_stats_t *out)
+{
+	if (!r || !out)
+		return THOTH_E_INVAL;
+	*out = r->stats;
+	return 0;
+}
+
+int thoth_trace_reader_set_enabled(thoth_trace_reader_t *r, uint64_t mask)
+{
+	if (!r)
+		return THOTH_E_INVAL;
+	__atomic_store_n(&control(r)->enabled, mask, __ATOMIC_RELAXED);
+	return 0;
+}
+
+int thoth_trace_reader_process(const thoth_trace_reader_t *r, uint32_t *pid, const char **name)
+{
+	if (!r)
+		return THOTH_E_INVAL;
+	if (pid)
+		*pid = r->pid;
+	if (name)
+		*name = r->process_name;
+	return 0;
+}
+
+int thoth_trace_reader_thread_name(const thoth_trace_reader_t *r, uint32_t ring,
+                                   const char **name)
+{
+	if (!r || !name || ring >= r->ring_count)
+		return THOTH_E_INVAL;
+	*name = r->rings[ring].thread_name;
+	return 0;
+}

@@ -1,0 +1,180 @@
+/*
+ * trace_layout.h - the shared-memory layout of a trace buffer (one memfd per
+ * process).  This is a cross-process layout: writers are the threads of the
+ * traced process, readers are other processes (thothd, tests) that must treat
+ * every byte as untrusted.  docs/OBSERVABILITY.md is the prose version.
+ *
+ *   offset 0                 control page (4096 bytes)
+ *   offset 4096              name table: THOTH_TRACE_MAX_NAMES x 32 bytes
+ *   offset RINGS_OFFSET      ring 0, ring 1, ... each RING_HEADER + records
+ *
+ * All integers are little-endian host order (x86-64, aarch64).
+ */
+#ifndef THOTH_TRACE_LAYOUT_H
+#define THOTH_TRACE_LAYOUT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "thoth/trace.h"
+
+#define THOTH_TRACE_MAGIC        0x52544854u  /* 'T' 'H' 'T' 'R' */
+#define THOTH_TRACE_VERSION      1u
+#define THOTH_TRACE_RECORD_SIZE  64u
+#define THOTH_TRACE_CONTROL_SIZE 4096u
+#define THOTH_TRACE_MAX_NAMES    256u         /* event ids 1..255; 0 = unnamed */
+#define THOTH_TRACE_NAME_SLOT    32u
+#define THOTH_TRACE_NAMES_OFFSET THOTH_TRACE_CONTROL_SIZE
+#define THOTH_TRACE_RINGS_OFFSET \
+	(THOTH_TRACE_NAMES_OFFSET + THOTH_TRACE_MAX_NAMES * THOTH_TRACE_NAME_SLOT)
+#define THOTH_TRACE_RING_HEADER  128u
+#define THOTH_TRACE_MAX_RINGS    1024u
+#define THOTH_TRACE_MAX_RECORDS  (1u << 20)
+
+/* Clock kinds (control.clock_kind): how record timestamps are converted. */
+#define THOTH_TRACE_CLOCK_MONOTONIC 0u  /* timestamp is CLOCK_MONOTONIC ns */
+#define THOTH_TRACE_CLOCK_TSC       1u  /* timestamp is raw TSC ticks */
+
+/*
+ * Control page.  The creator writes every field before it hands the fd out
+ * (so a reader that got the fd sees them); afterwards:
+ *   enabled        written by anyone holding the fd (relaxed); writers read
+ *                  it relaxed at every trace point: a flip takes effect
+ *                  within the cache-coherence latency, no ordering needed.
+ *   rings_claimed  fetch_add by writer threads claiming a ring.
+ *   names_count    store-release by the registering writer after the entry.
+ *   no_ring        fetch_add by threads that found no free ring.
+ */
+typedef struct thoth_trace_control {
+	uint32_t magic;          /*  0 THOTH_TRACE_MAGIC */
+	uint16_t version;        /*  4 THOTH_TRACE_VERSION */
+	uint16_t record_size;    /*  6 THOTH_TRACE_RECORD_SIZE */
+	uint32_t ring_count;     /*  8 rings in the buffer */
+	uint32_t ring_records;   /* 12 records per ring (power of two) */
+	uint32_t full_policy;    /* 16 THOTH_TRACE_OVERWRITE_OLDEST / _DROP_NEWEST */
+	uint32_t rings_claimed;  /* 20 rings handed out (may exceed ring_count) */
+	uint64_t enabled;        /* 24 category mask read by every trace point */
+	uint32_t pid;            /* 32 creating process */
+	uint32_t clock_kind;     /* 36 THOTH_TRACE_CLOCK_* */
+	uint64_t clock_anchor_ticks; /* 40 TSC at clock_anchor_ns (TSC clock) */
+	uint64_t clock_anchor_ns;    /* 48 CLOCK_MONOTONIC at init */
+	uint64_t no_ring;        /* 56 events lost: no free ring for the thread */
+	uint32_t names_count;    /* 64 valid entries in the name table */
+	uint32_t reserved0;      /* 68 */
+	uint64_t total_size;     /* 72 bytes of the memfd */
+	char process_name[32];   /* 80 NUL-terminated */
+} thoth_trace_control_t;
+
+/* Name table entry (id = index + 1); written once, before names_count. */
+typedef struct thoth_trace_name {
+	char name[THOTH_TRACE_NAME_MAX + 1]; /* [A-Za-z0-9_], NUL-terminated */
+	uint8_t category;
+	uint8_t reserved[3];
+} thoth_trace_name_t;
+
+/*
+ * Ring header: two cache lines so writer and reader never share one.
+ * Line 0, written by the owning thread only:
+ *   head      next sequence number; store-release AFTER the record at
+ *             head-1 is committed, so every seq < head is complete.
+ *   dropped   DROP_NEWEST: events refused because the ring was full.
+ *   owner_*   written at claim, before state (store-release).
+ *   state     0 free, 1 claimed.
+ * Line 1, written by the (single) collecting reader:
+ *   tail      every seq < tail has been consumed (store-release after the
+ *             reader copied the records).  DROP_NEWEST writers load-acquire
+ *             it to know which slots they may reuse.
+ */
+typedef struct thoth_trace_ring_header {
+	uint64_t head;           /*  0 */
+	uint64_t dropped;        /*  8 */
+	uint32_t owner_pid;      /* 16 */
+	uint32_t owner_tid;      /* 20 */
+	uint32_t state;          /* 24 */
+	uint32_t reserved0;      /* 28 */
+	char thread_name[16];    /* 32 NUL-terminated */
+	uint8_t pad0[16];        /* 48 */
+	uint64_t tail;           /* 64 */
+	uint8_t pad1[56];        /* 72 */
+} thoth_trace_ring_header_t;
+
+#define THOTH_TRACE_RING_CLAIMED 1u
+
+/*
+ * One record, 64 bytes, one cache line.  Word 0 is the commit word:
+ *
+ *   bits  0-31 commit    0 = never written, THOTH_TRACE_COMMIT_BUSY while the
+ *                        writer fills the record, else 0x80000000 | (seq &
+ *                        0x7fffffff) once complete
+ *   bits 32-47 event_id  index + 1 into the name table (0 = unnamed)
+ *   bits 48-55 category  THOTH_TRACE_CAT_*
+ *   bits 56-63 flags     bits 0-1 transport, bit 2 SEND, bit 3 RECV
+ *
+ * Writer: store word0 = BUSY (relaxed); release fence; store words 1-7
+ * (relaxed); store word0 = commit (release); store head = seq + 1 (release).
+ * Reader: w = load word0 (acquire); copy words 1-7 (relaxed); acquire fence;
+ * reload word0: the copy is valid only if both loads equal the commit
+ * expected for seq (a seqlock: a writer lapping the slot mid-copy shows up).
+ */
+typedef struct thoth_trace_record {
+	uint64_t word0;          /*  0 commit | event_id | category | flags */
+	uint64_t timestamp;      /*  8 ticks of control.clock_kind */
+	uint64_t trace_id;       /* 16 from the wire header, 0 = none */
+	uint64_t arg0;           /* 24 */
+	uint64_t arg1;           /* 32 */
+	uint32_t service_id;     /* 40 */
+	uint32_t interface_id;   /* 44 wire interface_id */
+	uint32_t request_id;     /* 48 */
+	uint32_t payload_size;   /* 52 bytes of message body */
+	uint32_t tid;            /* 56 writing thread (kernel tid) */
+	uint16_t method;         /* 60 method ordinal */
+	uint16_t cpu;            /* 62 CPU the writer ran on */
+} thoth_trace_record_t;
+
+_Static_assert(sizeof(thoth_trace_control_t) == 112, "control layout");
+_Static_assert(sizeof(thoth_trace_name_t) == THOTH_TRACE_NAME_SLOT, "name layout");
+_Static_assert(sizeof(thoth_trace_ring_header_t) == THOTH_TRACE_RING_HEADER,
+               "ring header layout");
+_Static_assert(sizeof(thoth_trace_record_t) == THOTH_TRACE_RECORD_SIZE,
+               "record layout");
+
+#define THOTH_TRACE_COMMIT_BUSY  0x00000001u
+#define THOTH_TRACE_COMMIT_DONE  0x80000000u
+#define THOTH_TRACE_FLAGS_KNOWN  0x0fu
+
+static inline uint32_t thoth_trace_commit_for(uint64_t seq)
+{
+	return THOTH_TRACE_COMMIT_DONE | (uint32_t)(seq & 0x7fffffffu);
+}
+
+static inline uint64_t thoth_trace_word0(uint32_t commit, uint16_t event_id,
+                                         uint8_t category, uint8_t flags)
+{
+	return (uint64_t)commit | (uint64_t)event_id << 32 |
+	       (uint64_t)category << 48 | (uint64_t)flags << 56;
+}
+
+static inline size_t thoth_trace_ring_stride(uint32_t ring_records)
+{
+	return THOTH_TRACE_RING_HEADER + (size_t)ring_records * THOTH_TRACE_RECORD_SIZE;
+}
+
+/* Bytes of a buffer with this geometry (caller validated the limits). */
+static inline size_t thoth_trace_buffer_size(uint32_t ring_count, uint32_t ring_records)
+{
+	return THOTH_TRACE_RINGS_OFFSET + (size_t)ring_count * thoth_trace_ring_stride(ring_records);
+}
+
+static inline thoth_trace_ring_header_t *thoth_trace_ring_at(void *base, uint32_t ring_records,
+                                                              uint32_t index)
+{
+	return (thoth_trace_ring_header_t *)((char *)base + THOTH_TRACE_RINGS_OFFSET +
+	                                     (size_t)index * thoth_trace_ring_stride(ring_records));
+}
+
+static inline thoth_trace_record_t *thoth_trace_ring_records(thoth_trace_ring_header_t *ring)
+{
+	return (thoth_trace_record_t *)((char *)ring + THOTH_TRACE_RING_HEADER);
+}
+
+#endif

@@ -1,0 +1,493 @@
+/*
+ * test_trace_buffer.c - the trace buffer as a specification: what a reader
+ * sees of what writers wrote, what it counts when it cannot see it, and the
+ * run-time category switch.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "thoth/trace.h"
+#include "trace_internal.h"
+#include "trace_test_util.h"
+
+static void start_tracing(uint32_t ring_records, uint32_t policy, uint64_t enabled)
+{
+	thoth_trace_config_t cfg = {
+		.ring_count = 16,
+		.ring_records = ring_records,
+		.full_policy = policy,
+		.enabled = enabled,
+		.process_name = "buffer-test",
+	};
+	assert_int_equal(thoth_trace_init(&cfg), 0);
+}
+
+static thoth_trace_reader_t *open_reader(void)
+{
+	int fd;
+	assert_int_equal(thoth_trace_export_fd(&fd), 0);
+	thoth_trace_reader_t *r = NULL;
+	assert_int_equal(thoth_trace_reader_open(fd, &r), 0);
+	return r;
+}
+
+static thoth_trace_stats_t poll_into(thoth_trace_reader_t *r, event_list_t *l)
+{
+	assert_int_equal(thoth_trace_reader_poll(r, event_list_add, l), 0);
+	thoth_trace_stats_t st;
+	assert_int_equal(thoth_trace_reader_stats(r, &st), 0);
+	return st;
+}
+
+static int teardown(void **state)
+{
+	thoth_trace_shutdown();
+	return 0;
+}
+
+static void test_disabled_trace_point_writes_nothing(void **state)
+{
+	start_tracing(64, THOTH_TRACE_DROP_NEWEST, 0);
+	thoth_trace_reader_t *r = open_reader();
+	for (int i = 0; i < 10; i++)
+		THOTH_TRACE(USER, disabled_event, i, 0);
+	event_list_t l = { 0 };
+	thoth_trace_stats_t st = poll_into(r, &l);
+	assert_int_equal(l.count, 0);
+	assert_int_equal(st.read + st.dropped + st.overwritten + st.no_ring, 0);
+	thoth_trace_reader_close(r);
+	event_list_free(&l);
+}
+
+static void test_trace_point_before_init_is_a_no_op(void **state)
+{
+	THOTH_TRACE(USER, before_init, 1, 2);  /* must not crash or write */
+	int fd;
+	assert_int_equal(thoth_trace_export_fd(&fd), THOTH_E_NOT_FOUND);
+	assert_int_equal(thoth_trace_enable(THOTH_TRACE_MASK(USER)), THOTH_E_NOT_FOUND);
+}
+
+static void test_categories_switch_on_and_off_at_run_time(void **state)
+{
+	start_tracing(64, THOTH_TRACE_DROP_NEWEST, THOTH_TRACE_MASK(USER));
+	thoth_trace_reader_t *r = open_reader();
+	THOTH_TRACE(USER, user_event, 1, 0);
+	THOTH_TRACE(IPC, ipc_event, 2, 0);
+	/* The collector flips the mask through the shared control page. */
+	assert_int_equal(thoth_trace_reader_set_enabled(r, THOTH_TRACE_MASK(IPC)), 0);
+	THOTH_TRACE(USER, user_event, 3, 0);
+	THOTH_TRACE(IPC, ipc_event, 4, 0);
+	/* And the process itself, per category. */
+	assert_int_equal(thoth_trace_enable(THOTH_TRACE_MASK(TIMER)), 0);
+	assert_int_equal(thoth_trace_disable(THOTH_TRACE_MASK(IPC)), 0);
+	THOTH_TRACE(IPC, ipc_event, 5, 0);
+	THOTH_TRACE(TIMER, timer_event, 6, 0);
+
+	event_list_t l = { 0 };
+	poll_into(r, &l);
+	assert_int_equal(l.count, 3);
+	assert_string_equal(l.events[0].name, "user_event");
+	assert_int_equal(l.events[0].arg0, 1);
+	assert_string_equal(l.events[1].name, "ipc_event");
+	assert_int_equal(l.events[1].arg0, 4);
+	assert_int_equal(l.events[1].category, THOTH_TRACE_CAT_IPC);
+	assert_string_equal(l.events[2].name, "timer_event");
+	assert_int_equal(l.events[2].arg0, 6);
+	thoth_trace_reader_close(r);
+	event_list_free(&l);
+}
+
+static void test_reader_sees_every_field_the_writer_wrote(void **state)
+{
+	start_tracing(64, THOTH_TRACE_DROP_NEWEST, THOTH_TRACE_ALL_CATEGORIES);
+	thoth_trace_reader_t *r = open_reader();
+	uint64_t before = test_now_ns();
+	THOTH_TRACE_MSG(IPC, msg_send, THOTH_TRACE_SEND, 77, 0xdeadbeef, 3, 42, 1500,
+	                THOTH_TRACE_ZERO_COPY, 0x1122334455667788ull);
+	uint64_t after = test_now_ns();
+	event_list_t l = { 0 };
+	poll_into(r, &l);
+	assert_int_equal(l.count, 1);
+	const thoth_trace_event_t *ev = &l.events[0];
+	assert_string_equal(ev->name, "msg_send");
+	assert_int_equal(ev->service_id, 77);
+	assert_int_equal(ev->interface_id, 0xdeadbeef);
+	assert_int_equal(ev->method, 3);
+	assert_int_equal(ev->request_id, 42);
+	assert_int_equal(ev->payload_size, 1500);
+	assert_int_equal(ev->flags, THOTH_TRACE_SEND | THOTH_TRACE_ZERO_COPY);
+	assert_int_equal(ev->trace_id, 0x1122334455667788ull);
+	assert_int_equal(ev->category, THOTH_TRACE_CAT_IPC);
+	assert_int_equal(ev->pid, (uint32_t)getpid());
+	assert_int_equal(ev->tid, (uint32_t)gettid());
+	assert_true(ev->cpu < 4096);
+	/* TSC ticks come back as CLOCK_MONOTONIC ns (anchor error is tens of ns). */
+	assert_true(ev->timestamp_ns + 2000 >= before);
+	assert_true(ev->timestamp_ns <= after + 2000);
+	uint32_t pid;
+	const char *name;
+	assert_int_equal(thoth_trace_reader_process(r, &pid, &name), 0);
+	assert_int_equal(pid, (uint32_t)getpid());
+	assert_string_equal(name, "buffer-test");
+	thoth_trace_reader_close(r);
+	event_list_free(&l);
+}
+
+static void test_overwrite_oldest_keeps_newest_and_counts_the_rest(void **state)
+{
+	start_tracing(8, THOTH_TRACE_OVERWRITE_OLDEST, THOTH_TRACE_ALL_CATEGORIES);
+	thoth_trace_reader_t *r = open_reader();
+	for (int i = 0; i < 20; i++)
+		THOTH_TRACE(USER, counted, i, 0);
+	event_list_t l = { 0 };
+	thoth_trace_stats_t st = poll_into(r, &l);
+	assert_int_equal(l.count, 8);
+	for (size_t i = 0; i < l.count; i++)
+		assert_int_equal(l.events[i].arg0, 12 + i);
+	assert_int_equal(st.overwritten, 12);
+	assert_int_equal(st.dropped, 0);
+	assert_int_equal(st.read, 8);
+	thoth_trace_reader_close(r);
+	event_list_free(&l);
+}
+
+static void test_drop_newest_keeps_oldest_and_counts_drops_exactly(void **state)
+{
+	start_tracing(8, THOTH_TRACE_DROP_NEWEST, THOTH_TRACE_ALL_CATEGORIES);
+	thoth_trace_reader_t *r = open_reader();
+	for (int i = 0; i < 20; i++)
+		THOTH_TRACE(USER, counted, i, 0);
+	event_list_t l = { 0 };
+	thoth_trace_stats_t st = poll_into(r, &l);
+	assert_int_equal(l.count, 8);
+	for (size_t i = 0; i < l.count; i++)
+		assert_int_equal(l.events[i].arg0, i);
+	assert_int_equal(st.dropped, 12);
+	assert_int_equal(st.overwritten, 0);
+	/* Draining frees the ring: new events are accepted again. */
+	for (int i = 100; i < 103; i++)
+		THOTH_TRACE(USER, counted, i, 0);
+	st = poll_into(r, &l);
+	assert_int_equal(l.count, 11);
+	assert_int_equal(l.events[8].arg0, 100);
+	assert_int_equal(st.dropped, 12);
+	thoth_trace_reader_close(r);
+	event_list_free(&l);
+}
+
+static void test_ring_wraps_around_without_loss_when_drained(void **state)
+{
+	start_tracing(8, THOTH_TRACE_DROP_NEWEST, THOTH_TRACE_ALL_CATEGORIES);
+	thoth_trace_reader_t *r = open_reader();
+	event_list_t l = { 0 };
+	uint64_t next = 0;
+	for (int round = 0; round < 25; round++) {  /* 25 x 5 = 15 laps of 8 slots */
+		for (int i = 0; i < 5; i++, next++)
+			THOTH_TRACE(USER, wrap, next, 0);
+		poll_into(r, &l);
+	}
+	thoth_trace_stats_t st;
+	thoth_trace_reader_stats(r, &st);
+	assert_int_equal(l.count, next);
+	for (size_t i = 0; i < l.count; i++) {
+		assert_int_equal(l.events[i].arg0, i);
+		assert_int_equal(l.events[i].seq, i);
+	}
+	assert_int_equal(st.dropped + st.overwritten + st.invalid + st.torn, 0);
+	thoth_trace_reader_close(r);
+	event_list_free(&l);
+}
+
+/* ---- concurrent writers, concurrent reader ------------------------------ */
+
+#define WRITERS 4
+#define EVENTS_PER_WRITER 20000
+
+static int writers_done;
+static int reader_polls;
+
+/* Each writer, half-way through, waits until the reader has polled twice
+ * more: reads are guaranteed to interleave with writes on any scheduler. */
+static void *writer_thread(void *arg)
+{
+	uintptr_t id = (uintptr_t)arg;
+	int seen = __atomic_load_n(&reader_polls, __ATOMIC_ACQUIRE);
+	uint64_t deadline = test_deadline();
+	for (uint64_t i = 0; i < EVENTS_PER_WRITER; i++) {
+		THOTH_TRACE(USER, concurrent, id, i);
+		if (i == EVENTS_PER_WRITER / 2)
+			while (__atomic_load_n(&reader_polls, __ATOMIC_ACQUIRE) < seen + 2 &&
+			       test_now_ns() < deadline)
+				sched_yield();
+	}
+	__atomic_fetch_add(&writers_done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static void check_concurrent_writers(uint32_t policy)
+{
+	start_tracing(1024, policy, THOTH_TRACE_ALL_CATEGORIES);
+	thoth_trace_reader_t *r = open_reader();
+	__atomic_store_n(&writers_done, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&reader_polls, 0, __ATOMIC_RELAXED);
+	pthread_t t[WRITERS];
+	for (uintptr_t i = 0; i < WRITERS; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, writer_thread, (void *)i), 0);
+
+	event_list_t l = { 0 };
+	uint64_t deadline = test_deadline();
+	while (__atomic_load_n(&writers_done, __ATOMIC_ACQUIRE) < WRITERS) {
+		poll_into(r, &l);  /* reading while the writers write */
+		__atomic_fetch_add(&reader_polls, 1, __ATOMIC_RELEASE);
+		assert_true(test_now_ns() < deadline);
+		sched_yield();
+	}
+	for (int i = 0; i < WRITERS; i++)
+		pthread_join(t[i], NULL);
+	thoth_trace_stats_t st = poll_into(r, &l);
+
+	/* Nothing invented, nothing reordered within a thread, losses exact. */
+	int64_t last[WRITERS] = { -1, -1, -1, -1 };
+	for (size_t i = 0; i < l.count; i++) {
+		const thoth_trace_event_t *ev = &l.events[i];
+		assert_true(ev->arg0 < WRITERS);
+		assert_true((int64_t)ev->arg1 > last[ev->arg0]);
+		last[ev->arg0] = (int64_t)ev->arg1;
+	}
+	assert_int_equal(st.invalid, 0);
+	assert_int_equal(st.torn, 0);
+	assert_int_equal(st.read, l.count);
+	assert_int_equal(st.read + st.dropped + st.overwritten, WRITERS * EVENTS_PER_WRITER);
+	if (policy == THOTH_TRACE_DROP_NEWEST)
+		assert_int_equal(st.overwritten, 0);
+	else
+		assert_int_equal(st.dropped, 0);
+	assert_true(__atomic_load_n(&reader_polls, __ATOMIC_RELAXED) >= 2);
+	thoth_trace_reader_close(r);
+	event_list_free(&l);
+}
+
+static void test_concurrent_writers_drop_mode_lose_nothing_uncounted(void **state)
+{
+	check_concurrent_writers(THOTH_TRACE_DROP_NEWEST);
+}
+
+static void test_concurrent_writers_overwrite_mode_lose_nothing_uncounted(void **state)
+{
+	check_concurrent_writers(THOTH_TRACE_OVERWRITE_OLDEST);
+}
+
+static void *late_thread(void *arg)
+{
+	for (int i = 0; i < 5; i++)
+		THOTH_TRACE(USER, late, i, 0);
+	return NULL;
+}
+
+static void test_thread_without_a_free_ring_is_counted(void **state)
+{
+	thoth_trace_config_t cfg = { .ring_count = 1, .ring_records = 8,
+	                             .enabled = THOTH_TRACE_ALL_CATEGORIES };
+	assert_int_equal(thoth_trace_init(&cfg), 0);
+	THOTH_TRACE(USER, first, 0, 0);  /* this thread takes the only ring */
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, late_thread, NULL), 0);
+	pthread_join(t, NULL);
+	thoth_trace_reader_t *r = open_reader();
+	event_list_t l = { 0 };
+	thoth_trace_stats_t st = poll_into(r, &l);
+	assert_int_equal(st.read, 1);
+	assert_int_equal(st.no_ring, 5);
+	thoth_trace_reader_close(r);
+	event_list_free(&l);
+}
+
+/* ---- other processes ------------------------------------------------------ */
+
+static void test_reader_skips_half_written_record(void **state)
+{
+	start_tracing(64, THOTH_TRACE_DROP_NEWEST, THOTH_TRACE_ALL_CATEGORIES);
+	pid_t child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		/* The child claims its own ring, commits three events, then
+		 * dies in the middle of a fourth, like a writer killed by -9. */
+		for (int i = 0; i < 3; i++)
+			THOTH_TRACE(USER, before_crash, i, 0);
+		thoth_trace_ring_header_t *ring = thoth_trace_thread_ring();
+		thoth_trace_record_t *rec =
+		        &thoth_trace_ring_records(ring)[ring->head & (64 - 1)];
+		__atomic_store_n(&rec->word0, THOTH_TRACE_COMMIT_BUSY, __ATOMIC_RELAXED);
+		__atomic_thread_fence(__ATOMIC_RELEASE);
+		rec->arg0 = 0xbadbad;
+		rec->service_id = 666;
+		raise(SIGKILL);
+		_exit(1);
+	}
+	int status;
+	assert_int_equal(waitpid(child, &status, 0), child);
+	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+
+	thoth_trace_reader_t *r = open_reader();
+	event_list_t l = { 0 };
+	thoth_trace_stats_t st = poll_into(r, &l);
+	assert_int_equal(l.count, 3);
+	for (size_t i = 0; i < l.count; i++) {
+		assert_int_equal(l.events[i].pid, (uint32_t)child);
+		assert_int_equal(l.events[i].arg0, i);
+	}
+	assert_int_equal(st.torn, 1);
+	assert_int_equal(st.invalid, 0);
+	/* Counted once, however often the reader looks. */
+	st = poll_into(r, &l);
+	assert_int_equal(st.torn, 1);
+	assert_int_equal(l.count, 3);
+	thoth_trace_reader_close(r);
+	event_list_free(&l);
+}
+
+static void test_unfinished_record_of_a_live_writer_is_not_torn(void **state)
+{
+	start_tracing(64, THOTH_TRACE_DROP_NEWEST, THOTH_TRACE_ALL_CATEGORIES);
+	THOTH_TRACE(USER, committed, 1, 0);
+	thoth_trace_ring_header_t *ring = thoth_trace_thread_ring();
+	thoth_trace_record_t *rec = &thoth_trace_ring_records(ring)[ring->head & 63];
+	__atomic_store_n(&rec->word0, THOTH_TRACE_COMMIT_BUSY, __ATOMIC_RELAXED);
+	thoth_trace_reader_t *r = open_reader();
+	event_list_t l = { 0 };
+	thoth_trace_stats_t st = poll_into(r, &l);
+	assert_int_equal(l.count, 1);
+	assert_int_equal(st.torn, 0);  /* we are alive: it is in progress */
+	thoth_trace_reader_close(r);
+	event_list_free(&l);
+}
+
+#define LIVE_EVENTS 20000
+
+/* The child is the collector: it opens the parent's memfd by its /proc path
+ * and drains while the parent writes; the pipe only says "writer finished". */
+static int child_reads_live_buffer(pid_t parent, int fd, int done_pipe)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/fd/%d", (int)parent, fd);
+	int own = open(path, O_RDWR | O_CLOEXEC);
+	if (own < 0)
+		return 10;
+	thoth_trace_reader_t *r;
+	if (thoth_trace_reader_open(own, &r) != 0)
+		return 11;
+	close(own);
+	event_list_t l = { 0 };
+	uint64_t deadline = test_deadline();
+	int finished = 0;
+	while (!finished) {
+		char b;
+		finished = read(done_pipe, &b, 1) == 1;  /* read before the last poll */
+		if (thoth_trace_reader_poll(r, event_list_add, &l) != 0)
+			return 12;
+		if (test_now_ns() > deadline)
+			return 13;
+	}
+	thoth_trace_stats_t st;
+	thoth_trace_reader_stats(r, &st);
+	for (size_t i = 1; i < l.count; i++)
+		if (l.events[i].arg0 <= l.events[i - 1].arg0)
+			return 14;
+	int rc = st.read + st.dropped == LIVE_EVENTS && st.invalid == 0 && l.count > 0 ? 0 : 15;
+	thoth_trace_reader_close(r);
+	event_list_free(&l);
+	return rc;
+}
+
+static void test_reader_in_another_process_drains_live_buffer(void **state)
+{
+	start_tracing(256, THOTH_TRACE_DROP_NEWEST, THOTH_TRACE_ALL_CATEGORIES);
+	int fd;
+	assert_int_equal(thoth_trace_export_fd(&fd), 0);
+	int p[2];
+	assert_int_equal(pipe2(p, O_NONBLOCK), 0);
+	pid_t parent = getpid();
+	pid_t child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		close(p[1]);
+		_exit(child_reads_live_buffer(parent, fd, p[0]));
+	}
+	close(p[0]);
+	for (uint64_t i = 0; i < LIVE_EVENTS; i++)
+		THOTH_TRACE(USER, live, i, 0);
+	assert_int_equal(write(p[1], "x", 1), 1);
+	close(p[1]);
+	int status;
+	assert_int_equal(waitpid(child, &status, 0), child);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+static void test_reader_refuses_a_memfd_that_can_shrink(void **state)
+{
+	int fd = memfd_create("not-sealed", MFD_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 1 << 16), 0);
+	thoth_trace_reader_t *r = NULL;
+	assert_int_equal(thoth_trace_reader_open(fd, &r), THOTH_E_PERM);
+	assert_null(r);
+	close(fd);
+}
+
+static void test_reader_rejects_images_with_bad_geometry(void **state)
+{
+	static uint8_t image[THOTH_TRACE_RINGS_OFFSET + 4096];
+	thoth_trace_reader_t *r = NULL;
+	assert_int_equal(thoth_trace_reader_open_image(image, 100, &r), THOTH_E_TRUNCATED);
+	assert_int_equal(thoth_trace_reader_open_image(image, sizeof image, &r), THOTH_E_BAD_MAGIC);
+	thoth_trace_control_t *c = (thoth_trace_control_t *)image;
+	c->magic = THOTH_TRACE_MAGIC;
+	c->version = THOTH_TRACE_VERSION;
+	c->record_size = THOTH_TRACE_RECORD_SIZE;
+	c->ring_count = 1000;          /* far more than the image holds */
+	c->ring_records = 1024;
+	assert_int_equal(thoth_trace_reader_open_image(image, sizeof image, &r), THOTH_E_BAD_LENGTH);
+	c->ring_records = 1000;        /* not a power of two */
+	assert_int_equal(thoth_trace_reader_open_image(image, sizeof image, &r), THOTH_E_CORRUPT);
+	assert_null(r);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_teardown(test_disabled_trace_point_writes_nothing, teardown),
+		cmocka_unit_test(test_trace_point_before_init_is_a_no_op),
+		cmocka_unit_test_teardown(test_categories_switch_on_and_off_at_run_time, teardown),
+		cmocka_unit_test_teardown(test_reader_sees_every_field_the_writer_wrote, teardown),
+		cmocka_unit_test_teardown(test_overwrite_oldest_keeps_newest_and_counts_the_rest,
+		                          teardown),
+		cmocka_unit_test_teardown(test_drop_newest_keeps_oldest_and_counts_drops_exactly,
+		                          teardown),
+		cmocka_unit_test_teardown(test_ring_wraps_around_without_loss_when_drained, teardown),
+		cmocka_unit_test_teardown(test_concurrent_writers_drop_mode_lose_nothing_uncounted,
+		                          teardown),
+		cmocka_unit_test_teardown(
+		        test_concurrent_writers_overwrite_mode_lose_nothing_uncounted, teardown),
+		cmocka_unit_test_teardown(test_thread_without_a_free_ring_is_counted, teardown),
+		cmocka_unit_test_teardown(test_reader_skips_half_written_record, teardown),
+		cmocka_unit_test_teardown(test_unfinished_record_of_a_live_writer_is_not_torn,
+		                          teardown),
+		cmocka_unit_test_teardown(test_reader_in_another_process_drains_live_buffer, teardown),
+		cmocka_unit_test(test_reader_refuses_a_memfd_that_can_shrink),
+		cmocka_unit_test(test_reader_rejects_images_with_bad_geometry),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
