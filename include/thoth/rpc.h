@@ -129,6 +129,22 @@ int thoth_server_dispatch(const thoth_interface_info_t *iface, thoth_invoke_fn i
 			  const void *handlers, void *self,
 			  const uint8_t *msg, size_t len, thoth_server_io_t *io);
 
+/* ---- whole messages without a transport (tests, golden vectors, tools) ---- */
+
+/* Exact size of the message holding VALUE (M's request or response struct). */
+size_t thoth_method_size(const thoth_method_info_t *m, bool response, const void *value);
+
+/* Encode VALUE as a whole message into BUF (8-aligned).  META supplies
+ * features, trace_id and request_id (may be NULL); flags, ids and version
+ * come from M. */
+int thoth_method_encode(const thoth_method_info_t *m, bool response, const void *value,
+			const thoth_msg_header_t *meta, void *buf, size_t cap, size_t *len);
+
+/* Verify and decode a whole message: header checks (magic, flags, interface,
+ * method, major version), then the body into VALUE. */
+int thoth_method_decode(const thoth_method_info_t *m, bool response, const uint8_t *msg,
+			size_t len, void *value, thoth_arena_t *arena);
+
 /* Error responses: body = frame { 1: u32 code; 2: i32 status; 3: string message }. */
 int thoth_wire_encode_error(thoth_builder_t *b, uint32_t code, int32_t status, const char *message);
 int thoth_wire_decode_error(thoth_decoder_t *d, uint32_t *code, int32_t *status, thoth_str_t *message);

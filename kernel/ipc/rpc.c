@@ -51,6 +51,61 @@ int thoth_wire_decode_error(thoth_decoder_t *d, uint32_t *code, int32_t *status,
 	return 0;
 }
 
+/* ---- whole messages ------------------------------------------------------ */
+
+size_t thoth_method_size(const thoth_method_info_t *m, bool response, const void *value)
+{
+	return THOTH_WIRE_HEADER_SIZE + (response ? m->resp_size(value) : m->req_size(value));
+}
+
+int thoth_method_encode(const thoth_method_info_t *m, bool response, const void *value,
+			const thoth_msg_header_t *meta, void *buf, size_t cap, size_t *len)
+{
+	if (response && m->oneway)
+		return THOTH_E_INVAL;
+	thoth_builder_t b;
+	thoth_builder_init(&b, buf, cap);
+	int r = response ? m->resp_encode(&b, value) : m->req_encode(&b, value);
+	if (r)
+		return r;
+	thoth_msg_header_t h = {
+		.schema_major = m->major,
+		.schema_minor = m->minor,
+		.flags = response ? THOTH_MSG_RESPONSE
+				  : THOTH_MSG_REQUEST | (m->oneway ? THOTH_MSG_ONEWAY : 0),
+		.interface_id = m->interface_id,
+		.method = m->ordinal,
+	};
+	if (meta) {
+		h.features = meta->features;
+		h.trace_id = meta->trace_id;
+		h.request_id = meta->request_id;
+	}
+	return thoth_builder_finish(&b, &h, len);
+}
+
+int thoth_method_decode(const thoth_method_info_t *m, bool response, const uint8_t *msg,
+			size_t len, void *value, thoth_arena_t *arena)
+{
+	thoth_msg_header_t h;
+	int r = thoth_wire_header_decode(msg, len, &h);
+	if (r)
+		return r;
+	if (!(h.flags & (response ? THOTH_MSG_RESPONSE : THOTH_MSG_REQUEST)) ||
+	    (h.flags & THOTH_MSG_ERROR))
+		return THOTH_E_BAD_FLAGS;
+	if (h.interface_id != m->interface_id)
+		return THOTH_E_UNKNOWN_IFACE;
+	if (h.method != m->ordinal)
+		return THOTH_E_UNKNOWN_METHOD;
+	if (h.schema_major != m->major)
+		return THOTH_E_BAD_VERSION;
+	thoth_decoder_t d;
+	thoth_decoder_init(&d, msg + THOTH_WIRE_HEADER_SIZE, h.body_len, arena);
+	memset(value, 0, response ? m->resp_struct_size : m->req_struct_size);
+	return response ? m->resp_decode(&d, value) : m->req_decode(&d, value);
+}
+
 /* ---- client ------------------------------------------------------------ */
 
 void thoth_client_init(thoth_client_t *c, const thoth_transport_ops_t *ops, void *ctx,

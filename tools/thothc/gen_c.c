@@ -70,11 +70,19 @@ static char *tmpname(void)
 	return ring[next++ % 16];
 }
 
+/* --c-prefix: the file whose declarations get another C prefix. */
+static const tidl_file_t *override_file;
+static const char *override_prefix;
+
 /* "thoth.registry" -> "thoth_registry_" */
 static const char *prefix_of(const tidl_file_t *f)
 {
 	char *out = tmpname();
 	size_t j = 0;
+	if (f == override_file && override_prefix) {
+		snprintf(out, 256, "%s", override_prefix);
+		return out;
+	}
 	for (const char *p = f->package; *p && j < 250; p++)
 		out[j++] = *p == '.' ? '_' : *p;
 	out[j++] = '_';
@@ -1002,6 +1010,17 @@ static int write_file(const char *path, const strbuf_t *sb, FILE *err)
 		return -1;
 	}
 	return 0;
+}
+
+int thothc_gen_c_prefixed(const tidl_file_t *file, const char *outdir, const char *c_prefix,
+			  FILE *err)
+{
+	override_file = file;
+	override_prefix = c_prefix;
+	int r = thothc_gen_c(file, outdir, err);
+	override_file = NULL;
+	override_prefix = NULL;
+	return r;
 }
 
 int thothc_gen_c(const tidl_file_t *file, const char *outdir, FILE *err)

@@ -12,4 +12,13 @@
  */
 int thothc_gen_c(const tidl_file_t *file, const char *outdir, FILE *err);
 
+/*
+ * The same, with the C identifier prefix of FILE's own declarations set to
+ * C_PREFIX instead of the one derived from its package.  Lets two versions of
+ * one schema be linked side by side (the version-matrix tests); the package,
+ * interface ids and wire bytes are unchanged.
+ */
+int thothc_gen_c_prefixed(const tidl_file_t *file, const char *outdir, const char *c_prefix,
+			  FILE *err);
+
 #endif

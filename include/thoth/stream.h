@@ -1,0 +1,95 @@
+/*
+ * thoth/stream.h - thoth messages over a stream socket (the control plane).
+ *
+ * A stream carries whole wire messages back to back; each message's header
+ * says how long it is (docs/WIRE.md), so there is no extra framing.  The
+ * reader validates each header as soon as its 40 bytes arrive, so a peer
+ * announcing a 200 MiB body is refused before anything is buffered.
+ *
+ * Two users: event-loop servers (thothd) feed non-blocking reads into a
+ * thoth_stream_reader_t; blocking clients (thothctl, services talking to
+ * thothd) use thoth_sock_client_t, a thoth_transport_ops_t for generated
+ * stubs.
+ */
+#ifndef THOTH_STREAM_H
+#define THOTH_STREAM_H
+
+#include "thoth/rpc.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- incremental reader ------------------------------------------------ */
+
+typedef struct thoth_stream_reader {
+	uint8_t *buf;           /* 8-aligned */
+	size_t cap;
+	size_t len;             /* bytes buffered */
+	size_t consumed;        /* bytes of the front message handed out */
+	uint32_t max_body;      /* larger announced bodies are refused */
+} thoth_stream_reader_t;
+
+int thoth_stream_reader_init(thoth_stream_reader_t *r, uint32_t max_body);
+void thoth_stream_reader_free(thoth_stream_reader_t *r);
+
+/*
+ * Read what FD has (it may be non-blocking).  Returns 0 when something was
+ * read or nothing is available yet, THOTH_E_PEER_GONE at end of stream (or
+ * ECONNRESET), THOTH_E_IO on other errors.
+ */
+int thoth_stream_fill(thoth_stream_reader_t *r, int fd);
+
+/*
+ * The next complete message, if any: returns 1 and sets msg and len (valid
+ * until thoth_stream_consume), 0 when more bytes are needed, or a negative
+ * THOTH_E_* when the buffered header is invalid (bad magic, flags, or a
+ * body larger than max_body: THOTH_E_TOO_LARGE) - the stream cannot be
+ * resynchronised then and the connection should be dropped.
+ */
+int thoth_stream_next(thoth_stream_reader_t *r, const uint8_t **msg, size_t *len);
+
+/* Drop the message returned by thoth_stream_next. */
+void thoth_stream_consume(thoth_stream_reader_t *r);
+
+/* Write all of BUF (blocking, MSG_NOSIGNAL); THOTH_E_PEER_GONE on EPIPE. */
+int thoth_stream_write_all(int fd, const void *buf, size_t len);
+
+/* ---- blocking client transport ------------------------------------------ */
+
+/* Called for messages that are not the awaited response (e.g. oneway events
+ * a server pushes, such as RegistryEvents.changed). */
+typedef void (*thoth_sock_event_fn)(void *arg, const uint8_t *msg, size_t len);
+
+typedef struct thoth_sock_client {
+	int fd;
+	int timeout_ms;                 /* per call; -1 = wait forever */
+	thoth_stream_reader_t reader;
+	uint8_t *out;                   /* outgoing message buffer, 8-aligned */
+	size_t out_cap;
+	thoth_sock_event_fn on_event;
+	void *event_arg;
+} thoth_sock_client_t;
+
+extern const thoth_transport_ops_t thoth_sock_transport;
+
+/*
+ * Connect to the Unix stream socket at PATH.  Returns 0, or
+ * THOTH_E_NOT_RUNNING when nothing listens there (no socket file, or
+ * connection refused), THOTH_E_PERM, THOTH_E_INVAL (path too long), THOTH_E_IO.
+ */
+int thoth_sock_client_connect(thoth_sock_client_t *c, const char *path, int timeout_ms);
+
+/* Wrap an already connected stream socket (takes ownership of FD). */
+int thoth_sock_client_init(thoth_sock_client_t *c, int fd, int timeout_ms);
+
+void thoth_sock_client_close(thoth_sock_client_t *c);
+
+/* Wait up to TIMEOUT_MS for one pushed message and hand it to on_event.
+ * Returns 1 if one was delivered, 0 on timeout, or a negative error. */
+int thoth_sock_client_poll_event(thoth_sock_client_t *c, int timeout_ms);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
