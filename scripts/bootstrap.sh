@@ -17,6 +17,8 @@ systemtap-sdt-dev
 liburing-dev
 babeltrace2
 python3
+liblttng-ust-dev
+lttng-tools
 "
 
 missing=""
