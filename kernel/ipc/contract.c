@@ -8,6 +8,8 @@
 #include "thoth/contract.h"
 
 static int fail(int code, char *reason, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static int fail(int code, char *reason, size_t len, const char *fmt, ...)
 {
 	if (reason && len) {
 		va_list ap;
