@@ -46,6 +46,8 @@ int thoth_wire_header_decode(const uint8_t *msg, size_t len, thoth_msg_header_t 
 		return THOTH_E_BAD_FLAGS;
 	if (h->body_len > THOTH_WIRE_MAX_BODY)
 		return THOTH_E_TOO_LARGE;
+	if (h->body_len % THOTH_WIRE_ALIGN)
+		return THOTH_E_BAD_LENGTH;      /* canonical: bodies are padded to 8 */
 	if ((size_t)h->body_len > len - THOTH_WIRE_HEADER_SIZE)
 		return THOTH_E_TRUNCATED;
 	if ((size_t)h->body_len != len - THOTH_WIRE_HEADER_SIZE)

@@ -298,7 +298,8 @@ static void note_list(gen_t *g, const tidl_type_t *t)
 	if (t->kind != TIDL_LIST)
 		return;
 	note_list(g, t->elem);
-	const char *name = list_cname(t);
+	char name[256];
+	snprintf(name, sizeof name, "%s", list_cname(t));
 	for (size_t i = 0; i < g->n_lists; i++)
 		if (strcmp(list_cname(g->lists[i]), name) == 0)
 			return;
@@ -407,6 +408,9 @@ static void emit_encode_value(strbuf_t *c, const char *ind, const tidl_type_t *t
 		sb_addf(c, "%sr = enc_%s(b, %s, &%s, depth + 1);\n", ind, list_cname(t), slot, expr);
 		break;
 	default:
+		if (t->kind == TIDL_ENUM && t->decl->u.enum_.strict)
+			sb_addf(c, "%sif (!%s_is_known(%s))\n%s\treturn THOTH_E_BAD_ENUM;\n", ind,
+				decl_cname(t->decl), expr, ind);
 		sb_addf(c, "%smemcpy(thoth_builder_at(b, %s), &%s, %u);\n", ind, slot, expr,
 			scalar_size(t));
 		break;
@@ -479,8 +483,12 @@ static void emit_list_funcs(gen_t *g, const tidl_type_t *t)
 			   "\tuint32_t off;\n"
 			   "\tif (depth > THOTH_WIRE_MAX_DEPTH)\n\t\treturn THOTH_E_TOO_DEEP;\n"
 			   "\tif (l->count && !l->items)\n\t\treturn THOTH_E_INVAL;\n"
-			   "\treturn thoth_builder_list(b, slot, l->items, l->count, %u, &off);\n}\n\n",
-			n, n, es);
+			   , n, n);
+		if (e->kind == TIDL_ENUM && e->decl->u.enum_.strict)
+			sb_addf(c, "\tfor (uint32_t i = 0; i < l->count; i++)\n"
+				   "\t\tif (!%s_is_known(l->items[i]))\n\t\t\treturn THOTH_E_BAD_ENUM;\n",
+				decl_cname(e->decl));
+		sb_addf(c, "\treturn thoth_builder_list(b, slot, l->items, l->count, %u, &off);\n}\n\n", es);
 		sb_addf(c, "static int dec_%s(thoth_decoder_t *d, uint32_t slot, %s_t *out, unsigned depth)\n{\n"
 			   "\tconst void *items;\n\tint r;\n"
 			   "\tif (depth > THOTH_WIRE_MAX_DEPTH)\n\t\treturn THOTH_E_TOO_DEEP;\n"

@@ -1,0 +1,723 @@
+/*
+ * test_codec.c - generated encode/decode for every type of the wire format
+ * (schemas/alltypes.tidl), its limits, and the verifier's verdicts on
+ * corrupted bytes.  Everything goes through the code thothc generated.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <cmocka.h>
+
+#include "alltypes.thoth.h"
+#include "thoth/contract.h"
+
+#define SINK (&test_alltypes_Kitchen_sink_info)
+
+static uint64_t msgbuf[1 << 16];    /* 512 KiB, 8-aligned */
+static uint64_t arena_mem[1 << 15]; /* 256 KiB */
+
+typedef test_alltypes_Kitchen_sink_req_t sink_req_t;
+
+/* A value with every field set to something non-default. */
+static void fill_everything(test_alltypes_Everything_t *e)
+{
+	static const uint32_t nums[] = { 1, 2, 0xffffffffu };
+	static const bool flags[] = { true, false, true };
+	static thoth_str_t words[3];
+	static thoth_bytes_t blobs[2];
+	static test_alltypes_Inner_t inners[2];
+	static const uint16_t row0[] = { 1, 2 }, row2[] = { 7 };
+	static thoth_list_u16_t rows[3];
+	static const test_alltypes_Color_t colors[] = { TEST_ALLTYPES_COLOR_RED, TEST_ALLTYPES_COLOR_BLUE };
+	static test_shapes_Point_t path[2] = { { -1, 1 }, { 2147483647, -2147483647 - 1 } };
+	static thoth_str_t g0[2], g1[1];
+	static thoth_list_string_t groups[2];
+
+	memset(e, 0, sizeof *e);
+	e->scalars = (test_alltypes_Scalars_t){
+		.flag = true, .a = 0xab, .b = 0xbeef, .c = 0xdeadbeef, .d = 0x0123456789abcdefull,
+		.e = -8, .f = -1234, .g = -123456789, .h = -1234567890123ll, .x = 1.5f, .y = -2.25,
+		.color = TEST_ALLTYPES_COLOR_GREEN, .level = TEST_ALLTYPES_LEVEL_LOW,
+	};
+	e->name = thoth_str("h\xc3\xa9llo");
+	e->blob = (thoth_bytes_t){ (const uint8_t *)"\x00\x01\x02\xff", 4, NULL };
+	e->inner = (test_alltypes_Inner_t){ 42, thoth_str("inner") };
+	e->has_maybe_num = true;
+	e->maybe_num = 0;                      /* present, and zero */
+	e->has_maybe_str = true;
+	e->maybe_str = thoth_str("");          /* present, and empty */
+	e->has_maybe_inner = false;
+	e->nums = (thoth_list_u32_t){ nums, 3 };
+	e->flags = (thoth_list_bool_t){ flags, 3 };
+	words[0] = thoth_str("a");
+	words[1] = thoth_str("");
+	words[2] = thoth_str("third word");
+	e->words = (thoth_list_string_t){ words, 3 };
+	blobs[0] = (thoth_bytes_t){ (const uint8_t *)"xyz", 3, NULL };
+	blobs[1] = (thoth_bytes_t){ NULL, 0, NULL };
+	e->blobs = (thoth_list_bytes_t){ blobs, 2 };
+	inners[0] = (test_alltypes_Inner_t){ 1, thoth_str("one") };
+	inners[1] = (test_alltypes_Inner_t){ 2, thoth_str("") };
+	e->inners = (test_alltypes_Inner_list_t){ inners, 2 };
+	rows[0] = (thoth_list_u16_t){ row0, 2 };
+	rows[1] = (thoth_list_u16_t){ NULL, 0 };
+	rows[2] = (thoth_list_u16_t){ row2, 1 };
+	e->matrix = (thoth_list_u16_list_t){ rows, 3 };
+	e->colors = (test_alltypes_Color_list_t){ colors, 2 };
+	e->origin = (test_shapes_Point_t){ -3, 4 };
+	e->path = (test_shapes_Point_list_t){ path, 2 };
+	g0[0] = thoth_str("x");
+	g0[1] = thoth_str("y");
+	g1[0] = thoth_str("z");
+	groups[0] = (thoth_list_string_t){ g0, 2 };
+	groups[1] = (thoth_list_string_t){ g1, 1 };
+	e->groups = (thoth_list_string_list_t){ groups, 2 };
+	e->has_maybe_blob = true;
+	e->maybe_blob = (thoth_bytes_t){ (const uint8_t *)"b", 1, NULL };
+}
+
+static size_t encode_sink(const sink_req_t *req)
+{
+	size_t len = 0;
+	int r = thoth_method_encode(SINK, false, req, NULL, msgbuf, sizeof msgbuf, &len);
+	assert_int_equal(r, 0);
+	assert_int_equal(len, thoth_method_size(SINK, false, req));
+	return len;
+}
+
+static int decode_sink(const void *msg, size_t len, sink_req_t *out)
+{
+	thoth_arena_t a;
+	thoth_arena_init(&a, arena_mem, sizeof arena_mem);
+	return thoth_method_decode(SINK, false, msg, len, out, &a);
+}
+
+static bool str_eq(thoth_str_t a, thoth_str_t b)
+{
+	return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
+}
+
+static bool bytes_eq(thoth_bytes_t a, thoth_bytes_t b)
+{
+	return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
+}
+
+static void assert_everything_equal(const test_alltypes_Everything_t *a,
+				    const test_alltypes_Everything_t *b)
+{
+	assert_memory_equal(&a->scalars, &b->scalars, sizeof a->scalars);
+	assert_true(str_eq(a->name, b->name));
+	assert_true(bytes_eq(a->blob, b->blob));
+	assert_int_equal(a->inner.id, b->inner.id);
+	assert_true(str_eq(a->inner.label, b->inner.label));
+	assert_int_equal(a->has_maybe_num, b->has_maybe_num);
+	assert_int_equal(a->maybe_num, b->maybe_num);
+	assert_int_equal(a->has_maybe_str, b->has_maybe_str);
+	assert_true(str_eq(a->maybe_str, b->maybe_str));
+	assert_int_equal(a->has_maybe_inner, b->has_maybe_inner);
+	assert_int_equal(a->nums.count, b->nums.count);
+	for (uint32_t i = 0; i < a->nums.count; i++)
+		assert_int_equal(a->nums.items[i], b->nums.items[i]);
+	assert_int_equal(a->flags.count, b->flags.count);
+	for (uint32_t i = 0; i < a->flags.count; i++)
+		assert_int_equal(a->flags.items[i], b->flags.items[i]);
+	assert_int_equal(a->words.count, b->words.count);
+	for (uint32_t i = 0; i < a->words.count; i++)
+		assert_true(str_eq(a->words.items[i], b->words.items[i]));
+	assert_int_equal(a->blobs.count, b->blobs.count);
+	for (uint32_t i = 0; i < a->blobs.count; i++)
+		assert_true(bytes_eq(a->blobs.items[i], b->blobs.items[i]));
+	assert_int_equal(a->inners.count, b->inners.count);
+	for (uint32_t i = 0; i < a->inners.count; i++) {
+		assert_int_equal(a->inners.items[i].id, b->inners.items[i].id);
+		assert_true(str_eq(a->inners.items[i].label, b->inners.items[i].label));
+	}
+	assert_int_equal(a->matrix.count, b->matrix.count);
+	for (uint32_t i = 0; i < a->matrix.count; i++) {
+		assert_int_equal(a->matrix.items[i].count, b->matrix.items[i].count);
+		for (uint32_t k = 0; k < a->matrix.items[i].count; k++)
+			assert_int_equal(a->matrix.items[i].items[k], b->matrix.items[i].items[k]);
+	}
+	assert_int_equal(a->colors.count, b->colors.count);
+	for (uint32_t i = 0; i < a->colors.count; i++)
+		assert_int_equal(a->colors.items[i], b->colors.items[i]);
+	assert_int_equal(a->origin.x, b->origin.x);
+	assert_int_equal(a->origin.y, b->origin.y);
+	assert_int_equal(a->path.count, b->path.count);
+	for (uint32_t i = 0; i < a->path.count; i++) {
+		assert_int_equal(a->path.items[i].x, b->path.items[i].x);
+		assert_int_equal(a->path.items[i].y, b->path.items[i].y);
+	}
+	assert_int_equal(a->groups.count, b->groups.count);
+	for (uint32_t i = 0; i < a->groups.count; i++) {
+		assert_int_equal(a->groups.items[i].count, b->groups.items[i].count);
+		for (uint32_t k = 0; k < a->groups.items[i].count; k++)
+			assert_true(str_eq(a->groups.items[i].items[k], b->groups.items[i].items[k]));
+	}
+	assert_int_equal(a->has_maybe_blob, b->has_maybe_blob);
+	assert_true(bytes_eq(a->maybe_blob, b->maybe_blob));
+}
+
+static void test_every_type_roundtrips(void **state)
+{
+	sink_req_t in, out;
+	fill_everything(&in.e);
+	size_t len = encode_sink(&in);
+	assert_int_equal(decode_sink(msgbuf, len, &out), 0);
+	assert_everything_equal(&in.e, &out.e);
+}
+
+static void test_default_value_roundtrips_and_is_small(void **state)
+{
+	sink_req_t in, out;
+	memset(&in, 0, sizeof in);
+	size_t len = encode_sink(&in);
+	assert_int_equal(decode_sink(msgbuf, len, &out), 0);
+	assert_everything_equal(&in.e, &out.e);
+	assert_false(out.e.has_maybe_num);
+	assert_int_equal(out.e.name.len, 0);
+	assert_string_equal(out.e.name.ptr, "");
+}
+
+static void test_optional_present_zero_differs_from_absent(void **state)
+{
+	sink_req_t in, out;
+	fill_everything(&in.e);
+	size_t len = encode_sink(&in);
+	assert_int_equal(decode_sink(msgbuf, len, &out), 0);
+	assert_true(out.e.has_maybe_num);
+	assert_int_equal(out.e.maybe_num, 0);
+	assert_true(out.e.has_maybe_str);
+	assert_int_equal(out.e.maybe_str.len, 0);
+	assert_false(out.e.has_maybe_inner);
+}
+
+static void test_decoded_strings_and_bytes_point_into_the_message(void **state)
+{
+	sink_req_t in, out;
+	fill_everything(&in.e);
+	size_t len = encode_sink(&in);
+	assert_int_equal(decode_sink(msgbuf, len, &out), 0);
+	const uint8_t *lo = (const uint8_t *)msgbuf, *hi = lo + len;
+	assert_true((const uint8_t *)out.e.name.ptr >= lo && (const uint8_t *)out.e.name.ptr < hi);
+	assert_true(out.e.blob.ptr >= lo && out.e.blob.ptr < hi);
+	assert_true((const uint8_t *)out.e.nums.items >= lo && (const uint8_t *)out.e.nums.items < hi);
+	/* strings are NUL-terminated in place */
+	assert_string_equal(out.e.name.ptr, "h\xc3\xa9llo");
+}
+
+static void test_large_bytes_field_is_not_copied(void **state)
+{
+	enum { BIG = 256 * 1024 };
+	uint8_t *big = malloc(BIG);
+	assert_non_null(big);
+	for (size_t i = 0; i < BIG; i++)
+		big[i] = (uint8_t)(i * 7);
+	sink_req_t in, out;
+	memset(&in, 0, sizeof in);
+	in.e.blob = (thoth_bytes_t){ big, BIG, NULL };
+	size_t len = encode_sink(&in);
+	assert_int_equal(decode_sink(msgbuf, len, &out), 0);
+	assert_int_equal(out.e.blob.len, BIG);
+	assert_true(out.e.blob.ptr > (const uint8_t *)msgbuf &&
+		    out.e.blob.ptr < (const uint8_t *)msgbuf + len);
+	assert_memory_equal(out.e.blob.ptr, big, BIG);
+	free(big);
+}
+
+static void test_reserved_bytes_are_built_in_place(void **state)
+{
+	uint8_t *where = NULL;
+	sink_req_t in, out;
+	memset(&in, 0, sizeof in);
+	in.e.blob = (thoth_bytes_t){ NULL, 1000, &where };
+	size_t len = encode_sink(&in);
+	assert_non_null(where);
+	memset(where, 0x5a, 1000);           /* fill after encoding: no copy was made */
+	assert_int_equal(decode_sink(msgbuf, len, &out), 0);
+	assert_ptr_equal(out.e.blob.ptr, where);
+	assert_int_equal(out.e.blob.ptr[999], 0x5a);
+}
+
+static void test_long_string_roundtrips(void **state)
+{
+	enum { LONG = 100000 };
+	char *s = malloc(LONG + 1);
+	assert_non_null(s);
+	memset(s, 'q', LONG);
+	s[LONG] = 0;
+	sink_req_t in, out;
+	memset(&in, 0, sizeof in);
+	in.e.name = thoth_str(s);
+	size_t len = encode_sink(&in);
+	assert_int_equal(decode_sink(msgbuf, len, &out), 0);
+	assert_int_equal(out.e.name.len, LONG);
+	assert_int_equal(out.e.name.ptr[LONG], 0);
+	free(s);
+}
+
+static void test_encoding_a_string_with_nul_is_refused(void **state)
+{
+	sink_req_t in;
+	memset(&in, 0, sizeof in);
+	in.e.name = (thoth_str_t){ "a\0b", 3 };
+	size_t len;
+	assert_int_equal(thoth_method_encode(SINK, false, &in, NULL, msgbuf, sizeof msgbuf, &len),
+			 THOTH_E_BAD_NUL);
+}
+
+static void test_buffer_too_small_is_no_space(void **state)
+{
+	sink_req_t in;
+	fill_everything(&in.e);
+	size_t need = thoth_method_size(SINK, false, &in), len;
+	for (size_t cap = 0; cap < need; cap += 8)
+		assert_int_equal(thoth_method_encode(SINK, false, &in, NULL, msgbuf, cap, &len),
+				 THOTH_E_NO_SPACE);
+}
+
+static void test_arena_too_small_is_no_space(void **state)
+{
+	sink_req_t in, out;
+	fill_everything(&in.e);
+	size_t len = encode_sink(&in);
+	thoth_arena_t a;
+	thoth_arena_init(&a, arena_mem, 16);
+	assert_int_equal(thoth_method_decode(SINK, false, (uint8_t *)msgbuf, len, &out, &a),
+			 THOTH_E_NO_SPACE);
+}
+
+/* A slot of the Everything frame: the root frame is the sink request, whose
+ * field 1 (slot 0) points at Everything; slots start after the 8-byte frame
+ * header. */
+static uint8_t *root_field(uint32_t slot_off)
+{
+	const uint8_t *body = (uint8_t *)msgbuf + THOTH_WIRE_HEADER_SIZE;
+	uint32_t everything = thoth_le32(body + 8);
+	return (uint8_t *)body + everything + 8 + slot_off;
+}
+
+static void test_strict_enum_rejects_unknown_value_flexible_accepts(void **state)
+{
+	test_alltypes_Scalars_t s;
+	memset(&s, 0, sizeof s);
+	/* Encode a Scalars frame standalone and patch it. */
+	thoth_builder_t b;
+	uint32_t off, flen;
+	thoth_builder_init(&b, msgbuf, sizeof msgbuf);
+	s.color = TEST_ALLTYPES_COLOR_RED;
+	s.level = 12345;                               /* flexible: unknown is fine */
+	assert_int_equal(test_alltypes_Scalars__encode_frame(&b, &s, &off, &flen, 0), 0);
+	thoth_decoder_t d;
+	thoth_arena_t a;
+	thoth_arena_init(&a, arena_mem, sizeof arena_mem);
+	test_alltypes_Scalars_t out;
+	uint8_t *body = thoth_builder_at(&b, 0);
+	thoth_decoder_init(&d, body, (uint32_t)(b.len - THOTH_WIRE_HEADER_SIZE), &a);
+	assert_int_equal(test_alltypes_Scalars__decode_frame(&d, 0, 0, &out, 0), 0);
+	assert_int_equal(out.level, 12345);
+	/* color is field 12: find its byte and make it 9 */
+	bool patched = false;
+	for (uint32_t i = 8; i < flen; i++) {
+		if (body[i] == TEST_ALLTYPES_COLOR_RED) {
+			body[i] = 9;
+			thoth_decoder_init(&d, body, (uint32_t)(b.len - THOTH_WIRE_HEADER_SIZE), &a);
+			if (test_alltypes_Scalars__decode_frame(&d, 0, 0, &out, 0) == THOTH_E_BAD_ENUM) {
+				patched = true;
+				break;
+			}
+			body[i] = TEST_ALLTYPES_COLOR_RED;
+		}
+	}
+	assert_true(patched);
+}
+
+static void test_bool_other_than_0_or_1_is_rejected(void **state)
+{
+	sink_req_t in, out;
+	memset(&in, 0, sizeof in);
+	in.e.scalars.flag = true;
+	size_t len = encode_sink(&in);
+	/* Everything.scalars is field 1: a struct pointer at slot 0; Scalars.flag is
+	 * the first byte of its fixed section. */
+	uint32_t so = thoth_le32(root_field(0));      /* Everything.scalars */
+	uint8_t *flag = (uint8_t *)msgbuf + THOTH_WIRE_HEADER_SIZE + so + 8;
+	assert_int_equal(*flag, 1);
+	*flag = 2;
+	assert_int_equal(decode_sink(msgbuf, len, &out), THOTH_E_BAD_BOOL);
+}
+
+static void test_presence_other_than_0_or_1_is_rejected(void **state)
+{
+	sink_req_t in, out;
+	memset(&in, 0, sizeof in);
+	in.e.has_maybe_num = true;
+	in.e.maybe_num = 77;
+	size_t len = encode_sink(&in);
+	/* Layout (docs/WIRE.md): fields 1-4 are 8-byte pointer slots at 0..31;
+	 * field 5 (optional u32) has its presence byte at 32, value at 36. */
+	uint8_t *p = root_field(32);
+	assert_int_equal(*p, 1);
+	assert_int_equal(thoth_le32(root_field(36)), 77);
+	*p = 3;
+	assert_int_equal(decode_sink(msgbuf, len, &out), THOTH_E_BAD_PRESENCE);
+}
+
+static int tree_sum_depth(unsigned depth)
+{
+	/* Build a chain of DEPTH nodes and encode it. */
+	test_alltypes_Node_t *nodes = calloc(depth, sizeof *nodes);
+	assert_non_null(nodes);
+	for (unsigned i = 0; i < depth; i++) {
+		nodes[i].value = i;
+		if (i + 1 < depth)
+			nodes[i].children = (test_alltypes_Node_list_t){ &nodes[i + 1], 1 };
+	}
+	test_alltypes_Kitchen_tree_req_t req = { .root = nodes[0] };
+	size_t len;
+	int r = thoth_method_encode(&test_alltypes_Kitchen_tree_info, false, &req, NULL, msgbuf,
+				    sizeof msgbuf, &len);
+	free(nodes);
+	return r;
+}
+
+static void test_nesting_deeper_than_limit_is_refused(void **state)
+{
+	assert_int_equal(tree_sum_depth(8), 0);
+	assert_int_equal(tree_sum_depth(THOTH_WIRE_MAX_DEPTH * 2), THOTH_E_TOO_DEEP);
+}
+
+static void test_every_truncation_fails_cleanly(void **state)
+{
+	sink_req_t in, out;
+	fill_everything(&in.e);
+	size_t len = encode_sink(&in);
+	static uint64_t copy[4096];
+	/* Objects are 8-aligned and bodies padded to 8, so every cut either
+	 * makes body_len non-canonical or removes at least one byte of data. */
+	for (size_t n = 0; n < len; n++) {
+		memcpy(copy, msgbuf, n);
+		/* keep the header's body_len consistent so the body itself is cut */
+		if (n >= THOTH_WIRE_HEADER_SIZE)
+			thoth_st32((uint8_t *)copy + 36, (uint32_t)(n - THOTH_WIRE_HEADER_SIZE));
+		int r = decode_sink(copy, n, &out);
+		if (r >= 0)
+			fail_msg("a message cut to %zu of %zu bytes decoded", n, len);
+	}
+}
+
+static void test_every_byte_corruption_decodes_or_fails_cleanly(void **state)
+{
+	sink_req_t in, out;
+	fill_everything(&in.e);
+	size_t len = encode_sink(&in);
+	static uint64_t copy[4096];
+	static const uint8_t patterns[] = { 0x00, 0xff, 0x80, 0x01, 0x7f };
+	for (size_t i = 0; i < len; i++) {
+		for (size_t p = 0; p < sizeof patterns; p++) {
+			memcpy(copy, msgbuf, len);
+			((uint8_t *)copy)[i] = patterns[p];
+			int r = decode_sink(copy, len, &out);
+			assert_true(r == 0 || (r < 0 && strcmp(thoth_strerror(r), "unknown error") != 0));
+		}
+	}
+}
+
+static void test_wrong_method_or_interface_is_reported(void **state)
+{
+	sink_req_t in, out;
+	memset(&in, 0, sizeof in);
+	size_t len = encode_sink(&in);
+	thoth_arena_t a;
+	thoth_arena_init(&a, arena_mem, sizeof arena_mem);
+	test_alltypes_Kitchen_tree_req_t tree;
+	assert_int_equal(thoth_method_decode(&test_alltypes_Kitchen_tree_info, false,
+					     (uint8_t *)msgbuf, len, &tree, &a),
+			 THOTH_E_UNKNOWN_METHOD);
+	((uint8_t *)msgbuf)[4] = 3;   /* schema major 3 */
+	assert_int_equal(decode_sink(msgbuf, len, &out), THOTH_E_BAD_VERSION);
+	((uint8_t *)msgbuf)[4] = 2;
+	((uint8_t *)msgbuf)[8] ^= 1;  /* interface id */
+	assert_int_equal(decode_sink(msgbuf, len, &out), THOTH_E_UNKNOWN_IFACE);
+}
+
+/* ---- client stubs and dispatch over an in-process loopback transport ---- */
+
+typedef struct loop_ctx {
+	uint64_t req[4096];
+	uint64_t resp[4096];
+	uint64_t scratch[4096];
+	int sends;
+	int calls;
+	uint64_t features;
+} loop_ctx_t;
+
+static int kitchen_sink(void *self, const sink_req_t *req,
+			test_alltypes_Kitchen_sink_resp_t *resp, thoth_arena_t *arena)
+{
+	if (req->e.name.len == 4 && memcmp(req->e.name.ptr, "fail", 4) == 0)
+		return TEST_ALLTYPES_ERR_NOPE;
+	resp->echo = req->e;
+	return 0;
+}
+
+static uint32_t sum_tree(const test_alltypes_Node_t *n)
+{
+	uint32_t s = n->value;
+	for (uint32_t i = 0; i < n->children.count; i++)
+		s += sum_tree(&n->children.items[i]);
+	return s;
+}
+
+static int kitchen_tree(void *self, const test_alltypes_Kitchen_tree_req_t *req,
+			test_alltypes_Kitchen_tree_resp_t *resp, thoth_arena_t *arena)
+{
+	resp->sum = sum_tree(&req->root);
+	return 0;
+}
+
+static uint64_t poked;
+
+static void kitchen_poke(void *self, const test_alltypes_Kitchen_poke_req_t *req)
+{
+	poked = req->n;
+}
+
+static const test_alltypes_Kitchen_handlers_t kitchen = {
+	.sink = kitchen_sink,
+	.tree = kitchen_tree,
+	.poke = kitchen_poke,
+	/* fancy: not implemented */
+};
+
+static int lb_get_buffer(void *ctx, size_t len, uint8_t **buf)
+{
+	loop_ctx_t *c = ctx;
+	if (len > sizeof c->req)
+		return THOTH_E_NO_SPACE;
+	*buf = (uint8_t *)c->req;
+	return 0;
+}
+
+static int lb_serve(loop_ctx_t *c, uint8_t *msg, size_t len, thoth_server_io_t *io)
+{
+	thoth_arena_t a;
+	thoth_arena_init(&a, c->scratch, sizeof c->scratch);
+	*io = (thoth_server_io_t){ .out = (uint8_t *)c->resp, .cap = sizeof c->resp,
+				   .arena = &a, .features = c->features };
+	return test_alltypes_Kitchen_dispatch(&kitchen, NULL, msg, len, io);
+}
+
+static int lb_call(void *ctx, uint8_t *req, size_t len, thoth_msg_t *resp)
+{
+	loop_ctx_t *c = ctx;
+	thoth_server_io_t io;
+	c->calls++;
+	int r = lb_serve(c, req, len, &io);
+	if (r)
+		return r;
+	resp->data = (uint8_t *)c->resp;
+	resp->len = io.out_len;
+	return 0;
+}
+
+static int lb_send(void *ctx, uint8_t *msg, size_t len)
+{
+	loop_ctx_t *c = ctx;
+	thoth_server_io_t io;
+	c->sends++;
+	int r = lb_serve(c, msg, len, &io);
+	assert_int_equal(io.out_len, 0);
+	return r;
+}
+
+static void lb_release(void *ctx, thoth_msg_t *resp)
+{
+}
+
+static const thoth_transport_ops_t loopback = { lb_get_buffer, lb_call, lb_send, lb_release };
+
+static void test_stub_call_reaches_handler_and_returns_results(void **state)
+{
+	static loop_ctx_t ctx;
+	thoth_client_t c;
+	thoth_client_init(&c, &loopback, &ctx, 0);
+	sink_req_t req;
+	test_alltypes_Kitchen_sink_resp_t resp;
+	fill_everything(&req.e);
+	thoth_arena_t a;
+	thoth_arena_init(&a, arena_mem, sizeof arena_mem);
+	assert_int_equal(test_alltypes_Kitchen_sink(&c, &req, &resp, &a), 0);
+	assert_everything_equal(&req.e, &resp.echo);
+	thoth_client_release(&c);
+
+	test_alltypes_Node_t leaves[2] = { { 3, { NULL, 0 } }, { 4, { NULL, 0 } } };
+	test_alltypes_Kitchen_tree_req_t treq = { .root = { 10, { leaves, 2 } } };
+	test_alltypes_Kitchen_tree_resp_t tresp;
+	assert_int_equal(test_alltypes_Kitchen_tree(&c, &treq, &tresp, &a), 0);
+	assert_int_equal(tresp.sum, 17);
+}
+
+static void test_application_error_reaches_client_by_code_and_name(void **state)
+{
+	static loop_ctx_t ctx;
+	thoth_client_t c;
+	thoth_client_init(&c, &loopback, &ctx, 0);
+	sink_req_t req;
+	test_alltypes_Kitchen_sink_resp_t resp;
+	memset(&req, 0, sizeof req);
+	req.e.name = thoth_str("fail");
+	thoth_arena_t a;
+	thoth_arena_init(&a, arena_mem, sizeof arena_mem);
+	assert_int_equal(test_alltypes_Kitchen_sink(&c, &req, &resp, &a), THOTH_E_REMOTE);
+	assert_int_equal(c.remote_code, TEST_ALLTYPES_ERR_NOPE);
+	assert_int_equal(c.remote_status, THOTH_E_REMOTE);
+	assert_string_equal(c.remote_message, "Nope");
+}
+
+static void test_oneway_is_delivered_without_response(void **state)
+{
+	static loop_ctx_t ctx;
+	thoth_client_t c;
+	thoth_client_init(&c, &loopback, &ctx, 0);
+	test_alltypes_Kitchen_poke_req_t req = { 99 };
+	assert_int_equal(test_alltypes_Kitchen_poke(&c, &req), 0);
+	assert_int_equal(poked, 99);
+	assert_int_equal(ctx.sends, 1);
+	assert_int_equal(ctx.calls, 0);
+}
+
+static void test_method_requiring_unnegotiated_feature_fails_before_sending(void **state)
+{
+	static loop_ctx_t ctx;
+	thoth_client_t c;
+	thoth_client_init(&c, &loopback, &ctx, 0);
+	test_alltypes_Kitchen_fancy_req_t req = { 1 };
+	test_alltypes_Kitchen_fancy_resp_t resp;
+	thoth_arena_t a;
+	thoth_arena_init(&a, arena_mem, sizeof arena_mem);
+	assert_int_equal(test_alltypes_Kitchen_fancy(&c, &req, &resp, &a), THOTH_E_NO_FEATURE);
+	assert_int_equal(ctx.calls, 0);
+	/* negotiated: it is sent, and the server (no handler) answers unknown method */
+	ctx.features = TEST_ALLTYPES_FEATURE_EXTRA;
+	thoth_client_init(&c, &loopback, &ctx, TEST_ALLTYPES_FEATURE_EXTRA);
+	assert_int_equal(test_alltypes_Kitchen_fancy(&c, &req, &resp, &a), THOTH_E_REMOTE);
+	assert_int_equal(c.remote_status, THOTH_E_UNKNOWN_METHOD);
+	assert_int_equal(ctx.calls, 1);
+}
+
+static void test_server_answers_malformed_request_with_error_response(void **state)
+{
+	static loop_ctx_t ctx;
+	sink_req_t req;
+	fill_everything(&req.e);
+	size_t len;
+	assert_int_equal(thoth_method_encode(SINK, false, &req, &(thoth_msg_header_t){ .request_id = 5 },
+					     ctx.req, sizeof ctx.req, &len), 0);
+	/* point the name string past the body */
+	uint8_t *body = (uint8_t *)ctx.req + THOTH_WIRE_HEADER_SIZE;
+	uint32_t name_slot = 8 + 8;    /* field 2 after the struct pointer of field 1 */
+	thoth_st32(body + name_slot, 0x7ffffff8u);
+	thoth_server_io_t io;
+	assert_int_equal(lb_serve(&ctx, (uint8_t *)ctx.req, len, &io), 0);
+	thoth_msg_header_t h;
+	assert_int_equal(thoth_wire_header_decode((uint8_t *)ctx.resp, io.out_len, &h), 0);
+	assert_true(h.flags & THOTH_MSG_ERROR);
+	assert_int_equal(h.request_id, 5);
+	thoth_decoder_t d;
+	thoth_decoder_init(&d, (uint8_t *)ctx.resp + THOTH_WIRE_HEADER_SIZE, h.body_len, NULL);
+	uint32_t code;
+	int32_t status;
+	thoth_str_t msg;
+	assert_int_equal(thoth_wire_decode_error(&d, &code, &status, &msg), 0);
+	assert_int_equal(status, THOTH_E_BAD_LENGTH);
+}
+
+/* ---- contract check -------------------------------------------------------- */
+
+static void test_contract_selftest_passes_for_generated_code(void **state)
+{
+	char why[256];
+	assert_int_equal(thoth_contract_selftest(&test_alltypes_Kitchen_info, why, sizeof why), 0);
+}
+
+static void test_contract_verify_accepts_own_claim_and_names_each_mismatch(void **state)
+{
+	const thoth_interface_info_t *k = &test_alltypes_Kitchen_info;
+	thoth_contract_claim_t claim;
+	char why[256];
+	thoth_contract_claim_init(&claim, k, TEST_ALLTYPES_FEATURE_EXTRA);
+	assert_int_equal(thoth_contract_verify(k, &claim, why, sizeof why), 0);
+
+	claim.minor = 2;
+	assert_int_equal(thoth_contract_verify(k, &claim, why, sizeof why), THOTH_E_CONTRACT);
+	assert_string_equal(why, "claims version 2.2, compiled schema is 2.1");
+
+	thoth_contract_claim_init(&claim, k, 0);
+	claim.schema_hash ^= 1;
+	assert_int_equal(thoth_contract_verify(k, &claim, why, sizeof why), THOTH_E_CONTRACT);
+	assert_non_null(strstr(why, "schema hash"));
+
+	thoth_contract_claim_init(&claim, k, 1ull << 40);
+	assert_int_equal(thoth_contract_verify(k, &claim, why, sizeof why), THOTH_E_CONTRACT);
+	assert_non_null(strstr(why, "feature bits 0x10000000000"));
+
+	thoth_contract_claim_init(&claim, k, 0);
+	claim.interface = "Pantry";
+	assert_int_equal(thoth_contract_verify(k, &claim, why, sizeof why), THOTH_E_CONTRACT);
+	assert_string_equal(why, "claims interface test.alltypes.Pantry, compiled schema is test.alltypes.Kitchen");
+}
+
+static void test_contract_compatible_requires_same_major_and_same_hash_at_same_version(void **state)
+{
+	thoth_contract_claim_t s, c;
+	char why[256];
+	thoth_contract_claim_init(&s, &test_alltypes_Kitchen_info, 0);
+	c = s;
+	assert_int_equal(thoth_contract_compatible(&s, &c, why, sizeof why), 0);
+	c.minor = 0;
+	c.schema_hash = 1;                    /* other minor: hashes may differ */
+	assert_int_equal(thoth_contract_compatible(&s, &c, why, sizeof why), 0);
+	c = s;
+	c.major = 3;
+	assert_int_equal(thoth_contract_compatible(&s, &c, why, sizeof why), THOTH_E_BAD_VERSION);
+	assert_string_equal(why, "service speaks Kitchen 2.1, client speaks 3.1: major versions differ");
+	c = s;
+	c.schema_hash ^= 1;
+	assert_int_equal(thoth_contract_compatible(&s, &c, why, sizeof why), THOTH_E_CONTRACT);
+	assert_non_null(strstr(why, "without a version bump"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_every_type_roundtrips),
+		cmocka_unit_test(test_default_value_roundtrips_and_is_small),
+		cmocka_unit_test(test_optional_present_zero_differs_from_absent),
+		cmocka_unit_test(test_decoded_strings_and_bytes_point_into_the_message),
+		cmocka_unit_test(test_large_bytes_field_is_not_copied),
+		cmocka_unit_test(test_reserved_bytes_are_built_in_place),
+		cmocka_unit_test(test_long_string_roundtrips),
+		cmocka_unit_test(test_encoding_a_string_with_nul_is_refused),
+		cmocka_unit_test(test_buffer_too_small_is_no_space),
+		cmocka_unit_test(test_arena_too_small_is_no_space),
+		cmocka_unit_test(test_strict_enum_rejects_unknown_value_flexible_accepts),
+		cmocka_unit_test(test_bool_other_than_0_or_1_is_rejected),
+		cmocka_unit_test(test_presence_other_than_0_or_1_is_rejected),
+		cmocka_unit_test(test_nesting_deeper_than_limit_is_refused),
+		cmocka_unit_test(test_every_truncation_fails_cleanly),
+		cmocka_unit_test(test_every_byte_corruption_decodes_or_fails_cleanly),
+		cmocka_unit_test(test_wrong_method_or_interface_is_reported),
+		cmocka_unit_test(test_stub_call_reaches_handler_and_returns_results),
+		cmocka_unit_test(test_application_error_reaches_client_by_code_and_name),
+		cmocka_unit_test(test_oneway_is_delivered_without_response),
+		cmocka_unit_test(test_method_requiring_unnegotiated_feature_fails_before_sending),
+		cmocka_unit_test(test_server_answers_malformed_request_with_error_response),
+		cmocka_unit_test(test_contract_selftest_passes_for_generated_code),
+		cmocka_unit_test(test_contract_verify_accepts_own_claim_and_names_each_mismatch),
+		cmocka_unit_test(test_contract_compatible_requires_same_major_and_same_hash_at_same_version),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
