@@ -1089,7 +1089,8 @@ int thothc_gen_c(const tidl_file_t *file, const char *outdir, FILE *err)
 			}
 		}
 	}
-	qsort(g.lists, g.n_lists, sizeof *g.lists, cmp_depth);
+	if (g.n_lists)
+		qsort(g.lists, g.n_lists, sizeof *g.lists, cmp_depth);
 
 	/* ---- header ---- */
 	emit_header_prologue(&g, hash);

@@ -913,7 +913,8 @@ static void check_fields(tidl_program_t *p, tidl_file_t *f, tidl_field_t *fields
 	}
 	if (positional)
 		return;
-	qsort(fields, n, sizeof *fields, cmp_field);
+	if (n)
+		qsort(fields, n, sizeof *fields, cmp_field);
 	for (size_t i = 0; i < n; i++) {
 		if (fields[i].ordinal == i + 1 || (i && fields[i].ordinal == fields[i - 1].ordinal))
 			continue;
@@ -1062,7 +1063,8 @@ static void sema_file(tidl_program_t *p, tidl_file_t *f)
 					}
 				}
 			}
-			qsort(ms, d->u.iface.n_methods, sizeof *ms, cmp_method);
+			if (d->u.iface.n_methods)
+				qsort(ms, d->u.iface.n_methods, sizeof *ms, cmp_method);
 			break;
 		}
 		}
