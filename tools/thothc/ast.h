@@ -184,6 +184,14 @@ size_t tidl_program_diag_count(const tidl_program_t *prog);
 const tidl_diag_t *tidl_program_diag(const tidl_program_t *prog, size_t i);
 size_t tidl_program_error_count(const tidl_program_t *prog);
 
+/*
+ * Add a diagnostic (the compatibility checker reports through this).  FILE,
+ * when not NULL, is the file LOC points into; its source line is kept for
+ * printing, so FILE must outlive PROG's printing.
+ */
+void tidl_program_add_diag(tidl_program_t *prog, const tidl_file_t *file, tidl_severity_t sev,
+			   tidl_loc_t loc, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
 /* Print all diagnostics like a compiler: "file:line:col: error: msg\n  line\n  ^" */
 #include <stdio.h>
 void tidl_program_print_diags(const tidl_program_t *prog, FILE *out);

@@ -8,26 +8,30 @@
  * to it), and by ordinal/value/bit inside them.
  */
 #include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "compat.h"
 
 typedef struct checker {
 	const tidl_file_t *old_file, *new_file;
-	FILE *out;
+	tidl_program_t *diags;
 	int breaks;
 } checker_t;
 
+/* One finding: a breaking change (error) or a harmless rename (warning).
+ * LOC points into NEW, except for removals, which point into OLD. */
 static void report(checker_t *c, bool is_break, tidl_loc_t loc, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 static void report(checker_t *c, bool is_break, tidl_loc_t loc, const char *fmt, ...)
 {
+	char msg[600];
 	va_list ap;
-	fprintf(c->out, "%s:%u:%u: %s: ", loc.file, loc.line, loc.col, is_break ? "error" : "warning");
 	va_start(ap, fmt);
-	vfprintf(c->out, fmt, ap);
+	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	fputc('\n', c->out);
+	const tidl_file_t *in = loc.file == c->old_file->path ? c->old_file : c->new_file;
+	tidl_program_add_diag(c->diags, in, is_break ? TIDL_ERROR : TIDL_WARNING, loc, "%s", msg);
 	if (is_break)
 		c->breaks++;
 }
@@ -79,7 +83,7 @@ static void check_added(checker_t *c, bool has_since, tidl_version_t since, tidl
 }
 
 static void check_fields(checker_t *c, const tidl_field_t *of, size_t on, const tidl_field_t *nf,
-			 size_t nn, const char *owner, bool positional, tidl_loc_t new_owner_loc)
+			 size_t nn, const char *owner, bool positional)
 {
 	char b1[128], b2[128], what[256];
 	for (size_t i = 0; i < on; i++) {
@@ -97,7 +101,8 @@ static void check_fields(checker_t *c, const tidl_field_t *of, size_t on, const 
 				report(c, true, moved->loc, "%s '%s' of %s renumbered from %u to %u", unit,
 				       o->name, owner, o->ordinal, moved->ordinal);
 			else if (positional)
-				report(c, true, new_owner_loc, "%s '%s' of %s removed", unit, o->name, owner);
+				report(c, true, o->loc, "%s %u '%s' of %s removed", unit, o->ordinal,
+				       o->name, owner);
 			else
 				report(c, true, o->loc, "%s %u '%s' of %s removed", unit, o->ordinal, o->name,
 				       owner);
@@ -121,13 +126,10 @@ static void check_fields(checker_t *c, const tidl_field_t *of, size_t on, const 
 				existed = true;
 		if (existed)
 			continue;
-		if (positional) {
-			report(c, true, n->loc,
-			       "parameter '%s' added to %s: parameter lists are fixed once released "
-			       "(add a method, or a field to a struct parameter)", n->name, owner);
-			continue;
-		}
-		snprintf(what, sizeof what, "field %u '%s' of %s", n->ordinal, n->name, owner);
+		/* a new parameter or result can only be appended (ordinal = position,
+		 * and the old ones all still exist): on the wire it is a new field */
+		snprintf(what, sizeof what, "%s %u '%s' of %s", positional ? "parameter" : "field",
+			 n->ordinal, n->name, owner);
 		check_added(c, n->has_since, n->since, n->loc, what);
 	}
 }
@@ -168,7 +170,7 @@ static void check_enum(checker_t *c, const tidl_decl_t *o, const tidl_decl_t *n)
 			continue;
 		char what[256];
 		snprintf(what, sizeof what, "enum value '%s.%s'", n->name, nv->name);
-		if (n->u.enum_.strict)
+		if (o->u.enum_.strict || n->u.enum_.strict)
 			report(c, true, nv->loc, "%s added to a strict enum: old readers reject it", what);
 		else
 			check_added(c, nv->has_since, nv->since, nv->loc, what);
@@ -209,9 +211,9 @@ static void check_interface(checker_t *c, const tidl_decl_t *o, const tidl_decl_
 			       or_ ? or_ : "(none)", nr ? nr : "(none)");
 		char sub[340];
 		snprintf(sub, sizeof sub, "the request of %s", owner);
-		check_fields(c, om->params, om->n_params, nm->params, nm->n_params, sub, true, nm->loc);
+		check_fields(c, om->params, om->n_params, nm->params, nm->n_params, sub, true);
 		snprintf(sub, sizeof sub, "the response of %s", owner);
-		check_fields(c, om->results, om->n_results, nm->results, nm->n_results, sub, true, nm->loc);
+		check_fields(c, om->results, om->n_results, nm->results, nm->n_results, sub, true);
 	}
 	for (size_t k = 0; k < n->u.iface.n_methods; k++) {
 		const tidl_method_t *nm = &n->u.iface.methods[k];
@@ -227,9 +229,9 @@ static void check_interface(checker_t *c, const tidl_decl_t *o, const tidl_decl_
 	}
 }
 
-int thothc_compat_check(const tidl_file_t *of, const tidl_file_t *nf, FILE *out)
+int thothc_compat_check(const tidl_file_t *of, const tidl_file_t *nf, tidl_program_t *diags)
 {
-	checker_t c = { of, nf, out, 0 };
+	checker_t c = { of, nf, diags, 0 };
 	if (strcmp(of->package, nf->package) != 0) {
 		report(&c, true, nf->version_loc, "package changed from '%s' to '%s'", of->package,
 		       nf->package);
@@ -274,7 +276,7 @@ int thothc_compat_check(const tidl_file_t *of, const tidl_file_t *nf, FILE *out)
 		case TIDL_DECL_STRUCT:
 			snprintf(owner, sizeof owner, "struct '%s'", n->name);
 			check_fields(&c, o->u.struct_.fields, o->u.struct_.n_fields, n->u.struct_.fields,
-				     n->u.struct_.n_fields, owner, false, n->loc);
+				     n->u.struct_.n_fields, owner, false);
 			break;
 		case TIDL_DECL_INTERFACE:
 			check_interface(&c, o, n);
@@ -289,8 +291,5 @@ int thothc_compat_check(const tidl_file_t *of, const tidl_file_t *nf, FILE *out)
 		snprintf(what, sizeof what, "feature '%s'", n->name);
 		check_added(&c, n->has_since, n->since, n->loc, what);
 	}
-	if (c.breaks)
-		fprintf(out, "%s: %d breaking change%s against %s\n", nf->path, c.breaks,
-			c.breaks == 1 ? "" : "s", of->path);
 	return c.breaks;
 }

@@ -15,7 +15,9 @@
 
 #include "ast.h"
 #include "compat.h"
+#ifndef THOTHC_NO_GEN
 #include "gen_c.h"
+#endif
 
 static void usage(FILE *out)
 {
@@ -85,10 +87,16 @@ static int cmd_gen(int argc, char **argv)
 			status = 2;
 		} else {
 			tidl_program_print_diags(prog, stderr);  /* warnings */
+#ifdef THOTHC_NO_GEN
+			(void)file;
+			fputs("thothc: C generator not built\n", stderr);
+			status = 2;
+#else
 			int r = prefix ? thothc_gen_c_prefixed(file, outdir, prefix, stderr)
 				       : thothc_gen_c(file, outdir, stderr);
 			if (r)
 				status = 2;
+#endif
 		}
 		tidl_program_free(prog);
 	}
@@ -100,9 +108,10 @@ static int cmd_check(int argc, char **argv)
 	if (argc != 4)
 		return bad_usage("check needs exactly two files: OLD.tidl NEW.tidl");
 	tidl_program_t *old_prog = tidl_program_new(), *new_prog = tidl_program_new();
+	tidl_program_t *findings = tidl_program_new();
 	tidl_file_t *old_file, *new_file;
 	int status = 2;
-	if (!old_prog || !new_prog)
+	if (!old_prog || !new_prog || !findings)
 		goto out;
 	int ro = tidl_program_load(old_prog, argv[2], &old_file);
 	int rn = tidl_program_load(new_prog, argv[3], &new_file);
@@ -110,8 +119,14 @@ static int cmd_check(int argc, char **argv)
 	tidl_program_print_diags(new_prog, stderr);
 	if (ro || rn)
 		goto out;
-	status = thothc_compat_check(old_file, new_file, stderr) ? 1 : 0;
+	int breaks = thothc_compat_check(old_file, new_file, findings);
+	tidl_program_print_diags(findings, stderr);
+	if (breaks)
+		fprintf(stderr, "thothc: %d breaking change%s from %s to %s\n", breaks,
+			breaks == 1 ? "" : "s", argv[2], argv[3]);
+	status = breaks ? 1 : 0;
 out:
+	tidl_program_free(findings);
 	tidl_program_free(old_prog);
 	tidl_program_free(new_prog);
 	return status;

@@ -9,17 +9,25 @@
  * collected).  All memory comes from the program's arena.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "ast.h"
 
 #define MAX_FILE_SIZE  (4u << 20)
 #define MAX_TYPE_DEPTH 16
 #define MAX_IMPORT_DEPTH 64
+#define MAX_NAME_LEN   64      /* identifiers; keeps generated C names bounded */
+#define MAX_PACKAGE_LEN 128
+#define MAX_MEMBERS    4096    /* declarations per file, members per declaration: keeps
+				* the quadratic duplicate checks fast on any input */
+#define MAX_DIAGS      200     /* diagnostics kept; later ones are counted, not stored */
 
 /* ---- arena ------------------------------------------------------------- */
 
@@ -124,11 +132,20 @@ static void line_of(const tidl_file_t *f, uint32_t line, const char **text, size
 	*len = (size_t)(e - s);
 }
 
-static void diag(tidl_program_t *p, const tidl_file_t *f, tidl_severity_t sev, tidl_loc_t loc,
-		 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static void diag(tidl_program_t *p, const tidl_file_t *f, tidl_severity_t sev, tidl_loc_t loc,
-		 const char *fmt, ...)
+static void vdiag(tidl_program_t *p, const tidl_file_t *f, tidl_severity_t sev, tidl_loc_t loc,
+		  const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
+static void vdiag(tidl_program_t *p, const tidl_file_t *f, tidl_severity_t sev, tidl_loc_t loc,
+		  const char *fmt, va_list ap)
 {
+	if (sev == TIDL_ERROR)
+		p->n_errors++;
+	if (p->n_diags > MAX_DIAGS)
+		return;
+	if (p->n_diags == MAX_DIAGS) {
+		sev = TIDL_NOTE;        /* one last entry says that more were dropped */
+		fmt = "too many diagnostics; the rest are not shown";
+		loc = (tidl_loc_t){ loc.file, 0, 0 };
+	}
 	if (p->n_diags == p->cap_diags) {
 		size_t cap = p->cap_diags ? p->cap_diags * 2 : 16;
 		tidl_diag_t *d = realloc(p->diags, cap * sizeof *d);
@@ -138,17 +155,32 @@ static void diag(tidl_program_t *p, const tidl_file_t *f, tidl_severity_t sev, t
 		p->cap_diags = cap;
 	}
 	char buf[512];
-	va_list ap;
-	va_start(ap, fmt);
 	vsnprintf(buf, sizeof buf, fmt, ap);
-	va_end(ap);
 	tidl_diag_t *d = &p->diags[p->n_diags++];
 	d->severity = sev;
 	d->loc = loc;
 	d->message = pstrndup(p, buf, strlen(buf));
 	line_of(f, loc.line, &d->line_text, &d->line_len);
-	if (sev == TIDL_ERROR)
-		p->n_errors++;
+}
+
+static void diag(tidl_program_t *p, const tidl_file_t *f, tidl_severity_t sev, tidl_loc_t loc,
+		 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void diag(tidl_program_t *p, const tidl_file_t *f, tidl_severity_t sev, tidl_loc_t loc,
+		 const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vdiag(p, f, sev, loc, fmt, ap);
+	va_end(ap);
+}
+
+void tidl_program_add_diag(tidl_program_t *p, const tidl_file_t *f, tidl_severity_t sev,
+			   tidl_loc_t loc, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vdiag(p, f, sev, loc, fmt, ap);
+	va_end(ap);
 }
 
 size_t tidl_program_diag_count(const tidl_program_t *p) { return p->n_diags; }
@@ -258,6 +290,11 @@ static void lex(parser_t *ps)
 		while (ps->cur < ps->end && (is_ident_start(*ps->cur) || is_digit(*ps->cur)))
 			advance_char(ps);
 		t->kind = T_IDENT;
+		if ((size_t)(ps->cur - t->text) > MAX_NAME_LEN) {
+			t->kind = T_BAD;
+			t->text = "name longer than 64 characters";
+			return;
+		}
 	} else if (is_digit(c)) {
 		uint64_t v = 0;
 		bool hex = ps->cur + 1 < ps->end && c == '0' && (ps->cur[1] == 'x' || ps->cur[1] == 'X');
@@ -320,7 +357,7 @@ static void lex(parser_t *ps)
 		advance_char(ps);
 		advance_char(ps);
 		t->kind = T_ARROW;
-	} else if (strchr(";:.,{}()<>=@|-", c)) {
+	} else if (c != '\0' && strchr(";:.,{}()<>=@|-", c)) {   /* strchr finds the NUL too */
 		advance_char(ps);
 		t->kind = T_PUNCT;
 		t->punct = c;
@@ -374,6 +411,16 @@ static void syntax_error(parser_t *ps, const char *fmt, ...)
 		     tok_desc(&ps->tok, d, sizeof d));
 	}
 	ps->failed = true;
+}
+
+/* False (and a syntax error) once a list already holds MAX_MEMBERS entries. */
+static bool room_for(parser_t *ps, const vec_t *v, const char *what)
+{
+	if (v->n < MAX_MEMBERS)
+		return true;
+	diag(ps->prog, ps->file, TIDL_ERROR, ps->tok.loc, "more than %d %s", MAX_MEMBERS, what);
+	ps->failed = true;
+	return false;
 }
 
 static bool is_punct(parser_t *ps, char c) { return ps->tok.kind == T_PUNCT && ps->tok.punct == c; }
@@ -640,6 +687,8 @@ static void parse_enum(parser_t *ps, vec_t *decls, bool strict)
 	set_since(d, &a);
 	vec_t values = { .size = sizeof(tidl_enum_value_t) };
 	while (!is_punct(ps, '}') && !ps->failed) {
+		if (!room_for(ps, &values, "values in one enum"))
+			return;
 		tidl_enum_value_t *v = vec_push(ps->prog, &values);
 		if (!(v->name = expect_ident(ps, "an enum value name or '}'", &v->loc)) ||
 		    !expect_punct(ps, '=', "after the enum value name"))
@@ -708,14 +757,14 @@ static void parse_struct(parser_t *ps, vec_t *decls)
 	set_since(d, &a);
 	vec_t fields = { .size = sizeof(tidl_field_t) };
 	while (!is_punct(ps, '}') && !ps->failed)
-		if (!parse_field(ps, &fields))
+		if (!room_for(ps, &fields, "fields in one struct") || !parse_field(ps, &fields))
 			return;
 	expect_punct(ps, '}', "to close the struct");
 	d->u.struct_.fields = fields.items;
 	d->u.struct_.n_fields = fields.n;
 }
 
-/* "(T a, optional T b)": positional fields, ordinal = position. */
+/* "(T a, optional T b @since(1.2))": positional fields, ordinal = position. */
 static bool parse_params(parser_t *ps, vec_t *out)
 {
 	if (!expect_punct(ps, '(', "to open the parameter list"))
@@ -723,6 +772,8 @@ static bool parse_params(parser_t *ps, vec_t *out)
 	if (accept_punct(ps, ')'))
 		return true;
 	for (;;) {
+		if (!room_for(ps, out, "parameters"))
+			return false;
 		tidl_field_t *f = vec_push(ps->prog, out);
 		f->ordinal = (uint32_t)out->n;
 		f->loc = ps->tok.loc;
@@ -730,9 +781,13 @@ static bool parse_params(parser_t *ps, vec_t *out)
 			f->optional = true;
 			lex(ps);
 		}
+		annots_t a;
 		if (!(f->type = parse_type(ps, 0)) ||
-		    !(f->name = expect_ident(ps, "a parameter name", NULL)))
+		    !(f->name = expect_ident(ps, "a parameter name", NULL)) ||
+		    !parse_annotations(ps, &a, false))
 			return false;
+		f->has_since = a.has_since;     /* appended after release: "T name @since(1.2)" */
+		f->since = a.since;
 		if (accept_punct(ps, ')'))
 			return true;
 		if (!expect_punct(ps, ',', "or ')' after the parameter"))
@@ -752,6 +807,8 @@ static void parse_interface(parser_t *ps, vec_t *decls)
 	set_since(d, &a);
 	vec_t methods = { .size = sizeof(tidl_method_t) };
 	while (!is_punct(ps, '}') && !ps->failed) {
+		if (!room_for(ps, &methods, "methods in one interface"))
+			return;
 		tidl_method_t *m = vec_push(ps->prog, &methods);
 		uint64_t ord;
 		if (!expect_uint(ps, "a method ordinal or '}'", &ord, &m->loc) ||
@@ -780,6 +837,8 @@ static void parse_interface(parser_t *ps, vec_t *decls)
 			tidl_loc_t eloc = ps->tok.loc;
 			lex(ps);
 			do {
+				if (!room_for(ps, &errs, "errors in one method"))
+					return;
 				const char *e = expect_ident(ps, "an error name", NULL);
 				if (!e)
 					return;
@@ -875,6 +934,20 @@ static void resolve_type(tidl_program_t *p, tidl_file_t *f, tidl_type_t *t)
 		diag(p, f, TIDL_ERROR, t->loc, "unknown type '%s'", t->ref_name);
 		return;
 	}
+	if (d->file != f && !strchr(t->ref_name, '.')) {
+		/* an unqualified name from an import must be unique across the imports */
+		for (size_t i = 0; i < f->n_imports; i++) {
+			tidl_file_t *imp = f->imports[i].file;
+			tidl_decl_t *other = imp && imp != d->file ? find_local(imp, t->ref_name) : NULL;
+			if (other && strcmp(imp->package, d->file->package) != 0) {
+				diag(p, f, TIDL_ERROR, t->loc,
+				     "ambiguous type '%s': declared in '%s' and '%s'; write %s.%s",
+				     t->ref_name, d->file->package, imp->package, d->file->package,
+				     t->ref_name);
+				return;
+			}
+		}
+	}
 	if (d->kind == TIDL_DECL_ENUM)
 		t->kind = TIDL_ENUM;
 	else if (d->kind == TIDL_DECL_STRUCT)
@@ -886,13 +959,6 @@ static void resolve_type(tidl_program_t *p, tidl_file_t *f, tidl_type_t *t)
 		return;
 	}
 	t->decl = d;
-}
-
-static bool types_resolved(const tidl_type_t *t)
-{
-	if (t->kind == TIDL_LIST)
-		return types_resolved(t->elem);
-	return !t->ref_name || t->decl;
 }
 
 static void check_fields(tidl_program_t *p, tidl_file_t *f, tidl_field_t *fields, size_t n,
@@ -922,28 +988,122 @@ static void check_fields(tidl_program_t *p, tidl_file_t *f, tidl_field_t *fields
 			diag(p, f, TIDL_ERROR, fields[i].loc, "ordinals start at 1 in %s", owner);
 		else
 			diag(p, f, TIDL_ERROR, fields[i].loc,
-			     "ordinals must be contiguous from 1 in %s: missing %zu", owner, i + 1);
+			     "ordinals must be contiguous from 1: missing %zu in %s", i + 1, owner);
 		break;
 	}
 }
 
-/* By-value containment cycle: DFS with colours, through struct fields
- * (required or optional) but not through lists. */
-static bool struct_cycle(tidl_program_t *p, tidl_decl_t *d, tidl_decl_t **stack, size_t depth)
+/*
+ * By-value containment cycles.  A struct that holds itself through struct
+ * fields (required or optional; both are stored inline) has no finite
+ * encoding; through list<> it is fine.  Imports are acyclic, so such a
+ * cycle lies within one file: Tarjan's strongly connected components over
+ * the file's structs, edges = by-value struct fields.  One error per cycle,
+ * at its first struct in source order.
+ */
+typedef struct scc_state {
+	tidl_decl_t **nodes;            /* the file's structs, in source order */
+	size_t n;
+	struct scc_key { const tidl_decl_t *decl; size_t node; } *by_addr;  /* sorted by decl */
+	size_t *index, *low, *comp;     /* per node; index 0 = unvisited */
+	size_t *stack, depth, next_index, n_comps;
+	bool *on_stack;
+} scc_state_t;
+
+static int cmp_scc_key(const void *a, const void *b)
 {
-	if (depth >= 256)
-		return false;
-	for (size_t i = 0; i < depth; i++) {
-		if (stack[i] == d)
-			return true;
-	}
-	stack[depth] = d;
+	uintptr_t x = (uintptr_t)((const struct scc_key *)a)->decl;
+	uintptr_t y = (uintptr_t)((const struct scc_key *)b)->decl;
+	return x < y ? -1 : x > y;
+}
+
+static size_t scc_node(const scc_state_t *s, const tidl_decl_t *d)
+{
+	struct scc_key key = { d, 0 };
+	const struct scc_key *k = s->n ? bsearch(&key, s->by_addr, s->n, sizeof key, cmp_scc_key) : NULL;
+	return k ? k->node : SIZE_MAX;  /* not found: an imported struct cannot close a cycle */
+}
+
+static size_t by_value_target(const scc_state_t *s, const tidl_field_t *f)
+{
+	if (f->type->kind != TIDL_STRUCT || !f->type->decl)
+		return SIZE_MAX;
+	return scc_node(s, f->type->decl);
+}
+
+static void scc_visit(scc_state_t *s, size_t v)
+{
+	s->index[v] = s->low[v] = ++s->next_index;
+	s->stack[s->depth++] = v;
+	s->on_stack[v] = true;
+	const tidl_decl_t *d = s->nodes[v];
 	for (size_t i = 0; i < d->u.struct_.n_fields; i++) {
-		tidl_type_t *t = d->u.struct_.fields[i].type;
-		if (t->kind == TIDL_STRUCT && t->decl && struct_cycle(p, t->decl, stack, depth + 1))
-			return true;
+		size_t w = by_value_target(s, &d->u.struct_.fields[i]);
+		if (w == SIZE_MAX)
+			continue;
+		if (!s->index[w]) {
+			scc_visit(s, w);
+			if (s->low[w] < s->low[v])
+				s->low[v] = s->low[w];
+		} else if (s->on_stack[w] && s->index[w] < s->low[v]) {
+			s->low[v] = s->index[w];
+		}
 	}
-	return false;
+	if (s->low[v] != s->index[v])
+		return;
+	size_t w, comp = s->n_comps++;
+	do {
+		w = s->stack[--s->depth];
+		s->on_stack[w] = false;
+		s->comp[w] = comp;
+	} while (w != v);
+}
+
+static void check_recursion(tidl_program_t *p, tidl_file_t *f)
+{
+	scc_state_t s = { 0 };
+	size_t cap = f->n_decls ? f->n_decls : 1;
+	s.nodes = calloc(cap, sizeof *s.nodes);
+	s.index = calloc(cap, sizeof *s.index);
+	s.low = calloc(cap, sizeof *s.low);
+	s.comp = calloc(cap, sizeof *s.comp);
+	s.stack = calloc(cap, sizeof *s.stack);
+	s.on_stack = calloc(cap, sizeof *s.on_stack);
+	s.by_addr = calloc(cap, sizeof *s.by_addr);
+	bool *reported = calloc(cap, sizeof *reported);
+	if (!s.nodes || !s.index || !s.low || !s.comp || !s.stack || !s.on_stack || !s.by_addr ||
+	    !reported)
+		abort();
+	for (size_t i = 0; i < f->n_decls; i++)
+		if (f->decls[i]->kind == TIDL_DECL_STRUCT) {
+			s.by_addr[s.n] = (struct scc_key){ f->decls[i], s.n };
+			s.nodes[s.n++] = f->decls[i];
+		}
+	if (s.n)
+		qsort(s.by_addr, s.n, sizeof *s.by_addr, cmp_scc_key);
+	for (size_t v = 0; v < s.n; v++)
+		if (!s.index[v])
+			scc_visit(&s, v);       /* depth <= MAX_MEMBERS structs */
+	for (size_t v = 0; v < s.n; v++) {
+		const tidl_decl_t *d = s.nodes[v];
+		for (size_t i = 0; i < d->u.struct_.n_fields && !reported[s.comp[v]]; i++) {
+			size_t w = by_value_target(&s, &d->u.struct_.fields[i]);
+			if (w == SIZE_MAX || s.comp[w] != s.comp[v])
+				continue;
+			reported[s.comp[v]] = true;
+			diag(p, f, TIDL_ERROR, d->loc,
+			     "recursive struct '%s' (through field '%s'); use a list", d->name,
+			     d->u.struct_.fields[i].name);
+		}
+	}
+	free(s.nodes);
+	free(s.index);
+	free(s.low);
+	free(s.comp);
+	free(s.stack);
+	free(s.on_stack);
+	free(s.by_addr);
+	free(reported);
 }
 
 static bool fits(tidl_kind_t k, uint64_t v)
@@ -1069,26 +1229,7 @@ static void sema_file(tidl_program_t *p, tidl_file_t *f)
 		}
 		}
 	}
-	/* recursion by value */
-	for (size_t i = 0; i < f->n_decls; i++) {
-		tidl_decl_t *d = f->decls[i];
-		if (d->kind != TIDL_DECL_STRUCT)
-			continue;
-		bool all = true;
-		for (size_t k = 0; k < d->u.struct_.n_fields; k++)
-			all = all && types_resolved(d->u.struct_.fields[k].type);
-		tidl_decl_t *stack[256];
-		if (all && struct_cycle(p, d, stack, 0)) {
-			const char *via = "?";
-			for (size_t k = 0; k < d->u.struct_.n_fields; k++)
-				if (d->u.struct_.fields[k].type->kind == TIDL_STRUCT) {
-					via = d->u.struct_.fields[k].name;
-					break;
-				}
-			diag(p, f, TIDL_ERROR, d->loc,
-			     "recursive struct '%s' (through field '%s'); use a list", d->name, via);
-		}
-	}
+	check_recursion(p, f);
 }
 
 /* ---- loading files ---------------------------------------------------------- */
@@ -1099,25 +1240,42 @@ static int load(tidl_program_t *p, const char *path, const char *text, size_t le
 static char *read_file(tidl_program_t *p, const char *path, size_t *len, tidl_loc_t from,
 		       const tidl_file_t *importer)
 {
-	FILE *fp = fopen(path, "rb");
-	if (!fp) {
+	/* O_NONBLOCK: opening a FIFO named by an import must not hang; only
+	 * regular files are read, so a device or directory is refused. */
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
 		diag(p, importer, TIDL_ERROR, from, "cannot open '%s': %s", path, strerror(errno));
 		return NULL;
 	}
-	char *buf = palloc(p, MAX_FILE_SIZE + 1);
-	size_t n = fread(buf, 1, MAX_FILE_SIZE + 1, fp);
-	bool err = ferror(fp);
-	fclose(fp);
-	if (err) {
-		diag(p, importer, TIDL_ERROR, from, "cannot read '%s'", path);
-		return NULL;
+	struct stat st;
+	char *buf = NULL;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		diag(p, importer, TIDL_ERROR, from, "cannot open '%s': not a regular file", path);
+		goto out;
 	}
-	if (n > MAX_FILE_SIZE) {
+	if (st.st_size > (off_t)MAX_FILE_SIZE) {
 		diag(p, importer, TIDL_ERROR, from, "'%s' is larger than %u bytes", path, MAX_FILE_SIZE);
-		return NULL;
+		goto out;
+	}
+	size_t want = (size_t)st.st_size, n = 0;
+	buf = palloc(p, want + 1);
+	while (n < want) {
+		ssize_t r = read(fd, buf + n, want - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			diag(p, importer, TIDL_ERROR, from, "cannot read '%s': %s", path, strerror(errno));
+			buf = NULL;
+			goto out;
+		}
+		if (r == 0)
+			break;          /* the file shrank: parse what is there */
+		n += (size_t)r;
 	}
 	buf[n] = 0;
 	*len = n;
+out:
+	close(fd);
 	return buf;
 }
 
@@ -1161,6 +1319,12 @@ static void parse_file(parser_t *ps)
 	const char *e = stop;
 	while (e > start && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
 		e--;
+	if ((size_t)(e - start) > MAX_PACKAGE_LEN) {
+		diag(ps->prog, ps->file, TIDL_ERROR, f->version_loc.line ? f->version_loc : ps->tok.loc,
+		     "package name longer than %d characters", MAX_PACKAGE_LEN);
+		ps->failed = true;
+		return;
+	}
 	f->package = pstrndup(ps->prog, start, (size_t)(e - start));
 	if (!expect_punct(ps, ';', "after the package name"))
 		return;
@@ -1176,6 +1340,9 @@ static void parse_file(parser_t *ps)
 	vec_t imports = { .size = sizeof(tidl_import_t) };
 	vec_t decls = { .size = sizeof(tidl_decl_t *) };
 	while (ps->tok.kind != T_EOF && !ps->failed) {
+		if (!room_for(ps, &decls, "declarations in one file") ||
+		    !room_for(ps, &imports, "imports in one file"))
+			break;
 		if (is_word(ps, "import")) {
 			tidl_import_t *im = vec_push(ps->prog, &imports);
 			im->loc = ps->tok.loc;

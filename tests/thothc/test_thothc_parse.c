@@ -1,0 +1,582 @@
+/*
+ * test_thothc_parse.c - the .tidl language as the front end accepts and
+ * rejects it (docs/IDL.md): one behaviour per test.  Whole schemas live in
+ * schemas/good and schemas/bad; a bad schema's first line says which
+ * diagnostic it must produce ("// expect: LINE:COL: message").
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "tidl_test_util.h"
+
+#define HEADER "package t;\nversion 1.2;\n"
+
+/* The load of TEXT fails with a diagnostic containing NEEDLE at LINE:COL
+ * (COL 0: any column). */
+static void expect_error_at(const char *text, const char *needle, uint32_t line, uint32_t col)
+{
+	tidl_file_t *f;
+	assert_int_not_equal(tidl_test_load_text(text, &f), 0);
+	const tidl_diag_t *d = tidl_test_find_diag(tidl_test_prog(), needle);
+	if (!d) {
+		tidl_test_dump(tidl_test_prog());
+		fail_msg("no diagnostic containing \"%s\"", needle);
+	}
+	assert_int_equal(d->severity, TIDL_ERROR);
+	assert_int_equal(d->loc.line, line);
+	if (col)
+		assert_int_equal(d->loc.col, col);
+}
+
+static tidl_file_t *expect_ok(const char *text)
+{
+	tidl_file_t *f = NULL;
+	if (tidl_test_load_text(text, &f) != 0) {
+		tidl_test_dump(tidl_test_prog());
+		fail_msg("schema rejected");
+	}
+	return f;
+}
+
+/* Loads schemas/bad/NAME and checks the diagnostic its first line names. */
+static void expect_bad_schema(const char *name)
+{
+	char rel[256], path[1024], first[1024];
+	snprintf(rel, sizeof rel, "bad/%s", name);
+	snprintf(path, sizeof path, "%s/%s", SCHEMA_DIR, rel);
+	FILE *fp = fopen(path, "r");
+	assert_non_null(fp);
+	assert_non_null(fgets(first, sizeof first, fp));
+	fclose(fp);
+	first[strcspn(first, "\n")] = 0;
+	unsigned line, col;
+	int used = 0;
+	assert_int_equal(sscanf(first, "// expect: %u:%u: %n", &line, &col, &used), 2);
+	/* the expectation names the schema folder SCHEMA_DIR */
+	char want[2048] = "";
+	for (const char *s = first + used; *s;) {
+		if (strncmp(s, "SCHEMA_DIR", 10) == 0) {
+			strncat(want, SCHEMA_DIR, sizeof want - strlen(want) - 1);
+			s += 10;
+		} else {
+			strncat(want, s, 1);
+			s++;
+		}
+	}
+	tidl_file_t *f;
+	assert_int_not_equal(tidl_test_load_file(rel, &f), 0);
+	const tidl_diag_t *d = NULL;
+	for (size_t i = 0; i < tidl_program_diag_count(tidl_test_prog()); i++) {
+		const tidl_diag_t *c = tidl_program_diag(tidl_test_prog(), i);
+		if (strcmp(c->message, want) == 0)
+			d = c;
+	}
+	if (!d) {
+		tidl_test_dump(tidl_test_prog());
+		fail_msg("%s: no diagnostic \"%s\"", name, want);
+	}
+	assert_int_equal(d->loc.line, line);
+	assert_int_equal(d->loc.col, col);
+	assert_string_equal(d->loc.file, path);
+}
+
+static int teardown(void **state)
+{
+	tidl_test_reset();
+	return 0;
+}
+
+/* ---- accepted schemas -------------------------------------------------- */
+
+static void test_issue_example_schema_loads_with_everything_resolved(void **state)
+{
+	tidl_file_t *f;
+	if (tidl_test_load_file("good/registry.tidl", &f) != 0) {
+		tidl_test_dump(tidl_test_prog());
+		fail();
+	}
+	assert_string_equal(f->package, "thoth.registry");
+	assert_int_equal(f->version.major, 1);
+	assert_int_equal(f->version.minor, 3);
+	tidl_decl_t *batch = tidl_file_find_decl(f, "batch_resolve");
+	assert_int_equal(batch->kind, TIDL_DECL_FEATURE);
+	assert_int_equal(batch->u.feature.bit, 1);
+	assert_true(batch->has_since);
+	tidl_decl_t *loc = tidl_file_find_decl(f, "Locality");
+	assert_int_equal(loc->u.enum_.underlying, TIDL_U8);
+	assert_int_equal(loc->u.enum_.n_values, 4);
+	tidl_decl_t *ep = tidl_file_find_decl(f, "Endpoint");
+	assert_int_equal(ep->u.struct_.n_fields, 6);
+	assert_true(ep->u.struct_.fields[4].optional);
+	assert_int_equal(ep->u.struct_.fields[2].type->kind, TIDL_ENUM);
+	assert_ptr_equal(ep->u.struct_.fields[2].type->decl, loc);
+	tidl_decl_t *reg = tidl_file_find_decl(f, "Registry");
+	assert_int_equal(reg->u.iface.n_methods, 4);
+	tidl_method_t *resolve = &reg->u.iface.methods[1];
+	assert_string_equal(resolve->name, "resolve");
+	assert_int_equal(resolve->n_errors, 2);
+	assert_ptr_equal(resolve->errors[1], tidl_file_find_decl(f, "Expired"));
+	assert_ptr_equal(reg->u.iface.methods[2].requires, batch);
+	assert_true(reg->u.iface.methods[3].oneway);
+	assert_int_equal(reg->u.iface.methods[0].params[2].ordinal, 3);
+}
+
+static void test_fields_are_sorted_by_ordinal(void **state)
+{
+	tidl_file_t *f = expect_ok(HEADER "struct S { 2: u8 b; 3: u8 c; 1: u8 a; }");
+	tidl_decl_t *s = tidl_file_find_decl(f, "S");
+	assert_string_equal(s->u.struct_.fields[0].name, "a");
+	assert_string_equal(s->u.struct_.fields[1].name, "b");
+	assert_string_equal(s->u.struct_.fields[2].name, "c");
+}
+
+static void test_methods_are_sorted_and_may_leave_gaps(void **state)
+{
+	tidl_file_t *f = expect_ok(HEADER "interface I { 7: b(); 2: a(); }");
+	tidl_decl_t *i = tidl_file_find_decl(f, "I");
+	assert_int_equal(i->u.iface.methods[0].ordinal, 2);
+	assert_int_equal(i->u.iface.methods[1].ordinal, 7);
+}
+
+static void test_line_and_block_comments_are_ignored(void **state)
+{
+	expect_ok("// leading\npackage t; /* inline */ version 1.0;\n/* multi\n line */ struct S {}\n");
+}
+
+static void test_imported_names_resolve_qualified_and_unqualified(void **state)
+{
+	tidl_file_t *f;
+	assert_int_equal(tidl_test_load_file("good/uses_common.tidl", &f), 0);
+	tidl_decl_t *s = tidl_file_find_decl(f, "Service");
+	tidl_decl_t *ep = s->u.struct_.fields[0].type->decl;
+	assert_string_equal(ep->file->package, "thoth.common");
+	assert_ptr_equal(s->u.struct_.fields[1].type->decl, ep);
+	assert_int_equal(s->u.struct_.fields[2].type->elem->kind, TIDL_ENUM);
+}
+
+static void test_negative_enum_values_are_allowed_for_signed_types(void **state)
+{
+	tidl_file_t *f = expect_ok(HEADER "enum E : i8 { LOW = -128; ZERO = 0; HIGH = 127; }");
+	tidl_decl_t *e = tidl_file_find_decl(f, "E");
+	assert_int_equal((int64_t)e->u.enum_.values[0].value, -128);
+}
+
+static void test_annotations_may_come_in_any_order(void **state)
+{
+	tidl_file_t *f = expect_ok(HEADER "feature x = 3;\n"
+				   "interface I { 1: m() @requires(x) @since(1.1); }");
+	tidl_method_t *m = &tidl_file_find_decl(f, "I")->u.iface.methods[0];
+	assert_true(m->has_since);
+	assert_non_null(m->requires);
+}
+
+static void test_parameters_may_be_optional_and_carry_since(void **state)
+{
+	tidl_file_t *f = expect_ok(HEADER "interface I {\n"
+				   "  1: m(u32 a, optional string b @since(1.1)) -> (bool ok, u8 extra @since(1.2));\n}");
+	tidl_method_t *m = &tidl_file_find_decl(f, "I")->u.iface.methods[0];
+	assert_true(m->params[1].optional);
+	assert_true(m->params[1].has_since);
+	assert_int_equal(m->params[1].since.minor, 1);
+	assert_true(m->results[1].has_since);
+	assert_int_equal(m->results[1].ordinal, 2);
+}
+
+static void test_recursion_through_a_list_is_allowed(void **state)
+{
+	expect_ok(HEADER "struct Node { 1: u32 v; 2: list<Node> children; }");
+}
+
+static void test_list_nesting_of_16_is_accepted(void **state)
+{
+	expect_ok(HEADER "struct S { 1: list<list<list<list<list<list<list<list<"
+		  "list<list<list<list<list<list<list<list<u8>>>>>>>>>>>>>>>> x; }");
+}
+
+/* ---- rejected schemas: the bad/ files ------------------------------------ */
+
+static void test_duplicate_field_ordinal_is_error(void **state)
+{
+	expect_bad_schema("duplicate_field_ordinal.tidl");
+}
+
+static void test_missing_field_ordinal_is_error(void **state)
+{
+	expect_bad_schema("missing_field_ordinal.tidl");
+}
+
+static void test_unknown_type_is_error(void **state)
+{
+	expect_bad_schema("unknown_type.tidl");
+}
+
+static void test_unknown_types_are_all_reported(void **state)
+{
+	tidl_file_t *f;
+	assert_int_not_equal(tidl_test_load_file("bad/unknown_type.tidl", &f), 0);
+	assert_int_equal(tidl_program_error_count(tidl_test_prog()), 2);
+	assert_non_null(tidl_test_find_diag(tidl_test_prog(), "unknown type 'Bar'"));
+}
+
+static void test_recursive_struct_is_error(void **state)
+{
+	expect_bad_schema("recursive_struct.tidl");
+}
+
+static void test_missing_import_is_reported_at_the_import(void **state)
+{
+	expect_bad_schema("missing_import.tidl");
+}
+
+static void test_ambiguous_unqualified_import_name_is_error(void **state)
+{
+	expect_bad_schema("ambiguous_import.tidl");
+}
+
+static void test_missing_semicolon_after_field_is_syntax_error(void **state)
+{
+	expect_bad_schema("missing_semicolon.tidl");
+}
+
+static void test_import_cycle_is_reported(void **state)
+{
+	tidl_file_t *f;
+	assert_int_not_equal(tidl_test_load_file("bad/cycle_a.tidl", &f), 0);
+	char want[2048];
+	snprintf(want, sizeof want, "import cycle: %s/bad/cycle_a.tidl -> %s/bad/cycle_b.tidl -> %s/bad/cycle_a.tidl",
+		 SCHEMA_DIR, SCHEMA_DIR, SCHEMA_DIR);
+	const tidl_diag_t *d = tidl_test_find_diag(tidl_test_prog(), "import cycle");
+	assert_non_null(d);
+	assert_string_equal(d->message, want);
+	assert_int_equal(d->loc.line, 3);       /* the import in cycle_b.tidl */
+}
+
+static void test_missing_root_file_is_reported(void **state)
+{
+	tidl_file_t *f;
+	assert_int_not_equal(tidl_test_load_file("no_such_file.tidl", &f), 0);
+	char want[1200];
+	snprintf(want, sizeof want, "cannot open '%s/no_such_file.tidl': No such file or directory", SCHEMA_DIR);
+	assert_non_null(tidl_test_find_diag(tidl_test_prog(), want));
+}
+
+static void test_importing_a_directory_is_refused(void **state)
+{
+	char text[1400];
+	snprintf(text, sizeof text, HEADER "import \"%s/good\";\n", SCHEMA_DIR);
+	expect_error_at(text, "not a regular file", 3, 1);
+}
+
+/* ---- rejected schemas: single rules --------------------------------------- */
+
+static void test_duplicate_method_ordinal_is_error(void **state)
+{
+	expect_error_at(HEADER "interface I {\n  1: a();\n  1: b();\n}", "duplicate method ordinal 1 (first used at test.tidl:4:3)", 5, 3);
+}
+
+static void test_method_ordinal_zero_is_error(void **state)
+{
+	expect_error_at(HEADER "interface I {\n  0: a();\n}", "method ordinals start at 1", 4, 3);
+}
+
+static void test_field_ordinal_zero_is_error(void **state)
+{
+	expect_error_at(HEADER "struct S {\n  0: u8 a;\n}", "ordinals start at 1", 4, 3);
+}
+
+static void test_duplicate_declaration_name_is_error(void **state)
+{
+	expect_error_at(HEADER "struct S {}\nenum S : u8 {}", "'S' is already declared at line 3", 4, 6);
+}
+
+static void test_duplicate_field_name_is_error(void **state)
+{
+	expect_error_at(HEADER "struct S {\n  1: u8 a;\n  2: u8 a;\n}", "duplicate name 'a'", 5, 3);
+}
+
+static void test_negative_value_in_unsigned_enum_is_error(void **state)
+{
+	expect_error_at(HEADER "enum E : u8 {\n  A = -1;\n}", "negative value for enum 'E' with unsigned type u8", 4, 8);
+}
+
+static void test_enum_value_out_of_range_is_error(void **state)
+{
+	expect_error_at(HEADER "enum E : u8 {\n  A = 256;\n}", "value of 'A' does not fit u8", 4, 3);
+}
+
+static void test_signed_enum_value_below_range_is_error(void **state)
+{
+	expect_error_at(HEADER "enum E : i8 {\n  A = -129;\n}", "value of 'A' does not fit i8", 4, 3);
+}
+
+static void test_duplicate_enum_value_is_error(void **state)
+{
+	expect_error_at(HEADER "enum E : u8 {\n  A = 1;\n  B = 1;\n}", "'B' has the same value as 'A'", 5, 3);
+}
+
+static void test_enum_underlying_type_must_be_an_integer(void **state)
+{
+	expect_error_at(HEADER "enum E : string {}", "an enum's underlying type must be an integer type", 3, 10);
+}
+
+static void test_feature_bit_above_63_is_error(void **state)
+{
+	expect_error_at(HEADER "feature big = 64;", "feature bit of 'big' must be 0..63", 3, 9);
+}
+
+static void test_duplicate_feature_bit_is_error(void **state)
+{
+	expect_error_at(HEADER "feature a = 5;\nfeature b = 5;", "feature bit 5 already used by 'a'", 4, 9);
+}
+
+static void test_error_code_zero_is_error(void **state)
+{
+	expect_error_at(HEADER "error Bad = 0;", "error code of 'Bad' must be 1..4294967295", 3, 7);
+}
+
+static void test_duplicate_error_code_is_error(void **state)
+{
+	expect_error_at(HEADER "error A = 3;\nerror B = 3;", "error code 3 already used by 'A'", 4, 7);
+}
+
+static void test_since_newer_than_the_file_version_is_error(void **state)
+{
+	expect_error_at(HEADER "struct S {\n  1: u8 a @since(1.3);\n}", "@since(1.3) on a field is newer than the file's version 1.2", 4, 3);
+}
+
+static void test_requires_naming_an_unknown_feature_is_error(void **state)
+{
+	expect_error_at(HEADER "interface I {\n  1: m() @requires(nope);\n}", "@requires(nope): no feature 'nope' in this file", 4, 3);
+}
+
+static void test_requires_outside_a_method_is_error(void **state)
+{
+	expect_error_at(HEADER "feature x = 1;\nstruct S @requires(x) {}", "@requires is only allowed on methods", 4, 11);
+}
+
+static void test_oneway_method_with_results_is_error(void **state)
+{
+	expect_error_at(HEADER "interface I {\n  1: oneway m() -> (u8 r);\n}", "oneway method 'm' cannot have results", 4, 17);
+}
+
+static void test_oneway_method_with_errors_is_error(void **state)
+{
+	expect_error_at(HEADER "error E = 1;\ninterface I {\n  1: oneway m() error E;\n}", "oneway method 'm' cannot return errors", 5, 17);
+}
+
+static void test_unknown_error_in_a_method_is_error(void **state)
+{
+	expect_error_at(HEADER "interface I {\n  1: m() error Nope;\n}", "unknown error 'Nope' in method 'm'", 4, 3);
+}
+
+static void test_a_feature_is_not_a_type(void **state)
+{
+	expect_error_at(HEADER "feature f = 1;\nstruct S {\n  1: f x;\n}", "'f' is not a type (it is a feature)", 5, 6);
+}
+
+static void test_optional_inside_a_type_is_error(void **state)
+{
+	expect_error_at(HEADER "struct S {\n  1: list<optional u8> x;\n}", "'optional' is only allowed on fields and parameters", 4, 11);
+}
+
+static void test_indirect_recursion_through_optional_fields_is_error(void **state)
+{
+	expect_error_at(HEADER "struct A {\n  1: optional B b;\n}\nstruct B {\n  1: list<u8> pad;\n  2: A a;\n}",
+			"recursive struct 'A' (through field 'b'); use a list", 3, 8);
+	assert_int_equal(tidl_program_error_count(tidl_test_prog()), 1);   /* one report per cycle */
+}
+
+static void test_struct_holding_a_recursive_struct_is_not_itself_reported(void **state)
+{
+	expect_error_at(HEADER "struct Outer {\n  1: Node n;\n}\nstruct Node {\n  1: Node next;\n}",
+			"recursive struct 'Node' (through field 'next')", 6, 8);
+	assert_null(tidl_test_find_diag(tidl_test_prog(), "'Outer'"));
+}
+
+static void test_version_component_above_255_is_error(void **state)
+{
+	expect_error_at("package t;\nversion 1.256;", "version components must be 0..255", 2, 9);
+}
+
+static void test_list_nesting_deeper_than_16_is_error(void **state)
+{
+	expect_error_at(HEADER "struct S { 1: list<list<list<list<list<list<list<list<"
+			"list<list<list<list<list<list<list<list<list<u8>>>>>>>>>>>>>>>>> x; }",
+			"type nested deeper than 16 levels", 3, 0);
+}
+
+static void test_name_longer_than_64_characters_is_error(void **state)
+{
+	char text[256];
+	snprintf(text, sizeof text, HEADER "struct %065d {}", 0);
+	text[strlen(HEADER) + 7] = 'S';         /* an identifier, not a number */
+	expect_error_at(text, "name longer than 64 characters", 3, 8);
+}
+
+static void test_semantic_errors_are_all_collected(void **state)
+{
+	expect_error_at(HEADER "feature a = 64;\nstruct S {\n  1: Nope x;\n}\nerror E = 0;", "unknown type 'Nope'", 5, 6);
+	assert_int_equal(tidl_program_error_count(tidl_test_prog()), 3);
+}
+
+static void test_diagnostics_are_capped_but_all_errors_counted(void **state)
+{
+	size_t n = 1000, cap = 64 + n * 24;
+	char *text = malloc(cap);
+	size_t len = (size_t)snprintf(text, cap, HEADER);
+	for (size_t i = 0; i < n; i++)
+		len += (size_t)snprintf(text + len, cap - len, "feature f%zu = 99;\n", i);
+	tidl_file_t *f;
+	assert_int_not_equal(tidl_test_load_text(text, &f), 0);
+	free(text);
+	assert_int_equal(tidl_program_error_count(tidl_test_prog()), n);
+	assert_true(tidl_program_diag_count(tidl_test_prog()) <= 201);
+	assert_non_null(tidl_test_find_diag(tidl_test_prog(), "too many diagnostics"));
+}
+
+static void test_input_larger_than_4_MiB_is_refused(void **state)
+{
+	size_t len = (4u << 20) + 1;
+	char *text = malloc(len);
+	memset(text, ' ', len);
+	tidl_program_t *prog = tidl_program_new();
+	tidl_file_t *f;
+	assert_int_not_equal(tidl_program_load_buffer(prog, "big.tidl", text, len, &f), 0);
+	assert_non_null(tidl_test_find_diag(prog, "input larger than 4194304 bytes"));
+	tidl_program_free(prog);
+	free(text);
+}
+
+/* ---- syntax errors: message, location and the printed form --------------- */
+
+static void test_unterminated_block_comment_is_error(void **state)
+{
+	expect_error_at(HEADER "/* no end\nstruct S {}", "unterminated comment", 3, 1);
+}
+
+static void test_unterminated_import_string_is_error(void **state)
+{
+	expect_error_at(HEADER "import \"x.tidl;\n", "unterminated string", 3, 8);
+}
+
+static void test_missing_package_is_error(void **state)
+{
+	expect_error_at("version 1.0;", "expected 'package NAME;' at the start of the file, found 'version'", 1, 1);
+}
+
+static void test_control_byte_is_reported_in_hex(void **state)
+{
+	expect_error_at(HEADER "struct S \x01 {}", "unexpected byte 0x01", 3, 10);
+}
+
+static void test_nul_byte_does_not_end_the_input(void **state)
+{
+	static const char text[] = HEADER "struct S {}\0garbage";
+	tidl_program_t *prog = tidl_program_new();
+	tidl_file_t *f;
+	assert_int_not_equal(tidl_program_load_buffer(prog, "nul.tidl", text, sizeof text - 1, &f), 0);
+	assert_non_null(tidl_test_find_diag(prog, "unexpected byte 0x00"));
+	tidl_program_free(prog);
+}
+
+static void test_syntax_error_prints_like_a_compiler(void **state)
+{
+	tidl_file_t *f;
+	assert_int_not_equal(tidl_test_load_text(HEADER "struct ServiceId {\n  1: string name\n  2: string version;\n}\n", &f), 0);
+	char *out = NULL;
+	size_t len = 0;
+	FILE *mem = open_memstream(&out, &len);
+	tidl_program_print_diags(tidl_test_prog(), mem);
+	fclose(mem);
+	assert_string_equal(out, "test.tidl:5:3: error: expected ';' after field, found number '2'\n"
+				 "    2: string version;\n"
+				 "    ^\n");
+	free(out);
+}
+
+static void test_caret_keeps_tabs_aligned(void **state)
+{
+	tidl_file_t *f;
+	assert_int_not_equal(tidl_test_load_text(HEADER "struct S {\n\t1: Nope x;\n}\n", &f), 0);
+	char *out = NULL;
+	size_t len = 0;
+	FILE *mem = open_memstream(&out, &len);
+	tidl_program_print_diags(tidl_test_prog(), mem);
+	fclose(mem);
+	assert_string_equal(out, "test.tidl:4:5: error: unknown type 'Nope'\n"
+				 "  \t1: Nope x;\n"
+				 "  \t   ^\n");
+	free(out);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+#define T(name) cmocka_unit_test_teardown(name, teardown)
+		T(test_issue_example_schema_loads_with_everything_resolved),
+		T(test_fields_are_sorted_by_ordinal),
+		T(test_methods_are_sorted_and_may_leave_gaps),
+		T(test_line_and_block_comments_are_ignored),
+		T(test_imported_names_resolve_qualified_and_unqualified),
+		T(test_negative_enum_values_are_allowed_for_signed_types),
+		T(test_annotations_may_come_in_any_order),
+		T(test_parameters_may_be_optional_and_carry_since),
+		T(test_recursion_through_a_list_is_allowed),
+		T(test_list_nesting_of_16_is_accepted),
+		T(test_duplicate_field_ordinal_is_error),
+		T(test_missing_field_ordinal_is_error),
+		T(test_unknown_type_is_error),
+		T(test_unknown_types_are_all_reported),
+		T(test_recursive_struct_is_error),
+		T(test_missing_import_is_reported_at_the_import),
+		T(test_ambiguous_unqualified_import_name_is_error),
+		T(test_missing_semicolon_after_field_is_syntax_error),
+		T(test_import_cycle_is_reported),
+		T(test_missing_root_file_is_reported),
+		T(test_importing_a_directory_is_refused),
+		T(test_duplicate_method_ordinal_is_error),
+		T(test_method_ordinal_zero_is_error),
+		T(test_field_ordinal_zero_is_error),
+		T(test_duplicate_declaration_name_is_error),
+		T(test_duplicate_field_name_is_error),
+		T(test_negative_value_in_unsigned_enum_is_error),
+		T(test_enum_value_out_of_range_is_error),
+		T(test_signed_enum_value_below_range_is_error),
+		T(test_duplicate_enum_value_is_error),
+		T(test_enum_underlying_type_must_be_an_integer),
+		T(test_feature_bit_above_63_is_error),
+		T(test_duplicate_feature_bit_is_error),
+		T(test_error_code_zero_is_error),
+		T(test_duplicate_error_code_is_error),
+		T(test_since_newer_than_the_file_version_is_error),
+		T(test_requires_naming_an_unknown_feature_is_error),
+		T(test_requires_outside_a_method_is_error),
+		T(test_oneway_method_with_results_is_error),
+		T(test_oneway_method_with_errors_is_error),
+		T(test_unknown_error_in_a_method_is_error),
+		T(test_a_feature_is_not_a_type),
+		T(test_optional_inside_a_type_is_error),
+		T(test_indirect_recursion_through_optional_fields_is_error),
+		T(test_struct_holding_a_recursive_struct_is_not_itself_reported),
+		T(test_version_component_above_255_is_error),
+		T(test_list_nesting_deeper_than_16_is_error),
+		T(test_name_longer_than_64_characters_is_error),
+		T(test_semantic_errors_are_all_collected),
+		T(test_diagnostics_are_capped_but_all_errors_counted),
+		T(test_input_larger_than_4_MiB_is_refused),
+		T(test_unterminated_block_comment_is_error),
+		T(test_unterminated_import_string_is_error),
+		T(test_missing_package_is_error),
+		T(test_control_byte_is_reported_in_hex),
+		T(test_nul_byte_does_not_end_the_input),
+		T(test_syntax_error_prints_like_a_compiler),
+		T(test_caret_keeps_tabs_aligned),
+#undef T
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
