@@ -145,6 +145,32 @@ int thoth_method_encode(const thoth_method_info_t *m, bool response, const void 
 int thoth_method_decode(const thoth_method_info_t *m, bool response, const uint8_t *msg,
 			size_t len, void *value, thoth_arena_t *arena);
 
+/*
+ * Check a received message's header against what a typed decoder expects
+ * (request or response, interface, method, major version) and point D at
+ * its body.  Generated *_decode_msg functions and thoth_method_decode use it.
+ */
+static inline int thoth_msg_open(const uint8_t *msg, size_t len, bool response, uint32_t iface,
+				 uint32_t method, uint8_t major, thoth_decoder_t *d,
+				 thoth_arena_t *arena)
+{
+	thoth_msg_header_t h;
+	int r = thoth_wire_header_decode(msg, len, &h);
+	if (r)
+		return r;
+	if (!(h.flags & (response ? THOTH_MSG_RESPONSE : THOTH_MSG_REQUEST)) ||
+	    (h.flags & THOTH_MSG_ERROR))
+		return THOTH_E_BAD_FLAGS;
+	if (h.interface_id != iface)
+		return THOTH_E_UNKNOWN_IFACE;
+	if (h.method != method)
+		return THOTH_E_UNKNOWN_METHOD;
+	if (h.schema_major != major)
+		return THOTH_E_BAD_VERSION;
+	thoth_decoder_init(d, msg + THOTH_WIRE_HEADER_SIZE, h.body_len, arena);
+	return 0;
+}
+
 /* Error responses: body = frame { 1: u32 code; 2: i32 status; 3: string message }. */
 int thoth_wire_encode_error(thoth_builder_t *b, uint32_t code, int32_t status, const char *message);
 int thoth_wire_decode_error(thoth_decoder_t *d, uint32_t *code, int32_t *status, thoth_str_t *message);

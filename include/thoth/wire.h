@@ -77,14 +77,61 @@ static inline void thoth_st64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
 #endif
 
 /* Encode H into the first THOTH_WIRE_HEADER_SIZE bytes of OUT. */
-void thoth_wire_header_encode(uint8_t *out, const thoth_msg_header_t *h);
+static inline void thoth_wire_header_encode(uint8_t *out, const thoth_msg_header_t *h)
+{
+	thoth_st32(out + 0, THOTH_WIRE_MAGIC);
+	out[4] = h->schema_major;
+	out[5] = h->schema_minor;
+	thoth_st16(out + 6, h->flags);
+	thoth_st32(out + 8, h->interface_id);
+	thoth_st32(out + 12, h->method);
+	thoth_st64(out + 16, h->features);
+	thoth_st64(out + 24, h->trace_id);
+	thoth_st32(out + 32, h->request_id);
+	thoth_st32(out + 36, h->body_len);
+}
 
 /*
  * Decode and check the header of a received message of LEN bytes:
- * magic, flags consistency, body_len == len - 40, body_len limit.
- * Returns 0 or THOTH_E_TRUNCATED / BAD_MAGIC / BAD_FLAGS / BAD_LENGTH / TOO_LARGE.
+ * magic, flags consistency, body_len == len - 40, body_len limit and
+ * alignment.  Returns 0 or THOTH_E_TRUNCATED / BAD_MAGIC / BAD_FLAGS /
+ * BAD_LENGTH / TOO_LARGE.
  */
-int thoth_wire_header_decode(const uint8_t *msg, size_t len, thoth_msg_header_t *out);
+static inline int thoth_wire_header_decode(const uint8_t *msg, size_t len, thoth_msg_header_t *h)
+{
+	if (len < THOTH_WIRE_HEADER_SIZE)
+		return THOTH_E_TRUNCATED;
+	h->magic = thoth_le32(msg + 0);
+	if (h->magic != THOTH_WIRE_MAGIC)
+		return THOTH_E_BAD_MAGIC;
+	h->schema_major = msg[4];
+	h->schema_minor = msg[5];
+	h->flags = thoth_le16(msg + 6);
+	h->interface_id = thoth_le32(msg + 8);
+	h->method = thoth_le32(msg + 12);
+	h->features = thoth_le64(msg + 16);
+	h->trace_id = thoth_le64(msg + 24);
+	h->request_id = thoth_le32(msg + 32);
+	h->body_len = thoth_le32(msg + 36);
+
+	uint16_t f = h->flags;
+	bool req = f & THOTH_MSG_REQUEST, resp = f & THOTH_MSG_RESPONSE;
+	if ((f & ~THOTH_MSG_FLAGS_KNOWN) || req == resp)
+		return THOTH_E_BAD_FLAGS;
+	if ((f & THOTH_MSG_ONEWAY) && !req)
+		return THOTH_E_BAD_FLAGS;
+	if ((f & THOTH_MSG_ERROR) && !resp)
+		return THOTH_E_BAD_FLAGS;
+	if (h->body_len > THOTH_WIRE_MAX_BODY)
+		return THOTH_E_TOO_LARGE;
+	if (h->body_len % 8u)
+		return THOTH_E_BAD_LENGTH;      /* canonical: bodies are padded to 8 */
+	if ((size_t)h->body_len > len - THOTH_WIRE_HEADER_SIZE)
+		return THOTH_E_TRUNCATED;
+	if ((size_t)h->body_len != len - THOTH_WIRE_HEADER_SIZE)
+		return THOTH_E_BAD_LENGTH;
+	return 0;
+}
 
 /* 32-bit FNV-1a, used for interface ids ("package.Interface"). */
 uint32_t thoth_wire_fnv1a32(const char *s);
@@ -180,7 +227,17 @@ typedef struct thoth_builder {
 	int err;
 } thoth_builder_t;
 
-void thoth_builder_init(thoth_builder_t *b, void *buf, size_t cap);
+static inline void thoth_builder_init(thoth_builder_t *b, void *buf, size_t cap)
+{
+	b->buf = buf;
+	b->cap = cap;
+	b->len = THOTH_WIRE_HEADER_SIZE;
+	b->err = 0;
+	if (!buf || cap < THOTH_WIRE_HEADER_SIZE)
+		b->err = THOTH_E_NO_SPACE;
+	else if ((uintptr_t)buf & (THOTH_WIRE_ALIGN - 1))
+		b->err = THOTH_E_BAD_ALIGN;
+}
 
 /* Body pointer for body offset OFF (valid while the buffer lives). */
 static inline uint8_t *thoth_builder_at(thoth_builder_t *b, uint32_t off)
@@ -188,13 +245,39 @@ static inline uint8_t *thoth_builder_at(thoth_builder_t *b, uint32_t off)
 	return b->buf + THOTH_WIRE_HEADER_SIZE + off;
 }
 
-/* Append N zeroed bytes, 8-aligned; body offset in *off.  0 or NO_SPACE/TOO_LARGE. */
-int thoth_builder_alloc(thoth_builder_t *b, size_t n, uint32_t *off);
+static inline size_t thoth_wire_pad8(size_t n) { return (n + 7u) & ~(size_t)7u; }
+
+/* Append N zeroed bytes, 8-aligned; body offset in *off.  0 or NO_SPACE/TOO_LARGE.
+ * Inline: generated code calls it with sizes known at compile time. */
+static inline int thoth_builder_alloc(thoth_builder_t *b, size_t n, uint32_t *off)
+{
+	if (b->err)
+		return b->err;
+	size_t start = thoth_wire_pad8(b->len);
+	size_t body_start = start - THOTH_WIRE_HEADER_SIZE;
+	if (n > THOTH_WIRE_MAX_BODY || body_start + n > THOTH_WIRE_MAX_BODY)
+		return b->err = THOTH_E_TOO_LARGE;
+	if (start > b->cap || n > b->cap - start)
+		return b->err = THOTH_E_NO_SPACE;
+	memset(b->buf + b->len, 0, start - b->len + n);
+	b->len = start + n;
+	*off = (uint32_t)body_start;
+	return 0;
+}
 
 /* Append a struct frame with a FIXED_SIZE fixed section; writes the frame
  * header and returns the frame's body offset in *off. */
-int thoth_builder_frame(thoth_builder_t *b, uint32_t fixed_size, uint32_t field_count,
-			uint32_t *off);
+static inline int thoth_builder_frame(thoth_builder_t *b, uint32_t fixed_size,
+				      uint32_t field_count, uint32_t *off)
+{
+	int r = thoth_builder_alloc(b, 8u + (size_t)fixed_size, off);
+	if (r)
+		return r;
+	uint8_t *p = b->buf + THOTH_WIRE_HEADER_SIZE + *off;
+	thoth_st32(p, fixed_size);
+	thoth_st32(p + 4, field_count);
+	return 0;
+}
 
 /* Write a pointer {offset, count} into the 8-byte slot at body offset SLOT. */
 static inline void thoth_builder_ptr(thoth_builder_t *b, uint32_t slot, uint32_t off, uint32_t count)
@@ -203,8 +286,32 @@ static inline void thoth_builder_ptr(thoth_builder_t *b, uint32_t slot, uint32_t
 	thoth_st32(thoth_builder_at(b, slot) + 4, count);
 }
 
-/* Encode a string (checked: valid UTF-8, no NUL) / bytes into SLOT. */
-int thoth_builder_str(thoth_builder_t *b, uint32_t slot, thoth_str_t s);
+int thoth_wire_check_utf8(const uint8_t *s, size_t len);
+
+/* Encode a string (checked: valid UTF-8, no NUL) into SLOT. */
+static inline int thoth_builder_str(thoth_builder_t *b, uint32_t slot, thoth_str_t s)
+{
+	if (b->err)
+		return b->err;
+	if (s.len == 0) {
+		thoth_builder_ptr(b, slot, 0, 0);
+		return 0;
+	}
+	if (!s.ptr)
+		return b->err = THOTH_E_INVAL;
+	int r = thoth_wire_check_utf8((const uint8_t *)s.ptr, s.len);
+	if (r)
+		return b->err = r;
+	uint32_t off;
+	r = thoth_builder_alloc(b, (size_t)s.len + 1, &off);
+	if (r)
+		return r;
+	memcpy(thoth_builder_at(b, off), s.ptr, s.len); /* the NUL is already zeroed */
+	thoth_builder_ptr(b, slot, off, s.len);
+	return 0;
+}
+
+/* Encode bytes into SLOT (or reserve them: see thoth_bytes_t). */
 int thoth_builder_bytes(thoth_builder_t *b, uint32_t slot, const thoth_bytes_t *v);
 
 /* A list of COUNT elements of ELEM_SIZE bytes; copies ITEMS when non-NULL.
@@ -214,10 +321,24 @@ int thoth_builder_list(thoth_builder_t *b, uint32_t slot, const void *items, uin
 		       uint32_t elem_size, uint32_t *off);
 
 /* Fill the header (body_len computed) and return the message length. */
-int thoth_builder_finish(thoth_builder_t *b, const thoth_msg_header_t *h, size_t *len);
+static inline int thoth_builder_finish(thoth_builder_t *b, const thoth_msg_header_t *h, size_t *len)
+{
+	if (b->err)
+		return b->err;
+	/* The body is padded to 8 so that concatenated messages stay aligned. */
+	size_t end = thoth_wire_pad8(b->len);
+	if (end > b->cap)
+		return b->err = THOTH_E_NO_SPACE;
+	memset(b->buf + b->len, 0, end - b->len);
+	b->len = end;
+	thoth_msg_header_t hh = *h;
+	hh.body_len = (uint32_t)(end - THOTH_WIRE_HEADER_SIZE);
+	thoth_wire_header_encode(b->buf, &hh);
+	*len = end;
+	return 0;
+}
 
 /* Exact encoded size helpers (generated *_size() functions add these up). */
-static inline size_t thoth_wire_pad8(size_t n) { return (n + 7u) & ~(size_t)7u; }
 static inline size_t thoth_wire_str_size(thoth_str_t s) { return s.len ? thoth_wire_pad8((size_t)s.len + 1) : 0; }
 static inline size_t thoth_wire_bytes_size(const thoth_bytes_t *v) { return thoth_wire_pad8(v->len); }
 
@@ -239,21 +360,100 @@ typedef struct thoth_decoder {
 	bool aligned;           /* body is 8-aligned in memory: scalar lists can be views */
 } thoth_decoder_t;
 
-void thoth_decoder_init(thoth_decoder_t *d, const uint8_t *body, uint32_t len, thoth_arena_t *arena);
+static inline void thoth_decoder_init(thoth_decoder_t *d, const uint8_t *body, uint32_t len,
+				      thoth_arena_t *arena)
+{
+	d->body = body;
+	d->len = len;
+	d->budget = len;
+	d->arena = arena;
+	d->aligned = ((uintptr_t)body & (THOTH_WIRE_ALIGN - 1)) == 0;
+}
+
+/* Charge N visited bytes to the traversal budget. */
+static inline int thoth_decoder_charge(thoth_decoder_t *d, uint64_t n)
+{
+	if (n > d->budget)
+		return THOTH_E_ALIASED;
+	d->budget -= n;
+	return 0;
+}
 
 /*
  * Check the struct frame at OFF.  EXPECT_LEN is the frame length claimed by
  * the pointer that led here (0 for the root frame).  Returns the fixed
  * section's size and the writer's field count.
  */
-int thoth_decoder_frame(thoth_decoder_t *d, uint32_t off, uint32_t expect_len,
-			uint32_t *fixed_size, uint32_t *field_count);
+static inline int thoth_decoder_frame(thoth_decoder_t *d, uint32_t off, uint32_t expect_len,
+				      uint32_t *fixed_size, uint32_t *field_count)
+{
+	if (off & (THOTH_WIRE_ALIGN - 1))
+		return THOTH_E_BAD_ALIGN;
+	if (off > d->len || d->len - off < 8)
+		return expect_len ? THOTH_E_BAD_LENGTH : THOTH_E_TRUNCATED;
+	uint32_t fixed = thoth_le32(d->body + off);
+	uint32_t count = thoth_le32(d->body + off + 4);
+	if (fixed & (THOTH_WIRE_ALIGN - 1))
+		return THOTH_E_BAD_ALIGN;
+	if (fixed > d->len - off - 8)
+		return expect_len ? THOTH_E_BAD_LENGTH : THOTH_E_TRUNCATED;
+	if (expect_len && (uint64_t)expect_len != 8ull + fixed)
+		return THOTH_E_BAD_LENGTH;
+	int r = thoth_decoder_charge(d, 8ull + fixed);
+	if (r)
+		return r;
+	*fixed_size = fixed;
+	*field_count = count;
+	return 0;
+}
 
 /* Read the pointer in SLOT (a body offset) to COUNT elements of ELEM_SIZE. */
-int thoth_decoder_ptr(thoth_decoder_t *d, uint32_t slot, uint32_t elem_size,
-		      uint32_t *off, uint32_t *count);
+static inline int thoth_decoder_ptr(thoth_decoder_t *d, uint32_t slot, uint32_t elem_size,
+				    uint32_t *off, uint32_t *count)
+{
+	uint32_t o = thoth_le32(d->body + slot);
+	uint32_t n = thoth_le32(d->body + slot + 4);
+	if (n == 0) {
+		*off = 0;
+		*count = 0;
+		return o ? THOTH_E_BAD_LENGTH : 0;   /* canonical: empty is {0,0} */
+	}
+	uint64_t size = (uint64_t)n * elem_size;
+	if (o & (THOTH_WIRE_ALIGN - 1))
+		return THOTH_E_BAD_ALIGN;
+	if (o > d->len || size > d->len - o)
+		return THOTH_E_BAD_LENGTH;
+	int r = thoth_decoder_charge(d, size);
+	if (r)
+		return r;
+	*off = o;
+	*count = n;
+	return 0;
+}
 
-int thoth_decoder_str(thoth_decoder_t *d, uint32_t slot, thoth_str_t *out);
+static inline int thoth_decoder_str(thoth_decoder_t *d, uint32_t slot, thoth_str_t *out)
+{
+	uint32_t off, n;
+	int r = thoth_decoder_ptr(d, slot, 1, &off, &n);
+	if (r)
+		return r;
+	if (n == 0) {
+		out->ptr = "";
+		out->len = 0;
+		return 0;
+	}
+	if ((uint64_t)off + n >= d->len)       /* no room for the terminator */
+		return THOTH_E_BAD_NUL;
+	if (d->body[off + n] != 0)
+		return THOTH_E_BAD_NUL;
+	r = thoth_wire_check_utf8(d->body + off, n);
+	if (r)
+		return r;
+	out->ptr = (const char *)d->body + off;
+	out->len = n;
+	return 0;
+}
+
 int thoth_decoder_bytes(thoth_decoder_t *d, uint32_t slot, thoth_bytes_t *out);
 
 /* A scalar list: view into the body when aligned, else a copy in the arena. */
@@ -270,8 +470,8 @@ static inline int thoth_decoder_bool(const thoth_decoder_t *d, uint32_t at, bool
 	return 0;
 }
 
-/* Validate UTF-8 (RFC 3629: no overlongs, no surrogates, <= U+10FFFF) and no NUL. */
-int thoth_wire_check_utf8(const uint8_t *s, size_t len);
+/* thoth_wire_check_utf8 (declared above): validate UTF-8 (RFC 3629: no
+ * overlongs, no surrogates, <= U+10FFFF) and no NUL byte. */
 
 #ifdef __cplusplus
 }

@@ -87,23 +87,11 @@ int thoth_method_encode(const thoth_method_info_t *m, bool response, const void 
 int thoth_method_decode(const thoth_method_info_t *m, bool response, const uint8_t *msg,
 			size_t len, void *value, thoth_arena_t *arena)
 {
-	thoth_msg_header_t h;
-	int r = thoth_wire_header_decode(msg, len, &h);
+	thoth_decoder_t d;
+	int r = thoth_msg_open(msg, len, response, m->interface_id, m->ordinal, m->major, &d, arena);
 	if (r)
 		return r;
-	if (!(h.flags & (response ? THOTH_MSG_RESPONSE : THOTH_MSG_REQUEST)) ||
-	    (h.flags & THOTH_MSG_ERROR))
-		return THOTH_E_BAD_FLAGS;
-	if (h.interface_id != m->interface_id)
-		return THOTH_E_UNKNOWN_IFACE;
-	if (h.method != m->ordinal)
-		return THOTH_E_UNKNOWN_METHOD;
-	if (h.schema_major != m->major)
-		return THOTH_E_BAD_VERSION;
-	thoth_decoder_t d;
-	thoth_decoder_init(&d, msg + THOTH_WIRE_HEADER_SIZE, h.body_len, arena);
-	memset(value, 0, response ? m->resp_struct_size : m->req_struct_size);
-	return response ? m->resp_decode(&d, value) : m->req_decode(&d, value);
+	return response ? m->resp_decode(&d, value) : m->req_decode(&d, value);  /* zeroes VALUE */
 }
 
 /* ---- client ------------------------------------------------------------ */

@@ -193,8 +193,11 @@ static const char *builtin_ctype(tidl_kind_t k)
 /* C name (without "_t") of a declared type: "thoth_registry_Endpoint". */
 static const char *decl_cname(const tidl_decl_t *d)
 {
+	char prefix[256];
+	snprintf(prefix, sizeof prefix, "%s", prefix_of(d->file));
 	char *out = tmpname();
-	snprintf(out, 256, "%s%s", prefix_of(d->file), d->name);
+	if (snprintf(out, 256, "%s%s", prefix, d->name) >= 256)
+		abort();        /* sema bounds names to 64 and packages to 128 chars */
 	return out;
 }
 
@@ -719,8 +722,12 @@ static uint64_t schema_hash(const tidl_file_t *file)
 static void method_rec(const tidl_decl_t *iface, const tidl_method_t *m, bool response,
 		       const char *prefix, rec_t *r, char *cname, char *what)
 {
-	snprintf(cname, 256, "%s%s_%s_%s", prefix, iface->name, m->name, response ? "resp" : "req");
-	snprintf(what, 256, "%s.%s %s", iface->name, m->name, response ? "response" : "request");
+	/* sema bounds names to 64 and packages to 128 chars: these always fit */
+	if (snprintf(cname, 256, "%s%s_%s_%s", prefix, iface->name, m->name,
+		     response ? "resp" : "req") >= 256 ||
+	    snprintf(what, 256, "%s.%s %s", iface->name, m->name,
+		     response ? "response" : "request") >= 256)
+		abort();
 	memset(r, 0, sizeof *r);
 	r->cname = cname;
 	r->what = what;
@@ -871,6 +878,22 @@ static void emit_interface_header(gen_t *g, const tidl_decl_t *d)
 	}
 	sb_addf(h, "\nextern const thoth_interface_info_t %s_info;\n\n", in);
 
+	/* whole messages, typed: encode into BUF (8-aligned), verify + decode */
+	sb_addf(h, "/* Whole messages, typed (the fast path; thoth_method_encode/decode are the\n"
+		   " * generic equivalents).  META supplies features, trace_id, request_id. */\n");
+	for (size_t k = 0; k < d->u.iface.n_methods; k++) {
+		const tidl_method_t *m = &d->u.iface.methods[k];
+		for (int resp = 0; resp < (m->oneway ? 1 : 2); resp++) {
+			const char *rs = resp ? "resp" : "req";
+			sb_addf(h, "int %s_%s_%s_encode_msg(void *buf, size_t cap, const thoth_msg_header_t *meta,\n"
+				   "\t\tconst %s_%s_%s_t *v, size_t *len);\n"
+				   "int %s_%s_%s_decode_msg(const uint8_t *msg, size_t len, %s_%s_%s_t *out,\n"
+				   "\t\tthoth_arena_t *arena);\n",
+				in, m->name, rs, in, m->name, rs, in, m->name, rs, in, m->name, rs);
+		}
+	}
+	sb_addf(h, "\n");
+
 	/* client stubs */
 	for (size_t k = 0; k < d->u.iface.n_methods; k++) {
 		const tidl_method_t *m = &d->u.iface.methods[k];
@@ -941,6 +964,32 @@ static void emit_interface_source(gen_t *g, const tidl_decl_t *d, uint64_t hash)
 				   "{\n\tuint32_t off, len;\n\treturn %s_resp__encode_frame(b, v, &off, &len, 0);\n}\n"
 				   "static int %s_resp_decode_any(thoth_decoder_t *d, void *v) { return %s_resp__decode_frame(d, 0, 0, v, 0); }\n",
 				mn, mn, mn, mn, mn, mn);
+		for (int resp = 0; resp < (m->oneway ? 1 : 2); resp++) {
+			const char *rs = resp ? "resp" : "req";
+			const char *flags = resp ? "THOTH_MSG_RESPONSE"
+					  : m->oneway ? "THOTH_MSG_REQUEST | THOTH_MSG_ONEWAY" : "THOTH_MSG_REQUEST";
+			sb_addf(c, "int %s_%s_encode_msg(void *buf, size_t cap, const thoth_msg_header_t *meta,\n"
+				   "\t\tconst %s_%s_t *v, size_t *len)\n{\n"
+				   "\tthoth_builder_t b;\n\tuint32_t off, flen;\n"
+				   "\tthoth_builder_init(&b, buf, cap);\n"
+				   "\tint r = %s_%s__encode_frame(&b, v, &off, &flen, 0);\n"
+				   "\tif (r)\n\t\treturn r;\n"
+				   "\tthoth_msg_header_t h = { .schema_major = %u, .schema_minor = %u,\n"
+				   "\t\t.flags = %s, .interface_id = 0x%08xu, .method = %u };\n"
+				   "\tif (meta) {\n\t\th.features = meta->features;\n\t\th.trace_id = meta->trace_id;\n"
+				   "\t\th.request_id = meta->request_id;\n\t}\n"
+				   "\treturn thoth_builder_finish(&b, &h, len);\n}\n\n",
+				mn, rs, mn, rs, mn, rs, g->file->version.major, g->file->version.minor, flags,
+				thoth_wire_fnv1a32(qual), m->ordinal);
+			sb_addf(c, "int %s_%s_decode_msg(const uint8_t *msg, size_t len, %s_%s_t *out,\n"
+				   "\t\tthoth_arena_t *arena)\n{\n"
+				   "\tthoth_decoder_t d;\n"
+				   "\tint r = thoth_msg_open(msg, len, %s, 0x%08xu, %u, %u, &d, arena);\n"
+				   "\tif (r)\n\t\treturn r;\n"
+				   "\treturn %s_%s__decode_frame(&d, 0, 0, out, 0);\n}\n\n",
+				mn, rs, mn, rs, resp ? "true" : "false", thoth_wire_fnv1a32(qual), m->ordinal,
+				g->file->version.major, mn, rs);
+		}
 		if (m->n_errors) {
 			sb_addf(c, "static const uint32_t %s_error_codes[] = {", mn);
 			for (size_t e = 0; e < m->n_errors; e++)
