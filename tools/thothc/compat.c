@@ -44,6 +44,15 @@ static const tidl_decl_t *find(const tidl_file_t *f, tidl_decl_kind_t kind, cons
 	return NULL;
 }
 
+/* Features are bits on the wire: the feature of F using BIT, or NULL. */
+static const tidl_decl_t *find_bit(const tidl_file_t *f, uint32_t bit)
+{
+	for (size_t i = 0; i < f->n_decls; i++)
+		if (f->decls[i]->kind == TIDL_DECL_FEATURE && f->decls[i]->u.feature.bit == bit)
+			return f->decls[i];
+	return NULL;
+}
+
 static const char *kind_word(tidl_decl_kind_t k)
 {
 	static const char *const w[] = { "feature", "enum", "struct", "interface", "error" };
@@ -204,9 +213,11 @@ static void check_interface(checker_t *c, const tidl_decl_t *o, const tidl_decl_
 		if (om->oneway != nm->oneway)
 			report(c, true, nm->loc, "%s changed from %s to %s", owner,
 			       om->oneway ? "oneway" : "two-way", nm->oneway ? "oneway" : "two-way");
+		/* the gate is the feature's bit (a renamed feature gates the same calls) */
 		const char *or_ = om->requires ? om->requires->name : NULL;
 		const char *nr = nm->requires ? nm->requires->name : NULL;
-		if ((or_ == NULL) != (nr == NULL) || (or_ && strcmp(or_, nr) != 0))
+		if ((or_ == NULL) != (nr == NULL) ||
+		    (or_ && om->requires->u.feature.bit != nm->requires->u.feature.bit))
 			report(c, true, nm->loc, "%s changed @requires from %s to %s", owner,
 			       or_ ? or_ : "(none)", nr ? nr : "(none)");
 		char sub[340];
@@ -251,7 +262,12 @@ int thothc_compat_check(const tidl_file_t *of, const tidl_file_t *nf, tidl_progr
 		if (!n) {
 			if (o->kind == TIDL_DECL_ERROR)
 				continue;       /* an error no method returns any more: harmless */
-			if (o->kind == TIDL_DECL_FEATURE)
+			const tidl_decl_t *same_bit = o->kind == TIDL_DECL_FEATURE ?
+				find_bit(nf, o->u.feature.bit) : NULL;
+			if (same_bit && !find(of, TIDL_DECL_FEATURE, same_bit->name))
+				report(&c, false, same_bit->loc, "feature bit %u renamed from '%s' to '%s' (compatible)",
+				       o->u.feature.bit, o->name, same_bit->name);
+			else if (o->kind == TIDL_DECL_FEATURE)
 				report(&c, true, o->loc, "feature '%s' (bit %u) removed", o->name,
 				       o->u.feature.bit);
 			else
@@ -287,6 +303,9 @@ int thothc_compat_check(const tidl_file_t *of, const tidl_file_t *nf, tidl_progr
 		const tidl_decl_t *n = nf->decls[i];
 		if (n->kind != TIDL_DECL_FEATURE || find(of, n->kind, n->name))
 			continue;
+		const tidl_decl_t *same_bit = find_bit(of, n->u.feature.bit);
+		if (same_bit && !find(nf, TIDL_DECL_FEATURE, same_bit->name))
+			continue;               /* a rename, reported above */
 		char what[200];
 		snprintf(what, sizeof what, "feature '%s'", n->name);
 		check_added(&c, n->has_since, n->since, n->loc, what);
