@@ -1,0 +1,982 @@
+/*
+ * registry.c - the service registry core (registry.h).
+ *
+ * Layout.  Each registration is one malloc: an entry_t followed by a copy
+ * of every string it carries; entry->inst is the Instance view handed to
+ * the encoder, its strings point into that copy.  Three indexes hold the
+ * entries:
+ *   - groups: open-addressing hash of name -> group_t, a vector of the
+ *     name's entries plus its round-robin cursor;
+ *   - leases: open-addressing hash of lease id -> entry_t;
+ *   - heap:   binary min-heap on expires_at_ns (entry->heap_index).
+ * Both hash tables use linear probing with backward-shift deletion (no
+ * tombstones), power-of-two capacity, load factor <= 1/2.
+ * An owner keeps its entries on an intrusive doubly linked list, so peer
+ * death removes them without a search.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "registry.h"
+#include "thoth/contract.h"
+
+enum {
+	NAME_MAX_LEN = 128,
+	ADDR_MAX_LEN = 1024,
+	VERSION_MAX_LEN = 64,
+	CLAIMS_MAX = 32,
+	CLAIM_STR_MAX = 256,
+};
+
+typedef struct group group_t;
+
+typedef struct entry {
+	thoth_registry_Instance_t inst;         /* strings point after the struct */
+	thoth_semver_t version;
+	group_t *group;
+	thoth_registry_owner_t *owner;
+	struct entry *owner_prev, *owner_next;
+	size_t group_index;                     /* in group->entries */
+	size_t heap_index;                      /* in reg->heap */
+	uint64_t ttl_ns;
+} entry_t;
+
+struct group {
+	char *name;                             /* == entries[i]->inst.registration.name */
+	uint32_t name_len;
+	uint64_t hash;
+	entry_t **entries;
+	size_t count, cap;
+	uint64_t round_robin;
+	char name_storage[];
+};
+
+struct thoth_registry_owner {
+	uint32_t uid, pid;
+	void *user;
+	entry_t *entries;                       /* list head */
+	size_t count;
+	size_t watches;
+};
+
+typedef struct watch {
+	uint64_t id;
+	thoth_registry_owner_t *owner;
+	uint32_t prefix_len;
+	char *prefix;
+} watch_t;
+
+struct thoth_registry {
+	thoth_registry_config_t cfg;
+	group_t **groups;                       /* hash slots */
+	size_t groups_cap, groups_count;
+	entry_t **leases;                       /* hash slots */
+	size_t leases_cap, count;
+	entry_t **heap;
+	size_t heap_cap;                        /* heap length == count */
+	watch_t *watches;
+	size_t n_watches, watches_cap;
+	uint64_t lease_state, next_watch_id;
+	char refusal[256];
+};
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static void refuse(thoth_registry_t *reg, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void refuse(thoth_registry_t *reg, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(reg->refusal, sizeof reg->refusal, fmt, ap);
+	va_end(ap);
+}
+
+static uint64_t splitmix64(uint64_t *state)
+{
+	uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static uint64_t hash_name(const char *s, size_t len)
+{
+	return thoth_wire_fnv1a64(s, len, THOTH_FNV64_SEED);
+}
+
+static uint64_t hash_lease(uint64_t lease)
+{
+	return lease * 0x9e3779b97f4a7c15ull;   /* leases are already random-ish */
+}
+
+static bool has_prefix(const char *s, size_t len, const char *prefix, size_t prefix_len)
+{
+	return prefix_len <= len && memcmp(s, prefix, prefix_len) == 0;
+}
+
+/* ---- validation ------------------------------------------------------------ */
+
+bool thoth_registry_name_valid(thoth_str_t name)
+{
+	if (!name.ptr || name.len < 1 || name.len > NAME_MAX_LEN)
+		return false;
+	if (name.ptr[0] < 'a' || name.ptr[0] > 'z')
+		return false;
+	for (uint32_t i = 0; i < name.len; i++) {
+		char c = name.ptr[i];
+		bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+			  c == '-';
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
+static int parse_number(const char **p, const char *end, uint32_t *out)
+{
+	const char *s = *p;
+	if (s == end || *s < '0' || *s > '9')
+		return THOTH_E_INVAL;
+	if (*s == '0' && s + 1 < end && s[1] >= '0' && s[1] <= '9')
+		return THOTH_E_INVAL;           /* no leading zeros */
+	uint64_t v = 0;
+	while (s < end && *s >= '0' && *s <= '9') {
+		v = v * 10 + (uint64_t)(*s - '0');
+		if (v > UINT32_MAX)
+			return THOTH_E_INVAL;
+		s++;
+	}
+	*out = (uint32_t)v;
+	*p = s;
+	return 0;
+}
+
+int thoth_semver_parse(thoth_str_t str, thoth_semver_t *out)
+{
+	if (!str.ptr || str.len == 0 || str.len > VERSION_MAX_LEN)
+		return THOTH_E_INVAL;
+	const char *p = str.ptr, *end = str.ptr + str.len;
+	thoth_semver_t v;
+	if (parse_number(&p, end, &v.major) || p == end || *p++ != '.' ||
+	    parse_number(&p, end, &v.minor) || p == end || *p++ != '.' ||
+	    parse_number(&p, end, &v.patch) || p != end)
+		return THOTH_E_INVAL;
+	*out = v;
+	return 0;
+}
+
+int thoth_semver_compare(const thoth_semver_t *a, const thoth_semver_t *b)
+{
+	if (a->major != b->major)
+		return a->major < b->major ? -1 : 1;
+	if (a->minor != b->minor)
+		return a->minor < b->minor ? -1 : 1;
+	if (a->patch != b->patch)
+		return a->patch < b->patch ? -1 : 1;
+	return 0;
+}
+
+/* ---- lifecycle ------------------------------------------------------------- */
+
+int thoth_registry_new(const thoth_registry_config_t *cfg, thoth_registry_t **out)
+{
+	thoth_registry_t *reg = calloc(1, sizeof *reg);
+	if (!reg)
+		return THOTH_E_NOMEM;
+	if (cfg)
+		reg->cfg = *cfg;
+	thoth_registry_config_t *c = &reg->cfg;
+	if (!c->max_per_owner)
+		c->max_per_owner = 64;
+	if (!c->max_watches_per_owner)
+		c->max_watches_per_owner = 16;
+	if (!c->default_ttl_ms)
+		c->default_ttl_ms = 10000;
+	if (!c->min_ttl_ms)
+		c->min_ttl_ms = 50;
+	if (!c->max_ttl_ms)
+		c->max_ttl_ms = 3600 * 1000;
+	reg->lease_state = c->seed;
+	if (!reg->lease_state) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		reg->lease_state = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	}
+	reg->next_watch_id = 1;
+	reg->groups_cap = 64;
+	reg->leases_cap = 64;
+	reg->groups = calloc(reg->groups_cap, sizeof *reg->groups);
+	reg->leases = calloc(reg->leases_cap, sizeof *reg->leases);
+	if (!reg->groups || !reg->leases) {
+		thoth_registry_free(reg);
+		return THOTH_E_NOMEM;
+	}
+	*out = reg;
+	return 0;
+}
+
+void thoth_registry_free(thoth_registry_t *reg)
+{
+	if (!reg)
+		return;
+	for (size_t i = 0; i < reg->count; i++)
+		free(reg->heap[i]);
+	for (size_t i = 0; i < reg->groups_cap; i++) {
+		if (reg->groups && reg->groups[i]) {
+			free(reg->groups[i]->entries);
+			free(reg->groups[i]);
+		}
+	}
+	for (size_t i = 0; i < reg->n_watches; i++)
+		free(reg->watches[i].prefix);
+	free(reg->watches);
+	free(reg->groups);
+	free(reg->leases);
+	free(reg->heap);
+	free(reg);
+}
+
+/* ---- hash tables ------------------------------------------------------------ */
+
+static group_t **group_slot(thoth_registry_t *reg, const char *name, size_t len, uint64_t h)
+{
+	size_t mask = reg->groups_cap - 1;
+	for (size_t i = h & mask;; i = (i + 1) & mask) {
+		group_t *g = reg->groups[i];
+		if (!g || (g->hash == h && g->name_len == len && memcmp(g->name, name, len) == 0))
+			return &reg->groups[i];
+	}
+}
+
+static int groups_grow(thoth_registry_t *reg)
+{
+	size_t cap = reg->groups_cap * 2;
+	group_t **slots = calloc(cap, sizeof *slots);
+	if (!slots)
+		return THOTH_E_NOMEM;
+	for (size_t i = 0; i < reg->groups_cap; i++) {
+		group_t *g = reg->groups[i];
+		if (!g)
+			continue;
+		size_t j = g->hash & (cap - 1);
+		while (slots[j])
+			j = (j + 1) & (cap - 1);
+		slots[j] = g;
+	}
+	free(reg->groups);
+	reg->groups = slots;
+	reg->groups_cap = cap;
+	return 0;
+}
+
+/* Backward-shift deletion of slot I in a linear-probing table. */
+#define TABLE_DELETE(slots, cap, i, home_of)                                       \
+	do {                                                                       \
+		size_t mask_ = (cap) - 1, hole_ = (i), j_ = (i);                   \
+		for (;;) {                                                         \
+			j_ = (j_ + 1) & mask_;                                     \
+			if (!(slots)[j_])                                          \
+				break;                                             \
+			size_t home_ = home_of((slots)[j_]) & mask_;               \
+			/* move j_ into the hole unless its home lies in (hole_, j_] */ \
+			bool stays_ = hole_ <= j_ ? (hole_ < home_ && home_ <= j_) \
+						  : (hole_ < home_ || home_ <= j_); \
+			if (stays_)                                                \
+				continue;                                          \
+			(slots)[hole_] = (slots)[j_];                              \
+			hole_ = j_;                                                \
+		}                                                                  \
+		(slots)[hole_] = NULL;                                             \
+	} while (0)
+
+#define GROUP_HOME(g) ((g)->hash)
+#define LEASE_HOME(e) hash_lease((e)->inst.lease)
+
+static void group_delete(thoth_registry_t *reg, group_t *g)
+{
+	group_t **slot = group_slot(reg, g->name, g->name_len, g->hash);
+	size_t i = (size_t)(slot - reg->groups);
+	TABLE_DELETE(reg->groups, reg->groups_cap, i, GROUP_HOME);
+	reg->groups_count--;
+	free(g->entries);
+	free(g);
+}
+
+static entry_t **lease_slot(thoth_registry_t *reg, uint64_t lease)
+{
+	size_t mask = reg->leases_cap - 1;
+	for (size_t i = hash_lease(lease) & mask;; i = (i + 1) & mask) {
+		entry_t *e = reg->leases[i];
+		if (!e || e->inst.lease == lease)
+			return &reg->leases[i];
+	}
+}
+
+static int leases_grow(thoth_registry_t *reg)
+{
+	size_t cap = reg->leases_cap * 2;
+	entry_t **slots = calloc(cap, sizeof *slots);
+	if (!slots)
+		return THOTH_E_NOMEM;
+	for (size_t i = 0; i < reg->leases_cap; i++) {
+		entry_t *e = reg->leases[i];
+		if (!e)
+			continue;
+		size_t j = hash_lease(e->inst.lease) & (cap - 1);
+		while (slots[j])
+			j = (j + 1) & (cap - 1);
+		slots[j] = e;
+	}
+	free(reg->leases);
+	reg->leases = slots;
+	reg->leases_cap = cap;
+	return 0;
+}
+
+static entry_t *lease_find(thoth_registry_t *reg, uint64_t lease)
+{
+	return lease ? *lease_slot(reg, lease) : NULL;
+}
+
+/* ---- expiry heap ------------------------------------------------------------ */
+
+static uint64_t deadline(const entry_t *e)
+{
+	return e->inst.expires_at_ns;
+}
+
+static void heap_set(thoth_registry_t *reg, size_t i, entry_t *e)
+{
+	reg->heap[i] = e;
+	e->heap_index = i;
+}
+
+static void heap_up(thoth_registry_t *reg, size_t i)
+{
+	entry_t *e = reg->heap[i];
+	while (i > 0) {
+		size_t parent = (i - 1) / 2;
+		if (deadline(reg->heap[parent]) <= deadline(e))
+			break;
+		heap_set(reg, i, reg->heap[parent]);
+		i = parent;
+	}
+	heap_set(reg, i, e);
+}
+
+static void heap_down(thoth_registry_t *reg, size_t i)
+{
+	entry_t *e = reg->heap[i];
+	size_t n = reg->count;
+	for (;;) {
+		size_t child = 2 * i + 1;
+		if (child >= n)
+			break;
+		if (child + 1 < n && deadline(reg->heap[child + 1]) < deadline(reg->heap[child]))
+			child++;
+		if (deadline(e) <= deadline(reg->heap[child]))
+			break;
+		heap_set(reg, i, reg->heap[child]);
+		i = child;
+	}
+	heap_set(reg, i, e);
+}
+
+/* Remove heap[i]: the last element fills the hole and moves to its place.
+ * The heap's length is reg->count, which this decrements. */
+static void heap_remove(thoth_registry_t *reg, size_t i)
+{
+	size_t last = --reg->count;
+	entry_t *moved = reg->heap[last];
+	reg->heap[last] = NULL;
+	if (i == last)
+		return;
+	heap_set(reg, i, moved);
+	heap_down(reg, i);
+	heap_up(reg, moved->heap_index);
+}
+
+uint64_t thoth_registry_next_expiry(const thoth_registry_t *reg)
+{
+	return reg->count ? deadline(reg->heap[0]) : UINT64_MAX;
+}
+
+size_t thoth_registry_count(const thoth_registry_t *reg)
+{
+	return reg->count;
+}
+
+size_t thoth_registry_watch_count(const thoth_registry_t *reg)
+{
+	return reg->n_watches;
+}
+
+const char *thoth_registry_refusal(const thoth_registry_t *reg)
+{
+	return reg->refusal;
+}
+
+/* ---- events ----------------------------------------------------------------- */
+
+static void notify(thoth_registry_t *reg, const entry_t *e, thoth_registry_ChangeKind_t kind)
+{
+	if (!reg->cfg.on_event)
+		return;
+	const thoth_str_t name = e->inst.registration.name;
+	for (size_t i = 0; i < reg->n_watches; i++) {
+		const watch_t *w = &reg->watches[i];
+		if (!has_prefix(name.ptr, name.len, w->prefix, w->prefix_len))
+			continue;
+		thoth_registry_event_t ev = {
+			.watch_id = w->id,
+			.watcher = w->owner,
+			.watcher_user = w->owner->user,
+			.kind = kind,
+			.instance = &e->inst,
+		};
+		reg->cfg.on_event(reg->cfg.event_arg, &ev);
+	}
+}
+
+/* ---- removing an entry from every index -------------------------------------- */
+
+static void entry_remove(thoth_registry_t *reg, entry_t *e, thoth_registry_ChangeKind_t kind)
+{
+	notify(reg, e, kind);
+
+	entry_t **slot = lease_slot(reg, e->inst.lease);
+	TABLE_DELETE(reg->leases, reg->leases_cap, (size_t)(slot - reg->leases), LEASE_HOME);
+
+	heap_remove(reg, e->heap_index);
+
+	group_t *g = e->group;
+	size_t last = g->count - 1;
+	if (e->group_index != last) {
+		g->entries[e->group_index] = g->entries[last];
+		g->entries[e->group_index]->group_index = e->group_index;
+	}
+	g->count--;
+	if (!g->count)
+		group_delete(reg, g);
+
+	thoth_registry_owner_t *o = e->owner;
+	if (e->owner_prev)
+		e->owner_prev->owner_next = e->owner_next;
+	else
+		o->entries = e->owner_next;
+	if (e->owner_next)
+		e->owner_next->owner_prev = e->owner_prev;
+	o->count--;
+	free(e);
+}
+
+/* ---- owners ------------------------------------------------------------------- */
+
+int thoth_registry_owner_new(thoth_registry_t *reg, uint32_t uid, uint32_t pid, void *user,
+			     thoth_registry_owner_t **out)
+{
+	(void)reg;
+	thoth_registry_owner_t *o = calloc(1, sizeof *o);
+	if (!o)
+		return THOTH_E_NOMEM;
+	o->uid = uid;
+	o->pid = pid;
+	o->user = user;
+	*out = o;
+	return 0;
+}
+
+static void watch_remove_at(thoth_registry_t *reg, size_t i)
+{
+	reg->watches[i].owner->watches--;
+	free(reg->watches[i].prefix);
+	reg->watches[i] = reg->watches[--reg->n_watches];
+}
+
+void thoth_registry_owner_drop(thoth_registry_t *reg, thoth_registry_owner_t *owner)
+{
+	if (!owner)
+		return;
+	/* Its watches first: a dying connection is told nothing more. */
+	for (size_t i = reg->n_watches; i-- > 0;)
+		if (reg->watches[i].owner == owner)
+			watch_remove_at(reg, i);
+	while (owner->entries)
+		entry_remove(reg, owner->entries, THOTH_REGISTRY_CHANGE_KIND_REMOVED);
+	free(owner);
+}
+
+size_t thoth_registry_owner_registrations(const thoth_registry_owner_t *owner)
+{
+	return owner->count;
+}
+
+/* ---- register ------------------------------------------------------------------ */
+
+/* Copy S into *CURSOR (NUL-terminated) and return the view. */
+static thoth_str_t copy_str(char **cursor, thoth_str_t s)
+{
+	char *p = *cursor;
+	if (s.len)
+		memcpy(p, s.ptr, s.len);
+	p[s.len] = 0;
+	*cursor = p + s.len + 1;
+	return (thoth_str_t){ p, s.len };
+}
+
+static int check_claims(thoth_registry_t *reg, const thoth_registry_Registration_t *r)
+{
+	const thoth_common_InterfaceClaim_list_t *claims = &r->claims;
+	if (claims->count > CLAIMS_MAX) {
+		refuse(reg, "%u interface claims, at most %d allowed", claims->count, CLAIMS_MAX);
+		return THOTH_REGISTRY_ERR_CONTRACT_REFUSED;
+	}
+	char qualified[2 * CLAIM_STR_MAX + 2];
+	for (uint32_t i = 0; i < claims->count; i++) {
+		const thoth_common_InterfaceClaim_t *c = &claims->items[i];
+		if (!c->package.len || !c->interface.len || c->package.len > CLAIM_STR_MAX ||
+		    c->interface.len > CLAIM_STR_MAX) {
+			refuse(reg, "claim %u: package and interface must be 1..%d characters", i,
+			       CLAIM_STR_MAX);
+			return THOTH_REGISTRY_ERR_CONTRACT_REFUSED;
+		}
+		snprintf(qualified, sizeof qualified, "%.*s.%.*s", (int)c->package.len,
+			 c->package.ptr, (int)c->interface.len, c->interface.ptr);
+		if (thoth_wire_fnv1a32(qualified) != c->interface_id) {
+			refuse(reg, "claim %s: interface id %08x is not the id of that name (%08x)",
+			       qualified, c->interface_id, thoth_wire_fnv1a32(qualified));
+			return THOTH_REGISTRY_ERR_CONTRACT_REFUSED;
+		}
+		thoth_contract_claim_t claim = {
+			.package = c->package.ptr, .interface = c->interface.ptr,
+			.interface_id = c->interface_id, .major = c->major, .minor = c->minor,
+			.schema_hash = c->schema_hash, .features = c->features,
+		};
+		char why[200];
+		/* Against the schemas compiled into this registry. */
+		for (size_t k = 0; k < reg->cfg.n_known_interfaces; k++) {
+			const thoth_interface_info_t *iface = reg->cfg.known_interfaces[k];
+			if (iface->id != c->interface_id)
+				continue;
+			thoth_contract_claim_t known;
+			thoth_contract_claim_init(&known, iface, iface->features);
+			if (thoth_contract_compatible(&known, &claim, why, sizeof why)) {
+				refuse(reg, "claim %s: %s", qualified, why);
+				return THOTH_REGISTRY_ERR_CONTRACT_REFUSED;
+			}
+		}
+		/* Against what live instances of the same name claim for it. */
+		group_t *g = *group_slot(reg, r->name.ptr, r->name.len,
+					 hash_name(r->name.ptr, r->name.len));
+		for (size_t k = 0; g && k < g->count; k++) {
+			const thoth_common_InterfaceClaim_list_t *other =
+				&g->entries[k]->inst.registration.claims;
+			for (uint32_t m = 0; m < other->count; m++) {
+				const thoth_common_InterfaceClaim_t *o = &other->items[m];
+				if (o->interface_id != c->interface_id)
+					continue;
+				thoth_contract_claim_t live = {
+					.package = o->package.ptr, .interface = o->interface.ptr,
+					.interface_id = o->interface_id, .major = o->major,
+					.minor = o->minor, .schema_hash = o->schema_hash,
+					.features = o->features,
+				};
+				if (thoth_contract_compatible(&live, &claim, why, sizeof why)) {
+					refuse(reg, "claim %s: conflicts with live instance %llu: %s",
+					       qualified,
+					       (unsigned long long)g->entries[k]->inst.registration
+						       .endpoint.instance_id,
+					       why);
+					return THOTH_REGISTRY_ERR_CONTRACT_REFUSED;
+				}
+			}
+		}
+	}
+	return 0;
+}
+
+static uint64_t clamp_ttl_ns(const thoth_registry_t *reg, uint32_t ttl_ms)
+{
+	if (!ttl_ms)
+		ttl_ms = reg->cfg.default_ttl_ms;
+	if (ttl_ms < reg->cfg.min_ttl_ms)
+		ttl_ms = reg->cfg.min_ttl_ms;
+	if (ttl_ms > reg->cfg.max_ttl_ms)
+		ttl_ms = reg->cfg.max_ttl_ms;
+	return (uint64_t)ttl_ms * 1000000ull;
+}
+
+/* Make room for one more entry in every index before touching any. */
+static int reserve_one(thoth_registry_t *reg, group_t *g)
+{
+	if ((reg->count + 1) * 2 > reg->leases_cap && leases_grow(reg))
+		return THOTH_E_NOMEM;
+	if (!g && (reg->groups_count + 1) * 2 > reg->groups_cap && groups_grow(reg))
+		return THOTH_E_NOMEM;
+	if (reg->count == reg->heap_cap) {
+		size_t cap = reg->heap_cap ? reg->heap_cap * 2 : 64;
+		entry_t **h = realloc(reg->heap, cap * sizeof *h);
+		if (!h)
+			return THOTH_E_NOMEM;
+		reg->heap = h;
+		reg->heap_cap = cap;
+	}
+	if (g && g->count == g->cap) {
+		size_t cap = g->cap * 2;
+		entry_t **v = realloc(g->entries, cap * sizeof *v);
+		if (!v)
+			return THOTH_E_NOMEM;
+		g->entries = v;
+		g->cap = cap;
+	}
+	return 0;
+}
+
+static group_t *group_new(const char *name, uint32_t len, uint64_t h)
+{
+	group_t *g = calloc(1, sizeof *g + len + 1);
+	if (!g)
+		return NULL;
+	g->entries = malloc(2 * sizeof *g->entries);
+	if (!g->entries) {
+		free(g);
+		return NULL;
+	}
+	g->cap = 2;
+	memcpy(g->name_storage, name, len);
+	g->name = g->name_storage;
+	g->name_len = len;
+	g->hash = h;
+	return g;
+}
+
+int thoth_registry_register(thoth_registry_t *reg, thoth_registry_owner_t *owner,
+			    const thoth_registry_Registration_t *r, uint64_t now_ns, uint64_t *lease)
+{
+	reg->refusal[0] = 0;
+	if (!thoth_registry_name_valid(r->name)) {
+		refuse(reg, "bad name \"%.*s\": 1..%d characters of [a-z0-9_.-], starting with a letter",
+		       (int)(r->name.len > 140 ? 140 : r->name.len), r->name.ptr ? r->name.ptr : "",
+		       NAME_MAX_LEN);
+		return THOTH_REGISTRY_ERR_BAD_NAME;
+	}
+	thoth_semver_t version;
+	if (thoth_semver_parse(r->version, &version)) {
+		refuse(reg, "bad version \"%.*s\": expected MAJOR.MINOR.PATCH",
+		       (int)(r->version.len > 64 ? 64 : r->version.len),
+		       r->version.ptr ? r->version.ptr : "");
+		return THOTH_REGISTRY_ERR_BAD_VERSION;
+	}
+	const thoth_common_Endpoint_t *ep = &r->endpoint;
+	if (ep->addr.len > ADDR_MAX_LEN) {
+		refuse(reg, "endpoint address longer than %d bytes", ADDR_MAX_LEN);
+		return THOTH_REGISTRY_ERR_CONTRACT_REFUSED;
+	}
+	if (owner->count >= reg->cfg.max_per_owner) {
+		refuse(reg, "this connection already holds %zu registrations (limit %u)",
+		       owner->count, reg->cfg.max_per_owner);
+		return THOTH_REGISTRY_ERR_TOO_MANY;
+	}
+	int err = check_claims(reg, r);
+	if (err)
+		return err;
+
+	uint64_t h = hash_name(r->name.ptr, r->name.len);
+	group_t *g = *group_slot(reg, r->name.ptr, r->name.len, h);
+	if (reserve_one(reg, g))
+		return THOTH_E_NOMEM;
+
+	/* One allocation: the entry, the claims array, then every string. */
+	size_t n_claims = r->claims.count;
+	size_t strings = r->name.len + 1 + r->version.len + 1 + ep->addr.len + 1;
+	for (size_t i = 0; i < n_claims; i++)
+		strings += r->claims.items[i].package.len + 1 + r->claims.items[i].interface.len + 1;
+	size_t claims_off = thoth_wire_pad8(sizeof(entry_t));
+	size_t strings_off = claims_off + n_claims * sizeof(thoth_common_InterfaceClaim_t);
+	entry_t *e = calloc(1, strings_off + strings);
+	if (!e)
+		return THOTH_E_NOMEM;
+	bool new_group = !g;
+	if (new_group) {
+		g = group_new(r->name.ptr, r->name.len, h);
+		if (!g) {
+			free(e);
+			return THOTH_E_NOMEM;
+		}
+	}
+
+	char *cursor = (char *)e + strings_off;
+	thoth_registry_Registration_t *copy = &e->inst.registration;
+	*copy = *r;
+	copy->name = copy_str(&cursor, r->name);
+	copy->version = copy_str(&cursor, r->version);
+	copy->endpoint.addr = copy_str(&cursor, ep->addr);
+	thoth_common_InterfaceClaim_t *claims = (thoth_common_InterfaceClaim_t *)((char *)e + claims_off);
+	for (size_t i = 0; i < n_claims; i++) {
+		claims[i] = r->claims.items[i];
+		claims[i].package = copy_str(&cursor, r->claims.items[i].package);
+		claims[i].interface = copy_str(&cursor, r->claims.items[i].interface);
+	}
+	copy->claims.items = n_claims ? claims : NULL;
+	copy->claims.count = (uint32_t)n_claims;
+	e->version = version;
+	e->ttl_ns = clamp_ttl_ns(reg, r->ttl_ms);
+	copy->ttl_ms = (uint32_t)(e->ttl_ns / 1000000ull);
+	e->inst.registered_at_ns = now_ns;
+	e->inst.expires_at_ns = now_ns + e->ttl_ns;
+	e->inst.owner_uid = owner->uid;
+	do
+		e->inst.lease = splitmix64(&reg->lease_state);
+	while (!e->inst.lease || lease_find(reg, e->inst.lease));
+
+	/* Link into every index (space was reserved above: nothing fails now). */
+	if (new_group) {
+		*group_slot(reg, g->name, g->name_len, h) = g;
+		reg->groups_count++;
+	}
+	e->group = g;
+	e->group_index = g->count;
+	g->entries[g->count++] = e;
+	*lease_slot(reg, e->inst.lease) = e;
+	reg->heap[reg->count] = e;
+	e->heap_index = reg->count;
+	reg->count++;
+	heap_up(reg, e->heap_index);
+	e->owner = owner;
+	e->owner_next = owner->entries;
+	if (owner->entries)
+		owner->entries->owner_prev = e;
+	owner->entries = e;
+	owner->count++;
+
+	*lease = e->inst.lease;
+	notify(reg, e, THOTH_REGISTRY_CHANGE_KIND_ADDED);
+	return 0;
+}
+
+/* ---- resolve and list ------------------------------------------------------------- */
+
+/* Distance from a caller on NUMA_NODE: 0 same node, 1 same host, 2 remote. */
+static unsigned distance(const entry_t *e, uint16_t numa_node)
+{
+	const thoth_common_Endpoint_t *ep = &e->inst.registration.endpoint;
+	if (ep->locality == THOTH_COMMON_LOCALITY_REMOTE)
+		return 2;
+	return ep->numa_node == numa_node ? 0 : 1;
+}
+
+static unsigned rank(const entry_t *e, thoth_common_Locality_t prefer, uint16_t numa_node)
+{
+	unsigned d = distance(e, numa_node);
+	switch (prefer) {
+	case THOTH_COMMON_LOCALITY_NUMA:
+		return d;
+	case THOTH_COMMON_LOCALITY_HOST:
+		return d == 2;
+	default:
+		return 0;
+	}
+}
+
+static bool version_ok(const entry_t *e, const thoth_semver_t *min)
+{
+	return !min || (e->version.major == min->major && thoth_semver_compare(&e->version, min) >= 0);
+}
+
+int thoth_registry_resolve(thoth_registry_t *reg, thoth_str_t name, thoth_str_t min_version,
+			   thoth_common_Locality_t prefer, uint16_t numa_node, uint64_t now_ns,
+			   const thoth_registry_Instance_t **out)
+{
+	if (!thoth_registry_name_valid(name))
+		return THOTH_REGISTRY_ERR_BAD_NAME;
+	thoth_semver_t min, *minp = NULL;
+	if (min_version.len) {
+		if (thoth_semver_parse(min_version, &min))
+			return THOTH_REGISTRY_ERR_BAD_VERSION;
+		minp = &min;
+	}
+	group_t *g = *group_slot(reg, name.ptr, name.len, hash_name(name.ptr, name.len));
+	if (!g)
+		return THOTH_REGISTRY_ERR_NOT_FOUND;
+	/* Pass 1: the best rank and how many candidates share it. */
+	unsigned best = UINT32_MAX;
+	size_t ties = 0;
+	for (size_t i = 0; i < g->count; i++) {
+		const entry_t *e = g->entries[i];
+		if (e->inst.expires_at_ns <= now_ns || !version_ok(e, minp))
+			continue;
+		unsigned r = rank(e, prefer, numa_node);
+		if (r < best) {
+			best = r;
+			ties = 0;
+		}
+		ties += r == best;
+	}
+	if (!ties)
+		return THOTH_REGISTRY_ERR_NOT_FOUND;
+	/* Pass 2: the (round_robin mod ties)-th of them. */
+	size_t pick = (size_t)(g->round_robin++ % ties);
+	for (size_t i = 0; i < g->count; i++) {
+		const entry_t *e = g->entries[i];
+		if (e->inst.expires_at_ns <= now_ns || !version_ok(e, minp) ||
+		    rank(e, prefer, numa_node) != best)
+			continue;
+		if (pick-- == 0) {
+			*out = &e->inst;
+			return 0;
+		}
+	}
+	return THOTH_REGISTRY_ERR_NOT_FOUND;    /* unreachable */
+}
+
+static int compare_instances(const void *pa, const void *pb)
+{
+	const thoth_registry_Instance_t *a = *(const thoth_registry_Instance_t *const *)pa;
+	const thoth_registry_Instance_t *b = *(const thoth_registry_Instance_t *const *)pb;
+	const thoth_str_t *na = &a->registration.name, *nb = &b->registration.name;
+	int c = memcmp(na->ptr, nb->ptr, na->len < nb->len ? na->len : nb->len);
+	if (c)
+		return c;
+	if (na->len != nb->len)
+		return na->len < nb->len ? -1 : 1;
+	if (a->registered_at_ns != b->registered_at_ns)
+		return a->registered_at_ns < b->registered_at_ns ? -1 : 1;
+	return a->lease < b->lease ? -1 : a->lease > b->lease;
+}
+
+static bool locality_matches(const entry_t *e, thoth_common_Locality_t want)
+{
+	bool remote = e->inst.registration.endpoint.locality == THOTH_COMMON_LOCALITY_REMOTE;
+	switch (want) {
+	case THOTH_COMMON_LOCALITY_ANY:
+		return true;
+	case THOTH_COMMON_LOCALITY_REMOTE:
+		return remote;
+	default:
+		return !remote;
+	}
+}
+
+int thoth_registry_list(thoth_registry_t *reg, thoth_str_t prefix,
+			thoth_common_Locality_t locality, uint64_t now_ns,
+			const thoth_registry_Instance_t ***out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	size_t cap = 0, len = 0;
+	const thoth_registry_Instance_t **v = NULL;
+	for (size_t i = 0; i < reg->groups_cap; i++) {
+		const group_t *g = reg->groups[i];
+		if (!g || !has_prefix(g->name, g->name_len, prefix.ptr, prefix.len))
+			continue;
+		for (size_t k = 0; k < g->count; k++) {
+			const entry_t *e = g->entries[k];
+			if (e->inst.expires_at_ns <= now_ns || !locality_matches(e, locality))
+				continue;
+			if (len == cap) {
+				cap = cap ? cap * 2 : 16;
+				const thoth_registry_Instance_t **nv = realloc(v, cap * sizeof *nv);
+				if (!nv) {
+					free(v);
+					return THOTH_E_NOMEM;
+				}
+				v = nv;
+			}
+			v[len++] = &e->inst;
+		}
+	}
+	if (len > 1)
+		qsort(v, len, sizeof *v, compare_instances);
+	*out = v;
+	*n = len;
+	return 0;
+}
+
+/* ---- renew, withdraw, expire -------------------------------------------------------- */
+
+int thoth_registry_renew(thoth_registry_t *reg, thoth_registry_owner_t *owner, uint64_t lease,
+			 uint64_t now_ns, uint64_t *expires_at_ns)
+{
+	entry_t *e = lease_find(reg, lease);
+	if (!e)
+		return THOTH_REGISTRY_ERR_EXPIRED;
+	if (e->owner != owner)
+		return THOTH_REGISTRY_ERR_NOT_OWNER;
+	if (e->inst.expires_at_ns <= now_ns) {
+		/* Ended before the expiry timer (with its slack) ran: too late. */
+		entry_remove(reg, e, THOTH_REGISTRY_CHANGE_KIND_EXPIRED);
+		return THOTH_REGISTRY_ERR_EXPIRED;
+	}
+	e->inst.expires_at_ns = now_ns + e->ttl_ns;
+	heap_down(reg, e->heap_index);          /* deadlines only move later */
+	if (expires_at_ns)
+		*expires_at_ns = e->inst.expires_at_ns;
+	return 0;
+}
+
+int thoth_registry_withdraw(thoth_registry_t *reg, thoth_registry_owner_t *owner, uint64_t lease)
+{
+	entry_t *e = lease_find(reg, lease);
+	if (!e)
+		return THOTH_REGISTRY_ERR_NOT_FOUND;
+	if (e->owner != owner)
+		return THOTH_REGISTRY_ERR_NOT_OWNER;
+	entry_remove(reg, e, THOTH_REGISTRY_CHANGE_KIND_REMOVED);
+	return 0;
+}
+
+size_t thoth_registry_expire(thoth_registry_t *reg, uint64_t now_ns)
+{
+	size_t n = 0;
+	while (reg->count && deadline(reg->heap[0]) <= now_ns) {
+		entry_remove(reg, reg->heap[0], THOTH_REGISTRY_CHANGE_KIND_EXPIRED);
+		n++;
+	}
+	return n;
+}
+
+/* ---- watches ---------------------------------------------------------------------- */
+
+int thoth_registry_watch(thoth_registry_t *reg, thoth_registry_owner_t *owner, thoth_str_t prefix,
+			 uint64_t *watch_id)
+{
+	if (owner->watches >= reg->cfg.max_watches_per_owner)
+		return THOTH_E_LIMIT;
+	if (prefix.len > NAME_MAX_LEN)
+		return THOTH_E_INVAL;
+	if (reg->n_watches == reg->watches_cap) {
+		size_t cap = reg->watches_cap ? reg->watches_cap * 2 : 8;
+		watch_t *w = realloc(reg->watches, cap * sizeof *w);
+		if (!w)
+			return THOTH_E_NOMEM;
+		reg->watches = w;
+		reg->watches_cap = cap;
+	}
+	char *copy = malloc(prefix.len + 1);
+	if (!copy)
+		return THOTH_E_NOMEM;
+	if (prefix.len)
+		memcpy(copy, prefix.ptr, prefix.len);
+	copy[prefix.len] = 0;
+	watch_t *w = &reg->watches[reg->n_watches++];
+	*w = (watch_t){ .id = reg->next_watch_id++, .owner = owner, .prefix = copy,
+			.prefix_len = prefix.len };
+	owner->watches++;
+	*watch_id = w->id;
+	return 0;
+}
+
+int thoth_registry_unwatch(thoth_registry_t *reg, thoth_registry_owner_t *owner, uint64_t watch_id)
+{
+	for (size_t i = 0; i < reg->n_watches; i++) {
+		if (reg->watches[i].id == watch_id && reg->watches[i].owner == owner) {
+			watch_remove_at(reg, i);
+			return 0;
+		}
+	}
+	return THOTH_REGISTRY_ERR_NOT_FOUND;
+}

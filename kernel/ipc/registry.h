@@ -1,0 +1,156 @@
+/*
+ * registry.h - the service registry core of thothd (IPC-4), internal.
+ *
+ * Pure data structure: no sockets, no clock, no printing.  thothd feeds it
+ * decoded Registry requests, the current CLOCK_MONOTONIC time, and one
+ * owner handle per client connection; the registry answers and reports
+ * changes through a callback so thothd can push RegistryEvents.changed.
+ *
+ * Return values follow the contract of a generated Registry handler, so
+ * the glue passes them straight through: 0, a positive
+ * THOTH_REGISTRY_ERR_* (an answer the client is meant to see), or a
+ * negative THOTH_E_* (a resource problem: THOTH_E_NOMEM, THOTH_E_LIMIT).
+ *
+ * What must stay true:
+ *  - an instance whose lease has ended (expires_at_ns <= now) is never
+ *    returned by resolve or list, even before thoth_registry_expire() ran:
+ *    thothd's expiry timer has slack, the registry does not rely on it;
+ *  - a registration belongs to the owner (client connection) that made it:
+ *    only that owner renews or withdraws it, and dropping the owner removes
+ *    all of them at once (peer death);
+ *  - expiry is driven by ONE deadline (thoth_registry_next_expiry): the
+ *    daemon arms one timer for it, there is no periodic sweep.
+ *
+ * Sizes: a hash table by name (groups of instances), a hash table by lease,
+ * and a binary min-heap of lease deadlines: O(1) resolve of a name with few
+ * instances, O(log n) register/renew/expire, tested to 100,000 entries.
+ */
+#ifndef THOTH_IPC_REGISTRY_H
+#define THOTH_IPC_REGISTRY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "registry.thoth.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct thoth_registry thoth_registry_t;
+typedef struct thoth_registry_owner thoth_registry_owner_t;
+
+/* One change seen by one watch. INSTANCE is valid during the callback only. */
+typedef struct thoth_registry_event {
+	uint64_t watch_id;
+	thoth_registry_owner_t *watcher;
+	void *watcher_user;             /* the USER given to thoth_registry_owner_new */
+	thoth_registry_ChangeKind_t kind;
+	const thoth_registry_Instance_t *instance;
+} thoth_registry_event_t;
+
+/* Called once per matching watch; it must not call back into the registry. */
+typedef void (*thoth_registry_event_fn)(void *arg, const thoth_registry_event_t *ev);
+
+typedef struct thoth_registry_config {
+	uint32_t max_per_owner;         /* registrations per owner (0: 64) */
+	uint32_t max_watches_per_owner; /* watches per owner (0: 16) */
+	uint32_t default_ttl_ms;        /* lease when ttl_ms is 0 (0: 10 s) */
+	uint32_t min_ttl_ms;            /* shorter leases are raised (0: 50 ms) */
+	uint32_t max_ttl_ms;            /* longer leases are lowered (0: 1 h) */
+	uint64_t seed;                  /* lease id sequence (0: picked from the clock) */
+	/* Interfaces this registry knows the compiled schema of: claims for them
+	 * must be compatible with it (thoth_contract_compatible). */
+	const thoth_interface_info_t *const *known_interfaces;
+	size_t n_known_interfaces;
+	thoth_registry_event_fn on_event;
+	void *event_arg;
+} thoth_registry_config_t;
+
+int thoth_registry_new(const thoth_registry_config_t *cfg, thoth_registry_t **out);
+void thoth_registry_free(thoth_registry_t *reg);
+
+/* An owner is one client connection (uid/pid from SO_PEERCRED). */
+int thoth_registry_owner_new(thoth_registry_t *reg, uint32_t uid, uint32_t pid, void *user,
+			     thoth_registry_owner_t **out);
+/* Peer death: drop OWNER's watches, then remove each of its registrations
+ * (REMOVED events to the remaining watchers), then free OWNER. */
+void thoth_registry_owner_drop(thoth_registry_t *reg, thoth_registry_owner_t *owner);
+size_t thoth_registry_owner_registrations(const thoth_registry_owner_t *owner);
+
+/*
+ * Register R (copied) for OWNER at NOW_NS.  Errors: ERR_BAD_NAME,
+ * ERR_BAD_VERSION, ERR_CONTRACT_REFUSED (reason: thoth_registry_refusal),
+ * ERR_TOO_MANY (per-owner limit), THOTH_E_NOMEM.
+ */
+int thoth_registry_register(thoth_registry_t *reg, thoth_registry_owner_t *owner,
+			    const thoth_registry_Registration_t *r, uint64_t now_ns, uint64_t *lease);
+
+/*
+ * The best live instance of NAME whose version is at least MIN_VERSION
+ * with the same major (empty MIN_VERSION: any).  PREFER orders candidates:
+ * NUMA: same NUMA node (NUMA_NODE), then same host, then remote; HOST:
+ * local before remote; ANY/REMOTE: no preference.  Round-robin among the
+ * equally good.  *OUT points into the registry until its next change.
+ * Errors: ERR_BAD_NAME, ERR_BAD_VERSION, ERR_NOT_FOUND.
+ */
+int thoth_registry_resolve(thoth_registry_t *reg, thoth_str_t name, thoth_str_t min_version,
+			   thoth_common_Locality_t prefer, uint16_t numa_node, uint64_t now_ns,
+			   const thoth_registry_Instance_t **out);
+
+/*
+ * Live instances whose name starts with PREFIX, sorted by name then age.
+ * LOCALITY filters: ANY all, NUMA/HOST local ones, REMOTE remote ones.
+ * *OUT is a malloc'd array the caller frees (NULL when none); the
+ * instances it points to are valid until the registry's next change.
+ */
+int thoth_registry_list(thoth_registry_t *reg, thoth_str_t prefix,
+			thoth_common_Locality_t locality, uint64_t now_ns,
+			const thoth_registry_Instance_t ***out, size_t *n);
+
+/* Extend LEASE by its TTL from NOW_NS.  ERR_EXPIRED (no such live lease),
+ * ERR_NOT_OWNER. */
+int thoth_registry_renew(thoth_registry_t *reg, thoth_registry_owner_t *owner, uint64_t lease,
+			 uint64_t now_ns, uint64_t *expires_at_ns);
+
+/* Remove LEASE (REMOVED event).  ERR_NOT_FOUND, ERR_NOT_OWNER. */
+int thoth_registry_withdraw(thoth_registry_t *reg, thoth_registry_owner_t *owner, uint64_t lease);
+
+/* Subscribe OWNER to changes of names starting with PREFIX ("" = all).
+ * THOTH_E_LIMIT past max_watches_per_owner. */
+int thoth_registry_watch(thoth_registry_t *reg, thoth_registry_owner_t *owner, thoth_str_t prefix,
+			 uint64_t *watch_id);
+/* ERR_NOT_FOUND unless OWNER holds WATCH_ID. */
+int thoth_registry_unwatch(thoth_registry_t *reg, thoth_registry_owner_t *owner, uint64_t watch_id);
+
+/* Remove every lease that ended at or before NOW_NS (EXPIRED events);
+ * returns how many. */
+size_t thoth_registry_expire(thoth_registry_t *reg, uint64_t now_ns);
+
+/* The earliest lease end, UINT64_MAX when there is none. */
+uint64_t thoth_registry_next_expiry(const thoth_registry_t *reg);
+
+size_t thoth_registry_count(const thoth_registry_t *reg);
+size_t thoth_registry_watch_count(const thoth_registry_t *reg);
+
+/* Why the last ERR_CONTRACT_REFUSED / ERR_BAD_* was answered (never NULL). */
+const char *thoth_registry_refusal(const thoth_registry_t *reg);
+
+/* ---- validation, exposed for tests and tools ---- */
+
+typedef struct thoth_semver {
+	uint32_t major, minor, patch;
+} thoth_semver_t;
+
+/* 1..128 chars of [a-z0-9_.-], starting with a letter. */
+bool thoth_registry_name_valid(thoth_str_t name);
+/* Strict "MAJOR.MINOR.PATCH": decimal, no leading zeros, each < 2^32.
+ * 0 or THOTH_E_INVAL. */
+int thoth_semver_parse(thoth_str_t s, thoth_semver_t *out);
+int thoth_semver_compare(const thoth_semver_t *a, const thoth_semver_t *b);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,558 @@
+/*
+ * test_registry.c - the registry core (kernel/ipc/registry.h), one
+ * behaviour per test, with an injected clock (plain numbers of ns).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <cmocka.h>
+
+#include "registry.h"
+
+#define MS 1000000ull
+
+typedef struct recorded {
+	uint64_t watch_id;
+	void *watcher_user;
+	thoth_registry_ChangeKind_t kind;
+	char name[64];
+	uint64_t lease;
+} recorded_t;
+
+typedef struct fixture {
+	thoth_registry_t *reg;
+	thoth_registry_owner_t *alice, *bob;
+	recorded_t events[64];
+	size_t n_events;
+} fixture_t;
+
+static void record(void *arg, const thoth_registry_event_t *ev)
+{
+	fixture_t *f = arg;
+	if (f->n_events == 64)
+		return;
+	recorded_t *r = &f->events[f->n_events++];
+	r->watch_id = ev->watch_id;
+	r->watcher_user = ev->watcher_user;
+	r->kind = ev->kind;
+	r->lease = ev->instance->lease;
+	snprintf(r->name, sizeof r->name, "%s", ev->instance->registration.name.ptr);
+}
+
+static int setup_with(void **state, uint32_t max_per_owner)
+{
+	fixture_t *f = calloc(1, sizeof *f);
+	thoth_registry_config_t cfg = {
+		.max_per_owner = max_per_owner,
+		.seed = 42,
+		.on_event = record,
+		.event_arg = f,
+	};
+	assert_int_equal(thoth_registry_new(&cfg, &f->reg), 0);
+	assert_int_equal(thoth_registry_owner_new(f->reg, 1000, 11, "alice", &f->alice), 0);
+	assert_int_equal(thoth_registry_owner_new(f->reg, 1000, 22, "bob", &f->bob), 0);
+	*state = f;
+	return 0;
+}
+
+static int setup(void **state)
+{
+	return setup_with(state, 0);
+}
+
+static int setup_limit_3(void **state)
+{
+	return setup_with(state, 3);
+}
+
+static int teardown(void **state)
+{
+	fixture_t *f = *state;
+	thoth_registry_owner_drop(f->reg, f->alice);
+	thoth_registry_owner_drop(f->reg, f->bob);
+	thoth_registry_free(f->reg);
+	free(f);
+	return 0;
+}
+
+static thoth_registry_Registration_t reg_of(const char *name, const char *version, uint16_t numa,
+					    thoth_common_Locality_t locality, uint32_t ttl_ms)
+{
+	thoth_registry_Registration_t r = {
+		.name = thoth_str(name),
+		.version = thoth_str(version),
+		.endpoint = { .addr = thoth_str("/run/x.sock"), .numa_node = numa,
+			      .locality = locality, .instance_id = numa, .pid = 1 },
+		.ttl_ms = ttl_ms,
+	};
+	return r;
+}
+
+static uint64_t add(fixture_t *f, thoth_registry_owner_t *o, const char *name, const char *version,
+		    uint16_t numa, thoth_common_Locality_t locality, uint32_t ttl_ms, uint64_t now)
+{
+	thoth_registry_Registration_t r = reg_of(name, version, numa, locality, ttl_ms);
+	uint64_t lease = 0;
+	assert_int_equal(thoth_registry_register(f->reg, o, &r, now, &lease), 0);
+	assert_true(lease != 0);
+	return lease;
+}
+
+static int resolve(fixture_t *f, const char *name, const char *min, thoth_common_Locality_t prefer,
+		   uint16_t numa, uint64_t now, uint64_t *lease)
+{
+	const thoth_registry_Instance_t *inst = NULL;
+	int r = thoth_registry_resolve(f->reg, thoth_str(name), thoth_str(min), prefer, numa, now,
+				       &inst);
+	if (!r && lease)
+		*lease = inst->lease;
+	return r;
+}
+
+#define LOCAL THOTH_COMMON_LOCALITY_HOST
+#define REMOTE THOTH_COMMON_LOCALITY_REMOTE
+#define NUMA THOTH_COMMON_LOCALITY_NUMA
+#define ANY THOTH_COMMON_LOCALITY_ANY
+
+/* ---- resolve ---------------------------------------------------------------- */
+
+static void test_resolve_finds_registered_instance(void **state)
+{
+	fixture_t *f = *state;
+	uint64_t lease = add(f, f->alice, "echo", "1.0.0", 0, LOCAL, 1000, 0);
+	uint64_t got = 0;
+	assert_int_equal(resolve(f, "echo", "", ANY, 0, 1, &got), 0);
+	assert_true(got == lease);
+}
+
+static void test_resolve_unknown_name_is_not_found(void **state)
+{
+	fixture_t *f = *state;
+	add(f, f->alice, "echo", "1.0.0", 0, LOCAL, 1000, 0);
+	assert_int_equal(resolve(f, "codex", "", ANY, 0, 1, NULL), THOTH_REGISTRY_ERR_NOT_FOUND);
+}
+
+static void test_resolve_skips_expired_lease(void **state)
+{
+	fixture_t *f = *state;
+	add(f, f->alice, "echo", "1.0.0", 0, LOCAL, 100, 0);
+	assert_int_equal(resolve(f, "echo", "", ANY, 0, 99 * MS, NULL), 0);
+	/* The expiry timer has not run yet (slack): resolve must still refuse. */
+	assert_int_equal(resolve(f, "echo", "", ANY, 0, 100 * MS, NULL),
+			 THOTH_REGISTRY_ERR_NOT_FOUND);
+	assert_int_equal(thoth_registry_count(f->reg), 1);
+}
+
+static void test_resolve_prefers_same_numa_node(void **state)
+{
+	fixture_t *f = *state;
+	add(f, f->alice, "echo", "1.0.0", 0, LOCAL, 1000, 0);
+	uint64_t on1 = add(f, f->alice, "echo", "1.0.0", 1, LOCAL, 1000, 0);
+	add(f, f->alice, "echo", "1.0.0", 1, REMOTE, 1000, 0);
+	for (int i = 0; i < 5; i++) {
+		uint64_t got = 0;
+		assert_int_equal(resolve(f, "echo", "", NUMA, 1, 1, &got), 0);
+		assert_true(got == on1);
+	}
+}
+
+static void test_resolve_prefers_same_host_over_remote(void **state)
+{
+	fixture_t *f = *state;
+	add(f, f->alice, "echo", "1.0.0", 3, REMOTE, 1000, 0);
+	uint64_t local = add(f, f->alice, "echo", "1.0.0", 2, LOCAL, 1000, 0);
+	for (int i = 0; i < 4; i++) {
+		uint64_t got = 0;
+		assert_int_equal(resolve(f, "echo", "", NUMA, 3, 1, &got), 0);
+		assert_true(got == local);
+	}
+}
+
+static void test_resolve_round_robins_among_equals(void **state)
+{
+	fixture_t *f = *state;
+	uint64_t a = add(f, f->alice, "echo", "1.0.0", 0, LOCAL, 1000, 0);
+	uint64_t b = add(f, f->alice, "echo", "1.0.0", 0, LOCAL, 1000, 0);
+	add(f, f->alice, "echo", "1.0.0", 1, LOCAL, 1000, 0);   /* farther: never picked */
+	int seen_a = 0, seen_b = 0;
+	for (int i = 0; i < 10; i++) {
+		uint64_t got = 0;
+		assert_int_equal(resolve(f, "echo", "", NUMA, 0, 1, &got), 0);
+		seen_a += got == a;
+		seen_b += got == b;
+	}
+	assert_int_equal(seen_a, 5);
+	assert_int_equal(seen_b, 5);
+}
+
+static void test_semver_min_version(void **state)
+{
+	fixture_t *f = *state;
+	add(f, f->alice, "echo", "1.2.9", 0, LOCAL, 1000, 0);
+	uint64_t newer = add(f, f->alice, "echo", "1.10.0", 0, LOCAL, 1000, 0);
+	add(f, f->alice, "echo", "2.0.0", 0, LOCAL, 1000, 0);
+	for (int i = 0; i < 3; i++) {
+		uint64_t got = 0;
+		assert_int_equal(resolve(f, "echo", "1.3.0", ANY, 0, 1, &got), 0);
+		assert_true(got == newer);      /* 1.2.9 too old, 2.0.0 incompatible major */
+	}
+	assert_int_equal(resolve(f, "echo", "1.10.1", ANY, 0, 1, NULL), THOTH_REGISTRY_ERR_NOT_FOUND);
+	assert_int_equal(resolve(f, "echo", "1.x", ANY, 0, 1, NULL), THOTH_REGISTRY_ERR_BAD_VERSION);
+}
+
+static void test_semver_parse_is_strict(void **state)
+{
+	(void)state;
+	thoth_semver_t v;
+	assert_int_equal(thoth_semver_parse(thoth_str("1.2.3"), &v), 0);
+	assert_int_equal(v.major, 1);
+	assert_int_equal(v.minor, 2);
+	assert_int_equal(v.patch, 3);
+	assert_int_equal(thoth_semver_parse(thoth_str("0.0.0"), &v), 0);
+	assert_int_equal(thoth_semver_parse(thoth_str("4294967295.0.0"), &v), 0);
+	const char *bad[] = { "", "1", "1.2", "1.2.3.4", "01.2.3", "1.2.3-rc1", "a.b.c",
+			      "1..3", "1.2.", " 1.2.3", "4294967296.0.0" };
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		assert_int_equal(thoth_semver_parse(thoth_str(bad[i]), &v), THOTH_E_INVAL);
+}
+
+/* ---- register: validation, limits, contract ------------------------------------- */
+
+static void test_bad_names_are_refused(void **state)
+{
+	fixture_t *f = *state;
+	char long_name[130];
+	memset(long_name, 'a', 129);
+	long_name[129] = 0;
+	const char *bad[] = { "", "Echo", "1echo", "_echo", "echo service", "echo/x", "échо",
+			      long_name };
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		thoth_registry_Registration_t r = reg_of(bad[i], "1.0.0", 0, LOCAL, 1000);
+		uint64_t lease = 0;
+		assert_int_equal(thoth_registry_register(f->reg, f->alice, &r, 0, &lease),
+				 THOTH_REGISTRY_ERR_BAD_NAME);
+		assert_true(thoth_registry_refusal(f->reg)[0] != 0);
+	}
+	long_name[128] = 0;     /* exactly 128 is fine */
+	add(f, f->alice, long_name, "1.0.0", 0, LOCAL, 1000, 0);
+	add(f, f->alice, "a.b-c_9", "1.0.0", 0, LOCAL, 1000, 0);
+	assert_int_equal(thoth_registry_count(f->reg), 2);
+}
+
+static void test_bad_version_is_refused(void **state)
+{
+	fixture_t *f = *state;
+	thoth_registry_Registration_t r = reg_of("echo", "1.0", 0, LOCAL, 1000);
+	uint64_t lease;
+	assert_int_equal(thoth_registry_register(f->reg, f->alice, &r, 0, &lease),
+			 THOTH_REGISTRY_ERR_BAD_VERSION);
+	assert_int_equal(thoth_registry_count(f->reg), 0);
+}
+
+static void test_per_client_limit(void **state)
+{
+	fixture_t *f = *state;
+	for (int i = 0; i < 3; i++)
+		add(f, f->alice, "echo", "1.0.0", 0, LOCAL, 1000, 0);
+	thoth_registry_Registration_t r = reg_of("echo", "1.0.0", 0, LOCAL, 1000);
+	uint64_t lease;
+	assert_int_equal(thoth_registry_register(f->reg, f->alice, &r, 0, &lease),
+			 THOTH_REGISTRY_ERR_TOO_MANY);
+	/* The limit is per owner: bob is unaffected. */
+	add(f, f->bob, "echo", "1.0.0", 0, LOCAL, 1000, 0);
+	assert_int_equal(thoth_registry_owner_registrations(f->alice), 3);
+}
+
+static thoth_common_InterfaceClaim_t claim_of(const char *package, const char *iface, uint8_t minor,
+					     uint64_t hash)
+{
+	char q[128];
+	snprintf(q, sizeof q, "%s.%s", package, iface);
+	thoth_common_InterfaceClaim_t c = {
+		.package = thoth_str(package), .interface = thoth_str(iface),
+		.interface_id = thoth_wire_fnv1a32(q), .major = 1, .minor = minor,
+		.schema_hash = hash,
+	};
+	return c;
+}
+
+static void test_contract_mismatch_with_live_instance_is_refused(void **state)
+{
+	fixture_t *f = *state;
+	thoth_common_InterfaceClaim_t c1 = claim_of("thoth.echo", "Echo", 0, 0x1111);
+	thoth_registry_Registration_t r = reg_of("echo", "1.0.0", 0, LOCAL, 1000);
+	r.claims = (thoth_common_InterfaceClaim_list_t){ &c1, 1 };
+	uint64_t lease;
+	assert_int_equal(thoth_registry_register(f->reg, f->alice, &r, 0, &lease), 0);
+	/* Same version 1.0, different schema: changed without a version bump. */
+	thoth_common_InterfaceClaim_t c2 = claim_of("thoth.echo", "Echo", 0, 0x2222);
+	r.claims = (thoth_common_InterfaceClaim_list_t){ &c2, 1 };
+	assert_int_equal(thoth_registry_register(f->reg, f->bob, &r, 0, &lease),
+			 THOTH_REGISTRY_ERR_CONTRACT_REFUSED);
+	assert_non_null(strstr(thoth_registry_refusal(f->reg), "schema"));
+	/* A newer minor with its own hash is compatible. */
+	thoth_common_InterfaceClaim_t c3 = claim_of("thoth.echo", "Echo", 1, 0x3333);
+	r.claims = (thoth_common_InterfaceClaim_list_t){ &c3, 1 };
+	assert_int_equal(thoth_registry_register(f->reg, f->bob, &r, 0, &lease), 0);
+}
+
+static void test_claim_with_wrong_interface_id_is_refused(void **state)
+{
+	fixture_t *f = *state;
+	thoth_common_InterfaceClaim_t c = claim_of("thoth.echo", "Echo", 0, 0x1111);
+	c.interface_id ^= 1;
+	thoth_registry_Registration_t r = reg_of("echo", "1.0.0", 0, LOCAL, 1000);
+	r.claims = (thoth_common_InterfaceClaim_list_t){ &c, 1 };
+	uint64_t lease;
+	assert_int_equal(thoth_registry_register(f->reg, f->alice, &r, 0, &lease),
+			 THOTH_REGISTRY_ERR_CONTRACT_REFUSED);
+	assert_non_null(strstr(thoth_registry_refusal(f->reg), "interface id"));
+}
+
+static void test_claim_against_known_schema_is_checked(void **state)
+{
+	fixture_t *f = *state;
+	const thoth_interface_info_t *known[] = { &thoth_registry_Registry_info };
+	thoth_registry_config_t cfg = { .known_interfaces = known, .n_known_interfaces = 1 };
+	thoth_registry_t *reg;
+	thoth_registry_owner_t *o;
+	assert_int_equal(thoth_registry_new(&cfg, &reg), 0);
+	assert_int_equal(thoth_registry_owner_new(reg, 0, 0, NULL, &o), 0);
+	thoth_common_InterfaceClaim_t c = claim_of("thoth.registry", "Registry",
+						   THOTH_REGISTRY_VERSION_MINOR, 0xbad);
+	thoth_registry_Registration_t r = reg_of("registry.mirror", "1.0.0", 0, LOCAL, 1000);
+	r.claims = (thoth_common_InterfaceClaim_list_t){ &c, 1 };
+	uint64_t lease;
+	assert_int_equal(thoth_registry_register(reg, o, &r, 0, &lease),
+			 THOTH_REGISTRY_ERR_CONTRACT_REFUSED);
+	c.schema_hash = THOTH_REGISTRY_SCHEMA_HASH;
+	assert_int_equal(thoth_registry_register(reg, o, &r, 0, &lease), 0);
+	thoth_registry_owner_drop(reg, o);
+	thoth_registry_free(reg);
+	(void)f;
+}
+
+/* ---- ownership, leases -------------------------------------------------------------- */
+
+static void test_renew_by_other_owner_is_refused(void **state)
+{
+	fixture_t *f = *state;
+	uint64_t lease = add(f, f->alice, "echo", "1.0.0", 0, LOCAL, 100, 0);
+	uint64_t exp;
+	assert_int_equal(thoth_registry_renew(f->reg, f->bob, lease, 10 * MS, &exp),
+			 THOTH_REGISTRY_ERR_NOT_OWNER);
+	assert_int_equal(thoth_registry_withdraw(f->reg, f->bob, lease), THOTH_REGISTRY_ERR_NOT_OWNER);
+	assert_int_equal(thoth_registry_count(f->reg), 1);
+	assert_true(thoth_registry_next_expiry(f->reg) == 100 * MS); /* not extended */
+}
+
+static void test_renew_extends_the_lease(void **state)
+{
+	fixture_t *f = *state;
+	uint64_t lease = add(f, f->alice, "echo", "1.0.0", 0, LOCAL, 100, 0);
+	uint64_t exp = 0;
+	assert_int_equal(thoth_registry_renew(f->reg, f->alice, lease, 90 * MS, &exp), 0);
+	assert_true(exp == 190 * MS);
+	assert_true(thoth_registry_next_expiry(f->reg) == 190 * MS);
+	assert_int_equal(thoth_registry_expire(f->reg, 150 * MS), 0);
+	assert_int_equal(resolve(f, "echo", "", ANY, 0, 150 * MS, NULL), 0);
+}
+
+static void test_renew_after_lease_end_is_expired(void **state)
+{
+	fixture_t *f = *state;
+	uint64_t lease = add(f, f->alice, "echo", "1.0.0", 0, LOCAL, 100, 0);
+	uint64_t exp;
+	assert_int_equal(thoth_registry_renew(f->reg, f->alice, lease, 100 * MS, &exp),
+			 THOTH_REGISTRY_ERR_EXPIRED);
+	assert_int_equal(thoth_registry_count(f->reg), 0);
+	assert_int_equal(thoth_registry_renew(f->reg, f->alice, 12345, 0, &exp),
+			 THOTH_REGISTRY_ERR_EXPIRED);
+}
+
+static void test_withdraw_removes_instance(void **state)
+{
+	fixture_t *f = *state;
+	uint64_t lease = add(f, f->alice, "echo", "1.0.0", 0, LOCAL, 1000, 0);
+	assert_int_equal(thoth_registry_withdraw(f->reg, f->alice, lease), 0);
+	assert_int_equal(resolve(f, "echo", "", ANY, 0, 1, NULL), THOTH_REGISTRY_ERR_NOT_FOUND);
+	assert_int_equal(thoth_registry_withdraw(f->reg, f->alice, lease), THOTH_REGISTRY_ERR_NOT_FOUND);
+}
+
+static void test_expire_removes_in_deadline_order(void **state)
+{
+	fixture_t *f = *state;
+	add(f, f->alice, "a", "1.0.0", 0, LOCAL, 300, 0);
+	add(f, f->alice, "b", "1.0.0", 0, LOCAL, 100, 0);
+	add(f, f->alice, "c", "1.0.0", 0, LOCAL, 200, 0);
+	assert_true(thoth_registry_next_expiry(f->reg) == 100 * MS);
+	assert_int_equal(thoth_registry_expire(f->reg, 99 * MS), 0);
+	assert_int_equal(thoth_registry_expire(f->reg, 200 * MS), 2);
+	assert_true(thoth_registry_next_expiry(f->reg) == 300 * MS);
+	assert_int_equal(resolve(f, "a", "", ANY, 0, 200 * MS, NULL), 0);
+	assert_int_equal(thoth_registry_expire(f->reg, 300 * MS), 1);
+	assert_true(thoth_registry_next_expiry(f->reg) == UINT64_MAX);
+}
+
+static void test_peer_death_removes_its_registrations(void **state)
+{
+	fixture_t *f = *state;
+	add(f, f->alice, "echo", "1.0.0", 0, LOCAL, 10000, 0);
+	add(f, f->alice, "codex", "1.0.0", 0, LOCAL, 10000, 0);
+	uint64_t bobs = add(f, f->bob, "echo", "1.0.0", 0, LOCAL, 10000, 0);
+	thoth_registry_owner_drop(f->reg, f->alice);
+	f->alice = NULL;
+	assert_int_equal(thoth_registry_count(f->reg), 1);
+	assert_int_equal(resolve(f, "codex", "", ANY, 0, 1, NULL), THOTH_REGISTRY_ERR_NOT_FOUND);
+	uint64_t got = 0;
+	assert_int_equal(resolve(f, "echo", "", ANY, 0, 1, &got), 0);
+	assert_true(got == bobs);
+}
+
+/* ---- list and watch ------------------------------------------------------------------ */
+
+static void test_list_by_prefix_and_locality_is_sorted(void **state)
+{
+	fixture_t *f = *state;
+	add(f, f->alice, "echo", "1.0.0", 0, LOCAL, 1000, 0);
+	add(f, f->alice, "codex.store", "1.0.0", 0, LOCAL, 1000, 1);
+	add(f, f->alice, "codex.index", "1.0.0", 0, REMOTE, 1000, 2);
+	add(f, f->alice, "codex", "1.0.0", 0, LOCAL, 100, 0);   /* expired at the time of listing */
+	const thoth_registry_Instance_t **v;
+	size_t n;
+	assert_int_equal(thoth_registry_list(f->reg, thoth_str("codex"), ANY, 500 * MS, &v, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(v[0]->registration.name.ptr, "codex.index");
+	assert_string_equal(v[1]->registration.name.ptr, "codex.store");
+	free(v);
+	assert_int_equal(thoth_registry_list(f->reg, thoth_str(""), LOCAL, 500 * MS, &v, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(v[0]->registration.name.ptr, "codex.store");
+	assert_string_equal(v[1]->registration.name.ptr, "echo");
+	free(v);
+}
+
+static void test_watch_sees_add_remove_expire(void **state)
+{
+	fixture_t *f = *state;
+	uint64_t w;
+	assert_int_equal(thoth_registry_watch(f->reg, f->bob, thoth_str("ec"), &w), 0);
+	uint64_t l1 = add(f, f->alice, "echo", "1.0.0", 0, LOCAL, 1000, 0);
+	add(f, f->alice, "codex", "1.0.0", 0, LOCAL, 1000, 0);  /* not matching the prefix */
+	uint64_t l2 = add(f, f->alice, "echo", "1.0.0", 1, LOCAL, 100, 0);
+	assert_int_equal(thoth_registry_withdraw(f->reg, f->alice, l1), 0);
+	assert_int_equal(thoth_registry_expire(f->reg, 100 * MS), 1);
+	assert_int_equal(f->n_events, 4);
+	const thoth_registry_ChangeKind_t kinds[] = {
+		THOTH_REGISTRY_CHANGE_KIND_ADDED, THOTH_REGISTRY_CHANGE_KIND_ADDED,
+		THOTH_REGISTRY_CHANGE_KIND_REMOVED, THOTH_REGISTRY_CHANGE_KIND_EXPIRED,
+	};
+	const uint64_t leases[] = { l1, l2, l1, l2 };
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(f->events[i].kind, kinds[i]);
+		assert_true(f->events[i].lease == leases[i]);
+		assert_true(f->events[i].watch_id == w);
+		assert_ptr_equal(f->events[i].watcher_user, "bob");
+		assert_string_equal(f->events[i].name, "echo");
+	}
+	assert_int_equal(thoth_registry_unwatch(f->reg, f->bob, w), 0);
+	add(f, f->alice, "echo", "1.0.0", 0, LOCAL, 1000, 200 * MS);
+	assert_int_equal(f->n_events, 4);
+}
+
+static void test_unwatch_of_another_owners_watch_is_not_found(void **state)
+{
+	fixture_t *f = *state;
+	uint64_t w;
+	assert_int_equal(thoth_registry_watch(f->reg, f->bob, thoth_str(""), &w), 0);
+	assert_int_equal(thoth_registry_unwatch(f->reg, f->alice, w), THOTH_REGISTRY_ERR_NOT_FOUND);
+	assert_int_equal(thoth_registry_watch_count(f->reg), 1);
+}
+
+static void test_peer_death_tells_other_watchers(void **state)
+{
+	fixture_t *f = *state;
+	uint64_t w_alice, w_bob;
+	assert_int_equal(thoth_registry_watch(f->reg, f->alice, thoth_str(""), &w_alice), 0);
+	assert_int_equal(thoth_registry_watch(f->reg, f->bob, thoth_str(""), &w_bob), 0);
+	add(f, f->alice, "echo", "1.0.0", 0, LOCAL, 1000, 0);
+	f->n_events = 0;
+	thoth_registry_owner_drop(f->reg, f->alice);
+	f->alice = NULL;
+	/* Only bob hears of it: the dying owner's own watch went first. */
+	assert_int_equal(f->n_events, 1);
+	assert_true(f->events[0].watch_id == w_bob);
+	assert_int_equal(f->events[0].kind, THOTH_REGISTRY_CHANGE_KIND_REMOVED);
+	assert_int_equal(thoth_registry_watch_count(f->reg), 1);
+}
+
+/* ---- scale ------------------------------------------------------------------------------ */
+
+static void test_hundred_thousand_registrations(void **state)
+{
+	(void)state;
+	thoth_registry_config_t cfg = { .max_per_owner = 200000, .seed = 7 };
+	thoth_registry_t *reg;
+	thoth_registry_owner_t *o;
+	assert_int_equal(thoth_registry_new(&cfg, &reg), 0);
+	assert_int_equal(thoth_registry_owner_new(reg, 0, 0, NULL, &o), 0);
+	enum { N = 100000 };
+	char name[32];
+	for (uint32_t i = 0; i < N; i++) {
+		snprintf(name, sizeof name, "svc%u", i);
+		thoth_registry_Registration_t r = reg_of(name, "1.0.0", 0, LOCAL, 1000 + i % 5000);
+		uint64_t lease;
+		assert_int_equal(thoth_registry_register(reg, o, &r, 0, &lease), 0);
+	}
+	assert_int_equal(thoth_registry_count(reg), N);
+	const thoth_registry_Instance_t *inst;
+	assert_int_equal(thoth_registry_resolve(reg, thoth_str("svc99999"), thoth_str(""), ANY, 0, 1,
+						&inst), 0);
+	assert_string_equal(inst->registration.name.ptr, "svc99999");
+	/* Half the leases end by 3.5 s; expiry removes exactly those. */
+	size_t expired = thoth_registry_expire(reg, 3499 * MS);
+	size_t expect = 0;
+	for (uint32_t i = 0; i < N; i++)
+		expect += 1000 + i % 5000 <= 3499;
+	assert_int_equal(expired, expect);
+	assert_true(thoth_registry_next_expiry(reg) == 3500 * MS);
+	thoth_registry_owner_drop(reg, o);
+	assert_int_equal(thoth_registry_count(reg), 0);
+	thoth_registry_free(reg);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_resolve_finds_registered_instance, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_resolve_unknown_name_is_not_found, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_resolve_skips_expired_lease, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_resolve_prefers_same_numa_node, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_resolve_prefers_same_host_over_remote, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_resolve_round_robins_among_equals, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_semver_min_version, setup, teardown),
+		cmocka_unit_test(test_semver_parse_is_strict),
+		cmocka_unit_test_setup_teardown(test_bad_names_are_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_version_is_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_per_client_limit, setup_limit_3, teardown),
+		cmocka_unit_test_setup_teardown(test_contract_mismatch_with_live_instance_is_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_claim_with_wrong_interface_id_is_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_claim_against_known_schema_is_checked, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_renew_by_other_owner_is_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_renew_extends_the_lease, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_renew_after_lease_end_is_expired, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_withdraw_removes_instance, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_expire_removes_in_deadline_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_peer_death_removes_its_registrations, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_list_by_prefix_and_locality_is_sorted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_watch_sees_add_remove_expire, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unwatch_of_another_owners_watch_is_not_found, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_peer_death_tells_other_watchers, setup, teardown),
+		cmocka_unit_test(test_hundred_thousand_registrations),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
