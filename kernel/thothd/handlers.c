@@ -1,0 +1,290 @@
+/*
+ * handlers.c - Registry and Daemon served by thothd: the glue between the
+ * generated dispatchers and the registry core.
+ *
+ * `self` is the thothd_call_t of the message being handled: it names the
+ * client (the registry owner) and the response buffer, which a handler may
+ * grow when its answer is large (list of many instances): the dispatcher
+ * encodes into io->out only after the handler returns.
+ * Instances in responses point into the registry; nothing changes the
+ * registry between a handler's return and the encoding of its response.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "thothd.h"
+
+/* Make room for RESP of M in the call's response buffer. */
+static int reserve_response(thothd_call_t *call, const thoth_method_info_t *m, const void *resp)
+{
+	size_t need = thoth_method_size(m, true, resp) + 64;
+	thoth_server_io_t *io = call->io;
+	if (need <= io->cap)
+		return 0;
+	void *p = NULL;
+	if (posix_memalign(&p, THOTH_WIRE_ALIGN, need))
+		return THOTH_E_NOMEM;
+	free(io->out);
+	io->out = p;
+	io->cap = need;
+	return 0;
+}
+
+static void log_refusal(thothd_call_t *call, const char *what, int status)
+{
+	call->reason = thoth_registry_refusal(call->d->registry);
+	thothd_info("client %llu (pid %u): %s refused: %s", (unsigned long long)call->client->id,
+		    call->client->pid, what, call->reason[0] ? call->reason : "(no reason)");
+	(void)status;
+}
+
+/* ---- Registry ---------------------------------------------------------------------- */
+
+static int on_register(void *self, const thoth_registry_Registry_register_req_t *req,
+		       thoth_registry_Registry_register_resp_t *resp, thoth_arena_t *arena)
+{
+	thothd_call_t *call = self;
+	thothd_t *d = call->d;
+	thoth_registry_Registration_t reg = req->reg;
+	if (!reg.endpoint.pid)
+		reg.endpoint.pid = call->client->pid;
+	int r = thoth_registry_register(d->registry, call->client->owner, &reg, thothd_now(d),
+					&resp->lease);
+	if (r > 0) {
+		log_refusal(call, "register", r);
+	} else if (!r) {
+		thothd_info("registered %.*s %.*s at %.*s (numa %u, lease %016llx, ttl %u ms, pid %u)",
+			    (int)reg.name.len, reg.name.ptr, (int)reg.version.len, reg.version.ptr,
+			    (int)reg.endpoint.addr.len, reg.endpoint.addr.ptr, reg.endpoint.numa_node,
+			    (unsigned long long)resp->lease, reg.ttl_ms, call->client->pid);
+	}
+	return r;
+}
+
+static int on_resolve(void *self, const thoth_registry_Registry_resolve_req_t *req,
+		      thoth_registry_Registry_resolve_resp_t *resp, thoth_arena_t *arena)
+{
+	thothd_call_t *call = self;
+	const thoth_registry_Instance_t *inst;
+	int r = thoth_registry_resolve(call->d->registry, req->name, req->min_version, req->prefer,
+				       req->numa_node, thothd_now(call->d), &inst);
+	if (!r)
+		resp->instance = *inst;
+	return r;
+}
+
+static int on_batch_resolve(void *self, const thoth_registry_Registry_batch_resolve_req_t *req,
+			    thoth_registry_Registry_batch_resolve_resp_t *resp, thoth_arena_t *arena)
+{
+	thothd_call_t *call = self;
+	thoth_registry_Instance_t *v = calloc(req->names.count ? req->names.count : 1, sizeof *v);
+	if (!v)
+		return THOTH_E_NOMEM;
+	call->scratch = v;
+	uint32_t n = 0;
+	uint64_t now = thothd_now(call->d);
+	for (uint32_t i = 0; i < req->names.count; i++) {
+		const thoth_registry_Instance_t *inst;
+		int r = thoth_registry_resolve(call->d->registry, req->names.items[i], req->min_version,
+					       THOTH_COMMON_LOCALITY_NUMA, 0, now, &inst);
+		if (r == THOTH_REGISTRY_ERR_BAD_NAME || r == THOTH_REGISTRY_ERR_BAD_VERSION)
+			return THOTH_REGISTRY_ERR_BAD_NAME;
+		if (!r)
+			v[n++] = *inst;
+	}
+	resp->instances.items = v;
+	resp->instances.count = n;
+	return reserve_response(call, &thoth_registry_Registry_batch_resolve_info, resp);
+}
+
+static int on_list(void *self, const thoth_registry_Registry_list_req_t *req,
+		   thoth_registry_Registry_list_resp_t *resp, thoth_arena_t *arena)
+{
+	thothd_call_t *call = self;
+	const thoth_registry_Instance_t **found;
+	size_t n;
+	int r = thoth_registry_list(call->d->registry, req->prefix, req->locality,
+				    thothd_now(call->d), &found, &n);
+	if (r)
+		return r;
+	thoth_registry_Instance_t *v = calloc(n ? n : 1, sizeof *v);
+	if (!v) {
+		free(found);
+		return THOTH_E_NOMEM;
+	}
+	for (size_t i = 0; i < n; i++)
+		v[i] = *found[i];
+	free(found);
+	call->scratch = v;
+	resp->instances.items = v;
+	resp->instances.count = (uint32_t)n;
+	return reserve_response(call, &thoth_registry_Registry_list_info, resp);
+}
+
+static int on_renew(void *self, const thoth_registry_Registry_renew_req_t *req,
+		    thoth_registry_Registry_renew_resp_t *resp, thoth_arena_t *arena)
+{
+	thothd_call_t *call = self;
+	int r = thoth_registry_renew(call->d->registry, call->client->owner, req->lease,
+				     thothd_now(call->d), &resp->expires_at_ns);
+	if (r == THOTH_REGISTRY_ERR_NOT_OWNER)
+		thothd_warn("client %llu (pid %u uid %u) tried to renew lease %016llx it does not own",
+			    (unsigned long long)call->client->id, call->client->pid,
+			    call->client->uid, (unsigned long long)req->lease);
+	return r;
+}
+
+static int on_withdraw(void *self, const thoth_registry_Registry_withdraw_req_t *req,
+		       thoth_registry_Registry_withdraw_resp_t *resp, thoth_arena_t *arena)
+{
+	thothd_call_t *call = self;
+	int r = thoth_registry_withdraw(call->d->registry, call->client->owner, req->lease);
+	if (r == THOTH_REGISTRY_ERR_NOT_OWNER)
+		thothd_warn("client %llu (pid %u uid %u) tried to withdraw lease %016llx it does not own",
+			    (unsigned long long)call->client->id, call->client->pid,
+			    call->client->uid, (unsigned long long)req->lease);
+	return r;
+}
+
+static void on_heartbeat(void *self, const thoth_registry_Registry_heartbeat_req_t *req)
+{
+	thothd_call_t *call = self;
+	int r = thoth_registry_renew(call->d->registry, call->client->owner, req->lease,
+				     thothd_now(call->d), NULL);
+	if (r)
+		thothd_debug("client %llu: heartbeat for lease %016llx: %s",
+			     (unsigned long long)call->client->id, (unsigned long long)req->lease,
+			     r == THOTH_REGISTRY_ERR_NOT_OWNER ? "not its lease" : "expired");
+}
+
+static int on_watch(void *self, const thoth_registry_Registry_watch_req_t *req,
+		    thoth_registry_Registry_watch_resp_t *resp, thoth_arena_t *arena)
+{
+	thothd_call_t *call = self;
+	return thoth_registry_watch(call->d->registry, call->client->owner, req->prefix,
+				    &resp->watch_id);
+}
+
+static int on_unwatch(void *self, const thoth_registry_Registry_unwatch_req_t *req,
+		      thoth_registry_Registry_unwatch_resp_t *resp, thoth_arena_t *arena)
+{
+	thothd_call_t *call = self;
+	return thoth_registry_unwatch(call->d->registry, call->client->owner, req->watch_id);
+}
+
+const thoth_registry_Registry_handlers_t thothd_registry_handlers = {
+	.register_ = on_register,
+	.resolve = on_resolve,
+	.batch_resolve = on_batch_resolve,
+	.list = on_list,
+	.renew = on_renew,
+	.withdraw = on_withdraw,
+	.heartbeat = on_heartbeat,
+	.watch = on_watch,
+	.unwatch = on_unwatch,
+};
+
+/* ---- Daemon ------------------------------------------------------------------------- */
+
+static int on_status(void *self, const thoth_daemon_Daemon_status_req_t *req,
+		     thoth_daemon_Daemon_status_resp_t *resp, thoth_arena_t *arena)
+{
+	thothd_call_t *call = self;
+	thothd_t *d = call->d;
+	thoth_loop_stats_t st = { 0 };
+	if (d->loop)
+		thoth_loop_stats(d->loop, &st);
+	resp->pid = (uint32_t)getpid();
+	resp->uptime_ns = thoth_clock_now() - d->started_ns;
+	resp->clients = d->n_clients;
+	resp->registrations = (uint32_t)thoth_registry_count(d->registry);
+	resp->watches = (uint32_t)thoth_registry_watch_count(d->registry);
+	resp->wakeups = st.wakeups;
+	resp->wakeups_fd = st.wakeups_fd;
+	resp->wakeups_timer = st.wakeups_timer;
+	resp->timers_fired = st.timers_fired;
+	uint64_t next = thoth_registry_next_expiry(d->registry);
+	resp->next_expiry_ns = next == UINT64_MAX ? 0 : next;
+	resp->runtime_dir = thoth_str(d->cfg.runtime_dir);
+	resp->version = thoth_str(THOTHD_VERSION);
+	return 0;
+}
+
+const thoth_daemon_Daemon_handlers_t thothd_daemon_handlers = {
+	.status = on_status,
+};
+
+/* ---- watch pushes ------------------------------------------------------------------- */
+
+void thothd_on_registry_event(void *arg, const thoth_registry_event_t *ev)
+{
+	thothd_t *d = arg;
+	thothd_client_t *c = ev->watcher_user;
+	if (c->doomed || c->fd < 0)
+		return;
+	thoth_registry_RegistryEvents_changed_req_t msg = {
+		.watch_id = ev->watch_id,
+		.kind = ev->kind,
+		.instance = *ev->instance,
+	};
+	const thoth_method_info_t *m = &thoth_registry_RegistryEvents_changed_info;
+	size_t need = thoth_method_size(m, false, &msg);
+	if (need > d->event_cap) {
+		void *p = NULL;
+		if (posix_memalign(&p, THOTH_WIRE_ALIGN, need)) {
+			thothd_client_doom(c, "out of memory for a watch event");
+			return;
+		}
+		free(d->event_buf);
+		d->event_buf = p;
+		d->event_cap = need;
+	}
+	size_t len;
+	int r = thoth_method_encode(m, false, &msg, NULL, d->event_buf, d->event_cap, &len);
+	if (r) {
+		thothd_error("cannot encode a watch event: %s", thoth_strerror(r));
+		return;
+	}
+	thothd_client_send(c, d->event_buf, len);
+}
+
+/* ---- lease expiry: one timer, armed for the earliest lease end ------------------------ */
+
+static void expiry_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
+{
+	thothd_t *d = arg;
+	d->expiry_armed = false;
+	size_t n = thoth_registry_expire(d->registry, thoth_clock_now());
+	if (n)
+		thothd_info("%zu lease%s expired (no heartbeat within the TTL)", n, n == 1 ? "" : "s");
+	thothd_reap(d);                 /* closes whom the events overflowed; re-arms */
+}
+
+void thothd_rearm_expiry(thothd_t *d)
+{
+	if (!d->loop)
+		return;
+	uint64_t next = thoth_registry_next_expiry(d->registry);
+	if (next == UINT64_MAX) {
+		if (d->expiry_timer) {
+			thoth_timer_cancel(d->loop, d->expiry_timer);
+			d->expiry_timer = NULL;
+		}
+		return;
+	}
+	if (d->expiry_timer) {
+		if (d->expiry_armed && thoth_timer_deadline(d->expiry_timer) == next)
+			return;
+		if (thoth_timer_rearm(d->loop, d->expiry_timer, next, d->cfg.expiry_slack_ns)) {
+			thothd_error("cannot re-arm the expiry timer");
+			return;
+		}
+	} else if (thoth_loop_add_timer(d->loop, next, d->cfg.expiry_slack_ns, expiry_fired, d,
+					&d->expiry_timer)) {
+		thothd_error("cannot arm the expiry timer");
+		return;
+	}
+	d->expiry_armed = true;
+}

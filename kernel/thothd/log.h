@@ -1,0 +1,31 @@
+/*
+ * log.h - thothd's log: one line per event on stderr, with a timestamp and
+ * a level.  Only the daemon's own files log; the libraries it links never
+ * print (they return THOTH_E_* codes and thothd says what happened).
+ */
+#ifndef THOTHD_LOG_H
+#define THOTHD_LOG_H
+
+#include <stdbool.h>
+
+typedef enum thothd_log_level {
+	THOTHD_LOG_ERROR = 0,
+	THOTHD_LOG_WARN = 1,
+	THOTHD_LOG_INFO = 2,
+	THOTHD_LOG_DEBUG = 3,
+} thothd_log_level_t;
+
+void thothd_log_set_level(thothd_log_level_t level);
+bool thothd_log_enabled(thothd_log_level_t level);
+/* "error", "warn", "info", "debug": 0, or -1 for anything else. */
+int thothd_log_parse_level(const char *name, thothd_log_level_t *out);
+
+void thothd_log(thothd_log_level_t level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+#define thothd_error(...) thothd_log(THOTHD_LOG_ERROR, __VA_ARGS__)
+#define thothd_warn(...) thothd_log(THOTHD_LOG_WARN, __VA_ARGS__)
+#define thothd_info(...) thothd_log(THOTHD_LOG_INFO, __VA_ARGS__)
+#define thothd_debug(...) thothd_log(THOTHD_LOG_DEBUG, __VA_ARGS__)
+
+#endif

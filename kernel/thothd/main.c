@@ -1,0 +1,160 @@
+/*
+ * main.c - thothd: the registry and control socket of a ThothOS system.
+ *
+ * thothd always runs in the foreground (a supervisor - systemd, a shell's
+ * `&`, scripts/run.sh - decides where it lives); --foreground is accepted
+ * for compatibility and changes nothing.  It logs to stderr and exits 0 on
+ * SIGTERM/SIGINT after removing its socket and lock file.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "runtime.h"
+#include "thothd.h"
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: thothd [options]\n"
+		"\n"
+		"The ThothOS daemon: service registry (leases, peer death, locality) on a\n"
+		"Unix control socket, RUNTIME_DIR/" THOTHD_SOCKET_NAME ".\n"
+		"\n"
+		"  --runtime-dir DIR     runtime directory (default: $THOTH_RUNTIME_DIR,\n"
+		"                        else $XDG_RUNTIME_DIR/thoth, else /tmp/thoth-$UID);\n"
+		"                        created 0700, refused if others can access it\n"
+		"  --foreground          accepted for compatibility: thothd never forks\n"
+		"  --log-level LEVEL     error, warn, info (default) or debug\n"
+		"  --max-per-client N    registrations one connection may hold (default 64)\n"
+		"  -h, --help            this text\n"
+		"\n"
+		"Inspect it with thothctl: thothctl status, thothctl services.\n");
+}
+
+static void on_stop_signal(thoth_loop_t *loop, const struct signalfd_siginfo *info, void *arg)
+{
+	thothd_info("signal %u: shutting down", info->ssi_signo);
+	thoth_loop_stop(loop);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "runtime-dir", required_argument, NULL, 'r' },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "log-level", required_argument, NULL, 'l' },
+		{ "max-per-client", required_argument, NULL, 'm' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *runtime_arg = NULL;
+	thothd_config_t cfg = { 0 };
+	int opt;
+	while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+		switch (opt) {
+		case 'r':
+			runtime_arg = optarg;
+			break;
+		case 'f':
+			break;
+		case 'l': {
+			thothd_log_level_t level;
+			if (thothd_log_parse_level(optarg, &level)) {
+				fprintf(stderr, "thothd: unknown log level '%s' (error|warn|info|debug)\n",
+					optarg);
+				return 2;
+			}
+			thothd_log_set_level(level);
+			break;
+		}
+		case 'm': {
+			char *end;
+			unsigned long n = strtoul(optarg, &end, 10);
+			if (*end || n == 0 || n > 1000000) {
+				fprintf(stderr, "thothd: --max-per-client wants 1..1000000\n");
+				return 2;
+			}
+			cfg.max_per_client = (uint32_t)n;
+			break;
+		}
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "thothd: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+
+	char dir[4096], why[512], sock[4200];
+	if (thothd_runtime_dir(runtime_arg, dir, sizeof dir)) {
+		fprintf(stderr, "thothd: runtime dir path too long\n");
+		return 1;
+	}
+	if (thothd_runtime_dir_prepare(dir, why, sizeof why)) {
+		fprintf(stderr, "thothd: %s\n", why);
+		return 1;
+	}
+	int other = 0;
+	int lock_fd = thothd_pidfile_lock(dir, &other);
+	if (lock_fd == THOTH_E_BUSY) {
+		fprintf(stderr, "thothd: another thothd (pid %d) is already running on %s\n", other,
+			dir);
+		return 1;
+	}
+	if (lock_fd < 0) {
+		fprintf(stderr, "thothd: cannot take the lock file in %s: %s\n", dir,
+			thoth_strerror(lock_fd));
+		return 1;
+	}
+	snprintf(sock, sizeof sock, "%s/%s", dir, THOTHD_SOCKET_NAME);
+	cfg.runtime_dir = dir;
+
+	signal(SIGPIPE, SIG_IGN);
+	int status = 1;
+	thoth_loop_t *loop = NULL;
+	thothd_t *d = NULL;
+	int r = thoth_loop_new(&loop);
+	if (r) {
+		thothd_error("cannot create the event loop: %s", thoth_strerror(r));
+		goto out;
+	}
+	if ((r = thoth_loop_add_signal(loop, SIGTERM, on_stop_signal, NULL)) ||
+	    (r = thoth_loop_add_signal(loop, SIGINT, on_stop_signal, NULL))) {
+		thothd_error("cannot handle signals: %s", thoth_strerror(r));
+		goto out;
+	}
+	r = thothd_new(&cfg, loop, &d);
+	if (r) {
+		thothd_error("cannot start: %s", thoth_strerror(r));
+		goto out;
+	}
+	r = thothd_listen(d, sock);
+	if (r) {
+		thothd_error("cannot listen on %s: %s", sock, thoth_strerror(r));
+		goto out;
+	}
+	thothd_info("thothd %s listening on %s", THOTHD_VERSION, sock);
+	r = thoth_loop_run(loop);
+	if (r) {
+		thothd_error("event loop failed: %s", thoth_strerror(r));
+		goto out;
+	}
+	status = 0;
+out:
+	thothd_free(d);                 /* unlinks the socket */
+	thoth_loop_free(loop);
+	thothd_pidfile_release(dir, lock_fd);
+	if (!status)
+		thothd_info("stopped");
+	return status;
+}

@@ -1,0 +1,36 @@
+/*
+ * runtime.h - where thothd lives: the runtime directory (0700, owned by the
+ * user) holding the control socket thothd.sock and the lock file
+ * thothd.pid that keeps a second thothd off the same directory.
+ */
+#ifndef THOTHD_RUNTIME_H
+#define THOTHD_RUNTIME_H
+
+#include <stddef.h>
+
+#define THOTHD_SOCKET_NAME "thothd.sock"
+#define THOTHD_PIDFILE_NAME "thothd.pid"
+
+/*
+ * The runtime directory: EXPLICIT if given, else $THOTH_RUNTIME_DIR, else
+ * $XDG_RUNTIME_DIR/thoth, else /tmp/thoth-$UID.  0 or THOTH_E_NO_SPACE.
+ * (thothctl and libthoth services use the same rule: include/thoth/service.h.)
+ */
+int thothd_runtime_dir(const char *explicit_dir, char *out, size_t cap);
+
+/*
+ * Create DIR with mode 0700 if missing, then refuse it unless it is a real
+ * directory owned by this user with no group/other access.  On refusal
+ * returns THOTH_E_PERM (or THOTH_E_IO) with a one-line reason in WHY.
+ */
+int thothd_runtime_dir_prepare(const char *dir, char *why, size_t why_len);
+
+/*
+ * Take the lock file DIR/thothd.pid (flock, non-blocking) and write our pid.
+ * Returns the open fd (keep it open to hold the lock), or THOTH_E_BUSY with
+ * *OTHER_PID set when another thothd holds it, or THOTH_E_IO.
+ */
+int thothd_pidfile_lock(const char *dir, int *other_pid);
+void thothd_pidfile_release(const char *dir, int fd);
+
+#endif

@@ -1,0 +1,142 @@
+/*
+ * thothd.h - the daemon's insides, shared by its files, the fuzz target
+ * and the benchmarks (not a public header).
+ *
+ *   server.c    control socket: accept, per-client framing and output queue,
+ *               dispatch by interface id, closing misbehaving clients
+ *   handlers.c  Registry and Daemon handlers: the glue between decoded
+ *               requests and the registry core (kernel/ipc/registry.c),
+ *               watch pushes, the one expiry timer
+ *   runtime.c   runtime dir and single-instance lock; log.c the log
+ *   main.c      arguments, signals, the loop
+ *
+ * Everything runs on one thoth_loop thread.  A client is closed only from
+ * reap_doomed() at the end of a loop callback, never in the middle of one,
+ * so a handler (or a watch event to another client) may doom any client
+ * without pulling state from under the code that is running.
+ */
+#ifndef THOTHD_THOTHD_H
+#define THOTHD_THOTHD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "daemon.thoth.h"
+#include "registry.h"
+#include "registry.thoth.h"
+#include "thoth/loop.h"
+#include "thoth/stream.h"
+
+#define THOTHD_VERSION "0.1.0"
+
+typedef struct thothd_config {
+	const char *runtime_dir;        /* reported by Daemon.status */
+	uint32_t max_body;              /* largest request body (0: 1 MiB) */
+	uint32_t max_clients;           /* connections at once (0: 1024) */
+	size_t max_backlog;             /* unsent bytes before a client is dropped (0: 8 MiB) */
+	uint32_t max_per_client;        /* registrations per connection (0: 64) */
+	uint32_t max_watches_per_client;/* (0: 16) */
+	uint64_t expiry_slack_ns;       /* slack of the lease-expiry timer (0: 20 ms) */
+} thothd_config_t;
+
+typedef struct thothd thothd_t;
+typedef struct thothd_client thothd_client_t;
+
+struct thothd_client {
+	thothd_t *d;
+	uint64_t id;                    /* for the log */
+	int fd;                         /* -1: in-process client (fuzzing): output discarded */
+	uint32_t uid, pid;              /* SO_PEERCRED */
+	thoth_source_t *source;
+	thoth_stream_reader_t reader;
+	thoth_registry_owner_t *owner;
+	uint8_t *out;                   /* queued output: out[out_off .. out_len) unsent */
+	size_t out_len, out_off, out_cap;
+	bool paused;                    /* not reading: backlog above the pause threshold */
+	bool doomed;                    /* to be closed by reap_doomed() */
+	char doom_reason[160];
+	thothd_client_t *prev, *next;   /* all clients */
+	thothd_client_t *next_doomed;
+};
+
+struct thothd {
+	thothd_config_t cfg;
+	thoth_loop_t *loop;             /* NULL for in-process use (fuzzing) */
+	thoth_registry_t *registry;
+	int listen_fd;
+	thoth_source_t *listen_source;
+	char socket_path[108];
+	thothd_client_t *clients;
+	uint32_t n_clients;
+	uint64_t next_client_id;
+	thothd_client_t *doomed;
+	thoth_timer_t *expiry_timer;    /* kept after it fires; re-armed, never periodic */
+	bool expiry_armed;
+	uint64_t started_ns;
+	/* Per-message scratch: response buffer and decode arena. */
+	uint8_t *out;
+	size_t out_cap;
+	uint8_t *arena;
+	size_t arena_cap;
+	uint8_t *event_buf;             /* encoding RegistryEvents.changed */
+	size_t event_cap;
+	/* Counters (Daemon.status, tests). */
+	uint64_t messages, closed_bad_input;
+};
+
+int thothd_new(const thothd_config_t *cfg, thoth_loop_t *loop, thothd_t **out);
+/* Close every client and the listener (unlinking the socket). */
+void thothd_free(thothd_t *d);
+
+/* Bind and listen on PATH (a stale socket file there is replaced: the
+ * caller holds the runtime dir's lock). */
+int thothd_listen(thothd_t *d, const char *path);
+
+/* A connected client on FD (-1: in-process, output discarded). */
+int thothd_client_open(thothd_t *d, int fd, uint32_t uid, uint32_t pid, thothd_client_t **out);
+
+/* Append bytes as if read from the client's socket (in-process clients). */
+int thothd_client_feed(thothd_client_t *c, const void *bytes, size_t len);
+
+/*
+ * Handle every complete message buffered for C: the connection handler the
+ * daemon runs after each read, and the fuzz target's entry point.  Bad input
+ * dooms C (with a logged reason); call thothd_reap() afterwards.
+ */
+void thothd_client_process(thothd_t *d, thothd_client_t *c);
+
+/* Close doomed clients (peer death for the registry: their registrations
+ * go at once) and re-arm the expiry timer. */
+void thothd_reap(thothd_t *d);
+
+void thothd_client_doom(thothd_client_t *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Queue bytes for C (sent at once when the socket takes them). */
+void thothd_client_send(thothd_client_t *c, const void *buf, size_t len);
+
+/* ---- handlers.c ---- */
+
+/* Per-request context handed to the generated handlers as `self`. */
+typedef struct thothd_call {
+	thothd_t *d;
+	thothd_client_t *client;
+	thoth_server_io_t *io;
+	const char *reason;             /* replaces the error name in an error response */
+	void *scratch;                  /* freed after the response is encoded */
+} thothd_call_t;
+
+extern const thoth_registry_Registry_handlers_t thothd_registry_handlers;
+extern const thoth_daemon_Daemon_handlers_t thothd_daemon_handlers;
+
+/* Registry change callback: pushes RegistryEvents.changed to the watcher. */
+void thothd_on_registry_event(void *arg, const thoth_registry_event_t *ev);
+
+/* Arm (or move, or cancel) the one timer for the registry's next expiry. */
+void thothd_rearm_expiry(thothd_t *d);
+
+/* Now, in ns of CLOCK_MONOTONIC (the loop's cached time when there is a loop). */
+uint64_t thothd_now(const thothd_t *d);
+
+#endif

@@ -1,0 +1,239 @@
+/*
+ * harness.c - process management for the thothd tests (harness.h).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+uint64_t harness_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+bool harness_wait_until(bool (*cond)(void *arg), void *arg, int deadline_ms)
+{
+	uint64_t end = harness_now_ms() + (uint64_t)deadline_ms;
+	for (;;) {
+		if (cond(arg))
+			return true;
+		if (harness_now_ms() >= end)
+			return false;
+		struct timespec ts = { 0, 2 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+}
+
+int harness_setup(harness_t *h)
+{
+	memset(h, 0, sizeof *h);
+	snprintf(h->dir, sizeof h->dir, "/tmp/thothd-test-XXXXXX");
+	if (!mkdtemp(h->dir))
+		return -1;
+	snprintf(h->log, sizeof h->log, "%s/thothd.log", h->dir);
+	signal(SIGPIPE, SIG_IGN);
+	return 0;
+}
+
+static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+void harness_teardown(harness_t *h)
+{
+	for (int i = 0; i < h->n_children; i++)
+		if (h->children[i] > 0)
+			harness_kill(h, h->children[i], SIGKILL);
+	if (h->thothd > 0)
+		harness_kill(h, h->thothd, SIGKILL);
+	if (getenv("THOTH_TEST_KEEP"))
+		fprintf(stderr, "kept %s\n", h->dir);
+	else
+		nftw(h->dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static pid_t spawn(const char *log, const char *const *argv, int out_fd)
+{
+	pid_t pid = fork();
+	if (pid != 0)
+		return pid;
+	prctl(PR_SET_PDEATHSIG, SIGKILL);       /* never outlive a crashed test */
+	int fd = out_fd >= 0 ? out_fd : open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (fd >= 0) {
+		dup2(fd, 1);
+		dup2(fd, 2);
+	}
+	execv(argv[0], (char *const *)argv);
+	_exit(127);
+}
+
+static void remember(harness_t *h, pid_t pid)
+{
+	for (int i = 0; i < h->n_children; i++)
+		if (h->children[i] <= 0) {
+			h->children[i] = pid;
+			return;
+		}
+	if (h->n_children < HARNESS_MAX_CHILDREN)
+		h->children[h->n_children++] = pid;
+}
+
+static void forget(harness_t *h, pid_t pid)
+{
+	for (int i = 0; i < h->n_children; i++)
+		if (h->children[i] == pid)
+			h->children[i] = 0;
+	if (h->thothd == pid)
+		h->thothd = 0;
+}
+
+pid_t harness_spawn(harness_t *h, const char *log_name, const char *const *argv)
+{
+	char log[400];
+	snprintf(log, sizeof log, "%s/%s.log", h->dir, log_name);
+	pid_t pid = spawn(log, argv, -1);
+	if (pid > 0)
+		remember(h, pid);
+	return pid;
+}
+
+int harness_kill(harness_t *h, pid_t pid, int signo)
+{
+	int status = -1;
+	if (pid <= 0)
+		return -1;
+	kill(pid, signo);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	forget(h, pid);
+	return status;
+}
+
+typedef struct { harness_t *h; } ready_arg_t;
+
+static bool thothd_answers(void *arg)
+{
+	harness_t *h = arg;
+	thoth_control_t ctl;
+	if (harness_connect(h, &ctl))
+		return false;
+	thoth_daemon_Daemon_status_resp_t st;
+	int r = harness_status(&ctl, &st);
+	thoth_control_close(&ctl);
+	return r == 0;
+}
+
+pid_t harness_start_thothd(harness_t *h, const char *const *extra)
+{
+	const char *argv[16] = { THOTHD_PATH, "--runtime-dir", h->dir, "--log-level", "debug" };
+	int n = 5;
+	for (int i = 0; extra && extra[i] && n < 15; i++)
+		argv[n++] = extra[i];
+	argv[n] = NULL;
+	h->thothd = spawn(h->log, argv, -1);
+	if (h->thothd <= 0)
+		return -1;
+	if (!harness_wait_until(thothd_answers, h, 5000))
+		return -1;
+	return h->thothd;
+}
+
+int harness_stop_thothd(harness_t *h)
+{
+	int status = harness_kill(h, h->thothd, SIGTERM);
+	h->thothd = 0;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+int harness_run(harness_t *h, const char *const *argv, char *out, size_t cap, int *status)
+{
+	char path[400];
+	snprintf(path, sizeof path, "%s/run-output-XXXXXX", h->dir);
+	int fd = mkstemp(path);
+	if (fd < 0)
+		return -1;
+	pid_t pid = spawn(NULL, argv, fd);
+	close(fd);
+	if (pid < 0)
+		return -1;
+	while (waitpid(pid, status, 0) < 0 && errno == EINTR)
+		;
+	FILE *f = fopen(path, "r");
+	size_t n = f ? fread(out, 1, cap - 1, f) : 0;
+	out[n] = 0;
+	if (f)
+		fclose(f);
+	unlink(path);
+	return 0;
+}
+
+int harness_connect(harness_t *h, thoth_control_t *ctl)
+{
+	return thoth_control_connect(ctl, h->dir, 2000);
+}
+
+int harness_resolve(thoth_control_t *ctl, const char *name, uint64_t *lease)
+{
+	thoth_registry_Registry_resolve_req_t req = {
+		.name = thoth_str(name), .min_version = thoth_str(""),
+		.prefer = THOTH_COMMON_LOCALITY_NUMA,
+	};
+	thoth_registry_Registry_resolve_resp_t resp;
+	int r = thoth_registry_Registry_resolve(&ctl->client, &req, &resp, NULL);
+	if (!r && lease)
+		*lease = resp.instance.lease;
+	return r;
+}
+
+int harness_register(thoth_control_t *ctl, const char *name, uint32_t ttl_ms, uint64_t *lease)
+{
+	thoth_registry_Registry_register_req_t req = {
+		.reg = {
+			.name = thoth_str(name), .version = thoth_str("1.0.0"),
+			.endpoint = { .addr = thoth_str("/nowhere.sock"),
+				      .locality = THOTH_COMMON_LOCALITY_HOST },
+			.ttl_ms = ttl_ms,
+		},
+	};
+	thoth_registry_Registry_register_resp_t resp;
+	int r = thoth_registry_Registry_register(&ctl->client, &req, &resp, NULL);
+	if (!r && lease)
+		*lease = resp.lease;
+	return r;
+}
+
+int harness_status(thoth_control_t *ctl, thoth_daemon_Daemon_status_resp_t *st)
+{
+	thoth_daemon_Daemon_status_req_t req = { 0 };
+	return thoth_daemon_Daemon_status(&ctl->client, &req, st, NULL);
+}
+
+uint32_t harness_remote_code(thoth_control_t *ctl)
+{
+	return ctl->client.remote_code;
+}
+
+bool harness_file_contains(const char *file, const char *needle)
+{
+	FILE *f = fopen(file, "r");
+	if (!f)
+		return false;
+	static char buf[1 << 20];
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	buf[n] = 0;
+	fclose(f);
+	return strstr(buf, needle) != NULL;
+}

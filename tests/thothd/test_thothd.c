@@ -1,0 +1,514 @@
+/*
+ * test_thothd.c - thothd with real processes on real sockets: a fresh
+ * runtime dir per test, children killed in teardown, conditions polled
+ * against deadlines.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+
+static int setup(void **state)
+{
+	harness_t *h = calloc(1, sizeof *h);
+	assert_int_equal(harness_setup(h), 0);
+	assert_true(harness_start_thothd(h, NULL) > 0);
+	*state = h;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	harness_t *h = *state;
+	harness_teardown(h);
+	free(h);
+	return 0;
+}
+
+static pid_t start_service(harness_t *h, const char *name, const char *ttl_ms, bool raw)
+{
+	char log[64];
+	snprintf(log, sizeof log, "%s-%s", name, raw ? "raw" : "svc");
+	const char *argv_svc[] = { SERVICE_HELPER_PATH, h->dir, name, ttl_ms, NULL };
+	const char *argv_raw[] = { SERVICE_HELPER_PATH, "--raw", h->dir, name, ttl_ms, NULL };
+	return harness_spawn(h, log, raw ? argv_raw : argv_svc);
+}
+
+typedef struct resolve_arg {
+	thoth_control_t *ctl;
+	const char *name;
+	int want;                       /* 0: found, else the THOTH_REGISTRY_ERR_* */
+} resolve_arg_t;
+
+static bool resolve_gives(void *p)
+{
+	resolve_arg_t *a = p;
+	int r = harness_resolve(a->ctl, a->name, NULL);
+	if (a->want == 0)
+		return r == 0;
+	return r == THOTH_E_REMOTE && harness_remote_code(a->ctl) == (uint32_t)a->want;
+}
+
+static bool wait_resolvable(thoth_control_t *ctl, const char *name, int ms)
+{
+	resolve_arg_t a = { ctl, name, 0 };
+	return harness_wait_until(resolve_gives, &a, ms);
+}
+
+static bool wait_gone(thoth_control_t *ctl, const char *name, int ms)
+{
+	resolve_arg_t a = { ctl, name, THOTH_REGISTRY_ERR_NOT_FOUND };
+	return harness_wait_until(resolve_gives, &a, ms);
+}
+
+/* ---- watch events --------------------------------------------------------------- */
+
+typedef struct watcher {
+	thoth_control_t ctl;
+	int kinds[32];
+	char names[32][32];
+	int n;
+} watcher_t;
+
+static void on_event(void *arg, const uint8_t *msg, size_t len)
+{
+	watcher_t *w = arg;
+	uint64_t scratch[512];
+	thoth_arena_t arena;
+	thoth_arena_init(&arena, scratch, sizeof scratch);
+	thoth_registry_RegistryEvents_changed_req_t ev;
+	if (thoth_registry_RegistryEvents_changed_req_decode_msg(msg, len, &ev, &arena) || w->n == 32)
+		return;
+	w->kinds[w->n] = ev.kind;
+	snprintf(w->names[w->n], sizeof w->names[0], "%s", ev.instance.registration.name.ptr);
+	w->n++;
+}
+
+static void watch_start(harness_t *h, watcher_t *w, const char *prefix)
+{
+	memset(w, 0, sizeof *w);
+	assert_int_equal(harness_connect(h, &w->ctl), 0);
+	w->ctl.sock.on_event = on_event;
+	w->ctl.sock.event_arg = w;
+	thoth_registry_Registry_watch_req_t req = { .prefix = thoth_str(prefix) };
+	thoth_registry_Registry_watch_resp_t resp;
+	assert_int_equal(thoth_registry_Registry_watch(&w->ctl.client, &req, &resp, NULL), 0);
+	assert_true(resp.watch_id != 0);
+}
+
+/* Wait for the next event (up to MS); its kind, or -1. */
+static int watch_next(watcher_t *w, int ms, int index)
+{
+	uint64_t end = harness_now_ms() + (uint64_t)ms;
+	while (w->n <= index) {
+		int64_t left = (int64_t)(end - harness_now_ms());
+		if (left <= 0 || thoth_sock_client_poll_event(&w->ctl.sock, (int)left) < 0)
+			return -1;
+	}
+	return w->kinds[index];
+}
+
+/* ---- raw sockets for malformed input ------------------------------------------------- */
+
+static int raw_connect(harness_t *h)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s/thothd.sock", h->dir);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+	return fd;
+}
+
+/* Read until EOF (true) or MS pass (false); bytes read are counted. */
+static bool closed_by_peer(int fd, int ms, size_t *bytes)
+{
+	uint64_t end = harness_now_ms() + (uint64_t)ms;
+	char buf[4096];
+	if (bytes)
+		*bytes = 0;
+	for (;;) {
+		int64_t left = (int64_t)(end - harness_now_ms());
+		if (left <= 0)
+			return false;
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		if (poll(&p, 1, (int)left) <= 0)
+			continue;
+		ssize_t n = recv(fd, buf, sizeof buf, 0);
+		if (n == 0 || (n < 0 && errno == ECONNRESET))
+			return true;
+		if (n > 0 && bytes)
+			*bytes += (size_t)n;
+	}
+}
+
+static void header(uint8_t *out, uint16_t flags, uint32_t iface, uint32_t method, uint32_t body)
+{
+	thoth_msg_header_t hd = {
+		.schema_major = 1, .flags = flags, .interface_id = iface, .method = method,
+		.request_id = 1, .body_len = body,
+	};
+	thoth_wire_header_encode(out, &hd);
+}
+
+/* ================================================================================= */
+
+static void test_register_then_resolve(void **state)
+{
+	harness_t *h = *state;
+	thoth_control_t a, b;
+	assert_int_equal(harness_connect(h, &a), 0);
+	assert_int_equal(harness_connect(h, &b), 0);
+	uint64_t lease = 0, got = 0;
+	assert_int_equal(harness_register(&a, "echo", 10000, &lease), 0);
+	assert_int_equal(harness_resolve(&b, "echo", &got), 0);
+	assert_true(got == lease);
+	assert_int_equal(harness_resolve(&b, "codex", &got), THOTH_E_REMOTE);
+	assert_int_equal(harness_remote_code(&b), THOTH_REGISTRY_ERR_NOT_FOUND);
+	thoth_control_close(&a);
+	thoth_control_close(&b);
+}
+
+static void test_service_process_registers_and_resolves(void **state)
+{
+	harness_t *h = *state;
+	thoth_control_t c;
+	assert_int_equal(harness_connect(h, &c), 0);
+	assert_true(start_service(h, "echo", "3000", false) > 0);
+	assert_true(wait_resolvable(&c, "echo", 3000));
+	thoth_control_close(&c);
+}
+
+static void test_bad_name_is_refused_with_reason(void **state)
+{
+	harness_t *h = *state;
+	thoth_control_t c;
+	assert_int_equal(harness_connect(h, &c), 0);
+	assert_int_equal(harness_register(&c, "Bad Name", 1000, NULL), THOTH_E_REMOTE);
+	assert_int_equal(harness_remote_code(&c), THOTH_REGISTRY_ERR_BAD_NAME);
+	assert_non_null(strstr(c.client.remote_message, "bad name"));
+	thoth_control_close(&c);
+}
+
+static void test_watch_sees_service_come_and_go(void **state)
+{
+	harness_t *h = *state;
+	watcher_t w;
+	watch_start(h, &w, "ec");
+	pid_t svc = start_service(h, "echo", "60000", false);
+	assert_int_equal(watch_next(&w, 3000, 0), THOTH_REGISTRY_CHANGE_KIND_ADDED);
+	assert_string_equal(w.names[0], "echo");
+	harness_kill(h, svc, SIGKILL);
+	assert_int_equal(watch_next(&w, 1000, 1), THOTH_REGISTRY_CHANGE_KIND_REMOVED);
+	thoth_control_close(&w.ctl);
+}
+
+static void test_lease_expires_without_heartbeats(void **state)
+{
+	harness_t *h = *state;
+	watcher_t w;
+	watch_start(h, &w, "");
+	thoth_control_t c;
+	assert_int_equal(harness_connect(h, &c), 0);
+	assert_true(start_service(h, "quiet", "300", true) > 0);
+	assert_int_equal(watch_next(&w, 3000, 0), THOTH_REGISTRY_CHANGE_KIND_ADDED);
+	uint64_t added = harness_now_ms();
+	/* Its connection stays open: only the missing renewals end the lease. */
+	assert_int_equal(watch_next(&w, 2000, 1), THOTH_REGISTRY_CHANGE_KIND_EXPIRED);
+	uint64_t took = harness_now_ms() - added;
+	assert_true(took >= 250);       /* not before the TTL (minus scheduling noise) */
+	assert_true(took < 1000);       /* and promptly after it (timer slack is 20 ms) */
+	assert_int_equal(harness_resolve(&c, "quiet", NULL), THOTH_E_REMOTE);
+	thoth_control_close(&c);
+	thoth_control_close(&w.ctl);
+}
+
+static void test_peer_death_removes_instance_at_once(void **state)
+{
+	harness_t *h = *state;
+	thoth_control_t c;
+	assert_int_equal(harness_connect(h, &c), 0);
+	pid_t svc = start_service(h, "echo", "60000", false);
+	assert_true(wait_resolvable(&c, "echo", 3000));
+	uint64_t t0 = harness_now_ms();
+	harness_kill(h, svc, SIGKILL);
+	assert_true(wait_gone(&c, "echo", 1000)); /* TTL is 60 s: this is peer death */
+	assert_true(harness_now_ms() - t0 < 1000);
+	thoth_control_close(&c);
+}
+
+static void test_unauthorized_renew_is_refused(void **state)
+{
+	harness_t *h = *state;
+	thoth_control_t owner, other;
+	assert_int_equal(harness_connect(h, &owner), 0);
+	assert_int_equal(harness_connect(h, &other), 0);
+	uint64_t lease;
+	assert_int_equal(harness_register(&owner, "echo", 10000, &lease), 0);
+	thoth_registry_Registry_renew_req_t rq = { .lease = lease };
+	thoth_registry_Registry_renew_resp_t rs;
+	assert_int_equal(thoth_registry_Registry_renew(&other.client, &rq, &rs, NULL), THOTH_E_REMOTE);
+	assert_int_equal(harness_remote_code(&other), THOTH_REGISTRY_ERR_NOT_OWNER);
+	thoth_registry_Registry_withdraw_req_t wq = { .lease = lease };
+	thoth_registry_Registry_withdraw_resp_t ws;
+	assert_int_equal(thoth_registry_Registry_withdraw(&other.client, &wq, &ws, NULL),
+			 THOTH_E_REMOTE);
+	assert_int_equal(harness_remote_code(&other), THOTH_REGISTRY_ERR_NOT_OWNER);
+	/* Still there, and its owner may renew it. */
+	assert_int_equal(harness_resolve(&other, "echo", NULL), 0);
+	assert_int_equal(thoth_registry_Registry_renew(&owner.client, &rq, &rs, NULL), 0);
+	assert_true(harness_file_contains(h->log, "does not own"));
+	thoth_control_close(&owner);
+	thoth_control_close(&other);
+}
+
+static void test_thothd_restart_service_reregisters_within_a_second(void **state)
+{
+	harness_t *h = *state;
+	assert_true(start_service(h, "echo", "3000", false) > 0);
+	thoth_control_t c;
+	assert_int_equal(harness_connect(h, &c), 0);
+	assert_true(wait_resolvable(&c, "echo", 3000));
+	thoth_control_close(&c);
+
+	assert_int_equal(harness_stop_thothd(h), 0);
+	assert_true(harness_start_thothd(h, NULL) > 0);
+	uint64_t up = harness_now_ms();
+	assert_int_equal(harness_connect(h, &c), 0);
+	assert_true(wait_resolvable(&c, "echo", 1000));
+	fprintf(stderr, "# resolvable %llu ms after thothd came back\n",
+		(unsigned long long)(harness_now_ms() - up));
+	thoth_control_close(&c);
+}
+
+static void test_second_thothd_on_same_dir_exits_1(void **state)
+{
+	harness_t *h = *state;
+	const char *argv[] = { THOTHD_PATH, "--runtime-dir", h->dir, NULL };
+	char out[1024];
+	int status;
+	assert_int_equal(harness_run(h, argv, out, sizeof out, &status), 0);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 1);
+	assert_non_null(strstr(out, "already running"));
+	/* The first one is unaffected. */
+	thoth_control_t c;
+	assert_int_equal(harness_connect(h, &c), 0);
+	thoth_daemon_Daemon_status_resp_t st;
+	assert_int_equal(harness_status(&c, &st), 0);
+	assert_int_equal(st.pid, h->thothd);
+	thoth_control_close(&c);
+}
+
+static void test_sigterm_removes_socket_and_pidfile(void **state)
+{
+	harness_t *h = *state;
+	assert_int_equal(harness_stop_thothd(h), 0);
+	char path[400];
+	snprintf(path, sizeof path, "%s/thothd.sock", h->dir);
+	assert_int_equal(access(path, F_OK), -1);
+	snprintf(path, sizeof path, "%s/thothd.pid", h->dir);
+	assert_int_equal(access(path, F_OK), -1);
+	thoth_control_t c;
+	assert_int_equal(harness_connect(h, &c), THOTH_E_NOT_RUNNING);
+}
+
+/* ---- malformed input ------------------------------------------------------------------ */
+
+static void assert_others_unaffected(harness_t *h, thoth_control_t *good)
+{
+	assert_int_equal(harness_resolve(good, "echo", NULL), 0);
+	thoth_daemon_Daemon_status_resp_t st;
+	assert_int_equal(harness_status(good, &st), 0);
+	assert_int_equal(st.registrations, 1);
+}
+
+static void test_garbage_closes_only_that_client(void **state)
+{
+	harness_t *h = *state;
+	thoth_control_t good;
+	assert_int_equal(harness_connect(h, &good), 0);
+	assert_int_equal(harness_register(&good, "echo", 60000, NULL), 0);
+	int fd = raw_connect(h);
+	char junk[100];
+	memset(junk, 'x', sizeof junk);
+	assert_int_equal(write(fd, junk, sizeof junk), (ssize_t)sizeof junk);
+	assert_true(closed_by_peer(fd, 2000, NULL));
+	close(fd);
+	assert_others_unaffected(h, &good);
+	assert_true(harness_file_contains(h->log, "bad message header: bad magic"));
+	thoth_control_close(&good);
+}
+
+static void test_oversized_header_closes_only_that_client(void **state)
+{
+	harness_t *h = *state;
+	thoth_control_t good;
+	assert_int_equal(harness_connect(h, &good), 0);
+	assert_int_equal(harness_register(&good, "echo", 60000, NULL), 0);
+	int fd = raw_connect(h);
+	uint8_t hd[THOTH_WIRE_HEADER_SIZE];
+	/* 64 MiB announced: refused from the header alone, nothing buffered. */
+	header(hd, THOTH_MSG_REQUEST, THOTH_REGISTRY_REGISTRY_ID, 2, 64u << 20);
+	assert_int_equal(write(fd, hd, sizeof hd), (ssize_t)sizeof hd);
+	assert_true(closed_by_peer(fd, 2000, NULL));
+	close(fd);
+	assert_others_unaffected(h, &good);
+	assert_true(harness_file_contains(h->log, "above the control limit"));
+	thoth_control_close(&good);
+}
+
+static void test_truncated_message_then_hangup_leaves_others_alone(void **state)
+{
+	harness_t *h = *state;
+	thoth_control_t good;
+	assert_int_equal(harness_connect(h, &good), 0);
+	assert_int_equal(harness_register(&good, "echo", 60000, NULL), 0);
+	int fd = raw_connect(h);
+	uint8_t hd[THOTH_WIRE_HEADER_SIZE + 8] = { 0 };
+	header(hd, THOTH_MSG_REQUEST, THOTH_REGISTRY_REGISTRY_ID, 2, 64);
+	assert_int_equal(write(fd, hd, sizeof hd), (ssize_t)sizeof hd);  /* 56 of 104 bytes */
+	close(fd);
+	assert_others_unaffected(h, &good);
+	thoth_control_close(&good);
+}
+
+static void test_undecodable_body_is_answered_then_closed(void **state)
+{
+	harness_t *h = *state;
+	thoth_control_t good;
+	assert_int_equal(harness_connect(h, &good), 0);
+	assert_int_equal(harness_register(&good, "echo", 60000, NULL), 0);
+	int fd = raw_connect(h);
+	uint8_t msg[THOTH_WIRE_HEADER_SIZE + 16];
+	memset(msg, 0xff, sizeof msg);  /* a frame claiming 4 GiB of fixed fields */
+	header(msg, THOTH_MSG_REQUEST, THOTH_REGISTRY_REGISTRY_ID, 2, 16);
+	assert_int_equal(write(fd, msg, sizeof msg), (ssize_t)sizeof msg);
+	size_t answered = 0;
+	assert_true(closed_by_peer(fd, 2000, &answered));
+	assert_true(answered >= THOTH_WIRE_HEADER_SIZE);        /* the error response */
+	close(fd);
+	assert_others_unaffected(h, &good);
+	assert_true(harness_file_contains(h->log, "undecodable request"));
+	thoth_control_close(&good);
+}
+
+static void test_response_sent_as_request_closes_client(void **state)
+{
+	harness_t *h = *state;
+	thoth_control_t good;
+	assert_int_equal(harness_connect(h, &good), 0);
+	assert_int_equal(harness_register(&good, "echo", 60000, NULL), 0);
+	int fd = raw_connect(h);
+	uint8_t hd[THOTH_WIRE_HEADER_SIZE];
+	header(hd, THOTH_MSG_RESPONSE, THOTH_REGISTRY_REGISTRY_ID, 2, 0);
+	assert_int_equal(write(fd, hd, sizeof hd), (ssize_t)sizeof hd);
+	assert_true(closed_by_peer(fd, 2000, NULL));
+	close(fd);
+	assert_others_unaffected(h, &good);
+	thoth_control_close(&good);
+}
+
+static void test_registration_flood_is_bounded(void **state)
+{
+	harness_t *h = *state;
+	thoth_control_t c;
+	assert_int_equal(harness_connect(h, &c), 0);
+	int ok = 0, too_many = 0;
+	for (int i = 0; i < 200; i++) {
+		int r = harness_register(&c, "flood", 60000, NULL);
+		ok += r == 0;
+		too_many += r == THOTH_E_REMOTE && harness_remote_code(&c) == THOTH_REGISTRY_ERR_TOO_MANY;
+	}
+	assert_int_equal(ok, 64);
+	assert_int_equal(too_many, 136);
+	thoth_daemon_Daemon_status_resp_t st;
+	assert_int_equal(harness_status(&c, &st), 0);
+	assert_int_equal(st.registrations, 64);
+	/* The connection is still usable, and closing it frees everything at once. */
+	thoth_control_close(&c);
+	assert_int_equal(harness_connect(h, &c), 0);
+	assert_true(wait_gone(&c, "flood", 1000));
+	thoth_control_close(&c);
+}
+
+static void test_request_flood_without_reading_is_bounded(void **state)
+{
+	harness_t *h = *state;
+	thoth_control_t good;
+	assert_int_equal(harness_connect(h, &good), 0);
+	assert_int_equal(harness_register(&good, "echo", 60000, NULL), 0);
+	/* One client writes 20 MiB of status requests and never reads a reply:
+	 * thothd stops reading it (back-pressure) instead of queueing without bound. */
+	int fd = raw_connect(h);
+	uint8_t hd[THOTH_WIRE_HEADER_SIZE + 8] = { 0 };
+	header(hd, THOTH_MSG_REQUEST, THOTH_DAEMON_DAEMON_ID, 1, 8);
+	thoth_st32(hd + THOTH_WIRE_HEADER_SIZE, 0);    /* empty frame: fixed size 0 */
+	thoth_st32(hd + THOTH_WIRE_HEADER_SIZE + 4, 0);
+	static uint8_t burst[48 * 4096];
+	for (size_t off = 0; off + sizeof hd <= sizeof burst; off += sizeof hd)
+		memcpy(burst + off, hd, sizeof hd);
+	size_t sent = 0;
+	uint64_t end = harness_now_ms() + 3000;
+	while (sent < (20u << 20) && harness_now_ms() < end) {
+		ssize_t n = send(fd, burst, sizeof burst, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n > 0)
+			sent += (size_t)n;
+		else {
+			struct pollfd p = { .fd = fd, .events = POLLOUT };
+			poll(&p, 1, 50);
+		}
+	}
+	assert_true(sent < (20u << 20));        /* it stalled: thothd stopped reading */
+	assert_others_unaffected(h, &good);
+	char statm[400];
+	snprintf(statm, sizeof statm, "/proc/%d/statm", (int)h->thothd);
+	FILE *f = fopen(statm, "r");
+	long pages = 0, rss = 0;
+	assert_int_equal(fscanf(f, "%ld %ld", &pages, &rss), 2);
+	fclose(f);
+	fprintf(stderr, "# flood stalled after %zu KiB; thothd RSS %ld KiB\n", sent >> 10,
+		rss * 4);
+	assert_true(rss * 4096 < (64l << 20));
+	close(fd);
+	thoth_control_close(&good);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_register_then_resolve, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_service_process_registers_and_resolves, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_name_is_refused_with_reason, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_watch_sees_service_come_and_go, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lease_expires_without_heartbeats, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_peer_death_removes_instance_at_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unauthorized_renew_is_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_thothd_restart_service_reregisters_within_a_second, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_second_thothd_on_same_dir_exits_1, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sigterm_removes_socket_and_pidfile, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_garbage_closes_only_that_client, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_oversized_header_closes_only_that_client, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_truncated_message_then_hangup_leaves_others_alone, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_undecodable_body_is_answered_then_closed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_response_sent_as_request_closes_client, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_registration_flood_is_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_request_flood_without_reading_is_bounded, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
