@@ -1,0 +1,117 @@
+/*
+ * thoth/loop.h - the one event loop every thoth process runs (SCHED-2).
+ *
+ * epoll for readiness, ONE timerfd armed for the next timer deadline, a
+ * signalfd for signals, and deferred callbacks that run before the loop
+ * sleeps.  Nothing is periodic: with no timers the timerfd is disarmed and
+ * an idle loop sleeps in epoll_wait(-1) until an fd or signal wakes it.
+ *
+ * Timers have a slack: a timer may fire anywhere in [deadline,
+ * deadline + slack].  The loop arms the timerfd for the earliest
+ * "latest allowed" instant among all timers and then fires every timer whose
+ * deadline has passed, so timers whose windows overlap share one wake-up
+ * (docs/LOOP.md has the argument).  Single-threaded: every function must be
+ * called from the loop's thread; callbacks may add, modify, remove and
+ * cancel anything, including the source or timer being dispatched.
+ */
+#ifndef THOTH_LOOP_H
+#define THOTH_LOOP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/signalfd.h>
+
+#include "thoth/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct thoth_loop thoth_loop_t;
+typedef struct thoth_source thoth_source_t;   /* an fd being watched */
+typedef struct thoth_timer thoth_timer_t;     /* a one-shot timer */
+
+#define THOTH_LOOP_READ  0x1u
+#define THOTH_LOOP_WRITE 0x2u
+#define THOTH_LOOP_HUP   0x4u   /* reported only: peer hung up or error */
+
+typedef void (*thoth_fd_fn)(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t events,
+			    void *arg);
+typedef void (*thoth_timer_fn)(thoth_loop_t *loop, thoth_timer_t *timer, void *arg);
+typedef void (*thoth_signal_fn)(thoth_loop_t *loop, const struct signalfd_siginfo *info,
+				void *arg);
+typedef void (*thoth_defer_fn)(thoth_loop_t *loop, void *arg);
+
+/* Why the loop woke up, counted (thoth_loop_stats). */
+typedef struct thoth_loop_stats {
+	uint64_t wakeups;           /* epoll_wait returns */
+	uint64_t wakeups_fd;        /* ... with at least one fd source ready */
+	uint64_t wakeups_timer;     /* ... with the timerfd ready */
+	uint64_t wakeups_signal;    /* ... with the signalfd ready */
+	uint64_t wakeups_deferred;  /* ... returning at once because callbacks were deferred */
+	uint64_t timers_fired;
+	uint64_t timers_coalesced;  /* fired in a wake-up that had already fired another */
+	uint64_t timerfd_arms;      /* timerfd_settime calls (arm or disarm) */
+	uint32_t fd_sources;
+	uint32_t timers_pending;
+} thoth_loop_stats_t;
+
+int thoth_loop_new(thoth_loop_t **out);
+void thoth_loop_free(thoth_loop_t *loop);
+
+/* CLOCK_MONOTONIC in ns: thoth_clock_now reads the clock, thoth_loop_now
+ * returns the value cached at the last wake-up (cheap, stable in a batch). */
+uint64_t thoth_clock_now(void);
+uint64_t thoth_loop_now(const thoth_loop_t *loop);
+
+/* ---- fd sources ----------------------------------------------------------- */
+
+int thoth_loop_add_fd(thoth_loop_t *loop, int fd, uint32_t events, thoth_fd_fn fn, void *arg,
+		      thoth_source_t **out);
+int thoth_loop_modify_fd(thoth_loop_t *loop, thoth_source_t *src, uint32_t events);
+/* Stop watching; the fd itself is not closed.  Safe from any callback. */
+void thoth_loop_remove_fd(thoth_loop_t *loop, thoth_source_t *src);
+
+/* ---- timers --------------------------------------------------------------- */
+
+/* A one-shot timer at absolute DEADLINE_NS (CLOCK_MONOTONIC) with SLACK_NS. */
+int thoth_loop_add_timer(thoth_loop_t *loop, uint64_t deadline_ns, uint64_t slack_ns,
+			 thoth_timer_fn fn, void *arg, thoth_timer_t **out);
+/* Same, DELAY_NS from now. */
+int thoth_loop_add_timer_in(thoth_loop_t *loop, uint64_t delay_ns, uint64_t slack_ns,
+			    thoth_timer_fn fn, void *arg, thoth_timer_t **out);
+/* Move a pending or fired timer to a new deadline (a repeating timer re-arms
+ * itself from its callback: there is no fixed period anywhere). */
+int thoth_timer_rearm(thoth_loop_t *loop, thoth_timer_t *timer, uint64_t deadline_ns,
+		      uint64_t slack_ns);
+/* Cancel and free.  Safe from any callback, including the timer's own. */
+void thoth_timer_cancel(thoth_loop_t *loop, thoth_timer_t *timer);
+uint64_t thoth_timer_deadline(const thoth_timer_t *timer);
+
+/* ---- signals and deferred work ------------------------------------------- */
+
+/* Handle SIGNO through the loop's signalfd (the signal is blocked for the
+ * calling thread: call before starting other threads). */
+int thoth_loop_add_signal(thoth_loop_t *loop, int signo, thoth_signal_fn fn, void *arg);
+
+/* Run FN(ARG) on the next iteration, before the loop sleeps. */
+int thoth_loop_defer(thoth_loop_t *loop, thoth_defer_fn fn, void *arg);
+
+/* ---- running ------------------------------------------------------------- */
+
+/* Run until thoth_loop_stop().  Returns 0 or THOTH_E_IO. */
+int thoth_loop_run(thoth_loop_t *loop);
+/* One iteration: run deferred callbacks, wait (if BLOCK and nothing is
+ * deferred) and dispatch what is ready.  Returns the number of callbacks run
+ * or a negative error. */
+int thoth_loop_run_once(thoth_loop_t *loop, bool block);
+void thoth_loop_stop(thoth_loop_t *loop);
+
+void thoth_loop_stats(const thoth_loop_t *loop, thoth_loop_stats_t *out);
+/* The timerfd's armed expiry (0 = disarmed): tests prove the idle guarantee. */
+uint64_t thoth_loop_armed_at(const thoth_loop_t *loop);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,365 @@
+/*
+ * test_loop.c - the tickless event loop: timers fire within [deadline,
+ * deadline + slack], overlapping windows share a wake-up, everything can be
+ * removed or cancelled from any callback, and an idle loop never wakes.
+ * Waits are on conditions with deadlines, never plain sleeps.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "thoth/loop.h"
+
+#define MS 1000000ull
+
+static thoth_loop_t *new_loop(void)
+{
+	thoth_loop_t *loop;
+	assert_int_equal(thoth_loop_new(&loop), 0);
+	return loop;
+}
+
+/* Run iterations until *flag or DEADLINE_MS passes. */
+static void run_until(thoth_loop_t *loop, const volatile int *flag, int want, uint64_t deadline_ms)
+{
+	uint64_t end = thoth_clock_now() + deadline_ms * MS;
+	while (*flag < want) {
+		assert_true(thoth_clock_now() < end);
+		/* a guard timer keeps a broken loop from blocking forever */
+		thoth_timer_t *guard;
+		assert_int_equal(thoth_loop_add_timer(loop, end, 0, (thoth_timer_fn)abort, NULL, &guard), 0);
+		assert_true(thoth_loop_run_once(loop, true) >= 0);
+		thoth_timer_cancel(loop, guard);
+	}
+}
+
+typedef struct fired {
+	int count;
+	uint64_t at[64];
+} fired_t;
+
+static void on_timer(thoth_loop_t *loop, thoth_timer_t *t, void *arg)
+{
+	fired_t *f = arg;
+	f->at[f->count++] = thoth_clock_now();
+}
+
+static void test_timer_fires_after_deadline_not_before(void **state)
+{
+	thoth_loop_t *loop = new_loop();
+	fired_t f = { 0 };
+	uint64_t deadline = thoth_clock_now() + 20 * MS;
+	assert_int_equal(thoth_loop_add_timer(loop, deadline, 0, on_timer, &f, NULL), 0);
+	run_until(loop, &f.count, 1, 2000);
+	assert_true(f.at[0] >= deadline);
+	thoth_loop_free(loop);
+}
+
+static void test_timers_within_slack_fire_in_one_wakeup(void **state)
+{
+	thoth_loop_t *loop = new_loop();
+	fired_t f = { 0 };
+	uint64_t now = thoth_clock_now();
+	/* windows [10,60], [20,70], [30,80] ms overlap at [30,60]: one wake-up */
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(thoth_loop_add_timer(loop, now + (uint64_t)(10 + 10 * i) * MS, 50 * MS,
+						      on_timer, &f, NULL), 0);
+	thoth_loop_stats_t before, after;
+	thoth_loop_stats(loop, &before);
+	run_until(loop, &f.count, 3, 2000);
+	thoth_loop_stats(loop, &after);
+	assert_int_equal(after.wakeups_timer - before.wakeups_timer, 1);
+	assert_int_equal(after.timers_coalesced - before.timers_coalesced, 2);
+	for (int i = 0; i < 3; i++)
+		assert_true(f.at[i] >= now + (uint64_t)(10 + 10 * i) * MS);
+	thoth_loop_free(loop);
+}
+
+static void test_timers_without_overlap_fire_separately_in_order(void **state)
+{
+	thoth_loop_t *loop = new_loop();
+	fired_t f = { 0 };
+	uint64_t now = thoth_clock_now();
+	assert_int_equal(thoth_loop_add_timer(loop, now + 40 * MS, 0, on_timer, &f, NULL), 0);
+	assert_int_equal(thoth_loop_add_timer(loop, now + 10 * MS, 0, on_timer, &f, NULL), 0);
+	run_until(loop, &f.count, 2, 2000);
+	assert_true(f.at[0] >= now + 10 * MS && f.at[1] >= now + 40 * MS);
+	thoth_loop_free(loop);
+}
+
+static thoth_timer_t *victim;
+static void cancel_other(thoth_loop_t *loop, thoth_timer_t *t, void *arg)
+{
+	fired_t *f = arg;
+	f->count++;
+	thoth_timer_cancel(loop, victim);
+	thoth_timer_cancel(loop, t);            /* its own handle too */
+}
+
+static void test_cancel_from_callback(void **state)
+{
+	thoth_loop_t *loop = new_loop();
+	fired_t f = { 0 }, g = { 0 };
+	uint64_t now = thoth_clock_now();
+	/* both due in the same wake-up: the first cancels the second */
+	assert_int_equal(thoth_loop_add_timer(loop, now + 5 * MS, 20 * MS, cancel_other, &f, NULL), 0);
+	assert_int_equal(thoth_loop_add_timer(loop, now + 6 * MS, 20 * MS, on_timer, &g, &victim), 0);
+	run_until(loop, &f.count, 1, 2000);
+	assert_int_equal(g.count, 0);
+	thoth_loop_stats_t st;
+	thoth_loop_stats(loop, &st);
+	assert_int_equal(st.timers_pending, 0);
+	thoth_loop_free(loop);
+}
+
+static void rearm_self(thoth_loop_t *loop, thoth_timer_t *t, void *arg)
+{
+	fired_t *f = arg;
+	f->at[f->count++] = thoth_clock_now();
+	if (f->count < 3)
+		assert_int_equal(thoth_timer_rearm(loop, t, thoth_clock_now() + 5 * MS, 0), 0);
+}
+
+static void test_timer_rearmed_from_its_callback_fires_again(void **state)
+{
+	thoth_loop_t *loop = new_loop();
+	fired_t f = { 0 };
+	assert_int_equal(thoth_loop_add_timer_in(loop, 5 * MS, 0, rearm_self, &f, NULL), 0);
+	run_until(loop, &f.count, 3, 2000);
+	assert_true(f.at[2] - f.at[1] >= 5 * MS);
+	thoth_loop_free(loop);
+}
+
+typedef struct pipes {
+	int a[2], b[2];
+	thoth_source_t *sa, *sb;
+	int calls;
+} pipes_t;
+
+static void remove_both(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t ev, void *arg)
+{
+	pipes_t *p = arg;
+	p->calls++;
+	thoth_loop_remove_fd(loop, p->sa);
+	thoth_loop_remove_fd(loop, p->sb);
+}
+
+static void test_remove_fd_source_from_callback_of_another(void **state)
+{
+	thoth_loop_t *loop = new_loop();
+	pipes_t p = { 0 };
+	assert_int_equal(pipe(p.a), 0);
+	assert_int_equal(pipe(p.b), 0);
+	assert_int_equal(thoth_loop_add_fd(loop, p.a[0], THOTH_LOOP_READ, remove_both, &p, &p.sa), 0);
+	assert_int_equal(thoth_loop_add_fd(loop, p.b[0], THOTH_LOOP_READ, remove_both, &p, &p.sb), 0);
+	/* both ready in the same batch; whichever runs first removes both */
+	assert_int_equal(write(p.a[1], "x", 1), 1);
+	assert_int_equal(write(p.b[1], "x", 1), 1);
+	run_until(loop, &p.calls, 1, 2000);
+	assert_int_equal(thoth_loop_run_once(loop, false), 0);
+	assert_int_equal(p.calls, 1);
+	for (int i = 0; i < 2; i++) {
+		close(p.a[i]);
+		close(p.b[i]);
+	}
+	thoth_loop_free(loop);
+}
+
+static int got_signal;
+static void on_signal(thoth_loop_t *loop, const struct signalfd_siginfo *info, void *arg)
+{
+	got_signal = (int)info->ssi_signo;
+}
+
+static void test_signal_delivered_via_signalfd(void **state)
+{
+	thoth_loop_t *loop = new_loop();
+	got_signal = 0;
+	assert_int_equal(thoth_loop_add_signal(loop, SIGUSR1, on_signal, NULL), 0);
+	assert_int_equal(kill(getpid(), SIGUSR1), 0);
+	uint64_t end = thoth_clock_now() + 2000 * MS;
+	while (!got_signal && thoth_clock_now() < end)
+		thoth_loop_run_once(loop, false);
+	assert_int_equal(got_signal, SIGUSR1);
+	thoth_loop_free(loop);
+}
+
+static void deferred_fn(thoth_loop_t *loop, void *arg)
+{
+	(*(int *)arg)++;
+}
+
+static void test_deferred_runs_before_sleep(void **state)
+{
+	thoth_loop_t *loop = new_loop();
+	int n = 0;
+	assert_int_equal(thoth_loop_defer(loop, deferred_fn, &n), 0);
+	/* blocking, but nothing else is pending: must return after running it */
+	assert_true(thoth_loop_run_once(loop, true) >= 1);
+	assert_int_equal(n, 1);
+	thoth_loop_free(loop);
+}
+
+static void test_timerfd_disarmed_when_no_timers(void **state)
+{
+	thoth_loop_t *loop = new_loop();
+	thoth_timer_t *t;
+	assert_int_equal(thoth_loop_add_timer_in(loop, 1000 * MS, 0, on_timer, NULL, &t), 0);
+	assert_true(thoth_loop_armed_at(loop) != 0);
+	thoth_timer_cancel(loop, t);
+	assert_int_equal(thoth_loop_armed_at(loop), 0);
+	thoth_loop_free(loop);
+}
+
+static void test_bad_arguments_are_refused(void **state)
+{
+	thoth_loop_t *loop = new_loop();
+	assert_int_equal(thoth_loop_add_fd(loop, -1, THOTH_LOOP_READ, remove_both, NULL, NULL), THOTH_E_INVAL);
+	assert_int_equal(thoth_loop_add_fd(loop, 0, 0x80, remove_both, NULL, NULL), THOTH_E_INVAL);
+	assert_int_equal(thoth_loop_add_signal(loop, SIGKILL, on_signal, NULL), THOTH_E_INVAL);
+	assert_int_equal(thoth_loop_add_timer(loop, 0, 0, NULL, NULL, NULL), THOTH_E_INVAL);
+	thoth_loop_free(loop);
+}
+
+/* ---- the idle guarantee ---------------------------------------------------- */
+
+static long voluntary_switches(pid_t tid)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof path, "/proc/self/task/%d/status", (int)tid);
+	FILE *f = fopen(path, "r");
+	assert_non_null(f);
+	long v = -1;
+	while (fgets(line, sizeof line, f))
+		if (sscanf(line, "voluntary_ctxt_switches: %ld", &v) == 1)
+			break;
+	fclose(f);
+	return v;
+}
+
+typedef struct idle_ctx {
+	thoth_loop_t *loop;
+	int stop_pipe[2];
+	pid_t tid;
+	volatile int ready;
+	thoth_loop_stats_t stats;
+} idle_ctx_t;
+
+static void on_stop(thoth_loop_t *loop, thoth_source_t *s, int fd, uint32_t ev, void *arg)
+{
+	thoth_loop_stop(loop);
+}
+
+static void noop_fd(thoth_loop_t *loop, thoth_source_t *s, int fd, uint32_t ev, void *arg)
+{
+}
+
+static void *idle_thread(void *arg)
+{
+	idle_ctx_t *c = arg;
+	c->tid = (pid_t)syscall(SYS_gettid);
+	__atomic_store_n(&c->ready, 1, __ATOMIC_RELEASE);
+	thoth_loop_run(c->loop);
+	thoth_loop_stats(c->loop, &c->stats);
+	return NULL;
+}
+
+static void test_idle_loop_never_wakes(void **state)
+{
+	idle_ctx_t c = { 0 };
+	c.loop = new_loop();
+	int quiet[2];
+	assert_int_equal(pipe(c.stop_pipe), 0);
+	assert_int_equal(pipe(quiet), 0);
+	assert_int_equal(thoth_loop_add_fd(c.loop, c.stop_pipe[0], THOTH_LOOP_READ, on_stop, NULL, NULL), 0);
+	assert_int_equal(thoth_loop_add_fd(c.loop, quiet[0], THOTH_LOOP_READ, noop_fd, NULL, NULL), 0);
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, idle_thread, &c), 0);
+	while (!__atomic_load_n(&c.ready, __ATOMIC_ACQUIRE))
+		sched_yield();
+	/* let it reach epoll_wait, then measure over 1.5 s of idleness */
+	usleep(100 * 1000);
+	long before = voluntary_switches(c.tid);
+	usleep(1500 * 1000);
+	long after = voluntary_switches(c.tid);
+	assert_int_equal(write(c.stop_pipe[1], "q", 1), 1);
+	pthread_join(t, NULL);
+	assert_int_equal(after - before, 0);
+	assert_int_equal(c.stats.wakeups, 1);          /* only the stop request */
+	assert_int_equal(c.stats.timerfd_arms, 0);     /* never armed */
+	close(quiet[0]);
+	close(quiet[1]);
+	close(c.stop_pipe[0]);
+	close(c.stop_pipe[1]);
+	thoth_loop_free(c.loop);
+}
+
+/* ---- many random timers -------------------------------------------------- */
+
+typedef struct stress {
+	uint64_t deadline, slack, fired_at;
+	int order;
+} stress_t;
+
+static int fire_order;
+static void on_stress(thoth_loop_t *loop, thoth_timer_t *t, void *arg)
+{
+	stress_t *s = arg;
+	s->fired_at = thoth_loop_now(loop);
+	s->order = fire_order++;
+}
+
+static void test_many_random_timers_fire_in_window_and_deadline_order(void **state)
+{
+	enum { N = 2000 };
+	static stress_t s[N];
+	thoth_loop_t *loop = new_loop();
+	srand(42);
+	uint64_t now = thoth_clock_now();
+	fire_order = 0;
+	for (int i = 0; i < N; i++) {
+		s[i].deadline = now + (uint64_t)(rand() % 200) * MS;
+		s[i].slack = (uint64_t)(rand() % 20) * MS;
+		assert_int_equal(thoth_loop_add_timer(loop, s[i].deadline, s[i].slack, on_stress, &s[i], NULL), 0);
+	}
+	/* cancel some, deterministically, through their own re-lookup: re-add 10% later */
+	run_until(loop, &fire_order, N, 5000);
+	thoth_loop_stats_t st;
+	thoth_loop_stats(loop, &st);
+	for (int i = 0; i < N; i++) {
+		assert_true(s[i].fired_at >= s[i].deadline);
+		for (int k = 0; k < N; k += 97)
+			if (s[k].deadline < s[i].deadline)
+				assert_true(s[k].order < s[i].order || s[k].fired_at == s[i].fired_at);
+	}
+	assert_true(st.wakeups_timer < N / 4);      /* slack batches them */
+	thoth_loop_free(loop);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_timer_fires_after_deadline_not_before),
+		cmocka_unit_test(test_timers_within_slack_fire_in_one_wakeup),
+		cmocka_unit_test(test_timers_without_overlap_fire_separately_in_order),
+		cmocka_unit_test(test_cancel_from_callback),
+		cmocka_unit_test(test_timer_rearmed_from_its_callback_fires_again),
+		cmocka_unit_test(test_remove_fd_source_from_callback_of_another),
+		cmocka_unit_test(test_signal_delivered_via_signalfd),
+		cmocka_unit_test(test_deferred_runs_before_sleep),
+		cmocka_unit_test(test_timerfd_disarmed_when_no_timers),
+		cmocka_unit_test(test_bad_arguments_are_refused),
+		cmocka_unit_test(test_idle_loop_never_wakes),
+		cmocka_unit_test(test_many_random_timers_fire_in_window_and_deadline_order),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
