@@ -57,6 +57,7 @@ typedef struct thoth_loop_stats {
 } thoth_loop_stats_t;
 
 int thoth_loop_new(thoth_loop_t **out);
+/* Frees the loop with its remaining sources and timers (fds are not closed). */
 void thoth_loop_free(thoth_loop_t *loop);
 
 /* CLOCK_MONOTONIC in ns: thoth_clock_now reads the clock, thoth_loop_now

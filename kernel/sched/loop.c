@@ -33,6 +33,7 @@ struct thoth_source {
 	thoth_fd_fn fn;
 	void *arg;
 	bool dead;
+	thoth_source_t *prev, *next;   /* live sources, so thoth_loop_free frees them */
 	thoth_source_t *next_dead;
 };
 
@@ -64,6 +65,7 @@ struct thoth_loop {
 	uint64_t now;
 	deferred_t *deferred;
 	size_t n_deferred, cap_deferred;
+	thoth_source_t *live;       /* all sources not removed */
 	thoth_source_t *dead;       /* removed during dispatch, freed after */
 	bool stopped;
 	bool dispatching;
@@ -125,7 +127,12 @@ void thoth_loop_free(thoth_loop_t *loop)
 	if (!loop)
 		return;
 	free_dead(loop);
-	/* Pending timers belong to the loop. */
+	/* Sources and pending timers belong to the loop. */
+	while (loop->live) {
+		thoth_source_t *s = loop->live;
+		loop->live = s->next;
+		free(s);
+	}
 	while (loop->timers.n) {
 		timerq_entry_t *e = loop->timers.deadline_heap[0];
 		timerq_remove(&loop->timers, e);
@@ -168,6 +175,10 @@ int thoth_loop_add_fd(thoth_loop_t *loop, int fd, uint32_t events, thoth_fd_fn f
 		return e == EEXIST ? THOTH_E_EXISTS : e == EBADF || e == EPERM ? THOTH_E_INVAL : THOTH_E_IO;
 	}
 	loop->stats.fd_sources++;
+	s->next = loop->live;
+	if (loop->live)
+		loop->live->prev = s;
+	loop->live = s;
 	if (out)
 		*out = s;
 	return 0;
@@ -191,6 +202,12 @@ void thoth_loop_remove_fd(thoth_loop_t *loop, thoth_source_t *s)
 	epoll_ctl(loop->epfd, EPOLL_CTL_DEL, s->fd, NULL);   /* the fd may be closed already */
 	s->dead = true;
 	loop->stats.fd_sources--;
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		loop->live = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
 	s->next_dead = loop->dead;
 	loop->dead = s;
 	if (!loop->dispatching)
