@@ -192,7 +192,10 @@ int harness_resolve(thoth_control_t *ctl, const char *name, uint64_t *lease)
 		.prefer = THOTH_COMMON_LOCALITY_NUMA,
 	};
 	thoth_registry_Registry_resolve_resp_t resp;
-	int r = thoth_registry_Registry_resolve(&ctl->client, &req, &resp, NULL);
+	uint64_t scratch[512];          /* the instance's claims list decodes here */
+	thoth_arena_t arena;
+	thoth_arena_init(&arena, scratch, sizeof scratch);
+	int r = thoth_registry_Registry_resolve(&ctl->client, &req, &resp, &arena);
 	if (!r && lease)
 		*lease = resp.instance.lease;
 	return r;

@@ -1,0 +1,393 @@
+/*
+ * thothctl - inspect a running thothd.
+ *
+ *   thothctl [--runtime-dir DIR] [--json] status
+ *   thothctl [--runtime-dir DIR] [--json] services [--watch] [PREFIX]
+ *   thothctl [--runtime-dir DIR] [--json] resolve NAME [--min-version V]
+ *
+ * Exit status: 0 done, 1 failed (thothd not running, name not found, ...),
+ * 2 bad arguments.  Errors are one line on stderr.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "daemon.thoth.h"
+#include "registry.thoth.h"
+#include "thoth/service.h"
+
+static bool json;
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: thothctl [--runtime-dir DIR] [--json] COMMAND [ARGS]\n"
+		"\n"
+		"commands:\n"
+		"  status                          thothd's pid, uptime, clients, wake-ups\n"
+		"  services [--watch] [PREFIX]     registered instances (and, with --watch,\n"
+		"                                  every change as it happens)\n"
+		"  resolve NAME [--min-version V]  the instance a client would be given\n"
+		"\n"
+		"options:\n"
+		"  --runtime-dir DIR   thothd's runtime dir (default: $THOTH_RUNTIME_DIR,\n"
+		"                      else $XDG_RUNTIME_DIR/thoth, else /tmp/thoth-$UID)\n"
+		"  --json              machine-readable output (one JSON object per line)\n"
+		"  -h, --help          this text\n");
+}
+
+static int usage_error(const char *what, const char *arg)
+{
+	fprintf(stderr, "thothctl: %s%s%s\n", what, arg ? " " : "", arg ? arg : "");
+	usage(stderr);
+	return 2;
+}
+
+/* ---- output helpers ---------------------------------------------------------------- */
+
+static void json_str(const char *s, size_t len)
+{
+	putchar('"');
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '"' || c == '\\')
+			printf("\\%c", c);
+		else if (c < 0x20)
+			printf("\\u%04x", c);
+		else
+			putchar(c);
+	}
+	putchar('"');
+}
+
+static const char *locality_name(thoth_common_Locality_t l)
+{
+	switch (l) {
+	case THOTH_COMMON_LOCALITY_NUMA: return "numa";
+	case THOTH_COMMON_LOCALITY_HOST: return "host";
+	case THOTH_COMMON_LOCALITY_REMOTE: return "remote";
+	default: return "any";
+	}
+}
+
+static const char *kind_name(thoth_registry_ChangeKind_t k)
+{
+	switch (k) {
+	case THOTH_REGISTRY_CHANGE_KIND_ADDED: return "added";
+	case THOTH_REGISTRY_CHANGE_KIND_REMOVED: return "removed";
+	case THOTH_REGISTRY_CHANGE_KIND_EXPIRED: return "expired";
+	default: return "unknown";
+	}
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void instance_json(const thoth_registry_Instance_t *in, const char *event)
+{
+	const thoth_registry_Registration_t *r = &in->registration;
+	printf("{");
+	if (event)
+		printf("\"event\":\"%s\",", event);
+	printf("\"name\":");
+	json_str(r->name.ptr, r->name.len);
+	printf(",\"version\":");
+	json_str(r->version.ptr, r->version.len);
+	printf(",\"endpoint\":");
+	json_str(r->endpoint.addr.ptr, r->endpoint.addr.len);
+	printf(",\"numa_node\":%u,\"locality\":\"%s\",\"instance_id\":%llu,\"pid\":%u,"
+	       "\"features\":%llu,\"ttl_ms\":%u,\"lease\":\"%016llx\",\"registered_at_ns\":%llu,"
+	       "\"expires_at_ns\":%llu,\"owner_uid\":%u,\"claims\":[",
+	       r->endpoint.numa_node, locality_name(r->endpoint.locality),
+	       (unsigned long long)r->endpoint.instance_id, r->endpoint.pid,
+	       (unsigned long long)r->features, r->ttl_ms, (unsigned long long)in->lease,
+	       (unsigned long long)in->registered_at_ns, (unsigned long long)in->expires_at_ns,
+	       in->owner_uid);
+	for (uint32_t i = 0; i < r->claims.count; i++) {
+		const thoth_common_InterfaceClaim_t *c = &r->claims.items[i];
+		printf("%s{\"interface\":\"%s.%s\",\"version\":\"%u.%u\",\"schema_hash\":\"%016llx\"}",
+		       i ? "," : "", c->package.ptr, c->interface.ptr, c->major, c->minor,
+		       (unsigned long long)c->schema_hash);
+	}
+	printf("]}\n");
+}
+
+/* Column widths for a table of instances. */
+typedef struct widths {
+	int name, version, endpoint;
+} widths_t;
+
+static void widen(widths_t *w, const thoth_registry_Instance_t *in)
+{
+	const thoth_registry_Registration_t *r = &in->registration;
+	if ((int)r->name.len > w->name)
+		w->name = (int)r->name.len;
+	if ((int)r->version.len > w->version)
+		w->version = (int)r->version.len;
+	if ((int)r->endpoint.addr.len > w->endpoint)
+		w->endpoint = (int)r->endpoint.addr.len;
+}
+
+static void table_header(const widths_t *w, bool event)
+{
+	printf("%s%-*s  %-*s  %-*s  %4s  %-6s  %7s  %-16s  %s\n", event ? "EVENT    " : "",
+	       w->name, "NAME", w->version, "VERSION", w->endpoint, "ENDPOINT", "NUMA", "WHERE",
+	       "PID", "LEASE", "EXPIRES IN");
+}
+
+static void table_row(const widths_t *w, const thoth_registry_Instance_t *in, const char *event)
+{
+	const thoth_registry_Registration_t *r = &in->registration;
+	uint64_t now = now_ns();
+	double left = in->expires_at_ns > now ? (double)(in->expires_at_ns - now) / 1e9 : 0.0;
+	if (event)
+		printf("%-8s ", event);
+	printf("%-*.*s  %-*.*s  %-*.*s  %4u  %-6s  %7u  %016llx  %.1fs\n", w->name,
+	       (int)r->name.len, r->name.ptr, w->version, (int)r->version.len, r->version.ptr,
+	       w->endpoint, (int)r->endpoint.addr.len, r->endpoint.addr.ptr, r->endpoint.numa_node,
+	       locality_name(r->endpoint.locality), r->endpoint.pid, (unsigned long long)in->lease,
+	       left);
+}
+
+/* ---- commands ------------------------------------------------------------------------ */
+
+static int call_failed(thoth_control_t *ctl, const char *what, int r)
+{
+	if (r == THOTH_E_REMOTE)
+		fprintf(stderr, "thothctl: %s: %s\n", what, ctl->client.remote_message);
+	else
+		fprintf(stderr, "thothctl: %s: %s\n", what, thoth_strerror(r));
+	return 1;
+}
+
+static int cmd_status(thoth_control_t *ctl)
+{
+	thoth_daemon_Daemon_status_req_t req = { 0 };
+	thoth_daemon_Daemon_status_resp_t st;
+	int r = thoth_daemon_Daemon_status(&ctl->client, &req, &st, NULL);
+	if (r)
+		return call_failed(ctl, "status", r);
+	if (json) {
+		printf("{\"pid\":%u,\"version\":", st.pid);
+		json_str(st.version.ptr, st.version.len);
+		printf(",\"runtime_dir\":");
+		json_str(st.runtime_dir.ptr, st.runtime_dir.len);
+		printf(",\"uptime_ns\":%llu,\"clients\":%u,\"registrations\":%u,\"watches\":%u,"
+		       "\"wakeups\":%llu,\"wakeups_fd\":%llu,\"wakeups_timer\":%llu,"
+		       "\"timers_fired\":%llu,\"next_expiry_ns\":%llu}\n",
+		       (unsigned long long)st.uptime_ns, st.clients, st.registrations, st.watches,
+		       (unsigned long long)st.wakeups, (unsigned long long)st.wakeups_fd,
+		       (unsigned long long)st.wakeups_timer, (unsigned long long)st.timers_fired,
+		       (unsigned long long)st.next_expiry_ns);
+		return 0;
+	}
+	uint64_t now = now_ns();
+	printf("thothd %s, pid %u, up %.1f s\n", st.version.ptr, st.pid, (double)st.uptime_ns / 1e9);
+	printf("  runtime dir     %s\n", st.runtime_dir.ptr);
+	printf("  control socket  %s\n", ctl->path);
+	printf("  clients         %u\n", st.clients);
+	printf("  registrations   %u\n", st.registrations);
+	printf("  watches         %u\n", st.watches);
+	printf("  wake-ups        %llu (%llu I/O, %llu timer), %llu timers fired\n",
+	       (unsigned long long)st.wakeups, (unsigned long long)st.wakeups_fd,
+	       (unsigned long long)st.wakeups_timer, (unsigned long long)st.timers_fired);
+	if (st.next_expiry_ns)
+		printf("  next expiry     in %.1f s\n",
+		       st.next_expiry_ns > now ? (double)(st.next_expiry_ns - now) / 1e9 : 0.0);
+	else
+		printf("  next expiry     none (no timer armed)\n");
+	return 0;
+}
+
+static int list(thoth_control_t *ctl, const char *prefix, widths_t *w, bool print)
+{
+	thoth_registry_Registry_list_req_t req = { .prefix = thoth_str(prefix) };
+	thoth_registry_Registry_list_resp_t resp;
+	size_t scratch_cap = 64u << 20;
+	void *scratch = malloc(scratch_cap);
+	if (!scratch)
+		return call_failed(ctl, "list", THOTH_E_NOMEM);
+	thoth_arena_t arena;
+	thoth_arena_init(&arena, scratch, scratch_cap);
+	int r = thoth_registry_Registry_list(&ctl->client, &req, &resp, &arena);
+	if (r) {
+		free(scratch);
+		return call_failed(ctl, "list", r);
+	}
+	for (uint32_t i = 0; i < resp.instances.count; i++)
+		widen(w, &resp.instances.items[i]);
+	if (print) {
+		if (json) {
+			for (uint32_t i = 0; i < resp.instances.count; i++)
+				instance_json(&resp.instances.items[i], NULL);
+		} else if (!resp.instances.count) {
+			printf("no services registered%s%s\n", *prefix ? " under " : "", prefix);
+		} else {
+			table_header(w, false);
+			for (uint32_t i = 0; i < resp.instances.count; i++)
+				table_row(w, &resp.instances.items[i], NULL);
+		}
+	}
+	thoth_client_release(&ctl->client);
+	free(scratch);
+	return 0;
+}
+
+typedef struct watch_state {
+	widths_t *w;
+} watch_state_t;
+
+static void on_change(void *arg, const uint8_t *msg, size_t len)
+{
+	watch_state_t *ws = arg;
+	uint64_t scratch[8192];
+	thoth_arena_t arena;
+	thoth_arena_init(&arena, scratch, sizeof scratch);
+	thoth_registry_RegistryEvents_changed_req_t ev;
+	if (thoth_registry_RegistryEvents_changed_req_decode_msg(msg, len, &ev, &arena))
+		return;
+	if (json) {
+		instance_json(&ev.instance, kind_name(ev.kind));
+	} else {
+		widen(ws->w, &ev.instance);
+		table_row(ws->w, &ev.instance, kind_name(ev.kind));
+	}
+	fflush(stdout);
+}
+
+static int cmd_services(thoth_control_t *ctl, const char *prefix, bool watch)
+{
+	widths_t w = { 4, 7, 8 };
+	if (!watch)
+		return list(ctl, prefix, &w, true);
+	/* Subscribe first, then list: nothing falls between the two. */
+	watch_state_t ws = { &w };
+	ctl->sock.on_event = on_change;
+	ctl->sock.event_arg = &ws;
+	thoth_registry_Registry_watch_req_t req = { .prefix = thoth_str(prefix) };
+	thoth_registry_Registry_watch_resp_t resp;
+	int r = thoth_registry_Registry_watch(&ctl->client, &req, &resp, NULL);
+	if (r)
+		return call_failed(ctl, "watch", r);
+	w.name = w.name < 16 ? 16 : w.name;
+	w.endpoint = w.endpoint < 32 ? 32 : w.endpoint;
+	r = list(ctl, prefix, &w, true);
+	if (r)
+		return r;
+	if (!json) {
+		printf("-- watching%s%s for changes (Ctrl-C to stop) --\n", *prefix ? " " : "", prefix);
+		table_header(&w, true);
+	}
+	fflush(stdout);
+	for (;;) {
+		r = thoth_sock_client_poll_event(&ctl->sock, -1);
+		if (r < 0) {
+			fprintf(stderr, "thothctl: thothd went away (%s)\n", thoth_strerror(r));
+			return 1;
+		}
+	}
+}
+
+static int cmd_resolve(thoth_control_t *ctl, const char *name, const char *min_version)
+{
+	thoth_registry_Registry_resolve_req_t req = {
+		.name = thoth_str(name), .min_version = thoth_str(min_version),
+		.prefer = THOTH_COMMON_LOCALITY_NUMA,
+	};
+	thoth_registry_Registry_resolve_resp_t resp;
+	uint64_t scratch[1024];
+	thoth_arena_t arena;
+	thoth_arena_init(&arena, scratch, sizeof scratch);
+	int r = thoth_registry_Registry_resolve(&ctl->client, &req, &resp, &arena);
+	if (r == THOTH_E_REMOTE && ctl->client.remote_code == THOTH_REGISTRY_ERR_NOT_FOUND) {
+		fprintf(stderr, "thothctl: no live instance of '%s'%s%s\n", name,
+			*min_version ? " compatible with " : "", min_version);
+		return 1;
+	}
+	if (r)
+		return call_failed(ctl, "resolve", r);
+	if (json) {
+		instance_json(&resp.instance, NULL);
+	} else {
+		widths_t w = { 4, 7, 8 };
+		widen(&w, &resp.instance);
+		table_header(&w, false);
+		table_row(&w, &resp.instance, NULL);
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "runtime-dir", required_argument, NULL, 'r' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "watch", no_argument, NULL, 'w' },
+		{ "min-version", required_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *runtime_dir = NULL, *min_version = NULL;
+	bool watch = false;
+	int opt;
+	while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+		switch (opt) {
+		case 'r': runtime_dir = optarg; break;
+		case 'j': json = true; break;
+		case 'w': watch = true; break;
+		case 'v': min_version = optarg; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind >= argc)
+		return usage_error("no command given", NULL);
+	const char *cmd = argv[optind++];
+	int nargs = argc - optind;
+	const char *arg = nargs ? argv[optind] : NULL;
+	if (strcmp(cmd, "status") == 0) {
+		if (nargs || watch || min_version)
+			return usage_error("status takes no arguments", NULL);
+	} else if (strcmp(cmd, "services") == 0) {
+		if (nargs > 1 || min_version)
+			return usage_error("usage: services [--watch] [PREFIX]", NULL);
+	} else if (strcmp(cmd, "resolve") == 0) {
+		if (nargs != 1 || watch)
+			return usage_error("usage: resolve NAME [--min-version V]", NULL);
+	} else {
+		return usage_error("unknown command:", cmd);
+	}
+
+	thoth_control_t ctl;
+	int r = thoth_control_connect(&ctl, runtime_dir, 5000);
+	if (r == THOTH_E_NOT_RUNNING) {
+		struct stat st;
+		if (stat(ctl.path, &st) == 0)
+			fprintf(stderr, "thothctl: thothd is not running (nothing listens on %s)\n",
+				ctl.path);
+		else
+			fprintf(stderr, "thothctl: thothd is not running (no socket at %s)\n",
+				ctl.path);
+		return 1;
+	}
+	if (r) {
+		fprintf(stderr, "thothctl: cannot reach thothd at %s: %s\n",
+			ctl.path[0] ? ctl.path : "(runtime dir path too long)", thoth_strerror(r));
+		return 1;
+	}
+	if (strcmp(cmd, "status") == 0)
+		r = cmd_status(&ctl);
+	else if (strcmp(cmd, "services") == 0)
+		r = cmd_services(&ctl, arg ? arg : "", watch);
+	else
+		r = cmd_resolve(&ctl, arg, min_version ? min_version : "");
+	thoth_control_close(&ctl);
+	return r;
+}
