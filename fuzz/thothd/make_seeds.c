@@ -1,0 +1,106 @@
+/*
+ * make_seeds.c - writes the seed corpus of fuzz_thothd_control: one file per
+ * interesting conversation (valid calls of every Registry method and
+ * Daemon.status, a bad name, pipelined messages, garbage, an oversized
+ * header, a truncated message).  Run: fuzz_thothd_make_seeds DIR.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "daemon.thoth.h"
+#include "registry.thoth.h"
+
+static uint64_t buf[4096];
+static size_t len;
+
+static void add(const thoth_method_info_t *m, const void *req)
+{
+	thoth_msg_header_t meta = { .features = THOTH_REGISTRY_FEATURES_ALL, .request_id = 7 };
+	size_t n;
+	if (thoth_method_encode(m, false, req, &meta, (uint8_t *)buf + len, sizeof buf - len, &n)) {
+		fprintf(stderr, "cannot encode %s\n", m->name);
+		return;
+	}
+	len += n;
+}
+
+static void save(const char *dir, const char *name)
+{
+	char path[512];
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	FILE *f = fopen(path, "wb");
+	if (f) {
+		fwrite(buf, 1, len, f);
+		fclose(f);
+	}
+	len = 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 2) {
+		fprintf(stderr, "usage: %s DIR\n", argv[0]);
+		return 2;
+	}
+	const char *dir = argv[1];
+	thoth_common_InterfaceClaim_t claim = {
+		.package = thoth_str("thoth.echo"), .interface = thoth_str("Echo"),
+		.interface_id = thoth_wire_fnv1a32("thoth.echo.Echo"), .major = 1, .schema_hash = 1,
+	};
+	thoth_registry_Registry_register_req_t reg = { .reg = {
+		.name = thoth_str("echo"), .version = thoth_str("1.2.3"),
+		.endpoint = { .addr = thoth_str("/run/echo.sock"), .numa_node = 1,
+			      .locality = THOTH_COMMON_LOCALITY_HOST, .instance_id = 9, .pid = 1 },
+		.ttl_ms = 1000, .claims = { &claim, 1 },
+	} };
+	thoth_registry_Registry_resolve_req_t res = {
+		.name = thoth_str("echo"), .min_version = thoth_str("1.0.0"),
+		.prefer = THOTH_COMMON_LOCALITY_NUMA, .numa_node = 1,
+	};
+	thoth_str_t names[] = { thoth_str("echo"), thoth_str("codex") };
+	thoth_registry_Registry_batch_resolve_req_t batch = { .names = { names, 2 } };
+	thoth_registry_Registry_list_req_t list = { .prefix = thoth_str("e") };
+	thoth_registry_Registry_renew_req_t renew = { .lease = 0x1234 };
+	thoth_registry_Registry_withdraw_req_t withdraw = { .lease = 0x1234 };
+	thoth_registry_Registry_heartbeat_req_t hb = { .lease = 0x1234 };
+	thoth_registry_Registry_watch_req_t watch = { .prefix = thoth_str("") };
+	thoth_registry_Registry_unwatch_req_t unwatch = { .watch_id = 1 };
+	thoth_daemon_Daemon_status_req_t status = { 0 };
+
+	add(&thoth_registry_Registry_register_info, &reg);
+	save(dir, "register");
+	add(&thoth_registry_Registry_register_info, &reg);
+	add(&thoth_registry_Registry_resolve_info, &res);
+	add(&thoth_registry_Registry_list_info, &list);
+	add(&thoth_registry_Registry_batch_resolve_info, &batch);
+	save(dir, "register-resolve-list-batch");
+	add(&thoth_registry_Registry_renew_info, &renew);
+	add(&thoth_registry_Registry_heartbeat_info, &hb);
+	add(&thoth_registry_Registry_withdraw_info, &withdraw);
+	save(dir, "renew-heartbeat-withdraw");
+	add(&thoth_registry_Registry_watch_info, &watch);
+	add(&thoth_registry_Registry_unwatch_info, &unwatch);
+	add(&thoth_daemon_Daemon_status_info, &status);
+	save(dir, "watch-unwatch-status");
+	reg.reg.name = thoth_str("Not A Name");
+	add(&thoth_registry_Registry_register_info, &reg);
+	save(dir, "bad-name");
+	for (int i = 0; i < 10; i++) {
+		reg.reg.name = thoth_str(i % 2 ? "echo" : "codex");
+		add(&thoth_registry_Registry_register_info, &reg);
+	}
+	save(dir, "flood-past-limit");
+	add(&thoth_registry_Registry_resolve_info, &res);
+	len -= 12;                      /* truncated */
+	save(dir, "truncated");
+	memset(buf, 'x', 64);
+	len = 64;
+	save(dir, "garbage");
+	thoth_msg_header_t big = { .schema_major = 1, .flags = THOTH_MSG_REQUEST,
+				   .interface_id = THOTH_REGISTRY_REGISTRY_ID, .method = 2,
+				   .body_len = 64u << 20 };
+	thoth_wire_header_encode((uint8_t *)buf, &big);
+	len = THOTH_WIRE_HEADER_SIZE;
+	save(dir, "oversized-header");
+	return 0;
+}
