@@ -170,7 +170,7 @@ int thoth_client_call(thoth_client_t *c, const thoth_method_info_t *m,
 		return r;
 	c->holding_reply = true;
 
-	thoth_msg_header_t rh;
+	thoth_msg_header_t rh = { 0 };
 	r = thoth_wire_header_decode(c->reply.data, c->reply.len, &rh);
 	if (!r)
 		r = check_response(m, &rh, request_id);
@@ -216,7 +216,7 @@ int thoth_server_dispatch(const thoth_interface_info_t *iface, thoth_invoke_fn i
 			  const uint8_t *msg, size_t len, thoth_server_io_t *io)
 {
 	io->out_len = 0;
-	thoth_msg_header_t h;
+	thoth_msg_header_t h = { 0 };
 	int r = thoth_wire_header_decode(msg, len, &h);
 	if (r)
 		return r;

@@ -98,7 +98,7 @@ int thoth_stream_next(thoth_stream_reader_t *r, const uint8_t **msg, size_t *len
 		return r0;
 	if (r->len < size)
 		return 0;
-	thoth_msg_header_t h;
+	thoth_msg_header_t h = { 0 };
 	int err = thoth_wire_header_decode(r->buf, size, &h);
 	if (err)
 		return err;

@@ -622,7 +622,7 @@ static void test_server_answers_malformed_request_with_error_response(void **sta
 	thoth_st32(body + name_slot, 0x7ffffff8u);
 	thoth_server_io_t io;
 	assert_int_equal(lb_serve(&ctx, (uint8_t *)ctx.req, len, &io), 0);
-	thoth_msg_header_t h;
+	thoth_msg_header_t h = { 0 };
 	assert_int_equal(thoth_wire_header_decode((uint8_t *)ctx.resp, io.out_len, &h), 0);
 	assert_true(h.flags & THOTH_MSG_ERROR);
 	assert_int_equal(h.request_id, 5);

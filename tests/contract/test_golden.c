@@ -314,7 +314,7 @@ static void test_golden_registry_resolve_response_decodes_to_fixture(void **stat
 	assert_int_equal(in->registration.claims.items[0].schema_hash, 0x0102030405060708ull);
 	assert_int_equal(in->lease, 0xfeedface00000001ull);
 	assert_int_equal(in->owner_uid, 1000);
-	thoth_msg_header_t h;
+	thoth_msg_header_t h = { 0 };
 	assert_int_equal(thoth_wire_header_decode((uint8_t *)golden, n, &h), 0);
 	assert_int_equal(h.trace_id, 0x7472616365ull);
 	assert_int_equal(h.request_id, 42);

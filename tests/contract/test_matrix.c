@@ -142,7 +142,7 @@ static void test_new_method_sent_to_old_server_is_unknown_method(void **state)
 	thoth_server_io_t io = { .out = (uint8_t *)out, .cap = sizeof out, .arena = &a,
 				 .features = ~0ull };
 	assert_int_equal(v11_Registry_dispatch(&old_server, NULL, (uint8_t *)buf, len, &io), 0);
-	thoth_msg_header_t h;
+	thoth_msg_header_t h = { 0 };
 	assert_int_equal(thoth_wire_header_decode((uint8_t *)out, io.out_len, &h), 0);
 	assert_true(h.flags & THOTH_MSG_ERROR);
 	thoth_decoder_t d;

@@ -26,7 +26,7 @@ static size_t make_msg(uint16_t flags, uint32_t body_len)
 static void test_header_roundtrips_every_field(void **state)
 {
 	size_t len = make_msg(THOTH_MSG_REQUEST, 16);
-	thoth_msg_header_t h;
+	thoth_msg_header_t h = { 0 };
 	assert_int_equal(thoth_wire_header_decode((uint8_t *)buf, len, &h), 0);
 	assert_int_equal(h.schema_major, 1);
 	assert_int_equal(h.schema_minor, 2);
@@ -45,7 +45,7 @@ static void test_header_roundtrips_every_field(void **state)
 static void test_header_shorter_than_40_bytes_is_truncated(void **state)
 {
 	make_msg(THOTH_MSG_REQUEST, 0);
-	thoth_msg_header_t h;
+	thoth_msg_header_t h = { 0 };
 	for (size_t n = 0; n < THOTH_WIRE_HEADER_SIZE; n++)
 		assert_int_equal(thoth_wire_header_decode((uint8_t *)buf, n, &h), THOTH_E_TRUNCATED);
 }
@@ -54,7 +54,7 @@ static void test_header_bad_magic(void **state)
 {
 	size_t len = make_msg(THOTH_MSG_REQUEST, 0);
 	((uint8_t *)buf)[0] = 'X';
-	thoth_msg_header_t h;
+	thoth_msg_header_t h = { 0 };
 	assert_int_equal(thoth_wire_header_decode((uint8_t *)buf, len, &h), THOTH_E_BAD_MAGIC);
 }
 
@@ -64,7 +64,7 @@ static void test_header_inconsistent_flags(void **state)
 		0, THOTH_MSG_REQUEST | THOTH_MSG_RESPONSE, THOTH_MSG_RESPONSE | THOTH_MSG_ONEWAY,
 		THOTH_MSG_REQUEST | THOTH_MSG_ERROR, THOTH_MSG_REQUEST | 0x100,
 	};
-	thoth_msg_header_t h;
+	thoth_msg_header_t h = { 0 };
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		size_t len = make_msg(bad[i], 0);
 		assert_int_equal(thoth_wire_header_decode((uint8_t *)buf, len, &h), THOTH_E_BAD_FLAGS);
@@ -75,7 +75,7 @@ static void test_header_inconsistent_flags(void **state)
 
 static void test_header_body_length_must_match(void **state)
 {
-	thoth_msg_header_t h;
+	thoth_msg_header_t h = { 0 };
 	size_t len = make_msg(THOTH_MSG_REQUEST, 16);
 	assert_int_equal(thoth_wire_header_decode((uint8_t *)buf, len - 1, &h), THOTH_E_TRUNCATED);
 	assert_int_equal(thoth_wire_header_decode((uint8_t *)buf, len + 8, &h), THOTH_E_BAD_LENGTH);
