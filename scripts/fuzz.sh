@@ -10,12 +10,14 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 artifacts=$root/build/fuzz-artifacts
 mkdir -p "$artifacts"
 status=0
+# A fuzz target is a fuzz_* program with a seed corpus in fuzz/corpus/<name>/
+# (helpers such as seed generators have none and are skipped).
 for target in $(find "$build/fuzz" -type f -name 'fuzz_*' -perm -u+x | sort); do
 	name=$(basename "$target")
+	seeds=$root/fuzz/corpus/$name
+	[ -d "$seeds" ] || continue
 	work=$root/build/fuzz-corpus/$name
 	mkdir -p "$work"
-	seeds=$root/fuzz/corpus/$name
-	[ -d "$seeds" ] || seeds=""
 	echo "== $name: ${seconds}s"
 	if ! "$target" -max_total_time="$seconds" -artifact_prefix="$artifacts/$name-" \
 		-print_final_stats=1 "$work" $seeds 2>"$work.log"; then

@@ -454,6 +454,15 @@ static inline int thoth_decoder_str(thoth_decoder_t *d, uint32_t slot, thoth_str
 	return 0;
 }
 
+/* The frame length a struct pointer in SLOT claims, for thoth_decoder_frame's
+ * EXPECT_LEN.  A count of 0 is never valid for a struct: it is mapped to 1,
+ * which no frame can match, so the frame check reports THOTH_E_BAD_LENGTH. */
+static inline uint32_t thoth_wire_struct_ptr_len(const thoth_decoder_t *d, uint32_t slot)
+{
+	uint32_t n = thoth_le32(d->body + slot + 4);
+	return n ? n : 1;
+}
+
 int thoth_decoder_bytes(thoth_decoder_t *d, uint32_t slot, thoth_bytes_t *out);
 
 /* A scalar list: view into the body when aligned, else a copy in the arena. */

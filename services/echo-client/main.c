@@ -115,7 +115,7 @@ static void tick(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
 			s->failures++;
 			break;
 		}
-		thoth_echo_Echo_echo_req_t req = { .data = { (const uint8_t *)payload, sizeof payload } };
+		thoth_echo_Echo_echo_req_t req = { .data = { .ptr = (const uint8_t *)payload, .len = sizeof payload } };
 		thoth_echo_Echo_echo_resp_t resp;
 		int r = thoth_echo_Echo_echo(&x->client, &req, &resp, NULL);
 		if (r || resp.data.len != sizeof payload) {
