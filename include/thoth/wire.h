@@ -265,6 +265,24 @@ static inline int thoth_builder_alloc(thoth_builder_t *b, size_t n, uint32_t *of
 	return 0;
 }
 
+/* Like thoth_builder_alloc, but the N bytes are not zeroed (only the padding
+ * around them is): for data the caller overwrites at once, e.g. a copy. */
+static inline int thoth_builder_alloc_raw(thoth_builder_t *b, size_t n, uint32_t *off)
+{
+	if (b->err)
+		return b->err;
+	size_t start = thoth_wire_pad8(b->len);
+	size_t body_start = start - THOTH_WIRE_HEADER_SIZE;
+	if (n > THOTH_WIRE_MAX_BODY || body_start + n > THOTH_WIRE_MAX_BODY)
+		return b->err = THOTH_E_TOO_LARGE;
+	if (start > b->cap || n > b->cap - start)
+		return b->err = THOTH_E_NO_SPACE;
+	memset(b->buf + b->len, 0, start - b->len);
+	b->len = start + n;
+	*off = (uint32_t)body_start;
+	return 0;
+}
+
 /* Append a struct frame with a FIXED_SIZE fixed section; writes the frame
  * header and returns the frame's body offset in *off. */
 static inline int thoth_builder_frame(thoth_builder_t *b, uint32_t fixed_size,
@@ -303,10 +321,11 @@ static inline int thoth_builder_str(thoth_builder_t *b, uint32_t slot, thoth_str
 	if (r)
 		return b->err = r;
 	uint32_t off;
-	r = thoth_builder_alloc(b, (size_t)s.len + 1, &off);
+	r = thoth_builder_alloc_raw(b, (size_t)s.len + 1, &off);
 	if (r)
 		return r;
-	memcpy(thoth_builder_at(b, off), s.ptr, s.len); /* the NUL is already zeroed */
+	memcpy(thoth_builder_at(b, off), s.ptr, s.len);
+	thoth_builder_at(b, off)[s.len] = 0;
 	thoth_builder_ptr(b, slot, off, s.len);
 	return 0;
 }

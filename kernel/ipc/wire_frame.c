@@ -108,7 +108,10 @@ int thoth_builder_bytes(thoth_builder_t *b, uint32_t slot, const thoth_bytes_t *
 	if (!v->ptr && !v->reserve)
 		return b->err = THOTH_E_INVAL;
 	uint32_t off;
-	int r = thoth_builder_alloc(b, v->len, &off);
+	/* Reserved space is zeroed (a caller that writes less must not send
+	 * stale memory to a peer); copied bytes are written once, not twice. */
+	int r = v->reserve ? thoth_builder_alloc(b, v->len, &off)
+			   : thoth_builder_alloc_raw(b, v->len, &off);
 	if (r)
 		return r;
 	if (v->reserve)
@@ -132,7 +135,8 @@ int thoth_builder_list(thoth_builder_t *b, uint32_t slot, const void *items, uin
 	uint64_t size = (uint64_t)count * elem_size;
 	if (size > THOTH_WIRE_MAX_BODY)
 		return b->err = THOTH_E_TOO_LARGE;
-	int r = thoth_builder_alloc(b, (size_t)size, off);
+	int r = items ? thoth_builder_alloc_raw(b, (size_t)size, off)
+		      : thoth_builder_alloc(b, (size_t)size, off);
 	if (r)
 		return r;
 	if (items)
