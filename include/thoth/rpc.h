@@ -154,7 +154,7 @@ static inline int thoth_msg_open(const uint8_t *msg, size_t len, bool response, 
 				 uint32_t method, uint8_t major, thoth_decoder_t *d,
 				 thoth_arena_t *arena)
 {
-	thoth_msg_header_t h;
+	thoth_msg_header_t h = { 0 };
 	int r = thoth_wire_header_decode(msg, len, &h);
 	if (r)
 		return r;

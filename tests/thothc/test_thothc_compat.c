@@ -1,0 +1,546 @@
+/*
+ * test_thothc_compat.c - `thothc check`: one test per compatibility rule
+ * of docs/IDL.md, in both directions where the rule has two (the breaking
+ * change is reported; the compatible variant is accepted).
+ *
+ * Each test is OLD (below) against OLD with one edit, so the edit is the
+ * whole story; edits keep line numbers, so locations are checked too.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "ast.h"
+#include "compat.h"
+
+static const char OLD[] =
+	"package t;\n"                                              /*  1 */
+	"version 1.0;\n"                                            /*  2 */
+	"\n"                                                        /*  3 */
+	"feature trace = 0;\n"                                      /*  4 */
+	"error NotFound = 1;\n"                                     /*  5 */
+	"enum Color : u8 {\n"                                       /*  6 */
+	"  RED = 0;\n"                                              /*  7 */
+	"  GREEN = 1;\n"                                            /*  8 */
+	"}\n"                                                       /*  9 */
+	"strict enum Mode : u8 {\n"                                 /* 10 */
+	"  OFF = 0;\n"                                              /* 11 */
+	"  ON = 1;\n"                                               /* 12 */
+	"}\n"                                                       /* 13 */
+	"struct Point {\n"                                          /* 14 */
+	"  1: i32 x;\n"                                             /* 15 */
+	"  2: list<u32> tags;\n"                                    /* 16 */
+	"  3: optional u64 id;\n"                                   /* 17 */
+	"  4: Color color;\n"                                       /* 18 */
+	"}\n"                                                       /* 19 */
+	"interface Shapes {\n"                                      /* 20 */
+	"  1: get(string key) -> (Point p) error NotFound;\n"       /* 21 */
+	"  2: oneway ping(u64 seq);\n"                              /* 22 */
+	"  3: traced(u32 n) -> (u32 m) @requires(trace);\n"         /* 23 */
+	"}\n";                                                      /* 24 */
+
+static tidl_program_t *old_prog, *new_prog, *findings;
+static char *new_text;
+static int breaks;
+
+static int teardown(void **state)
+{
+	tidl_program_free(old_prog);
+	tidl_program_free(new_prog);
+	tidl_program_free(findings);
+	free(new_text);
+	old_prog = new_prog = findings = NULL;
+	new_text = NULL;
+	return 0;
+}
+
+/* OLD with FROM (which must occur exactly once) replaced by TO. */
+static const char *edit_of(const char *src, const char *from, const char *to)
+{
+	const char *at = strstr(src, from);
+	assert_non_null(at);
+	assert_null(strstr(at + 1, from));
+	size_t n = strlen(src) - strlen(from) + strlen(to) + 1;
+	char *out = malloc(n);
+	snprintf(out, n, "%.*s%s%s", (int)(at - src), src, to, at + strlen(from));
+	free(new_text);
+	new_text = out;
+	return out;
+}
+
+static const char *edit(const char *from, const char *to)
+{
+	return edit_of(OLD, from, to);
+}
+
+/* OLD at version 1.1 with one edit: the usual shape of a schema change. */
+static const char *bump(const char *from, const char *to)
+{
+	char *first = strdup(edit("version 1.0;", "version 1.1;"));
+	const char *r = edit_of(first, from, to);
+	free(first);
+	return r;
+}
+
+static void check(const char *new_src)
+{
+	tidl_file_t *of, *nf;
+	old_prog = tidl_program_new();
+	new_prog = tidl_program_new();
+	findings = tidl_program_new();
+	if (tidl_program_load_buffer(old_prog, "old.tidl", OLD, strlen(OLD), &of) != 0 ||
+	    tidl_program_load_buffer(new_prog, "new.tidl", new_src, strlen(new_src), &nf) != 0) {
+		tidl_program_print_diags(old_prog, stderr);
+		tidl_program_print_diags(new_prog, stderr);
+		fail_msg("a test schema does not load");
+	}
+	breaks = thothc_compat_check(of, nf, findings);
+	assert_int_equal((size_t)breaks, tidl_program_error_count(findings));
+}
+
+static const tidl_diag_t *finding(const char *needle)
+{
+	for (size_t i = 0; i < tidl_program_diag_count(findings); i++) {
+		const tidl_diag_t *d = tidl_program_diag(findings, i);
+		if (strstr(d->message, needle))
+			return d;
+	}
+	tidl_program_print_diags(findings, stderr);
+	fail_msg("no finding containing \"%s\"", needle);
+	return NULL;
+}
+
+/* NEW breaks compatibility, and one reason is NEEDLE at FILE:LINE. */
+static void assert_breaks(const char *new_src, const char *needle, const char *file, uint32_t line)
+{
+	check(new_src);
+	assert_true(breaks > 0);
+	const tidl_diag_t *d = finding(needle);
+	assert_int_equal(d->severity, TIDL_ERROR);
+	assert_string_equal(d->loc.file, file);
+	assert_int_equal(d->loc.line, line);
+}
+
+static void assert_compatible(const char *new_src)
+{
+	check(new_src);
+	if (breaks) {
+		tidl_program_print_diags(findings, stderr);
+		fail_msg("%d breaking change(s) reported", breaks);
+	}
+}
+
+/* NEW is compatible but draws the warning NEEDLE. */
+static void assert_warns(const char *new_src, const char *needle, uint32_t line)
+{
+	assert_compatible(new_src);
+	const tidl_diag_t *d = finding(needle);
+	assert_int_equal(d->severity, TIDL_WARNING);
+	assert_int_equal(d->loc.line, line);
+}
+
+static void test_compat_identical_schemas_are_compatible(void **state)
+{
+	assert_compatible(OLD);
+	assert_int_equal(tidl_program_diag_count(findings), 0);
+}
+
+/* ---- struct fields ---------------------------------------------------------- */
+
+static void test_compat_removed_field_breaks(void **state)
+{
+	assert_breaks(edit("  4: Color color;\n", ""), "field 4 'color' of struct 'Point' removed", "old.tidl", 18);
+}
+
+static void test_compat_renamed_field_is_a_warning(void **state)
+{
+	assert_warns(edit("i32 x;", "i32 left;"), "field 1 of struct 'Point' renamed from 'x' to 'left' (compatible)", 15);
+}
+
+static void test_compat_renumbered_field_breaks(void **state)
+{
+	assert_breaks(edit("  3: optional u64 id;\n  4: Color color;", "  3: Color color;"),
+		      "field 'color' of struct 'Point' renumbered from 4 to 3", "new.tidl", 17);
+}
+
+static void test_compat_changed_field_type_breaks(void **state)
+{
+	assert_breaks(edit("i32 x;", "i64 x;"), "field 'x' of struct 'Point' changed type from i32 to i64", "new.tidl", 15);
+}
+
+static void test_compat_changed_list_element_type_breaks(void **state)
+{
+	assert_breaks(edit("list<u32> tags", "list<u64> tags"),
+		      "field 'tags' of struct 'Point' changed type from list<u32> to list<u64>", "new.tidl", 16);
+}
+
+static void test_compat_same_type_written_qualified_is_compatible(void **state)
+{
+	assert_compatible(edit("4: Color color;", "4: t.Color color;"));
+}
+
+static void test_compat_field_made_required_breaks(void **state)
+{
+	assert_breaks(edit("optional u64 id;", "u64 id;"),
+		      "field 'id' of struct 'Point' changed from optional to required", "new.tidl", 17);
+}
+
+static void test_compat_field_made_optional_breaks(void **state)
+{
+	assert_breaks(edit("i32 x;", "optional i32 x;"),
+		      "field 'x' of struct 'Point' changed from required to optional", "new.tidl", 15);
+}
+
+static void test_compat_added_field_with_since_is_compatible(void **state)
+{
+	assert_compatible(bump("4: Color color;", "4: Color color; 5: bool up @since(1.1);"));
+}
+
+static void test_compat_added_field_without_since_breaks(void **state)
+{
+	assert_breaks(bump("4: Color color;", "4: Color color; 5: bool up;"),
+		      "field 5 'up' of struct 'Point' added without @since (must be newer than the old version 1.0)",
+		      "new.tidl", 18);
+}
+
+static void test_compat_added_field_with_since_not_newer_than_old_breaks(void **state)
+{
+	assert_breaks(bump("4: Color color;", "4: Color color; 5: bool up @since(1.0);"),
+		      "added with @since(1.0), which is not newer than the old version 1.0", "new.tidl", 18);
+}
+
+/* ---- declarations ----------------------------------------------------------- */
+
+static void test_compat_removed_type_breaks(void **state)
+{
+	assert_breaks(edit("strict enum Mode : u8 {\n  OFF = 0;\n  ON = 1;\n}\n", ""), "enum 'Mode' removed", "old.tidl", 10);
+}
+
+static void test_compat_new_types_need_no_since(void **state)
+{
+	assert_compatible(bump("interface Shapes {",
+			       "struct Box { 1: Point a; } enum Size : u16 { S = 0; } error Gone = 9; "
+			       "interface Extra { 1: m(); } interface Shapes {"));
+}
+
+static void test_compat_changed_package_breaks(void **state)
+{
+	assert_breaks(edit("package t;", "package u;"), "package changed from 't' to 'u'", "new.tidl", 2);
+}
+
+static void test_compat_lowered_version_breaks(void **state)
+{
+	assert_breaks(edit("version 1.0;", "version 0.9;"), "version lowered from 1.0 to 0.9", "new.tidl", 2);
+}
+
+static void test_compat_raised_version_is_compatible(void **state)
+{
+	assert_compatible(edit("version 1.0;", "version 1.7;"));
+}
+
+static void test_compat_same_version_without_additions_is_compatible(void **state)
+{
+	assert_compatible(edit("i32 x;", "i32 left;"));
+}
+
+static void test_compat_same_version_with_an_addition_breaks(void **state)
+{
+	/* @since must be newer than 1.0 and, in NEW, not newer than 1.0: impossible */
+	assert_breaks(edit("4: Color color;", "4: Color color; 5: bool up @since(1.0);"),
+		      "field 5 'up' of struct 'Point' added with @since(1.0)", "new.tidl", 18);
+}
+
+/* ---- methods --------------------------------------------------------------- */
+
+static void test_compat_removed_method_breaks(void **state)
+{
+	assert_breaks(edit("  2: oneway ping(u64 seq);\n", ""), "method 2 'Shapes.ping' removed", "old.tidl", 22);
+}
+
+static void test_compat_renamed_method_is_a_warning(void **state)
+{
+	assert_warns(edit("oneway ping(", "oneway beat("), "method 2 of 'Shapes' renamed from 'ping' to 'beat' (compatible)", 22);
+}
+
+static void test_compat_renumbered_method_breaks(void **state)
+{
+	assert_breaks(edit("2: oneway ping", "4: oneway ping"), "method 'Shapes.ping' renumbered from 2 to 4", "new.tidl", 22);
+}
+
+static void test_compat_added_method_with_since_is_compatible(void **state)
+{
+	assert_compatible(bump("  2: oneway ping(u64 seq);", "  2: oneway ping(u64 seq); 4: stop() @since(1.1);"));
+}
+
+static void test_compat_added_method_without_since_breaks(void **state)
+{
+	assert_breaks(bump("  2: oneway ping(u64 seq);", "  2: oneway ping(u64 seq); 4: stop();"),
+		      "method 4 'Shapes.stop' added without @since", "new.tidl", 22);
+}
+
+static void test_compat_added_method_requiring_a_new_feature_is_compatible(void **state)
+{
+	char *first = strdup(bump("feature trace = 0;", "feature trace = 0; feature bulk = 1 @since(1.1);"));
+	assert_compatible(edit_of(first, "  2: oneway ping(u64 seq);",
+				  "  2: oneway ping(u64 seq); 4: bulk_get(list<string> keys) @since(1.1) @requires(bulk);"));
+	free(first);
+}
+
+static void test_compat_oneway_made_two_way_breaks(void **state)
+{
+	assert_breaks(edit("oneway ping(u64 seq);", "ping(u64 seq);"),
+		      "method 'Shapes.ping' changed from oneway to two-way", "new.tidl", 22);
+}
+
+static void test_compat_two_way_made_oneway_breaks(void **state)
+{
+	assert_breaks(edit("3: traced(u32 n) -> (u32 m)", "3: oneway traced(u32 n)"),
+		      "method 'Shapes.traced' changed from two-way to oneway", "new.tidl", 23);
+}
+
+static void test_compat_changed_parameter_type_breaks(void **state)
+{
+	assert_breaks(edit("get(string key)", "get(bytes key)"),
+		      "parameter 'key' of the request of method 'Shapes.get' changed type from string to bytes", "new.tidl", 21);
+}
+
+static void test_compat_changed_result_type_breaks(void **state)
+{
+	assert_breaks(edit("-> (u32 m)", "-> (u64 m)"),
+		      "parameter 'm' of the response of method 'Shapes.traced' changed type from u32 to u64", "new.tidl", 23);
+}
+
+static void test_compat_parameter_made_optional_breaks(void **state)
+{
+	assert_breaks(edit("get(string key)", "get(optional string key)"),
+		      "changed from required to optional", "new.tidl", 21);
+}
+
+static void test_compat_renamed_parameter_is_a_warning(void **state)
+{
+	assert_warns(edit("get(string key)", "get(string name)"),
+		     "parameter 1 of the request of method 'Shapes.get' renamed from 'key' to 'name' (compatible)", 21);
+}
+
+static void test_compat_appended_parameter_with_since_is_compatible(void **state)
+{
+	assert_compatible(bump("get(string key)", "get(string key, u32 limit @since(1.1))"));
+}
+
+static void test_compat_appended_parameter_without_since_breaks(void **state)
+{
+	assert_breaks(bump("get(string key)", "get(string key, u32 limit)"),
+		      "parameter 2 'limit' of the request of method 'Shapes.get' added without @since", "new.tidl", 21);
+}
+
+static void test_compat_inserted_parameter_breaks(void **state)
+{
+	assert_breaks(bump("get(string key)", "get(u32 limit @since(1.1), string key)"),
+		      "parameter 'limit' of the request of method 'Shapes.get' changed type from string to u32", "new.tidl", 21);
+}
+
+static void test_compat_removed_parameter_breaks(void **state)
+{
+	assert_breaks(edit("traced(u32 n)", "traced()"),
+		      "parameter 1 'n' of the request of method 'Shapes.traced' removed", "old.tidl", 23);
+}
+
+static void test_compat_appended_result_with_since_is_compatible(void **state)
+{
+	assert_compatible(bump("-> (u32 m)", "-> (u32 m, bool more @since(1.1))"));
+}
+
+static void test_compat_appended_result_without_since_breaks(void **state)
+{
+	assert_breaks(bump("-> (u32 m)", "-> (u32 m, bool more)"),
+		      "parameter 2 'more' of the response of method 'Shapes.traced' added without @since", "new.tidl", 23);
+}
+
+static void test_compat_changed_requires_breaks(void **state)
+{
+	assert_breaks(edit(" @requires(trace);", ";"),
+		      "method 'Shapes.traced' changed @requires from trace to (none)", "new.tidl", 23);
+}
+
+static void test_compat_added_requires_breaks(void **state)
+{
+	assert_breaks(edit("error NotFound;", "error NotFound @requires(trace);"),
+		      "method 'Shapes.get' changed @requires from (none) to trace", "new.tidl", 21);
+}
+
+static void test_compat_added_error_in_a_method_is_compatible(void **state)
+{
+	char *first = strdup(edit("error NotFound = 1;", "error NotFound = 1; error Gone = 2;"));
+	assert_compatible(edit_of(first, "error NotFound;", "error NotFound | Gone;"));
+	free(first);
+}
+
+static void test_compat_removed_error_in_a_method_is_compatible(void **state)
+{
+	assert_compatible(edit(" error NotFound;", ";"));
+}
+
+static void test_compat_changed_error_code_breaks(void **state)
+{
+	assert_breaks(edit("NotFound = 1;", "NotFound = 2;"), "error 'NotFound' changed its code from 1 to 2", "new.tidl", 5);
+}
+
+/* ---- enums -------------------------------------------------------------------- */
+
+static void test_compat_removed_enum_value_breaks(void **state)
+{
+	assert_breaks(edit("  GREEN = 1;\n", ""), "enum value 'Color.GREEN' (1) removed", "old.tidl", 8);
+}
+
+static void test_compat_renamed_enum_value_is_a_warning(void **state)
+{
+	assert_warns(edit("GREEN = 1;", "LIME = 1;"), "enum value 1 of 'Color' renamed from 'GREEN' to 'LIME' (compatible)", 8);
+}
+
+static void test_compat_renumbered_enum_value_breaks(void **state)
+{
+	assert_breaks(edit("GREEN = 1;", "GREEN = 7;"), "enum value 'Color.GREEN' renumbered from 1 to 7", "new.tidl", 8);
+}
+
+static void test_compat_added_enum_value_with_since_is_compatible(void **state)
+{
+	assert_compatible(bump("GREEN = 1;", "GREEN = 1; BLUE = 2 @since(1.1);"));
+}
+
+static void test_compat_added_enum_value_without_since_breaks(void **state)
+{
+	assert_breaks(bump("GREEN = 1;", "GREEN = 1; BLUE = 2;"), "enum value 'Color.BLUE' added without @since", "new.tidl", 8);
+}
+
+static void test_compat_added_value_in_a_strict_enum_breaks(void **state)
+{
+	assert_breaks(bump("ON = 1;", "ON = 1; AUTO = 2 @since(1.1);"),
+		      "enum value 'Mode.AUTO' added to a strict enum: old readers reject it", "new.tidl", 12);
+}
+
+static void test_compat_value_added_while_making_a_strict_enum_flexible_breaks(void **state)
+{
+	char *first = strdup(bump("strict enum Mode", "enum Mode"));
+	assert_breaks(edit_of(first, "ON = 1;", "ON = 1; AUTO = 2 @since(1.1);"),
+		      "added to a strict enum", "new.tidl", 12);
+	free(first);
+}
+
+static void test_compat_flexible_enum_made_strict_breaks(void **state)
+{
+	assert_breaks(edit("enum Color", "strict enum Color"), "enum 'Color' became strict", "new.tidl", 6);
+}
+
+static void test_compat_strict_enum_made_flexible_is_compatible(void **state)
+{
+	assert_compatible(edit("strict enum Mode", "enum Mode"));
+}
+
+static void test_compat_changed_enum_underlying_type_breaks(void **state)
+{
+	assert_breaks(edit("enum Color : u8", "enum Color : u16"),
+		      "enum 'Color' changed its underlying type from u8 to u16", "new.tidl", 6);
+}
+
+/* ---- features --------------------------------------------------------------- */
+
+static void test_compat_moved_feature_bit_breaks(void **state)
+{
+	assert_breaks(edit("trace = 0;", "trace = 5;"), "feature 'trace' moved from bit 0 to bit 5", "new.tidl", 4);
+}
+
+static void test_compat_removed_feature_breaks(void **state)
+{
+	char *first = strdup(edit("feature trace = 0;", ""));
+	assert_breaks(edit_of(first, " @requires(trace);", ";"), "feature 'trace' (bit 0) removed", "old.tidl", 4);
+	free(first);
+}
+
+static void test_compat_renamed_feature_is_a_warning(void **state)
+{
+	char *first = strdup(edit("feature trace = 0;", "feature tracing = 0;"));
+	assert_warns(edit_of(first, "@requires(trace)", "@requires(tracing)"),
+		     "feature bit 0 renamed from 'trace' to 'tracing' (compatible)", 4);
+	free(first);
+}
+
+static void test_compat_added_feature_with_since_is_compatible(void **state)
+{
+	assert_compatible(bump("feature trace = 0;", "feature trace = 0; feature bulk = 1 @since(1.1);"));
+}
+
+static void test_compat_added_feature_without_since_breaks(void **state)
+{
+	assert_breaks(bump("feature trace = 0;", "feature trace = 0; feature bulk = 1;"),
+		      "feature 'bulk' added without @since", "new.tidl", 4);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+#define T(name) cmocka_unit_test_teardown(name, teardown)
+		T(test_compat_identical_schemas_are_compatible),
+		T(test_compat_removed_field_breaks),
+		T(test_compat_renamed_field_is_a_warning),
+		T(test_compat_renumbered_field_breaks),
+		T(test_compat_changed_field_type_breaks),
+		T(test_compat_changed_list_element_type_breaks),
+		T(test_compat_same_type_written_qualified_is_compatible),
+		T(test_compat_field_made_required_breaks),
+		T(test_compat_field_made_optional_breaks),
+		T(test_compat_added_field_with_since_is_compatible),
+		T(test_compat_added_field_without_since_breaks),
+		T(test_compat_added_field_with_since_not_newer_than_old_breaks),
+		T(test_compat_removed_type_breaks),
+		T(test_compat_new_types_need_no_since),
+		T(test_compat_changed_package_breaks),
+		T(test_compat_lowered_version_breaks),
+		T(test_compat_raised_version_is_compatible),
+		T(test_compat_same_version_without_additions_is_compatible),
+		T(test_compat_same_version_with_an_addition_breaks),
+		T(test_compat_removed_method_breaks),
+		T(test_compat_renamed_method_is_a_warning),
+		T(test_compat_renumbered_method_breaks),
+		T(test_compat_added_method_with_since_is_compatible),
+		T(test_compat_added_method_without_since_breaks),
+		T(test_compat_added_method_requiring_a_new_feature_is_compatible),
+		T(test_compat_oneway_made_two_way_breaks),
+		T(test_compat_two_way_made_oneway_breaks),
+		T(test_compat_changed_parameter_type_breaks),
+		T(test_compat_changed_result_type_breaks),
+		T(test_compat_parameter_made_optional_breaks),
+		T(test_compat_renamed_parameter_is_a_warning),
+		T(test_compat_appended_parameter_with_since_is_compatible),
+		T(test_compat_appended_parameter_without_since_breaks),
+		T(test_compat_inserted_parameter_breaks),
+		T(test_compat_removed_parameter_breaks),
+		T(test_compat_appended_result_with_since_is_compatible),
+		T(test_compat_appended_result_without_since_breaks),
+		T(test_compat_changed_requires_breaks),
+		T(test_compat_added_requires_breaks),
+		T(test_compat_added_error_in_a_method_is_compatible),
+		T(test_compat_removed_error_in_a_method_is_compatible),
+		T(test_compat_changed_error_code_breaks),
+		T(test_compat_removed_enum_value_breaks),
+		T(test_compat_renamed_enum_value_is_a_warning),
+		T(test_compat_renumbered_enum_value_breaks),
+		T(test_compat_added_enum_value_with_since_is_compatible),
+		T(test_compat_added_enum_value_without_since_breaks),
+		T(test_compat_added_value_in_a_strict_enum_breaks),
+		T(test_compat_value_added_while_making_a_strict_enum_flexible_breaks),
+		T(test_compat_flexible_enum_made_strict_breaks),
+		T(test_compat_strict_enum_made_flexible_is_compatible),
+		T(test_compat_changed_enum_underlying_type_breaks),
+		T(test_compat_moved_feature_bit_breaks),
+		T(test_compat_removed_feature_breaks),
+		T(test_compat_renamed_feature_is_a_warning),
+		T(test_compat_added_feature_with_since_is_compatible),
+		T(test_compat_added_feature_without_since_breaks),
+#undef T
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

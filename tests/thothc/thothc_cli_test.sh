@@ -1,0 +1,42 @@
+#!/bin/sh
+# thothc_cli_test.sh THOTHC SCHEMA_DIR - the thothc command line end to end:
+# exit status 0/1/2 of `check`, usage errors, --help and --version.
+thothc=$1
+dir=$2
+failures=0
+
+# expect STATUS PATTERN command...: exit status is STATUS and stderr+stdout
+# match the grep pattern PATTERN.
+expect() {
+	want=$1 pattern=$2
+	shift 2
+	out=$("$@" 2>&1)
+	got=$?
+	if [ "$got" != "$want" ]; then
+		echo "FAIL: '$*' exited $got, want $want"; echo "$out"; failures=$((failures + 1))
+	elif ! printf '%s\n' "$out" | grep -q -- "$pattern"; then
+		echo "FAIL: '$*' output lacks '$pattern'"; echo "$out"; failures=$((failures + 1))
+	else
+		echo "ok: $*"
+	fi
+}
+
+c=$dir/compat
+expect 0 '' "$thothc" check "$c/v1.tidl" "$c/v1_1_compatible.tidl"
+expect 1 "v1_1_breaking.tidl:4:3: error: field 'x' of struct 'Point' changed type from i32 to i64" \
+	"$thothc" check "$c/v1.tidl" "$c/v1_1_breaking.tidl"
+expect 1 "v1.tidl:5:3: error: field 2 'y' of struct 'Point' removed" \
+	"$thothc" check "$c/v1.tidl" "$c/v1_1_breaking.tidl"
+expect 1 'thothc: 2 breaking changes' "$thothc" check "$c/v1.tidl" "$c/v1_1_breaking.tidl"
+expect 2 "missing_semicolon.tidl:6:3: error: expected ';' after field" \
+	"$thothc" check "$c/v1.tidl" "$dir/bad/missing_semicolon.tidl"
+expect 2 "cannot open '$dir/nope.tidl': No such file or directory" \
+	"$thothc" check "$dir/nope.tidl" "$c/v1.tidl"
+expect 2 'check needs exactly two files' "$thothc" check "$c/v1.tidl"
+expect 2 'usage: thothc' "$thothc" frobnicate
+expect 2 'missing command' "$thothc"
+expect 2 'gen needs -o OUTDIR' "$thothc" gen --lang c "$c/v1.tidl"
+expect 0 'usage: thothc' "$thothc" --help
+expect 0 '^thothc ' "$thothc" --version
+
+[ "$failures" = 0 ] || { echo "$failures failure(s)"; exit 1; }
