@@ -115,7 +115,8 @@ static uint64_t hash_lease(uint64_t lease)
 
 static bool has_prefix(const char *s, size_t len, const char *prefix, size_t prefix_len)
 {
-	return prefix_len <= len && memcmp(s, prefix, prefix_len) == 0;
+	/* An empty prefix may come as a NULL view: memcmp must not see it. */
+	return prefix_len == 0 || (prefix_len <= len && memcmp(s, prefix, prefix_len) == 0);
 }
 
 /* ---- validation ------------------------------------------------------------ */

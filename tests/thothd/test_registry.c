@@ -490,6 +490,23 @@ static void test_peer_death_tells_other_watchers(void **state)
 	assert_int_equal(thoth_registry_watch_count(f->reg), 1);
 }
 
+static void test_empty_prefix_may_be_a_null_view(void **state)
+{
+	/* Found by fuzz_thothd_control (UBSan: memcmp with NULL): a decoded
+	 * empty string may be { NULL, 0 }. */
+	fixture_t *f = *state;
+	thoth_str_t none = { NULL, 0 };
+	uint64_t w;
+	assert_int_equal(thoth_registry_watch(f->reg, f->bob, none, &w), 0);
+	add(f, f->alice, "echo", "1.0.0", 0, LOCAL, 1000, 0);
+	assert_int_equal(f->n_events, 1);
+	const thoth_registry_Instance_t **v;
+	size_t n;
+	assert_int_equal(thoth_registry_list(f->reg, none, ANY, 1, &v, &n), 0);
+	assert_int_equal(n, 1);
+	free(v);
+}
+
 /* ---- scale ------------------------------------------------------------------------------ */
 
 static void test_hundred_thousand_registrations(void **state)
@@ -552,6 +569,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_watch_sees_add_remove_expire, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unwatch_of_another_owners_watch_is_not_found, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_peer_death_tells_other_watchers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_empty_prefix_may_be_a_null_view, setup, teardown),
 		cmocka_unit_test(test_hundred_thousand_registrations),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
