@@ -247,26 +247,10 @@ static inline uint8_t *thoth_builder_at(thoth_builder_t *b, uint32_t off)
 
 static inline size_t thoth_wire_pad8(size_t n) { return (n + 7u) & ~(size_t)7u; }
 
-/* Append N zeroed bytes, 8-aligned; body offset in *off.  0 or NO_SPACE/TOO_LARGE.
- * Inline: generated code calls it with sizes known at compile time. */
-static inline int thoth_builder_alloc(thoth_builder_t *b, size_t n, uint32_t *off)
-{
-	if (b->err)
-		return b->err;
-	size_t start = thoth_wire_pad8(b->len);
-	size_t body_start = start - THOTH_WIRE_HEADER_SIZE;
-	if (n > THOTH_WIRE_MAX_BODY || body_start + n > THOTH_WIRE_MAX_BODY)
-		return b->err = THOTH_E_TOO_LARGE;
-	if (start > b->cap || n > b->cap - start)
-		return b->err = THOTH_E_NO_SPACE;
-	memset(b->buf + b->len, 0, start - b->len + n);
-	b->len = start + n;
-	*off = (uint32_t)body_start;
-	return 0;
-}
-
-/* Like thoth_builder_alloc, but the N bytes are not zeroed (only the padding
- * around them is): for data the caller overwrites at once, e.g. a copy. */
+/* Append N bytes, 8-aligned, body offset in *off; 0 or NO_SPACE/TOO_LARGE.
+ * The alignment gap before them is zeroed, the N bytes are not: for data
+ * the caller overwrites at once (a copy).  Inline: generated code calls the
+ * allocators with sizes known at compile time. */
 static inline int thoth_builder_alloc_raw(thoth_builder_t *b, size_t n, uint32_t *off)
 {
 	if (b->err)
@@ -281,6 +265,15 @@ static inline int thoth_builder_alloc_raw(thoth_builder_t *b, size_t n, uint32_t
 	b->len = start + n;
 	*off = (uint32_t)body_start;
 	return 0;
+}
+
+/* The same, with the N bytes zeroed (struct frames, reserved space). */
+static inline int thoth_builder_alloc(thoth_builder_t *b, size_t n, uint32_t *off)
+{
+	int r = thoth_builder_alloc_raw(b, n, off);
+	if (!r)
+		memset(b->buf + THOTH_WIRE_HEADER_SIZE + *off, 0, n);
+	return r;
 }
 
 /* Append a struct frame with a FIXED_SIZE fixed section; writes the frame
