@@ -42,6 +42,13 @@ typedef void (*thoth_signal_fn)(thoth_loop_t *loop, const struct signalfd_siginf
 				void *arg);
 typedef void (*thoth_defer_fn)(thoth_loop_t *loop, void *arg);
 
+/* Why the loop woke up: arg0 of the loop_wakeup trace event (a mask: one
+ * wake-up can have several reasons). */
+#define THOTH_LOOP_WAKE_FD       1u  /* an fd source was ready */
+#define THOTH_LOOP_WAKE_TIMER    2u  /* the timerfd expired */
+#define THOTH_LOOP_WAKE_SIGNAL   4u  /* the signalfd was readable */
+#define THOTH_LOOP_WAKE_DEFERRED 8u  /* deferred callbacks ran: no sleep */
+
 /* Why the loop woke up, counted (thoth_loop_stats). */
 typedef struct thoth_loop_stats {
 	uint64_t wakeups;           /* epoll_wait returns */

@@ -10,6 +10,10 @@
  * thoth_stream_reader_t; blocking clients (thothctl, services talking to
  * thothd) use thoth_sock_client_t, a thoth_transport_ops_t for generated
  * stubs.
+ *
+ * Both are traced (category IPC, docs/OBSERVABILITY.md): msg_recv when a
+ * whole message is handed out, msg_send when one is written; a request sent
+ * with tracing on and no trace id of its own gets a fresh one.
  */
 #ifndef THOTH_STREAM_H
 #define THOTH_STREAM_H
@@ -41,6 +45,15 @@ void thoth_stream_reader_free(thoth_stream_reader_t *r);
 int thoth_stream_fill(thoth_stream_reader_t *r, int fd);
 
 /*
+ * thoth_stream_fill that also takes file descriptors passed with the bytes
+ * (SCM_RIGHTS, received close-on-exec): up to MAX_FDS are stored in FDS and
+ * counted in *N_FDS (the caller owns them); any beyond are closed.  A plain
+ * thoth_stream_fill would let the kernel close them.
+ */
+int thoth_stream_fill_fds(thoth_stream_reader_t *r, int fd, int *fds, size_t max_fds,
+			  size_t *n_fds);
+
+/*
  * The next complete message, if any: returns 1 and sets msg and len (valid
  * until thoth_stream_consume), 0 when more bytes are needed, or a negative
  * THOTH_E_* when the buffered header is invalid (bad magic, flags, or a
@@ -52,8 +65,14 @@ int thoth_stream_next(thoth_stream_reader_t *r, const uint8_t **msg, size_t *len
 /* Drop the message returned by thoth_stream_next. */
 void thoth_stream_consume(thoth_stream_reader_t *r);
 
-/* Write all of BUF (blocking, MSG_NOSIGNAL); THOTH_E_PEER_GONE on EPIPE. */
+/* Write all of BUF (blocking, MSG_NOSIGNAL); THOTH_E_PEER_GONE on EPIPE.
+ * A BUF holding one whole message is traced as msg_send (OBS-1). */
 int thoth_stream_write_all(int fd, const void *buf, size_t len);
+
+/* Write the whole message MSG with FD attached (SCM_RIGHTS, delivered with
+ * its first byte) to the stream socket SOCK (blocking).  The receiver takes
+ * it with thoth_stream_fill_fds.  Used to hand thothd a trace buffer. */
+int thoth_stream_send_fd(int sock, const void *msg, size_t len, int fd);
 
 /* ---- blocking client transport ------------------------------------------ */
 

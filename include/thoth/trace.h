@@ -92,6 +92,28 @@ int thoth_trace_set_enabled(uint64_t mask);
 int thoth_trace_enable(uint64_t mask);
 int thoth_trace_disable(uint64_t mask);
 
+/*
+ * What every ThothOS process calls at start-up (thothd, services, clients):
+ * create the buffer with the defaults below, all categories OFF, so that a
+ * collector (thothd, `thothctl trace start`) can switch them on at run time.
+ * Cheap: one memfd of ring_count x ring_records x 64 B whose pages are only
+ * touched by threads that trace, plus a clock anchor (~1 us in all).
+ * Idempotent (0 when a buffer exists).  The environment can change it:
+ *   THOTH_TRACE=off            no buffer (returns 0, trace points stay off)
+ *   THOTH_TRACE=ipc,loop,...   categories switched on from the start
+ * Defaults: 16 rings of 16384 records (1 MiB per tracing thread),
+ * THOTH_TRACE_OVERWRITE_OLDEST.
+ */
+int thoth_trace_init_process(const char *process_name);
+
+/* "ipc,registry,timer,loop,pm,user" (any subset, comma-separated; "all") to
+ * a mask.  THOTH_E_INVAL names nothing known. */
+int thoth_trace_parse_categories(const char *list, uint64_t *mask);
+
+/* A fresh trace id for a message whose caller set none: this process's pid
+ * in the high 32 bits, a counter below.  Never 0. */
+uint64_t thoth_trace_new_id(void);
+
 /* ---- trace points -------------------------------------------------------- */
 
 /* Fields of one event besides those the library fills (time, cpu, tid). */

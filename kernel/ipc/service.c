@@ -12,6 +12,12 @@
  * Calls to thothd are blocking with a short timeout (thothd is local and
  * answers from memory); the control socket is also a loop source so that
  * thothd's death is seen the moment the socket hangs up.
+ *
+ * Tracing (OBS-1): every control connection of a process that has a trace
+ * buffer (thoth_trace_init_process) starts with TraceControl.attach, the
+ * buffer's memfd attached (SCM_RIGHTS), so thothd can switch tracing on and
+ * collect without the process doing anything else.  A registering service
+ * does it on each (re)connection, hence again after a thothd restart.
  */
 #define _GNU_SOURCE
 #include <sched.h>
@@ -23,6 +29,8 @@
 #include "registry.thoth.h"
 #include "thoth/contract.h"
 #include "thoth/service.h"
+#include "thoth/trace.h"
+#include "trace.thoth.h"
 
 enum {
 	CALL_TIMEOUT_MS = 1000,
@@ -61,6 +69,24 @@ int thoth_control_socket(const char *explicit_dir, char *out, size_t cap)
 	return n < 0 || (size_t)n >= cap ? THOTH_E_NO_SPACE : 0;
 }
 
+/* Hand our trace buffer (if we have one) to thothd: a oneway message that
+ * carries the memfd.  Nothing to wait for; thothd handles it before any
+ * later request on this connection. */
+static int attach_trace_buffer(thoth_control_t *ctl)
+{
+	int fd;
+	if (thoth_trace_export_fd(&fd) != 0)
+		return 0;               /* no buffer: nothing to collect */
+	thoth_trace_TraceControl_attach_req_t req = { .pid = (uint32_t)getpid() };
+	uint64_t buf[16];           /* 8-aligned; an attach message is 48 bytes */
+	size_t len;
+	int r = thoth_method_encode(&thoth_trace_TraceControl_attach_info, false, &req, NULL, buf,
+				    sizeof buf, &len);
+	if (!r)
+		r = thoth_stream_send_fd(ctl->sock.fd, buf, len, fd);
+	return r;
+}
+
 int thoth_control_connect(thoth_control_t *ctl, const char *runtime_dir, int timeout_ms)
 {
 	memset(ctl, 0, sizeof *ctl);
@@ -73,6 +99,11 @@ int thoth_control_connect(thoth_control_t *ctl, const char *runtime_dir, int tim
 		return r;
 	thoth_client_init(&ctl->client, &thoth_sock_transport, &ctl->sock,
 			  THOTH_REGISTRY_FEATURES_ALL);
+	r = attach_trace_buffer(ctl);
+	if (r) {
+		thoth_control_close(ctl);
+		return r;
+	}
 	return 0;
 }
 

@@ -4,7 +4,15 @@
  * The reader keeps the front message at offset 0 of an 8-aligned buffer,
  * so generated decoders can read it in place; consuming a message moves
  * the bytes after it to the front (control-plane messages are small).
+ *
+ * Tracing (OBS-1): every whole message handed out by thoth_stream_next is a
+ * msg_recv event, every message written by the blocking client or by
+ * thoth_stream_write_all a msg_send event (category IPC).  A request sent
+ * while IPC tracing is on and whose caller set no trace id gets a fresh one
+ * (thoth_trace_new_id) so that the exporters can link its send, its
+ * receipt, the response and its receipt across processes.
  */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -14,8 +22,25 @@
 #include <unistd.h>
 
 #include "thoth/stream.h"
+#include "thoth/trace.h"
 
-enum { READ_CHUNK = 4096 };
+enum { READ_CHUNK = 4096, MAX_FDS_PER_READ = 4 };
+
+/* The message at MSG (a whole, validated header) as an IPC trace event.
+ * Socket transport: the body is copied through the socket (INLINE);
+ * service_id is not known at this layer (0). */
+#define TRACE_MESSAGE(name, dir, msg)                                                  \
+	THOTH_TRACE_MSG(IPC, name, dir, 0, thoth_le32((msg) + 8), thoth_le32((msg) + 12), \
+			thoth_le32((msg) + 32), thoth_le32((msg) + 36), THOTH_TRACE_INLINE,   \
+			thoth_le64((msg) + 24))
+
+/* A request about to be sent: give it a trace id if tracing wants one. */
+static void stamp_trace_id(uint8_t *msg)
+{
+	if (THOTH_TRACE_IS_ON(IPC) && thoth_le64(msg + 24) == 0 &&
+	    (thoth_le16(msg + 6) & THOTH_MSG_REQUEST))
+		thoth_st64(msg + 24, thoth_trace_new_id());
+}
 
 int thoth_stream_reader_init(thoth_stream_reader_t *r, uint32_t max_body)
 {
@@ -90,6 +115,54 @@ int thoth_stream_fill(thoth_stream_reader_t *r, int fd)
 	return THOTH_E_IO;
 }
 
+int thoth_stream_fill_fds(thoth_stream_reader_t *r, int fd, int *fds, size_t max_fds,
+			  size_t *n_fds)
+{
+	*n_fds = 0;
+	size_t want = r->len + READ_CHUNK;
+	size_t size;
+	if (front_size(r, &size) == 1 && size > r->len)
+		want = size;
+	int err = reserve(r, want);
+	if (err)
+		return err;
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int) * MAX_FDS_PER_READ)];
+	} control;
+	struct iovec iov = { .iov_base = r->buf + r->len, .iov_len = r->cap - r->len };
+	struct msghdr mh = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = control.buf, .msg_controllen = sizeof control.buf,
+	};
+	ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	if (n > 0) {
+		/* Every fd that arrived is either handed out or closed here. */
+		for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+			if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+				continue;
+			size_t count = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			for (size_t i = 0; i < count; i++) {
+				int got;
+				memcpy(&got, CMSG_DATA(cm) + i * sizeof(int), sizeof got);
+				if (*n_fds < max_fds)
+					fds[(*n_fds)++] = got;
+				else
+					close(got);
+			}
+		}
+		r->len += (size_t)n;
+		return 0;
+	}
+	if (n == 0)
+		return THOTH_E_PEER_GONE;
+	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+		return 0;
+	if (errno == ECONNRESET || errno == EPIPE)
+		return THOTH_E_PEER_GONE;
+	return THOTH_E_IO;
+}
+
 int thoth_stream_next(thoth_stream_reader_t *r, const uint8_t **msg, size_t *len)
 {
 	size_t size;
@@ -102,6 +175,8 @@ int thoth_stream_next(thoth_stream_reader_t *r, const uint8_t **msg, size_t *len
 	int err = thoth_wire_header_decode(r->buf, size, &h);
 	if (err)
 		return err;
+	if (!r->consumed)               /* handed out for the first time */
+		TRACE_MESSAGE(msg_recv, THOTH_TRACE_RECV, r->buf);
 	r->consumed = size;
 	*msg = r->buf;
 	*len = size;
@@ -117,9 +192,8 @@ void thoth_stream_consume(thoth_stream_reader_t *r)
 	r->consumed = 0;
 }
 
-int thoth_stream_write_all(int fd, const void *buf, size_t len)
+static int write_all(int fd, const uint8_t *p, size_t len)
 {
-	const uint8_t *p = buf;
 	while (len) {
 		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
 		if (n < 0) {
@@ -138,6 +212,55 @@ int thoth_stream_write_all(int fd, const void *buf, size_t len)
 		len -= (size_t)n;
 	}
 	return 0;
+}
+
+/* True when BUF starts with a whole wire message (what callers pass; a
+ * caller writing a message in pieces gets no trace event). */
+static bool is_whole_message(const uint8_t *buf, size_t len)
+{
+	return len >= THOTH_WIRE_HEADER_SIZE && thoth_le32(buf) == THOTH_WIRE_MAGIC &&
+	       THOTH_WIRE_HEADER_SIZE + (size_t)thoth_le32(buf + 36) == len;
+}
+
+int thoth_stream_write_all(int fd, const void *buf, size_t len)
+{
+	if (is_whole_message(buf, len))
+		TRACE_MESSAGE(msg_send, THOTH_TRACE_SEND, (const uint8_t *)buf);
+	return write_all(fd, buf, len);
+}
+
+int thoth_stream_send_fd(int sock, const void *msg, size_t len, int fd)
+{
+	if (len == 0 || fd < 0)
+		return THOTH_E_INVAL;
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} control;
+	memset(&control, 0, sizeof control);
+	struct iovec iov = { .iov_base = (void *)msg, .iov_len = len };
+	struct msghdr mh = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = control.buf, .msg_controllen = sizeof control.buf,
+	};
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof fd);
+	if (is_whole_message(msg, len))
+		TRACE_MESSAGE(msg_send, THOTH_TRACE_SEND, (const uint8_t *)msg);
+	ssize_t n;
+	do
+		n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		if (errno == EPIPE || errno == ECONNRESET)
+			return THOTH_E_PEER_GONE;
+		return errno == EAGAIN || errno == EWOULDBLOCK ? THOTH_E_BUSY : THOTH_E_IO;
+	}
+	/* The fd went with the first byte; the rest is plain data. */
+	return write_all(sock, (const uint8_t *)msg + n, len - (size_t)n);
 }
 
 /* ---- blocking client ------------------------------------------------------ */
@@ -240,6 +363,7 @@ static int sock_get_buffer(void *ctx, size_t len, uint8_t **buf)
 static int sock_send(void *ctx, uint8_t *msg, size_t len)
 {
 	thoth_sock_client_t *c = ctx;
+	stamp_trace_id(msg);
 	return thoth_stream_write_all(c->fd, msg, len);
 }
 
@@ -247,6 +371,7 @@ static int sock_call(void *ctx, uint8_t *req, size_t len, thoth_msg_t *resp)
 {
 	thoth_sock_client_t *c = ctx;
 	uint32_t request_id = thoth_le32(req + 32);
+	stamp_trace_id(req);
 	int r = thoth_stream_write_all(c->fd, req, len);
 	if (r)
 		return r;

@@ -11,6 +11,10 @@
  * it is skipped, never dereferenced after free.  Timers being fired are
  * popped first and fired from a local list; cancelling one of them from a
  * callback marks it and it is freed once its turn has passed.
+ *
+ * Trace points (OBS-1, category LOOP / TIMER): loop_wakeup(reasons, events)
+ * after each epoll_wait that returns something to do, timer_fire(lateness
+ * in ns past the deadline, slack in ns) before each timer callback.
  */
 #include <errno.h>
 #include <signal.h>
@@ -22,6 +26,7 @@
 #include <unistd.h>
 
 #include "thoth/loop.h"
+#include "thoth/trace.h"
 #include "timerq.h"
 
 #define MAX_EVENTS 64
@@ -323,6 +328,8 @@ static int fire_timers(thoth_loop_t *loop)
 		head = t->next_fire;
 		/* skip one cancelled, or re-armed by an earlier callback of this batch */
 		if (!t->cancelled && !timerq_queued(&t->q)) {
+			THOTH_TRACE(TIMER, timer_fire, loop->now - t->q.deadline,
+				    t->q.latest - t->q.deadline);
 			loop->stats.timers_fired++;
 			if (ran++)
 				loop->stats.timers_coalesced++;
@@ -431,6 +438,14 @@ int thoth_loop_run_once(thoth_loop_t *loop, bool block)
 		return errno == EINTR ? ran : THOTH_E_IO;
 	loop->now = thoth_clock_now();
 	loop->stats.wakeups++;
+	/* Why we are awake, for the trace (a scan of at most MAX_EVENTS tags). */
+	unsigned reasons = (timeout == 0 && ran > 0) ? THOTH_LOOP_WAKE_DEFERRED : 0;
+	for (int i = 0; i < n; i++)
+		reasons |= ev[i].data.ptr == &timerfd_tag ? THOTH_LOOP_WAKE_TIMER
+			 : ev[i].data.ptr == &sigfd_tag   ? THOTH_LOOP_WAKE_SIGNAL
+							  : THOTH_LOOP_WAKE_FD;
+	if (reasons)
+		THOTH_TRACE(LOOP, loop_wakeup, reasons, n);
 	bool saw_fd = false, saw_timer = false, saw_signal = false;
 	loop->dispatching = true;
 	for (int i = 0; i < n; i++) {

@@ -8,6 +8,12 @@
  * encodes into io->out only after the handler returns.
  * Instances in responses point into the registry; nothing changes the
  * registry between a handler's return and the encoding of its response.
+ *
+ * Trace points (category REGISTRY, docs/OBSERVABILITY.md): registry_register
+ * (lease, status), registry_resolve (lease found or 0, status),
+ * registry_withdraw (lease, status), registry_expire (leases expired, 0);
+ * server.c adds registry_drop (pid, registrations) when a connection ends.
+ * status is the handler's result: 0, a Registry error code, or THOTH_E_*.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +58,7 @@ static int on_register(void *self, const thoth_registry_Registry_register_req_t 
 		reg.endpoint.pid = call->client->pid;
 	int r = thoth_registry_register(d->registry, call->client->owner, &reg, thothd_now(d),
 					&resp->lease);
+	THOTH_TRACE(REGISTRY, registry_register, r ? 0 : resp->lease, (uint64_t)(int64_t)r);
 	if (r > 0) {
 		log_refusal(call, "register", r);
 	} else if (!r) {
@@ -70,6 +77,7 @@ static int on_resolve(void *self, const thoth_registry_Registry_resolve_req_t *r
 	const thoth_registry_Instance_t *inst;
 	int r = thoth_registry_resolve(call->d->registry, req->name, req->min_version, req->prefer,
 				       req->numa_node, thothd_now(call->d), &inst);
+	THOTH_TRACE(REGISTRY, registry_resolve, r ? 0 : inst->lease, (uint64_t)(int64_t)r);
 	if (!r)
 		resp->instance = *inst;
 	return r;
@@ -141,6 +149,7 @@ static int on_withdraw(void *self, const thoth_registry_Registry_withdraw_req_t 
 {
 	thothd_call_t *call = self;
 	int r = thoth_registry_withdraw(call->d->registry, call->client->owner, req->lease);
+	THOTH_TRACE(REGISTRY, registry_withdraw, req->lease, (uint64_t)(int64_t)r);
 	if (r == THOTH_REGISTRY_ERR_NOT_OWNER)
 		thothd_warn("client %llu (pid %u uid %u) tried to withdraw lease %016llx it does not own",
 			    (unsigned long long)call->client->id, call->client->pid,
@@ -257,6 +266,7 @@ static void expiry_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
 	thothd_t *d = arg;
 	d->expiry_armed = false;
 	size_t n = thoth_registry_expire(d->registry, thoth_clock_now());
+	THOTH_TRACE(REGISTRY, registry_expire, n, 0);
 	if (n)
 		thothd_info("%zu lease%s expired (no heartbeat within the TTL)", n, n == 1 ? "" : "s");
 	thothd_reap(d);                 /* closes whom the events overflowed; re-arms */

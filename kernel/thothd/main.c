@@ -120,6 +120,12 @@ int main(int argc, char **argv)
 	cfg.runtime_dir = dir;
 
 	signal(SIGPIPE, SIG_IGN);
+	/* Our own trace buffer (all categories off): thothd is traced like any
+	 * service, and collects itself (trace.c). */
+	int tr = thoth_trace_init_process("thothd");
+	if (tr)
+		thothd_warn("no trace buffer (%s): thothd itself will not be traced",
+			    thoth_strerror(tr));
 	int status = 1;
 	thoth_loop_t *loop = NULL;
 	thothd_t *d = NULL;
@@ -153,6 +159,7 @@ int main(int argc, char **argv)
 out:
 	thothd_free(d);                 /* unlinks the socket */
 	thoth_loop_free(loop);
+	thoth_trace_shutdown();
 	thothd_pidfile_release(dir, lock_fd);
 	if (!status)
 		thothd_info("stopped");

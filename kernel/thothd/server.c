@@ -3,7 +3,12 @@
  *
  * Input:  a thoth_stream_reader_t per client (bodies above max_body are
  *         refused from the header alone), every complete message dispatched
- *         by its interface id: Registry or Daemon.
+ *         by its interface id: Registry, Daemon or TraceControl.  File
+ *         descriptors sent with the bytes (a trace buffer, SCM_RIGHTS) wait
+ *         in the client's fd queue for the message that takes them.
+ * Trace:  msg_recv is emitted by the stream reader; here thothd_dispatch
+ *         (interface << 32 | method, handler status) and msg_send for the
+ *         response, with the client's pid as service_id.
  * Output: answered at once with a non-blocking send; what the socket does
  *         not take is queued and flushed on EPOLLOUT.  Above a pause
  *         threshold the client is not read (a flood of requests from one
@@ -37,6 +42,7 @@ static const thoth_interface_info_t *const known_interfaces[] = {
 	&thoth_registry_Registry_info,
 	&thoth_registry_RegistryEvents_info,
 	&thoth_daemon_Daemon_info,
+	&thoth_trace_TraceControl_info,
 };
 
 static void *aligned_alloc8(size_t n)
@@ -88,7 +94,8 @@ int thothd_new(const thothd_config_t *cfg, thoth_loop_t *loop, thothd_t **out)
 		.on_event = thothd_on_registry_event,
 		.event_arg = d,
 	};
-	if (!d->out || !d->arena || !d->event_buf || thoth_registry_new(&rc, &d->registry)) {
+	if (!d->out || !d->arena || !d->event_buf || thoth_registry_new(&rc, &d->registry) ||
+	    thothd_tracer_new(d, &d->tracer)) {
 		thothd_free(d);
 		return THOTH_E_NOMEM;
 	}
@@ -151,7 +158,11 @@ static void client_close(thothd_t *d, thothd_client_t *c)
 			   (unsigned long long)c->id, c->pid, c->uid, c->doom_reason,
 			   thoth_registry_owner_registrations(c->owner));
 	/* Peer death: its registrations go now, its watchers' events queue. */
+	THOTH_TRACE(REGISTRY, registry_drop, c->pid, thoth_registry_owner_registrations(c->owner));
 	thoth_registry_owner_drop(d->registry, c->owner);
+	thothd_tracer_client_closed(d->tracer, c);
+	while (c->n_fds)
+		close(thothd_client_take_fd(c));
 	if (c->source)
 		thoth_loop_remove_fd(d->loop, c->source);
 	if (c->fd >= 0)
@@ -197,6 +208,16 @@ int thothd_client_feed(thothd_client_t *c, const void *bytes, size_t len)
 	memcpy(r->buf + r->len, bytes, len);
 	r->len += len;
 	return 0;
+}
+
+int thothd_client_take_fd(thothd_client_t *c)
+{
+	if (!c->n_fds)
+		return -1;
+	int fd = c->fds[0];
+	memmove(c->fds, c->fds + 1, (c->n_fds - 1) * sizeof c->fds[0]);
+	c->n_fds--;
+	return fd;
 }
 
 /* ---- output ------------------------------------------------------------------- */
@@ -335,21 +356,30 @@ static void handle_message(thothd_t *d, thothd_client_t *c, const uint8_t *msg, 
 	int r;
 	if (iface == THOTH_DAEMON_DAEMON_ID)
 		r = thoth_daemon_Daemon_dispatch(&thothd_daemon_handlers, &call, msg, len, &io);
+	else if (iface == THOTH_TRACE_TRACE_CONTROL_ID)
+		r = thoth_trace_TraceControl_dispatch(&thothd_trace_handlers, &call, msg, len, &io);
 	else    /* Registry, or an unknown interface answered by the Registry dispatcher */
 		r = thoth_registry_Registry_dispatch(&thothd_registry_handlers, &call, msg, len, &io);
 	d->out = io.out;                /* a handler may have grown the buffer */
 	d->out_cap = io.cap;
-	free(call.scratch);
 	if (r < 0) {
+		free(call.scratch);
 		thothd_client_doom(c, "malformed message: %s", thoth_strerror(r));
 		return;
 	}
 	if (io.out_len && call.reason)
-		explain_error(d, &io, call.reason);
+		explain_error(d, &io, call.reason);     /* the reason may live in scratch */
+	free(call.scratch);
 	uint32_t code = 0;
 	int status = io.out_len ? response_status(d, io.out_len, &code) : 0;
-	if (io.out_len)
+	THOTH_TRACE(IPC, thothd_dispatch, (uint64_t)iface << 32 | thoth_le32(msg + 12),
+		    (uint64_t)(int64_t)status);
+	if (io.out_len) {
+		THOTH_TRACE_MSG(IPC, msg_send, THOTH_TRACE_SEND, c->pid, iface,
+				thoth_le32(io.out + 12), thoth_le32(io.out + 32),
+				thoth_le32(io.out + 36), THOTH_TRACE_INLINE, thoth_le64(io.out + 24));
 		thothd_client_send(c, io.out, io.out_len);
+	}
 	if (is_decode_error(status)) {
 		/* Answered (the client learns why), then dropped: it speaks garbage. */
 		thothd_client_doom(c, "undecodable request (interface %08x method %u): %s", iface,
@@ -398,7 +428,17 @@ static void client_io(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t 
 	if ((events & (THOTH_LOOP_READ | THOTH_LOOP_HUP)) && !c->paused) {
 		for (int i = 0; i < FILLS_PER_WAKEUP && !c->doomed && !c->paused; i++) {
 			size_t before = c->reader.len;
-			int r = thoth_stream_fill(&c->reader, fd);
+			size_t n_fds = 0;
+			int r = thoth_stream_fill_fds(&c->reader, fd, c->fds + c->n_fds,
+						      THOTHD_CLIENT_MAX_FDS - c->n_fds, &n_fds);
+			c->n_fds += (uint32_t)n_fds;
+			if (c->n_fds == THOTHD_CLIENT_MAX_FDS) {
+				/* What it sent beyond the queue was closed: no buffer
+				 * of ours holds them, and it keeps sending more. */
+				thothd_client_doom(c, "sent %u file descriptors no message used",
+						   c->n_fds);
+				break;
+			}
 			if (r == THOTH_E_PEER_GONE) {
 				thothd_client_process(d, c);    /* its last words first */
 				thothd_client_doom(c, "closed the connection");
@@ -501,6 +541,7 @@ void thothd_free(thothd_t *d)
 	}
 	if (d->expiry_timer)
 		thoth_timer_cancel(d->loop, d->expiry_timer);
+	thothd_tracer_free(d->tracer);
 	thoth_registry_free(d->registry);
 	free(d->out);
 	free(d->arena);

@@ -7,6 +7,8 @@
  *   handlers.c  Registry and Daemon handlers: the glue between decoded
  *               requests and the registry core (kernel/ipc/registry.c),
  *               watch pushes, the one expiry timer
+ *   trace.c     TraceControl: trace buffers handed over by processes,
+ *               sessions, the drain timer (only during a session), dumps
  *   runtime.c   runtime dir and single-instance lock; log.c the log
  *   main.c      arguments, signals, the loop
  *
@@ -27,6 +29,8 @@
 #include "registry.thoth.h"
 #include "thoth/loop.h"
 #include "thoth/stream.h"
+#include "thoth/trace.h"
+#include "trace.thoth.h"
 
 #define THOTHD_VERSION "0.1.0"
 
@@ -42,6 +46,11 @@ typedef struct thothd_config {
 
 typedef struct thothd thothd_t;
 typedef struct thothd_client thothd_client_t;
+typedef struct thothd_tracer thothd_tracer_t;
+
+/* File descriptors a client may have in flight (SCM_RIGHTS) before the
+ * message that uses them is handled; more doom the client. */
+#define THOTHD_CLIENT_MAX_FDS 4
 
 struct thothd_client {
 	thothd_t *d;
@@ -51,6 +60,8 @@ struct thothd_client {
 	thoth_source_t *source;
 	thoth_stream_reader_t reader;
 	thoth_registry_owner_t *owner;
+	int fds[THOTHD_CLIENT_MAX_FDS]; /* received with its bytes, oldest first */
+	uint32_t n_fds;
 	uint8_t *out;                   /* queued output: out[out_off .. out_len) unsent */
 	size_t out_len, out_off, out_cap;
 	bool paused;                    /* not reading: backlog above the pause threshold */
@@ -72,6 +83,7 @@ struct thothd {
 	uint64_t next_client_id;
 	thothd_client_t *doomed;
 	thoth_timer_t *expiry_timer;    /* kept after it fires; re-armed, never periodic */
+	thothd_tracer_t *tracer;        /* trace sources and the session (trace.c) */
 	bool expiry_armed;
 	uint64_t started_ns;
 	/* Per-message scratch: response buffer and decode arena. */
@@ -116,6 +128,10 @@ void thothd_client_doom(thothd_client_t *c, const char *fmt, ...)
 /* Queue bytes for C (sent at once when the socket takes them). */
 void thothd_client_send(thothd_client_t *c, const void *buf, size_t len);
 
+/* The oldest file descriptor C sent that no message has used yet (the
+ * caller owns it), or -1. */
+int thothd_client_take_fd(thothd_client_t *c);
+
 /* ---- handlers.c ---- */
 
 /* Per-request context handed to the generated handlers as `self`. */
@@ -135,6 +151,17 @@ void thothd_on_registry_event(void *arg, const thoth_registry_event_t *ev);
 
 /* Arm (or move, or cancel) the one timer for the registry's next expiry. */
 void thothd_rearm_expiry(thothd_t *d);
+
+/* ---- trace.c ---- */
+
+extern const thoth_trace_TraceControl_handlers_t thothd_trace_handlers;
+
+/* The collector; takes this process's own trace buffer as a source if
+ * thoth_trace_init* was called before. */
+int thothd_tracer_new(thothd_t *d, thothd_tracer_t **out);
+void thothd_tracer_free(thothd_tracer_t *t);
+/* C's connection is closing: its buffer stays only while a session needs it. */
+void thothd_tracer_client_closed(thothd_tracer_t *t, const thothd_client_t *c);
 
 /* Now, in ns of CLOCK_MONOTONIC (the loop's cached time when there is a loop). */
 uint64_t thothd_now(const thothd_t *d);

@@ -20,6 +20,7 @@
 #include "thoth/loop.h"
 #include "thoth/service.h"
 #include "thoth/stream.h"
+#include "thoth/trace.h"
 
 #define MAX_INSTANCES 8
 #define TICK_NS (100ull * 1000000ull)
@@ -180,6 +181,9 @@ int main(int argc, char **argv)
 	if (!s.report_ns)
 		s.report_ns = 1000000000ull;
 	signal(SIGPIPE, SIG_IGN);
+	/* A trace buffer, all categories off: thothd switches them on when
+	 * someone runs `thothctl trace` (handed over when we connect). */
+	thoth_trace_init_process("echo-client");
 	thoth_loop_t *loop;
 	if (thoth_loop_new(&loop))
 		return 1;

@@ -24,6 +24,7 @@
 #include "thoth/loop.h"
 #include "thoth/service.h"
 #include "thoth/stream.h"
+#include "thoth/trace.h"
 
 typedef struct conn {
 	struct conn *prev, *next;       /* all connections, closed at exit */
@@ -155,6 +156,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/* A trace buffer, all categories off: thothd switches them on when
+	 * someone runs `thothctl trace` (handed over when we connect). */
+	thoth_trace_init_process("echo");
 	out_buf = aligned_alloc(8, out_cap);
 	thoth_loop_t *loop;
 	if (!out_buf || thoth_loop_new(&loop))

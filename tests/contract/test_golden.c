@@ -123,6 +123,17 @@ FILL(tm_fired_req, thoth_timer_TimerEvents_fired_req_t)
 	v->cookie = 0xc00c1e;
 	v->now_ns = 123457000000ull;
 END
+FILL(tr_attach_req, thoth_trace_TraceControl_attach_req_t) v->pid = 4242; END
+FILL(tr_start_pid_req, thoth_trace_TraceControl_start_pid_req_t)
+	v->categories = 0x9;
+	v->pid = 4242;
+END
+FILL(tr_start_pid_resp, thoth_trace_TraceControl_start_pid_resp_t) v->session_id = 2; END
+FILL(tr_write_req, thoth_trace_TraceControl_write_req_t)
+	v->json_path = thoth_str("/tmp/thoth-trace/trace.json");
+	v->ctf_dir = thoth_str("/tmp/thoth-trace/ctf");
+END
+FILL(tr_write_resp, thoth_trace_TraceControl_write_resp_t) v->events = 1000000; END
 FILL(tr_start_req, thoth_trace_TraceControl_start_req_t) v->categories = 0; END
 FILL(tr_start_resp, thoth_trace_TraceControl_start_resp_t) v->session_id = 1; END
 FILL(tr_stop_req, thoth_trace_TraceControl_stop_req_t) v->session_id = 1; END
@@ -170,6 +181,11 @@ static const fixture_t fixtures[] = {
 	REQ("Timer.cancel", thoth_timer_Timer_cancel_info, tm_cancel_req),
 	RESP("Timer.cancel", thoth_timer_Timer_cancel_info, tm_cancel_resp),
 	REQ("TimerEvents.fired", thoth_timer_TimerEvents_fired_info, tm_fired_req),
+	REQ("TraceControl.attach", thoth_trace_TraceControl_attach_info, tr_attach_req),
+	REQ("TraceControl.start_pid", thoth_trace_TraceControl_start_pid_info, tr_start_pid_req),
+	RESP("TraceControl.start_pid", thoth_trace_TraceControl_start_pid_info, tr_start_pid_resp),
+	REQ("TraceControl.write", thoth_trace_TraceControl_write_info, tr_write_req),
+	RESP("TraceControl.write", thoth_trace_TraceControl_write_info, tr_write_resp),
 	REQ("TraceControl.start", thoth_trace_TraceControl_start_info, tr_start_req),
 	RESP("TraceControl.start", thoth_trace_TraceControl_start_info, tr_start_resp),
 	REQ("TraceControl.stop", thoth_trace_TraceControl_stop_info, tr_stop_req),

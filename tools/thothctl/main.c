@@ -4,6 +4,7 @@
  *   thothctl [--runtime-dir DIR] [--json] status
  *   thothctl [--runtime-dir DIR] [--json] services [--watch] [PREFIX]
  *   thothctl [--runtime-dir DIR] [--json] resolve NAME [--min-version V]
+ *   thothctl [--runtime-dir DIR] trace start|stop|dump|--duration S ...  (trace.c)
  *
  * Exit status: 0 done, 1 failed (thothd not running, name not found, ...),
  * 2 bad arguments.  Errors are one line on stderr.
@@ -18,6 +19,7 @@
 #include "daemon.thoth.h"
 #include "registry.thoth.h"
 #include "thoth/service.h"
+#include "thothctl.h"
 
 static bool json;
 
@@ -31,6 +33,13 @@ static void usage(FILE *out)
 		"  services [--watch] [PREFIX]     registered instances (and, with --watch,\n"
 		"                                  every change as it happens)\n"
 		"  resolve NAME [--min-version V]  the instance a client would be given\n"
+		"  trace start [--categories LIST] [--pid PID]\n"
+		"  trace stop\n"
+		"  trace dump [--json FILE] [--ctf DIR]\n"
+		"  trace --duration SECONDS [--categories LIST] [--pid PID]\n"
+		"        [--json FILE] [--ctf DIR]\n"
+		"                                  collect trace events from every thoth\n"
+		"                                  process (`thothctl trace --help`)\n"
 		"\n"
 		"options:\n"
 		"  --runtime-dir DIR   thothd's runtime dir (default: $THOTH_RUNTIME_DIR,\n"
@@ -324,6 +333,27 @@ static int cmd_resolve(thoth_control_t *ctl, const char *name, const char *min_v
 	return 0;
 }
 
+int thothctl_connect(thoth_control_t *ctl, const char *runtime_dir)
+{
+	int r = thoth_control_connect(ctl, runtime_dir, 5000);
+	if (r == THOTH_E_NOT_RUNNING) {
+		struct stat st;
+		if (stat(ctl->path, &st) == 0)
+			fprintf(stderr, "thothctl: thothd is not running (nothing listens on %s)\n",
+				ctl->path);
+		else
+			fprintf(stderr, "thothctl: thothd is not running (no socket at %s)\n",
+				ctl->path);
+		return 1;
+	}
+	if (r) {
+		fprintf(stderr, "thothctl: cannot reach thothd at %s: %s\n",
+			ctl->path[0] ? ctl->path : "(runtime dir path too long)", thoth_strerror(r));
+		return 1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option options[] = {
@@ -337,6 +367,19 @@ int main(int argc, char **argv)
 	const char *runtime_dir = NULL, *min_version = NULL;
 	bool watch = false;
 	int opt;
+	/* `trace` has options of its own: hand it everything after the word.
+	 * Only the global options can come before it. */
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "trace") == 0)
+			return thothctl_trace(argc - i, argv + i, runtime_dir);
+		if (argv[i][0] != '-' || strcmp(argv[i], "--") == 0)
+			break;
+		if (strcmp(argv[i], "--runtime-dir") == 0 && i + 1 < argc)
+			runtime_dir = argv[++i];
+		else if (strncmp(argv[i], "--runtime-dir=", 14) == 0)
+			runtime_dir = argv[i] + 14;
+	}
+	runtime_dir = NULL;             /* getopt below parses it for the other commands */
 	while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
 		switch (opt) {
 		case 'r': runtime_dir = optarg; break;
@@ -366,22 +409,9 @@ int main(int argc, char **argv)
 	}
 
 	thoth_control_t ctl;
-	int r = thoth_control_connect(&ctl, runtime_dir, 5000);
-	if (r == THOTH_E_NOT_RUNNING) {
-		struct stat st;
-		if (stat(ctl.path, &st) == 0)
-			fprintf(stderr, "thothctl: thothd is not running (nothing listens on %s)\n",
-				ctl.path);
-		else
-			fprintf(stderr, "thothctl: thothd is not running (no socket at %s)\n",
-				ctl.path);
+	int r;
+	if (thothctl_connect(&ctl, runtime_dir))
 		return 1;
-	}
-	if (r) {
-		fprintf(stderr, "thothctl: cannot reach thothd at %s: %s\n",
-			ctl.path[0] ? ctl.path : "(runtime dir path too long)", thoth_strerror(r));
-		return 1;
-	}
 	if (strcmp(cmd, "status") == 0)
 		r = cmd_status(&ctl);
 	else if (strcmp(cmd, "services") == 0)

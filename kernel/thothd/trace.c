@@ -1,0 +1,516 @@
+/*
+ * trace.c - thothd's trace collector (OBS-1): TraceControl served on the
+ * control socket (idl/trace.tidl, docs/OBSERVABILITY.md "Collection").
+ *
+ * Sources: every process with a trace buffer hands thothd its memfd when it
+ * connects (TraceControl.attach with SCM_RIGHTS; server.c queues the fds a
+ * client sends, the attach handler takes the oldest).  thothd maps it with
+ * a thoth_trace_reader_t and keeps it while the process's connection lives;
+ * after the connection closes it is kept until no session needs its last
+ * events.  thothd's own buffer is a source too.
+ *
+ * Session: start switches the category mask on in each source's shared
+ * control page (writers see it at their next trace point), stop switches it
+ * off, drains once more and keeps the collection for dump/write.  While a
+ * session is active ONE timer (DRAIN_PERIOD, with slack) drains the
+ * buffers into the collection; with no session no timer is armed, so an
+ * idle thothd still never wakes up (test_thothd_idle).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "thothd.h"
+
+#define MS_NS 1000000ull
+
+enum {
+	MAX_SOURCES = 1024,             /* buffers thothd maps at once */
+	MAX_BUFFER_BYTES = 256 << 20,   /* larger memfds are refused */
+	MAX_EVENTS = 4 << 20,           /* events one session keeps (~0.5 GiB at most) */
+};
+static const uint64_t DRAIN_PERIOD_NS = 100 * MS_NS;
+static const uint64_t DRAIN_SLACK_NS = 50 * MS_NS;
+
+typedef struct trace_source {
+	thoth_trace_reader_t *reader;
+	uint32_t pid;
+	dev_t dev;
+	ino_t ino;                      /* (dev, ino): one buffer attached twice is one source */
+	const thothd_client_t *client;  /* NULL: connection closed (or thothd's own buffer) */
+	bool own;                       /* thothd's own buffer */
+	bool in_session;                /* switched on by the active session */
+	thoth_trace_stats_t base;       /* reader stats when the session took it */
+	struct trace_source *next;
+} trace_source_t;
+
+struct thothd_tracer {
+	thothd_t *d;
+	trace_source_t *sources;
+	uint32_t n_sources;
+	bool active;
+	uint64_t session_id, next_session_id;
+	uint64_t categories;
+	uint32_t pid_filter;            /* 0: every process */
+	thoth_trace_collection_t *collection;   /* the last session's events */
+	uint64_t discarded;             /* beyond MAX_EVENTS */
+	thoth_timer_t *drain_timer;     /* armed only while a session is active */
+};
+
+/* ---- sources ---------------------------------------------------------------- */
+
+static void source_free(trace_source_t *s)
+{
+	if (s->in_session)
+		thoth_trace_reader_set_enabled(s->reader, 0);
+	thoth_trace_reader_close(s->reader);
+	free(s);
+}
+
+/* Drop sources whose process is gone, unless the active session still has
+ * to drain them. */
+static void prune_sources(thothd_tracer_t *t)
+{
+	trace_source_t **pp = &t->sources;
+	while (*pp) {
+		trace_source_t *s = *pp;
+		if (!s->client && !s->own && !(t->active && s->in_session)) {
+			*pp = s->next;
+			t->n_sources--;
+			source_free(s);
+		} else {
+			pp = &s->next;
+		}
+	}
+}
+
+static int skip_event(const thoth_trace_event_t *ev, void *ctx)
+{
+	return 0;
+}
+
+static int count_event(const thoth_trace_event_t *ev, void *ctx)
+{
+	(*(uint64_t *)ctx)++;
+	return 0;
+}
+
+/* Include S in the active session: skip what is already in its buffer,
+ * remember its counters, switch the categories on. */
+static void source_join_session(thothd_tracer_t *t, trace_source_t *s)
+{
+	if (t->pid_filter && s->pid != t->pid_filter)
+		return;
+	thoth_trace_reader_poll(s->reader, skip_event, NULL);
+	thoth_trace_reader_stats(s->reader, &s->base);
+	s->in_session = true;
+	thoth_trace_reader_set_enabled(s->reader, t->categories);
+}
+
+static trace_source_t *source_add(thothd_tracer_t *t, thoth_trace_reader_t *reader, uint32_t pid,
+				  const struct stat *st, const thothd_client_t *client)
+{
+	trace_source_t *s = calloc(1, sizeof *s);
+	if (!s)
+		return NULL;
+	s->reader = reader;
+	s->pid = pid;
+	s->dev = st->st_dev;
+	s->ino = st->st_ino;
+	s->client = client;
+	s->next = t->sources;
+	t->sources = s;
+	t->n_sources++;
+	if (t->active)
+		source_join_session(t, s);
+	return s;
+}
+
+/* Map the trace buffer FD (consumed).  0, or a reason in WHY. */
+static int attach_fd(thothd_tracer_t *t, int fd, const thothd_client_t *client, bool own,
+		     uint32_t *pid_out, char *why, size_t why_len)
+{
+	struct stat st;
+	int r = 0;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		snprintf(why, why_len, "not a memfd");
+		r = THOTH_E_INVAL;
+		goto out;
+	}
+	if (st.st_size > MAX_BUFFER_BYTES) {
+		snprintf(why, why_len, "buffer of %lld bytes (limit %d)", (long long)st.st_size,
+			 MAX_BUFFER_BYTES);
+		r = THOTH_E_LIMIT;
+		goto out;
+	}
+	for (trace_source_t *s = t->sources; s; s = s->next) {
+		if (s->dev == st.st_dev && s->ino == st.st_ino) {
+			if (client)
+				s->client = client;     /* a reconnect: same buffer */
+			*pid_out = s->pid;
+			goto out;
+		}
+	}
+	if (t->n_sources >= MAX_SOURCES) {
+		prune_sources(t);
+		if (t->n_sources >= MAX_SOURCES) {
+			snprintf(why, why_len, "%u buffers attached (limit)", t->n_sources);
+			r = THOTH_E_LIMIT;
+			goto out;
+		}
+	}
+	thoth_trace_reader_t *reader;
+	r = thoth_trace_reader_open(fd, &reader);
+	if (r) {
+		snprintf(why, why_len, "not a valid trace buffer: %s", thoth_strerror(r));
+		goto out;
+	}
+	uint32_t pid = 0;
+	const char *name = "";
+	thoth_trace_reader_process(reader, &pid, &name);
+	trace_source_t *s = source_add(t, reader, pid, &st, client);
+	if (!s) {
+		thoth_trace_reader_close(reader);
+		snprintf(why, why_len, "out of memory");
+		r = THOTH_E_NOMEM;
+		goto out;
+	}
+	s->own = own;
+	*pid_out = pid;
+	thothd_debug("trace buffer of pid %u (%s) attached%s", pid, name,
+		     t->active && s->in_session ? ", joins the active session" : "");
+out:
+	close(fd);
+	return r;
+}
+
+int thothd_tracer_new(thothd_t *d, thothd_tracer_t **out)
+{
+	thothd_tracer_t *t = calloc(1, sizeof *t);
+	if (!t)
+		return THOTH_E_NOMEM;
+	t->d = d;
+	t->next_session_id = 1;
+	*out = t;
+	/* thothd's own buffer (if main() created one) is a source like any other. */
+	int own_fd;
+	if (thoth_trace_export_fd(&own_fd) == 0) {
+		int fd = dup(own_fd);
+		uint32_t pid;
+		char why[128];
+		if (fd < 0 || attach_fd(t, fd, NULL, true, &pid, why, sizeof why))
+			thothd_warn("cannot collect thothd's own trace buffer");
+	}
+	return 0;
+}
+
+void thothd_tracer_free(thothd_tracer_t *t)
+{
+	if (!t)
+		return;
+	if (t->drain_timer && t->d->loop)
+		thoth_timer_cancel(t->d->loop, t->drain_timer);
+	while (t->sources) {
+		trace_source_t *s = t->sources;
+		t->sources = s->next;
+		source_free(s);
+	}
+	thoth_trace_collection_free(t->collection);
+	free(t);
+}
+
+void thothd_tracer_client_closed(thothd_tracer_t *t, const thothd_client_t *c)
+{
+	if (!t)
+		return;
+	for (trace_source_t *s = t->sources; s; s = s->next)
+		if (s->client == c)
+			s->client = NULL;
+	prune_sources(t);
+}
+
+/* ---- draining ---------------------------------------------------------------- */
+
+static void drain(thothd_tracer_t *t)
+{
+	for (trace_source_t *s = t->sources; s; s = s->next) {
+		if (!s->in_session)
+			continue;
+		if (thoth_trace_collection_count(t->collection) < MAX_EVENTS) {
+			int r = thoth_trace_collection_add(t->collection, s->reader);
+			if (r)
+				thothd_warn("trace: draining pid %u: %s", s->pid, thoth_strerror(r));
+		} else {
+			thoth_trace_reader_poll(s->reader, count_event, &t->discarded);
+		}
+	}
+}
+
+static void drain_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
+{
+	thothd_tracer_t *t = arg;
+	drain(t);
+	/* Re-armed from its own callback while the session lasts: never periodic
+	 * when there is nothing to collect. */
+	if (t->active &&
+	    thoth_timer_rearm(loop, timer, thoth_loop_now(loop) + DRAIN_PERIOD_NS, DRAIN_SLACK_NS))
+		thothd_error("trace: cannot re-arm the drain timer; events may be overwritten");
+}
+
+/* ---- TraceControl ------------------------------------------------------------- */
+
+static int session_start(thothd_call_t *call, uint64_t categories, uint32_t pid, uint64_t *id)
+{
+	thothd_t *d = call->d;
+	thothd_tracer_t *t = d->tracer;
+	if (t->active) {
+		call->reason = "a trace session is already running (stop it first)";
+		return THOTH_TRACE_ERR_ALREADY_RUNNING;
+	}
+	thoth_trace_collection_t *c;
+	int r = thoth_trace_collection_new(&c);
+	if (r)
+		return r;
+	if (d->loop) {
+		uint64_t at = thoth_loop_now(d->loop) + DRAIN_PERIOD_NS;
+		r = t->drain_timer ? thoth_timer_rearm(d->loop, t->drain_timer, at, DRAIN_SLACK_NS)
+				   : thoth_loop_add_timer(d->loop, at, DRAIN_SLACK_NS, drain_fired, t,
+							  &t->drain_timer);
+		if (r) {
+			thoth_trace_collection_free(c);
+			return r;
+		}
+	}
+	prune_sources(t);
+	thoth_trace_collection_free(t->collection);
+	t->collection = c;
+	t->discarded = 0;
+	t->active = true;
+	t->session_id = t->next_session_id++;
+	t->categories = categories ? categories : THOTH_TRACE_ALL_CATEGORIES;
+	t->pid_filter = pid;
+	uint32_t joined = 0;
+	for (trace_source_t *s = t->sources; s; s = s->next) {
+		s->in_session = false;
+		source_join_session(t, s);
+		joined += s->in_session;
+	}
+	*id = t->session_id;
+	thothd_info("trace session %llu started: categories %#llx, %s%.0u, %u process%s",
+		    (unsigned long long)t->session_id, (unsigned long long)t->categories,
+		    pid ? "pid " : "every process", pid, joined, joined == 1 ? "" : "es");
+	return 0;
+}
+
+static int on_start(void *self, const thoth_trace_TraceControl_start_req_t *req,
+		    thoth_trace_TraceControl_start_resp_t *resp, thoth_arena_t *arena)
+{
+	return session_start(self, req->categories, 0, &resp->session_id);
+}
+
+static int on_start_pid(void *self, const thoth_trace_TraceControl_start_pid_req_t *req,
+			thoth_trace_TraceControl_start_pid_resp_t *resp, thoth_arena_t *arena)
+{
+	return session_start(self, req->categories, req->pid, &resp->session_id);
+}
+
+static int on_stop(void *self, const thoth_trace_TraceControl_stop_req_t *req,
+		   thoth_trace_TraceControl_stop_resp_t *resp, thoth_arena_t *arena)
+{
+	thothd_call_t *call = self;
+	thothd_t *d = call->d;
+	thothd_tracer_t *t = d->tracer;
+	if (!t->active || (req->session_id && req->session_id != t->session_id)) {
+		call->reason = "no trace session is running";
+		return THOTH_TRACE_ERR_NOT_RUNNING;
+	}
+	for (trace_source_t *s = t->sources; s; s = s->next)
+		if (s->in_session)
+			thoth_trace_reader_set_enabled(s->reader, 0);
+	/* Writers that saw the mask just before it changed finish their record
+	 * within nanoseconds; this drain takes what is committed, and a record
+	 * still in progress is neither read nor lost (it stays in its ring). */
+	drain(t);
+	t->active = false;
+	if (t->drain_timer) {
+		thoth_timer_cancel(d->loop, t->drain_timer);
+		t->drain_timer = NULL;
+	}
+	thoth_trace_stats_t sum = { 0 };
+	uint32_t processes = 0;
+	for (trace_source_t *s = t->sources; s; s = s->next) {
+		if (!s->in_session)
+			continue;
+		thoth_trace_stats_t st;
+		thoth_trace_reader_stats(s->reader, &st);
+		sum.read += st.read - s->base.read;
+		sum.dropped += st.dropped - s->base.dropped;
+		sum.overwritten += st.overwritten - s->base.overwritten;
+		sum.torn += st.torn - s->base.torn;
+		sum.invalid += st.invalid - s->base.invalid;
+		sum.no_ring += st.no_ring - s->base.no_ring;
+		s->in_session = false;
+		processes++;
+	}
+	resp->events = thoth_trace_collection_count(t->collection);
+	resp->dropped = sum.dropped + sum.overwritten + sum.torn + sum.invalid + sum.no_ring +
+			t->discarded;
+	thothd_info("trace session %llu stopped: %llu events from %u process%s; lost: %llu dropped, "
+		    "%llu overwritten, %llu torn, %llu invalid, %llu without a ring, %llu over the "
+		    "collector's limit",
+		    (unsigned long long)t->session_id, (unsigned long long)resp->events, processes,
+		    processes == 1 ? "" : "es", (unsigned long long)sum.dropped,
+		    (unsigned long long)sum.overwritten, (unsigned long long)sum.torn,
+		    (unsigned long long)sum.invalid, (unsigned long long)sum.no_ring,
+		    (unsigned long long)t->discarded);
+	prune_sources(t);
+	return 0;
+}
+
+/* errno of a failed output to the TraceControl error, with the reason
+ * (path and strerror) in the call's scratch so the response carries it. */
+static int output_error(thothd_call_t *call, const char *path, int err)
+{
+	char *msg = malloc(256);
+	if (msg) {
+		snprintf(msg, 256, "%s: %s", path, strerror(err));
+		free(call->scratch);
+		call->scratch = msg;
+		call->reason = msg;
+	}
+	thothd_warn("trace: cannot write %s: %s", path, strerror(err));
+	if (err == ENOSPC || err == EDQUOT)
+		return THOTH_TRACE_ERR_NO_SPACE;
+	if (err == EACCES || err == EPERM || err == EROFS)
+		return THOTH_TRACE_ERR_NO_PERMISSION;
+	return THOTH_TRACE_ERR_OUTPUT_FAILED;
+}
+
+static int write_json(thothd_call_t *call, const char *path)
+{
+	FILE *f = fopen(path, "w");
+	if (!f)
+		return output_error(call, path, errno);
+	errno = 0;
+	int r = thoth_trace_export_chrome_json(call->d->tracer->collection, f);
+	int err = errno;
+	if (fflush(f) != 0 && !err)
+		err = errno;
+	if (fclose(f) != 0 && !err)
+		err = errno;
+	if (r || err)
+		return output_error(call, path, err ? err : EIO);
+	return 0;
+}
+
+static int write_ctf(thothd_call_t *call, const char *dir)
+{
+	if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+		return output_error(call, dir, errno);
+	errno = 0;
+	int r = thoth_trace_export_ctf(call->d->tracer->collection, dir);
+	if (r)
+		return output_error(call, dir, errno ? errno : EIO);
+	return 0;
+}
+
+/* A NUL-terminated copy of S in the arena (strings on the wire are not). */
+static char *arena_str(thoth_arena_t *arena, thoth_str_t s)
+{
+	char *p = thoth_arena_alloc(arena, s.len + 1);
+	if (p) {
+		memcpy(p, s.ptr, s.len);
+		p[s.len] = 0;
+	}
+	return p;
+}
+
+static int write_outputs(thothd_call_t *call, const char *json, const char *ctf, uint64_t *events)
+{
+	thothd_tracer_t *t = call->d->tracer;
+	if (!t->collection) {
+		call->reason = "nothing collected: start a trace session first";
+		return THOTH_TRACE_ERR_NOT_RUNNING;
+	}
+	if ((*json && json[0] != '/') || (*ctf && ctf[0] != '/')) {
+		call->reason = "output paths must be absolute";
+		return THOTH_TRACE_ERR_OUTPUT_FAILED;
+	}
+	if (t->active)
+		drain(t);
+	int r = 0;
+	if (*json && (r = write_json(call, json)))
+		return r;
+	if (*ctf && (r = write_ctf(call, ctf)))
+		return r;
+	*events = thoth_trace_collection_count(t->collection);
+	thothd_info("trace: wrote %llu events%s%s%s%s", (unsigned long long)*events,
+		    *json ? " to " : "", json, *ctf ? " and CTF into " : "", ctf);
+	return 0;
+}
+
+static int on_write(void *self, const thoth_trace_TraceControl_write_req_t *req,
+		    thoth_trace_TraceControl_write_resp_t *resp, thoth_arena_t *arena)
+{
+	char *json = arena_str(arena, req->json_path);
+	char *ctf = arena_str(arena, req->ctf_dir);
+	if (!json || !ctf)
+		return THOTH_E_NOMEM;
+	return write_outputs(self, json, ctf, &resp->events);
+}
+
+static int on_dump(void *self, const thoth_trace_TraceControl_dump_req_t *req,
+		   thoth_trace_TraceControl_dump_resp_t *resp, thoth_arena_t *arena)
+{
+	thothd_call_t *call = self;
+	char *dir = arena_str(arena, req->dir);
+	size_t n = req->dir.len + 16;
+	char *json = thoth_arena_alloc(arena, n), *ctf = thoth_arena_alloc(arena, n);
+	if (!dir || !json || !ctf)
+		return THOTH_E_NOMEM;
+	snprintf(json, n, "%s/trace.json", dir);
+	snprintf(ctf, n, "%s/ctf", dir);
+	if (dir[0] == '/' && mkdir(dir, 0755) != 0 && errno != EEXIST && call->d->tracer->collection)
+		return output_error(call, dir, errno);
+	uint64_t events;
+	int r = write_outputs(call, json, ctf, &events);
+	if (!r) {
+		resp->chrome_json = thoth_str(json);
+		resp->ctf_dir = thoth_str(ctf);
+	}
+	return r;
+}
+
+static void on_attach(void *self, const thoth_trace_TraceControl_attach_req_t *req)
+{
+	thothd_call_t *call = self;
+	thothd_client_t *c = call->client;
+	int fd = thothd_client_take_fd(c);
+	if (fd < 0) {
+		thothd_warn("client %llu (pid %u): trace attach without a file descriptor; ignored",
+			    (unsigned long long)c->id, c->pid);
+		return;
+	}
+	uint32_t pid = 0;
+	char why[160];
+	if (attach_fd(call->d->tracer, fd, c, false, &pid, why, sizeof why))
+		thothd_warn("client %llu (pid %u): trace buffer refused: %s",
+			    (unsigned long long)c->id, c->pid, why);
+	else if (pid != c->pid)
+		thothd_debug("client %llu (pid %u) attached the trace buffer of pid %u",
+			     (unsigned long long)c->id, c->pid, pid);
+}
+
+const thoth_trace_TraceControl_handlers_t thothd_trace_handlers = {
+	.start = on_start,
+	.stop = on_stop,
+	.dump = on_dump,
+	.attach = on_attach,
+	.start_pid = on_start_pid,
+	.write = on_write,
+};

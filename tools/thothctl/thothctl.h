@@ -1,0 +1,17 @@
+/*
+ * thothctl.h - what thothctl's command files share (main.c: options,
+ * connecting; trace.c: `thothctl trace`).
+ */
+#ifndef THOTHCTL_H
+#define THOTHCTL_H
+
+#include "thoth/service.h"
+
+/* Connect to thothd; on failure print why (no thothd: "thothd is not
+ * running (no socket at PATH)") and return non-zero. */
+int thothctl_connect(thoth_control_t *ctl, const char *runtime_dir);
+
+/* `thothctl trace ...`: ARGV[0] is "trace".  Returns the exit status. */
+int thothctl_trace(int argc, char **argv, const char *runtime_dir);
+
+#endif

@@ -1,0 +1,311 @@
+/*
+ * trace.c - `thothctl trace`: drive thothd's trace collector (TraceControl,
+ * idl/trace.tidl; docs/OBSERVABILITY.md).
+ *
+ *   thothctl trace start [--categories LIST] [--pid PID]
+ *   thothctl trace stop
+ *   thothctl trace dump [--json FILE] [--ctf DIR]
+ *   thothctl trace --duration SECONDS [--categories LIST] [--pid PID]
+ *                  [--json FILE] [--ctf DIR]
+ *
+ * thothd writes the files (it holds the events); thothctl first makes the
+ * paths absolute and checks that it can create them itself, so a bad path
+ * is reported with thothctl's own errno before anything is collected, and a
+ * failure thothd meets later (a full disk) comes back with thothd's reason.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "thoth/trace.h"
+#include "thothctl.h"
+#include "trace.thoth.h"
+
+static void trace_usage(FILE *out)
+{
+	fprintf(out,
+		"usage: thothctl [--runtime-dir DIR] trace start [--categories LIST] [--pid PID]\n"
+		"       thothctl [--runtime-dir DIR] trace stop\n"
+		"       thothctl [--runtime-dir DIR] trace dump [--json FILE] [--ctf DIR]\n"
+		"       thothctl [--runtime-dir DIR] trace --duration SECONDS [--categories LIST]\n"
+		"                                    [--pid PID] [--json FILE] [--ctf DIR]\n"
+		"\n"
+		"Switches trace points on in every thoth process attached to thothd (or one\n"
+		"PID), collects their events, and writes them as Chrome Trace Event JSON\n"
+		"(Perfetto UI, chrome://tracing) and/or CTF (babeltrace2).\n"
+		"\n"
+		"  --categories LIST  comma-separated: ipc, registry, timer, loop, pm, user,\n"
+		"                     or all (default)\n"
+		"  --pid PID          only this process\n"
+		"  --json FILE        Chrome Trace Event JSON output\n"
+		"  --ctf DIR          CTF output directory (created if missing)\n"
+		"  --duration SECONDS start, wait, stop and write in one go (Ctrl-C stops early)\n");
+}
+
+static int trace_usage_error(const char *what, const char *arg)
+{
+	fprintf(stderr, "thothctl: trace: %s%s%s\n", what, arg ? " " : "", arg ? arg : "");
+	trace_usage(stderr);
+	return 2;
+}
+
+/* PATH made absolute against the working directory (thothd has its own). */
+static char *absolute(const char *path)
+{
+	if (path[0] == '/')
+		return strdup(path);
+	char cwd[PATH_MAX];
+	if (!getcwd(cwd, sizeof cwd))
+		return NULL;
+	char *out;
+	return asprintf(&out, "%s/%s", cwd, path) < 0 ? NULL : out;
+}
+
+/* Can we create/write the JSON file?  (Created empty; thothd fills it.) */
+static int check_json_path(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		fprintf(stderr, "thothctl: cannot write the JSON trace to %s: %s\n", path,
+			strerror(errno));
+		return 1;
+	}
+	close(fd);
+	return 0;
+}
+
+static int check_ctf_dir(const char *dir)
+{
+	struct stat st;
+	if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+		fprintf(stderr, "thothctl: cannot create the CTF directory %s: %s\n", dir,
+			strerror(errno));
+		return 1;
+	}
+	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "thothctl: cannot write the CTF trace into %s: not a directory\n",
+			dir);
+		return 1;
+	}
+	if (access(dir, W_OK) != 0) {
+		fprintf(stderr, "thothctl: cannot write the CTF trace into %s: %s\n", dir,
+			strerror(errno));
+		return 1;
+	}
+	return 0;
+}
+
+static int remote_failed(thoth_control_t *ctl, const char *what, int r)
+{
+	if (r == THOTH_E_REMOTE)
+		fprintf(stderr, "thothctl: %s: %s\n", what, ctl->client.remote_message);
+	else
+		fprintf(stderr, "thothctl: %s: %s\n", what, thoth_strerror(r));
+	return 1;
+}
+
+static int do_start(thoth_control_t *ctl, uint64_t categories, uint32_t pid)
+{
+	thoth_trace_TraceControl_start_pid_req_t req = { .categories = categories, .pid = pid };
+	thoth_trace_TraceControl_start_pid_resp_t resp;
+	int r = thoth_trace_TraceControl_start_pid(&ctl->client, &req, &resp, NULL);
+	if (r)
+		return remote_failed(ctl, "trace start", r);
+	printf("trace session %llu started\n", (unsigned long long)resp.session_id);
+	return 0;
+}
+
+static int do_stop(thoth_control_t *ctl)
+{
+	thoth_trace_TraceControl_stop_req_t req = { .session_id = 0 };
+	thoth_trace_TraceControl_stop_resp_t resp;
+	int r = thoth_trace_TraceControl_stop(&ctl->client, &req, &resp, NULL);
+	if (r)
+		return remote_failed(ctl, "trace stop", r);
+	printf("trace stopped: %llu events collected, %llu lost (see thothd's log)\n",
+	       (unsigned long long)resp.events, (unsigned long long)resp.dropped);
+	return 0;
+}
+
+static int do_write(thoth_control_t *ctl, const char *json, const char *ctf)
+{
+	thoth_trace_TraceControl_write_req_t req = {
+		.json_path = thoth_str(json ? json : ""),
+		.ctf_dir = thoth_str(ctf ? ctf : ""),
+	};
+	thoth_trace_TraceControl_write_resp_t resp;
+	int r = thoth_trace_TraceControl_write(&ctl->client, &req, &resp, NULL);
+	if (r == THOTH_E_REMOTE) {
+		const char *why = "";
+		switch (ctl->client.remote_code) {
+		case THOTH_TRACE_ERR_NO_SPACE: why = " (no space left on the device)"; break;
+		case THOTH_TRACE_ERR_NO_PERMISSION: why = " (permission denied)"; break;
+		default: break;
+		}
+		fprintf(stderr, "thothctl: cannot write the trace: %s%s\n",
+			ctl->client.remote_message, why);
+		return 1;
+	}
+	if (r)
+		return remote_failed(ctl, "trace dump", r);
+	printf("wrote %llu events", (unsigned long long)resp.events);
+	if (json)
+		printf(" as JSON to %s", json);
+	if (ctf)
+		printf("%s as CTF into %s", json ? " and" : "", ctf);
+	printf("\n");
+	return 0;
+}
+
+static volatile sig_atomic_t interrupted;
+
+static void on_interrupt(int sig)
+{
+	interrupted = 1;
+}
+
+/* Sleep SECONDS, or less if interrupted (Ctrl-C: stop and write early). */
+static void wait_for(double seconds)
+{
+	struct sigaction sa = { .sa_handler = on_interrupt };
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	struct timespec left = {
+		.tv_sec = (time_t)seconds,
+		.tv_nsec = (long)((seconds - (double)(time_t)seconds) * 1e9),
+	};
+	while (!interrupted && nanosleep(&left, &left) != 0 && errno == EINTR)
+		;
+}
+
+int thothctl_trace(int argc, char **argv, const char *runtime_dir)
+{
+	static const struct option options[] = {
+		{ "categories", required_argument, NULL, 'c' },
+		{ "pid", required_argument, NULL, 'p' },
+		{ "json", required_argument, NULL, 'j' },
+		{ "ctf", required_argument, NULL, 'C' },
+		{ "duration", required_argument, NULL, 'd' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	uint64_t categories = THOTH_TRACE_ALL_CATEGORIES;
+	uint32_t pid = 0;
+	double duration = -1;
+	const char *json_arg = NULL, *ctf_arg = NULL;
+	bool have_categories = false, have_pid = false;
+	int opt;
+	optind = 1;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+		char *end;
+		switch (opt) {
+		case 'c':
+			if (thoth_trace_parse_categories(optarg, &categories))
+				return trace_usage_error("unknown category in", optarg);
+			have_categories = true;
+			break;
+		case 'p': {
+			unsigned long v = strtoul(optarg, &end, 10);
+			if (*end || !*optarg || v == 0 || v > UINT32_MAX)
+				return trace_usage_error("--pid wants a process id, not", optarg);
+			pid = (uint32_t)v;
+			have_pid = true;
+			break;
+		}
+		case 'j': json_arg = optarg; break;
+		case 'C': ctf_arg = optarg; break;
+		case 'd':
+			duration = strtod(optarg, &end);
+			if (*end || !*optarg || !(duration > 0) || duration > 86400)
+				return trace_usage_error("--duration wants seconds (0 < S <= 86400), not",
+							 optarg);
+			break;
+		case 'h':
+			trace_usage(stdout);
+			return 0;
+		case ':':
+			return trace_usage_error("missing value for", argv[optind - 1]);
+		default:
+			return trace_usage_error("unknown option", argv[optind - 1]);
+		}
+	}
+	/* getopt permuted the arguments: options could come before or after the
+	 * sub-command; what is left is the sub-command alone (or nothing, for
+	 * --duration). */
+	const char *sub = optind < argc ? argv[optind++] : NULL;
+	if (optind < argc)
+		return trace_usage_error("unexpected argument", argv[optind]);
+
+	enum { START, STOP, DUMP, DURATION } what;
+	if (!sub && duration > 0)
+		what = DURATION;
+	else if (!sub)
+		return trace_usage_error("start, stop, dump or --duration SECONDS?", NULL);
+	else if (duration > 0)
+		return trace_usage_error("--duration is a command of its own, not an option of", sub);
+	else if (strcmp(sub, "start") == 0)
+		what = START;
+	else if (strcmp(sub, "stop") == 0)
+		what = STOP;
+	else if (strcmp(sub, "dump") == 0)
+		what = DUMP;
+	else
+		return trace_usage_error("unknown trace command:", sub);
+	if ((what == START || what == STOP) && (json_arg || ctf_arg))
+		return trace_usage_error("--json/--ctf belong to dump or --duration, not", sub);
+	if ((what == STOP || what == DUMP) && (have_categories || have_pid))
+		return trace_usage_error("--categories/--pid belong to start or --duration, not", sub);
+	if ((what == DUMP || what == DURATION) && !json_arg && !ctf_arg)
+		return trace_usage_error("where to? give --json FILE and/or --ctf DIR", NULL);
+
+	char *json = NULL, *ctf = NULL;
+	int status = 1;
+	if ((json_arg && !(json = absolute(json_arg))) || (ctf_arg && !(ctf = absolute(ctf_arg)))) {
+		fprintf(stderr, "thothctl: cannot resolve the output path: %s\n", strerror(errno));
+		goto out;
+	}
+	/* Check the outputs before collecting anything. */
+	if ((json && check_json_path(json)) || (ctf && check_ctf_dir(ctf)))
+		goto out;
+
+	thoth_control_t ctl;
+	if (thothctl_connect(&ctl, runtime_dir))
+		goto out;
+	switch (what) {
+	case START:
+		status = do_start(&ctl, categories, pid);
+		break;
+	case STOP:
+		status = do_stop(&ctl);
+		break;
+	case DUMP:
+		status = do_write(&ctl, json, ctf);
+		break;
+	case DURATION:
+		status = do_start(&ctl, categories, pid);
+		if (status)
+			break;
+		fflush(stdout);
+		wait_for(duration);
+		status = do_stop(&ctl);
+		if (!status)
+			status = do_write(&ctl, json, ctf);
+		break;
+	}
+	thoth_control_close(&ctl);
+out:
+	free(json);
+	free(ctf);
+	return status;
+}
