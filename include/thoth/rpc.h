@@ -69,6 +69,8 @@ typedef struct thoth_transport_ops {
 	int (*send)(void *ctx, uint8_t *msg, size_t len);
 	/* Give a response back to the transport. */
 	void (*release)(void *ctx, thoth_msg_t *resp);
+	/* Optional: give back a buffer from get_buffer that will not be sent. */
+	void (*discard)(void *ctx, uint8_t *buf);
 } thoth_transport_ops_t;
 
 /* ---- client ----------------------------------------------------------- */
@@ -104,6 +106,26 @@ void thoth_client_release(thoth_client_t *c);
 int thoth_client_call(thoth_client_t *c, const thoth_method_info_t *m,
 		      const void *req, void *resp, thoth_arena_t *arena);
 
+/*
+ * The same call in two steps, for building a large payload in place:
+ * thoth_client_begin() encodes REQ straight into a transport buffer (on a
+ * channel: a shared-memory pool buffer), so a bytes field with `reserve`
+ * set gets its final address now; the caller fills it, then
+ * thoth_client_commit() sends and waits (or just sends, for oneway) and
+ * decodes the response.  thoth_client_abort() gives the buffer back unsent.
+ */
+typedef struct thoth_call {
+	const thoth_method_info_t *m;
+	uint8_t *buf;
+	size_t len;
+	uint32_t request_id;
+} thoth_call_t;
+
+int thoth_client_begin(thoth_client_t *c, const thoth_method_info_t *m, const void *req,
+		       thoth_call_t *call);
+int thoth_client_commit(thoth_client_t *c, thoth_call_t *call, void *resp, thoth_arena_t *arena);
+void thoth_client_abort(thoth_client_t *c, thoth_call_t *call);
+
 /* ---- server ----------------------------------------------------------- */
 
 /* Generated per interface: calls the typed handler for M. Returns 0, a
@@ -117,6 +139,11 @@ typedef struct thoth_server_io {
 	size_t out_len;                 /* set: 0 when nothing is to be sent (oneway) */
 	thoth_arena_t *arena;           /* scratch for decoded requests and results */
 	uint64_t features;              /* negotiated on this channel */
+	/* Optional: the transport's buffer for a response of exactly LEN bytes
+	 * (a ring slot or a shared pool buffer), so the response is encoded in
+	 * place; out/cap are then ignored.  0 or a THOTH_E_* code. */
+	int (*get_out)(void *ctx, size_t len, uint8_t **buf);
+	void *out_ctx;
 } thoth_server_io_t;
 
 /*

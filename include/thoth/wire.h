@@ -162,6 +162,7 @@ typedef struct thoth_bytes {
 	const uint8_t *ptr;
 	uint32_t len;
 	uint8_t **reserve;
+	bool uninit;    /* with reserve: skip zeroing, the caller writes every byte */
 } thoth_bytes_t;
 
 static inline thoth_str_t thoth_str(const char *s)

@@ -127,13 +127,14 @@ static int check_response(const thoth_method_info_t *m, const thoth_msg_header_t
 	return 0;
 }
 
-int thoth_client_call(thoth_client_t *c, const thoth_method_info_t *m,
-		      const void *req, void *resp, thoth_arena_t *arena)
+int thoth_client_begin(thoth_client_t *c, const thoth_method_info_t *m, const void *req,
+		       thoth_call_t *call)
 {
 	thoth_client_release(c);
 	c->remote_code = 0;
 	c->remote_status = 0;
 	c->remote_message[0] = 0;
+	memset(call, 0, sizeof *call);
 	if (m->requires_bit >= 0 && !(c->features & (1ull << m->requires_bit)))
 		return THOTH_E_NO_FEATURE;
 
@@ -157,15 +158,38 @@ int thoth_client_call(thoth_client_t *c, const thoth_method_info_t *m,
 	};
 	if (!r)
 		r = thoth_builder_finish(&b, &h, &len);
-	if (r)
+	if (r) {
+		if (c->ops->discard)
+			c->ops->discard(c->ctx, buf);
 		return r;
-	if (m->oneway)
-		return c->ops->send(c->ctx, buf, len);
-
-	uint32_t request_id = c->next_request_id++;
-	if (c->next_request_id == 0)
+	}
+	call->m = m;
+	call->buf = buf;
+	call->len = len;
+	call->request_id = h.request_id;
+	if (!m->oneway && ++c->next_request_id == 0)
 		c->next_request_id = 1;
-	r = c->ops->call(c->ctx, buf, len, &c->reply);
+	return 0;
+}
+
+void thoth_client_abort(thoth_client_t *c, thoth_call_t *call)
+{
+	if (call->buf && c->ops->discard)
+		c->ops->discard(c->ctx, call->buf);
+	call->buf = NULL;
+}
+
+int thoth_client_commit(thoth_client_t *c, thoth_call_t *call, void *resp, thoth_arena_t *arena)
+{
+	const thoth_method_info_t *m = call->m;
+	if (!m || !call->buf)
+		return THOTH_E_INVAL;
+	uint8_t *buf = call->buf;
+	call->buf = NULL;               /* the transport owns it from here */
+	if (m->oneway)
+		return c->ops->send(c->ctx, buf, call->len);
+
+	int r = c->ops->call(c->ctx, buf, call->len, &c->reply);
 	if (r)
 		return r;
 	c->holding_reply = true;
@@ -173,7 +197,7 @@ int thoth_client_call(thoth_client_t *c, const thoth_method_info_t *m,
 	thoth_msg_header_t rh = { 0 };
 	r = thoth_wire_header_decode(c->reply.data, c->reply.len, &rh);
 	if (!r)
-		r = check_response(m, &rh, request_id);
+		r = check_response(m, &rh, call->request_id);
 	if (r)
 		return r;
 	thoth_decoder_t d;
@@ -194,14 +218,46 @@ int thoth_client_call(thoth_client_t *c, const thoth_method_info_t *m,
 	return m->resp_decode(&d, resp);
 }
 
+int thoth_client_call(thoth_client_t *c, const thoth_method_info_t *m,
+		      const void *req, void *resp, thoth_arena_t *arena)
+{
+	thoth_call_t call;
+	int r = thoth_client_begin(c, m, req, &call);
+	return r ? r : thoth_client_commit(c, &call, resp, arena);
+}
+
 /* ---- server ------------------------------------------------------------ */
+
+/* Point io->out at a buffer for LEN bytes: the transport's, when it offers one. */
+static int out_buffer(thoth_server_io_t *io, size_t len)
+{
+	if (!io->get_out)
+		return 0;
+	uint8_t *buf;
+	int r = io->get_out(io->out_ctx, len, &buf);
+	if (r)
+		return r;
+	io->out = buf;
+	io->cap = len;
+	return 0;
+}
 
 static int respond_error(thoth_server_io_t *io, const thoth_msg_header_t *rq,
 			 uint32_t code, int32_t status, const char *message)
 {
+	if (!message)
+		message = "";
+	/* header + frame header + {code, status, message ptr} + the string */
+	size_t need = THOTH_WIRE_HEADER_SIZE + 8 + ERR_FIXED +
+		      thoth_wire_str_size(thoth_str(message));
+	int r = out_buffer(io, need);
+	if (r) {
+		io->out_len = 0;
+		return r;
+	}
 	thoth_builder_t b;
 	thoth_builder_init(&b, io->out, io->cap);
-	int r = thoth_wire_encode_error(&b, code, status, message);
+	r = thoth_wire_encode_error(&b, code, status, message);
 	thoth_msg_header_t h = *rq;
 	h.flags = THOTH_MSG_RESPONSE | THOTH_MSG_ERROR;
 	if (!r)
@@ -265,6 +321,9 @@ int thoth_server_dispatch(const thoth_interface_info_t *iface, thoth_invoke_fn i
 	if (status < 0)
 		return respond_error(io, &rh, 0, status, thoth_strerror(status));
 
+	r = out_buffer(io, THOTH_WIRE_HEADER_SIZE + m->resp_size(resp));
+	if (r)
+		return respond_error(io, &rh, 0, r, "no buffer for the response (pool exhausted)");
 	thoth_builder_t b;
 	thoth_builder_init(&b, io->out, io->cap);
 	r = m->resp_encode(&b, resp);

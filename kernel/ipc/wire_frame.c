@@ -109,8 +109,10 @@ int thoth_builder_bytes(thoth_builder_t *b, uint32_t slot, const thoth_bytes_t *
 		return b->err = THOTH_E_INVAL;
 	uint32_t off;
 	/* Reserved space is zeroed (a caller that writes less must not send
-	 * stale memory to a peer); copied bytes are written once, not twice. */
-	int r = v->reserve ? thoth_builder_alloc(b, v->len, &off)
+	 * stale memory to a peer) unless the caller promises to fill it all
+	 * (uninit: a 16 MiB zero-copy payload must not cost a 16 MiB memset);
+	 * copied bytes are written once, not twice. */
+	int r = v->reserve && !v->uninit ? thoth_builder_alloc(b, v->len, &off)
 			   : thoth_builder_alloc_raw(b, v->len, &off);
 	if (r)
 		return r;

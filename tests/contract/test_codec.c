@@ -42,7 +42,7 @@ static void fill_everything(test_alltypes_Everything_t *e)
 		.color = TEST_ALLTYPES_COLOR_GREEN, .level = TEST_ALLTYPES_LEVEL_LOW,
 	};
 	e->name = thoth_str("h\xc3\xa9llo");
-	e->blob = (thoth_bytes_t){ (const uint8_t *)"\x00\x01\x02\xff", 4, NULL };
+	e->blob = (thoth_bytes_t){ .ptr = (const uint8_t *)"\x00\x01\x02\xff", .len = 4, .reserve = NULL };
 	e->inner = (test_alltypes_Inner_t){ 42, thoth_str("inner") };
 	e->has_maybe_num = true;
 	e->maybe_num = 0;                      /* present, and zero */
@@ -55,8 +55,8 @@ static void fill_everything(test_alltypes_Everything_t *e)
 	words[1] = thoth_str("");
 	words[2] = thoth_str("third word");
 	e->words = (thoth_list_string_t){ words, 3 };
-	blobs[0] = (thoth_bytes_t){ (const uint8_t *)"xyz", 3, NULL };
-	blobs[1] = (thoth_bytes_t){ NULL, 0, NULL };
+	blobs[0] = (thoth_bytes_t){ .ptr = (const uint8_t *)"xyz", .len = 3, .reserve = NULL };
+	blobs[1] = (thoth_bytes_t){ .ptr = NULL, .len = 0, .reserve = NULL };
 	e->blobs = (thoth_list_bytes_t){ blobs, 2 };
 	inners[0] = (test_alltypes_Inner_t){ 1, thoth_str("one") };
 	inners[1] = (test_alltypes_Inner_t){ 2, thoth_str("") };
@@ -75,7 +75,7 @@ static void fill_everything(test_alltypes_Everything_t *e)
 	groups[1] = (thoth_list_string_t){ g1, 1 };
 	e->groups = (thoth_list_string_list_t){ groups, 2 };
 	e->has_maybe_blob = true;
-	e->maybe_blob = (thoth_bytes_t){ (const uint8_t *)"b", 1, NULL };
+	e->maybe_blob = (thoth_bytes_t){ .ptr = (const uint8_t *)"b", .len = 1, .reserve = NULL };
 }
 
 static size_t encode_sink(const sink_req_t *req)
@@ -217,7 +217,7 @@ static void test_large_bytes_field_is_not_copied(void **state)
 		big[i] = (uint8_t)(i * 7);
 	sink_req_t in, out;
 	memset(&in, 0, sizeof in);
-	in.e.blob = (thoth_bytes_t){ big, BIG, NULL };
+	in.e.blob = (thoth_bytes_t){ .ptr = big, .len = BIG, .reserve = NULL };
 	size_t len = encode_sink(&in);
 	assert_int_equal(decode_sink(msgbuf, len, &out), 0);
 	assert_int_equal(out.e.blob.len, BIG);
@@ -232,7 +232,7 @@ static void test_reserved_bytes_are_built_in_place(void **state)
 	uint8_t *where = NULL;
 	sink_req_t in, out;
 	memset(&in, 0, sizeof in);
-	in.e.blob = (thoth_bytes_t){ NULL, 1000, &where };
+	in.e.blob = (thoth_bytes_t){ .ptr = NULL, .len = 1000, .reserve = &where };
 	size_t len = encode_sink(&in);
 	assert_non_null(where);
 	memset(where, 0x5a, 1000);           /* fill after encoding: no copy was made */
@@ -537,7 +537,9 @@ static void lb_release(void *ctx, thoth_msg_t *resp)
 {
 }
 
-static const thoth_transport_ops_t loopback = { lb_get_buffer, lb_call, lb_send, lb_release };
+static const thoth_transport_ops_t loopback = {
+	.get_buffer = lb_get_buffer, .call = lb_call, .send = lb_send, .release = lb_release,
+};
 
 static void test_stub_call_reaches_handler_and_returns_results(void **state)
 {

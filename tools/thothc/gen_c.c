@@ -932,7 +932,11 @@ static void emit_interface_header(gen_t *g, const tidl_decl_t *d)
 	}
 	sb_addf(h, "} %s_handlers_t;\n\n", in);
 	sb_addf(h, "int %s_dispatch(const %s_handlers_t *handlers, void *self,\n"
-		   "\t\tconst uint8_t *msg, size_t len, thoth_server_io_t *io);\n\n", in, in);
+		   "\t\tconst uint8_t *msg, size_t len, thoth_server_io_t *io);\n", in, in);
+	sb_addf(h, "/* The type-erased handler call behind %s_dispatch, for transports that\n"
+		   " * serve any interface (thoth_chan_server_config_t.invoke). */\n"
+		   "int %s_invoke(const void *handlers, void *self, const thoth_method_info_t *m,\n"
+		   "\t\tconst void *req, void *resp, thoth_arena_t *arena);\n\n", in, in);
 }
 
 static void emit_interface_source(gen_t *g, const tidl_decl_t *d, uint64_t hash)
@@ -1034,7 +1038,7 @@ static void emit_interface_source(gen_t *g, const tidl_decl_t *d, uint64_t hash)
 		d->u.iface.n_methods);
 
 	/* invoke: type-erased call into the typed handler table */
-	sb_addf(c, "static int %s_invoke(const void *handlers, void *self, const thoth_method_info_t *m,\n"
+	sb_addf(c, "int %s_invoke(const void *handlers, void *self, const thoth_method_info_t *m,\n"
 		   "\t\tconst void *req, void *resp, thoth_arena_t *arena)\n{\n"
 		   "\tconst %s_handlers_t *h = handlers;\n\t(void)resp;\n\t(void)arena;\n"
 		   "\tswitch (m->ordinal) {\n", in, in);
