@@ -24,6 +24,7 @@
 #include "registry.thoth.h"
 #include "timer.thoth.h"
 #include "trace.thoth.h"
+#include "channel.thoth.h"
 
 #ifndef GOLDEN_DIR
 #error "GOLDEN_DIR must point at tests/contract/golden"
@@ -146,6 +147,27 @@ FILL(tr_dump_resp, thoth_trace_TraceControl_dump_resp_t)
 	v->chrome_json = thoth_str("/tmp/thoth-trace/trace.json");
 	v->ctf_dir = thoth_str("/tmp/thoth-trace/ctf");
 END
+FILL(ch_open_req, thoth_channel_Channel_open_req_t)
+	v->package = thoth_str("thoth.echo");
+	v->interface = thoth_str("Echo");
+	v->interface_id = 0x1b2c3d4eu;
+	v->major = 1;
+	v->minor = 0;
+	v->schema_hash = 0x0123456789abcdefull;
+	v->features = 0x5;
+	v->limits.slots = 256;
+	v->client_wakeup = false;
+END
+FILL(ch_open_resp, thoth_channel_Channel_open_resp_t)
+	v->status = 0;
+	v->reason = thoth_str("");
+	v->major = 1;
+	v->features = 0x1;
+	v->limits.slots = 256;
+	v->limits.pool_buf_size = 65536;
+	v->limits.pool_bufs = 512;
+	v->shm_size = 67256320;
+END
 
 typedef struct fixture {
 	const char *file;
@@ -192,6 +214,8 @@ static const fixture_t fixtures[] = {
 	RESP("TraceControl.stop", thoth_trace_TraceControl_stop_info, tr_stop_resp),
 	REQ("TraceControl.dump", thoth_trace_TraceControl_dump_info, tr_dump_req),
 	RESP("TraceControl.dump", thoth_trace_TraceControl_dump_info, tr_dump_resp),
+	REQ("Channel.open", thoth_channel_Channel_open_info, ch_open_req),
+	RESP("Channel.open", thoth_channel_Channel_open_info, ch_open_resp),
 };
 
 /* ---- hex files: 16 bytes a line, '#' comments ---------------------------- */
@@ -286,7 +310,7 @@ static void test_every_system_method_has_golden_vectors(void **state)
 	const thoth_interface_info_t *ifaces[] = {
 		&thoth_registry_Registry_info, &thoth_registry_RegistryEvents_info,
 		&thoth_timer_Timer_info, &thoth_timer_TimerEvents_info,
-		&thoth_trace_TraceControl_info,
+		&thoth_trace_TraceControl_info, &thoth_channel_Channel_info,
 	};
 	for (size_t i = 0; i < sizeof ifaces / sizeof ifaces[0]; i++) {
 		for (size_t k = 0; k < ifaces[i]->n_methods; k++) {

@@ -1,0 +1,184 @@
+/*
+ * thoth/channel.h - calls between processes through shared memory
+ * (IPC-2 zero-copy payloads, IPC-3 inline fast path).
+ *
+ * A channel joins one client to one service.  It is opened over the
+ * service's Unix socket (a handshake: interface, schema version and hash,
+ * feature bits, limits), after which the service hands the client a memfd
+ * holding:
+ *
+ *   - a request ring and a response ring of 256-byte slots: a message of up
+ *     to THOTH_CHAN_INLINE_MAX bytes is built straight in a slot;
+ *   - a payload pool per direction: a larger message is built in place in
+ *     pool buffers owned by its sender and passed by descriptor; the
+ *     receiver reads it where it lies and gives it back when done.
+ *
+ * No call goes through a socket or thothd once the channel is open.  Each
+ * ring direction has a futex word; a waiting side spins for a bounded,
+ * adaptive time (THOTH_CHAN_SPIN) or not at all (THOTH_CHAN_SLEEP) and then
+ * sleeps; a sender makes the wake-up system call only when its peer said it
+ * may be asleep.  A service waits on its event loop instead of a futex: its
+ * wake-ups arrive on an eventfd.  The layout and the memory-ordering
+ * argument are in docs/IPC.md.
+ *
+ * Everything the peer can write is treated as untrusted input: indices are
+ * copied once and checked, descriptors are bounds-checked against the
+ * mapping, inline messages are copied out of the slot before they are
+ * decoded, releases are checked against what was lent.  A violation closes
+ * the channel with THOTH_E_CORRUPT; a dead peer gives THOTH_E_PEER_GONE.
+ */
+#ifndef THOTH_CHANNEL_H
+#define THOTH_CHANNEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "thoth/loop.h"
+#include "thoth/rpc.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define THOTH_CHAN_SLOT_SIZE   256u  /* bytes per ring slot */
+#define THOTH_CHAN_SLOT_HEADER 16u   /* descriptor at the front of a slot */
+#define THOTH_CHAN_INLINE_MAX  (THOTH_CHAN_SLOT_SIZE - THOTH_CHAN_SLOT_HEADER)
+
+/* Geometry of a channel.  0 in a field means "the default". */
+typedef struct thoth_chan_limits {
+	uint32_t slots;           /* ring slots per direction: power of two, 2..65536 (256) */
+	uint32_t pool_buf_size;   /* pool buffer bytes: power of two, 4 KiB..64 MiB (64 KiB) */
+	uint32_t pool_bufs;       /* pool buffers per direction: 0..65536 (512) */
+} thoth_chan_limits_t;
+
+#define THOTH_CHAN_DEFAULT_SLOTS    256u
+#define THOTH_CHAN_DEFAULT_BUF_SIZE (64u << 10)
+#define THOTH_CHAN_DEFAULT_BUFS     512u       /* 32 MiB per direction, backed lazily */
+#define THOTH_CHAN_MAX_SHM          (2ull << 30)
+
+/* Fill the 0 fields of L with defaults and check the result.  0 or
+ * THOTH_E_INVAL with a reason ("slots = 100: not a power of two"). */
+int thoth_chan_limits_resolve(thoth_chan_limits_t *l, char *why, size_t why_len);
+
+/* Largest message (header included) a channel with limits L can carry. */
+size_t thoth_chan_max_message(const thoth_chan_limits_t *l);
+
+typedef enum thoth_chan_wait {
+	THOTH_CHAN_SPIN = 0,      /* spin (bounded, adaptive), then sleep */
+	THOTH_CHAN_SLEEP = 1,     /* sleep at once */
+} thoth_chan_wait_t;
+
+#define THOTH_CHAN_DEFAULT_SPIN_NS 50000u   /* upper bound of the adaptive spin */
+
+typedef struct thoth_chan_stats {
+	uint64_t sent_inline, sent_pool;    /* messages sent in a slot / by descriptor */
+	uint64_t received;
+	uint64_t spin_hits;                 /* waits that ended while spinning */
+	uint64_t sleeps;                    /* waits that went to sleep (futex or loop) */
+	uint64_t wakes;                     /* wake-up system calls made for the peer */
+	uint64_t pool_in_use;               /* own pool buffers lent out now */
+} thoth_chan_stats_t;
+
+/* ---- client ----------------------------------------------------------------- */
+
+typedef struct thoth_chan thoth_chan_t;
+
+typedef struct thoth_chan_config {
+	const thoth_interface_info_t *iface;  /* what the client was compiled with */
+	uint64_t features;                    /* bits the client offers */
+	thoth_chan_limits_t limits;           /* asked of the service; 0 = its default */
+	thoth_chan_wait_t wait;
+	uint32_t spin_ns;                     /* 0 = THOTH_CHAN_DEFAULT_SPIN_NS */
+	int timeout_ms;                       /* per blocking call: 0 = wait forever */
+	int handshake_timeout_ms;             /* 0 = 2000 */
+} thoth_chan_config_t;
+
+/*
+ * Open a channel to the service listening at PATH.  Returns 0, or
+ * THOTH_E_NOT_RUNNING (nobody listens there), THOTH_E_CONTRACT /
+ * THOTH_E_BAD_VERSION (the schemas do not match: WHY says which side has
+ * what), THOTH_E_INVAL (bad limits: WHY says which), THOTH_E_TIMEDOUT,
+ * THOTH_E_PROTOCOL / THOTH_E_CORRUPT (the service answered nonsense),
+ * THOTH_E_IO, THOTH_E_NOMEM.
+ */
+int thoth_chan_connect(const char *path, const thoth_chan_config_t *cfg, thoth_chan_t **out,
+		       char *why, size_t why_len);
+
+/* Close (tells the service) and free everything, fds and mapping included. */
+void thoth_chan_close(thoth_chan_t *ch);
+
+/* The client generated stubs take: thoth_echo_Echo_echo(thoth_chan_client(ch), ...). */
+thoth_client_t *thoth_chan_client(thoth_chan_t *ch);
+
+uint64_t thoth_chan_features(const thoth_chan_t *ch);       /* negotiated */
+void thoth_chan_limits(const thoth_chan_t *ch, thoth_chan_limits_t *out);
+void thoth_chan_stats(const thoth_chan_t *ch, thoth_chan_stats_t *out);
+/* The first error that closed the channel (0 while it works). */
+int thoth_chan_error(const thoth_chan_t *ch);
+
+/*
+ * Message-level access, for many calls in flight on one channel.
+ * timeout_ms: 0 never blocks (THOTH_E_AGAIN), > 0 waits at most that long
+ * (THOTH_E_TIMEDOUT), < 0 waits until it can (peer death still ends it).
+ *
+ * thoth_chan_alloc: a buffer for a LEN-byte message: the next ring slot
+ *   when LEN <= THOTH_CHAN_INLINE_MAX (one slot may be pending at a time),
+ *   else pool buffers.  Build the message with thoth_builder or a
+ *   generated *_encode_msg, then thoth_chan_send it (or thoth_chan_discard).
+ * thoth_chan_send: publish a message built in a buffer from thoth_chan_alloc.
+ * thoth_chan_recv: the next message from the service (a response, in the
+ *   order the service answers).  Valid until thoth_chan_release or the
+ *   next thoth_chan_recv.  A pool message is read in place.
+ */
+int thoth_chan_alloc(thoth_chan_t *ch, size_t len, uint8_t **buf, int timeout_ms);
+int thoth_chan_send(thoth_chan_t *ch, uint8_t *buf, size_t len, int timeout_ms);
+void thoth_chan_discard(thoth_chan_t *ch, uint8_t *buf);
+int thoth_chan_recv(thoth_chan_t *ch, thoth_msg_t *msg, int timeout_ms);
+void thoth_chan_release(thoth_chan_t *ch, thoth_msg_t *msg);
+
+/* ---- service -------------------------------------------------------------- */
+
+typedef struct thoth_chan_server thoth_chan_server_t;
+
+typedef void (*thoth_chan_log_fn)(void *arg, const char *message);
+
+typedef struct thoth_chan_server_config {
+	const char *path;                     /* Unix socket to listen on (replaced if stale) */
+	const thoth_interface_info_t *iface;  /* the interface served */
+	thoth_invoke_fn invoke;               /* generated <iface>_invoke */
+	const void *handlers;                 /* generated <iface>_handlers_t */
+	void *self;                           /* passed to every handler */
+	uint64_t features;                    /* bits the service offers */
+	thoth_chan_limits_t limits;           /* for clients that ask 0; 0 = defaults */
+	thoth_chan_wait_t wait;
+	uint32_t spin_ns;                     /* 0 = THOTH_CHAN_DEFAULT_SPIN_NS */
+	uint32_t max_clients;                 /* 0 = 1024 */
+	thoth_chan_log_fn log;                /* why a client was refused or dropped */
+	void *log_arg;
+} thoth_chan_server_config_t;
+
+typedef struct thoth_chan_server_stats {
+	uint32_t clients;                     /* channels open now */
+	uint64_t accepted, refused;           /* handshakes */
+	uint64_t calls;                       /* requests dispatched */
+	uint64_t peer_gone;                   /* channels ended by the client's death or close */
+	uint64_t corrupt;                     /* channels closed for bad shared memory */
+} thoth_chan_server_stats_t;
+
+/* Listen at cfg->path and serve on LOOP.  0, THOTH_E_INVAL (reason in
+ * WHY), THOTH_E_IO (cannot listen: WHY says why), THOTH_E_NOMEM. */
+int thoth_chan_server_new(thoth_loop_t *loop, const thoth_chan_server_config_t *cfg,
+			  thoth_chan_server_t **out, char *why, size_t why_len);
+/* Close every channel and the socket (the socket file is removed). */
+void thoth_chan_server_free(thoth_chan_server_t *srv);
+void thoth_chan_server_stats(const thoth_chan_server_t *srv, thoth_chan_server_stats_t *out);
+
+/* A whole service in one call: a loop, SIGINT/SIGTERM to stop, serve CFG.
+ * Returns 0 after a signal, or the error that prevented serving. */
+int thoth_serve(const thoth_chan_server_config_t *cfg);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,679 @@
+/*
+ * chan_shm.c - rings, pool and wake-ups of a channel, on one side's view of
+ * the shared memory (chan_shm.h; the argument for every barrier is in
+ * docs/IPC.md, "Memory ordering").
+ *
+ * Rules kept throughout:
+ *  - each index has exactly one writer, which keeps the true value in private
+ *    memory and only publishes it (release store); the other side loads it
+ *    once (acquire) and checks it before using it;
+ *  - anything else read from shared memory (slot descriptors, release
+ *    entries) is read once into a local and validated against the private
+ *    geometry, never against values stored in shared memory;
+ *  - "am I asleep?" flags and the indices follow the store-fence-load
+ *    pattern on both sides, so a wake-up is never lost and never needed
+ *    while the peer is known to be awake.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "chan_shm.h"
+
+_Static_assert(sizeof(chan_ctl_t) <= CHAN_PAGE, "control page overflows");
+_Static_assert(THOTH_CHAN_INLINE_MAX % 8 == 0, "inline area must keep messages 8-aligned");
+
+enum { BUF_FREE = 0, BUF_ALLOCATED = 1, BUF_LENT = 2 };
+
+#define SPIN_MIN_NS 1000u
+#define SLEEP_SLICE_NS (10u * 1000000u)   /* liveness is re-checked this often while blocked */
+
+static bool is_pow2(uint32_t v) { return v && !(v & (v - 1)); }
+
+static size_t page_up(size_t n) { return (n + CHAN_PAGE - 1) & ~(size_t)(CHAN_PAGE - 1); }
+
+static uint32_t next_pow2(uint32_t v)
+{
+	uint32_t p = 1;
+	while (p < v)
+		p <<= 1;
+	return p;
+}
+
+/* Shared memory the peer may write concurrently: one relaxed atomic load. */
+static inline uint32_t ld32(const void *p) { return __atomic_load_n((const uint32_t *)p, __ATOMIC_RELAXED); }
+static inline void st32(void *p, uint32_t v) { __atomic_store_n((uint32_t *)p, v, __ATOMIC_RELAXED); }
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
+}
+
+/* ---- limits and layout --------------------------------------------------- */
+
+static int limits_check(const thoth_chan_limits_t *l, char *why, size_t why_len)
+{
+	if (!is_pow2(l->slots) || l->slots < 2 || l->slots > 65536) {
+		snprintf(why, why_len, "slots = %u: must be a power of two from 2 to 65536", l->slots);
+		return THOTH_E_INVAL;
+	}
+	if (!is_pow2(l->pool_buf_size) || l->pool_buf_size < 4096 || l->pool_buf_size > (64u << 20)) {
+		snprintf(why, why_len, "pool_buf_size = %u: must be a power of two from 4096 to 64 MiB",
+			 l->pool_buf_size);
+		return THOTH_E_INVAL;
+	}
+	if (l->pool_bufs > 65536) {
+		snprintf(why, why_len, "pool_bufs = %u: at most 65536", l->pool_bufs);
+		return THOTH_E_INVAL;
+	}
+	chan_layout_t lay;
+	if (chan_layout_compute(l, &lay) || lay.size > THOTH_CHAN_MAX_SHM) {
+		snprintf(why, why_len, "%u slots and %u pool buffers of %u bytes need %llu MiB of shared memory, more than the %llu MiB limit",
+			 l->slots, l->pool_bufs, l->pool_buf_size,
+			 (unsigned long long)(2ull * l->pool_bufs * l->pool_buf_size >> 20),
+			 (unsigned long long)(THOTH_CHAN_MAX_SHM >> 20));
+		return THOTH_E_INVAL;
+	}
+	return 0;
+}
+
+int thoth_chan_limits_resolve(thoth_chan_limits_t *l, char *why, size_t why_len)
+{
+	char scratch[8];
+	if (!why) {
+		why = scratch;
+		why_len = sizeof scratch;
+	}
+	if (!l->slots)
+		l->slots = THOTH_CHAN_DEFAULT_SLOTS;
+	if (!l->pool_buf_size)
+		l->pool_buf_size = THOTH_CHAN_DEFAULT_BUF_SIZE;
+	if (!l->pool_bufs)
+		l->pool_bufs = THOTH_CHAN_DEFAULT_BUFS;
+	return limits_check(l, why, why_len);
+}
+
+size_t thoth_chan_max_message(const thoth_chan_limits_t *l)
+{
+	size_t pool = (size_t)l->pool_bufs * l->pool_buf_size;
+	size_t wire = (size_t)THOTH_WIRE_MAX_BODY + THOTH_WIRE_HEADER_SIZE;
+	if (pool < THOTH_CHAN_INLINE_MAX)
+		return THOTH_CHAN_INLINE_MAX;
+	return pool < wire ? pool : wire;
+}
+
+int chan_layout_compute(const thoth_chan_limits_t *lim, chan_layout_t *out)
+{
+	if (!is_pow2(lim->slots) || !is_pow2(lim->pool_buf_size) || lim->pool_buf_size < CHAN_PAGE ||
+	    lim->slots > 65536 || lim->pool_bufs > 65536 || lim->pool_buf_size > (64u << 20))
+		return THOTH_E_INVAL;
+	memset(out, 0, sizeof *out);
+	out->lim = *lim;
+	out->rel_slots = next_pow2(lim->pool_bufs ? lim->pool_bufs : 1);
+	size_t off = CHAN_PAGE;
+	for (int d = 0; d < 2; d++) {
+		out->ring_off[d] = off;
+		off = page_up(off + (size_t)lim->slots * THOTH_CHAN_SLOT_SIZE);
+	}
+	for (int d = 0; d < 2; d++) {
+		out->rel_off[d] = off;
+		off = page_up(off + (size_t)out->rel_slots * sizeof(uint32_t));
+	}
+	for (int d = 0; d < 2; d++) {
+		out->pool_off[d] = off;
+		off += (size_t)lim->pool_bufs * lim->pool_buf_size;
+	}
+	out->size = off;
+	return 0;
+}
+
+void chan_shm_format(uint8_t *base, const chan_layout_t *lay)
+{
+	chan_ctl_t *c = (chan_ctl_t *)base;
+	c->magic = CHAN_MAGIC;
+	c->layout = CHAN_LAYOUT;
+	c->slots = lay->lim.slots;
+	c->pool_buf_size = lay->lim.pool_buf_size;
+	c->pool_bufs = lay->lim.pool_bufs;
+	c->rel_slots = lay->rel_slots;
+	c->size = lay->size;
+}
+
+uint8_t *chan_shm_map(int fd, size_t size)
+{
+	uint8_t *area = mmap(NULL, size + CHAN_PAGE, PROT_NONE,
+			     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (area == MAP_FAILED)
+		return NULL;
+	if (mmap(area, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0) == MAP_FAILED) {
+		munmap(area, size + CHAN_PAGE);
+		return NULL;
+	}
+	return area;
+}
+
+void chan_shm_unmap(uint8_t *base, size_t size)
+{
+	if (base)
+		munmap(base, size + CHAN_PAGE);
+}
+
+/* ---- one side ------------------------------------------------------------ */
+
+int chan_fail(chan_end_t *e, int err, const char *fmt, ...)
+{
+	if (!e->err) {
+		e->err = err;
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(e->why, sizeof e->why, fmt, ap);
+		va_end(ap);
+	}
+	return e->err;
+}
+
+int chan_end_init(chan_end_t *e, uint8_t *base, const chan_layout_t *lay, int side)
+{
+	memset(e, 0, sizeof *e);
+	e->base = base;
+	e->lay = *lay;
+	e->ctl = (chan_ctl_t *)base;
+	e->side = side;
+	e->tx = side == CHAN_CLIENT ? CHAN_REQ : CHAN_RESP;
+	e->rx = side == CHAN_CLIENT ? CHAN_RESP : CHAN_REQ;
+	e->peer_efd = -1;
+	e->sock = -1;
+	e->wait = THOTH_CHAN_SPIN;
+	e->spin_max = e->spin_budget = THOTH_CHAN_DEFAULT_SPIN_NS;
+	uint32_t n = lay->lim.pool_bufs;
+	e->buf_state = calloc(n ? n : 1, 1);
+	e->buf_run = calloc(n ? n : 1, sizeof *e->buf_run);
+	if (!e->buf_state || !e->buf_run) {
+		chan_end_fini(e);
+		return THOTH_E_NOMEM;
+	}
+	e->pool_free = n;
+
+	const chan_ctl_t *c = e->ctl;
+	uint32_t magic = ld32(&c->magic), layout = ld32(&c->layout);
+	uint32_t slots = ld32(&c->slots), bsz = ld32(&c->pool_buf_size), bufs = ld32(&c->pool_bufs);
+	if (magic != CHAN_MAGIC || layout != CHAN_LAYOUT)
+		return chan_fail(e, THOTH_E_CORRUPT, "control page has magic 0x%08x layout %u, expected 0x%08x layout %u",
+				 magic, layout, CHAN_MAGIC, CHAN_LAYOUT);
+	if (slots != lay->lim.slots || bsz != lay->lim.pool_buf_size || bufs != lay->lim.pool_bufs)
+		return chan_fail(e, THOTH_E_CORRUPT,
+				 "control page describes %u slots, %u buffers of %u bytes; the handshake agreed %u, %u of %u",
+				 slots, bufs, bsz, lay->lim.slots, lay->lim.pool_bufs, lay->lim.pool_buf_size);
+	return 0;
+}
+
+void chan_end_fini(chan_end_t *e)
+{
+	free(e->buf_state);
+	free(e->buf_run);
+	e->buf_state = NULL;
+	e->buf_run = NULL;
+}
+
+static uint8_t *slot_at(const chan_end_t *e, int d, uint32_t idx)
+{
+	return e->base + e->lay.ring_off[d] + (size_t)(idx & (e->lay.lim.slots - 1)) * THOTH_CHAN_SLOT_SIZE;
+}
+
+static uint8_t *pool_at(const chan_end_t *e, int d, uint32_t buf)
+{
+	return e->base + e->lay.pool_off[d] + (size_t)buf * e->lay.lim.pool_buf_size;
+}
+
+static uint32_t *rel_at(const chan_end_t *e, int d, uint32_t idx)
+{
+	return (uint32_t *)(e->base + e->lay.rel_off[d]) + (idx & (e->lay.rel_slots - 1));
+}
+
+static void futex_wake(_Atomic uint32_t *word)
+{
+	syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, 1, NULL, NULL, 0);
+}
+
+static void wake_peer(chan_end_t *e, _Atomic uint32_t *word)
+{
+	e->st.wakes++;
+	if (e->peer_efd >= 0) {
+		uint64_t one = 1;
+		ssize_t r = write(e->peer_efd, &one, sizeof one);
+		(void)r;        /* EAGAIN: the counter is already non-zero, the peer will wake */
+	} else {
+		futex_wake(word);
+	}
+}
+
+static uint32_t runs_of(const chan_end_t *e, size_t len)
+{
+	return (uint32_t)((len + e->lay.lim.pool_buf_size - 1) / e->lay.lim.pool_buf_size);
+}
+
+/* Take back the buffers the peer released (our tx direction's release ring). */
+static int drain_releases(chan_end_t *e)
+{
+	chan_dir_t *d = &e->ctl->dir[e->tx];
+	uint32_t head = atomic_load_explicit(&d->rel_head, memory_order_acquire);
+	uint32_t avail = head - e->rel_pop;
+	if (avail == 0)
+		return 0;
+	if (avail > e->lay.rel_slots)
+		return chan_fail(e, THOTH_E_CORRUPT, "release ring index %u is %u entries ahead of %u (ring holds %u)",
+				 head, avail, e->rel_pop, e->lay.rel_slots);
+	while (e->rel_pop != head) {
+		uint32_t b = ld32(rel_at(e, e->tx, e->rel_pop));
+		if (b >= e->lay.lim.pool_bufs || e->buf_state[b] != BUF_LENT || !e->buf_run[b])
+			return chan_fail(e, THOTH_E_CORRUPT,
+					 "peer released pool buffer %u, which is not lent to it (bad index or released twice)", b);
+		uint32_t n = e->buf_run[b];
+		memset(e->buf_state + b, BUF_FREE, n);
+		e->buf_run[b] = 0;
+		e->pool_free += n;
+		e->st.pool_in_use -= n;
+		e->rel_pop++;
+	}
+	atomic_store_explicit(&d->rel_tail, e->rel_pop, memory_order_release);
+	return 0;
+}
+
+/* First run of N free buffers, or -1. */
+static int64_t find_run(const chan_end_t *e, uint32_t n)
+{
+	uint32_t total = e->lay.lim.pool_bufs;
+	if (n == 0 || n > e->pool_free)
+		return -1;
+	for (uint32_t pass = 0; pass < 2; pass++) {
+		uint32_t start = pass ? 0 : e->pool_cursor;
+		uint32_t end = pass ? e->pool_cursor : total;
+		uint32_t run = 0;
+		for (uint32_t i = start; i < end && i < total; i++) {
+			run = e->buf_state[i] == BUF_FREE ? run + 1 : 0;
+			if (run == n)
+				return (int64_t)(i + 1 - n);
+		}
+	}
+	return -1;
+}
+
+/* Free slots in our tx ring (or a CORRUPT error when the peer's tail is impossible). */
+static int tx_space(chan_end_t *e, uint32_t *space)
+{
+	uint32_t tail = atomic_load_explicit(&e->ctl->dir[e->tx].tail, memory_order_acquire);
+	uint32_t used = e->tx_head - tail;
+	if (used > e->lay.lim.slots)
+		return chan_fail(e, THOTH_E_CORRUPT, "peer's tail index %u is not within the %u slots behind our head %u",
+				 tail, e->lay.lim.slots, e->tx_head);
+	*space = e->lay.lim.slots - used;
+	return 0;
+}
+
+int chan_try_alloc(chan_end_t *e, size_t len, uint8_t **buf)
+{
+	if (e->err)
+		return e->err;
+	if (len < THOTH_WIRE_HEADER_SIZE)
+		return THOTH_E_INVAL;
+	if (len <= THOTH_CHAN_INLINE_MAX) {
+		if (e->inline_pending)
+			return THOTH_E_BUSY;
+		uint32_t space;
+		int r = tx_space(e, &space);
+		if (r)
+			return r;
+		if (!space)
+			return THOTH_E_AGAIN;
+		*buf = e->inline_pending = slot_at(e, e->tx, e->tx_head) + THOTH_CHAN_SLOT_HEADER;
+		return 0;
+	}
+	if (len > thoth_chan_max_message(&e->lay.lim) || !e->lay.lim.pool_bufs)
+		return THOTH_E_TOO_LARGE;
+	int r = drain_releases(e);
+	if (r)
+		return r;
+	uint32_t n = runs_of(e, len);
+	int64_t first = find_run(e, n);
+	if (first < 0)
+		return THOTH_E_AGAIN;
+	memset(e->buf_state + first, BUF_ALLOCATED, n);
+	e->buf_run[first] = n;
+	e->pool_free -= n;
+	e->st.pool_in_use += n;
+	e->pool_cursor = (uint32_t)first + n;
+	if (e->pool_cursor >= e->lay.lim.pool_bufs)
+		e->pool_cursor = 0;
+	*buf = pool_at(e, e->tx, (uint32_t)first);
+	return 0;
+}
+
+/* Index of the pool run starting at BUF (allocated by us), or -1. */
+static int64_t own_run(const chan_end_t *e, const uint8_t *buf, uint8_t state)
+{
+	const uint8_t *pool = pool_at(e, e->tx, 0);
+	size_t bytes = (size_t)e->lay.lim.pool_bufs * e->lay.lim.pool_buf_size;
+	if (buf < pool || buf >= pool + bytes)
+		return -1;
+	size_t off = (size_t)(buf - pool);
+	if (off % e->lay.lim.pool_buf_size)
+		return -1;
+	uint32_t b = (uint32_t)(off / e->lay.lim.pool_buf_size);
+	if (e->buf_state[b] != state || !e->buf_run[b])
+		return -1;
+	return b;
+}
+
+static void publish(chan_end_t *e)
+{
+	chan_dir_t *d = &e->ctl->dir[e->tx];
+	e->tx_head++;
+	atomic_store_explicit(&d->head, e->tx_head, memory_order_release);
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&d->cons_waiting, memory_order_relaxed))
+		wake_peer(e, &d->head);
+}
+
+int chan_try_send(chan_end_t *e, uint8_t *buf, size_t len)
+{
+	if (e->err)
+		return e->err;
+	if (len < THOTH_WIRE_HEADER_SIZE)
+		return THOTH_E_INVAL;
+	if (buf && buf == e->inline_pending) {
+		if (len > THOTH_CHAN_INLINE_MAX)
+			return THOTH_E_INVAL;
+		uint8_t *slot = buf - THOTH_CHAN_SLOT_HEADER;
+		st32(slot, CHAN_SLOT_INLINE);
+		st32(slot + 4, (uint32_t)len);
+		st32(slot + 8, 0);
+		st32(slot + 12, 0);
+		e->inline_pending = NULL;
+		e->st.sent_inline++;
+		publish(e);
+		return 0;
+	}
+	int64_t b = own_run(e, buf, BUF_ALLOCATED);
+	if (b < 0 || len > (size_t)e->buf_run[b] * e->lay.lim.pool_buf_size)
+		return THOTH_E_INVAL;   /* not a buffer from chan_try_alloc, or longer than it */
+	if (e->inline_pending)
+		return THOTH_E_BUSY;    /* the next slot is promised to the pending inline message */
+	uint32_t space;
+	int r = tx_space(e, &space);
+	if (r)
+		return r;
+	if (!space)
+		return THOTH_E_AGAIN;
+	uint8_t *slot = slot_at(e, e->tx, e->tx_head);
+	st32(slot, CHAN_SLOT_POOL);
+	st32(slot + 4, (uint32_t)len);
+	st32(slot + 8, (uint32_t)b);
+	st32(slot + 12, 0);
+	memset(e->buf_state + b, BUF_LENT, e->buf_run[b]);
+	e->st.sent_pool++;
+	publish(e);
+	return 0;
+}
+
+void chan_discard(chan_end_t *e, uint8_t *buf)
+{
+	if (!buf)
+		return;
+	if (buf == e->inline_pending) {
+		e->inline_pending = NULL;
+		return;
+	}
+	int64_t b = own_run(e, buf, BUF_ALLOCATED);
+	if (b < 0)
+		return;
+	uint32_t n = e->buf_run[b];
+	memset(e->buf_state + b, BUF_FREE, n);
+	e->buf_run[b] = 0;
+	e->pool_free += n;
+	e->st.pool_in_use -= n;
+}
+
+int chan_try_recv(chan_end_t *e, thoth_msg_t *msg)
+{
+	if (e->err)
+		return e->err;
+	chan_dir_t *d = &e->ctl->dir[e->rx];
+	uint32_t head = atomic_load_explicit(&d->head, memory_order_acquire);
+	uint32_t avail = head - e->rx_tail;
+	if (avail == 0)
+		return THOTH_E_AGAIN;
+	if (avail > e->lay.lim.slots)
+		return chan_fail(e, THOTH_E_CORRUPT, "peer's head index %u is %u slots ahead of our tail %u (ring has %u)",
+				 head, avail, e->rx_tail, e->lay.lim.slots);
+	const uint8_t *slot = slot_at(e, e->rx, e->rx_tail);
+	uint32_t kind = ld32(slot), len = ld32(slot + 4), b = ld32(slot + 8);
+	switch (kind) {
+	case CHAN_SLOT_INLINE:
+		if (len < THOTH_WIRE_HEADER_SIZE || len > THOTH_CHAN_INLINE_MAX)
+			return chan_fail(e, THOTH_E_CORRUPT, "inline message of %u bytes in slot %u (must be %u..%u)",
+					 len, e->rx_tail, THOTH_WIRE_HEADER_SIZE, THOTH_CHAN_INLINE_MAX);
+		/* Copied out, so the peer cannot change it under the decoder. */
+		memcpy(e->rx_copy, slot + THOTH_CHAN_SLOT_HEADER, len);
+		msg->data = e->rx_copy;
+		msg->handle = NULL;
+		break;
+	case CHAN_SLOT_POOL: {
+		uint32_t bufs = e->lay.lim.pool_bufs;
+		if (b >= bufs)
+			return chan_fail(e, THOTH_E_CORRUPT, "descriptor in slot %u points at pool buffer %u; the pool has %u",
+					 e->rx_tail, b, bufs);
+		if (len < THOTH_WIRE_HEADER_SIZE ||
+		    len > (size_t)(bufs - b) * e->lay.lim.pool_buf_size)
+			return chan_fail(e, THOTH_E_CORRUPT, "descriptor in slot %u: %u bytes at buffer %u run past the pool",
+					 e->rx_tail, len, b);
+		msg->data = pool_at(e, e->rx, b);
+		msg->handle = (void *)(uintptr_t)(b + 1u);
+		break;
+	}
+	default:
+		return chan_fail(e, THOTH_E_CORRUPT, "slot %u holds descriptor kind %u", e->rx_tail, kind);
+	}
+	msg->len = len;
+	e->rx_tail++;
+	atomic_store_explicit(&d->tail, e->rx_tail, memory_order_release);
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&d->prod_waiting, memory_order_relaxed))
+		wake_peer(e, &d->tail);
+	e->st.received++;
+	return 0;
+}
+
+int chan_release(chan_end_t *e, thoth_msg_t *msg)
+{
+	if (!msg->handle)
+		return 0;
+	uint32_t b = (uint32_t)((uintptr_t)msg->handle - 1u);
+	msg->handle = NULL;
+	msg->data = NULL;
+	if (e->err)
+		return e->err;
+	chan_dir_t *d = &e->ctl->dir[e->rx];
+	uint32_t tail = atomic_load_explicit(&d->rel_tail, memory_order_acquire);
+	if (e->rel_push - tail >= e->lay.rel_slots)
+		return chan_fail(e, THOTH_E_CORRUPT, "release ring full: peer's release tail %u, ours %u (ring holds %u)",
+				 tail, e->rel_push, e->lay.rel_slots);
+	st32(rel_at(e, e->rx, e->rel_push), b);
+	e->rel_push++;
+	atomic_store_explicit(&d->rel_head, e->rel_push, memory_order_release);
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&d->owner_waiting, memory_order_relaxed))
+		wake_peer(e, &d->rel_head);
+	return 0;
+}
+
+/* ---- waiting ------------------------------------------------------------ */
+
+int chan_ready(chan_end_t *e, enum chan_cond cond, size_t len)
+{
+	if (e->err)
+		return 1;
+	switch (cond) {
+	case CHAN_WAIT_RECV:
+		return atomic_load_explicit(&e->ctl->dir[e->rx].head, memory_order_acquire) != e->rx_tail;
+	case CHAN_WAIT_SLOT: {
+		uint32_t space;
+		return tx_space(e, &space) || space > 0;
+	}
+	case CHAN_WAIT_POOL:
+		return drain_releases(e) || find_run(e, runs_of(e, len)) >= 0;
+	}
+	return 1;
+}
+
+static _Atomic uint32_t *wait_flag(chan_end_t *e, enum chan_cond cond)
+{
+	switch (cond) {
+	case CHAN_WAIT_RECV: return &e->ctl->dir[e->rx].cons_waiting;
+	case CHAN_WAIT_SLOT: return &e->ctl->dir[e->tx].prod_waiting;
+	case CHAN_WAIT_POOL: return &e->ctl->dir[e->tx].owner_waiting;
+	}
+	return NULL;
+}
+
+_Atomic uint32_t *chan_wait_word(chan_end_t *e, enum chan_cond cond, uint32_t *expect)
+{
+	switch (cond) {
+	case CHAN_WAIT_RECV:
+		*expect = e->rx_tail;                       /* sleep while head == our tail */
+		return &e->ctl->dir[e->rx].head;
+	case CHAN_WAIT_SLOT:
+		*expect = e->tx_head - e->lay.lim.slots;    /* sleep while the ring is full */
+		return &e->ctl->dir[e->tx].tail;
+	case CHAN_WAIT_POOL:
+		*expect = e->rel_pop;                       /* sleep while nothing was released */
+		return &e->ctl->dir[e->tx].rel_head;
+	}
+	return NULL;
+}
+
+int chan_arm(chan_end_t *e, enum chan_cond cond, size_t len)
+{
+	_Atomic uint32_t *flag = wait_flag(e, cond);
+	atomic_store_explicit(flag, 1, memory_order_relaxed);
+	atomic_thread_fence(memory_order_seq_cst);
+	if (chan_ready(e, cond, len)) {
+		atomic_store_explicit(flag, 0, memory_order_relaxed);
+		return 1;
+	}
+	return 0;
+}
+
+void chan_disarm(chan_end_t *e, enum chan_cond cond)
+{
+	atomic_store_explicit(wait_flag(e, cond), 0, memory_order_relaxed);
+}
+
+int chan_check_peer(chan_end_t *e)
+{
+	if (e->err)
+		return e->err;
+	int peer = e->side ^ 1;
+	if (atomic_load_explicit(&e->ctl->closed[peer], memory_order_acquire))
+		return chan_fail(e, THOTH_E_PEER_GONE, "the %s closed the channel",
+				 peer == CHAN_SERVER ? "service" : "client");
+	if (e->sock >= 0) {
+		char c;
+		ssize_t r = recv(e->sock, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+			return chan_fail(e, THOTH_E_PEER_GONE, "the %s went away (its socket closed)",
+					 peer == CHAN_SERVER ? "service" : "client");
+	}
+	return 0;
+}
+
+static int ready_result(chan_end_t *e)
+{
+	return e->err ? e->err : 0;
+}
+
+int chan_wait(chan_end_t *e, enum chan_cond cond, size_t len, int timeout_ms)
+{
+	if (chan_ready(e, cond, len))
+		return ready_result(e);
+	if (timeout_ms == 0)
+		return THOTH_E_AGAIN;
+	uint64_t start = now_ns();
+	uint64_t deadline = timeout_ms > 0 ? start + (uint64_t)timeout_ms * 1000000u : UINT64_MAX;
+
+	if (e->wait == THOTH_CHAN_SPIN && e->spin_budget) {
+		uint64_t spin_end = start + e->spin_budget, t = start;
+		while (t < spin_end) {
+			for (int i = 0; i < 64; i++) {
+				if (chan_ready(e, cond, len)) {
+					uint64_t took = now_ns() - start;
+					e->st.spin_hits++;
+					/* Success: allow twice what this wait took, never less than now. */
+					if (2 * took > e->spin_budget)
+						e->spin_budget = 2 * took < e->spin_max ? (uint32_t)(2 * took) : e->spin_max;
+					return ready_result(e);
+				}
+				cpu_relax();
+			}
+			t = now_ns();
+		}
+		/* Spinning did not pay: halve the budget for next time. */
+		e->spin_budget = e->spin_budget / 2 > SPIN_MIN_NS ? e->spin_budget / 2 : SPIN_MIN_NS;
+	}
+
+	for (;;) {
+		if (chan_arm(e, cond, len))
+			return ready_result(e);
+		uint32_t expect = 0;
+		_Atomic uint32_t *word = chan_wait_word(e, cond, &expect);
+		uint64_t now = now_ns();
+		uint64_t slice = deadline - now < SLEEP_SLICE_NS ? deadline - now : SLEEP_SLICE_NS;
+		struct timespec ts = { (time_t)(slice / 1000000000u), (long)(slice % 1000000000u) };
+		e->st.sleeps++;
+		syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT, expect, &ts, NULL, 0);
+		chan_disarm(e, cond);
+		if (chan_ready(e, cond, len))
+			return ready_result(e);
+		int r = chan_check_peer(e);
+		if (r)
+			return r;
+		if (now_ns() >= deadline)
+			return THOTH_E_TIMEDOUT;
+	}
+}
+
+void chan_end_close(chan_end_t *e)
+{
+	if (!e->ctl)
+		return;
+	atomic_store_explicit(&e->ctl->closed[e->side], 1, memory_order_release);
+	atomic_thread_fence(memory_order_seq_cst);
+	/* The peer may sleep on any of these words (or on its eventfd). */
+	if (e->peer_efd >= 0) {
+		wake_peer(e, NULL);
+	} else {
+		futex_wake(&e->ctl->dir[e->tx].head);
+		futex_wake(&e->ctl->dir[e->rx].tail);
+		futex_wake(&e->ctl->dir[e->rx].rel_head);
+	}
+}

@@ -1,0 +1,153 @@
+/*
+ * chan_shm.h - the shared memory of a channel and one side's view of it.
+ *
+ * Pure: no sockets, no handshake.  channel.c builds connections on top;
+ * the fuzz target and the fault tests drive these functions directly on a
+ * mapping whose bytes they control.  The layout and the ordering argument
+ * are specified in docs/IPC.md; keep the two in step.
+ */
+#ifndef THOTH_CHAN_SHM_H
+#define THOTH_CHAN_SHM_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "thoth/channel.h"
+
+#define CHAN_MAGIC  0x31434854u   /* 'T' 'H' 'C' '1' */
+#define CHAN_LAYOUT 1u
+#define CHAN_PAGE   4096u
+
+enum { CHAN_REQ = 0, CHAN_RESP = 1 };          /* ring directions */
+enum { CHAN_CLIENT = 0, CHAN_SERVER = 1 };     /* sides */
+
+/* Slot descriptor kinds. */
+enum { CHAN_SLOT_INLINE = 1, CHAN_SLOT_POOL = 2 };
+
+/*
+ * Per direction, in shared memory.  The producer of the direction writes
+ * head and prod_waiting; the consumer writes tail and cons_waiting; the
+ * consumer also gives pool buffers back through the release ring (rel_head),
+ * which the producer drains (rel_tail, owner_waiting).  Each writer keeps its
+ * own index privately and only stores it here: nothing a side reads back from
+ * shared memory is trusted without a check.
+ */
+typedef struct chan_dir {
+	_Alignas(64) _Atomic uint32_t head;
+	_Atomic uint32_t prod_waiting;    /* producer sleeps on tail: ring full */
+	_Alignas(64) _Atomic uint32_t tail;
+	_Atomic uint32_t cons_waiting;    /* consumer sleeps on head: ring empty */
+	_Alignas(64) _Atomic uint32_t rel_head;
+	_Alignas(64) _Atomic uint32_t rel_tail;
+	_Atomic uint32_t owner_waiting;   /* producer sleeps on rel_head: pool empty */
+} chan_dir_t;
+
+/* Page 0 of the memfd.  Geometry is written once by the service before the
+ * memfd is shared; the client checks it against what both computed. */
+typedef struct chan_ctl {
+	uint32_t magic, layout;
+	uint32_t slots, pool_buf_size, pool_bufs, rel_slots;
+	uint64_t size;
+	_Alignas(64) _Atomic uint32_t closed[2];   /* side i closed the channel */
+	chan_dir_t dir[2];
+} chan_ctl_t;
+
+/* Where everything is; computed by both sides from the limits alone. */
+typedef struct chan_layout {
+	thoth_chan_limits_t lim;
+	uint32_t rel_slots;               /* power of two >= pool_bufs */
+	size_t ring_off[2], rel_off[2], pool_off[2];
+	size_t size;
+} chan_layout_t;
+
+int chan_layout_compute(const thoth_chan_limits_t *lim, chan_layout_t *out);
+
+/* One side's private state. */
+typedef struct chan_end {
+	uint8_t *base;
+	chan_layout_t lay;
+	chan_ctl_t *ctl;
+	int side;
+	int tx, rx;                       /* direction we produce / consume */
+
+	uint32_t tx_head;                 /* our producer index (private truth) */
+	uint32_t rx_tail;                 /* our consumer index */
+	uint32_t rel_pop;                 /* our pop index on our release ring */
+	uint32_t rel_push;                /* our push index on the peer's release ring */
+
+	uint8_t *buf_state;               /* per own pool buffer: BUF_* */
+	uint32_t *buf_run;                /* run length at a run's first buffer */
+	uint32_t pool_free, pool_cursor;
+	uint8_t *inline_pending;          /* slot handed out by chan_alloc, not yet sent */
+
+	_Alignas(8) uint8_t rx_copy[THOTH_CHAN_INLINE_MAX];  /* inline messages are read from here */
+
+	int err;                          /* sticky: CORRUPT or PEER_GONE */
+	char why[160];                    /* what was wrong */
+	int peer_efd;                     /* wake the peer with this eventfd, or -1: futex */
+	int sock;                         /* liveness of the peer (EOF = gone), or -1 */
+	thoth_chan_wait_t wait;
+	uint32_t spin_max, spin_budget;   /* ns */
+	thoth_chan_stats_t st;
+} chan_end_t;
+
+/* Write the control page of a fresh, zeroed mapping of LAY.size bytes. */
+void chan_shm_format(uint8_t *base, const chan_layout_t *lay);
+
+/* Attach SIDE to a mapping of LAY.size bytes (checks the control page:
+ * THOTH_E_CORRUPT with e->why on a mismatch).  Never fails otherwise
+ * except THOTH_E_NOMEM. */
+int chan_end_init(chan_end_t *e, uint8_t *base, const chan_layout_t *lay, int side);
+void chan_end_fini(chan_end_t *e);
+
+/* Map a channel memfd of SIZE bytes followed by a guard page (PROT_NONE),
+ * so that a bug can never read past it silently.  NULL on failure. */
+uint8_t *chan_shm_map(int fd, size_t size);
+void chan_shm_unmap(uint8_t *base, size_t size);
+
+/* Non-blocking primitives: 0, THOTH_E_AGAIN, or a sticky error. */
+int chan_try_alloc(chan_end_t *e, size_t len, uint8_t **buf);
+int chan_try_send(chan_end_t *e, uint8_t *buf, size_t len);
+void chan_discard(chan_end_t *e, uint8_t *buf);
+int chan_try_recv(chan_end_t *e, thoth_msg_t *msg);
+int chan_release(chan_end_t *e, thoth_msg_t *msg);
+
+/* What a blocked side waits for. */
+enum chan_cond { CHAN_WAIT_RECV, CHAN_WAIT_SLOT, CHAN_WAIT_POOL };
+
+/* Can we make progress on COND now?  (Also drains releases for POOL.) */
+int chan_ready(chan_end_t *e, enum chan_cond cond, size_t len);
+
+/*
+ * Announce that we are about to sleep on COND (sets the waiting flag, then
+ * a full fence) and re-check: returns 1 when the condition already holds
+ * (flag cleared again: do not sleep), 0 when the peer will wake us.
+ */
+int chan_arm(chan_end_t *e, enum chan_cond cond, size_t len);
+void chan_disarm(chan_end_t *e, enum chan_cond cond);
+/* The futex word a sleeper on COND waits on, and the value to wait for. */
+_Atomic uint32_t *chan_wait_word(chan_end_t *e, enum chan_cond cond, uint32_t *expect);
+
+/*
+ * Block until COND holds: spin (SPIN mode, adaptive budget), then sleep on
+ * the futex in slices of at most 10 ms, checking between slices that the
+ * peer still lives (closed flag, socket EOF).  TIMEOUT_MS as in
+ * thoth_chan_recv.  0, THOTH_E_AGAIN, THOTH_E_TIMEDOUT, THOTH_E_PEER_GONE,
+ * THOTH_E_CORRUPT.
+ */
+int chan_wait(chan_end_t *e, enum chan_cond cond, size_t len, int timeout_ms);
+
+/* Is the peer still there?  0 or THOTH_E_PEER_GONE (sets e->err). */
+int chan_check_peer(chan_end_t *e);
+
+/* Mark our side closed and wake the peer. */
+void chan_end_close(chan_end_t *e);
+
+/* Set the sticky error with a reason; returns ERR. */
+int chan_fail(chan_end_t *e, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Tests only: the client side's view of an open channel. */
+chan_end_t *thoth_chan__end(thoth_chan_t *ch);
+
+#endif

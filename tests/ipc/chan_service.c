@@ -1,0 +1,153 @@
+/*
+ * chan_service - the service the channel tests fork/exec: serves
+ * thoth.chantest.Test (chantest.tidl) on a shared-memory channel.
+ *
+ *   chan_service SOCKET [--sleep] [--features N] [--slots N] [--bufs N] [--buf-size N]
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "chantest.thoth.h"
+#include "thoth/channel.h"
+
+static thoth_chan_server_t *srv;
+static uint64_t note_count, note_sum;
+
+static uint32_t count_fds(void)
+{
+	uint32_t n = 0;
+	DIR *d = opendir("/proc/self/fd");
+	if (!d)
+		return 0;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n - 3;   /* ".", ".." and the DIR's own fd */
+}
+
+static int on_echo(void *self, const thoth_chantest_Test_echo_req_t *req,
+		   thoth_chantest_Test_echo_resp_t *resp, thoth_arena_t *arena)
+{
+	resp->data.ptr = req->data.ptr;
+	resp->data.len = req->data.len;
+	return 0;
+}
+
+static int on_sink(void *self, const thoth_chantest_Test_sink_req_t *req,
+		   thoth_chantest_Test_sink_resp_t *resp, thoth_arena_t *arena)
+{
+	resp->len = req->data.len;
+	resp->first = req->data.len ? req->data.ptr[0] : 0;
+	resp->last = req->data.len ? req->data.ptr[req->data.len - 1] : 0;
+	return 0;
+}
+
+static void on_note(void *self, const thoth_chantest_Test_note_req_t *req)
+{
+	note_count++;
+	note_sum += req->value;
+}
+
+static int on_notes(void *self, const thoth_chantest_Test_notes_req_t *req,
+		    thoth_chantest_Test_notes_resp_t *resp, thoth_arena_t *arena)
+{
+	resp->count = note_count;
+	resp->sum = note_sum;
+	return 0;
+}
+
+static int on_nap(void *self, const thoth_chantest_Test_nap_req_t *req,
+		  thoth_chantest_Test_nap_resp_t *resp, thoth_arena_t *arena)
+{
+	struct timespec ts = { req->ms / 1000, (long)(req->ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+	return 0;
+}
+
+static int on_die(void *self, const thoth_chantest_Test_die_req_t *req,
+		  thoth_chantest_Test_die_resp_t *resp, thoth_arena_t *arena)
+{
+	_exit(9);
+}
+
+static int on_health(void *self, const thoth_chantest_Test_health_req_t *req,
+		     thoth_chantest_Test_health_resp_t *resp, thoth_arena_t *arena)
+{
+	thoth_chan_server_stats_t st;
+	thoth_chan_server_stats(srv, &st);
+	resp->clients = st.clients;
+	resp->corrupt = st.corrupt;
+	resp->peer_gone = st.peer_gone;
+	resp->fds = count_fds();
+	resp->calls = st.calls;
+	return 0;
+}
+
+static int on_extra(void *self, const thoth_chantest_Test_extra_only_req_t *req,
+		    thoth_chantest_Test_extra_only_resp_t *resp, thoth_arena_t *arena)
+{
+	return 0;
+}
+
+static const thoth_chantest_Test_handlers_t handlers = {
+	.echo = on_echo, .sink = on_sink, .note = on_note, .notes = on_notes, .nap = on_nap,
+	.die = on_die, .health = on_health, .extra_only = on_extra,
+};
+
+static void log_line(void *arg, const char *m)
+{
+	fprintf(stderr, "chan_service[%d]: %s\n", (int)getpid(), m);
+}
+
+static void on_stop(thoth_loop_t *loop, const struct signalfd_siginfo *info, void *arg)
+{
+	thoth_loop_stop(loop);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		fprintf(stderr, "usage: chan_service SOCKET [--sleep] [--features N] [--slots N] [--bufs N] [--buf-size N]\n");
+		return 2;
+	}
+	thoth_chan_server_config_t cfg = {
+		.path = argv[1], .iface = &thoth_chantest_Test_info, .invoke = thoth_chantest_Test_invoke,
+		.handlers = &handlers, .log = log_line,
+	};
+	for (int i = 2; i < argc; i++) {
+		if (!strcmp(argv[i], "--sleep"))
+			cfg.wait = THOTH_CHAN_SLEEP;
+		else if (!strcmp(argv[i], "--features") && i + 1 < argc)
+			cfg.features = strtoull(argv[++i], NULL, 0);
+		else if (!strcmp(argv[i], "--slots") && i + 1 < argc)
+			cfg.limits.slots = (uint32_t)strtoul(argv[++i], NULL, 0);
+		else if (!strcmp(argv[i], "--bufs") && i + 1 < argc)
+			cfg.limits.pool_bufs = (uint32_t)strtoul(argv[++i], NULL, 0);
+		else if (!strcmp(argv[i], "--buf-size") && i + 1 < argc)
+			cfg.limits.pool_buf_size = (uint32_t)strtoul(argv[++i], NULL, 0);
+		else {
+			fprintf(stderr, "chan_service: unknown argument %s\n", argv[i]);
+			return 2;
+		}
+	}
+	thoth_loop_t *loop;
+	if (thoth_loop_new(&loop))
+		return 1;
+	thoth_loop_add_signal(loop, SIGTERM, on_stop, NULL);
+	char why[300];
+	int r = thoth_chan_server_new(loop, &cfg, &srv, why, sizeof why);
+	if (r) {
+		fprintf(stderr, "chan_service: %s: %s\n", thoth_strerror(r), why);
+		return 1;
+	}
+	thoth_loop_run(loop);
+	thoth_chan_server_free(srv);
+	thoth_loop_free(loop);
+	return 0;
+}

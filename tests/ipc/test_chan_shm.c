@@ -1,0 +1,291 @@
+/*
+ * test_chan_shm.c - the rings, pool and wake-up flags of a channel, both
+ * sides in one process on one memfd mapping (kernel/ipc/chan_shm.c).  The
+ * "peer" is whatever this test writes into shared memory, so every check
+ * the real code makes against a hostile peer is exercised here directly.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "chan_shm.h"
+
+typedef struct pair {
+	int fd;
+	uint8_t *base;
+	chan_layout_t lay;
+	chan_end_t cli, srv;
+} pair_t;
+
+static pair_t *pair_new(uint32_t slots, uint32_t bufs, uint32_t buf_size)
+{
+	pair_t *p = calloc(1, sizeof *p);
+	thoth_chan_limits_t lim = { slots, buf_size, bufs };
+	assert_int_equal(thoth_chan_limits_resolve(&lim, NULL, 0), 0);
+	assert_int_equal(chan_layout_compute(&lim, &p->lay), 0);
+	p->fd = memfd_create("test-chan", MFD_CLOEXEC);
+	assert_true(p->fd >= 0);
+	assert_int_equal(ftruncate(p->fd, (off_t)p->lay.size), 0);
+	p->base = chan_shm_map(p->fd, p->lay.size);
+	assert_non_null(p->base);
+	chan_shm_format(p->base, &p->lay);
+	assert_int_equal(chan_end_init(&p->srv, p->base, &p->lay, CHAN_SERVER), 0);
+	assert_int_equal(chan_end_init(&p->cli, p->base, &p->lay, CHAN_CLIENT), 0);
+	return p;
+}
+
+static void pair_free(pair_t *p)
+{
+	chan_end_fini(&p->cli);
+	chan_end_fini(&p->srv);
+	chan_shm_unmap(p->base, p->lay.size);
+	close(p->fd);
+	free(p);
+}
+
+/* A minimal valid message of LEN bytes (header + zero body) in BUF. */
+static void fake_msg(uint8_t *buf, size_t len, uint32_t id)
+{
+	memset(buf, 0, len);
+	thoth_msg_header_t h = { .flags = THOTH_MSG_REQUEST, .request_id = id,
+				 .body_len = (uint32_t)(len - THOTH_WIRE_HEADER_SIZE) };
+	thoth_wire_header_encode(buf, &h);
+}
+
+static void test_limits_are_checked_with_reasons(void **state)
+{
+	char why[200];
+	thoth_chan_limits_t l = { 0 };
+	assert_int_equal(thoth_chan_limits_resolve(&l, why, sizeof why), 0);
+	assert_int_equal(l.slots, THOTH_CHAN_DEFAULT_SLOTS);
+	assert_int_equal(l.pool_bufs, THOTH_CHAN_DEFAULT_BUFS);
+	l = (thoth_chan_limits_t){ .slots = 3 };
+	assert_int_equal(thoth_chan_limits_resolve(&l, why, sizeof why), THOTH_E_INVAL);
+	assert_non_null(strstr(why, "slots = 3"));
+	l = (thoth_chan_limits_t){ .slots = 1u << 17 };
+	assert_int_equal(thoth_chan_limits_resolve(&l, why, sizeof why), THOTH_E_INVAL);
+	l = (thoth_chan_limits_t){ .pool_buf_size = 2048 };
+	assert_int_equal(thoth_chan_limits_resolve(&l, why, sizeof why), THOTH_E_INVAL);
+	assert_non_null(strstr(why, "pool_buf_size = 2048"));
+	l = (thoth_chan_limits_t){ .pool_bufs = 70000 };
+	assert_int_equal(thoth_chan_limits_resolve(&l, why, sizeof why), THOTH_E_INVAL);
+	assert_non_null(strstr(why, "pool_bufs = 70000"));
+	l = (thoth_chan_limits_t){ .pool_bufs = 4096, .pool_buf_size = 1u << 20 };
+	assert_int_equal(thoth_chan_limits_resolve(&l, why, sizeof why), THOTH_E_INVAL);
+	assert_non_null(strstr(why, "MiB"));
+}
+
+static void test_inline_roundtrip_and_no_wake_when_peer_awake(void **state)
+{
+	pair_t *p = pair_new(8, 4, 4096);
+	for (uint32_t i = 0; i < 100; i++) {
+		uint8_t *buf;
+		assert_int_equal(chan_try_alloc(&p->cli, 64, &buf), 0);
+		assert_true(buf >= p->base + p->lay.ring_off[CHAN_REQ]);   /* built in the slot */
+		assert_true(buf < p->base + p->lay.ring_off[CHAN_REQ] + 8 * THOTH_CHAN_SLOT_SIZE);
+		fake_msg(buf, 64, i);
+		assert_int_equal(chan_try_send(&p->cli, buf, 64), 0);
+		thoth_msg_t m;
+		assert_int_equal(chan_try_recv(&p->srv, &m), 0);
+		assert_int_equal(m.len, 64);
+		assert_int_equal(thoth_le32(m.data + 32), i);
+		assert_int_equal(chan_release(&p->srv, &m), 0);
+	}
+	thoth_msg_t m;
+	assert_int_equal(chan_try_recv(&p->srv, &m), THOTH_E_AGAIN);
+	assert_int_equal(p->cli.st.wakes, 0);   /* nobody said it was asleep */
+	assert_int_equal(p->srv.st.wakes, 0);
+	pair_free(p);
+}
+
+static void test_ring_full_then_space(void **state)
+{
+	pair_t *p = pair_new(4, 4, 4096);
+	uint8_t *buf;
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(chan_try_alloc(&p->cli, 48, &buf), 0);
+		fake_msg(buf, 48, (uint32_t)i);
+		assert_int_equal(chan_try_send(&p->cli, buf, 48), 0);
+	}
+	assert_int_equal(chan_try_alloc(&p->cli, 48, &buf), THOTH_E_AGAIN);
+	assert_false(chan_ready(&p->cli, CHAN_WAIT_SLOT, 0));
+	assert_int_equal(chan_wait(&p->cli, CHAN_WAIT_SLOT, 0, 0), THOTH_E_AGAIN);
+	assert_int_equal(chan_wait(&p->cli, CHAN_WAIT_SLOT, 0, 20), THOTH_E_TIMEDOUT);
+	thoth_msg_t m;
+	assert_int_equal(chan_try_recv(&p->srv, &m), 0);
+	assert_true(chan_ready(&p->cli, CHAN_WAIT_SLOT, 0));
+	assert_int_equal(chan_try_alloc(&p->cli, 48, &buf), 0);
+	pair_free(p);
+}
+
+static void test_pool_runs_lend_and_return(void **state)
+{
+	pair_t *p = pair_new(8, 8, 4096);
+	uint8_t *a, *b, *c;
+	assert_int_equal(chan_try_alloc(&p->cli, 3 * 4096, &a), 0);
+	assert_int_equal(chan_try_alloc(&p->cli, 5 * 4096, &b), 0);
+	assert_int_equal(chan_try_alloc(&p->cli, 1000, &c), THOTH_E_AGAIN);
+	assert_int_equal(chan_try_alloc(&p->cli, 9 * 4096, &c), THOTH_E_TOO_LARGE);
+	fake_msg(a, 3 * 4096, 1);
+	assert_int_equal(chan_try_send(&p->cli, a, 3 * 4096), 0);
+	assert_int_equal(chan_try_send(&p->cli, a, 3 * 4096), THOTH_E_INVAL);   /* already sent */
+	thoth_msg_t m;
+	assert_int_equal(chan_try_recv(&p->srv, &m), 0);
+	assert_ptr_equal(m.data, p->base + p->lay.pool_off[CHAN_REQ]);           /* in place */
+	assert_int_equal(m.len, 3 * 4096);
+	assert_int_equal(chan_try_alloc(&p->cli, 1000, &c), THOTH_E_AGAIN);      /* still lent */
+	assert_int_equal(chan_release(&p->srv, &m), 0);
+	assert_int_equal(chan_try_alloc(&p->cli, 2 * 4096, &c), 0);              /* back */
+	chan_discard(&p->cli, b);
+	chan_discard(&p->cli, c);
+	assert_int_equal(p->cli.st.pool_in_use, 0);
+	pair_free(p);
+}
+
+static void expect_client_corrupt(pair_t *p, const char *what)
+{
+	thoth_msg_t m;
+	assert_int_equal(chan_try_recv(&p->cli, &m), THOTH_E_CORRUPT);
+	assert_non_null(strstr(p->cli.why, what));
+	/* Sticky: the channel is done. */
+	uint8_t *buf;
+	assert_int_equal(chan_try_alloc(&p->cli, 64, &buf), THOTH_E_CORRUPT);
+}
+
+/* The "service" publishes a hand-made descriptor in response slot IDX. */
+static void put_slot(pair_t *p, uint32_t idx, uint32_t kind, uint32_t len, uint32_t buf)
+{
+	uint8_t *s = p->base + p->lay.ring_off[CHAN_RESP] + (size_t)idx * THOTH_CHAN_SLOT_SIZE;
+	memcpy(s, &kind, 4);
+	memcpy(s + 4, &len, 4);
+	memcpy(s + 8, &buf, 4);
+	atomic_store(&((chan_ctl_t *)p->base)->dir[CHAN_RESP].head, idx + 1);
+}
+
+static void test_hostile_service_descriptors_are_refused(void **state)
+{
+	struct { uint32_t kind, len, buf; const char *what; } cases[] = {
+		{ CHAN_SLOT_POOL, 4096, 8, "pool has 8" },
+		{ CHAN_SLOT_POOL, 4096, 0xffffffffu, "pool has 8" },
+		{ CHAN_SLOT_POOL, 2 * 4096 + 1, 7, "run past the pool" },
+		{ CHAN_SLOT_POOL, 8, 0, "run past the pool" },
+		{ CHAN_SLOT_INLINE, THOTH_CHAN_INLINE_MAX + 8, 0, "inline message" },
+		{ CHAN_SLOT_INLINE, 3, 0, "inline message" },
+		{ 0, 64, 0, "descriptor kind 0" },
+		{ 9, 64, 0, "descriptor kind 9" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		pair_t *p = pair_new(8, 8, 4096);
+		put_slot(p, 0, cases[i].kind, cases[i].len, cases[i].buf);
+		expect_client_corrupt(p, cases[i].what);
+		pair_free(p);
+	}
+}
+
+static void test_hostile_indices_are_refused(void **state)
+{
+	pair_t *p = pair_new(8, 8, 4096);
+	chan_ctl_t *ctl = (chan_ctl_t *)p->base;
+	atomic_store(&ctl->dir[CHAN_RESP].head, 9);      /* 9 messages in an 8-slot ring */
+	expect_client_corrupt(p, "slots ahead");
+	pair_free(p);
+
+	p = pair_new(8, 8, 4096);
+	ctl = (chan_ctl_t *)p->base;
+	atomic_store(&ctl->dir[CHAN_REQ].tail, 5);       /* consumed what was never sent */
+	uint8_t *buf;
+	assert_int_equal(chan_try_alloc(&p->cli, 64, &buf), THOTH_E_CORRUPT);
+	assert_non_null(strstr(p->cli.why, "tail index"));
+	pair_free(p);
+
+	p = pair_new(8, 8, 4096);
+	ctl = (chan_ctl_t *)p->base;
+	atomic_store(&ctl->dir[CHAN_REQ].rel_head, 1000); /* released more than exists */
+	assert_int_equal(chan_try_alloc(&p->cli, 8192, &buf), THOTH_E_CORRUPT);
+	assert_non_null(strstr(p->cli.why, "release ring"));
+	pair_free(p);
+}
+
+static void test_double_release_is_detected(void **state)
+{
+	pair_t *p = pair_new(8, 8, 4096);
+	uint8_t *a;
+	assert_int_equal(chan_try_alloc(&p->cli, 4096, &a), 0);
+	fake_msg(a, 4096, 1);
+	assert_int_equal(chan_try_send(&p->cli, a, 4096), 0);
+	thoth_msg_t m;
+	assert_int_equal(chan_try_recv(&p->srv, &m), 0);
+	thoth_msg_t copy = m;
+	assert_int_equal(chan_release(&p->srv, &m), 0);
+	assert_int_equal(chan_release(&p->srv, &m), 0);     /* a no-op: the handle was cleared */
+	assert_int_equal(chan_release(&p->srv, &copy), 0);  /* a buggy service releases twice */
+	uint8_t *b;
+	assert_int_equal(chan_try_alloc(&p->cli, 4096, &b), THOTH_E_CORRUPT);
+	assert_non_null(strstr(p->cli.why, "released twice"));
+	pair_free(p);
+}
+
+static void test_wait_flags_make_the_producer_wake(void **state)
+{
+	pair_t *p = pair_new(8, 8, 4096);
+	/* The client announces it will sleep for a response... */
+	assert_int_equal(chan_arm(&p->cli, CHAN_WAIT_RECV, 0), 0);
+	uint8_t *buf;
+	assert_int_equal(chan_try_alloc(&p->srv, 64, &buf), 0);
+	fake_msg(buf, 64, 1);
+	buf[6] = THOTH_MSG_RESPONSE;
+	assert_int_equal(chan_try_send(&p->srv, buf, 64), 0);
+	assert_int_equal(p->srv.st.wakes, 1);              /* ...so the service wakes it */
+	chan_disarm(&p->cli, CHAN_WAIT_RECV);
+	/* Armed after the message arrived: arm says "do not sleep". */
+	assert_int_equal(chan_arm(&p->cli, CHAN_WAIT_RECV, 0), 1);
+	thoth_msg_t m;
+	assert_int_equal(chan_try_recv(&p->cli, &m), 0);
+	/* A blocking wait that is satisfied by a concurrent peer is tested in
+	 * test_channel; here: a closed peer ends a wait. */
+	atomic_store(&((chan_ctl_t *)p->base)->closed[CHAN_SERVER], 1);
+	assert_int_equal(chan_wait(&p->cli, CHAN_WAIT_RECV, 0, 1000), THOTH_E_PEER_GONE);
+	pair_free(p);
+}
+
+static void test_control_page_mismatch_is_refused(void **state)
+{
+	pair_t *p = pair_new(8, 8, 4096);
+	chan_end_t e;
+	thoth_chan_limits_t other = { 16, 4096, 8 };
+	chan_layout_t lay;
+	assert_int_equal(chan_layout_compute(&other, &lay), 0);
+	lay.size = p->lay.size;
+	assert_int_equal(chan_end_init(&e, p->base, &lay, CHAN_CLIENT), THOTH_E_CORRUPT);
+	assert_non_null(strstr(e.why, "handshake agreed"));
+	chan_end_fini(&e);
+	((chan_ctl_t *)p->base)->magic = 0;
+	assert_int_equal(chan_end_init(&e, p->base, &p->lay, CHAN_CLIENT), THOTH_E_CORRUPT);
+	assert_non_null(strstr(e.why, "magic"));
+	chan_end_fini(&e);
+	pair_free(p);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_limits_are_checked_with_reasons),
+		cmocka_unit_test(test_inline_roundtrip_and_no_wake_when_peer_awake),
+		cmocka_unit_test(test_ring_full_then_space),
+		cmocka_unit_test(test_pool_runs_lend_and_return),
+		cmocka_unit_test(test_hostile_service_descriptors_are_refused),
+		cmocka_unit_test(test_hostile_indices_are_refused),
+		cmocka_unit_test(test_double_release_is_detected),
+		cmocka_unit_test(test_wait_flags_make_the_producer_wake),
+		cmocka_unit_test(test_control_page_mismatch_is_refused),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,703 @@
+/*
+ * test_channel.c - shared-memory channels between real processes: this test
+ * is the client; chan_service (fork/exec'd per test) is the service.
+ *
+ * Behaviour: inline calls, zero-copy 16 MiB payloads built in place, oneway,
+ * many calls in flight, many clients, feature negotiation, handshake
+ * refusals, ring full and pool exhausted (AGAIN / TIMEDOUT).  Faults: the
+ * service killed mid-call, a client killed mid-call, a client scribbling
+ * over the shared rings; after each, no fd leaked on either side and
+ * nothing left in /dev/shm.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "chan_shm.h"
+#include "chantest.thoth.h"
+#include "chantest_v2.thoth.h"
+#include "echo.thoth.h"
+#include "thoth/channel.h"
+
+static char dir[256], sock_path[300];
+static pid_t service_pid;
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int count_dir(const char *path)
+{
+	DIR *d = opendir(path);
+	if (!d)
+		return -1;
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+static int count_fds(void) { return count_dir("/proc/self/fd") - 1; }
+
+/* Start chan_service with extra arguments (NULL-terminated). */
+static void start_service(const char *arg, ...)
+{
+	const char *argv[16] = { CHAN_SERVICE, sock_path };
+	int n = 2;
+	va_list ap;
+	va_start(ap, arg);
+	for (const char *a = arg; a && n < 15; a = va_arg(ap, const char *))
+		argv[n++] = a;
+	va_end(ap);
+	argv[n] = NULL;
+	unlink(sock_path);
+	service_pid = fork();
+	assert_true(service_pid >= 0);
+	if (service_pid == 0) {
+		execv(CHAN_SERVICE, (char *const *)argv);
+		_exit(127);
+	}
+	for (int i = 0; i < 400 && access(sock_path, F_OK) != 0; i++)
+		usleep(5000);
+	assert_int_equal(access(sock_path, F_OK), 0);
+}
+
+static int stop_service(void)
+{
+	int status = 0;
+	if (service_pid > 0) {
+		kill(service_pid, SIGTERM);
+		waitpid(service_pid, &status, 0);
+		service_pid = 0;
+	}
+	return status;
+}
+
+static int setup(void **state)
+{
+	snprintf(dir, sizeof dir, "/tmp/thoth-chan-test-XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	snprintf(sock_path, sizeof sock_path, "%s/test.sock", dir);
+	signal(SIGPIPE, SIG_IGN);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	stop_service();
+	unlink(sock_path);
+	rmdir(dir);
+	return 0;
+}
+
+static thoth_chan_t *open_with(const thoth_chan_config_t *cfg)
+{
+	thoth_chan_t *ch = NULL;
+	char why[300];
+	int r = thoth_chan_connect(sock_path, cfg, &ch, why, sizeof why);
+	if (r)
+		fail_msg("connect: %s: %s", thoth_strerror(r), why);
+	return ch;
+}
+
+static thoth_chan_t *open_chan(void)
+{
+	thoth_chan_config_t cfg = { .iface = &thoth_chantest_Test_info };
+	return open_with(&cfg);
+}
+
+static void health(thoth_chan_t *ch, thoth_chantest_Test_health_resp_t *h)
+{
+	thoth_chantest_Test_health_req_t rq = { 0 };
+	uint64_t ab[64];
+	thoth_arena_t a;
+	thoth_arena_init(&a, ab, sizeof ab);
+	assert_int_equal(thoth_chantest_Test_health(thoth_chan_client(ch), &rq, h, &a), 0);
+}
+
+/* A fresh channel's view of the service's health. */
+static void health_now(thoth_chantest_Test_health_resp_t *h)
+{
+	thoth_chan_t *ch = open_chan();
+	health(ch, h);
+	thoth_chan_close(ch);
+}
+
+/* ---- behaviour ------------------------------------------------------------ */
+
+static void test_small_call_goes_inline(void **state)
+{
+	start_service(NULL);
+	thoth_chan_t *ch = open_chan();
+	uint8_t data[64];
+	for (int i = 0; i < 64; i++)
+		data[i] = (uint8_t)i;
+	for (int round = 0; round < 1000; round++) {
+		thoth_chantest_Test_echo_req_t rq = { .data = { .ptr = data, .len = sizeof data } };
+		thoth_chantest_Test_echo_resp_t rs;
+		uint64_t ab[64];
+		thoth_arena_t a;
+		thoth_arena_init(&a, ab, sizeof ab);
+		assert_int_equal(thoth_chantest_Test_echo(thoth_chan_client(ch), &rq, &rs, &a), 0);
+		assert_int_equal(rs.data.len, 64);
+		assert_memory_equal(rs.data.ptr, data, 64);
+	}
+	thoth_chan_stats_t st;
+	thoth_chan_stats(ch, &st);
+	assert_int_equal(st.sent_inline, 1000);
+	assert_int_equal(st.sent_pool, 0);
+	assert_int_equal(st.received, 1000);
+	thoth_chan_close(ch);
+}
+
+/* 16 MiB built in place in a pool buffer, read in place by the service. */
+static void test_large_payload_is_zero_copy(void **state)
+{
+	start_service(NULL);
+	thoth_chan_t *ch = open_chan();
+	thoth_client_t *c = thoth_chan_client(ch);
+	for (int round = 0; round < 4; round++) {
+		uint8_t *where = NULL;
+		thoth_chantest_Test_sink_req_t rq = {
+			.data = { .len = 16u << 20, .reserve = &where, .uninit = true },
+		};
+		thoth_call_t call;
+		assert_int_equal(thoth_client_begin(c, &thoth_chantest_Test_sink_info, &rq, &call), 0);
+		assert_non_null(where);
+		/* The payload is written exactly once, where the service reads it. */
+		memset(where, 0x11 + round, 16u << 20);
+		where[0] = 0xa0;
+		where[(16u << 20) - 1] = (uint8_t)(0xb0 + round);
+		thoth_chantest_Test_sink_resp_t rs;
+		uint64_t ab[64];
+		thoth_arena_t a;
+		thoth_arena_init(&a, ab, sizeof ab);
+		assert_int_equal(thoth_client_commit(c, &call, &rs, &a), 0);
+		assert_int_equal(rs.len, 16u << 20);
+		assert_int_equal(rs.first, 0xa0);
+		assert_int_equal(rs.last, 0xb0 + round);
+	}
+	thoth_chan_stats_t st;
+	thoth_chan_stats(ch, &st);
+	assert_int_equal(st.sent_pool, 4);
+	thoth_chan_close(ch);
+}
+
+/* Large both ways: the response comes back in the service's pool. */
+static void test_large_echo_roundtrips_intact(void **state)
+{
+	start_service(NULL);
+	thoth_chan_t *ch = open_chan();
+	size_t n = 3u << 20;
+	uint8_t *data = malloc(n);
+	for (size_t i = 0; i < n; i++)
+		data[i] = (uint8_t)(i * 2654435761u >> 13);
+	for (int round = 0; round < 3; round++) {
+		thoth_chantest_Test_echo_req_t rq = { .data = { .ptr = data, .len = (uint32_t)n } };
+		thoth_chantest_Test_echo_resp_t rs;
+		uint64_t ab[64];
+		thoth_arena_t a;
+		thoth_arena_init(&a, ab, sizeof ab);
+		assert_int_equal(thoth_chantest_Test_echo(thoth_chan_client(ch), &rq, &rs, &a), 0);
+		assert_int_equal(rs.data.len, n);
+		assert_memory_equal(rs.data.ptr, data, n);
+	}
+	/* Released responses and requests all came back to their pools. */
+	thoth_client_release(thoth_chan_client(ch));
+	thoth_chantest_Test_health_resp_t h;
+	health(ch, &h);
+	thoth_chan_stats_t st;
+	thoth_chan_stats(ch, &st);
+	/* The next pool allocation takes back everything the service released. */
+	uint8_t *buf;
+	assert_int_equal(thoth_chan_alloc(ch, 100000, &buf, 0), 0);
+	thoth_chan_discard(ch, buf);
+	thoth_chan_stats(ch, &st);
+	assert_int_equal(st.pool_in_use, 0);
+	free(data);
+	thoth_chan_close(ch);
+}
+
+static void test_oneway_messages_all_arrive(void **state)
+{
+	start_service(NULL);
+	thoth_chan_t *ch = open_chan();
+	uint64_t sum = 0;
+	for (uint64_t i = 1; i <= 5000; i++) {
+		thoth_chantest_Test_note_req_t rq = { .value = i };
+		assert_int_equal(thoth_chantest_Test_note(thoth_chan_client(ch), &rq), 0);
+		sum += i;
+	}
+	thoth_chantest_Test_notes_req_t rq = { 0 };
+	thoth_chantest_Test_notes_resp_t rs;
+	uint64_t ab[64];
+	thoth_arena_t a;
+	thoth_arena_init(&a, ab, sizeof ab);
+	assert_int_equal(thoth_chantest_Test_notes(thoth_chan_client(ch), &rq, &rs, &a), 0);
+	assert_int_equal(rs.count, 5000);
+	assert_int_equal(rs.sum, sum);
+	thoth_chan_close(ch);
+}
+
+/* Message-level API: 200 requests in flight, answered in order. */
+static void test_many_calls_in_flight(void **state)
+{
+	start_service(NULL);
+	thoth_chan_t *ch = open_chan();
+	enum { N = 200 };
+	for (uint32_t i = 0; i < N; i++) {
+		uint8_t payload[8];
+		memcpy(payload, &i, 4);
+		memcpy(payload + 4, &i, 4);
+		thoth_chantest_Test_echo_req_t rq = { .data = { .ptr = payload, .len = 8 } };
+		thoth_msg_header_t meta = { .request_id = 1000 + i };
+		uint8_t *buf;
+		size_t len = 128;
+		assert_int_equal(thoth_chan_alloc(ch, len, &buf, -1), 0);
+		assert_int_equal(thoth_chantest_Test_echo_req_encode_msg(buf, len, &meta, &rq, &len), 0);
+		assert_int_equal(thoth_chan_send(ch, buf, len, -1), 0);
+	}
+	for (uint32_t i = 0; i < N; i++) {
+		thoth_msg_t m;
+		assert_int_equal(thoth_chan_recv(ch, &m, 5000), 0);
+		thoth_msg_header_t h;
+		assert_int_equal(thoth_wire_header_decode(m.data, m.len, &h), 0);
+		assert_int_equal(h.request_id, 1000 + i);
+		thoth_chantest_Test_echo_resp_t rs;
+		uint64_t ab[64];
+		thoth_arena_t a;
+		thoth_arena_init(&a, ab, sizeof ab);
+		assert_int_equal(thoth_chantest_Test_echo_resp_decode_msg(m.data, m.len, &rs, &a), 0);
+		uint32_t got;
+		memcpy(&got, rs.data.ptr, 4);
+		assert_int_equal(got, i);
+		thoth_chan_release(ch, &m);
+	}
+	thoth_msg_t m;
+	assert_int_equal(thoth_chan_recv(ch, &m, 0), THOTH_E_AGAIN);
+	thoth_chan_close(ch);
+}
+
+static void test_many_clients_one_service(void **state)
+{
+	start_service(NULL);
+	enum { N = 6 };
+	thoth_chan_t *ch[N];
+	for (int i = 0; i < N; i++)
+		ch[i] = open_chan();
+	for (int round = 0; round < 100; round++)
+		for (int i = 0; i < N; i++) {
+			uint8_t v = (uint8_t)(i * 31 + round);
+			thoth_chantest_Test_echo_req_t rq = { .data = { .ptr = &v, .len = 1 } };
+			thoth_chantest_Test_echo_resp_t rs;
+			uint64_t ab[64];
+			thoth_arena_t a;
+			thoth_arena_init(&a, ab, sizeof ab);
+			assert_int_equal(thoth_chantest_Test_echo(thoth_chan_client(ch[i]), &rq, &rs, &a), 0);
+			assert_int_equal(rs.data.ptr[0], v);
+		}
+	thoth_chantest_Test_health_resp_t h;
+	health(ch[0], &h);
+	assert_int_equal(h.clients, N);
+	for (int i = 0; i < N; i++)
+		thoth_chan_close(ch[i]);
+}
+
+static void test_features_are_negotiated(void **state)
+{
+	start_service("--features", "1", NULL);
+	thoth_chantest_Test_extra_only_req_t rq = { 0 };
+	thoth_chantest_Test_extra_only_resp_t rs;
+	uint64_t ab[64];
+	thoth_arena_t a;
+	thoth_arena_init(&a, ab, sizeof ab);
+
+	thoth_chan_t *plain = open_chan();   /* offers nothing */
+	assert_int_equal(thoth_chan_features(plain), 0);
+	thoth_chan_stats_t before, after;
+	thoth_chan_stats(plain, &before);
+	assert_int_equal(thoth_chantest_Test_extra_only(thoth_chan_client(plain), &rq, &rs, &a),
+			 THOTH_E_NO_FEATURE);
+	thoth_chan_stats(plain, &after);
+	assert_int_equal(after.sent_inline, before.sent_inline);  /* refused before sending */
+	thoth_chan_close(plain);
+
+	thoth_chan_config_t cfg = { .iface = &thoth_chantest_Test_info, .features = 3 };
+	thoth_chan_t *rich = open_with(&cfg);
+	assert_int_equal(thoth_chan_features(rich), 1);            /* the intersection */
+	assert_int_equal(thoth_chantest_Test_extra_only(thoth_chan_client(rich), &rq, &rs, &a), 0);
+	thoth_chan_close(rich);
+}
+
+static void test_handshake_refusals_say_why(void **state)
+{
+	start_service(NULL);
+	char why[300];
+	thoth_chan_t *ch = NULL;
+
+	thoth_chan_config_t v2 = { .iface = &v2_Test_info };
+	assert_int_equal(thoth_chan_connect(sock_path, &v2, &ch, why, sizeof why), THOTH_E_BAD_VERSION);
+	assert_null(ch);
+	assert_non_null(strstr(why, "1.2"));
+	assert_non_null(strstr(why, "2.0"));
+
+	thoth_chan_config_t other = { .iface = &thoth_echo_Echo_info };
+	assert_int_equal(thoth_chan_connect(sock_path, &other, &ch, why, sizeof why), THOTH_E_CONTRACT);
+	assert_non_null(strstr(why, "thoth.echo.Echo"));
+	assert_non_null(strstr(why, "thoth.chantest.Test"));
+
+	thoth_chan_config_t bad = { .iface = &thoth_chantest_Test_info, .limits = { .slots = 100 } };
+	assert_int_equal(thoth_chan_connect(sock_path, &bad, &ch, why, sizeof why), THOTH_E_INVAL);
+	assert_non_null(strstr(why, "slots = 100"));
+	bad.limits = (thoth_chan_limits_t){ .pool_buf_size = 1000 };
+	assert_int_equal(thoth_chan_connect(sock_path, &bad, &ch, why, sizeof why), THOTH_E_INVAL);
+	assert_non_null(strstr(why, "pool_buf_size = 1000"));
+	bad.limits = (thoth_chan_limits_t){ .pool_bufs = 65536, .pool_buf_size = 64u << 20 };
+	assert_int_equal(thoth_chan_connect(sock_path, &bad, &ch, why, sizeof why), THOTH_E_INVAL);
+	assert_non_null(strstr(why, "limit"));
+
+	char nowhere[400];
+	snprintf(nowhere, sizeof nowhere, "%s/nobody.sock", dir);
+	thoth_chan_config_t ok = { .iface = &thoth_chantest_Test_info };
+	assert_int_equal(thoth_chan_connect(nowhere, &ok, &ch, why, sizeof why), THOTH_E_NOT_RUNNING);
+	assert_non_null(strstr(why, "nobody.sock"));
+
+	/* The refusals cost the service nothing. */
+	thoth_chantest_Test_health_resp_t h;
+	health_now(&h);
+	assert_int_equal(h.clients, 1);
+}
+
+/* Ring full: the service is busy, 2 slots are queued, the third waits. */
+static void test_full_ring_gives_again_or_timeout(void **state)
+{
+	start_service("--slots", "2", NULL);
+	thoth_chan_config_t cfg = { .iface = &thoth_chantest_Test_info, .limits = { .slots = 2 } };
+	thoth_chan_t *ch = open_with(&cfg);
+	thoth_msg_header_t meta = { .request_id = 1 };
+	thoth_chantest_Test_nap_req_t nap = { .ms = 400 };
+	uint8_t *buf;
+	size_t len = 128;
+	assert_int_equal(thoth_chan_alloc(ch, len, &buf, -1), 0);
+	assert_int_equal(thoth_chantest_Test_nap_req_encode_msg(buf, len, &meta, &nap, &len), 0);
+	assert_int_equal(thoth_chan_send(ch, buf, len, -1), 0);
+	usleep(50000);                      /* the service is now napping */
+	for (int i = 0; i < 2; i++) {
+		len = 128;
+		meta.request_id++;
+		nap.ms = 0;
+		assert_int_equal(thoth_chan_alloc(ch, len, &buf, 0), 0);
+		assert_int_equal(thoth_chantest_Test_nap_req_encode_msg(buf, len, &meta, &nap, &len), 0);
+		assert_int_equal(thoth_chan_send(ch, buf, len, 0), 0);
+	}
+	assert_int_equal(thoth_chan_alloc(ch, 128, &buf, 0), THOTH_E_AGAIN);
+	uint64_t t0 = now_ns();
+	assert_int_equal(thoth_chan_alloc(ch, 128, &buf, 50), THOTH_E_TIMEDOUT);
+	assert_true(now_ns() - t0 >= 45000000u);
+	/* Nothing was dropped: all three answers arrive. */
+	for (uint32_t i = 0; i < 3; i++) {
+		thoth_msg_t m;
+		assert_int_equal(thoth_chan_recv(ch, &m, 5000), 0);
+		thoth_msg_header_t h;
+		assert_int_equal(thoth_wire_header_decode(m.data, m.len, &h), 0);
+		assert_int_equal(h.request_id, 1 + i);
+		thoth_chan_release(ch, &m);
+	}
+	assert_int_equal(thoth_chan_alloc(ch, 128, &buf, 0), 0);
+	thoth_chan_discard(ch, buf);
+	thoth_chan_close(ch);
+}
+
+static void test_exhausted_pool_gives_again_or_timeout(void **state)
+{
+	start_service(NULL);
+	thoth_chan_config_t cfg = {
+		.iface = &thoth_chantest_Test_info,
+		.limits = { .pool_bufs = 4, .pool_buf_size = 4096 },
+	};
+	thoth_chan_t *ch = open_with(&cfg);
+	uint8_t *a, *b, *c;
+	assert_int_equal(thoth_chan_alloc(ch, 3 * 4096, &a, 0), 0);   /* 3 buffers */
+	assert_int_equal(thoth_chan_alloc(ch, 4096, &b, 0), 0);       /* the 4th */
+	assert_int_equal(thoth_chan_alloc(ch, 1000, &c, 0), THOTH_E_AGAIN);
+	assert_int_equal(thoth_chan_alloc(ch, 1000, &c, 30), THOTH_E_TIMEDOUT);
+	assert_int_equal(thoth_chan_alloc(ch, 5 * 4096, &c, 0), THOTH_E_TOO_LARGE);
+	thoth_chan_discard(ch, b);
+	assert_int_equal(thoth_chan_alloc(ch, 1000, &c, 0), 0);
+	thoth_chan_discard(ch, a);
+	thoth_chan_discard(ch, c);
+	thoth_chan_close(ch);
+}
+
+/* ---- faults --------------------------------------------------------------- */
+
+typedef struct killer {
+	pid_t pid;
+	unsigned delay_ms;
+	uint64_t killed_at;
+} killer_t;
+
+static void *kill_later(void *arg)
+{
+	killer_t *k = arg;
+	usleep(k->delay_ms * 1000u);
+	k->killed_at = now_ns();
+	kill(k->pid, SIGKILL);
+	return NULL;
+}
+
+static void test_service_killed_mid_call(void **state)
+{
+	int fds0 = count_fds(), shm0 = count_dir("/dev/shm");
+	for (int mode = 0; mode < 2; mode++) {
+		start_service(mode ? "--sleep" : NULL, NULL);
+		thoth_chan_config_t cfg = { .iface = &thoth_chantest_Test_info,
+					    .wait = mode ? THOTH_CHAN_SLEEP : THOTH_CHAN_SPIN };
+		thoth_chan_t *ch = open_with(&cfg);
+		killer_t k = { .pid = service_pid, .delay_ms = 100 };
+		pthread_t t;
+		pthread_create(&t, NULL, kill_later, &k);
+		thoth_chantest_Test_nap_req_t rq = { .ms = 10000 };
+		thoth_chantest_Test_nap_resp_t rs;
+		uint64_t ab[64];
+		thoth_arena_t a;
+		thoth_arena_init(&a, ab, sizeof ab);
+		int r = thoth_chantest_Test_nap(thoth_chan_client(ch), &rq, &rs, &a);
+		uint64_t noticed = now_ns();
+		pthread_join(t, NULL);
+		assert_int_equal(r, THOTH_E_PEER_GONE);
+		assert_true(noticed - k.killed_at < 100000000u);   /* < 100 ms */
+		/* Later calls fail at once, without hanging. */
+		assert_int_equal(thoth_chantest_Test_nap(thoth_chan_client(ch), &rq, &rs, &a), THOTH_E_PEER_GONE);
+		thoth_chan_close(ch);
+		waitpid(service_pid, NULL, 0);
+		service_pid = 0;
+	}
+	assert_int_equal(count_fds(), fds0);
+	assert_int_equal(count_dir("/dev/shm"), shm0);
+}
+
+static void test_service_exiting_in_handler_is_noticed(void **state)
+{
+	start_service(NULL);
+	thoth_chan_t *ch = open_chan();
+	thoth_chantest_Test_die_req_t rq = { 0 };
+	thoth_chantest_Test_die_resp_t rs;
+	uint64_t ab[64];
+	thoth_arena_t a;
+	thoth_arena_init(&a, ab, sizeof ab);
+	uint64_t t0 = now_ns();
+	assert_int_equal(thoth_chantest_Test_die(thoth_chan_client(ch), &rq, &rs, &a), THOTH_E_PEER_GONE);
+	assert_true(now_ns() - t0 < 100000000u);
+	thoth_chan_close(ch);
+	int status;
+	waitpid(service_pid, &status, 0);
+	service_pid = 0;
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 9);
+}
+
+static void test_client_killed_mid_call(void **state)
+{
+	start_service(NULL);
+	thoth_chantest_Test_health_resp_t h0, h1;
+	health_now(&h0);
+	for (int i = 0; i < 3; i++) {
+		pid_t child = fork();
+		assert_true(child >= 0);
+		if (child == 0) {
+			thoth_chan_config_t cfg = { .iface = &thoth_chantest_Test_info };
+			thoth_chan_t *ch;
+			if (thoth_chan_connect(sock_path, &cfg, &ch, NULL, 0))
+				_exit(3);
+			/* A 1 MiB request from the pool, and a call that never ends for us. */
+			thoth_chantest_Test_nap_req_t rq = { .ms = 200 };
+			thoth_chantest_Test_nap_resp_t rs;
+			uint64_t ab[64];
+			thoth_arena_t a;
+			thoth_arena_init(&a, ab, sizeof ab);
+			uint8_t *big;
+			thoth_chan_alloc(ch, 1u << 20, &big, 0);
+			thoth_chantest_Test_nap(thoth_chan_client(ch), &rq, &rs, &a);
+			_exit(4);
+		}
+		usleep(60000);
+		kill(child, SIGKILL);
+		waitpid(child, NULL, 0);
+	}
+	usleep(300000);                      /* the naps end; the service notices */
+	health_now(&h1);
+	assert_int_equal(h1.clients, 1);
+	assert_true(h1.peer_gone >= h0.peer_gone + 3);
+	assert_int_equal(h1.fds, h0.fds);    /* nothing leaked in the service */
+}
+
+/* Open/close many channels: fds and /dev/shm stay where they were, both sides. */
+static void test_open_close_leaks_nothing(void **state)
+{
+	start_service(NULL);
+	thoth_chantest_Test_health_resp_t h0, h1;
+	health_now(&h0);
+	int fds0 = count_fds(), shm0 = count_dir("/dev/shm");
+	for (int i = 0; i < 200; i++) {
+		thoth_chan_t *ch = open_chan();
+		thoth_chantest_Test_notes_req_t rq = { 0 };
+		thoth_chantest_Test_notes_resp_t rs;
+		uint64_t ab[64];
+		thoth_arena_t a;
+		thoth_arena_init(&a, ab, sizeof ab);
+		assert_int_equal(thoth_chantest_Test_notes(thoth_chan_client(ch), &rq, &rs, &a), 0);
+		thoth_chan_close(ch);
+	}
+	usleep(20000);
+	health_now(&h1);
+	assert_int_equal(count_fds(), fds0);
+	assert_int_equal(count_dir("/dev/shm"), shm0);
+	assert_int_equal(h1.fds, h0.fds);
+	assert_int_equal(h1.clients, 1);
+}
+
+/* A hostile client writes nonsense into the rings: the service closes that
+ * channel, logs why, and keeps serving everyone else. */
+static void corrupt_and_check(const char *what, void (*scribble)(chan_end_t *e), bool needs_big_response)
+{
+	thoth_chan_t *victim = open_chan();     /* an innocent bystander */
+	thoth_chan_t *evil = open_chan();
+	chan_end_t *e = thoth_chan__end(evil);
+	thoth_chantest_Test_health_resp_t h0, h1;
+	health(victim, &h0);
+	scribble(e);
+	if (needs_big_response) {
+		/* The service drains releases when it allocates a pool buffer. */
+		static uint8_t big[300000];
+		thoth_chantest_Test_echo_req_t rq = { .data = { .ptr = big, .len = sizeof big } };
+		thoth_chantest_Test_echo_resp_t rs;
+		uint64_t ab[64];
+		thoth_arena_t a;
+		thoth_arena_init(&a, ab, sizeof ab);
+		thoth_chantest_Test_echo(thoth_chan_client(evil), &rq, &rs, &a);
+	} else {
+		uint64_t one = 1;
+		assert_int_equal(write(e->peer_efd, &one, sizeof one), 8);   /* wake the service */
+		usleep(20000);  /* let it look before our next call rewrites the head index */
+	}
+	/* The service hangs up: our next call says so. */
+	thoth_chantest_Test_notes_req_t rq = { 0 };
+	thoth_chantest_Test_notes_resp_t rs;
+	uint64_t ab[64];
+	thoth_arena_t a;
+	thoth_arena_init(&a, ab, sizeof ab);
+	int r = 0;
+	for (int i = 0; i < 100 && !r; i++) {
+		r = thoth_chantest_Test_notes(thoth_chan_client(evil), &rq, &rs, &a);
+		if (!r)
+			usleep(2000);
+	}
+	if (r != THOTH_E_PEER_GONE && r != THOTH_E_CORRUPT)
+		fail_msg("after %s: %s", what, thoth_strerror(r));
+	thoth_chan_close(evil);
+	health(victim, &h1);
+	assert_int_equal(h1.corrupt, h0.corrupt + 1);
+	assert_int_equal(h1.clients, 1);
+	thoth_chan_close(victim);
+}
+
+static void scribble_head_far_ahead(chan_end_t *e)
+{
+	atomic_store(&e->ctl->dir[CHAN_REQ].head, e->tx_head + 1000);
+}
+
+static uint8_t *req_slot(chan_end_t *e)
+{
+	return e->base + e->lay.ring_off[CHAN_REQ] +
+	       (size_t)(e->tx_head & (e->lay.lim.slots - 1)) * THOTH_CHAN_SLOT_SIZE;
+}
+
+static void publish_slot(chan_end_t *e, uint32_t kind, uint32_t len, uint32_t buf)
+{
+	uint8_t *s = req_slot(e);
+	memcpy(s, &kind, 4);
+	memcpy(s + 4, &len, 4);
+	memcpy(s + 8, &buf, 4);
+	e->tx_head++;
+	atomic_store(&e->ctl->dir[CHAN_REQ].head, e->tx_head);
+}
+
+static void scribble_descriptor_outside_pool(chan_end_t *e) { publish_slot(e, CHAN_SLOT_POOL, 4096, 1u << 30); }
+static void scribble_length_past_pool(chan_end_t *e)
+{
+	publish_slot(e, CHAN_SLOT_POOL, 0xfffffff0u, e->lay.lim.pool_bufs - 1);
+}
+static void scribble_inline_too_long(chan_end_t *e) { publish_slot(e, CHAN_SLOT_INLINE, 5000, 0); }
+static void scribble_bad_kind(chan_end_t *e) { publish_slot(e, 77, 64, 0); }
+static void scribble_garbage_message(chan_end_t *e)
+{
+	memset(req_slot(e) + THOTH_CHAN_SLOT_HEADER, 0xee, 128);
+	publish_slot(e, CHAN_SLOT_INLINE, 128, 0);
+}
+static void scribble_double_release(chan_end_t *e)
+{
+	/* Claim to give back service buffer 5, which was never lent to us. */
+	chan_dir_t *d = &e->ctl->dir[CHAN_RESP];
+	uint32_t *rel = (uint32_t *)(e->base + e->lay.rel_off[CHAN_RESP]);
+	rel[e->rel_push & (e->lay.rel_slots - 1)] = 5;
+	e->rel_push++;
+	atomic_store(&d->rel_head, e->rel_push);
+}
+
+static void test_corrupt_rings_close_only_that_channel(void **state)
+{
+	start_service(NULL);
+	corrupt_and_check("scribble_head_far_ahead", scribble_head_far_ahead, false);
+	corrupt_and_check("scribble_descriptor_outside_pool", scribble_descriptor_outside_pool, false);
+	corrupt_and_check("scribble_length_past_pool", scribble_length_past_pool, false);
+	corrupt_and_check("scribble_inline_too_long", scribble_inline_too_long, false);
+	corrupt_and_check("scribble_bad_kind", scribble_bad_kind, false);
+	corrupt_and_check("scribble_garbage_message", scribble_garbage_message, false);
+	corrupt_and_check("scribble_double_release", scribble_double_release, true);
+	/* The service is still fine. */
+	assert_int_equal(kill(service_pid, 0), 0);
+	int status = stop_service();
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_small_call_goes_inline, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_large_payload_is_zero_copy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_large_echo_roundtrips_intact, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_oneway_messages_all_arrive, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_many_calls_in_flight, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_many_clients_one_service, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_features_are_negotiated, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_handshake_refusals_say_why, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_full_ring_gives_again_or_timeout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_exhausted_pool_gives_again_or_timeout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_service_killed_mid_call, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_service_exiting_in_handler_is_noticed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_client_killed_mid_call, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_open_close_leaks_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_corrupt_rings_close_only_that_channel, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
