@@ -1,7 +1,8 @@
 /*
  * test_trace_usdt.c - every trace point is also a USDT probe (provider
  * "thoth") that perf and bpftrace can attach to: readelf -n on this very
- * binary must list the stapsdt notes the macros emitted.
+ * binary must list the stapsdt notes the macros emitted, and on thothd and
+ * the echo service the probes of the integration (docs/OBSERVABILITY.md).
  */
 #define _GNU_SOURCE
 #include <limits.h>
@@ -24,13 +25,18 @@ static void trace_points(uint64_t v)
 	                THOTH_TRACE_INLINE, v);
 }
 
-/* The stapsdt notes of this executable, as readelf prints them. */
-static char *read_notes(void)
+/* The stapsdt notes of the executable EXE (NULL: this one), as readelf
+ * prints them. */
+static char *read_notes_of(const char *path)
 {
 	char exe[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-	assert_true(n > 0);
-	exe[n] = '\0';
+	if (path) {
+		snprintf(exe, sizeof exe, "%s", path);
+	} else {
+		ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+		assert_true(n > 0);
+		exe[n] = '\0';
+	}
 	char cmd[PATH_MAX + 32];
 	snprintf(cmd, sizeof cmd, "readelf -n '%s'", exe);
 	FILE *p = popen(cmd, "r");
@@ -40,6 +46,11 @@ static char *read_notes(void)
 	out[len] = '\0';
 	assert_int_equal(pclose(p), 0);
 	return out;
+}
+
+static char *read_notes(void)
+{
+	return read_notes_of(NULL);
 }
 
 /* The line after "Name: NAME" in the note for provider thoth. */
@@ -81,11 +92,56 @@ static void test_usdt_probes_carry_their_arguments(void **state)
 	assert_int_equal(counts[1], 7);  /* service .. trace_id */
 }
 
+/* Arguments of the first note of NAME (count of size@location pairs). */
+static int probe_arguments(const char *notes, const char *name)
+{
+	const char *p = find_probe(notes, name);
+	if (!p)
+		return -1;
+	const char *args = strstr(p, "Arguments:");
+	assert_non_null(args);
+	int count = 0;
+	for (const char *c = args; *c && *c != '\n'; c++)
+		count += *c == '@';
+	return count;
+}
+
+#ifdef THOTHD_PATH
+/* The integration's probes (OBS-1) in the programs that run them. */
+static void test_thothd_and_echo_carry_the_integration_probes(void **state)
+{
+	static const struct { const char *name; int args; } thothd_probes[] = {
+		{ "msg_send", 7 }, { "msg_recv", 7 }, { "thothd_dispatch", 2 },
+		{ "registry_register", 2 }, { "registry_resolve", 2 },
+		{ "registry_withdraw", 2 }, { "registry_expire", 2 }, { "registry_drop", 2 },
+		{ "loop_wakeup", 2 }, { "timer_fire", 2 },
+	};
+	const char *notes = read_notes_of(THOTHD_PATH);
+	for (size_t i = 0; i < sizeof thothd_probes / sizeof thothd_probes[0]; i++) {
+		int n = probe_arguments(notes, thothd_probes[i].name);
+		if (n != thothd_probes[i].args)
+			fprintf(stderr, "thothd: probe %s has %d arguments, want %d\n",
+				thothd_probes[i].name, n, thothd_probes[i].args);
+		assert_int_equal(n, thothd_probes[i].args);
+	}
+	/* A service gets the socket transport's and the loop's from libthoth. */
+	notes = read_notes_of(ECHO_PATH);
+	assert_int_equal(probe_arguments(notes, "msg_send"), 7);
+	assert_int_equal(probe_arguments(notes, "msg_recv"), 7);
+	assert_int_equal(probe_arguments(notes, "loop_wakeup"), 2);
+	assert_int_equal(probe_arguments(notes, "timer_fire"), 2);
+	assert_int_equal(probe_arguments(notes, "thothd_dispatch"), -1);
+}
+#endif
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_trace_points_are_usdt_probes_of_provider_thoth),
 		cmocka_unit_test(test_usdt_probes_carry_their_arguments),
+#ifdef THOTHD_PATH
+		cmocka_unit_test(test_thothd_and_echo_carry_the_integration_probes),
+#endif
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,60 @@
+#!/usr/bin/env python3
+"""check_trace_e2e.py TRACE.json PID=NAME... - the Chrome Trace Event JSON that
+`thothctl trace --duration` wrote for a running system (test_trace_e2e.c):
+
+  * it parses (json.load) and has a traceEvents list
+  * every PID given has a process_name track named NAME holding events
+  * flows link a send to its receipt by trace id across processes: for each
+    pair below there is a flow id whose "s" is in the first process and
+    whose "f" is in the second (echo-client -> echo, echo-client -> thothd)
+  * the trace points of the integration are there: msg_send, msg_recv,
+    registry_register, registry_resolve, loop_wakeup, timer_fire
+
+Exit 0 if all hold; otherwise print what failed and exit 1.
+"""
+import json
+import sys
+
+
+def main():
+    path = sys.argv[1]
+    names = {int(p): n for p, n in (a.split("=", 1) for a in sys.argv[2:])}
+    with open(path) as f:
+        doc = json.load(f)
+    events = doc["traceEvents"]
+    errors = []
+    procs = {e["pid"]: e["args"]["name"] for e in events
+             if e["ph"] == "M" and e["name"] == "process_name"}
+    slices = [e for e in events if e["ph"] == "X"]
+    for pid, name in names.items():
+        if procs.get(pid) != name:
+            errors.append(f"pid {pid}: track named {procs.get(pid)!r}, expected {name!r}")
+        if not any(e["pid"] == pid for e in slices):
+            errors.append(f"pid {pid} ({name}): no events on its track")
+    starts, ends = {}, {}
+    for e in events:
+        if e["ph"] == "s":
+            starts.setdefault(e["id"], set()).add(e["pid"])
+        elif e["ph"] == "f":
+            ends.setdefault(e["id"], set()).add(e["pid"])
+    pid_of = {n: p for p, n in names.items()}
+    for a, b in (("echo-client", "echo"), ("echo-client", "thothd")):
+        if a not in pid_of or b not in pid_of:
+            continue
+        pa, pb = pid_of[a], pid_of[b]
+        if not any(pa in starts[i] and pb in ends.get(i, ()) for i in starts):
+            errors.append(f"no flow from {a} (pid {pa}) to {b} (pid {pb})")
+    seen = {e["name"] for e in slices}
+    for want in ("msg_send", "msg_recv", "registry_register", "registry_resolve",
+                 "loop_wakeup", "timer_fire"):
+        if want not in seen:
+            errors.append(f"no {want} event")
+    for e in errors:
+        print("check_trace_e2e:", e)
+    print(f"check_trace_e2e: {len(slices)} events, {len(procs)} processes, "
+          f"{len(starts)} flows")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
