@@ -300,21 +300,18 @@ static int drain_releases(chan_end_t *e)
 	return 0;
 }
 
-/* First run of N free buffers, or -1. */
+/* Lowest run of N free buffers, or -1.  First fit from the bottom keeps
+ * reusing the same few buffers, whose pages are mapped and cache-hot on both
+ * sides; cycling through the pool would fault and miss on every message. */
 static int64_t find_run(const chan_end_t *e, uint32_t n)
 {
-	uint32_t total = e->lay.lim.pool_bufs;
+	uint32_t total = e->lay.lim.pool_bufs, run = 0;
 	if (n == 0 || n > e->pool_free)
 		return -1;
-	for (uint32_t pass = 0; pass < 2; pass++) {
-		uint32_t start = pass ? 0 : e->pool_cursor;
-		uint32_t end = pass ? e->pool_cursor : total;
-		uint32_t run = 0;
-		for (uint32_t i = start; i < end && i < total; i++) {
-			run = e->buf_state[i] == BUF_FREE ? run + 1 : 0;
-			if (run == n)
-				return (int64_t)(i + 1 - n);
-		}
+	for (uint32_t i = 0; i < total; i++) {
+		run = e->buf_state[i] == BUF_FREE ? run + 1 : 0;
+		if (run == n)
+			return (int64_t)(i + 1 - n);
 	}
 	return -1;
 }
@@ -362,9 +359,6 @@ int chan_try_alloc(chan_end_t *e, size_t len, uint8_t **buf)
 	e->buf_run[first] = n;
 	e->pool_free -= n;
 	e->st.pool_in_use += n;
-	e->pool_cursor = (uint32_t)first + n;
-	if (e->pool_cursor >= e->lay.lim.pool_bufs)
-		e->pool_cursor = 0;
 	*buf = pool_at(e, e->tx, (uint32_t)first);
 	return 0;
 }

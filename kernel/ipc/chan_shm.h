@@ -78,7 +78,7 @@ typedef struct chan_end {
 
 	uint8_t *buf_state;               /* per own pool buffer: BUF_* */
 	uint32_t *buf_run;                /* run length at a run's first buffer */
-	uint32_t pool_free, pool_cursor;
+	uint32_t pool_free;
 	uint8_t *inline_pending;          /* slot handed out by chan_alloc, not yet sent */
 
 	_Alignas(8) uint8_t rx_copy[THOTH_CHAN_INLINE_MAX];  /* inline messages are read from here */

@@ -1,0 +1,297 @@
+/*
+ * bench_channel - round trips between two processes pinned to two CPUs:
+ * thoth channels (spin-then-sleep and always-sleep) against pipe, Unix
+ * stream, Unix seqpacket and eventfd + shared-memory copy, all in one run.
+ *
+ * A round trip: the client sends a PAYLOAD-byte message; the service reads
+ * its first and last byte and answers with a 64-byte ack.  The payload is
+ * produced once, outside the timed loop, in every transport: the baselines
+ * send a prefilled buffer (the kernel copies it), the thoth client builds
+ * the message in a shared pool buffer and writes only its first and last
+ * byte (the service reads it where it lies).  See docs/BENCHMARKS.md.
+ *
+ *   bench_channel [--quick] [--sizes 64,4096,...] [--runs N]
+ */
+#define _GNU_SOURCE
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rt_baseline.h"
+#include "bench.thoth.h"
+#include "thoth/channel.h"
+
+static uint8_t ack[64];
+
+static int on_sink(void *self, const thoth_bench_Bench_sink_req_t *req,
+		   thoth_bench_Bench_sink_resp_t *resp, thoth_arena_t *arena)
+{
+	if (req->data.len) {
+		ack[0] = req->data.ptr[0];
+		ack[1] = req->data.ptr[req->data.len - 1];
+	}
+	resp->ack.ptr = ack;
+	resp->ack.len = sizeof ack;
+	return 0;
+}
+
+static uint64_t cpu_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int on_cpu(void *self, const thoth_bench_Bench_cpu_req_t *req,
+		  thoth_bench_Bench_cpu_resp_t *resp, thoth_arena_t *arena)
+{
+	resp->ns = cpu_ns();
+	return 0;
+}
+
+static const thoth_bench_Bench_handlers_t handlers = { .sink = on_sink, .cpu = on_cpu };
+
+static void stop(thoth_loop_t *loop, const struct signalfd_siginfo *info, void *arg)
+{
+	thoth_loop_stop(loop);
+}
+
+static pid_t start_service(const char *path, thoth_chan_wait_t wait, int cpu)
+{
+	pid_t pid = fork();
+	if (pid != 0)
+		return pid;
+	bench_pin_cpu(cpu);
+	thoth_loop_t *loop;
+	thoth_chan_server_t *srv;
+	char why[300];
+	thoth_chan_server_config_t cfg = {
+		.path = path, .iface = &thoth_bench_Bench_info, .invoke = thoth_bench_Bench_invoke,
+		.handlers = &handlers, .wait = wait,
+	};
+	if (thoth_loop_new(&loop) || thoth_loop_add_signal(loop, SIGTERM, stop, NULL) ||
+	    thoth_chan_server_new(loop, &cfg, &srv, why, sizeof why)) {
+		fprintf(stderr, "bench service: %s\n", why);
+		_exit(1);
+	}
+	thoth_loop_run(loop);
+	thoth_chan_server_free(srv);
+	thoth_loop_free(loop);
+	_exit(0);
+}
+
+static int thoth_rt(thoth_chan_wait_t wait, size_t payload, unsigned warmup, unsigned iters,
+		    int cpu_client, int cpu_server, bench_rt_result_t *out)
+{
+	char path[128];
+	snprintf(path, sizeof path, "/tmp/thoth-bench-%d.sock", (int)getpid());
+	unlink(path);
+	pid_t pid = start_service(path, wait, cpu_server);
+	cpu_set_t saved;
+	sched_getaffinity(0, sizeof saved, &saved);
+	bench_pin_cpu(cpu_client);
+	thoth_chan_t *ch = NULL;
+	thoth_chan_config_t cfg = { .iface = &thoth_bench_Bench_info, .wait = wait };
+	char why[300];
+	int r = -1;
+	for (int i = 0; i < 200; i++) {
+		if (!thoth_chan_connect(path, &cfg, &ch, why, sizeof why))
+			break;
+		usleep(5000);
+	}
+	double *lat = calloc(iters, sizeof *lat);
+	if (!ch || !lat) {
+		fprintf(stderr, "bench_channel: cannot open a channel: %s\n", why);
+		goto out;
+	}
+	thoth_client_t *c = thoth_chan_client(ch);
+	uint64_t ab[64];
+	thoth_arena_t a;
+	thoth_bench_Bench_cpu_resp_t c0, c1;
+	thoth_bench_Bench_cpu_req_t creq = { 0 };
+	uint64_t t_start = 0, cpu_start = 0;
+	for (unsigned i = 0; i < warmup + iters; i++) {
+		if (i == warmup) {
+			thoth_arena_init(&a, ab, sizeof ab);
+			if (thoth_bench_Bench_cpu(c, &creq, &c0, &a))
+				goto out;
+			cpu_start = cpu_ns();
+			t_start = now_ns();
+		}
+		uint64_t t0 = now_ns();
+		uint8_t *where;
+		thoth_bench_Bench_sink_req_t rq = {
+			.data = { .len = (uint32_t)payload, .reserve = &where, .uninit = true },
+		};
+		thoth_call_t call;
+		thoth_bench_Bench_sink_resp_t rs;
+		thoth_arena_init(&a, ab, sizeof ab);
+		if ((r = thoth_client_begin(c, &thoth_bench_Bench_sink_info, &rq, &call)))
+			goto out;
+		where[0] = (uint8_t)i;
+		where[payload - 1] = (uint8_t)(i >> 8);
+		if ((r = thoth_client_commit(c, &call, &rs, &a)) || rs.ack.ptr[0] != (uint8_t)i) {
+			fprintf(stderr, "bench_channel: call failed: %s\n", thoth_strerror(r));
+			r = -1;
+			goto out;
+		}
+		if (i >= warmup)
+			lat[i - warmup] = (double)(now_ns() - t0);
+	}
+	uint64_t elapsed = now_ns() - t_start;
+	uint64_t client_cpu = cpu_ns() - cpu_start;
+	thoth_arena_init(&a, ab, sizeof ab);
+	if (thoth_bench_Bench_cpu(c, &creq, &c1, &a))
+		goto out;
+	out->p50_ns = bench_percentile(lat, iters, 50);
+	out->p99_ns = bench_percentile(lat, iters, 99);
+	out->msgs_per_s = iters / (elapsed / 1e9);
+	out->client_cpu_ns = (double)client_cpu / iters;
+	out->server_cpu_ns = (double)(c1.ns - c0.ns) / iters;
+	r = 0;
+out:
+	free(lat);
+	thoth_chan_close(ch);
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+	unlink(path);
+	sched_setaffinity(0, sizeof saved, &saved);
+	return r;
+}
+
+typedef struct row {
+	const char *name;
+	bench_rt_result_t res;
+	bool ok;
+} row_t;
+
+static unsigned iters_for(size_t size, bool quick)
+{
+	unsigned n = size <= 4096 ? 20000 : size <= 65536 ? 5000 : size <= (1u << 20) ? 500 : 60;
+	return quick ? (n / 10 ? n / 10 : 10) : n;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Median of RUNS runs of one configuration, field by field. */
+static bool measure(const char *kind, size_t size, unsigned runs, bool quick, int cc, int cs,
+		    bench_rt_result_t *out)
+{
+	enum { MAXR = 9 };
+	double v[5][MAXR];
+	unsigned n = 0;
+	for (unsigned k = 0; k < runs && k < MAXR; k++) {
+		bench_rt_result_t r;
+		unsigned it = iters_for(size, quick);
+		int rc = !strcmp(kind, "thoth-spin")    ? thoth_rt(THOTH_CHAN_SPIN, size, it / 10 + 5, it, cc, cs, &r)
+			 : !strcmp(kind, "thoth-sleep") ? thoth_rt(THOTH_CHAN_SLEEP, size, it / 10 + 5, it, cc, cs, &r)
+							: bench_baseline_rt(kind, size, it / 10 + 5, it, cc, cs, &r);
+		if (rc)
+			return false;
+		v[0][n] = r.p50_ns;
+		v[1][n] = r.p99_ns;
+		v[2][n] = r.msgs_per_s;
+		v[3][n] = r.client_cpu_ns;
+		v[4][n] = r.server_cpu_ns;
+		n++;
+	}
+	for (int f = 0; f < 5; f++)
+		qsort(v[f], n, sizeof v[f][0], cmp_double);
+	out->p50_ns = v[0][n / 2];
+	out->p99_ns = v[1][n / 2];
+	out->msgs_per_s = v[2][n / 2];
+	out->client_cpu_ns = v[3][n / 2];
+	out->server_cpu_ns = v[4][n / 2];
+	return true;
+}
+
+int main(int argc, char **argv)
+{
+	size_t sizes[8] = { 64, 4096, 65536, 1u << 20, 16u << 20 };
+	unsigned nsizes = 5, runs = 3;
+	bool quick = false;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--quick")) {
+			quick = true;
+			runs = 1;
+		} else if (!strcmp(argv[i], "--runs") && i + 1 < argc) {
+			runs = (unsigned)atoi(argv[++i]);
+		} else if (!strcmp(argv[i], "--sizes") && i + 1 < argc) {
+			nsizes = 0;
+			for (char *s = strtok(argv[++i], ","); s && nsizes < 8; s = strtok(NULL, ","))
+				sizes[nsizes++] = strtoull(s, NULL, 0);
+		} else {
+			fprintf(stderr, "usage: bench_channel [--quick] [--runs N] [--sizes 64,4096,...]\n");
+			return 2;
+		}
+	}
+	if (runs < 1)
+		runs = 1;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	int cc = 0, cs = ncpu > 1 ? 1 : 0;
+	signal(SIGPIPE, SIG_IGN);
+	static const char *kinds[] = { "thoth-spin", "thoth-sleep", "pipe", "unix-stream",
+				       "unix-seqpacket", "eventfd-shm" };
+	enum { NK = sizeof kinds / sizeof kinds[0] };
+	printf("# bench_channel: round trip = PAYLOAD bytes to the service, 64-byte ack back\n");
+	printf("# client on CPU %d, service on CPU %d; median of %u run(s) per cell; "
+	       "cpu = CPU ns per round trip (client + service)\n", cc, cs, runs);
+	printf("%-15s %9s %10s %10s %12s %10s %10s\n", "transport", "payload", "p50_ns", "p99_ns",
+	       "rt_per_s", "cli_cpu", "srv_cpu");
+	bench_rt_result_t res[8][NK];
+	bool ok[8][NK];
+	for (unsigned s = 0; s < nsizes; s++) {
+		for (unsigned k = 0; k < NK; k++) {
+			ok[s][k] = measure(kinds[k], sizes[s], runs, quick, cc, cs, &res[s][k]);
+			if (!ok[s][k]) {
+				printf("%-15s %9zu    failed\n", kinds[k], sizes[s]);
+				continue;
+			}
+			bench_rt_result_t *r = &res[s][k];
+			printf("%-15s %9zu %10.0f %10.0f %12.0f %10.0f %10.0f\n", kinds[k], sizes[s],
+			       r->p50_ns, r->p99_ns, r->msgs_per_s, r->client_cpu_ns, r->server_cpu_ns);
+			fflush(stdout);
+		}
+	}
+	printf("\n# ratios (p50 latency of the baseline / thoth's; > 1 means thoth is faster)\n");
+	printf("%-9s %-12s %10s %10s %10s %10s\n", "payload", "thoth mode", "pipe", "unix-strm",
+	       "seqpacket", "efd+shm");
+	for (unsigned s = 0; s < nsizes; s++)
+		for (unsigned m = 0; m < 2; m++) {
+			if (!ok[s][m])
+				continue;
+			printf("%-9zu %-12s", sizes[s], m ? "sleep" : "spin");
+			for (unsigned k = 2; k < NK; k++)
+				if (ok[s][k])
+					printf(" %9.2fx", res[s][k].p50_ns / res[s][m].p50_ns);
+				else
+					printf(" %10s", "-");
+			printf("\n");
+		}
+	if (nsizes > 1 && sizes[0] == 64) {
+		printf("\n# size independence (thoth p50 at SIZE / p50 at 64 B; target <= 2)\n");
+		for (unsigned s = 1; s < nsizes; s++)
+			for (unsigned m = 0; m < 2; m++)
+				if (ok[s][m] && ok[0][m])
+					printf("%-9zu %-6s %6.2f\n", sizes[s], m ? "sleep" : "spin",
+					       res[s][m].p50_ns / res[0][m].p50_ns);
+	}
+	printf("\n# iceoryx (one-way pub/sub baseline) is not packaged in Debian 12: not measured\n");
+	return 0;
+}
