@@ -256,10 +256,14 @@ static void drain_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
 	thothd_tracer_t *t = arg;
 	drain(t);
 	/* Re-armed from its own callback while the session lasts: never periodic
-	 * when there is nothing to collect. */
+	 * when there is nothing to collect.  A fired timer that is not re-armed
+	 * is freed by the loop: forget it then. */
 	if (t->active &&
-	    thoth_timer_rearm(loop, timer, thoth_loop_now(loop) + DRAIN_PERIOD_NS, DRAIN_SLACK_NS))
+	    thoth_timer_rearm(loop, timer, thoth_loop_now(loop) + DRAIN_PERIOD_NS, DRAIN_SLACK_NS) == 0)
+		return;
+	if (t->active)
 		thothd_error("trace: cannot re-arm the drain timer; events may be overwritten");
+	t->drain_timer = NULL;
 }
 
 /* ---- TraceControl ------------------------------------------------------------- */
