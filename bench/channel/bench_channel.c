@@ -226,10 +226,13 @@ int main(int argc, char **argv)
 	size_t sizes[8] = { 64, 4096, 65536, 1u << 20, 16u << 20 };
 	unsigned nsizes = 5, runs = 3;
 	bool quick = false;
+	const char *only = NULL;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--quick")) {
 			quick = true;
 			runs = 1;
+		} else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
+			only = argv[++i];
 		} else if (!strcmp(argv[i], "--runs") && i + 1 < argc) {
 			runs = (unsigned)atoi(argv[++i]);
 		} else if (!strcmp(argv[i], "--sizes") && i + 1 < argc) {
@@ -237,7 +240,7 @@ int main(int argc, char **argv)
 			for (char *s = strtok(argv[++i], ","); s && nsizes < 8; s = strtok(NULL, ","))
 				sizes[nsizes++] = strtoull(s, NULL, 0);
 		} else {
-			fprintf(stderr, "usage: bench_channel [--quick] [--runs N] [--sizes 64,4096,...]\n");
+			fprintf(stderr, "usage: bench_channel [--quick] [--runs N] [--sizes 64,4096,...] [--only TRANSPORT]\n");
 			return 2;
 		}
 	}
@@ -258,6 +261,10 @@ int main(int argc, char **argv)
 	bool ok[8][NK];
 	for (unsigned s = 0; s < nsizes; s++) {
 		for (unsigned k = 0; k < NK; k++) {
+			if (only && strcmp(only, kinds[k])) {
+				ok[s][k] = false;
+				continue;
+			}
 			ok[s][k] = measure(kinds[k], sizes[s], runs, quick, cc, cs, &res[s][k]);
 			if (!ok[s][k]) {
 				printf("%-15s %9zu    failed\n", kinds[k], sizes[s]);

@@ -29,6 +29,23 @@
 #include <unistd.h>
 
 #include "chan_shm.h"
+#include "thoth/trace.h"
+
+/* Every message a channel carries is an IPC trace event (and a USDT probe:
+ * thoth:chan_send / thoth:chan_recv).  MSG holds at least a header. */
+#define TRACE_CHAN(name, dir, msg, transport)                                              \
+	THOTH_TRACE_MSG(IPC, name, dir, 0, thoth_le32((msg) + 8), thoth_le32((msg) + 12),   \
+			thoth_le32((msg) + 32), thoth_le32((msg) + 36), transport,           \
+			thoth_le64((msg) + 24))
+
+/* A request about to be sent gets a trace id when tracing wants one, so
+ * the exporters can link its send to its receive in the other process. */
+static void stamp_trace_id(uint8_t *msg)
+{
+	if (THOTH_TRACE_IS_ON(IPC) && thoth_le64(msg + 24) == 0 &&
+	    (thoth_le16(msg + 6) & THOTH_MSG_REQUEST))
+		thoth_st64(msg + 24, thoth_trace_new_id());
+}
 
 _Static_assert(sizeof(chan_ctl_t) <= CHAN_PAGE, "control page overflows");
 _Static_assert(THOTH_CHAN_INLINE_MAX % 8 == 0, "inline area must keep messages 8-aligned");
@@ -405,6 +422,8 @@ int chan_try_send(chan_end_t *e, uint8_t *buf, size_t len)
 		st32(slot + 12, 0);
 		e->inline_pending = NULL;
 		e->st.sent_inline++;
+		stamp_trace_id(buf);
+		TRACE_CHAN(chan_send, THOTH_TRACE_SEND, buf, THOTH_TRACE_INLINE);
 		publish(e);
 		return 0;
 	}
@@ -426,6 +445,8 @@ int chan_try_send(chan_end_t *e, uint8_t *buf, size_t len)
 	st32(slot + 12, 0);
 	memset(e->buf_state + b, BUF_LENT, e->buf_run[b]);
 	e->st.sent_pool++;
+	stamp_trace_id(buf);
+	TRACE_CHAN(chan_send, THOTH_TRACE_SEND, buf, THOTH_TRACE_ZERO_COPY);
 	publish(e);
 	return 0;
 }
@@ -489,6 +510,7 @@ int chan_try_recv(chan_end_t *e, thoth_msg_t *msg)
 		return chan_fail(e, THOTH_E_CORRUPT, "slot %u holds descriptor kind %u", e->rx_tail, kind);
 	}
 	msg->len = len;
+	TRACE_CHAN(chan_recv, THOTH_TRACE_RECV, msg->data, msg->handle ? THOTH_TRACE_ZERO_COPY : THOTH_TRACE_INLINE);
 	e->rx_tail++;
 	atomic_store_explicit(&d->tail, e->rx_tail, memory_order_release);
 	atomic_thread_fence(memory_order_seq_cst);

@@ -615,14 +615,22 @@ static void conn_process(conn_t *c)
 	chan_disarm(e, CHAN_WAIT_SLOT);
 	for (;;) {
 		/* An orderly close (the socket's end is seen by on_sock; reading
-		 * it here would cost a system call per message). */
-		if (atomic_load_explicit(&e->ctl->closed[CHAN_CLIENT], memory_order_acquire)) {
+		 * it here would cost a system call per message).  What the
+		 * client queued before closing is still served: a oneway
+		 * message sent just before close is not lost. */
+		bool closing = atomic_load_explicit(&e->ctl->closed[CHAN_CLIENT], memory_order_acquire);
+		if (closing && !chan_ready(e, CHAN_WAIT_RECV, 0)) {
 			s->st.peer_gone++;
 			conn_close(c);
 			return;
 		}
 		/* A request is taken only when its response can be queued. */
 		if (!chan_ready(e, CHAN_WAIT_SLOT, 0)) {
+			if (closing) {          /* nobody will read the answers */
+				s->st.peer_gone++;
+				conn_close(c);
+				return;
+			}
 			if (conn_spin(c, CHAN_WAIT_SLOT) || chan_arm(e, CHAN_WAIT_SLOT, 0))
 				continue;
 			return;
@@ -822,8 +830,12 @@ static void on_sock(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t ev
 			s->st.corrupt++;
 			conn_close(c);
 		} else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
-			s->st.peer_gone++;
-			conn_close(c);
+			/* Serve what it queued before it went (it may have been
+			 * oneway messages), then close: conn_process closes the
+			 * channel once the ring is empty, as the closed flag or
+			 * the end of the socket says. */
+			atomic_store_explicit(&c->end.ctl->closed[CHAN_CLIENT], 1, memory_order_release);
+			conn_process(c);
 		}
 		return;
 	}

@@ -259,6 +259,31 @@ static void test_oneway_messages_all_arrive(void **state)
 	thoth_chan_close(ch);
 }
 
+/* Oneway messages queued just before close are still served. */
+static void test_oneway_before_close_is_not_lost(void **state)
+{
+	start_service(NULL);
+	thoth_chan_t *ch = open_chan();
+	for (uint64_t i = 0; i < 100; i++) {
+		thoth_chantest_Test_note_req_t rq = { .value = 1 };
+		assert_int_equal(thoth_chantest_Test_note(thoth_chan_client(ch), &rq), 0);
+	}
+	thoth_chan_close(ch);
+	thoth_chantest_Test_notes_resp_t rs = { 0 };
+	for (int i = 0; i < 200 && rs.count < 100; i++) {
+		thoth_chan_t *probe = open_chan();
+		thoth_chantest_Test_notes_req_t rq = { 0 };
+		uint64_t ab[64];
+		thoth_arena_t a;
+		thoth_arena_init(&a, ab, sizeof ab);
+		assert_int_equal(thoth_chantest_Test_notes(thoth_chan_client(probe), &rq, &rs, &a), 0);
+		thoth_chan_close(probe);
+		if (rs.count < 100)
+			usleep(5000);
+	}
+	assert_int_equal(rs.count, 100);
+}
+
 /* Message-level API: 200 requests in flight, answered in order. */
 static void test_many_calls_in_flight(void **state)
 {
@@ -401,7 +426,11 @@ static void test_full_ring_gives_again_or_timeout(void **state)
 	assert_int_equal(thoth_chan_alloc(ch, len, &buf, -1), 0);
 	assert_int_equal(thoth_chantest_Test_nap_req_encode_msg(buf, len, &meta, &nap, &len), 0);
 	assert_int_equal(thoth_chan_send(ch, buf, len, -1), 0);
-	usleep(50000);                      /* the service is now napping */
+	/* Wait until the service has taken it (it is napping from then on). */
+	chan_end_t *e = thoth_chan__end(ch);
+	for (int i = 0; i < 2000 && atomic_load(&e->ctl->dir[CHAN_REQ].tail) != 1; i++)
+		usleep(1000);
+	assert_int_equal(atomic_load(&e->ctl->dir[CHAN_REQ].tail), 1);
 	for (int i = 0; i < 2; i++) {
 		len = 128;
 		meta.request_id++;
@@ -522,9 +551,12 @@ static void test_client_killed_mid_call(void **state)
 	thoth_chantest_Test_health_resp_t h0, h1;
 	health_now(&h0);
 	for (int i = 0; i < 3; i++) {
+		int ready[2];
+		assert_int_equal(pipe(ready), 0);
 		pid_t child = fork();
 		assert_true(child >= 0);
 		if (child == 0) {
+			close(ready[0]);
 			thoth_chan_config_t cfg = { .iface = &thoth_chantest_Test_info };
 			thoth_chan_t *ch;
 			if (thoth_chan_connect(sock_path, &cfg, &ch, NULL, 0))
@@ -537,15 +569,26 @@ static void test_client_killed_mid_call(void **state)
 			thoth_arena_init(&a, ab, sizeof ab);
 			uint8_t *big;
 			thoth_chan_alloc(ch, 1u << 20, &big, 0);
+			if (write(ready[1], "r", 1) != 1)
+				_exit(5);
 			thoth_chantest_Test_nap(thoth_chan_client(ch), &rq, &rs, &a);
 			_exit(4);
 		}
-		usleep(60000);
+		close(ready[1]);
+		char b;
+		assert_int_equal(read(ready[0], &b, 1), 1);
+		close(ready[0]);
+		usleep(30000);                   /* the nap call is in flight */
 		kill(child, SIGKILL);
 		waitpid(child, NULL, 0);
 	}
-	usleep(300000);                      /* the naps end; the service notices */
-	health_now(&h1);
+	/* The naps end; the service notices (allow a loaded machine 3 s). */
+	for (int i = 0; i < 30; i++) {
+		health_now(&h1);
+		if (h1.clients == 1 && h1.peer_gone >= h0.peer_gone + 3 && h1.fds == h0.fds)
+			break;
+		usleep(100000);
+	}
 	assert_int_equal(h1.clients, 1);
 	assert_true(h1.peer_gone >= h0.peer_gone + 3);
 	assert_int_equal(h1.fds, h0.fds);    /* nothing leaked in the service */
@@ -568,8 +611,12 @@ static void test_open_close_leaks_nothing(void **state)
 		assert_int_equal(thoth_chantest_Test_notes(thoth_chan_client(ch), &rq, &rs, &a), 0);
 		thoth_chan_close(ch);
 	}
-	usleep(20000);
-	health_now(&h1);
+	for (int i = 0; i < 30; i++) {  /* the service sees the last hang-ups */
+		health_now(&h1);
+		if (h1.fds == h0.fds && h1.clients == 1)
+			break;
+		usleep(100000);
+	}
 	assert_int_equal(count_fds(), fds0);
 	assert_int_equal(count_dir("/dev/shm"), shm0);
 	assert_int_equal(h1.fds, h0.fds);
@@ -598,7 +645,9 @@ static void corrupt_and_check(const char *what, void (*scribble)(chan_end_t *e),
 	} else {
 		uint64_t one = 1;
 		assert_int_equal(write(e->peer_efd, &one, sizeof one), 8);   /* wake the service */
-		usleep(20000);  /* let it look before our next call rewrites the head index */
+		/* Let it look before our next call rewrites the head index. */
+		for (int i = 0; i < 5000 && !atomic_load(&e->ctl->closed[CHAN_SERVER]); i++)
+			usleep(1000);
 	}
 	/* The service hangs up: our next call says so. */
 	thoth_chantest_Test_notes_req_t rq = { 0 };
@@ -687,6 +736,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_large_payload_is_zero_copy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_large_echo_roundtrips_intact, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_oneway_messages_all_arrive, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_oneway_before_close_is_not_lost, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_calls_in_flight, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_clients_one_service, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_features_are_negotiated, setup, teardown),
