@@ -25,6 +25,7 @@
 #include "rt_baseline.h"
 #include "bench.thoth.h"
 #include "thoth/channel.h"
+#include "thoth/trace.h"
 
 static uint8_t ack[64];
 
@@ -298,6 +299,43 @@ int main(int argc, char **argv)
 				if (ok[s][m] && ok[0][m])
 					printf("%-9zu %-6s %6.2f\n", sizes[s], m ? "sleep" : "spin",
 					       res[s][m].p50_ns / res[0][m].p50_ns);
+	}
+	/* OBS-1: the same channel round trip with every IPC trace point on in
+	 * both processes (the forked service shares this process's trace
+	 * buffer; each thread writes its own ring), alternating off and on. */
+	if (!only || !strncmp(only, "thoth", 5)) {
+		thoth_trace_config_t tc = { .ring_records = 1u << 16, .process_name = "bench_channel" };
+		if (thoth_trace_init(&tc) == 0) {
+			printf("\n# traced vs untraced channel round trip (p50 ns; 4 trace events per round trip)\n");
+			printf("%-9s %-6s %10s %10s %9s\n", "payload", "mode", "untraced", "traced", "slowdown");
+			size_t tsizes[] = { 64, 65536 };
+			for (unsigned s = 0; s < 2; s++)
+				for (unsigned m = 0; m < 2; m++) {
+					double off[5], on[5];
+					unsigned reps = quick ? 1 : 3, got = 0;
+					for (unsigned k = 0; k < reps; k++) {
+						bench_rt_result_t r0, r1;
+						unsigned it = iters_for(tsizes[s], quick);
+						thoth_trace_set_enabled(0);
+						int a = thoth_rt(m ? THOTH_CHAN_SLEEP : THOTH_CHAN_SPIN, tsizes[s], it / 10 + 5, it, cc, cs, &r0);
+						thoth_trace_set_enabled(THOTH_TRACE_MASK(IPC));
+						int b = thoth_rt(m ? THOTH_CHAN_SLEEP : THOTH_CHAN_SPIN, tsizes[s], it / 10 + 5, it, cc, cs, &r1);
+						if (a || b)
+							continue;
+						off[got] = r0.p50_ns;
+						on[got] = r1.p50_ns;
+						got++;
+					}
+					thoth_trace_set_enabled(0);
+					if (!got)
+						continue;
+					qsort(off, got, sizeof off[0], cmp_double);
+					qsort(on, got, sizeof on[0], cmp_double);
+					printf("%-9zu %-6s %10.0f %10.0f %8.3fx\n", tsizes[s], m ? "sleep" : "spin",
+					       off[got / 2], on[got / 2], on[got / 2] / off[got / 2]);
+				}
+			thoth_trace_shutdown();
+		}
 	}
 	printf("\n# iceoryx (one-way pub/sub baseline) is not packaged in Debian 12: not measured\n");
 	return 0;
