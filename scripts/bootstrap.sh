@@ -19,6 +19,8 @@ babeltrace2
 python3
 liblttng-ust-dev
 lttng-tools
+iceoryx
+libiceoryx-binding-c-dev
 "
 
 missing=""

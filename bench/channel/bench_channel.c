@@ -307,12 +307,12 @@ int main(int argc, char **argv)
 		thoth_trace_config_t tc = { .ring_records = 1u << 16, .process_name = "bench_channel" };
 		if (thoth_trace_init(&tc) == 0) {
 			printf("\n# traced vs untraced channel round trip (p50 ns; 4 trace events per round trip)\n");
-			printf("%-9s %-6s %10s %10s %9s\n", "payload", "mode", "untraced", "traced", "slowdown");
+			printf("%-9s %-6s %10s %10s %9s\n", "payload", "mode", "untraced", "traced", "slowdown (median of back-to-back pairs)");
 			size_t tsizes[] = { 64, 65536 };
 			for (unsigned s = 0; s < 2; s++)
 				for (unsigned m = 0; m < 2; m++) {
-					double off[5], on[5];
-					unsigned reps = quick ? 1 : 3, got = 0;
+					double off[5], on[5], ratio[5];
+					unsigned reps = quick ? 1 : 5, got = 0;
 					for (unsigned k = 0; k < reps; k++) {
 						bench_rt_result_t r0, r1;
 						unsigned it = iters_for(tsizes[s], quick);
@@ -324,6 +324,7 @@ int main(int argc, char **argv)
 							continue;
 						off[got] = r0.p50_ns;
 						on[got] = r1.p50_ns;
+						ratio[got] = r1.p50_ns / r0.p50_ns;   /* each pair back to back */
 						got++;
 					}
 					thoth_trace_set_enabled(0);
@@ -331,12 +332,53 @@ int main(int argc, char **argv)
 						continue;
 					qsort(off, got, sizeof off[0], cmp_double);
 					qsort(on, got, sizeof on[0], cmp_double);
-					printf("%-9zu %-6s %10.0f %10.0f %8.3fx\n", tsizes[s], m ? "sleep" : "spin",
-					       off[got / 2], on[got / 2], on[got / 2] / off[got / 2]);
+					qsort(ratio, got, sizeof ratio[0], cmp_double);
+					printf("%-9zu %-6s %10.0f %10.0f %8.3fx  (pairs: %.3f..%.3f)\n", tsizes[s],
+					       m ? "sleep" : "spin", off[got / 2], on[got / 2], ratio[got / 2],
+					       ratio[0], ratio[got - 1]);
 				}
 			thoth_trace_shutdown();
 		}
 	}
-	printf("\n# iceoryx (one-way pub/sub baseline) is not packaged in Debian 12: not measured\n");
+#ifdef THOTH_BENCH_HAVE_IOX
+	/* One-way latency at 64 B against iceoryx (half a ping-pong round trip,
+	 * as iceoryx's own benchmark reports it). */
+	if ((!only || !strcmp(only, "iceoryx")) && sizes[0] == 64 && ok[0][0] && ok[0][1]) {
+		if (bench_iox_start() == 0) {
+			unsigned it = iters_for(64, quick);
+			double poll[5], wait[5];
+			unsigned reps = quick ? 1 : 3, got = 0;
+			bench_rt_result_t rp, rw;
+			for (unsigned k = 0; k < reps; k++) {
+				if (bench_iox_rt(64, false, it / 10 + 5, it, cc, cs, &rp) ||
+				    bench_iox_rt(64, true, it / 10 + 5, it, cc, cs, &rw))
+					continue;
+				poll[got] = rp.p50_ns / 2;
+				wait[got] = rw.p50_ns / 2;
+				got++;
+			}
+			bench_iox_stop();
+			if (got) {
+				qsort(poll, got, sizeof poll[0], cmp_double);
+				qsort(wait, got, sizeof wait[0], cmp_double);
+				double ts = res[0][0].p50_ns / 2, tw = res[0][1].p50_ns / 2;
+				printf("\n# one-way latency at 64 B (p50 / 2 of a round trip), thoth channel vs iceoryx %s\n",
+				       "2.0 pub/sub");
+				printf("thoth spin    %8.0f ns   iceoryx polling %8.0f ns   ratio %.2fx\n",
+				       ts, poll[got / 2], poll[got / 2] / ts);
+				printf("thoth sleep   %8.0f ns   iceoryx waitset %8.0f ns   ratio %.2fx\n",
+				       tw, wait[got / 2], wait[got / 2] / tw);
+				printf("iceoryx cpu ns per round trip: polling %.0f + %.0f, waitset %.0f + %.0f\n",
+				       rp.client_cpu_ns, rp.server_cpu_ns, rw.client_cpu_ns, rw.server_cpu_ns);
+			} else {
+				printf("\n# iceoryx: ping-pong failed\n");
+			}
+		} else {
+			printf("\n# iceoryx: iox-roudi could not be started: not measured\n");
+		}
+	}
+#else
+	printf("\n# iceoryx: not built (install iceoryx and libiceoryx-binding-c-dev): not measured\n");
+#endif
 	return 0;
 }

@@ -5,6 +5,7 @@
 #ifndef THOTH_BENCH_RT_BASELINE_H
 #define THOTH_BENCH_RT_BASELINE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef struct bench_rt_result {
@@ -28,5 +29,13 @@ int bench_baseline_rt(const char *kind, size_t payload, unsigned warmup, unsigne
 int bench_pin_cpu(int cpu);
 /* Sorts SAMPLES in place; P in [0, 100]. */
 double bench_percentile(double *samples, size_t n, double p);
+
+/* iceoryx ping-pong (iox_baseline.c, built when Debian's iceoryx is
+ * installed): start/stop iox-roudi, then round trips of PAYLOAD bytes with
+ * the receiver polling (WAIT false) or sleeping in a waitset (WAIT true). */
+int bench_iox_start(void);
+void bench_iox_stop(void);
+int bench_iox_rt(size_t payload, bool wait, unsigned warmup, unsigned iters, int cpu_client,
+		 int cpu_server, bench_rt_result_t *out);
 
 #endif

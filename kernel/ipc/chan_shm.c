@@ -628,6 +628,42 @@ static int ready_result(chan_end_t *e)
 	return e->err ? e->err : 0;
 }
 
+bool chan_spin(chan_end_t *e, enum chan_cond cond, size_t len)
+{
+	if (e->wait != THOTH_CHAN_SPIN || !e->spin_budget)
+		return false;
+	uint64_t start = now_ns(), end = start + e->spin_budget;
+	for (uint64_t t = start; t < end; t = now_ns()) {
+		for (int i = 0; i < 64; i++) {
+			if (chan_ready(e, cond, len)) {
+				uint64_t took = now_ns() - start;
+				e->st.spin_hits++;
+				/* Success: allow twice what this wait took, never less than now. */
+				if (2 * took > e->spin_budget)
+					e->spin_budget = 2 * took < e->spin_max ? (uint32_t)(2 * took) : e->spin_max;
+				return true;
+			}
+			cpu_relax();
+		}
+	}
+	return false;
+}
+
+void chan_spin_slept(chan_end_t *e, uint64_t waited_ns)
+{
+	if (e->wait != THOTH_CHAN_SPIN || !e->spin_max)
+		return;
+	if (waited_ns <= e->spin_max) {
+		/* The peer answered within what we may spin: spinning twice that
+		 * long would have saved the sleep and both wake-ups. */
+		uint64_t want = 2 * waited_ns;
+		e->spin_budget = want < e->spin_max ? (uint32_t)want : e->spin_max;
+	} else {
+		/* A slow peer: spinning does not pay, halve it. */
+		e->spin_budget = e->spin_budget / 2 > SPIN_MIN_NS ? e->spin_budget / 2 : SPIN_MIN_NS;
+	}
+}
+
 int chan_wait(chan_end_t *e, enum chan_cond cond, size_t len, int timeout_ms)
 {
 	if (chan_ready(e, cond, len))
@@ -636,26 +672,8 @@ int chan_wait(chan_end_t *e, enum chan_cond cond, size_t len, int timeout_ms)
 		return THOTH_E_AGAIN;
 	uint64_t start = now_ns();
 	uint64_t deadline = timeout_ms > 0 ? start + (uint64_t)timeout_ms * 1000000u : UINT64_MAX;
-
-	if (e->wait == THOTH_CHAN_SPIN && e->spin_budget) {
-		uint64_t spin_end = start + e->spin_budget, t = start;
-		while (t < spin_end) {
-			for (int i = 0; i < 64; i++) {
-				if (chan_ready(e, cond, len)) {
-					uint64_t took = now_ns() - start;
-					e->st.spin_hits++;
-					/* Success: allow twice what this wait took, never less than now. */
-					if (2 * took > e->spin_budget)
-						e->spin_budget = 2 * took < e->spin_max ? (uint32_t)(2 * took) : e->spin_max;
-					return ready_result(e);
-				}
-				cpu_relax();
-			}
-			t = now_ns();
-		}
-		/* Spinning did not pay: halve the budget for next time. */
-		e->spin_budget = e->spin_budget / 2 > SPIN_MIN_NS ? e->spin_budget / 2 : SPIN_MIN_NS;
-	}
+	if (chan_spin(e, cond, len))
+		return ready_result(e);
 
 	for (;;) {
 		if (chan_arm(e, cond, len))
@@ -668,8 +686,10 @@ int chan_wait(chan_end_t *e, enum chan_cond cond, size_t len, int timeout_ms)
 		e->st.sleeps++;
 		syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT, expect, &ts, NULL, 0);
 		chan_disarm(e, cond);
-		if (chan_ready(e, cond, len))
+		if (chan_ready(e, cond, len)) {
+			chan_spin_slept(e, now_ns() - start);
 			return ready_result(e);
+		}
 		int r = chan_check_peer(e);
 		if (r)
 			return r;

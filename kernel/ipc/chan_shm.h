@@ -10,6 +10,7 @@
 #define THOTH_CHAN_SHM_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -137,6 +138,14 @@ _Atomic uint32_t *chan_wait_word(chan_end_t *e, enum chan_cond cond, uint32_t *e
  * THOTH_E_CORRUPT.
  */
 int chan_wait(chan_end_t *e, enum chan_cond cond, size_t len, int timeout_ms);
+
+/* Spin (SPIN mode) for at most the adaptive budget until COND holds. */
+bool chan_spin(chan_end_t *e, enum chan_cond cond, size_t len);
+/* After sleeping WAITED_NS for the peer: grow the budget when a longer spin
+ * would have caught it (twice the wait, up to spin_max), halve it when the
+ * peer is slower than spin_max (floor 1 us).  The budget can always recover:
+ * it is learnt from the wait that was needed, not from the spin that failed. */
+void chan_spin_slept(chan_end_t *e, uint64_t waited_ns);
 
 /* Is the peer still there?  0 or THOTH_E_PEER_GONE (sets e->err). */
 int chan_check_peer(chan_end_t *e);

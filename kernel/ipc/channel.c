@@ -508,6 +508,7 @@ typedef struct conn {
 	bool mapped;
 	uint64_t features;
 	uint8_t *pending_out;           /* buffer handed to dispatch, not yet sent */
+	uint64_t slept_at;              /* when it last went back to the loop to wait */
 } conn_t;
 
 struct thoth_chan_server {
@@ -580,31 +581,6 @@ static int conn_get_out(void *ctx, size_t len, uint8_t **buf)
 	return r;
 }
 
-/* Spin (SPIN mode) for at most the adaptive budget waiting for COND. */
-static bool conn_spin(conn_t *c, enum chan_cond cond)
-{
-	chan_end_t *e = &c->end;
-	if (e->wait != THOTH_CHAN_SPIN || !e->spin_budget)
-		return false;
-	uint64_t start = now_ns(), end = start + e->spin_budget;
-	for (uint64_t t = start; t < end; t = now_ns()) {
-		for (int i = 0; i < 64; i++) {
-			if (chan_ready(e, cond, 0)) {
-				uint64_t took = now_ns() - start;
-				e->st.spin_hits++;
-				if (2 * took > e->spin_budget)
-					e->spin_budget = 2 * took < e->spin_max ? (uint32_t)(2 * took) : e->spin_max;
-				return true;
-			}
-#if defined(__x86_64__) || defined(__i386__)
-			__builtin_ia32_pause();
-#endif
-		}
-	}
-	e->spin_budget = e->spin_budget / 2 > 1000u ? e->spin_budget / 2 : 1000u;
-	return false;
-}
-
 /* Serve what the client has queued; return when the rings say wait (the
  * waiting flags are then set, so the client wakes our eventfd). */
 static void conn_process(conn_t *c)
@@ -631,15 +607,16 @@ static void conn_process(conn_t *c)
 				conn_close(c);
 				return;
 			}
-			if (conn_spin(c, CHAN_WAIT_SLOT) || chan_arm(e, CHAN_WAIT_SLOT, 0))
+			if (chan_spin(e, CHAN_WAIT_SLOT, 0) || chan_arm(e, CHAN_WAIT_SLOT, 0))
 				continue;
 			return;
 		}
 		thoth_msg_t msg;
 		int r = chan_try_recv(e, &msg);
 		if (r == THOTH_E_AGAIN) {
-			if (conn_spin(c, CHAN_WAIT_RECV) || chan_arm(e, CHAN_WAIT_RECV, 0))
+			if (chan_spin(e, CHAN_WAIT_RECV, 0) || chan_arm(e, CHAN_WAIT_RECV, 0))
 				continue;
+			c->slept_at = now_ns();   /* the eventfd wakes us; on_efd learns how long */
 			return;
 		}
 		if (!r) {
@@ -685,10 +662,15 @@ static void conn_process(conn_t *c)
 
 static void on_efd(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t events, void *arg)
 {
+	conn_t *c = arg;
 	uint64_t v;
 	ssize_t r = read(fd, &v, sizeof v);
 	(void)r;
-	conn_process(arg);
+	if (c->slept_at) {
+		chan_spin_slept(&c->end, now_ns() - c->slept_at);
+		c->slept_at = 0;
+	}
+	conn_process(c);
 }
 
 /* Answer a handshake: status 0 with the fds, or a refusal with a reason. */
