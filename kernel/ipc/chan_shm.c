@@ -354,7 +354,7 @@ int chan_try_alloc(chan_end_t *e, size_t len, uint8_t **buf)
 	if (len <= THOTH_CHAN_INLINE_MAX) {
 		if (e->inline_pending)
 			return THOTH_E_BUSY;
-		uint32_t space;
+		uint32_t space = 0;
 		int r = tx_space(e, &space);
 		if (r)
 			return r;
@@ -432,7 +432,7 @@ int chan_try_send(chan_end_t *e, uint8_t *buf, size_t len)
 		return THOTH_E_INVAL;   /* not a buffer from chan_try_alloc, or longer than it */
 	if (e->inline_pending)
 		return THOTH_E_BUSY;    /* the next slot is promised to the pending inline message */
-	uint32_t space;
+	uint32_t space = 0;
 	int r = tx_space(e, &space);
 	if (r)
 		return r;
@@ -553,7 +553,7 @@ int chan_ready(chan_end_t *e, enum chan_cond cond, size_t len)
 	case CHAN_WAIT_RECV:
 		return atomic_load_explicit(&e->ctl->dir[e->rx].head, memory_order_acquire) != e->rx_tail;
 	case CHAN_WAIT_SLOT: {
-		uint32_t space;
+		uint32_t space = 0;
 		return tx_space(e, &space) || space > 0;
 	}
 	case CHAN_WAIT_POOL:
