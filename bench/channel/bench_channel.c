@@ -41,24 +41,10 @@ static int on_sink(void *self, const thoth_bench_Bench_sink_req_t *req,
 	return 0;
 }
 
-static uint64_t cpu_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static int on_cpu(void *self, const thoth_bench_Bench_cpu_req_t *req,
 		  thoth_bench_Bench_cpu_resp_t *resp, thoth_arena_t *arena)
 {
-	resp->ns = cpu_ns();
+	resp->ns = bench_cpu_ns();
 	return 0;
 }
 
@@ -128,10 +114,10 @@ static int thoth_rt(thoth_chan_wait_t wait, size_t payload, unsigned warmup, uns
 			thoth_arena_init(&a, ab, sizeof ab);
 			if (thoth_bench_Bench_cpu(c, &creq, &c0, &a))
 				goto out;
-			cpu_start = cpu_ns();
-			t_start = now_ns();
+			cpu_start = bench_cpu_ns();
+			t_start = bench_now_ns();
 		}
-		uint64_t t0 = now_ns();
+		uint64_t t0 = bench_now_ns();
 		uint8_t *where;
 		thoth_bench_Bench_sink_req_t rq = {
 			.data = { .len = (uint32_t)payload, .reserve = &where, .uninit = true },
@@ -149,10 +135,10 @@ static int thoth_rt(thoth_chan_wait_t wait, size_t payload, unsigned warmup, uns
 			goto out;
 		}
 		if (i >= warmup)
-			lat[i - warmup] = (double)(now_ns() - t0);
+			lat[i - warmup] = (double)(bench_now_ns() - t0);
 	}
-	uint64_t elapsed = now_ns() - t_start;
-	uint64_t client_cpu = cpu_ns() - cpu_start;
+	uint64_t elapsed = bench_now_ns() - t_start;
+	uint64_t client_cpu = bench_cpu_ns() - cpu_start;
 	thoth_arena_init(&a, ab, sizeof ab);
 	if (thoth_bench_Bench_cpu(c, &creq, &c1, &a))
 		goto out;

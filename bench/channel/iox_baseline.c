@@ -29,20 +29,6 @@
 static pid_t roudi = -1;
 static unsigned generation;
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t cpu_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 int bench_iox_start(void)
 {
 	if (access("/usr/bin/iox-roudi", X_OK) != 0)
@@ -165,17 +151,17 @@ int bench_iox_rt(size_t payload, bool wait, unsigned warmup, unsigned iters, int
 		side_t s;
 		memset(&s, 0, sizeof s);
 		side_init(&s, name, "pong", "ping", wait);
-		uint64_t c0 = cpu_ns();
+		uint64_t c0 = bench_cpu_ns();
 		for (unsigned i = 0; i < warmup + iters; i++) {
 			if (i == warmup)
-				c0 = cpu_ns();
+				c0 = bench_cpu_ns();
 			const uint8_t *p = take(&s);
 			uint8_t mark = p[payload - 1];
 			iox_sub_release_chunk(s.sub, p);
 			while (send(&s, 64, mark))
 				usleep(100);
 		}
-		uint64_t used = cpu_ns() - c0;
+		uint64_t used = bench_cpu_ns() - c0;
 		ssize_t w = write(cpu[1], &used, sizeof used);
 		char b;
 		ssize_t r = read(stop[0], &b, 1);   /* keep the publisher until ping is done */
@@ -200,18 +186,18 @@ int bench_iox_rt(size_t payload, bool wait, unsigned warmup, unsigned iters, int
 		uint64_t t_start = 0, c_start = 0;
 		for (unsigned i = 0; i < warmup + iters; i++) {
 			if (i == warmup) {
-				t_start = now_ns();
-				c_start = cpu_ns();
+				t_start = bench_now_ns();
+				c_start = bench_cpu_ns();
 			}
-			uint64_t t0 = now_ns();
+			uint64_t t0 = bench_now_ns();
 			while (send(&s, payload, (uint8_t)i))
 				usleep(100);
 			const void *p = take(&s);
 			iox_sub_release_chunk(s.sub, p);
 			if (i >= warmup)
-				lat[i - warmup] = (double)(now_ns() - t0);
+				lat[i - warmup] = (double)(bench_now_ns() - t0);
 		}
-		uint64_t elapsed = now_ns() - t_start, used = cpu_ns() - c_start;
+		uint64_t elapsed = bench_now_ns() - t_start, used = bench_cpu_ns() - c_start;
 		bench_rt_result_t r = {
 			.p50_ns = bench_percentile(lat, iters, 50),
 			.p99_ns = bench_percentile(lat, iters, 99),

@@ -32,20 +32,6 @@
 
 enum kind { K_PIPE, K_STREAM, K_SEQPACKET, K_EVENTFD };
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t cpu_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 int bench_pin_cpu(int cpu)
 {
 	cpu_set_t set;
@@ -263,11 +249,11 @@ int bench_baseline_rt(const char *kind_name, size_t payload, unsigned warmup, un
 		uint64_t c0 = 0;
 		for (unsigned i = 0; i < total; i++) {
 			if (i == warmup)
-				c0 = cpu_ns();
+				c0 = bench_cpu_ns();
 			if (server_rt(&e, buf, reply))
 				_exit(1);
 		}
-		uint64_t used = cpu_ns() - c0;
+		uint64_t used = bench_cpu_ns() - c0;
 		_exit(write(cpu_pipe[1], &used, sizeof used) == sizeof used ? 0 : 1);
 	}
 
@@ -289,15 +275,15 @@ int bench_baseline_rt(const char *kind_name, size_t payload, unsigned warmup, un
 	int err = 0;
 	for (unsigned i = 0; i < total && !err; i++) {
 		if (i == warmup) {
-			t_start = now_ns();
-			c_start = cpu_ns();
+			t_start = bench_now_ns();
+			c_start = bench_cpu_ns();
 		}
-		uint64_t t0 = now_ns();
+		uint64_t t0 = bench_now_ns();
 		err = client_rt(&e, buf, reply);
 		if (i >= warmup)
-			lat[i - warmup] = (double)(now_ns() - t0);
+			lat[i - warmup] = (double)(bench_now_ns() - t0);
 	}
-	uint64_t elapsed = now_ns() - t_start, ccpu = cpu_ns() - c_start;
+	uint64_t elapsed = bench_now_ns() - t_start, ccpu = bench_cpu_ns() - c_start;
 	uint64_t scpu = 0;
 	int status = 0;
 	if (!err && read(cpu_pipe[0], &scpu, sizeof scpu) != sizeof scpu)

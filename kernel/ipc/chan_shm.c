@@ -29,23 +29,11 @@
 #include <unistd.h>
 
 #include "chan_shm.h"
-#include "thoth/trace.h"
+#include "ipc_trace.h"
 
 /* Every message a channel carries is an IPC trace event (and a USDT probe:
- * thoth:chan_send / thoth:chan_recv).  MSG holds at least a header. */
-#define TRACE_CHAN(name, dir, msg, transport)                                              \
-	THOTH_TRACE_MSG(IPC, name, dir, 0, thoth_le32((msg) + 8), thoth_le32((msg) + 12),   \
-			thoth_le32((msg) + 32), thoth_le32((msg) + 36), transport,           \
-			thoth_le64((msg) + 24))
-
-/* A request about to be sent gets a trace id when tracing wants one, so
- * the exporters can link its send to its receive in the other process. */
-static void stamp_trace_id(uint8_t *msg)
-{
-	if (THOTH_TRACE_IS_ON(IPC) && thoth_le64(msg + 24) == 0 &&
-	    (thoth_le16(msg + 6) & THOTH_MSG_REQUEST))
-		thoth_st64(msg + 24, thoth_trace_new_id());
-}
+ * thoth:chan_send / thoth:chan_recv), inline or zero-copy. */
+#define TRACE_CHAN(name, dir, msg, transport) THOTH_TRACE_WIRE_MSG(name, dir, msg, transport)
 
 _Static_assert(sizeof(chan_ctl_t) <= CHAN_PAGE, "control page overflows");
 _Static_assert(THOTH_CHAN_INLINE_MAX % 8 == 0, "inline area must keep messages 8-aligned");
@@ -345,6 +333,15 @@ static int tx_space(chan_end_t *e, uint32_t *space)
 	return 0;
 }
 
+/* 0 when the next tx slot is free, THOTH_E_AGAIN when the ring is full, or
+ * the error that closed the channel. */
+static int tx_slot_free(chan_end_t *e)
+{
+	uint32_t space = 0;
+	int r = tx_space(e, &space);
+	return r ? r : space ? 0 : THOTH_E_AGAIN;
+}
+
 int chan_try_alloc(chan_end_t *e, size_t len, uint8_t **buf)
 {
 	if (e->err)
@@ -354,12 +351,9 @@ int chan_try_alloc(chan_end_t *e, size_t len, uint8_t **buf)
 	if (len <= THOTH_CHAN_INLINE_MAX) {
 		if (e->inline_pending)
 			return THOTH_E_BUSY;
-		uint32_t space = 0;
-		int r = tx_space(e, &space);
+		int r = tx_slot_free(e);
 		if (r)
 			return r;
-		if (!space)
-			return THOTH_E_AGAIN;
 		*buf = e->inline_pending = slot_at(e, e->tx, e->tx_head) + THOTH_CHAN_SLOT_HEADER;
 		return 0;
 	}
@@ -422,7 +416,7 @@ int chan_try_send(chan_end_t *e, uint8_t *buf, size_t len)
 		st32(slot + 12, 0);
 		e->inline_pending = NULL;
 		e->st.sent_inline++;
-		stamp_trace_id(buf);
+		thoth_trace_stamp_request(buf);
 		TRACE_CHAN(chan_send, THOTH_TRACE_SEND, buf, THOTH_TRACE_INLINE);
 		publish(e);
 		return 0;
@@ -432,12 +426,9 @@ int chan_try_send(chan_end_t *e, uint8_t *buf, size_t len)
 		return THOTH_E_INVAL;   /* not a buffer from chan_try_alloc, or longer than it */
 	if (e->inline_pending)
 		return THOTH_E_BUSY;    /* the next slot is promised to the pending inline message */
-	uint32_t space = 0;
-	int r = tx_space(e, &space);
+	int r = tx_slot_free(e);
 	if (r)
 		return r;
-	if (!space)
-		return THOTH_E_AGAIN;
 	uint8_t *slot = slot_at(e, e->tx, e->tx_head);
 	st32(slot, CHAN_SLOT_POOL);
 	st32(slot + 4, (uint32_t)len);
@@ -445,7 +436,7 @@ int chan_try_send(chan_end_t *e, uint8_t *buf, size_t len)
 	st32(slot + 12, 0);
 	memset(e->buf_state + b, BUF_LENT, e->buf_run[b]);
 	e->st.sent_pool++;
-	stamp_trace_id(buf);
+	thoth_trace_stamp_request(buf);
 	TRACE_CHAN(chan_send, THOTH_TRACE_SEND, buf, THOTH_TRACE_ZERO_COPY);
 	publish(e);
 	return 0;

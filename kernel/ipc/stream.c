@@ -22,25 +22,13 @@
 #include <unistd.h>
 
 #include "thoth/stream.h"
+#include "ipc_trace.h"
 #include "thoth/trace.h"
 
 enum { READ_CHUNK = 4096, MAX_FDS_PER_READ = 4 };
 
-/* The message at MSG (a whole, validated header) as an IPC trace event.
- * Socket transport: the body is copied through the socket (INLINE);
- * service_id is not known at this layer (0). */
-#define TRACE_MESSAGE(name, dir, msg)                                                  \
-	THOTH_TRACE_MSG(IPC, name, dir, 0, thoth_le32((msg) + 8), thoth_le32((msg) + 12), \
-			thoth_le32((msg) + 32), thoth_le32((msg) + 36), THOTH_TRACE_INLINE,   \
-			thoth_le64((msg) + 24))
-
-/* A request about to be sent: give it a trace id if tracing wants one. */
-static void stamp_trace_id(uint8_t *msg)
-{
-	if (THOTH_TRACE_IS_ON(IPC) && thoth_le64(msg + 24) == 0 &&
-	    (thoth_le16(msg + 6) & THOTH_MSG_REQUEST))
-		thoth_st64(msg + 24, thoth_trace_new_id());
-}
+/* Socket transport: the body is copied through the socket (INLINE). */
+#define TRACE_MESSAGE(name, dir, msg) THOTH_TRACE_WIRE_MSG(name, dir, msg, THOTH_TRACE_INLINE)
 
 int thoth_stream_reader_init(thoth_stream_reader_t *r, uint32_t max_body)
 {
@@ -363,7 +351,7 @@ static int sock_get_buffer(void *ctx, size_t len, uint8_t **buf)
 static int sock_send(void *ctx, uint8_t *msg, size_t len)
 {
 	thoth_sock_client_t *c = ctx;
-	stamp_trace_id(msg);
+	thoth_trace_stamp_request(msg);
 	return thoth_stream_write_all(c->fd, msg, len);
 }
 
@@ -371,7 +359,7 @@ static int sock_call(void *ctx, uint8_t *req, size_t len, thoth_msg_t *resp)
 {
 	thoth_sock_client_t *c = ctx;
 	uint32_t request_id = thoth_le32(req + 32);
-	stamp_trace_id(req);
+	thoth_trace_stamp_request(req);
 	int r = thoth_stream_write_all(c->fd, req, len);
 	if (r)
 		return r;
