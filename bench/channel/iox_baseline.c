@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "iceoryx_binding_c/log.h"
 #include "iceoryx_binding_c/publisher.h"
 #include "iceoryx_binding_c/runtime.h"
 #include "iceoryx_binding_c/subscriber.h"
@@ -72,6 +73,7 @@ typedef struct side {
 
 static void side_init(side_t *s, const char *name, const char *tx, const char *rx, bool wait)
 {
+	iox_set_loglevel(Iceoryx_LogLevel_Warn);
 	iox_runtime_init(name);
 	iox_pub_options_t po;
 	iox_pub_options_init(&po);
@@ -137,6 +139,7 @@ int bench_iox_rt(size_t payload, bool wait, unsigned warmup, unsigned iters, int
 	if (roudi <= 0 || payload < 2)
 		return -1;
 	unsigned gen = ++generation;
+	fflush(stdout);                 /* the children must not print our buffer again */
 	int res[2], cpu[2], stop[2];
 	if (pipe(res) || pipe(cpu) || pipe(stop))
 		return -1;

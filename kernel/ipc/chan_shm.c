@@ -417,8 +417,10 @@ int chan_try_send(chan_end_t *e, uint8_t *buf, size_t len)
 		e->inline_pending = NULL;
 		e->st.sent_inline++;
 		thoth_trace_stamp_request(buf);
-		TRACE_CHAN(chan_send, THOTH_TRACE_SEND, buf, THOTH_TRACE_INLINE);
 		publish(e);
+		/* Traced after publishing, off the peer's critical path: only we
+		 * write this slot, so it still holds our message. */
+		TRACE_CHAN(chan_send, THOTH_TRACE_SEND, buf, THOTH_TRACE_INLINE);
 		return 0;
 	}
 	int64_t b = own_run(e, buf, BUF_ALLOCATED);
@@ -437,8 +439,8 @@ int chan_try_send(chan_end_t *e, uint8_t *buf, size_t len)
 	memset(e->buf_state + b, BUF_LENT, e->buf_run[b]);
 	e->st.sent_pool++;
 	thoth_trace_stamp_request(buf);
-	TRACE_CHAN(chan_send, THOTH_TRACE_SEND, buf, THOTH_TRACE_ZERO_COPY);
 	publish(e);
+	TRACE_CHAN(chan_send, THOTH_TRACE_SEND, buf, THOTH_TRACE_ZERO_COPY);
 	return 0;
 }
 
@@ -501,13 +503,16 @@ int chan_try_recv(chan_end_t *e, thoth_msg_t *msg)
 		return chan_fail(e, THOTH_E_CORRUPT, "slot %u holds descriptor kind %u", e->rx_tail, kind);
 	}
 	msg->len = len;
-	TRACE_CHAN(chan_recv, THOTH_TRACE_RECV, msg->data, msg->handle ? THOTH_TRACE_ZERO_COPY : THOTH_TRACE_INLINE);
 	e->rx_tail++;
 	atomic_store_explicit(&d->tail, e->rx_tail, memory_order_release);
 	atomic_thread_fence(memory_order_seq_cst);
 	if (atomic_load_explicit(&d->prod_waiting, memory_order_relaxed))
 		wake_peer(e, &d->tail);
 	e->st.received++;
+	/* After the slot is handed back: the message is in rx_copy or in the
+	 * peer's pool buffer, which stays ours until released. */
+	TRACE_CHAN(chan_recv, THOTH_TRACE_RECV, msg->data,
+		   msg->handle ? THOTH_TRACE_ZERO_COPY : THOTH_TRACE_INLINE);
 	return 0;
 }
 
