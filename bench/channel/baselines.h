@@ -1,0 +1,49 @@
+/*
+ * baselines.h - round-trip baselines over kernel-copy transports (pipe, Unix
+ * stream, Unix seqpacket) and over eventfd doorbells + a shared-memory copy,
+ * for comparing thoth channels with what Linux already offers.
+ *
+ * NOTE: rt_baseline.h declares the same names (bench_rt_result_t,
+ * bench_baseline_rt, bench_pin_cpu, bench_percentile); include one header
+ * or the other, and link one implementation or the other, never both.
+ */
+#ifndef THOTH_BENCH_BASELINES_H
+#define THOTH_BENCH_BASELINES_H
+
+#include <stddef.h>
+
+typedef struct bench_rt_result {
+	double p50_ns, p99_ns;  /* round-trip latency percentiles */
+	double msgs_per_s;      /* round trips per second over the timed loop */
+	double client_cpu_ns;   /* client process CPU time per round trip (CLOCK_PROCESS_CPUTIME_ID) */
+	double server_cpu_ns;   /* server process CPU time per round trip (measured in the server,
+	                         * sent back at the end) */
+} bench_rt_result_t;
+
+/*
+ * kind: "pipe", "unix-stream", "unix-seqpacket", "eventfd-shm".
+ *
+ * A round trip: the client sends PAYLOAD bytes (from a buffer filled once),
+ * the server receives all of them into its own buffer, reads the first and
+ * last byte and answers with a 64-byte reply, which the client receives
+ * whole.  The server is a fork()ed child pinned to CPU_SERVER; the client is
+ * the calling process (the calling thread) pinned to CPU_CLIENT, its
+ * affinity restored afterwards.  WARMUP untimed round trips, then ITERS timed
+ * ones, each timed with CLOCK_MONOTONIC.
+ *
+ * client_cpu_ns is CLOCK_PROCESS_CPUTIME_ID of the calling process, so other
+ * busy threads of the caller inflate it.  PAYLOAD must be at least 1 byte,
+ * ITERS at least 1.  Returns 0, or -1 with a message on stderr; the child
+ * is always reaped and no fd is left open.
+ */
+int bench_baseline_rt(const char *kind, size_t payload, unsigned warmup, unsigned iters,
+		      int cpu_client, int cpu_server, bench_rt_result_t *out);
+
+/* Pins the calling thread to CPU: 0, or -1 (errno set). */
+int bench_pin_cpu(int cpu);
+
+/* The P-th percentile (P in [0, 100], nearest rank on the sorted samples) of
+ * N samples; sorts SAMPLES in place.  0 when N is 0. */
+double bench_percentile(double *samples, size_t n, double p);
+
+#endif
