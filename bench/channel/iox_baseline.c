@@ -100,19 +100,24 @@ static void side_fini(side_t *s)
 	iox_runtime_shutdown();
 }
 
-static const void *take(side_t *s)
+/* The next sample, or NULL once DEADLINE (CLOCK_MONOTONIC ns) has passed:
+ * a lost sample must end the measurement, not hang it. */
+static const void *take(side_t *s, uint64_t deadline)
 {
 	const void *p;
-	for (;;) {
+	for (unsigned n = 0;; n++) {
 		if (iox_sub_take_chunk(s->sub, &p) == ChunkReceiveResult_SUCCESS)
 			return p;
 		if (s->wait) {
 			iox_notification_info_t info[2];
 			uint64_t missed;
-			iox_ws_wait(s->ws, info, 2, &missed);
+			struct timespec ts = { 0, 100000000 };
+			iox_ws_timed_wait(s->ws, ts, info, 2, &missed);
 		} else {
 			__builtin_ia32_pause();
 		}
+		if ((s->wait || n % 4096 == 0) && bench_now_ns() > deadline)
+			return NULL;
 	}
 }
 
@@ -154,11 +159,16 @@ int bench_iox_rt(size_t payload, bool wait, unsigned warmup, unsigned iters, int
 		side_t s;
 		memset(&s, 0, sizeof s);
 		side_init(&s, name, "pong", "ping", wait);
+		for (int i = 0; i < 5000 && !connected(&s); i++)
+			usleep(1000);
+		uint64_t deadline = bench_now_ns() + 60000000000ull;
 		uint64_t c0 = bench_cpu_ns();
 		for (unsigned i = 0; i < warmup + iters; i++) {
 			if (i == warmup)
 				c0 = bench_cpu_ns();
-			const uint8_t *p = take(&s);
+			const uint8_t *p = take(&s, deadline);
+			if (!p)
+				_exit(1);
 			uint8_t mark = p[payload - 1];
 			iox_sub_release_chunk(s.sub, p);
 			while (send(&s, 64, mark))
@@ -186,7 +196,7 @@ int bench_iox_rt(size_t payload, bool wait, unsigned warmup, unsigned iters, int
 		for (int i = 0; i < 5000 && !connected(&s); i++)
 			usleep(1000);
 		double *lat = calloc(iters, sizeof *lat);
-		uint64_t t_start = 0, c_start = 0;
+		uint64_t t_start = 0, c_start = 0, deadline = bench_now_ns() + 60000000000ull;
 		for (unsigned i = 0; i < warmup + iters; i++) {
 			if (i == warmup) {
 				t_start = bench_now_ns();
@@ -195,7 +205,11 @@ int bench_iox_rt(size_t payload, bool wait, unsigned warmup, unsigned iters, int
 			uint64_t t0 = bench_now_ns();
 			while (send(&s, payload, (uint8_t)i))
 				usleep(100);
-			const void *p = take(&s);
+			const void *p = take(&s, deadline);
+			if (!p) {
+				fprintf(stderr, "bench: iceoryx ping-pong lost a sample (no reply in 60 s)\n");
+				_exit(1);
+			}
 			iox_sub_release_chunk(s.sub, p);
 			if (i >= warmup)
 				lat[i - warmup] = (double)(bench_now_ns() - t0);
@@ -218,11 +232,14 @@ int bench_iox_rt(size_t payload, bool wait, unsigned warmup, unsigned iters, int
 	uint64_t pong_cpu = 0;
 	bench_rt_result_t r;
 	int rc = -1;
-	if (read(cpu[0], &pong_cpu, sizeof pong_cpu) == sizeof pong_cpu &&
-	    read(res[0], &r, sizeof r) == sizeof r) {
+	if (read(res[0], &r, sizeof r) == sizeof r &&
+	    read(cpu[0], &pong_cpu, sizeof pong_cpu) == sizeof pong_cpu) {
 		r.server_cpu_ns = (double)pong_cpu / iters;
 		*out = r;
 		rc = 0;
+	} else {
+		kill(ping, SIGKILL);    /* one side gave up: do not wait for the other's deadline */
+		kill(pong, SIGKILL);
 	}
 	close(stop[1]);
 	close(res[0]);

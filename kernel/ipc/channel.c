@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -940,8 +941,21 @@ int thoth_chan_server_new(thoth_loop_t *loop, const thoth_chan_server_config_t *
 			close(probe);
 		unlink(cfg->path);
 	}
-	if (s->lfd < 0 || bind(s->lfd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(s->lfd, 128) < 0) {
+	/* Bind under a temporary name, listen, then rename into place: a
+	 * client that sees the path can always connect (no window between
+	 * bind and listen in which it would be refused). */
+	struct sockaddr_un ta = sa;
+	int n = snprintf(ta.sun_path, sizeof ta.sun_path, "%s.%d.tmp", cfg->path, (int)getpid());
+	bool staged = n > 0 && (size_t)n < sizeof ta.sun_path;
+	if (!staged)
+		ta = sa;
+	else
+		unlink(ta.sun_path);
+	if (s->lfd < 0 || bind(s->lfd, (struct sockaddr *)&ta, sizeof ta) < 0 || listen(s->lfd, 128) < 0 ||
+	    (staged && rename(ta.sun_path, cfg->path) < 0)) {
 		put_why(why, why_len, "cannot listen at %s: %s", cfg->path, strerror(errno));
+		if (staged)
+			unlink(ta.sun_path);
 		if (s->lfd >= 0) {
 			close(s->lfd);
 			s->lfd = -1;

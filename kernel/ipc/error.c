@@ -39,7 +39,7 @@ const char *thoth_strerror(int err)
 	case THOTH_E_PEER_GONE:      return "peer gone";
 	case THOTH_E_CLOSED:         return "closed";
 	case THOTH_E_CORRUPT:        return "shared memory corrupt";
-	case THOTH_E_NOT_RUNNING:    return "thothd is not running";
+	case THOTH_E_NOT_RUNNING:    return "not running (nothing listens at its socket)";
 	}
 	return "unknown error";
 }
