@@ -2,10 +2,7 @@
  * baselines.h - round-trip baselines over kernel-copy transports (pipe, Unix
  * stream, Unix seqpacket) and over eventfd doorbells + a shared-memory copy,
  * for comparing thoth channels with what Linux already offers.
- *
- * NOTE: rt_baseline.h declares the same names (bench_rt_result_t,
- * bench_baseline_rt, bench_pin_cpu, bench_percentile); include one header
- * or the other, and link one implementation or the other, never both.
+ * bench_channel (bench_channel.c) runs them beside thoth channels.
  */
 #ifndef THOTH_BENCH_BASELINES_H
 #define THOTH_BENCH_BASELINES_H

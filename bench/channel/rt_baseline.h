@@ -1,6 +1,6 @@
 /*
- * rt_baseline.h - the kernel-copy transports bench_channel compares thoth
- * channels with, measured the same way in the same run.
+ * rt_baseline.h - what bench_channel adds to the round-trip baselines of
+ * baselines.h: clock helpers and the iceoryx ping-pong (iox_baseline.c).
  */
 #ifndef THOTH_BENCH_RT_BASELINE_H
 #define THOTH_BENCH_RT_BASELINE_H
@@ -10,25 +10,7 @@
 #include <stdint.h>
 #include <time.h>
 
-typedef struct bench_rt_result {
-	double p50_ns, p99_ns;      /* round-trip latency percentiles */
-	double msgs_per_s;          /* round trips per second over the timed loop */
-	double client_cpu_ns;       /* client process CPU time per round trip */
-	double server_cpu_ns;       /* server process CPU time per round trip */
-} bench_rt_result_t;
-
-/*
- * kind: "pipe", "unix-stream", "unix-seqpacket", "eventfd-shm".  A round
- * trip: the client sends PAYLOAD bytes from a buffer filled once; the server
- * (a forked child pinned to CPU_SERVER) receives all of them into its own
- * buffer, reads the first and last byte, and answers with 64 bytes.  The
- * client runs pinned to CPU_CLIENT (its affinity is restored afterwards).
- * 0, or -1 with a message on stderr.
- */
-int bench_baseline_rt(const char *kind, size_t payload, unsigned warmup, unsigned iters,
-		      int cpu_client, int cpu_server, bench_rt_result_t *out);
-
-int bench_pin_cpu(int cpu);
+#include "baselines.h"
 
 static inline uint64_t bench_clock_ns(clockid_t clock)
 {
