@@ -34,6 +34,7 @@ int bench_iox_start(void)
 {
 	if (access("/usr/bin/iox-roudi", X_OK) != 0)
 		return -1;
+	fflush(stdout);                 /* freopen in the child would write our buffer again */
 	roudi = fork();
 	if (roudi < 0)
 		return -1;
