@@ -92,6 +92,7 @@ typedef struct thoth_chan_config {
 	uint32_t spin_ns;                     /* 0 = THOTH_CHAN_DEFAULT_SPIN_NS */
 	int timeout_ms;                       /* per blocking call: 0 = wait forever */
 	int handshake_timeout_ms;             /* 0 = 2000 */
+	bool loop_wakeup;                     /* wake-ups on an eventfd: thoth_chan_fd */
 } thoth_chan_config_t;
 
 /*
@@ -136,6 +137,19 @@ int thoth_chan_send(thoth_chan_t *ch, uint8_t *buf, size_t len, int timeout_ms);
 void thoth_chan_discard(thoth_chan_t *ch, uint8_t *buf);
 int thoth_chan_recv(thoth_chan_t *ch, thoth_msg_t *msg, int timeout_ms);
 void thoth_chan_release(thoth_chan_t *ch, thoth_msg_t *msg);
+
+/*
+ * Receiving on an event loop (config loop_wakeup): the service wakes the
+ * client through an eventfd instead of a futex.  Watch thoth_chan_fd() for
+ * READ; when it fires, call thoth_chan_arm(), then take what is there with
+ * thoth_chan_recv(..., 0) until THOTH_E_AGAIN; call thoth_chan_arm() again
+ * before going back to the loop: it returns 1 when something arrived in the
+ * meantime (receive again, do not sleep), 0 when the fd will fire, or an
+ * error (the channel is closed: PEER_GONE, CORRUPT).  Blocking calls on
+ * such a channel still work (they wait on the same eventfd).
+ */
+int thoth_chan_fd(const thoth_chan_t *ch);      /* -1 without loop_wakeup */
+int thoth_chan_arm(thoth_chan_t *ch);
 
 /* ---- service -------------------------------------------------------------- */
 

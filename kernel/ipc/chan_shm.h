@@ -87,6 +87,7 @@ typedef struct chan_end {
 	int err;                          /* sticky: CORRUPT or PEER_GONE */
 	char why[160];                    /* what was wrong */
 	int peer_efd;                     /* wake the peer with this eventfd, or -1: futex */
+	int own_efd;                      /* the peer wakes us here (we wait on a loop), or -1 */
 	int sock;                         /* liveness of the peer (EOF = gone), or -1 */
 	thoth_chan_wait_t wait;
 	uint32_t spin_max, spin_budget;   /* ns */

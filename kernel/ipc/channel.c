@@ -141,6 +141,7 @@ struct thoth_chan {
 	thoth_client_t client;
 	int sock;
 	int peer_efd;
+	int own_efd;                    /* loop_wakeup: the service wakes us here */
 	int timeout_ms;                 /* < 0: forever */
 	uint64_t features;
 	bool mapped;
@@ -276,6 +277,24 @@ uint64_t thoth_chan_features(const thoth_chan_t *ch) { return ch->features; }
 void thoth_chan_limits(const thoth_chan_t *ch, thoth_chan_limits_t *out) { *out = ch->end.lay.lim; }
 void thoth_chan_stats(const thoth_chan_t *ch, thoth_chan_stats_t *out) { *out = ch->end.st; }
 int thoth_chan_error(const thoth_chan_t *ch) { return ch->end.err; }
+int thoth_chan_fd(const thoth_chan_t *ch) { return ch->own_efd; }
+
+int thoth_chan_arm(thoth_chan_t *ch)
+{
+	if (ch->own_efd < 0)
+		return THOTH_E_INVAL;
+	uint64_t v;
+	ssize_t n = read(ch->own_efd, &v, sizeof v);     /* non-blocking: clears a pending wake */
+	(void)n;
+	if (chan_arm(&ch->end, CHAN_WAIT_RECV, 0))
+		return ch->end.err ? ch->end.err : 1;
+	int r = chan_check_peer(&ch->end);
+	if (r) {
+		chan_disarm(&ch->end, CHAN_WAIT_RECV);
+		return r;
+	}
+	return 0;
+}
 chan_end_t *thoth_chan__end(thoth_chan_t *ch) { return &ch->end; }
 
 void thoth_chan_close(thoth_chan_t *ch)
@@ -290,6 +309,8 @@ void thoth_chan_close(thoth_chan_t *ch)
 	chan_end_fini(&ch->end);
 	if (ch->peer_efd >= 0)
 		close(ch->peer_efd);
+	if (ch->own_efd >= 0)
+		close(ch->own_efd);
 	if (ch->sock >= 0)
 		close(ch->sock);
 	free(ch);
@@ -348,7 +369,7 @@ int thoth_chan_connect(const char *path, const thoth_chan_config_t *cfg, thoth_c
 	thoth_chan_t *ch = calloc(1, sizeof *ch);
 	if (!ch)
 		return THOTH_E_NOMEM;
-	ch->sock = ch->peer_efd = -1;
+	ch->sock = ch->peer_efd = ch->own_efd = -1;
 	ch->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : -1;
 	int fds[2] = { -1, -1 }, nfds = 0;
 	int r;
@@ -393,13 +414,22 @@ int thoth_chan_connect(const char *path, const thoth_chan_config_t *cfg, thoth_c
 		.minor = ifc->minor,
 		.schema_hash = ifc->schema_hash,
 		.features = cfg->features,
+		.client_wakeup = cfg->loop_wakeup,
 	};
 	limits_to_wire(&cfg->limits, &req.limits);
+	if (cfg->loop_wakeup) {
+		ch->own_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (ch->own_efd < 0) {
+			put_why(why, why_len, "eventfd: %s", strerror(errno));
+			r = THOTH_E_IO;
+			goto fail;
+		}
+	}
 	thoth_msg_header_t meta = { .request_id = 1 };
 	size_t len;
 	r = thoth_channel_Channel_open_req_encode_msg(msg, HANDSHAKE_MAX, &meta, &req, &len);
 	if (!r)
-		r = thoth_stream_write_all(ch->sock, msg, len);
+		r = send_with_fds(ch->sock, msg, len, &ch->own_efd, cfg->loop_wakeup ? 1 : 0);
 	if (r) {
 		put_why(why, why_len, "sending the channel handshake to %s: %s", path, thoth_strerror(r));
 		goto fail;
@@ -474,6 +504,7 @@ int thoth_chan_connect(const char *path, const thoth_chan_config_t *cfg, thoth_c
 		goto fail;
 	}
 	ch->end.peer_efd = ch->peer_efd;
+	ch->end.own_efd = ch->own_efd;
 	ch->end.sock = ch->sock;
 	ch->end.wait = cfg->wait;
 	ch->end.spin_max = ch->end.spin_budget =
@@ -723,6 +754,22 @@ static void handle_open(conn_t *c)
 	if (r)
 		return refuse(c, THOTH_E_PROTOCOL, "the channel handshake does not decode: %s", thoth_strerror(r));
 
+	/* A client that waits on a loop sends exactly one eventfd with the
+	 * request; nobody else may send any. */
+	if (req.client_wakeup != (c->hs_nfds == 1) || c->hs_nfds > 1)
+		return refuse(c, THOTH_E_PROTOCOL, "the handshake %s a wake-up eventfd but carried %d file descriptors",
+			      req.client_wakeup ? "asks for" : "does not ask for", c->hs_nfds);
+	if (c->hs_nfds == 1) {
+		struct stat st;
+		char link[64], target[64] = "";
+		snprintf(link, sizeof link, "/proc/self/fd/%d", c->hs_fds[0]);
+		ssize_t n = readlink(link, target, sizeof target - 1);
+		if (fstat(c->hs_fds[0], &st) < 0 || n <= 0 || !strstr(target, "eventfd"))
+			return refuse(c, THOTH_E_PROTOCOL, "the file descriptor sent with the handshake is not an eventfd");
+		c->peer_efd = c->hs_fds[0];
+		c->hs_nfds = 0;
+	}
+
 	char pkg[128], name[128];
 	snprintf(pkg, sizeof pkg, "%.*s", (int)req.package.len, req.package.ptr);
 	snprintf(name, sizeof name, "%.*s", (int)req.interface.len, req.interface.ptr);
@@ -777,7 +824,7 @@ static void handle_open(conn_t *c)
 		close(memfd);
 		return refuse(c, THOTH_E_IO, "service cannot create its wake-up eventfd: %s", strerror(errno));
 	}
-	c->end.peer_efd = -1;               /* the client sleeps on futexes */
+	c->end.peer_efd = c->peer_efd;      /* -1: the client sleeps on futexes */
 	c->end.sock = c->sock;
 	c->end.wait = s->cfg.wait;
 	c->end.spin_max = c->end.spin_budget =
@@ -840,9 +887,6 @@ static void on_sock(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t ev
 		return;
 	if (c->hs_len > need)
 		return refuse(c, THOTH_E_PROTOCOL, "bytes follow the channel handshake");
-	for (int i = 0; i < c->hs_nfds; i++)   /* no fds are expected from clients yet */
-		close(c->hs_fds[i]);
-	c->hs_nfds = 0;
 	handle_open(c);
 }
 

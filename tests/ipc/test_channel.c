@@ -323,6 +323,83 @@ static void test_many_calls_in_flight(void **state)
 	thoth_chan_close(ch);
 }
 
+/* A client that receives on its own thoth_loop (loop_wakeup). */
+typedef struct loop_client {
+	thoth_chan_t *ch;
+	unsigned got, want;
+	int err;
+} loop_client_t;
+
+static void on_chan_ready(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t events, void *arg)
+{
+	loop_client_t *lc = arg;
+	for (;;) {
+		int a = thoth_chan_arm(lc->ch);
+		if (a < 0) {
+			lc->err = a;
+			thoth_loop_stop(loop);
+			return;
+		}
+		thoth_msg_t m;
+		int r;
+		while ((r = thoth_chan_recv(lc->ch, &m, 0)) == 0) {
+			lc->got++;
+			thoth_chan_release(lc->ch, &m);
+		}
+		if (r != THOTH_E_AGAIN) {
+			lc->err = r;
+			thoth_loop_stop(loop);
+			return;
+		}
+		if (lc->got == lc->want) {
+			thoth_loop_stop(loop);
+			return;
+		}
+		if (a == 0 && !thoth_chan_arm(lc->ch))
+			return;                 /* armed and still empty: the fd will fire */
+	}
+}
+
+static void test_client_receives_on_its_loop(void **state)
+{
+	start_service(NULL);
+	thoth_chan_config_t cfg = { .iface = &thoth_chantest_Test_info, .loop_wakeup = true };
+	loop_client_t lc = { .ch = open_with(&cfg), .want = 50 };
+	assert_true(thoth_chan_fd(lc.ch) >= 0);
+	thoth_loop_t *loop;
+	assert_int_equal(thoth_loop_new(&loop), 0);
+	thoth_source_t *src;
+	assert_int_equal(thoth_loop_add_fd(loop, thoth_chan_fd(lc.ch), THOTH_LOOP_READ, on_chan_ready, &lc, &src), 0);
+	assert_int_equal(thoth_chan_arm(lc.ch), 0);
+	for (uint32_t i = 0; i < lc.want; i++) {
+		thoth_chantest_Test_nap_req_t rq = { .ms = i % 5 == 0 ? 2 : 0 };   /* some answers come late */
+		thoth_msg_header_t meta = { .request_id = i + 1 };
+		uint8_t *buf;
+		size_t len = 128;
+		assert_int_equal(thoth_chan_alloc(lc.ch, len, &buf, -1), 0);
+		assert_int_equal(thoth_chantest_Test_nap_req_encode_msg(buf, len, &meta, &rq, &len), 0);
+		assert_int_equal(thoth_chan_send(lc.ch, buf, len, -1), 0);
+	}
+	assert_int_equal(thoth_loop_run(loop), 0);
+	assert_int_equal(lc.err, 0);
+	assert_int_equal(lc.got, lc.want);
+	thoth_chan_stats_t st;
+	thoth_chan_stats(lc.ch, &st);
+	assert_true(st.received == lc.want);
+	/* A blocking call on the same channel waits on the same eventfd. */
+	thoth_chantest_Test_nap_req_t rq = { .ms = 20 };
+	thoth_chantest_Test_nap_resp_t rs;
+	uint64_t ab[64];
+	thoth_arena_t a;
+	thoth_arena_init(&a, ab, sizeof ab);
+	uint64_t t0 = now_ns();
+	assert_int_equal(thoth_chantest_Test_nap(thoth_chan_client(lc.ch), &rq, &rs, &a), 0);
+	assert_true(now_ns() - t0 < 200000000u);
+	thoth_loop_remove_fd(loop, src);
+	thoth_loop_free(loop);
+	thoth_chan_close(lc.ch);
+}
+
 static void test_many_clients_one_service(void **state)
 {
 	start_service(NULL);
@@ -738,6 +815,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_oneway_messages_all_arrive, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_oneway_before_close_is_not_lost, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_calls_in_flight, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_client_receives_on_its_loop, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_clients_one_service, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_features_are_negotiated, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_handshake_refusals_say_why, setup, teardown),
