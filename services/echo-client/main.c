@@ -4,7 +4,8 @@
  * Every tick (a loop timer re-armed from its own callback, with slack) it
  * resolves "echo" through thothd - the registry round-robins between the
  * instances on the nearest NUMA node - and makes a batch of Echo.echo calls
- * to the instance it was given, over that instance's socket.  Every few
+ * to the instance it was given, over a shared-memory channel to it (opened
+ * once per instance through the socket the registry names).  Every few
  * seconds it prints calls/s and how the calls spread over the instances.
  *
  *   echo-client [--runtime-dir DIR] [--rate CALLS_PER_S] [--report SECONDS]
@@ -17,9 +18,9 @@
 
 #include "echo.thoth.h"
 #include "registry.thoth.h"
+#include "thoth/channel.h"
 #include "thoth/loop.h"
 #include "thoth/service.h"
-#include "thoth/stream.h"
 #include "thoth/trace.h"
 
 #define MAX_INSTANCES 8
@@ -28,9 +29,7 @@
 typedef struct instance {
 	char addr[108];
 	uint32_t pid;
-	thoth_sock_client_t sock;
-	thoth_client_t client;
-	bool connected;
+	thoth_chan_t *ch;               /* NULL until connected */
 	uint64_t calls;
 } instance_t;
 
@@ -65,8 +64,7 @@ static instance_t *instance_for(client_state_t *s, const thoth_registry_Instance
 
 static void forget(instance_t *x)
 {
-	if (x->connected)
-		thoth_sock_client_close(&x->sock);
+	thoth_chan_close(x->ch);        /* NULL-safe */
 	memset(x, 0, sizeof *x);
 }
 
@@ -94,13 +92,14 @@ static instance_t *resolve(client_state_t *s)
 		return NULL;
 	}
 	instance_t *x = instance_for(s, &resp.instance);
-	if (x && !x->connected) {
-		if (thoth_sock_client_connect(&x->sock, x->addr, 1000)) {
+	if (x && !x->ch) {
+		thoth_chan_config_t cfg = { .iface = &thoth_echo_Echo_info, .timeout_ms = 1000 };
+		char why[300];
+		if (thoth_chan_connect(x->addr, &cfg, &x->ch, why, sizeof why)) {
+			fprintf(stderr, "echo-client: %s\n", why);
 			forget(x);
 			return NULL;
 		}
-		thoth_client_init(&x->client, &thoth_sock_transport, &x->sock, 0);
-		x->connected = true;
 	}
 	return x;
 }
@@ -118,7 +117,7 @@ static void tick(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
 		}
 		thoth_echo_Echo_echo_req_t req = { .data = { .ptr = (const uint8_t *)payload, .len = sizeof payload } };
 		thoth_echo_Echo_echo_resp_t resp;
-		int r = thoth_echo_Echo_echo(&x->client, &req, &resp, NULL);
+		int r = thoth_echo_Echo_echo(thoth_chan_client(x->ch), &req, &resp, NULL);
 		if (r || resp.data.len != sizeof payload) {
 			s->failures++;
 			forget(x);              /* the instance died: resolve again */
