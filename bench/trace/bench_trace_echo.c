@@ -109,7 +109,7 @@ static void serve(int fd)
 /* Mean ns per round trip over N calls. */
 static double round_trips(thoth_client_t *client, uint64_t n, const uint8_t *payload, size_t size)
 {
-	thoth_echo_Echo_echo_req_t req = { .data = { payload, size } };
+	thoth_echo_Echo_echo_req_t req = { .data = { .ptr = payload, .len = size } };
 	thoth_echo_Echo_echo_resp_t resp;
 	uint64_t t0 = now_ns();
 	for (uint64_t i = 0; i < n; i++) {

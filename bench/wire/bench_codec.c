@@ -111,7 +111,7 @@ static size_t t_large_len, p_large_len;
 
 static void thoth_large_encode(void *ctx, long n)
 {
-	bench_codec_Bench_large_req_t in = { .l = { .id = 1, .payload = { payload, (uint32_t)payload_len, NULL } } };
+	bench_codec_Bench_large_req_t in = { .l = { .id = 1, .payload = { .ptr = payload, .len = (uint32_t)payload_len } } };
 	for (long i = 0; i < n; i++) {
 		if (bench_codec_Bench_large_req_encode_msg(tbuf, sizeof tbuf, NULL, &in, &t_large_len))
 			abort();
@@ -123,7 +123,7 @@ static void thoth_large_encode(void *ctx, long n)
 static void thoth_large_encode_reserve(void *ctx, long n)
 {
 	uint8_t *where;
-	bench_codec_Bench_large_req_t in = { .l = { .id = 1, .payload = { NULL, (uint32_t)payload_len, &where } } };
+	bench_codec_Bench_large_req_t in = { .l = { .id = 1, .payload = { .len = (uint32_t)payload_len, .reserve = &where } } };
 	for (long i = 0; i < n; i++) {
 		size_t len;
 		if (bench_codec_Bench_large_req_encode_msg(tbuf, sizeof tbuf, NULL, &in, &len))

@@ -42,7 +42,7 @@ static void fill_v13(v13_Endpoint_t *ep)
 {
 	*ep = (v13_Endpoint_t){
 		.addr = thoth_str("/run/a.sock"), .numa_node = 3, .locality = V13_LOCALITY_NUMA,
-		.cookie = { (const uint8_t *)"\x01\x02", 2, NULL },
+		.cookie = { .ptr = (const uint8_t *)"\x01\x02", .len = 2 },
 		.has_lease = true, .lease = 99,
 		.tags = { tags, 2 },
 	};
