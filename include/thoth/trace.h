@@ -184,20 +184,48 @@ void thoth_trace_emit(unsigned category, uint32_t *id_cache, const char *name,
 		STAP_PROBE7(thoth, name, thoth_tr_svc_, thoth_tr_if_,           \
 		            thoth_tr_m_, thoth_tr_req_, thoth_tr_sz_,           \
 		            thoth_tr_fl_, thoth_tr_tid_);                       \
-		if (THOTH_TRACE_IS_ON(cat)) {                                   \
-			static uint32_t thoth_tr_id_;                           \
-			thoth_trace_fields_t thoth_tr_f_ = {                    \
-				.trace_id = thoth_tr_tid_,                      \
-				.service_id = thoth_tr_svc_,                    \
-				.interface_id = thoth_tr_if_,                   \
-				.request_id = thoth_tr_req_,                    \
-				.payload_size = thoth_tr_sz_,                   \
-				.method = (uint16_t)thoth_tr_m_,                \
-				.flags = (uint8_t)thoth_tr_fl_ };               \
-			thoth_trace_emit(THOTH_TRACE_CAT_##cat, &thoth_tr_id_,  \
-			                 #name, &thoth_tr_f_);                  \
-		}                                                               \
+		THOTH_TRACE_MSG_EMIT_(cat, name, 0);                            \
 	} while (0)
+
+/*
+ * The same with the message's queueing delay (ns from the sender's publish
+ * to this receive; 0 when not known), recorded in arg0.  USDT:
+ * thoth:NAME(service_id, interface_id, method, request_id, payload_size,
+ * flags, trace_id, queue_ns).
+ */
+#define THOTH_TRACE_MSG_Q(cat, name, dir, svc, iface, meth, req, size, transport, \
+                          tid, queue_ns)                                          \
+	do {                                                                      \
+		uint32_t thoth_tr_svc_ = (uint32_t)(svc);                         \
+		uint32_t thoth_tr_if_ = (uint32_t)(iface);                        \
+		uint32_t thoth_tr_m_ = (uint32_t)(meth);                          \
+		uint32_t thoth_tr_req_ = (uint32_t)(req);                         \
+		uint32_t thoth_tr_sz_ = (uint32_t)(size);                         \
+		uint32_t thoth_tr_fl_ = (uint32_t)((dir) | (transport));          \
+		uint64_t thoth_tr_tid_ = (uint64_t)(tid);                         \
+		uint64_t thoth_tr_q_ = (uint64_t)(queue_ns);                      \
+		STAP_PROBE8(thoth, name, thoth_tr_svc_, thoth_tr_if_,             \
+		            thoth_tr_m_, thoth_tr_req_, thoth_tr_sz_,             \
+		            thoth_tr_fl_, thoth_tr_tid_, thoth_tr_q_);            \
+		THOTH_TRACE_MSG_EMIT_(cat, name, thoth_tr_q_);                    \
+	} while (0)
+
+/* The record behind THOTH_TRACE_MSG{,_Q}, from the thoth_tr_*_ locals. */
+#define THOTH_TRACE_MSG_EMIT_(cat, name, a0)                                    \
+	if (THOTH_TRACE_IS_ON(cat)) {                                           \
+		static uint32_t thoth_tr_id_;                                   \
+		thoth_trace_fields_t thoth_tr_f_ = {                            \
+			.trace_id = thoth_tr_tid_,                              \
+			.arg0 = (a0),                                           \
+			.service_id = thoth_tr_svc_,                            \
+			.interface_id = thoth_tr_if_,                           \
+			.request_id = thoth_tr_req_,                            \
+			.payload_size = thoth_tr_sz_,                           \
+			.method = (uint16_t)thoth_tr_m_,                        \
+			.flags = (uint8_t)thoth_tr_fl_ };                       \
+		thoth_trace_emit(THOTH_TRACE_CAT_##cat, &thoth_tr_id_,          \
+		                 #name, &thoth_tr_f_);                          \
+	}
 
 /* ---- reader: another process drains a live buffer ----------------------- */
 

@@ -33,8 +33,10 @@
 #include "ipc_trace.h"
 
 /* Every message a channel carries is an IPC trace event (and a USDT probe:
- * thoth:chan_send / thoth:chan_recv), inline or zero-copy. */
-#define TRACE_CHAN(name, dir, msg, transport) THOTH_TRACE_WIRE_MSG(name, dir, msg, transport)
+ * thoth:chan_send / thoth:chan_recv), inline or zero-copy, with the service
+ * instance's pid as service_id and, on receive, the queueing delay. */
+#define TRACE_CHAN(e, name, dir, msg, transport, queue_ns) \
+	THOTH_TRACE_WIRE_MSG_Q(name, dir, (e)->service_pid, msg, transport, queue_ns)
 
 _Static_assert(sizeof(chan_ctl_t) <= CHAN_PAGE, "control page overflows");
 _Static_assert(THOTH_CHAN_INLINE_MAX % 8 == 0, "inline area must keep messages 8-aligned");
@@ -392,6 +394,17 @@ static int64_t own_run(const chan_end_t *e, const uint8_t *buf, uint8_t state)
 	return b;
 }
 
+/* Low 32 bits of the send time (ns) for the receiver's queueing delay, only
+ * while IPC tracing is on (0 = not stamped; a wrap every 4.3 s is harmless
+ * for delays shorter than that). */
+static inline uint32_t send_stamp(void)
+{
+	if (!THOTH_TRACE_IS_ON(IPC))
+		return 0;
+	uint32_t t = (uint32_t)now_ns();
+	return t ? t : 1;
+}
+
 static void publish(chan_end_t *e)
 {
 	chan_dir_t *d = &e->ctl->dir[e->tx];
@@ -415,14 +428,14 @@ int chan_try_send(chan_end_t *e, uint8_t *buf, size_t len)
 		st32(slot, CHAN_SLOT_INLINE);
 		st32(slot + 4, (uint32_t)len);
 		st32(slot + 8, 0);
-		st32(slot + 12, 0);
+		st32(slot + 12, send_stamp());
 		e->inline_pending = NULL;
 		e->st.sent_inline++;
 		thoth_trace_stamp_request(buf);
 		publish(e);
 		/* Traced after publishing, off the peer's critical path: only we
 		 * write this slot, so it still holds our message. */
-		TRACE_CHAN(chan_send, THOTH_TRACE_SEND, buf, THOTH_TRACE_INLINE);
+		TRACE_CHAN(e, chan_send, THOTH_TRACE_SEND, buf, THOTH_TRACE_INLINE, 0);
 		return 0;
 	}
 	int64_t b = own_run(e, buf, BUF_ALLOCATED);
@@ -437,12 +450,12 @@ int chan_try_send(chan_end_t *e, uint8_t *buf, size_t len)
 	st32(slot, CHAN_SLOT_POOL);
 	st32(slot + 4, (uint32_t)len);
 	st32(slot + 8, (uint32_t)b);
-	st32(slot + 12, 0);
+	st32(slot + 12, send_stamp());
 	memset(e->buf_state + b, BUF_LENT, e->buf_run[b]);
 	e->st.sent_pool++;
 	thoth_trace_stamp_request(buf);
 	publish(e);
-	TRACE_CHAN(chan_send, THOTH_TRACE_SEND, buf, THOTH_TRACE_ZERO_COPY);
+	TRACE_CHAN(e, chan_send, THOTH_TRACE_SEND, buf, THOTH_TRACE_ZERO_COPY, 0);
 	return 0;
 }
 
@@ -477,7 +490,7 @@ int chan_try_recv(chan_end_t *e, thoth_msg_t *msg)
 		return chan_fail(e, THOTH_E_CORRUPT, "peer's head index %u is %u slots ahead of our tail %u (ring has %u)",
 				 head, avail, e->rx_tail, e->lay.lim.slots);
 	const uint8_t *slot = slot_at(e, e->rx, e->rx_tail);
-	uint32_t kind = ld32(slot), len = ld32(slot + 4), b = ld32(slot + 8);
+	uint32_t kind = ld32(slot), len = ld32(slot + 4), b = ld32(slot + 8), sent = ld32(slot + 12);
 	switch (kind) {
 	case CHAN_SLOT_INLINE:
 		if (len < THOTH_WIRE_HEADER_SIZE || len > THOTH_CHAN_INLINE_MAX)
@@ -513,8 +526,9 @@ int chan_try_recv(chan_end_t *e, thoth_msg_t *msg)
 	e->st.received++;
 	/* After the slot is handed back: the message is in rx_copy or in the
 	 * peer's pool buffer, which stays ours until released. */
-	TRACE_CHAN(chan_recv, THOTH_TRACE_RECV, msg->data,
-		   msg->handle ? THOTH_TRACE_ZERO_COPY : THOTH_TRACE_INLINE);
+	TRACE_CHAN(e, chan_recv, THOTH_TRACE_RECV, msg->data,
+		   msg->handle ? THOTH_TRACE_ZERO_COPY : THOTH_TRACE_INLINE,
+		   sent && THOTH_TRACE_IS_ON(IPC) ? (uint32_t)((uint32_t)now_ns() - sent) : 0);
 	return 0;
 }
 

@@ -89,6 +89,7 @@ typedef struct chan_end {
 	int peer_efd;                     /* wake the peer with this eventfd, or -1: futex */
 	int own_efd;                      /* the peer wakes us here (we wait on a loop), or -1 */
 	int sock;                         /* liveness of the peer (EOF = gone), or -1 */
+	uint32_t service_pid;             /* traced as service_id: the service instance */
 	thoth_chan_wait_t wait;
 	uint32_t spin_max, spin_budget;   /* ns */
 	thoth_chan_stats_t st;

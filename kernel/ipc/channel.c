@@ -505,6 +505,10 @@ int thoth_chan_connect(const char *path, const thoth_chan_config_t *cfg, thoth_c
 	}
 	ch->end.peer_efd = ch->peer_efd;
 	ch->end.own_efd = ch->own_efd;
+	struct ucred cred = { 0 };
+	socklen_t cl = sizeof cred;
+	if (getsockopt(ch->sock, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0)
+		ch->end.service_pid = (uint32_t)cred.pid;
 	ch->end.sock = ch->sock;
 	ch->end.wait = cfg->wait;
 	ch->end.spin_max = ch->end.spin_budget =
@@ -826,6 +830,7 @@ static void handle_open(conn_t *c)
 	}
 	c->end.peer_efd = c->peer_efd;      /* -1: the client sleeps on futexes */
 	c->end.sock = c->sock;
+	c->end.service_pid = (uint32_t)getpid();
 	c->end.wait = s->cfg.wait;
 	c->end.spin_max = c->end.spin_budget =
 		s->cfg.wait == THOTH_CHAN_SLEEP ? 0 : (s->cfg.spin_ns ? s->cfg.spin_ns : THOTH_CHAN_DEFAULT_SPIN_NS);

@@ -16,6 +16,12 @@
 			thoth_le32((msg) + 32), thoth_le32((msg) + 36), transport,           \
 			thoth_le64((msg) + 24))
 
+/* The same with the service instance (pid) and the queueing delay. */
+#define THOTH_TRACE_WIRE_MSG_Q(name, dir, svc, msg, transport, queue_ns)                  \
+	THOTH_TRACE_MSG_Q(IPC, name, dir, svc, thoth_le32((msg) + 8), thoth_le32((msg) + 12), \
+			  thoth_le32((msg) + 32), thoth_le32((msg) + 36), transport,           \
+			  thoth_le64((msg) + 24), queue_ns)
+
 /* A request about to be sent gets a trace id when tracing wants one, so
  * the exporters can link its send to its receive in the other process. */
 static inline void thoth_trace_stamp_request(uint8_t *msg)

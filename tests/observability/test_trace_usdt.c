@@ -131,6 +131,10 @@ static void test_thothd_and_echo_carry_the_integration_probes(void **state)
 	assert_int_equal(probe_arguments(notes, "loop_wakeup"), 2);
 	assert_int_equal(probe_arguments(notes, "timer_fire"), 2);
 	assert_int_equal(probe_arguments(notes, "thothd_dispatch"), -1);
+	/* echo serves on shared-memory channels: their probes carry the
+	 * queueing delay as an eighth argument. */
+	assert_int_equal(probe_arguments(notes, "chan_send"), 8);
+	assert_int_equal(probe_arguments(notes, "chan_recv"), 8);
 }
 #endif
 

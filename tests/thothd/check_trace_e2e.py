@@ -49,6 +49,15 @@ def main():
                  "loop_wakeup", "timer_fire"):
         if want not in seen:
             errors.append(f"no {want} event")
+    # The demo's calls go over shared-memory channels: their receive events
+    # carry the service instance (echo's pid) and a queueing delay.
+    chan = [e for e in slices if e["name"] == "chan_recv"]
+    if "echo" in pid_of:
+        if not chan:
+            errors.append("no chan_recv event (echo is served on channels)")
+        elif not any(e["args"]["service_id"] == pid_of["echo"] and e["args"]["arg0"] > 0
+                     for e in chan):
+            errors.append("no chan_recv with echo's pid as service_id and a queueing delay")
     for e in errors:
         print("check_trace_e2e:", e)
     print(f"check_trace_e2e: {len(slices)} events, {len(procs)} processes, "
