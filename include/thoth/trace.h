@@ -29,6 +29,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/sdt.h>
+#include <time.h>
 
 #include "thoth/error.h"
 
@@ -56,6 +57,10 @@ enum thoth_trace_category {
 /* Direction of a traced message: the exporters link SEND -> RECV by trace id. */
 #define THOTH_TRACE_SEND         0x4u
 #define THOTH_TRACE_RECV         0x8u
+/* arg0 is a duration in trace-clock ticks (a message's queueing delay); the
+ * reader converts it to ns and clears the flag, so readers' users never see
+ * it.  Lets a writer take one clock reading per event. */
+#define THOTH_TRACE_ARG0_TICKS   0x10u
 
 /* Longest event name, without its NUL. */
 #define THOTH_TRACE_NAME_MAX 27u
@@ -114,6 +119,32 @@ int thoth_trace_parse_categories(const char *list, uint64_t *mask);
  * in the high 32 bits, a counter below.  Never 0. */
 uint64_t thoth_trace_new_id(void);
 
+/* ---- the trace clock ----------------------------------------------------- */
+
+/*
+ * Records are stamped with this process's trace clock: raw TSC ticks where
+ * the TSC is invariant (constant rate, synchronised across CPUs), else
+ * CLOCK_MONOTONIC ns through the vDSO.  Readers convert ticks to ns; see
+ * docs/OBSERVABILITY.md "Clock".  The kind is fixed by thoth_trace_init.
+ */
+#define THOTH_TRACE_CLOCK_MONOTONIC 0u  /* timestamp is CLOCK_MONOTONIC ns */
+#define THOTH_TRACE_CLOCK_TSC       1u  /* timestamp is raw TSC ticks */
+
+extern uint32_t thoth_trace_clock_kind;
+
+/* One reading of the trace clock (11 ns as rdtsc on the development VM,
+ * 26 ns as clock_gettime). */
+static inline uint64_t thoth_trace_now(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	if (__builtin_expect(thoth_trace_clock_kind == THOTH_TRACE_CLOCK_TSC, 1))
+		return __builtin_ia32_rdtsc();
+#endif
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 /* ---- trace points -------------------------------------------------------- */
 
 /* Fields of one event besides those the library fills (time, cpu, tid). */
@@ -126,7 +157,8 @@ typedef struct thoth_trace_fields {
 	uint32_t request_id;
 	uint32_t payload_size;
 	uint16_t method;
-	uint8_t flags;        /* THOTH_TRACE_INLINE/ZERO_COPY | SEND/RECV */
+	uint8_t flags;        /* THOTH_TRACE_INLINE/ZERO_COPY | SEND/RECV | ARG0_TICKS */
+	uint64_t timestamp;   /* 0 = now; else a thoth_trace_now() the caller took */
 } thoth_trace_fields_t;
 
 /*
@@ -184,34 +216,39 @@ void thoth_trace_emit(unsigned category, uint32_t *id_cache, const char *name,
 		STAP_PROBE7(thoth, name, thoth_tr_svc_, thoth_tr_if_,           \
 		            thoth_tr_m_, thoth_tr_req_, thoth_tr_sz_,           \
 		            thoth_tr_fl_, thoth_tr_tid_);                       \
-		THOTH_TRACE_MSG_EMIT_(cat, name, 0);                            \
+		THOTH_TRACE_MSG_EMIT_(cat, name, 0, 0);                         \
 	} while (0)
 
 /*
- * The same with the message's queueing delay (ns from the sender's publish
- * to this receive; 0 when not known), recorded in arg0.  USDT:
- * thoth:NAME(service_id, interface_id, method, request_id, payload_size,
- * flags, trace_id, queue_ns).
+ * The same with the message's queueing delay, for transports that stamp
+ * messages with the trace clock: TS is the thoth_trace_now() this event
+ * happened at (0 = take it here), QUEUE_TICKS the ticks from the sender's
+ * stamp to TS (0 = not known).  The record's arg0 holds the delay (readers
+ * deliver it in ns).  USDT: thoth:NAME(service_id, interface_id, method,
+ * request_id, payload_size, flags, trace_id, queue_ticks) -- ticks of the
+ * trace clock, non-zero only while the category is traced.
  */
 #define THOTH_TRACE_MSG_Q(cat, name, dir, svc, iface, meth, req, size, transport, \
-                          tid, queue_ns)                                          \
+                          tid, ts, queue_ticks)                                   \
 	do {                                                                      \
 		uint32_t thoth_tr_svc_ = (uint32_t)(svc);                         \
 		uint32_t thoth_tr_if_ = (uint32_t)(iface);                        \
 		uint32_t thoth_tr_m_ = (uint32_t)(meth);                          \
 		uint32_t thoth_tr_req_ = (uint32_t)(req);                         \
 		uint32_t thoth_tr_sz_ = (uint32_t)(size);                         \
-		uint32_t thoth_tr_fl_ = (uint32_t)((dir) | (transport));          \
+		uint64_t thoth_tr_q_ = (uint64_t)(queue_ticks);                   \
+		uint32_t thoth_tr_fl_ = (uint32_t)((dir) | (transport) |          \
+		                        (thoth_tr_q_ ? THOTH_TRACE_ARG0_TICKS : 0u)); \
 		uint64_t thoth_tr_tid_ = (uint64_t)(tid);                         \
-		uint64_t thoth_tr_q_ = (uint64_t)(queue_ns);                      \
+		uint64_t thoth_tr_ts_ = (uint64_t)(ts);                           \
 		STAP_PROBE8(thoth, name, thoth_tr_svc_, thoth_tr_if_,             \
 		            thoth_tr_m_, thoth_tr_req_, thoth_tr_sz_,             \
 		            thoth_tr_fl_, thoth_tr_tid_, thoth_tr_q_);            \
-		THOTH_TRACE_MSG_EMIT_(cat, name, thoth_tr_q_);                    \
+		THOTH_TRACE_MSG_EMIT_(cat, name, thoth_tr_q_, thoth_tr_ts_);      \
 	} while (0)
 
 /* The record behind THOTH_TRACE_MSG{,_Q}, from the thoth_tr_*_ locals. */
-#define THOTH_TRACE_MSG_EMIT_(cat, name, a0)                                    \
+#define THOTH_TRACE_MSG_EMIT_(cat, name, a0, ts)                                \
 	if (THOTH_TRACE_IS_ON(cat)) {                                           \
 		static uint32_t thoth_tr_id_;                                   \
 		thoth_trace_fields_t thoth_tr_f_ = {                            \
@@ -222,7 +259,8 @@ void thoth_trace_emit(unsigned category, uint32_t *id_cache, const char *name,
 			.request_id = thoth_tr_req_,                            \
 			.payload_size = thoth_tr_sz_,                           \
 			.method = (uint16_t)thoth_tr_m_,                        \
-			.flags = (uint8_t)thoth_tr_fl_ };                       \
+			.flags = (uint8_t)thoth_tr_fl_,                         \
+			.timestamp = (ts) };                                    \
 		thoth_trace_emit(THOTH_TRACE_CAT_##cat, &thoth_tr_id_,          \
 		                 #name, &thoth_tr_f_);                          \
 	}

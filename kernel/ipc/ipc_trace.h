@@ -16,11 +16,12 @@
 			thoth_le32((msg) + 32), thoth_le32((msg) + 36), transport,           \
 			thoth_le64((msg) + 24))
 
-/* The same with the service instance (pid) and the queueing delay. */
-#define THOTH_TRACE_WIRE_MSG_Q(name, dir, svc, msg, transport, queue_ns)                  \
+/* The same with the service instance (pid), the event's trace-clock time TS
+ * (0 = now) and the queueing delay in trace-clock ticks (0 = unknown). */
+#define THOTH_TRACE_WIRE_MSG_Q(name, dir, svc, msg, transport, ts, queue_ticks)           \
 	THOTH_TRACE_MSG_Q(IPC, name, dir, svc, thoth_le32((msg) + 8), thoth_le32((msg) + 12), \
 			  thoth_le32((msg) + 32), thoth_le32((msg) + 36), transport,           \
-			  thoth_le64((msg) + 24), queue_ns)
+			  thoth_le64((msg) + 24), ts, queue_ticks)
 
 /* A request about to be sent gets a trace id when tracing wants one, so
  * the exporters can link its send to its receive in the other process. */

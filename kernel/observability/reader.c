@@ -231,6 +231,12 @@ static bool decode(thoth_trace_reader_t *r, const thoth_trace_record_t *rec, uin
 	ev->timestamp_ns = thoth_trace_clock_to_ns(clock, rec->timestamp);
 	ev->trace_id = rec->trace_id;
 	ev->arg0 = rec->arg0;
+	if (flags & THOTH_TRACE_ARG0_TICKS) {
+		/* A duration ending at the timestamp, in the writer's ticks. */
+		uint64_t from = thoth_trace_clock_to_ns(clock, rec->timestamp - rec->arg0);
+		ev->arg0 = ev->timestamp_ns >= from ? ev->timestamp_ns - from : 0;
+		flags &= (uint8_t)~THOTH_TRACE_ARG0_TICKS;
+	}
 	ev->arg1 = rec->arg1;
 	ev->service_id = rec->service_id;
 	ev->interface_id = rec->interface_id;

@@ -29,9 +29,6 @@
 #define THOTH_TRACE_HAVE_TSC 0
 #endif
 
-/* The kind this process writes (THOTH_TRACE_CLOCK_*); set by clock_init. */
-extern uint32_t thoth_trace_clock_kind;
-
 static inline uint64_t thoth_trace_clock_monotonic_ns(void)
 {
 	struct timespec ts;
@@ -39,15 +36,9 @@ static inline uint64_t thoth_trace_clock_monotonic_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Hot path: one timestamp in this process's clock kind. */
-static inline uint64_t thoth_trace_clock_now(void)
-{
-#if THOTH_TRACE_HAVE_TSC
-	if (__builtin_expect(thoth_trace_clock_kind == THOTH_TRACE_CLOCK_TSC, 1))
-		return __rdtsc();
-#endif
-	return thoth_trace_clock_monotonic_ns();
-}
+/* Hot path: one timestamp in this process's clock kind (thoth_trace_clock_kind,
+ * set by clock_init). */
+#define thoth_trace_clock_now() thoth_trace_now()
 
 /* Choose the clock kind for this process (FORCE_MONOTONIC: never TSC) and
  * take its anchor pair. */

@@ -31,9 +31,8 @@
 #define THOTH_TRACE_MAX_RINGS    1024u
 #define THOTH_TRACE_MAX_RECORDS  (1u << 20)
 
-/* Clock kinds (control.clock_kind): how record timestamps are converted. */
-#define THOTH_TRACE_CLOCK_MONOTONIC 0u  /* timestamp is CLOCK_MONOTONIC ns */
-#define THOTH_TRACE_CLOCK_TSC       1u  /* timestamp is raw TSC ticks */
+/* Clock kinds (control.clock_kind), how record timestamps are converted:
+ * THOTH_TRACE_CLOCK_MONOTONIC / _TSC in thoth/trace.h. */
 
 /*
  * Control page.  The creator writes every field before it hands the fd out
@@ -140,7 +139,7 @@ _Static_assert(sizeof(thoth_trace_record_t) == THOTH_TRACE_RECORD_SIZE,
 
 #define THOTH_TRACE_COMMIT_BUSY  0x00000001u
 #define THOTH_TRACE_COMMIT_DONE  0x80000000u
-#define THOTH_TRACE_FLAGS_KNOWN  0x0fu
+#define THOTH_TRACE_FLAGS_KNOWN  0x1fu
 
 static inline uint32_t thoth_trace_commit_for(uint64_t seq)
 {

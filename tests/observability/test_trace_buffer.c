@@ -145,6 +145,42 @@ static void test_reader_sees_every_field_the_writer_wrote(void **state)
 	event_list_free(&l);
 }
 
+/* A writer that records a duration in clock ticks (THOTH_TRACE_MSG_Q, as the
+ * channels do for queueing delays) and the event's own time: the reader
+ * delivers the duration in ns and the time it was given, flag cleared. */
+static void test_queue_delay_in_ticks_is_delivered_in_ns(void **state)
+{
+	start_tracing(64, THOTH_TRACE_DROP_NEWEST, THOTH_TRACE_ALL_CATEGORIES);
+	thoth_trace_reader_t *r = open_reader();
+	uint64_t ns0 = test_now_ns(), t0 = thoth_trace_now();
+	struct timespec pause = { 0, 3000000 };
+	nanosleep(&pause, NULL);
+	uint64_t t1 = thoth_trace_now(), ns1 = test_now_ns();
+	uint64_t later = test_now_ns();
+	THOTH_TRACE_MSG_Q(IPC, chan_recv, THOTH_TRACE_RECV, 7, 1, 2, 3, 64, THOTH_TRACE_INLINE,
+	                  9, t1, t1 - t0);
+	THOTH_TRACE_MSG_Q(IPC, chan_recv, THOTH_TRACE_RECV, 7, 1, 2, 4, 64, THOTH_TRACE_INLINE,
+	                  9, 0, 0);
+	event_list_t l = { 0 };
+	poll_into(r, &l);
+	assert_int_equal(l.count, 2);
+	const thoth_trace_event_t *ev = &l.events[0];
+	assert_int_equal(ev->flags, THOTH_TRACE_RECV | THOTH_TRACE_INLINE);
+	/* At least the 3 ms pause, at most what CLOCK_MONOTONIC saw around it
+	 * (plus the anchors' error). */
+	assert_true(ev->arg0 >= 3000000);
+	assert_true(ev->arg0 <= ns1 - ns0 + 2000);
+	/* The time given, not the time of the emit. */
+	assert_true(ev->timestamp_ns <= later + 2000);
+	assert_true(ev->timestamp_ns + 2000 >= ns0 + 3000000);
+	/* No delay known: arg0 0, no flag, stamped at the emit. */
+	assert_int_equal(l.events[1].arg0, 0);
+	assert_int_equal(l.events[1].flags, THOTH_TRACE_RECV | THOTH_TRACE_INLINE);
+	assert_true(l.events[1].timestamp_ns + 2000 >= later);
+	thoth_trace_reader_close(r);
+	event_list_free(&l);
+}
+
 static void test_overwrite_oldest_keeps_newest_and_counts_the_rest(void **state)
 {
 	start_tracing(8, THOTH_TRACE_OVERWRITE_OLDEST, THOTH_TRACE_ALL_CATEGORIES);
@@ -472,6 +508,7 @@ int main(void)
 		cmocka_unit_test(test_trace_point_before_init_is_a_no_op),
 		cmocka_unit_test_teardown(test_categories_switch_on_and_off_at_run_time, teardown),
 		cmocka_unit_test_teardown(test_reader_sees_every_field_the_writer_wrote, teardown),
+		cmocka_unit_test_teardown(test_queue_delay_in_ticks_is_delivered_in_ns, teardown),
 		cmocka_unit_test_teardown(test_overwrite_oldest_keeps_newest_and_counts_the_rest,
 		                          teardown),
 		cmocka_unit_test_teardown(test_drop_newest_keeps_oldest_and_counts_drops_exactly,
