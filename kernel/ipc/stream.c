@@ -80,20 +80,19 @@ static int front_size(const thoth_stream_reader_t *r, size_t *size)
 	return 1;
 }
 
-int thoth_stream_fill(thoth_stream_reader_t *r, int fd)
+/* Room for the next read: a chunk, or the rest of a large message in one go. */
+static int reserve_for_read(thoth_stream_reader_t *r)
 {
 	size_t want = r->len + READ_CHUNK;
 	size_t size;
 	if (front_size(r, &size) == 1 && size > r->len)
-		want = size;            /* read the rest of a large message in one go */
-	int err = reserve(r, want);
-	if (err)
-		return err;
-	ssize_t n = recv(fd, r->buf + r->len, r->cap - r->len, MSG_DONTWAIT);
-	if (n > 0) {
-		r->len += (size_t)n;
-		return 0;
-	}
+		want = size;
+	return reserve(r, want);
+}
+
+/* What a read that returned N <= 0 means (errno set when N < 0). */
+static int read_failure(ssize_t n)
+{
 	if (n == 0)
 		return THOTH_E_PEER_GONE;
 	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
@@ -103,15 +102,24 @@ int thoth_stream_fill(thoth_stream_reader_t *r, int fd)
 	return THOTH_E_IO;
 }
 
+int thoth_stream_fill(thoth_stream_reader_t *r, int fd)
+{
+	int err = reserve_for_read(r);
+	if (err)
+		return err;
+	ssize_t n = recv(fd, r->buf + r->len, r->cap - r->len, MSG_DONTWAIT);
+	if (n > 0) {
+		r->len += (size_t)n;
+		return 0;
+	}
+	return read_failure(n);
+}
+
 int thoth_stream_fill_fds(thoth_stream_reader_t *r, int fd, int *fds, size_t max_fds,
 			  size_t *n_fds)
 {
 	*n_fds = 0;
-	size_t want = r->len + READ_CHUNK;
-	size_t size;
-	if (front_size(r, &size) == 1 && size > r->len)
-		want = size;
-	int err = reserve(r, want);
+	int err = reserve_for_read(r);
 	if (err)
 		return err;
 	union {
@@ -142,13 +150,7 @@ int thoth_stream_fill_fds(thoth_stream_reader_t *r, int fd, int *fds, size_t max
 		r->len += (size_t)n;
 		return 0;
 	}
-	if (n == 0)
-		return THOTH_E_PEER_GONE;
-	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-		return 0;
-	if (errno == ECONNRESET || errno == EPIPE)
-		return THOTH_E_PEER_GONE;
-	return THOTH_E_IO;
+	return read_failure(n);
 }
 
 int thoth_stream_next(thoth_stream_reader_t *r, const uint8_t **msg, size_t *len)

@@ -136,6 +136,16 @@ static void health(thoth_chan_t *ch, thoth_chantest_Test_health_resp_t *h)
 }
 
 /* A fresh channel's view of the service's health. */
+/* Test.notes on CH: what the service has counted so far. */
+static int notes(thoth_chan_t *ch, thoth_chantest_Test_notes_resp_t *rs)
+{
+	thoth_chantest_Test_notes_req_t rq = { 0 };
+	uint64_t ab[64];
+	thoth_arena_t a;
+	thoth_arena_init(&a, ab, sizeof ab);
+	return thoth_chantest_Test_notes(thoth_chan_client(ch), &rq, rs, &a);
+}
+
 static void health_now(thoth_chantest_Test_health_resp_t *h)
 {
 	thoth_chan_t *ch = open_chan();
@@ -248,12 +258,8 @@ static void test_oneway_messages_all_arrive(void **state)
 		assert_int_equal(thoth_chantest_Test_note(thoth_chan_client(ch), &rq), 0);
 		sum += i;
 	}
-	thoth_chantest_Test_notes_req_t rq = { 0 };
 	thoth_chantest_Test_notes_resp_t rs;
-	uint64_t ab[64];
-	thoth_arena_t a;
-	thoth_arena_init(&a, ab, sizeof ab);
-	assert_int_equal(thoth_chantest_Test_notes(thoth_chan_client(ch), &rq, &rs, &a), 0);
+	assert_int_equal(notes(ch, &rs), 0);
 	assert_int_equal(rs.count, 5000);
 	assert_int_equal(rs.sum, sum);
 	thoth_chan_close(ch);
@@ -272,11 +278,7 @@ static void test_oneway_before_close_is_not_lost(void **state)
 	thoth_chantest_Test_notes_resp_t rs = { 0 };
 	for (int i = 0; i < 200 && rs.count < 100; i++) {
 		thoth_chan_t *probe = open_chan();
-		thoth_chantest_Test_notes_req_t rq = { 0 };
-		uint64_t ab[64];
-		thoth_arena_t a;
-		thoth_arena_init(&a, ab, sizeof ab);
-		assert_int_equal(thoth_chantest_Test_notes(thoth_chan_client(probe), &rq, &rs, &a), 0);
+		assert_int_equal(notes(probe, &rs), 0);
 		thoth_chan_close(probe);
 		if (rs.count < 100)
 			usleep(5000);
@@ -680,12 +682,8 @@ static void test_open_close_leaks_nothing(void **state)
 	int fds0 = count_fds(), shm0 = count_dir("/dev/shm");
 	for (int i = 0; i < 200; i++) {
 		thoth_chan_t *ch = open_chan();
-		thoth_chantest_Test_notes_req_t rq = { 0 };
 		thoth_chantest_Test_notes_resp_t rs;
-		uint64_t ab[64];
-		thoth_arena_t a;
-		thoth_arena_init(&a, ab, sizeof ab);
-		assert_int_equal(thoth_chantest_Test_notes(thoth_chan_client(ch), &rq, &rs, &a), 0);
+		assert_int_equal(notes(ch, &rs), 0);
 		thoth_chan_close(ch);
 	}
 	for (int i = 0; i < 30; i++) {  /* the service sees the last hang-ups */
@@ -727,14 +725,10 @@ static void corrupt_and_check(const char *what, void (*scribble)(chan_end_t *e),
 			usleep(1000);
 	}
 	/* The service hangs up: our next call says so. */
-	thoth_chantest_Test_notes_req_t rq = { 0 };
 	thoth_chantest_Test_notes_resp_t rs;
-	uint64_t ab[64];
-	thoth_arena_t a;
-	thoth_arena_init(&a, ab, sizeof ab);
 	int r = 0;
 	for (int i = 0; i < 100 && !r; i++) {
-		r = thoth_chantest_Test_notes(thoth_chan_client(evil), &rq, &rs, &a);
+		r = notes(evil, &rs);
 		if (!r)
 			usleep(2000);
 	}
