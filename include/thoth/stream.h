@@ -13,7 +13,10 @@
  *
  * Both are traced (category IPC, docs/OBSERVABILITY.md): msg_recv when a
  * whole message is handed out, msg_send when one is written; a request sent
- * with tracing on and no trace id of its own gets a fresh one.
+ * with tracing on and no trace id of its own gets a fresh one.  Events carry
+ * as service_id the pid of the process that serves the calls (thothd for
+ * every stream in the tree): the sock client learns it with SO_PEERCRED, a
+ * server sets its reader's service_id to its own pid.
  */
 #ifndef THOTH_STREAM_H
 #define THOTH_STREAM_H
@@ -32,6 +35,7 @@ typedef struct thoth_stream_reader {
 	size_t len;             /* bytes buffered */
 	size_t consumed;        /* bytes of the front message handed out */
 	uint32_t max_body;      /* larger announced bodies are refused */
+	uint32_t service_id;    /* traced with received messages: pid of the serving process, 0 unknown */
 } thoth_stream_reader_t;
 
 int thoth_stream_reader_init(thoth_stream_reader_t *r, uint32_t max_body);
@@ -66,13 +70,16 @@ int thoth_stream_next(thoth_stream_reader_t *r, const uint8_t **msg, size_t *len
 void thoth_stream_consume(thoth_stream_reader_t *r);
 
 /* Write all of BUF (blocking, MSG_NOSIGNAL); THOTH_E_PEER_GONE on EPIPE.
- * A BUF holding one whole message is traced as msg_send (OBS-1). */
+ * A BUF holding one whole message is traced as msg_send (OBS-1) with
+ * service_id 0; thoth_stream_write_msg names the serving process. */
 int thoth_stream_write_all(int fd, const void *buf, size_t len);
+int thoth_stream_write_msg(int fd, const void *msg, size_t len, uint32_t service_id);
 
 /* Write the whole message MSG with FD attached (SCM_RIGHTS, delivered with
  * its first byte) to the stream socket SOCK (blocking).  The receiver takes
- * it with thoth_stream_fill_fds.  Used to hand thothd a trace buffer. */
-int thoth_stream_send_fd(int sock, const void *msg, size_t len, int fd);
+ * it with thoth_stream_fill_fds.  Used to hand thothd a trace buffer.
+ * SERVICE_ID: traced, as for thoth_stream_write_msg. */
+int thoth_stream_send_fd(int sock, const void *msg, size_t len, int fd, uint32_t service_id);
 
 /* ---- blocking client transport ------------------------------------------ */
 

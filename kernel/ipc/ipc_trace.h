@@ -10,9 +10,9 @@
 #include "thoth/wire.h"
 
 /* The message at MSG (at least a header) as an IPC trace event and USDT
- * probe NAME.  service_id is not known at this layer (0). */
-#define THOTH_TRACE_WIRE_MSG(name, dir, msg, transport)                                    \
-	THOTH_TRACE_MSG(IPC, name, dir, 0, thoth_le32((msg) + 8), thoth_le32((msg) + 12),   \
+ * probe NAME; SVC is the pid of the process serving the call (0 unknown). */
+#define THOTH_TRACE_WIRE_MSG(name, dir, svc, msg, transport)                               \
+	THOTH_TRACE_MSG(IPC, name, dir, svc, thoth_le32((msg) + 8), thoth_le32((msg) + 12), \
 			thoth_le32((msg) + 32), thoth_le32((msg) + 36), transport,           \
 			thoth_le64((msg) + 24))
 

@@ -83,7 +83,7 @@ static int attach_trace_buffer(thoth_control_t *ctl)
 	int r = thoth_method_encode(&thoth_trace_TraceControl_attach_info, false, &req, NULL, buf,
 				    sizeof buf, &len);
 	if (!r)
-		r = thoth_stream_send_fd(ctl->sock.fd, buf, len, fd);
+		r = thoth_stream_send_fd(ctl->sock.fd, buf, len, fd, ctl->sock.reader.service_id);
 	return r;
 }
 

@@ -28,7 +28,7 @@
 enum { READ_CHUNK = 4096, MAX_FDS_PER_READ = 4 };
 
 /* Socket transport: the body is copied through the socket (INLINE). */
-#define TRACE_MESSAGE(name, dir, msg) THOTH_TRACE_WIRE_MSG(name, dir, msg, THOTH_TRACE_INLINE)
+#define TRACE_MESSAGE(name, dir, svc, msg) THOTH_TRACE_WIRE_MSG(name, dir, svc, msg, THOTH_TRACE_INLINE)
 
 int thoth_stream_reader_init(thoth_stream_reader_t *r, uint32_t max_body)
 {
@@ -166,7 +166,7 @@ int thoth_stream_next(thoth_stream_reader_t *r, const uint8_t **msg, size_t *len
 	if (err)
 		return err;
 	if (!r->consumed)               /* handed out for the first time */
-		TRACE_MESSAGE(msg_recv, THOTH_TRACE_RECV, r->buf);
+		TRACE_MESSAGE(msg_recv, THOTH_TRACE_RECV, r->service_id, r->buf);
 	r->consumed = size;
 	*msg = r->buf;
 	*len = size;
@@ -212,14 +212,19 @@ static bool is_whole_message(const uint8_t *buf, size_t len)
 	       THOTH_WIRE_HEADER_SIZE + (size_t)thoth_le32(buf + 36) == len;
 }
 
-int thoth_stream_write_all(int fd, const void *buf, size_t len)
+int thoth_stream_write_msg(int fd, const void *msg, size_t len, uint32_t service_id)
 {
-	if (is_whole_message(buf, len))
-		TRACE_MESSAGE(msg_send, THOTH_TRACE_SEND, (const uint8_t *)buf);
-	return write_all(fd, buf, len);
+	if (is_whole_message(msg, len))
+		TRACE_MESSAGE(msg_send, THOTH_TRACE_SEND, service_id, (const uint8_t *)msg);
+	return write_all(fd, msg, len);
 }
 
-int thoth_stream_send_fd(int sock, const void *msg, size_t len, int fd)
+int thoth_stream_write_all(int fd, const void *buf, size_t len)
+{
+	return thoth_stream_write_msg(fd, buf, len, 0);
+}
+
+int thoth_stream_send_fd(int sock, const void *msg, size_t len, int fd, uint32_t service_id)
 {
 	if (len == 0 || fd < 0)
 		return THOTH_E_INVAL;
@@ -239,7 +244,7 @@ int thoth_stream_send_fd(int sock, const void *msg, size_t len, int fd)
 	cm->cmsg_len = CMSG_LEN(sizeof(int));
 	memcpy(CMSG_DATA(cm), &fd, sizeof fd);
 	if (is_whole_message(msg, len))
-		TRACE_MESSAGE(msg_send, THOTH_TRACE_SEND, (const uint8_t *)msg);
+		TRACE_MESSAGE(msg_send, THOTH_TRACE_SEND, service_id, (const uint8_t *)msg);
 	ssize_t n;
 	do
 		n = sendmsg(sock, &mh, MSG_NOSIGNAL);
@@ -260,7 +265,14 @@ int thoth_sock_client_init(thoth_sock_client_t *c, int fd, int timeout_ms)
 	memset(c, 0, sizeof *c);
 	c->fd = fd;
 	c->timeout_ms = timeout_ms;
-	return thoth_stream_reader_init(&c->reader, THOTH_WIRE_MAX_BODY);
+	int r = thoth_stream_reader_init(&c->reader, THOTH_WIRE_MAX_BODY);
+	/* The process at the other end serves our calls: its pid is the
+	 * service_id of our trace events (0 when the socket cannot say). */
+	struct ucred cred;
+	socklen_t cl = sizeof cred;
+	if (!r && getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0)
+		c->reader.service_id = (uint32_t)cred.pid;
+	return r;
 }
 
 int thoth_sock_client_connect(thoth_sock_client_t *c, const char *path, int timeout_ms)
@@ -354,7 +366,7 @@ static int sock_send(void *ctx, uint8_t *msg, size_t len)
 {
 	thoth_sock_client_t *c = ctx;
 	thoth_trace_stamp_request(msg);
-	return thoth_stream_write_all(c->fd, msg, len);
+	return thoth_stream_write_msg(c->fd, msg, len, c->reader.service_id);
 }
 
 static int sock_call(void *ctx, uint8_t *req, size_t len, thoth_msg_t *resp)
@@ -362,7 +374,7 @@ static int sock_call(void *ctx, uint8_t *req, size_t len, thoth_msg_t *resp)
 	thoth_sock_client_t *c = ctx;
 	uint32_t request_id = thoth_le32(req + 32);
 	thoth_trace_stamp_request(req);
-	int r = thoth_stream_write_all(c->fd, req, len);
+	int r = thoth_stream_write_msg(c->fd, req, len, c->reader.service_id);
 	if (r)
 		return r;
 	int64_t deadline = c->timeout_ms < 0 ? -1 : mono_ms() + c->timeout_ms;

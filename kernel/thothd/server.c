@@ -65,6 +65,7 @@ int thothd_new(const thothd_config_t *cfg, thoth_loop_t *loop, thothd_t **out)
 		return THOTH_E_NOMEM;
 	if (cfg)
 		d->cfg = *cfg;
+	d->pid = (uint32_t)getpid();
 	thothd_config_t *c = &d->cfg;
 	if (!c->max_body)
 		c->max_body = 1u << 20;
@@ -118,6 +119,7 @@ int thothd_client_open(thothd_t *d, int fd, uint32_t uid, uint32_t pid, thothd_c
 	c->pid = pid;
 	c->id = d->next_client_id++;
 	int r = thoth_stream_reader_init(&c->reader, d->cfg.max_body);
+	c->reader.service_id = d->pid;  /* thothd serves this client's calls */
 	if (!r)
 		r = thoth_registry_owner_new(d->registry, uid, pid, c, &c->owner);
 	if (!r && fd >= 0 && d->loop)
@@ -375,7 +377,7 @@ static void handle_message(thothd_t *d, thothd_client_t *c, const uint8_t *msg, 
 	THOTH_TRACE(IPC, thothd_dispatch, (uint64_t)iface << 32 | thoth_le32(msg + 12),
 		    (uint64_t)(int64_t)status);
 	if (io.out_len) {
-		THOTH_TRACE_MSG(IPC, msg_send, THOTH_TRACE_SEND, c->pid, iface,
+		THOTH_TRACE_MSG(IPC, msg_send, THOTH_TRACE_SEND, d->pid, iface,
 				thoth_le32(io.out + 12), thoth_le32(io.out + 32),
 				thoth_le32(io.out + 36), THOTH_TRACE_INLINE, thoth_le64(io.out + 24));
 		thothd_client_send(c, io.out, io.out_len);

@@ -85,6 +85,7 @@ struct thothd {
 	thoth_timer_t *expiry_timer;    /* kept after it fires; re-armed, never periodic */
 	thothd_tracer_t *tracer;        /* trace sources and the session (trace.c) */
 	bool expiry_armed;
+	uint32_t pid;                   /* traced as service_id: thothd serves every call */
 	uint64_t started_ns;
 	/* Per-message scratch: response buffer and decode arena. */
 	uint8_t *out;

@@ -9,6 +9,8 @@
     whose "f" is in the second (echo-client -> echo, echo-client -> thothd)
   * the trace points of the integration are there: msg_send, msg_recv,
     registry_register, registry_resolve, loop_wakeup, timer_fire
+  * chan_recv events carry echo's pid and a queueing delay; socket events
+    (msg_send, msg_recv) in thothd and echo-client carry thothd's pid
 
 Exit 0 if all hold; otherwise print what failed and exit 1.
 """
@@ -58,6 +60,20 @@ def main():
         elif not any(e["args"]["service_id"] == pid_of["echo"] and e["args"]["arg0"] > 0
                      for e in chan):
             errors.append("no chan_recv with echo's pid as service_id and a queueing delay")
+    # Socket-transport events (every process talks to thothd) name the
+    # serving process, thothd, as service_id: on thothd's side and on the
+    # client's (SO_PEERCRED).
+    if "thothd" in pid_of:
+        sock = [e for e in slices if e["name"] in ("msg_send", "msg_recv")]
+        for who in ("thothd", "echo-client"):
+            if who not in pid_of:
+                continue
+            mine = [e for e in sock if e["pid"] == pid_of[who]]
+            if not mine:
+                errors.append(f"no msg_send/msg_recv events in {who}")
+            elif not all(e["args"]["service_id"] == pid_of["thothd"] for e in mine):
+                bad = sorted({e["args"]["service_id"] for e in mine} - {pid_of["thothd"]})
+                errors.append(f"{who}'s socket events: service_id {bad}, expected thothd's pid")
     for e in errors:
         print("check_trace_e2e:", e)
     print(f"check_trace_e2e: {len(slices)} events, {len(procs)} processes, "
