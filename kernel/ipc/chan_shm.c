@@ -726,7 +726,7 @@ int chan_wait(chan_end_t *e, enum chan_cond cond, size_t len, int timeout_ms)
 				(void)r;
 			}
 		} else {
-			syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT, expect, getenv("NOTO") ? NULL : &ts, NULL, 0);
+			syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT, expect, &ts, NULL, 0);
 		}
 		chan_disarm(e, cond);
 		if (chan_ready(e, cond, len)) {
