@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "chan_shm.h"
+#include "thoth/loop.h"
 #include "ipc_trace.h"
 
 /* Every message a channel carries is an IPC trace event (and a USDT probe:
@@ -63,13 +64,6 @@ static uint32_t next_pow2(uint32_t v)
 /* Shared memory the peer may write concurrently: one relaxed atomic load. */
 static inline uint32_t ld32(const void *p) { return __atomic_load_n((const uint32_t *)p, __ATOMIC_RELAXED); }
 static inline void st32(void *p, uint32_t v) { __atomic_store_n((uint32_t *)p, v, __ATOMIC_RELAXED); }
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static inline void cpu_relax(void)
 {
@@ -665,11 +659,11 @@ bool chan_spin(chan_end_t *e, enum chan_cond cond, size_t len)
 {
 	if (e->wait != THOTH_CHAN_SPIN || !e->spin_budget)
 		return false;
-	uint64_t start = now_ns(), end = start + e->spin_budget;
-	for (uint64_t t = start; t < end; t = now_ns()) {
+	uint64_t start = thoth_clock_now(), end = start + e->spin_budget;
+	for (uint64_t t = start; t < end; t = thoth_clock_now()) {
 		for (int i = 0; i < 64; i++) {
 			if (chan_ready(e, cond, len)) {
-				uint64_t took = now_ns() - start;
+				uint64_t took = thoth_clock_now() - start;
 				e->st.spin_hits++;
 				/* Success: allow twice what this wait took, never less than now. */
 				if (2 * took > e->spin_budget)
@@ -703,7 +697,7 @@ int chan_wait(chan_end_t *e, enum chan_cond cond, size_t len, int timeout_ms)
 		return ready_result(e);
 	if (timeout_ms == 0)
 		return THOTH_E_AGAIN;
-	uint64_t start = now_ns();
+	uint64_t start = thoth_clock_now();
 	uint64_t deadline = timeout_ms > 0 ? start + (uint64_t)timeout_ms * 1000000u : UINT64_MAX;
 	if (chan_spin(e, cond, len))
 		return ready_result(e);
@@ -713,7 +707,7 @@ int chan_wait(chan_end_t *e, enum chan_cond cond, size_t len, int timeout_ms)
 			return ready_result(e);
 		uint32_t expect = 0;
 		_Atomic uint32_t *word = chan_wait_word(e, cond, &expect);
-		uint64_t now = now_ns();
+		uint64_t now = thoth_clock_now();
 		uint64_t slice = deadline - now < SLEEP_SLICE_NS ? deadline - now : SLEEP_SLICE_NS;
 		struct timespec ts = { (time_t)(slice / 1000000000u), (long)(slice % 1000000000u) };
 		e->st.sleeps++;
@@ -730,13 +724,13 @@ int chan_wait(chan_end_t *e, enum chan_cond cond, size_t len, int timeout_ms)
 		}
 		chan_disarm(e, cond);
 		if (chan_ready(e, cond, len)) {
-			chan_spin_slept(e, now_ns() - start);
+			chan_spin_slept(e, thoth_clock_now() - start);
 			return ready_result(e);
 		}
 		int r = chan_check_peer(e);
 		if (r)
 			return r;
-		if (now_ns() >= deadline)
+		if (thoth_clock_now() >= deadline)
 			return THOTH_E_TIMEDOUT;
 	}
 }

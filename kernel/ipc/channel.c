@@ -40,13 +40,6 @@ static void put_why(char *why, size_t len, const char *fmt, ...)
 	va_end(ap);
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Receive into BUF at *HAVE (up to CAP), keeping the first fds that arrive
  * in FDS (up to 2; extra ones are closed).  Returns bytes read, 0 at EOF,
  * -1 with errno. */
@@ -151,7 +144,7 @@ static int remaining_ms(uint64_t deadline)
 {
 	if (deadline == UINT64_MAX)
 		return -1;
-	uint64_t now = now_ns();
+	uint64_t now = thoth_clock_now();
 	if (now >= deadline)
 		return 0;
 	uint64_t ms = (deadline - now + 999999u) / 1000000u;
@@ -160,19 +153,31 @@ static int remaining_ms(uint64_t deadline)
 
 static uint64_t deadline_of(int timeout_ms)
 {
-	return timeout_ms < 0 ? UINT64_MAX : now_ns() + (uint64_t)timeout_ms * 1000000u;
+	return timeout_ms < 0 ? UINT64_MAX : thoth_clock_now() + (uint64_t)timeout_ms * 1000000u;
+}
+
+/* Milliseconds a blocking call may still wait, for TIMEOUT_MS > 0 or < 0.
+ * The deadline (*DEADLINE, 0 = not yet) is fixed at the first wait, so a
+ * call that never waits never reads the clock. */
+static int wait_budget(uint64_t *deadline, int timeout_ms)
+{
+	if (!*deadline) {
+		*deadline = deadline_of(timeout_ms);
+		return timeout_ms;
+	}
+	return remaining_ms(*deadline);
 }
 
 int thoth_chan_alloc(thoth_chan_t *ch, size_t len, uint8_t **buf, int timeout_ms)
 {
-	uint64_t deadline = deadline_of(timeout_ms);
+	uint64_t deadline = 0;
 	for (;;) {
 		int r = chan_try_alloc(&ch->end, len, buf);
 		if (r != THOTH_E_AGAIN)
 			return r;
 		if (timeout_ms == 0)
 			return r;
-		int left = remaining_ms(deadline);
+		int left = wait_budget(&deadline, timeout_ms);
 		if (left == 0)
 			return THOTH_E_TIMEDOUT;
 		r = chan_wait(&ch->end, len <= THOTH_CHAN_INLINE_MAX ? CHAN_WAIT_SLOT : CHAN_WAIT_POOL, len, left);
@@ -183,12 +188,12 @@ int thoth_chan_alloc(thoth_chan_t *ch, size_t len, uint8_t **buf, int timeout_ms
 
 int thoth_chan_send(thoth_chan_t *ch, uint8_t *buf, size_t len, int timeout_ms)
 {
-	uint64_t deadline = deadline_of(timeout_ms);
+	uint64_t deadline = 0;
 	for (;;) {
 		int r = chan_try_send(&ch->end, buf, len);
 		if (r != THOTH_E_AGAIN || timeout_ms == 0)
 			return r;
-		int left = remaining_ms(deadline);
+		int left = wait_budget(&deadline, timeout_ms);
 		if (left == 0)
 			return THOTH_E_TIMEDOUT;
 		r = chan_wait(&ch->end, CHAN_WAIT_SLOT, 0, left);
@@ -204,7 +209,7 @@ void thoth_chan_discard(thoth_chan_t *ch, uint8_t *buf)
 
 int thoth_chan_recv(thoth_chan_t *ch, thoth_msg_t *msg, int timeout_ms)
 {
-	uint64_t deadline = deadline_of(timeout_ms);
+	uint64_t deadline = 0;
 	for (;;) {
 		int r = chan_try_recv(&ch->end, msg);
 		if (r != THOTH_E_AGAIN)
@@ -214,7 +219,7 @@ int thoth_chan_recv(thoth_chan_t *ch, thoth_msg_t *msg, int timeout_ms)
 			r = chan_check_peer(&ch->end);
 			return r ? r : THOTH_E_AGAIN;
 		}
-		int left = remaining_ms(deadline);
+		int left = wait_budget(&deadline, timeout_ms);
 		if (left == 0)
 			return THOTH_E_TIMEDOUT;
 		r = chan_wait(&ch->end, CHAN_WAIT_RECV, 0, left);
@@ -652,7 +657,7 @@ static void conn_process(conn_t *c)
 		if (r == THOTH_E_AGAIN) {
 			if (chan_spin(e, CHAN_WAIT_RECV, 0) || chan_arm(e, CHAN_WAIT_RECV, 0))
 				continue;
-			c->slept_at = now_ns();   /* the eventfd wakes us; on_efd learns how long */
+			c->slept_at = thoth_clock_now();   /* the eventfd wakes us; on_efd learns how long */
 			return;
 		}
 		if (!r) {
@@ -703,7 +708,7 @@ static void on_efd(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t eve
 	ssize_t r = read(fd, &v, sizeof v);
 	(void)r;
 	if (c->slept_at) {
-		chan_spin_slept(&c->end, now_ns() - c->slept_at);
+		chan_spin_slept(&c->end, thoth_clock_now() - c->slept_at);
 		c->slept_at = 0;
 	}
 	conn_process(c);

@@ -143,7 +143,7 @@ void thoth_trace_emit(unsigned category, uint32_t *id_cache, const char *name,
 		}
 	}
 	thoth_trace_record_t *rec = &thoth_trace_ring_records(ring)[seq & b->ring_mask];
-	uint64_t now = f->timestamp ? f->timestamp : thoth_trace_clock_now();
+	uint64_t now = f->timestamp ? f->timestamp : thoth_trace_now();
 	int cpu = sched_getcpu();
 
 	/* Seqlock write (see trace_layout.h): BUSY, fence, body, commit, head. */

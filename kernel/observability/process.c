@@ -10,17 +10,12 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "collection.h"
 #include "trace_internal.h"
 
 enum {
 	PROCESS_RING_COUNT = 16,        /* threads of a service that trace */
 	PROCESS_RING_RECORDS = 16384,   /* 1 MiB a ring: ~100 ms of a busy thread */
-};
-
-static const char *const category_names[THOTH_TRACE_CAT_COUNT] = {
-	[THOTH_TRACE_CAT_IPC] = "ipc",     [THOTH_TRACE_CAT_REGISTRY] = "registry",
-	[THOTH_TRACE_CAT_TIMER] = "timer", [THOTH_TRACE_CAT_LOOP] = "loop",
-	[THOTH_TRACE_CAT_PM] = "pm",       [THOTH_TRACE_CAT_USER] = "user",
 };
 
 int thoth_trace_parse_categories(const char *list, uint64_t *mask)
@@ -37,7 +32,8 @@ int thoth_trace_parse_categories(const char *list, uint64_t *mask)
 			known = true;
 		}
 		for (unsigned i = 0; i < THOTH_TRACE_CAT_COUNT && !known; i++) {
-			if (strlen(category_names[i]) == n && strncasecmp(p, category_names[i], n) == 0) {
+			const char *name = thoth_trace_category_name(i);
+			if (strlen(name) == n && strncasecmp(p, name, n) == 0) {
 				m |= UINT64_C(1) << i;
 				known = true;
 			}

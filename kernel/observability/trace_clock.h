@@ -36,10 +36,6 @@ static inline uint64_t thoth_trace_clock_monotonic_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Hot path: one timestamp in this process's clock kind (thoth_trace_clock_kind,
- * set by clock_init). */
-#define thoth_trace_clock_now() thoth_trace_now()
-
 /* Choose the clock kind for this process (FORCE_MONOTONIC: never TSC) and
  * take its anchor pair. */
 void thoth_trace_clock_init(int force_monotonic, uint32_t *kind,

@@ -29,6 +29,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "ipc_trace.h"
 #include "log.h"
 #include "thothd.h"
 
@@ -377,9 +378,7 @@ static void handle_message(thothd_t *d, thothd_client_t *c, const uint8_t *msg, 
 	THOTH_TRACE(IPC, thothd_dispatch, (uint64_t)iface << 32 | thoth_le32(msg + 12),
 		    (uint64_t)(int64_t)status);
 	if (io.out_len) {
-		THOTH_TRACE_MSG(IPC, msg_send, THOTH_TRACE_SEND, d->pid, iface,
-				thoth_le32(io.out + 12), thoth_le32(io.out + 32),
-				thoth_le32(io.out + 36), THOTH_TRACE_INLINE, thoth_le64(io.out + 24));
+		THOTH_TRACE_WIRE_MSG(msg_send, THOTH_TRACE_SEND, d->pid, io.out, THOTH_TRACE_INLINE);
 		thothd_client_send(c, io.out, io.out_len);
 	}
 	if (is_decode_error(status)) {

@@ -423,17 +423,6 @@ static int write_ctf(thothd_call_t *call, const char *dir)
 	return 0;
 }
 
-/* A NUL-terminated copy of S in the arena (strings on the wire are not). */
-static char *arena_str(thoth_arena_t *arena, thoth_str_t s)
-{
-	char *p = thoth_arena_alloc(arena, s.len + 1);
-	if (p) {
-		memcpy(p, s.ptr, s.len);
-		p[s.len] = 0;
-	}
-	return p;
-}
-
 static int write_outputs(thothd_call_t *call, const char *json, const char *ctf, uint64_t *events)
 {
 	thothd_tracer_t *t = call->d->tracer;
@@ -461,21 +450,19 @@ static int write_outputs(thothd_call_t *call, const char *json, const char *ctf,
 static int on_write(void *self, const thoth_trace_TraceControl_write_req_t *req,
 		    thoth_trace_TraceControl_write_resp_t *resp, thoth_arena_t *arena)
 {
-	char *json = arena_str(arena, req->json_path);
-	char *ctf = arena_str(arena, req->ctf_dir);
-	if (!json || !ctf)
-		return THOTH_E_NOMEM;
-	return write_outputs(self, json, ctf, &resp->events);
+	(void)arena;
+	/* Decoded strings are NUL-terminated in the message (thoth/wire.h). */
+	return write_outputs(self, req->json_path.ptr, req->ctf_dir.ptr, &resp->events);
 }
 
 static int on_dump(void *self, const thoth_trace_TraceControl_dump_req_t *req,
 		   thoth_trace_TraceControl_dump_resp_t *resp, thoth_arena_t *arena)
 {
 	thothd_call_t *call = self;
-	char *dir = arena_str(arena, req->dir);
+	const char *dir = req->dir.ptr;
 	size_t n = req->dir.len + 16;
 	char *json = thoth_arena_alloc(arena, n), *ctf = thoth_arena_alloc(arena, n);
-	if (!dir || !json || !ctf)
+	if (!json || !ctf)
 		return THOTH_E_NOMEM;
 	snprintf(json, n, "%s/trace.json", dir);
 	snprintf(ctf, n, "%s/ctf", dir);

@@ -167,7 +167,7 @@ static void table_row(const widths_t *w, const thoth_registry_Instance_t *in, co
 
 /* ---- commands ------------------------------------------------------------------------ */
 
-static int call_failed(thoth_control_t *ctl, const char *what, int r)
+int thothctl_call_failed(thoth_control_t *ctl, const char *what, int r)
 {
 	if (r == THOTH_E_REMOTE)
 		fprintf(stderr, "thothctl: %s: %s\n", what, ctl->client.remote_message);
@@ -182,7 +182,7 @@ static int cmd_status(thoth_control_t *ctl)
 	thoth_daemon_Daemon_status_resp_t st;
 	int r = thoth_daemon_Daemon_status(&ctl->client, &req, &st, NULL);
 	if (r)
-		return call_failed(ctl, "status", r);
+		return thothctl_call_failed(ctl, "status", r);
 	if (json) {
 		printf("{\"pid\":%u,\"version\":", st.pid);
 		json_str(st.version.ptr, st.version.len);
@@ -222,13 +222,13 @@ static int list(thoth_control_t *ctl, const char *prefix, widths_t *w, bool prin
 	size_t scratch_cap = 64u << 20;
 	void *scratch = malloc(scratch_cap);
 	if (!scratch)
-		return call_failed(ctl, "list", THOTH_E_NOMEM);
+		return thothctl_call_failed(ctl, "list", THOTH_E_NOMEM);
 	thoth_arena_t arena;
 	thoth_arena_init(&arena, scratch, scratch_cap);
 	int r = thoth_registry_Registry_list(&ctl->client, &req, &resp, &arena);
 	if (r) {
 		free(scratch);
-		return call_failed(ctl, "list", r);
+		return thothctl_call_failed(ctl, "list", r);
 	}
 	for (uint32_t i = 0; i < resp.instances.count; i++)
 		widen(w, &resp.instances.items[i]);
@@ -284,7 +284,7 @@ static int cmd_services(thoth_control_t *ctl, const char *prefix, bool watch)
 	thoth_registry_Registry_watch_resp_t resp;
 	int r = thoth_registry_Registry_watch(&ctl->client, &req, &resp, NULL);
 	if (r)
-		return call_failed(ctl, "watch", r);
+		return thothctl_call_failed(ctl, "watch", r);
 	w.name = w.name < 16 ? 16 : w.name;
 	w.endpoint = w.endpoint < 32 ? 32 : w.endpoint;
 	r = list(ctl, prefix, &w, true);
@@ -321,7 +321,7 @@ static int cmd_resolve(thoth_control_t *ctl, const char *name, const char *min_v
 		return 1;
 	}
 	if (r)
-		return call_failed(ctl, "resolve", r);
+		return thothctl_call_failed(ctl, "resolve", r);
 	if (json) {
 		instance_json(&resp.instance, NULL);
 	} else {

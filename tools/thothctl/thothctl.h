@@ -11,6 +11,10 @@
  * running (no socket at PATH)") and return non-zero. */
 int thothctl_connect(thoth_control_t *ctl, const char *runtime_dir);
 
+/* Print why the call WHAT failed (thothd's own message for THOTH_E_REMOTE);
+ * returns 1, the exit status. */
+int thothctl_call_failed(thoth_control_t *ctl, const char *what, int r);
+
 /* `thothctl trace ...`: ARGV[0] is "trace".  Returns the exit status. */
 int thothctl_trace(int argc, char **argv, const char *runtime_dir);
 

@@ -104,22 +104,13 @@ static int check_ctf_dir(const char *dir)
 	return 0;
 }
 
-static int remote_failed(thoth_control_t *ctl, const char *what, int r)
-{
-	if (r == THOTH_E_REMOTE)
-		fprintf(stderr, "thothctl: %s: %s\n", what, ctl->client.remote_message);
-	else
-		fprintf(stderr, "thothctl: %s: %s\n", what, thoth_strerror(r));
-	return 1;
-}
-
 static int do_start(thoth_control_t *ctl, uint64_t categories, uint32_t pid)
 {
 	thoth_trace_TraceControl_start_pid_req_t req = { .categories = categories, .pid = pid };
 	thoth_trace_TraceControl_start_pid_resp_t resp;
 	int r = thoth_trace_TraceControl_start_pid(&ctl->client, &req, &resp, NULL);
 	if (r)
-		return remote_failed(ctl, "trace start", r);
+		return thothctl_call_failed(ctl, "trace start", r);
 	printf("trace session %llu started\n", (unsigned long long)resp.session_id);
 	return 0;
 }
@@ -130,7 +121,7 @@ static int do_stop(thoth_control_t *ctl)
 	thoth_trace_TraceControl_stop_resp_t resp;
 	int r = thoth_trace_TraceControl_stop(&ctl->client, &req, &resp, NULL);
 	if (r)
-		return remote_failed(ctl, "trace stop", r);
+		return thothctl_call_failed(ctl, "trace stop", r);
 	printf("trace stopped: %llu events collected, %llu lost (see thothd's log)\n",
 	       (unsigned long long)resp.events, (unsigned long long)resp.dropped);
 	return 0;
@@ -156,7 +147,7 @@ static int do_write(thoth_control_t *ctl, const char *json, const char *ctf)
 		return 1;
 	}
 	if (r)
-		return remote_failed(ctl, "trace dump", r);
+		return thothctl_call_failed(ctl, "trace dump", r);
 	printf("wrote %llu events", (unsigned long long)resp.events);
 	if (json)
 		printf(" as JSON to %s", json);
