@@ -100,13 +100,6 @@ static const char *const stage_names[] = {
 	[ST_IO] = "transport",
 };
 
-static uint64_t clock_ns(clockid_t c)
-{
-	struct timespec ts;
-	clock_gettime(c, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 int bench_pin_cpu(int cpu)
 {
 	if (cpu < 0 || cpu >= CPU_SETSIZE) {
@@ -281,13 +274,13 @@ static _Noreturn void server_main(const end_t *e, unsigned total, unsigned warmu
 	memset(reply, 0x5e, sizeof reply);
 	for (unsigned i = 0; i < total; i++) {
 		if (i == warmup)
-			c0 = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
+			c0 = bench_clock_ns(CLOCK_PROCESS_CPUTIME_ID);
 		if (server_rt(e, buf, reply)) {
 			res.stage = ST_IO;
 			goto fail;
 		}
 	}
-	res.cpu_ns = clock_ns(CLOCK_PROCESS_CPUTIME_ID) - c0;
+	res.cpu_ns = bench_clock_ns(CLOCK_PROCESS_CPUTIME_ID) - c0;
 	_exit(write(res_fd, &res, sizeof res) == (ssize_t)sizeof res ? 0 : 1);
 fail:
 	res.err = errno;
@@ -464,14 +457,14 @@ int bench_baseline_rt(const char *kind_name, size_t payload, unsigned warmup, un
 				client_err = errno, failed_at = i;
 		}
 		if (!client_err) {
-			c_start = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
-			uint64_t t_prev = t_start = clock_ns(CLOCK_MONOTONIC);
+			c_start = bench_clock_ns(CLOCK_PROCESS_CPUTIME_ID);
+			uint64_t t_prev = t_start = bench_clock_ns(CLOCK_MONOTONIC);
 			for (unsigned i = 0; i < iters; i++) {
 				if (client_rt(&ce, buf, reply)) {
 					client_err = errno, failed_at = warmup + i;
 					break;
 				}
-				uint64_t t = clock_ns(CLOCK_MONOTONIC);
+				uint64_t t = bench_clock_ns(CLOCK_MONOTONIC);
 				lat[i] = (double)(t - t_prev);
 				t_prev = t;
 				if (reply[0] != first || reply[1] != last) {
@@ -479,8 +472,8 @@ int bench_baseline_rt(const char *kind_name, size_t payload, unsigned warmup, un
 					break;
 				}
 			}
-			t_end = clock_ns(CLOCK_MONOTONIC);
-			c_end = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
+			t_end = bench_clock_ns(CLOCK_MONOTONIC);
+			c_end = bench_clock_ns(CLOCK_PROCESS_CPUTIME_ID);
 		}
 	}
 

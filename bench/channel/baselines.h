@@ -8,6 +8,8 @@
 #define THOTH_BENCH_BASELINES_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <time.h>
 
 typedef struct bench_rt_result {
 	double p50_ns, p99_ns;  /* round-trip latency percentiles */
@@ -35,6 +37,16 @@ typedef struct bench_rt_result {
  */
 int bench_baseline_rt(const char *kind, size_t payload, unsigned warmup, unsigned iters,
 		      int cpu_client, int cpu_server, bench_rt_result_t *out);
+
+static inline uint64_t bench_clock_ns(clockid_t clock)
+{
+	struct timespec ts;
+	clock_gettime(clock, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+/* Wall time (CLOCK_MONOTONIC) and this process's CPU time, in ns. */
+static inline uint64_t bench_now_ns(void) { return bench_clock_ns(CLOCK_MONOTONIC); }
+static inline uint64_t bench_cpu_ns(void) { return bench_clock_ns(CLOCK_PROCESS_CPUTIME_ID); }
 
 /* Pins the calling thread to CPU: 0, or -1 (errno set). */
 int bench_pin_cpu(int cpu);

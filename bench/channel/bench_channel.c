@@ -50,33 +50,17 @@ static int on_cpu(void *self, const thoth_bench_Bench_cpu_req_t *req,
 
 static const thoth_bench_Bench_handlers_t handlers = { .sink = on_sink, .cpu = on_cpu };
 
-static void stop(thoth_loop_t *loop, const struct signalfd_siginfo *info, void *arg)
-{
-	thoth_loop_stop(loop);
-}
-
 static pid_t start_service(const char *path, thoth_chan_wait_t wait, int cpu)
 {
 	pid_t pid = fork();
 	if (pid != 0)
 		return pid;
 	bench_pin_cpu(cpu);
-	thoth_loop_t *loop;
-	thoth_chan_server_t *srv;
-	char why[300];
 	thoth_chan_server_config_t cfg = {
 		.path = path, .iface = &thoth_bench_Bench_info, .invoke = thoth_bench_Bench_invoke,
 		.handlers = &handlers, .wait = wait,
 	};
-	if (thoth_loop_new(&loop) || thoth_loop_add_signal(loop, SIGTERM, stop, NULL) ||
-	    thoth_chan_server_new(loop, &cfg, &srv, why, sizeof why)) {
-		fprintf(stderr, "bench service: %s\n", why);
-		_exit(1);
-	}
-	thoth_loop_run(loop);
-	thoth_chan_server_free(srv);
-	thoth_loop_free(loop);
-	_exit(0);
+	_exit(thoth_serve(&cfg) ? 1 : 0);   /* until the SIGTERM of thoth_rt */
 }
 
 static int thoth_rt(thoth_chan_wait_t wait, size_t payload, unsigned warmup, unsigned iters,

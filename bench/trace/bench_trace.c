@@ -96,7 +96,7 @@ static struct {
 static void mutex_record(uint32_t svc, uint32_t iface, uint32_t method, uint32_t req,
                          uint32_t size, uint32_t flags, uint64_t trace_id)
 {
-	uint64_t now = thoth_trace_clock_now();
+	uint64_t now = thoth_trace_now();
 	int cpu = sched_getcpu();
 	pthread_mutex_lock(&mutex_ring.lock);
 	uint64_t *w = mutex_ring.slot[mutex_ring.head++ % MUTEX_RING].w;
