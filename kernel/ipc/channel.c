@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "chan_shm.h"
+#include "fdpass.h"
 #include "channel.thoth.h"
 #include "thoth/contract.h"
 #include "thoth/stream.h"
@@ -45,51 +46,15 @@ static void put_why(char *why, size_t len, const char *fmt, ...)
  * -1 with errno. */
 static ssize_t recv_with_fds(int sock, uint8_t *buf, size_t cap, int *fds, int *nfds, int flags)
 {
-	union {
-		struct cmsghdr h;
-		char space[CMSG_SPACE(sizeof(int) * 4)];
-	} cbuf;
-	struct iovec iov = { buf, cap };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.space,
-			     .msg_controllen = sizeof cbuf.space };
-	ssize_t r = recvmsg(sock, &mh, flags | MSG_CMSG_CLOEXEC);
-	if (r < 0)
-		return r;
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-			continue;
-		size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		int got[4];
-		memcpy(got, CMSG_DATA(c), n * sizeof(int) > sizeof got ? sizeof got : n * sizeof(int));
-		for (size_t i = 0; i < n && i < 4; i++) {
-			if (*nfds < 2)
-				fds[(*nfds)++] = got[i];
-			else
-				close(got[i]);
-		}
-	}
+	size_t n = (size_t)*nfds;
+	ssize_t r = thoth_fdpass_recv(sock, buf, cap, flags, fds, 2, &n);
+	*nfds = (int)n;
 	return r;
 }
 
 static int send_with_fds(int sock, const void *buf, size_t len, const int *fds, int nfds)
 {
-	union {
-		struct cmsghdr h;
-		char space[CMSG_SPACE(sizeof(int) * 2)];
-	} cbuf;
-	memset(&cbuf, 0, sizeof cbuf);
-	struct iovec iov = { (void *)buf, len };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-	if (nfds > 0) {
-		mh.msg_control = cbuf.space;
-		mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
-		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
-		memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
-	}
-	ssize_t r = sendmsg(sock, &mh, MSG_NOSIGNAL);
+	ssize_t r = thoth_fdpass_send(sock, buf, len, fds, (size_t)nfds);
 	if (r < 0)
 		return errno == EPIPE || errno == ECONNRESET ? THOTH_E_PEER_GONE : THOTH_E_IO;
 	if ((size_t)r < len)

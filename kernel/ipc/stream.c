@@ -22,10 +22,11 @@
 #include <unistd.h>
 
 #include "thoth/stream.h"
+#include "fdpass.h"
 #include "ipc_trace.h"
 #include "thoth/trace.h"
 
-enum { READ_CHUNK = 4096, MAX_FDS_PER_READ = 4 };
+enum { READ_CHUNK = 4096 };
 
 /* Socket transport: the body is copied through the socket (INLINE). */
 #define TRACE_MESSAGE(name, dir, svc, msg) THOTH_TRACE_WIRE_MSG(name, dir, svc, msg, THOTH_TRACE_INLINE)
@@ -122,31 +123,9 @@ int thoth_stream_fill_fds(thoth_stream_reader_t *r, int fd, int *fds, size_t max
 	int err = reserve_for_read(r);
 	if (err)
 		return err;
-	union {
-		struct cmsghdr align;
-		char buf[CMSG_SPACE(sizeof(int) * MAX_FDS_PER_READ)];
-	} control;
-	struct iovec iov = { .iov_base = r->buf + r->len, .iov_len = r->cap - r->len };
-	struct msghdr mh = {
-		.msg_iov = &iov, .msg_iovlen = 1,
-		.msg_control = control.buf, .msg_controllen = sizeof control.buf,
-	};
-	ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	ssize_t n = thoth_fdpass_recv(fd, r->buf + r->len, r->cap - r->len, MSG_DONTWAIT, fds,
+				      max_fds, n_fds);
 	if (n > 0) {
-		/* Every fd that arrived is either handed out or closed here. */
-		for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
-			if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
-				continue;
-			size_t count = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-			for (size_t i = 0; i < count; i++) {
-				int got;
-				memcpy(&got, CMSG_DATA(cm) + i * sizeof(int), sizeof got);
-				if (*n_fds < max_fds)
-					fds[(*n_fds)++] = got;
-				else
-					close(got);
-			}
-		}
 		r->len += (size_t)n;
 		return 0;
 	}
@@ -228,27 +207,9 @@ int thoth_stream_send_fd(int sock, const void *msg, size_t len, int fd, uint32_t
 {
 	if (len == 0 || fd < 0)
 		return THOTH_E_INVAL;
-	union {
-		struct cmsghdr align;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} control;
-	memset(&control, 0, sizeof control);
-	struct iovec iov = { .iov_base = (void *)msg, .iov_len = len };
-	struct msghdr mh = {
-		.msg_iov = &iov, .msg_iovlen = 1,
-		.msg_control = control.buf, .msg_controllen = sizeof control.buf,
-	};
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &fd, sizeof fd);
 	if (is_whole_message(msg, len))
 		TRACE_MESSAGE(msg_send, THOTH_TRACE_SEND, service_id, (const uint8_t *)msg);
-	ssize_t n;
-	do
-		n = sendmsg(sock, &mh, MSG_NOSIGNAL);
-	while (n < 0 && errno == EINTR);
+	ssize_t n = thoth_fdpass_send(sock, msg, len, &fd, 1);
 	if (n < 0) {
 		if (errno == EPIPE || errno == ECONNRESET)
 			return THOTH_E_PEER_GONE;
