@@ -92,6 +92,28 @@ static inline void thoth_wire_header_encode(uint8_t *out, const thoth_msg_header
 }
 
 /*
+ * Framing on a byte stream: the total size of the message whose first HAVE
+ * bytes are at BUF.  1 with *SIZE set once the header has arrived, 0 while
+ * fewer bytes than a header are there, THOTH_E_BAD_MAGIC, or
+ * THOTH_E_TOO_LARGE for a body announced longer than MAX_BODY (refused
+ * before anything is buffered).  The header's other fields are checked by
+ * thoth_wire_header_decode once the whole message is there.
+ */
+static inline int thoth_wire_msg_size(const uint8_t *buf, size_t have, uint32_t max_body,
+				      size_t *size)
+{
+	if (have < THOTH_WIRE_HEADER_SIZE)
+		return 0;
+	if (thoth_le32(buf) != THOTH_WIRE_MAGIC)
+		return THOTH_E_BAD_MAGIC;
+	uint32_t body = thoth_le32(buf + 36);
+	if (body > max_body)
+		return THOTH_E_TOO_LARGE;
+	*size = THOTH_WIRE_HEADER_SIZE + (size_t)body;
+	return 1;
+}
+
+/*
  * Decode and check the header of a received message of LEN bytes:
  * magic, flags consistency, body_len == len - 40, body_len limit and
  * alignment.  Returns 0 or THOTH_E_TRUNCATED / BAD_MAGIC / BAD_FLAGS /

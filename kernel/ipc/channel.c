@@ -67,15 +67,8 @@ static int send_with_fds(int sock, const void *buf, size_t len, const int *fds, 
 static int handshake_length(const uint8_t *buf, size_t have, size_t *need)
 {
 	*need = 0;
-	if (have < THOTH_WIRE_HEADER_SIZE)
-		return 0;
-	if (thoth_le32(buf) != THOTH_WIRE_MAGIC)
-		return THOTH_E_BAD_MAGIC;
-	uint32_t body = thoth_le32(buf + 36);
-	if (body > HANDSHAKE_MAX - THOTH_WIRE_HEADER_SIZE)
-		return THOTH_E_TOO_LARGE;
-	*need = THOTH_WIRE_HEADER_SIZE + body;
-	return 0;
+	int r = thoth_wire_msg_size(buf, have, HANDSHAKE_MAX - THOTH_WIRE_HEADER_SIZE, need);
+	return r < 0 ? r : 0;
 }
 
 static void limits_to_wire(const thoth_chan_limits_t *l, thoth_channel_Limits_t *w)

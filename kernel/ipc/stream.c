@@ -69,16 +69,7 @@ static int reserve(thoth_stream_reader_t *r, size_t need)
 /* Bytes the front message needs in total, once its header is buffered. */
 static int front_size(const thoth_stream_reader_t *r, size_t *size)
 {
-	if (r->len < THOTH_WIRE_HEADER_SIZE)
-		return 0;
-	const uint8_t *b = r->buf;
-	if (thoth_le32(b) != THOTH_WIRE_MAGIC)
-		return THOTH_E_BAD_MAGIC;
-	uint32_t body = thoth_le32(b + 36);
-	if (body > r->max_body)
-		return THOTH_E_TOO_LARGE;
-	*size = THOTH_WIRE_HEADER_SIZE + (size_t)body;
-	return 1;
+	return thoth_wire_msg_size(r->buf, r->len, r->max_body, size);
 }
 
 /* Room for the next read: a chunk, or the rest of a large message in one go. */
@@ -187,8 +178,8 @@ static int write_all(int fd, const uint8_t *p, size_t len)
  * caller writing a message in pieces gets no trace event). */
 static bool is_whole_message(const uint8_t *buf, size_t len)
 {
-	return len >= THOTH_WIRE_HEADER_SIZE && thoth_le32(buf) == THOTH_WIRE_MAGIC &&
-	       THOTH_WIRE_HEADER_SIZE + (size_t)thoth_le32(buf + 36) == len;
+	size_t size;
+	return thoth_wire_msg_size(buf, len, UINT32_MAX, &size) == 1 && size == len;
 }
 
 int thoth_stream_write_msg(int fd, const void *msg, size_t len, uint32_t service_id)
