@@ -66,15 +66,16 @@ static int on_get(void *self, const example_kv_Kv_get_req_t *req, example_kv_Kv_
 
 static void on_forget(void *self, const example_kv_Kv_forget_req_t *req)
 {
-	for (entry_t **p = &table; *p; p = &(*p)->next)
-		if (*p == find(req->key)) {
-			entry_t *e = *p;
-			*p = e->next;
-			free(e->key);
-			free(e->value);
-			free(e);
-			return;
-		}
+	entry_t *e = find(req->key);
+	if (!e)
+		return;
+	entry_t **p = &table;
+	while (*p != e)
+		p = &(*p)->next;
+	*p = e->next;
+	free(e->key);
+	free(e->value);
+	free(e);
 }
 
 int main(int argc, char **argv)
