@@ -167,6 +167,8 @@ uint64_t thoth_wire_fnv1a64(const void *data, size_t len, uint64_t seed);
  * A string: UTF-8, no NUL bytes inside, and on the wire always followed by a
  * NUL terminator, so a decoded ptr can be used as a C string directly.  len
  * excludes the terminator.  Decoded strings point into the message buffer.
+ * A field the sender's (older) schema does not have is not decoded: it
+ * stays zeroed, ptr NULL.
  */
 typedef struct thoth_str {
 	const char *ptr;

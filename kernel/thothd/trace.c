@@ -423,6 +423,14 @@ static int write_ctf(thothd_call_t *call, const char *dir)
 	return 0;
 }
 
+/* A request string as a C string: decoded strings are NUL-terminated in the
+ * message (thoth/wire.h); a field an older client's schema lacks is left
+ * zeroed (ptr NULL) and reads as "". */
+static const char *c_str(thoth_str_t s)
+{
+	return s.ptr ? s.ptr : "";
+}
+
 static int write_outputs(thothd_call_t *call, const char *json, const char *ctf, uint64_t *events)
 {
 	thothd_tracer_t *t = call->d->tracer;
@@ -451,15 +459,14 @@ static int on_write(void *self, const thoth_trace_TraceControl_write_req_t *req,
 		    thoth_trace_TraceControl_write_resp_t *resp, thoth_arena_t *arena)
 {
 	(void)arena;
-	/* Decoded strings are NUL-terminated in the message (thoth/wire.h). */
-	return write_outputs(self, req->json_path.ptr, req->ctf_dir.ptr, &resp->events);
+	return write_outputs(self, c_str(req->json_path), c_str(req->ctf_dir), &resp->events);
 }
 
 static int on_dump(void *self, const thoth_trace_TraceControl_dump_req_t *req,
 		   thoth_trace_TraceControl_dump_resp_t *resp, thoth_arena_t *arena)
 {
 	thothd_call_t *call = self;
-	const char *dir = req->dir.ptr;
+	const char *dir = c_str(req->dir);
 	size_t n = req->dir.len + 16;
 	char *json = thoth_arena_alloc(arena, n), *ctf = thoth_arena_alloc(arena, n);
 	if (!json || !ctf)
