@@ -102,6 +102,14 @@ static const char *const stage_names[] = {
 
 int bench_pin_cpu(int cpu)
 {
+	if (cpu == BENCH_CPU_ANY) {          /* unpinned: every online CPU, the kernel decides */
+		cpu_set_t all;
+		CPU_ZERO(&all);
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		for (long i = 0; i < n && i < CPU_SETSIZE; i++)
+			CPU_SET((int)i, &all);
+		return sched_setaffinity(0, sizeof all, &all) ? -1 : 0;
+	}
 	if (cpu < 0 || cpu >= CPU_SETSIZE) {
 		errno = EINVAL;
 		return -1;

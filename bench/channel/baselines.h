@@ -48,7 +48,9 @@ static inline uint64_t bench_clock_ns(clockid_t clock)
 static inline uint64_t bench_now_ns(void) { return bench_clock_ns(CLOCK_MONOTONIC); }
 static inline uint64_t bench_cpu_ns(void) { return bench_clock_ns(CLOCK_PROCESS_CPUTIME_ID); }
 
-/* Pins the calling thread to CPU: 0, or -1 (errno set). */
+/* Pins the calling thread to CPU (BENCH_CPU_ANY: lets it run on every
+ * online CPU): 0, or -1 (errno set). */
+#define BENCH_CPU_ANY (-1)
 int bench_pin_cpu(int cpu);
 
 /* The P-th percentile (P in [0, 100], nearest rank on the sorted samples) of

@@ -198,10 +198,17 @@ int main(int argc, char **argv)
 	unsigned nsizes = 5, runs = 3;
 	bool quick = false;
 	const char *only = NULL;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	int cc = 0, cs = ncpu > 1 ? 1 : 0;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--quick")) {
 			quick = true;
 			runs = 1;
+		} else if (!strcmp(argv[i], "--cpus") && i + 1 < argc) {
+			if (sscanf(argv[++i], "%d,%d", &cc, &cs) != 2 || cc < -1 || cs < -1 || cc >= ncpu || cs >= ncpu) {
+				fprintf(stderr, "bench_channel: --cpus CLIENT,SERVICE: two CPU numbers below %ld (-1 = unpinned)\n", ncpu);
+				return 2;
+			}
 		} else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
 			only = argv[++i];
 		} else if (!strcmp(argv[i], "--runs") && i + 1 < argc) {
@@ -217,8 +224,6 @@ int main(int argc, char **argv)
 	}
 	if (runs < 1)
 		runs = 1;
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	int cc = 0, cs = ncpu > 1 ? 1 : 0;
 	signal(SIGPIPE, SIG_IGN);
 	static const char *kinds[] = { "thoth-spin", "thoth-sleep", "pipe", "unix-stream",
 				       "unix-seqpacket", "eventfd-shm" };
