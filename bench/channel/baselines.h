@@ -20,7 +20,9 @@ typedef struct bench_rt_result {
 } bench_rt_result_t;
 
 /*
- * kind: "pipe", "unix-stream", "unix-seqpacket", "eventfd-shm".
+ * kind: "pipe", "unix-stream", "unix-seqpacket", "eventfd-shm", "futex-shm"
+ * (shared memory + FUTEX_WAIT/FUTEX_WAKE), "spin-shm" (shared memory,
+ * busy-polled; see baselines.c).
  *
  * A round trip: the client sends PAYLOAD bytes (from a buffer filled once),
  * the server receives all of them into its own buffer, reads the first and
