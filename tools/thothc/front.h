@@ -69,6 +69,7 @@ void tidl_diag(tidl_program_t *p, const tidl_file_t *f, tidl_severity_t sev, tid
 
 typedef enum tok_kind {
 	T_EOF, T_IDENT, T_INT, T_VERSION, T_STRING, T_PUNCT, T_ARROW, T_BAD,
+	T_COMMENT,                      /* only with keep_comments (the formatter) */
 } tok_kind_t;
 
 typedef struct tok {
@@ -89,6 +90,7 @@ typedef struct parser {
 	uint32_t line, col;
 	tok_t tok;
 	bool failed;
+	bool keep_comments;             /* lex comments as T_COMMENT tokens */
 } parser_t;
 
 /* The next token of PS into PS->tok (T_EOF at the end, T_BAD with a reason). */

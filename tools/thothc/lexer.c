@@ -31,12 +31,20 @@ void tidl_lex(parser_t *ps)
 					     *ps->cur == '\r'))
 			advance_char(ps);
 		if (ps->cur + 1 < ps->end && ps->cur[0] == '/' && ps->cur[1] == '/') {
+			tidl_loc_t start = { ps->file->path, ps->line, ps->col };
+			const char *text = ps->cur;
 			while (ps->cur < ps->end && *ps->cur != '\n')
 				advance_char(ps);
+			if (ps->keep_comments) {
+				*t = (tok_t){ .kind = T_COMMENT, .text = text,
+					      .len = (size_t)(ps->cur - text), .loc = start };
+				return;
+			}
 			continue;
 		}
 		if (ps->cur + 1 < ps->end && ps->cur[0] == '/' && ps->cur[1] == '*') {
 			tidl_loc_t start = { ps->file->path, ps->line, ps->col };
+			const char *start_text = ps->cur;
 			advance_char(ps);
 			advance_char(ps);
 			while (ps->cur + 1 < ps->end && !(ps->cur[0] == '*' && ps->cur[1] == '/'))
@@ -50,6 +58,11 @@ void tidl_lex(parser_t *ps)
 			}
 			advance_char(ps);
 			advance_char(ps);
+			if (ps->keep_comments) {
+				*t = (tok_t){ .kind = T_COMMENT, .text = start_text,
+					      .len = (size_t)(ps->cur - start_text), .loc = start };
+				return;
+			}
 			continue;
 		}
 		break;

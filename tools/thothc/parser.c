@@ -19,7 +19,7 @@ static const char *tok_desc(const tok_t *t, char *buf, size_t n)
 	case T_STRING: return "a string";
 	case T_ARROW: return "'->'";
 	case T_PUNCT: snprintf(buf, n, "'%c'", t->punct); return buf;
-	case T_BAD: break;
+	case T_BAD: case T_COMMENT: break;
 	}
 	return "an invalid character";
 }
