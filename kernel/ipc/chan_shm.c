@@ -47,6 +47,8 @@ _Static_assert(THOTH_CHAN_INLINE_MAX % 8 == 0, "inline area must keep messages 8
 
 enum { BUF_FREE = 0, BUF_ALLOCATED = 1, BUF_LENT = 2 };
 
+static void presence_publish(chan_end_t *e, bool running);
+
 #define SPIN_MIN_NS 1000u
 #define SLEEP_SLICE_NS (10u * 1000000u)   /* liveness is re-checked this often while blocked */
 
@@ -229,6 +231,7 @@ int chan_end_init(chan_end_t *e, uint8_t *base, const chan_layout_t *lay, int si
 		return chan_fail(e, THOTH_E_CORRUPT,
 				 "control page describes %u slots, %u buffers of %u bytes; the handshake agreed %u, %u of %u",
 				 slots, bufs, bsz, lay->lim.slots, lay->lim.pool_bufs, lay->lim.pool_buf_size);
+	presence_publish(e, true);      /* the peer learns our CPU before our first wait */
 	return 0;
 }
 
@@ -773,6 +776,9 @@ void chan_spin_slept(chan_end_t *e, uint64_t waited_ns)
 
 int chan_wait(chan_end_t *e, enum chan_cond cond, size_t len, int timeout_ms)
 {
+	/* Running, and where: also when the wait is over at once (a side that
+	 * always finds its data ready would otherwise never tell its peer). */
+	presence_publish(e, true);
 	if (chan_ready(e, cond, len))
 		return ready_result(e);
 	if (timeout_ms == 0)

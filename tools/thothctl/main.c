@@ -40,6 +40,8 @@ static void usage(FILE *out)
 		"        [--json FILE] [--ctf DIR]\n"
 		"                                  collect trace events from every thoth\n"
 		"                                  process (`thothctl trace --help`)\n"
+		"  sched [--duration SECONDS] [--json] | --from TRACE.json\n"
+		"                                  wake-ups per process and why (sched.c)\n"
 		"\n"
 		"options:\n"
 		"  --runtime-dir DIR   thothd's runtime dir (default: $THOTH_RUNTIME_DIR,\n"
@@ -378,6 +380,8 @@ int main(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "trace") == 0)
 			return thothctl_trace(argc - i, argv + i, runtime_dir);
+		if (strcmp(argv[i], "sched") == 0)
+			return thothctl_sched(argc - i, argv + i, runtime_dir);
 		if (argv[i][0] != '-' || strcmp(argv[i], "--") == 0)
 			break;
 		if (strcmp(argv[i], "--runtime-dir") == 0 && i + 1 < argc)
