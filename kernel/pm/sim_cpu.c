@@ -30,12 +30,12 @@
 
 typedef struct hull {
 	uint32_t n;
-	double cap[THOTH_PM_MAX_OPPS + 1], mw[THOTH_PM_MAX_OPPS + 1];
+	double cap[THOTH_PM_MODEL_MAX_OPPS + 1], mw[THOTH_PM_MODEL_MAX_OPPS + 1];
 } hull_t;
 
 static void build_hull(const thoth_pm_cpu_model_t *m, hull_t *h)
 {
-	double x[THOTH_PM_MAX_OPPS + 1], y[THOTH_PM_MAX_OPPS + 1];
+	double x[THOTH_PM_MODEL_MAX_OPPS + 1], y[THOTH_PM_MODEL_MAX_OPPS + 1];
 	uint32_t n = 0;
 	x[n] = 0;
 	y[n++] = m->sleep_mw;

@@ -257,6 +257,7 @@ int thoth_pm_trace_generate(const char *spec, const char *name, thoth_pm_trace_t
 
 /* ---- recorded: errors ------------------------------------------------------------------ */
 
+__attribute__((format(printf, 4, 5)))
 static int fail(char *why, size_t why_len, int err, const char *fmt, ...)
 {
 	if (why && why_len) {

@@ -377,7 +377,7 @@ int main(int argc, char **argv)
 		if (strcmp(argv[i], "trace") == 0)
 			return thothctl_trace(argc - i, argv + i, runtime_dir);
 		if (strcmp(argv[i], "pm") == 0 && i + 1 < argc && strcmp(argv[i + 1], "sim") == 0)
-			return thothctl_pm_sim(argc - i - 1, argv + i + 1);
+			return thothctl_pm_sim(argc - i - 1, argv + i + 1, runtime_dir);
 		if (argv[i][0] != '-' || strcmp(argv[i], "--") == 0)
 			break;
 		if (strcmp(argv[i], "--runtime-dir") == 0 && i + 1 < argc)

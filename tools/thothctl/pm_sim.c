@@ -174,8 +174,9 @@ static int run_cpu(const thoth_pm_trace_t *t, const thoth_pm_cpu_model_t *m, int
 	return 0;
 }
 
-int thothctl_pm_sim(int argc, char **argv)
+int thothctl_pm_sim(int argc, char **argv, const char *runtime_dir)
 {
+	(void)runtime_dir; /* the simulator needs no thothd */
 	static const struct option options[] = {
 		{ "policy", required_argument, NULL, 'p' },
 		{ "device", required_argument, NULL, 'd' },
