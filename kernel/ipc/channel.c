@@ -505,7 +505,7 @@ fail:
  */
 
 enum {
-	CONN_BUDGET = 64,               /* messages served per channel per turn */
+	CONN_BUDGET = 16,               /* messages served per channel per turn */
 	ACCEPT_BATCH = 64,              /* connections accepted per loop wake-up */
 	LOG_BURST = 10,                 /* log lines per second, then counted only */
 	FD_LIMIT_PAUSE_MS = 100,        /* listening pauses this long at the fd limit */
