@@ -3,16 +3,18 @@
 #   make test   bootstrap, build with -Werror (plain and ASan+UBSan), run every test
 #   make bench  build optimised and run every benchmark under bench/
 #   make fuzz   build the libFuzzer targets with clang and run each for a bounded time
+#   make soak   the reliability suite's long variants, SOAK_SECONDS per scenario
 
 BUILD      ?= build/default
 ASAN_BUILD ?= build/asan
 FUZZ_BUILD ?= build/fuzz
 JOBS       ?= $(shell nproc)
 FUZZ_SECONDS ?= 20
+SOAK_SECONDS ?= 60
 
 CMAKE_FLAGS = -DTHOTH_WERROR=ON
 
-.PHONY: all bootstrap build asan test run bench fuzz clean
+.PHONY: all bootstrap build asan test run bench fuzz soak clean
 
 all: build
 
@@ -45,6 +47,9 @@ fuzz: bootstrap
 	@cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DTHOTH_FUZZ=ON $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(FUZZ_BUILD) -j$(JOBS)
 	@scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+soak: build
+	@tests/reliability/soak.sh $(BUILD) $(SOAK_SECONDS)
 
 clean:
 	rm -rf build

@@ -47,6 +47,7 @@ typedef struct thoth_control {
 	thoth_sock_client_t sock;
 	thoth_client_t client;          /* pass to generated Registry/Daemon stubs */
 	char path[108];
+	bool trace_attached;            /* handed thothd our trace buffer */
 } thoth_control_t;
 
 /* Connect to thothd.  THOTH_E_NOT_RUNNING when no thothd listens there. */
