@@ -4,17 +4,22 @@
 #   make bench  build optimised and run every benchmark under bench/
 #   make fuzz   build the libFuzzer targets with clang and run each for a bounded time
 #   make soak   the reliability suite's long variants, SOAK_SECONDS per scenario
+#   make install  build optimised (no tests) and install under PREFIX (default
+#                 /usr/local), staged under DESTDIR if set (docs/INSTALL.md)
 
 BUILD      ?= build/default
 ASAN_BUILD ?= build/asan
 FUZZ_BUILD ?= build/fuzz
+INSTALL_BUILD ?= build/install
 JOBS       ?= $(shell nproc)
+PREFIX     ?= /usr/local
+DESTDIR    ?=
 FUZZ_SECONDS ?= 20
 SOAK_SECONDS ?= 60
 
 CMAKE_FLAGS = -DTHOTH_WERROR=ON
 
-.PHONY: all bootstrap build asan test run bench fuzz soak clean
+.PHONY: all bootstrap build asan test run bench fuzz soak install clean
 
 all: build
 
@@ -50,6 +55,12 @@ fuzz: bootstrap
 
 soak: build
 	@tests/reliability/soak.sh $(BUILD) $(SOAK_SECONDS)
+
+install: bootstrap
+	@cmake -S . -B $(INSTALL_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=$(PREFIX) \
+	       -DTHOTH_TESTS=OFF -DTHOTH_BENCH=OFF $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(INSTALL_BUILD) -j$(JOBS)
+	@DESTDIR=$(DESTDIR) cmake --install $(INSTALL_BUILD)
 
 clean:
 	rm -rf build
