@@ -3,6 +3,7 @@
 #   make test   bootstrap, build with -Werror (plain and ASan+UBSan), run every test
 #   make bench  build optimised and run every benchmark under bench/
 #   make fuzz   build the libFuzzer targets with clang and run each for a bounded time
+#   make soak   the reliability suite's long variants, SOAK_SECONDS per scenario
 #   make install  build optimised (no tests) and install under PREFIX (default
 #                 /usr/local), staged under DESTDIR if set (docs/INSTALL.md)
 
@@ -14,10 +15,11 @@ JOBS       ?= $(shell nproc)
 PREFIX     ?= /usr/local
 DESTDIR    ?=
 FUZZ_SECONDS ?= 20
+SOAK_SECONDS ?= 60
 
 CMAKE_FLAGS = -DTHOTH_WERROR=ON
 
-.PHONY: all bootstrap build asan test run bench fuzz install clean
+.PHONY: all bootstrap build asan test run bench fuzz soak install clean
 
 all: build
 
@@ -50,6 +52,9 @@ fuzz: bootstrap
 	@cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DTHOTH_FUZZ=ON $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(FUZZ_BUILD) -j$(JOBS)
 	@scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+soak: build
+	@tests/reliability/soak.sh $(BUILD) $(SOAK_SECONDS)
 
 install: bootstrap
 	@cmake -S . -B $(INSTALL_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=$(PREFIX) \

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "log.h"
 #include "runtime.h"
@@ -30,6 +31,14 @@ static void usage(FILE *out)
 		"  --foreground          accepted for compatibility: thothd never forks\n"
 		"  --log-level LEVEL     error, warn, info (default) or debug\n"
 		"  --max-per-client N    registrations one connection may hold (default 64)\n"
+		"  --max-clients N       connections at once (default 1024, fewer when\n"
+		"                        RLIMIT_NOFILE is lower)\n"
+		"  --max-clients-per-uid N  connections one uid may hold (default 3/4 of\n"
+		"                        --max-clients); idle ones are evicted first\n"
+		"  --frame-timeout-ms MS a connection's first message, and any message\n"
+		"                        once begun, must arrive within MS (default 5000)\n"
+		"  --trace-detach-ms MS  a trace session ends MS after the connection that\n"
+		"                        started it closed (default 60000)\n"
 		"  -h, --help            this text\n"
 		"\n"
 		"Inspect it with thothctl: thothctl status, thothctl services.\n");
@@ -48,6 +57,10 @@ int main(int argc, char **argv)
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "max-per-client", required_argument, NULL, 'm' },
+		{ "max-clients", required_argument, NULL, 'C' },
+		{ "max-clients-per-uid", required_argument, NULL, 'U' },
+		{ "frame-timeout-ms", required_argument, NULL, 'F' },
+		{ "trace-detach-ms", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -79,6 +92,28 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			cfg.max_per_client = (uint32_t)n;
+			break;
+		}
+		case 'C':
+		case 'U':
+		case 'F':
+		case 'T': {
+			char *end;
+			unsigned long n = strtoul(optarg, &end, 10);
+			if (*end || !*optarg || n == 0 || n > 100000000) {
+				fprintf(stderr, "thothd: --%s wants a number 1..100000000\n",
+					opt == 'C' ? "max-clients" : opt == 'U' ? "max-clients-per-uid"
+					: opt == 'F' ? "frame-timeout-ms" : "trace-detach-ms");
+				return 2;
+			}
+			if (opt == 'C')
+				cfg.max_clients = (uint32_t)n;
+			else if (opt == 'U')
+				cfg.max_clients_per_uid = (uint32_t)n;
+			else if (opt == 'F')
+				cfg.frame_timeout_ns = (uint64_t)n * 1000000ull;
+			else
+				cfg.trace_detach_ns = (uint64_t)n * 1000000ull;
 			break;
 		}
 		case 'h':
@@ -120,6 +155,13 @@ int main(int argc, char **argv)
 	cfg.runtime_dir = dir;
 
 	signal(SIGPIPE, SIG_IGN);
+	/* One descriptor per client: take what the administrator allows (the
+	 * soft limit up to the hard one); thothd_new sizes max_clients to it. */
+	struct rlimit nofile;
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+		nofile.rlim_cur = nofile.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &nofile);
+	}
 	/* Our own trace buffer (all categories off): thothd is traced like any
 	 * service, and collects itself (trace.c). */
 	int tr = thoth_trace_init_process("thothd");

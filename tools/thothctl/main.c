@@ -226,38 +226,82 @@ static int cmd_status(thoth_control_t *ctl)
 	return 0;
 }
 
-static int list(thoth_control_t *ctl, const char *prefix, widths_t *w, bool print)
+/* Every instance under PREFIX, one Registry.list_page reply at a time (a
+ * single list reply cannot hold tens of thousands), each handed to FN. */
+static int for_each_instance(thoth_control_t *ctl, const char *prefix,
+			     void (*fn)(void *arg, const thoth_registry_Instance_t *in), void *arg,
+			     size_t *count)
 {
-	thoth_registry_Registry_list_req_t req = { .prefix = thoth_str(prefix) };
-	thoth_registry_Registry_list_resp_t resp;
-	size_t scratch_cap = 64u << 20;
+	size_t scratch_cap = 4u << 20;  /* one page is at most 1 MiB on the wire */
 	void *scratch = malloc(scratch_cap);
 	if (!scratch)
 		return thothctl_call_failed(ctl, "list", THOTH_E_NOMEM);
-	thoth_arena_t arena;
-	thoth_arena_init(&arena, scratch, scratch_cap);
-	int r = thoth_registry_Registry_list(&ctl->client, &req, &resp, &arena);
-	if (r) {
-		free(scratch);
-		return thothctl_call_failed(ctl, "list", r);
-	}
-	for (uint32_t i = 0; i < resp.instances.count; i++)
-		widen(w, &resp.instances.items[i]);
-	if (print) {
-		if (json) {
-			for (uint32_t i = 0; i < resp.instances.count; i++)
-				instance_json(&resp.instances.items[i], NULL);
-		} else if (!resp.instances.count) {
-			printf("no services registered%s%s\n", *prefix ? " under " : "", prefix);
-		} else {
-			table_header(w, false);
-			for (uint32_t i = 0; i < resp.instances.count; i++)
-				table_row(w, &resp.instances.items[i], NULL);
+	char after_name[160] = "";
+	uint64_t after_at = 0, after_lease = 0;
+	*count = 0;
+	for (;;) {
+		thoth_registry_Registry_list_page_req_t req = {
+			.prefix = thoth_str(prefix), .after_name = thoth_str(after_name),
+			.after_registered_at_ns = after_at, .after_lease = after_lease,
+		};
+		thoth_registry_Registry_list_page_resp_t resp;
+		thoth_arena_t arena;
+		thoth_arena_init(&arena, scratch, scratch_cap);
+		int r = thoth_registry_Registry_list_page(&ctl->client, &req, &resp, &arena);
+		if (r) {
+			free(scratch);
+			return thothctl_call_failed(ctl, "list", r);
 		}
+		for (uint32_t i = 0; i < resp.instances.count; i++)
+			fn(arg, &resp.instances.items[i]);
+		*count += resp.instances.count;
+		bool more = resp.more && resp.instances.count;
+		if (more) {
+			const thoth_registry_Instance_t *last =
+				&resp.instances.items[resp.instances.count - 1];
+			snprintf(after_name, sizeof after_name, "%.*s",
+				 (int)last->registration.name.len, last->registration.name.ptr);
+			after_at = last->registered_at_ns;
+			after_lease = last->lease;
+		}
+		thoth_client_release(&ctl->client);
+		if (!more)
+			break;
 	}
-	thoth_client_release(&ctl->client);
 	free(scratch);
 	return 0;
+}
+
+static void widen_one(void *arg, const thoth_registry_Instance_t *in)
+{
+	widen(arg, in);
+}
+
+static void print_json(void *arg, const thoth_registry_Instance_t *in)
+{
+	instance_json(in, NULL);
+}
+
+static void print_row(void *arg, const thoth_registry_Instance_t *in)
+{
+	table_row(arg, in, NULL);
+}
+
+static int list(thoth_control_t *ctl, const char *prefix, widths_t *w, bool print)
+{
+	size_t n;
+	if (json && print)
+		return for_each_instance(ctl, prefix, print_json, NULL, &n);
+	/* A table: the widths first (one pass), then the rows (another). */
+	int r = for_each_instance(ctl, prefix, widen_one, w, &n);
+	if (r || !print)
+		return r;
+	if (!n) {
+		printf("no services registered%s%s\n", *prefix ? " under " : "", prefix);
+		return 0;
+	}
+	table_header(w, false);
+	return for_each_instance(ctl, prefix, print_row, w, &n);
 }
 
 typedef struct watch_state {
