@@ -25,6 +25,7 @@
 #include "chan_handshake.h"
 #include "chan_shm.h"
 #include "fdpass.h"
+#include "log_internal.h"
 #include "thoth/contract.h"
 #include "thoth/stream.h"
 
@@ -871,9 +872,9 @@ static void stop_loop(thoth_loop_t *loop, const struct signalfd_siginfo *info, v
 	thoth_loop_stop(loop);
 }
 
-static void log_stderr(void *arg, const char *message)
+static void log_to_handler(void *arg, const char *message)
 {
-	fprintf(stderr, "%s: %s\n", (const char *)arg, message);
+	thoth__log(THOTH_LOG_WARN, (const char *)arg, "%s", message);     /* thoth/log.h */
 }
 
 int thoth_serve(const thoth_chan_server_config_t *cfg)
@@ -882,19 +883,18 @@ int thoth_serve(const thoth_chan_server_config_t *cfg)
 	int r = thoth_loop_new(&loop);
 	if (r)
 		return r;
-	signal(SIGPIPE, SIG_IGN);
 	thoth_loop_add_signal(loop, SIGTERM, stop_loop, NULL);
 	thoth_loop_add_signal(loop, SIGINT, stop_loop, NULL);
 	thoth_chan_server_config_t c = *cfg;
 	if (!c.log) {
-		c.log = log_stderr;
+		c.log = log_to_handler;
 		c.log_arg = (void *)(cfg->iface ? cfg->iface->name : "thoth_serve");
 	}
 	thoth_chan_server_t *srv;
 	char why[300];
 	r = thoth_chan_server_new(loop, &c, &srv, why, sizeof why);
 	if (r) {
-		fprintf(stderr, "thoth_serve: %s\n", why);
+		thoth__log(THOTH_LOG_ERROR, "thoth_serve", "%s", why);
 		thoth_loop_free(loop);
 		return r;
 	}

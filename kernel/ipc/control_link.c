@@ -257,14 +257,19 @@ static void attempt(thoth__link_t *l)
 		l->ops.up(l->arg);
 }
 
+/* A fired one-shot timer is freed by the loop unless its callback re-arms
+ * it: forget it first, so a later arm creates a new one. */
 static void retry_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
 {
-	attempt(arg);
+	thoth__link_t *l = arg;
+	l->retry = NULL;
+	attempt(l);
 }
 
 static void deadline_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
 {
 	thoth__link_t *l = arg;
+	l->deadline = NULL;
 	if (l->up)
 		thoth__link_drop(l, THOTH_E_TIMEDOUT, "thothd did not answer in time");
 }

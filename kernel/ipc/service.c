@@ -37,6 +37,7 @@
 #include "thoth/trace.h"
 #include "trace.thoth.h"
 #include "control_link.h"
+#include "log_internal.h"
 #include "unixsock.h"
 
 enum {
@@ -197,6 +198,14 @@ static char *dup_or_null(const char *s)
 
 static void set_state(thoth_service_t *s, thoth_service_state_t state, int err, const char *why)
 {
+	if (state == THOTH_SERVICE_REGISTERED)
+		thoth__log(THOTH_LOG_INFO, "service", "%s registered (lease %016llx)", s->name,
+			   (unsigned long long)s->lease);
+	else if (state == THOTH_SERVICE_REFUSED)
+		thoth__log(THOTH_LOG_ERROR, "service", "%s refused by thothd: %s", s->name, why);
+	else
+		thoth__log(THOTH_LOG_WARN, "service", "%s not registered: %s (%s); retrying", s->name,
+			   why && *why ? why : "-", thoth_strerror(err));
 	s->state = state;
 	if (s->cfg.on_state)
 		s->cfg.on_state(s->cfg.arg, state, err, why ? why : "");
@@ -249,6 +258,7 @@ static void send_register(thoth_service_t *s)
 static void renew_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
 {
 	thoth_service_t *s = arg;
+	s->renew = NULL;        /* fired and not re-armed here: the loop frees it */
 	if (s->state != THOTH_SERVICE_REGISTERED || s->pending)
 		return;
 	thoth_registry_Registry_renew_req_t req = { .lease = s->lease };
