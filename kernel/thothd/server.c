@@ -865,6 +865,18 @@ int thothd_listen(thothd_t *d, const char *path)
 	return 0;
 }
 
+/* Serve a listening socket made by someone else (socket activation, sd.c):
+ * it is not ours to unlink when we stop. */
+int thothd_listen_fd(thothd_t *d, int fd)
+{
+	int r = thoth_loop_add_fd(d->loop, fd, THOTH_LOOP_READ, accept_clients, d, &d->listen_source);
+	if (r)
+		return r;
+	d->listen_fd = fd;
+	d->socket_path[0] = 0;
+	return 0;
+}
+
 void thothd_free(thothd_t *d)
 {
 	if (!d)
@@ -881,7 +893,8 @@ void thothd_free(thothd_t *d)
 		thoth_loop_remove_fd(d->loop, d->listen_source);
 	if (d->listen_fd >= 0) {
 		close(d->listen_fd);
-		unlink(d->socket_path);
+		if (d->socket_path[0])  /* empty: a passed socket (thothd_listen_fd) */
+			unlink(d->socket_path);
 	}
 	if (d->expiry_timer)
 		thoth_timer_cancel(d->loop, d->expiry_timer);

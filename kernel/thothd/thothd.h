@@ -33,9 +33,10 @@
 #include "thoth/loop.h"
 #include "thoth/stream.h"
 #include "thoth/trace.h"
+#include "thoth/version.h"
 #include "trace.thoth.h"
 
-#define THOTHD_VERSION "0.1.0"
+#define THOTHD_VERSION THOTH_VERSION_STRING   /* thoth/version.h: CMake project(VERSION) */
 
 typedef struct thothd_config {
 	const char *runtime_dir;        /* reported by Daemon.status */
@@ -137,6 +138,9 @@ void thothd_free(thothd_t *d);
 /* Bind and listen on PATH (a stale socket file there is replaced: the
  * caller holds the runtime dir's lock). */
 int thothd_listen(thothd_t *d, const char *path);
+/* Serve FD, a listening socket passed by a service manager (not unlinked
+ * by thothd_free). */
+int thothd_listen_fd(thothd_t *d, int fd);
 
 /* A connected client on FD (-1: in-process, output discarded). */
 int thothd_client_open(thothd_t *d, int fd, uint32_t uid, uint32_t pid, thothd_client_t **out);
