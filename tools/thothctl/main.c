@@ -5,6 +5,7 @@
  *   thothctl [--runtime-dir DIR] [--json] services [--watch] [PREFIX]
  *   thothctl [--runtime-dir DIR] [--json] resolve NAME [--min-version V]
  *   thothctl [--runtime-dir DIR] trace start|stop|dump|--duration S ...  (trace.c)
+ *   thothctl pm sim TRACE --policy P [--json] ...  (pm_sim.c; needs no thothd)
  *
  * Exit status: 0 done, 1 failed (thothd not running, name not found, ...),
  * 2 bad arguments.  Errors are one line on stderr.
@@ -40,6 +41,11 @@ static void usage(FILE *out)
 		"        [--json FILE] [--ctf DIR]\n"
 		"                                  collect trace events from every thoth\n"
 		"                                  process (`thothctl trace --help`)\n"
+		"  sched [--duration SECONDS] [--json] | --from TRACE.json\n"
+		"                                  wake-ups per process and why (sched.c)\n"
+		"  pm sim TRACE --policy P [--device D | --cpu M] [--json]\n"
+		"                                  replay a trace on the PM simulator\n"
+		"                                  (modelled energy; `thothctl pm sim --help`)\n"
 		"\n"
 		"options:\n"
 		"  --runtime-dir DIR   thothd's runtime dir (default: $THOTH_RUNTIME_DIR,\n"
@@ -156,13 +162,18 @@ static void table_row(const widths_t *w, const thoth_registry_Instance_t *in, co
 	const thoth_registry_Registration_t *r = &in->registration;
 	uint64_t now = now_ns();
 	double left = in->expires_at_ns > now ? (double)(in->expires_at_ns - now) / 1e9 : 0.0;
+	char expires[32];
+	if (in->expires_at_ns == UINT64_MAX)    /* held by its connection: no TTL */
+		snprintf(expires, sizeof expires, "never");
+	else
+		snprintf(expires, sizeof expires, "%.1fs", left);
 	if (event)
 		printf("%-8s ", event);
-	printf("%-*.*s  %-*.*s  %-*.*s  %4u  %-6s  %7u  %016llx  %.1fs\n", w->name,
+	printf("%-*.*s  %-*.*s  %-*.*s  %4u  %-6s  %7u  %016llx  %s\n", w->name,
 	       (int)r->name.len, r->name.ptr, w->version, (int)r->version.len, r->version.ptr,
 	       w->endpoint, (int)r->endpoint.addr.len, r->endpoint.addr.ptr, r->endpoint.numa_node,
 	       locality_name(r->endpoint.locality), r->endpoint.pid, (unsigned long long)in->lease,
-	       left);
+	       expires);
 }
 
 /* ---- commands ------------------------------------------------------------------------ */
@@ -348,7 +359,8 @@ int thothctl_connect(thoth_control_t *ctl, const char *runtime_dir)
 	}
 	if (r) {
 		fprintf(stderr, "thothctl: cannot reach thothd at %s: %s\n",
-			ctl->path[0] ? ctl->path : "(runtime dir path too long)", thoth_strerror(r));
+			ctl->path[0] ? ctl->path : "(runtime dir path too long)",
+			ctl->why[0] ? ctl->why : thoth_strerror(r));
 		return 1;
 	}
 	return 0;
@@ -372,6 +384,10 @@ int main(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "trace") == 0)
 			return thothctl_trace(argc - i, argv + i, runtime_dir);
+		if (strcmp(argv[i], "sched") == 0)
+			return thothctl_sched(argc - i, argv + i, runtime_dir);
+		if (strcmp(argv[i], "pm") == 0 && i + 1 < argc && strcmp(argv[i + 1], "sim") == 0)
+			return thothctl_pm_sim(argc - i - 1, argv + i + 1, runtime_dir);
 		if (argv[i][0] != '-' || strcmp(argv[i], "--") == 0)
 			break;
 		if (strcmp(argv[i], "--runtime-dir") == 0 && i + 1 < argc)
