@@ -210,6 +210,10 @@ static void send_register(thoth_service_t *s)
 static void renew_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
 {
 	thoth_service_t *s = arg;
+	/* A fired one-shot timer that its callback does not re-arm is freed by
+	 * the loop when the callback returns: forget it, the answer arms a new
+	 * one (schedule_renew). */
+	s->renew = NULL;
 	if (s->state != THOTH_SERVICE_REGISTERED || s->pending)
 		return;
 	thoth_registry_Registry_renew_req_t req = { .lease = s->lease };
