@@ -5,6 +5,7 @@
  *   thothctl [--runtime-dir DIR] [--json] services [--watch] [PREFIX]
  *   thothctl [--runtime-dir DIR] [--json] resolve NAME [--min-version V]
  *   thothctl [--runtime-dir DIR] trace start|stop|dump|--duration S ...  (trace.c)
+ *   thothctl pm sim TRACE --policy P [--json] ...  (pm_sim.c; needs no thothd)
  *
  * Exit status: 0 done, 1 failed (thothd not running, name not found, ...),
  * 2 bad arguments.  Errors are one line on stderr.
@@ -42,6 +43,9 @@ static void usage(FILE *out)
 		"                                  process (`thothctl trace --help`)\n"
 		"  sched [--duration SECONDS] [--json] | --from TRACE.json\n"
 		"                                  wake-ups per process and why (sched.c)\n"
+		"  pm sim TRACE --policy P [--device D | --cpu M] [--json]\n"
+		"                                  replay a trace on the PM simulator\n"
+		"                                  (modelled energy; `thothctl pm sim --help`)\n"
 		"\n"
 		"options:\n"
 		"  --runtime-dir DIR   thothd's runtime dir (default: $THOTH_RUNTIME_DIR,\n"
@@ -382,6 +386,8 @@ int main(int argc, char **argv)
 			return thothctl_trace(argc - i, argv + i, runtime_dir);
 		if (strcmp(argv[i], "sched") == 0)
 			return thothctl_sched(argc - i, argv + i, runtime_dir);
+		if (strcmp(argv[i], "pm") == 0 && i + 1 < argc && strcmp(argv[i + 1], "sim") == 0)
+			return thothctl_pm_sim(argc - i - 1, argv + i + 1, runtime_dir);
 		if (argv[i][0] != '-' || strcmp(argv[i], "--") == 0)
 			break;
 		if (strcmp(argv[i], "--runtime-dir") == 0 && i + 1 < argc)
