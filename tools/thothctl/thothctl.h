@@ -18,6 +18,8 @@ int thothctl_call_failed(thoth_control_t *ctl, const char *what, int r);
 /* `thothctl trace ...`: ARGV[0] is "trace".  Returns the exit status. */
 int thothctl_trace(int argc, char **argv, const char *runtime_dir);
 
+/* `thothctl sched ...`: ARGV[0] is "sched" (sched.c).  Returns the exit status. */
+int thothctl_sched(int argc, char **argv, const char *runtime_dir);
 /* `thothctl pm sim ...` (pm_sim.c): ARGV[0] is "sim".  Needs no thothd
  * (RUNTIME_DIR is unused).  Returns the exit status. */
 int thothctl_pm_sim(int argc, char **argv, const char *runtime_dir);
