@@ -35,6 +35,12 @@
 extern "C" {
 #endif
 
+/* Internal to libthoth: never exported from libthoth.so (the version
+ * script exports thoth_*, which these names would match). */
+#ifndef THOTH__HIDDEN
+#define THOTH__HIDDEN __attribute__((visibility("hidden")))
+#endif
+
 typedef struct thoth__link thoth__link_t;
 
 typedef struct thoth__link_ops {
@@ -49,43 +55,56 @@ typedef struct thoth__link_ops {
 
 /* Nothing happens until thoth__link_start.  RUNTIME_DIR NULL: the default
  * rule (thoth_runtime_dir). */
+THOTH__HIDDEN
 int thoth__link_new(thoth_loop_t *loop, const char *runtime_dir, const thoth__link_ops_t *ops,
 		    void *arg, thoth__link_t **out);
 /* Try to connect now (callbacks may run before it returns). */
+THOTH__HIDDEN
 void thoth__link_start(thoth__link_t *link);
+THOTH__HIDDEN
 void thoth__link_free(thoth__link_t *link);
 
+THOTH__HIDDEN
 bool thoth__link_is_up(const thoth__link_t *link);
 
 /* Encode REQ as method M's request with REQUEST_ID and send it without
  * blocking.  0, or an error after which the caller should drop the link. */
+THOTH__HIDDEN
 int thoth__link_send(thoth__link_t *link, const thoth_method_info_t *m, const void *req,
 		     uint32_t request_id);
 
 /* Close the connection and stop: no retry until thoth__link_start.  Safe
  * from the link's own callbacks (ops->down does not run). */
+THOTH__HIDDEN
 void thoth__link_stop(thoth__link_t *link);
 
 /* Close the connection and retry later (ops->down runs with ERR/WHY). */
+THOTH__HIDDEN
 void thoth__link_drop(thoth__link_t *link, int err, const char *why);
 
 /* Drop the connection if no thoth__link_deadline(link, 0) comes within
  * MS milliseconds (an unanswered request).  0 disarms. */
+THOTH__HIDDEN
 int thoth__link_deadline(thoth__link_t *link, uint32_t ms);
 
 /* Decode an error response's code and message; 1 if MSG is one, 0 if it
  * is a normal response, <0 if it is malformed. */
+THOTH__HIDDEN
 int thoth__link_error_of(const uint8_t *msg, size_t len, uint32_t *code, char *why, size_t why_len);
 
 /* Header fields of a received message (0 when too short). */
+THOTH__HIDDEN
 uint32_t thoth__link_request_id(const uint8_t *msg, size_t len);
+THOTH__HIDDEN
+uint16_t thoth__link_flags(const uint8_t *msg, size_t len);
 
 /* Counted handovers of our trace buffer to thothd (service.c): when the
  * last connection that carried one closes, the process's own tracing mask
  * is put back (nobody collects any more). */
+THOTH__HIDDEN
 void thoth__trace_collector_attached(void);
+THOTH__HIDDEN
 void thoth__trace_collector_detached(void);
-uint16_t thoth__link_flags(const uint8_t *msg, size_t len);
 
 #ifdef __cplusplus
 }

@@ -7,8 +7,15 @@
 
 #include "thoth/log.h"
 
+/* Internal to libthoth: never exported from libthoth.so (the version
+ * script exports thoth_*, which these names would match). */
+#ifndef THOTH__HIDDEN
+#define THOTH__HIDDEN __attribute__((visibility("hidden")))
+#endif
+
 /* Format and pass to the handler, if one is set and LEVEL passes its
  * filter (cheap when not: nothing is formatted). */
+THOTH__HIDDEN
 void thoth__log(thoth_log_level_t level, const char *component, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 

@@ -32,6 +32,12 @@
 extern "C" {
 #endif
 
+/* Internal to libthoth: never exported from libthoth.so (the version
+ * script exports thoth_*, which these names would match). */
+#ifndef THOTH__HIDDEN
+#define THOTH__HIDDEN __attribute__((visibility("hidden")))
+#endif
+
 #define THOTH__UNIX_DEFAULT_MODE 0600u
 
 enum {
@@ -61,6 +67,7 @@ enum {
  * THOTH_E_EXISTS, THOTH_E_BUSY (a live listener is there), THOTH_E_IO
  * (WHY names the system call and errno).
  */
+THOTH__HIDDEN
 int thoth__unix_listen(const char *path, unsigned mode, unsigned flags, int *fd_out, char *why,
 		       size_t why_len);
 
@@ -74,16 +81,19 @@ int thoth__unix_listen(const char *path, unsigned mode, unsigned flags, int *fd_
  * which), THOTH_E_TIMEDOUT, THOTH_E_AGAIN (NONBLOCK, backlog full),
  * THOTH_E_INVAL (path too long), THOTH_E_IO.
  */
+THOTH__HIDDEN
 int thoth__unix_connect(const char *path, unsigned flags, int timeout_ms, int *fd_out, char *why,
 			size_t why_len);
 
 /* The runtime-dir rule on DIR: 0, or THOTH_E_NOT_RUNNING (absent),
  * THOTH_E_PERM (symlink, not a directory, other owner, group/other
  * access), THOTH_E_IO; WHY says which. */
+THOTH__HIDDEN
 int thoth__unix_check_dir(const char *dir, char *why, size_t why_len);
 
 /* The uid/pid of the process at the other end of the connected socket FD
  * (for a client: whoever called listen()).  0 or THOTH_E_IO. */
+THOTH__HIDDEN
 int thoth__unix_peer(int fd, uid_t *uid, pid_t *pid);
 
 #ifdef __cplusplus
