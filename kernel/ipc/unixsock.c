@@ -21,6 +21,8 @@
 enum { LISTEN_BACKLOG = 128 };
 
 static void put_why(char *why, size_t why_len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void put_why(char *why, size_t why_len, const char *fmt, ...)
 {
 	if (!why || !why_len)
 		return;
