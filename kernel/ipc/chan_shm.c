@@ -20,6 +20,7 @@
 #include <linux/futex.h>
 #include <stdarg.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,8 @@ _Static_assert(sizeof(chan_ctl_t) <= CHAN_PAGE, "control page overflows");
 _Static_assert(THOTH_CHAN_INLINE_MAX % 8 == 0, "inline area must keep messages 8-aligned");
 
 enum { BUF_FREE = 0, BUF_ALLOCATED = 1, BUF_LENT = 2 };
+
+static void presence_publish(chan_end_t *e, bool running);
 
 #define SPIN_MIN_NS 1000u
 #define SLEEP_SLICE_NS (10u * 1000000u)   /* liveness is re-checked this often while blocked */
@@ -206,8 +209,6 @@ int chan_end_init(chan_end_t *e, uint8_t *base, const chan_layout_t *lay, int si
 	e->side = side;
 	e->tx = side == CHAN_CLIENT ? CHAN_REQ : CHAN_RESP;
 	e->rx = side == CHAN_CLIENT ? CHAN_RESP : CHAN_REQ;
-	e->peer_efd = -1;
-	e->own_efd = -1;
 	e->sock = -1;
 	e->wait = THOTH_CHAN_SPIN;
 	e->spin_max = e->spin_budget = THOTH_CHAN_DEFAULT_SPIN_NS;
@@ -230,6 +231,7 @@ int chan_end_init(chan_end_t *e, uint8_t *base, const chan_layout_t *lay, int si
 		return chan_fail(e, THOTH_E_CORRUPT,
 				 "control page describes %u slots, %u buffers of %u bytes; the handshake agreed %u, %u of %u",
 				 slots, bufs, bsz, lay->lim.slots, lay->lim.pool_bufs, lay->lim.pool_buf_size);
+	presence_publish(e, true);      /* the peer learns our CPU before our first wait */
 	return 0;
 }
 
@@ -261,16 +263,42 @@ static void futex_wake(_Atomic uint32_t *word)
 	syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, 1, NULL, NULL, 0);
 }
 
+/*
+ * Wake the peer.  A futex word lives in the shared page: FUTEX_WAKE never
+ * blocks whatever the peer wrote there.  A peer that waits on an event loop
+ * is rung with one byte on OUR end of the channel's socket: that file
+ * description is ours alone (the peer cannot clear its O_NONBLOCK, as it
+ * could on a shared eventfd), and MSG_DONTWAIT makes this one call
+ * non-blocking whatever the flags say.  EAGAIN means the socket already
+ * holds unread doorbells: the peer is awake enough.  docs/IPC.md, "Wake-ups
+ * a peer cannot block".
+ */
 static void wake_peer(chan_end_t *e, _Atomic uint32_t *word)
 {
 	e->st.wakes++;
-	if (e->peer_efd >= 0) {
-		uint64_t one = 1;
-		ssize_t r = write(e->peer_efd, &one, sizeof one);
-		(void)r;        /* EAGAIN: the counter is already non-zero, the peer will wake */
-	} else {
+	e->rang = true;
+	if (e->peer_bell) {
+		ssize_t r = send(e->sock, "", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+		(void)r;        /* EAGAIN: doorbells are pending; EPIPE: the liveness check sees it */
+	} else if (word) {
 		futex_wake(word);
 	}
+}
+
+int chan_bell_drain(chan_end_t *e)
+{
+	if (e->sock < 0)
+		return 0;
+	char bells[256];
+	/* One read: a peer ringing without pause cannot keep us here; what is
+	 * left keeps the socket readable and the loop comes back. */
+	ssize_t r = recv(e->sock, bells, sizeof bells, MSG_DONTWAIT);
+	/* Not sticky: what the peer queued before it went may still be
+	 * served (a service answers a dead client's oneway messages); the
+	 * liveness check makes it sticky when the caller asks. */
+	if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+		return THOTH_E_PEER_GONE;
+	return 0;
 }
 
 static uint32_t runs_of(const chan_end_t *e, size_t len)
@@ -615,13 +643,43 @@ _Atomic uint32_t *chan_wait_word(chan_end_t *e, enum chan_cond cond, uint32_t *e
 	return NULL;
 }
 
+/* ---- presence: spin only when it can pay (docs/IPC.md, "Presence") ------- */
+
+bool chan_spin_pays(uint32_t peer, int my_cpu, bool rang)
+{
+	if (peer & ~(CHAN_PRESENCE_RUNNING | CHAN_PRESENCE_CPU_MASK))
+		return true;                     /* not a value we write: unknown */
+	uint32_t cpu = peer & CHAN_PRESENCE_CPU_MASK;
+	if (cpu == 0 || my_cpu < 0)
+		return true;                     /* unknown: the adaptive budget decides */
+	if (cpu - 1 == (uint32_t)my_cpu)
+		return false;                    /* it needs our CPU to answer */
+	return (peer & CHAN_PRESENCE_RUNNING) || rang;
+}
+
+/* Publish our presence; a store only when it changes, so a busy side does
+ * not keep pulling the cache line the peer polls.  Relaxed: the word is a
+ * hint that no correctness argument relies on. */
+static void presence_publish(chan_end_t *e, bool running)
+{
+	int cpu = sched_getcpu();
+	uint32_t v = cpu >= 0 && cpu < (int)CHAN_PRESENCE_CPU_MASK ? (uint32_t)cpu + 1 : 0;
+	v |= running ? CHAN_PRESENCE_RUNNING : 0;
+	if (v != e->presence) {
+		e->presence = v;
+		atomic_store_explicit(&e->ctl->presence[e->side].word, v, memory_order_relaxed);
+	}
+}
+
 int chan_arm(chan_end_t *e, enum chan_cond cond, size_t len)
 {
 	_Atomic uint32_t *flag = wait_flag(e, cond);
+	presence_publish(e, false);
 	atomic_store_explicit(flag, 1, memory_order_relaxed);
 	atomic_thread_fence(memory_order_seq_cst);
 	if (chan_ready(e, cond, len)) {
 		atomic_store_explicit(flag, 0, memory_order_relaxed);
+		presence_publish(e, true);
 		return 1;
 	}
 	return 0;
@@ -630,6 +688,7 @@ int chan_arm(chan_end_t *e, enum chan_cond cond, size_t len)
 void chan_disarm(chan_end_t *e, enum chan_cond cond)
 {
 	atomic_store_explicit(wait_flag(e, cond), 0, memory_order_relaxed);
+	presence_publish(e, true);
 }
 
 int chan_check_peer(chan_end_t *e)
@@ -655,16 +714,38 @@ static int ready_result(chan_end_t *e)
 	return e->err ? e->err : 0;
 }
 
+/* May we (go on) spinning?  Reads the peer's presence once; counts a skip
+ * when not.  Seeing the peer running ends "we rang it". */
+static bool spin_may(chan_end_t *e)
+{
+	uint32_t peer = atomic_load_explicit(&e->ctl->presence[e->side ^ 1].word, memory_order_relaxed);
+	if (peer & CHAN_PRESENCE_RUNNING)
+		e->rang = false;
+	presence_publish(e, true);
+	if (chan_spin_pays(peer, (int)(e->presence & CHAN_PRESENCE_CPU_MASK) - 1, e->rang))
+		return true;
+	e->st.spin_skips++;
+	e->rang = false;
+	return false;
+}
+
 bool chan_spin(chan_end_t *e, enum chan_cond cond, size_t len)
 {
 	if (e->wait != THOTH_CHAN_SPIN || !e->spin_budget)
 		return false;
+	if (!spin_may(e))
+		return false;
 	uint64_t start = thoth_clock_now(), end = start + e->spin_budget;
 	for (uint64_t t = start; t < end; t = thoth_clock_now()) {
+		/* Every 64 pauses (a few hundred ns): the peer may have gone to
+		 * sleep or moved to our CPU, and we may have moved. */
+		if (t != start && !spin_may(e))
+			return false;
 		for (int i = 0; i < 64; i++) {
 			if (chan_ready(e, cond, len)) {
 				uint64_t took = thoth_clock_now() - start;
 				e->st.spin_hits++;
+				e->rang = false;
 				/* Success: allow twice what this wait took, never less than now. */
 				if (2 * took > e->spin_budget)
 					e->spin_budget = 2 * took < e->spin_max ? (uint32_t)(2 * took) : e->spin_max;
@@ -673,6 +754,8 @@ bool chan_spin(chan_end_t *e, enum chan_cond cond, size_t len)
 			cpu_relax();
 		}
 	}
+	e->st.spin_misses++;
+	e->rang = false;
 	return false;
 }
 
@@ -693,6 +776,9 @@ void chan_spin_slept(chan_end_t *e, uint64_t waited_ns)
 
 int chan_wait(chan_end_t *e, enum chan_cond cond, size_t len, int timeout_ms)
 {
+	/* Running, and where: also when the wait is over at once (a side that
+	 * always finds its data ready would otherwise never tell its peer). */
+	presence_publish(e, true);
 	if (chan_ready(e, cond, len))
 		return ready_result(e);
 	if (timeout_ms == 0)
@@ -711,14 +797,11 @@ int chan_wait(chan_end_t *e, enum chan_cond cond, size_t len, int timeout_ms)
 		uint64_t slice = deadline - now < SLEEP_SLICE_NS ? deadline - now : SLEEP_SLICE_NS;
 		struct timespec ts = { (time_t)(slice / 1000000000u), (long)(slice % 1000000000u) };
 		e->st.sleeps++;
-		if (e->own_efd >= 0) {
-			/* The peer wakes us through our eventfd (we also serve a loop). */
-			struct pollfd pfd = { .fd = e->own_efd, .events = POLLIN };
-			if (poll(&pfd, 1, (int)((slice + 999999u) / 1000000u)) > 0) {
-				uint64_t v;
-				ssize_t r = read(e->own_efd, &v, sizeof v);
-				(void)r;
-			}
+		if (e->own_bell) {
+			/* The peer rings our socket (we also serve a loop). */
+			struct pollfd pfd = { .fd = e->sock, .events = POLLIN };
+			if (poll(&pfd, 1, (int)((slice + 999999u) / 1000000u)) > 0)
+				chan_bell_drain(e);
 		} else {
 			syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT, expect, &ts, NULL, 0);
 		}
@@ -741,8 +824,8 @@ void chan_end_close(chan_end_t *e)
 		return;
 	atomic_store_explicit(&e->ctl->closed[e->side], 1, memory_order_release);
 	atomic_thread_fence(memory_order_seq_cst);
-	/* The peer may sleep on any of these words (or on its eventfd). */
-	if (e->peer_efd >= 0) {
+	/* The peer may sleep on any of these words (or on its socket). */
+	if (e->peer_bell) {
 		wake_peer(e, NULL);
 	} else {
 		futex_wake(&e->ctl->dir[e->tx].head);

@@ -52,7 +52,29 @@ typedef struct chan_ctl {
 	uint64_t size;
 	_Alignas(64) _Atomic uint32_t closed[2];   /* side i closed the channel */
 	chan_dir_t dir[2];
+	/* Side i's presence word (CHAN_PRESENCE_*), written only by side i,
+	 * each on its own cache line (the peer polls it while spinning).  A
+	 * hint for the peer's spin decision and nothing else: docs/IPC.md,
+	 * "Presence".  Zero (an older peer) reads as "unknown". */
+	struct { _Alignas(64) _Atomic uint32_t word; } presence[2];
 } chan_ctl_t;
+
+/* Presence word: bit 31 = running (not about to sleep), low 16 bits = the
+ * CPU it last ran on + 1 (0 = unknown), bits 16-30 = 0.  Any other value is
+ * read as "unknown". */
+#define CHAN_PRESENCE_RUNNING 0x80000000u
+#define CHAN_PRESENCE_CPU_MASK 0xffffu
+
+/* The waiter's rule (pure, so tests feed it any value): spin for a peer
+ * whose presence word is PEER while running on MY_CPU (-1 = unknown)?
+ * RANG: we woke the peer and have not seen it running since.
+ *  - the peer last ran on MY_CPU: no (it cannot run while we spin there);
+ *  - it runs on another CPU: yes;
+ *  - it is not running: yes only if RANG (it is waking up, most likely on
+ *    the CPU it last ran on), else no (nothing will wake it soon);
+ *  - either CPU unknown (or a value we never write): yes, the bounded
+ *    adaptive spin of before. */
+bool chan_spin_pays(uint32_t peer, int my_cpu, bool rang);
 
 /* Where everything is; computed by both sides from the limits alone. */
 typedef struct chan_layout {
@@ -86,12 +108,15 @@ typedef struct chan_end {
 
 	int err;                          /* sticky: CORRUPT or PEER_GONE */
 	char why[160];                    /* what was wrong */
-	int peer_efd;                     /* wake the peer with this eventfd, or -1: futex */
-	int own_efd;                      /* the peer wakes us here (we wait on a loop), or -1 */
-	int sock;                         /* liveness of the peer (EOF = gone), or -1 */
+	int sock;                         /* our end of the channel's Unix socket, or -1:
+					   * liveness of the peer (EOF = gone) and doorbells */
+	bool peer_bell;                   /* wake the peer with a doorbell byte on sock, not a futex */
+	bool own_bell;                    /* we wait on sock (a loop watches it), not on a futex */
 	uint32_t service_pid;             /* traced as service_id: the service instance */
 	thoth_chan_wait_t wait;
 	uint32_t spin_max, spin_budget;   /* ns */
+	uint32_t presence;                /* last value we published in our presence word */
+	bool rang;                        /* we woke the peer since our last spin decision */
 	thoth_chan_stats_t st;
 } chan_end_t;
 
@@ -151,6 +176,11 @@ void chan_spin_slept(chan_end_t *e, uint64_t waited_ns);
 
 /* Is the peer still there?  0 or THOTH_E_PEER_GONE (sets e->err). */
 int chan_check_peer(chan_end_t *e);
+
+/* Take the doorbell bytes the peer sent on our socket (never blocks):
+ * 0, or THOTH_E_PEER_GONE when the socket reached its end (not sticky:
+ * chan_check_peer sets e->err). */
+int chan_bell_drain(chan_end_t *e);
 
 /* Mark our side closed and wake the peer. */
 void chan_end_close(chan_end_t *e);

@@ -44,7 +44,9 @@ int main(void)
 }
 C
 INC="-I$(dirname "$0")/../../include -I$BUILD/include"
-$CC -std=c11 $INC -o "$T/user_static" "$T/user.c" "$A" -pthread -lm
+# What libthoth.a needs besides libc (-lm, -luring, ...), from the build's thoth.pc.
+PRIVATE=$(PKG_CONFIG_PATH=$BUILD pkg-config --static --libs-only-l thoth | sed 's/-lthoth//')
+$CC -std=c11 $INC -o "$T/user_static" "$T/user.c" "$A" -pthread $PRIVATE
 [ "$("$T/user_static")" = ok ] || fail "static user program"
 $CC -std=c11 $INC -o "$T/user_shared" "$T/user.c" -L"$BUILD" -lthoth -Wl,-rpath,"$BUILD"
 [ "$("$T/user_shared")" = ok ] || fail "shared user program"

@@ -5,6 +5,8 @@
  *   thothctl [--runtime-dir DIR] [--json] services [--watch] [PREFIX]
  *   thothctl [--runtime-dir DIR] [--json] resolve NAME [--min-version V]
  *   thothctl [--runtime-dir DIR] [--json] trace start|stop|dump|--duration S ...  (trace.c)
+ *   thothctl [--runtime-dir DIR] [--json] sched ...  (sched.c)
+ *   thothctl [--json] pm sim TRACE --policy P ...  (pm_sim.c; needs no thothd)
  *   thothctl --help | --version
  *
  * The global options (--runtime-dir, --json, --help, --version) are parsed
@@ -48,11 +50,17 @@ static void usage(FILE *out)
 		"        [--json FILE] [--ctf DIR]\n"
 		"                                  collect trace events from every thoth\n"
 		"                                  process (`thothctl trace --help`)\n"
+		"  sched [--duration SECONDS] [--json] | --from TRACE.json\n"
+		"                                  wake-ups per process and why (sched.c)\n"
+		"  pm sim TRACE --policy P [--device D | --cpu M] [--json]\n"
+		"                                  replay a trace on the PM simulator\n"
+		"                                  (modelled energy; `thothctl pm sim --help`)\n"
 		"\n"
 		"options:\n"
 		"  --runtime-dir DIR   thothd's runtime dir (default: $THOTH_RUNTIME_DIR,\n"
 		"                      else $XDG_RUNTIME_DIR/thoth, else /tmp/thoth-$UID)\n"
-		"  --json              machine-readable output (one JSON object per line);\n"
+		"  --json              machine-readable output (JSON objects, one a line;\n"
+		"                      a report such as sched's is one object);\n"
 		"                      every command honours it\n"
 		"  -h, --help          this text\n"
 		"  --version           print the version\n");
@@ -166,13 +174,18 @@ static void table_row(const widths_t *w, const thoth_registry_Instance_t *in, co
 	const thoth_registry_Registration_t *r = &in->registration;
 	uint64_t now = now_ns();
 	double left = in->expires_at_ns > now ? (double)(in->expires_at_ns - now) / 1e9 : 0.0;
+	char expires[32];
+	if (in->expires_at_ns == UINT64_MAX)    /* held by its connection: no TTL */
+		snprintf(expires, sizeof expires, "never");
+	else
+		snprintf(expires, sizeof expires, "%.1fs", left);
 	if (event)
 		printf("%-8s ", event);
-	printf("%-*.*s  %-*.*s  %-*.*s  %4u  %-6s  %7u  %016llx  %.1fs\n", w->name,
+	printf("%-*.*s  %-*.*s  %-*.*s  %4u  %-6s  %7u  %016llx  %s\n", w->name,
 	       (int)r->name.len, r->name.ptr, w->version, (int)r->version.len, r->version.ptr,
 	       w->endpoint, (int)r->endpoint.addr.len, r->endpoint.addr.ptr, r->endpoint.numa_node,
 	       locality_name(r->endpoint.locality), r->endpoint.pid, (unsigned long long)in->lease,
-	       left);
+	       expires);
 }
 
 /* ---- commands ------------------------------------------------------------------------ */
@@ -358,7 +371,8 @@ int thothctl_connect(thoth_control_t *ctl, const char *runtime_dir)
 	}
 	if (r) {
 		fprintf(stderr, "thothctl: cannot reach thothd at %s: %s\n",
-			ctl->path[0] ? ctl->path : "(runtime dir path too long)", thoth_strerror(r));
+			ctl->path[0] ? ctl->path : "(runtime dir path too long)",
+			ctl->why[0] ? ctl->why : thoth_strerror(r));
 		return 1;
 	}
 	return 0;
@@ -367,6 +381,8 @@ int thothctl_connect(thoth_control_t *ctl, const char *runtime_dir)
 static int cmd_status_main(int argc, char **argv, const thothctl_opts_t *opts);
 static int cmd_services_main(int argc, char **argv, const thothctl_opts_t *opts);
 static int cmd_resolve_main(int argc, char **argv, const thothctl_opts_t *opts);
+static int cmd_sched_main(int argc, char **argv, const thothctl_opts_t *opts);
+static int cmd_pm_main(int argc, char **argv, const thothctl_opts_t *opts);
 
 /* Every command.  own_json: after the command's name, --json is the
  * command's own option (trace: --json FILE names an output); before the
@@ -380,7 +396,42 @@ static const struct thothctl_command {
 	{ "services", cmd_services_main, false },
 	{ "resolve", cmd_resolve_main, false },
 	{ "trace", thothctl_trace, true },
+	{ "sched", cmd_sched_main, false },
+	{ "pm", cmd_pm_main, false },
 };
+
+/* sched and pm sim take (argc, argv, runtime_dir) and a --json flag of their
+ * own: hand them the global --json back as that flag. */
+static int call_with_json(int (*fn)(int, char **, const char *), int argc, char **argv,
+			  const thothctl_opts_t *opts)
+{
+	char **a = calloc((size_t)argc + 2, sizeof *a);
+	if (!a) {
+		fprintf(stderr, "thothctl: out of memory\n");
+		return 1;
+	}
+	memcpy(a, argv, (size_t)argc * sizeof *a);
+	static char json_flag[] = "--json";
+	if (opts->json)
+		a[argc++] = json_flag;
+	a[argc] = NULL;
+	int r = fn(argc, a, opts->runtime_dir);
+	free(a);
+	return r;
+}
+
+static int cmd_sched_main(int argc, char **argv, const thothctl_opts_t *opts)
+{
+	return call_with_json(thothctl_sched, argc, argv, opts);
+}
+
+/* `pm` families: `pm sim` (pm_sim.c) so far. */
+static int cmd_pm_main(int argc, char **argv, const thothctl_opts_t *opts)
+{
+	if (argc >= 2 && strcmp(argv[1], "sim") == 0)
+		return call_with_json(thothctl_pm_sim, argc - 1, argv + 1, opts);
+	return usage_error("pm: unknown or missing subcommand (pm sim ...):", argc >= 2 ? argv[1] : NULL);
+}
 
 /* The options of status/services/resolve, after the global ones are gone:
  * -1 to go on, else the exit status (help printed, or a usage error). */

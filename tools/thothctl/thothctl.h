@@ -37,4 +37,10 @@ int thothctl_call_failed(thoth_control_t *ctl, const char *what, int r);
 /* `thothctl trace ...` (trace.c). */
 thothctl_cmd_fn thothctl_trace;
 
+/* `thothctl sched ...`: ARGV[0] is "sched" (sched.c).  Returns the exit status. */
+int thothctl_sched(int argc, char **argv, const char *runtime_dir);
+/* `thothctl pm sim ...` (pm_sim.c): ARGV[0] is "sim".  Needs no thothd
+ * (RUNTIME_DIR is unused).  Returns the exit status. */
+int thothctl_pm_sim(int argc, char **argv, const char *runtime_dir);
+
 #endif
