@@ -12,7 +12,7 @@ _thothctl()
 		esac
 	done
 	case $prev in
-	--runtime-dir|--ctf)
+	--runtime-dir|--ctf|--from)
 		COMPREPLY=($(compgen -d -- "$cur")); return ;;
 	--json)
 		# After `trace`, --json names an output file; before, it is a flag.
@@ -25,7 +25,7 @@ _thothctl()
 	local global="--runtime-dir --json --help --version"
 	case $cmd in
 	"")
-		COMPREPLY=($(compgen -W "status services resolve trace $global" -- "$cur")) ;;
+		COMPREPLY=($(compgen -W "status services resolve trace sched pm $global" -- "$cur")) ;;
 	status)
 		COMPREPLY=($(compgen -W "--json --runtime-dir" -- "$cur")) ;;
 	services)
@@ -42,6 +42,14 @@ _thothctl()
 			dump) COMPREPLY=($(compgen -W "--json --ctf" -- "$cur")) ;;
 			*) COMPREPLY=($(compgen -W "--duration --categories --pid --json --ctf --help" -- "$cur")) ;;
 			esac
+		fi ;;
+	sched)
+		COMPREPLY=($(compgen -W "--duration --from --json --runtime-dir" -- "$cur")) ;;
+	pm)
+		if [ -z "$sub" ] && [[ $cur != -* ]]; then
+			COMPREPLY=($(compgen -W "sim" -- "$cur"))
+		else
+			COMPREPLY=($(compgen -W "--policy --device --cpu --json --help" -- "$cur") $(compgen -f -- "$cur"))
 		fi ;;
 	*)
 		COMPREPLY=($(compgen -W "--json --runtime-dir --help" -- "$cur")) ;;

@@ -39,14 +39,20 @@ for _ in $(seq 1 500); do
   sleep 0.02
 done
 
-json_lines() {   # ARGS...: run thothctl, check stdout is >= 1 JSON object a line
+json_lines() {   # ARGS...: run thothctl, check stdout is JSON: objects, one a line,
+                 # or one object (a report such as sched's)
   local out
   out=$("$THOTHCTL" "$@") || fail "thothctl $* exited $?"
   [ -n "$out" ] || fail "thothctl $*: no output"
   "$PY" -c 'import json, sys
-for line in sys.stdin:
-    if not isinstance(json.loads(line), dict):
-        sys.exit("not an object: " + line)' <<<"$out" || fail "thothctl $*: not JSON lines: $out"
+text = sys.stdin.read()
+try:
+    docs = [json.loads(text)]
+except ValueError:
+    docs = [json.loads(line) for line in text.splitlines()]
+for d in docs:
+    if not isinstance(d, dict):
+        sys.exit("not an object: %r" % d)' <<<"$out" || fail "thothctl $*: not JSON: $out"
   echo "ok: thothctl $*"
 }
 json_lines --runtime-dir "$RT" --json status
@@ -58,6 +64,8 @@ json_lines --json resolve echo --runtime-dir "$RT" --min-version 1.0.0
 json_lines --runtime-dir "$RT" --json trace start --categories ipc
 json_lines --runtime-dir "$RT" --json trace stop
 json_lines --runtime-dir "$RT" --json trace dump --json "$RT/t.json"
+json_lines --runtime-dir "$RT" --json sched --from "$RT/t.json"
+json_lines --runtime-dir "$RT" sched --from "$RT/t.json" --json
 # After `trace`, --json names the output file: without --json before it,
 # the result is text.
 out=$("$THOTHCTL" --runtime-dir "$RT" trace dump --json "$RT/t2.json")

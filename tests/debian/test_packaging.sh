@@ -33,7 +33,8 @@ while read -r p; do grep -qx "$p" <<<"$test" || fail "run package $p not in the 
 
 # What cmake --install produces, with Debian's layout, against the .install files.
 D=$(mktemp -d /tmp/thoth-debian-XXXXXX)
-trap 'rm -rf "$D"' EXIT
+L=$(mktemp -d /tmp/thoth-debian-lists-XXXXXX)   # the file lists, beside (not in) the staged tree
+trap 'rm -rf "$D" "$L"' EXIT
 DESTDIR=$D cmake --install "$BUILD" --prefix /usr >/dev/null
 # This build's libdir is not multiarch; Debian's is usr/lib/<triplet>.
 if [ -d "$D/usr/lib" ] && [ ! -d "$D/usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH)" ]; then
@@ -43,20 +44,19 @@ if [ -d "$D/usr/lib" ] && [ ! -d "$D/usr/lib/$(dpkg-architecture -qDEB_HOST_MULT
     case $(basename "$f") in systemd|"$(basename "$ma")") ;; *) mv "$f" "$ma/" ;; esac
   done
 fi
-(cd "$D" && find . -type f -o -type l | sed 's|^\./||' | sort) >"$D.files"
-: >"$D.claimed"
+(cd "$D" && find . -type f -o -type l | sed 's|^\./||' | sort) >"$L/files"
+: >"$L/claimed"
 for inst in "$SRC"/debian/*.install; do
   while read -r pat; do
     [ -n "$pat" ] || continue
     # shellcheck disable=SC2086
     matches=$(cd "$D" && for m in $pat; do [ -e "$m" ] || [ -L "$m" ] && find "$m" -type f -o -type l; done)
     [ -n "$matches" ] || fail "$(basename "$inst"): '$pat' matches nothing cmake --install produces"
-    echo "$matches" >>"$D.claimed"
+    echo "$matches" >>"$L/claimed"
   done <"$inst"
 done
-dups=$(sort "$D.claimed" | uniq -d)
+dups=$(sort "$L/claimed" | uniq -d)
 [ -z "$dups" ] || fail "in two packages: $dups"
-missing=$(comm -23 "$D.files" <(sort -u "$D.claimed"))
-rm -f "$D.files" "$D.claimed"
+missing=$(comm -23 "$L/files" <(sort -u "$L/claimed"))
 [ -z "$missing" ] || fail "installed but in no package: $missing"
 echo "packaging consistent: version $V, bootstrap groups, .install files"

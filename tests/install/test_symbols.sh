@@ -44,10 +44,9 @@ int main(void)
 }
 C
 INC="-I$(dirname "$0")/../../include -I$BUILD/include"
-# The static archive's own dependencies, as thoth.pc declares them for users.
-PRIVATE_LIBS=$(sed -n 's/^Libs.private: *//p' "$BUILD/thoth.pc")
-# shellcheck disable=SC2086
-$CC -std=c11 $INC -o "$T/user_static" "$T/user.c" "$A" $PRIVATE_LIBS
+# What libthoth.a needs besides libc (-lm, -luring, ...), from the build's thoth.pc.
+PRIVATE=$(PKG_CONFIG_PATH=$BUILD pkg-config --static --libs-only-l thoth | sed 's/-lthoth//')
+$CC -std=c11 $INC -o "$T/user_static" "$T/user.c" "$A" -pthread $PRIVATE
 [ "$("$T/user_static")" = ok ] || fail "static user program"
 $CC -std=c11 $INC -o "$T/user_shared" "$T/user.c" -L"$BUILD" -lthoth -Wl,-rpath,"$BUILD"
 [ "$("$T/user_shared")" = ok ] || fail "shared user program"

@@ -5,6 +5,8 @@
  *   thothctl [--runtime-dir DIR] [--json] services [--watch] [PREFIX]
  *   thothctl [--runtime-dir DIR] [--json] resolve NAME [--min-version V]
  *   thothctl [--runtime-dir DIR] [--json] trace start|stop|dump|--duration S ...  (trace.c)
+ *   thothctl [--runtime-dir DIR] [--json] sched ...  (sched.c)
+ *   thothctl [--json] pm sim TRACE --policy P ...  (pm_sim.c; needs no thothd)
  *   thothctl --help | --version
  *
  * The global options (--runtime-dir, --json, --help, --version) are parsed
@@ -57,7 +59,8 @@ static void usage(FILE *out)
 		"options:\n"
 		"  --runtime-dir DIR   thothd's runtime dir (default: $THOTH_RUNTIME_DIR,\n"
 		"                      else $XDG_RUNTIME_DIR/thoth, else /tmp/thoth-$UID)\n"
-		"  --json              machine-readable output (one JSON object per line);\n"
+		"  --json              machine-readable output (JSON objects, one a line;\n"
+		"                      a report such as sched's is one object);\n"
 		"                      every command honours it\n"
 		"  -h, --help          this text\n"
 		"  --version           print the version\n");

@@ -155,7 +155,8 @@ static int read_trace(FILE *f, sched_report_t *r)
 	}
 	free(line);
 	/* Timer wake-ups of different processes within SHARE_NS: shared. */
-	qsort(r->tw, r->ntw, sizeof *r->tw, cmp_tw);
+	if (r->ntw)                     /* qsort(NULL, 0, ...) is undefined (UBSan) */
+		qsort(r->tw, r->ntw, sizeof *r->tw, cmp_tw);
 	for (size_t i = 0; i < r->ntw; i++)
 		for (size_t j = i + 1; j < r->ntw && r->tw[j].ts - r->tw[i].ts <= SHARE_NS; j++)
 			if (r->tw[j].pid != r->tw[i].pid)
@@ -281,8 +282,8 @@ int thothctl_sched(int argc, char **argv, const thothctl_opts_t *opts)
 		int saved = dup(1), null = open("/dev/null", O_WRONLY | O_CLOEXEC);
 		if (saved >= 0 && null >= 0)
 			dup2(null, 1);
-		const thothctl_opts_t trace_opts = { .runtime_dir = runtime_dir, .json = false };
-		int st = thothctl_trace(7, targv, &trace_opts);
+		const thothctl_opts_t topts = { .runtime_dir = runtime_dir, .json = false };
+		int st = thothctl_trace(7, targv, &topts);
 		fflush(stdout);
 		if (saved >= 0) {
 			dup2(saved, 1);
