@@ -1,20 +1,28 @@
 /*
- * kv-service - the example service: a key-value store on a channel.
+ * kv-service - the example service: a key-value store on a channel,
+ * registered with thothd so that clients find it by name.
  *
- *   kv-service SOCKET
+ *   kv-service [--runtime-dir DIR]
  *
- * Everything a service needs: implement the generated handlers, name them
- * in a config, call thoth_serve().  Requests arrive through shared memory;
- * strings and bytes in a request point into the channel (no copy), so a
- * handler that keeps them must copy them, as put() does.
+ * Everything a service needs: implement the generated handlers, serve them
+ * on a channel socket, register that socket with thothd as "kv", run the
+ * loop.  Requests arrive through shared memory; strings and bytes in a
+ * request point into the channel (no copy), so a handler that keeps them
+ * must copy them, as put() does.  SIGINT/SIGTERM stop it; thothd drops the
+ * registration when the process goes.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "kv.thoth.h"
 #include "thoth/channel.h"
 #include "thoth/log.h"
+#include "thoth/loop.h"
+#include "thoth/service.h"
+#include "thoth/trace.h"
 
 typedef struct entry {
 	struct entry *next;
@@ -79,19 +87,72 @@ static void on_forget(void *self, const example_kv_Kv_forget_req_t *req)
 	free(e);
 }
 
+static void on_stop(thoth_loop_t *loop, const struct signalfd_siginfo *info, void *arg)
+{
+	thoth_loop_stop(loop);
+}
+
+static void on_state(void *arg, thoth_service_state_t state, int err, const char *why)
+{
+	static const char *const names[] = { "connecting to thothd", "registered", "refused" };
+	fprintf(stderr, "kv-service: %s%s%s\n", names[state], *why ? ": " : "", why);
+}
+
 int main(int argc, char **argv)
 {
-	if (argc != 2) {
-		fprintf(stderr, "usage: kv-service SOCKET\n");
+	const char *runtime_arg = NULL;
+	if (argc == 3 && strcmp(argv[1], "--runtime-dir") == 0) {
+		runtime_arg = argv[2];
+	} else if (argc != 1) {
+		fprintf(stderr, "usage: kv-service [--runtime-dir DIR]\n");
 		return 2;
 	}
+	/* our channel socket lives in the runtime dir, next to thothd's */
+	char dir[4096], sock[108];
+	if (thoth_runtime_dir(runtime_arg, dir, sizeof dir) ||
+	    snprintf(sock, sizeof sock, "%s/kv-%d.sock", dir, (int)getpid()) >= (int)sizeof sock) {
+		fprintf(stderr, "kv-service: runtime dir path too long\n");
+		return 1;
+	}
+	/* a trace buffer, every category off until `thothctl trace start` */
+	thoth_trace_init_process("kv");
+	thoth_loop_t *loop;
+	if (thoth_loop_new(&loop))
+		return 1;
+	thoth_loop_add_signal(loop, SIGTERM, on_stop, NULL);
+	thoth_loop_add_signal(loop, SIGINT, on_stop, NULL);
+
 	static const example_kv_Kv_handlers_t handlers = { .put = on_put, .get = on_get, .forget = on_forget };
-	thoth_chan_server_config_t cfg = {
-		.path = argv[1],
+	thoth_chan_server_config_t scfg = {
+		.path = sock,
 		.iface = &example_kv_Kv_info,
 		.invoke = example_kv_Kv_invoke,
 		.handlers = &handlers,
 	};
 	thoth_log_set_handler(thoth_log_stderr, NULL, THOTH_LOG_WARN);   /* libthoth never prints */
-	return thoth_serve(&cfg) ? 1 : 0;      /* until SIGINT or SIGTERM */
+	thoth_chan_server_t *srv;
+	char why[300];
+	int r = thoth_chan_server_new(loop, &scfg, &srv, why, sizeof why);
+	if (r) {
+		fprintf(stderr, "kv-service: %s\n", why);
+		return 1;
+	}
+	const thoth_interface_info_t *ifaces[] = { &example_kv_Kv_info };
+	thoth_service_config_t cfg = {
+		.runtime_dir = runtime_arg, .name = "kv", .version = "1.0.0", .endpoint = sock,
+		.numa_node = THOTH_SERVICE_NUMA_AUTO, .interfaces = ifaces, .n_interfaces = 1,
+		.on_state = on_state,
+	};
+	thoth_service_t *svc;
+	r = thoth_service_register(loop, &cfg, &svc, why, sizeof why);
+	if (r) {
+		fprintf(stderr, "kv-service: cannot register: %s: %s\n", thoth_strerror(r), why);
+		thoth_chan_server_free(srv);
+		return 1;
+	}
+	thoth_loop_run(loop);                   /* until SIGINT or SIGTERM */
+	thoth_service_withdraw(svc);
+	thoth_chan_server_free(srv);            /* closes every channel, removes the socket */
+	thoth_loop_free(loop);
+	return 0;
 }

@@ -1,23 +1,46 @@
 #!/bin/sh
-# The kv example end to end (also a CTest test): start the service, put,
-# get, forget, get again (NotFound), stop the service.
+# The kv example end to end (also a CTest test): thothd in a fresh runtime
+# dir, kv-service registers with it, kv-client finds it by name: put, get,
+# forget, get again (NotFound); then everything stops.  Only the pids
+# started here are stopped.
+#   run_example.sh THOTHD THOTHCTL KV_SERVICE KV_CLIENT
 set -eu
-service=$1
-client=$2
+thothd=$1
+thothctl=$2
+service=$3
+client=$4
 dir=$(mktemp -d /tmp/thoth-kv-XXXXXX)
-sock=$dir/kv.sock
-"$service" "$sock" & pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
-i=0; while [ ! -S "$sock" ] && [ $i -lt 200 ]; do sleep 0.01; i=$((i+1)); done
-"$client" "$sock" put greeting "hello, thoth"
-test "$("$client" "$sock" get greeting)" = "hello, thoth"
-# A key never put: the service's declared error, by name.
-if "$client" "$sock" get nothing 2>"$dir/err"; then echo "get of a missing key succeeded" >&2; exit 1; fi
+chmod 700 "$dir"
+spid= tpid=
+cleanup() {
+	[ -z "$spid" ] || { kill "$spid" 2>/dev/null; wait "$spid" 2>/dev/null || true; }
+	[ -z "$tpid" ] || { kill "$tpid" 2>/dev/null; wait "$tpid" 2>/dev/null || true; }
+	rm -rf "$dir"
+}
+trap cleanup EXIT
+"$thothd" --runtime-dir "$dir" 2>"$dir/thothd.log" & tpid=$!
+# thothd is up once it answers (a condition with a deadline, not a sleep)
+i=0; until "$thothctl" --runtime-dir "$dir" status >/dev/null 2>&1; do
+	i=$((i+1)); [ $i -lt 250 ] || { echo "thothd did not start" >&2; cat "$dir/thothd.log" >&2; exit 1; }
+	sleep 0.02
+done
+"$service" --runtime-dir "$dir" 2>"$dir/kv.log" & spid=$!
+kv() { "$client" --runtime-dir "$dir" "$@"; }
+kv put greeting "hello, thoth"      # waits (bounded) until kv has registered
+test "$(kv get greeting)" = "hello, thoth"
+# the registry names it, with its endpoint in the runtime dir
+"$thothctl" --runtime-dir "$dir" services kv | grep -q "kv-$spid.sock"
+# a key never put: the service's declared error, by name
+if kv get nothing 2>"$dir/err"; then echo "get of a missing key succeeded" >&2; exit 1; fi
 grep -q NotFound "$dir/err"
 # forget is oneway: it is served even though the client closes at once, but
-# messages on two different channels are not ordered, so wait for it.
-"$client" "$sock" forget greeting
-i=0; while "$client" "$sock" get greeting >/dev/null 2>&1; do
+# messages on two different channels are not ordered, so wait for it
+kv forget greeting
+i=0; while kv get greeting >/dev/null 2>&1; do
 	i=$((i+1)); [ $i -lt 100 ] || { echo "forget was lost" >&2; exit 1; }; sleep 0.01
 done
+# stopping the service withdraws it: resolving fails (after its bounded retry)
+kill "$spid"; wait "$spid" 2>/dev/null || true; spid=
+if kv get greeting 2>"$dir/err"; then echo "kv still resolves after it stopped" >&2; exit 1; fi
+grep -q "cannot find kv" "$dir/err"
 echo "kv example: ok"

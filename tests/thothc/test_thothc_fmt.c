@@ -133,6 +133,19 @@ static void test_fmt_refuses_a_file_with_a_syntax_error(void **state)
 	assert_non_null(tidl_test_find_diag(prog, "expected ';' after field"));
 }
 
+static void test_fmt_refuses_a_file_with_a_nul_byte(void **state)
+{
+	/* found by the fuzzer: a NUL inside a comment would cut the output */
+	static const char text[] = "package t;\nversion 1.0; // a\0b\n";
+	prog = tidl_program_new();
+	tidl_file_t f = { .path = "f.tidl", .source = text, .source_len = sizeof text - 1 };
+	assert_null(thothc_fmt(prog, &f));
+	const tidl_diag_t *d = tidl_test_find_diag(prog, "NUL byte in the file; not formatted");
+	assert_non_null(d);
+	assert_int_equal(d->loc.line, 2);
+	assert_int_equal(d->loc.col, 18);
+}
+
 /* ---- lint ---------------------------------------------------------------- */
 
 static tidl_program_t *findings;
@@ -232,6 +245,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_fmt_comment_inside_a_statement_continues_it_on_the_next_line, teardown),
 		cmocka_unit_test_teardown(test_fmt_breaks_long_methods_before_arrow_and_error, teardown),
 		cmocka_unit_test_teardown(test_fmt_refuses_a_file_with_a_syntax_error, teardown),
+		cmocka_unit_test_teardown(test_fmt_refuses_a_file_with_a_nul_byte, teardown),
 		cmocka_unit_test_teardown(test_lint_clean_schema_has_no_finding, lint_teardown),
 		cmocka_unit_test_teardown(test_lint_reports_naming, lint_teardown),
 		cmocka_unit_test_teardown(test_lint_reports_a_member_without_since_after_one_with_since, lint_teardown),

@@ -17,7 +17,7 @@
  *   - a comment on its own line is indented like the code around it; a
  *     trailing comment keeps its column while the code ends before it (so
  *     aligned comments stay aligned), else it follows one space after.
- * A file with a syntax error is not formatted.  The result is checked
+ * A file with a syntax error or a NUL byte is not formatted.  The result is checked
  * before it is returned: the same tokens and comments, in the same order.
  */
 #include <stdarg.h>
@@ -314,6 +314,20 @@ static bool statement_open(const fmt_t *f) { return f->n_pcs > 0 || f->cont; }
 
 char *thothc_fmt(tidl_program_t *prog, tidl_file_t *file)
 {
+	/* the result is a C string: a NUL byte (only a comment can hold one)
+	 * would cut it, so such a file is refused rather than truncated */
+	const char *nul = memchr(file->source, 0, file->source_len);
+	if (nul) {
+		uint32_t line = 1, col = 1;
+		for (const char *c = file->source; c < nul; c++, col++)
+			if (*c == '\n') {
+				line++;
+				col = 0;
+			}
+		tidl_diag(prog, file, TIDL_ERROR, (tidl_loc_t){ file->path, line, col },
+			  "NUL byte in the file; not formatted");
+		return NULL;
+	}
 	/* only syntactically valid files are formatted */
 	parser_t ps = { .prog = prog, .file = file, .s = file->source,
 			.end = file->source + file->source_len, .cur = file->source,

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# test_tutorial.sh SOURCE_DIR BUILD_DIR - docs/TUTORIAL.md, followed to the
+# letter: the files it shows are the files of examples/tutorial/, and every
+# ```sh block of it runs, in order, in one shell, out of tree against an
+# installed ThothOS.  The one stand-in: step 1's `make install
+# PREFIX=$HOME/thoth` (an optimised rebuild) is `cmake --install` of this
+# build into the same prefix, the same install rules.  HOME is a fresh temp
+# dir; the commands' background jobs (thothd, the service) are stopped by
+# their shell whatever happens, and the whole run is bounded.
+set -euo pipefail
+SRC=$1 BUILD=$2
+T=$(mktemp -d /tmp/thoth-tutorial-XXXXXX)
+trap 'rm -rf "$T"' EXIT
+export HOME=$T TMPDIR=$T
+unset THOTH_RUNTIME_DIR XDG_RUNTIME_DIR
+
+# The text's files and commands.
+python3 - "$SRC/docs/TUTORIAL.md" "$SRC/examples/tutorial" "$HOME/greeter" "$T/steps.sh" <<'PY'
+import os, re, sys
+doc, srcdir, work, steps = sys.argv[1:]
+blocks = re.findall(r"^```(\S*)([^\n]*)\n(.*?)^```$", open(doc).read(), re.S | re.M)
+os.makedirs(work)
+shown, sh = set(), []
+for lang, info, body in blocks:
+    m = re.search(r"\bfile=(\S+)", info)
+    if m:
+        name = m.group(1)
+        if open(os.path.join(srcdir, name)).read() != body:
+            sys.exit(f"TUTORIAL.md shows {name} unlike examples/tutorial/{name}")
+        with open(os.path.join(work, name), "w") as f:   # as the reader writes it
+            f.write(body)
+        shown.add(name)
+    elif lang == "sh":
+        sh.append(body)
+missing = set(os.listdir(srcdir)) - shown - {"test_tutorial.sh"}
+if missing:
+    sys.exit(f"examples/tutorial has files the tutorial does not show: {sorted(missing)}")
+if len(sh) < 4:
+    sys.exit("TUTORIAL.md lost its sh blocks")
+with open(steps, "w") as f:
+    f.write("set -euo pipefail\n"
+            "trap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n" + "\n".join(sh))
+PY
+
+# Step 1, "make install PREFIX=$HOME/thoth".
+cmake --install "$BUILD" --prefix "$HOME/thoth" >/dev/null
+
+# Every sh block, in order, from the project folder (as section 2 says).
+cd "$HOME/greeter"
+if ! timeout 150 bash "$T/steps.sh" >"$T/out" 2>&1; then
+  echo "the tutorial's commands failed:"; cat "$T/out"
+  [ -f thothd.log ] && { echo "thothd.log:"; cat thothd.log; }
+  exit 1
+fi
+cat "$T/out"
+grep -qx "hello, world" "$T/out" || { echo "no 'hello, world'"; exit 1; }
+grep -q "greeter-[0-9]*\.sock" "$T/out" || { echo "thothctl services did not list greeter"; exit 1; }
+python3 - greeter-trace.json <<'PY'
+import json, sys
+events = json.load(open(sys.argv[1]))["traceEvents"]
+procs = {e["pid"]: e["args"]["name"] for e in events if e["ph"] == "M" and e["name"] == "process_name"}
+names = {(procs.get(e["pid"]), e["name"]) for e in events if e["ph"] in ("X", "i")}
+flows = [e for e in events if e["ph"] in ("s", "f")]
+problems = []
+if ("greeter", "greeted") not in names:
+    problems.append("no 'greeted' trace point from the greeter process")
+if not any(p == "greeter-client" for p, _ in names):
+    problems.append("no events from greeter-client")
+if not flows:
+    problems.append("no flow between client and service")
+if problems:
+    sys.exit("greeter-trace.json: " + "; ".join(problems) + f" (events: {sorted(names)})")
+PY
+echo "tutorial: ok"
