@@ -1,44 +1,76 @@
 # Top-level entry points.  CMake does the real work, out of tree in build/.
-#   make run    bootstrap, build, start the system (see README)
-#   make test   bootstrap, build with -Werror (plain and ASan+UBSan), run every test
-#   make bench  build optimised and run every benchmark under bench/
-#   make fuzz   build the libFuzzer targets with clang and run each for a bounded time
+#   make run      bootstrap (run group), build, start the system (see README)
+#   make test     bootstrap, build with -Werror (plain and ASan+UBSan), run every test
+#   make bench    build optimised and run every benchmark under bench/
+#   make fuzz     build the libFuzzer targets with clang and run each for a bounded time
+#   make soak     the reliability suite's long variants, SOAK_SECONDS per scenario
 #   make install  build optimised (no tests) and install under PREFIX (default
 #                 /usr/local), staged under DESTDIR if set (docs/INSTALL.md)
+#   make deb      Debian packages libthoth0, libthoth-dev, thoth-tools in build/deb
+#                 (dpkg-buildpackage -b -us -uc, then lintian)
+#
+# scripts/bootstrap.sh installs the Debian packages each needs, read from
+# debian/control's Build-Depends: `make run` and `make install` only what
+# building needs, `make test` also what the tests need, `make bench` and
+# `make fuzz` what the benchmarks and fuzzers need.
 
 BUILD      ?= build/default
 ASAN_BUILD ?= build/asan
 FUZZ_BUILD ?= build/fuzz
 INSTALL_BUILD ?= build/install
+DEB_OUT    ?= build/deb
 JOBS       ?= $(shell nproc)
 PREFIX     ?= /usr/local
 DESTDIR    ?=
 FUZZ_SECONDS ?= 20
+SOAK_SECONDS ?= 60
 
 CMAKE_FLAGS = -DTHOTH_WERROR=ON
+# No "Entering directory" lines from the makes CMake runs below us.
+MAKEFLAGS += --no-print-directory
 
-.PHONY: all bootstrap build asan test run bench fuzz install clean
+.PHONY: all bootstrap build asan test run bench fuzz soak install deb clean
 
 all: build
 
+# The package group for bootstrap and whether build/default has the tests:
+# set per goal (target-specific, so `build` and `asan` inherit them).
+BOOTSTRAP_GROUP = test
+TESTS = ON
+run install: BOOTSTRAP_GROUP = run
+run: TESTS = OFF
+bench fuzz: BOOTSTRAP_GROUP = bench
+
 bootstrap:
-	@scripts/bootstrap.sh
+	@scripts/bootstrap.sh $(BOOTSTRAP_GROUP)
 
 build: bootstrap
-	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTHOTH_TESTS=$(TESTS) \
+	       -DTHOTH_BENCH=$(TESTS) $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD) -j$(JOBS)
 
 asan: bootstrap
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DTHOTH_SANITIZE=ON $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(ASAN_BUILD) -j$(JOBS)
 
+# The Debian package build (test_debian_package_build, label deb: 2-4 min)
+# runs in CI (CI=true) or with `make test DEB=1`; a lighter packaging test
+# always runs.
+CTEST_DEB = $(if $(or $(CI),$(DEB)),,-LE deb)
+
 test: build asan
 	@echo "== tests (RelWithDebInfo) =="
-	@ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS)
+	@ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS) $(CTEST_DEB)
 	@echo "== tests (ASan+UBSan) =="
 	@ctest --test-dir $(ASAN_BUILD) --output-on-failure -j$(JOBS)
 
-run: build
+# Quiet: the build's output goes to a log (shown if it fails), then the demo.
+run: bootstrap
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTHOTH_TESTS=$(TESTS) \
+	       -DTHOTH_BENCH=$(TESTS) $(CMAKE_FLAGS) >/dev/null
+	@echo "building (log: $(BUILD)/build.log) ..."
+	@cmake --build $(BUILD) -j$(JOBS) >$(BUILD)/build.log 2>&1 || \
+	  { tail -40 $(BUILD)/build.log; echo "build failed: $(BUILD)/build.log"; exit 1; }
 	@scripts/run.sh $(BUILD)
 
 bench: bootstrap
@@ -51,11 +83,17 @@ fuzz: bootstrap
 	@cmake --build $(FUZZ_BUILD) -j$(JOBS)
 	@scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
+soak: build
+	@tests/reliability/soak.sh $(BUILD) $(SOAK_SECONDS)
+
 install: bootstrap
 	@cmake -S . -B $(INSTALL_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=$(PREFIX) \
 	       -DTHOTH_TESTS=OFF -DTHOTH_BENCH=OFF $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(INSTALL_BUILD) -j$(JOBS)
 	@DESTDIR=$(DESTDIR) cmake --install $(INSTALL_BUILD)
+
+deb: bootstrap
+	@scripts/deb.sh $(DEB_OUT)
 
 clean:
 	rm -rf build

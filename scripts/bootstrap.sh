@@ -1,27 +1,66 @@
 #!/bin/sh
-# Install every Debian package the build, tests, benchmarks and fuzzers need,
-# but only those that are missing.  Idempotent and silent when nothing is
-# missing.  Each package is listed (with the reason) in docs/DEPENDENCIES.md.
+# scripts/bootstrap.sh [run|test|bench|all] [--list]
+#
+# Install the Debian packages a make target needs, but only those that are
+# missing.  Idempotent and silent when nothing is missing.
+#
+# The list is not kept here: it is debian/control's Build-Depends, the
+# project's one list of build dependencies, read by profile:
+#   run    entries without a profile: building and `make run`, `make install`
+#   test   run + the <!nocheck> entries (and debhelper for `make deb`)
+#   bench  run + the <pkg.thoth.bench> entries (benchmarks, fuzzers)
+#   all    everything
+# docs/DEPENDENCIES.md says why each package is there.  --list prints the
+# group's packages, one a line, and installs nothing.
 set -eu
 
-PACKAGES="
-build-essential
-cmake
-pkg-config
-clang
-libclang-rt-14-dev
-libcmocka-dev
-libprotobuf-c-dev
-protobuf-c-compiler
-systemtap-sdt-dev
-liburing-dev
-babeltrace2
-python3
-liblttng-ust-dev
-lttng-tools
-iceoryx
-libiceoryx-binding-c-dev
-"
+WHAT=${1:-test}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+CONTROL=$ROOT/debian/control
+[ -r "$CONTROL" ] || { echo "bootstrap: $CONTROL is missing" >&2; exit 1; }
+
+LIST=0
+[ "${2:-}" = --list ] && LIST=1
+case $WHAT in
+run|test|bench|all) ;;
+*) echo "usage: $0 [run|test|bench|all] [--list]" >&2; exit 2 ;;
+esac
+
+# Build-Depends as one entry a line: "name profile" (profile: - when none).
+# The field runs from its name to the next field; '#' lines are comments.
+entries=$(awk '
+	/^#/ { next }
+	/^[A-Za-z-]+:/ { infield = ($1 == "Build-Depends:"); sub(/^Build-Depends:/, "") }
+	infield { print }
+' "$CONTROL" | tr ',' '\n' | sed 's/([^)]*)//g' | awk 'NF {
+	name = $1; prof = "-"
+	if (match($0, /<[^>]*>/)) prof = substr($0, RSTART + 1, RLENGTH - 2)
+	print name, prof
+}')
+[ -n "$entries" ] || { echo "bootstrap: no Build-Depends in $CONTROL" >&2; exit 1; }
+
+PACKAGES=$(echo "$entries" | while read -r name prof; do
+	group=run
+	case $prof in
+	!nocheck) group=test ;;
+	pkg.thoth.bench) group=bench ;;
+	-) ;;
+	*) echo "bootstrap: unknown build profile <$prof> of $name" >&2; exit 1 ;;
+	esac
+	# debhelper-compat is provided by debhelper, which only `make deb`
+	# (run by the tests) needs.
+	if [ "$name" = debhelper-compat ]; then name=debhelper; group=test; fi
+	case $WHAT:$group in
+	all:*|run:run|test:run|test:test|bench:run|bench:bench) echo "$name" ;;
+	esac
+done)
+# The compiler itself (build-essential is implied by Debian, not listed).
+PACKAGES="build-essential $PACKAGES"
+[ "$WHAT" = run ] || PACKAGES="$PACKAGES dpkg-dev"
+if [ $LIST = 1 ]; then
+	for p in $PACKAGES; do echo "$p"; done
+	exit 0
+fi
 
 missing=""
 for p in $PACKAGES; do

@@ -4,7 +4,10 @@
 # `make run`: start thothd in a fresh runtime dir, two echo service
 # instances and one echo client generating load; print what runs and how to
 # inspect it; wait.  Ctrl-C (or SIGTERM, or the end of --for SECONDS) stops
-# everything and removes the runtime dir: no stray process or socket.
+# everything, removes the runtime dir (no stray process or socket) and exits
+# 0.  The logs are kept, in a folder whose path is printed at start and end.
+# thothd's readiness is awaited on --ready-fd (a line when it serves its
+# socket), not by polling.
 set -euo pipefail
 
 usage() { echo "usage: $0 BUILD_DIR [--for SECONDS]" >&2; exit 2; }
@@ -27,6 +30,7 @@ for bin in "$THOTHD" "$THOTHCTL" "$ECHO" "$CLIENT"; do
 done
 
 RT=$(mktemp -d /tmp/thoth-run-XXXXXX)     # 0700, ours
+LOGS=$(mktemp -d /tmp/thoth-run-logs-XXXXXX)   # kept after the run
 PIDS=()
 stopping=0
 cleanup() {
@@ -41,25 +45,28 @@ cleanup() {
     wait "${PIDS[$i]}" 2>/dev/null || true
   done
   rm -rf "$RT"
-  echo "stopped; removed $RT"
+  echo "stopped; removed $RT; logs kept in $LOGS"
 }
 trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# Ctrl-C and SIGTERM are the normal way to stop the demo: a clean exit.
+trap 'exit 0' INT TERM
 
-"$THOTHD" --runtime-dir "$RT" --log-level info 2>"$RT/thothd.log" &
+# thothd writes READY=1 to the fifo once it serves its socket; if it dies
+# first, the fifo closes and the read ends with nothing.
+mkfifo "$RT/ready"
+"$THOTHD" --runtime-dir "$RT" --log-level info --ready-fd 3 3>"$RT/ready" 2>"$LOGS/thothd.log" &
 PIDS+=($!)
-# Wait (bounded) until thothd answers.
-for _ in $(seq 1 250); do
-  "$THOTHCTL" --runtime-dir "$RT" status >/dev/null 2>&1 && break
-  kill -0 "${PIDS[0]}" 2>/dev/null || { cat "$RT/thothd.log" >&2; exit 1; }
-  sleep 0.02
-done
-"$THOTHCTL" --runtime-dir "$RT" status >/dev/null
+ready=""
+read -r -t 30 ready <"$RT/ready" || true
+if [ "$ready" != "READY=1" ]; then
+  echo "run.sh: thothd did not become ready:" >&2
+  cat "$LOGS/thothd.log" >&2
+  exit 1
+fi
 
-"$ECHO" --runtime-dir "$RT" 2>"$RT/echo-1.log" &
+"$ECHO" --runtime-dir "$RT" 2>"$LOGS/echo-1.log" &
 PIDS+=($!)
-"$ECHO" --runtime-dir "$RT" 2>"$RT/echo-2.log" &
+"$ECHO" --runtime-dir "$RT" 2>"$LOGS/echo-2.log" &
 PIDS+=($!)
 for _ in $(seq 1 250); do
   [ "$("$THOTHCTL" --runtime-dir "$RT" --json services echo 2>/dev/null | wc -l)" -ge 2 ] && break
@@ -70,16 +77,19 @@ PIDS+=($!)
 
 cat <<MSG
 ThothOS is running (runtime dir $RT):
-  thothd       pid ${PIDS[0]}   log: $RT/thothd.log
+  thothd       pid ${PIDS[0]}
   echo         pid ${PIDS[1]}   (instance 1)
   echo         pid ${PIDS[2]}   (instance 2)
   echo-client  pid ${PIDS[3]}   200 calls/s, round-robin over the instances
+Logs (kept after the run): $LOGS/thothd.log, echo-1.log, echo-2.log
 
 Inspect it from another terminal:
   $THOTHCTL --runtime-dir $RT status
   $THOTHCTL --runtime-dir $RT services
   $THOTHCTL --runtime-dir $RT services --watch
   $THOTHCTL --runtime-dir $RT resolve echo --json
+  $THOTHCTL --runtime-dir $RT trace --duration 2 --json trace.json
+                (every process's trace events; open trace.json in ui.perfetto.dev)
 Try: kill -9 ${PIDS[1]}   (its instance disappears at once; the client moves on)
 
 MSG

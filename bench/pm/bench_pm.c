@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "engine.h"
 #include "sim.h"
 
 #define US 1000ull
@@ -221,10 +223,84 @@ static void cpus(void)
 	}
 }
 
+/* ---- the efficiency analysis of the published tables ----------------------------------- */
+
+static void efficiency(void)
+{
+	printf("OPP efficiency (published EAS tables): energy per unit of work = (core + cluster "
+	       "mW) / capacity;\nan OPP is inefficient when a faster one costs no more per unit "
+	       "of work\n");
+	for (size_t mi = 0; thoth_pm_cpu_model_at(mi); mi++) {
+		const thoth_pm_cpu_model_t *m = thoth_pm_cpu_model_at(mi);
+		printf("  %-10s", m->name);
+		for (uint32_t i = 0; i < m->opp_count; i++)
+			printf("  %4u MHz %.4f%s", m->opps[i].freq_khz / 1000,
+			       thoth_pm_opp_energy_per_work(m, i),
+			       thoth_pm_opp_inefficient(m, i) ? " INEFFICIENT" : "");
+		printf("\n");
+	}
+	printf("\n");
+}
+
+/* ---- what a decision costs (measured, this machine) ------------------------------------- */
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void decision_cost(void)
+{
+	const thoth_pm_element_desc_t *d = &thoth_pm_device_model_find("nvme-samsung-950")->desc;
+	thoth_pm_constraints_t c = { 100000000ull, THOTH_PM_NONE };
+	thoth_pm_engine_t *e;
+	if (thoth_pm_engine_new(d, &e, NULL))
+		return;
+	enum { N = 200000, RUNS = 5 };
+	double engine_ns[RUNS], ladder_ns[RUNS];
+	volatile uint64_t sink = 0; /* keeps the loops from being optimised away */
+	uint64_t x = 88172645463325252ull;
+	for (int r = 0; r < RUNS; r++) {
+		thoth_pm_decision_t dec;
+		double t0 = now_s();
+		for (int i = 0; i < N; i++) {
+			thoth_pm_ladder(d, &c, 0, &dec); /* baseline: the break-even ladder */
+			sink += dec.ladder_count;
+		}
+		double t1 = now_s();
+		for (int i = 0; i < N; i++) {
+			thoth_pm_engine_decide(e, &c, &dec);
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+			thoth_pm_engine_observe(e, x % 200000000ull, THOTH_PM_NONE);
+			sink += dec.state;
+		}
+		double t2 = now_s();
+		ladder_ns[r] = (t1 - t0) / N * 1e9;
+		engine_ns[r] = (t2 - t1) / N * 1e9;
+	}
+	qsort(engine_ns, RUNS, sizeof(double), cmp_double);
+	qsort(ladder_ns, RUNS, sizeof(double), cmp_double);
+	printf("\nengine decision cost (measured, median of %d x %d): decide + observe %.0f ns; "
+	       "baseline break-even ladder alone %.0f ns; ratio %.2fx\n",
+	       RUNS, N, engine_ns[RUNS / 2], ladder_ns[RUNS / 2],
+	       engine_ns[RUNS / 2] / ladder_ns[RUNS / 2]);
+	thoth_pm_engine_free(e);
+}
+
 int main(void)
 {
 	printf("bench_pm: all energy figures are MODELLED (no RAPL, no cpufreq on this machine)\n\n");
+	efficiency();
 	devices();
 	cpus();
+	decision_cost();
 	return 0;
 }

@@ -14,6 +14,7 @@
 
 #include "kv.thoth.h"
 #include "thoth/channel.h"
+#include "thoth/log.h"
 
 typedef struct entry {
 	struct entry *next;
@@ -91,5 +92,6 @@ int main(int argc, char **argv)
 		.invoke = example_kv_Kv_invoke,
 		.handlers = &handlers,
 	};
+	thoth_log_set_handler(thoth_log_stderr, NULL, THOTH_LOG_WARN);   /* libthoth never prints */
 	return thoth_serve(&cfg) ? 1 : 0;      /* until SIGINT or SIGTERM */
 }

@@ -1,14 +1,15 @@
 /*
  * make_seeds.c - writes the seed corpus of fuzz_thothd_control: one file per
  * interesting conversation (valid calls of every Registry method and
- * Daemon.status, a bad name, pipelined messages, garbage, an oversized
- * header, a truncated message).  Run: fuzz_thothd_make_seeds DIR.
+ * Daemon.status, a bad name, empty TraceControl paths, pipelined messages,
+ * garbage, an oversized header, a truncated message).  Run: fuzz_thothd_make_seeds DIR.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "daemon.thoth.h"
 #include "registry.thoth.h"
+#include "trace.thoth.h"
 
 static uint64_t buf[4096];
 static size_t len;
@@ -102,5 +103,35 @@ int main(int argc, char **argv)
 	thoth_wire_header_encode((uint8_t *)buf, &big);
 	len = THOTH_WIRE_HEADER_SIZE;
 	save(dir, "oversized-header");
+	/* Once a NULL load in trace.c (issue 11, item 10): a TraceControl.dump
+	 * and a .write whose strings are empty (48 bytes each: header and an
+	 * empty body), alone and after a session collected something. */
+	thoth_trace_TraceControl_dump_req_t dump = { 0 };
+	thoth_trace_TraceControl_write_req_t write_empty = { 0 };
+	thoth_trace_TraceControl_start_req_t start = { 0 };
+	thoth_trace_TraceControl_stop_req_t stop = { 0 };
+	add(&thoth_trace_TraceControl_dump_info, &dump);
+	save(dir, "trace-dump-empty");
+	add(&thoth_trace_TraceControl_write_info, &write_empty);
+	save(dir, "trace-write-empty");
+	/* The fuzzer's own find: 48 bytes, a body holding a struct header that
+	 * lists no field at all (an older schema's request), so the path is
+	 * absent rather than empty. */
+	for (int m = 0; m < 2; m++) {
+		add(m ? &thoth_trace_TraceControl_write_info : &thoth_trace_TraceControl_dump_info,
+		    m ? (const void *)&write_empty : (const void *)&dump);
+		uint8_t *b = (uint8_t *)buf;
+		b[36] = 8;              /* body_len */
+		b[37] = b[38] = b[39] = 0;
+		memset(b + THOTH_WIRE_HEADER_SIZE, 0, 8);
+		len = THOTH_WIRE_HEADER_SIZE + 8;
+		save(dir, m ? "trace-write-absent-48" : "trace-dump-absent-48");
+	}
+	add(&thoth_trace_TraceControl_start_info, &start);
+	add(&thoth_trace_TraceControl_dump_info, &dump);
+	add(&thoth_trace_TraceControl_write_info, &write_empty);
+	add(&thoth_trace_TraceControl_stop_info, &stop);
+	add(&thoth_trace_TraceControl_write_info, &write_empty);
+	save(dir, "trace-session-write-empty");
 	return 0;
 }

@@ -214,7 +214,10 @@ void thoth_chan_server_free(thoth_chan_server_t *srv);
 void thoth_chan_server_stats(const thoth_chan_server_t *srv, thoth_chan_server_stats_t *out);
 
 /* A whole service in one call: a loop, SIGINT/SIGTERM to stop, serve CFG.
- * Returns 0 after a signal, or the error that prevented serving. */
+ * Returns 0 after a signal, or the error that prevented serving.  Without
+ * cfg->log, what the server reports goes to the thoth/log.h handler (none
+ * by default: install thoth_log_stderr to see it); no signal disposition
+ * is changed (sockets are written with MSG_NOSIGNAL). */
 int thoth_serve(const thoth_chan_server_config_t *cfg);
 
 #ifdef __cplusplus

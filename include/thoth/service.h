@@ -57,6 +57,7 @@ typedef struct thoth_control {
 	thoth_client_t client;          /* pass to generated Registry/Daemon stubs */
 	char path[108];
 	char why[256];                  /* why the last connect failed ("" if it did not) */
+	bool trace_attached;            /* handed thothd our trace buffer */
 } thoth_control_t;
 
 /*

@@ -29,6 +29,13 @@ extern "C" {
 
 /* ---- incremental reader ------------------------------------------------ */
 
+/*
+ * The largest body the reader's owner accepts for the message whose 40-byte
+ * HEADER has just arrived (a server knows what each method needs); a larger
+ * announced body is refused from the header, as above max_body.
+ */
+typedef uint32_t (*thoth_stream_limit_fn)(void *arg, const uint8_t *header);
+
 typedef struct thoth_stream_reader {
 	uint8_t *buf;           /* 8-aligned */
 	size_t cap;
@@ -36,6 +43,8 @@ typedef struct thoth_stream_reader {
 	size_t consumed;        /* bytes of the front message handed out */
 	uint32_t max_body;      /* larger announced bodies are refused */
 	uint32_t service_id;    /* traced with received messages: pid of the serving process, 0 unknown */
+	thoth_stream_limit_fn body_limit;       /* optional, per message (set after init) */
+	void *limit_arg;
 } thoth_stream_reader_t;
 
 int thoth_stream_reader_init(thoth_stream_reader_t *r, uint32_t max_body);
@@ -58,6 +67,12 @@ int thoth_stream_fill_fds(thoth_stream_reader_t *r, int fd, int *fds, size_t max
 			  size_t *n_fds);
 
 /*
+ * Append LEN bytes that did not come from a socket (an in-process peer, a
+ * fuzz target) as if thoth_stream_fill had read them.  0, or THOTH_E_NOMEM.
+ */
+int thoth_stream_feed(thoth_stream_reader_t *r, const void *bytes, size_t len);
+
+/*
  * The next complete message, if any: returns 1 and sets msg and len (valid
  * until thoth_stream_consume), 0 when more bytes are needed, or a negative
  * THOTH_E_* when the buffered header is invalid (bad magic, flags, or a
@@ -68,6 +83,10 @@ int thoth_stream_next(thoth_stream_reader_t *r, const uint8_t **msg, size_t *len
 
 /* Drop the message returned by thoth_stream_next. */
 void thoth_stream_consume(thoth_stream_reader_t *r);
+
+/* Give back a buffer grown for a large message once nothing is buffered:
+ * an idle connection then costs one read chunk, whatever it sent before. */
+void thoth_stream_reader_trim(thoth_stream_reader_t *r);
 
 /* Write all of BUF (blocking, MSG_NOSIGNAL); THOTH_E_PEER_GONE on EPIPE.
  * A BUF holding one whole message is traced as msg_send (OBS-1) with

@@ -42,6 +42,7 @@ struct thoth__link {
 	char dir[108];
 	const char *sock_name;          /* "thothd.sock", inside path */
 	bool started, up;
+	bool trace_attached;            /* this connection carried our trace buffer */
 	int fd;
 	thoth_source_t *source;
 	thoth_stream_reader_t reader;
@@ -155,6 +156,9 @@ static void close_socket(thoth__link_t *l)
 	l->fd = -1;
 	thoth_stream_reader_free(&l->reader);
 	l->up = false;
+	if (l->trace_attached)
+		thoth__trace_collector_detached();
+	l->trace_attached = false;
 }
 
 /* Down: watch the dir, arm the backoff timer, double the backoff. */
@@ -205,6 +209,10 @@ static int attach_trace_buffer(thoth__link_t *l)
 				    sizeof buf, &len);
 	if (!r)
 		r = thoth_stream_send_fd(l->fd, buf, len, fd, l->peer_pid);
+	if (!r) {
+		thoth__trace_collector_attached();
+		l->trace_attached = true;
+	}
 	return r;
 }
 
@@ -249,14 +257,19 @@ static void attempt(thoth__link_t *l)
 		l->ops.up(l->arg);
 }
 
+/* A fired one-shot timer is freed by the loop unless its callback re-arms
+ * it: forget it first, so a later arm creates a new one. */
 static void retry_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
 {
-	attempt(arg);
+	thoth__link_t *l = arg;
+	l->retry = NULL;
+	attempt(l);
 }
 
 static void deadline_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
 {
 	thoth__link_t *l = arg;
+	l->deadline = NULL;
 	if (l->up)
 		thoth__link_drop(l, THOTH_E_TIMEDOUT, "thothd did not answer in time");
 }

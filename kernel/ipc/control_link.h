@@ -79,6 +79,12 @@ int thoth__link_error_of(const uint8_t *msg, size_t len, uint32_t *code, char *w
 
 /* Header fields of a received message (0 when too short). */
 uint32_t thoth__link_request_id(const uint8_t *msg, size_t len);
+
+/* Counted handovers of our trace buffer to thothd (service.c): when the
+ * last connection that carried one closes, the process's own tracing mask
+ * is put back (nobody collects any more). */
+void thoth__trace_collector_attached(void);
+void thoth__trace_collector_detached(void);
 uint16_t thoth__link_flags(const uint8_t *msg, size_t len);
 
 #ifdef __cplusplus

@@ -1,45 +1,76 @@
-/* error.c - names for the THOTH_E_* codes. */
+/*
+ * error.c - messages and names of the THOTH_E_* codes (both generated from
+ * THOTH_ERROR_MAP) and the per-thread record of the last failed system call.
+ */
+#define _GNU_SOURCE             /* strerrorname_np */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
 #include "thoth/error.h"
 
 const char *thoth_strerror(int err)
 {
 	switch (err) {
-	case THOTH_OK:               return "success";
-	case THOTH_E_INVAL:          return "invalid argument";
-	case THOTH_E_NOMEM:          return "out of memory";
-	case THOTH_E_NO_SPACE:       return "buffer too small";
-	case THOTH_E_LIMIT:          return "limit exceeded";
-	case THOTH_E_NOT_FOUND:      return "not found";
-	case THOTH_E_EXISTS:         return "already exists";
-	case THOTH_E_PERM:           return "permission denied";
-	case THOTH_E_IO:             return "system call failed";
-	case THOTH_E_AGAIN:          return "would block (ring full or pool exhausted)";
-	case THOTH_E_TIMEDOUT:       return "timed out";
-	case THOTH_E_BUSY:           return "resource busy";
-	case THOTH_E_TRUNCATED:      return "message truncated";
-	case THOTH_E_BAD_MAGIC:      return "bad magic: not a thoth message";
-	case THOTH_E_BAD_LENGTH:     return "offset or length outside the message";
-	case THOTH_E_BAD_ALIGN:      return "misaligned out-of-line object";
-	case THOTH_E_BAD_UTF8:       return "string is not valid UTF-8";
-	case THOTH_E_BAD_ENUM:       return "unknown value for a strict enum";
-	case THOTH_E_BAD_BOOL:       return "bool is neither 0 nor 1";
-	case THOTH_E_TOO_DEEP:       return "nesting too deep";
-	case THOTH_E_BAD_FLAGS:      return "inconsistent header flags";
-	case THOTH_E_BAD_PRESENCE:   return "optional presence byte is neither 0 nor 1";
-	case THOTH_E_TOO_LARGE:      return "message too large";
-	case THOTH_E_ALIASED:        return "out-of-line objects overlap";
-	case THOTH_E_BAD_NUL:        return "string holds a NUL byte or lacks its terminator";
-	case THOTH_E_BAD_VERSION:    return "incompatible schema major version";
-	case THOTH_E_NO_FEATURE:     return "required feature not negotiated";
-	case THOTH_E_UNKNOWN_METHOD: return "unknown method ordinal";
-	case THOTH_E_UNKNOWN_IFACE:  return "unknown interface";
-	case THOTH_E_CONTRACT:       return "contract check failed";
-	case THOTH_E_PROTOCOL:       return "protocol violation by peer";
-	case THOTH_E_REMOTE:         return "peer returned an application error";
-	case THOTH_E_PEER_GONE:      return "peer gone";
-	case THOTH_E_CLOSED:         return "closed";
-	case THOTH_E_CORRUPT:        return "shared memory corrupt";
-	case THOTH_E_NOT_RUNNING:    return "not running (nothing listens at its socket)";
+#define THOTH_ERROR_MSG_(name, value, msg) case THOTH_##name: return msg;
+	THOTH_ERROR_MAP(THOTH_ERROR_MSG_)
+#undef THOTH_ERROR_MSG_
 	}
 	return "unknown error";
+}
+
+const char *thoth_errname(int err)
+{
+	switch (err) {
+#define THOTH_ERROR_NAME_(name, value, msg) case THOTH_##name: return "THOTH_" #name;
+	THOTH_ERROR_MAP(THOTH_ERROR_NAME_)
+#undef THOTH_ERROR_NAME_
+	}
+	return "THOTH_E_UNKNOWN";
+}
+
+/* Per thread, like errno: a failure on one thread never overwrites
+ * another's explanation. */
+static _Thread_local thoth_error_info_t last;
+
+int thoth_error_io(int sys_errno, const char *what_fmt, ...)
+{
+	last.code = THOTH_E_IO;
+	last.sys_errno = sys_errno;
+	va_list ap;
+	va_start(ap, what_fmt);
+	vsnprintf(last.what, sizeof last.what, what_fmt, ap);
+	va_end(ap);
+	return THOTH_E_IO;
+}
+
+int thoth_last_errno(void)
+{
+	return last.code ? last.sys_errno : 0;
+}
+
+const thoth_error_info_t *thoth_last_error(void)
+{
+	return &last;
+}
+
+const char *thoth_strerror_r(int err, char *buf, size_t len)
+{
+	if (!buf || !len)
+		return buf;
+	if (err != THOTH_E_IO || last.code != THOTH_E_IO) {
+		snprintf(buf, len, "%s", thoth_strerror(err));
+		return buf;
+	}
+	const char *name = strerrorname_np(last.sys_errno);
+	char msg[128], num[32];
+	if (!name) {
+		snprintf(num, sizeof num, "errno %d", last.sys_errno);
+		name = num;
+	}
+	/* the GNU strerror_r returns its message (maybe not in msg) */
+	const char *text = strerror_r(last.sys_errno, msg, sizeof msg);
+	snprintf(buf, len, "%s: %s: %s (%s)", thoth_strerror(err), last.what, name, text);
+	return buf;
 }

@@ -35,6 +35,7 @@
 #include <string.h>
 
 #include "control_link.h"
+#include "log_internal.h"
 #include "registry.thoth.h"
 #include "thoth/service.h"
 
@@ -215,6 +216,8 @@ static void link_up(void *arg)
 static void link_down(void *arg, int err, const char *why)
 {
 	thoth_resolver_t *r = arg;
+	thoth__log(THOTH_LOG_WARN, "resolver", "%s: no thothd (%s); %zu cached instance(s) kept",
+		   r->name, why, r->n);
 	r->listed = false;
 	r->list_pending = false;
 	if (r->grace) {                 /* gone again before the grace ended: keep all */

@@ -37,6 +37,7 @@
 #include "thoth/trace.h"
 #include "trace.thoth.h"
 #include "control_link.h"
+#include "log_internal.h"
 #include "unixsock.h"
 
 enum {
@@ -71,6 +72,42 @@ int thoth_control_socket(const char *explicit_dir, char *out, size_t cap)
 	return n < 0 || (size_t)n >= cap ? THOTH_E_NO_SPACE : 0;
 }
 
+/*
+ * thothd switches our categories on while a session runs and is the only
+ * one who switches them off again.  When the last connection that handed it
+ * our buffer is gone (thothd crashed, or we hung up), nobody collects: put
+ * back the mask the process had before (it chose it; usually all off)
+ * instead of tracing into a ring nobody reads.
+ */
+static unsigned trace_attachments;
+static uint64_t trace_own_mask;
+
+void thoth__trace_collector_attached(void)
+{
+	if (__atomic_fetch_add(&trace_attachments, 1, __ATOMIC_ACQ_REL) == 0)
+		trace_own_mask = __atomic_load_n(thoth_trace_enabled_word, __ATOMIC_RELAXED);
+}
+
+void thoth__trace_collector_detached(void)
+{
+	if (__atomic_sub_fetch(&trace_attachments, 1, __ATOMIC_ACQ_REL) == 0)
+		thoth_trace_set_enabled(trace_own_mask);
+}
+
+static void trace_collector_attached(thoth_control_t *ctl)
+{
+	thoth__trace_collector_attached();
+	ctl->trace_attached = true;
+}
+
+static void trace_collector_detached(thoth_control_t *ctl)
+{
+	if (!ctl->trace_attached)
+		return;
+	ctl->trace_attached = false;
+	thoth__trace_collector_detached();
+}
+
 /* Hand our trace buffer (if we have one) to thothd: a oneway message that
  * carries the memfd.  Nothing to wait for; thothd handles it before any
  * later request on this connection. */
@@ -86,6 +123,8 @@ static int attach_trace_buffer(thoth_control_t *ctl)
 				    sizeof buf, &len);
 	if (!r)
 		r = thoth_stream_send_fd(ctl->sock.fd, buf, len, fd, ctl->sock.reader.service_id);
+	if (!r)
+		trace_collector_attached(ctl);
 	return r;
 }
 
@@ -129,6 +168,7 @@ int thoth_control_connect(thoth_control_t *ctl, const char *runtime_dir, int tim
 
 void thoth_control_close(thoth_control_t *ctl)
 {
+	trace_collector_detached(ctl);
 	if (ctl->client.ops)
 		thoth_client_release(&ctl->client);
 	thoth_sock_client_close(&ctl->sock);
@@ -158,6 +198,14 @@ static char *dup_or_null(const char *s)
 
 static void set_state(thoth_service_t *s, thoth_service_state_t state, int err, const char *why)
 {
+	if (state == THOTH_SERVICE_REGISTERED)
+		thoth__log(THOTH_LOG_INFO, "service", "%s registered (lease %016llx)", s->name,
+			   (unsigned long long)s->lease);
+	else if (state == THOTH_SERVICE_REFUSED)
+		thoth__log(THOTH_LOG_ERROR, "service", "%s refused by thothd: %s", s->name, why);
+	else
+		thoth__log(THOTH_LOG_WARN, "service", "%s not registered: %s (%s); retrying", s->name,
+			   why && *why ? why : "-", thoth_strerror(err));
 	s->state = state;
 	if (s->cfg.on_state)
 		s->cfg.on_state(s->cfg.arg, state, err, why ? why : "");
@@ -210,10 +258,7 @@ static void send_register(thoth_service_t *s)
 static void renew_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
 {
 	thoth_service_t *s = arg;
-	/* A fired one-shot timer that its callback does not re-arm is freed by
-	 * the loop when the callback returns: forget it, the answer arms a new
-	 * one (schedule_renew). */
-	s->renew = NULL;
+	s->renew = NULL;        /* fired and not re-armed here: the loop frees it */
 	if (s->state != THOTH_SERVICE_REGISTERED || s->pending)
 		return;
 	thoth_registry_Registry_renew_req_t req = { .lease = s->lease };

@@ -15,7 +15,9 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -69,7 +71,11 @@ static int reserve(thoth_stream_reader_t *r, size_t need)
 /* Bytes the front message needs in total, once its header is buffered. */
 static int front_size(const thoth_stream_reader_t *r, size_t *size)
 {
-	return thoth_wire_msg_size(r->buf, r->len, r->max_body, size);
+	int n = thoth_wire_msg_size(r->buf, r->len, r->max_body, size);
+	if (n == 1 && r->body_limit &&
+	    *size - THOTH_WIRE_HEADER_SIZE > r->body_limit(r->limit_arg, r->buf))
+		return THOTH_E_TOO_LARGE;
+	return n;
 }
 
 /* Room for the next read: a chunk, or the rest of a large message in one go. */
@@ -123,6 +129,19 @@ int thoth_stream_fill_fds(thoth_stream_reader_t *r, int fd, int *fds, size_t max
 	return read_failure(n);
 }
 
+int thoth_stream_feed(thoth_stream_reader_t *r, const void *bytes, size_t len)
+{
+	if (len > SIZE_MAX - r->len)
+		return THOTH_E_TOO_LARGE;
+	int err = reserve(r, r->len + len);
+	if (err)
+		return err;
+	if (len)
+		memcpy(r->buf + r->len, bytes, len);
+	r->len += len;
+	return 0;
+}
+
 int thoth_stream_next(thoth_stream_reader_t *r, const uint8_t **msg, size_t *len)
 {
 	size_t size;
@@ -150,6 +169,18 @@ void thoth_stream_consume(thoth_stream_reader_t *r)
 	memmove(r->buf, r->buf + r->consumed, r->len - r->consumed);
 	r->len -= r->consumed;
 	r->consumed = 0;
+}
+
+void thoth_stream_reader_trim(thoth_stream_reader_t *r)
+{
+	if (r->len || r->cap <= READ_CHUNK)
+		return;
+	void *p;
+	if (posix_memalign(&p, THOTH_WIRE_ALIGN, READ_CHUNK))
+		return;                 /* keep the large one: still correct */
+	free(r->buf);
+	r->buf = p;
+	r->cap = READ_CHUNK;
 }
 
 static int write_all(int fd, const uint8_t *p, size_t len)

@@ -4,12 +4,19 @@
  * holding a single packet.  Event ids are assigned per collection (a name
  * seen in several processes is one event class).  Everything is
  * little-endian and byte-aligned, so the binary below is exactly the TSDL.
+ *
+ * Timestamps are CLOCK_MONOTONIC; the clock's offset is CLOCK_REALTIME -
+ * CLOCK_MONOTONIC measured at export, so viewers show wall-clock times (a
+ * trace exported in the boot it was recorded in, which is how thothd does
+ * it; a clock step between recording and export shifts the dates by it).
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "collection.h"
 
@@ -40,13 +47,10 @@ static const char metadata_prologue[] =
 	"\ttracer_name = \"thoth\";\n"
 	"};\n"
 	"\n"
-	"clock {\n"
-	"\tname = \"monotonic\";\n"
-	"\tdescription = \"CLOCK_MONOTONIC\";\n"
-	"\tfreq = 1000000000;\n"
-	"\toffset = 0;\n"
-	"};\n"
-	"\n"
+	;
+
+/* Then the clock (written with its offset), then this. */
+static const char metadata_streams[] =
 	"typealias integer { size = 64; align = 8; signed = false; map = clock.monotonic.value; } := uint64_clock_t;\n"
 	"\n"
 	"stream {\n"
@@ -96,14 +100,30 @@ static int write_metadata(const thoth_trace_collection_t *c, const char *dir)
 		return THOTH_E_INVAL;
 	FILE *f = fopen(path, "w");
 	if (!f)
-		return THOTH_E_IO;
+		return thoth_error_io(errno, "open %s", path);
+	/* where CLOCK_MONOTONIC's zero lies in CLOCK_REALTIME */
+	struct timespec mono, real;
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	clock_gettime(CLOCK_REALTIME, &real);
+	int64_t off_ns = ((int64_t)real.tv_sec - (int64_t)mono.tv_sec) * 1000000000 +
+			 ((int64_t)real.tv_nsec - (int64_t)mono.tv_nsec);
+	long long off_s = (long long)(off_ns / 1000000000), off_rest = (long long)(off_ns % 1000000000);
+	if (off_rest < 0) {
+		off_rest += 1000000000;
+		off_s--;
+	}
 	fputs(metadata_prologue, f);
+	fprintf(f, "clock {\n\tname = \"monotonic\";\n\tdescription = \"CLOCK_MONOTONIC\";\n"
+		   "\tfreq = 1000000000;\n"
+		   "\toffset_s = %lld;\n\toffset = %lld;\n"   /* CLOCK_REALTIME - CLOCK_MONOTONIC */
+		   "\tabsolute = false;\n};\n\n", off_s, off_rest);
+	fputs(metadata_streams, f);
 	for (size_t i = 0; i < c->name_count; i++)
 		fprintf(f, "\nevent {\n\tname = \"%s\";\n\tid = %zu;\n\tstream_id = 0;\n%s};\n",
 		        c->names[i], i, event_fields);
-	int err = ferror(f) ? THOTH_E_IO : 0;
-	if (fclose(f) != 0)
-		err = THOTH_E_IO;
+	int err = ferror(f) ? thoth_error_io(errno, "write %s", path) : 0;
+	if (fclose(f) != 0 && !err)
+		err = thoth_error_io(errno, "close %s", path);
 	return err;
 }
 
@@ -166,14 +186,14 @@ static int write_stream(const thoth_trace_collection_t *c, const collected_threa
 	if ((size_t)snprintf(path, sizeof path, "%s/stream_%" PRIu32 "_%" PRIu32, dir, t->pid,
 	                     t->tid) >= sizeof path)
 		goto out;
-	err = THOTH_E_IO;
 	FILE *f = fopen(path, "wb");
-	if (!f)
+	if (!f) {
+		err = thoth_error_io(errno, "open %s", path);
 		goto out;
-	if (fwrite(buf, 1, size, f) == size)
-		err = 0;
-	if (fclose(f) != 0)
-		err = THOTH_E_IO;
+	}
+	err = fwrite(buf, 1, size, f) == size ? 0 : thoth_error_io(errno, "write %s", path);
+	if (fclose(f) != 0 && !err)
+		err = thoth_error_io(errno, "close %s", path);
 out:
 	free(buf);
 	return err;

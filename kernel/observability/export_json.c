@@ -3,13 +3,22 @@
  * chrome://tracing.
  *
  *   - one track per process and thread: "M" process_name / thread_name
- *   - each event: an "X" slice of 1 ns (flows bind to enclosing slices)
- *   - a message with a trace id: SEND gets a flow start "s", RECV a flow end
- *     "f", both with id = the trace id and "bp":"e", so the viewer draws an
- *     arrow from the sender's slice to the receiver's, across processes.
+ *   - a trace point is an instant event "i" (thread scope): it has no
+ *     duration;
+ *   - a message with a trace id is an "X" slice of 1 ns instead, because a
+ *     flow binds to an enclosing slice: SEND gets a flow start "s", RECV a
+ *     flow end "f", both with id = the trace id and "bp":"e", so the viewer
+ *     draws an arrow from the sender's slice to the receiver's, across
+ *     processes.
  * Timestamps are microseconds with nanosecond decimals, as the format wants.
+ * JSON numbers are doubles in every viewer: a u64 argument above 2^53 would
+ * be rounded, so such a value is written as a decimal string (smaller ones
+ * stay numbers).
  */
+#include <errno.h>
 #include <inttypes.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "collection.h"
@@ -37,21 +46,33 @@ static void put_common(FILE *out, const char *ph, const thoth_trace_event_t *ev)
 	        ph, ev->timestamp_ns / 1000, ev->timestamp_ns % 1000, ev->pid, ev->tid);
 }
 
+/* A u64 as a JSON value no viewer rounds: a number up to 2^53, else a string. */
+static void put_u64(FILE *out, const char *key, uint64_t v)
+{
+	if (v <= (UINT64_C(1) << 53))
+		fprintf(out, ",\"%s\":%" PRIu64, key, v);
+	else
+		fprintf(out, ",\"%s\":\"%" PRIu64 "\"", key, v);
+}
+
 static void put_event(FILE *out, const thoth_trace_collection_t *c, const collected_event_t *e)
 {
 	const thoth_trace_event_t *ev = &e->ev;
+	bool flow = ev->trace_id && (ev->flags & (THOTH_TRACE_SEND | THOTH_TRACE_RECV));
 	fputs(",\n", out);
-	put_common(out, "X", ev);
-	fputs(",\"dur\":0.001,\"name\":", out);
+	put_common(out, flow ? "X" : "i", ev);
+	fputs(flow ? ",\"dur\":0.001,\"name\":" : ",\"s\":\"t\",\"name\":", out);
 	put_string(out, c->names[e->name_index]);
 	fprintf(out, ",\"cat\":\"%s\",\"args\":{\"cpu\":%u,\"service_id\":%" PRIu32
 	             ",\"interface_id\":%" PRIu32 ",\"method\":%u,\"request_id\":%" PRIu32
-	             ",\"payload_size\":%" PRIu32 ",\"transport\":\"%s\",\"trace_id\":\"0x%" PRIx64
-	             "\",\"arg0\":%" PRIu64 ",\"arg1\":%" PRIu64 "}}",
+	             ",\"payload_size\":%" PRIu32 ",\"transport\":\"%s\",\"trace_id\":\"0x%" PRIx64 "\"",
 	        thoth_trace_category_name(ev->category), ev->cpu, ev->service_id,
 	        ev->interface_id, ev->method, ev->request_id, ev->payload_size,
-	        thoth_trace_transport_name(ev->flags), ev->trace_id, ev->arg0, ev->arg1);
-	if (!ev->trace_id || !(ev->flags & (THOTH_TRACE_SEND | THOTH_TRACE_RECV)))
+	        thoth_trace_transport_name(ev->flags), ev->trace_id);
+	put_u64(out, "arg0", ev->arg0);
+	put_u64(out, "arg1", ev->arg1);
+	fputs("}}", out);
+	if (!flow)
 		return;
 	fputs(",\n", out);
 	put_common(out, (ev->flags & THOTH_TRACE_SEND) ? "s" : "f", ev);
@@ -88,5 +109,5 @@ int thoth_trace_export_chrome_json(const thoth_trace_collection_t *c, FILE *out)
 		put_event(out, c, sorted[i]);
 	fputs("\n]}\n", out);
 	free(sorted);
-	return ferror(out) ? THOTH_E_IO : 0;
+	return ferror(out) ? thoth_error_io(errno, "write the trace JSON") : 0;
 }

@@ -15,8 +15,10 @@
  * server.c adds registry_drop (pid, registrations) when a connection ends.
  * status is the handler's result: 0, a Registry error code, or THOTH_E_*.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -53,11 +55,24 @@ static int on_register(void *self, const thoth_registry_Registry_register_req_t 
 {
 	thothd_call_t *call = self;
 	thothd_t *d = call->d;
+	thothd_client_t *c = call->client;
 	thoth_registry_Registration_t reg = req->reg;
-	if (!reg.endpoint.pid)
-		reg.endpoint.pid = call->client->pid;
-	int r = thoth_registry_register(d->registry, call->client->owner, &reg, thothd_now(d),
-					&resp->lease);
+	/* The kernel's word, not the client's: a local endpoint's pid is the
+	 * registering process's (SO_PEERCRED).  Only a mirrored remote
+	 * instance carries a pid thothd cannot check. */
+	if (reg.endpoint.locality != THOTH_COMMON_LOCALITY_REMOTE || !reg.endpoint.pid)
+		reg.endpoint.pid = c->pid;
+	if (!c->exe_known && c->pid) {
+		/* Who may add instances of a name (registry.h): same uid, same
+		 * executable.  Looked up once, while the process is talking to us. */
+		char path[64];
+		struct stat st;
+		snprintf(path, sizeof path, "/proc/%u/exe", c->pid);
+		if (stat(path, &st) == 0)
+			thoth_registry_owner_set_exe(c->owner, (uint64_t)st.st_dev, (uint64_t)st.st_ino);
+		c->exe_known = true;
+	}
+	int r = thoth_registry_register(d->registry, c->owner, &reg, thothd_now(d), &resp->lease);
 	THOTH_TRACE(REGISTRY, registry_register, r ? 0 : resp->lease, (uint64_t)(int64_t)r);
 	if (r > 0) {
 		log_refusal(call, "register", r);
@@ -128,7 +143,56 @@ static int on_list(void *self, const thoth_registry_Registry_list_req_t *req,
 	call->scratch = v;
 	resp->instances.items = v;
 	resp->instances.count = (uint32_t)n;
+	size_t size = thoth_method_size(&thoth_registry_Registry_list_info, true, resp);
+	if (size > call->d->cfg.max_backlog / 2) {
+		/* Answered with a reason instead of a reply that would get the
+		 * caller dropped (it exceeds what a client may leave unread). */
+		call->reason = "too many instances for one reply: use list_page (thothctl does)";
+		return THOTH_E_LIMIT;
+	}
 	return reserve_response(call, &thoth_registry_Registry_list_info, resp);
+}
+
+/* A list_page reply: at most this many instances, and at most this many
+ * bytes (an instance may carry 32 claims); list's single reply may not
+ * exceed the bytes a client is allowed to leave unread. */
+enum { PAGE_MAX_COUNT = 1024, PAGE_MAX_BYTES = 1 << 20 };
+
+static int on_list_page(void *self, const thoth_registry_Registry_list_page_req_t *req,
+			thoth_registry_Registry_list_page_resp_t *resp, thoth_arena_t *arena)
+{
+	thothd_call_t *call = self;
+	size_t max = req->max_count && req->max_count < PAGE_MAX_COUNT ? req->max_count
+								     : PAGE_MAX_COUNT;
+	const thoth_registry_Instance_t **found;
+	size_t n;
+	bool more;
+	int r = thoth_registry_list_page(call->d->registry, req->prefix, req->locality,
+					 thothd_now(call->d), req->after_name,
+					 req->after_registered_at_ns, req->after_lease, max, &found,
+					 &n, &more);
+	if (r)
+		return r;
+	thoth_registry_Instance_t *v = calloc(n ? n : 1, sizeof *v);
+	if (!v) {
+		free(found);
+		return THOTH_E_NOMEM;
+	}
+	for (size_t i = 0; i < n; i++)
+		v[i] = *found[i];
+	free(found);
+	call->scratch = v;
+	resp->instances.items = v;
+	resp->instances.count = (uint32_t)n;
+	resp->more = more;
+	/* Fewer when they are large: the client asks again from the last one. */
+	while (resp->instances.count > 1 &&
+	       thoth_method_size(&thoth_registry_Registry_list_page_info, true, resp) >
+		       PAGE_MAX_BYTES) {
+		resp->instances.count /= 2;
+		resp->more = true;
+	}
+	return reserve_response(call, &thoth_registry_Registry_list_page_info, resp);
 }
 
 static int on_renew(void *self, const thoth_registry_Registry_renew_req_t *req,
@@ -193,6 +257,7 @@ const thoth_registry_Registry_handlers_t thothd_registry_handlers = {
 	.heartbeat = on_heartbeat,
 	.watch = on_watch,
 	.unwatch = on_unwatch,
+	.list_page = on_list_page,
 };
 
 /* ---- Daemon ------------------------------------------------------------------------- */

@@ -1,6 +1,9 @@
 /*
  * log.c - "2025-01-31T12:00:00.123Z thothd[42] warn: message" on stderr.
  * One fprintf per line, so lines from one process never interleave.
+ * Lines a peer can trigger at will go through a token bucket
+ * (thothd_log_limited): a flood of refused connections costs a few lines a
+ * second, not a disk.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -35,10 +38,10 @@ int thothd_log_parse_level(const char *name, thothd_log_level_t *out)
 	return -1;
 }
 
-void thothd_log(thothd_log_level_t level, const char *fmt, ...)
+static void log_line(thothd_log_level_t level, const char *fmt, va_list ap, uint64_t suppressed)
+	__attribute__((format(printf, 2, 0)));
+static void log_line(thothd_log_level_t level, const char *fmt, va_list ap, uint64_t suppressed)
 {
-	if (!thothd_log_enabled(level))
-		return;
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	struct tm tm;
@@ -46,10 +49,47 @@ void thothd_log(thothd_log_level_t level, const char *fmt, ...)
 	char when[32];
 	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
 	char text[1024];
+	vsnprintf(text, sizeof text, fmt, ap);
+	char more[64] = "";
+	if (suppressed)
+		snprintf(more, sizeof more, " (%llu similar lines suppressed)",
+			 (unsigned long long)suppressed);
+	fprintf(stderr, "%s.%03ldZ thothd[%d] %s: %s%s\n", when, ts.tv_nsec / 1000000L, (int)getpid(),
+		level_names[level], text, more);
+}
+
+void thothd_log(thothd_log_level_t level, const char *fmt, ...)
+{
+	if (!thothd_log_enabled(level))
+		return;
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(text, sizeof text, fmt, ap);
+	log_line(level, fmt, ap, 0);
 	va_end(ap);
-	fprintf(stderr, "%s.%03ldZ thothd[%d] %s: %s\n", when, ts.tv_nsec / 1000000L, (int)getpid(),
-		level_names[level], text);
+}
+
+void thothd_log_limited(thothd_log_limit_t *limit, thothd_log_level_t level, const char *fmt, ...)
+{
+	if (!thothd_log_enabled(level))
+		return;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	if (!limit->last_ns)
+		limit->tokens = limit->burst;
+	else
+		limit->tokens += (double)(now - limit->last_ns) * 1e-9 * limit->per_second;
+	if (limit->tokens > limit->burst)
+		limit->tokens = limit->burst;
+	limit->last_ns = now;
+	if (limit->tokens < 1.0) {
+		limit->suppressed++;
+		return;
+	}
+	limit->tokens -= 1.0;
+	va_list ap;
+	va_start(ap, fmt);
+	log_line(level, fmt, ap, limit->suppressed);
+	va_end(ap);
+	limit->suppressed = 0;
 }

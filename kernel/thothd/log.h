@@ -7,6 +7,7 @@
 #define THOTHD_LOG_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 typedef enum thothd_log_level {
 	THOTHD_LOG_ERROR = 0,
@@ -22,6 +23,22 @@ int thothd_log_parse_level(const char *name, thothd_log_level_t *out);
 
 void thothd_log(thothd_log_level_t level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+/*
+ * A token bucket for a log line that a peer can make thothd repeat (a
+ * refused connection, a dropped client): BURST lines at once, then at most
+ * PER_SECOND; what is suppressed is counted and said on the next line that
+ * passes.  Zero-initialise, then set burst and per_second.
+ */
+typedef struct thothd_log_limit {
+	double per_second, burst;
+	double tokens;
+	uint64_t last_ns;               /* 0: never used (the bucket starts full) */
+	uint64_t suppressed;
+} thothd_log_limit_t;
+
+void thothd_log_limited(thothd_log_limit_t *limit, thothd_log_level_t level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 #define thothd_error(...) thothd_log(THOTHD_LOG_ERROR, __VA_ARGS__)
 #define thothd_warn(...) thothd_log(THOTHD_LOG_WARN, __VA_ARGS__)

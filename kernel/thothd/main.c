@@ -5,15 +5,24 @@
  * `&`, scripts/run.sh - decides where it lives); --foreground is accepted
  * for compatibility and changes nothing.  It logs to stderr and exits 0 on
  * SIGTERM/SIGINT after removing its socket and lock file.
+ *
+ * Under a service manager (sd.c): the listening socket may be handed over
+ * by socket activation (LISTEN_FDS), and readiness is announced over
+ * NOTIFY_SOCKET (systemd, Type=notify) or --ready-fd (scripts).
  */
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "runtime.h"
+#include "sd.h"
+#include "thoth/version.h"
 #include "thothd.h"
 
 static void usage(FILE *out)
@@ -30,9 +39,20 @@ static void usage(FILE *out)
 		"  --foreground          accepted for compatibility: thothd never forks\n"
 		"  --log-level LEVEL     error, warn, info (default) or debug\n"
 		"  --max-per-client N    registrations one connection may hold (default 64)\n"
+		"  --max-clients N       connections at once (default 1024, fewer when\n"
+		"                        RLIMIT_NOFILE is lower)\n"
+		"  --max-clients-per-uid N  connections one uid may hold (default 3/4 of\n"
+		"                        --max-clients); idle ones are evicted first\n"
+		"  --frame-timeout-ms MS a connection's first message, and any message\n"
+		"                        once begun, must arrive within MS (default 5000)\n"
+		"  --trace-detach-ms MS  a trace session ends MS after the connection that\n"
+		"                        started it closed (default 60000)\n"
+		"  --ready-fd FD         write READY=1 to FD once serving, then close it\n"
 		"  -h, --help            this text\n"
+		"  --version             print the version\n"
 		"\n"
-		"Inspect it with thothctl: thothctl status, thothctl services.\n");
+		"Socket activation (LISTEN_FDS) and readiness (NOTIFY_SOCKET) work as under\n"
+		"systemd: see thothd(8).  Inspect it with thothctl: thothctl status.\n");
 }
 
 static void on_stop_signal(thoth_loop_t *loop, const struct signalfd_siginfo *info, void *arg)
@@ -48,10 +68,17 @@ int main(int argc, char **argv)
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "max-per-client", required_argument, NULL, 'm' },
+		{ "max-clients", required_argument, NULL, 'C' },
+		{ "max-clients-per-uid", required_argument, NULL, 'U' },
+		{ "frame-timeout-ms", required_argument, NULL, 'F' },
+		{ "trace-detach-ms", required_argument, NULL, 'T' },
+		{ "ready-fd", required_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *runtime_arg = NULL;
+	int ready_fd = -1;
 	thothd_config_t cfg = { 0 };
 	int opt;
 	while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
@@ -81,8 +108,44 @@ int main(int argc, char **argv)
 			cfg.max_per_client = (uint32_t)n;
 			break;
 		}
+		case 'C':
+		case 'U':
+		case 'F':
+		case 'T': {
+			char *end;
+			unsigned long n = strtoul(optarg, &end, 10);
+			if (*end || !*optarg || n == 0 || n > 100000000) {
+				fprintf(stderr, "thothd: --%s wants a number 1..100000000\n",
+					opt == 'C' ? "max-clients" : opt == 'U' ? "max-clients-per-uid"
+					: opt == 'F' ? "frame-timeout-ms" : "trace-detach-ms");
+				return 2;
+			}
+			if (opt == 'C')
+				cfg.max_clients = (uint32_t)n;
+			else if (opt == 'U')
+				cfg.max_clients_per_uid = (uint32_t)n;
+			else if (opt == 'F')
+				cfg.frame_timeout_ns = (uint64_t)n * 1000000ull;
+			else
+				cfg.trace_detach_ns = (uint64_t)n * 1000000ull;
+			break;
+		}
+		case 'R': {
+			char *end;
+			long fd = strtol(optarg, &end, 10);
+			if (*end || !*optarg || fd < 0 || fd > 65535 || fcntl((int)fd, F_GETFD) < 0) {
+				fprintf(stderr, "thothd: --ready-fd wants an open file descriptor, not '%s'\n",
+					optarg);
+				return 2;
+			}
+			ready_fd = (int)fd;
+			break;
+		}
 		case 'h':
 			usage(stdout);
+			return 0;
+		case 'V':
+			printf("thothd %s\n", THOTH_VERSION_STRING);
 			return 0;
 		default:
 			usage(stderr);
@@ -120,6 +183,13 @@ int main(int argc, char **argv)
 	cfg.runtime_dir = dir;
 
 	signal(SIGPIPE, SIG_IGN);
+	/* One descriptor per client: take what the administrator allows (the
+	 * soft limit up to the hard one); thothd_new sizes max_clients to it. */
+	struct rlimit nofile;
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+		nofile.rlim_cur = nofile.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &nofile);
+	}
 	/* Our own trace buffer (all categories off): thothd is traced like any
 	 * service, and collects itself (trace.c). */
 	int tr = thoth_trace_init_process("thothd");
@@ -144,12 +214,37 @@ int main(int argc, char **argv)
 		thothd_error("cannot start: %s", thoth_strerror(r));
 		goto out;
 	}
-	r = thothd_listen(d, sock);
-	if (r) {
-		thothd_error("cannot listen on %s: %s", sock, thoth_strerror(r));
+	int passed_fd;
+	char passed_path[108];
+	r = thothd_sd_listen_fd(&passed_fd, passed_path, sizeof passed_path, why, sizeof why);
+	if (r < 0) {
+		thothd_error("%s", why);
 		goto out;
 	}
-	thothd_info("thothd %s listening on %s", THOTHD_VERSION, sock);
+	if (r == 1) {
+		r = thothd_listen_fd(d, passed_fd);
+		if (r) {
+			thothd_error("cannot serve the passed socket: %s", thoth_strerror(r));
+			goto out;
+		}
+		if (strcmp(passed_path, sock) != 0)
+			thothd_warn("the passed socket is %s, not %s: clients looking in the "
+				    "runtime dir will not find it", passed_path, sock);
+		thothd_info("thothd %s serving %s (socket activation)", THOTHD_VERSION, passed_path);
+	} else {
+		r = thothd_listen(d, sock);
+		if (r) {
+			thothd_error("cannot listen on %s: %s", sock, thoth_strerror(r));
+			goto out;
+		}
+		thothd_info("thothd %s listening on %s", THOTHD_VERSION, sock);
+	}
+	/* Serving from here on: the socket accepts, the loop will answer. */
+	if ((r = thothd_sd_notify("READY=1\nSTATUS=serving")))
+		thothd_warn("cannot notify the service manager: %s", thoth_strerror(r));
+	if (ready_fd >= 0 && (r = thothd_ready_fd_notify(ready_fd)))
+		thothd_warn("cannot write to --ready-fd: %s", thoth_strerror(r));
+	ready_fd = -1;
 	r = thoth_loop_run(loop);
 	if (r) {
 		thothd_error("event loop failed: %s", thoth_strerror(r));
@@ -157,6 +252,9 @@ int main(int argc, char **argv)
 	}
 	status = 0;
 out:
+	thothd_sd_notify("STOPPING=1");
+	if (ready_fd >= 0)
+		close(ready_fd);        /* never ready: the reader sees EOF */
 	thothd_free(d);                 /* unlinks the socket */
 	thoth_loop_free(loop);
 	thoth_trace_shutdown();

@@ -1,9 +1,12 @@
 /*
  * server.c - thothd's control socket (thothd.h has the map of the daemon).
  *
- * Input:  a thoth_stream_reader_t per client (bodies above max_body are
- *         refused from the header alone), every complete message dispatched
- *         by its interface id: Registry, Daemon or TraceControl.  File
+ * Input:  a thoth_stream_reader_t per client (a body above what its method
+ *         needs is refused from the header alone: request_body_limit), every
+ *         complete message dispatched by its interface id: Registry, Daemon
+ *         or TraceControl.  Incomplete messages are bounded in time (the
+ *         frame deadline: one timer, armed only while one is pending) and
+ *         in bytes (max_input over all clients).  File
  *         descriptors sent with the bytes (a trace buffer, SCM_RIGHTS) wait
  *         in the client's fd queue for the message that takes them.
  * Trace:  msg_recv is emitted by the stream reader; here thothd_dispatch
@@ -16,14 +19,21 @@
  *         dropped (a watcher that never reads).
  * Bad input (bad header, a response or oneway where none belongs, a body
  * that does not decode, oversized) closes that client only, with a reason
- * in the log.  Its registrations go at once, as for any closed connection.
+ * in the log (rate-limited).  Its registrations go at once, as for any
+ * closed connection.
+ * Admission: connections per uid and in all are limited; at a limit the
+ * quietest connection that holds nothing is evicted (make_room).  At the
+ * descriptor limit accept-and-close with a reserve fd, then a pause
+ * (at_fd_limit): never a busy loop.  docs/RELIABILITY.md has the promises.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -36,8 +46,43 @@
 enum {
 	PAUSE_BACKLOG = 1 << 20,        /* stop reading a client above this much unsent output */
 	FILLS_PER_WAKEUP = 16,          /* fairness between clients */
+	ACCEPTS_PER_WAKEUP = 64,        /* fairness between the listener and clients */
 	ARENA_MIN = 1 << 16,
+	FD_HEADROOM = 24,               /* descriptors kept for anything but client sockets */
+	READ_CHUNK = 4096,              /* a reader's resting buffer (stream.c) */
 };
+
+#define MS_NS 1000000ull
+static const uint64_t ACCEPT_BACKOFF_NS = 100 * MS_NS;  /* at the fd limit */
+
+/*
+ * The largest body each request needs (refused from the header when a
+ * client announces more, so nothing of it is buffered).  Registry.register:
+ * name 128 + version 64 + address 1024 + 32 claims of 2 x 256-byte strings,
+ * with the encoding's headers; batch_resolve: up to ~1,000 names;
+ * TraceControl.dump/write: paths (PATH_MAX each).  Everything else carries
+ * a short name or nothing.
+ */
+enum {
+	BODY_REGISTER = 32 << 10,
+	BODY_BATCH_RESOLVE = 256 << 10,
+	BODY_TRACE_PATHS = 16 << 10,
+	BODY_SMALL = 4 << 10,
+};
+
+static uint32_t request_body_limit(void *arg, const uint8_t *header)
+{
+	const thothd_client_t *c = arg;
+	uint32_t iface = thoth_le32(header + 8), method = thoth_le32(header + 12);
+	uint32_t limit = BODY_SMALL;
+	if (iface == THOTH_REGISTRY_REGISTRY_ID && method == 1)
+		limit = BODY_REGISTER;
+	else if (iface == THOTH_REGISTRY_REGISTRY_ID && method == 3)
+		limit = BODY_BATCH_RESOLVE;
+	else if (iface == THOTH_TRACE_TRACE_CONTROL_ID && (method == 3 || method == 6))
+		limit = BODY_TRACE_PATHS;
+	return limit < c->d->cfg.max_body ? limit : c->d->cfg.max_body;
+}
 
 static const thoth_interface_info_t *const known_interfaces[] = {
 	&thoth_registry_Registry_info,
@@ -72,6 +117,25 @@ int thothd_new(const thothd_config_t *cfg, thoth_loop_t *loop, thothd_t **out)
 		c->max_body = 1u << 20;
 	if (!c->max_clients)
 		c->max_clients = 1024;
+	/* Never more clients than descriptors: at the limit thothd would fail
+	 * to accept (and to open anything else) instead of refusing cleanly. */
+	struct rlimit nofile;
+	if (loop && getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY) {
+		rlim_t usable = nofile.rlim_cur > 2 * FD_HEADROOM ? nofile.rlim_cur - FD_HEADROOM
+								 : nofile.rlim_cur / 2;
+		if (usable < c->max_clients)
+			c->max_clients = (uint32_t)usable;
+	}
+	if (!c->max_clients_per_uid)
+		c->max_clients_per_uid = (c->max_clients * 3 + 3) / 4;
+	if (c->max_clients_per_uid > c->max_clients)
+		c->max_clients_per_uid = c->max_clients;
+	if (!c->frame_timeout_ns)
+		c->frame_timeout_ns = 5000 * MS_NS;
+	if (!c->max_input)
+		c->max_input = 32u << 20;
+	if (!c->trace_detach_ns)
+		c->trace_detach_ns = 60000 * MS_NS;
 	if (!c->max_backlog)
 		c->max_backlog = 8u << 20;
 	if (!c->expiry_slack_ns)
@@ -80,6 +144,10 @@ int thothd_new(const thothd_config_t *cfg, thoth_loop_t *loop, thothd_t **out)
 		c->runtime_dir = "";
 	d->loop = loop;
 	d->listen_fd = -1;
+	d->reserve_fd = -1;
+	/* Lines a peer can repeat at will: 20 at once, then 5 a second. */
+	d->refuse_log = (thothd_log_limit_t){ .burst = 20, .per_second = 5 };
+	d->drop_log = (thothd_log_limit_t){ .burst = 50, .per_second = 10 };
 	d->started_ns = thoth_clock_now();
 	d->next_client_id = 1;
 	d->out_cap = 64 * 1024;
@@ -97,7 +165,7 @@ int thothd_new(const thothd_config_t *cfg, thoth_loop_t *loop, thothd_t **out)
 		.event_arg = d,
 	};
 	if (!d->out || !d->arena || !d->event_buf || thoth_registry_new(&rc, &d->registry) ||
-	    thothd_tracer_new(d, &d->tracer)) {
+	    thothd_tracer_new(d, &d->tracer) || thothd_endpoints_new(d, &d->endpoints)) {
 		thothd_free(d);
 		return THOTH_E_NOMEM;
 	}
@@ -108,6 +176,160 @@ int thothd_new(const thothd_config_t *cfg, thoth_loop_t *loop, thothd_t **out)
 /* ---- clients ------------------------------------------------------------------- */
 
 static void client_io(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t events, void *arg);
+
+/* ---- connections per uid ----------------------------------------------------------- */
+
+static struct thothd_uid_count *uid_find(thothd_t *d, uint32_t uid)
+{
+	for (size_t i = 0; i < d->n_uids; i++)
+		if (d->uids[i].uid == uid)
+			return &d->uids[i];
+	return NULL;
+}
+
+static uint32_t uid_connections(thothd_t *d, uint32_t uid)
+{
+	struct thothd_uid_count *u = uid_find(d, uid);
+	return u ? u->n : 0;
+}
+
+/* One more (DELTA 1) or one fewer (-1) connection of UID.  A few uids at
+ * most connect (the runtime dir is 0700): a short array is enough. */
+static int uid_count_add(thothd_t *d, uint32_t uid, int delta)
+{
+	struct thothd_uid_count *u = uid_find(d, uid);
+	if (!u) {
+		if (delta < 0)
+			return 0;
+		if (d->n_uids == d->uids_cap) {
+			size_t cap = d->uids_cap ? d->uids_cap * 2 : 4;
+			struct thothd_uid_count *v = realloc(d->uids, cap * sizeof *v);
+			if (!v)
+				return THOTH_E_NOMEM;
+			d->uids = v;
+			d->uids_cap = cap;
+		}
+		u = &d->uids[d->n_uids++];
+		*u = (struct thothd_uid_count){ .uid = uid };
+	}
+	if (delta > 0) {
+		u->n++;
+	} else if (--u->n == 0) {
+		*u = d->uids[--d->n_uids];
+	}
+	return 0;
+}
+
+/* ---- the frame deadline ------------------------------------------------------------- */
+
+/*
+ * A connection is "partial" while it has not completed its first message,
+ * or holds the beginning of one: it must finish within frame_timeout_ns of
+ * that moment, or it is closed (a silent or trickling peer cannot hold a
+ * descriptor and a buffer forever).  A paused client (thothd stopped
+ * reading it) is not waiting on its peer and is not partial.
+ */
+static void partial_unlink(thothd_t *d, thothd_client_t *c)
+{
+	if (!c->in_partial)
+		return;
+	if (c->partial_prev)
+		c->partial_prev->partial_next = c->partial_next;
+	else
+		d->partial_head = c->partial_next;
+	if (c->partial_next)
+		c->partial_next->partial_prev = c->partial_prev;
+	else
+		d->partial_tail = c->partial_prev;
+	c->partial_prev = c->partial_next = NULL;
+	c->in_partial = false;
+}
+
+static void partial_update(thothd_t *d, thothd_client_t *c)
+{
+	bool waiting = !c->doomed && !c->paused && c->fd >= 0 && (!c->said_hello || c->reader.len);
+	if (waiting == c->in_partial)
+		return;
+	if (!waiting) {
+		partial_unlink(d, c);
+		return;
+	}
+	/* Appended with the current time: the list stays in deadline order. */
+	c->partial_since = thothd_now(d);
+	c->in_partial = true;
+	c->partial_prev = d->partial_tail;
+	c->partial_next = NULL;
+	if (d->partial_tail)
+		d->partial_tail->partial_next = c;
+	else
+		d->partial_head = c;
+	d->partial_tail = c;
+}
+
+static void frame_timer_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
+{
+	thothd_t *d = arg;
+	d->frame_timer = NULL;          /* a fired timer not re-armed here is freed by the loop */
+	uint64_t now = thoth_loop_now(loop);
+	while (d->partial_head && d->partial_head->partial_since + d->cfg.frame_timeout_ns <= now) {
+		thothd_client_t *c = d->partial_head;
+		partial_unlink(d, c);
+		d->timed_out++;
+		thothd_client_doom(c, "%s within %llu ms",
+				   c->said_hello ? "did not finish a message" : "sent no message",
+				   (unsigned long long)(d->cfg.frame_timeout_ns / MS_NS));
+	}
+	thothd_reap(d);                 /* closes them and re-arms for the next head */
+}
+
+/* Arm (or move, or cancel) the one timer for the oldest partial connection. */
+static void rearm_frame_timer(thothd_t *d)
+{
+	if (!d->loop)
+		return;
+	if (!d->partial_head) {
+		if (d->frame_timer)
+			thoth_timer_cancel(d->loop, d->frame_timer);
+		d->frame_timer = NULL;
+		return;
+	}
+	uint64_t at = d->partial_head->partial_since + d->cfg.frame_timeout_ns;
+	/* Slack: being closed a little late costs nothing, and lets the loop
+	 * coalesce this wake-up with others. */
+	uint64_t slack = d->cfg.frame_timeout_ns / 8;
+	if (d->frame_timer) {
+		if (thoth_timer_deadline(d->frame_timer) == at)
+			return;
+		if (thoth_timer_rearm(d->loop, d->frame_timer, at, slack) == 0)
+			return;
+		thoth_timer_cancel(d->loop, d->frame_timer);
+		d->frame_timer = NULL;
+	}
+	if (thoth_loop_add_timer(d->loop, at, slack, frame_timer_fired, d, &d->frame_timer)) {
+		d->frame_timer = NULL;
+		thothd_error("cannot arm the frame-deadline timer");
+	}
+}
+
+/* ---- input budget ---------------------------------------------------------------- */
+
+/* Account C's read buffer (beyond its resting chunk) in the daemon's total;
+ * a client whose incomplete message pushes the total over max_input is
+ * dropped.  Called after each read and each round of messages. */
+static void input_account(thothd_t *d, thothd_client_t *c)
+{
+	if (!c->reader.len)
+		thoth_stream_reader_trim(&c->reader);
+	size_t now = c->reader.cap > READ_CHUNK ? c->reader.cap - READ_CHUNK : 0;
+	d->input_bytes = d->input_bytes - c->input_counted + now;
+	c->input_counted = now;
+	if (now && d->input_bytes > d->cfg.max_input && !c->doomed) {
+		d->over_budget++;
+		thothd_client_doom(c, "buffers %zu bytes of an incomplete message while thothd's "
+				   "input budget (%zu bytes, all clients) is spent",
+				   c->reader.cap, d->cfg.max_input);
+	}
+}
 
 int thothd_client_open(thothd_t *d, int fd, uint32_t uid, uint32_t pid, thothd_client_t **out)
 {
@@ -121,11 +343,18 @@ int thothd_client_open(thothd_t *d, int fd, uint32_t uid, uint32_t pid, thothd_c
 	c->id = d->next_client_id++;
 	int r = thoth_stream_reader_init(&c->reader, d->cfg.max_body);
 	c->reader.service_id = d->pid;  /* thothd serves this client's calls */
+	c->reader.body_limit = request_body_limit;
+	c->reader.limit_arg = c;
 	if (!r)
 		r = thoth_registry_owner_new(d->registry, uid, pid, c, &c->owner);
+	if (!r)
+		r = uid_count_add(d, uid, 1);
+	bool counted = !r;
 	if (!r && fd >= 0 && d->loop)
 		r = thoth_loop_add_fd(d->loop, fd, THOTH_LOOP_READ, client_io, c, &c->source);
 	if (r) {
+		if (counted)
+			uid_count_add(d, uid, -1);
 		thoth_registry_owner_drop(d->registry, c->owner);
 		thoth_stream_reader_free(&c->reader);
 		free(c);
@@ -136,6 +365,8 @@ int thothd_client_open(thothd_t *d, int fd, uint32_t uid, uint32_t pid, thothd_c
 		d->clients->prev = c;
 	d->clients = c;
 	d->n_clients++;
+	c->last_active_ns = thothd_now(d);
+	partial_update(d, c);           /* its first message is due within the frame timeout */
 	*out = c;
 	return 0;
 }
@@ -155,13 +386,18 @@ void thothd_client_doom(thothd_client_t *c, const char *fmt, ...)
 
 static void client_close(thothd_t *d, thothd_client_t *c)
 {
-	if (c->doom_reason[0])
-		thothd_log(strncmp(c->doom_reason, "closed", 6) == 0 ? THOTHD_LOG_DEBUG : THOTHD_LOG_WARN,
-			   "client %llu (pid %u uid %u): %s; dropping it and its %zu registrations",
-			   (unsigned long long)c->id, c->pid, c->uid, c->doom_reason,
-			   thoth_registry_owner_registrations(c->owner));
+	if (c->doom_reason[0] && strncmp(c->doom_reason, "closed", 6) == 0)
+		thothd_debug("client %llu (pid %u uid %u): %s; dropping it and its %zu registrations",
+			     (unsigned long long)c->id, c->pid, c->uid, c->doom_reason,
+			     thoth_registry_owner_registrations(c->owner));
+	else if (c->doom_reason[0])
+		thothd_log_limited(&d->drop_log, THOTHD_LOG_WARN,
+				   "client %llu (pid %u uid %u): %s; dropping it and its %zu "
+				   "registrations", (unsigned long long)c->id, c->pid, c->uid,
+				   c->doom_reason, thoth_registry_owner_registrations(c->owner));
 	/* Peer death: its registrations go now, its watchers' events queue. */
 	THOTH_TRACE(REGISTRY, registry_drop, c->pid, thoth_registry_owner_registrations(c->owner));
+	thothd_endpoints_owner_closed(d->endpoints, c);
 	thoth_registry_owner_drop(d->registry, c->owner);
 	thothd_tracer_client_closed(d->tracer, c);
 	while (c->n_fds)
@@ -170,6 +406,9 @@ static void client_close(thothd_t *d, thothd_client_t *c)
 		thoth_loop_remove_fd(d->loop, c->source);
 	if (c->fd >= 0)
 		close(c->fd);
+	partial_unlink(d, c);
+	d->input_bytes -= c->input_counted;
+	uid_count_add(d, c->uid, -1);
 	thoth_stream_reader_free(&c->reader);
 	free(c->out);
 	if (c->prev)
@@ -191,26 +430,12 @@ void thothd_reap(thothd_t *d)
 		client_close(d, c);
 	}
 	thothd_rearm_expiry(d);
+	rearm_frame_timer(d);
 }
 
 int thothd_client_feed(thothd_client_t *c, const void *bytes, size_t len)
 {
-	thoth_stream_reader_t *r = &c->reader;
-	if (len > r->cap - r->len) {
-		size_t cap = r->cap;
-		while (cap - r->len < len)
-			cap *= 2;
-		uint8_t *p = aligned_alloc8(cap);
-		if (!p)
-			return THOTH_E_NOMEM;
-		memcpy(p, r->buf, r->len);
-		free(r->buf);
-		r->buf = p;
-		r->cap = cap;
-	}
-	memcpy(r->buf + r->len, bytes, len);
-	r->len += len;
-	return 0;
+	return thoth_stream_feed(&c->reader, bytes, len);
 }
 
 int thothd_client_take_fd(thothd_client_t *c)
@@ -409,9 +634,18 @@ void thothd_client_process(thothd_t *d, thothd_client_t *c)
 		}
 		if (r == 0)
 			return;
+		c->said_hello = true;
+		c->last_active_ns = thothd_now(d);
 		handle_message(d, c, msg, len);
 		thoth_stream_consume(&c->reader);
 	}
+}
+
+/* After reading and handling: where C stands against the deadlines and the budget. */
+static void client_settle(thothd_t *d, thothd_client_t *c)
+{
+	partial_update(d, c);
+	input_account(d, c);
 }
 
 static void client_io(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t events, void *arg)
@@ -452,42 +686,146 @@ static void client_io(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t 
 			if (c->reader.len == before)
 				break;
 			thothd_client_process(d, c);
+			input_account(d, c);
 		}
 	}
+	client_settle(d, c);
 	thothd_reap(d);
 }
 
 /* ---- listening -------------------------------------------------------------------- */
 
+/*
+ * Room for a new connection of UID: within max_clients_per_uid for it and
+ * max_clients in all.  When either is reached, the connection that has been
+ * quiet longest among those holding nothing (no registration, watch, trace
+ * buffer or session, queued output) - of that uid, or of anyone at the
+ * global limit - is closed to make room: idle connections cannot lock
+ * anyone out, while a connection that holds state is never evicted (those
+ * are bounded by the per-uid limit instead).  False: no room.
+ */
+static bool client_holds_nothing(const thothd_client_t *c)
+{
+	return !c->doomed && c->fd >= 0 && thoth_registry_owner_registrations(c->owner) == 0 &&
+	       thoth_registry_owner_watches(c->owner) == 0 && !backlog(c) &&
+	       !thothd_tracer_holds(c->d->tracer, c);
+}
+
+static bool make_room(thothd_t *d, uint32_t uid, int pid)
+{
+	for (;;) {
+		bool uid_full = uid_connections(d, uid) >= d->cfg.max_clients_per_uid;
+		bool all_full = d->n_clients >= d->cfg.max_clients;
+		if (!uid_full && !all_full)
+			return true;
+		thothd_client_t *victim = NULL;
+		for (thothd_client_t *c = d->clients; c; c = c->next) {
+			if ((uid_full && c->uid != uid) || !client_holds_nothing(c))
+				continue;
+			if (!victim || c->last_active_ns < victim->last_active_ns)
+				victim = c;
+		}
+		if (!victim) {
+			d->refused++;
+			thothd_log_limited(&d->refuse_log, THOTHD_LOG_WARN,
+					   "refusing pid %d (uid %u): %s (%u) reached and every "
+					   "connection holds registrations, watches or traces",
+					   pid, uid, uid_full ? "its uid's connection limit"
+							      : "the connection limit",
+					   uid_full ? d->cfg.max_clients_per_uid : d->cfg.max_clients);
+			return false;
+		}
+		d->evicted++;
+		thothd_log_limited(&d->refuse_log, THOTHD_LOG_INFO,
+				   "connection limit%s reached: closing idle client %llu (pid %u) for "
+				   "pid %d", uid_full ? " of uid" : "",
+				   (unsigned long long)victim->id, victim->pid, pid);
+		thothd_client_doom(victim, "closed (idle, evicted at the connection limit)");
+		thothd_reap(d);
+	}
+}
+
+static void accept_resume(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
+{
+	thothd_t *d = arg;
+	d->accept_timer = NULL;         /* fired and not re-armed: freed by the loop */
+	if (thoth_loop_modify_fd(loop, d->listen_source, THOTH_LOOP_READ))
+		thothd_error("cannot resume accepting connections");
+}
+
+/*
+ * accept() failed for want of descriptors (EMFILE/ENFILE): the pending
+ * connection would stay in the backlog and epoll would report the listener
+ * again at once, for ever (the classic busy loop).  Close the reserve
+ * descriptor, accept that connection and close it (its peer sees EOF
+ * instead of hanging), take the reserve back, close the quietest idle
+ * client so that the next one fits, and stop listening for
+ * ACCEPT_BACKOFF_NS (one timer, only while backing off).
+ */
+static void at_fd_limit(thothd_t *d, int listen_fd, int err)
+{
+	d->fd_limit_hits++;
+	thothd_log_limited(&d->refuse_log, THOTHD_LOG_WARN,
+			   "accept: %s: closing a new connection; accepting again in %llu ms",
+			   strerror(err), (unsigned long long)(ACCEPT_BACKOFF_NS / MS_NS));
+	if (d->reserve_fd >= 0) {
+		close(d->reserve_fd);
+		d->reserve_fd = -1;
+	}
+	int cfd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	if (cfd >= 0)
+		close(cfd);
+	d->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	thothd_client_t *victim = NULL;
+	for (thothd_client_t *c = d->clients; c; c = c->next)
+		if (client_holds_nothing(c) && (!victim || c->last_active_ns < victim->last_active_ns))
+			victim = c;
+	if (victim) {
+		d->evicted++;
+		thothd_client_doom(victim, "closed (idle, evicted at the descriptor limit)");
+	}
+	if (!d->loop || d->accept_timer)
+		return;
+	if (thoth_loop_modify_fd(d->loop, d->listen_source, 0) == 0 &&
+	    thoth_loop_add_timer(d->loop, thoth_loop_now(d->loop) + ACCEPT_BACKOFF_NS,
+				 ACCEPT_BACKOFF_NS / 2, accept_resume, d, &d->accept_timer)) {
+		d->accept_timer = NULL;
+		thoth_loop_modify_fd(d->loop, d->listen_source, THOTH_LOOP_READ);
+	}
+}
+
 static void accept_clients(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t events,
 			   void *arg)
 {
 	thothd_t *d = arg;
-	for (;;) {
+	for (int i = 0; i < ACCEPTS_PER_WAKEUP; i++) {
 		int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (cfd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
-			    errno != ECONNABORTED)
-				thothd_warn("accept: %s", strerror(errno));
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+				at_fd_limit(d, fd, errno);
+			else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+				 errno != ECONNABORTED)
+				thothd_log_limited(&d->refuse_log, THOTHD_LOG_WARN, "accept: %s",
+						   strerror(errno));
 			break;
 		}
 		struct ucred cred = { 0 };
 		socklen_t cl = sizeof cred;
 		if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0) {
-			thothd_warn("SO_PEERCRED: %s; refusing the connection", strerror(errno));
+			thothd_log_limited(&d->refuse_log, THOTHD_LOG_WARN,
+					   "SO_PEERCRED: %s; refusing the connection", strerror(errno));
 			close(cfd);
 			continue;
 		}
-		if (d->n_clients >= d->cfg.max_clients) {
-			thothd_warn("refusing pid %d: %u clients connected (limit)", (int)cred.pid,
-				    d->n_clients);
+		if (!make_room(d, (uint32_t)cred.uid, (int)cred.pid)) {
 			close(cfd);
 			continue;
 		}
 		thothd_client_t *c;
 		int r = thothd_client_open(d, cfd, (uint32_t)cred.uid, (uint32_t)cred.pid, &c);
 		if (r) {
-			thothd_warn("cannot take a client: %s", thoth_strerror(r));
+			thothd_log_limited(&d->refuse_log, THOTHD_LOG_WARN, "cannot take a client: %s",
+					   thoth_strerror(r));
 			close(cfd);
 			continue;
 		}
@@ -522,6 +860,20 @@ int thothd_listen(thothd_t *d, const char *path)
 	}
 	d->listen_fd = fd;
 	strcpy(d->socket_path, path);
+	/* The descriptor given up to accept-and-close at the fd limit. */
+	d->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	return 0;
+}
+
+/* Serve a listening socket made by someone else (socket activation, sd.c):
+ * it is not ours to unlink when we stop. */
+int thothd_listen_fd(thothd_t *d, int fd)
+{
+	int r = thoth_loop_add_fd(d->loop, fd, THOTH_LOOP_READ, accept_clients, d, &d->listen_source);
+	if (r)
+		return r;
+	d->listen_fd = fd;
+	d->socket_path[0] = 0;
 	return 0;
 }
 
@@ -529,6 +881,9 @@ void thothd_free(thothd_t *d)
 {
 	if (!d)
 		return;
+	/* Shutting down: the services live on and keep their sockets. */
+	thothd_endpoints_free(d->endpoints);
+	d->endpoints = NULL;
 	while (d->clients) {
 		thothd_client_t *c = d->clients;
 		c->doom_reason[0] = 0;  /* shutting down: not worth a warning */
@@ -538,10 +893,18 @@ void thothd_free(thothd_t *d)
 		thoth_loop_remove_fd(d->loop, d->listen_source);
 	if (d->listen_fd >= 0) {
 		close(d->listen_fd);
-		unlink(d->socket_path);
+		if (d->socket_path[0])  /* empty: a passed socket (thothd_listen_fd) */
+			unlink(d->socket_path);
 	}
 	if (d->expiry_timer)
 		thoth_timer_cancel(d->loop, d->expiry_timer);
+	if (d->frame_timer)
+		thoth_timer_cancel(d->loop, d->frame_timer);
+	if (d->accept_timer)
+		thoth_timer_cancel(d->loop, d->accept_timer);
+	if (d->reserve_fd >= 0)
+		close(d->reserve_fd);
+	free(d->uids);
 	thothd_tracer_free(d->tracer);
 	thoth_registry_free(d->registry);
 	free(d->out);

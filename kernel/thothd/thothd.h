@@ -5,12 +5,14 @@
  *   server.c    control socket: accept, per-client framing and output queue,
  *               dispatch by interface id, closing misbehaving clients
  *   handlers.c  Registry and Daemon handlers: the glue between decoded
- *               requests and the registry core (kernel/ipc/registry.c),
+ *               requests and the registry core (registry.c),
  *               watch pushes, the one expiry timer
  *   trace.c     TraceControl: trace buffers handed over by processes,
  *               sessions, the drain timer (only during a session), dumps
+ *   endpoints.c removes the endpoint socket a dead service left behind
  *   runtime.c   runtime dir and single-instance lock; log.c the log
  *   main.c      arguments, signals, the loop
+ *   registry.c  the registry core: pure data structure (registry.h)
  *
  * Everything runs on one thoth_loop thread.  A client is closed only from
  * reap_doomed() at the end of a loop callback, never in the middle of one,
@@ -25,14 +27,16 @@
 #include <stdint.h>
 
 #include "daemon.thoth.h"
+#include "log.h"
 #include "registry.h"
 #include "registry.thoth.h"
 #include "thoth/loop.h"
 #include "thoth/stream.h"
 #include "thoth/trace.h"
+#include "thoth/version.h"
 #include "trace.thoth.h"
 
-#define THOTHD_VERSION "0.1.0"
+#define THOTHD_VERSION THOTH_VERSION_STRING   /* thoth/version.h: CMake project(VERSION) */
 
 typedef struct thothd_config {
 	const char *runtime_dir;        /* reported by Daemon.status */
@@ -42,11 +46,19 @@ typedef struct thothd_config {
 	uint32_t max_per_client;        /* registrations per connection (0: 64) */
 	uint32_t max_watches_per_client;/* (0: 16) */
 	uint64_t expiry_slack_ns;       /* slack of the lease-expiry timer (0: 20 ms) */
+	uint32_t max_clients_per_uid;   /* connections one uid may hold (0: 3/4 of max_clients) */
+	uint64_t frame_timeout_ns;      /* a connection's first message, and any message once
+					 * begun, must be complete within this (0: 5 s) */
+	size_t max_input;               /* bytes buffered for incomplete messages, all
+					 * clients together (0: 32 MiB) */
+	uint64_t trace_detach_ns;       /* a trace session outlives the connection that
+					 * started it by this much (0: 60 s) */
 } thothd_config_t;
 
 typedef struct thothd thothd_t;
 typedef struct thothd_client thothd_client_t;
 typedef struct thothd_tracer thothd_tracer_t;
+typedef struct thothd_endpoints thothd_endpoints_t;
 
 /* File descriptors a client may have in flight (SCM_RIGHTS) before the
  * message that uses them is handled; more doom the client. */
@@ -65,6 +77,13 @@ struct thothd_client {
 	uint8_t *out;                   /* queued output: out[out_off .. out_len) unsent */
 	size_t out_len, out_off, out_cap;
 	bool paused;                    /* not reading: backlog above the pause threshold */
+	bool said_hello;                /* has sent one complete message */
+	bool exe_known;                 /* its executable was looked up (name ownership) */
+	uint64_t last_active_ns;        /* last complete message (eviction picks the oldest) */
+	uint64_t partial_since;         /* in d's partial list since (frame deadline) */
+	bool in_partial;
+	thothd_client_t *partial_prev, *partial_next;
+	size_t input_counted;           /* reader bytes counted in d->input_bytes */
 	bool doomed;                    /* to be closed by reap_doomed() */
 	char doom_reason[160];
 	thothd_client_t *prev, *next;   /* all clients */
@@ -84,6 +103,17 @@ struct thothd {
 	thothd_client_t *doomed;
 	thoth_timer_t *expiry_timer;    /* kept after it fires; re-armed, never periodic */
 	thothd_tracer_t *tracer;        /* trace sources and the session (trace.c) */
+	thothd_endpoints_t *endpoints;  /* dead services' sockets to remove (endpoints.c) */
+	/* Connections with an incomplete message (or none yet), oldest first:
+	 * ONE timer for the head's deadline, armed only while the list is not
+	 * empty, so an idle thothd never wakes up for it. */
+	thothd_client_t *partial_head, *partial_tail;
+	thoth_timer_t *frame_timer;
+	size_t input_bytes;             /* read buffers beyond one chunk, all clients */
+	struct thothd_uid_count { uint32_t uid, n; } *uids;   /* connections per uid */
+	size_t n_uids, uids_cap;
+	int reserve_fd;                 /* closed to accept-and-close at the fd limit */
+	thoth_timer_t *accept_timer;    /* accepting paused (fd limit) until it fires */
 	bool expiry_armed;
 	uint32_t pid;                   /* traced as service_id: thothd serves every call */
 	uint64_t started_ns;
@@ -96,6 +126,9 @@ struct thothd {
 	size_t event_cap;
 	/* Counters (Daemon.status, tests). */
 	uint64_t messages, closed_bad_input;
+	uint64_t refused, evicted, timed_out, over_budget, fd_limit_hits;
+	thothd_log_limit_t refuse_log;  /* refused/evicted connections, accept errors */
+	thothd_log_limit_t drop_log;    /* clients dropped for bad input */
 };
 
 int thothd_new(const thothd_config_t *cfg, thoth_loop_t *loop, thothd_t **out);
@@ -105,6 +138,9 @@ void thothd_free(thothd_t *d);
 /* Bind and listen on PATH (a stale socket file there is replaced: the
  * caller holds the runtime dir's lock). */
 int thothd_listen(thothd_t *d, const char *path);
+/* Serve FD, a listening socket passed by a service manager (not unlinked
+ * by thothd_free). */
+int thothd_listen_fd(thothd_t *d, int fd);
 
 /* A connected client on FD (-1: in-process, output discarded). */
 int thothd_client_open(thothd_t *d, int fd, uint32_t uid, uint32_t pid, thothd_client_t **out);
@@ -161,8 +197,19 @@ extern const thoth_trace_TraceControl_handlers_t thothd_trace_handlers;
  * thoth_trace_init* was called before. */
 int thothd_tracer_new(thothd_t *d, thothd_tracer_t **out);
 void thothd_tracer_free(thothd_tracer_t *t);
+/* Does C hold something of the tracer's (its buffer, or the session)? */
+bool thothd_tracer_holds(const thothd_tracer_t *t, const thothd_client_t *c);
 /* C's connection is closing: its buffer stays only while a session needs it. */
 void thothd_tracer_client_closed(thothd_tracer_t *t, const thothd_client_t *c);
+
+/* ---- endpoints.c ---- */
+
+int thothd_endpoints_new(thothd_t *d, thothd_endpoints_t **out);
+void thothd_endpoints_free(thothd_endpoints_t *e);
+/* C (holding registrations) is closing: once its process has exited,
+ * remove the endpoint sockets it registered in the runtime dir. */
+void thothd_endpoints_owner_closed(thothd_endpoints_t *e, const thothd_client_t *c);
+uint64_t thothd_endpoints_removed(const thothd_endpoints_t *e);
 
 /* Now, in ns of CLOCK_MONOTONIC (the loop's cached time when there is a loop). */
 uint64_t thothd_now(const thothd_t *d);

@@ -11,7 +11,11 @@
  *
  * Session: start switches the category mask on in each source's shared
  * control page (writers see it at their next trace point), stop switches it
- * off, drains once more and keeps the collection for dump/write.  While a
+ * off, drains once more and keeps the collection for dump/write.  A session
+ * belongs to the connection that started it: when that closes without a
+ * stop (thothctl trace start; a killed thothctl trace --duration) the
+ * session ends trace_detach_ns later (thothd_config_t).  The collection holds at most
+ * MAX_EVENTS; what comes beyond is counted as dropped.  While a
  * session is active ONE timer (DRAIN_PERIOD, with slack) drains the
  * buffers into the collection; with no session no timer is armed, so an
  * idle thothd still never wakes up (test_thothd_idle).
@@ -32,10 +36,14 @@
 enum {
 	MAX_SOURCES = 1024,             /* buffers thothd maps at once */
 	MAX_BUFFER_BYTES = 256 << 20,   /* larger memfds are refused */
-	MAX_EVENTS = 4 << 20,           /* events one session keeps (~0.5 GiB at most) */
+	/* Events one session keeps: 512 Ki events of ~80 bytes, 40 MiB (the
+	 * collection's array doubles up to exactly this).  Beyond, events are
+	 * read and counted as dropped (stop's `dropped`, the log). */
+	MAX_EVENTS = 512 << 10,
 };
 static const uint64_t DRAIN_PERIOD_NS = 100 * MS_NS;
 static const uint64_t DRAIN_SLACK_NS = 50 * MS_NS;
+
 
 typedef struct trace_source {
 	thoth_trace_reader_t *reader;
@@ -60,6 +68,12 @@ struct thothd_tracer {
 	thoth_trace_collection_t *collection;   /* the last session's events */
 	uint64_t discarded;             /* beyond MAX_EVENTS */
 	thoth_timer_t *drain_timer;     /* armed only while a session is active */
+	/* The session belongs to the connection that started it; once that is
+	 * gone it is "detached" and ends at detached_end_ns (one timer). */
+	const thothd_client_t *session_owner;
+	uint64_t detached_end_ns;       /* 0: not detached */
+	thoth_timer_t *detach_timer;
+	char ended_why[96];             /* why the last session ended without a stop */
 };
 
 /* ---- sources ---------------------------------------------------------------- */
@@ -215,6 +229,8 @@ void thothd_tracer_free(thothd_tracer_t *t)
 		return;
 	if (t->drain_timer && t->d->loop)
 		thoth_timer_cancel(t->d->loop, t->drain_timer);
+	if (t->detach_timer && t->d->loop)
+		thoth_timer_cancel(t->d->loop, t->detach_timer);
 	while (t->sources) {
 		trace_source_t *s = t->sources;
 		t->sources = s->next;
@@ -224,6 +240,20 @@ void thothd_tracer_free(thothd_tracer_t *t)
 	free(t);
 }
 
+bool thothd_tracer_holds(const thothd_tracer_t *t, const thothd_client_t *c)
+{
+	if (!t)
+		return false;
+	if (t->active && t->session_owner == c)
+		return true;
+	for (const trace_source_t *s = t->sources; s; s = s->next)
+		if (s->client == c)
+			return true;
+	return false;
+}
+
+static void detached_session_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg);
+
 void thothd_tracer_client_closed(thothd_tracer_t *t, const thothd_client_t *c)
 {
 	if (!t)
@@ -231,6 +261,21 @@ void thothd_tracer_client_closed(thothd_tracer_t *t, const thothd_client_t *c)
 	for (trace_source_t *s = t->sources; s; s = s->next)
 		if (s->client == c)
 			s->client = NULL;
+	if (t->active && t->session_owner == c) {
+		/* Nobody will stop it: bound it in time (its events are bounded
+		 * by MAX_EVENTS already). */
+		t->session_owner = NULL;
+		t->detached_end_ns = thothd_now(t->d) + t->d->cfg.trace_detach_ns;
+		thothd_info("trace session %llu: the connection that started it closed; it ends "
+			    "in %llu ms unless stopped", (unsigned long long)t->session_id,
+			    (unsigned long long)(t->d->cfg.trace_detach_ns / MS_NS));
+		if (t->d->loop && !t->detach_timer &&
+		    thoth_loop_add_timer(t->d->loop, t->detached_end_ns, t->d->cfg.trace_detach_ns / 10,
+					 detached_session_fired, t, &t->detach_timer)) {
+			t->detach_timer = NULL;
+			thothd_error("trace: cannot arm the detached-session timer");
+		}
+	}
 	prune_sources(t);
 }
 
@@ -298,6 +343,9 @@ static int session_start(thothd_call_t *call, uint64_t categories, uint32_t pid,
 	t->session_id = t->next_session_id++;
 	t->categories = categories ? categories : THOTH_TRACE_ALL_CATEGORIES;
 	t->pid_filter = pid;
+	t->session_owner = call->client;
+	t->detached_end_ns = 0;
+	t->ended_why[0] = 0;
 	uint32_t joined = 0;
 	for (trace_source_t *s = t->sources; s; s = s->next) {
 		s->in_session = false;
@@ -323,16 +371,11 @@ static int on_start_pid(void *self, const thoth_trace_TraceControl_start_pid_req
 	return session_start(self, req->categories, req->pid, &resp->session_id);
 }
 
-static int on_stop(void *self, const thoth_trace_TraceControl_stop_req_t *req,
-		   thoth_trace_TraceControl_stop_resp_t *resp, thoth_arena_t *arena)
+/* End the active session: switch every source off, drain a last time,
+ * keep the collection for dump/write.  EVENTS and DROPPED: its totals. */
+static void session_end(thothd_tracer_t *t, uint64_t *events, uint64_t *dropped)
 {
-	thothd_call_t *call = self;
-	thothd_t *d = call->d;
-	thothd_tracer_t *t = d->tracer;
-	if (!t->active || (req->session_id && req->session_id != t->session_id)) {
-		call->reason = "no trace session is running";
-		return THOTH_TRACE_ERR_NOT_RUNNING;
-	}
+	thothd_t *d = t->d;
 	for (trace_source_t *s = t->sources; s; s = s->next)
 		if (s->in_session)
 			thoth_trace_reader_set_enabled(s->reader, 0);
@@ -341,9 +384,15 @@ static int on_stop(void *self, const thoth_trace_TraceControl_stop_req_t *req,
 	 * still in progress is neither read nor lost (it stays in its ring). */
 	drain(t);
 	t->active = false;
+	t->session_owner = NULL;
+	t->detached_end_ns = 0;
 	if (t->drain_timer) {
 		thoth_timer_cancel(d->loop, t->drain_timer);
 		t->drain_timer = NULL;
+	}
+	if (t->detach_timer) {
+		thoth_timer_cancel(d->loop, t->detach_timer);
+		t->detach_timer = NULL;
 	}
 	thoth_trace_stats_t sum = { 0 };
 	uint32_t processes = 0;
@@ -361,18 +410,46 @@ static int on_stop(void *self, const thoth_trace_TraceControl_stop_req_t *req,
 		s->in_session = false;
 		processes++;
 	}
-	resp->events = thoth_trace_collection_count(t->collection);
-	resp->dropped = sum.dropped + sum.overwritten + sum.torn + sum.invalid + sum.no_ring +
-			t->discarded;
+	*events = thoth_trace_collection_count(t->collection);
+	*dropped = sum.dropped + sum.overwritten + sum.torn + sum.invalid + sum.no_ring +
+		   t->discarded;
 	thothd_info("trace session %llu stopped: %llu events from %u process%s; lost: %llu dropped, "
 		    "%llu overwritten, %llu torn, %llu invalid, %llu without a ring, %llu over the "
-		    "collector's limit",
-		    (unsigned long long)t->session_id, (unsigned long long)resp->events, processes,
+		    "collector's limit of %u events",
+		    (unsigned long long)t->session_id, (unsigned long long)*events, processes,
 		    processes == 1 ? "" : "es", (unsigned long long)sum.dropped,
 		    (unsigned long long)sum.overwritten, (unsigned long long)sum.torn,
 		    (unsigned long long)sum.invalid, (unsigned long long)sum.no_ring,
-		    (unsigned long long)t->discarded);
+		    (unsigned long long)t->discarded, (unsigned)MAX_EVENTS);
 	prune_sources(t);
+}
+
+static void detached_session_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
+{
+	thothd_tracer_t *t = arg;
+	t->detach_timer = NULL;         /* fired, not re-armed: freed by the loop */
+	if (!t->active || !t->detached_end_ns)
+		return;
+	uint64_t events, dropped;
+	snprintf(t->ended_why, sizeof t->ended_why,
+		 "session %llu ended %llu ms after the connection that started it closed",
+		 (unsigned long long)t->session_id,
+		 (unsigned long long)(t->d->cfg.trace_detach_ns / MS_NS));
+	thothd_info("trace %s", t->ended_why);
+	session_end(t, &events, &dropped);
+}
+
+static int on_stop(void *self, const thoth_trace_TraceControl_stop_req_t *req,
+		   thoth_trace_TraceControl_stop_resp_t *resp, thoth_arena_t *arena)
+{
+	thothd_call_t *call = self;
+	thothd_tracer_t *t = call->d->tracer;
+	if (!t->active || (req->session_id && req->session_id != t->session_id)) {
+		call->reason = t->ended_why[0] && !t->active
+				       ? t->ended_why : "no trace session is running";
+		return THOTH_TRACE_ERR_NOT_RUNNING;
+	}
+	session_end(t, &resp->events, &resp->dropped);
 	return 0;
 }
 

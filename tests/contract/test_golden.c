@@ -98,6 +98,19 @@ FILL(reg_list_resp, thoth_registry_Registry_list_resp_t)
 	fill_instance(&instances[0]);
 	v->instances = (thoth_registry_Instance_list_t){ instances, 1 };
 END
+FILL(reg_list_page_req, thoth_registry_Registry_list_page_req_t)
+	v->prefix = thoth_str("co");
+	v->locality = THOTH_COMMON_LOCALITY_ANY;
+	v->after_name = thoth_str("codex");
+	v->after_registered_at_ns = 1000000000ull;
+	v->after_lease = 0xfeedface00000001ull;
+	v->max_count = 100;
+END
+FILL(reg_list_page_resp, thoth_registry_Registry_list_page_resp_t)
+	fill_instance(&instances[0]);
+	v->instances = (thoth_registry_Instance_list_t){ instances, 1 };
+	v->more = true;
+END
 FILL(reg_renew_req, thoth_registry_Registry_renew_req_t) v->lease = 0xfeedface00000001ull; END
 FILL(reg_renew_resp, thoth_registry_Registry_renew_resp_t) v->expires_at_ns = 11000000000ull; END
 FILL(reg_withdraw_req, thoth_registry_Registry_withdraw_req_t) v->lease = 0xfeedface00000001ull; END
@@ -189,6 +202,8 @@ static const fixture_t fixtures[] = {
 	RESP("Registry.batch_resolve", thoth_registry_Registry_batch_resolve_info, reg_batch_resp),
 	REQ("Registry.list", thoth_registry_Registry_list_info, reg_list_req),
 	RESP("Registry.list", thoth_registry_Registry_list_info, reg_list_resp),
+	REQ("Registry.list_page", thoth_registry_Registry_list_page_info, reg_list_page_req),
+	RESP("Registry.list_page", thoth_registry_Registry_list_page_info, reg_list_page_resp),
 	REQ("Registry.renew", thoth_registry_Registry_renew_info, reg_renew_req),
 	RESP("Registry.renew", thoth_registry_Registry_renew_info, reg_renew_resp),
 	REQ("Registry.withdraw", thoth_registry_Registry_withdraw_info, reg_withdraw_req),

@@ -44,7 +44,10 @@ int main(void)
 }
 C
 INC="-I$(dirname "$0")/../../include -I$BUILD/include"
-$CC -std=c11 $INC -o "$T/user_static" "$T/user.c" "$A" -pthread -lm
+# The static archive's own dependencies, as thoth.pc declares them for users.
+PRIVATE_LIBS=$(sed -n 's/^Libs.private: *//p' "$BUILD/thoth.pc")
+# shellcheck disable=SC2086
+$CC -std=c11 $INC -o "$T/user_static" "$T/user.c" "$A" $PRIVATE_LIBS
 [ "$("$T/user_static")" = ok ] || fail "static user program"
 $CC -std=c11 $INC -o "$T/user_shared" "$T/user.c" -L"$BUILD" -lthoth -Wl,-rpath,"$BUILD"
 [ "$("$T/user_shared")" = ok ] || fail "shared user program"

@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-"""check_chrome_json.py TRACE.json EXPECTED_SLICES - validate a Chrome Trace
-Event file written by thoth_trace_export_chrome_json:
+"""check_chrome_json.py TRACE.json SLICES INSTANTS [PID=NAME...] - validate a
+Chrome Trace Event file written by thoth_trace_export_chrome_json:
 
   * it parses as JSON and has a traceEvents list
   * every pid with events has a process_name and every (pid, tid) a
     thread_name metadata event, with the names given on the command line
-  * there are EXPECTED_SLICES "X" events
+  * there are SLICES "X" events (messages) and INSTANTS "i" events (trace
+    points, thread-scoped, no duration)
+  * no argument is a number a double cannot hold exactly (above 2^53): such
+    values are decimal strings
   * every flow id has one "s" and one "f" per message, in different
     processes, the "s" not later than the "f", each on a thread with a slice
     at the same timestamp (so the viewer can bind it)
@@ -17,8 +20,8 @@ import sys
 
 
 def main():
-    path, expected = sys.argv[1], int(sys.argv[2])
-    names = dict(arg.split("=", 1) for arg in sys.argv[3:])  # pid=name
+    path, expected, expected_instants = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    names = dict(arg.split("=", 1) for arg in sys.argv[4:])  # pid=name
     with open(path) as f:
         doc = json.load(f)
     events = doc["traceEvents"]
@@ -30,7 +33,19 @@ def main():
     slices = [e for e in events if e["ph"] == "X"]
     if len(slices) != expected:
         errors.append(f"{len(slices)} slices, expected {expected}")
-    for e in slices:
+    instants = [e for e in events if e["ph"] == "i"]
+    if len(instants) != expected_instants:
+        errors.append(f"{len(instants)} instant events, expected {expected_instants}")
+    for e in instants:
+        if e.get("s") != "t" or "dur" in e:
+            errors.append(f"instant {e['name']} is not a thread-scoped instant: {e}")
+    for e in events:
+        for key, value in e.get("args", {}).items():
+            if isinstance(value, int) and not isinstance(value, bool) and value > 2 ** 53:
+                errors.append(f"{e['name']}: {key} = {value} is rounded by viewers")
+            if key.startswith("arg") and isinstance(value, str) and not value.isdigit():
+                errors.append(f"{e['name']}: {key} = {value!r} is not a decimal u64")
+    for e in slices + instants:
         if e["pid"] not in procs:
             errors.append(f"pid {e['pid']} has no process_name")
         if (e["pid"], e["tid"]) not in threads:

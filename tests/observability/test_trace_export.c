@@ -20,15 +20,19 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include "thoth/error.h"
 #include "thoth/trace.h"
 
 #define SERVICE   77u
 #define IFACE     0x5eed1234u
 #define TRACE_ID  0xabc0000000000001ull
+#define BIG0      0xfedcba9876543210ull           /* 18364758544493064720 */
+#define BIG1      ((1ull << 53) + 1)              /* 9007199254740993: a double has no such value */
 
 static int send_fd(int sock, int fd)
 {
@@ -79,6 +83,7 @@ static int run_server(int sock)
 	THOTH_TRACE_MSG(IPC, msg_recv, THOTH_TRACE_RECV, SERVICE, IFACE, 2, 1, 128,
 	                THOTH_TRACE_INLINE, TRACE_ID);
 	THOTH_TRACE(USER, handler_work, 99, 0);
+	THOTH_TRACE(USER, big_args, BIG0, BIG1);      /* above 2^53: JSON viewers would round them */
 	THOTH_TRACE_MSG(IPC, msg_send, THOTH_TRACE_SEND, SERVICE, IFACE, 2, 1, 4096,
 	                THOTH_TRACE_ZERO_COPY, TRACE_ID + 1);
 	int fd;
@@ -130,7 +135,7 @@ static int setup(void **state)
 	assert_int_equal(thoth_trace_collection_new(&t.collection), 0);
 	assert_int_equal(thoth_trace_collection_add(t.collection, client_reader), 0);
 	assert_int_equal(thoth_trace_collection_add(t.collection, server_reader), 0);
-	assert_int_equal(thoth_trace_collection_count(t.collection), 5);
+	assert_int_equal(thoth_trace_collection_count(t.collection), 6);
 	thoth_trace_reader_close(client_reader);
 	thoth_trace_reader_close(server_reader);
 	thoth_trace_shutdown();
@@ -187,12 +192,18 @@ static void test_chrome_json_has_tracks_and_cross_process_flows(void **state)
 	assert_int_equal(thoth_trace_export_chrome_json(t->collection, f), 0);
 	assert_int_equal(fclose(f), 0);
 	char cmd[512], *out;
-	snprintf(cmd, sizeof cmd, "'%s' '%s/check_chrome_json.py' '%s' 5 %d=client %d=server 2>&1",
+	/* 4 message slices (with flows), 2 trace points as instants */
+	snprintf(cmd, sizeof cmd, "'%s' '%s/check_chrome_json.py' '%s' 4 2 %d=client %d=server 2>&1",
 	         THOTH_PYTHON3, THOTH_TEST_DIR, path, (int)t->client, (int)t->server);
 	int status = run_capture(cmd, &out);
 	if (status != 0)
 		print_error("%s", out);
 	assert_int_equal(status, 0);
+	/* the big arguments are exact, as strings; small ones stay numbers */
+	snprintf(cmd, sizeof cmd, "cat '%s'", path);
+	assert_int_equal(run_capture(cmd, &out), 0);
+	assert_int_equal(count_substr(out, "\"arg0\":\"18364758544493064720\",\"arg1\":\"9007199254740993\""), 1);
+	assert_int_equal(count_substr(out, "\"arg0\":99,\"arg1\":0}"), 1);
 }
 
 static void test_chrome_json_checker_rejects_a_trace_without_flows(void **state)
@@ -207,7 +218,7 @@ static void test_chrome_json_checker_rejects_a_trace_without_flows(void **state)
 	      "\"args\":{\"name\":\"x\"}}]}", f);
 	assert_int_equal(fclose(f), 0);
 	char cmd[512], *out;
-	snprintf(cmd, sizeof cmd, "'%s' '%s/check_chrome_json.py' '%s' 0 2>&1", THOTH_PYTHON3,
+	snprintf(cmd, sizeof cmd, "'%s' '%s/check_chrome_json.py' '%s' 0 0 2>&1", THOTH_PYTHON3,
 	         THOTH_TEST_DIR, path);
 	assert_int_not_equal(run_capture(cmd, &out), 0);
 	assert_non_null(strstr(out, "no flows"));
@@ -230,13 +241,55 @@ static void test_babeltrace2_reads_the_ctf_trace(void **state)
 	assert_int_equal(count_substr(out, " msg_send: "), 2);
 	assert_int_equal(count_substr(out, " msg_recv: "), 2);
 	assert_int_equal(count_substr(out, " handler_work: "), 1);
-	assert_int_equal(count_substr(out, "\n"), 5);
+	assert_int_equal(count_substr(out, " big_args: "), 1);
+	assert_int_equal(count_substr(out, "\n"), 6);
+	assert_int_equal(count_substr(out, "arg0 = 18364758544493064720, arg1 = 9007199254740993"), 1);
 	assert_int_equal(count_substr(out, "service_id = 77,"), 4);
 	assert_int_equal(count_substr(out, "payload_size = 4096,"), 2);
 	assert_int_equal(count_substr(out, "arg0 = 99,"), 1);
 	char pid_field[32];
 	snprintf(pid_field, sizeof pid_field, "pid = %d,", (int)t->server);
-	assert_int_equal(count_substr(out, pid_field), 3);
+	assert_int_equal(count_substr(out, pid_field), 4);
+}
+
+static void test_ctf_clock_carries_the_realtime_offset(void **state)
+{
+	/* With the offset, babeltrace2 dates the events today, not in 1970. */
+	two_process_trace_t *t = *state;
+	char ctf[128];
+	snprintf(ctf, sizeof ctf, "%s/ctf_dated", t->dir);
+	assert_int_equal(mkdir(ctf, 0700), 0);
+	assert_int_equal(thoth_trace_export_ctf(t->collection, ctf), 0);
+	char cmd[256], *out;
+	snprintf(cmd, sizeof cmd, "'%s' --clock-date --clock-gmt '%s' 2>&1", THOTH_BABELTRACE2, ctf);
+	int status = run_capture(cmd, &out);
+	if (status != 0)
+		print_error("%s", out);
+	assert_int_equal(status, 0);
+	time_t now = time(NULL);
+	struct tm tm;
+	assert_non_null(gmtime_r(&now, &tm));
+	char today[32];
+	strftime(today, sizeof today, "[%Y-%m-%d ", &tm);
+	if (count_substr(out, today) != 6) {
+		/* midnight may pass between the events and now: then yesterday */
+		now -= 3600;
+		gmtime_r(&now, &tm);
+		char before[32];
+		strftime(before, sizeof before, "[%Y-%m-%d ", &tm);
+		assert_int_equal(count_substr(out, today) + count_substr(out, before), 6);
+	}
+}
+
+static void test_export_to_a_missing_directory_says_which_file_and_why(void **state)
+{
+	two_process_trace_t *t = *state;
+	char dir[160], want[200];
+	snprintf(dir, sizeof dir, "%s/no/such/dir", t->dir);
+	assert_int_equal(thoth_trace_export_ctf(t->collection, dir), THOTH_E_IO);
+	assert_int_equal(thoth_last_errno(), ENOENT);
+	snprintf(want, sizeof want, "open %s/metadata", dir);
+	assert_string_equal(thoth_last_error()->what, want);
 }
 
 int main(void)
@@ -245,6 +298,8 @@ int main(void)
 		cmocka_unit_test(test_chrome_json_has_tracks_and_cross_process_flows),
 		cmocka_unit_test(test_chrome_json_checker_rejects_a_trace_without_flows),
 		cmocka_unit_test(test_babeltrace2_reads_the_ctf_trace),
+		cmocka_unit_test(test_ctf_clock_carries_the_realtime_offset),
+		cmocka_unit_test(test_export_to_a_missing_directory_says_which_file_and_why),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -36,5 +36,12 @@ if(TARGET thothd AND TARGET echo AND TARGET echo-client)
 endif()
 if(TARGET thothd AND TARGET echo AND TARGET echo-client)
   client_process_test(test_client_restart)
+  client_process_test(test_client_resolver)
   target_link_libraries(test_client_restart PRIVATE thoth_channel thoth_idl)
+endif()
+
+# Issue 12: no stderr, no signal dispositions from the library.
+if(TARGET thoth_service AND TARGET thoth_channel)
+  thoth_add_test(test_client_log SOURCES test_client_log.c LIBS thoth_service thoth_channel thoth_idl
+                 TIMEOUT 60)
 endif()

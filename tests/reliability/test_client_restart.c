@@ -205,11 +205,34 @@ static void test_stopped_thothd_does_not_stall_a_service(void **state)
 	harness_teardown(&h);
 }
 
+/* An explicit ttl_ms is a watchdog lease: the service keeps renewing it
+ * (here ~10 renewals at TTL/3) and stays registered, and renewing never
+ * touches a timer the loop already freed (ASan caught that once).  A
+ * renewal late under heavy load may let the lease expire; the service then
+ * registers again, so the end state is the same: registered, alive. */
+static void test_explicit_ttl_is_renewed_for_as_long_as_the_service_runs(void **state)
+{
+	harness_t h;
+	assert_int_equal(harness_setup(&h), 0);
+	assert_true(harness_start_thothd(&h, NULL) > 0);
+	const char *echo_argv[] = { ECHO_PATH, "--runtime-dir", h.dir, "--ttl-ms", "600", NULL };
+	pid_t echo = harness_spawn(&h, "echo", echo_argv);
+	assert_true(echo > 0);
+	count_arg_t one = { &h, 1 };
+	assert_true(harness_wait_until(registrations_are, &one, 10000));
+	struct timespec window = { 2, 0 };     /* ~10 renewals: the measurement window */
+	nanosleep(&window, NULL);
+	assert_int_equal(kill(echo, 0), 0);     /* it did not crash renewing */
+	assert_true(harness_wait_until(registrations_are, &one, 2000));
+	harness_teardown(&h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_thothd_restarts_do_not_stop_calls_or_leak),
 		cmocka_unit_test(test_stopped_thothd_does_not_stall_a_service),
+		cmocka_unit_test(test_explicit_ttl_is_renewed_for_as_long_as_the_service_runs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,7 +27,8 @@ def main():
     errors = []
     procs = {e["pid"]: e["args"]["name"] for e in events
              if e["ph"] == "M" and e["name"] == "process_name"}
-    slices = [e for e in events if e["ph"] == "X"]
+    # messages with a trace id are "X" slices, other trace points instants
+    slices = [e for e in events if e["ph"] in ("X", "i")]
     for pid, name in names.items():
         if procs.get(pid) != name:
             errors.append(f"pid {pid}: track named {procs.get(pid)!r}, expected {name!r}")

@@ -1,5 +1,5 @@
 /*
- * test_registry.c - the registry core (kernel/ipc/registry.h), one
+ * test_registry.c - the registry core (kernel/thothd/registry.h), one
  * behaviour per test, with an injected clock (plain numbers of ns).
  */
 #include <setjmp.h>
@@ -436,6 +436,74 @@ static void test_list_by_prefix_and_locality_is_sorted(void **state)
 	free(v);
 }
 
+static void test_list_page_walks_every_instance_once(void **state)
+{
+	fixture_t *f = *state;
+	const thoth_registry_Instance_t **v;
+	size_t n;
+	bool more;
+	/* Nothing registered: an empty page, nothing more. */
+	assert_int_equal(thoth_registry_list_page(f->reg, thoth_str(""), ANY, 0, thoth_str(""), 0, 0,
+						  2, &v, &n, &more), 0);
+	assert_int_equal(n, 0);
+	assert_false(more);
+	assert_null(v);
+	const char *names[] = { "e", "a", "c", "b", "d" };
+	for (int i = 0; i < 5; i++)
+		add(f, f->alice, names[i], "1.0.0", 0, LOCAL, 10000, (uint64_t)i);
+	char after[8] = "";
+	uint64_t at = 0, lease = 0;
+	char seen[8] = "";
+	int pages = 0;
+	do {
+		assert_int_equal(thoth_registry_list_page(f->reg, thoth_str(""), ANY, 100, thoth_str(after),
+							  at, lease, 2, &v, &n, &more), 0);
+		assert_true(n <= 2);
+		for (size_t i = 0; i < n; i++)
+			strncat(seen, v[i]->registration.name.ptr, 1);
+		if (n) {
+			snprintf(after, sizeof after, "%s", v[n - 1]->registration.name.ptr);
+			at = v[n - 1]->registered_at_ns;
+			lease = v[n - 1]->lease;
+		}
+		free(v);
+		pages++;
+	} while (more);
+	assert_string_equal(seen, "abcde");
+	assert_int_equal(pages, 3);
+}
+
+static void test_live_name_is_refused_to_another_uid_or_executable(void **state)
+{
+	fixture_t *f = *state;
+	thoth_registry_owner_t *mallory;
+	assert_int_equal(thoth_registry_owner_new(f->reg, 2000, 33, "mallory", &mallory), 0);
+	thoth_registry_owner_set_exe(f->alice, 1, 100);
+	thoth_registry_owner_set_exe(f->bob, 1, 100);   /* same uid, same executable */
+	thoth_registry_owner_set_exe(mallory, 1, 100);
+	uint64_t lease = add(f, f->alice, "echo", "1.0.0", 0, LOCAL, 1000, 0);
+	add(f, f->bob, "echo", "1.0.0", 0, LOCAL, 1000, 0);
+	thoth_registry_Registration_t r = reg_of("echo", "1.0.0", 0, LOCAL, 1000);
+	uint64_t l;
+	assert_int_equal(thoth_registry_register(f->reg, mallory, &r, 0, &l),
+			 THOTH_REGISTRY_ERR_NOT_OWNER);
+	assert_non_null(strstr(thoth_registry_refusal(f->reg), "another uid"));
+	/* Same uid, another executable. */
+	thoth_registry_owner_t *other;
+	assert_int_equal(thoth_registry_owner_new(f->reg, 1000, 44, "other", &other), 0);
+	thoth_registry_owner_set_exe(other, 1, 200);
+	assert_int_equal(thoth_registry_register(f->reg, other, &r, 0, &l),
+			 THOTH_REGISTRY_ERR_NOT_OWNER);
+	assert_non_null(strstr(thoth_registry_refusal(f->reg), "another executable"));
+	/* Free once every instance is gone. */
+	assert_int_equal(thoth_registry_withdraw(f->reg, f->alice, lease), 0);
+	thoth_registry_owner_drop(f->reg, f->bob);
+	f->bob = NULL;
+	assert_int_equal(thoth_registry_register(f->reg, mallory, &r, 0, &l), 0);
+	thoth_registry_owner_drop(f->reg, mallory);
+	thoth_registry_owner_drop(f->reg, other);
+}
+
 static void test_watch_sees_add_remove_expire(void **state)
 {
 	fixture_t *f = *state;
@@ -566,6 +634,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_expire_removes_in_deadline_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_peer_death_removes_its_registrations, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list_by_prefix_and_locality_is_sorted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_list_page_walks_every_instance_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_live_name_is_refused_to_another_uid_or_executable,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_watch_sees_add_remove_expire, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unwatch_of_another_owners_watch_is_not_found, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_peer_death_tells_other_watchers, setup, teardown),

@@ -12,6 +12,10 @@ cat "$out"
 rt=$(sed -n 's/^ThothOS is running (runtime dir \(.*\)):$/\1/p' "$out")
 [ -n "$rt" ] || { echo "FAIL: no runtime dir announced"; exit 1; }
 [ ! -e "$rt" ] || { echo "FAIL: $rt left behind"; exit 1; }
+# The logs are kept (and said where); this test then removes them.
+logs=$(sed -n 's/^stopped; .*; logs kept in \(.*\)$/\1/p' "$out")
+[ -n "$logs" ] && [ -s "$logs/thothd.log" ] || { echo "FAIL: logs not kept: '$logs'"; exit 1; }
+rm -rf "$logs"
 grep -q "^echo-client: .*calls/s" "$out" || { echo "FAIL: the echo client reported nothing"; exit 1; }
 # Both instances served calls (round-robin through the registry).
 line=$(grep "^echo-client: .*calls/s" "$out" | head -1)

@@ -9,7 +9,8 @@
  *     ':' after an ordinal, '(' after a name, '<'; none after ( < . @ and a
  *     unary '-';
  *   - a statement longer than 100 columns is broken before '->' and before
- *     'error' where needed (continuation lines indented 5 more), and a
+ *     'error' where needed (continuation lines indented 5 more; a "-> (...)"
+ *     stays on a line that is still short, under 50 columns), and a
  *     parameter list still too long after the commas, lined up after '(';
  *   - blank lines between statements are kept (runs collapse to one), none
  *     after '{' or before '}', and the file ends with one newline;
@@ -256,9 +257,14 @@ static void flush_pieces(fmt_t *f, bool complete)
 			size_t j = i + 1;
 			while (j < f->n_pcs && !f->pcs[j].can_break)
 				j++;
+			bool has_list = false;
+			for (size_t k = i; k < j; k++)
+				has_list = has_list || is_p(f->pcs[k].t, '(');
 			if (i == 0) {
 				put_segment(f, i, j, true);
-			} else if (f->line.len + 1 + run_len(f, i, j) <= MAX_COLS) {
+			} else if (f->line.len + 1 + run_len(f, i, j) <= MAX_COLS ||
+				   (has_list && f->line.len + 1 < MAX_COLS / 2)) {
+				/* it fits, or a short head keeps "-> (" and the list wraps */
 				sb_put(&f->line, " ", 1);
 				put_segment(f, i, j, true);
 			} else {

@@ -19,6 +19,7 @@
 #include "ast.h"
 #include "compat.h"
 #include "fmt.h"
+#include "thoth/version.h"
 #ifndef THOTHC_NO_GEN
 #include "gen_c.h"
 #endif
@@ -270,7 +271,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (strcmp(argv[1], "--version") == 0) {
-		puts("thothc 0.1 (wire format 1)");
+		printf("thothc %s (wire format 1)\n", THOTH_VERSION_STRING);
 		return 0;
 	}
 	if (strcmp(argv[1], "gen") == 0)

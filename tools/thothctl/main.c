@@ -4,8 +4,14 @@
  *   thothctl [--runtime-dir DIR] [--json] status
  *   thothctl [--runtime-dir DIR] [--json] services [--watch] [PREFIX]
  *   thothctl [--runtime-dir DIR] [--json] resolve NAME [--min-version V]
- *   thothctl [--runtime-dir DIR] trace start|stop|dump|--duration S ...  (trace.c)
- *   thothctl pm sim TRACE --policy P [--json] ...  (pm_sim.c; needs no thothd)
+ *   thothctl [--runtime-dir DIR] [--json] trace start|stop|dump|--duration S ...  (trace.c)
+ *   thothctl --help | --version
+ *
+ * The global options (--runtime-dir, --json, --help, --version) are parsed
+ * here, once, for every command: a command is one row of `commands` below
+ * and gets them in a thothctl_opts_t, its own arguments in argv with the
+ * global options taken out wherever they stood.  A new command family (its
+ * own file) adds one row and honours opts->json.
  *
  * Exit status: 0 done, 1 failed (thothd not running, name not found, ...),
  * 2 bad arguments.  Errors are one line on stderr.
@@ -20,9 +26,10 @@
 #include "daemon.thoth.h"
 #include "registry.thoth.h"
 #include "thoth/service.h"
+#include "thoth/version.h"
 #include "thothctl.h"
 
-static bool json;
+static bool json;                /* --json (set once in main from the options) */
 
 static void usage(FILE *out)
 {
@@ -50,8 +57,10 @@ static void usage(FILE *out)
 		"options:\n"
 		"  --runtime-dir DIR   thothd's runtime dir (default: $THOTH_RUNTIME_DIR,\n"
 		"                      else $XDG_RUNTIME_DIR/thoth, else /tmp/thoth-$UID)\n"
-		"  --json              machine-readable output (one JSON object per line)\n"
-		"  -h, --help          this text\n");
+		"  --json              machine-readable output (one JSON object per line);\n"
+		"                      every command honours it\n"
+		"  -h, --help          this text\n"
+		"  --version           print the version\n");
 }
 
 static int usage_error(const char *what, const char *arg)
@@ -63,7 +72,7 @@ static int usage_error(const char *what, const char *arg)
 
 /* ---- output helpers ---------------------------------------------------------------- */
 
-static void json_str(const char *s, size_t len)
+void thothctl_json_str(const char *s, size_t len)
 {
 	putchar('"');
 	for (size_t i = 0; i < len; i++) {
@@ -112,11 +121,11 @@ static void instance_json(const thoth_registry_Instance_t *in, const char *event
 	if (event)
 		printf("\"event\":\"%s\",", event);
 	printf("\"name\":");
-	json_str(r->name.ptr, r->name.len);
+	thothctl_json_str(r->name.ptr, r->name.len);
 	printf(",\"version\":");
-	json_str(r->version.ptr, r->version.len);
+	thothctl_json_str(r->version.ptr, r->version.len);
 	printf(",\"endpoint\":");
-	json_str(r->endpoint.addr.ptr, r->endpoint.addr.len);
+	thothctl_json_str(r->endpoint.addr.ptr, r->endpoint.addr.len);
 	printf(",\"numa_node\":%u,\"locality\":\"%s\",\"instance_id\":%llu,\"pid\":%u,"
 	       "\"features\":%llu,\"ttl_ms\":%u,\"lease\":\"%016llx\",\"registered_at_ns\":%llu,"
 	       "\"expires_at_ns\":%llu,\"owner_uid\":%u,\"claims\":[",
@@ -196,9 +205,9 @@ static int cmd_status(thoth_control_t *ctl)
 		return thothctl_call_failed(ctl, "status", r);
 	if (json) {
 		printf("{\"pid\":%u,\"version\":", st.pid);
-		json_str(st.version.ptr, st.version.len);
+		thothctl_json_str(st.version.ptr, st.version.len);
 		printf(",\"runtime_dir\":");
-		json_str(st.runtime_dir.ptr, st.runtime_dir.len);
+		thothctl_json_str(st.runtime_dir.ptr, st.runtime_dir.len);
 		printf(",\"uptime_ns\":%llu,\"clients\":%u,\"registrations\":%u,\"watches\":%u,"
 		       "\"wakeups\":%llu,\"wakeups_fd\":%llu,\"wakeups_timer\":%llu,"
 		       "\"timers_fired\":%llu,\"next_expiry_ns\":%llu}\n",
@@ -226,38 +235,82 @@ static int cmd_status(thoth_control_t *ctl)
 	return 0;
 }
 
-static int list(thoth_control_t *ctl, const char *prefix, widths_t *w, bool print)
+/* Every instance under PREFIX, one Registry.list_page reply at a time (a
+ * single list reply cannot hold tens of thousands), each handed to FN. */
+static int for_each_instance(thoth_control_t *ctl, const char *prefix,
+			     void (*fn)(void *arg, const thoth_registry_Instance_t *in), void *arg,
+			     size_t *count)
 {
-	thoth_registry_Registry_list_req_t req = { .prefix = thoth_str(prefix) };
-	thoth_registry_Registry_list_resp_t resp;
-	size_t scratch_cap = 64u << 20;
+	size_t scratch_cap = 4u << 20;  /* one page is at most 1 MiB on the wire */
 	void *scratch = malloc(scratch_cap);
 	if (!scratch)
 		return thothctl_call_failed(ctl, "list", THOTH_E_NOMEM);
-	thoth_arena_t arena;
-	thoth_arena_init(&arena, scratch, scratch_cap);
-	int r = thoth_registry_Registry_list(&ctl->client, &req, &resp, &arena);
-	if (r) {
-		free(scratch);
-		return thothctl_call_failed(ctl, "list", r);
-	}
-	for (uint32_t i = 0; i < resp.instances.count; i++)
-		widen(w, &resp.instances.items[i]);
-	if (print) {
-		if (json) {
-			for (uint32_t i = 0; i < resp.instances.count; i++)
-				instance_json(&resp.instances.items[i], NULL);
-		} else if (!resp.instances.count) {
-			printf("no services registered%s%s\n", *prefix ? " under " : "", prefix);
-		} else {
-			table_header(w, false);
-			for (uint32_t i = 0; i < resp.instances.count; i++)
-				table_row(w, &resp.instances.items[i], NULL);
+	char after_name[160] = "";
+	uint64_t after_at = 0, after_lease = 0;
+	*count = 0;
+	for (;;) {
+		thoth_registry_Registry_list_page_req_t req = {
+			.prefix = thoth_str(prefix), .after_name = thoth_str(after_name),
+			.after_registered_at_ns = after_at, .after_lease = after_lease,
+		};
+		thoth_registry_Registry_list_page_resp_t resp;
+		thoth_arena_t arena;
+		thoth_arena_init(&arena, scratch, scratch_cap);
+		int r = thoth_registry_Registry_list_page(&ctl->client, &req, &resp, &arena);
+		if (r) {
+			free(scratch);
+			return thothctl_call_failed(ctl, "list", r);
 		}
+		for (uint32_t i = 0; i < resp.instances.count; i++)
+			fn(arg, &resp.instances.items[i]);
+		*count += resp.instances.count;
+		bool more = resp.more && resp.instances.count;
+		if (more) {
+			const thoth_registry_Instance_t *last =
+				&resp.instances.items[resp.instances.count - 1];
+			snprintf(after_name, sizeof after_name, "%.*s",
+				 (int)last->registration.name.len, last->registration.name.ptr);
+			after_at = last->registered_at_ns;
+			after_lease = last->lease;
+		}
+		thoth_client_release(&ctl->client);
+		if (!more)
+			break;
 	}
-	thoth_client_release(&ctl->client);
 	free(scratch);
 	return 0;
+}
+
+static void widen_one(void *arg, const thoth_registry_Instance_t *in)
+{
+	widen(arg, in);
+}
+
+static void print_json(void *arg, const thoth_registry_Instance_t *in)
+{
+	instance_json(in, NULL);
+}
+
+static void print_row(void *arg, const thoth_registry_Instance_t *in)
+{
+	table_row(arg, in, NULL);
+}
+
+static int list(thoth_control_t *ctl, const char *prefix, widths_t *w, bool print)
+{
+	size_t n;
+	if (json && print)
+		return for_each_instance(ctl, prefix, print_json, NULL, &n);
+	/* A table: the widths first (one pass), then the rows (another). */
+	int r = for_each_instance(ctl, prefix, widen_one, w, &n);
+	if (r || !print)
+		return r;
+	if (!n) {
+		printf("no services registered%s%s\n", *prefix ? " under " : "", prefix);
+		return 0;
+	}
+	table_header(w, false);
+	return for_each_instance(ctl, prefix, print_row, w, &n);
 }
 
 typedef struct watch_state {
@@ -366,74 +419,191 @@ int thothctl_connect(thoth_control_t *ctl, const char *runtime_dir)
 	return 0;
 }
 
-int main(int argc, char **argv)
+static int cmd_status_main(int argc, char **argv, const thothctl_opts_t *opts);
+static int cmd_services_main(int argc, char **argv, const thothctl_opts_t *opts);
+static int cmd_resolve_main(int argc, char **argv, const thothctl_opts_t *opts);
+
+/* `thothctl pm ...`: the power-management family (pm_sim.c: `pm sim`). */
+static int cmd_pm_main(int argc, char **argv, const thothctl_opts_t *opts)
+{
+	if (argc >= 2 && strcmp(argv[1], "sim") == 0)
+		return thothctl_pm_sim(argc - 1, argv + 1, opts);
+	return usage_error("usage: pm sim TRACE --policy P (see `thothctl pm sim --help`)", NULL);
+}
+
+/* Every command.  own_json: after the command's name, --json is the
+ * command's own option (trace: --json FILE names an output); before the
+ * name it is still the global flag. */
+static const struct thothctl_command {
+	const char *name;
+	thothctl_cmd_fn *fn;
+	bool own_json;
+} commands[] = {
+	{ "status", cmd_status_main, false },
+	{ "services", cmd_services_main, false },
+	{ "resolve", cmd_resolve_main, false },
+	{ "trace", thothctl_trace, true },
+	{ "sched", thothctl_sched, false },
+	{ "pm", cmd_pm_main, false },
+};
+
+/* The options of status/services/resolve, after the global ones are gone:
+ * -1 to go on, else the exit status (help printed, or a usage error). */
+static int parse_cmd_options(int argc, char **argv, bool *watch, const char **min_version)
 {
 	static const struct option options[] = {
-		{ "runtime-dir", required_argument, NULL, 'r' },
-		{ "json", no_argument, NULL, 'j' },
 		{ "watch", no_argument, NULL, 'w' },
 		{ "min-version", required_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *runtime_dir = NULL, *min_version = NULL;
-	bool watch = false;
 	int opt;
-	/* `trace` has options of its own: hand it everything after the word.
-	 * Only the global options can come before it. */
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "trace") == 0)
-			return thothctl_trace(argc - i, argv + i, runtime_dir);
-		if (strcmp(argv[i], "sched") == 0)
-			return thothctl_sched(argc - i, argv + i, runtime_dir);
-		if (strcmp(argv[i], "pm") == 0 && i + 1 < argc && strcmp(argv[i + 1], "sim") == 0)
-			return thothctl_pm_sim(argc - i - 1, argv + i + 1, runtime_dir);
-		if (argv[i][0] != '-' || strcmp(argv[i], "--") == 0)
-			break;
-		if (strcmp(argv[i], "--runtime-dir") == 0 && i + 1 < argc)
-			runtime_dir = argv[++i];
-		else if (strncmp(argv[i], "--runtime-dir=", 14) == 0)
-			runtime_dir = argv[i] + 14;
-	}
-	runtime_dir = NULL;             /* getopt below parses it for the other commands */
-	while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+	optind = 1;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
 		switch (opt) {
-		case 'r': runtime_dir = optarg; break;
-		case 'j': json = true; break;
-		case 'w': watch = true; break;
-		case 'v': min_version = optarg; break;
+		case 'w': *watch = true; break;
+		case 'v': *min_version = optarg; break;
 		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case ':': return usage_error("missing value for", argv[optind - 1]);
+		default: return usage_error("unknown option", argv[optind - 1]);
 		}
 	}
-	if (optind >= argc)
-		return usage_error("no command given", NULL);
-	const char *cmd = argv[optind++];
-	int nargs = argc - optind;
-	const char *arg = nargs ? argv[optind] : NULL;
-	if (strcmp(cmd, "status") == 0) {
-		if (nargs || watch || min_version)
-			return usage_error("status takes no arguments", NULL);
-	} else if (strcmp(cmd, "services") == 0) {
-		if (nargs > 1 || min_version)
-			return usage_error("usage: services [--watch] [PREFIX]", NULL);
-	} else if (strcmp(cmd, "resolve") == 0) {
-		if (nargs != 1 || watch)
-			return usage_error("usage: resolve NAME [--min-version V]", NULL);
-	} else {
-		return usage_error("unknown command:", cmd);
-	}
+	return -1;
+}
 
+static int cmd_status_main(int argc, char **argv, const thothctl_opts_t *opts)
+{
+	bool watch = false;
+	const char *min_version = NULL;
+	int r = parse_cmd_options(argc, argv, &watch, &min_version);
+	if (r >= 0)
+		return r;
+	if (optind < argc || watch || min_version)
+		return usage_error("status takes no arguments", NULL);
 	thoth_control_t ctl;
-	int r;
-	if (thothctl_connect(&ctl, runtime_dir))
+	if (thothctl_connect(&ctl, opts->runtime_dir))
 		return 1;
-	if (strcmp(cmd, "status") == 0)
-		r = cmd_status(&ctl);
-	else if (strcmp(cmd, "services") == 0)
-		r = cmd_services(&ctl, arg ? arg : "", watch);
-	else
-		r = cmd_resolve(&ctl, arg, min_version ? min_version : "");
+	r = cmd_status(&ctl);
 	thoth_control_close(&ctl);
+	return r;
+}
+
+static int cmd_services_main(int argc, char **argv, const thothctl_opts_t *opts)
+{
+	bool watch = false;
+	const char *min_version = NULL;
+	int r = parse_cmd_options(argc, argv, &watch, &min_version);
+	if (r >= 0)
+		return r;
+	if (argc - optind > 1 || min_version)
+		return usage_error("usage: services [--watch] [PREFIX]", NULL);
+	thoth_control_t ctl;
+	if (thothctl_connect(&ctl, opts->runtime_dir))
+		return 1;
+	r = cmd_services(&ctl, optind < argc ? argv[optind] : "", watch);
+	thoth_control_close(&ctl);
+	return r;
+}
+
+static int cmd_resolve_main(int argc, char **argv, const thothctl_opts_t *opts)
+{
+	bool watch = false;
+	const char *min_version = NULL;
+	int r = parse_cmd_options(argc, argv, &watch, &min_version);
+	if (r >= 0)
+		return r;
+	if (argc - optind != 1 || watch)
+		return usage_error("usage: resolve NAME [--min-version V]", NULL);
+	thoth_control_t ctl;
+	if (thothctl_connect(&ctl, opts->runtime_dir))
+		return 1;
+	r = cmd_resolve(&ctl, argv[optind], min_version ? min_version : "");
+	thoth_control_close(&ctl);
+	return r;
+}
+
+/* A global option at argv[*i]: 1 when it is one (consumed, *i advanced past
+ * its value), 0 when not, -1 (after the message) when its value is missing.
+ * json_is_global: whether --json here is the global flag. */
+static int global_option(int argc, char **argv, int *i, thothctl_opts_t *opts, bool json_is_global)
+{
+	const char *a = argv[*i];
+	if (strcmp(a, "--runtime-dir") == 0) {
+		if (*i + 1 >= argc) {
+			usage_error("missing value for", a);
+			return -1;
+		}
+		opts->runtime_dir = argv[++*i];
+		return 1;
+	}
+	if (strncmp(a, "--runtime-dir=", 14) == 0) {
+		opts->runtime_dir = a + 14;
+		return 1;
+	}
+	if (json_is_global && strcmp(a, "--json") == 0) {
+		opts->json = true;
+		return 1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	thothctl_opts_t opts = { NULL, false };
+	int i = 1;
+	/* Global options before the command. */
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		int g = global_option(argc, argv, &i, &opts, true);
+		if (g < 0)
+			return 2;
+		if (g)
+			continue;
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			usage(stdout);
+			return 0;
+		}
+		if (strcmp(argv[i], "--version") == 0) {
+			printf("thothctl %s\n", THOTH_VERSION_STRING);
+			return 0;
+		}
+		return usage_error("unknown option", argv[i]);
+	}
+	if (i >= argc)
+		return usage_error("no command given", NULL);
+	const struct thothctl_command *cmd = NULL;
+	for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++)
+		if (strcmp(argv[i], commands[k].name) == 0)
+			cmd = &commands[k];
+	if (!cmd)
+		return usage_error("unknown command:", argv[i]);
+	/* The command's argv: its name, then its arguments without the global
+	 * options (accepted after the name too: `resolve echo --json`); after
+	 * "--" everything is the command's. */
+	char **cargv = calloc((size_t)(argc - i + 1), sizeof *cargv);
+	if (!cargv) {
+		fprintf(stderr, "thothctl: out of memory\n");
+		return 1;
+	}
+	int cargc = 0;
+	cargv[cargc++] = argv[i];
+	for (int k = i + 1; k < argc; k++) {
+		if (strcmp(argv[k], "--") == 0) {
+			while (k < argc)
+				cargv[cargc++] = argv[k++];
+			break;
+		}
+		int g = global_option(argc, argv, &k, &opts, !cmd->own_json);
+		if (g < 0) {
+			free(cargv);
+			return 2;
+		}
+		if (!g)
+			cargv[cargc++] = argv[k];
+	}
+	cargv[cargc] = NULL;
+	json = opts.json;
+	int r = cmd->fn(cargc, cargv, &opts);
+	free(cargv);
 	return r;
 }

@@ -174,9 +174,9 @@ static int run_cpu(const thoth_pm_trace_t *t, const thoth_pm_cpu_model_t *m, int
 	return 0;
 }
 
-int thothctl_pm_sim(int argc, char **argv, const char *runtime_dir)
+int thothctl_pm_sim(int argc, char **argv, const thothctl_opts_t *opts)
 {
-	(void)runtime_dir; /* the simulator needs no thothd */
+	/* The simulator needs no thothd: opts->runtime_dir is unused. */
 	static const struct option options[] = {
 		{ "policy", required_argument, NULL, 'p' },
 		{ "device", required_argument, NULL, 'd' },
@@ -191,7 +191,7 @@ int thothctl_pm_sim(int argc, char **argv, const char *runtime_dir)
 	};
 	const char *policy = "all", *device = NULL, *cpu = NULL, *export_path = NULL;
 	uint64_t qos_us = 0, deadline_us = 0, pid = 0;
-	bool json = false, have_qos = false;
+	bool json = opts->json, have_qos = false;
 	int opt;
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {

@@ -222,8 +222,9 @@ static int sched_usage(FILE *out, int status)
 	return status;
 }
 
-int thothctl_sched(int argc, char **argv, const char *runtime_dir)
+int thothctl_sched(int argc, char **argv, const thothctl_opts_t *opts)
 {
+	const char *runtime_dir = opts->runtime_dir;
 	static const struct option options[] = {
 		{ "duration", required_argument, NULL, 'd' },
 		{ "from", required_argument, NULL, 'f' },
@@ -233,7 +234,7 @@ int thothctl_sched(int argc, char **argv, const char *runtime_dir)
 	};
 	double duration = 5;
 	const char *from = NULL;
-	bool json = false;
+	bool json = opts->json;
 	int opt;
 	optind = 1;
 	opterr = 0;
@@ -280,7 +281,8 @@ int thothctl_sched(int argc, char **argv, const char *runtime_dir)
 		int saved = dup(1), null = open("/dev/null", O_WRONLY | O_CLOEXEC);
 		if (saved >= 0 && null >= 0)
 			dup2(null, 1);
-		int st = thothctl_trace(7, targv, runtime_dir);
+		const thothctl_opts_t trace_opts = { .runtime_dir = runtime_dir, .json = false };
+		int st = thothctl_trace(7, targv, &trace_opts);
 		fflush(stdout);
 		if (saved >= 0) {
 			dup2(saved, 1);

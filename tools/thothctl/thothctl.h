@@ -5,7 +5,26 @@
 #ifndef THOTHCTL_H
 #define THOTHCTL_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 #include "thoth/service.h"
+
+/* The global options, parsed once in main.c for every command. */
+typedef struct thothctl_opts {
+	const char *runtime_dir;        /* --runtime-dir (NULL: the default rule) */
+	bool json;                      /* --json: machine-readable output, one JSON
+					 * object per line on stdout (errors stay
+					 * one line of text on stderr) */
+} thothctl_opts_t;
+
+/* A command: argv[0] is its name, the rest its own arguments (the global
+ * options taken out).  Returns the exit status (0, 1 failed, 2 usage).
+ * Add a row to `commands` in main.c for a new one. */
+typedef int thothctl_cmd_fn(int argc, char **argv, const thothctl_opts_t *opts);
+
+/* Write S as a JSON string (quoted, escaped) to stdout. */
+void thothctl_json_str(const char *s, size_t len);
 
 /* Connect to thothd; on failure print why (no thothd: "thothd is not
  * running (no socket at PATH)") and return non-zero. */
@@ -15,13 +34,12 @@ int thothctl_connect(thoth_control_t *ctl, const char *runtime_dir);
  * returns 1, the exit status. */
 int thothctl_call_failed(thoth_control_t *ctl, const char *what, int r);
 
-/* `thothctl trace ...`: ARGV[0] is "trace".  Returns the exit status. */
-int thothctl_trace(int argc, char **argv, const char *runtime_dir);
+/* `thothctl trace ...` (trace.c). */
+thothctl_cmd_fn thothctl_trace;
 
-/* `thothctl sched ...`: ARGV[0] is "sched" (sched.c).  Returns the exit status. */
-int thothctl_sched(int argc, char **argv, const char *runtime_dir);
-/* `thothctl pm sim ...` (pm_sim.c): ARGV[0] is "sim".  Needs no thothd
- * (RUNTIME_DIR is unused).  Returns the exit status. */
-int thothctl_pm_sim(int argc, char **argv, const char *runtime_dir);
+/* `thothctl sched ...` (sched.c). */
+thothctl_cmd_fn thothctl_sched;
+/* `thothctl pm sim ...` (pm_sim.c): ARGV[0] is "sim".  Needs no thothd. */
+thothctl_cmd_fn thothctl_pm_sim;
 
 #endif

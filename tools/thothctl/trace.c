@@ -33,7 +33,7 @@
 static void trace_usage(FILE *out)
 {
 	fprintf(out,
-		"usage: thothctl [--runtime-dir DIR] trace start [--categories LIST] [--pid PID]\n"
+		"usage: thothctl [--runtime-dir DIR] [--json] trace start [--categories LIST] [--pid PID]\n"
 		"       thothctl [--runtime-dir DIR] trace stop\n"
 		"       thothctl [--runtime-dir DIR] trace dump [--json FILE] [--ctf DIR]\n"
 		"       thothctl [--runtime-dir DIR] trace --duration SECONDS [--categories LIST]\n"
@@ -46,7 +46,8 @@ static void trace_usage(FILE *out)
 		"  --categories LIST  comma-separated: ipc, registry, timer, loop, pm, user,\n"
 		"                     or all (default)\n"
 		"  --pid PID          only this process\n"
-		"  --json FILE        Chrome Trace Event JSON output\n"
+		"  --json FILE        Chrome Trace Event JSON output (after `trace`; the global\n"
+		"                     --json, before it, prints the results as JSON lines)\n"
 		"  --ctf DIR          CTF output directory (created if missing)\n"
 		"  --duration SECONDS start, wait, stop and write in one go (Ctrl-C stops early)\n");
 }
@@ -104,6 +105,8 @@ static int check_ctf_dir(const char *dir)
 	return 0;
 }
 
+static bool json_out;            /* the global --json: results as JSON lines */
+
 static int do_start(thoth_control_t *ctl, uint64_t categories, uint32_t pid)
 {
 	thoth_trace_TraceControl_start_pid_req_t req = { .categories = categories, .pid = pid };
@@ -111,7 +114,11 @@ static int do_start(thoth_control_t *ctl, uint64_t categories, uint32_t pid)
 	int r = thoth_trace_TraceControl_start_pid(&ctl->client, &req, &resp, NULL);
 	if (r)
 		return thothctl_call_failed(ctl, "trace start", r);
-	printf("trace session %llu started\n", (unsigned long long)resp.session_id);
+	if (json_out)
+		printf("{\"event\":\"started\",\"session_id\":%llu,\"categories\":%llu,\"pid\":%u}\n",
+		       (unsigned long long)resp.session_id, (unsigned long long)categories, pid);
+	else
+		printf("trace session %llu started\n", (unsigned long long)resp.session_id);
 	return 0;
 }
 
@@ -122,8 +129,12 @@ static int do_stop(thoth_control_t *ctl)
 	int r = thoth_trace_TraceControl_stop(&ctl->client, &req, &resp, NULL);
 	if (r)
 		return thothctl_call_failed(ctl, "trace stop", r);
-	printf("trace stopped: %llu events collected, %llu lost (see thothd's log)\n",
-	       (unsigned long long)resp.events, (unsigned long long)resp.dropped);
+	if (json_out)
+		printf("{\"event\":\"stopped\",\"events\":%llu,\"lost\":%llu}\n",
+		       (unsigned long long)resp.events, (unsigned long long)resp.dropped);
+	else
+		printf("trace stopped: %llu events collected, %llu lost (see thothd's log)\n",
+		       (unsigned long long)resp.events, (unsigned long long)resp.dropped);
 	return 0;
 }
 
@@ -148,6 +159,20 @@ static int do_write(thoth_control_t *ctl, const char *json, const char *ctf)
 	}
 	if (r)
 		return thothctl_call_failed(ctl, "trace dump", r);
+	if (json_out) {
+		printf("{\"event\":\"written\",\"events\":%llu,\"json\":", (unsigned long long)resp.events);
+		if (json)
+			thothctl_json_str(json, strlen(json));
+		else
+			printf("null");
+		printf(",\"ctf\":");
+		if (ctf)
+			thothctl_json_str(ctf, strlen(ctf));
+		else
+			printf("null");
+		printf("}\n");
+		return 0;
+	}
 	printf("wrote %llu events", (unsigned long long)resp.events);
 	if (json)
 		printf(" as JSON to %s", json);
@@ -179,7 +204,7 @@ static void wait_for(double seconds)
 		;
 }
 
-int thothctl_trace(int argc, char **argv, const char *runtime_dir)
+int thothctl_trace(int argc, char **argv, const thothctl_opts_t *opts)
 {
 	static const struct option options[] = {
 		{ "categories", required_argument, NULL, 'c' },
@@ -271,7 +296,8 @@ int thothctl_trace(int argc, char **argv, const char *runtime_dir)
 		goto out;
 
 	thoth_control_t ctl;
-	if (thothctl_connect(&ctl, runtime_dir))
+	json_out = opts->json;
+	if (thothctl_connect(&ctl, opts->runtime_dir))
 		goto out;
 	switch (what) {
 	case START:

@@ -56,6 +56,7 @@ struct group {
 
 struct thoth_registry_owner {
 	uint32_t uid, pid;
+	uint64_t exe_dev, exe_ino;              /* 0, 0: unknown */
 	void *user;
 	entry_t *entries;                       /* list head */
 	size_t count;
@@ -511,9 +512,41 @@ void thoth_registry_owner_drop(thoth_registry_t *reg, thoth_registry_owner_t *ow
 	free(owner);
 }
 
+void thoth_registry_owner_set_exe(thoth_registry_owner_t *owner, uint64_t dev, uint64_t ino)
+{
+	owner->exe_dev = dev;
+	owner->exe_ino = ino;
+}
+
 size_t thoth_registry_owner_registrations(const thoth_registry_owner_t *owner)
 {
 	return owner->count;
+}
+
+size_t thoth_registry_owner_watches(const thoth_registry_owner_t *owner)
+{
+	return owner->watches;
+}
+
+void thoth_registry_owner_foreach(const thoth_registry_owner_t *owner,
+				  void (*fn)(void *arg, const thoth_registry_Instance_t *inst),
+				  void *arg)
+{
+	for (const entry_t *e = owner->entries; e; e = e->owner_next)
+		fn(arg, &e->inst);
+}
+
+bool thoth_registry_endpoint_in_use(const thoth_registry_t *reg, thoth_str_t addr,
+				    const thoth_registry_owner_t *except)
+{
+	for (size_t i = 0; i < reg->count; i++) {
+		if (reg->heap[i]->owner == except)
+			continue;
+		const thoth_str_t *a = &reg->heap[i]->inst.registration.endpoint.addr;
+		if (a->len == addr.len && (!a->len || memcmp(a->ptr, addr.ptr, a->len) == 0))
+			return true;
+	}
+	return false;
 }
 
 /* ---- register ------------------------------------------------------------------ */
@@ -682,12 +715,24 @@ int thoth_registry_register(thoth_registry_t *reg, thoth_registry_owner_t *owner
 		       owner->count, reg->cfg.max_per_owner);
 		return THOTH_REGISTRY_ERR_TOO_MANY;
 	}
+	uint64_t h = hash_name(r->name.ptr, r->name.len);
+	group_t *g = *group_slot(reg, r->name.ptr, r->name.len, h);
+	if (g && g->count) {
+		/* Every live instance has the same holder: compare with one. */
+		const thoth_registry_owner_t *holder = g->entries[0]->owner;
+		if (holder->uid != owner->uid || holder->exe_dev != owner->exe_dev ||
+		    holder->exe_ino != owner->exe_ino) {
+			refuse(reg, "name \"%.*s\" is held by %s (pid %u) while it has live "
+			       "instances: only the same uid running the same executable may add one",
+			       (int)r->name.len, r->name.ptr,
+			       holder->uid != owner->uid ? "another uid" : "another executable",
+			       holder->pid);
+			return THOTH_REGISTRY_ERR_NOT_OWNER;
+		}
+	}
 	int err = check_claims(reg, r);
 	if (err)
 		return err;
-
-	uint64_t h = hash_name(r->name.ptr, r->name.len);
-	group_t *g = *group_slot(reg, r->name.ptr, r->name.len, h);
 	if (reserve_one(reg, g))
 		return THOTH_E_NOMEM;
 
@@ -899,6 +944,49 @@ int thoth_registry_list(thoth_registry_t *reg, thoth_str_t prefix,
 		qsort(v, len, sizeof *v, compare_instances);
 	*out = v;
 	*n = len;
+	return 0;
+}
+
+int thoth_registry_list_page(thoth_registry_t *reg, thoth_str_t prefix,
+			     thoth_common_Locality_t locality, uint64_t now_ns,
+			     thoth_str_t after_name, uint64_t after_registered_at,
+			     uint64_t after_lease, size_t max,
+			     const thoth_registry_Instance_t ***out, size_t *n, bool *more)
+{
+	*more = false;
+	const thoth_registry_Instance_t **all;
+	size_t count;
+	int r = thoth_registry_list(reg, prefix, locality, now_ns, &all, &count);
+	if (r)
+		return r;
+	/* The first instance after the cursor, in list's order (a binary
+	 * search: the array is sorted by compare_instances). */
+	size_t first = 0;
+	if (after_name.len) {
+		thoth_registry_Instance_t cursor = { .registered_at_ns = after_registered_at,
+						     .lease = after_lease };
+		cursor.registration.name = after_name;
+		const thoth_registry_Instance_t *key = &cursor;
+		size_t lo = 0, hi = count;
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+			if (compare_instances(&all[mid], &key) <= 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		first = lo;
+	}
+	size_t take = count - first < max ? count - first : max;
+	*more = first + take < count;
+	*n = take;
+	if (!take) {
+		free(all);              /* NULL when nothing matched at all */
+		*out = NULL;
+		return 0;
+	}
+	memmove(all, all + first, take * sizeof *all);
+	*out = all;
 	return 0;
 }
 

@@ -77,12 +77,31 @@ int thoth_registry_owner_new(thoth_registry_t *reg, uint32_t uid, uint32_t pid, 
 /* Peer death: drop OWNER's watches, then remove each of its registrations
  * (REMOVED events to the remaining watchers), then free OWNER. */
 void thoth_registry_owner_drop(thoth_registry_t *reg, thoth_registry_owner_t *owner);
+/* The executable OWNER's process runs (st_dev, st_ino of /proc/PID/exe;
+ * 0, 0 when unknown): part of the name-ownership rule (register). */
+void thoth_registry_owner_set_exe(thoth_registry_owner_t *owner, uint64_t dev, uint64_t ino);
 size_t thoth_registry_owner_registrations(const thoth_registry_owner_t *owner);
+size_t thoth_registry_owner_watches(const thoth_registry_owner_t *owner);
+/* Call FN for each registration OWNER holds (FN must not change the registry). */
+void thoth_registry_owner_foreach(const thoth_registry_owner_t *owner,
+				  void (*fn)(void *arg, const thoth_registry_Instance_t *inst),
+				  void *arg);
+/* Does any registration of an owner other than EXCEPT (NULL: of any owner)
+ * have endpoint address ADDR? */
+bool thoth_registry_endpoint_in_use(const thoth_registry_t *reg, thoth_str_t addr,
+				    const thoth_registry_owner_t *except);
 
 /*
  * Register R (copied) for OWNER at NOW_NS.  Errors: ERR_BAD_NAME,
  * ERR_BAD_VERSION, ERR_CONTRACT_REFUSED (reason: thoth_registry_refusal),
- * ERR_TOO_MANY (per-owner limit), THOTH_E_NOMEM.
+ * ERR_TOO_MANY (per-owner limit), ERR_NOT_OWNER (the name is held by
+ * another uid or executable), THOTH_E_NOMEM.
+ *
+ * Name ownership: the first registration of a name makes its owner's uid
+ * and executable the name's holders; while any instance of the name is
+ * live, further instances are accepted only from the same uid running the
+ * same executable.  The name is free again once its last instance is gone
+ * (withdrawn, expired, or its owner's connection closed).
  */
 int thoth_registry_register(thoth_registry_t *reg, thoth_registry_owner_t *owner,
 			    const thoth_registry_Registration_t *r, uint64_t now_ns, uint64_t *lease);
@@ -108,6 +127,18 @@ int thoth_registry_resolve(thoth_registry_t *reg, thoth_str_t name, thoth_str_t 
 int thoth_registry_list(thoth_registry_t *reg, thoth_str_t prefix,
 			thoth_common_Locality_t locality, uint64_t now_ns,
 			const thoth_registry_Instance_t ***out, size_t *n);
+
+/*
+ * One page of thoth_registry_list: the instances sorting after the cursor
+ * (AFTER_NAME, AFTER_REGISTERED_AT, AFTER_LEASE; an empty name starts at the
+ * beginning), at most MAX of them; *MORE tells whether any follow.  *OUT as
+ * for thoth_registry_list.
+ */
+int thoth_registry_list_page(thoth_registry_t *reg, thoth_str_t prefix,
+			     thoth_common_Locality_t locality, uint64_t now_ns,
+			     thoth_str_t after_name, uint64_t after_registered_at,
+			     uint64_t after_lease, size_t max,
+			     const thoth_registry_Instance_t ***out, size_t *n, bool *more);
 
 /* Extend LEASE by its TTL from NOW_NS.  ERR_EXPIRED (no such live lease),
  * ERR_NOT_OWNER. */

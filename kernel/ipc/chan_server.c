@@ -1,8 +1,8 @@
 /*
- * channel.c - opening channels (the handshake over the service's Unix
- * socket), the client transport generated stubs run on, and the service
- * side that serves channels on a thoth_loop.  The rings themselves are in
- * chan_shm.c; docs/IPC.md describes the whole.
+ * chan_server.c - the service side of channels on a thoth_loop: listening
+ * with the declared socket policy, answering handshakes, serving every
+ * channel in bounded turns, and holding out against hostile clients (see
+ * below).  The rings are in chan_shm.c; docs/IPC.md describes the whole.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -22,473 +22,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "chan_handshake.h"
 #include "chan_shm.h"
 #include "fdpass.h"
-#include "channel.thoth.h"
+#include "log_internal.h"
 #include "thoth/contract.h"
 #include "thoth/stream.h"
-
-#define HANDSHAKE_MAX 4096u     /* an open request or reply is far smaller */
-
-static void put_why(char *why, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void put_why(char *why, size_t len, const char *fmt, ...)
-{
-	if (!why || !len)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(why, len, fmt, ap);
-	va_end(ap);
-}
-
-/* Receive into BUF at *HAVE (up to CAP), keeping the first fds that arrive
- * in FDS (up to 2; extra ones are closed).  Returns bytes read, 0 at EOF,
- * -1 with errno. */
-static ssize_t recv_with_fds(int sock, uint8_t *buf, size_t cap, int *fds, int *nfds, int flags)
-{
-	size_t n = (size_t)*nfds;
-	ssize_t r = thoth_fdpass_recv(sock, buf, cap, flags, fds, 2, &n);
-	*nfds = (int)n;
-	return r;
-}
-
-static int send_with_fds(int sock, const void *buf, size_t len, const int *fds, int nfds)
-{
-	ssize_t r = thoth_fdpass_send(sock, buf, len, fds, (size_t)nfds);
-	if (r < 0)
-		return errno == EPIPE || errno == ECONNRESET ? THOTH_E_PEER_GONE : THOTH_E_IO;
-	if ((size_t)r < len)
-		return thoth_stream_write_all(sock, (const uint8_t *)buf + r, len - (size_t)r);
-	return 0;
-}
-
-/* Length of the whole message whose first bytes are in BUF, or 0 if more
- * bytes are needed to know; a negative error for an impossible header. */
-static int handshake_length(const uint8_t *buf, size_t have, size_t *need)
-{
-	*need = 0;
-	int r = thoth_wire_msg_size(buf, have, HANDSHAKE_MAX - THOTH_WIRE_HEADER_SIZE, need);
-	return r < 0 ? r : 0;
-}
-
-static void limits_to_wire(const thoth_chan_limits_t *l, thoth_channel_Limits_t *w)
-{
-	w->slots = l->slots;
-	w->pool_buf_size = l->pool_buf_size;
-	w->pool_bufs = l->pool_bufs;
-}
-
-static void limits_from_wire(const thoth_channel_Limits_t *w, thoth_chan_limits_t *l)
-{
-	l->slots = w->slots;
-	l->pool_buf_size = w->pool_buf_size;
-	l->pool_bufs = w->pool_bufs;
-}
-
-/* ==== client ============================================================== */
-
-struct thoth_chan {
-	chan_end_t end;
-	thoth_client_t client;
-	int sock;                       /* liveness, and doorbells with loop_wakeup */
-	bool loop_wakeup;               /* the service rings sock instead of a futex */
-	int timeout_ms;                 /* < 0: forever */
-	uint64_t features;
-	bool mapped;
-};
-
-static int remaining_ms(uint64_t deadline)
-{
-	if (deadline == UINT64_MAX)
-		return -1;
-	uint64_t now = thoth_clock_now();
-	if (now >= deadline)
-		return 0;
-	uint64_t ms = (deadline - now + 999999u) / 1000000u;
-	return ms > INT32_MAX ? INT32_MAX : (int)ms;
-}
-
-static uint64_t deadline_of(int timeout_ms)
-{
-	return timeout_ms < 0 ? UINT64_MAX : thoth_clock_now() + (uint64_t)timeout_ms * 1000000u;
-}
-
-/* Milliseconds a blocking call may still wait, for TIMEOUT_MS > 0 or < 0.
- * The deadline (*DEADLINE, 0 = not yet) is fixed at the first wait, so a
- * call that never waits never reads the clock. */
-static int wait_budget(uint64_t *deadline, int timeout_ms)
-{
-	if (!*deadline) {
-		*deadline = deadline_of(timeout_ms);
-		return timeout_ms;
-	}
-	return remaining_ms(*deadline);
-}
-
-int thoth_chan_alloc(thoth_chan_t *ch, size_t len, uint8_t **buf, int timeout_ms)
-{
-	uint64_t deadline = 0;
-	for (;;) {
-		int r = chan_try_alloc(&ch->end, len, buf);
-		if (r != THOTH_E_AGAIN)
-			return r;
-		if (timeout_ms == 0)
-			return r;
-		int left = wait_budget(&deadline, timeout_ms);
-		if (left == 0)
-			return THOTH_E_TIMEDOUT;
-		r = chan_wait(&ch->end, len <= THOTH_CHAN_INLINE_MAX ? CHAN_WAIT_SLOT : CHAN_WAIT_POOL, len, left);
-		if (r)
-			return r;
-	}
-}
-
-int thoth_chan_send(thoth_chan_t *ch, uint8_t *buf, size_t len, int timeout_ms)
-{
-	uint64_t deadline = 0;
-	for (;;) {
-		int r = chan_try_send(&ch->end, buf, len);
-		if (r != THOTH_E_AGAIN || timeout_ms == 0)
-			return r;
-		int left = wait_budget(&deadline, timeout_ms);
-		if (left == 0)
-			return THOTH_E_TIMEDOUT;
-		r = chan_wait(&ch->end, CHAN_WAIT_SLOT, 0, left);
-		if (r)
-			return r;
-	}
-}
-
-void thoth_chan_discard(thoth_chan_t *ch, uint8_t *buf)
-{
-	chan_discard(&ch->end, buf);
-}
-
-int thoth_chan_recv(thoth_chan_t *ch, thoth_msg_t *msg, int timeout_ms)
-{
-	uint64_t deadline = 0;
-	for (;;) {
-		int r = chan_try_recv(&ch->end, msg);
-		if (r != THOTH_E_AGAIN)
-			return r;
-		if (timeout_ms == 0) {
-			/* Nothing yet: still report a peer that is gone. */
-			r = chan_check_peer(&ch->end);
-			return r ? r : THOTH_E_AGAIN;
-		}
-		int left = wait_budget(&deadline, timeout_ms);
-		if (left == 0)
-			return THOTH_E_TIMEDOUT;
-		r = chan_wait(&ch->end, CHAN_WAIT_RECV, 0, left);
-		if (r)
-			return r;
-	}
-}
-
-void thoth_chan_release(thoth_chan_t *ch, thoth_msg_t *msg)
-{
-	chan_release(&ch->end, msg);
-}
-
-/* ---- the transport generated stubs call through ---- */
-
-static int tr_get_buffer(void *ctx, size_t len, uint8_t **buf)
-{
-	thoth_chan_t *ch = ctx;
-	return thoth_chan_alloc(ch, len, buf, ch->timeout_ms);
-}
-
-static int tr_send(void *ctx, uint8_t *msg, size_t len)
-{
-	thoth_chan_t *ch = ctx;
-	int r = thoth_chan_send(ch, msg, len, ch->timeout_ms);
-	if (r)
-		chan_discard(&ch->end, msg);
-	return r;
-}
-
-static int tr_call(void *ctx, uint8_t *req, size_t len, thoth_msg_t *resp)
-{
-	thoth_chan_t *ch = ctx;
-	int r = tr_send(ctx, req, len);
-	if (r)
-		return r;
-	return thoth_chan_recv(ch, resp, ch->timeout_ms);
-}
-
-static void tr_release(void *ctx, thoth_msg_t *resp)
-{
-	thoth_chan_release(ctx, resp);
-}
-
-static void tr_discard(void *ctx, uint8_t *buf)
-{
-	thoth_chan_discard(ctx, buf);
-}
-
-static const thoth_transport_ops_t chan_transport = {
-	.get_buffer = tr_get_buffer,
-	.call = tr_call,
-	.send = tr_send,
-	.release = tr_release,
-	.discard = tr_discard,
-};
-
-thoth_client_t *thoth_chan_client(thoth_chan_t *ch) { return &ch->client; }
-uint64_t thoth_chan_features(const thoth_chan_t *ch) { return ch->features; }
-void thoth_chan_limits(const thoth_chan_t *ch, thoth_chan_limits_t *out) { *out = ch->end.lay.lim; }
-void thoth_chan_stats(const thoth_chan_t *ch, thoth_chan_stats_t *out) { *out = ch->end.st; }
-int thoth_chan_error(const thoth_chan_t *ch) { return ch->end.err; }
-int thoth_chan_fd(const thoth_chan_t *ch) { return ch->loop_wakeup ? ch->sock : -1; }
-
-int thoth_chan_arm(thoth_chan_t *ch)
-{
-	if (!ch->loop_wakeup)
-		return THOTH_E_INVAL;
-	chan_bell_drain(&ch->end);                   /* never blocks: clears pending doorbells */
-	if (chan_arm(&ch->end, CHAN_WAIT_RECV, 0))
-		return ch->end.err ? ch->end.err : 1;
-	int r = chan_check_peer(&ch->end);
-	if (r) {
-		chan_disarm(&ch->end, CHAN_WAIT_RECV);
-		return r;
-	}
-	return 0;
-}
-chan_end_t *thoth_chan__end(thoth_chan_t *ch) { return &ch->end; }
-
-void thoth_chan_close(thoth_chan_t *ch)
-{
-	if (!ch)
-		return;
-	thoth_client_release(&ch->client);
-	if (ch->mapped) {
-		chan_end_close(&ch->end);
-		chan_shm_unmap(ch->end.base, ch->end.lay.size);
-	}
-	chan_end_fini(&ch->end);
-	if (ch->sock >= 0)
-		close(ch->sock);
-	free(ch);
-}
-
-/* Read one handshake message (blocking, with the socket's timeouts). */
-static int read_handshake(int sock, uint8_t *buf, size_t *len, int *fds, int *nfds)
-{
-	size_t have = 0, need = 0;
-	for (;;) {
-		ssize_t r = recv_with_fds(sock, buf + have, HANDSHAKE_MAX - have, fds, nfds, 0);
-		if (r == 0)
-			return THOTH_E_PEER_GONE;
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return errno == EAGAIN || errno == EWOULDBLOCK ? THOTH_E_TIMEDOUT : THOTH_E_IO;
-		}
-		have += (size_t)r;
-		int e = handshake_length(buf, have, &need);
-		if (e)
-			return e;
-		if (need && have >= need) {
-			if (have > need)
-				return THOTH_E_PROTOCOL;   /* nothing may follow the handshake */
-			*len = have;
-			return 0;
-		}
-	}
-}
-
-int thoth_chan_connect(const char *path, const thoth_chan_config_t *cfg, thoth_chan_t **out,
-		       char *why, size_t why_len)
-{
-	*out = NULL;
-	put_why(why, why_len, "%s", "");
-	if (!path || !cfg || !cfg->iface) {
-		put_why(why, why_len, "no socket path or no interface given");
-		return THOTH_E_INVAL;
-	}
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	if (strlen(path) >= sizeof sa.sun_path) {
-		put_why(why, why_len, "socket path is %zu bytes, longer than the %zu a Unix socket allows",
-			strlen(path), sizeof sa.sun_path - 1);
-		return THOTH_E_INVAL;
-	}
-	strcpy(sa.sun_path, path);
-	/* Nonsense limits are the caller's mistake: say so before connecting. */
-	thoth_chan_limits_t want = cfg->limits;
-	char lwhy[160];
-	if (thoth_chan_limits_resolve(&want, lwhy, sizeof lwhy)) {
-		put_why(why, why_len, "bad channel limits: %s", lwhy);
-		return THOTH_E_INVAL;
-	}
-
-	thoth_chan_t *ch = calloc(1, sizeof *ch);
-	if (!ch)
-		return THOTH_E_NOMEM;
-	ch->sock = -1;
-	ch->loop_wakeup = cfg->loop_wakeup;
-	ch->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : -1;
-	int fds[2] = { -1, -1 }, nfds = 0;
-	int r;
-	uint8_t *msg = NULL;
-
-	ch->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (ch->sock < 0) {
-		put_why(why, why_len, "socket: %s", strerror(errno));
-		r = THOTH_E_IO;
-		goto fail;
-	}
-	int hs_ms = cfg->handshake_timeout_ms > 0 ? cfg->handshake_timeout_ms : 2000;
-	struct timeval tv = { hs_ms / 1000, (hs_ms % 1000) * 1000 };
-	setsockopt(ch->sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	setsockopt(ch->sock, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-	if (connect(ch->sock, (struct sockaddr *)&sa, sizeof sa) < 0) {
-		int e = errno;
-		if (e == ENOENT || e == ECONNREFUSED) {
-			put_why(why, why_len, "no service listens at %s", path);
-			r = THOTH_E_NOT_RUNNING;
-		} else if (e == EACCES || e == EPERM) {
-			put_why(why, why_len, "no permission to connect to %s", path);
-			r = THOTH_E_PERM;
-		} else {
-			put_why(why, why_len, "connect %s: %s", path, strerror(e));
-			r = THOTH_E_IO;
-		}
-		goto fail;
-	}
-
-	msg = aligned_alloc(8, HANDSHAKE_MAX);
-	if (!msg) {
-		r = THOTH_E_NOMEM;
-		goto fail;
-	}
-	const thoth_interface_info_t *ifc = cfg->iface;
-	thoth_channel_Channel_open_req_t req = {
-		.package = thoth_str(ifc->package),
-		.interface = thoth_str(ifc->name),
-		.interface_id = ifc->id,
-		.major = ifc->major,
-		.minor = ifc->minor,
-		.schema_hash = ifc->schema_hash,
-		.features = cfg->features,
-		.client_wakeup = cfg->loop_wakeup,
-	};
-	limits_to_wire(&cfg->limits, &req.limits);
-	thoth_msg_header_t meta = { .request_id = 1 };
-	size_t len;
-	r = thoth_channel_Channel_open_req_encode_msg(msg, HANDSHAKE_MAX, &meta, &req, &len);
-	if (!r)
-		r = send_with_fds(ch->sock, msg, len, NULL, 0);
-	/* A service that refused us may have answered and closed already:
-	 * its reason is worth more than EPIPE. */
-	int sent = r;
-	if (r && r != THOTH_E_PEER_GONE) {
-		put_why(why, why_len, "sending the channel handshake to %s: %s", path, thoth_strerror(r));
-		goto fail;
-	}
-	r = read_handshake(ch->sock, msg, &len, fds, &nfds);
-	if (r && sent) {
-		put_why(why, why_len, "the service at %s closed the connection during the handshake", path);
-		r = sent;
-		goto fail;
-	}
-	if (r) {
-		put_why(why, why_len, "reading the service's handshake reply from %s: %s", path,
-			r == THOTH_E_TIMEDOUT ? "no answer in time" : thoth_strerror(r));
-		goto fail;
-	}
-	uint64_t scratch[64];
-	thoth_arena_t arena;
-	thoth_arena_init(&arena, scratch, sizeof scratch);
-	thoth_channel_Channel_open_resp_t resp;
-	r = thoth_channel_Channel_open_resp_decode_msg(msg, len, &resp, &arena);
-	if (r) {
-		put_why(why, why_len, "the service's handshake reply does not decode: %s", thoth_strerror(r));
-		r = THOTH_E_PROTOCOL;
-		goto fail;
-	}
-	if (resp.status) {
-		put_why(why, why_len, "%.*s", (int)resp.reason.len, resp.reason.ptr);
-		r = resp.status < 0 && resp.status > -100 ? resp.status : THOTH_E_PROTOCOL;
-		goto fail;
-	}
-	if (resp.major != ifc->major || (resp.features & ~cfg->features)) {
-		put_why(why, why_len, "service answered version %u.%u with features %#llx to a %u.x client offering %#llx",
-			resp.major, resp.minor, (unsigned long long)resp.features, ifc->major,
-			(unsigned long long)cfg->features);
-		r = THOTH_E_PROTOCOL;
-		goto fail;
-	}
-	thoth_chan_limits_t lim;
-	limits_from_wire(&resp.limits, &lim);
-	chan_layout_t lay;
-	if ((cfg->limits.slots && lim.slots != cfg->limits.slots) ||
-	    (cfg->limits.pool_buf_size && lim.pool_buf_size != cfg->limits.pool_buf_size) ||
-	    (cfg->limits.pool_bufs && lim.pool_bufs != cfg->limits.pool_bufs) ||
-	    thoth_chan_limits_resolve(&lim, lwhy, sizeof lwhy) || chan_layout_compute(&lim, &lay) ||
-	    resp.shm_size != lay.size) {
-		put_why(why, why_len, "service answered with limits we did not ask for or cannot use");
-		r = THOTH_E_PROTOCOL;
-		goto fail;
-	}
-	if (nfds != 1) {
-		put_why(why, why_len, "service sent %d file descriptors with its reply, expected 1 (the channel memory)", nfds);
-		r = THOTH_E_PROTOCOL;
-		goto fail;
-	}
-	/* The kind of the fd, checked by the kernel rather than by its name: a
-	 * regular file that answers F_GET_SEALS is shmem (a memfd), and the
-	 * shrink seal means the service cannot cut our mapping short (SIGBUS). */
-	struct stat st;
-	int seals = fcntl(fds[0], F_GET_SEALS);
-	if (fstat(fds[0], &st) < 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size != lay.size || seals < 0 ||
-	    !(seals & F_SEAL_SHRINK)) {
-		put_why(why, why_len, "the channel memory the service sent is not a sealed memfd of %zu bytes", lay.size);
-		r = THOTH_E_PROTOCOL;
-		goto fail;
-	}
-	uint8_t *base = chan_shm_map(fds[0], lay.size);
-	if (!base) {
-		put_why(why, why_len, "cannot map %zu bytes of channel memory: %s", lay.size, strerror(errno));
-		r = THOTH_E_NOMEM;
-		goto fail;
-	}
-	close(fds[0]);
-	fds[0] = -1;
-	r = chan_end_init(&ch->end, base, &lay, CHAN_CLIENT);
-	ch->mapped = true;          /* unmapped by close from here on */
-	if (r) {
-		put_why(why, why_len, "%s", ch->end.why);
-		goto fail;
-	}
-	/* The service always waits on its loop: it is rung on the socket.  We
-	 * are rung there too when we wait on a loop, else through the futex. */
-	ch->end.peer_bell = true;
-	ch->end.own_bell = cfg->loop_wakeup;
-	struct ucred cred = { 0 };
-	socklen_t cl = sizeof cred;
-	if (getsockopt(ch->sock, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0)
-		ch->end.service_pid = (uint32_t)cred.pid;
-	ch->end.sock = ch->sock;
-	ch->end.wait = cfg->wait;
-	ch->end.spin_max = ch->end.spin_budget =
-		cfg->wait == THOTH_CHAN_SLEEP ? 0 : (cfg->spin_ns ? cfg->spin_ns : THOTH_CHAN_DEFAULT_SPIN_NS);
-	ch->features = resp.features;
-	thoth_client_init(&ch->client, &chan_transport, ch, resp.features);
-	free(msg);
-	*out = ch;
-	return 0;
-
-fail:
-	free(msg);
-	for (int i = 0; i < 2; i++)
-		if (fds[i] >= 0)
-			close(fds[i]);
-	thoth_chan_close(ch);
-	return r;
-}
-
-/* ==== service ============================================================= */
 
 /*
  * What a hostile client cannot do to a service (docs/IPC.md, "Hostile
@@ -505,7 +44,7 @@ fail:
  */
 
 enum {
-	CONN_BUDGET = 64,               /* messages served per channel per turn */
+	CONN_BUDGET = 16,               /* messages served per channel per turn */
 	ACCEPT_BATCH = 64,              /* connections accepted per loop wake-up */
 	LOG_BURST = 10,                 /* log lines per second, then counted only */
 	FD_LIMIT_PAUSE_MS = 100,        /* listening pauses this long at the fd limit */
@@ -863,7 +402,7 @@ static int send_open_reply(conn_t *c, int status, const char *reason, const thot
 		.shm_size = shm_size,
 	};
 	if (lim)
-		limits_to_wire(lim, &resp.limits);
+		thoth__chan_limits_to_wire(lim, &resp.limits);
 	uint64_t buf[HANDSHAKE_MAX / 8];
 	thoth_msg_header_t meta = { .request_id = 1 };
 	size_t len;
@@ -951,7 +490,7 @@ static void handle_open(conn_t *c)
 		return refuse(c, THOTH_E_BUSY, "the service has %u channels open, its limit", s->nopen);
 
 	thoth_chan_limits_t lim;
-	limits_from_wire(&req.limits, &lim);
+	thoth__chan_limits_from_wire(&req.limits, &lim);
 	if (!lim.slots)
 		lim.slots = s->defaults.slots;
 	if (!lim.pool_buf_size)
@@ -1038,7 +577,7 @@ static void on_sock(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t ev
 		conn_turn(c);
 		return;
 	}
-	ssize_t r = recv_with_fds(fd, c->hs + c->hs_len, HANDSHAKE_MAX - c->hs_len, c->hs_fds,
+	ssize_t r = thoth__chan_recv_fds(fd, c->hs + c->hs_len, HANDSHAKE_MAX - c->hs_len, c->hs_fds,
 				  &c->hs_nfds, MSG_DONTWAIT);
 	if (r < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
@@ -1048,7 +587,7 @@ static void on_sock(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t ev
 	}
 	c->hs_len += (size_t)r;
 	size_t need;
-	int e = handshake_length(c->hs, c->hs_len, &need);
+	int e = thoth__chan_msg_length(c->hs, c->hs_len, &need);
 	if (e)
 		return refuse(c, THOTH_E_PROTOCOL, "the channel handshake is not a thoth message (%s)",
 			      thoth_strerror(e));
@@ -1195,7 +734,7 @@ fail_unlink: {
 	errno = e;
 }
 fail:
-	put_why(why, why_len, "cannot listen at %s (%s): %s", path, step, strerror(errno));
+	thoth__chan_why(why, why_len, "cannot listen at %s (%s): %s", path, step, strerror(errno));
 	return THOTH_E_IO;
 }
 
@@ -1203,19 +742,19 @@ int thoth_chan_server_new(thoth_loop_t *loop, const thoth_chan_server_config_t *
 			  thoth_chan_server_t **out, char *why, size_t why_len)
 {
 	*out = NULL;
-	put_why(why, why_len, "%s", "");
+	thoth__chan_why(why, why_len, "%s", "");
 	if (!loop || !cfg || !cfg->path || !cfg->iface || !cfg->invoke || !cfg->handlers) {
-		put_why(why, why_len, "a service needs a loop, a socket path, an interface, its invoke function and handlers");
+		thoth__chan_why(why, why_len, "a service needs a loop, a socket path, an interface, its invoke function and handlers");
 		return THOTH_E_INVAL;
 	}
 	if (cfg->peers > THOTH_CHAN_PEERS_ANY || (cfg->socket_mode & ~0777u)) {
-		put_why(why, why_len, "peers = %d, socket_mode = %#o: peers must be a thoth_chan_peers_t, the mode at most 0777",
+		thoth__chan_why(why, why_len, "peers = %d, socket_mode = %#o: peers must be a thoth_chan_peers_t, the mode at most 0777",
 			(int)cfg->peers, cfg->socket_mode);
 		return THOTH_E_INVAL;
 	}
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	if (strlen(cfg->path) >= sizeof sa.sun_path) {
-		put_why(why, why_len, "socket path is %zu bytes, longer than the %zu a Unix socket allows",
+		thoth__chan_why(why, why_len, "socket path is %zu bytes, longer than the %zu a Unix socket allows",
 			strlen(cfg->path), sizeof sa.sun_path - 1);
 		return THOTH_E_INVAL;
 	}
@@ -1223,7 +762,7 @@ int thoth_chan_server_new(thoth_loop_t *loop, const thoth_chan_server_config_t *
 	thoth_chan_limits_t lim = cfg->limits;
 	char lwhy[160];
 	if (thoth_chan_limits_resolve(&lim, lwhy, sizeof lwhy)) {
-		put_why(why, why_len, "bad channel limits: %s", lwhy);
+		thoth__chan_why(why, why_len, "bad channel limits: %s", lwhy);
 		return THOTH_E_INVAL;
 	}
 	thoth_chan_server_t *s = calloc(1, sizeof *s);
@@ -1252,7 +791,7 @@ int thoth_chan_server_new(thoth_loop_t *loop, const thoth_chan_server_config_t *
 	}
 	s->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (s->kick_fd < 0 || thoth_loop_add_fd(loop, s->kick_fd, THOTH_LOOP_READ, on_kick, s, &s->kick_src)) {
-		put_why(why, why_len, "cannot create the service's eventfd: %s", strerror(errno));
+		thoth__chan_why(why, why_len, "cannot create the service's eventfd: %s", strerror(errno));
 		free(s->path);
 		s->path = NULL;
 		thoth_chan_server_free(s);
@@ -1264,7 +803,7 @@ int thoth_chan_server_new(thoth_loop_t *loop, const thoth_chan_server_config_t *
 		int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof sa) == 0) {
 			close(probe);
-			put_why(why, why_len, "another service already listens at %s", cfg->path);
+			thoth__chan_why(why, why_len, "another service already listens at %s", cfg->path);
 			free(s->path);
 			s->path = NULL;         /* not ours: do not unlink it */
 			thoth_chan_server_free(s);
@@ -1276,7 +815,7 @@ int thoth_chan_server_new(thoth_loop_t *loop, const thoth_chan_server_config_t *
 	}
 	if (s->lfd < 0 || listen_at(s, &sa, why, why_len)) {
 		if (s->lfd < 0)
-			put_why(why, why_len, "socket: %s", strerror(errno));
+			thoth__chan_why(why, why_len, "socket: %s", strerror(errno));
 		if (s->lfd >= 0) {
 			close(s->lfd);
 			s->lfd = -1;
@@ -1333,9 +872,9 @@ static void stop_loop(thoth_loop_t *loop, const struct signalfd_siginfo *info, v
 	thoth_loop_stop(loop);
 }
 
-static void log_stderr(void *arg, const char *message)
+static void log_to_handler(void *arg, const char *message)
 {
-	fprintf(stderr, "%s: %s\n", (const char *)arg, message);
+	thoth__log(THOTH_LOG_WARN, (const char *)arg, "%s", message);     /* thoth/log.h */
 }
 
 int thoth_serve(const thoth_chan_server_config_t *cfg)
@@ -1344,19 +883,18 @@ int thoth_serve(const thoth_chan_server_config_t *cfg)
 	int r = thoth_loop_new(&loop);
 	if (r)
 		return r;
-	signal(SIGPIPE, SIG_IGN);
 	thoth_loop_add_signal(loop, SIGTERM, stop_loop, NULL);
 	thoth_loop_add_signal(loop, SIGINT, stop_loop, NULL);
 	thoth_chan_server_config_t c = *cfg;
 	if (!c.log) {
-		c.log = log_stderr;
+		c.log = log_to_handler;
 		c.log_arg = (void *)(cfg->iface ? cfg->iface->name : "thoth_serve");
 	}
 	thoth_chan_server_t *srv;
 	char why[300];
 	r = thoth_chan_server_new(loop, &c, &srv, why, sizeof why);
 	if (r) {
-		fprintf(stderr, "thoth_serve: %s\n", why);
+		thoth__log(THOTH_LOG_ERROR, "thoth_serve", "%s", why);
 		thoth_loop_free(loop);
 		return r;
 	}

@@ -1,0 +1,60 @@
+# What a distribution ships besides the library: man pages (scdoc sources in
+# man/), bash completions (completion/), systemd user units (systemd/).
+# Installed by cmake/ThothInstall.cmake's `cmake --install` and `make install`.
+
+# Man pages: man/NAME.SECTION.scd -> NAME.SECTION, one source format (scdoc,
+# from Debian).  THOTH_MAN: ON needs scdoc, AUTO builds them when scdoc is
+# there and says so when it is not, OFF skips them.
+set(THOTH_MAN AUTO CACHE STRING "build the man pages with scdoc (ON, OFF, AUTO)")
+set(THOTH_MAN_PAGES)
+if(NOT THOTH_MAN STREQUAL "OFF")
+  find_program(THOTH_SCDOC scdoc)
+  if(NOT THOTH_SCDOC)
+    if(THOTH_MAN STREQUAL "ON")
+      message(FATAL_ERROR "THOTH_MAN=ON but scdoc is not installed (Debian: scdoc)")
+    endif()
+    message(WARNING "scdoc not found: man pages not built (scripts/bootstrap.sh installs it)")
+  else()
+    file(GLOB _scd ${PROJECT_SOURCE_DIR}/man/*.scd)
+    foreach(src ${_scd})
+      get_filename_component(page ${src} NAME)
+      string(REGEX REPLACE "\\.scd$" "" page ${page})
+      set(out ${PROJECT_BINARY_DIR}/man/${page})
+      add_custom_command(OUTPUT ${out}
+        COMMAND ${CMAKE_COMMAND} -E make_directory ${PROJECT_BINARY_DIR}/man
+        COMMAND sh -c "\"$0\" < \"$1\" > \"$2\"" ${THOTH_SCDOC} ${src} ${out}
+        DEPENDS ${src}
+        COMMENT "scdoc ${page}"
+        VERBATIM)
+      list(APPEND THOTH_MAN_PAGES ${out})
+    endforeach()
+    add_custom_target(thoth_man ALL DEPENDS ${THOTH_MAN_PAGES})
+  endif()
+endif()
+
+# The service unit names thothd by its installed path.
+set(THOTH_SBINDIR ${CMAKE_INSTALL_FULL_SBINDIR})
+configure_file(${PROJECT_SOURCE_DIR}/systemd/thothd.service.in
+               ${PROJECT_BINARY_DIR}/systemd/thothd.service @ONLY)
+configure_file(${PROJECT_SOURCE_DIR}/systemd/thothd.socket
+               ${PROJECT_BINARY_DIR}/systemd/thothd.socket COPYONLY)
+# User units: systemd looks in <prefix>/lib/systemd/user (not multiarch).
+# Relative to the prefix unless given absolute.
+set(THOTH_SYSTEMD_USER_UNITDIR "lib/systemd/user" CACHE STRING
+    "where the systemd user units go (relative: under the install prefix)")
+
+if(THOTH_INSTALL)
+  foreach(page ${THOTH_MAN_PAGES})
+    string(REGEX MATCH "[0-9]$" sec ${page})
+    install(FILES ${page} DESTINATION ${CMAKE_INSTALL_MANDIR}/man${sec} COMPONENT tools)
+  endforeach()
+  install(FILES ${PROJECT_SOURCE_DIR}/completion/thothctl.bash
+          DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions
+          RENAME thothctl COMPONENT tools)
+  install(FILES ${PROJECT_SOURCE_DIR}/completion/thothc.bash
+          DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions
+          RENAME thothc COMPONENT tools)
+  install(FILES ${PROJECT_BINARY_DIR}/systemd/thothd.service
+                ${PROJECT_BINARY_DIR}/systemd/thothd.socket
+          DESTINATION ${THOTH_SYSTEMD_USER_UNITDIR} COMPONENT tools)
+endif()

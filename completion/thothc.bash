@@ -1,0 +1,23 @@
+# bash completion for thothc(1).  Self-contained (no bash-completion helpers
+# needed); installed as share/bash-completion/completions/thothc.
+_thothc()
+{
+	local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
+	local cmd=${COMP_WORDS[1]}
+	if [ "$COMP_CWORD" -eq 1 ]; then
+		COMPREPLY=($(compgen -W "gen check --help --version" -- "$cur"))
+		return
+	fi
+	case $prev in
+	-o) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+	--lang) COMPREPLY=($(compgen -W "c" -- "$cur")); return ;;
+	--c-prefix) return ;;
+	esac
+	if [ "$cmd" = gen ] && [[ $cur == -* ]]; then
+		COMPREPLY=($(compgen -W "--lang -o --c-prefix" -- "$cur"))
+		return
+	fi
+	# Schemas: *.tidl files and folders to descend into.
+	COMPREPLY=($(compgen -f -X '!*.tidl' -- "$cur") $(compgen -d -- "$cur"))
+}
+complete -F _thothc thothc

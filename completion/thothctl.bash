@@ -1,0 +1,50 @@
+# bash completion for thothctl(1).  Self-contained (no bash-completion
+# helpers needed); installed as share/bash-completion/completions/thothctl.
+_thothctl()
+{
+	local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
+	local i cmd="" sub=""
+	for ((i = 1; i < COMP_CWORD; i++)); do
+		case ${COMP_WORDS[i]} in
+		--runtime-dir) ((i++)) ;;
+		-*) ;;
+		*) if [ -z "$cmd" ]; then cmd=${COMP_WORDS[i]}; elif [ -z "$sub" ]; then sub=${COMP_WORDS[i]}; fi ;;
+		esac
+	done
+	case $prev in
+	--runtime-dir|--ctf)
+		COMPREPLY=($(compgen -d -- "$cur")); return ;;
+	--json)
+		# After `trace`, --json names an output file; before, it is a flag.
+		if [ "$cmd" = trace ]; then COMPREPLY=($(compgen -f -- "$cur")); return; fi ;;
+	--categories)
+		COMPREPLY=($(compgen -W "all ipc registry timer loop pm user" -- "$cur")); return ;;
+	--pid|--duration|--min-version)
+		return ;;
+	esac
+	local global="--runtime-dir --json --help --version"
+	case $cmd in
+	"")
+		COMPREPLY=($(compgen -W "status services resolve trace $global" -- "$cur")) ;;
+	status)
+		COMPREPLY=($(compgen -W "--json --runtime-dir" -- "$cur")) ;;
+	services)
+		COMPREPLY=($(compgen -W "--watch --json --runtime-dir" -- "$cur")) ;;
+	resolve)
+		COMPREPLY=($(compgen -W "--min-version --json --runtime-dir" -- "$cur")) ;;
+	trace)
+		if [ -z "$sub" ] && [[ $cur != -* ]]; then
+			COMPREPLY=($(compgen -W "start stop dump" -- "$cur"))
+		else
+			case $sub in
+			start) COMPREPLY=($(compgen -W "--categories --pid" -- "$cur")) ;;
+			stop) COMPREPLY=() ;;
+			dump) COMPREPLY=($(compgen -W "--json --ctf" -- "$cur")) ;;
+			*) COMPREPLY=($(compgen -W "--duration --categories --pid --json --ctf --help" -- "$cur")) ;;
+			esac
+		fi ;;
+	*)
+		COMPREPLY=($(compgen -W "--json --runtime-dir --help" -- "$cur")) ;;
+	esac
+}
+complete -F _thothctl thothctl

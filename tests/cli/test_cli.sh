@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# tests/cli/test_cli.sh SOURCE_DIR BUILD_DIR PYTHON3
+#
+# Command-line conventions of the installed programs:
+#  - `--version` of thothd, thothctl and thothc prints the one version
+#    (CMake project(VERSION), via thoth/version.h);
+#  - every thothctl command honours the global --json, before or after the
+#    command name: each line of output is a JSON object (python3 parses it);
+#  - the man pages are built from man/*.scd; the bash completions complete.
+set -euo pipefail
+SRC=$1 BUILD=$2 PY=$3
+THOTHD=$BUILD/kernel/thothd/thothd THOTHCTL=$BUILD/tools/thothctl/thothctl
+THOTHC=$BUILD/tools/thothc/thothc ECHO=$BUILD/services/echo
+V=$(sed -n 's/^project(thoth VERSION \([0-9.]*\).*/\1/p' "$SRC/CMakeLists.txt")
+fail() { echo "FAIL: $*"; exit 1; }
+
+[ "$("$THOTHD" --version)" = "thothd $V" ] || fail "thothd --version: $("$THOTHD" --version)"
+[ "$("$THOTHCTL" --version)" = "thothctl $V" ] || fail "thothctl --version: $("$THOTHCTL" --version)"
+case $("$THOTHC" --version) in "thothc $V "*|"thothc $V") ;; *) fail "thothc --version: $("$THOTHC" --version)" ;; esac
+grep -q "THOTH_VERSION_STRING \"$V\"" "$BUILD/include/thoth/version.h" || fail "version.h"
+
+RT=$(mktemp -d /tmp/thoth-cli-XXXXXX)
+pids=()
+cleanup() {
+  for ((i=${#pids[@]}-1; i>=0; i--)); do kill -TERM "${pids[$i]}" 2>/dev/null || true; wait "${pids[$i]}" 2>/dev/null || true; done
+  rm -rf "$RT"
+}
+trap cleanup EXIT
+mkfifo "$RT/ready"
+"$THOTHD" --runtime-dir "$RT" --ready-fd 3 3>"$RT/ready" 2>"$RT/thothd.log" &
+pids+=($!)
+read -r -t 30 ready <"$RT/ready" || true
+[ "${ready:-}" = READY=1 ] || { cat "$RT/thothd.log"; fail "thothd not ready"; }
+"$ECHO" --runtime-dir "$RT" 2>"$RT/echo.log" &
+pids+=($!)
+# Registration is asynchronous: wait for it (condition with a deadline).
+for _ in $(seq 1 500); do
+  [ -n "$("$THOTHCTL" --runtime-dir "$RT" --json services echo)" ] && break
+  sleep 0.02
+done
+
+json_lines() {   # ARGS...: run thothctl, check stdout is >= 1 JSON object a line
+  local out
+  out=$("$THOTHCTL" "$@") || fail "thothctl $* exited $?"
+  [ -n "$out" ] || fail "thothctl $*: no output"
+  "$PY" -c 'import json, sys
+for line in sys.stdin:
+    if not isinstance(json.loads(line), dict):
+        sys.exit("not an object: " + line)' <<<"$out" || fail "thothctl $*: not JSON lines: $out"
+  echo "ok: thothctl $*"
+}
+json_lines --runtime-dir "$RT" --json status
+json_lines --runtime-dir "$RT" status --json
+json_lines --runtime-dir "$RT" --json services
+json_lines --runtime-dir "$RT" services echo --json
+json_lines --runtime-dir "$RT" --json resolve echo
+json_lines --json resolve echo --runtime-dir "$RT" --min-version 1.0.0
+json_lines --runtime-dir "$RT" --json trace start --categories ipc
+json_lines --runtime-dir "$RT" --json trace stop
+json_lines --runtime-dir "$RT" --json trace dump --json "$RT/t.json"
+# After `trace`, --json names the output file: without --json before it,
+# the result is text.
+out=$("$THOTHCTL" --runtime-dir "$RT" trace dump --json "$RT/t2.json")
+case $out in wrote*) ;; *) fail "trace dump text output: $out" ;; esac
+# Usage errors stay usage errors (exit 2) with --json.
+set +e
+"$THOTHCTL" --runtime-dir "$RT" --json frobnicate 2>/dev/null; rc=$?
+set -e
+[ $rc = 2 ] || fail "unknown command exited $rc, not 2"
+
+# Man pages (scdoc) built, one per program and tidl(5).
+for page in thothd.8 thothctl.1 thothc.1 tidl.5; do
+  grep -q '^\.SH NAME' "$BUILD/man/$page" || fail "man page $page not built"
+done
+
+# Completion: source the script, complete a few words.
+complete_words() {   # WORD...: COMPREPLY for the last word
+  COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1))
+  COMPREPLY=()
+  "_${1}"
+  echo "${COMPREPLY[*]}"
+}
+. "$SRC/completion/thothctl.bash"
+. "$SRC/completion/thothc.bash"
+[ "$(complete_words thothctl tr)" = trace ] || fail "thothctl tr<TAB>: $(complete_words thothctl tr)"
+[ "$(complete_words thothctl trace '')" = "start stop dump" ] || fail "thothctl trace <TAB>"
+[ "$(complete_words thothctl --runtime-dir /tmp res)" = resolve ] || fail "thothctl --runtime-dir X res<TAB>"
+[ "$(complete_words thothc g)" = gen ] || fail "thothc g<TAB>"
+[ "$(complete_words thothc gen --la)" = --lang ] || fail "thothc gen --la<TAB>"
+echo "PASS"

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# tests/systemd/test_socket_activation.sh THOTHD THOTHCTL
+#
+# systemd-socket-activate (systemd's own implementation of the protocol, no
+# PID-1 systemd needed) listens on RUNTIME_DIR/thothd.sock and starts thothd
+# on the first connection, passing the socket as fd 3 with LISTEN_FDS=1.
+# thothd must serve that socket (the first client's status call succeeds and
+# names thothd's pid, which is the pid systemd-socket-activate became), and
+# leave the socket file in place when it stops (it belongs to the manager).
+set -euo pipefail
+THOTHD=$1 THOTHCTL=$2
+RT=$(mktemp -d /tmp/thoth-sockact-XXXXXX)
+pid=""
+cleanup() {
+  if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+  rm -rf "$RT"
+}
+trap cleanup EXIT
+mkfifo "$RT/log"
+systemd-socket-activate -l "$RT/thothd.sock" "$THOTHD" --runtime-dir "$RT" 2>"$RT/log" &
+pid=$!
+exec 3<"$RT/log"
+# systemd-socket-activate says when it listens; wait for that line (bounded).
+line=""
+while IFS= read -r -t 20 line <&3; do
+  case $line in *"Listening on"*) break ;; esac
+done
+case $line in *"Listening on"*) ;; *) echo "FAIL: systemd-socket-activate did not listen: $line"; exit 1 ;; esac
+# Keep draining its (then thothd's) stderr so neither blocks on the fifo.
+cat <&3 >"$RT/thothd.log" &
+out=$("$THOTHCTL" --runtime-dir "$RT" --json status) || { echo "FAIL: status"; cat "$RT/thothd.log"; exit 1; }
+echo "$out"
+grep -q "\"pid\":$pid," <<<"$out" || { echo "FAIL: status does not name pid $pid"; exit 1; }
+grep -q "socket activation" "$RT/thothd.log" || { echo "FAIL: thothd did not say it took the passed socket"; cat "$RT/thothd.log"; exit 1; }
+kill -TERM "$pid"
+wait "$pid" || { echo "FAIL: thothd exited $? on SIGTERM"; exit 1; }
+pid=""
+[ -S "$RT/thothd.sock" ] || { echo "FAIL: thothd removed the socket it was given"; exit 1; }
+echo "PASS"

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# tests/systemd/test_units.sh SOURCE_DIR BUILD_DIR
+#
+# The shipped user units, as installed (DESTDIR), pass `systemd-analyze
+# verify` in both system and user mode with no diagnostic at all (verify
+# exits 0 on a mistyped setting; its warnings are failures here), and the
+# service unit starts the installed thothd.
+set -euo pipefail
+SRC=$1 BUILD=$2
+D=$(mktemp -d /tmp/thoth-units-XXXXXX)
+trap 'rm -rf "$D"' EXIT
+PREFIX=$(sed -n 's/^CMAKE_INSTALL_PREFIX:PATH=//p' "$BUILD/CMakeCache.txt")
+UNITDIR=$(sed -n 's/^THOTH_SYSTEMD_USER_UNITDIR:[A-Z]*=//p' "$BUILD/CMakeCache.txt")
+case $UNITDIR in /*) ;; *) UNITDIR=$PREFIX/$UNITDIR ;; esac
+DESTDIR=$D/root cmake --install "$BUILD" >/dev/null
+U=$D/root$UNITDIR
+[ -f "$U/thothd.socket" ] && [ -f "$U/thothd.service" ] || { echo "FAIL: units not installed in $UNITDIR"; exit 1; }
+grep -q "^ExecStart=$PREFIX/sbin/thothd " "$U/thothd.service" || { echo "FAIL: ExecStart does not run $PREFIX/sbin/thothd"; exit 1; }
+grep -q '^Type=notify$' "$U/thothd.service"
+grep -q '^RuntimeDirectory=thoth$' "$U/thothd.service"
+grep -q '^ListenStream=%t/thoth/thothd.sock$' "$U/thothd.socket"
+# verify checks that ExecStart exists: point it at the staged thothd.
+mkdir "$D/units"
+sed "s|^ExecStart=$PREFIX|ExecStart=$D/root$PREFIX|" "$U/thothd.service" >"$D/units/thothd.service"
+cp "$U/thothd.socket" "$D/units/"
+mkdir -m 0700 "$D/xdg"
+cd "$D/units"
+for mode in system user; do
+  flag=""; [ $mode = user ] && flag=--user
+  if ! out=$(XDG_RUNTIME_DIR=$D/xdg systemd-analyze $flag verify --man=no ./thothd.socket ./thothd.service 2>&1) ||
+     [ -n "$out" ]; then
+    echo "FAIL: systemd-analyze $flag verify:"; echo "$out"; exit 1
+  fi
+done
+echo "units verify cleanly (system and user mode)"
