@@ -75,7 +75,7 @@ int thoth_control_socket(const char *explicit_dir, char *out, size_t cap)
 /*
  * thothd switches our categories on while a session runs and is the only
  * one who switches them off again.  When the last connection that handed it
- * our buffer is gone (thothd crashed, or we hung up), nobody collects: put
+ * our buffer is gone (thothd crashed or dropped us), nobody collects: put
  * back the mask the process had before (it chose it; usually all off)
  * instead of tracing into a ring nobody reads.
  */
@@ -100,12 +100,16 @@ static void trace_collector_attached(thoth_control_t *ctl)
 	ctl->trace_attached = true;
 }
 
-static void trace_collector_detached(thoth_control_t *ctl)
+/* We hang up on purpose (thoth_control_close): thothd keeps the buffer it
+ * was handed and goes on collecting it until its session ends, when it
+ * switches our categories off itself; so the mask stays as thothd set it.
+ * Only a connection that thothd drops (control_link.c) puts the mask back. */
+static void trace_collector_released(thoth_control_t *ctl)
 {
 	if (!ctl->trace_attached)
 		return;
 	ctl->trace_attached = false;
-	thoth__trace_collector_detached();
+	__atomic_sub_fetch(&trace_attachments, 1, __ATOMIC_ACQ_REL);
 }
 
 /* Hand our trace buffer (if we have one) to thothd: a oneway message that
@@ -168,7 +172,7 @@ int thoth_control_connect(thoth_control_t *ctl, const char *runtime_dir, int tim
 
 void thoth_control_close(thoth_control_t *ctl)
 {
-	trace_collector_detached(ctl);
+	trace_collector_released(ctl);
 	if (ctl->client.ops)
 		thoth_client_release(&ctl->client);
 	thoth_sock_client_close(&ctl->sock);
