@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "daemon.thoth.h"
+#include "pm.thoth.h"
 #include "registry.h"
 #include "registry.thoth.h"
 #include "thoth/loop.h"
@@ -47,6 +48,7 @@ typedef struct thothd_config {
 typedef struct thothd thothd_t;
 typedef struct thothd_client thothd_client_t;
 typedef struct thothd_tracer thothd_tracer_t;
+typedef struct thothd_pm thothd_pm_t;
 
 /* File descriptors a client may have in flight (SCM_RIGHTS) before the
  * message that uses them is handled; more doom the client. */
@@ -84,6 +86,7 @@ struct thothd {
 	thothd_client_t *doomed;
 	thoth_timer_t *expiry_timer;    /* kept after it fires; re-armed, never periodic */
 	thothd_tracer_t *tracer;        /* trace sources and the session (trace.c) */
+	thothd_pm_t *pm;                /* the power broker (pm.c) */
 	bool expiry_armed;
 	uint32_t pid;                   /* traced as service_id: thothd serves every call */
 	uint64_t started_ns;
@@ -163,6 +166,16 @@ int thothd_tracer_new(thothd_t *d, thothd_tracer_t **out);
 void thothd_tracer_free(thothd_tracer_t *t);
 /* C's connection is closing: its buffer stays only while a session needs it. */
 void thothd_tracer_client_closed(thothd_tracer_t *t, const thothd_client_t *c);
+
+/* ---- pm.c: PowerBroker (PM-1, docs/PM.md) ---- */
+
+extern const thoth_pm_PowerBroker_handlers_t thothd_pm_handlers;
+int thothd_pm_new(thothd_t *d, thothd_pm_t **out);
+void thothd_pm_free(thothd_pm_t *pm);
+/* C's connection is closing: its leases and requests end, its elements die. */
+void thothd_pm_client_closed(thothd_pm_t *pm, const thothd_client_t *c);
+/* Send the PowerEvents a call caused (after that call's response). */
+void thothd_pm_flush(thothd_pm_t *pm);
 
 /* Now, in ns of CLOCK_MONOTONIC (the loop's cached time when there is a loop). */
 uint64_t thothd_now(const thothd_t *d);

@@ -5,6 +5,7 @@
  *   thothctl [--runtime-dir DIR] [--json] services [--watch] [PREFIX]
  *   thothctl [--runtime-dir DIR] [--json] resolve NAME [--min-version V]
  *   thothctl [--runtime-dir DIR] trace start|stop|dump|--duration S ...  (trace.c)
+ *   thothctl [--runtime-dir DIR] [--json] pm                                (pm.c)
  *
  * Exit status: 0 done, 1 failed (thothd not running, name not found, ...),
  * 2 bad arguments.  Errors are one line on stderr.
@@ -33,6 +34,8 @@ static void usage(FILE *out)
 		"  services [--watch] [PREFIX]     registered instances (and, with --watch,\n"
 		"                                  every change as it happens)\n"
 		"  resolve NAME [--min-version V]  the instance a client would be given\n"
+		"  pm [--json]                     power elements, levels, leases, who kept\n"
+		"                                  them awake, modelled energy\n"
 		"  trace start [--categories LIST] [--pid PID]\n"
 		"  trace stop\n"
 		"  trace dump [--json FILE] [--ctf DIR]\n"
@@ -365,13 +368,17 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *runtime_dir = NULL, *min_version = NULL;
-	bool watch = false;
+	bool watch = false, early_json = false;
 	int opt;
 	/* `trace` has options of its own: hand it everything after the word.
 	 * Only the global options can come before it. */
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "trace") == 0)
 			return thothctl_trace(argc - i, argv + i, runtime_dir);
+		if (strcmp(argv[i], "pm") == 0)
+			return thothctl_pm(argc - i, argv + i, runtime_dir, early_json);
+		if (strcmp(argv[i], "--json") == 0)
+			early_json = true;
 		if (argv[i][0] != '-' || strcmp(argv[i], "--") == 0)
 			break;
 		if (strcmp(argv[i], "--runtime-dir") == 0 && i + 1 < argc)

@@ -5,6 +5,8 @@
 #ifndef THOTHCTL_H
 #define THOTHCTL_H
 
+#include <stdbool.h>
+
 #include "thoth/service.h"
 
 /* Connect to thothd; on failure print why (no thothd: "thothd is not
@@ -17,5 +19,8 @@ int thothctl_call_failed(thoth_control_t *ctl, const char *what, int r);
 
 /* `thothctl trace ...`: ARGV[0] is "trace".  Returns the exit status. */
 int thothctl_trace(int argc, char **argv, const char *runtime_dir);
+
+/* `thothctl pm [--json]`: ARGV[0] is "pm" (pm.c).  JSON: --json came before it. */
+int thothctl_pm(int argc, char **argv, const char *runtime_dir, bool json);
 
 #endif
