@@ -31,6 +31,7 @@
 #define KEEPERS_MAX 32                  /* holders credited per element per interval */
 #define KEEPER_STATS_MAX 64             /* keeper rows per element; more go to holder 0 */
 #define HOLDER_NAMES_MAX 1024
+#define OTHERS UINT64_MAX               /* keeper row of holders past KEEPER_STATS_MAX */
 
 typedef struct keeper_stat {
 	uint64_t holder;
@@ -585,13 +586,17 @@ static void add_keeper(elem_t *e, uint64_t holder)
 		e->keeper_ids[e->n_keeper_ids++] = holder;
 }
 
+/* HOLDER's row for E; once the table is full, one last row collects every
+ * further holder as "(others)" so totals stay right. */
 static keeper_stat_t *keeper_row(elem_t *e, uint64_t holder)
 {
 	for (uint32_t i = 0; i < e->n_keepers; i++)
 		if (e->keepers[i].holder == holder)
 			return &e->keepers[i];
 	if (e->n_keepers == KEEPER_STATS_MAX)
-		return holder ? keeper_row(e, 0) : &e->keepers[0];
+		return &e->keepers[KEEPER_STATS_MAX - 1];       /* the OTHERS row */
+	if (e->n_keepers == KEEPER_STATS_MAX - 1)
+		holder = OTHERS;
 	if (!e->keepers) {
 		e->keepers = calloc(KEEPER_STATS_MAX, sizeof *e->keepers);
 		if (!e->keepers)
@@ -756,23 +761,19 @@ static int grow(void **v, uint32_t *cap, uint32_t n, size_t size)
 	return 0;
 }
 
-static elem_t *live_elem(thoth_pm_broker_t *b, uint32_t element, uint32_t level)
+/* ELEMENT, alive, with LEVEL among its levels; else the refusal's code. */
+static int live_elem(thoth_pm_broker_t *b, uint32_t element, uint32_t level, elem_t **out)
 {
 	elem_t *e = elem_by_id(b, element);
-	if (!e) {
-		refuse(b, THOTH_E_NOT_FOUND, "element: no element %u", element);
-		return NULL;
-	}
-	if (e->dead) {
-		refuse(b, THOTH_E_NOT_FOUND, "element: \"%s\"'s driver is gone", e->decl.name);
-		return NULL;
-	}
-	if (level >= e->decl.n_levels) {
-		refuse(b, THOTH_E_INVAL, "level: %u is not a level of \"%s\" (0..%u)", level, e->decl.name,
-		       e->decl.n_levels - 1);
-		return NULL;
-	}
-	return e;
+	if (!e)
+		return refuse(b, THOTH_E_NOT_FOUND, "element: no element %u", element);
+	if (e->dead)
+		return refuse(b, THOTH_E_NOT_FOUND, "element: \"%s\"'s driver is gone", e->decl.name);
+	if (level >= e->decl.n_levels)
+		return refuse(b, THOTH_E_INVAL, "level: %u is not a level of \"%s\" (0..%u)", level,
+			      e->decl.name, e->decl.n_levels - 1);
+	*out = e;
+	return 0;
 }
 
 int thoth_pm_broker_lease(thoth_pm_broker_t *b, uint64_t holder, uint32_t element, uint32_t level,
@@ -786,9 +787,10 @@ int thoth_pm_broker_lease(thoth_pm_broker_t *b, uint64_t holder, uint32_t elemen
 	if (qos_us > THOTH_PM_MAX_LATENCY_US)
 		return refuse(b, THOTH_E_INVAL, "qos_us: %u is absurd (limit %d us)", qos_us,
 			      THOTH_PM_MAX_LATENCY_US);
-	elem_t *e = live_elem(b, element, level);
-	if (!e)
-		return b->refusal[0] == 'l' ? THOTH_E_INVAL : THOTH_E_NOT_FOUND;
+	elem_t *e;
+	int r = live_elem(b, element, level, &e);
+	if (r)
+		return r;
 	if (b->n_leases >= b->lim.max_leases)
 		return refuse(b, THOTH_E_LIMIT, "leases: the broker's limit of %u is reached", b->lim.max_leases);
 	if (grow((void **)&b->leases, &b->cap_leases, b->n_leases, sizeof *b->leases))
@@ -847,6 +849,25 @@ void thoth_pm_broker_holder_gone(thoth_pm_broker_t *b, uint64_t holder, uint64_t
 		converge(b);
 }
 
+static bool holds_anything(const thoth_pm_broker_t *b, uint64_t holder)
+{
+	for (uint32_t i = 0; i < b->n_leases; i++)
+		if (b->leases[i].holder == holder)
+			return true;
+	for (uint32_t i = 0; i < b->n_reqs; i++)
+		if (b->reqs[i].holder == holder)
+			return true;
+	return false;
+}
+
+bool thoth_pm_broker_holder_named(const thoth_pm_broker_t *b, uint64_t holder)
+{
+	for (uint32_t i = 0; i < b->n_names; i++)
+		if (b->names[i].holder == holder)
+			return true;
+	return false;
+}
+
 int thoth_pm_broker_name_holder(thoth_pm_broker_t *b, uint64_t holder, const char *name)
 {
 	for (uint32_t i = 0; i < b->n_names; i++)
@@ -854,8 +875,17 @@ int thoth_pm_broker_name_holder(thoth_pm_broker_t *b, uint64_t holder, const cha
 			snprintf(b->names[i].name, sizeof b->names[i].name, "%s", name);
 			return 0;
 		}
-	if (b->n_names == HOLDER_NAMES_MAX)
-		return THOTH_E_LIMIT;
+	if (b->n_names == HOLDER_NAMES_MAX) {
+		/* Forget the name of a holder that holds nothing any more: its
+		 * keeper rows then show "(gone)". */
+		for (uint32_t i = 0; i < b->n_names; i++)
+			if (!holds_anything(b, b->names[i].holder)) {
+				b->names[i] = b->names[--b->n_names];
+				break;
+			}
+		if (b->n_names == HOLDER_NAMES_MAX)
+			return THOTH_E_LIMIT;
+	}
 	if (!b->names) {
 		b->names = calloc(HOLDER_NAMES_MAX, sizeof *b->names);
 		if (!b->names)
@@ -873,19 +903,20 @@ int thoth_pm_broker_request(thoth_pm_broker_t *b, uint64_t holder, uint32_t elem
 	b->refusal[0] = 0;
 	if (!holder)
 		return refuse(b, THOTH_E_INVAL, "holder: 0 is not a holder");
-	elem_t *e = live_elem(b, element, level);
-	if (!e)
-		return b->refusal[0] == 'l' ? THOTH_E_INVAL : THOTH_E_NOT_FOUND;
+	elem_t *e;
+	int r = live_elem(b, element, level, &e);
+	if (r)
+		return r;
 	if (b->n_reqs >= b->lim.max_requests)
 		return refuse(b, THOTH_E_LIMIT, "requests: the broker's limit of %u is reached",
 			      b->lim.max_requests);
 	if (grow((void **)&b->reqs, &b->cap_reqs, b->n_reqs, sizeof *b->reqs))
 		return THOTH_E_NOMEM;
 	thoth_pm_broker_account(b, now_ns);
-	request_t *r = &b->reqs[b->n_reqs++];
-	*r = (request_t){ .id = b->next_id++, .holder = holder, .e = e, .level = level };
+	request_t *q = &b->reqs[b->n_reqs++];
+	*q = (request_t){ .id = b->next_id++, .holder = holder, .e = e, .level = level };
 	if (request)
-		*request = r->id;
+		*request = q->id;
 	converge(b);
 	return 0;
 }
@@ -983,10 +1014,12 @@ static const char *holder_name(const thoth_pm_broker_t *b, uint64_t holder)
 {
 	if (!holder)
 		return "(policy)";
+	if (holder == OTHERS)
+		return "(others)";
 	for (uint32_t i = 0; i < b->n_names; i++)
 		if (b->names[i].holder == holder)
 			return b->names[i].name;
-	return "";
+	return "(gone)";
 }
 
 int thoth_pm_broker_keeper_at(const thoth_pm_broker_t *b, uint32_t index, thoth_pm_keeper_info_t *info)

@@ -100,8 +100,10 @@ int thoth_pm_broker_lease(thoth_pm_broker_t *b, uint64_t holder, uint32_t elemen
 int thoth_pm_broker_drop(thoth_pm_broker_t *b, uint64_t holder, uint64_t lease, uint64_t now_ns);
 /* HOLDER is gone: its leases end, its requests are withdrawn. */
 void thoth_pm_broker_holder_gone(thoth_pm_broker_t *b, uint64_t holder, uint64_t now_ns);
-/* Name shown for HOLDER in the accounting ("pid 1234 kv"). */
+/* Name shown for HOLDER in the accounting ("pid 1234 kv").  1024 names are
+ * kept; past that, the name of a holder that holds nothing is forgotten. */
 int thoth_pm_broker_name_holder(thoth_pm_broker_t *b, uint64_t holder, const char *name);
+bool thoth_pm_broker_holder_named(const thoth_pm_broker_t *b, uint64_t holder);
 
 /* A request that needs ELEMENT at >= LEVEL; request_ready fires when it may be served. */
 int thoth_pm_broker_request(thoth_pm_broker_t *b, uint64_t holder, uint32_t element, uint32_t level,
@@ -151,7 +153,8 @@ typedef struct thoth_pm_lease_info {
 } thoth_pm_lease_info_t;
 
 /* Who kept an element above its deepest level, and the modelled energy
- * that cost (the share above level 0's power, split among keepers). */
+ * that cost (the share above level 0's power, split among keepers).  Up to
+ * 64 rows per element; the last collects further holders as "(others)". */
 typedef struct thoth_pm_keeper_info {
 	uint64_t holder;                /* 0: nobody (initial level, policy) */
 	const char *name;

@@ -277,8 +277,11 @@ static int map_error(thothd_call_t *call, int r)
 	}
 }
 
+/* Once per connection: "pid N (comm)" for the accounting. */
 static void name_holder(thothd_pm_t *pm, const thothd_client_t *c)
 {
+	if (thoth_pm_broker_holder_named(pm->broker, c->id))
+		return;
 	char comm[32] = "", path[64], name[48];
 	snprintf(path, sizeof path, "/proc/%u/comm", c->pid);
 	FILE *f = fopen(path, "r");

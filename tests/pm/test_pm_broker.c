@@ -18,7 +18,7 @@
 #define SEC 1000000000ull
 
 typedef struct rec {
-	struct { uint32_t element, from, to; } tr[64];
+	struct { uint32_t element, from, to; } tr[512];
 	int n_tr;
 	uint64_t ready[64];
 	int n_ready;
@@ -32,6 +32,7 @@ typedef struct rec {
 static void on_tr(void *arg, uint64_t driver, uint32_t e, uint32_t from, uint32_t to)
 {
 	rec_t *r = arg;
+	assert_true(r->n_tr < 512);
 	r->tr[r->n_tr].element = e;
 	r->tr[r->n_tr].from = from;
 	r->tr[r->n_tr].to = to;
@@ -423,6 +424,39 @@ static void test_restarted_driver_rebinds_its_dependents(void **state)
 	thoth_pm_broker_free(b);
 }
 
+static void test_keeper_rows_are_bounded_and_totals_kept(void **state)
+{
+	rec_t r;
+	thoth_pm_broker_t *b = new_broker(&r);
+	uint32_t bus, disk;
+	declare_bus_disk(b, &bus, &disk, THOTH_PM_ASSERTIVE);
+	int done = 0;
+	/* 100 holders, one after the other, each keeping the disk IDLE 1 s. */
+	for (uint64_t h = 1; h <= 100; h++) {
+		uint64_t l;
+		assert_int_equal(thoth_pm_broker_lease(b, h, disk, 1, THOTH_PM_LEASE_ASSERTIVE, 0, (h - 1) * SEC, &l), 0);
+		finish_all(b, &r, &done, (h - 1) * SEC);
+		assert_int_equal(thoth_pm_broker_drop(b, h, l, h * SEC), 0);
+		finish_all(b, &r, &done, h * SEC);
+	}
+	uint64_t total = 0;
+	bool others = false;
+	uint32_t rows = 0;
+	for (uint32_t i = 0; i < thoth_pm_broker_keeper_count(b); i++) {
+		thoth_pm_keeper_info_t k;
+		assert_int_equal(thoth_pm_broker_keeper_at(b, i, &k), 0);
+		if (k.element != disk)
+			continue;
+		rows++;
+		total += k.awake_ns;
+		others |= !strcmp(k.name, "(others)");
+	}
+	assert_true(rows <= 64);
+	assert_true(others);
+	assert_int_equal(total, 100 * SEC);
+	thoth_pm_broker_free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -440,6 +474,7 @@ int main(void)
 		cmocka_unit_test(test_policy_level_applies_only_without_assertive_claims),
 		cmocka_unit_test(test_accounting_credits_who_kept_the_bus_awake),
 		cmocka_unit_test(test_restarted_driver_rebinds_its_dependents),
+		cmocka_unit_test(test_keeper_rows_are_bounded_and_totals_kept),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
