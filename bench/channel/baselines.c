@@ -23,6 +23,15 @@
  *                   created before fork() and two eventfds (request, reply)
  *                   as doorbells: one memcpy into the mapping and one out of
  *                   it per direction.
+ *   futex-shm       the same mapping plus two sequence words (request,
+ *                   reply) on their own cache lines: the sender bumps its
+ *                   word and always calls FUTEX_WAKE; the receiver calls
+ *                   FUTEX_WAIT until the word moves (no spinning): the
+ *                   cheapest sleeping doorbell Linux has.
+ *   spin-shm        the same words, busy-polled with `pause`, no system
+ *                   call; every 1024 polls it calls sched_yield() so that
+ *                   a peer sharing the CPU can run at all (without it a
+ *                   same-CPU round trip waits for the scheduler tick).
  *
  * Robustness: the parent closes the child's ends of pipes and sockets, so a
  * dead server is an EOF or EPIPE for the client, never a hang; SIGPIPE is
@@ -44,7 +53,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/futex.h>
+#include <stdatomic.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -62,14 +74,25 @@
 #define BELL_OK      1u
 #define BELL_FAIL    0xfa11u
 
-enum kind { K_PIPE, K_STREAM, K_SEQPACKET, K_EVENTFD };
+enum kind { K_PIPE, K_STREAM, K_SEQPACKET, K_EVENTFD, K_FUTEX, K_SPIN };
 
 static const char *const kind_names[] = {
 	[K_PIPE] = "pipe",
 	[K_STREAM] = "unix-stream",
 	[K_SEQPACKET] = "unix-seqpacket",
 	[K_EVENTFD] = "eventfd-shm",
+	[K_FUTEX] = "futex-shm",
+	[K_SPIN] = "spin-shm",
 };
+
+/* futex-shm / spin-shm: the words after [payload | reply], each on its own
+ * cache line.  FAIL: the server gave up (the client stops waiting). */
+typedef struct seq_words {
+	_Alignas(64) _Atomic uint32_t req;
+	_Alignas(64) _Atomic uint32_t rep;
+	_Alignas(64) _Atomic uint32_t fail;
+} seq_words_t;
+#define SEQ_OFF(payload) (((payload) + REPLY_SIZE + 63) & ~(size_t)63)
 
 /* Keeps the compiler from dropping a copy whose destination is read only in
  * part (memcpy into a buffer of which two bytes are looked at). */
@@ -80,7 +103,8 @@ typedef struct end {
 	enum kind kind;
 	int tx, rx;     /* pipes/sockets: send to / receive from the peer;
 	                 * eventfd-shm: ring the peer / wait for the peer */
-	uint8_t *shm;   /* eventfd-shm: [payload | reply] */
+	uint8_t *shm;   /* eventfd-shm, futex-shm, spin-shm: [payload | reply] */
+	seq_words_t *seq;  /* futex-shm, spin-shm */
 	size_t payload;
 	size_t chunk;   /* unix-seqpacket: record size; 0 = no records */
 } end_t;
@@ -102,6 +126,14 @@ static const char *const stage_names[] = {
 
 int bench_pin_cpu(int cpu)
 {
+	if (cpu == BENCH_CPU_ANY) {          /* unpinned: every online CPU, the kernel decides */
+		cpu_set_t all;
+		CPU_ZERO(&all);
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		for (long i = 0; i < n && i < CPU_SETSIZE; i++)
+			CPU_SET((int)i, &all);
+		return sched_setaffinity(0, sizeof all, &all) ? -1 : 0;
+	}
 	if (cpu < 0 || cpu >= CPU_SETSIZE) {
 		errno = EINVAL;
 		return -1;
@@ -205,9 +237,49 @@ static int wait_bell(int efd, uint64_t *v)
 	}
 }
 
+static void seq_bump(const end_t *e, _Atomic uint32_t *w)
+{
+	atomic_fetch_add_explicit(w, 1, memory_order_release);
+	if (e->kind == K_FUTEX)
+		syscall(SYS_futex, (uint32_t *)w, FUTEX_WAKE, 1, NULL, NULL, 0);
+}
+
+/* Wait until *W != OLD (0), or the peer failed (-1, ECONNRESET). */
+static int seq_wait(const end_t *e, _Atomic uint32_t *w, uint32_t old)
+{
+	for (unsigned n = 1;; n++) {
+		if (atomic_load_explicit(w, memory_order_acquire) != old)
+			return 0;
+		if (atomic_load_explicit(&e->seq->fail, memory_order_relaxed)) {
+			errno = ECONNRESET;
+			return -1;
+		}
+		if (e->kind == K_FUTEX) {
+			struct timespec ts = { 0, 10000000 };   /* re-check FAIL every 10 ms */
+			syscall(SYS_futex, (uint32_t *)w, FUTEX_WAIT, old, &ts, NULL, 0);
+		} else if (n % 1024 == 0) {
+			sched_yield();
+		} else {
+#if defined(__x86_64__) || defined(__i386__)
+			__builtin_ia32_pause();
+#endif
+		}
+	}
+}
+
 /* Client: send the payload, receive the whole reply. */
 static int client_rt(const end_t *e, const uint8_t *payload, uint8_t *reply)
 {
+	if (e->kind == K_FUTEX || e->kind == K_SPIN) {
+		uint32_t old = atomic_load_explicit(&e->seq->rep, memory_order_relaxed);
+		memcpy(e->shm, payload, e->payload);
+		seq_bump(e, &e->seq->req);
+		if (seq_wait(e, &e->seq->rep, old))
+			return -1;
+		memcpy(reply, e->shm + e->payload, REPLY_SIZE);
+		CLOBBER(reply);
+		return 0;
+	}
 	if (e->kind == K_EVENTFD) {
 		uint64_t v;
 		memcpy(e->shm, payload, e->payload);
@@ -229,6 +301,19 @@ static int client_rt(const end_t *e, const uint8_t *payload, uint8_t *reply)
 /* Server: receive the whole payload into BUF, answer with REPLY. */
 static int server_rt(const end_t *e, uint8_t *buf, uint8_t *reply)
 {
+	if (e->kind == K_FUTEX || e->kind == K_SPIN) {
+		static uint32_t seen;   /* requests taken (the child's private copy) */
+		if (seq_wait(e, &e->seq->req, seen))
+			return -1;
+		seen++;
+		memcpy(buf, e->shm, e->payload);
+		CLOBBER(buf);
+		reply[0] = buf[0];
+		reply[1] = buf[e->payload - 1];
+		memcpy(e->shm + e->payload, reply, REPLY_SIZE);
+		seq_bump(e, &e->seq->rep);
+		return 0;
+	}
 	if (e->kind == K_EVENTFD) {
 		uint64_t v;
 		if (wait_bell(e->rx, &v))
@@ -286,6 +371,10 @@ fail:
 	res.err = errno;
 	if (e->kind == K_EVENTFD)
 		ring(e->tx, BELL_FAIL);  /* eventfds have no EOF: wake the client */
+	if (e->seq) {
+		atomic_store(&e->seq->fail, 1);
+		seq_bump(e, &e->seq->rep);
+	}
 	if (write(res_fd, &res, sizeof res) != (ssize_t)sizeof res)
 		_exit(3);
 	_exit(2);
@@ -336,7 +425,7 @@ int bench_baseline_rt(const char *kind_name, size_t payload, unsigned warmup, un
 	enum kind kind;
 	if (parse_kind(kind_name, &kind)) {
 		fprintf(stderr, "bench_baseline_rt: unknown kind '%s' (pipe, unix-stream, "
-			"unix-seqpacket, eventfd-shm)\n", kind_name ? kind_name : "(null)");
+			"unix-seqpacket, eventfd-shm, futex-shm, spin-shm)\n", kind_name ? kind_name : "(null)");
 		return -1;
 	}
 	if (!payload || !iters || !out || (unsigned)-1 - warmup < iters) {
@@ -350,7 +439,7 @@ int bench_baseline_rt(const char *kind_name, size_t payload, unsigned warmup, un
 	 * the socketpair ([0] client, [1] server); eventfd-shm: req[0], rep[0]. */
 	int req[2] = { -1, -1 }, rep[2] = { -1, -1 }, res[2] = { -1, -1 };
 	uint8_t *shm = MAP_FAILED;
-	size_t shm_size = payload + REPLY_SIZE;
+	size_t shm_size = SEQ_OFF(payload) + sizeof(seq_words_t);
 	uint8_t *buf = NULL;
 	double *lat = NULL;
 	size_t chunk = 0;
@@ -387,6 +476,14 @@ int bench_baseline_rt(const char *kind_name, size_t payload, unsigned warmup, un
 		ce.tx = req[0], ce.rx = rep[0];
 		se.rx = req[0], se.tx = rep[0];
 		ce.shm = se.shm = shm;
+		break;
+	case K_FUTEX:
+	case K_SPIN:
+		shm = mmap(NULL, shm_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		if (shm == MAP_FAILED)
+			goto sys_fail;
+		ce.shm = se.shm = shm;
+		ce.seq = se.seq = (seq_words_t *)(shm + SEQ_OFF(payload));
 		break;
 	}
 	ce.chunk = se.chunk = chunk;
@@ -432,7 +529,7 @@ int bench_baseline_rt(const char *kind_name, size_t payload, unsigned warmup, un
 		if (kind == K_PIPE) {
 			close_fd(&req[1]);
 			close_fd(&rep[0]);
-		} else if (kind != K_EVENTFD) {
+		} else if (kind == K_STREAM || kind == K_SEQPACKET) {
 			close_fd(&req[0]);
 		}
 		server_main(&se, warmup + iters, warmup, cpu_server, res[1], parent);
@@ -444,7 +541,7 @@ int bench_baseline_rt(const char *kind_name, size_t payload, unsigned warmup, un
 	if (kind == K_PIPE) {
 		close_fd(&req[0]);
 		close_fd(&rep[1]);
-	} else if (kind != K_EVENTFD) {
+	} else if (kind == K_STREAM || kind == K_SEQPACKET) {
 		close_fd(&req[1]);
 	}
 

@@ -20,7 +20,9 @@ typedef struct bench_rt_result {
 } bench_rt_result_t;
 
 /*
- * kind: "pipe", "unix-stream", "unix-seqpacket", "eventfd-shm".
+ * kind: "pipe", "unix-stream", "unix-seqpacket", "eventfd-shm", "futex-shm"
+ * (shared memory + FUTEX_WAIT/FUTEX_WAKE), "spin-shm" (shared memory,
+ * busy-polled; see baselines.c).
  *
  * A round trip: the client sends PAYLOAD bytes (from a buffer filled once),
  * the server receives all of them into its own buffer, reads the first and
@@ -48,7 +50,9 @@ static inline uint64_t bench_clock_ns(clockid_t clock)
 static inline uint64_t bench_now_ns(void) { return bench_clock_ns(CLOCK_MONOTONIC); }
 static inline uint64_t bench_cpu_ns(void) { return bench_clock_ns(CLOCK_PROCESS_CPUTIME_ID); }
 
-/* Pins the calling thread to CPU: 0, or -1 (errno set). */
+/* Pins the calling thread to CPU (BENCH_CPU_ANY: lets it run on every
+ * online CPU): 0, or -1 (errno set). */
+#define BENCH_CPU_ANY (-1)
 int bench_pin_cpu(int cpu);
 
 /* The P-th percentile (P in [0, 100], nearest rank on the sorted samples) of

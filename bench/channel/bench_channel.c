@@ -10,11 +10,18 @@
  * the message in a shared pool buffer and writes only its first and last
  * byte (the service reads it where it lies).  See docs/BENCHMARKS.md.
  *
- *   bench_channel [--quick] [--sizes 64,4096,...] [--runs N]
+ * Then the placement matrix of issue 13 section 5: {one CPU, two CPUs,
+ * unpinned, unpinned with a busy hog on the last CPU} x {thoth default,
+ * thoth with a 1 ms spin budget, thoth always-sleep, pipe, Unix stream,
+ * seqpacket, eventfd + shm, futex + shm, busy-polled shm} at 64 B and
+ * 64 KiB, with the targets checked at the end.
+ *
+ *   bench_channel [--quick] [--sizes 64,4096,...] [--runs N] [--cpus C,S] [--matrix]
  */
 #define _GNU_SOURCE
 #include <sched.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,7 +57,7 @@ static int on_cpu(void *self, const thoth_bench_Bench_cpu_req_t *req,
 
 static const thoth_bench_Bench_handlers_t handlers = { .sink = on_sink, .cpu = on_cpu };
 
-static pid_t start_service(const char *path, thoth_chan_wait_t wait, int cpu)
+static pid_t start_service(const char *path, thoth_chan_wait_t wait, uint32_t spin_ns, int cpu)
 {
 	pid_t pid = fork();
 	if (pid != 0)
@@ -58,23 +65,24 @@ static pid_t start_service(const char *path, thoth_chan_wait_t wait, int cpu)
 	bench_pin_cpu(cpu);
 	thoth_chan_server_config_t cfg = {
 		.path = path, .iface = &thoth_bench_Bench_info, .invoke = thoth_bench_Bench_invoke,
-		.handlers = &handlers, .wait = wait,
+		.handlers = &handlers, .wait = wait, .spin_ns = spin_ns,
 	};
 	_exit(thoth_serve(&cfg) ? 1 : 0);   /* until the SIGTERM of thoth_rt */
 }
 
-static int thoth_rt(thoth_chan_wait_t wait, size_t payload, unsigned warmup, unsigned iters,
-		    int cpu_client, int cpu_server, bench_rt_result_t *out)
+/* SPIN_NS: the adaptive spin's upper bound (0 = THOTH_CHAN_DEFAULT_SPIN_NS). */
+static int thoth_rt_spin(thoth_chan_wait_t wait, uint32_t spin_ns, size_t payload, unsigned warmup,
+			 unsigned iters, int cpu_client, int cpu_server, bench_rt_result_t *out)
 {
 	char path[128];
 	snprintf(path, sizeof path, "/tmp/thoth-bench-%d.sock", (int)getpid());
 	unlink(path);
-	pid_t pid = start_service(path, wait, cpu_server);
+	pid_t pid = start_service(path, wait, spin_ns, cpu_server);
 	cpu_set_t saved;
 	sched_getaffinity(0, sizeof saved, &saved);
 	bench_pin_cpu(cpu_client);
 	thoth_chan_t *ch = NULL;
-	thoth_chan_config_t cfg = { .iface = &thoth_bench_Bench_info, .wait = wait };
+	thoth_chan_config_t cfg = { .iface = &thoth_bench_Bench_info, .wait = wait, .spin_ns = spin_ns };
 	char why[300];
 	int r = -1;
 	for (int i = 0; i < 200; i++) {
@@ -142,6 +150,12 @@ out:
 	return r;
 }
 
+static int thoth_rt(thoth_chan_wait_t wait, size_t payload, unsigned warmup, unsigned iters,
+		    int cpu_client, int cpu_server, bench_rt_result_t *out)
+{
+	return thoth_rt_spin(wait, 0, payload, warmup, iters, cpu_client, cpu_server, out);
+}
+
 typedef struct row {
 	const char *name;
 	bench_rt_result_t res;
@@ -160,6 +174,10 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* Round trips per cell of the placement matrix at 64 B (a quarter at 64
+ * KiB); 0 = iters_for(). */
+static unsigned matrix_iters;
+
 /* Median of RUNS runs of one configuration, field by field. */
 static bool measure(const char *kind, size_t size, unsigned runs, bool quick, int cc, int cs,
 		    bench_rt_result_t *out)
@@ -170,7 +188,11 @@ static bool measure(const char *kind, size_t size, unsigned runs, bool quick, in
 	for (unsigned k = 0; k < runs && k < MAXR; k++) {
 		bench_rt_result_t r;
 		unsigned it = iters_for(size, quick);
-		int rc = !strcmp(kind, "thoth-spin")    ? thoth_rt(THOTH_CHAN_SPIN, size, it / 10 + 5, it, cc, cs, &r)
+		if (matrix_iters)
+			it = size <= 4096 ? matrix_iters : matrix_iters / 4 + 1;
+		int rc = !strcmp(kind, "thoth-spin-1ms") ? thoth_rt_spin(THOTH_CHAN_SPIN, 1000000, size, it / 10 + 5, it, cc, cs, &r)
+			 : !strcmp(kind, "thoth-default") || !strcmp(kind, "thoth-spin")
+						? thoth_rt(THOTH_CHAN_SPIN, size, it / 10 + 5, it, cc, cs, &r)
 			 : !strcmp(kind, "thoth-sleep") ? thoth_rt(THOTH_CHAN_SLEEP, size, it / 10 + 5, it, cc, cs, &r)
 							: bench_baseline_rt(kind, size, it / 10 + 5, it, cc, cs, &r);
 		if (rc)
@@ -192,16 +214,137 @@ static bool measure(const char *kind, size_t size, unsigned runs, bool quick, in
 	return true;
 }
 
+/* ---- the placement matrix (issue 13 section 5) --------------------------- */
+
+/* A busy process pinned to CPU: the "hog" of the last placement. */
+static pid_t start_hog(int cpu)
+{
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid != 0)
+		return pid;
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	bench_pin_cpu(cpu);
+	for (volatile uint64_t n = 0;; n++)
+		;
+}
+
+typedef struct placement {
+	const char *name;
+	int cc, cs;     /* client, service CPU (BENCH_CPU_ANY: unpinned) */
+	bool hog;       /* a busy process pinned to the last CPU */
+} placement_t;
+
+static const char *const mx_kinds[] = {
+	"thoth-default", "thoth-spin-1ms", "thoth-sleep", "pipe", "unix-stream",
+	"unix-seqpacket", "eventfd-shm", "futex-shm", "spin-shm",
+};
+enum { MX_K = sizeof mx_kinds / sizeof mx_kinds[0], MX_THOTH = 3, MX_P = 4, MX_S = 2 };
+
+static int matrix(unsigned runs, bool quick)
+{
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	const placement_t pl[MX_P] = {
+		{ "one-cpu", 0, 0, false },
+		{ "two-cpus", 0, 1, false },
+		{ "unpinned", BENCH_CPU_ANY, BENCH_CPU_ANY, false },
+		{ "unpinned+hog", BENCH_CPU_ANY, BENCH_CPU_ANY, true },
+	};
+	const size_t sizes[MX_S] = { 64, 65536 };
+	static bench_rt_result_t res[MX_P][MX_S][MX_K];
+	static bool ok[MX_P][MX_S][MX_K];
+	matrix_iters = quick ? 1000 : 5000;
+	printf("\n# placement matrix: %u round trips per cell at 64 B, %u at 64 KiB, median of %u run(s);\n"
+	       "# cpu = CPU ns per round trip, client + service; hog = a busy loop pinned to CPU %ld\n",
+	       matrix_iters, matrix_iters / 4 + 1, runs, ncpu - 1);
+	printf("%-13s %-15s %7s %9s %10s %9s\n", "placement", "transport", "payload", "p50_ns", "p99_ns",
+	       "cpu_ns");
+	for (unsigned p = 0; p < MX_P; p++) {
+		if (ncpu < 2 && (pl[p].cs == 1 || pl[p].hog)) {
+			printf("%-13s (needs 2 CPUs)\n", pl[p].name);
+			continue;
+		}
+		pid_t hog = pl[p].hog ? start_hog((int)ncpu - 1) : -1;
+		for (unsigned s = 0; s < MX_S; s++)
+			for (unsigned k = 0; k < MX_K; k++) {
+				bench_rt_result_t *r = &res[p][s][k];
+				ok[p][s][k] = measure(mx_kinds[k], sizes[s], runs, quick, pl[p].cc, pl[p].cs, r);
+				if (!ok[p][s][k]) {
+					printf("%-13s %-15s %7zu    failed\n", pl[p].name, mx_kinds[k], sizes[s]);
+					continue;
+				}
+				printf("%-13s %-15s %7zu %9.0f %10.0f %9.0f\n", pl[p].name, mx_kinds[k], sizes[s],
+				       r->p50_ns, r->p99_ns, r->client_cpu_ns + r->server_cpu_ns);
+				fflush(stdout);
+			}
+		if (hog > 0) {
+			kill(hog, SIGKILL);
+			waitpid(hog, NULL, 0);
+		}
+	}
+	matrix_iters = 0;
+
+	printf("\n# per cell: thoth-default p50 / best baseline p50 (target <= 1.10), and which baseline\n");
+	unsigned cells = 0, met = 0;
+	for (unsigned p = 0; p < MX_P; p++)
+		for (unsigned s = 0; s < MX_S; s++) {
+			if (!ok[p][s][0])
+				continue;
+			int best = -1;
+			for (unsigned k = MX_THOTH; k < MX_K; k++)
+				if (ok[p][s][k] && (best < 0 || res[p][s][k].p50_ns < res[p][s][best].p50_ns))
+					best = (int)k;
+			if (best < 0)
+				continue;
+			double ratio = res[p][s][0].p50_ns / res[p][s][best].p50_ns;
+			cells++;
+			met += ratio <= 1.10;
+			printf("%-13s %7zu  %6.2fx  (best: %s %.0f ns; thoth-default %.0f ns)%s\n", pl[p].name,
+			       sizes[s], ratio, mx_kinds[best], res[p][s][best].p50_ns, res[p][s][0].p50_ns,
+			       ratio <= 1.10 ? "" : "  NOT MET");
+		}
+	printf("cells within 10%% of the best baseline: %u of %u\n", met, cells);
+
+	printf("\n# the other targets of issue 13 section 5\n");
+	for (unsigned s = 0; s < MX_S; s++) {
+		if (ok[0][s][0] && ok[0][s][2]) {
+			double q = res[0][s][0].p50_ns / res[0][s][2].p50_ns;
+			printf("one CPU, %zu B: thoth-default / thoth-sleep p50 = %.2fx (no spin pathology: target <= 1.2) %s\n",
+			       sizes[s], q, q <= 1.2 ? "met" : "NOT MET");
+		}
+		if (ok[2][s][2] && ok[2][s][4]) {
+			double q = res[2][s][4].p50_ns / res[2][s][2].p50_ns;
+			printf("unpinned, %zu B: unix-stream / thoth-sleep p50 = %.2fx (target >= 10) %s\n",
+			       sizes[s], q, q >= 10 ? "met" : "NOT MET");
+		}
+		if (ok[1][s][1] && ok[1][s][8]) {
+			double q = res[1][s][1].p50_ns / res[1][s][8].p50_ns;
+			printf("two CPUs, %zu B: thoth-spin-1ms / spin-shm p50 = %.2fx (target <= 2.5) %s\n",
+			       sizes[s], q, q <= 2.5 ? "met" : "NOT MET");
+		}
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	size_t sizes[8] = { 64, 4096, 65536, 1u << 20, 16u << 20 };
 	unsigned nsizes = 5, runs = 3;
-	bool quick = false;
+	bool quick = false, only_matrix = false;
 	const char *only = NULL;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	int cc = 0, cs = ncpu > 1 ? 1 : 0;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--quick")) {
 			quick = true;
 			runs = 1;
+		} else if (!strcmp(argv[i], "--cpus") && i + 1 < argc) {
+			if (sscanf(argv[++i], "%d,%d", &cc, &cs) != 2 || cc < -1 || cs < -1 || cc >= ncpu || cs >= ncpu) {
+				fprintf(stderr, "bench_channel: --cpus CLIENT,SERVICE: two CPU numbers below %ld (-1 = unpinned)\n", ncpu);
+				return 2;
+			}
+		} else if (!strcmp(argv[i], "--matrix")) {
+			only_matrix = true;
 		} else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
 			only = argv[++i];
 		} else if (!strcmp(argv[i], "--runs") && i + 1 < argc) {
@@ -211,15 +354,16 @@ int main(int argc, char **argv)
 			for (char *s = strtok(argv[++i], ","); s && nsizes < 8; s = strtok(NULL, ","))
 				sizes[nsizes++] = strtoull(s, NULL, 0);
 		} else {
-			fprintf(stderr, "usage: bench_channel [--quick] [--runs N] [--sizes 64,4096,...] [--only TRANSPORT]\n");
+			fprintf(stderr, "usage: bench_channel [--quick] [--runs N] [--sizes 64,4096,...] [--only TRANSPORT]\n"
+					"                     [--cpus CLIENT,SERVICE] [--matrix]\n");
 			return 2;
 		}
 	}
 	if (runs < 1)
 		runs = 1;
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	int cc = 0, cs = ncpu > 1 ? 1 : 0;
 	signal(SIGPIPE, SIG_IGN);
+	if (only_matrix)
+		return matrix(runs, quick);
 	static const char *kinds[] = { "thoth-spin", "thoth-sleep", "pipe", "unix-stream",
 				       "unix-seqpacket", "eventfd-shm" };
 	enum { NK = sizeof kinds / sizeof kinds[0] };
@@ -355,5 +499,7 @@ int main(int argc, char **argv)
 #else
 	printf("\n# iceoryx: not built (install iceoryx and libiceoryx-binding-c-dev): not measured\n");
 #endif
+	if (!only)
+		matrix(runs, quick);
 	return 0;
 }

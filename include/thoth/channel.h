@@ -75,6 +75,9 @@ typedef struct thoth_chan_stats {
 	uint64_t sent_inline, sent_pool;    /* messages sent in a slot / by descriptor */
 	uint64_t received;
 	uint64_t spin_hits;                 /* waits that ended while spinning */
+	uint64_t spin_misses;               /* spins that used their whole budget in vain */
+	uint64_t spin_skips;                /* spins not started or cut short: the peer was on
+					     * our CPU or asleep (docs/IPC.md, "Presence") */
 	uint64_t sleeps;                    /* waits that went to sleep (futex or loop) */
 	uint64_t wakes;                     /* wake-up system calls made for the peer */
 	uint64_t pool_in_use;               /* own pool buffers lent out now */

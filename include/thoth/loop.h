@@ -1,7 +1,7 @@
 /*
  * thoth/loop.h - the one event loop every thoth process runs (SCHED-2).
  *
- * epoll for readiness, ONE timerfd armed for the next timer deadline, a
+ * epoll (or io_uring, chosen at run time) for readiness, ONE timerfd armed for the next timer deadline, a
  * signalfd for signals, and deferred callbacks that run before the loop
  * sleeps.  Nothing is periodic: with no timers the timerfd is disarmed and
  * an idle loop sleeps in epoll_wait(-1) until an fd or signal wakes it.
@@ -18,6 +18,7 @@
 #define THOTH_LOOP_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/signalfd.h>
 
@@ -59,11 +60,32 @@ typedef struct thoth_loop_stats {
 	uint64_t timers_fired;
 	uint64_t timers_coalesced;  /* fired in a wake-up that had already fired another */
 	uint64_t timerfd_arms;      /* timerfd_settime calls (arm or disarm) */
+	uint64_t wakeups_io;        /* wake-ups with at least one file I/O completion */
+	uint64_t io_submitted;      /* thoth_loop_read/write/fsync requests */
+	uint64_t io_completed;      /* ... whose callback ran */
+	uint64_t backend_syscalls;  /* epoll_wait / io_uring_enter calls made to wait or submit */
 	uint32_t fd_sources;
 	uint32_t timers_pending;
 } thoth_loop_stats_t;
 
 int thoth_loop_new(thoth_loop_t **out);
+
+/* Which readiness/completion backend a loop uses (docs/LOOP.md). */
+typedef enum thoth_loop_backend_kind {
+	THOTH_LOOP_BACKEND_DEFAULT = 0,  /* $THOTH_LOOP_BACKEND ("epoll" or "uring"), else epoll;
+					  * uring where the kernel refuses it: epoll */
+	THOTH_LOOP_BACKEND_EPOLL = 1,
+	THOTH_LOOP_BACKEND_URING = 2,    /* io_uring or THOTH_E_IO (errno says why) */
+} thoth_loop_backend_kind_t;
+
+typedef struct thoth_loop_options {
+	thoth_loop_backend_kind_t backend;
+} thoth_loop_options_t;
+
+/* thoth_loop_new with options (NULL = defaults). */
+int thoth_loop_new_with(const thoth_loop_options_t *opts, thoth_loop_t **out);
+/* "epoll" or "uring". */
+const char *thoth_loop_backend(const thoth_loop_t *loop);
 /* Frees the loop with its remaining sources and timers (fds are not closed). */
 void thoth_loop_free(thoth_loop_t *loop);
 
@@ -104,6 +126,30 @@ int thoth_loop_add_signal(thoth_loop_t *loop, int signo, thoth_signal_fn fn, voi
 
 /* Run FN(ARG) on the next iteration, before the loop sleeps. */
 int thoth_loop_defer(thoth_loop_t *loop, thoth_defer_fn fn, void *arg);
+
+/* ---- file I/O -------------------------------------------------------------- */
+
+/*
+ * Asynchronous file I/O on the loop (for journals and stores: codex).
+ * FN(loop, result, err, arg) runs on the loop's thread, on a later
+ * iteration, never from inside the submitting call: RESULT is the bytes
+ * transferred (read/write; 0 for fsync) or THOTH_E_IO with ERR the errno.
+ * On the uring backend the request is queued and submitted with the next
+ * wait, and completions are reaped in batches; on epoll it runs at once
+ * (pread/pwrite/fsync) and only the callback waits for the next iteration.
+ * BUF must stay valid until the callback.  Returns 0 or THOTH_E_INVAL /
+ * THOTH_E_NOMEM (no callback then).
+ */
+typedef enum thoth_io_op {
+	THOTH_IO_READ, THOTH_IO_WRITE, THOTH_IO_FSYNC, THOTH_IO_FDATASYNC,
+} thoth_io_op_t;
+typedef void (*thoth_io_fn)(thoth_loop_t *loop, int64_t result, int err, void *arg);
+
+int thoth_loop_read(thoth_loop_t *loop, int fd, void *buf, size_t len, uint64_t off, thoth_io_fn fn,
+		    void *arg);
+int thoth_loop_write(thoth_loop_t *loop, int fd, const void *buf, size_t len, uint64_t off,
+		     thoth_io_fn fn, void *arg);
+int thoth_loop_fsync(thoth_loop_t *loop, int fd, bool datasync, thoth_io_fn fn, void *arg);
 
 /* ---- running ------------------------------------------------------------- */
 

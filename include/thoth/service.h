@@ -4,13 +4,22 @@
  * thoth_service_register() makes a service findable: it checks the
  * service's interface claims against the schemas it was compiled with
  * (IPC-5, thoth_contract_verify: a broken claim never reaches thothd),
- * connects to thothd's control socket, registers, and then, on the
- * caller's thoth_loop:
- *   - keeps the lease alive with a renew every TTL/3 (a timer with slack,
- *     re-armed from its own callback: no periodic tick);
- *   - notices at once when thothd goes away (the control socket hangs up)
- *     and reconnects with exponential backoff (50 ms doubling to 2 s, with
- *     jitter), registering again under a new lease when thothd is back.
+ * connects to thothd's control socket and registers, all on the caller's
+ * thoth_loop and never blocking it (non-blocking connect, asynchronous
+ * register: a hung or stopped thothd cannot stall the service's clients):
+ *   - before anything is sent, the runtime dir must be ours (0700, not a
+ *     symlink) and the process at thothd.sock must run as our uid;
+ *   - the registration is held by the control connection: with ttl_ms 0
+ *     (the default) there are no lease renewals and an idle registered
+ *     service never wakes up; thothd drops it when the connection closes
+ *     (the process died, or withdrew);
+ *   - it notices at once when thothd goes away (the socket hangs up),
+ *     watches the runtime dir (inotify) for thothd.sock to reappear, with a
+ *     backoff timer (50 ms doubling to 2 s, 30 s with the watch) as a safety
+ *     net armed only while disconnected, and registers again under a new
+ *     lease: measured within ~10-30 ms of thothd listening again;
+ *   - an explicit ttl_ms asks for a watchdog lease instead, renewed every
+ *     TTL/3 (a service that hangs with its connection open drops out).
  * The registration ends when the process dies (thothd sees the socket
  * close) or on thoth_service_withdraw().
  *
@@ -47,9 +56,17 @@ typedef struct thoth_control {
 	thoth_sock_client_t sock;
 	thoth_client_t client;          /* pass to generated Registry/Daemon stubs */
 	char path[108];
+	char why[256];                  /* why the last connect failed ("" if it did not) */
 } thoth_control_t;
 
-/* Connect to thothd.  THOTH_E_NOT_RUNNING when no thothd listens there. */
+/*
+ * Connect to thothd.  Before anything is sent the runtime dir must be a
+ * directory owned by us with mode 0700 (not a symlink) and the process
+ * listening at its thothd.sock must run as our uid (SO_PEERCRED): a
+ * squatter gets nothing.  THOTH_E_NOT_RUNNING when no thothd listens
+ * there, THOTH_E_PERM when a check fails (ctl->why says which),
+ * THOTH_E_TIMEDOUT when thothd does not accept within TIMEOUT_MS.
+ */
 int thoth_control_connect(thoth_control_t *ctl, const char *runtime_dir, int timeout_ms);
 void thoth_control_close(thoth_control_t *ctl);
 
@@ -74,7 +91,7 @@ typedef struct thoth_service_config {
 	uint16_t numa_node;             /* or THOTH_SERVICE_NUMA_AUTO */
 	uint64_t instance_id;           /* 0: derived from pid and time */
 	uint64_t features;
-	uint32_t ttl_ms;                /* 0: 3000 */
+	uint32_t ttl_ms;                /* 0: held by the connection (no renewals) */
 	const thoth_interface_info_t *const *interfaces;  /* what it implements */
 	size_t n_interfaces;
 	thoth_service_state_fn on_state;  /* optional */
@@ -84,10 +101,12 @@ typedef struct thoth_service_config {
 typedef struct thoth_service thoth_service_t;
 
 /*
- * Verify the claims, then register (at once if thothd is running; otherwise
- * retry in the background).  Returns 0, THOTH_E_CONTRACT (a claim fails
- * its own schema, reason in WHY), THOTH_E_REMOTE (thothd refused: reason in
- * WHY), THOTH_E_INVAL, THOTH_E_NOMEM.  Strings in CFG are copied.
+ * Verify the claims, then start registering: the request is sent at once
+ * if thothd is there, the answer (REGISTERED, or REFUSED with thothd's
+ * reason) arrives on the loop through on_state; without thothd it keeps
+ * trying in the background.  Returns 0, THOTH_E_CONTRACT (a claim fails
+ * its own schema, reason in WHY), THOTH_E_INVAL, THOTH_E_NOMEM.  Strings in
+ * CFG are copied.
  */
 int thoth_service_register(thoth_loop_t *loop, const thoth_service_config_t *cfg,
 			   thoth_service_t **out, char *why, size_t why_len);
@@ -98,6 +117,62 @@ void thoth_service_withdraw(thoth_service_t *svc);
 thoth_service_state_t thoth_service_state(const thoth_service_t *svc);
 uint64_t thoth_service_lease(const thoth_service_t *svc);     /* 0 unless registered */
 uint32_t thoth_service_registrations(const thoth_service_t *svc); /* times registered */
+
+/* ---- finding a service: a cache kept true in the background ------------------ */
+
+/*
+ * A resolver keeps, on the caller's loop, the live instances of one service
+ * name: thoth_resolver_pick() reads the cache and never talks to thothd,
+ * so a client keeps calling (over channels it already has, or new ones to
+ * cached endpoints) while thothd restarts.  Behind it one control
+ * connection watches the name (Registry.watch + list) and applies thothd's
+ * pushes as services come and go.
+ *
+ * How stale an entry can be: while thothd is connected, as old as its last
+ * push (a service that dies is dropped the moment thothd sees its
+ * connection close); while thothd is away, as old as thothd's departure.
+ * After thothd returns, entries it does not list again are kept for
+ * grace_ms (services re-register within a second) and picked only when
+ * nothing confirmed is there, then dropped.  A caller whose channel to an
+ * entry fails calls thoth_resolver_forget(): the entry is dropped at once
+ * and the list is asked for again.  Nothing is periodic: a connected idle
+ * resolver arms no timer.
+ */
+typedef struct thoth_resolver thoth_resolver_t;
+
+typedef struct thoth_resolved {
+	char addr[108];                 /* the endpoint (a socket path) */
+	uint32_t pid;
+	uint16_t numa_node;
+	uint64_t instance_id;
+	bool confirmed;                 /* announced by the thothd connected now */
+} thoth_resolved_t;
+
+typedef struct thoth_resolver_config {
+	const char *runtime_dir;        /* NULL: the default rule */
+	const char *name;               /* "echo" (exact name) */
+	const char *min_version;        /* "1.0.0": same major, at least this; NULL/"": any */
+	uint32_t grace_ms;              /* 0: 2000 */
+	void (*on_change)(void *arg);   /* optional: the cache changed */
+	void *arg;
+} thoth_resolver_config_t;
+
+/* 0, THOTH_E_INVAL (no name, bad min_version, runtime dir too long),
+ * THOTH_E_NOMEM.  Connects in the background. */
+int thoth_resolver_new(thoth_loop_t *loop, const thoth_resolver_config_t *cfg,
+		       thoth_resolver_t **out);
+void thoth_resolver_free(thoth_resolver_t *r);
+
+/* The next instance to call: confirmed before unconfirmed, same NUMA node
+ * first, round robin among equals.  THOTH_E_NOT_FOUND when none is known. */
+int thoth_resolver_pick(thoth_resolver_t *r, thoth_resolved_t *out);
+
+/* ADDR failed for us (its channel died or refused): drop it now. */
+void thoth_resolver_forget(thoth_resolver_t *r, const char *addr);
+
+size_t thoth_resolver_count(const thoth_resolver_t *r);
+/* Connected to thothd and its list has arrived. */
+bool thoth_resolver_connected(const thoth_resolver_t *r);
 
 #ifdef __cplusplus
 }

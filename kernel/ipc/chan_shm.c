@@ -20,6 +20,7 @@
 #include <linux/futex.h>
 #include <stdarg.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -264,6 +265,7 @@ static void futex_wake(_Atomic uint32_t *word)
 static void wake_peer(chan_end_t *e, _Atomic uint32_t *word)
 {
 	e->st.wakes++;
+	e->rang = true;
 	if (e->peer_efd >= 0) {
 		uint64_t one = 1;
 		ssize_t r = write(e->peer_efd, &one, sizeof one);
@@ -615,13 +617,43 @@ _Atomic uint32_t *chan_wait_word(chan_end_t *e, enum chan_cond cond, uint32_t *e
 	return NULL;
 }
 
+/* ---- presence: spin only when it can pay (docs/IPC.md, "Presence") ------- */
+
+bool chan_spin_pays(uint32_t peer, int my_cpu, bool rang)
+{
+	if (peer & ~(CHAN_PRESENCE_RUNNING | CHAN_PRESENCE_CPU_MASK))
+		return true;                     /* not a value we write: unknown */
+	uint32_t cpu = peer & CHAN_PRESENCE_CPU_MASK;
+	if (cpu == 0 || my_cpu < 0)
+		return true;                     /* unknown: the adaptive budget decides */
+	if (cpu - 1 == (uint32_t)my_cpu)
+		return false;                    /* it needs our CPU to answer */
+	return (peer & CHAN_PRESENCE_RUNNING) || rang;
+}
+
+/* Publish our presence; a store only when it changes, so a busy side does
+ * not keep pulling the cache line the peer polls.  Relaxed: the word is a
+ * hint that no correctness argument relies on. */
+static void presence_publish(chan_end_t *e, bool running)
+{
+	int cpu = sched_getcpu();
+	uint32_t v = cpu >= 0 && cpu < (int)CHAN_PRESENCE_CPU_MASK ? (uint32_t)cpu + 1 : 0;
+	v |= running ? CHAN_PRESENCE_RUNNING : 0;
+	if (v != e->presence) {
+		e->presence = v;
+		atomic_store_explicit(&e->ctl->presence[e->side].word, v, memory_order_relaxed);
+	}
+}
+
 int chan_arm(chan_end_t *e, enum chan_cond cond, size_t len)
 {
 	_Atomic uint32_t *flag = wait_flag(e, cond);
+	presence_publish(e, false);
 	atomic_store_explicit(flag, 1, memory_order_relaxed);
 	atomic_thread_fence(memory_order_seq_cst);
 	if (chan_ready(e, cond, len)) {
 		atomic_store_explicit(flag, 0, memory_order_relaxed);
+		presence_publish(e, true);
 		return 1;
 	}
 	return 0;
@@ -630,6 +662,7 @@ int chan_arm(chan_end_t *e, enum chan_cond cond, size_t len)
 void chan_disarm(chan_end_t *e, enum chan_cond cond)
 {
 	atomic_store_explicit(wait_flag(e, cond), 0, memory_order_relaxed);
+	presence_publish(e, true);
 }
 
 int chan_check_peer(chan_end_t *e)
@@ -655,16 +688,38 @@ static int ready_result(chan_end_t *e)
 	return e->err ? e->err : 0;
 }
 
+/* May we (go on) spinning?  Reads the peer's presence once; counts a skip
+ * when not.  Seeing the peer running ends "we rang it". */
+static bool spin_may(chan_end_t *e)
+{
+	uint32_t peer = atomic_load_explicit(&e->ctl->presence[e->side ^ 1].word, memory_order_relaxed);
+	if (peer & CHAN_PRESENCE_RUNNING)
+		e->rang = false;
+	presence_publish(e, true);
+	if (chan_spin_pays(peer, (int)(e->presence & CHAN_PRESENCE_CPU_MASK) - 1, e->rang))
+		return true;
+	e->st.spin_skips++;
+	e->rang = false;
+	return false;
+}
+
 bool chan_spin(chan_end_t *e, enum chan_cond cond, size_t len)
 {
 	if (e->wait != THOTH_CHAN_SPIN || !e->spin_budget)
 		return false;
+	if (!spin_may(e))
+		return false;
 	uint64_t start = thoth_clock_now(), end = start + e->spin_budget;
 	for (uint64_t t = start; t < end; t = thoth_clock_now()) {
+		/* Every 64 pauses (a few hundred ns): the peer may have gone to
+		 * sleep or moved to our CPU, and we may have moved. */
+		if (t != start && !spin_may(e))
+			return false;
 		for (int i = 0; i < 64; i++) {
 			if (chan_ready(e, cond, len)) {
 				uint64_t took = thoth_clock_now() - start;
 				e->st.spin_hits++;
+				e->rang = false;
 				/* Success: allow twice what this wait took, never less than now. */
 				if (2 * took > e->spin_budget)
 					e->spin_budget = 2 * took < e->spin_max ? (uint32_t)(2 * took) : e->spin_max;
@@ -673,6 +728,8 @@ bool chan_spin(chan_end_t *e, enum chan_cond cond, size_t len)
 			cpu_relax();
 		}
 	}
+	e->st.spin_misses++;
+	e->rang = false;
 	return false;
 }
 

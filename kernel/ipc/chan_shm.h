@@ -52,7 +52,29 @@ typedef struct chan_ctl {
 	uint64_t size;
 	_Alignas(64) _Atomic uint32_t closed[2];   /* side i closed the channel */
 	chan_dir_t dir[2];
+	/* Side i's presence word (CHAN_PRESENCE_*), written only by side i,
+	 * each on its own cache line (the peer polls it while spinning).  A
+	 * hint for the peer's spin decision and nothing else: docs/IPC.md,
+	 * "Presence".  Zero (an older peer) reads as "unknown". */
+	struct { _Alignas(64) _Atomic uint32_t word; } presence[2];
 } chan_ctl_t;
+
+/* Presence word: bit 31 = running (not about to sleep), low 16 bits = the
+ * CPU it last ran on + 1 (0 = unknown), bits 16-30 = 0.  Any other value is
+ * read as "unknown". */
+#define CHAN_PRESENCE_RUNNING 0x80000000u
+#define CHAN_PRESENCE_CPU_MASK 0xffffu
+
+/* The waiter's rule (pure, so tests feed it any value): spin for a peer
+ * whose presence word is PEER while running on MY_CPU (-1 = unknown)?
+ * RANG: we woke the peer and have not seen it running since.
+ *  - the peer last ran on MY_CPU: no (it cannot run while we spin there);
+ *  - it runs on another CPU: yes;
+ *  - it is not running: yes only if RANG (it is waking up, most likely on
+ *    the CPU it last ran on), else no (nothing will wake it soon);
+ *  - either CPU unknown (or a value we never write): yes, the bounded
+ *    adaptive spin of before. */
+bool chan_spin_pays(uint32_t peer, int my_cpu, bool rang);
 
 /* Where everything is; computed by both sides from the limits alone. */
 typedef struct chan_layout {
@@ -92,6 +114,8 @@ typedef struct chan_end {
 	uint32_t service_pid;             /* traced as service_id: the service instance */
 	thoth_chan_wait_t wait;
 	uint32_t spin_max, spin_budget;   /* ns */
+	uint32_t presence;                /* last value we published in our presence word */
+	bool rang;                        /* we woke the peer since our last spin decision */
 	thoth_chan_stats_t st;
 } chan_end_t;
 

@@ -725,10 +725,15 @@ int thoth_registry_register(thoth_registry_t *reg, thoth_registry_owner_t *owner
 	copy->claims.items = n_claims ? claims : NULL;
 	copy->claims.count = (uint32_t)n_claims;
 	e->version = version;
-	e->ttl_ns = clamp_ttl_ns(reg, r->ttl_ms);
+	/* A local registration without a TTL is held by its owner's connection
+	 * (issue 13 section 0): it ends when the owner drops (peer death) or
+	 * withdraws, never by time, so nobody has to send heartbeats.  ttl_ns 0
+	 * marks it; its deadline never comes.  Remote ones always get a TTL. */
+	bool held = r->ttl_ms == 0 && ep->locality != THOTH_COMMON_LOCALITY_REMOTE;
+	e->ttl_ns = held ? 0 : clamp_ttl_ns(reg, r->ttl_ms);
 	copy->ttl_ms = (uint32_t)(e->ttl_ns / 1000000ull);
 	e->inst.registered_at_ns = now_ns;
-	e->inst.expires_at_ns = now_ns + e->ttl_ns;
+	e->inst.expires_at_ns = held ? UINT64_MAX : now_ns + e->ttl_ns;
 	e->inst.owner_uid = owner->uid;
 	do
 		e->inst.lease = splitmix64(&reg->lease_state);
@@ -912,8 +917,10 @@ int thoth_registry_renew(thoth_registry_t *reg, thoth_registry_owner_t *owner, u
 		entry_remove(reg, e, THOTH_REGISTRY_CHANGE_KIND_EXPIRED);
 		return THOTH_REGISTRY_ERR_EXPIRED;
 	}
-	e->inst.expires_at_ns = now_ns + e->ttl_ns;
-	heap_down(reg, e->heap_index);          /* deadlines only move later */
+	if (e->ttl_ns) {                        /* held ones have no deadline to move */
+		e->inst.expires_at_ns = now_ns + e->ttl_ns;
+		heap_down(reg, e->heap_index);  /* deadlines only move later */
+	}
 	if (expires_at_ns)
 		*expires_at_ns = e->inst.expires_at_ns;
 	return 0;

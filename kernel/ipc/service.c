@@ -1,23 +1,28 @@
 /*
- * service.c - a service's registration with thothd (include/thoth/service.h).
+ * service.c - a service's registration with thothd (include/thoth/service.h),
+ * and the blocking control connection for tools.
  *
- * State machine, all on the caller's loop:
+ * A registering service talks to thothd through a control link
+ * (control_link.h): non-blocking connect after the runtime-dir and
+ * peer-uid checks, asynchronous register, everything on the caller's loop
+ * and nothing on it ever waits for thothd.
  *
- *   CONNECTING --retry timer--> try_register() --ok--> REGISTERED
- *        ^                          | refused           |  renew timer (TTL/3, slack TTL/6)
- *        |                          v                   |  socket hang-up / transport error
- *        |                       REFUSED                v
- *        +--------- backoff 50 ms .. 2 s, jitter <------+
+ *   CONNECTING --link up: register sent--> (answer) --ok--> REGISTERED
+ *        ^                                    | refused         |
+ *        |                                    v                 | hang-up
+ *        +-- link retries: inotify on the  REFUSED             |
+ *            runtime dir + backoff timer <---------------------+
  *
- * Calls to thothd are blocking with a short timeout (thothd is local and
- * answers from memory); the control socket is also a loop source so that
- * thothd's death is seen the moment the socket hangs up.
+ * Liveness of a local registration is its control connection: thothd
+ * drops the registration when the connection closes, and the service sees
+ * thothd go the moment the socket hangs up.  So with ttl_ms 0 (the
+ * default) nothing is periodic: a registered idle service arms no timer
+ * and never wakes up.  An explicit ttl_ms asks for a watchdog lease
+ * instead: renewed every TTL/3 (for services that want to drop out when
+ * they hang while their connection stays open).
  *
- * Tracing (OBS-1): every control connection of a process that has a trace
- * buffer (thoth_trace_init_process) starts with TraceControl.attach, the
- * buffer's memfd attached (SCM_RIGHTS), so thothd can switch tracing on and
- * collect without the process doing anything else.  A registering service
- * does it on each (re)connection, hence again after a thothd restart.
+ * Tracing (OBS-1): the link hands the process's trace buffer to thothd
+ * (TraceControl.attach) on each connection, after the checks.
  */
 #define _GNU_SOURCE
 #include <sched.h>
@@ -31,15 +36,12 @@
 #include "thoth/service.h"
 #include "thoth/trace.h"
 #include "trace.thoth.h"
+#include "control_link.h"
+#include "unixsock.h"
 
 enum {
-	CALL_TIMEOUT_MS = 1000,
-	BACKOFF_MIN_MS = 50,
-	BACKOFF_MAX_MS = 2000,
-	DEFAULT_TTL_MS = 3000,
+	ANSWER_TIMEOUT_MS = 2000,       /* a thothd that does not answer is dropped */
 };
-
-#define MS_NS 1000000ull
 
 /* ---- runtime dir and control connections ---------------------------------------- */
 
@@ -87,16 +89,34 @@ static int attach_trace_buffer(thoth_control_t *ctl)
 	return r;
 }
 
-int thoth_control_connect(thoth_control_t *ctl, const char *runtime_dir, int timeout_ms)
+/* The connection checks of item 4 (docs/THOTHD.md, "Who a client talks
+ * to"): the runtime dir is ours, 0700 and not a symlink, and the process
+ * listening at thothd.sock runs as our uid.  Nothing is sent before both
+ * hold, so a squatter learns nothing and receives no trace buffer. */
+static int control_open(thoth_control_t *ctl, const char *runtime_dir, unsigned flags,
+			int timeout_ms, int *fd)
 {
 	memset(ctl, 0, sizeof *ctl);
 	ctl->sock.fd = -1;
 	int r = thoth_control_socket(runtime_dir, ctl->path, sizeof ctl->path);
 	if (r)
 		return THOTH_E_INVAL;
-	r = thoth_sock_client_connect(&ctl->sock, ctl->path, timeout_ms);
+	return thoth__unix_connect(ctl->path, THOTH__UNIX_CHECK_DIR | flags, timeout_ms, fd, ctl->why,
+				   sizeof ctl->why);
+}
+
+int thoth_control_connect(thoth_control_t *ctl, const char *runtime_dir, int timeout_ms)
+{
+	int fd;
+	int r = control_open(ctl, runtime_dir, 0, timeout_ms, &fd);
 	if (r)
 		return r;
+	r = thoth_sock_client_init(&ctl->sock, fd, timeout_ms);
+	if (r) {
+		close(fd);
+		ctl->sock.fd = -1;
+		return r;
+	}
 	thoth_client_init(&ctl->client, &thoth_sock_transport, &ctl->sock,
 			  THOTH_REGISTRY_FEATURES_ALL);
 	r = attach_trace_buffer(ctl);
@@ -122,28 +142,18 @@ struct thoth_service {
 	char *runtime_dir, *name, *version, *endpoint;
 	thoth_common_InterfaceClaim_t *claims;
 	thoth_service_state_t state;
-	bool connected;
-	thoth_control_t ctl;
-	thoth_source_t *source;
-	thoth_timer_t *timer;           /* retry while CONNECTING, renew while REGISTERED */
+	thoth__link_t *link;
+	thoth_timer_t *renew;           /* only with an explicit ttl_ms, while registered */
 	uint64_t lease;
-	uint32_t backoff_ms;
 	uint32_t registrations;
-	uint64_t rng;
+	uint32_t next_request_id;
+	uint32_t pending;               /* request id awaiting its answer, 0 none */
+	bool pending_is_renew;
 };
 
 static char *dup_or_null(const char *s)
 {
 	return s ? strdup(s) : NULL;
-}
-
-static uint32_t jitter(thoth_service_t *s, uint32_t ms)
-{
-	/* xorshift64: good enough to keep restarted services from stampeding */
-	s->rng ^= s->rng << 13;
-	s->rng ^= s->rng >> 7;
-	s->rng ^= s->rng << 17;
-	return ms / 2 + (uint32_t)(s->rng % (ms / 2 + 1));
 }
 
 static void set_state(thoth_service_t *s, thoth_service_state_t state, int err, const char *why)
@@ -153,70 +163,30 @@ static void set_state(thoth_service_t *s, thoth_service_state_t state, int err, 
 		s->cfg.on_state(s->cfg.arg, state, err, why ? why : "");
 }
 
-static void disconnect(thoth_service_t *s)
+static uint32_t next_id(thoth_service_t *s)
 {
-	if (s->source)
-		thoth_loop_remove_fd(s->loop, s->source);
-	s->source = NULL;
-	if (s->connected)
-		thoth_control_close(&s->ctl);
-	s->connected = false;
-	s->lease = 0;
+	if (++s->next_request_id == 0)
+		s->next_request_id = 1;
+	return s->next_request_id;
 }
 
-static void timer_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg);
-
-static void arm(thoth_service_t *s, uint64_t delay_ns, uint64_t slack_ns)
+/* Send REQ as M's request and wait (on the loop) for its answer. */
+static void send_request(thoth_service_t *s, const thoth_method_info_t *m, const void *req,
+			 bool renew)
 {
-	uint64_t at = thoth_clock_now() + delay_ns;
-	if (s->timer)
-		thoth_timer_rearm(s->loop, s->timer, at, slack_ns);
-	else
-		thoth_loop_add_timer(s->loop, at, slack_ns, timer_fired, s, &s->timer);
-}
-
-static void schedule_retry(thoth_service_t *s)
-{
-	uint32_t ms = jitter(s, s->backoff_ms);
-	s->backoff_ms = s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->backoff_ms * 2;
-	arm(s, (uint64_t)ms * MS_NS, (uint64_t)ms * MS_NS / 10);
-}
-
-static void schedule_renew(thoth_service_t *s)
-{
-	uint64_t ttl = (uint64_t)s->cfg.ttl_ms * MS_NS;
-	arm(s, ttl / 3, ttl / 6);
-}
-
-static void lost(thoth_service_t *s, int err, const char *why)
-{
-	disconnect(s);
-	s->backoff_ms = BACKOFF_MIN_MS;
-	set_state(s, THOTH_SERVICE_CONNECTING, err, why);
-	schedule_retry(s);
-}
-
-/* The control socket is readable: thothd hung up (or sent something we did
- * not ask for, which we drop). */
-static void control_event(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t events,
-			  void *arg)
-{
-	thoth_service_t *s = arg;
-	int r = thoth_stream_fill(&s->ctl.sock.reader, fd);
+	uint32_t id = next_id(s);
+	int r = thoth__link_send(s->link, m, req, id);
+	if (!r)
+		r = thoth__link_deadline(s->link, ANSWER_TIMEOUT_MS);
 	if (r) {
-		lost(s, r, "thothd closed the control connection");
+		thoth__link_drop(s->link, r, "cannot send to thothd");
 		return;
 	}
-	const uint8_t *msg;
-	size_t len;
-	while ((r = thoth_stream_next(&s->ctl.sock.reader, &msg, &len)) == 1)
-		thoth_stream_consume(&s->ctl.sock.reader);
-	if (r < 0)
-		lost(s, r, "thothd sent a malformed message");
+	s->pending = id;
+	s->pending_is_renew = renew;
 }
 
-/* Register over the current connection.  0, or <0 transport, or >0 refused. */
-static int send_register(thoth_service_t *s, char *why, size_t why_len)
+static void send_register(thoth_service_t *s)
 {
 	thoth_registry_Registry_register_req_t req = {
 		.reg = {
@@ -234,89 +204,118 @@ static int send_register(thoth_service_t *s, char *why, size_t why_len)
 			.claims = { s->claims, (uint32_t)s->cfg.n_interfaces },
 		},
 	};
-	thoth_registry_Registry_register_resp_t resp;
-	int r = thoth_registry_Registry_register(&s->ctl.client, &req, &resp, NULL);
-	if (r == THOTH_E_REMOTE && s->ctl.client.remote_code) {
-		snprintf(why, why_len, "%s", s->ctl.client.remote_message);
-		return (int)s->ctl.client.remote_code;
-	}
-	if (r) {
-		snprintf(why, why_len, "%s", thoth_strerror(r));
-		return r < 0 ? r : THOTH_E_PROTOCOL;
-	}
-	s->lease = resp.lease;
-	s->registrations++;
-	return 0;
+	send_request(s, &thoth_registry_Registry_register_info, &req, false);
 }
 
-/* Connect (if needed) and register.  0, <0 (try again later), >0 refused. */
-static int try_register(thoth_service_t *s, char *why, size_t why_len)
+static void renew_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
 {
-	if (!s->connected) {
-		int r = thoth_control_connect(&s->ctl, s->runtime_dir, CALL_TIMEOUT_MS);
-		if (r) {
-			snprintf(why, why_len, "%s", thoth_strerror(r));
-			return r;
-		}
-		s->connected = true;
-		r = thoth_loop_add_fd(s->loop, s->ctl.sock.fd, THOTH_LOOP_READ, control_event, s,
-				      &s->source);
-		if (r) {
-			disconnect(s);
-			return r;
-		}
-	}
-	int r = send_register(s, why, why_len);
-	if (r < 0)
-		disconnect(s);
-	return r;
-}
-
-static void attempt(thoth_service_t *s)
-{
-	char why[160] = "";
-	int r = try_register(s, why, sizeof why);
-	if (r > 0) {
-		disconnect(s);
-		set_state(s, THOTH_SERVICE_REFUSED, THOTH_E_REMOTE, why);
+	thoth_service_t *s = arg;
+	if (s->state != THOTH_SERVICE_REGISTERED || s->pending)
 		return;
-	}
-	if (r < 0) {
-		schedule_retry(s);
-		return;
-	}
-	s->backoff_ms = BACKOFF_MIN_MS;
-	set_state(s, THOTH_SERVICE_REGISTERED, 0, NULL);
-	schedule_renew(s);
-}
-
-static void renew(thoth_service_t *s)
-{
 	thoth_registry_Registry_renew_req_t req = { .lease = s->lease };
-	thoth_registry_Registry_renew_resp_t resp;
-	int r = thoth_registry_Registry_renew(&s->ctl.client, &req, &resp, NULL);
-	if (!r) {
-		schedule_renew(s);
+	send_request(s, &thoth_registry_Registry_renew_info, &req, true);
+}
+
+/* Only for an explicit watchdog TTL: the next renewal at TTL/3 (slack TTL/6). */
+static int schedule_renew(thoth_service_t *s)
+{
+	if (!s->cfg.ttl_ms)
+		return 0;
+	uint64_t ttl = (uint64_t)s->cfg.ttl_ms * 1000000ull;
+	uint64_t at = thoth_clock_now() + ttl / 3;
+	if (s->renew)
+		return thoth_timer_rearm(s->loop, s->renew, at, ttl / 6);
+	return thoth_loop_add_timer(s->loop, at, ttl / 6, renew_fired, s, &s->renew);
+}
+
+static void link_up(void *arg)
+{
+	thoth_service_t *s = arg;
+	s->pending = 0;
+	send_register(s);
+}
+
+static void link_down(void *arg, int err, const char *why)
+{
+	thoth_service_t *s = arg;
+	s->lease = 0;
+	s->pending = 0;
+	if (s->renew)
+		thoth_timer_cancel(s->loop, s->renew);
+	s->renew = NULL;
+	if (s->state != THOTH_SERVICE_REFUSED)
+		set_state(s, THOTH_SERVICE_CONNECTING, err, why);
+}
+
+static void answered(thoth_service_t *s, const uint8_t *msg, size_t len)
+{
+	bool renew = s->pending_is_renew;
+	s->pending = 0;
+	thoth__link_deadline(s->link, 0);
+	uint32_t code = 0;
+	char why[160] = "";
+	int e = thoth__link_error_of(msg, len, &code, why, sizeof why);
+	if (e < 0) {
+		thoth__link_drop(s->link, e, "thothd sent an undecodable answer");
 		return;
 	}
-	if (r == THOTH_E_REMOTE && s->ctl.client.remote_code == THOTH_REGISTRY_ERR_EXPIRED) {
+	if (e == 1 && renew && code == THOTH_REGISTRY_ERR_EXPIRED) {
 		/* We were too late (stopped, overloaded): same connection, new lease. */
 		s->lease = 0;
 		set_state(s, THOTH_SERVICE_CONNECTING, THOTH_E_TIMEDOUT, "lease expired");
-		attempt(s);
+		send_register(s);
 		return;
 	}
-	lost(s, r, thoth_strerror(r));
+	if (e == 1 && !renew && code) {
+		/* thothd refused the registration itself: retrying cannot help. */
+		thoth__link_stop(s->link);
+		s->lease = 0;
+		set_state(s, THOTH_SERVICE_REFUSED, THOTH_E_REMOTE, why);
+		return;
+	}
+	if (e == 1) {
+		thoth__link_drop(s->link, THOTH_E_REMOTE, why);
+		return;
+	}
+	int r;
+	if (renew) {
+		thoth_registry_Registry_renew_resp_t resp;
+		r = thoth_method_decode(&thoth_registry_Registry_renew_info, true, msg, len, &resp, NULL);
+	} else {
+		thoth_registry_Registry_register_resp_t resp;
+		r = thoth_method_decode(&thoth_registry_Registry_register_info, true, msg, len, &resp,
+					NULL);
+		if (!r) {
+			s->lease = resp.lease;
+			s->registrations++;
+		}
+	}
+	if (r) {
+		thoth__link_drop(s->link, r, "thothd sent an undecodable answer");
+		return;
+	}
+	if (!renew)
+		set_state(s, THOTH_SERVICE_REGISTERED, 0, NULL);
+	r = schedule_renew(s);
+	if (r)  /* surfaced, not ignored: the watchdog lease will end */
+		set_state(s, s->state, r, "cannot arm the lease renewal timer");
 }
 
-static void timer_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
+/* A message from thothd: the answer we wait for, or a push we ignore. */
+static void link_message(void *arg, const uint8_t *msg, size_t len)
 {
 	thoth_service_t *s = arg;
-	if (s->state == THOTH_SERVICE_REGISTERED)
-		renew(s);
-	else if (s->state == THOTH_SERVICE_CONNECTING)
-		attempt(s);
+	uint16_t flags = thoth__link_flags(msg, len);
+	if (s->pending && (flags & THOTH_MSG_RESPONSE) &&
+	    thoth__link_request_id(msg, len) == s->pending)
+		answered(s, msg, len);
 }
+
+static const thoth__link_ops_t service_link_ops = {
+	.up = link_up,
+	.message = link_message,
+	.down = link_down,
+};
 
 static uint16_t current_numa_node(void)
 {
@@ -330,9 +329,9 @@ static void service_free(thoth_service_t *s)
 {
 	if (!s)
 		return;
-	disconnect(s);
-	if (s->timer)
-		thoth_timer_cancel(s->loop, s->timer);
+	thoth__link_free(s->link);
+	if (s->renew)
+		thoth_timer_cancel(s->loop, s->renew);
 	free(s->runtime_dir);
 	free(s->name);
 	free(s->version);
@@ -350,7 +349,7 @@ int thoth_service_register(thoth_loop_t *loop, const thoth_service_config_t *cfg
 		why_len = sizeof scratch;
 	}
 	why[0] = 0;
-	if (!loop || !cfg || !cfg->name || !cfg->version || !cfg->endpoint)
+	if (!loop || !cfg || !cfg->name || !cfg->version || !cfg->endpoint || !out)
 		return THOTH_E_INVAL;
 	/* IPC-5: the claims must hold against our own compiled schemas first. */
 	for (size_t i = 0; i < cfg->n_interfaces; i++) {
@@ -390,28 +389,21 @@ int thoth_service_register(thoth_loop_t *loop, const thoth_service_config_t *cfg
 			.features = cfg->features & iface->features,
 		};
 	}
-	if (!s->cfg.ttl_ms)
-		s->cfg.ttl_ms = DEFAULT_TTL_MS;
 	if (s->cfg.numa_node == THOTH_SERVICE_NUMA_AUTO)
 		s->cfg.numa_node = current_numa_node();
-	s->rng = thoth_clock_now() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ull;
 	if (!s->cfg.instance_id)
 		s->cfg.instance_id = ((uint64_t)getpid() << 32) ^ (thoth_clock_now() & 0xffffffffu);
-	s->backoff_ms = BACKOFF_MIN_MS;
 	s->state = THOTH_SERVICE_CONNECTING;
-
-	int r = try_register(s, why, why_len);
-	if (r > 0) {
+	int r = thoth__link_new(loop, s->runtime_dir, &service_link_ops, s, &s->link);
+	if (r) {
+		snprintf(why, why_len, "runtime dir path too long");
 		service_free(s);
-		return THOTH_E_REMOTE;  /* refused: WHY says why */
-	}
-	if (r < 0) {
-		schedule_retry(s);      /* thothd not (yet) there: keep trying */
-	} else {
-		s->state = THOTH_SERVICE_REGISTERED;
-		schedule_renew(s);
+		return r;
 	}
 	*out = s;
+	/* Connect and send the registration now if thothd is there (never
+	 * waiting for it); the answer arrives on the loop. */
+	thoth__link_start(s->link);
 	return 0;
 }
 
@@ -419,10 +411,12 @@ void thoth_service_withdraw(thoth_service_t *s)
 {
 	if (!s)
 		return;
-	if (s->connected && s->lease) {
+	if (thoth__link_is_up(s->link) && s->lease) {
+		/* Best effort and never waiting: closing the connection ends the
+		 * registration anyway; the withdraw says it was on purpose. */
 		thoth_registry_Registry_withdraw_req_t req = { .lease = s->lease };
-		thoth_registry_Registry_withdraw_resp_t resp;
-		(void)thoth_registry_Registry_withdraw(&s->ctl.client, &req, &resp, NULL);
+		(void)thoth__link_send(s->link, &thoth_registry_Registry_withdraw_info, &req,
+				       next_id(s));
 	}
 	service_free(s);
 }

@@ -1,8 +1,9 @@
 /*
  * loop.c - the tickless event loop (include/thoth/loop.h, docs/LOOP.md).
  *
- * One epoll instance watches: the user's fd sources, one timerfd, and (once
- * a signal is handled) one signalfd.  The timerfd is armed for the earliest
+ * One backend (epoll by default, io_uring on request: loop_backend.h)
+ * watches the user's fd sources, one timerfd, and (once a signal is
+ * handled) one signalfd, and runs file I/O requests.  The timerfd is armed for the earliest
  * "latest allowed" instant of all pending timers and disarmed when none is
  * pending; an idle loop therefore sleeps in epoll_wait(-1) and costs nothing.
  *
@@ -20,7 +21,6 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,13 +28,15 @@
 #include "thoth/loop.h"
 #include "thoth/trace.h"
 #include "timerq.h"
+#include "loop_backend.h"
 
-#define MAX_EVENTS 64
+#define MAX_EVENTS 256   /* per wake-up; the epoll backend takes at most 64 */
 #define MAX_SIGNAL 65
 
 struct thoth_source {
 	int fd;
 	uint32_t events;
+	void *bh;                      /* the backend's record */
 	thoth_fd_fn fn;
 	void *arg;
 	bool dead;
@@ -57,7 +59,9 @@ typedef struct deferred {
 } deferred_t;
 
 struct thoth_loop {
-	int epfd;
+	const loop_backend_t *be;
+	void *bs;                   /* backend state */
+	void *timer_bh, *sig_bh;    /* backend records of our own fds */
 	int timerfd;
 	int sigfd;
 	sigset_t sigmask;
@@ -74,6 +78,8 @@ struct thoth_loop {
 	thoth_source_t *dead;       /* removed during dispatch, freed after */
 	bool stopped;
 	bool dispatching;
+	loop_io_t *io_done, **io_done_tail;   /* epoll backend: done inline, callback pending */
+	loop_io_t *io_flight;                 /* uring: submitted, not completed (freed with the loop) */
 	thoth_loop_stats_t stats;
 };
 
@@ -92,30 +98,75 @@ uint64_t thoth_loop_now(const thoth_loop_t *loop)
 	return loop->now;
 }
 
-int thoth_loop_new(thoth_loop_t **out)
+/* The backend asked for: the option, else $THOTH_LOOP_BACKEND. */
+static thoth_loop_backend_kind_t wanted_backend(const thoth_loop_options_t *opts, bool *from_env)
 {
+	*from_env = false;
+	if (opts && opts->backend != THOTH_LOOP_BACKEND_DEFAULT)
+		return opts->backend;
+	const char *env = getenv("THOTH_LOOP_BACKEND");
+	if (env && (!strcmp(env, "uring") || !strcmp(env, "io_uring"))) {
+		*from_env = true;
+		return THOTH_LOOP_BACKEND_URING;
+	}
+	return THOTH_LOOP_BACKEND_EPOLL;
+}
+
+int thoth_loop_new_with(const thoth_loop_options_t *opts, thoth_loop_t **out)
+{
+	if (!out || (opts && (unsigned)opts->backend > THOTH_LOOP_BACKEND_URING))
+		return THOTH_E_INVAL;
 	thoth_loop_t *loop = calloc(1, sizeof *loop);
 	if (!loop)
 		return THOTH_E_NOMEM;
 	loop->sigfd = -1;
 	loop->timerfd = -1;
+	loop->io_done_tail = &loop->io_done;
 	sigemptyset(&loop->sigmask);
 	timerq_init(&loop->timers);
-	loop->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (loop->epfd < 0)
-		goto err;
+	bool from_env;
+	int r = THOTH_E_IO;
+	if (wanted_backend(opts, &from_env) == THOTH_LOOP_BACKEND_URING) {
+		if (!loop_backend_uring) {
+			errno = ENOSYS;         /* built without liburing */
+		} else {
+			loop->be = loop_backend_uring;
+			r = loop->be->create(&loop->bs);
+		}
+		/* An environment variable is a preference: a kernel or sandbox
+		 * without io_uring still gets a working loop. */
+		if (r && !from_env) {
+			free(loop);
+			return r;
+		}
+	}
+	if (!loop->bs) {
+		loop->be = &loop_backend_epoll;
+		if ((r = loop->be->create(&loop->bs)))
+			goto err;
+	}
+	r = THOTH_E_IO;
 	loop->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	if (loop->timerfd < 0)
 		goto err;
-	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &timerfd_tag };
-	if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, loop->timerfd, &ev) < 0)
+	if ((r = loop->be->add(loop->bs, loop->timerfd, THOTH_LOOP_READ, &timerfd_tag, &loop->timer_bh)))
 		goto err;
 	loop->now = thoth_clock_now();
 	*out = loop;
 	return 0;
 err:
 	thoth_loop_free(loop);
-	return THOTH_E_IO;
+	return r;
+}
+
+int thoth_loop_new(thoth_loop_t **out)
+{
+	return thoth_loop_new_with(NULL, out);
+}
+
+const char *thoth_loop_backend(const thoth_loop_t *loop)
+{
+	return loop->be->name;
 }
 
 static void free_dead(thoth_loop_t *loop)
@@ -148,21 +199,25 @@ void thoth_loop_free(thoth_loop_t *loop)
 		close(loop->sigfd);
 		sigprocmask(SIG_UNBLOCK, &loop->sigmask, NULL);
 	}
+	if (loop->be)
+		loop->be->destroy(loop->bs);   /* cancels in-flight requests */
 	if (loop->timerfd >= 0)
 		close(loop->timerfd);
-	if (loop->epfd >= 0)
-		close(loop->epfd);
+	while (loop->io_done) {
+		loop_io_t *io = loop->io_done;
+		loop->io_done = io->next;
+		free(io);
+	}
+	while (loop->io_flight) {
+		loop_io_t *io = loop->io_flight;
+		loop->io_flight = io->next;
+		free(io);
+	}
 	free(loop->deferred);
 	free(loop);
 }
 
 /* ---- fd sources ------------------------------------------------------------ */
-
-static uint32_t to_epoll(uint32_t events)
-{
-	return (events & THOTH_LOOP_READ ? EPOLLIN | EPOLLRDHUP : 0) |
-	       (events & THOTH_LOOP_WRITE ? EPOLLOUT : 0);
-}
 
 int thoth_loop_add_fd(thoth_loop_t *loop, int fd, uint32_t events, thoth_fd_fn fn, void *arg,
 		      thoth_source_t **out)
@@ -173,11 +228,10 @@ int thoth_loop_add_fd(thoth_loop_t *loop, int fd, uint32_t events, thoth_fd_fn f
 	if (!s)
 		return THOTH_E_NOMEM;
 	*s = (thoth_source_t){ .fd = fd, .events = events, .fn = fn, .arg = arg };
-	struct epoll_event ev = { .events = to_epoll(events), .data.ptr = s };
-	if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-		int e = errno;
+	int r = loop->be->add(loop->bs, fd, events, s, &s->bh);
+	if (r) {
 		free(s);
-		return e == EEXIST ? THOTH_E_EXISTS : e == EBADF || e == EPERM ? THOTH_E_INVAL : THOTH_E_IO;
+		return r;
 	}
 	loop->stats.fd_sources++;
 	s->next = loop->live;
@@ -193,9 +247,9 @@ int thoth_loop_modify_fd(thoth_loop_t *loop, thoth_source_t *s, uint32_t events)
 {
 	if (s->dead || (events & ~(THOTH_LOOP_READ | THOTH_LOOP_WRITE)))
 		return THOTH_E_INVAL;
-	struct epoll_event ev = { .events = to_epoll(events), .data.ptr = s };
-	if (epoll_ctl(loop->epfd, EPOLL_CTL_MOD, s->fd, &ev) < 0)
-		return THOTH_E_IO;
+	int r = loop->be->modify(loop->bs, s->fd, events, s, &s->bh);
+	if (r)
+		return r;
 	s->events = events;
 	return 0;
 }
@@ -204,7 +258,8 @@ void thoth_loop_remove_fd(thoth_loop_t *loop, thoth_source_t *s)
 {
 	if (!s || s->dead)
 		return;
-	epoll_ctl(loop->epfd, EPOLL_CTL_DEL, s->fd, NULL);   /* the fd may be closed already */
+	loop->be->del(loop->bs, s->fd, s->bh);   /* the fd may be closed already */
+	s->bh = NULL;
 	s->dead = true;
 	loop->stats.fd_sources--;
 	if (s->prev)
@@ -359,8 +414,7 @@ int thoth_loop_add_signal(thoth_loop_t *loop, int signo, thoth_signal_fn fn, voi
 	if (fd < 0)
 		return THOTH_E_IO;
 	if (loop->sigfd < 0) {
-		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &sigfd_tag };
-		if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		if (loop->be->add(loop->bs, fd, THOTH_LOOP_READ, &sigfd_tag, &loop->sig_bh)) {
 			close(fd);
 			return THOTH_E_IO;
 		}
@@ -421,6 +475,88 @@ static int run_deferred(thoth_loop_t *loop)
 	return (int)n;
 }
 
+/* ---- file I/O ------------------------------------------------------------------ */
+
+static int io_submit(thoth_loop_t *loop, thoth_io_op_t op, int fd, void *buf, size_t len, uint64_t off,
+		     thoth_io_fn fn, void *arg)
+{
+	if (fd < 0 || !fn || (!buf && len) || len > 0x7ffff000u)
+		return THOTH_E_INVAL;
+	loop_io_t *io = calloc(1, sizeof *io);
+	if (!io)
+		return THOTH_E_NOMEM;
+	*io = (loop_io_t){ .op = op, .fd = fd, .buf = buf, .len = len, .off = off, .fn = fn, .arg = arg };
+	loop->stats.io_submitted++;
+	if (loop->be->io && loop->be->io(loop->bs, io) == 0) {
+		io->next = loop->io_flight;     /* unlinked when it completes */
+		loop->io_flight = io;
+		return 0;
+	}
+	/* No asynchronous file I/O here (or the ring is full): do it now,
+	 * report it on the next iteration like a completion. */
+	ssize_t r = 0;
+	switch (op) {
+	case THOTH_IO_READ: r = pread(fd, buf, len, (off_t)off); break;
+	case THOTH_IO_WRITE: r = pwrite(fd, buf, len, (off_t)off); break;
+	case THOTH_IO_FSYNC: r = fsync(fd); break;
+	case THOTH_IO_FDATASYNC: r = fdatasync(fd); break;
+	}
+	io->res = r < 0 ? -errno : r;
+	*loop->io_done_tail = io;
+	loop->io_done_tail = &io->next;
+	return 0;
+}
+
+int thoth_loop_read(thoth_loop_t *loop, int fd, void *buf, size_t len, uint64_t off, thoth_io_fn fn,
+		    void *arg)
+{
+	return io_submit(loop, THOTH_IO_READ, fd, buf, len, off, fn, arg);
+}
+
+int thoth_loop_write(thoth_loop_t *loop, int fd, const void *buf, size_t len, uint64_t off,
+		     thoth_io_fn fn, void *arg)
+{
+	return io_submit(loop, THOTH_IO_WRITE, fd, (void *)buf, len, off, fn, arg);
+}
+
+int thoth_loop_fsync(thoth_loop_t *loop, int fd, bool datasync, thoth_io_fn fn, void *arg)
+{
+	return io_submit(loop, datasync ? THOTH_IO_FDATASYNC : THOTH_IO_FSYNC, fd, NULL, 0, 0, fn, arg);
+}
+
+static void io_complete(thoth_loop_t *loop, loop_io_t *io)
+{
+	loop->stats.io_completed++;
+	int64_t res = io->res;
+	io->fn(loop, res < 0 ? THOTH_E_IO : res, res < 0 ? (int)-res : 0, io->arg);
+	free(io);
+}
+
+static void io_unlink_flight(thoth_loop_t *loop, loop_io_t *io)
+{
+	for (loop_io_t **p = &loop->io_flight; *p; p = &(*p)->next)
+		if (*p == io) {
+			*p = io->next;
+			return;
+		}
+}
+
+/* Completions done inline (epoll backend) before this call. */
+static int run_io_done(thoth_loop_t *loop)
+{
+	loop_io_t *io = loop->io_done;
+	loop->io_done = NULL;
+	loop->io_done_tail = &loop->io_done;
+	int ran = 0;
+	while (io) {
+		loop_io_t *next = io->next;
+		io_complete(loop, io);
+		ran++;
+		io = next;
+	}
+	return ran;
+}
+
 /* ---- running ------------------------------------------------------------------ */
 
 int thoth_loop_run_once(thoth_loop_t *loop, bool block)
@@ -428,29 +564,36 @@ int thoth_loop_run_once(thoth_loop_t *loop, bool block)
 	int ran = run_deferred(loop);
 	if (ran < 0)
 		return ran;
+	int io_ran = run_io_done(loop);
+	ran += io_ran;
 	rearm(loop);
-	struct epoll_event ev[MAX_EVENTS];
+	loop_ev_t ev[MAX_EVENTS];
 	/* Sleep only if this iteration has nothing done or queued: deferred
 	 * work that ran may have changed what the caller is waiting for. */
-	int timeout = (block && ran == 0 && loop->n_deferred == 0 && !loop->stopped) ? -1 : 0;
-	int n = epoll_wait(loop->epfd, ev, MAX_EVENTS, timeout);
+	bool sleep = block && ran == 0 && loop->n_deferred == 0 && !loop->io_done && !loop->stopped;
+	int n = loop->be->wait(loop->bs, ev, MAX_EVENTS, sleep, &loop->stats.backend_syscalls);
 	if (n < 0)
-		return errno == EINTR ? ran : THOTH_E_IO;
+		return n;
 	loop->now = thoth_clock_now();
 	loop->stats.wakeups++;
 	/* Why we are awake, for the trace (a scan of at most MAX_EVENTS tags). */
-	unsigned reasons = (timeout == 0 && ran > 0) ? THOTH_LOOP_WAKE_DEFERRED : 0;
+	unsigned reasons = (!sleep && ran > 0) ? THOTH_LOOP_WAKE_DEFERRED : 0;
 	for (int i = 0; i < n; i++)
-		reasons |= ev[i].data.ptr == &timerfd_tag ? THOTH_LOOP_WAKE_TIMER
-			 : ev[i].data.ptr == &sigfd_tag   ? THOTH_LOOP_WAKE_SIGNAL
-							  : THOTH_LOOP_WAKE_FD;
+		reasons |= ev[i].ptr == &timerfd_tag ? THOTH_LOOP_WAKE_TIMER
+			 : ev[i].ptr == &sigfd_tag   ? THOTH_LOOP_WAKE_SIGNAL
+						     : THOTH_LOOP_WAKE_FD;
 	if (reasons)
 		THOTH_TRACE(LOOP, loop_wakeup, reasons, n);
-	bool saw_fd = false, saw_timer = false, saw_signal = false;
+	bool saw_fd = false, saw_timer = false, saw_signal = false, saw_io = false;
 	loop->dispatching = true;
 	for (int i = 0; i < n; i++) {
-		void *p = ev[i].data.ptr;
-		if (p == &timerfd_tag) {
+		void *p = ev[i].ptr;
+		if (ev[i].io) {
+			saw_io = true;
+			io_unlink_flight(loop, p);
+			io_complete(loop, p);
+			ran++;
+		} else if (p == &timerfd_tag) {
 			saw_timer = true;
 			int r = fire_timers(loop);
 			if (r > 0)
@@ -463,14 +606,7 @@ int thoth_loop_run_once(thoth_loop_t *loop, bool block)
 			if (s->dead)
 				continue;
 			saw_fd = true;
-			uint32_t e = ev[i].events, out = 0;
-			if (e & EPOLLIN)
-				out |= THOTH_LOOP_READ;
-			if (e & EPOLLOUT)
-				out |= THOTH_LOOP_WRITE;
-			if (e & (EPOLLHUP | EPOLLERR | EPOLLRDHUP))
-				out |= THOTH_LOOP_HUP;
-			s->fn(loop, s, s->fd, out, s->arg);
+			s->fn(loop, s, s->fd, ev[i].events, s->arg);
 			ran++;
 		}
 	}
@@ -480,7 +616,8 @@ int thoth_loop_run_once(thoth_loop_t *loop, bool block)
 	loop->stats.wakeups_fd += saw_fd;
 	loop->stats.wakeups_timer += saw_timer;
 	loop->stats.wakeups_signal += saw_signal;
-	if (n == 0 && timeout == 0 && ran > 0)
+	loop->stats.wakeups_io += saw_io || io_ran > 0;
+	if (n == 0 && !sleep && ran > 0)
 		loop->stats.wakeups_deferred++;
 	return ran;
 }

@@ -2,10 +2,13 @@
  * echo-client - load for the `make run` demo.
  *
  * Every tick (a loop timer re-armed from its own callback, with slack) it
- * resolves "echo" through thothd - the registry round-robins between the
- * instances on the nearest NUMA node - and makes a batch of Echo.echo calls
- * to the instance it was given, over a shared-memory channel to it (opened
- * once per instance through the socket the registry names).  Every few
+ * makes a batch of Echo.echo calls over shared-memory channels to the
+ * "echo" instances (opened once per instance through the socket the
+ * registry names).  Where the instances are comes from a resolver
+ * (thoth_resolver_*: a cache kept true by thothd's pushes in the
+ * background), so calls never wait for thothd and keep flowing while
+ * thothd restarts; an instance whose channel fails is forgotten at once.
+ * Instances are picked round robin, nearest NUMA node first.  Every few
  * seconds it prints calls/s and how the calls spread over the instances.
  *
  *   echo-client [--runtime-dir DIR] [--rate CALLS_PER_S] [--report SECONDS]
@@ -31,36 +34,17 @@ typedef struct instance {
 	uint32_t pid;
 	thoth_chan_t *ch;               /* NULL until connected */
 	uint64_t calls;
+	uint64_t last_used;             /* tick number: the least recently used slot is reused */
 } instance_t;
 
 typedef struct client_state {
 	const char *runtime_dir;
-	thoth_control_t ctl;
-	bool ctl_up;
+	thoth_resolver_t *resolver;
 	instance_t inst[MAX_INSTANCES];
 	uint32_t rate;
-	uint64_t report_ns, last_report_ns, calls, failures;
+	uint64_t report_ns, last_report_ns, calls, failures, ticks;
 	thoth_timer_t *tick, *report;
 } client_state_t;
-
-static instance_t *instance_for(client_state_t *s, const thoth_registry_Instance_t *in)
-{
-	const thoth_str_t *addr = &in->registration.endpoint.addr;
-	instance_t *free_slot = NULL;
-	for (int i = 0; i < MAX_INSTANCES; i++) {
-		instance_t *x = &s->inst[i];
-		if (x->addr[0] && strlen(x->addr) == addr->len && memcmp(x->addr, addr->ptr, addr->len) == 0)
-			return x;
-		if (!x->addr[0] && !free_slot)
-			free_slot = x;
-	}
-	if (!free_slot || addr->len >= sizeof free_slot->addr)
-		return NULL;
-	memcpy(free_slot->addr, addr->ptr, addr->len);
-	free_slot->addr[addr->len] = 0;
-	free_slot->pid = in->registration.endpoint.pid;
-	return free_slot;
-}
 
 static void forget(instance_t *x)
 {
@@ -68,39 +52,41 @@ static void forget(instance_t *x)
 	memset(x, 0, sizeof *x);
 }
 
-static instance_t *resolve(client_state_t *s)
+/* The slot for ADDR: its own, a free one, or the least recently used. */
+static instance_t *instance_for(client_state_t *s, const thoth_resolved_t *e)
 {
-	if (!s->ctl_up) {
-		if (thoth_control_connect(&s->ctl, s->runtime_dir, 1000))
-			return NULL;
-		s->ctl_up = true;
+	instance_t *spare = NULL;
+	for (int i = 0; i < MAX_INSTANCES; i++) {
+		instance_t *x = &s->inst[i];
+		if (x->addr[0] && strcmp(x->addr, e->addr) == 0)
+			return x;
+		if (!spare || (spare->addr[0] && (!x->addr[0] || x->last_used < spare->last_used)))
+			spare = x;
 	}
-	thoth_registry_Registry_resolve_req_t req = {
-		.name = thoth_str("echo"), .min_version = thoth_str("1.0.0"),
-		.prefer = THOTH_COMMON_LOCALITY_NUMA,
-	};
-	thoth_registry_Registry_resolve_resp_t resp;
-	uint64_t scratch[1024];
-	thoth_arena_t arena;
-	thoth_arena_init(&arena, scratch, sizeof scratch);
-	int r = thoth_registry_Registry_resolve(&s->ctl.client, &req, &resp, &arena);
-	if (r) {
-		if (r != THOTH_E_REMOTE) {      /* thothd went away: reconnect next tick */
-			thoth_control_close(&s->ctl);
-			s->ctl_up = false;
-		}
+	forget(spare);
+	snprintf(spare->addr, sizeof spare->addr, "%s", e->addr);
+	spare->pid = e->pid;
+	return spare;
+}
+
+/* The next instance to call, from the resolver's cache (no thothd call). */
+static instance_t *next_instance(client_state_t *s)
+{
+	thoth_resolved_t e;
+	if (thoth_resolver_pick(s->resolver, &e))
 		return NULL;
-	}
-	instance_t *x = instance_for(s, &resp.instance);
-	if (x && !x->ch) {
+	instance_t *x = instance_for(s, &e);
+	if (!x->ch) {
 		thoth_chan_config_t cfg = { .iface = &thoth_echo_Echo_info, .timeout_ms = 1000 };
 		char why[300];
 		if (thoth_chan_connect(x->addr, &cfg, &x->ch, why, sizeof why)) {
 			fprintf(stderr, "echo-client: %s\n", why);
+			thoth_resolver_forget(s->resolver, x->addr);
 			forget(x);
 			return NULL;
 		}
 	}
+	x->last_used = s->ticks;
 	return x;
 }
 
@@ -109,8 +95,9 @@ static void tick(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
 	client_state_t *s = arg;
 	uint32_t batch = s->rate / 10 ? s->rate / 10 : 1;
 	static const char payload[] = "hello from echo-client";
+	s->ticks++;
 	for (uint32_t i = 0; i < batch; i++) {
-		instance_t *x = resolve(s);
+		instance_t *x = next_instance(s);
 		if (!x) {
 			s->failures++;
 			break;
@@ -120,7 +107,8 @@ static void tick(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
 		int r = thoth_echo_Echo_echo(thoth_chan_client(x->ch), &req, &resp, NULL);
 		if (r || resp.data.len != sizeof payload) {
 			s->failures++;
-			forget(x);              /* the instance died: resolve again */
+			thoth_resolver_forget(s->resolver, x->addr);   /* the instance died */
+			forget(x);
 			continue;
 		}
 		x->calls++;
@@ -139,7 +127,7 @@ static void report(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
 		if (s->inst[i].addr[0])
 			printf("  [pid %u: %llu]", s->inst[i].pid, (unsigned long long)s->inst[i].calls);
 	if (s->failures)
-		printf("  (%llu failed: re-resolving)", (unsigned long long)s->failures);
+		printf("  (%llu failed)", (unsigned long long)s->failures);
 	printf("\n");
 	fflush(stdout);
 	s->calls = s->failures = 0;
@@ -188,14 +176,19 @@ int main(int argc, char **argv)
 		return 1;
 	thoth_loop_add_signal(loop, SIGTERM, on_stop, NULL);
 	thoth_loop_add_signal(loop, SIGINT, on_stop, NULL);
+	thoth_resolver_config_t rcfg = { .runtime_dir = s.runtime_dir, .name = "echo",
+					 .min_version = "1.0.0" };
+	if (thoth_resolver_new(loop, &rcfg, &s.resolver)) {
+		fprintf(stderr, "echo-client: runtime dir path too long\n");
+		return 1;
+	}
 	s.last_report_ns = thoth_clock_now();
 	thoth_loop_add_timer_in(loop, TICK_NS, TICK_NS / 10, tick, &s, &s.tick);
 	thoth_loop_add_timer_in(loop, s.report_ns, s.report_ns / 10, report, &s, &s.report);
 	thoth_loop_run(loop);
 	for (int i = 0; i < MAX_INSTANCES; i++)
 		forget(&s.inst[i]);
-	if (s.ctl_up)
-		thoth_control_close(&s.ctl);
+	thoth_resolver_free(s.resolver);
 	thoth_timer_cancel(loop, s.tick);
 	thoth_timer_cancel(loop, s.report);
 	thoth_loop_free(loop);

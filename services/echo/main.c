@@ -7,7 +7,8 @@
  * socket or thothd.  It registers itself with thothd (name "echo", its
  * socket as endpoint, the NUMA node it runs on).
  *
- *   echo [--runtime-dir DIR] [--name NAME] [--ttl-ms N]
+ *   echo [--runtime-dir DIR] [--name NAME] [--ttl-ms N]   (N 0, the default: no lease
+ *   renewals, the registration lives as long as the connection to thothd)
  */
 #define _GNU_SOURCE
 #include <getopt.h>
@@ -71,7 +72,7 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *runtime_arg = NULL, *name = "echo";
-	uint32_t ttl_ms = 3000;
+	uint32_t ttl_ms = 0;            /* held by the control connection: no renewals */
 	int opt;
 	while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
 		switch (opt) {

@@ -25,6 +25,7 @@
 #include "timer.thoth.h"
 #include "trace.thoth.h"
 #include "channel.thoth.h"
+#include "golden_hex.h"
 
 #ifndef GOLDEN_DIR
 #error "GOLDEN_DIR must point at tests/contract/golden"
@@ -218,49 +219,6 @@ static const fixture_t fixtures[] = {
 	RESP("Channel.open", thoth_channel_Channel_open_info, ch_open_resp),
 };
 
-/* ---- hex files: 16 bytes a line, '#' comments ---------------------------- */
-
-static int write_hex(const char *path, const uint8_t *b, size_t n, const fixture_t *fx)
-{
-	FILE *f = fopen(path, "w");
-	if (!f)
-		return -errno;
-	fprintf(f, "# %s %s (interface %08x, method %u), %zu bytes; schemas in idl/\n",
-		fx->m->name, fx->response ? "response" : "request", fx->m->interface_id,
-		fx->m->ordinal, n);
-	fprintf(f, "# docs/WIRE.md; regenerate: THOTH_GOLDEN_REGEN=1 test_golden\n");
-	for (size_t i = 0; i < n; i++)
-		fprintf(f, "%02x%s", b[i], (i % 16 == 15 || i + 1 == n) ? "\n" : " ");
-	return fclose(f) ? -errno : 0;
-}
-
-static size_t read_hex(const char *path, uint8_t *b, size_t cap)
-{
-	FILE *f = fopen(path, "r");
-	if (!f)
-		fail_msg("missing golden file %s (run with THOTH_GOLDEN_REGEN=1 to create)", path);
-	size_t n = 0;
-	char line[512];
-	while (fgets(line, sizeof line, f)) {
-		if (line[0] == '#')
-			continue;
-		for (char *p = line; *p;) {
-			unsigned v;
-			int used;
-			if (sscanf(p, "%2x%n", &v, &used) != 1)
-				break;
-			if (n == cap)
-				fail_msg("%s: larger than %zu bytes", path, cap);
-			b[n++] = (uint8_t)v;
-			p += used;
-			while (*p == ' ' || *p == '\n')
-				p++;
-		}
-	}
-	fclose(f);
-	return n;
-}
-
 /* ---- the test ------------------------------------------------------------ */
 
 static uint64_t value[512], again[512], enc[2048], golden[2048], reenc[2048], scratch[4096];
@@ -279,10 +237,14 @@ static void check_fixture(const fixture_t *fx, bool regen)
 	if (r)
 		fail_msg("%s: encode failed: %s", fx->file, thoth_strerror(r));
 	if (regen) {
-		assert_int_equal(write_hex(path, (uint8_t *)enc, len, fx), 0);
+		char title[300];
+		snprintf(title, sizeof title, "%s %s (interface %08x, method %u); schemas in idl/",
+			 fx->m->name, fx->response ? "response" : "request", fx->m->interface_id,
+			 fx->m->ordinal);
+		assert_int_equal(golden_write_hex(path, (uint8_t *)enc, len, title), 0);
 		return;
 	}
-	size_t glen = read_hex(path, (uint8_t *)golden, sizeof golden);
+	size_t glen = golden_read_hex(path, (uint8_t *)golden, sizeof golden);
 	if (glen != len || memcmp(golden, enc, len) != 0)
 		fail_msg("%s: encoding differs from the golden vector (%zu vs %zu bytes)", fx->file,
 			 len, glen);
@@ -335,7 +297,7 @@ static void test_golden_registry_resolve_response_decodes_to_fixture(void **stat
 {
 	char path[1024];
 	snprintf(path, sizeof path, "%s/Registry.resolve.resp.hex", GOLDEN_DIR);
-	size_t n = read_hex(path, (uint8_t *)golden, sizeof golden);
+	size_t n = golden_read_hex(path, (uint8_t *)golden, sizeof golden);
 	thoth_registry_Registry_resolve_resp_t out;
 	thoth_arena_t a;
 	thoth_arena_init(&a, scratch, sizeof scratch);
@@ -366,7 +328,7 @@ static void test_golden_timer_arm_request_bytes_are_as_documented(void **state)
 	/* Spelled out by hand from docs/WIRE.md, independently of the encoder. */
 	char path[1024];
 	snprintf(path, sizeof path, "%s/Timer.arm.req.hex", GOLDEN_DIR);
-	size_t n = read_hex(path, (uint8_t *)golden, sizeof golden);
+	size_t n = golden_read_hex(path, (uint8_t *)golden, sizeof golden);
 	const uint8_t *m = (const uint8_t *)golden;
 	assert_int_equal(n, 40 + 8 + 24);
 	assert_memory_equal(m, "THW1", 4);

@@ -8,15 +8,28 @@
  *                               methods are skipped / reported cleanly
  *   v1.3 reader <- v1.1 writer: absent fields read as defaults, optional
  *                               ones as absent
+ *
+ * and matrix/evolve_v1_4.tidl (prefix v14_), which retires a field, a
+ * method and an enum value with `reserved` and has a gap (ordinal 7):
+ *
+ *   v1.3 reader <- v1.4 writer: the retired optional field reads as absent
+ *   v1.4 reader <- v1.3 writer: the retired slot is skipped
+ *   v1.3 client -> v1.4 server: the retired method is an unknown method
+ *   v1.4 bytes == golden/Evolve.v1_4.register.req.hex (gap and kept slot)
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <cmocka.h>
 
 #include "evolve_v1_1.thoth.h"
 #include "evolve_v1_3.thoth.h"
+#include "evolve_v1_4.thoth.h"
+#include "golden_hex.h"
+#include "thoth/wire.h"
 #include "thoth/contract.h"
 
 static uint64_t buf[1024], scratch[1024];
@@ -182,6 +195,124 @@ static void test_versions_share_wire_identity_but_not_schema_hash(void **state)
 	assert_int_equal(thoth_contract_compatible(&s, &c, why, sizeof why), 0);
 }
 
+
+/* ---- 1.4: retired members (reserved ordinals) and a gap ----------------- */
+
+static void fill_v14(v14_Endpoint_t *ep)
+{
+	*ep = (v14_Endpoint_t){
+		.addr = thoth_str("/run/b.sock"), .numa_node = 5, .locality = V14_LOCALITY_LOCAL,
+		.cookie = { .ptr = (const uint8_t *)"\x03", .len = 1 },
+		.tags = { tags, 2 },
+		.zone = thoth_str("eu-1"),
+	};
+}
+
+static void test_retired_optional_field_reads_absent_for_old_reader(void **state)
+{
+	v14_Registry_register_req_t in = { .name = thoth_str("svc"), .ttl_ms = 9 };
+	fill_v14(&in.ep);
+	size_t len = enc(&v14_Registry_register_info, false, &in);
+	v13_Registry_register_req_t out;
+	assert_int_equal(dec(&v13_Registry_register_info, false, len, &out), 0);
+	assert_false(out.ep.has_lease);             /* the kept slot is zero: absent */
+	assert_int_equal(out.ep.tags.count, 2);     /* the field after it did not move */
+	assert_string_equal(out.ep.tags.items[1].ptr, "fast");
+	assert_int_equal(out.ep.cookie.len, 1);
+	assert_int_equal(out.ttl_ms, 9);
+	v11_Registry_register_req_t old;
+	assert_int_equal(dec(&v11_Registry_register_info, false, len, &old), 0);
+	assert_string_equal(old.ep.addr.ptr, "/run/b.sock");
+	assert_int_equal(old.ep.numa_node, 5);
+}
+
+static void test_new_reader_skips_the_retired_slot_of_an_old_writer(void **state)
+{
+	v13_Registry_register_req_t in = { .name = thoth_str("svc"), .ttl_ms = 3 };
+	fill_v13(&in.ep);                           /* lease present: 99 */
+	size_t len = enc(&v13_Registry_register_info, false, &in);
+	v14_Registry_register_req_t out;
+	assert_int_equal(dec(&v14_Registry_register_info, false, len, &out), 0);
+	assert_string_equal(out.ep.addr.ptr, "/run/a.sock");
+	assert_int_equal(out.ep.tags.count, 2);
+	assert_int_equal(out.ep.zone.len, 0);       /* after the gap: unknown to 1.3, default */
+	assert_int_equal(out.ttl_ms, 3);
+}
+
+static void test_field_after_a_gap_roundtrips(void **state)
+{
+	v14_Registry_register_req_t in = { .name = thoth_str("z"), .ttl_ms = 1 }, out;
+	fill_v14(&in.ep);
+	size_t len = enc(&v14_Registry_register_info, false, &in);
+	assert_int_equal(dec(&v14_Registry_register_info, false, len, &out), 0);
+	assert_string_equal(out.ep.zone.ptr, "eu-1");
+	assert_int_equal(out.ep.locality, V14_LOCALITY_LOCAL);
+}
+
+static int new_register(void *self, const v14_Registry_register_req_t *req,
+			v14_Registry_register_resp_t *resp, thoth_arena_t *arena)
+{
+	resp->lease = req->ttl_ms;
+	return 0;
+}
+
+static void test_retired_method_sent_to_new_server_is_unknown_method(void **state)
+{
+	static const v14_Registry_handlers_t server = { .register_ = new_register };
+	v13_Registry_resolve_req_t req = { .name = thoth_str("a") };
+	size_t len = enc(&v13_Registry_resolve_info, false, &req);
+	static uint64_t out[512], sc[512];
+	thoth_arena_t a;
+	thoth_arena_init(&a, sc, sizeof sc);
+	thoth_server_io_t io = { .out = (uint8_t *)out, .cap = sizeof out, .arena = &a };
+	assert_int_equal(v14_Registry_dispatch(&server, NULL, (uint8_t *)buf, len, &io), 0);
+	thoth_msg_header_t h = { 0 };
+	assert_int_equal(thoth_wire_header_decode((uint8_t *)out, io.out_len, &h), 0);
+	assert_true(h.flags & THOTH_MSG_ERROR);
+	thoth_decoder_t d;
+	thoth_decoder_init(&d, (uint8_t *)out + THOTH_WIRE_HEADER_SIZE, h.body_len, NULL);
+	uint32_t code;
+	int32_t status;
+	thoth_str_t msg;
+	assert_int_equal(thoth_wire_decode_error(&d, &code, &status, &msg), 0);
+	assert_int_equal(status, THOTH_E_UNKNOWN_METHOD);
+}
+
+static void test_gap_and_kept_slot_match_the_golden_vector(void **state)
+{
+	static uint64_t golden[512];
+	char path[1024];
+	snprintf(path, sizeof path, "%s/Evolve.v1_4.register.req.hex", GOLDEN_DIR);
+	v14_Registry_register_req_t in = { .name = thoth_str("svc"), .ttl_ms = 9 };
+	fill_v14(&in.ep);
+	size_t len = enc(&v14_Registry_register_info, false, &in);
+	if (getenv("THOTH_GOLDEN_REGEN")) {
+		assert_int_equal(golden_write_hex(path, (uint8_t *)buf, len,
+			"test.evolve 1.4 Registry.register request (tests/contract/matrix)"), 0);
+		return;
+	}
+	size_t n = golden_read_hex(path, (uint8_t *)golden, sizeof golden);
+	assert_int_equal(n, len);
+	assert_memory_equal(golden, buf, len);
+
+	/* Spelled out from docs/WIRE.md: Endpoint's slots are 1 string @0,
+	 * 2 u16 @8, 3 u8 @10, 4 bytes @12, 5 (reserved, optional u64: presence
+	 * @20, value @24), 6 list @32, 7 (gap: no slot), 8 string @40. */
+	const uint8_t *body = (const uint8_t *)golden + THOTH_WIRE_HEADER_SIZE;
+	uint32_t ep = thoth_le32(body + 8 + 8);     /* root slot 2: the Endpoint pointer */
+	assert_int_equal(thoth_le32(body + 8 + 12), 8 + 48);
+	assert_int_equal(thoth_le32(body + ep), 48);          /* fixed_size */
+	assert_int_equal(thoth_le32(body + ep + 4), 8);       /* field_count: highest slot */
+	const uint8_t *fx = body + ep + 8;
+	assert_int_equal(thoth_le16(fx + 8), 5);
+	assert_int_equal(fx[10], V14_LOCALITY_LOCAL);
+	assert_int_equal(fx[20], 0);                          /* retired: always absent */
+	assert_int_equal(thoth_le64(fx + 24), 0);
+	assert_int_equal(thoth_le32(fx + 32 + 4), 2);         /* tags: 2 elements */
+	assert_int_equal(thoth_le32(fx + 40 + 4), 4);         /* zone: "eu-1" */
+	assert_memory_equal(body + thoth_le32(fx + 40), "eu-1", 5);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -193,6 +324,11 @@ int main(void)
 		cmocka_unit_test(test_new_method_sent_to_old_server_is_unknown_method),
 		cmocka_unit_test(test_new_client_calls_old_server_through_dispatch),
 		cmocka_unit_test(test_versions_share_wire_identity_but_not_schema_hash),
+		cmocka_unit_test(test_retired_optional_field_reads_absent_for_old_reader),
+		cmocka_unit_test(test_new_reader_skips_the_retired_slot_of_an_old_writer),
+		cmocka_unit_test(test_field_after_a_gap_roundtrips),
+		cmocka_unit_test(test_retired_method_sent_to_new_server_is_unknown_method),
+		cmocka_unit_test(test_gap_and_kept_slot_match_the_golden_vector),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -44,6 +44,8 @@ static const char OLD[] =
 	"}\n";                                                      /* 24 */
 
 static tidl_program_t *old_prog, *new_prog, *findings;
+static char *reserved_old;          /* an OLD side with reservations (from_reserved) */
+static const char *old_src = OLD;   /* the OLD side of the next check */
 static char *new_text;
 static int breaks;
 
@@ -55,6 +57,9 @@ static int teardown(void **state)
 	free(new_text);
 	old_prog = new_prog = findings = NULL;
 	new_text = NULL;
+	old_src = OLD;
+	free(reserved_old);
+	reserved_old = NULL;
 	return 0;
 }
 
@@ -92,7 +97,7 @@ static void check(const char *new_src)
 	old_prog = tidl_program_new();
 	new_prog = tidl_program_new();
 	findings = tidl_program_new();
-	if (tidl_program_load_buffer(old_prog, "old.tidl", OLD, strlen(OLD), &of) != 0 ||
+	if (tidl_program_load_buffer(old_prog, "old.tidl", old_src, strlen(old_src), &of) != 0 ||
 	    tidl_program_load_buffer(new_prog, "new.tidl", new_src, strlen(new_src), &nf) != 0) {
 		tidl_program_print_diags(old_prog, stderr);
 		tidl_program_print_diags(new_prog, stderr);
@@ -479,6 +484,135 @@ static void test_compat_added_feature_without_since_breaks(void **state)
 		      "feature 'bulk' added without @since", "new.tidl", 4);
 }
 
+/* ---- retiring members: reserved ordinals ---------------------------------- */
+
+/* OLD at 1.1 with the edit FROM -> TO applied, used as the OLD side (a
+ * schema that already has reservations); returns OLD edited by NFROM -> NTO
+ * at 1.1 as the NEW side. */
+static const char *from_reserved(const char *from, const char *to, const char *nfrom, const char *nto)
+{
+	free(reserved_old);
+	reserved_old = strdup(bump(from, to));
+	old_src = reserved_old;
+	return edit_of(reserved_old, nfrom, nto);
+}
+
+static void test_compat_optional_field_retired_with_its_slot_is_compatible(void **state)
+{
+	assert_warns(bump("  3: optional u64 id;", "  reserved 3: optional u64 id;"),
+		     "field 3 'id' of struct 'Point' retired, its slot kept", 17);
+}
+
+static void test_compat_required_field_retired_breaks(void **state)
+{
+	assert_breaks(bump("  4: Color color;", "  reserved 4: Color color;"),
+		      "required field 4 'color' of struct 'Point' retired: old readers rely on it",
+		      "new.tidl", 18);
+}
+
+static void test_compat_field_reserved_without_its_type_breaks(void **state)
+{
+	assert_breaks(bump("  3: optional u64 id;", "  reserved 3;"),
+		      "field 3 'id' of struct 'Point' reserved without its type: its slot disappears "
+		      "and the fields after it move for old readers (write 'reserved 3: optional u64 id;')",
+		      "new.tidl", 17);
+}
+
+static void test_compat_reserved_slot_with_another_layout_breaks(void **state)
+{
+	assert_breaks(bump("  3: optional u64 id;", "  reserved 3: optional u32 id;"),
+		      "the slot's layout changes", "new.tidl", 17);
+}
+
+static void test_compat_optional_field_removed_without_reserving_breaks(void **state)
+{
+	/* a removal in the middle: reported as a breaking change, not as a
+	 * gap or syntax error of NEW */
+	assert_breaks(bump("  3: optional u64 id;\n", ""),
+		      "field 3 'id' of struct 'Point' removed without reserving its ordinal", "old.tidl", 17);
+}
+
+static void test_compat_reserved_field_ordinal_reused_breaks(void **state)
+{
+	const char *nw = from_reserved("  3: optional u64 id;", "  reserved 3: optional u64 id;",
+				       "  reserved 3: optional u64 id;", "  3: optional u64 id2;");
+	assert_breaks(nw, "field 'id2' reuses ordinal 3 of struct 'Point', reserved in the old version (line 17)",
+		      "new.tidl", 17);
+}
+
+static void test_compat_dropped_field_reservation_breaks(void **state)
+{
+	const char *nw = from_reserved("  3: optional u64 id;", "  reserved 3: optional u64 id;",
+				       "  reserved 3: optional u64 id;\n", "");
+	assert_breaks(nw, "reservation of ordinal 3 of struct 'Point' dropped", "old.tidl", 17);
+}
+
+static void test_compat_kept_reservation_is_compatible(void **state)
+{
+	const char *nw = from_reserved("  3: optional u64 id;", "  reserved 3: optional u64 id;",
+				       "  4: Color color;", "  4: Color colour;");
+	assert_compatible(nw);
+}
+
+static void test_compat_field_added_into_a_gap_before_old_fields_breaks(void **state)
+{
+	const char *nw = from_reserved("  3: optional u64 id;\n", "",
+				       "  4: Color color;", "  3: u8 z @since(1.1);\n  4: Color color;");
+	assert_breaks(nw, "field 3 'z' of struct 'Point' added before the old version's last slot 4",
+		      "new.tidl", 17);
+}
+
+static void test_compat_field_appended_after_a_gap_is_compatible(void **state)
+{
+	assert_compatible(bump("  4: Color color;", "  4: Color color; reserved 5; 6: u8 z @since(1.1);"));
+}
+
+static void test_compat_method_retired_with_reserved_ordinal_is_compatible(void **state)
+{
+	assert_warns(bump("  2: oneway ping(u64 seq);", "  reserved 2;"),
+		     "method 2 'Shapes.ping' retired, its ordinal reserved", 22);
+}
+
+static void test_compat_method_ordinal_reused_breaks(void **state)
+{
+	const char *nw = from_reserved("  2: oneway ping(u64 seq);", "  reserved 2;",
+				       "  reserved 2;", "  2: pong() @since(1.1);");
+	assert_breaks(nw, "method 'Shapes.pong' reuses ordinal 2, reserved in the old version (line 22)",
+		      "new.tidl", 22);
+}
+
+static void test_compat_dropped_method_reservation_breaks(void **state)
+{
+	const char *nw = from_reserved("  2: oneway ping(u64 seq);", "  reserved 2;", "  reserved 2;\n", "");
+	assert_breaks(nw, "reservation of method ordinal 2 of interface 'Shapes' dropped", "old.tidl", 22);
+}
+
+static void test_compat_enum_value_retired_from_a_flexible_enum_is_compatible(void **state)
+{
+	assert_warns(bump("  GREEN = 1;", "  reserved 1;"),
+		     "enum value 'Color.GREEN' (1) retired, its value reserved", 8);
+}
+
+static void test_compat_enum_value_retired_from_a_strict_enum_breaks(void **state)
+{
+	assert_breaks(bump("  ON = 1;", "  reserved 1;"),
+		      "enum value 'Mode.ON' (1) retired from a strict enum", "new.tidl", 12);
+}
+
+static void test_compat_reserved_enum_value_reused_breaks(void **state)
+{
+	const char *nw = from_reserved("  GREEN = 1;", "  reserved 1;", "  reserved 1;", "  TEAL = 1 @since(1.1);");
+	assert_breaks(nw, "enum value 'Color.TEAL' reuses 1, reserved in the old version (line 8)",
+		      "new.tidl", 8);
+}
+
+static void test_compat_enum_value_removed_without_reserving_names_the_fix(void **state)
+{
+	assert_breaks(bump("  GREEN = 1;\n", ""), "removed without reserving its value (write 'reserved 1;')",
+		      "old.tidl", 8);
+}
+
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -540,6 +674,23 @@ int main(void)
 		T(test_compat_renamed_feature_is_a_warning),
 		T(test_compat_added_feature_with_since_is_compatible),
 		T(test_compat_added_feature_without_since_breaks),
+		T(test_compat_optional_field_retired_with_its_slot_is_compatible),
+		T(test_compat_required_field_retired_breaks),
+		T(test_compat_field_reserved_without_its_type_breaks),
+		T(test_compat_reserved_slot_with_another_layout_breaks),
+		T(test_compat_optional_field_removed_without_reserving_breaks),
+		T(test_compat_reserved_field_ordinal_reused_breaks),
+		T(test_compat_dropped_field_reservation_breaks),
+		T(test_compat_kept_reservation_is_compatible),
+		T(test_compat_field_added_into_a_gap_before_old_fields_breaks),
+		T(test_compat_field_appended_after_a_gap_is_compatible),
+		T(test_compat_method_retired_with_reserved_ordinal_is_compatible),
+		T(test_compat_method_ordinal_reused_breaks),
+		T(test_compat_dropped_method_reservation_breaks),
+		T(test_compat_enum_value_retired_from_a_flexible_enum_is_compatible),
+		T(test_compat_enum_value_retired_from_a_strict_enum_breaks),
+		T(test_compat_reserved_enum_value_reused_breaks),
+		T(test_compat_enum_value_removed_without_reserving_names_the_fix),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

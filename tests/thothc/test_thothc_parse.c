@@ -205,9 +205,98 @@ static void test_duplicate_field_ordinal_is_error(void **state)
 	expect_bad_schema("duplicate_field_ordinal.tidl");
 }
 
-static void test_missing_field_ordinal_is_error(void **state)
+static void test_field_using_a_reserved_ordinal_is_error(void **state)
 {
-	expect_bad_schema("missing_field_ordinal.tidl");
+	expect_bad_schema("field_uses_reserved_ordinal.tidl");
+}
+
+/* ---- reserved ordinals and gaps (schema evolution, docs/IDL.md) --------- */
+
+static void test_field_ordinals_may_leave_gaps(void **state)
+{
+	tidl_file_t *f = expect_ok(HEADER "struct S { 5: u8 c; 1: u8 a; 3: u8 b; }");
+	tidl_decl_t *s = tidl_file_find_decl(f, "S");
+	assert_int_equal(s->u.struct_.fields[0].ordinal, 1);
+	assert_int_equal(s->u.struct_.fields[1].ordinal, 3);
+	assert_int_equal(s->u.struct_.fields[2].ordinal, 5);
+}
+
+static void test_reserved_struct_ordinals_with_and_without_a_type_are_accepted(void **state)
+{
+	tidl_file_t *f = expect_ok(HEADER "enum Color : u8 { RED = 0; }\n"
+				   "struct S {\n  1: u8 a;\n  reserved 2: optional u64 lease;\n"
+				   "  reserved 3: Color;\n  reserved 4, 6;\n  5: u8 b;\n}");
+	tidl_decl_t *s = tidl_file_find_decl(f, "S");
+	assert_int_equal(s->u.struct_.n_fields, 2);
+	assert_int_equal(s->u.struct_.n_reserved, 4);
+	const tidl_field_t *r = s->u.struct_.reserved;
+	assert_int_equal(r[0].ordinal, 2);
+	assert_true(r[0].optional);
+	assert_int_equal(r[0].type->kind, TIDL_U64);
+	assert_string_equal(r[0].name, "lease");
+	assert_int_equal(r[1].type->kind, TIDL_ENUM);   /* resolved like a field's type */
+	assert_null(r[1].name);
+	assert_null(r[2].type);                         /* a gap: no slot */
+	assert_int_equal(r[3].ordinal, 6);
+}
+
+static void test_reserved_method_ordinals_and_enum_values_are_accepted(void **state)
+{
+	tidl_file_t *f = expect_ok(HEADER "enum E : i8 { A = 0; reserved 1, -2; reserved = 3; }\n"
+				   "interface I { 1: a(); reserved 2, 4; 3: c(); }");
+	tidl_decl_t *e = tidl_file_find_decl(f, "E"), *i = tidl_file_find_decl(f, "I");
+	assert_int_equal(e->u.enum_.n_values, 2);       /* a value may be named 'reserved' */
+	assert_string_equal(e->u.enum_.values[1].name, "reserved");
+	assert_int_equal(e->u.enum_.n_reserved, 2);
+	assert_int_equal(i->u.iface.n_methods, 2);
+	assert_int_equal(i->u.iface.n_reserved, 2);
+	assert_int_equal(i->u.iface.reserved[1].value, 4);
+}
+
+static void test_method_using_a_reserved_ordinal_is_error(void **state)
+{
+	expect_error_at(HEADER "interface I {\n  reserved 2;\n  2: b();\n}",
+			"method 'b' uses ordinal 2, which interface 'I' reserves at line 4", 5, 3);
+}
+
+static void test_enum_value_using_a_reserved_value_is_error(void **state)
+{
+	expect_error_at(HEADER "enum E : u8 {\n  reserved 1;\n  B = 1;\n}",
+			"'B' uses a value that enum 'E' reserves at line 4", 5, 3);
+}
+
+static void test_ordinal_reserved_twice_is_error(void **state)
+{
+	expect_error_at(HEADER "struct S {\n  reserved 2;\n  reserved 2: u8;\n}",
+			"ordinal 2 of struct 'S' is reserved twice (first at line 4)", 5, 12);
+	tidl_test_reset();
+	expect_error_at(HEADER "interface I {\n  reserved 2, 2;\n}",
+			"method ordinal 2 of interface 'I' is reserved twice", 4, 15);
+}
+
+static void test_reserved_value_outside_the_enum_type_is_error(void **state)
+{
+	expect_error_at(HEADER "enum E : u8 {\n  reserved 256;\n}",
+			"reserved value of enum 'E' does not fit u8", 4, 12);
+}
+
+static void test_reserved_ordinal_zero_is_error(void **state)
+{
+	expect_error_at(HEADER "struct S {\n  reserved 0;\n}", "ordinals start at 1 in struct 'S'", 4, 12);
+	tidl_test_reset();
+	expect_error_at(HEADER "interface I {\n  reserved 0;\n}",
+			"reserved method ordinals of interface 'I' must be 1..4294967295", 4, 12);
+}
+
+static void test_typed_reservation_takes_one_ordinal(void **state)
+{
+	expect_error_at(HEADER "struct S {\n  reserved 2, 3: u8;\n}",
+			"a reserved slot with a type takes one ordinal: expected ';', found ':'", 4, 16);
+}
+
+static void test_reserved_slot_of_unknown_type_is_error(void **state)
+{
+	expect_error_at(HEADER "struct S {\n  reserved 2: Gone;\n}", "unknown type 'Gone'", 4, 15);
 }
 
 static void test_unknown_type_is_error(void **state)
@@ -529,7 +618,17 @@ int main(void)
 		T(test_recursion_through_a_list_is_allowed),
 		T(test_list_nesting_of_16_is_accepted),
 		T(test_duplicate_field_ordinal_is_error),
-		T(test_missing_field_ordinal_is_error),
+		T(test_field_using_a_reserved_ordinal_is_error),
+		T(test_field_ordinals_may_leave_gaps),
+		T(test_reserved_struct_ordinals_with_and_without_a_type_are_accepted),
+		T(test_reserved_method_ordinals_and_enum_values_are_accepted),
+		T(test_method_using_a_reserved_ordinal_is_error),
+		T(test_enum_value_using_a_reserved_value_is_error),
+		T(test_ordinal_reserved_twice_is_error),
+		T(test_reserved_value_outside_the_enum_type_is_error),
+		T(test_reserved_ordinal_zero_is_error),
+		T(test_typed_reservation_takes_one_ordinal),
+		T(test_reserved_slot_of_unknown_type_is_error),
 		T(test_unknown_type_is_error),
 		T(test_unknown_types_are_all_reported),
 		T(test_recursive_struct_is_error),

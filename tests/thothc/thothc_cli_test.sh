@@ -28,6 +28,14 @@ expect 1 "v1_1_breaking.tidl:4:3: error: field 'x' of struct 'Point' changed typ
 expect 1 "v1.tidl:5:3: error: field 2 'y' of struct 'Point' removed" \
 	"$thothc" check "$c/v1.tidl" "$c/v1_1_breaking.tidl"
 expect 1 'thothc: 2 breaking changes' "$thothc" check "$c/v1.tidl" "$c/v1_1_breaking.tidl"
+# retiring with `reserved` is compatible; removing without it is a breaking
+# change of NEW (exit 1, located), never a syntax or semantic error (exit 2)
+expect 0 "v1_2_retired.tidl:6:12: warning: field 3 'label' of struct 'Point' retired" \
+	"$thothc" check "$c/v1_1_compatible.tidl" "$c/v1_2_retired.tidl"
+expect 1 "v1_1_compatible.tidl:5:3: error: field 2 'y' of struct 'Point' removed: it is required" \
+	"$thothc" check "$c/v1_1_compatible.tidl" "$c/v1_2_removed.tidl"
+expect 1 "v1_1_compatible.tidl:10:3: error: method 2 'Plot.clear' removed without reserving its ordinal" \
+	"$thothc" check "$c/v1_1_compatible.tidl" "$c/v1_2_removed.tidl"
 expect 2 "missing_semicolon.tidl:6:3: error: expected ';' after field" \
 	"$thothc" check "$c/v1.tidl" "$dir/bad/missing_semicolon.tidl"
 expect 2 "cannot open '$dir/nope.tidl': No such file or directory" \

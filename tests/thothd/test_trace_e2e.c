@@ -133,6 +133,11 @@ static void test_duration_traces_thothd_echo_and_client_with_flows(void **state)
 				      "--report", "1", NULL };
 	pid_t client = harness_spawn(h, "client", client_argv);
 	assert_true(client > 0);
+	/* The demo's client resolves from its cache (thoth_resolver), not per
+	 * call: one resolve during the session keeps registry_resolve covered. */
+	const char *resolve_argv[] = { THOTHCTL_PATH, "--runtime-dir", h->dir, "resolve", "echo", NULL };
+	int resolve_status;
+	assert_int_equal(harness_run(h, resolve_argv, f->out, sizeof f->out, &resolve_status), 0);
 
 	/* --duration 2: thothctl stops, writes and exits on its own. */
 	assert_true(harness_wait_until(child_exited, &ctl, 15000));

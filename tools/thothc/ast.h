@@ -11,12 +11,15 @@
  * and checker rely on it and do not re-check):
  *   - every type reference is resolved (tidl_type_t.decl != NULL for
  *     TIDL_ENUM/TIDL_STRUCT), imports are acyclic;
- *   - struct field ordinals are exactly 1..n and the fields array is
- *     sorted by ordinal; same for method parameters and results (their
- *     ordinal is their position, 1-based);
- *   - method ordinals are unique within an interface (gaps allowed) and the
- *     methods array is sorted by ordinal;
- *   - enum values unique by name and by value, each fits the underlying type;
+ *   - struct field ordinals are >= 1 and unique among the struct's fields
+ *     and reservations (gaps allowed); the fields and reserved arrays are
+ *     each sorted by ordinal; method parameters and results are numbered
+ *     by position (1..n, no gaps, no reservations);
+ *   - method ordinals are unique within an interface and distinct from its
+ *     reserved ordinals (gaps allowed); the methods array is sorted by ordinal;
+ *   - enum values unique by name and by value, each fits the underlying type,
+ *     none equal to a reserved value;
+ *   - a reserved struct slot with a type has that type resolved;
  *   - feature bits unique and in 0..63; error codes unique and >= 1;
  *   - every @since is <= the file's version; every @requires names a
  *     feature of the same file;
@@ -64,9 +67,11 @@ typedef struct tidl_type {
 	tidl_loc_t loc;
 } tidl_type_t;
 
-/* A struct field, a method parameter or a method result. */
+/* A struct field, a method parameter or a method result; also a struct's
+ * reserved ordinal (then type is the retired field's type, which keeps its
+ * slot on the wire, or NULL for a slot-less gap; name may be NULL). */
 typedef struct tidl_field {
-	uint32_t ordinal;           /* 1..n */
+	uint32_t ordinal;           /* >= 1; parameters: their position */
 	const char *name;
 	tidl_type_t *type;
 	bool optional;
@@ -74,6 +79,12 @@ typedef struct tidl_field {
 	tidl_version_t since;       /* valid when has_since */
 	tidl_loc_t loc;             /* location of the ordinal (or of the name for params) */
 } tidl_field_t;
+
+/* A reserved method ordinal or enum value: "reserved 4, 7;". */
+typedef struct tidl_reserved {
+	uint64_t value;             /* method ordinal, or enum value (as the enum stores it) */
+	tidl_loc_t loc;
+} tidl_reserved_t;
 
 typedef struct tidl_enum_value {
 	const char *name;
@@ -118,12 +129,15 @@ typedef struct tidl_decl {
 			tidl_kind_t underlying; /* TIDL_U8..TIDL_I64 */
 			bool strict;            /* unknown values rejected by decoders */
 			tidl_enum_value_t *values; size_t n_values;
+			tidl_reserved_t *reserved; size_t n_reserved;
 		} enum_;
 		struct {                        /* struct NAME { N: type name; ... } */
-			tidl_field_t *fields; size_t n_fields;   /* sorted, ordinals 1..n */
+			tidl_field_t *fields; size_t n_fields;   /* sorted by ordinal, gaps allowed */
+			tidl_field_t *reserved; size_t n_reserved; /* "reserved N[: type];", sorted */
 		} struct_;
 		struct {                        /* interface NAME { N: method ...; } */
 			tidl_method_t *methods; size_t n_methods; /* sorted by ordinal */
+			tidl_reserved_t *reserved; size_t n_reserved;
 		} iface;
 		struct {                        /* error NAME = CODE; */
 			uint32_t code;          /* >= 1 */

@@ -91,16 +91,86 @@ static void check_added(checker_t *c, bool has_since, tidl_version_t since, tidl
 		       what, since.major, since.minor, ov.major, ov.minor);
 }
 
-static void check_fields(checker_t *c, const tidl_field_t *of, size_t on, const tidl_field_t *nf,
-			 size_t nn, const char *owner, bool positional)
+/* The layout of a slot: what must not change for old readers. */
+static uint32_t slot_bytes(const tidl_type_t *t)
 {
-	char b1[128], b2[128], what[256];
+	tidl_kind_t k = t->kind == TIDL_ENUM ? t->decl->u.enum_.underlying : t->kind;
+	switch (k) {
+	case TIDL_BOOL: case TIDL_U8: case TIDL_I8: return 1;
+	case TIDL_U16: case TIDL_I16: return 2;
+	case TIDL_U32: case TIDL_I32: case TIDL_F32: return 4;
+	case TIDL_U64: case TIDL_I64: case TIDL_F64: return 8;
+	default: return 9;              /* pointer slot: 8 bytes, 4-aligned; unlike any scalar */
+	}
+}
+
+static bool same_slot(const tidl_field_t *a, const tidl_field_t *b)
+{
+	return a->type && b->type && a->optional == b->optional &&
+	       slot_bytes(a->type) == slot_bytes(b->type);
+}
+
+static const tidl_field_t *by_ordinal(const tidl_field_t *f, size_t n, uint32_t ord)
+{
+	for (size_t i = 0; i < n; i++)
+		if (f[i].ordinal == ord)
+			return &f[i];
+	return NULL;
+}
+
+static const char *slot_text(const tidl_field_t *f, char *buf)
+{
+	char t[128];
+	snprintf(buf, 300, "reserved %u: %s%s%s%s;", f->ordinal, f->optional ? "optional " : "",
+		 tidl_type_name(f->type, t, sizeof t), f->name ? " " : "", f->name ? f->name : "");
+	return buf;
+}
+
+/*
+ * Fields of a struct (ORES/NRES: its reservations, NULL for parameter
+ * lists) or a parameter/result list (POSITIONAL).  A slot is a field or a
+ * typed reservation; old readers need every old slot at the same place
+ * with the same layout, and new slots only after the old ones.
+ */
+static void check_fields(checker_t *c, const tidl_field_t *of, size_t on, const tidl_field_t *nf,
+			 size_t nn, const char *owner, bool positional,
+			 const tidl_field_t *ores, size_t onr, const tidl_field_t *nres, size_t nnr)
+{
+	char b1[128], b2[128], what[256], fix[300];
+	const char *unit = positional ? "parameter" : "field";
+	uint32_t old_last_slot = 0;     /* highest ordinal with a slot in OLD */
+	for (size_t i = 0; i < on; i++)
+		old_last_slot = of[i].ordinal > old_last_slot ? of[i].ordinal : old_last_slot;
+	for (size_t i = 0; i < onr; i++)
+		if (ores[i].type && ores[i].ordinal > old_last_slot)
+			old_last_slot = ores[i].ordinal;
+
 	for (size_t i = 0; i < on; i++) {
-		const tidl_field_t *o = &of[i], *n = NULL;
-		for (size_t k = 0; k < nn; k++)
-			if (nf[k].ordinal == o->ordinal)
-				n = &nf[k];
-		const char *unit = positional ? "parameter" : "field";
+		const tidl_field_t *o = &of[i], *n = by_ordinal(nf, nn, o->ordinal);
+		const tidl_field_t *r = n ? NULL : by_ordinal(nres, nnr, o->ordinal);
+		if (r) {
+			if (!o->optional)
+				report(c, true, r->loc,
+				       "required field %u '%s' of %s retired: old readers rely on it being set "
+				       "and new writers leave it zero (only optional fields can be retired)",
+				       o->ordinal, o->name, owner);
+			else if (!r->type)
+				report(c, true, r->loc,
+				       "field %u '%s' of %s reserved without its type: its slot disappears and "
+				       "the fields after it move for old readers (write '%s')", o->ordinal,
+				       o->name, owner, slot_text(o, fix));
+			else if (!same_slot(o, r))
+				report(c, true, r->loc,
+				       "reserved slot %u of %s is %s%s but the retired field '%s' was %s%s: "
+				       "the slot's layout changes (write '%s')", r->ordinal, owner,
+				       r->optional ? "optional " : "", tname(r->type, b1), o->name,
+				       o->optional ? "optional " : "", tname(o->type, b2), slot_text(o, fix));
+			else
+				report(c, false, r->loc,
+				       "field %u '%s' of %s retired, its slot kept (compatible: old readers see it absent)",
+				       o->ordinal, o->name, owner);
+			continue;
+		}
 		if (!n) {
 			const tidl_field_t *moved = NULL;
 			for (size_t k = 0; k < nn; k++)
@@ -112,8 +182,15 @@ static void check_fields(checker_t *c, const tidl_field_t *of, size_t on, const 
 			else if (positional)
 				report(c, true, o->loc, "%s %u '%s' of %s removed", unit, o->ordinal,
 				       o->name, owner);
+			else if (o->optional)
+				report(c, true, o->loc,
+				       "field %u '%s' of %s removed without reserving its ordinal: the fields "
+				       "after it move and the ordinal could be reused (retire it with '%s')",
+				       o->ordinal, o->name, owner, slot_text(o, fix));
 			else
-				report(c, true, o->loc, "%s %u '%s' of %s removed", unit, o->ordinal, o->name,
+				report(c, true, o->loc,
+				       "field %u '%s' of %s removed: it is required, so old readers rely on it "
+				       "(make it optional in one version, then retire it)", o->ordinal, o->name,
 				       owner);
 			continue;
 		}
@@ -127,20 +204,58 @@ static void check_fields(checker_t *c, const tidl_field_t *of, size_t on, const 
 			report(c, false, n->loc, "%s %u of %s renamed from '%s' to '%s' (compatible)", unit,
 			       n->ordinal, owner, o->name, n->name);
 	}
-	for (size_t k = 0; k < nn; k++) {
-		const tidl_field_t *n = &nf[k];
-		bool existed = false;
-		for (size_t i = 0; i < on; i++)
-			if (of[i].ordinal == n->ordinal)
-				existed = true;
-		if (existed)
+
+	/* old reservations stay reserved, with the same slot */
+	for (size_t i = 0; i < onr; i++) {
+		const tidl_field_t *o = &ores[i];
+		const tidl_field_t *n = by_ordinal(nf, nn, o->ordinal);
+		const tidl_field_t *r = by_ordinal(nres, nnr, o->ordinal);
+		if (n)
+			report(c, true, n->loc,
+			       "field '%s' reuses ordinal %u of %s, reserved in the old version (line %u): "
+			       "old writers may still send the retired field there", n->name, o->ordinal,
+			       owner, o->loc.line);
+		else if (!r)
+			report(c, true, o->loc,
+			       "reservation of ordinal %u of %s dropped: a later version could reuse it "
+			       "(a reservation is forever)", o->ordinal, owner);
+		else if (o->type && !same_slot(o, r))
+			report(c, true, r->loc, "reserved slot %u of %s changed its layout (write '%s')",
+			       o->ordinal, owner, slot_text(o, fix));
+	}
+
+	/* new slots: appended after every old one */
+	for (size_t k = 0; k < nn + nnr; k++) {
+		const tidl_field_t *n = k < nn ? &nf[k] : &nres[k - nn];
+		bool is_res = k >= nn;
+		if (by_ordinal(of, on, n->ordinal) || by_ordinal(ores, onr, n->ordinal))
+			continue;               /* matched above */
+		if (is_res && !n->type)
+			continue;               /* a fresh gap reserved: nothing on the wire */
+		if (n->ordinal < old_last_slot) {
+			report(c, true, n->loc,
+			       "%s %u%s%s%s of %s added before the old version's last slot %u: the slots "
+			       "after it move for old readers (append instead)", is_res ? "reserved slot" : unit,
+			       n->ordinal, n->name ? " '" : "", n->name ? n->name : "", n->name ? "'" : "",
+			       owner, old_last_slot);
 			continue;
+		}
+		if (is_res)
+			continue;               /* an appended reserved slot: always zero, old readers skip it */
 		/* a new parameter or result can only be appended (ordinal = position,
 		 * and the old ones all still exist): on the wire it is a new field */
-		snprintf(what, sizeof what, "%s %u '%s' of %s", positional ? "parameter" : "field",
-			 n->ordinal, n->name, owner);
+		snprintf(what, sizeof what, "%s %u '%s' of %s", unit, n->ordinal, n->name, owner);
 		check_added(c, n->has_since, n->since, n->loc, what);
 	}
+}
+
+/* The reservation of value V in R, or NULL. */
+static const tidl_reserved_t *find_res(const tidl_reserved_t *r, size_t n, uint64_t v)
+{
+	for (size_t i = 0; i < n; i++)
+		if (r[i].value == v)
+			return &r[i];
+	return NULL;
 }
 
 static void check_enum(checker_t *c, const tidl_decl_t *o, const tidl_decl_t *n)
@@ -159,18 +274,50 @@ static void check_enum(checker_t *c, const tidl_decl_t *o, const tidl_decl_t *n)
 			if (strcmp(n->u.enum_.values[k].name, ov->name) == 0)
 				same_name = &n->u.enum_.values[k];
 		}
+		const tidl_reserved_t *rv = nv ? NULL :
+			find_res(n->u.enum_.reserved, n->u.enum_.n_reserved, ov->value);
 		if (!nv && same_name)
 			report(c, true, same_name->loc, "enum value '%s.%s' renumbered from %lld to %lld",
 			       n->name, ov->name, (long long)ov->value, (long long)same_name->value);
+		else if (rv && (o->u.enum_.strict || n->u.enum_.strict))
+			report(c, true, rv->loc,
+			       "enum value '%s.%s' (%lld) retired from a strict enum: old writers may still "
+			       "send it and new strict readers reject it", n->name, ov->name,
+			       (long long)ov->value);
+		else if (rv)
+			report(c, false, rv->loc,
+			       "enum value '%s.%s' (%lld) retired, its value reserved (compatible: the enum "
+			       "is flexible, so new readers keep it as an unknown value)", n->name, ov->name,
+			       (long long)ov->value);
 		else if (!nv)
-			report(c, true, ov->loc, "enum value '%s.%s' (%lld) removed", o->name, ov->name,
+			report(c, true, ov->loc,
+			       "enum value '%s.%s' (%lld) removed without reserving its value (write "
+			       "'reserved %lld;')", o->name, ov->name, (long long)ov->value,
 			       (long long)ov->value);
 		else if (strcmp(nv->name, ov->name) != 0)
 			report(c, false, nv->loc, "enum value %lld of '%s' renamed from '%s' to '%s' (compatible)",
 			       (long long)nv->value, n->name, ov->name, nv->name);
 	}
+	for (size_t i = 0; i < o->u.enum_.n_reserved; i++) {
+		const tidl_reserved_t *orv = &o->u.enum_.reserved[i];
+		const tidl_enum_value_t *user = NULL;
+		for (size_t k = 0; k < n->u.enum_.n_values; k++)
+			if (n->u.enum_.values[k].value == orv->value)
+				user = &n->u.enum_.values[k];
+		if (user)
+			report(c, true, user->loc,
+			       "enum value '%s.%s' reuses %lld, reserved in the old version (line %u): old "
+			       "writers may still send it with its retired meaning", n->name, user->name,
+			       (long long)orv->value, orv->loc.line);
+		else if (!find_res(n->u.enum_.reserved, n->u.enum_.n_reserved, orv->value))
+			report(c, true, orv->loc,
+			       "reservation of value %lld of enum '%s' dropped: a later version could reuse "
+			       "it (a reservation is forever)", (long long)orv->value, o->name);
+	}
 	for (size_t k = 0; k < n->u.enum_.n_values; k++) {
 		const tidl_enum_value_t *nv = &n->u.enum_.values[k];
+		if (find_res(o->u.enum_.reserved, o->u.enum_.n_reserved, nv->value))
+			continue;               /* reported above */
 		bool existed = false;
 		for (size_t i = 0; i < o->u.enum_.n_values; i++)
 			if (o->u.enum_.values[i].value == nv->value)
@@ -203,7 +350,18 @@ static void check_interface(checker_t *c, const tidl_decl_t *o, const tidl_decl_
 			continue;
 		}
 		if (!nm) {
-			report(c, true, om->loc, "method %u '%s.%s' removed", om->ordinal, o->name, om->name);
+			const tidl_reserved_t *rm =
+				find_res(n->u.iface.reserved, n->u.iface.n_reserved, om->ordinal);
+			if (rm)
+				report(c, false, rm->loc,
+				       "method %u '%s.%s' retired, its ordinal reserved (compatible: old "
+				       "clients calling it get THOTH_E_UNKNOWN_METHOD)", om->ordinal, o->name,
+				       om->name);
+			else
+				report(c, true, om->loc,
+				       "method %u '%s.%s' removed without reserving its ordinal: old clients "
+				       "still call it and a later method could take the ordinal (write "
+				       "'reserved %u;')", om->ordinal, o->name, om->name, om->ordinal);
 			continue;
 		}
 		snprintf(owner, sizeof owner, "method '%s.%s'", n->name, nm->name);
@@ -222,12 +380,33 @@ static void check_interface(checker_t *c, const tidl_decl_t *o, const tidl_decl_
 			       or_ ? or_ : "(none)", nr ? nr : "(none)");
 		char sub[340];
 		snprintf(sub, sizeof sub, "the request of %s", owner);
-		check_fields(c, om->params, om->n_params, nm->params, nm->n_params, sub, true);
+		check_fields(c, om->params, om->n_params, nm->params, nm->n_params, sub, true,
+			     NULL, 0, NULL, 0);
 		snprintf(sub, sizeof sub, "the response of %s", owner);
-		check_fields(c, om->results, om->n_results, nm->results, nm->n_results, sub, true);
+		check_fields(c, om->results, om->n_results, nm->results, nm->n_results, sub, true,
+			     NULL, 0, NULL, 0);
+	}
+	for (size_t i = 0; i < o->u.iface.n_reserved; i++) {
+		const tidl_reserved_t *orm = &o->u.iface.reserved[i];
+		const tidl_method_t *user = NULL;
+		for (size_t k = 0; k < n->u.iface.n_methods; k++)
+			if (n->u.iface.methods[k].ordinal == orm->value)
+				user = &n->u.iface.methods[k];
+		if (user)
+			report(c, true, user->loc,
+			       "method '%s.%s' reuses ordinal %u, reserved in the old version (line %u): old "
+			       "clients may still call it with the retired method's arguments", n->name,
+			       user->name, user->ordinal, orm->loc.line);
+		else if (!find_res(n->u.iface.reserved, n->u.iface.n_reserved, orm->value))
+			report(c, true, orm->loc,
+			       "reservation of method ordinal %llu of interface '%s' dropped: a later "
+			       "version could reuse it (a reservation is forever)",
+			       (unsigned long long)orm->value, o->name);
 	}
 	for (size_t k = 0; k < n->u.iface.n_methods; k++) {
 		const tidl_method_t *nm = &n->u.iface.methods[k];
+		if (find_res(o->u.iface.reserved, o->u.iface.n_reserved, nm->ordinal))
+			continue;               /* reported above */
 		bool existed = false;
 		for (size_t i = 0; i < o->u.iface.n_methods; i++)
 			if (o->u.iface.methods[i].ordinal == nm->ordinal ||
@@ -292,7 +471,8 @@ int thothc_compat_check(const tidl_file_t *of, const tidl_file_t *nf, tidl_progr
 		case TIDL_DECL_STRUCT:
 			snprintf(owner, sizeof owner, "struct '%s'", n->name);
 			check_fields(&c, o->u.struct_.fields, o->u.struct_.n_fields, n->u.struct_.fields,
-				     n->u.struct_.n_fields, owner, false);
+				     n->u.struct_.n_fields, owner, false, o->u.struct_.reserved,
+				     o->u.struct_.n_reserved, n->u.struct_.reserved, n->u.struct_.n_reserved);
 			break;
 		case TIDL_DECL_INTERFACE:
 			check_interface(&c, o, n);

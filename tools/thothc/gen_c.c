@@ -13,9 +13,10 @@
  *     a handler table and a dispatch function.
  * Field layout (docs/WIRE.md, "Struct frames") is computed here: fields in
  * ordinal order, each slot aligned to its natural alignment, optional
- * fields preceded by a presence byte.  Because sema guarantees ordinals
- * 1..n, the offset of field k depends only on fields 1..k, which is what
- * makes appending fields compatible.
+ * fields preceded by a presence byte; a reserved ordinal with a type keeps
+ * its (zeroed) slot, a gap has none.  The offset of field k depends only on
+ * the slots with smaller ordinals, which is what makes appending fields
+ * (and retiring one into a typed reservation) compatible.
  *
  * The generated code is meant to be read: every declaration carries a
  * comment with the schema line it came from.
@@ -249,7 +250,10 @@ typedef struct rec {
 	size_t n;
 	uint32_t *off;                  /* value slot offset within the fixed section */
 	uint32_t *poff;                 /* presence byte offset (optional fields) */
+	const tidl_field_t *res;        /* struct reservations (typed ones keep a slot) */
+	size_t n_res;
 	uint32_t fixed;
+	uint32_t field_count;           /* highest ordinal with a slot (the frame's field_count) */
 	tidl_loc_t loc;
 } rec_t;
 
@@ -264,14 +268,25 @@ static void rec_layout(rec_t *r)
 	r->poff = calloc(r->n ? r->n : 1, sizeof *r->poff);
 	if (!r->off || !r->poff)
 		abort();
+	/* fields and typed reservations in ordinal order (both arrays sorted) */
 	uint32_t cur = 0;
-	for (size_t i = 0; i < r->n; i++) {
-		const tidl_field_t *f = &r->fields[i];
-		if (f->optional)
-			r->poff[i] = cur++;
+	size_t i = 0, k = 0;
+	r->field_count = 0;
+	while (i < r->n || k < r->n_res) {
+		bool take_res = k < r->n_res && (i >= r->n || r->res[k].ordinal < r->fields[i].ordinal);
+		const tidl_field_t *f = take_res ? &r->res[k++] : &r->fields[i++];
+		if (!f->type)
+			continue;               /* a gap: no slot */
+		if (f->optional) {
+			if (!take_res)
+				r->poff[i - 1] = cur;
+			cur++;
+		}
 		cur = align_up(cur, slot_align(f->type));
-		r->off[i] = cur;
+		if (!take_res)
+			r->off[i - 1] = cur;
 		cur += slot_size(f->type);
+		r->field_count = f->ordinal;
 	}
 	r->fixed = align_up(cur, 8);
 }
@@ -562,9 +577,12 @@ static void emit_rec_funcs(gen_t *g, const rec_t *r)
 	sb_addf(c, "int %s__encode_frame(thoth_builder_t *b, const %s_t *v, uint32_t *off, uint32_t *len, unsigned depth)\n{\n"
 		   "\tuint32_t f;\n\tint r;\n"
 		   "\tif (depth > THOTH_WIRE_MAX_DEPTH)\n\t\treturn THOTH_E_TOO_DEEP;\n"
-		   "\tif ((r = thoth_builder_frame(b, %u, %zu, &f)))\n\t\treturn r;\n"
+		   "\tif ((r = thoth_builder_frame(b, %u, %u, &f)))\n\t\treturn r;\n"
 		   "\t*off = f;\n\t*len = 8 + %u;\n",
-		n, n, r->fixed, r->n, r->fixed);
+		n, n, r->fixed, r->field_count, r->fixed);
+	for (size_t i = 0; i < r->n_res; i++)
+		if (r->res[i].type)
+			sb_addf(c, "\t/* reserved %u: its slot stays zero (absent) */\n", r->res[i].ordinal);
 	for (size_t i = 0; i < r->n; i++) {
 		const tidl_field_t *f = &r->fields[i];
 		sb_addf(c, "\t/* %s */\n", field_str(f));
@@ -677,11 +695,23 @@ static void canon_file(strbuf_t *s, const tidl_file_t *file, int depth)
 				canon_since(s, v->has_since, v->since);
 				sb_addf(s, ";");
 			}
+			for (size_t k = 0; k < d->u.enum_.n_reserved; k++)
+				sb_addf(s, "reserved %llu;", (unsigned long long)d->u.enum_.reserved[k].value);
 			sb_addf(s, "}");
 			break;
 		case TIDL_DECL_STRUCT:
 			sb_addf(s, "struct %s{", d->name);
 			canon_fields(s, d->u.struct_.fields, d->u.struct_.n_fields);
+			/* reservations only when present: hashes of older schemas stay */
+			for (size_t k = 0; k < d->u.struct_.n_reserved; k++) {
+				const tidl_field_t *f = &d->u.struct_.reserved[k];
+				sb_addf(s, "reserved %u", f->ordinal);
+				if (f->type) {
+					sb_addf(s, ":%s", f->optional ? "?" : "");
+					canon_type(s, f->type);
+				}
+				sb_addf(s, ";");
+			}
 			sb_addf(s, "}");
 			break;
 		case TIDL_DECL_INTERFACE:
@@ -700,6 +730,8 @@ static void canon_file(strbuf_t *s, const tidl_file_t *file, int depth)
 				canon_since(s, m->has_since, m->since);
 				sb_addf(s, ";");
 			}
+			for (size_t k = 0; k < d->u.iface.n_reserved; k++)
+				sb_addf(s, "reserved %llu;", (unsigned long long)d->u.iface.reserved[k].value);
 			sb_addf(s, "}");
 			break;
 		}
@@ -1122,6 +1154,7 @@ int thothc_gen_c(const tidl_file_t *file, const char *outdir, FILE *err)
 		snprintf(names[ri][1], 256, "struct %s", d->name);
 		recs[ri] = (rec_t){ .cname = names[ri][0], .what = names[ri][1],
 				    .fields = d->u.struct_.fields, .n = d->u.struct_.n_fields,
+				    .res = d->u.struct_.reserved, .n_res = d->u.struct_.n_reserved,
 				    .loc = d->loc };
 		rec_layout(&recs[ri]);
 		sdecls[ri] = d;

@@ -662,6 +662,73 @@ static void parse_error_decl(parser_t *ps, vec_t *decls)
 	set_since(d, &a);
 }
 
+/*
+ * "reserved N, M;" in an interface or enum (NEG: enum values may be
+ * negative), the ordinals/values going to OUT.  The current token is the
+ * word 'reserved'.
+ */
+static bool parse_reserved_list(parser_t *ps, vec_t *out, bool neg_ok, const char *what)
+{
+	lex(ps);
+	do {
+		if (!room_for(ps, out, what))
+			return false;
+		tidl_reserved_t *r = vec_push(ps->prog, out);
+		r->loc = ps->tok.loc;
+		bool neg = neg_ok && accept_punct(ps, '-');
+		uint64_t v;
+		if (!expect_uint(ps, neg_ok ? "a value to reserve" : "an ordinal to reserve", &v, NULL))
+			return false;
+		if (neg && v > (uint64_t)INT64_MAX + 1) {
+			diag(ps->prog, ps->file, TIDL_ERROR, r->loc, "number too large");
+			ps->failed = true;
+			return false;
+		}
+		r->value = neg && v ? (uint64_t)(-(int64_t)(v - 1) - 1) : v;
+	} while (accept_punct(ps, ','));
+	return expect_punct(ps, ';', "after the reserved list");
+}
+
+/*
+ * In a struct: "reserved N;" (a gap: no slot) or "reserved N: [optional]
+ * TYPE [NAME];" (a retired field whose slot stays on the wire, so the
+ * fields after it keep their offsets), or "reserved N, M;".
+ */
+static bool parse_struct_reserved(parser_t *ps, vec_t *out)
+{
+	lex(ps);
+	size_t first = out->n;
+	for (;;) {
+		if (!room_for(ps, out, "reserved ordinals in one struct"))
+			return false;
+		tidl_field_t *f = vec_push(ps->prog, out);
+		uint64_t ord;
+		if (!expect_uint(ps, "an ordinal to reserve", &ord, &f->loc))
+			return false;
+		f->ordinal = ord > UINT32_MAX ? UINT32_MAX : (uint32_t)ord;
+		if (is_punct(ps, ':') && out->n - first > 1) {
+			syntax_error(ps, "a reserved slot with a type takes one ordinal: expected ';'");
+			return false;
+		}
+		if (accept_punct(ps, ':')) {
+			if (is_word(ps, "optional")) {
+				f->optional = true;
+				lex(ps);
+			}
+			if (!(f->type = parse_type(ps, 0)))
+				return false;
+			if (ps->tok.kind == T_IDENT &&
+			    !(f->name = expect_ident(ps, "the retired field's name", NULL)))
+				return false;
+			return expect_punct(ps, ';', "after the reserved field");
+		}
+		if (accept_punct(ps, ';'))
+			return true;
+		if (!expect_punct(ps, ',', "or ':' or ';' after the reserved ordinal"))
+			return false;
+	}
+}
+
 static void parse_enum(parser_t *ps, vec_t *decls, bool strict)
 {
 	tidl_decl_t *d = new_decl(ps, TIDL_DECL_ENUM, decls);
@@ -686,7 +753,18 @@ static void parse_enum(parser_t *ps, vec_t *decls, bool strict)
 		return;
 	set_since(d, &a);
 	vec_t values = { .size = sizeof(tidl_enum_value_t) };
+	vec_t reserved = { .size = sizeof(tidl_reserved_t) };
 	while (!is_punct(ps, '}') && !ps->failed) {
+		if (is_word(ps, "reserved")) {
+			/* "reserved = 3;" is a value named reserved: look one token ahead */
+			parser_t ahead = *ps;
+			lex(&ahead);
+			if (!(ahead.tok.kind == T_PUNCT && ahead.tok.punct == '=')) {
+				if (!parse_reserved_list(ps, &reserved, true, "reserved values in one enum"))
+					return;
+				continue;
+			}
+		}
 		if (!room_for(ps, &values, "values in one enum"))
 			return;
 		tidl_enum_value_t *v = vec_push(ps->prog, &values);
@@ -721,6 +799,8 @@ static void parse_enum(parser_t *ps, vec_t *decls, bool strict)
 		return;
 	d->u.enum_.values = values.items;
 	d->u.enum_.n_values = values.n;
+	d->u.enum_.reserved = reserved.items;
+	d->u.enum_.n_reserved = reserved.n;
 }
 
 /* A field: "N: [optional] TYPE NAME [annotations];" */
@@ -756,12 +836,20 @@ static void parse_struct(parser_t *ps, vec_t *decls)
 		return;
 	set_since(d, &a);
 	vec_t fields = { .size = sizeof(tidl_field_t) };
-	while (!is_punct(ps, '}') && !ps->failed)
-		if (!room_for(ps, &fields, "fields in one struct") || !parse_field(ps, &fields))
+	vec_t reserved = { .size = sizeof(tidl_field_t) };
+	while (!is_punct(ps, '}') && !ps->failed) {
+		if (is_word(ps, "reserved")) {
+			if (!parse_struct_reserved(ps, &reserved))
+				return;
+		} else if (!room_for(ps, &fields, "fields in one struct") || !parse_field(ps, &fields)) {
 			return;
+		}
+	}
 	expect_punct(ps, '}', "to close the struct");
 	d->u.struct_.fields = fields.items;
 	d->u.struct_.n_fields = fields.n;
+	d->u.struct_.reserved = reserved.items;
+	d->u.struct_.n_reserved = reserved.n;
 }
 
 /* "(T a, optional T b @since(1.2))": positional fields, ordinal = position. */
@@ -806,7 +894,13 @@ static void parse_interface(parser_t *ps, vec_t *decls)
 		return;
 	set_since(d, &a);
 	vec_t methods = { .size = sizeof(tidl_method_t) };
+	vec_t reserved = { .size = sizeof(tidl_reserved_t) };
 	while (!is_punct(ps, '}') && !ps->failed) {
+		if (is_word(ps, "reserved")) {
+			if (!parse_reserved_list(ps, &reserved, false, "reserved ordinals in one interface"))
+				return;
+			continue;
+		}
 		if (!room_for(ps, &methods, "methods in one interface"))
 			return;
 		tidl_method_t *m = vec_push(ps->prog, &methods);
@@ -863,6 +957,8 @@ static void parse_interface(parser_t *ps, vec_t *decls)
 	expect_punct(ps, '}', "to close the interface");
 	d->u.iface.methods = methods.items;
 	d->u.iface.n_methods = methods.n;
+	d->u.iface.reserved = reserved.items;
+	d->u.iface.n_reserved = reserved.n;
 }
 
 /* ---- semantic checks --------------------------------------------------------- */
@@ -979,18 +1075,69 @@ static void check_fields(tidl_program_t *p, tidl_file_t *f, tidl_field_t *fields
 	}
 	if (positional)
 		return;
-	if (n)
-		qsort(fields, n, sizeof *fields, cmp_field);
-	for (size_t i = 0; i < n; i++) {
-		if (fields[i].ordinal == i + 1 || (i && fields[i].ordinal == fields[i - 1].ordinal))
-			continue;
+	/* gaps are allowed (docs/WIRE.md: a gap has no slot); 0 is not */
+	for (size_t i = 0; i < n; i++)
 		if (fields[i].ordinal == 0)
 			diag(p, f, TIDL_ERROR, fields[i].loc, "ordinals start at 1 in %s", owner);
-		else
-			diag(p, f, TIDL_ERROR, fields[i].loc,
-			     "ordinals must be contiguous from 1: missing %zu in %s", i + 1, owner);
-		break;
+	if (n)
+		qsort(fields, n, sizeof *fields, cmp_field);
+}
+
+/* Reserved ordinals of a struct: >= 1, unique, not used by a field; a
+ * typed reservation's type resolves like a field's. */
+static void check_struct_reserved(tidl_program_t *p, tidl_file_t *f, tidl_decl_t *d)
+{
+	tidl_field_t *res = d->u.struct_.reserved;
+	size_t n = d->u.struct_.n_reserved;
+	for (size_t i = 0; i < n; i++) {
+		if (res[i].type)
+			resolve_type(p, f, res[i].type);
+		if (res[i].ordinal == 0)
+			diag(p, f, TIDL_ERROR, res[i].loc, "ordinals start at 1 in struct '%s'", d->name);
+		bool twice = false;
+		for (size_t k = 0; k < i && !twice; k++)
+			if (res[k].ordinal == res[i].ordinal) {
+				diag(p, f, TIDL_ERROR, res[i].loc,
+				     "ordinal %u of struct '%s' is reserved twice (first at line %u)",
+				     res[i].ordinal, d->name, res[k].loc.line);
+				twice = true;
+			}
+		for (size_t k = 0; k < d->u.struct_.n_fields && !twice; k++) {
+			const tidl_field_t *fl = &d->u.struct_.fields[k];
+			if (fl->ordinal == res[i].ordinal)
+				diag(p, f, TIDL_ERROR, fl->loc,
+				     "field '%s' uses ordinal %u, which struct '%s' reserves at line %u",
+				     fl->name, fl->ordinal, d->name, res[i].loc.line);
+		}
 	}
+	if (n)
+		qsort(res, n, sizeof *res, cmp_field);
+}
+
+static int cmp_reserved(const void *a, const void *b)
+{
+	const tidl_reserved_t *x = a, *y = b;
+	return x->value < y->value ? -1 : x->value > y->value;
+}
+
+/* Reserved method ordinals or enum values: unique among themselves (what
+ * they are checked against is the caller's). */
+static void check_reserved_unique(tidl_program_t *p, tidl_file_t *f, tidl_reserved_t *res,
+				  size_t n, const char *what, const char *owner, bool is_signed)
+{
+	for (size_t i = 0; i < n; i++)
+		for (size_t k = 0; k < i; k++)
+			if (res[k].value == res[i].value) {
+				if (is_signed)
+					diag(p, f, TIDL_ERROR, res[i].loc,
+					     "%s %lld of %s is reserved twice (first at line %u)", what,
+					     (long long)res[i].value, owner, res[k].loc.line);
+				else
+					diag(p, f, TIDL_ERROR, res[i].loc,
+					     "%s %llu of %s is reserved twice (first at line %u)", what,
+					     (unsigned long long)res[i].value, owner, res[k].loc.line);
+				break;
+			}
 }
 
 /*
@@ -1161,6 +1308,23 @@ static void sema_file(tidl_program_t *p, tidl_file_t *f)
 				diag(p, f, TIDL_ERROR, d->loc,
 				     "strict enum '%s' needs a value 0: absent fields read as 0, "
 				     "and a strict reader rejects unknown values", d->name);
+			char owner[200];
+			bool sgn = d->u.enum_.underlying >= TIDL_I8;
+			snprintf(owner, sizeof owner, "enum '%s'", d->name);
+			tidl_reserved_t *rv = d->u.enum_.reserved;
+			check_reserved_unique(p, f, rv, d->u.enum_.n_reserved, "value", owner, sgn);
+			for (size_t k = 0; k < d->u.enum_.n_reserved; k++) {
+				if (!fits(d->u.enum_.underlying, rv[k].value))
+					diag(p, f, TIDL_ERROR, rv[k].loc, "reserved value of %s does not fit %s",
+					     owner, tidl_kind_name(d->u.enum_.underlying));
+				for (size_t j = 0; j < d->u.enum_.n_values; j++)
+					if (v[j].value == rv[k].value)
+						diag(p, f, TIDL_ERROR, v[j].loc,
+						     "'%s' uses a value that %s reserves at line %u", v[j].name,
+						     owner, rv[k].loc.line);
+			}
+			if (d->u.enum_.n_reserved)
+				qsort(rv, d->u.enum_.n_reserved, sizeof *rv, cmp_reserved);
 			for (size_t k = 0; k < d->u.enum_.n_values; k++) {
 				if (!fits(d->u.enum_.underlying, v[k].value))
 					diag(p, f, TIDL_ERROR, v[k].loc, "value of '%s' does not fit %s",
@@ -1181,6 +1345,7 @@ static void sema_file(tidl_program_t *p, tidl_file_t *f)
 			char owner[200];
 			snprintf(owner, sizeof owner, "struct '%s'", d->name);
 			check_fields(p, f, d->u.struct_.fields, d->u.struct_.n_fields, owner, false);
+			check_struct_reserved(p, f, d);
 			break;
 		}
 		case TIDL_DECL_INTERFACE: {
@@ -1223,6 +1388,22 @@ static void sema_file(tidl_program_t *p, tidl_file_t *f)
 					}
 				}
 			}
+			char iowner[200];
+			snprintf(iowner, sizeof iowner, "interface '%s'", d->name);
+			tidl_reserved_t *rm = d->u.iface.reserved;
+			check_reserved_unique(p, f, rm, d->u.iface.n_reserved, "method ordinal", iowner, false);
+			for (size_t k = 0; k < d->u.iface.n_reserved; k++) {
+				if (rm[k].value == 0 || rm[k].value > UINT32_MAX)
+					diag(p, f, TIDL_ERROR, rm[k].loc,
+					     "reserved method ordinals of %s must be 1..4294967295", iowner);
+				for (size_t j = 0; j < d->u.iface.n_methods; j++)
+					if (ms[j].ordinal == rm[k].value)
+						diag(p, f, TIDL_ERROR, ms[j].loc,
+						     "method '%s' uses ordinal %u, which %s reserves at line %u",
+						     ms[j].name, ms[j].ordinal, iowner, rm[k].loc.line);
+			}
+			if (d->u.iface.n_reserved)
+				qsort(rm, d->u.iface.n_reserved, sizeof *rm, cmp_reserved);
 			if (d->u.iface.n_methods)
 				qsort(ms, d->u.iface.n_methods, sizeof *ms, cmp_method);
 			break;

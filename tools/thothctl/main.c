@@ -159,13 +159,18 @@ static void table_row(const widths_t *w, const thoth_registry_Instance_t *in, co
 	const thoth_registry_Registration_t *r = &in->registration;
 	uint64_t now = now_ns();
 	double left = in->expires_at_ns > now ? (double)(in->expires_at_ns - now) / 1e9 : 0.0;
+	char expires[32];
+	if (in->expires_at_ns == UINT64_MAX)    /* held by its connection: no TTL */
+		snprintf(expires, sizeof expires, "never");
+	else
+		snprintf(expires, sizeof expires, "%.1fs", left);
 	if (event)
 		printf("%-8s ", event);
-	printf("%-*.*s  %-*.*s  %-*.*s  %4u  %-6s  %7u  %016llx  %.1fs\n", w->name,
+	printf("%-*.*s  %-*.*s  %-*.*s  %4u  %-6s  %7u  %016llx  %s\n", w->name,
 	       (int)r->name.len, r->name.ptr, w->version, (int)r->version.len, r->version.ptr,
 	       w->endpoint, (int)r->endpoint.addr.len, r->endpoint.addr.ptr, r->endpoint.numa_node,
 	       locality_name(r->endpoint.locality), r->endpoint.pid, (unsigned long long)in->lease,
-	       left);
+	       expires);
 }
 
 /* ---- commands ------------------------------------------------------------------------ */
@@ -351,7 +356,8 @@ int thothctl_connect(thoth_control_t *ctl, const char *runtime_dir)
 	}
 	if (r) {
 		fprintf(stderr, "thothctl: cannot reach thothd at %s: %s\n",
-			ctl->path[0] ? ctl->path : "(runtime dir path too long)", thoth_strerror(r));
+			ctl->path[0] ? ctl->path : "(runtime dir path too long)",
+			ctl->why[0] ? ctl->why : thoth_strerror(r));
 		return 1;
 	}
 	return 0;

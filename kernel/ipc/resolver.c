@@ -1,0 +1,427 @@
+/*
+ * resolver.c - a client's cache of where a service runs (thoth_resolver_*,
+ * include/thoth/service.h).
+ *
+ * Picking an instance never talks to thothd: it reads the cache.  The
+ * cache is kept true in the background over one control link
+ * (control_link.h) on the caller's loop:
+ *
+ *   link up:   Registry.watch(NAME); once it is answered, Registry.list(NAME):
+ *              the list is a snapshot taken after the watch began, so no
+ *              change can fall between the two.
+ *   pushes:    RegistryEvents.changed ADDED / REMOVED / EXPIRED update the
+ *              cache as thothd sees services come and go (a service that
+ *              dies is removed the moment thothd sees its connection close).
+ *   link down: nothing is dropped.  Channels already open keep working
+ *              without thothd, and the entries say where to reconnect.
+ *   link up again (a restarted thothd): entries not yet seen in the new
+ *              thothd's list or events are kept "unconfirmed" for a grace
+ *              period (services re-register within ~1 s of thothd's
+ *              return), then dropped if still unseen.
+ *
+ * How stale an entry can be: while connected, as old as thothd's last push
+ * (sub-millisecond after a change); while thothd is away, as old as
+ * thothd's departure, until it is back plus the grace period.  A caller
+ * whose channel to an entry fails calls thoth_resolver_forget() and the
+ * entry is gone at once, so a dead instance costs one failed connect.
+ *
+ * While connected and with nothing changing, no timer is armed: an idle
+ * client does not wake up.
+ */
+#define _GNU_SOURCE
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "control_link.h"
+#include "registry.thoth.h"
+#include "thoth/service.h"
+
+enum {
+	ANSWER_TIMEOUT_MS = 2000,
+	DEFAULT_GRACE_MS = 2000,
+	MAX_ENTRIES = 1024,             /* a bound on what a hostile thothd can make us hold */
+};
+
+typedef struct entry {
+	thoth_resolved_t info;
+	uint64_t lease;
+} entry_t;
+
+struct thoth_resolver {
+	thoth_loop_t *loop;
+	char *name;
+	uint32_t min_major, min_minor, min_patch;
+	bool any_version;
+	uint32_t grace_ms;
+	void (*on_change)(void *arg);
+	void *arg;
+	thoth__link_t *link;
+	entry_t *entries;
+	size_t n, cap;
+	size_t rr;                      /* round robin among equally good */
+	uint16_t numa_node;
+	uint32_t watch_id_req, list_req, next_id;
+	bool listed;                    /* the current connection's list arrived */
+	bool list_pending;
+	thoth_timer_t *grace;           /* armed once after a reconnect */
+	uint32_t connects;
+};
+
+static bool parse_version(thoth_str_t s, uint32_t *major, uint32_t *minor, uint32_t *patch)
+{
+	char buf[64];
+	if (s.len == 0 || s.len >= sizeof buf)
+		return false;
+	memcpy(buf, s.ptr, s.len);
+	buf[s.len] = 0;
+	char tail;
+	return sscanf(buf, "%u.%u.%u%c", major, minor, patch, &tail) == 3;
+}
+
+/* Same major, and at least the minimum (the rule thothd's resolve uses). */
+static bool version_ok(const thoth_resolver_t *r, thoth_str_t v)
+{
+	if (r->any_version)
+		return true;
+	uint32_t ma, mi, pa;
+	if (!parse_version(v, &ma, &mi, &pa) || ma != r->min_major)
+		return false;
+	if (mi != r->min_minor)
+		return mi > r->min_minor;
+	return pa >= r->min_patch;
+}
+
+static bool wanted(const thoth_resolver_t *r, const thoth_registry_Instance_t *in)
+{
+	const thoth_registry_Registration_t *reg = &in->registration;
+	size_t n = strlen(r->name);
+	return reg->name.len == n && memcmp(reg->name.ptr, r->name, n) == 0 &&
+	       version_ok(r, reg->version) && reg->endpoint.addr.len > 0 &&
+	       reg->endpoint.addr.len < sizeof ((thoth_resolved_t *)0)->addr;
+}
+
+static entry_t *find(thoth_resolver_t *r, const char *addr, size_t len)
+{
+	for (size_t i = 0; i < r->n; i++)
+		if (strlen(r->entries[i].info.addr) == len && memcmp(r->entries[i].info.addr, addr, len) == 0)
+			return &r->entries[i];
+	return NULL;
+}
+
+static void remove_at(thoth_resolver_t *r, size_t i)
+{
+	r->entries[i] = r->entries[--r->n];
+}
+
+static void changed(thoth_resolver_t *r)
+{
+	if (r->on_change)
+		r->on_change(r->arg);
+}
+
+/* An instance thothd announced (list or ADDED): now confirmed. */
+static void upsert(thoth_resolver_t *r, const thoth_registry_Instance_t *in)
+{
+	if (!wanted(r, in))
+		return;
+	const thoth_common_Endpoint_t *ep = &in->registration.endpoint;
+	entry_t *e = find(r, (const char *)ep->addr.ptr, ep->addr.len);
+	if (!e) {
+		if (r->n == MAX_ENTRIES)
+			return;
+		if (r->n == r->cap) {
+			size_t cap = r->cap ? r->cap * 2 : 8;
+			entry_t *p = realloc(r->entries, cap * sizeof *p);
+			if (!p)
+				return;         /* keep what we have: a missed entry, not a crash */
+			r->entries = p;
+			r->cap = cap;
+		}
+		e = &r->entries[r->n++];
+		memset(e, 0, sizeof *e);
+		memcpy(e->info.addr, ep->addr.ptr, ep->addr.len);
+		e->info.addr[ep->addr.len] = 0;
+	}
+	e->info.pid = ep->pid;
+	e->info.numa_node = ep->numa_node;
+	e->info.instance_id = ep->instance_id;
+	e->info.confirmed = true;
+	e->lease = in->lease;
+}
+
+static void drop_unconfirmed(thoth_resolver_t *r)
+{
+	bool any = false;
+	for (size_t i = r->n; i-- > 0;)
+		if (!r->entries[i].info.confirmed) {
+			remove_at(r, i);
+			any = true;
+		}
+	if (any)
+		changed(r);
+}
+
+static void grace_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
+{
+	thoth_resolver_t *r = arg;
+	thoth_timer_cancel(loop, timer);
+	r->grace = NULL;
+	if (thoth__link_is_up(r->link) && r->listed)
+		drop_unconfirmed(r);
+}
+
+static uint32_t next_id(thoth_resolver_t *r)
+{
+	if (++r->next_id == 0)
+		r->next_id = 1;
+	return r->next_id;
+}
+
+/* Ask for the current instances; the answer is merged into the cache. */
+static int send_list(thoth_resolver_t *r)
+{
+	if (r->list_pending)
+		return 0;
+	thoth_registry_Registry_list_req_t l = { .prefix = thoth_str(r->name),
+						 .locality = THOTH_COMMON_LOCALITY_ANY };
+	r->list_req = next_id(r);
+	int e = thoth__link_send(r->link, &thoth_registry_Registry_list_info, &l, r->list_req);
+	if (!e)
+		e = thoth__link_deadline(r->link, ANSWER_TIMEOUT_MS);
+	if (!e)
+		r->list_pending = true;
+	return e;
+}
+
+static void link_up(void *arg)
+{
+	thoth_resolver_t *r = arg;
+	r->connects++;
+	r->listed = false;
+	for (size_t i = 0; i < r->n; i++)
+		r->entries[i].info.confirmed = false;   /* until this thothd says so */
+	thoth_registry_Registry_watch_req_t w = { .prefix = thoth_str(r->name) };
+	r->watch_id_req = next_id(r);
+	r->list_pending = false;
+	int e = thoth__link_send(r->link, &thoth_registry_Registry_watch_info, &w, r->watch_id_req);
+	if (!e)
+		e = thoth__link_deadline(r->link, ANSWER_TIMEOUT_MS);
+	if (e)
+		thoth__link_drop(r->link, e, "cannot send to thothd");
+}
+
+static void link_down(void *arg, int err, const char *why)
+{
+	thoth_resolver_t *r = arg;
+	r->listed = false;
+	r->list_pending = false;
+	if (r->grace) {                 /* gone again before the grace ended: keep all */
+		thoth_timer_cancel(r->loop, r->grace);
+		r->grace = NULL;
+	}
+}
+
+static void got_list(thoth_resolver_t *r, const uint8_t *msg, size_t len)
+{
+	r->list_pending = false;
+	thoth__link_deadline(r->link, 0);
+	/* Decoded lists live in an arena; a few times the message is plenty. */
+	size_t cap = 2 * len + 4096;
+	uint64_t *scratch = malloc(cap);
+	if (!scratch) {
+		thoth__link_drop(r->link, THOTH_E_NOMEM, "no memory for thothd's list");
+		return;
+	}
+	thoth_arena_t arena;
+	thoth_arena_init(&arena, scratch, cap);
+	thoth_registry_Registry_list_resp_t resp;
+	int e = thoth_method_decode(&thoth_registry_Registry_list_info, true, msg, len, &resp, &arena);
+	if (e) {
+		free(scratch);
+		thoth__link_drop(r->link, e, "thothd sent an undecodable list");
+		return;
+	}
+	for (uint32_t i = 0; i < resp.instances.count; i++)
+		upsert(r, &resp.instances.items[i]);
+	free(scratch);
+	r->listed = true;
+	bool stale = false;
+	for (size_t i = 0; i < r->n; i++)
+		stale |= !r->entries[i].info.confirmed;
+	if (stale && !r->grace) {
+		/* From before thothd went: give their services time to register
+		 * again, picking confirmed entries first meanwhile. */
+		uint64_t ns = (uint64_t)r->grace_ms * 1000000ull;
+		if (thoth_loop_add_timer_in(r->loop, ns, ns / 10, grace_fired, r, &r->grace))
+			drop_unconfirmed(r);    /* no timer: do not keep them forever */
+	}
+	changed(r);
+}
+
+static void got_event(thoth_resolver_t *r, const uint8_t *msg, size_t len)
+{
+	uint64_t scratch[512];
+	thoth_arena_t arena;
+	thoth_arena_init(&arena, scratch, sizeof scratch);
+	thoth_registry_RegistryEvents_changed_req_t ev;
+	if (thoth_method_decode(&thoth_registry_RegistryEvents_changed_info, false, msg, len, &ev,
+				&arena))
+		return;                 /* some other push: not ours */
+	if (!wanted(r, &ev.instance))
+		return;
+	if (ev.kind == THOTH_REGISTRY_CHANGE_KIND_ADDED) {
+		upsert(r, &ev.instance);
+	} else {
+		const thoth_str_t *addr = &ev.instance.registration.endpoint.addr;
+		entry_t *e = find(r, (const char *)addr->ptr, addr->len);
+		if (!e || e->lease != ev.instance.lease)
+			return;         /* an older registration at that address */
+		remove_at(r, (size_t)(e - r->entries));
+	}
+	changed(r);
+}
+
+static void link_message(void *arg, const uint8_t *msg, size_t len)
+{
+	thoth_resolver_t *r = arg;
+	uint16_t flags = thoth__link_flags(msg, len);
+	uint32_t id = thoth__link_request_id(msg, len);
+	if (flags & THOTH_MSG_RESPONSE) {
+		uint32_t code;
+		char why[160];
+		int e = thoth__link_error_of(msg, len, &code, why, sizeof why);
+		if (e != 0) {
+			thoth__link_drop(r->link, e < 0 ? e : THOTH_E_REMOTE, e < 0 ? "bad answer" : why);
+			return;
+		}
+		if (id == r->list_req) {
+			got_list(r, msg, len);
+		} else if (id == r->watch_id_req) {
+			/* Watching now: the list asked for after this cannot miss a
+			 * change.  (Sent only now, it is also traced when a trace
+			 * session runs: thothd has switched our tracing on while
+			 * handling the attach that preceded the watch.) */
+			e = send_list(r);
+			if (e)
+				thoth__link_drop(r->link, e, "cannot send to thothd");
+		}
+		return;
+	}
+	if (flags & THOTH_MSG_REQUEST)
+		got_event(r, msg, len);
+}
+
+static const thoth__link_ops_t resolver_link_ops = {
+	.up = link_up,
+	.message = link_message,
+	.down = link_down,
+};
+
+int thoth_resolver_new(thoth_loop_t *loop, const thoth_resolver_config_t *cfg,
+		       thoth_resolver_t **out)
+{
+	if (!loop || !cfg || !cfg->name || !*cfg->name || !out)
+		return THOTH_E_INVAL;
+	thoth_resolver_t *r = calloc(1, sizeof *r);
+	if (!r)
+		return THOTH_E_NOMEM;
+	r->loop = loop;
+	r->name = strdup(cfg->name);
+	r->grace_ms = cfg->grace_ms ? cfg->grace_ms : DEFAULT_GRACE_MS;
+	r->on_change = cfg->on_change;
+	r->arg = cfg->arg;
+	const char *min = cfg->min_version ? cfg->min_version : "";
+	r->any_version = !*min;
+	if (!r->any_version &&
+	    !parse_version(thoth_str(min), &r->min_major, &r->min_minor, &r->min_patch)) {
+		free(r->name);
+		free(r);
+		return THOTH_E_INVAL;
+	}
+	unsigned cpu = 0, node = 0;
+	if (getcpu(&cpu, &node) == 0)
+		r->numa_node = (uint16_t)node;
+	int e = r->name ? thoth__link_new(loop, cfg->runtime_dir, &resolver_link_ops, r, &r->link)
+			: THOTH_E_NOMEM;
+	if (e) {
+		free(r->name);
+		free(r);
+		return e;
+	}
+	*out = r;
+	thoth__link_start(r->link);
+	return 0;
+}
+
+void thoth_resolver_free(thoth_resolver_t *r)
+{
+	if (!r)
+		return;
+	thoth__link_free(r->link);
+	if (r->grace)
+		thoth_timer_cancel(r->loop, r->grace);
+	free(r->entries);
+	free(r->name);
+	free(r);
+}
+
+/* Lower is better: confirmed before unconfirmed, then same NUMA node. */
+static unsigned rank(const thoth_resolver_t *r, const entry_t *e)
+{
+	return (e->info.confirmed ? 0u : 2u) + (e->info.numa_node == r->numa_node ? 0u : 1u);
+}
+
+int thoth_resolver_pick(thoth_resolver_t *r, thoth_resolved_t *out)
+{
+	if (!r->n)
+		return THOTH_E_NOT_FOUND;
+	unsigned best = UINT32_MAX;
+	size_t count = 0;
+	for (size_t i = 0; i < r->n; i++) {
+		unsigned k = rank(r, &r->entries[i]);
+		if (k < best) {
+			best = k;
+			count = 0;
+		}
+		count += k == best;
+	}
+	size_t want = r->rr++ % count;
+	for (size_t i = 0; i < r->n; i++) {
+		if (rank(r, &r->entries[i]) != best)
+			continue;
+		if (want-- == 0) {
+			*out = r->entries[i].info;
+			return 0;
+		}
+	}
+	return THOTH_E_NOT_FOUND;       /* not reached */
+}
+
+void thoth_resolver_forget(thoth_resolver_t *r, const char *addr)
+{
+	entry_t *e = addr ? find(r, addr, strlen(addr)) : NULL;
+	if (!e)
+		return;
+	remove_at(r, (size_t)(e - r->entries));
+	/* Revalidate: if thothd still lists it (alive, its channel refused us
+	 * for another reason), it comes back confirmed.  One request per
+	 * forget, never periodic. */
+	if (thoth__link_is_up(r->link) && r->listed) {
+		int err = send_list(r);
+		if (err)
+			thoth__link_drop(r->link, err, "cannot send to thothd");
+	}
+	changed(r);
+}
+
+size_t thoth_resolver_count(const thoth_resolver_t *r)
+{
+	return r->n;
+}
+
+bool thoth_resolver_connected(const thoth_resolver_t *r)
+{
+	return thoth__link_is_up(r->link) && r->listed;
+}

@@ -1,0 +1,257 @@
+/*
+ * engine.c - the PM policy engine (engine.h has the rules; docs/PM.md the
+ * evidence).  Prediction lives in predict.c; this file turns a prediction
+ * and the constraints into a decision.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "predict.h"
+#include "thoth/error.h"
+
+static uint32_t transition_mw(const thoth_pm_element_desc_t *d, uint32_t s)
+{
+	return d->states[s].transition_mw ? d->states[s].transition_mw : d->states[0].power_mw;
+}
+
+uint64_t thoth_pm_wake_latency_ns(const thoth_pm_element_desc_t *d, uint32_t s)
+{
+	return d->states[s].entry_latency_ns + d->states[s].exit_latency_ns;
+}
+
+/* E_s(t) = a_s + P_s * t for t >= entry + exit: the intercept a_s, in nJ
+ * (mW * ns / 1e6 = nJ ... kept in mW*ns, divided once at the end). */
+static double intercept(const thoth_pm_element_desc_t *d, uint32_t s)
+{
+	double ttr = (double)thoth_pm_wake_latency_ns(d, s);
+	return ttr * ((double)transition_mw(d, s) - (double)d->states[s].power_mw);
+}
+
+double thoth_pm_idle_energy_nj(const thoth_pm_element_desc_t *d, uint32_t s, uint64_t idle_ns)
+{
+	/* mW * ns = 1e-12 J = 1e-3 nJ */
+	return (intercept(d, s) + (double)d->states[s].power_mw * (double)idle_ns) / 1000.0;
+}
+
+/* Where the lines of S (shallower, higher power) and D cross, ns from the
+ * start of the idle period; 0 if D is below S from the start. */
+static uint64_t crossing_ns(const thoth_pm_element_desc_t *d, uint32_t s, uint32_t deep)
+{
+	double ps = d->states[s].power_mw, pd = d->states[deep].power_mw;
+	double da = intercept(d, deep) - intercept(d, s);
+	if (pd >= ps)
+		return THOTH_PM_NONE; /* never pays off against S */
+	if (da <= 0)
+		return 0;
+	double t = da / (ps - pd);
+	return t >= 1.8e19 ? THOTH_PM_NONE : (uint64_t)(t + 0.5);
+}
+
+uint64_t thoth_pm_break_even_ns(const thoth_pm_element_desc_t *d, uint32_t s)
+{
+	if (s == 0)
+		return 0;
+	uint64_t t = crossing_ns(d, 0, s);
+	uint64_t ttr = thoth_pm_wake_latency_ns(d, s);
+	return t < ttr ? ttr : t;
+}
+
+int thoth_pm_element_check(const thoth_pm_element_desc_t *d, const char **why)
+{
+	static const char *const whys[] = {
+		"state_count: must be 1..8",
+		"states[0]: the on-idle state has no entry/exit latency",
+		"states[i].power_mw: a deeper state must draw less than states[0]",
+		"states[i].entry_latency_ns: above 60 s",
+		"states[i].exit_latency_ns: above 60 s",
+		"states[i]: a deeper state needs an entry or exit latency",
+	};
+	int k = -1;
+	if (!d || d->state_count < 1 || d->state_count > THOTH_PM_MAX_STATES)
+		k = 0;
+	else if (d->states[0].entry_latency_ns || d->states[0].exit_latency_ns)
+		k = 1;
+	for (uint32_t i = 1; k < 0 && i < d->state_count; i++) {
+		const thoth_pm_state_desc_t *s = &d->states[i];
+		if (s->power_mw >= d->states[0].power_mw)
+			k = 2;
+		else if (s->entry_latency_ns > THOTH_PM_MAX_LATENCY_NS)
+			k = 3;
+		else if (s->exit_latency_ns > THOTH_PM_MAX_LATENCY_NS)
+			k = 4;
+		else if (!s->entry_latency_ns && !s->exit_latency_ns)
+			k = 5;
+	}
+	if (k < 0)
+		return 0;
+	if (why)
+		*why = whys[k];
+	return THOTH_E_INVAL;
+}
+
+/* Step 1: may S be entered at all? */
+static int allowed(const thoth_pm_element_desc_t *d, const thoth_pm_constraints_t *c, uint32_t s)
+{
+	if (s == 0)
+		return 1;
+	uint64_t wake = thoth_pm_wake_latency_ns(d, s);
+	if (c->latency_ns != THOTH_PM_NONE && wake > c->latency_ns)
+		return 0;
+	if (c->next_event_ns != THOTH_PM_NONE && wake > c->next_event_ns)
+		return 0;
+	return 1;
+}
+
+/* Step 4: from FROM, walk the lower envelope of the allowed deeper states:
+ * each next step is the state whose line crosses the current one first
+ * (the deeper one on ties). */
+static void build_ladder(const thoth_pm_element_desc_t *d, const thoth_pm_constraints_t *c,
+			 uint32_t from, thoth_pm_decision_t *out)
+{
+	uint32_t cur = from;
+	uint64_t now = 0;
+	out->ladder_count = 0;
+	for (;;) {
+		uint32_t best = cur;
+		uint64_t best_t = THOTH_PM_NONE;
+		for (uint32_t s = 0; s < d->state_count; s++) {
+			if (s == cur || !allowed(d, c, s) ||
+			    d->states[s].power_mw >= d->states[cur].power_mw)
+				continue;
+			uint64_t t = crossing_ns(d, cur, s);
+			if (t == THOTH_PM_NONE)
+				continue;
+			if (t < now)
+				t = now;
+			if (t < best_t || (t == best_t && d->states[s].power_mw < d->states[best].power_mw)) {
+				best = s;
+				best_t = t;
+			}
+		}
+		/* A known next event bounds the ladder: a step that cannot leave
+		 * time to wake before the event is pointless. */
+		if (best == cur || (c->next_event_ns != THOTH_PM_NONE &&
+				    best_t + thoth_pm_wake_latency_ns(d, best) > c->next_event_ns))
+			break;
+		out->ladder[out->ladder_count++] = (thoth_pm_step_t){ .state = best, .at_ns = best_t };
+		cur = best;
+		now = best_t;
+	}
+}
+
+static void set_prewake(const thoth_pm_element_desc_t *d, const thoth_pm_constraints_t *c,
+			thoth_pm_decision_t *out)
+{
+	uint32_t deepest = out->ladder_count ? out->ladder[out->ladder_count - 1].state : out->state;
+	out->prewake_ns = (c->next_event_ns != THOTH_PM_NONE && deepest)
+				  ? d->states[deepest].exit_latency_ns : 0;
+}
+
+void thoth_pm_ladder(const thoth_pm_element_desc_t *d, const thoth_pm_constraints_t *c,
+		     uint32_t from_state, thoth_pm_decision_t *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->state = from_state;
+	build_ladder(d, c, from_state, out);
+	set_prewake(d, c, out);
+}
+
+void thoth_pm_choose(const thoth_pm_element_desc_t *d, const thoth_pm_constraints_t *c,
+		     uint64_t predicted_idle_ns, thoth_pm_decision_t *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->predicted_idle_ns = predicted_idle_ns;
+	/* A known event bounds the idle period whatever history says. */
+	uint64_t idle = predicted_idle_ns;
+	if (c->next_event_ns != THOTH_PM_NONE && c->next_event_ns < idle)
+		idle = c->next_event_ns;
+	/* Step 3: of the allowed states worth entering for IDLE, the one with
+	 * the least energy over IDLE (the deepest whose break-even is below
+	 * it, unless a shallower one is cheaper there). */
+	uint32_t best = 0;
+	double best_e = thoth_pm_idle_energy_nj(d, 0, idle);
+	for (uint32_t s = 1; s < d->state_count; s++) {
+		if (!allowed(d, c, s) || thoth_pm_break_even_ns(d, s) > idle)
+			continue;
+		double e = thoth_pm_idle_energy_nj(d, s, idle);
+		if (e <= best_e) {
+			best = s;
+			best_e = e;
+		}
+	}
+	out->state = best;
+	build_ladder(d, c, best, out);
+	set_prewake(d, c, out);
+}
+
+int32_t thoth_pm_cpu_latency_hint_us(const thoth_pm_element_desc_t *d,
+				     const thoth_pm_decision_t *decision)
+{
+	uint64_t ns = d->states[decision->state].exit_latency_ns;
+	uint64_t us = (ns + 999) / 1000;
+	return us > INT32_MAX ? INT32_MAX : (int32_t)us;
+}
+
+/* ---- the engine: description + history -------------------------------------------- */
+
+struct thoth_pm_engine {
+	thoth_pm_element_desc_t desc;
+	thoth_pm_predictor_t predictor;
+	thoth_pm_engine_stats_t stats;
+	uint32_t last_state; /* entered at the last decision, for too_deep */
+};
+
+int thoth_pm_engine_new(const thoth_pm_element_desc_t *d, thoth_pm_engine_t **out,
+			const char **why)
+{
+	int err = thoth_pm_element_check(d, why);
+	if (err)
+		return err;
+	thoth_pm_engine_t *e = calloc(1, sizeof(*e));
+	if (!e)
+		return THOTH_E_NOMEM;
+	e->desc = *d;
+	uint64_t edges[THOTH_PM_MAX_STATES];
+	for (uint32_t s = 0; s < d->state_count; s++)
+		edges[s] = thoth_pm_break_even_ns(d, s);
+	thoth_pm_predictor_init(&e->predictor, edges, d->state_count);
+	*out = e;
+	return 0;
+}
+
+void thoth_pm_engine_free(thoth_pm_engine_t *e)
+{
+	free(e);
+}
+
+const thoth_pm_element_desc_t *thoth_pm_engine_desc(const thoth_pm_engine_t *e)
+{
+	return &e->desc;
+}
+
+void thoth_pm_engine_decide(thoth_pm_engine_t *e, const thoth_pm_constraints_t *c,
+			    thoth_pm_decision_t *out)
+{
+	uint64_t predicted = thoth_pm_predictor_predict(&e->predictor, c->next_event_ns);
+	thoth_pm_choose(&e->desc, c, predicted, out);
+	e->stats.decisions++;
+	e->last_state = out->state;
+}
+
+void thoth_pm_engine_observe(thoth_pm_engine_t *e, uint64_t idle_ns, uint64_t next_event_ns)
+{
+	int hit = thoth_pm_predictor_observe(&e->predictor, idle_ns, next_event_ns);
+	if (hit > 0)
+		e->stats.hits++;
+	else if (hit == 0)
+		e->stats.intercepts++;
+	if (thoth_pm_break_even_ns(&e->desc, e->last_state) > idle_ns)
+		e->stats.too_deep++;
+	e->last_state = 0;
+}
+
+void thoth_pm_engine_stats(const thoth_pm_engine_t *e, thoth_pm_engine_stats_t *out)
+{
+	*out = e->stats;
+}

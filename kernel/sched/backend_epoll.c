@@ -1,0 +1,105 @@
+/*
+ * backend_epoll.c - the default thoth_loop backend: one epoll instance,
+ * level triggered; one epoll_wait per wake-up.  No asynchronous file I/O:
+ * loop.c runs those requests inline and reports them on the next
+ * iteration (loop_backend.h).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "loop_backend.h"
+
+typedef struct ep {
+	int fd;
+} ep_t;
+
+static int ep_create(void **state)
+{
+	ep_t *ep = malloc(sizeof *ep);
+	if (!ep)
+		return THOTH_E_NOMEM;
+	ep->fd = epoll_create1(EPOLL_CLOEXEC);
+	if (ep->fd < 0) {
+		free(ep);
+		return THOTH_E_IO;
+	}
+	*state = ep;
+	return 0;
+}
+
+static void ep_destroy(void *state)
+{
+	ep_t *ep = state;
+	if (!ep)
+		return;
+	close(ep->fd);
+	free(ep);
+}
+
+static uint32_t to_epoll(uint32_t events)
+{
+	return (events & THOTH_LOOP_READ ? EPOLLIN | EPOLLRDHUP : 0) |
+	       (events & THOTH_LOOP_WRITE ? EPOLLOUT : 0);
+}
+
+static int ep_ctl(ep_t *ep, int op, int fd, uint32_t events, void *ptr)
+{
+	struct epoll_event ev = { .events = to_epoll(events), .data.ptr = ptr };
+	if (epoll_ctl(ep->fd, op, fd, &ev) == 0)
+		return 0;
+	int e = errno;
+	return e == EEXIST ? THOTH_E_EXISTS : e == EBADF || e == EPERM ? THOTH_E_INVAL : THOTH_E_IO;
+}
+
+static int ep_add(void *state, int fd, uint32_t events, void *ptr, void **handle)
+{
+	*handle = NULL;
+	return ep_ctl(state, EPOLL_CTL_ADD, fd, events, ptr);
+}
+
+static int ep_modify(void *state, int fd, uint32_t events, void *ptr, void **handle)
+{
+	return ep_ctl(state, EPOLL_CTL_MOD, fd, events, ptr) ? THOTH_E_IO : 0;
+}
+
+static void ep_del(void *state, int fd, void *handle)
+{
+	ep_t *ep = state;
+	epoll_ctl(ep->fd, EPOLL_CTL_DEL, fd, NULL);   /* the fd may be closed already */
+}
+
+static int ep_wait(void *state, loop_ev_t *out, int max, bool block, uint64_t *syscalls)
+{
+	ep_t *ep = state;
+	struct epoll_event ev[64];
+	if (max > 64)
+		max = 64;
+	int n = epoll_wait(ep->fd, ev, max, block ? -1 : 0);
+	++*syscalls;
+	if (n < 0)
+		return errno == EINTR ? 0 : THOTH_E_IO;
+	for (int i = 0; i < n; i++) {
+		uint32_t e = ev[i].events, o = 0;
+		if (e & EPOLLIN)
+			o |= THOTH_LOOP_READ;
+		if (e & EPOLLOUT)
+			o |= THOTH_LOOP_WRITE;
+		if (e & (EPOLLHUP | EPOLLERR | EPOLLRDHUP))
+			o |= THOTH_LOOP_HUP;
+		out[i] = (loop_ev_t){ .ptr = ev[i].data.ptr, .events = o };
+	}
+	return n;
+}
+
+const loop_backend_t loop_backend_epoll = {
+	.name = "epoll",
+	.create = ep_create,
+	.destroy = ep_destroy,
+	.add = ep_add,
+	.modify = ep_modify,
+	.del = ep_del,
+	.io = NULL,
+	.wait = ep_wait,
+};

@@ -1,0 +1,40 @@
+# tests/reliability/client.cmake - clients and services against thothd
+# (issue 11 items 4 and 13, issue 13 section 0): squatters, idle cost,
+# thothd restarts.  Real processes in temp runtime dirs.
+thoth_add_test(test_client_unixsock SOURCES test_client_unixsock.c client_squatter.c
+               LIBS thoth_wire TIMEOUT 60)
+target_include_directories(test_client_unixsock PRIVATE ${CMAKE_SOURCE_DIR}/kernel/ipc)
+
+# The registry (thothd's, pure): local registrations held by their connection.
+if(TARGET thoth_registry)
+  thoth_add_test(test_client_registry_held SOURCES test_client_registry_held.c LIBS thoth_registry)
+endif()
+
+if(TARGET thoth_service AND TARGET thothctl)
+  thoth_add_test(test_client_squatter SOURCES test_client_squatter.c client_squatter.c
+                 LIBS thoth_service TIMEOUT 60)
+  target_compile_definitions(test_client_squatter PRIVATE THOTHCTL_PATH="$<TARGET_FILE:thothctl>")
+  add_dependencies(test_client_squatter thothctl)
+endif()
+
+# Multi-process: real thothd, echo services and clients (tests/thothd's harness).
+if(TARGET thothd AND TARGET echo AND TARGET echo-client)
+  add_executable(client_helper client_helper.c)
+  target_link_libraries(client_helper PRIVATE thoth_service)
+
+  function(client_process_test name)
+    thoth_add_test(${name} SOURCES ${name}.c client_proc.c ${CMAKE_SOURCE_DIR}/tests/thothd/harness.c
+                   LIBS thoth_service TIMEOUT 120)
+    target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR}/tests/thothd)
+    target_compile_definitions(${name} PRIVATE
+      THOTHD_PATH="$<TARGET_FILE:thothd>" ECHO_PATH="$<TARGET_FILE:echo>"
+      ECHO_CLIENT_PATH="$<TARGET_FILE:echo-client>" CLIENT_HELPER_PATH="$<TARGET_FILE:client_helper>")
+    add_dependencies(${name} thothd echo echo-client client_helper)
+  endfunction()
+
+  client_process_test(test_client_idle)
+endif()
+if(TARGET thothd AND TARGET echo AND TARGET echo-client)
+  client_process_test(test_client_restart)
+  target_link_libraries(test_client_restart PRIVATE thoth_channel thoth_idl)
+endif()

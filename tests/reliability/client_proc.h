@@ -1,0 +1,17 @@
+/*
+ * client_proc.h - what the client reliability tests read about a process
+ * from /proc: voluntary context switches (each one is a sleep that ended,
+ * i.e. a wake-up) and open descriptors.
+ */
+#ifndef THOTH_TEST_CLIENT_PROC_H
+#define THOTH_TEST_CLIENT_PROC_H
+
+#include <sys/types.h>
+
+/* voluntary_ctxt_switches of the main thread (the processes under test are
+ * single-threaded), or -1. */
+long client_proc_wakeups(pid_t pid);
+/* Entries in /proc/PID/fd, or -1. */
+int client_proc_fds(pid_t pid);
+
+#endif

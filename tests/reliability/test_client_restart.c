@@ -1,0 +1,215 @@
+/*
+ * test_client_restart.c - issue 11 item 13: thothd restarts cost the demo
+ * nothing.  Real processes: thothd, two echo services and echo-client
+ * calling them (reporting calls/s every second).  thothd is killed (-9)
+ * and restarted three times:
+ *   - echo-client never drops to zero: every report after the baseline
+ *     keeps at least a third of the baseline rate (it picks instances from
+ *     its resolver's cache and calls over channels thothd is not part of);
+ *   - both services are registered again within a second of the new
+ *     thothd answering (re-registration latency printed);
+ *   - no descriptor leaks: each echo's and echo-client's /proc/PID/fd
+ *     count is the same after the third restart as before the first.
+ * And a stopped (hung) thothd never stalls a service: a service started
+ * while thothd is SIGSTOPped serves its channel clients at once.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "client_proc.h"
+#include "echo.thoth.h"
+#include "harness.h"
+#include "thoth/channel.h"
+
+typedef struct {
+	harness_t *h;
+	unsigned want;
+} count_arg_t;
+
+static bool registrations_are(void *p)
+{
+	count_arg_t *a = p;
+	thoth_control_t ctl;
+	if (harness_connect(a->h, &ctl))
+		return false;
+	thoth_daemon_Daemon_status_resp_t st;
+	bool ok = harness_status(&ctl, &st) == 0 && st.registrations == a->want;
+	thoth_control_close(&ctl);
+	return ok;
+}
+
+/* The calls/s figures echo-client printed so far. */
+static int read_rates(const char *log, double *rates, int cap)
+{
+	FILE *f = fopen(log, "r");
+	int n = 0;
+	char line[512];
+	while (f && n < cap && fgets(line, sizeof line, f)) {
+		double r;
+		if (sscanf(line, "echo-client: %lf calls/s", &r) == 1)
+			rates[n++] = r;
+	}
+	if (f)
+		fclose(f);
+	return n;
+}
+
+typedef struct {
+	const char *log;
+	int want;
+} rates_arg_t;
+
+static bool has_reports(void *p)
+{
+	rates_arg_t *a = p;
+	double r[256];
+	return read_rates(a->log, r, 256) >= a->want;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+static void test_thothd_restarts_do_not_stop_calls_or_leak(void **state)
+{
+	harness_t h;
+	assert_int_equal(harness_setup(&h), 0);
+	assert_true(harness_start_thothd(&h, NULL) > 0);
+	const char *echo_argv[] = { ECHO_PATH, "--runtime-dir", h.dir, NULL };
+	pid_t e1 = harness_spawn(&h, "echo1", echo_argv);
+	pid_t e2 = harness_spawn(&h, "echo2", echo_argv);
+	assert_true(e1 > 0 && e2 > 0);
+	count_arg_t two = { &h, 2 };
+	assert_true(harness_wait_until(registrations_are, &two, 10000));
+	const char *client_argv[] = { ECHO_CLIENT_PATH, "--runtime-dir", h.dir, "--rate", "1000",
+				      "--report", "1", NULL };
+	pid_t client = harness_spawn(&h, "client", client_argv);
+	assert_true(client > 0);
+	char log[400];
+	snprintf(log, sizeof log, "%s/client.log", h.dir);
+	rates_arg_t baseline = { log, 3 };
+	assert_true(harness_wait_until(has_reports, &baseline, 15000));
+	int fds_e1 = client_proc_fds(e1), fds_e2 = client_proc_fds(e2);
+	int fds_client = client_proc_fds(client);
+
+	uint64_t worst_ms = 0;
+	for (int i = 0; i < 3; i++) {
+		harness_kill(&h, h.thothd, SIGKILL);
+		/* thothd away for a moment while the client keeps calling */
+		struct timespec away = { 0, 300 * 1000 * 1000 };
+		nanosleep(&away, NULL);
+		assert_true(harness_start_thothd(&h, NULL) > 0);
+		uint64_t t0 = harness_now_ms();
+		assert_true(harness_wait_until(registrations_are, &two, 5000));
+		uint64_t took = harness_now_ms() - t0;
+		fprintf(stderr, "# restart %d: both services registered again %llu ms after thothd "
+			"answered\n", i + 1, (unsigned long long)took);
+		if (took > worst_ms)
+			worst_ms = took;
+	}
+	assert_true(worst_ms < 1000);
+	/* Two more reports cover the last restart. */
+	double rates[256];
+	int before = read_rates(log, rates, 256);
+	rates_arg_t more = { log, before + 2 };
+	assert_true(harness_wait_until(has_reports, &more, 10000));
+	int n = read_rates(log, rates, 256);
+	double base[3] = { rates[0], rates[1], rates[2] };
+	qsort(base, 3, sizeof base[0], cmp_double);
+	double lowest = rates[3];
+	for (int i = 3; i < n; i++)
+		lowest = rates[i] < lowest ? rates[i] : lowest;
+	fprintf(stderr, "# echo-client: baseline median %.0f calls/s, lowest during restarts %.0f "
+		"calls/s (%d reports)\n", base[1], lowest, n);
+	assert_true(lowest >= base[1] / 3);
+
+	fprintf(stderr, "# fds: echo %d->%d, echo %d->%d, echo-client %d->%d\n", fds_e1,
+		client_proc_fds(e1), fds_e2, client_proc_fds(e2), fds_client,
+		client_proc_fds(client));
+	assert_int_equal(client_proc_fds(e1), fds_e1);
+	assert_int_equal(client_proc_fds(e2), fds_e2);
+	assert_int_equal(client_proc_fds(client), fds_client);
+	harness_teardown(&h);
+}
+
+typedef struct {
+	char path[300];
+} exists_arg_t;
+
+static bool socket_exists(void *p)
+{
+	exists_arg_t *a = p;
+	struct stat st;
+	return stat(a->path, &st) == 0;
+}
+
+static void test_stopped_thothd_does_not_stall_a_service(void **state)
+{
+	harness_t h;
+	assert_int_equal(harness_setup(&h), 0);
+	assert_true(harness_start_thothd(&h, NULL) > 0);
+	kill(h.thothd, SIGSTOP);        /* hung: accepts nothing, answers nothing */
+	const char *echo_argv[] = { ECHO_PATH, "--runtime-dir", h.dir, NULL };
+	pid_t echo = harness_spawn(&h, "echo", echo_argv);
+	assert_true(echo > 0);
+	exists_arg_t sock;
+	snprintf(sock.path, sizeof sock.path, "%s/echo-%d.sock", h.dir, (int)echo);
+	assert_true(harness_wait_until(socket_exists, &sock, 5000));
+
+	/* Channel calls for 3 s (longer than the service's answer deadline):
+	 * none may wait for thothd. */
+	uint64_t t0 = harness_now_ms(), worst = 0;
+	thoth_chan_config_t cfg = { .iface = &thoth_echo_Echo_info, .timeout_ms = 5000 };
+	thoth_chan_t *ch;
+	char why[300];
+	assert_int_equal(thoth_chan_connect(sock.path, &cfg, &ch, why, sizeof why), 0);
+	uint64_t connect_ms = harness_now_ms() - t0;
+	int calls = 0;
+	while (harness_now_ms() - t0 < 3000) {
+		uint64_t c0 = harness_now_ms();
+		static const char payload[] = "ping";
+		thoth_echo_Echo_echo_req_t req = {
+			.data = { .ptr = (const uint8_t *)payload, .len = sizeof payload } };
+		thoth_echo_Echo_echo_resp_t resp;
+		assert_int_equal(thoth_echo_Echo_echo(thoth_chan_client(ch), &req, &resp, NULL), 0);
+		uint64_t took = harness_now_ms() - c0;
+		worst = took > worst ? took : worst;
+		calls++;
+		struct timespec gap = { 0, 1000 * 1000 };       /* pacing, not synchronization */
+		nanosleep(&gap, NULL);
+	}
+	fprintf(stderr, "# thothd stopped: channel connect %llu ms, %d calls, slowest %llu ms\n",
+		(unsigned long long)connect_ms, calls, (unsigned long long)worst);
+	assert_true(connect_ms < 500);
+	assert_true(worst < 500);
+	thoth_chan_close(ch);
+
+	/* Once thothd runs again the service registers. */
+	kill(h.thothd, SIGCONT);
+	count_arg_t one = { &h, 1 };
+	assert_true(harness_wait_until(registrations_are, &one, 10000));
+	harness_teardown(&h);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_thothd_restarts_do_not_stop_calls_or_leak),
+		cmocka_unit_test(test_stopped_thothd_does_not_stall_a_service),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
