@@ -19,7 +19,7 @@
 
 #include "engine.h"
 
-#define THOTH_PM_MAX_OPPS 16
+#define THOTH_PM_MODEL_MAX_OPPS 16
 
 /* One operating point of a performance domain.  Power while one CPU of the
  * domain runs at this OPP = core_mw + cluster_mw (the EAS models split it). */
@@ -35,7 +35,7 @@ typedef struct thoth_pm_cpu_model {
 	const char *name;   /* "hikey-a53", "juno-a57", "juno-a53" */
 	const char *source; /* where the numbers come from */
 	uint32_t opp_count; /* opps[] in increasing frequency */
-	thoth_pm_opp_t opps[THOTH_PM_MAX_OPPS];
+	thoth_pm_opp_t opps[THOTH_PM_MODEL_MAX_OPPS];
 	/* Power when every core of the domain is idle and the cluster is
 	 * powered down (EAS "cluster-sleep"): the floor a finished burst
 	 * returns to.  The simulator charges it for idle time. */

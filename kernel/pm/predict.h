@@ -7,14 +7,16 @@
  * mechanism).  An idle period that ends in the bin of the known next event
  * is a "hit", one that ends earlier an "intercept".
  *
- * The prediction is deliberately the low tail, not the mean: the bin that
- * at most 10% of the decayed history fell short of (the deepest such), and
- * within it the decayed mean of the idle lengths that fell there (each bin
- * also keeps that sum; a mean stays inside its bin, so the choice never
- * goes past the bin).  The
- * engine enters the deepest state whose break-even is below it, so at most
- * ~10% of its immediate decisions can be too deep on a steady workload;
- * longer idle periods are caught by the ladder (engine.h step 4).
+ * The prediction is a low quantile, not the mean: the deepest bin that at
+ * most SHORT_PERMILLE of the decayed history fell short of, and within it
+ * the decayed mean of the idle lengths that fell there (each bin also keeps
+ * that sum; a mean stays inside its bin, so the choice never goes past the
+ * bin).  The quantile is the engine's one tuned constant: 45% is the
+ * largest that keeps too-deep decisions at or under 10% on every device of
+ * bench_pm's trace set (docs/PM.md has the table for 25..50%); smaller is
+ * safer and costs energy, larger saves energy and goes too deep more often.
+ * Idle periods longer than predicted are caught by the engine's ladder
+ * (engine.h step 4).
  */
 #ifndef THOTH_PM_PREDICT_H
 #define THOTH_PM_PREDICT_H
@@ -25,7 +27,7 @@
 
 #define THOTH_PM_PREDICT_PULSE 1024u
 #define THOTH_PM_PREDICT_DECAY_SHIFT 3 /* weights *= 7/8 per observation */
-#define THOTH_PM_PREDICT_SHORT_PERMILLE 100 /* the tail allowed to be shorter */
+#define THOTH_PM_PREDICT_SHORT_PERMILLE 450 /* the tail allowed to be shorter */
 
 typedef struct thoth_pm_predictor {
 	uint32_t bins;

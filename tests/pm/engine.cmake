@@ -4,3 +4,16 @@ if(TARGET thoth_pm)
   thoth_add_test(test_pm_energy SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_pm_energy.c LIBS thoth_pm)
   thoth_add_test(test_pm_engine SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_pm_engine.c LIBS thoth_pm)
 endif()
+if(TARGET thoth_pm)
+  thoth_add_test(test_pm_sim SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_pm_sim.c LIBS thoth_pm)
+endif()
+if(TARGET thoth_pm)
+  thoth_add_test(test_pm_dvfs SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_pm_dvfs.c LIBS thoth_pm)
+endif()
+# `thothctl pm sim` end to end (exit codes, JSON parsed by python3).
+if(TARGET thothctl AND TARGET thoth_pm)
+  add_test(NAME test_pm_sim_cli
+           COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/pm_sim_cli.sh $<TARGET_FILE:thothctl>
+                   ${CMAKE_SOURCE_DIR}/bench/pm/traces ${THOTH_PYTHON3_EXE})
+  set_tests_properties(test_pm_sim_cli PROPERTIES TIMEOUT 120)
+endif()

@@ -152,31 +152,33 @@ static void test_long_idle_history_goes_deep_at_once(void **state)
 	thoth_pm_engine_free(e);
 }
 
-static void test_one_short_idle_makes_the_engine_shallow_until_it_decays(void **state)
+static void test_a_run_of_short_idles_makes_the_engine_shallow_until_it_decays(void **state)
 {
 	thoth_pm_engine_t *e;
 	assert_int_equal(thoth_pm_engine_new(nic(), &e, NULL), 0);
 	thoth_pm_decision_t d;
 	for (int i = 0; i < 20; i++)
 		thoth_pm_engine_observe(e, 50 * MS, THOTH_PM_NONE);
-	thoth_pm_engine_observe(e, 100 * US, THOTH_PM_NONE); /* an intercept */
-	thoth_pm_engine_decide(e, &no_bounds, &d);
-	assert_int_equal(d.state, 1);
-	assert_int_equal(d.ladder_count, 1); /* D3 still reachable by timeout */
-	/* The short pulse decays 1024, 896, 784, 686 while the total (~7700
-	 * after 21 pulses) grows toward 8192: 784/7810 = 10.04% is still over
-	 * the 10% tail, 686/7850 = 8.7% is not: deep again after 3 long idles */
+	/* Short pulses add 1024 each while the long weight (~7630) decays by
+	 * 1/8: after 4 the short share is 3390/7860 = 43% (still under the
+	 * 45% tail), after 5 it is 3990/7900 = 50.5%. */
 	int k = 0;
-	while (d.state != 2 && k < 10) {
-		thoth_pm_engine_observe(e, 50 * MS, THOTH_PM_NONE);
+	do {
+		thoth_pm_engine_observe(e, 100 * US, THOTH_PM_NONE); /* intercepts */
 		thoth_pm_engine_decide(e, &no_bounds, &d);
 		k++;
-	}
-	assert_int_equal(k, 3);
+	} while (d.state == 2 && k < 10);
+	assert_int_equal(k, 5);
+	assert_int_equal(d.state, 1);
+	assert_int_equal(d.ladder_count, 1); /* D3 still reachable by timeout */
+	/* One long idle: 3491 short of 7937 = 44%: deep again. */
+	thoth_pm_engine_observe(e, 50 * MS, THOTH_PM_NONE);
+	thoth_pm_engine_decide(e, &no_bounds, &d);
+	assert_int_equal(d.state, 2);
 	thoth_pm_engine_stats_t st;
 	thoth_pm_engine_stats(e, &st);
-	assert_int_equal(st.intercepts, 1);
-	assert_int_equal(st.hits, 23);
+	assert_int_equal(st.intercepts, 5);
+	assert_int_equal(st.hits, 21);
 	thoth_pm_engine_free(e);
 }
 
@@ -252,7 +254,7 @@ int main(void)
 		cmocka_unit_test(test_known_next_event_bounds_the_choice_and_prewakes),
 		cmocka_unit_test(test_fresh_engine_starts_shallow_with_the_break_even_ladder),
 		cmocka_unit_test(test_long_idle_history_goes_deep_at_once),
-		cmocka_unit_test(test_one_short_idle_makes_the_engine_shallow_until_it_decays),
+		cmocka_unit_test(test_a_run_of_short_idles_makes_the_engine_shallow_until_it_decays),
 		cmocka_unit_test(test_too_deep_counts_decisions_whose_break_even_was_not_reached),
 		cmocka_unit_test(test_cpu_hint_is_the_chosen_states_exit_latency),
 		cmocka_unit_test(test_bad_descriptions_are_refused_naming_the_field),

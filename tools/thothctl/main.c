@@ -5,6 +5,7 @@
  *   thothctl [--runtime-dir DIR] [--json] services [--watch] [PREFIX]
  *   thothctl [--runtime-dir DIR] [--json] resolve NAME [--min-version V]
  *   thothctl [--runtime-dir DIR] trace start|stop|dump|--duration S ...  (trace.c)
+ *   thothctl pm sim TRACE --policy P [--json] ...  (pm_sim.c; needs no thothd)
  *   thothctl [--runtime-dir DIR] [--json] pm                                (pm.c)
  *
  * Exit status: 0 done, 1 failed (thothd not running, name not found, ...),
@@ -43,6 +44,9 @@ static void usage(FILE *out)
 		"        [--json FILE] [--ctf DIR]\n"
 		"                                  collect trace events from every thoth\n"
 		"                                  process (`thothctl trace --help`)\n"
+		"  pm sim TRACE --policy P [--device D | --cpu M] [--json]\n"
+		"                                  replay a trace on the PM simulator\n"
+		"                                  (modelled energy; `thothctl pm sim --help`)\n"
 		"\n"
 		"options:\n"
 		"  --runtime-dir DIR   thothd's runtime dir (default: $THOTH_RUNTIME_DIR,\n"
@@ -381,6 +385,8 @@ int main(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "trace") == 0)
 			return thothctl_trace(argc - i, argv + i, runtime_dir);
+		if (strcmp(argv[i], "pm") == 0 && i + 1 < argc && strcmp(argv[i + 1], "sim") == 0)
+			return thothctl_pm_sim(argc - i - 1, argv + i + 1, runtime_dir);
 		if (strcmp(argv[i], "pm") == 0)
 			return thothctl_pm(argc - i, argv + i, runtime_dir, early_json);
 		if (strcmp(argv[i], "--json") == 0)

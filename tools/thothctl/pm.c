@@ -1,8 +1,9 @@
 /*
  * pm.c - `thothctl pm [--json]`: the power broker's elements, levels,
  * leases and their holders, residency, transitions and modelled energy
- * (PowerBroker.state, idl/pm.tidl).  `thothctl pm sim` belongs to the
- * policy engine's file (pm_sim.c) and is called through a weak hook.
+ * (PowerBroker.state, idl/pm.tidl).  `thothctl pm sim` is the policy
+ * engine's (pm_sim.c); main.c sends `pm sim` there, and so does this file
+ * for `pm --json sim`.
  *
  * --json prints one object: {"now_ns", "qos_us", "elements": [...],
  * "keepers": [...]}; each element has "levels", "current_level",
@@ -15,9 +16,6 @@
 
 #include "pm.thoth.h"
 #include "thothctl.h"
-
-/* Defined by pm_sim.c when the simulator is built in. */
-int thothctl_pm_sim(int argc, char **argv, const char *runtime_dir) __attribute__((weak));
 
 static void json_str(const char *s, size_t len)
 {
@@ -165,13 +163,8 @@ int thothctl_pm(int argc, char **argv, const char *runtime_dir, bool json)
 			return 2;
 		}
 	}
-	if (i < argc) {
-		if (!thothctl_pm_sim) {
-			fprintf(stderr, "thothctl pm sim: the simulator is not built into this thothctl\n");
-			return 2;
-		}
+	if (i < argc)
 		return thothctl_pm_sim(argc - i, argv + i, runtime_dir);
-	}
 	thoth_control_t ctl;
 	if (thothctl_connect(&ctl, runtime_dir))
 		return 1;

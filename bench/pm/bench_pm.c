@@ -1,0 +1,230 @@
+/*
+ * bench_pm - PM-2 (device power states) and SCHED-1 (CPU frequency): every
+ * policy and governor on the same traces in one run, with the ratios the
+ * targets are stated in (docs/BENCHMARKS.md, docs/PM.md).
+ *
+ * All energy here is MODELLED: published power tables (kernel/pm/energy.c)
+ * applied to the simulated timeline.  The traces are synthetic (seeded,
+ * so every run prints the same numbers) plus traces recorded from this
+ * system's own services (the .json files in bench/pm/traces, `thothctl trace`).
+ */
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sim.h"
+
+#define US 1000ull
+#define MS 1000000ull
+#define MAX_TRACES 32
+
+typedef struct named_spec {
+	const char *name, *spec;
+} named_spec_t;
+
+/* Device traces: idle gaps from ms to seconds (the NVMe states' range). */
+static const named_spec_t device_specs[] = {
+	{ "periodic-100ms", "periodic period_us=100000 work_us=1000 duration_ms=60000" },
+	{ "poisson-200ms", "poisson mean_gap_us=200000 work_us=2000 duration_ms=60000" },
+	{ "poisson-20ms", "poisson mean_gap_us=20000 work_us=500 duration_ms=60000" },
+	{ "bursty", "bursty burst=8 gap_us=2000 burst_gap_us=3000000 work_us=1000 duration_ms=60000" },
+	{ "pareto", "pareto xmin_us=5000 alpha=1.5 work_us=1000 duration_ms=60000" },
+	{ "chain", "chain depth=4 mean_gap_us=500000 work_us=2000 duration_ms=60000" },
+};
+
+/* CPU traces: work_us is at capacity 1024 and is scaled to each domain's
+ * largest capacity (a little cluster gets proportionally less work). */
+static const named_spec_t cpu_specs[] = {
+	{ "frames-60hz", "periodic period_us=16667 work_us=4000 deadline_us=16667" },
+	{ "poisson-10ms", "poisson mean_gap_us=10000 work_us=2000 deadline_us=10000" },
+	{ "bursty", "bursty burst=10 gap_us=1000 burst_gap_us=200000 work_us=1000 deadline_us=20000" },
+	{ "heavy-step", "periodic period_us=200000 work_us=80000 deadline_us=100000" },
+	{ "pareto", "pareto xmin_us=2000 alpha=1.5 work_us=500 deadline_us=5000" },
+	{ "chain", "chain depth=3 mean_gap_us=50000 work_us=2000 deadline_us=10000" },
+};
+
+static size_t recorded(thoth_pm_trace_t *out, size_t max, uint64_t deadline_ns)
+{
+	size_t n = 0;
+	DIR *dir = opendir(THOTH_PM_TRACE_DIR);
+	if (!dir)
+		return 0;
+	char names[MAX_TRACES][256];
+	size_t count = 0;
+	struct dirent *e;
+	while ((e = readdir(dir)) && count < MAX_TRACES)
+		if (strstr(e->d_name, ".json") || strstr(e->d_name, ".txt"))
+			snprintf(names[count++], sizeof(names[0]), "%s", e->d_name);
+	closedir(dir);
+	qsort(names, count, sizeof(names[0]), (int (*)(const void *, const void *))strcmp);
+	for (size_t i = 0; i < count && n < max; i++) {
+		char path[512], why[200];
+		snprintf(path, sizeof(path), "%s/%s", THOTH_PM_TRACE_DIR, names[i]);
+		if (thoth_pm_trace_load(path, deadline_ns, 0, &out[n], why, sizeof(why)) == 0)
+			n++;
+		else
+			printf("  (skipped %s: %s)\n", names[i], why);
+	}
+	return n;
+}
+
+/* ---- devices -------------------------------------------------------------------------- */
+
+static void devices(void)
+{
+	thoth_pm_trace_t traces[MAX_TRACES];
+	size_t nt = 0;
+	for (size_t i = 0; i < sizeof(device_specs) / sizeof(device_specs[0]); i++) {
+		const char *why;
+		if (thoth_pm_trace_generate(device_specs[i].spec, device_specs[i].name, &traces[nt],
+					    &why) == 0)
+			nt++;
+		else
+			printf("  bad spec %s: %s\n", device_specs[i].name, why);
+	}
+	size_t synthetic = nt;
+	nt += recorded(traces + nt, MAX_TRACES - nt, 10 * MS);
+
+	printf("PM-2 device policies: MODELLED energy (published NVMe tables; nic-sim is synthetic)\n");
+	printf("ratio = energy / oracle on the same trace; viol = wake-ups over the QoS;\n"
+	       "deep = too-deep decisions (deepest state entered had break-even > idle) / idle periods\n");
+	for (size_t mi = 0; thoth_pm_device_model_at(mi); mi++) {
+		const thoth_pm_device_model_t *m = thoth_pm_device_model_at(mi);
+		printf("\n-- %s (%s), QoS %.3f ms\n", m->desc.name, m->source, m->qos_ns / 1e6);
+		printf("%-16s", "trace");
+		for (int p = 0; p < THOTH_PM_DEV_COUNT; p++)
+			printf(" %12s", thoth_pm_device_policy_name(p));
+		printf("\n");
+		double sum_ratio[THOTH_PM_DEV_COUNT] = { 0 }, worst[THOTH_PM_DEV_COUNT] = { 0 };
+		uint64_t viol[THOTH_PM_DEV_COUNT] = { 0 }, deep[THOTH_PM_DEV_COUNT] = { 0 },
+			 idles[THOTH_PM_DEV_COUNT] = { 0 };
+		double vs_fixed_sum = 0;
+		for (size_t ti = 0; ti < nt; ti++) {
+			thoth_pm_device_result_t r[THOTH_PM_DEV_COUNT];
+			for (int p = 0; p < THOTH_PM_DEV_COUNT; p++)
+				thoth_pm_sim_device(m, m->qos_ns, &traces[ti], p, &r[p]);
+			double oracle = r[THOTH_PM_DEV_ORACLE].energy_mj;
+			printf("%-16.16s", traces[ti].name);
+			for (int p = 0; p < THOTH_PM_DEV_COUNT; p++) {
+				double ratio = r[p].energy_mj / oracle;
+				sum_ratio[p] += ratio;
+				if (ratio > worst[p])
+					worst[p] = ratio;
+				viol[p] += r[p].qos_violations;
+				deep[p] += r[p].too_deep;
+				idles[p] += r[p].idle_periods;
+				char cell[32];
+				snprintf(cell, sizeof(cell), "%.3fx%s", ratio, r[p].qos_violations ? "!" : "");
+				printf(" %12s", cell);
+			}
+			vs_fixed_sum += r[THOTH_PM_DEV_ENGINE].energy_mj /
+					r[THOTH_PM_DEV_FIXED_2S_QOS].energy_mj;
+			printf("   (oracle %.1f mJ%s)\n", oracle, ti >= synthetic ? ", recorded" : "");
+		}
+		printf("%-16s", "mean ratio");
+		for (int p = 0; p < THOTH_PM_DEV_COUNT; p++)
+			printf(" %11.3fx", sum_ratio[p] / nt);
+		printf("\n%-16s", "worst ratio");
+		for (int p = 0; p < THOTH_PM_DEV_COUNT; p++)
+			printf(" %11.3fx", worst[p]);
+		printf("\n%-16s", "QoS violations");
+		for (int p = 0; p < THOTH_PM_DEV_COUNT; p++)
+			printf(" %12llu", (unsigned long long)viol[p]);
+		printf("\n%-16s", "too deep");
+		for (int p = 0; p < THOTH_PM_DEV_COUNT; p++) {
+			char cell[32];
+			snprintf(cell, sizeof(cell), "%.1f%%", idles[p] ? 100.0 * deep[p] / idles[p] : 0.0);
+			printf(" %12s", cell);
+		}
+		printf("\nengine vs fixed-2s-qos (equal violations: both keep the QoS): "
+		       "%.1f%% less modelled energy on average\n",
+		       100.0 * (1 - vs_fixed_sum / nt));
+	}
+	for (size_t i = 0; i < nt; i++)
+		thoth_pm_trace_free(&traces[i]);
+}
+
+/* ---- CPUs ----------------------------------------------------------------------------- */
+
+static void cpus(void)
+{
+	printf("\nSCHED-1 governors: MODELLED energy (Arm EAS tables), 50 us steps, switch latency "
+	       "0.5 ms (assumed)\n");
+	printf("ratio = energy / schedutil; opt = energy / offline optimum; miss = deadline misses;\n"
+	       "ineff = busy time at inefficient OPPs; ramp = p95 time from arrival to the optimum's "
+	       "speed\n");
+	for (size_t mi = 0; thoth_pm_cpu_model_at(mi); mi++) {
+		const thoth_pm_cpu_model_t *m = thoth_pm_cpu_model_at(mi);
+		double scale = m->opps[m->opp_count - 1].capacity / 1024.0;
+		thoth_pm_trace_t traces[MAX_TRACES];
+		size_t nt = 0;
+		for (size_t i = 0; i < sizeof(cpu_specs) / sizeof(cpu_specs[0]); i++) {
+			/* scale work_us to the domain's capacity */
+			char spec[256];
+			const char *w = strstr(cpu_specs[i].spec, "work_us=");
+			double work = atof(w + 8) * scale;
+			snprintf(spec, sizeof(spec), "%.*swork_us=%.1f%s duration_ms=20000",
+				 (int)(w - cpu_specs[i].spec), cpu_specs[i].spec, work,
+				 strchr(w, ' ') ? strchr(w, ' ') : "");
+			const char *why;
+			if (thoth_pm_trace_generate(spec, cpu_specs[i].name, &traces[nt], &why) == 0)
+				nt++;
+			else
+				printf("  bad spec %s: %s\n", cpu_specs[i].name, why);
+		}
+		size_t synthetic = nt;
+		nt += recorded(traces + nt, MAX_TRACES - nt, 1 * MS);
+		printf("\n-- %s (%s)\n", m->name, m->source);
+		printf("%-14s %-11s %9s %7s %7s %5s %6s %9s\n", "trace", "governor", "energy_mJ",
+		       "ratio", "opt", "miss", "ineff", "ramp_p95");
+		double sum_vs_su = 0, worst_vs_opt = 0;
+		uint64_t miss_th = 0, miss_su = 0, ineff_th = 0, busy_th = 0, ramp_th = 0, ramp_su = 0;
+		for (size_t ti = 0; ti < nt; ti++) {
+			thoth_pm_cpu_result_t r[THOTH_PM_CPU_OPTIMUM + 1];
+			for (int k = 0; k <= THOTH_PM_CPU_OPTIMUM; k++)
+				thoth_pm_sim_cpu(m, &traces[ti], k, &r[k]);
+			double su = r[THOTH_PM_GOV_SCHEDUTIL].energy_mj;
+			double opt = r[THOTH_PM_CPU_OPTIMUM].energy_mj;
+			for (int k = 0; k <= THOTH_PM_CPU_OPTIMUM; k++) {
+				const char *name = k == THOTH_PM_CPU_OPTIMUM ? "optimum" : thoth_pm_governor_name(k);
+				printf("%-14.14s %-11s %9.1f %6.3fx %6.3fx %5llu %5.1f%% %7.2fms%s\n",
+				       k ? "" : traces[ti].name, name, r[k].energy_mj, r[k].energy_mj / su,
+				       r[k].energy_mj / opt, (unsigned long long)r[k].deadline_misses,
+				       r[k].busy_ns ? 100.0 * r[k].inefficient_busy_ns / r[k].busy_ns : 0.0,
+				       r[k].ramp_p95_ns / 1e6,
+				       k == THOTH_PM_CPU_OPTIMUM && !r[k].optimum_exact ? " (infeasible)" :
+				       k == 0 && ti >= synthetic ? " (recorded)" : "");
+			}
+			const thoth_pm_cpu_result_t *th = &r[THOTH_PM_GOV_THOTH];
+			sum_vs_su += th->energy_mj / su;
+			if (th->energy_mj / opt > worst_vs_opt)
+				worst_vs_opt = th->energy_mj / opt;
+			miss_th += th->deadline_misses;
+			miss_su += r[THOTH_PM_GOV_SCHEDUTIL].deadline_misses;
+			ineff_th += th->inefficient_busy_ns;
+			busy_th += th->busy_ns;
+			if (th->ramp_p95_ns > ramp_th)
+				ramp_th = th->ramp_p95_ns;
+			if (r[THOTH_PM_GOV_SCHEDUTIL].ramp_p95_ns > ramp_su)
+				ramp_su = r[THOTH_PM_GOV_SCHEDUTIL].ramp_p95_ns;
+		}
+		printf("summary %s: thoth/schedutil mean %.3fx, thoth/optimum worst %.3fx, misses "
+		       "thoth %llu vs schedutil %llu, thoth inefficient-OPP residency %.2f%%, "
+		       "ramp p95 worst thoth %.2f ms vs schedutil %.2f ms\n",
+		       m->name, sum_vs_su / nt, worst_vs_opt, (unsigned long long)miss_th,
+		       (unsigned long long)miss_su, busy_th ? 100.0 * ineff_th / busy_th : 0.0,
+		       ramp_th / 1e6, ramp_su / 1e6);
+		for (size_t i = 0; i < nt; i++)
+			thoth_pm_trace_free(&traces[i]);
+	}
+}
+
+int main(void)
+{
+	printf("bench_pm: all energy figures are MODELLED (no RAPL, no cpufreq on this machine)\n\n");
+	devices();
+	cpus();
+	return 0;
+}

@@ -1,0 +1,70 @@
+/*
+ * dvfs.h - SCHED-1 on a live system: the thoth governor (governor.h) fed
+ * with what a ThothOS service knows, writing the frequency where the host
+ * lets it.
+ *
+ *   - Utilisation per service thread: PELT over the thread's CPU time, read
+ *     from /proc/self/task/TID/schedstat (the first field: ns on a CPU).
+ *   - Known demand: the service reports each request arriving on its
+ *     channels (with its deadline: the client's QoS) and each completion
+ *     (with the CPU time it took); queued requests raise the frequency
+ *     before the thread has run, as iowait boost does for I/O.
+ *   - Backends, detected under $THOTH_SYSFS_ROOT (tests use fixture trees):
+ *       setspeed   cpufreq's userspace governor: write scaling_setspeed
+ *       limits     any other cpufreq governor: pin scaling_min_freq and
+ *                  scaling_max_freq to the chosen OPP
+ *       simulated  no cpufreq (this VM): the choice is recorded and
+ *                  reported as simulated, nothing is written
+ *     (uclamp and the rest of the Linux interfaces are PM-1's backends,
+ *     kernel/pm/backend*.c; this file keeps a minimal cpufreq writer of its
+ *     own so that SCHED-1 works without them.)
+ * Frequencies written are the model's OPPs mapped to the host's available
+ * frequencies (the nearest at or above).
+ */
+#ifndef THOTH_PM_DVFS_H
+#define THOTH_PM_DVFS_H
+
+#include <stdint.h>
+
+#include "governor.h"
+
+typedef enum thoth_pm_dvfs_backend {
+	THOTH_PM_DVFS_SIMULATED,
+	THOTH_PM_DVFS_SETSPEED,
+	THOTH_PM_DVFS_LIMITS,
+} thoth_pm_dvfs_backend_t;
+
+const char *thoth_pm_dvfs_backend_name(thoth_pm_dvfs_backend_t b);
+
+typedef struct thoth_pm_dvfs thoth_pm_dvfs_t;
+
+/* Govern CPU (the performance domain it belongs to) with MODEL's OPPs.
+ * Detects the backend; never fails for lack of cpufreq (simulated). */
+int thoth_pm_dvfs_new(uint32_t cpu, const thoth_pm_cpu_model_t *model, uint64_t now_ns,
+		      thoth_pm_dvfs_t **out);
+void thoth_pm_dvfs_free(thoth_pm_dvfs_t *d);
+thoth_pm_dvfs_backend_t thoth_pm_dvfs_backend(const thoth_pm_dvfs_t *d);
+
+/* A request was queued (DEADLINE_NS absolute) / the oldest one finished
+ * after costing CPU_NS of CPU time at the current OPP. */
+int thoth_pm_dvfs_arrived(thoth_pm_dvfs_t *d, uint64_t deadline_ns);
+void thoth_pm_dvfs_completed(thoth_pm_dvfs_t *d, uint64_t cpu_ns);
+
+/* Re-decide at NOW_NS given RUNNING_NS of CPU time since the last call
+ * (thoth_pm_thread_cpu_ns differences); writes the backend when the OPP
+ * changes.  *OPP_OUT: the OPP index chosen.  THOTH_E_IO (with errno kept
+ * in thoth_pm_dvfs_error) if the write failed. */
+int thoth_pm_dvfs_update(thoth_pm_dvfs_t *d, uint64_t now_ns, uint64_t running_ns,
+			 uint32_t *opp_out);
+
+/* The frequency last written (or, simulated, chosen), kHz; and why the
+ * last write failed ("" if none). */
+uint32_t thoth_pm_dvfs_current_khz(const thoth_pm_dvfs_t *d);
+const char *thoth_pm_dvfs_error(const thoth_pm_dvfs_t *d);
+
+/* CPU time of thread TID (0: the caller) in ns, from
+ * $THOTH_SYSFS_ROOT/proc/self/task/TID/schedstat (or the calling thread's
+ * CLOCK_THREAD_CPUTIME_ID when TID is 0 and no root override is set). */
+int thoth_pm_thread_cpu_ns(int tid, uint64_t *out);
+
+#endif

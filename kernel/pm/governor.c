@@ -1,0 +1,208 @@
+/*
+ * governor.c - PELT and the frequency governors (governor.h describes each;
+ * docs/PM.md "The governor" gives the reasons).
+ */
+#include <math.h>
+#include <string.h>
+
+#include "governor.h"
+#include "thoth/error.h"
+
+static const char *const names[THOTH_PM_GOV_COUNT] = {
+	"performance", "powersave", "ondemand", "schedutil", "thoth",
+};
+
+const char *thoth_pm_governor_name(thoth_pm_governor_kind_t k)
+{
+	return (unsigned)k < THOTH_PM_GOV_COUNT ? names[k] : "?";
+}
+
+int thoth_pm_governor_parse(const char *name, thoth_pm_governor_kind_t *out)
+{
+	for (int k = 0; name && k < THOTH_PM_GOV_COUNT; k++)
+		if (strcmp(name, names[k]) == 0) {
+			*out = (thoth_pm_governor_kind_t)k;
+			return 0;
+		}
+	return THOTH_E_NOT_FOUND;
+}
+
+double thoth_pm_pelt_update(thoth_pm_pelt_t *p, uint64_t now_ns, uint64_t running_ns,
+			    uint32_t capacity)
+{
+	if (now_ns <= p->last_ns)
+		return p->util;
+	uint64_t dt = now_ns - p->last_ns;
+	if (running_ns > dt)
+		running_ns = dt;
+	/* Geometric decay with y^32ms = 1/2; the elapsed window contributes
+	 * its (frequency-scaled) running share at full weight 1 - decay.  The
+	 * kernel sums 1 ms segments; for the steps we use (<= 1 ms) this is
+	 * the same signal up to rounding. */
+	double decay = exp2(-(double)dt / (double)THOTH_PM_PELT_HALF_LIFE_NS);
+	double share = (double)running_ns / (double)dt * (double)capacity / 1024.0;
+	p->util = p->util * decay + 1024.0 * share * (1.0 - decay);
+	p->last_ns = now_ns;
+	return p->util;
+}
+
+void thoth_pm_governor_init(thoth_pm_governor_t *g, thoth_pm_governor_kind_t kind,
+			    const thoth_pm_cpu_model_t *model, uint64_t now_ns)
+{
+	memset(g, 0, sizeof(*g));
+	g->kind = kind;
+	g->model = model;
+	g->pelt.last_ns = now_ns;
+	g->window_start_ns = now_ns;
+	g->opp = kind == THOTH_PM_GOV_PERFORMANCE ? model->opp_count - 1 : 0;
+	if (kind == THOTH_PM_GOV_THOTH)
+		g->opp = thoth_pm_opp_for_capacity(model, 0);
+	g->last_change_ns = now_ns;
+}
+
+void thoth_pm_governor_completed(thoth_pm_governor_t *g, double work)
+{
+	/* Mean and mean deviation with gain 1/8 and 1/4, as TCP's SRTT and
+	 * RTTVAR (RFC 6298): cheap, and the deviation term covers the
+	 * variance that a mean alone would turn into deadline misses. */
+	if (g->completions++ == 0) {
+		g->est_mean = work;
+		g->est_dev = 0;
+		return;
+	}
+	double err = work - g->est_mean;
+	g->est_dev += (fabs(err) - g->est_dev) / 4;
+	g->est_mean += err / 8;
+}
+
+static uint32_t max_capacity(const thoth_pm_cpu_model_t *m)
+{
+	return m->opps[m->opp_count - 1].capacity;
+}
+
+static uint32_t schedutil(thoth_pm_governor_t *g, uint64_t now)
+{
+	const thoth_pm_cpu_model_t *m = g->model;
+	if (now - g->last_change_ns < THOTH_PM_SCHEDUTIL_RATE_LIMIT_NS)
+		return g->opp;
+	double fmax = m->opps[m->opp_count - 1].freq_khz;
+	double next = 1.25 * fmax * g->pelt.util / max_capacity(m);
+	uint32_t opp = m->opp_count - 1;
+	for (uint32_t i = 0; i < m->opp_count; i++)
+		if (m->opps[i].freq_khz >= next) {
+			opp = i;
+			break;
+		}
+	if (opp != g->opp)
+		g->last_change_ns = now;
+	return opp;
+}
+
+static uint32_t ondemand(thoth_pm_governor_t *g, uint64_t now, uint64_t running_ns)
+{
+	const thoth_pm_cpu_model_t *m = g->model;
+	g->window_busy_ns += running_ns;
+	if (now - g->window_start_ns < THOTH_PM_ONDEMAND_SAMPLING_NS)
+		return g->opp;
+	uint64_t load = g->window_busy_ns * 100 / (now - g->window_start_ns);
+	g->window_start_ns = now;
+	g->window_busy_ns = 0;
+	if (load > 80)
+		return m->opp_count - 1;
+	double fmin = m->opps[0].freq_khz, fmax = m->opps[m->opp_count - 1].freq_khz;
+	double next = fmin + (double)load * (fmax - fmin) / 100.0;
+	for (uint32_t i = 0; i < m->opp_count; i++)
+		if (m->opps[i].freq_khz >= next)
+			return i;
+	return m->opp_count - 1;
+}
+
+/* The next efficient OPP above I (I itself at the top). */
+static uint32_t next_efficient(const thoth_pm_cpu_model_t *m, uint32_t i)
+{
+	for (uint32_t j = i + 1; j < m->opp_count; j++)
+		if (!thoth_pm_opp_inefficient(m, j))
+			return j;
+	return i;
+}
+
+/* Can the queued demand be met by running at LO for the next decision
+ * interval (plus a switch) and at HI after it?  This is how a CPU between
+ * two OPPs time-shares them, as the optimum does (sim_cpu.c). */
+static bool fits(const thoth_pm_cpu_model_t *m, uint64_t now, const thoth_pm_pending_t *pending,
+		 size_t count, double est, uint32_t lo, uint32_t hi)
+{
+	double lead = (double)(THOTH_PM_THOTH_DECISION_NS + m->switch_latency_ns);
+	double cumulative = 0;
+	for (size_t k = 0; k < count; k++) {
+		/* A request past its estimate (or the first one, with none)
+		 * is assumed to need half as much again as it has used: the
+		 * demand stays visible while its deadline approaches. */
+		double done = pending[k].done_work;
+		double left = done < est ? est - done : done / 2;
+		cumulative += left;
+		double slack = (double)pending[k].deadline_ns - (double)now;
+		double can = m->opps[lo].capacity * (slack < lead ? slack : lead) +
+			     m->opps[hi].capacity * (slack > lead ? slack - lead : 0);
+		if (cumulative * 1024.0 > can)
+			return false;
+	}
+	return true;
+}
+
+static uint32_t thoth_gov(thoth_pm_governor_t *g, uint64_t now, const thoth_pm_pending_t *pending,
+			  size_t count)
+{
+	const thoth_pm_cpu_model_t *m = g->model;
+	/* Known demand: with estimate E per request, the lowest efficient OPP
+	 * from which the queued requests still all meet their deadlines
+	 * (moving to the next efficient OPP after the decision interval).
+	 * With nothing queued, the thread's running is not request-driven:
+	 * then PELT says what it uses.  (While requests are queued PELT would
+	 * only echo their burst, which the demand already accounts for.) */
+	double est = g->completions ? g->est_mean + 2 * g->est_dev : 0;
+	uint32_t want = thoth_pm_opp_for_capacity(m, count ? 0 : (uint32_t)ceil(g->pelt.util));
+	while (want + 1 < m->opp_count &&
+	       !fits(m, now, pending, count, est, want, next_efficient(m, want)))
+		want = next_efficient(m, want);
+	if (want >= g->opp) {
+		g->holding_down = false;
+		return want;
+	}
+	/* Lower only once lower targets held for the whole hold time. */
+	if (!g->holding_down) {
+		g->holding_down = true;
+		g->down_since_ns = now;
+	}
+	if (now - g->down_since_ns < THOTH_PM_THOTH_DOWN_HOLD_NS)
+		return g->opp;
+	g->holding_down = false;
+	return want;
+}
+
+uint32_t thoth_pm_governor_update(thoth_pm_governor_t *g, uint64_t now_ns, uint64_t running_ns,
+				  const thoth_pm_pending_t *pending, size_t count)
+{
+	thoth_pm_pelt_update(&g->pelt, now_ns, running_ns, g->model->opps[g->opp].capacity);
+	uint32_t opp = g->opp;
+	switch (g->kind) {
+	case THOTH_PM_GOV_PERFORMANCE:
+		opp = g->model->opp_count - 1;
+		break;
+	case THOTH_PM_GOV_POWERSAVE:
+		opp = 0;
+		break;
+	case THOTH_PM_GOV_ONDEMAND:
+		opp = ondemand(g, now_ns, running_ns);
+		break;
+	case THOTH_PM_GOV_SCHEDUTIL:
+		opp = schedutil(g, now_ns);
+		break;
+	case THOTH_PM_GOV_THOTH:
+	default:
+		opp = thoth_gov(g, now_ns, pending, count);
+		break;
+	}
+	g->opp = opp;
+	return opp;
+}

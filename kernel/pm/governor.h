@@ -1,0 +1,112 @@
+/*
+ * governor.h - CPU frequency selection (SCHED-1): PELT utilisation, the
+ * classic Linux governors as baselines, and ThothOS's own governor, which
+ * adds what only this system knows: requests queued on a service's
+ * channels are demand known before the thread runs, each with a deadline
+ * (its client's latency QoS).
+ *
+ * The governors are state machines fed with what a real backend sees
+ * (per-thread running time, request arrivals and completions, the clock);
+ * they answer "which OPP now".  The simulator (sim.h) and the live backend
+ * (cpufreq.c) drive the same code.
+ *
+ *   performance  the highest OPP
+ *   powersave    the lowest OPP (on HiKey an inefficient one)
+ *   ondemand     every 10 ms: busy share > 80% -> highest, else
+ *                f_min + load * (f_max - f_min) (drivers/cpufreq/cpufreq_ondemand.c)
+ *   schedutil    next_freq = 1.25 * f_max * util / max_capacity from PELT
+ *                (32 ms half-life, frequency-invariant), lowest OPP at or
+ *                above it, at most one change per 2 ms rate limit
+ *                (kernel/sched/cpufreq_schedutil.c; no util_est, no iowait
+ *                boost)
+ *   thoth        at each arrival and every 0.5 ms while requests are
+ *                queued: the slowest *efficient* OPP from which every
+ *                queued request still meets its deadline, given its
+ *                estimated work (mean + 2 mean deviations of the service's
+ *                recent requests, as TCP's RTO estimator), if the CPU moves
+ *                to the next efficient OPP after this interval: the two-OPP
+ *                time-sharing the optimum uses.  With nothing queued, what
+ *                PELT says the thread uses.  Raises at once; lowers only
+ *                after lower targets held for 2 ms (docs/PM.md justifies
+ *                the rate limit).
+ */
+#ifndef THOTH_PM_GOVERNOR_H
+#define THOTH_PM_GOVERNOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "energy.h"
+
+/* PELT: utilisation 0..1024 with a 32 ms half-life.  Frequency-invariant:
+ * running at capacity c for a time t counts as c/1024 of t, so the signal
+ * measures work, not time. */
+#define THOTH_PM_PELT_HALF_LIFE_NS (32ull * 1000000ull)
+
+typedef struct thoth_pm_pelt {
+	double util;         /* 0..1024 */
+	uint64_t last_ns;
+} thoth_pm_pelt_t;
+
+/* Advance to NOW_NS: over the elapsed time the thread ran RUNNING_NS at
+ * capacity CAPACITY (0..1024).  Returns the new utilisation. */
+double thoth_pm_pelt_update(thoth_pm_pelt_t *p, uint64_t now_ns, uint64_t running_ns,
+			    uint32_t capacity);
+
+typedef enum thoth_pm_governor_kind {
+	THOTH_PM_GOV_PERFORMANCE,
+	THOTH_PM_GOV_POWERSAVE,
+	THOTH_PM_GOV_ONDEMAND,
+	THOTH_PM_GOV_SCHEDUTIL,
+	THOTH_PM_GOV_THOTH,
+	THOTH_PM_GOV_COUNT
+} thoth_pm_governor_kind_t;
+
+const char *thoth_pm_governor_name(thoth_pm_governor_kind_t k);
+/* 0 and *OUT, or THOTH_E_NOT_FOUND. */
+int thoth_pm_governor_parse(const char *name, thoth_pm_governor_kind_t *out);
+
+#define THOTH_PM_SCHEDUTIL_RATE_LIMIT_NS (2ull * 1000000ull)
+#define THOTH_PM_ONDEMAND_SAMPLING_NS (10ull * 1000000ull)
+#define THOTH_PM_THOTH_DOWN_HOLD_NS (2ull * 1000000ull)
+/* How often the thoth governor is asked again while requests are queued
+ * (the backend arms a timer for it): it may stay one interval at a lower
+ * OPP before it must have moved up. */
+#define THOTH_PM_THOTH_DECISION_NS (500ull * 1000ull)
+
+/* A queued request as the governor sees it: its deadline and how much of
+ * it already ran (capacity-ns: ns at capacity 1024). */
+typedef struct thoth_pm_pending {
+	uint64_t deadline_ns;
+	double done_work;
+} thoth_pm_pending_t;
+
+typedef struct thoth_pm_governor {
+	thoth_pm_governor_kind_t kind;
+	const thoth_pm_cpu_model_t *model;
+	uint32_t opp;            /* current target */
+	thoth_pm_pelt_t pelt;
+	uint64_t last_change_ns; /* schedutil rate limit */
+	uint64_t window_start_ns, window_busy_ns; /* ondemand */
+	double est_mean, est_dev; /* thoth: per-request work estimate */
+	uint64_t completions;
+	bool holding_down;       /* thoth: targets below opp since down_since_ns */
+	uint64_t down_since_ns;
+} thoth_pm_governor_t;
+
+void thoth_pm_governor_init(thoth_pm_governor_t *g, thoth_pm_governor_kind_t kind,
+			    const thoth_pm_cpu_model_t *model, uint64_t now_ns);
+
+/* A request finished; WORK is what it cost (capacity-ns: measured CPU time
+ * scaled by the capacity it ran at). */
+void thoth_pm_governor_completed(thoth_pm_governor_t *g, double work);
+
+/* The OPP to run at from NOW_NS.  RUNNING_NS: how long the CPU ran since
+ * the previous call (at the previous OPP); PENDING/COUNT: the queued
+ * requests in service order (the thoth governor's known demand; the others
+ * ignore them). */
+uint32_t thoth_pm_governor_update(thoth_pm_governor_t *g, uint64_t now_ns, uint64_t running_ns,
+				  const thoth_pm_pending_t *pending, size_t count);
+
+#endif

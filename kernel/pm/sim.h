@@ -1,0 +1,146 @@
+/*
+ * sim.h - the trace-driven simulator of kernel/pm: replays a trace of
+ * requests against a device (power states) or a CPU performance domain
+ * (OPPs) under each policy, and reports *modelled* energy (energy.h's
+ * published tables), QoS violations, too-deep decisions, deadline misses,
+ * residency at inefficient OPPs and the time to reach the right speed.
+ * All policies of one comparison run on the same trace in the same call, so
+ * ratios compare like with like.  docs/PM.md "The simulator".
+ *
+ * A trace is a list of requests ("jobs"): arrival time, work (for a CPU:
+ * running time at capacity 1024; for a device: service time), deadline.
+ * Sources (sim_trace.c):
+ *   - synthetic, from a one-line rt-app-like description (below),
+ *   - recorded: Chrome trace JSON written by `thothctl trace dump --json`
+ *     (a service's request receive -> response send on one thread is a job),
+ *   - a plain text list: "# thoth-pm-trace v1" then "arrival_us work_us
+ *     [deadline_us]" per line.
+ */
+#ifndef THOTH_PM_SIM_H
+#define THOTH_PM_SIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "energy.h"
+#include "governor.h"
+
+typedef struct thoth_pm_job {
+	uint64_t arrival_ns;
+	uint64_t work_ns;     /* CPU: ns at capacity 1024; device: service time */
+	uint64_t deadline_ns; /* absolute */
+} thoth_pm_job_t;
+
+typedef struct thoth_pm_trace {
+	char name[64];
+	char origin[160];  /* "synthetic: ..." or "recorded: FILE (pid N)" */
+	bool timer_driven; /* arrivals are armed timers, known in advance */
+	uint64_t end_ns;   /* the trace covers [0, end_ns) */
+	size_t count;
+	thoth_pm_job_t *jobs; /* by arrival; deadlines in the same order */
+} thoth_pm_trace_t;
+
+/* Limits on input (validated where a trace enters). */
+#define THOTH_PM_TRACE_MAX_JOBS 1000000u
+#define THOTH_PM_TRACE_MAX_NS (3600ull * 1000000000ull) /* an hour */
+
+/*
+ * Synthetic traces.  SPEC is "KIND key=value ...":
+ *   periodic period_us=P work_us=W [jitter_us=J]        timer-driven
+ *   poisson  mean_gap_us=G work_us=W
+ *   bursty   burst=N gap_us=G burst_gap_us=B work_us=W  (N requests G apart,
+ *                                                        bursts B apart)
+ *   pareto   xmin_us=X alpha=A work_us=W                (idle gaps, heavy tail)
+ *   chain    depth=D mean_gap_us=G work_us=W            (request/response:
+ *                                                        D dependent steps)
+ * common: duration_ms=T (default 10000), deadline_us=D (default 10000),
+ * seed=S (default 1), work_jitter=F (0..1, default 0.2: work uniform in
+ * W*(1-F)..W*(1+F)).  *WHY names the bad field.
+ */
+int thoth_pm_trace_generate(const char *spec, const char *name, thoth_pm_trace_t *out,
+			    const char **why);
+
+/* Load a recorded trace (Chrome JSON or the text list, told apart by the
+ * first non-blank byte).  DEADLINE_NS is given to jobs that carry none.
+ * PID selects the serving process in a JSON trace (0 = the one with the
+ * most requests).  On error, WHY (WHY_LEN bytes) says what and where. */
+int thoth_pm_trace_parse(const char *buf, size_t len, uint64_t deadline_ns, uint32_t pid,
+			 thoth_pm_trace_t *out, char *why, size_t why_len);
+int thoth_pm_trace_load(const char *path, uint64_t deadline_ns, uint32_t pid,
+			thoth_pm_trace_t *out, char *why, size_t why_len);
+
+void thoth_pm_trace_free(thoth_pm_trace_t *t);
+
+/* Write T as the text list (what thoth_pm_trace_parse reads back), with its
+ * origin as a comment: how recorded traces are kept small in the tree. */
+int thoth_pm_trace_write(const thoth_pm_trace_t *t, FILE *out);
+
+/* ---- devices ------------------------------------------------------------------------ */
+
+typedef enum thoth_pm_device_policy {
+	THOTH_PM_DEV_ALWAYS_ON,
+	THOTH_PM_DEV_FIXED_2S,     /* Linux runtime PM autosuspend_delay_ms = 2000:
+				    * the deepest state, blind to the QoS */
+	THOTH_PM_DEV_FIXED_2S_QOS, /* the same, to the deepest state the QoS allows */
+	THOTH_PM_DEV_APST,         /* NVMe APST: 50 x (entry + exit) per state, as Linux */
+	THOTH_PM_DEV_BREAK_EVEN,   /* lower-envelope timeouts (2-competitive) */
+	THOTH_PM_DEV_EXP_AVERAGE,  /* Hwang & Wu: exponential average predictor */
+	THOTH_PM_DEV_ENGINE,       /* engine.h */
+	THOTH_PM_DEV_ORACLE,       /* knows each idle length in advance */
+	THOTH_PM_DEV_COUNT
+} thoth_pm_device_policy_t;
+
+const char *thoth_pm_device_policy_name(thoth_pm_device_policy_t p);
+int thoth_pm_device_policy_parse(const char *name, thoth_pm_device_policy_t *out);
+
+typedef struct thoth_pm_device_result {
+	double energy_mj;          /* modelled */
+	uint64_t requests;
+	uint64_t qos_violations;   /* wake delay > QoS */
+	uint64_t idle_periods;
+	uint64_t too_deep;         /* deepest state entered had break-even > idle */
+	uint64_t sleeps;           /* idle periods that left state 0 */
+	uint64_t max_wake_delay_ns;
+	uint64_t residency_ns[THOTH_PM_MAX_STATES];
+} thoth_pm_device_result_t;
+
+/* Replay T on device M under policy P with latency QoS QOS_NS.  Every
+ * policy but fixed-2s keeps to the states whose entry + exit fit the QoS,
+ * the oracle included (it is the best any QoS-keeping policy can do). */
+int thoth_pm_sim_device(const thoth_pm_device_model_t *m, uint64_t qos_ns,
+			const thoth_pm_trace_t *t, thoth_pm_device_policy_t p,
+			thoth_pm_device_result_t *out);
+
+/* ---- CPUs --------------------------------------------------------------------------- */
+
+/* Governors plus the offline optimum. */
+#define THOTH_PM_CPU_OPTIMUM THOTH_PM_GOV_COUNT
+#define THOTH_PM_SIM_STEP_NS (50ull * 1000ull)
+
+typedef struct thoth_pm_cpu_result {
+	double energy_mj;            /* modelled */
+	uint64_t jobs;
+	uint64_t deadline_misses;
+	uint64_t busy_ns;
+	uint64_t inefficient_busy_ns; /* busy at an inefficient OPP */
+	uint64_t switches;
+	/* time from a request's arrival until the CPU runs at least at the
+	 * speed the optimum gives it (its completion if never), ns */
+	uint64_t ramp_p50_ns, ramp_p95_ns, ramp_max_ns;
+	bool optimum_exact;          /* false if the optimum had to split a busy period */
+} thoth_pm_cpu_result_t;
+
+/* Replay T on CPU model M under governor KIND (a thoth_pm_governor_kind_t
+ * or THOTH_PM_CPU_OPTIMUM). */
+int thoth_pm_sim_cpu(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *t, int kind,
+		     thoth_pm_cpu_result_t *out);
+
+/* The optimum's speed (capacity units) for each job (YDS: Yao, Demers and
+ * Shenker 1995, on the lower convex hull of the OPPs), in SPEED[count], and
+ * its energy; returns false if a busy period had to be split. */
+bool thoth_pm_cpu_optimum(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *t,
+			  double *speed, double *energy_mj);
+
+#endif

@@ -1,0 +1,334 @@
+/*
+ * sim_cpu.c - replaying a trace of requests on one CPU performance domain
+ * (sim.h): the governors of governor.h in 50 us steps, and the offline
+ * optimum computed exactly.
+ *
+ * The CPU serves requests first come first served.  Running at OPP i draws
+ * core + cluster power; idle draws the cluster-sleep power; a frequency
+ * change takes the model's switch latency, during which the old OPP runs.
+ *
+ * The optimum: with agreeable deadlines (sim_trace.c makes them so), the
+ * energy-optimal schedule for a convex power-vs-speed curve is the "taut
+ * string" through the corridor between the work that has arrived, A(t),
+ * and the work that is due, D(t): the shortest path from (0, 0) to the
+ * last deadline, which minimises the integral of every convex function of
+ * its slope at once.  This is what Yao, Demers and Shenker's algorithm
+ * computes for agreeable deadlines.  The curve is the lower convex hull of
+ * the points (0, sleep power) and (capacity_i, power_i): any speed in between
+ * is best served by time-sharing two hull points (or racing to sleep), so
+ * inefficient OPPs are never on it.  It ignores switch latency: a bound no
+ * governor can beat.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sim.h"
+#include "thoth/error.h"
+
+/* ---- the power curve ------------------------------------------------------------------- */
+
+typedef struct hull {
+	uint32_t n;
+	double cap[THOTH_PM_MODEL_MAX_OPPS + 1], mw[THOTH_PM_MODEL_MAX_OPPS + 1];
+} hull_t;
+
+static void build_hull(const thoth_pm_cpu_model_t *m, hull_t *h)
+{
+	double x[THOTH_PM_MODEL_MAX_OPPS + 1], y[THOTH_PM_MODEL_MAX_OPPS + 1];
+	uint32_t n = 0;
+	x[n] = 0;
+	y[n++] = m->sleep_mw;
+	for (uint32_t i = 0; i < m->opp_count; i++) {
+		x[n] = m->opps[i].capacity;
+		y[n++] = thoth_pm_opp_power_mw(m, i);
+	}
+	/* Andrew's monotone chain, lower half (x is increasing) */
+	h->n = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		while (h->n >= 2) {
+			double x1 = h->cap[h->n - 2], y1 = h->mw[h->n - 2];
+			double x2 = h->cap[h->n - 1], y2 = h->mw[h->n - 1];
+			if ((x2 - x1) * (y[i] - y1) - (y2 - y1) * (x[i] - x1) <= 0)
+				h->n--;
+			else
+				break;
+		}
+		h->cap[h->n] = x[i];
+		h->mw[h->n++] = y[i];
+	}
+}
+
+/* Power (mW) of running at average capacity C, time-sharing hull points. */
+static double hull_power(const hull_t *h, double c)
+{
+	for (uint32_t i = 1; i < h->n; i++)
+		if (c <= h->cap[i])
+			return h->mw[i - 1] + (h->mw[i] - h->mw[i - 1]) * (c - h->cap[i - 1]) /
+							(h->cap[i] - h->cap[i - 1]);
+	return h->mw[h->n - 1];
+}
+
+/* ---- the optimum ----------------------------------------------------------------------- */
+
+typedef struct point {
+	double t, c; /* time (ns), cumulative work (capacity-ns) */
+	bool lower;  /* a deadline (the curve must be at or above) or an arrival (at or below) */
+} point_t;
+
+static int cmp_point(const void *a, const void *b)
+{
+	const point_t *x = a, *y = b;
+	if (x->t != y->t)
+		return x->t < y->t ? -1 : 1;
+	return (int)y->lower - (int)x->lower;
+}
+
+typedef struct segment {
+	double t0, c0, t1, c1;
+} segment_t;
+
+/* The taut string: segments in *SEG (caller frees), their count. */
+static size_t taut_string(const thoth_pm_trace_t *t, segment_t **seg_out)
+{
+	size_t n = t->count;
+	point_t *pt = malloc((2 * n + 1) * sizeof(*pt));
+	segment_t *seg = malloc((2 * n + 2) * sizeof(*seg));
+	if (!pt || !seg) {
+		free(pt);
+		free(seg);
+		*seg_out = NULL;
+		return 0;
+	}
+	/* upper points: before arrival j only the work of earlier jobs exists;
+	 * lower points: at deadline j all work of jobs up to j is done */
+	double cum = 0;
+	size_t np = 0;
+	for (size_t j = 0; j < n; j++) {
+		pt[np++] = (point_t){ (double)t->jobs[j].arrival_ns, cum, false };
+		cum += (double)t->jobs[j].work_ns;
+		pt[np++] = (point_t){ (double)t->jobs[j].deadline_ns, cum, true };
+	}
+	qsort(pt, np, sizeof(*pt), cmp_point);
+	/* Running max of lower points / min of upper points as c values at the
+	 * same time can be out of order after sorting: keep the tightest. */
+	size_t ns = 0;
+	double pt_t = 0, pt_c = 0;
+	size_t i = 0;
+	while (i < np) {
+		double lo = -INFINITY, up = INFINITY;
+		size_t lo_k = SIZE_MAX, up_k = SIZE_MAX, bend = SIZE_MAX;
+		for (size_t k = i; k < np; k++) {
+			double dt = pt[k].t - pt_t;
+			if (dt <= 0) {
+				/* at the current time: a lower point above us means an
+				 * infeasible (missed) deadline: jump there */
+				if (pt[k].lower && pt[k].c > pt_c) {
+					bend = k;
+					break;
+				}
+				continue;
+			}
+			double s = (pt[k].c - pt_c) / dt;
+			if (pt[k].lower && s > lo) {
+				lo = s;
+				lo_k = k;
+				if (lo > up) {
+					bend = up_k;
+					break;
+				}
+			} else if (!pt[k].lower && s < up) {
+				up = s;
+				up_k = k;
+				if (up < lo) {
+					bend = lo_k;
+					break;
+				}
+			}
+		}
+		if (bend == SIZE_MAX)
+			bend = lo_k; /* no conflict left: straight to the steepest due point */
+		if (bend == SIZE_MAX)
+			break; /* only arrival points left: all work is done */
+		double c1 = pt[bend].c;
+		if (pt[bend].t > pt_t)
+			seg[ns++] = (segment_t){ pt_t, pt_c, pt[bend].t, c1 };
+		else
+			seg[ns++] = (segment_t){ pt_t, pt_c, pt_t, c1 }; /* infeasible jump */
+		pt_t = pt[bend].t;
+		pt_c = c1;
+		i = bend + 1;
+	}
+	free(pt);
+	*seg_out = seg;
+	return ns;
+}
+
+bool thoth_pm_cpu_optimum(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *t,
+			  double *speed, double *energy_mj)
+{
+	hull_t h;
+	build_hull(m, &h);
+	segment_t *seg;
+	size_t ns = taut_string(t, &seg);
+	double cap_max = m->opps[m->opp_count - 1].capacity;
+	double e = 0, busy_span = 0;
+	bool feasible = true;
+	for (size_t k = 0; k < ns; k++) {
+		double dt = seg[k].t1 - seg[k].t0, dc = seg[k].c1 - seg[k].c0;
+		double c = dt > 0 ? 1024.0 * dc / dt : INFINITY;
+		if (c > cap_max) {
+			/* not feasible at any OPP: run flat out (late), as any
+			 * schedule must */
+			feasible = false;
+			double run = dc * 1024.0 / cap_max;
+			e += run * thoth_pm_opp_power_mw(m, m->opp_count - 1);
+			busy_span += run;
+			continue;
+		}
+		e += dt * hull_power(&h, c);
+		busy_span += dt;
+	}
+	/* time outside the segments (after the last deadline) sleeps */
+	if ((double)t->end_ns > busy_span)
+		e += ((double)t->end_ns - busy_span) * m->sleep_mw;
+	*energy_mj = e / 1e9;
+	/* each job's speed: the segment where the curve starts its work */
+	double cum = 0;
+	size_t k = 0;
+	for (size_t j = 0; j < t->count && speed; j++) {
+		while (k + 1 < ns && seg[k].c1 <= cum)
+			k++;
+		double dt = ns ? seg[k].t1 - seg[k].t0 : 0;
+		speed[j] = ns && dt > 0 ? 1024.0 * (seg[k].c1 - seg[k].c0) / dt : cap_max;
+		cum += (double)t->jobs[j].work_ns;
+	}
+	free(seg);
+	return feasible;
+}
+
+/* ---- the governors, stepped ------------------------------------------------------------- */
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+int thoth_pm_sim_cpu(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *t, int kind,
+		     thoth_pm_cpu_result_t *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!m || !t || kind < 0 || kind > THOTH_PM_CPU_OPTIMUM)
+		return THOTH_E_INVAL;
+	out->jobs = t->count;
+	double *speed = calloc(t->count + 1, sizeof(*speed));
+	uint64_t *ramp = calloc(t->count + 1, sizeof(*ramp));
+	thoth_pm_pending_t *pending = calloc(t->count + 1, sizeof(*pending));
+	if (!speed || !ramp || !pending) {
+		free(speed);
+		free(ramp);
+		free(pending);
+		return THOTH_E_NOMEM;
+	}
+	double opt_mj;
+	out->optimum_exact = thoth_pm_cpu_optimum(m, t, speed, &opt_mj);
+	if (kind == THOTH_PM_CPU_OPTIMUM) {
+		out->energy_mj = opt_mj;
+		free(speed);
+		free(ramp);
+		free(pending);
+		return 0;
+	}
+	/* The "right speed" of each job: where the optimum's time-sharing
+	 * starts, the fastest efficient OPP at or below its speed (the most
+	 * efficient OPP if that is slower). */
+	for (size_t j = 0; j < t->count; j++) {
+		uint32_t right = thoth_pm_opp_for_capacity(m, 0);
+		for (uint32_t i = right; i < m->opp_count; i++)
+			if (!thoth_pm_opp_inefficient(m, i) && m->opps[i].capacity <= speed[j] + 1e-6)
+				right = i;
+		speed[j] = m->opps[right].capacity;
+	}
+
+	thoth_pm_governor_t g;
+	thoth_pm_governor_init(&g, (thoth_pm_governor_kind_t)kind, m, 0);
+	uint32_t cur = g.opp, switching_to = g.opp;
+	uint64_t switch_done = 0, last_running = 0;
+	size_t next = 0, head = 0; /* jobs [head, next) are queued */
+	bool *reached = calloc(t->count + 1, sizeof(*reached));
+	if (!reached) {
+		free(speed);
+		free(ramp);
+		free(pending);
+		return THOTH_E_NOMEM;
+	}
+	double energy = 0; /* mW * ns */
+	const uint64_t dt = THOTH_PM_SIM_STEP_NS;
+	for (uint64_t now = 0; now < t->end_ns || head < t->count; now += dt) {
+		while (next < t->count && t->jobs[next].arrival_ns <= now) {
+			pending[next] = (thoth_pm_pending_t){ t->jobs[next].deadline_ns, 0 };
+			next++;
+		}
+		uint32_t want = thoth_pm_governor_update(&g, now, last_running, pending + head,
+							 next - head);
+		if (switch_done <= now && cur != switching_to) {
+			cur = switching_to;
+			out->switches++;
+		}
+		if (want != switching_to) {
+			switching_to = want;
+			switch_done = now + m->switch_latency_ns;
+		}
+		if (switch_done <= now && cur != switching_to) {
+			cur = switching_to;
+			out->switches++;
+		}
+		uint32_t cap = m->opps[cur].capacity;
+		for (size_t j = head; j < next; j++)
+			if (!reached[j] && cap >= speed[j]) {
+				reached[j] = true;
+				ramp[j] = now - t->jobs[j].arrival_ns;
+			}
+		double budget = (double)dt;
+		while (budget > 0 && head < next) {
+			double rate = cap / 1024.0;
+			double left = (double)t->jobs[head].work_ns - pending[head].done_work;
+			double need = left / rate;
+			if (need <= budget) {
+				budget -= need;
+				uint64_t done_at = now + dt - (uint64_t)budget;
+				if (done_at > t->jobs[head].deadline_ns)
+					out->deadline_misses++;
+				if (!reached[head]) {
+					reached[head] = true;
+					ramp[head] = done_at - t->jobs[head].arrival_ns;
+				}
+				thoth_pm_governor_completed(&g, (double)t->jobs[head].work_ns);
+				head++;
+			} else {
+				pending[head].done_work += budget * rate;
+				budget = 0;
+			}
+		}
+		uint64_t busy = dt - (uint64_t)budget;
+		energy += (double)thoth_pm_opp_power_mw(m, cur) * (double)busy +
+			  (double)m->sleep_mw * budget;
+		out->busy_ns += busy;
+		if (thoth_pm_opp_inefficient(m, cur))
+			out->inefficient_busy_ns += busy;
+		last_running = busy;
+	}
+	out->energy_mj = energy / 1e9;
+	if (t->count) {
+		qsort(ramp, t->count, sizeof(*ramp), cmp_u64);
+		out->ramp_p50_ns = ramp[t->count / 2];
+		out->ramp_p95_ns = ramp[(t->count * 95) / 100 < t->count ? (t->count * 95) / 100 : t->count - 1];
+		out->ramp_max_ns = ramp[t->count - 1];
+	}
+	free(reached);
+	free(speed);
+	free(ramp);
+	free(pending);
+	return 0;
+}

@@ -1,0 +1,588 @@
+/*
+ * sim_trace.c - traces for the simulator (sim.h): synthetic ones from a
+ * one-line description, recorded ones from `thothctl trace` Chrome JSON or
+ * a plain text list.  Recorded traces are untrusted input: every number is
+ * range-checked, every error names the line and the problem, and the
+ * parsers are fuzzed (fuzz/pm_sim).
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sim.h"
+#include "thoth/error.h"
+
+#define US 1000ull
+#define MS 1000000ull
+
+/* ---- growing the job array ---------------------------------------------------------- */
+
+typedef struct builder {
+	thoth_pm_trace_t *t;
+	size_t cap;
+} builder_t;
+
+static int push(builder_t *b, uint64_t arrival, uint64_t work, uint64_t deadline)
+{
+	thoth_pm_trace_t *t = b->t;
+	if (t->count >= THOTH_PM_TRACE_MAX_JOBS)
+		return THOTH_E_LIMIT;
+	if (t->count == b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 256;
+		thoth_pm_job_t *j = realloc(t->jobs, cap * sizeof(*j));
+		if (!j)
+			return THOTH_E_NOMEM;
+		t->jobs = j;
+		b->cap = cap;
+	}
+	t->jobs[t->count++] = (thoth_pm_job_t){ arrival, work, deadline };
+	return 0;
+}
+
+void thoth_pm_trace_free(thoth_pm_trace_t *t)
+{
+	if (!t)
+		return;
+	free(t->jobs);
+	memset(t, 0, sizeof(*t));
+}
+
+int thoth_pm_trace_write(const thoth_pm_trace_t *t, FILE *out)
+{
+	if (!t || !out)
+		return THOTH_E_INVAL;
+	fprintf(out, "# thoth-pm-trace v1\n# %s\n%s", t->origin,
+		t->timer_driven ? "# timer-driven\n" : "");
+	fprintf(out, "# arrival_us work_us deadline_us (relative)\n");
+	for (size_t i = 0; i < t->count; i++) {
+		const thoth_pm_job_t *j = &t->jobs[i];
+		fprintf(out, "%llu.%03llu %llu.%03llu %llu.%03llu\n",
+			(unsigned long long)(j->arrival_ns / 1000), (unsigned long long)(j->arrival_ns % 1000),
+			(unsigned long long)(j->work_ns / 1000), (unsigned long long)(j->work_ns % 1000),
+			(unsigned long long)((j->deadline_ns - j->arrival_ns) / 1000),
+			(unsigned long long)((j->deadline_ns - j->arrival_ns) % 1000));
+	}
+	return ferror(out) ? THOTH_E_IO : 0;
+}
+
+/* The end of a trace: its last request served at full speed, plus a little
+ * idle time so that every policy ends the same way. */
+static void finish(thoth_pm_trace_t *t)
+{
+	uint64_t end = 0, busy_until = 0;
+	for (size_t i = 0; i < t->count; i++) {
+		uint64_t start = t->jobs[i].arrival_ns > busy_until ? t->jobs[i].arrival_ns : busy_until;
+		busy_until = start + t->jobs[i].work_ns;
+		if (busy_until > end)
+			end = busy_until;
+		/* the CPU optimum is computed up to the last deadline: every
+		 * policy is charged over the same span */
+		if (t->jobs[i].deadline_ns > end)
+			end = t->jobs[i].deadline_ns;
+		/* agreeable deadlines (earliest deadline = first come) */
+		if (i && t->jobs[i].deadline_ns < t->jobs[i - 1].deadline_ns)
+			t->jobs[i].deadline_ns = t->jobs[i - 1].deadline_ns;
+	}
+	if (t->end_ns < end + 1 * MS)
+		t->end_ns = end + 1 * MS;
+}
+
+/* ---- synthetic ------------------------------------------------------------------------ */
+
+/* splitmix64: small, seedable, good enough for workload shapes. */
+static uint64_t next_random(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+/* uniform in (0, 1] */
+static double uniform(uint64_t *s)
+{
+	return ((double)(next_random(s) >> 11) + 1.0) / 9007199254740992.0;
+}
+
+enum { K_PERIODIC, K_POISSON, K_BURSTY, K_PARETO, K_CHAIN, K_COUNT };
+static const char *const kinds[K_COUNT] = { "periodic", "poisson", "bursty", "pareto", "chain" };
+
+enum {
+	P_DURATION, P_DEADLINE, P_SEED, P_WORK, P_JITTER_W, P_PERIOD, P_JITTER, P_GAP, P_BURST,
+	P_BURST_GAP, P_XMIN, P_ALPHA, P_DEPTH, P_COUNT
+};
+static const char *const keys[P_COUNT] = {
+	"duration_ms", "deadline_us", "seed", "work_us", "work_jitter", "period_us", "jitter_us",
+	"mean_gap_us", "burst", "burst_gap_us", "xmin_us", "alpha", "depth",
+};
+/* gap_us is bursty's in-burst spacing: an alias read into P_GAP */
+
+int thoth_pm_trace_generate(const char *spec, const char *name, thoth_pm_trace_t *out,
+			    const char **why)
+{
+	double v[P_COUNT] = { 0 };
+	bool set[P_COUNT] = { 0 };
+	v[P_DURATION] = 10000;
+	v[P_DEADLINE] = 10000;
+	v[P_SEED] = 1;
+	v[P_JITTER_W] = 0.2;
+	memset(out, 0, sizeof(*out));
+	if (!spec) {
+		*why = "spec: missing";
+		return THOTH_E_INVAL;
+	}
+	char buf[512];
+	if (strlen(spec) >= sizeof(buf)) {
+		*why = "spec: longer than 511 bytes";
+		return THOTH_E_INVAL;
+	}
+	strcpy(buf, spec);
+	char *save = NULL;
+	char *tok = strtok_r(buf, " \t", &save);
+	int kind = -1;
+	for (int k = 0; tok && k < K_COUNT; k++)
+		if (strcmp(tok, kinds[k]) == 0)
+			kind = k;
+	if (kind < 0) {
+		*why = "kind: expected periodic, poisson, bursty, pareto or chain";
+		return THOTH_E_INVAL;
+	}
+	while ((tok = strtok_r(NULL, " \t", &save))) {
+		char *eq = strchr(tok, '=');
+		if (!eq) {
+			*why = "spec: expected key=value";
+			return THOTH_E_INVAL;
+		}
+		*eq = '\0';
+		int key = -1;
+		for (int k = 0; k < P_COUNT; k++)
+			if (strcmp(tok, keys[k]) == 0)
+				key = k;
+		if (strcmp(tok, "gap_us") == 0)
+			key = P_GAP;
+		if (key < 0) {
+			*why = "spec: unknown key";
+			return THOTH_E_INVAL;
+		}
+		char *end;
+		errno = 0;
+		double x = strtod(eq + 1, &end);
+		if (end == eq + 1 || *end || errno || !isfinite(x) || x < 0 || x > 1e12) {
+			*why = "spec: a value is not a number in 0..1e12";
+			return THOTH_E_INVAL;
+		}
+		v[key] = x;
+		set[key] = true;
+	}
+	static const int need[K_COUNT][3] = {
+		[K_PERIODIC] = { P_PERIOD, P_WORK, -1 },
+		[K_POISSON] = { P_GAP, P_WORK, -1 },
+		[K_BURSTY] = { P_BURST, P_GAP, P_BURST_GAP },
+		[K_PARETO] = { P_XMIN, P_ALPHA, P_WORK },
+		[K_CHAIN] = { P_DEPTH, P_GAP, P_WORK },
+	};
+	for (int i = 0; i < 3; i++)
+		if (need[kind][i] >= 0 && (!set[need[kind][i]] || v[need[kind][i]] <= 0)) {
+			*why = "spec: a required key is missing or 0 (see sim.h)";
+			return THOTH_E_INVAL;
+		}
+	if (kind == K_BURSTY && (!set[P_WORK] || v[P_WORK] <= 0)) {
+		*why = "spec: work_us missing or 0";
+		return THOTH_E_INVAL;
+	}
+	if (v[P_JITTER_W] > 1 || v[P_DURATION] > 3600e3 || v[P_DURATION] < 1 ||
+	    (kind == K_PARETO && v[P_ALPHA] <= 1.0) || v[P_DEPTH] > 1000 || v[P_BURST] > 1e6 ||
+	    v[P_DEADLINE] < 1) {
+		*why = "spec: out of range (work_jitter <= 1, duration_ms 1..3600000, "
+		       "deadline_us >= 1, alpha > 1, depth <= 1000, burst <= 1e6)";
+		return THOTH_E_INVAL;
+	}
+
+	out->timer_driven = kind == K_PERIODIC && v[P_JITTER] == 0;
+	out->end_ns = (uint64_t)(v[P_DURATION] * MS);
+	snprintf(out->name, sizeof(out->name), "%s", name ? name : kinds[kind]);
+	snprintf(out->origin, sizeof(out->origin), "synthetic: %s", spec);
+	builder_t b = { out, 0 };
+	uint64_t rng = (uint64_t)v[P_SEED] * 0x2545f4914f6cdd1dull + 1;
+	double t = 0, end = v[P_DURATION] * 1000.0; /* us */
+	uint64_t deadline = (uint64_t)(v[P_DEADLINE] * US);
+	int err = 0;
+	while (!err) {
+		int n = 1;
+		double gap;
+		switch (kind) {
+		case K_PERIODIC:
+			gap = v[P_PERIOD];
+			break;
+		case K_POISSON:
+			gap = -log(uniform(&rng)) * v[P_GAP];
+			break;
+		case K_BURSTY:
+			n = (int)v[P_BURST];
+			gap = -log(uniform(&rng)) * v[P_BURST_GAP];
+			break;
+		case K_PARETO:
+			gap = v[P_XMIN] / pow(uniform(&rng), 1.0 / v[P_ALPHA]);
+			break;
+		case K_CHAIN:
+		default:
+			n = (int)v[P_DEPTH];
+			gap = -log(uniform(&rng)) * v[P_GAP];
+			break;
+		}
+		t += gap;
+		double at = t + (v[P_JITTER] > 0 ? uniform(&rng) * v[P_JITTER] : 0);
+		for (int i = 0; i < n && at < end && !err; i++) {
+			double w = v[P_WORK] * (1 + v[P_JITTER_W] * (2 * uniform(&rng) - 1));
+			uint64_t a = (uint64_t)(at * US), wn = (uint64_t)(w * US);
+			err = push(&b, a, wn ? wn : 1, a + deadline);
+			/* bursts: GAP apart; chains: the next step when this one
+			 * would be answered at full speed, plus 20 us */
+			at += kind == K_BURSTY ? v[P_GAP] : w + 20;
+		}
+		if (at >= end || t >= end)
+			break;
+	}
+	if (err) {
+		*why = err == THOTH_E_LIMIT ? "spec: more than 1e6 requests" : "out of memory";
+		thoth_pm_trace_free(out);
+		return err;
+	}
+	finish(out);
+	return 0;
+}
+
+/* ---- recorded: errors ------------------------------------------------------------------ */
+
+__attribute__((format(printf, 4, 5)))
+static int fail(char *why, size_t why_len, int err, const char *fmt, ...)
+{
+	if (why && why_len) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(why, why_len, fmt, ap);
+		va_end(ap);
+	}
+	return err;
+}
+
+/* ---- recorded: the text list ------------------------------------------------------------- */
+
+static int parse_text(const char *buf, size_t len, uint64_t deadline_ns, thoth_pm_trace_t *out,
+		      char *why, size_t why_len)
+{
+	builder_t b = { out, 0 };
+	size_t line = 0;
+	uint64_t last = 0;
+	for (size_t pos = 0; pos < len;) {
+		size_t eol = pos;
+		while (eol < len && buf[eol] != '\n')
+			eol++;
+		line++;
+		char text[128];
+		size_t n = eol - pos;
+		if (n >= sizeof(text))
+			return fail(why, why_len, THOTH_E_INVAL, "line %zu: longer than 127 bytes", line);
+		memcpy(text, buf + pos, n);
+		text[n] = '\0';
+		pos = eol + 1;
+		if (strstr(text, "timer-driven") && text[0] == '#')
+			out->timer_driven = true;
+		if (strncmp(text, "# recorded:", 11) == 0 && !out->origin[0])
+			snprintf(out->origin, sizeof(out->origin), "%s", text + 2);
+		if (text[0] == '#' || strspn(text, " \t\r") == n)
+			continue;
+		double f[3] = { 0, 0, 0 };
+		int got = 0;
+		char *p = text, *end;
+		while (got < 3) {
+			while (*p == ' ' || *p == '\t')
+				p++;
+			if (!*p || *p == '\r')
+				break;
+			errno = 0;
+			f[got] = strtod(p, &end);
+			if (end == p || errno || !isfinite(f[got]) || f[got] < 0 ||
+			    f[got] > THOTH_PM_TRACE_MAX_NS / US)
+				return fail(why, why_len, THOTH_E_INVAL,
+					    "line %zu: field %d is not a number of us in 0..3600e6",
+					    line, got + 1);
+			p = end;
+			got++;
+		}
+		while (*p == ' ' || *p == '\t' || *p == '\r')
+			p++;
+		if (got < 2 || *p)
+			return fail(why, why_len, THOTH_E_INVAL,
+				    "line %zu: expected \"arrival_us work_us [deadline_us]\"", line);
+		uint64_t a = (uint64_t)(f[0] * US), w = (uint64_t)(f[1] * US);
+		if (a < last)
+			return fail(why, why_len, THOTH_E_INVAL,
+				    "line %zu: arrival before the previous one", line);
+		last = a;
+		uint64_t d = got == 3 ? (uint64_t)(f[2] * US) : deadline_ns;
+		int err = push(&b, a, w ? w : 1, a + d);
+		if (err)
+			return fail(why, why_len, err, "line %zu: more than %u requests", line,
+				    THOTH_PM_TRACE_MAX_JOBS);
+	}
+	return 0;
+}
+
+/* ---- recorded: Chrome JSON from thothctl trace ------------------------------------------ */
+
+/* One message event of the exporter's format (export_json.c writes one
+ * object per line: "ph","ts","pid","tid", then "name", "args"). */
+typedef struct msg_event {
+	uint64_t ts_ns;
+	uint32_t pid, tid, service_id;
+	bool recv;
+} msg_event_t;
+
+/* The value after "KEY": within LINE[0..n), copied into OUT (bounded). */
+static bool field(const char *line, size_t n, const char *key, char *out, size_t out_len)
+{
+	size_t klen = strlen(key);
+	for (size_t i = 0; i + klen < n; i++) {
+		if (memcmp(line + i, key, klen) != 0)
+			continue;
+		size_t j = i + klen, k = 0;
+		while (j < n && k + 1 < out_len && line[j] != ',' && line[j] != '}')
+			out[k++] = line[j++];
+		out[k] = '\0';
+		return true;
+	}
+	return false;
+}
+
+static bool number(const char *s, double max, double *out)
+{
+	char *end;
+	errno = 0;
+	double x = strtod(s, &end);
+	if (end == s || errno || !isfinite(x) || x < 0 || x > max)
+		return false;
+	*out = x;
+	return true;
+}
+
+static int cmp_event(const void *a, const void *b)
+{
+	const msg_event_t *x = a, *y = b;
+	return x->ts_ns < y->ts_ns ? -1 : x->ts_ns > y->ts_ns;
+}
+
+#define MAX_THREADS 64
+#define MAX_OPEN 256
+
+static int parse_json(const char *buf, size_t len, uint64_t deadline_ns, uint32_t want_pid,
+		      thoth_pm_trace_t *out, char *why, size_t why_len)
+{
+	msg_event_t *ev = NULL;
+	size_t count = 0, cap = 0, line = 0;
+	int err = 0;
+	for (size_t pos = 0; pos < len && !err;) {
+		size_t eol = pos;
+		while (eol < len && buf[eol] != '\n')
+			eol++;
+		const char *l = buf + pos;
+		size_t n = eol - pos;
+		pos = eol + 1;
+		line++;
+		char v[40];
+		if (!field(l, n, "\"ph\":", v, sizeof(v)) || strcmp(v, "\"X\"") != 0)
+			continue;
+		bool recv;
+		if (field(l, n, "\"name\":", v, sizeof(v)) &&
+		    (strcmp(v, "\"chan_recv\"") == 0 || strcmp(v, "\"msg_recv\"") == 0))
+			recv = true;
+		else if (field(l, n, "\"name\":", v, sizeof(v)) &&
+			 (strcmp(v, "\"chan_send\"") == 0 || strcmp(v, "\"msg_send\"") == 0))
+			recv = false;
+		else
+			continue;
+		double ts, pid, tid, svc;
+		if (!field(l, n, "\"ts\":", v, sizeof(v)) || !number(v, 1e13, &ts) ||
+		    !field(l, n, "\"pid\":", v, sizeof(v)) || !number(v, UINT32_MAX, &pid) ||
+		    !field(l, n, "\"tid\":", v, sizeof(v)) || !number(v, UINT32_MAX, &tid) ||
+		    !field(l, n, "\"service_id\":", v, sizeof(v)) || !number(v, UINT32_MAX, &svc)) {
+			err = fail(why, why_len, THOTH_E_INVAL,
+				   "line %zu: a message event without a valid ts, pid, tid or "
+				   "service_id", line);
+			break;
+		}
+		if (count == cap) {
+			size_t ncap = cap ? cap * 2 : 1024;
+			if (ncap > 4 * (size_t)THOTH_PM_TRACE_MAX_JOBS) {
+				err = fail(why, why_len, THOTH_E_LIMIT, "line %zu: too many events", line);
+				break;
+			}
+			msg_event_t *grown = realloc(ev, ncap * sizeof(*ev));
+			if (!grown) {
+				err = fail(why, why_len, THOTH_E_NOMEM, "out of memory");
+				break;
+			}
+			ev = grown;
+			cap = ncap;
+		}
+		ev[count++] = (msg_event_t){ (uint64_t)(ts * 1000.0), (uint32_t)pid, (uint32_t)tid,
+					     (uint32_t)svc, recv };
+	}
+	if (err) {
+		free(ev);
+		return err;
+	}
+	/* The serving process: a receive in the process the message is for is
+	 * a request; its send on the same thread is the response. */
+	uint32_t pid = want_pid;
+	if (!pid) {
+		/* the process with the most requests (among the first 64 seen) */
+		struct pid_count { uint32_t pid; size_t n; } seen[64];
+		size_t nseen = 0, best = 0;
+		for (size_t i = 0; i < count; i++) {
+			if (!ev[i].recv || ev[i].pid != ev[i].service_id)
+				continue;
+			size_t k = 0;
+			while (k < nseen && seen[k].pid != ev[i].pid)
+				k++;
+			if (k == nseen) {
+				if (nseen == 64)
+					continue;
+				seen[nseen++] = (struct pid_count){ ev[i].pid, 0 };
+			}
+			if (++seen[k].n > best) {
+				best = seen[k].n;
+				pid = seen[k].pid;
+			}
+		}
+	}
+	if (count)
+		qsort(ev, count, sizeof(*ev), cmp_event);
+	/* Pair per thread, oldest open request first. */
+	struct open { uint32_t tid; size_t n; uint64_t ts[MAX_OPEN]; } *open = calloc(MAX_THREADS, sizeof(*open));
+	if (!open) {
+		free(ev);
+		return fail(why, why_len, THOTH_E_NOMEM, "out of memory");
+	}
+	size_t threads = 0;
+	builder_t b = { out, 0 };
+	for (size_t i = 0; i < count && !err; i++) {
+		if (ev[i].pid != pid || ev[i].service_id != pid)
+			continue;
+		size_t t = 0;
+		while (t < threads && open[t].tid != ev[i].tid)
+			t++;
+		if (t == threads) {
+			if (threads == MAX_THREADS)
+				continue; /* more serving threads than we pair: skipped */
+			open[threads++].tid = ev[i].tid;
+		}
+		if (ev[i].recv) {
+			if (open[t].n < MAX_OPEN)
+				open[t].ts[open[t].n++] = ev[i].ts_ns;
+		} else if (open[t].n) {
+			uint64_t start = open[t].ts[0];
+			memmove(open[t].ts, open[t].ts + 1, --open[t].n * sizeof(open[t].ts[0]));
+			uint64_t w = ev[i].ts_ns - start;
+			err = push(&b, start, w ? w : 1, start + deadline_ns);
+		}
+	}
+	free(open);
+	free(ev);
+	if (err)
+		return fail(why, why_len, err, "too many requests");
+	if (!out->count)
+		return fail(why, why_len, THOTH_E_INVAL,
+			    "no request/response pairs found (a trace with chan_recv/chan_send or "
+			    "msg_recv/msg_send events of a serving process is needed)");
+	/* Jobs were pushed in response order: sort by arrival, then start at 0. */
+	for (size_t i = 1; i < out->count; i++) {
+		thoth_pm_job_t j = out->jobs[i];
+		size_t k = i;
+		while (k && out->jobs[k - 1].arrival_ns > j.arrival_ns) {
+			out->jobs[k] = out->jobs[k - 1];
+			k--;
+		}
+		out->jobs[k] = j;
+	}
+	uint64_t base = out->jobs[0].arrival_ns;
+	for (size_t i = 0; i < out->count; i++) {
+		out->jobs[i].arrival_ns -= base;
+		out->jobs[i].deadline_ns -= base;
+	}
+	snprintf(out->origin, sizeof(out->origin), "recorded: thothctl trace (pid %u)", pid);
+	return 0;
+}
+
+int thoth_pm_trace_parse(const char *buf, size_t len, uint64_t deadline_ns, uint32_t pid,
+			 thoth_pm_trace_t *out, char *why, size_t why_len)
+{
+	memset(out, 0, sizeof(*out));
+	if (!buf || !deadline_ns || deadline_ns > THOTH_PM_TRACE_MAX_NS)
+		return fail(why, why_len, THOTH_E_INVAL, "deadline: must be 1 ns .. 1 h");
+	size_t i = 0;
+	while (i < len && (buf[i] == ' ' || buf[i] == '\n' || buf[i] == '\t' || buf[i] == '\r'))
+		i++;
+	int err = i < len && buf[i] == '{'
+			  ? parse_json(buf, len, deadline_ns, pid, out, why, why_len)
+			  : parse_text(buf, len, deadline_ns, out, why, why_len);
+	if (!err && !out->count)
+		err = fail(why, why_len, THOTH_E_INVAL, "the trace has no requests");
+	if (!err && out->jobs[out->count - 1].arrival_ns > THOTH_PM_TRACE_MAX_NS)
+		err = fail(why, why_len, THOTH_E_INVAL, "the trace is longer than an hour");
+	if (err) {
+		thoth_pm_trace_free(out);
+		return err;
+	}
+	snprintf(out->name, sizeof(out->name), "recorded");
+	if (!out->origin[0])
+		snprintf(out->origin, sizeof(out->origin), "recorded: text list");
+	finish(out);
+	return 0;
+}
+
+int thoth_pm_trace_load(const char *path, uint64_t deadline_ns, uint32_t pid,
+			thoth_pm_trace_t *out, char *why, size_t why_len)
+{
+	memset(out, 0, sizeof(*out));
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return fail(why, why_len, THOTH_E_IO, "%s: %s", path, strerror(errno));
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+	int err = 0;
+	for (;;) {
+		if (len == cap) {
+			cap = cap ? cap * 2 : 65536;
+			if (cap > (256u << 20)) {
+				err = fail(why, why_len, THOTH_E_LIMIT, "%s: larger than 256 MiB", path);
+				break;
+			}
+			char *grown = realloc(buf, cap);
+			if (!grown) {
+				err = fail(why, why_len, THOTH_E_NOMEM, "out of memory");
+				break;
+			}
+			buf = grown;
+		}
+		size_t n = fread(buf + len, 1, cap - len, f);
+		len += n;
+		if (n == 0) {
+			if (ferror(f))
+				err = fail(why, why_len, THOTH_E_IO, "%s: read error", path);
+			break;
+		}
+	}
+	fclose(f);
+	if (!err)
+		err = thoth_pm_trace_parse(buf, len, deadline_ns, pid, out, why, why_len);
+	free(buf);
+	if (!err) {
+		const char *base = strrchr(path, '/');
+		snprintf(out->name, sizeof(out->name), "%s", base ? base + 1 : path);
+	}
+	return err;
+}

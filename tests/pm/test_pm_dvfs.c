@@ -1,0 +1,198 @@
+/*
+ * test_pm_dvfs.c - SCHED-1 on a live system, against fixture sysfs trees
+ * built in a temp dir ($THOTH_SYSFS_ROOT): backend detection (userspace
+ * governor -> scaling_setspeed, any other -> min/max limits, no cpufreq ->
+ * simulated), what is written for a hand-computed demand, mapping onto the
+ * host's frequencies, a failed write reported with its path, per-thread CPU
+ * time from schedstat.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "dvfs.h"
+#include "thoth/error.h"
+
+#define MS 1000000ull
+
+static char root[64];
+
+static void put(const char *rel, const char *text)
+{
+	char path[256];
+	snprintf(path, sizeof(path), "%s/%s", root, rel);
+	for (char *p = path + strlen(root) + 1; *p; p++)
+		if (*p == '/') {
+			*p = '\0';
+			mkdir(path, 0755);
+			*p = '/';
+		}
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static void get(const char *rel, char *buf, size_t cap)
+{
+	char path[256];
+	snprintf(path, sizeof(path), "%s/%s", root, rel);
+	FILE *f = fopen(path, "r");
+	assert_non_null(f);
+	assert_non_null(fgets(buf, (int)cap, f));
+	fclose(f);
+	buf[strcspn(buf, "\n")] = '\0';
+}
+
+static int setup(void **state)
+{
+	snprintf(root, sizeof(root), "/tmp/thoth-dvfs-XXXXXX");
+	if (!mkdtemp(root))
+		return -1;
+	setenv("THOTH_SYSFS_ROOT", root, 1);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
+	unsetenv("THOTH_SYSFS_ROOT");
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+#define CPUFREQ "sys/devices/system/cpu/cpu0/cpufreq/"
+
+static const thoth_pm_cpu_model_t *hikey(void)
+{
+	return thoth_pm_cpu_model_find("hikey-a53");
+}
+
+/* After one request of 1 ms of work (at capacity 1024), a new one due in
+ * 2 ms: 432 MHz for the 1 ms decision lead then 729 gives 369 + 622 = 991
+ * < 1024 us of work; 729 then 960 gives 622 + 819 >= 1024: 729 MHz. */
+static uint32_t drive_to_729(thoth_pm_dvfs_t *d)
+{
+	uint32_t opp;
+	assert_int_equal(thoth_pm_dvfs_update(d, 0, 0, &opp), 0);
+	assert_int_equal(opp, 1); /* idle: the most efficient OPP, never 208 MHz */
+	assert_int_equal(thoth_pm_dvfs_arrived(d, 100 * MS), 0);
+	thoth_pm_dvfs_completed(d, 1000000ull * 1024 / 369); /* 1 ms of work at 432 MHz */
+	assert_int_equal(thoth_pm_dvfs_arrived(d, 12 * MS), 0);
+	assert_int_equal(thoth_pm_dvfs_update(d, 10 * MS, 0, &opp), 0);
+	return opp;
+}
+
+static void test_no_cpufreq_means_the_simulated_backend(void **state)
+{
+	thoth_pm_dvfs_t *d;
+	assert_int_equal(thoth_pm_dvfs_new(0, hikey(), 0, &d), 0);
+	assert_int_equal(thoth_pm_dvfs_backend(d), THOTH_PM_DVFS_SIMULATED);
+	assert_string_equal(thoth_pm_dvfs_backend_name(THOTH_PM_DVFS_SIMULATED), "simulated");
+	assert_int_equal(drive_to_729(d), 2);
+	assert_int_equal(thoth_pm_dvfs_current_khz(d), 729000);
+	thoth_pm_dvfs_free(d);
+}
+
+static void test_userspace_governor_gets_scaling_setspeed(void **state)
+{
+	put(CPUFREQ "scaling_available_frequencies", "208000 432000 729000 960000 1200000\n");
+	put(CPUFREQ "scaling_governor", "userspace\n");
+	put(CPUFREQ "scaling_setspeed", "208000\n");
+	thoth_pm_dvfs_t *d;
+	assert_int_equal(thoth_pm_dvfs_new(0, hikey(), 0, &d), 0);
+	assert_int_equal(thoth_pm_dvfs_backend(d), THOTH_PM_DVFS_SETSPEED);
+	char buf[64];
+	uint32_t opp;
+	assert_int_equal(thoth_pm_dvfs_update(d, 0, 0, &opp), 0);
+	get(CPUFREQ "scaling_setspeed", buf, sizeof(buf));
+	assert_string_equal(buf, "432000");
+	thoth_pm_dvfs_free(d);
+	assert_int_equal(thoth_pm_dvfs_new(0, hikey(), 0, &d), 0);
+	assert_int_equal(drive_to_729(d), 2);
+	get(CPUFREQ "scaling_setspeed", buf, sizeof(buf));
+	assert_string_equal(buf, "729000");
+	thoth_pm_dvfs_free(d);
+}
+
+static void test_other_governors_get_pinned_limits_on_the_hosts_frequencies(void **state)
+{
+	/* host OPPs differ from the model: 729 MHz maps to the next one up */
+	put(CPUFREQ "scaling_available_frequencies", "400000 800000 1300000\n");
+	put(CPUFREQ "scaling_governor", "schedutil\n");
+	put(CPUFREQ "scaling_min_freq", "400000\n");
+	put(CPUFREQ "scaling_max_freq", "1300000\n");
+	thoth_pm_dvfs_t *d;
+	assert_int_equal(thoth_pm_dvfs_new(0, hikey(), 0, &d), 0);
+	assert_int_equal(thoth_pm_dvfs_backend(d), THOTH_PM_DVFS_LIMITS);
+	assert_int_equal(drive_to_729(d), 2);
+	char buf[64];
+	get(CPUFREQ "scaling_min_freq", buf, sizeof(buf));
+	assert_string_equal(buf, "800000");
+	get(CPUFREQ "scaling_max_freq", buf, sizeof(buf));
+	assert_string_equal(buf, "800000");
+	assert_int_equal(thoth_pm_dvfs_current_khz(d), 800000);
+	thoth_pm_dvfs_free(d);
+}
+
+static void test_a_failed_write_is_reported_with_its_path(void **state)
+{
+	put(CPUFREQ "scaling_available_frequencies", "208000 432000\n");
+	put(CPUFREQ "scaling_governor", "userspace\n");
+	char dir[256];
+	snprintf(dir, sizeof(dir), "%s/" CPUFREQ "scaling_setspeed", root);
+	assert_int_equal(mkdir(dir, 0755), 0); /* a directory: fopen for writing fails */
+	thoth_pm_dvfs_t *d;
+	assert_int_equal(thoth_pm_dvfs_new(0, hikey(), 0, &d), 0);
+	assert_int_equal(thoth_pm_dvfs_update(d, 0, 0, NULL), THOTH_E_IO);
+	assert_non_null(strstr(thoth_pm_dvfs_error(d), "scaling_setspeed"));
+	thoth_pm_dvfs_free(d);
+}
+
+static void test_thread_cpu_time_comes_from_schedstat(void **state)
+{
+	char rel[64];
+	snprintf(rel, sizeof(rel), "proc/self/task/%d/schedstat", 4242);
+	put(rel, "123456789 1000 5\n");
+	uint64_t ns = 0;
+	assert_int_equal(thoth_pm_thread_cpu_ns(4242, &ns), 0);
+	assert_int_equal(ns, 123456789);
+	assert_int_equal(thoth_pm_thread_cpu_ns(4343, &ns), THOTH_E_IO);
+	assert_int_equal(thoth_pm_thread_cpu_ns(-1, &ns), THOTH_E_INVAL);
+	/* without a root override: the caller's real CPU time grows while it
+	 * spins (bounded: it must grow within 10 s of spinning) */
+	unsetenv("THOTH_SYSFS_ROOT");
+	uint64_t a, b;
+	assert_int_equal(thoth_pm_thread_cpu_ns(0, &a), 0);
+	int spins = 0;
+	do {
+		for (volatile int i = 0; i < 100000; i++)
+			;
+		assert_int_equal(thoth_pm_thread_cpu_ns(0, &b), 0);
+	} while (b == a && ++spins < 100000);
+	assert_true(b > a);
+	/* and the real /proc schedstat of this thread agrees it ran */
+	assert_int_equal(thoth_pm_thread_cpu_ns((int)syscall(SYS_gettid), &b), 0);
+	assert_true(b > 0);
+	setenv("THOTH_SYSFS_ROOT", root, 1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_no_cpufreq_means_the_simulated_backend, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_userspace_governor_gets_scaling_setspeed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_other_governors_get_pinned_limits_on_the_hosts_frequencies, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_failed_write_is_reported_with_its_path, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_thread_cpu_time_comes_from_schedstat, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,310 @@
+/*
+ * test_pm_sim.c - the simulator against cases computed by hand: device
+ * energy per policy on a two-request trace, the CPU optimum (taut string
+ * on the HiKey hull), each governor on one request, trace parsing and its
+ * refusals.
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "sim.h"
+#include "thoth/error.h"
+
+#define US 1000ull
+#define MS 1000000ull
+
+static void assert_close(double got, double want, double tol)
+{
+	if (fabs(got - want) > tol)
+		fail_msg("got %.6f, want %.6f (+-%g)", got, want, tol);
+}
+
+static void load_text(const char *text, thoth_pm_trace_t *t)
+{
+	char why[160] = "";
+	int err = thoth_pm_trace_parse(text, strlen(text), 10 * MS, 0, t, why, sizeof(why));
+	if (err)
+		fail_msg("parse: %s", why);
+}
+
+/* Two 100 us requests at 0 and 20.1 ms; deadlines 10 ms after arrival, so
+ * the trace ends at 30.1 + 1 = 31.1 ms. */
+static const char two_requests[] = "# thoth-pm-trace v1\n0 100\n20100 100\n";
+
+static const thoth_pm_device_model_t *nic(void)
+{
+	return thoth_pm_device_model_find("nic-sim");
+}
+
+static void test_always_on_pays_idle_power_for_every_idle_ns(void **state)
+{
+	thoth_pm_trace_t t;
+	load_text(two_requests, &t);
+	assert_int_equal(t.end_ns, 31100 * US);
+	thoth_pm_device_result_t r;
+	assert_int_equal(thoth_pm_sim_device(nic(), 200 * US, &t, THOTH_PM_DEV_ALWAYS_ON, &r), 0);
+	/* 1200 mW * 0.2 ms + 800 mW * 30.9 ms = 0.24 + 24.72 mJ */
+	assert_close(r.energy_mj, 24.96, 1e-9);
+	assert_int_equal(r.requests, 2);
+	assert_int_equal(r.sleeps, 0);
+	thoth_pm_trace_free(&t);
+}
+
+static void test_oracle_sleeps_in_the_cheapest_allowed_state_and_wakes_in_time(void **state)
+{
+	thoth_pm_trace_t t;
+	load_text(two_requests, &t);
+	thoth_pm_device_result_t r;
+	assert_int_equal(thoth_pm_sim_device(nic(), 200 * US, &t, THOTH_PM_DEV_ORACLE, &r), 0);
+	/* L1 for 20 ms: 800 * 0.07 + 150 * 19.93 = 3045.5 uJ;
+	 * L1 for 10.9 ms: 56 + 150 * 10.83 = 1680.5 uJ; busy 240 uJ */
+	assert_close(r.energy_mj, 0.24 + 3.0455 + 1.6805, 1e-9);
+	assert_int_equal(r.max_wake_delay_ns, 0);
+	assert_int_equal(r.too_deep, 0);
+	/* Without a QoS D3 is allowed, but only pays after 39.2 ms against L1:
+	 * the oracle still takes L1 for 20 ms. */
+	thoth_pm_device_result_t r2;
+	assert_int_equal(thoth_pm_sim_device(nic(), THOTH_PM_NONE, &t, THOTH_PM_DEV_ORACLE, &r2), 0);
+	assert_close(r2.energy_mj, r.energy_mj, 1e-9);
+	thoth_pm_trace_free(&t);
+}
+
+static void test_break_even_timeout_waits_then_sleeps_and_pays_the_exit(void **state)
+{
+	thoth_pm_trace_t t;
+	load_text(two_requests, &t);
+	thoth_pm_device_result_t r;
+	assert_int_equal(thoth_pm_sim_device(nic(), 200 * US, &t, THOTH_PM_DEV_BREAK_EVEN, &r), 0);
+	/* idle 1 (20 ms): on 70 us (56) + entry 20 us (16) + L1 19.91 ms
+	 * (2986.5) + exit 50 us (40) = 3098.5 uJ; the request waits 50 us, so
+	 * idle 2 is 31.1 - 20.25 = 10.85 ms: 56 + 16 + 150 * 10.76 + 40 =
+	 * 1726 uJ */
+	assert_close(r.energy_mj, 0.24 + 3.0985 + 1.726, 1e-9);
+	assert_int_equal(r.max_wake_delay_ns, 50 * US);
+	assert_int_equal(r.qos_violations, 0);
+	thoth_pm_trace_free(&t);
+}
+
+static void test_qos_unaware_autosuspend_violates_a_tight_qos(void **state)
+{
+	/* 3 s of idle: fixed-2s suspends to D3 (exit 5 ms) whatever the QoS;
+	 * the QoS-aware variant and the engine stay within 200 us */
+	thoth_pm_trace_t t;
+	load_text("0 100\n3000000 100\n", &t);
+	thoth_pm_device_result_t r;
+	assert_int_equal(thoth_pm_sim_device(nic(), 200 * US, &t, THOTH_PM_DEV_FIXED_2S, &r), 0);
+	assert_int_equal(r.qos_violations, 1);
+	assert_int_equal(r.max_wake_delay_ns, 5 * MS);
+	assert_int_equal(thoth_pm_sim_device(nic(), 200 * US, &t, THOTH_PM_DEV_FIXED_2S_QOS, &r), 0);
+	assert_int_equal(r.qos_violations, 0);
+	assert_int_equal(thoth_pm_sim_device(nic(), 200 * US, &t, THOTH_PM_DEV_ENGINE, &r), 0);
+	assert_int_equal(r.qos_violations, 0);
+	assert_true(r.max_wake_delay_ns <= 200 * US);
+	thoth_pm_trace_free(&t);
+}
+
+static void test_engine_on_timer_driven_trace_matches_the_oracle(void **state)
+{
+	/* Known next events: the engine pre-wakes like the oracle. */
+	const char *why = NULL;
+	thoth_pm_trace_t t;
+	assert_int_equal(thoth_pm_trace_generate("periodic period_us=50000 work_us=200 "
+						 "duration_ms=2000 work_jitter=0",
+						 NULL, &t, &why), 0);
+	assert_true(t.timer_driven);
+	thoth_pm_device_result_t e, o;
+	assert_int_equal(thoth_pm_sim_device(nic(), THOTH_PM_NONE, &t, THOTH_PM_DEV_ENGINE, &e), 0);
+	assert_int_equal(thoth_pm_sim_device(nic(), THOTH_PM_NONE, &t, THOTH_PM_DEV_ORACLE, &o), 0);
+	assert_close(e.energy_mj / o.energy_mj, 1.0, 1e-9);
+	assert_int_equal(e.too_deep, 0);
+	thoth_pm_trace_free(&t);
+}
+
+static void test_exp_average_goes_too_deep_on_alternating_idles(void **state)
+{
+	/* gaps alternate 200 ms / 6 ms (idle 1 ms after a 5 ms wake from D3):
+	 * the average (50..100 ms) says D3
+	 * (break-even 7 ms) before every short idle */
+	char text[4096] = "";
+	uint64_t at = 0;
+	for (int i = 0; i < 40; i++) {
+		char line[64];
+		snprintf(line, sizeof(line), "%llu 100\n", (unsigned long long)at);
+		strcat(text, line);
+		at += (i % 2 ? 6100 : 200100);
+	}
+	thoth_pm_trace_t t;
+	load_text(text, &t);
+	thoth_pm_device_result_t x, e;
+	assert_int_equal(thoth_pm_sim_device(nic(), THOTH_PM_NONE, &t, THOTH_PM_DEV_EXP_AVERAGE, &x), 0);
+	assert_int_equal(thoth_pm_sim_device(nic(), THOTH_PM_NONE, &t, THOTH_PM_DEV_ENGINE, &e), 0);
+	assert_true(x.too_deep >= 15);
+	assert_true(e.too_deep * 10 <= e.idle_periods); /* L1 for the short ones */
+	thoth_pm_trace_free(&t);
+}
+
+/* ---- CPU --------------------------------------------------------------------------- */
+
+static const thoth_pm_cpu_model_t *hikey(void)
+{
+	return thoth_pm_cpu_model_find("hikey-a53");
+}
+
+/* One request: 1 ms of work at capacity 1024, deadline 10 ms: ends 11 ms. */
+static const char one_job[] = "0 1000 10000\n";
+
+static void test_optimum_runs_at_the_hull_speed(void **state)
+{
+	thoth_pm_trace_t t;
+	load_text(one_job, &t);
+	thoth_pm_cpu_result_t r;
+	assert_int_equal(thoth_pm_sim_cpu(hikey(), &t, THOTH_PM_CPU_OPTIMUM, &r), 0);
+	/* 102.4 capacity on the hull (0,0)-(369,153): 42.458 mW for 10 ms;
+	 * the same as 432 MHz for 2.775 ms and sleeping (cluster-sleep 0) */
+	assert_close(r.energy_mj, 153.0 * 102.4 / 369.0 * 10e-3, 1e-9);
+	assert_true(r.optimum_exact);
+	thoth_pm_trace_free(&t);
+}
+
+static void test_optimum_bends_where_an_arrival_forces_it(void **state)
+{
+	/* A: 1 ms of work due at 5 ms; B arrives at 5 ms, 1 ms due at 6 ms:
+	 * 204.8 capacity for 5 ms, then 1024 for 1 ms */
+	thoth_pm_trace_t t;
+	load_text("0 1000 5000\n5000 1000 1000\n", &t);
+	thoth_pm_cpu_result_t r;
+	assert_int_equal(thoth_pm_sim_cpu(hikey(), &t, THOTH_PM_CPU_OPTIMUM, &r), 0);
+	assert_close(r.energy_mj, 153.0 * 204.8 / 369.0 * 5e-3 + 782.0 * 1e-3, 1e-9);
+	thoth_pm_trace_free(&t);
+}
+
+static void test_governors_on_one_request(void **state)
+{
+	thoth_pm_trace_t t;
+	load_text(one_job, &t);
+	thoth_pm_cpu_result_t r;
+	/* performance: 1 ms at 782 mW */
+	assert_int_equal(thoth_pm_sim_cpu(hikey(), &t, THOTH_PM_GOV_PERFORMANCE, &r), 0);
+	assert_close(r.energy_mj, 0.782, 1e-6);
+	assert_int_equal(r.inefficient_busy_ns, 0);
+	/* powersave: 1024/178 ms at 85 mW, all of it at the inefficient OPP */
+	assert_int_equal(thoth_pm_sim_cpu(hikey(), &t, THOTH_PM_GOV_POWERSAVE, &r), 0);
+	assert_close(r.energy_mj, 85.0 * 1024.0 / 178.0 * 1e-3, 1e-4);
+	assert_int_equal(r.inefficient_busy_ns, r.busy_ns);
+	/* schedutil: util never reaches 1.25 * util >= 432/1200 * 1024 within
+	 * 6 ms, so it stays at 208 MHz like powersave */
+	assert_int_equal(thoth_pm_sim_cpu(hikey(), &t, THOTH_PM_GOV_SCHEDUTIL, &r), 0);
+	assert_close(r.energy_mj, 85.0 * 1024.0 / 178.0 * 1e-3, 1e-4);
+	assert_int_equal(r.inefficient_busy_ns, r.busy_ns);
+	/* thoth: the most efficient OPP (432 MHz) = the optimum here */
+	assert_int_equal(thoth_pm_sim_cpu(hikey(), &t, THOTH_PM_GOV_THOTH, &r), 0);
+	assert_close(r.energy_mj, 153.0 * 1024.0 / 369.0 * 1e-3, 1e-4);
+	assert_int_equal(r.inefficient_busy_ns, 0);
+	assert_int_equal(r.deadline_misses, 0);
+	thoth_pm_trace_free(&t);
+}
+
+static void test_demand_known_at_arrival_reaches_speed_at_once(void **state)
+{
+	/* 80 ms of work due in 100 ms, every 200 ms: needs ~819+ capacity.
+	 * thoth raises at the arrival (after the 0.5 ms switch latency);
+	 * schedutil waits for PELT (tens of ms). */
+	const char *why;
+	thoth_pm_trace_t t;
+	assert_int_equal(thoth_pm_trace_generate("periodic period_us=200000 work_us=80000 "
+						 "deadline_us=100000 duration_ms=10000 work_jitter=0",
+						 NULL, &t, &why), 0);
+	thoth_pm_cpu_result_t th, su;
+	assert_int_equal(thoth_pm_sim_cpu(hikey(), &t, THOTH_PM_GOV_THOTH, &th), 0);
+	assert_int_equal(thoth_pm_sim_cpu(hikey(), &t, THOTH_PM_GOV_SCHEDUTIL, &su), 0);
+	assert_true(th.ramp_p95_ns <= 2 * MS);
+	assert_true(su.ramp_p50_ns >= 20 * MS);
+	assert_true(th.deadline_misses <= su.deadline_misses);
+	thoth_pm_trace_free(&t);
+}
+
+/* ---- traces ------------------------------------------------------------------------- */
+
+static void test_bad_traces_are_refused_naming_the_problem(void **state)
+{
+	thoth_pm_trace_t t;
+	char why[160];
+	static const struct { const char *text, *says; } cases[] = {
+		{ "0 100\nfoo\n", "line 2" },
+		{ "10 100\n5 100\n", "arrival before the previous one" },
+		{ "0 -5\n", "line 1: field 2" },
+		{ "0 100 5 7\n", "line 1: expected" },
+		{ "# nothing\n", "no requests" },
+		{ "{\"traceEvents\":[\n]}\n", "no request/response pairs" },
+		{ "{\n{\"ph\":\"X\",\"ts\":abc,\"pid\":1,\"tid\":1,\"name\":\"chan_recv\"}\n",
+		  "line 2: a message event without" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		why[0] = '\0';
+		assert_int_not_equal(thoth_pm_trace_parse(cases[i].text, strlen(cases[i].text), MS, 0,
+							  &t, why, sizeof(why)), 0);
+		if (!strstr(why, cases[i].says))
+			fail_msg("case %zu: \"%s\" does not say \"%s\"", i, why, cases[i].says);
+		assert_null(t.jobs);
+	}
+	const char *w = NULL;
+	assert_int_equal(thoth_pm_trace_generate("sawtooth x=1", NULL, &t, &w), THOTH_E_INVAL);
+	assert_non_null(strstr(w, "kind"));
+	assert_int_equal(thoth_pm_trace_generate("poisson work_us=5", NULL, &t, &w), THOTH_E_INVAL);
+	assert_int_equal(thoth_pm_trace_generate("pareto xmin_us=10 alpha=0.5 work_us=5", NULL, &t, &w),
+			 THOTH_E_INVAL);
+	assert_int_equal(thoth_pm_trace_generate("poisson mean_gap_us=nan work_us=5", NULL, &t, &w),
+			 THOTH_E_INVAL);
+}
+
+static void test_chrome_json_requests_pair_receive_and_response(void **state)
+{
+	/* pid 7 serves (service_id 7); pid 9 is its client, whose receives
+	 * are responses and are not requests */
+	const char *json =
+		"{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n"
+		"{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":7,\"tid\":0,\"args\":{\"name\":\"kv\"}},\n"
+		"{\"ph\":\"X\",\"ts\":1000.000,\"pid\":9,\"tid\":9,\"dur\":0.001,\"name\":\"chan_send\",\"cat\":\"ipc\",\"args\":{\"cpu\":0,\"service_id\":7}},\n"
+		"{\"ph\":\"X\",\"ts\":1000.500,\"pid\":7,\"tid\":7,\"dur\":0.001,\"name\":\"chan_recv\",\"cat\":\"ipc\",\"args\":{\"cpu\":1,\"service_id\":7}},\n"
+		"{\"ph\":\"X\",\"ts\":1030.500,\"pid\":7,\"tid\":7,\"dur\":0.001,\"name\":\"chan_send\",\"cat\":\"ipc\",\"args\":{\"cpu\":1,\"service_id\":7}},\n"
+		"{\"ph\":\"X\",\"ts\":1031.000,\"pid\":9,\"tid\":9,\"dur\":0.001,\"name\":\"chan_recv\",\"cat\":\"ipc\",\"args\":{\"cpu\":0,\"service_id\":7}},\n"
+		"{\"ph\":\"X\",\"ts\":2000.500,\"pid\":7,\"tid\":7,\"dur\":0.001,\"name\":\"chan_recv\",\"cat\":\"ipc\",\"args\":{\"cpu\":1,\"service_id\":7}},\n"
+		"{\"ph\":\"X\",\"ts\":2010.500,\"pid\":7,\"tid\":7,\"dur\":0.001,\"name\":\"chan_send\",\"cat\":\"ipc\",\"args\":{\"cpu\":1,\"service_id\":7}}\n"
+		"]}\n";
+	thoth_pm_trace_t t;
+	char why[160] = "";
+	assert_int_equal(thoth_pm_trace_parse(json, strlen(json), MS, 0, &t, why, sizeof(why)), 0);
+	assert_int_equal(t.count, 2);
+	assert_int_equal(t.jobs[0].arrival_ns, 0);
+	assert_int_equal(t.jobs[0].work_ns, 30 * US);
+	assert_int_equal(t.jobs[1].arrival_ns, 1000 * US);
+	assert_int_equal(t.jobs[1].work_ns, 10 * US);
+	assert_int_equal(t.jobs[1].deadline_ns, 1000 * US + MS);
+	assert_non_null(strstr(t.origin, "pid 7"));
+	thoth_pm_trace_free(&t);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_always_on_pays_idle_power_for_every_idle_ns),
+		cmocka_unit_test(test_oracle_sleeps_in_the_cheapest_allowed_state_and_wakes_in_time),
+		cmocka_unit_test(test_break_even_timeout_waits_then_sleeps_and_pays_the_exit),
+		cmocka_unit_test(test_qos_unaware_autosuspend_violates_a_tight_qos),
+		cmocka_unit_test(test_engine_on_timer_driven_trace_matches_the_oracle),
+		cmocka_unit_test(test_exp_average_goes_too_deep_on_alternating_idles),
+		cmocka_unit_test(test_optimum_runs_at_the_hull_speed),
+		cmocka_unit_test(test_optimum_bends_where_an_arrival_forces_it),
+		cmocka_unit_test(test_governors_on_one_request),
+		cmocka_unit_test(test_demand_known_at_arrival_reaches_speed_at_once),
+		cmocka_unit_test(test_bad_traces_are_refused_naming_the_problem),
+		cmocka_unit_test(test_chrome_json_requests_pair_receive_and_response),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
