@@ -34,6 +34,7 @@ typedef struct model {
 	struct { uint64_t id, holder; } leases[MAX_LEASES];
 	uint32_t n_leases;
 	uint32_t next_name;
+	uint64_t idle_calls;
 	pm_ops_stats_t st;
 	char *why;
 	size_t cap;
@@ -130,6 +131,22 @@ static void on_failed(void *arg, uint64_t request, uint64_t holder, const char *
 		fail(m, "request %llu failed without a reason", (unsigned long long)request);
 	m->reqs[i].state = REQ_FAILED;
 	m->st.failed++;
+}
+
+/* The policy hook: a stand-in engine that picks a level as elements become
+ * free (broker.h: before anything moves), so policy changes inside the
+ * broker's step are exercised too. */
+static void on_idle(void *arg, uint32_t element, bool idle, uint32_t *policy)
+{
+	model_t *m = arg;
+	thoth_pm_element_info_t info;
+	if (thoth_pm_broker_element_info(m->b, element, &info) || info.dead) {
+		fail(m, "idle reported for a dead or unknown element %u", element);
+		return;
+	}
+	m->idle_calls++;
+	if (idle)
+		*policy = (uint32_t)((element * 7u + m->idle_calls) % 5u);  /* may be out of range: ignored */
 }
 
 /* ---- operations ------------------------------------------------------------------- */
@@ -360,7 +377,7 @@ int pm_ops_run(const uint8_t *data, size_t len, pm_ops_stats_t *stats, char *why
 	m->now = 1000;
 	thoth_pm_broker_ops_t ops = {
 		.transition = on_transition, .lease_status = on_lease_status,
-		.request_ready = on_ready, .request_failed = on_failed, .arg = m,
+		.request_ready = on_ready, .request_failed = on_failed, .idle = on_idle, .arg = m,
 	};
 	thoth_pm_broker_limits_t lim = { .max_elements = 32, .max_leases = 512, .max_requests = 512 };
 	if (thoth_pm_broker_new(&ops, &lim, m->now, &m->b)) {

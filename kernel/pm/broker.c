@@ -55,6 +55,7 @@ typedef struct elem {
 	/* converge() scratch */
 	uint32_t want, cap, t, required;
 	bool asserted;
+	int idle_reported;              /* -1: not yet, else the last idle reported */
 	uint64_t keeper_ids[KEEPERS_MAX];
 	uint32_t n_keeper_ids;
 } elem_t;
@@ -345,6 +346,7 @@ int thoth_pm_broker_declare(thoth_pm_broker_t *b, uint64_t driver, const thoth_p
 		e->driver = driver;
 		e->decl = decls[i];
 		e->level = decls[i].initial_level;
+		e->idle_reported = -1;
 		b->elems[b->n_elems++] = e;
 		if (ids)
 			ids[i] = e->id;
@@ -404,8 +406,6 @@ static void compute_wants(thoth_pm_broker_t *b)
 	}
 	for (uint32_t i = 0; i < b->n_elems; i++) {
 		elem_t *e = b->elems[i];
-		if (!e->asserted && e->policy > e->want)
-			e->want = e->policy;
 		/* A dependency on a dead or vanished element cannot be met: stay below it. */
 		for (uint32_t k = 0; k < e->decl.n_deps; k++) {
 			const thoth_pm_dep_decl_t *dep = &e->decl.deps[k];
@@ -427,6 +427,14 @@ static void compute_targets_once(thoth_pm_broker_t *b)
 			e->t = e->level;        /* nobody can move it any more */
 		} else {
 			uint32_t t = e->want < e->cap ? e->want : e->cap;
+			/* The policy level applies only while nothing holds the
+			 * element (no assertive lease or request, no dependent
+			 * needing it): then the engine decides depth. */
+			if (!e->asserted && !e->required) {
+				uint32_t p = e->policy < e->cap ? e->policy : e->cap;
+				if (p > t)
+					t = p;
+			}
 			e->t = t > e->required ? t : e->required;
 		}
 		for (uint32_t k = 0; k < e->decl.n_deps; k++) {
@@ -546,12 +554,44 @@ static void report(thoth_pm_broker_t *b)
 	}
 }
 
+/*
+ * Tell the policy hook which elements became free or held, and let it set
+ * the level of those that became free before anything moves: the engine
+ * decides depth at the moment the hold ends, never after the broker acted
+ * on a stale level.  A free element's policy can make it hold another
+ * (its dependencies), so this repeats until nothing changes.
+ */
+static void update_idle(thoth_pm_broker_t *b)
+{
+	for (uint32_t round = 0; round <= b->n_elems; round++) {
+		bool changed = false;
+		for (uint32_t i = 0; i < b->n_elems; i++) {
+			elem_t *e = b->elems[i];
+			int idle = !e->asserted && e->required == 0;
+			if (e->dead || idle == e->idle_reported)
+				continue;
+			e->idle_reported = idle;
+			uint32_t policy = e->policy;
+			if (b->ops.idle)
+				b->ops.idle(b->ops.arg, e->id, idle, &policy);
+			if (idle && policy < e->decl.n_levels && policy != e->policy) {
+				e->policy = policy;
+				changed = true;
+			}
+		}
+		if (!changed)
+			return;
+		compute_targets(b);
+	}
+}
+
 static void converge(thoth_pm_broker_t *b)
 {
 	bool again = true;
 	while (again) {
 		again = false;
 		compute_targets(b);
+		update_idle(b);
 		for (uint32_t i = 0; i < b->n_elems; i++) {
 			elem_t *e = b->elems[i];
 			if (e->dead || e->transitioning || e->t == e->level)
@@ -963,6 +1003,7 @@ static void fill_elem(const thoth_pm_broker_t *b, const elem_t *e, thoth_pm_elem
 	*info = (thoth_pm_element_info_t){
 		.id = e->id, .driver = e->driver, .decl = &e->decl, .level = e->level, .target = e->t,
 		.transitioning = e->transitioning, .transition_to = e->to, .dead = e->dead,
+		.idle = e->idle_reported == 1,
 		.policy_level = e->policy, .transitions = e->transitions,
 		.residency_ns = e->residency_ns, .energy_mj = e->energy_mj, .queued_requests = queued,
 	};

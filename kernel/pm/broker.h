@@ -59,6 +59,13 @@ typedef struct thoth_pm_broker_ops {
 	/* The request may be served now (its element is at its level). */
 	void (*request_ready)(void *arg, uint64_t request, uint64_t holder, uint32_t element);
 	void (*request_failed)(void *arg, uint64_t request, uint64_t holder, const char *why);
+	/* ELEMENT became free (IDLE: no assertive lease, request or dependent
+	 * holds it, so its policy level applies) or held again; reported once
+	 * per change, first when it is declared.  On IDLE the policy engine
+	 * may set *POLICY, the level to use from now on, before anything moves.
+	 * The only callback that may call the broker, and only its const
+	 * (introspection) functions. */
+	void (*idle)(void *arg, uint32_t element, bool idle, uint32_t *policy);
 	void *arg;
 } thoth_pm_broker_ops_t;
 
@@ -115,8 +122,9 @@ int thoth_pm_broker_request_done(thoth_pm_broker_t *b, uint64_t request, uint64_
  * if no transition to LEVEL was asked of ELEMENT. */
 int thoth_pm_broker_level_reached(thoth_pm_broker_t *b, uint32_t element, uint32_t level, uint64_t now_ns);
 
-/* The policy engine's choice for ELEMENT, used while no assertive lease or
- * request holds it (dependencies and QoS still apply).  Default: level 0. */
+/* The policy engine's choice for ELEMENT, used while nothing holds it (no
+ * assertive lease or request, no dependent needing it; latency bounds still
+ * apply).  Default: level 0. */
 int thoth_pm_broker_set_policy_level(thoth_pm_broker_t *b, uint32_t element, uint32_t level,
 				     uint64_t now_ns);
 
@@ -137,6 +145,7 @@ typedef struct thoth_pm_element_info {
 	bool transitioning;
 	uint32_t transition_to;
 	bool dead;                      /* driver gone; kept while a dependent needs it */
+	bool idle;                      /* nothing holds it: its policy level applies */
 	uint32_t policy_level;
 	uint64_t transitions;           /* completed */
 	const uint64_t *residency_ns;   /* [decl->n_levels] */

@@ -24,6 +24,7 @@
 
 #include "backend.h"
 #include "broker.h"
+#include "engine.h"
 #include "log.h"
 #include "pm.thoth.h"
 #include "thothd.h"
@@ -34,6 +35,25 @@ typedef struct pm_request {
 	uint8_t *payload;
 	uint32_t len;
 } pm_request_t;
+
+/*
+ * The policy engine (kernel/pm/engine.h, PM-2) of one element: while no
+ * lease, request or dependent holds the element, the engine chooses its
+ * depth and the broker enforces it (thoth_pm_broker_set_policy_level), then
+ * a timer walks the engine's ladder deeper while the element stays idle.
+ * The engine numbers states from "on" (0) down with ns latencies; the
+ * broker numbers levels from the deepest (0) up with µs: level = n - 1 - state.
+ */
+typedef struct pm_engine_slot {
+	uint32_t element, n_levels;
+	thoth_pm_engine_t *engine;      /* NULL: the levels do not fit the engine's model */
+	bool idle;
+	uint64_t idle_since;
+	thoth_pm_decision_t decision;
+	uint32_t next_step;             /* the next ladder entry to apply */
+	thoth_timer_t *timer;
+	struct thothd_pm *pm;
+} pm_engine_slot_t;
 
 typedef struct outbox_entry {
 	uint64_t client;
@@ -50,6 +70,8 @@ struct thothd_pm {
 	size_t box_len, box_cap;
 	outbox_entry_t *entries;
 	uint32_t n_entries, cap_entries;
+	pm_engine_slot_t **slots;       /* one per declared element */
+	uint32_t n_slots, cap_slots;
 };
 
 static thothd_client_t *client_by_id(thothd_t *d, uint64_t id)
@@ -178,6 +200,153 @@ static void on_request_failed(void *arg, uint64_t request, uint64_t holder, cons
 	forget_request(pm, r);
 }
 
+/* ---- the policy engine --------------------------------------------------------------- */
+
+static pm_engine_slot_t *find_slot(thothd_pm_t *pm, uint32_t element)
+{
+	for (uint32_t i = 0; i < pm->n_slots; i++)
+		if (pm->slots[i]->element == element)
+			return pm->slots[i];
+	return NULL;
+}
+
+static void free_slot(thothd_pm_t *pm, uint32_t i)
+{
+	pm_engine_slot_t *s = pm->slots[i];
+	if (s->timer)
+		thoth_timer_cancel(pm->d->loop, s->timer);
+	thoth_pm_engine_free(s->engine);
+	free(s);
+	pm->slots[i] = pm->slots[--pm->n_slots];
+}
+
+/* An engine for element ID described by DECL (its levels in reverse). */
+static void engine_add(thothd_pm_t *pm, uint32_t id, const thoth_pm_element_decl_t *decl)
+{
+	if (pm->n_slots == pm->cap_slots) {
+		uint32_t cap = pm->cap_slots ? pm->cap_slots * 2 : 16;
+		void *p = realloc(pm->slots, cap * sizeof *pm->slots);
+		if (!p)
+			return;
+		pm->slots = p;
+		pm->cap_slots = cap;
+	}
+	pm_engine_slot_t *s = calloc(1, sizeof *s);
+	if (!s)
+		return;
+	s->pm = pm;
+	s->element = id;
+	s->n_levels = decl->n_levels;
+	thoth_pm_element_desc_t desc = { .name = decl->name, .state_count = decl->n_levels };
+	const char *why = NULL;
+	if (decl->n_levels <= THOTH_PM_MAX_STATES) {
+		for (uint32_t st = 0; st < decl->n_levels; st++) {
+			const thoth_pm_level_decl_t *l = &decl->levels[decl->n_levels - 1 - st];
+			desc.states[st] = (thoth_pm_state_desc_t){
+				.name = l->name, .power_mw = (uint32_t)(l->power_mw + 0.5),
+				.entry_latency_ns = (uint64_t)l->entry_latency_us * 1000,
+				.exit_latency_ns = (uint64_t)l->exit_latency_us * 1000,
+			};
+		}
+		if (thoth_pm_engine_new(&desc, &s->engine, &why))
+			s->engine = NULL;
+	} else {
+		why = "more levels than the engine's states";
+	}
+	if (!s->engine)
+		thothd_debug("pm: %s: no policy engine (%s); its policy level stays 0", decl->name,
+			     why ? why : "out of memory");
+	pm->slots[pm->n_slots++] = s;
+	/* Its first idle report came inside declare, before this slot existed.
+	 * No decision yet: the engine decides when an idle period follows
+	 * activity (until then the element stays where the broker put it); the
+	 * time from declaration to first use is its first observation. */
+	thoth_pm_element_info_t info;
+	if (s->engine && !thoth_pm_broker_element_info(pm->broker, id, &info) && info.idle) {
+		s->idle = true;
+		s->idle_since = thothd_now(pm->d);
+	}
+}
+
+/* The tightest latency bound of the leases on ELEMENT, ns (NONE: none). */
+static uint64_t element_qos_ns(thothd_pm_t *pm, uint32_t element)
+{
+	uint64_t q = THOTH_PM_NONE;
+	for (uint32_t i = 0; i < thoth_pm_broker_lease_count(pm->broker); i++) {
+		thoth_pm_lease_info_t l;
+		if (!thoth_pm_broker_lease_at(pm->broker, i, &l) && l.element == element && l.qos_us &&
+		    (uint64_t)l.qos_us * 1000 < q)
+			q = (uint64_t)l.qos_us * 1000;
+	}
+	return q;
+}
+
+static void ladder_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg);
+
+/* Arm the timer for the next step of the ladder, if there is one. */
+static void arm_ladder(pm_engine_slot_t *s)
+{
+	thothd_pm_t *pm = s->pm;
+	if (!pm->d->loop || s->next_step >= s->decision.ladder_count)
+		return;
+	uint64_t step = s->decision.ladder[s->next_step].at_ns;
+	/* A step may come a little late, never early: slack 1/16, at most 1 ms. */
+	uint64_t slack = step / 16 < 1000000 ? step / 16 : 1000000;
+	int r = s->timer ? thoth_timer_rearm(pm->d->loop, s->timer, s->idle_since + step, slack)
+			 : thoth_loop_add_timer(pm->d->loop, s->idle_since + step, slack, ladder_fired, s,
+						&s->timer);
+	if (r)
+		thothd_warn("pm: cannot arm the ladder timer of element %u", s->element);
+}
+
+/* Still idle at the next step of the engine's ladder: one state deeper. */
+static void ladder_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
+{
+	pm_engine_slot_t *s = arg;
+	thothd_pm_t *pm = s->pm;
+	if (!s->idle || s->next_step >= s->decision.ladder_count)
+		return;
+	uint32_t state = s->decision.ladder[s->next_step++].state;
+	if (thoth_pm_broker_set_policy_level(pm->broker, s->element, s->n_levels - 1 - state,
+					     thothd_now(pm->d)))
+		thothd_debug("pm: ladder step for element %u: %s", s->element,
+			     thoth_pm_broker_refusal(pm->broker));
+	arm_ladder(s);
+	thothd_pm_flush(pm);
+}
+
+/*
+ * The broker's idle hook, called inside its step: when nothing holds the
+ * element any more the engine decides its depth there and then (*POLICY),
+ * before anything moves; when it is held again, the idle period it ended is
+ * the engine's next observation.  Only const broker calls in here.
+ */
+static void on_idle(void *arg, uint32_t element, bool idle, uint32_t *policy)
+{
+	thothd_pm_t *pm = arg;
+	pm_engine_slot_t *s = find_slot(pm, element);
+	if (!s || !s->engine || s->idle == idle)
+		return;
+	uint64_t now = thothd_now(pm->d);
+	s->idle = idle;
+	if (idle) {
+		s->idle_since = now;
+		thoth_pm_constraints_t c = {
+			.latency_ns = element_qos_ns(pm, element), .next_event_ns = THOTH_PM_NONE,
+		};
+		thoth_pm_engine_decide(s->engine, &c, &s->decision);
+		s->next_step = 0;
+		*policy = s->n_levels - 1 - s->decision.state;
+		arm_ladder(s);
+	} else {
+		thoth_pm_engine_observe(s->engine, now - s->idle_since, THOTH_PM_NONE);
+		if (s->timer) {
+			thoth_timer_cancel(pm->d->loop, s->timer);
+			s->timer = NULL;
+		}
+	}
+}
+
 /* ---- lifecycle --------------------------------------------------------------------- */
 
 int thothd_pm_new(thothd_t *d, thothd_pm_t **out)
@@ -188,7 +357,8 @@ int thothd_pm_new(thothd_t *d, thothd_pm_t **out)
 	pm->d = d;
 	thoth_pm_broker_ops_t ops = {
 		.transition = on_transition, .lease_status = on_lease_status,
-		.request_ready = on_request_ready, .request_failed = on_request_failed, .arg = pm,
+		.request_ready = on_request_ready, .request_failed = on_request_failed,
+		.idle = on_idle, .arg = pm,
 	};
 	int r = thoth_pm_broker_new(&ops, NULL, thothd_now(d), &pm->broker);
 	if (!r)
@@ -207,6 +377,9 @@ void thothd_pm_free(thothd_pm_t *pm)
 		return;
 	while (pm->n_reqs)
 		forget_request(pm, &pm->reqs[0]);
+	while (pm->n_slots)
+		free_slot(pm, 0);
+	free(pm->slots);
 	thoth_pm_broker_free(pm->broker);
 	thoth_pm_qos_close(pm->qos);
 	free(pm->reqs);
@@ -240,6 +413,13 @@ void thothd_pm_client_closed(thothd_pm_t *pm, const thothd_client_t *c)
 		} else {
 			i++;
 		}
+	}
+	for (uint32_t i = 0; i < pm->n_slots;) {
+		thoth_pm_element_info_t info;
+		if (thoth_pm_broker_element_info(pm->broker, pm->slots[i]->element, &info) || info.dead)
+			free_slot(pm, i);
+		else
+			i++;
 	}
 	update_qos(pm);
 	thothd_pm_flush(pm);
@@ -378,6 +558,9 @@ static int on_declare(void *self, const thoth_pm_PowerBroker_declare_req_t *req,
 				status = r;     /* out of memory */
 		}
 	}
+	if (!status)
+		for (uint32_t i = 0; i < n; i++)
+			engine_add(pm, ids[i], &decls[i]);
 	free(decls);
 	if (status) {
 		call->reason = why;

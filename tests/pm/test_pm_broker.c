@@ -27,7 +27,19 @@ typedef struct rec {
 	uint64_t lost[64];
 	int n_lost;
 	thoth_pm_lease_status_t last_status;
+	struct { uint32_t element; bool idle; } idle[64];
+	int n_idle;
 } rec_t;
+
+static void on_idle(void *arg, uint32_t e, bool idle, uint32_t *policy)
+{
+	rec_t *r = arg;
+	if (r->n_idle < 64) {
+		r->idle[r->n_idle].element = e;
+		r->idle[r->n_idle].idle = idle;
+	}
+	r->n_idle++;
+}
 
 static void on_tr(void *arg, uint64_t driver, uint32_t e, uint32_t from, uint32_t to)
 {
@@ -63,7 +75,7 @@ static void on_failed(void *arg, uint64_t req, uint64_t holder, const char *why)
 static thoth_pm_broker_t *new_broker(rec_t *r)
 {
 	memset(r, 0, sizeof *r);
-	thoth_pm_broker_ops_t ops = { on_tr, on_status, on_ready, on_failed, r };
+	thoth_pm_broker_ops_t ops = { on_tr, on_status, on_ready, on_failed, on_idle, r };
 	thoth_pm_broker_t *b;
 	assert_int_equal(thoth_pm_broker_new(&ops, NULL, 0, &b), 0);
 	return b;
@@ -457,6 +469,36 @@ static void test_keeper_rows_are_bounded_and_totals_kept(void **state)
 	thoth_pm_broker_free(b);
 }
 
+static void test_idle_is_reported_when_nothing_holds_an_element(void **state)
+{
+	rec_t r;
+	thoth_pm_broker_t *b = new_broker(&r);
+	uint32_t bus, disk;
+	declare_bus_disk(b, &bus, &disk, THOTH_PM_ASSERTIVE);
+	assert_int_equal(r.n_idle, 2);          /* both idle from the start */
+	uint64_t l;
+	int done = 0;
+	r.n_idle = 0;
+	/* A lease on the disk at ACTIVE holds the disk, and through it the bus. */
+	assert_int_equal(thoth_pm_broker_lease(b, 1, disk, 2, THOTH_PM_LEASE_ASSERTIVE, 0, 0, &l), 0);
+	finish_all(b, &r, &done, 1);
+	assert_int_equal(r.n_idle, 2);
+	assert_false(r.idle[0].idle);
+	assert_false(r.idle[1].idle);
+	thoth_pm_element_info_t info;
+	assert_int_equal(thoth_pm_broker_element_info(b, bus, &info), 0);
+	assert_false(info.idle);
+	/* Dropped: both are free at once (nothing will need the bus once the
+	 * disk is down; the disk still comes down first). */
+	assert_int_equal(thoth_pm_broker_drop(b, 1, l, 2), 0);
+	finish_all(b, &r, &done, 3);
+	assert_int_equal(r.n_idle, 4);
+	assert_true(r.idle[2].idle && r.idle[3].idle);
+	assert_int_equal(thoth_pm_broker_element_info(b, bus, &info), 0);
+	assert_true(info.idle);
+	thoth_pm_broker_free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -475,6 +517,7 @@ int main(void)
 		cmocka_unit_test(test_accounting_credits_who_kept_the_bus_awake),
 		cmocka_unit_test(test_restarted_driver_rebinds_its_dependents),
 		cmocka_unit_test(test_keeper_rows_are_bounded_and_totals_kept),
+		cmocka_unit_test(test_idle_is_reported_when_nothing_holds_an_element),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
