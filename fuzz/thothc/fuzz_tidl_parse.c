@@ -4,13 +4,17 @@
  * out-of-bounds read or a leak.  A schema that loads is also checked for
  * compatibility against itself (must be compatible) and its diagnostics are
  * printed to /dev/null, so the checker and the caret printer are covered.
+ * The formatter runs on every input too: what it formats must format to
+ * itself (thothc fmt is idempotent and checks that it keeps every token).
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "ast.h"
 #include "compat.h"
+#include "fmt.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -33,5 +37,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (sink)
 		tidl_program_print_diags(prog, sink);
 	tidl_program_free(prog);
+
+	/* fmt needs a NUL-terminated source */
+	char *text = malloc(size + 1);
+	if (!text)
+		return 0;
+	memcpy(text, data, size);
+	text[size] = 0;
+	tidl_program_t *fp = tidl_program_new();
+	tidl_file_t f = { .path = "fuzz.tidl", .source = text, .source_len = size };
+	char *once = fp ? thothc_fmt(fp, &f) : NULL;
+	if (once) {
+		tidl_file_t g = { .path = "fuzz.tidl", .source = once, .source_len = strlen(once) };
+		char *twice = thothc_fmt(fp, &g);
+		if (!twice || strcmp(once, twice) != 0)
+			abort();        /* fmt must be idempotent */
+		free(twice);
+	}
+	free(once);
+	tidl_program_free(fp);
+	free(text);
 	return 0;
 }

@@ -18,7 +18,9 @@
  * adaptive time (THOTH_CHAN_SPIN) or not at all (THOTH_CHAN_SLEEP) and then
  * sleeps; a sender makes the wake-up system call only when its peer said it
  * may be asleep.  A service waits on its event loop instead of a futex: its
- * wake-ups arrive on an eventfd.  The layout and the memory-ordering
+ * wake-ups arrive as doorbell bytes on the channel's own socket, sent with
+ * MSG_DONTWAIT on the sender's own end (no descriptor a peer could block is
+ * ever shared).  The layout and the memory-ordering
  * argument are in docs/IPC.md.
  *
  * Everything the peer can write is treated as untrusted input: indices are
@@ -95,7 +97,7 @@ typedef struct thoth_chan_config {
 	uint32_t spin_ns;                     /* 0 = THOTH_CHAN_DEFAULT_SPIN_NS */
 	int timeout_ms;                       /* per blocking call: 0 = wait forever */
 	int handshake_timeout_ms;             /* 0 = 2000 */
-	bool loop_wakeup;                     /* wake-ups on an eventfd: thoth_chan_fd */
+	bool loop_wakeup;                     /* wake-ups on the channel's socket: thoth_chan_fd */
 } thoth_chan_config_t;
 
 /*
@@ -143,13 +145,14 @@ void thoth_chan_release(thoth_chan_t *ch, thoth_msg_t *msg);
 
 /*
  * Receiving on an event loop (config loop_wakeup): the service wakes the
- * client through an eventfd instead of a futex.  Watch thoth_chan_fd() for
+ * client with a doorbell byte on the channel's socket instead of a futex.
+ * Watch thoth_chan_fd() (our end of that socket) for
  * READ; when it fires, call thoth_chan_arm(), then take what is there with
  * thoth_chan_recv(..., 0) until THOTH_E_AGAIN; call thoth_chan_arm() again
  * before going back to the loop: it returns 1 when something arrived in the
  * meantime (receive again, do not sleep), 0 when the fd will fire, or an
  * error (the channel is closed: PEER_GONE, CORRUPT).  Blocking calls on
- * such a channel still work (they wait on the same eventfd).
+ * such a channel still work (they wait on the same socket).
  */
 int thoth_chan_fd(const thoth_chan_t *ch);      /* -1 without loop_wakeup */
 int thoth_chan_arm(thoth_chan_t *ch);
@@ -159,6 +162,16 @@ int thoth_chan_arm(thoth_chan_t *ch);
 typedef struct thoth_chan_server thoth_chan_server_t;
 
 typedef void (*thoth_chan_log_fn)(void *arg, const char *message);
+
+/* Who may open a channel: checked on the connecting process's credentials
+ * (SO_PEERCRED, and SO_PEERGROUPS for GROUP) before anything else of its
+ * handshake is looked at.  The socket file's mode says the same to the
+ * file system (docs/IPC.md, "Who may connect"). */
+typedef enum thoth_chan_peers {
+	THOTH_CHAN_PEERS_SAME_UID = 0,        /* processes of the service's own uid (socket 0600) */
+	THOTH_CHAN_PEERS_GROUP = 1,           /* ... and members of cfg.group (socket 0660, that group) */
+	THOTH_CHAN_PEERS_ANY = 2,             /* every local user (socket 0666) */
+} thoth_chan_peers_t;
 
 typedef struct thoth_chan_server_config {
 	const char *path;                     /* Unix socket to listen on (replaced if stale) */
@@ -170,9 +183,14 @@ typedef struct thoth_chan_server_config {
 	thoth_chan_limits_t limits;           /* for clients that ask 0; 0 = defaults */
 	thoth_chan_wait_t wait;
 	uint32_t spin_ns;                     /* 0 = THOTH_CHAN_DEFAULT_SPIN_NS */
-	uint32_t max_clients;                 /* 0 = 1024 */
-	thoth_chan_log_fn log;                /* why a client was refused or dropped */
+	uint32_t max_clients;                 /* open channels: 0 = 1024 */
+	thoth_chan_log_fn log;                /* why a client was refused or dropped (rate-limited) */
 	void *log_arg;
+	thoth_chan_peers_t peers;             /* who may connect: same uid by default */
+	uint32_t group;                       /* the gid THOTH_CHAN_PEERS_GROUP admits */
+	uint32_t socket_mode;                 /* permission bits of the socket file; 0 = from peers */
+	uint32_t handshake_timeout_ms;        /* a connection must finish its handshake by then: 0 = 1000 */
+	uint32_t max_pending;                 /* handshakes in progress at once: 0 = 64 (the oldest is dropped) */
 } thoth_chan_server_config_t;
 
 typedef struct thoth_chan_server_stats {
@@ -181,6 +199,10 @@ typedef struct thoth_chan_server_stats {
 	uint64_t calls;                       /* requests dispatched */
 	uint64_t peer_gone;                   /* channels ended by the client's death or close */
 	uint64_t corrupt;                     /* channels closed for bad shared memory */
+	uint64_t handshake_dropped;           /* connections closed: handshake too slow, or too many pending */
+	uint64_t shed;                        /* connections accepted and closed at the fd limit */
+	uint64_t turns;                       /* times a channel was served (calls / turns = batch) */
+	uint64_t log_suppressed;              /* log lines dropped by the rate limit */
 } thoth_chan_server_stats_t;
 
 /* Listen at cfg->path and serve on LOOP.  0, THOTH_E_INVAL (reason in

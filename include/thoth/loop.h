@@ -80,6 +80,10 @@ typedef enum thoth_loop_backend_kind {
 
 typedef struct thoth_loop_options {
 	thoth_loop_backend_kind_t backend;
+	/* Timers wake at the end of their window instead of at a point of the
+	 * per-boot grid shared by every process (docs/SCHED.md); for
+	 * measurements, not for services. */
+	bool no_timer_grid;
 } thoth_loop_options_t;
 
 /* thoth_loop_new with options (NULL = defaults). */
@@ -104,7 +108,11 @@ void thoth_loop_remove_fd(thoth_loop_t *loop, thoth_source_t *src);
 
 /* ---- timers --------------------------------------------------------------- */
 
-/* A one-shot timer at absolute DEADLINE_NS (CLOCK_MONOTONIC) with SLACK_NS. */
+/* A one-shot timer at absolute DEADLINE_NS (CLOCK_MONOTONIC) with SLACK_NS:
+ * it fires in [DEADLINE_NS, DEADLINE_NS + SLACK_NS], never outside; slack 0
+ * declares it exact.  Inside the window the loop wakes where other timers,
+ * of this process or (through the per-boot grid) of other processes, wake
+ * anyway: docs/SCHED.md lists the default slacks and why. */
 int thoth_loop_add_timer(thoth_loop_t *loop, uint64_t deadline_ns, uint64_t slack_ns,
 			 thoth_timer_fn fn, void *arg, thoth_timer_t **out);
 /* Same, DELAY_NS from now. */

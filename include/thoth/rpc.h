@@ -181,7 +181,8 @@ static inline int thoth_msg_open(const uint8_t *msg, size_t len, bool response, 
 				 uint32_t method, uint8_t major, thoth_decoder_t *d,
 				 thoth_arena_t *arena)
 {
-	thoth_msg_header_t h = { 0 };
+	thoth_msg_header_t h;
+	memset(&h, 0, sizeof h);        /* not `= { 0 }`: C++ warns on missing initialisers */
 	int r = thoth_wire_header_decode(msg, len, &h);
 	if (r)
 		return r;

@@ -229,7 +229,7 @@ typedef struct thoth_arena {
 
 static inline void thoth_arena_init(thoth_arena_t *a, void *buf, size_t cap)
 {
-	a->buf = buf;
+	a->buf = (uint8_t *)buf;        /* the cast keeps the header valid C++ */
 	a->cap = cap;
 	a->used = 0;
 }
@@ -254,7 +254,7 @@ typedef struct thoth_builder {
 
 static inline void thoth_builder_init(thoth_builder_t *b, void *buf, size_t cap)
 {
-	b->buf = buf;
+	b->buf = (uint8_t *)buf;
 	b->cap = cap;
 	b->len = THOTH_WIRE_HEADER_SIZE;
 	b->err = 0;

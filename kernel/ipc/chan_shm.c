@@ -47,6 +47,8 @@ _Static_assert(THOTH_CHAN_INLINE_MAX % 8 == 0, "inline area must keep messages 8
 
 enum { BUF_FREE = 0, BUF_ALLOCATED = 1, BUF_LENT = 2 };
 
+static void presence_publish(chan_end_t *e, bool running);
+
 #define SPIN_MIN_NS 1000u
 #define SLEEP_SLICE_NS (10u * 1000000u)   /* liveness is re-checked this often while blocked */
 
@@ -207,8 +209,6 @@ int chan_end_init(chan_end_t *e, uint8_t *base, const chan_layout_t *lay, int si
 	e->side = side;
 	e->tx = side == CHAN_CLIENT ? CHAN_REQ : CHAN_RESP;
 	e->rx = side == CHAN_CLIENT ? CHAN_RESP : CHAN_REQ;
-	e->peer_efd = -1;
-	e->own_efd = -1;
 	e->sock = -1;
 	e->wait = THOTH_CHAN_SPIN;
 	e->spin_max = e->spin_budget = THOTH_CHAN_DEFAULT_SPIN_NS;
@@ -231,6 +231,7 @@ int chan_end_init(chan_end_t *e, uint8_t *base, const chan_layout_t *lay, int si
 		return chan_fail(e, THOTH_E_CORRUPT,
 				 "control page describes %u slots, %u buffers of %u bytes; the handshake agreed %u, %u of %u",
 				 slots, bufs, bsz, lay->lim.slots, lay->lim.pool_bufs, lay->lim.pool_buf_size);
+	presence_publish(e, true);      /* the peer learns our CPU before our first wait */
 	return 0;
 }
 
@@ -262,17 +263,42 @@ static void futex_wake(_Atomic uint32_t *word)
 	syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, 1, NULL, NULL, 0);
 }
 
+/*
+ * Wake the peer.  A futex word lives in the shared page: FUTEX_WAKE never
+ * blocks whatever the peer wrote there.  A peer that waits on an event loop
+ * is rung with one byte on OUR end of the channel's socket: that file
+ * description is ours alone (the peer cannot clear its O_NONBLOCK, as it
+ * could on a shared eventfd), and MSG_DONTWAIT makes this one call
+ * non-blocking whatever the flags say.  EAGAIN means the socket already
+ * holds unread doorbells: the peer is awake enough.  docs/IPC.md, "Wake-ups
+ * a peer cannot block".
+ */
 static void wake_peer(chan_end_t *e, _Atomic uint32_t *word)
 {
 	e->st.wakes++;
 	e->rang = true;
-	if (e->peer_efd >= 0) {
-		uint64_t one = 1;
-		ssize_t r = write(e->peer_efd, &one, sizeof one);
-		(void)r;        /* EAGAIN: the counter is already non-zero, the peer will wake */
-	} else {
+	if (e->peer_bell) {
+		ssize_t r = send(e->sock, "", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+		(void)r;        /* EAGAIN: doorbells are pending; EPIPE: the liveness check sees it */
+	} else if (word) {
 		futex_wake(word);
 	}
+}
+
+int chan_bell_drain(chan_end_t *e)
+{
+	if (e->sock < 0)
+		return 0;
+	char bells[256];
+	/* One read: a peer ringing without pause cannot keep us here; what is
+	 * left keeps the socket readable and the loop comes back. */
+	ssize_t r = recv(e->sock, bells, sizeof bells, MSG_DONTWAIT);
+	/* Not sticky: what the peer queued before it went may still be
+	 * served (a service answers a dead client's oneway messages); the
+	 * liveness check makes it sticky when the caller asks. */
+	if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+		return THOTH_E_PEER_GONE;
+	return 0;
 }
 
 static uint32_t runs_of(const chan_end_t *e, size_t len)
@@ -750,6 +776,9 @@ void chan_spin_slept(chan_end_t *e, uint64_t waited_ns)
 
 int chan_wait(chan_end_t *e, enum chan_cond cond, size_t len, int timeout_ms)
 {
+	/* Running, and where: also when the wait is over at once (a side that
+	 * always finds its data ready would otherwise never tell its peer). */
+	presence_publish(e, true);
 	if (chan_ready(e, cond, len))
 		return ready_result(e);
 	if (timeout_ms == 0)
@@ -768,14 +797,11 @@ int chan_wait(chan_end_t *e, enum chan_cond cond, size_t len, int timeout_ms)
 		uint64_t slice = deadline - now < SLEEP_SLICE_NS ? deadline - now : SLEEP_SLICE_NS;
 		struct timespec ts = { (time_t)(slice / 1000000000u), (long)(slice % 1000000000u) };
 		e->st.sleeps++;
-		if (e->own_efd >= 0) {
-			/* The peer wakes us through our eventfd (we also serve a loop). */
-			struct pollfd pfd = { .fd = e->own_efd, .events = POLLIN };
-			if (poll(&pfd, 1, (int)((slice + 999999u) / 1000000u)) > 0) {
-				uint64_t v;
-				ssize_t r = read(e->own_efd, &v, sizeof v);
-				(void)r;
-			}
+		if (e->own_bell) {
+			/* The peer rings our socket (we also serve a loop). */
+			struct pollfd pfd = { .fd = e->sock, .events = POLLIN };
+			if (poll(&pfd, 1, (int)((slice + 999999u) / 1000000u)) > 0)
+				chan_bell_drain(e);
 		} else {
 			syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT, expect, &ts, NULL, 0);
 		}
@@ -798,8 +824,8 @@ void chan_end_close(chan_end_t *e)
 		return;
 	atomic_store_explicit(&e->ctl->closed[e->side], 1, memory_order_release);
 	atomic_thread_fence(memory_order_seq_cst);
-	/* The peer may sleep on any of these words (or on its eventfd). */
-	if (e->peer_efd >= 0) {
+	/* The peer may sleep on any of these words (or on its socket). */
+	if (e->peer_bell) {
 		wake_peer(e, NULL);
 	} else {
 		futex_wake(&e->ctl->dir[e->tx].head);

@@ -108,9 +108,10 @@ typedef struct chan_end {
 
 	int err;                          /* sticky: CORRUPT or PEER_GONE */
 	char why[160];                    /* what was wrong */
-	int peer_efd;                     /* wake the peer with this eventfd, or -1: futex */
-	int own_efd;                      /* the peer wakes us here (we wait on a loop), or -1 */
-	int sock;                         /* liveness of the peer (EOF = gone), or -1 */
+	int sock;                         /* our end of the channel's Unix socket, or -1:
+					   * liveness of the peer (EOF = gone) and doorbells */
+	bool peer_bell;                   /* wake the peer with a doorbell byte on sock, not a futex */
+	bool own_bell;                    /* we wait on sock (a loop watches it), not on a futex */
 	uint32_t service_pid;             /* traced as service_id: the service instance */
 	thoth_chan_wait_t wait;
 	uint32_t spin_max, spin_budget;   /* ns */
@@ -175,6 +176,11 @@ void chan_spin_slept(chan_end_t *e, uint64_t waited_ns);
 
 /* Is the peer still there?  0 or THOTH_E_PEER_GONE (sets e->err). */
 int chan_check_peer(chan_end_t *e);
+
+/* Take the doorbell bytes the peer sent on our socket (never blocks):
+ * 0, or THOTH_E_PEER_GONE when the socket reached its end (not sticky:
+ * chan_check_peer sets e->err). */
+int chan_bell_drain(chan_end_t *e);
 
 /* Mark our side closed and wake the peer. */
 void chan_end_close(chan_end_t *e);

@@ -90,9 +90,8 @@ static void limits_from_wire(const thoth_channel_Limits_t *w, thoth_chan_limits_
 struct thoth_chan {
 	chan_end_t end;
 	thoth_client_t client;
-	int sock;
-	int peer_efd;
-	int own_efd;                    /* loop_wakeup: the service wakes us here */
+	int sock;                       /* liveness, and doorbells with loop_wakeup */
+	bool loop_wakeup;               /* the service rings sock instead of a futex */
 	int timeout_ms;                 /* < 0: forever */
 	uint64_t features;
 	bool mapped;
@@ -240,15 +239,13 @@ uint64_t thoth_chan_features(const thoth_chan_t *ch) { return ch->features; }
 void thoth_chan_limits(const thoth_chan_t *ch, thoth_chan_limits_t *out) { *out = ch->end.lay.lim; }
 void thoth_chan_stats(const thoth_chan_t *ch, thoth_chan_stats_t *out) { *out = ch->end.st; }
 int thoth_chan_error(const thoth_chan_t *ch) { return ch->end.err; }
-int thoth_chan_fd(const thoth_chan_t *ch) { return ch->own_efd; }
+int thoth_chan_fd(const thoth_chan_t *ch) { return ch->loop_wakeup ? ch->sock : -1; }
 
 int thoth_chan_arm(thoth_chan_t *ch)
 {
-	if (ch->own_efd < 0)
+	if (!ch->loop_wakeup)
 		return THOTH_E_INVAL;
-	uint64_t v;
-	ssize_t n = read(ch->own_efd, &v, sizeof v);     /* non-blocking: clears a pending wake */
-	(void)n;
+	chan_bell_drain(&ch->end);                   /* never blocks: clears pending doorbells */
 	if (chan_arm(&ch->end, CHAN_WAIT_RECV, 0))
 		return ch->end.err ? ch->end.err : 1;
 	int r = chan_check_peer(&ch->end);
@@ -270,10 +267,6 @@ void thoth_chan_close(thoth_chan_t *ch)
 		chan_shm_unmap(ch->end.base, ch->end.lay.size);
 	}
 	chan_end_fini(&ch->end);
-	if (ch->peer_efd >= 0)
-		close(ch->peer_efd);
-	if (ch->own_efd >= 0)
-		close(ch->own_efd);
 	if (ch->sock >= 0)
 		close(ch->sock);
 	free(ch);
@@ -332,7 +325,8 @@ int thoth_chan_connect(const char *path, const thoth_chan_config_t *cfg, thoth_c
 	thoth_chan_t *ch = calloc(1, sizeof *ch);
 	if (!ch)
 		return THOTH_E_NOMEM;
-	ch->sock = ch->peer_efd = ch->own_efd = -1;
+	ch->sock = -1;
+	ch->loop_wakeup = cfg->loop_wakeup;
 	ch->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : -1;
 	int fds[2] = { -1, -1 }, nfds = 0;
 	int r;
@@ -380,24 +374,24 @@ int thoth_chan_connect(const char *path, const thoth_chan_config_t *cfg, thoth_c
 		.client_wakeup = cfg->loop_wakeup,
 	};
 	limits_to_wire(&cfg->limits, &req.limits);
-	if (cfg->loop_wakeup) {
-		ch->own_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-		if (ch->own_efd < 0) {
-			put_why(why, why_len, "eventfd: %s", strerror(errno));
-			r = THOTH_E_IO;
-			goto fail;
-		}
-	}
 	thoth_msg_header_t meta = { .request_id = 1 };
 	size_t len;
 	r = thoth_channel_Channel_open_req_encode_msg(msg, HANDSHAKE_MAX, &meta, &req, &len);
 	if (!r)
-		r = send_with_fds(ch->sock, msg, len, &ch->own_efd, cfg->loop_wakeup ? 1 : 0);
-	if (r) {
+		r = send_with_fds(ch->sock, msg, len, NULL, 0);
+	/* A service that refused us may have answered and closed already:
+	 * its reason is worth more than EPIPE. */
+	int sent = r;
+	if (r && r != THOTH_E_PEER_GONE) {
 		put_why(why, why_len, "sending the channel handshake to %s: %s", path, thoth_strerror(r));
 		goto fail;
 	}
 	r = read_handshake(ch->sock, msg, &len, fds, &nfds);
+	if (r && sent) {
+		put_why(why, why_len, "the service at %s closed the connection during the handshake", path);
+		r = sent;
+		goto fail;
+	}
 	if (r) {
 		put_why(why, why_len, "reading the service's handshake reply from %s: %s", path,
 			r == THOTH_E_TIMEDOUT ? "no answer in time" : thoth_strerror(r));
@@ -437,14 +431,17 @@ int thoth_chan_connect(const char *path, const thoth_chan_config_t *cfg, thoth_c
 		r = THOTH_E_PROTOCOL;
 		goto fail;
 	}
-	if (nfds != 2) {
-		put_why(why, why_len, "service sent %d file descriptors with its reply, expected 2", nfds);
+	if (nfds != 1) {
+		put_why(why, why_len, "service sent %d file descriptors with its reply, expected 1 (the channel memory)", nfds);
 		r = THOTH_E_PROTOCOL;
 		goto fail;
 	}
+	/* The kind of the fd, checked by the kernel rather than by its name: a
+	 * regular file that answers F_GET_SEALS is shmem (a memfd), and the
+	 * shrink seal means the service cannot cut our mapping short (SIGBUS). */
 	struct stat st;
 	int seals = fcntl(fds[0], F_GET_SEALS);
-	if (fstat(fds[0], &st) < 0 || (size_t)st.st_size != lay.size || seals < 0 ||
+	if (fstat(fds[0], &st) < 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size != lay.size || seals < 0 ||
 	    !(seals & F_SEAL_SHRINK)) {
 		put_why(why, why_len, "the channel memory the service sent is not a sealed memfd of %zu bytes", lay.size);
 		r = THOTH_E_PROTOCOL;
@@ -458,16 +455,16 @@ int thoth_chan_connect(const char *path, const thoth_chan_config_t *cfg, thoth_c
 	}
 	close(fds[0]);
 	fds[0] = -1;
-	ch->peer_efd = fds[1];
-	fds[1] = -1;
 	r = chan_end_init(&ch->end, base, &lay, CHAN_CLIENT);
 	ch->mapped = true;          /* unmapped by close from here on */
 	if (r) {
 		put_why(why, why_len, "%s", ch->end.why);
 		goto fail;
 	}
-	ch->end.peer_efd = ch->peer_efd;
-	ch->end.own_efd = ch->own_efd;
+	/* The service always waits on its loop: it is rung on the socket.  We
+	 * are rung there too when we wait on a loop, else through the futex. */
+	ch->end.peer_bell = true;
+	ch->end.own_bell = cfg->loop_wakeup;
 	struct ucred cred = { 0 };
 	socklen_t cl = sizeof cred;
 	if (getsockopt(ch->sock, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0)
@@ -493,13 +490,50 @@ fail:
 
 /* ==== service ============================================================= */
 
-typedef struct conn {
-	struct conn *prev, *next;
+/*
+ * What a hostile client cannot do to a service (docs/IPC.md, "Hostile
+ * peers"; docs/RELIABILITY.md, "Channels"):
+ *  - block it: the service only ever writes to its own end of each client's
+ *    socket, with MSG_DONTWAIT, and receives no descriptors from clients;
+ *  - starve other clients: each channel is served at most CONN_BUDGET
+ *    messages per turn; channels with more waiting go to the back of the
+ *    ready queue, which is served in rounds between polls of the loop;
+ *  - hold its descriptors: a handshake must finish within
+ *    handshake_timeout_ms, at most max_pending may be in progress, and at
+ *    the process's fd limit waiting connections are accepted and closed
+ *    with a reserve descriptor while listening pauses (no busy loop).
+ */
+
+enum {
+	CONN_BUDGET = 64,               /* messages served per channel per turn */
+	ACCEPT_BATCH = 64,              /* connections accepted per loop wake-up */
+	LOG_BURST = 10,                 /* log lines per second, then counted only */
+	FD_LIMIT_PAUSE_MS = 100,        /* listening pauses this long at the fd limit */
+	SHED_MAX = 256,                 /* connections shed per fd-limit episode */
+};
+
+typedef struct conn conn_t;
+
+/* A FIFO of connections: pending handshakes (in deadline order, since every
+ * deadline is accept time + the same timeout) or channels ready to serve.
+ * A connection is in at most one of them. */
+typedef struct conn_queue {
+	conn_t *head, *tail;
+	uint32_t n;
+} conn_queue_t;
+
+struct conn {
+	conn_t *prev, *next;            /* every connection of the service */
+	conn_t *q_prev, *q_next;        /* in s->pending (handshaking) or s->ready (open) */
+	conn_queue_t *queue;            /* which, or NULL */
 	thoth_chan_server_t *srv;
-	int sock, efd, peer_efd;
-	thoth_source_t *sock_src, *efd_src;
+	int sock;
+	thoth_source_t *sock_src;
 	bool open;
 	pid_t pid;
+	uid_t uid;
+	gid_t gid;
+	uint64_t hs_deadline;           /* handshake must be complete by then */
 	uint8_t *hs;                    /* handshake bytes so far (until open) */
 	size_t hs_len;
 	int hs_fds[2], hs_nfds;
@@ -508,7 +542,7 @@ typedef struct conn {
 	uint64_t features;
 	uint8_t *pending_out;           /* buffer handed to dispatch, not yet sent */
 	uint64_t slept_at;              /* when it last went back to the loop to wait */
-} conn_t;
+};
 
 struct thoth_chan_server {
 	thoth_loop_t *loop;
@@ -516,24 +550,111 @@ struct thoth_chan_server {
 	char *path;
 	int lfd;
 	thoth_source_t *lsrc;
+	int reserve_fd;                 /* spare fd, closed to accept-and-close at the fd limit */
+	int kick_fd;                    /* private eventfd: readable while s->ready is not empty */
+	thoth_source_t *kick_src;
+	bool kicked;
 	conn_t *conns;
+	conn_queue_t pending, ready;
+	uint32_t nopen;
+	thoth_timer_t *hs_timer;        /* armed only while a handshake is pending */
+	thoth_timer_t *pause_timer;     /* armed only while listening pauses */
+	uid_t uid;
 	thoth_chan_limits_t defaults;
 	thoth_chan_server_stats_t st;
 	uint64_t *arena_buf;
 	size_t arena_cap;
+	uint64_t log_window;            /* rate limit: start of the current second */
+	uint32_t log_lines, log_dropped;
 };
 
+static void q_push(conn_queue_t *q, conn_t *c)
+{
+	c->queue = q;
+	c->q_next = NULL;
+	c->q_prev = q->tail;
+	if (q->tail)
+		q->tail->q_next = c;
+	else
+		q->head = c;
+	q->tail = c;
+	q->n++;
+}
+
+static void q_remove(conn_t *c)
+{
+	conn_queue_t *q = c->queue;
+	if (!q)
+		return;
+	if (c->q_prev)
+		c->q_prev->q_next = c->q_next;
+	else
+		q->head = c->q_next;
+	if (c->q_next)
+		c->q_next->q_prev = c->q_prev;
+	else
+		q->tail = c->q_prev;
+	c->q_prev = c->q_next = NULL;
+	c->queue = NULL;
+	q->n--;
+}
+
+/* Log through cfg.log, at most LOG_BURST lines a second: a peer that gets
+ * itself refused in a loop cannot fill the disk.  What was dropped is
+ * counted in the next line that gets through. */
 static void srv_log(thoth_chan_server_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void srv_log(thoth_chan_server_t *s, const char *fmt, ...)
 {
 	if (!s->cfg.log)
 		return;
 	char line[400];
+	uint64_t now = thoth_clock_now();
+	if (now - s->log_window >= 1000000000u) {
+		if (s->log_dropped) {
+			snprintf(line, sizeof line, "%u log lines like the ones above were dropped in one second",
+				 s->log_dropped);
+			s->cfg.log(s->cfg.log_arg, line);
+		}
+		s->log_window = now;
+		s->log_lines = 0;
+		s->log_dropped = 0;
+	}
+	if (s->log_lines >= LOG_BURST) {
+		s->log_dropped++;
+		s->st.log_suppressed++;
+		return;
+	}
+	s->log_lines++;
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof line, fmt, ap);
 	va_end(ap);
 	s->cfg.log(s->cfg.log_arg, line);
+}
+
+/* The handshake timer follows the pending queue: armed while it holds a
+ * connection, gone when it is empty (an idle service has no timer). */
+static void hs_timer_fire(thoth_loop_t *loop, thoth_timer_t *timer, void *arg);
+
+static uint64_t hs_slack(const thoth_chan_server_t *s)
+{
+	return (uint64_t)s->cfg.handshake_timeout_ms * 1000000u / 8;
+}
+
+static void pending_changed(thoth_chan_server_t *s)
+{
+	if (!s->pending.head) {
+		if (s->hs_timer) {
+			thoth_timer_cancel(s->loop, s->hs_timer);
+			s->hs_timer = NULL;
+		}
+	} else if (!s->hs_timer) {
+		/* An earlier deadline than the head's is harmless: the timer
+		 * fires, finds nothing due and moves to the head's. */
+		if (thoth_loop_add_timer(s->loop, s->pending.head->hs_deadline, hs_slack(s), hs_timer_fire, s,
+					 &s->hs_timer))
+			s->hs_timer = NULL;
+	}
 }
 
 static void conn_close(conn_t *c)
@@ -545,26 +666,42 @@ static void conn_close(conn_t *c)
 		s->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
+	bool was_pending = c->queue == &s->pending;
+	q_remove(c);
+	if (was_pending)
+		pending_changed(s);
 	if (c->sock_src)
 		thoth_loop_remove_fd(s->loop, c->sock_src);
-	if (c->efd_src)
-		thoth_loop_remove_fd(s->loop, c->efd_src);
 	if (c->mapped) {
 		chan_end_close(&c->end);
 		chan_shm_unmap(c->end.base, c->end.lay.size);
+	}
+	if (c->open) {
+		s->nopen--;
 		s->st.clients--;
 	}
 	chan_end_fini(&c->end);
 	for (int i = 0; i < c->hs_nfds; i++)
 		close(c->hs_fds[i]);
-	if (c->peer_efd >= 0)
-		close(c->peer_efd);
-	if (c->efd >= 0)
-		close(c->efd);
 	if (c->sock >= 0)
 		close(c->sock);
 	free(c->hs);
 	free(c);
+}
+
+static void hs_timer_fire(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
+{
+	thoth_chan_server_t *s = arg;
+	uint64_t now = thoth_clock_now();
+	while (s->pending.head && s->pending.head->hs_deadline <= now) {
+		conn_t *c = s->pending.head;
+		srv_log(s, "client pid %d did not complete its channel handshake within %u ms: closing its connection",
+			(int)c->pid, s->cfg.handshake_timeout_ms);
+		s->st.handshake_dropped++;
+		conn_close(c);          /* cancels the timer when the queue empties */
+	}
+	if (s->pending.head && s->hs_timer)
+		thoth_timer_rearm(loop, s->hs_timer, s->pending.head->hs_deadline, hs_slack(s));
 }
 
 static int conn_get_out(void *ctx, size_t len, uint8_t **buf)
@@ -580,15 +717,23 @@ static int conn_get_out(void *ctx, size_t len, uint8_t **buf)
 	return r;
 }
 
-/* Serve what the client has queued; return when the rings say wait (the
- * waiting flags are then set, so the client wakes our eventfd). */
-static void conn_process(conn_t *c)
+enum serve_result { SERVE_IDLE, SERVE_MORE, SERVE_CLOSED };
+
+/*
+ * Serve at most BUDGET of what the client has queued.  SERVE_IDLE: the
+ * rings say wait, and the waiting flags are set so the client rings our
+ * socket; SERVE_MORE: the budget is spent with requests still waiting
+ * (flags clear: the client does not ring while we are awake, the ready
+ * queue brings us back); SERVE_CLOSED: the channel is gone.
+ */
+static enum serve_result conn_serve(conn_t *c, unsigned budget)
 {
 	thoth_chan_server_t *s = c->srv;
 	chan_end_t *e = &c->end;
 	chan_disarm(e, CHAN_WAIT_RECV);
 	chan_disarm(e, CHAN_WAIT_SLOT);
-	for (;;) {
+	s->st.turns++;
+	for (unsigned served = 0;;) {
 		/* An orderly close (the socket's end is seen by on_sock; reading
 		 * it here would cost a system call per message).  What the
 		 * client queued before closing is still served: a oneway
@@ -597,28 +742,34 @@ static void conn_process(conn_t *c)
 		if (closing && !chan_ready(e, CHAN_WAIT_RECV, 0)) {
 			s->st.peer_gone++;
 			conn_close(c);
-			return;
+			return SERVE_CLOSED;
 		}
+		if (served == budget)
+			return SERVE_MORE;
+		/* Spin for this client only while no other channel waits for
+		 * its turn. */
+		bool may_spin = s->ready.n == 0;
 		/* A request is taken only when its response can be queued. */
 		if (!chan_ready(e, CHAN_WAIT_SLOT, 0)) {
 			if (closing) {          /* nobody will read the answers */
 				s->st.peer_gone++;
 				conn_close(c);
-				return;
+				return SERVE_CLOSED;
 			}
-			if (chan_spin(e, CHAN_WAIT_SLOT, 0) || chan_arm(e, CHAN_WAIT_SLOT, 0))
+			if ((may_spin && chan_spin(e, CHAN_WAIT_SLOT, 0)) || chan_arm(e, CHAN_WAIT_SLOT, 0))
 				continue;
-			return;
+			return SERVE_IDLE;
 		}
 		thoth_msg_t msg;
 		int r = chan_try_recv(e, &msg);
 		if (r == THOTH_E_AGAIN) {
-			if (chan_spin(e, CHAN_WAIT_RECV, 0) || chan_arm(e, CHAN_WAIT_RECV, 0))
+			if ((may_spin && chan_spin(e, CHAN_WAIT_RECV, 0)) || chan_arm(e, CHAN_WAIT_RECV, 0))
 				continue;
-			c->slept_at = thoth_clock_now();   /* the eventfd wakes us; on_efd learns how long */
-			return;
+			c->slept_at = thoth_clock_now();   /* on_sock learns how long it slept */
+			return SERVE_IDLE;
 		}
 		if (!r) {
+			served++;
 			thoth_arena_t arena;
 			thoth_arena_init(&arena, s->arena_buf, s->arena_cap);
 			thoth_server_io_t io = { .arena = &arena, .features = c->features,
@@ -643,7 +794,7 @@ static void conn_process(conn_t *c)
 					(int)c->pid, thoth_strerror(r));
 				s->st.corrupt++;
 				conn_close(c);
-				return;
+				return SERVE_CLOSED;
 			}
 		}
 		if (r) {
@@ -654,27 +805,53 @@ static void conn_process(conn_t *c)
 				s->st.peer_gone++;
 			}
 			conn_close(c);
-			return;
+			return SERVE_CLOSED;
 		}
 	}
 }
 
-static void on_efd(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t events, void *arg)
+/* Put C at the back of the ready queue; the kick eventfd (ours alone, never
+ * shared) stays readable while the queue holds anyone, so the loop polls its
+ * other sources and comes straight back to on_kick. */
+static void ready_push(conn_t *c)
 {
-	conn_t *c = arg;
-	uint64_t v;
-	ssize_t r = read(fd, &v, sizeof v);
-	(void)r;
-	if (c->slept_at) {
-		chan_spin_slept(&c->end, thoth_clock_now() - c->slept_at);
-		c->slept_at = 0;
+	thoth_chan_server_t *s = c->srv;
+	q_push(&s->ready, c);
+	if (!s->kicked) {
+		uint64_t one = 1;
+		if (write(s->kick_fd, &one, sizeof one) == sizeof one)
+			s->kicked = true;
 	}
-	conn_process(c);
 }
 
-/* Answer a handshake: status 0 with the fds, or a refusal with a reason. */
+/* One turn for C; it queues for another if its budget ran out. */
+static void conn_turn(conn_t *c)
+{
+	if (conn_serve(c, CONN_BUDGET) == SERVE_MORE)
+		ready_push(c);
+}
+
+/* One round over the channels that were ready when it began. */
+static void on_kick(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t events, void *arg)
+{
+	thoth_chan_server_t *s = arg;
+	for (uint32_t n = s->ready.n; n && s->ready.head; n--) {
+		conn_t *c = s->ready.head;
+		q_remove(c);
+		conn_turn(c);
+	}
+	if (!s->ready.n && s->kicked) {
+		uint64_t v;
+		if (read(s->kick_fd, &v, sizeof v) == sizeof v)
+			s->kicked = false;
+	}
+}
+
+/* Answer a handshake: status 0 with the memfd, or a refusal with a reason.
+ * The socket is ours and non-blocking: a reply that does not fit at once
+ * (it always does, on a fresh connection) fails instead of waiting. */
 static int send_open_reply(conn_t *c, int status, const char *reason, const thoth_chan_limits_t *lim,
-			   size_t shm_size, const int *fds, int nfds)
+			   size_t shm_size, int memfd)
 {
 	thoth_chan_server_t *s = c->srv;
 	thoth_channel_Channel_open_resp_t resp = {
@@ -691,7 +868,10 @@ static int send_open_reply(conn_t *c, int status, const char *reason, const thot
 	thoth_msg_header_t meta = { .request_id = 1 };
 	size_t len;
 	int r = thoth_channel_Channel_open_resp_encode_msg(buf, sizeof buf, &meta, &resp, &len);
-	return r ? r : send_with_fds(c->sock, buf, len, fds, nfds);
+	if (r)
+		return r;
+	ssize_t n = thoth_fdpass_send(c->sock, buf, len, &memfd, memfd >= 0 ? 1 : 0);
+	return n == (ssize_t)len ? 0 : THOTH_E_PEER_GONE;
 }
 
 static void refuse(conn_t *c, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -703,16 +883,49 @@ static void refuse(conn_t *c, int status, const char *fmt, ...)
 	vsnprintf(reason, sizeof reason, fmt, ap);
 	va_end(ap);
 	c->features = 0;
-	send_open_reply(c, status, reason, NULL, 0, NULL, 0);
+	send_open_reply(c, status, reason, NULL, 0, -1);
 	srv_log(c->srv, "refused a channel to client pid %d: %s", (int)c->pid, reason);
 	c->srv->st.refused++;
 	conn_close(c);
+}
+
+/* The service's policy on the connecting process's credentials. */
+static bool peer_allowed(const thoth_chan_server_t *s, const conn_t *c)
+{
+	switch (s->cfg.peers) {
+	case THOTH_CHAN_PEERS_ANY:
+		return true;
+	case THOTH_CHAN_PEERS_GROUP: {
+		if (c->uid == s->uid || c->gid == (gid_t)s->cfg.group)
+			return true;
+		gid_t groups[64];
+		socklen_t len = sizeof groups;
+		if (getsockopt(c->sock, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
+			return false;
+		for (size_t i = 0; i < len / sizeof groups[0]; i++)
+			if (groups[i] == (gid_t)s->cfg.group)
+				return true;
+		return false;
+	}
+	case THOTH_CHAN_PEERS_SAME_UID:
+	default:
+		return c->uid == s->uid;
+	}
 }
 
 static void handle_open(conn_t *c)
 {
 	thoth_chan_server_t *s = c->srv;
 	const thoth_interface_info_t *ifc = s->cfg.iface;
+	if (!peer_allowed(s, c))
+		return refuse(c, THOTH_E_PERM, "this service admits %s; client pid %d runs as uid %d",
+			      s->cfg.peers == THOTH_CHAN_PEERS_GROUP ? "its own uid and its group only" : "its own uid only",
+			      (int)c->pid, (int)c->uid);
+	/* No descriptor ever comes from a client: the service must not hold,
+	 * let alone write to, anything whose file description a peer shares. */
+	if (c->hs_nfds)
+		return refuse(c, THOTH_E_PROTOCOL, "a channel handshake carries no file descriptors; this one carried %d",
+			      c->hs_nfds);
 	uint64_t scratch[64];
 	thoth_arena_t arena;
 	thoth_arena_init(&arena, scratch, sizeof scratch);
@@ -720,22 +933,6 @@ static void handle_open(conn_t *c)
 	int r = thoth_channel_Channel_open_req_decode_msg(c->hs, c->hs_len, &req, &arena);
 	if (r)
 		return refuse(c, THOTH_E_PROTOCOL, "the channel handshake does not decode: %s", thoth_strerror(r));
-
-	/* A client that waits on a loop sends exactly one eventfd with the
-	 * request; nobody else may send any. */
-	if (req.client_wakeup != (c->hs_nfds == 1) || c->hs_nfds > 1)
-		return refuse(c, THOTH_E_PROTOCOL, "the handshake %s a wake-up eventfd but carried %d file descriptors",
-			      req.client_wakeup ? "asks for" : "does not ask for", c->hs_nfds);
-	if (c->hs_nfds == 1) {
-		struct stat st;
-		char link[64], target[64] = "";
-		snprintf(link, sizeof link, "/proc/self/fd/%d", c->hs_fds[0]);
-		ssize_t n = readlink(link, target, sizeof target - 1);
-		if (fstat(c->hs_fds[0], &st) < 0 || n <= 0 || !strstr(target, "eventfd"))
-			return refuse(c, THOTH_E_PROTOCOL, "the file descriptor sent with the handshake is not an eventfd");
-		c->peer_efd = c->hs_fds[0];
-		c->hs_nfds = 0;
-	}
 
 	char pkg[128], name[128];
 	snprintf(pkg, sizeof pkg, "%.*s", (int)req.package.len, req.package.ptr);
@@ -750,6 +947,8 @@ static void handle_open(conn_t *c)
 	r = thoth_contract_compatible(&mine, &theirs, why, sizeof why);
 	if (r)
 		return refuse(c, r, "%s", why);
+	if (s->nopen >= s->cfg.max_clients)
+		return refuse(c, THOTH_E_BUSY, "the service has %u channels open, its limit", s->nopen);
 
 	thoth_chan_limits_t lim;
 	limits_from_wire(&req.limits, &lim);
@@ -785,20 +984,17 @@ static void handle_open(conn_t *c)
 		return refuse(c, THOTH_E_NOMEM, "out of memory");
 	}
 	c->mapped = true;
-	s->st.clients++;
-	c->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (c->efd < 0 || thoth_loop_add_fd(s->loop, c->efd, THOTH_LOOP_READ, on_efd, c, &c->efd_src)) {
-		close(memfd);
-		return refuse(c, THOTH_E_IO, "service cannot create its wake-up eventfd: %s", strerror(errno));
-	}
-	c->end.peer_efd = c->peer_efd;      /* -1: the client sleeps on futexes */
+	/* Both directions of wake-up use our own end of the socket: the
+	 * client rings it, and we ring the client's end when it waits on a
+	 * loop (else FUTEX_WAKE on the shared page, which never blocks). */
 	c->end.sock = c->sock;
+	c->end.own_bell = true;
+	c->end.peer_bell = req.client_wakeup;
 	c->end.service_pid = (uint32_t)getpid();
 	c->end.wait = s->cfg.wait;
 	c->end.spin_max = c->end.spin_budget =
 		s->cfg.wait == THOTH_CHAN_SLEEP ? 0 : (s->cfg.spin_ns ? s->cfg.spin_ns : THOTH_CHAN_DEFAULT_SPIN_NS);
-	int fds[2] = { memfd, c->efd };
-	r = send_open_reply(c, 0, "", &lim, lay.size, fds, 2);
+	r = send_open_reply(c, 0, "", &lim, lay.size, memfd);
 	close(memfd);                       /* the mapping keeps the memory */
 	free(c->hs);
 	c->hs = NULL;
@@ -807,11 +1003,14 @@ static void handle_open(conn_t *c)
 		conn_close(c);
 		return;
 	}
+	q_remove(c);                        /* no longer pending */
+	pending_changed(s);
 	c->open = true;
+	s->nopen++;
+	s->st.clients++;
 	s->st.accepted++;
-	chan_arm(&c->end, CHAN_WAIT_RECV, 0);
-	if (chan_ready(&c->end, CHAN_WAIT_RECV, 0))
-		conn_process(c);
+	if (chan_arm(&c->end, CHAN_WAIT_RECV, 0))
+		conn_turn(c);
 }
 
 static void on_sock(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t events, void *arg)
@@ -819,22 +1018,24 @@ static void on_sock(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t ev
 	conn_t *c = arg;
 	thoth_chan_server_t *s = c->srv;
 	if (c->open) {
-		/* Only the end of the connection is expected here. */
-		char b;
-		ssize_t r = recv(fd, &b, 1, MSG_DONTWAIT);
-		if (r > 0) {
-			srv_log(s, "client pid %d wrote on its socket after the handshake: closing its channel",
-				(int)c->pid);
-			s->st.corrupt++;
-			conn_close(c);
-		} else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+		/* Doorbells, or the end of the connection. */
+		if (chan_bell_drain(&c->end)) {
 			/* Serve what it queued before it went (it may have been
-			 * oneway messages), then close: conn_process closes the
-			 * channel once the ring is empty, as the closed flag or
-			 * the end of the socket says. */
+			 * oneway messages), then close: conn_serve closes the
+			 * channel once the ring is empty, as the closed flag
+			 * says.  The socket is not watched any more: its end
+			 * would be reported at every poll. */
 			atomic_store_explicit(&c->end.ctl->closed[CHAN_CLIENT], 1, memory_order_release);
-			conn_process(c);
+			thoth_loop_remove_fd(s->loop, c->sock_src);
+			c->sock_src = NULL;
 		}
+		if (c->queue)
+			return;                 /* its turn comes in on_kick */
+		if (c->slept_at) {
+			chan_spin_slept(&c->end, thoth_clock_now() - c->slept_at);
+			c->slept_at = 0;
+		}
+		conn_turn(c);
 		return;
 	}
 	ssize_t r = recv_with_fds(fd, c->hs + c->hs_len, HANDSHAKE_MAX - c->hs_len, c->hs_fds,
@@ -858,22 +1059,75 @@ static void on_sock(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t ev
 	handle_open(c);
 }
 
+static void resume_accept(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
+{
+	thoth_chan_server_t *s = arg;
+	thoth_timer_cancel(loop, timer);
+	s->pause_timer = NULL;
+	if (s->reserve_fd < 0)
+		s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	thoth_loop_modify_fd(loop, s->lsrc, THOTH_LOOP_READ);
+}
+
+/*
+ * Out of descriptors (EMFILE/ENFILE) with connections waiting: the classic
+ * accept busy loop, since the listening socket stays readable.  Spend the
+ * reserve descriptor to accept and close what waits (those clients learn at
+ * once that they were refused), take the reserve back, and stop watching
+ * the socket for FD_LIMIT_PAUSE_MS (a timer armed only for that pause).
+ */
+static void at_fd_limit(thoth_chan_server_t *s, int err)
+{
+	unsigned shed = 0;
+	if (s->reserve_fd >= 0) {
+		close(s->reserve_fd);
+		s->reserve_fd = -1;
+		int cfd;
+		while (shed < SHED_MAX && (cfd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
+			close(cfd);
+			shed++;
+		}
+		s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	}
+	s->st.shed += shed;
+	srv_log(s, "accept: %s with %u channels and %u handshakes open: closed %u waiting connections, "
+		"accepting again in %d ms", strerror(err), s->nopen, s->pending.n, shed, FD_LIMIT_PAUSE_MS);
+	if (!s->pause_timer &&
+	    !thoth_loop_add_timer_in(s->loop, FD_LIMIT_PAUSE_MS * 1000000ull, 10 * 1000000ull, resume_accept, s,
+				     &s->pause_timer))
+		thoth_loop_modify_fd(s->loop, s->lsrc, 0);
+}
+
 static void on_accept(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t events, void *arg)
 {
 	thoth_chan_server_t *s = arg;
-	int cfd;
-	while ((cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
-		uint32_t n = 0;
-		for (conn_t *c = s->conns; c; c = c->next)
-			n++;
-		struct ucred cred = { 0 };
+	/* A bounded batch: a connection flood cannot keep the loop here. */
+	for (unsigned i = 0; i < ACCEPT_BATCH; i++) {
+		int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (cfd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+				at_fd_limit(s, errno);
+			return;         /* EAGAIN: nobody else waits */
+		}
+		struct ucred cred = { .pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1 };
 		socklen_t cl = sizeof cred;
 		getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &cl);
-		if (n >= s->cfg.max_clients) {
-			srv_log(s, "refusing client pid %d: %u channels open, the limit", (int)cred.pid, n);
+		if (s->nopen >= s->cfg.max_clients) {
+			srv_log(s, "refusing client pid %d: %u channels open, the limit", (int)cred.pid, s->nopen);
 			s->st.refused++;
 			close(cfd);
 			continue;
+		}
+		if (s->pending.n >= s->cfg.max_pending) {
+			/* The oldest is the most likely to be stuck: an honest
+			 * client finishes its handshake in well under a ms. */
+			conn_t *old = s->pending.head;
+			srv_log(s, "%u channel handshakes pending, the limit: dropping the oldest (client pid %d)",
+				s->pending.n, (int)old->pid);
+			s->st.handshake_dropped++;
+			conn_close(old);
 		}
 		conn_t *c = calloc(1, sizeof *c);
 		uint8_t *hs = aligned_alloc(8, HANDSHAKE_MAX);
@@ -885,8 +1139,9 @@ static void on_accept(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t 
 		}
 		c->srv = s;
 		c->sock = cfd;
-		c->efd = c->peer_efd = -1;
 		c->pid = cred.pid;
+		c->uid = cred.uid;
+		c->gid = cred.gid;
 		c->hs = hs;
 		if (thoth_loop_add_fd(loop, cfd, THOTH_LOOP_READ, on_sock, c, &c->sock_src)) {
 			free(hs);
@@ -898,7 +1153,50 @@ static void on_accept(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t 
 		if (s->conns)
 			s->conns->prev = c;
 		s->conns = c;
+		c->hs_deadline = thoth_clock_now() + (uint64_t)s->cfg.handshake_timeout_ms * 1000000u;
+		q_push(&s->pending, c);
+		pending_changed(s);
 	}
+}
+
+/* Bind SA's path under a temporary name with the policy's mode (and group),
+ * listen, then rename into place: a client that sees the path can always
+ * connect, and the mode never depends on the umask. */
+static int listen_at(thoth_chan_server_t *s, const struct sockaddr_un *sa, char *why, size_t why_len)
+{
+	const char *path = sa->sun_path;
+	struct sockaddr_un ta = *sa;
+	int n = snprintf(ta.sun_path, sizeof ta.sun_path, "%s.%d.tmp", path, (int)getpid());
+	bool staged = n > 0 && (size_t)n < sizeof ta.sun_path;
+	if (!staged)
+		ta = *sa;
+	else
+		unlink(ta.sun_path);
+	const char *step = "bind";
+	if (bind(s->lfd, (struct sockaddr *)&ta, sizeof ta) < 0)
+		goto fail;
+	step = "chmod";
+	if (chmod(ta.sun_path, s->cfg.socket_mode) < 0)
+		goto fail_unlink;
+	step = "chown to the group";
+	if (s->cfg.peers == THOTH_CHAN_PEERS_GROUP && chown(ta.sun_path, (uid_t)-1, (gid_t)s->cfg.group) < 0)
+		goto fail_unlink;
+	step = "listen";
+	if (listen(s->lfd, 128) < 0)
+		goto fail_unlink;
+	step = "rename";
+	if (staged && rename(ta.sun_path, path) < 0)
+		goto fail_unlink;
+	return 0;
+
+fail_unlink: {
+	int e = errno;
+	unlink(ta.sun_path);
+	errno = e;
+}
+fail:
+	put_why(why, why_len, "cannot listen at %s (%s): %s", path, step, strerror(errno));
+	return THOTH_E_IO;
 }
 
 int thoth_chan_server_new(thoth_loop_t *loop, const thoth_chan_server_config_t *cfg,
@@ -908,6 +1206,11 @@ int thoth_chan_server_new(thoth_loop_t *loop, const thoth_chan_server_config_t *
 	put_why(why, why_len, "%s", "");
 	if (!loop || !cfg || !cfg->path || !cfg->iface || !cfg->invoke || !cfg->handlers) {
 		put_why(why, why_len, "a service needs a loop, a socket path, an interface, its invoke function and handlers");
+		return THOTH_E_INVAL;
+	}
+	if (cfg->peers > THOTH_CHAN_PEERS_ANY || (cfg->socket_mode & ~0777u)) {
+		put_why(why, why_len, "peers = %d, socket_mode = %#o: peers must be a thoth_chan_peers_t, the mode at most 0777",
+			(int)cfg->peers, cfg->socket_mode);
 		return THOTH_E_INVAL;
 	}
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -930,14 +1233,30 @@ int thoth_chan_server_new(thoth_loop_t *loop, const thoth_chan_server_config_t *
 	s->cfg = *cfg;
 	if (!s->cfg.max_clients)
 		s->cfg.max_clients = 1024;
+	if (!s->cfg.max_pending)
+		s->cfg.max_pending = 64;
+	if (!s->cfg.handshake_timeout_ms)
+		s->cfg.handshake_timeout_ms = 1000;
+	if (!s->cfg.socket_mode)
+		s->cfg.socket_mode = cfg->peers == THOTH_CHAN_PEERS_ANY ? 0666 : cfg->peers == THOTH_CHAN_PEERS_GROUP ? 0660 : 0600;
+	s->uid = geteuid();
 	s->defaults = lim;
-	s->lfd = -1;
+	s->lfd = s->kick_fd = -1;
+	s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	s->path = strdup(cfg->path);
 	s->arena_cap = 64u << 10;
 	s->arena_buf = aligned_alloc(8, s->arena_cap);
 	if (!s->path || !s->arena_buf) {
 		thoth_chan_server_free(s);
 		return THOTH_E_NOMEM;
+	}
+	s->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (s->kick_fd < 0 || thoth_loop_add_fd(loop, s->kick_fd, THOTH_LOOP_READ, on_kick, s, &s->kick_src)) {
+		put_why(why, why_len, "cannot create the service's eventfd: %s", strerror(errno));
+		free(s->path);
+		s->path = NULL;
+		thoth_chan_server_free(s);
+		return THOTH_E_IO;
 	}
 	s->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	/* A socket file left by a dead service is replaced; a live one is not. */
@@ -946,6 +1265,8 @@ int thoth_chan_server_new(thoth_loop_t *loop, const thoth_chan_server_config_t *
 		if (probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof sa) == 0) {
 			close(probe);
 			put_why(why, why_len, "another service already listens at %s", cfg->path);
+			free(s->path);
+			s->path = NULL;         /* not ours: do not unlink it */
 			thoth_chan_server_free(s);
 			return THOTH_E_BUSY;
 		}
@@ -953,21 +1274,9 @@ int thoth_chan_server_new(thoth_loop_t *loop, const thoth_chan_server_config_t *
 			close(probe);
 		unlink(cfg->path);
 	}
-	/* Bind under a temporary name, listen, then rename into place: a
-	 * client that sees the path can always connect (no window between
-	 * bind and listen in which it would be refused). */
-	struct sockaddr_un ta = sa;
-	int n = snprintf(ta.sun_path, sizeof ta.sun_path, "%s.%d.tmp", cfg->path, (int)getpid());
-	bool staged = n > 0 && (size_t)n < sizeof ta.sun_path;
-	if (!staged)
-		ta = sa;
-	else
-		unlink(ta.sun_path);
-	if (s->lfd < 0 || bind(s->lfd, (struct sockaddr *)&ta, sizeof ta) < 0 || listen(s->lfd, 128) < 0 ||
-	    (staged && rename(ta.sun_path, cfg->path) < 0)) {
-		put_why(why, why_len, "cannot listen at %s: %s", cfg->path, strerror(errno));
-		if (staged)
-			unlink(ta.sun_path);
+	if (s->lfd < 0 || listen_at(s, &sa, why, why_len)) {
+		if (s->lfd < 0)
+			put_why(why, why_len, "socket: %s", strerror(errno));
 		if (s->lfd >= 0) {
 			close(s->lfd);
 			s->lfd = -1;
@@ -992,8 +1301,18 @@ void thoth_chan_server_free(thoth_chan_server_t *s)
 		return;
 	while (s->conns)
 		conn_close(s->conns);
+	if (s->hs_timer)
+		thoth_timer_cancel(s->loop, s->hs_timer);
+	if (s->pause_timer)
+		thoth_timer_cancel(s->loop, s->pause_timer);
 	if (s->lsrc)
 		thoth_loop_remove_fd(s->loop, s->lsrc);
+	if (s->kick_src)
+		thoth_loop_remove_fd(s->loop, s->kick_src);
+	if (s->kick_fd >= 0)
+		close(s->kick_fd);
+	if (s->reserve_fd >= 0)
+		close(s->reserve_fd);
 	if (s->lfd >= 0) {
 		close(s->lfd);
 		if (s->path)

@@ -81,6 +81,9 @@ int thoth_trace_init(const thoth_trace_config_t *config)
 	b->ring_records = cfg.ring_records;
 	b->ring_mask = cfg.ring_records - 1;
 	b->full_policy = cfg.full_policy;
+	b->pid = c->pid;
+	b->rings_claimed = 0;
+	b->names_count = 0;
 	uint32_t gen = b->generation + 1;
 	if ((gen & 0xffffu) == 0)
 		gen++;

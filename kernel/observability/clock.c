@@ -84,3 +84,10 @@ uint64_t thoth_trace_clock_to_ns(const thoth_trace_clock_map_t *map, uint64_t ti
 	              (__int128)(map->now_ticks - map->anchor_ticks);
 	return map->anchor_ns + (uint64_t)(int64_t)ns;
 }
+
+uint64_t thoth_trace_monotonic_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}

@@ -17,6 +17,7 @@
  * when every ring was taken (the thread's events count in no_ring). */
 static __thread struct {
 	thoth_trace_ring_header_t *ring;
+	uint64_t head;          /* private truth of ring->head (the reader can write the copy) */
 	uint32_t generation;
 	uint32_t tid;
 } thread_ring;
@@ -41,8 +42,12 @@ static void claim_ring(thoth_trace_buffer_t *b, uint32_t gen)
 	pthread_once(&atfork_once, register_atfork);
 	thread_ring.generation = gen;
 	thread_ring.ring = NULL;
+	thread_ring.head = 0;
 	thread_ring.tid = (uint32_t)gettid();
-	uint32_t index = __atomic_fetch_add(&b->control->rings_claimed, 1, __ATOMIC_RELAXED);
+	/* The private counter decides; the shared one only informs readers
+	 * (a reset by a hostile reader must not hand one ring to two threads). */
+	uint32_t index = __atomic_fetch_add(&b->rings_claimed, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&b->control->rings_claimed, 1, __ATOMIC_RELAXED);
 	if (index >= b->ring_count)
 		return;
 	thoth_trace_ring_header_t *ring = thoth_trace_ring_at(b->base, b->ring_records, index);
@@ -72,7 +77,9 @@ static int name_is_valid(const char *name)
 }
 
 /* Slow path, once per call site and buffer: find or append NAME in the name
- * table.  0 (unnamed) when the name is invalid or the table is full. */
+ * table.  0 (unnamed) when the name is invalid or the table is full.  The
+ * search and the count use the private copy: the shared table and its
+ * names_count are written for readers, never read back. */
 static uint16_t register_name(thoth_trace_buffer_t *b, unsigned category, const char *name)
 {
 	if (!name_is_valid(name))
@@ -81,14 +88,16 @@ static uint16_t register_name(thoth_trace_buffer_t *b, unsigned category, const 
 	        (thoth_trace_name_t *)((char *)b->base + THOTH_TRACE_NAMES_OFFSET);
 	uint16_t id = 0;
 	pthread_mutex_lock(&b->names_lock);
-	uint32_t count = b->control->names_count;
+	uint32_t count = b->names_count;
 	for (uint32_t i = 0; i < count && !id; i++)
-		if (table[i].category == category && strcmp(table[i].name, name) == 0)
+		if (b->names[i].category == category && strcmp(b->names[i].name, name) == 0)
 			id = (uint16_t)(i + 1);
 	if (!id && count < THOTH_TRACE_MAX_NAMES - 1) {
-		memset(&table[count], 0, sizeof table[count]);
-		strcpy(table[count].name, name);
-		table[count].category = (uint8_t)category;
+		memset(&b->names[count], 0, sizeof b->names[count]);
+		strcpy(b->names[count].name, name);
+		b->names[count].category = (uint8_t)category;
+		memcpy(&table[count], &b->names[count], sizeof table[count]);
+		b->names_count = count + 1;
 		/* Publishes the entry; ordered before any record using the id. */
 		__atomic_store_n(&b->control->names_count, count + 1, __ATOMIC_RELEASE);
 		id = (uint16_t)(count + 1);
@@ -132,8 +141,8 @@ void thoth_trace_emit(unsigned category, uint32_t *id_cache, const char *name,
 		__atomic_store_n(id_cache, (gen & 0xffffu) << 16 | event_id, __ATOMIC_RELAXED);
 	}
 
-	/* head is written only by this thread: a plain read is its own value. */
-	uint64_t seq = ring->head;
+	/* Our own count, not the shared head: a reader could rewrite that. */
+	uint64_t seq = thread_ring.head;
 	if (b->full_policy == THOTH_TRACE_DROP_NEWEST) {
 		/* Acquire: the reader finished copying every slot below tail. */
 		uint64_t tail = __atomic_load_n(&ring->tail, __ATOMIC_ACQUIRE);
@@ -166,5 +175,6 @@ void thoth_trace_emit(unsigned category, uint32_t *id_cache, const char *name,
 	                                   (uint8_t)category,
 	                                   (uint8_t)(f->flags & THOTH_TRACE_FLAGS_KNOWN)),
 	                 __ATOMIC_RELEASE);
+	thread_ring.head = seq + 1;
 	__atomic_store_n(&ring->head, seq + 1, __ATOMIC_RELEASE);
 }

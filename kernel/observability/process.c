@@ -79,7 +79,7 @@ uint64_t thoth_trace_new_id(void)
 	uint32_t n = __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED);
 	if (!n)
 		n = __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED);
-	const thoth_trace_control_t *c = thoth_trace_buffer.control;
-	uint32_t pid = c ? c->pid : (uint32_t)getpid();
+	/* The private copy: the shared control page is writable by thothd. */
+	uint32_t pid = thoth_trace_buffer.pid ? thoth_trace_buffer.pid : (uint32_t)getpid();
 	return (uint64_t)pid << 32 | n;
 }

@@ -14,6 +14,14 @@
  * those apart from trace points); read by every enabled trace point.
  * generation changes at each init so that per-thread ring pointers and
  * per-call-site event ids cached under an older buffer are refreshed.
+ *
+ * Once the memfd is handed out, whoever holds it can write any byte of the
+ * buffer (thothd must: it sets `enabled` and the ring tails).  So the writer
+ * keeps the truth of everything it reads back in private memory here - the
+ * name table and its count, the ring claim counter - and only publishes it
+ * to the shared copy for readers.  The shared bytes the hot path still reads
+ * (`enabled`, a DROP_NEWEST ring's `tail`) are harmless at any value: a
+ * mask of categories to record, and how far the reader got.
  */
 typedef struct thoth_trace_buffer {
 	void *base;
@@ -25,7 +33,11 @@ typedef struct thoth_trace_buffer {
 	uint32_t ring_records;
 	uint32_t ring_mask;
 	uint32_t full_policy;
+	uint32_t pid;                /* the creating process (trace ids) */
+	uint32_t rings_claimed;      /* private truth of control.rings_claimed */
 	pthread_mutex_t names_lock;  /* serialises name-table appends */
+	uint32_t names_count;        /* private truth of control.names_count (under names_lock) */
+	thoth_trace_name_t names[THOTH_TRACE_MAX_NAMES];  /* private copy of the name table */
 } thoth_trace_buffer_t;
 
 extern thoth_trace_buffer_t thoth_trace_buffer;

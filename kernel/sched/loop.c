@@ -29,6 +29,7 @@
 #include "thoth/trace.h"
 #include "timerq.h"
 #include "loop_backend.h"
+#include "timergrid.h"
 
 #define MAX_EVENTS 256   /* per wake-up; the epoll backend takes at most 64 */
 #define MAX_SIGNAL 65
@@ -71,6 +72,8 @@ struct thoth_loop {
 	} signals[MAX_SIGNAL];
 	timerq_t timers;
 	uint64_t armed_at;          /* timerfd expiry as armed, 0 = disarmed */
+	bool grid;                  /* wake on the per-boot grid (timergrid.h) */
+	uint64_t grid_pert;
 	uint64_t now;
 	deferred_t *deferred;
 	size_t n_deferred, cap_deferred;
@@ -122,6 +125,8 @@ int thoth_loop_new_with(const thoth_loop_options_t *opts, thoth_loop_t **out)
 	loop->sigfd = -1;
 	loop->timerfd = -1;
 	loop->io_done_tail = &loop->io_done;
+	loop->grid = !(opts && opts->no_timer_grid);
+	loop->grid_pert = loop->grid ? timergrid_perturbation() : 0;
 	sigemptyset(&loop->sigmask);
 	timerq_init(&loop->timers);
 	bool from_env;
@@ -277,15 +282,24 @@ void thoth_loop_remove_fd(thoth_loop_t *loop, thoth_source_t *s)
 /* ---- timers ------------------------------------------------------------------- */
 
 /*
- * Arm the timerfd for the earliest instant at which some pending timer's
- * window closes (min over timers of deadline + slack).  Firing then runs
- * every timer whose deadline has passed: each of those is inside its window,
- * because no window closes before that instant.  Only called when the
- * queue changed; timerfd_settime is skipped if the instant is unchanged.
+ * Arm the timerfd for an instant T no later than the earliest instant at
+ * which some pending timer's window closes (HI = min over timers of
+ * deadline + slack).  Firing then runs every timer whose deadline has
+ * passed: each of those is inside its window, because no window closes
+ * before HI >= T.  T is chosen in [LO, HI], LO = the latest deadline <= HI,
+ * so every timer that would fire at HI still fires at T (no batching inside
+ * the process is lost), at the point of the per-boot grid that other
+ * processes pick too (timergrid.h: batching across processes).  Only
+ * called when the queue changed; timerfd_settime is skipped if the instant
+ * is unchanged.
  */
 static void rearm(thoth_loop_t *loop)
 {
-	uint64_t at = loop->timers.n ? timerq_min_latest(&loop->timers) : 0;
+	uint64_t at = 0;
+	if (loop->timers.n) {
+		uint64_t hi = timerq_min_latest(&loop->timers);
+		at = loop->grid ? timergrid_pick(timerq_max_due(&loop->timers, hi), hi, loop->grid_pert) : hi;
+	}
 	if (at == loop->armed_at)
 		return;
 	if (at == 0 && loop->timers.n)

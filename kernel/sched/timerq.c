@@ -125,3 +125,27 @@ timerq_entry_t *timerq_pop_due(timerq_t *q, uint64_t now)
 	timerq_remove(q, e);
 	return e;
 }
+
+/* Depth-first over the deadline heap: a node past LIMIT hides its subtree. */
+static void max_due(const timerq_t *q, size_t i, uint64_t limit, uint64_t *best, unsigned *budget)
+{
+	if (i >= q->n || q->deadline_heap[i]->deadline > limit)
+		return;
+	if (!*budget) {
+		*best = limit;          /* too many due together: today's rule */
+		return;
+	}
+	--*budget;
+	if (q->deadline_heap[i]->deadline > *best)
+		*best = q->deadline_heap[i]->deadline;
+	max_due(q, 2 * i + 1, limit, best, budget);
+	max_due(q, 2 * i + 2, limit, best, budget);
+}
+
+uint64_t timerq_max_due(const timerq_t *q, uint64_t limit)
+{
+	uint64_t best = 0;
+	unsigned budget = 64;
+	max_due(q, 0, limit, &best, &budget);
+	return best;
+}

@@ -36,6 +36,9 @@ static inline int timerq_queued(const timerq_entry_t *e) { return e->by_deadline
 /* Earliest deadline / earliest latest; undefined when empty. */
 static inline uint64_t timerq_min_deadline(const timerq_t *q) { return q->deadline_heap[0]->deadline; }
 static inline uint64_t timerq_min_latest(const timerq_t *q) { return q->latest_heap[0]->latest; }
+/* The largest deadline <= LIMIT (0 if none), visiting at most 64 entries
+ * (the heap order prunes the rest); LIMIT when there are more. */
+uint64_t timerq_max_due(const timerq_t *q, uint64_t limit);
 /* Remove and return the entry with the earliest deadline if it is <= NOW. */
 timerq_entry_t *timerq_pop_due(timerq_t *q, uint64_t now);
 

@@ -3,10 +3,15 @@
  * thoth.chantest.Test (chantest.tidl) on a shared-memory channel.
  *
  *   chan_service SOCKET [--sleep] [--features N] [--slots N] [--bufs N] [--buf-size N]
+ *                [--peers uid|group|any] [--group GID] [--socket-mode OCTAL]
+ *                [--handshake-ms N] [--max-pending N] [--nofile N]
+ *
+ * --nofile lowers RLIMIT_NOFILE before serving (the fd-limit tests).
  */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +22,7 @@
 #include "thoth/channel.h"
 
 static thoth_chan_server_t *srv;
+static thoth_loop_t *main_loop;
 static uint64_t note_count, note_sum;
 
 static uint32_t count_fds(void)
@@ -86,6 +92,13 @@ static int on_health(void *self, const thoth_chantest_Test_health_req_t *req,
 	resp->peer_gone = st.peer_gone;
 	resp->fds = count_fds();
 	resp->calls = st.calls;
+	resp->shed = st.shed;
+	resp->handshake_dropped = st.handshake_dropped;
+	resp->refused = st.refused;
+	resp->log_suppressed = st.log_suppressed;
+	thoth_loop_stats_t ls;
+	thoth_loop_stats(main_loop, &ls);
+	resp->loop_wakeups = ls.wakeups;
 	return 0;
 }
 
@@ -113,7 +126,9 @@ static void on_stop(thoth_loop_t *loop, const struct signalfd_siginfo *info, voi
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: chan_service SOCKET [--sleep] [--features N] [--slots N] [--bufs N] [--buf-size N]\n");
+		fprintf(stderr, "usage: chan_service SOCKET [--sleep] [--features N] [--slots N] [--bufs N] [--buf-size N] "
+			"[--peers uid|group|any] [--group GID] [--socket-mode OCTAL] [--handshake-ms N] [--max-pending N] "
+			"[--nofile N]\n");
 		return 2;
 	}
 	thoth_chan_server_config_t cfg = {
@@ -131,7 +146,26 @@ int main(int argc, char **argv)
 			cfg.limits.pool_bufs = (uint32_t)strtoul(argv[++i], NULL, 0);
 		else if (!strcmp(argv[i], "--buf-size") && i + 1 < argc)
 			cfg.limits.pool_buf_size = (uint32_t)strtoul(argv[++i], NULL, 0);
-		else {
+		else if (!strcmp(argv[i], "--peers") && i + 1 < argc) {
+			const char *p = argv[++i];
+			cfg.peers = !strcmp(p, "any") ? THOTH_CHAN_PEERS_ANY
+				  : !strcmp(p, "group") ? THOTH_CHAN_PEERS_GROUP : THOTH_CHAN_PEERS_SAME_UID;
+		} else if (!strcmp(argv[i], "--group") && i + 1 < argc)
+			cfg.group = (uint32_t)strtoul(argv[++i], NULL, 0);
+		else if (!strcmp(argv[i], "--socket-mode") && i + 1 < argc)
+			cfg.socket_mode = (uint32_t)strtoul(argv[++i], NULL, 8);
+		else if (!strcmp(argv[i], "--handshake-ms") && i + 1 < argc)
+			cfg.handshake_timeout_ms = (uint32_t)strtoul(argv[++i], NULL, 0);
+		else if (!strcmp(argv[i], "--max-pending") && i + 1 < argc)
+			cfg.max_pending = (uint32_t)strtoul(argv[++i], NULL, 0);
+		else if (!strcmp(argv[i], "--nofile") && i + 1 < argc) {
+			rlim_t n = (rlim_t)strtoul(argv[++i], NULL, 0);
+			struct rlimit rl = { n, n };
+			if (setrlimit(RLIMIT_NOFILE, &rl)) {
+				perror("chan_service: setrlimit");
+				return 2;
+			}
+		} else {
 			fprintf(stderr, "chan_service: unknown argument %s\n", argv[i]);
 			return 2;
 		}
@@ -139,6 +173,7 @@ int main(int argc, char **argv)
 	thoth_loop_t *loop;
 	if (thoth_loop_new(&loop))
 		return 1;
+	main_loop = loop;
 	thoth_loop_add_signal(loop, SIGTERM, on_stop, NULL);
 	char why[300];
 	int r = thoth_chan_server_new(loop, &cfg, &srv, why, sizeof why);

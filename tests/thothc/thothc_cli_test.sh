@@ -44,6 +44,22 @@ expect 2 'check needs exactly two files' "$thothc" check "$c/v1.tidl"
 expect 2 'usage: thothc' "$thothc" frobnicate
 expect 2 'missing command' "$thothc"
 expect 2 'gen needs -o OUTDIR' "$thothc" gen --lang c "$c/v1.tidl"
+# fmt: --check lists what is not canonical (exit 1), rewrites in place,
+# refuses a syntax error (exit 2); lint: exit 1 with findings
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+printf 'package demo;version 1.0;\nstruct Point{1:i32 x; // keep me\n}\n' > "$tmp/messy.tidl"
+expect 1 "messy.tidl:1: not in canonical format" "$thothc" fmt --check "$tmp/messy.tidl"
+expect 0 '' "$thothc" fmt --check "$c/v1.tidl"
+expect 0 '^  1: i32 x; *// keep me$' "$thothc" fmt --stdout "$tmp/messy.tidl"
+expect 0 '' "$thothc" fmt "$tmp/messy.tidl"
+expect 0 '' "$thothc" fmt --check "$tmp/messy.tidl"
+expect 2 "missing_semicolon.tidl:6:3: error: expected ';' after field" \
+	"$thothc" fmt --check "$dir/bad/missing_semicolon.tidl"
+expect 1 "v1_2_removed.tidl:3:8: warning: ordinal 2 of struct 'Point' is neither a field nor reserved" \
+	"$thothc" lint "$c/v1_2_removed.tidl"
+expect 0 '' "$thothc" lint "$c/v1.tidl" "$c/v1_2_retired.tidl"
+
 expect 0 'usage: thothc' "$thothc" --help
 expect 0 '^thothc ' "$thothc" --version
 

@@ -1,9 +1,9 @@
 /*
  * ast.h - the checked syntax tree of a .tidl program (thothc internal).
  *
- * Produced by tidl_program_load() (parse.c + sema.c), consumed by the code
- * generator (gen_c.c), the compatibility checker (compat.c) and the
- * formatter.  Every node carries its source location so that diagnostics
+ * Produced by tidl_program_load() (load.c: lexer.c, parser.c, sema.c; see
+ * front.h), consumed by the code generator (gen_c.c), the compatibility
+ * checker (compat.c), the formatter and the linter.  Every node carries its source location so that diagnostics
  * can point at file:line:col.  All memory belongs to the program's arena
  * and is released by tidl_program_free().
  *

@@ -3,11 +3,14 @@
  *
  *   thothc gen --lang c -o OUTDIR [--c-prefix P] FILE.tidl...
  *   thothc check OLD.tidl NEW.tidl
+ *   thothc fmt [--check | --stdout] FILE.tidl...
+ *   thothc lint FILE.tidl...
  *
- * Exit status: 0 success, 1 incompatible (check), 2 usage, syntax or
- * semantic error.
+ * Exit status: 0 success, 1 incompatible (check), not canonical (fmt
+ * --check) or findings (lint), 2 usage, syntax or semantic error.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -15,6 +18,7 @@
 
 #include "ast.h"
 #include "compat.h"
+#include "fmt.h"
 #ifndef THOTHC_NO_GEN
 #include "gen_c.h"
 #endif
@@ -23,11 +27,16 @@ static void usage(FILE *out)
 {
 	fputs("usage: thothc gen --lang c -o OUTDIR [--c-prefix PREFIX] FILE.tidl...\n"
 	      "       thothc check OLD.tidl NEW.tidl\n"
+	      "       thothc fmt [--check | --stdout] FILE.tidl...\n"
+	      "       thothc lint FILE.tidl...\n"
 	      "       thothc --help | --version\n"
 	      "\n"
 	      "gen    compile schemas to C: OUTDIR/<name>.thoth.h and .thoth.c per file\n"
 	      "check  exit 0 if NEW is wire-compatible with OLD, 1 if not (each breaking\n"
-	      "       change listed), 2 if either file has errors\n", out);
+	      "       change listed), 2 if either file has errors\n"
+	      "fmt    rewrite files in the canonical layout (docs/IDL.md); --check only\n"
+	      "       lists the files that are not canonical (exit 1), --stdout prints\n"
+	      "lint   naming, @since, unused imports, reuse, gaps: exit 1 if any finding\n", out);
 }
 
 static int bad_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -132,6 +141,126 @@ out:
 	return status;
 }
 
+/* Whole file PATH (at most 4 MiB, like the loader) into F; the caller
+ * frees f->source.  False (and a message) when it cannot be read. */
+static bool read_source(const char *path, tidl_file_t *f)
+{
+	FILE *fp = fopen(path, "rb");
+	if (!fp) {
+		fprintf(stderr, "thothc: cannot open '%s': %s\n", path, strerror(errno));
+		return false;
+	}
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+	for (;;) {
+		if (len + 4096 + 1 > cap) {
+			cap = cap ? cap * 2 : 8192;
+			char *nb = realloc(buf, cap);
+			if (!nb)
+				abort();
+			buf = nb;
+		}
+		size_t r = fread(buf + len, 1, cap - len - 1, fp);
+		len += r;
+		if (r == 0 || len > (4u << 20))
+			break;
+	}
+	bool bad = ferror(fp) || len > (4u << 20);
+	fclose(fp);
+	if (bad) {
+		fprintf(stderr, "thothc: cannot read '%s' (or larger than 4 MiB)\n", path);
+		free(buf);
+		return false;
+	}
+	buf[len] = 0;
+	*f = (tidl_file_t){ .path = path, .source = buf, .source_len = len };
+	return true;
+}
+
+static int cmd_fmt(int argc, char **argv)
+{
+	bool check = false, to_stdout = false;
+	int i = 2;
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		if (strcmp(argv[i], "--check") == 0)
+			check = true;
+		else if (strcmp(argv[i], "--stdout") == 0)
+			to_stdout = true;
+		else
+			return bad_usage("unknown option '%s'", argv[i]);
+	}
+	if (check && to_stdout)
+		return bad_usage("fmt: --check and --stdout exclude each other");
+	if (i >= argc)
+		return bad_usage("fmt needs at least one .tidl file");
+	int status = 0;
+	for (; i < argc; i++) {
+		tidl_program_t *prog = tidl_program_new();
+		if (!prog)
+			return 2;
+		tidl_file_t file, *f = read_source(argv[i], &file) ? &file : NULL;
+		char *out = f ? thothc_fmt(prog, f) : NULL;
+		if (!out) {
+			/* only a syntax error stops fmt; semantic errors are lint's and gen's */
+			tidl_program_print_diags(prog, stderr);
+			status = 2;
+		} else if (to_stdout) {
+			fputs(out, stdout);
+		} else if (strcmp(out, f->source) != 0) {
+			if (check) {
+				/* name the first line that differs: enough to find it */
+				unsigned line = 1;
+				for (const char *a = f->source, *b = out; *a && *a == *b; a++, b++)
+					line += *a == '\n';
+				printf("%s:%u: not in canonical format (thothc fmt %s)\n", argv[i], line,
+				       argv[i]);
+				if (status == 0)
+					status = 1;
+			} else {
+				FILE *fp = fopen(argv[i], "w");
+				if (!fp || fputs(out, fp) < 0 || fclose(fp) != 0) {
+					fprintf(stderr, "thothc: cannot write '%s': %s\n", argv[i],
+						strerror(errno));
+					status = 2;
+				}
+			}
+		}
+		free(out);
+		if (f)
+			free((char *)f->source);
+		tidl_program_free(prog);
+	}
+	return status;
+}
+
+static int cmd_lint(int argc, char **argv)
+{
+	if (argc < 3)
+		return bad_usage("lint needs at least one .tidl file");
+	int status = 0, total = 0;
+	for (int i = 2; i < argc; i++) {
+		tidl_program_t *prog = tidl_program_new(), *findings = tidl_program_new();
+		tidl_file_t *file;
+		if (!prog || !findings)
+			return 2;
+		if (tidl_program_load(prog, argv[i], &file) != 0) {
+			tidl_program_print_diags(prog, stderr);
+			status = 2;
+		} else {
+			int n = thothc_lint(file, findings);
+			tidl_program_print_diags(findings, stderr);
+			total += n;
+			if (n && status == 0)
+				status = 1;
+		}
+		tidl_program_free(findings);
+		tidl_program_free(prog);
+	}
+	if (total)
+		fprintf(stderr, "thothc: %d lint finding%s\n", total, total == 1 ? "" : "s");
+	return status;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2)
@@ -148,5 +277,9 @@ int main(int argc, char **argv)
 		return cmd_gen(argc, argv);
 	if (strcmp(argv[1], "check") == 0)
 		return cmd_check(argc, argv);
+	if (strcmp(argv[1], "fmt") == 0)
+		return cmd_fmt(argc, argv);
+	if (strcmp(argv[1], "lint") == 0)
+		return cmd_lint(argc, argv);
 	return bad_usage("unknown command '%s'", argv[1]);
 }

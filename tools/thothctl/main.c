@@ -44,6 +44,8 @@ static void usage(FILE *out)
 		"        [--json FILE] [--ctf DIR]\n"
 		"                                  collect trace events from every thoth\n"
 		"                                  process (`thothctl trace --help`)\n"
+		"  sched [--duration SECONDS] [--json] | --from TRACE.json\n"
+		"                                  wake-ups per process and why (sched.c)\n"
 		"  pm sim TRACE --policy P [--device D | --cpu M] [--json]\n"
 		"                                  replay a trace on the PM simulator\n"
 		"                                  (modelled energy; `thothctl pm sim --help`)\n"
@@ -385,6 +387,8 @@ int main(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "trace") == 0)
 			return thothctl_trace(argc - i, argv + i, runtime_dir);
+		if (strcmp(argv[i], "sched") == 0)
+			return thothctl_sched(argc - i, argv + i, runtime_dir);
 		if (strcmp(argv[i], "pm") == 0 && i + 1 < argc && strcmp(argv[i + 1], "sim") == 0)
 			return thothctl_pm_sim(argc - i - 1, argv + i + 1, runtime_dir);
 		if (strcmp(argv[i], "pm") == 0)

@@ -23,6 +23,9 @@ int thothctl_trace(int argc, char **argv, const char *runtime_dir);
 /* `thothctl pm [--json]`: ARGV[0] is "pm" (pm.c).  JSON: --json came before it. */
 int thothctl_pm(int argc, char **argv, const char *runtime_dir, bool json);
 
+/* `thothctl sched ...`: ARGV[0] is "sched" (sched.c).  Returns the exit status. */
+int thothctl_sched(int argc, char **argv, const char *runtime_dir);
+
 /* `thothctl pm sim ...` (pm_sim.c): ARGV[0] is "sim".  Needs no thothd
  * (RUNTIME_DIR is unused).  Returns the exit status. */
 int thothctl_pm_sim(int argc, char **argv, const char *runtime_dir);

@@ -1,0 +1,74 @@
+/*
+ * placement.h - where the two ends of a channel should run (SCHED-4,
+ * issue 13 section 2).  docs/SCHED.md has the rules and the evidence.
+ *
+ * The policy is a pure function: it is fed what was observed about one
+ * client/service pair over a window (who woke whom, how often, on which
+ * CPUs, how busy each side was, the round trip) and answers "leave it",
+ * "co-locate the service thread on the client's CPU" or "spread again",
+ * with the reason in words.  Applying a decision (sched_setaffinity of one
+ * thread) and logging it are separate, so tests drive the policy with
+ * scripted observations and the same function runs in a live process.
+ * NUMA (SCALE-1) would add a distance term to the choice of CPU; the
+ * function already receives CPUs, not "same/other".
+ */
+#ifndef THOTH_SCHED_PLACEMENT_H
+#define THOTH_SCHED_PLACEMENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef struct place_policy {
+	double max_rate_hz;         /* co-locate only pairs calling at most this often (default 5000/s) */
+	double max_busy;            /* ... whose two threads together use at most this much of one CPU (0.5) */
+	double spread_slowdown;     /* spread when the co-located round trip is this much slower (1.2) */
+	double spread_busy;         /* ... or the two threads together need this much of the CPU (0.9) */
+	uint64_t min_dwell_ns;      /* no second move of a pair within this time (2 s) */
+} place_policy_t;
+
+/* The defaults above. */
+void place_policy_default(place_policy_t *p);
+
+/* One observation window of one channel (client thread <-> service thread). */
+typedef struct place_obs {
+	int client_cpu, server_cpu;         /* where each last ran; -1 unknown */
+	bool client_pinned, server_pinned;  /* the user set an affinity: never override it */
+	bool colocated;                     /* this policy moved them together earlier */
+	uint64_t window_ns;                 /* length of the window */
+	uint64_t calls;                     /* round trips in the window */
+	uint64_t peer_wakeups;              /* sleeps ended by the peer's doorbell (both sides) */
+	double client_busy, server_busy;    /* CPU time / window_ns of each thread (0..1) */
+	double rtt_ns;                      /* round-trip p50 in the window */
+	double rtt_before_ns;               /* colocated: the p50 before the move (0 = unknown) */
+	uint64_t since_last_move_ns;        /* UINT64_MAX = never moved */
+} place_obs_t;
+
+typedef enum place_action {
+	PLACE_STAY = 0,
+	PLACE_COLOCATE = 1,                 /* run the service thread on `cpu` (the client's) */
+	PLACE_SPREAD = 2,                   /* give the service thread back its former CPUs */
+} place_action_t;
+
+typedef struct place_decision {
+	place_action_t action;
+	int cpu;                            /* COLOCATE: the CPU; else -1 */
+	char why[160];                      /* always filled: the rule that decided */
+} place_decision_t;
+
+/* Decide for one pair.  Never fails: bad or missing observations give
+ * PLACE_STAY with the reason. */
+void place_decide(const place_policy_t *pol, const place_obs_t *obs, place_decision_t *out);
+
+/* Did the user restrict thread TID (0 = the caller) to fewer CPUs than
+ * are online?  Then it counts as pinned.  -1 when it cannot be read. */
+int place_thread_pinned(pid_t tid);
+
+/* Every move goes through here: LOG (if set) gets one line saying what
+ * moved where and why; the thread's affinity is changed (COLOCATE: to
+ * the one CPU; SPREAD: back to every online CPU).  0 or -1 (errno). */
+typedef void (*place_log_fn)(void *ctx, const char *line);
+int place_apply(pid_t tid, const place_decision_t *d, place_log_fn log, void *ctx);
+
+#endif

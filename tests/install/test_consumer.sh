@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# tests/install/test_consumer.sh SOURCE_DIR BUILD_DIR find_package|add_subdirectory
+#
+# A user's CMake project (tests/install/consumer) builds the greeter service:
+#   find_package     against the build installed into a temporary DESTDIR
+#                    (Thoth::thoth, thoth_tidl_compile, Thoth::thoth_static);
+#   add_subdirectory with this source tree as its subproject (no tests,
+#                    benchmarks or cmocka pulled in).
+# Then the service runs against thothd and is called.
+set -euo pipefail
+SRC=$1 BUILD=$2 MODE=$3
+. "$SRC/tests/install/lib.sh"
+D=$(mktemp -d /tmp/thoth-consumer-XXXXXX)
+trap 'greeter_cleanup; rm -rf "$D"' EXIT
+JOBS=${JOBS:-2}
+
+case $MODE in
+find_package)
+  DESTDIR=$D/root cmake --install "$BUILD" --prefix /usr >/dev/null   # the package is relocatable
+  cmake -S "$SRC/tests/install/consumer" -B "$D/b" -DCMAKE_PREFIX_PATH="$D/root/usr" \
+        -DCMAKE_FIND_USE_SYSTEM_PACKAGE_REGISTRY=OFF >"$D/configure.log" 2>&1 ||
+    { cat "$D/configure.log"; exit 1; }
+  cmake --build "$D/b" -j"$JOBS" >"$D/build.log" 2>&1 || { cat "$D/build.log"; exit 1; }
+  export LD_LIBRARY_PATH=$D/root/usr/lib
+  ldd "$D/b/greeter-call" | grep "libthoth.so.0 => $D/root/usr/lib/libthoth.so.0" >/dev/null
+  THOTHD=$D/root/usr/sbin/thothd THOTHCTL=$D/root/usr/bin/thothctl
+  ;;
+add_subdirectory)
+  cmake -S "$SRC/tests/install/consumer" -B "$D/b" -DTHOTH_SOURCE_DIR="$SRC" \
+        >"$D/configure.log" 2>&1 || { cat "$D/configure.log"; exit 1; }
+  # Embedded, the tree builds no tests and does not look for cmocka.
+  if grep -q "^CMOCKA_" "$D/b/CMakeCache.txt"; then echo "embedded build looked for cmocka" >&2; exit 1; fi
+  cmake --build "$D/b" -j"$JOBS" --target greeter-service greeter-call greeter-call-static thothd thothctl \
+        >"$D/build.log" 2>&1 || { cat "$D/build.log"; exit 1; }
+  [ ! -e "$D/b/thoth/tests" ] || { echo "embedded build configured the tests" >&2; exit 1; }
+  THOTHD=$D/b/thoth/kernel/thothd/thothd THOTHCTL=$D/b/thoth/tools/thothctl/thothctl
+  ;;
+*) echo "usage: $0 SRC BUILD find_package|add_subdirectory" >&2; exit 2 ;;
+esac
+run_greeter "$THOTHD" "$THOTHCTL" "$D/b/greeter-service" "$D/b/greeter-call"
+# The same client linked statically: no libthoth.so needed at run time.
+if ldd "$D/b/greeter-call-static" | grep libthoth >/dev/null; then echo "static client needs libthoth.so" >&2; exit 1; fi
+run_greeter "$THOTHD" "$THOTHCTL" "$D/b/greeter-service" "$D/b/greeter-call-static"
+echo "$MODE consumer: ok"

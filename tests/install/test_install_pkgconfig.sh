@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# tests/install/test_install_pkgconfig.sh SOURCE_DIR BUILD_DIR
+#
+# Installs the build into a temporary DESTDIR (its configured prefix) and builds an
+# out-of-tree service from its own .tidl using only the installed tree: the
+# installed thothc generates the code, pkg-config gives the flags, the
+# programs run against the installed libthoth.so.0 and the installed thothd.
+set -euo pipefail
+SRC=$1 BUILD=$2
+. "$SRC/tests/install/lib.sh"
+D=$(mktemp -d /tmp/thoth-install-XXXXXX)
+trap 'greeter_cleanup; rm -rf "$D"' EXIT
+
+# The prefix the build was configured with (thoth.pc names it), under DESTDIR.
+PREFIX=$(sed -n 's/^CMAKE_INSTALL_PREFIX:PATH=//p' "$BUILD/CMakeCache.txt")
+DESTDIR=$D cmake --install "$BUILD" >/dev/null
+LIBDIR=$D$PREFIX/$(sed -n 's/^CMAKE_INSTALL_LIBDIR:PATH=//p' "$BUILD/CMakeCache.txt")
+# The installed tree only: nothing from the source or build tree below.
+export PKG_CONFIG_LIBDIR=$LIBDIR/pkgconfig PKG_CONFIG_PATH= PKG_CONFIG_SYSROOT_DIR=$D
+pkg-config --exists thoth
+[ "$(pkg-config --modversion thoth)" = "$(sed -n 's/^project(thoth VERSION \([0-9.]*\).*/\1/p' "$SRC/CMakeLists.txt")" ]
+THOTHC=$(pkg-config --variable=thothc thoth)
+case $THOTHC in "$D"/*) ;; *) THOTHC=$D$THOTHC ;; esac   # pkgconf applies the sysroot itself
+W=$D/work
+mkdir -p "$W/gen"
+cp "$SRC"/tests/install/greeter/* "$W/"
+cd "$W"
+"$THOTHC" gen --lang c -o gen greeter.tidl
+CC=${CC:-cc}
+CFLAGS="-std=c11 -Wall -Wextra -Wno-unused-parameter -Werror $(pkg-config --cflags thoth) -Igen"
+LIBS=$(pkg-config --libs thoth)
+case "$CFLAGS $LIBS" in *"$SRC"*|*"$BUILD"*) echo "pkg-config points into the source/build tree" >&2; exit 1 ;; esac
+$CC $CFLAGS -o greeter-service greeter_service.c gen/greeter.thoth.c $LIBS
+$CC $CFLAGS -o greeter-call greeter_call.c gen/greeter.thoth.c $LIBS
+export LD_LIBRARY_PATH=$LIBDIR
+# Linked against the installed libthoth.so.0, not a copy in the build tree.
+ldd ./greeter-call | grep "libthoth.so.0 => $LIBDIR/libthoth.so.0" >/dev/null
+run_greeter "$D$PREFIX/sbin/thothd" "$D$PREFIX/bin/thothctl" ./greeter-service ./greeter-call
+echo "install + pkg-config: ok"

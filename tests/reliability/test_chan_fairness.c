@@ -1,0 +1,229 @@
+/*
+ * test_chan_fairness.c - a flooding client does not starve the others
+ * (issue 11, item 2).
+ *
+ * One service; an innocent client making 64-byte echo calls one at a time;
+ * a flooder (another process) sending oneway messages as fast as its ring
+ * takes them.  The innocent client's p99 latency with the flooder running
+ * must stay within 2x of its p99 alone.  Both are measured in this run,
+ * alternating (alone, flood, alone, flood, ...) so that load from
+ * elsewhere on the machine falls on both.
+ *
+ * With two CPUs or more, the service runs on CPU 1; the innocent client
+ * and the flooder share CPU 0, the flooder as SCHED_IDLE: it floods
+ * whenever the innocent waits, concurrently with the service (which is what
+ * starved the innocent before turns were bounded: p50 8 us -> 6 ms), yet it
+ * never takes CPU 0 from the innocent, so what the flooder costs the
+ * innocent is what the service makes it wait.
+ *
+ * What is asserted: the p50 with the flooder within 2x of the p50 alone
+ * (without per-turn budgets it is 7-40x on the 2-vCPU VM), and the p99
+ * within 2x while the machine is not overloaded (load average below the
+ * CPU count).  On an overloaded machine (8 builds on 2 vCPUs: load 16) the
+ * p99 of both phases is set by the hypervisor and the scheduler (4-8 ms
+ * alone), and is printed, not asserted: docs/RELIABILITY.md says so.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdatomic.h>
+#include <sched.h>
+#include <sys/resource.h>
+#include <sys/mman.h>
+#include <cmocka.h>
+
+#include "chan_proc.h"
+#include "chantest.thoth.h"
+#include "thoth/channel.h"
+
+enum { BLOCKS = 40, BLOCK_CALLS = 100 };
+
+static chan_proc_env_t env;
+
+typedef struct flood_report {
+	_Atomic uint64_t sent;
+	_Atomic int go;                 /* 1: flood, 0: pause, -1: exit */
+	_Atomic int paused;             /* the flooder saw go == 0 and stopped */
+} flood_report_t;
+
+static int setup(void **state)
+{
+	signal(SIGPIPE, SIG_IGN);
+	return chan_env_init(&env);
+}
+
+static int teardown(void **state)
+{
+	chan_env_fini(&env);
+	return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* The flooder: oneway notes as fast as the ring takes them, while go == 1. */
+static void flooder(flood_report_t *rep)
+{
+	/* SCHED_IDLE: it shares the innocent's CPU and must not take it from
+	 * the innocent (see the header); it floods whenever the innocent
+	 * waits, concurrently with the service on the other CPU. */
+	struct sched_param sp = { 0 };
+	sched_setscheduler(0, SCHED_IDLE, &sp);
+	thoth_chan_config_t cfg = { .iface = &thoth_chantest_Test_info, .wait = THOTH_CHAN_SLEEP };
+	thoth_chan_t *ch = NULL;
+	char why[300];
+	if (thoth_chan_connect(env.sock, &cfg, &ch, why, sizeof why))
+		_exit(3);
+	for (;;) {
+		int go = atomic_load(&rep->go);
+		if (go < 0)
+			break;
+		if (!go) {
+			atomic_store(&rep->paused, 1);
+			chan_nap_ms(1);
+			continue;
+		}
+		atomic_store(&rep->paused, 0);
+		for (int i = 0; i < 64; i++) {
+			thoth_chantest_Test_note_req_t rq = { .value = 1 };
+			if (thoth_chantest_Test_note(thoth_chan_client(ch), &rq))
+				_exit(4);
+		}
+		atomic_fetch_add(&rep->sent, 64);
+	}
+	thoth_chan_close(ch);
+	_exit(0);
+}
+
+static int echo(thoth_chan_t *ch, uint64_t *ns)
+{
+	uint8_t data[64] = { 0 };
+	thoth_chantest_Test_echo_req_t rq = { .data = { .ptr = data, .len = sizeof data } };
+	thoth_chantest_Test_echo_resp_t rs;
+	uint64_t ab[64];
+	thoth_arena_t a;
+	thoth_arena_init(&a, ab, sizeof ab);
+	uint64_t t0 = chan_now_ns();
+	int r = thoth_chantest_Test_echo(thoth_chan_client(ch), &rq, &rs, &a);
+	*ns = chan_now_ns() - t0;
+	return r;
+}
+
+static void pin(pid_t pid, int cpu)
+{
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
+		return;
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	sched_setaffinity(pid, sizeof set, &set);
+}
+
+static bool wait_for(_Atomic int *flag, int value)
+{
+	for (uint64_t end = chan_now_ns() + 5000000000ull; chan_now_ns() < end;) {
+		if (atomic_load(flag) == value)
+			return true;
+		chan_nap_ms(1);
+	}
+	return false;
+}
+
+/*
+ * Alternate blocks of BLOCK_CALLS calls without and with the flood; pool
+ * each condition's latencies and compare the p99s.  Short alternating
+ * blocks put the machine's other load on both conditions alike.
+ */
+static void check_fair(thoth_chan_wait_t wait, const char *arg1, const char *arg2)
+{
+	assert_int_equal(chan_service_start(&env, CHAN_SERVICE, arg1, arg2, NULL), 0);
+	flood_report_t *rep = mmap(NULL, sizeof *rep, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	assert_true(rep != MAP_FAILED);
+	memset(rep, 0, sizeof *rep);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		flooder(rep);
+	pin(env.service, 1);
+	pin(pid, 0);
+	pin(0, 0);
+	thoth_chan_config_t cfg = { .iface = &thoth_chantest_Test_info, .wait = wait, .timeout_ms = 5000 };
+	thoth_chan_t *ch = NULL;
+	char why[300];
+	if (thoth_chan_connect(env.sock, &cfg, &ch, why, sizeof why))
+		fail_msg("connect: %s", why);
+	static uint64_t alone[BLOCKS / 2 * BLOCK_CALLS], flood[BLOCKS / 2 * BLOCK_CALLS];
+	size_t na = 0, nf = 0;
+	uint64_t ns, flood_sent = 0;
+	for (int i = 0; i < 200; i++)           /* warm up: pages, caches, spin budgets */
+		assert_int_equal(echo(ch, &ns), 0);
+	for (int b = 0; b < BLOCKS; b++) {
+		bool flooding = b & 1;
+		uint64_t before = atomic_load(&rep->sent);
+		if (flooding) {
+			atomic_store(&rep->go, 1);
+			/* On once the flooder has filled its ring. */
+			for (uint64_t end = chan_now_ns() + 5000000000ull;
+			     atomic_load(&rep->sent) < before + 256 && chan_now_ns() < end;)
+				chan_nap_ms(1);
+			before = atomic_load(&rep->sent);
+		} else {
+			atomic_store(&rep->go, 0);
+			assert_true(wait_for(&rep->paused, 1));
+			assert_int_equal(echo(ch, &ns), 0);   /* behind what it queued */
+		}
+		for (int i = 0; i < BLOCK_CALLS; i++) {
+			int r = echo(ch, &ns);
+			if (r)
+				fail_msg("innocent call: %s", thoth_strerror(r));
+			if (flooding)
+				flood[nf++] = ns;
+			else
+				alone[na++] = ns;
+		}
+		if (flooding)
+			flood_sent += atomic_load(&rep->sent) - before;
+	}
+	atomic_store(&rep->go, -1);
+	assert_int_equal(chan_wait_exit(pid, 5000), 0);
+	thoth_chan_close(ch);
+	qsort(alone, na, sizeof alone[0], cmp_u64);
+	qsort(flood, nf, sizeof flood[0], cmp_u64);
+	uint64_t a = alone[na * 99 / 100], f = flood[nf * 99 / 100];
+	print_message("innocent p99 (%s client): alone %.1f us, with a flooder %.1f us (%.2fx; p50 %.1f / %.1f us); "
+		      "the flooder sent %llu messages during the innocent's %zu calls\n",
+		      wait == THOTH_CHAN_SLEEP ? "sleeping" : "spinning", a / 1e3, f / 1e3, (double)f / (double)a,
+		      alone[na / 2] / 1e3, flood[nf / 2] / 1e3, (unsigned long long)flood_sent, nf);
+	/* It really flooded: far more messages than the innocent's calls. */
+	assert_true(flood_sent >= 5ull * nf);
+	uint64_t a50 = alone[na / 2], f50 = flood[nf / 2];
+	if (f50 > 2 * a50)
+		fail_msg("innocent p50 with a flooder is %.1f us, more than twice its %.1f us alone", f50 / 1e3, a50 / 1e3);
+	double load = 0;
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	if (getloadavg(&load, 1) == 1 && load < (double)cpus) {
+		if (f > 2 * a)
+			fail_msg("innocent p99 with a flooder is %.1f us, more than twice its %.1f us alone", f / 1e3, a / 1e3);
+	} else {
+		print_message("p99 not asserted: load average %.1f on %ld CPUs\n", load, cpus);
+	}
+	munmap(rep, sizeof *rep);
+	assert_true(chan_service_stop(&env) >= 0);
+}
+
+static void test_flooder_does_not_starve_a_sleeping_client(void **state)
+{
+	check_fair(THOTH_CHAN_SLEEP, "--sleep", NULL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_flooder_does_not_starve_a_sleeping_client, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

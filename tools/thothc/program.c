@@ -1,0 +1,207 @@
+/*
+ * program.c - a loaded .tidl program: its arena, its diagnostics
+ * (collected, printed like a compiler's) and the names of types.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "front.h"
+
+/* ---- arena ------------------------------------------------------------- */
+
+void *tidl_palloc(tidl_program_t *p, size_t n)
+{
+	n = (n + 15) & ~(size_t)15;
+	chunk_t *c = p->chunks;
+	if (!c || c->cap - c->used < n) {
+		size_t cap = n > 65536 ? n : 65536;
+		c = malloc(sizeof *c + cap);
+		if (!c)
+			abort();
+		c->next = p->chunks;
+		c->used = 0;
+		c->cap = cap;
+		p->chunks = c;
+	}
+	void *r = c->data + c->used;
+	c->used += n;
+	memset(r, 0, n);
+	return r;
+}
+
+char *tidl_pstrndup(tidl_program_t *p, const char *s, size_t n)
+{
+	char *r = tidl_palloc(p, n + 1);
+	memcpy(r, s, n);
+	r[n] = 0;
+	return r;
+}
+
+void *tidl_vec_push(tidl_program_t *p, vec_t *v)
+{
+	if (v->n == v->cap) {
+		size_t cap = v->cap ? v->cap * 2 : 8;
+		void *items = tidl_palloc(p, cap * v->size);
+		if (v->n)
+			memcpy(items, v->items, v->n * v->size);
+		v->items = items;
+		v->cap = cap;
+	}
+	return (char *)v->items + v->size * v->n++;
+}
+
+tidl_program_t *tidl_program_new(void)
+{
+	return calloc(1, sizeof(tidl_program_t));
+}
+
+void tidl_program_free(tidl_program_t *p)
+{
+	if (!p)
+		return;
+	for (chunk_t *c = p->chunks, *n; c; c = n) {
+		n = c->next;
+		free(c);
+	}
+	free(p->diags);
+	free(p->files);
+	free(p->loading);
+	free(p);
+}
+
+/* ---- diagnostics --------------------------------------------------------- */
+
+static void line_of(const tidl_file_t *f, uint32_t line, const char **text, size_t *len)
+{
+	*text = NULL;
+	*len = 0;
+	if (!f || !f->source || line == 0)
+		return;
+	const char *s = f->source, *end = s + f->source_len;
+	for (uint32_t l = 1; l < line && s < end; s++)
+		if (*s == '\n')
+			l++;
+	const char *e = s;
+	while (e < end && *e != '\n')
+		e++;
+	*text = s;
+	*len = (size_t)(e - s);
+}
+
+static void vdiag(tidl_program_t *p, const tidl_file_t *f, tidl_severity_t sev, tidl_loc_t loc,
+		  const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
+static void vdiag(tidl_program_t *p, const tidl_file_t *f, tidl_severity_t sev, tidl_loc_t loc,
+		  const char *fmt, va_list ap)
+{
+	if (sev == TIDL_ERROR)
+		p->n_errors++;
+	if (p->n_diags > MAX_DIAGS)
+		return;
+	if (p->n_diags == MAX_DIAGS) {
+		sev = TIDL_NOTE;        /* one last entry says that more were dropped */
+		fmt = "too many diagnostics; the rest are not shown";
+		loc = (tidl_loc_t){ loc.file, 0, 0 };
+	}
+	if (p->n_diags == p->cap_diags) {
+		size_t cap = p->cap_diags ? p->cap_diags * 2 : 16;
+		tidl_diag_t *d = realloc(p->diags, cap * sizeof *d);
+		if (!d)
+			abort();
+		p->diags = d;
+		p->cap_diags = cap;
+	}
+	char buf[512];
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	tidl_diag_t *d = &p->diags[p->n_diags++];
+	d->severity = sev;
+	d->loc = loc;
+	d->message = tidl_pstrndup(p, buf, strlen(buf));
+	line_of(f, loc.line, &d->line_text, &d->line_len);
+}
+
+void tidl_diag(tidl_program_t *p, const tidl_file_t *f, tidl_severity_t sev, tidl_loc_t loc,
+		 const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vdiag(p, f, sev, loc, fmt, ap);
+	va_end(ap);
+}
+
+void tidl_program_add_diag(tidl_program_t *p, const tidl_file_t *f, tidl_severity_t sev,
+			   tidl_loc_t loc, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vdiag(p, f, sev, loc, fmt, ap);
+	va_end(ap);
+}
+
+size_t tidl_program_diag_count(const tidl_program_t *p) { return p->n_diags; }
+const tidl_diag_t *tidl_program_diag(const tidl_program_t *p, size_t i) { return i < p->n_diags ? &p->diags[i] : NULL; }
+size_t tidl_program_error_count(const tidl_program_t *p) { return p->n_errors; }
+
+void tidl_program_print_diags(const tidl_program_t *p, FILE *out)
+{
+	static const char *const sev[] = { "error", "warning", "note" };
+	for (size_t i = 0; i < p->n_diags; i++) {
+		const tidl_diag_t *d = &p->diags[i];
+		if (d->loc.file && d->loc.line)
+			fprintf(out, "%s:%u:%u: %s: %s\n", d->loc.file, d->loc.line, d->loc.col,
+				sev[d->severity], d->message);
+		else
+			fprintf(out, "%s%s%s: %s\n", d->loc.file ? d->loc.file : "thothc",
+				d->loc.file ? ": " : "", sev[d->severity], d->message);
+		if (d->line_text) {
+			fprintf(out, "  %.*s\n  ", (int)d->line_len, d->line_text);
+			for (uint32_t c = 1; c < d->loc.col && c <= d->line_len; c++)
+				fputc(d->line_text[c - 1] == '\t' ? '\t' : ' ', out);
+			fputs("^\n", out);
+		}
+	}
+}
+
+/* ---- names --------------------------------------------------------------------- */
+
+const char *tidl_kind_name(tidl_kind_t k)
+{
+	switch (k) {
+	case TIDL_BOOL: return "bool";
+	case TIDL_U8: return "u8";
+	case TIDL_U16: return "u16";
+	case TIDL_U32: return "u32";
+	case TIDL_U64: return "u64";
+	case TIDL_I8: return "i8";
+	case TIDL_I16: return "i16";
+	case TIDL_I32: return "i32";
+	case TIDL_I64: return "i64";
+	case TIDL_F32: return "f32";
+	case TIDL_F64: return "f64";
+	case TIDL_STRING: return "string";
+	case TIDL_BYTES: return "bytes";
+	case TIDL_LIST: return "list";
+	case TIDL_ENUM: return "enum";
+	case TIDL_STRUCT: return "struct";
+	}
+	return "?";
+}
+
+const char *tidl_type_name(const tidl_type_t *t, char *buf, size_t len)
+{
+	if (!len)
+		return buf;
+	if (t->kind == TIDL_LIST) {
+		char inner[200];
+		tidl_type_name(t->elem, inner, sizeof inner);
+		snprintf(buf, len, "list<%s>", inner);
+	} else if (t->decl) {
+		snprintf(buf, len, "%s", t->ref_name ? t->ref_name : t->decl->name);
+	} else if (t->ref_name) {
+		snprintf(buf, len, "%s", t->ref_name);
+	} else {
+		snprintf(buf, len, "%s", tidl_kind_name(t->kind));
+	}
+	return buf;
+}
