@@ -89,6 +89,8 @@ static const thoth_interface_info_t *const known_interfaces[] = {
 	&thoth_registry_RegistryEvents_info,
 	&thoth_daemon_Daemon_info,
 	&thoth_trace_TraceControl_info,
+	&thoth_pm_PowerBroker_info,
+	&thoth_pm_PowerEvents_info,
 };
 
 static void *aligned_alloc8(size_t n)
@@ -165,7 +167,8 @@ int thothd_new(const thothd_config_t *cfg, thoth_loop_t *loop, thothd_t **out)
 		.event_arg = d,
 	};
 	if (!d->out || !d->arena || !d->event_buf || thoth_registry_new(&rc, &d->registry) ||
-	    thothd_tracer_new(d, &d->tracer) || thothd_endpoints_new(d, &d->endpoints)) {
+	    thothd_tracer_new(d, &d->tracer) || thothd_endpoints_new(d, &d->endpoints) ||
+	    thothd_pm_new(d, &d->pm)) {
 		thothd_free(d);
 		return THOTH_E_NOMEM;
 	}
@@ -400,6 +403,7 @@ static void client_close(thothd_t *d, thothd_client_t *c)
 	thothd_endpoints_owner_closed(d->endpoints, c);
 	thoth_registry_owner_drop(d->registry, c->owner);
 	thothd_tracer_client_closed(d->tracer, c);
+	thothd_pm_client_closed(d->pm, c);
 	while (c->n_fds)
 		close(thothd_client_take_fd(c));
 	if (c->source)
@@ -586,6 +590,8 @@ static void handle_message(thothd_t *d, thothd_client_t *c, const uint8_t *msg, 
 		r = thoth_daemon_Daemon_dispatch(&thothd_daemon_handlers, &call, msg, len, &io);
 	else if (iface == THOTH_TRACE_TRACE_CONTROL_ID)
 		r = thoth_trace_TraceControl_dispatch(&thothd_trace_handlers, &call, msg, len, &io);
+	else if (iface == THOTH_PM_POWER_BROKER_ID)
+		r = thoth_pm_PowerBroker_dispatch(&thothd_pm_handlers, &call, msg, len, &io);
 	else    /* Registry, or an unknown interface answered by the Registry dispatcher */
 		r = thoth_registry_Registry_dispatch(&thothd_registry_handlers, &call, msg, len, &io);
 	d->out = io.out;                /* a handler may have grown the buffer */
@@ -606,6 +612,7 @@ static void handle_message(thothd_t *d, thothd_client_t *c, const uint8_t *msg, 
 		THOTH_TRACE_WIRE_MSG(msg_send, THOTH_TRACE_SEND, d->pid, io.out, THOTH_TRACE_INLINE);
 		thothd_client_send(c, io.out, io.out_len);
 	}
+	thothd_pm_flush(d->pm);         /* events this call caused, after its answer */
 	if (is_decode_error(status)) {
 		/* Answered (the client learns why), then dropped: it speaks garbage. */
 		thothd_client_doom(c, "undecodable request (interface %08x method %u): %s", iface,
@@ -906,6 +913,7 @@ void thothd_free(thothd_t *d)
 		close(d->reserve_fd);
 	free(d->uids);
 	thothd_tracer_free(d->tracer);
+	thothd_pm_free(d->pm);
 	thoth_registry_free(d->registry);
 	free(d->out);
 	free(d->arena);

@@ -28,6 +28,7 @@
 
 #include "daemon.thoth.h"
 #include "log.h"
+#include "pm.thoth.h"
 #include "registry.h"
 #include "registry.thoth.h"
 #include "thoth/loop.h"
@@ -59,6 +60,7 @@ typedef struct thothd thothd_t;
 typedef struct thothd_client thothd_client_t;
 typedef struct thothd_tracer thothd_tracer_t;
 typedef struct thothd_endpoints thothd_endpoints_t;
+typedef struct thothd_pm thothd_pm_t;
 
 /* File descriptors a client may have in flight (SCM_RIGHTS) before the
  * message that uses them is handled; more doom the client. */
@@ -114,6 +116,7 @@ struct thothd {
 	size_t n_uids, uids_cap;
 	int reserve_fd;                 /* closed to accept-and-close at the fd limit */
 	thoth_timer_t *accept_timer;    /* accepting paused (fd limit) until it fires */
+	thothd_pm_t *pm;                /* the power broker (pm.c) */
 	bool expiry_armed;
 	uint32_t pid;                   /* traced as service_id: thothd serves every call */
 	uint64_t started_ns;
@@ -210,6 +213,15 @@ void thothd_endpoints_free(thothd_endpoints_t *e);
  * remove the endpoint sockets it registered in the runtime dir. */
 void thothd_endpoints_owner_closed(thothd_endpoints_t *e, const thothd_client_t *c);
 uint64_t thothd_endpoints_removed(const thothd_endpoints_t *e);
+/* ---- pm.c: PowerBroker (PM-1, docs/PM.md) ---- */
+
+extern const thoth_pm_PowerBroker_handlers_t thothd_pm_handlers;
+int thothd_pm_new(thothd_t *d, thothd_pm_t **out);
+void thothd_pm_free(thothd_pm_t *pm);
+/* C's connection is closing: its leases and requests end, its elements die. */
+void thothd_pm_client_closed(thothd_pm_t *pm, const thothd_client_t *c);
+/* Send the PowerEvents a call caused (after that call's response). */
+void thothd_pm_flush(thothd_pm_t *pm);
 
 /* Now, in ns of CLOCK_MONOTONIC (the loop's cached time when there is a loop). */
 uint64_t thothd_now(const thothd_t *d);

@@ -6,6 +6,7 @@
  *   thothctl [--runtime-dir DIR] [--json] resolve NAME [--min-version V]
  *   thothctl [--runtime-dir DIR] [--json] trace start|stop|dump|--duration S ...  (trace.c)
  *   thothctl [--runtime-dir DIR] [--json] sched ...  (sched.c)
+ *   thothctl [--runtime-dir DIR] [--json] pm  (pm.c)
  *   thothctl [--json] pm sim TRACE --policy P ...  (pm_sim.c; needs no thothd)
  *   thothctl --help | --version
  *
@@ -43,6 +44,8 @@ static void usage(FILE *out)
 		"  services [--watch] [PREFIX]     registered instances (and, with --watch,\n"
 		"                                  every change as it happens)\n"
 		"  resolve NAME [--min-version V]  the instance a client would be given\n"
+		"  pm [--json]                     power elements, levels, leases, who kept\n"
+		"                                  them awake, modelled energy\n"
 		"  trace start [--categories LIST] [--pid PID]\n"
 		"  trace stop\n"
 		"  trace dump [--json FILE] [--ctf DIR]\n"
@@ -426,13 +429,6 @@ static int cmd_status_main(int argc, char **argv, const thothctl_opts_t *opts);
 static int cmd_services_main(int argc, char **argv, const thothctl_opts_t *opts);
 static int cmd_resolve_main(int argc, char **argv, const thothctl_opts_t *opts);
 
-/* `thothctl pm ...`: the power-management family (pm_sim.c: `pm sim`). */
-static int cmd_pm_main(int argc, char **argv, const thothctl_opts_t *opts)
-{
-	if (argc >= 2 && strcmp(argv[1], "sim") == 0)
-		return thothctl_pm_sim(argc - 1, argv + 1, opts);
-	return usage_error("usage: pm sim TRACE --policy P (see `thothctl pm sim --help`)", NULL);
-}
 
 /* Every command.  own_json: after the command's name, --json is the
  * command's own option (trace: --json FILE names an output); before the
@@ -447,7 +443,7 @@ static const struct thothctl_command {
 	{ "resolve", cmd_resolve_main, false },
 	{ "trace", thothctl_trace, true },
 	{ "sched", thothctl_sched, false },
-	{ "pm", cmd_pm_main, false },
+	{ "pm", thothctl_pm, false },      /* pm.c: `pm`, and `pm sim` (pm_sim.c) */
 };
 
 /* The options of status/services/resolve, after the global ones are gone:

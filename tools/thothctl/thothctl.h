@@ -41,5 +41,7 @@ thothctl_cmd_fn thothctl_trace;
 thothctl_cmd_fn thothctl_sched;
 /* `thothctl pm sim ...` (pm_sim.c): ARGV[0] is "sim".  Needs no thothd. */
 thothctl_cmd_fn thothctl_pm_sim;
+/* `thothctl pm [--json]` (pm.c): ARGV[0] is "pm". */
+thothctl_cmd_fn thothctl_pm;
 
 #endif

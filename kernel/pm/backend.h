@@ -1,0 +1,116 @@
+/*
+ * backend.h - the Linux power interfaces behind small internal calls
+ * (PM-1; docs/PM.md "Backends").  Policies (the broker, the engine) never
+ * touch sysfs themselves; tests point every backend at a fixture tree.
+ *
+ * Root override: every path is looked up under $THOTH_SYSFS_ROOT when it is
+ * set ("/sys/devices/..." becomes "$THOTH_SYSFS_ROOT/sys/devices/...", and
+ * "/dev/cpu_dma_latency" likewise), so tests never write the host's knobs.
+ * Trees for an x86 laptop, an arm64 big.LITTLE board, an NVMe SSD and this
+ * VM live under tests/fixtures/sysfs/.
+ */
+#ifndef THOTH_PM_BACKEND_H
+#define THOTH_PM_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* "$THOTH_SYSFS_ROOT" or "" (the real root). */
+const char *thoth_pm_root(void);
+/* ROOT + PATH into OUT; THOTH_E_INVAL if it does not fit. */
+int thoth_pm_path(char *out, size_t cap, const char *path);
+
+/* ---- PM QoS: /dev/cpu_dma_latency (backend_qos.c) ------------------------------ */
+
+typedef struct thoth_pm_qos thoth_pm_qos_t;
+int thoth_pm_qos_open(thoth_pm_qos_t **out);        /* opens nothing yet */
+/* Bound CPU wake-up latency to US (0: no bound: the file is closed, which is
+ * how the kernel learns the request ended). */
+int thoth_pm_qos_set(thoth_pm_qos_t *q, uint32_t us);
+const char *thoth_pm_qos_error(const thoth_pm_qos_t *q);
+void thoth_pm_qos_close(thoth_pm_qos_t *q);
+
+/* ---- Linux runtime PM of one device (backend_runtime.c) ------------------------- */
+
+typedef struct thoth_pm_runtime_state {
+	char status[16];                /* runtime_status: active, suspended, unsupported, ... */
+	char control[8];                /* power/control: auto or on */
+	int64_t autosuspend_delay_ms;   /* -1 when the file is absent */
+	uint64_t active_ms, suspended_ms; /* runtime_active_time, runtime_suspended_time */
+} thoth_pm_runtime_state_t;
+
+/* DEVICE: a path under /sys/devices ("/sys/devices/pci0000:00/0000:00:01.0"). */
+int thoth_pm_runtime_read(const char *device, thoth_pm_runtime_state_t *st);
+/* Write power/control ("on": keep resumed; "auto": let the kernel suspend). */
+int thoth_pm_runtime_set_control(const char *device, const char *control);
+int thoth_pm_runtime_set_autosuspend(const char *device, int64_t delay_ms);
+/* Devices under /sys/devices whose runtime_status is active or suspended
+ * (not "unsupported"), up to MAX paths of CAP bytes each; the count. */
+int thoth_pm_runtime_scan(char (*paths)[256], uint32_t max, uint32_t *n);
+
+/* ---- cpuidle (backend_cpuidle.c) ---------------------------------------------- */
+
+#define THOTH_PM_MAX_IDLE_STATES 10
+typedef struct thoth_pm_idle_state {
+	char name[32];
+	uint64_t latency_us;            /* exit latency */
+	uint64_t residency_us;          /* target residency */
+	uint64_t usage, time_us;        /* entries, total residency */
+	bool disabled;
+} thoth_pm_idle_state_t;
+
+typedef struct thoth_pm_cpuidle {
+	char driver[32], governor[32];  /* "none" when no driver is bound */
+	uint32_t n_states;
+	thoth_pm_idle_state_t states[THOTH_PM_MAX_IDLE_STATES];
+} thoth_pm_cpuidle_t;
+
+int thoth_pm_cpuidle_read(uint32_t cpu, thoth_pm_cpuidle_t *out);
+
+/* ---- cpufreq (backend_cpufreq.c) ---------------------------------------------- */
+
+#define THOTH_PM_MAX_OPPS 32
+typedef struct thoth_pm_cpufreq {
+	bool present;                   /* false: no cpufreq driver (this VM) */
+	char driver[32], governor[32];
+	uint32_t cur_khz, min_khz, max_khz, hw_min_khz, hw_max_khz;
+	uint32_t n_opps;                /* scaling_available_frequencies (0: a range, intel_pstate) */
+	uint32_t opp_khz[THOTH_PM_MAX_OPPS];
+	char epp[32];                   /* energy_performance_preference ("" if absent) */
+	char epp_available[160];
+	bool has_setspeed;              /* scaling_setspeed writable (userspace governor) */
+	/* Energy model (arm64 EAS, /sys/kernel/debug/energy_model): per OPP power in mW. */
+	uint32_t n_em;
+	uint32_t em_khz[THOTH_PM_MAX_OPPS], em_power_mw[THOTH_PM_MAX_OPPS], em_cost[THOTH_PM_MAX_OPPS];
+	uint32_t capacity;              /* cpu_capacity (arm64), 0 if absent */
+} thoth_pm_cpufreq_t;
+
+int thoth_pm_cpufreq_read(uint32_t cpu, thoth_pm_cpufreq_t *out);
+int thoth_pm_cpufreq_set_limits(uint32_t cpu, uint32_t min_khz, uint32_t max_khz);
+int thoth_pm_cpufreq_set_speed(uint32_t cpu, uint32_t khz);
+int thoth_pm_cpufreq_set_epp(uint32_t cpu, const char *epp);
+
+/* ---- NVMe APST power states (backend_nvme.c) ------------------------------------ */
+
+#define THOTH_PM_MAX_NVME_PS 32
+typedef struct thoth_pm_nvme_ps {
+	double max_power_mw;
+	uint32_t entry_latency_us, exit_latency_us;
+	bool non_operational;
+} thoth_pm_nvme_ps_t;
+
+/* The power-state table of nvme controller NAME ("nvme0"), from the fixture
+ * file the id-ctrl power states are recorded in (see docs/PM.md). */
+int thoth_pm_nvme_read(const char *name, thoth_pm_nvme_ps_t *ps, uint32_t max, uint32_t *n,
+		       int64_t *apst_latency_tolerance_us);
+
+/* ---- uclamp (backend_uclamp.c) -------------------------------------------------- */
+
+/* Does this kernel accept sched_setattr with SCHED_FLAG_UTIL_CLAMP?  Probed
+ * once on the calling thread with its current values (no change). */
+bool thoth_pm_uclamp_supported(void);
+/* Clamp thread TID's utilisation to [MIN, MAX] of 1024; THOTH_E_IO without uclamp. */
+int thoth_pm_uclamp_set(int tid, uint32_t min, uint32_t max);
+
+#endif

@@ -1,0 +1,805 @@
+/*
+ * pm.c - PowerBroker served by thothd (idl/pm.tidl; PM-1, docs/PM.md): the
+ * glue between the control socket and the broker core (kernel/pm/broker.c).
+ *
+ * A connection is both a possible driver and a possible holder; its client
+ * id is its driver id and its holder id in the core.  When it closes, its
+ * leases and requests end and its elements die (thothd_pm_client_closed),
+ * in the same loop iteration that saw the hang-up: a kill -9'd holder frees
+ * its leases as soon as the kernel closes its socket.
+ *
+ * Pushes (PowerEvents) caused by a call are queued in an outbox and sent
+ * after that call's response (thothd_pm_flush, called by server.c), so a
+ * client always learns its lease id before any event about the lease.
+ *
+ * Requests carry a payload from the requester to the driver: thothd keeps
+ * a copy from submission until the driver answers (served) or dies, so a
+ * request reaching a suspended device waits here and is replayed to the
+ * driver once the broker has resumed it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "broker.h"
+#include "engine.h"
+#include "log.h"
+#include "pm.thoth.h"
+#include "thothd.h"
+
+typedef struct pm_request {
+	uint64_t id;
+	uint64_t requester;             /* 0: the requester is gone (the answer is dropped) */
+	uint8_t *payload;
+	uint32_t len;
+} pm_request_t;
+
+/*
+ * The policy engine (kernel/pm/engine.h, PM-2) of one element: while no
+ * lease, request or dependent holds the element, the engine chooses its
+ * depth and the broker enforces it (thoth_pm_broker_set_policy_level), then
+ * a timer walks the engine's ladder deeper while the element stays idle.
+ * The engine numbers states from "on" (0) down with ns latencies; the
+ * broker numbers levels from the deepest (0) up with µs: level = n - 1 - state.
+ */
+typedef struct pm_engine_slot {
+	uint32_t element, n_levels;
+	thoth_pm_engine_t *engine;      /* NULL: the levels do not fit the engine's model */
+	bool idle;
+	uint64_t idle_since;
+	thoth_pm_decision_t decision;
+	uint32_t next_step;             /* the next ladder entry to apply */
+	thoth_timer_t *timer;
+	struct thothd_pm *pm;
+} pm_engine_slot_t;
+
+typedef struct outbox_entry {
+	uint64_t client;
+	size_t off, len;
+} outbox_entry_t;
+
+struct thothd_pm {
+	thothd_t *d;
+	thoth_pm_broker_t *broker;
+	thoth_pm_qos_t *qos;            /* /dev/cpu_dma_latency while a lease has a latency bound */
+	pm_request_t *reqs;
+	uint32_t n_reqs, cap_reqs;
+	uint8_t *box;                   /* encoded pushes waiting for thothd_pm_flush */
+	size_t box_len, box_cap;
+	outbox_entry_t *entries;
+	uint32_t n_entries, cap_entries;
+	pm_engine_slot_t **slots;       /* one per declared element */
+	uint32_t n_slots, cap_slots;
+};
+
+static thothd_client_t *client_by_id(thothd_t *d, uint64_t id)
+{
+	for (thothd_client_t *c = d->clients; c; c = c->next)
+		if (c->id == id)
+			return c;
+	return NULL;
+}
+
+static void push(thothd_pm_t *pm, uint64_t client, const thoth_method_info_t *m, const void *msg)
+{
+	size_t need = thoth_method_size(m, false, msg) + 64;
+	if (pm->box_len + need > pm->box_cap) {
+		size_t cap = pm->box_cap ? pm->box_cap : 4096;
+		while (cap < pm->box_len + need)
+			cap *= 2;
+		uint8_t *p = NULL;
+		if (posix_memalign((void **)&p, THOTH_WIRE_ALIGN, cap)) {
+			thothd_error("pm: out of memory for an event");
+			return;
+		}
+		if (pm->box_len)
+			memcpy(p, pm->box, pm->box_len);
+		free(pm->box);
+		pm->box = p;
+		pm->box_cap = cap;
+	}
+	if (pm->n_entries == pm->cap_entries) {
+		uint32_t cap = pm->cap_entries ? pm->cap_entries * 2 : 16;
+		void *p = realloc(pm->entries, cap * sizeof *pm->entries);
+		if (!p) {
+			thothd_error("pm: out of memory for an event");
+			return;
+		}
+		pm->entries = p;
+		pm->cap_entries = cap;
+	}
+	size_t off = (pm->box_len + 7) & ~(size_t)7;     /* messages are 8-aligned */
+	size_t len;
+	int r = thoth_method_encode(m, false, msg, NULL, pm->box + off, pm->box_cap - off, &len);
+	if (r) {
+		thothd_error("pm: cannot encode an event: %s", thoth_strerror(r));
+		return;
+	}
+	pm->entries[pm->n_entries++] = (outbox_entry_t){ .client = client, .off = off, .len = len };
+	pm->box_len = off + len;
+}
+
+void thothd_pm_flush(thothd_pm_t *pm)
+{
+	for (uint32_t i = 0; i < pm->n_entries; i++) {
+		thothd_client_t *c = client_by_id(pm->d, pm->entries[i].client);
+		if (c && !c->doomed && c->fd >= 0)
+			thothd_client_send(c, pm->box + pm->entries[i].off, pm->entries[i].len);
+	}
+	pm->n_entries = 0;
+	pm->box_len = 0;
+}
+
+/* ---- broker callbacks -------------------------------------------------------------- */
+
+#define PENDING_ID UINT64_MAX          /* a request inside thoth_pm_broker_request() */
+
+/* The request ID; a callback for an unknown id during on_request() is about
+ * the request being submitted, which takes that id. */
+static pm_request_t *find_request(thothd_pm_t *pm, uint64_t id)
+{
+	pm_request_t *pending = NULL;
+	for (uint32_t i = 0; i < pm->n_reqs; i++) {
+		if (pm->reqs[i].id == id)
+			return &pm->reqs[i];
+		if (pm->reqs[i].id == PENDING_ID)
+			pending = &pm->reqs[i];
+	}
+	if (pending && id != PENDING_ID)
+		pending->id = id;
+	return pending;
+}
+
+static void forget_request(thothd_pm_t *pm, pm_request_t *r)
+{
+	free(r->payload);
+	*r = pm->reqs[--pm->n_reqs];
+}
+
+static void on_transition(void *arg, uint64_t driver, uint32_t element, uint32_t from, uint32_t to)
+{
+	thothd_pm_t *pm = arg;
+	thoth_pm_PowerEvents_set_level_req_t ev = { .element = element, .from = from, .to = to };
+	push(pm, driver, &thoth_pm_PowerEvents_set_level_info, &ev);
+}
+
+static void on_lease_status(void *arg, uint64_t lease, uint64_t holder, thoth_pm_lease_status_t s)
+{
+	thothd_pm_t *pm = arg;
+	thoth_pm_PowerEvents_lease_status_req_t ev = { .lease = lease, .status = (thoth_pm_LeaseStatus_t)s };
+	push(pm, holder, &thoth_pm_PowerEvents_lease_status_info, &ev);
+}
+
+static void on_request_ready(void *arg, uint64_t request, uint64_t holder, uint32_t element)
+{
+	thothd_pm_t *pm = arg;
+	pm_request_t *r = find_request(pm, request);
+	thoth_pm_element_info_t info;
+	if (!r || thoth_pm_broker_element_info(pm->broker, element, &info))
+		return;
+	thoth_pm_PowerEvents_serve_req_t ev = {
+		.request = request, .element = element,
+		.payload = { .ptr = r->payload, .len = r->len },
+	};
+	push(pm, info.driver, &thoth_pm_PowerEvents_serve_info, &ev);
+}
+
+static void on_request_failed(void *arg, uint64_t request, uint64_t holder, const char *why)
+{
+	thothd_pm_t *pm = arg;
+	pm_request_t *r = find_request(pm, request);
+	if (!r)
+		return;
+	thoth_pm_PowerEvents_request_done_req_t ev = {
+		.request = request, .ok = false, .error = thoth_str(why),
+	};
+	if (r->requester)
+		push(pm, r->requester, &thoth_pm_PowerEvents_request_done_info, &ev);
+	forget_request(pm, r);
+}
+
+/* ---- the policy engine --------------------------------------------------------------- */
+
+static pm_engine_slot_t *find_slot(thothd_pm_t *pm, uint32_t element)
+{
+	for (uint32_t i = 0; i < pm->n_slots; i++)
+		if (pm->slots[i]->element == element)
+			return pm->slots[i];
+	return NULL;
+}
+
+static void free_slot(thothd_pm_t *pm, uint32_t i)
+{
+	pm_engine_slot_t *s = pm->slots[i];
+	if (s->timer)
+		thoth_timer_cancel(pm->d->loop, s->timer);
+	thoth_pm_engine_free(s->engine);
+	free(s);
+	pm->slots[i] = pm->slots[--pm->n_slots];
+}
+
+/* An engine for element ID described by DECL (its levels in reverse). */
+static void engine_add(thothd_pm_t *pm, uint32_t id, const thoth_pm_element_decl_t *decl)
+{
+	if (pm->n_slots == pm->cap_slots) {
+		uint32_t cap = pm->cap_slots ? pm->cap_slots * 2 : 16;
+		void *p = realloc(pm->slots, cap * sizeof *pm->slots);
+		if (!p)
+			return;
+		pm->slots = p;
+		pm->cap_slots = cap;
+	}
+	pm_engine_slot_t *s = calloc(1, sizeof *s);
+	if (!s)
+		return;
+	s->pm = pm;
+	s->element = id;
+	s->n_levels = decl->n_levels;
+	thoth_pm_element_desc_t desc = { .name = decl->name, .state_count = decl->n_levels };
+	const char *why = NULL;
+	if (decl->n_levels <= THOTH_PM_MAX_STATES) {
+		for (uint32_t st = 0; st < decl->n_levels; st++) {
+			const thoth_pm_level_decl_t *l = &decl->levels[decl->n_levels - 1 - st];
+			desc.states[st] = (thoth_pm_state_desc_t){
+				.name = l->name, .power_mw = (uint32_t)(l->power_mw + 0.5),
+				.entry_latency_ns = (uint64_t)l->entry_latency_us * 1000,
+				.exit_latency_ns = (uint64_t)l->exit_latency_us * 1000,
+			};
+		}
+		if (thoth_pm_engine_new(&desc, &s->engine, &why))
+			s->engine = NULL;
+	} else {
+		why = "more levels than the engine's states";
+	}
+	if (!s->engine)
+		thothd_debug("pm: %s: no policy engine (%s); its policy level stays 0", decl->name,
+			     why ? why : "out of memory");
+	pm->slots[pm->n_slots++] = s;
+	/* Its first idle report came inside declare, before this slot existed.
+	 * No decision yet: the engine decides when an idle period follows
+	 * activity (until then the element stays where the broker put it); the
+	 * time from declaration to first use is its first observation. */
+	thoth_pm_element_info_t info;
+	if (s->engine && !thoth_pm_broker_element_info(pm->broker, id, &info) && info.idle) {
+		s->idle = true;
+		s->idle_since = thothd_now(pm->d);
+	}
+}
+
+/* The tightest latency bound of the leases on ELEMENT, ns (NONE: none). */
+static uint64_t element_qos_ns(thothd_pm_t *pm, uint32_t element)
+{
+	uint64_t q = THOTH_PM_NONE;
+	for (uint32_t i = 0; i < thoth_pm_broker_lease_count(pm->broker); i++) {
+		thoth_pm_lease_info_t l;
+		if (!thoth_pm_broker_lease_at(pm->broker, i, &l) && l.element == element && l.qos_us &&
+		    (uint64_t)l.qos_us * 1000 < q)
+			q = (uint64_t)l.qos_us * 1000;
+	}
+	return q;
+}
+
+static void ladder_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg);
+
+/* Arm the timer for the next step of the ladder, if there is one. */
+static void arm_ladder(pm_engine_slot_t *s)
+{
+	thothd_pm_t *pm = s->pm;
+	if (!pm->d->loop || s->next_step >= s->decision.ladder_count)
+		return;
+	uint64_t step = s->decision.ladder[s->next_step].at_ns;
+	/* A step may come a little late, never early: slack 1/16, at most 1 ms. */
+	uint64_t slack = step / 16 < 1000000 ? step / 16 : 1000000;
+	int r = s->timer ? thoth_timer_rearm(pm->d->loop, s->timer, s->idle_since + step, slack)
+			 : thoth_loop_add_timer(pm->d->loop, s->idle_since + step, slack, ladder_fired, s,
+						&s->timer);
+	if (r)
+		thothd_warn("pm: cannot arm the ladder timer of element %u", s->element);
+}
+
+/* Still idle at the next step of the engine's ladder: one state deeper. */
+static void ladder_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
+{
+	pm_engine_slot_t *s = arg;
+	thothd_pm_t *pm = s->pm;
+	if (!s->idle || s->next_step >= s->decision.ladder_count)
+		return;
+	uint32_t state = s->decision.ladder[s->next_step++].state;
+	if (thoth_pm_broker_set_policy_level(pm->broker, s->element, s->n_levels - 1 - state,
+					     thothd_now(pm->d)))
+		thothd_debug("pm: ladder step for element %u: %s", s->element,
+			     thoth_pm_broker_refusal(pm->broker));
+	arm_ladder(s);
+	thothd_pm_flush(pm);
+}
+
+/*
+ * The broker's idle hook, called inside its step: when nothing holds the
+ * element any more the engine decides its depth there and then (*POLICY),
+ * before anything moves; when it is held again, the idle period it ended is
+ * the engine's next observation.  Only const broker calls in here.
+ */
+static void on_idle(void *arg, uint32_t element, bool idle, uint32_t *policy)
+{
+	thothd_pm_t *pm = arg;
+	pm_engine_slot_t *s = find_slot(pm, element);
+	if (!s || !s->engine || s->idle == idle)
+		return;
+	uint64_t now = thothd_now(pm->d);
+	s->idle = idle;
+	if (idle) {
+		s->idle_since = now;
+		thoth_pm_constraints_t c = {
+			.latency_ns = element_qos_ns(pm, element), .next_event_ns = THOTH_PM_NONE,
+		};
+		thoth_pm_engine_decide(s->engine, &c, &s->decision);
+		s->next_step = 0;
+		*policy = s->n_levels - 1 - s->decision.state;
+		arm_ladder(s);
+	} else {
+		thoth_pm_engine_observe(s->engine, now - s->idle_since, THOTH_PM_NONE);
+		if (s->timer) {
+			thoth_timer_cancel(pm->d->loop, s->timer);
+			s->timer = NULL;
+		}
+	}
+}
+
+/* ---- lifecycle --------------------------------------------------------------------- */
+
+int thothd_pm_new(thothd_t *d, thothd_pm_t **out)
+{
+	thothd_pm_t *pm = calloc(1, sizeof *pm);
+	if (!pm)
+		return THOTH_E_NOMEM;
+	pm->d = d;
+	thoth_pm_broker_ops_t ops = {
+		.transition = on_transition, .lease_status = on_lease_status,
+		.request_ready = on_request_ready, .request_failed = on_request_failed,
+		.idle = on_idle, .arg = pm,
+	};
+	int r = thoth_pm_broker_new(&ops, NULL, thothd_now(d), &pm->broker);
+	if (!r)
+		r = thoth_pm_qos_open(&pm->qos);
+	if (r) {
+		thothd_pm_free(pm);
+		return r;
+	}
+	*out = pm;
+	return 0;
+}
+
+void thothd_pm_free(thothd_pm_t *pm)
+{
+	if (!pm)
+		return;
+	while (pm->n_reqs)
+		forget_request(pm, &pm->reqs[0]);
+	while (pm->n_slots)
+		free_slot(pm, 0);
+	free(pm->slots);
+	thoth_pm_broker_free(pm->broker);
+	thoth_pm_qos_close(pm->qos);
+	free(pm->reqs);
+	free(pm->box);
+	free(pm->entries);
+	free(pm);
+}
+
+/* Hold /dev/cpu_dma_latency open exactly while some lease carries a bound. */
+static void update_qos(thothd_pm_t *pm)
+{
+	int r = thoth_pm_qos_set(pm->qos, thoth_pm_broker_min_qos_us(pm->broker));
+	if (r)
+		thothd_warn("pm: cannot apply the CPU latency bound: %s", thoth_pm_qos_error(pm->qos));
+}
+
+void thothd_pm_client_closed(thothd_pm_t *pm, const thothd_client_t *c)
+{
+	uint64_t now = thothd_now(pm->d);
+	for (uint32_t i = 0; i < pm->n_reqs; i++)
+		if (pm->reqs[i].requester == c->id)
+			pm->reqs[i].requester = 0;
+	thoth_pm_broker_holder_gone(pm->broker, c->id, now);
+	thoth_pm_broker_driver_gone(pm->broker, c->id, now);
+	/* Requests whose requester left and that no driver holds any more. */
+	for (uint32_t i = 0; i < pm->n_reqs;) {
+		if (!pm->reqs[i].requester) {
+			/* The broker withdrew it; a driver serving it now is answered
+			 * 0 by served() (nobody waits for the result). */
+			forget_request(pm, &pm->reqs[i]);
+		} else {
+			i++;
+		}
+	}
+	for (uint32_t i = 0; i < pm->n_slots;) {
+		thoth_pm_element_info_t info;
+		if (thoth_pm_broker_element_info(pm->broker, pm->slots[i]->element, &info) || info.dead)
+			free_slot(pm, i);
+		else
+			i++;
+	}
+	update_qos(pm);
+	thothd_pm_flush(pm);
+}
+
+/* ---- handlers ---------------------------------------------------------------------- */
+
+static int reserve_response(thothd_call_t *call, const thoth_method_info_t *m, const void *resp)
+{
+	size_t need = thoth_method_size(m, true, resp) + 64;
+	thoth_server_io_t *io = call->io;
+	if (need <= io->cap)
+		return 0;
+	void *p = NULL;
+	if (posix_memalign(&p, THOTH_WIRE_ALIGN, need))
+		return THOTH_E_NOMEM;
+	free(io->out);
+	io->out = p;
+	io->cap = need;
+	return 0;
+}
+
+static int map_error(thothd_call_t *call, int r)
+{
+	call->reason = thoth_pm_broker_refusal(call->d->pm->broker);
+	switch (r) {
+	case 0: return 0;
+	case THOTH_E_NOT_FOUND: return THOTH_PM_ERR_NOT_FOUND;
+	case THOTH_E_PERM: return THOTH_PM_ERR_NOT_OWNER;
+	case THOTH_E_LIMIT: return THOTH_PM_ERR_TOO_MANY;
+	case THOTH_E_PROTOCOL: return THOTH_PM_ERR_NOT_ASKED;
+	case THOTH_E_INVAL: return THOTH_PM_ERR_BAD_LEVEL;
+	case THOTH_E_EXISTS: return THOTH_PM_ERR_BAD_DECLARATION;
+	default: return r;
+	}
+}
+
+/* Once per connection: "pid N (comm)" for the accounting. */
+static void name_holder(thothd_pm_t *pm, const thothd_client_t *c)
+{
+	if (thoth_pm_broker_holder_named(pm->broker, c->id))
+		return;
+	char comm[32] = "", path[64], name[48];
+	snprintf(path, sizeof path, "/proc/%u/comm", c->pid);
+	FILE *f = fopen(path, "r");
+	if (f) {
+		if (fgets(comm, sizeof comm, f))
+			comm[strcspn(comm, "\n")] = 0;
+		fclose(f);
+	}
+	snprintf(name, sizeof name, "pid %u (%s)", c->pid, comm);
+	thoth_pm_broker_name_holder(pm->broker, c->id, name);
+}
+
+static bool copy_str(char *dst, size_t cap, thoth_str_t s)
+{
+	if (s.len >= cap)
+		return false;
+	memcpy(dst, s.ptr, s.len);
+	dst[s.len] = 0;
+	return true;
+}
+
+static int on_declare(void *self, const thoth_pm_PowerBroker_declare_req_t *req,
+		      thoth_pm_PowerBroker_declare_resp_t *resp, thoth_arena_t *arena)
+{
+	thothd_call_t *call = self;
+	thothd_pm_t *pm = call->d->pm;
+	uint32_t n = req->elements.count;
+	if (n == 0 || n > 64) {
+		call->reason = "elements: 1..64 per declaration";
+		return THOTH_PM_ERR_BAD_DECLARATION;
+	}
+	thoth_pm_element_decl_t *decls = calloc(n, sizeof *decls);
+	/* scratch outlives the handler: the refusal reason and the ids live there */
+	char *why = calloc(1, 256 + n * sizeof(uint32_t));
+	if (!decls || !why) {
+		free(decls);
+		free(why);
+		return THOTH_E_NOMEM;
+	}
+	uint32_t *ids = (uint32_t *)(void *)(why + 256);
+	call->scratch = why;
+	int status = 0;
+	for (uint32_t i = 0; i < n && !status; i++) {
+		const thoth_pm_Element_t *e = &req->elements.items[i];
+		thoth_pm_element_decl_t *d = &decls[i];
+		if (!copy_str(d->name, sizeof d->name, e->name)) {
+			snprintf(why, 256, "elements[%u].name: longer than %d", i, THOTH_PM_NAME_MAX);
+			status = THOTH_PM_ERR_BAD_DECLARATION;
+			break;
+		}
+		if (e->levels.count > THOTH_PM_MAX_LEVELS || e->deps.count > THOTH_PM_MAX_DEPS) {
+			snprintf(why, 256, "elements[%u]: %u levels / %u deps (limits %d / %d)", i,
+				 e->levels.count, e->deps.count, THOTH_PM_MAX_LEVELS, THOTH_PM_MAX_DEPS);
+			status = THOTH_PM_ERR_BAD_DECLARATION;
+			break;
+		}
+		d->n_levels = e->levels.count;
+		d->initial_level = e->initial_level;
+		for (uint32_t l = 0; l < e->levels.count; l++) {
+			const thoth_pm_Level_t *lv = &e->levels.items[l];
+			if (!copy_str(d->levels[l].name, sizeof d->levels[l].name, lv->name)) {
+				snprintf(why, 256, "elements[%u].levels[%u].name: longer than %d", i, l,
+					 THOTH_PM_LEVEL_NAME_MAX);
+				status = THOTH_PM_ERR_BAD_DECLARATION;
+				break;
+			}
+			d->levels[l].power_mw = lv->power_mw;
+			d->levels[l].entry_latency_us = lv->entry_latency_us;
+			d->levels[l].exit_latency_us = lv->exit_latency_us;
+		}
+		d->n_deps = e->deps.count;
+		for (uint32_t k = 0; k < e->deps.count && !status; k++) {
+			const thoth_pm_Dependency_t *dep = &e->deps.items[k];
+			if (!copy_str(d->deps[k].required, sizeof d->deps[k].required, dep->required)) {
+				snprintf(why, 256, "elements[%u].deps[%u].required: longer than %d", i, k,
+					 THOTH_PM_NAME_MAX);
+				status = THOTH_PM_ERR_BAD_DECLARATION;
+			}
+			d->deps[k].level = dep->level;
+			d->deps[k].required_level = dep->required_level;
+			d->deps[k].kind = dep->kind == THOTH_PM_DEP_KIND_OPPORTUNISTIC ? THOTH_PM_OPPORTUNISTIC
+										 : THOTH_PM_ASSERTIVE;
+		}
+	}
+	if (!status) {
+		int r = thoth_pm_broker_declare(pm->broker, call->client->id, decls, n, thothd_now(call->d), ids);
+		if (r) {
+			snprintf(why, 256, "%s", thoth_pm_broker_refusal(pm->broker));
+			if (r == THOTH_E_LIMIT)
+				status = THOTH_PM_ERR_TOO_MANY;
+			else if (r == THOTH_E_INVAL || r == THOTH_E_EXISTS)
+				status = THOTH_PM_ERR_BAD_DECLARATION;
+			else
+				status = r;     /* out of memory */
+		}
+	}
+	if (!status)
+		for (uint32_t i = 0; i < n; i++)
+			engine_add(pm, ids[i], &decls[i]);
+	free(decls);
+	if (status) {
+		call->reason = why;
+		thothd_info("client %llu (pid %u): pm declare refused: %s",
+			    (unsigned long long)call->client->id, call->client->pid, why);
+		return status;
+	}
+	resp->ids.items = ids;
+	resp->ids.count = n;
+	name_holder(pm, call->client);
+	thothd_info("client %llu (pid %u) declared %u power element%s (first: %.*s)",
+		    (unsigned long long)call->client->id, call->client->pid, n, n == 1 ? "" : "s",
+		    (int)req->elements.items[0].name.len, req->elements.items[0].name.ptr);
+	return 0;
+}
+
+static int on_level_reached(void *self, const thoth_pm_PowerBroker_level_reached_req_t *req,
+			    thoth_pm_PowerBroker_level_reached_resp_t *resp, thoth_arena_t *arena)
+{
+	thothd_call_t *call = self;
+	thothd_pm_t *pm = call->d->pm;
+	thoth_pm_element_info_t info;
+	if (thoth_pm_broker_element_info(pm->broker, req->element, &info))
+		return THOTH_PM_ERR_NOT_FOUND;
+	if (info.driver != call->client->id) {
+		call->reason = "element: another connection drives it";
+		return THOTH_PM_ERR_NOT_OWNER;
+	}
+	return map_error(call, thoth_pm_broker_level_reached(pm->broker, req->element, req->level,
+							     thothd_now(call->d)));
+}
+
+static int find_element(thothd_call_t *call, thoth_str_t name, uint32_t *id)
+{
+	char buf[THOTH_PM_NAME_MAX + 1];
+	if (!copy_str(buf, sizeof buf, name) || thoth_pm_broker_find(call->d->pm->broker, buf, id)) {
+		call->reason = "element: no live element of that name";
+		return THOTH_PM_ERR_NOT_FOUND;
+	}
+	return 0;
+}
+
+static int on_lease(void *self, const thoth_pm_PowerBroker_lease_req_t *req,
+		    thoth_pm_PowerBroker_lease_resp_t *resp, thoth_arena_t *arena)
+{
+	thothd_call_t *call = self;
+	thothd_pm_t *pm = call->d->pm;
+	uint32_t id;
+	int r = find_element(call, req->element, &id);
+	if (r)
+		return r;
+	name_holder(pm, call->client);
+	r = thoth_pm_broker_lease(pm->broker, call->client->id, id, req->level,
+				  req->kind == THOTH_PM_LEASE_KIND_OPPORTUNISTIC ? THOTH_PM_LEASE_OPPORTUNISTIC
+										 : THOTH_PM_LEASE_ASSERTIVE,
+				  req->qos_us, thothd_now(call->d), &resp->lease);
+	if (r)
+		return map_error(call, r);
+	/* The status as of now; later changes come as lease_status events. */
+	for (uint32_t i = 0; i < thoth_pm_broker_lease_count(pm->broker); i++) {
+		thoth_pm_lease_info_t l;
+		if (!thoth_pm_broker_lease_at(pm->broker, i, &l) && l.id == resp->lease)
+			resp->status = (thoth_pm_LeaseStatus_t)l.status;
+	}
+	update_qos(pm);
+	return 0;
+}
+
+static int on_drop(void *self, const thoth_pm_PowerBroker_drop_req_t *req,
+		   thoth_pm_PowerBroker_drop_resp_t *resp, thoth_arena_t *arena)
+{
+	thothd_call_t *call = self;
+	thothd_pm_t *pm = call->d->pm;
+	int r = thoth_pm_broker_drop(pm->broker, call->client->id, req->lease, thothd_now(call->d));
+	update_qos(pm);
+	return map_error(call, r);
+}
+
+static int on_request(void *self, const thoth_pm_PowerBroker_request_req_t *req,
+		      thoth_pm_PowerBroker_request_resp_t *resp, thoth_arena_t *arena)
+{
+	thothd_call_t *call = self;
+	thothd_pm_t *pm = call->d->pm;
+	uint32_t id;
+	int r = find_element(call, req->element, &id);
+	if (r)
+		return r;
+	if (pm->n_reqs == pm->cap_reqs) {
+		uint32_t cap = pm->cap_reqs ? pm->cap_reqs * 2 : 16;
+		void *p = realloc(pm->reqs, cap * sizeof *pm->reqs);
+		if (!p)
+			return THOTH_E_NOMEM;
+		pm->reqs = p;
+		pm->cap_reqs = cap;
+	}
+	pm_request_t *q = &pm->reqs[pm->n_reqs];
+	*q = (pm_request_t){ .requester = call->client->id, .len = req->payload.len };
+	q->payload = malloc(req->payload.len ? req->payload.len : 1);
+	if (!q->payload)
+		return THOTH_E_NOMEM;
+	memcpy(q->payload, req->payload.ptr, req->payload.len);
+	/* Recorded before the broker sees it: it may be ready at once, inside
+	 * the call, before its id is returned (find_request patches the id). */
+	q->id = PENDING_ID;
+	pm->n_reqs++;
+	name_holder(pm, call->client);
+	uint64_t rid = 0;
+	r = thoth_pm_broker_request(pm->broker, call->client->id, id, req->level, thothd_now(call->d), &rid);
+	q = find_request(pm, r ? PENDING_ID : rid);
+	if (r) {
+		if (q)
+			forget_request(pm, q);
+		return map_error(call, r);
+	}
+	resp->request = rid;
+	return 0;
+}
+
+static int on_served(void *self, const thoth_pm_PowerBroker_served_req_t *req,
+		     thoth_pm_PowerBroker_served_resp_t *resp, thoth_arena_t *arena)
+{
+	thothd_call_t *call = self;
+	thothd_pm_t *pm = call->d->pm;
+	pm_request_t *q = find_request(pm, req->request);
+	if (!q)
+		return 0;               /* its requester left: nobody waits for the answer */
+	uint64_t requester = q->requester;
+	int r = thoth_pm_broker_request_done(pm->broker, req->request, thothd_now(call->d));
+	if (r)
+		return map_error(call, r);
+	thoth_pm_PowerEvents_request_done_req_t ev = {
+		.request = req->request, .ok = true,
+		.result = { .ptr = req->result.ptr, .len = req->result.len },
+	};
+	if (requester)
+		push(pm, requester, &thoth_pm_PowerEvents_request_done_info, &ev);
+	forget_request(pm, q);
+	return 0;
+}
+
+static int on_set_policy_level(void *self, const thoth_pm_PowerBroker_set_policy_level_req_t *req,
+			       thoth_pm_PowerBroker_set_policy_level_resp_t *resp, thoth_arena_t *arena)
+{
+	thothd_call_t *call = self;
+	uint32_t id;
+	int r = find_element(call, req->element, &id);
+	if (r)
+		return r;
+	return map_error(call, thoth_pm_broker_set_policy_level(call->d->pm->broker, id, req->level,
+								thothd_now(call->d)));
+}
+
+static int on_state(void *self, const thoth_pm_PowerBroker_state_req_t *req,
+		    thoth_pm_PowerBroker_state_resp_t *resp, thoth_arena_t *arena)
+{
+	thothd_call_t *call = self;
+	thothd_pm_t *pm = call->d->pm;
+	thoth_pm_broker_t *b = pm->broker;
+	uint64_t now = thothd_now(call->d);
+	thoth_pm_broker_account(b, now);
+	uint32_t ne = thoth_pm_broker_element_count(b), nl = thoth_pm_broker_lease_count(b),
+		 nk = thoth_pm_broker_keeper_count(b);
+	/* One block: element, lease and keeper rows, then the per-element level rows. */
+	size_t size = ne * sizeof(thoth_pm_ElementState_t) + nl * sizeof(thoth_pm_LeaseState_t) +
+		      nk * sizeof(thoth_pm_Keeper_t) +
+		      (size_t)ne * THOTH_PM_MAX_LEVELS * sizeof(thoth_pm_Level_t) + 8;
+	uint8_t *block = calloc(1, size);
+	if (!block)
+		return THOTH_E_NOMEM;
+	call->scratch = block;
+	thoth_pm_ElementState_t *es = (void *)block;
+	thoth_pm_LeaseState_t *ls = (void *)(es + ne);
+	thoth_pm_Keeper_t *ks = (void *)(ls + nl);
+	thoth_pm_Level_t *lv = (void *)(ks + nk);
+	for (uint32_t i = 0; i < ne; i++) {
+		thoth_pm_element_info_t info;
+		thoth_pm_broker_element_at(b, i, &info);
+		thoth_pm_Level_t *levels = lv + (size_t)i * THOTH_PM_MAX_LEVELS;
+		for (uint32_t l = 0; l < info.decl->n_levels; l++)
+			levels[l] = (thoth_pm_Level_t){
+				.name = thoth_str(info.decl->levels[l].name),
+				.power_mw = info.decl->levels[l].power_mw,
+				.entry_latency_us = info.decl->levels[l].entry_latency_us,
+				.exit_latency_us = info.decl->levels[l].exit_latency_us,
+			};
+		thothd_client_t *drv = client_by_id(call->d, info.driver);
+		es[i] = (thoth_pm_ElementState_t){
+			.id = info.id, .name = thoth_str(info.decl->name),
+			.levels = { .items = levels, .count = info.decl->n_levels },
+			.current_level = info.level, .target_level = info.target,
+			.transitioning = info.transitioning, .transition_to = info.transition_to,
+			.dead = info.dead,
+			.residency_ns = { .items = info.residency_ns, .count = info.decl->n_levels },
+			.energy_mj = info.energy_mj, .transitions = info.transitions,
+			.queued_requests = info.queued_requests, .driver_pid = drv ? drv->pid : 0,
+			.policy_level = info.policy_level,
+		};
+	}
+	for (uint32_t i = 0; i < nl; i++) {
+		thoth_pm_lease_info_t l;
+		thoth_pm_element_info_t info;
+		thoth_pm_broker_lease_at(b, i, &l);
+		thoth_pm_broker_element_info(b, l.element, &info);
+		thothd_client_t *h = client_by_id(call->d, l.holder);
+		ls[i] = (thoth_pm_LeaseState_t){
+			.lease = l.id, .element = thoth_str(info.decl->name), .level = l.level,
+			.kind = (thoth_pm_LeaseKind_t)l.kind, .qos_us = l.qos_us,
+			.status = (thoth_pm_LeaseStatus_t)l.status, .holder_pid = h ? h->pid : 0,
+			.granted_ns = l.granted_ns,
+		};
+	}
+	for (uint32_t i = 0; i < nk; i++) {
+		thoth_pm_keeper_info_t k;
+		thoth_pm_element_info_t info;
+		thoth_pm_broker_keeper_at(b, i, &k);
+		thoth_pm_broker_element_info(b, k.element, &info);
+		ks[i] = (thoth_pm_Keeper_t){
+			.element = thoth_str(info.decl->name), .holder = thoth_str(k.name),
+			.awake_ns = k.awake_ns, .energy_mj = k.energy_mj,
+		};
+	}
+	resp->elements.items = es;
+	resp->elements.count = ne;
+	resp->leases.items = ls;
+	resp->leases.count = nl;
+	resp->keepers.items = ks;
+	resp->keepers.count = nk;
+	resp->qos_us = thoth_pm_broker_min_qos_us(b);
+	resp->now_ns = now;
+	return reserve_response(call, &thoth_pm_PowerBroker_state_info, resp);
+}
+
+const thoth_pm_PowerBroker_handlers_t thothd_pm_handlers = {
+	.declare = on_declare,
+	.level_reached = on_level_reached,
+	.lease = on_lease,
+	.drop = on_drop,
+	.request = on_request,
+	.served = on_served,
+	.set_policy_level = on_set_policy_level,
+	.state = on_state,
+};

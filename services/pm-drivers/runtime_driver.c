@@ -1,0 +1,205 @@
+/*
+ * pm-runtime-driver - a real driver service over Linux runtime PM (PM-1).
+ *
+ * Every device whose power/runtime_status is "active" or "suspended" (or
+ * the ones named with --device) becomes a power element "rpm.<device>"
+ * with two levels, SUSPENDED and ACTIVE.  When the broker asks for ACTIVE
+ * the driver writes "on" to power/control (the kernel resumes the device
+ * and keeps it resumed); for SUSPENDED it writes "auto" (the kernel may
+ * suspend it after its autosuspend delay).  It confirms the level once the
+ * write succeeded; a failed write is reported and the level is not
+ * confirmed, so the broker never believes a state the kernel refused.
+ *
+ * Linux runtime PM publishes no power figures and no latencies, so the
+ * levels are declared with 0 mW and 0 µs: the broker's energy for these
+ * elements is not a model of anything and docs/PM.md says so.  The real,
+ * measured residency is the kernel's runtime_active_time and
+ * runtime_suspended_time, which `--show` prints.
+ *
+ *   pm-runtime-driver [--runtime-dir DIR] [--device /sys/devices/...]... [--max N] [--show]
+ *
+ * Paths are looked up under $THOTH_SYSFS_ROOT when set (tests use fixture
+ * trees; without it this writes the host's real power/control files).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "element.h"
+#include "pm.thoth.h"
+#include "thoth/service.h"
+
+#define MAX_DEVICES 64
+#define MAX_QUEUE 256
+
+typedef struct driver {
+	thoth_control_t ctl;
+	char devices[MAX_DEVICES][256];
+	char names[MAX_DEVICES][THOTH_PM_NAME_MAX + 1];
+	uint32_t ids[MAX_DEVICES];
+	uint32_t n;
+	uint8_t *queue[MAX_QUEUE];
+	size_t queue_len[MAX_QUEUE];
+	uint32_t head, tail;
+} driver_t;
+
+static void on_event(void *arg, const uint8_t *msg, size_t len)
+{
+	driver_t *d = arg;
+	uint8_t *copy = NULL;
+	if (d->tail - d->head == MAX_QUEUE || posix_memalign((void **)&copy, 8, len ? len : 8)) {
+		fprintf(stderr, "pm-runtime-driver: event dropped (queue full or no memory)\n");
+		return;
+	}
+	memcpy(copy, msg, len);
+	d->queue[d->tail % MAX_QUEUE] = copy;
+	d->queue_len[d->tail % MAX_QUEUE] = len;
+	d->tail++;
+}
+
+/* "rpm." + the device's last path component, made a valid element name. */
+static void element_name(driver_t *d, uint32_t i)
+{
+	const char *base = strrchr(d->devices[i], '/');
+	base = base ? base + 1 : d->devices[i];
+	char *out = d->names[i];
+	size_t n = (size_t)snprintf(out, THOTH_PM_NAME_MAX - 4, "rpm.%s", base);
+	for (size_t k = 4; k < n && out[k]; k++) {
+		char c = out[k];
+		if (c >= 'A' && c <= 'Z')
+			out[k] = (char)(c - 'A' + 'a');
+		else if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+			out[k] = '-';
+	}
+	for (uint32_t j = 0; j < i; j++)
+		if (!strcmp(d->names[j], out)) {
+			size_t l = strlen(out);
+			snprintf(out + l, THOTH_PM_NAME_MAX + 1 - l, "-%u", i);
+			break;
+		}
+}
+
+static void handle(driver_t *d, const uint8_t *msg, size_t len)
+{
+	if (len < 16 || thoth_le32(msg + 8) != THOTH_PM_POWER_EVENTS_ID ||
+	    thoth_le32(msg + 12) != THOTH_PM_POWER_EVENTS_SET_LEVEL)
+		return;
+	uint64_t scratch[64];
+	thoth_arena_t arena;
+	thoth_arena_init(&arena, scratch, sizeof scratch);
+	thoth_pm_PowerEvents_set_level_req_t ev;
+	if (thoth_pm_PowerEvents_set_level_req_decode_msg(msg, len, &ev, &arena))
+		return;
+	for (uint32_t i = 0; i < d->n; i++) {
+		if (d->ids[i] != ev.element)
+			continue;
+		const char *control = ev.to ? "on" : "auto";
+		int r = thoth_pm_runtime_set_control(d->devices[i], control);
+		if (r) {
+			fprintf(stderr, "pm-runtime-driver: %s: writing power/control=%s: %s\n", d->devices[i],
+				control, thoth_strerror(r));
+			return;
+		}
+		printf("%s: control=%s\n", d->names[i], control);
+		fflush(stdout);
+		thoth_pm_PowerBroker_level_reached_req_t req = { .element = ev.element, .level = ev.to };
+		thoth_pm_PowerBroker_level_reached_resp_t resp;
+		r = thoth_pm_PowerBroker_level_reached(&d->ctl.client, &req, &resp, NULL);
+		if (r)
+			fprintf(stderr, "pm-runtime-driver: level_reached: %s\n", thoth_strerror(r));
+		return;
+	}
+}
+
+int main(int argc, char **argv)
+{
+	static driver_t d;
+	const char *dir = NULL;
+	uint32_t max = MAX_DEVICES;
+	int show = 0;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--runtime-dir") && i + 1 < argc)
+			dir = argv[++i];
+		else if (!strcmp(argv[i], "--device") && i + 1 < argc && d.n < MAX_DEVICES)
+			snprintf(d.devices[d.n++], sizeof d.devices[0], "%s", argv[++i]);
+		else if (!strcmp(argv[i], "--max") && i + 1 < argc)
+			max = (uint32_t)strtoul(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--show"))
+			show = 1;
+		else {
+			fprintf(stderr, "usage: pm-runtime-driver [--runtime-dir DIR] [--device PATH]... [--max N] [--show]\n");
+			return 2;
+		}
+	}
+	if (max > MAX_DEVICES)
+		max = MAX_DEVICES;
+	if (!d.n)
+		thoth_pm_runtime_scan(d.devices, max, &d.n);
+	thoth_pm_Element_t *els = calloc(d.n ? d.n : 1, sizeof *els);
+	thoth_pm_Level_t levels[2] = {
+		{ .name = thoth_str("SUSPENDED") }, { .name = thoth_str("ACTIVE") },
+	};
+	uint32_t n = 0;
+	for (uint32_t i = 0; i < d.n; i++) {
+		thoth_pm_runtime_state_t st;
+		if (thoth_pm_runtime_read(d.devices[i], &st)) {
+			fprintf(stderr, "pm-runtime-driver: %s: no runtime PM files\n", d.devices[i]);
+			return 1;
+		}
+		element_name(&d, i);
+		if (show)
+			printf("%s %s: %s, control %s, active %llu ms, suspended %llu ms\n", d.names[i],
+			       d.devices[i], st.status, st.control, (unsigned long long)st.active_ms,
+			       (unsigned long long)st.suspended_ms);
+		els[n++] = (thoth_pm_Element_t){
+			.name = thoth_str(d.names[i]), .levels = { levels, 2 },
+			.initial_level = strcmp(st.status, "active") == 0 ? 1 : 0,
+		};
+	}
+	if (show)
+		return 0;
+	if (!n) {
+		fprintf(stderr, "pm-runtime-driver: no device with runtime PM found\n");
+		return 1;
+	}
+	int r = thoth_control_connect(&d.ctl, dir, 2000);
+	if (r) {
+		fprintf(stderr, "pm-runtime-driver: cannot reach thothd: %s\n", thoth_strerror(r));
+		return 1;
+	}
+	d.ctl.sock.on_event = on_event;
+	d.ctl.sock.event_arg = &d;
+	thoth_pm_PowerBroker_declare_req_t req = { .elements = { els, n } };
+	thoth_pm_PowerBroker_declare_resp_t resp;
+	uint64_t scratch[256];
+	thoth_arena_t arena;
+	thoth_arena_init(&arena, scratch, sizeof scratch);
+	r = thoth_pm_PowerBroker_declare(&d.ctl.client, &req, &resp, &arena);
+	if (r || resp.ids.count != n) {
+		fprintf(stderr, "pm-runtime-driver: declare refused: %s: %s\n", thoth_strerror(r),
+			d.ctl.client.remote_message);
+		return 1;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		d.ids[i] = resp.ids.items[i];
+		printf("declared %s (%s)\n", d.names[i], d.devices[i]);
+	}
+	fflush(stdout);
+	free(els);
+	for (;;) {
+		while (d.head != d.tail) {
+			uint8_t *msg = d.queue[d.head % MAX_QUEUE];
+			size_t len = d.queue_len[d.head % MAX_QUEUE];
+			d.head++;
+			handle(&d, msg, len);
+			free(msg);
+		}
+		r = thoth_sock_client_poll_event(&d.ctl.sock, -1);
+		if (r < 0) {
+			fprintf(stderr, "pm-runtime-driver: thothd went away: %s\n", thoth_strerror(r));
+			return 1;
+		}
+	}
+}

@@ -1,0 +1,196 @@
+/*
+ * pm-sim-driver - a simulated device driver for the power broker (PM-1):
+ * "bus", "disk", "nic" or "input".  It declares its element over
+ * idl/pm.tidl, and when thothd asks it to change level it really sleeps
+ * for the declared latency (exit latency of the level it leaves when
+ * rising, entry latency of the level it enters when falling) before
+ * confirming, so end-to-end tests exercise real processes and real waits.
+ * Requests are answered with "<payload>@<level it was served at>".
+ *
+ *   pm-sim-driver KIND [--name NAME] [--needs ELEMENT] [--runtime-dir DIR]
+ *
+ * The power figures are models (typical magnitudes for each device class),
+ * labelled so in docs/PM.md; nothing here touches real hardware.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "pm.thoth.h"
+#include "thoth/service.h"
+
+typedef struct kind {
+	const char *name;
+	uint32_t n;
+	thoth_pm_Level_t levels[3];
+	uint32_t dep_level;             /* the level that needs --needs at its top level */
+} kind_t;
+
+#define L(n, p, en, ex) { .name = { n, sizeof n - 1 }, .power_mw = p, .entry_latency_us = en, .exit_latency_us = ex }
+static const kind_t kinds[] = {
+	{ "bus", 2, { L("OFF", 0.0, 200, 1000), L("ON", 40.0, 0, 0) }, 1 },
+	{ "disk", 3, { L("OFF", 0.0, 5000, 30000), L("IDLE", 80.0, 500, 2000), L("ACTIVE", 1500.0, 0, 0) }, 2 },
+	{ "nic", 3, { L("OFF", 0.0, 1000, 5000), L("LOW", 30.0, 200, 500), L("ON", 300.0, 0, 0) }, 2 },
+	{ "input", 2, { L("SUSPENDED", 0.0, 100, 2000), L("ON", 5.0, 0, 0) }, 1 },
+};
+
+#define MAX_QUEUE 256
+
+typedef struct driver {
+	thoth_control_t ctl;
+	const kind_t *kind;
+	uint32_t element, level;
+	/* Events arrive inside calls too; they are queued and handled in order
+	 * by the main loop, never re-entrantly. */
+	uint8_t *queue[MAX_QUEUE];
+	size_t queue_len[MAX_QUEUE];
+	uint32_t head, tail;
+} driver_t;
+
+static void on_event(void *arg, const uint8_t *msg, size_t len)
+{
+	driver_t *d = arg;
+	if (d->tail - d->head == MAX_QUEUE) {
+		fprintf(stderr, "pm-sim-driver: event queue full, dropping an event\n");
+		return;
+	}
+	uint8_t *copy = NULL;
+	if (posix_memalign((void **)&copy, 8, len ? len : 8))
+		return;
+	memcpy(copy, msg, len);
+	d->queue[d->tail % MAX_QUEUE] = copy;
+	d->queue_len[d->tail % MAX_QUEUE] = len;
+	d->tail++;
+}
+
+static void sleep_us(int64_t us)
+{
+	struct timespec ts = { .tv_sec = us / 1000000, .tv_nsec = (long)(us % 1000000) * 1000 };
+	while (nanosleep(&ts, &ts) && errno == EINTR)
+		;
+}
+
+static int handle(driver_t *d, const uint8_t *msg, size_t len)
+{
+	uint64_t scratch[512];
+	thoth_arena_t arena;
+	thoth_arena_init(&arena, scratch, sizeof scratch);
+	if (len < 16 || thoth_le32(msg + 8) != THOTH_PM_POWER_EVENTS_ID)
+		return -1;
+	uint32_t method = thoth_le32(msg + 12);
+	if (method == THOTH_PM_POWER_EVENTS_SET_LEVEL) {
+		thoth_pm_PowerEvents_set_level_req_t ev;
+		if (thoth_pm_PowerEvents_set_level_req_decode_msg(msg, len, &ev, &arena))
+			return -1;
+		const thoth_pm_Level_t *lv = d->kind->levels;
+		sleep_us(ev.to > ev.from ? lv[ev.from].exit_latency_us : lv[ev.to].entry_latency_us);
+		d->level = ev.to;
+		printf("level %u -> %u\n", ev.from, ev.to);
+		fflush(stdout);
+		thoth_pm_PowerBroker_level_reached_req_t req = { .element = ev.element, .level = ev.to };
+		thoth_pm_PowerBroker_level_reached_resp_t resp;
+		int r = thoth_pm_PowerBroker_level_reached(&d->ctl.client, &req, &resp, NULL);
+		if (r)
+			fprintf(stderr, "pm-sim-driver: level_reached: %s\n", thoth_strerror(r));
+		return 0;
+	}
+	if (method == THOTH_PM_POWER_EVENTS_SERVE) {
+		thoth_pm_PowerEvents_serve_req_t ev;
+		if (thoth_pm_PowerEvents_serve_req_decode_msg(msg, len, &ev, &arena))
+			return -1;
+		char result[300];
+		int n = snprintf(result, sizeof result, "%.*s@%u", (int)(ev.payload.len > 200 ? 200 : ev.payload.len),
+				 (const char *)ev.payload.ptr, d->level);
+		printf("served %llu at level %u\n", (unsigned long long)ev.request, d->level);
+		fflush(stdout);
+		thoth_pm_PowerBroker_served_req_t req = {
+			.request = ev.request, .result = { .ptr = (const uint8_t *)result, .len = (uint32_t)n },
+		};
+		thoth_pm_PowerBroker_served_resp_t resp;
+		int r = thoth_pm_PowerBroker_served(&d->ctl.client, &req, &resp, NULL);
+		if (r)
+			fprintf(stderr, "pm-sim-driver: served: %s\n", thoth_strerror(r));
+		return 0;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *kind_name = argc > 1 ? argv[1] : "", *name = NULL, *needs = NULL, *dir = NULL;
+	for (int i = 2; i + 1 < argc; i += 2) {
+		if (!strcmp(argv[i], "--name"))
+			name = argv[i + 1];
+		else if (!strcmp(argv[i], "--needs"))
+			needs = argv[i + 1];
+		else if (!strcmp(argv[i], "--runtime-dir"))
+			dir = argv[i + 1];
+		else {
+			fprintf(stderr, "pm-sim-driver: unknown option %s\n", argv[i]);
+			return 2;
+		}
+	}
+	driver_t d = { 0 };
+	for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+		if (!strcmp(kinds[i].name, kind_name))
+			d.kind = &kinds[i];
+	if (!d.kind) {
+		fprintf(stderr, "usage: pm-sim-driver bus|disk|nic|input [--name NAME] [--needs ELEMENT] [--runtime-dir DIR]\n");
+		return 2;
+	}
+	int r = thoth_control_connect(&d.ctl, dir, 2000);
+	if (r) {
+		fprintf(stderr, "pm-sim-driver: cannot reach thothd: %s\n", thoth_strerror(r));
+		return 1;
+	}
+	d.ctl.sock.on_event = on_event;
+	d.ctl.sock.event_arg = &d;
+	thoth_pm_Dependency_t dep = {
+		.level = d.kind->dep_level, .required = thoth_str(needs), .required_level = 1,
+		.kind = THOTH_PM_DEP_KIND_ASSERTIVE,
+	};
+	thoth_pm_Element_t el = {
+		.name = thoth_str(name ? name : d.kind->name),
+		.levels = { .items = d.kind->levels, .count = d.kind->n },
+		.deps = { .items = &dep, .count = needs ? 1 : 0 },
+	};
+	thoth_pm_PowerBroker_declare_req_t req = { .elements = { .items = &el, .count = 1 } };
+	thoth_pm_PowerBroker_declare_resp_t resp;
+	uint64_t scratch[64];
+	thoth_arena_t arena;
+	thoth_arena_init(&arena, scratch, sizeof scratch);
+	/* Drivers start in any order: while the element this one needs is not
+	 * declared yet, ask again (for up to 5 s). */
+	for (int tries = 0;; tries++) {
+		thoth_arena_init(&arena, scratch, sizeof scratch);
+		r = thoth_pm_PowerBroker_declare(&d.ctl.client, &req, &resp, &arena);
+		if (r != THOTH_E_REMOTE || d.ctl.client.remote_code != THOTH_PM_ERR_BAD_DECLARATION ||
+		    !strstr(d.ctl.client.remote_message, "no element") || tries == 500)
+			break;
+		sleep_us(10000);
+	}
+	if (r) {
+		fprintf(stderr, "pm-sim-driver: declare refused: %s: %s\n", thoth_strerror(r),
+			d.ctl.client.remote_message);
+		return 1;
+	}
+	d.element = resp.ids.items[0];
+	printf("declared %s as element %u\n", el.name.ptr, d.element);
+	fflush(stdout);
+	for (;;) {
+		while (d.head != d.tail) {
+			uint8_t *msg = d.queue[d.head % MAX_QUEUE];
+			size_t len = d.queue_len[d.head % MAX_QUEUE];
+			d.head++;
+			handle(&d, msg, len);
+			free(msg);
+		}
+		r = thoth_sock_client_poll_event(&d.ctl.sock, -1);
+		if (r < 0) {
+			fprintf(stderr, "pm-sim-driver: thothd went away: %s\n", thoth_strerror(r));
+			return 1;
+		}
+	}
+}

@@ -1,0 +1,196 @@
+/*
+ * pm.c - `thothctl pm [--json]`: the power broker's elements, levels,
+ * leases and their holders, residency, transitions and modelled energy
+ * (PowerBroker.state, idl/pm.tidl).  `thothctl pm sim` is the policy
+ * engine's (pm_sim.c); main.c sends `pm sim` there, and so does this file
+ * for `pm --json sim`.
+ *
+ * --json prints one object: {"now_ns", "qos_us", "elements": [...],
+ * "keepers": [...]}; each element has "levels", "current_level",
+ * "leases" and "residency_ns" (one entry per level).  Energy figures are
+ * modelled (declared power x residency) and named so.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pm.thoth.h"
+#include "thothctl.h"
+
+static void json_str(const char *s, size_t len)
+{
+	putchar('"');
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '"' || c == '\\')
+			printf("\\%c", c);
+		else if (c < 0x20)
+			printf("\\u%04x", c);
+		else
+			putchar(c);
+	}
+	putchar('"');
+}
+
+static const char *status_name(thoth_pm_LeaseStatus_t s)
+{
+	switch (s) {
+	case THOTH_PM_LEASE_STATUS_PENDING: return "pending";
+	case THOTH_PM_LEASE_STATUS_SATISFIED: return "satisfied";
+	default: return "lost";
+	}
+}
+
+static const char *kind_name(thoth_pm_LeaseKind_t k)
+{
+	return k == THOTH_PM_LEASE_KIND_OPPORTUNISTIC ? "opportunistic" : "assertive";
+}
+
+static bool same(thoth_str_t a, thoth_str_t b)
+{
+	return a.len == b.len && !memcmp(a.ptr, b.ptr, a.len);
+}
+
+static void print_json(const thoth_pm_PowerBroker_state_resp_t *st)
+{
+	printf("{\"now_ns\":%llu,\"qos_us\":%u,\"energy_is\":\"modelled\",\"elements\":[",
+	       (unsigned long long)st->now_ns, st->qos_us);
+	for (uint32_t i = 0; i < st->elements.count; i++) {
+		const thoth_pm_ElementState_t *e = &st->elements.items[i];
+		printf("%s{\"id\":%u,\"name\":", i ? "," : "", e->id);
+		json_str(e->name.ptr, e->name.len);
+		printf(",\"levels\":[");
+		for (uint32_t l = 0; l < e->levels.count; l++) {
+			const thoth_pm_Level_t *lv = &e->levels.items[l];
+			printf("%s{\"name\":", l ? "," : "");
+			json_str(lv->name.ptr, lv->name.len);
+			printf(",\"power_mw\":%.3f,\"entry_latency_us\":%lld,\"exit_latency_us\":%lld}",
+			       lv->power_mw, (long long)lv->entry_latency_us, (long long)lv->exit_latency_us);
+		}
+		printf("],\"current_level\":%u,\"target_level\":%u,\"transitioning\":%s,\"transition_to\":%u,"
+		       "\"dead\":%s,\"driver_pid\":%u,\"policy_level\":%u,\"transitions\":%llu,"
+		       "\"queued_requests\":%u,\"energy_mj_modelled\":%.6f,\"residency_ns\":[",
+		       e->current_level, e->target_level, e->transitioning ? "true" : "false",
+		       e->transition_to, e->dead ? "true" : "false", e->driver_pid, e->policy_level,
+		       (unsigned long long)e->transitions, e->queued_requests, e->energy_mj);
+		for (uint32_t l = 0; l < e->residency_ns.count; l++)
+			printf("%s%llu", l ? "," : "", (unsigned long long)e->residency_ns.items[l]);
+		printf("],\"leases\":[");
+		bool first = true;
+		for (uint32_t k = 0; k < st->leases.count; k++) {
+			const thoth_pm_LeaseState_t *ls = &st->leases.items[k];
+			if (!same(ls->element, e->name))
+				continue;
+			printf("%s{\"lease\":%llu,\"level\":%u,\"kind\":\"%s\",\"qos_us\":%u,\"status\":\"%s\","
+			       "\"holder_pid\":%u,\"granted_ns\":%llu}",
+			       first ? "" : ",", (unsigned long long)ls->lease, ls->level, kind_name(ls->kind),
+			       ls->qos_us, status_name(ls->status), ls->holder_pid,
+			       (unsigned long long)ls->granted_ns);
+			first = false;
+		}
+		printf("],\"keepers\":[");
+		first = true;
+		for (uint32_t k = 0; k < st->keepers.count; k++) {
+			const thoth_pm_Keeper_t *kp = &st->keepers.items[k];
+			if (!same(kp->element, e->name))
+				continue;
+			printf("%s{\"holder\":", first ? "" : ",");
+			json_str(kp->holder.ptr, kp->holder.len);
+			printf(",\"awake_ns\":%llu,\"energy_mj_modelled\":%.6f}", (unsigned long long)kp->awake_ns,
+			       kp->energy_mj);
+			first = false;
+		}
+		printf("]}");
+	}
+	printf("]}\n");
+}
+
+static void print_text(const thoth_pm_PowerBroker_state_resp_t *st)
+{
+	if (!st->elements.count) {
+		printf("no power elements declared\n");
+		return;
+	}
+	printf("CPU latency bound: %s", st->qos_us ? "" : "none\n");
+	if (st->qos_us)
+		printf("%u us (/dev/cpu_dma_latency held)\n", st->qos_us);
+	for (uint32_t i = 0; i < st->elements.count; i++) {
+		const thoth_pm_ElementState_t *e = &st->elements.items[i];
+		const thoth_pm_Level_t *cur = &e->levels.items[e->current_level];
+		printf("\n%.*s (driver pid %u%s): %.*s", (int)e->name.len, e->name.ptr, e->driver_pid,
+		       e->dead ? ", DEAD" : "", (int)cur->name.len, cur->name.ptr);
+		if (e->transitioning)
+			printf(" -> %.*s", (int)e->levels.items[e->transition_to].name.len,
+			       e->levels.items[e->transition_to].name.ptr);
+		printf(", %llu transitions, %u queued requests, %.3f mJ (modelled)\n",
+		       (unsigned long long)e->transitions, e->queued_requests, e->energy_mj);
+		printf("  %-3s %-12s %10s %10s %10s %14s\n", "#", "LEVEL", "POWER mW", "ENTRY us", "EXIT us",
+		       "RESIDENCY ms");
+		for (uint32_t l = 0; l < e->levels.count; l++) {
+			const thoth_pm_Level_t *lv = &e->levels.items[l];
+			printf("  %-3u %-12.*s %10.1f %10lld %10lld %14.3f%s\n", l, (int)lv->name.len, lv->name.ptr,
+			       lv->power_mw, (long long)lv->entry_latency_us, (long long)lv->exit_latency_us,
+			       l < e->residency_ns.count ? e->residency_ns.items[l] / 1e6 : 0.0,
+			       l == e->current_level ? "  <" : "");
+		}
+		for (uint32_t k = 0; k < st->leases.count; k++) {
+			const thoth_pm_LeaseState_t *ls = &st->leases.items[k];
+			if (same(ls->element, e->name))
+				printf("  lease %llu: level %u %s%s, pid %u, %s\n", (unsigned long long)ls->lease,
+				       ls->level, kind_name(ls->kind), ls->qos_us ? " with latency bound" : "",
+				       ls->holder_pid, status_name(ls->status));
+		}
+		for (uint32_t k = 0; k < st->keepers.count; k++) {
+			const thoth_pm_Keeper_t *kp = &st->keepers.items[k];
+			if (same(kp->element, e->name))
+				printf("  kept awake by %.*s: %.3f ms, %.3f mJ (modelled)\n", (int)kp->holder.len,
+				       kp->holder.ptr, kp->awake_ns / 1e6, kp->energy_mj);
+		}
+	}
+}
+
+int thothctl_pm(int argc, char **argv, const thothctl_opts_t *opts)
+{
+	const char *runtime_dir = opts->runtime_dir;
+	bool json = opts->json;
+	int i = 1;
+	for (; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			json = true;
+		else if (!strcmp(argv[i], "sim"))
+			break;
+		else {
+			fprintf(stderr, "thothctl pm: unknown argument %s (usage: thothctl pm [--json] | pm sim ...)\n",
+				argv[i]);
+			return 2;
+		}
+	}
+	if (i < argc)
+		return thothctl_pm_sim(argc - i, argv + i, opts);
+	thoth_control_t ctl;
+	if (thothctl_connect(&ctl, runtime_dir))
+		return 1;
+	size_t cap = 8u << 20;
+	void *scratch = malloc(cap);
+	if (!scratch) {
+		thoth_control_close(&ctl);
+		return 1;
+	}
+	thoth_arena_t arena;
+	thoth_arena_init(&arena, scratch, cap);
+	thoth_pm_PowerBroker_state_req_t req = { 0 };
+	thoth_pm_PowerBroker_state_resp_t st;
+	int r = thoth_pm_PowerBroker_state(&ctl.client, &req, &st, &arena);
+	if (r) {
+		r = thothctl_call_failed(&ctl, "pm state", r);
+	} else {
+		if (json)
+			print_json(&st);
+		else
+			print_text(&st);
+		r = 0;
+	}
+	free(scratch);
+	thoth_control_close(&ctl);
+	return r;
+}
