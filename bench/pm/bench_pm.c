@@ -257,6 +257,10 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* Keeps the timed loops from being optimised away (file scope: clang calls
+ * a local one "set but not used"). */
+static volatile uint64_t sink;
+
 static void decision_cost(void)
 {
 	const thoth_pm_element_desc_t *d = &thoth_pm_device_model_find("nvme-samsung-950")->desc;
@@ -266,7 +270,6 @@ static void decision_cost(void)
 		return;
 	enum { N = 200000, RUNS = 5 };
 	double engine_ns[RUNS], ladder_ns[RUNS];
-	volatile uint64_t sink = 0; /* keeps the loops from being optimised away */
 	uint64_t x = 88172645463325252ull;
 	for (int r = 0; r < RUNS; r++) {
 		thoth_pm_decision_t dec;

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "thoth/error.h"
 #include "thoth/loop.h"
 #include "thoth/trace.h"
 #include "timerq.h"
@@ -293,7 +294,7 @@ void thoth_loop_remove_fd(thoth_loop_t *loop, thoth_source_t *s)
  * called when the queue changed; timerfd_settime is skipped if the instant
  * is unchanged.
  */
-static void rearm(thoth_loop_t *loop)
+static int rearm(thoth_loop_t *loop)
 {
 	uint64_t at = 0;
 	if (loop->timers.n) {
@@ -301,15 +302,19 @@ static void rearm(thoth_loop_t *loop)
 		at = loop->grid ? timergrid_pick(timerq_max_due(&loop->timers, hi), hi, loop->grid_pert) : hi;
 	}
 	if (at == loop->armed_at)
-		return;
+		return 0;
 	if (at == 0 && loop->timers.n)
 		at = 1;                 /* deadline 0: "as soon as possible" */
 	struct itimerspec its = { 0 };
 	its.it_value.tv_sec = (time_t)(at / 1000000000ull);
 	its.it_value.tv_nsec = (long)(at % 1000000000ull);
-	timerfd_settime(loop->timerfd, TFD_TIMER_ABSTIME, &its, NULL);
+	/* A failure is surfaced, never ignored: the next deadline would be
+	 * silently missed (the caller gets THOTH_E_IO with errno kept). */
+	if (timerfd_settime(loop->timerfd, TFD_TIMER_ABSTIME, &its, NULL) < 0)
+		return thoth_error_io(errno, "timerfd_settime");
 	loop->armed_at = at;
 	loop->stats.timerfd_arms++;
+	return 0;
 }
 
 int thoth_loop_add_timer(thoth_loop_t *loop, uint64_t deadline, uint64_t slack, thoth_timer_fn fn,
@@ -329,8 +334,12 @@ int thoth_loop_add_timer(thoth_loop_t *loop, uint64_t deadline, uint64_t slack, 
 		return r;
 	}
 	loop->stats.timers_pending = (uint32_t)loop->timers.n;
-	if (!loop->dispatching)
-		rearm(loop);
+	if (!loop->dispatching && (r = rearm(loop)) != 0) {
+		timerq_remove(&loop->timers, &t->q);
+		loop->stats.timers_pending = (uint32_t)loop->timers.n;
+		free(t);
+		return r;
+	}
 	if (out)
 		*out = t;
 	return 0;
@@ -349,8 +358,8 @@ int thoth_timer_rearm(thoth_loop_t *loop, thoth_timer_t *t, uint64_t deadline, u
 	timerq_remove(&loop->timers, &t->q);
 	int r = timerq_insert(&loop->timers, &t->q, deadline, slack);
 	loop->stats.timers_pending = (uint32_t)loop->timers.n;
-	if (!loop->dispatching)
-		rearm(loop);
+	if (!r && !loop->dispatching)
+		r = rearm(loop);
 	return r;
 }
 
@@ -365,7 +374,7 @@ void thoth_timer_cancel(thoth_loop_t *loop, thoth_timer_t *t)
 	} else {
 		free(t);
 		if (!loop->dispatching)
-			rearm(loop);
+			(void)rearm(loop);  /* fewer timers: a failed re-arm only wakes early */
 	}
 }
 
@@ -580,7 +589,9 @@ int thoth_loop_run_once(thoth_loop_t *loop, bool block)
 		return ran;
 	int io_ran = run_io_done(loop);
 	ran += io_ran;
-	rearm(loop);
+	int armed = rearm(loop);
+	if (armed)
+		return armed;
 	loop_ev_t ev[MAX_EVENTS];
 	/* Sleep only if this iteration has nothing done or queued: deferred
 	 * work that ran may have changed what the caller is waiting for. */
@@ -626,7 +637,9 @@ int thoth_loop_run_once(thoth_loop_t *loop, bool block)
 	}
 	loop->dispatching = false;
 	free_dead(loop);
-	rearm(loop);
+	int rearmed = rearm(loop);
+	if (rearmed)
+		return rearmed;
 	loop->stats.wakeups_fd += saw_fd;
 	loop->stats.wakeups_timer += saw_timer;
 	loop->stats.wakeups_signal += saw_signal;

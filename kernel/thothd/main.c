@@ -232,9 +232,10 @@ int main(int argc, char **argv)
 				    "runtime dir will not find it", passed_path, sock);
 		thothd_info("thothd %s serving %s (socket activation)", THOTHD_VERSION, passed_path);
 	} else {
-		r = thothd_listen(d, sock);
+		char listen_why[256] = "";
+		r = thothd_listen(d, sock, listen_why, sizeof listen_why);
 		if (r) {
-			thothd_error("cannot listen on %s: %s", sock, thoth_strerror(r));
+			thothd_error("cannot listen on %s: %s: %s", sock, thoth_strerror(r), listen_why);
 			goto out;
 		}
 		thothd_info("thothd %s listening on %s", THOTHD_VERSION, sock);

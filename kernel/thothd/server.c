@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include "ipc_trace.h"
+#include "unixsock.h"
 #include "log.h"
 #include "thothd.h"
 
@@ -842,23 +843,18 @@ static void accept_clients(thoth_loop_t *loop, thoth_source_t *src, int fd, uint
 	thothd_reap(d);
 }
 
-int thothd_listen(thothd_t *d, const char *path)
+int thothd_listen(thothd_t *d, const char *path, char *why, size_t why_len)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	if (strlen(path) >= sizeof sa.sun_path || strlen(path) >= sizeof d->socket_path)
+	if (strlen(path) >= sizeof d->socket_path) {
+		snprintf(why, why_len, "socket path too long (%zu bytes)", strlen(path));
 		return THOTH_E_INVAL;
-	strcpy(sa.sun_path, path);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return THOTH_E_IO;
-	unlink(path);                   /* stale: we hold the runtime dir's lock */
-	mode_t old = umask(0177);
-	int r = bind(fd, (struct sockaddr *)&sa, sizeof sa);
-	umask(old);
-	if (r < 0 || listen(fd, 128) < 0) {
-		close(fd);
-		return THOTH_E_IO;
 	}
+	/* Explicit mode, set before listen(); the process umask is never
+	 * touched.  REPLACE: a stale socket there is ours to replace, since we
+	 * hold the runtime dir's lock. */
+	int fd, r = thoth__unix_listen(path, 0600, THOTH__UNIX_REPLACE, &fd, why, why_len);
+	if (r)
+		return r;
 	r = thoth_loop_add_fd(d->loop, fd, THOTH_LOOP_READ, accept_clients, d, &d->listen_source);
 	if (r) {
 		close(fd);

@@ -138,9 +138,10 @@ int thothd_new(const thothd_config_t *cfg, thoth_loop_t *loop, thothd_t **out);
 /* Close every client and the listener (unlinking the socket). */
 void thothd_free(thothd_t *d);
 
-/* Bind and listen on PATH (a stale socket file there is replaced: the
- * caller holds the runtime dir's lock). */
-int thothd_listen(thothd_t *d, const char *path);
+/* Bind and listen on PATH, mode 0600 (a stale socket file there is
+ * replaced: the caller holds the runtime dir's lock).  On failure WHY names
+ * the system call and its errno ("bind /run/thoth/thothd.sock: EACCES"). */
+int thothd_listen(thothd_t *d, const char *path, char *why, size_t why_len);
 /* Serve FD, a listening socket passed by a service manager (not unlinked
  * by thothd_free). */
 int thothd_listen_fd(thothd_t *d, int fd);
