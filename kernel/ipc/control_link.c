@@ -195,25 +195,11 @@ static void socket_event(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32
 		thoth__link_drop(l, r, "thothd sent a malformed message");
 }
 
-/* Hand our trace buffer (if we have one) to thothd: a oneway message that
- * carries the memfd, sent only after the peer checks passed. */
+/* Hand our trace buffer to thothd (service.c), only after the peer checks
+ * passed. */
 static int attach_trace_buffer(thoth__link_t *l)
 {
-	int fd;
-	if (thoth_trace_export_fd(&fd) != 0)
-		return 0;               /* no buffer: nothing to collect */
-	thoth_trace_TraceControl_attach_req_t req = { .pid = (uint32_t)getpid() };
-	uint64_t buf[16];           /* 8-aligned; an attach message is 48 bytes */
-	size_t len;
-	int r = thoth_method_encode(&thoth_trace_TraceControl_attach_info, false, &req, NULL, buf,
-				    sizeof buf, &len);
-	if (!r)
-		r = thoth_stream_send_fd(l->fd, buf, len, fd, l->peer_pid);
-	if (!r) {
-		thoth__trace_collector_attached();
-		l->trace_attached = true;
-	}
-	return r;
+	return thoth__trace_buffer_hand_over(l->fd, l->peer_pid, &l->trace_attached);
 }
 
 static void attempt(thoth__link_t *l)

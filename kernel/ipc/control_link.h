@@ -105,6 +105,10 @@ THOTH__HIDDEN
 void thoth__trace_collector_attached(void);
 THOTH__HIDDEN
 void thoth__trace_collector_detached(void);
+/* Send our trace buffer's memfd to thothd on SOCK (service.c); *SENT says
+ * whether it went (then it counts as attached). */
+THOTH__HIDDEN
+int thoth__trace_buffer_hand_over(int sock, uint32_t service_id, bool *sent);
 
 #ifdef __cplusplus
 }

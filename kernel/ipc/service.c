@@ -94,12 +94,6 @@ void thoth__trace_collector_detached(void)
 		thoth_trace_set_enabled(trace_own_mask);
 }
 
-static void trace_collector_attached(thoth_control_t *ctl)
-{
-	thoth__trace_collector_attached();
-	ctl->trace_attached = true;
-}
-
 /* We hang up on purpose (thoth_control_close): thothd keeps the buffer it
  * was handed and goes on collecting it until its session ends, when it
  * switches our categories off itself; so the mask stays as thothd set it.
@@ -112,11 +106,13 @@ static void trace_collector_released(thoth_control_t *ctl)
 	__atomic_sub_fetch(&trace_attachments, 1, __ATOMIC_ACQ_REL);
 }
 
-/* Hand our trace buffer (if we have one) to thothd: a oneway message that
- * carries the memfd.  Nothing to wait for; thothd handles it before any
- * later request on this connection. */
-static int attach_trace_buffer(thoth_control_t *ctl)
+/* Hand our trace buffer (if we have one) to thothd on SOCK: a oneway
+ * message that carries the memfd.  Nothing to wait for; thothd handles it
+ * before any later request on this connection.  *SENT: whether it went
+ * (and counts as an attachment until the connection ends). */
+int thoth__trace_buffer_hand_over(int sock, uint32_t service_id, bool *sent)
 {
+	*sent = false;
 	int fd;
 	if (thoth_trace_export_fd(&fd) != 0)
 		return 0;               /* no buffer: nothing to collect */
@@ -126,9 +122,19 @@ static int attach_trace_buffer(thoth_control_t *ctl)
 	int r = thoth_method_encode(&thoth_trace_TraceControl_attach_info, false, &req, NULL, buf,
 				    sizeof buf, &len);
 	if (!r)
-		r = thoth_stream_send_fd(ctl->sock.fd, buf, len, fd, ctl->sock.reader.service_id);
-	if (!r)
-		trace_collector_attached(ctl);
+		r = thoth_stream_send_fd(sock, buf, len, fd, service_id);
+	if (!r) {
+		thoth__trace_collector_attached();
+		*sent = true;
+	}
+	return r;
+}
+
+static int attach_trace_buffer(thoth_control_t *ctl)
+{
+	bool sent;
+	int r = thoth__trace_buffer_hand_over(ctl->sock.fd, ctl->sock.reader.service_id, &sent);
+	ctl->trace_attached = sent;
 	return r;
 }
 
