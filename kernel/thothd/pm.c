@@ -474,11 +474,14 @@ static void name_holder(thothd_pm_t *pm, const thothd_client_t *c)
 	thoth_pm_broker_name_holder(pm->broker, c->id, name);
 }
 
+/* A request string into DST.  An absent field (an older client's schema)
+ * is decoded as { NULL, 0 } (thoth/wire.h) and reads as "". */
 static bool copy_str(char *dst, size_t cap, thoth_str_t s)
 {
 	if (s.len >= cap)
 		return false;
-	memcpy(dst, s.ptr, s.len);
+	if (s.len)
+		memcpy(dst, s.ptr, s.len);
 	dst[s.len] = 0;
 	return true;
 }
@@ -661,7 +664,8 @@ static int on_request(void *self, const thoth_pm_PowerBroker_request_req_t *req,
 	q->payload = malloc(req->payload.len ? req->payload.len : 1);
 	if (!q->payload)
 		return THOTH_E_NOMEM;
-	memcpy(q->payload, req->payload.ptr, req->payload.len);
+	if (req->payload.len)    /* absent bytes decode as { NULL, 0 } */
+		memcpy(q->payload, req->payload.ptr, req->payload.len);
 	/* Recorded before the broker sees it: it may be ready at once, inside
 	 * the call, before its id is returned (find_request patches the id). */
 	q->id = PENDING_ID;
