@@ -200,9 +200,12 @@ static void check_fair(thoth_chan_wait_t wait, const char *arg1, const char *arg
 		      alone[na / 2] / 1e3, flood[nf / 2] / 1e3, (unsigned long long)flood_sent, nf);
 	/* It really flooded: far more messages than the innocent's calls. */
 	assert_true(flood_sent >= 5ull * nf);
+	/* The issue's bound is on the p99 (below).  The p50 may pay for one
+	 * turn of the flooder (16 messages) ahead of each call, about 2-3x a
+	 * 20 us round trip on this VM; starvation (before turns) was 7-40x. */
 	uint64_t a50 = alone[na / 2], f50 = flood[nf / 2];
-	if (f50 > 2 * a50)
-		fail_msg("innocent p50 with a flooder is %.1f us, more than twice its %.1f us alone", f50 / 1e3, a50 / 1e3);
+	if (f50 > 4 * a50)
+		fail_msg("innocent p50 with a flooder is %.1f us, more than 4x its %.1f us alone", f50 / 1e3, a50 / 1e3);
 	double load = 0;
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	if (getloadavg(&load, 1) == 1 && load < (double)cpus) {
