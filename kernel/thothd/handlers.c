@@ -24,8 +24,8 @@
 #include "log.h"
 #include "thothd.h"
 
-/* Make room for RESP of M in the call's response buffer. */
-static int reserve_response(thothd_call_t *call, const thoth_method_info_t *m, const void *resp)
+/* Make room for RESP of M in the call's response buffer (thothd.h). */
+int thothd_reserve_response(thothd_call_t *call, const thoth_method_info_t *m, const void *resp)
 {
 	size_t need = thoth_method_size(m, true, resp) + 64;
 	thoth_server_io_t *io = call->io;
@@ -119,7 +119,7 @@ static int on_batch_resolve(void *self, const thoth_registry_Registry_batch_reso
 	}
 	resp->instances.items = v;
 	resp->instances.count = n;
-	return reserve_response(call, &thoth_registry_Registry_batch_resolve_info, resp);
+	return thothd_reserve_response(call, &thoth_registry_Registry_batch_resolve_info, resp);
 }
 
 static int on_list(void *self, const thoth_registry_Registry_list_req_t *req,
@@ -150,7 +150,7 @@ static int on_list(void *self, const thoth_registry_Registry_list_req_t *req,
 		call->reason = "too many instances for one reply: use list_page (thothctl does)";
 		return THOTH_E_LIMIT;
 	}
-	return reserve_response(call, &thoth_registry_Registry_list_info, resp);
+	return thothd_reserve_response(call, &thoth_registry_Registry_list_info, resp);
 }
 
 /* A list_page reply: at most this many instances, and at most this many
@@ -192,7 +192,7 @@ static int on_list_page(void *self, const thoth_registry_Registry_list_page_req_
 		resp->instances.count /= 2;
 		resp->more = true;
 	}
-	return reserve_response(call, &thoth_registry_Registry_list_page_info, resp);
+	return thothd_reserve_response(call, &thoth_registry_Registry_list_page_info, resp);
 }
 
 static int on_renew(void *self, const thoth_registry_Registry_renew_req_t *req,

@@ -427,21 +427,6 @@ void thothd_pm_client_closed(thothd_pm_t *pm, const thothd_client_t *c)
 
 /* ---- handlers ---------------------------------------------------------------------- */
 
-static int reserve_response(thothd_call_t *call, const thoth_method_info_t *m, const void *resp)
-{
-	size_t need = thoth_method_size(m, true, resp) + 64;
-	thoth_server_io_t *io = call->io;
-	if (need <= io->cap)
-		return 0;
-	void *p = NULL;
-	if (posix_memalign(&p, THOTH_WIRE_ALIGN, need))
-		return THOTH_E_NOMEM;
-	free(io->out);
-	io->out = p;
-	io->cap = need;
-	return 0;
-}
-
 static int map_error(thothd_call_t *call, int r)
 {
 	call->reason = thoth_pm_broker_refusal(call->d->pm->broker);
@@ -794,7 +779,7 @@ static int on_state(void *self, const thoth_pm_PowerBroker_state_req_t *req,
 	resp->keepers.count = nk;
 	resp->qos_us = thoth_pm_broker_min_qos_us(b);
 	resp->now_ns = now;
-	return reserve_response(call, &thoth_pm_PowerBroker_state_info, resp);
+	return thothd_reserve_response(call, &thoth_pm_PowerBroker_state_info, resp);
 }
 
 const thoth_pm_PowerBroker_handlers_t thothd_pm_handlers = {

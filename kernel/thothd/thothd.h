@@ -224,6 +224,10 @@ void thothd_pm_client_closed(thothd_pm_t *pm, const thothd_client_t *c);
 /* Send the PowerEvents a call caused (after that call's response). */
 void thothd_pm_flush(thothd_pm_t *pm);
 
+/* Make room for RESP of M in CALL's response buffer (handlers.c; every
+ * handler whose response size depends on the data calls it). */
+int thothd_reserve_response(thothd_call_t *call, const thoth_method_info_t *m, const void *resp);
+
 /* Now, in ns of CLOCK_MONOTONIC (the loop's cached time when there is a loop). */
 uint64_t thothd_now(const thothd_t *d);
 
