@@ -203,6 +203,7 @@ typedef struct thoth_chan_server_stats {
 	uint64_t shed;                        /* connections accepted and closed at the fd limit */
 	uint64_t turns;                       /* times a channel was served (calls / turns = batch) */
 	uint64_t log_suppressed;              /* log lines dropped by the rate limit */
+	uint64_t placement_moves;             /* serving thread moved to follow its client (SCHED-4) */
 } thoth_chan_server_stats_t;
 
 /* Listen at cfg->path and serve on LOOP.  0, THOTH_E_INVAL (reason in

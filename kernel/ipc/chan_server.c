@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -24,6 +25,7 @@
 
 #include "chan_handshake.h"
 #include "chan_shm.h"
+#include "placement.h"
 #include "fdpass.h"
 #include "log_internal.h"
 #include "thoth/contract.h"
@@ -81,6 +83,8 @@ struct conn {
 	uint64_t features;
 	uint8_t *pending_out;           /* buffer handed to dispatch, not yet sent */
 	uint64_t slept_at;              /* when it last went back to the loop to wait */
+	uint64_t pl_calls, pl_wakes;    /* placement window: calls, doorbell wake-ups */
+	uint64_t pl_busy0;              /* the client's CPU ns at the window's start (0 = none) */
 };
 
 struct thoth_chan_server {
@@ -105,6 +109,13 @@ struct thoth_chan_server {
 	size_t arena_cap;
 	uint64_t log_window;            /* rate limit: start of the current second */
 	uint32_t log_lines, log_dropped;
+	/* Placement (SCHED-4): one window of observations at a time, judged
+	 * by the first call after it ends (no timer: an idle service never
+	 * wakes for it). */
+	bool pl_on, pl_colocated;
+	int pl_cpu;                     /* co-located: the one CPU we gave this thread */
+	uint64_t pl_start, pl_busy0, pl_last_move;
+	double pl_cycle_before;
 };
 
 static void q_push(conn_queue_t *q, conn_t *c)
@@ -265,6 +276,123 @@ enum serve_result { SERVE_IDLE, SERVE_MORE, SERVE_CLOSED };
  * (flags clear: the client does not ring while we are awake, the ready
  * queue brings us back); SERVE_CLOSED: the channel is gone.
  */
+/* ---- placement: the serving thread follows its client (SCHED-4) ------------------ */
+
+enum { PLACE_WINDOW_MS = 1000 };
+
+/* CPU time of a thread in ns (the first field of schedstat), 0 unknown. */
+static uint64_t cpu_ns(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	unsigned long long v = 0;
+	if (f) {
+		if (fscanf(f, "%llu", &v) != 1)
+			v = 0;
+		fclose(f);
+	}
+	return v;
+}
+
+static uint64_t client_cpu_ns(const conn_t *c)
+{
+	char p[64];
+	snprintf(p, sizeof p, "/proc/%d/schedstat", (int)c->pid);   /* its main thread */
+	return cpu_ns(p);
+}
+
+static void place_window_start(thoth_chan_server_t *s, uint64_t now)
+{
+	s->pl_start = now;
+	s->pl_busy0 = cpu_ns("/proc/thread-self/schedstat");
+	for (conn_t *c = s->conns; c; c = c->next) {
+		c->pl_calls = c->pl_wakes = 0;
+		c->pl_busy0 = c->open ? client_cpu_ns(c) : 0;
+	}
+}
+
+static void place_log(void *ctx, const char *line)
+{
+	srv_log(ctx, "%s", line);
+}
+
+/*
+ * The end of a window: one channel (one client) kept this thread busy, so
+ * the thread may follow it (place_decide has the rules).  With several
+ * active clients the thread cannot follow all of them: it stays (the
+ * thread-per-core server is the answer there).
+ */
+static void place_eval(thoth_chan_server_t *s, uint64_t now)
+{
+	uint64_t window = now - s->pl_start;
+	conn_t *one = NULL;
+	unsigned active = 0;
+	for (conn_t *c = s->conns; c; c = c->next)
+		if (c->open && c->pl_calls) {
+			one = c;
+			active++;
+		}
+	if (active != 1 || !one->pl_busy0 || !s->pl_busy0)
+		return;
+	uint64_t busy = cpu_ns("/proc/thread-self/schedstat"), cbusy = client_cpu_ns(one);
+	/* Hostile input: the client writes its own presence word; a bogus CPU
+	 * can only make us move to a CPU we are allowed on (place_apply
+	 * fails otherwise), never crash. */
+	uint32_t pw = atomic_load_explicit(&one->end.ctl->presence[CHAN_CLIENT].word, memory_order_relaxed);
+	int ccpu = (int)(pw & CHAN_PRESENCE_CPU_MASK) - 1;
+	long online = sysconf(_SC_NPROCESSORS_ONLN);
+	/* Pinned by the user, now: a mask other than the one CPU we gave it
+	 * (the user may pin the thread at any time, before or after a move). */
+	bool user_pinned;
+	if (s->pl_colocated) {
+		cpu_set_t set;
+		user_pinned = sched_getaffinity(0, sizeof set, &set) != 0 || CPU_COUNT(&set) != 1 ||
+			      !CPU_ISSET(s->pl_cpu, &set);
+		if (user_pinned)
+			s->pl_colocated = false;        /* the user's now, not ours */
+	} else {
+		user_pinned = place_thread_pinned(0) != 0;
+	}
+	place_obs_t o = {
+		.client_cpu = ccpu < online ? ccpu : -1,
+		.server_cpu = sched_getcpu(),
+		.client_pinned = place_thread_pinned(one->pid) == 1,
+		.server_pinned = user_pinned,
+		.colocated = s->pl_colocated,
+		.window_ns = window,
+		.calls = one->pl_calls,
+		.peer_wakeups = one->pl_wakes,
+		.client_busy = busy && cbusy > one->pl_busy0 ? (double)(cbusy - one->pl_busy0) / (double)window : 0,
+		.server_busy = busy > s->pl_busy0 ? (double)(busy - s->pl_busy0) / (double)window : 0,
+		/* The client's cycle (think time + round trip) as the service
+		 * sees it: it grows when sharing a CPU slows either side. */
+		.rtt_ns = (double)window / (double)one->pl_calls,
+		.rtt_before_ns = s->pl_colocated ? s->pl_cycle_before : 0,
+		.since_last_move_ns = s->pl_last_move ? now - s->pl_last_move : UINT64_MAX,
+	};
+	place_decision_t d;
+	place_decide(NULL, &o, &d);
+	if (d.action != PLACE_STAY && place_apply(0, &d, place_log, s) == 0) {
+		s->pl_last_move = now;
+		s->pl_colocated = d.action == PLACE_COLOCATE;
+		s->pl_cpu = d.cpu;
+		s->pl_cycle_before = o.rtt_ns;
+		s->st.placement_moves++;
+	}
+}
+
+/* Per call: the first starts a window, the first after a window's end
+ * judges it and starts the next (one clock read: the loop's cached now). */
+static void place_call(thoth_chan_server_t *s)
+{
+	uint64_t now = thoth_loop_now(s->loop);
+	if (!s->pl_start) {
+		place_window_start(s, now);
+	} else if (now - s->pl_start >= PLACE_WINDOW_MS * 1000000ull) {
+		place_eval(s, now);
+		place_window_start(s, now);
+	}
+}
+
 static enum serve_result conn_serve(conn_t *c, unsigned budget)
 {
 	thoth_chan_server_t *s = c->srv;
@@ -316,6 +444,9 @@ static enum serve_result conn_serve(conn_t *c, unsigned budget)
 			r = thoth_server_dispatch(s->cfg.iface, s->cfg.invoke, s->cfg.handlers, s->cfg.self,
 						  msg.data, msg.len, &io);
 			s->st.calls++;
+			c->pl_calls++;
+			if (s->pl_on)
+				place_call(s);
 			/* The request's buffers go back first: the response is
 			 * already encoded, and the client can reuse them sooner. */
 			int rr = chan_release(e, &msg);
@@ -573,6 +704,7 @@ static void on_sock(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t ev
 		if (c->slept_at) {
 			chan_spin_slept(&c->end, thoth_clock_now() - c->slept_at);
 			c->slept_at = 0;
+			c->pl_wakes++;          /* its doorbell ended our sleep */
 		}
 		conn_turn(c);
 		return;
@@ -780,6 +912,10 @@ int thoth_chan_server_new(thoth_loop_t *loop, const thoth_chan_server_config_t *
 		s->cfg.socket_mode = cfg->peers == THOTH_CHAN_PEERS_ANY ? 0666 : cfg->peers == THOTH_CHAN_PEERS_GROUP ? 0660 : 0600;
 	s->uid = geteuid();
 	s->defaults = lim;
+	/* Placement follows the client unless turned off (measurements) or the
+	 * user pinned this thread: then it is never moved (docs/SCHED.md). */
+	const char *pl = getenv("THOTH_PLACEMENT");
+	s->pl_on = !(pl && (!strcmp(pl, "off") || !strcmp(pl, "0")));
 	s->lfd = s->kick_fd = -1;
 	s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	s->path = strdup(cfg->path);

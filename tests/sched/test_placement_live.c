@@ -1,0 +1,272 @@
+/*
+ * test_placement_live.c - the placement policy on live channels (SCHED-4,
+ * docs/SCHED.md section 4): a real chan_service (tests/ipc) serves a
+ * client in this process over a real channel, and its server watches each
+ * one-second window (calls, doorbell wake-ups, CPUs, CPU time) and moves
+ * its thread with place_apply.  Scripted scenarios:
+ *  1. the user pinned the service: it is never moved, however well the
+ *     pair would fit on one CPU;
+ *  2. a sleeping synchronous low-rate client pinned to one CPU: the
+ *     service is moved to that CPU, the move logged - unless the kernel's
+ *     own wake-up placement had it there at every window (then no move
+ *     may be logged: which one happened is printed);
+ *  3. once co-located by the policy, the client starts burning its CPU:
+ *     the pair no longer fits and the service is spread again (logged).
+ * The client's calls are its workload (5 ms apart), never synchronisation;
+ * every wait is a condition polled against a deadline.
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "chantest.thoth.h"
+#include "thoth/channel.h"
+#include "thoth/loop.h"
+
+#define MS 1000000ull
+
+static char dir[64], sock_path[128], log_path[128];
+static pid_t service_pid;
+static int ncpu, client_cpu, other_cpu;
+
+static void start_service(int pin_cpu)
+{
+	unlink(sock_path);
+	service_pid = fork();
+	assert_true(service_pid >= 0);
+	if (service_pid == 0) {
+		if (pin_cpu >= 0) {         /* the user's affinity, set before it starts */
+			cpu_set_t set;
+			CPU_ZERO(&set);
+			CPU_SET(pin_cpu, &set);
+			if (sched_setaffinity(0, sizeof set, &set))
+				_exit(126);
+		}
+		int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (fd < 0 || dup2(fd, 2) < 0)
+			_exit(125);
+		execl(CHAN_SERVICE, CHAN_SERVICE, sock_path, "--sleep", (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 400 && access(sock_path, F_OK) != 0; i++)
+		usleep(5000);
+	assert_int_equal(access(sock_path, F_OK), 0);
+}
+
+static void stop_service(void)
+{
+	if (service_pid > 0) {
+		kill(service_pid, SIGTERM);
+		waitpid(service_pid, NULL, 0);
+		service_pid = 0;
+	}
+}
+
+/* The service's placement log lines so far. */
+static int log_has(const char *what)
+{
+	char buf[16384] = "";
+	FILE *f = fopen(log_path, "re");
+	if (f) {
+		size_t n = fread(buf, 1, sizeof buf - 1, f);
+		buf[n] = 0;
+		fclose(f);
+	}
+	return strstr(buf, what) != NULL;
+}
+
+static int service_cpus(cpu_set_t *set)
+{
+	return sched_getaffinity(service_pid, sizeof *set, set) == 0 ? CPU_COUNT(set) : -1;
+}
+
+/* The CPU the service's thread last ran on (/proc/PID/stat field 39). */
+static int service_last_cpu(void)
+{
+	char p[64], buf[1024];
+	snprintf(p, sizeof p, "/proc/%d/stat", (int)service_pid);
+	FILE *f = fopen(p, "re");
+	if (!f)
+		return -1;
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	char *s = strrchr(buf, ')');
+	int field = 2, cpu = -1;
+	for (char *t = s ? strtok(s + 1, " ") : NULL; t; t = strtok(NULL, " "))
+		if (++field == 39) {
+			cpu = atoi(t);
+			break;
+		}
+	return cpu;
+}
+
+static void pin_self(int cpu)
+{
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	assert_int_equal(sched_setaffinity(0, sizeof set, &set), 0);
+}
+
+static void unpin_self(void)
+{
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	for (int i = 0; i < ncpu; i++)
+		CPU_SET(i, &set);
+	sched_setaffinity(0, sizeof set, &set);
+}
+
+static void call(thoth_chan_t *ch)
+{
+	uint8_t data[64] = { 1 };
+	thoth_chantest_Test_echo_req_t rq = { .data = { .ptr = data, .len = sizeof data } };
+	thoth_chantest_Test_echo_resp_t rs;
+	uint64_t ab[64];
+	thoth_arena_t a;
+	thoth_arena_init(&a, ab, sizeof ab);
+	assert_int_equal(thoth_chantest_Test_echo(thoth_chan_client(ch), &rq, &rs, &a), 0);
+}
+
+/* Calls 5 ms apart (sleeping, or burning the CPU when BURN) until COND
+ * holds or DEADLINE_MS passes. */
+static bool calls_until(thoth_chan_t *ch, bool burn, bool (*cond)(void), int deadline_ms)
+{
+	uint64_t end = thoth_clock_now() + (uint64_t)deadline_ms * MS;
+	while (thoth_clock_now() < end) {
+		call(ch);
+		if (cond && cond())
+			return true;
+		if (burn) {
+			uint64_t until = thoth_clock_now() + 5 * MS;
+			while (thoth_clock_now() < until)
+				;
+		} else {
+			struct timespec ts = { 0, 5000000 };      /* the client's think time */
+			nanosleep(&ts, NULL);
+		}
+	}
+	return false;
+}
+
+static thoth_chan_t *open_chan(void)
+{
+	thoth_chan_config_t cfg = { .iface = &thoth_chantest_Test_info, .wait = THOTH_CHAN_SLEEP };
+	thoth_chan_t *ch = NULL;
+	char why[300];
+	int r = thoth_chan_connect(sock_path, &cfg, &ch, why, sizeof why);
+	if (r)
+		fail_msg("connect: %s: %s", thoth_strerror(r), why);
+	return ch;
+}
+
+static void test_service_pinned_by_the_user_is_never_moved(void **state)
+{
+	if (ncpu < 2)
+		skip();
+	start_service(other_cpu);
+	pin_self(client_cpu);
+	thoth_chan_t *ch = open_chan();
+	/* Three windows of a pair the policy would co-locate at once. */
+	calls_until(ch, false, NULL, 3500);
+	cpu_set_t set;
+	assert_int_equal(service_cpus(&set), 1);
+	assert_true(CPU_ISSET(other_cpu, &set));
+	assert_false(log_has("placement:"));
+	thoth_chan_close(ch);
+	unpin_self();
+	stop_service();
+}
+
+static bool moved_to_client(void)
+{
+	cpu_set_t set;
+	return service_cpus(&set) == 1 && CPU_ISSET(client_cpu, &set);
+}
+
+static bool spread(void)
+{
+	cpu_set_t set;
+	return service_cpus(&set) == ncpu;
+}
+
+static void test_service_follows_its_client_and_spreads_when_the_pair_no_longer_fits(void **state)
+{
+	if (ncpu < 2)
+		skip();
+	start_service(-1);
+	pin_self(client_cpu);
+	thoth_chan_t *ch = open_chan();
+	bool moved = calls_until(ch, false, moved_to_client, 10000);
+	char want[64];
+	snprintf(want, sizeof want, "moved to CPU %d", client_cpu);
+	if (!moved) {
+		/* The kernel kept it on the client's CPU at every window: no
+		 * move was needed, and none may have been made. */
+		print_message("the kernel co-located the pair itself (last CPU %d)\n", service_last_cpu());
+		assert_false(log_has("placement:"));
+	} else {
+		assert_true(log_has(want));
+		assert_true(log_has("synchronous pair"));
+		/* 3: the client now burns its CPU between calls: the pair needs
+		 * more than the shared CPU, the service is spread again (after
+		 * the 2 s dwell). */
+		assert_true(calls_until(ch, true, spread, 15000));
+		assert_true(log_has("spread over every CPU"));
+		print_message("moved to the client's CPU %d, spread again when it burned its CPU\n", client_cpu);
+	}
+	thoth_chan_close(ch);
+	unpin_self();
+	stop_service();
+}
+
+static int setup(void **state)
+{
+	snprintf(dir, sizeof dir, "/tmp/thoth-place-XXXXXX");
+	if (!mkdtemp(dir))
+		return -1;
+	snprintf(sock_path, sizeof sock_path, "%s/s.sock", dir);
+	snprintf(log_path, sizeof log_path, "%s/service.log", dir);
+	signal(SIGPIPE, SIG_IGN);
+	cpu_set_t set;
+	if (sched_getaffinity(0, sizeof set, &set))
+		return -1;
+	ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	if (CPU_COUNT(&set) < ncpu)
+		ncpu = 1;               /* a restricted run (cpuset): nothing to place */
+	client_cpu = ncpu - 1;
+	other_cpu = 0;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	stop_service();
+	unlink(sock_path);
+	unlink(log_path);
+	rmdir(dir);
+	return 0;
+}
+
+int main(void)
+{
+	unsetenv("THOTH_PLACEMENT");
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_service_pinned_by_the_user_is_never_moved),
+		cmocka_unit_test(test_service_follows_its_client_and_spreads_when_the_pair_no_longer_fits),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
