@@ -204,6 +204,7 @@ typedef struct thoth_chan_server_stats {
 	uint64_t turns;                       /* times a channel was served (calls / turns = batch) */
 	uint64_t log_suppressed;              /* log lines dropped by the rate limit */
 	uint64_t placement_moves;             /* serving thread moved to follow its client (SCHED-4) */
+	uint64_t handed_over;                 /* thoth_serve_per_cpu: connections routed to another CPU's loop */
 } thoth_chan_server_stats_t;
 
 /* Listen at cfg->path and serve on LOOP.  0, THOTH_E_INVAL (reason in
@@ -220,6 +221,15 @@ void thoth_chan_server_stats(const thoth_chan_server_t *srv, thoth_chan_server_s
  * by default: install thoth_log_stderr to see it); no signal disposition
  * is changed (sockets are written with MSG_NOSIGNAL). */
 int thoth_serve(const thoth_chan_server_config_t *cfg);
+
+/* thoth_serve, thread per CPU (SCHED-4): one loop per CPU the caller may
+ * run on, each thread pinned to its CPU (this one to the first); the
+ * listening thread hands every new connection to the loop on the client's
+ * CPU (the one it last ran on), or the nearest CPU number, and that loop
+ * serves the channel for its whole life.  Handlers run on several threads
+ * at once: they must be thread-safe.  Limits (max_clients, max_pending)
+ * hold per thread.  With one allowed CPU it is thoth_serve. */
+int thoth_serve_per_cpu(const thoth_chan_server_config_t *cfg);
 
 #ifdef __cplusplus
 }

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -116,6 +117,19 @@ struct thoth_chan_server {
 	int pl_cpu;                     /* co-located: the one CPU we gave this thread */
 	uint64_t pl_start, pl_busy0, pl_last_move;
 	double pl_cycle_before;
+	/* thoth_serve_per_cpu: the listening server routes each connection to
+	 * the worker on its client's CPU (all of them, itself included). */
+	struct worker *workers;
+	unsigned n_workers;
+};
+
+struct worker {
+	int cpu;
+	int pipe_rd, pipe_wr;
+	thoth_chan_server_t *srv;
+	thoth_loop_t *loop;
+	pthread_t thread;
+	int status;
 };
 
 static void q_push(conn_queue_t *q, conn_t *c)
@@ -769,6 +783,120 @@ static void at_fd_limit(thoth_chan_server_t *s, int err)
 		thoth_loop_modify_fd(s->loop, s->lsrc, 0);
 }
 
+/* Take an accepted connection (from our listening socket, or handed over
+ * by the thread that accepted it): its handshake starts on our loop. */
+static void adopt(thoth_chan_server_t *s, int cfd, const struct ucred *cred)
+{
+	if (s->nopen >= s->cfg.max_clients) {
+		srv_log(s, "refusing client pid %d: %u channels open, the limit", (int)cred->pid, s->nopen);
+		s->st.refused++;
+		close(cfd);
+		return;
+	}
+	if (s->pending.n >= s->cfg.max_pending) {
+		/* The oldest is the most likely to be stuck: an honest
+		 * client finishes its handshake in well under a ms. */
+		conn_t *old = s->pending.head;
+		srv_log(s, "%u channel handshakes pending, the limit: dropping the oldest (client pid %d)",
+			s->pending.n, (int)old->pid);
+		s->st.handshake_dropped++;
+		conn_close(old);
+	}
+	conn_t *c = calloc(1, sizeof *c);
+	uint8_t *hs = aligned_alloc(8, HANDSHAKE_MAX);
+	if (!c || !hs) {
+		free(c);
+		free(hs);
+		close(cfd);
+		return;
+	}
+	c->srv = s;
+	c->sock = cfd;
+	c->pid = cred->pid;
+	c->uid = cred->uid;
+	c->gid = cred->gid;
+	c->hs = hs;
+	if (thoth_loop_add_fd(s->loop, cfd, THOTH_LOOP_READ, on_sock, c, &c->sock_src)) {
+		free(hs);
+		free(c);
+		close(cfd);
+		return;
+	}
+	c->next = s->conns;
+	if (s->conns)
+		s->conns->prev = c;
+	s->conns = c;
+	c->hs_deadline = thoth_clock_now() + (uint64_t)s->cfg.handshake_timeout_ms * 1000000u;
+	q_push(&s->pending, c);
+	pending_changed(s);
+}
+
+/* ---- thread per CPU (thoth_serve_per_cpu) ------------------------------------------ */
+
+/* What travels through a worker's hand-over pipe (fd -1: stop). */
+typedef struct handover {
+	int fd;
+	struct ucred cred;
+} handover_t;
+
+/* The CPU a process's main thread last ran on (/proc/PID/stat field 39),
+ * -1 unknown. */
+static int last_cpu_of(pid_t pid)
+{
+	char p[64], buf[1024];
+	snprintf(p, sizeof p, "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(p, "re");
+	if (!f)
+		return -1;
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	char *t = strrchr(buf, ')');    /* the command name may hold spaces */
+	int field = 2;
+	for (t = t ? t + 1 : NULL; t && *t; field++) {
+		while (*t == ' ')
+			t++;
+		if (field + 1 == 39)
+			return atoi(t);
+		t = strchr(t, ' ');
+	}
+	return -1;
+}
+
+/* Hand CFD to the worker on (or nearest to) the client's CPU; false when
+ * that is us (or the hand-over failed): we adopt it ourselves. */
+static bool route(thoth_chan_server_t *s, int cfd, const struct ucred *cred)
+{
+	int cpu = last_cpu_of(cred->pid), best = -1, best_d = INT32_MAX;
+	for (unsigned i = 0; i < s->n_workers; i++) {
+		int d = cpu < 0 ? 0 : abs(s->workers[i].cpu - cpu);
+		if (d < best_d) {
+			best_d = d;
+			best = (int)i;
+		}
+	}
+	if (best < 0 || s->workers[best].srv == s)
+		return false;
+	handover_t h = { .fd = cfd, .cred = *cred };
+	if (write(s->workers[best].pipe_wr, &h, sizeof h) != (ssize_t)sizeof h)
+		return false;
+	s->st.handed_over++;
+	return true;
+}
+
+static void on_handover(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t events, void *arg)
+{
+	thoth_chan_server_t *s = arg;
+	handover_t h;
+	while (read(fd, &h, sizeof h) == (ssize_t)sizeof h) {
+		if (h.fd < 0) {
+			thoth_loop_stop(loop);
+			return;
+		}
+		adopt(s, h.fd, &h.cred);
+	}
+}
+
 static void on_accept(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t events, void *arg)
 {
 	thoth_chan_server_t *s = arg;
@@ -785,48 +913,9 @@ static void on_accept(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t 
 		struct ucred cred = { .pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1 };
 		socklen_t cl = sizeof cred;
 		getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &cl);
-		if (s->nopen >= s->cfg.max_clients) {
-			srv_log(s, "refusing client pid %d: %u channels open, the limit", (int)cred.pid, s->nopen);
-			s->st.refused++;
-			close(cfd);
-			continue;
-		}
-		if (s->pending.n >= s->cfg.max_pending) {
-			/* The oldest is the most likely to be stuck: an honest
-			 * client finishes its handshake in well under a ms. */
-			conn_t *old = s->pending.head;
-			srv_log(s, "%u channel handshakes pending, the limit: dropping the oldest (client pid %d)",
-				s->pending.n, (int)old->pid);
-			s->st.handshake_dropped++;
-			conn_close(old);
-		}
-		conn_t *c = calloc(1, sizeof *c);
-		uint8_t *hs = aligned_alloc(8, HANDSHAKE_MAX);
-		if (!c || !hs) {
-			free(c);
-			free(hs);
-			close(cfd);
-			continue;
-		}
-		c->srv = s;
-		c->sock = cfd;
-		c->pid = cred.pid;
-		c->uid = cred.uid;
-		c->gid = cred.gid;
-		c->hs = hs;
-		if (thoth_loop_add_fd(loop, cfd, THOTH_LOOP_READ, on_sock, c, &c->sock_src)) {
-			free(hs);
-			free(c);
-			close(cfd);
-			continue;
-		}
-		c->next = s->conns;
-		if (s->conns)
-			s->conns->prev = c;
-		s->conns = c;
-		c->hs_deadline = thoth_clock_now() + (uint64_t)s->cfg.handshake_timeout_ms * 1000000u;
-		q_push(&s->pending, c);
-		pending_changed(s);
+		if (s->workers && route(s, cfd, &cred))
+			continue;       /* handed to the loop on the client's CPU */
+		adopt(s, cfd, &cred);
 	}
 }
 
@@ -870,8 +959,19 @@ fail:
 	return THOTH_E_IO;
 }
 
+static int server_new(thoth_loop_t *loop, const thoth_chan_server_config_t *cfg, bool listening,
+		      thoth_chan_server_t **out, char *why, size_t why_len);
+
 int thoth_chan_server_new(thoth_loop_t *loop, const thoth_chan_server_config_t *cfg,
 			  thoth_chan_server_t **out, char *why, size_t why_len)
+{
+	return server_new(loop, cfg, true, out, why, why_len);
+}
+
+/* LISTENING false: a worker of thoth_serve_per_cpu, fed connections
+ * through its hand-over pipe; it owns no socket file. */
+static int server_new(thoth_loop_t *loop, const thoth_chan_server_config_t *cfg, bool listening,
+		      thoth_chan_server_t **out, char *why, size_t why_len)
 {
 	*out = NULL;
 	thoth__chan_why(why, why_len, "%s", "");
@@ -932,6 +1032,12 @@ int thoth_chan_server_new(thoth_loop_t *loop, const thoth_chan_server_config_t *
 		s->path = NULL;
 		thoth_chan_server_free(s);
 		return THOTH_E_IO;
+	}
+	if (!listening) {
+		free(s->path);
+		s->path = NULL;         /* no socket file of ours to remove */
+		*out = s;
+		return 0;
 	}
 	s->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	/* A socket file left by a dead service is replaced; a live one is not. */
@@ -1037,5 +1143,125 @@ int thoth_serve(const thoth_chan_server_config_t *cfg)
 	r = thoth_loop_run(loop);
 	thoth_chan_server_free(srv);
 	thoth_loop_free(loop);
+	return r;
+}
+
+/* ---- thoth_serve_per_cpu ------------------------------------------------------------ */
+
+typedef struct worker_start {
+	struct worker *w;
+	const thoth_chan_server_config_t *cfg;
+	pthread_barrier_t *ready;
+} worker_start_t;
+
+static int pin_to(int cpu)
+{
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	return sched_setaffinity(0, sizeof set, &set) ? THOTH_E_IO : 0;
+}
+
+static void *worker_main(void *arg)
+{
+	worker_start_t *ws = arg;
+	struct worker *w = ws->w;
+	char why[300];
+	w->status = pin_to(w->cpu);
+	if (!w->status)
+		w->status = thoth_loop_new(&w->loop);
+	if (!w->status)
+		w->status = server_new(w->loop, ws->cfg, false, &w->srv, why, sizeof why);
+	if (!w->status)
+		w->status = thoth_loop_add_fd(w->loop, w->pipe_rd, THOTH_LOOP_READ, on_handover, w->srv, NULL);
+	pthread_barrier_wait(ws->ready);        /* ws lives on the starter's stack until here */
+	if (!w->status)
+		w->status = thoth_loop_run(w->loop);
+	return NULL;
+}
+
+int thoth_serve_per_cpu(const thoth_chan_server_config_t *cfg)
+{
+	cpu_set_t allowed;
+	if (!cfg || sched_getaffinity(0, sizeof allowed, &allowed))
+		return THOTH_E_INVAL;
+	unsigned n = (unsigned)CPU_COUNT(&allowed);
+	if (n <= 1)
+		return thoth_serve(cfg);
+	struct worker *w = calloc(n, sizeof *w);
+	if (!w)
+		return THOTH_E_NOMEM;
+	unsigned k = 0;
+	for (int cpu = 0; cpu < CPU_SETSIZE && k < n; cpu++)
+		if (CPU_ISSET(cpu, &allowed))
+			w[k++] = (struct worker){ .cpu = cpu, .pipe_rd = -1, .pipe_wr = -1 };
+	thoth_chan_server_config_t c = *cfg;
+	if (!c.log) {
+		c.log = log_to_handler;
+		c.log_arg = (void *)(cfg->iface ? cfg->iface->name : "thoth_serve_per_cpu");
+	}
+	char why[300];
+	thoth_loop_t *loop = NULL;
+	thoth_chan_server_t *srv = NULL;
+	unsigned started = 0;
+	/* Worker 0 is this thread: it listens, routes and serves its CPU. */
+	int r = pin_to(w[0].cpu);
+	if (!r)
+		r = thoth_loop_new(&loop);
+	if (!r) {
+		/* Signals first: the workers inherit the blocked mask. */
+		thoth_loop_add_signal(loop, SIGTERM, stop_loop, NULL);
+		thoth_loop_add_signal(loop, SIGINT, stop_loop, NULL);
+		r = thoth_chan_server_new(loop, &c, &srv, why, sizeof why);
+		if (r)
+			thoth__log(THOTH_LOG_ERROR, "thoth_serve_per_cpu", "%s", why);
+	}
+	w[0].srv = srv;
+	w[0].loop = loop;
+	pthread_barrier_t ready;
+	for (unsigned i = 1; !r && i < n; i++) {
+		int p[2];
+		if (pipe2(p, O_NONBLOCK | O_CLOEXEC)) {
+			r = thoth_error_io(errno, "pipe2");
+			break;
+		}
+		w[i].pipe_rd = p[0];
+		w[i].pipe_wr = p[1];
+		pthread_barrier_init(&ready, NULL, 2);
+		worker_start_t ws = { &w[i], &c, &ready };
+		if (pthread_create(&w[i].thread, NULL, worker_main, &ws)) {
+			pthread_barrier_destroy(&ready);
+			r = THOTH_E_NOMEM;
+			break;
+		}
+		pthread_barrier_wait(&ready);
+		pthread_barrier_destroy(&ready);
+		started = i;
+		r = w[i].status;
+	}
+	if (!r) {
+		srv->workers = w;
+		srv->n_workers = n;
+		r = thoth_loop_run(loop);
+		srv->workers = NULL;
+	}
+	/* Stop the workers (each at its next wake-up), then free in order. */
+	for (unsigned i = 1; i <= started; i++) {
+		handover_t stop = { .fd = -1 };
+		if (write(w[i].pipe_wr, &stop, sizeof stop) != (ssize_t)sizeof stop && w[i].loop)
+			thoth_loop_stop(w[i].loop);
+		pthread_join(w[i].thread, NULL);
+		thoth_chan_server_free(w[i].srv);
+		thoth_loop_free(w[i].loop);
+	}
+	for (unsigned i = 1; i < n; i++) {
+		if (w[i].pipe_rd >= 0)
+			close(w[i].pipe_rd);
+		if (w[i].pipe_wr >= 0)
+			close(w[i].pipe_wr);
+	}
+	thoth_chan_server_free(srv);
+	thoth_loop_free(loop);
+	free(w);
 	return r;
 }

@@ -1,0 +1,165 @@
+/*
+ * test_serve_per_cpu.c - thoth_serve_per_cpu (SCHED-4, thread per core):
+ * a real service process runs one loop per CPU, each thread pinned to its
+ * CPU, and every client channel is served by the loop on the client's CPU.
+ * Clients in separate processes, each pinned to one CPU, call echo; the
+ * service answers with the CPU its handler ran on: it must be the
+ * client's, for every call of every client, on every CPU.
+ */
+#define _GNU_SOURCE
+#include <sched.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "chantest.thoth.h"
+#include "thoth/channel.h"
+
+enum { CALLS = 50, MAX_CPUS = 64 };
+
+static char dir[64], sock_path[128];
+
+/* The answer says where the handler ran. */
+static int on_echo(void *self, const thoth_chantest_Test_echo_req_t *req,
+		   thoth_chantest_Test_echo_resp_t *resp, thoth_arena_t *arena)
+{
+	uint8_t *b = thoth_arena_alloc(arena, 1);
+	if (!b)
+		return THOTH_E_NOMEM;
+	b[0] = (uint8_t)sched_getcpu();
+	resp->data.ptr = b;
+	resp->data.len = 1;
+	return 0;
+}
+
+static const thoth_chantest_Test_handlers_t handlers = { .echo = on_echo };
+
+static pid_t start_service(void)
+{
+	unlink(sock_path);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		thoth_chan_server_config_t cfg = {
+			.path = sock_path, .iface = &thoth_chantest_Test_info,
+			.invoke = thoth_chantest_Test_invoke, .handlers = &handlers,
+			.wait = THOTH_CHAN_SLEEP,
+		};
+		_exit(thoth_serve_per_cpu(&cfg) ? 1 : 0);
+	}
+	for (int i = 0; i < 400 && access(sock_path, F_OK) != 0; i++)
+		usleep(5000);
+	assert_int_equal(access(sock_path, F_OK), 0);
+	return pid;
+}
+
+typedef struct result {
+	int calls_ok, on_own_cpu;
+} result_t;
+
+static void client(int cpu, result_t *out)
+{
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	if (sched_setaffinity(0, sizeof set, &set))
+		_exit(2);
+	/* Run on it before connecting: the service reads where we last ran. */
+	while (sched_getcpu() != cpu)
+		sched_yield();
+	thoth_chan_config_t cc = { .iface = &thoth_chantest_Test_info, .wait = THOTH_CHAN_SLEEP };
+	thoth_chan_t *ch;
+	char why[300];
+	if (thoth_chan_connect(sock_path, &cc, &ch, why, sizeof why))
+		_exit(3);
+	for (int i = 0; i < CALLS; i++) {
+		uint8_t data[8] = { 0 };
+		thoth_chantest_Test_echo_req_t rq = { .data = { .ptr = data, .len = sizeof data } };
+		thoth_chantest_Test_echo_resp_t rs;
+		uint64_t ab[64];
+		thoth_arena_t a;
+		thoth_arena_init(&a, ab, sizeof ab);
+		if (thoth_chantest_Test_echo(thoth_chan_client(ch), &rq, &rs, &a) == 0 && rs.data.len == 1) {
+			out->calls_ok++;
+			out->on_own_cpu += rs.data.ptr[0] == cpu;
+		}
+	}
+	thoth_chan_close(ch);
+	_exit(0);
+}
+
+static void test_each_channel_is_served_on_its_clients_cpu(void **state)
+{
+	cpu_set_t allowed;
+	assert_int_equal(sched_getaffinity(0, sizeof allowed, &allowed), 0);
+	int cpus[MAX_CPUS], n = 0;
+	for (int c = 0; c < CPU_SETSIZE && n < MAX_CPUS; c++)
+		if (CPU_ISSET(c, &allowed))
+			cpus[n++] = c;
+	if (n < 2)
+		skip();
+	pid_t svc = start_service();
+	/* Two clients per CPU, connecting in turn. */
+	result_t *res = mmap(NULL, sizeof(result_t) * 2 * MAX_CPUS, PROT_READ | PROT_WRITE,
+			     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	assert_true(res != MAP_FAILED);
+	memset(res, 0, sizeof(result_t) * 2 * MAX_CPUS);
+	pid_t kids[2 * MAX_CPUS];
+	for (int i = 0; i < 2 * n; i++) {
+		fflush(NULL);
+		kids[i] = fork();
+		assert_true(kids[i] >= 0);
+		if (kids[i] == 0)
+			client(cpus[i % n], &res[i]);
+	}
+	for (int i = 0; i < 2 * n; i++) {
+		int status;
+		assert_int_equal(waitpid(kids[i], &status, 0), kids[i]);
+		assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+	kill(svc, SIGTERM);
+	int status;
+	assert_int_equal(waitpid(svc, &status, 0), svc);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);    /* stopped cleanly */
+	for (int i = 0; i < 2 * n; i++) {
+		print_message("client on CPU %d: %d calls, %d served on its CPU\n", cpus[i % n], res[i].calls_ok,
+			      res[i].on_own_cpu);
+		assert_int_equal(res[i].calls_ok, CALLS);
+		assert_int_equal(res[i].on_own_cpu, CALLS);
+	}
+	munmap(res, sizeof(result_t) * 2 * MAX_CPUS);
+}
+
+static int setup(void **state)
+{
+	snprintf(dir, sizeof dir, "/tmp/thoth-percpu-XXXXXX");
+	if (!mkdtemp(dir))
+		return -1;
+	snprintf(sock_path, sizeof sock_path, "%s/s.sock", dir);
+	signal(SIGPIPE, SIG_IGN);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	unlink(sock_path);
+	rmdir(dir);
+	return 0;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_each_channel_is_served_on_its_clients_cpu),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
