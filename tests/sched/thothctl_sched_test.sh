@@ -4,7 +4,8 @@
 # alpha wakes twice for timers and fires 3 timers, one of its wake-ups shared
 # with beta 50 ns later; beta also wakes once for an fd, its channel waits
 # spin twice with success, once in vain, skip once, and its thread 201 is
-# co-located on CPU 0; idle never wakes).
+# co-located on CPU 0; idle never wakes).  Both event phases thothd has
+# written are read: "X" (older dumps) and "i" (instant events, now).
 set -eu
 thothctl=$1
 fixture=$2

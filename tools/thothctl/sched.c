@@ -125,7 +125,9 @@ static int read_trace(FILE *f, sched_report_t *r)
 				str_after(line, "\"args\":{\"name\":\"", p->name, sizeof p->name);
 			continue;
 		}
-		if (strncmp(line, "{\"ph\":\"X\"", 9) != 0)
+		/* Instant events ("i", what thothd writes) and complete ones
+		 * ("X", older dumps): both carry ts, pid, name and args. */
+		if (strncmp(line, "{\"ph\":\"X\"", 9) != 0 && strncmp(line, "{\"ph\":\"i\"", 9) != 0)
 			continue;
 		char name[32];
 		if (!str_after(line, "\"name\":\"", name, sizeof name))
