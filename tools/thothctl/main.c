@@ -55,6 +55,8 @@ static void usage(FILE *out)
 		"                                  process (`thothctl trace --help`)\n"
 		"  sched [--duration SECONDS] [--json] | --from TRACE.json\n"
 		"                                  wake-ups per process and why (sched.c)\n"
+		"  codex [stats] | create S | append S [--sync|--deferred] | read S [--from SEQ]\n"
+		"                                  the journal service (`thothctl codex --help`)\n"
 		"  pm sim TRACE --policy P [--device D | --cpu M] [--json]\n"
 		"                                  replay a trace on the PM simulator\n"
 		"                                  (modelled energy; `thothctl pm sim --help`)\n"
@@ -444,6 +446,7 @@ static const struct thothctl_command {
 	{ "trace", thothctl_trace, true },
 	{ "sched", thothctl_sched, false },
 	{ "pm", thothctl_pm, false },      /* pm.c: `pm`, and `pm sim` (pm_sim.c) */
+	{ "codex", thothctl_codex, false },  /* codex.c: the journal service */
 };
 
 /* The options of status/services/resolve, after the global ones are gone:

@@ -43,5 +43,7 @@ thothctl_cmd_fn thothctl_sched;
 thothctl_cmd_fn thothctl_pm_sim;
 /* `thothctl pm [--json]` (pm.c): ARGV[0] is "pm". */
 thothctl_cmd_fn thothctl_pm;
+/* `thothctl codex ...` (codex.c): the journal service. */
+thothctl_cmd_fn thothctl_codex;
 
 #endif
