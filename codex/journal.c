@@ -90,6 +90,8 @@ static void evaluate(cx_journal_t *j);
 
 static void epoch_done(cx_journal_t *j)
 {
+	if (cx_crash_hook)
+		cx_crash_hook(CX_PT_EPOCH_SYNCED);
 	pthread_mutex_lock(&j->mu);
 	uint64_t now = mono_ns();
 	if (j->fl_err) {
@@ -171,6 +173,8 @@ static void start_epoch(cx_journal_t *j, cx_wb_reason_t reason)
 		j->fl_pending--;
 		j->fl_err = THOTH_E_NOMEM;
 	}
+	if (cx_crash_hook)
+		cx_crash_hook(CX_PT_EPOCH_SUBMITTED);
 	if (--j->fl_pending == 0)
 		epoch_done(j);
 }

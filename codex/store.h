@@ -55,6 +55,19 @@ typedef struct cx_stream_info {
 	uint64_t records, bytes;
 } cx_stream_info_t;
 
+/* Crash-test points (tests/codex/test_codex_crash.c): when set, called at
+ * each point so a test child can SIGKILL itself exactly there.  NULL in
+ * the service. */
+enum {
+	CX_PT_APPEND_HALF = 1,          /* half of an append's bytes are in the file */
+	CX_PT_ROLL_CREATED = 2,         /* the next segment file exists, header not yet written */
+	CX_PT_ROLL_DONE = 3,            /* the new segment has its header, the old one is sealed */
+	CX_PT_EPOCH_SUBMITTED = 4,      /* an epoch's fdatasyncs are queued */
+	CX_PT_EPOCH_SYNCED = 5,         /* they completed; nothing acknowledged yet */
+	CX_PT_N
+};
+extern void (*cx_crash_hook)(int point);
+
 int cx_store_open(const cx_store_config_t *cfg, cx_store_t **out, cx_recovery_t *rep, char *why,
 		  size_t why_len);
 void cx_store_close(cx_store_t *s);
