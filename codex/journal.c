@@ -315,9 +315,16 @@ static void pm_close(cx_journal_t *j)
 static void pm_on_readable(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t events, void *arg)
 {
 	cx_journal_t *j = arg;
-	int r;
-	while ((r = thoth_sock_client_poll_event(&j->ctl.sock, 0)) > 0)
-		;
+	/* Read what is there and hand out every whole message
+	 * (thoth_sock_client_poll_event with timeout 0 does not read: it
+	 * would leave the fd readable and the loop spinning). */
+	int r = thoth_stream_fill(&j->ctl.sock.reader, fd);
+	const uint8_t *msg;
+	size_t len;
+	while (r >= 0 && (r = thoth_stream_next(&j->ctl.sock.reader, &msg, &len)) > 0) {
+		pm_on_event(j, msg, len);
+		thoth_stream_consume(&j->ctl.sock.reader);
+	}
 	if (r < 0 || !j->pm_leased) {
 		pm_close(j);
 		pm_schedule_retry(j, r < 0 ? "thothd went away" : "lease lost (the disk's driver died)");
