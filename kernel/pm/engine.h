@@ -39,6 +39,13 @@
 #define THOTH_PM_MAX_STATES 8
 /* No latency bound / no known next event. */
 #define THOTH_PM_NONE UINT64_MAX
+/* Going too deep (entering a state whose break-even the idle period then
+ * does not reach) is priced so that at most this share of an element's idle
+ * periods do (issue 14's target; cpuidle's menu governor exceeds 24%), and
+ * the price moves by this gain per period (docs/PM.md "Why the engine plans
+ * over a distribution"). */
+#define THOTH_PM_TOO_DEEP_TARGET 0.10
+#define THOTH_PM_TOO_DEEP_GAIN 0.01
 /* Latencies above this are refused as absurd (a typo, not a device). */
 #define THOTH_PM_MAX_LATENCY_NS (60ull * 1000000000ull)
 
