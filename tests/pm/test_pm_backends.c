@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "backend.h"
+#include "device_power.h"
 #include "dvfs.h"
 #include "energy.h"
 #include "thoth/error.h"
@@ -232,6 +233,63 @@ static void test_without_cpufreq_one_simulated_domain_holds_every_cpu(void **sta
 	unsetenv("THOTH_SYSFS_ROOT");
 }
 
+static void test_runtime_pm_power_is_modelled_from_a_table_and_says_so(void **state)
+{
+	use_tree("x86-laptop");
+	thoth_pm_device_power_t pw;
+	char why[300];
+	const char *xhci = "/sys/devices/pci0000:00/0000:00:14.0";
+	const char *usb = "/sys/devices/pci0000:00/0000:00:14.0/usb1/1-3";
+	/* built-in: PCI class 0x0c03 (its class file) and the PCI PM D3hot
+	 * resume (10 ms); a USB device: the 2.5 mA x 5 V suspend limit and
+	 * 20 ms of resume signalling */
+	assert_int_equal(thoth_pm_device_power_lookup(xhci, NULL, &pw, why, sizeof why), 0);
+	assert_true(pw.active_mw == 300 && pw.suspended_mw == 10);
+	assert_int_equal(pw.resume_us, 10000);
+	assert_non_null(strstr(pw.source, "modelled: built-in table, PCI class 0x0c03"));
+	assert_int_equal(thoth_pm_device_power_lookup(usb, NULL, &pw, why, sizeof why), 0);
+	assert_true(pw.suspended_mw == 12.5);
+	assert_int_equal(pw.resume_us, 20000);
+	assert_non_null(strstr(pw.source, "USB device"));
+	/* a config file with real figures wins, first matching line */
+	char table[] = "/tmp/thoth-pm-table-XXXXXX";
+	int fd = mkstemp(table);
+	assert_true(fd >= 0);
+	const char *text = "# measured on the bench\nclass:0x0c03 250 8 50 5000\n1-3 90 2 1000 15000\n";
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	assert_int_equal(thoth_pm_device_power_lookup(xhci, table, &pw, why, sizeof why), 0);
+	assert_true(pw.active_mw == 250 && pw.suspended_mw == 8);
+	assert_int_equal(pw.resume_us, 5000);
+	assert_non_null(strstr(pw.source, "line 2"));
+	assert_int_equal(thoth_pm_device_power_lookup(usb, table, &pw, why, sizeof why), 0);
+	assert_true(pw.active_mw == 90);
+	/* bad lines are refused naming the line and the field */
+	FILE *f = fopen(table, "w");
+	assert_non_null(f);
+	fputs("usb 10 20 0 0\n", f);
+	fclose(f);
+	assert_int_equal(thoth_pm_device_power_lookup(usb, table, &pw, why, sizeof why), THOTH_E_INVAL);
+	assert_non_null(strstr(why, "line 1: SUSPENDED_MW"));
+	f = fopen(table, "w");
+	assert_non_null(f);
+	fputs("usb 10 1 x\n", f);
+	fclose(f);
+	assert_int_equal(thoth_pm_device_power_lookup(usb, table, &pw, why, sizeof why), THOTH_E_INVAL);
+	assert_non_null(strstr(why, "expected MATCH"));
+	unlink(table);
+	assert_int_equal(thoth_pm_device_power_lookup(usb, table, &pw, why, sizeof why), THOTH_E_IO);
+	/* this VM's virtio devices (class 0xffff00) and the PnP timer */
+	use_tree("vm");
+	assert_int_equal(thoth_pm_device_power_lookup("/sys/devices/pci0000:00/0000:00:04.0", NULL, &pw,
+						      why, sizeof why), 0);
+	assert_non_null(strstr(pw.source, "other PCI device"));
+	assert_int_equal(thoth_pm_device_power_lookup("/sys/devices/pnp0/00:00/00:00:0", NULL, &pw, why,
+						      sizeof why), 0);
+	assert_non_null(strstr(pw.source, "other device"));
+	unsetenv("THOTH_SYSFS_ROOT");
+}
+
 static void test_setspeed_writes_only_inside_the_limits(void **state)
 {
 	use_copy("arm64-hikey");
@@ -323,6 +381,7 @@ int main(void)
 		cmocka_unit_test(test_juno_big_little_has_two_performance_domains_with_their_models),
 		cmocka_unit_test(test_the_governor_chooses_each_performance_domains_frequency_apart),
 		cmocka_unit_test(test_without_cpufreq_one_simulated_domain_holds_every_cpu),
+		cmocka_unit_test(test_runtime_pm_power_is_modelled_from_a_table_and_says_so),
 		cmocka_unit_test(test_setspeed_writes_only_inside_the_limits),
 		cmocka_unit_test(test_nvme_apst_table_is_read_in_mw_and_us),
 		cmocka_unit_test(test_vm_tree_has_no_cpufreq_and_no_idle_driver),
