@@ -8,6 +8,7 @@
 
 #include "governed.h"
 #include "thoth/error.h"
+#include "thoth/trace.h"
 
 struct thoth_pm_governed {
 	thoth_loop_t *loop;
@@ -38,9 +39,12 @@ static uint64_t thread_cpu_ns(void)
 
 static void on_check(thoth_loop_t *loop, thoth_timer_t *timer, void *arg);
 
+/* Why the governor was asked (pm_freq_change's reason, docs/OBSERVABILITY.md). */
+enum { FREQ_AT_ARRIVAL = 1, FREQ_AT_COMPLETION = 2, FREQ_BY_TIMER = 3 };
+
 /* Ask the governor at NOW; write what it chose; keep the lowering timer
  * armed exactly while the domain is above its floor. */
-static void decide(thoth_pm_governed_t *g, uint64_t now, uint64_t dispatch_ns)
+static void decide(thoth_pm_governed_t *g, uint64_t now, uint64_t dispatch_ns, unsigned why)
 {
 	uint64_t cpu = thread_cpu_ns();
 	uint64_t ran = cpu > g->cpu_seen_ns ? cpu - g->cpu_seen_ns : 0;
@@ -56,6 +60,8 @@ static void decide(thoth_pm_governed_t *g, uint64_t now, uint64_t dispatch_ns)
 			g->stats.last_raise_dispatch_ns = dispatch_ns;
 		}
 		g->opp = opp;
+		THOTH_TRACE(PM, pm_freq_change, thoth_pm_dvfs_current_khz(g->dvfs),
+			    (uint64_t)why << 32 | opp);
 	}
 	if (g->opp > g->stats.floor_opp && !g->timer) {
 		/* the governor lowers only after lower targets held for the
@@ -75,7 +81,7 @@ static void on_check(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
 	thoth_timer_cancel(loop, timer); /* one-shot: decide() arms the next if needed */
 	g->timer = NULL;
 	g->stats.timer_checks++;
-	decide(g, monotonic_ns(), 0);
+	decide(g, monotonic_ns(), 0, FREQ_BY_TIMER);
 }
 
 static int governed_invoke(const void *handlers, void *self, const thoth_method_info_t *m,
@@ -86,12 +92,12 @@ static int governed_invoke(const void *handlers, void *self, const thoth_method_
 	uint64_t now = monotonic_ns();
 	g->stats.requests++;
 	if (thoth_pm_dvfs_arrived(g->dvfs, now + g->qos_ns) == 0)
-		decide(g, now, now);
+		decide(g, now, now, FREQ_AT_ARRIVAL);
 	uint64_t cpu0 = thread_cpu_ns();
 	int r = g->inner(g->inner_handlers, g->inner_self, m, req, resp, arena);
 	uint64_t cpu1 = thread_cpu_ns();
 	thoth_pm_dvfs_completed(g->dvfs, cpu1 - cpu0);
-	decide(g, monotonic_ns(), 0);
+	decide(g, monotonic_ns(), 0, FREQ_AT_COMPLETION);
 	return r;
 }
 

@@ -7,7 +7,8 @@
  * stats to stdout:
  *   stats opp O floor F khz K requests R changes C checks T raise_ns X
  *         raise_dispatch_ns Y wake_timer W wake_fd D
- * SIGTERM stops it.
+ * SIGTERM stops it.  Its trace buffer (THOTH_TRACE=pm switches the PM
+ * category on) is memfd number TRACE_FD, printed as "ready TRACE_FD".
  *
  *   governed_service SOCKET QOS_US
  */
@@ -21,6 +22,7 @@
 #include "governed.h"
 #include "thoth/channel.h"
 #include "thoth/loop.h"
+#include "thoth/trace.h"
 
 static thoth_pm_governed_t *gov;
 
@@ -103,7 +105,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "governed_service: %s\n", why);
 		return 1;
 	}
-	printf("ready\n");
+	int trace_fd = -1;
+	if (thoth_trace_init_process("governed_service") || thoth_trace_export_fd(&trace_fd))
+		trace_fd = -1;
+	printf("ready %d\n", trace_fd);
 	fflush(stdout);
 	thoth_loop_run(loop);
 	thoth_chan_server_free(srv);

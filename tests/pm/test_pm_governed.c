@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,6 +30,7 @@
 
 #include "echo.thoth.h"
 #include "thoth/channel.h"
+#include "thoth/trace.h"
 
 #define MS 1000000ull
 
@@ -137,6 +139,7 @@ static int setup(void **state)
 	service = fork();
 	if (service == 0) {
 		setenv("THOTH_SYSFS_ROOT", dir, 1);
+		setenv("THOTH_TRACE", "pm", 1); /* its pm_freq_change points, read back below */
 		int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 		if (fd < 0 || dup2(fd, 1) < 0)
 			_exit(126);
@@ -226,10 +229,68 @@ static void test_a_burst_raises_the_frequency_at_once_and_idle_lowers_it_to_zero
 	assert_int_equal(after.opp, after.floor);
 }
 
+static void test_frequency_decisions_are_trace_points_exported_as_json_and_ctf(void **state)
+{
+	/* the service's trace buffer, mapped from its memfd */
+	char first[64] = "", p[128];
+	FILE *f = fopen(out, "r");
+	assert_non_null(f);
+	assert_non_null(fgets(first, sizeof first, f));
+	fclose(f);
+	int trace_fd = -1;
+	assert_int_equal(sscanf(first, "ready %d", &trace_fd), 1);
+	assert_true(trace_fd >= 0);
+	call(600); /* at least one raise... */
+	assert_true(wait_for_khz(432000, 5000)); /* ...and one fall since the last drain */
+	snprintf(p, sizeof p, "/proc/%d/fd/%d", (int)service, trace_fd);
+	int fd = open(p, O_RDWR); /* the reader maps it shared, as thothd does */
+	assert_true(fd >= 0);
+	thoth_trace_reader_t *r;
+	assert_int_equal(thoth_trace_reader_open(fd, &r), 0);
+	thoth_trace_collection_t *c;
+	assert_int_equal(thoth_trace_collection_new(&c), 0);
+	assert_int_equal(thoth_trace_collection_add(c, r), 0);
+	assert_true(thoth_trace_collection_count(c) >= 2);
+	char *json = NULL;
+	size_t len = 0;
+	FILE *mem = open_memstream(&json, &len);
+	assert_int_equal(thoth_trace_export_chrome_json(c, mem), 0);
+	fclose(mem);
+	/* a raise at an arrival (reason 1) and a fall by the timer (reason 3):
+	 * arg1 = reason << 32 | OPP; arg0 = kHz (432000 at the floor) */
+	assert_non_null(strstr(json, "\"pm_freq_change\""));
+	assert_non_null(strstr(json, "\"arg0\":432000"));
+	char timer[48];
+	snprintf(timer, sizeof timer, "\"arg1\":%llu", (3ull << 32) | 1);
+	assert_non_null(strstr(json, timer)); /* the fall to the floor (OPP 1) */
+	int at_arrival = 0;
+	for (const char *q = strstr(json, "\"arg1\":"); q; q = strstr(q + 1, "\"arg1\":"))
+		at_arrival += strtoull(q + 7, NULL, 10) >> 32 == 1;
+	assert_true(at_arrival >= 1);
+	free(json);
+	char ctf[128], meta[160];
+	snprintf(ctf, sizeof ctf, "%s/ctf", dir);
+	mkdir(ctf, 0700);
+	assert_int_equal(thoth_trace_export_ctf(c, ctf), 0);
+	snprintf(meta, sizeof meta, "%s/metadata", ctf);
+	f = fopen(meta, "r");
+	assert_non_null(f);
+	char line[256];
+	bool named = false;
+	while (fgets(line, sizeof line, f))
+		named = named || strstr(line, "\"pm_freq_change\"");
+	fclose(f);
+	assert_true(named);
+	thoth_trace_collection_free(c);
+	thoth_trace_reader_close(r);
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_a_burst_raises_the_frequency_at_once_and_idle_lowers_it_to_zero_wakeups),
+		cmocka_unit_test(test_frequency_decisions_are_trace_points_exported_as_json_and_ctf),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
