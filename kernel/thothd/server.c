@@ -166,6 +166,8 @@ int thothd_new(const thothd_config_t *cfg, thoth_loop_t *loop, thothd_t **out)
 		.n_known_interfaces = sizeof known_interfaces / sizeof known_interfaces[0],
 		.on_event = thothd_on_registry_event,
 		.event_arg = d,
+		.node_distance = c->node_distance,
+		.n_nodes = c->n_nodes,
 	};
 	if (!d->out || !d->arena || !d->event_buf || thoth_registry_new(&rc, &d->registry) ||
 	    thothd_tracer_new(d, &d->tracer) || thothd_endpoints_new(d, &d->endpoints) ||

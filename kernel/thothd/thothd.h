@@ -54,6 +54,11 @@ typedef struct thothd_config {
 					 * clients together (0: 32 MiB) */
 	uint64_t trace_detach_ns;       /* a trace session outlives the connection that
 					 * started it by this much (0: 60 s) */
+	/* SCALE-1: NUMA distances by the kernel's node numbers, n_nodes x
+	 * n_nodes (main.c reads them with hwloc); NULL: all other nodes
+	 * equally far.  Copied by the registry. */
+	const uint32_t *node_distance;
+	uint16_t n_nodes;
 } thothd_config_t;
 
 typedef struct thothd thothd_t;
