@@ -296,8 +296,26 @@ static int on_status(void *self, const thoth_daemon_Daemon_status_req_t *req,
 	return 0;
 }
 
+/* SCALE-2: the shared resolve table; server.c attaches send_fd to the answer. */
+static int on_resolve_table(void *self, const thoth_daemon_Daemon_resolve_table_req_t *req,
+			    thoth_daemon_Daemon_resolve_table_resp_t *resp, thoth_arena_t *arena)
+{
+	thothd_call_t *call = self;
+	int fd = thothd_rtable_fd(call->d, &resp->size, &resp->buckets);
+	if (fd < 0) {
+		call->reason = "thothd has no shared resolve table (see its log): resolve by round trip";
+		return THOTH_E_NOT_FOUND;
+	}
+	resp->layout = 1;               /* RT_LAYOUT (kernel/ipc/rtable_shm.h) */
+	call->send_fd = fd;
+	thothd_debug("client %llu (pid %u) took the resolve table (%u entries)",
+		     (unsigned long long)call->client->id, call->client->pid, thothd_rtable_entries(call->d));
+	return 0;
+}
+
 const thoth_daemon_Daemon_handlers_t thothd_daemon_handlers = {
 	.status = on_status,
+	.resolve_table = on_resolve_table,
 };
 
 /* ---- watch pushes ------------------------------------------------------------------- */

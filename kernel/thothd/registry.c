@@ -445,6 +445,8 @@ const char *thoth_registry_refusal(const thoth_registry_t *reg)
 
 static void notify(thoth_registry_t *reg, const entry_t *e, thoth_registry_ChangeKind_t kind)
 {
+	if (reg->cfg.on_change)
+		reg->cfg.on_change(reg->cfg.change_arg, (int)kind, &e->inst);
 	if (!reg->cfg.on_event)
 		return;
 	const thoth_str_t name = e->inst.registration.name;
@@ -1037,6 +1039,8 @@ int thoth_registry_renew(thoth_registry_t *reg, thoth_registry_owner_t *owner, u
 	if (e->ttl_ns) {                        /* held ones have no deadline to move */
 		e->inst.expires_at_ns = now_ns + e->ttl_ns;
 		heap_down(reg, e->heap_index);  /* deadlines only move later */
+		if (reg->cfg.on_change)
+			reg->cfg.on_change(reg->cfg.change_arg, THOTH_REGISTRY_RENEWED, &e->inst);
 	}
 	if (expires_at_ns)
 		*expires_at_ns = e->inst.expires_at_ns;

@@ -72,7 +72,15 @@ typedef struct thoth_registry_config {
 	 * other node counts as equally far. */
 	const uint32_t *node_distance;
 	uint16_t n_nodes;
+	/* SCALE-2: called once per change of any instance, whoever watches:
+	 * ADDED, REMOVED, EXPIRED, or THOTH_REGISTRY_RENEWED (its deadline
+	 * moved).  thothd mirrors the registry into the shared resolve table
+	 * with it.  Must not call back into the registry. */
+	void (*on_change)(void *arg, int kind, const thoth_registry_Instance_t *inst);
+	void *change_arg;
 } thoth_registry_config_t;
+
+#define THOTH_REGISTRY_RENEWED 0x100    /* on_change kind beside the ChangeKind values */
 
 int thoth_registry_new(const thoth_registry_config_t *cfg, thoth_registry_t **out);
 void thoth_registry_free(thoth_registry_t *reg);

@@ -69,6 +69,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	fx_t *f = *state;
+	thoth_registry_owner_drop(f->reg, f->owner);
 	thoth_registry_free(f->reg);
 	free(f);
 	return 0;

@@ -55,6 +55,9 @@ static void usage(FILE *out)
 		"                                  process (`thothctl trace --help`)\n"
 		"  sched [--duration SECONDS] [--json] | --from TRACE.json\n"
 		"                                  wake-ups per process and why (sched.c)\n"
+		"  topology [NAME]                 NUMA nodes, CPUs, distances, the shared\n"
+		"                                  resolve table, and which instance of NAME\n"
+		"                                  a caller on each node is given\n"
 		"  pm sim TRACE --policy P [--device D | --cpu M] [--json]\n"
 		"                                  replay a trace on the PM simulator\n"
 		"                                  (modelled energy; `thothctl pm sim --help`)\n"
@@ -444,6 +447,7 @@ static const struct thothctl_command {
 	{ "trace", thothctl_trace, true },
 	{ "sched", thothctl_sched, false },
 	{ "pm", thothctl_pm, false },      /* pm.c: `pm`, and `pm sim` (pm_sim.c) */
+	{ "topology", thothctl_topology, false },      /* topology.c (SCALE-1/2) */
 };
 
 /* The options of status/services/resolve, after the global ones are gone:

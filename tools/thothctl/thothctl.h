@@ -43,5 +43,7 @@ thothctl_cmd_fn thothctl_sched;
 thothctl_cmd_fn thothctl_pm_sim;
 /* `thothctl pm [--json]` (pm.c): ARGV[0] is "pm". */
 thothctl_cmd_fn thothctl_pm;
+/* `thothctl topology [NAME]` (topology.c, SCALE-1/2). */
+thothctl_cmd_fn thothctl_topology;
 
 #endif
