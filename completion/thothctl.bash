@@ -25,7 +25,7 @@ _thothctl()
 	local global="--runtime-dir --json --help --version"
 	case $cmd in
 	"")
-		COMPREPLY=($(compgen -W "status services resolve trace sched pm $global" -- "$cur")) ;;
+		COMPREPLY=($(compgen -W "status services resolve trace sched pm topology $global" -- "$cur")) ;;
 	status)
 		COMPREPLY=($(compgen -W "--json --runtime-dir" -- "$cur")) ;;
 	services)

@@ -25,6 +25,7 @@
 #include "chan_handshake.h"
 #include "chan_shm.h"
 #include "fdpass.h"
+#include "numa.h"
 #include "thoth/contract.h"
 #include "thoth/stream.h"
 
@@ -406,6 +407,9 @@ int thoth_chan_connect(const char *path, const thoth_chan_config_t *cfg, thoth_c
 	}
 	close(fds[0]);
 	fds[0] = -1;
+	/* SCALE-1: what we read (responses, the service's pool) on our node,
+	 * before anyone touches it (docs/SCALE.md). */
+	thoth__chan_place(base, &lay, CHAN_CLIENT);
 	r = chan_end_init(&ch->end, base, &lay, CHAN_CLIENT);
 	ch->mapped = true;          /* unmapped by close from here on */
 	if (r) {

@@ -26,6 +26,7 @@
 #include "chan_shm.h"
 #include "fdpass.h"
 #include "log_internal.h"
+#include "numa.h"
 #include "thoth/contract.h"
 #include "thoth/stream.h"
 
@@ -516,6 +517,8 @@ static void handle_open(conn_t *c)
 		return refuse(c, THOTH_E_NOMEM, "service cannot create %zu bytes of channel memory: %s",
 			      lay.size, strerror(e));
 	}
+	/* SCALE-1: what we read (requests, the client's pool) on our node. */
+	thoth__chan_place(base, &lay, CHAN_SERVER);
 	chan_shm_format(base, &lay);
 	if (chan_end_init(&c->end, base, &lay, CHAN_SERVER)) {
 		chan_shm_unmap(base, lay.size);

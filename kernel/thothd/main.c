@@ -24,6 +24,7 @@
 #include "sd.h"
 #include "thoth/version.h"
 #include "thothd.h"
+#include "topology.h"
 
 static void usage(FILE *out)
 {
@@ -59,6 +60,43 @@ static void on_stop_signal(thoth_loop_t *loop, const struct signalfd_siginfo *in
 {
 	thothd_info("signal %u: shutting down", info->ssi_signo);
 	thoth_loop_stop(loop);
+}
+
+/*
+ * SCALE-1: the NUMA distance matrix by the kernel's node numbers (what
+ * services register with), for resolve's "nearest node first".  hwloc
+ * reads it ($THOTH_TOPOLOGY_XML / _SYNTHETIC override the machine, for
+ * demos); without it every other node is equally far.
+ */
+static uint32_t *load_distances(uint16_t *n_nodes)
+{
+	*n_nodes = 0;
+	thoth_topo_t *t = NULL;
+	char why[300];
+	if (thoth_topo_load(NULL, &t, why, sizeof why)) {
+		thothd_warn("topology: %s: resolve treats every other NUMA node as equally far", why);
+		return NULL;
+	}
+	unsigned nodes = thoth_topo_nodes(t), max_os = 0;
+	for (unsigned i = 0; i < nodes; i++)
+		if ((unsigned)thoth_topo_node_os(t, i) > max_os)
+			max_os = (unsigned)thoth_topo_node_os(t, i);
+	unsigned n = max_os + 1;
+	uint32_t *m = n <= 1024 ? malloc((size_t)n * n * sizeof *m) : NULL;
+	if (m) {
+		for (unsigned a = 0; a < n; a++)
+			for (unsigned b = 0; b < n; b++)
+				m[a * n + b] = a == b ? THOTH_TOPO_LOCAL_DISTANCE : THOTH_TOPO_REMOTE_DEFAULT;
+		for (unsigned a = 0; a < nodes; a++)
+			for (unsigned b = 0; b < nodes; b++)
+				m[(unsigned)thoth_topo_node_os(t, a) * n + (unsigned)thoth_topo_node_os(t, b)] =
+					thoth_topo_distance(t, a, b);
+		*n_nodes = (uint16_t)n;
+	}
+	thothd_info("topology: %u NUMA node%s, %u cpus, distances %s", nodes, nodes == 1 ? "" : "s",
+		    thoth_topo_cpus(t), thoth_topo_has_distances(t) ? "from the firmware table" : "defaults");
+	thoth_topo_free(t);
+	return m;
 }
 
 int main(int argc, char **argv)
@@ -199,6 +237,8 @@ int main(int argc, char **argv)
 	int status = 1;
 	thoth_loop_t *loop = NULL;
 	thothd_t *d = NULL;
+	uint32_t *distances = load_distances(&cfg.n_nodes);
+	cfg.node_distance = distances;
 	int r = thoth_loop_new(&loop);
 	if (r) {
 		thothd_error("cannot create the event loop: %s", thoth_strerror(r));
@@ -260,6 +300,7 @@ out:
 	thoth_loop_free(loop);
 	thoth_trace_shutdown();
 	thothd_pidfile_release(dir, lock_fd);
+	free(distances);
 	if (!status)
 		thothd_info("stopped");
 	return status;

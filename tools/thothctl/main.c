@@ -57,6 +57,9 @@ static void usage(FILE *out)
 		"                                  wake-ups per process and why (sched.c)\n"
 		"  codex [stats] | create S | append S [--sync|--deferred] | read S [--from SEQ]\n"
 		"                                  the journal service (`thothctl codex --help`)\n"
+		"  topology [NAME]                 NUMA nodes, CPUs, distances, the shared\n"
+		"                                  resolve table, and which instance of NAME\n"
+		"                                  a caller on each node is given\n"
 		"  pm sim TRACE --policy P [--device D | --cpu M] [--json]\n"
 		"                                  replay a trace on the PM simulator\n"
 		"                                  (modelled energy; `thothctl pm sim --help`)\n"
@@ -447,6 +450,7 @@ static const struct thothctl_command {
 	{ "sched", thothctl_sched, false },
 	{ "pm", thothctl_pm, false },      /* pm.c: `pm`, and `pm sim` (pm_sim.c) */
 	{ "codex", thothctl_codex, false },  /* codex.c: the journal service */
+	{ "topology", thothctl_topology, false },      /* topology.c (SCALE-1/2) */
 };
 
 /* The options of status/services/resolve, after the global ones are gone:

@@ -45,5 +45,7 @@ thothctl_cmd_fn thothctl_pm_sim;
 thothctl_cmd_fn thothctl_pm;
 /* `thothctl codex ...` (codex.c): the journal service. */
 thothctl_cmd_fn thothctl_codex;
+/* `thothctl topology [NAME]` (topology.c, SCALE-1/2). */
+thothctl_cmd_fn thothctl_topology;
 
 #endif
