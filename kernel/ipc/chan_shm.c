@@ -725,6 +725,7 @@ static bool spin_may(chan_end_t *e)
 	if (chan_spin_pays(peer, (int)(e->presence & CHAN_PRESENCE_CPU_MASK) - 1, e->rang))
 		return true;
 	e->st.spin_skips++;
+	THOTH_TRACE(LOOP, chan_spin, 2, 0);     /* skipped: the peer cannot answer a spin */
 	e->rang = false;
 	return false;
 }
@@ -745,6 +746,7 @@ bool chan_spin(chan_end_t *e, enum chan_cond cond, size_t len)
 			if (chan_ready(e, cond, len)) {
 				uint64_t took = thoth_clock_now() - start;
 				e->st.spin_hits++;
+				THOTH_TRACE(LOOP, chan_spin, 0, took);   /* hit, ns spun */
 				e->rang = false;
 				/* Success: allow twice what this wait took, never less than now. */
 				if (2 * took > e->spin_budget)
@@ -755,6 +757,7 @@ bool chan_spin(chan_end_t *e, enum chan_cond cond, size_t len)
 		}
 	}
 	e->st.spin_misses++;
+	THOTH_TRACE(LOOP, chan_spin, 1, thoth_clock_now() - start);  /* missed, ns spun */
 	e->rang = false;
 	return false;
 }

@@ -21,6 +21,7 @@
 
 #include "log.h"
 #include "runtime.h"
+#include "timerpage.h"
 #include "sd.h"
 #include "thoth/version.h"
 #include "thothd.h"
@@ -219,6 +220,12 @@ int main(int argc, char **argv)
 	}
 	snprintf(sock, sizeof sock, "%s/%s", dir, THOTHD_SOCKET_NAME);
 	cfg.runtime_dir = dir;
+	/* The window page every connected loop posts its next wake-up on
+	 * (SCHED-3, docs/SCHED.md); without it they use the per-boot grid. */
+	int tp = thoth__timerpage_create(dir);
+	if (tp)
+		thothd_warn("no window page in %s (%s): timers use the per-boot grid", dir,
+			    thoth_strerror(tp));
 
 	signal(SIGPIPE, SIG_IGN);
 	/* One descriptor per client: take what the administrator allows (the
@@ -299,6 +306,9 @@ out:
 	thothd_free(d);                 /* unlinks the socket */
 	thoth_loop_free(loop);
 	thoth_trace_shutdown();
+	/* Mapped pages live on in connected processes; the name goes with us. */
+	snprintf(sock, sizeof sock, "%s/%s", dir, THOTH_TIMERPAGE_NAME);
+	unlink(sock);
 	thothd_pidfile_release(dir, lock_fd);
 	free(distances);
 	if (!status)
