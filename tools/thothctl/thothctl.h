@@ -43,5 +43,7 @@ thothctl_cmd_fn thothctl_sched;
 thothctl_cmd_fn thothctl_pm_sim;
 /* `thothctl pm [--json]` (pm.c): ARGV[0] is "pm". */
 thothctl_cmd_fn thothctl_pm;
+/* `thothctl moderation ...` (moderation.c, PM-3).  Needs no thothd. */
+thothctl_cmd_fn thothctl_moderation;
 
 #endif
