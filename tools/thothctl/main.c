@@ -63,6 +63,9 @@ static void usage(FILE *out)
 		"  pm sim TRACE --policy P [--device D | --cpu M] [--json]\n"
 		"                                  replay a trace on the PM simulator\n"
 		"                                  (modelled energy; `thothctl pm sim --help`)\n"
+		"  moderation [--dev IF] [--probe] | --policy P --rate N\n"
+		"                                  NIC / NVMe interrupt coalescing, or the\n"
+		"                                  profile a moderation policy picks (PM-3)\n"
 		"\n"
 		"options:\n"
 		"  --runtime-dir DIR   thothd's runtime dir (default: $THOTH_RUNTIME_DIR,\n"
@@ -451,6 +454,7 @@ static const struct thothctl_command {
 	{ "pm", thothctl_pm, false },      /* pm.c: `pm`, and `pm sim` (pm_sim.c) */
 	{ "codex", thothctl_codex, false },  /* codex.c: the journal service */
 	{ "topology", thothctl_topology, false },      /* topology.c (SCALE-1/2) */
+	{ "moderation", thothctl_moderation, false },   /* moderation.c: NIC/NVMe coalescing, policies (PM-3) */
 };
 
 /* The options of status/services/resolve, after the global ones are gone:

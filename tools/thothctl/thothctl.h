@@ -47,5 +47,7 @@ thothctl_cmd_fn thothctl_pm;
 thothctl_cmd_fn thothctl_codex;
 /* `thothctl topology [NAME]` (topology.c, SCALE-1/2). */
 thothctl_cmd_fn thothctl_topology;
+/* `thothctl moderation ...` (moderation.c, PM-3).  Needs no thothd. */
+thothctl_cmd_fn thothctl_moderation;
 
 #endif
