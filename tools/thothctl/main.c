@@ -58,6 +58,7 @@ static void usage(FILE *out)
 		"  pm sim TRACE --policy P [--device D | --cpu M] [--json]\n"
 		"                                  replay a trace on the PM simulator\n"
 		"                                  (modelled energy; `thothctl pm sim --help`)\n"
+		"  probe check FILE.o              verify an eBPF object (`thothctl probe --help`)\n"
 		"\n"
 		"options:\n"
 		"  --runtime-dir DIR   thothd's runtime dir (default: $THOTH_RUNTIME_DIR,\n"
@@ -444,6 +445,7 @@ static const struct thothctl_command {
 	{ "trace", thothctl_trace, true },
 	{ "sched", thothctl_sched, false },
 	{ "pm", thothctl_pm, false },      /* pm.c: `pm`, and `pm sim` (pm_sim.c) */
+	{ "probe", thothctl_probe, false }, /* probe.c: eBPF probes (docs/PROBES.md) */
 };
 
 /* The options of status/services/resolve, after the global ones are gone:

@@ -44,4 +44,7 @@ thothctl_cmd_fn thothctl_pm_sim;
 /* `thothctl pm [--json]` (pm.c): ARGV[0] is "pm". */
 thothctl_cmd_fn thothctl_pm;
 
+/* `thothctl probe ...` (probe.c): eBPF probes at trace points. */
+thothctl_cmd_fn thothctl_probe;
+
 #endif
