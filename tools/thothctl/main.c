@@ -66,6 +66,7 @@ static void usage(FILE *out)
 		"  moderation [--dev IF] [--probe] | --policy P --rate N\n"
 		"                                  NIC / NVMe interrupt coalescing, or the\n"
 		"                                  profile a moderation policy picks (PM-3)\n"
+		"  probe check FILE.o              verify an eBPF object (`thothctl probe --help`)\n"
 		"\n"
 		"options:\n"
 		"  --runtime-dir DIR   thothd's runtime dir (default: $THOTH_RUNTIME_DIR,\n"
@@ -455,6 +456,7 @@ static const struct thothctl_command {
 	{ "codex", thothctl_codex, false },  /* codex.c: the journal service */
 	{ "topology", thothctl_topology, false },      /* topology.c (SCALE-1/2) */
 	{ "moderation", thothctl_moderation, false },   /* moderation.c: NIC/NVMe coalescing, policies (PM-3) */
+	{ "probe", thothctl_probe, false }, /* probe.c: eBPF probes (docs/PROBES.md) */
 };
 
 /* The options of status/services/resolve, after the global ones are gone:

@@ -50,4 +50,7 @@ thothctl_cmd_fn thothctl_topology;
 /* `thothctl moderation ...` (moderation.c, PM-3).  Needs no thothd. */
 thothctl_cmd_fn thothctl_moderation;
 
+/* `thothctl probe ...` (probe.c): eBPF probes at trace points. */
+thothctl_cmd_fn thothctl_probe;
+
 #endif
