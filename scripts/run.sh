@@ -54,7 +54,10 @@ trap 'exit 0' INT TERM
 # thothd writes READY=1 to the fifo once it serves its socket; if it dies
 # first, the fifo closes and the read ends with nothing.
 mkfifo "$RT/ready"
-"$THOTHD" --runtime-dir "$RT" --log-level info --ready-fd 3 3>"$RT/ready" 2>"$LOGS/thothd.log" &
+# The dashboard on any free port of 127.0.0.1 (THOTH_HTTP_PORT to fix one;
+# thothd's own default is 9180): read back from thothctl status below.
+"$THOTHD" --runtime-dir "$RT" --log-level info --ready-fd 3 --http-port "${THOTH_HTTP_PORT:-0}" \
+  3>"$RT/ready" 2>"$LOGS/thothd.log" &
 PIDS+=($!)
 ready=""
 read -r -t 30 ready <"$RT/ready" || true
@@ -75,6 +78,8 @@ done
 "$CLIENT" --runtime-dir "$RT" --rate 200 --report 3 &
 PIDS+=($!)
 
+DASHBOARD=$("$THOTHCTL" --runtime-dir "$RT" --json status |
+  sed -n 's/.*"dashboard_url":"\([^"]*\)".*/\1/p')
 cat <<MSG
 ThothOS is running (runtime dir $RT):
   thothd       pid ${PIDS[0]}
@@ -82,6 +87,7 @@ ThothOS is running (runtime dir $RT):
   echo         pid ${PIDS[2]}   (instance 2)
   echo-client  pid ${PIDS[3]}   200 calls/s, round-robin over the instances
 Logs (kept after the run): $LOGS/thothd.log, echo-1.log, echo-2.log
+Dashboard: ${DASHBOARD:-none (see thothd.log)}   (live page; Prometheus metrics at ${DASHBOARD:-.../}metrics)
 
 Inspect it from another terminal:
   $THOTHCTL --runtime-dir $RT status
