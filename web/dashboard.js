@@ -134,7 +134,8 @@ function onTick(d) {
 
   for (const p of d.procs) charts.wakeups.add(p.name + " " + p.pid, t, p.wakeups_per_s.all);
   fillTable("t-wakeups", d.procs.map((p) => [p.name, p.pid, fmt(p.wakeups_per_s.all),
-    fmt(p.wakeups_per_s.fd), fmt(p.wakeups_per_s.timer), fmt(p.wakeups_per_s.signal),
+    fmt(p.wakeups_per_s.fd), fmt(p.wakeups_per_s.doorbell), fmt(p.wakeups_per_s.socket_message),
+    fmt(p.wakeups_per_s.timer), fmt(p.wakeups_per_s.signal),
     fmt(p.wakeups_per_s.deferred), fmt(p.timers_per_s)]));
 
   note("latency-note", d.channels.length ? "" :
@@ -142,7 +143,8 @@ function onTick(d) {
   for (const c of d.channels)
     if (c.rate > 0) charts.latency.add(c.service + " " + c.pid + " " + c.interface + "." + c.method, t, c.p99_us);
   fillTable("t-latency", d.channels.map((c) => [c.service, c.pid, c.interface, c.method,
-    c.transport, fmt(c.rate), fmt(c.p50_us), fmt(c.p99_us), fmt(c.queue_p50_us)]));
+    c.transport, fmt(c.rate), fmt(c.p50_us), fmt(c.p99_us), fmt(c.queue_p50_us),
+    fmt(c.wakeups_per_s)]));
 
   for (const r of d.rings) charts.rings.add(r.name + " " + r.pid, t, r.fill);
   fillTable("t-rings", d.rings.map((r) => [r.name, r.pid, (100 * r.fill).toFixed(1) + " %", r.read, r.lost]));

@@ -44,6 +44,7 @@ enum {
 	RETAIN_EVENTS = 65536,          /* for the window export (power of 2) */
 	MAX_NAMES = 256,
 	FINE_BUCKETS = 512,             /* log-linear, 8 per power of two: +-6% */
+	THREAD_SLOTS = 1024,            /* threads followed for wake-up causes (power of 2) */
 };
 
 /* Prometheus bucket bounds (seconds) of both IPC histograms. */
@@ -51,8 +52,13 @@ static const double PROM_LE[] = { 1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 
 				  1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1, 2.5 };
 #define N_LE (sizeof PROM_LE / sizeof PROM_LE[0])
 
-enum { WAKE_ALL, WAKE_FD, WAKE_TIMER, WAKE_SIGNAL, WAKE_DEFERRED, WAKE_KINDS };
-static const char *const WAKE_NAME[WAKE_KINDS] = { "all", "fd", "timer", "signal", "deferred" };
+/* DOORBELL and SOCKET_MSG are fd wake-ups whose first event in the woken
+ * thread was a shared-memory channel receive, or a socket message: which
+ * kind of fd woke it (a subset of FD, derived from the trace order). */
+enum { WAKE_ALL, WAKE_FD, WAKE_TIMER, WAKE_SIGNAL, WAKE_DEFERRED, WAKE_DOORBELL, WAKE_SOCKET_MSG,
+       WAKE_KINDS };
+static const char *const WAKE_NAME[WAKE_KINDS] = { "all", "fd", "timer", "signal", "deferred",
+						   "doorbell", "socket_message" };
 
 typedef struct proc_stat {
 	uint32_t pid;
@@ -74,7 +80,8 @@ typedef struct chan_stat {
 	bool socket;                    /* msg_* (socket transport), else chan_* (shm) */
 	hist_t rtt;                     /* client-side round trip */
 	hist_t queue;                   /* service-side queueing delay of requests */
-	uint64_t prev_count;
+	uint64_t wakeups;               /* threads this channel's messages woke */
+	uint64_t prev_count, prev_wakeups;
 } chan_stat_t;
 
 typedef struct pending {
@@ -84,6 +91,13 @@ typedef struct pending {
 	uint16_t method;
 	bool socket, is_recv;
 } pending_t;
+
+/* A thread whose last wake-up had an fd ready and has not yet shown what it
+ * received first (the wake-up's cause). */
+typedef struct thread_wake {
+	uint32_t tid, pid;
+	bool pending;
+} thread_wake_t;
 
 typedef struct kept_event {
 	thoth_trace_event_t ev;         /* name NULL: see name */
@@ -114,6 +128,7 @@ struct thothd_live {
 	uint32_t n_chans;
 	uint64_t chans_over;            /* round trips of channels beyond MAX_CHANNELS */
 	pending_t *pending;
+	thread_wake_t threads[THREAD_SLOTS];
 	uint64_t unmatched;             /* SENDs overwritten before their RECV */
 	kept_event_t *kept;
 	uint64_t kept_head;             /* events ever kept; the ring holds the last RETAIN */
@@ -267,6 +282,7 @@ int thothd_live_start(thothd_live_t *l)
 	l->last_proc = 0;
 	l->kept_head = l->events = l->unmatched = l->chans_over = 0;
 	l->have_prev_energy = false;
+	memset(l->threads, 0, sizeof l->threads);
 	int r = thothd_tracer_live_start(l->d->tracer,
 					 THOTH_TRACE_MASK(LOOP) | THOTH_TRACE_MASK(TIMER) |
 						 THOTH_TRACE_MASK(IPC),
@@ -389,6 +405,27 @@ static void on_message(thothd_live_t *l, const thoth_trace_event_t *ev, bool soc
 			  .method = ev->method, .socket = socket, .is_recv = recv };
 }
 
+static thread_wake_t *thread_of(thothd_live_t *l, uint32_t tid)
+{
+	return &l->threads[(tid * 2654435761u >> 8) & (THREAD_SLOTS - 1)];
+}
+
+/* The first message a woken thread receives names what woke it. */
+static void attribute_wake(thothd_live_t *l, const thoth_trace_event_t *ev, const char *process,
+			   bool socket)
+{
+	thread_wake_t *t = thread_of(l, ev->tid);
+	if (!t->pending || t->tid != ev->tid || t->pid != ev->pid || !(ev->flags & THOTH_TRACE_RECV))
+		return;
+	t->pending = false;
+	proc_stat_t *p = proc_of(l, ev->pid, process);
+	if (p)
+		p->wake[socket ? WAKE_SOCKET_MSG : WAKE_DOORBELL]++;
+	chan_stat_t *c = chan_of(l, ev->service_id, ev->interface_id, ev->method, socket);
+	if (c)
+		c->wakeups++;
+}
+
 static void on_event(const thoth_trace_event_t *ev, const char *process, void *ctx)
 {
 	thothd_live_t *l = ctx;
@@ -411,16 +448,22 @@ static void on_event(const thoth_trace_event_t *ev, const char *process, void *c
 			p->wake[WAKE_SIGNAL]++;
 		if (ev->arg0 & THOTH_LOOP_WAKE_DEFERRED)
 			p->wake[WAKE_DEFERRED]++;
+		thread_wake_t *t = thread_of(l, ev->tid);
+		*t = (thread_wake_t){ .tid = ev->tid, .pid = ev->pid,
+				      .pending = (ev->arg0 & THOTH_LOOP_WAKE_FD) != 0 };
 	} else if (ev->category == THOTH_TRACE_CAT_TIMER && strcmp(n, "timer_fire") == 0) {
 		proc_stat_t *p = proc_of(l, ev->pid, process);
 		if (p)
 			p->timers++;
 	} else if (ev->category == THOTH_TRACE_CAT_IPC) {
 		proc_of(l, ev->pid, process);   /* so the service's name is known */
-		if (strcmp(n, "chan_send") == 0 || strcmp(n, "chan_recv") == 0)
+		if (strcmp(n, "chan_send") == 0 || strcmp(n, "chan_recv") == 0) {
+			attribute_wake(l, ev, process, false);
 			on_message(l, ev, false);
-		else if (strcmp(n, "msg_send") == 0 || strcmp(n, "msg_recv") == 0)
+		} else if (strcmp(n, "msg_send") == 0 || strcmp(n, "msg_recv") == 0) {
+			attribute_wake(l, ev, process, true);
 			on_message(l, ev, true);
+		}
 	}
 }
 
@@ -654,11 +697,12 @@ int thothd_live_tick(thothd_live_t *l, char **json, size_t *len)
 		put_escaped(f, proc_name(l, c->service_pid));
 		fprintf(f, "\",\"pid\":%u,\"interface\":\"%08x\",\"method\":%u,\"transport\":\"%s\","
 			   "\"rate\":%.2f,\"p50_us\":%.3f,\"p99_us\":%.3f,\"queue_p50_us\":%.3f,"
-			   "\"calls\":%llu}",
+			   "\"wakeups_per_s\":%.2f,\"calls\":%llu}",
 			c->service_pid, c->interface_id, c->method, c->socket ? "socket" : "shm",
 			(double)(c->rtt.count - c->prev_count) / dt, hist_quantile(&c->rtt, 0.5) / 1e3,
 			hist_quantile(&c->rtt, 0.99) / 1e3, hist_quantile(&c->queue, 0.5) / 1e3,
-			(unsigned long long)c->rtt.count);
+			(double)(c->wakeups - c->prev_wakeups) / dt, (unsigned long long)c->rtt.count);
+		c->prev_wakeups = c->wakeups;
 		calls += c->rtt.count - c->prev_count;
 		c->prev_count = c->rtt.count;
 		memset(c->rtt.fine, 0, sizeof c->rtt.fine);
@@ -889,7 +933,9 @@ int thothd_live_metrics(thothd_live_t *l, char **text, size_t *len)
 	fprintf(f, "thoth_dashboard_collecting %d\n", l->collecting ? 1 : 0);
 	metric_head(f, "thoth_process_wakeups_total", "counter",
 		    "Event-loop wake-ups of each thoth process by reason (loop_wakeup trace events; "
-		    "a wake-up with several reasons counts in each; reason all counts it once).");
+		    "a wake-up with several reasons counts in each; reason all counts it once; "
+		    "doorbell and socket_message are fd wake-ups whose first event was a channel "
+		    "receive or a socket message).");
 	for (uint32_t i = 0; i < l->n_procs; i++)
 		for (int k = 0; k < WAKE_KINDS; k++) {
 			fprintf(f, "thoth_process_wakeups_total{pid=\"%u\",process=\"", l->procs[i].pid);
@@ -908,6 +954,17 @@ int thothd_live_metrics(thothd_live_t *l, char **text, size_t *len)
 		    "Client-side round trip of each call (its SEND to its RECV of one trace id).");
 	for (uint32_t i = 0; i < l->n_chans; i++)
 		hist_to_prom(f, l, "thoth_ipc_round_trip_seconds", &l->chans[i], &l->chans[i].rtt);
+	metric_head(f, "thoth_ipc_wakeups_total", "counter",
+		    "Thread wake-ups caused by a message of this channel (the first event the woken "
+		    "thread recorded was its receive).");
+	for (uint32_t i = 0; i < l->n_chans; i++) {
+		const chan_stat_t *c = &l->chans[i];
+		fprintf(f, "thoth_ipc_wakeups_total{service=\"");
+		put_escaped(f, proc_name(l, c->service_pid));
+		fprintf(f, "\",service_pid=\"%u\",interface=\"%08x\",method=\"%u\",transport=\"%s\"} %llu\n",
+			c->service_pid, c->interface_id, c->method, c->socket ? "socket" : "shm",
+			(unsigned long long)c->wakeups);
+	}
 	metric_head(f, "thoth_ipc_queue_delay_seconds", "histogram",
 		    "Queueing delay of requests on shared-memory channels (sender stamp to receive).");
 	for (uint32_t i = 0; i < l->n_chans; i++)

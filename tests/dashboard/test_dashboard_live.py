@@ -77,6 +77,14 @@ def test_event_stream_delivers_live_data(s):
     for want in ("thothd", "echo", "echo-client"):
         if want not in names:
             fail("no wake-up row for %s: %s" % (want, sorted(names)))
+    # The echo services sleep between calls: their doorbells wake them, and
+    # the dashboard says which channel did.
+    echo_wake = [p["wakeups_per_s"] for p in tick["procs"] if p["name"] == "echo"]
+    if not any(w["doorbell"] > 0 for w in echo_wake) or \
+            any(w["doorbell"] > w["fd"] + 0.01 for w in echo_wake):
+        fail("echo wake-ups not attributed to doorbells (subset of fd): %s" % echo_wake)
+    if not any(c["wakeups_per_s"] > 0 for c in echo_chans):
+        fail("no echo channel shows the wake-ups it caused: %s" % echo_chans)
     client = [p for p in tick["procs"] if p["name"] == "echo-client"][0]
     if client["wakeups_per_s"]["all"] <= 0:
         fail("the echo client (200 calls/s) shows no wake-ups: %s" % client)
@@ -109,6 +117,7 @@ def test_metrics_pass_promtool(s):
                  'thoth_cpuidle_state_time_seconds_total{cpu="1",state="haltpoll"} 10.000001\n',
                  'thoth_ipc_round_trip_seconds_bucket{service="echo"', "thoth_ipc_round_trip_seconds_count",
                  'thoth_process_wakeups_total{pid="', "thoth_trace_ring_fill_ratio",
+                 'reason="doorbell"}', 'thoth_ipc_wakeups_total{service="echo"',
                  "thoth_registry_registrations 2", "thothd_loop_wakeups_total"):
         if want not in text:
             fail("/metrics lacks %s" % want)
