@@ -410,3 +410,15 @@ int thoth_trace_reader_thread_name(const thoth_trace_reader_t *r, uint32_t ring,
 	*name = r->rings[ring].thread_name;
 	return 0;
 }
+
+int thoth_trace_reader_geometry(const thoth_trace_reader_t *r, uint32_t *ring_count,
+                                uint32_t *ring_records)
+{
+	if (!r)
+		return THOTH_E_INVAL;
+	if (ring_count)
+		*ring_count = r->ring_count;
+	if (ring_records)
+		*ring_records = r->ring_records;
+	return 0;
+}

@@ -225,17 +225,24 @@ static int cmd_status(thoth_control_t *ctl)
 		thothctl_json_str(st.runtime_dir.ptr, st.runtime_dir.len);
 		printf(",\"uptime_ns\":%llu,\"clients\":%u,\"registrations\":%u,\"watches\":%u,"
 		       "\"wakeups\":%llu,\"wakeups_fd\":%llu,\"wakeups_timer\":%llu,"
-		       "\"timers_fired\":%llu,\"next_expiry_ns\":%llu}\n",
+		       "\"timers_fired\":%llu,\"next_expiry_ns\":%llu,\"dashboard_url\":",
 		       (unsigned long long)st.uptime_ns, st.clients, st.registrations, st.watches,
 		       (unsigned long long)st.wakeups, (unsigned long long)st.wakeups_fd,
 		       (unsigned long long)st.wakeups_timer, (unsigned long long)st.timers_fired,
 		       (unsigned long long)st.next_expiry_ns);
+		/* null: no dashboard serves (--http-port off, port taken, older thothd). */
+		if (st.dashboard_url.len)
+			thothctl_json_str(st.dashboard_url.ptr, st.dashboard_url.len);
+		else
+			printf("null");
+		printf("}\n");
 		return 0;
 	}
 	uint64_t now = now_ns();
 	printf("thothd %s, pid %u, up %.1f s\n", st.version.ptr, st.pid, (double)st.uptime_ns / 1e9);
 	printf("  runtime dir     %s\n", st.runtime_dir.ptr);
 	printf("  control socket  %s\n", ctl->path);
+	printf("  dashboard       %s\n", st.dashboard_url.len ? st.dashboard_url.ptr : "none");
 	printf("  clients         %u\n", st.clients);
 	printf("  registrations   %u\n", st.registrations);
 	printf("  watches         %u\n", st.watches);
