@@ -8,6 +8,7 @@
  *   thothctl [--runtime-dir DIR] [--json] sched ...  (sched.c)
  *   thothctl [--runtime-dir DIR] [--json] pm  (pm.c)
  *   thothctl [--json] pm sim TRACE --policy P ...  (pm_sim.c; needs no thothd)
+ *   thothctl [--runtime-dir DIR] [--json] locks [--pid P] [--top N]  (locks.c; needs no thothd)
  *   thothctl --help | --version
  *
  * The global options (--runtime-dir, --json, --help, --version) are parsed
@@ -55,6 +56,8 @@ static void usage(FILE *out)
 		"                                  process (`thothctl trace --help`)\n"
 		"  sched [--duration SECONDS] [--json] | --from TRACE.json\n"
 		"                                  wake-ups per process and why (sched.c)\n"
+		"  locks [--pid P] [--top N]       lock contention per lock and call site of\n"
+		"                                  processes run with libthothlock.so\n"
 		"  pm sim TRACE --policy P [--device D | --cpu M] [--json]\n"
 		"                                  replay a trace on the PM simulator\n"
 		"                                  (modelled energy; `thothctl pm sim --help`)\n"
@@ -444,6 +447,7 @@ static const struct thothctl_command {
 	{ "trace", thothctl_trace, true },
 	{ "sched", thothctl_sched, false },
 	{ "pm", thothctl_pm, false },      /* pm.c: `pm`, and `pm sim` (pm_sim.c) */
+	{ "locks", thothctl_locks, false }, /* locks.c: lock profiler tables (OBS-4) */
 };
 
 /* The options of status/services/resolve, after the global ones are gone:
