@@ -28,6 +28,16 @@ run() {
 	all) "$THOTHLOCK" --all --output /dev/null -- "$@" ;;
 	esac
 }
+# The same, replacing the shell (for a server started in the background:
+# $! is then the server or thothlock itself, which passes SIGTERM on).
+run_exec() {
+	mode=$1; shift
+	case $mode in
+	base) exec "$@" ;;
+	contention) exec "$THOTHLOCK" --output /dev/null -- "$@" ;;
+	all) exec "$THOTHLOCK" --all --output /dev/null -- "$@" ;;
+	esac
+}
 modes="base contention all"
 echo "rounds: $REPS (medians); modes: baseline, contention-only (default), all-acquisitions (--all)"
 
@@ -86,11 +96,11 @@ if command -v memcached >/dev/null 2>&1 && command -v memcaslap >/dev/null 2>&1;
 		for m in $modes; do
 			rm -f "$tmp/port"
 			# shellcheck disable=SC2086
-			MEMCACHED_PORT_FILENAME=$tmp/port run "$m" memcached -p -1 -U 0 -l 127.0.0.1 -t 4 -m 64 $user &
+			(MEMCACHED_PORT_FILENAME=$tmp/port run_exec "$m" memcached -p -1 -U 0 -l 127.0.0.1 -t 4 -m 64 $user) &
 			pid=$!
 			i=0
 			while ! grep -q "TCP INET" "$tmp/port" 2>/dev/null; do
-				i=$((i + 1)); [ $i -lt 400 ] || { echo "memcached did not start"; exit 1; }
+				i=$((i + 1)); [ $i -lt 400 ] || { echo "memcached did not start"; kill "$pid"; exit 1; }
 				sleep 0.05
 			done
 			port=$(awk '/TCP INET/ {print $3; exit}' "$tmp/port")

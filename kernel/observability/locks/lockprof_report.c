@@ -25,6 +25,17 @@
 #include "lockprof_layout.h"
 #include "thoth/error.h"
 
+typedef struct frame frame_t;
+
+/* Symbolization is the report's cost (libdw searches the symbol table
+ * per address): each distinct address is looked up once per table. */
+#define SYMBOL_CACHE_SLOTS 8192u
+
+typedef struct {
+	uint64_t pc;            /* 0 = empty */
+	frame_t *frame;
+} symbol_slot_t;
+
 struct thothlock_table {
 	unsigned char *bytes;
 	size_t size;
@@ -35,6 +46,9 @@ struct thothlock_table {
 	thothlock_cache_entry_t *cached;   /* the caches' counts summed per address, sorted */
 	size_t cached_count;
 	Dwfl *dwfl;
+	symbol_slot_t *symbols;            /* SYMBOL_CACHE_SLOTS, allocated on first use */
+	const thothlock_site_t **by_lock;  /* used sites sorted by lock index */
+	size_t sites_used;
 };
 
 static int cmp_entry(const void *a, const void *b)
@@ -44,6 +58,8 @@ static int cmp_entry(const void *a, const void *b)
 }
 
 /* Sum the per-thread caches once per table: (address, count) sorted. */
+static int index_sites(thothlock_table_t *t);
+
 static int gather_caches(thothlock_table_t *t)
 {
 	size_t n = 0;
@@ -136,7 +152,7 @@ int thothlock_table_load(const char *path, thothlock_table_t **out, char *why, s
 	t->locks = (const thothlock_lock_t *)(bytes + h->locks_offset);
 	t->sites = (const thothlock_site_t *)(bytes + h->sites_offset);
 	t->caches = (const thothlock_cache_t *)(bytes + h->caches_offset);
-	if (gather_caches(t) != 0) {
+	if (gather_caches(t) != 0 || index_sites(t) != 0) {
 		thothlock_table_free(t);
 		return THOTH_E_NOMEM;
 	}
@@ -150,6 +166,12 @@ void thothlock_table_free(thothlock_table_t *t)
 		return;
 	if (t->dwfl)
 		dwfl_end(t->dwfl);
+	free(t->by_lock);
+	if (t->symbols) {
+		for (uint32_t i = 0; i < SYMBOL_CACHE_SLOTS; i++)
+			free(t->symbols[i].frame);
+		free(t->symbols);
+	}
 	free(t->cached);
 	free(t->bytes);
 	free(t);
@@ -216,13 +238,13 @@ int thothlock_table_set_live_pid(thothlock_table_t *t, int pid)
 
 /* ---- symbols ------------------------------------------------------------ */
 
-typedef struct {
+struct frame {
 	char function[160];   /* "" = unknown */
 	char file[256];       /* "" = unknown */
 	int line;
 	char module[128];
 	uint64_t module_offset;
-} frame_t;
+};
 
 static const char *base_name(const char *path)
 {
@@ -230,8 +252,39 @@ static const char *base_name(const char *path)
 	return s ? s + 1 : path;
 }
 
+static void symbolize_uncached(const thothlock_table_t *t, uint64_t pc, frame_t *f);
+
 /* `pc` is a return address: look up pc - 1, inside the call instruction. */
-static void symbolize(const thothlock_table_t *t, uint64_t pc, frame_t *f)
+static void symbolize(const thothlock_table_t *ct, uint64_t pc, frame_t *f)
+{
+	thothlock_table_t *t = (thothlock_table_t *)ct;   /* the cache is not the table's content */
+	if (!t->symbols)
+		t->symbols = calloc(SYMBOL_CACHE_SLOTS, sizeof *t->symbols);
+	if (!t->symbols || pc == 0) {
+		symbolize_uncached(t, pc, f);
+		return;
+	}
+	uint32_t i = (uint32_t)thothlock_hash(pc) & (SYMBOL_CACHE_SLOTS - 1);
+	for (uint32_t n = 0; n < 16; n++, i = (i + 1) & (SYMBOL_CACHE_SLOTS - 1)) {
+		symbol_slot_t *slot = &t->symbols[i];
+		if (slot->pc == pc) {
+			*f = *slot->frame;
+			return;
+		}
+		if (slot->pc == 0) {
+			symbolize_uncached(t, pc, f);
+			slot->frame = malloc(sizeof *slot->frame);
+			if (slot->frame) {
+				*slot->frame = *f;
+				slot->pc = pc;
+			}
+			return;
+		}
+	}
+	symbolize_uncached(t, pc, f);   /* a crowded neighbourhood: not cached */
+}
+
+static void symbolize_uncached(const thothlock_table_t *t, uint64_t pc, frame_t *f)
 {
 	memset(f, 0, sizeof *f);
 	if (!t->dwfl || pc == 0)
@@ -387,25 +440,56 @@ static int cmp_sites(const void *a, const void *b)
 	return x->acquisitions > y->acquisitions ? -1 : x->acquisitions < y->acquisitions;
 }
 
+static int cmp_site_lock(const void *a, const void *b)
+{
+	uint32_t x = THOTHLOCK_SITE_LOCK((*(const thothlock_site_t *const *)a)->key);
+	uint32_t y = THOTHLOCK_SITE_LOCK((*(const thothlock_site_t *const *)b)->key);
+	return x < y ? -1 : x > y;
+}
+
+/* Group the used sites by lock once per table. */
+static int index_sites(thothlock_table_t *t)
+{
+	size_t n = 0;
+	for (uint32_t i = 0; i < t->hdr->site_capacity; i++)
+		if (t->sites[i].key)
+			n++;
+	t->by_lock = calloc(n ? n : 1, sizeof *t->by_lock);
+	if (!t->by_lock)
+		return THOTH_E_NOMEM;
+	size_t k = 0;
+	for (uint32_t i = 0; i < t->hdr->site_capacity && k < n; i++)
+		if (t->sites[i].key)
+			t->by_lock[k++] = &t->sites[i];
+	qsort(t->by_lock, k, sizeof *t->by_lock, cmp_site_lock);
+	t->sites_used = k;
+	return 0;
+}
+
 /* The sites of one lock, sorted by wait; *n set.  Caller frees. */
 static const thothlock_site_t **sites_of(const lock_view_t *v, size_t *n)
 {
 	const thothlock_table_t *t = v->table;
-	size_t count = 0;
-	for (uint32_t i = 0; i < t->hdr->site_capacity; i++)
-		if (t->sites[i].key && THOTHLOCK_SITE_LOCK(t->sites[i].key) == v->index)
-			count++;
-	const thothlock_site_t **list = calloc(count ? count : 1, sizeof *list);
-	if (!list) {
-		*n = 0;
-		return NULL;
+	*n = 0;
+	/* First site of this lock: binary search in by_lock. */
+	size_t lo = 0, hi = t->sites_used;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (THOTHLOCK_SITE_LOCK(t->by_lock[mid]->key) < v->index)
+			lo = mid + 1;
+		else
+			hi = mid;
 	}
-	size_t k = 0;
-	for (uint32_t i = 0; i < t->hdr->site_capacity && k < count; i++)
-		if (t->sites[i].key && THOTHLOCK_SITE_LOCK(t->sites[i].key) == v->index)
-			list[k++] = &t->sites[i];
-	qsort(list, k, sizeof *list, cmp_sites);
-	*n = k;
+	size_t end = lo;
+	while (end < t->sites_used && THOTHLOCK_SITE_LOCK(t->by_lock[end]->key) == v->index)
+		end++;
+	size_t count = end - lo;
+	const thothlock_site_t **list = calloc(count ? count : 1, sizeof *list);
+	if (!list)
+		return NULL;
+	memcpy(list, t->by_lock + lo, count * sizeof *list);
+	qsort(list, count, sizeof *list, cmp_sites);
+	*n = count;
 	return list;
 }
 
