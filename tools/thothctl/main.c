@@ -8,6 +8,7 @@
  *   thothctl [--runtime-dir DIR] [--json] sched ...  (sched.c)
  *   thothctl [--runtime-dir DIR] [--json] pm  (pm.c)
  *   thothctl [--json] pm sim TRACE --policy P ...  (pm_sim.c; needs no thothd)
+ *   thothctl [--runtime-dir DIR] [--json] locks [--pid P] [--top N]  (locks.c; needs no thothd)
  *   thothctl --help | --version
  *
  * The global options (--runtime-dir, --json, --help, --version) are parsed
@@ -60,6 +61,8 @@ static void usage(FILE *out)
 		"  topology [NAME]                 NUMA nodes, CPUs, distances, the shared\n"
 		"                                  resolve table, and which instance of NAME\n"
 		"                                  a caller on each node is given\n"
+		"  locks [--pid P] [--top N]       lock contention per lock and call site of\n"
+		"                                  processes run with libthothlock.so\n"
 		"  pm sim TRACE --policy P [--device D | --cpu M] [--json]\n"
 		"                                  replay a trace on the PM simulator\n"
 		"                                  (modelled energy; `thothctl pm sim --help`)\n"
@@ -464,6 +467,7 @@ static const struct thothctl_command {
 	{ "topology", thothctl_topology, false },      /* topology.c (SCALE-1/2) */
 	{ "moderation", thothctl_moderation, false },   /* moderation.c: NIC/NVMe coalescing, policies (PM-3) */
 	{ "probe", thothctl_probe, false }, /* probe.c: eBPF probes (docs/PROBES.md) */
+	{ "locks", thothctl_locks, false }, /* locks.c: lock profiler tables (OBS-4) */
 };
 
 /* The options of status/services/resolve, after the global ones are gone:

@@ -34,6 +34,9 @@ int thothctl_connect(thoth_control_t *ctl, const char *runtime_dir);
  * returns 1, the exit status. */
 int thothctl_call_failed(thoth_control_t *ctl, const char *what, int r);
 
+/* `thothctl locks ...` (locks.c). */
+thothctl_cmd_fn thothctl_locks;
+
 /* `thothctl trace ...` (trace.c). */
 thothctl_cmd_fn thothctl_trace;
 
