@@ -405,7 +405,7 @@ static double median(double *v, int n)
 int main(int argc, char **argv)
 {
 	int runs = 3, cpu_p = 0, cpu_c = 1;
-	double seconds = 1.0;
+	double seconds = 0.5;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--simulated")) {
 			print_simulated();

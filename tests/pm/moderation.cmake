@@ -4,9 +4,10 @@
 if(TARGET thoth_pm)
   thoth_add_test(test_moderation SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_moderation.c LIBS thoth_pm)
 endif()
-if(TARGET thoth_pm AND TARGET thoth_channel)
+# test_chantest_idl: the channel tests' interface (tests/ipc).
+if(TARGET thoth_pm AND TARGET thoth_channel AND TARGET test_chantest_idl)
   thoth_add_test(test_chan_moderation SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_chan_moderation.c
-                 LIBS thoth_channel thoth_pm)
+                 LIBS thoth_channel thoth_pm test_chantest_idl)
 endif()
 if(TARGET thoth_pm)
   thoth_add_test(test_moderation_ethtool SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_moderation_ethtool.c

@@ -17,12 +17,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
 #include "chan_shm.h"
+#include "chantest.thoth.h"
+#include "thoth/channel.h"
 #include "thoth/loop.h"
 
 typedef struct pair {
@@ -232,6 +235,7 @@ static pid_t start_consumer(pair_t *p, const thoth_chan_moderation_cfg_t *mc, in
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);       /* never outlive a failed test */
 		close(fds[0]);
 		consumer_child(p, mc, fds[1]);
 	}
@@ -363,6 +367,126 @@ static void test_the_adaptive_policy_rings_every_message_at_a_low_rate(void **st
 	pair_free(p);
 }
 
+/* ---- a real service on a loop (chan_server.c's per-channel timer) ------- */
+
+static uint64_t svc_notes, svc_sum;
+
+static void svc_note(void *self, const thoth_chantest_Test_note_req_t *req)
+{
+	svc_notes++;
+	svc_sum += req->value;
+}
+
+static int svc_count(void *self, const thoth_chantest_Test_notes_req_t *req, thoth_chantest_Test_notes_resp_t *resp,
+		     thoth_arena_t *arena)
+{
+	resp->count = svc_notes;
+	resp->sum = svc_sum;
+	return 0;
+}
+
+static void svc_stop(thoth_loop_t *loop, const struct signalfd_siginfo *info, void *arg) { thoth_loop_stop(loop); }
+
+static pid_t start_service(const char *path, const thoth_chan_moderation_cfg_t *mc)
+{
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid)
+		return pid;
+	prctl(PR_SET_PDEATHSIG, SIGKILL);               /* never outlive a failed test */
+	static const thoth_chantest_Test_handlers_t h = { .note = svc_note, .notes = svc_count };
+	thoth_loop_t *loop;
+	thoth_chan_server_t *srv;
+	if (thoth_loop_new(&loop))
+		_exit(1);
+	thoth_loop_add_signal(loop, SIGTERM, svc_stop, NULL);
+	thoth_chan_server_config_t cfg = { .path = path, .iface = &thoth_chantest_Test_info,
+					   .invoke = thoth_chantest_Test_invoke, .handlers = &h,
+					   .wait = THOTH_CHAN_SLEEP, .moderation = *mc };
+	if (thoth_chan_server_new(loop, &cfg, &srv, NULL, 0))
+		_exit(1);
+	thoth_loop_run(loop);
+	thoth_chan_server_free(srv);
+	thoth_loop_free(loop);
+	_exit(0);
+}
+
+static void test_a_moderated_service_finds_deferred_messages_by_its_timer(void **state)
+{
+	char dir[] = "/tmp/thoth-mod-XXXXXX", path[64];
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof path, "%s/svc.sock", dir);
+	thoth_chan_moderation_cfg_t mc = { THOTH_CHAN_MOD_FIXED, 64, 1000 };
+	pid_t pid = start_service(path, &mc);
+	thoth_chan_config_t cfg = { .iface = &thoth_chantest_Test_info, .wait = THOTH_CHAN_SLEEP };
+	thoth_chan_t *ch = NULL;
+	char why[300];
+	uint64_t give_up = thoth_clock_now() + 10000000000u;
+	while (thoth_chan_connect(path, &cfg, &ch, why, sizeof why) && thoth_clock_now() < give_up) {
+		struct timespec ts = { 0, 2000000 };
+		nanosleep(&ts, NULL);                    /* the service is starting: retry with a deadline */
+	}
+	assert_non_null(ch);
+	thoth_client_t *cl = thoth_chan_client(ch);
+	enum { K = 500 };
+	uint64_t next = thoth_clock_now(), sum = 0;
+	for (uint64_t i = 1; i <= K; i++) {
+		thoth_chantest_Test_note_req_t req = { .value = i };
+		assert_int_equal(thoth_chantest_Test_note(cl, &req), 0);
+		sum += i;
+		pace(&next, 5000);
+	}
+	/* One more while the service sleeps with its deadline, then nothing
+	 * from us: its loop timer must find it. */
+	chan_end_t *e = thoth_chan__end(ch);
+	chan_ctl_t *ctl = e->ctl;
+	bool deferred = false;
+	for (int attempt = 0; attempt < 50 && !deferred; attempt++) {
+		for (uint64_t kick = thoth_clock_now() + 50000000u;;) {
+			uint64_t now = thoth_clock_now();
+			assert_true(now < give_up + 20000000000u);
+			if (atomic_load(&ctl->dir[CHAN_REQ].cons_waiting) &&
+			    atomic_load(&ctl->mod[CHAN_REQ].wake_by) > now + 500000 && asleep(pid))
+				break;
+			if (now > kick) {
+				/* Missed its timed sleep (it sleeps untimed after an
+				 * empty timer wake-up): one more message restarts it. */
+				thoth_chantest_Test_note_req_t req = { .value = 1 };
+				assert_int_equal(thoth_chantest_Test_note(cl, &req), 0);
+				sum += 1;
+				kick = thoth_clock_now() + 50000000u;
+			}
+		}
+		uint64_t before = e->st.bells_deferred;
+		thoth_chantest_Test_note_req_t req = { .value = 1000000 };
+		assert_int_equal(thoth_chantest_Test_note(cl, &req), 0);
+		sum += 1000000;
+		deferred = e->st.bells_deferred == before + 1;
+		/* Consumed without a word from us (a condition with a deadline). */
+		uint64_t until = thoth_clock_now() + 10000000000u;
+		while (atomic_load(&ctl->dir[CHAN_REQ].tail) != e->tx_head)
+			assert_true(thoth_clock_now() < until);
+	}
+	assert_true(deferred);
+	/* Every message served once (the call is urgent: answered at once). */
+	thoth_chantest_Test_notes_req_t nreq = { 0 };
+	thoth_chantest_Test_notes_resp_t nresp;
+	uint64_t ab[64];
+	thoth_arena_t a;
+	thoth_arena_init(&a, ab, sizeof ab);
+	assert_int_equal(thoth_chantest_Test_notes(cl, &nreq, &nresp, &a), 0);
+	assert_int_equal(nresp.sum, sum);
+	thoth_chan_stats_t st;
+	thoth_chan_stats(ch, &st);
+	assert_true(st.urgent >= 1);
+	thoth_chan_close(ch);
+	kill(pid, SIGTERM);
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	unlink(path);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -372,6 +496,7 @@ int main(void)
 		cmocka_unit_test(test_a_lying_consumer_cannot_make_a_message_wait_beyond_the_cap),
 		cmocka_unit_test(test_a_moderated_consumer_delivers_the_tail_by_its_own_timer),
 		cmocka_unit_test(test_the_adaptive_policy_rings_every_message_at_a_low_rate),
+		cmocka_unit_test(test_a_moderated_service_finds_deferred_messages_by_its_timer),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
