@@ -169,11 +169,23 @@ typedef struct thoth_trace_fields {
  */
 extern uint64_t *thoth_trace_enabled_word;
 
+/*
+ * Bits 0-7 of the enabled word: record the category; bits 8-15
+ * (cat + THOTH_TRACE_PROBE_SHIFT): a probe is attached (thoth/probe.h).
+ * One test of both bits, so a point with neither costs what it did before
+ * probes existed (the same instructions: test_probe_zero_cost).  Category
+ * setters (thoth_trace_set_enabled, thoth_trace_reader_set_enabled) touch
+ * bits 0-7 only.
+ */
+#define THOTH_TRACE_PROBE_SHIFT 8
+#define THOTH_TRACE_CATEGORY_BITS UINT64_C(0xff)
 #define THOTH_TRACE_IS_ON(cat)                                                 \
 	__builtin_expect((__atomic_load_n(__atomic_load_n(                     \
 	                          &thoth_trace_enabled_word, __ATOMIC_RELAXED), \
-	                          __ATOMIC_RELAXED) >>                          \
-	                  THOTH_TRACE_CAT_##cat) & 1u, 0)
+	                          __ATOMIC_RELAXED) &                           \
+	                  ((UINT64_C(1) << THOTH_TRACE_CAT_##cat) |             \
+	                   (UINT64_C(1) << (THOTH_TRACE_CAT_##cat +             \
+	                                    THOTH_TRACE_PROBE_SHIFT)))) != 0, 0)
 
 /*
  * Append one event (the enabled path of every trace point).  *id_cache is a

@@ -381,7 +381,13 @@ int thoth_trace_reader_set_enabled(thoth_trace_reader_t *r, uint64_t mask)
 {
 	if (!r)
 		return THOTH_E_INVAL;
-	__atomic_store_n(&control(r)->enabled, mask, __ATOMIC_RELAXED);
+	/* Category bits only: the writer's probe bits stay as they are. */
+	uint64_t *w = &control(r)->enabled;
+	uint64_t old = __atomic_load_n(w, __ATOMIC_RELAXED);
+	while (!__atomic_compare_exchange_n(w, &old, (old & ~THOTH_TRACE_CATEGORY_BITS) |
+	                                                 (mask & THOTH_TRACE_CATEGORY_BITS),
+	                                    false, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		;
 	return 0;
 }
 

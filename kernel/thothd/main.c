@@ -24,9 +24,11 @@
 #include "http.h"
 #include "log.h"
 #include "runtime.h"
+#include "timerpage.h"
 #include "sd.h"
 #include "thoth/version.h"
 #include "thothd.h"
+#include "topology.h"
 
 static void usage(FILE *out)
 {
@@ -68,6 +70,43 @@ static void on_stop_signal(thoth_loop_t *loop, const struct signalfd_siginfo *in
 {
 	thothd_info("signal %u: shutting down", info->ssi_signo);
 	thoth_loop_stop(loop);
+}
+
+/*
+ * SCALE-1: the NUMA distance matrix by the kernel's node numbers (what
+ * services register with), for resolve's "nearest node first".  hwloc
+ * reads it ($THOTH_TOPOLOGY_XML / _SYNTHETIC override the machine, for
+ * demos); without it every other node is equally far.
+ */
+static uint32_t *load_distances(uint16_t *n_nodes)
+{
+	*n_nodes = 0;
+	thoth_topo_t *t = NULL;
+	char why[300];
+	if (thoth_topo_load(NULL, &t, why, sizeof why)) {
+		thothd_warn("topology: %s: resolve treats every other NUMA node as equally far", why);
+		return NULL;
+	}
+	unsigned nodes = thoth_topo_nodes(t), max_os = 0;
+	for (unsigned i = 0; i < nodes; i++)
+		if ((unsigned)thoth_topo_node_os(t, i) > max_os)
+			max_os = (unsigned)thoth_topo_node_os(t, i);
+	unsigned n = max_os + 1;
+	uint32_t *m = n <= 1024 ? malloc((size_t)n * n * sizeof *m) : NULL;
+	if (m) {
+		for (unsigned a = 0; a < n; a++)
+			for (unsigned b = 0; b < n; b++)
+				m[a * n + b] = a == b ? THOTH_TOPO_LOCAL_DISTANCE : THOTH_TOPO_REMOTE_DEFAULT;
+		for (unsigned a = 0; a < nodes; a++)
+			for (unsigned b = 0; b < nodes; b++)
+				m[(unsigned)thoth_topo_node_os(t, a) * n + (unsigned)thoth_topo_node_os(t, b)] =
+					thoth_topo_distance(t, a, b);
+		*n_nodes = (uint16_t)n;
+	}
+	thothd_info("topology: %u NUMA node%s, %u cpus, distances %s", nodes, nodes == 1 ? "" : "s",
+		    thoth_topo_cpus(t), thoth_topo_has_distances(t) ? "from the firmware table" : "defaults");
+	thoth_topo_free(t);
+	return m;
 }
 
 int main(int argc, char **argv)
@@ -252,6 +291,12 @@ int main(int argc, char **argv)
 	}
 	snprintf(sock, sizeof sock, "%s/%s", dir, THOTHD_SOCKET_NAME);
 	cfg.runtime_dir = dir;
+	/* The window page every connected loop posts its next wake-up on
+	 * (SCHED-3, docs/SCHED.md); without it they use the per-boot grid. */
+	int tp = thoth__timerpage_create(dir);
+	if (tp)
+		thothd_warn("no window page in %s (%s): timers use the per-boot grid", dir,
+			    thoth_strerror(tp));
 
 	signal(SIGPIPE, SIG_IGN);
 	/* One descriptor per client: take what the administrator allows (the
@@ -270,6 +315,8 @@ int main(int argc, char **argv)
 	int status = 1;
 	thoth_loop_t *loop = NULL;
 	thothd_t *d = NULL;
+	uint32_t *distances = load_distances(&cfg.n_nodes);
+	cfg.node_distance = distances;
 	thothd_http_t *http = NULL;
 	int r = thoth_loop_new(&loop);
 	if (r) {
@@ -348,7 +395,11 @@ out:
 	thothd_free(d);                 /* unlinks the socket */
 	thoth_loop_free(loop);
 	thoth_trace_shutdown();
+	/* Mapped pages live on in connected processes; the name goes with us. */
+	snprintf(sock, sizeof sock, "%s/%s", dir, THOTH_TIMERPAGE_NAME);
+	unlink(sock);
 	thothd_pidfile_release(dir, lock_fd);
+	free(distances);
 	if (!status)
 		thothd_info("stopped");
 	return status;

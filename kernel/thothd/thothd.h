@@ -54,6 +54,11 @@ typedef struct thothd_config {
 					 * clients together (0: 32 MiB) */
 	uint64_t trace_detach_ns;       /* a trace session outlives the connection that
 					 * started it by this much (0: 60 s) */
+	/* SCALE-1: NUMA distances by the kernel's node numbers, n_nodes x
+	 * n_nodes (main.c reads them with hwloc); NULL: all other nodes
+	 * equally far.  Copied by the registry. */
+	const uint32_t *node_distance;
+	uint16_t n_nodes;
 } thothd_config_t;
 
 typedef struct thothd thothd_t;
@@ -61,6 +66,7 @@ typedef struct thothd_client thothd_client_t;
 typedef struct thothd_tracer thothd_tracer_t;
 typedef struct thothd_endpoints thothd_endpoints_t;
 typedef struct thothd_pm thothd_pm_t;
+typedef struct thothd_rtable thothd_rtable_t;
 
 /* File descriptors a client may have in flight (SCM_RIGHTS) before the
  * message that uses them is handled; more doom the client. */
@@ -117,6 +123,7 @@ struct thothd {
 	int reserve_fd;                 /* closed to accept-and-close at the fd limit */
 	thoth_timer_t *accept_timer;    /* accepting paused (fd limit) until it fires */
 	thothd_pm_t *pm;                /* the power broker (pm.c) */
+	thothd_rtable_t *rtable;        /* the shared resolve table (rtable.c); NULL if none */
 	bool expiry_armed;
 	char dashboard_url[128];        /* "" when no dashboard serves (Daemon.status) */
 	uint32_t pid;                   /* traced as service_id: thothd serves every call */
@@ -183,6 +190,7 @@ typedef struct thothd_call {
 	thoth_server_io_t *io;
 	const char *reason;             /* replaces the error name in an error response */
 	void *scratch;                  /* freed after the response is encoded */
+	int send_fd;                    /* >= 0: attach to the response (not owned) */
 } thothd_call_t;
 
 extern const thoth_registry_Registry_handlers_t thothd_registry_handlers;
@@ -193,6 +201,17 @@ void thothd_on_registry_event(void *arg, const thoth_registry_event_t *ev);
 
 /* Arm (or move, or cancel) the one timer for the registry's next expiry. */
 void thothd_rearm_expiry(thothd_t *d);
+
+/* ---- rtable.c (SCALE-2: the resolve table shared with clients) ---- */
+
+/* Create the table (a failure is logged; thothd runs without it). */
+int thothd_rtable_new(thothd_t *d);
+void thothd_rtable_free(thothd_t *d);
+/* The registry's on_change: mirror one change into the table. */
+void thothd_rtable_on_change(void *arg, int kind, const thoth_registry_Instance_t *inst);
+/* The table's memfd (-1 when there is none), its size and bucket count. */
+int thothd_rtable_fd(const thothd_t *d, uint64_t *size, uint32_t *buckets);
+uint32_t thothd_rtable_entries(const thothd_t *d);
 
 /* ---- trace.c ---- */
 

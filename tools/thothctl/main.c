@@ -8,6 +8,7 @@
  *   thothctl [--runtime-dir DIR] [--json] sched ...  (sched.c)
  *   thothctl [--runtime-dir DIR] [--json] pm  (pm.c)
  *   thothctl [--json] pm sim TRACE --policy P ...  (pm_sim.c; needs no thothd)
+ *   thothctl [--runtime-dir DIR] [--json] locks [--pid P] [--top N]  (locks.c; needs no thothd)
  *   thothctl --help | --version
  *
  * The global options (--runtime-dir, --json, --help, --version) are parsed
@@ -55,9 +56,20 @@ static void usage(FILE *out)
 		"                                  process (`thothctl trace --help`)\n"
 		"  sched [--duration SECONDS] [--json] | --from TRACE.json\n"
 		"                                  wake-ups per process and why (sched.c)\n"
+		"  codex [stats] | create S | append S [--sync|--deferred] | read S [--from SEQ]\n"
+		"                                  the journal service (`thothctl codex --help`)\n"
+		"  topology [NAME]                 NUMA nodes, CPUs, distances, the shared\n"
+		"                                  resolve table, and which instance of NAME\n"
+		"                                  a caller on each node is given\n"
+		"  locks [--pid P] [--top N]       lock contention per lock and call site of\n"
+		"                                  processes run with libthothlock.so\n"
 		"  pm sim TRACE --policy P [--device D | --cpu M] [--json]\n"
 		"                                  replay a trace on the PM simulator\n"
 		"                                  (modelled energy; `thothctl pm sim --help`)\n"
+		"  moderation [--dev IF] [--probe] | --policy P --rate N\n"
+		"                                  NIC / NVMe interrupt coalescing, or the\n"
+		"                                  profile a moderation policy picks (PM-3)\n"
+		"  probe check FILE.o              verify an eBPF object (`thothctl probe --help`)\n"
 		"\n"
 		"options:\n"
 		"  --runtime-dir DIR   thothd's runtime dir (default: $THOTH_RUNTIME_DIR,\n"
@@ -451,6 +463,11 @@ static const struct thothctl_command {
 	{ "trace", thothctl_trace, true },
 	{ "sched", thothctl_sched, false },
 	{ "pm", thothctl_pm, false },      /* pm.c: `pm`, and `pm sim` (pm_sim.c) */
+	{ "codex", thothctl_codex, false },  /* codex.c: the journal service */
+	{ "topology", thothctl_topology, false },      /* topology.c (SCALE-1/2) */
+	{ "moderation", thothctl_moderation, false },   /* moderation.c: NIC/NVMe coalescing, policies (PM-3) */
+	{ "probe", thothctl_probe, false }, /* probe.c: eBPF probes (docs/PROBES.md) */
+	{ "locks", thothctl_locks, false }, /* locks.c: lock profiler tables (OBS-4) */
 };
 
 /* The options of status/services/resolve, after the global ones are gone:
