@@ -117,7 +117,9 @@ const charts = {
   rings: new Chart("c-rings", "fill", { max: 1 }),
   pm: new Chart("c-pm", "level"),
   energy: new Chart("c-energy", "mJ/req"),
+  locks: new Chart("c-locks", "ms wait/s"),
 };
+const lockPrev = new Map();      // "pid address" -> [t_ns, wait_ns_total]
 
 function onTick(d) {
   state.ticks++; state.last = d; state.latestNs = d.t_ns;
@@ -160,6 +162,18 @@ function onTick(d) {
   if (d.energy.available) charts.energy.add("all services", t, d.energy.mj_per_request);
 
   note("locks-note", d.locks.available ? "" : "No source: " + d.locks.why + ".");
+  const locks = (d.locks.available && d.locks.report && d.locks.report.locks) || [];
+  for (const k of locks) {
+    const key = k.pid + " " + k.address, prev = lockPrev.get(key);
+    // The report is refreshed every few seconds: a rate between refreshes.
+    if (prev && k.wait_ns_total !== prev[1])
+      charts.locks.add((k.name || k.storage || k.address) + " " + k.pid, t,
+                       (k.wait_ns_total - prev[1]) / 1e6 / ((t - prev[0]) / 1e9));
+    if (!prev || k.wait_ns_total !== prev[1]) lockPrev.set(key, [t, k.wait_ns_total]);
+  }
+  fillTable("t-locks", locks.map((k) => [k.name || k.storage || k.address, k.pid, k.contentions,
+    fmt(k.wait_ns_total / 1e6), fmt(k.wait_ns_max / 1e3),
+    (k.call_sites && k.call_sites[0] && ((k.call_sites[0].function || "") + " " + (k.call_sites[0].location || k.call_sites[0].address))) || ""]));
   for (const c of Object.values(charts)) c.draw();
 }
 

@@ -30,6 +30,7 @@
 
 #include "backend.h"            /* kernel/pm: thoth_pm_path ($THOTH_SYSFS_ROOT) */
 #include "http.h"
+#include "lockprof_report.h"    /* OBS-4's tables (docs/LOCKS.md) */
 #include "log.h"
 #include "thoth/rpc.h"
 
@@ -44,7 +45,10 @@ enum {
 	RETAIN_EVENTS = 65536,          /* for the window export (power of 2) */
 	MAX_NAMES = 256,
 	FINE_BUCKETS = 512,             /* log-linear, 8 per power of two: +-6% */
-	THREAD_SLOTS = 1024,            /* threads followed for wake-up causes (power of 2) */
+	THREAD_SLOTS = 1024,
+	LOCKS_EVERY = 5,                /* ticks between lock reports (symbolizing costs) */
+	LOCKS_MAX_TABLES = 16,
+	LOCKS_TOP = 8,            /* threads followed for wake-up causes (power of 2) */
 };
 
 /* Prometheus bucket bounds (seconds) of both IPC histograms. */
@@ -138,6 +142,7 @@ struct thothd_live {
 	cpu_stat_t cpus[MAX_CPUS];
 	uint32_t n_cpus;
 	char idle_driver[32], idle_governor[32];
+	char *locks_json;               /* the last lock report object (refreshed every LOCKS_EVERY ticks) */
 	double prev_energy_mj;
 	uint64_t prev_calls;
 	bool have_prev_energy;
@@ -253,6 +258,7 @@ void thothd_live_free(thothd_live_t *l)
 		return;
 	free(l->pending);
 	free(l->kept);
+	free(l->locks_json);
 	free(l);
 }
 
@@ -283,6 +289,8 @@ int thothd_live_start(thothd_live_t *l)
 	l->kept_head = l->events = l->unmatched = l->chans_over = 0;
 	l->have_prev_energy = false;
 	memset(l->threads, 0, sizeof l->threads);
+	free(l->locks_json);            /* refreshed at the first tick */
+	l->locks_json = NULL;
 	int r = thothd_tracer_live_start(l->d->tracer,
 					 THOTH_TRACE_MASK(LOOP) | THOTH_TRACE_MASK(TIMER) |
 						 THOTH_TRACE_MASK(IPC),
@@ -566,6 +574,68 @@ static const char *lease_status_name(unsigned s)
 	}
 }
 
+/* ---- lock contention (OBS-4): the profiler's live tables --------------------------------- */
+
+/* Processes run with LD_PRELOAD=libthothlock.so publish RUNTIME_DIR/locks/
+ * PID.table; the report (docs/LOCKS.md's JSON document, top LOCKS_TOP
+ * locks by wait) is what `thothctl --json locks` prints.  Symbolizing reads
+ * ELF files, so it is refreshed every LOCKS_EVERY ticks, not every tick. */
+static char *locks_report(thothd_live_t *l)
+{
+	char dir[4200];
+	snprintf(dir, sizeof dir, "%s/locks", l->d->cfg.runtime_dir ? l->d->cfg.runtime_dir : ".");
+	thothlock_table_t *tables[LOCKS_MAX_TABLES];
+	size_t n = 0;
+	DIR *dp = opendir(dir);
+	struct dirent *de;
+	while (dp && n < LOCKS_MAX_TABLES && (de = readdir(dp))) {
+		size_t len = strlen(de->d_name);
+		if (len < 7 || strcmp(de->d_name + len - 6, ".table") != 0)
+			continue;
+		char path[4500];
+		snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+		thothlock_table_t *t;
+		if (thothlock_table_load(path, &t, NULL, 0))
+			continue;
+		int pid = thothlock_table_pid(t);
+		/* A table whose process is gone (crash, pid reused) is skipped,
+		 * as thothctl locks does. */
+		if (thothlock_table_exited(t) || thothlock_table_set_live_pid(t, pid)) {
+			thothlock_table_free(t);
+			continue;
+		}
+		tables[n++] = t;
+	}
+	if (dp)
+		closedir(dp);
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (f) {
+		if (!n) {
+			fprintf(f, "{\"available\":false,\"why\":\"no process publishes lock statistics: "
+				   "run one with LD_PRELOAD=libthothlock.so (thothlock, docs/LOCKS.md)\"}");
+		} else {
+			thothlock_report_opts_t opts = { .json = true, .top = LOCKS_TOP };
+			fprintf(f, "{\"available\":true,\"report\":");
+			if (thothlock_report_write(f, tables, n, &opts))
+				fprintf(f, "null");
+			fprintf(f, "}");
+		}
+		if (fclose(f) != 0) {
+			free(buf);
+			buf = NULL;
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		thothlock_table_free(tables[i]);
+	/* The report ends with a newline: strip it so it embeds in one SSE line. */
+	for (char *c = buf; c && *c; c++)
+		if (*c == '\n')
+			*c = ' ';
+	return buf;
+}
+
 /* ---- the 1 Hz object ------------------------------------------------------------------- */
 
 static const char *proc_name(thothd_live_t *l, uint32_t pid)
@@ -759,8 +829,15 @@ int thothd_live_tick(thothd_live_t *l, char **json, size_t *len)
 	l->have_prev_energy = have_elements;
 	pm_view_close(&v);
 
-	fprintf(f, ",\"locks\":{\"available\":false,\"why\":\"lock contention comes from OBS-4 (the "
-		   "lock profiler), which has not landed: no source yet\"}");
+	if (!l->locks_json || l->ticks % LOCKS_EVERY == 1) {
+		char *lj = locks_report(l);
+		if (lj) {
+			free(l->locks_json);
+			l->locks_json = lj;
+		}
+	}
+	fprintf(f, ",\"locks\":%s", l->locks_json ? l->locks_json
+		: "{\"available\":false,\"why\":\"cannot read the lock tables\"}");
 	fprintf(f, "}");
 	if (fclose(f) != 0) {
 		free(buf);

@@ -6,7 +6,7 @@ against a running system (thothd + two echo services + an echo client):
   - the page connects its event stream and receives live ticks;
   - the wake-up, latency and ring charts receive points, the tables fill
     with the echo processes and channels;
-  - panels without a data source say so (locks: OBS-4);
+  - panels without a data source say so (locks: no LD_PRELOAD'ed process);
   - the browser console has no error;
   - a screenshot is saved (docs/dashboard.png was made by this test, with
     THOTH_DASHBOARD_TICKS=40).
@@ -86,7 +86,7 @@ def main():
             if "echo" not in rows:
                 fail("no echo row in the latency table: %s" % rows)
             locks = d.find_element("id", "locks-note").text
-            if "OBS-4" not in locks:
+            if "libthothlock" not in locks:
                 fail("the lock panel does not say its source is absent: %r" % locks)
             logs = d.get_log("browser")
             errors = [l for l in logs if l["level"] in ("SEVERE", "ERROR")]

@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""test_dashboard_locks.py BUILD_DIR LIBTHOTHLOCK LIVE_WORKLOAD: the lock
+panel's source is OBS-4's profiler.  A process run with
+LD_PRELOAD=libthothlock.so in thothd's runtime dir forces 10 contended
+acquisitions of `live_lock` (tests/locks/live_workload); the dashboard's
+event stream must then carry the lock with exactly 10 contentions and its
+call site symbolized, and say the source is absent once the process exits.
+"""
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import EventStream, System, fail  # noqa: E402
+
+BUILD, LIB, WORKLOAD = sys.argv[1:4]
+
+
+def main():
+    with System(BUILD, demo=False) as s:
+        es = EventStream(s)
+        tick = es.next_tick()
+        if tick["locks"]["available"] or "libthothlock" not in tick["locks"]["why"]:
+            fail("with no profiled process the panel must say so: %s" % tick["locks"])
+        env = dict(os.environ, THOTH_RUNTIME_DIR=s.rt, LD_PRELOAD=LIB)
+        env.pop("THOTHLOCK_DIR", None)
+        w = subprocess.Popen([WORKLOAD, "10"], env=env, stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+        try:
+            if not w.stdout.readline().startswith("ready"):
+                fail("live_workload did not start")
+            lock = None
+            for _ in range(12):     # the report is refreshed every 5 ticks
+                tick = es.next_tick()
+                locks = tick["locks"].get("report", {}) or {}
+                found = [k for k in locks.get("locks", []) if k.get("name") == "live_lock"]
+                if found:
+                    lock = found[0]
+                    break
+            if not lock:
+                fail("live_lock not on the dashboard within 12 ticks: %s" % tick["locks"])
+            if lock["contentions"] != 10 or lock["pid"] != w.pid:
+                fail("live_lock: %s contentions, pid %s (want 10, %d)" %
+                     (lock["contentions"], lock["pid"], w.pid))
+            site = lock["call_sites"][0]
+            if "live_workload.c:" not in site.get("location", ""):
+                fail("call site not symbolized: %s" % site)
+        finally:
+            w.stdin.close()
+            w.wait(timeout=20)
+        for _ in range(12):
+            tick = es.next_tick()
+            if not tick["locks"]["available"]:
+                break
+        else:
+            fail("the exited process's locks are still shown: %s" % tick["locks"])
+        es.close()
+    print("ok: live_lock with 10 contentions at %s on the dashboard; absent again after exit"
+          % site["location"])
+    print("PASS")
+
+
+if __name__ == "__main__":
+    main()
