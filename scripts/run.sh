@@ -55,7 +55,10 @@ trap 'exit 0' INT TERM
 # thothd writes READY=1 to the fifo once it serves its socket; if it dies
 # first, the fifo closes and the read ends with nothing.
 mkfifo "$RT/ready"
-"$THOTHD" --runtime-dir "$RT" --log-level info --ready-fd 3 3>"$RT/ready" 2>"$LOGS/thothd.log" &
+# The dashboard on any free port of 127.0.0.1 (THOTH_HTTP_PORT to fix one;
+# thothd's own default is 9180): read back from thothctl status below.
+"$THOTHD" --runtime-dir "$RT" --log-level info --ready-fd 3 --http-port "${THOTH_HTTP_PORT:-0}" \
+  3>"$RT/ready" 2>"$LOGS/thothd.log" &
 PIDS+=($!)
 ready=""
 read -r -t 30 ready <"$RT/ready" || true
@@ -79,6 +82,8 @@ PIDS+=($!)
 "$CODEX" --runtime-dir "$RT" --data-dir "$LOGS/codex-data" --workers 2 2>"$LOGS/codex.log" &
 PIDS+=($!)
 
+DASHBOARD=$("$THOTHCTL" --runtime-dir "$RT" --json status |
+  sed -n 's/.*"dashboard_url":"\([^"]*\)".*/\1/p')
 cat <<MSG
 ThothOS is running (runtime dir $RT):
   thothd       pid ${PIDS[0]}
@@ -87,6 +92,7 @@ ThothOS is running (runtime dir $RT):
   echo-client  pid ${PIDS[3]}   200 calls/s, round-robin over the instances
   codex        pid ${PIDS[4]}   the journal (data in $LOGS/codex-data)
 Logs (kept after the run): $LOGS/thothd.log, echo-1.log, echo-2.log, codex.log
+Dashboard: ${DASHBOARD:-none (see thothd.log)}   (live page; Prometheus metrics at ${DASHBOARD:-.../}metrics)
 
 Inspect it from another terminal:
   $THOTHCTL --runtime-dir $RT status
