@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +29,7 @@ struct cx_journal {
 	cx_store_t *st;
 	cx_wb_t wb;
 	uint64_t durable_lsn, sync_want_lsn, first_wait_ns;
-	uint32_t sync_waiters, appending;
+	uint32_t sync_waiters, appending, last_group;
 	bool readmiss_ev, awake_ev, create_ev, shutdown, stopped;
 	int failed;
 	uint64_t gc_window_ns;
@@ -127,6 +128,8 @@ static void epoch_done(cx_journal_t *j)
 		.at_ns = real_ns(), .duration_ns = now - j->fl_start, .deferred_bytes = j->fl_deferred_bytes,
 		.group = j->fl_group, .fsyncs = (uint32_t)(j->nfl + j->fl_dir), .reason = j->fl_reason,
 	};
+	if (j->fl_reason == CX_WB_SYNC)
+		j->last_group = j->fl_group;
 	j->in_flight = false;
 	pthread_cond_broadcast(&j->cv);
 	pthread_mutex_unlock(&j->mu);
@@ -206,10 +209,13 @@ static void evaluate(cx_journal_t *j)
 	uint64_t now = mono_ns();
 	cx_wb_reason_t reason = CX_WB_NONE;
 	if (j->sync_want_lsn > j->durable_lsn) {
-		/* Group window: while other appends are still being written,
-		 * wait for them, but never past first_wait + window. */
+		/* Group window: syncs that arrive while an epoch runs share the
+		 * next one.  When none runs and the last epoch acknowledged
+		 * several syncs (concurrent writers), wait for as many to join,
+		 * but never past first_wait + window (<= 2 ms); a lone writer
+		 * never waits. */
 		uint64_t until = j->first_wait_ns + j->gc_window_ns;
-		if (j->appending && now < until && !j->shutdown) {
+		if (j->last_group > 1 && j->sync_waiters < j->last_group && now < until && !j->shutdown) {
 			if (!j->gc_timer)
 				thoth_loop_add_timer(j->loop, until, 0, on_gc_timer, j, &j->gc_timer);
 			pthread_mutex_unlock(&j->mu);
@@ -290,7 +296,9 @@ static void pm_on_event(void *arg, const uint8_t *msg, size_t len)
 		return;
 	if (ev.status == THOTH_PM_LEASE_STATUS_LOST) {
 		pm_set_awake(j, false);
+		pthread_mutex_lock(&j->mu);
 		j->pm_leased = false;   /* the retry below takes a new one */
+		pthread_mutex_unlock(&j->mu);
 		return;
 	}
 	pm_set_awake(j, ev.status == THOTH_PM_LEASE_STATUS_SATISFIED);
@@ -332,12 +340,26 @@ static void pm_on_readable(thoth_loop_t *loop, thoth_source_t *src, int fd, uint
 	evaluate(j);
 }
 
+/* pm_note is read by cx_journal_stats from other threads: set under mu. */
+static void pm_note_set(cx_journal_t *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void pm_note_set(cx_journal_t *j, const char *fmt, ...)
+{
+	char buf[sizeof j->pm_note];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	pthread_mutex_lock(&j->mu);
+	memcpy(j->pm_note, buf, sizeof buf);
+	pthread_mutex_unlock(&j->mu);
+}
+
 /* Take the opportunistic lease: 0, or why not in j->pm_note. */
 static int pm_connect(cx_journal_t *j)
 {
 	int r = thoth_control_connect(&j->ctl, j->has_runtime_dir ? j->runtime_dir : NULL, 500);
 	if (r) {
-		snprintf(j->pm_note, sizeof j->pm_note, "no thothd: %s", thoth_strerror(r));
+		pm_note_set(j, "no thothd: %s", thoth_strerror(r));
 		return r;
 	}
 	j->ctl_open = true;
@@ -350,7 +372,7 @@ static int pm_connect(cx_journal_t *j)
 	thoth_pm_PowerBroker_state_resp_t sresp;
 	r = thoth_pm_PowerBroker_state(&j->ctl.client, &sreq, &sresp, &arena);
 	if (r) {
-		snprintf(j->pm_note, sizeof j->pm_note, "PowerBroker.state: %s", thoth_strerror(r));
+		pm_note_set(j, "PowerBroker.state: %s", thoth_strerror(r));
 		return r;
 	}
 	int64_t top = -1;
@@ -361,7 +383,7 @@ static int pm_connect(cx_journal_t *j)
 			top = (int64_t)e->levels.count - 1;
 	}
 	if (top < 1) {
-		snprintf(j->pm_note, sizeof j->pm_note, "no power element \"%s\" declared", j->pm_element);
+		pm_note_set(j, "no power element \"%s\" declared", j->pm_element);
 		return THOTH_E_NOT_FOUND;
 	}
 	thoth_pm_PowerBroker_lease_req_t lreq = {
@@ -372,17 +394,19 @@ static int pm_connect(cx_journal_t *j)
 	thoth_arena_init(&arena, scratch, sizeof scratch);
 	r = thoth_pm_PowerBroker_lease(&j->ctl.client, &lreq, &lresp, &arena);
 	if (r) {
-		snprintf(j->pm_note, sizeof j->pm_note, "PowerBroker.lease: %.30s%s%.30s", thoth_strerror(r),
+		pm_note_set(j, "PowerBroker.lease: %.30s%s%.30s", thoth_strerror(r),
 			 r == THOTH_E_REMOTE ? ": " : "", r == THOTH_E_REMOTE ? j->ctl.client.remote_message : "");
 		return r;
 	}
+	pthread_mutex_lock(&j->mu);
 	j->pm_lease = lresp.lease;
 	j->pm_leased = true;
-	j->pm_note[0] = 0;
+	pthread_mutex_unlock(&j->mu);
+	pm_note_set(j, "%s", "");
 	pm_set_awake(j, lresp.status == THOTH_PM_LEASE_STATUS_SATISFIED);
 	r = thoth_loop_add_fd(j->loop, j->ctl.sock.fd, THOTH_LOOP_READ, pm_on_readable, j, &j->pm_src);
 	if (r)
-		snprintf(j->pm_note, sizeof j->pm_note, "cannot watch the control socket");
+		pm_note_set(j, "cannot watch the control socket");
 	return r;
 }
 
@@ -403,7 +427,7 @@ static void pm_on_retry(thoth_loop_t *loop, thoth_timer_t *t, void *arg)
 static void pm_schedule_retry(cx_journal_t *j, const char *why)
 {
 	if (why)
-		snprintf(j->pm_note, sizeof j->pm_note, "%s", why);
+		pm_note_set(j, "%s", why);
 	j->pm_backoff_ns = j->pm_backoff_ns ? j->pm_backoff_ns * 2 : 500000000ull;
 	if (j->pm_backoff_ns > 30000000000ull)
 		j->pm_backoff_ns = 30000000000ull;

@@ -31,6 +31,7 @@
 #include "thoth/loop.h"
 #include "thoth/service.h"
 #include "thoth/trace.h"
+#include "thoth/version.h"
 
 #define MAX_WORKERS 64
 #define READ_MAX_BYTES (1u << 20)
@@ -259,6 +260,7 @@ int main(int argc, char **argv)
 		{ "no-pm", no_argument, NULL, 'n' },
 		{ "group-window-us", required_argument, NULL, 'g' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *data_dir = NULL, *element = "disk";
@@ -294,6 +296,7 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'h': usage(stdout); return 0;
+		case 'V': printf("codex %s\n", THOTH_VERSION_STRING); return 0;
 		default: usage(stderr); return 2;
 		}
 	}

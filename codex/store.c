@@ -413,7 +413,8 @@ int cx_store_open(const cx_store_config_t *cfg, cx_store_t **out, cx_recovery_t 
 		}
 	}
 	closedir(d);
-	qsort(nos, nn, sizeof *nos, name_cmp);
+	if (nn)         /* qsort(NULL, 0, ...) is undefined */
+		qsort(nos, nn, sizeof *nos, name_cmp);
 
 	bool cut = false;
 	for (size_t k = 0; k < nn; k++) {

@@ -11,6 +11,7 @@
  * the raw bytes.  Files live in a per-process directory on tmpfs.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -38,16 +39,24 @@ static void put(const char *name, const uint8_t *p, size_t n)
 
 static void clear(void)
 {
-	static const char *const names[] = {
-		"seg-0000000000000001.log", "seg-0000000000000002.log", "seg-0000000000000001.idx",
-		"seg-0000000000000001.log.orphan", "seg-0000000000000002.log.orphan",
-		"seg-0000000000000002.idx", "seg-0000000000000003.log",
-	};
-	char path[400];
-	for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
-		snprintf(path, sizeof path, "%s/%s", dir, names[k]);
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	char path[700];
+	for (struct dirent *de; (de = readdir(d));) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
 		unlink(path);
 	}
+	closedir(d);
+}
+
+/* No residue in /dev/shm after the run (make test replays the seeds). */
+static void remove_dir(void)
+{
+	clear();
+	rmdir(dir);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -57,6 +66,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		snprintf(dir, sizeof dir, "%s/fuzz-codex-%d", access("/dev/shm", W_OK) ? "/tmp" : "/dev/shm",
 			 (int)getpid());
 		mkdir(dir, 0700);
+		atexit(remove_dir);
 	}
 	/* the parser alone */
 	for (size_t off = 0; off < size;) {
