@@ -293,6 +293,7 @@ static int on_status(void *self, const thoth_daemon_Daemon_status_req_t *req,
 	resp->next_expiry_ns = next == UINT64_MAX ? 0 : next;
 	resp->runtime_dir = thoth_str(d->cfg.runtime_dir);
 	resp->version = thoth_str(THOTHD_VERSION);
+	resp->dashboard_url = thoth_str(d->dashboard_url);
 	return 0;
 }
 

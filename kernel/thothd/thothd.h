@@ -125,6 +125,7 @@ struct thothd {
 	thothd_pm_t *pm;                /* the power broker (pm.c) */
 	thothd_rtable_t *rtable;        /* the shared resolve table (rtable.c); NULL if none */
 	bool expiry_armed;
+	char dashboard_url[128];        /* "" when no dashboard serves (Daemon.status) */
 	uint32_t pid;                   /* traced as service_id: thothd serves every call */
 	uint64_t started_ns;
 	/* Per-message scratch: response buffer and decode arena. */
@@ -224,6 +225,26 @@ void thothd_tracer_free(thothd_tracer_t *t);
 bool thothd_tracer_holds(const thothd_tracer_t *t, const thothd_client_t *c);
 /* C's connection is closing: its buffer stays only while a session needs it. */
 void thothd_tracer_client_closed(thothd_tracer_t *t, const thothd_client_t *c);
+
+/* The live observer (the dashboard): while set, MASK's categories are on in
+ * every source and each drained event is handed to FN with its process's
+ * name.  One observer at a time (THOTH_E_BUSY).  It drains with
+ * thothd_tracer_live_drain(), when it wants (no timer of the tracer's). */
+typedef void (*thothd_trace_live_fn)(const thoth_trace_event_t *ev, const char *process, void *ctx);
+int thothd_tracer_live_start(thothd_tracer_t *t, uint64_t mask, thothd_trace_live_fn fn, void *ctx);
+void thothd_tracer_live_stop(thothd_tracer_t *t);
+void thothd_tracer_live_drain(thothd_tracer_t *t);
+
+typedef struct thothd_trace_source_info {
+	uint32_t pid;
+	const char *name;
+	thoth_trace_stats_t stats;      /* since thothd mapped the buffer */
+	uint32_t ring_records;          /* per ring */
+	uint32_t last_drain_max;        /* most unread records one ring held at the last drain */
+	bool connected;                 /* its process is still connected (or is thothd) */
+} thothd_trace_source_info_t;
+typedef void (*thothd_trace_source_fn)(const thothd_trace_source_info_t *info, void *ctx);
+void thothd_tracer_foreach_source(const thothd_tracer_t *t, thothd_trace_source_fn fn, void *ctx);
 
 /* ---- endpoints.c ---- */
 
