@@ -26,11 +26,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "bench.thoth.h"
+#include "chan_shm.h"
 #include "harness.h"
 #include "numa.h"
 #include "rtable_shm.h"
@@ -86,7 +88,8 @@ typedef struct lk {
 	pthread_rwlock_t rw;
 	pthread_mutex_t mx;
 	int mode;
-	int go, stop;                   /* atomic */
+	int done;                       /* atomic: readers finished */
+	uint64_t per_thread;            /* lookups each reader makes */
 	pthread_barrier_t start;
 } lk_t;
 
@@ -119,7 +122,9 @@ static void *lk_reader(void *arg)
 		rt_key_init(&keys[i], names16[i], NULL);
 	pthread_barrier_wait(&l->start);
 	uint64_t n = 0, found = 0, t0 = cpu_ns();
-	while (!__atomic_load_n(&l->stop, __ATOMIC_RELAXED)) {
+	/* A fixed amount of work (never "until told": on a loaded machine a
+	 * thread may not run at all in a short window). */
+	while (n < l->per_thread) {
 		for (int i = 0; i < 64; i++) {
 			rt_result_t r;
 			const rt_key_t *k = &keys[i & 15];
@@ -144,6 +149,7 @@ static void *lk_reader(void *arg)
 	}
 	me->ns_per_lookup = (double)(cpu_ns() - t0) / (double)n;
 	me->found = found;
+	__atomic_fetch_add(&l->done, 1, __ATOMIC_RELEASE);
 	return NULL;
 }
 
@@ -169,7 +175,8 @@ static void lk_write(lk_t *l, uint64_t *lease)
 static double lookup_run(lk_t *l, int mode, int threads)
 {
 	l->mode = mode;
-	__atomic_store_n(&l->stop, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&l->done, 0, __ATOMIC_RELAXED);
+	l->per_thread = (uint64_t)(run_s * 20e6);       /* ~0.5 s of lookups at 25 ns */
 	lk_thread_t th[16];
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	pthread_barrier_init(&l->start, NULL, (unsigned)threads + 1);
@@ -178,12 +185,11 @@ static double lookup_run(lk_t *l, int mode, int threads)
 		pthread_create(&th[i].t, NULL, lk_reader, &th[i]);
 	}
 	pthread_barrier_wait(&l->start);
-	uint64_t end = now_ns() + (uint64_t)(run_s * 1e9), lease = 1000;
-	while (now_ns() < end) {
+	uint64_t lease = 1000;
+	while (__atomic_load_n(&l->done, __ATOMIC_ACQUIRE) < threads) {
 		lk_write(l, &lease);
 		usleep(1000);
 	}
-	__atomic_store_n(&l->stop, 1, __ATOMIC_RELAXED);
 	double sum = 0;
 	for (int i = 0; i < threads; i++) {
 		pthread_join(th[i].t, NULL);
@@ -341,7 +347,6 @@ static void bench_visibility(void)
 
 static thoth_pcounter_t pc = THOTH_PCOUNTER_INIT("bench");
 static _Alignas(64) uint64_t shared_counter;
-static int ctr_stop;
 
 typedef struct ctr_thread {
 	pthread_t t;
@@ -354,7 +359,7 @@ static void *ctr_run(void *arg)
 	ctr_thread_t *me = arg;
 	pin(me->cpu);
 	uint64_t n = 0, t0 = cpu_ns();
-	while (!__atomic_load_n(&ctr_stop, __ATOMIC_RELAXED)) {
+	while (n < (uint64_t)(run_s * 100e6)) {     /* fixed work, as for the lookups */
 		if (me->mode == 0)
 			for (int i = 0; i < 256; i++)
 				thoth_pcounter_inc(&pc);
@@ -371,13 +376,10 @@ static double ctr_once(int mode, int threads)
 {
 	ctr_thread_t th[16];
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	__atomic_store_n(&ctr_stop, 0, __ATOMIC_RELAXED);
 	for (int i = 0; i < threads; i++) {
 		th[i] = (ctr_thread_t){ .cpu = (int)(i % ncpu), .mode = mode };
 		pthread_create(&th[i].t, NULL, ctr_run, &th[i]);
 	}
-	usleep((useconds_t)(run_s * 1e6));
-	__atomic_store_n(&ctr_stop, 1, __ATOMIC_RELAXED);
 	double sum = 0;
 	for (int i = 0; i < threads; i++) {
 		pthread_join(th[i].t, NULL);
@@ -414,8 +416,30 @@ static void bench_counters(int max_threads, int reps)
 
 /* ---- 4. thothd resolves/s ------------------------------------------------ */
 
+/* CPU time (user + system) a process has used, from /proc/PID/stat, ns. */
+static double proc_cpu_ns(pid_t pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return 0;
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	char *p = strrchr(buf, ')');
+	unsigned long long ut = 0, st = 0;
+	/* After ") ": state, then 10 fields, then utime (14th) and stime (15th). */
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+		return 0;
+	return (double)(ut + st) * 1e9 / (double)sysconf(_SC_CLK_TCK);
+}
+
+static double last_client_cpu_ns, last_thothd_cpu_ns;   /* per resolve, of the last run */
+
 static double resolves_per_second(harness_t *h, int clients, bool table)
 {
+	double thothd0 = proc_cpu_ns(h->thothd), client_cpu = 0;
 	int fds[16][2];
 	pid_t pids[16];
 	for (int c = 0; c < clients; c++) {
@@ -437,7 +461,10 @@ static double resolves_per_second(harness_t *h, int clients, bool table)
 						  : harness_resolve(&ctl, "echo", NULL) == 0)
 						n++;
 			}
-			if (write(fds[c][1], &n, sizeof n) != sizeof n)
+			struct timespec ts;
+			clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+			uint64_t out[2] = { n, (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec };
+			if (write(fds[c][1], out, sizeof out) != sizeof out)
 				_exit(1);
 			_exit(0);
 		}
@@ -445,12 +472,16 @@ static double resolves_per_second(harness_t *h, int clients, bool table)
 	}
 	uint64_t total = 0;
 	for (int c = 0; c < clients; c++) {
-		uint64_t n = 0;
-		if (read(fds[c][0], &n, sizeof n) == sizeof n)
-			total += n;
+		uint64_t in[2] = { 0, 0 };
+		if (read(fds[c][0], in, sizeof in) == sizeof in) {
+			total += in[0];
+			client_cpu += (double)in[1];
+		}
 		close(fds[c][0]);
 		waitpid(pids[c], NULL, 0);
 	}
+	last_client_cpu_ns = total ? client_cpu / (double)total : 0;
+	last_thothd_cpu_ns = total ? (proc_cpu_ns(h->thothd) - thothd0) / (double)total : 0;
 	return (double)total / (run_s * 2);
 }
 
@@ -473,15 +504,22 @@ static void bench_thothd(int max_clients, int reps)
 	for (int c = 1; c <= max_clients; c *= 2)
 		printf(" %12d", c);
 	printf("\n");
-	double rt1 = 0, tb[8] = { 0 }, rt[8] = { 0 };
+	double rt1 = 0, tb[8] = { 0 }, rt[8] = { 0 }, ccpu[2] = { 0 }, dcpu[2] = { 0 };
 	for (int mode = 0; mode < 2; mode++) {
 		printf("   %-36s", mode ? "shared table (thoth_rtable_resolve)" : "round trip (Registry.resolve)");
 		int col = 0;
 		for (int c = 1; c <= max_clients; c *= 2, col++) {
-			double v[9];
-			for (int r = 0; r < reps; r++)
+			double v[9], cc[9], dc[9];
+			for (int r = 0; r < reps; r++) {
 				v[r] = resolves_per_second(&h, c, mode == 1);
+				cc[r] = last_client_cpu_ns;
+				dc[r] = last_thothd_cpu_ns;
+			}
 			double m = median(v, reps);
+			if (c == 1) {
+				ccpu[mode] = median(cc, reps);
+				dcpu[mode] = median(dc, reps);
+			}
 			(mode ? tb : rt)[col] = m;
 			if (!mode && c == 1)
 				rt1 = m;
@@ -495,6 +533,14 @@ static void bench_thothd(int max_clients, int reps)
 		printf(" %11.0fx", tb[col] / rt[col]);
 	printf("\n   round trip at %d clients / at 1: %.2fx; table at %d clients / at 1: %.2fx\n", max_clients,
 	       rt[col - 1] / rt1, max_clients, tb[col - 1] / tb[0]);
+	/* CPU per resolve does not depend on how busy the machine is: it says
+	 * what serialises.  thothd's share runs on its one loop thread. */
+	printf("   CPU per resolve (1 client): round trip: client %.2f us + thothd %.2f us -> thothd alone caps it\n"
+	       "   at %.0f/s whatever the clients; table: client %.3f us + thothd %.3f us -> %.0f/s per client CPU,\n"
+	       "   nothing shared to cap it (%ld CPUs here: %.0f/s)\n",
+	       ccpu[0] / 1e3, dcpu[0] / 1e3, dcpu[0] > 0 ? 1e9 / dcpu[0] : 0, ccpu[1] / 1e3, dcpu[1] / 1e3,
+	       ccpu[1] > 0 ? 1e9 / ccpu[1] : 0, sysconf(_SC_NPROCESSORS_ONLN),
+	       ccpu[1] > 0 ? 1e9 / ccpu[1] * (double)sysconf(_SC_NPROCESSORS_ONLN) : 0);
 	thoth_control_close(&svc);
 	harness_teardown(&h);
 }
@@ -590,6 +636,29 @@ static void bench_numa_channel(int blocks, int iters)
 			thoth__numa_reset();
 			rt[mm][b] = chan_block(path[mm], iters, &op[mm][b]);
 		}
+	/* What the placement itself costs: the three mbind calls of one side,
+	 * on a fresh channel-sized mapping, in CPU time. */
+	setenv("THOTH_NUMA", "on", 1);
+	thoth__numa_reset();
+	thoth_chan_limits_t lim = { 0 };
+	thoth_chan_limits_resolve(&lim, NULL, 0);
+	chan_layout_t lay;
+	chan_layout_compute(&lim, &lay);
+	double place_us[64];
+	for (int i = 0; i < blocks; i++) {
+		int fd = memfd_create("bench-place", MFD_CLOEXEC);
+		if (fd < 0 || ftruncate(fd, (off_t)lay.size))
+			die("memfd", THOTH_E_IO);
+		uint8_t *base = chan_shm_map(fd, lay.size);
+		close(fd);
+		if (!base)
+			die("map", THOTH_E_NOMEM);
+		uint64_t c0 = cpu_ns();
+		thoth__chan_place(base, &lay, CHAN_CLIENT);
+		place_us[i] = (double)(cpu_ns() - c0) / 1e3;
+		chan_shm_unmap(base, lay.size);
+	}
+	double place = median(place_us, blocks);
 	thoth_numa_stats_t st;
 	thoth__numa_stats(&st);
 	double on = median(rt[0], blocks), off = median(rt[1], blocks);
@@ -602,6 +671,9 @@ static void bench_numa_channel(int blocks, int iters)
 	printf("   %-28s %9.0f ns %9.1f us\n", "placement off", off, ooff / 1e3);
 	printf("   on / off: round trip %.3fx, open %.3fx (target: round trip <= 1.01x); %llu ranges placed here\n",
 	       on / off, oon / ooff, (unsigned long long)st.placed);
+	printf("   the placement itself: %.1f us of CPU per side per channel open (3 mbind calls), %.2f%% of the\n"
+	       "   open; per message: no code at all (nothing on the send/receive path changed)\n",
+	       place, 100.0 * place / (ooff / 1e3));
 	for (int m = 0; m < 2; m++) {
 		kill(pid[m], SIGTERM);
 		waitpid(pid[m], NULL, 0);

@@ -1,0 +1,80 @@
+/*
+ * fuzz_rtable_reader - the client's reader of thothd's shared resolve
+ * table (kernel/ipc/rtable_shm.c) on hostile memory: a valid table with a
+ * few instances, then the input written over it (byte 0 even: over the
+ * entries only, geometry intact; odd: over everything, header included),
+ * then the checks a client makes (rt_view_init) and lookups of fixed names
+ * and of a name taken from the input.  The reader must answer with an
+ * error or a bounded, NUL-terminated address: never crash, overrun or loop.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rtable_shm.h"
+#include "thoth/error.h"
+
+enum { BUCKETS = 64 };
+
+static uint8_t *pristine;
+static size_t table_size;
+
+static void build_pristine(void)
+{
+	rt_writer_t w;
+	if (rt_writer_init(&w, BUCKETS, NULL, 0))
+		abort();
+	static const char *names[] = { "echo", "echo", "kv", "a" };
+	for (unsigned i = 0; i < 4; i++) {
+		rt_instance_t in = { .name = names[i], .name_len = strlen(names[i]), .addr = "/run/x.sock",
+				     .addr_len = 11, .major = 1, .lease = i + 1, .expires_at_ns = UINT64_MAX };
+		rt_writer_add(&w, &in);
+	}
+	table_size = w.size;
+	pristine = aligned_alloc(4096, table_size);
+	if (!pristine)
+		abort();
+	memcpy(pristine, w.base, table_size);
+	rt_writer_free(&w);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	if (!pristine)
+		build_pristine();
+	static uint8_t *buf;
+	if (!buf && !(buf = aligned_alloc(4096, table_size)))
+		abort();
+	memcpy(buf, pristine, table_size);
+	if (size) {
+		size_t at = data[0] & 1 ? 0 : RT_HEADER_SIZE;
+		size_t n = size - 1 < table_size - at ? size - 1 : table_size - at;
+		memcpy(buf + at, data + 1, n);
+	}
+	rt_view_t v;
+	char why[128];
+	if (rt_view_init(&v, buf, table_size, why, sizeof why))
+		return 0;
+	char name[RT_NAME_MAX + 1] = "echo";
+	if (size > 2) {
+		size_t n = data[1] % (RT_NAME_MAX + 1);
+		n = n < size - 2 ? n : size - 2;
+		memcpy(name, data + 2, n);
+		name[n] = 0;
+	}
+	const char *keys[] = { "echo", "kv", "a", name };
+	for (unsigned i = 0; i < 4; i++) {
+		rt_key_t k;
+		if (rt_key_init(&k, keys[i], i == 1 ? "1.0.0" : NULL))
+			continue;
+		for (uint16_t node = 0; node < 3; node++) {
+			rt_result_t r;
+			int got = rt_lookup(&v, &k, node ? 9999 : 0, &r, NULL);
+			if (got == 0 && (strlen(r.addr) == 0 || strlen(r.addr) > RT_ADDR_MAX))
+				abort();        /* an answer is always a bounded, non-empty string */
+		}
+	}
+	(void)rt_generation(&v);
+	return 0;
+}
