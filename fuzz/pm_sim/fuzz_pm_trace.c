@@ -2,8 +2,10 @@
  * fuzz_pm_trace.c - `thothctl pm sim` reads trace files and descriptions
  * from the user: the parsers must refuse bad input with a reason and never
  * crash, hang or leak; what they accept must replay through the simulator.
- * The first byte picks the parser (even: a trace file, odd: a synthetic
- * description); replays are bounded to short traces so runs stay fast.
+ * The first byte picks the parser (odd: a synthetic description; 2 mod 4:
+ * a CTF trace, the metadata up to the first NUL and one stream file after
+ * it; 0 mod 4: a trace file); replays are bounded to short traces so runs
+ * stay fast.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -28,6 +30,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		err = thoth_pm_trace_generate(spec, NULL, &t, &why);
 		if (err && !why)
 			abort(); /* a refusal always says why */
+	} else if ((data[0] & 3) == 2) {
+		const uint8_t *nul = memchr(data + 1, 0, size - 1);
+		size_t meta_len = nul ? (size_t)(nul - (data + 1)) : size - 1;
+		const uint8_t *stream = nul ? nul + 1 : data + size;
+		size_t stream_len = (size_t)(data + size - stream);
+		char why[200];
+		why[0] = '\0';
+		err = thoth_pm_trace_parse_ctf((const char *)data + 1, meta_len, &stream, &stream_len, 1,
+					       1000000, 0, &t, why, sizeof(why));
+		if (err && !why[0])
+			abort();
 	} else {
 		char why[200];
 		why[0] = '\0';

@@ -13,6 +13,7 @@
  *   - synthetic, from a one-line rt-app-like description (below),
  *   - recorded: Chrome trace JSON written by `thothctl trace dump --json`
  *     (a service's request receive -> response send on one thread is a job),
+ *     or the CTF directory of `thothctl trace dump --ctf` (the same events),
  *   - a plain text list: "# thoth-pm-trace v1" then "arrival_us work_us
  *     [deadline_us]" per line.
  */
@@ -70,6 +71,13 @@ int thoth_pm_trace_parse(const char *buf, size_t len, uint64_t deadline_ns, uint
 			 thoth_pm_trace_t *out, char *why, size_t why_len);
 int thoth_pm_trace_load(const char *path, uint64_t deadline_ns, uint32_t pid,
 			thoth_pm_trace_t *out, char *why, size_t why_len);
+
+/* A CTF trace as `thothctl trace dump --ctf DIR` writes it: the metadata
+ * text and the stream files' bytes (thoth_pm_trace_load reads DIR when
+ * PATH is a directory).  Same pairing and errors as the JSON form. */
+int thoth_pm_trace_parse_ctf(const char *meta, size_t meta_len, const uint8_t *const *streams,
+			     const size_t *lens, size_t n_streams, uint64_t deadline_ns, uint32_t pid,
+			     thoth_pm_trace_t *out, char *why, size_t why_len);
 
 void thoth_pm_trace_free(thoth_pm_trace_t *t);
 

@@ -5,12 +5,15 @@
  * range-checked, every error names the line and the problem, and the
  * parsers are fuzzed (fuzz/pm_sim).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <sys/stat.h>
 
 #include "sim.h"
 #include "thoth/error.h"
@@ -378,6 +381,9 @@ static int cmp_event(const void *a, const void *b)
 #define MAX_THREADS 64
 #define MAX_OPEN 256
 
+static int pair_events(msg_event_t *ev, size_t count, uint64_t deadline_ns, uint32_t want_pid,
+		       const char *what, thoth_pm_trace_t *out, char *why, size_t why_len);
+
 static int parse_json(const char *buf, size_t len, uint64_t deadline_ns, uint32_t want_pid,
 		      thoth_pm_trace_t *out, char *why, size_t why_len)
 {
@@ -435,6 +441,16 @@ static int parse_json(const char *buf, size_t len, uint64_t deadline_ns, uint32_
 		free(ev);
 		return err;
 	}
+	return pair_events(ev, count, deadline_ns, want_pid, "thothctl trace", out, why, why_len);
+}
+
+/* Pair the message events EV[COUNT] (freed here) into jobs: a receive in
+ * the serving process is a request, its send on the same thread the
+ * response. */
+static int pair_events(msg_event_t *ev, size_t count, uint64_t deadline_ns, uint32_t want_pid,
+		       const char *what, thoth_pm_trace_t *out, char *why, size_t why_len)
+{
+	int err = 0;
 	/* The serving process: a receive in the process the message is for is
 	 * a request; its send on the same thread is the response. */
 	uint32_t pid = want_pid;
@@ -513,9 +529,11 @@ static int parse_json(const char *buf, size_t len, uint64_t deadline_ns, uint32_
 		out->jobs[i].arrival_ns -= base;
 		out->jobs[i].deadline_ns -= base;
 	}
-	snprintf(out->origin, sizeof(out->origin), "recorded: thothctl trace (pid %u)", pid);
+	snprintf(out->origin, sizeof(out->origin), "recorded: %s (pid %u)", what, pid);
 	return 0;
 }
+
+static int complete(thoth_pm_trace_t *out, int err, char *why, size_t why_len);
 
 int thoth_pm_trace_parse(const char *buf, size_t len, uint64_t deadline_ns, uint32_t pid,
 			 thoth_pm_trace_t *out, char *why, size_t why_len)
@@ -529,6 +547,12 @@ int thoth_pm_trace_parse(const char *buf, size_t len, uint64_t deadline_ns, uint
 	int err = i < len && buf[i] == '{'
 			  ? parse_json(buf, len, deadline_ns, pid, out, why, why_len)
 			  : parse_text(buf, len, deadline_ns, out, why, why_len);
+	return complete(out, err, why, why_len);
+}
+
+/* What every recorded trace passes before it is used. */
+static int complete(thoth_pm_trace_t *out, int err, char *why, size_t why_len)
+{
 	if (!err && !out->count)
 		err = fail(why, why_len, THOTH_E_INVAL, "the trace has no requests");
 	if (!err && out->jobs[out->count - 1].arrival_ns > THOTH_PM_TRACE_MAX_NS)
@@ -544,10 +568,137 @@ int thoth_pm_trace_parse(const char *buf, size_t len, uint64_t deadline_ns, uint
 	return 0;
 }
 
-int thoth_pm_trace_load(const char *path, uint64_t deadline_ns, uint32_t pid,
-			thoth_pm_trace_t *out, char *why, size_t why_len)
+/* ---- recorded: CTF from `thothctl trace dump --ctf DIR` -------------------------------- */
+
+/* The layout export_ctf.c writes (docs/OBSERVABILITY.md "Exporters"):
+ * DIR/metadata (TSDL: one "event { name = "X"; id = N; ...}" per name) and
+ * one stream file per thread: a 48-byte packet header and context (magic,
+ * stream id, first and last timestamp, content and packet size in bits,
+ * pid, tid), then 58-byte events (id u32, timestamp u64, cpu u16,
+ * category u8, flags u8, service_id u32, interface_id u32, method u16,
+ * request_id u32, payload_size u32, trace_id u64, arg0 u64, arg1 u64),
+ * little endian, byte aligned. */
+#define CTF_MAGIC 0xC1FC1FC1u
+#define CTF_HEAD 48u
+#define CTF_EVENT 58u
+
+static uint32_t le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t le64(const uint8_t *p)
+{
+	return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
+}
+
+/* The ids of the message events named in METADATA: IDS[0..3] for
+ * chan_recv, msg_recv, chan_send, msg_send (UINT32_MAX if absent). */
+static void ctf_message_ids(const char *meta, size_t len, uint32_t ids[4])
+{
+	static const char *const names[4] = { "\"chan_recv\"", "\"msg_recv\"", "\"chan_send\"",
+					      "\"msg_send\"" };
+	for (int k = 0; k < 4; k++)
+		ids[k] = UINT32_MAX;
+	for (size_t pos = 0; pos < len;) {
+		size_t eol = pos;
+		while (eol < len && meta[eol] != '\n')
+			eol++;
+		char line[128];
+		size_t n = eol - pos < sizeof line - 1 ? eol - pos : sizeof line - 1;
+		memcpy(line, meta + pos, n);
+		line[n] = '\0';
+		pos = eol + 1;
+		const char *name = strstr(line, "name = ");
+		for (int k = 0; name && k < 4; k++) {
+			if (strncmp(name + 7, names[k], strlen(names[k])) != 0)
+				continue;
+			/* "id = N;" follows on the next line */
+			const char *id = NULL;
+			if (pos < len) {
+				size_t e2 = pos;
+				while (e2 < len && meta[e2] != '\n')
+					e2++;
+				char next[64];
+				size_t m = e2 - pos < sizeof next - 1 ? e2 - pos : sizeof next - 1;
+				memcpy(next, meta + pos, m);
+				next[m] = '\0';
+				id = strstr(next, "id = ");
+				if (id) {
+					char *end;
+					unsigned long v = strtoul(id + 5, &end, 10);
+					if (end != id + 5 && *end == ';' && v < UINT32_MAX)
+						ids[k] = (uint32_t)v;
+				}
+			}
+		}
+	}
+}
+
+int thoth_pm_trace_parse_ctf(const char *meta, size_t meta_len, const uint8_t *const *streams,
+			     const size_t *lens, size_t n_streams, uint64_t deadline_ns, uint32_t pid,
+			     thoth_pm_trace_t *out, char *why, size_t why_len)
 {
 	memset(out, 0, sizeof(*out));
+	if (!meta || (n_streams && (!streams || !lens)) || !deadline_ns ||
+	    deadline_ns > THOTH_PM_TRACE_MAX_NS)
+		return fail(why, why_len, THOTH_E_INVAL, "ctf: bad arguments");
+	if (meta_len < 10 || memcmp(meta, "/* CTF 1.8", 10) != 0)
+		return fail(why, why_len, THOTH_E_INVAL, "ctf metadata: not CTF 1.8 TSDL from thothctl");
+	uint32_t ids[4];
+	ctf_message_ids(meta, meta_len, ids);
+	msg_event_t *ev = NULL;
+	size_t count = 0, cap = 0;
+	int err = 0;
+	for (size_t s = 0; s < n_streams && !err; s++) {
+		const uint8_t *p = streams[s];
+		size_t len = lens[s];
+		if (len < CTF_HEAD || le32(p) != CTF_MAGIC || (len - CTF_HEAD) % CTF_EVENT ||
+		    le64(p + 24) != (uint64_t)len * 8 || le64(p + 32) != (uint64_t)len * 8) {
+			err = fail(why, why_len, THOTH_E_INVAL,
+				   "ctf stream %zu: bad packet header (magic, sizes or a partial event)", s);
+			break;
+		}
+		uint32_t spid = le32(p + 40), stid = le32(p + 44);
+		for (size_t off = CTF_HEAD; off < len; off += CTF_EVENT) {
+			const uint8_t *e = p + off;
+			uint32_t id = le32(e);
+			int k = 0;
+			while (k < 4 && ids[k] != id)
+				k++;
+			if (k == 4)
+				continue;
+			uint64_t ts = le64(e + 4);
+			if (ts > (uint64_t)1e16) {
+				err = fail(why, why_len, THOTH_E_INVAL,
+					   "ctf stream %zu: event at byte %zu: timestamp out of range", s, off);
+				break;
+			}
+			if (count == cap) {
+				size_t ncap = cap ? cap * 2 : 1024;
+				msg_event_t *grown = ncap > 4 * (size_t)THOTH_PM_TRACE_MAX_JOBS
+							     ? NULL : realloc(ev, ncap * sizeof(*ev));
+				if (!grown) {
+					err = fail(why, why_len, THOTH_E_LIMIT, "ctf: too many events");
+					break;
+				}
+				ev = grown;
+				cap = ncap;
+			}
+			ev[count++] = (msg_event_t){ ts, spid, stid, le32(e + 16), k < 2 };
+		}
+	}
+	if (err) {
+		free(ev);
+		return err;
+	}
+	err = pair_events(ev, count, deadline_ns, pid, "thothctl trace, CTF", out, why, why_len);
+	return complete(out, err, why, why_len);
+}
+
+/* Read FILE whole (at most 256 MiB) into *BUF. */
+static int slurp(const char *path, char **buf_out, size_t *len_out, char *why, size_t why_len)
+{
 	FILE *f = fopen(path, "rb");
 	if (!f)
 		return fail(why, why_len, THOTH_E_IO, "%s: %s", path, strerror(errno));
@@ -577,9 +728,80 @@ int thoth_pm_trace_load(const char *path, uint64_t deadline_ns, uint32_t pid,
 		}
 	}
 	fclose(f);
+	if (err) {
+		free(buf);
+		return err;
+	}
+	*buf_out = buf;
+	*len_out = len;
+	return 0;
+}
+
+#define CTF_MAX_STREAMS 1024
+
+static int load_ctf_dir(const char *dir, uint64_t deadline_ns, uint32_t pid, thoth_pm_trace_t *out,
+			char *why, size_t why_len)
+{
+	char path[4096];
+	char *meta = NULL;
+	size_t meta_len = 0;
+	snprintf(path, sizeof path, "%s/metadata", dir);
+	int err = slurp(path, &meta, &meta_len, why, why_len);
+	if (err)
+		return err;
+	uint8_t **streams = calloc(CTF_MAX_STREAMS, sizeof(*streams));
+	size_t *lens = calloc(CTF_MAX_STREAMS, sizeof(*lens));
+	size_t n = 0;
+	DIR *d = opendir(dir);
+	if (!streams || !lens || !d) {
+		err = d ? fail(why, why_len, THOTH_E_NOMEM, "out of memory")
+			: fail(why, why_len, THOTH_E_IO, "%s: %s", dir, strerror(errno));
+		goto out;
+	}
+	struct dirent *e;
+	while (!err && (e = readdir(d))) {
+		if (strncmp(e->d_name, "stream_", 7) != 0)
+			continue;
+		if (n == CTF_MAX_STREAMS) {
+			err = fail(why, why_len, THOTH_E_LIMIT, "%s: more than %d streams", dir,
+				   CTF_MAX_STREAMS);
+			break;
+		}
+		snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+		err = slurp(path, (char **)&streams[n], &lens[n], why, why_len);
+		if (!err)
+			n++;
+	}
 	if (!err)
-		err = thoth_pm_trace_parse(buf, len, deadline_ns, pid, out, why, why_len);
-	free(buf);
+		err = thoth_pm_trace_parse_ctf(meta, meta_len, (const uint8_t *const *)streams, lens, n,
+					       deadline_ns, pid, out, why, why_len);
+out:
+	if (d)
+		closedir(d);
+	for (size_t i = 0; streams && i < n; i++)
+		free(streams[i]);
+	free(streams);
+	free(lens);
+	free(meta);
+	return err;
+}
+
+int thoth_pm_trace_load(const char *path, uint64_t deadline_ns, uint32_t pid,
+			thoth_pm_trace_t *out, char *why, size_t why_len)
+{
+	memset(out, 0, sizeof(*out));
+	struct stat st;
+	int err;
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+		err = load_ctf_dir(path, deadline_ns, pid, out, why, why_len);
+	} else {
+		char *buf = NULL;
+		size_t len = 0;
+		err = slurp(path, &buf, &len, why, why_len);
+		if (!err)
+			err = thoth_pm_trace_parse(buf, len, deadline_ns, pid, out, why, why_len);
+		free(buf);
+	}
 	if (!err) {
 		const char *base = strrchr(path, '/');
 		snprintf(out->name, sizeof(out->name), "%s", base ? base + 1 : path);

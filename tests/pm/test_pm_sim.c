@@ -11,7 +11,11 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
+#include <time.h>
+#include <stdlib.h>
 #include <cmocka.h>
+#include "thoth/trace.h"
 
 #include "sim.h"
 #include "thoth/error.h"
@@ -290,6 +294,82 @@ static void test_chrome_json_requests_pair_receive_and_response(void **state)
 	thoth_pm_trace_free(&t);
 }
 
+/* Message events of this process, as the channel code records them: a
+ * request received and answered (service_id = our pid: we serve). */
+static void emit_requests(int n)
+{
+	uint32_t me = (uint32_t)getpid();
+	for (int i = 0; i < n; i++) {
+		uint64_t id = thoth_trace_new_id(); /* as a traced client's request carries */
+		THOTH_TRACE_MSG(IPC, chan_recv, THOTH_TRACE_RECV, me, 1, 1, i, 8, THOTH_TRACE_INLINE, id);
+		volatile uint64_t spin = 0;
+		for (int k = 0; k < 20000 * (i + 1); k++)
+			spin += (uint64_t)k;
+		THOTH_TRACE_MSG(IPC, chan_send, THOTH_TRACE_SEND, me, 1, 1, i, 8, THOTH_TRACE_INLINE, id);
+		struct timespec ts = { 0, 200000 };
+		nanosleep(&ts, NULL);
+	}
+}
+
+static void test_ctf_from_the_exporter_gives_the_same_requests_as_its_json(void **state)
+{
+	thoth_trace_config_t cfg = { .ring_count = 4, .ring_records = 1024,
+				     .enabled = THOTH_TRACE_MASK(IPC) };
+	assert_int_equal(thoth_trace_init(&cfg), 0);
+	emit_requests(5);
+	int fd;
+	assert_int_equal(thoth_trace_export_fd(&fd), 0);
+	thoth_trace_reader_t *r;
+	assert_int_equal(thoth_trace_reader_open(fd, &r), 0);
+	thoth_trace_collection_t *c;
+	assert_int_equal(thoth_trace_collection_new(&c), 0);
+	assert_int_equal(thoth_trace_collection_add(c, r), 0);
+	char *json = NULL;
+	size_t len = 0;
+	FILE *mem = open_memstream(&json, &len);
+	assert_int_equal(thoth_trace_export_chrome_json(c, mem), 0);
+	fclose(mem);
+	char dir[] = "/tmp/thoth-pm-ctf-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(thoth_trace_export_ctf(c, dir), 0);
+	thoth_pm_trace_t from_json, from_ctf;
+	char why[200] = "";
+	int perr = thoth_pm_trace_parse(json, len, MS, 0, &from_json, why, sizeof why);
+	if (perr)
+		print_message("json: %s\n%s\n", why, json);
+	assert_int_equal(perr, 0);
+	assert_int_equal(thoth_pm_trace_load(dir, MS, 0, &from_ctf, why, sizeof why), 0);
+	assert_int_equal(from_ctf.count, 5);
+	assert_int_equal(from_json.count, 5);
+	for (size_t i = 0; i < 5; i++) {
+		/* JSON carries microseconds with 3 decimals: ns apart at most */
+		assert_true(llabs((long long)from_ctf.jobs[i].arrival_ns -
+				  (long long)from_json.jobs[i].arrival_ns) <= 2);
+		assert_true(llabs((long long)from_ctf.jobs[i].work_ns -
+				  (long long)from_json.jobs[i].work_ns) <= 2);
+	}
+	assert_non_null(strstr(from_ctf.origin, "CTF"));
+	thoth_pm_trace_free(&from_json);
+	thoth_pm_trace_free(&from_ctf);
+	/* a damaged stream is refused with the reason */
+	char cmd[300];
+	snprintf(cmd, sizeof cmd, "for f in '%s'/stream_*; do printf 'xx' >> \"$f\"; done", dir);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(thoth_pm_trace_load(dir, MS, 0, &from_ctf, why, sizeof why), THOTH_E_INVAL);
+	assert_non_null(strstr(why, "bad packet header"));
+	/* not CTF metadata */
+	const char *meta = "{ not tsdl }";
+	assert_int_equal(thoth_pm_trace_parse_ctf(meta, strlen(meta), NULL, NULL, 0, MS, 0, &from_ctf,
+						  why, sizeof why), THOTH_E_INVAL);
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+	free(json);
+	thoth_trace_collection_free(c);
+	thoth_trace_reader_close(r);
+	close(fd);
+	thoth_trace_shutdown();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -305,6 +385,7 @@ int main(void)
 		cmocka_unit_test(test_demand_known_at_arrival_reaches_speed_at_once),
 		cmocka_unit_test(test_bad_traces_are_refused_naming_the_problem),
 		cmocka_unit_test(test_chrome_json_requests_pair_receive_and_response),
+		cmocka_unit_test(test_ctf_from_the_exporter_gives_the_same_requests_as_its_json),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
