@@ -170,11 +170,23 @@ typedef struct thoth_trace_fields {
  */
 extern uint64_t *thoth_trace_enabled_word;
 
+/*
+ * Bits 0-7 of the enabled word: record the category; bits 8-15
+ * (cat + THOTH_TRACE_PROBE_SHIFT): a probe is attached (thoth/probe.h).
+ * One test of both bits, so a point with neither costs what it did before
+ * probes existed (the same instructions: test_probe_zero_cost).  Category
+ * setters (thoth_trace_set_enabled, thoth_trace_reader_set_enabled) touch
+ * bits 0-7 only.
+ */
+#define THOTH_TRACE_PROBE_SHIFT 8
+#define THOTH_TRACE_CATEGORY_BITS UINT64_C(0xff)
 #define THOTH_TRACE_IS_ON(cat)                                                 \
 	__builtin_expect((__atomic_load_n(__atomic_load_n(                     \
 	                          &thoth_trace_enabled_word, __ATOMIC_RELAXED), \
-	                          __ATOMIC_RELAXED) >>                          \
-	                  THOTH_TRACE_CAT_##cat) & 1u, 0)
+	                          __ATOMIC_RELAXED) &                           \
+	                  ((UINT64_C(1) << THOTH_TRACE_CAT_##cat) |             \
+	                   (UINT64_C(1) << (THOTH_TRACE_CAT_##cat +             \
+	                                    THOTH_TRACE_PROBE_SHIFT)))) != 0, 0)
 
 /*
  * Append one event (the enabled path of every trace point).  *id_cache is a
@@ -334,6 +346,10 @@ int thoth_trace_reader_process(const thoth_trace_reader_t *reader,
 /* Name of the thread owning ring RING ("" when unknown). */
 int thoth_trace_reader_thread_name(const thoth_trace_reader_t *reader,
                                    uint32_t ring, const char **name);
+/* The buffer's geometry: rings and records per ring (a ring's fill is its
+ * unread records over RING_RECORDS). */
+int thoth_trace_reader_geometry(const thoth_trace_reader_t *reader,
+                                uint32_t *ring_count, uint32_t *ring_records);
 
 /* ---- collections and exporters ------------------------------------------ */
 
@@ -346,6 +362,12 @@ void thoth_trace_collection_free(thoth_trace_collection_t *collection);
 int thoth_trace_collection_add(thoth_trace_collection_t *collection,
                                thoth_trace_reader_t *reader);
 size_t thoth_trace_collection_count(const thoth_trace_collection_t *collection);
+/* Add one event a reader delivered (EVENT->name set), with its process's
+ * and thread's names: for collectors that route each event themselves
+ * (thothd's dashboard keeps a window of them). */
+int thoth_trace_collection_add_event(thoth_trace_collection_t *collection,
+                                     const thoth_trace_event_t *event,
+                                     const char *process_name, const char *thread_name);
 
 /* Chrome Trace Event JSON (Perfetto UI, chrome://tracing). */
 int thoth_trace_export_chrome_json(const thoth_trace_collection_t *collection,

@@ -124,7 +124,13 @@ int thoth_trace_set_enabled(uint64_t mask)
 {
 	if (!thoth_trace_buffer.control)
 		return THOTH_E_NOT_FOUND;
-	__atomic_store_n(&thoth_trace_buffer.control->enabled, mask, __ATOMIC_RELAXED);
+	/* Category bits only: the probe bits belong to the probe runtime. */
+	uint64_t *w = &thoth_trace_buffer.control->enabled;
+	uint64_t old = __atomic_load_n(w, __ATOMIC_RELAXED);
+	while (!__atomic_compare_exchange_n(w, &old, (old & ~THOTH_TRACE_CATEGORY_BITS) |
+	                                                 (mask & THOTH_TRACE_CATEGORY_BITS),
+	                                    false, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		;
 	return 0;
 }
 
@@ -132,7 +138,8 @@ int thoth_trace_enable(uint64_t mask)
 {
 	if (!thoth_trace_buffer.control)
 		return THOTH_E_NOT_FOUND;
-	__atomic_fetch_or(&thoth_trace_buffer.control->enabled, mask, __ATOMIC_RELAXED);
+	__atomic_fetch_or(&thoth_trace_buffer.control->enabled, mask & THOTH_TRACE_CATEGORY_BITS,
+	                  __ATOMIC_RELAXED);
 	return 0;
 }
 
@@ -140,6 +147,7 @@ int thoth_trace_disable(uint64_t mask)
 {
 	if (!thoth_trace_buffer.control)
 		return THOTH_E_NOT_FOUND;
-	__atomic_fetch_and(&thoth_trace_buffer.control->enabled, ~mask, __ATOMIC_RELAXED);
+	__atomic_fetch_and(&thoth_trace_buffer.control->enabled,
+	                   ~(mask & THOTH_TRACE_CATEGORY_BITS), __ATOMIC_RELAXED);
 	return 0;
 }

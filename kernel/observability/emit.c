@@ -12,6 +12,7 @@
 
 #include "trace_clock.h"
 #include "trace_internal.h"
+#include "probe/probe_runtime.h"
 
 /* This thread's ring in the buffer of generation `generation`.  ring is NULL
  * when every ring was taken (the thread's events count in no_ring). */
@@ -124,13 +125,6 @@ void thoth_trace_emit(unsigned category, uint32_t *id_cache, const char *name,
 	uint32_t gen = __atomic_load_n(&b->generation, __ATOMIC_ACQUIRE);
 	if (__builtin_expect(!b->base, 0))
 		return;  /* enabled word and buffer raced with shutdown */
-	if (__builtin_expect(thread_ring.generation != gen, 0))
-		claim_ring(b, gen);
-	thoth_trace_ring_header_t *ring = thread_ring.ring;
-	if (__builtin_expect(!ring, 0)) {
-		__atomic_fetch_add(&b->control->no_ring, 1, __ATOMIC_RELAXED);
-		return;
-	}
 
 	uint32_t cached = __atomic_load_n(id_cache, __ATOMIC_RELAXED);
 	uint16_t event_id;
@@ -139,6 +133,30 @@ void thoth_trace_emit(unsigned category, uint32_t *id_cache, const char *name,
 	} else {
 		event_id = register_name(b, category, name);
 		__atomic_store_n(id_cache, (gen & 0xffffu) << 16 | event_id, __ATOMIC_RELAXED);
+	}
+
+	/* The trace point was entered for the category's bit, its probe bit,
+	 * or both (THOTH_TRACE_IS_ON): probes first, then the record. */
+	uint64_t en = __atomic_load_n(&b->control->enabled, __ATOMIC_RELAXED);
+	uint64_t now = 0;
+	int cpu = -1;
+	if (__builtin_expect((en >> (category + THOTH_TRACE_PROBE_SHIFT)) & 1, 0)) {
+		now = f->timestamp ? f->timestamp : thoth_trace_now();
+		cpu = sched_getcpu();
+		if (__builtin_expect(thread_ring.generation != gen, 0))
+			claim_ring(b, gen);
+		thoth__probe_fire(category, event_id, name, f, thoth__trace_ticks_to_ns(now), cpu,
+		                  thread_ring.tid);
+	}
+	if (!((en >> category) & 1))
+		return;
+
+	if (__builtin_expect(thread_ring.generation != gen, 0))
+		claim_ring(b, gen);
+	thoth_trace_ring_header_t *ring = thread_ring.ring;
+	if (__builtin_expect(!ring, 0)) {
+		__atomic_fetch_add(&b->control->no_ring, 1, __ATOMIC_RELAXED);
+		return;
 	}
 
 	/* Our own count, not the shared head: a reader could rewrite that. */
@@ -152,8 +170,10 @@ void thoth_trace_emit(unsigned category, uint32_t *id_cache, const char *name,
 		}
 	}
 	thoth_trace_record_t *rec = &thoth_trace_ring_records(ring)[seq & b->ring_mask];
-	uint64_t now = f->timestamp ? f->timestamp : thoth_trace_now();
-	int cpu = sched_getcpu();
+	if (!now) {
+		now = f->timestamp ? f->timestamp : thoth_trace_now();
+		cpu = sched_getcpu();
+	}
 
 	/* Seqlock write (see trace_layout.h): BUSY, fence, body, commit, head. */
 	__atomic_store_n(&rec->word0, thoth_trace_word0(THOTH_TRACE_COMMIT_BUSY, 0, 0, 0),

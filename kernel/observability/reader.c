@@ -381,7 +381,13 @@ int thoth_trace_reader_set_enabled(thoth_trace_reader_t *r, uint64_t mask)
 {
 	if (!r)
 		return THOTH_E_INVAL;
-	__atomic_store_n(&control(r)->enabled, mask, __ATOMIC_RELAXED);
+	/* Category bits only: the writer's probe bits stay as they are. */
+	uint64_t *w = &control(r)->enabled;
+	uint64_t old = __atomic_load_n(w, __ATOMIC_RELAXED);
+	while (!__atomic_compare_exchange_n(w, &old, (old & ~THOTH_TRACE_CATEGORY_BITS) |
+	                                                 (mask & THOTH_TRACE_CATEGORY_BITS),
+	                                    false, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		;
 	return 0;
 }
 
@@ -402,5 +408,17 @@ int thoth_trace_reader_thread_name(const thoth_trace_reader_t *r, uint32_t ring,
 	if (!r || !name || ring >= r->ring_count)
 		return THOTH_E_INVAL;
 	*name = r->rings[ring].thread_name;
+	return 0;
+}
+
+int thoth_trace_reader_geometry(const thoth_trace_reader_t *r, uint32_t *ring_count,
+                                uint32_t *ring_records)
+{
+	if (!r)
+		return THOTH_E_INVAL;
+	if (ring_count)
+		*ring_count = r->ring_count;
+	if (ring_records)
+		*ring_records = r->ring_records;
 	return 0;
 }

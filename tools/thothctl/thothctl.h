@@ -46,5 +46,14 @@ thothctl_cmd_fn thothctl_sched;
 thothctl_cmd_fn thothctl_pm_sim;
 /* `thothctl pm [--json]` (pm.c): ARGV[0] is "pm". */
 thothctl_cmd_fn thothctl_pm;
+/* `thothctl codex ...` (codex.c): the journal service. */
+thothctl_cmd_fn thothctl_codex;
+/* `thothctl topology [NAME]` (topology.c, SCALE-1/2). */
+thothctl_cmd_fn thothctl_topology;
+/* `thothctl moderation ...` (moderation.c, PM-3).  Needs no thothd. */
+thothctl_cmd_fn thothctl_moderation;
+
+/* `thothctl probe ...` (probe.c): eBPF probes at trace points. */
+thothctl_cmd_fn thothctl_probe;
 
 #endif

@@ -1,0 +1,329 @@
+/*
+ * runtime.c - attaching programs to this process's trace points.
+ *
+ * The attached programs form one immutable set; attach and detach build a
+ * new set and swap the pointer, so a trace point sees either the old or the
+ * new set, never a half-built one, and programs present in both run at
+ * every hit around the swap.  Old sets are freed once no thread can still
+ * be inside them: each thread that runs probes owns a slot whose counter is
+ * odd while it is inside; the detacher swaps, then (membarrier, or a fence
+ * where the kernel lacks it) waits for every odd counter to move.
+ *
+ * The trace point side: THOTH_TRACE_IS_ON(cat) tests the category's bit and
+ * its probe bit (cat + THOTH_TRACE_PROBE_SHIFT) in one test of the enabled
+ * word, so an unprobed point costs exactly what it did (test_probe_zero_cost
+ * counts the instructions with callgrind).  thoth_trace_emit calls
+ * probe_fire when the probe bit is set.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <linux/membarrier.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../trace_clock.h"
+#include "../trace_internal.h"
+#include "probe_internal.h"
+#include "probe_runtime.h"
+
+enum { MAX_ATTACHED = 63, MAX_THREADS = 1024 };
+static const uint64_t BUDGET_AVG_NS = 20000;   /* mean run time above this: detached */
+
+typedef struct attachment {
+	uint64_t id;
+	thoth_probe_prog_t *prog;
+	bool all_points;
+	uint64_t runs;            /* atomics: several threads run one program */
+	uint64_t sampled_runs, sampled_ns;
+	uint64_t budget_exceeded;
+	int disabled;             /* set by the runtime when over budget */
+	char reason[128];
+} attachment_t;
+
+typedef struct probe_set {
+	uint32_t n;
+	attachment_t *a[MAX_ATTACHED];
+	/* per event id: bit k = attachment k matches; bit 63 = computed */
+	uint64_t match[THOTH_TRACE_MAX_NAMES];
+} probe_set_t;
+
+static pthread_mutex_t set_lock = PTHREAD_MUTEX_INITIALIZER;
+static probe_set_t *current_set;
+static uint64_t next_id = 1;
+
+/* Quiescence: per-thread counters, odd while inside a set. */
+static uint64_t thread_ctr[MAX_THREADS];
+static uint32_t threads_claimed;
+static __thread uint32_t my_ctr;    /* index + 1; 0 = unclaimed */
+static int membarrier_ok = -1;      /* -1 unknown, 0 no, 1 registered */
+
+static uint64_t *thread_counter(void)
+{
+	if (__builtin_expect(my_ctr == 0, 0)) {
+		uint32_t i = __atomic_fetch_add(&threads_claimed, 1, __ATOMIC_RELAXED);
+		my_ctr = i < MAX_THREADS ? i + 1 : UINT32_MAX;
+	}
+	return my_ctr == UINT32_MAX ? NULL : &thread_ctr[my_ctr - 1];
+}
+
+static void membarrier_init(void)
+{
+	if (membarrier_ok >= 0)
+		return;
+	membarrier_ok = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+}
+
+/* After a swap: once this returns, no thread runs the old set. */
+static void wait_quiescent(void)
+{
+	if (membarrier_ok == 1)
+		syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+	else
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	uint32_t n = __atomic_load_n(&threads_claimed, __ATOMIC_ACQUIRE);
+	if (n > MAX_THREADS)
+		n = MAX_THREADS;
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t c = __atomic_load_n(&thread_ctr[i], __ATOMIC_ACQUIRE);
+		if (!(c & 1))
+			continue;
+		/* A probe run is short (budgeted); wait for this thread to leave. */
+		while (__atomic_load_n(&thread_ctr[i], __ATOMIC_ACQUIRE) == c)
+			sched_yield();
+	}
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Ticks to ns for the probe context: a map taken at attach time over at
+ * least 1 ms since the buffer's anchor (the rate is that interval's). */
+static thoth_trace_clock_map_t clock_map;
+
+uint64_t thoth__trace_ticks_to_ns(uint64_t ticks)
+{
+	return thoth_trace_clock_to_ns(&clock_map, ticks);
+}
+
+static void clock_map_refresh(void)
+{
+	thoth_trace_control_t *c = thoth_trace_buffer.control;
+	uint64_t anchor_ticks = c->clock_anchor_ticks, anchor_ns = c->clock_anchor_ns;
+	if (thoth_trace_clock_kind == THOTH_TRACE_CLOCK_TSC) {
+		while (thoth_trace_clock_monotonic_ns() - anchor_ns < 1000000 &&
+		       thoth_trace_clock_monotonic_ns() > anchor_ns)
+			sched_yield();
+	}
+	thoth_trace_clock_map_t m;
+	thoth_trace_clock_map_init(&m, thoth_trace_clock_kind, anchor_ticks, anchor_ns, 1);
+	clock_map = m;
+}
+
+static bool matches(const attachment_t *a, const char *name)
+{
+	return a->all_points || strcmp(a->prog->point, name) == 0;
+}
+
+/* The probe bits: every category while anything is attached.  A named
+ * point's category is not known until it fires once, and an unprobed point
+ * of a probed category only pays the match-table lookup. */
+static void publish_bits(bool any)
+{
+	uint64_t bits = (uint64_t)THOTH_TRACE_ALL_CATEGORIES << THOTH_TRACE_PROBE_SHIFT;
+	uint64_t *w = __atomic_load_n(&thoth_trace_enabled_word, __ATOMIC_RELAXED);
+	if (!thoth_trace_buffer.base)
+		return;
+	if (any)
+		__atomic_fetch_or(w, bits, __ATOMIC_RELAXED);
+	else
+		__atomic_fetch_and(w, ~bits, __ATOMIC_RELAXED);
+}
+
+void thoth__probe_fire(unsigned category, uint16_t event_id, const char *name,
+                       const thoth_trace_fields_t *f, uint64_t ts_ns, int cpu, uint32_t tid)
+{
+	uint64_t *ctr = thread_counter();
+	if (!ctr)
+		return;
+	uint64_t c = *ctr;
+	__atomic_store_n(ctr, c + 1, __ATOMIC_RELAXED);
+	if (membarrier_ok != 1)
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	else
+		__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	probe_set_t *set = __atomic_load_n(&current_set, __ATOMIC_ACQUIRE);
+	if (set && event_id < THOTH_TRACE_MAX_NAMES) {
+		uint64_t m = __atomic_load_n(&set->match[event_id], __ATOMIC_RELAXED);
+		if (__builtin_expect(!(m >> 63), 0)) {
+			m = 1ull << 63;
+			for (uint32_t k = 0; k < set->n; k++)
+				if (matches(set->a[k], name))
+					m |= 1ull << k;
+			__atomic_store_n(&set->match[event_id], m, __ATOMIC_RELAXED);
+		}
+		m &= ~(1ull << 63);
+		if (m) {
+			struct thoth_probe_ctx ctx = {
+				.ts_ns = ts_ns, .trace_id = f->trace_id, .service_id = f->service_id,
+				.size = f->payload_size, .cpu = (uint32_t)cpu, .tid = tid,
+				.arg0 = f->arg0, .arg1 = f->arg1, .interface_id = f->interface_id,
+				.request_id = f->request_id, .method = f->method, .flags = f->flags,
+				.category = (uint8_t)category, .pid = thoth_trace_buffer.pid,
+			};
+			while (m) {
+				attachment_t *a = set->a[__builtin_ctzll(m)];
+				m &= m - 1;
+				if (__atomic_load_n(&a->disabled, __ATOMIC_RELAXED))
+					continue;
+				uint64_t runs = __atomic_fetch_add(&a->runs, 1, __ATOMIC_RELAXED);
+				uint64_t ret, t0 = 0;
+				bool timed = runs < 16 || (runs & 63) == 0;   /* the first 16, then 1 in 64 */
+				if (timed)
+					t0 = now_ns();
+				int r = thoth_probe_prog_run(a->prog, &ctx, &ret);
+				if (timed) {
+					uint64_t ns = now_ns() - t0;
+					uint64_t n = __atomic_add_fetch(&a->sampled_runs, 1, __ATOMIC_RELAXED);
+					uint64_t tot = __atomic_add_fetch(&a->sampled_ns, ns, __ATOMIC_RELAXED);
+					if (n >= 8 && tot / n > BUDGET_AVG_NS &&
+					    !__atomic_exchange_n(&a->disabled, 1, __ATOMIC_RELAXED))
+						snprintf(a->reason, sizeof a->reason,
+						         "over budget: mean run %llu ns > %llu ns",
+						         (unsigned long long)(tot / n),
+						         (unsigned long long)BUDGET_AVG_NS);
+				}
+				if (r == THOTH_E_LIMIT) {
+					__atomic_fetch_add(&a->budget_exceeded, 1, __ATOMIC_RELAXED);
+					if (!__atomic_exchange_n(&a->disabled, 1, __ATOMIC_RELAXED))
+						snprintf(a->reason, sizeof a->reason,
+						         "over budget: one run executed %u instructions",
+						         PROBE_RUN_BUDGET);
+				}
+			}
+		}
+	}
+	__atomic_store_n(ctr, c + 2, __ATOMIC_RELEASE);
+}
+
+static probe_set_t *set_copy(const probe_set_t *old)
+{
+	probe_set_t *s = calloc(1, sizeof *s);
+	if (!s)
+		return NULL;
+	if (old) {
+		s->n = old->n;
+		memcpy(s->a, old->a, sizeof s->a);
+	}
+	return s;   /* match table recomputed lazily */
+}
+
+int thoth_probe_attach(thoth_probe_prog_t *prog, uint64_t *id)
+{
+	if (!prog || !id)
+		return THOTH_E_INVAL;
+	if (!thoth_trace_buffer.base)
+		return THOTH_E_NOT_RUNNING;   /* the probe bits live in the trace buffer */
+	attachment_t *a = calloc(1, sizeof *a);
+	if (!a)
+		return THOTH_E_NOMEM;
+	a->prog = prog;
+	a->all_points = strcmp(prog->point, "*") == 0;
+	pthread_mutex_lock(&set_lock);
+	membarrier_init();
+	if (!current_set)   /* no thread reads the map while no set is installed */
+		clock_map_refresh();
+	int r = 0;
+	if (current_set && current_set->n == MAX_ATTACHED) {
+		r = THOTH_E_LIMIT;
+		goto out;
+	}
+	probe_set_t *s = set_copy(current_set);
+	if (!s) {
+		r = THOTH_E_NOMEM;
+		goto out;
+	}
+	a->id = next_id++;
+	s->a[s->n++] = a;
+	probe_set_t *old = current_set;
+	__atomic_store_n(&current_set, s, __ATOMIC_RELEASE);
+	publish_bits(true);
+	if (old) {
+		wait_quiescent();
+		free(old);
+	}
+	*id = a->id;
+	a = NULL;
+out:
+	pthread_mutex_unlock(&set_lock);
+	free(a);
+	return r;
+}
+
+int thoth_probe_detach(uint64_t id)
+{
+	pthread_mutex_lock(&set_lock);
+	probe_set_t *old = current_set;
+	int idx = -1;
+	for (uint32_t k = 0; old && k < old->n; k++)
+		if (old->a[k]->id == id)
+			idx = (int)k;
+	if (idx < 0) {
+		pthread_mutex_unlock(&set_lock);
+		return THOTH_E_NOT_FOUND;
+	}
+	attachment_t *a = old->a[idx];
+	probe_set_t *s = NULL;
+	if (old->n > 1) {
+		s = set_copy(NULL);
+		if (!s) {
+			pthread_mutex_unlock(&set_lock);
+			return THOTH_E_NOMEM;
+		}
+		for (uint32_t k = 0; k < old->n; k++)
+			if ((int)k != idx)
+				s->a[s->n++] = old->a[k];
+	}
+	__atomic_store_n(&current_set, s, __ATOMIC_RELEASE);
+	if (!s)
+		publish_bits(false);
+	wait_quiescent();
+	free(old);
+	free(a);
+	pthread_mutex_unlock(&set_lock);
+	return 0;
+}
+
+int thoth_probe_stats(uint64_t id, thoth_probe_stats_t *out)
+{
+	if (!out)
+		return THOTH_E_INVAL;
+	pthread_mutex_lock(&set_lock);
+	int r = THOTH_E_NOT_FOUND;
+	for (uint32_t k = 0; current_set && k < current_set->n; k++) {
+		attachment_t *a = current_set->a[k];
+		if (a->id != id)
+			continue;
+		memset(out, 0, sizeof *out);
+		out->runs = __atomic_load_n(&a->runs, __ATOMIC_RELAXED);
+		uint64_t n = __atomic_load_n(&a->sampled_runs, __ATOMIC_RELAXED);
+		uint64_t ns = __atomic_load_n(&a->sampled_ns, __ATOMIC_RELAXED);
+		out->run_ns = n ? ns / n * out->runs : 0;
+		out->budget_exceeded = __atomic_load_n(&a->budget_exceeded, __ATOMIC_RELAXED);
+		out->detached = __atomic_load_n(&a->disabled, __ATOMIC_ACQUIRE);
+		if (out->detached)
+			snprintf(out->reason, sizeof out->reason, "%s", a->reason);
+		r = 0;
+	}
+	pthread_mutex_unlock(&set_lock);
+	return r;
+}

@@ -1,0 +1,24 @@
+// expect: reject: loop not bounded
+#include <thoth/probe.h>
+#include <bpf/bpf_helpers.h>
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} m SEC(".maps");
+
+SEC("thoth/msg_send")
+int spin(struct thoth_probe_ctx *ctx)
+{
+	__u32 k = 0;
+	__u64 *v = bpf_map_lookup_elem(&m, &k);
+	if (!v)
+		return 0;
+	for (__u64 i = 0; i < ctx->arg0; i++)
+		__sync_fetch_and_add(v, 1);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
