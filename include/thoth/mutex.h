@@ -18,6 +18,12 @@
  * atomic add on a line another thread now owns).  thoth_mutex_stats()
  * reads them racily (relaxed).
  *
+ * While the trace category LOCK is on (thoth/trace.h), each contended
+ * acquisition also becomes a `lock_wait` trace event (arg0 = wait in ns,
+ * arg1 = the mutex's address, stamped at the wait's start), recorded by
+ * the unlock after the release; the Chrome JSON export draws it as a
+ * slice on the waiting thread.
+ *
  * Every mutex that was initialised with thoth_mutex_init, or that
  * waited once, is listed by thoth_mutex_stats_foreach; the JSON
  * writer prints them in thothlock's report format (a `locks` array).
@@ -43,13 +49,15 @@ typedef struct thoth_mutex {
 	uint64_t contentions;
 	uint64_t wait_ns_total;
 	uint64_t wait_ns_max;
+	uint64_t trace_wait_start;     /* while LOCK tracing: the holder's wait, traced at unlock */
+	uint64_t trace_wait_ns;
 	const char *name;              /* static string; NULL: unnamed */
 	struct thoth_mutex *next;      /* the process's list (thoth_mutex_stats_foreach) */
 	int listed;                    /* on the list (set under the list's lock) */
 } thoth_mutex_t;
 
 #define THOTH_MUTEX_INITIALIZER(name_) \
-	{ PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, 0, (name_), NULL, 0 }
+	{ PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, 0, 0, 0, (name_), NULL, 0 }
 
 typedef struct thoth_lock_stats {
 	const char *name;              /* as given, or NULL */

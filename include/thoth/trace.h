@@ -45,7 +45,8 @@ enum thoth_trace_category {
 	THOTH_TRACE_CAT_LOOP     = 3,  /* event-loop wake-ups */
 	THOTH_TRACE_CAT_PM       = 4,  /* power-management transitions */
 	THOTH_TRACE_CAT_USER     = 5,  /* service authors' own trace points */
-	THOTH_TRACE_CAT_COUNT    = 6,
+	THOTH_TRACE_CAT_LOCK     = 6,  /* lock waits (thoth/mutex.h; docs/LOCKS.md) */
+	THOTH_TRACE_CAT_COUNT    = 7,
 };
 #define THOTH_TRACE_ALL_CATEGORIES ((UINT64_C(1) << THOTH_TRACE_CAT_COUNT) - 1)
 #define THOTH_TRACE_MASK(cat) (UINT64_C(1) << THOTH_TRACE_CAT_##cat)

@@ -196,6 +196,7 @@ const char *thoth_trace_category_name(unsigned category)
 		[THOTH_TRACE_CAT_IPC] = "ipc",     [THOTH_TRACE_CAT_REGISTRY] = "registry",
 		[THOTH_TRACE_CAT_TIMER] = "timer", [THOTH_TRACE_CAT_LOOP] = "loop",
 		[THOTH_TRACE_CAT_PM] = "pm",       [THOTH_TRACE_CAT_USER] = "user",
+		[THOTH_TRACE_CAT_LOCK] = "lock",
 	};
 	return category < THOTH_TRACE_CAT_COUNT ? names[category] : "other";
 }

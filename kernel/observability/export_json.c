@@ -10,6 +10,9 @@
  *     flow end "f", both with id = the trace id and "bp":"e", so the viewer
  *     draws an arrow from the sender's slice to the receiver's, across
  *     processes.
+ *   - a lock wait (`lock_wait`, category lock: thoth/mutex.h) is an "X"
+ *     slice from the wait's start (the record's timestamp) lasting arg0 ns,
+ *     so contention shows as bars on the waiting thread's track.
  * Timestamps are microseconds with nanosecond decimals, as the format wants.
  * JSON numbers are doubles in every viewer: a u64 argument above 2^53 would
  * be rounded, so such a value is written as a decimal string (smaller ones
@@ -20,6 +23,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "collection.h"
 
@@ -59,9 +63,15 @@ static void put_event(FILE *out, const thoth_trace_collection_t *c, const collec
 {
 	const thoth_trace_event_t *ev = &e->ev;
 	bool flow = ev->trace_id && (ev->flags & (THOTH_TRACE_SEND | THOTH_TRACE_RECV));
+	bool lock_wait = ev->category == THOTH_TRACE_CAT_LOCK &&
+	                 strcmp(c->names[e->name_index], "lock_wait") == 0;
 	fputs(",\n", out);
-	put_common(out, flow ? "X" : "i", ev);
-	fputs(flow ? ",\"dur\":0.001,\"name\":" : ",\"s\":\"t\",\"name\":", out);
+	put_common(out, flow || lock_wait ? "X" : "i", ev);
+	if (lock_wait)
+		fprintf(out, ",\"dur\":%" PRIu64 ".%03" PRIu64 ",\"name\":", ev->arg0 / 1000,
+		        ev->arg0 % 1000);
+	else
+		fputs(flow ? ",\"dur\":0.001,\"name\":" : ",\"s\":\"t\",\"name\":", out);
 	put_string(out, c->names[e->name_index]);
 	fprintf(out, ",\"cat\":\"%s\",\"args\":{\"cpu\":%u,\"service_id\":%" PRIu32
 	             ",\"interface_id\":%" PRIu32 ",\"method\":%u,\"request_id\":%" PRIu32

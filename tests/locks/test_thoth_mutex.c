@@ -19,6 +19,7 @@
 
 #include "thoth/error.h"
 #include "thoth/mutex.h"
+#include "thoth/trace.h"
 
 static thoth_mutex_t static_lock = THOTH_MUTEX_INITIALIZER("static lock");
 
@@ -177,6 +178,53 @@ static void test_the_json_report_has_thothlocks_keys(void **state)
 	free(buf);
 }
 
+static void test_a_traced_wait_is_a_chrome_json_slice_as_long_as_the_wait(void **state)
+{
+	(void)state;
+	thoth_trace_config_t cfg = { .ring_records = 64, .process_name = "mutex-test",
+	                             .enabled = THOTH_TRACE_MASK(LOCK) };
+	assert_int_equal(thoth_trace_init(&cfg), 0);
+	thoth_mutex_t m;
+	assert_int_equal(thoth_mutex_init(&m, "traced"), 0);
+	force_contention(&m, 3000000);          /* >= 3 ms of wait */
+	thoth_mutex_lock(&m);                   /* uncontended: no event */
+	thoth_mutex_unlock(&m);
+
+	int fd;
+	assert_int_equal(thoth_trace_export_fd(&fd), 0);
+	thoth_trace_reader_t *r;
+	assert_int_equal(thoth_trace_reader_open(fd, &r), 0);
+	thoth_trace_collection_t *c;
+	assert_int_equal(thoth_trace_collection_new(&c), 0);
+	assert_int_equal(thoth_trace_collection_add(c, r), 0);
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&buf, &len);
+	assert_int_equal(thoth_trace_export_chrome_json(c, out), 0);
+	fclose(out);
+	/* Exactly one lock_wait event, a complete ("X") slice. */
+	const char *ev = strstr(buf, "\"name\":\"lock_wait\"");
+	assert_non_null(ev);
+	assert_null(strstr(ev + 1, "\"name\":\"lock_wait\""));
+	const char *start = ev;
+	while (start > buf && *start != '{')
+		start--;
+	assert_memory_equal(start, "{\"ph\":\"X\"", 8);
+	const char *dur = strstr(start, "\"dur\":");
+	assert_true(dur && dur < ev);
+	double dur_us = strtod(dur + 6, NULL);
+	thoth_lock_stats_t st;
+	thoth_mutex_stats(&m, &st);
+	assert_true(dur_us >= 3000.0);
+	assert_true(dur_us * 1000.0 <= (double)st.wait_ns_total + 1.0);
+	assert_non_null(strstr(ev, "\"cat\":\"lock\""));
+	free(buf);
+	thoth_trace_collection_free(c);
+	thoth_trace_reader_close(r);   /* fd: the library's own */
+	thoth_trace_shutdown();
+	assert_int_equal(thoth_mutex_destroy(&m), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -185,6 +233,7 @@ int main(void)
 		cmocka_unit_test(test_trylock_of_a_held_mutex_is_busy_and_not_a_contention),
 		cmocka_unit_test(test_a_static_mutex_is_listed_once_it_waited_and_a_destroyed_one_is_not),
 		cmocka_unit_test(test_the_json_report_has_thothlocks_keys),
+		cmocka_unit_test(test_a_traced_wait_is_a_chrome_json_slice_as_long_as_the_wait),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -22,6 +22,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -222,8 +223,15 @@ int main(int argc, char **argv)
 	char lib[PATH_MAX];
 	if (find_library(lib, sizeof lib) != 0)
 		return 1;
-	char dir[] = "/tmp/thothlock.XXXXXX";
-	if (!mkdtemp(dir)) {
+	/* tmpfs when there is one: the table is written all the time, and a
+	 * disk-backed file would add writeback to the profiled run. */
+	char dir[32] = "/dev/shm/thothlock.XXXXXX";
+	bool made = mkdtemp(dir) != NULL;
+	if (!made) {
+		snprintf(dir, sizeof dir, "/tmp/thothlock.XXXXXX");
+		made = mkdtemp(dir) != NULL;
+	}
+	if (!made) {
 		fprintf(stderr, "thothlock: mkdtemp: %s\n", strerror(errno));
 		return 1;
 	}

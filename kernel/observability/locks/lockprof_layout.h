@@ -32,7 +32,7 @@
 #define THOTHLOCK_STACK_DEPTH  16u
 #define THOTHLOCK_OWNER_SITES  4u
 #define THOTHLOCK_HOLDER_STACKS 4u
-#define THOTHLOCK_CACHE_WAYS   64u
+#define THOTHLOCK_CACHE_WAYS   512u
 
 /* Capacities the writer uses (the reader takes them from the header). */
 #define THOTHLOCK_LOCK_CAPACITY   16384u      /* power of two: open addressing */

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "thoth/error.h"
+#include "thoth/trace.h"
 
 /* The process's list of mutexes.  Taken only to list, unlist and walk,
  * never while a thoth_mutex is being waited for by this code path: it is
@@ -85,9 +86,15 @@ void thoth_mutex_lock(thoth_mutex_t *m)
 	 * the critical section. */
 	if (!__atomic_load_n(&m->listed, __ATOMIC_ACQUIRE))
 		list_add(m);
+	uint64_t trace_start = THOTH_TRACE_IS_ON(LOCK) ? thoth_trace_now() : 0;
 	uint64_t t0 = now_ns();
 	pthread_mutex_lock(&m->lock);
 	uint64_t wait = now_ns() - t0;
+	if (__builtin_expect(trace_start != 0, 0)) {
+		/* Traced by the unlock, after the release. */
+		m->trace_wait_start = trace_start;
+		m->trace_wait_ns = wait;
+	}
 	add_relaxed(&m->acquisitions, 1);
 	add_relaxed(&m->contentions, 1);
 	add_relaxed(&m->wait_ns_total, wait);
@@ -103,9 +110,23 @@ int thoth_mutex_trylock(thoth_mutex_t *m)
 	return 0;
 }
 
+static void trace_wait(thoth_mutex_t *m, uint64_t start, uint64_t wait_ns)
+{
+	static uint32_t lock_wait_id;
+	STAP_PROBE2(thoth, lock_wait, wait_ns, m);
+	thoth_trace_fields_t f = { .arg0 = wait_ns, .arg1 = (uint64_t)(uintptr_t)m, .timestamp = start };
+	thoth_trace_emit(THOTH_TRACE_CAT_LOCK, &lock_wait_id, "lock_wait", &f);
+}
+
 void thoth_mutex_unlock(thoth_mutex_t *m)
 {
+	uint64_t start = m->trace_wait_start;   /* ours: we hold the mutex */
+	uint64_t wait_ns = m->trace_wait_ns;
+	if (__builtin_expect(start != 0, 0))
+		m->trace_wait_start = 0;
 	pthread_mutex_unlock(&m->lock);
+	if (__builtin_expect(start != 0, 0))
+		trace_wait(m, start, wait_ns);
 }
 
 void thoth_mutex_stats(const thoth_mutex_t *m, thoth_lock_stats_t *out)
