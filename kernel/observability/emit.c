@@ -145,6 +145,7 @@ void thoth_trace_emit(unsigned category, uint32_t *id_cache, const char *name,
 		cpu = sched_getcpu();
 		if (__builtin_expect(thread_ring.generation != gen, 0))
 			claim_ring(b, gen);
+		thoth__probe_poll();    /* a command from thothd (live attach) */
 		thoth__probe_fire(category, event_id, name, f, thoth__trace_ticks_to_ns(now), cpu,
 		                  thread_ring.tid);
 	}

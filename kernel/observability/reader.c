@@ -410,3 +410,10 @@ int thoth_trace_reader_thread_name(const thoth_trace_reader_t *r, uint32_t ring,
 	*name = r->rings[ring].thread_name;
 	return 0;
 }
+
+/* The control page of the buffer READER maps (read-write): thothd's probe
+ * commands go through its mailbox (trace_layout.h). */
+void *thoth__trace_reader_control_page(thoth_trace_reader_t *r)
+{
+	return r ? control(r) : NULL;
+}

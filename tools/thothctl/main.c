@@ -59,6 +59,8 @@ static void usage(FILE *out)
 		"                                  replay a trace on the PM simulator\n"
 		"                                  (modelled energy; `thothctl pm sim --help`)\n"
 		"  probe check FILE.o              verify an eBPF object (`thothctl probe --help`)\n"
+		"  probe attach FILE.o --pid PID | list | detach ID | maps ID\n"
+		"                                  eBPF probes in running processes\n"
 		"\n"
 		"options:\n"
 		"  --runtime-dir DIR   thothd's runtime dir (default: $THOTH_RUNTIME_DIR,\n"

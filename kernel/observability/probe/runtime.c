@@ -137,7 +137,12 @@ static bool matches(const attachment_t *a, const char *name)
 /* The probe bits: every category while anything is attached.  A named
  * point's category is not known until it fires once, and an unprobed point
  * of a probed category only pays the match-table lookup. */
-static void publish_bits(bool any)
+bool thoth__probe_any(void)
+{
+	return __atomic_load_n(&current_set, __ATOMIC_ACQUIRE) != NULL;
+}
+
+void thoth__probe_bits(bool any)
 {
 	uint64_t bits = (uint64_t)THOTH_TRACE_ALL_CATEGORIES << THOTH_TRACE_PROBE_SHIFT;
 	uint64_t *w = __atomic_load_n(&thoth_trace_enabled_word, __ATOMIC_RELAXED);
@@ -256,7 +261,7 @@ int thoth_probe_attach(thoth_probe_prog_t *prog, uint64_t *id)
 	s->a[s->n++] = a;
 	probe_set_t *old = current_set;
 	__atomic_store_n(&current_set, s, __ATOMIC_RELEASE);
-	publish_bits(true);
+	thoth__probe_bits(true);
 	if (old) {
 		wait_quiescent();
 		free(old);
@@ -295,7 +300,7 @@ int thoth_probe_detach(uint64_t id)
 	}
 	__atomic_store_n(&current_set, s, __ATOMIC_RELEASE);
 	if (!s)
-		publish_bits(false);
+		thoth__probe_bits(false);
 	wait_quiescent();
 	free(old);
 	free(a);
