@@ -12,7 +12,7 @@
 
 /* Run the programs attached to this event (its probe bit was set). */
 void thoth__probe_fire(unsigned category, uint16_t event_id, const char *name,
-                       const thoth_trace_fields_t *f, uint64_t ts_ns, int cpu, uint32_t tid);
+                       const thoth_trace_fields_t *f, uint32_t tid);
 /* Trace-clock ticks of this process to CLOCK_MONOTONIC ns. */
 uint64_t thoth__trace_ticks_to_ns(uint64_t ticks);
 
