@@ -1,6 +1,8 @@
 # Top-level entry points.  CMake does the real work, out of tree in build/.
 #   make run      bootstrap (run group), build, start the system (see README)
-#   make test     bootstrap, build with -Werror (plain and ASan+UBSan), run every test
+#   make test     bootstrap, build with -Werror (plain and ASan+UBSan), run every test,
+#                 then the concurrency tests (label tsan) under ThreadSanitizer
+#   make tsan     only the ThreadSanitizer build and its tests (label tsan)
 #   make bench    build optimised and run every benchmark under bench/
 #   make fuzz     build the libFuzzer targets with clang and run each for a bounded time
 #   make soak     the reliability suite's long variants, SOAK_SECONDS per scenario
@@ -16,6 +18,10 @@
 
 BUILD      ?= build/default
 ASAN_BUILD ?= build/asan
+TSAN_BUILD ?= build/tsan
+# The concurrency tests the ThreadSanitizer build makes and runs (label tsan):
+# the lock-free resolve table and the per-thread counters (docs/SCALE.md).
+TSAN_TARGETS = test_rtable test_pcounter
 FUZZ_BUILD ?= build/fuzz
 INSTALL_BUILD ?= build/install
 DEB_OUT    ?= build/deb
@@ -29,7 +35,7 @@ CMAKE_FLAGS = -DTHOTH_WERROR=ON
 # No "Entering directory" lines from the makes CMake runs below us.
 MAKEFLAGS += --no-print-directory
 
-.PHONY: all bootstrap build asan test run bench fuzz soak install deb clean
+.PHONY: all bootstrap build asan tsan tsan-build test run bench fuzz soak install deb clean
 
 all: build
 
@@ -58,11 +64,23 @@ asan: bootstrap
 # always runs.
 CTEST_DEB = $(if $(or $(CI),$(DEB)),,-LE deb)
 
-test: build asan
+# Only the targets labelled tsan: a whole-tree TSan build would double the
+# build time for tests that share no memory between threads.
+tsan-build: bootstrap
+	@cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DTHOTH_TSAN=ON -DTHOTH_BENCH=OFF $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(TSAN_BUILD) -j$(JOBS) --target $(TSAN_TARGETS)
+
+tsan: tsan-build
+	@echo "== concurrency tests (ThreadSanitizer) =="
+	@TSAN_OPTIONS=halt_on_error=1 ctest --test-dir $(TSAN_BUILD) --output-on-failure -L tsan
+
+test: build asan tsan-build
 	@echo "== tests (RelWithDebInfo) =="
 	@ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS) $(CTEST_DEB)
 	@echo "== tests (ASan+UBSan) =="
 	@ctest --test-dir $(ASAN_BUILD) --output-on-failure -j$(JOBS)
+	@echo "== concurrency tests (ThreadSanitizer) =="
+	@TSAN_OPTIONS=halt_on_error=1 ctest --test-dir $(TSAN_BUILD) --output-on-failure -L tsan
 
 # Quiet: the build's output goes to a log (shown if it fails), then the demo.
 run: bootstrap

@@ -25,7 +25,7 @@ _thothctl()
 	local global="--runtime-dir --json --help --version"
 	case $cmd in
 	"")
-		COMPREPLY=($(compgen -W "status services resolve trace sched pm $global" -- "$cur")) ;;
+		COMPREPLY=($(compgen -W "status services resolve trace sched pm codex topology moderation $global" -- "$cur")) ;;
 	status)
 		COMPREPLY=($(compgen -W "--json --runtime-dir" -- "$cur")) ;;
 	services)
@@ -45,6 +45,8 @@ _thothctl()
 		fi ;;
 	sched)
 		COMPREPLY=($(compgen -W "--duration --from --json --runtime-dir" -- "$cur")) ;;
+	moderation)
+		COMPREPLY=($(compgen -W "--dev --probe --policy --rate --json --help" -- "$cur")) ;;
 	pm)
 		if [ -z "$sub" ] && [[ $cur != -* ]]; then
 			COMPREPLY=($(compgen -W "sim" -- "$cur"))

@@ -25,7 +25,8 @@ THOTHD=$BUILD/kernel/thothd/thothd
 THOTHCTL=$BUILD/tools/thothctl/thothctl
 ECHO=$BUILD/services/echo
 CLIENT=$BUILD/services/echo-client
-for bin in "$THOTHD" "$THOTHCTL" "$ECHO" "$CLIENT"; do
+CODEX=$BUILD/codex/codex
+for bin in "$THOTHD" "$THOTHCTL" "$ECHO" "$CLIENT" "$CODEX"; do
   [ -x "$bin" ] || { echo "run.sh: $bin is missing: build first (make build)" >&2; exit 1; }
 done
 
@@ -54,7 +55,10 @@ trap 'exit 0' INT TERM
 # thothd writes READY=1 to the fifo once it serves its socket; if it dies
 # first, the fifo closes and the read ends with nothing.
 mkfifo "$RT/ready"
-"$THOTHD" --runtime-dir "$RT" --log-level info --ready-fd 3 3>"$RT/ready" 2>"$LOGS/thothd.log" &
+# The dashboard on any free port of 127.0.0.1 (THOTH_HTTP_PORT to fix one;
+# thothd's own default is 9180): read back from thothctl status below.
+"$THOTHD" --runtime-dir "$RT" --log-level info --ready-fd 3 --http-port "${THOTH_HTTP_PORT:-0}" \
+  3>"$RT/ready" 2>"$LOGS/thothd.log" &
 PIDS+=($!)
 ready=""
 read -r -t 30 ready <"$RT/ready" || true
@@ -74,14 +78,21 @@ for _ in $(seq 1 250); do
 done
 "$CLIENT" --runtime-dir "$RT" --rate 200 --report 3 &
 PIDS+=($!)
+# codex, the journal service (docs/CODEX.md); its data is kept with the logs
+"$CODEX" --runtime-dir "$RT" --data-dir "$LOGS/codex-data" --workers 2 2>"$LOGS/codex.log" &
+PIDS+=($!)
 
+DASHBOARD=$("$THOTHCTL" --runtime-dir "$RT" --json status |
+  sed -n 's/.*"dashboard_url":"\([^"]*\)".*/\1/p')
 cat <<MSG
 ThothOS is running (runtime dir $RT):
   thothd       pid ${PIDS[0]}
   echo         pid ${PIDS[1]}   (instance 1)
   echo         pid ${PIDS[2]}   (instance 2)
   echo-client  pid ${PIDS[3]}   200 calls/s, round-robin over the instances
-Logs (kept after the run): $LOGS/thothd.log, echo-1.log, echo-2.log
+  codex        pid ${PIDS[4]}   the journal (data in $LOGS/codex-data)
+Logs (kept after the run): $LOGS/thothd.log, echo-1.log, echo-2.log, codex.log
+Dashboard: ${DASHBOARD:-none (see thothd.log)}   (live page; Prometheus metrics at ${DASHBOARD:-.../}metrics)
 
 Inspect it from another terminal:
   $THOTHCTL --runtime-dir $RT status
@@ -90,6 +101,10 @@ Inspect it from another terminal:
   $THOTHCTL --runtime-dir $RT resolve echo --json
   $THOTHCTL --runtime-dir $RT trace --duration 2 --json trace.json
                 (every process's trace events; open trace.json in ui.perfetto.dev)
+  $THOTHCTL --runtime-dir $RT codex create notes
+  echo hello | $THOTHCTL --runtime-dir $RT codex append notes --deferred
+  $THOTHCTL --runtime-dir $RT codex read notes --json
+  $THOTHCTL --runtime-dir $RT codex stats
 Try: kill -9 ${PIDS[1]}   (its instance disappears at once; the client moves on)
 
 MSG

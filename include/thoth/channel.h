@@ -73,6 +73,37 @@ typedef enum thoth_chan_wait {
 
 #define THOTH_CHAN_DEFAULT_SPIN_NS 50000u   /* upper bound of the adaptive spin */
 
+/*
+ * Interrupt moderation (PM-3, docs/PM.md "Interrupt moderation"): how this
+ * side, as the consumer of what it receives, lets its peer defer the
+ * wake-up (doorbell or futex wake) for a message.  The consumer publishes
+ * a profile {N messages, T us} in the channel's memory; while it sleeps
+ * with a moderated profile it wakes by itself T us after going to sleep,
+ * and the producer rings only when N messages are waiting, a message is
+ * urgent (THOTH_CHAN_URGENT), or the consumer is late.  A producer never
+ * defers beyond THOTH_CHAN_MOD_MAX_US whatever the peer wrote, and always
+ * rings what it owes before it waits itself.  NONE (the default) = one
+ * wake-up per message, as before.
+ */
+typedef enum thoth_chan_moderation {
+	THOTH_CHAN_MOD_NONE = 0,
+	THOTH_CHAN_MOD_FIXED = 1,     /* always {fixed_msgs, fixed_us} */
+	THOTH_CHAN_MOD_DIM = 2,       /* a port of Linux's net_dim (lib/dim) */
+	THOTH_CHAN_MOD_ADAPTIVE = 3,  /* ThothOS's: profile computed from the measured rate */
+} thoth_chan_moderation_t;
+
+#define THOTH_CHAN_MOD_MAX_MSGS 256u
+#define THOTH_CHAN_MOD_MAX_US   1000u
+
+typedef struct thoth_chan_moderation_cfg {
+	thoth_chan_moderation_t policy;
+	uint32_t fixed_msgs, fixed_us;   /* FIXED: <= 256 messages, <= 1000 us; ADAPTIVE: fixed_us =
+					  * the latency budget, 10..1000 us (0: 256) */
+} thoth_chan_moderation_cfg_t;
+
+/* thoth_chan_send_flags: wake the consumer now whatever its moderation. */
+#define THOTH_CHAN_URGENT 1u
+
 typedef struct thoth_chan_stats {
 	uint64_t sent_inline, sent_pool;    /* messages sent in a slot / by descriptor */
 	uint64_t received;
@@ -83,6 +114,14 @@ typedef struct thoth_chan_stats {
 	uint64_t sleeps;                    /* waits that went to sleep (futex or loop) */
 	uint64_t wakes;                     /* wake-up system calls made for the peer */
 	uint64_t pool_in_use;               /* own pool buffers lent out now */
+	/* Moderation (PM-3).  As producer: */
+	uint64_t bells_deferred;            /* wake-ups not made because the consumer's profile allowed it */
+	uint64_t urgent;                    /* messages sent with THOTH_CHAN_URGENT */
+	/* As consumer: */
+	uint64_t mod_wakeups;               /* wake-ups from a sleep on the receive ring */
+	uint64_t mod_timer_wakeups;         /* ... of which by our own moderation timer */
+	uint64_t mod_empty_wakeups;         /* ... timer wake-ups that found nothing */
+	uint32_t mod_msgs, mod_us;          /* the profile published now ({1, 0}: none) */
 } thoth_chan_stats_t;
 
 /* ---- client ----------------------------------------------------------------- */
@@ -98,6 +137,7 @@ typedef struct thoth_chan_config {
 	int timeout_ms;                       /* per blocking call: 0 = wait forever */
 	int handshake_timeout_ms;             /* 0 = 2000 */
 	bool loop_wakeup;                     /* wake-ups on the channel's socket: thoth_chan_fd */
+	thoth_chan_moderation_cfg_t moderation;  /* of the responses we receive (PM-3) */
 } thoth_chan_config_t;
 
 /*
@@ -142,6 +182,13 @@ int thoth_chan_send(thoth_chan_t *ch, uint8_t *buf, size_t len, int timeout_ms);
 void thoth_chan_discard(thoth_chan_t *ch, uint8_t *buf);
 int thoth_chan_recv(thoth_chan_t *ch, thoth_msg_t *msg, int timeout_ms);
 void thoth_chan_release(thoth_chan_t *ch, thoth_msg_t *msg);
+/* thoth_chan_send with FLAGS (THOTH_CHAN_URGENT: ring the service now even
+ * if its moderation profile would let us wait).  Calls made through
+ * thoth_chan_client are urgent: their caller waits for the answer. */
+int thoth_chan_send_flags(thoth_chan_t *ch, uint8_t *buf, size_t len, int timeout_ms, unsigned flags);
+/* Ring the service now if a wake-up was deferred by moderation (a producer
+ * about to go idle; every blocking wait of the channel does it itself). */
+void thoth_chan_flush(thoth_chan_t *ch);
 
 /*
  * Receiving on an event loop (config loop_wakeup): the service wakes the
@@ -191,6 +238,7 @@ typedef struct thoth_chan_server_config {
 	uint32_t socket_mode;                 /* permission bits of the socket file; 0 = from peers */
 	uint32_t handshake_timeout_ms;        /* a connection must finish its handshake by then: 0 = 1000 */
 	uint32_t max_pending;                 /* handshakes in progress at once: 0 = 64 (the oldest is dropped) */
+	thoth_chan_moderation_cfg_t moderation;  /* of the requests each channel receives (PM-3) */
 } thoth_chan_server_config_t;
 
 typedef struct thoth_chan_server_stats {
@@ -203,6 +251,8 @@ typedef struct thoth_chan_server_stats {
 	uint64_t shed;                        /* connections accepted and closed at the fd limit */
 	uint64_t turns;                       /* times a channel was served (calls / turns = batch) */
 	uint64_t log_suppressed;              /* log lines dropped by the rate limit */
+	uint64_t mod_wakeups;                 /* channel wake-ups from sleep: doorbell or moderation timer */
+	uint64_t mod_timer_wakeups;           /* ... of which by the moderation timer (PM-3) */
 } thoth_chan_server_stats_t;
 
 /* Listen at cfg->path and serve on LOOP.  0, THOTH_E_INVAL (reason in

@@ -49,6 +49,7 @@ typedef void (*thoth_defer_fn)(thoth_loop_t *loop, void *arg);
 #define THOTH_LOOP_WAKE_TIMER    2u  /* the timerfd expired */
 #define THOTH_LOOP_WAKE_SIGNAL   4u  /* the signalfd was readable */
 #define THOTH_LOOP_WAKE_DEFERRED 8u  /* deferred callbacks ran: no sleep */
+#define THOTH_LOOP_WAKE_RUNG     16u /* with _TIMER: another process's loop rang us (SCHED-3) */
 
 /* Why the loop woke up, counted (thoth_loop_stats). */
 typedef struct thoth_loop_stats {
@@ -64,6 +65,8 @@ typedef struct thoth_loop_stats {
 	uint64_t io_submitted;      /* thoth_loop_read/write/fsync requests */
 	uint64_t io_completed;      /* ... whose callback ran */
 	uint64_t backend_syscalls;  /* epoll_wait / io_uring_enter calls made to wait or submit */
+	uint64_t wakeups_rung;      /* timer wake-ups rung by another process's loop (SCHED-3) */
+	uint64_t timer_bells_rung;  /* ... and rung by us: loops we woke at our timer's instant */
 	uint32_t fd_sources;
 	uint32_t timers_pending;
 } thoth_loop_stats_t;
@@ -84,6 +87,9 @@ typedef struct thoth_loop_options {
 	 * per-boot grid shared by every process (docs/SCHED.md); for
 	 * measurements, not for services. */
 	bool no_timer_grid;
+	/* Wake on the per-boot grid even where thothd's window page is
+	 * mapped (no slot, no doorbell: docs/SCHED.md); for measurements. */
+	bool no_timer_page;
 } thoth_loop_options_t;
 
 /* thoth_loop_new with options (NULL = defaults). */

@@ -345,6 +345,10 @@ int thoth_trace_reader_process(const thoth_trace_reader_t *reader,
 /* Name of the thread owning ring RING ("" when unknown). */
 int thoth_trace_reader_thread_name(const thoth_trace_reader_t *reader,
                                    uint32_t ring, const char **name);
+/* The buffer's geometry: rings and records per ring (a ring's fill is its
+ * unread records over RING_RECORDS). */
+int thoth_trace_reader_geometry(const thoth_trace_reader_t *reader,
+                                uint32_t *ring_count, uint32_t *ring_records);
 
 /* ---- collections and exporters ------------------------------------------ */
 
@@ -357,6 +361,12 @@ void thoth_trace_collection_free(thoth_trace_collection_t *collection);
 int thoth_trace_collection_add(thoth_trace_collection_t *collection,
                                thoth_trace_reader_t *reader);
 size_t thoth_trace_collection_count(const thoth_trace_collection_t *collection);
+/* Add one event a reader delivered (EVENT->name set), with its process's
+ * and thread's names: for collectors that route each event themselves
+ * (thothd's dashboard keeps a window of them). */
+int thoth_trace_collection_add_event(thoth_trace_collection_t *collection,
+                                     const thoth_trace_event_t *event,
+                                     const char *process_name, const char *thread_name);
 
 /* Chrome Trace Event JSON (Perfetto UI, chrome://tracing). */
 int thoth_trace_export_chrome_json(const thoth_trace_collection_t *collection,

@@ -25,6 +25,7 @@
 #include "chan_handshake.h"
 #include "chan_shm.h"
 #include "fdpass.h"
+#include "numa.h"
 #include "thoth/contract.h"
 #include "thoth/stream.h"
 
@@ -96,9 +97,19 @@ int thoth_chan_alloc(thoth_chan_t *ch, size_t len, uint8_t **buf, int timeout_ms
 
 int thoth_chan_send(thoth_chan_t *ch, uint8_t *buf, size_t len, int timeout_ms)
 {
+	return thoth_chan_send_flags(ch, buf, len, timeout_ms, 0);
+}
+
+void thoth_chan_flush(thoth_chan_t *ch)
+{
+	chan_mod_flush(&ch->end);
+}
+
+int thoth_chan_send_flags(thoth_chan_t *ch, uint8_t *buf, size_t len, int timeout_ms, unsigned flags)
+{
 	uint64_t deadline = 0;
 	for (;;) {
-		int r = chan_try_send(&ch->end, buf, len);
+		int r = chan_try_send_flags(&ch->end, buf, len, flags);
 		if (r != THOTH_E_AGAIN || timeout_ms == 0)
 			return r;
 		int left = wait_budget(&deadline, timeout_ms);
@@ -161,9 +172,12 @@ static int tr_send(void *ctx, uint8_t *msg, size_t len)
 static int tr_call(void *ctx, uint8_t *req, size_t len, thoth_msg_t *resp)
 {
 	thoth_chan_t *ch = ctx;
-	int r = tr_send(ctx, req, len);
-	if (r)
+	/* Urgent: we wait for the answer, so a deferred wake-up is pure delay. */
+	int r = thoth_chan_send_flags(ch, req, len, ch->timeout_ms, THOTH_CHAN_URGENT);
+	if (r) {
+		chan_discard(&ch->end, req);
 		return r;
+	}
 	return thoth_chan_recv(ch, resp, ch->timeout_ms);
 }
 
@@ -197,6 +211,7 @@ int thoth_chan_arm(thoth_chan_t *ch)
 	if (!ch->loop_wakeup)
 		return THOTH_E_INVAL;
 	chan_bell_drain(&ch->end);                   /* never blocks: clears pending doorbells */
+	chan_mod_flush(&ch->end);                    /* going back to the loop owes no wake-up */
 	if (chan_arm(&ch->end, CHAN_WAIT_RECV, 0))
 		return ch->end.err ? ch->end.err : 1;
 	int r = chan_check_peer(&ch->end);
@@ -270,6 +285,14 @@ int thoth_chan_connect(const char *path, const thoth_chan_config_t *cfg, thoth_c
 	char lwhy[160];
 	if (thoth_chan_limits_resolve(&want, lwhy, sizeof lwhy)) {
 		thoth__chan_why(why, why_len, "bad channel limits: %s", lwhy);
+		return THOTH_E_INVAL;
+	}
+
+	chan_end_t probe = { 0 };
+	if (chan_mod_config(&probe, &cfg->moderation)) {
+		thoth__chan_why(why, why_len, "moderation policy %d with %u messages / %u us: must be none, fixed (at most %u messages, %u us), dim or adaptive",
+			(int)cfg->moderation.policy, cfg->moderation.fixed_msgs, cfg->moderation.fixed_us,
+			THOTH_CHAN_MOD_MAX_MSGS, THOTH_CHAN_MOD_MAX_US);
 		return THOTH_E_INVAL;
 	}
 
@@ -406,6 +429,9 @@ int thoth_chan_connect(const char *path, const thoth_chan_config_t *cfg, thoth_c
 	}
 	close(fds[0]);
 	fds[0] = -1;
+	/* SCALE-1: what we read (responses, the service's pool) on our node,
+	 * before anyone touches it (docs/SCALE.md). */
+	thoth__chan_place(base, &lay, CHAN_CLIENT);
 	r = chan_end_init(&ch->end, base, &lay, CHAN_CLIENT);
 	ch->mapped = true;          /* unmapped by close from here on */
 	if (r) {
@@ -424,6 +450,7 @@ int thoth_chan_connect(const char *path, const thoth_chan_config_t *cfg, thoth_c
 	ch->end.wait = cfg->wait;
 	ch->end.spin_max = ch->end.spin_budget =
 		cfg->wait == THOTH_CHAN_SLEEP ? 0 : (cfg->spin_ns ? cfg->spin_ns : THOTH_CHAN_DEFAULT_SPIN_NS);
+	chan_mod_config(&ch->end, &cfg->moderation);   /* checked before connecting */
 	ch->features = resp.features;
 	thoth_client_init(&ch->client, &chan_transport, ch, resp.features);
 	free(msg);

@@ -26,6 +26,7 @@
 #include "chan_shm.h"
 #include "fdpass.h"
 #include "log_internal.h"
+#include "numa.h"
 #include "thoth/contract.h"
 #include "thoth/stream.h"
 
@@ -81,6 +82,7 @@ struct conn {
 	uint64_t features;
 	uint8_t *pending_out;           /* buffer handed to dispatch, not yet sent */
 	uint64_t slept_at;              /* when it last went back to the loop to wait */
+	thoth_timer_t *mod_timer;       /* moderation: we wake by ourselves then (PM-3) */
 };
 
 struct thoth_chan_server {
@@ -211,6 +213,8 @@ static void conn_close(conn_t *c)
 		pending_changed(s);
 	if (c->sock_src)
 		thoth_loop_remove_fd(s->loop, c->sock_src);
+	if (c->mod_timer)
+		thoth_timer_cancel(s->loop, c->mod_timer);
 	if (c->mapped) {
 		chan_end_close(&c->end);
 		chan_shm_unmap(c->end.base, c->end.lay.size);
@@ -258,6 +262,42 @@ static int conn_get_out(void *ctx, size_t len, uint8_t **buf)
 
 enum serve_result { SERVE_IDLE, SERVE_MORE, SERVE_CLOSED };
 
+static void conn_turn(conn_t *c);
+
+/* Moderation (PM-3): the channel sleeps with a deadline by which it wakes
+ * by itself (the client may leave up to N requests unannounced until
+ * then), or without one (0: the client rings every request). */
+static void mod_timer_fire(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
+{
+	conn_t *c = arg;
+	thoth_timer_cancel(loop, timer);
+	c->mod_timer = NULL;
+	if (c->queue)
+		return;                 /* awake anyway: its turn comes */
+	c->srv->st.mod_wakeups++;
+	c->srv->st.mod_timer_wakeups++;
+	chan_mod_woke(&c->end, true);
+	conn_turn(c);
+}
+
+static void mod_timer_set(conn_t *c, uint64_t wake_by)
+{
+	thoth_chan_server_t *s = c->srv;
+	if (!wake_by) {
+		if (c->mod_timer)
+			thoth_timer_cancel(s->loop, c->mod_timer);
+		c->mod_timer = NULL;
+		return;
+	}
+	uint64_t slack = (uint64_t)c->end.st.mod_us * 1000u / 4;
+	if (c->mod_timer && !thoth_timer_rearm(s->loop, c->mod_timer, wake_by, slack))
+		return;
+	if (c->mod_timer)
+		thoth_timer_cancel(s->loop, c->mod_timer);
+	if (thoth_loop_add_timer(s->loop, wake_by, slack, mod_timer_fire, c, &c->mod_timer))
+		c->mod_timer = NULL;    /* the client's own cap makes it ring us */
+}
+
 /*
  * Serve at most BUDGET of what the client has queued.  SERVE_IDLE: the
  * rings say wait, and the waiting flags are set so the client rings our
@@ -302,9 +342,13 @@ static enum serve_result conn_serve(conn_t *c, unsigned budget)
 		thoth_msg_t msg;
 		int r = chan_try_recv(e, &msg);
 		if (r == THOTH_E_AGAIN) {
-			if ((may_spin && chan_spin(e, CHAN_WAIT_RECV, 0)) || chan_arm(e, CHAN_WAIT_RECV, 0))
+			if (may_spin && chan_spin(e, CHAN_WAIT_RECV, 0))
+				continue;
+			uint64_t wake_by = chan_mod_sleep(e);    /* before the flag: PM-3 */
+			if (chan_arm(e, CHAN_WAIT_RECV, 0))
 				continue;
 			c->slept_at = thoth_clock_now();   /* on_sock learns how long it slept */
+			mod_timer_set(c, wake_by);
 			return SERVE_IDLE;
 		}
 		if (!r) {
@@ -516,6 +560,8 @@ static void handle_open(conn_t *c)
 		return refuse(c, THOTH_E_NOMEM, "service cannot create %zu bytes of channel memory: %s",
 			      lay.size, strerror(e));
 	}
+	/* SCALE-1: what we read (requests, the client's pool) on our node. */
+	thoth__chan_place(base, &lay, CHAN_SERVER);
 	chan_shm_format(base, &lay);
 	if (chan_end_init(&c->end, base, &lay, CHAN_SERVER)) {
 		chan_shm_unmap(base, lay.size);
@@ -533,6 +579,7 @@ static void handle_open(conn_t *c)
 	c->end.wait = s->cfg.wait;
 	c->end.spin_max = c->end.spin_budget =
 		s->cfg.wait == THOTH_CHAN_SLEEP ? 0 : (s->cfg.spin_ns ? s->cfg.spin_ns : THOTH_CHAN_DEFAULT_SPIN_NS);
+	chan_mod_config(&c->end, &s->cfg.moderation);     /* checked by thoth_chan_server_new */
 	r = send_open_reply(c, 0, "", &lim, lay.size, memfd);
 	close(memfd);                       /* the mapping keeps the memory */
 	free(c->hs);
@@ -574,6 +621,9 @@ static void on_sock(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t ev
 			chan_spin_slept(&c->end, thoth_clock_now() - c->slept_at);
 			c->slept_at = 0;
 		}
+		mod_timer_set(c, 0);
+		s->st.mod_wakeups++;
+		chan_mod_woke(&c->end, false);
 		conn_turn(c);
 		return;
 	}
@@ -750,6 +800,13 @@ int thoth_chan_server_new(thoth_loop_t *loop, const thoth_chan_server_config_t *
 	if (cfg->peers > THOTH_CHAN_PEERS_ANY || (cfg->socket_mode & ~0777u)) {
 		thoth__chan_why(why, why_len, "peers = %d, socket_mode = %#o: peers must be a thoth_chan_peers_t, the mode at most 0777",
 			(int)cfg->peers, cfg->socket_mode);
+		return THOTH_E_INVAL;
+	}
+	chan_end_t mod_check = { 0 };
+	if (chan_mod_config(&mod_check, &cfg->moderation)) {
+		thoth__chan_why(why, why_len, "moderation policy %d with %u messages / %u us: must be none, fixed (at most %u messages, %u us), dim or adaptive",
+			(int)cfg->moderation.policy, cfg->moderation.fixed_msgs, cfg->moderation.fixed_us,
+			THOTH_CHAN_MOD_MAX_MSGS, THOTH_CHAN_MOD_MAX_US);
 		return THOTH_E_INVAL;
 	}
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "chan_shm.h"
+#include "moderation.h"
 #include "thoth/loop.h"
 #include "ipc_trace.h"
 
@@ -44,6 +45,10 @@
 
 _Static_assert(sizeof(chan_ctl_t) <= CHAN_PAGE, "control page overflows");
 _Static_assert(THOTH_CHAN_INLINE_MAX % 8 == 0, "inline area must keep messages 8-aligned");
+_Static_assert(sizeof(thoth_mod_t) <= sizeof(((chan_mod_end_t *)0)->policy), "moderation policy state overflows");
+_Static_assert((int)THOTH_CHAN_MOD_ADAPTIVE == (int)THOTH_MOD_ADAPTIVE && (int)THOTH_CHAN_MOD_DIM == (int)THOTH_MOD_DIM &&
+	       (int)THOTH_CHAN_MOD_FIXED == (int)THOTH_MOD_FIXED && THOTH_CHAN_MOD_MAX_US == THOTH_MOD_MAX_US &&
+	       THOTH_CHAN_MOD_MAX_MSGS == THOTH_MOD_MAX_MSGS, "channel and policy moderation constants differ");
 
 enum { BUF_FREE = 0, BUF_ALLOCATED = 1, BUF_LENT = 2 };
 
@@ -445,17 +450,129 @@ static inline uint64_t trace_time(void)
 	return THOTH_TRACE_IS_ON(IPC) ? thoth_trace_now() : 0;
 }
 
-static void publish(chan_end_t *e)
+/* ---- moderation (docs/PM.md, "Interrupt moderation (PM-3)") ------------- */
+
+#define MOD_MSGS_MASK 0xffffu
+
+bool chan_mod_may_defer(uint32_t profile, uint64_t wake_by, uint32_t backlog, uint64_t now)
 {
+	uint32_t n = profile & MOD_MSGS_MASK;
+	if (n > THOTH_CHAN_MOD_MAX_MSGS)
+		n = THOTH_CHAN_MOD_MAX_MSGS;
+	if (n <= 1 || backlog >= n)
+		return false;                   /* unmoderated, or the batch is full */
+	if (!wake_by || wake_by <= now)
+		return false;                   /* it waits to be rung, or it is late */
+	/* A deadline further than the cap is a lie (or a bug): ring. */
+	return wake_by - now <= (uint64_t)THOTH_CHAN_MOD_MAX_US * 1000u;
+}
+
+/* Producer, the consumer's waiting flag just seen set: may this wake-up
+ * wait?  Reads the consumer's words after an acquire fence, so a flag set
+ * for a sleep comes with that sleep's deadline (chan_mod_sleep). */
+static bool mod_defer(chan_end_t *e)
+{
+	atomic_thread_fence(memory_order_acquire);
+	uint32_t prof = atomic_load_explicit(&e->ctl->mod[e->tx].profile, memory_order_relaxed);
+	if ((prof & MOD_MSGS_MASK) <= 1)
+		return false;                   /* the common case reads no clock */
+	uint64_t by = atomic_load_explicit(&e->ctl->mod[e->tx].wake_by, memory_order_relaxed);
+	uint32_t tail = atomic_load_explicit(&e->ctl->dir[e->tx].tail, memory_order_acquire);
+	return chan_mod_may_defer(prof, by, e->tx_head - tail, thoth_clock_now());
+}
+
+int chan_mod_config(chan_end_t *e, const thoth_chan_moderation_cfg_t *cfg)
+{
+	thoth_mod_config_t mc = { .kind = THOTH_MOD_NONE };
+	if (cfg) {
+		mc.kind = (thoth_mod_kind_t)cfg->policy;
+		mc.fixed = (thoth_mod_profile_t){ cfg->fixed_msgs, cfg->fixed_us };
+	}
+	thoth_mod_t m;
+	int r = thoth_mod_init(&m, &mc);
+	if (r)
+		return r;
+	memcpy(e->mod.policy, &m, sizeof m);
+	e->mod.on = mc.kind != THOTH_MOD_NONE;
+	return 0;
+}
+
+uint64_t chan_mod_sleep(chan_end_t *e)
+{
+	if (!e->mod.on)
+		return 0;
+	thoth_mod_t *m = (thoth_mod_t *)(void *)e->mod.policy;
+	uint64_t now = thoth_clock_now();
+	thoth_mod_sample_t s = { .time_ns = now, .events = e->st.mod_wakeups, .msgs = e->st.received,
+				 .bytes = e->mod.rx_bytes };
+	thoth_mod_update(m, &s);
+	thoth_mod_profile_t p = thoth_mod_clamp(thoth_mod_profile(m));
+	uint64_t by = 0;
+	if (e->mod.woke_by_timer && e->st.received == e->mod.rx_at_wake) {
+		/* Our timer found nothing: the producer went quiet.  Sleep
+		 * until rung (NAPI re-enabling its interrupt), so an idle
+		 * channel costs one timer wake-up, not one every T. */
+		e->st.mod_empty_wakeups++;
+	} else if (thoth_mod_profile_defers(p)) {
+		by = now + (uint64_t)p.max_us * 1000u;
+	}
+	e->mod.woke_by_timer = false;
+	e->st.mod_msgs = p.max_msgs;
+	e->st.mod_us = p.max_us;
+	atomic_store_explicit(&e->ctl->mod[e->rx].profile, p.max_msgs | p.max_us << 16, memory_order_relaxed);
+	atomic_store_explicit(&e->ctl->mod[e->rx].wake_by, by, memory_order_relaxed);
+	/* Before the waiting flag (chan_arm stores it next): a producer that
+	 * sees the flag sees these. */
+	atomic_thread_fence(memory_order_release);
+	e->mod.wake_by = by;
+	e->mod.timed = by != 0;
+	return by;
+}
+
+void chan_mod_woke(chan_end_t *e, bool by_timer)
+{
+	if (!e->mod.on)
+		return;
+	e->st.mod_wakeups++;
+	e->st.mod_timer_wakeups += by_timer;
+	e->mod.woke_by_timer = by_timer;
+	e->mod.rx_at_wake = e->st.received;
+}
+
+void chan_mod_flush(chan_end_t *e)
+{
+	if (!e->mod.owed)
+		return;
+	e->mod.owed = false;
 	chan_dir_t *d = &e->ctl->dir[e->tx];
-	e->tx_head++;
-	atomic_store_explicit(&d->head, e->tx_head, memory_order_release);
 	atomic_thread_fence(memory_order_seq_cst);
 	if (atomic_load_explicit(&d->cons_waiting, memory_order_relaxed))
 		wake_peer(e, &d->head);
 }
 
+static void publish(chan_end_t *e, unsigned flags)
+{
+	chan_dir_t *d = &e->ctl->dir[e->tx];
+	e->tx_head++;
+	atomic_store_explicit(&d->head, e->tx_head, memory_order_release);
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&d->cons_waiting, memory_order_relaxed)) {
+		if (!(flags & THOTH_CHAN_URGENT) && mod_defer(e)) {
+			e->st.bells_deferred++;
+			e->mod.owed = true;
+			return;
+		}
+		e->mod.owed = false;
+		wake_peer(e, &d->head);
+	}
+}
+
 int chan_try_send(chan_end_t *e, uint8_t *buf, size_t len)
+{
+	return chan_try_send_flags(e, buf, len, 0);
+}
+
+int chan_try_send_flags(chan_end_t *e, uint8_t *buf, size_t len, unsigned flags)
 {
 	if (e->err)
 		return e->err;
@@ -473,7 +590,8 @@ int chan_try_send(chan_end_t *e, uint8_t *buf, size_t len)
 		e->inline_pending = NULL;
 		e->st.sent_inline++;
 		thoth_trace_stamp_request(buf);
-		publish(e);
+		e->st.urgent += flags & THOTH_CHAN_URGENT;
+		publish(e, flags);
 		/* Traced after publishing, off the peer's critical path: only we
 		 * write this slot, so it still holds our message. */
 		TRACE_CHAN(e, chan_send, THOTH_TRACE_SEND, buf, THOTH_TRACE_INLINE, ts, 0);
@@ -496,7 +614,8 @@ int chan_try_send(chan_end_t *e, uint8_t *buf, size_t len)
 	memset(e->buf_state + b, BUF_LENT, e->buf_run[b]);
 	e->st.sent_pool++;
 	thoth_trace_stamp_request(buf);
-	publish(e);
+	e->st.urgent += flags & THOTH_CHAN_URGENT;
+	publish(e, flags);
 	TRACE_CHAN(e, chan_send, THOTH_TRACE_SEND, buf, THOTH_TRACE_ZERO_COPY, ts, 0);
 	return 0;
 }
@@ -560,6 +679,7 @@ int chan_try_recv(chan_end_t *e, thoth_msg_t *msg)
 		return chan_fail(e, THOTH_E_CORRUPT, "slot %u holds descriptor kind %u", e->rx_tail, kind);
 	}
 	msg->len = len;
+	e->mod.rx_bytes += len;
 	e->rx_tail++;
 	atomic_store_explicit(&d->tail, e->rx_tail, memory_order_release);
 	atomic_thread_fence(memory_order_seq_cst);
@@ -725,6 +845,7 @@ static bool spin_may(chan_end_t *e)
 	if (chan_spin_pays(peer, (int)(e->presence & CHAN_PRESENCE_CPU_MASK) - 1, e->rang))
 		return true;
 	e->st.spin_skips++;
+	THOTH_TRACE(LOOP, chan_spin, 2, 0);     /* skipped: the peer cannot answer a spin */
 	e->rang = false;
 	return false;
 }
@@ -745,6 +866,7 @@ bool chan_spin(chan_end_t *e, enum chan_cond cond, size_t len)
 			if (chan_ready(e, cond, len)) {
 				uint64_t took = thoth_clock_now() - start;
 				e->st.spin_hits++;
+				THOTH_TRACE(LOOP, chan_spin, 0, took);   /* hit, ns spun */
 				e->rang = false;
 				/* Success: allow twice what this wait took, never less than now. */
 				if (2 * took > e->spin_budget)
@@ -755,6 +877,7 @@ bool chan_spin(chan_end_t *e, enum chan_cond cond, size_t len)
 		}
 	}
 	e->st.spin_misses++;
+	THOTH_TRACE(LOOP, chan_spin, 1, thoth_clock_now() - start);  /* missed, ns spun */
 	e->rang = false;
 	return false;
 }
@@ -779,6 +902,7 @@ int chan_wait(chan_end_t *e, enum chan_cond cond, size_t len, int timeout_ms)
 	/* Running, and where: also when the wait is over at once (a side that
 	 * always finds its data ready would otherwise never tell its peer). */
 	presence_publish(e, true);
+	chan_mod_flush(e);              /* never wait while owing the peer a wake-up */
 	if (chan_ready(e, cond, len))
 		return ready_result(e);
 	if (timeout_ms == 0)
@@ -789,23 +913,31 @@ int chan_wait(chan_end_t *e, enum chan_cond cond, size_t len, int timeout_ms)
 		return ready_result(e);
 
 	for (;;) {
+		/* Moderated: publish the profile and when we wake by ourselves. */
+		uint64_t mod_by = cond == CHAN_WAIT_RECV ? chan_mod_sleep(e) : 0;
 		if (chan_arm(e, cond, len))
 			return ready_result(e);
 		uint32_t expect = 0;
 		_Atomic uint32_t *word = chan_wait_word(e, cond, &expect);
 		uint64_t now = thoth_clock_now();
 		uint64_t slice = deadline - now < SLEEP_SLICE_NS ? deadline - now : SLEEP_SLICE_NS;
+		if (mod_by) {
+			uint64_t left = mod_by > now ? mod_by - now : 1;
+			slice = left < slice ? left : slice;
+		}
 		struct timespec ts = { (time_t)(slice / 1000000000u), (long)(slice % 1000000000u) };
 		e->st.sleeps++;
 		if (e->own_bell) {
 			/* The peer rings our socket (we also serve a loop). */
 			struct pollfd pfd = { .fd = e->sock, .events = POLLIN };
-			if (poll(&pfd, 1, (int)((slice + 999999u) / 1000000u)) > 0)
+			if (ppoll(&pfd, 1, &ts, NULL) > 0)
 				chan_bell_drain(e);
 		} else {
 			syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT, expect, &ts, NULL, 0);
 		}
 		chan_disarm(e, cond);
+		if (cond == CHAN_WAIT_RECV)
+			chan_mod_woke(e, mod_by && thoth_clock_now() >= mod_by);
 		if (chan_ready(e, cond, len)) {
 			chan_spin_slept(e, thoth_clock_now() - start);
 			return ready_result(e);

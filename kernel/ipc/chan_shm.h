@@ -57,6 +57,14 @@ typedef struct chan_ctl {
 	 * hint for the peer's spin decision and nothing else: docs/IPC.md,
 	 * "Presence".  Zero (an older peer) reads as "unknown". */
 	struct { _Alignas(64) _Atomic uint32_t word; } presence[2];
+	/* Moderation of direction d, written only by d's consumer (PM-3,
+	 * docs/PM.md "Interrupt moderation"): `profile` = max_msgs | max_us
+	 * << 16; `wake_by` = the CLOCK_MONOTONIC ns by which the consumer,
+	 * asleep, wakes by itself (0 = it waits to be rung).  Written before
+	 * the consumer's waiting flag (release), read by the producer after
+	 * it saw the flag (acquire); hostile input for the producer, which
+	 * clamps both (chan_mod_may_defer).  Zero (an older peer) = none. */
+	struct { _Alignas(64) _Atomic uint32_t profile; _Atomic uint64_t wake_by; } mod[2];
 } chan_ctl_t;
 
 /* Presence word: bit 31 = running (not about to sleep), low 16 bits = the
@@ -75,6 +83,19 @@ typedef struct chan_ctl {
  *  - either CPU unknown (or a value we never write): yes, the bounded
  *    adaptive spin of before. */
 bool chan_spin_pays(uint32_t peer, int my_cpu, bool rang);
+
+/* One side's moderation state (PM-3).  Opaque storage for the policy of
+ * kernel/pm/moderation.h, so this header needs nothing from kernel/pm. */
+typedef struct chan_mod_end {
+	bool on;                          /* a policy other than none consumes our rx */
+	bool timed;                       /* our current/last rx sleep had a wake-up deadline */
+	bool owed;                        /* producer: a wake-up was deferred, not yet made */
+	bool woke_by_timer;               /* our last rx wake-up was our own deadline */
+	uint64_t wake_by;                 /* what we published */
+	uint64_t rx_at_wake;              /* e->st.received when we last woke */
+	uint64_t rx_bytes;                /* bytes received so far */
+	_Alignas(8) unsigned char policy[256];   /* thoth_mod_t */
+} chan_mod_end_t;
 
 /* Where everything is; computed by both sides from the limits alone. */
 typedef struct chan_layout {
@@ -118,6 +139,7 @@ typedef struct chan_end {
 	uint32_t presence;                /* last value we published in our presence word */
 	bool rang;                        /* we woke the peer since our last spin decision */
 	thoth_chan_stats_t st;
+	chan_mod_end_t mod;
 } chan_end_t;
 
 /* Write the control page of a fresh, zeroed mapping of LAY.size bytes. */
@@ -173,6 +195,28 @@ bool chan_spin(chan_end_t *e, enum chan_cond cond, size_t len);
  * peer is slower than spin_max (floor 1 us).  The budget can always recover:
  * it is learnt from the wait that was needed, not from the spin that failed. */
 void chan_spin_slept(chan_end_t *e, uint64_t waited_ns);
+
+/* ---- moderation (PM-3; docs/PM.md, "Interrupt moderation") ---------------- */
+
+/* Choose our rx policy (THOTH_E_INVAL for a bad one).  Before the peer
+ * can see the channel, or at any time: the profile is republished at our
+ * next sleep. */
+int chan_mod_config(chan_end_t *e, const thoth_chan_moderation_cfg_t *cfg);
+/* Consumer, about to arm CHAN_WAIT_RECV: update the policy, publish the
+ * profile and our wake-up deadline (release), return that deadline (0 =
+ * sleep until rung).  A timed sleep that found nothing is followed by an
+ * untimed one, so an idle channel costs at most one timer wake-up. */
+uint64_t chan_mod_sleep(chan_end_t *e);
+/* Consumer, woken (by the peer, or by our deadline when BY_TIMER). */
+void chan_mod_woke(chan_end_t *e, bool by_timer);
+/* Producer: ring the peer now if we deferred a wake-up it still waits for. */
+void chan_mod_flush(chan_end_t *e);
+/* Producer's rule, pure for the tests: may a wake-up be deferred, given the
+ * consumer's PROFILE and WAKE_BY words, our BACKLOG (unconsumed messages,
+ * this one included) and the time NOW?  Clamps whatever the peer wrote. */
+bool chan_mod_may_defer(uint32_t profile, uint64_t wake_by, uint32_t backlog, uint64_t now);
+/* Send with THOTH_CHAN_URGENT etc. */
+int chan_try_send_flags(chan_end_t *e, uint8_t *buf, size_t len, unsigned flags);
 
 /* Is the peer still there?  0 or THOTH_E_PEER_GONE (sets e->err). */
 int chan_check_peer(chan_end_t *e);

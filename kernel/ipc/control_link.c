@@ -23,6 +23,7 @@
 #include "thoth/stream.h"
 #include "thoth/trace.h"
 #include "trace.thoth.h"
+#include "timerpage.h"
 #include "unixsock.h"
 
 enum {
@@ -221,6 +222,8 @@ static void attempt(thoth__link_t *l)
 			r = thoth_loop_add_fd(l->loop, fd, THOTH_LOOP_READ, socket_event, l, &l->source);
 		if (!r)
 			r = attach_trace_buffer(l);
+		if (!r)
+			(void)thoth__timerpage_open(l->dir);    /* none: the loops keep the grid */
 		if (r) {
 			snprintf(why, sizeof why, "cannot set up the control connection: %s",
 				 thoth_strerror(r));

@@ -38,6 +38,7 @@
 #include "trace.thoth.h"
 #include "control_link.h"
 #include "log_internal.h"
+#include "timerpage.h"
 #include "unixsock.h"
 
 enum {
@@ -138,6 +139,20 @@ static int attach_trace_buffer(thoth_control_t *ctl)
 	return r;
 }
 
+/* Map thothd's window page from the checked runtime dir of SOCK_PATH
+ * (SCHED-3, timerpage.h); without it loops keep the per-boot grid, so a
+ * failure is not the connection's. */
+static void timerpage_beside(const char *sock_path)
+{
+	char dir[108];
+	const char *slash = strrchr(sock_path, '/');
+	if (!slash || (size_t)(slash - sock_path) >= sizeof dir)
+		return;
+	memcpy(dir, sock_path, (size_t)(slash - sock_path));
+	dir[slash - sock_path] = 0;
+	(void)thoth__timerpage_open(dir);
+}
+
 /* The connection checks of item 4 (docs/THOTHD.md, "Who a client talks
  * to"): the runtime dir is ours, 0700 and not a symlink, and the process
  * listening at thothd.sock runs as our uid.  Nothing is sent before both
@@ -150,8 +165,11 @@ static int control_open(thoth_control_t *ctl, const char *runtime_dir, unsigned 
 	int r = thoth_control_socket(runtime_dir, ctl->path, sizeof ctl->path);
 	if (r)
 		return THOTH_E_INVAL;
-	return thoth__unix_connect(ctl->path, THOTH__UNIX_CHECK_DIR | flags, timeout_ms, fd, ctl->why,
-				   sizeof ctl->why);
+	r = thoth__unix_connect(ctl->path, THOTH__UNIX_CHECK_DIR | flags, timeout_ms, fd, ctl->why,
+				sizeof ctl->why);
+	if (!r)
+		timerpage_beside(ctl->path);
+	return r;
 }
 
 int thoth_control_connect(thoth_control_t *ctl, const char *runtime_dir, int timeout_ms)

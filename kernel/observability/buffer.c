@@ -19,7 +19,7 @@ uint64_t *thoth_trace_enabled_word = &disabled_word;
 
 thoth_trace_buffer_t thoth_trace_buffer = {
 	.fd = -1,
-	.names_lock = PTHREAD_MUTEX_INITIALIZER,
+	.names_lock = THOTH_MUTEX_INITIALIZER("trace name table"),
 };
 
 static bool is_power_of_two(uint32_t v)

@@ -145,6 +145,25 @@ int thoth_trace_collection_add(thoth_trace_collection_t *c, thoth_trace_reader_t
 	return err;
 }
 
+int thoth_trace_collection_add_event(thoth_trace_collection_t *c, const thoth_trace_event_t *ev,
+                                     const char *process_name, const char *thread_name)
+{
+	if (!c || !ev || !ev->name)
+		return THOTH_E_INVAL;
+	uint32_t index;
+	int err;
+	if ((err = note_process(c, ev->pid, process_name ? process_name : "")) ||
+	    (err = note_thread(c, ev->pid, ev->tid, thread_name ? thread_name : "")) ||
+	    (err = intern_name(c, ev->name, &index)) ||
+	    (err = grow((void **)&c->events, &c->cap, c->count, sizeof *c->events)))
+		return err;
+	collected_event_t *e = &c->events[c->count++];
+	e->ev = *ev;
+	e->ev.name = NULL;
+	e->name_index = index;
+	return 0;
+}
+
 static int compare_events(const void *pa, const void *pb)
 {
 	const thoth_trace_event_t *a = &(*(const collected_event_t *const *)pa)->ev;

@@ -88,7 +88,7 @@ static uint16_t register_name(thoth_trace_buffer_t *b, unsigned category, const 
 	thoth_trace_name_t *table =
 	        (thoth_trace_name_t *)((char *)b->base + THOTH_TRACE_NAMES_OFFSET);
 	uint16_t id = 0;
-	pthread_mutex_lock(&b->names_lock);
+	thoth_mutex_lock(&b->names_lock);
 	uint32_t count = b->names_count;
 	for (uint32_t i = 0; i < count && !id; i++)
 		if (b->names[i].category == category && strcmp(b->names[i].name, name) == 0)
@@ -103,7 +103,7 @@ static uint16_t register_name(thoth_trace_buffer_t *b, unsigned category, const 
 		__atomic_store_n(&b->control->names_count, count + 1, __ATOMIC_RELEASE);
 		id = (uint16_t)(count + 1);
 	}
-	pthread_mutex_unlock(&b->names_lock);
+	thoth_mutex_unlock(&b->names_lock);
 	return id;
 }
 

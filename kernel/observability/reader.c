@@ -417,3 +417,15 @@ void *thoth__trace_reader_control_page(thoth_trace_reader_t *r)
 {
 	return r ? control(r) : NULL;
 }
+
+int thoth_trace_reader_geometry(const thoth_trace_reader_t *r, uint32_t *ring_count,
+                                uint32_t *ring_records)
+{
+	if (!r)
+		return THOTH_E_INVAL;
+	if (ring_count)
+		*ring_count = r->ring_count;
+	if (ring_records)
+		*ring_records = r->ring_records;
+	return 0;
+}

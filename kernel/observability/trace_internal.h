@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 
+#include "thoth/mutex.h"
 #include "trace_layout.h"
 
 /*
@@ -35,7 +36,7 @@ typedef struct thoth_trace_buffer {
 	uint32_t full_policy;
 	uint32_t pid;                /* the creating process (trace ids) */
 	uint32_t rings_claimed;      /* private truth of control.rings_claimed */
-	pthread_mutex_t names_lock;  /* serialises name-table appends */
+	thoth_mutex_t names_lock;    /* serialises name-table appends (contention counted: thoth/mutex.h) */
 	uint32_t names_count;        /* private truth of control.names_count (under names_lock) */
 	thoth_trace_name_t names[THOTH_TRACE_MAX_NAMES];  /* private copy of the name table */
 } thoth_trace_buffer_t;

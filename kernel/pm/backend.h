@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "energy.h"
+
 /* "$THOTH_SYSFS_ROOT" or "" (the real root). */
 const char *thoth_pm_root(void);
 /* ROOT + PATH into OUT; THOTH_E_INVAL if it does not fit. */
@@ -71,6 +73,7 @@ int thoth_pm_cpuidle_read(uint32_t cpu, thoth_pm_cpuidle_t *out);
 /* ---- cpufreq (backend_cpufreq.c) ---------------------------------------------- */
 
 #define THOTH_PM_MAX_OPPS 32
+#define THOTH_PM_MAX_DOMAIN_CPUS 64
 typedef struct thoth_pm_cpufreq {
 	bool present;                   /* false: no cpufreq driver (this VM) */
 	char driver[32], governor[32];
@@ -84,12 +87,41 @@ typedef struct thoth_pm_cpufreq {
 	uint32_t n_em;
 	uint32_t em_khz[THOTH_PM_MAX_OPPS], em_power_mw[THOTH_PM_MAX_OPPS], em_cost[THOTH_PM_MAX_OPPS];
 	uint32_t capacity;              /* cpu_capacity (arm64), 0 if absent */
+	/* related_cpus: every CPU of this CPU's performance domain (one
+	 * frequency for all), this CPU alone when the file is absent. */
+	uint32_t n_related;
+	uint32_t related[THOTH_PM_MAX_DOMAIN_CPUS];
 } thoth_pm_cpufreq_t;
 
 int thoth_pm_cpufreq_read(uint32_t cpu, thoth_pm_cpufreq_t *out);
 int thoth_pm_cpufreq_set_limits(uint32_t cpu, uint32_t min_khz, uint32_t max_khz);
 int thoth_pm_cpufreq_set_speed(uint32_t cpu, uint32_t khz);
 int thoth_pm_cpufreq_set_epp(uint32_t cpu, const char *epp);
+
+/* ---- performance domains (perf_domain.c) ---------------------------------------- */
+
+/* A performance domain: CPUs that share one frequency (cpufreq's policy),
+ * as related_cpus groups them; big.LITTLE boards have one per cluster. */
+#define THOTH_PM_MAX_DOMAINS 8
+typedef struct thoth_pm_perf_domain {
+	uint32_t n_cpus;
+	uint32_t cpus[THOTH_PM_MAX_DOMAIN_CPUS]; /* cpus[0] is where it is read and written */
+	thoth_pm_cpufreq_t freq;                  /* read from cpus[0] */
+} thoth_pm_perf_domain_t;
+
+/* The machine's performance domains: CPUs cpu0, cpu1, ... (until one is
+ * missing, at most 1024) with a cpufreq driver, grouped by related_cpus.
+ * *N = 0 when there is no cpufreq (this VM).  THOTH_E_LIMIT past MAX. */
+int thoth_pm_perf_domains(thoth_pm_perf_domain_t *out, uint32_t max, uint32_t *n);
+
+/* An energy.h CPU model from a domain's energy model (arm64 EAS,
+ * /sys/kernel/debug/energy_model): per OPP the EM's per-CPU power as core
+ * power (the Linux EM has no separate cluster share: cluster_mw 0, sleep
+ * 0), capacity = cpu_capacity x f / f_max (frequency-invariant, as the
+ * kernel scales it); name "sysfs".  THOTH_E_NOT_FOUND without an energy model or cpu_capacity; *WHY says
+ * which. */
+int thoth_pm_cpu_model_from_domain(const thoth_pm_perf_domain_t *d, thoth_pm_cpu_model_t *out,
+				   const char **why);
 
 /* ---- NVMe APST power states (backend_nvme.c) ------------------------------------ */
 

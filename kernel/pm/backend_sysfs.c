@@ -232,6 +232,13 @@ int thoth_pm_cpufreq_read(uint32_t cpu, thoth_pm_cpufreq_t *out)
 	snprintf(p, sizeof p, "/sys/devices/system/cpu/cpu%u/cpu_capacity", cpu);
 	if (!read_u64(p, &cap))
 		out->capacity = (uint32_t)cap;
+	snprintf(p, sizeof p, "/sys/devices/system/cpu/cpu%u/cpufreq/related_cpus", cpu);
+	if (!read_line(p, buf, sizeof buf))
+		out->n_related = parse_list(buf, out->related, THOTH_PM_MAX_DOMAIN_CPUS);
+	if (!out->n_related) {
+		out->related[0] = cpu;
+		out->n_related = 1;
+	}
 	/* The energy model: one directory per performance state, named ps:<kHz>. */
 	char dir[200], full[768];
 	snprintf(dir, sizeof dir, "/sys/kernel/debug/energy_model/cpu%u", cpu);

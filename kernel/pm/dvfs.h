@@ -62,6 +62,29 @@ int thoth_pm_dvfs_update(thoth_pm_dvfs_t *d, uint64_t now_ns, uint64_t running_n
 uint32_t thoth_pm_dvfs_current_khz(const thoth_pm_dvfs_t *d);
 const char *thoth_pm_dvfs_error(const thoth_pm_dvfs_t *d);
 
+/* ---- one governor per performance domain (dvfs_domains.c) --------------------- */
+
+/* The governors of a whole machine: one thoth_pm_dvfs_t per performance
+ * domain (backend.h: CPUs grouped by related_cpus), each with the domain's
+ * own model (from its energy model when the machine publishes one, else
+ * FALLBACK), so a big.LITTLE board's clusters get their frequencies
+ * chosen apart: demand on a LITTLE CPU never raises the big cluster.
+ * Without cpufreq (this VM) one simulated domain holds every CPU, with
+ * FALLBACK's OPPs. */
+typedef struct thoth_pm_dvfs_set thoth_pm_dvfs_set_t;
+
+int thoth_pm_dvfs_set_new(const thoth_pm_cpu_model_t *fallback, uint64_t now_ns,
+			  thoth_pm_dvfs_set_t **out);
+void thoth_pm_dvfs_set_free(thoth_pm_dvfs_set_t *s);
+uint32_t thoth_pm_dvfs_set_count(const thoth_pm_dvfs_set_t *s);
+/* Domain I's governor, its model, and its CPUs (N_CPUS of them). */
+thoth_pm_dvfs_t *thoth_pm_dvfs_set_at(thoth_pm_dvfs_set_t *s, uint32_t i);
+const thoth_pm_cpu_model_t *thoth_pm_dvfs_set_model(const thoth_pm_dvfs_set_t *s, uint32_t i);
+const uint32_t *thoth_pm_dvfs_set_cpus(const thoth_pm_dvfs_set_t *s, uint32_t i, uint32_t *n_cpus);
+/* The governor of the domain CPU belongs to (the simulated one holds all
+ * CPUs); NULL if CPU is in none. */
+thoth_pm_dvfs_t *thoth_pm_dvfs_set_for_cpu(thoth_pm_dvfs_set_t *s, uint32_t cpu);
+
 /* CPU time of thread TID (0: the caller) in ns, from
  * $THOTH_SYSFS_ROOT/proc/self/task/TID/schedstat (or the calling thread's
  * CLOCK_THREAD_CPUTIME_ID when TID is 0 and no root override is set). */

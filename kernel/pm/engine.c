@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "idle_hist.h"
 #include "predict.h"
 #include "thoth/error.h"
 
@@ -197,9 +198,12 @@ int32_t thoth_pm_cpu_latency_hint_us(const thoth_pm_element_desc_t *d,
 
 struct thoth_pm_engine {
 	thoth_pm_element_desc_t desc;
-	thoth_pm_predictor_t predictor;
+	thoth_pm_predictor_t predictor; /* TEO bins: hits/intercepts, the reported prediction */
+	thoth_pm_idle_hist_t hist;      /* the distribution the plans are priced on */
 	thoth_pm_engine_stats_t stats;
-	uint32_t last_state; /* entered at the last decision, for too_deep */
+	uint32_t last_state;  /* entered at the last decision, for too_deep */
+	uint64_t last_step_ns; /* ...at this time into the idle period */
+	double mu;             /* the price of going too deep (observe() steers it) */
 };
 
 int thoth_pm_engine_new(const thoth_pm_element_desc_t *d, thoth_pm_engine_t **out,
@@ -216,6 +220,7 @@ int thoth_pm_engine_new(const thoth_pm_element_desc_t *d, thoth_pm_engine_t **ou
 	for (uint32_t s = 0; s < d->state_count; s++)
 		edges[s] = thoth_pm_break_even_ns(d, s);
 	thoth_pm_predictor_init(&e->predictor, edges, d->state_count);
+	thoth_pm_idle_hist_init(&e->hist);
 	*out = e;
 	return 0;
 }
@@ -230,13 +235,153 @@ const thoth_pm_element_desc_t *thoth_pm_engine_desc(const thoth_pm_engine_t *e)
 	return &e->desc;
 }
 
+/* ---- step 3 without a known event: the cheapest plan on the distribution ---------- */
+
+/* A plan: stay on for TAU, then enter FIRST and follow FIRST's lower
+ * envelope (its ladder, shifted by TAU).  TAU = 0 is "enter at once";
+ * FIRST = 0 is the break-even ladder itself. */
+static void make_plan(const thoth_pm_element_desc_t *d, const thoth_pm_constraints_t *c,
+		      uint32_t first, uint64_t tau, thoth_pm_decision_t *out)
+{
+	thoth_pm_decision_t lad;
+	thoth_pm_ladder(d, c, first, &lad);
+	memset(out, 0, sizeof(*out));
+	out->state = tau ? 0 : first;
+	if (tau)
+		out->ladder[out->ladder_count++] = (thoth_pm_step_t){ .state = first, .at_ns = tau };
+	for (uint32_t i = 0; i < lad.ladder_count && out->ladder_count < THOTH_PM_MAX_STATES; i++)
+		out->ladder[out->ladder_count++] =
+			(thoth_pm_step_t){ .state = lad.ladder[i].state, .at_ns = lad.ladder[i].at_ns + tau };
+}
+
+/* Energy (mW * ns) of an idle period of length L played under PLAN, and the
+ * deepest state it entered (the simulator's play_idle without pre-wake: an
+ * entry a request interrupts is finished, then left). */
+static double plan_energy(const thoth_pm_element_desc_t *d, const thoth_pm_decision_t *plan,
+			  double L, uint32_t *deepest)
+{
+	thoth_pm_step_t steps[THOTH_PM_MAX_STATES + 1];
+	uint32_t n = 0, state = 0;
+	if (plan->state)
+		steps[n++] = (thoth_pm_step_t){ plan->state, 0 };
+	for (uint32_t i = 0; i < plan->ladder_count; i++)
+		steps[n++] = plan->ladder[i];
+	double now = 0, e = 0;
+	*deepest = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		double at = (double)steps[i].at_ns > now ? (double)steps[i].at_ns : now;
+		uint32_t s = steps[i].state;
+		if (at >= L)
+			break;
+		e += (double)d->states[state].power_mw * (at - now);
+		double entry_end = at + (double)d->states[s].entry_latency_ns;
+		double tr = transition_mw(d, s);
+		*deepest = s;
+		if (entry_end > L)
+			return e + tr * (entry_end - at + (double)d->states[s].exit_latency_ns);
+		e += tr * (double)d->states[s].entry_latency_ns;
+		now = entry_end;
+		state = s;
+	}
+	e += (double)d->states[state].power_mw * (L - now);
+	if (state)
+		e += transition_mw(d, state) * (double)d->states[state].exit_latency_ns;
+	return e;
+}
+
+/* Expected energy of PLAN over the history, and the weight of the history
+ * for which it goes too deep (its deepest state's break-even not reached). */
+static double plan_expected(const thoth_pm_element_desc_t *d, const thoth_pm_idle_hist_t *h,
+			    const uint64_t *break_even, const thoth_pm_decision_t *plan,
+			    double *too_deep)
+{
+	double e = 0;
+	*too_deep = 0;
+	for (uint32_t b = 0; b < THOTH_PM_HIST_BINS; b++) {
+		if (h->weight[b] <= 0)
+			continue;
+		double L = thoth_pm_idle_hist_mean_ns(h, b);
+		uint32_t deepest;
+		e += h->weight[b] * plan_energy(d, plan, L, &deepest);
+		if (deepest && (double)break_even[deepest] > L)
+			*too_deep += h->weight[b];
+	}
+	return e;
+}
+
+/*
+ * Of the plans "on for TAU, then FIRST, then its ladder" (FIRST an allowed
+ * state, TAU = 0 or just past a length the history has seen, never later
+ * than FIRST's break-even: waiting longer can only lose against the
+ * break-even ladder, which is among the plans), the one with the least
+ * expected energy over the history plus a price on going too deep (the
+ * Lagrange multiplier of the too-deep target, see observe()).  Waiting just
+ * past a seen length is where the choice can change: between two seen
+ * lengths the cost of a plan is linear in TAU, so the best TAU is at one of
+ * them.
+ */
+static void choose_on_history(const thoth_pm_engine_t *e, const thoth_pm_constraints_t *c,
+			      thoth_pm_decision_t *out)
+{
+	const thoth_pm_element_desc_t *d = &e->desc;
+	const thoth_pm_idle_hist_t *h = &e->hist;
+	uint64_t be[THOTH_PM_MAX_STATES];
+	for (uint32_t s = 0; s < d->state_count; s++)
+		be[s] = thoth_pm_break_even_ns(d, s);
+	thoth_pm_ladder(d, c, 0, out); /* the fallback: never too deep */
+	double too_deep, best = plan_expected(d, h, be, out, &too_deep);
+	/* The price of going too deep: MU times the energy of staying on for
+	 * the first deep state's break-even (MU is steered by observe()). */
+	double price = e->mu * (double)d->states[0].power_mw * (double)be[1];
+	best += price * too_deep; /* 0: the ladder never goes too deep */
+	thoth_pm_decision_t plan;
+	for (uint32_t s = 1; s < d->state_count; s++) {
+		if (!allowed(d, c, s) || d->states[s].power_mw >= d->states[0].power_mw)
+			continue;
+		uint64_t last = 0;
+		for (uint32_t b = 0; b <= THOTH_PM_HIST_BINS; b++) {
+			uint64_t tau = 0;
+			if (b > 0) {
+				if (h->weight[b - 1] <= 0)
+					continue;
+				tau = thoth_pm_idle_hist_upper_ns(b - 1);
+			}
+			if (tau > be[s] || (b > 0 && tau == last))
+				break;
+			last = tau;
+			make_plan(d, c, s, tau, &plan);
+			double cost = plan_expected(d, h, be, &plan, &too_deep);
+			cost += price * too_deep;
+			if (cost < best) {
+				best = cost;
+				*out = plan;
+			}
+		}
+	}
+}
+
 void thoth_pm_engine_decide(thoth_pm_engine_t *e, const thoth_pm_constraints_t *c,
 			    thoth_pm_decision_t *out)
 {
 	uint64_t predicted = thoth_pm_predictor_predict(&e->predictor, c->next_event_ns);
-	thoth_pm_choose(&e->desc, c, predicted, out);
+	if (c->next_event_ns != THOTH_PM_NONE || e->hist.total <= 0) {
+		/* A known event bounds the idle period: the choice for it (and
+		 * with no history at all, the break-even ladder). */
+		thoth_pm_choose(&e->desc, c, predicted, out);
+	} else {
+		choose_on_history(e, c, out);
+		out->predicted_idle_ns = predicted;
+	}
 	e->stats.decisions++;
 	e->last_state = out->state;
+	e->last_step_ns = 0;
+	/* A plan that waits enters its first state by a timed step: that
+	 * state is this decision's too (too_deep if the idle outlasts the
+	 * wait but not the state's break-even). */
+	if (out->state == 0 && out->ladder_count) {
+		e->last_state = out->ladder[0].state;
+		e->last_step_ns = out->ladder[0].at_ns;
+	}
 }
 
 void thoth_pm_engine_observe(thoth_pm_engine_t *e, uint64_t idle_ns, uint64_t next_event_ns)
@@ -246,9 +391,20 @@ void thoth_pm_engine_observe(thoth_pm_engine_t *e, uint64_t idle_ns, uint64_t ne
 		e->stats.hits++;
 	else if (hit == 0)
 		e->stats.intercepts++;
-	if (thoth_pm_break_even_ns(&e->desc, e->last_state) > idle_ns)
+	thoth_pm_idle_hist_observe(&e->hist, idle_ns);
+	int td = idle_ns > e->last_step_ns && thoth_pm_break_even_ns(&e->desc, e->last_state) > idle_ns;
+	if (td)
 		e->stats.too_deep++;
+	/* Dual ascent on the too-deep target: each too-deep period raises the
+	 * price of going too deep, each other period lowers it by a tenth as
+	 * much, so the price settles where at most THOTH_PM_TOO_DEEP_TARGET of
+	 * this element's periods go too deep (and falls to 0 when going deep
+	 * is never wrong). */
+	e->mu += THOTH_PM_TOO_DEEP_GAIN * ((double)td - THOTH_PM_TOO_DEEP_TARGET);
+	if (e->mu < 0)
+		e->mu = 0;
 	e->last_state = 0;
+	e->last_step_ns = 0;
 }
 
 void thoth_pm_engine_stats(const thoth_pm_engine_t *e, thoth_pm_engine_stats_t *out)

@@ -9,12 +9,13 @@
  *   1. keeps the states whose worst-case wake latency (entry + exit: a
  *      request may arrive just as the entry starts) fits the QoS, and whose
  *      entry + exit fits before a known next event (an armed timer),
- *   2. predicts the idle length from the element's own history (TEO-like
- *      bins at the states' break-even times, decayed so that recent idle
- *      periods count most),
- *   3. enters the deepest kept state whose break-even time is below the
- *      predicted idle, and
- *   4. hands back a ladder: deeper states to enter if the idle period lasts
+ *   2. with a known next event, enters the kept state cheapest for that
+ *      idle length (woken early by its exit latency),
+ *   3. otherwise prices plans "stay on for TAU, then enter S, then S's
+ *      ladder" on the element's history of idle lengths (idle_hist.h) and
+ *      takes the one with the least expected energy plus a price on going
+ *      too deep that holds too-deep periods to THOTH_PM_TOO_DEEP_TARGET,
+ *   4. in every case hands back a ladder: deeper states to enter if the idle period lasts
  *      past the points where their energy lines cross (Irani, Shukla and
  *      Gupta's lower-envelope algorithm), so that a mis-prediction costs at
  *      most what the break-even timeout policy costs, which is within 2x of
@@ -39,6 +40,13 @@
 #define THOTH_PM_MAX_STATES 8
 /* No latency bound / no known next event. */
 #define THOTH_PM_NONE UINT64_MAX
+/* Going too deep (entering a state whose break-even the idle period then
+ * does not reach) is priced so that at most this share of an element's idle
+ * periods do (issue 14's target; cpuidle's menu governor exceeds 24%), and
+ * the price moves by this gain per period (docs/PM.md "Why the engine plans
+ * over a distribution"). */
+#define THOTH_PM_TOO_DEEP_TARGET 0.10
+#define THOTH_PM_TOO_DEEP_GAIN 0.01
 /* Latencies above this are refused as absurd (a typo, not a device). */
 #define THOTH_PM_MAX_LATENCY_NS (60ull * 1000000000ull)
 
@@ -93,7 +101,7 @@ typedef struct thoth_pm_decision {
 	uint64_t prewake_ns;
 } thoth_pm_decision_t;
 
-/* The pure rule (steps 1, 3 and 4 above) for a given prediction: the
+/* The pure rule (steps 1, 2 and 4 above) for a given prediction: the
  * deepest allowed state whose break-even <= PREDICTED_IDLE_NS, and its
  * ladder.  Never fails on a checked description. */
 void thoth_pm_choose(const thoth_pm_element_desc_t *d, const thoth_pm_constraints_t *c,

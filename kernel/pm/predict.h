@@ -9,14 +9,10 @@
  *
  * The prediction is a low quantile, not the mean: the deepest bin that at
  * most SHORT_PERMILLE of the decayed history fell short of, and within it
- * the decayed mean of the idle lengths that fell there (each bin also keeps
- * that sum; a mean stays inside its bin, so the choice never goes past the
- * bin).  The quantile is the engine's one tuned constant: 45% is the
- * largest that keeps too-deep decisions at or under 10% on every device of
- * bench_pm's trace set (docs/PM.md has the table for 25..50%); smaller is
- * safer and costs energy, larger saves energy and goes too deep more often.
- * Idle periods longer than predicted are caught by the engine's ladder
- * (engine.h step 4).
+ * the decayed mean of the idle lengths that fell there.  The engine reports
+ * it (decision.predicted_idle_ns) and counts hits and intercepts with it;
+ * it no longer decides with it: without a known event the engine prices
+ * plans on the whole distribution (idle_hist.h says why).
  */
 #ifndef THOTH_PM_PREDICT_H
 #define THOTH_PM_PREDICT_H

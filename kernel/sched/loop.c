@@ -17,11 +17,14 @@
  * after each epoll_wait that returns something to do, timer_fire(lateness
  * in ns past the deadline, slack in ns) before each timer callback.
  */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/timerfd.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,9 +34,13 @@
 #include "timerq.h"
 #include "loop_backend.h"
 #include "timergrid.h"
+#include "timerpage.h"
 
 #define MAX_EVENTS 256   /* per wake-up; the epoll backend takes at most 64 */
 #define MAX_SIGNAL 65
+/* A loop planning to wake this soon after a doorbell instant is left alone:
+ * the kernel's default timer slack (50 us) merges the two expiries anyway. */
+#define BELL_MARGIN_NS 50000ull
 
 struct thoth_source {
 	int fd;
@@ -74,7 +81,15 @@ struct thoth_loop {
 	timerq_t timers;
 	uint64_t armed_at;          /* timerfd expiry as armed, 0 = disarmed */
 	bool grid;                  /* wake on the per-boot grid (timergrid.h) */
+	bool page;                  /* ... or join instants posted on the window page (timerpage.h) */
 	uint64_t grid_pert;
+	timerpage_t *tp;            /* the window page our slot is in (NULL: none claimed) */
+	int tp_slot;
+	uint32_t tp_owner;
+	uint64_t tp_posted, tp_posted_due;   /* what our slot says */
+	int bell_fd;                /* our slot's doorbell (datagram socket), -1 none */
+	void *bell_bh;
+	char bell_path[108];
 	uint64_t now;
 	deferred_t *deferred;
 	size_t n_deferred, cap_deferred;
@@ -88,7 +103,7 @@ struct thoth_loop {
 };
 
 /* epoll user data for the loop's own fds (sources are heap pointers). */
-static char timerfd_tag, sigfd_tag;
+static char timerfd_tag, sigfd_tag, bell_tag;
 
 uint64_t thoth_clock_now(void)
 {
@@ -128,6 +143,9 @@ int thoth_loop_new_with(const thoth_loop_options_t *opts, thoth_loop_t **out)
 	loop->io_done_tail = &loop->io_done;
 	loop->grid = !(opts && opts->no_timer_grid);
 	loop->grid_pert = loop->grid ? timergrid_perturbation() : 0;
+	loop->page = loop->grid && !(opts && opts->no_timer_page);
+	loop->tp_slot = -1;
+	loop->bell_fd = -1;
 	sigemptyset(&loop->sigmask);
 	timerq_init(&loop->timers);
 	bool from_env;
@@ -175,6 +193,8 @@ const char *thoth_loop_backend(const thoth_loop_t *loop)
 	return loop->be->name;
 }
 
+static void page_leave(thoth_loop_t *loop);
+
 static void free_dead(thoth_loop_t *loop)
 {
 	while (loop->dead) {
@@ -189,6 +209,7 @@ void thoth_loop_free(thoth_loop_t *loop)
 	if (!loop)
 		return;
 	free_dead(loop);
+	page_leave(loop);
 	/* Sources and pending timers belong to the loop. */
 	while (loop->live) {
 		thoth_source_t *s = loop->live;
@@ -282,6 +303,85 @@ void thoth_loop_remove_fd(thoth_loop_t *loop, thoth_source_t *s)
 
 /* ---- timers ------------------------------------------------------------------- */
 
+/* Give our slot back: no doorbell, nothing posted. */
+static void page_leave(thoth_loop_t *loop)
+{
+	if (loop->bell_fd >= 0) {
+		loop->be->del(loop->bs, loop->bell_fd, loop->bell_bh);
+		close(loop->bell_fd);
+		unlink(loop->bell_path);
+		loop->bell_fd = -1;
+	}
+	if (loop->tp)
+		timerpage_release(loop->tp, loop->tp_slot, loop->tp_owner);
+	loop->tp_slot = -1;
+	loop->tp_posted = loop->tp_posted_due = 0;
+}
+
+/* Our slot's doorbell: a datagram socket at DIR/tk.SLOT (the runtime dir
+ * is ours and 0700: only our uid can ring it). */
+static int bell_open(thoth_loop_t *loop)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	if (thoth__timerpage_bell_path(loop->tp, loop->tp_slot, a.sun_path, sizeof a.sun_path))
+		return THOTH_E_NO_SPACE;
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return THOTH_E_IO;
+	unlink(a.sun_path);             /* left by a dead owner of the slot */
+	if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0 ||
+	    loop->be->add(loop->bs, fd, THOTH_LOOP_READ, &bell_tag, &loop->bell_bh)) {
+		close(fd);
+		return THOTH_E_IO;
+	}
+	memcpy(loop->bell_path, a.sun_path, sizeof loop->bell_path);
+	loop->bell_fd = fd;
+	return 0;
+}
+
+/*
+ * The window page this loop posts on (timerpage.h): the process's current
+ * page, with a slot and its doorbell; on a new page (thothd restarted) the
+ * slot moves.  NULL when there is none, or no free slot, or no doorbell:
+ * then the loop uses the per-boot grid.
+ */
+static timerpage_t *page_of(thoth_loop_t *loop)
+{
+	timerpage_t *pg = thoth__timerpage_current();
+	if (pg == loop->tp)
+		return loop->tp_slot >= 0 ? pg : NULL;
+	page_leave(loop);
+	loop->tp = pg;
+	if (!pg)
+		return NULL;
+	loop->tp_owner = (uint32_t)gettid();
+	loop->tp_slot = timerpage_claim(pg, loop->tp_owner, true);
+	if (loop->tp_slot >= 0 && bell_open(loop)) {
+		timerpage_release(pg, loop->tp_slot, loop->tp_owner);
+		loop->tp_slot = -1;
+	}
+	return loop->tp_slot >= 0 ? pg : NULL;
+}
+
+static void ring(int slot, void *arg)
+{
+	thoth_loop_t *loop = arg;
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	if (thoth__timerpage_bell_path(loop->tp, slot, a.sun_path, sizeof a.sun_path))
+		return;
+	/* Full queue or no such socket (a stale slot): it wakes on its own. */
+	if (sendto(loop->bell_fd, "", 1, MSG_DONTWAIT, (struct sockaddr *)&a, sizeof a) == 1)
+		loop->stats.timer_bells_rung++;
+}
+
+/* Woken by our own timer at NOW: ring every loop with a deadline passed
+ * that would wake later on its own (the greedy's shared instant). */
+static void ring_due_sleepers(thoth_loop_t *loop)
+{
+	if (loop->tp && loop->tp_slot >= 0 && loop->bell_fd >= 0)
+		timerpage_due_sleepers(loop->tp, loop->tp_slot, loop->now, BELL_MARGIN_NS, ring, loop);
+}
+
 /*
  * Arm the timerfd for an instant T no later than the earliest instant at
  * which some pending timer's window closes (HI = min over timers of
@@ -289,22 +389,37 @@ void thoth_loop_remove_fd(thoth_loop_t *loop, thoth_source_t *s)
  * passed: each of those is inside its window, because no window closes
  * before HI >= T.  T is chosen in [LO, HI], LO = the latest deadline <= HI,
  * so every timer that would fire at HI still fires at T (no batching inside
- * the process is lost), at the point of the per-boot grid that other
- * processes pick too (timergrid.h: batching across processes).  Only
- * called when the queue changed; timerfd_settime is skipped if the instant
- * is unchanged.
+ * the process is lost), where other processes wake too: an instant another
+ * loop posted on the window page (timerpage.h), else HI; without a page,
+ * the point of the per-boot grid that other processes pick too
+ * (timergrid.h).  Either way T is in [LO, HI], whatever the page says.
+ * timerfd_settime is skipped if the instant is unchanged.
  */
 static int rearm(thoth_loop_t *loop)
 {
-	uint64_t at = 0;
+	uint64_t at = 0, due = 0;
+	timerpage_t *pg = loop->page ? page_of(loop) : NULL;
 	if (loop->timers.n) {
 		uint64_t hi = timerq_min_latest(&loop->timers);
-		at = loop->grid ? timergrid_pick(timerq_max_due(&loop->timers, hi), hi, loop->grid_pert) : hi;
+		due = timerq_min_deadline(&loop->timers);
+		if (pg)
+			at = hi;            /* the greedy's instant; loops woken earlier ring us */
+		else if (loop->grid)
+			at = timergrid_pick(timerq_max_due(&loop->timers, hi), hi, loop->grid_pert);
+		else
+			at = hi;
+	}
+	if (at == 0 && loop->timers.n)
+		at = 1;                 /* deadline 0: "as soon as possible" */
+	if (due == 0 && loop->timers.n)
+		due = 1;
+	if (pg && (at != loop->tp_posted || due != loop->tp_posted_due)) {
+		timerpage_post(pg, loop->tp_slot, at, due);
+		loop->tp_posted = at;
+		loop->tp_posted_due = due;
 	}
 	if (at == loop->armed_at)
 		return 0;
-	if (at == 0 && loop->timers.n)
-		at = 1;                 /* deadline 0: "as soon as possible" */
 	struct itimerspec its = { 0 };
 	its.it_value.tv_sec = (time_t)(at / 1000000000ull);
 	its.it_value.tv_nsec = (long)(at % 1000000000ull);
@@ -383,12 +498,10 @@ uint64_t thoth_timer_deadline(const thoth_timer_t *t)
 	return t->q.deadline;
 }
 
-static int fire_timers(thoth_loop_t *loop)
+/* Fire every timer whose deadline has passed (woken by the timerfd or by
+ * another loop's doorbell). */
+static int fire_due(thoth_loop_t *loop)
 {
-	uint64_t expirations;
-	if (read(loop->timerfd, &expirations, sizeof expirations) < 0 && errno != EAGAIN)
-		return THOTH_E_IO;
-	loop->armed_at = 0;             /* a fired timerfd is disarmed */
 	/* Pop everything due into a local list first: callbacks may add, re-arm
 	 * or cancel timers while we walk it. */
 	thoth_timer_t *head = NULL, **tail = &head;
@@ -421,6 +534,25 @@ static int fire_timers(thoth_loop_t *loop)
 	}
 	loop->stats.timers_pending = (uint32_t)loop->timers.n;
 	return ran;
+}
+
+static int fire_timers(thoth_loop_t *loop)
+{
+	uint64_t expirations;
+	if (read(loop->timerfd, &expirations, sizeof expirations) < 0 && errno != EAGAIN)
+		return THOTH_E_IO;
+	loop->armed_at = 0;             /* a fired timerfd is disarmed */
+	return fire_due(loop);
+}
+
+/* Another loop woke at an instant inside our window (timerpage.h). */
+static int bell_rung(thoth_loop_t *loop)
+{
+	char b[64];
+	while (recv(loop->bell_fd, b, sizeof b, MSG_DONTWAIT) >= 0)
+		;
+	loop->stats.wakeups_rung++;
+	return fire_due(loop);
 }
 
 /* ---- signals ----------------------------------------------------------------- */
@@ -604,12 +736,14 @@ int thoth_loop_run_once(thoth_loop_t *loop, bool block)
 	/* Why we are awake, for the trace (a scan of at most MAX_EVENTS tags). */
 	unsigned reasons = (!sleep && ran > 0) ? THOTH_LOOP_WAKE_DEFERRED : 0;
 	for (int i = 0; i < n; i++)
-		reasons |= ev[i].ptr == &timerfd_tag ? THOTH_LOOP_WAKE_TIMER
+		reasons |= ev[i].ptr == &bell_tag      ? THOTH_LOOP_WAKE_TIMER | THOTH_LOOP_WAKE_RUNG
+			 : ev[i].ptr == &timerfd_tag ? THOTH_LOOP_WAKE_TIMER
 			 : ev[i].ptr == &sigfd_tag   ? THOTH_LOOP_WAKE_SIGNAL
 						     : THOTH_LOOP_WAKE_FD;
 	if (reasons)
 		THOTH_TRACE(LOOP, loop_wakeup, reasons, n);
 	bool saw_fd = false, saw_timer = false, saw_signal = false, saw_io = false;
+	bool rang_own_timer = false;
 	loop->dispatching = true;
 	for (int i = 0; i < n; i++) {
 		void *p = ev[i].ptr;
@@ -619,8 +753,13 @@ int thoth_loop_run_once(thoth_loop_t *loop, bool block)
 			io_complete(loop, p);
 			ran++;
 		} else if (p == &timerfd_tag) {
-			saw_timer = true;
+			saw_timer = rang_own_timer = true;
 			int r = fire_timers(loop);
+			if (r > 0)
+				ran += r;
+		} else if (p == &bell_tag) {
+			saw_timer = true;
+			int r = bell_rung(loop);
 			if (r > 0)
 				ran += r;
 		} else if (p == &sigfd_tag) {
@@ -637,6 +776,8 @@ int thoth_loop_run_once(thoth_loop_t *loop, bool block)
 	}
 	loop->dispatching = false;
 	free_dead(loop);
+	if (rang_own_timer)
+		ring_due_sleepers(loop);
 	int rearmed = rearm(loop);
 	if (rearmed)
 		return rearmed;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "placement.h"
+#include "thoth/trace.h"
 
 void place_policy_default(place_policy_t *p)
 {
@@ -30,6 +31,7 @@ static void decide(place_decision_t *d, place_action_t a, int cpu, const char *f
 static void decide(place_decision_t *d, place_action_t a, int cpu, const char *fmt, ...)
 {
 	d->action = a;
+	d->reason = PLACE_WHY_NONE;
 	d->cpu = cpu;
 	va_list ap;
 	va_start(ap, fmt);
@@ -44,10 +46,11 @@ void place_decide(const place_policy_t *pol, const place_obs_t *o, place_decisio
 		place_policy_default(&def);
 		pol = &def;
 	}
-	/* Rule 0: the user's word is final. */
-	if (o->client_pinned || o->server_pinned) {
-		decide(d, PLACE_STAY, -1, "the %s thread has an affinity set by the user: never overridden",
-		       o->server_pinned ? "service" : "client");
+	/* Rule 0: the user's word is final.  Only the service thread is ever
+	 * moved: a client pinned by the user is a CPU it may follow (its
+	 * affinity is untouched), a pinned service thread is never moved. */
+	if (o->server_pinned) {
+		decide(d, PLACE_STAY, -1, "the service thread has an affinity set by the user: never overridden");
 		return;
 	}
 	if (!o->window_ns || !finite_frac(o->client_busy) || !finite_frac(o->server_busy) ||
@@ -67,11 +70,13 @@ void place_decide(const place_policy_t *pol, const place_obs_t *o, place_decisio
 		if (o->rtt_before_ns > 0 && o->rtt_ns > pol->spread_slowdown * o->rtt_before_ns) {
 			decide(d, PLACE_SPREAD, -1, "co-located round trip %.1f us is %.2fx the %.1f us before the move",
 			       o->rtt_ns / 1e3, o->rtt_ns / o->rtt_before_ns, o->rtt_before_ns / 1e3);
+			d->reason = PLACE_WHY_SLOWER;
 			return;
 		}
 		if (busy > pol->spread_busy) {
 			decide(d, PLACE_SPREAD, -1, "the pair needs %.0f%% of the shared CPU (limit %.0f%%)",
 			       busy * 100, pol->spread_busy * 100);
+			d->reason = PLACE_WHY_BUSY;
 			return;
 		}
 		decide(d, PLACE_STAY, -1, "co-located and not slower (%.1f us)", o->rtt_ns / 1e3);
@@ -106,6 +111,7 @@ void place_decide(const place_policy_t *pol, const place_obs_t *o, place_decisio
 	       "synchronous pair, %.0f calls/s, %.0f%% busy, %.1f us per round trip across CPUs %d/%d: "
 	       "service follows its client to CPU %d", rate, busy * 100, o->rtt_ns / 1e3, o->client_cpu,
 	       o->server_cpu, o->client_cpu);
+	d->reason = PLACE_WHY_SYNC_PAIR;
 }
 
 int place_thread_pinned(pid_t tid)
@@ -136,6 +142,9 @@ int place_apply(pid_t tid, const place_decision_t *d, place_log_fn log, void *ct
 	}
 	int r = sched_setaffinity(tid, sizeof set, &set);
 	int err = errno;
+	THOTH_TRACE(LOOP, place_move, (uint64_t)(tid ? tid : gettid()),
+		    (uint64_t)d->action | (uint64_t)d->reason << 8 | (uint64_t)(uint32_t)(d->cpu + 1) << 16 |
+			    (uint64_t)(r != 0) << 32);
 	if (log) {
 		char where[40], line[320];
 		if (d->action == PLACE_COLOCATE)

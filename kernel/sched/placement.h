@@ -34,7 +34,8 @@ void place_policy_default(place_policy_t *p);
 /* One observation window of one channel (client thread <-> service thread). */
 typedef struct place_obs {
 	int client_cpu, server_cpu;         /* where each last ran; -1 unknown */
-	bool client_pinned, server_pinned;  /* the user set an affinity: never override it */
+	bool client_pinned, server_pinned;  /* the user set an affinity (only the service thread is
+					     * ever moved: a pinned one never is) */
 	bool colocated;                     /* this policy moved them together earlier */
 	uint64_t window_ns;                 /* length of the window */
 	uint64_t calls;                     /* round trips in the window */
@@ -51,8 +52,17 @@ typedef enum place_action {
 	PLACE_SPREAD = 2,                   /* give the service thread back its former CPUs */
 } place_action_t;
 
+/* Which rule moved a thread (the place_move trace point's reason). */
+typedef enum place_reason {
+	PLACE_WHY_NONE = 0,                 /* STAY */
+	PLACE_WHY_SYNC_PAIR = 1,            /* COLOCATE: sleeping synchronous low-rate pair */
+	PLACE_WHY_SLOWER = 2,               /* SPREAD: the co-located round trip got slower */
+	PLACE_WHY_BUSY = 3,                 /* SPREAD: the pair needs more than the shared CPU */
+} place_reason_t;
+
 typedef struct place_decision {
 	place_action_t action;
+	place_reason_t reason;
 	int cpu;                            /* COLOCATE: the CPU; else -1 */
 	char why[160];                      /* always filled: the rule that decided */
 } place_decision_t;
@@ -66,8 +76,10 @@ void place_decide(const place_policy_t *pol, const place_obs_t *obs, place_decis
 int place_thread_pinned(pid_t tid);
 
 /* Every move goes through here: LOG (if set) gets one line saying what
- * moved where and why; the thread's affinity is changed (COLOCATE: to
- * the one CPU; SPREAD: back to every online CPU).  0 or -1 (errno). */
+ * moved where and why, and the place_move trace point records it (arg0 =
+ * tid, arg1 = action | reason << 8 | (cpu + 1) << 16 | failed << 32);
+ * the thread's affinity is changed (COLOCATE: to the one CPU; SPREAD: back
+ * to every online CPU).  0 or -1 (errno). */
 typedef void (*place_log_fn)(void *ctx, const char *line);
 int place_apply(pid_t tid, const place_decision_t *d, place_log_fn log, void *ctx);
 

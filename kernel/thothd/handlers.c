@@ -11,7 +11,9 @@
  *
  * Trace points (category REGISTRY, docs/OBSERVABILITY.md): registry_register
  * (lease, status), registry_resolve (lease found or 0, status),
- * registry_withdraw (lease, status), registry_expire (leases expired, 0);
+ * registry_withdraw (lease, status), registry_expire (leases expired, 0),
+ * registry_numa_pick (caller node << 16 | chosen node, their distance:
+ * SCALE-1's placement decision for a NUMA-preferring resolve);
  * server.c adds registry_drop (pid, registrations) when a connection ends.
  * status is the handler's result: 0, a Registry error code, or THOTH_E_*.
  */
@@ -93,6 +95,14 @@ static int on_resolve(void *self, const thoth_registry_Registry_resolve_req_t *r
 	int r = thoth_registry_resolve(call->d->registry, req->name, req->min_version, req->prefer,
 				       req->numa_node, thothd_now(call->d), &inst);
 	THOTH_TRACE(REGISTRY, registry_resolve, r ? 0 : inst->lease, (uint64_t)(int64_t)r);
+	if (!r && req->prefer == THOTH_COMMON_LOCALITY_NUMA &&
+	    inst->registration.endpoint.locality != THOTH_COMMON_LOCALITY_REMOTE) {
+		/* SCALE-1 placement decision: caller's node -> chosen node, and
+		 * the distance between them (10 = the caller's own node). */
+		uint16_t from = req->numa_node, to = inst->registration.endpoint.numa_node;
+		THOTH_TRACE(REGISTRY, registry_numa_pick, (uint64_t)from << 16 | to,
+			    thoth_registry_node_distance(call->d->registry, from, to));
+	}
 	if (!r)
 		resp->instance = *inst;
 	return r;
@@ -283,11 +293,30 @@ static int on_status(void *self, const thoth_daemon_Daemon_status_req_t *req,
 	resp->next_expiry_ns = next == UINT64_MAX ? 0 : next;
 	resp->runtime_dir = thoth_str(d->cfg.runtime_dir);
 	resp->version = thoth_str(THOTHD_VERSION);
+	resp->dashboard_url = thoth_str(d->dashboard_url);
+	return 0;
+}
+
+/* SCALE-2: the shared resolve table; server.c attaches send_fd to the answer. */
+static int on_resolve_table(void *self, const thoth_daemon_Daemon_resolve_table_req_t *req,
+			    thoth_daemon_Daemon_resolve_table_resp_t *resp, thoth_arena_t *arena)
+{
+	thothd_call_t *call = self;
+	int fd = thothd_rtable_fd(call->d, &resp->size, &resp->buckets);
+	if (fd < 0) {
+		call->reason = "thothd has no shared resolve table (see its log): resolve by round trip";
+		return THOTH_E_NOT_FOUND;
+	}
+	resp->layout = 1;               /* RT_LAYOUT (kernel/ipc/rtable_shm.h) */
+	call->send_fd = fd;
+	thothd_debug("client %llu (pid %u) took the resolve table (%u entries)",
+		     (unsigned long long)call->client->id, call->client->pid, thothd_rtable_entries(call->d));
 	return 0;
 }
 
 const thoth_daemon_Daemon_handlers_t thothd_daemon_handlers = {
 	.status = on_status,
+	.resolve_table = on_resolve_table,
 };
 
 /* ---- watch pushes ------------------------------------------------------------------- */

@@ -10,20 +10,25 @@
  * by socket activation (LISTEN_FDS), and readiness is announced over
  * NOTIFY_SOCKET (systemd, Type=notify) or --ready-fd (scripts).
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "http.h"
 #include "log.h"
 #include "runtime.h"
+#include "timerpage.h"
 #include "sd.h"
 #include "thoth/version.h"
 #include "thothd.h"
+#include "topology.h"
 
 static void usage(FILE *out)
 {
@@ -48,6 +53,12 @@ static void usage(FILE *out)
 		"  --trace-detach-ms MS  a trace session ends MS after the connection that\n"
 		"                        started it closed (default 60000)\n"
 		"  --ready-fd FD         write READY=1 to FD once serving, then close it\n"
+		"  --http-port PORT|off  the dashboard and /metrics (default 9180; 0: any\n"
+		"                        free port, see thothctl status; off: none)\n"
+		"  --http-addr ADDR      address to serve it on (default 127.0.0.1)\n"
+		"  --http-token-file F   require the token in F (first line) on every request\n"
+		"  --http-timeout-s S    close HTTP connections idle for S seconds (default 10)\n"
+		"  --http-max-connections N  HTTP connections at once (default 1024)\n"
 		"  -h, --help            this text\n"
 		"  --version             print the version\n"
 		"\n"
@@ -59,6 +70,43 @@ static void on_stop_signal(thoth_loop_t *loop, const struct signalfd_siginfo *in
 {
 	thothd_info("signal %u: shutting down", info->ssi_signo);
 	thoth_loop_stop(loop);
+}
+
+/*
+ * SCALE-1: the NUMA distance matrix by the kernel's node numbers (what
+ * services register with), for resolve's "nearest node first".  hwloc
+ * reads it ($THOTH_TOPOLOGY_XML / _SYNTHETIC override the machine, for
+ * demos); without it every other node is equally far.
+ */
+static uint32_t *load_distances(uint16_t *n_nodes)
+{
+	*n_nodes = 0;
+	thoth_topo_t *t = NULL;
+	char why[300];
+	if (thoth_topo_load(NULL, &t, why, sizeof why)) {
+		thothd_warn("topology: %s: resolve treats every other NUMA node as equally far", why);
+		return NULL;
+	}
+	unsigned nodes = thoth_topo_nodes(t), max_os = 0;
+	for (unsigned i = 0; i < nodes; i++)
+		if ((unsigned)thoth_topo_node_os(t, i) > max_os)
+			max_os = (unsigned)thoth_topo_node_os(t, i);
+	unsigned n = max_os + 1;
+	uint32_t *m = n <= 1024 ? malloc((size_t)n * n * sizeof *m) : NULL;
+	if (m) {
+		for (unsigned a = 0; a < n; a++)
+			for (unsigned b = 0; b < n; b++)
+				m[a * n + b] = a == b ? THOTH_TOPO_LOCAL_DISTANCE : THOTH_TOPO_REMOTE_DEFAULT;
+		for (unsigned a = 0; a < nodes; a++)
+			for (unsigned b = 0; b < nodes; b++)
+				m[(unsigned)thoth_topo_node_os(t, a) * n + (unsigned)thoth_topo_node_os(t, b)] =
+					thoth_topo_distance(t, a, b);
+		*n_nodes = (uint16_t)n;
+	}
+	thothd_info("topology: %u NUMA node%s, %u cpus, distances %s", nodes, nodes == 1 ? "" : "s",
+		    thoth_topo_cpus(t), thoth_topo_has_distances(t) ? "from the firmware table" : "defaults");
+	thoth_topo_free(t);
+	return m;
 }
 
 int main(int argc, char **argv)
@@ -73,6 +121,11 @@ int main(int argc, char **argv)
 		{ "frame-timeout-ms", required_argument, NULL, 'F' },
 		{ "trace-detach-ms", required_argument, NULL, 'T' },
 		{ "ready-fd", required_argument, NULL, 'R' },
+		{ "http-port", required_argument, NULL, 'P' },
+		{ "http-addr", required_argument, NULL, 'A' },
+		{ "http-token-file", required_argument, NULL, 'K' },
+		{ "http-timeout-s", required_argument, NULL, 'O' },
+		{ "http-max-connections", required_argument, NULL, 'M' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -80,6 +133,10 @@ int main(int argc, char **argv)
 	const char *runtime_arg = NULL;
 	int ready_fd = -1;
 	thothd_config_t cfg = { 0 };
+	thothd_http_config_t http_cfg = { .port = THOTHD_HTTP_DEFAULT_PORT };
+	bool http_off = false, http_port_given = false;
+	const char *token_file = NULL;
+	char token[256] = "";
 	int opt;
 	while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
 		switch (opt) {
@@ -141,6 +198,41 @@ int main(int argc, char **argv)
 			ready_fd = (int)fd;
 			break;
 		}
+		case 'P':
+		case 'O':
+		case 'M': {
+			if (opt == 'P' && strcmp(optarg, "off") == 0) {
+				http_off = true;
+				break;
+			}
+			char *end;
+			unsigned long n = strtoul(optarg, &end, 10);
+			unsigned long max = opt == 'P' ? 65535 : opt == 'O' ? 3600 : 100000;
+			if (*end || !*optarg || n > max || (opt != 'P' && n == 0)) {
+				fprintf(stderr, "thothd: --%s wants %s, not '%s'\n",
+					opt == 'P' ? "http-port" : opt == 'O' ? "http-timeout-s"
+					: "http-max-connections",
+					opt == 'P' ? "a port 0..65535 or off" : opt == 'O' ? "1..3600"
+					: "1..100000", optarg);
+				return 2;
+			}
+			if (opt == 'P') {
+				http_cfg.port = (int)n;
+				http_port_given = true;
+			} else if (opt == 'O') {
+				http_cfg.timeout_s = (uint32_t)n;
+			} else {
+				http_cfg.max_connections = (uint32_t)n;
+			}
+			break;
+		}
+		case 'A':
+			http_cfg.addr = optarg;
+			http_port_given = true;
+			break;
+		case 'K':
+			token_file = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -156,6 +248,24 @@ int main(int argc, char **argv)
 		fprintf(stderr, "thothd: unexpected argument '%s'\n", argv[optind]);
 		usage(stderr);
 		return 2;
+	}
+
+	if (token_file) {
+		FILE *tf = fopen(token_file, "r");
+		if (!tf || !fgets(token, sizeof token, tf)) {
+			fprintf(stderr, "thothd: cannot read a token from %s: %s\n", token_file,
+				tf ? "empty file" : strerror(errno));
+			if (tf)
+				fclose(tf);
+			return 1;
+		}
+		fclose(tf);
+		token[strcspn(token, "\r\n")] = 0;
+		if (!token[0]) {
+			fprintf(stderr, "thothd: the token in %s is empty\n", token_file);
+			return 1;
+		}
+		http_cfg.token = token;
 	}
 
 	char dir[4096], why[512], sock[4200];
@@ -181,6 +291,12 @@ int main(int argc, char **argv)
 	}
 	snprintf(sock, sizeof sock, "%s/%s", dir, THOTHD_SOCKET_NAME);
 	cfg.runtime_dir = dir;
+	/* The window page every connected loop posts its next wake-up on
+	 * (SCHED-3, docs/SCHED.md); without it they use the per-boot grid. */
+	int tp = thoth__timerpage_create(dir);
+	if (tp)
+		thothd_warn("no window page in %s (%s): timers use the per-boot grid", dir,
+			    thoth_strerror(tp));
 
 	signal(SIGPIPE, SIG_IGN);
 	/* One descriptor per client: take what the administrator allows (the
@@ -199,6 +315,9 @@ int main(int argc, char **argv)
 	int status = 1;
 	thoth_loop_t *loop = NULL;
 	thothd_t *d = NULL;
+	uint32_t *distances = load_distances(&cfg.n_nodes);
+	cfg.node_distance = distances;
+	thothd_http_t *http = NULL;
 	int r = thoth_loop_new(&loop);
 	if (r) {
 		thothd_error("cannot create the event loop: %s", thoth_strerror(r));
@@ -240,6 +359,22 @@ int main(int argc, char **argv)
 		}
 		thothd_info("thothd %s listening on %s", THOTHD_VERSION, sock);
 	}
+	/* The dashboard: optional at its default port (another thothd may hold
+	 * it), required when asked for explicitly. */
+	if (!http_off) {
+		char http_why[256] = "";
+		r = thothd_http_start(d, &http_cfg, &http, http_why, sizeof http_why);
+		if (r && http_port_given) {
+			thothd_error("dashboard: %s", http_why);
+			goto out;
+		}
+		if (r)
+			thothd_warn("dashboard: %s; running without it (--http-port to choose another)",
+				    http_why);
+		else
+			thothd_info("dashboard at %s%s", d->dashboard_url,
+				    http_cfg.token ? " (token required)" : "");
+	}
 	/* Serving from here on: the socket accepts, the loop will answer. */
 	if ((r = thothd_sd_notify("READY=1\nSTATUS=serving")))
 		thothd_warn("cannot notify the service manager: %s", thoth_strerror(r));
@@ -256,10 +391,15 @@ out:
 	thothd_sd_notify("STOPPING=1");
 	if (ready_fd >= 0)
 		close(ready_fd);        /* never ready: the reader sees EOF */
+	thothd_http_stop(http);         /* before thothd_free: it uses the tracer */
 	thothd_free(d);                 /* unlinks the socket */
 	thoth_loop_free(loop);
 	thoth_trace_shutdown();
+	/* Mapped pages live on in connected processes; the name goes with us. */
+	snprintf(sock, sizeof sock, "%s/%s", dir, THOTH_TIMERPAGE_NAME);
+	unlink(sock);
 	thothd_pidfile_release(dir, lock_fd);
+	free(distances);
 	if (!status)
 		thothd_info("stopped");
 	return status;

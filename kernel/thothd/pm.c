@@ -28,6 +28,7 @@
 #include "log.h"
 #include "pm.thoth.h"
 #include "thothd.h"
+#include "thoth/trace.h"
 
 typedef struct pm_request {
 	uint64_t id;
@@ -64,6 +65,7 @@ struct thothd_pm {
 	thothd_t *d;
 	thoth_pm_broker_t *broker;
 	thoth_pm_qos_t *qos;            /* /dev/cpu_dma_latency while a lease has a latency bound */
+	uint32_t qos_us;                /* the bound applied now (0: none), for pm_qos_change */
 	pm_request_t *reqs;
 	uint32_t n_reqs, cap_reqs;
 	uint8_t *box;                   /* encoded pushes waiting for thothd_pm_flush */
@@ -158,9 +160,20 @@ static void forget_request(thothd_pm_t *pm, pm_request_t *r)
 	*r = pm->reqs[--pm->n_reqs];
 }
 
+static pm_engine_slot_t *find_slot(thothd_pm_t *pm, uint32_t element);
+
+/* Reasons in pm_level_change / pm_lease_release (docs/OBSERVABILITY.md). */
+enum { PM_BY_HOLD = 1, PM_BY_POLICY = 2 };
+enum { PM_RELEASE_DROP = 0, PM_RELEASE_HOLDER_GONE = 1, PM_RELEASE_LOST = 2 };
+
 static void on_transition(void *arg, uint64_t driver, uint32_t element, uint32_t from, uint32_t to)
 {
 	thothd_pm_t *pm = arg;
+	/* why: the engine's choice for an element nothing holds, or what
+	 * holds it (a lease, a request, a dependent) */
+	pm_engine_slot_t *slot = find_slot(pm, element);
+	THOTH_TRACE(PM, pm_level_change, (uint64_t)element << 32 | to,
+		    (uint64_t)from << 32 | (slot && slot->idle ? PM_BY_POLICY : PM_BY_HOLD));
 	thoth_pm_PowerEvents_set_level_req_t ev = { .element = element, .from = from, .to = to };
 	push(pm, driver, &thoth_pm_PowerEvents_set_level_info, &ev);
 }
@@ -169,6 +182,8 @@ static void on_lease_status(void *arg, uint64_t lease, uint64_t holder, thoth_pm
 {
 	thothd_pm_t *pm = arg;
 	thoth_pm_PowerEvents_lease_status_req_t ev = { .lease = lease, .status = (thoth_pm_LeaseStatus_t)s };
+	if (s == THOTH_PM_LEASE_LOST)
+		THOTH_TRACE(PM, pm_lease_release, lease, PM_RELEASE_LOST);
 	push(pm, holder, &thoth_pm_PowerEvents_lease_status_info, &ev);
 }
 
@@ -391,7 +406,12 @@ void thothd_pm_free(thothd_pm_t *pm)
 /* Hold /dev/cpu_dma_latency open exactly while some lease carries a bound. */
 static void update_qos(thothd_pm_t *pm)
 {
-	int r = thoth_pm_qos_set(pm->qos, thoth_pm_broker_min_qos_us(pm->broker));
+	uint32_t us = thoth_pm_broker_min_qos_us(pm->broker);
+	if (us != pm->qos_us) {
+		THOTH_TRACE(PM, pm_qos_change, us, pm->qos_us);
+		pm->qos_us = us;
+	}
+	int r = thoth_pm_qos_set(pm->qos, us);
 	if (r)
 		thothd_warn("pm: cannot apply the CPU latency bound: %s", thoth_pm_qos_error(pm->qos));
 }
@@ -402,6 +422,11 @@ void thothd_pm_client_closed(thothd_pm_t *pm, const thothd_client_t *c)
 	for (uint32_t i = 0; i < pm->n_reqs; i++)
 		if (pm->reqs[i].requester == c->id)
 			pm->reqs[i].requester = 0;
+	for (uint32_t i = 0; THOTH_TRACE_IS_ON(PM) && i < thoth_pm_broker_lease_count(pm->broker); i++) {
+		thoth_pm_lease_info_t l;
+		if (!thoth_pm_broker_lease_at(pm->broker, i, &l) && l.holder == c->id)
+			THOTH_TRACE(PM, pm_lease_release, l.id, PM_RELEASE_HOLDER_GONE);
+	}
 	thoth_pm_broker_holder_gone(pm->broker, c->id, now);
 	thoth_pm_broker_driver_gone(pm->broker, c->id, now);
 	/* Requests whose requester left and that no driver holds any more. */
@@ -607,6 +632,7 @@ static int on_lease(void *self, const thoth_pm_PowerBroker_lease_req_t *req,
 				  req->qos_us, thothd_now(call->d), &resp->lease);
 	if (r)
 		return map_error(call, r);
+	THOTH_TRACE(PM, pm_lease_grant, resp->lease, (uint64_t)id << 32 | req->level);
 	/* The status as of now; later changes come as lease_status events. */
 	for (uint32_t i = 0; i < thoth_pm_broker_lease_count(pm->broker); i++) {
 		thoth_pm_lease_info_t l;
@@ -623,6 +649,8 @@ static int on_drop(void *self, const thoth_pm_PowerBroker_drop_req_t *req,
 	thothd_call_t *call = self;
 	thothd_pm_t *pm = call->d->pm;
 	int r = thoth_pm_broker_drop(pm->broker, call->client->id, req->lease, thothd_now(call->d));
+	if (!r)
+		THOTH_TRACE(PM, pm_lease_release, req->lease, PM_RELEASE_DROP);
 	update_qos(pm);
 	return map_error(call, r);
 }

@@ -81,6 +81,8 @@ struct thoth_registry {
 	watch_t *watches;
 	size_t n_watches, watches_cap;
 	uint64_t lease_state, next_watch_id;
+	uint32_t *node_distance;                /* n_nodes x n_nodes, or NULL */
+	uint16_t n_nodes;
 	char refusal[256];
 };
 
@@ -209,6 +211,22 @@ int thoth_registry_new(const thoth_registry_config_t *cfg, thoth_registry_t **ou
 		reg->lease_state = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 	}
 	reg->next_watch_id = 1;
+	if (c->node_distance && c->n_nodes) {
+		size_t nn = (size_t)c->n_nodes * c->n_nodes;
+		reg->node_distance = malloc(nn * sizeof *reg->node_distance);
+		if (!reg->node_distance) {
+			free(reg);
+			return THOTH_E_NOMEM;
+		}
+		/* A distance below 10 or absurdly large would break the
+		 * ordering (same node first, remote last): clamp. */
+		for (size_t i = 0; i < nn; i++) {
+			uint32_t d = c->node_distance[i];
+			reg->node_distance[i] = d < 10 ? 10 : d > 1000000 ? 1000000 : d;
+		}
+		reg->n_nodes = c->n_nodes;
+	}
+	c->node_distance = NULL;        /* the copy above is ours; never the caller's pointer */
 	reg->groups_cap = 64;
 	reg->leases_cap = 64;
 	reg->groups = calloc(reg->groups_cap, sizeof *reg->groups);
@@ -239,6 +257,7 @@ void thoth_registry_free(thoth_registry_t *reg)
 	free(reg->groups);
 	free(reg->leases);
 	free(reg->heap);
+	free(reg->node_distance);
 	free(reg);
 }
 
@@ -426,6 +445,8 @@ const char *thoth_registry_refusal(const thoth_registry_t *reg)
 
 static void notify(thoth_registry_t *reg, const entry_t *e, thoth_registry_ChangeKind_t kind)
 {
+	if (reg->cfg.on_change)
+		reg->cfg.on_change(reg->cfg.change_arg, (int)kind, &e->inst);
 	if (!reg->cfg.on_event)
 		return;
 	const thoth_str_t name = e->inst.registration.name;
@@ -811,23 +832,33 @@ int thoth_registry_register(thoth_registry_t *reg, thoth_registry_owner_t *owner
 
 /* ---- resolve and list ------------------------------------------------------------- */
 
-/* Distance from a caller on NUMA_NODE: 0 same node, 1 same host, 2 remote. */
-static unsigned distance(const entry_t *e, uint16_t numa_node)
+uint32_t thoth_registry_node_distance(const thoth_registry_t *reg, uint16_t a, uint16_t b)
 {
-	const thoth_common_Endpoint_t *ep = &e->inst.registration.endpoint;
-	if (ep->locality == THOTH_COMMON_LOCALITY_REMOTE)
-		return 2;
-	return ep->numa_node == numa_node ? 0 : 1;
+	if (a == b)
+		return 10;
+	if (!reg->node_distance || a >= reg->n_nodes || b >= reg->n_nodes)
+		return 20;
+	return reg->node_distance[(size_t)a * reg->n_nodes + b];
 }
 
-static unsigned rank(const entry_t *e, thoth_common_Locality_t prefer, uint16_t numa_node)
+/* Rank of E for a caller on NUMA_NODE under PREFER (lower is better).
+ * NUMA: 0 same node; another local node 1 + its distance from the
+ * caller's (SCALE-1: nearer nodes first, equal distances tie and share
+ * the round robin); remote last.  HOST: local 0, remote 1. */
+static unsigned rank_of(const thoth_registry_t *reg, const entry_t *e, thoth_common_Locality_t prefer,
+			uint16_t numa_node)
 {
-	unsigned d = distance(e, numa_node);
+	const thoth_common_Endpoint_t *ep = &e->inst.registration.endpoint;
+	bool remote = ep->locality == THOTH_COMMON_LOCALITY_REMOTE;
 	switch (prefer) {
 	case THOTH_COMMON_LOCALITY_NUMA:
-		return d;
+		if (remote)
+			return UINT32_MAX - 1;
+		if (ep->numa_node == numa_node)
+			return 0;
+		return 1 + thoth_registry_node_distance(reg, numa_node, ep->numa_node);
 	case THOTH_COMMON_LOCALITY_HOST:
-		return d == 2;
+		return remote;
 	default:
 		return 0;
 	}
@@ -854,13 +885,13 @@ int thoth_registry_resolve(thoth_registry_t *reg, thoth_str_t name, thoth_str_t 
 	if (!g)
 		return THOTH_REGISTRY_ERR_NOT_FOUND;
 	/* Pass 1: the best rank and how many candidates share it. */
-	unsigned best = UINT32_MAX;
+	unsigned best = UINT32_MAX;    /* above every rank_of() */
 	size_t ties = 0;
 	for (size_t i = 0; i < g->count; i++) {
 		const entry_t *e = g->entries[i];
 		if (e->inst.expires_at_ns <= now_ns || !version_ok(e, minp))
 			continue;
-		unsigned r = rank(e, prefer, numa_node);
+		unsigned r = rank_of(reg, e, prefer, numa_node);
 		if (r < best) {
 			best = r;
 			ties = 0;
@@ -874,7 +905,7 @@ int thoth_registry_resolve(thoth_registry_t *reg, thoth_str_t name, thoth_str_t 
 	for (size_t i = 0; i < g->count; i++) {
 		const entry_t *e = g->entries[i];
 		if (e->inst.expires_at_ns <= now_ns || !version_ok(e, minp) ||
-		    rank(e, prefer, numa_node) != best)
+		    rank_of(reg, e, prefer, numa_node) != best)
 			continue;
 		if (pick-- == 0) {
 			*out = &e->inst;
@@ -1008,6 +1039,8 @@ int thoth_registry_renew(thoth_registry_t *reg, thoth_registry_owner_t *owner, u
 	if (e->ttl_ns) {                        /* held ones have no deadline to move */
 		e->inst.expires_at_ns = now_ns + e->ttl_ns;
 		heap_down(reg, e->heap_index);  /* deadlines only move later */
+		if (reg->cfg.on_change)
+			reg->cfg.on_change(reg->cfg.change_arg, THOTH_REGISTRY_RENEWED, &e->inst);
 	}
 	if (expires_at_ns)
 		*expires_at_ns = e->inst.expires_at_ns;

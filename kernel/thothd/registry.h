@@ -66,7 +66,21 @@ typedef struct thoth_registry_config {
 	size_t n_known_interfaces;
 	thoth_registry_event_fn on_event;
 	void *event_arg;
+	/* SCALE-1: NUMA distances between the kernel's node numbers (row =
+	 * the caller's node, column = the instance's; 10 = local, as
+	 * kernel/sched/topology.h), n_nodes x n_nodes, copied.  NULL: every
+	 * other node counts as equally far. */
+	const uint32_t *node_distance;
+	uint16_t n_nodes;
+	/* SCALE-2: called once per change of any instance, whoever watches:
+	 * ADDED, REMOVED, EXPIRED, or THOTH_REGISTRY_RENEWED (its deadline
+	 * moved).  thothd mirrors the registry into the shared resolve table
+	 * with it.  Must not call back into the registry. */
+	void (*on_change)(void *arg, int kind, const thoth_registry_Instance_t *inst);
+	void *change_arg;
 } thoth_registry_config_t;
+
+#define THOTH_REGISTRY_RENEWED 0x100    /* on_change kind beside the ChangeKind values */
 
 int thoth_registry_new(const thoth_registry_config_t *cfg, thoth_registry_t **out);
 void thoth_registry_free(thoth_registry_t *reg);
@@ -109,7 +123,8 @@ int thoth_registry_register(thoth_registry_t *reg, thoth_registry_owner_t *owner
 /*
  * The best live instance of NAME whose version is at least MIN_VERSION
  * with the same major (empty MIN_VERSION: any).  PREFER orders candidates:
- * NUMA: same NUMA node (NUMA_NODE), then same host, then remote; HOST:
+ * NUMA: same NUMA node (NUMA_NODE), then the other local nodes nearest
+ * first (node_distance; equally far ones are equally good), then remote; HOST:
  * local before remote; ANY/REMOTE: no preference.  Round-robin among the
  * equally good.  *OUT points into the registry until its next change.
  * Errors: ERR_BAD_NAME, ERR_BAD_VERSION, ERR_NOT_FOUND.
@@ -139,6 +154,10 @@ int thoth_registry_list_page(thoth_registry_t *reg, thoth_str_t prefix,
 			     thoth_str_t after_name, uint64_t after_registered_at,
 			     uint64_t after_lease, size_t max,
 			     const thoth_registry_Instance_t ***out, size_t *n, bool *more);
+
+/* Distance from node A to node B as configured (10 for A == B, 20 for
+ * any pair outside the matrix). */
+uint32_t thoth_registry_node_distance(const thoth_registry_t *reg, uint16_t a, uint16_t b);
 
 /* Extend LEASE by its TTL from NOW_NS.  ERR_EXPIRED (no such live lease),
  * ERR_NOT_OWNER. */

@@ -39,6 +39,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "fdpass.h"
 #include "ipc_trace.h"
 #include "unixsock.h"
 #include "log.h"
@@ -170,8 +171,12 @@ int thothd_new(const thothd_config_t *cfg, thoth_loop_t *loop, thothd_t **out)
 		.n_known_interfaces = sizeof known_interfaces / sizeof known_interfaces[0],
 		.on_event = thothd_on_registry_event,
 		.event_arg = d,
+		.node_distance = c->node_distance,
+		.n_nodes = c->n_nodes,
+		.on_change = thothd_rtable_on_change,
+		.change_arg = d,
 	};
-	if (!d->out || !d->arena || !d->event_buf || thoth_registry_new(&rc, &d->registry) ||
+	if (!d->out || !d->arena || !d->event_buf || thothd_rtable_new(d) || thoth_registry_new(&rc, &d->registry) ||
 	    thothd_tracer_new(d, &d->tracer) || thothd_endpoints_new(d, &d->endpoints) ||
 	    thothd_pm_new(d, &d->pm) || thothd_probes_new(d, &d->probes)) {
 		thothd_free(d);
@@ -574,6 +579,28 @@ static void explain_error(thothd_t *d, thoth_server_io_t *io, const char *reason
 		io->out_len = len;
 }
 
+/*
+ * A response that carries a descriptor (the resolve table).  The fd must
+ * ride on the response's first byte, so it goes out directly when nothing
+ * is queued before it; otherwise (a client with unread output, or a full
+ * socket) the response goes without it and the client says so (it asks on
+ * a fresh connection, where this does not happen).  Never blocks: the
+ * client sockets are non-blocking.
+ */
+static void send_with_fd(thothd_client_t *c, const uint8_t *buf, size_t len, int fd)
+{
+	if (c->doomed || c->fd < 0)
+		return;
+	ssize_t n = backlog(c) ? -1 : thoth_fdpass_send(c->fd, buf, len, &fd, 1);
+	if (n < 0) {
+		thothd_debug("client %llu: answer sent without its descriptor (%s)", (unsigned long long)c->id,
+			     backlog(c) ? "output queued before it" : strerror(errno));
+		n = 0;
+	}
+	if ((size_t)n < len)
+		thothd_client_send(c, buf + n, len - (size_t)n);
+}
+
 static void handle_message(thothd_t *d, thothd_client_t *c, const uint8_t *msg, size_t len)
 {
 	uint16_t flags = thoth_le16(msg + 6);
@@ -589,7 +616,7 @@ static void handle_message(thothd_t *d, thothd_client_t *c, const uint8_t *msg, 
 		.out = d->out, .cap = d->out_cap, .arena = &arena,
 		.features = THOTH_REGISTRY_FEATURES_ALL,
 	};
-	thothd_call_t call = { .d = d, .client = c, .io = &io };
+	thothd_call_t call = { .d = d, .client = c, .io = &io, .send_fd = -1 };
 	int r;
 	if (iface == THOTH_DAEMON_DAEMON_ID)
 		r = thoth_daemon_Daemon_dispatch(&thothd_daemon_handlers, &call, msg, len, &io);
@@ -617,7 +644,10 @@ static void handle_message(thothd_t *d, thothd_client_t *c, const uint8_t *msg, 
 		    (uint64_t)(int64_t)status);
 	if (io.out_len) {
 		THOTH_TRACE_WIRE_MSG(msg_send, THOTH_TRACE_SEND, d->pid, io.out, THOTH_TRACE_INLINE);
-		thothd_client_send(c, io.out, io.out_len);
+		if (call.send_fd >= 0 && !status)
+			send_with_fd(c, io.out, io.out_len, call.send_fd);
+		else
+			thothd_client_send(c, io.out, io.out_len);
 	}
 	thothd_pm_flush(d->pm);         /* events this call caused, after its answer */
 	if (is_decode_error(status)) {
@@ -918,6 +948,7 @@ void thothd_free(thothd_t *d)
 	thothd_pm_free(d->pm);
 	thothd_probes_free(d->probes);
 	thoth_registry_free(d->registry);
+	thothd_rtable_free(d);
 	free(d->out);
 	free(d->arena);
 	free(d->event_buf);

@@ -55,6 +55,11 @@ typedef struct thothd_config {
 					 * clients together (0: 32 MiB) */
 	uint64_t trace_detach_ns;       /* a trace session outlives the connection that
 					 * started it by this much (0: 60 s) */
+	/* SCALE-1: NUMA distances by the kernel's node numbers, n_nodes x
+	 * n_nodes (main.c reads them with hwloc); NULL: all other nodes
+	 * equally far.  Copied by the registry. */
+	const uint32_t *node_distance;
+	uint16_t n_nodes;
 } thothd_config_t;
 
 typedef struct thothd thothd_t;
@@ -63,6 +68,7 @@ typedef struct thothd_tracer thothd_tracer_t;
 typedef struct thothd_probes thothd_probes_t;
 typedef struct thothd_endpoints thothd_endpoints_t;
 typedef struct thothd_pm thothd_pm_t;
+typedef struct thothd_rtable thothd_rtable_t;
 
 /* File descriptors a client may have in flight (SCM_RIGHTS) before the
  * message that uses them is handled; more doom the client. */
@@ -120,7 +126,9 @@ struct thothd {
 	thoth_timer_t *accept_timer;    /* accepting paused (fd limit) until it fires */
 	thothd_pm_t *pm;                /* the power broker (pm.c) */
 	thothd_probes_t *probes;        /* probes handed to traced processes (probe.c) */
+	thothd_rtable_t *rtable;        /* the shared resolve table (rtable.c); NULL if none */
 	bool expiry_armed;
+	char dashboard_url[128];        /* "" when no dashboard serves (Daemon.status) */
 	uint32_t pid;                   /* traced as service_id: thothd serves every call */
 	uint64_t started_ns;
 	/* Per-message scratch: response buffer and decode arena. */
@@ -185,6 +193,7 @@ typedef struct thothd_call {
 	thoth_server_io_t *io;
 	const char *reason;             /* replaces the error name in an error response */
 	void *scratch;                  /* freed after the response is encoded */
+	int send_fd;                    /* >= 0: attach to the response (not owned) */
 } thothd_call_t;
 
 extern const thoth_registry_Registry_handlers_t thothd_registry_handlers;
@@ -195,6 +204,17 @@ void thothd_on_registry_event(void *arg, const thoth_registry_event_t *ev);
 
 /* Arm (or move, or cancel) the one timer for the registry's next expiry. */
 void thothd_rearm_expiry(thothd_t *d);
+
+/* ---- rtable.c (SCALE-2: the resolve table shared with clients) ---- */
+
+/* Create the table (a failure is logged; thothd runs without it). */
+int thothd_rtable_new(thothd_t *d);
+void thothd_rtable_free(thothd_t *d);
+/* The registry's on_change: mirror one change into the table. */
+void thothd_rtable_on_change(void *arg, int kind, const thoth_registry_Instance_t *inst);
+/* The table's memfd (-1 when there is none), its size and bucket count. */
+int thothd_rtable_fd(const thothd_t *d, uint64_t *size, uint32_t *buckets);
+uint32_t thothd_rtable_entries(const thothd_t *d);
 
 /* ---- trace.c ---- */
 
@@ -214,6 +234,26 @@ int thothd_probes_new(thothd_t *d, thothd_probes_t **out);
 void thothd_probes_free(thothd_probes_t *p);
 /* C's connection is closing: its buffer stays only while a session needs it. */
 void thothd_tracer_client_closed(thothd_tracer_t *t, const thothd_client_t *c);
+
+/* The live observer (the dashboard): while set, MASK's categories are on in
+ * every source and each drained event is handed to FN with its process's
+ * name.  One observer at a time (THOTH_E_BUSY).  It drains with
+ * thothd_tracer_live_drain(), when it wants (no timer of the tracer's). */
+typedef void (*thothd_trace_live_fn)(const thoth_trace_event_t *ev, const char *process, void *ctx);
+int thothd_tracer_live_start(thothd_tracer_t *t, uint64_t mask, thothd_trace_live_fn fn, void *ctx);
+void thothd_tracer_live_stop(thothd_tracer_t *t);
+void thothd_tracer_live_drain(thothd_tracer_t *t);
+
+typedef struct thothd_trace_source_info {
+	uint32_t pid;
+	const char *name;
+	thoth_trace_stats_t stats;      /* since thothd mapped the buffer */
+	uint32_t ring_records;          /* per ring */
+	uint32_t last_drain_max;        /* most unread records one ring held at the last drain */
+	bool connected;                 /* its process is still connected (or is thothd) */
+} thothd_trace_source_info_t;
+typedef void (*thothd_trace_source_fn)(const thothd_trace_source_info_t *info, void *ctx);
+void thothd_tracer_foreach_source(const thothd_tracer_t *t, thothd_trace_source_fn fn, void *ctx);
 
 /* ---- endpoints.c ---- */
 

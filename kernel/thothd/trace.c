@@ -19,6 +19,12 @@
  * session is active ONE timer (DRAIN_PERIOD, with slack) drains the
  * buffers into the collection; with no session no timer is armed, so an
  * idle thothd still never wakes up (test_thothd_idle).
+ *
+ * Live observer (the dashboard, http_live.c): while one is set its
+ * categories are switched on in every source too, and every event drained
+ * (by its own drain calls or the session's) is handed to it; the session
+ * then gets only the events of its own categories and pid.  With no
+ * observer the session's path is unchanged.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -53,6 +59,8 @@ typedef struct trace_source {
 	const thothd_client_t *client;  /* NULL: connection closed (or thothd's own buffer) */
 	bool own;                       /* thothd's own buffer */
 	bool in_session;                /* switched on by the active session */
+	uint32_t ring_records;          /* geometry, for the fill figure */
+	uint32_t last_drain_max;        /* most events one ring gave at the last drain */
 	thoth_trace_stats_t base;       /* reader stats when the session took it */
 	struct trace_source *next;
 } trace_source_t;
@@ -74,13 +82,77 @@ struct thothd_tracer {
 	uint64_t detached_end_ns;       /* 0: not detached */
 	thoth_timer_t *detach_timer;
 	char ended_why[96];             /* why the last session ended without a stop */
+	/* The live observer (thothd_tracer_live_start): NULL fn = none. */
+	uint64_t live_mask;
+	thothd_trace_live_fn live_fn;
+	void *live_ctx;
 };
+
+/* What a source's writers record: the session's categories if it takes
+ * part, plus the live observer's. */
+static uint64_t source_mask(const thothd_tracer_t *t, const trace_source_t *s)
+{
+	return (s->in_session ? t->categories : 0) | (t->live_fn ? t->live_mask : 0);
+}
+
+/* Per-drain routing of one source's events (live observer on). */
+typedef struct route_ctx {
+	thothd_tracer_t *t;
+	trace_source_t *s;
+	const char *process;
+	uint32_t *ring_counts;          /* events per ring in this drain (may be NULL) */
+	uint32_t n_rings;
+} route_ctx_t;
+
+static int route_event(const thoth_trace_event_t *ev, void *arg)
+{
+	route_ctx_t *rc = arg;
+	thothd_tracer_t *t = rc->t;
+	trace_source_t *s = rc->s;
+	if (rc->ring_counts && ev->ring < rc->n_rings)
+		rc->ring_counts[ev->ring]++;
+	if (t->live_fn)
+		t->live_fn(ev, rc->process, t->live_ctx);
+	if (t->active && s->in_session && (t->categories & (1ull << ev->category))) {
+		if (thoth_trace_collection_count(t->collection) >= MAX_EVENTS) {
+			t->discarded++;
+		} else {
+			const char *thread = "";
+			thoth_trace_reader_thread_name(s->reader, ev->ring, &thread);
+			int r = thoth_trace_collection_add_event(t->collection, ev, rc->process, thread);
+			if (r)
+				return r;
+		}
+	}
+	return 0;
+}
+
+/* Poll S once, routing each event to the observer and the session. */
+static void source_poll_routed(thothd_tracer_t *t, trace_source_t *s)
+{
+	uint32_t pid, rings = 0;
+	const char *name = "";
+	thoth_trace_reader_process(s->reader, &pid, &name);
+	thoth_trace_reader_geometry(s->reader, &rings, NULL);
+	uint32_t counts[64] = { 0 };
+	route_ctx_t rc = { .t = t, .s = s, .process = name,
+			   .ring_counts = counts, .n_rings = rings < 64 ? rings : 64 };
+	int r = thoth_trace_reader_poll(s->reader, route_event, &rc);
+	if (r)
+		thothd_warn("trace: draining pid %u: %s", s->pid, thoth_strerror(r));
+	uint32_t max = 0;
+	for (uint32_t i = 0; i < rc.n_rings; i++)
+		max = counts[i] > max ? counts[i] : max;
+	s->last_drain_max = max;
+}
 
 /* ---- sources ---------------------------------------------------------------- */
 
-static void source_free(trace_source_t *s)
+static void source_free(thothd_tracer_t *t, trace_source_t *s)
 {
-	if (s->in_session)
+	/* Whoever switched it on (a session or the observer) switches it off;
+	 * a mask the process set itself (THOTH_TRACE=...) is left alone. */
+	if (s->in_session || t->live_fn)
 		thoth_trace_reader_set_enabled(s->reader, 0);
 	thoth_trace_reader_close(s->reader);
 	free(s);
@@ -94,9 +166,11 @@ static void prune_sources(thothd_tracer_t *t)
 	while (*pp) {
 		trace_source_t *s = *pp;
 		if (!s->client && !s->own && !(t->active && s->in_session)) {
+			if (t->live_fn)
+				source_poll_routed(t, s);       /* its last events */
 			*pp = s->next;
 			t->n_sources--;
-			source_free(s);
+			source_free(t, s);
 		} else {
 			pp = &s->next;
 		}
@@ -120,10 +194,13 @@ static void source_join_session(thothd_tracer_t *t, trace_source_t *s)
 {
 	if (t->pid_filter && s->pid != t->pid_filter)
 		return;
-	thoth_trace_reader_poll(s->reader, skip_event, NULL);
+	if (t->live_fn)
+		source_poll_routed(t, s);       /* not in the session yet: observer only */
+	else
+		thoth_trace_reader_poll(s->reader, skip_event, NULL);
 	thoth_trace_reader_stats(s->reader, &s->base);
 	s->in_session = true;
-	thoth_trace_reader_set_enabled(s->reader, t->categories);
+	thoth_trace_reader_set_enabled(s->reader, source_mask(t, s));
 }
 
 static trace_source_t *source_add(thothd_tracer_t *t, thoth_trace_reader_t *reader, uint32_t pid,
@@ -137,11 +214,14 @@ static trace_source_t *source_add(thothd_tracer_t *t, thoth_trace_reader_t *read
 	s->dev = st->st_dev;
 	s->ino = st->st_ino;
 	s->client = client;
+	thoth_trace_reader_geometry(reader, NULL, &s->ring_records);
 	s->next = t->sources;
 	t->sources = s;
 	t->n_sources++;
 	if (t->active)
 		source_join_session(t, s);
+	if (t->live_fn && !s->in_session)
+		thoth_trace_reader_set_enabled(reader, t->live_mask);
 	return s;
 }
 
@@ -234,7 +314,7 @@ void thothd_tracer_free(thothd_tracer_t *t)
 	while (t->sources) {
 		trace_source_t *s = t->sources;
 		t->sources = s->next;
-		source_free(s);
+		source_free(t, s);
 	}
 	thoth_trace_collection_free(t->collection);
 	free(t);
@@ -293,6 +373,11 @@ void thothd_tracer_client_closed(thothd_tracer_t *t, const thothd_client_t *c)
 
 static void drain(thothd_tracer_t *t)
 {
+	if (t->live_fn) {
+		for (trace_source_t *s = t->sources; s; s = s->next)
+			source_poll_routed(t, s);
+		return;
+	}
 	for (trace_source_t *s = t->sources; s; s = s->next) {
 		if (!s->in_session)
 			continue;
@@ -388,7 +473,7 @@ static void session_end(thothd_tracer_t *t, uint64_t *events, uint64_t *dropped)
 	thothd_t *d = t->d;
 	for (trace_source_t *s = t->sources; s; s = s->next)
 		if (s->in_session)
-			thoth_trace_reader_set_enabled(s->reader, 0);
+			thoth_trace_reader_set_enabled(s->reader, t->live_fn ? t->live_mask : 0);
 	/* Writers that saw the mask just before it changed finish their record
 	 * within nanoseconds; this drain takes what is committed, and a record
 	 * still in progress is neither read nor lost (it stays in its ring). */
@@ -599,3 +684,54 @@ const thoth_trace_TraceControl_handlers_t thothd_trace_handlers = {
 	.start_pid = on_start_pid,
 	.write = on_write,
 };
+
+/* ---- the live observer ---------------------------------------------------------- */
+
+int thothd_tracer_live_start(thothd_tracer_t *t, uint64_t mask, thothd_trace_live_fn fn, void *ctx)
+{
+	if (!t || !fn)
+		return THOTH_E_INVAL;
+	if (t->live_fn)
+		return THOTH_E_BUSY;
+	/* Start from now: what the buffers hold already goes to the session
+	 * (if any) and not to the observer. */
+	drain(t);
+	t->live_mask = mask;
+	t->live_fn = fn;
+	t->live_ctx = ctx;
+	for (trace_source_t *s = t->sources; s; s = s->next)
+		thoth_trace_reader_set_enabled(s->reader, source_mask(t, s));
+	return 0;
+}
+
+void thothd_tracer_live_stop(thothd_tracer_t *t)
+{
+	if (!t || !t->live_fn)
+		return;
+	drain(t);                       /* the session keeps its events */
+	t->live_fn = NULL;
+	t->live_ctx = NULL;
+	for (trace_source_t *s = t->sources; s; s = s->next)
+		thoth_trace_reader_set_enabled(s->reader, source_mask(t, s));
+	t->live_mask = 0;
+}
+
+void thothd_tracer_live_drain(thothd_tracer_t *t)
+{
+	if (t && t->live_fn)
+		drain(t);
+}
+
+void thothd_tracer_foreach_source(const thothd_tracer_t *t, thothd_trace_source_fn fn, void *ctx)
+{
+	if (!t)
+		return;
+	for (const trace_source_t *s = t->sources; s; s = s->next) {
+		thothd_trace_source_info_t info = { .pid = s->pid, .ring_records = s->ring_records,
+						    .last_drain_max = s->last_drain_max,
+						    .connected = s->client != NULL || s->own };
+		thoth_trace_reader_process(s->reader, &info.pid, &info.name);
+		thoth_trace_reader_stats(s->reader, &info.stats);
+		fn(&info, ctx);
+	}
+}

@@ -11,12 +11,15 @@
  * confirmed, so the broker never believes a state the kernel refused.
  *
  * Linux runtime PM publishes no power figures and no latencies, so the
- * levels are declared with 0 mW and 0 µs: the broker's energy for these
- * elements is not a model of anything and docs/PM.md says so.  The real,
- * measured residency is the kernel's runtime_active_time and
- * runtime_suspended_time, which `--show` prints.
+ * levels' power and latencies are MODELLED (kernel/pm/device_power.h): from
+ * --power-table FILE where the administrator has real figures, else from
+ * the built-in table (bus-specification latencies, order-of-magnitude
+ * powers per device class); each element's source is printed when it is
+ * declared and by --show.  The real, measured residency is the kernel's
+ * runtime_active_time and runtime_suspended_time, which `--show` prints.
  *
- *   pm-runtime-driver [--runtime-dir DIR] [--device /sys/devices/...]... [--max N] [--show]
+ *   pm-runtime-driver [--runtime-dir DIR] [--device /sys/devices/...]... [--max N]
+ *                     [--power-table FILE] [--show]
  *
  * Paths are looked up under $THOTH_SYSFS_ROOT when set (tests use fixture
  * trees; without it this writes the host's real power/control files).
@@ -27,6 +30,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "device_power.h"
 #include "element.h"
 #include "pm.thoth.h"
 #include "thoth/service.h"
@@ -38,6 +42,7 @@ typedef struct driver {
 	thoth_control_t ctl;
 	char devices[MAX_DEVICES][256];
 	char names[MAX_DEVICES][THOTH_PM_NAME_MAX + 1];
+	char sources[MAX_DEVICES][160]; /* where each element's figures come from */
 	uint32_t ids[MAX_DEVICES];
 	uint32_t n;
 	uint8_t *queue[MAX_QUEUE];
@@ -116,7 +121,7 @@ static void handle(driver_t *d, const uint8_t *msg, size_t len)
 int main(int argc, char **argv)
 {
 	static driver_t d;
-	const char *dir = NULL;
+	const char *dir = NULL, *table = NULL;
 	uint32_t max = MAX_DEVICES;
 	int show = 0;
 	for (int i = 1; i < argc; i++) {
@@ -126,10 +131,13 @@ int main(int argc, char **argv)
 			snprintf(d.devices[d.n++], sizeof d.devices[0], "%s", argv[++i]);
 		else if (!strcmp(argv[i], "--max") && i + 1 < argc)
 			max = (uint32_t)strtoul(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--power-table") && i + 1 < argc)
+			table = argv[++i];
 		else if (!strcmp(argv[i], "--show"))
 			show = 1;
 		else {
-			fprintf(stderr, "usage: pm-runtime-driver [--runtime-dir DIR] [--device PATH]... [--max N] [--show]\n");
+			fprintf(stderr, "usage: pm-runtime-driver [--runtime-dir DIR] [--device PATH]... "
+				"[--max N] [--power-table FILE] [--show]\n");
 			return 2;
 		}
 	}
@@ -138,9 +146,11 @@ int main(int argc, char **argv)
 	if (!d.n)
 		thoth_pm_runtime_scan(d.devices, max, &d.n);
 	thoth_pm_Element_t *els = calloc(d.n ? d.n : 1, sizeof *els);
-	thoth_pm_Level_t levels[2] = {
-		{ .name = thoth_str("SUSPENDED") }, { .name = thoth_str("ACTIVE") },
-	};
+	thoth_pm_Level_t(*levels)[2] = calloc(d.n ? d.n : 1, sizeof *levels);
+	if (!els || !levels) {
+		fprintf(stderr, "pm-runtime-driver: out of memory\n");
+		return 1;
+	}
 	uint32_t n = 0;
 	for (uint32_t i = 0; i < d.n; i++) {
 		thoth_pm_runtime_state_t st;
@@ -149,14 +159,28 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		element_name(&d, i);
+		thoth_pm_device_power_t pw;
+		char why[300];
+		if (thoth_pm_device_power_lookup(d.devices[i], table, &pw, why, sizeof why)) {
+			fprintf(stderr, "pm-runtime-driver: power table: %s\n", why);
+			return 1;
+		}
 		if (show)
-			printf("%s %s: %s, control %s, active %llu ms, suspended %llu ms\n", d.names[i],
+			printf("%s %s: %s, control %s, active %llu ms, suspended %llu ms; %.1f / %.1f mW, "
+			       "suspend %u us, resume %u us (%s)\n", d.names[i],
 			       d.devices[i], st.status, st.control, (unsigned long long)st.active_ms,
-			       (unsigned long long)st.suspended_ms);
-		els[n++] = (thoth_pm_Element_t){
-			.name = thoth_str(d.names[i]), .levels = { levels, 2 },
+			       (unsigned long long)st.suspended_ms, pw.suspended_mw, pw.active_mw,
+			       pw.suspend_us, pw.resume_us, pw.source);
+		levels[n][0] = (thoth_pm_Level_t){ .name = thoth_str("SUSPENDED"), .power_mw = pw.suspended_mw,
+						   .entry_latency_us = pw.suspend_us,
+						   .exit_latency_us = pw.resume_us };
+		levels[n][1] = (thoth_pm_Level_t){ .name = thoth_str("ACTIVE"), .power_mw = pw.active_mw };
+		snprintf(d.sources[i], sizeof d.sources[i], "%s", pw.source);
+		els[n] = (thoth_pm_Element_t){
+			.name = thoth_str(d.names[i]), .levels = { levels[n], 2 },
 			.initial_level = strcmp(st.status, "active") == 0 ? 1 : 0,
 		};
+		n++;
 	}
 	if (show)
 		return 0;
@@ -184,10 +208,11 @@ int main(int argc, char **argv)
 	}
 	for (uint32_t i = 0; i < n; i++) {
 		d.ids[i] = resp.ids.items[i];
-		printf("declared %s (%s)\n", d.names[i], d.devices[i]);
+		printf("declared %s (%s; %s)\n", d.names[i], d.devices[i], d.sources[i]);
 	}
 	fflush(stdout);
 	free(els);
+	free(levels);
 	for (;;) {
 		while (d.head != d.tail) {
 			uint8_t *msg = d.queue[d.head % MAX_QUEUE];

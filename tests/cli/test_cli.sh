@@ -66,6 +66,9 @@ json_lines --runtime-dir "$RT" --json trace stop
 json_lines --runtime-dir "$RT" --json trace dump --json "$RT/t.json"
 json_lines --runtime-dir "$RT" --json sched --from "$RT/t.json"
 json_lines --runtime-dir "$RT" sched --from "$RT/t.json" --json
+json_lines --runtime-dir "$RT" --json topology echo
+json_lines --json moderation --policy adaptive --rate 100000
+json_lines moderation --policy dim --rate 1000 --json
 # After `trace`, --json names the output file: without --json before it,
 # the result is text.
 out=$("$THOTHCTL" --runtime-dir "$RT" trace dump --json "$RT/t2.json")

@@ -16,6 +16,9 @@
 #include <cmocka.h>
 
 #include "backend.h"
+#include "device_power.h"
+#include "dvfs.h"
+#include "energy.h"
 #include "thoth/error.h"
 
 static void use_tree(const char *name)
@@ -114,6 +117,179 @@ static void test_arm64_energy_model_shows_the_inefficient_lowest_opp(void **stat
 	unsetenv("THOTH_SYSFS_ROOT");
 }
 
+static void test_juno_big_little_has_two_performance_domains_with_their_models(void **state)
+{
+	use_tree("arm64-juno");
+	thoth_pm_perf_domain_t pd[THOTH_PM_MAX_DOMAINS];
+	uint32_t n = 0;
+	assert_int_equal(thoth_pm_perf_domains(pd, THOTH_PM_MAX_DOMAINS, &n), 0);
+	assert_int_equal(n, 2);
+	/* LITTLE: cpu0 first (where it is read and written), then 3, 4, 5 */
+	assert_int_equal(pd[0].n_cpus, 4);
+	assert_int_equal(pd[0].cpus[0], 0);
+	assert_int_equal(pd[0].cpus[3], 5);
+	assert_int_equal(pd[1].n_cpus, 2);
+	assert_int_equal(pd[1].cpus[0], 1);
+	assert_int_equal(pd[1].cpus[1], 2);
+	thoth_pm_cpu_model_t little, big;
+	const char *why = NULL;
+	assert_int_equal(thoth_pm_cpu_model_from_domain(&pd[0], &little, &why), 0);
+	assert_int_equal(thoth_pm_cpu_model_from_domain(&pd[1], &big, &why), 0);
+	/* the published tables (energy.c): A53 450..850 MHz, 33..93 mW;
+	 * capacity 447 x f / 850 MHz (235 published at 450 MHz: 236 here) */
+	assert_int_equal(little.opp_count, 5);
+	assert_int_equal(little.opps[0].freq_khz, 450000);
+	assert_int_equal(little.opps[0].capacity, 236);
+	assert_int_equal(little.opps[4].capacity, 447);
+	assert_int_equal(little.opps[4].core_mw, 93);
+	assert_int_equal(big.opps[4].freq_khz, 1100000);
+	assert_int_equal(big.opps[4].capacity, 1024);
+	assert_int_equal(big.opps[0].core_mw, 168);
+	for (uint32_t i = 0; i < 5; i++) {
+		assert_false(thoth_pm_opp_inefficient(&little, i));
+		assert_false(thoth_pm_opp_inefficient(&big, i));
+	}
+	/* Work the LITTLE cluster can do at all, it does for less energy:
+	 * A53 at 850 MHz 93/447 = 0.208 mW per capacity unit, A57 at its
+	 * slowest 168/418 = 0.40. */
+	assert_true(thoth_pm_opp_energy_per_work(&little, 4) <
+		    thoth_pm_opp_energy_per_work(&big, 0) / 1.9);
+	/* A tree without an energy model gives no model, and says why. */
+	use_tree("x86-laptop");
+	assert_int_equal(thoth_pm_perf_domains(pd, THOTH_PM_MAX_DOMAINS, &n), 0);
+	assert_int_equal(n, 2); /* no related_cpus: each CPU its own domain */
+	assert_int_equal(thoth_pm_cpu_model_from_domain(&pd[0], &little, &why), THOTH_E_NOT_FOUND);
+	assert_non_null(strstr(why, "energy model"));
+	use_tree("vm");
+	assert_int_equal(thoth_pm_perf_domains(pd, THOTH_PM_MAX_DOMAINS, &n), 0);
+	assert_int_equal(n, 0);
+	unsetenv("THOTH_SYSFS_ROOT");
+}
+
+static uint32_t setspeed(uint32_t cpu)
+{
+	char rel[128], buf[64];
+	snprintf(rel, sizeof rel, "/sys/devices/system/cpu/cpu%u/cpufreq/scaling_setspeed", cpu);
+	read_file(rel, buf, sizeof buf);
+	return (uint32_t)strtoul(buf, NULL, 10);
+}
+
+static void test_the_governor_chooses_each_performance_domains_frequency_apart(void **state)
+{
+	use_copy("arm64-juno");
+	thoth_pm_dvfs_set_t *set;
+	const uint64_t MS = 1000000;
+	assert_int_equal(thoth_pm_dvfs_set_new(thoth_pm_cpu_model_find("hikey-a53"), 0, &set), 0);
+	assert_int_equal(thoth_pm_dvfs_set_count(set), 2);
+	thoth_pm_dvfs_t *little = thoth_pm_dvfs_set_for_cpu(set, 4);
+	thoth_pm_dvfs_t *big = thoth_pm_dvfs_set_for_cpu(set, 2);
+	assert_ptr_equal(little, thoth_pm_dvfs_set_at(set, 0));
+	assert_ptr_equal(big, thoth_pm_dvfs_set_at(set, 1));
+	assert_int_equal(thoth_pm_dvfs_backend(little), THOTH_PM_DVFS_SETSPEED);
+	assert_string_equal(thoth_pm_dvfs_set_model(set, 1)->name, "sysfs");
+	/* Requests that cost 2.29 ms of CPU at the A53's 450 MHz (capacity
+	 * 236): 0.528 ms of work at capacity 1024.  One queued, due in
+	 * 1.2 ms: at OPP 3 for the decision lead (1 ms) and the top after it,
+	 * 406 + 447 x 0.2 = 495 capacity-ms < 540 needed: only the top OPP
+	 * (850 MHz) is fast enough. */
+	uint32_t opp;
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(thoth_pm_dvfs_arrived(little, (uint64_t)(i + 1) * 100 * MS), 0);
+		thoth_pm_dvfs_completed(little, 2290000);
+	}
+	assert_int_equal(thoth_pm_dvfs_update(little, 400 * MS, 0, &opp), 0);
+	assert_int_equal(thoth_pm_dvfs_arrived(little, 400 * MS + 1200000), 0);
+	assert_int_equal(thoth_pm_dvfs_update(little, 400 * MS, 0, &opp), 0);
+	assert_int_equal(opp, 4);
+	assert_int_equal(setspeed(0), 850000);
+	/* The big cluster saw no demand: still at its lowest. */
+	assert_int_equal(thoth_pm_dvfs_update(big, 400 * MS, 0, &opp), 0);
+	assert_int_equal(opp, 0);
+	assert_int_equal(setspeed(1), 450000);
+	/* The same request on the big cluster (1.29 ms of CPU at 450 MHz,
+	 * capacity 418: the same 0.528 ms of work) needs only 625 MHz:
+	 * 418 + 579 x 0.2 = 534 < 540 at 450 MHz, 579 + ... at 625 MHz. */
+	thoth_pm_dvfs_completed(big, 1292917);
+	assert_int_equal(thoth_pm_dvfs_arrived(big, 400 * MS + 1200000), 0);
+	assert_int_equal(thoth_pm_dvfs_update(big, 400 * MS, 0, &opp), 0);
+	assert_int_equal(opp, 1);
+	assert_int_equal(setspeed(1), 625000);
+	assert_int_equal(setspeed(0), 850000); /* LITTLE untouched */
+	thoth_pm_dvfs_set_free(set);
+	drop_copy();
+}
+
+static void test_without_cpufreq_one_simulated_domain_holds_every_cpu(void **state)
+{
+	use_tree("vm");
+	thoth_pm_dvfs_set_t *set;
+	const thoth_pm_cpu_model_t *juno = thoth_pm_cpu_model_find("juno-a57");
+	assert_int_equal(thoth_pm_dvfs_set_new(juno, 0, &set), 0);
+	assert_int_equal(thoth_pm_dvfs_set_count(set), 1);
+	assert_non_null(thoth_pm_dvfs_set_for_cpu(set, 1));
+	assert_int_equal(thoth_pm_dvfs_backend(thoth_pm_dvfs_set_at(set, 0)), THOTH_PM_DVFS_SIMULATED);
+	assert_int_equal(thoth_pm_dvfs_set_model(set, 0)->opps[4].freq_khz, 1100000);
+	thoth_pm_dvfs_set_free(set);
+	unsetenv("THOTH_SYSFS_ROOT");
+}
+
+static void test_runtime_pm_power_is_modelled_from_a_table_and_says_so(void **state)
+{
+	use_tree("x86-laptop");
+	thoth_pm_device_power_t pw;
+	char why[300];
+	const char *xhci = "/sys/devices/pci0000:00/0000:00:14.0";
+	const char *usb = "/sys/devices/pci0000:00/0000:00:14.0/usb1/1-3";
+	/* built-in: PCI class 0x0c03 (its class file) and the PCI PM D3hot
+	 * resume (10 ms); a USB device: the 2.5 mA x 5 V suspend limit and
+	 * 20 ms of resume signalling */
+	assert_int_equal(thoth_pm_device_power_lookup(xhci, NULL, &pw, why, sizeof why), 0);
+	assert_true(pw.active_mw == 300 && pw.suspended_mw == 10);
+	assert_int_equal(pw.resume_us, 10000);
+	assert_non_null(strstr(pw.source, "modelled: built-in table, PCI class 0x0c03"));
+	assert_int_equal(thoth_pm_device_power_lookup(usb, NULL, &pw, why, sizeof why), 0);
+	assert_true(pw.suspended_mw == 12.5);
+	assert_int_equal(pw.resume_us, 20000);
+	assert_non_null(strstr(pw.source, "USB device"));
+	/* a config file with real figures wins, first matching line */
+	char table[] = "/tmp/thoth-pm-table-XXXXXX";
+	int fd = mkstemp(table);
+	assert_true(fd >= 0);
+	const char *text = "# measured on the bench\nclass:0x0c03 250 8 50 5000\n1-3 90 2 1000 15000\n";
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	assert_int_equal(thoth_pm_device_power_lookup(xhci, table, &pw, why, sizeof why), 0);
+	assert_true(pw.active_mw == 250 && pw.suspended_mw == 8);
+	assert_int_equal(pw.resume_us, 5000);
+	assert_non_null(strstr(pw.source, "line 2"));
+	assert_int_equal(thoth_pm_device_power_lookup(usb, table, &pw, why, sizeof why), 0);
+	assert_true(pw.active_mw == 90);
+	/* bad lines are refused naming the line and the field */
+	FILE *f = fopen(table, "w");
+	assert_non_null(f);
+	fputs("usb 10 20 0 0\n", f);
+	fclose(f);
+	assert_int_equal(thoth_pm_device_power_lookup(usb, table, &pw, why, sizeof why), THOTH_E_INVAL);
+	assert_non_null(strstr(why, "line 1: SUSPENDED_MW"));
+	f = fopen(table, "w");
+	assert_non_null(f);
+	fputs("usb 10 1 x\n", f);
+	fclose(f);
+	assert_int_equal(thoth_pm_device_power_lookup(usb, table, &pw, why, sizeof why), THOTH_E_INVAL);
+	assert_non_null(strstr(why, "expected MATCH"));
+	unlink(table);
+	assert_int_equal(thoth_pm_device_power_lookup(usb, table, &pw, why, sizeof why), THOTH_E_IO);
+	/* this VM's virtio devices (class 0xffff00) and the PnP timer */
+	use_tree("vm");
+	assert_int_equal(thoth_pm_device_power_lookup("/sys/devices/pci0000:00/0000:00:04.0", NULL, &pw,
+						      why, sizeof why), 0);
+	assert_non_null(strstr(pw.source, "other PCI device"));
+	assert_int_equal(thoth_pm_device_power_lookup("/sys/devices/pnp0/00:00/00:00:0", NULL, &pw, why,
+						      sizeof why), 0);
+	assert_non_null(strstr(pw.source, "other device"));
+	unsetenv("THOTH_SYSFS_ROOT");
+}
+
 static void test_setspeed_writes_only_inside_the_limits(void **state)
 {
 	use_copy("arm64-hikey");
@@ -202,6 +378,10 @@ int main(void)
 		cmocka_unit_test(test_x86_laptop_reads_intel_pstate_with_epp),
 		cmocka_unit_test(test_epp_and_limits_are_written_and_bad_values_refused),
 		cmocka_unit_test(test_arm64_energy_model_shows_the_inefficient_lowest_opp),
+		cmocka_unit_test(test_juno_big_little_has_two_performance_domains_with_their_models),
+		cmocka_unit_test(test_the_governor_chooses_each_performance_domains_frequency_apart),
+		cmocka_unit_test(test_without_cpufreq_one_simulated_domain_holds_every_cpu),
+		cmocka_unit_test(test_runtime_pm_power_is_modelled_from_a_table_and_says_so),
 		cmocka_unit_test(test_setspeed_writes_only_inside_the_limits),
 		cmocka_unit_test(test_nvme_apst_table_is_read_in_mw_and_us),
 		cmocka_unit_test(test_vm_tree_has_no_cpufreq_and_no_idle_driver),

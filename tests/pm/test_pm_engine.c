@@ -3,6 +3,7 @@
  * break-even times, the lower-envelope ladder, QoS and known events,
  * the prediction's reaction to history, CPU idle hints, bad descriptions.
  */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +13,7 @@
 
 #include "energy.h"
 #include "engine.h"
+#include "idle_hist.h"
 #include "predict.h"
 #include "thoth/error.h"
 
@@ -152,33 +154,73 @@ static void test_long_idle_history_goes_deep_at_once(void **state)
 	thoth_pm_engine_free(e);
 }
 
-static void test_a_run_of_short_idles_makes_the_engine_shallow_until_it_decays(void **state)
+static void test_short_idles_among_long_ones_make_the_engine_wait_past_them(void **state)
 {
+	/* The echo service's pattern: long idles, then short ones.  Entering
+	 * D3 at once would cost 7 ms of transitions on every short idle; the
+	 * plan that waits just past the short lengths (their bin ends at
+	 * 128 us: two bins per octave, 2^7 us) and then goes straight to D3
+	 * costs the short idles nothing and the long ones 0.128 ms on. */
 	thoth_pm_engine_t *e;
 	assert_int_equal(thoth_pm_engine_new(nic(), &e, NULL), 0);
 	thoth_pm_decision_t d;
 	for (int i = 0; i < 20; i++)
 		thoth_pm_engine_observe(e, 50 * MS, THOTH_PM_NONE);
-	/* Short pulses add 1024 each while the long weight (~7630) decays by
-	 * 1/8: after 4 the short share is 3390/7860 = 43% (still under the
-	 * 45% tail), after 5 it is 3990/7900 = 50.5%. */
-	int k = 0;
-	do {
-		thoth_pm_engine_observe(e, 100 * US, THOTH_PM_NONE); /* intercepts */
-		thoth_pm_engine_decide(e, &no_bounds, &d);
-		k++;
-	} while (d.state == 2 && k < 10);
-	assert_int_equal(k, 5);
-	assert_int_equal(d.state, 1);
-	assert_int_equal(d.ladder_count, 1); /* D3 still reachable by timeout */
-	/* One long idle: 3491 short of 7937 = 44%: deep again. */
-	thoth_pm_engine_observe(e, 50 * MS, THOTH_PM_NONE);
 	thoth_pm_engine_decide(e, &no_bounds, &d);
 	assert_int_equal(d.state, 2);
+	thoth_pm_engine_observe(e, 100 * US, THOTH_PM_NONE);
+	thoth_pm_engine_decide(e, &no_bounds, &d);
+	assert_int_equal(d.state, 0);
+	assert_int_equal(d.ladder[0].state, 2);
+	assert_int_equal(d.ladder[0].at_ns, 128 * US);
+	assert_int_equal(thoth_pm_idle_hist_upper_ns(thoth_pm_idle_hist_bin(100 * US)), 128 * US);
+	/* The first short idle (D3 entered at once) was too deep; one under
+	 * the waiting plan is not: it ended before D3 was entered. */
+	thoth_pm_engine_observe(e, 100 * US, THOTH_PM_NONE);
 	thoth_pm_engine_stats_t st;
 	thoth_pm_engine_stats(e, &st);
-	assert_int_equal(st.intercepts, 5);
-	assert_int_equal(st.hits, 21);
+	assert_int_equal(st.too_deep, 1);
+	/* Once the long idles have decayed away (1/64 per period: below 1e-6
+	 * of a period after ~1100), D3 is not worth entering early: L1 at once
+	 * (100 us idles pass its 70 us break-even), D3 only by L1's ladder,
+	 * where their lines cross (39.2 ms). */
+	for (int i = 0; i < 1200; i++)
+		thoth_pm_engine_observe(e, 100 * US, THOTH_PM_NONE);
+	thoth_pm_engine_decide(e, &no_bounds, &d);
+	assert_int_equal(d.state, 1);
+	assert_int_equal(d.ladder_count, 1);
+	assert_int_equal(d.ladder[0].state, 2);
+	assert_true(d.ladder[0].at_ns > 39 * MS && d.ladder[0].at_ns < 40 * MS);
+	thoth_pm_engine_free(e);
+}
+
+static void test_the_price_of_going_too_deep_holds_the_rate_to_the_target(void **state)
+{
+	/* Exponential idles with a mean of 3x the 950's PS3 break-even (10 ms):
+	 * 28% of them are shorter than it, so sleeping at once (the cheapest
+	 * plan on energy alone) goes too deep on 28%.  The price rises until
+	 * at most THOTH_PM_TOO_DEEP_TARGET (10%) of the periods do. */
+	thoth_pm_engine_t *e;
+	assert_int_equal(thoth_pm_engine_new(nvme950(), &e, NULL), 0);
+	thoth_pm_decision_t d;
+	uint64_t x = 88172645463325252ull, deep_at_half = 0;
+	const int n = 20000;
+	for (int i = 0; i < n; i++) {
+		if (i == n / 2) {
+			thoth_pm_engine_stats_t st;
+			thoth_pm_engine_stats(e, &st);
+			deep_at_half = st.too_deep;
+		}
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		double u = ((double)(x >> 11) + 0.5) / 9007199254740992.0;
+		thoth_pm_engine_decide(e, &no_bounds, &d);
+		thoth_pm_engine_observe(e, (uint64_t)(-log(u) * 30.0 * MS), THOTH_PM_NONE);
+	}
+	thoth_pm_engine_stats_t st;
+	thoth_pm_engine_stats(e, &st);
+	double second_half = (double)(st.too_deep - deep_at_half) / (n / 2);
+	assert_true(second_half <= THOTH_PM_TOO_DEEP_TARGET + 0.01);
+	assert_true(second_half >= 0.05); /* it does go deep at once: not the ladder alone */
 	thoth_pm_engine_free(e);
 }
 
@@ -254,7 +296,8 @@ int main(void)
 		cmocka_unit_test(test_known_next_event_bounds_the_choice_and_prewakes),
 		cmocka_unit_test(test_fresh_engine_starts_shallow_with_the_break_even_ladder),
 		cmocka_unit_test(test_long_idle_history_goes_deep_at_once),
-		cmocka_unit_test(test_a_run_of_short_idles_makes_the_engine_shallow_until_it_decays),
+		cmocka_unit_test(test_short_idles_among_long_ones_make_the_engine_wait_past_them),
+		cmocka_unit_test(test_the_price_of_going_too_deep_holds_the_rate_to_the_target),
 		cmocka_unit_test(test_too_deep_counts_decisions_whose_break_even_was_not_reached),
 		cmocka_unit_test(test_cpu_hint_is_the_chosen_states_exit_latency),
 		cmocka_unit_test(test_bad_descriptions_are_refused_naming_the_field),

@@ -425,6 +425,66 @@ static void test_latency_bound_holds_cpu_dma_latency_open_and_keeps_disk_idle(vo
 	harness_teardown(&h);
 }
 
+static int thothctl_trace(harness_t *h, const char *a, const char *b, const char *c,
+			  const char *d, const char *e)
+{
+	const char *argv[] = { THOTHCTL_PATH, "--runtime-dir", h->dir, "trace", a, b, c, d, e, NULL };
+	char out[4096];
+	int status = 0;
+	assert_int_equal(harness_run(h, argv, out, sizeof out, &status), 0);
+	if (!WIFEXITED(status) || WEXITSTATUS(status))
+		print_message("thothctl trace %s: %s\n", a, out);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void test_pm_trace_points_are_exported_as_chrome_json_and_ctf(void **state)
+{
+	harness_t h;
+	client_t c;
+	assert_int_equal(harness_setup(&h), 0);
+	/* a fixture root, so that the latency bound never touches the host */
+	char path[300];
+	snprintf(path, sizeof path, "%s/root", h.dir);
+	mkdir(path, 0700);
+	setenv("THOTH_SYSFS_ROOT", path, 1);
+	snprintf(path, sizeof path, "%s/root/dev", h.dir);
+	mkdir(path, 0700);
+	snprintf(path, sizeof path, "%s/root/dev/cpu_dma_latency", h.dir);
+	close(open(path, O_CREAT | O_RDWR, 0600));
+	assert_true(harness_start_thothd(&h, NULL) > 0);
+	unsetenv("THOTH_SYSFS_ROOT");
+	assert_int_equal(thothctl_trace(&h, "start", "--categories", "pm", NULL, NULL), 0);
+	client_connect(&h, &c);
+	start_driver(&h, "bus", NULL);
+	wait_level(&c, 0, 0);
+	start_driver(&h, "disk", "bus");
+	wait_level(&c, 1, 0);
+	uint64_t l = 0;
+	assert_int_equal(lease(&c, "disk", 2, THOTH_PM_LEASE_KIND_ASSERTIVE, 3000, &l, NULL), 0);
+	wait_level(&c, 1, 2);
+	thoth_pm_PowerBroker_drop_req_t dr = { .lease = l };
+	thoth_pm_PowerBroker_drop_resp_t dresp;
+	assert_int_equal(thoth_pm_PowerBroker_drop(&c.ctl.client, &dr, &dresp, NULL), 0);
+	wait_level(&c, 1, 0);
+	char json[300], ctf[300], meta[320];
+	snprintf(json, sizeof json, "%s/pm.json", h.dir);
+	snprintf(ctf, sizeof ctf, "%s/pm.ctf", h.dir);
+	snprintf(meta, sizeof meta, "%s/metadata", ctf);
+	assert_int_equal(thothctl_trace(&h, "dump", "--json", json, "--ctf", ctf), 0);
+	static const char *const points[] = { "pm_lease_grant", "pm_lease_release", "pm_qos_change",
+					      "pm_level_change", NULL };
+	for (int i = 0; points[i]; i++) {
+		assert_true(harness_file_contains(json, points[i]));
+		assert_true(harness_file_contains(meta, points[i]));
+	}
+	/* the grant names the lease and (element << 32 | level) */
+	char needle[64];
+	snprintf(needle, sizeof needle, "\"arg0\":%llu", (unsigned long long)l);
+	assert_true(harness_file_contains(json, needle));
+	thoth_control_close(&c.ctl);
+	harness_teardown(&h);
+}
+
 static void test_thothctl_pm_json_lists_every_element_with_levels_and_leases(void **state)
 {
 	harness_t h;
@@ -589,6 +649,7 @@ int main(void)
 		cmocka_unit_test(test_thothctl_pm_json_lists_every_element_with_levels_and_leases),
 		cmocka_unit_test(test_runtime_pm_driver_writes_power_control_on_a_fixture_tree),
 		cmocka_unit_test(test_engine_steps_an_idle_disk_down_through_idle),
+		cmocka_unit_test(test_pm_trace_points_are_exported_as_chrome_json_and_ctf),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

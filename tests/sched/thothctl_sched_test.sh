@@ -2,7 +2,9 @@
 # thothctl sched --from: per-process wake-ups by reason, timers coalesced
 # locally and across processes, from a fixed trace (fixtures/sched_trace.json:
 # alpha wakes twice for timers and fires 3 timers, one of its wake-ups shared
-# with beta 50 ns later; beta also wakes once for an fd; idle never wakes).
+# with beta 50 ns later; beta also wakes once for an fd, its channel waits
+# spin twice with success, once in vain, skip once, and its thread 201 is
+# co-located on CPU 0; idle never wakes).
 set -eu
 thothctl=$1
 fixture=$2
@@ -12,11 +14,19 @@ expect() {
 	echo "$out" | grep -q -- "$1" || { echo "missing: $1"; exit 1; }
 }
 expect '"seconds":1.000'
-expect '"pid":100,"name":"alpha","wakeups_per_s":2.000,"by_reason_per_s":{"fd":0.000,"timer":2.000,"signal":0.000,"deferred":0.000},"timers_fired":3,"timers_coalesced_locally":1,"timer_wakeups_shared_across_processes":1,"timer_lateness_mean_us":4.0'
+expect '"pid":100,"name":"alpha","wakeups_per_s":2.000,"by_reason_per_s":{"fd":0.000,"timer":2.000,"signal":0.000,"deferred":0.000},"timers_fired":3,"timers_coalesced_locally":1,"timer_wakeups_shared_across_processes":1,"timer_wakeups_rung":0,"timer_lateness_mean_us":4.0'
 expect '"pid":200,"name":"beta","wakeups_per_s":2.000,"by_reason_per_s":{"fd":1.000,"timer":1.000,'
-expect '"timers_fired":1,"timers_coalesced_locally":0,"timer_wakeups_shared_across_processes":1,"timer_lateness_mean_us":1.0'
+expect '"timers_fired":1,"timers_coalesced_locally":0,"timer_wakeups_shared_across_processes":1,'
 expect '"pid":300,"name":"idle","wakeups_per_s":0.000'
-expect '"spin_hits":null'
+expect '"timer_wakeups_rung":0,"timer_lateness_mean_us":1.0,"placement_moves":1,"spin_hits":2,"spin_misses":1,"spin_skips":1}'
+expect '"moves":\[{"ts_ns":1500000500,"pid":200,"tid":201,"action":"colocate","cpu":0,"reason":"sleeping synchronous low-rate pair: service follows its client","failed":false}\]}'
+# One JSON object on one line, like every thothctl --json.
+[ "$(echo "$out" | wc -l)" -eq 1 ] || { echo "--json is not one line"; exit 1; }
+echo "$out" | python3 -c 'import json,sys; json.load(sys.stdin)' 2>/dev/null ||
+	{ command -v python3 >/dev/null && { echo "--json is not JSON"; exit 1; }; }
+text=$("$thothctl" sched --from "$fixture")
+echo "$text" | grep -q "move: pid 200 thread 201 colocate to CPU 0: sleeping synchronous" ||
+	{ echo "text output lacks the move"; exit 1; }
 # Bad input: a clear error, non-zero status, no crash.
 if "$thothctl" sched --from /nonexistent/trace.json 2>/dev/null; then echo "missing file accepted"; exit 1; fi
 if "$thothctl" sched --duration -1 2>/dev/null; then echo "bad duration accepted"; exit 1; fi

@@ -16,6 +16,7 @@ rt=$(sed -n 's/^ThothOS is running (runtime dir \(.*\)):$/\1/p' "$out")
 logs=$(sed -n 's/^stopped; .*; logs kept in \(.*\)$/\1/p' "$out")
 [ -n "$logs" ] && [ -s "$logs/thothd.log" ] || { echo "FAIL: logs not kept: '$logs'"; exit 1; }
 rm -rf "$logs"
+grep -q "^Dashboard: http://127.0.0.1:[0-9]*/ " "$out" || { echo "FAIL: no dashboard URL printed"; exit 1; }
 grep -q "^echo-client: .*calls/s" "$out" || { echo "FAIL: the echo client reported nothing"; exit 1; }
 # Both instances served calls (round-robin through the registry).
 line=$(grep "^echo-client: .*calls/s" "$out" | head -1)

@@ -8,6 +8,7 @@
  *   thothctl [--runtime-dir DIR] [--json] sched ...  (sched.c)
  *   thothctl [--runtime-dir DIR] [--json] pm  (pm.c)
  *   thothctl [--json] pm sim TRACE --policy P ...  (pm_sim.c; needs no thothd)
+ *   thothctl [--runtime-dir DIR] [--json] locks [--pid P] [--top N]  (locks.c; needs no thothd)
  *   thothctl --help | --version
  *
  * The global options (--runtime-dir, --json, --help, --version) are parsed
@@ -55,9 +56,19 @@ static void usage(FILE *out)
 		"                                  process (`thothctl trace --help`)\n"
 		"  sched [--duration SECONDS] [--json] | --from TRACE.json\n"
 		"                                  wake-ups per process and why (sched.c)\n"
+		"  codex [stats] | create S | append S [--sync|--deferred] | read S [--from SEQ]\n"
+		"                                  the journal service (`thothctl codex --help`)\n"
+		"  topology [NAME]                 NUMA nodes, CPUs, distances, the shared\n"
+		"                                  resolve table, and which instance of NAME\n"
+		"                                  a caller on each node is given\n"
+		"  locks [--pid P] [--top N]       lock contention per lock and call site of\n"
+		"                                  processes run with libthothlock.so\n"
 		"  pm sim TRACE --policy P [--device D | --cpu M] [--json]\n"
 		"                                  replay a trace on the PM simulator\n"
 		"                                  (modelled energy; `thothctl pm sim --help`)\n"
+		"  moderation [--dev IF] [--probe] | --policy P --rate N\n"
+		"                                  NIC / NVMe interrupt coalescing, or the\n"
+		"                                  profile a moderation policy picks (PM-3)\n"
 		"  probe check FILE.o              verify an eBPF object (`thothctl probe --help`)\n"
 		"  probe attach FILE.o --pid PID | list | detach ID | maps ID\n"
 		"                                  eBPF probes in running processes\n"
@@ -219,17 +230,24 @@ static int cmd_status(thoth_control_t *ctl)
 		thothctl_json_str(st.runtime_dir.ptr, st.runtime_dir.len);
 		printf(",\"uptime_ns\":%llu,\"clients\":%u,\"registrations\":%u,\"watches\":%u,"
 		       "\"wakeups\":%llu,\"wakeups_fd\":%llu,\"wakeups_timer\":%llu,"
-		       "\"timers_fired\":%llu,\"next_expiry_ns\":%llu}\n",
+		       "\"timers_fired\":%llu,\"next_expiry_ns\":%llu,\"dashboard_url\":",
 		       (unsigned long long)st.uptime_ns, st.clients, st.registrations, st.watches,
 		       (unsigned long long)st.wakeups, (unsigned long long)st.wakeups_fd,
 		       (unsigned long long)st.wakeups_timer, (unsigned long long)st.timers_fired,
 		       (unsigned long long)st.next_expiry_ns);
+		/* null: no dashboard serves (--http-port off, port taken, older thothd). */
+		if (st.dashboard_url.len)
+			thothctl_json_str(st.dashboard_url.ptr, st.dashboard_url.len);
+		else
+			printf("null");
+		printf("}\n");
 		return 0;
 	}
 	uint64_t now = now_ns();
 	printf("thothd %s, pid %u, up %.1f s\n", st.version.ptr, st.pid, (double)st.uptime_ns / 1e9);
 	printf("  runtime dir     %s\n", st.runtime_dir.ptr);
 	printf("  control socket  %s\n", ctl->path);
+	printf("  dashboard       %s\n", st.dashboard_url.len ? st.dashboard_url.ptr : "none");
 	printf("  clients         %u\n", st.clients);
 	printf("  registrations   %u\n", st.registrations);
 	printf("  watches         %u\n", st.watches);
@@ -447,7 +465,11 @@ static const struct thothctl_command {
 	{ "trace", thothctl_trace, true },
 	{ "sched", thothctl_sched, false },
 	{ "pm", thothctl_pm, false },      /* pm.c: `pm`, and `pm sim` (pm_sim.c) */
+	{ "codex", thothctl_codex, false },  /* codex.c: the journal service */
+	{ "topology", thothctl_topology, false },      /* topology.c (SCALE-1/2) */
+	{ "moderation", thothctl_moderation, false },   /* moderation.c: NIC/NVMe coalescing, policies (PM-3) */
 	{ "probe", thothctl_probe, false }, /* probe.c: eBPF probes (docs/PROBES.md) */
+	{ "locks", thothctl_locks, false }, /* locks.c: lock profiler tables (OBS-4) */
 };
 
 /* The options of status/services/resolve, after the global ones are gone:

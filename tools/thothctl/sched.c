@@ -9,9 +9,10 @@
  * Per process: wake-ups per second by reason, timers fired, timers that
  * rode another timer's wake-up in the same process (coalesced locally), and
  * timer wake-ups that another process shared within 200 us (coalesced
- * across processes: the CPU woke once).  Placement moves and spin hits /
- * misses are counted inside the processes (thoth_chan_stats) but not yet
- * exported: they are shown as not available, never as zero.
+ * across processes: the CPU woke once), timer wake-ups rung by another
+ * process's loop (the window page), spin hits / misses / skips of its
+ * channel waits (chan_spin), and every placement move with its reason
+ * (place_move).  Counts cover the collection window.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -33,9 +34,20 @@ typedef struct proc {
 	uint32_t pid;
 	char name[64];
 	uint64_t wakeups, by_reason[4];     /* fd, timer, signal, deferred */
-	uint64_t timer_fires, timer_wakeups, shared_timer_wakeups;
+	uint64_t timer_fires, timer_wakeups, shared_timer_wakeups, rung_wakeups;
 	uint64_t late_sum_ns;
+	uint64_t spin[3];                   /* hits, misses, skips */
+	uint64_t moves;
 } proc_t;
+
+typedef struct move {
+	uint64_t ts;
+	uint32_t pid;
+	uint64_t tid;
+	unsigned action, reason;
+	int cpu;
+	bool failed;
+} move_t;
 
 typedef struct twake {
 	uint64_t ts;
@@ -48,6 +60,8 @@ typedef struct sched_report {
 	size_t n, cap;
 	twake_t *tw;
 	size_t ntw, captw;
+	move_t *mv;
+	size_t nmv, capmv;
 	uint64_t first_ns, last_ns;
 } sched_report_t;
 
@@ -117,10 +131,12 @@ static int read_trace(FILE *f, sched_report_t *r)
 		if (!str_after(line, "\"name\":\"", name, sizeof name))
 			continue;
 		bool wake = strcmp(name, "loop_wakeup") == 0, fire = strcmp(name, "timer_fire") == 0;
-		if (!wake && !fire)
+		bool spin = strcmp(name, "chan_spin") == 0, move = strcmp(name, "place_move") == 0;
+		if (!wake && !fire && !spin && !move)
 			continue;
 		uint64_t ts = (uint64_t)(num_after(line, "\"ts\":") * 1000.0);
 		uint64_t arg0 = (uint64_t)num_after(line, "\"arg0\":");
+		uint64_t arg1 = (uint64_t)num_after(line, "\"arg1\":");
 		proc_t *p = proc_of(r, (uint32_t)num_after(line, "\"pid\":"));
 		if (!p) {
 			free(line);
@@ -135,7 +151,33 @@ static int read_trace(FILE *f, sched_report_t *r)
 			p->late_sum_ns += arg0;
 			continue;
 		}
+		if (spin) {
+			if (arg0 < 3)
+				p->spin[arg0]++;
+			continue;
+		}
+		if (move) {
+			p->moves++;
+			if (r->nmv == r->capmv) {
+				size_t c = r->capmv ? 2 * r->capmv : 16;
+				move_t *m = realloc(r->mv, c * sizeof *m);
+				if (!m) {
+					free(line);
+					return -1;
+				}
+				r->mv = m;
+				r->capmv = c;
+			}
+			r->mv[r->nmv++] = (move_t){ .ts = ts, .pid = p->pid, .tid = arg0,
+						    .action = (unsigned)(arg1 & 0xff),
+						    .reason = (unsigned)((arg1 >> 8) & 0xff),
+						    .cpu = (int)((arg1 >> 16) & 0xffff) - 1,
+						    .failed = (arg1 >> 32) & 1 };
+			continue;
+		}
 		p->wakeups++;
+		if (arg0 & THOTH_LOOP_WAKE_RUNG)
+			p->rung_wakeups++;
 		for (int b = 0; b < 4; b++)
 			p->by_reason[b] += (arg0 >> b) & 1;
 		if (arg0 & THOTH_LOOP_WAKE_TIMER) {
@@ -167,49 +209,99 @@ static int read_trace(FILE *f, sched_report_t *r)
 	return 0;
 }
 
+static const char *action_name(unsigned a)
+{
+	return a == 1 ? "colocate" : a == 2 ? "spread" : "stay";
+}
+
+static const char *reason_name(unsigned r)
+{
+	switch (r) {
+	case 1: return "sleeping synchronous low-rate pair: service follows its client";
+	case 2: return "co-located round trip got slower";
+	case 3: return "the pair needs more than the shared CPU";
+	default: return "unknown";
+	}
+}
+
+static void json_string(const char *s)
+{
+	putchar('"');
+	for (const char *c = s; *c; c++) {
+		if (*c == '"' || *c == '\\')
+			putchar('\\');
+		putchar((unsigned char)*c < 0x20 ? '?' : *c);
+	}
+	putchar('"');
+}
+
+static uint64_t coalesced(const proc_t *p)
+{
+	return p->timer_fires > p->timer_wakeups ? p->timer_fires - p->timer_wakeups : 0;
+}
+
 static void print_report(const sched_report_t *r, double seconds, bool json)
 {
 	if (seconds <= 0)
 		seconds = r->last_ns > r->first_ns ? (double)(r->last_ns - r->first_ns) / 1e9 : 1;
 	if (json) {
+		/* One object on one line, like every thothctl --json. */
 		printf("{\"seconds\":%.3f,\"processes\":[", seconds);
 		for (size_t i = 0; i < r->n; i++) {
 			const proc_t *p = &r->procs[i];
-			printf("%s\n{\"pid\":%u,\"name\":\"", i ? "," : "", p->pid);
-			for (const char *c = p->name; *c; c++) {
-				if (*c == '"' || *c == '\\')
-					putchar('\\');
-				putchar((unsigned char)*c < 0x20 ? '?' : *c);
-			}
-			printf("\",\"wakeups_per_s\":%.3f,\"by_reason_per_s\":{\"fd\":%.3f,\"timer\":%.3f,"
+			printf("%s{\"pid\":%u,\"name\":", i ? "," : "", p->pid);
+			json_string(p->name);
+			printf(",\"wakeups_per_s\":%.3f,\"by_reason_per_s\":{\"fd\":%.3f,\"timer\":%.3f,"
 			       "\"signal\":%.3f,\"deferred\":%.3f},\"timers_fired\":%llu,"
 			       "\"timers_coalesced_locally\":%llu,\"timer_wakeups_shared_across_processes\":%llu,"
-			       "\"timer_lateness_mean_us\":%.1f,\"placement_moves\":null,\"spin_hits\":null,"
-			       "\"spin_misses\":null}",
+			       "\"timer_wakeups_rung\":%llu,\"timer_lateness_mean_us\":%.1f,\"placement_moves\":%llu,"
+			       "\"spin_hits\":%llu,\"spin_misses\":%llu,\"spin_skips\":%llu}",
 			       p->wakeups / seconds, p->by_reason[0] / seconds, p->by_reason[1] / seconds,
 			       p->by_reason[2] / seconds, p->by_reason[3] / seconds,
-			       (unsigned long long)p->timer_fires,
-			       (unsigned long long)(p->timer_fires > p->timer_wakeups ? p->timer_fires - p->timer_wakeups : 0),
-			       (unsigned long long)p->shared_timer_wakeups,
-			       p->timer_fires ? p->late_sum_ns / 1e3 / (double)p->timer_fires : 0);
+			       (unsigned long long)p->timer_fires, (unsigned long long)coalesced(p),
+			       (unsigned long long)p->shared_timer_wakeups, (unsigned long long)p->rung_wakeups,
+			       p->timer_fires ? p->late_sum_ns / 1e3 / (double)p->timer_fires : 0,
+			       (unsigned long long)p->moves, (unsigned long long)p->spin[0],
+			       (unsigned long long)p->spin[1], (unsigned long long)p->spin[2]);
 		}
-		printf("\n]}\n");
+		printf("],\"moves\":[");
+		for (size_t i = 0; i < r->nmv; i++) {
+			const move_t *m = &r->mv[i];
+			printf("%s{\"ts_ns\":%llu,\"pid\":%u,\"tid\":%llu,\"action\":\"%s\",\"cpu\":%d,"
+			       "\"reason\":\"%s\",\"failed\":%s}",
+			       i ? "," : "", (unsigned long long)m->ts, m->pid, (unsigned long long)m->tid,
+			       action_name(m->action), m->cpu, reason_name(m->reason), m->failed ? "true" : "false");
+		}
+		printf("]}\n");
 		return;
 	}
-	printf("%-8s %-20s %9s %8s %8s %8s %8s %7s %9s %9s %8s\n", "PID", "NAME", "WAKE/s", "fd/s",
-	       "timer/s", "sig/s", "defer/s", "TIMERS", "COALESCED", "SHARED", "LATE_us");
+	printf("%-8s %-20s %9s %8s %8s %8s %8s %7s %9s %7s %6s %8s %6s %6s %6s %5s\n", "PID", "NAME", "WAKE/s",
+	       "fd/s", "timer/s", "sig/s", "defer/s", "TIMERS", "COALESCED", "SHARED", "RUNG", "LATE_us", "SPIN+",
+	       "SPIN-", "SKIP", "MOVES");
 	for (size_t i = 0; i < r->n; i++) {
 		const proc_t *p = &r->procs[i];
-		printf("%-8u %-20.20s %9.2f %8.2f %8.2f %8.2f %8.2f %7llu %9llu %9llu %8.1f\n", p->pid, p->name,
-		       p->wakeups / seconds, p->by_reason[0] / seconds, p->by_reason[1] / seconds,
+		printf("%-8u %-20.20s %9.2f %8.2f %8.2f %8.2f %8.2f %7llu %9llu %7llu %6llu %8.1f %6llu %6llu %6llu "
+		       "%5llu\n",
+		       p->pid, p->name, p->wakeups / seconds, p->by_reason[0] / seconds, p->by_reason[1] / seconds,
 		       p->by_reason[2] / seconds, p->by_reason[3] / seconds, (unsigned long long)p->timer_fires,
-		       (unsigned long long)(p->timer_fires > p->timer_wakeups ? p->timer_fires - p->timer_wakeups : 0),
-		       (unsigned long long)p->shared_timer_wakeups,
-		       p->timer_fires ? p->late_sum_ns / 1e3 / (double)p->timer_fires : 0);
+		       (unsigned long long)coalesced(p), (unsigned long long)p->shared_timer_wakeups,
+		       (unsigned long long)p->rung_wakeups,
+		       p->timer_fires ? p->late_sum_ns / 1e3 / (double)p->timer_fires : 0,
+		       (unsigned long long)p->spin[0], (unsigned long long)p->spin[1], (unsigned long long)p->spin[2],
+		       (unsigned long long)p->moves);
+	}
+	for (size_t i = 0; i < r->nmv; i++) {
+		const move_t *m = &r->mv[i];
+		char where[32] = "";
+		if (m->cpu >= 0)
+			snprintf(where, sizeof where, " to CPU %d", m->cpu);
+		printf("move: pid %u thread %llu %s%s: %s%s\n", m->pid, (unsigned long long)m->tid,
+		       action_name(m->action), where, reason_name(m->reason), m->failed ? " (failed)" : "");
 	}
 	printf("over %.2f s.  COALESCED: timers that rode another timer's wake-up in the same process;\n"
-	       "SHARED: timer wake-ups another process had within 200 us (one CPU wake-up).\n"
-	       "Placement moves and spin hits/misses: not exported by processes yet (not shown as 0).\n",
+	       "SHARED: timer wake-ups another process had within 200 us (one CPU wake-up); RUNG: timer\n"
+	       "wake-ups another process's loop rang (thothd's window page); SPIN+/SPIN-/SKIP: channel waits\n"
+	       "that ended spinning / spun in vain / did not spin (peer on our CPU or asleep).\n",
 	       seconds);
 }
 
@@ -315,5 +407,6 @@ int thothctl_sched(int argc, char **argv, const thothctl_opts_t *opts)
 	}
 	free(r.procs);
 	free(r.tw);
+	free(r.mv);
 	return rc ? 1 : 0;
 }

@@ -34,6 +34,9 @@ int thothctl_connect(thoth_control_t *ctl, const char *runtime_dir);
  * returns 1, the exit status. */
 int thothctl_call_failed(thoth_control_t *ctl, const char *what, int r);
 
+/* `thothctl locks ...` (locks.c). */
+thothctl_cmd_fn thothctl_locks;
+
 /* `thothctl trace ...` (trace.c). */
 thothctl_cmd_fn thothctl_trace;
 
@@ -43,6 +46,12 @@ thothctl_cmd_fn thothctl_sched;
 thothctl_cmd_fn thothctl_pm_sim;
 /* `thothctl pm [--json]` (pm.c): ARGV[0] is "pm". */
 thothctl_cmd_fn thothctl_pm;
+/* `thothctl codex ...` (codex.c): the journal service. */
+thothctl_cmd_fn thothctl_codex;
+/* `thothctl topology [NAME]` (topology.c, SCALE-1/2). */
+thothctl_cmd_fn thothctl_topology;
+/* `thothctl moderation ...` (moderation.c, PM-3).  Needs no thothd. */
+thothctl_cmd_fn thothctl_moderation;
 
 /* `thothctl probe ...` (probe.c): eBPF probes at trace points. */
 thothctl_cmd_fn thothctl_probe;

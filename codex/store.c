@@ -1,0 +1,813 @@
+/*
+ * codex/store.c - segment files, the per-stream index and recovery.
+ *
+ * Recovery rule (docs/CODEX.md): segments are read in order; the first
+ * record that is torn or fails its checksum, its lsn or its stream's
+ * sequence ends the log: that segment is truncated there and any later
+ * segment is renamed *.orphan.  Nothing acknowledged as durable can lie
+ * past that point: a `sync` acknowledgement follows an fdatasync of every
+ * segment written so far, so everything before it is on the disk intact.
+ */
+#define _GNU_SOURCE
+#include "store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "thoth/error.h"
+
+#define IDX_MAGIC "THCXIDX1"
+#define IDX_HDR   32u
+#define IDX_ENT   40u
+
+void (*cx_crash_hook)(int point);
+
+typedef struct entry {
+	uint64_t lsn, time_ns;
+	uint32_t seg, off, len, pad;
+} entry_t;
+
+typedef struct stream {
+	char name[64];
+	uint32_t id, budget_ms;
+	entry_t *ent;                   /* ent[i] is seq i + 1 */
+	size_t n, cap;
+	uint64_t bytes, last_time;
+} stream_t;
+
+typedef struct seg {
+	uint64_t no, first_lsn, last_lsn;
+	int fd;
+	uint64_t size, synced;
+	bool sealed, dir_synced, idx_done;
+} seg_t;
+
+struct cx_store {
+	char dir[4096];
+	int dirfd;
+	uint64_t segment_bytes;
+	seg_t *segs;
+	size_t nsegs, segs_cap;
+	stream_t *streams;              /* streams[id - 1] */
+	size_t nstreams, streams_cap;
+	uint64_t next_lsn;
+	uint64_t written;               /* payload+header bytes written since open */
+	uint8_t *buf;                   /* encoding buffer for appends */
+	size_t buf_cap;
+	bool failed;
+};
+
+static int fail_io(const char *what, char *why, size_t why_len)
+{
+	int e = errno;
+	if (why)
+		snprintf(why, why_len, "%s: %s", what, strerror(e));
+	return thoth_error_io(e, "%s", what);
+}
+
+static stream_t *stream_get(const cx_store_t *s, uint32_t id)
+{
+	return id >= 1 && id <= s->nstreams ? &s->streams[id - 1] : NULL;
+}
+
+static int stream_add(cx_store_t *s, const char *name, size_t len, uint32_t id, uint32_t budget_ms)
+{
+	if (id != s->nstreams + 1)
+		return THOTH_E_INVAL;
+	if (s->nstreams == s->streams_cap) {
+		size_t cap = s->streams_cap ? 2 * s->streams_cap : 16;
+		stream_t *n = realloc(s->streams, cap * sizeof *n);
+		if (!n)
+			return THOTH_E_NOMEM;
+		s->streams = n;
+		s->streams_cap = cap;
+	}
+	stream_t *st = &s->streams[s->nstreams++];
+	memset(st, 0, sizeof *st);
+	memcpy(st->name, name, len);
+	st->id = id;
+	st->budget_ms = budget_ms;
+	return 0;
+}
+
+static int entry_add(stream_t *st, uint64_t lsn, uint64_t t, uint32_t seg, uint32_t off, uint32_t len)
+{
+	if (st->n == st->cap) {
+		size_t cap = st->cap ? 2 * st->cap : 64;
+		entry_t *n = realloc(st->ent, cap * sizeof *n);
+		if (!n)
+			return THOTH_E_NOMEM;
+		st->ent = n;
+		st->cap = cap;
+	}
+	st->ent[st->n++] = (entry_t){ .lsn = lsn, .time_ns = t, .seg = seg, .off = off, .len = len };
+	st->bytes += len;
+	if (t > st->last_time)
+		st->last_time = t;
+	return 0;
+}
+
+/* Apply one parsed record to the in-memory state; CX_BAD when it does not
+ * follow (unknown stream, a sequence gap): such a record ends the log. */
+static cx_verdict_t apply(cx_store_t *s, const cx_rec_t *r, uint32_t seg, uint64_t off)
+{
+	if (r->lsn != s->next_lsn)
+		return CX_BAD;
+	if (r->type == CX_REC_STREAM) {
+		uint32_t id = cx_le32(r->payload), budget = cx_le32(r->payload + 4);
+		size_t nlen = r->len - CX_STREAM_PAYLOAD_FIXED;
+		const char *name = (const char *)r->payload + CX_STREAM_PAYLOAD_FIXED;
+		uint32_t dummy;
+		if (r->seq != s->nstreams + 1 || id != s->nstreams + 1 || !cx_name_valid(name, nlen) ||
+		    !cx_store_stream_find(s, name, nlen, &dummy))
+			return CX_BAD;
+		if (stream_add(s, name, nlen, id, budget))
+			return CX_BAD;
+	} else {
+		stream_t *st = stream_get(s, r->stream);
+		if (!st || r->seq != st->n + 1 || r->time_ns < st->last_time)
+			return CX_BAD;
+		if (entry_add(st, r->lsn, r->time_ns, seg, (uint32_t)off, r->len))
+			return CX_BAD;
+	}
+	s->next_lsn++;
+	s->segs[seg].last_lsn = r->lsn;
+	return CX_OK;
+}
+
+static int seg_path(const cx_store_t *s, uint64_t no, const char *ext, char *out, size_t cap)
+{
+	int n = snprintf(out, cap, "%s/seg-%016" PRIx64 ".%s", s->dir, no, ext);
+	return n > 0 && (size_t)n < cap ? 0 : THOTH_E_INVAL;
+}
+
+static int segs_push(cx_store_t *s, const seg_t *sg)
+{
+	if (s->nsegs == s->segs_cap) {
+		size_t cap = s->segs_cap ? 2 * s->segs_cap : 16;
+		seg_t *n = realloc(s->segs, cap * sizeof *n);
+		if (!n)
+			return THOTH_E_NOMEM;
+		s->segs = n;
+		s->segs_cap = cap;
+	}
+	s->segs[s->nsegs++] = *sg;
+	return 0;
+}
+
+/* Write the index of a sealed segment whose data is durable, so the next
+ * start need not scan it.  Best effort: a missing or torn index file only
+ * costs a scan (it is checked like a record: magic, segment, crc). */
+static void idx_write(cx_store_t *s, uint32_t i)
+{
+	seg_t *sg = &s->segs[i];
+	size_t count = 0;
+	for (size_t k = 0; k < s->nstreams; k++)
+		for (size_t e = 0; e < s->streams[k].n; e++)
+			count += s->streams[k].ent[e].seg == i;
+	/* meta records of this segment: stream creations whose lsn falls in it */
+	size_t cap = IDX_HDR + (count + s->nstreams) * IDX_ENT + 4;
+	uint8_t *b = calloc(1, cap);
+	if (!b)
+		return;
+	size_t n = 0;
+	uint8_t *p = b + IDX_HDR;
+	for (size_t k = 0; k < s->nstreams; k++) {
+		const stream_t *st = &s->streams[k];
+		for (size_t e = 0; e < st->n; e++) {
+			const entry_t *en = &st->ent[e];
+			if (en->seg != i)
+				continue;
+			cx_put64(p, en->lsn);
+			cx_put64(p + 8, e + 1);
+			cx_put64(p + 16, en->time_ns);
+			cx_put64(p + 24, en->off);
+			cx_put32(p + 32, st->id);
+			cx_put32(p + 36, en->len);
+			p += IDX_ENT;
+			n++;
+		}
+	}
+	memcpy(b, IDX_MAGIC, 8);
+	cx_put64(b + 8, sg->no);
+	cx_put64(b + 16, n);
+	cx_put64(b + 24, sg->size);
+	size_t len = IDX_HDR + n * IDX_ENT;
+	cx_put32(b + len, cx_crc32c(0, b, len));
+	char path[4200], tmp[4210];
+	if (!seg_path(s, sg->no, "idx", path, sizeof path)) {
+		snprintf(tmp, sizeof tmp, "%s.tmp", path);
+		int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (fd >= 0) {
+			bool ok = write(fd, b, len + 4) == (ssize_t)(len + 4);
+			close(fd);
+			if (ok && !rename(tmp, path))
+				sg->idx_done = true;
+			else
+				unlink(tmp);
+		}
+	}
+	free(b);
+}
+
+/* Load a sealed segment from its index file: only data records are listed,
+ * so the segment must hold no stream creation (those are scanned). */
+static bool idx_load(cx_store_t *s, uint32_t i, uint64_t file_size)
+{
+	seg_t *sg = &s->segs[i];
+	char path[4200];
+	if (seg_path(s, sg->no, "idx", path, sizeof path))
+		return false;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	struct stat st;
+	uint8_t *b = NULL;
+	bool ok = false;
+	if (fstat(fd, &st) || st.st_size < IDX_HDR + 4 || st.st_size > (1 << 30))
+		goto out;
+	b = malloc((size_t)st.st_size);
+	if (!b || pread(fd, b, (size_t)st.st_size, 0) != st.st_size)
+		goto out;
+	size_t len = (size_t)st.st_size - 4;
+	uint64_t n = cx_le64(b + 16);
+	if (memcmp(b, IDX_MAGIC, 8) || cx_le64(b + 8) != sg->no || n != (len - IDX_HDR) / IDX_ENT ||
+	    IDX_HDR + n * IDX_ENT != len || cx_le64(b + 24) != file_size ||
+	    cx_crc32c(0, b, len) != cx_le32(b + len))
+		goto out;
+	/* Entries are per stream, not in lsn order: check that together they
+	 * are exactly the lsns first_lsn .. first_lsn + n - 1. */
+	uint64_t lo = sg->first_lsn, hi = sg->first_lsn + n;
+	if (lo != s->next_lsn)
+		goto out;
+	uint8_t *seen = calloc(n ? n : 1, 1);
+	if (!seen)
+		goto out;
+	ok = true;
+	for (uint64_t k = 0; k < n && ok; k++) {
+		const uint8_t *p = b + IDX_HDR + k * IDX_ENT;
+		uint64_t lsn = cx_le64(p), seq = cx_le64(p + 8);
+		stream_t *stm = stream_get(s, cx_le32(p + 32));
+		uint64_t off = cx_le64(p + 24);
+		uint32_t rl = cx_le32(p + 36);
+		if (lsn < lo || lsn >= hi || seen[lsn - lo] || !stm || off < CX_SEG_HDR || rl > CX_REC_MAX ||
+		    off + cx_rec_size(rl) > file_size) {
+			ok = false;
+			break;
+		}
+		seen[lsn - lo] = 1;
+		(void)seq;
+	}
+	if (ok) {
+		/* Apply in file order, per stream, checking sequences. */
+		size_t base[4096];
+		size_t ns = s->nstreams < 4096 ? s->nstreams : 0;
+		for (size_t k = 0; k < ns; k++)
+			base[k] = s->streams[k].n;
+		for (uint64_t k = 0; k < n && ok; k++) {
+			const uint8_t *p = b + IDX_HDR + k * IDX_ENT;
+			stream_t *stm = stream_get(s, cx_le32(p + 32));
+			if (!ns || cx_le64(p + 8) != stm->n + 1 || cx_le64(p + 16) < stm->last_time ||
+			    entry_add(stm, cx_le64(p), cx_le64(p + 16), i, (uint32_t)cx_le64(p + 24),
+				      cx_le32(p + 36)))
+				ok = false;
+		}
+		if (!ok)        /* undo: fall back to a scan */
+			for (size_t k = 0; k < ns; k++)
+				s->streams[k].n = base[k];
+		else {
+			s->next_lsn = hi;
+			sg->last_lsn = hi - 1;
+			sg->idx_done = true;
+		}
+	}
+	free(seen);
+out:
+	free(b);
+	close(fd);
+	return ok;
+}
+
+/* Scan segment I from the start; returns the offset where valid records
+ * end (the file size when all are valid). */
+static int seg_scan(cx_store_t *s, uint32_t i, uint64_t size, uint64_t *end, cx_recovery_t *rep)
+{
+	seg_t *sg = &s->segs[i];
+	*end = CX_SEG_HDR;
+	if (size <= CX_SEG_HDR)
+		return 0;
+	void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, sg->fd, 0);
+	if (map == MAP_FAILED)
+		return thoth_error_io(errno, "mmap segment %" PRIu64, sg->no);
+	const uint8_t *m = map;
+	uint64_t off = CX_SEG_HDR;
+	while (off < size) {
+		cx_rec_t r;
+		size_t rs;
+		if (cx_rec_parse(m + off, size - off, s->next_lsn, &r, &rs) != CX_OK || apply(s, &r, i, off) != CX_OK)
+			break;
+		rep->records++;
+		off += rs;
+	}
+	munmap(map, size);
+	*end = off;
+	return 0;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static int seg_create(cx_store_t *s, uint64_t no)
+{
+	char path[4200];
+	if (seg_path(s, no, "log", path, sizeof path))
+		return THOTH_E_INVAL;
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return thoth_error_io(errno, "create %s", path);
+	if (cx_crash_hook && s->nsegs)
+		cx_crash_hook(CX_PT_ROLL_CREATED);
+	uint8_t h[CX_SEG_HDR];
+	cx_seg_hdr_encode(&(cx_seg_hdr_t){ .seg_no = no, .first_lsn = s->next_lsn }, h);
+	if (pwrite(fd, h, sizeof h, 0) != (ssize_t)sizeof h) {
+		int e = errno;
+		close(fd);
+		unlink(path);
+		return thoth_error_io(e ? e : EIO, "write header of %s", path);
+	}
+	seg_t sg = { .no = no, .first_lsn = s->next_lsn, .last_lsn = s->next_lsn - 1, .fd = fd,
+		     .size = CX_SEG_HDR };
+	int r = segs_push(s, &sg);
+	if (r) {
+		close(fd);
+		unlink(path);
+	}
+	return r;
+}
+
+int cx_store_open(const cx_store_config_t *cfg, cx_store_t **out, cx_recovery_t *rep, char *why,
+		  size_t why_len)
+{
+	cx_recovery_t dummy;
+	if (!rep)
+		rep = &dummy;
+	memset(rep, 0, sizeof *rep);
+	if (!cfg || !cfg->dir || !*cfg->dir || strlen(cfg->dir) >= 4000) {
+		snprintf(why, why_len, "data dir missing or too long");
+		return THOTH_E_INVAL;
+	}
+	cx_store_t *s = calloc(1, sizeof *s);
+	if (!s)
+		return THOTH_E_NOMEM;
+	snprintf(s->dir, sizeof s->dir, "%s", cfg->dir);
+	s->segment_bytes = cfg->segment_bytes ? cfg->segment_bytes : (64ull << 20);
+	if (s->segment_bytes < 4096)
+		s->segment_bytes = 4096;
+	s->next_lsn = 1;
+	s->dirfd = -1;
+	uint64_t *nos = NULL;
+	size_t nn = 0, ncap = 0;
+	int r;
+	if (mkdir(s->dir, 0700) && errno != EEXIST) {
+		r = fail_io("mkdir data dir", why, why_len);
+		goto fail;
+	}
+	s->dirfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (s->dirfd < 0) {
+		r = fail_io("open data dir", why, why_len);
+		goto fail;
+	}
+	DIR *d = opendir(s->dir);
+	if (!d) {
+		r = fail_io("list data dir", why, why_len);
+		goto fail;
+	}
+	for (struct dirent *de; (de = readdir(d));) {
+		uint64_t no;
+		int used = 0;
+		if (sscanf(de->d_name, "seg-%16" SCNx64 ".log%n", &no, &used) == 1 &&
+		    used == (int)strlen(de->d_name) && strlen(de->d_name) == 24) {
+			if (nn == ncap) {
+				ncap = ncap ? 2 * ncap : 16;
+				uint64_t *n2 = realloc(nos, ncap * sizeof *n2);
+				if (!n2) {
+					closedir(d);
+					r = THOTH_E_NOMEM;
+					goto fail;
+				}
+				nos = n2;
+			}
+			nos[nn++] = no;
+		}
+	}
+	closedir(d);
+	qsort(nos, nn, sizeof *nos, name_cmp);
+
+	bool cut = false;
+	for (size_t k = 0; k < nn; k++) {
+		char path[4200], dst[4300];
+		seg_path(s, nos[k], "log", path, sizeof path);
+		if (cut) {      /* after the end of the log: kept aside, never read */
+			snprintf(dst, sizeof dst, "%s.orphan", path);
+			rename(path, dst);
+			seg_path(s, nos[k], "idx", path, sizeof path);
+			unlink(path);
+			rep->orphaned++;
+			continue;
+		}
+		int fd = open(path, O_RDWR | O_CLOEXEC);
+		struct stat stt;
+		if (fd < 0 || fstat(fd, &stt)) {
+			r = fail_io("open segment", why, why_len);
+			if (fd >= 0)
+				close(fd);
+			goto fail;
+		}
+		uint8_t h[CX_SEG_HDR];
+		cx_seg_hdr_t hdr;
+		ssize_t got = pread(fd, h, sizeof h, 0);
+		if (got < 0 || cx_seg_hdr_parse(h, (size_t)got, &hdr) != CX_OK || hdr.seg_no != nos[k] ||
+		    hdr.first_lsn != s->next_lsn) {
+			/* A segment created just before a crash has no valid
+			 * header: nothing in it was ever acknowledged. */
+			close(fd);
+			if (k + 1 == nn && (uint64_t)stt.st_size <= CX_SEG_HDR + CX_REC_HDR) {
+				unlink(path);
+				rep->removed++;
+				rep->truncated_bytes += (uint64_t)stt.st_size;
+			} else {
+				snprintf(dst, sizeof dst, "%s.orphan", path);
+				rename(path, dst);
+				rep->orphaned++;
+			}
+			cut = true;
+			continue;
+		}
+		seg_t sg = { .no = nos[k], .first_lsn = hdr.first_lsn, .last_lsn = hdr.first_lsn - 1,
+			     .fd = fd, .sealed = k + 1 < nn, .dir_synced = true };
+		if ((r = segs_push(s, &sg))) {
+			close(fd);
+			goto fail;
+		}
+		uint32_t i = (uint32_t)(s->nsegs - 1);
+		uint64_t size = (uint64_t)stt.st_size, end;
+		if (k + 1 < nn && idx_load(s, i, size)) {
+			rep->indexed++;
+			rep->records += s->segs[i].last_lsn + 1 - s->segs[i].first_lsn;
+			end = size;
+		} else if ((r = seg_scan(s, i, size, &end, rep))) {
+			goto fail;
+		}
+		if (end < size) {
+			if (ftruncate(fd, (off_t)end)) {
+				r = fail_io("truncate torn segment", why, why_len);
+				goto fail;
+			}
+			rep->truncated_bytes += size - end;
+			cut = true;
+			seg_path(s, nos[k], "idx", path, sizeof path);
+			unlink(path);
+		}
+		s->segs[i].size = s->segs[i].synced = end;
+		s->segs[i].sealed = false;
+	}
+	for (size_t k = 0; k + 1 < s->nsegs; k++)
+		s->segs[k].sealed = true;
+	if (!s->nsegs && (r = seg_create(s, 1))) {
+		snprintf(why, why_len, "cannot create the first segment: %s", thoth_strerror(r));
+		goto fail;
+	}
+	/* Whatever a crash left in the page cache is made durable now, once:
+	 * from here on, durable = synced, segment by segment.  A segment
+	 * loaded from its index file needs none: its index is written only
+	 * after its data was synced. */
+	for (size_t k = 0; k < s->nsegs; k++) {
+		if (!s->segs[k].idx_done && fdatasync(s->segs[k].fd)) {
+			r = fail_io("fdatasync segment at recovery", why, why_len);
+			goto fail;
+		}
+		s->segs[k].synced = s->segs[k].size;
+		s->segs[k].dir_synced = true;
+	}
+	if (fsync(s->dirfd)) {
+		r = fail_io("fsync data dir", why, why_len);
+		goto fail;
+	}
+	for (size_t k = 0; k + 1 < s->nsegs; k++)
+		if (!s->segs[k].idx_done)
+			idx_write(s, (uint32_t)k);
+	rep->segments = (uint32_t)s->nsegs;
+	free(nos);
+	*out = s;
+	return 0;
+fail:
+	free(nos);
+	cx_store_close(s);
+	return r;
+}
+
+void cx_store_close(cx_store_t *s)
+{
+	if (!s)
+		return;
+	for (size_t k = 0; k < s->nsegs; k++)
+		close(s->segs[k].fd);
+	for (size_t k = 0; k < s->nstreams; k++)
+		free(s->streams[k].ent);
+	if (s->dirfd >= 0)
+		close(s->dirfd);
+	free(s->segs);
+	free(s->streams);
+	free(s->buf);
+	free(s);
+}
+
+int cx_store_stream_find(const cx_store_t *s, const char *name, size_t len, uint32_t *id)
+{
+	for (size_t k = 0; k < s->nstreams; k++)
+		if (strlen(s->streams[k].name) == len && !memcmp(s->streams[k].name, name, len)) {
+			*id = s->streams[k].id;
+			return 0;
+		}
+	return THOTH_E_NOT_FOUND;
+}
+
+uint32_t cx_store_stream_budget_ms(const cx_store_t *s, uint32_t id)
+{
+	const stream_t *st = stream_get(s, id);
+	return st ? st->budget_ms : 0;
+}
+
+size_t cx_store_streams(const cx_store_t *s, cx_stream_info_t *out, size_t cap)
+{
+	size_t n = 0;
+	for (; n < s->nstreams && n < cap; n++) {
+		const stream_t *st = &s->streams[n];
+		memcpy(out[n].name, st->name, sizeof out[n].name);
+		out[n].id = st->id;
+		out[n].budget_ms = st->budget_ms;
+		out[n].records = st->n;
+		out[n].bytes = st->bytes;
+	}
+	return s->nstreams;
+}
+
+/* Seal the active segment and start the next one when the next write of
+ * NEED bytes would pass the segment size. */
+static int maybe_roll(cx_store_t *s, size_t need)
+{
+	seg_t *a = &s->segs[s->nsegs - 1];
+	if (a->size + need <= s->segment_bytes || a->size == CX_SEG_HDR)
+		return 0;
+	int r = seg_create(s, a->no + 1);
+	if (r)
+		return r;
+	s->segs[s->nsegs - 2].sealed = true;
+	if (cx_crash_hook)
+		cx_crash_hook(CX_PT_ROLL_DONE);
+	return 0;
+}
+
+static int write_records(cx_store_t *s, const cx_rec_t *recs, size_t n)
+{
+	size_t total = 0;
+	for (size_t k = 0; k < n; k++)
+		total += cx_rec_size(recs[k].len);
+	if (total > s->buf_cap) {
+		uint8_t *b = realloc(s->buf, total);
+		if (!b)
+			return THOTH_E_NOMEM;
+		s->buf = b;
+		s->buf_cap = total;
+	}
+	int r = maybe_roll(s, total);
+	if (r)
+		return r;
+	seg_t *a = &s->segs[s->nsegs - 1];
+	size_t off = 0;
+	for (size_t k = 0; k < n; k++) {
+		cx_rec_encode(&recs[k], s->buf + off);
+		off += cx_rec_size(recs[k].len);
+	}
+	for (size_t done = 0; done < total;) {
+		size_t len = total - done;
+		if (cx_crash_hook && !done && total > 8)
+			len = total / 2;        /* a torn record for the crash tests */
+		ssize_t w = pwrite(a->fd, s->buf + done, len, (off_t)(a->size + done));
+		if (cx_crash_hook && !done && w > 0)
+			cx_crash_hook(CX_PT_APPEND_HALF);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			/* What reached the file is a torn tail for recovery to
+			 * cut; the store takes nothing more. */
+			s->failed = true;
+			return thoth_error_io(w < 0 ? errno : ENOSPC, "append to segment %" PRIu64, a->no);
+		}
+		done += (size_t)w;
+	}
+	return 0;
+}
+
+int cx_store_stream_create(cx_store_t *s, const char *name, size_t len, uint32_t budget_ms,
+			   uint64_t now_rt, uint32_t *id)
+{
+	if (s->failed)
+		return THOTH_E_IO;
+	if (!cx_name_valid(name, len))
+		return THOTH_E_INVAL;
+	if (!cx_store_stream_find(s, name, len, id))
+		return THOTH_E_EXISTS;
+	uint8_t payload[CX_STREAM_PAYLOAD_FIXED + 64];
+	uint32_t nid = (uint32_t)s->nstreams + 1;
+	cx_put32(payload, nid);
+	cx_put32(payload + 4, budget_ms);
+	memcpy(payload + CX_STREAM_PAYLOAD_FIXED, name, len);
+	cx_rec_t rec = { .len = (uint32_t)(CX_STREAM_PAYLOAD_FIXED + len), .lsn = s->next_lsn, .seq = nid,
+			 .time_ns = now_rt, .stream = 0, .type = CX_REC_STREAM, .flags = CX_REC_F_SYNC,
+			 .payload = payload };
+	int r = write_records(s, &rec, 1);
+	if (r)
+		return r;
+	if ((r = stream_add(s, name, len, nid, budget_ms)))
+		return r;
+	seg_t *a = &s->segs[s->nsegs - 1];
+	a->size += cx_rec_size(rec.len);
+	a->last_lsn = s->next_lsn++;
+	s->written += cx_rec_size(rec.len);
+	*id = nid;
+	return 0;
+}
+
+int cx_store_append(cx_store_t *s, uint32_t stream, const cx_iov_t *recs, size_t n, uint16_t flags,
+		    uint64_t now_rt, uint64_t *first_seq)
+{
+	if (s->failed)
+		return THOTH_E_IO;
+	stream_t *st = stream_get(s, stream);
+	if (!st)
+		return THOTH_E_NOT_FOUND;
+	if (!n)
+		return THOTH_E_INVAL;
+	cx_rec_t small[16], *rr = n <= 16 ? small : malloc(n * sizeof *rr);
+	if (!rr)
+		return THOTH_E_NOMEM;
+	uint64_t t = now_rt > st->last_time ? now_rt : st->last_time;
+	size_t total = 0;
+	int r = 0;
+	for (size_t k = 0; k < n; k++) {
+		if (recs[k].len > CX_REC_MAX) {
+			r = THOTH_E_TOO_LARGE;
+			goto out;
+		}
+		rr[k] = (cx_rec_t){ .len = (uint32_t)recs[k].len, .lsn = s->next_lsn + k,
+				    .seq = st->n + 1 + k, .time_ns = t, .stream = stream,
+				    .type = CX_REC_DATA, .flags = flags, .payload = recs[k].data };
+		total += cx_rec_size(recs[k].len);
+	}
+	if (total > s->segment_bytes - CX_SEG_HDR) {
+		r = THOTH_E_TOO_LARGE;
+		goto out;
+	}
+	if ((r = write_records(s, rr, n)))
+		goto out;
+	uint32_t seg = (uint32_t)(s->nsegs - 1);
+	seg_t *a = &s->segs[seg];
+	*first_seq = st->n + 1;
+	for (size_t k = 0; k < n; k++) {
+		if ((r = entry_add(st, rr[k].lsn, t, seg, (uint32_t)a->size, rr[k].len))) {
+			s->failed = true;       /* the file has it, the index not: stop */
+			goto out;
+		}
+		a->size += cx_rec_size(rr[k].len);
+	}
+	s->next_lsn += n;
+	a->last_lsn = s->next_lsn - 1;
+	s->written += total;
+out:
+	if (rr != small)
+		free(rr);
+	return r;
+}
+
+uint64_t cx_store_last_lsn(const cx_store_t *s)
+{
+	return s->next_lsn - 1;
+}
+
+uint64_t cx_store_written_bytes(const cx_store_t *s)
+{
+	return s->written;
+}
+
+uint32_t cx_store_segments(const cx_store_t *s)
+{
+	return (uint32_t)s->nsegs;
+}
+
+size_t cx_store_dirty(const cx_store_t *s, cx_dirty_t *out, size_t cap, bool *dir)
+{
+	size_t n = 0;
+	*dir = false;
+	for (size_t k = 0; k < s->nsegs; k++) {
+		const seg_t *sg = &s->segs[k];
+		if (!sg->dir_synced)
+			*dir = true;
+		if (sg->size > sg->synced && n < cap)
+			out[n++] = (cx_dirty_t){ .seg = (uint32_t)k, .fd = sg->fd, .upto = sg->size };
+	}
+	return n;
+}
+
+int cx_store_dirfd(const cx_store_t *s)
+{
+	return s->dirfd;
+}
+
+void cx_store_synced(cx_store_t *s, const cx_dirty_t *d, size_t n, bool dir)
+{
+	for (size_t k = 0; k < n; k++) {
+		seg_t *sg = &s->segs[d[k].seg];
+		if (d[k].upto > sg->synced)
+			sg->synced = d[k].upto;
+	}
+	if (dir)
+		for (size_t k = 0; k < s->nsegs; k++)
+			s->segs[k].dir_synced = true;
+	for (size_t k = 0; k + 1 < s->nsegs; k++) {
+		seg_t *sg = &s->segs[k];
+		if (sg->sealed && !sg->idx_done && sg->synced == sg->size)
+			idx_write(s, (uint32_t)k);
+	}
+}
+
+int cx_store_locate(const cx_store_t *s, uint32_t stream, uint64_t seq, cx_loc_t *loc)
+{
+	const stream_t *st = stream_get(s, stream);
+	if (!st)
+		return THOTH_E_NOT_FOUND;
+	if (seq < 1 || seq > st->n)
+		return THOTH_E_NOT_FOUND;
+	const entry_t *e = &st->ent[seq - 1];
+	*loc = (cx_loc_t){ .fd = s->segs[e->seg].fd, .off = e->off, .lsn = e->lsn, .seq = seq,
+			   .time_ns = e->time_ns, .len = e->len, .stream = stream };
+	return 0;
+}
+
+uint64_t cx_store_seq_at_time(const cx_store_t *s, uint32_t stream, uint64_t t_ns)
+{
+	const stream_t *st = stream_get(s, stream);
+	if (!st)
+		return 1;
+	size_t lo = 0, hi = st->n;      /* first index with time >= t */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (st->ent[mid].time_ns < t_ns)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo + 1;
+}
+
+uint64_t cx_store_next_seq(const cx_store_t *s, uint32_t stream)
+{
+	const stream_t *st = stream_get(s, stream);
+	return st ? st->n + 1 : 1;
+}
+
+int cx_store_read_at(const cx_loc_t *loc, uint8_t *buf, cx_rec_t *rec, bool *miss)
+{
+	size_t size = cx_rec_size(loc->len);
+	struct iovec iov = { .iov_base = buf, .iov_len = size };
+	*miss = false;
+	/* RWF_NOWAIT: served only from the page cache.  EAGAIN means the read
+	 * must go to the device, which is then awake: a writeback window. */
+	ssize_t got = preadv2(loc->fd, &iov, 1, (off_t)loc->off, RWF_NOWAIT);
+	if (got < 0 && (errno == EAGAIN || errno == EOPNOTSUPP || errno == EINVAL)) {
+		*miss = errno == EAGAIN;
+		got = pread(loc->fd, buf, size, (off_t)loc->off);
+	} else if (got >= 0 && (size_t)got < size) {
+		*miss = true;
+		got = pread(loc->fd, buf, size, (off_t)loc->off);
+	}
+	if (got < 0)
+		return thoth_error_io(errno, "read record");
+	size_t rs;
+	if ((size_t)got < size || cx_rec_parse(buf, size, loc->lsn, rec, &rs) != CX_OK ||
+	    rec->seq != loc->seq || rec->stream != loc->stream)
+		return thoth_error_io(EIO, "record %" PRIu64 " fails its checksum", loc->seq);
+	return 0;
+}

@@ -1,0 +1,112 @@
+/*
+ * codex/store.h - segment files, the index and recovery (docs/CODEX.md).
+ *
+ * Not thread-safe: the journal (journal.h) serialises calls under its
+ * mutex, except cx_store_read_at, which only preads an fd the store never
+ * closes while open.  Appends go to the file at once (pwrite: the page
+ * cache), durability is the caller's: cx_store_dirty lists what an
+ * fdatasync must cover and cx_store_synced records that it did.
+ */
+#ifndef CODEX_STORE_H
+#define CODEX_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "record.h"
+
+typedef struct cx_store cx_store_t;
+
+typedef struct cx_store_config {
+	const char *dir;                /* created if missing */
+	uint64_t segment_bytes;         /* roll after this many (0 = 64 MiB) */
+} cx_store_config_t;
+
+typedef struct cx_recovery {
+	uint32_t segments;              /* segment files kept */
+	uint32_t indexed;               /* ... of which loaded from their index file */
+	uint64_t records;               /* records recovered (all streams, meta included) */
+	uint64_t truncated_bytes;       /* torn or corrupt tail cut off */
+	uint32_t orphaned;              /* segments after a cut, renamed *.orphan */
+	uint32_t removed;               /* empty or headerless last segments removed */
+} cx_recovery_t;
+
+typedef struct cx_iov {
+	const void *data;
+	size_t len;
+} cx_iov_t;
+
+typedef struct cx_dirty {
+	uint32_t seg;                   /* index in the store's segment list */
+	int fd;
+	uint64_t upto;                  /* bytes written when listed */
+} cx_dirty_t;
+
+typedef struct cx_loc {
+	int fd;
+	uint64_t off, lsn, seq, time_ns;
+	uint32_t len, stream;
+} cx_loc_t;
+
+typedef struct cx_stream_info {
+	char name[64];
+	uint32_t id, budget_ms;
+	uint64_t records, bytes;
+} cx_stream_info_t;
+
+/* Crash-test points (tests/codex/test_codex_crash.c): when set, called at
+ * each point so a test child can SIGKILL itself exactly there.  NULL in
+ * the service. */
+enum {
+	CX_PT_APPEND_HALF = 1,          /* half of an append's bytes are in the file */
+	CX_PT_ROLL_CREATED = 2,         /* the next segment file exists, header not yet written */
+	CX_PT_ROLL_DONE = 3,            /* the new segment has its header, the old one is sealed */
+	CX_PT_EPOCH_SUBMITTED = 4,      /* an epoch's fdatasyncs are queued */
+	CX_PT_EPOCH_SYNCED = 5,         /* they completed; nothing acknowledged yet */
+	CX_PT_N
+};
+extern void (*cx_crash_hook)(int point);
+
+int cx_store_open(const cx_store_config_t *cfg, cx_store_t **out, cx_recovery_t *rep, char *why,
+		  size_t why_len);
+void cx_store_close(cx_store_t *s);
+
+/* Stream id by name, or THOTH_E_NOT_FOUND. */
+int cx_store_stream_find(const cx_store_t *s, const char *name, size_t len, uint32_t *id);
+/* Append the record that creates a stream (THOTH_E_EXISTS when it does). */
+int cx_store_stream_create(cx_store_t *s, const char *name, size_t len, uint32_t budget_ms,
+			   uint64_t now_rt, uint32_t *id);
+uint32_t cx_store_stream_budget_ms(const cx_store_t *s, uint32_t id);
+size_t cx_store_streams(const cx_store_t *s, cx_stream_info_t *out, size_t cap);
+
+/* Append N records to STREAM in one write.  *FIRST_SEQ gets the first one's
+ * sequence number.  THOTH_E_TOO_LARGE (a record over CX_REC_MAX),
+ * THOTH_E_NOT_FOUND, THOTH_E_IO (the journal is then failed: nothing more
+ * is accepted, as after a failed fdatasync). */
+int cx_store_append(cx_store_t *s, uint32_t stream, const cx_iov_t *recs, size_t n, uint16_t flags,
+		    uint64_t now_rt, uint64_t *first_seq);
+uint64_t cx_store_last_lsn(const cx_store_t *s);
+uint64_t cx_store_written_bytes(const cx_store_t *s);
+uint32_t cx_store_segments(const cx_store_t *s);
+
+/* What is written but not yet covered by an fdatasync: up to CAP segments
+ * (the active one last), and whether the directory needs an fsync (a new
+ * segment file). */
+size_t cx_store_dirty(const cx_store_t *s, cx_dirty_t *out, size_t cap, bool *dir);
+int cx_store_dirfd(const cx_store_t *s);
+/* The listed fdatasyncs (and the directory's, if DIR) completed. */
+void cx_store_synced(cx_store_t *s, const cx_dirty_t *d, size_t n, bool dir);
+
+/* Where record SEQ of STREAM is (THOTH_E_NOT_FOUND past the end). */
+int cx_store_locate(const cx_store_t *s, uint32_t stream, uint64_t seq, cx_loc_t *loc);
+/* Sequence numbers of STREAM: the first with time >= T_NS, one past the last. */
+uint64_t cx_store_seq_at_time(const cx_store_t *s, uint32_t stream, uint64_t t_ns);
+uint64_t cx_store_next_seq(const cx_store_t *s, uint32_t stream);
+
+/* Read and verify the record at LOC into BUF (cx_rec_size(loc->len) bytes):
+ * a copy that fails its checksum is THOTH_E_IO, never returned.  *MISS
+ * says the data was not in the page cache (the read woke the disk). */
+int cx_store_read_at(const cx_loc_t *loc, uint8_t *buf, cx_rec_t *rec, bool *miss);
+
+#endif

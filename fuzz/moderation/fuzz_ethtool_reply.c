@@ -1,0 +1,28 @@
+/*
+ * fuzz_ethtool_reply - the netlink reply parsers of the NIC coalescing
+ * backend (kernel/pm/moderation_ethtool.c) on arbitrary bytes: a reply
+ * comes from the kernel, or from whatever answers on the socket.  The
+ * sequence number is taken from the input's own header so the fuzzer
+ * reaches past the seq check.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "moderation_ethtool.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	uint32_t seq = 0;
+	if (size >= 12)
+		memcpy(&seq, data + 8, 4);
+	char why[200];
+	thoth_coalesce_t c;
+	uint16_t family = 0;
+	thoth_ethtool_parse_coalesce(data, size, seq, &c, why, sizeof why);
+	thoth_ethtool_parse_family(data, size, seq, &family, why, sizeof why);
+	thoth_ethtool_parse_ack(data, size, seq, why, sizeof why);
+	return 0;
+}

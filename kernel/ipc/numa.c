@@ -1,0 +1,192 @@
+/*
+ * numa.c - memory placement by system call (numa.h).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "log_internal.h"
+#include "numa.h"
+#include "thoth/error.h"
+
+/* <numaif.h> is libnuma-dev's; the values are the kernel ABI. */
+#ifndef MPOL_PREFERRED
+#define MPOL_DEFAULT 0
+#define MPOL_PREFERRED 1
+#define MPOL_BIND 2
+#define MPOL_F_NODE (1 << 0)
+#define MPOL_F_ADDR (1 << 1)
+#endif
+#define NUMA_MASK_BITS 1024
+
+enum { MODE_UNREAD = 0, MODE_AUTO, MODE_ON, MODE_OFF };
+static int numa_mode;                   /* atomic access: MODE_* */
+static unsigned nodes_online_cache;     /* 0 = not read yet */
+static uint64_t st_placed, st_failed, st_skipped;
+
+static unsigned read_nodes_online(void)
+{
+	/* "0", "0-3", "0,2-3": count the nodes in the list. */
+	FILE *f = fopen("/sys/devices/system/node/online", "re");
+	if (!f)
+		return 1;
+	char buf[256];
+	unsigned n = 0;
+	if (fgets(buf, sizeof buf, f)) {
+		char *p = buf;
+		while (*p && *p != '\n') {
+			char *end;
+			unsigned long a = strtoul(p, &end, 10), b = a;
+			if (end == p)
+				break;
+			if (*end == '-') {
+				p = end + 1;
+				b = strtoul(p, &end, 10);
+				if (end == p || b < a)
+					break;
+			}
+			n += (unsigned)(b - a + 1);
+			p = *end == ',' ? end + 1 : end;
+		}
+	}
+	fclose(f);
+	return n ? n : 1;
+}
+
+unsigned thoth__numa_nodes_online(void)
+{
+	unsigned n = __atomic_load_n(&nodes_online_cache, __ATOMIC_RELAXED);
+	if (!n) {
+		n = read_nodes_online();
+		__atomic_store_n(&nodes_online_cache, n, __ATOMIC_RELAXED);
+	}
+	return n;
+}
+
+unsigned thoth__numa_current_node(void)
+{
+	unsigned cpu = 0, node = 0;
+	if (getcpu(&cpu, &node) != 0)
+		return 0;
+	return node;
+}
+
+void thoth__numa_reset(void)
+{
+	__atomic_store_n(&numa_mode, MODE_UNREAD, __ATOMIC_RELAXED);
+}
+
+static int mode(void)
+{
+	int m = __atomic_load_n(&numa_mode, __ATOMIC_RELAXED);
+	if (m != MODE_UNREAD)
+		return m;
+	const char *v = getenv("THOTH_NUMA");
+	if (!v || !*v || !strcmp(v, "auto"))
+		m = MODE_AUTO;
+	else if (!strcmp(v, "on") || !strcmp(v, "force") || !strcmp(v, "1"))
+		m = MODE_ON;
+	else if (!strcmp(v, "off") || !strcmp(v, "0"))
+		m = MODE_OFF;
+	else {
+		thoth__log(THOTH_LOG_WARN, "numa", "THOTH_NUMA=%s is not auto, on or off: using auto", v);
+		m = MODE_AUTO;
+	}
+	__atomic_store_n(&numa_mode, m, __ATOMIC_RELAXED);
+	return m;
+}
+
+bool thoth__numa_enabled(void)
+{
+	int m = mode();
+	return m == MODE_ON || (m == MODE_AUTO && thoth__numa_nodes_online() > 1);
+}
+
+int thoth__numa_prefer(void *addr, size_t len, unsigned node)
+{
+	if (!thoth__numa_enabled()) {
+		__atomic_fetch_add(&st_skipped, 1, __ATOMIC_RELAXED);
+		return 0;
+	}
+	if (node >= NUMA_MASK_BITS || ((uintptr_t)addr & 4095))
+		return THOTH_E_INVAL;
+	unsigned long mask[NUMA_MASK_BITS / (8 * sizeof(unsigned long))] = { 0 };
+	mask[node / (8 * sizeof(unsigned long))] |= 1ul << (node % (8 * sizeof(unsigned long)));
+	len = (len + 4095) & ~(size_t)4095;
+	if (syscall(SYS_mbind, addr, len, MPOL_PREFERRED, mask, (unsigned long)NUMA_MASK_BITS + 1, 0ul)) {
+		int e = errno;
+		if (__atomic_fetch_add(&st_failed, 1, __ATOMIC_RELAXED) == 0)
+			thoth__log(THOTH_LOG_WARN, "numa", "mbind(MPOL_PREFERRED, node %u) of %zu bytes: %s "
+				   "(channel memory stays where the kernel puts it)", node, len, strerror(e));
+		errno = e;
+		return THOTH_E_IO;
+	}
+	__atomic_fetch_add(&st_placed, 1, __ATOMIC_RELAXED);
+	return 0;
+}
+
+int thoth__numa_policy_of(void *addr, int *mode_out, int *node_out)
+{
+	unsigned long mask[NUMA_MASK_BITS / (8 * sizeof(unsigned long))] = { 0 };
+	int m = 0;
+	if (syscall(SYS_get_mempolicy, &m, mask, (unsigned long)NUMA_MASK_BITS, addr, MPOL_F_ADDR))
+		return THOTH_E_IO;
+	*mode_out = m;
+	*node_out = -1;
+	for (unsigned i = 0; i < NUMA_MASK_BITS; i++)
+		if (mask[i / (8 * sizeof(unsigned long))] >> (i % (8 * sizeof(unsigned long))) & 1) {
+			*node_out = (int)i;
+			break;
+		}
+	return 0;
+}
+
+int thoth__numa_page_node(void *addr)
+{
+	void *pages[1] = { addr };
+	int status[1] = { -1 };
+	if (syscall(SYS_move_pages, 0, 1ul, pages, NULL, status, 0))
+		return -1;
+	if (status[0] < 0) {
+		errno = -status[0];
+		return -1;
+	}
+	return status[0];
+}
+
+void thoth__numa_stats(thoth_numa_stats_t *out)
+{
+	out->placed = __atomic_load_n(&st_placed, __ATOMIC_RELAXED);
+	out->failed = __atomic_load_n(&st_failed, __ATOMIC_RELAXED);
+	out->skipped = __atomic_load_n(&st_skipped, __ATOMIC_RELAXED);
+}
+
+/* ---- the channel rule -------------------------------------------------- */
+
+#include "chan_shm.h"
+
+int thoth__chan_place(uint8_t *base, const chan_layout_t *lay, int side)
+{
+	if (!thoth__numa_enabled()) {
+		__atomic_fetch_add(&st_skipped, 1, __ATOMIC_RELAXED);
+		return 0;
+	}
+	unsigned node = thoth__numa_current_node();
+	int rx = side == CHAN_CLIENT ? CHAN_RESP : CHAN_REQ;
+	int tx = 1 - rx;
+	struct { size_t off, len; } r[3] = {
+		{ lay->ring_off[rx], (size_t)lay->lim.slots * THOTH_CHAN_SLOT_SIZE },
+		{ lay->pool_off[rx], (size_t)lay->lim.pool_bufs * lay->lim.pool_buf_size },
+		{ lay->rel_off[tx], (size_t)lay->rel_slots * sizeof(uint32_t) },
+	};
+	int placed = 0;
+	for (int i = 0; i < 3; i++)
+		if (r[i].len && thoth__numa_prefer(base + r[i].off, r[i].len, node) == 0)
+			placed++;
+	return placed;
+}

@@ -1,0 +1,163 @@
+/* lockprof_layout.h - the lock profiler's statistics table, as one file.
+ *
+ * libthothlock.so (preload.c) keeps every statistic in one file mapped
+ * MAP_SHARED: `<dir>/<pid>.table`.  Readers (thothlock at the program's
+ * exit, `thothctl locks` while it runs) map or read the same bytes, so the
+ * live view and the final report are one format (docs/LOCKS.md).
+ *
+ *   offset 0                      header (thothlock_header_t, 4096 B)
+ *   header.locks_offset           lock_capacity  x thothlock_lock_t
+ *   header.sites_offset           site_capacity  x thothlock_site_t
+ *   header.caches_offset          thread_capacity x thothlock_cache_t
+ *
+ * Who writes what: only the profiled process writes; every counter is
+ * updated with relaxed atomic adds (or a CAS loop for maxima) by the thread
+ * that measured it, always AFTER it released the profiled lock (never
+ * inside the critical section).  Entries are claimed by a CAS on their key
+ * (0 = free) and never removed, so a reader that sees a key sees a valid
+ * entry; the counters it reads may lag by the in-flight updates.
+ *
+ * Readers trust nothing here: the reader (lockprof_report.c) checks magic,
+ * version, sizes, capacities against the file's size and every index.
+ */
+#ifndef THOTH_LOCKPROF_LAYOUT_H
+#define THOTH_LOCKPROF_LAYOUT_H
+
+#include <stdint.h>
+
+#define THOTHLOCK_MAGIC        0x4b4c4854u   /* "THLK" little-endian */
+#define THOTHLOCK_VERSION      1u
+#define THOTHLOCK_HEADER_SIZE  4096u
+#define THOTHLOCK_HIST_BUCKETS 32u            /* log2(ns) buckets, see below */
+#define THOTHLOCK_STACK_DEPTH  16u
+#define THOTHLOCK_OWNER_SITES  4u
+#define THOTHLOCK_HOLDER_STACKS 4u
+#define THOTHLOCK_CACHE_WAYS   64u
+
+/* Capacities the writer uses (the reader takes them from the header). */
+#define THOTHLOCK_LOCK_CAPACITY   16384u      /* power of two: open addressing */
+#define THOTHLOCK_SITE_CAPACITY   16384u      /* power of two */
+#define THOTHLOCK_THREAD_CAPACITY 1024u
+
+enum thothlock_mode {
+	THOTHLOCK_MODE_CONTENTION = 0,   /* trylock first; time only contended acquisitions */
+	THOTHLOCK_MODE_ALL = 1,          /* time every acquisition and every hold */
+};
+
+enum thothlock_kind {
+	THOTHLOCK_KIND_MUTEX = 1,
+	THOTHLOCK_KIND_RWLOCK = 2,
+	THOTHLOCK_KIND_NATIVE = 3,       /* thoth_mutex_t (include/thoth/mutex.h) */
+};
+
+/* Histogram bucket i counts durations d with floor(log2(d)) == i, d in ns
+ * (d < 2 goes to bucket 0; bucket 31 also takes everything >= 2^31 ns). */
+
+typedef struct {
+	uint32_t magic;
+	uint16_t version;
+	uint16_t header_size;        /* THOTHLOCK_HEADER_SIZE */
+	uint32_t mode;               /* enum thothlock_mode */
+	int32_t  pid;
+	uint32_t lock_capacity;
+	uint32_t site_capacity;
+	uint32_t thread_capacity;
+	uint32_t stack_depth;        /* THOTHLOCK_STACK_DEPTH */
+	uint64_t locks_offset;
+	uint64_t sites_offset;
+	uint64_t caches_offset;
+	uint64_t file_size;
+	uint64_t start_ns;           /* CLOCK_MONOTONIC at start-up */
+	uint64_t end_ns;             /* at exit; 0 while running */
+	uint32_t exited;             /* 1 once the process ran its exit path */
+	uint32_t reserved0;
+	/* Losses, never silent: each counts events that found no room. */
+	uint64_t lock_table_full;    /* a lock found no free entry */
+	uint64_t site_table_full;    /* a call site found no free entry */
+	uint64_t held_overflow;      /* a thread held more than its held[] depth */
+	uint64_t thread_overflow;    /* a thread found no free thread slot */
+	uint64_t cond_waits;         /* condition waits seen (their reacquisition is not timed) */
+	char     program[256];       /* /proc/self/cmdline's first word */
+} thothlock_header_t;
+
+typedef struct {
+	uint32_t depth;              /* frames in pc[]; 0 = not captured (yet) */
+	uint32_t claimed;            /* 1 once a thread took the job of filling it */
+	uint64_t count;              /* holder stacks: times seen */
+	uint64_t pc[THOTHLOCK_STACK_DEPTH];   /* return addresses, innermost first */
+} thothlock_stack_t;
+
+typedef struct {
+	uint64_t addr;               /* the lock's address; 0 = free entry (CAS) */
+	uint32_t kind;               /* enum thothlock_kind */
+	uint32_t reserved0;
+	uint64_t acquisitions;       /* plus the per-thread caches' counts (below) */
+	uint64_t contentions;        /* acquisitions that had to wait */
+	uint64_t owner_changes;      /* all mode: acquired by another thread than the last owner;
+	                              * contention mode: the contended acquisitions (a lower bound) */
+	uint64_t trylock_busy;       /* trylock calls that failed (not contentions) */
+	uint64_t timeouts;           /* timed acquisitions that gave up */
+	uint64_t holds_measured;     /* holds timed: all of them in all mode,
+	                              * those after a contended acquisition otherwise */
+	uint64_t wait_ns_total;
+	uint64_t wait_ns_max;
+	uint64_t hold_ns_total;
+	uint64_t hold_ns_max;
+	uint64_t last_owner_tid;     /* all mode only */
+	uint64_t wait_hist[THOTHLOCK_HIST_BUCKETS];
+	uint64_t hold_hist[THOTHLOCK_HIST_BUCKETS];
+	/* Holder stacks: captured by the owner right after it released the lock,
+	 * when a waiter had flagged it; the first distinct stacks only. */
+	thothlock_stack_t holders[THOTHLOCK_HOLDER_STACKS];
+} thothlock_lock_t;
+
+typedef struct {
+	uint64_t pc;                 /* the owner's acquisition call site; 0 = free */
+	uint64_t count;              /* times this site waited for that owner site */
+} thothlock_owner_site_t;
+
+typedef struct {
+	/* key = (lock index + 1) << 48 | caller pc (x86-64 user pcs fit in 47
+	 * bits); 0 = free entry (CAS). */
+	uint64_t key;
+	uint64_t acquisitions;       /* all mode only */
+	uint64_t contentions;
+	uint64_t timeouts;
+	uint64_t holds_measured;
+	uint64_t wait_ns_total;
+	uint64_t wait_ns_max;
+	uint64_t hold_ns_total;
+	uint64_t hold_ns_max;
+	uint64_t owner_unknown;      /* contentions whose owner site was not known */
+	thothlock_owner_site_t owners[THOTHLOCK_OWNER_SITES];
+	thothlock_stack_t stack;     /* the first stack seen at this site */
+} thothlock_site_t;
+
+/* Per-thread acquisition counters (contention mode): a direct-mapped cache
+ * that the thread alone writes; an evicted entry is added to its lock's
+ * `acquisitions`.  Readers add the counts still cached. */
+typedef struct {
+	uint64_t addr;
+	uint64_t count;
+} thothlock_cache_entry_t;
+
+typedef struct {
+	thothlock_cache_entry_t way[THOTHLOCK_CACHE_WAYS];
+} thothlock_cache_t;
+
+/* The hash both sides use for lock addresses (table slot, cache way) and
+ * site keys; lock entries are found by linear probing from it. */
+static inline uint64_t thothlock_hash(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdull;
+	x ^= x >> 33;
+	return x;
+}
+
+#define THOTHLOCK_SITE_KEY(lock_index, pc) \
+	((((uint64_t)(lock_index) + 1) << 48) | ((uint64_t)(pc) & 0xffffffffffffull))
+#define THOTHLOCK_SITE_LOCK(key) ((uint32_t)((key) >> 48) - 1)
+#define THOTHLOCK_SITE_PC(key)   ((key) & 0xffffffffffffull)
+
+#endif

@@ -1,0 +1,863 @@
+/* lockprof_report.c - lock-profiler tables to a text or JSON report.
+ *
+ * Tables come from another process (or its file after it died): every
+ * field is checked where it enters (thothlock_table_load, and each index
+ * and depth before use).  Symbolization is libdw's (elfutils): a Dwfl
+ * session per process built from its maps, function names from .symtab or
+ * .dynsym, file:line from DWARF (separate debuginfo found by build id in
+ * /usr/lib/debug, dwfl_standard_find_debuginfo).  Without symbols an
+ * address prints as module+offset.
+ */
+#define _GNU_SOURCE
+#include "lockprof_report.h"
+
+#include <elfutils/libdwfl.h>
+#include <gelf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lockprof_layout.h"
+#include "thoth/error.h"
+
+typedef struct frame frame_t;
+
+/* Symbolization is the report's cost (libdw searches the symbol table
+ * per address): each distinct address is looked up once per table. */
+#define SYMBOL_CACHE_SLOTS 8192u
+
+typedef struct {
+	uint64_t pc;            /* 0 = empty */
+	frame_t *frame;
+} symbol_slot_t;
+
+struct thothlock_table {
+	unsigned char *bytes;
+	size_t size;
+	const thothlock_header_t *hdr;
+	const thothlock_lock_t *locks;
+	const thothlock_site_t *sites;
+	const thothlock_cache_t *caches;
+	thothlock_cache_entry_t *cached;   /* the caches' counts summed per address, sorted */
+	size_t cached_count;
+	Dwfl *dwfl;
+	symbol_slot_t *symbols;            /* SYMBOL_CACHE_SLOTS, allocated on first use */
+	const thothlock_site_t **by_lock;  /* used sites sorted by lock index */
+	size_t sites_used;
+};
+
+static int cmp_entry(const void *a, const void *b)
+{
+	const thothlock_cache_entry_t *x = a, *y = b;
+	return x->addr < y->addr ? -1 : x->addr > y->addr;
+}
+
+/* Sum the per-thread caches once per table: (address, count) sorted. */
+static int index_sites(thothlock_table_t *t);
+
+static int gather_caches(thothlock_table_t *t)
+{
+	size_t n = 0;
+	for (uint32_t th = 0; th < t->hdr->thread_capacity; th++)
+		for (uint32_t w = 0; w < THOTHLOCK_CACHE_WAYS; w++)
+			if (t->caches[th].way[w].addr)
+				n++;
+	t->cached = calloc(n ? n : 1, sizeof *t->cached);
+	if (!t->cached)
+		return THOTH_E_NOMEM;
+	size_t k = 0;
+	for (uint32_t th = 0; th < t->hdr->thread_capacity; th++)
+		for (uint32_t w = 0; w < THOTHLOCK_CACHE_WAYS && k < n; w++)
+			if (t->caches[th].way[w].addr)
+				t->cached[k++] = t->caches[th].way[w];
+	qsort(t->cached, k, sizeof *t->cached, cmp_entry);
+	size_t out = 0;
+	for (size_t i = 0; i < k; i++) {
+		if (out && t->cached[out - 1].addr == t->cached[i].addr)
+			t->cached[out - 1].count += t->cached[i].count;
+		else
+			t->cached[out++] = t->cached[i];
+	}
+	t->cached_count = out;
+	return 0;
+}
+
+static void refuse(char *why, size_t len, const char *path, const char *reason)
+{
+	if (why && len)
+		snprintf(why, len, "%s: not a lock table (%s)", path, reason);
+}
+
+int thothlock_table_load(const char *path, thothlock_table_t **out, char *why, size_t why_len)
+{
+	*out = NULL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		int err = errno;
+		if (why && why_len)
+			snprintf(why, why_len, "%s: %s", path, strerror(err));
+		return err == ENOENT ? THOTH_E_NOT_FOUND : THOTH_E_IO;
+	}
+	struct stat st;
+	if (fstat(fd, &st) != 0 || st.st_size < (off_t)THOTHLOCK_HEADER_SIZE ||
+	    st.st_size > (off_t)1 << 30) {
+		close(fd);
+		refuse(why, why_len, path, "size");
+		return THOTH_E_INVAL;
+	}
+	thothlock_table_t *t = calloc(1, sizeof *t);
+	unsigned char *bytes = malloc((size_t)st.st_size);
+	if (!t || !bytes) {
+		free(t);
+		free(bytes);
+		close(fd);
+		return THOTH_E_NOMEM;
+	}
+	size_t got = 0;
+	while (got < (size_t)st.st_size) {
+		ssize_t n = pread(fd, bytes + got, (size_t)st.st_size - got, (off_t)got);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	close(fd);
+	t->bytes = bytes;
+	t->size = got;
+	const thothlock_header_t *h = (const thothlock_header_t *)bytes;
+	const char *bad = NULL;
+	if (got < THOTHLOCK_HEADER_SIZE || h->magic != THOTHLOCK_MAGIC)
+		bad = "bad magic";
+	else if (h->version != THOTHLOCK_VERSION || h->header_size != THOTHLOCK_HEADER_SIZE)
+		bad = "unsupported version";
+	else if (h->stack_depth != THOTHLOCK_STACK_DEPTH || h->lock_capacity == 0 ||
+	         h->lock_capacity > (1u << 20) || h->site_capacity > (1u << 20) ||
+	         h->thread_capacity > (1u << 16))
+		bad = "bad capacities";
+	else if (h->locks_offset != THOTHLOCK_HEADER_SIZE ||
+	         h->sites_offset != h->locks_offset + (uint64_t)h->lock_capacity * sizeof(thothlock_lock_t) ||
+	         h->caches_offset != h->sites_offset + (uint64_t)h->site_capacity * sizeof(thothlock_site_t) ||
+	         h->caches_offset + (uint64_t)h->thread_capacity * sizeof(thothlock_cache_t) > got)
+		bad = "regions outside the file";
+	if (bad) {
+		refuse(why, why_len, path, bad);
+		thothlock_table_free(t);
+		return THOTH_E_INVAL;
+	}
+	t->hdr = h;
+	t->locks = (const thothlock_lock_t *)(bytes + h->locks_offset);
+	t->sites = (const thothlock_site_t *)(bytes + h->sites_offset);
+	t->caches = (const thothlock_cache_t *)(bytes + h->caches_offset);
+	if (gather_caches(t) != 0 || index_sites(t) != 0) {
+		thothlock_table_free(t);
+		return THOTH_E_NOMEM;
+	}
+	*out = t;
+	return 0;
+}
+
+void thothlock_table_free(thothlock_table_t *t)
+{
+	if (!t)
+		return;
+	if (t->dwfl)
+		dwfl_end(t->dwfl);
+	free(t->by_lock);
+	if (t->symbols) {
+		for (uint32_t i = 0; i < SYMBOL_CACHE_SLOTS; i++)
+			free(t->symbols[i].frame);
+		free(t->symbols);
+	}
+	free(t->cached);
+	free(t->bytes);
+	free(t);
+}
+
+int thothlock_table_pid(const thothlock_table_t *t)
+{
+	return t->hdr->pid;
+}
+
+bool thothlock_table_exited(const thothlock_table_t *t)
+{
+	return t->hdr->exited != 0;
+}
+
+static char *debuginfo_path;
+static const Dwfl_Callbacks offline_callbacks = {
+	.find_elf = dwfl_linux_proc_find_elf,
+	.find_debuginfo = dwfl_standard_find_debuginfo,
+	.debuginfo_path = &debuginfo_path,
+};
+
+int thothlock_table_set_maps_file(thothlock_table_t *t, const char *maps_path)
+{
+	FILE *f = fopen(maps_path, "re");
+	if (!f)
+		return THOTH_E_NOT_FOUND;
+	Dwfl *d = dwfl_begin(&offline_callbacks);
+	if (!d) {
+		fclose(f);
+		return THOTH_E_NOMEM;
+	}
+	dwfl_report_begin(d);
+	int rc = dwfl_linux_proc_maps_report(d, f);
+	dwfl_report_end(d, NULL, NULL);
+	fclose(f);
+	if (rc != 0) {
+		dwfl_end(d);
+		return THOTH_E_INVAL;
+	}
+	if (t->dwfl)
+		dwfl_end(t->dwfl);
+	t->dwfl = d;
+	return 0;
+}
+
+int thothlock_table_set_live_pid(thothlock_table_t *t, int pid)
+{
+	Dwfl *d = dwfl_begin(&offline_callbacks);
+	if (!d)
+		return THOTH_E_NOMEM;
+	dwfl_report_begin(d);
+	int rc = dwfl_linux_proc_report(d, pid);
+	dwfl_report_end(d, NULL, NULL);
+	if (rc != 0) {
+		dwfl_end(d);
+		return rc == ENOENT || rc == ESRCH ? THOTH_E_NOT_FOUND : THOTH_E_IO;
+	}
+	if (t->dwfl)
+		dwfl_end(t->dwfl);
+	t->dwfl = d;
+	return 0;
+}
+
+/* ---- symbols ------------------------------------------------------------ */
+
+struct frame {
+	char function[160];   /* "" = unknown */
+	char file[256];       /* "" = unknown */
+	int line;
+	char module[128];
+	uint64_t module_offset;
+};
+
+static const char *base_name(const char *path)
+{
+	const char *s = strrchr(path, '/');
+	return s ? s + 1 : path;
+}
+
+static void symbolize_uncached(const thothlock_table_t *t, uint64_t pc, frame_t *f);
+
+/* `pc` is a return address: look up pc - 1, inside the call instruction. */
+static void symbolize(const thothlock_table_t *ct, uint64_t pc, frame_t *f)
+{
+	thothlock_table_t *t = (thothlock_table_t *)ct;   /* the cache is not the table's content */
+	if (!t->symbols)
+		t->symbols = calloc(SYMBOL_CACHE_SLOTS, sizeof *t->symbols);
+	if (!t->symbols || pc == 0) {
+		symbolize_uncached(t, pc, f);
+		return;
+	}
+	uint32_t i = (uint32_t)thothlock_hash(pc) & (SYMBOL_CACHE_SLOTS - 1);
+	for (uint32_t n = 0; n < 16; n++, i = (i + 1) & (SYMBOL_CACHE_SLOTS - 1)) {
+		symbol_slot_t *slot = &t->symbols[i];
+		if (slot->pc == pc) {
+			*f = *slot->frame;
+			return;
+		}
+		if (slot->pc == 0) {
+			symbolize_uncached(t, pc, f);
+			slot->frame = malloc(sizeof *slot->frame);
+			if (slot->frame) {
+				*slot->frame = *f;
+				slot->pc = pc;
+			}
+			return;
+		}
+	}
+	symbolize_uncached(t, pc, f);   /* a crowded neighbourhood: not cached */
+}
+
+static void symbolize_uncached(const thothlock_table_t *t, uint64_t pc, frame_t *f)
+{
+	memset(f, 0, sizeof *f);
+	if (!t->dwfl || pc == 0)
+		return;
+	Dwarf_Addr lookup = pc - 1;
+	Dwfl_Module *mod = dwfl_addrmodule(t->dwfl, lookup);
+	if (!mod)
+		return;
+	Dwarf_Addr start = 0;
+	const char *mname = dwfl_module_info(mod, NULL, &start, NULL, NULL, NULL, NULL, NULL);
+	if (mname)
+		snprintf(f->module, sizeof f->module, "%s", base_name(mname));
+	f->module_offset = pc - start;
+	const char *fn = dwfl_module_addrname(mod, lookup);
+	if (fn)
+		snprintf(f->function, sizeof f->function, "%s", fn);
+	Dwfl_Line *line = dwfl_module_getsrc(mod, lookup);
+	if (line) {
+		int lineno = 0;
+		const char *file = dwfl_lineinfo(line, NULL, &lineno, NULL, NULL, NULL);
+		if (file) {
+			snprintf(f->file, sizeof f->file, "%s", file);
+			f->line = lineno;
+		}
+	}
+}
+
+/* A data symbol covering `addr` (a global or static lock): "name" or
+ * "name+0x28" inside an array; "" for heap locks. */
+static void lock_name(const thothlock_table_t *t, uint64_t addr, char *out, size_t cap)
+{
+	out[0] = 0;
+	if (!t->dwfl)
+		return;
+	Dwfl_Module *mod = dwfl_addrmodule(t->dwfl, addr);
+	if (!mod)
+		return;
+	GElf_Off off = 0;
+	GElf_Sym sym;
+	const char *name = dwfl_module_addrinfo(mod, addr, &off, &sym, NULL, NULL, NULL);
+	if (!name || GELF_ST_TYPE(sym.st_info) != STT_OBJECT || (sym.st_size && off >= sym.st_size))
+		return;
+	if (off)
+		snprintf(out, cap, "%s+0x%" PRIx64, name, (uint64_t)off);
+	else
+		snprintf(out, cap, "%s", name);
+}
+
+/* Where a lock without a symbol lives: "module .bss+0x3a0" for a static
+ * lock of a stripped module, "" when in no module (heap, stack). */
+static void lock_storage(const thothlock_table_t *t, uint64_t addr, char *out, size_t cap)
+{
+	out[0] = 0;
+	if (!t->dwfl)
+		return;
+	Dwfl_Module *mod = dwfl_addrmodule(t->dwfl, addr);
+	if (!mod)
+		return;
+	const char *mname = dwfl_module_info(mod, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+	Dwarf_Addr rel = addr, bias = 0;
+	Elf_Scn *scn = dwfl_module_address_section(mod, &rel, &bias);
+	Elf *elf = dwfl_module_getelf(mod, &bias);
+	size_t shstrndx;
+	GElf_Shdr shdr;
+	const char *sname = NULL;
+	if (scn && elf && elf_getshdrstrndx(elf, &shstrndx) == 0 && gelf_getshdr(scn, &shdr))
+		sname = elf_strptr(elf, shstrndx, shdr.sh_name);
+	if (sname)
+		snprintf(out, cap, "%s %s+0x%" PRIx64, mname ? base_name(mname) : "?", sname,
+		         (uint64_t)rel);
+	else
+		snprintf(out, cap, "%s", mname ? base_name(mname) : "?");
+}
+
+static void frame_text(const frame_t *f, uint64_t pc, char *out, size_t cap)
+{
+	const char *fn = f->function[0] ? f->function : NULL;
+	if (fn && f->file[0])
+		snprintf(out, cap, "%s (%s:%d)", fn, base_name(f->file), f->line);
+	else if (fn)
+		snprintf(out, cap, "%s (%s)", fn, f->module[0] ? f->module : "?");
+	else if (f->module[0])
+		snprintf(out, cap, "%s+0x%" PRIx64, f->module, f->module_offset);
+	else
+		snprintf(out, cap, "0x%" PRIx64, pc);
+}
+
+/* ---- gathering ---------------------------------------------------------- */
+
+typedef struct {
+	const thothlock_table_t *table;
+	const thothlock_lock_t *lock;
+	uint32_t index;
+	uint64_t acquisitions;        /* entry + per-thread caches */
+} lock_view_t;
+
+static uint64_t cached_acquisitions(const thothlock_table_t *t, uint64_t addr)
+{
+	thothlock_cache_entry_t key = { .addr = addr };
+	const thothlock_cache_entry_t *e =
+		bsearch(&key, t->cached, t->cached_count, sizeof key, cmp_entry);
+	return e ? e->count : 0;
+}
+
+/* The table's entry for `addr` (linear probing from its hash, as the
+ * writer inserts), or NULL. */
+static const thothlock_lock_t *find_lock(const thothlock_table_t *t, uint64_t addr)
+{
+	uint32_t cap = t->hdr->lock_capacity;
+	uint32_t i = (uint32_t)(thothlock_hash(addr) % cap);
+	for (uint32_t n = 0; n < cap; n++, i = (i + 1) % cap) {
+		if (t->locks[i].addr == addr)
+			return &t->locks[i];
+		if (!t->locks[i].addr)
+			return NULL;
+	}
+	return NULL;
+}
+
+static size_t count_cache_only(const thothlock_table_t *t)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < t->cached_count; i++)
+		if (!find_lock(t, t->cached[i].addr))
+			n++;
+	return n;
+}
+
+static int cmp_locks(const void *a, const void *b)
+{
+	const lock_view_t *x = a, *y = b;
+	if (x->lock->wait_ns_total != y->lock->wait_ns_total)
+		return x->lock->wait_ns_total > y->lock->wait_ns_total ? -1 : 1;
+	if (x->lock->contentions != y->lock->contentions)
+		return x->lock->contentions > y->lock->contentions ? -1 : 1;
+	if (x->lock->hold_ns_total != y->lock->hold_ns_total)
+		return x->lock->hold_ns_total > y->lock->hold_ns_total ? -1 : 1;
+	if (x->acquisitions != y->acquisitions)
+		return x->acquisitions > y->acquisitions ? -1 : 1;
+	return x->lock->addr < y->lock->addr ? -1 : x->lock->addr > y->lock->addr;
+}
+
+static int cmp_sites(const void *a, const void *b)
+{
+	const thothlock_site_t *x = *(const thothlock_site_t *const *)a;
+	const thothlock_site_t *y = *(const thothlock_site_t *const *)b;
+	if (x->wait_ns_total != y->wait_ns_total)
+		return x->wait_ns_total > y->wait_ns_total ? -1 : 1;
+	if (x->contentions != y->contentions)
+		return x->contentions > y->contentions ? -1 : 1;
+	if (x->hold_ns_total != y->hold_ns_total)
+		return x->hold_ns_total > y->hold_ns_total ? -1 : 1;
+	return x->acquisitions > y->acquisitions ? -1 : x->acquisitions < y->acquisitions;
+}
+
+static int cmp_site_lock(const void *a, const void *b)
+{
+	uint32_t x = THOTHLOCK_SITE_LOCK((*(const thothlock_site_t *const *)a)->key);
+	uint32_t y = THOTHLOCK_SITE_LOCK((*(const thothlock_site_t *const *)b)->key);
+	return x < y ? -1 : x > y;
+}
+
+/* Group the used sites by lock once per table. */
+static int index_sites(thothlock_table_t *t)
+{
+	size_t n = 0;
+	for (uint32_t i = 0; i < t->hdr->site_capacity; i++)
+		if (t->sites[i].key)
+			n++;
+	t->by_lock = calloc(n ? n : 1, sizeof *t->by_lock);
+	if (!t->by_lock)
+		return THOTH_E_NOMEM;
+	size_t k = 0;
+	for (uint32_t i = 0; i < t->hdr->site_capacity && k < n; i++)
+		if (t->sites[i].key)
+			t->by_lock[k++] = &t->sites[i];
+	qsort(t->by_lock, k, sizeof *t->by_lock, cmp_site_lock);
+	t->sites_used = k;
+	return 0;
+}
+
+/* The sites of one lock, sorted by wait; *n set.  Caller frees. */
+static const thothlock_site_t **sites_of(const lock_view_t *v, size_t *n)
+{
+	const thothlock_table_t *t = v->table;
+	*n = 0;
+	/* First site of this lock: binary search in by_lock. */
+	size_t lo = 0, hi = t->sites_used;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (THOTHLOCK_SITE_LOCK(t->by_lock[mid]->key) < v->index)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	size_t end = lo;
+	while (end < t->sites_used && THOTHLOCK_SITE_LOCK(t->by_lock[end]->key) == v->index)
+		end++;
+	size_t count = end - lo;
+	const thothlock_site_t **list = calloc(count ? count : 1, sizeof *list);
+	if (!list)
+		return NULL;
+	memcpy(list, t->by_lock + lo, count * sizeof *list);
+	qsort(list, count, sizeof *list, cmp_sites);
+	*n = count;
+	return list;
+}
+
+static const char *kind_name(uint32_t kind)
+{
+	switch (kind) {
+	case THOTHLOCK_KIND_MUTEX: return "mutex";
+	case THOTHLOCK_KIND_RWLOCK: return "rwlock";
+	case THOTHLOCK_KIND_NATIVE: return "thoth_mutex";
+	default: return "unknown";
+	}
+}
+
+static uint32_t stack_depth(const thothlock_stack_t *s)
+{
+	return s->depth <= THOTHLOCK_STACK_DEPTH ? s->depth : THOTHLOCK_STACK_DEPTH;
+}
+
+/* ---- JSON --------------------------------------------------------------- */
+
+static void json_str(FILE *o, const char *s)
+{
+	fputc('"', o);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			fprintf(o, "\\%c", c);
+		else if (c < 0x20 || c >= 0x7f)
+			fprintf(o, "\\u%04x", c);
+		else
+			fputc(c, o);
+	}
+	fputc('"', o);
+}
+
+static void json_str_or_null(FILE *o, const char *s)
+{
+	if (s && *s)
+		json_str(o, s);
+	else
+		fputs("null", o);
+}
+
+static void json_frame(FILE *o, const thothlock_table_t *t, uint64_t pc)
+{
+	frame_t f;
+	char text[512];
+	symbolize(t, pc, &f);
+	frame_text(&f, pc, text, sizeof text);
+	fprintf(o, "{\"address\":\"0x%" PRIx64 "\",\"function\":", pc);
+	json_str_or_null(o, f.function);
+	fputs(",\"file\":", o);
+	json_str_or_null(o, f.file);
+	fprintf(o, ",\"line\":%d,\"location\":", f.line);
+	if (f.file[0]) {
+		char loc[300];
+		snprintf(loc, sizeof loc, "%s:%d", base_name(f.file), f.line);
+		json_str(o, loc);
+	} else {
+		fputs("null", o);
+	}
+	fputs(",\"module\":", o);
+	json_str_or_null(o, f.module);
+	fputs(",\"text\":", o);
+	json_str(o, text);
+	fputc('}', o);
+}
+
+static void json_stack(FILE *o, const thothlock_table_t *t, const thothlock_stack_t *s)
+{
+	fputc('[', o);
+	for (uint32_t i = 0; i < stack_depth(s); i++) {
+		if (i)
+			fputc(',', o);
+		json_frame(o, t, s->pc[i]);
+	}
+	fputc(']', o);
+}
+
+static void json_hist(FILE *o, const uint64_t *h)
+{
+	fputc('[', o);
+	bool first = true;
+	for (unsigned i = 0; i < THOTHLOCK_HIST_BUCKETS; i++) {
+		if (!h[i])
+			continue;
+		fprintf(o, "%s{\"ge_ns\":%" PRIu64 ",\"count\":%" PRIu64 "}", first ? "" : ",",
+		        i ? (uint64_t)1 << i : 0, h[i]);
+		first = false;
+	}
+	fputc(']', o);
+}
+
+static void json_lock(FILE *o, const lock_view_t *v)
+{
+	const thothlock_lock_t *l = v->lock;
+	const thothlock_table_t *t = v->table;
+	char name[200];
+	lock_name(t, l->addr, name, sizeof name);
+	uint64_t waits = l->contentions + l->timeouts;
+	fprintf(o, "{\"pid\":%d,\"address\":\"0x%" PRIx64 "\",\"name\":", t->hdr->pid, l->addr);
+	json_str_or_null(o, name);
+	char storage[300];
+	lock_storage(t, l->addr, storage, sizeof storage);
+	fputs(",\"storage\":", o);
+	json_str(o, storage[0] ? storage : "heap or stack");
+	fprintf(o, ",\"kind\":\"%s\",\"acquisitions\":%" PRIu64 ",\"contentions\":%" PRIu64
+	        ",\"owner_changes\":%" PRIu64 ",\"trylock_busy\":%" PRIu64 ",\"timeouts\":%" PRIu64
+	        ",\"wait_ns_total\":%" PRIu64 ",\"wait_ns_avg\":%" PRIu64 ",\"wait_ns_max\":%" PRIu64
+	        ",\"holds_measured\":%" PRIu64 ",\"hold_ns_total\":%" PRIu64 ",\"hold_ns_avg\":%" PRIu64
+	        ",\"hold_ns_max\":%" PRIu64 ",\"wait_histogram\":",
+	        kind_name(l->kind), v->acquisitions, l->contentions, l->owner_changes,
+	        l->trylock_busy, l->timeouts, l->wait_ns_total, waits ? l->wait_ns_total / waits : 0,
+	        l->wait_ns_max, l->holds_measured, l->hold_ns_total,
+	        l->holds_measured ? l->hold_ns_total / l->holds_measured : 0, l->hold_ns_max);
+	json_hist(o, l->wait_hist);
+	fputs(",\"hold_histogram\":", o);
+	json_hist(o, l->hold_hist);
+	fputs(",\"holder_stacks\":[", o);
+	bool first = true;
+	for (unsigned i = 0; i < THOTHLOCK_HOLDER_STACKS; i++) {
+		const thothlock_stack_t *s = &l->holders[i];
+		if (!stack_depth(s) || !s->count)
+			continue;
+		fprintf(o, "%s{\"count\":%" PRIu64 ",\"stack\":", first ? "" : ",", s->count);
+		json_stack(o, t, s);
+		fputc('}', o);
+		first = false;
+	}
+	fputs("],\"call_sites\":[", o);
+	size_t n = 0;
+	const thothlock_site_t **list = sites_of(v, &n);
+	for (size_t i = 0; i < n; i++) {
+		const thothlock_site_t *s = list[i];
+		uint64_t pc = THOTHLOCK_SITE_PC(s->key);
+		frame_t f;
+		symbolize(t, pc, &f);
+		uint64_t sw = s->contentions + s->timeouts;
+		fprintf(o, "%s{\"address\":\"0x%" PRIx64 "\",\"function\":", i ? "," : "", pc);
+		json_str_or_null(o, f.function);
+		fputs(",\"file\":", o);
+		json_str_or_null(o, f.file);
+		fprintf(o, ",\"line\":%d,\"location\":", f.line);
+		if (f.file[0]) {
+			char loc[300];
+			snprintf(loc, sizeof loc, "%s:%d", base_name(f.file), f.line);
+			json_str(o, loc);
+		} else {
+			fputs("null", o);
+		}
+		fputs(",\"module\":", o);
+		json_str_or_null(o, f.module);
+		fprintf(o, ",\"acquisitions\":%" PRIu64 ",\"contentions\":%" PRIu64
+		        ",\"timeouts\":%" PRIu64 ",\"wait_ns_total\":%" PRIu64 ",\"wait_ns_avg\":%" PRIu64
+		        ",\"wait_ns_max\":%" PRIu64 ",\"holds_measured\":%" PRIu64
+		        ",\"hold_ns_total\":%" PRIu64 ",\"hold_ns_max\":%" PRIu64
+		        ",\"owner_unknown\":%" PRIu64 ",\"owner_sites\":[",
+		        s->acquisitions, s->contentions, s->timeouts, s->wait_ns_total,
+		        sw ? s->wait_ns_total / sw : 0, s->wait_ns_max, s->holds_measured,
+		        s->hold_ns_total, s->hold_ns_max, s->owner_unknown);
+		bool ofirst = true;
+		for (unsigned k = 0; k < THOTHLOCK_OWNER_SITES; k++) {
+			if (!s->owners[k].pc)
+				continue;
+			fprintf(o, "%s{\"count\":%" PRIu64 ",\"site\":", ofirst ? "" : ",",
+			        s->owners[k].count);
+			json_frame(o, t, s->owners[k].pc);
+			fputc('}', o);
+			ofirst = false;
+		}
+		fputs("],\"stack\":", o);
+		json_stack(o, t, &s->stack);
+		fputc('}', o);
+	}
+	free(list);
+	fputs("]}", o);
+}
+
+/* ---- text ---------------------------------------------------------------- */
+
+static void fmt_ns(uint64_t ns, char *out, size_t cap)
+{
+	if (ns >= 1000000000ull)
+		snprintf(out, cap, "%.3f s", (double)ns / 1e9);
+	else if (ns >= 1000000ull)
+		snprintf(out, cap, "%.3f ms", (double)ns / 1e6);
+	else if (ns >= 1000ull)
+		snprintf(out, cap, "%.3f us", (double)ns / 1e3);
+	else
+		snprintf(out, cap, "%" PRIu64 " ns", ns);
+}
+
+static void text_stack(FILE *o, const thothlock_table_t *t, const thothlock_stack_t *s,
+                       const char *indent)
+{
+	for (uint32_t i = 0; i < stack_depth(s); i++) {
+		frame_t f;
+		char text[512];
+		symbolize(t, s->pc[i], &f);
+		frame_text(&f, s->pc[i], text, sizeof text);
+		fprintf(o, "%s%s\n", indent, text);
+	}
+}
+
+static void text_lock(FILE *o, unsigned rank, const lock_view_t *v)
+{
+	const thothlock_lock_t *l = v->lock;
+	const thothlock_table_t *t = v->table;
+	char name[200], wt[32], wa[32], wm[32], ht[32], hm[32];
+	lock_name(t, l->addr, name, sizeof name);
+	uint64_t waits = l->contentions + l->timeouts;
+	fmt_ns(l->wait_ns_total, wt, sizeof wt);
+	fmt_ns(waits ? l->wait_ns_total / waits : 0, wa, sizeof wa);
+	fmt_ns(l->wait_ns_max, wm, sizeof wm);
+	fmt_ns(l->hold_ns_total, ht, sizeof ht);
+	fmt_ns(l->hold_ns_max, hm, sizeof hm);
+	char storage[300];
+	lock_storage(t, l->addr, storage, sizeof storage);
+	fprintf(o, "#%u %s %s%s0x%" PRIx64 "%s in %s (pid %d)\n", rank, kind_name(l->kind), name,
+	        name[0] ? " (" : "", l->addr, name[0] ? ")" : "", storage[0] ? storage : "heap or stack",
+	        t->hdr->pid);
+	fprintf(o, "   acquisitions %" PRIu64 ", contentions %" PRIu64 ", owner changes %" PRIu64
+	        ", timeouts %" PRIu64 ", failed trylocks %" PRIu64 "\n",
+	        v->acquisitions, l->contentions, l->owner_changes, l->timeouts, l->trylock_busy);
+	fprintf(o, "   wait: total %s, avg %s, max %s; hold (%" PRIu64 " timed): total %s, max %s\n",
+	        wt, wa, wm, l->holds_measured, ht, hm);
+	size_t n = 0;
+	const thothlock_site_t **list = sites_of(v, &n);
+	for (size_t i = 0; i < n; i++) {
+		const thothlock_site_t *s = list[i];
+		uint64_t pc = THOTHLOCK_SITE_PC(s->key);
+		frame_t f;
+		char text[512];
+		symbolize(t, pc, &f);
+		frame_text(&f, pc, text, sizeof text);
+		fmt_ns(s->wait_ns_total, wt, sizeof wt);
+		fmt_ns(s->wait_ns_max, wm, sizeof wm);
+		fmt_ns(s->hold_ns_total, ht, sizeof ht);
+		fprintf(o, "   site %s: contentions %" PRIu64 ", wait %s (max %s)", text,
+		        s->contentions, wt, wm);
+		if (s->acquisitions || s->holds_measured)
+			fprintf(o, ", acquisitions %" PRIu64 ", hold %s", s->acquisitions, ht);
+		fputc('\n', o);
+		for (unsigned k = 0; k < THOTHLOCK_OWNER_SITES; k++) {
+			if (!s->owners[k].pc)
+				continue;
+			symbolize(t, s->owners[k].pc, &f);
+			frame_text(&f, s->owners[k].pc, text, sizeof text);
+			fprintf(o, "      waited for a holder from %s: %" PRIu64 " times\n", text,
+			        s->owners[k].count);
+		}
+		if (s->owner_unknown)
+			fprintf(o, "      holder not known: %" PRIu64 " times\n", s->owner_unknown);
+		if (stack_depth(&s->stack)) {
+			fprintf(o, "      stack:\n");
+			text_stack(o, t, &s->stack, "        ");
+		}
+	}
+	free(list);
+	for (unsigned i = 0; i < THOTHLOCK_HOLDER_STACKS; i++) {
+		const thothlock_stack_t *s = &l->holders[i];
+		if (!stack_depth(s) || !s->count)
+			continue;
+		fprintf(o, "   holder stack seen by waiters %" PRIu64 " times (after its release):\n",
+		        s->count);
+		text_stack(o, t, s, "        ");
+	}
+}
+
+/* ---- the report ---------------------------------------------------------- */
+
+int thothlock_report_write(FILE *o, thothlock_table_t *const *tables, size_t n,
+                           const thothlock_report_opts_t *opts)
+{
+	size_t used = 0;
+	for (size_t i = 0; i < n; i++) {
+		for (uint32_t k = 0; k < tables[i]->hdr->lock_capacity; k++)
+			if (tables[i]->locks[k].addr)
+				used++;
+		used += count_cache_only(tables[i]);
+	}
+	lock_view_t *views = calloc(used ? used : 1, sizeof *views);
+	/* Locks seen only in a thread's acquisition cache have no entry: a
+	 * zeroed stand-in carries their address. */
+	thothlock_lock_t *standins = calloc(used ? used : 1, sizeof *standins);
+	if (!views || !standins) {
+		free(views);
+		free(standins);
+		return THOTH_E_NOMEM;
+	}
+	size_t v = 0, s = 0;
+	for (size_t i = 0; i < n; i++) {
+		const thothlock_table_t *t = tables[i];
+		for (uint32_t k = 0; k < t->hdr->lock_capacity && v < used; k++) {
+			const thothlock_lock_t *l = &t->locks[k];
+			if (!l->addr)
+				continue;
+			views[v] = (lock_view_t){ t, l, k, l->acquisitions + cached_acquisitions(t, l->addr) };
+			v++;
+		}
+		for (size_t c = 0; c < t->cached_count && v < used; c++) {
+			if (find_lock(t, t->cached[c].addr))
+				continue;
+			standins[s].addr = t->cached[c].addr;
+			standins[s].kind = THOTHLOCK_KIND_MUTEX;
+			views[v++] = (lock_view_t){ t, &standins[s], UINT32_MAX, t->cached[c].count };
+			s++;
+		}
+	}
+	qsort(views, v, sizeof *views, cmp_locks);
+	size_t shown = v;
+	if (!opts->json && !opts->show_uncontended) {
+		shown = 0;
+		while (shown < v && (views[shown].lock->contentions || views[shown].lock->timeouts ||
+		                     views[shown].lock->holds_measured))
+			shown++;
+	}
+	if (opts->top && shown > opts->top)
+		shown = opts->top;
+
+	if (opts->json) {
+		fputs("{\"tool\":\"thothlock\",\"format\":1,\"processes\":[", o);
+		for (size_t i = 0; i < n; i++) {
+			const thothlock_header_t *h = tables[i]->hdr;
+			char prog[sizeof h->program + 1];
+			memcpy(prog, h->program, sizeof h->program);
+			prog[sizeof h->program] = 0;
+			uint64_t end = h->end_ns ? h->end_ns : h->start_ns;
+			fprintf(o, "%s{\"pid\":%d,\"program\":", i ? "," : "", h->pid);
+			json_str(o, prog);
+			fprintf(o, ",\"mode\":\"%s\",\"exited\":%s,\"duration_ns\":%" PRIu64
+			        ",\"losses\":{\"lock_table_full\":%" PRIu64 ",\"site_table_full\":%" PRIu64
+			        ",\"held_overflow\":%" PRIu64 ",\"thread_overflow\":%" PRIu64
+			        "},\"cond_waits\":%" PRIu64 "}",
+			        h->mode == THOTHLOCK_MODE_ALL ? "all" : "contention",
+			        h->exited ? "true" : "false", end > h->start_ns ? end - h->start_ns : 0,
+			        h->lock_table_full, h->site_table_full, h->held_overflow,
+			        h->thread_overflow, h->cond_waits);
+		}
+		fprintf(o, "],\"locks_total\":%zu,\"locks\":[", v);
+		for (size_t i = 0; i < shown; i++) {
+			if (i)
+				fputc(',', o);
+			json_lock(o, &views[i]);
+		}
+		fputs("]}\n", o);
+	} else {
+		for (size_t i = 0; i < n; i++) {
+			const thothlock_header_t *h = tables[i]->hdr;
+			char prog[sizeof h->program + 1], dur[32];
+			memcpy(prog, h->program, sizeof h->program);
+			prog[sizeof h->program] = 0;
+			uint64_t end = h->end_ns ? h->end_ns : h->start_ns;
+			fmt_ns(end > h->start_ns ? end - h->start_ns : 0, dur, sizeof dur);
+			fprintf(o, "thothlock: pid %d (%s), %s mode, %s%s\n", h->pid, prog,
+			        h->mode == THOTHLOCK_MODE_ALL ? "all-acquisitions" : "contention-only",
+			        h->exited ? "ran " : "running", h->exited ? dur : "");
+			if (h->lock_table_full || h->site_table_full || h->held_overflow || h->thread_overflow)
+				fprintf(o, "  losses: lock table full %" PRIu64 ", site table full %" PRIu64
+				        ", held depth overflow %" PRIu64 ", thread slots full %" PRIu64 "\n",
+				        h->lock_table_full, h->site_table_full, h->held_overflow,
+				        h->thread_overflow);
+		}
+		fprintf(o, "%zu locks used, %zu shown (sorted by total wait)\n", v, shown);
+		for (size_t i = 0; i < shown; i++)
+			text_lock(o, (unsigned)(i + 1), &views[i]);
+	}
+	free(views);
+	free(standins);
+	return ferror(o) ? THOTH_E_IO : 0;
+}

@@ -1,0 +1,1093 @@
+/* preload.c - libthothlock.so: a lock contention profiler for any program.
+ *
+ * Loaded with LD_PRELOAD (the `thothlock` launcher does it), it interposes
+ * the pthread mutex, rwlock and condition-variable entry points, calls the
+ * real ones (dlsym RTLD_NEXT) and keeps per-lock and per-call-site
+ * statistics in a shared file (lockprof_layout.h), mutrace's approach.
+ *
+ * What must stay true (docs/LOCKS.md, "Design"):
+ *  - Nothing is recorded while the profiled lock is held.  A contended
+ *    acquisition only notes its wait in the thread's private held[] entry
+ *    (a few stores); the shared table is updated after the real unlock.
+ *    Bookkeeping inside the critical section would lengthen every hold and
+ *    so inflate the contention being measured (async-profiler's lesson).
+ *  - The uncontended path of contention mode is trylock + thread-local
+ *    stores: no clock read, no shared cache line written.
+ *  - No malloc, no recursion: the real functions come from dlsym once; the
+ *    tables are static or in the mapped file; stacks are taken with glibc's
+ *    backtrace() (warmed up in the constructor, when it loads libgcc_s);
+ *    a per-thread flag sends re-entrant calls straight to the real function.
+ *  - fork: the child starts a fresh table of its own (pthread_atfork).
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <execinfo.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <link.h>
+#include <sched.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lockprof_layout.h"
+
+#define EXPORT __attribute__((visibility("default")))
+#define HELD_DEPTH 16
+#define HOLD_SEGMENTS 4
+
+/* ---- the real functions ------------------------------------------------ */
+
+static struct {
+	int (*mutex_lock)(pthread_mutex_t *);
+	int (*mutex_trylock)(pthread_mutex_t *);
+	int (*mutex_timedlock)(pthread_mutex_t *, const struct timespec *);
+	int (*mutex_unlock)(pthread_mutex_t *);
+	int (*rw_rdlock)(pthread_rwlock_t *);
+	int (*rw_tryrdlock)(pthread_rwlock_t *);
+	int (*rw_timedrdlock)(pthread_rwlock_t *, const struct timespec *);
+	int (*rw_wrlock)(pthread_rwlock_t *);
+	int (*rw_trywrlock)(pthread_rwlock_t *);
+	int (*rw_timedwrlock)(pthread_rwlock_t *, const struct timespec *);
+	int (*rw_unlock)(pthread_rwlock_t *);
+	int (*cond_wait)(pthread_cond_t *, pthread_mutex_t *);
+	int (*cond_timedwait)(pthread_cond_t *, pthread_mutex_t *, const struct timespec *);
+} real;
+
+static void die(const char *why)
+{
+	/* No stdio: we may be inside malloc's caller or half initialised. */
+	static const char prefix[] = "libthothlock: ";
+	ssize_t rc = write(2, prefix, sizeof prefix - 1);
+	rc = write(2, why, strlen(why));
+	rc = write(2, "\n", 1);
+	(void)rc;
+	abort();
+}
+
+static void *must_resolve(const char *name, const char *version)
+{
+	/* The condition-variable functions exist in two versions; dlsym would
+	 * hand out the old 2.2.5 compatibility one. */
+	void *fn = version ? dlvsym(RTLD_NEXT, name, version) : dlsym(RTLD_NEXT, name);
+	if (!fn)
+		fn = dlsym(RTLD_NEXT, name);
+	if (!fn)
+		die(name);
+	return fn;
+}
+
+static void resolve_real(void)
+{
+	real.mutex_lock = must_resolve("pthread_mutex_lock", NULL);
+	real.mutex_trylock = must_resolve("pthread_mutex_trylock", NULL);
+	real.mutex_timedlock = must_resolve("pthread_mutex_timedlock", NULL);
+	real.mutex_unlock = must_resolve("pthread_mutex_unlock", NULL);
+	real.rw_rdlock = must_resolve("pthread_rwlock_rdlock", NULL);
+	real.rw_tryrdlock = must_resolve("pthread_rwlock_tryrdlock", NULL);
+	real.rw_timedrdlock = must_resolve("pthread_rwlock_timedrdlock", NULL);
+	real.rw_wrlock = must_resolve("pthread_rwlock_wrlock", NULL);
+	real.rw_trywrlock = must_resolve("pthread_rwlock_trywrlock", NULL);
+	real.rw_timedwrlock = must_resolve("pthread_rwlock_timedwrlock", NULL);
+	real.rw_unlock = must_resolve("pthread_rwlock_unlock", NULL);
+	real.cond_wait = must_resolve("pthread_cond_wait", "GLIBC_2.3.2");
+	real.cond_timedwait = must_resolve("pthread_cond_timedwait", "GLIBC_2.3.2");
+}
+
+/* ---- per-thread state (private memory) --------------------------------- */
+
+enum held_flags {
+	HELD_CONTENDED = 1u,     /* this acquisition waited: commit its wait */
+	HELD_TIMED = 2u,         /* t_acquired is valid: commit the hold */
+	HELD_INHERITED = 4u,     /* taken before fork() by the parent: not this process's */
+};
+
+typedef struct {
+	_Atomic(uintptr_t) lock;        /* read by waiters looking for the owner's site */
+	_Atomic(uintptr_t) pc;          /* acquisition call site */
+	_Atomic(uint32_t) want_stack;   /* a waiter asks for this holder's stack */
+	uint32_t kind;
+	uint32_t flags;
+	uint32_t segments;              /* earlier hold segments (cond waits) */
+	uint64_t t_acquired;
+	uint64_t wait_ns;
+	uintptr_t owner_pc;             /* the owner's site when we contended; 0 = unknown */
+	uint64_t segment_ns[HOLD_SEGMENTS];
+} held_t;
+
+typedef struct {
+	_Atomic(int) tid;               /* 0 = free slot */
+	uint32_t depth;
+	uint32_t in_hook;               /* re-entrancy guard */
+	uint32_t index;
+	thothlock_cache_t *cache;       /* &caches[index], in the current table */
+	held_t held[HELD_DEPTH];
+} thread_state_t;
+
+static thread_state_t threads[THOTHLOCK_THREAD_CAPACITY];
+static _Atomic(uint32_t) threads_high;          /* slots ever used: scan bound */
+static __thread thread_state_t *self __attribute__((tls_model("initial-exec")));
+static __thread bool self_unavailable __attribute__((tls_model("initial-exec")));
+
+/* ---- the shared table --------------------------------------------------- */
+
+static thothlock_header_t *table;
+static thothlock_lock_t *locks;
+static thothlock_site_t *sites;
+static thothlock_cache_t *caches;
+static size_t table_size;
+static int mode = THOTHLOCK_MODE_CONTENTION;
+static _Atomic(int) init_state;                 /* 0 none, 1 running, 2 done */
+static _Atomic(int) resolved;                   /* real.* are set */
+static pthread_key_t exit_key;
+static char table_path[PATH_MAX];
+static bool keep_table;                         /* THOTHLOCK_DIR given: leave it for the report */
+static uintptr_t own_text_start, own_text_end;  /* frames inside this library are skipped */
+
+static inline uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static inline uint64_t hash_ptr(uint64_t x)
+{
+	return thothlock_hash(x);
+}
+
+static inline unsigned bucket_of(uint64_t ns)
+{
+	if (ns < 2)
+		return 0;
+	unsigned b = 63u - (unsigned)__builtin_clzll(ns);
+	return b < THOTHLOCK_HIST_BUCKETS ? b : THOTHLOCK_HIST_BUCKETS - 1;
+}
+
+static inline void add(uint64_t *p, uint64_t v)
+{
+	__atomic_fetch_add(p, v, __ATOMIC_RELAXED);
+}
+
+static inline void set_max(uint64_t *p, uint64_t v)
+{
+	uint64_t cur = __atomic_load_n(p, __ATOMIC_RELAXED);
+	while (v > cur &&
+	       !__atomic_compare_exchange_n(p, &cur, v, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		;
+}
+
+/* The entry of the lock at `addr`, claimed if new; NULL when the table is full. */
+static thothlock_lock_t *lock_entry(uintptr_t addr, uint32_t kind)
+{
+	if (!locks)
+		return NULL;
+	uint32_t mask = THOTHLOCK_LOCK_CAPACITY - 1;
+	uint32_t i = (uint32_t)hash_ptr(addr) & mask;
+	for (uint32_t n = 0; n < THOTHLOCK_LOCK_CAPACITY; n++, i = (i + 1) & mask) {
+		thothlock_lock_t *e = &locks[i];
+		uint64_t key = __atomic_load_n(&e->addr, __ATOMIC_ACQUIRE);
+		if (key == addr)
+			return e;
+		if (key == 0) {
+			uint64_t expected = 0;
+			if (__atomic_compare_exchange_n(&e->addr, &expected, addr, false,
+			                                __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+				__atomic_store_n(&e->kind, kind, __ATOMIC_RELAXED);
+				return e;
+			}
+			if (expected == addr)
+				return e;
+		}
+	}
+	add(&table->lock_table_full, 1);
+	return NULL;
+}
+
+static thothlock_site_t *site_entry(thothlock_lock_t *lock, uintptr_t pc)
+{
+	uint64_t key = THOTHLOCK_SITE_KEY(lock - locks, pc);
+	uint32_t mask = THOTHLOCK_SITE_CAPACITY - 1;
+	uint32_t i = (uint32_t)hash_ptr(key) & mask;
+	for (uint32_t n = 0; n < THOTHLOCK_SITE_CAPACITY; n++, i = (i + 1) & mask) {
+		thothlock_site_t *s = &sites[i];
+		uint64_t cur = __atomic_load_n(&s->key, __ATOMIC_ACQUIRE);
+		if (cur == key)
+			return s;
+		if (cur == 0) {
+			uint64_t expected = 0;
+			if (__atomic_compare_exchange_n(&s->key, &expected, key, false,
+			                                __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+				return s;
+			if (expected == key)
+				return s;
+		}
+	}
+	add(&table->site_table_full, 1);
+	return NULL;
+}
+
+/* Fill `st` with the calling thread's stack (outside this library) once:
+ * the first thread to claim it captures, others go on. */
+static void capture_stack_once(thothlock_stack_t *st)
+{
+	uint32_t expected = 0;
+	if (__atomic_load_n(&st->claimed, __ATOMIC_RELAXED) ||
+	    !__atomic_compare_exchange_n(&st->claimed, &expected, 1, false,
+	                                 __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+		return;
+	void *frames[THOTHLOCK_STACK_DEPTH + 8];
+	int n = backtrace(frames, (int)(sizeof frames / sizeof frames[0]));
+	uint32_t depth = 0;
+	for (int k = 0; k < n && depth < THOTHLOCK_STACK_DEPTH; k++) {
+		uintptr_t pc = (uintptr_t)frames[k];
+		if (pc >= own_text_start && pc < own_text_end)
+			continue;
+		st->pc[depth++] = pc;
+	}
+	__atomic_store_n(&st->depth, depth, __ATOMIC_RELEASE);
+}
+
+/* ---- threads ------------------------------------------------------------ */
+
+static void flush_cache(uint32_t index)
+{
+	thothlock_cache_t *c = &caches[index];
+	for (uint32_t w = 0; w < THOTHLOCK_CACHE_WAYS; w++) {
+		uint64_t addr = c->way[w].addr;
+		uint64_t count = c->way[w].count;
+		if (!addr)
+			continue;
+		c->way[w].count = 0;
+		c->way[w].addr = 0;
+		thothlock_lock_t *e = lock_entry(addr, THOTHLOCK_KIND_MUTEX);
+		if (e)
+			add(&e->acquisitions, count);
+	}
+}
+
+static void thread_exit(void *arg)
+{
+	thread_state_t *t = arg;
+	t->in_hook = 1;
+	if (caches)
+		flush_cache(t->index);
+	t->depth = 0;
+	self = NULL;
+	self_unavailable = true;        /* later destructors' locks pass straight through */
+	atomic_store_explicit(&t->tid, 0, memory_order_release);
+}
+
+static thread_state_t *claim_thread(void)
+{
+	if (self_unavailable)
+		return NULL;
+	int tid = (int)syscall(SYS_gettid);
+	for (uint32_t i = 0; i < THOTHLOCK_THREAD_CAPACITY; i++) {
+		int expected = 0;
+		if (atomic_load_explicit(&threads[i].tid, memory_order_relaxed) == 0 &&
+		    atomic_compare_exchange_strong(&threads[i].tid, &expected, tid)) {
+			thread_state_t *t = &threads[i];
+			t->depth = 0;
+			t->in_hook = 0;
+			t->index = i;
+			t->cache = &caches[i];
+			uint32_t high = atomic_load(&threads_high);
+			while (high < i + 1 && !atomic_compare_exchange_weak(&threads_high, &high, i + 1))
+				;
+			self = t;
+			/* Key index < 32: pthread_setspecific needs no allocation. */
+			t->in_hook = 1;
+			pthread_setspecific(exit_key, t);
+			t->in_hook = 0;
+			return t;
+		}
+	}
+	self_unavailable = true;
+	if (table)
+		add(&table->thread_overflow, 1);
+	return NULL;
+}
+
+static void init(void);
+
+/* The calling thread's state, or NULL when this call must pass straight
+ * through (not initialised, re-entered, no slot). */
+static inline thread_state_t *enter(void)
+{
+	/* The wrappers called init() already when real.* was unset; here only
+	 * "under way in this thread" remains, answered by passing through. */
+	if (__builtin_expect(atomic_load_explicit(&init_state, memory_order_relaxed) != 2, 0))
+		return NULL;
+	thread_state_t *t = self;
+	if (__builtin_expect(!t, 0))
+		t = claim_thread();
+	if (!t || t->in_hook)
+		return NULL;
+	return t;
+}
+
+/* ---- table file --------------------------------------------------------- */
+
+static size_t table_bytes(void)
+{
+	return THOTHLOCK_HEADER_SIZE + (size_t)THOTHLOCK_LOCK_CAPACITY * sizeof(thothlock_lock_t) +
+	       (size_t)THOTHLOCK_SITE_CAPACITY * sizeof(thothlock_site_t) +
+	       (size_t)THOTHLOCK_THREAD_CAPACITY * sizeof(thothlock_cache_t);
+}
+
+static void copy_str(char *dst, size_t cap, const char *src)
+{
+	size_t n = strlen(src);
+	if (n >= cap)
+		n = cap - 1;
+	memcpy(dst, src, n);
+	dst[n] = 0;
+}
+
+static void read_program_name(char *out, size_t cap)
+{
+	out[0] = 0;
+	int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	ssize_t n = read(fd, out, cap - 1);
+	close(fd);
+	out[n > 0 ? n : 0] = 0;
+}
+
+/* <THOTHLOCK_DIR> if set (the launcher's private directory: kept for the
+ * report), else the thoth runtime dir's locks/ (live view; removed at exit). */
+static bool choose_dir(char *dir, size_t cap)
+{
+	const char *d = getenv("THOTHLOCK_DIR");
+	if (d && *d) {
+		keep_table = true;
+		copy_str(dir, cap, d);
+		return true;
+	}
+	char base[PATH_MAX];
+	const char *rt = getenv("THOTH_RUNTIME_DIR");
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
+	int n;
+	if (rt && *rt)
+		n = snprintf(base, sizeof base, "%s", rt);
+	else if (xdg && *xdg)
+		n = snprintf(base, sizeof base, "%s/thoth", xdg);
+	else
+		n = snprintf(base, sizeof base, "/tmp/thoth-%u", (unsigned)getuid());
+	if (n < 0 || (size_t)n >= sizeof base)
+		return false;
+	(void)mkdir(base, 0700);
+	n = snprintf(dir, cap, "%s/locks", base);
+	if (n < 0 || (size_t)n >= cap)
+		return false;
+	(void)mkdir(dir, 0700);
+	return true;
+}
+
+static void save_maps(void);
+
+/* Map a fresh table for this process.  A file when possible (readers find
+ * it); anonymous memory otherwise, so profiling itself never fails. */
+static void open_table(void)
+{
+	char dir[PATH_MAX];
+	table_size = table_bytes();
+	void *mem = MAP_FAILED;
+	table_path[0] = 0;
+	if (choose_dir(dir, sizeof dir)) {
+		int n = snprintf(table_path, sizeof table_path, "%s/%d.table", dir, (int)getpid());
+		int fd = (n > 0 && (size_t)n < sizeof table_path)
+		             ? open(table_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) : -1;
+		if (fd >= 0) {
+			if (ftruncate(fd, (off_t)table_size) == 0)
+				mem = mmap(NULL, table_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+			close(fd);
+		}
+		if (mem == MAP_FAILED && table_path[0]) {
+			unlink(table_path);
+			table_path[0] = 0;
+		}
+	}
+	if (mem == MAP_FAILED)
+		mem = mmap(NULL, table_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (mem == MAP_FAILED)
+		die("cannot map the statistics table");
+	table = mem;
+	locks = (thothlock_lock_t *)((char *)mem + THOTHLOCK_HEADER_SIZE);
+	sites = (thothlock_site_t *)(locks + THOTHLOCK_LOCK_CAPACITY);
+	caches = (thothlock_cache_t *)(sites + THOTHLOCK_SITE_CAPACITY);
+	table->version = THOTHLOCK_VERSION;
+	table->header_size = THOTHLOCK_HEADER_SIZE;
+	table->mode = (uint32_t)mode;
+	table->pid = (int32_t)getpid();
+	table->lock_capacity = THOTHLOCK_LOCK_CAPACITY;
+	table->site_capacity = THOTHLOCK_SITE_CAPACITY;
+	table->thread_capacity = THOTHLOCK_THREAD_CAPACITY;
+	table->stack_depth = THOTHLOCK_STACK_DEPTH;
+	table->locks_offset = THOTHLOCK_HEADER_SIZE;
+	table->sites_offset = (uint64_t)((char *)sites - (char *)mem);
+	table->caches_offset = (uint64_t)((char *)caches - (char *)mem);
+	table->file_size = table_size;
+	table->start_ns = now_ns();
+	read_program_name(table->program, sizeof table->program);
+	/* Magic last: a reader that sees it sees the rest of the header. */
+	__atomic_store_n(&table->magic, THOTHLOCK_MAGIC, __ATOMIC_RELEASE);
+	/* The maps now, for a process that ends without exit() (_exit, a
+	 * signal); rewritten at exit with what was loaded meanwhile. */
+	if (keep_table && table_path[0])
+		save_maps();
+}
+
+static void save_maps(void)
+{
+	/* The report symbolizes after the process is gone: keep its mappings. */
+	char path[PATH_MAX + 8];
+	size_t n = strlen(table_path);
+	if (n < 6 || n + 1 > sizeof path)
+		return;
+	memcpy(path, table_path, n - 6);              /* strip "table" ... */
+	memcpy(path + n - 6, ".maps", 6);
+	int in = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	int out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (in >= 0 && out >= 0) {
+		char buf[8192];
+		ssize_t r;
+		while ((r = read(in, buf, sizeof buf)) > 0)
+			if (write(out, buf, (size_t)r) != r)
+				break;
+	}
+	if (in >= 0)
+		close(in);
+	if (out >= 0)
+		close(out);
+}
+
+static void after_fork_child(void)
+{
+	/* Only the forking thread lives on; the parent's table is not ours. */
+	thread_state_t *me = self;
+	for (uint32_t i = 0; i < THOTHLOCK_THREAD_CAPACITY; i++) {
+		if (&threads[i] != me) {
+			atomic_store(&threads[i].tid, 0);
+			threads[i].depth = 0;
+		}
+	}
+	if (me) {
+		atomic_store(&me->tid, (int)syscall(SYS_gettid));
+		for (uint32_t i = 0; i < me->depth; i++)
+			me->held[i].flags = HELD_INHERITED;
+	}
+	if (table)
+		munmap(table, table_size);
+	table = NULL;
+	locks = NULL;
+	open_table();
+	if (me)
+		me->cache = &caches[me->index];
+}
+
+static int find_own_text(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	uintptr_t probe = (uintptr_t)arg;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
+			continue;
+		uintptr_t start = info->dlpi_addr + ph->p_vaddr;
+		if (probe >= start && probe < start + ph->p_memsz) {
+			own_text_start = start;
+			own_text_end = start + ph->p_memsz;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static void init(void)
+{
+	int expected = 0;
+	if (!atomic_compare_exchange_strong(&init_state, &expected, 1)) {
+		/* Done, or under way: in this thread (re-entered from below, after
+		 * the real functions are known) or in another one, whose
+		 * dlsym calls take no pthread lock and end soon. */
+		while (!atomic_load_explicit(&resolved, memory_order_acquire))
+			sched_yield();
+		return;
+	}
+	resolve_real();
+	atomic_store_explicit(&resolved, 1, memory_order_release);
+	const char *m = getenv("THOTHLOCK_MODE");
+	if (m && strcmp(m, "all") == 0)
+		mode = THOTHLOCK_MODE_ALL;
+	dl_iterate_phdr(find_own_text, (void *)(uintptr_t)&find_own_text);
+	/* backtrace() loads libgcc_s on first use (malloc, dlopen): do it now,
+	 * not inside a wrapper. */
+	void *warm[4];
+	(void)backtrace(warm, 4);
+	if (pthread_key_create(&exit_key, thread_exit) != 0)
+		die("pthread_key_create");
+	open_table();
+	pthread_atfork(NULL, NULL, after_fork_child);
+	atomic_store_explicit(&init_state, 2, memory_order_release);
+}
+
+__attribute__((constructor(101))) static void thothlock_start(void)
+{
+	init();
+}
+
+__attribute__((destructor)) static void thothlock_stop(void)
+{
+	if (!table)
+		return;
+	table->end_ns = now_ns();
+	__atomic_store_n(&table->exited, 1, __ATOMIC_RELEASE);
+	if (!table_path[0])
+		return;
+	if (keep_table)
+		save_maps();
+	else
+		unlink(table_path);   /* live view only: nobody reads a dead process's table */
+}
+
+/* ---- recording (never with the profiled lock held) ----------------------- */
+
+static __attribute__((noinline)) void cache_miss(thread_state_t *t, thothlock_cache_entry_t *w,
+                                                 uintptr_t lock, uint32_t kind)
+{
+	if (w->addr) {
+		t->in_hook = 1;
+		uint64_t count = w->count;
+		thothlock_lock_t *e = lock_entry(w->addr, kind);
+		__atomic_store_n(&w->count, 0, __ATOMIC_RELAXED);
+		if (e)
+			add(&e->acquisitions, count);
+		t->in_hook = 0;
+	}
+	__atomic_store_n(&w->addr, lock, __ATOMIC_RELAXED);
+	__atomic_store_n(&w->count, 1, __ATOMIC_RELAXED);
+}
+
+static inline void count_acquisition(thread_state_t *t, uintptr_t lock, uint32_t kind)
+{
+	thothlock_cache_entry_t *w = &t->cache->way[hash_ptr(lock) & (THOTHLOCK_CACHE_WAYS - 1)];
+	if (__builtin_expect(w->addr == lock, 1))
+		__atomic_store_n(&w->count, w->count + 1, __ATOMIC_RELAXED);
+	else
+		cache_miss(t, w, lock, kind);
+}
+
+static inline held_t *push_held(thread_state_t *t, uintptr_t lock, uintptr_t pc, uint32_t kind)
+{
+	if (__builtin_expect(t->depth >= HELD_DEPTH, 0)) {
+		add(&table->held_overflow, 1);
+		return NULL;
+	}
+	held_t *h = &t->held[t->depth];
+	h->kind = kind;
+	h->flags = 0;
+	h->segments = 0;
+	atomic_store_explicit(&h->want_stack, 0, memory_order_relaxed);
+	atomic_store_explicit(&h->pc, pc, memory_order_relaxed);
+	atomic_store_explicit(&h->lock, lock, memory_order_relaxed);
+	t->depth++;
+	return h;
+}
+
+/* The newest held entry of `lock`, removed from held[] into *out. */
+static inline bool pop_held(thread_state_t *t, uintptr_t lock, held_t *out)
+{
+	for (uint32_t i = t->depth; i-- > 0;) {
+		if (atomic_load_explicit(&t->held[i].lock, memory_order_relaxed) != lock)
+			continue;
+		*out = t->held[i];
+		/* Locks are usually released in reverse order: i is the top. */
+		for (uint32_t j = i; j + 1 < t->depth; j++)
+			t->held[j] = t->held[j + 1];
+		t->depth--;
+		atomic_store_explicit(&t->held[t->depth].lock, 0, memory_order_relaxed);
+		return true;
+	}
+	return false;
+}
+
+static inline held_t *find_held(thread_state_t *t, uintptr_t lock)
+{
+	for (uint32_t i = t->depth; i-- > 0;)
+		if (atomic_load_explicit(&t->held[i].lock, memory_order_relaxed) == lock)
+			return &t->held[i];
+	return NULL;
+}
+
+/* The owner's acquisition site, read from its held[] (racy by design: the
+ * owner may be releasing; a stale answer names a site that did hold it). */
+static uintptr_t owner_site(int owner_tid, uintptr_t lock, bool ask_stack)
+{
+	if (owner_tid <= 0)
+		return 0;
+	uint32_t high = atomic_load_explicit(&threads_high, memory_order_relaxed);
+	for (uint32_t i = 0; i < high; i++) {
+		thread_state_t *o = &threads[i];
+		if (atomic_load_explicit(&o->tid, memory_order_relaxed) != owner_tid)
+			continue;
+		for (uint32_t k = 0; k < HELD_DEPTH; k++) {
+			held_t *h = &o->held[k];
+			if (atomic_load_explicit(&h->lock, memory_order_relaxed) != lock)
+				continue;
+			if (ask_stack)
+				atomic_store_explicit(&h->want_stack, 1, memory_order_relaxed);
+			return atomic_load_explicit(&h->pc, memory_order_relaxed);
+		}
+		return 0;
+	}
+	return 0;
+}
+
+static void note_owner(thothlock_site_t *s, uintptr_t owner_pc)
+{
+	if (!owner_pc) {
+		add(&s->owner_unknown, 1);
+		return;
+	}
+	for (uint32_t i = 0; i < THOTHLOCK_OWNER_SITES; i++) {
+		uint64_t cur = __atomic_load_n(&s->owners[i].pc, __ATOMIC_ACQUIRE);
+		if (cur == 0) {
+			uint64_t expected = 0;
+			if (__atomic_compare_exchange_n(&s->owners[i].pc, &expected, owner_pc, false,
+			                                __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+				cur = owner_pc;
+			else
+				cur = expected;
+		}
+		if (cur == owner_pc) {
+			add(&s->owners[i].count, 1);
+			return;
+		}
+	}
+	add(&s->owner_unknown, 1);
+}
+
+/* The holder's stack, taken right after it released a lock a waiter
+ * flagged: the frames above the unlock are the code that held it. */
+static void record_holder_stack(thothlock_lock_t *e)
+{
+	for (uint32_t i = 0; i < THOTHLOCK_HOLDER_STACKS; i++) {
+		thothlock_stack_t *st = &e->holders[i];
+		if (__atomic_load_n(&st->claimed, __ATOMIC_RELAXED))
+			continue;
+		capture_stack_once(st);
+		if (__atomic_load_n(&st->depth, __ATOMIC_ACQUIRE)) {
+			/* Merge with an identical earlier stack (same innermost frames). */
+			for (uint32_t j = 0; j < i; j++) {
+				thothlock_stack_t *o = &e->holders[j];
+				if (o->depth == st->depth &&
+				    memcmp(o->pc, st->pc, st->depth * sizeof st->pc[0]) == 0) {
+					add(&o->count, 1);
+					/* Free the slot again for a different stack. */
+					__atomic_store_n(&st->depth, 0, __ATOMIC_RELAXED);
+					__atomic_store_n(&st->claimed, 0, __ATOMIC_RELEASE);
+					return;
+				}
+			}
+			add(&st->count, 1);
+		}
+		return;
+	}
+}
+
+/* After the real unlock: move what `h` measured into the shared table. */
+static __attribute__((noinline)) void commit(thread_state_t *t, const held_t *h, uintptr_t lock,
+                                             uint64_t t_release)
+{
+	if (h->flags & HELD_INHERITED)
+		return;   /* the parent's acquisition: its table has it */
+	bool timed_hold = (h->flags & HELD_TIMED) != 0;
+	bool contended = (h->flags & HELD_CONTENDED) != 0;
+	bool all = mode == THOTHLOCK_MODE_ALL;
+	if (!timed_hold && !contended && !all && !h->want_stack && !h->segments)
+		return;
+	t->in_hook = 1;
+	if (h->segments)
+		add(&table->cond_waits, h->segments);
+	thothlock_lock_t *e = lock_entry(lock, h->kind);
+	if (!e)
+		goto out;
+	uintptr_t pc = atomic_load_explicit(&h->pc, memory_order_relaxed);
+	thothlock_site_t *s = (contended || all) ? site_entry(e, pc) : NULL;
+	if (all) {
+		add(&e->acquisitions, 1);
+		if (s)
+			add(&s->acquisitions, 1);
+		uint64_t tid = (uint64_t)atomic_load_explicit(&t->tid, memory_order_relaxed);
+		uint64_t last = __atomic_exchange_n(&e->last_owner_tid, tid, __ATOMIC_RELAXED);
+		if (last && last != tid)
+			add(&e->owner_changes, 1);
+	}
+	if (contended) {
+		add(&e->contentions, 1);
+		if (!all)
+			add(&e->owner_changes, 1);
+		add(&e->wait_ns_total, h->wait_ns);
+		set_max(&e->wait_ns_max, h->wait_ns);
+		add(&e->wait_hist[bucket_of(h->wait_ns)], 1);
+		if (s) {
+			add(&s->contentions, 1);
+			add(&s->wait_ns_total, h->wait_ns);
+			set_max(&s->wait_ns_max, h->wait_ns);
+			note_owner(s, h->owner_pc);
+		}
+	}
+	if (timed_hold) {
+		uint64_t segs[HOLD_SEGMENTS + 1];
+		uint32_t n = h->segments < HOLD_SEGMENTS ? h->segments : HOLD_SEGMENTS;
+		memcpy(segs, h->segment_ns, n * sizeof segs[0]);
+		segs[n++] = t_release - h->t_acquired;
+		for (uint32_t i = 0; i < n; i++) {
+			add(&e->holds_measured, 1);
+			add(&e->hold_ns_total, segs[i]);
+			set_max(&e->hold_ns_max, segs[i]);
+			add(&e->hold_hist[bucket_of(segs[i])], 1);
+			if (s) {
+				add(&s->holds_measured, 1);
+				add(&s->hold_ns_total, segs[i]);
+				set_max(&s->hold_ns_max, segs[i]);
+			}
+		}
+	}
+	if (atomic_load_explicit(&h->want_stack, memory_order_relaxed))
+		record_holder_stack(e);
+out:
+	t->in_hook = 0;
+}
+
+/* A timed acquisition that gave up: we hold nothing, record now. */
+static void commit_timeout(thread_state_t *t, uintptr_t lock, uintptr_t pc, uint32_t kind,
+                           uint64_t wait_ns)
+{
+	t->in_hook = 1;
+	thothlock_lock_t *e = lock_entry(lock, kind);
+	if (e) {
+		add(&e->timeouts, 1);
+		add(&e->wait_ns_total, wait_ns);
+		set_max(&e->wait_ns_max, wait_ns);
+		thothlock_site_t *s = site_entry(e, pc);
+		if (s) {
+			capture_stack_once(&s->stack);
+			add(&s->timeouts, 1);
+			add(&s->wait_ns_total, wait_ns);
+			set_max(&s->wait_ns_max, wait_ns);
+		}
+	}
+	t->in_hook = 0;
+}
+
+static void count_trylock_busy(thread_state_t *t, uintptr_t lock, uint32_t kind)
+{
+	t->in_hook = 1;
+	thothlock_lock_t *e = lock_entry(lock, kind);
+	if (e)
+		add(&e->trylock_busy, 1);
+	t->in_hook = 0;
+}
+
+/* ---- the generic acquire / release -------------------------------------- */
+
+typedef int (*try_fn)(void *);
+typedef int (*lock_fn)(void *);
+typedef int (*timed_fn)(void *, const struct timespec *);
+
+static int owner_tid_of(void *lock, uint32_t kind)
+{
+	/* glibc keeps the owner's tid in the lock: mutex __owner (every type),
+	 * rwlock __cur_writer (writers only). */
+	if (kind == THOTHLOCK_KIND_MUTEX)
+		return __atomic_load_n(&((pthread_mutex_t *)lock)->__data.__owner, __ATOMIC_RELAXED);
+	return (int)__atomic_load_n(&((pthread_rwlock_t *)lock)->__data.__cur_writer,
+	                            __ATOMIC_RELAXED);
+}
+
+/* The site's stack, the first time it is seen: taken before the blocking
+ * call, while this thread waits anyway (or, in all mode, before it tries). */
+static void note_site_stack(thread_state_t *t, uintptr_t lock, uint32_t kind, uintptr_t pc)
+{
+	t->in_hook = 1;
+	thothlock_lock_t *e = lock_entry(lock, kind);
+	thothlock_site_t *s = e ? site_entry(e, pc) : NULL;
+	if (s && !__atomic_load_n(&s->stack.claimed, __ATOMIC_RELAXED))
+		capture_stack_once(&s->stack);
+	t->in_hook = 0;
+}
+
+/* The trylock failed with EBUSY: time the wait (the blocking call
+ * between two clock reads) and keep it in the private held entry. */
+static __attribute__((noinline, cold)) int
+acquire_contended(thread_state_t *t, void *lock, uint32_t kind, lock_fn blocking, timed_fn timed,
+                  const struct timespec *abstime, uintptr_t pc)
+{
+	uintptr_t key = (uintptr_t)lock;
+	uint64_t t0 = now_ns();
+	if (mode != THOTHLOCK_MODE_ALL)
+		note_site_stack(t, key, kind, pc);
+	t->in_hook = 1;
+	uintptr_t owner_pc = owner_site(owner_tid_of(lock, kind), key, true);
+	t->in_hook = 0;
+	int rc = timed ? timed(lock, abstime) : blocking(lock);
+	uint64_t t1 = now_ns();
+	if (rc != 0) {
+		if (rc == ETIMEDOUT)
+			commit_timeout(t, key, pc, kind, t1 - t0);
+		return rc;
+	}
+	held_t *h = push_held(t, key, pc, kind);
+	if (h) {
+		h->flags = HELD_CONTENDED | HELD_TIMED;
+		h->wait_ns = t1 - t0;
+		h->owner_pc = owner_pc;
+		h->t_acquired = t1;
+	}
+	return 0;
+}
+
+/* All mode, uncontended: the acquisition time (the site's stack was
+ * taken before the trylock). */
+static __attribute__((noinline)) void acquire_all_mode(held_t *h)
+{
+	h->flags = HELD_TIMED;
+	h->t_acquired = now_ns();
+}
+
+static inline int acquire(void *lock, uint32_t kind, try_fn try, lock_fn blocking,
+                          timed_fn timed, const struct timespec *abstime, uintptr_t pc)
+{
+	thread_state_t *t = enter();
+	if (__builtin_expect(!t, 0))
+		return timed ? timed(lock, abstime) : blocking(lock);
+	int all = mode == THOTHLOCK_MODE_ALL;
+	if (__builtin_expect(all, 0))
+		note_site_stack(t, (uintptr_t)lock, kind, pc);
+	int rc = try(lock);
+	if (__builtin_expect(rc == 0, 1)) {
+		held_t *h = push_held(t, (uintptr_t)lock, pc, kind);
+		if (__builtin_expect(all && h, 0))
+			acquire_all_mode(h);
+		return 0;
+	}
+	if (rc != EBUSY)
+		/* Not contention: EDEADLK, EAGAIN, EINVAL... let the real call say it. */
+		return timed ? timed(lock, abstime) : blocking(lock);
+	return acquire_contended(t, lock, kind, blocking, timed, abstime, pc);
+}
+
+static inline int try_acquire(void *lock, uint32_t kind, try_fn try, uintptr_t pc)
+{
+	thread_state_t *t = enter();
+	if (!t)
+		return try(lock);
+	int rc = try(lock);
+	if (rc == 0) {
+		held_t *h = push_held(t, (uintptr_t)lock, pc, kind);
+		if (h && mode == THOTHLOCK_MODE_ALL) {
+			h->flags = HELD_TIMED;
+			h->t_acquired = now_ns();
+		}
+	} else if (rc == EBUSY) {
+		count_trylock_busy(t, (uintptr_t)lock, kind);
+	}
+	return rc;
+}
+
+/* A release that is not of the newest held lock (or of one not seen
+ * taken): the entry is moved out of held[] first. */
+static __attribute__((noinline)) int release_out_of_order(thread_state_t *t, void *lock,
+                                                          lock_fn unlock)
+{
+	held_t h;
+	if (!pop_held(t, (uintptr_t)lock, &h))
+		return unlock(lock);
+	uint64_t t_release = (h.flags & HELD_TIMED) ? now_ns() : 0;
+	int rc = unlock(lock);
+	if (rc != 0)
+		return rc;
+	if (mode != THOTHLOCK_MODE_ALL && !(h.flags & HELD_INHERITED))
+		count_acquisition(t, (uintptr_t)lock, h.kind);
+	commit(t, &h, (uintptr_t)lock, t_release);
+	return 0;
+}
+
+static inline int release(void *lock, lock_fn unlock)
+{
+	thread_state_t *t = enter();
+	if (!t)
+		return unlock(lock);
+	uint32_t d = t->depth;
+	held_t *h;
+	if (__builtin_expect(d && atomic_load_explicit(&t->held[d - 1].lock, memory_order_relaxed) ==
+	                              (uintptr_t)lock, 1)) {
+		/* The usual case: the newest lock is released first.  The entry
+		 * stays readable for commit() below (only this thread pushes). */
+		h = &t->held[d - 1];
+		atomic_store_explicit(&h->lock, 0, memory_order_relaxed);
+		t->depth = d - 1;
+	} else {
+		return release_out_of_order(t, lock, unlock);
+	}
+	/* The one clock read inside the critical section: the end of the hold. */
+	uint64_t t_release = (h->flags & HELD_TIMED) ? now_ns() : 0;
+	int rc = unlock(lock);
+	if (__builtin_expect(rc != 0, 0))
+		return rc;
+	/* Acquisitions are counted here, after the release: an evicted cache
+	 * entry costs a table lookup, never inside the hold. */
+	uint32_t flags = h->flags;
+	if (mode != THOTHLOCK_MODE_ALL && !(flags & HELD_INHERITED))
+		count_acquisition(t, (uintptr_t)lock, h->kind);
+	if (__builtin_expect(flags || h->segments || mode == THOTHLOCK_MODE_ALL ||
+	                     atomic_load_explicit(&h->want_stack, memory_order_relaxed), 0))
+		commit(t, h, (uintptr_t)lock, t_release);
+	return 0;
+}
+
+#define CALLER() ((uintptr_t)__builtin_return_address(0))
+
+/* ---- mutexes ----------------------------------------------------------- */
+
+EXPORT int pthread_mutex_lock(pthread_mutex_t *m)
+{
+	if (__builtin_expect(!real.mutex_lock, 0))
+		init();
+	return acquire(m, THOTHLOCK_KIND_MUTEX, (try_fn)real.mutex_trylock,
+	               (lock_fn)real.mutex_lock, NULL, NULL, CALLER());
+}
+
+EXPORT int pthread_mutex_timedlock(pthread_mutex_t *m, const struct timespec *abstime)
+{
+	if (__builtin_expect(!real.mutex_lock, 0))
+		init();
+	return acquire(m, THOTHLOCK_KIND_MUTEX, (try_fn)real.mutex_trylock, NULL,
+	               (timed_fn)real.mutex_timedlock, abstime, CALLER());
+}
+
+EXPORT int pthread_mutex_trylock(pthread_mutex_t *m)
+{
+	if (__builtin_expect(!real.mutex_lock, 0))
+		init();
+	return try_acquire(m, THOTHLOCK_KIND_MUTEX, (try_fn)real.mutex_trylock, CALLER());
+}
+
+EXPORT int pthread_mutex_unlock(pthread_mutex_t *m)
+{
+	if (__builtin_expect(!real.mutex_lock, 0))
+		init();
+	return release(m, (lock_fn)real.mutex_unlock);
+}
+
+/* ---- rwlocks ----------------------------------------------------------- */
+
+EXPORT int pthread_rwlock_rdlock(pthread_rwlock_t *l)
+{
+	if (__builtin_expect(!real.mutex_lock, 0))
+		init();
+	return acquire(l, THOTHLOCK_KIND_RWLOCK, (try_fn)real.rw_tryrdlock,
+	               (lock_fn)real.rw_rdlock, NULL, NULL, CALLER());
+}
+
+EXPORT int pthread_rwlock_wrlock(pthread_rwlock_t *l)
+{
+	if (__builtin_expect(!real.mutex_lock, 0))
+		init();
+	return acquire(l, THOTHLOCK_KIND_RWLOCK, (try_fn)real.rw_trywrlock,
+	               (lock_fn)real.rw_wrlock, NULL, NULL, CALLER());
+}
+
+EXPORT int pthread_rwlock_timedrdlock(pthread_rwlock_t *l, const struct timespec *abstime)
+{
+	if (__builtin_expect(!real.mutex_lock, 0))
+		init();
+	return acquire(l, THOTHLOCK_KIND_RWLOCK, (try_fn)real.rw_tryrdlock, NULL,
+	               (timed_fn)real.rw_timedrdlock, abstime, CALLER());
+}
+
+EXPORT int pthread_rwlock_timedwrlock(pthread_rwlock_t *l, const struct timespec *abstime)
+{
+	if (__builtin_expect(!real.mutex_lock, 0))
+		init();
+	return acquire(l, THOTHLOCK_KIND_RWLOCK, (try_fn)real.rw_trywrlock, NULL,
+	               (timed_fn)real.rw_timedwrlock, abstime, CALLER());
+}
+
+EXPORT int pthread_rwlock_tryrdlock(pthread_rwlock_t *l)
+{
+	if (__builtin_expect(!real.mutex_lock, 0))
+		init();
+	return try_acquire(l, THOTHLOCK_KIND_RWLOCK, (try_fn)real.rw_tryrdlock, CALLER());
+}
+
+EXPORT int pthread_rwlock_trywrlock(pthread_rwlock_t *l)
+{
+	if (__builtin_expect(!real.mutex_lock, 0))
+		init();
+	return try_acquire(l, THOTHLOCK_KIND_RWLOCK, (try_fn)real.rw_trywrlock, CALLER());
+}
+
+EXPORT int pthread_rwlock_unlock(pthread_rwlock_t *l)
+{
+	if (__builtin_expect(!real.mutex_lock, 0))
+		init();
+	return release(l, (lock_fn)real.rw_unlock);
+}
+
+/* ---- condition variables ------------------------------------------------
+ * The real wait releases the mutex and takes it back inside glibc (through
+ * its internal lock call, which no preload can see): the hold is split in
+ * segments, kept in the held entry and committed at the final unlock, so
+ * nothing is recorded while the mutex is held.  The reacquisition's own
+ * wait is not measured (counted in header.cond_waits). */
+
+static int cond_common(pthread_cond_t *c, pthread_mutex_t *m, const struct timespec *abstime)
+{
+	thread_state_t *t = enter();
+	if (!t)
+		return abstime ? real.cond_timedwait(c, m, abstime) : real.cond_wait(c, m);
+	held_t *h = find_held(t, (uintptr_t)m);
+	if (h && (h->flags & HELD_TIMED)) {
+		/* Hold segments beyond HOLD_SEGMENTS are counted in cond_waits
+		 * but not timed. */
+		uint64_t seg = now_ns() - h->t_acquired;
+		if (h->segments < HOLD_SEGMENTS)
+			h->segment_ns[h->segments] = seg;
+		h->segments++;
+	}
+	int rc = abstime ? real.cond_timedwait(c, m, abstime) : real.cond_wait(c, m);
+	if (h && (h->flags & HELD_TIMED))
+		h->t_acquired = now_ns();
+	else if (h)
+		h->segments++;      /* counted at the unlock, in header.cond_waits */
+	return rc;
+}
+
+EXPORT int pthread_cond_wait(pthread_cond_t *c, pthread_mutex_t *m)
+{
+	if (__builtin_expect(!real.mutex_lock, 0))
+		init();
+	return cond_common(c, m, NULL);
+}
+
+EXPORT int pthread_cond_timedwait(pthread_cond_t *c, pthread_mutex_t *m,
+                                  const struct timespec *abstime)
+{
+	if (__builtin_expect(!real.mutex_lock, 0))
+		init();
+	return cond_common(c, m, abstime);
+}

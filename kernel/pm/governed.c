@@ -1,0 +1,148 @@
+/*
+ * governed.c - a channel server's dispatch drives its domain's frequency
+ * (governed.h).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "governed.h"
+#include "thoth/error.h"
+#include "thoth/trace.h"
+
+struct thoth_pm_governed {
+	thoth_loop_t *loop;
+	thoth_pm_dvfs_t *dvfs;
+	uint64_t qos_ns;
+	thoth_invoke_fn inner;
+	const void *inner_handlers;
+	void *inner_self;
+	thoth_timer_t *timer;      /* armed only while above the floor */
+	uint64_t cpu_seen_ns;      /* thread CPU time at the last decision */
+	uint32_t opp;
+	thoth_pm_governed_stats_t stats;
+};
+
+static uint64_t monotonic_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void on_check(thoth_loop_t *loop, thoth_timer_t *timer, void *arg);
+
+/* Why the governor was asked (pm_freq_change's reason, docs/OBSERVABILITY.md). */
+enum { FREQ_AT_ARRIVAL = 1, FREQ_AT_COMPLETION = 2, FREQ_BY_TIMER = 3 };
+
+/* Ask the governor at NOW; write what it chose; keep the lowering timer
+ * armed exactly while the domain is above its floor. */
+static void decide(thoth_pm_governed_t *g, uint64_t now, uint64_t dispatch_ns, unsigned why)
+{
+	uint64_t cpu = thread_cpu_ns();
+	uint64_t ran = cpu > g->cpu_seen_ns ? cpu - g->cpu_seen_ns : 0;
+	g->cpu_seen_ns = cpu;
+	uint32_t opp = g->opp;
+	if (thoth_pm_dvfs_update(g->dvfs, now, ran, &opp))
+		g->stats.write_errors++;
+	if (opp != g->opp) {
+		g->stats.changes++;
+		g->stats.last_change_ns = now;
+		if (opp > g->opp) {
+			g->stats.last_raise_ns = now;
+			g->stats.last_raise_dispatch_ns = dispatch_ns;
+		}
+		g->opp = opp;
+		THOTH_TRACE(PM, pm_freq_change, thoth_pm_dvfs_current_khz(g->dvfs),
+			    (uint64_t)why << 32 | opp);
+	}
+	if (g->opp > g->stats.floor_opp && !g->timer) {
+		/* the governor lowers only after lower targets held for the
+		 * hold time: look again just after it (slack: a quarter) */
+		uint64_t hold = THOTH_PM_THOTH_DOWN_HOLD_NS;
+		if (thoth_loop_add_timer_in(g->loop, hold + hold / 8, hold / 4, on_check, g, &g->timer))
+			g->timer = NULL;
+	} else if (g->opp <= g->stats.floor_opp && g->timer) {
+		thoth_timer_cancel(g->loop, g->timer);
+		g->timer = NULL;
+	}
+}
+
+static void on_check(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
+{
+	thoth_pm_governed_t *g = arg;
+	thoth_timer_cancel(loop, timer); /* one-shot: decide() arms the next if needed */
+	g->timer = NULL;
+	g->stats.timer_checks++;
+	decide(g, monotonic_ns(), 0, FREQ_BY_TIMER);
+}
+
+static int governed_invoke(const void *handlers, void *self, const thoth_method_info_t *m,
+			   const void *req, void *resp, thoth_arena_t *arena)
+{
+	thoth_pm_governed_t *g = self;
+	(void)handlers;
+	uint64_t now = monotonic_ns();
+	g->stats.requests++;
+	if (thoth_pm_dvfs_arrived(g->dvfs, now + g->qos_ns) == 0)
+		decide(g, now, now, FREQ_AT_ARRIVAL);
+	uint64_t cpu0 = thread_cpu_ns();
+	int r = g->inner(g->inner_handlers, g->inner_self, m, req, resp, arena);
+	uint64_t cpu1 = thread_cpu_ns();
+	thoth_pm_dvfs_completed(g->dvfs, cpu1 - cpu0);
+	decide(g, monotonic_ns(), 0, FREQ_AT_COMPLETION);
+	return r;
+}
+
+int thoth_pm_governed_new(thoth_loop_t *loop, thoth_pm_dvfs_t *dvfs, uint64_t qos_ns,
+			  thoth_pm_governed_t **out)
+{
+	if (!loop || !dvfs || !qos_ns || !out)
+		return THOTH_E_INVAL;
+	thoth_pm_governed_t *g = calloc(1, sizeof *g);
+	if (!g)
+		return THOTH_E_NOMEM;
+	g->loop = loop;
+	g->dvfs = dvfs;
+	g->qos_ns = qos_ns;
+	g->cpu_seen_ns = thread_cpu_ns();
+	/* where the governor starts and an idle domain rests */
+	uint32_t opp = 0;
+	thoth_pm_dvfs_update(dvfs, monotonic_ns(), 0, &opp);
+	g->opp = g->stats.floor_opp = opp;
+	*out = g;
+	return 0;
+}
+
+void thoth_pm_governed_wrap(thoth_pm_governed_t *g, thoth_chan_server_config_t *cfg)
+{
+	g->inner = cfg->invoke;
+	g->inner_handlers = cfg->handlers;
+	g->inner_self = cfg->self;
+	cfg->invoke = governed_invoke;
+	cfg->handlers = g; /* not read by the shim; never NULL for the server */
+	cfg->self = g;
+}
+
+void thoth_pm_governed_free(thoth_pm_governed_t *g)
+{
+	if (!g)
+		return;
+	if (g->timer)
+		thoth_timer_cancel(g->loop, g->timer);
+	free(g);
+}
+
+void thoth_pm_governed_stats(const thoth_pm_governed_t *g, thoth_pm_governed_stats_t *out)
+{
+	*out = g->stats;
+	out->opp = g->opp;
+	out->khz = thoth_pm_dvfs_current_khz(g->dvfs);
+}

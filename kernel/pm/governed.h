@@ -1,0 +1,58 @@
+/*
+ * governed.h - SCHED-1 on a live service: the requests a service's channel
+ * server dispatches drive the frequency of its performance domain
+ * (dvfs.h), with no change to the service's handlers.
+ *
+ * thoth_pm_governed_wrap() puts a shim in front of the server's invoke
+ * function (thoth_chan_server_config_t's invoke / handlers / self).  For
+ * every request it dispatches:
+ *   1. arrival: the request is known demand, due QOS_NS from now (its
+ *      client's latency bound); the governor decides at once, so a burst
+ *      raises the frequency at its first request, before the handler runs;
+ *   2. completion: the CPU time the handler took (CLOCK_THREAD_CPUTIME_ID)
+ *      is the request's work, and the governor decides again;
+ *   3. while the frequency is above the domain's floor (its slowest
+ *      efficient OPP) a loop timer asks the governor again every hold time
+ *      (THOTH_PM_THOTH_DOWN_HOLD_NS), so the frequency falls when the
+ *      service goes idle; once at the floor no timer is armed: an idle
+ *      service is back to 0 wake-ups.
+ * Requests are seen when dispatched, not when they enter the ring (the
+ * channel server drains its rings per wake-up: docs/PM.md says what that
+ * costs).
+ */
+#ifndef THOTH_PM_GOVERNED_H
+#define THOTH_PM_GOVERNED_H
+
+#include <stdint.h>
+
+#include "dvfs.h"
+#include "thoth/channel.h"
+#include "thoth/loop.h"
+
+typedef struct thoth_pm_governed thoth_pm_governed_t;
+
+/* Govern with DVFS (not owned) on LOOP; requests are due QOS_NS after they
+ * are dispatched (> 0). */
+int thoth_pm_governed_new(thoth_loop_t *loop, thoth_pm_dvfs_t *dvfs, uint64_t qos_ns,
+			  thoth_pm_governed_t **out);
+/* Route CFG's dispatch through G (CFG's invoke, handlers and self are kept
+ * and called by the shim).  Call before thoth_chan_server_new(CFG). */
+void thoth_pm_governed_wrap(thoth_pm_governed_t *g, thoth_chan_server_config_t *cfg);
+void thoth_pm_governed_free(thoth_pm_governed_t *g);
+
+/* What the shim did (for tests and `thothctl`-style reports). */
+typedef struct thoth_pm_governed_stats {
+	uint64_t requests;
+	uint64_t changes;          /* OPP changes written (or simulated) */
+	uint64_t timer_checks;     /* lowering checks run by the timer */
+	uint64_t write_errors;
+	uint32_t opp, floor_opp;   /* now, and where an idle domain rests */
+	uint32_t khz;
+	uint64_t last_change_ns;   /* CLOCK_MONOTONIC of the last change */
+	/* the last raise, and the dispatch it was decided at (0: decided at a
+	 * completion or by the timer) */
+	uint64_t last_raise_ns, last_raise_dispatch_ns;
+} thoth_pm_governed_stats_t;
+void thoth_pm_governed_stats(const thoth_pm_governed_t *g, thoth_pm_governed_stats_t *out);
+
+#endif

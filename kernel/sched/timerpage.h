@@ -1,0 +1,102 @@
+/*
+ * timerpage.h - the window page: wake-up instants shared across processes
+ * (SCHED-3, docs/SCHED.md "Timers across processes").
+ *
+ * thothd creates RUNTIME_DIR/timers.page (one 4 KiB page, mode 0600) at
+ * start; every process that connects to thothd maps it read-write (the
+ * runtime dir was already checked to be ours, 0700, not a symlink).  Each
+ * loop claims one slot and posts there the instant its timerfd is armed for
+ * (0 = nothing armed) and the earliest deadline of its timers (0 = none),
+ * and binds a datagram socket DIR/tk.SLOT, its doorbell.  The rule is the
+ * greedy offline optimum run online: a loop sleeps until the end of its
+ * earliest window (HI: the greedy stabs the window that closes first at its
+ * end), and a loop woken by its timer rings the doorbell of every other
+ * slot with a deadline already passed that planned to wake later: they
+ * fire what is due at this instant, which the CPU is awake for anyway,
+ * instead of waking it again.  bench_timers shows this reaches the offline
+ * optimum where joining instants other loops posted (without ringing)
+ * stays at 1.8x: a sleeping loop cannot take back an instant it chose.
+ *
+ * The page is hostile input: any process of the uid can write any word.
+ * A posted value is only ever used when it lies inside the reader's own
+ * window, so a bogus value can move a wake-up inside the window (costing
+ * at most one wake-up), never make a timer fire outside it; a bogus
+ * deadline costs one doorbell per slot per timer wake-up of the reader at
+ * most, and a rung loop fires only timers whose deadline has passed; slot
+ * counts and indexes are bounded by the mapping, never by the page's words.
+ * Without thothd (no page) the loop uses the per-boot grid (timergrid.h).
+ * Internal to libthoth (thoth__ names: the loop, the control link, thothd).
+ */
+#ifndef THOTH_SCHED_TIMERPAGE_H
+#define THOTH_SCHED_TIMERPAGE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define THOTH_TIMERPAGE_NAME "timers.page"
+#define THOTH_TIMERPAGE_MAGIC 0x3147504d49544854ull   /* "THTIMPG1" */
+#define THOTH_TIMERPAGE_SIZE 4096u
+#define THOTH_TIMERPAGE_SLOTS 169u
+
+typedef struct timerpage_slot {
+	_Atomic uint32_t owner;         /* tid of the loop's thread, 0 = free */
+	uint32_t reserved;
+	_Atomic uint64_t at;            /* CLOCK_MONOTONIC ns the owner wakes at, 0 = none */
+	_Atomic uint64_t due;           /* its earliest timer deadline, 0 = none */
+} timerpage_slot_t;
+
+typedef struct timerpage {
+	uint64_t magic;
+	uint32_t size, nslots;          /* written by the creator; readers trust their own constants */
+	_Atomic uint32_t high;          /* slots [0, high) were ever claimed (a hint, clamped) */
+	uint32_t reserved[3];
+	timerpage_slot_t slot[THOTH_TIMERPAGE_SLOTS];
+} timerpage_t;
+
+_Static_assert(sizeof(timerpage_t) <= THOTH_TIMERPAGE_SIZE, "the window page is one page");
+
+/* ---- pure: the rule (the benchmark runs it in virtual time) ---------------- */
+
+/* Initialise an empty page in memory. */
+void timerpage_init(timerpage_t *pg);
+/* The instant to wake at for the window [LO, HI] (LO <= HI): the latest
+ * instant another slot (not SELF; SELF < 0 = none) posted inside the
+ * window, else HI.  *JOINED tells which.  Never outside [LO, HI]. */
+uint64_t timerpage_pick(const timerpage_t *pg, int self, uint64_t lo, uint64_t hi, bool *joined);
+/* Claim a free slot for OWNER (non-zero); -1 if none.  A slot whose owner
+ * is not a live thread (kill(owner, 0) says ESRCH) is free when
+ * RECLAIM_DEAD: loops of a crashed process leave their slot behind. */
+int timerpage_claim(timerpage_t *pg, uint32_t owner, bool reclaim_dead);
+void timerpage_release(timerpage_t *pg, int slot, uint32_t owner);
+static inline void timerpage_post(timerpage_t *pg, int slot, uint64_t at, uint64_t due)
+{
+	atomic_store_explicit(&pg->slot[slot].at, at, memory_order_relaxed);
+	atomic_store_explicit(&pg->slot[slot].due, due, memory_order_relaxed);
+}
+/* Calls FN(SLOT, ARG) for every slot but SELF whose earliest deadline has
+ * passed at NOW (0 < due <= NOW) and that planned to wake later than
+ * NOW + MARGIN: the loops a timer wake-up at NOW should ring. */
+void timerpage_due_sleepers(const timerpage_t *pg, int self, uint64_t now, uint64_t margin,
+			    void (*fn)(int slot, void *arg), void *arg);
+
+/* ---- the process's page ------------------------------------------------------ */
+
+/* thothd: create DIR/timers.page afresh (a new inode: processes of an old
+ * thothd re-map when they reconnect) and use it in this process.  0 or a
+ * negative THOTH_E_* (errno kept). */
+int thoth__timerpage_create(const char *dir);
+/* A process connected to thothd: map DIR/timers.page if it is a regular
+ * file of our uid of exactly one page with the right magic, and use it in
+ * every loop of this process from their next re-arm.  Mapping the page
+ * already in use is a no-op.  0 or a negative THOTH_E_*; on error the
+ * previous page (or the grid) stays in use. */
+int thoth__timerpage_open(const char *dir);
+/* The page in use (NULL = none: the grid). */
+timerpage_t *thoth__timerpage_current(void);
+/* The doorbell socket path of SLOT of PG ("DIR/tk.SLOT"); 0 or
+ * THOTH_E_NO_SPACE / THOTH_E_INVAL (PG is not a page this process mapped). */
+int thoth__timerpage_bell_path(const timerpage_t *pg, int slot, char *out, size_t cap);
+
+#endif

@@ -1,0 +1,611 @@
+/*
+ * http.c - the dashboard's HTTP server: libmicrohttpd driven by thothd's
+ * thoth_loop, with no thread of its own (docs/DASHBOARD.md).
+ *
+ * libmicrohttpd runs in "external epoll" mode: its epoll fd (listening
+ * socket, connections, the suspend/resume eventfd) is one fd source of the
+ * loop, and MHD_run() is called when it is readable.  Its timeout
+ * (connection idle limits) is asked for after every run and becomes one
+ * loop timer, which exists only while connections do: with no client the
+ * dashboard costs no wake-up.
+ *
+ * Routes (GET/HEAD only; everything else 405):
+ *   /, /index.html, /dashboard.js, /dashboard.css   embedded web/ files
+ *   /metrics      Prometheus text exposition (http_live.c)
+ *   /events       Server-Sent Events, one `data:` object a second
+ *   /trace.json?from_ns=A&to_ns=B   Chrome JSON of that window (Perfetto)
+ * Any other path is 404: files are served from the table compiled in, never
+ * from the file system, so no path can reach outside it.
+ *
+ * Server-Sent Events: the response is produced by a content-reader
+ * callback; when it has nothing to send it suspends its connection, and the
+ * 1 Hz tick appends the next object to every client and resumes them.  The
+ * tick exists only while a page is connected, or for LIVE_HOLD after a
+ * Prometheus scrape (so rates are continuous between scrapes).
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+
+#include "http.h"
+#include "log.h"
+
+#define MS_NS 1000000ull
+#define S_NS 1000000000ull
+
+static const uint64_t TICK_NS = S_NS;           /* SSE objects: 1 Hz */
+static const uint64_t TICK_SLACK_NS = 100 * MS_NS;
+static const uint64_t LIVE_HOLD_NS = 120 * S_NS;        /* after a scrape */
+enum {
+	SSE_MAX_BACKLOG = 256 << 10,    /* a page that does not read is closed beyond this */
+	MEMORY_LIMIT = 16 << 10,        /* per connection: request line + headers must fit */
+	MAX_WINDOW_S = 120,
+};
+
+typedef struct sse_client {
+	struct thothd_http *h;
+	struct MHD_Connection *conn;
+	char *buf;
+	size_t len, off, cap;
+	bool suspended;
+	bool closing;                   /* backlog exceeded or shutting down */
+	struct sse_client *prev, *next;
+} sse_client_t;
+
+struct thothd_http {
+	thothd_t *d;
+	thoth_loop_t *loop;
+	struct MHD_Daemon *mhd;
+	thoth_source_t *source;
+	thoth_timer_t *mhd_timer;       /* MHD's timeout: only while connections exist */
+	bool run_deferred;
+	char token[256];
+	thothd_live_t *live;
+	sse_client_t *sse;
+	uint32_t n_sse;
+	thoth_timer_t *tick;            /* only while collecting */
+	uint64_t hold_until_ns;         /* collect until then after a scrape */
+	uint16_t port;
+	uint32_t connections, max_connections;
+	bool rerun;                     /* a connection closed at the limit: run MHD again */
+	bool stopping;
+};
+
+static void http_run(thothd_http_t *h);
+
+/* ---- the loop side ----------------------------------------------------------------- */
+
+static void mhd_timer_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
+{
+	thothd_http_t *h = arg;
+	h->mhd_timer = NULL;            /* fired: freed by the loop unless re-armed below */
+	http_run(h);
+}
+
+static void deferred_run(thoth_loop_t *loop, void *arg)
+{
+	thothd_http_t *h = arg;
+	h->run_deferred = false;
+	http_run(h);
+}
+
+/* Let MHD do its work, then arm (or drop) the one timer its timeout needs. */
+static void http_run(thothd_http_t *h)
+{
+	/* At its connection limit MHD takes the listening socket out of its
+	 * epoll set, and puts it back at the start of a run: when a run closes
+	 * a connection at the limit, run once more or the connections waiting
+	 * in the backlog would wait for an event that never comes. */
+	for (int i = 0; i < 2; i++) {
+		h->rerun = false;
+		MHD_run(h->mhd);
+		if (!h->rerun)
+			break;
+	}
+	MHD_UNSIGNED_LONG_LONG ms = 0;
+	if (MHD_get_timeout(h->mhd, &ms) != MHD_YES) {
+		/* No connection with a deadline: nothing to wake up for. */
+		if (h->mhd_timer) {
+			thoth_timer_cancel(h->loop, h->mhd_timer);
+			h->mhd_timer = NULL;
+		}
+		return;
+	}
+	if (ms == 0) {
+		/* Work already pending inside MHD (buffered data, resumed
+		 * connections): run again before the loop sleeps. */
+		if (!h->run_deferred && thoth_loop_defer(h->loop, deferred_run, h) == 0)
+			h->run_deferred = true;
+		return;
+	}
+	uint64_t at = thoth_loop_now(h->loop) + ms * MS_NS, slack = ms * MS_NS / 10;
+	int r = h->mhd_timer ? thoth_timer_rearm(h->loop, h->mhd_timer, at, slack)
+			     : thoth_loop_add_timer(h->loop, at, slack, mhd_timer_fired, h, &h->mhd_timer);
+	if (r) {
+		h->mhd_timer = NULL;
+		thothd_error("dashboard: cannot arm the HTTP timeout timer: %s", thoth_strerror(r));
+	}
+}
+
+static void on_mhd_ready(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t events,
+			 void *arg)
+{
+	http_run(arg);
+}
+
+/* ---- live collection: on while a page is connected or a scraper is recent ---------- */
+
+static void tick_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg);
+
+static bool want_live(const thothd_http_t *h)
+{
+	return !h->stopping && (h->n_sse > 0 || thoth_loop_now(h->loop) < h->hold_until_ns);
+}
+
+static void live_update(thothd_http_t *h)
+{
+	bool on = thothd_live_collecting(h->live);
+	if (want_live(h) && !on) {
+		int r = thothd_live_start(h->live);
+		if (r) {
+			thothd_warn("dashboard: cannot collect live data: %s", thoth_strerror(r));
+			return;
+		}
+		uint64_t at = thoth_loop_now(h->loop) + TICK_NS;
+		r = thoth_loop_add_timer(h->loop, at, TICK_SLACK_NS, tick_fired, h, &h->tick);
+		if (r) {
+			h->tick = NULL;
+			thothd_live_stop(h->live);
+			thothd_error("dashboard: cannot arm the 1 Hz tick: %s", thoth_strerror(r));
+			return;
+		}
+		thothd_info("dashboard: live collection on (%u page%s connected)", h->n_sse,
+			    h->n_sse == 1 ? "" : "s");
+	} else if (!want_live(h) && on) {
+		if (h->tick) {
+			thoth_timer_cancel(h->loop, h->tick);
+			h->tick = NULL;
+		}
+		thothd_live_stop(h->live);
+		thothd_info("dashboard: live collection off (no client)");
+	}
+}
+
+static int sse_append(sse_client_t *c, const char *s, size_t n)
+{
+	if (c->len + n > SSE_MAX_BACKLOG)
+		return THOTH_E_LIMIT;
+	if (c->len + n > c->cap) {
+		size_t cap = c->cap ? c->cap : 4096;
+		while (cap < c->len + n)
+			cap *= 2;
+		char *p = realloc(c->buf, cap);
+		if (!p)
+			return THOTH_E_NOMEM;
+		c->buf = p;
+		c->cap = cap;
+	}
+	memcpy(c->buf + c->len, s, n);
+	c->len += n;
+	return 0;
+}
+
+static void sse_wake(sse_client_t *c)
+{
+	if (c->suspended) {
+		c->suspended = false;
+		MHD_resume_connection(c->conn);
+	}
+}
+
+static void tick_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
+{
+	thothd_http_t *h = arg;
+	if (!want_live(h)) {
+		h->tick = NULL;         /* not re-armed: freed by the loop */
+		live_update(h);
+		return;
+	}
+	char *json = NULL;
+	size_t len = 0;
+	int r = thothd_live_tick(h->live, &json, &len);
+	if (r)
+		thothd_warn("dashboard: cannot compute the live data: %s", thoth_strerror(r));
+	for (sse_client_t *c = h->sse; c && json; c = c->next) {
+		if (c->closing)
+			continue;
+		if (sse_append(c, "event: tick\ndata: ", 18) || sse_append(c, json, len) ||
+		    sse_append(c, "\n\n", 2)) {
+			thothd_info("dashboard: closing an event stream that does not read (%zu bytes "
+				    "unsent)", c->len - c->off);
+			c->closing = true;
+		}
+		sse_wake(c);
+	}
+	free(json);
+	if (thoth_timer_rearm(loop, timer, thoth_loop_now(loop) + TICK_NS, TICK_SLACK_NS)) {
+		h->tick = NULL;
+		thothd_error("dashboard: cannot re-arm the 1 Hz tick");
+	}
+	http_run(h);
+}
+
+/* ---- Server-Sent Events ------------------------------------------------------------- */
+
+static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	sse_client_t *c = cls;
+	if (c->off < c->len) {
+		size_t n = c->len - c->off < max ? c->len - c->off : max;
+		memcpy(buf, c->buf + c->off, n);
+		c->off += n;
+		if (c->off == c->len)
+			c->off = c->len = 0;
+		return (ssize_t)n;
+	}
+	if (c->closing || c->h->stopping)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	/* Nothing to send: sleep until the tick has something (no busy loop). */
+	c->suspended = true;
+	MHD_suspend_connection(c->conn);
+	return 0;
+}
+
+static void sse_free(void *cls)
+{
+	sse_client_t *c = cls;
+	thothd_http_t *h = c->h;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		h->sse = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	h->n_sse--;
+	free(c->buf);
+	free(c);
+	thothd_debug("dashboard: event stream closed (%u left)", h->n_sse);
+	live_update(h);
+}
+
+static enum MHD_Result serve_events(thothd_http_t *h, struct MHD_Connection *conn)
+{
+	sse_client_t *c = calloc(1, sizeof *c);
+	if (!c)
+		return MHD_NO;
+	c->h = h;
+	c->conn = conn;
+	/* The browser reconnects after 2 s if the stream breaks. */
+	static const char hello[] = "retry: 2000\n: thothd dashboard, one event a second\n\n";
+	if (sse_append(c, hello, sizeof hello - 1)) {
+		free(c);
+		return MHD_NO;
+	}
+	struct MHD_Response *resp =
+		MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sse_read, c, sse_free);
+	if (!resp) {
+		free(c->buf);
+		free(c);
+		return MHD_NO;
+	}
+	c->next = h->sse;
+	if (h->sse)
+		h->sse->prev = c;
+	h->sse = c;
+	h->n_sse++;
+	MHD_add_response_header(resp, "Content-Type", "text/event-stream");
+	MHD_add_response_header(resp, "Cache-Control", "no-cache");
+	MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+	enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_OK, resp);
+	MHD_destroy_response(resp);     /* sse_free runs when the connection ends */
+	live_update(h);
+	return ret;
+}
+
+/* ---- other routes ------------------------------------------------------------------- */
+
+static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const char *type,
+			     void *body, size_t len, enum MHD_ResponseMemoryMode mode)
+{
+	struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, mode);
+	if (!resp) {
+		if (mode == MHD_RESPMEM_MUST_FREE)
+			free(body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, "Content-Type", type);
+	MHD_add_response_header(resp, "Cache-Control", "no-store");
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	enum MHD_Result ret = MHD_queue_response(conn, status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static enum MHD_Result reply_text(struct MHD_Connection *conn, unsigned status, const char *text)
+{
+	return reply(conn, status, "text/plain; charset=utf-8", (void *)text, strlen(text),
+		     MHD_RESPMEM_PERSISTENT);
+}
+
+static enum MHD_Result serve_metrics(thothd_http_t *h, struct MHD_Connection *conn)
+{
+	/* A scraper wants counters that keep counting between its scrapes. */
+	h->hold_until_ns = thoth_loop_now(h->loop) + LIVE_HOLD_NS;
+	live_update(h);
+	char *text;
+	size_t len;
+	int r = thothd_live_metrics(h->live, &text, &len);
+	if (r)
+		return reply_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot produce metrics\n");
+	return reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", text, len,
+		     MHD_RESPMEM_MUST_FREE);
+}
+
+/* A decimal u64 query argument; false when absent or malformed. */
+static bool arg_u64(struct MHD_Connection *conn, const char *name, uint64_t *v)
+{
+	const char *s = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, name);
+	if (!s || !*s || strlen(s) > 20)
+		return false;
+	char *end;
+	errno = 0;
+	unsigned long long x = strtoull(s, &end, 10);
+	if (errno || *end || s[0] == '-')
+		return false;
+	*v = x;
+	return true;
+}
+
+static enum MHD_Result serve_trace(thothd_http_t *h, struct MHD_Connection *conn)
+{
+	uint64_t from, to;
+	if (!arg_u64(conn, "from_ns", &from) || !arg_u64(conn, "to_ns", &to) || to <= from)
+		return reply_text(conn, MHD_HTTP_BAD_REQUEST,
+				  "trace.json wants from_ns and to_ns (CLOCK_MONOTONIC ns, from < to)\n");
+	if (to - from > MAX_WINDOW_S * S_NS)
+		return reply_text(conn, MHD_HTTP_BAD_REQUEST, "window longer than 120 s\n");
+	if (thothd_live_collecting(h->live))
+		thothd_tracer_live_drain(h->d->tracer);
+	char *json;
+	size_t len;
+	if (thothd_live_export(h->live, from, to, &json, &len))
+		return reply_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot export the window\n");
+	struct MHD_Response *resp = MHD_create_response_from_buffer(len, json, MHD_RESPMEM_MUST_FREE);
+	if (!resp) {
+		free(json);
+		return MHD_NO;
+	}
+	char disp[96];
+	snprintf(disp, sizeof disp, "attachment; filename=\"thoth-%llu-%llu.json\"",
+		 (unsigned long long)from, (unsigned long long)to);
+	MHD_add_response_header(resp, "Content-Type", "application/json");
+	MHD_add_response_header(resp, "Content-Disposition", disp);
+	MHD_add_response_header(resp, "Cache-Control", "no-store");
+	enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_OK, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+/* Constant-time comparison: the token is a secret. */
+static bool token_ok(const thothd_http_t *h, struct MHD_Connection *conn)
+{
+	if (!h->token[0])
+		return true;
+	const char *given = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "token");
+	const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+	if (!given && auth && strncmp(auth, "Bearer ", 7) == 0)
+		given = auth + 7;
+	if (!given)
+		return false;
+	size_t n = strlen(h->token), m = strlen(given);
+	unsigned char diff = n != m;
+	for (size_t i = 0; i < n; i++)
+		diff |= (unsigned char)(h->token[i] ^ given[i < m ? i : 0]);
+	return diff == 0;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+				  const char *method, const char *version, const char *upload_data,
+				  size_t *upload_data_size, void **con_cls)
+{
+	thothd_http_t *h = cls;
+	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+		return reply_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET and HEAD\n");
+	if (*upload_data_size) {
+		*upload_data_size = 0;  /* a GET with a body: ignore the body */
+		return MHD_YES;
+	}
+	if (!token_ok(h, conn))
+		return reply_text(conn, MHD_HTTP_UNAUTHORIZED,
+				  "a token is required: ?token=... or Authorization: Bearer ...\n");
+	if (strcmp(url, "/metrics") == 0)
+		return serve_metrics(h, conn);
+	if (strcmp(url, "/events") == 0)
+		return serve_events(h, conn);
+	if (strcmp(url, "/trace.json") == 0)
+		return serve_trace(h, conn);
+	const char *path = strcmp(url, "/") == 0 ? "/index.html" : url;
+	for (size_t i = 0; i < thothd_web_file_count; i++) {
+		const thothd_web_file_t *f = &thothd_web_files[i];
+		if (strcmp(path, f->path) == 0)
+			return reply(conn, MHD_HTTP_OK, f->content_type, (void *)f->data, f->size,
+				     MHD_RESPMEM_PERSISTENT);
+	}
+	return reply_text(conn, MHD_HTTP_NOT_FOUND, "not found\n");
+}
+
+/* Percent-decoding of the path and query (MHD's option), except that %00
+ * stays as it is: a decoded NUL would cut the path short in every C string
+ * comparison ("/dashboard.js%00.html" would match "/dashboard.js"). */
+static int hex_digit(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+	       : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+	char *w = s;
+	for (const char *r = s; *r;) {
+		int hi, lo;
+		if (r[0] == '%' && (hi = hex_digit(r[1])) >= 0 && (lo = hex_digit(r[2])) >= 0 &&
+		    (hi | lo)) {
+			*w++ = (char)(hi << 4 | lo);
+			r += 3;
+		} else {
+			*w++ = *r++;
+		}
+	}
+	*w = 0;
+	return (size_t)(w - s);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+			  enum MHD_ConnectionNotificationCode code)
+{
+	thothd_http_t *h = cls;
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		h->connections++;
+	} else {
+		if (h->connections >= h->max_connections)
+			h->rerun = true;
+		h->connections--;
+	}
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char line[256];
+	vsnprintf(line, sizeof line, fmt, ap);
+	line[strcspn(line, "\n")] = 0;
+	thothd_debug("dashboard (libmicrohttpd): %s", line);
+}
+
+/* ---- start / stop --------------------------------------------------------------------- */
+
+int thothd_http_start(thothd_t *d, const thothd_http_config_t *cfg, thothd_http_t **out,
+		      char *why, size_t why_len)
+{
+	const char *addr = cfg->addr ? cfg->addr : "127.0.0.1";
+	if (cfg->port < 0 || cfg->port > 65535) {
+		snprintf(why, why_len, "port %d out of range", cfg->port);
+		return THOTH_E_INVAL;
+	}
+	if (cfg->token && strlen(cfg->token) >= sizeof ((thothd_http_t *)0)->token) {
+		snprintf(why, why_len, "token longer than 255 bytes");
+		return THOTH_E_INVAL;
+	}
+	struct sockaddr_storage ss = { 0 };
+	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+	if (inet_pton(AF_INET, addr, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)cfg->port);
+	} else if (inet_pton(AF_INET6, addr, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)cfg->port);
+		flags |= MHD_USE_IPv6;
+	} else {
+		snprintf(why, why_len, "'%s' is not a numeric IPv4 or IPv6 address", addr);
+		return THOTH_E_INVAL;
+	}
+	uint32_t max_conn = cfg->max_connections ? cfg->max_connections : 1024;
+	struct rlimit nofile;
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY &&
+	    max_conn > nofile.rlim_cur / 4)
+		max_conn = (uint32_t)(nofile.rlim_cur / 4);
+	if (max_conn < 8)
+		max_conn = 8;
+
+	thothd_http_t *h = calloc(1, sizeof *h);
+	if (!h)
+		return THOTH_E_NOMEM;
+	h->d = d;
+	h->loop = d->loop;
+	if (cfg->token)
+		snprintf(h->token, sizeof h->token, "%s", cfg->token);
+	int r = thothd_live_new(d, &h->live);
+	if (r) {
+		snprintf(why, why_len, "out of memory");
+		goto err;
+	}
+	h->max_connections = max_conn;
+	h->mhd = MHD_start_daemon(
+		flags, (uint16_t)cfg->port, NULL, NULL, on_request, h,
+		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
+		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+		MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+		MHD_OPTION_CONNECTION_LIMIT, (unsigned)max_conn,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(cfg->timeout_s ? cfg->timeout_s : 10),
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)MEMORY_LIMIT,
+		MHD_OPTION_LISTEN_BACKLOG_SIZE, 128u,
+		MHD_OPTION_UNESCAPE_CALLBACK, unescape, h,
+		MHD_OPTION_END);
+	if (!h->mhd) {
+		int err = errno;
+		snprintf(why, why_len, "cannot serve HTTP on %s:%d: %s", addr, cfg->port,
+			 err ? strerror(err) : "libmicrohttpd refused to start");
+		r = err == EADDRINUSE ? THOTH_E_BUSY : THOTH_E_IO;
+		goto err;
+	}
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+	const union MHD_DaemonInfo *lfd = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_LISTEN_FD);
+	struct sockaddr_storage bound;
+	socklen_t blen = sizeof bound;
+	if (!info || !lfd || getsockname(lfd->listen_fd, (struct sockaddr *)&bound, &blen) != 0) {
+		snprintf(why, why_len, "libmicrohttpd gave no epoll or listening descriptor");
+		r = THOTH_E_IO;
+		goto err;
+	}
+	h->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+						    : ((struct sockaddr_in *)&bound)->sin_port);
+	r = thoth_loop_add_fd(h->loop, info->epoll_fd, THOTH_LOOP_READ, on_mhd_ready, h, &h->source);
+	if (r) {
+		snprintf(why, why_len, "cannot watch libmicrohttpd's epoll fd: %s", thoth_strerror(r));
+		goto err;
+	}
+	snprintf(d->dashboard_url, sizeof d->dashboard_url,
+		 (flags & MHD_USE_IPv6) ? "http://[%s]:%u/" : "http://%s:%u/", addr, h->port);
+	*out = h;
+	return 0;
+err:
+	if (h->mhd)
+		MHD_stop_daemon(h->mhd);
+	thothd_live_free(h->live);
+	free(h);
+	return r;
+}
+
+void thothd_http_stop(thothd_http_t *h)
+{
+	if (!h)
+		return;
+	h->stopping = true;
+	h->d->dashboard_url[0] = 0;
+	if (h->source)
+		thoth_loop_remove_fd(h->loop, h->source);
+	if (h->mhd_timer)
+		thoth_timer_cancel(h->loop, h->mhd_timer);
+	if (h->tick)
+		thoth_timer_cancel(h->loop, h->tick);
+	h->tick = NULL;
+	/* Suspended event streams must be resumed for MHD to close them; their
+	 * sse_free callbacks run inside MHD_stop_daemon. */
+	for (sse_client_t *c = h->sse; c; c = c->next)
+		sse_wake(c);
+	MHD_stop_daemon(h->mhd);
+	thothd_live_stop(h->live);
+	thothd_live_free(h->live);
+	free(h);
+}

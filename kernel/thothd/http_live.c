@@ -1,0 +1,1066 @@
+/*
+ * http_live.c - what the dashboard shows (docs/DASHBOARD.md): per-CPU idle
+ * residency and P-state from sysfs, per-process wake-ups by reason and
+ * per-channel IPC latency histograms from trace events, trace-ring fill and
+ * losses, the power broker's elements and leases, thothd's own counters.
+ *
+ * Sources and what they cost:
+ *  - sysfs (cpuidle, cpufreq under $THOTH_SYSFS_ROOT): read at each tick and
+ *    each scrape; never with no client.
+ *  - trace events: categories LOOP, TIMER and IPC are switched on in every
+ *    process while collecting (thothd_tracer_live_start) and every event is
+ *    counted here: no sampling.  A round trip is a client's SEND and its
+ *    RECV with the same trace id (chan_* for shared-memory channels, msg_*
+ *    for the socket transport); its latency goes into the channel's
+ *    histogram keyed by (service pid, interface id, method).  The service
+ *    side's chan_recv carries the request's queueing delay (arg0, ns).
+ *  - thothd itself: loop stats, registry counts, the broker's state (called
+ *    through its own handler, as `thothctl pm` does).
+ * The last RETAIN_EVENTS events are kept for the "export this window as a
+ * Chrome trace" click, through the OBS-1 exporter.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backend.h"            /* kernel/pm: thoth_pm_path ($THOTH_SYSFS_ROOT) */
+#include "http.h"
+#include "log.h"
+#include "thoth/rpc.h"
+
+#define S_NS 1000000000ull
+
+enum {
+	MAX_PROCS = 1024,
+	MAX_CHANNELS = 256,
+	MAX_CPUS = 256,
+	MAX_STATES = 10,
+	PENDING_SLOTS = 4096,           /* unmatched SENDs kept for their RECV (power of 2) */
+	RETAIN_EVENTS = 65536,          /* for the window export (power of 2) */
+	MAX_NAMES = 256,
+	FINE_BUCKETS = 512,             /* log-linear, 8 per power of two: +-6% */
+	THREAD_SLOTS = 1024,            /* threads followed for wake-up causes (power of 2) */
+};
+
+/* Prometheus bucket bounds (seconds) of both IPC histograms. */
+static const double PROM_LE[] = { 1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4,
+				  1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1, 2.5 };
+#define N_LE (sizeof PROM_LE / sizeof PROM_LE[0])
+
+/* DOORBELL and SOCKET_MSG are fd wake-ups whose first event in the woken
+ * thread was a shared-memory channel receive, or a socket message: which
+ * kind of fd woke it (a subset of FD, derived from the trace order). */
+enum { WAKE_ALL, WAKE_FD, WAKE_TIMER, WAKE_SIGNAL, WAKE_DEFERRED, WAKE_DOORBELL, WAKE_SOCKET_MSG,
+       WAKE_KINDS };
+static const char *const WAKE_NAME[WAKE_KINDS] = { "all", "fd", "timer", "signal", "deferred",
+						   "doorbell", "socket_message" };
+
+typedef struct proc_stat {
+	uint32_t pid;
+	char name[32];
+	uint64_t wake[WAKE_KINDS], timers;      /* since collection started */
+	uint64_t prev_wake[WAKE_KINDS], prev_timers;
+	uint64_t seen_tick;             /* its buffer was attached at that tick */
+} proc_stat_t;
+
+typedef struct hist {
+	uint64_t count, sum_ns, le[N_LE];       /* cumulative */
+	uint32_t fine[FINE_BUCKETS];            /* this interval */
+	uint32_t fine_n;
+} hist_t;
+
+typedef struct chan_stat {
+	uint32_t service_pid, interface_id;
+	uint16_t method;
+	bool socket;                    /* msg_* (socket transport), else chan_* (shm) */
+	hist_t rtt;                     /* client-side round trip */
+	hist_t queue;                   /* service-side queueing delay of requests */
+	uint64_t wakeups;               /* threads this channel's messages woke */
+	uint64_t prev_count, prev_wakeups;
+} chan_stat_t;
+
+typedef struct pending {
+	uint64_t trace_id;              /* 0: free */
+	uint64_t ts;
+	uint32_t pid, service_pid, interface_id;
+	uint16_t method;
+	bool socket, is_recv;
+} pending_t;
+
+/* A thread whose last wake-up had an fd ready and has not yet shown what it
+ * received first (the wake-up's cause). */
+typedef struct thread_wake {
+	uint32_t tid, pid;
+	bool pending;
+} thread_wake_t;
+
+typedef struct kept_event {
+	thoth_trace_event_t ev;         /* name NULL: see name */
+	uint16_t name;
+} kept_event_t;
+
+typedef struct cpu_state {
+	char name[32];
+	uint64_t usage, time_us, above, below;
+	uint64_t prev_time_us, prev_usage;
+} cpu_state_t;
+
+typedef struct cpu_stat {
+	uint32_t cpu;
+	uint32_t n_states;
+	cpu_state_t states[MAX_STATES];
+	int64_t freq_khz;               /* -1: no cpufreq */
+} cpu_stat_t;
+
+struct thothd_live {
+	thothd_t *d;
+	bool collecting;
+	uint64_t started_ns, last_tick_ns;
+	uint64_t ticks;
+	proc_stat_t procs[MAX_PROCS];
+	uint32_t n_procs, last_proc;
+	chan_stat_t chans[MAX_CHANNELS];
+	uint32_t n_chans;
+	uint64_t chans_over;            /* round trips of channels beyond MAX_CHANNELS */
+	pending_t *pending;
+	thread_wake_t threads[THREAD_SLOTS];
+	uint64_t unmatched;             /* SENDs overwritten before their RECV */
+	kept_event_t *kept;
+	uint64_t kept_head;             /* events ever kept; the ring holds the last RETAIN */
+	char names[MAX_NAMES][THOTH_TRACE_NAME_MAX + 1];
+	uint32_t n_names;
+	uint64_t events;                /* routed since collection started */
+	cpu_stat_t cpus[MAX_CPUS];
+	uint32_t n_cpus;
+	char idle_driver[32], idle_governor[32];
+	double prev_energy_mj;
+	uint64_t prev_calls;
+	bool have_prev_energy;
+};
+
+/* ---- small helpers ------------------------------------------------------------------ */
+
+static int read_line(const char *path, char *out, size_t cap)
+{
+	char full[768];
+	if (thoth_pm_path(full, sizeof full, path))
+		return THOTH_E_INVAL;
+	int fd = open(full, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return THOTH_E_NOT_FOUND;
+	ssize_t n = read(fd, out, cap - 1);
+	close(fd);
+	if (n < 0)
+		return THOTH_E_IO;
+	out[n] = 0;
+	out[strcspn(out, "\n")] = 0;
+	return 0;
+}
+
+static bool read_u64(const char *path, uint64_t *v)
+{
+	char buf[32], *end;
+	if (read_line(path, buf, sizeof buf))
+		return false;
+	errno = 0;
+	unsigned long long x = strtoull(buf, &end, 10);
+	if (errno || end == buf)
+		return false;
+	*v = x;
+	return true;
+}
+
+/* A string for JSON and Prometheus label values: both escape \ and ", and
+ * names from shared memory are printable ASCII already (the reader checks). */
+static void put_escaped(FILE *f, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\' || *s == '"')
+			fputc('\\', f);
+		if ((unsigned char)*s < 0x20)
+			fputc('?', f);
+		else
+			fputc(*s, f);
+	}
+}
+
+static unsigned fine_index(uint64_t v)
+{
+	if (v < 16)
+		return (unsigned)v;
+	unsigned e = 63u - (unsigned)__builtin_clzll(v);
+	unsigned idx = 16 + (e - 4) * 8 + (unsigned)((v >> (e - 3)) & 7);
+	return idx < FINE_BUCKETS ? idx : FINE_BUCKETS - 1;
+}
+
+static double fine_value(unsigned idx)
+{
+	if (idx < 16)
+		return idx;
+	unsigned e = (idx - 16) / 8 + 4, sub = (idx - 16) % 8;
+	double lo = (double)((8ull + sub) << (e - 3)), width = (double)(1ull << (e - 3));
+	return lo + width / 2;
+}
+
+static void hist_add(hist_t *h, uint64_t ns)
+{
+	h->count++;
+	h->sum_ns += ns;
+	double s = (double)ns / 1e9;
+	for (size_t i = 0; i < N_LE; i++)
+		if (s <= PROM_LE[i])
+			h->le[i]++;
+	h->fine[fine_index(ns)]++;
+	h->fine_n++;
+}
+
+/* The Q-quantile of this interval's values, in ns (0 when there are none). */
+static double hist_quantile(const hist_t *h, double q)
+{
+	if (!h->fine_n)
+		return 0;
+	uint64_t rank = (uint64_t)(q * (double)h->fine_n + 0.999999), seen = 0;
+	if (rank < 1)
+		rank = 1;
+	for (unsigned i = 0; i < FINE_BUCKETS; i++) {
+		seen += h->fine[i];
+		if (seen >= rank)
+			return fine_value(i);
+	}
+	return fine_value(FINE_BUCKETS - 1);
+}
+
+/* ---- lifecycle ------------------------------------------------------------------------ */
+
+int thothd_live_new(thothd_t *d, thothd_live_t **out)
+{
+	thothd_live_t *l = calloc(1, sizeof *l);
+	if (!l)
+		return THOTH_E_NOMEM;
+	l->d = d;
+	*out = l;
+	return 0;
+}
+
+void thothd_live_free(thothd_live_t *l)
+{
+	if (!l)
+		return;
+	free(l->pending);
+	free(l->kept);
+	free(l);
+}
+
+bool thothd_live_collecting(const thothd_live_t *l)
+{
+	return l && l->collecting;
+}
+
+static void on_event(const thoth_trace_event_t *ev, const char *process, void *ctx);
+static void read_cpus(thothd_live_t *l);
+
+int thothd_live_start(thothd_live_t *l)
+{
+	if (l->collecting)
+		return 0;
+	/* Kept only while collecting: an idle thothd holds none of it. */
+	l->pending = calloc(PENDING_SLOTS, sizeof *l->pending);
+	l->kept = calloc(RETAIN_EVENTS, sizeof *l->kept);
+	if (!l->pending || !l->kept) {
+		free(l->pending);
+		free(l->kept);
+		l->pending = NULL;
+		l->kept = NULL;
+		return THOTH_E_NOMEM;
+	}
+	l->n_procs = l->n_chans = l->n_names = 0;
+	l->last_proc = 0;
+	l->kept_head = l->events = l->unmatched = l->chans_over = 0;
+	l->have_prev_energy = false;
+	memset(l->threads, 0, sizeof l->threads);
+	int r = thothd_tracer_live_start(l->d->tracer,
+					 THOTH_TRACE_MASK(LOOP) | THOTH_TRACE_MASK(TIMER) |
+						 THOTH_TRACE_MASK(IPC),
+					 on_event, l);
+	if (r) {
+		free(l->pending);
+		free(l->kept);
+		l->pending = NULL;
+		l->kept = NULL;
+		return r;
+	}
+	l->collecting = true;
+	l->started_ns = l->last_tick_ns = thothd_now(l->d);
+	read_cpus(l);                   /* the first interval's baseline */
+	return 0;
+}
+
+void thothd_live_stop(thothd_live_t *l)
+{
+	if (!l || !l->collecting)
+		return;
+	thothd_tracer_live_stop(l->d->tracer);
+	l->collecting = false;
+	free(l->pending);
+	free(l->kept);
+	l->pending = NULL;
+	l->kept = NULL;
+}
+
+/* ---- events ------------------------------------------------------------------------------ */
+
+static proc_stat_t *proc_of(thothd_live_t *l, uint32_t pid, const char *name)
+{
+	if (l->last_proc < l->n_procs && l->procs[l->last_proc].pid == pid)
+		return &l->procs[l->last_proc];
+	for (uint32_t i = 0; i < l->n_procs; i++) {
+		if (l->procs[i].pid == pid) {
+			l->last_proc = i;
+			return &l->procs[i];
+		}
+	}
+	if (l->n_procs == MAX_PROCS || !name)
+		return NULL;
+	proc_stat_t *p = &l->procs[l->n_procs];
+	memset(p, 0, sizeof *p);
+	p->pid = pid;
+	snprintf(p->name, sizeof p->name, "%s", name);
+	l->last_proc = l->n_procs++;
+	return p;
+}
+
+static chan_stat_t *chan_of(thothd_live_t *l, uint32_t service, uint32_t iface, uint16_t method,
+			    bool socket)
+{
+	for (uint32_t i = 0; i < l->n_chans; i++) {
+		chan_stat_t *c = &l->chans[i];
+		if (c->service_pid == service && c->interface_id == iface && c->method == method &&
+		    c->socket == socket)
+			return c;
+	}
+	if (l->n_chans == MAX_CHANNELS)
+		return NULL;
+	chan_stat_t *c = &l->chans[l->n_chans++];
+	memset(c, 0, sizeof *c);
+	c->service_pid = service;
+	c->interface_id = iface;
+	c->method = method;
+	c->socket = socket;
+	return c;
+}
+
+static uint16_t name_of(thothd_live_t *l, const char *name)
+{
+	for (uint32_t i = 0; i < l->n_names; i++)
+		if (strcmp(l->names[i], name) == 0)
+			return (uint16_t)i;
+	if (l->n_names == MAX_NAMES)
+		return UINT16_MAX;
+	snprintf(l->names[l->n_names], sizeof l->names[0], "%s", name);
+	return (uint16_t)l->n_names++;
+}
+
+/* A message event: the client's SEND and RECV of one trace id make a round
+ * trip; the service's RECV carries the request's queueing delay. */
+static void on_message(thothd_live_t *l, const thoth_trace_event_t *ev, bool socket)
+{
+	bool recv = ev->flags & THOTH_TRACE_RECV;
+	bool client_side = ev->pid != ev->service_id;
+	if (!client_side) {
+		if (recv && ev->arg0 && !socket) {
+			chan_stat_t *c = chan_of(l, ev->service_id, ev->interface_id, ev->method, socket);
+			if (c)
+				hist_add(&c->queue, ev->arg0);
+		}
+		return;
+	}
+	if (!ev->trace_id)
+		return;
+	pending_t *p = &l->pending[(ev->trace_id * 0x9E3779B97F4A7C15ull >> 52) & (PENDING_SLOTS - 1)];
+	if (p->trace_id == ev->trace_id && p->pid == ev->pid && p->is_recv != recv) {
+		const pending_t *send = recv ? p : NULL;
+		uint64_t t_send = recv ? p->ts : ev->timestamp_ns, t_recv = recv ? ev->timestamp_ns : p->ts;
+		uint32_t service = send ? send->service_pid : ev->service_id;
+		uint32_t iface = send ? send->interface_id : ev->interface_id;
+		uint16_t method = send ? send->method : ev->method;
+		p->trace_id = 0;
+		if (t_recv < t_send)
+			return;
+		chan_stat_t *c = chan_of(l, service, iface, method, socket);
+		if (c)
+			hist_add(&c->rtt, t_recv - t_send);
+		else
+			l->chans_over++;
+		return;
+	}
+	if (p->trace_id && !p->is_recv)
+		l->unmatched++;
+	*p = (pending_t){ .trace_id = ev->trace_id, .ts = ev->timestamp_ns, .pid = ev->pid,
+			  .service_pid = ev->service_id, .interface_id = ev->interface_id,
+			  .method = ev->method, .socket = socket, .is_recv = recv };
+}
+
+static thread_wake_t *thread_of(thothd_live_t *l, uint32_t tid)
+{
+	return &l->threads[(tid * 2654435761u >> 8) & (THREAD_SLOTS - 1)];
+}
+
+/* The first message a woken thread receives names what woke it. */
+static void attribute_wake(thothd_live_t *l, const thoth_trace_event_t *ev, const char *process,
+			   bool socket)
+{
+	thread_wake_t *t = thread_of(l, ev->tid);
+	if (!t->pending || t->tid != ev->tid || t->pid != ev->pid || !(ev->flags & THOTH_TRACE_RECV))
+		return;
+	t->pending = false;
+	proc_stat_t *p = proc_of(l, ev->pid, process);
+	if (p)
+		p->wake[socket ? WAKE_SOCKET_MSG : WAKE_DOORBELL]++;
+	chan_stat_t *c = chan_of(l, ev->service_id, ev->interface_id, ev->method, socket);
+	if (c)
+		c->wakeups++;
+}
+
+static void on_event(const thoth_trace_event_t *ev, const char *process, void *ctx)
+{
+	thothd_live_t *l = ctx;
+	l->events++;
+	kept_event_t *k = &l->kept[l->kept_head++ & (RETAIN_EVENTS - 1)];
+	k->ev = *ev;
+	k->ev.name = NULL;
+	k->name = name_of(l, ev->name ? ev->name : "?");
+	const char *n = ev->name ? ev->name : "";
+	if (ev->category == THOTH_TRACE_CAT_LOOP && strcmp(n, "loop_wakeup") == 0) {
+		proc_stat_t *p = proc_of(l, ev->pid, process);
+		if (!p)
+			return;
+		p->wake[WAKE_ALL]++;
+		if (ev->arg0 & THOTH_LOOP_WAKE_FD)
+			p->wake[WAKE_FD]++;
+		if (ev->arg0 & THOTH_LOOP_WAKE_TIMER)
+			p->wake[WAKE_TIMER]++;
+		if (ev->arg0 & THOTH_LOOP_WAKE_SIGNAL)
+			p->wake[WAKE_SIGNAL]++;
+		if (ev->arg0 & THOTH_LOOP_WAKE_DEFERRED)
+			p->wake[WAKE_DEFERRED]++;
+		thread_wake_t *t = thread_of(l, ev->tid);
+		*t = (thread_wake_t){ .tid = ev->tid, .pid = ev->pid,
+				      .pending = (ev->arg0 & THOTH_LOOP_WAKE_FD) != 0 };
+	} else if (ev->category == THOTH_TRACE_CAT_TIMER && strcmp(n, "timer_fire") == 0) {
+		proc_stat_t *p = proc_of(l, ev->pid, process);
+		if (p)
+			p->timers++;
+	} else if (ev->category == THOTH_TRACE_CAT_IPC) {
+		proc_of(l, ev->pid, process);   /* so the service's name is known */
+		if (strcmp(n, "chan_send") == 0 || strcmp(n, "chan_recv") == 0) {
+			attribute_wake(l, ev, process, false);
+			on_message(l, ev, false);
+		} else if (strcmp(n, "msg_send") == 0 || strcmp(n, "msg_recv") == 0) {
+			attribute_wake(l, ev, process, true);
+			on_message(l, ev, true);
+		}
+	}
+}
+
+/* ---- sysfs: cpuidle and cpufreq ------------------------------------------------------- */
+
+static void read_cpus(thothd_live_t *l)
+{
+	if (read_line("/sys/devices/system/cpu/cpuidle/current_driver", l->idle_driver,
+		      sizeof l->idle_driver))
+		snprintf(l->idle_driver, sizeof l->idle_driver, "absent");
+	if (read_line("/sys/devices/system/cpu/cpuidle/current_governor", l->idle_governor,
+		      sizeof l->idle_governor) &&
+	    read_line("/sys/devices/system/cpu/cpuidle/current_governor_ro", l->idle_governor,
+		      sizeof l->idle_governor))
+		l->idle_governor[0] = 0;
+	uint32_t n = 0;
+	for (uint32_t cpu = 0; cpu < MAX_CPUS; cpu++) {
+		char p[160], name[32];
+		snprintf(p, sizeof p, "/sys/devices/system/cpu/cpu%u/uevent", cpu);
+		uint64_t dummy;
+		snprintf(p, sizeof p, "/sys/devices/system/cpu/cpu%u", cpu);
+		char full[768];
+		if (thoth_pm_path(full, sizeof full, p) || access(full, F_OK) != 0)
+			break;
+		cpu_stat_t *c = &l->cpus[n];
+		if (c->cpu != cpu || n >= l->n_cpus)
+			memset(c, 0, sizeof *c);
+		c->cpu = cpu;
+		uint32_t s;
+		for (s = 0; s < MAX_STATES; s++) {
+			snprintf(p, sizeof p, "/sys/devices/system/cpu/cpu%u/cpuidle/state%u/name", cpu, s);
+			if (read_line(p, name, sizeof name))
+				break;
+			cpu_state_t *st = &c->states[s];
+			if (strcmp(st->name, name) != 0) {
+				memset(st, 0, sizeof *st);
+				snprintf(st->name, sizeof st->name, "%s", name);
+			}
+			st->prev_time_us = st->time_us;
+			st->prev_usage = st->usage;
+#define STATE_FILE(file, field)                                                                   \
+	snprintf(p, sizeof p, "/sys/devices/system/cpu/cpu%u/cpuidle/state%u/" file, cpu, s);     \
+	if (!read_u64(p, &st->field))                                                             \
+		st->field = 0
+			STATE_FILE("usage", usage);
+			STATE_FILE("time", time_us);
+			STATE_FILE("above", above);
+			STATE_FILE("below", below);
+#undef STATE_FILE
+		}
+		c->n_states = s;
+		snprintf(p, sizeof p, "/sys/devices/system/cpu/cpu%u/cpufreq/scaling_cur_freq", cpu);
+		c->freq_khz = read_u64(p, &dummy) ? (int64_t)dummy : -1;
+		n++;
+	}
+	l->n_cpus = n;
+}
+
+/* ---- the power broker (through its own handler, as `thothctl pm` sees it) ------------- */
+
+typedef struct pm_view {
+	thothd_call_t call;
+	thoth_server_io_t io;
+	thoth_pm_PowerBroker_state_resp_t st;
+	bool ok;
+} pm_view_t;
+
+static void pm_view_open(thothd_live_t *l, pm_view_t *v)
+{
+	memset(v, 0, sizeof *v);
+	if (!l->d->pm || !thothd_pm_handlers.state)
+		return;
+	v->call.d = l->d;
+	v->call.io = &v->io;
+	thoth_pm_PowerBroker_state_req_t req = { 0 };
+	v->ok = thothd_pm_handlers.state(&v->call, &req, &v->st, NULL) == 0;
+}
+
+static void pm_view_close(pm_view_t *v)
+{
+	free(v->call.scratch);
+	free(v->io.out);
+}
+
+static double pm_total_energy(const pm_view_t *v)
+{
+	double mj = 0;
+	for (uint32_t i = 0; v->ok && i < v->st.elements.count; i++)
+		mj += v->st.elements.items[i].energy_mj;
+	return mj;
+}
+
+static const char *lease_status_name(unsigned s)
+{
+	switch (s) {
+	case THOTH_PM_LEASE_STATUS_PENDING: return "pending";
+	case THOTH_PM_LEASE_STATUS_SATISFIED: return "satisfied";
+	case THOTH_PM_LEASE_STATUS_LOST: return "lost";
+	default: return "other";
+	}
+}
+
+/* ---- the 1 Hz object ------------------------------------------------------------------- */
+
+static const char *proc_name(thothd_live_t *l, uint32_t pid)
+{
+	for (uint32_t i = 0; i < l->n_procs; i++)
+		if (l->procs[i].pid == pid)
+			return l->procs[i].name;
+	return "?";
+}
+
+/* Every traced process gets a row, even one that never woke (an idle
+ * service shows 0, not nothing). */
+static void note_source(const thothd_trace_source_info_t *s, void *ctx)
+{
+	thothd_live_t *l = ctx;
+	proc_stat_t *p = s->connected ? proc_of(l, s->pid, s->name ? s->name : "?") : NULL;
+	if (p)
+		p->seen_tick = l->ticks;
+}
+
+typedef struct ring_json {
+	FILE *f;
+	bool first;
+} ring_json_t;
+
+static void ring_to_json(const thothd_trace_source_info_t *s, void *ctx)
+{
+	ring_json_t *rj = ctx;
+	const thoth_trace_stats_t *st = &s->stats;
+	fprintf(rj->f, "%s{\"pid\":%u,\"name\":\"", rj->first ? "" : ",", s->pid);
+	put_escaped(rj->f, s->name ? s->name : "");
+	fprintf(rj->f, "\",\"fill\":%.4f,\"read\":%llu,\"lost\":%llu}",
+		s->ring_records ? (double)s->last_drain_max / s->ring_records : 0.0,
+		(unsigned long long)st->read,
+		(unsigned long long)(st->dropped + st->overwritten + st->torn + st->invalid +
+				     st->no_ring));
+	rj->first = false;
+}
+
+int thothd_live_tick(thothd_live_t *l, char **json, size_t *len)
+{
+	if (!l->collecting)
+		return THOTH_E_INVAL;
+	thothd_tracer_live_drain(l->d->tracer);
+	uint64_t now = thothd_now(l->d);
+	double dt = (double)(now - l->last_tick_ns) / 1e9;
+	if (dt <= 0)
+		dt = 1e-9;
+	l->last_tick_ns = now;
+	l->ticks++;
+	read_cpus(l);
+	thothd_tracer_foreach_source(l->d->tracer, note_source, l);
+	char *buf = NULL;
+	size_t n = 0;
+	FILE *f = open_memstream(&buf, &n);
+	if (!f)
+		return THOTH_E_NOMEM;
+	fprintf(f, "{\"t_ns\":%llu,\"interval_s\":%.3f,\"kept_from_ns\":%llu,\"events\":%llu",
+		(unsigned long long)now, dt,
+		(unsigned long long)(l->kept_head ? l->kept[l->kept_head > RETAIN_EVENTS
+								 ? l->kept_head & (RETAIN_EVENTS - 1)
+								 : 0].ev.timestamp_ns
+						  : now),
+		(unsigned long long)l->events);
+
+	/* CPUs: residency of each idle state over the interval. */
+	fprintf(f, ",\"cpuidle\":{\"driver\":\"");
+	put_escaped(f, l->idle_driver);
+	fprintf(f, "\",\"governor\":\"");
+	put_escaped(f, l->idle_governor);
+	fprintf(f, "\",\"cpus\":[");
+	bool any_states = false, any_freq = false;
+	for (uint32_t i = 0; i < l->n_cpus; i++) {
+		const cpu_stat_t *c = &l->cpus[i];
+		fprintf(f, "%s{\"cpu\":%u,\"freq_khz\":", i ? "," : "", c->cpu);
+		if (c->freq_khz >= 0) {
+			fprintf(f, "%lld", (long long)c->freq_khz);
+			any_freq = true;
+		} else {
+			fprintf(f, "null");
+		}
+		fprintf(f, ",\"states\":[");
+		for (uint32_t s = 0; s < c->n_states; s++) {
+			const cpu_state_t *st = &c->states[s];
+			double res = (double)(st->time_us - st->prev_time_us) / 1e6 / dt;
+			fprintf(f, "%s{\"name\":\"", s ? "," : "");
+			put_escaped(f, st->name);
+			fprintf(f, "\",\"residency\":%.4f,\"entries_per_s\":%.1f}", res > 1 ? 1.0 : res,
+				(double)(st->usage - st->prev_usage) / dt);
+			any_states = true;
+		}
+		fprintf(f, "]}");
+	}
+	fprintf(f, "],\"available\":%s,\"why\":\"%s\"}", any_states ? "true" : "false",
+		any_states ? "" : "no cpuidle states in sysfs on this host");
+	fprintf(f, ",\"pstate\":{\"available\":%s,\"why\":\"%s\"}", any_freq ? "true" : "false",
+		any_freq ? "cpufreq scaling_cur_freq"
+			 : "no cpufreq driver on this host; the PM engine exports no modelled P-state yet");
+
+	/* Processes: wake-ups per second by reason. */
+	fprintf(f, ",\"procs\":[");
+	bool first = true;
+	for (uint32_t i = 0; i < l->n_procs; i++) {
+		proc_stat_t *p = &l->procs[i];
+		/* A process whose buffer is gone and that did not wake in this
+		 * interval has left: no row (its counters stay in /metrics). */
+		if (p->seen_tick != l->ticks && p->wake[WAKE_ALL] == p->prev_wake[WAKE_ALL])
+			continue;
+		fprintf(f, "%s{\"pid\":%u,\"name\":\"", first ? "" : ",", p->pid);
+		first = false;
+		put_escaped(f, p->name);
+		fprintf(f, "\",\"wakeups_per_s\":{");
+		for (int k = 0; k < WAKE_KINDS; k++) {
+			fprintf(f, "%s\"%s\":%.2f", k ? "," : "", WAKE_NAME[k],
+				(double)(p->wake[k] - p->prev_wake[k]) / dt);
+			p->prev_wake[k] = p->wake[k];
+		}
+		fprintf(f, "},\"timers_per_s\":%.2f}", (double)(p->timers - p->prev_timers) / dt);
+		p->prev_timers = p->timers;
+	}
+	fprintf(f, "]");
+
+	/* Channels: round-trip p50/p99 and rate over the interval. */
+	uint64_t calls = 0;
+	fprintf(f, ",\"channels\":[");
+	for (uint32_t i = 0; i < l->n_chans; i++) {
+		chan_stat_t *c = &l->chans[i];
+		fprintf(f, "%s{\"service\":\"", i ? "," : "");
+		put_escaped(f, proc_name(l, c->service_pid));
+		fprintf(f, "\",\"pid\":%u,\"interface\":\"%08x\",\"method\":%u,\"transport\":\"%s\","
+			   "\"rate\":%.2f,\"p50_us\":%.3f,\"p99_us\":%.3f,\"queue_p50_us\":%.3f,"
+			   "\"wakeups_per_s\":%.2f,\"calls\":%llu}",
+			c->service_pid, c->interface_id, c->method, c->socket ? "socket" : "shm",
+			(double)(c->rtt.count - c->prev_count) / dt, hist_quantile(&c->rtt, 0.5) / 1e3,
+			hist_quantile(&c->rtt, 0.99) / 1e3, hist_quantile(&c->queue, 0.5) / 1e3,
+			(double)(c->wakeups - c->prev_wakeups) / dt, (unsigned long long)c->rtt.count);
+		c->prev_wakeups = c->wakeups;
+		calls += c->rtt.count - c->prev_count;
+		c->prev_count = c->rtt.count;
+		memset(c->rtt.fine, 0, sizeof c->rtt.fine);
+		memset(c->queue.fine, 0, sizeof c->queue.fine);
+		c->rtt.fine_n = c->queue.fine_n = 0;
+	}
+	fprintf(f, "],\"unmatched\":%llu", (unsigned long long)l->unmatched);
+
+	/* Trace rings. */
+	ring_json_t rj = { .f = f, .first = true };
+	fprintf(f, ",\"rings\":[");
+	thothd_tracer_foreach_source(l->d->tracer, ring_to_json, &rj);
+	fprintf(f, "]");
+
+	/* Power broker: levels, leases, modelled energy per request. */
+	pm_view_t v;
+	pm_view_open(l, &v);
+	fprintf(f, ",\"pm\":{\"available\":%s,\"elements\":[", v.ok ? "true" : "false");
+	for (uint32_t i = 0; v.ok && i < v.st.elements.count; i++) {
+		const thoth_pm_ElementState_t *e = &v.st.elements.items[i];
+		uint32_t leases = 0;
+		for (uint32_t j = 0; j < v.st.leases.count; j++)
+			leases += strcmp(v.st.leases.items[j].element.ptr, e->name.ptr) == 0;
+		fprintf(f, "%s{\"name\":\"", i ? "," : "");
+		put_escaped(f, e->name.ptr);
+		fprintf(f, "\",\"level\":%u,\"levels\":%u,\"level_name\":\"", e->current_level,
+			(unsigned)e->levels.count);
+		if (e->current_level < e->levels.count)
+			put_escaped(f, e->levels.items[e->current_level].name.ptr);
+		fprintf(f, "\",\"target\":%u,\"leases\":%u,\"energy_mj\":%.3f,\"dead\":%s}",
+			e->target_level, leases, e->energy_mj, e->dead ? "true" : "false");
+	}
+	fprintf(f, "],\"leases\":[");
+	for (uint32_t j = 0; v.ok && j < v.st.leases.count; j++) {
+		const thoth_pm_LeaseState_t *ls = &v.st.leases.items[j];
+		fprintf(f, "%s{\"element\":\"", j ? "," : "");
+		put_escaped(f, ls->element.ptr);
+		fprintf(f, "\",\"level\":%u,\"holder_pid\":%u,\"status\":\"%s\"}", ls->level,
+			ls->holder_pid, lease_status_name(ls->status));
+	}
+	fprintf(f, "],\"qos_us\":%u}", v.ok ? v.st.qos_us : 0);
+	double mj = pm_total_energy(&v);
+	bool have_elements = v.ok && v.st.elements.count > 0;
+	if (have_elements && l->have_prev_energy && calls > 0)
+		fprintf(f, ",\"energy\":{\"available\":true,\"mj_per_request\":%.6f,\"why\":\"modelled: "
+			   "the PM elements' declared power x residency over the interval, divided by "
+			   "the round trips completed in it\"}",
+			(mj - l->prev_energy_mj) / (double)calls);
+	else
+		fprintf(f, ",\"energy\":{\"available\":false,\"why\":\"%s\"}",
+			!have_elements ? "no PM element declared: the energy model has nothing to add up"
+				       : "no round trip completed in this interval");
+	l->prev_energy_mj = mj;
+	l->have_prev_energy = have_elements;
+	pm_view_close(&v);
+
+	fprintf(f, ",\"locks\":{\"available\":false,\"why\":\"lock contention comes from OBS-4 (the "
+		   "lock profiler), which has not landed: no source yet\"}");
+	fprintf(f, "}");
+	if (fclose(f) != 0) {
+		free(buf);
+		return THOTH_E_NOMEM;
+	}
+	*json = buf;
+	*len = n;
+	return 0;
+}
+
+/* ---- Prometheus ------------------------------------------------------------------------------ */
+
+static void metric_head(FILE *f, const char *name, const char *type, const char *help)
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+typedef struct ring_prom {
+	FILE *f;
+	int pass;
+} ring_prom_t;
+
+static void ring_to_prom(const thothd_trace_source_info_t *s, void *ctx)
+{
+	ring_prom_t *rp = ctx;
+	FILE *f = rp->f;
+	const thoth_trace_stats_t *st = &s->stats;
+	const char *name = s->name ? s->name : "";
+	if (rp->pass == 0) {
+		fprintf(f, "thoth_trace_events_read_total{pid=\"%u\",process=\"", s->pid);
+		put_escaped(f, name);
+		fprintf(f, "\"} %llu\n", (unsigned long long)st->read);
+	} else if (rp->pass == 1) {
+		const char *why[] = { "dropped", "overwritten", "torn", "invalid", "no_ring" };
+		uint64_t v[] = { st->dropped, st->overwritten, st->torn, st->invalid, st->no_ring };
+		for (int i = 0; i < 5; i++) {
+			fprintf(f, "thoth_trace_events_lost_total{pid=\"%u\",process=\"", s->pid);
+			put_escaped(f, name);
+			fprintf(f, "\",reason=\"%s\"} %llu\n", why[i], (unsigned long long)v[i]);
+		}
+	} else {
+		fprintf(f, "thoth_trace_ring_fill_ratio{pid=\"%u\",process=\"", s->pid);
+		put_escaped(f, name);
+		fprintf(f, "\"} %.6f\n",
+			s->ring_records ? (double)s->last_drain_max / s->ring_records : 0.0);
+	}
+}
+
+static void hist_to_prom(FILE *f, thothd_live_t *l, const char *metric, const chan_stat_t *c,
+			 const hist_t *h)
+{
+	char labels[192];
+	char svc[64];
+	size_t k = 0;
+	for (const char *s = proc_name(l, c->service_pid); *s && k + 2 < sizeof svc; s++) {
+		if (*s == '\\' || *s == '"')
+			svc[k++] = '\\';
+		svc[k++] = *s;
+	}
+	svc[k] = 0;
+	snprintf(labels, sizeof labels,
+		 "service=\"%s\",service_pid=\"%u\",interface=\"%08x\",method=\"%u\",transport=\"%s\"",
+		 svc, c->service_pid, c->interface_id, c->method, c->socket ? "socket" : "shm");
+	for (size_t i = 0; i < N_LE; i++)
+		fprintf(f, "%s_bucket{%s,le=\"%g\"} %llu\n", metric, labels, PROM_LE[i],
+			(unsigned long long)h->le[i]);
+	fprintf(f, "%s_bucket{%s,le=\"+Inf\"} %llu\n", metric, labels, (unsigned long long)h->count);
+	fprintf(f, "%s_sum{%s} %.9f\n", metric, labels, (double)h->sum_ns / 1e9);
+	fprintf(f, "%s_count{%s} %llu\n", metric, labels, (unsigned long long)h->count);
+}
+
+int thothd_live_metrics(thothd_live_t *l, char **text, size_t *len)
+{
+	thothd_t *d = l->d;
+	if (l->collecting)
+		thothd_tracer_live_drain(d->tracer);
+	read_cpus(l);
+	char *buf = NULL;
+	size_t n = 0;
+	FILE *f = open_memstream(&buf, &n);
+	if (!f)
+		return THOTH_E_NOMEM;
+
+	/* thothd */
+	thoth_loop_stats_t st = { 0 };
+	if (d->loop)
+		thoth_loop_stats(d->loop, &st);
+	metric_head(f, "thothd_uptime_seconds", "gauge", "Seconds since thothd started.");
+	fprintf(f, "thothd_uptime_seconds %.3f\n", (double)(thoth_clock_now() - d->started_ns) / 1e9);
+	metric_head(f, "thothd_clients", "gauge", "Connections on thothd's control socket.");
+	fprintf(f, "thothd_clients %u\n", d->n_clients);
+	metric_head(f, "thothd_messages_total", "counter", "Requests thothd has handled.");
+	fprintf(f, "thothd_messages_total %llu\n", (unsigned long long)d->messages);
+	metric_head(f, "thothd_loop_wakeups_total", "counter",
+		    "thothd's own event-loop wake-ups by reason (its loop counters, always exact).");
+	fprintf(f, "thothd_loop_wakeups_total{reason=\"all\"} %llu\n", (unsigned long long)st.wakeups);
+	fprintf(f, "thothd_loop_wakeups_total{reason=\"fd\"} %llu\n", (unsigned long long)st.wakeups_fd);
+	fprintf(f, "thothd_loop_wakeups_total{reason=\"timer\"} %llu\n",
+		(unsigned long long)st.wakeups_timer);
+	fprintf(f, "thothd_loop_wakeups_total{reason=\"signal\"} %llu\n",
+		(unsigned long long)st.wakeups_signal);
+	fprintf(f, "thothd_loop_wakeups_total{reason=\"deferred\"} %llu\n",
+		(unsigned long long)st.wakeups_deferred);
+
+	/* registry */
+	metric_head(f, "thoth_registry_registrations", "gauge", "Live registrations (service instances).");
+	fprintf(f, "thoth_registry_registrations %zu\n", thoth_registry_count(d->registry));
+	metric_head(f, "thoth_registry_watches", "gauge", "Active registry watches.");
+	fprintf(f, "thoth_registry_watches %zu\n", thoth_registry_watch_count(d->registry));
+
+	/* cpuidle: what node_exporter lacks (per state usage/time/above/below) */
+	metric_head(f, "thoth_cpuidle_state_usage_total", "counter",
+		    "Entries into each cpuidle state (sysfs stateN/usage).");
+	for (uint32_t i = 0; i < l->n_cpus; i++)
+		for (uint32_t s = 0; s < l->cpus[i].n_states; s++) {
+			fprintf(f, "thoth_cpuidle_state_usage_total{cpu=\"%u\",state=\"", l->cpus[i].cpu);
+			put_escaped(f, l->cpus[i].states[s].name);
+			fprintf(f, "\"} %llu\n", (unsigned long long)l->cpus[i].states[s].usage);
+		}
+	metric_head(f, "thoth_cpuidle_state_time_seconds_total", "counter",
+		    "Time spent in each cpuidle state (sysfs stateN/time).");
+	for (uint32_t i = 0; i < l->n_cpus; i++)
+		for (uint32_t s = 0; s < l->cpus[i].n_states; s++) {
+			fprintf(f, "thoth_cpuidle_state_time_seconds_total{cpu=\"%u\",state=\"",
+				l->cpus[i].cpu);
+			put_escaped(f, l->cpus[i].states[s].name);
+			fprintf(f, "\"} %.6f\n", (double)l->cpus[i].states[s].time_us / 1e6);
+		}
+	metric_head(f, "thoth_cpuidle_state_above_total", "counter",
+		    "Times the state was too deep: the CPU woke before its target residency (sysfs above).");
+	for (uint32_t i = 0; i < l->n_cpus; i++)
+		for (uint32_t s = 0; s < l->cpus[i].n_states; s++) {
+			fprintf(f, "thoth_cpuidle_state_above_total{cpu=\"%u\",state=\"", l->cpus[i].cpu);
+			put_escaped(f, l->cpus[i].states[s].name);
+			fprintf(f, "\"} %llu\n", (unsigned long long)l->cpus[i].states[s].above);
+		}
+	metric_head(f, "thoth_cpuidle_state_below_total", "counter",
+		    "Times the state was too shallow: a deeper one would have fit (sysfs below).");
+	for (uint32_t i = 0; i < l->n_cpus; i++)
+		for (uint32_t s = 0; s < l->cpus[i].n_states; s++) {
+			fprintf(f, "thoth_cpuidle_state_below_total{cpu=\"%u\",state=\"", l->cpus[i].cpu);
+			put_escaped(f, l->cpus[i].states[s].name);
+			fprintf(f, "\"} %llu\n", (unsigned long long)l->cpus[i].states[s].below);
+		}
+	metric_head(f, "thoth_cpufreq_current_hertz", "gauge",
+		    "Current CPU frequency (cpufreq scaling_cur_freq); absent without cpufreq.");
+	for (uint32_t i = 0; i < l->n_cpus; i++)
+		if (l->cpus[i].freq_khz >= 0)
+			fprintf(f, "thoth_cpufreq_current_hertz{cpu=\"%u\"} %lld\n", l->cpus[i].cpu,
+				(long long)l->cpus[i].freq_khz * 1000);
+
+	/* trace rings */
+	metric_head(f, "thoth_trace_events_read_total", "counter",
+		    "Trace events thothd read from each process's buffer.");
+	ring_prom_t rp = { .f = f, .pass = 0 };
+	thothd_tracer_foreach_source(d->tracer, ring_to_prom, &rp);
+	metric_head(f, "thoth_trace_events_lost_total", "counter",
+		    "Trace events lost, by reason (every event is read or counted in one).");
+	rp.pass = 1;
+	thothd_tracer_foreach_source(d->tracer, ring_to_prom, &rp);
+	metric_head(f, "thoth_trace_ring_fill_ratio", "gauge",
+		    "Fullest ring of each buffer at the last drain (unread records / ring size).");
+	rp.pass = 2;
+	thothd_tracer_foreach_source(d->tracer, ring_to_prom, &rp);
+
+	/* live: from trace events, counted while collecting */
+	metric_head(f, "thoth_dashboard_collecting", "gauge",
+		    "1 while thothd counts trace events for the dashboard (a page connected or a "
+		    "scrape in the last 120 s); the per-process and IPC series count from then.");
+	fprintf(f, "thoth_dashboard_collecting %d\n", l->collecting ? 1 : 0);
+	metric_head(f, "thoth_process_wakeups_total", "counter",
+		    "Event-loop wake-ups of each thoth process by reason (loop_wakeup trace events; "
+		    "a wake-up with several reasons counts in each; reason all counts it once; "
+		    "doorbell and socket_message are fd wake-ups whose first event was a channel "
+		    "receive or a socket message).");
+	for (uint32_t i = 0; i < l->n_procs; i++)
+		for (int k = 0; k < WAKE_KINDS; k++) {
+			fprintf(f, "thoth_process_wakeups_total{pid=\"%u\",process=\"", l->procs[i].pid);
+			put_escaped(f, l->procs[i].name);
+			fprintf(f, "\",reason=\"%s\"} %llu\n", WAKE_NAME[k],
+				(unsigned long long)l->procs[i].wake[k]);
+		}
+	metric_head(f, "thoth_process_timers_fired_total", "counter",
+		    "Timer callbacks run in each thoth process (timer_fire trace events).");
+	for (uint32_t i = 0; i < l->n_procs; i++) {
+		fprintf(f, "thoth_process_timers_fired_total{pid=\"%u\",process=\"", l->procs[i].pid);
+		put_escaped(f, l->procs[i].name);
+		fprintf(f, "\"} %llu\n", (unsigned long long)l->procs[i].timers);
+	}
+	metric_head(f, "thoth_ipc_round_trip_seconds", "histogram",
+		    "Client-side round trip of each call (its SEND to its RECV of one trace id).");
+	for (uint32_t i = 0; i < l->n_chans; i++)
+		hist_to_prom(f, l, "thoth_ipc_round_trip_seconds", &l->chans[i], &l->chans[i].rtt);
+	metric_head(f, "thoth_ipc_wakeups_total", "counter",
+		    "Thread wake-ups caused by a message of this channel (the first event the woken "
+		    "thread recorded was its receive).");
+	for (uint32_t i = 0; i < l->n_chans; i++) {
+		const chan_stat_t *c = &l->chans[i];
+		fprintf(f, "thoth_ipc_wakeups_total{service=\"");
+		put_escaped(f, proc_name(l, c->service_pid));
+		fprintf(f, "\",service_pid=\"%u\",interface=\"%08x\",method=\"%u\",transport=\"%s\"} %llu\n",
+			c->service_pid, c->interface_id, c->method, c->socket ? "socket" : "shm",
+			(unsigned long long)c->wakeups);
+	}
+	metric_head(f, "thoth_ipc_queue_delay_seconds", "histogram",
+		    "Queueing delay of requests on shared-memory channels (sender stamp to receive).");
+	for (uint32_t i = 0; i < l->n_chans; i++)
+		if (!l->chans[i].socket)
+			hist_to_prom(f, l, "thoth_ipc_queue_delay_seconds", &l->chans[i],
+				     &l->chans[i].queue);
+
+	/* power broker */
+	pm_view_t v;
+	pm_view_open(l, &v);
+	metric_head(f, "thoth_pm_element_level", "gauge", "Current level of each PM element (0 deepest).");
+	for (uint32_t i = 0; v.ok && i < v.st.elements.count; i++) {
+		fprintf(f, "thoth_pm_element_level{element=\"");
+		put_escaped(f, v.st.elements.items[i].name.ptr);
+		fprintf(f, "\"} %u\n", v.st.elements.items[i].current_level);
+	}
+	metric_head(f, "thoth_pm_element_residency_seconds_total", "counter",
+		    "Time each PM element spent at each level.");
+	for (uint32_t i = 0; v.ok && i < v.st.elements.count; i++) {
+		const thoth_pm_ElementState_t *e = &v.st.elements.items[i];
+		for (uint32_t k = 0; k < e->residency_ns.count && k < e->levels.count; k++) {
+			fprintf(f, "thoth_pm_element_residency_seconds_total{element=\"");
+			put_escaped(f, e->name.ptr);
+			fprintf(f, "\",level=\"%u\",level_name=\"", k);
+			put_escaped(f, e->levels.items[k].name.ptr);
+			fprintf(f, "\"} %.6f\n", (double)e->residency_ns.items[k] / 1e9);
+		}
+	}
+	metric_head(f, "thoth_pm_element_energy_millijoules_total", "counter",
+		    "Modelled energy of each PM element: declared power x residency.");
+	for (uint32_t i = 0; v.ok && i < v.st.elements.count; i++) {
+		fprintf(f, "thoth_pm_element_energy_millijoules_total{element=\"");
+		put_escaped(f, v.st.elements.items[i].name.ptr);
+		fprintf(f, "\"} %.6f\n", v.st.elements.items[i].energy_mj);
+	}
+	metric_head(f, "thoth_pm_element_transitions_total", "counter", "Level changes of each PM element.");
+	for (uint32_t i = 0; v.ok && i < v.st.elements.count; i++) {
+		fprintf(f, "thoth_pm_element_transitions_total{element=\"");
+		put_escaped(f, v.st.elements.items[i].name.ptr);
+		fprintf(f, "\"} %llu\n", (unsigned long long)v.st.elements.items[i].transitions);
+	}
+	metric_head(f, "thoth_pm_element_leases", "gauge", "Leases held on each PM element.");
+	for (uint32_t i = 0; v.ok && i < v.st.elements.count; i++) {
+		uint32_t leases = 0;
+		for (uint32_t j = 0; j < v.st.leases.count; j++)
+			leases += strcmp(v.st.leases.items[j].element.ptr,
+					 v.st.elements.items[i].name.ptr) == 0;
+		fprintf(f, "thoth_pm_element_leases{element=\"");
+		put_escaped(f, v.st.elements.items[i].name.ptr);
+		fprintf(f, "\"} %u\n", leases);
+	}
+	pm_view_close(&v);
+	if (fclose(f) != 0) {
+		free(buf);
+		return THOTH_E_NOMEM;
+	}
+	*text = buf;
+	*len = n;
+	return 0;
+}
+
+/* ---- window export ------------------------------------------------------------------------ */
+
+int thothd_live_export(thothd_live_t *l, uint64_t from_ns, uint64_t to_ns, char **json, size_t *len)
+{
+	thoth_trace_collection_t *c;
+	int r = thoth_trace_collection_new(&c);
+	if (r)
+		return r;
+	if (l->collecting && l->kept) {
+		uint64_t first = l->kept_head > RETAIN_EVENTS ? l->kept_head - RETAIN_EVENTS : 0;
+		for (uint64_t i = first; i < l->kept_head && !r; i++) {
+			const kept_event_t *k = &l->kept[i & (RETAIN_EVENTS - 1)];
+			if (k->ev.timestamp_ns < from_ns || k->ev.timestamp_ns > to_ns ||
+			    k->name >= l->n_names)
+				continue;
+			thoth_trace_event_t ev = k->ev;
+			ev.name = l->names[k->name];
+			r = thoth_trace_collection_add_event(c, &ev, proc_name(l, ev.pid), "");
+		}
+	}
+	char *buf = NULL;
+	size_t n = 0;
+	FILE *f = r ? NULL : open_memstream(&buf, &n);
+	if (!r && !f)
+		r = THOTH_E_NOMEM;
+	if (!r)
+		r = thoth_trace_export_chrome_json(c, f);
+	if (f && fclose(f) != 0 && !r)
+		r = THOTH_E_NOMEM;
+	thoth_trace_collection_free(c);
+	if (r) {
+		free(buf);
+		return r;
+	}
+	*json = buf;
+	*len = n;
+	return 0;
+}

@@ -1,0 +1,299 @@
+/*
+ * test_codex_journal - durability classes, group commit and writeback
+ * aligned to awake windows (docs/CODEX.md, docs/PM.md "Writeback alignment
+ * (PM-4)"), on the real disk, on both loop backends.
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "journal.h"
+#include "thoth/error.h"
+
+static char dir[256];
+static bool use_epoll;
+
+static int setup(void **state)
+{
+	snprintf(dir, sizeof dir, "./codex-journal-XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	char cmd[300];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	return system(cmd);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static cx_journal_t *open_j(void)
+{
+	cx_journal_t *j;
+	char why[300];
+	cx_journal_config_t cfg = { .data_dir = dir, .epoll = use_epoll };
+	int r = cx_journal_open(&cfg, &j, NULL, why, sizeof why);
+	if (r)
+		fail_msg("open: %s", why);
+	return j;
+}
+
+static cx_journal_stats_t stats(cx_journal_t *j)
+{
+	cx_journal_stats_t s;
+	cx_journal_stats(j, &s, NULL, 0, NULL);
+	return s;
+}
+
+/* Wait (10 s deadline) until the journal has made at least N epochs. */
+static cx_journal_stats_t wait_epochs(cx_journal_t *j, uint64_t n)
+{
+	uint64_t end = now_ns() + 10000000000ull;
+	cx_journal_stats_t s;
+	while ((s = stats(j)).epochs < n && now_ns() < end)
+		nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+	return s;
+}
+
+static int append1(cx_journal_t *j, const char *stream, const char *text, cx_dur_t d, uint32_t budget_ms)
+{
+	cx_iov_t v = { text, strlen(text) };
+	uint64_t seq;
+	return cx_journal_append(j, stream, strlen(stream), &v, 1, d, budget_ms, &seq);
+}
+
+static void test_sync_returns_after_an_epoch_that_covers_it(void **state)
+{
+	cx_journal_t *j = open_j();
+	assert_int_equal(cx_journal_create(j, "s", 1, 0), 0);
+	cx_journal_stats_t s0 = stats(j);
+	assert_int_equal(s0.epochs_by_reason[CX_WB_CREATE], 1);
+	assert_int_equal(append1(j, "s", "one", CX_DUR_SYNC, 0), 0);
+	cx_journal_stats_t s1 = stats(j);
+	assert_int_equal(s1.durable_lsn, s1.last_lsn);
+	assert_int_equal(s1.epochs_by_reason[CX_WB_SYNC], 1);
+	assert_int_equal(s1.recent[s1.n_recent - 1].group, 1);
+	assert_true(s1.recent[s1.n_recent - 1].fsyncs >= 1);
+	cx_journal_close(j);
+}
+
+static void test_bad_input_gets_a_clear_error_and_loses_nothing(void **state)
+{
+	cx_journal_t *j = open_j();
+	assert_int_equal(cx_journal_create(j, "s", 1, 0), 0);
+	assert_int_equal(cx_journal_create(j, "s", 1, 0), THOTH_E_EXISTS);
+	assert_int_equal(cx_journal_create(j, "Bad!", 4, 0), THOTH_E_INVAL);
+	assert_int_equal(cx_journal_create(j, "t", 1, CX_BUDGET_MAX_MS + 1), THOTH_E_INVAL);
+	assert_int_equal(append1(j, "s", "kept", CX_DUR_SYNC, 0), 0);
+	assert_int_equal(append1(j, "nope", "x", CX_DUR_SYNC, 0), THOTH_E_NOT_FOUND);
+	assert_int_equal(append1(j, "s", "x", (cx_dur_t)7, 0), THOTH_E_INVAL);
+	assert_int_equal(append1(j, "s", "x", CX_DUR_DEFERRED, CX_BUDGET_MAX_MS + 1), THOTH_E_INVAL);
+	char *big = calloc(1, CX_REC_MAX + 1);
+	cx_iov_t v[2] = { { "ok", 2 }, { big, CX_REC_MAX + 1 } };
+	uint64_t seq;
+	assert_int_equal(cx_journal_append(j, "s", 1, v, 2, CX_DUR_SYNC, 0, &seq), THOTH_E_TOO_LARGE);
+	assert_int_equal(cx_journal_append(j, "s", 1, v, 0, CX_DUR_SYNC, 0, &seq), THOTH_E_INVAL);
+	free(big);
+	assert_int_equal(append1(j, "s", "after", CX_DUR_SYNC, 0), 0);
+	cx_journal_close(j);
+	/* exactly the two good records, in order (the refused batch wrote nothing) */
+	j = open_j();
+	uint64_t first, end;
+	assert_int_equal(cx_journal_time_range(j, "s", 1, 0, 0, &first, &end), 0);
+	assert_int_equal(end, 3);
+	cx_journal_close(j);
+}
+
+typedef struct wargs {
+	cx_journal_t *j;
+	int n;
+	char stream[8];
+} wargs_t;
+
+static void *sync_writer(void *arg)
+{
+	wargs_t *w = arg;
+	for (int i = 0; i < w->n; i++)
+		if (append1(w->j, w->stream, "group commit record", CX_DUR_SYNC, 0))
+			return (void *)1;
+	return NULL;
+}
+
+static void test_concurrent_syncs_share_group_commits(void **state)
+{
+	cx_journal_t *j = open_j();
+	enum { W = 8, N = 40 };
+	wargs_t a[W];
+	pthread_t t[W];
+	for (int k = 0; k < W; k++) {
+		a[k] = (wargs_t){ .j = j, .n = N };
+		snprintf(a[k].stream, sizeof a[k].stream, "w%d", k);
+		assert_int_equal(cx_journal_create(j, a[k].stream, strlen(a[k].stream), 0), 0);
+	}
+	cx_journal_stats_t s0 = stats(j);
+	for (int k = 0; k < W; k++)
+		pthread_create(&t[k], NULL, sync_writer, &a[k]);
+	for (int k = 0; k < W; k++) {
+		void *rv;
+		pthread_join(t[k], &rv);
+		assert_null(rv);
+	}
+	cx_journal_stats_t s1 = stats(j);
+	uint64_t epochs = s1.epochs - s0.epochs;
+	print_message("%d sync appends from %d threads: %llu epochs, largest group %u\n", W * N, W,
+		      (unsigned long long)epochs, s1.group_max);
+	/* 320 syncs: shared epochs, far fewer than one each */
+	assert_true(epochs < (uint64_t)(W * N) / 2);
+	assert_true(s1.group_max >= 2);
+	assert_int_equal(s1.durable_lsn, s1.last_lsn);
+	cx_journal_close(j);
+}
+
+/* A deferred record is written at once (readable, in the file) but made
+ * durable only when its budget runs out: no epoch before due - slack. */
+static void test_deferred_is_flushed_at_its_budget_and_not_before(void **state)
+{
+	cx_journal_t *j = open_j();
+	assert_int_equal(cx_journal_create(j, "d", 1, 0), 0);
+	cx_journal_stats_t s0 = stats(j);
+	uint64_t t0 = now_ns();
+	assert_int_equal(append1(j, "d", "later", CX_DUR_DEFERRED, 800), 0);
+	cx_journal_stats_t s1 = stats(j);
+	assert_int_equal(s1.pending_records, 1);
+	assert_int_equal(s1.epochs, s0.epochs);
+	cx_journal_stats_t s2 = wait_epochs(j, s0.epochs + 1);
+	uint64_t waited = now_ns() - t0;
+	assert_int_equal(s2.epochs, s0.epochs + 1);
+	assert_int_equal(s2.epochs_by_reason[CX_WB_BUDGET], 1);
+	assert_int_equal(s2.pending_records, 0);
+	assert_int_equal(s2.durable_lsn, s2.last_lsn);
+	/* inside [budget - slack, budget]: slack is budget/16 = 50 ms (the
+	 * upper side gets the host's wake-up latency and the poll of wait_epochs) */
+	print_message("budget 800 ms: epoch after %.1f ms\n", waited / 1e6);
+	assert_true(waited >= 750000000ull);
+	assert_true(waited < 800000000ull + 400000000ull);
+	cx_journal_close(j);
+}
+
+static void test_deferred_rides_along_with_another_streams_sync(void **state)
+{
+	cx_journal_t *j = open_j();
+	assert_int_equal(cx_journal_create(j, "d", 1, 0), 0);
+	assert_int_equal(cx_journal_create(j, "s", 1, 0), 0);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(append1(j, "d", "deferred", CX_DUR_DEFERRED, 60000), 0);
+	cx_journal_stats_t s0 = stats(j);
+	assert_int_equal(s0.pending_records, 5);
+	assert_int_equal(append1(j, "s", "sync", CX_DUR_SYNC, 0), 0);
+	cx_journal_stats_t s1 = stats(j);
+	assert_int_equal(s1.epochs, s0.epochs + 1);
+	assert_int_equal(s1.pending_records, 0);
+	assert_int_equal(s1.recent[s1.n_recent - 1].deferred_bytes, 5 * strlen("deferred"));
+	cx_journal_close(j);
+}
+
+static void test_an_awake_disk_or_a_read_miss_flushes_deferred_data(void **state)
+{
+	cx_journal_t *j = open_j();
+	assert_int_equal(cx_journal_create(j, "d", 1, 0), 0);
+	/* nothing pending: an awake window costs no epoch */
+	cx_journal_stats_t s0 = stats(j);
+	cx_journal_note_awake(j, CX_WB_PM_AWAKE);
+	assert_int_equal(append1(j, "d", "x", CX_DUR_DEFERRED, 60000), 0);
+	cx_journal_stats_t s1 = stats(j);
+	assert_int_equal(s1.epochs, s0.epochs);
+	cx_journal_note_awake(j, CX_WB_PM_AWAKE);
+	cx_journal_stats_t s2 = wait_epochs(j, s0.epochs + 1);
+	assert_int_equal(s2.epochs_by_reason[CX_WB_PM_AWAKE], 1);
+	assert_int_equal(s2.pending_records, 0);
+	assert_int_equal(append1(j, "d", "y", CX_DUR_DEFERRED, 60000), 0);
+	cx_journal_note_awake(j, CX_WB_READ_MISS);
+	cx_journal_stats_t s3 = wait_epochs(j, s2.epochs + 1);
+	assert_int_equal(s3.epochs_by_reason[CX_WB_READ_MISS], 1);
+	assert_int_equal(s3.pending_records, 0);
+	cx_journal_close(j);
+}
+
+/* 50 deferred appends over ~0.5 s with a 60 s budget: no epoch at all
+ * (the kernel's own writeback aside, which is not codex's). */
+static void test_deferred_without_other_activity_causes_no_epoch(void **state)
+{
+	cx_journal_t *j = open_j();
+	assert_int_equal(cx_journal_create(j, "d", 1, 0), 0);
+	cx_journal_stats_t s0 = stats(j);
+	for (int i = 0; i < 50; i++) {
+		assert_int_equal(append1(j, "d", "quiet", CX_DUR_DEFERRED, 60000), 0);
+		nanosleep(&(struct timespec){ 0, 10000000 }, NULL);
+	}
+	cx_journal_stats_t s1 = stats(j);
+	assert_int_equal(s1.epochs, s0.epochs);
+	assert_int_equal(s1.pending_records, 50);
+	assert_true(s1.oldest_pending_age_ns >= 400000000ull);
+	/* orderly close: one last epoch, reason shutdown */
+	cx_journal_close(j);
+	j = open_j();
+	uint64_t first, end;
+	assert_int_equal(cx_journal_time_range(j, "d", 1, 0, 0, &first, &end), 0);
+	assert_int_equal(end, 51);
+	cx_journal_close(j);
+}
+
+static void test_policy_decisions(void **state)
+{
+	cx_wb_t w;
+	cx_wb_init(&w);
+	uint64_t s = 1000000000ull;
+	assert_false(cx_wb_should_flush(&w, CX_WB_BUDGET, 100 * s));
+	assert_false(cx_wb_should_flush(&w, CX_WB_PM_AWAKE, 0));
+	assert_true(cx_wb_should_flush(&w, CX_WB_SYNC, 0));
+	assert_int_equal(cx_wb_add(&w, 1, 10 * s, 60 * s, 100, 1), 0);
+	assert_int_equal(cx_wb_add(&w, 2, 20 * s, 5 * s, 50, 1), 0);   /* a tighter budget later */
+	uint64_t due, dl;
+	cx_wb_window(&w, &due, &dl);
+	assert_int_equal(dl, 25 * s);
+	assert_int_equal(due, 25 * s - 5 * s / 16);
+	assert_false(cx_wb_should_flush(&w, CX_WB_BUDGET, due - 1));
+	assert_true(cx_wb_should_flush(&w, CX_WB_BUDGET, due));
+	assert_true(cx_wb_should_flush(&w, CX_WB_PM_AWAKE, 11 * s));
+	cx_wb_flushed(&w, 1);
+	assert_int_equal(w.bytes, 50);
+	assert_int_equal(w.records, 1);
+	cx_wb_flushed(&w, 2);
+	assert_false(cx_wb_pending(&w));
+	assert_int_equal(cx_wb_slack(3600 * s), s);     /* capped at 1 s */
+	cx_wb_free(&w);
+}
+
+int main(int argc, char **argv)
+{
+	use_epoll = argc > 1 && !strcmp(argv[1], "epoll");
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_policy_decisions),
+		cmocka_unit_test_setup_teardown(test_sync_returns_after_an_epoch_that_covers_it, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_input_gets_a_clear_error_and_loses_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_syncs_share_group_commits, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deferred_is_flushed_at_its_budget_and_not_before, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deferred_rides_along_with_another_streams_sync, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_an_awake_disk_or_a_read_miss_flushes_deferred_data, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_deferred_without_other_activity_causes_no_epoch, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,102 @@
+#!/bin/bash
+# test_codex_service.sh THOTHD THOTHCTL CODEX PM_SIM_DRIVER CODEX_PROBE
+# codex as a service (docs/CODEX.md): registered with thothd, driven by
+# `thothctl codex`; bad input gets a clear error and loses nothing; a
+# deferred append survives SIGKILL of codex; a client killed mid-stream
+# costs nothing else; the disk's power element at its active level (another
+# client's assertive lease, through the PM broker) flushes deferred data.
+set -u
+THOTHD=$1 THOTHCTL=$2 CODEX=$3 DRIVER=$4 PROBE=$5
+export THOTH_RUNTIME_DIR
+THOTH_RUNTIME_DIR=$(mktemp -d /tmp/codex-svc-XXXXXX)
+DATA=$(mktemp -d "$PWD/codex-svc-data-XXXXXX")
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	rm -rf "$THOTH_RUNTIME_DIR" "$DATA"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*"; for f in "$THOTH_RUNTIME_DIR"/*.log; do echo "--- $f"; tail -20 "$f"; done; exit 1; }
+# wait_for DESC CMD...: poll CMD (10 s deadline)
+wait_for() {
+	local desc=$1; shift
+	for _ in $(seq 200); do "$@" >/dev/null 2>&1 && return 0; sleep 0.05; done
+	fail "timed out waiting for $desc"
+}
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+
+"$THOTHD" 2>"$THOTH_RUNTIME_DIR/thothd.log" & pids+=($!)
+wait_for thothd "$THOTHCTL" status
+"$DRIVER" disk >"$THOTH_RUNTIME_DIR/driver.log" 2>&1 & pids+=($!)
+# codex takes its lease at start (else it retries, backing off)
+wait_for "the disk driver's declaration" grep -q declared "$THOTH_RUNTIME_DIR/driver.log"
+start_codex() {
+	"$CODEX" --data-dir "$DATA" --workers 4 2>>"$THOTH_RUNTIME_DIR/codex.log" & CODEX_PID=$!
+	pids+=($CODEX_PID)
+	wait_for "codex to register" "$THOTHCTL" codex stats
+}
+start_codex
+
+# create, sync appends acknowledged with their sequence numbers, read back
+"$THOTHCTL" codex create logs || fail "create logs"
+out=$(printf 'first\nsecond "quoted"\n\nlast\n' | "$THOTHCTL" codex append logs --sync) || fail "append --sync"
+[ "$out" = "$(printf '1\n2\n3\n4')" ] || fail "append printed '$out'"
+got=$("$THOTHCTL" codex read logs --json)
+want='[{"seq": 1, "data": "first"}, {"seq": 2, "data": "second \"quoted\""}, {"seq": 3, "data": ""}, {"seq": 4, "data": "last"}]'
+[ "$got" = "$want" ] || fail "read --json gave $got"
+[ "$("$THOTHCTL" codex read logs --from 4 --json)" = '[{"seq": 4, "data": "last"}]' ] || fail "read --from 4"
+echo "ok: create, append --sync, read --json"
+
+# bad input: clear errors, nothing else lost
+err=$(echo x | "$THOTHCTL" codex append nosuch 2>&1) && fail "append to an unknown stream succeeded"
+grep -q "no such stream" <<<"$err" || fail "unknown stream said: $err"
+err=$(python3 -c "print('y' * 300000)" | "$THOTHCTL" codex append logs 2>&1) && fail "an oversized record was accepted"
+grep -q "record too large" <<<"$err" || fail "oversized record said: $err"
+err=$("$THOTHCTL" codex create 'Bad Name' 2>&1) && fail "a bad stream name was accepted"
+grep -q "bad stream name" <<<"$err" || fail "bad name said: $err"
+[ "$("$PROBE" bad-durability logs)" = "THOTH_E_REMOTE BadDurability" ] || fail "unknown durability class: $("$PROBE" bad-durability logs)"
+[ "$("$THOTHCTL" codex read logs --json | json 'len(d)')" = 4 ] || fail "bad input cost records"
+echo "ok: unknown stream, oversized record, bad name, unknown durability class refused; nothing lost"
+
+# a client killed in the middle of its stream: what it had acknowledged stays, codex goes on
+"$THOTHCTL" codex create events || fail "create events"
+fifo=$THOTH_RUNTIME_DIR/in.fifo; mkfifo "$fifo"
+"$THOTHCTL" codex append events --sync <"$fifo" >"$THOTH_RUNTIME_DIR/acks" & victim=$!
+exec 7>"$fifo"
+for i in 1 2 3; do echo "e$i" >&7; done
+wait_for "3 acknowledgements" grep -qx 3 "$THOTH_RUNTIME_DIR/acks"
+kill -9 $victim; wait $victim 2>/dev/null; exec 7>&-
+echo e4 | "$THOTHCTL" codex append events --sync >/dev/null || fail "append after a client died"
+[ "$("$THOTHCTL" codex read events --json | json "[r['data'] for r in d]")" = "['e1', 'e2', 'e3', 'e4']" ] ||
+	fail "after a client's death: $("$THOTHCTL" codex read events --json)"
+echo "ok: a client killed mid-stream costs nothing else"
+
+# writeback aligned to the disk's awake window (PM broker)
+wait_for "codex's opportunistic lease on disk" sh -c "'$THOTHCTL' codex stats --json | grep -q '\"pm_leased\":true'"
+seq 1 5 | sed 's/^/d/' | "$THOTHCTL" codex append logs --deferred >/dev/null || fail "append --deferred"
+st=$("$THOTHCTL" codex stats --json)
+[ "$(json "d['pending_records']" <<<"$st")" = 5 ] || fail "deferred records not pending: $st"
+[ "$(json "d['epochs_by_reason']['pm-awake']" <<<"$st")" = 0 ] || fail "an awake epoch without a wake-up"
+coproc HOLD { "$PROBE" hold-disk disk; }
+pids+=($HOLD_PID)
+read -r line <&"${HOLD[0]}"; [ "$line" = held ] || fail "could not take a lease on the disk"
+wait_for "a pm-awake epoch" sh -c "'$THOTHCTL' codex stats --json | python3 -c \"import json,sys; d=json.load(sys.stdin); sys.exit(not (d['epochs_by_reason']['pm-awake'] >= 1 and d['pending_records'] == 0))\""
+eval "exec ${HOLD[1]}>&-"; wait $HOLD_PID 2>/dev/null
+echo "ok: deferred records flushed when the disk element reached its active level"
+
+# deferred survives SIGKILL of codex (it is in the page cache at once)
+acked=$(seq 1 20 | sed 's/^/k/' | "$THOTHCTL" codex append events --deferred | tail -1)
+[ "$acked" = 24 ] || fail "deferred appends acknowledged up to '$acked'"
+kill -9 $CODEX_PID; wait $CODEX_PID 2>/dev/null
+start_codex
+n=$("$THOTHCTL" codex read events --json | json 'len(d)')
+[ "$n" = 24 ] || fail "after SIGKILL codex returned $n records of 24 acknowledged"
+[ "$("$THOTHCTL" codex read events --from 24 --json)" = '[{"seq": 24, "data": "k20"}]' ] || fail "last deferred record"
+echo "ok: 20 deferred records acknowledged before SIGKILL are all there after restart"
+
+# by time: everything from the start of time, nothing from the future
+[ "$("$THOTHCTL" codex read events --since 1 --json | json 'len(d)')" = 24 ] || fail "read --since"
+[ "$("$THOTHCTL" codex read events --since 9000000000000000000 --json)" = "[]" ] || fail "read --since future"
+"$THOTHCTL" codex stats >/dev/null || fail "stats"
+echo "ok: read by time, stats"

@@ -1,0 +1,347 @@
+/*
+ * test_codex_store - codex's record format, store and recovery (docs/CODEX.md):
+ * what was written is read back, a torn or corrupted tail is cut and never
+ * returned, segments roll and their index files are used, streams survive
+ * reopening.
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "record.h"
+#include "store.h"
+#include "thoth/error.h"
+
+static char dir[256];
+
+static int setup(void **state)
+{
+	/* tmpfs where there is one: recovery's fdatasync is then free, and
+	 * these tests reopen the store hundreds of times (the crash tests,
+	 * test_codex_crash, use the real disk) */
+	snprintf(dir, sizeof dir, "%s/test-codex-store-XXXXXX", access("/dev/shm", W_OK) ? "/tmp" : "/dev/shm");
+	assert_non_null(mkdtemp(dir));
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	char cmd[300];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	return system(cmd);
+}
+
+static cx_store_t *open_store(uint64_t seg, cx_recovery_t *rep)
+{
+	cx_store_t *s;
+	char why[200];
+	cx_store_config_t cfg = { .dir = dir, .segment_bytes = seg };
+	int r = cx_store_open(&cfg, &s, rep, why, sizeof why);
+	if (r)
+		fail_msg("open: %s: %s", thoth_strerror(r), why);
+	return s;
+}
+
+/* record i of the test's pattern: "rec-<i>-" then i % 97 bytes of 'a' + i % 26 */
+static size_t pattern(uint64_t i, char *buf)
+{
+	int n = sprintf(buf, "rec-%llu-", (unsigned long long)i);
+	size_t extra = i % 97;
+	memset(buf + n, 'a' + (int)(i % 26), extra);
+	return (size_t)n + extra;
+}
+
+static void append_n(cx_store_t *s, uint32_t id, uint64_t from, uint64_t n)
+{
+	char buf[256];
+	for (uint64_t i = from; i < from + n; i++) {
+		cx_iov_t v = { buf, pattern(i, buf) };
+		uint64_t seq;
+		assert_int_equal(cx_store_append(s, id, &v, 1, 0, 1000 + i, &seq), 0);
+		assert_int_equal(seq, i);
+	}
+}
+
+/* Every record 1..N of stream ID reads back intact; N + 1 is not there. */
+static void check_n(cx_store_t *s, uint32_t id, uint64_t n)
+{
+	uint8_t rb[cx_rec_size(256)];
+	char want[256];
+	for (uint64_t i = 1; i <= n; i++) {
+		cx_loc_t loc;
+		assert_int_equal(cx_store_locate(s, id, i, &loc), 0);
+		cx_rec_t rec;
+		bool miss;
+		assert_int_equal(cx_store_read_at(&loc, rb, &rec, &miss), 0);
+		size_t wl = pattern(i, want);
+		assert_int_equal(rec.len, wl);
+		assert_memory_equal(rec.payload, want, wl);
+	}
+	cx_loc_t loc;
+	assert_int_equal(cx_store_locate(s, id, n + 1, &loc), THOTH_E_NOT_FOUND);
+}
+
+static void test_record_roundtrip_and_every_single_bit_flip_is_refused(void **state)
+{
+	uint8_t payload[37];
+	for (size_t i = 0; i < sizeof payload; i++)
+		payload[i] = (uint8_t)(i * 7);
+	cx_rec_t r = { .len = sizeof payload, .lsn = 9, .seq = 3, .time_ns = 77, .stream = 2,
+		       .type = CX_REC_DATA, .flags = CX_REC_F_SYNC, .payload = payload };
+	uint8_t buf[cx_rec_size(sizeof payload)];
+	cx_rec_encode(&r, buf);
+	cx_rec_t out;
+	size_t size;
+	assert_int_equal(cx_rec_parse(buf, sizeof buf, 9, &out, &size), CX_OK);
+	assert_int_equal(size, sizeof buf);
+	assert_int_equal(out.seq, 3);
+	assert_memory_equal(out.payload, payload, sizeof payload);
+	for (size_t n = 0; n < sizeof buf; n++)
+		assert_int_equal(cx_rec_parse(buf, n, 9, &out, &size), CX_NEED_MORE);
+	/* bits of the header and payload (the padding is not covered) */
+	for (size_t bit = 0; bit < (CX_REC_HDR + sizeof payload) * 8; bit++) {
+		buf[bit / 8] ^= (uint8_t)(1u << bit % 8);
+		cx_verdict_t v = cx_rec_parse(buf, sizeof buf, 9, &out, &size);
+		assert_true(v != CX_OK);
+		buf[bit / 8] ^= (uint8_t)(1u << bit % 8);
+	}
+	assert_int_equal(cx_rec_parse(buf, sizeof buf, 10, &out, &size), CX_BAD);  /* wrong lsn */
+	/* the crc32c check value of "123456789" */
+	assert_int_equal(cx_crc32c(0, "123456789", 9), 0xE3069283u);
+}
+
+static void test_appended_records_read_back_after_reopen(void **state)
+{
+	cx_recovery_t rep;
+	cx_store_t *s = open_store(0, &rep);
+	uint32_t a, b;
+	assert_int_equal(cx_store_stream_create(s, "alpha", 5, 1000, 1, &a), 0);
+	assert_int_equal(cx_store_stream_create(s, "beta", 4, 0, 1, &b), 0);
+	assert_int_equal(cx_store_stream_create(s, "alpha", 5, 1000, 1, &a), THOTH_E_EXISTS);
+	assert_int_equal(cx_store_stream_create(s, "Bad", 3, 0, 1, &a), THOTH_E_INVAL);
+	append_n(s, a, 1, 300);
+	append_n(s, b, 1, 10);
+	char big[CX_REC_MAX + 1] = { 0 };
+	cx_iov_t v = { big, sizeof big };
+	uint64_t seq;
+	assert_int_equal(cx_store_append(s, a, &v, 1, 0, 5, &seq), THOTH_E_TOO_LARGE);
+	assert_int_equal(cx_store_append(s, 99, &v, 1, 0, 5, &seq), THOTH_E_NOT_FOUND);
+	check_n(s, a, 300);
+	cx_store_close(s);
+	s = open_store(0, &rep);
+	assert_int_equal(rep.records, 312);
+	assert_int_equal(rep.truncated_bytes, 0);
+	assert_int_equal(cx_store_stream_find(s, "beta", 4, &b), 0);
+	assert_int_equal(cx_store_stream_find(s, "alpha", 5, &a), 0);
+	check_n(s, a, 300);
+	check_n(s, b, 10);
+	append_n(s, a, 301, 5);         /* appending goes on where it was */
+	check_n(s, a, 305);
+	/* by time: record i was appended at 1000 + i */
+	assert_int_equal(cx_store_seq_at_time(s, a, 1000 + 42), 42);
+	assert_int_equal(cx_store_seq_at_time(s, a, 0), 1);
+	assert_int_equal(cx_store_seq_at_time(s, a, 1u << 30), 306);
+	cx_store_close(s);
+}
+
+static void copy_file(const char *from, const char *to)
+{
+	int in = open(from, O_RDONLY), out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(in >= 0 && out >= 0);
+	char buf[65536];
+	ssize_t n;
+	while ((n = read(in, buf, sizeof buf)) > 0)
+		assert_int_equal(write(out, buf, (size_t)n), n);
+	close(in);
+	close(out);
+}
+
+static off_t file_size(const char *path)
+{
+	struct stat st;
+	assert_int_equal(stat(path, &st), 0);
+	return st.st_size;
+}
+
+/* Cut the file at every length from full down to the header: recovery
+ * keeps exactly the whole records before the cut. */
+static void test_a_torn_tail_at_any_byte_is_cut_back_to_the_last_whole_record(void **state)
+{
+	cx_store_t *s = open_store(0, NULL);
+	uint32_t a;
+	assert_int_equal(cx_store_stream_create(s, "t", 1, 0, 1, &a), 0);
+	append_n(s, a, 1, 20);
+	/* record end offsets */
+	uint64_t ends[21];
+	for (uint64_t i = 1; i <= 20; i++) {
+		cx_loc_t loc;
+		cx_store_locate(s, a, i, &loc);
+		ends[i] = loc.off + cx_rec_size(loc.len);
+		if (i == 1)
+			ends[0] = loc.off;      /* where the stream's creation record ends */
+	}
+	cx_store_close(s);
+	char path[300], copy[300];
+	snprintf(path, sizeof path, "%s/seg-0000000000000001.log", dir);
+	snprintf(copy, sizeof copy, "%s/../codex-seg-copy-%d", dir, (int)getpid());
+	copy_file(path, copy);
+	off_t full = file_size(path);
+	for (off_t cut = full; cut >= (off_t)ends[1] - 8; cut -= 5) {
+		copy_file(copy, path);
+		assert_int_equal(truncate(path, cut), 0);
+		cx_recovery_t rep;
+		s = open_store(0, &rep);
+		uint64_t whole = 0;
+		while (whole < 20 && ends[whole + 1] <= (uint64_t)cut)
+			whole++;
+		assert_int_equal(cx_store_stream_find(s, "t", 1, &a), 0);
+		check_n(s, a, whole);
+		assert_int_equal(file_size(path), (off_t)ends[whole]);
+		cx_store_close(s);
+	}
+	unlink(copy);
+}
+
+/* Flip one bit anywhere in the last records: recovery keeps the records
+ * before the damaged one, none after, and reads never return it. */
+static void test_a_bit_flip_in_the_tail_ends_the_log_before_the_damaged_record(void **state)
+{
+	cx_store_t *s = open_store(0, NULL);
+	uint32_t a;
+	assert_int_equal(cx_store_stream_create(s, "t", 1, 0, 1, &a), 0);
+	append_n(s, a, 1, 30);
+	cx_loc_t locs[31];
+	for (uint64_t i = 1; i <= 30; i++)
+		cx_store_locate(s, a, i, &locs[i]);
+	cx_store_close(s);
+	char path[300], copy[300];
+	snprintf(path, sizeof path, "%s/seg-0000000000000001.log", dir);
+	snprintf(copy, sizeof copy, "%s/../codex-seg-copy-%d", dir, (int)getpid());
+	copy_file(path, copy);
+	srand(7);
+	for (int trial = 0; trial < 100; trial++) {
+		copy_file(copy, path);
+		uint64_t victim = 20 + (uint64_t)(rand() % 11);       /* one of the last 11 */
+		uint64_t off = locs[victim].off + (uint64_t)rand() % (CX_REC_HDR + locs[victim].len);
+		int fd = open(path, O_RDWR);
+		uint8_t byte;
+		assert_int_equal(pread(fd, &byte, 1, (off_t)off), 1);
+		byte ^= (uint8_t)(1u << (rand() % 8));
+		assert_int_equal(pwrite(fd, &byte, 1, (off_t)off), 1);
+		close(fd);
+		s = open_store(0, NULL);
+		assert_int_equal(cx_store_stream_find(s, "t", 1, &a), 0);
+		check_n(s, a, victim - 1);
+		cx_store_close(s);
+	}
+	unlink(copy);
+}
+
+static void test_segments_roll_and_sealed_ones_load_from_their_index(void **state)
+{
+	cx_store_t *s = open_store(4096, NULL);
+	uint32_t a, b;
+	assert_int_equal(cx_store_stream_create(s, "a", 1, 0, 1, &a), 0);
+	assert_int_equal(cx_store_stream_create(s, "b", 1, 0, 1, &b), 0);
+	for (uint64_t i = 1; i <= 200; i++) {
+		append_n(s, a, i, 1);
+		append_n(s, b, i, 1);
+	}
+	assert_true(cx_store_segments(s) > 5);
+	/* mark everything synced: the sealed segments write their index */
+	cx_dirty_t d[256];
+	bool dirflag;
+	size_t n = cx_store_dirty(s, d, 256, &dirflag);
+	assert_true(n > 0);
+	cx_store_synced(s, d, n, dirflag);
+	uint32_t segs = cx_store_segments(s);
+	cx_store_close(s);
+	cx_recovery_t rep;
+	s = open_store(4096, &rep);
+	assert_int_equal(rep.segments, segs);
+	assert_true(rep.indexed >= segs - 2);   /* the first holds the stream creations: scanned */
+	assert_int_equal(rep.records, 402);
+	check_n(s, a, 200);
+	check_n(s, b, 200);
+	cx_store_close(s);
+	/* a corrupt index costs a scan, nothing else */
+	char path[300];
+	snprintf(path, sizeof path, "%s/seg-0000000000000003.idx", dir);
+	int fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, "X", 1, 40), 1);
+	close(fd);
+	s = open_store(4096, &rep);
+	assert_int_equal(rep.records, 402);
+	check_n(s, a, 200);
+	cx_store_close(s);
+}
+
+/* A crash right after a roll leaves a new segment with a torn header, or a
+ * middle segment damaged: what follows the damage is set aside, never read. */
+static void test_a_damaged_segment_sets_aside_the_segments_after_it(void **state)
+{
+	cx_store_t *s = open_store(4096, NULL);
+	uint32_t a;
+	assert_int_equal(cx_store_stream_create(s, "a", 1, 0, 1, &a), 0);
+	append_n(s, a, 1, 150);
+	uint32_t segs = cx_store_segments(s);
+	assert_true(segs >= 4);
+	cx_loc_t loc;
+	assert_int_equal(cx_store_locate(s, a, 60, &loc), 0);
+	cx_store_close(s);
+	/* which segment holds record 60: the one whose header says so */
+	char path[300];
+	uint64_t seg_of_60 = 0;
+	for (uint64_t k = 1; k <= segs && !seg_of_60; k++) {
+		snprintf(path, sizeof path, "%s/seg-%016llx.log", dir, (unsigned long long)k);
+		int fd = open(path, O_RDONLY);
+		uint8_t h[CX_REC_HDR];
+		if (pread(fd, h, sizeof h, (off_t)loc.off) == (ssize_t)sizeof h && cx_le64(h + 16) == 60 &&
+		    cx_le64(h + 8) == loc.lsn)
+			seg_of_60 = k;
+		close(fd);
+	}
+	assert_true(seg_of_60 > 0 && seg_of_60 < segs);
+	snprintf(path, sizeof path, "%s/seg-%016llx.log", dir, (unsigned long long)seg_of_60);
+	int fd = open(path, O_RDWR);
+	assert_int_equal(pwrite(fd, "\xff", 1, (off_t)loc.off + CX_REC_HDR), 1);
+	close(fd);
+	cx_recovery_t rep;
+	s = open_store(4096, &rep);
+	assert_int_equal(rep.orphaned, segs - seg_of_60);
+	check_n(s, a, 59);
+	append_n(s, a, 60, 3);          /* the log goes on from the cut */
+	check_n(s, a, 62);
+	cx_store_close(s);
+	s = open_store(4096, &rep);
+	check_n(s, a, 62);
+	cx_store_close(s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_record_roundtrip_and_every_single_bit_flip_is_refused),
+		cmocka_unit_test_setup_teardown(test_appended_records_read_back_after_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_torn_tail_at_any_byte_is_cut_back_to_the_last_whole_record,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_bit_flip_in_the_tail_ends_the_log_before_the_damaged_record,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segments_roll_and_sealed_ones_load_from_their_index, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_a_damaged_segment_sets_aside_the_segments_after_it, setup,
+						teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

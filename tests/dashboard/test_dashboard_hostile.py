@@ -1,0 +1,217 @@
+#!/usr/bin/env python3
+"""test_dashboard_hostile.py BUILD_DIR: bad input to thothd's HTTP server is
+answered with an error (or a close) while everything else keeps working:
+bad or missing token, path traversal, methods other than GET/HEAD, oversized
+headers, slow clients (slowloris), a thousand connections, more connections
+than the limit.  After each attack a well-formed request and thothd's
+control socket (`thothctl status`) must still be answered.
+"""
+import os
+import resource
+import socket
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import System, fail, wait_for  # noqa: E402
+
+BUILD = sys.argv[1]
+TOKEN = "s3cret-token-for-the-test"
+
+
+def raw(s, request, timeout=10):
+    """Send REQUEST bytes, return the whole answer (until the server closes)."""
+    c = s.connect()
+    c.settimeout(timeout)
+    try:
+        c.sendall(request)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    out = b""
+    try:
+        while True:
+            chunk = c.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+    except (ConnectionResetError, socket.timeout):
+        pass
+    c.close()
+    return out
+
+
+def status_line(answer):
+    return answer.split(b"\r\n", 1)[0].decode(errors="replace")
+
+
+def still_works(s, why):
+    code, _, body = s.get("/metrics?token=" + TOKEN)
+    if code != 200 or b"thothd_uptime_seconds" not in body:
+        fail("after %s, /metrics answered %s" % (why, code))
+    if not s.thothctl("status").stdout.startswith("{"):
+        fail("after %s, thothd's control socket does not answer" % why)
+
+
+def test_token_is_required(s):
+    for path in ("/", "/metrics", "/events", "/trace.json?from_ns=1&to_ns=2"):
+        code, _, _ = s.get(path)
+        if code != 401:
+            fail("%s without a token answered %d, not 401" % (path, code))
+    code, _, _ = s.get("/metrics?token=wrong")
+    if code != 401:
+        fail("a wrong token answered %d" % code)
+    code, _, _ = s.get("/metrics?token=" + TOKEN[:-1])
+    if code != 401:
+        fail("a token's prefix answered %d" % code)
+    code, _, _ = s.get("/metrics", headers={"Authorization": "Bearer " + TOKEN})
+    if code != 200:
+        fail("the Bearer token answered %d" % code)
+    still_works(s, "bad tokens")
+    print("ok: missing, wrong and prefix tokens get 401; the right one 200")
+
+
+def test_paths_outside_the_page_are_not_found(s):
+    for path in (b"/../../../../etc/passwd", b"/%2e%2e/%2e%2e/etc/passwd", b"//etc/passwd",
+                 b"/web/../index.html", b"/index.html/../../etc/passwd", b"/..%2f..%2fetc%2fpasswd",
+                 b"/dashboard.js%00.html", b"/" + b"A" * 4000):
+        ans = raw(s, b"GET " + path + b"?token=" + TOKEN.encode() +
+                  b" HTTP/1.0\r\nHost: x\r\n\r\n")
+        line = status_line(ans)
+        if " 404 " not in line and " 400 " not in line and " 414 " not in line:
+            fail("GET %r answered %r" % (path[:60], line))
+        if b"root:" in ans:
+            fail("GET %r leaked a file" % path[:60])
+    still_works(s, "path traversal")
+    print("ok: traversal paths get 404/400, nothing outside the page is served")
+
+
+def test_other_methods_are_refused(s):
+    for method in (b"POST", b"PUT", b"DELETE", b"TRACE"):
+        ans = raw(s, method + b" /metrics?token=" + TOKEN.encode() +
+                  b" HTTP/1.0\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
+        if " 405 " not in status_line(ans):
+            fail("%s answered %r" % (method, status_line(ans)))
+    still_works(s, "other methods")
+    print("ok: POST/PUT/DELETE/TRACE get 405")
+
+
+def test_oversized_headers_are_refused(s):
+    big = b"X-Big: " + b"a" * (64 << 10) + b"\r\n"
+    ans = raw(s, b"GET /metrics?token=" + TOKEN.encode() + b" HTTP/1.1\r\nHost: x\r\n" + big +
+              b"\r\n")
+    line = status_line(ans)
+    if ans and not any(c in line for c in (" 431 ", " 413 ", " 414 ", " 400 ")):
+        fail("64 KiB of headers answered %r" % line)
+    many = b"".join(b"X-H%d: v\r\n" % i for i in range(5000))
+    ans = raw(s, b"GET /metrics?token=" + TOKEN.encode() + b" HTTP/1.1\r\nHost: x\r\n" + many +
+              b"\r\n")
+    line = status_line(ans)
+    if ans and not any(c in line for c in (" 431 ", " 413 ", " 400 ")):
+        fail("5000 headers answered %r" % line)
+    still_works(s, "oversized headers")
+    print("ok: 64 KiB headers and 5000 headers refused (%s)" % (line or "closed"))
+
+
+def test_slow_clients_are_timed_out(s, timeout_s):
+    # Slowloris: connections that never finish their headers.
+    slow = []
+    for _ in range(50):
+        c = s.connect()
+        c.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        slow.append(c)
+    still_works(s, "50 slow clients holding connections")
+    start = time.monotonic()
+    for c in slow:
+        c.settimeout(timeout_s + 20)
+        try:
+            while c.recv(4096):
+                pass
+        except ConnectionResetError:
+            pass
+        c.close()
+    took = time.monotonic() - start
+    if took > timeout_s + 15:
+        fail("slow clients were closed after %.1f s (timeout %d s)" % (took, timeout_s))
+    still_works(s, "slow clients")
+    print("ok: 50 slow clients closed by thothd within %.1f s (timeout %d s), others served" %
+          (took, timeout_s))
+
+
+def test_a_thousand_connections(s):
+    conns = []
+    for _ in range(1000):
+        conns.append(s.connect())
+    still_works(s, "1000 idle connections")
+    for c in conns:
+        c.close()
+    still_works(s, "1000 connections closed")
+    print("ok: 1000 connections held; /metrics and the control socket still answered")
+
+
+def test_connections_beyond_the_limit_wait_then_are_served(build):
+    # Beyond --http-max-connections thothd stops accepting: the surplus waits
+    # in the kernel's listen backlog (the control socket keeps working) and
+    # is served as soon as held connections end.
+    with System(build, demo=False, thothd_args=("--http-max-connections", "40")) as s:
+        fds = lambda: len(os.listdir("/proc/%d/fd" % s.thothd.pid))  # noqa: E731
+        base = fds()
+        held = [s.connect() for _ in range(40)]
+        wait_for("40 connections accepted", lambda: fds() >= base + 40)
+        surplus = [s.connect() for _ in range(10)]
+        for c in surplus:
+            c.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+        if not s.thothctl("status").stdout.startswith("{"):
+            fail("the control socket stopped answering at the HTTP connection limit")
+        for c in held:
+            c.close()
+        served = 0
+        for c in surplus:
+            c.settimeout(15)
+            if raw_recv(c).startswith(b"HTTP/1.1 200"):
+                served += 1
+            c.close()
+        if served != 10:
+            fail("%d of 10 connections that waited beyond the limit were served" % served)
+        if s.get("/metrics")[0] != 200:
+            fail("no answer after the flood")
+    print("ok: at --http-max-connections 40 the 10 extra connections waited, then were served")
+
+
+def raw_recv(c):
+    out = b""
+    try:
+        while True:
+            chunk = c.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+    except (ConnectionResetError, socket.timeout):
+        pass
+    return out
+
+
+def main():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
+    timeout_s = 2
+    tokdir = os.path.join(os.environ.get("TMPDIR", "/tmp"), "thoth-dash-token-%d" % os.getpid())
+    with open(tokdir, "w") as f:
+        f.write(TOKEN + "\n")
+    try:
+        with System(BUILD, demo=False, thothd_args=("--http-token-file", tokdir,
+                                                    "--http-timeout-s", str(timeout_s))) as s:
+            test_token_is_required(s)
+            test_paths_outside_the_page_are_not_found(s)
+            test_other_methods_are_refused(s)
+            test_oversized_headers_are_refused(s)
+            test_slow_clients_are_timed_out(s, timeout_s)
+            test_a_thousand_connections(s)
+    finally:
+        os.unlink(tokdir)
+    test_connections_beyond_the_limit_wait_then_are_served(BUILD)
+    print("PASS")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""test_locks_known_answer: thothlock's figures against a program whose
+contention is known (known_answer.c says how).
+
+  check_known_answer.py THOTHLOCK KNOWN_ANSWER SOURCE_FILE
+
+Runs the program twice under thothlock --json (contention-only mode, then
+--all) and checks, for the hot lock:
+  * contentions exactly THREADS x (ROUNDS-1 ...) as the program computed by
+    construction, acquisitions exactly THREADS x ROUNDS;
+  * total wait within 5 % of the program's own measurement around the
+    same calls; the wait histogram's counts sum to the contentions;
+  * hold time (waiters' holds in contention mode, every hold with --all)
+    within 5 %;
+  * the lock named `hot_lock`, the contended call site symbolized as
+    function waiter_lock at known_answer.c:<the marked line>, and the
+    holder's site (owner_sites) as holder_lock at its marked line.
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+THREADS, ROUNDS, HOLD_US, WAITER_HOLD_US = 4, 20, 2000, 300
+
+
+def marked_line(source, marker):
+    with open(source) as f:
+        for n, line in enumerate(f, 1):
+            if marker in line:
+                return n
+    sys.exit(f"marker {marker} not in {source}")
+
+
+def within(name, got, want, tolerance=0.05):
+    if want <= 0 or abs(got - want) > tolerance * want:
+        sys.exit(f"FAIL {name}: profiler {got} vs reference {want} "
+                 f"({(got - want) / want * 100 if want else float('inf'):+.2f} %, allowed +-5 %)")
+    print(f"ok {name}: {got} vs {want} ({(got - want) / want * 100:+.2f} %)")
+
+
+def exact(name, got, want):
+    if got != want:
+        sys.exit(f"FAIL {name}: {got}, expected exactly {want}")
+    print(f"ok {name}: {got}")
+
+
+def run(thothlock, program, extra, tmp):
+    ref_path = os.path.join(tmp, "reference.json")
+    out_path = os.path.join(tmp, "report.json")
+    cmd = [thothlock, "--json", "--output", out_path] + extra + [
+        "--", program, str(THREADS), str(ROUNDS), str(HOLD_US), str(WAITER_HOLD_US), ref_path]
+    p = subprocess.run(cmd, timeout=120)
+    if p.returncode != 0:
+        sys.exit(f"FAIL {' '.join(cmd)} exited {p.returncode}")
+    with open(ref_path) as f:
+        ref = json.load(f)
+    with open(out_path) as f:
+        report = json.load(f)
+    hot = [l for l in report["locks"] if int(l["address"], 16) == int(ref["lock_address"], 16)]
+    if len(hot) != 1:
+        sys.exit(f"FAIL the hot lock {ref['lock_address']} is not in the report: {report['locks']}")
+    return ref, report, hot[0]
+
+
+def main():
+    thothlock, program, source = sys.argv[1:4]
+    wait_line = marked_line(source, "KNOWN_ANSWER_WAIT_SITE")
+    holder_line = marked_line(source, "KNOWN_ANSWER_HOLDER_SITE")
+    with tempfile.TemporaryDirectory() as tmp:
+        # Contention-only mode (the default).
+        ref, report, hot = run(thothlock, program, [], tmp)
+        if report["processes"][0]["mode"] != "contention":
+            sys.exit("FAIL mode is not contention")
+        exact("name", hot["name"], "hot_lock")
+        exact("contentions (contention mode)", hot["contentions"], ref["contentions"])
+        exact("acquisitions (contention mode)", hot["acquisitions"], ref["acquisitions"])
+        within("wait_ns_total (contention mode)", hot["wait_ns_total"], ref["wait_ns_total"])
+        exact("wait histogram total", sum(b["count"] for b in hot["wait_histogram"]),
+              ref["contentions"])
+        within("hold_ns_total after contended acquisitions", hot["hold_ns_total"],
+               ref["waiter_hold_ns_total"])
+        sites = [s for s in hot["call_sites"] if s["contentions"] > 0]
+        exact("contended call sites", [(s["function"], s["location"]) for s in sites],
+              [("waiter_lock", f"known_answer.c:{wait_line}")])
+        exact("contentions at the site", sites[0]["contentions"], ref["contentions"])
+        owners = {(o["site"]["function"], o["site"]["location"]): o["count"]
+                  for o in sites[0]["owner_sites"]}
+        owned = owners.get(("holder_lock", f"known_answer.c:{holder_line}"), 0)
+        # Each waiter found either the round's holder or an earlier waiter
+        # holding the lock; the holder's site is there, named.
+        if owned < 1 or sum(owners.values()) + sites[0]["owner_unknown"] != ref["contentions"]:
+            sys.exit(f"FAIL owner sites {owners}, unknown {sites[0]['owner_unknown']}")
+        print(f"ok owner sites: {owners}")
+        if not sites[0]["stack"] or sites[0]["stack"][0]["function"] != "waiter_lock":
+            sys.exit(f"FAIL the site's stack does not start in waiter_lock: {sites[0]['stack']}")
+        print("ok stack starts at waiter_lock")
+        if not hot["holder_stacks"]:
+            sys.exit("FAIL no holder stack captured")
+
+        # All-acquisitions mode.
+        ref, report, hot = run(thothlock, program, ["--all"], tmp)
+        if report["processes"][0]["mode"] != "all":
+            sys.exit("FAIL mode is not all")
+        exact("contentions (all mode)", hot["contentions"], ref["contentions"])
+        exact("acquisitions (all mode)", hot["acquisitions"], ref["acquisitions"])
+        exact("holds measured (all mode)", hot["holds_measured"], ref["acquisitions"])
+        within("wait_ns_total (all mode)", hot["wait_ns_total"], ref["wait_ns_total"])
+        within("hold_ns_total (all mode)", hot["hold_ns_total"],
+               ref["holder_hold_ns_total"] + ref["waiter_hold_ns_total"])
+        names = {s["function"] for s in hot["call_sites"]}
+        exact("call sites (all mode)", sorted(names), ["holder_lock", "waiter_lock"])
+    print("PASS")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+/* live_workload.c - a process with known contention that stays alive.
+ *
+ *   live_workload CONTENTIONS
+ *
+ * Forces CONTENTIONS contended acquisitions of `live_lock` (a global):
+ * the main thread holds it until a second thread is blocked in
+ * pthread_mutex_lock (asleep in the kernel, /proc/self/task/TID/stat 'S'),
+ * then releases.  Prints "ready PID" and waits for its stdin to close, so a
+ * test can read its statistics live (`thothctl locks`) and then end it.
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic int waiter_tid;
+static _Atomic int go;          /* rounds the waiter may start */
+static _Atomic int done;        /* rounds the waiter finished */
+
+static bool sleeping(int tid)
+{
+	char path[64], buf[256];
+	snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
+	int fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return false;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = 0;
+	char *paren = strrchr(buf, ')');
+	return paren && paren[1] == ' ' && paren[2] == 'S';
+}
+
+static int rounds;
+
+static void *waiter(void *arg)
+{
+	(void)arg;
+	atomic_store(&waiter_tid, (int)syscall(SYS_gettid));
+	for (int r = 1; r <= rounds; r++) {
+		while (atomic_load(&go) < r)
+			sched_yield();
+		pthread_mutex_lock(&live_lock);
+		pthread_mutex_unlock(&live_lock);
+		atomic_store(&done, r);
+	}
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	rounds = argc > 1 ? atoi(argv[1]) : 10;
+	pthread_t th;
+	if (rounds < 1 || pthread_create(&th, NULL, waiter, NULL) != 0)
+		return 2;
+	while (!atomic_load(&waiter_tid))
+		sched_yield();
+	for (int r = 1; r <= rounds; r++) {
+		pthread_mutex_lock(&live_lock);
+		atomic_store(&go, r);
+		/* Blocked in the lock: asleep, and it has not finished round r. */
+		while (!sleeping(atomic_load(&waiter_tid)) || atomic_load(&done) >= r)
+			sched_yield();
+		pthread_mutex_unlock(&live_lock);
+		while (atomic_load(&done) < r)
+			sched_yield();
+	}
+	pthread_join(th, NULL);
+	printf("ready %d\n", (int)getpid());
+	fflush(stdout);
+	char buf[64];
+	while (read(0, buf, sizeof buf) > 0)
+		;
+	return 0;
+}

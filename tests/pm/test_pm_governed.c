@@ -1,0 +1,296 @@
+/*
+ * test_pm_governed.c - SCHED-1 live: a real service process whose channel
+ * dispatch is governed (kernel/pm/governed.h), on a copy of the HiKey
+ * fixture tree (cpufreq-dt, userspace governor: the frequency is the
+ * scaling_setspeed file), and a client in this process:
+ *   - a burst of requests raises the frequency at its first request
+ *     (within 2 ms of the client sending it),
+ *   - it falls back to the floor (432 MHz, the slowest efficient OPP) once
+ *     the service is idle,
+ *   - and then the idle service wakes up 0 times (no timer, no fd).
+ * The fixture's frequency is simulated in the sense that writing it does
+ * not make this VM faster: what is tested is what the service writes and
+ * when.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "echo.thoth.h"
+#include "thoth/channel.h"
+#include "thoth/trace.h"
+
+#define MS 1000000ull
+
+static char dir[64], sock[128], out[128];
+static pid_t service = -1;
+static thoth_chan_t *ch;
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void pause_ms(unsigned ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+	while (nanosleep(&ts, &ts) && errno == EINTR)
+		;
+}
+
+static uint32_t setspeed(void)
+{
+	char p[256], buf[64] = "";
+	snprintf(p, sizeof p, "%s/sys/devices/system/cpu/cpu0/cpufreq/scaling_setspeed", dir);
+	FILE *f = fopen(p, "r");
+	if (!f)
+		return 0;
+	if (!fgets(buf, sizeof buf, f))
+		buf[0] = '\0';
+	fclose(f);
+	return (uint32_t)strtoul(buf, NULL, 10);
+}
+
+/* Lines of the service's stdout so far; the last "stats" line in LAST. */
+static int lines(char *last, size_t cap)
+{
+	FILE *f = fopen(out, "r");
+	int n = 0;
+	char line[512];
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof line, f)) {
+		n++;
+		if (last && strncmp(line, "stats ", 6) == 0)
+			snprintf(last, cap, "%s", line);
+	}
+	fclose(f);
+	return n;
+}
+
+typedef struct stats {
+	unsigned long long opp, floor, khz, requests, changes, checks, raise_ns, raise_dispatch_ns,
+		wake_timer, wake_fd;
+} stats_t;
+
+/* SIGUSR1 the service and wait (deadline 5 s) for its new stats line. */
+static stats_t ask(void)
+{
+	char last[512] = "";
+	int before = lines(NULL, 0);
+	assert_int_equal(kill(service, SIGUSR1), 0);
+	uint64_t deadline = now_ns() + 5000 * MS;
+	while (lines(last, sizeof last) <= before && now_ns() < deadline)
+		pause_ms(1);
+	stats_t s;
+	assert_int_equal(sscanf(last, "stats opp %llu floor %llu khz %llu requests %llu changes %llu "
+				"checks %llu raise_ns %llu raise_dispatch_ns %llu wake_timer %llu "
+				"wake_fd %llu", &s.opp, &s.floor, &s.khz, &s.requests, &s.changes,
+				&s.checks, &s.raise_ns, &s.raise_dispatch_ns, &s.wake_timer,
+				&s.wake_fd), 10);
+	return s;
+}
+
+static uint64_t call(uint32_t busy_us)
+{
+	uint8_t payload[8] = { (uint8_t)busy_us, (uint8_t)(busy_us >> 8), (uint8_t)(busy_us >> 16),
+			       (uint8_t)(busy_us >> 24) };
+	thoth_echo_Echo_echo_req_t req = { .data = { .ptr = payload, .len = sizeof payload } };
+	thoth_echo_Echo_echo_resp_t resp;
+	uint64_t t0 = now_ns();
+	assert_int_equal(thoth_echo_Echo_echo(thoth_chan_client(ch), &req, &resp, NULL), 0);
+	return now_ns() - t0;
+}
+
+/* Wait (deadline MS_MAX) until the fixture frequency is KHZ. */
+static bool wait_for_khz(uint32_t khz, unsigned ms_max)
+{
+	uint64_t deadline = now_ns() + ms_max * MS;
+	while (setspeed() != khz && now_ns() < deadline)
+		pause_ms(1);
+	return setspeed() == khz;
+}
+
+static int setup(void **state)
+{
+	snprintf(dir, sizeof dir, "/tmp/thoth-governed-XXXXXX");
+	if (!mkdtemp(dir))
+		return -1;
+	char cmd[512];
+	snprintf(cmd, sizeof cmd, "cp -r '%s/arm64-hikey/.' '%s/'", FIXTURES, dir);
+	if (system(cmd))
+		return -1;
+	snprintf(sock, sizeof sock, "%s/echo.sock", dir);
+	snprintf(out, sizeof out, "%s/service.out", dir);
+	service = fork();
+	if (service == 0) {
+		setenv("THOTH_SYSFS_ROOT", dir, 1);
+		setenv("THOTH_TRACE", "pm", 1); /* its pm_freq_change points, read back below */
+		int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		if (fd < 0 || dup2(fd, 1) < 0)
+			_exit(126);
+		/* requests are due 0.5 ms after dispatch */
+		execl(GOVERNED_SERVICE_PATH, "governed_service", sock, "500", (char *)NULL);
+		_exit(127);
+	}
+	uint64_t deadline = now_ns() + 10000 * MS;
+	while (lines(NULL, 0) < 1 && now_ns() < deadline)
+		pause_ms(2);
+	thoth_chan_config_t cfg = { .iface = &thoth_echo_Echo_info, .wait = THOTH_CHAN_SLEEP,
+				    .timeout_ms = 10000 };
+	char why[256];
+	int err = thoth_chan_connect(sock, &cfg, &ch, why, sizeof why);
+	if (err)
+		fprintf(stderr, "connect %s: %d %s\n", sock, err, why);
+	return err ? -1 : 0;
+}
+
+static int teardown(void **state)
+{
+	if (ch)
+		thoth_chan_close(ch);
+	if (service > 0) {
+		kill(service, SIGTERM);
+		waitpid(service, NULL, 0);
+	}
+	char cmd[256];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	return system(cmd) ? -1 : 0;
+}
+
+static void test_a_burst_raises_the_frequency_at_once_and_idle_lowers_it_to_zero_wakeups(void **state)
+{
+	/* At rest: the floor, 432 MHz (208 MHz is inefficient on HiKey). */
+	assert_true(wait_for_khz(432000, 5000));
+	/* The no-work round trip of this run: the baseline a loaded machine
+	 * adds to "within 2 ms". */
+	uint64_t rtt[9];
+	for (int i = 0; i < 9; i++)
+		rtt[i] = call(0);
+	for (int i = 0; i < 9; i++)
+		for (int j = i + 1; j < 9; j++)
+			if (rtt[j] < rtt[i]) {
+				uint64_t t = rtt[i];
+				rtt[i] = rtt[j];
+				rtt[j] = t;
+			}
+	uint64_t base = rtt[4];
+	/* Teach the service its requests: 600 us of CPU each (216 us of work
+	 * at capacity 1024 even when measured at the floor, 369), due 0.5 ms
+	 * after dispatch: the floor can promise 369 x 0.5 = 184, so every one
+	 * needs more than the floor from its dispatch on. */
+	for (int i = 0; i < 8; i++)
+		call(600);
+	assert_true(setspeed() > 432000);
+	/* Idle: back to the floor (the governor holds 2 ms, PELT decays with
+	 * a 32 ms half-life), then no wake-up at all. */
+	assert_true(wait_for_khz(432000, 5000));
+	stats_t idle0 = ask();
+	assert_int_equal(idle0.opp, idle0.floor);
+	pause_ms(300);
+	stats_t idle1 = ask();
+	assert_int_equal(idle1.wake_timer, idle0.wake_timer);
+	assert_int_equal(idle1.wake_fd, idle0.wake_fd);
+	assert_int_equal(idle1.checks, idle0.checks);
+	/* A burst: the first request raises the frequency when it is
+	 * dispatched, before its handler runs. */
+	uint64_t sent = now_ns();
+	call(600);
+	stats_t burst = ask(); /* the first request's raise is the last so far */
+	assert_true(burst.changes > idle1.changes);
+	assert_true(burst.raise_ns >= sent);
+	assert_int_equal(burst.raise_ns, burst.raise_dispatch_ns); /* at the dispatch itself */
+	uint64_t reaction = burst.raise_ns - sent;
+	uint64_t bound = 2 * MS > 4 * base ? 2 * MS : 4 * base;
+	print_message("burst: raised %.3f ms after the first request was sent (no-work round "
+		      "trip %.3f ms; bound %.3f ms)\n", reaction / 1e6, base / 1e6, bound / 1e6);
+	assert_true(reaction <= bound);
+	for (int i = 0; i < 4; i++)
+		call(600);
+	/* ...and falls again when idle, with no request to make it. */
+	stats_t busy = ask();
+	assert_true(wait_for_khz(432000, 5000));
+	stats_t after = ask();
+	assert_int_equal(after.requests, busy.requests);
+	assert_int_equal(after.opp, after.floor);
+}
+
+static void test_frequency_decisions_are_trace_points_exported_as_json_and_ctf(void **state)
+{
+	/* the service's trace buffer, mapped from its memfd */
+	char first[64] = "", p[128];
+	FILE *f = fopen(out, "r");
+	assert_non_null(f);
+	assert_non_null(fgets(first, sizeof first, f));
+	fclose(f);
+	int trace_fd = -1;
+	assert_int_equal(sscanf(first, "ready %d", &trace_fd), 1);
+	assert_true(trace_fd >= 0);
+	call(600); /* at least one raise... */
+	assert_true(wait_for_khz(432000, 5000)); /* ...and one fall since the last drain */
+	snprintf(p, sizeof p, "/proc/%d/fd/%d", (int)service, trace_fd);
+	int fd = open(p, O_RDWR); /* the reader maps it shared, as thothd does */
+	assert_true(fd >= 0);
+	thoth_trace_reader_t *r;
+	assert_int_equal(thoth_trace_reader_open(fd, &r), 0);
+	thoth_trace_collection_t *c;
+	assert_int_equal(thoth_trace_collection_new(&c), 0);
+	assert_int_equal(thoth_trace_collection_add(c, r), 0);
+	assert_true(thoth_trace_collection_count(c) >= 2);
+	char *json = NULL;
+	size_t len = 0;
+	FILE *mem = open_memstream(&json, &len);
+	assert_int_equal(thoth_trace_export_chrome_json(c, mem), 0);
+	fclose(mem);
+	/* a raise at an arrival (reason 1) and a fall by the timer (reason 3):
+	 * arg1 = reason << 32 | OPP; arg0 = kHz (432000 at the floor) */
+	assert_non_null(strstr(json, "\"pm_freq_change\""));
+	assert_non_null(strstr(json, "\"arg0\":432000"));
+	char timer[48];
+	snprintf(timer, sizeof timer, "\"arg1\":%llu", (3ull << 32) | 1);
+	assert_non_null(strstr(json, timer)); /* the fall to the floor (OPP 1) */
+	int at_arrival = 0;
+	for (const char *q = strstr(json, "\"arg1\":"); q; q = strstr(q + 1, "\"arg1\":"))
+		at_arrival += strtoull(q + 7, NULL, 10) >> 32 == 1;
+	assert_true(at_arrival >= 1);
+	free(json);
+	char ctf[128], meta[160];
+	snprintf(ctf, sizeof ctf, "%s/ctf", dir);
+	mkdir(ctf, 0700);
+	assert_int_equal(thoth_trace_export_ctf(c, ctf), 0);
+	snprintf(meta, sizeof meta, "%s/metadata", ctf);
+	f = fopen(meta, "r");
+	assert_non_null(f);
+	char line[256];
+	bool named = false;
+	while (fgets(line, sizeof line, f))
+		named = named || strstr(line, "\"pm_freq_change\"");
+	fclose(f);
+	assert_true(named);
+	thoth_trace_collection_free(c);
+	thoth_trace_reader_close(r);
+	close(fd);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_a_burst_raises_the_frequency_at_once_and_idle_lowers_it_to_zero_wakeups),
+		cmocka_unit_test(test_frequency_decisions_are_trace_points_exported_as_json_and_ctf),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

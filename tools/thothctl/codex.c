@@ -1,0 +1,340 @@
+/*
+ * codex.c - `thothctl codex`: the journal service (PM-4, docs/CODEX.md).
+ *
+ *   thothctl codex [stats] [--json]
+ *   thothctl codex create STREAM [--budget-ms N]
+ *   thothctl codex append STREAM [--sync | --deferred] [--budget-ms N]
+ *       one record per input line (without its newline); prints each
+ *       record's sequence number once it is acknowledged (for --sync: after
+ *       its fdatasync), one a line
+ *   thothctl codex read STREAM [--from SEQ] [--to SEQ] [--since NS] [--until NS] [--json]
+ *       --json: one JSON array of {"seq": N, "data": "..."}
+ *
+ * codex is found through thothd's registry ("codex") and called on a
+ * shared-memory channel.
+ */
+#define _GNU_SOURCE
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "codex.thoth.h"
+#include "registry.thoth.h"
+#include "thoth/channel.h"
+#include "thothctl.h"
+
+static const char *const reasons[] = { "none", "sync", "budget", "pm-awake", "read-miss", "shutdown", "create" };
+
+static int open_codex(const thothctl_opts_t *opts, thoth_chan_t **ch)
+{
+	thoth_control_t ctl;
+	if (thothctl_connect(&ctl, opts->runtime_dir))
+		return 1;
+	thoth_registry_Registry_resolve_req_t req = { .name = thoth_str("codex"), .min_version = thoth_str("1.0.0") };
+	thoth_registry_Registry_resolve_resp_t resp;
+	uint64_t scratch[1024];
+	thoth_arena_t arena;
+	thoth_arena_init(&arena, scratch, sizeof scratch);
+	int r = thoth_registry_Registry_resolve(&ctl.client, &req, &resp, &arena);
+	if (r) {
+		int rc = thothctl_call_failed(&ctl, "resolve codex (is codex running?)", r);
+		thoth_control_close(&ctl);
+		return rc;
+	}
+	char addr[108];
+	snprintf(addr, sizeof addr, "%.*s", (int)resp.instance.registration.endpoint.addr.len,
+		 resp.instance.registration.endpoint.addr.ptr);
+	thoth_control_close(&ctl);
+	thoth_chan_config_t cfg = { .iface = &thoth_codex_Codex_info, .wait = THOTH_CHAN_SLEEP };
+	char why[300];
+	r = thoth_chan_connect(addr, &cfg, ch, why, sizeof why);
+	if (r) {
+		fprintf(stderr, "thothctl: cannot open a channel to codex at %s: %s\n", addr, why);
+		return 1;
+	}
+	return 0;
+}
+
+/* A clear sentence for codex's application errors. */
+static int failed(thoth_chan_t *ch, const char *what, const char *stream, int r)
+{
+	thoth_client_t *c = thoth_chan_client(ch);
+	if (r != THOTH_E_REMOTE) {
+		fprintf(stderr, "thothctl: codex %s: %s\n", what, thoth_strerror(r));
+		return 1;
+	}
+	const char *msg;
+	switch (c->remote_code) {
+	case THOTH_CODEX_ERR_UNKNOWN_STREAM: msg = "no such stream (create it with `thothctl codex create`)"; break;
+	case THOTH_CODEX_ERR_BAD_NAME: msg = "bad stream name (1..63 of [a-z0-9_.-], starting with a letter)"; break;
+	case THOTH_CODEX_ERR_TOO_LARGE: msg = "record too large (at most 262144 bytes)"; break;
+	case THOTH_CODEX_ERR_BAD_DURABILITY: msg = "unknown durability class (sync or deferred)"; break;
+	case THOTH_CODEX_ERR_BAD_BUDGET: msg = "loss budget too large (at most 86400000 ms)"; break;
+	case THOTH_CODEX_ERR_EXISTS: msg = "the stream exists already"; break;
+	case THOTH_CODEX_ERR_FAILED: msg = "the journal stopped after an I/O error"; break;
+	case THOTH_CODEX_ERR_EMPTY: msg = "no records"; break;
+	default: msg = c->remote_message; break;
+	}
+	fprintf(stderr, "thothctl: codex %s %s: %s (%s)\n", what, stream ? stream : "", msg, c->remote_message);
+	return 1;
+}
+
+static int cmd_stats(thoth_chan_t *ch, const thothctl_opts_t *opts)
+{
+	thoth_codex_Codex_stats_req_t req = { 0 };
+	thoth_codex_Codex_stats_resp_t resp;
+	static uint64_t scratch[1 << 14];
+	thoth_arena_t arena;
+	thoth_arena_init(&arena, scratch, sizeof scratch);
+	int r = thoth_codex_Codex_stats(thoth_chan_client(ch), &req, &resp, &arena);
+	if (r)
+		return failed(ch, "stats", NULL, r);
+	const thoth_codex_Stats_t *s = &resp.stats;
+	if (opts->json) {
+		printf("{\"pending_bytes\":%llu,\"pending_records\":%llu,\"oldest_pending_age_ns\":%llu,"
+		       "\"epochs\":%llu,\"epochs_by_reason\":{",
+		       (unsigned long long)s->pending_bytes, (unsigned long long)s->pending_records,
+		       (unsigned long long)s->oldest_pending_age_ns, (unsigned long long)s->epochs);
+		for (uint32_t k = 1; k < s->epochs_by_reason.count && k < 7; k++)
+			printf("%s\"%s\":%llu", k > 1 ? "," : "", reasons[k],
+			       (unsigned long long)s->epochs_by_reason.items[k]);
+		printf("},\"group_hist\":[");
+		for (uint32_t k = 0; k < s->group_hist.count; k++)
+			printf("%s%llu", k ? "," : "", (unsigned long long)s->group_hist.items[k]);
+		printf("],\"group_max\":%u,\"appends_sync\":%llu,\"appends_deferred\":%llu,\"records\":%llu,"
+		       "\"bytes\":%llu,\"reads\":%llu,\"read_misses\":%llu,\"durable_lsn\":%llu,\"last_lsn\":%llu,"
+		       "\"segments\":%u,\"backend\":",
+		       s->group_max, (unsigned long long)s->appends_sync, (unsigned long long)s->appends_deferred,
+		       (unsigned long long)s->records, (unsigned long long)s->bytes, (unsigned long long)s->reads,
+		       (unsigned long long)s->read_misses, (unsigned long long)s->durable_lsn,
+		       (unsigned long long)s->last_lsn, s->segments);
+		thothctl_json_str(s->backend.ptr, s->backend.len);
+		printf(",\"pm_leased\":%s,\"pm_awake\":%s,\"pm_note\":", s->pm_leased ? "true" : "false",
+		       s->pm_awake ? "true" : "false");
+		thothctl_json_str(s->pm_note.ptr, s->pm_note.len);
+		printf(",\"recent\":[");
+		for (uint32_t k = 0; k < s->recent.count; k++) {
+			const thoth_codex_Epoch_t *e = &s->recent.items[k];
+			printf("%s{\"at_ns\":%llu,\"duration_ns\":%llu,\"reason\":\"%s\",\"group\":%u,\"fsyncs\":%u,"
+			       "\"deferred_bytes\":%llu}",
+			       k ? "," : "", (unsigned long long)e->at_ns, (unsigned long long)e->duration_ns,
+			       e->reason < 7 ? reasons[e->reason] : "?", e->group, e->fsyncs,
+			       (unsigned long long)e->deferred_bytes);
+		}
+		printf("],\"streams\":[");
+		for (uint32_t k = 0; k < s->streams.count; k++) {
+			const thoth_codex_StreamInfo_t *st = &s->streams.items[k];
+			printf("%s{\"name\":", k ? "," : "");
+			thothctl_json_str(st->name.ptr, st->name.len);
+			printf(",\"records\":%llu,\"bytes\":%llu,\"budget_ms\":%u}", (unsigned long long)st->records,
+			       (unsigned long long)st->bytes, st->budget_ms);
+		}
+		printf("]}\n");
+		return 0;
+	}
+	printf("deferred pending: %llu bytes in %llu records, oldest %.3f s\n", (unsigned long long)s->pending_bytes,
+	       (unsigned long long)s->pending_records, s->oldest_pending_age_ns / 1e9);
+	printf("flush epochs: %llu (", (unsigned long long)s->epochs);
+	for (uint32_t k = 1; k < s->epochs_by_reason.count && k < 7; k++)
+		printf("%s%s %llu", k > 1 ? ", " : "", reasons[k], (unsigned long long)s->epochs_by_reason.items[k]);
+	printf(")\ngroup commits (syncs acknowledged per epoch): ");
+	static const char *const b[] = { "0", "1", "2-3", "4-7", "8-15", "16-31", "32-63", "64+" };
+	for (uint32_t k = 0; k < s->group_hist.count && k < 8; k++)
+		printf("%s%s:%llu", k ? " " : "", b[k], (unsigned long long)s->group_hist.items[k]);
+	printf(", max %u\n", s->group_max);
+	printf("appends: %llu sync, %llu deferred; %llu records, %llu bytes; reads %llu (%llu missed the page cache)\n",
+	       (unsigned long long)s->appends_sync, (unsigned long long)s->appends_deferred,
+	       (unsigned long long)s->records, (unsigned long long)s->bytes, (unsigned long long)s->reads,
+	       (unsigned long long)s->read_misses);
+	printf("log: lsn %llu written, %llu durable, %u segments; committer on %.*s\n",
+	       (unsigned long long)s->last_lsn, (unsigned long long)s->durable_lsn, s->segments,
+	       (int)s->backend.len, s->backend.ptr);
+	printf("disk power element: %s%.*s\n",
+	       s->pm_leased ? (s->pm_awake ? "opportunistic lease satisfied (awake)" : "opportunistic lease pending (asleep)")
+			    : "no lease: ",
+	       s->pm_leased ? 0 : (int)s->pm_note.len, s->pm_note.ptr);
+	for (uint32_t k = 0; k < s->recent.count; k++) {
+		const thoth_codex_Epoch_t *e = &s->recent.items[k];
+		time_t t = (time_t)(e->at_ns / 1000000000ull);
+		struct tm tm;
+		char when[32];
+		strftime(when, sizeof when, "%H:%M:%S", gmtime_r(&t, &tm));
+		printf("  epoch %s.%03llu  %-9s %2u syncs  %u fsyncs  %llu deferred bytes  %.3f ms\n", when,
+		       (unsigned long long)(e->at_ns / 1000000ull % 1000), e->reason < 7 ? reasons[e->reason] : "?",
+		       e->group, e->fsyncs, (unsigned long long)e->deferred_bytes, e->duration_ns / 1e6);
+	}
+	for (uint32_t k = 0; k < s->streams.count; k++) {
+		const thoth_codex_StreamInfo_t *st = &s->streams.items[k];
+		printf("stream %.*s: %llu records, %llu bytes, budget %u ms\n", (int)st->name.len, st->name.ptr,
+		       (unsigned long long)st->records, (unsigned long long)st->bytes, st->budget_ms);
+	}
+	return 0;
+}
+
+static int parse_u64(const char *opt, const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (!*s || *end || *s == '-') {
+		fprintf(stderr, "thothctl: codex: %s %s: not a number\n", opt, s);
+		return 2;
+	}
+	*out = v;
+	return 0;
+}
+
+
+int thothctl_codex(int argc, char **argv, const thothctl_opts_t *opts)
+{
+	static const struct option options[] = {
+		{ "sync", no_argument, NULL, 'S' },
+		{ "deferred", no_argument, NULL, 'D' },
+		{ "budget-ms", required_argument, NULL, 'b' },
+		{ "from", required_argument, NULL, 'f' },
+		{ "to", required_argument, NULL, 't' },
+		{ "since", required_argument, NULL, 's' },
+		{ "until", required_argument, NULL, 'u' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *sub = argc > 1 && argv[1][0] != '-' ? argv[1] : "stats";
+	bool has_sub = argc > 1 && argv[1][0] != '-';
+	int dur = THOTH_CODEX_DURABILITY_SYNC;
+	uint64_t budget = 0, from = 1, to = 0, since = 0, until = 0;
+	bool by_time = false;
+	int opt, rc;
+	optind = has_sub ? 2 : 1;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+		switch (opt) {
+		case 'S': dur = THOTH_CODEX_DURABILITY_SYNC; break;
+		case 'D': dur = THOTH_CODEX_DURABILITY_DEFERRED; break;
+		case 'b': if ((rc = parse_u64("--budget-ms", optarg, &budget))) return rc; break;
+		case 'f': if ((rc = parse_u64("--from", optarg, &from))) return rc; break;
+		case 't': if ((rc = parse_u64("--to", optarg, &to))) return rc; break;
+		case 's': if ((rc = parse_u64("--since", optarg, &since))) return rc; by_time = true; break;
+		case 'u': if ((rc = parse_u64("--until", optarg, &until))) return rc; by_time = true; break;
+		case 'h':
+			printf("usage: thothctl codex [stats] [--json]\n"
+			       "       thothctl codex create STREAM [--budget-ms N]\n"
+			       "       thothctl codex append STREAM [--sync | --deferred] [--budget-ms N]  (a record per stdin line)\n"
+			       "       thothctl codex read STREAM [--from SEQ] [--to SEQ] [--since NS] [--until NS] [--json]\n");
+			return 0;
+		case ':':
+			fprintf(stderr, "thothctl: codex: missing value for %s\n", argv[optind - 1]);
+			return 2;
+		default:
+			fprintf(stderr, "thothctl: codex: unknown option %s\n", argv[optind - 1]);
+			return 2;
+		}
+	}
+	const char *stream = optind < argc ? argv[optind] : NULL;
+	bool needs_stream = strcmp(sub, "stats") != 0;
+	if (strcmp(sub, "stats") && strcmp(sub, "create") && strcmp(sub, "append") && strcmp(sub, "read")) {
+		fprintf(stderr, "thothctl: codex: unknown subcommand %s (stats, create, append, read)\n", sub);
+		return 2;
+	}
+	if (needs_stream && (!stream || optind + 1 != argc)) {
+		fprintf(stderr, "thothctl: codex %s: needs one STREAM\n", sub);
+		return 2;
+	}
+	if (budget > 86400000ull) {
+		fprintf(stderr, "thothctl: codex: --budget-ms %llu: at most 86400000\n", (unsigned long long)budget);
+		return 2;
+	}
+	thoth_chan_t *ch;
+	if ((rc = open_codex(opts, &ch)))
+		return rc;
+	thoth_client_t *c = thoth_chan_client(ch);
+	rc = 0;
+	if (!strcmp(sub, "stats")) {
+		rc = cmd_stats(ch, opts);
+	} else if (!strcmp(sub, "create")) {
+		thoth_codex_Codex_create_req_t req = { .stream = thoth_str(stream), .budget_ms = (uint32_t)budget };
+		thoth_codex_Codex_create_resp_t resp;
+		int r = thoth_codex_Codex_create(c, &req, &resp, NULL);
+		rc = r ? failed(ch, "create", stream, r) : 0;
+	} else if (!strcmp(sub, "append")) {
+		char *line = NULL;
+		size_t cap = 0;
+		ssize_t n;
+		while ((n = getline(&line, &cap, stdin)) >= 0) {
+			if (n && line[n - 1] == '\n')
+				line[--n] = 0;
+			thoth_bytes_t rec = { .ptr = (const uint8_t *)line, .len = (uint32_t)n };
+			thoth_codex_Codex_append_req_t req = {
+				.stream = thoth_str(stream), .records = { .items = &rec, .count = 1 },
+				.durability = (thoth_codex_Durability_t)dur, .budget_ms = (uint32_t)budget,
+			};
+			thoth_codex_Codex_append_resp_t resp;
+			int r = thoth_codex_Codex_append(c, &req, &resp, NULL);
+			if (r) {
+				rc = failed(ch, "append", stream, r);
+				break;
+			}
+			printf("%llu\n", (unsigned long long)resp.first_seq);
+			fflush(stdout);
+		}
+		free(line);
+	} else {
+		if (by_time) {
+			thoth_codex_Codex_time_range_req_t req = { .stream = thoth_str(stream), .from_ns = since, .to_ns = until };
+			thoth_codex_Codex_time_range_resp_t resp;
+			int r = thoth_codex_Codex_time_range(c, &req, &resp, NULL);
+			if (r) {
+				rc = failed(ch, "read", stream, r);
+				goto out;
+			}
+			if (resp.first_seq > from)
+				from = resp.first_seq;
+			if (resp.end_seq <= from) {
+				printf(opts->json ? "[]\n" : "");
+				goto out;
+			}
+			if (!to || resp.end_seq - 1 < to)
+				to = resp.end_seq - 1;
+		}
+		if (opts->json)
+			printf("[");
+		bool first = true;
+		for (;;) {
+			thoth_codex_Codex_read_req_t req = { .stream = thoth_str(stream), .from_seq = from, .to_seq = to,
+							     .max_records = 1024 };
+			thoth_codex_Codex_read_resp_t resp;
+			static uint64_t scratch[1 << 13];
+			thoth_arena_t arena;
+			thoth_arena_init(&arena, scratch, sizeof scratch);
+			int r = thoth_codex_Codex_read(c, &req, &resp, &arena);
+			if (r) {
+				if (opts->json)
+					printf("]\n");
+				rc = failed(ch, "read", stream, r);
+				goto out;
+			}
+			for (uint32_t k = 0; k < resp.records.count; k++) {
+				const thoth_codex_Record_t *rec = &resp.records.items[k];
+				if (opts->json) {
+					printf("%s{\"seq\": %llu, \"data\": ", first ? "" : ", ", (unsigned long long)rec->seq);
+					thothctl_json_str((const char *)rec->data.ptr, rec->data.len);
+					printf("}");
+				} else {
+					printf("%llu\t%.*s\n", (unsigned long long)rec->seq, (int)rec->data.len,
+					       (const char *)rec->data.ptr);
+				}
+				first = false;
+			}
+			if (!resp.records.count || resp.next_seq <= from)
+				break;
+			from = resp.next_seq;
+			if (to && from > to)
+				break;
+		}
+		if (opts->json)
+			printf("]\n");
+	}
+out:
+	thoth_chan_close(ch);
+	return rc;
+}

@@ -1,0 +1,107 @@
+/*
+ * topology.c - `thothctl topology [NAME]` (SCALE-1/2, docs/SCALE.md): the
+ * machine as hwloc sees it (nodes, CPUs, distances), the shared resolve
+ * table thothd hands out (entries, generation), and with NAME the
+ * placement decision for a caller on each node: which instance of NAME the
+ * table gives it and how far that instance's node is.
+ *
+ *   thothctl [--json] topology [NAME]
+ *
+ * $THOTH_TOPOLOGY_XML / $THOTH_TOPOLOGY_SYNTHETIC show another machine
+ * (for a 4-node picture on a 1-node VM).  --json: one object per line:
+ * {"machine": ...}, then {"node": N, ...} per node.
+ */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "thoth/rtable.h"
+#include "thothctl.h"
+#include "topology.h"
+
+int thothctl_topology(int argc, char **argv, const thothctl_opts_t *opts)
+{
+	const char *name = NULL;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			printf("usage: thothctl [--json] topology [NAME]\n");
+			return 0;
+		}
+		if (argv[i][0] == '-' || name) {
+			fprintf(stderr, "thothctl: usage: topology [NAME]\n");
+			return 2;
+		}
+		name = argv[i];
+	}
+	thoth_topo_t *t = NULL;
+	char why[400];
+	int r = thoth_topo_load(NULL, &t, why, sizeof why);
+	if (r) {
+		fprintf(stderr, "thothctl: topology: %s\n", why);
+		return 1;
+	}
+	/* The table is optional here: without thothd the machine is still shown. */
+	thoth_rtable_t *tab = NULL;
+	char twhy[300] = "";
+	int tr = thoth_rtable_open(opts->runtime_dir, &tab, twhy, sizeof twhy);
+	thoth_rtable_stats_t st = { 0 };
+	if (!tr)
+		thoth_rtable_stats(tab, &st);
+	unsigned nodes = thoth_topo_nodes(t);
+	if (opts->json) {
+		printf("{\"machine\": {\"nodes\": %u, \"packages\": %u, \"cores\": %u, \"cpus\": %u, "
+		       "\"distances_from_firmware\": %s}, \"resolve_table\": ", nodes, thoth_topo_packages(t),
+		       thoth_topo_cores(t), thoth_topo_cpus(t), thoth_topo_has_distances(t) ? "true" : "false");
+		if (tr)
+			printf("null");
+		else
+			printf("{\"entries\": %u, \"generation\": %u, \"incomplete\": %s}", st.entries,
+			       thoth_rtable_generation(tab), st.incomplete ? "true" : "false");
+		printf("}\n");
+	} else {
+		char text[8192];
+		thoth_topo_describe(t, text, sizeof text);
+		fputs(text, stdout);
+		if (tr)
+			printf("resolve table: not available (%s)\n", twhy);
+		else
+			printf("resolve table: %u entries, generation %u%s\n", st.entries, thoth_rtable_generation(tab),
+			       st.incomplete ? ", incomplete (some instances only by round trip)" : "");
+		if (name && !tr)
+			printf("%-6s %-8s %-48s %-6s %s\n", "NODE", "PICKS", "ENDPOINT", "ON", "DISTANCE");
+	}
+	for (unsigned n = 0; n < nodes; n++) {
+		int os = thoth_topo_node_os(t, n);
+		cpu_set_t cpus;
+		thoth_topo_node_cpus(t, n, &cpus);
+		thoth_resolved_t where;
+		int lr = name && !tr ? thoth_rtable_lookup(tab, name, NULL, (uint16_t)os, &where) : THOTH_E_NOT_FOUND;
+		int to = lr ? -1 : thoth_topo_node_from_os(t, where.numa_node);
+		uint32_t dist = to >= 0 ? thoth_topo_distance(t, n, (unsigned)to) : 0;
+		if (opts->json) {
+			printf("{\"node\": %u, \"os_node\": %d, \"cpus\": %d", n, os, CPU_COUNT(&cpus));
+			if (name) {
+				printf(", \"name\": ");
+				thothctl_json_str(name, strlen(name));
+				if (lr) {
+					printf(", \"picks\": null");
+				} else {
+					printf(", \"picks\": {\"addr\": ");
+					thothctl_json_str(where.addr, strlen(where.addr));
+					printf(", \"pid\": %u, \"numa_node\": %u, \"distance\": %u}", where.pid,
+					       where.numa_node, dist);
+				}
+			}
+			printf("}\n");
+		} else if (name && !tr) {
+			if (lr)
+				printf("%-6u %-8s\n", os, "none");
+			else
+				printf("%-6u %-8u %-48s %-6u %u\n", os, where.pid, where.addr, where.numa_node, dist);
+		}
+	}
+	thoth_rtable_close(tab);
+	thoth_topo_free(t);
+	return 0;
+}

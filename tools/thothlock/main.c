@@ -1,0 +1,274 @@
+/*
+ * thothlock - run a program under the lock contention profiler and report.
+ *
+ *   thothlock [--json] [--all] [--top N] [--output FILE] [--verbose] -- PROGRAM [ARGS...]
+ *
+ * Runs PROGRAM with libthothlock.so preloaded (LD_PRELOAD) and the table
+ * directory THOTHLOCK_DIR set to a private temporary directory; when
+ * PROGRAM exits, reads each process's table (a forking program leaves one
+ * per process) and its saved maps, and writes the report to stderr (or
+ * --output FILE): text sorted by total wait, or JSON (docs/LOCKS.md).
+ * SIGINT, SIGTERM, SIGHUP and SIGQUIT are passed on to PROGRAM.
+ *
+ * Exit status: PROGRAM's (128 + signal if a signal ended it); 2 bad
+ * arguments; 127 PROGRAM could not be run; 1 the report failed.
+ *
+ * The library: $THOTHLOCK_LIB, else libthothlock.so next to this program
+ * (the build tree), else the installed THOTHLOCK_INSTALLED_LIB.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "lockprof_report.h"
+#include "thoth/version.h"
+
+#ifndef THOTHLOCK_INSTALLED_LIB
+#define THOTHLOCK_INSTALLED_LIB "/usr/lib/thoth/libthothlock.so"
+#endif
+
+static volatile sig_atomic_t child_pid;
+
+static void forward(int sig)
+{
+	if (child_pid > 0)
+		kill(child_pid, sig);
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: thothlock [--json] [--all] [--top N] [--output FILE] [--verbose] -- PROGRAM [ARGS...]\n"
+		"\n"
+		"Run PROGRAM with the lock profiler (libthothlock.so) preloaded and report\n"
+		"pthread mutex / rwlock contention per lock and call site when it exits.\n"
+		"\n"
+		"  --json         the report as JSON (a `locks` array; docs/LOCKS.md)\n"
+		"  --all          time every acquisition and hold (default: only contended ones)\n"
+		"  --top N        the N locks with the most total wait\n"
+		"  --output FILE  write the report to FILE (default: stderr)\n"
+		"  --verbose      text: list locks that never waited too\n");
+}
+
+static int find_library(char *out, size_t cap)
+{
+	const char *env = getenv("THOTHLOCK_LIB");
+	if (env && *env) {
+		if (access(env, R_OK) != 0) {
+			fprintf(stderr, "thothlock: THOTHLOCK_LIB=%s: %s\n", env, strerror(errno));
+			return -1;
+		}
+		snprintf(out, cap, "%s", env);
+		return 0;
+	}
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+	if (n > 0) {
+		self[n] = 0;
+		char *slash = strrchr(self, '/');
+		if (slash) {
+			*slash = 0;
+			int w = snprintf(out, cap, "%s/libthothlock.so", self);
+			if (w > 0 && (size_t)w < cap && access(out, R_OK) == 0)
+				return 0;
+		}
+	}
+	if (access(THOTHLOCK_INSTALLED_LIB, R_OK) == 0) {
+		snprintf(out, cap, "%s", THOTHLOCK_INSTALLED_LIB);
+		return 0;
+	}
+	fprintf(stderr, "thothlock: libthothlock.so not found (next to thothlock, at %s, "
+	        "or in $THOTHLOCK_LIB)\n", THOTHLOCK_INSTALLED_LIB);
+	return -1;
+}
+
+static int set_preload(const char *lib)
+{
+	const char *old = getenv("LD_PRELOAD");
+	size_t len = strlen(lib) + (old ? strlen(old) + 1 : 0) + 1;
+	char *v = malloc(len);
+	if (!v)
+		return -1;
+	snprintf(v, len, "%s%s%s", lib, old && *old ? ":" : "", old ? old : "");
+	int rc = setenv("LD_PRELOAD", v, 1);
+	free(v);
+	return rc;
+}
+
+/* Report every table the run left in `dir`, then remove the directory. */
+static int report(const char *dir, FILE *out, const thothlock_report_opts_t *opts)
+{
+	int status = 0;
+	thothlock_table_t *tables[256];
+	size_t n = 0;
+	DIR *d = opendir(dir);
+	if (!d) {
+		fprintf(stderr, "thothlock: %s: %s\n", dir, strerror(errno));
+		return 1;
+	}
+	struct dirent *e;
+	char path[PATH_MAX];
+	while ((e = readdir(d))) {
+		size_t l = strlen(e->d_name);
+		if (l < 7 || strcmp(e->d_name + l - 6, ".table") != 0)
+			continue;
+		if (n == sizeof tables / sizeof tables[0]) {
+			fprintf(stderr, "thothlock: more than %zu processes: the rest are not reported\n", n);
+			break;
+		}
+		snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+		char why[PATH_MAX + 64];
+		thothlock_table_t *t;
+		if (thothlock_table_load(path, &t, why, sizeof why) != 0) {
+			fprintf(stderr, "thothlock: %s\n", why);
+			status = 1;
+			continue;
+		}
+		snprintf(path, sizeof path, "%s/%.*s.maps", dir, (int)(l - 6), e->d_name);
+		(void)thothlock_table_set_maps_file(t, path);   /* none: raw addresses */
+		tables[n++] = t;
+	}
+	closedir(d);
+	if (n == 0) {
+		fprintf(stderr, "thothlock: the program left no lock table (not dynamically linked, "
+		        "or LD_PRELOAD was dropped)\n");
+		status = 1;
+	} else if (thothlock_report_write(out, tables, n, opts) != 0) {
+		fprintf(stderr, "thothlock: cannot write the report\n");
+		status = 1;
+	}
+	for (size_t i = 0; i < n; i++)
+		thothlock_table_free(tables[i]);
+	/* Remove what the run left: tables and maps. */
+	d = opendir(dir);
+	if (d) {
+		while ((e = readdir(d))) {
+			if (e->d_name[0] == '.')
+				continue;
+			snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+			unlink(path);
+		}
+		closedir(d);
+	}
+	rmdir(dir);
+	return status;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "all", no_argument, NULL, 'a' },
+		{ "top", required_argument, NULL, 't' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	thothlock_report_opts_t opts = { 0 };
+	bool all = false;
+	const char *output = NULL;
+	int opt;
+	opterr = 0;
+	/* '+': stop at the first non-option, PROGRAM's options are its own. */
+	while ((opt = getopt_long(argc, argv, "+o:t:h", options, NULL)) != -1) {
+		switch (opt) {
+		case 'j': opts.json = true; break;
+		case 'a': all = true; break;
+		case 'v': opts.show_uncontended = true; break;
+		case 'o': output = optarg; break;
+		case 't': {
+			char *end;
+			errno = 0;
+			unsigned long v = strtoul(optarg, &end, 10);
+			if (errno || *end || !*optarg || v == 0 || v > 1000000) {
+				fprintf(stderr, "thothlock: --top wants a count from 1 to 1000000, not '%s'\n",
+				        optarg);
+				return 2;
+			}
+			opts.top = (unsigned)v;
+			break;
+		}
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("thothlock %s\n", THOTH_VERSION_STRING); return 0;
+		default:
+			fprintf(stderr, "thothlock: unknown option '%s'\n", argv[optind - 1]);
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind >= argc) {
+		fprintf(stderr, "thothlock: no program to run\n");
+		usage(stderr);
+		return 2;
+	}
+	FILE *out = stderr;
+	if (output) {
+		out = fopen(output, "we");
+		if (!out) {
+			fprintf(stderr, "thothlock: %s: %s\n", output, strerror(errno));
+			return 1;
+		}
+	}
+	char lib[PATH_MAX];
+	if (find_library(lib, sizeof lib) != 0)
+		return 1;
+	char dir[] = "/tmp/thothlock.XXXXXX";
+	if (!mkdtemp(dir)) {
+		fprintf(stderr, "thothlock: mkdtemp: %s\n", strerror(errno));
+		return 1;
+	}
+	if (set_preload(lib) != 0 || setenv("THOTHLOCK_DIR", dir, 1) != 0 ||
+	    setenv("THOTHLOCK_MODE", all ? "all" : "contention", 1) != 0) {
+		fprintf(stderr, "thothlock: setenv: %s\n", strerror(errno));
+		rmdir(dir);
+		return 1;
+	}
+
+	struct sigaction sa = { .sa_handler = forward };
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
+	for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+		sigaction(sigs[i], &sa, NULL);
+
+	pid_t pid = fork();
+	if (pid < 0) {
+		fprintf(stderr, "thothlock: fork: %s\n", strerror(errno));
+		rmdir(dir);
+		return 1;
+	}
+	if (pid == 0) {
+		execvp(argv[optind], argv + optind);
+		fprintf(stderr, "thothlock: %s: %s\n", argv[optind], strerror(errno));
+		_exit(127);
+	}
+	child_pid = pid;
+	int wstatus = 0;
+	while (waitpid(pid, &wstatus, 0) < 0) {
+		if (errno != EINTR) {
+			fprintf(stderr, "thothlock: waitpid: %s\n", strerror(errno));
+			break;
+		}
+	}
+	int code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus)
+	           : WIFSIGNALED(wstatus) ? 128 + WTERMSIG(wstatus) : 1;
+	if (code == 127 && WIFEXITED(wstatus)) {
+		/* exec failed (already said) or the program's own 127: report anyway. */
+	}
+	int rc = report(dir, out, &opts);
+	if (out != stderr && fclose(out) != 0) {
+		fprintf(stderr, "thothlock: %s: %s\n", output, strerror(errno));
+		rc = 1;
+	}
+	return code ? code : rc;
+}

@@ -1,0 +1,172 @@
+// dashboard.js - the ThothOS dashboard's page (docs/DASHBOARD.md).
+// Live data: Server-Sent Events from thothd's /events, one object a second.
+// Charts: drawn on <canvas> here (no library), all on one time axis: the
+// server's CLOCK_MONOTONIC (t_ns), the last WINDOW_S seconds.  A click on a
+// chart downloads +-1 s around that instant as a Chrome JSON trace
+// (/trace.json, thothd's OBS-1 exporter).
+"use strict";
+
+const WINDOW_S = 120;
+const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
+                "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"];
+const token = new URLSearchParams(location.search).get("token");
+const withToken = (url) => token ? url + (url.includes("?") ? "&" : "?") +
+                                   "token=" + encodeURIComponent(token) : url;
+
+// What tests and curious users can read: ticks received, last object, charts.
+const state = { ticks: 0, last: null, charts: {}, latestNs: 0 };
+window.thothDashboard = state;
+
+class Chart {
+  constructor(id, unit, opts = {}) {
+    this.canvas = document.getElementById(id);
+    this.ctx = this.canvas.getContext("2d");
+    this.unit = unit;
+    this.series = new Map();        // name -> [[t_ns, value], ...]
+    this.fixedMax = opts.max;       // e.g. 1 for fractions
+    this.points = 0;
+    this.canvas.addEventListener("click", (ev) => this.onClick(ev));
+    state.charts[id] = this;
+  }
+  add(name, tNs, value) {
+    if (value === null || value === undefined || !isFinite(value)) return;
+    if (!this.series.has(name)) this.series.set(name, []);
+    const s = this.series.get(name);
+    s.push([tNs, value]);
+    this.points++;
+    const oldest = tNs - WINDOW_S * 1e9;
+    while (s.length && s[0][0] < oldest) s.shift();
+  }
+  xOf(tNs, w) {
+    const right = state.latestNs, left = right - WINDOW_S * 1e9;
+    return 50 + (w - 60) * (tNs - left) / (right - left);
+  }
+  draw() {
+    const c = this.canvas, g = this.ctx, w = c.width, h = c.height;
+    g.clearRect(0, 0, w, h);
+    let max = this.fixedMax || 0;
+    if (!this.fixedMax)
+      for (const s of this.series.values()) for (const p of s) max = Math.max(max, p[1]);
+    if (max <= 0) max = 1;
+    const top = 8, bottom = h - 18, yOf = (v) => bottom - (bottom - top) * v / max;
+    g.strokeStyle = "#c9ced6"; g.fillStyle = "#6a7180"; g.font = "11px sans-serif";
+    g.beginPath(); g.moveTo(50, top); g.lineTo(50, bottom); g.lineTo(w - 10, bottom); g.stroke();
+    g.fillText(fmt(max) + " " + this.unit, 2, top + 8);
+    g.fillText("0", 38, bottom);
+    for (let s = 0; s <= WINDOW_S; s += 30)
+      g.fillText("-" + (WINDOW_S - s) + " s", this.xOf(state.latestNs - (WINDOW_S - s) * 1e9, w) - 12, h - 4);
+    let i = 0, legendX = 60;
+    for (const [name, pts] of this.series) {
+      const color = COLORS[i++ % COLORS.length];
+      g.strokeStyle = color; g.lineWidth = 1.5; g.beginPath();
+      pts.forEach((p, k) => {
+        const x = this.xOf(p[0], w), y = yOf(Math.min(p[1], max));
+        if (k) g.lineTo(x, y); else g.moveTo(x, y);
+      });
+      g.stroke();
+      g.fillStyle = color; g.fillText(name, legendX, top + 10);
+      legendX += g.measureText(name).width + 14;
+    }
+  }
+  onClick(ev) {
+    if (!state.latestNs) return;
+    const r = this.canvas.getBoundingClientRect();
+    const x = (ev.clientX - r.left) * this.canvas.width / r.width;
+    const right = state.latestNs, left = right - WINDOW_S * 1e9;
+    const t = left + (x - 50) / (this.canvas.width - 60) * (right - left);
+    exportWindow(Math.max(0, Math.round(t - 1e9)), Math.round(t + 1e9));
+  }
+}
+
+function fmt(v) {
+  if (v >= 100) return v.toFixed(0);
+  if (v >= 1) return v.toFixed(2);
+  return v.toPrecision(2);
+}
+
+async function exportWindow(fromNs, toNs) {
+  const url = withToken("trace.json?from_ns=" + fromNs + "&to_ns=" + toNs);
+  const resp = await fetch(url);
+  if (!resp.ok) { setStatus("export failed: " + resp.status, "down"); return; }
+  const blob = await resp.blob();
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(blob);
+  a.download = "thoth-" + fromNs + ".json";
+  document.body.appendChild(a); a.click(); a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+}
+
+function setStatus(text, cls) {
+  const el = document.getElementById("status");
+  el.textContent = text; el.className = "status " + (cls || "");
+}
+function note(id, text) { document.getElementById(id).textContent = text || ""; }
+function fillTable(id, rows) {
+  const body = document.querySelector("#" + id + " tbody");
+  body.replaceChildren(...rows.map((cells) => {
+    const tr = document.createElement("tr");
+    for (const c of cells) { const td = document.createElement("td"); td.textContent = c; tr.appendChild(td); }
+    return tr;
+  }));
+}
+
+const charts = {
+  cpuidle: new Chart("c-cpuidle", "of time", { max: 1 }),
+  wakeups: new Chart("c-wakeups", "/s"),
+  latency: new Chart("c-latency", "µs"),
+  rings: new Chart("c-rings", "fill", { max: 1 }),
+  pm: new Chart("c-pm", "level"),
+  energy: new Chart("c-energy", "mJ/req"),
+};
+
+function onTick(d) {
+  state.ticks++; state.last = d; state.latestNs = d.t_ns;
+  const t = d.t_ns;
+  document.getElementById("clock").textContent =
+    "t = " + (t / 1e9).toFixed(1) + " s (monotonic), " + d.events + " trace events";
+
+  const ci = d.cpuidle;
+  note("cpuidle-note", ci.available ? "" :
+       "No source: " + ci.why + " (cpuidle driver: " + ci.driver + ").");
+  for (const cpu of ci.cpus)
+    for (const s of cpu.states) charts.cpuidle.add("cpu" + cpu.cpu + " " + s.name, t, s.residency);
+  note("pstate-note", d.pstate.available ? "" : "P-state: no source: " + d.pstate.why + ".");
+
+  for (const p of d.procs) charts.wakeups.add(p.name + " " + p.pid, t, p.wakeups_per_s.all);
+  fillTable("t-wakeups", d.procs.map((p) => [p.name, p.pid, fmt(p.wakeups_per_s.all),
+    fmt(p.wakeups_per_s.fd), fmt(p.wakeups_per_s.doorbell), fmt(p.wakeups_per_s.socket_message),
+    fmt(p.wakeups_per_s.timer), fmt(p.wakeups_per_s.signal),
+    fmt(p.wakeups_per_s.deferred), fmt(p.timers_per_s)]));
+
+  note("latency-note", d.channels.length ? "" :
+       "No round trip seen yet: the histograms fill as traced calls complete.");
+  for (const c of d.channels)
+    if (c.rate > 0) charts.latency.add(c.service + " " + c.pid + " " + c.interface + "." + c.method, t, c.p99_us);
+  fillTable("t-latency", d.channels.map((c) => [c.service, c.pid, c.interface, c.method,
+    c.transport, fmt(c.rate), fmt(c.p50_us), fmt(c.p99_us), fmt(c.queue_p50_us),
+    fmt(c.wakeups_per_s)]));
+
+  for (const r of d.rings) charts.rings.add(r.name + " " + r.pid, t, r.fill);
+  fillTable("t-rings", d.rings.map((r) => [r.name, r.pid, (100 * r.fill).toFixed(1) + " %", r.read, r.lost]));
+
+  const pm = d.pm;
+  note("pm-note", !pm.available ? "No source: the power broker did not answer." :
+       pm.elements.length ? "" : "No PM element declared (the power broker runs; no driver declared one).");
+  for (const e of pm.elements) charts.pm.add(e.name, t, e.level);
+  fillTable("t-pm", pm.elements.map((e) => [e.name, e.level + " " + e.level_name, e.target,
+    e.leases, fmt(e.energy_mj)]));
+
+  note("energy-note", d.energy.available ? "" : "No source: " + d.energy.why + ".");
+  if (d.energy.available) charts.energy.add("all services", t, d.energy.mj_per_request);
+
+  note("locks-note", d.locks.available ? "" : "No source: " + d.locks.why + ".");
+  for (const c of Object.values(charts)) c.draw();
+}
+
+function connect() {
+  const es = new EventSource(withToken("events"));
+  es.addEventListener("open", () => setStatus("live", "live"));
+  es.addEventListener("tick", (ev) => onTick(JSON.parse(ev.data)));
+  es.addEventListener("error", () => setStatus("disconnected: retrying", "down"));
+}
+connect();
