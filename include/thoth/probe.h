@@ -177,7 +177,8 @@ size_t thoth_probe_maps_count(const thoth_probe_maps_t *maps);
 int thoth_probe_maps_info(const thoth_probe_maps_t *maps, size_t i, thoth_probe_map_info_t *out);
 /* FN for every entry of map I (hash: present keys; array: all; percpu array:
  * value = the sum over thread slots when value_size is 8, else slot 0's).
- * Ringbuf: FN for each unread record (key NULL), consumed. */
+ * Ringbuf: FN for each unread record, consumed; KEY points to its length
+ * (uint32_t). */
 typedef int (*thoth_probe_entry_fn)(const void *key, const void *value, void *ctx);
 int thoth_probe_maps_foreach(thoth_probe_maps_t *maps, size_t i, thoth_probe_entry_fn fn,
                              void *ctx);

@@ -138,15 +138,11 @@ void thoth_trace_emit(unsigned category, uint32_t *id_cache, const char *name,
 	/* The trace point was entered for the category's bit, its probe bit,
 	 * or both (THOTH_TRACE_IS_ON): probes first, then the record. */
 	uint64_t en = __atomic_load_n(&b->control->enabled, __ATOMIC_RELAXED);
-	uint64_t now = 0;
-	int cpu = -1;
 	if (__builtin_expect((en >> (category + THOTH_TRACE_PROBE_SHIFT)) & 1, 0)) {
-		now = f->timestamp ? f->timestamp : thoth_trace_now();
-		cpu = sched_getcpu();
 		if (__builtin_expect(thread_ring.generation != gen, 0))
 			claim_ring(b, gen);
-		thoth__probe_fire(category, event_id, name, f, thoth__trace_ticks_to_ns(now), cpu,
-		                  thread_ring.tid);
+		thoth__probe_poll();    /* a command from thothd (live attach) */
+		thoth__probe_fire(category, event_id, name, f, thread_ring.tid);
 	}
 	if (!((en >> category) & 1))
 		return;
@@ -170,10 +166,8 @@ void thoth_trace_emit(unsigned category, uint32_t *id_cache, const char *name,
 		}
 	}
 	thoth_trace_record_t *rec = &thoth_trace_ring_records(ring)[seq & b->ring_mask];
-	if (!now) {
-		now = f->timestamp ? f->timestamp : thoth_trace_now();
-		cpu = sched_getcpu();
-	}
+	uint64_t now = f->timestamp ? f->timestamp : thoth_trace_now();
+	int cpu = sched_getcpu();
 
 	/* Seqlock write (see trace_layout.h): BUSY, fence, body, commit, head. */
 	__atomic_store_n(&rec->word0, thoth_trace_word0(THOTH_TRACE_COMMIT_BUSY, 0, 0, 0),

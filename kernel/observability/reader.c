@@ -411,6 +411,13 @@ int thoth_trace_reader_thread_name(const thoth_trace_reader_t *r, uint32_t ring,
 	return 0;
 }
 
+/* The control page of the buffer READER maps (read-write): thothd's probe
+ * commands go through its mailbox (trace_layout.h). */
+void *thoth__trace_reader_control_page(thoth_trace_reader_t *r)
+{
+	return r ? control(r) : NULL;
+}
+
 int thoth_trace_reader_geometry(const thoth_trace_reader_t *r, uint32_t *ring_count,
                                 uint32_t *ring_records)
 {

@@ -64,6 +64,54 @@ typedef struct thoth_trace_control {
 	char process_name[32];   /* 80 NUL-terminated */
 } thoth_trace_control_t;
 
+/*
+ * The probe mailbox (OBS-2, docs/PROBES.md "Live attach"): the second half
+ * of the control page.  A collector (thothd) posts one command at a time;
+ * the traced process takes it at its next trace point (the collector sets
+ * the probe bits, 8-15, of `enabled` so that one enters the slow path),
+ * acknowledges it and reports its probes in `slots`.  The process copies
+ * every field it reads into private memory and validates it; the program
+ * it fetches is verified again in the process.
+ *   cmd_seq   collector: store-release after the command fields
+ *   ack_seq   process: store-release after ack_status, maps_fd, ack_msg
+ *   slots     process: refreshed while probes run (relaxed; informative)
+ */
+#define THOTH_TRACE_PROBE_MAILBOX_OFFSET 2048u
+#define THOTH_TRACE_PROBE_SLOTS 12u
+#define THOTH_TRACE_PROBE_CMD_ATTACH 1u
+#define THOTH_TRACE_PROBE_CMD_DETACH 2u
+#define THOTH_TRACE_PROBE_FREE 0u
+#define THOTH_TRACE_PROBE_RUNNING 1u
+#define THOTH_TRACE_PROBE_STOPPED 2u    /* detached by the process (budget): reason */
+
+typedef struct thoth_trace_probe_slot {
+	uint64_t probe_id;       /*  0 the collector's id */
+	uint64_t runs;           /*  8 */
+	uint32_t state;          /* 16 THOTH_TRACE_PROBE_* */
+	int32_t maps_fd;         /* 20 in the process's fd table */
+	char reason[96];         /* 24 NUL-terminated */
+} thoth_trace_probe_slot_t;
+
+typedef struct thoth_trace_probe_mailbox {
+	uint64_t cmd_seq;        /*   0 */
+	uint32_t cmd;            /*   8 THOTH_TRACE_PROBE_CMD_* */
+	uint32_t from_pid;       /*  12 the collector (object_fd is in its fd table) */
+	int32_t object_fd;       /*  16 attach: a sealed memfd holding the ELF object */
+	uint32_t object_len;     /*  20 */
+	uint64_t probe_id;       /*  24 attach: the id of the first program (then +1 ...); detach: the id */
+	uint64_t ack_seq;        /*  32 */
+	int32_t ack_status;      /*  40 0 or a THOTH_E_* */
+	int32_t maps_fd;         /*  44 attach: the maps memfd in the process's fd table */
+	char ack_msg[464];       /*  48 why it failed (the verifier's message) */
+	thoth_trace_probe_slot_t slots[THOTH_TRACE_PROBE_SLOTS]; /* 512 */
+} thoth_trace_probe_mailbox_t;
+
+/* The control page a reader maps (read-write): the collector's side of the mailbox. */
+void *thoth__trace_reader_control_page(thoth_trace_reader_t *r);
+
+_Static_assert(THOTH_TRACE_PROBE_MAILBOX_OFFSET + sizeof(thoth_trace_probe_mailbox_t) <=
+               THOTH_TRACE_CONTROL_SIZE, "probe mailbox fits the control page");
+
 /* Name table entry (id = index + 1); written once, before names_count. */
 typedef struct thoth_trace_name {
 	char name[THOTH_TRACE_NAME_MAX + 1]; /* [A-Za-z0-9_], NUL-terminated */

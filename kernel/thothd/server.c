@@ -70,6 +70,7 @@ enum {
 	BODY_BATCH_RESOLVE = 256 << 10,
 	BODY_TRACE_PATHS = 16 << 10,
 	BODY_SMALL = 4 << 10,
+	BODY_PROBE_OBJECT = 1 << 20,    /* ProbeControl.attach: an eBPF ELF object */
 };
 
 static uint32_t request_body_limit(void *arg, const uint8_t *header)
@@ -83,6 +84,8 @@ static uint32_t request_body_limit(void *arg, const uint8_t *header)
 		limit = BODY_BATCH_RESOLVE;
 	else if (iface == THOTH_TRACE_TRACE_CONTROL_ID && (method == 3 || method == 6))
 		limit = BODY_TRACE_PATHS;
+	else if (iface == THOTH_PROBE_PROBE_CONTROL_ID && method == 1)
+		limit = BODY_PROBE_OBJECT;
 	return limit < c->d->cfg.max_body ? limit : c->d->cfg.max_body;
 }
 
@@ -93,6 +96,7 @@ static const thoth_interface_info_t *const known_interfaces[] = {
 	&thoth_trace_TraceControl_info,
 	&thoth_pm_PowerBroker_info,
 	&thoth_pm_PowerEvents_info,
+	&thoth_probe_ProbeControl_info,
 };
 
 static void *aligned_alloc8(size_t n)
@@ -174,7 +178,7 @@ int thothd_new(const thothd_config_t *cfg, thoth_loop_t *loop, thothd_t **out)
 	};
 	if (!d->out || !d->arena || !d->event_buf || thothd_rtable_new(d) || thoth_registry_new(&rc, &d->registry) ||
 	    thothd_tracer_new(d, &d->tracer) || thothd_endpoints_new(d, &d->endpoints) ||
-	    thothd_pm_new(d, &d->pm)) {
+	    thothd_pm_new(d, &d->pm) || thothd_probes_new(d, &d->probes)) {
 		thothd_free(d);
 		return THOTH_E_NOMEM;
 	}
@@ -620,6 +624,8 @@ static void handle_message(thothd_t *d, thothd_client_t *c, const uint8_t *msg, 
 		r = thoth_trace_TraceControl_dispatch(&thothd_trace_handlers, &call, msg, len, &io);
 	else if (iface == THOTH_PM_POWER_BROKER_ID)
 		r = thoth_pm_PowerBroker_dispatch(&thothd_pm_handlers, &call, msg, len, &io);
+	else if (iface == THOTH_PROBE_PROBE_CONTROL_ID)
+		r = thoth_probe_ProbeControl_dispatch(&thothd_probe_handlers, &call, msg, len, &io);
 	else    /* Registry, or an unknown interface answered by the Registry dispatcher */
 		r = thoth_registry_Registry_dispatch(&thothd_registry_handlers, &call, msg, len, &io);
 	d->out = io.out;                /* a handler may have grown the buffer */
@@ -948,6 +954,7 @@ void thothd_free(thothd_t *d)
 	free(d->uids);
 	thothd_tracer_free(d->tracer);
 	thothd_pm_free(d->pm);
+	thothd_probes_free(d->probes);
 	thoth_registry_free(d->registry);
 	thothd_rtable_free(d);
 	free(d->out);

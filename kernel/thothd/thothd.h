@@ -29,6 +29,7 @@
 #include "daemon.thoth.h"
 #include "log.h"
 #include "pm.thoth.h"
+#include "probe.thoth.h"
 #include "registry.h"
 #include "registry.thoth.h"
 #include "thoth/loop.h"
@@ -64,6 +65,7 @@ typedef struct thothd_config {
 typedef struct thothd thothd_t;
 typedef struct thothd_client thothd_client_t;
 typedef struct thothd_tracer thothd_tracer_t;
+typedef struct thothd_probes thothd_probes_t;
 typedef struct thothd_endpoints thothd_endpoints_t;
 typedef struct thothd_pm thothd_pm_t;
 typedef struct thothd_rtable thothd_rtable_t;
@@ -123,6 +125,7 @@ struct thothd {
 	int reserve_fd;                 /* closed to accept-and-close at the fd limit */
 	thoth_timer_t *accept_timer;    /* accepting paused (fd limit) until it fires */
 	thothd_pm_t *pm;                /* the power broker (pm.c) */
+	thothd_probes_t *probes;        /* probes handed to traced processes (probe.c) */
 	thothd_rtable_t *rtable;        /* the shared resolve table (rtable.c); NULL if none */
 	bool expiry_armed;
 	char dashboard_url[128];        /* "" when no dashboard serves (Daemon.status) */
@@ -223,6 +226,12 @@ int thothd_tracer_new(thothd_t *d, thothd_tracer_t **out);
 void thothd_tracer_free(thothd_tracer_t *t);
 /* Does C hold something of the tracer's (its buffer, or the session)? */
 bool thothd_tracer_holds(const thothd_tracer_t *t, const thothd_client_t *c);
+/* The trace buffer reader of live process PID, or NULL (probe.c uses it). */
+thoth_trace_reader_t *thothd_tracer_reader(thothd_tracer_t *t, uint32_t pid);
+
+/* Probes (probe.c, idl/probe.tidl). */
+int thothd_probes_new(thothd_t *d, thothd_probes_t **out);
+void thothd_probes_free(thothd_probes_t *p);
 /* C's connection is closing: its buffer stays only while a session needs it. */
 void thothd_tracer_client_closed(thothd_tracer_t *t, const thothd_client_t *c);
 
@@ -257,6 +266,7 @@ uint64_t thothd_endpoints_removed(const thothd_endpoints_t *e);
 /* ---- pm.c: PowerBroker (PM-1, docs/PM.md) ---- */
 
 extern const thoth_pm_PowerBroker_handlers_t thothd_pm_handlers;
+extern const thoth_probe_ProbeControl_handlers_t thothd_probe_handlers;
 int thothd_pm_new(thothd_t *d, thothd_pm_t **out);
 void thothd_pm_free(thothd_pm_t *pm);
 /* C's connection is closing: its leases and requests end, its elements die. */

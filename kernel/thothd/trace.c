@@ -320,6 +320,16 @@ void thothd_tracer_free(thothd_tracer_t *t)
 	free(t);
 }
 
+/* The buffer of live process PID (connected, or thothd itself), for the
+ * probe mailbox (probe.c); NULL when none. */
+thoth_trace_reader_t *thothd_tracer_reader(thothd_tracer_t *t, uint32_t pid)
+{
+	for (trace_source_t *s = t->sources; s; s = s->next)
+		if (s->pid == pid && (s->client || s->own))
+			return s->reader;
+	return NULL;
+}
+
 bool thothd_tracer_holds(const thothd_tracer_t *t, const thothd_client_t *c)
 {
 	if (!t)

@@ -70,6 +70,8 @@ static void usage(FILE *out)
 		"                                  NIC / NVMe interrupt coalescing, or the\n"
 		"                                  profile a moderation policy picks (PM-3)\n"
 		"  probe check FILE.o              verify an eBPF object (`thothctl probe --help`)\n"
+		"  probe attach FILE.o --pid PID | list | detach ID | maps ID\n"
+		"                                  eBPF probes in running processes\n"
 		"\n"
 		"options:\n"
 		"  --runtime-dir DIR   thothd's runtime dir (default: $THOTH_RUNTIME_DIR,\n"

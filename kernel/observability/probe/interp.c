@@ -299,7 +299,8 @@ int thoth_probe_prog_load(const thoth_probe_object_t *obj, size_t i, thoth_probe
 			         "thothctl probe attach (libbpf)", p->section);
 		return THOTH_E_INVAL;
 	}
-	int r = probe_verify_prog(obj, p, msg, msg_len);
+	uint64_t ctx_read = 0;
+	int r = probe_verify_prog(obj, p, msg, msg_len, &ctx_read);
 	if (r < 0)
 		return r;
 	thoth_probe_prog_t *prog = calloc(1, sizeof *prog);
@@ -314,6 +315,7 @@ int thoth_probe_prog_load(const thoth_probe_object_t *obj, size_t i, thoth_probe
 	prog->n_insns = p->n_insns;
 	prog->maps = maps;
 	prog->engine = engine;
+	prog->ctx_read = ctx_read;
 	snprintf(prog->point, sizeof prog->point, "%s", p->point);
 	snprintf(prog->name, sizeof prog->name, "%s", p->name);
 	/* Map references become the address of our private map struct. */

@@ -557,7 +557,8 @@ int thoth_probe_maps_foreach(thoth_probe_maps_t *mp, size_t i, thoth_probe_entry
 			memcpy(rec, ring + pos, first);
 			memcpy(rec + first, ring, len - first);
 			tail += 8 + round8(len);
-			r = fn(NULL, rec, ctx);
+			uint32_t len32 = (uint32_t)len;
+			r = fn(&len32, rec, ctx);
 		}
 		__atomic_store_n(&m->hdr->rb_tail, tail, __ATOMIC_RELEASE);
 		free(rec);

@@ -60,8 +60,10 @@ struct thoth_probe_object {
 /* ---- verifier ------------------------------------------------------------ */
 
 /* What a verified program needs at run time, per ld_imm64 map reference. */
+/* CTX_READ (may be NULL) gets a mask of the context bytes the program may
+ * read: the runtime skips computing fields nobody reads (ts_ns, cpu). */
 int probe_verify_prog(const thoth_probe_object_t *obj, const probe_prog_def_t *p, char *msg,
-                      size_t msg_len);
+                      size_t msg_len, uint64_t *ctx_read);
 /* Source location of insn I ("file.c:12"), or "" without line info. */
 void probe_line_of(const probe_prog_def_t *p, uint32_t insn, char *buf, size_t len);
 
@@ -109,6 +111,7 @@ struct thoth_probe_prog {
 	char point[PROBE_NAME_MAX];
 	char name[PROBE_NAME_MAX];
 	unsigned engine;
+	uint64_t ctx_read;          /* context bytes it may read (verifier) */
 	void *jit_code;             /* executable mapping (engine JIT) */
 	size_t jit_size;
 	uint64_t (*jit_fn)(const void *ctx);

@@ -49,6 +49,7 @@ typedef struct attachment {
 typedef struct probe_set {
 	uint32_t n;
 	attachment_t *a[MAX_ATTACHED];
+	uint64_t ctx_read;        /* context bytes any program may read */
 	/* per event id: bit k = attachment k matches; bit 63 = computed */
 	uint64_t match[THOTH_TRACE_MAX_NAMES];
 } probe_set_t;
@@ -137,7 +138,12 @@ static bool matches(const attachment_t *a, const char *name)
 /* The probe bits: every category while anything is attached.  A named
  * point's category is not known until it fires once, and an unprobed point
  * of a probed category only pays the match-table lookup. */
-static void publish_bits(bool any)
+bool thoth__probe_any(void)
+{
+	return __atomic_load_n(&current_set, __ATOMIC_ACQUIRE) != NULL;
+}
+
+void thoth__probe_bits(bool any)
 {
 	uint64_t bits = (uint64_t)THOTH_TRACE_ALL_CATEGORIES << THOTH_TRACE_PROBE_SHIFT;
 	uint64_t *w = __atomic_load_n(&thoth_trace_enabled_word, __ATOMIC_RELAXED);
@@ -150,7 +156,7 @@ static void publish_bits(bool any)
 }
 
 void thoth__probe_fire(unsigned category, uint16_t event_id, const char *name,
-                       const thoth_trace_fields_t *f, uint64_t ts_ns, int cpu, uint32_t tid)
+                       const thoth_trace_fields_t *f, uint32_t tid)
 {
 	uint64_t *ctr = thread_counter();
 	if (!ctr)
@@ -173,6 +179,18 @@ void thoth__probe_fire(unsigned category, uint16_t event_id, const char *name,
 		}
 		m &= ~(1ull << 63);
 		if (m) {
+			/* The clock and the CPU cost a few ns each (more in some VMs):
+			 * only when a program reads them (the verifier says). */
+			uint64_t ts_ns = 0;
+			int cpu = 0;
+			if (set->ctx_read & 0xffull)
+				ts_ns = thoth__trace_ticks_to_ns(f->timestamp ? f->timestamp
+				                                              : thoth_trace_now());
+			if (set->ctx_read & (0xfull << 24)) {
+				cpu = sched_getcpu();
+				if (cpu < 0)
+					cpu = 0;
+			}
 			struct thoth_probe_ctx ctx = {
 				.ts_ns = ts_ns, .trace_id = f->trace_id, .service_id = f->service_id,
 				.size = f->payload_size, .cpu = (uint32_t)cpu, .tid = tid,
@@ -254,9 +272,11 @@ int thoth_probe_attach(thoth_probe_prog_t *prog, uint64_t *id)
 	}
 	a->id = next_id++;
 	s->a[s->n++] = a;
+	for (uint32_t k = 0; k < s->n; k++)
+		s->ctx_read |= s->a[k]->prog->ctx_read;
 	probe_set_t *old = current_set;
 	__atomic_store_n(&current_set, s, __ATOMIC_RELEASE);
-	publish_bits(true);
+	thoth__probe_bits(true);
 	if (old) {
 		wait_quiescent();
 		free(old);
@@ -290,12 +310,14 @@ int thoth_probe_detach(uint64_t id)
 			return THOTH_E_NOMEM;
 		}
 		for (uint32_t k = 0; k < old->n; k++)
-			if ((int)k != idx)
+			if ((int)k != idx) {
 				s->a[s->n++] = old->a[k];
+				s->ctx_read |= old->a[k]->prog->ctx_read;
+			}
 	}
 	__atomic_store_n(&current_set, s, __ATOMIC_RELEASE);
 	if (!s)
-		publish_bits(false);
+		thoth__probe_bits(false);
 	wait_quiescent();
 	free(old);
 	free(a);

@@ -89,6 +89,7 @@ typedef struct verifier {
 	frame_t *frames;
 	uint32_t next_id;
 	uint64_t processed;
+	uint64_t ctx_read;     /* bit b: context byte b may be read */
 	bool widen;            /* first attempt: widen scalars at forward joins */
 	bool has_loop;
 	char *msg;
@@ -898,6 +899,8 @@ static int check_mem_arg(verifier_t *v, uint32_t pc, vstate_t *st, int regno, ui
 			return reject(v, pc, st, "R%d (%s): %llu bytes at ctx%+lld leave the %lld-byte "
 			              "context", regno, what, (unsigned long long)size,
 			              (long long)(r->off + r->smin), (long long)PROBE_CTX_SIZE);
+		for (int64_t b = r->off + r->smin; b < r->off + r->smin + (int64_t)size; b++)
+			v->ctx_read |= 1ull << b;
 		return 0;
 	case T_MAP_VALUE_OR_NULL:
 		return reject(v, pc, st, "R%d (%s) is map_value_or_null: check it against NULL "
@@ -928,6 +931,8 @@ static int check_mem(verifier_t *v, uint32_t pc, vstate_t *st, int regno, int32_
 			return reject(v, pc, st, "context access ctx%+lld size %u is out of bounds "
 			              "(struct thoth_probe_ctx is %lld bytes)", (long long)lo, size,
 			              (long long)PROBE_CTX_SIZE);
+		for (int64_t b = lo; b < hi; b++)
+			v->ctx_read |= 1ull << b;
 		if (out) {
 			if (size < 8)
 				mark_range_u(out, 0, (1ull << (size * 8)) - 1);
@@ -1602,7 +1607,7 @@ static int walk(verifier_t *v, vstate_t *st, uint32_t pc, frame_t *f)
 }
 
 static int verify_once(const thoth_probe_object_t *obj, const probe_prog_def_t *p, char *msg,
-                       size_t msg_len, bool widen_first)
+                       size_t msg_len, bool widen_first, uint64_t *ctx_read)
 {
 	if (msg && msg_len)
 		msg[0] = '\0';
@@ -1636,6 +1641,8 @@ static int verify_once(const thoth_probe_object_t *obj, const probe_prog_def_t *
 			goto out;
 	}
 	r = 0;
+	if (ctx_read)
+		*ctx_read = v.ctx_read;
 out:
 	if (v.seen)
 		for (uint32_t i = 0; i < n; i++)
@@ -1659,14 +1666,14 @@ out:
 /* Widened first (fast on branchy code); if that fails, exactly: the
  * verdict and the message are the exact walk's. */
 int probe_verify_prog(const thoth_probe_object_t *obj, const probe_prog_def_t *p, char *msg,
-                      size_t msg_len)
+                      size_t msg_len, uint64_t *ctx_read)
 {
-	if (verify_once(obj, p, NULL, 0, true) == 0) {
+	if (verify_once(obj, p, NULL, 0, true, ctx_read) == 0) {
 		if (msg && msg_len)
 			msg[0] = '\0';
 		return 0;
 	}
-	return verify_once(obj, p, msg, msg_len, false);
+	return verify_once(obj, p, msg, msg_len, false, ctx_read);
 }
 
 int thoth_probe_verify(const thoth_probe_object_t *obj, size_t i, char *msg, size_t msg_len)
@@ -1675,5 +1682,5 @@ int thoth_probe_verify(const thoth_probe_object_t *obj, size_t i, char *msg, siz
 		return THOTH_E_INVAL;
 	if (obj->progs[i].kind != PROBE_KIND_THOTH)
 		return THOTH_E_NOT_FOUND;
-	return probe_verify_prog(obj, &obj->progs[i], msg, msg_len);
+	return probe_verify_prog(obj, &obj->progs[i], msg, msg_len, NULL);
 }

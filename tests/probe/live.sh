@@ -1,0 +1,75 @@
+#!/bin/bash
+# test_probe_live: probes attached to a running process through thothd,
+# without restarting it: thothctl probe attach / list / maps / detach, a
+# rejected object refused with the verifier's reason, a missing target.
+set -u
+THOTHD=$1 THOTHCTL=$2 TARGET=$3 CORPUS=$4
+fail() { echo "FAIL: $*"; [ -f "$RT/thothd.log" ] && tail -20 "$RT/thothd.log"; exit 1; }
+RT=$(mktemp -d /tmp/thoth-probe-XXXXXX)
+pids=()
+cleanup() {
+  for ((i=${#pids[@]}-1; i>=0; i--)); do kill -TERM "${pids[$i]}" 2>/dev/null || true; wait "${pids[$i]}" 2>/dev/null || true; done
+  rm -rf "$RT"
+}
+trap cleanup EXIT
+ctl() { "$THOTHCTL" --runtime-dir "$RT" "$@"; }
+mkfifo "$RT/ready"
+"$THOTHD" --runtime-dir "$RT" --ready-fd 3 3>"$RT/ready" 2>"$RT/thothd.log" &
+pids+=($!)
+read -r -t 30 ready <"$RT/ready" || true
+[ "${ready:-}" = READY=1 ] || fail "thothd not ready"
+
+"$TARGET" "$RT" >"$RT/target.out" 2>"$RT/target.err" &
+TPID=$!
+pids+=($TPID)
+for _ in $(seq 1 500); do grep -q ready "$RT/target.out" 2>/dev/null && break; sleep 0.01; done
+grep -q ready "$RT/target.out" || fail "target not ready"
+
+# The target's buffer reaches thothd asynchronously (a oneway attach): retry
+# while thothd does not know the pid yet (a condition with a deadline).
+for _ in $(seq 1 250); do
+  out=$(ctl probe attach "$CORPUS/a02_hash_sum.o" --pid "$TPID" 2>&1) && break
+  case $out in *"no traced process"*) sleep 0.02 ;; *) fail "attach: $out" ;; esac
+done
+echo "$out"
+case $out in *"probe 1: thoth/msg_send in pid $TPID: running"*) ;; *) fail "attach: $out" ;; esac
+
+# The hash map fills while the target runs: @bytes[7] grows by 2000 an event.
+val=0
+for _ in $(seq 1 250); do
+  json=$(ctl --json probe maps 1) || fail "maps: $json"
+  val=$(echo "$json" | python3 -c 'import json,sys; d=json.load(sys.stdin); e=[x for x in d["maps"][0]["entries"] if x["key"]==7]; print(e[0]["value"] if e else 0)')
+  [ "$val" -gt 20000 ] && break
+  sleep 0.02
+done
+[ "$val" -gt 20000 ] || fail "bytes[7] = $val"
+[ $((val % 2000)) -eq 0 ] || fail "bytes[7] = $val, not a multiple of 2000"
+ctl probe maps 1 | grep -q "^bytes (hash" || fail "text maps: $(ctl probe maps 1)"
+ctl probe list | grep -q "^1 .*$TPID .*thoth/msg_send .*running" || fail "list: $(ctl probe list)"
+
+# Rejected: the verifier's message, exit 1; no target: exit 1 with why.
+out=$(ctl probe attach "$CORPUS/r01_null_deref.o" --pid "$TPID" 2>&1) && fail "rejected object attached"
+case $out in *"dereference without a NULL check"*) ;; *) fail "reject reason: $out" ;; esac
+out=$(ctl probe attach "$CORPUS/a01_count.o" --pid 999999 2>&1) && fail "attached to no process"
+case $out in *"no traced process with pid 999999"*) ;; *) fail "no target: $out" ;; esac
+
+# A second object beside the first, then detach the first: the second runs on.
+out=$(ctl probe attach "$CORPUS/a01_count.o" --pid "$TPID") || fail "second attach: $out"
+ctl probe detach 1 >/dev/null || fail "detach"
+for _ in $(seq 1 250); do
+  ctl probe list | grep -q "^1 .*detached" && break
+  sleep 0.02
+done
+ctl probe list | grep -q "^1 .*detached" || fail "not detached: $(ctl probe list)"
+ctl probe list | grep -q "^2 .*running" || fail "second not running: $(ctl probe list)"
+c1=$(ctl --json probe maps 2 | python3 -c 'import json,sys; print(json.load(sys.stdin)["maps"][0]["entries"][0]["value"])')
+for _ in $(seq 1 250); do
+  c2=$(ctl --json probe maps 2 | python3 -c 'import json,sys; print(json.load(sys.stdin)["maps"][0]["entries"][0]["value"])')
+  [ "$c2" -gt "$c1" ] && break
+  sleep 0.02
+done
+[ "$c2" -gt "$c1" ] || fail "second probe stopped counting ($c1 -> $c2)"
+# The target was never restarted.
+kill -0 "$TPID" || fail "target died"
+grep -q "ready $TPID" "$RT/target.out" || fail "target restarted?"
+echo ok
