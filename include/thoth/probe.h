@@ -150,8 +150,8 @@ const char *thoth_probe_helper_name(int32_t id);
 typedef struct thoth_probe_prog thoth_probe_prog_t;
 typedef struct thoth_probe_maps thoth_probe_maps_t;
 
+/* The only engine so far: the interpreter (no JIT yet, docs/PROBES.md). */
 #define THOTH_PROBE_ENGINE_INTERP 0u
-#define THOTH_PROBE_ENGINE_JIT    1u
 
 /*
  * Instantiate OBJ's maps in one shared-memory region (a sealed memfd that

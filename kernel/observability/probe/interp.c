@@ -1,7 +1,7 @@
 /*
  * interp.c - the reference interpreter, helpers, and loading a verified
- * program against its maps.  The JIT (jit.c) must agree with it; the
- * differential fuzzer (fuzz/probe) checks that.
+ * program against its maps.  There is no JIT yet (docs/PROBES.md): the
+ * interpreter is the only engine.
  *
  * Only verified programs run here, so memory accesses are not re-checked;
  * what the verifier cannot bound, the run does: a per-run instruction
@@ -289,7 +289,7 @@ int thoth_probe_prog_load(const thoth_probe_object_t *obj, size_t i, thoth_probe
                           unsigned engine, thoth_probe_prog_t **out, char *msg, size_t msg_len)
 {
 	if (!obj || !out || i >= obj->n_progs || (obj->n_maps && !maps) ||
-	    (maps && maps->n_maps != obj->n_maps) || engine > THOTH_PROBE_ENGINE_JIT)
+	    (maps && maps->n_maps != obj->n_maps) || engine != THOTH_PROBE_ENGINE_INTERP)
 		return THOTH_E_INVAL;
 	*out = NULL;
 	const probe_prog_def_t *p = &obj->progs[i];
@@ -330,13 +330,6 @@ int thoth_probe_prog_load(const thoth_probe_object_t *obj, size_t i, thoth_probe
 			k++;
 		}
 	}
-	if (engine == THOTH_PROBE_ENGINE_JIT) {
-		r = probe_jit_compile(prog, msg, msg_len);
-		if (r < 0) {
-			thoth_probe_prog_free(prog);
-			return r;
-		}
-	}
 	*out = prog;
 	return 0;
 }
@@ -345,7 +338,6 @@ void thoth_probe_prog_free(thoth_probe_prog_t *prog)
 {
 	if (!prog)
 		return;
-	probe_jit_free(prog);
 	free(prog->insns);
 	free(prog);
 }
@@ -360,9 +352,5 @@ int thoth_probe_prog_run(thoth_probe_prog_t *prog, const struct thoth_probe_ctx 
 {
 	if (!prog || !ctx || !ret)
 		return THOTH_E_INVAL;
-	if (prog->jit_fn) {
-		*ret = prog->jit_fn(ctx);
-		return 0;
-	}
 	return probe_interp_run(prog, ctx, ret);
 }

@@ -112,15 +112,10 @@ struct thoth_probe_prog {
 	char name[PROBE_NAME_MAX];
 	unsigned engine;
 	uint64_t ctx_read;          /* context bytes it may read (verifier) */
-	void *jit_code;             /* executable mapping (engine JIT) */
-	size_t jit_size;
-	uint64_t (*jit_fn)(const void *ctx);
 };
 
 int probe_interp_run(const thoth_probe_prog_t *prog, const void *ctx, uint64_t *ret);
 uint64_t probe_helper_call(int32_t id, uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4,
                            uint64_t r5);
-int probe_jit_compile(thoth_probe_prog_t *prog, char *msg, size_t msg_len);
-void probe_jit_free(thoth_probe_prog_t *prog);
 
 #endif
