@@ -235,9 +235,26 @@ static void power_cut(unsigned *seed, const cx_loc_t *sync_end)
 	uint64_t from = CX_SEG_HDR;
 	uint8_t h[CX_SEG_HDR];
 	cx_seg_hdr_t hdr;
-	if (pread(fd, h, sizeof h, 0) == (ssize_t)sizeof h && cx_seg_hdr_parse(h, sizeof h, &hdr) == CX_OK &&
-	    sync_end->lsn >= hdr.first_lsn)
+	bool hdr_ok = pread(fd, h, sizeof h, 0) == (ssize_t)sizeof h &&
+		      cx_seg_hdr_parse(h, sizeof h, &hdr) == CX_OK;
+	if (hdr_ok && sync_end->lsn >= hdr.first_lsn)
 		from = sync_end->off + cx_rec_size(sync_end->len);
+	/* stream creations (meta records, stream 0) are durable when create
+	 * returns: a power cut cannot take them either */
+	if (hdr_ok && (uint64_t)st.st_size > CX_SEG_HDR) {
+		size_t size = (size_t)st.st_size;
+		uint8_t *all = malloc(size);
+		if (all && pread(fd, all, size, 0) == (ssize_t)size) {
+			size_t off = CX_SEG_HDR, sz;
+			cx_rec_t rec;
+			while (off < size && cx_rec_parse(all + off, size - off, 0, &rec, &sz) == CX_OK) {
+				if (rec.stream == 0 && off + sz > from)
+					from = off + sz;
+				off += sz;
+			}
+		}
+		free(all);
+	}
 	if ((uint64_t)st.st_size > from) {
 		uint64_t span = (uint64_t)st.st_size - from;
 		uint64_t at = from + (uint64_t)rand_r(seed) % span;
