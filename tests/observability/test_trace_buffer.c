@@ -274,7 +274,10 @@ static void *writer_thread(void *arg)
 
 static void check_concurrent_writers(uint32_t policy)
 {
-	start_tracing(1024, policy, THOTH_TRACE_ALL_CATEGORIES);
+	/* USER only: with every category on, writers that meet on the name
+	 * table's thoth_mutex add lock_wait events (LOCK), which are not this
+	 * test's events and would break its exact accounting. */
+	start_tracing(1024, policy, THOTH_TRACE_MASK(USER));
 	thoth_trace_reader_t *r = open_reader();
 	__atomic_store_n(&writers_done, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&reader_polls, 0, __ATOMIC_RELAXED);
