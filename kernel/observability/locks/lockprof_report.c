@@ -533,6 +533,25 @@ static void json_str_or_null(FILE *o, const char *s)
 		fputs("null", o);
 }
 
+/* The symbolized fields of a frame, after `"function":` (JSON writers of
+ * frames and of call sites share them). */
+static void json_frame_fields(FILE *o, const frame_t *f)
+{
+	json_str_or_null(o, f->function);
+	fputs(",\"file\":", o);
+	json_str_or_null(o, f->file);
+	fprintf(o, ",\"line\":%d,\"location\":", f->line);
+	if (f->file[0]) {
+		char loc[300];
+		snprintf(loc, sizeof loc, "%s:%d", base_name(f->file), f->line);
+		json_str(o, loc);
+	} else {
+		fputs("null", o);
+	}
+	fputs(",\"module\":", o);
+	json_str_or_null(o, f->module);
+}
+
 static void json_frame(FILE *o, const thothlock_table_t *t, uint64_t pc)
 {
 	frame_t f;
@@ -540,19 +559,7 @@ static void json_frame(FILE *o, const thothlock_table_t *t, uint64_t pc)
 	symbolize(t, pc, &f);
 	frame_text(&f, pc, text, sizeof text);
 	fprintf(o, "{\"address\":\"0x%" PRIx64 "\",\"function\":", pc);
-	json_str_or_null(o, f.function);
-	fputs(",\"file\":", o);
-	json_str_or_null(o, f.file);
-	fprintf(o, ",\"line\":%d,\"location\":", f.line);
-	if (f.file[0]) {
-		char loc[300];
-		snprintf(loc, sizeof loc, "%s:%d", base_name(f.file), f.line);
-		json_str(o, loc);
-	} else {
-		fputs("null", o);
-	}
-	fputs(",\"module\":", o);
-	json_str_or_null(o, f.module);
+	json_frame_fields(o, &f);
 	fputs(",\"text\":", o);
 	json_str(o, text);
 	fputc('}', o);
@@ -629,19 +636,7 @@ static void json_lock(FILE *o, const lock_view_t *v)
 		symbolize(t, pc, &f);
 		uint64_t sw = s->contentions + s->timeouts;
 		fprintf(o, "%s{\"address\":\"0x%" PRIx64 "\",\"function\":", i ? "," : "", pc);
-		json_str_or_null(o, f.function);
-		fputs(",\"file\":", o);
-		json_str_or_null(o, f.file);
-		fprintf(o, ",\"line\":%d,\"location\":", f.line);
-		if (f.file[0]) {
-			char loc[300];
-			snprintf(loc, sizeof loc, "%s:%d", base_name(f.file), f.line);
-			json_str(o, loc);
-		} else {
-			fputs("null", o);
-		}
-		fputs(",\"module\":", o);
-		json_str_or_null(o, f.module);
+		json_frame_fields(o, &f);
 		fprintf(o, ",\"acquisitions\":%" PRIu64 ",\"contentions\":%" PRIu64
 		        ",\"timeouts\":%" PRIu64 ",\"wait_ns_total\":%" PRIu64 ",\"wait_ns_avg\":%" PRIu64
 		        ",\"wait_ns_max\":%" PRIu64 ",\"holds_measured\":%" PRIu64
