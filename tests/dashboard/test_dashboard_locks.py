@@ -22,6 +22,11 @@ def main():
         tick = es.next_tick()
         if tick["locks"]["available"] or "libthothlock" not in tick["locks"]["why"]:
             fail("with no profiled process the panel must say so: %s" % tick["locks"])
+        # a FIFO planted where a table would be: thothd must refuse it, not
+        # block on it (the ticks below would stop)
+        os.makedirs(os.path.join(s.rt, "locks"), exist_ok=True)
+        fifo = os.path.join(s.rt, "locks", "%d.table" % os.getpid())
+        os.mkfifo(fifo)
         env = dict(os.environ, THOTH_RUNTIME_DIR=s.rt, LD_PRELOAD=LIB)
         env.pop("THOTHLOCK_DIR", None)
         w = subprocess.Popen([WORKLOAD, "10"], env=env, stdin=subprocess.PIPE,
@@ -48,6 +53,7 @@ def main():
         finally:
             w.stdin.close()
             w.wait(timeout=20)
+            os.unlink(fifo)
         for _ in range(12):
             tick = es.next_tick()
             if not tick["locks"]["available"]:
@@ -55,8 +61,8 @@ def main():
         else:
             fail("the exited process's locks are still shown: %s" % tick["locks"])
         es.close()
-    print("ok: live_lock with 10 contentions at %s on the dashboard; absent again after exit"
-          % site["location"])
+    print("ok: live_lock with 10 contentions at %s on the dashboard (a FIFO beside it "
+          "refused without blocking); absent again after exit" % site["location"])
     print("PASS")
 
 

@@ -96,7 +96,10 @@ static void refuse(char *why, size_t len, const char *path, const char *reason)
 int thothlock_table_load(const char *path, thothlock_table_t **out, char *why, size_t why_len)
 {
 	*out = NULL;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* The table's owner is another process: a FIFO or a symlink planted in
+	 * its place must not block or redirect the reader (thothctl, thothd's
+	 * dashboard). */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
 	if (fd < 0) {
 		int err = errno;
 		if (why && why_len)
@@ -104,6 +107,11 @@ int thothlock_table_load(const char *path, thothlock_table_t **out, char *why, s
 		return err == ENOENT ? THOTH_E_NOT_FOUND : THOTH_E_IO;
 	}
 	struct stat st;
+	if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) {
+		close(fd);
+		refuse(why, why_len, path, "not a regular file");
+		return THOTH_E_INVAL;
+	}
 	if (fstat(fd, &st) != 0 || st.st_size < (off_t)THOTHLOCK_HEADER_SIZE ||
 	    st.st_size > (off_t)1 << 30) {
 		close(fd);
