@@ -317,6 +317,7 @@ static int on_resolve_table(void *self, const thoth_daemon_Daemon_resolve_table_
 const thoth_daemon_Daemon_handlers_t thothd_daemon_handlers = {
 	.status = on_status,
 	.resolve_table = on_resolve_table,
+	.timer_page = thothd_on_timer_page,
 };
 
 /* ---- watch pushes ------------------------------------------------------------------- */

@@ -292,7 +292,12 @@ int main(int argc, char **argv)
 	snprintf(sock, sizeof sock, "%s/%s", dir, THOTHD_SOCKET_NAME);
 	cfg.runtime_dir = dir;
 	/* The window page every connected loop posts its next wake-up on
-	 * (SCHED-3, docs/SCHED.md); without it they use the per-boot grid. */
+	 * (SCHED-3, docs/SCHED.md): a sealed memfd handed out on request;
+	 * without it they use the per-boot grid.  Doorbells that loops of an
+	 * earlier thothd's processes left behind go first. */
+	unsigned swept = thoth__timerpage_sweep(dir);
+	if (swept)
+		thothd_debug("removed %u doorbell(s) left by an earlier thothd's processes", swept);
 	int tp = thoth__timerpage_create(dir);
 	if (tp)
 		thothd_warn("no window page in %s (%s): timers use the per-boot grid", dir,
@@ -395,9 +400,6 @@ out:
 	thothd_free(d);                 /* unlinks the socket */
 	thoth_loop_free(loop);
 	thoth_trace_shutdown();
-	/* Mapped pages live on in connected processes; the name goes with us. */
-	snprintf(sock, sizeof sock, "%s/%s", dir, THOTH_TIMERPAGE_NAME);
-	unlink(sock);
 	thothd_pidfile_release(dir, lock_fd);
 	free(distances);
 	if (!status)

@@ -414,6 +414,7 @@ static void client_close(thothd_t *d, thothd_client_t *c)
 	thoth_registry_owner_drop(d->registry, c->owner);
 	thothd_tracer_client_closed(d->tracer, c);
 	thothd_pm_client_closed(d->pm, c);
+	thothd_timerpage_client_closed(d, c->pid);
 	while (c->n_fds)
 		close(thothd_client_take_fd(c));
 	if (c->source)
@@ -949,6 +950,7 @@ void thothd_free(thothd_t *d)
 		thoth_timer_cancel(d->loop, d->frame_timer);
 	if (d->accept_timer)
 		thoth_timer_cancel(d->loop, d->accept_timer);
+	thothd_timerpage_free(d);
 	if (d->reserve_fd >= 0)
 		close(d->reserve_fd);
 	free(d->uids);
