@@ -224,7 +224,9 @@ void thoth__probe_fire(unsigned category, uint16_t event_id, const char *name,
 					__atomic_fetch_add(&a->budget_exceeded, 1, __ATOMIC_RELAXED);
 					if (!__atomic_exchange_n(&a->disabled, 1, __ATOMIC_RELAXED))
 						snprintf(a->reason, sizeof a->reason,
-						         "over budget: one run executed %u instructions",
+						         a->prog->engine == THOTH_PROBE_ENGINE_JIT
+						             ? "over budget: one run passed loop heads %u times"
+						             : "over budget: one run executed %u instructions",
 						         PROBE_RUN_BUDGET);
 				}
 			}
