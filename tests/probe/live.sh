@@ -3,7 +3,7 @@
 # without restarting it: thothctl probe attach / list / maps / detach, a
 # rejected object refused with the verifier's reason, a missing target.
 set -u
-THOTHD=$1 THOTHCTL=$2 TARGET=$3 CORPUS=$4
+THOTHD=$1 THOTHCTL=$2 TARGET=$3 CORPUS=$4 ECHO=${5:-}
 fail() { echo "FAIL: $*"; [ -f "$RT/thothd.log" ] && tail -20 "$RT/thothd.log"; exit 1; }
 RT=$(mktemp -d /tmp/thoth-probe-XXXXXX)
 pids=()
@@ -69,6 +69,23 @@ for _ in $(seq 1 250); do
   sleep 0.02
 done
 [ "$c2" -gt "$c1" ] || fail "second probe stopped counting ($c1 -> $c2)"
+# --service NAME: the registered service's process, resolved through thothd.
+if [ -n "$ECHO" ]; then
+  "$ECHO" --runtime-dir "$RT" --name probe-echo 2>"$RT/echo.err" &
+  EPID=$!
+  pids+=($EPID)
+  for _ in $(seq 1 500); do
+    out=$(ctl probe attach "$CORPUS/a01_count.o" --service probe-echo --wait 0.2 2>&1) && break
+    case $out in *"no process for service"*|*"no traced process"*) sleep 0.02 ;; *) fail "attach --service: $out" ;; esac
+  done
+  echo "$out"
+  case $out in *" in pid $EPID: "*) ;; *) fail "attach --service went elsewhere (echo is $EPID): $out" ;; esac
+  out=$(ctl probe attach "$CORPUS/a01_count.o" --service no-such-service 2>&1) && fail "attached to no service"
+  case $out in *"no process for service 'no-such-service'"*) ;; *) fail "no service: $out" ;; esac
+  ctl probe attach "$CORPUS/a01_count.o" --service probe-echo --pid "$TPID" >/dev/null 2>&1
+  [ $? = 2 ] || fail "--pid with --service must be a usage error (2)"
+fi
+
 # The target was never restarted.
 kill -0 "$TPID" || fail "target died"
 grep -q "ready $TPID" "$RT/target.out" || fail "target restarted?"

@@ -6,7 +6,7 @@
  *       verify every program of the object; exit 0 all accepted, 1 one or
  *       more rejected (each reason on stderr), 2 unreadable / not a BPF ELF
  *       object (or a usage error).
- *   thothctl probe attach FILE.o --pid P [--wait SECONDS]
+ *   thothctl probe attach FILE.o (--pid P | --service NAME) [--wait SECONDS]
  *       hand the object to traced process P through thothd; it attaches at
  *       its next trace point (no restart); waits (default 5 s) until P took it
  *   thothctl probe list              every probe, its process, state, runs
@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "probe.thoth.h"
+#include "registry.thoth.h"
 #include "thoth/probe.h"
 #include "thothctl.h"
 
@@ -38,14 +39,15 @@ static int usage(FILE *out, int status)
 {
 	fprintf(out,
 	        "usage: thothctl probe check FILE.o\n"
-	        "       thothctl probe attach FILE.o --pid PID [--wait SECONDS]\n"
+	        "       thothctl probe attach FILE.o (--pid PID | --service NAME) [--wait SECONDS]\n"
 	        "       thothctl probe list\n"
 	        "       thothctl probe detach ID\n"
 	        "       thothctl probe maps ID\n"
 	        "       thothctl probe kernel FILE.o [--duration SECONDS] [--every SECONDS]\n"
 	        "  check   verify every program in FILE.o (0 accepted, 1 rejected, 2 unreadable)\n"
-	        "  attach  hand FILE.o to the traced process PID through thothd; it attaches\n"
-	        "          at its next trace point, without a restart\n"
+	        "  attach  hand FILE.o to the traced process PID (or the registered service\n"
+	        "          NAME's, resolved through thothd) through thothd; it attaches at\n"
+	        "          its next trace point, without a restart\n"
 	        "  list    every probe: id, process, program, state, runs\n"
 	        "  detach  stop probe ID\n"
 	        "  maps    print probe ID's maps (--json before the command: JSON)\n"
@@ -197,7 +199,7 @@ static uint64_t now_ms(void)
 
 static int probe_attach(int argc, char **argv, const thothctl_opts_t *opts)
 {
-	const char *path = NULL;
+	const char *path = NULL, *service = NULL;
 	uint32_t pid = 0;
 	double wait_s = 5;
 	for (int i = 1; i < argc; i++) {
@@ -205,17 +207,15 @@ static int probe_attach(int argc, char **argv, const thothctl_opts_t *opts)
 			pid = (uint32_t)strtoul(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "--wait") && i + 1 < argc)
 			wait_s = strtod(argv[++i], NULL);
-		else if (!strcmp(argv[i], "--service") && i + 1 < argc) {
-			fprintf(stderr, "thothctl: probe attach --service is not supported yet; "
-			        "give the process with --pid\n");
-			return 2;
-		} else if (argv[i][0] != '-' && !path)
+		else if (!strcmp(argv[i], "--service") && i + 1 < argc)
+			service = argv[++i];
+		else if (argv[i][0] != '-' && !path)
 			path = argv[i];
 		else
 			return usage(stderr, 2);
 	}
-	if (!path || !pid)
-		return usage(stderr, 2);
+	if (!path || (!pid) == (!service) || (service && !service[0]))
+		return usage(stderr, 2);   /* exactly one of --pid and --service */
 	uint8_t *bytes;
 	size_t len;
 	int r = read_file(path, &bytes, &len);
@@ -244,6 +244,26 @@ static int probe_attach(int argc, char **argv, const thothctl_opts_t *opts)
 	if (session_open(&s, opts)) {
 		free(bytes);
 		return 1;
+	}
+	if (service) {
+		/* The service's registered name to its process: thothd's registry
+		 * (one instance, the registry's pick; --pid names another). */
+		thoth_registry_Registry_resolve_req_t rq = {
+			.name = thoth_str(service), .min_version = thoth_str(""),
+			.prefer = THOTH_COMMON_LOCALITY_HOST,
+		};
+		thoth_registry_Registry_resolve_resp_t rs;
+		r = thoth_registry_Registry_resolve(&s.ctl.client, &rq, &rs, &s.arena);
+		if (r == 0)
+			pid = rs.instance.registration.endpoint.pid;
+		thoth_client_release(&s.ctl.client);
+		if (r || !pid) {
+			fprintf(stderr, "thothctl: probe attach: no process for service '%s' (%s)\n",
+			        service, r ? thoth_strerror(r) : "it registered no pid");
+			free(bytes);
+			session_close(&s);
+			return 1;
+		}
 	}
 	thoth_probe_ProbeControl_attach_req_t req = {
 		.object = { .ptr = bytes, .len = (uint32_t)len }, .pid = pid,
