@@ -215,6 +215,19 @@ const char *thoth_probe_prog_point(const thoth_probe_prog_t *prog);
 int thoth_probe_prog_run(thoth_probe_prog_t *prog, const struct thoth_probe_ctx *ctx,
                          uint64_t *ret);
 
+/* ---- one-line scripts (docs/PROBES.md "One-line scripts") ------------- */
+
+/*
+ * Compile a script of LEN bytes, e.g.
+ *   msg_send /size > 1024/ { @bytes[service_id] = sum(size); }
+ * to an eBPF ELF object (*elf, *elf_len; free() it) that
+ * thoth_probe_object_open reads like clang's.  THOTH_E_INVAL with ERR =
+ * "column N: expected X, found Y" on a syntax error; THOTH_E_LIMIT for a
+ * script over 4096 bytes.  Linear in LEN.
+ */
+int thoth_probe_script_compile(const char *src, size_t len, uint8_t **elf, size_t *elf_len,
+                               char *err, size_t err_len);
+
 /* ---- attaching to this process's trace points --------------------------- */
 
 /*

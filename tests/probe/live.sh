@@ -69,6 +69,20 @@ for _ in $(seq 1 250); do
   sleep 0.02
 done
 [ "$c2" -gt "$c1" ] || fail "second probe stopped counting ($c1 -> $c2)"
+# The one-line language: compiled, verified, attached for 1 s, maps printed, detached.
+out=$(ctl probe run 'msg_send /size > 1024/ { @bytes[service_id] = sum(size); @n = count() }' --pid "$TPID" --duration 1 2>&1) ||
+  fail "probe run: $out"
+echo "$out" | head -5
+echo "$out" | grep -q "^bytes (hash" || fail "probe run printed no @bytes: $out"
+v=$(echo "$out" | sed -n 's/^  7: \([0-9]*\)$/\1/p' | head -1)
+[ -n "$v" ] && [ "$v" -gt 0 ] && [ $((v % 2000)) -eq 0 ] || fail "probe run @bytes[7] = '$v': $out"
+json=$(ctl --json probe run 'msg_send { @n = count() }' --pid "$TPID" --duration 0.5 2>&1) || fail "probe run --json: $json"
+echo "$json" | python3 -c 'import json,sys; d=json.loads(sys.stdin.read().strip().splitlines()[-1]); assert d["maps"][0]["entries"][0]["value"] > 0, d' ||
+  fail "probe run --json: $json"
+out=$(ctl probe run 'msg_send { @n = cnt() }' --pid "$TPID" 2>&1); rc=$?
+[ $rc = 2 ] || fail "bad script: exit $rc"
+case $out in *"column 17: expected an aggregation"*) ;; *) fail "bad script message: $out" ;; esac
+
 # --service NAME: the registered service's process, resolved through thothd.
 if [ -n "$ECHO" ]; then
   "$ECHO" --runtime-dir "$RT" --name probe-echo 2>"$RT/echo.err" &

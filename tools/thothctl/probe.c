@@ -13,6 +13,9 @@
  *   thothctl probe detach ID
  *   thothctl probe maps ID [--json]  the probe's maps, read from the live
  *       process's memfd (/proc/PID/fd/N) while it runs
+ *   thothctl probe run 'SCRIPT' (--pid P | --service NAME) [--duration S] | --emit FILE.o
+ *       the one-line language (docs/PROBES.md "One-line scripts"), compiled
+ *       to an object, verified, attached for S seconds, maps printed
  *   thothctl probe kernel FILE.o [--duration S] [--every S]
  *       the object's kernel sections (tracepoint/, raw_tp/, kprobe/,
  *       uprobe/) loaded into Linux through libbpf, run for S seconds, their
@@ -21,6 +24,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -44,6 +48,8 @@ static int usage(FILE *out, int status)
 	        "       thothctl probe detach ID\n"
 	        "       thothctl probe maps ID\n"
 	        "       thothctl probe kernel FILE.o [--duration SECONDS] [--every SECONDS]\n"
+	        "       thothctl probe run 'SCRIPT' (--pid PID | --service NAME) [--duration S]\n"
+	        "       thothctl probe run 'SCRIPT' --emit FILE.o\n"
 	        "  check   verify every program in FILE.o (0 accepted, 1 rejected, 2 unreadable)\n"
 	        "  attach  hand FILE.o to the traced process PID (or the registered service\n"
 	        "          NAME's, resolved through thothd) through thothd; it attaches at\n"
@@ -54,7 +60,12 @@ static int usage(FILE *out, int status)
 	        "  kernel  load FILE.o's tracepoint/, raw_tp/, kprobe/, uprobe/ programs into\n"
 	        "          Linux (libbpf; root or CAP_BPF+CAP_PERFMON), run for --duration\n"
 	        "          (default 5 s, or until SIGINT), print their maps as `maps` does\n"
-	        "          (every --every seconds too), detach on exit\n");
+	        "          (every --every seconds too), detach on exit\n"
+	        "  run     compile a one-line script, e.g.\n"
+	        "            'msg_send /size > 1024/ { @bytes[service_id] = sum(size); }'\n"
+	        "          (aggregations count sum min max hist), attach it for --duration\n"
+	        "          seconds (default 5), print its maps, detach; --emit writes the\n"
+	        "          verified object instead\n");
 	return status;
 }
 
@@ -197,6 +208,10 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+static int attach_bytes(uint8_t *bytes, size_t len, const char *path, uint32_t pid,
+                        const char *service, double wait_s, const thothctl_opts_t *opts,
+                        uint64_t *ids_out, uint32_t *n_out);
+
 static int probe_attach(int argc, char **argv, const thothctl_opts_t *opts)
 {
 	const char *path = NULL, *service = NULL;
@@ -221,6 +236,20 @@ static int probe_attach(int argc, char **argv, const thothctl_opts_t *opts)
 	int r = read_file(path, &bytes, &len);
 	if (r)
 		return r;
+	return attach_bytes(bytes, len, path, pid, service, wait_s, opts, NULL, NULL);
+}
+
+/*
+ * Verify BYTES (an object; LABEL names it in messages), hand it to PID or
+ * SERVICE's process through thothd, wait up to WAIT_S for it to be taken;
+ * print each probe's state.  Frees BYTES.  IDS/N_IDS (may be NULL) get the
+ * probe ids.  0, 1 (refused, failed) or 2 (not a BPF object).
+ */
+static int attach_bytes(uint8_t *bytes, size_t len, const char *path, uint32_t pid,
+                        const char *service, double wait_s, const thothctl_opts_t *opts,
+                        uint64_t *ids_out, uint32_t *n_out)
+{
+	int r;
 	/* Verified here first, for the whole message (an error reply from thothd
 	 * carries a shortened one); thothd and the target verify it again. */
 	char err[4096];
@@ -317,6 +346,10 @@ static int probe_attach(int argc, char **argv, const thothctl_opts_t *opts)
 			break;
 		}
 		usleep(20000);
+	}
+	if (ids_out && n_out) {
+		memcpy(ids_out, ids, n * sizeof ids[0]);
+		*n_out = n;
 	}
 	session_close(&s);
 	return status;
@@ -492,6 +525,116 @@ static int probe_maps(int argc, char **argv, const thothctl_opts_t *opts)
 		printf("]}\n");
 	thoth_probe_maps_free(maps);
 	return 0;
+}
+
+/* ---- one-line scripts: thothctl probe run 'SCRIPT' ------------------------------- */
+
+static volatile sig_atomic_t run_stop;
+
+static void run_on_signal(int sig)
+{
+	(void)sig;
+	run_stop = 1;
+}
+
+static int probe_run(int argc, char **argv, const thothctl_opts_t *opts)
+{
+	const char *script = NULL, *service = NULL, *emit = NULL;
+	uint32_t pid = 0;
+	double duration = 5, wait_s = 5;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--pid") && i + 1 < argc)
+			pid = (uint32_t)strtoul(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--service") && i + 1 < argc)
+			service = argv[++i];
+		else if (!strcmp(argv[i], "--duration") && i + 1 < argc)
+			duration = strtod(argv[++i], NULL);
+		else if (!strcmp(argv[i], "--wait") && i + 1 < argc)
+			wait_s = strtod(argv[++i], NULL);
+		else if (!strcmp(argv[i], "--emit") && i + 1 < argc)
+			emit = argv[++i];
+		else if (!script && (argv[i][0] != '-' || argv[i][1] == '\0'))
+			script = argv[i];
+		else
+			return usage(stderr, 2);
+	}
+	if (!script || !(duration >= 0 && duration <= 86400) || !(wait_s >= 0 && wait_s <= 3600))
+		return usage(stderr, 2);
+	if (!emit && (!pid) == (!service))
+		return usage(stderr, 2);   /* exactly one target, or --emit */
+	char err[512];
+	uint8_t *elf;
+	size_t len;
+	int r = thoth_probe_script_compile(script, strlen(script), &elf, &len, err, sizeof err);
+	if (r) {
+		fprintf(stderr, "thothctl: probe run: %s\n", err[0] ? err : thoth_strerror(r));
+		/* the script and a caret under the column */
+		unsigned long col = 0;
+		if (sscanf(err, "column %lu", &col) == 1 && col >= 1 && strlen(script) < 200) {
+			fprintf(stderr, "  %s\n  %*s^\n", script, (int)(col - 1), "");
+		}
+		return 2;
+	}
+	/* The same verifier as clang's objects; a refusal here is a compiler bug. */
+	thoth_probe_object_t *obj;
+	char msg[4096];
+	r = thoth_probe_object_open(elf, len, &obj, msg, sizeof msg);
+	if (!r) {
+		r = thoth_probe_verify(obj, 0, msg, sizeof msg);
+		thoth_probe_object_free(obj);
+	}
+	if (r) {
+		fprintf(stderr, "thothctl: probe run: the compiled script was refused (a compiler "
+		        "fault, please report it): %s\n", msg);
+		free(elf);
+		return 1;
+	}
+	if (emit) {
+		FILE *f = fopen(emit, "wb");
+		if (!f || fwrite(elf, 1, len, f) != len || fclose(f) != 0) {
+			fprintf(stderr, "thothctl: probe run: cannot write %s: %s\n", emit, strerror(errno));
+			free(elf);
+			return 1;
+		}
+		free(elf);
+		if (!opts->json)
+			printf("%s: %zu bytes, verified\n", emit, len);
+		return 0;
+	}
+	uint64_t ids[THOTH_PROBE_MAX_PROGS];
+	uint32_t n = 0;
+	thothctl_opts_t quiet = *opts;
+	r = attach_bytes(elf, len, "script", pid, service, wait_s, &quiet, ids, &n);
+	if (r || n == 0)
+		return r ? r : 1;
+	run_stop = 0;
+	struct sigaction sa = { .sa_handler = run_on_signal };
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	uint64_t end = now_ms() + (uint64_t)(duration * 1000);
+	while (!run_stop && now_ms() < end) {
+		struct timespec ts = { 0, 50 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	char idstr[32];
+	snprintf(idstr, sizeof idstr, "%" PRIu64, ids[0]);
+	char *margv[] = { "maps", idstr, NULL };
+	int status = probe_maps(2, margv, opts);
+	/* detach quietly: the maps were the output */
+	session_t s;
+	if (session_open(&s, opts) == 0) {
+		for (uint32_t i = 0; i < n; i++) {
+			thoth_probe_ProbeControl_detach_req_t req = { .id = ids[i] };
+			thoth_probe_ProbeControl_detach_resp_t resp;
+			if (thoth_probe_ProbeControl_detach(&s.ctl.client, &req, &resp, &s.arena))
+				status = 1;
+			thoth_client_release(&s.ctl.client);
+		}
+		session_close(&s);
+	}
+	return status;
 }
 
 /* ---- kernel hooks: the same objects' tracepoint/raw_tp/uprobe sections,
@@ -791,6 +934,8 @@ int thothctl_probe(int argc, char **argv, const thothctl_opts_t *opts)
 		return probe_maps(argc - 1, argv + 1, opts);
 	if (strcmp(argv[1], "kernel") == 0)
 		return probe_kernel(argc - 1, argv + 1, opts);
+	if (strcmp(argv[1], "run") == 0)
+		return probe_run(argc - 1, argv + 1, opts);
 	fprintf(stderr, "thothctl: probe: unknown subcommand '%s'\n", argv[1]);
 	return usage(stderr, 2);
 }
