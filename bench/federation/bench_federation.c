@@ -5,7 +5,8 @@
  *
  * 1. Round trip of a 64-byte Echo call, median and p99 of N (default 20000)
  *    per transport, against one server process: a shared-memory channel
- *    (the local baseline), the Unix stream transport (stream.c: the same
+ *    (the local baseline; sleeping between calls like the socket
+ *    transports, and also with its default spin), the Unix stream transport (stream.c: the same
  *    framing TCP uses, over AF_UNIX), and TCP over loopback (thoth/tcp.h).
  *    Printed with the ratios TCP/channel and TCP/Unix stream.
  * 2. Failover: etcd + two thothd hosts (TTL 2 s); a tcp: instance on A is
@@ -206,6 +207,12 @@ static void part_round_trips(int calls)
 		fprintf(stderr, "channel: %s\n", why);
 		exit(1);
 	}
+	thoth_chan_config_t spin_cfg = { .iface = &thoth_echo_Echo_info };     /* the default: spin, then sleep */
+	thoth_chan_t *spin;
+	if (thoth_chan_connect(chan_path, &spin_cfg, &spin, why, sizeof why)) {
+		fprintf(stderr, "channel: %s\n", why);
+		exit(1);
+	}
 	thoth_sock_client_t sc;
 	thoth_client_t sclient;
 	if (thoth_sock_client_connect(&sc, stream_path, 5000)) {
@@ -222,6 +229,7 @@ static void part_round_trips(int calls)
 		fprintf(stderr, "tcp: %s\n", why);
 		exit(1);
 	}
+	lat_t ls = measure(thoth_chan_client(spin), calls);
 	lat_t lc = measure(thoth_chan_client(ch), calls);
 	lat_t lu = measure(&sclient, calls);
 	lat_t lt = measure(thoth_tcp_client(tc), calls);
@@ -229,6 +237,9 @@ static void part_round_trips(int calls)
 	 * same wake-up per call the two socket transports pay. */
 	printf("round trip, 64-byte Echo.echo, %d calls each (median / p99):\n", calls);
 	printf("  channel (shared memory, sleeping)  %8.1f us / %8.1f us   (baseline)\n", lc.median / 1e3, lc.p99 / 1e3);
+	printf("  channel (default: spin, then sleep) %7.1f us / %8.1f us   (%.2fx; TCP is %.1fx this)\n",
+	       ls.median / 1e3, ls.p99 / 1e3, (double)ls.median / (double)lc.median,
+	       (double)lt.median / (double)ls.median);
 	printf("  Unix stream (same framing)         %8.1f us / %8.1f us   %.2fx channel\n", lu.median / 1e3,
 	       lu.p99 / 1e3, (double)lu.median / (double)lc.median);
 	printf("  TCP loopback (thoth/tcp.h)         %8.1f us / %8.1f us   %.2fx channel, %.2fx Unix stream\n",
@@ -237,6 +248,7 @@ static void part_round_trips(int calls)
 	thoth_tcp_close(tc);
 	thoth_sock_client_close(&sc);
 	thoth_chan_close(ch);
+	thoth_chan_close(spin);
 	kill(server, SIGTERM);
 	waitpid(server, NULL, 0);
 	kill(streamer, SIGTERM);
