@@ -19,13 +19,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include "echo.thoth.h"
 #include "harness.h"
 #include "registry.thoth.h"
+#include "thoth/tcp.h"
 
 #define TTL_S 2
 
@@ -332,6 +336,77 @@ static void test_federation_killed_host_leaves_within_ttl_plus_1s(void **state)
 	assert_true(gone2 <= TTL_S * 1000 + 1000);
 }
 
+typedef struct { thoth_loop_t *loop; thoth_resolver_t *r; size_t want; } resolver_arg_t;
+
+static bool resolver_has(void *p)
+{
+	resolver_arg_t *a = p;
+	thoth_loop_run_once(a->loop, false);
+	return thoth_resolver_connected(a->r) && thoth_resolver_count(a->r) == a->want;
+}
+
+static void test_federation_remote_call_through_resolver(void **state)
+{
+	NEED_ETCD();
+	cluster_t *c = *state;
+	etcd_start(c);
+	host_start(c, 0);
+	host_start(c, 1);
+	/* Host A: the echo service, on a channel for A and on TCP for the others. */
+	static const char token[] = "federation-test-token-0123456789";
+	char token_file[160];
+	snprintf(token_file, sizeof token_file, "%s/cluster.token", c->host[0].dir);
+	int fd = open(token_file, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, token, sizeof token - 1), (ssize_t)(sizeof token - 1));
+	close(fd);
+	const char *argv[] = { ECHO_PATH, "--runtime-dir", c->host[0].dir, "--tcp", "tcp:127.0.0.1:0", NULL };
+	assert_true(harness_spawn(&c->host[0], "echo", argv) > 0);
+	/* Host B: a resolver for "echo" sees A's TCP instance as remote... */
+	thoth_loop_t *loop;
+	assert_int_equal(thoth_loop_new(&loop), 0);
+	thoth_resolver_config_t rc = { .runtime_dir = c->host[1].dir, .name = "echo" };
+	thoth_resolver_t *r;
+	assert_int_equal(thoth_resolver_new(loop, &rc, &r), 0);
+	resolver_arg_t a = { loop, r, 1 };
+	assert_true(harness_wait_until(resolver_has, &a, 10000));
+	thoth_resolved_t inst;
+	assert_int_equal(thoth_resolver_pick(r, &inst), 0);
+	assert_int_equal(inst.locality, THOTH_LOCALITY_REMOTE);
+	assert_string_equal(inst.host, "127.0.0.1");
+	assert_true(thoth_tcp_is_addr(inst.addr));
+	/* ...and calls it over TCP with the cluster token. */
+	thoth_tcp_config_t tcfg = { .iface = &thoth_echo_Echo_info, .token_file = token_file };
+	thoth_tcp_conn_t *conn;
+	char why[300];
+	int rc2 = thoth_tcp_connect_with(inst.addr, &tcfg, 3000, &conn, why, sizeof why);
+	if (rc2)
+		fail_msg("connect %s: %s", inst.addr, why);
+	thoth_echo_Echo_echo_req_t req = { .data = { .ptr = (const uint8_t *)"across hosts", .len = 12 } };
+	thoth_echo_Echo_echo_resp_t resp;
+	uint64_t scratch[64];
+	thoth_arena_t arena;
+	thoth_arena_init(&arena, scratch, sizeof scratch);
+	assert_int_equal(thoth_echo_Echo_echo(thoth_tcp_client(conn), &req, &resp, &arena), 0);
+	assert_int_equal(resp.data.len, 12);
+	assert_memory_equal(resp.data.ptr, "across hosts", 12);
+	thoth_tcp_close(conn);
+	/* A local instance on B comes first from then on. */
+	thoth_control_t b;
+	assert_int_equal(harness_connect(&c->host[1], &b), 0);
+	assert_int_equal(register_at(&b, "echo", "/nowhere-b.sock", NULL), 0);
+	a.want = 2;
+	assert_true(harness_wait_until(resolver_has, &a, 5000));
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(thoth_resolver_pick(r, &inst), 0);
+		assert_string_equal(inst.addr, "/nowhere-b.sock");
+		assert_true(inst.locality != THOTH_LOCALITY_REMOTE);
+	}
+	thoth_control_close(&b);
+	thoth_resolver_free(r);
+	thoth_loop_free(loop);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -339,6 +414,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_federation_etcd_restart_loses_and_duplicates_nothing, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_federation_killed_host_leaves_within_ttl_plus_1s, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_federation_remote_call_through_resolver, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
