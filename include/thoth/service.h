@@ -152,12 +152,19 @@ uint32_t thoth_service_registrations(const thoth_service_t *svc); /* times regis
  */
 typedef struct thoth_resolver thoth_resolver_t;
 
+/* Where an instance runs, seen from the resolving process (issue 19). */
+#define THOTH_LOCALITY_NODE   0     /* this host, the caller's NUMA node */
+#define THOTH_LOCALITY_HOST   1     /* this host, another NUMA node */
+#define THOTH_LOCALITY_REMOTE 2     /* another host: addr is "tcp:HOST:PORT" (thoth/tcp.h) */
+
 typedef struct thoth_resolved {
-	char addr[108];                 /* the endpoint (a socket path) */
-	uint32_t pid;
+	char addr[108];                 /* the endpoint: a socket path, or "tcp:HOST:PORT" */
+	uint32_t pid;                   /* on its own host */
 	uint16_t numa_node;
 	uint64_t instance_id;
 	bool confirmed;                 /* announced by the thothd connected now */
+	uint8_t locality;               /* THOTH_LOCALITY_* */
+	char host[64];                  /* REMOTE: the HOST of addr; "" for this host */
 } thoth_resolved_t;
 
 typedef struct thoth_resolver_config {
@@ -175,7 +182,8 @@ int thoth_resolver_new(thoth_loop_t *loop, const thoth_resolver_config_t *cfg,
 		       thoth_resolver_t **out);
 void thoth_resolver_free(thoth_resolver_t *r);
 
-/* The next instance to call: confirmed before unconfirmed, same NUMA node
+/* The next instance to call: confirmed before unconfirmed, this host
+ * before other hosts (federation: docs/FEDERATION.md), same NUMA node
  * first, round robin among equals.  THOTH_E_NOT_FOUND when none is known. */
 int thoth_resolver_pick(thoth_resolver_t *r, thoth_resolved_t *out);
 

@@ -91,6 +91,12 @@ int thoth_registry_owner_new(thoth_registry_t *reg, uint32_t uid, uint32_t pid, 
 /* Peer death: drop OWNER's watches, then remove each of its registrations
  * (REMOVED events to the remaining watchers), then free OWNER. */
 void thoth_registry_owner_drop(thoth_registry_t *reg, thoth_registry_owner_t *owner);
+/* OWNER feeds other hosts' instances (issue 19, federation.c): its
+ * registrations are REMOTE, held without a TTL until it withdraws them or
+ * is dropped, not limited by max_per_owner, and outside the name-ownership
+ * rule (their host applied it; they neither hold a name here nor are held
+ * to its local holder). */
+void thoth_registry_owner_set_federated(thoth_registry_owner_t *owner);
 /* The executable OWNER's process runs (st_dev, st_ino of /proc/PID/exe;
  * 0, 0 when unknown): part of the name-ownership rule (register). */
 void thoth_registry_owner_set_exe(thoth_registry_owner_t *owner, uint64_t dev, uint64_t ino);
