@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "rtable_shm.h"       /* RT_LAYOUT */
 #include "thothd.h"
 
 /* Make room for RESP of M in the call's response buffer (thothd.h). */
@@ -324,7 +325,7 @@ static int on_resolve_table(void *self, const thoth_daemon_Daemon_resolve_table_
 		call->reason = "thothd has no shared resolve table (see its log): resolve by round trip";
 		return THOTH_E_NOT_FOUND;
 	}
-	resp->layout = 1;               /* RT_LAYOUT (kernel/ipc/rtable_shm.h) */
+	resp->layout = RT_LAYOUT;
 	call->send_fd = fd;
 	thothd_debug("client %llu (pid %u) took the resolve table (%u entries)",
 		     (unsigned long long)call->client->id, call->client->pid, thothd_rtable_entries(call->d));
