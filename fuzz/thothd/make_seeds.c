@@ -79,6 +79,15 @@ int main(int argc, char **argv)
 	add(&thoth_registry_Registry_heartbeat_info, &hb);
 	add(&thoth_registry_Registry_withdraw_info, &withdraw);
 	save(dir, "renew-heartbeat-withdraw");
+	/* SCALE-3 load reports: a good one, then absurd values (refused). */
+	thoth_registry_Registry_report_load_req_t load = { .lease = 0x1234, .utilization_permille = 500,
+							    .qps = 100 };
+	add(&thoth_registry_Registry_register_info, &reg);
+	add(&thoth_registry_Registry_report_load_info, &load);
+	load.utilization_permille = UINT32_MAX;
+	load.qps = UINT32_MAX;
+	add(&thoth_registry_Registry_report_load_info, &load);
+	save(dir, "register-report-load-hostile");
 	add(&thoth_registry_Registry_watch_info, &watch);
 	add(&thoth_registry_Registry_unwatch_info, &unwatch);
 	add(&thoth_daemon_Daemon_status_info, &status);

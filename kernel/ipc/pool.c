@@ -787,7 +787,9 @@ static void timeout_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
 
 /* ---- instances come and go ---------------------------------------------------------- */
 
-static int inst_connect(thoth_pool_t *p, inst_t *in)
+/* The one place the pool opens a channel to an instance (the seam the
+ * many-hosts work extends with a "tcp:" branch for remote endpoints). */
+static int pool_connect(thoth_pool_t *p, inst_t *in)
 {
 	thoth_chan_config_t cc = {
 		.iface = p->cfg.iface,
@@ -833,7 +835,7 @@ static void readmit_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
 	in->consecutive = 0;
 	in->readmitted_ns = thoth_clock_now();
 	p->stats.readmissions++;
-	if (!in->ch && inst_connect(p, in)) {
+	if (!in->ch && pool_connect(p, in)) {
 		eject(p, in, true);     /* still unreachable: wait longer */
 		return;
 	}
@@ -893,7 +895,7 @@ static void sync_instances(void *arg)
 			ref->p = p;
 			ref->in = in;
 			p->inst[p->n++] = in;
-			if (inst_connect(p, in))
+			if (pool_connect(p, in))
 				eject(p, in, true);     /* unreachable: retried with backoff */
 			membership = true;
 		}

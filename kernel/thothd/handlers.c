@@ -248,11 +248,14 @@ static void on_report_load(void *self, const thoth_registry_Registry_report_load
 	thothd_call_t *call = self;
 	int r = thoth_registry_report_load(call->d->registry, call->client->owner, req->lease,
 					   req->utilization_permille, req->qps);
-	if (r == THOTH_E_INVAL)
+	static uint64_t refused;        /* a hostile service must not flood the log */
+	if (r == THOTH_E_INVAL && refused++ < 16)
 		thothd_warn("client %llu (pid %u): load report refused: utilization %u permille (max %u), "
-			    "%u qps (max %u)", (unsigned long long)call->client->id, call->client->pid,
+			    "%u qps (max %u)%s", (unsigned long long)call->client->id, call->client->pid,
 			    req->utilization_permille, THOTH_REGISTRY_MAX_UTILIZATION, req->qps,
-			    THOTH_REGISTRY_MAX_QPS);
+			    THOTH_REGISTRY_MAX_QPS, refused == 16 ? " (further refusals logged at debug)" : "");
+	else if (r == THOTH_E_INVAL)
+		thothd_debug("client %llu: load report refused", (unsigned long long)call->client->id);
 	else if (r)
 		thothd_debug("client %llu: load report for lease %016llx: %s",
 			     (unsigned long long)call->client->id, (unsigned long long)req->lease,
