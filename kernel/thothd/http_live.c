@@ -137,6 +137,7 @@ typedef struct pending {
  * received first (the wake-up's cause). */
 typedef struct thread_wake {
 	uint32_t tid, pid;
+	uint64_t mask;                  /* the wake-up's reasons (loop_wakeup arg0) */
 	bool pending;
 } thread_wake_t;
 
@@ -457,7 +458,32 @@ static thread_wake_t *thread_of(thothd_live_t *l, uint32_t tid)
 	return &l->threads[(tid * 2654435761u >> 8) & (THREAD_SLOTS - 1)];
 }
 
-/* The first message a woken thread receives names what woke it. */
+/* Count one wake-up of PID with reasons MASK, and its CAUSE (WAKE_DOORBELL,
+ * WAKE_SOCKET_MSG, or -1: none seen). */
+static void count_wake(thothd_live_t *l, uint32_t pid, uint64_t mask, int cause,
+		       const char *process)
+{
+	proc_stat_t *p = proc_of(l, pid, process);
+	if (!p)
+		return;
+	p->wake[WAKE_ALL]++;
+	if (mask & THOTH_LOOP_WAKE_FD)
+		p->wake[WAKE_FD]++;
+	if (mask & THOTH_LOOP_WAKE_TIMER)
+		p->wake[WAKE_TIMER]++;
+	if (mask & THOTH_LOOP_WAKE_SIGNAL)
+		p->wake[WAKE_SIGNAL]++;
+	if (mask & THOTH_LOOP_WAKE_DEFERRED)
+		p->wake[WAKE_DEFERRED]++;
+	if (cause >= 0)
+		p->wake[cause]++;
+}
+
+/* The first message a woken thread receives names what woke it.  The
+ * wake-up is counted only then (or, with no receive, at the thread's next
+ * wake-up), so that a wake-up and its cause land in the same interval even
+ * when a tick's drain falls between the two events: per interval,
+ * doorbell + socket_message <= fd <= all. */
 static void attribute_wake(thothd_live_t *l, const thoth_trace_event_t *ev, const char *process,
 			   bool socket)
 {
@@ -465,9 +491,7 @@ static void attribute_wake(thothd_live_t *l, const thoth_trace_event_t *ev, cons
 	if (!t->pending || t->tid != ev->tid || t->pid != ev->pid || !(ev->flags & THOTH_TRACE_RECV))
 		return;
 	t->pending = false;
-	proc_stat_t *p = proc_of(l, ev->pid, process);
-	if (p)
-		p->wake[socket ? WAKE_SOCKET_MSG : WAKE_DOORBELL]++;
+	count_wake(l, t->pid, t->mask, socket ? WAKE_SOCKET_MSG : WAKE_DOORBELL, process);
 	chan_stat_t *c = chan_of(l, ev->service_id, ev->interface_id, ev->method, socket);
 	if (c)
 		c->wakeups++;
@@ -483,21 +507,15 @@ static void on_event(const thoth_trace_event_t *ev, const char *process, void *c
 	k->name = name_of(l, ev->name ? ev->name : "?");
 	const char *n = ev->name ? ev->name : "";
 	if (ev->category == THOTH_TRACE_CAT_LOOP && strcmp(n, "loop_wakeup") == 0) {
-		proc_stat_t *p = proc_of(l, ev->pid, process);
-		if (!p)
+		if (!proc_of(l, ev->pid, process))
 			return;
-		p->wake[WAKE_ALL]++;
-		if (ev->arg0 & THOTH_LOOP_WAKE_FD)
-			p->wake[WAKE_FD]++;
-		if (ev->arg0 & THOTH_LOOP_WAKE_TIMER)
-			p->wake[WAKE_TIMER]++;
-		if (ev->arg0 & THOTH_LOOP_WAKE_SIGNAL)
-			p->wake[WAKE_SIGNAL]++;
-		if (ev->arg0 & THOTH_LOOP_WAKE_DEFERRED)
-			p->wake[WAKE_DEFERRED]++;
 		thread_wake_t *t = thread_of(l, ev->tid);
-		*t = (thread_wake_t){ .tid = ev->tid, .pid = ev->pid,
+		if (t->pending)         /* the slot's previous wake-up showed no receive: plain fd */
+			count_wake(l, t->pid, t->mask, -1, NULL);
+		*t = (thread_wake_t){ .tid = ev->tid, .pid = ev->pid, .mask = ev->arg0,
 				      .pending = (ev->arg0 & THOTH_LOOP_WAKE_FD) != 0 };
+		if (!t->pending)
+			count_wake(l, ev->pid, ev->arg0, -1, process);
 	} else if (ev->category == THOTH_TRACE_CAT_PM && strcmp(n, "pm_freq_change") == 0) {
 		/* arg0 = kHz, arg1 = reason << 32 | OPP (docs/OBSERVABILITY.md) */
 		proc_stat_t *p = proc_of(l, ev->pid, process);

@@ -82,9 +82,16 @@ def test_event_stream_delivers_live_data(s):
     # The echo services sleep between calls: their doorbells wake them, and
     # the dashboard says which channel did.
     echo_wake = [p["wakeups_per_s"] for p in tick["procs"] if p["name"] == "echo"]
-    if not any(w["doorbell"] > 0 for w in echo_wake) or \
-            any(w["doorbell"] > w["fd"] + 0.01 for w in echo_wake):
-        fail("echo wake-ups not attributed to doorbells (subset of fd): %s" % echo_wake)
+    if not any(w["doorbell"] > 0 for w in echo_wake):
+        fail("echo wake-ups not attributed to doorbells: %s" % echo_wake)
+    # Per interval, causes are a subset of fd wake-ups, fd of all (rates of
+    # one interval, printed to 0.01): also when a tick's drain fell between
+    # a wake-up and its receive (under ASan and load it did, and this
+    # check failed now and then, before a wake-up was counted with its cause).
+    for p in tick["procs"]:
+        w = p["wakeups_per_s"]
+        if w["doorbell"] + w["socket_message"] > w["fd"] + 0.011 or w["fd"] > w["all"] + 0.011:
+            fail("wake-up causes exceed their fd wake-ups, or fd all: %s" % p)
     if not any(c["wakeups_per_s"] > 0 for c in echo_chans):
         fail("no echo channel shows the wake-ups it caused: %s" % echo_chans)
     client = [p for p in tick["procs"] if p["name"] == "echo-client"][0]
