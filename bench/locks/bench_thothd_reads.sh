@@ -41,6 +41,7 @@ if [ ! -x "$BEFORE" ]; then
 	cmake -S "$BEFORE_SRC" -B "$BEFORE_BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	      -DTHOTH_TESTS=OFF -DTHOTH_BENCH=OFF >/dev/null
 	cmake --build "$BEFORE_BUILD" --target thothd -j"$(nproc)" >/dev/null
+	git -C "$SRC" worktree remove --force "$BEFORE_SRC"   # the binary is all we keep
 fi
 
 median() { sort -g | awk '{a[NR]=$1} END {if (NR == 0) print "nan"; else if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
