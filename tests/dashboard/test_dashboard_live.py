@@ -70,8 +70,10 @@ def test_event_stream_delivers_live_data(s):
     if tick["t_ns"] <= first["t_ns"]:
         fail("t_ns did not advance")
     rate = sum(c["rate"] for c in echo_chans)
-    if not 50 <= rate <= 400:
-        fail("echo round trips %.1f/s, the client makes 200/s" % rate)
+    # The client aims at 200 calls/s; starved of CPU (an ASan build at load
+    # average 28 made 40/s) it makes fewer, never more.
+    if not 10 <= rate <= 400:
+        fail("echo round trips %.1f/s, the client aims at 200/s" % rate)
     for c in echo_chans:
         if not 0 < c["p50_us"] <= c["p99_us"] < 1e6:
             fail("implausible percentiles %s" % c)
