@@ -112,6 +112,7 @@ function fillTable(id, rows) {
 
 const charts = {
   cpuidle: new Chart("c-cpuidle", "of time", { max: 1 }),
+  pstate: new Chart("c-pstate", "MHz"),
   wakeups: new Chart("c-wakeups", "/s"),
   latency: new Chart("c-latency", "µs"),
   rings: new Chart("c-rings", "fill", { max: 1 }),
@@ -132,7 +133,25 @@ function onTick(d) {
        "No source: " + ci.why + " (cpuidle driver: " + ci.driver + ").");
   for (const cpu of ci.cpus)
     for (const s of cpu.states) charts.cpuidle.add("cpu" + cpu.cpu + " " + s.name, t, s.residency);
-  note("pstate-note", d.pstate.available ? "" : "P-state: no source: " + d.pstate.why + ".");
+  // P-state: cpufreq where the host has it; otherwise each governed
+  // service's modelled choice (SCHED-1), labelled "modelled".
+  const ps = d.pstate, src = document.getElementById("pstate-source");
+  src.textContent = ps.source === "none" ? "no source" : ps.source;
+  src.className = "badge " + (ps.source === "modelled" ? "modelled" : "");
+  note("pstate-note", ps.available ? (ps.source === "modelled" ? ps.why + "." : "") :
+       "No source: " + ps.why + ".");
+  const pstateRows = [];
+  for (const cpu of ci.cpus)
+    if (cpu.freq_khz !== null) {
+      charts.pstate.add("cpu" + cpu.cpu, t, cpu.freq_khz / 1e3);
+      pstateRows.push(["cpu" + cpu.cpu + " (cpufreq)", "", fmt(cpu.freq_khz / 1e3), "", "", ""]);
+    }
+  for (const m of ps.modelled || []) {
+    charts.pstate.add(m.name + " " + m.pid + " (modelled)", t, m.avg_khz / 1e3);
+    pstateRows.push([m.name + " (modelled)", m.pid, fmt(m.khz / 1e3), m.opp, fmt(m.avg_khz / 1e3),
+                     fmt(m.changes_per_s)]);
+  }
+  fillTable("t-pstate", pstateRows);
 
   for (const p of d.procs) charts.wakeups.add(p.name + " " + p.pid, t, p.wakeups_per_s.all);
   fillTable("t-wakeups", d.procs.map((p) => [p.name, p.pid, fmt(p.wakeups_per_s.all),
@@ -142,9 +161,13 @@ function onTick(d) {
 
   note("latency-note", d.channels.length ? "" :
        "No round trip seen yet: the histograms fill as traced calls complete.");
+  // Interfaces by name where thothd knows it (its compiled schemas, or the
+  // service's registered claim), else by wire id; methods likewise.
+  const ifaceOf = (c) => c.interface_name || c.interface;
+  const methodOf = (c) => c.method_name || "#" + c.method;
   for (const c of d.channels)
-    if (c.rate > 0) charts.latency.add(c.service + " " + c.pid + " " + c.interface + "." + c.method, t, c.p99_us);
-  fillTable("t-latency", d.channels.map((c) => [c.service, c.pid, c.interface, c.method,
+    if (c.rate > 0) charts.latency.add(c.service + " " + c.pid + " " + ifaceOf(c) + "." + methodOf(c), t, c.p99_us);
+  fillTable("t-latency", d.channels.map((c) => [c.service, c.pid, ifaceOf(c), methodOf(c),
     c.transport, fmt(c.rate), fmt(c.p50_us), fmt(c.p99_us), fmt(c.queue_p50_us),
     fmt(c.wakeups_per_s)]));
 

@@ -29,10 +29,19 @@
 #include <unistd.h>
 
 #include "backend.h"            /* kernel/pm: thoth_pm_path ($THOTH_SYSFS_ROOT) */
+#include "channel.thoth.h"
+#include "codex.thoth.h"
+#include "daemon.thoth.h"
+#include "echo.thoth.h"
 #include "http.h"
 #include "lockprof_report.h"    /* OBS-4's tables (docs/LOCKS.md) */
 #include "log.h"
+#include "pm.thoth.h"
+#include "probe.thoth.h"
+#include "registry.thoth.h"
 #include "thoth/rpc.h"
+#include "timer.thoth.h"
+#include "trace.thoth.h"
 
 #define S_NS 1000000000ull
 
@@ -49,7 +58,27 @@ enum {
 	LOCKS_EVERY = 5,                /* ticks between lock reports (symbolizing costs) */
 	LOCKS_MAX_TABLES = 16,
 	LOCKS_TOP = 8,            /* threads followed for wake-up causes (power of 2) */
+	MAX_IFACE_NAMES = 128,
 };
+
+/* Interfaces whose schema thothd has compiled in (the system IDL): their
+ * names, and their methods' names.  Other interfaces are named by the
+ * claims their services registered (package + interface; the claim has
+ * no method names, so those methods stay numbers). */
+static const thoth_interface_info_t *const COMPILED_IFACES[] = {
+	&thoth_registry_Registry_info, &thoth_registry_RegistryEvents_info,
+	&thoth_timer_Timer_info, &thoth_timer_TimerEvents_info,
+	&thoth_trace_TraceControl_info, &thoth_daemon_Daemon_info,
+	&thoth_echo_Echo_info, &thoth_channel_Channel_info,
+	&thoth_pm_PowerBroker_info, &thoth_pm_PowerEvents_info,
+	&thoth_codex_Codex_info, &thoth_probe_ProbeControl_info,
+};
+
+typedef struct iface_name {
+	uint32_t id;
+	char name[96];                  /* "thoth.echo.Echo" */
+	const thoth_interface_info_t *info;     /* compiled in: method names; else NULL */
+} iface_name_t;
 
 /* Prometheus bucket bounds (seconds) of both IPC histograms. */
 static const double PROM_LE[] = { 1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4,
@@ -70,6 +99,14 @@ typedef struct proc_stat {
 	uint64_t wake[WAKE_KINDS], timers;      /* since collection started */
 	uint64_t prev_wake[WAKE_KINDS], prev_timers;
 	uint64_t seen_tick;             /* its buffer was attached at that tick */
+	/* Modelled P-state: the SCHED-1 governor's choice in a governed
+	 * service (pm_freq_change trace points; docs/DASHBOARD.md). */
+	bool governed;                  /* a pm_freq_change was seen */
+	uint32_t khz, opp;              /* the last one */
+	uint64_t freq_since_ns;         /* since when khz holds (for the interval's average) */
+	uint64_t freq_span_from_ns;     /* the interval's average covers from here (first known) */
+	double khz_ns;                  /* integral of khz over this interval so far */
+	uint64_t freq_changes, prev_freq_changes;
 } proc_stat_t;
 
 typedef struct hist {
@@ -100,6 +137,7 @@ typedef struct pending {
  * received first (the wake-up's cause). */
 typedef struct thread_wake {
 	uint32_t tid, pid;
+	uint64_t mask;                  /* the wake-up's reasons (loop_wakeup arg0) */
 	bool pending;
 } thread_wake_t;
 
@@ -146,6 +184,8 @@ struct thothd_live {
 	double prev_energy_mj;
 	uint64_t prev_calls;
 	bool have_prev_energy;
+	iface_name_t ifaces[MAX_IFACE_NAMES];
+	uint32_t n_ifaces;
 };
 
 /* ---- small helpers ------------------------------------------------------------------ */
@@ -293,7 +333,7 @@ int thothd_live_start(thothd_live_t *l)
 	l->locks_json = NULL;
 	int r = thothd_tracer_live_start(l->d->tracer,
 					 THOTH_TRACE_MASK(LOOP) | THOTH_TRACE_MASK(TIMER) |
-						 THOTH_TRACE_MASK(IPC),
+						 THOTH_TRACE_MASK(IPC) | THOTH_TRACE_MASK(PM),
 					 on_event, l);
 	if (r) {
 		free(l->pending);
@@ -418,7 +458,32 @@ static thread_wake_t *thread_of(thothd_live_t *l, uint32_t tid)
 	return &l->threads[(tid * 2654435761u >> 8) & (THREAD_SLOTS - 1)];
 }
 
-/* The first message a woken thread receives names what woke it. */
+/* Count one wake-up of PID with reasons MASK, and its CAUSE (WAKE_DOORBELL,
+ * WAKE_SOCKET_MSG, or -1: none seen). */
+static void count_wake(thothd_live_t *l, uint32_t pid, uint64_t mask, int cause,
+		       const char *process)
+{
+	proc_stat_t *p = proc_of(l, pid, process);
+	if (!p)
+		return;
+	p->wake[WAKE_ALL]++;
+	if (mask & THOTH_LOOP_WAKE_FD)
+		p->wake[WAKE_FD]++;
+	if (mask & THOTH_LOOP_WAKE_TIMER)
+		p->wake[WAKE_TIMER]++;
+	if (mask & THOTH_LOOP_WAKE_SIGNAL)
+		p->wake[WAKE_SIGNAL]++;
+	if (mask & THOTH_LOOP_WAKE_DEFERRED)
+		p->wake[WAKE_DEFERRED]++;
+	if (cause >= 0)
+		p->wake[cause]++;
+}
+
+/* The first message a woken thread receives names what woke it.  The
+ * wake-up is counted only then (or, with no receive, at the thread's next
+ * wake-up), so that a wake-up and its cause land in the same interval even
+ * when a tick's drain falls between the two events: per interval,
+ * doorbell + socket_message <= fd <= all. */
 static void attribute_wake(thothd_live_t *l, const thoth_trace_event_t *ev, const char *process,
 			   bool socket)
 {
@@ -426,9 +491,7 @@ static void attribute_wake(thothd_live_t *l, const thoth_trace_event_t *ev, cons
 	if (!t->pending || t->tid != ev->tid || t->pid != ev->pid || !(ev->flags & THOTH_TRACE_RECV))
 		return;
 	t->pending = false;
-	proc_stat_t *p = proc_of(l, ev->pid, process);
-	if (p)
-		p->wake[socket ? WAKE_SOCKET_MSG : WAKE_DOORBELL]++;
+	count_wake(l, t->pid, t->mask, socket ? WAKE_SOCKET_MSG : WAKE_DOORBELL, process);
 	chan_stat_t *c = chan_of(l, ev->service_id, ev->interface_id, ev->method, socket);
 	if (c)
 		c->wakeups++;
@@ -444,21 +507,32 @@ static void on_event(const thoth_trace_event_t *ev, const char *process, void *c
 	k->name = name_of(l, ev->name ? ev->name : "?");
 	const char *n = ev->name ? ev->name : "";
 	if (ev->category == THOTH_TRACE_CAT_LOOP && strcmp(n, "loop_wakeup") == 0) {
+		if (!proc_of(l, ev->pid, process))
+			return;
+		thread_wake_t *t = thread_of(l, ev->tid);
+		if (t->pending)         /* the slot's previous wake-up showed no receive: plain fd */
+			count_wake(l, t->pid, t->mask, -1, NULL);
+		*t = (thread_wake_t){ .tid = ev->tid, .pid = ev->pid, .mask = ev->arg0,
+				      .pending = (ev->arg0 & THOTH_LOOP_WAKE_FD) != 0 };
+		if (!t->pending)
+			count_wake(l, ev->pid, ev->arg0, -1, process);
+	} else if (ev->category == THOTH_TRACE_CAT_PM && strcmp(n, "pm_freq_change") == 0) {
+		/* arg0 = kHz, arg1 = reason << 32 | OPP (docs/OBSERVABILITY.md) */
 		proc_stat_t *p = proc_of(l, ev->pid, process);
 		if (!p)
 			return;
-		p->wake[WAKE_ALL]++;
-		if (ev->arg0 & THOTH_LOOP_WAKE_FD)
-			p->wake[WAKE_FD]++;
-		if (ev->arg0 & THOTH_LOOP_WAKE_TIMER)
-			p->wake[WAKE_TIMER]++;
-		if (ev->arg0 & THOTH_LOOP_WAKE_SIGNAL)
-			p->wake[WAKE_SIGNAL]++;
-		if (ev->arg0 & THOTH_LOOP_WAKE_DEFERRED)
-			p->wake[WAKE_DEFERRED]++;
-		thread_wake_t *t = thread_of(l, ev->tid);
-		*t = (thread_wake_t){ .tid = ev->tid, .pid = ev->pid,
-				      .pending = (ev->arg0 & THOTH_LOOP_WAKE_FD) != 0 };
+		uint64_t ts = ev->timestamp_ns > p->freq_since_ns ? ev->timestamp_ns : p->freq_since_ns;
+		if (p->governed) {
+			p->khz_ns += (double)p->khz * (double)(ts - p->freq_since_ns);
+		} else {
+			p->khz_ns = 0;  /* unknown before its first change */
+			p->freq_span_from_ns = ts;
+		}
+		p->governed = true;
+		p->khz = (uint32_t)ev->arg0;
+		p->opp = (uint32_t)ev->arg1;
+		p->freq_since_ns = ts;
+		p->freq_changes++;
 	} else if (ev->category == THOTH_TRACE_CAT_TIMER && strcmp(n, "timer_fire") == 0) {
 		proc_stat_t *p = proc_of(l, ev->pid, process);
 		if (p)
@@ -636,6 +710,80 @@ static char *locks_report(thothd_live_t *l)
 	return buf;
 }
 
+/* ---- interface names -------------------------------------------------------------------- */
+
+static void iface_add(thothd_live_t *l, uint32_t id, const char *package, size_t plen,
+		      const char *name, size_t nlen, const thoth_interface_info_t *info)
+{
+	for (uint32_t i = 0; i < l->n_ifaces; i++)
+		if (l->ifaces[i].id == id)
+			return;
+	if (l->n_ifaces == MAX_IFACE_NAMES)
+		return;
+	iface_name_t *e = &l->ifaces[l->n_ifaces++];
+	e->id = id;
+	e->info = info;
+	snprintf(e->name, sizeof e->name, "%.*s.%.*s", (int)plen, package, (int)nlen, name);
+}
+
+/* The names of the interface ids seen: thothd's compiled-in schemas, then
+ * the claims of every live registration (a claim's id was checked against
+ * its name at registration: registry.c).  Rebuilt at each tick and scrape:
+ * a registry of a few hundred instances costs microseconds. */
+static void iface_refresh(thothd_live_t *l)
+{
+	l->n_ifaces = 0;
+	for (size_t i = 0; i < sizeof COMPILED_IFACES / sizeof COMPILED_IFACES[0]; i++) {
+		const thoth_interface_info_t *f = COMPILED_IFACES[i];
+		iface_add(l, f->id, f->package, strlen(f->package), f->name, strlen(f->name), f);
+	}
+	const thoth_registry_Instance_t **inst = NULL;
+	size_t n = 0;
+	if (!l->d->registry ||
+	    thoth_registry_list(l->d->registry, thoth_str(""), THOTH_COMMON_LOCALITY_ANY,
+				thothd_now(l->d), &inst, &n))
+		return;
+	for (size_t i = 0; i < n; i++) {
+		const thoth_registry_Registration_t *r = &inst[i]->registration;
+		for (uint32_t k = 0; k < r->claims.count; k++) {
+			const thoth_common_InterfaceClaim_t *c = &r->claims.items[k];
+			iface_add(l, c->interface_id, c->package.ptr, c->package.len, c->interface.ptr,
+				  c->interface.len, NULL);
+		}
+	}
+	free(inst);
+}
+
+static const iface_name_t *iface_lookup(const thothd_live_t *l, uint32_t id)
+{
+	for (uint32_t i = 0; i < l->n_ifaces; i++)
+		if (l->ifaces[i].id == id)
+			return &l->ifaces[i];
+	return NULL;
+}
+
+/* "name" (the method's own, after "Interface.") or NULL when unknown. */
+static const char *method_name(const iface_name_t *f, uint16_t method)
+{
+	const thoth_method_info_t *m = f && f->info ? thoth_interface_method(f->info, method) : NULL;
+	if (!m || !m->name)
+		return NULL;
+	const char *dot = strrchr(m->name, '.');
+	return dot ? dot + 1 : m->name;
+}
+
+static void put_json_name(FILE *f, const char *key, const char *value)
+{
+	fprintf(f, ",\"%s\":", key);
+	if (!value) {
+		fprintf(f, "null");
+		return;
+	}
+	fputc('"', f);
+	put_escaped(f, value);
+	fputc('"', f);
+}
+
 /* ---- the 1 Hz object ------------------------------------------------------------------- */
 
 static const char *proc_name(thothd_live_t *l, uint32_t pid)
@@ -707,7 +855,7 @@ int thothd_live_tick(thothd_live_t *l, char **json, size_t *len)
 	fprintf(f, "\",\"governor\":\"");
 	put_escaped(f, l->idle_governor);
 	fprintf(f, "\",\"cpus\":[");
-	bool any_states = false, any_freq = false;
+	bool any_states = false, any_freq = false, first;
 	for (uint32_t i = 0; i < l->n_cpus; i++) {
 		const cpu_stat_t *c = &l->cpus[i];
 		fprintf(f, "%s{\"cpu\":%u,\"freq_khz\":", i ? "," : "", c->cpu);
@@ -731,13 +879,43 @@ int thothd_live_tick(thothd_live_t *l, char **json, size_t *len)
 	}
 	fprintf(f, "],\"available\":%s,\"why\":\"%s\"}", any_states ? "true" : "false",
 		any_states ? "" : "no cpuidle states in sysfs on this host");
-	fprintf(f, ",\"pstate\":{\"available\":%s,\"why\":\"%s\"}", any_freq ? "true" : "false",
+	/* P-state: cpufreq's where it exists; the modelled one of every
+	 * governed service (SCHED-1) in any case, labelled so. */
+	bool any_governed = false;
+	for (uint32_t i = 0; i < l->n_procs && !any_governed; i++)
+		any_governed = l->procs[i].governed;
+	fprintf(f, ",\"pstate\":{\"available\":%s,\"source\":\"%s\",\"why\":\"%s\",\"modelled\":[",
+		any_freq || any_governed ? "true" : "false",
+		any_freq ? "cpufreq" : any_governed ? "modelled" : "none",
 		any_freq ? "cpufreq scaling_cur_freq"
-			 : "no cpufreq driver on this host; the PM engine exports no modelled P-state yet");
+		: any_governed
+			? "modelled: no cpufreq on this host; the SCHED-1 governor of each governed "
+			  "service chooses its domain's OPP and nothing is written (simulated backend)"
+			: "no cpufreq driver on this host and no governed service (SCHED-1) running: "
+			  "no modelled P-state to show");
+	first = true;
+	for (uint32_t i = 0; i < l->n_procs; i++) {
+		proc_stat_t *p = &l->procs[i];
+		if (!p->governed)
+			continue;
+		uint64_t since = p->freq_since_ns < now ? p->freq_since_ns : now;
+		p->khz_ns += (double)p->khz * (double)(now - since);
+		uint64_t span = now > p->freq_span_from_ns ? now - p->freq_span_from_ns : 0;
+		fprintf(f, "%s{\"pid\":%u,\"name\":\"", first ? "" : ",", p->pid);
+		first = false;
+		put_escaped(f, p->name);
+		fprintf(f, "\",\"khz\":%u,\"opp\":%u,\"avg_khz\":%.0f,\"changes_per_s\":%.2f}", p->khz,
+			p->opp, span ? p->khz_ns / (double)span : (double)p->khz,
+			(double)(p->freq_changes - p->prev_freq_changes) / dt);
+		p->prev_freq_changes = p->freq_changes;
+		p->khz_ns = 0;
+		p->freq_since_ns = p->freq_span_from_ns = now;
+	}
+	fprintf(f, "]}");
 
 	/* Processes: wake-ups per second by reason. */
 	fprintf(f, ",\"procs\":[");
-	bool first = true;
+	first = true;
 	for (uint32_t i = 0; i < l->n_procs; i++) {
 		proc_stat_t *p = &l->procs[i];
 		/* A process whose buffer is gone and that did not wake in this
@@ -760,12 +938,17 @@ int thothd_live_tick(thothd_live_t *l, char **json, size_t *len)
 
 	/* Channels: round-trip p50/p99 and rate over the interval. */
 	uint64_t calls = 0;
+	iface_refresh(l);
 	fprintf(f, ",\"channels\":[");
 	for (uint32_t i = 0; i < l->n_chans; i++) {
 		chan_stat_t *c = &l->chans[i];
 		fprintf(f, "%s{\"service\":\"", i ? "," : "");
 		put_escaped(f, proc_name(l, c->service_pid));
-		fprintf(f, "\",\"pid\":%u,\"interface\":\"%08x\",\"method\":%u,\"transport\":\"%s\","
+		fprintf(f, "\"");
+		const iface_name_t *in = iface_lookup(l, c->interface_id);
+		put_json_name(f, "interface_name", in ? in->name : NULL);
+		put_json_name(f, "method_name", method_name(in, c->method));
+		fprintf(f, ",\"pid\":%u,\"interface\":\"%08x\",\"method\":%u,\"transport\":\"%s\","
 			   "\"rate\":%.2f,\"p50_us\":%.3f,\"p99_us\":%.3f,\"queue_p50_us\":%.3f,"
 			   "\"wakeups_per_s\":%.2f,\"calls\":%llu}",
 			c->service_pid, c->interface_id, c->method, c->socket ? "socket" : "shm",
@@ -988,6 +1171,27 @@ int thothd_live_metrics(thothd_live_t *l, char **text, size_t *len)
 		if (l->cpus[i].freq_khz >= 0)
 			fprintf(f, "thoth_cpufreq_current_hertz{cpu=\"%u\"} %lld\n", l->cpus[i].cpu,
 				(long long)l->cpus[i].freq_khz * 1000);
+	metric_head(f, "thoth_pm_modelled_frequency_hertz", "gauge",
+		    "Modelled: the frequency the SCHED-1 governor of each governed service chose "
+		    "for its performance domain (its last pm_freq_change; simulated where there is "
+		    "no cpufreq); absent until the first change seen while collecting.");
+	for (uint32_t i = 0; i < l->n_procs; i++)
+		if (l->procs[i].governed) {
+			fprintf(f, "thoth_pm_modelled_frequency_hertz{pid=\"%u\",process=\"",
+				l->procs[i].pid);
+			put_escaped(f, l->procs[i].name);
+			fprintf(f, "\",opp=\"%u\"} %llu\n", l->procs[i].opp,
+				(unsigned long long)l->procs[i].khz * 1000);
+		}
+	metric_head(f, "thoth_pm_modelled_frequency_changes_total", "counter",
+		    "OPP changes of each governed service's domain (pm_freq_change trace points).");
+	for (uint32_t i = 0; i < l->n_procs; i++)
+		if (l->procs[i].governed) {
+			fprintf(f, "thoth_pm_modelled_frequency_changes_total{pid=\"%u\",process=\"",
+				l->procs[i].pid);
+			put_escaped(f, l->procs[i].name);
+			fprintf(f, "\"} %llu\n", (unsigned long long)l->procs[i].freq_changes);
+		}
 
 	/* trace rings */
 	metric_head(f, "thoth_trace_events_read_total", "counter",
@@ -1026,6 +1230,23 @@ int thothd_live_metrics(thothd_live_t *l, char **text, size_t *len)
 		fprintf(f, "thoth_process_timers_fired_total{pid=\"%u\",process=\"", l->procs[i].pid);
 		put_escaped(f, l->procs[i].name);
 		fprintf(f, "\"} %llu\n", (unsigned long long)l->procs[i].timers);
+	}
+	/* The names of the interface ids below: an info metric (join on
+	 * `interface`), so a series keeps its identity when a name is learnt. */
+	iface_refresh(l);
+	metric_head(f, "thoth_ipc_interface_info", "gauge",
+		    "1 for each interface id seen on a channel whose name is known (thothd's "
+		    "compiled-in schemas, or a live registration's claim).");
+	for (uint32_t i = 0; i < l->n_chans; i++) {
+		bool dup = false;
+		for (uint32_t j = 0; j < i && !dup; j++)
+			dup = l->chans[j].interface_id == l->chans[i].interface_id;
+		const iface_name_t *in = dup ? NULL : iface_lookup(l, l->chans[i].interface_id);
+		if (!in)
+			continue;
+		fprintf(f, "thoth_ipc_interface_info{interface=\"%08x\",name=\"", in->id);
+		put_escaped(f, in->name);
+		fprintf(f, "\"} 1\n");
 	}
 	metric_head(f, "thoth_ipc_round_trip_seconds", "histogram",
 		    "Client-side round trip of each call (its SEND to its RECV of one trace id).");

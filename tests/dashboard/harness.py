@@ -35,7 +35,8 @@ def wait_for(what, cond, timeout=15.0, step=0.02):
 
 
 class System:
-    def __init__(self, build, demo=True, thothd_args=(), env=None, rate=200, no_client=False):
+    def __init__(self, build, demo=True, thothd_args=(), env=None, rate=200, no_client=False,
+                 governed=False, pm_driver=False):
         self.build = build
         self.rt = tempfile.mkdtemp(prefix="thoth-dash-")
         os.chmod(self.rt, 0o700)
@@ -56,6 +57,17 @@ class System:
             client = os.path.join(build, "services/echo-client")
             self.echo = [self.spawn([echo, "--runtime-dir", self.rt]) for _ in range(2)]
             wait_for("two echo instances", lambda: self.services("echo") >= 2)
+            if governed:
+                # A SCHED-1 governed service with its own caller: the
+                # modelled P-state panel's source (tests/dashboard/governed_echo.c).
+                self.spawn([os.path.join(build, "tests/dashboard/governed_echo"),
+                            "--runtime-dir", self.rt, "--rate", "50"])
+                wait_for("governed-echo", lambda: self.services("governed-echo") >= 1)
+            if pm_driver:
+                # A simulated NIC declares a power element: the PM panel's
+                # levels and the modelled energy per request.
+                self.spawn([os.path.join(build, "services/pm-sim-driver"), "nic",
+                            "--runtime-dir", self.rt])
             if no_client:
                 return
             self.client = self.spawn([client, "--runtime-dir", self.rt, "--rate", str(rate),

@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """test_dashboard_browser.py BUILD_DIR [SCREENSHOT.png]: the dashboard page
 in headless Chromium (chromium + chromium-driver, driven by python3-selenium)
-against a running system (thothd + two echo services + an echo client):
+against a running system (thothd + two echo services + an echo client, a
+governed service with its caller, a simulated PM driver):
 
   - the page connects its event stream and receives live ticks;
   - the wake-up, latency and ring charts receive points, the tables fill
     with the echo processes and channels;
+  - the P-state chart shows the governed service's frequency, labelled
+    modelled; the latency table names the echo interface;
   - panels without a data source say so (locks: no LD_PRELOAD'ed process);
   - the browser console has no error;
   - a screenshot is saved (docs/dashboard.png was made by this test, with
@@ -52,12 +55,13 @@ def main():
     # host as it is (docs/dashboard.png: the panel then says its source is absent).
     real = os.environ.get("THOTH_DASHBOARD_REAL_SYSFS") == "1"
     env = {} if real else {"THOTH_SYSFS_ROOT": os.path.join(SRC, "tests/dashboard/sysfs-haltpoll")}
-    with System(BUILD, env=env, rate=int(os.environ.get("THOTH_DASHBOARD_RATE", "200"))) as s:
+    with System(BUILD, env=env, rate=int(os.environ.get("THOTH_DASHBOARD_RATE", "200")),
+                governed=True, pm_driver=True) as s:
         profile = tempfile.mkdtemp(prefix="thoth-chromium-")
         opts = webdriver.ChromeOptions()
         opts.binary_location = chromium
         for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                  "--window-size=1000,2150", "--user-data-dir=" + profile,
+                  "--window-size=1000,2600", "--user-data-dir=" + profile,
                   "--no-first-run", "--disable-extensions"):
             opts.add_argument(a)
         opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
@@ -74,9 +78,25 @@ def main():
             points = d.execute_script(
                 "const c = window.thothDashboard.charts; const o = {};"
                 "for (const k in c) o[k] = c[k].points; return o;")
-            for chart in ("c-wakeups", "c-latency", "c-rings") + (() if real else ("c-cpuidle",)):
+            # The governed service's first OPP change may come a tick or two
+            # after the first ticks: wait for it (deadline) before checking.
+            wait_for("the modelled P-state chart", lambda: d.execute_script(
+                "return window.thothDashboard.charts['c-pstate'].points"), timeout=20, step=0.2)
+            points = d.execute_script(
+                "const c = window.thothDashboard.charts; const o = {};"
+                "for (const k in c) o[k] = c[k].points; return o;")
+            for chart in ("c-wakeups", "c-latency", "c-rings", "c-pstate") + \
+                    (() if real else ("c-cpuidle",)):
                 if not points.get(chart):
                     fail("chart %s received no data: %s" % (chart, points))
+            badge = d.find_element("id", "pstate-source").text
+            if not real and badge != "modelled":
+                fail("the P-state panel is labelled %r, not modelled" % badge)
+            ifaces = d.execute_script(
+                "return [...document.querySelectorAll('#t-latency tbody tr')]"
+                ".map(r => r.cells[2].textContent + '.' + r.cells[3].textContent)")
+            if "thoth.echo.Echo.echo" not in ifaces:
+                fail("the latency table does not name the echo interface: %s" % ifaces)
             status = d.find_element("id", "status").text
             if status != "live":
                 fail("status shows %r" % status)

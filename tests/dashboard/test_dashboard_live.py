@@ -9,6 +9,8 @@ function, each named after what it proves.
   - /metrics is valid Prometheus text (promtool check metrics) with the
     per-state cpuidle series (fixture sysfs) and IPC histograms;
   - a window of events exports as Chrome JSON with the echo calls in it;
+  - a governed service's modelled P-state (SCHED-1, no cpufreq here) is on
+    the stream and in /metrics, labelled modelled; interfaces are named;
   - thothd does not wake up with no client, before and after one came;
   - `thothctl status --json` reports dashboard_url.
 """
@@ -68,8 +70,10 @@ def test_event_stream_delivers_live_data(s):
     if tick["t_ns"] <= first["t_ns"]:
         fail("t_ns did not advance")
     rate = sum(c["rate"] for c in echo_chans)
-    if not 50 <= rate <= 400:
-        fail("echo round trips %.1f/s, the client makes 200/s" % rate)
+    # The client aims at 200 calls/s; starved of CPU (an ASan build at load
+    # average 28 made 40/s) it makes fewer, never more.
+    if not 10 <= rate <= 400:
+        fail("echo round trips %.1f/s, the client aims at 200/s" % rate)
     for c in echo_chans:
         if not 0 < c["p50_us"] <= c["p99_us"] < 1e6:
             fail("implausible percentiles %s" % c)
@@ -80,9 +84,16 @@ def test_event_stream_delivers_live_data(s):
     # The echo services sleep between calls: their doorbells wake them, and
     # the dashboard says which channel did.
     echo_wake = [p["wakeups_per_s"] for p in tick["procs"] if p["name"] == "echo"]
-    if not any(w["doorbell"] > 0 for w in echo_wake) or \
-            any(w["doorbell"] > w["fd"] + 0.01 for w in echo_wake):
-        fail("echo wake-ups not attributed to doorbells (subset of fd): %s" % echo_wake)
+    if not any(w["doorbell"] > 0 for w in echo_wake):
+        fail("echo wake-ups not attributed to doorbells: %s" % echo_wake)
+    # Per interval, causes are a subset of fd wake-ups, fd of all (rates of
+    # one interval, printed to 0.01): also when a tick's drain fell between
+    # a wake-up and its receive (under ASan and load it did, and this
+    # check failed now and then, before a wake-up was counted with its cause).
+    for p in tick["procs"]:
+        w = p["wakeups_per_s"]
+        if w["doorbell"] + w["socket_message"] > w["fd"] + 0.011 or w["fd"] > w["all"] + 0.011:
+            fail("wake-up causes exceed their fd wake-ups, or fd all: %s" % p)
     if not any(c["wakeups_per_s"] > 0 for c in echo_chans):
         fail("no echo channel shows the wake-ups it caused: %s" % echo_chans)
     client = [p for p in tick["procs"] if p["name"] == "echo-client"][0]
@@ -96,10 +107,44 @@ def test_event_stream_delivers_live_data(s):
     if not ci["available"] or ci["driver"] != "haltpoll" or \
             [st["name"] for st in ci["cpus"][1]["states"]] != ["POLL", "haltpoll"]:
         fail("fixture cpuidle states not shown: %s" % tick["cpuidle"])
+    test_modelled_pstate_and_interface_names(s, es)
     es.close()
     print("ok: live ticks: echo %.0f calls/s, p50 %.1f us, p99 %.1f us; %d processes" %
           (rate, echo_chans[0]["p50_us"], echo_chans[0]["p99_us"], len(tick["procs"])))
     return tick
+
+
+def test_modelled_pstate_and_interface_names(s, es):
+    """The governed echo's OPP changes reach the P-state panel, labelled
+    modelled (no cpufreq in the fixture); channels carry interface names."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        tick = es.next_tick()
+        ps = tick["pstate"]
+        mine = [m for m in ps.get("modelled", []) if m["name"] == "governed-echo"]
+        named = [c for c in tick["channels"] if c["service"] == "echo" and
+                 c.get("interface_name") == "thoth.echo.Echo" and c.get("method_name") == "echo"]
+        if mine and mine[0]["khz"] > 0 and mine[0]["changes_per_s"] > 0 and named:
+            break
+    else:
+        fail("no modelled P-state of governed-echo or no named echo channel in 20 s: %s / %s" %
+             (json.dumps(tick["pstate"]), json.dumps(tick["channels"])))
+    if ps["source"] != "modelled" or not ps["available"] or "modelled" not in ps["why"]:
+        fail("the P-state is not labelled modelled: %s" % ps)
+    m = mine[0]
+    # HiKey A53's OPPs (kernel/pm/energy.c): 208-1200 MHz.
+    if not 208000 <= m["khz"] <= 1200000 or not 0 < m["avg_khz"] <= 1200000:
+        fail("implausible modelled frequency %s" % m)
+    code, _, body = s.get("/metrics")
+    text = body.decode()
+    for want in ('thoth_pm_modelled_frequency_hertz{pid="%d",process="governed-echo",opp="' % m["pid"],
+                 'thoth_pm_modelled_frequency_changes_total{pid="%d",process="governed-echo"}' % m["pid"],
+                 ',name="thoth.echo.Echo"} 1\n'):
+        if want not in text:
+            fail("/metrics lacks %s" % want)
+    print("ok: modelled P-state of governed-echo %d: %.0f MHz (OPP %d), %.1f changes/s; "
+          "echo channels named thoth.echo.Echo.echo" %
+          (m["pid"], m["khz"] / 1e3, m["opp"], m["changes_per_s"]))
 
 
 def test_metrics_pass_promtool(s):
@@ -118,7 +163,8 @@ def test_metrics_pass_promtool(s):
                  'thoth_ipc_round_trip_seconds_bucket{service="echo"', "thoth_ipc_round_trip_seconds_count",
                  'thoth_process_wakeups_total{pid="', "thoth_trace_ring_fill_ratio",
                  'reason="doorbell"}', 'thoth_ipc_wakeups_total{service="echo"',
-                 "thoth_registry_registrations 2", "thothd_loop_wakeups_total"):
+                 # two echo instances and governed-echo
+                 "thoth_registry_registrations 3", "thothd_loop_wakeups_total"):
         if want not in text:
             fail("/metrics lacks %s" % want)
     print("ok: /metrics passes promtool check metrics (%d lines)" % len(text.splitlines()))
@@ -143,10 +189,32 @@ def test_window_exports_as_chrome_json(s, tick):
     print("ok: a 2 s window exported as Chrome JSON (%d events)" % len(events))
 
 
+def settled(s):
+    """Wait (deadline 15 s) until thothd has finished what the last client
+    left it: its context switches stop moving for 0.3 s.  What ended just
+    before - thothctl's connection, the event stream - is handled on
+    thothd's next wake-ups (the peer's close arrives as an event), which a
+    slow build under load (ASan, a loaded 2-vCPU machine) can run only
+    after the quiet window below started: that made this test flaky."""
+    first = s.ctxt_switches()
+    last = [first, time.monotonic()]
+
+    def quiet():
+        now = s.ctxt_switches()
+        if now != last[0]:
+            last[:] = [now, time.monotonic()]
+            return False
+        return time.monotonic() - last[1] >= 0.3
+    wait_for("thothd to settle", quiet, timeout=15, step=0.05)
+    # What a window started at once would have counted (the old flake).
+    print("   thothd settled after %d more wake-up(s)" % (last[0] - first))
+
+
 def test_idle_thothd_never_wakes_without_a_client(build):
     # No demo, no scrape: thothd alone with its dashboard listening.
     with System(build, demo=False) as s:
         s.status()
+        settled(s)
         before = s.ctxt_switches()
         time.sleep(2)   # the measurement window, not a synchronisation
         idle = s.ctxt_switches() - before
@@ -158,6 +226,7 @@ def test_idle_thothd_never_wakes_without_a_client(build):
         es.close()
         # The stream's end is seen at the next tick; then collection stops.
         wait_for("live collection off", lambda: "live collection off" in s.thothd_log())
+        settled(s)
         before = s.ctxt_switches()
         time.sleep(2)
         after = s.ctxt_switches() - before
@@ -167,7 +236,7 @@ def test_idle_thothd_never_wakes_without_a_client(build):
 
 
 def main():
-    with System(BUILD, env={"THOTH_SYSFS_ROOT": FIXTURE}) as s:
+    with System(BUILD, env={"THOTH_SYSFS_ROOT": FIXTURE}, governed=True) as s:
         test_status_reports_dashboard_url(s)
         test_page_is_served_without_external_resources(s)
         tick = test_event_stream_delivers_live_data(s)

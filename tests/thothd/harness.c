@@ -139,6 +139,11 @@ static bool thothd_answers(void *arg)
 pid_t harness_start_thothd(harness_t *h, const char *const *extra)
 {
 	const char *argv[16] = { THOTHD_PATH, "--runtime-dir", h->dir, "--log-level", "debug" };
+	/* A benchmark may compare another thothd build (bench/locks/
+	 * bench_thothd_reads: before/after a change); tests never set it. */
+	const char *other = getenv("THOTH_BENCH_THOTHD");
+	if (other && *other)
+		argv[0] = other;
 	int n = 5;
 	for (int i = 0; extra && extra[i] && n < 15; i++)
 		argv[n++] = extra[i];

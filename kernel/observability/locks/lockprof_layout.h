@@ -33,6 +33,8 @@
 #define THOTHLOCK_OWNER_SITES  4u
 #define THOTHLOCK_HOLDER_STACKS 4u
 #define THOTHLOCK_CACHE_WAYS   512u
+#define THOTHLOCK_EXACT_MISSES 1024u          /* per thread, before sampling */
+#define THOTHLOCK_MISS_SAMPLE  32u            /* mean sampling period after */
 
 /* Capacities the writer uses (the reader takes them from the header). */
 #define THOTHLOCK_LOCK_CAPACITY   16384u      /* power of two: open addressing */
@@ -84,7 +86,15 @@ typedef struct {
 	uint64_t thread_overflow;    /* a thread found no free thread slot */
 	uint64_t cond_waits;         /* condition waits seen (their reacquisition is not timed) */
 	char     program[256];       /* /proc/self/cmdline's first word */
+	/* Threads whose acquisition cache missed more than
+	 * THOTHLOCK_EXACT_MISSES times: from then on their misses are sampled
+	 * (1 in THOTHLOCK_MISS_SAMPLE on average, each counted that many
+	 * times), so the process's per-lock `acquisitions` are estimates;
+	 * 0 = every count exact.  (Appended in the header's spare room: a
+	 * table written before it reads 0.) */
+	uint64_t sampling_threads;
 } thothlock_header_t;
+_Static_assert(sizeof(thothlock_header_t) <= THOTHLOCK_HEADER_SIZE, "the header fits its page");
 
 typedef struct {
 	uint32_t depth;              /* frames in pc[]; 0 = not captured (yet) */
