@@ -13,6 +13,7 @@
 #include "log_internal.h"
 #include "numa.h"
 #include "thoth/error.h"
+#include "thoth/trace.h"
 
 /* <numaif.h> is libnuma-dev's; the values are the kernel ABI. */
 #ifndef MPOL_PREFERRED
@@ -195,11 +196,16 @@ int thoth__chan_place(uint8_t *base, const chan_layout_t *lay, int side)
 		__atomic_fetch_add(&st_skipped, 1, __ATOMIC_RELAXED);
 		return 0;
 	}
+	unsigned node = thoth__numa_current_node();
 	thoth_numa_range_t r[3];
-	int n = thoth__chan_place_plan(lay, side, thoth__numa_current_node(), r);
+	int n = thoth__chan_place_plan(lay, side, node, r);
 	int placed = 0;
 	for (int i = 0; i < n; i++)
 		if (thoth__numa_prefer(base + r[i].off, r[i].len, r[i].node) == 0)
 			placed++;
+	/* A placement decision is a trace event (SCALE-1), like thothd's
+	 * registry_numa_pick: which side, which node, how many ranges took. */
+	THOTH_TRACE(IPC, chan_numa_place, (uint64_t)side << 16 | (node & 0xffffu),
+		    (uint64_t)placed << 8 | (unsigned)n);
 	return placed;
 }

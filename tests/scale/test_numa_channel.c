@@ -29,7 +29,9 @@
 #include "chantest.thoth.h"
 #include "numa.h"
 #include "thoth/channel.h"
+#include "thoth/trace.h"
 #include "topology.h"
+#include "trace_test_util.h"
 
 #ifndef MPOL_DEFAULT
 #define MPOL_DEFAULT 0
@@ -279,6 +281,49 @@ static void test_a_node_the_kernel_lacks_is_refused_and_the_memory_still_works(v
 	munmap(p, len);
 }
 
+/* Each placement is a trace event: side, node, ranges placed of ranges
+ * planned. */
+static void test_a_placement_is_a_trace_event(void **state)
+{
+	setenv("THOTH_NUMA", "on", 1);
+	thoth__numa_reset();
+	thoth_trace_config_t cfg = { .ring_count = 4, .ring_records = 64, .full_policy = THOTH_TRACE_DROP_NEWEST,
+				     .enabled = THOTH_TRACE_MASK(IPC), .process_name = "numa-test" };
+	assert_int_equal(thoth_trace_init(&cfg), 0);
+	int fd;
+	assert_int_equal(thoth_trace_export_fd(&fd), 0);
+	thoth_trace_reader_t *r = NULL;
+	assert_int_equal(thoth_trace_reader_open(fd, &r), 0);
+
+	thoth_chan_limits_t lim = { 0 };
+	thoth_chan_limits_resolve(&lim, NULL, 0);
+	chan_layout_t l;
+	chan_layout_compute(&lim, &l);
+	int mfd = memfd_create("numa-trace", MFD_CLOEXEC);
+	assert_true(mfd >= 0);
+	assert_int_equal(ftruncate(mfd, (off_t)l.size), 0);
+	uint8_t *base = chan_shm_map(mfd, l.size);
+	close(mfd);
+	assert_non_null(base);
+	assert_int_equal(thoth__chan_place(base, &l, CHAN_SERVER), 3);
+
+	event_list_t ev = { 0 };
+	assert_int_equal(thoth_trace_reader_poll(r, event_list_add, &ev), 0);
+	int found = 0;
+	for (size_t i = 0; i < ev.count; i++)
+		if (!strcmp(ev.events[i].name, "chan_numa_place")) {
+			found++;
+			assert_int_equal(ev.events[i].category, THOTH_TRACE_CAT_IPC);
+			assert_int_equal(ev.events[i].arg0, (uint64_t)CHAN_SERVER << 16 | thoth__numa_current_node());
+			assert_int_equal(ev.events[i].arg1, 3u << 8 | 3u);
+		}
+	assert_int_equal(found, 1);
+	event_list_free(&ev);
+	thoth_trace_reader_close(r);
+	thoth_trace_shutdown();
+	chan_shm_unmap(base, l.size);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -287,6 +332,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_off_leaves_the_kernel_default_and_auto_follows_the_machine,
 						setup, teardown),
 		cmocka_unit_test(test_on_multi_node_topologies_each_side_reads_from_its_cpus_node),
+		cmocka_unit_test_setup_teardown(test_a_placement_is_a_trace_event, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_a_node_the_kernel_lacks_is_refused_and_the_memory_still_works,
 						setup, teardown),
 	};
