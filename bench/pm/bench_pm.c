@@ -163,6 +163,142 @@ static void devices(const named_spec_t *specs, size_t count, bool with_recorded,
 		thoth_pm_trace_free(&traces[i]);
 }
 
+/* ---- loop timers as an input (SCHED-1) --------------------------------------------------- */
+
+/*
+ * A CPU's idle states as an engine element, for the timer comparison:
+ * HiKey's A53 (hi6220.dtsi idle states: cpu-sleep entry 700 us, exit 250,
+ * min-residency 1000; cluster-sleep 1000 / 700 / 2700) with the idle
+ * powers of the Arm EAS model (LISA hikey_energy.py: one CPU's WFI 15 mW
+ * plus its cluster's 47 while awake; cpu-sleep 0 + 47; cluster-sleep 0).
+ * Transition powers put each state's break-even on its min-residency (the
+ * kernel's target residency); busy at the top OPP (670 + 112 mW).  MODELLED.
+ */
+static const thoth_pm_device_model_t hikey_idle = {
+	.source = "hi6220 DT idle states + Arm EAS HiKey idle powers (modelled)",
+	.busy_mw = 782,
+	.qos_ns = 2 * MS,
+	.desc = { .name = "hikey-a53-idle", .state_count = 3, .states = {
+		{ .name = "WFI", .power_mw = 62 },
+		{ .name = "cpu-sleep", .power_mw = 47, .entry_latency_ns = 700 * US,
+		  .exit_latency_ns = 250 * US, .transition_mw = 63 },   /* break-even 1.0 ms */
+		{ .name = "cluster-sleep", .power_mw = 0, .entry_latency_ns = 1000 * US,
+		  .exit_latency_ns = 700 * US, .transition_mw = 98 },   /* break-even 2.7 ms */
+	} },
+};
+
+/* A trace whose jobs from TIMER_SPEC are armed loop timers (known in
+ * advance) and whose jobs from REQ_SPEC (NULL: none) are requests nobody
+ * announced; merged by arrival. */
+static int timer_trace(const char *name, const char *timer_spec, const char *req_spec,
+		       thoth_pm_trace_t *out)
+{
+	thoth_pm_trace_t a, b = { 0 };
+	const char *why;
+	if (thoth_pm_trace_generate(timer_spec, name, &a, &why) ||
+	    (req_spec && thoth_pm_trace_generate(req_spec, name, &b, &why))) {
+		printf("  bad spec %s: %s\n", name, why);
+		thoth_pm_trace_free(&a);
+		return -1;
+	}
+	*out = a;
+	out->timer_driven = false;
+	out->jobs = malloc((a.count + b.count + 1) * sizeof(*out->jobs));
+	size_t i = 0, j = 0, n = 0;
+	while (out->jobs && (i < a.count || j < b.count)) {
+		if (j >= b.count || (i < a.count && a.jobs[i].arrival_ns <= b.jobs[j].arrival_ns)) {
+			out->jobs[n] = a.jobs[i++];
+			out->jobs[n++].timer = true;
+		} else {
+			out->jobs[n] = b.jobs[j++];
+			out->jobs[n++].timer = false;
+		}
+	}
+	out->count = n;
+	if (b.end_ns > out->end_ns)
+		out->end_ns = b.end_ns;
+	snprintf(out->origin, sizeof(out->origin), "timers: %s; requests: %s", timer_spec,
+		 req_spec ? req_spec : "none");
+	free(a.jobs);
+	thoth_pm_trace_free(&b);
+	return out->jobs ? 0 : -1;
+}
+
+typedef struct timer_case {
+	const char *name, *timers, *requests;
+} timer_case_t;
+
+static const timer_case_t device_timer_cases[] = {
+	{ "tick-100ms", "periodic period_us=100000 work_us=1000 duration_ms=60000", NULL },
+	{ "tick-1s+poi-300ms", "periodic period_us=1000000 work_us=1000 duration_ms=60000",
+	  "poisson mean_gap_us=300000 work_us=2000 duration_ms=60000 seed=21" },
+	{ "tick-100ms+poi-1s", "periodic period_us=100000 work_us=1000 duration_ms=60000",
+	  "poisson mean_gap_us=1000000 work_us=2000 duration_ms=60000 seed=22" },
+	{ "tick-50ms+bursty", "periodic period_us=50000 work_us=500 duration_ms=60000",
+	  "bursty burst=8 gap_us=2000 burst_gap_us=3000000 work_us=1000 duration_ms=60000 seed=23" },
+};
+
+static const timer_case_t cpu_timer_cases[] = {
+	{ "tick-4ms", "periodic period_us=4000 work_us=200 duration_ms=10000", NULL },
+	{ "frames-60hz", "periodic period_us=16667 work_us=4000 duration_ms=10000", NULL },
+	{ "tick-10ms+poi-20ms", "periodic period_us=10000 work_us=300 duration_ms=10000",
+	  "poisson mean_gap_us=20000 work_us=500 duration_ms=10000 seed=24" },
+	{ "tick-3ms+poi-5ms", "periodic period_us=3000 work_us=100 duration_ms=10000",
+	  "poisson mean_gap_us=5000 work_us=300 duration_ms=10000 seed=25" },
+};
+
+static void timer_rows(const thoth_pm_device_model_t *m, const timer_case_t *cases, size_t n,
+		       double *sum_with, double *sum_without, size_t *rows)
+{
+	printf("\n-- %s (%s), QoS %.3f ms\n", m->desc.name, m->source, m->qos_ns / 1e6);
+	printf("%-20s %10s %10s %8s %12s %10s %16s %14s\n", "trace", "timers", "no timers", "saved",
+	       "deep t/no", "viol t/no", "mean wake t/no", "max wake t/no");
+	for (size_t i = 0; i < n; i++) {
+		thoth_pm_trace_t t;
+		if (timer_trace(cases[i].name, cases[i].timers, cases[i].requests, &t))
+			continue;
+		thoth_pm_device_result_t w, wo, o;
+		thoth_pm_sim_device_timers(m, m->qos_ns, &t, THOTH_PM_DEV_ENGINE, true, &w);
+		thoth_pm_sim_device_timers(m, m->qos_ns, &t, THOTH_PM_DEV_ENGINE, false, &wo);
+		thoth_pm_sim_device(m, m->qos_ns, &t, THOTH_PM_DEV_ORACLE, &o);
+		double rw = w.energy_mj / o.energy_mj, rwo = wo.energy_mj / o.energy_mj;
+		char deep[32], viol[32], wake[32], mean[40];
+		snprintf(deep, sizeof deep, "%.1f/%.1f%%", 100.0 * w.too_deep / (w.idle_periods ? w.idle_periods : 1),
+			 100.0 * wo.too_deep / (wo.idle_periods ? wo.idle_periods : 1));
+		snprintf(viol, sizeof viol, "%llu/%llu", (unsigned long long)w.qos_violations,
+			 (unsigned long long)wo.qos_violations);
+		snprintf(wake, sizeof wake, "%.2f/%.2fms", w.max_wake_delay_ns / 1e6, wo.max_wake_delay_ns / 1e6);
+		snprintf(mean, sizeof mean, "%.1f/%.1fus", w.wake_delay_sum_ns / 1e3 / (w.requests ? w.requests : 1),
+			 wo.wake_delay_sum_ns / 1e3 / (wo.requests ? wo.requests : 1));
+		printf("%-20.20s %9.3fx %9.3fx %7.1f%% %12s %10s %16s %14s\n", cases[i].name, rw, rwo,
+		       100.0 * (1 - w.energy_mj / wo.energy_mj), deep, viol, mean, wake);
+		*sum_with += rw;
+		*sum_without += rwo;
+		(*rows)++;
+		thoth_pm_trace_free(&t);
+	}
+}
+
+static void timer_input(void)
+{
+	printf("\nSCHED-1 loop timers as an input: the engine told the next armed timer (what loops post "
+	       "on the window page) vs the SAME run without it.\nMODELLED energy / oracle; 'saved' = "
+	       "1 - timers/no-timers; deep = too-deep decisions; viol = wake-ups over the QoS\n");
+	double w = 0, wo = 0;
+	size_t rows = 0;
+	for (size_t mi = 0; thoth_pm_device_model_at(mi); mi++)
+		timer_rows(thoth_pm_device_model_at(mi), device_timer_cases,
+			   sizeof device_timer_cases / sizeof device_timer_cases[0], &w, &wo, &rows);
+	double dw = w, dwo = wo;
+	size_t drows = rows;
+	timer_rows(&hikey_idle, cpu_timer_cases, sizeof cpu_timer_cases / sizeof cpu_timer_cases[0], &w, &wo,
+		   &rows);
+	printf("\nmean engine/oracle with timers %.3fx, without %.3fx (devices %.3fx vs %.3fx; "
+	       "CPU idle states %.3fx vs %.3fx)\n",
+	       w / rows, wo / rows, dw / drows, dwo / drows, (w - dw) / (rows - drows),
+	       (wo - dwo) / (rows - drows));
+}
+
 /* ---- CPUs ----------------------------------------------------------------------------- */
 
 static void cpus(void)
@@ -272,10 +408,12 @@ static void efficiency(void)
 
 /* ---- what a decision costs (measured, this machine) ------------------------------------- */
 
+/* This thread's CPU time: on a loaded, shared 2-vCPU machine wall time
+ * mostly measures the other tenants. */
 static double now_s(void)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
@@ -288,6 +426,20 @@ static int cmp_double(const void *a, const void *b)
 /* Keeps the timed loops from being optimised away (file scope: clang calls
  * a local one "set but not used"). */
 static volatile uint64_t sink;
+
+/* N decide + observe pairs on the 950 with uniform idles of 0..200 ms (the
+ * loop decision_cost times; `bench_pm --decisions N` runs only this, for
+ * an instruction count: valgrind --tool=callgrind, N and 0). */
+static void decisions(thoth_pm_engine_t *e, const thoth_pm_constraints_t *c, int n, uint64_t *x)
+{
+	for (int i = 0; i < n; i++) {
+		thoth_pm_decision_t dec;
+		thoth_pm_engine_decide(e, c, &dec);
+		*x ^= *x << 13, *x ^= *x >> 7, *x ^= *x << 17;
+		thoth_pm_engine_observe(e, *x % 200000000ull, THOTH_PM_NONE);
+		sink += dec.state;
+	}
+}
 
 static void decision_cost(void)
 {
@@ -307,27 +459,32 @@ static void decision_cost(void)
 			sink += dec.ladder_count;
 		}
 		double t1 = now_s();
-		for (int i = 0; i < N; i++) {
-			thoth_pm_engine_decide(e, &c, &dec);
-			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-			thoth_pm_engine_observe(e, x % 200000000ull, THOTH_PM_NONE);
-			sink += dec.state;
-		}
+		decisions(e, &c, N, &x);
 		double t2 = now_s();
 		ladder_ns[r] = (t1 - t0) / N * 1e9;
 		engine_ns[r] = (t2 - t1) / N * 1e9;
 	}
 	qsort(engine_ns, RUNS, sizeof(double), cmp_double);
 	qsort(ladder_ns, RUNS, sizeof(double), cmp_double);
-	printf("\nengine decision cost (measured, median of %d x %d): decide + observe %.0f ns; "
+	printf("\nengine decision cost (measured, thread CPU time, median of %d x %d): decide + observe %.0f ns; "
 	       "baseline break-even ladder alone %.0f ns; ratio %.2fx\n",
 	       RUNS, N, engine_ns[RUNS / 2], ladder_ns[RUNS / 2],
 	       engine_ns[RUNS / 2] / ladder_ns[RUNS / 2]);
 	thoth_pm_engine_free(e);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	if (argc == 3 && strcmp(argv[1], "--decisions") == 0) {
+		thoth_pm_engine_t *e;
+		thoth_pm_constraints_t c = { 100000000ull, THOTH_PM_NONE };
+		uint64_t x = 88172645463325252ull;
+		if (thoth_pm_engine_new(&thoth_pm_device_model_find("nvme-samsung-950")->desc, &e, NULL))
+			return 1;
+		decisions(e, &c, atoi(argv[2]), &x);
+		thoth_pm_engine_free(e);
+		return 0;
+	}
 	printf("bench_pm: all energy figures are MODELLED (no RAPL, no cpufreq on this machine)\n\n");
 	efficiency();
 	devices(device_specs, sizeof(device_specs) / sizeof(device_specs[0]), true,
@@ -336,6 +493,7 @@ int main(void)
 	devices(held_out_specs, sizeof(held_out_specs) / sizeof(held_out_specs[0]), false,
 		"PM-2 device policies, HELD-OUT traces (not used to choose any constant)");
 	cpus();
+	timer_input();
 	decision_cost();
 	return 0;
 }

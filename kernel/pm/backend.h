@@ -30,6 +30,10 @@ int thoth_pm_qos_open(thoth_pm_qos_t **out);        /* opens nothing yet */
 /* Bound CPU wake-up latency to US (0: no bound: the file is closed, which is
  * how the kernel learns the request ended). */
 int thoth_pm_qos_set(thoth_pm_qos_t *q, uint32_t us);
+/* The value in force now, read back through the held file: on the device,
+ * the tightest request of every holder in the system (so <= ours); on a
+ * fixture, what we wrote.  THOTH_E_NOT_FOUND when nothing is held. */
+int thoth_pm_qos_read(thoth_pm_qos_t *q, int32_t *out);
 const char *thoth_pm_qos_error(const thoth_pm_qos_t *q);
 void thoth_pm_qos_close(thoth_pm_qos_t *q);
 

@@ -84,6 +84,26 @@ int thoth_pm_qos_set(thoth_pm_qos_t *q, uint32_t us)
 	return 0;
 }
 
+int thoth_pm_qos_read(thoth_pm_qos_t *q, int32_t *out)
+{
+	if (q->fd < 0)
+		return THOTH_E_NOT_FOUND;
+	/* The device answers every read with the current system-wide value
+	 * (the tightest request of all holders), whatever the offset; a
+	 * fixture file holds what was written at offset 0. */
+	int32_t v;
+	ssize_t n = pread(q->fd, &v, sizeof v, 0);
+	if (n < 0 && errno == ESPIPE)
+		n = read(q->fd, &v, sizeof v);
+	if (n != (ssize_t)sizeof v) {
+		snprintf(q->error, sizeof q->error, "read cpu_dma_latency: %s",
+			 n < 0 ? strerror(errno) : "short read");
+		return THOTH_E_IO;
+	}
+	*out = v;
+	return 0;
+}
+
 const char *thoth_pm_qos_error(const thoth_pm_qos_t *q)
 {
 	return q->error;

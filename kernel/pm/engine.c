@@ -204,6 +204,9 @@ struct thoth_pm_engine {
 	uint32_t last_state;  /* entered at the last decision, for too_deep */
 	uint64_t last_step_ns; /* ...at this time into the idle period */
 	double mu;             /* the price of going too deep (observe() steers it) */
+	/* Fixed by the description, computed once (not per decision): */
+	uint64_t break_even[THOTH_PM_MAX_STATES];
+	uint64_t upper[THOTH_PM_HIST_BINS]; /* the histogram's bin edges */
 };
 
 int thoth_pm_engine_new(const thoth_pm_element_desc_t *d, thoth_pm_engine_t **out,
@@ -216,10 +219,11 @@ int thoth_pm_engine_new(const thoth_pm_element_desc_t *d, thoth_pm_engine_t **ou
 	if (!e)
 		return THOTH_E_NOMEM;
 	e->desc = *d;
-	uint64_t edges[THOTH_PM_MAX_STATES];
 	for (uint32_t s = 0; s < d->state_count; s++)
-		edges[s] = thoth_pm_break_even_ns(d, s);
-	thoth_pm_predictor_init(&e->predictor, edges, d->state_count);
+		e->break_even[s] = thoth_pm_break_even_ns(d, s);
+	for (uint32_t b = 0; b < THOTH_PM_HIST_BINS; b++)
+		e->upper[b] = thoth_pm_idle_hist_upper_ns(b);
+	thoth_pm_predictor_init(&e->predictor, e->break_even, d->state_count);
 	thoth_pm_idle_hist_init(&e->hist);
 	*out = e;
 	return 0;
@@ -237,28 +241,118 @@ const thoth_pm_element_desc_t *thoth_pm_engine_desc(const thoth_pm_engine_t *e)
 
 /* ---- step 3 without a known event: the cheapest plan on the distribution ---------- */
 
-/* A plan: stay on for TAU, then enter FIRST and follow FIRST's lower
- * envelope (its ladder, shifted by TAU).  TAU = 0 is "enter at once";
- * FIRST = 0 is the break-even ladder itself. */
-static void make_plan(const thoth_pm_element_desc_t *d, const thoth_pm_constraints_t *c,
-		      uint32_t first, uint64_t tau, thoth_pm_decision_t *out)
+/*
+ * The history as the plans are priced on it: the bins in use, in order of
+ * length (a bin's mean lies inside the bin, so bin order is length order),
+ * with prefix sums of weight and weight x length.  A plan's energy is
+ * piecewise linear in the idle length L (on, then each entry, then each
+ * state), so its expected energy over the history is, per piece,
+ * a x (weight in the piece) + b x (weight x length in the piece): two
+ * prefix-sum differences per piece, found by binary search, instead of
+ * playing the plan on every bin (what made a decision cost 13-30 us;
+ * docs/PM.md "Cost").
+ */
+typedef struct hist_view {
+	uint32_t n;
+	double len[THOTH_PM_HIST_BINS];          /* mean length of the k-th bin in use */
+	double w[THOTH_PM_HIST_BINS + 1];        /* prefix sums: bins [0, k) */
+	double wl[THOTH_PM_HIST_BINS + 1];
+	uint64_t upper[THOTH_PM_HIST_BINS];      /* the k-th bin's upper edge */
+} hist_view_t;
+
+/* With a known next event at CAP (THOTH_PM_NONE: none), every length past
+ * it is the event itself: the idle period ends there at the latest. */
+static void view_hist(const thoth_pm_idle_hist_t *h, const uint64_t *upper, uint64_t cap,
+		      hist_view_t *v)
 {
-	thoth_pm_decision_t lad;
-	thoth_pm_ladder(d, c, first, &lad);
-	memset(out, 0, sizeof(*out));
-	out->state = tau ? 0 : first;
-	if (tau)
-		out->ladder[out->ladder_count++] = (thoth_pm_step_t){ .state = first, .at_ns = tau };
-	for (uint32_t i = 0; i < lad.ladder_count && out->ladder_count < THOTH_PM_MAX_STATES; i++)
-		out->ladder[out->ladder_count++] =
-			(thoth_pm_step_t){ .state = lad.ladder[i].state, .at_ns = lad.ladder[i].at_ns + tau };
+	v->n = 0;
+	v->w[0] = v->wl[0] = 0;
+	for (uint32_t b = 0; b < THOTH_PM_HIST_BINS; b++) {
+		if (h->weight[b] <= 0)
+			continue;
+		double len = thoth_pm_idle_hist_mean_ns(h, b);
+		uint32_t k = v->n;
+		if (cap != THOTH_PM_NONE && len >= (double)cap) {
+			if (k && v->len[k - 1] == (double)cap) {
+				k--;            /* pooled with the lengths already at CAP */
+			} else {
+				v->n++;
+				v->len[k] = (double)cap;
+				v->upper[k] = cap;
+				v->w[k + 1] = v->w[k];
+				v->wl[k + 1] = v->wl[k];
+			}
+			v->w[k + 1] += h->weight[b];
+			v->wl[k + 1] += h->weight[b] * (double)cap;
+			continue;
+		}
+		v->n++;
+		v->len[k] = len;
+		v->upper[k] = upper[b];
+		v->w[k + 1] = v->w[k] + h->weight[b];
+		v->wl[k + 1] = v->wl[k] + h->weight[b] * len;
+	}
 }
 
-/* Energy (mW * ns) of an idle period of length L played under PLAN, and the
- * deepest state it entered (the simulator's play_idle without pre-wake: an
- * entry a request interrupts is finished, then left). */
-static double plan_energy(const thoth_pm_element_desc_t *d, const thoth_pm_decision_t *plan,
-			  double L, uint32_t *deepest)
+/* Bins in use with length <= X (le) or < X (lt): their count. */
+static uint32_t count_le(const hist_view_t *v, double x)
+{
+	uint32_t lo = 0, hi = v->n;
+	while (lo < hi) {
+		uint32_t mid = (lo + hi) / 2;
+		if (v->len[mid] <= x)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static uint32_t count_lt(const hist_view_t *v, double x)
+{
+	uint32_t lo = 0, hi = v->n;
+	while (lo < hi) {
+		uint32_t mid = (lo + hi) / 2;
+		if (v->len[mid] < x)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+typedef struct pricing {
+	const hist_view_t *v;
+	const uint32_t *short_of; /* per state: bins shorter than its break-even */
+	uint32_t lo;        /* the first bin not yet priced */
+	double e, too_deep;
+} pricing_t;
+
+/* Bins [p->lo, HI) cost A + B x L each, and went to DEEPEST. */
+static void price_piece(pricing_t *p, uint32_t hi, double a, double b, uint32_t deepest)
+{
+	const hist_view_t *v = p->v;
+	if (hi <= p->lo)
+		return;
+	p->e += a * (v->w[hi] - v->w[p->lo]) + b * (v->wl[hi] - v->wl[p->lo]);
+	if (deepest) {
+		/* too deep: the deepest state's break-even not reached */
+		uint32_t td = p->short_of[deepest];
+		if (td > hi)
+			td = hi;
+		if (td > p->lo)
+			p->too_deep += v->w[td] - v->w[p->lo];
+	}
+	p->lo = hi;
+}
+
+/* Expected energy (mW * ns, weighted) of PLAN over the history V, and the
+ * weight for which it goes too deep.  An idle period of length L is played
+ * as the simulator's play_idle without pre-wake: on until a step, an entry
+ * a request interrupts is finished and then left. */
+static double plan_expected(const thoth_pm_element_desc_t *d, const hist_view_t *v,
+			    const uint32_t *short_of, const thoth_pm_decision_t *plan,
+			    double *too_deep)
 {
 	thoth_pm_step_t steps[THOTH_PM_MAX_STATES + 1];
 	uint32_t n = 0, state = 0;
@@ -266,47 +360,30 @@ static double plan_energy(const thoth_pm_element_desc_t *d, const thoth_pm_decis
 		steps[n++] = (thoth_pm_step_t){ plan->state, 0 };
 	for (uint32_t i = 0; i < plan->ladder_count; i++)
 		steps[n++] = plan->ladder[i];
-	double now = 0, e = 0;
-	*deepest = 0;
-	for (uint32_t i = 0; i < n; i++) {
+	pricing_t p = { .v = v, .short_of = short_of };
+	double now = 0, e = 0; /* energy up to NOW, in the state entered last */
+	for (uint32_t i = 0; i < n && p.lo < v->n; i++) {
 		double at = (double)steps[i].at_ns > now ? (double)steps[i].at_ns : now;
+		double ps = (double)d->states[state].power_mw;
+		double leave = state ? transition_mw(d, state) * (double)d->states[state].exit_latency_ns : 0;
+		/* L <= AT: the step never comes; on in STATE, then leave it */
+		price_piece(&p, count_le(v, at), e - ps * now + leave, ps, state);
 		uint32_t s = steps[i].state;
-		if (at >= L)
-			break;
-		e += (double)d->states[state].power_mw * (at - now);
 		double entry_end = at + (double)d->states[s].entry_latency_ns;
 		double tr = transition_mw(d, s);
-		*deepest = s;
-		if (entry_end > L)
-			return e + tr * (entry_end - at + (double)d->states[s].exit_latency_ns);
-		e += tr * (double)d->states[s].entry_latency_ns;
+		/* AT < L < the entry's end: the entry is finished, then left */
+		price_piece(&p, count_lt(v, entry_end),
+			    e + ps * (at - now) + tr * (entry_end - at + (double)d->states[s].exit_latency_ns),
+			    0, s);
+		e += ps * (at - now) + tr * (double)d->states[s].entry_latency_ns;
 		now = entry_end;
 		state = s;
 	}
-	e += (double)d->states[state].power_mw * (L - now);
-	if (state)
-		e += transition_mw(d, state) * (double)d->states[state].exit_latency_ns;
-	return e;
-}
-
-/* Expected energy of PLAN over the history, and the weight of the history
- * for which it goes too deep (its deepest state's break-even not reached). */
-static double plan_expected(const thoth_pm_element_desc_t *d, const thoth_pm_idle_hist_t *h,
-			    const uint64_t *break_even, const thoth_pm_decision_t *plan,
-			    double *too_deep)
-{
-	double e = 0;
-	*too_deep = 0;
-	for (uint32_t b = 0; b < THOTH_PM_HIST_BINS; b++) {
-		if (h->weight[b] <= 0)
-			continue;
-		double L = thoth_pm_idle_hist_mean_ns(h, b);
-		uint32_t deepest;
-		e += h->weight[b] * plan_energy(d, plan, L, &deepest);
-		if (deepest && (double)break_even[deepest] > L)
-			*too_deep += h->weight[b];
-	}
-	return e;
+	double ps = (double)d->states[state].power_mw;
+	double leave = state ? transition_mw(d, state) * (double)d->states[state].exit_latency_ns : 0;
+	price_piece(&p, v->n, e - ps * now + leave, ps, state);
+	*too_deep = p.too_deep;
+	return p.e;
 }
 
 /*
@@ -324,33 +401,39 @@ static void choose_on_history(const thoth_pm_engine_t *e, const thoth_pm_constra
 			      thoth_pm_decision_t *out)
 {
 	const thoth_pm_element_desc_t *d = &e->desc;
-	const thoth_pm_idle_hist_t *h = &e->hist;
-	uint64_t be[THOTH_PM_MAX_STATES];
+	const uint64_t *be = e->break_even;
+	hist_view_t v;
+	view_hist(&e->hist, e->upper, c->next_event_ns, &v);
+	uint32_t short_of[THOTH_PM_MAX_STATES];
 	for (uint32_t s = 0; s < d->state_count; s++)
-		be[s] = thoth_pm_break_even_ns(d, s);
+		short_of[s] = count_lt(&v, (double)be[s]);
 	thoth_pm_ladder(d, c, 0, out); /* the fallback: never too deep */
-	double too_deep, best = plan_expected(d, h, be, out, &too_deep);
+	double too_deep, best = plan_expected(d, &v, short_of, out, &too_deep);
 	/* The price of going too deep: MU times the energy of staying on for
 	 * the first deep state's break-even (MU is steered by observe()). */
 	double price = e->mu * (double)d->states[0].power_mw * (double)be[1];
 	best += price * too_deep; /* 0: the ladder never goes too deep */
-	thoth_pm_decision_t plan;
+	thoth_pm_decision_t plan, lad;
 	for (uint32_t s = 1; s < d->state_count; s++) {
 		if (!allowed(d, c, s) || d->states[s].power_mw >= d->states[0].power_mw)
 			continue;
+		/* S's ladder, shifted by each TAU below (made once per S) */
+		thoth_pm_ladder(d, c, s, &lad);
 		uint64_t last = 0;
-		for (uint32_t b = 0; b <= THOTH_PM_HIST_BINS; b++) {
-			uint64_t tau = 0;
-			if (b > 0) {
-				if (h->weight[b - 1] <= 0)
-					continue;
-				tau = thoth_pm_idle_hist_upper_ns(b - 1);
-			}
-			if (tau > be[s] || (b > 0 && tau == last))
+		for (uint32_t k = 0; k <= v.n; k++) {
+			uint64_t tau = k ? v.upper[k - 1] : 0;
+			if (tau > be[s] || (k > 0 && tau == last))
 				break;
 			last = tau;
-			make_plan(d, c, s, tau, &plan);
-			double cost = plan_expected(d, h, be, &plan, &too_deep);
+			memset(&plan, 0, sizeof plan);
+			plan.state = tau ? 0 : s;
+			if (tau)
+				plan.ladder[plan.ladder_count++] = (thoth_pm_step_t){ .state = s, .at_ns = tau };
+			for (uint32_t i = 0; i < lad.ladder_count && plan.ladder_count < THOTH_PM_MAX_STATES; i++)
+				plan.ladder[plan.ladder_count++] = (thoth_pm_step_t){
+					.state = lad.ladder[i].state, .at_ns = lad.ladder[i].at_ns + tau,
+				};
+			double cost = plan_expected(d, &v, short_of, &plan, &too_deep);
 			cost += price * too_deep;
 			if (cost < best) {
 				best = cost;
@@ -364,12 +447,15 @@ void thoth_pm_engine_decide(thoth_pm_engine_t *e, const thoth_pm_constraints_t *
 			    thoth_pm_decision_t *out)
 {
 	uint64_t predicted = thoth_pm_predictor_predict(&e->predictor, c->next_event_ns);
-	if (c->next_event_ns != THOTH_PM_NONE || e->hist.total <= 0) {
-		/* A known event bounds the idle period: the choice for it (and
-		 * with no history at all, the break-even ladder). */
+	if (e->hist.total <= 0) {
+		/* No history: the choice for the known event (or, with none,
+		 * the break-even ladder). */
 		thoth_pm_choose(&e->desc, c, predicted, out);
 	} else {
+		/* The plans on the history; a known event caps it (requests
+		 * nobody announced may still come first) and is pre-woken. */
 		choose_on_history(e, c, out);
+		set_prewake(&e->desc, c, out);
 		out->predicted_idle_ns = predicted;
 	}
 	e->stats.decisions++;
@@ -392,7 +478,7 @@ void thoth_pm_engine_observe(thoth_pm_engine_t *e, uint64_t idle_ns, uint64_t ne
 	else if (hit == 0)
 		e->stats.intercepts++;
 	thoth_pm_idle_hist_observe(&e->hist, idle_ns);
-	int td = idle_ns > e->last_step_ns && thoth_pm_break_even_ns(&e->desc, e->last_state) > idle_ns;
+	int td = idle_ns > e->last_step_ns && e->break_even[e->last_state] > idle_ns;
 	if (td)
 		e->stats.too_deep++;
 	/* Dual ascent on the too-deep target: each too-deep period raises the

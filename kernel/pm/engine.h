@@ -9,12 +9,14 @@
  *   1. keeps the states whose worst-case wake latency (entry + exit: a
  *      request may arrive just as the entry starts) fits the QoS, and whose
  *      entry + exit fits before a known next event (an armed timer),
- *   2. with a known next event, enters the kept state cheapest for that
- *      idle length (woken early by its exit latency),
+ *   2. with no history yet, enters the kept state cheapest for the known
+ *      next event's idle length (none known: the break-even ladder),
  *   3. otherwise prices plans "stay on for TAU, then enter S, then S's
- *      ladder" on the element's history of idle lengths (idle_hist.h) and
- *      takes the one with the least expected energy plus a price on going
- *      too deep that holds too-deep periods to THOTH_PM_TOO_DEEP_TARGET,
+ *      ladder" on the element's history of idle lengths (idle_hist.h;
+ *      lengths past a known next event count as ending at it, and the
+ *      plan is pre-woken for it) and takes the one with the least expected
+ *      energy plus a price on going too deep that holds too-deep periods
+ *      to THOTH_PM_TOO_DEEP_TARGET,
  *   4. in every case hands back a ladder: deeper states to enter if the idle period lasts
  *      past the points where their energy lines cross (Irani, Shukla and
  *      Gupta's lower-envelope algorithm), so that a mis-prediction costs at

@@ -32,6 +32,8 @@ typedef struct thoth_pm_job {
 	uint64_t arrival_ns;
 	uint64_t work_ns;     /* CPU: ns at capacity 1024; device: service time */
 	uint64_t deadline_ns; /* absolute */
+	bool timer;           /* its arrival is an armed loop timer (known in advance,
+			       * as the window page tells); timer_driven marks all */
 } thoth_pm_job_t;
 
 typedef struct thoth_pm_trace {
@@ -112,6 +114,7 @@ typedef struct thoth_pm_device_result {
 	uint64_t sleeps;           /* idle periods that left state 0 */
 	uint64_t max_wake_delay_ns;
 	uint64_t residency_ns[THOTH_PM_MAX_STATES];
+	uint64_t wake_delay_sum_ns;  /* over all requests (mean = / requests) */
 } thoth_pm_device_result_t;
 
 /* Replay T on device M under policy P with latency QoS QOS_NS.  Every
@@ -120,6 +123,16 @@ typedef struct thoth_pm_device_result {
 int thoth_pm_sim_device(const thoth_pm_device_model_t *m, uint64_t qos_ns,
 			const thoth_pm_trace_t *t, thoth_pm_device_policy_t p,
 			thoth_pm_device_result_t *out);
+
+/* The same, saying whether the engine is told the next armed timer: at the
+ * start of each idle period, the time to the next job whose arrival is a
+ * loop timer (timer_driven traces: every job; else jobs with .timer), as
+ * the loops post it on the window page (kernel/sched/timerpage.h) and
+ * thothd reads it.  USE_TIMERS false is the same run without that input
+ * (bench_pm's comparison); thoth_pm_sim_device uses it. */
+int thoth_pm_sim_device_timers(const thoth_pm_device_model_t *m, uint64_t qos_ns,
+			       const thoth_pm_trace_t *t, thoth_pm_device_policy_t p,
+			       bool use_timers, thoth_pm_device_result_t *out);
 
 /* ---- CPUs --------------------------------------------------------------------------- */
 

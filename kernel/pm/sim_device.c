@@ -45,11 +45,15 @@ typedef struct idle_cost {
 } idle_cost_t;
 
 /* Play decision D over an idle period of L ns (the next request at L).
- * With PREWAKE, the exit starts D->prewake_ns before L. */
+ * With a pre-wake, the exit starts D->prewake_ns before the known event at
+ * EVENT ns (the next armed timer; the oracle's is L itself): a request
+ * nobody announced that comes earlier finds the element as the plan left
+ * it and waits for its exit. */
 static idle_cost_t play_idle(const thoth_pm_element_desc_t *d, const thoth_pm_decision_t *dec,
-			     uint64_t L, uint64_t *residency)
+			     uint64_t L, uint64_t event, uint64_t *residency)
 {
 	idle_cost_t c = { 0, 0, 0 };
+	bool prewake = dec->prewake_ns && event != THOTH_PM_NONE;
 	thoth_pm_step_t steps[THOTH_PM_MAX_STATES + 1];
 	uint32_t n = 0;
 	if (dec->state)
@@ -63,7 +67,7 @@ static idle_cost_t play_idle(const thoth_pm_element_desc_t *d, const thoth_pm_de
 	for (uint32_t i = 0; i < n; i++) {
 		uint64_t at = steps[i].at_ns > now ? steps[i].at_ns : now;
 		uint32_t s = steps[i].state;
-		if (at >= L || (dec->prewake_ns && at + thoth_pm_wake_latency_ns(d, s) > L))
+		if (at >= L || (prewake && at + thoth_pm_wake_latency_ns(d, s) > event))
 			break;
 		/* resident in STATE until AT */
 		c.energy_mw_ns += (double)d->states[state].power_mw * (double)(at - now);
@@ -88,11 +92,21 @@ static idle_cost_t play_idle(const thoth_pm_element_desc_t *d, const thoth_pm_de
 	}
 	uint64_t exit = d->states[state].exit_latency_ns;
 	uint64_t exit_start = L;
-	if (dec->prewake_ns)
-		exit_start = L > exit && L - exit > now ? L - exit : now;
+	if (prewake) {
+		uint64_t pw = event > exit ? event - exit : 0;
+		if (pw < now)
+			pw = now;
+		if (pw < L)
+			exit_start = pw;
+	}
 	c.energy_mw_ns += (double)d->states[state].power_mw * (double)(exit_start - now) +
 			  (double)transition_mw(d, state) * (double)exit;
 	residency[state] += exit_start - now;
+	if (exit_start + exit < L) {
+		/* woke for the event before the request came: on meanwhile */
+		c.energy_mw_ns += (double)d->states[0].power_mw * (double)(L - exit_start - exit);
+		residency[0] += L - exit_start - exit;
+	}
 	c.wake_delay_ns = exit_start + exit > L ? exit_start + exit - L : 0;
 	return c;
 }
@@ -122,7 +136,7 @@ typedef struct policy_state {
 } policy_state_t;
 
 static void decide(policy_state_t *ps, const thoth_pm_element_desc_t *d, uint64_t qos_ns,
-		   bool timer_driven, uint64_t L, thoth_pm_decision_t *dec)
+		   uint64_t next_timer_ns, uint64_t L, thoth_pm_decision_t *dec)
 {
 	thoth_pm_constraints_t c = qos_only(qos_ns);
 	memset(dec, 0, sizeof(*dec));
@@ -158,10 +172,9 @@ static void decide(policy_state_t *ps, const thoth_pm_element_desc_t *d, uint64_
 		dec->ladder_count = 0;
 		break;
 	case THOTH_PM_DEV_ENGINE:
-		/* timer-driven requests are armed timers: the engine is told
-		 * when the next one fires, as thothd's timer service knows */
-		if (timer_driven)
-			c.next_event_ns = L;
+		/* requests that are armed timers: the engine is told when
+		 * the next one fires, as loops post it on the window page */
+		c.next_event_ns = next_timer_ns;
 		thoth_pm_engine_decide(ps->engine, &c, dec);
 		break;
 	case THOTH_PM_DEV_ORACLE:
@@ -187,10 +200,10 @@ static void decide(policy_state_t *ps, const thoth_pm_element_desc_t *d, uint64_
 	}
 }
 
-static void observe(policy_state_t *ps, bool timer_driven, uint64_t L)
+static void observe(policy_state_t *ps, uint64_t next_timer_ns, uint64_t L)
 {
 	if (ps->p == THOTH_PM_DEV_ENGINE)
-		thoth_pm_engine_observe(ps->engine, L, timer_driven ? L : THOTH_PM_NONE);
+		thoth_pm_engine_observe(ps->engine, L, next_timer_ns);
 	if (ps->p == THOTH_PM_DEV_EXP_AVERAGE) {
 		ps->exp_avg_ns = ps->have_avg ? 0.5 * (double)L + 0.5 * ps->exp_avg_ns : (double)L;
 		ps->have_avg = true;
@@ -200,6 +213,13 @@ static void observe(policy_state_t *ps, bool timer_driven, uint64_t L)
 int thoth_pm_sim_device(const thoth_pm_device_model_t *m, uint64_t qos_ns,
 			const thoth_pm_trace_t *t, thoth_pm_device_policy_t p,
 			thoth_pm_device_result_t *out)
+{
+	return thoth_pm_sim_device_timers(m, qos_ns, t, p, true, out);
+}
+
+int thoth_pm_sim_device_timers(const thoth_pm_device_model_t *m, uint64_t qos_ns,
+			       const thoth_pm_trace_t *t, thoth_pm_device_policy_t p,
+			       bool use_timers, thoth_pm_device_result_t *out)
 {
 	memset(out, 0, sizeof(*out));
 	if (!m || !t || (unsigned)p >= THOTH_PM_DEV_COUNT)
@@ -213,17 +233,33 @@ int thoth_pm_sim_device(const thoth_pm_device_model_t *m, uint64_t qos_ns,
 	}
 	double energy = 0; /* mW * ns */
 	uint64_t free_at = 0;
+	size_t next_timer = 0; /* the first timer job at or after i (count: none) */
 	for (size_t i = 0; i <= t->count; i++) {
+		if (next_timer < i)
+			next_timer = i;
+		while (next_timer < t->count && !t->timer_driven && !t->jobs[next_timer].timer)
+			next_timer++;
 		/* the end of the trace closes the last idle period like a request */
 		bool last = i == t->count;
 		uint64_t a = last ? t->end_ns : t->jobs[i].arrival_ns;
 		uint64_t start = free_at;
 		if (a >= free_at) {
 			uint64_t L = a - free_at;
+			/* what the window page says at the idle start: the next
+			 * armed timer (a timer-driven trace's ticks go on past
+			 * its end: the end is its next tick) */
+			uint64_t nt = THOTH_PM_NONE;
+			if (use_timers && next_timer < t->count)
+				nt = t->jobs[next_timer].arrival_ns - free_at;
+			else if (use_timers && last && t->timer_driven)
+				nt = L;
 			thoth_pm_decision_t dec;
-			decide(&ps, d, qos_ns, t->timer_driven, L, &dec);
-			idle_cost_t c = play_idle(d, &dec, L, out->residency_ns);
-			observe(&ps, t->timer_driven, L);
+			decide(&ps, d, qos_ns, nt, L, &dec);
+			/* pre-wake: the engine for the next armed timer, the
+			 * oracle for the request it knows */
+			uint64_t event = p == THOTH_PM_DEV_ORACLE ? L : nt;
+			idle_cost_t c = play_idle(d, &dec, L, event, out->residency_ns);
+			observe(&ps, nt, L);
 			energy += c.energy_mw_ns;
 			out->idle_periods++;
 			if (c.deepest) {
@@ -234,6 +270,7 @@ int thoth_pm_sim_device(const thoth_pm_device_model_t *m, uint64_t qos_ns,
 			if (!last) {
 				if (c.wake_delay_ns > qos_ns)
 					out->qos_violations++;
+				out->wake_delay_sum_ns += c.wake_delay_ns;
 				if (c.wake_delay_ns > out->max_wake_delay_ns)
 					out->max_wake_delay_ns = c.wake_delay_ns;
 			}

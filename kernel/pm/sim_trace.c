@@ -41,7 +41,7 @@ static int push(builder_t *b, uint64_t arrival, uint64_t work, uint64_t deadline
 		t->jobs = j;
 		b->cap = cap;
 	}
-	t->jobs[t->count++] = (thoth_pm_job_t){ arrival, work, deadline };
+	t->jobs[t->count++] = (thoth_pm_job_t){ arrival, work, deadline, false };
 	return 0;
 }
 

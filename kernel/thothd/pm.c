@@ -24,11 +24,13 @@
 
 #include "backend.h"
 #include "broker.h"
+#include "cpu_hint.h"
 #include "engine.h"
 #include "log.h"
 #include "pm.thoth.h"
 #include "thothd.h"
 #include "thoth/trace.h"
+#include "timerpage.h"
 
 typedef struct pm_request {
 	uint64_t id;
@@ -64,8 +66,18 @@ typedef struct outbox_entry {
 struct thothd_pm {
 	thothd_t *d;
 	thoth_pm_broker_t *broker;
-	thoth_pm_qos_t *qos;            /* /dev/cpu_dma_latency while a lease has a latency bound */
-	uint32_t qos_us;                /* the bound applied now (0: none), for pm_qos_change */
+	thoth_pm_qos_t *qos;            /* /dev/cpu_dma_latency while a request is held */
+	uint32_t qos_us;                /* the request applied now (0: none), for pm_qos_change */
+	/* The engine's CPU idle hint (kernel/pm/cpu_hint.h): NULL without
+	 * cpuidle states (this VM: no driver bound), then lease bounds only. */
+	thoth_pm_cpu_hint_t *cpu;
+	char idle_driver[32];
+	uint32_t idle_states;
+	thoth_pm_cpu_request_t cpu_req; /* the last decision */
+	uint64_t cpu_next_wake_ns;      /* ...made with this next wake-up (NONE: none known) */
+	uint64_t cpu_decided_ns;
+	thoth_timer_t *cpu_timer;       /* re-decides once the wake-up that set the hint passed */
+	bool qos_failed;                /* the last apply failed (warned once per failure run) */
 	pm_request_t *reqs;
 	uint32_t n_reqs, cap_reqs;
 	uint8_t *box;                   /* encoded pushes waiting for thothd_pm_flush */
@@ -123,8 +135,15 @@ static void push(thothd_pm_t *pm, uint64_t client, const thoth_method_info_t *m,
 	pm->box_len = off + len;
 }
 
+static void update_qos(thothd_pm_t *pm);
+
 void thothd_pm_flush(thothd_pm_t *pm)
 {
+	/* After every message thothd serves: the window page may hold a new
+	 * next wake-up.  At most every 50 us (a page scan and an engine
+	 * decision each), and only where there is an engine to ask. */
+	if (pm->cpu && thothd_now(pm->d) - pm->cpu_decided_ns >= 50000)
+		update_qos(pm);
 	for (uint32_t i = 0; i < pm->n_entries; i++) {
 		thothd_client_t *c = client_by_id(pm->d, pm->entries[i].client);
 		if (c && !c->doomed && c->fd >= 0)
@@ -382,6 +401,26 @@ int thothd_pm_new(thothd_t *d, thothd_pm_t **out)
 		thothd_pm_free(pm);
 		return r;
 	}
+	/* CPU 0's cpuidle states stand for every CPU's (one driver for all). */
+	thoth_pm_cpuidle_t idle;
+	const char *why = NULL;
+	if (thoth_pm_cpuidle_read(0, &idle)) {
+		why = "no cpuidle in sysfs";
+	} else {
+		snprintf(pm->idle_driver, sizeof pm->idle_driver, "%s", idle.driver);
+		for (uint32_t i = 0; i < idle.n_states; i++)
+			pm->idle_states += !idle.states[i].disabled;
+		if (thoth_pm_cpu_hint_new(&idle, &pm->cpu, &why) == THOTH_E_NOMEM)
+			why = "out of memory";
+	}
+	if (pm->cpu)
+		thothd_info("pm: CPU idle hints over %u cpuidle states (driver %s)", pm->idle_states,
+			    pm->idle_driver);
+	else
+		thothd_info("pm: no CPU idle hints (%s): lease latency bounds only", why);
+	pm->cpu_req.state = -1;
+	pm->cpu_req.state_name = "";
+	pm->cpu_next_wake_ns = THOTH_PM_NONE;
 	*out = pm;
 	return 0;
 }
@@ -395,6 +434,9 @@ void thothd_pm_free(thothd_pm_t *pm)
 	while (pm->n_slots)
 		free_slot(pm, 0);
 	free(pm->slots);
+	if (pm->cpu_timer && pm->d->loop)
+		thoth_timer_cancel(pm->d->loop, pm->cpu_timer);
+	thoth_pm_cpu_hint_free(pm->cpu);
 	thoth_pm_broker_free(pm->broker);
 	thoth_pm_qos_close(pm->qos);
 	free(pm->reqs);
@@ -403,17 +445,89 @@ void thothd_pm_free(thothd_pm_t *pm)
 	free(pm);
 }
 
-/* Hold /dev/cpu_dma_latency open exactly while some lease carries a bound. */
+/*
+ * The time to the next wake-up any loop posted on the window page
+ * (kernel/sched/timerpage.h; read only).  The page is hostile input: a
+ * bogus value only moves the hint, which is a request for depth that the
+ * kernel bounds anyway, and the scan is bounded by our own slot count.
+ */
+static uint64_t next_posted_wake_ns(uint64_t now)
+{
+	const timerpage_t *pg = thoth__timerpage_current();
+	if (!pg)
+		return THOTH_PM_NONE;
+	uint32_t n = atomic_load_explicit(&pg->high, memory_order_relaxed);
+	if (n > THOTH_TIMERPAGE_SLOTS)
+		n = THOTH_TIMERPAGE_SLOTS;
+	uint64_t best = UINT64_MAX;
+	for (uint32_t i = 0; i < n; i++) {
+		if (!atomic_load_explicit(&pg->slot[i].owner, memory_order_relaxed))
+			continue;
+		uint64_t at = atomic_load_explicit(&pg->slot[i].at, memory_order_relaxed);
+		if (at > now && at < best)
+			best = at;
+	}
+	return best == UINT64_MAX ? THOTH_PM_NONE : best - now;
+}
+
+static void cpu_timer_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg);
+
+#define CPU_HINT_MIN_INTERVAL_NS 1000000ull
+
+/*
+ * Hold /dev/cpu_dma_latency open exactly while a request exists: the
+ * tightest lease bound, or the engine's hint before a known wake-up if that
+ * is tighter (kernel/pm/cpu_hint.h).  Called at every lease change, after
+ * every message thothd serves (thothd_pm_flush), and once the wake-up that
+ * set a hint has passed (cpu_timer).
+ */
 static void update_qos(thothd_pm_t *pm)
 {
-	uint32_t us = thoth_pm_broker_min_qos_us(pm->broker);
+	uint64_t now = thothd_now(pm->d);
+	uint32_t lease_us = thoth_pm_broker_min_qos_us(pm->broker);
+	uint64_t next = pm->cpu ? next_posted_wake_ns(now) : THOTH_PM_NONE;
+	thoth_pm_cpu_request_t req;
+	thoth_pm_cpu_hint_decide(pm->cpu, lease_us, next, &req);
+	if (req.hint_us != pm->cpu_req.hint_us || req.state != pm->cpu_req.state)
+		THOTH_TRACE(PM, pm_cpu_hint, (uint64_t)(uint32_t)req.state << 32 | req.hint_us,
+			    next == THOTH_PM_NONE ? 0 : next);
+	pm->cpu_req = req;
+	pm->cpu_next_wake_ns = next;
+	pm->cpu_decided_ns = now;
+	uint32_t us = req.request_us;
 	if (us != pm->qos_us) {
 		THOTH_TRACE(PM, pm_qos_change, us, pm->qos_us);
 		pm->qos_us = us;
 	}
 	int r = thoth_pm_qos_set(pm->qos, us);
-	if (r)
-		thothd_warn("pm: cannot apply the CPU latency bound: %s", thoth_pm_qos_error(pm->qos));
+	if (r && !pm->qos_failed)
+		thothd_warn("pm: cannot apply the CPU latency request: %s", thoth_pm_qos_error(pm->qos));
+	pm->qos_failed = r != 0;
+	/* A hint set by a near wake-up is decided again once it has passed
+	 * (at most once a millisecond; the window page lets this wake-up join
+	 * another loop's, when the CPU is awake anyway).  Otherwise no timer:
+	 * an idle thothd stays at 0 wake-ups. */
+	if (!pm->d->loop)
+		return;
+	if (req.why & THOTH_PM_CPU_TIMER) {
+		uint64_t at = now + (next < CPU_HINT_MIN_INTERVAL_NS ? CPU_HINT_MIN_INTERVAL_NS : next);
+		int tr = pm->cpu_timer ? thoth_timer_rearm(pm->d->loop, pm->cpu_timer, at, CPU_HINT_MIN_INTERVAL_NS)
+				       : thoth_loop_add_timer(pm->d->loop, at, CPU_HINT_MIN_INTERVAL_NS,
+							      cpu_timer_fired, pm, &pm->cpu_timer);
+		if (tr)
+			thothd_warn("pm: cannot arm the CPU hint timer: %s", thoth_strerror(tr));
+	} else if (pm->cpu_timer) {
+		thoth_timer_cancel(pm->d->loop, pm->cpu_timer);
+		pm->cpu_timer = NULL;
+	}
+}
+
+static void cpu_timer_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
+{
+	thothd_pm_t *pm = arg;
+	(void)loop;
+	(void)timer;                    /* kept: update_qos re-arms or cancels it */
+	update_qos(pm);
 }
 
 void thothd_pm_client_closed(thothd_pm_t *pm, const thothd_client_t *c)
@@ -807,6 +921,16 @@ static int on_state(void *self, const thoth_pm_PowerBroker_state_req_t *req,
 	resp->keepers.count = nk;
 	resp->qos_us = thoth_pm_broker_min_qos_us(b);
 	resp->now_ns = now;
+	update_qos(pm);                 /* what is held as of now */
+	resp->cpu = (thoth_pm_CpuQos_t){
+		.request_us = pm->cpu_req.request_us, .lease_us = resp->qos_us,
+		.hint_us = pm->cpu_req.hint_us, .why = pm->cpu_req.why,
+		.hint_state = thoth_str(pm->cpu_req.state_name),
+		.next_wake_ns = pm->cpu_next_wake_ns == THOTH_PM_NONE ? 0 : pm->cpu_next_wake_ns,
+		.idle_driver = thoth_str(pm->idle_driver), .idle_states = pm->cpu ? pm->idle_states : 0,
+		.error = thoth_str(pm->qos_failed ? thoth_pm_qos_error(pm->qos) : ""),
+		.decided_ns = pm->cpu_decided_ns,
+	};
 	return thothd_reserve_response(call, &thoth_pm_PowerBroker_state_info, resp);
 }
 

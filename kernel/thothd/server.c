@@ -112,6 +112,16 @@ uint64_t thothd_now(const thothd_t *d)
 	return d->loop ? thoth_loop_now(d->loop) : thoth_clock_now();
 }
 
+/* Every registry change: mirrored into the shared resolve table (SCALE-2)
+ * and, when federated, into etcd (change_hook: issue 19). */
+static void thothd_on_change(void *arg, int kind, const thoth_registry_Instance_t *inst)
+{
+	thothd_t *d = arg;
+	thothd_rtable_on_change(d, kind, inst);
+	if (d->change_hook)
+		d->change_hook(d->change_hook_arg, kind, inst);
+}
+
 int thothd_new(const thothd_config_t *cfg, thoth_loop_t *loop, thothd_t **out)
 {
 	thothd_t *d = calloc(1, sizeof *d);
@@ -173,7 +183,7 @@ int thothd_new(const thothd_config_t *cfg, thoth_loop_t *loop, thothd_t **out)
 		.event_arg = d,
 		.node_distance = c->node_distance,
 		.n_nodes = c->n_nodes,
-		.on_change = thothd_rtable_on_change,
+		.on_change = thothd_on_change,
 		.change_arg = d,
 	};
 	if (!d->out || !d->arena || !d->event_buf || thothd_rtable_new(d) || thoth_registry_new(&rc, &d->registry) ||

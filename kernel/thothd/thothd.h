@@ -128,6 +128,10 @@ struct thothd {
 	thothd_probes_t *probes;        /* probes handed to traced processes (probe.c) */
 	thothd_rtable_t *rtable;        /* the shared resolve table (rtable.c); NULL if none */
 	struct thothd_page_watch *page_watches;   /* exited processes' page slots to reap (timerpage.c) */
+	/* Also told every registry change, after the resolve table: the etcd
+	 * mirror (federation.c, issue 19) when thothd runs with --etcd. */
+	void (*change_hook)(void *arg, int kind, const thoth_registry_Instance_t *inst);
+	void *change_hook_arg;
 	bool expiry_armed;
 	char dashboard_url[128];        /* "" when no dashboard serves (Daemon.status) */
 	uint32_t pid;                   /* traced as service_id: thothd serves every call */

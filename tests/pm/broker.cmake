@@ -12,7 +12,10 @@ endif()
 if(TARGET thothd AND TARGET pm-sim-driver AND TARGET pm-runtime-driver AND TARGET thothctl)
   thoth_add_test(test_pm_thothd SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_pm_thothd.c
                  ${CMAKE_SOURCE_DIR}/tests/thothd/harness.c LIBS thoth_service thoth_idl TIMEOUT 120)
-  target_include_directories(test_pm_thothd PRIVATE ${CMAKE_SOURCE_DIR}/tests/thothd)
+  # timerpage.h: the test posts wake-ups on thothd's window page as a loop would.
+  target_include_directories(test_pm_thothd PRIVATE ${CMAKE_SOURCE_DIR}/tests/thothd
+    ${CMAKE_SOURCE_DIR}/kernel/sched)
+  target_link_libraries(test_pm_thothd PRIVATE thoth_loop)
   target_compile_definitions(test_pm_thothd PRIVATE THOTHD_PATH="$<TARGET_FILE:thothd>"
     PM_SIM_DRIVER_PATH="$<TARGET_FILE:pm-sim-driver>"
     PM_RUNTIME_DRIVER_PATH="$<TARGET_FILE:pm-runtime-driver>"

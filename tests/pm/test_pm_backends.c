@@ -10,12 +10,15 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "backend.h"
+#include "cpu_hint.h"
 #include "device_power.h"
 #include "dvfs.h"
 #include "energy.h"
@@ -372,6 +375,118 @@ static void test_uclamp_is_detected_not_assumed(void **state)
 	assert_int_equal(thoth_pm_uclamp_set(0, 900, 100), THOTH_E_INVAL);
 }
 
+/* The engine's CPU idle hint on the x86 laptop's acpi_idle table (POLL 0,
+ * C1 1/1, C2 127/381, C3 1048/3144 us latency/residency): the deepest
+ * state whose target residency fits before the next wake-up and whose
+ * latency fits the lease bound; no hint where that is the deepest state or
+ * no wake-up is known.  Hand-computed. */
+static void test_cpu_idle_hint_is_the_state_that_fits_before_the_next_wake_up(void **state)
+{
+	use_tree("x86-laptop");
+	thoth_pm_cpuidle_t idle;
+	assert_int_equal(thoth_pm_cpuidle_read(0, &idle), 0);
+	unsetenv("THOTH_SYSFS_ROOT");
+	thoth_pm_cpu_hint_t *h = NULL;
+	const char *why = NULL;
+	assert_int_equal(thoth_pm_cpu_hint_new(&idle, &h, &why), 0);
+	/* break-even = the kernel's target residency */
+	assert_int_equal(thoth_pm_break_even_ns(thoth_pm_cpu_hint_desc(h), 2), 381000);
+	assert_int_equal(thoth_pm_break_even_ns(thoth_pm_cpu_hint_desc(h), 3), 3144000);
+	thoth_pm_cpu_request_t r;
+	/* 2 ms to the next wake-up: C3 (3144 us) does not pay, C2 does */
+	thoth_pm_cpu_hint_decide(h, 0, 2000000, &r);
+	assert_string_equal(r.state_name, "C2_ACPI");
+	assert_int_equal(r.hint_us, 127);
+	assert_int_equal(r.request_us, 127);
+	assert_int_equal(r.why, THOTH_PM_CPU_TIMER);
+	/* 200 us: only C1 */
+	thoth_pm_cpu_hint_decide(h, 0, 200000, &r);
+	assert_string_equal(r.state_name, "C1_ACPI");
+	assert_int_equal(r.request_us, 1);
+	/* 10 ms: C3, the deepest: no hint, nothing held */
+	thoth_pm_cpu_hint_decide(h, 0, 10000000, &r);
+	assert_string_equal(r.state_name, "C3_ACPI");
+	assert_int_equal(r.hint_us, 0);
+	assert_int_equal(r.request_us, 0);
+	assert_int_equal(r.why, THOTH_PM_CPU_NONE);
+	/* no wake-up known: the lease bound alone */
+	thoth_pm_cpu_hint_decide(h, 300, THOTH_PM_NONE, &r);
+	assert_int_equal(r.hint_us, 0);
+	assert_int_equal(r.request_us, 300);
+	assert_int_equal(r.why, THOTH_PM_CPU_LEASE);
+	/* a 100 us bound already excludes C2 (127 us) and C3: the engine's C1
+	 * before a 2 ms wake-up adds nothing, the bound is held */
+	thoth_pm_cpu_hint_decide(h, 100, 2000000, &r);
+	assert_string_equal(r.state_name, "C1_ACPI");
+	assert_int_equal(r.hint_us, 0);
+	assert_int_equal(r.request_us, 100);
+	assert_int_equal(r.why, THOTH_PM_CPU_LEASE);
+	/* a 1000 us bound allows C2, not C3; 200 us to the wake-up: C1 */
+	thoth_pm_cpu_hint_decide(h, 1000, 200000, &r);
+	assert_int_equal(r.request_us, 1);
+	assert_int_equal(r.why, THOTH_PM_CPU_TIMER);
+	/* a 500 us bound already stops at C2, the engine's choice: the bound */
+	thoth_pm_cpu_hint_decide(h, 500, 2000000, &r);
+	assert_string_equal(r.state_name, "C2_ACPI");
+	assert_int_equal(r.request_us, 500);
+	assert_int_equal(r.why, THOTH_PM_CPU_LEASE);
+	/* a 50 us bound with a far wake-up: the bound */
+	thoth_pm_cpu_hint_decide(h, 50, 10000000, &r);
+	assert_int_equal(r.request_us, 50);
+	assert_int_equal(r.why, THOTH_PM_CPU_LEASE);
+	thoth_pm_cpu_hint_free(h);
+	/* without a hint engine: the lease bound alone */
+	thoth_pm_cpu_hint_decide(NULL, 70, 2000000, &r);
+	assert_int_equal(r.request_us, 70);
+	assert_int_equal(r.state, -1);
+	/* this VM's tree: no driver bound, nothing to choose */
+	use_tree("vm");
+	assert_int_equal(thoth_pm_cpuidle_read(0, &idle), 0);
+	unsetenv("THOTH_SYSFS_ROOT");
+	assert_int_equal(thoth_pm_cpu_hint_new(&idle, &h, &why), THOTH_E_NOT_FOUND);
+	assert_non_null(strstr(why, "fewer than two"));
+}
+
+/* The real /dev/cpu_dma_latency (root on a machine that has it): a request
+ * written through the backend is in force (the device reads back the
+ * system-wide value, the tightest of all holders: <= ours), and ends when
+ * the file is closed.  Skipped, saying why, where the device is absent or
+ * not ours to open; the fixture path is test_pm_thothd's. */
+static void test_cpu_dma_latency_request_reads_back_from_the_real_device(void **state)
+{
+	unsetenv("THOTH_SYSFS_ROOT");
+	int probe = open("/dev/cpu_dma_latency", O_RDWR | O_CLOEXEC);
+	if (probe < 0) {
+		fprintf(stderr, "SKIP: /dev/cpu_dma_latency: %s (absent, or not root)\n", strerror(errno));
+		skip();
+	}
+	close(probe);
+	thoth_pm_qos_t *q = NULL;
+	assert_int_equal(thoth_pm_qos_open(&q), 0);
+	int32_t v = -1;
+	assert_int_equal(thoth_pm_qos_read(q, &v), THOTH_E_NOT_FOUND);   /* nothing held */
+	assert_int_equal(thoth_pm_qos_set(q, 77), 0);
+	assert_int_equal(thoth_pm_qos_read(q, &v), 0);
+	assert_true(v >= 0 && v <= 77);
+	/* a second, independent reader sees the same system-wide value */
+	int fd = open("/dev/cpu_dma_latency", O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	int32_t w = -1;
+	assert_int_equal(pread(fd, &w, sizeof w, 0), (ssize_t)sizeof w);
+	assert_true(w >= 0 && w <= 77);
+	/* rewritten in place while held */
+	assert_int_equal(thoth_pm_qos_set(q, 55), 0);
+	assert_int_equal(pread(fd, &w, sizeof w, 0), (ssize_t)sizeof w);
+	assert_true(w >= 0 && w <= 55);
+	assert_int_equal(thoth_pm_qos_set(q, 0), 0);                    /* closed: ended */
+	assert_int_equal(thoth_pm_qos_read(q, &v), THOTH_E_NOT_FOUND);
+	assert_int_equal(pread(fd, &w, sizeof w, 0), (ssize_t)sizeof w);
+	if (w <= 55)
+		fprintf(stderr, "note: another holder keeps cpu_dma_latency at %d us\n", (int)w);
+	close(fd);
+	thoth_pm_qos_close(q);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -387,6 +502,8 @@ int main(void)
 		cmocka_unit_test(test_vm_tree_has_no_cpufreq_and_no_idle_driver),
 		cmocka_unit_test(test_runtime_pm_control_and_autosuspend_are_written),
 		cmocka_unit_test(test_uclamp_is_detected_not_assumed),
+		cmocka_unit_test(test_cpu_idle_hint_is_the_state_that_fits_before_the_next_wake_up),
+		cmocka_unit_test(test_cpu_dma_latency_request_reads_back_from_the_real_device),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -130,6 +130,46 @@ static void test_engine_on_timer_driven_trace_matches_the_oracle(void **state)
 	thoth_pm_trace_free(&t);
 }
 
+/* Loop timers as an input, on one trace with and without it: requests that
+ * are armed timers (every 50 ms) are met awake when the engine is told the
+ * next one (pre-wake), and found asleep without; a request nobody
+ * announced, 10 ms before a timer, still waits for the exit: the pre-wake
+ * is for the timer, not for it (the simulator must not credit it). */
+static void test_the_next_armed_timer_is_met_awake_and_an_unannounced_request_is_not(void **state)
+{
+	const char *why = NULL;
+	thoth_pm_trace_t t;
+	assert_int_equal(thoth_pm_trace_generate("periodic period_us=50000 work_us=200 "
+						 "duration_ms=2000 work_jitter=0",
+						 NULL, &t, &why), 0);
+	t.timer_driven = false;
+	for (size_t i = 0; i < t.count; i++)
+		t.jobs[i].timer = true;
+	thoth_pm_device_result_t w, wo;
+	assert_int_equal(thoth_pm_sim_device_timers(nic(), THOTH_PM_NONE, &t, THOTH_PM_DEV_ENGINE, true, &w), 0);
+	assert_int_equal(thoth_pm_sim_device_timers(nic(), THOTH_PM_NONE, &t, THOTH_PM_DEV_ENGINE, false, &wo), 0);
+	assert_int_equal(w.wake_delay_sum_ns, 0);        /* every timer met awake */
+	assert_true(wo.wake_delay_sum_ns > 0);           /* found asleep: D3's exit */
+	assert_true(w.energy_mj <= wo.energy_mj);
+	/* One unannounced request at 90 ms, 10 ms before the timer at 100 ms:
+	 * the engine sleeps for the timer, the request finds it asleep (the
+	 * only request that can wait: the timers are met awake). */
+	thoth_pm_trace_t m = t;
+	m.jobs = malloc((t.count + 1) * sizeof *m.jobs);
+	assert_non_null(m.jobs);
+	m.jobs[0] = t.jobs[0];                            /* timer at 50 ms */
+	m.jobs[1] = (thoth_pm_job_t){ 90000000ull, 200000ull, 100000000ull, false };
+	for (size_t i = 1; i < t.count; i++)
+		m.jobs[i + 1] = t.jobs[i];
+	m.count = t.count + 1;
+	thoth_pm_device_result_t mw;
+	assert_int_equal(thoth_pm_sim_device_timers(nic(), THOTH_PM_NONE, &m, THOTH_PM_DEV_ENGINE, true, &mw), 0);
+	assert_true(mw.wake_delay_sum_ns > 0);
+	assert_true(mw.max_wake_delay_ns <= 7000000ull); /* at most D3's entry + exit */
+	free(m.jobs);
+	thoth_pm_trace_free(&t);
+}
+
 static void test_exp_average_goes_too_deep_on_alternating_idles(void **state)
 {
 	/* gaps alternate 200 ms / 6 ms (idle 1 ms after a 5 ms wake from D3):
@@ -378,6 +418,7 @@ int main(void)
 		cmocka_unit_test(test_break_even_timeout_waits_then_sleeps_and_pays_the_exit),
 		cmocka_unit_test(test_qos_unaware_autosuspend_violates_a_tight_qos),
 		cmocka_unit_test(test_engine_on_timer_driven_trace_matches_the_oracle),
+		cmocka_unit_test(test_the_next_armed_timer_is_met_awake_and_an_unannounced_request_is_not),
 		cmocka_unit_test(test_exp_average_goes_too_deep_on_alternating_idles),
 		cmocka_unit_test(test_optimum_runs_at_the_hull_speed),
 		cmocka_unit_test(test_optimum_bends_where_an_arrival_forces_it),

@@ -5,6 +5,7 @@
  * suspended device replayed after resume, refusals naming the field, and
  * the CPU latency bound held on a fixture /dev/cpu_dma_latency.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -23,6 +25,7 @@
 
 #include "harness.h"
 #include "pm.thoth.h"
+#include "timerpage.h"
 
 typedef struct client {
 	thoth_control_t ctl;
@@ -637,6 +640,182 @@ static void test_engine_takes_an_idle_disk_down_by_its_plan(void **state)
 	harness_teardown(&h);
 }
 
+/* thothd's CPU latency request as state() reports it. */
+static int cpu_qos(client_t *c, thoth_pm_CpuQos_t *out, char *state_name, size_t cap)
+{
+	static uint64_t scratch[1 << 14];
+	thoth_arena_t arena;
+	thoth_arena_init(&arena, scratch, sizeof scratch);
+	thoth_pm_PowerBroker_state_req_t req = { 0 };
+	thoth_pm_PowerBroker_state_resp_t resp;
+	int r = thoth_pm_PowerBroker_state(&c->ctl.client, &req, &resp, &arena);
+	if (r)
+		return r;
+	*out = resp.cpu;
+	snprintf(state_name, cap, "%.*s", (int)resp.cpu.hint_state.len, resp.cpu.hint_state.ptr);
+	return 0;
+}
+
+/* Does process PID hold a file whose path contains NEEDLE open? */
+static bool holds_open(pid_t pid, const char *needle)
+{
+	char fdlink[64], target[300];
+	for (int i = 0; i < 256; i++) {
+		snprintf(fdlink, sizeof fdlink, "/proc/%d/fd/%d", (int)pid, i);
+		ssize_t n = readlink(fdlink, target, sizeof target - 1);
+		if (n > 0) {
+			target[n] = 0;
+			if (strstr(target, needle))
+				return true;
+		}
+	}
+	return false;
+}
+
+typedef struct released_arg {
+	pid_t pid;
+} released_arg_t;
+
+static bool qos_released(void *arg)
+{
+	return !holds_open(((released_arg_t *)arg)->pid, "cpu_dma_latency");
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* The engine's CPU idle hint through a real thothd on the x86 laptop's
+ * cpuidle table (C2: 127 us latency, 381 us residency; C3: 1048 / 3144):
+ * a wake-up posted on the window page 2 ms ahead makes thothd hold 127 us
+ * in (the fixture's) /dev/cpu_dma_latency, a far one holds nothing, and
+ * once the near wake-up has passed thothd ends the request by itself (its
+ * own timer, no call from anyone). */
+static void test_cpu_idle_hint_follows_the_next_posted_wake_up(void **state)
+{
+	harness_t h;
+	client_t c;
+	assert_int_equal(harness_setup(&h), 0);
+	char root[300], path[400];
+	snprintf(root, sizeof root, "%s/root", h.dir);
+	mkdir(root, 0700);
+	snprintf(path, sizeof path, "%s/dev", root);
+	mkdir(path, 0700);
+	snprintf(path, sizeof path, "%s/x86-laptop/sys", FIXTURES);
+	char link[400];
+	snprintf(link, sizeof link, "%s/sys", root);
+	assert_int_equal(symlink(path, link), 0);
+	snprintf(path, sizeof path, "%s/dev/cpu_dma_latency", root);
+	/* CLOEXEC: thothd must not inherit it (the test looks at its fds) */
+	int fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	setenv("THOTH_SYSFS_ROOT", root, 1);
+	pid_t d = harness_start_thothd(&h, NULL);
+	unsetenv("THOTH_SYSFS_ROOT");
+	assert_true(d > 0);
+	client_connect(&h, &c);
+	/* Post wake-ups as a loop would: a slot of thothd's window page. */
+	/* thothd hands its page out as a sealed memfd over the control
+	 * socket (Daemon.timer_page); a control connection adopts it. */
+	thoth_control_t pctl;
+	assert_int_equal(thoth_control_connect(&pctl, h.dir, 5000), 0);
+	timerpage_t *pg = thoth__timerpage_current();
+	assert_non_null(pg);
+	int slot = timerpage_claim(pg, (uint32_t)getpid(), false);
+	assert_true(slot >= 0);
+
+	thoth_pm_CpuQos_t q;
+	char st[32];
+	assert_int_equal(cpu_qos(&c, &q, st, sizeof st), 0);
+	assert_int_equal(q.idle_states, 4);
+	/* Far (3 s, past C3's 3144 us): the kernel may go as deep as it likes. */
+	bool seen_far = false, seen_near = false;
+	for (int round = 0; round < 200 && !seen_far; round++) {
+		timerpage_post(pg, slot, mono_ns() + 3000000000ull, 0);
+		assert_int_equal(cpu_qos(&c, &q, st, sizeof st), 0);
+		if (q.next_wake_ns >= 3144000ull) {    /* decided on our far post */
+			seen_far = true;
+			assert_int_equal(q.hint_us, 0);
+			assert_int_equal(q.request_us, 0);
+			assert_false(holds_open(d, "cpu_dma_latency"));
+		}
+	}
+	assert_true(seen_far);
+	/* Near (2 ms): C2 is the deepest worth entering.  On a loaded machine
+	 * the call may come after the instant: post again until thothd decided
+	 * while it was between C2's and C3's residency away. */
+	for (int round = 0; round < 200 && !seen_near; round++) {
+		timerpage_post(pg, slot, mono_ns() + 2000000ull, 0);
+		assert_int_equal(cpu_qos(&c, &q, st, sizeof st), 0);
+		if (q.next_wake_ns >= 381000ull && q.next_wake_ns < 3144000ull) {
+			seen_near = true;
+			assert_int_equal(q.hint_us, 127);
+			assert_int_equal(q.request_us, 127);
+			assert_int_equal(q.why, 2);
+			assert_string_equal(st, "C2_ACPI");
+			int32_t v = 0;
+			assert_int_equal(pread(fd, &v, sizeof v, 0), (ssize_t)sizeof v);
+			assert_int_equal(v, 127);
+		}
+	}
+	assert_true(seen_near);
+	/* Nothing more is posted: once the instant has passed, thothd decides
+	 * again on its own timer and lets the file go. */
+	timerpage_post(pg, slot, 0, 0);
+	released_arg_t ra = { d };
+	assert_true(harness_wait_until(qos_released, &ra, 10000));
+	assert_int_equal(cpu_qos(&c, &q, st, sizeof st), 0);
+	assert_int_equal(q.request_us, 0);
+	timerpage_release(pg, slot, (uint32_t)getpid());
+	thoth_control_close(&pctl);
+	close(fd);
+	thoth_control_close(&c.ctl);
+	harness_teardown(&h);
+}
+
+/* The real /dev/cpu_dma_latency through thothd (root, on a machine that has
+ * it): a lease bound of 77 us is in force system-wide while the lease
+ * lives (the device reads back the tightest request of all holders: <= 77)
+ * and thothd lets the file go when it is dropped.  Skipped, saying why,
+ * where the device is absent or not ours to open. */
+static void test_lease_bound_is_held_in_the_real_cpu_dma_latency(void **state)
+{
+	int rfd = open("/dev/cpu_dma_latency", O_RDWR | O_CLOEXEC);
+	if (rfd < 0) {
+		fprintf(stderr, "SKIP: /dev/cpu_dma_latency: %s (absent, or not root)\n", strerror(errno));
+		skip();
+	}
+	harness_t h;
+	client_t c;
+	unsetenv("THOTH_SYSFS_ROOT");
+	start(&h, &c, false);
+	uint64_t l = 0;
+	assert_int_equal(lease(&c, "bus", 0, THOTH_PM_LEASE_KIND_OPPORTUNISTIC, 77, &l, NULL), 0);
+	thoth_pm_CpuQos_t q;
+	char st[32];
+	assert_int_equal(cpu_qos(&c, &q, st, sizeof st), 0);
+	assert_int_equal(q.lease_us, 77);
+	assert_true(q.request_us > 0 && q.request_us <= 77);
+	assert_int_equal(q.error.len, 0);
+	assert_true(holds_open(h.thothd, "/dev/cpu_dma_latency"));
+	int32_t v = -1;
+	assert_int_equal(pread(rfd, &v, sizeof v, 0), (ssize_t)sizeof v);
+	assert_true(v >= 0 && v <= 77);
+	thoth_pm_PowerBroker_drop_req_t dr = { .lease = l };
+	thoth_pm_PowerBroker_drop_resp_t dresp;
+	assert_int_equal(thoth_pm_PowerBroker_drop(&c.ctl.client, &dr, &dresp, NULL), 0);
+	assert_false(holds_open(h.thothd, "/dev/cpu_dma_latency"));
+	assert_int_equal(pread(rfd, &v, sizeof v, 0), (ssize_t)sizeof v);
+	if (v <= 77)
+		fprintf(stderr, "note: another holder keeps cpu_dma_latency at %d us\n", (int)v);
+	close(rfd);
+	thoth_control_close(&c.ctl);
+	harness_teardown(&h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -650,6 +829,8 @@ int main(void)
 		cmocka_unit_test(test_runtime_pm_driver_writes_power_control_on_a_fixture_tree),
 		cmocka_unit_test(test_engine_takes_an_idle_disk_down_by_its_plan),
 		cmocka_unit_test(test_pm_trace_points_are_exported_as_chrome_json_and_ctf),
+		cmocka_unit_test(test_cpu_idle_hint_follows_the_next_posted_wake_up),
+		cmocka_unit_test(test_lease_bound_is_held_in_the_real_cpu_dma_latency),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

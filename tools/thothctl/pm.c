@@ -5,7 +5,7 @@
  * engine's (pm_sim.c); main.c sends `pm sim` there, and so does this file
  * for `pm --json sim`.
  *
- * --json prints one object: {"now_ns", "qos_us", "elements": [...],
+ * --json prints one object: {"now_ns", "qos_us", "cpu_qos", "elements": [...],
  * "keepers": [...]}; each element has "levels", "current_level",
  * "leases" and "residency_ns" (one entry per level).  Energy figures are
  * modelled (declared power x residency) and named so.
@@ -51,10 +51,51 @@ static bool same(thoth_str_t a, thoth_str_t b)
 	return a.len == b.len && !memcmp(a.ptr, b.ptr, a.len);
 }
 
+static void print_cpu_json(const thoth_pm_CpuQos_t *c)
+{
+	printf("\"cpu_qos\":{\"request_us\":%u,\"lease_us\":%u,\"hint_us\":%u,\"by_lease\":%s,"
+	       "\"by_hint\":%s,\"hint_state\":",
+	       c->request_us, c->lease_us, c->hint_us, c->why & 1 ? "true" : "false",
+	       c->why & 2 ? "true" : "false");
+	json_str(c->hint_state.ptr, c->hint_state.len);
+	printf(",\"next_wake_ns\":%llu,\"idle_driver\":", (unsigned long long)c->next_wake_ns);
+	json_str(c->idle_driver.ptr, c->idle_driver.len);
+	printf(",\"idle_states\":%u,\"error\":", c->idle_states);
+	json_str(c->error.ptr, c->error.len);
+	printf(",\"decided_ns\":%llu},", (unsigned long long)c->decided_ns);
+}
+
+/* The CPU latency request thothd holds, in words. */
+static void print_cpu_text(const thoth_pm_CpuQos_t *c)
+{
+	printf("CPU latency request (/dev/cpu_dma_latency): ");
+	if (!c->request_us)
+		printf("none held");
+	else
+		printf("%u us held", c->request_us);
+	if (c->why & 1)
+		printf("; lease bound %u us", c->lease_us);
+	if (c->why & 2)
+		printf("; idle hint %u us (%.*s) before a wake-up in %.1f us", c->hint_us,
+		       (int)c->hint_state.len, c->hint_state.ptr, (double)c->next_wake_ns / 1000.0);
+	if (c->idle_states)
+		printf("\n  idle hints: %u cpuidle states (%.*s)", c->idle_states, (int)c->idle_driver.len,
+		       c->idle_driver.ptr);
+	else
+		printf("\n  idle hints: off (cpuidle driver %.*s: lease bounds only)",
+		       c->idle_driver.len ? (int)c->idle_driver.len : 4,
+		       c->idle_driver.len ? c->idle_driver.ptr : "none");
+	if (c->error.len)
+		printf("\n  NOT APPLIED: %.*s", (int)c->error.len, c->error.ptr);
+	printf("\n");
+}
+
 static void print_json(const thoth_pm_PowerBroker_state_resp_t *st)
 {
-	printf("{\"now_ns\":%llu,\"qos_us\":%u,\"energy_is\":\"modelled\",\"elements\":[",
+	printf("{\"now_ns\":%llu,\"qos_us\":%u,\"energy_is\":\"modelled\",",
 	       (unsigned long long)st->now_ns, st->qos_us);
+	print_cpu_json(&st->cpu);
+	printf("\"elements\":[");
 	for (uint32_t i = 0; i < st->elements.count; i++) {
 		const thoth_pm_ElementState_t *e = &st->elements.items[i];
 		printf("%s{\"id\":%u,\"name\":", i ? "," : "", e->id);
@@ -107,13 +148,11 @@ static void print_json(const thoth_pm_PowerBroker_state_resp_t *st)
 
 static void print_text(const thoth_pm_PowerBroker_state_resp_t *st)
 {
+	print_cpu_text(&st->cpu);
 	if (!st->elements.count) {
 		printf("no power elements declared\n");
 		return;
 	}
-	printf("CPU latency bound: %s", st->qos_us ? "" : "none\n");
-	if (st->qos_us)
-		printf("%u us (/dev/cpu_dma_latency held)\n", st->qos_us);
 	for (uint32_t i = 0; i < st->elements.count; i++) {
 		const thoth_pm_ElementState_t *e = &st->elements.items[i];
 		const thoth_pm_Level_t *cur = &e->levels.items[e->current_level];
