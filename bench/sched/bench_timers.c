@@ -399,9 +399,10 @@ int main(int argc, char **argv)
 		printf("# bench_timers (SIMULATED in virtual time with the loop's timerq + timergrid code):\n"
 		       "# %u periodic timers per process (10 Hz..0.1 Hz log-uniform, random phase), %u s, seed %llu\n",
 		       per_proc, seconds, (unsigned long long)seed);
-		printf("%5s %6s %9s %9s %9s %9s %9s %9s %9s %9s %8s %8s %8s\n", "procs", "slack", "timerfd",
-		       "alone", "grid", "join", "page", "optimum", "proc_wk", "alone_wk", "tfd/page", "page/opt",
-		       "outside");
+		printf("%5s %6s %9s %9s %9s %9s %9s %9s %9s %9s %8s %8s %8s %8s\n", "procs", "slack", "timerfd",
+		       "alone", "grid", "join", "page", "optimum", "proc_wk", "alone_wk", "tfd/page", "tfd/opt",
+		       "page/opt", "outside");
+		double tfd_page_10 = 0, tfd_opt_10 = 0, page_opt_10 = 0;
 		for (unsigned p = 0; p < 3; p++)
 			for (unsigned s = 0; s < 3; s++) {
 				outcome_t a, g, j, w;
@@ -409,16 +410,20 @@ int main(int argc, char **argv)
 				simulate(procs[p], per_proc, slacks[s], seconds * SEC, POL_GRID, seed + p, &g);
 				simulate(procs[p], per_proc, slacks[s], seconds * SEC, POL_JOIN, seed + p, &j);
 				simulate(procs[p], per_proc, slacks[s], seconds * SEC, POL_PAGE, seed + p, &w);
-				printf("%5u %5.0f%% %9llu %9llu %9llu %9llu %9llu %9llu %9llu %9llu %7.1fx %7.2fx %8llu\n",
+				printf("%5u %5.0f%% %9llu %9llu %9llu %9llu %9llu %9llu %9llu %9llu %7.1fx %7.1fx %7.2fx %8llu\n",
 				       procs[p], slacks[s] * 100, (unsigned long long)w.fires,
 				       (unsigned long long)a.cpu_wakeups, (unsigned long long)g.cpu_wakeups,
 				       (unsigned long long)j.cpu_wakeups, (unsigned long long)w.cpu_wakeups,
 				       (unsigned long long)w.optimum, (unsigned long long)w.proc_wakeups,
 				       (unsigned long long)a.proc_wakeups,
 				       (double)w.fires / (double)w.cpu_wakeups,
+				       (double)w.fires / (double)w.optimum,
 				       (double)w.cpu_wakeups / (double)w.optimum,
 				       (unsigned long long)(a.outside + g.outside + j.outside + w.outside));
 				if (p == 2 && s == 2) {
+					tfd_page_10 = (double)w.fires / (double)w.cpu_wakeups;
+					tfd_opt_10 = (double)w.fires / (double)w.optimum;
+					page_opt_10 = (double)w.cpu_wakeups / (double)w.optimum;
 					printf("# lateness (fire - deadline) / slack, page, 50 procs at 10%%: ");
 					for (int b = 0; b <= 10; b++)
 						printf("%s%d%%:%llu", b ? " " : "", b * 10, (unsigned long long)w.late_hist[b]);
@@ -433,6 +438,16 @@ int main(int argc, char **argv)
 		       "# loops with a deadline passed; optimum = fewest instants stabbing every window;\n"
 		       "# proc_wk / alone_wk = process wake-ups summed (page / alone); outside = fires outside\n"
 		       "# their window, all four policies (must be 0)\n");
+		/* Issue 13's targets at 50 processes and 10% slack: the achieved
+		 * ratio next to the one the offline optimum itself allows (no
+		 * policy can beat the optimum, so tfd/opt bounds tfd/page). */
+		printf("\n# targets, 50 processes at 10%% slack, %u timers per process:\n", per_proc);
+		printf("fewer wake-ups than one timerfd per timer: achieved %.1fx, offline optimum %.1fx, target 10x: %s\n",
+		       tfd_page_10, tfd_opt_10,
+		       tfd_page_10 >= 10 ? "met" : tfd_opt_10 < 10 ? "NOT MET (the optimum itself is below 10x on this workload)"
+								  : "NOT MET");
+		printf("page / offline optimum: %.2fx, target <= 1.1x: %s\n", page_opt_10,
+		       page_opt_10 <= 1.1 ? "met" : "NOT MET");
 		return 0;
 	}
 	/* The window page as thothd makes it, in a private runtime dir; the
@@ -451,9 +466,9 @@ int main(int argc, char **argv)
 	       "#   with the host's scheduling latency; optimum = fewest instants stabbing the page run's windows;\n"
 	       "# vcsw: voluntary context switches of all processes; rung: wake-ups rung by another loop\n",
 	       per_proc, seconds);
-	printf("%5s %6s %7s | %7s %7s %7s %7s | %7s %7s %7s %8s | %8s %8s %8s %7s %8s\n", "procs", "slack",
-	       "fires", "tmr_al", "tmr_gr", "tmr_pg", "tfd/pg", "obs_al", "obs_gr", "obs_pg", "optimum", "vcsw_al",
-	       "vcsw_pg", "rung", "early", "late>5ms");
+	printf("%5s %6s %7s | %7s %7s %7s %7s %7s | %7s %7s %7s %8s | %8s %8s %8s %7s %8s\n", "procs", "slack",
+	       "fires", "tmr_al", "tmr_gr", "tmr_pg", "tfd/pg", "tfd/opt", "obs_al", "obs_gr", "obs_pg", "optimum",
+	       "vcsw_al", "vcsw_pg", "rung", "early", "late>5ms");
 	int status = 0;
 	for (unsigned p = 1; p < 3; p++)
 		for (unsigned s = 1; s < 3; s++) {
@@ -468,11 +483,12 @@ int main(int argc, char **argv)
 			rng_state = st;
 			if (real_run(procs[p], per_proc, slacks[s], seconds * SEC, POL_PAGE, &w))
 				status = 1;
-			printf("%5u %5.0f%% %7llu | %7llu %7llu %7llu %6.1fx | %7llu %7llu %7llu %8llu | %8llu %8llu %8llu "
-			       "%7llu %8llu\n",
+			printf("%5u %5.0f%% %7llu | %7llu %7llu %7llu %6.1fx %6.1fx | %7llu %7llu %7llu %8llu | %8llu %8llu "
+			       "%8llu %7llu %8llu\n",
 			       procs[p], slacks[s] * 100, (unsigned long long)w.fires, (unsigned long long)a.expiries,
 			       (unsigned long long)g.expiries, (unsigned long long)w.expiries,
-			       (double)w.fires / (double)(w.expiries + !w.expiries), (unsigned long long)a.cpu_wakeups,
+			       (double)w.fires / (double)(w.expiries + !w.expiries),
+			       (double)w.fires / (double)(w.optimum + !w.optimum), (unsigned long long)a.cpu_wakeups,
 			       (unsigned long long)g.cpu_wakeups, (unsigned long long)w.cpu_wakeups,
 			       (unsigned long long)w.optimum, (unsigned long long)a.nvcsw, (unsigned long long)w.nvcsw,
 			       (unsigned long long)w.rung, (unsigned long long)(a.early + g.early + w.early),

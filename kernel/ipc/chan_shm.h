@@ -136,6 +136,7 @@ typedef struct chan_end {
 	uint32_t service_pid;             /* traced as service_id: the service instance */
 	thoth_chan_wait_t wait;
 	uint32_t spin_max, spin_budget;   /* ns */
+	uint32_t spin_waits;              /* spin decisions made: every SPIN_PROBE-th tries spin_max */
 	uint32_t presence;                /* last value we published in our presence word */
 	bool rang;                        /* we woke the peer since our last spin decision */
 	thoth_chan_stats_t st;
