@@ -889,6 +889,13 @@ static int on_state(void *self, const thoth_pm_PowerBroker_state_req_t *req,
 			.queued_requests = info.queued_requests, .driver_pid = drv ? drv->pid : 0,
 			.policy_level = info.policy_level,
 		};
+		pm_engine_slot_t *slot = find_slot(pm, info.id);
+		if (slot && slot->engine) {
+			thoth_pm_engine_stats_t est;
+			thoth_pm_engine_stats(slot->engine, &est);
+			es[i].engine_decisions = est.decisions;
+			es[i].engine_too_deep = est.too_deep;
+		}
 	}
 	for (uint32_t i = 0; i < nl; i++) {
 		thoth_pm_lease_info_t l;

@@ -87,6 +87,7 @@ static int lease(client_t *c, const char *element, uint32_t level, thoth_pm_Leas
 typedef struct snapshot {
 	int level[8];
 	bool transitioning[8];
+	uint64_t decisions[8];          /* the policy engine's, per element */
 	uint32_t leases;
 	uint32_t qos_us;
 } snapshot_t;
@@ -112,6 +113,7 @@ static int snapshot(client_t *c, snapshot_t *s)
 			    !resp.elements.items[k].dead) {
 				s->level[i] = (int)resp.elements.items[k].current_level;
 				s->transitioning[i] = resp.elements.items[k].transitioning;
+				s->decisions[i] = resp.elements.items[k].engine_decisions;
 			}
 	}
 	s->leases = resp.leases.count;
@@ -636,6 +638,11 @@ static void test_engine_takes_an_idle_disk_down_by_its_plan(void **state)
 	/* After the last drop: OFF, through IDLE or straight after a wait. */
 	wait_level(&c, 1, 0);
 	assert_true(tail_contains(log, mark, "level 1 -> 0") || tail_contains(log, mark, "level 2 -> 0"));
+	/* ...by the engine's plan, not the broker's default (level 0 at once,
+	 * no decision): one decision per idle period that followed a drop. */
+	snapshot_t s;
+	assert_int_equal(snapshot(&c, &s), 0);
+	assert_true(s.decisions[1] >= 4);
 	thoth_control_close(&c.ctl);
 	harness_teardown(&h);
 }
