@@ -823,6 +823,55 @@ static void test_lease_bound_is_held_in_the_real_cpu_dma_latency(void **state)
 	harness_teardown(&h);
 }
 
+/* Where the hint cannot be held (here: a fixture root without
+ * dev/cpu_dma_latency, as for a thothd that is not root), thothd says why
+ * and stops hinting instead of failing at every near wake-up; it keeps
+ * serving. */
+static void test_cpu_idle_hints_stop_with_a_reason_when_the_request_cannot_be_held(void **state)
+{
+	harness_t h;
+	client_t c;
+	assert_int_equal(harness_setup(&h), 0);
+	char root[300], path[400], link[400];
+	snprintf(root, sizeof root, "%s/root", h.dir);
+	mkdir(root, 0700);
+	snprintf(path, sizeof path, "%s/x86-laptop/sys", FIXTURES);
+	snprintf(link, sizeof link, "%s/sys", root);
+	assert_int_equal(symlink(path, link), 0);
+	setenv("THOTH_SYSFS_ROOT", root, 1);
+	pid_t d = harness_start_thothd(&h, NULL);
+	unsetenv("THOTH_SYSFS_ROOT");
+	assert_true(d > 0);
+	client_connect(&h, &c);
+	snprintf(path, sizeof path, "%s/%s", h.dir, THOTH_TIMERPAGE_NAME);
+	int pfd = open(path, O_RDWR | O_CLOEXEC);
+	assert_true(pfd >= 0);
+	timerpage_t *pg = mmap(NULL, THOTH_TIMERPAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, pfd, 0);
+	assert_true(pg != MAP_FAILED);
+	close(pfd);
+	int slot = timerpage_claim(pg, (uint32_t)getpid(), false);
+	assert_true(slot >= 0);
+	thoth_pm_CpuQos_t q;
+	char st[32];
+	assert_int_equal(cpu_qos(&c, &q, st, sizeof st), 0);
+	assert_int_equal(q.idle_states, 4);
+	bool off = false;
+	for (int round = 0; round < 200 && !off; round++) {
+		timerpage_post(pg, slot, mono_ns() + 2000000ull, 0);
+		assert_int_equal(cpu_qos(&c, &q, st, sizeof st), 0);
+		off = q.idle_states == 0;
+	}
+	assert_true(off);
+	assert_int_equal(q.request_us, 0);
+	char err[200];
+	snprintf(err, sizeof err, "%.*s", (int)q.error.len, q.error.ptr);
+	assert_non_null(strstr(err, "cpu_dma_latency"));
+	timerpage_release(pg, slot, (uint32_t)getpid());
+	munmap(pg, THOTH_TIMERPAGE_SIZE);
+	thoth_control_close(&c.ctl);
+	harness_teardown(&h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -838,6 +887,7 @@ int main(void)
 		cmocka_unit_test(test_pm_trace_points_are_exported_as_chrome_json_and_ctf),
 		cmocka_unit_test(test_cpu_idle_hint_follows_the_next_posted_wake_up),
 		cmocka_unit_test(test_lease_bound_is_held_in_the_real_cpu_dma_latency),
+		cmocka_unit_test(test_cpu_idle_hints_stop_with_a_reason_when_the_request_cannot_be_held),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
