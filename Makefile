@@ -1,5 +1,7 @@
 # Top-level entry points.  CMake does the real work, out of tree in build/.
 #   make run      bootstrap (run group), build, start the system (see README)
+#   make run-cluster  etcd + 3 thothd "hosts" federated on this machine, an echo
+#                 service on each (docs/FEDERATION.md); needs etcd (test group)
 #   make test     bootstrap, build with -Werror (plain and ASan+UBSan), run every test,
 #                 then the concurrency tests (label tsan) under ThreadSanitizer
 #   make tsan     only the ThreadSanitizer build and its tests (label tsan)
@@ -35,7 +37,7 @@ CMAKE_FLAGS = -DTHOTH_WERROR=ON
 # No "Entering directory" lines from the makes CMake runs below us.
 MAKEFLAGS += --no-print-directory
 
-.PHONY: all bootstrap build asan tsan tsan-build test run bench fuzz soak install deb clean
+.PHONY: all bootstrap build asan tsan tsan-build test run run-cluster bench fuzz soak install deb clean
 
 all: build
 
@@ -44,7 +46,8 @@ all: build
 BOOTSTRAP_GROUP = test
 TESTS = ON
 run install: BOOTSTRAP_GROUP = run
-run: TESTS = OFF
+run run-cluster: TESTS = OFF
+run-cluster: BOOTSTRAP_GROUP = test
 bench fuzz: BOOTSTRAP_GROUP = bench
 
 bootstrap:
@@ -90,6 +93,14 @@ run: bootstrap
 	@cmake --build $(BUILD) -j$(JOBS) >$(BUILD)/build.log 2>&1 || \
 	  { tail -40 $(BUILD)/build.log; echo "build failed: $(BUILD)/build.log"; exit 1; }
 	@scripts/run.sh $(BUILD)
+
+run-cluster: bootstrap
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTHOTH_TESTS=$(TESTS) \
+	       -DTHOTH_BENCH=$(TESTS) $(CMAKE_FLAGS) >/dev/null
+	@echo "building (log: $(BUILD)/build.log) ..."
+	@cmake --build $(BUILD) -j$(JOBS) --target thothd thothctl echo >$(BUILD)/build.log 2>&1 || \
+	  { tail -40 $(BUILD)/build.log; echo "build failed: $(BUILD)/build.log"; exit 1; }
+	@scripts/run-cluster.sh $(BUILD)
 
 bench: bootstrap
 	@cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null

@@ -30,6 +30,7 @@ struct cx_journal {
 	cx_wb_t wb;
 	uint64_t durable_lsn, sync_want_lsn, first_wait_ns;
 	uint32_t sync_waiters, appending, last_group;
+	uint32_t readers;               /* between locating records and reading them (store fds) */
 	bool readmiss_ev, awake_ev, create_ev, shutdown, stopped;
 	int failed;
 	uint64_t gc_window_ns;
@@ -102,6 +103,8 @@ static void epoch_done(cx_journal_t *j)
 		j->failed = j->fl_err;
 	} else {
 		cx_store_synced(j->st, j->fl, j->nfl, j->fl_dir);
+		if (!j->readers)
+			cx_store_release_retired(j->st);
 		if (j->fl_lsn > j->durable_lsn)
 			j->durable_lsn = j->fl_lsn;
 		uint64_t before = j->wb.bytes;
@@ -480,7 +483,8 @@ int cx_journal_open(const cx_journal_config_t *cfg, cx_journal_t **out, cx_recov
 	}
 	if (!j->pm_element[0])
 		snprintf(j->pm_note, sizeof j->pm_note, "not asked to (no --pm-element)");
-	cx_store_config_t scfg = { .dir = cfg->data_dir, .segment_bytes = cfg->segment_bytes };
+	cx_store_config_t scfg = { .dir = cfg->data_dir, .segment_bytes = cfg->segment_bytes,
+				   .retain_bytes = cfg->retain_bytes };
 	int r = cx_store_open(&scfg, &j->st, rep, why, why_len);
 	if (r)
 		goto fail;
@@ -658,7 +662,11 @@ int cx_journal_read(cx_journal_t *j, const char *name, size_t len, uint64_t from
 	pthread_mutex_lock(&j->mu);
 	uint32_t id;
 	int r = cx_store_stream_find(j->st, name, len, &id);
+	bool counted = !r;
 	if (!r) {
+		uint64_t first = cx_store_first_seq(j->st, id);
+		if (from_seq < first)
+			from_seq = first;       /* retired by retention: start at the oldest kept */
 		for (uint64_t seq = from_seq; n < max_records && (!to_seq || seq <= to_seq); seq++) {
 			if (cx_store_locate(j->st, id, seq, &locs[n]))
 				break;
@@ -668,6 +676,7 @@ int cx_journal_read(cx_journal_t *j, const char *name, size_t len, uint64_t from
 			n++;
 		}
 		j->s.reads++;
+		j->readers++;
 	}
 	pthread_mutex_unlock(&j->mu);
 	*next_seq = from_seq;
@@ -682,13 +691,16 @@ int cx_journal_read(cx_journal_t *j, const char *name, size_t len, uint64_t from
 		fn(arg, &rec);
 		*next_seq = rec.seq + 1;
 	}
+	pthread_mutex_lock(&j->mu);
+	if (counted)
+		j->readers--;
 	if (missed) {
-		pthread_mutex_lock(&j->mu);
 		j->s.read_misses++;
 		j->readmiss_ev = true;
-		pthread_mutex_unlock(&j->mu);
-		kick(j);
 	}
+	pthread_mutex_unlock(&j->mu);
+	if (missed)
+		kick(j);
 	free(locs);
 	free(buf);
 	return r;
@@ -730,6 +742,8 @@ void cx_journal_stats(cx_journal_t *j, cx_journal_stats_t *out, cx_stream_info_t
 	out->durable_lsn = j->durable_lsn;
 	out->last_lsn = cx_store_last_lsn(j->st);
 	out->segments = cx_store_segments(j->st);
+	out->segment_bytes_now = cx_store_bytes(j->st);
+	cx_store_compact_stats(j->st, &out->compact);
 	out->backend = thoth_loop_backend(j->loop);
 	out->pm_leased = j->pm_leased;
 	out->pm_awake = j->pm_awake;

@@ -44,6 +44,7 @@ typedef struct cx_journal_config {
 	const char *pm_element;         /* disk element to lease opportunistically; NULL = none */
 	const char *runtime_dir;        /* thothd's, for the PM broker (NULL: the default rule) */
 	bool epoll;                     /* the committer's loop on epoll (tests of both backends) */
+	uint64_t retain_bytes;          /* retention (store.h); 0 = keep everything */
 } cx_journal_config_t;
 
 typedef struct cx_epoch {
@@ -66,6 +67,8 @@ typedef struct cx_journal_stats {
 	uint64_t appends_sync, appends_deferred, records, bytes, reads, read_misses;
 	uint64_t durable_lsn, last_lsn;
 	uint32_t segments;
+	uint64_t segment_bytes_now;     /* bytes in segment files */
+	cx_compact_stats_t compact;     /* retention: compactions and what they dropped */
 	const char *backend;            /* the committer loop's: "uring" or "epoll" */
 	bool pm_leased, pm_awake;       /* opportunistic lease held / satisfied now */
 	char pm_note[96];               /* why there is no lease, when there is none */
@@ -90,7 +93,8 @@ int cx_journal_create(cx_journal_t *j, const char *name, size_t len, uint32_t bu
 int cx_journal_append(cx_journal_t *j, const char *name, size_t len, const cx_iov_t *recs, size_t n,
 		      cx_dur_t dur, uint32_t budget_ms, uint64_t *first_seq);
 
-/* Records of a stream from FROM_SEQ on (to TO_SEQ inclusive, 0 = the end),
+/* Records of a stream from FROM_SEQ on (to TO_SEQ inclusive, 0 = the end;
+ * a FROM_SEQ that retention dropped starts at the oldest retained),
  * at most MAX_RECORDS and about MAX_BYTES of payload (at least one record):
  * FN(ARG, rec) for each, in order.  *NEXT_SEQ: where to continue. */
 typedef void (*cx_read_fn)(void *arg, const cx_rec_t *rec);

@@ -59,6 +59,7 @@ typedef struct worker {
 
 static cx_journal_t *journal;
 static const char *runtime_arg;
+static uint64_t retain_bytes;
 
 static int map_err(int r)
 {
@@ -156,6 +157,7 @@ static int on_stats(void *self, const thoth_codex_Codex_stats_req_t *req, thoth_
 		w->sinfo[k] = (thoth_codex_StreamInfo_t){
 			.name = thoth_str(w->streams[k].name), .records = w->streams[k].records,
 			.bytes = w->streams[k].bytes, .budget_ms = w->streams[k].budget_ms,
+			.first_seq = w->streams[k].first_seq,
 		};
 	for (size_t k = 0; k < s->n_recent; k++)
 		w->epochs[k] = (thoth_codex_Epoch_t){
@@ -177,6 +179,9 @@ static int on_stats(void *self, const thoth_codex_Codex_stats_req_t *req, thoth_
 		.pm_leased = s->pm_leased, .pm_awake = s->pm_awake, .pm_note = thoth_str(s->pm_note),
 		.recent = { .items = w->epochs, .count = (uint32_t)s->n_recent },
 		.streams = { .items = w->sinfo, .count = (uint32_t)ns },
+		.segment_bytes = s->segment_bytes_now, .retain_bytes = retain_bytes,
+		.compactions = s->compact.compactions, .compacted_segments = s->compact.segments,
+		.compacted_records = s->compact.records, .compacted_bytes = s->compact.bytes,
 	};
 	return 0;
 }
@@ -245,7 +250,8 @@ static int worker_start(worker_t *w, const char *dir, char *why, size_t why_len)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: codex --data-dir DIR [--runtime-dir DIR] [--workers N (1..64, 8)]\n"
-		   "             [--segment-bytes N] [--pm-element NAME (disk)] [--no-pm]\n"
+		   "             [--segment-bytes N] [--retain-bytes N (0: keep all)]\n"
+		   "             [--pm-element NAME (disk)] [--no-pm]\n"
 		   "             [--group-window-us N (1..2000, 1000)]\n");
 }
 
@@ -256,6 +262,7 @@ int main(int argc, char **argv)
 		{ "data-dir", required_argument, NULL, 'd' },
 		{ "workers", required_argument, NULL, 'w' },
 		{ "segment-bytes", required_argument, NULL, 's' },
+		{ "retain-bytes", required_argument, NULL, 'R' },
 		{ "pm-element", required_argument, NULL, 'p' },
 		{ "no-pm", no_argument, NULL, 'n' },
 		{ "group-window-us", required_argument, NULL, 'g' },
@@ -265,7 +272,7 @@ int main(int argc, char **argv)
 	};
 	const char *data_dir = NULL, *element = "disk";
 	long workers = 8, window = 1000;
-	unsigned long long seg = 0;
+	unsigned long long seg = 0, retain = 0;
 	char *end;
 	int opt;
 	while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
@@ -285,6 +292,14 @@ int main(int argc, char **argv)
 			seg = strtoull(optarg, &end, 10);
 			if (*end || seg < 4096) {
 				fprintf(stderr, "codex: --segment-bytes %s: must be a number >= 4096\n", optarg);
+				return 2;
+			}
+			break;
+		case 'R':
+			retain = strtoull(optarg, &end, 10);
+			if (*end || *optarg == '-') {
+				fprintf(stderr, "codex: --retain-bytes %s: must be a number of bytes (0: keep everything)\n",
+					optarg);
 				return 2;
 			}
 			break;
@@ -324,7 +339,7 @@ int main(int argc, char **argv)
 	cx_recovery_t rep;
 	cx_journal_config_t jcfg = {
 		.data_dir = data_dir, .segment_bytes = seg, .gc_window_us = (uint32_t)window,
-		.pm_element = element, .runtime_dir = runtime_arg,
+		.pm_element = element, .runtime_dir = runtime_arg, .retain_bytes = retain,
 	};
 	int r = cx_journal_open(&jcfg, &journal, &rep, why, sizeof why);
 	if (r) {
@@ -332,9 +347,11 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	fprintf(stderr, "codex[%d]: recovered %llu records in %u segments (%u from their index); "
-			"cut %llu torn bytes, %u segments set aside, %u removed\n",
+			"cut %llu torn bytes, %u segments set aside, %u removed; log from lsn %llu (%u compacted removed)\n",
 		(int)getpid(), (unsigned long long)rep.records, rep.segments, rep.indexed,
-		(unsigned long long)rep.truncated_bytes, rep.orphaned, rep.removed);
+		(unsigned long long)rep.truncated_bytes, rep.orphaned, rep.removed, (unsigned long long)rep.base_lsn,
+		rep.compacted);
+	retain_bytes = retain;
 	static worker_t ws[MAX_WORKERS];
 	int started = 0;
 	for (int k = 0; k < workers; k++) {

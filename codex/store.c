@@ -28,6 +28,10 @@
 #define IDX_MAGIC "THCXIDX1"
 #define IDX_HDR   32u
 #define IDX_ENT   40u
+#define CAT_MAGIC "THCXCAT1"
+#define CAT_HDR   32u
+#define CAT_ENT   96u
+#define CAT_MAX_STREAMS 65536u
 
 void (*cx_crash_hook)(int point);
 
@@ -39,8 +43,11 @@ typedef struct entry {
 typedef struct stream {
 	char name[64];
 	uint32_t id, budget_ms;
-	entry_t *ent;                   /* ent[i] is seq i + 1 */
+	entry_t *ent;                   /* ent[i] is seq base + i + 1 */
 	size_t n, cap;
+	uint64_t base;                  /* records retired by compaction: seq 1 .. base */
+	uint64_t create_lsn;            /* its stream record (0: before the log's base, in the catalog) */
+	uint64_t base_time;             /* time of the last retired record */
 	uint64_t bytes, last_time;
 } stream_t;
 
@@ -54,7 +61,8 @@ typedef struct seg {
 struct cx_store {
 	char dir[4096];
 	int dirfd;
-	uint64_t segment_bytes;
+	uint64_t segment_bytes, retain_bytes;
+	uint64_t base_lsn;              /* the first lsn of the first segment kept */
 	seg_t *segs;
 	size_t nsegs, segs_cap;
 	stream_t *streams;              /* streams[id - 1] */
@@ -64,6 +72,9 @@ struct cx_store {
 	uint8_t *buf;                   /* encoding buffer for appends */
 	size_t buf_cap;
 	bool failed;
+	int *retired;                   /* fds of dropped segments, closed by cx_store_release_retired */
+	size_t nretired, retired_cap;
+	cx_compact_stats_t cstats;
 };
 
 static int fail_io(const char *what, char *why, size_t why_len)
@@ -132,9 +143,10 @@ static cx_verdict_t apply(cx_store_t *s, const cx_rec_t *r, uint32_t seg, uint64
 			return CX_BAD;
 		if (stream_add(s, name, nlen, id, budget))
 			return CX_BAD;
+		s->streams[id - 1].create_lsn = r->lsn;
 	} else {
 		stream_t *st = stream_get(s, r->stream);
-		if (!st || r->seq != st->n + 1 || r->time_ns < st->last_time)
+		if (!st || r->seq != st->base + st->n + 1 || r->time_ns < st->last_time)
 			return CX_BAD;
 		if (entry_add(st, r->lsn, r->time_ns, seg, (uint32_t)off, r->len))
 			return CX_BAD;
@@ -188,7 +200,7 @@ static void idx_write(cx_store_t *s, uint32_t i)
 			if (en->seg != i)
 				continue;
 			cx_put64(p, en->lsn);
-			cx_put64(p + 8, e + 1);
+			cx_put64(p + 8, st->base + e + 1);
 			cx_put64(p + 16, en->time_ns);
 			cx_put64(p + 24, en->off);
 			cx_put32(p + 32, st->id);
@@ -276,7 +288,7 @@ static bool idx_load(cx_store_t *s, uint32_t i, uint64_t file_size)
 		for (uint64_t k = 0; k < n && ok; k++) {
 			const uint8_t *p = b + IDX_HDR + k * IDX_ENT;
 			stream_t *stm = stream_get(s, cx_le32(p + 32));
-			if (!ns || cx_le64(p + 8) != stm->n + 1 || cx_le64(p + 16) < stm->last_time ||
+			if (!ns || cx_le64(p + 8) != stm->base + stm->n + 1 || cx_le64(p + 16) < stm->last_time ||
 			    entry_add(stm, cx_le64(p), cx_le64(p + 16), i, (uint32_t)cx_le64(p + 24),
 				      cx_le32(p + 36)))
 				ok = false;
@@ -321,6 +333,246 @@ static int seg_scan(cx_store_t *s, uint32_t i, uint64_t size, uint64_t *end, cx_
 	munmap(map, size);
 	*end = off;
 	return 0;
+}
+
+/* ---- retention and compaction ---------------------------------------------- */
+
+/*
+ * The catalog (file "catalog") says where the log starts once old segments
+ * are dropped: the first lsn and segment number kept, and every stream
+ * created before that lsn (its stream record went with the segments) with
+ * how many of its records were retired.  Written to catalog.tmp,
+ * fdatasync'ed, renamed, directory fsync'ed: the commit point.  Only then
+ * are the dropped segment files removed; a crash in between leaves files
+ * that recovery removes, because the committed catalog says the log starts
+ * after them.  A crash before the rename leaves the old catalog (or none)
+ * and every segment: nothing changed.
+ */
+
+static seg_t *seg_by_no(cx_store_t *s, uint64_t no)
+{
+	for (size_t k = 0; k < s->nsegs; k++)
+		if (s->segs[k].no == no)
+			return &s->segs[k];
+	return NULL;
+}
+
+static int cat_path(const cx_store_t *s, const char *name, char *out, size_t cap)
+{
+	int n = snprintf(out, cap, "%s/%s", s->dir, name);
+	return n > 0 && (size_t)n < cap ? 0 : THOTH_E_INVAL;
+}
+
+/* Build the catalog for a log that starts at segment K (index): streams
+ * created before its first lsn, each with its records in segments < K
+ * counted as retired. */
+static uint8_t *cat_build(const cx_store_t *s, size_t k, size_t *len)
+{
+	uint64_t base_lsn = s->segs[k].first_lsn;
+	size_t m = 0;
+	while (m < s->nstreams && s->streams[m].create_lsn < base_lsn)
+		m++;
+	*len = CAT_HDR + m * CAT_ENT + 4;
+	uint8_t *b = calloc(1, *len);
+	if (!b)
+		return NULL;
+	memcpy(b, CAT_MAGIC, 8);
+	cx_put64(b + 8, base_lsn);
+	cx_put64(b + 16, s->segs[k].no);
+	cx_put32(b + 24, (uint32_t)m);
+	for (size_t i = 0; i < m; i++) {
+		const stream_t *st = &s->streams[i];
+		size_t cnt = 0;
+		while (cnt < st->n && st->ent[cnt].seg < k)
+			cnt++;
+		uint8_t *p = b + CAT_HDR + i * CAT_ENT;
+		size_t nl = strlen(st->name);
+		cx_put32(p, st->id);
+		cx_put32(p + 4, st->budget_ms);
+		cx_put64(p + 8, st->base + cnt);
+		cx_put64(p + 16, cnt ? st->ent[cnt - 1].time_ns : st->base_time);
+		cx_put32(p + 24, (uint32_t)nl);
+		memcpy(p + 32, st->name, nl);
+	}
+	cx_put32(b + *len - 4, cx_crc32c(0, b, *len - 4));
+	return b;
+}
+
+/* Read the committed catalog, if any, into the empty store.  0 with
+ * *FIRST_NO = 0 when there is none; THOTH_E_CORRUPT naming the problem
+ * when it is damaged (it was durable before anything relied on it, so
+ * damage is not a crash's doing: refuse rather than guess). */
+static int cat_load(cx_store_t *s, uint64_t *first_no, char *why, size_t why_len)
+{
+	*first_no = 0;
+	char path[4200];
+	if (cat_path(s, "catalog.tmp", path, sizeof path) == 0)
+		unlink(path);           /* an uncommitted compaction: as if never begun */
+	if (cat_path(s, "catalog", path, sizeof path))
+		return THOTH_E_INVAL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		return fail_io("open catalog", why, why_len);
+	}
+	struct stat st;
+	uint8_t *b = NULL;
+	int r = THOTH_E_CORRUPT;
+	const char *what = "shorter than its header";
+	if (fstat(fd, &st) || st.st_size < CAT_HDR + 4 || st.st_size > CAT_HDR + 4 + (off_t)CAT_MAX_STREAMS * CAT_ENT)
+		goto out;
+	size_t len = (size_t)st.st_size;
+	b = malloc(len);
+	what = "unreadable";
+	if (!b || pread(fd, b, len, 0) != (ssize_t)len)
+		goto out;
+	uint32_t m = cx_le32(b + 24);
+	what = "bad magic, size or checksum";
+	if (memcmp(b, CAT_MAGIC, 8) || len != CAT_HDR + (size_t)m * CAT_ENT + 4 ||
+	    cx_crc32c(0, b, len - 4) != cx_le32(b + len - 4) || cx_le64(b + 8) < 1 || cx_le64(b + 16) < 1)
+		goto out;
+	for (uint32_t i = 0; i < m; i++) {
+		const uint8_t *p = b + CAT_HDR + (size_t)i * CAT_ENT;
+		uint32_t nl = cx_le32(p + 24);
+		what = "a stream entry out of order or with a bad name";
+		if (cx_le32(p) != i + 1 || nl > 63 || !cx_name_valid((const char *)p + 32, nl))
+			goto out;
+		uint32_t dummy;
+		if (!cx_store_stream_find(s, (const char *)p + 32, nl, &dummy) ||
+		    stream_add(s, (const char *)p + 32, nl, i + 1, cx_le32(p + 4)))
+			goto out;
+		stream_t *sm = &s->streams[i];
+		sm->base = cx_le64(p + 8);
+		sm->base_time = sm->last_time = cx_le64(p + 16);
+	}
+	s->base_lsn = s->next_lsn = cx_le64(b + 8);
+	*first_no = cx_le64(b + 16);
+	r = 0;
+out:
+	if (r)
+		snprintf(why, why_len, "the catalog %s is damaged (%s): codex will not guess where the log starts",
+			 path, what);
+	free(b);
+	close(fd);
+	return r;
+}
+
+static void retire_fd(cx_store_t *s, int fd)
+{
+	if (s->nretired == s->retired_cap) {
+		size_t cap = s->retired_cap ? 2 * s->retired_cap : 16;
+		int *n = realloc(s->retired, cap * sizeof *n);
+		if (!n) {
+			close(fd);      /* a reader holding it gets an error, never a wrong record */
+			return;
+		}
+		s->retired = n;
+		s->retired_cap = cap;
+	}
+	s->retired[s->nretired++] = fd;
+}
+
+void cx_store_release_retired(cx_store_t *s)
+{
+	for (size_t k = 0; k < s->nretired; k++)
+		close(s->retired[k]);
+	s->nretired = 0;
+}
+
+static void compact(cx_store_t *s)
+{
+	uint64_t left = 0;
+	for (size_t k = 0; k < s->nsegs; k++)
+		left += s->segs[k].size;
+	/* The oldest segments, while what stays is still at least the
+	 * retention: sealed, synced, indexed and named durably in the
+	 * directory (so their records are on the disk and nothing in flight
+	 * refers to them). */
+	size_t k = 0;
+	while (k + 1 < s->nsegs) {
+		const seg_t *sg = &s->segs[k];
+		if (!sg->sealed || !sg->idx_done || sg->synced != sg->size || !sg->dir_synced ||
+		    left - sg->size < s->retain_bytes)
+			break;
+		left -= sg->size;
+		k++;
+	}
+	if (!k)
+		return;
+	size_t len;
+	uint8_t *b = cat_build(s, k, &len);
+	char path[4200], tmp[4200];
+	if (!b || cat_path(s, "catalog", path, sizeof path) || cat_path(s, "catalog.tmp", tmp, sizeof tmp)) {
+		free(b);
+		return;
+	}
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	bool ok = fd >= 0 && write(fd, b, len) == (ssize_t)len && !fdatasync(fd);
+	if (fd >= 0)
+		close(fd);
+	free(b);
+	if (ok && cx_crash_hook)
+		cx_crash_hook(CX_PT_COMPACT_CATALOG);
+	/* The commit: renamed and the directory synced.  Until then a crash
+	 * leaves the previous state whole; on failure nothing changes and the
+	 * next epoch tries again. */
+	if (!ok || rename(tmp, path) || fsync(s->dirfd)) {
+		unlink(tmp);
+		return;
+	}
+	if (cx_crash_hook)
+		cx_crash_hook(CX_PT_COMPACT_RENAMED);
+	uint64_t bytes = 0, records = 0;
+	for (size_t i = 0; i < k; i++) {
+		seg_t *sg = &s->segs[i];
+		if (!seg_path(s, sg->no, "log", path, sizeof path))
+			unlink(path);
+		if (!seg_path(s, sg->no, "idx", path, sizeof path))
+			unlink(path);
+		if (i == 0 && cx_crash_hook)
+			cx_crash_hook(CX_PT_COMPACT_UNLINKED);
+		bytes += sg->size;
+		records += sg->last_lsn + 1 - sg->first_lsn;
+		retire_fd(s, sg->fd);
+	}
+	fsync(s->dirfd);        /* best effort: recovery removes what a crash leaves */
+	for (size_t i = 0; i < s->nstreams; i++) {
+		stream_t *st = &s->streams[i];
+		size_t cnt = 0;
+		uint64_t gone = 0;
+		while (cnt < st->n && st->ent[cnt].seg < k)
+			gone += st->ent[cnt++].len;
+		if (cnt) {
+			st->base_time = st->ent[cnt - 1].time_ns;
+			memmove(st->ent, st->ent + cnt, (st->n - cnt) * sizeof *st->ent);
+			st->n -= cnt;
+			st->base += cnt;
+			st->bytes -= gone;
+		}
+		for (size_t e = 0; e < st->n; e++)
+			st->ent[e].seg -= (uint32_t)k;
+	}
+	memmove(s->segs, s->segs + k, (s->nsegs - k) * sizeof *s->segs);
+	s->nsegs -= k;
+	s->base_lsn = s->segs[0].first_lsn;
+	s->cstats.compactions++;
+	s->cstats.segments += k;
+	s->cstats.bytes += bytes;
+	s->cstats.records += records;
+}
+
+void cx_store_compact_stats(const cx_store_t *s, cx_compact_stats_t *out)
+{
+	*out = s->cstats;
+}
+
+uint64_t cx_store_bytes(const cx_store_t *s)
+{
+	uint64_t n = 0;
+	for (size_t k = 0; k < s->nsegs; k++)
+		n += s->segs[k].size;
+	return n;
 }
 
 static int name_cmp(const void *a, const void *b)
@@ -375,7 +627,8 @@ int cx_store_open(const cx_store_config_t *cfg, cx_store_t **out, cx_recovery_t 
 	s->segment_bytes = cfg->segment_bytes ? cfg->segment_bytes : (64ull << 20);
 	if (s->segment_bytes < 4096)
 		s->segment_bytes = 4096;
-	s->next_lsn = 1;
+	s->retain_bytes = cfg->retain_bytes;
+	s->next_lsn = s->base_lsn = 1;
 	s->dirfd = -1;
 	uint64_t *nos = NULL;
 	size_t nn = 0, ncap = 0;
@@ -389,6 +642,10 @@ int cx_store_open(const cx_store_config_t *cfg, cx_store_t **out, cx_recovery_t 
 		r = fail_io("open data dir", why, why_len);
 		goto fail;
 	}
+	uint64_t first_no;
+	if ((r = cat_load(s, &first_no, why, why_len)))
+		goto fail;
+	rep->base_lsn = s->base_lsn;
 	DIR *d = opendir(s->dir);
 	if (!d) {
 		r = fail_io("list data dir", why, why_len);
@@ -420,6 +677,14 @@ int cx_store_open(const cx_store_config_t *cfg, cx_store_t **out, cx_recovery_t 
 	for (size_t k = 0; k < nn; k++) {
 		char path[4200], dst[4300];
 		seg_path(s, nos[k], "log", path, sizeof path);
+		if (nos[k] < first_no) {
+			/* dropped by a committed compaction that a crash interrupted */
+			unlink(path);
+			seg_path(s, nos[k], "idx", path, sizeof path);
+			unlink(path);
+			rep->compacted++;
+			continue;
+		}
 		if (cut) {      /* after the end of the log: kept aside, never read */
 			snprintf(dst, sizeof dst, "%s.orphan", path);
 			rename(path, dst);
@@ -486,7 +751,7 @@ int cx_store_open(const cx_store_config_t *cfg, cx_store_t **out, cx_recovery_t 
 	}
 	for (size_t k = 0; k + 1 < s->nsegs; k++)
 		s->segs[k].sealed = true;
-	if (!s->nsegs && (r = seg_create(s, 1))) {
+	if (!s->nsegs && (r = seg_create(s, first_no ? first_no : 1))) {
 		snprintf(why, why_len, "cannot create the first segment: %s", thoth_strerror(r));
 		goto fail;
 	}
@@ -529,6 +794,8 @@ void cx_store_close(cx_store_t *s)
 		free(s->streams[k].ent);
 	if (s->dirfd >= 0)
 		close(s->dirfd);
+	cx_store_release_retired(s);
+	free(s->retired);
 	free(s->segs);
 	free(s->streams);
 	free(s->buf);
@@ -561,6 +828,7 @@ size_t cx_store_streams(const cx_store_t *s, cx_stream_info_t *out, size_t cap)
 		out[n].budget_ms = st->budget_ms;
 		out[n].records = st->n;
 		out[n].bytes = st->bytes;
+		out[n].first_seq = st->base + 1;
 	}
 	return s->nstreams;
 }
@@ -644,6 +912,7 @@ int cx_store_stream_create(cx_store_t *s, const char *name, size_t len, uint32_t
 		return r;
 	if ((r = stream_add(s, name, len, nid, budget_ms)))
 		return r;
+	s->streams[nid - 1].create_lsn = rec.lsn;
 	seg_t *a = &s->segs[s->nsegs - 1];
 	a->size += cx_rec_size(rec.len);
 	a->last_lsn = s->next_lsn++;
@@ -674,7 +943,7 @@ int cx_store_append(cx_store_t *s, uint32_t stream, const cx_iov_t *recs, size_t
 			goto out;
 		}
 		rr[k] = (cx_rec_t){ .len = (uint32_t)recs[k].len, .lsn = s->next_lsn + k,
-				    .seq = st->n + 1 + k, .time_ns = t, .stream = stream,
+				    .seq = st->base + st->n + 1 + k, .time_ns = t, .stream = stream,
 				    .type = CX_REC_DATA, .flags = flags, .payload = recs[k].data };
 		total += cx_rec_size(recs[k].len);
 	}
@@ -686,7 +955,7 @@ int cx_store_append(cx_store_t *s, uint32_t stream, const cx_iov_t *recs, size_t
 		goto out;
 	uint32_t seg = (uint32_t)(s->nsegs - 1);
 	seg_t *a = &s->segs[seg];
-	*first_seq = st->n + 1;
+	*first_seq = st->base + st->n + 1;
 	for (size_t k = 0; k < n; k++) {
 		if ((r = entry_add(st, rr[k].lsn, t, seg, (uint32_t)a->size, rr[k].len))) {
 			s->failed = true;       /* the file has it, the index not: stop */
@@ -727,7 +996,7 @@ size_t cx_store_dirty(const cx_store_t *s, cx_dirty_t *out, size_t cap, bool *di
 		if (!sg->dir_synced)
 			*dir = true;
 		if (sg->size > sg->synced && n < cap)
-			out[n++] = (cx_dirty_t){ .seg = (uint32_t)k, .fd = sg->fd, .upto = sg->size };
+			out[n++] = (cx_dirty_t){ .seg = (uint32_t)k, .segno = sg->no, .fd = sg->fd, .upto = sg->size };
 	}
 	return n;
 }
@@ -740,8 +1009,8 @@ int cx_store_dirfd(const cx_store_t *s)
 void cx_store_synced(cx_store_t *s, const cx_dirty_t *d, size_t n, bool dir)
 {
 	for (size_t k = 0; k < n; k++) {
-		seg_t *sg = &s->segs[d[k].seg];
-		if (d[k].upto > sg->synced)
+		seg_t *sg = seg_by_no(s, d[k].segno);
+		if (sg && d[k].upto > sg->synced)
 			sg->synced = d[k].upto;
 	}
 	if (dir)
@@ -752,6 +1021,8 @@ void cx_store_synced(cx_store_t *s, const cx_dirty_t *d, size_t n, bool dir)
 		if (sg->sealed && !sg->idx_done && sg->synced == sg->size)
 			idx_write(s, (uint32_t)k);
 	}
+	if (s->retain_bytes && !s->failed)
+		compact(s);
 }
 
 int cx_store_locate(const cx_store_t *s, uint32_t stream, uint64_t seq, cx_loc_t *loc)
@@ -759,9 +1030,9 @@ int cx_store_locate(const cx_store_t *s, uint32_t stream, uint64_t seq, cx_loc_t
 	const stream_t *st = stream_get(s, stream);
 	if (!st)
 		return THOTH_E_NOT_FOUND;
-	if (seq < 1 || seq > st->n)
+	if (seq <= st->base || seq > st->base + st->n)
 		return THOTH_E_NOT_FOUND;
-	const entry_t *e = &st->ent[seq - 1];
+	const entry_t *e = &st->ent[seq - st->base - 1];
 	*loc = (cx_loc_t){ .fd = s->segs[e->seg].fd, .off = e->off, .lsn = e->lsn, .seq = seq,
 			   .time_ns = e->time_ns, .len = e->len, .stream = stream };
 	return 0;
@@ -780,13 +1051,19 @@ uint64_t cx_store_seq_at_time(const cx_store_t *s, uint32_t stream, uint64_t t_n
 		else
 			hi = mid;
 	}
-	return lo + 1;
+	return st->base + lo + 1;
 }
 
 uint64_t cx_store_next_seq(const cx_store_t *s, uint32_t stream)
 {
 	const stream_t *st = stream_get(s, stream);
-	return st ? st->n + 1 : 1;
+	return st ? st->base + st->n + 1 : 1;
+}
+
+uint64_t cx_store_first_seq(const cx_store_t *s, uint32_t stream)
+{
+	const stream_t *st = stream_get(s, stream);
+	return st ? st->base + 1 : 1;
 }
 
 int cx_store_read_at(const cx_loc_t *loc, uint8_t *buf, cx_rec_t *rec, bool *miss)

@@ -21,6 +21,11 @@ typedef struct cx_store cx_store_t;
 typedef struct cx_store_config {
 	const char *dir;                /* created if missing */
 	uint64_t segment_bytes;         /* roll after this many (0 = 64 MiB) */
+	/* Retention: keep at least this many bytes of segments, dropping the
+	 * oldest sealed, durable segments beyond it (0: keep everything).
+	 * What a dropped segment held is retired by policy, never lost
+	 * before it: docs/CODEX.md, "Retention and compaction". */
+	uint64_t retain_bytes;
 } cx_store_config_t;
 
 typedef struct cx_recovery {
@@ -30,6 +35,8 @@ typedef struct cx_recovery {
 	uint64_t truncated_bytes;       /* torn or corrupt tail cut off */
 	uint32_t orphaned;              /* segments after a cut, renamed *.orphan */
 	uint32_t removed;               /* empty or headerless last segments removed */
+	uint32_t compacted;             /* segments a crash left behind a committed catalog, removed */
+	uint64_t base_lsn;              /* the log starts here (1 until a compaction) */
 } cx_recovery_t;
 
 typedef struct cx_iov {
@@ -38,7 +45,8 @@ typedef struct cx_iov {
 } cx_iov_t;
 
 typedef struct cx_dirty {
-	uint32_t seg;                   /* index in the store's segment list */
+	uint32_t seg;                   /* index in the store's segment list when listed */
+	uint64_t segno;                 /* its number (indices move when a compaction drops segments) */
 	int fd;
 	uint64_t upto;                  /* bytes written when listed */
 } cx_dirty_t;
@@ -52,8 +60,14 @@ typedef struct cx_loc {
 typedef struct cx_stream_info {
 	char name[64];
 	uint32_t id, budget_ms;
-	uint64_t records, bytes;
+	uint64_t records, bytes;        /* retained */
+	uint64_t first_seq;             /* the oldest retained (1 until a compaction dropped some) */
 } cx_stream_info_t;
+
+typedef struct cx_compact_stats {
+	uint64_t compactions;           /* catalogs committed */
+	uint64_t segments, bytes, records;   /* dropped by them */
+} cx_compact_stats_t;
 
 /* Crash-test points (tests/codex/test_codex_crash.c): when set, called at
  * each point so a test child can SIGKILL itself exactly there.  NULL in
@@ -64,6 +78,9 @@ enum {
 	CX_PT_ROLL_DONE = 3,            /* the new segment has its header, the old one is sealed */
 	CX_PT_EPOCH_SUBMITTED = 4,      /* an epoch's fdatasyncs are queued */
 	CX_PT_EPOCH_SYNCED = 5,         /* they completed; nothing acknowledged yet */
+	CX_PT_COMPACT_CATALOG = 6,      /* a compaction's new catalog is durable as catalog.tmp */
+	CX_PT_COMPACT_RENAMED = 7,      /* ... renamed into place, no segment removed yet */
+	CX_PT_COMPACT_UNLINKED = 8,     /* ... the first dropped segment removed, not the others */
 	CX_PT_N
 };
 extern void (*cx_crash_hook)(int point);
@@ -95,14 +112,26 @@ uint32_t cx_store_segments(const cx_store_t *s);
  * segment file). */
 size_t cx_store_dirty(const cx_store_t *s, cx_dirty_t *out, size_t cap, bool *dir);
 int cx_store_dirfd(const cx_store_t *s);
-/* The listed fdatasyncs (and the directory's, if DIR) completed. */
+/* The listed fdatasyncs (and the directory's, if DIR) completed.  Then,
+ * with retention set, the oldest sealed durable segments beyond it are
+ * compacted away (a new catalog, then the files): the disk is awake. */
 void cx_store_synced(cx_store_t *s, const cx_dirty_t *d, size_t n, bool dir);
+/* File descriptors of dropped segments stay open until this is called
+ * with no reader between cx_store_locate and cx_store_read_at (a reader
+ * holds a copied fd). */
+void cx_store_release_retired(cx_store_t *s);
+void cx_store_compact_stats(const cx_store_t *s, cx_compact_stats_t *out);
+/* Bytes in segment files now. */
+uint64_t cx_store_bytes(const cx_store_t *s);
 
-/* Where record SEQ of STREAM is (THOTH_E_NOT_FOUND past the end). */
+/* Where record SEQ of STREAM is (THOTH_E_NOT_FOUND past the end or
+ * before the first retained). */
 int cx_store_locate(const cx_store_t *s, uint32_t stream, uint64_t seq, cx_loc_t *loc);
 /* Sequence numbers of STREAM: the first with time >= T_NS, one past the last. */
 uint64_t cx_store_seq_at_time(const cx_store_t *s, uint32_t stream, uint64_t t_ns);
 uint64_t cx_store_next_seq(const cx_store_t *s, uint32_t stream);
+/* The oldest retained sequence number of STREAM (1 until compaction). */
+uint64_t cx_store_first_seq(const cx_store_t *s, uint32_t stream);
 
 /* Read and verify the record at LOC into BUF (cx_rec_size(loc->len) bytes):
  * a copy that fails its checksum is THOTH_E_IO, never returned.  *MISS

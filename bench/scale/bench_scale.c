@@ -16,7 +16,9 @@
  *      alternating blocks in one run (this VM has one node: this is the
  *      cost of the placement logic, not its benefit).
  *
- *   bench_scale [--quick]
+ *   bench_scale [--quick] [--section N]...   (N = 1..5 below; default all)
+ *   bench_scale --instr N      N calls of each lookup kind, for callgrind
+ *                              (bench/scale/instr.sh prints instructions/call)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -27,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -79,8 +82,9 @@ static double median(double *v, int n)
 
 /* ---- 1. in-process lookups ---------------------------------------------- */
 
-enum { MODE_SEQLOCK, MODE_RWLOCK, MODE_MUTEX };
-static const char *mode_name[] = { "seqlock table (lock-free)", "pthread_rwlock (read)", "pthread_mutex" };
+enum { MODE_SEQLOCK, MODE_RWLOCK, MODE_MUTEX, MODE_NAME, MODE_NAME_RWLOCK, MODE_COUNT };
+static const char *mode_name[] = { "full lookup, seqlock", "full lookup, pthread_rwlock", "full lookup, pthread_mutex",
+				   "name handle, seqlock", "name handle, pthread_rwlock" };
 
 typedef struct lk {
 	rt_writer_t w;
@@ -118,8 +122,11 @@ static void *lk_reader(void *arg)
 	lk_t *l = me->l;
 	pin(me->cpu);
 	rt_key_t keys[16];
-	for (int i = 0; i < 16; i++)
+	rt_name_t *nm = malloc(16 * sizeof *nm);
+	for (int i = 0; i < 16; i++) {
 		rt_key_init(&keys[i], names16[i], NULL);
+		rt_name_init(&nm[i], &keys[i]);
+	}
 	pthread_barrier_wait(&l->start);
 	uint64_t n = 0, found = 0, t0 = cpu_ns();
 	/* A fixed amount of work (never "until told": on a loaded machine a
@@ -140,6 +147,30 @@ static void *lk_reader(void *arg)
 				got = rt_lookup(&l->v, k, 0, &r, NULL);
 				pthread_mutex_unlock(&l->mx);
 				break;
+			case MODE_NAME: {
+				/* What thoth_rtable_name_resolve runs: the kept
+				 * answer while the sequence is unchanged. */
+				rt_name_t *h = &nm[i & 15];
+				int at = rt_name_pick(h, &l->v, 0);
+				if (__builtin_expect(at < 0, 0))
+					at = rt_name_refresh(h, &l->v, 0);
+				got = at < 0 ? at : 0;
+				__asm__ volatile("" : : "r"(at >= 0 ? &h->ans[at] : NULL) : "memory");
+				break;
+			}
+			case MODE_NAME_RWLOCK: {
+				/* The same kept answers, checked under the lock
+				 * instead of against the sequence. */
+				rt_name_t *h = &nm[i & 15];
+				pthread_rwlock_rdlock(&l->rw);
+				int at = rt_name_pick(h, &l->v, 0);
+				if (__builtin_expect(at < 0, 0))
+					at = rt_name_refresh(h, &l->v, 0);
+				pthread_rwlock_unlock(&l->rw);
+				got = at < 0 ? at : 0;
+				__asm__ volatile("" : : "r"(at >= 0 ? &h->ans[at] : NULL) : "memory");
+				break;
+			}
 			default:
 				got = rt_lookup(&l->v, k, 0, &r, NULL);
 			}
@@ -149,6 +180,7 @@ static void *lk_reader(void *arg)
 	}
 	me->ns_per_lookup = (double)(cpu_ns() - t0) / (double)n;
 	me->found = found;
+	free(nm);
 	__atomic_fetch_add(&l->done, 1, __ATOMIC_RELEASE);
 	return NULL;
 }
@@ -157,7 +189,8 @@ static void *lk_reader(void *arg)
  * mode's lock for the locked baselines. */
 static void lk_write(lk_t *l, uint64_t *lease)
 {
-	if (l->mode == MODE_RWLOCK)
+	bool rw = l->mode == MODE_RWLOCK || l->mode == MODE_NAME_RWLOCK;
+	if (rw)
 		pthread_rwlock_wrlock(&l->rw);
 	else if (l->mode == MODE_MUTEX)
 		pthread_mutex_lock(&l->mx);
@@ -166,17 +199,40 @@ static void lk_write(lk_t *l, uint64_t *lease)
 	rt_instance_t in = { .name = "churn", .name_len = 5, .addr = "/run/churn.sock", .addr_len = 15,
 			     .major = 1, .lease = *lease, .expires_at_ns = UINT64_MAX };
 	rt_writer_add(&l->w, &in);
-	if (l->mode == MODE_RWLOCK)
+	if (rw)
 		pthread_rwlock_unlock(&l->rw);
 	else if (l->mode == MODE_MUTEX)
 		pthread_mutex_unlock(&l->mx);
+}
+
+static void fill_table(lk_t *l)
+{
+	/* 16 names, 2 instances each, plus 1,000 other names (a busy table). */
+	uint64_t lease = 1;
+	for (int i = 0; i < 16; i++)
+		for (int k = 0; k < 2; k++) {
+			char addr[64];
+			snprintf(addr, sizeof addr, "/run/%s-%d.sock", names16[i], k);
+			rt_instance_t in = { .name = names16[i], .name_len = strlen(names16[i]), .addr = addr,
+					     .addr_len = strlen(addr), .major = 1, .lease = lease++,
+					     .expires_at_ns = UINT64_MAX };
+			rt_writer_add(&l->w, &in);
+		}
+	for (int i = 0; i < 1000; i++) {
+		char name[32];
+		snprintf(name, sizeof name, "other%d", i);
+		rt_instance_t in = { .name = name, .name_len = strlen(name), .addr = "/run/o.sock", .addr_len = 11,
+				     .major = 1, .lease = lease++, .expires_at_ns = UINT64_MAX };
+		rt_writer_add(&l->w, &in);
+	}
 }
 
 static double lookup_run(lk_t *l, int mode, int threads)
 {
 	l->mode = mode;
 	__atomic_store_n(&l->done, 0, __ATOMIC_RELAXED);
-	l->per_thread = (uint64_t)(run_s * 20e6);       /* ~0.5 s of lookups at 25 ns */
+	/* ~0.5 s of lookups at 25 ns, of handle resolves at 3 ns. */
+	l->per_thread = (uint64_t)(run_s * 20e6) * (mode >= MODE_NAME ? 6 : 1);
 	lk_thread_t th[16];
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	pthread_barrier_init(&l->start, NULL, (unsigned)threads + 1);
@@ -208,34 +264,19 @@ static void bench_lookups(int max_threads, int reps)
 	rt_view_init(&l->v, l->w.base, l->w.size, why, sizeof why);
 	pthread_rwlock_init(&l->rw, NULL);
 	pthread_mutex_init(&l->mx, NULL);
-	/* 16 names, 2 instances each, plus 1,000 other names (a busy table). */
-	uint64_t lease = 1;
-	for (int i = 0; i < 16; i++)
-		for (int k = 0; k < 2; k++) {
-			char addr[64];
-			snprintf(addr, sizeof addr, "/run/%s-%d.sock", names16[i], k);
-			rt_instance_t in = { .name = names16[i], .name_len = strlen(names16[i]), .addr = addr,
-					     .addr_len = strlen(addr), .major = 1, .lease = lease++,
-					     .expires_at_ns = UINT64_MAX };
-			rt_writer_add(&l->w, &in);
-		}
-	for (int i = 0; i < 1000; i++) {
-		char name[32];
-		snprintf(name, sizeof name, "other%d", i);
-		rt_instance_t in = { .name = name, .name_len = strlen(name), .addr = "/run/o.sock", .addr_len = 11,
-				     .major = 1, .lease = lease++, .expires_at_ns = UINT64_MAX };
-		rt_writer_add(&l->w, &in);
-	}
+	fill_table(l);
 	printf("1. in-process lookup, ns of thread CPU time per lookup per thread (median of %d runs of %.1f s;\n"
 	       "   a writer changes the table 1,000 times/s; 16 names x 2 instances among 1,032 entries;\n"
-	       "   a lookup returns the chosen instance with its address copied out)\n", reps, run_s);
+	       "   a full lookup hashes nothing (key prepared) but probes, compares and copies the address out;\n"
+	       "   a name handle (thoth_rtable_name_t's core) returns its kept answer while the table's sequence\n"
+	       "   is unchanged and reads the table again after each change)\n", reps, run_s);
 	printf("   %-28s", "threads");
 	for (int t = 1; t <= max_threads; t *= 2)
 		printf(" %9d", t);
 	printf("   flatness (max/min)\n");
-	double m[3][8] = { { 0 } };
+	double m[MODE_COUNT][8] = { { 0 } };
 	int cols = 0;
-	for (int mode = 0; mode < 3; mode++) {
+	for (int mode = 0; mode < MODE_COUNT; mode++) {
 		printf("   %-28s", mode_name[mode]);
 		double lo = 1e30, hi = 0;
 		int col = 0;
@@ -251,10 +292,16 @@ static void bench_lookups(int max_threads, int reps)
 		cols = col;
 		printf("   %.2f\n", hi / lo);
 	}
-	for (int mode = 1; mode < 3; mode++) {
-		printf("   %-28s", mode == 1 ? "rwlock / table" : "mutex / table");
+	static const struct { int a, b; const char *what; } ratio[] = {
+		{ MODE_RWLOCK, MODE_SEQLOCK, "full: rwlock / seqlock" },
+		{ MODE_MUTEX, MODE_SEQLOCK, "full: mutex / seqlock" },
+		{ MODE_NAME_RWLOCK, MODE_NAME, "handle: rwlock / seqlock" },
+		{ MODE_RWLOCK, MODE_NAME, "full rwlock / handle seqlock" },
+	};
+	for (size_t q = 0; q < sizeof ratio / sizeof ratio[0]; q++) {
+		printf("   %-28s", ratio[q].what);
 		for (int col = 0; col < cols; col++)
-			printf(" %8.1fx", m[mode][col] / m[0][col]);
+			printf(" %8.1fx", m[ratio[q].a][col] / m[ratio[q].b][col]);
 		printf("\n");
 	}
 	/* The public call a client makes: key preparation (hash) included. */
@@ -274,37 +321,212 @@ static void bench_lookups(int max_threads, int reps)
 	free(l);
 }
 
+/* ---- instructions per lookup (bench/scale/instr.sh runs this under
+ * callgrind, which counts each instr_* function's instructions) -------- */
+
+static __attribute__((noinline)) void instr_full_seqlock(lk_t *l, const rt_key_t *k, long iters)
+{
+	for (long i = 0; i < iters; i++) {
+		rt_result_t r;
+		rt_lookup(&l->v, &k[i & 15], 0, &r, NULL);
+		__asm__ volatile("" : : "r"(&r) : "memory");
+	}
+}
+
+static __attribute__((noinline)) void instr_full_rwlock(lk_t *l, const rt_key_t *k, long iters)
+{
+	for (long i = 0; i < iters; i++) {
+		rt_result_t r;
+		pthread_rwlock_rdlock(&l->rw);
+		rt_lookup(&l->v, &k[i & 15], 0, &r, NULL);
+		pthread_rwlock_unlock(&l->rw);
+		__asm__ volatile("" : : "r"(&r) : "memory");
+	}
+}
+
+static __attribute__((noinline)) void instr_handle_seqlock(lk_t *l, rt_name_t *nm, long iters)
+{
+	for (long i = 0; i < iters; i++) {
+		rt_name_t *n = &nm[i & 15];
+		int at = rt_name_pick(n, &l->v, 0);
+		if (at < 0)
+			at = rt_name_refresh(n, &l->v, 0);
+		__asm__ volatile("" : : "r"(at) : "memory");
+	}
+}
+
+static __attribute__((noinline)) void instr_handle_rwlock(lk_t *l, rt_name_t *nm, long iters)
+{
+	for (long i = 0; i < iters; i++) {
+		rt_name_t *n = &nm[i & 15];
+		pthread_rwlock_rdlock(&l->rw);
+		int at = rt_name_pick(n, &l->v, 0);
+		if (at < 0)
+			at = rt_name_refresh(n, &l->v, 0);
+		pthread_rwlock_unlock(&l->rw);
+		__asm__ volatile("" : : "r"(at) : "memory");
+	}
+}
+
+static __attribute__((noinline)) void instr_public_handle(thoth_rtable_name_t *n, long iters)
+{
+	for (long i = 0; i < iters; i++) {
+		const thoth_resolved_t *w;
+		thoth_rtable_name_resolve(n, &w);
+		__asm__ volatile("" : : "r"(w) : "memory");
+	}
+}
+
+static __attribute__((noinline)) void instr_public_resolve(thoth_rtable_t *t, long iters)
+{
+	for (long i = 0; i < iters; i++) {
+		thoth_resolved_t w;
+		thoth_rtable_resolve(t, "echo", NULL, &w);
+		__asm__ volatile("" : : "r"(&w) : "memory");
+	}
+}
+
+static void bench_instr(long iters)
+{
+	lk_t *l = calloc(1, sizeof *l);
+	if (rt_writer_init(&l->w, 4096, NULL, 0))
+		die("table", THOTH_E_IO);
+	char why[200];
+	rt_view_init(&l->v, l->w.base, l->w.size, why, sizeof why);
+	pthread_rwlock_init(&l->rw, NULL);
+	fill_table(l);
+	rt_key_t keys[16];
+	rt_name_t *nm = malloc(16 * sizeof *nm);
+	for (int i = 0; i < 16; i++) {
+		rt_key_init(&keys[i], names16[i], NULL);
+		rt_name_init(&nm[i], &keys[i]);
+	}
+	instr_full_seqlock(l, keys, iters);
+	instr_full_rwlock(l, keys, iters);
+	instr_handle_seqlock(l, nm, iters);
+	instr_handle_rwlock(l, nm, iters);
+	/* The public calls, on a real thothd's table. */
+	harness_t h;
+	thoth_control_t svc;
+	thoth_rtable_t *t = NULL;
+	thoth_rtable_name_t *n = NULL;
+	if (harness_setup(&h) || harness_start_thothd(&h, NULL) <= 0 || harness_connect(&h, &svc) ||
+	    harness_register(&svc, "echo", 0, NULL) || harness_register(&svc, "echo", 0, NULL) ||
+	    thoth_rtable_open(h.dir, &t, why, sizeof why) || thoth_rtable_name_open(t, "echo", NULL, &n))
+		die("thothd for the public calls", THOTH_E_IO);
+	instr_public_handle(n, iters);
+	instr_public_resolve(t, iters);
+	printf("bench_scale --instr: %ld calls of each instr_* function (count them with callgrind: "
+	       "bench/scale/instr.sh)\n", iters);
+	thoth_rtable_name_close(n);
+	thoth_rtable_close(t);
+	thoth_control_close(&svc);
+	harness_teardown(&h);
+	free(nm);
+	rt_writer_free(&l->w);
+	free(l);
+}
+
 /* ---- 2. visibility -------------------------------------------------------- */
+
+/*
+ * Two questions, kept apart because they have different answers:
+ *
+ *   a. Is an update visible?  Every lookup that begins after the writer
+ *      finished must see it.  The reader loads the writer's "committed"
+ *      lease before each lookup and counts lookups that answered an older
+ *      one: no clock, no scheduling in it.
+ *   b. How soon does a reader that waits for a change learn of it?  That
+ *      is scheduling: a reader spinning on the table competes with every
+ *      other runnable thread for its CPU and, under load, waits out their
+ *      time slices; a reader sleeping in rt_wait (the futex the writer
+ *      wakes) is a waking sleeper, which the scheduler runs promptly.
+ *      Both are measured idle and under a synthetic load (CPU-bound
+ *      processes, 2 per CPU) in the same run.
+ */
+
+enum { VIS_UPDATES = 300 };
 
 typedef struct vis {
 	rt_view_t v;
-	uint64_t published;             /* atomic: lease the writer just added */
-	uint64_t t_pub;                 /* atomic: when (before the write began) */
-	int stop;
-	double lat[1000];
-	int n;
+	uint64_t committed;             /* atomic: lease whose write finished */
+	int stop, waiting;              /* atomic */
+	int sleeper;                    /* 1: rt_wait, 0: spin */
+	int fifo;                       /* the reader runs SCHED_FIFO (needs CAP_SYS_NICE) */
+	int fifo_ok;
+	uint64_t lookups, stale;
+	/* Per update (index = lease): when the writer began and finished it
+	 * (writer), when the reader first had it (reader; 0 = never). */
+	uint64_t t_begin[VIS_UPDATES + 1], t_done[VIS_UPDATES + 1], t_seen[VIS_UPDATES + 1];
 } vis_t;
+
+static void vis_record(vis_t *x, uint64_t lease)
+{
+	if (lease >= 1 && lease <= VIS_UPDATES && !x->t_seen[lease])
+		x->t_seen[lease] = now_ns();
+}
 
 static void *vis_reader(void *arg)
 {
 	vis_t *x = arg;
-	pin(1 % (int)sysconf(_SC_NPROCESSORS_ONLN));
+	/* The privileged remedy, for comparison: a real-time watcher
+	 * preempts CPU-bound SCHED_OTHER work at once (systemd's
+	 * CPUSchedulingPolicy= can give it to a service without root). */
+	if (x->fifo) {
+		struct sched_param sp = { .sched_priority = 1 };
+		x->fifo_ok = pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp) == 0;
+	}
 	rt_key_t k;
 	rt_key_init(&k, "watched", NULL);
 	uint64_t last = 0;
 	while (!__atomic_load_n(&x->stop, __ATOMIC_ACQUIRE)) {
+		if (x->sleeper) {
+			uint32_t gen = rt_generation(&x->v);
+			rt_result_t r;
+			if (rt_lookup(&x->v, &k, 0, &r, NULL) == 0 && r.lease != last) {
+				last = r.lease;
+				vis_record(x, r.lease);
+			}
+			__atomic_store_n(&x->waiting, 1, __ATOMIC_RELEASE);
+			rt_wait(&x->v, gen, 100);
+			continue;
+		}
+		uint64_t committed = __atomic_load_n(&x->committed, __ATOMIC_ACQUIRE);
 		rt_result_t r;
-		if (rt_lookup(&x->v, &k, 0, &r, NULL) == 0 && r.lease != last) {
-			uint64_t t = now_ns();
+		int got = rt_lookup(&x->v, &k, 0, &r, NULL);
+		x->lookups++;
+		/* Not found is the moment between a removal and the next add:
+		 * a newer state, not a stale one. */
+		if (committed && !got && r.lease < committed)
+			x->stale++;
+		if (!got && r.lease != last) {
 			last = r.lease;
-			if (__atomic_load_n(&x->published, __ATOMIC_ACQUIRE) == r.lease && x->n < 1000)
-				x->lat[x->n++] = (double)(t - __atomic_load_n(&x->t_pub, __ATOMIC_ACQUIRE)) / 1e3;
+			vis_record(x, r.lease);
 		}
 	}
 	return NULL;
 }
 
-static void bench_visibility(void)
+/* p50/p99 of when the reader had each update, counted from the writer's
+ * finish (FROM_BEGIN: from its start, the writer's own delays included). */
+static void vis_percentiles(const vis_t *x, bool from_begin, double *p50, double *p99)
+{
+	double lat[VIS_UPDATES];
+	int n = 0;
+	for (int i = 1; i <= VIS_UPDATES; i++) {
+		if (!x->t_seen[i])
+			continue;
+		uint64_t t0 = from_begin ? x->t_begin[i] : x->t_done[i];
+		/* Seen before the writer noted its finish: at once. */
+		lat[n++] = x->t_seen[i] > t0 ? (double)(x->t_seen[i] - t0) / 1e3 : 0;
+	}
+	qsort(lat, (size_t)n, sizeof lat[0], cmp_double);
+	*p50 = n ? lat[n / 2] : 0;
+	*p99 = n ? lat[n * 99 / 100] : 0;
+}
+
+/* P: p50, p99 from the finish, p99 from the start. */
+static void vis_run(int kind, double p[3], uint64_t *lookups, uint64_t *stale)
 {
 	rt_writer_t w;
 	if (rt_writer_init(&w, 64, NULL, 0))
@@ -312,35 +534,115 @@ static void bench_visibility(void)
 	vis_t *x = calloc(1, sizeof *x);
 	char why[100];
 	rt_view_init(&x->v, w.base, w.size, why, sizeof why);
+	x->sleeper = kind > 0;
+	x->fifo = kind > 1;
 	pthread_t t;
 	pthread_create(&t, NULL, vis_reader, x);
-	pin(0);
 	uint64_t prev = 0;
-	for (uint64_t lease = 1; lease <= 500; lease++) {
-		__atomic_store_n(&x->t_pub, now_ns(), __ATOMIC_RELEASE);
-		__atomic_store_n(&x->published, lease, __ATOMIC_RELEASE);
+	for (uint64_t lease = 1; lease <= VIS_UPDATES; lease++) {
+		/* A sleeping reader must be asleep again before the next update,
+		 * or it would see it without being woken. */
+		while (x->sleeper && !__atomic_exchange_n(&x->waiting, 0, __ATOMIC_ACQ_REL))
+			usleep(100);
+		usleep(1000);
+		x->t_begin[lease] = now_ns();
 		if (prev)
 			rt_writer_remove(&w, "watched", 7, prev);
 		rt_instance_t in = { .name = "watched", .name_len = 7, .addr = "/run/w.sock", .addr_len = 11,
 				     .major = 1, .lease = lease, .expires_at_ns = UINT64_MAX };
-		rt_writer_add(&w, &in);
+		rt_writer_add(&w, &in);         /* its FUTEX_WAKE included */
+		x->t_done[lease] = now_ns();
+		__atomic_store_n(&x->committed, lease, __ATOMIC_RELEASE);
 		prev = lease;
-		usleep(2000);
 	}
+	usleep(20000);
 	__atomic_store_n(&x->stop, 1, __ATOMIC_RELEASE);
 	pthread_join(t, NULL);
-	cpu_set_t all;
-	CPU_ZERO(&all);
-	for (int i = 0; i < sysconf(_SC_NPROCESSORS_ONLN); i++)
-		CPU_SET(i, &all);
-	sched_setaffinity(0, sizeof all, &all);
-	int n = x->n;
-	qsort(x->lat, (size_t)n, sizeof x->lat[0], cmp_double);
-	printf("\n2. a writer's update seen by a spinning reader on the other CPU (%d updates): p50 %.2f us, "
-	       "p99 %.2f us, max %.1f us (target: < 1 ms)\n", n, n ? x->lat[n / 2] : 0, n ? x->lat[n * 99 / 100] : 0,
-	       n ? x->lat[n - 1] : 0);
+	vis_percentiles(x, false, &p[0], &p[1]);
+	double dummy;
+	vis_percentiles(x, true, &dummy, &p[2]);
+	*lookups = x->lookups;
+	*stale = x->stale;
+	if (x->fifo && !x->fifo_ok)
+		p[0] = p[1] = p[2] = -1;        /* not allowed here */
 	free(x);
 	rt_writer_free(&w);
+}
+
+static pid_t hogs[64];
+static int n_hogs;
+
+static void load_start(int n)
+{
+	for (int i = 0; i < n && n_hogs < 64; i++) {
+		pid_t p = fork();
+		if (p == 0) {
+			prctl(PR_SET_PDEATHSIG, SIGKILL);       /* never outlive the benchmark */
+			volatile uint64_t spin = 0;
+			for (;;)
+				spin++;
+		}
+		if (p > 0)
+			hogs[n_hogs++] = p;
+	}
+}
+
+static void load_stop(void)
+{
+	for (int i = 0; i < n_hogs; i++) {
+		kill(hogs[i], SIGKILL);
+		waitpid(hogs[i], NULL, 0);
+	}
+	n_hogs = 0;
+}
+
+static void bench_visibility(int reps)
+{
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	static const char *kind[3] = { "spinning on lookups", "sleeping in rt_wait (futex)",
+				       "rt_wait, SCHED_FIFO 1 (privileged)" };
+	printf("\n2. a writer's update and its readers (%d updates 1 ms apart, medians of %d runs;\n"
+	       "   load = %ld CPU-bound processes started by this benchmark, on top of whatever else runs)\n"
+	       "   how soon a waiting reader has the new answer, us after the writer finished (its FUTEX_WAKE\n"
+	       "   made); last column: from the writer's start, its own delays under load included\n",
+	       VIS_UPDATES, reps, 2 * ncpu);
+	printf("   %-38s %9s %9s %9s %9s %12s\n", "", "idle p50", "idle p99", "load p50", "load p99",
+	       "load p99/start");
+	double cell[3][2][3];
+	uint64_t stale_total = 0, lookups_total = 0;
+	for (int loaded = 0; loaded < 2; loaded++) {
+		if (loaded)
+			load_start((int)(2 * ncpu));
+		for (int k = 0; k < 3; k++) {
+			double v[3][9];
+			for (int r = 0; r < reps; r++) {
+				uint64_t lookups, stale;
+				double p[3];
+				vis_run(k, p, &lookups, &stale);
+				for (int q = 0; q < 3; q++)
+					v[q][r] = p[q];
+				lookups_total += lookups;
+				stale_total += stale;
+			}
+			for (int q = 0; q < 3; q++)
+				cell[k][loaded][q] = median(v[q], reps);
+		}
+		if (loaded)
+			load_stop();
+	}
+	for (int k = 0; k < 3; k++) {
+		printf("   %-38s", kind[k]);
+		double shown[5] = { cell[k][0][0], cell[k][0][1], cell[k][1][0], cell[k][1][1], cell[k][1][2] };
+		for (int q = 0; q < 5; q++)
+			if (shown[q] < 0)
+				printf(" %*s", q == 4 ? 12 : 9, "n/a");
+			else
+				printf(" %*.1f", q == 4 ? 12 : 9, shown[q]);
+		printf("\n");
+	}
+	printf("   is it visible: lookups begun after the writer finished that still saw the old answer:\n"
+	       "   %llu of %llu (target: 0; a lookup never misses a finished update)\n",
+	       (unsigned long long)stale_total, (unsigned long long)lookups_total);
 }
 
 /* ---- 3. counters ----------------------------------------------------------- */
@@ -437,7 +739,11 @@ static double proc_cpu_ns(pid_t pid)
 
 static double last_client_cpu_ns, last_thothd_cpu_ns;   /* per resolve, of the last run */
 
-static double resolves_per_second(harness_t *h, int clients, bool table)
+enum { RS_ROUND_TRIP, RS_TABLE, RS_HANDLE, RS_MODES };
+static const char *rs_name[RS_MODES] = { "round trip (Registry.resolve)", "shared table (thoth_rtable_resolve)",
+					 "name handle (thoth_rtable_name_resolve)" };
+
+static double resolves_per_second(harness_t *h, int clients, int mode)
 {
 	double thothd0 = proc_cpu_ns(h->thothd), client_cpu = 0;
 	int fds[16][2];
@@ -450,15 +756,21 @@ static double resolves_per_second(harness_t *h, int clients, bool table)
 			uint64_t n = 0;
 			thoth_control_t ctl;
 			thoth_rtable_t *t = NULL;
+			thoth_rtable_name_t *nm = NULL;
 			char why[200];
-			if (table ? thoth_rtable_open(h->dir, &t, why, sizeof why) : harness_connect(h, &ctl))
+			if (mode == RS_ROUND_TRIP ? harness_connect(h, &ctl)
+						  : thoth_rtable_open(h->dir, &t, why, sizeof why))
+				_exit(1);
+			if (mode == RS_HANDLE && thoth_rtable_name_open(t, "echo", NULL, &nm))
 				_exit(1);
 			uint64_t end = now_ns() + (uint64_t)(run_s * 2e9);
 			thoth_resolved_t where;
+			const thoth_resolved_t *kept;
 			while (now_ns() < end) {
 				for (int k = 0; k < 64; k++)
-					if (table ? thoth_rtable_resolve(t, "echo", NULL, &where) == 0
-						  : harness_resolve(&ctl, "echo", NULL) == 0)
+					if (mode == RS_HANDLE ? thoth_rtable_name_resolve(nm, &kept) == 0
+					    : mode == RS_TABLE ? thoth_rtable_resolve(t, "echo", NULL, &where) == 0
+							       : harness_resolve(&ctl, "echo", NULL) == 0)
 						n++;
 			}
 			struct timespec ts;
@@ -485,6 +797,8 @@ static double resolves_per_second(harness_t *h, int clients, bool table)
 	return (double)total / (run_s * 2);
 }
 
+static void bench_list(harness_t *h, int reps);
+
 static void bench_thothd(int max_clients, int reps)
 {
 	harness_t h;
@@ -500,18 +814,18 @@ static void bench_thothd(int max_clients, int reps)
 			die("register", THOTH_E_IO);
 	printf("\n4. resolves/s of \"echo\" (4 instances) with N client processes, median of %d runs of %.1f s\n",
 	       reps, run_s * 2);
-	printf("   %-36s", "clients");
+	printf("   %-40s", "clients");
 	for (int c = 1; c <= max_clients; c *= 2)
 		printf(" %12d", c);
 	printf("\n");
-	double rt1 = 0, tb[8] = { 0 }, rt[8] = { 0 }, ccpu[2] = { 0 }, dcpu[2] = { 0 };
-	for (int mode = 0; mode < 2; mode++) {
-		printf("   %-36s", mode ? "shared table (thoth_rtable_resolve)" : "round trip (Registry.resolve)");
+	double rt1 = 0, tb[8] = { 0 }, rt[8] = { 0 }, hd[8] = { 0 }, ccpu[RS_MODES] = { 0 }, dcpu[RS_MODES] = { 0 };
+	for (int mode = 0; mode < RS_MODES; mode++) {
+		printf("   %-40s", rs_name[mode]);
 		int col = 0;
 		for (int c = 1; c <= max_clients; c *= 2, col++) {
 			double v[9], cc[9], dc[9];
 			for (int r = 0; r < reps; r++) {
-				v[r] = resolves_per_second(&h, c, mode == 1);
+				v[r] = resolves_per_second(&h, c, mode);
 				cc[r] = last_client_cpu_ns;
 				dc[r] = last_thothd_cpu_ns;
 			}
@@ -520,14 +834,19 @@ static void bench_thothd(int max_clients, int reps)
 				ccpu[mode] = median(cc, reps);
 				dcpu[mode] = median(dc, reps);
 			}
-			(mode ? tb : rt)[col] = m;
+			(mode == RS_HANDLE ? hd : mode == RS_TABLE ? tb : rt)[col] = m;
 			if (!mode && c == 1)
 				rt1 = m;
 			printf(" %12.0f", m);
 		}
 		printf("\n");
 	}
-	printf("   %-36s", "table / round trip");
+	printf("   %-40s", "handle / round trip");
+	int hc = 0;
+	for (int c = 1; c <= max_clients; c *= 2, hc++)
+		printf(" %11.0fx", hd[hc] / rt[hc]);
+	printf("\n");
+	printf("   %-40s", "table / round trip");
 	int col = 0;
 	for (int c = 1; c <= max_clients; c *= 2, col++)
 		printf(" %11.0fx", tb[col] / rt[col]);
@@ -541,8 +860,58 @@ static void bench_thothd(int max_clients, int reps)
 	       ccpu[0] / 1e3, dcpu[0] / 1e3, dcpu[0] > 0 ? 1e9 / dcpu[0] : 0, ccpu[1] / 1e3, dcpu[1] / 1e3,
 	       ccpu[1] > 0 ? 1e9 / ccpu[1] : 0, sysconf(_SC_NPROCESSORS_ONLN),
 	       ccpu[1] > 0 ? 1e9 / ccpu[1] * (double)sysconf(_SC_NPROCESSORS_ONLN) : 0);
+	printf("   name handle: client %.4f us per resolve (%.1fx the table's full lookup); at %d clients / at 1: %.2fx\n",
+	       ccpu[RS_HANDLE] / 1e3, ccpu[RS_HANDLE] > 0 ? ccpu[RS_TABLE] / ccpu[RS_HANDLE] : 0, max_clients,
+	       hd[0] > 0 ? hd[col - 1] / hd[0] : 0);
+	bench_list(&h, reps);
 	thoth_control_close(&svc);
 	harness_teardown(&h);
+}
+
+/* A list of "echo" from one client: Registry.list by round trip (thothd's
+ * one thread builds it) vs thoth_rtable_list (a pass over the table in
+ * the client).  Wall and CPU time per list, and thothd's CPU per list. */
+static void bench_list(harness_t *h, int reps)
+{
+	thoth_control_t ctl;
+	thoth_rtable_t *t = NULL;
+	char why[200];
+	if (harness_connect(h, &ctl) || thoth_rtable_open(h->dir, &t, why, sizeof why))
+		die("list client", THOTH_E_IO);
+	static thoth_rtable_instance_t out[64];
+	double per[2][9], dper[2][9];
+	int iters = (int)(run_s * 40000);
+	for (int r = 0; r < reps; r++)
+		for (int mode = 0; mode < 2; mode++) {
+			double d0 = proc_cpu_ns(h->thothd);
+			uint64_t c0 = cpu_ns();
+			for (int i = 0; i < iters; i++) {
+				if (mode == 0) {
+					thoth_registry_Registry_list_req_t req = { .prefix = thoth_str("echo"),
+										   .locality = THOTH_COMMON_LOCALITY_ANY };
+					thoth_registry_Registry_list_resp_t resp;
+					uint64_t scratch[4096];
+					thoth_arena_t arena;
+					thoth_arena_init(&arena, scratch, sizeof scratch);
+					if (thoth_registry_Registry_list(&ctl.client, &req, &resp, &arena))
+						die("Registry.list", THOTH_E_IO);
+				} else {
+					size_t total;
+					if (thoth_rtable_list(t, "echo", out, 64, &total) || total != 4)
+						die("thoth_rtable_list", THOTH_E_IO);
+				}
+			}
+			per[mode][r] = (double)(cpu_ns() - c0) / iters / 1e3;
+			dper[mode][r] = (proc_cpu_ns(h->thothd) - d0) / iters / 1e3;
+		}
+	double rl = median(per[0], reps), tl = median(per[1], reps);
+	double rd = median(dper[0], reps), td = median(dper[1], reps);
+	printf("   list of \"echo\" (4 of 4 entries, table of 4,096 buckets), CPU us per list, median of %d:\n"
+	       "     Registry.list round trip: client %.1f + thothd %.1f (thothd's one thread: %.0f lists/s at most)\n"
+	       "     thoth_rtable_list:        client %.1f + thothd %.1f (a pass over the 1 MiB table; scales with clients)\n",
+	       reps, rl, rd, rd > 0 ? 1e6 / rd : 0, tl, td);
+	thoth_rtable_close(t);
+	thoth_control_close(&ctl);
 }
 
 /* ---- 5. NUMA placement on vs off on a channel ------------------------------ */
@@ -685,7 +1054,30 @@ static void bench_numa_channel(int blocks, int iters)
 
 int main(int argc, char **argv)
 {
-	bool quick = argc > 1 && !strcmp(argv[1], "--quick");
+	if (argc > 2 && !strcmp(argv[1], "--instr")) {
+		signal(SIGPIPE, SIG_IGN);
+		bench_instr(atol(argv[2]));
+		return 0;
+	}
+	bool quick = false;
+	unsigned only = 0;              /* bit N-1: run section N; 0: all */
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--quick")) {
+			quick = true;
+		} else if (!strcmp(argv[i], "--section") && i + 1 < argc) {
+			int n = atoi(argv[++i]);
+			if (n < 1 || n > 5) {
+				fprintf(stderr, "bench_scale: --section takes 1..5\n");
+				return 2;
+			}
+			only |= 1u << (n - 1);
+		} else {
+			fprintf(stderr, "usage: bench_scale [--quick] [--section N]... | --instr CALLS\n");
+			return 2;
+		}
+	}
+	if (!only)
+		only = 0x1f;
 	if (quick)
 		run_s = 0.2;
 	signal(SIGPIPE, SIG_IGN);
@@ -698,10 +1090,15 @@ int main(int argc, char **argv)
 	int reps = quick ? 1 : 3;
 	printf("bench_scale: %ld CPUs, %u NUMA node(s)%s\n", ncpu, thoth__numa_nodes_online(),
 	       quick ? " (--quick: short runs, one repetition)" : "");
-	bench_lookups(max_threads, reps);
-	bench_visibility();
-	bench_counters(max_threads, reps);
-	bench_thothd(max_threads * 2, reps);
-	bench_numa_channel(quick ? 4 : 10, quick ? 5000 : 20000);
+	if (only & 1)
+		bench_lookups(max_threads, reps);
+	if (only & 2)
+		bench_visibility(reps);
+	if (only & 4)
+		bench_counters(max_threads, reps);
+	if (only & 8)
+		bench_thothd(max_threads * 2, reps);
+	if (only & 16)
+		bench_numa_channel(quick ? 4 : 10, quick ? 5000 : 20000);
 	return 0;
 }

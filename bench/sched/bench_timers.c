@@ -479,9 +479,7 @@ int main(int argc, char **argv)
 			       (unsigned long long)(a.late + g.late + w.late));
 			fflush(stdout);
 		}
-	char path[200];
-	snprintf(path, sizeof path, "%s/%s", dir, THOTH_TIMERPAGE_NAME);
-	unlink(path);
+	thoth__timerpage_sweep(dir);    /* doorbells of loops that did not free themselves */
 	rmdir(dir);
 	return status;
 	return 0;

@@ -4,7 +4,10 @@
  *
  * Input: u16 length of the index part, then segment bytes split at
  * 0xFF 0xFE 0xFD 0xFC markers into segments 1, 2, 3; the last `length`
- * bytes are segment 2's index file (used while segment 2 is not the last).  The store
+ * bytes are segment 2's index file (used while segment 2 is not the last),
+ * or, when they start with the catalog's magic "THCXCAT1", the retention
+ * catalog (then the segments are numbered from the catalog's first kept
+ * segment, when that is below 2^32).  The store
  * is opened on them (recovery), every record it then offers is read back
  * (each read re-checks its checksum: a record that fails is an error, never
  * returned), and one record is appended and read.  Also the parser alone on
@@ -89,18 +92,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		idx_len = size;
 	size_t seg_len = size - idx_len;
 	clear();
+	bool catalog = idx_len >= 24 && !memcmp(data + seg_len, "THCXCAT1", 8);
+	uint64_t first_no = 1;
+	if (catalog) {
+		memcpy(&first_no, data + seg_len + 16, 8);
+		if (first_no == 0 || first_no >= (1ull << 32))
+			first_no = 1;
+	}
 	const uint8_t *p = data, *seg_end = data + seg_len;
 	for (int k = 1; k <= 3; k++) {
 		const uint8_t *mark = k < 3 ? memmem(p, (size_t)(seg_end - p), "\xff\xfe\xfd\xfc", 4) : NULL;
 		char name[64];
-		snprintf(name, sizeof name, "seg-%016x.log", k);
+		snprintf(name, sizeof name, "seg-%016llx.log", (unsigned long long)(first_no + (uint64_t)k - 1));
 		put(name, p, (size_t)((mark ? mark : seg_end) - p));
 		if (!mark)
 			break;
 		p = mark + 4;
 	}
 	if (idx_len)
-		put("seg-0000000000000002.idx", data + seg_len, idx_len);
+		put(catalog ? "catalog" : "seg-0000000000000002.idx", data + seg_len, idx_len);
 	cx_store_t *s;
 	char why[300];
 	cx_store_config_t cfg = { .dir = dir, .segment_bytes = 1 << 20 };
@@ -111,7 +121,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint8_t *buf = malloc(cx_rec_size(CX_REC_MAX));
 	for (size_t k = 0; k < ns && k < 64; k++) {
 		uint64_t end = cx_store_next_seq(s, info[k].id);
-		for (uint64_t seq = 1; seq < end; seq++) {
+		for (uint64_t seq = cx_store_first_seq(s, info[k].id); seq < end; seq++) {
 			cx_loc_t loc;
 			cx_rec_t rec;
 			bool miss;

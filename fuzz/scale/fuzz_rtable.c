@@ -3,8 +3,9 @@
  * table (kernel/ipc/rtable_shm.c) on hostile memory: a valid table with a
  * few instances, then the input written over it (byte 0 even: over the
  * entries only, geometry intact; odd: over everything, header included),
- * then the checks a client makes (rt_view_init) and lookups of fixed names
- * and of a name taken from the input.  The reader must answer with an
+ * then the checks a client makes (rt_view_init), lookups of fixed names
+ * and of a name taken from the input (full lookups and a name handle's
+ * kept answers), and a list by a prefix of that name.  The reader must answer with an
  * error or a bounded, NUL-terminated address: never crash, overrun or loop.
  */
 #include <stdint.h>
@@ -74,7 +75,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (got == 0 && (strlen(r.addr) == 0 || strlen(r.addr) > RT_ADDR_MAX))
 				abort();        /* an answer is always a bounded, non-empty string */
 		}
+		/* A name handle's kept answers: the same checks, all of them. */
+		static rt_name_t nm;
+		rt_name_init(&nm, &k);
+		int at = rt_name_refresh(&nm, &v, 0);
+		if (at >= 0 && ((uint32_t)at >= nm.n || nm.n > RT_NAME_ANSWERS))
+			abort();
+		for (uint32_t a = 0; at >= 0 && a < nm.n; a++)
+			if (strlen(nm.ans[a].addr) == 0 || strlen(nm.ans[a].addr) > RT_ADDR_MAX)
+				abort();
+		if (at >= 0 && nm.min_deadline == UINT64_MAX && rt_name_pick(&nm, &v, 0) < 0)
+			abort();        /* nothing changed the table since */
 	}
+	/* A list of everything: bounded, checked strings. */
+	static rt_listed_t all[64];
+	size_t total = 0;
+	int n = rt_list(&v, name, strlen(name) % 4, all, 64, &total, NULL);
+	if (n > 64)
+		abort();
+	for (int i = 0; i < n; i++)
+		if (strlen(all[i].name) > RT_NAME_MAX || !all[i].addr[0] || strlen(all[i].addr) > RT_ADDR_MAX)
+			abort();
 	(void)rt_generation(&v);
 	return 0;
 }

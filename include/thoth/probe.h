@@ -150,8 +150,16 @@ const char *thoth_probe_helper_name(int32_t id);
 typedef struct thoth_probe_prog thoth_probe_prog_t;
 typedef struct thoth_probe_maps thoth_probe_maps_t;
 
-/* The only engine so far: the interpreter (no JIT yet, docs/PROBES.md). */
+/*
+ * Engines (docs/PROBES.md "JIT"): the interpreter (the reference), the
+ * x86-64 JIT, or AUTO = the JIT where there is one (x86-64) unless the
+ * environment says THOTH_PROBE_JIT=0, else the interpreter.  Asking for
+ * the JIT by name on another architecture fails (THOTH_E_INVAL, MSG says
+ * why); AUTO falls back.
+ */
 #define THOTH_PROBE_ENGINE_INTERP 0u
+#define THOTH_PROBE_ENGINE_JIT    1u
+#define THOTH_PROBE_ENGINE_AUTO   2u
 
 /*
  * Instantiate OBJ's maps in one shared-memory region (a sealed memfd that
@@ -194,15 +202,31 @@ int thoth_probe_map_update(thoth_probe_maps_t *maps, size_t i, const void *key,
 int thoth_probe_prog_load(const thoth_probe_object_t *obj, size_t i, thoth_probe_maps_t *maps,
                           unsigned engine, thoth_probe_prog_t **out, char *msg, size_t msg_len);
 void thoth_probe_prog_free(thoth_probe_prog_t *prog);
+/* The engine that runs PROG: THOTH_PROBE_ENGINE_INTERP or _JIT. */
+unsigned thoth_probe_prog_engine(const thoth_probe_prog_t *prog);
 /* The trace point name the program attaches to ("*" = every point). */
 const char *thoth_probe_prog_point(const thoth_probe_prog_t *prog);
 /*
  * Run once on CTX; *ret gets r0.  THOTH_E_LIMIT when the run exceeded
- * the per-run instruction budget (interpreter) - the program is not
- * stopped mid-way by anything else: the verifier bounds it.
+ * the per-run budget (interpreter: 1,000,000 instructions; JIT: 1,000,000
+ * passes through loop heads) - the program is not stopped mid-way by
+ * anything else: the verifier bounds it.
  */
 int thoth_probe_prog_run(thoth_probe_prog_t *prog, const struct thoth_probe_ctx *ctx,
                          uint64_t *ret);
+
+/* ---- one-line scripts (docs/PROBES.md "One-line scripts") ------------- */
+
+/*
+ * Compile a script of LEN bytes, e.g.
+ *   msg_send /size > 1024/ { @bytes[service_id] = sum(size); }
+ * to an eBPF ELF object (*elf, *elf_len; free() it) that
+ * thoth_probe_object_open reads like clang's.  THOTH_E_INVAL with ERR =
+ * "column N: expected X, found Y" on a syntax error; THOTH_E_LIMIT for a
+ * script over 4096 bytes.  Linear in LEN.
+ */
+int thoth_probe_script_compile(const char *src, size_t len, uint8_t **elf, size_t *elf_len,
+                               char *err, size_t err_len);
 
 /* ---- attaching to this process's trace points --------------------------- */
 

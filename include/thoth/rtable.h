@@ -37,6 +37,7 @@
 #define THOTH_RTABLE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "thoth/service.h"      /* thoth_resolved_t */
@@ -67,10 +68,67 @@ void thoth_rtable_close(thoth_rtable_t *t);
 int thoth_rtable_resolve(thoth_rtable_t *t, const char *name, const char *min_version,
 			 thoth_resolved_t *out);
 
+/*
+ * A name resolved once, then resolved again for a few nanoseconds: the
+ * hot path of a client that calls the same service over and over (open a
+ * channel per request, pick an instance per call).
+ *
+ * thoth_rtable_name_open() prepares NAME once (its hash, a padded copy,
+ * the parsed version).  The first resolve reads every equally good
+ * instance for this thread's node into the handle, with the table's
+ * sequence number; each later resolve loads that one word: while it is
+ * unchanged no writer has begun since, so the kept answers are exactly
+ * what the table would answer, and one of them is returned (round robin)
+ * without touching an entry, hashing or comparing a string.  When the
+ * table changed (any registration anywhere), the handle reads it again.
+ * Answers with a TTL deadline also cost a clock read per resolve; a node
+ * change costs one getcpu on machines with more than one node.  A miss
+ * goes to thothd like thoth_rtable_resolve() and is not kept.
+ *
+ * Staleness is the table's: a registry change invalidates every handle
+ * the moment thothd writes it.  One thread at a time per handle (it keeps
+ * answers and a round-robin position); a thread-per-core service opens
+ * one per thread.  T must outlive its handles.
+ */
+typedef struct thoth_rtable_name thoth_rtable_name_t;
+
+/* 0, THOTH_E_INVAL (no name, bad version), THOTH_E_NOMEM.  A name longer
+ * than the table holds is accepted: its resolves go to thothd. */
+int thoth_rtable_name_open(thoth_rtable_t *t, const char *name, const char *min_version,
+			   thoth_rtable_name_t **out);
+void thoth_rtable_name_close(thoth_rtable_name_t *n);
+/* *OUT points into the handle, valid until its next resolve or close.
+ * 0, THOTH_E_NOT_FOUND, THOTH_E_PEER_GONE (a miss and thothd is gone). */
+int thoth_rtable_name_resolve(thoth_rtable_name_t *n, const thoth_resolved_t **out);
+
 /* The table alone, never a round trip: 0, THOTH_E_NOT_FOUND (a miss; the
  * caller may ask thothd), THOTH_E_BUSY (the table never settled). */
 int thoth_rtable_lookup(thoth_rtable_t *t, const char *name, const char *min_version, uint16_t numa_node,
 			thoth_resolved_t *out);
+
+/*
+ * List from the table, no round trip (thothd's one thread is not asked):
+ * every live instance whose name starts with PREFIX (NULL/"": all), in one
+ * consistent read of the whole table.  Up to MAX into OUT; *TOTAL says
+ * how many matched (more than MAX: call again with room).  0;
+ * THOTH_E_LIMIT: the table says some instance did not fit (a name longer
+ * than 80 bytes, a full table), so the list may lack some: ask thothd
+ * (Registry.list); THOTH_E_BUSY: the table never settled for a whole pass.
+ * Costs a pass over the whole 1 MiB table (~0.1 ms), not a lookup.
+ */
+typedef struct thoth_rtable_instance {
+	char name[81];
+	char addr[108];
+	uint32_t major, minor, patch;
+	uint32_t pid;
+	uint16_t numa_node;
+	bool remote;
+	uint64_t lease, instance_id;
+	uint64_t expires_at_ns;         /* CLOCK_MONOTONIC; UINT64_MAX: held by its connection */
+} thoth_rtable_instance_t;
+
+int thoth_rtable_list(thoth_rtable_t *t, const char *prefix, thoth_rtable_instance_t *out, size_t max,
+		      size_t *total);
 
 /* The table's generation (changes after every registry change) and a wait
  * for it to move past SEEN: 0 moved, THOTH_E_TIMEDOUT (TIMEOUT_MS < 0:
@@ -79,9 +137,10 @@ uint32_t thoth_rtable_generation(const thoth_rtable_t *t);
 int thoth_rtable_wait(const thoth_rtable_t *t, uint32_t seen, int timeout_ms);
 
 typedef struct thoth_rtable_stats {
-	uint64_t hits;          /* answered from the table */
+	uint64_t hits;          /* answered from the table (or a handle's kept answers) */
 	uint64_t misses;        /* asked thothd */
 	uint64_t busy;          /* table never settled: asked thothd */
+	uint64_t refreshes;     /* name handles that read the table again after a change */
 	uint32_t entries;       /* live instances in the table now */
 	bool incomplete;        /* thothd says some instance did not fit */
 } thoth_rtable_stats_t;

@@ -123,6 +123,7 @@ struct thoth_chan_server {
 	 * the worker on its client's CPU (all of them, itself included). */
 	struct worker *workers;
 	unsigned n_workers;
+	const place_cpumap_t *cpumap;   /* "nearest" by topology (placement.h); NULL: by number */
 };
 
 struct worker {
@@ -913,14 +914,18 @@ static int last_cpu_of(pid_t pid)
 	return -1;
 }
 
-/* Hand CFD to the worker on (or nearest to) the client's CPU; false when
- * that is us (or the hand-over failed): we adopt it ourselves. */
+/* Hand CFD to the worker on (or nearest to, by topology distance:
+ * place_cpu_distance, SMT sibling before package before node) the client's
+ * CPU; false when that is us (or the hand-over failed): we adopt it
+ * ourselves.  The CPU comes from /proc (the client's word, in effect): a
+ * bogus one picks a worse worker, never a wrong answer. */
 static bool route(thoth_chan_server_t *s, int cfd, const struct ucred *cred)
 {
-	int cpu = last_cpu_of(cred->pid), best = -1, best_d = INT32_MAX;
+	int cpu = last_cpu_of(cred->pid), best = -1;
+	uint32_t best_d = UINT32_MAX;
 	for (unsigned i = 0; i < s->n_workers; i++) {
-		int d = cpu < 0 ? 0 : abs(s->workers[i].cpu - cpu);
-		if (d < best_d) {
+		uint32_t d = cpu < 0 ? 0 : place_cpu_distance(s->cpumap, s->workers[i].cpu, cpu);
+		if (best < 0 || d < best_d) {
 			best_d = d;
 			best = (int)i;
 		}
@@ -1296,12 +1301,22 @@ int thoth_serve_per_cpu(const thoth_chan_server_config_t *cfg)
 		started = i;
 		r = w[i].status;
 	}
+	/* The machine's CPUs by topology, for "nearest" (sysfs: no hwloc in a
+	 * service); unreadable, routing falls back to CPU numbers. */
+	place_cpumap_t *map = r ? NULL : malloc(sizeof *map);
+	if (map && place_cpumap_load(map, NULL)) {
+		free(map);
+		map = NULL;
+	}
 	if (!r) {
 		srv->workers = w;
 		srv->n_workers = n;
+		srv->cpumap = map;
 		r = thoth_loop_run(loop);
 		srv->workers = NULL;
+		srv->cpumap = NULL;
 	}
+	free(map);
 	/* Stop the workers (each at its next wake-up), then free in order. */
 	for (unsigned i = 1; i <= started; i++) {
 		handover_t stop = { .fd = -1 };

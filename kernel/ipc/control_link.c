@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "control_link.h"
+#include "daemon.thoth.h"
 #include "ipc_trace.h"
 #include "registry.thoth.h"
 #include "thoth/service.h"
@@ -57,6 +58,8 @@ struct thoth__link {
 	uint64_t rng;
 	uint8_t *out;
 	size_t out_cap;
+	bool page_asked;                /* Daemon.timer_page sent, answer not yet seen */
+	int page_fd;                    /* the descriptor that came with it, until adopted */
 };
 
 static uint32_t jitter(thoth__link_t *l, uint32_t ms)
@@ -156,6 +159,10 @@ static void close_socket(thoth__link_t *l)
 		close(l->fd);
 	l->fd = -1;
 	thoth_stream_reader_free(&l->reader);
+	if (l->page_fd >= 0)
+		close(l->page_fd);
+	l->page_fd = -1;
+	l->page_asked = false;
 	l->up = false;
 	if (l->trace_attached)
 		thoth__trace_collector_detached();
@@ -179,7 +186,17 @@ static void socket_event(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32
 			 void *arg)
 {
 	thoth__link_t *l = arg;
-	int r = thoth_stream_fill(&l->reader, fd);
+	int fds[4];
+	size_t n_fds = 0;
+	int r = thoth_stream_fill_fds(&l->reader, fd, fds, 4, &n_fds);
+	/* Only the answer to Daemon.timer_page carries a descriptor; any other
+	 * is thothd's mistake or not thothd's, and is closed unread. */
+	for (size_t i = 0; i < n_fds; i++) {
+		if (l->page_asked && l->page_fd < 0)
+			l->page_fd = fds[i];
+		else
+			close(fds[i]);
+	}
 	if (r) {
 		thoth__link_drop(l, r, "thothd closed the control connection");
 		return;
@@ -187,7 +204,11 @@ static void socket_event(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32
 	const uint8_t *msg;
 	size_t len;
 	while (l->up && (r = thoth_stream_next(&l->reader, &msg, &len)) == 1) {
-		if (l->ops.message)
+		if (l->page_asked && thoth__timerpage_is_answer(msg, len)) {
+			l->page_asked = false;
+			(void)thoth__timerpage_take(msg, len, l->page_fd, l->dir);  /* none: the grid */
+			l->page_fd = -1;
+		} else if (l->ops.message)
 			l->ops.message(l->arg, msg, len);
 		if (l->up)      /* the callback may have dropped the link */
 			thoth_stream_consume(&l->reader);
@@ -222,8 +243,6 @@ static void attempt(thoth__link_t *l)
 			r = thoth_loop_add_fd(l->loop, fd, THOTH_LOOP_READ, socket_event, l, &l->source);
 		if (!r)
 			r = attach_trace_buffer(l);
-		if (!r)
-			(void)thoth__timerpage_open(l->dir);    /* none: the loops keep the grid */
 		if (r) {
 			snprintf(why, sizeof why, "cannot set up the control connection: %s",
 				 thoth_strerror(r));
@@ -242,6 +261,12 @@ static void attempt(thoth__link_t *l)
 	l->backoff_ms = BACKOFF_MIN_MS;
 	cancel_timer(l, &l->retry);
 	unwatch(l);
+	/* The window page (SCHED-3): asked before the owner's requests, its
+	 * answer taken here, never shown to the owner.  Unanswered (an older
+	 * thothd) or refused, the loops keep the per-boot grid. */
+	thoth_daemon_Daemon_timer_page_req_t page_req = { 0 };
+	l->page_asked = thoth__link_send(l, &thoth_daemon_Daemon_timer_page_info, &page_req,
+					 THOTH__TIMERPAGE_REQUEST_ID) == 0;
 	if (l->ops.up)
 		l->ops.up(l->arg);
 }
@@ -274,7 +299,7 @@ int thoth__link_new(thoth_loop_t *loop, const char *runtime_dir, const thoth__li
 	l->loop = loop;
 	l->ops = *ops;
 	l->arg = arg;
-	l->fd = l->watch_fd = -1;
+	l->fd = l->watch_fd = l->page_fd = -1;
 	l->backoff_ms = BACKOFF_MIN_MS;
 	l->rng = thoth_clock_now() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ull;
 	if (thoth_runtime_dir(runtime_dir, l->dir, sizeof l->dir) ||
@@ -413,4 +438,33 @@ int thoth__link_error_of(const uint8_t *msg, size_t len, uint32_t *code, char *w
 	if (why && why_len)
 		snprintf(why, why_len, "%.*s", (int)text.len, text.ptr);
 	return 1;
+}
+
+/* ---- the window page (SCHED-3) ------------------------------------------------------ */
+
+bool thoth__timerpage_is_answer(const uint8_t *msg, size_t len)
+{
+	const thoth_method_info_t *m = &thoth_daemon_Daemon_timer_page_info;
+	return len >= THOTH_WIRE_HEADER_SIZE && !(thoth_le16(msg + 6) & THOTH_MSG_REQUEST) &&
+	       thoth_le32(msg + 8) == m->interface_id && thoth_le32(msg + 12) == m->ordinal &&
+	       thoth_le32(msg + 32) == THOTH__TIMERPAGE_REQUEST_ID;
+}
+
+int thoth__timerpage_take(const uint8_t *msg, size_t len, int fd, const char *dir)
+{
+	thoth_daemon_Daemon_timer_page_resp_t resp;
+	uint64_t ab[16];
+	thoth_arena_t arena;
+	thoth_arena_init(&arena, ab, sizeof ab);
+	int r = thoth_method_decode(&thoth_daemon_Daemon_timer_page_info, true, msg, len, &resp, &arena);
+	if (!r && (resp.size != THOTH_TIMERPAGE_SIZE || resp.layout != 1))
+		r = THOTH_E_PROTOCOL;
+	if (!r && fd < 0)
+		r = THOTH_E_NOT_FOUND;  /* answered without it (thothd's output was queued) */
+	if (r) {
+		if (fd >= 0)
+			close(fd);
+		return r;
+	}
+	return thoth__timerpage_adopt(fd, dir);     /* checks the descriptor itself */
 }

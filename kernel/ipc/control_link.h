@@ -110,6 +110,18 @@ void thoth__trace_collector_detached(void);
 THOTH__HIDDEN
 int thoth__trace_buffer_hand_over(int sock, uint32_t service_id, bool *sent);
 
+/* The window page (SCHED-3, kernel/sched/timerpage.h): thothd hands its
+ * sealed memfd to each connection that asks (Daemon.timer_page with this
+ * request id, which no owner of a link uses: owners count from 1).  Is MSG
+ * the answer to that request?  Then take it: decode it and adopt FD (the
+ * descriptor that came with it, -1 none; always consumed) with the
+ * doorbells in DIR.  0 or a negative THOTH_E_* (the grid stays). */
+#define THOTH__TIMERPAGE_REQUEST_ID 0xfffffff3u
+THOTH__HIDDEN
+bool thoth__timerpage_is_answer(const uint8_t *msg, size_t len);
+THOTH__HIDDEN
+int thoth__timerpage_take(const uint8_t *msg, size_t len, int fd, const char *dir);
+
 #ifdef __cplusplus
 }
 #endif

@@ -170,23 +170,36 @@ void thoth__numa_stats(thoth_numa_stats_t *out)
 
 #include "chan_shm.h"
 
+int thoth__chan_place_plan(const chan_layout_t *lay, int side, unsigned node, thoth_numa_range_t out[3])
+{
+	int rx = side == CHAN_CLIENT ? CHAN_RESP : CHAN_REQ;
+	int tx = 1 - rx;
+	/* What this side reads: its receive ring, the pool its peer sends
+	 * from (the pool of the direction it receives), and the release ring
+	 * of the direction it sends (its own buffers coming back). */
+	thoth_numa_range_t r[3] = {
+		{ lay->ring_off[rx], (size_t)lay->lim.slots * THOTH_CHAN_SLOT_SIZE, node },
+		{ lay->pool_off[rx], (size_t)lay->lim.pool_bufs * lay->lim.pool_buf_size, node },
+		{ lay->rel_off[tx], (size_t)lay->rel_slots * sizeof(uint32_t), node },
+	};
+	int n = 0;
+	for (int i = 0; i < 3; i++)
+		if (r[i].len)
+			out[n++] = r[i];
+	return n;
+}
+
 int thoth__chan_place(uint8_t *base, const chan_layout_t *lay, int side)
 {
 	if (!thoth__numa_enabled()) {
 		__atomic_fetch_add(&st_skipped, 1, __ATOMIC_RELAXED);
 		return 0;
 	}
-	unsigned node = thoth__numa_current_node();
-	int rx = side == CHAN_CLIENT ? CHAN_RESP : CHAN_REQ;
-	int tx = 1 - rx;
-	struct { size_t off, len; } r[3] = {
-		{ lay->ring_off[rx], (size_t)lay->lim.slots * THOTH_CHAN_SLOT_SIZE },
-		{ lay->pool_off[rx], (size_t)lay->lim.pool_bufs * lay->lim.pool_buf_size },
-		{ lay->rel_off[tx], (size_t)lay->rel_slots * sizeof(uint32_t) },
-	};
+	thoth_numa_range_t r[3];
+	int n = thoth__chan_place_plan(lay, side, thoth__numa_current_node(), r);
 	int placed = 0;
-	for (int i = 0; i < 3; i++)
-		if (r[i].len && thoth__numa_prefer(base + r[i].off, r[i].len, node) == 0)
+	for (int i = 0; i < n; i++)
+		if (thoth__numa_prefer(base + r[i].off, r[i].len, r[i].node) == 0)
 			placed++;
 	return placed;
 }

@@ -67,6 +67,16 @@ THOTH__HIDDEN void thoth__numa_stats(thoth_numa_stats_t *out);
 struct chan_layout;
 THOTH__HIDDEN int thoth__chan_place(uint8_t *base, const struct chan_layout *lay, int side);
 
+/* The decision alone, for any node (tests check it on topologies this
+ * machine is not): the ranges SIDE reads, each to be preferred on NODE.
+ * Returns how many (3; a zero-length range is left out). */
+typedef struct thoth_numa_range {
+	size_t off, len;
+	unsigned node;
+} thoth_numa_range_t;
+THOTH__HIDDEN int thoth__chan_place_plan(const struct chan_layout *lay, int side, unsigned node,
+					 thoth_numa_range_t out[3]);
+
 #ifdef __cplusplus
 }
 #endif

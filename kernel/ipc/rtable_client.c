@@ -35,7 +35,25 @@ struct thoth_rtable {
 	rt_view_t view;
 	void *map;
 	size_t map_size;
-	thoth_pcounter_t hits, misses, busy;    /* per thread, folded by stats */
+	thoth_pcounter_t hits, misses, busy, refreshes;     /* per thread, folded by stats */
+	pthread_mutex_t names_lock;     /* the name handles' list (open, close, stats) */
+	struct thoth_rtable_name *names;
+	uint64_t closed_hits;           /* kept-answer hits of handles already closed */
+};
+
+struct thoth_rtable_name {
+	thoth_rtable_t *t;
+	/* Kept-answer hits: the handle is one thread's, so a plain add made
+	 * visible to stats with a relaxed store (folded like a pcounter). */
+	uint64_t hits;
+	const uint64_t *seq_word;       /* the table's seq: one load, no pointer chase */
+	struct thoth_rtable_name *next, **prev_next;    /* on t->names */
+	bool multi_node;                /* more than one node online: check ours each time */
+	bool in_table;                  /* the name fits the table (else always a round trip) */
+	char *name, *min_version;       /* for the round trip */
+	rt_name_t core;                 /* kept answers (rtable_shm.h) */
+	thoth_resolved_t conv[RT_NAME_ANSWERS];  /* the same, as callers take them */
+	thoth_resolved_t miss;          /* a round trip's answer (not kept) */
 };
 
 static int say(char *why, size_t len, int err, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -115,9 +133,11 @@ int thoth_rtable_open(const char *runtime_dir, thoth_rtable_t **out, char *why, 
 	if (!t)
 		return say(why, why_len, THOTH_E_NOMEM, "out of memory");
 	pthread_mutex_init(&t->miss_lock, NULL);
+	pthread_mutex_init(&t->names_lock, NULL);
 	t->hits.name = "rtable_hits";
 	t->misses.name = "rtable_misses";
 	t->busy.name = "rtable_busy";
+	t->refreshes.name = "rtable_refreshes";
 	int fd = -1;
 	int r = thoth_control_connect(&t->ctl, runtime_dir, ANSWER_TIMEOUT_MS);
 	if (r) {
@@ -170,6 +190,7 @@ void thoth_rtable_close(thoth_rtable_t *t)
 		munmap(t->map, t->map_size);
 	thoth_control_close(&t->ctl);
 	pthread_mutex_destroy(&t->miss_lock);
+	pthread_mutex_destroy(&t->names_lock);
 	free(t);
 }
 
@@ -261,6 +282,161 @@ int thoth_rtable_resolve(thoth_rtable_t *t, const char *name, const char *min_ve
 	return ask_thothd(t, name, min_version, node, out);
 }
 
+/* ---- a name resolved once ---------------------------------------------- */
+
+int thoth_rtable_name_open(thoth_rtable_t *t, const char *name, const char *min_version,
+			   thoth_rtable_name_t **out)
+{
+	*out = NULL;
+	if (!t || !name || !name[0])
+		return THOTH_E_INVAL;
+	thoth_rtable_name_t *n = calloc(1, sizeof *n);
+	if (!n)
+		return THOTH_E_NOMEM;
+	rt_key_t k;
+	int kr = rt_key_init(&k, name, min_version);
+	if (kr && strlen(name) <= RT_NAME_MAX) {
+		free(n);
+		return THOTH_E_INVAL;           /* a bad version */
+	}
+	rt_name_init(&n->core, &k);
+	n->in_table = kr == 0;
+	n->name = strdup(name);
+	n->min_version = strdup(min_version ? min_version : "");
+	if (!n->name || !n->min_version) {
+		thoth_rtable_name_close(n);
+		return THOTH_E_NOMEM;
+	}
+	n->t = t;
+	n->seq_word = &((const rt_header_t *)(const void *)t->view.base)->seq;
+	n->multi_node = thoth__numa_nodes_online() > 1;
+	pthread_mutex_lock(&t->names_lock);
+	n->next = t->names;
+	if (t->names)
+		t->names->prev_next = &n->next;
+	n->prev_next = &t->names;
+	t->names = n;
+	pthread_mutex_unlock(&t->names_lock);
+	*out = n;
+	return 0;
+}
+
+void thoth_rtable_name_close(thoth_rtable_name_t *n)
+{
+	if (!n)
+		return;
+	if (n->prev_next) {
+		thoth_rtable_t *t = n->t;
+		pthread_mutex_lock(&t->names_lock);
+		*n->prev_next = n->next;
+		if (n->next)
+			n->next->prev_next = n->prev_next;
+		t->closed_hits += n->hits;
+		pthread_mutex_unlock(&t->names_lock);
+	}
+	free(n->name);
+	free(n->min_version);
+	free(n);
+}
+
+/* The table changed, the node changed, a deadline passed, or first use:
+ * read every best instance again; a miss asks thothd.  Out of line: the
+ * hot path stays a leaf with nothing to save. */
+static __attribute__((noinline)) int name_refresh(thoth_rtable_name_t *n, uint16_t node, const thoth_resolved_t **out)
+{
+	thoth_rtable_t *t = n->t;
+	if (n->in_table) {
+		int i = rt_name_refresh(&n->core, &t->view, node);
+		if (i >= 0) {
+			for (uint32_t a = 0; a < n->core.n; a++)
+				to_resolved(&n->core.ans[a], &n->conv[a]);
+			thoth_pcounter_inc(&t->refreshes);
+			thoth_pcounter_inc(&t->hits);
+			*out = &n->conv[i];
+			return 0;
+		}
+		if (i == THOTH_E_BUSY)
+			thoth_pcounter_inc(&t->busy);
+	}
+	thoth_pcounter_inc(&t->misses);
+	int r = ask_thothd(t, n->name, n->min_version, node, &n->miss);
+	if (!r)
+		*out = &n->miss;
+	return r;
+}
+
+/* Everything but the common case: more than one node (ours may have
+ * changed), TTL deadlines to check, or the table changed. */
+static __attribute__((noinline)) int name_slow(thoth_rtable_name_t *n, const thoth_resolved_t **out)
+{
+	uint16_t node = n->core.node;
+	if (n->multi_node)
+		node = (uint16_t)thoth__numa_current_node();
+	int i = rt_name_pick(&n->core, &n->t->view, node);
+	if (i < 0)
+		return name_refresh(n, node, out);
+	__atomic_store_n(&n->hits, n->hits + 1, __ATOMIC_RELAXED);
+	*out = &n->conv[i];
+	return 0;
+}
+
+int thoth_rtable_name_resolve(thoth_rtable_name_t *n, const thoth_resolved_t **out)
+{
+	/* The whole hot path: one load of the table's sequence.  Equal to the
+	 * one the kept answers were read at: no writer began since (it makes
+	 * seq odd first), so they are what a full lookup would return now.
+	 * No call on this path (a leaf: nothing to save or restore). */
+	rt_name_t *c = &n->core;
+	if (__builtin_expect(!n->multi_node && c->min_deadline == UINT64_MAX &&
+			     __atomic_load_n(n->seq_word, __ATOMIC_ACQUIRE) == c->seq, 1)) {
+		uint32_t i = c->rr;
+		c->rr = i + 1 < c->n ? i + 1 : 0;
+		__atomic_store_n(&n->hits, n->hits + 1, __ATOMIC_RELAXED);
+		*out = &n->conv[i];
+		return 0;
+	}
+	return name_slow(n, out);
+}
+
+int thoth_rtable_list(thoth_rtable_t *t, const char *prefix, thoth_rtable_instance_t *out, size_t max,
+		      size_t *total)
+{
+	*total = 0;
+	if (!t || (max && !out))
+		return THOTH_E_INVAL;
+	size_t plen = prefix ? strlen(prefix) : 0;
+	/* A bounded scratch: the table holds at most 3/4 of its buckets. */
+	size_t room = max < t->view.buckets ? max : t->view.buckets;
+	rt_listed_t *tmp = room ? malloc(room * sizeof *tmp) : NULL;
+	if (room && !tmp)
+		return THOTH_E_NOMEM;
+	bool incomplete = false;
+	int r = rt_list(&t->view, prefix ? prefix : "", plen, tmp, room, total, &incomplete);
+	if (r >= 0) {
+		size_t n = (size_t)r;
+		r = 0;
+		for (size_t i = 0; i < n; i++) {
+			thoth_rtable_instance_t *o = &out[i];
+			memset(o, 0, sizeof *o);
+			memcpy(o->name, tmp[i].name, sizeof o->name);
+			memcpy(o->addr, tmp[i].addr, sizeof o->addr);
+			o->major = tmp[i].major;
+			o->minor = tmp[i].minor;
+			o->patch = tmp[i].patch;
+			o->pid = tmp[i].pid;
+			o->numa_node = tmp[i].numa_node;
+			o->remote = tmp[i].remote;
+			o->lease = tmp[i].lease;
+			o->instance_id = tmp[i].instance_id;
+			o->expires_at_ns = tmp[i].expires_at_ns;
+		}
+		if (incomplete)
+			r = THOTH_E_LIMIT;
+	}
+	free(tmp);
+	return r;
+}
+
 uint32_t thoth_rtable_generation(const thoth_rtable_t *t)
 {
 	return rt_generation(&t->view);
@@ -278,6 +454,12 @@ void thoth_rtable_stats(const thoth_rtable_t *t, thoth_rtable_stats_t *out)
 	out->hits = thoth_pcounter_read(&m->hits);
 	out->misses = thoth_pcounter_read(&m->misses);
 	out->busy = thoth_pcounter_read(&m->busy);
+	out->refreshes = thoth_pcounter_read(&m->refreshes);
+	pthread_mutex_lock(&m->names_lock);
+	out->hits += m->closed_hits;
+	for (const thoth_rtable_name_t *n = m->names; n; n = n->next)
+		out->hits += __atomic_load_n(&n->hits, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&m->names_lock);
 	out->entries = __atomic_load_n(&h->count, __ATOMIC_RELAXED);
 	out->incomplete = __atomic_load_n(&h->incomplete, __ATOMIC_RELAXED) != 0;
 }

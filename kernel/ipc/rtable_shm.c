@@ -106,7 +106,7 @@ uint32_t rt_writer_count(const rt_writer_t *w)
 
 static void write_begin(rt_header_t *h)
 {
-	uint32_t s = LOAD(&h->seq);
+	uint64_t s = LOAD(&h->seq);
 	/* Readers that see any entry store below also see seq odd: those
 	 * stores are releases (WSTORE). */
 	STORE(&h->seq, s + 1);
@@ -355,93 +355,131 @@ static __thread uint32_t rr_counter;      /* round robin: per thread, never shar
 
 enum { MAX_TIES = 16 };
 
+/* One probe chain of K for a caller on NODE: the buckets of the equally
+ * ranked best live instances (up to MAX_TIES) into TIE_AT.  Returns how
+ * many.  Inside a read section: the caller checks seq afterwards. */
+static uint32_t scan(const rt_view_t *v, const rt_header_t *h, const rt_key_t *k, uint16_t node,
+		     uint32_t tie_at[MAX_TIES])
+{
+	uint32_t words = (k->len + 7) / 8;
+	uint32_t best = UINT32_MAX, ties = 0;
+	uint64_t now = 0;
+	uint32_t i = (uint32_t)k->hash & v->mask;
+	for (uint32_t probes = 0; probes < v->buckets; probes++, i = (i + 1) & v->mask) {
+		const rt_entry_t *e = entry_at(v->base, i);
+		uint64_t eh = RLOAD(&e->hash);
+		if (!eh)
+			break;
+		if (eh != k->hash || RLOAD(&e->name_len) != k->len)
+			continue;
+		const uint64_t *nw = (const uint64_t *)(const void *)e->name;
+		uint32_t w = 0;
+		while (w < words && RLOAD(&nw[w]) == k->name_words[w])
+			w++;
+		if (w < words)
+			continue;
+		if (!k->any_version) {
+			uint32_t ma = RLOAD(&e->major), mi = RLOAD(&e->minor), pa = RLOAD(&e->patch);
+			if (ma != k->major || mi < k->minor || (mi == k->minor && pa < k->patch))
+				continue;
+		}
+		uint64_t exp = RLOAD(&e->expires_at_ns);
+		if (exp != UINT64_MAX) {
+			if (!now)
+				now = now_mono();
+			if (exp <= now)
+				continue;
+		}
+		uint32_t rank;
+		uint16_t en = RLOAD(&e->numa_node);
+		if (RLOAD(&e->locality) != RT_LOCAL)
+			rank = UINT32_MAX - 1;
+		else if (en == node)
+			rank = 0;
+		else if (node < v->n_nodes && en < v->n_nodes)
+			rank = 1u + RLOAD(&h->distance[node * RT_MAX_NODES + en]);
+		else
+			rank = 21;
+		if (rank < best) {
+			best = rank;
+			ties = 0;
+		}
+		if (rank == best && ties < MAX_TIES)
+			tie_at[ties++] = i;
+	}
+	return ties;
+}
+
+/* An entry's answer words, copied inside a read section and checked only
+ * after the section proved consistent. */
+typedef struct raw_answer {
+	uint64_t lease, iid, expires;
+	uint32_t pid;
+	uint16_t node, alen;
+	uint8_t loc;
+	uint64_t aw[112 / 8];
+} raw_answer_t;
+
+static void read_raw(const rt_entry_t *e, raw_answer_t *r)
+{
+	/* Only what the answer needs: the fixed words, then the address
+	 * words up to its (clamped) length. */
+	r->lease = RLOAD(&e->lease);
+	r->iid = RLOAD(&e->instance_id);
+	r->expires = RLOAD(&e->expires_at_ns);
+	r->pid = RLOAD(&e->pid);
+	r->node = RLOAD(&e->numa_node);
+	r->alen = RLOAD(&e->addr_len);
+	r->loc = RLOAD(&e->locality);
+	uint32_t nwords = r->alen <= RT_ADDR_MAX ? (r->alen + 7u) / 8u : 0;
+	const uint64_t *src = (const uint64_t *)(const void *)e->addr;
+	for (uint32_t w = 0; w < nwords; w++)
+		r->aw[w] = RLOAD(&src[w]);
+}
+
+/* A consistent copy; still only checked bytes leave here.  false: the
+ * address is no address. */
+static bool raw_to_result(const raw_answer_t *r, uint64_t seq, rt_result_t *out)
+{
+	if (r->alen == 0 || r->alen > RT_ADDR_MAX || has_nul(r->aw, r->alen))
+		return false;
+	size_t nbytes = (size_t)(r->alen + 7u) / 8u * 8u;
+	memcpy(out->addr, r->aw, nbytes <= sizeof out->addr ? nbytes : r->alen);
+	out->addr[r->alen] = 0;
+	out->lease = r->lease;
+	out->instance_id = r->iid;
+	out->pid = r->pid;
+	out->numa_node = r->node;
+	out->remote = r->loc != RT_LOCAL;
+	out->seq = seq;
+	out->expires_at_ns = r->expires;
+	return true;
+}
+
 int rt_lookup(const rt_view_t *v, const rt_key_t *k, uint16_t node, rt_result_t *out, bool *incomplete)
 {
 	const rt_header_t *h = (const rt_header_t *)(const void *)v->base;
-	uint32_t words = (k->len + 7) / 8;
 	for (unsigned attempt = 0; attempt < RT_READ_RETRIES; attempt++) {
-		uint32_t s1 = __atomic_load_n(&h->seq, __ATOMIC_ACQUIRE);
+		uint64_t s1 = __atomic_load_n(&h->seq, __ATOMIC_ACQUIRE);
 		if (s1 & 1) {
 #if defined(__x86_64__) || defined(__i386__)
 			__builtin_ia32_pause();
 #endif
 			continue;
 		}
-		uint32_t best = UINT32_MAX, ties = 0, tie_at[MAX_TIES];
-		uint64_t now = 0;
-		uint32_t i = (uint32_t)k->hash & v->mask;
-		for (uint32_t probes = 0; probes < v->buckets; probes++, i = (i + 1) & v->mask) {
-			const rt_entry_t *e = entry_at(v->base, i);
-			uint64_t eh = RLOAD(&e->hash);
-			if (!eh)
-				break;
-			if (eh != k->hash || RLOAD(&e->name_len) != k->len)
-				continue;
-			const uint64_t *nw = (const uint64_t *)(const void *)e->name;
-			uint32_t w = 0;
-			while (w < words && RLOAD(&nw[w]) == k->name_words[w])
-				w++;
-			if (w < words)
-				continue;
-			if (!k->any_version) {
-				uint32_t ma = RLOAD(&e->major), mi = RLOAD(&e->minor), pa = RLOAD(&e->patch);
-				if (ma != k->major || mi < k->minor || (mi == k->minor && pa < k->patch))
-					continue;
-			}
-			uint64_t exp = RLOAD(&e->expires_at_ns);
-			if (exp != UINT64_MAX) {
-				if (!now)
-					now = now_mono();
-				if (exp <= now)
-					continue;
-			}
-			uint32_t rank;
-			uint16_t en = RLOAD(&e->numa_node);
-			if (RLOAD(&e->locality) != RT_LOCAL)
-				rank = UINT32_MAX - 1;
-			else if (en == node)
-				rank = 0;
-			else if (node < v->n_nodes && en < v->n_nodes)
-				rank = 1u + RLOAD(&h->distance[node * RT_MAX_NODES + en]);
-			else
-				rank = 21;
-			if (rank < best) {
-				best = rank;
-				ties = 0;
-			}
-			if (rank == best && ties < MAX_TIES)
-				tie_at[ties++] = i;
-		}
+		uint32_t tie_at[MAX_TIES];
+		uint32_t ties = scan(v, h, k, node, tie_at);
 		bool inc = RLOAD(&h->incomplete) != 0;
 		if (ties) {
 			/* Round robin without a division in the common cases. */
 			uint32_t pick = ties == 1 ? 0 : !(ties & (ties - 1)) ? rr_counter++ & (ties - 1)
 									    : rr_counter++ % ties;
-			const rt_entry_t *e = entry_at(v->base, tie_at[pick]);
-			/* Copy out only what the answer needs: the fixed words, then
-			 * the address words up to its (clamped) length. */
-			uint64_t lease = RLOAD(&e->lease), iid = RLOAD(&e->instance_id);
-			uint32_t pid = RLOAD(&e->pid);
-			uint16_t enode = RLOAD(&e->numa_node), alen = RLOAD(&e->addr_len);
-			uint8_t loc = RLOAD(&e->locality);
-			uint64_t aw[sizeof e->addr / 8];
-			uint32_t nwords = alen <= RT_ADDR_MAX ? (alen + 7u) / 8u : 0;
-			const uint64_t *src = (const uint64_t *)(const void *)e->addr;
-			for (uint32_t w = 0; w < nwords; w++)
-				aw[w] = RLOAD(&src[w]);
+			raw_answer_t raw;
+			read_raw(entry_at(v->base, tie_at[pick]), &raw);
 			if (LOAD(&h->seq) != s1)
 				continue;
-			/* A consistent copy; still only checked bytes leave here. */
-			if (alen == 0 || alen > RT_ADDR_MAX || has_nul(aw, alen))
+			if (!raw_to_result(&raw, s1, out))
 				return THOTH_E_NOT_FOUND;
-			memcpy(out->addr, aw, (size_t)nwords * 8 <= sizeof out->addr ? (size_t)nwords * 8 : alen);
-			out->addr[alen] = 0;
-			out->lease = lease;
-			out->instance_id = iid;
-			out->pid = pid;
-			out->numa_node = enode;
-			out->remote = loc != RT_LOCAL;
-			out->seq = s1;
 			if (incomplete)
 				*incomplete = inc;
 			return 0;
@@ -453,6 +491,168 @@ int rt_lookup(const rt_view_t *v, const rt_key_t *k, uint16_t node, rt_result_t 
 		return THOTH_E_NOT_FOUND;
 	}
 	return THOTH_E_BUSY;
+}
+
+int rt_lookup_all(const rt_view_t *v, const rt_key_t *k, uint16_t node, rt_result_t *out, uint32_t max,
+		  uint64_t *seq, uint64_t *min_deadline, bool *incomplete)
+{
+	const rt_header_t *h = (const rt_header_t *)(const void *)v->base;
+	if (max > MAX_TIES)
+		max = MAX_TIES;
+	for (unsigned attempt = 0; attempt < RT_READ_RETRIES; attempt++) {
+		uint64_t s1 = __atomic_load_n(&h->seq, __ATOMIC_ACQUIRE);
+		if (s1 & 1) {
+#if defined(__x86_64__) || defined(__i386__)
+			__builtin_ia32_pause();
+#endif
+			continue;
+		}
+		uint32_t tie_at[MAX_TIES];
+		uint32_t ties = scan(v, h, k, node, tie_at);
+		bool inc = RLOAD(&h->incomplete) != 0;
+		if (ties > max)
+			ties = max;
+		raw_answer_t raw[MAX_TIES];
+		for (uint32_t t = 0; t < ties; t++)
+			read_raw(entry_at(v->base, tie_at[t]), &raw[t]);
+		if (LOAD(&h->seq) != s1)
+			continue;
+		uint32_t n = 0;
+		uint64_t dl = UINT64_MAX;
+		for (uint32_t t = 0; t < ties; t++)
+			if (raw_to_result(&raw[t], s1, &out[n])) {
+				if (raw[t].expires < dl)
+					dl = raw[t].expires;
+				n++;
+			}
+		if (incomplete)
+			*incomplete = inc;
+		*seq = s1;
+		*min_deadline = dl;
+		return n ? (int)n : THOTH_E_NOT_FOUND;
+	}
+	return THOTH_E_BUSY;
+}
+
+/* Copy N bytes of shared words at SRC (8-aligned) into DST (acquire loads). */
+static void load_bytes(void *dst, const void *src, size_t n)
+{
+	const uint64_t *s = src;
+	uint64_t w[RT_ENTRY_SIZE / 8];
+	size_t words = (n + 7) / 8;
+	for (size_t i = 0; i < words; i++)
+		w[i] = RLOAD(&s[i]);
+	memcpy(dst, w, n);
+}
+
+int rt_list(const rt_view_t *v, const char *prefix, size_t prefix_len, rt_listed_t *out, size_t max,
+	    size_t *total, bool *incomplete)
+{
+	const rt_header_t *h = (const rt_header_t *)(const void *)v->base;
+	if (prefix_len > RT_NAME_MAX) {
+		*total = 0;
+		if (incomplete)
+			*incomplete = RLOAD(&h->incomplete) != 0;
+		return 0;
+	}
+	for (unsigned attempt = 0; attempt < RT_READ_RETRIES; attempt++) {
+		uint64_t s1 = __atomic_load_n(&h->seq, __ATOMIC_ACQUIRE);
+		if (s1 & 1) {
+#if defined(__x86_64__) || defined(__i386__)
+			__builtin_ia32_pause();
+#endif
+			continue;
+		}
+		size_t n = 0, matched = 0;
+		for (uint32_t i = 0; i < v->buckets; i++) {
+			const rt_entry_t *e = entry_at(v->base, i);
+			if (!RLOAD(&e->hash))
+				continue;
+			uint8_t nlen = RLOAD(&e->name_len);
+			char name[RT_NAME_MAX];
+			load_bytes(name, e->name, sizeof name);
+			if (nlen > RT_NAME_MAX || nlen < prefix_len || memcmp(name, prefix, prefix_len))
+				continue;
+			matched++;
+			if (n >= max)
+				continue;
+			rt_listed_t *o = &out[n];
+			raw_answer_t raw;
+			read_raw(e, &raw);
+			memcpy(o->name, name, nlen);
+			o->name[nlen] = 0;
+			o->major = RLOAD(&e->major);
+			o->minor = RLOAD(&e->minor);
+			o->patch = RLOAD(&e->patch);
+			/* Checked below, once the pass proved consistent. */
+			rt_result_t res;
+			if (!raw_to_result(&raw, s1, &res) || memchr(o->name, 0, nlen)) {
+				o->addr[0] = 0;
+			} else {
+				memcpy(o->addr, res.addr, sizeof o->addr);
+				o->pid = res.pid;
+				o->numa_node = res.numa_node;
+				o->remote = res.remote;
+				o->lease = res.lease;
+				o->instance_id = res.instance_id;
+				o->expires_at_ns = res.expires_at_ns;
+			}
+			n++;
+		}
+		bool inc = RLOAD(&h->incomplete) != 0;
+		if (LOAD(&h->seq) != s1)
+			continue;
+		/* A consistent pass: drop what did not check, and instances
+		 * whose deadline passed (thothd has not expired them yet). */
+		uint64_t now = rt_now_ns();
+		size_t kept = 0;
+		for (size_t i = 0; i < n; i++) {
+			if (!out[i].addr[0] || out[i].expires_at_ns <= now) {
+				matched--;
+				continue;
+			}
+			if (kept != i)
+				out[kept] = out[i];
+			kept++;
+		}
+		*total = matched;
+		if (incomplete)
+			*incomplete = inc;
+		return (int)kept;
+	}
+	return THOTH_E_BUSY;
+}
+
+void rt_name_init(rt_name_t *nm, const rt_key_t *k)
+{
+	memset(nm, 0, sizeof *nm);
+	nm->key = *k;
+	nm->seq = UINT64_MAX;           /* odd: no table sequence ever equals it */
+	nm->min_deadline = UINT64_MAX;
+}
+
+bool rt_name_past_deadline(const rt_name_t *nm)
+{
+	return rt_now_ns() >= nm->min_deadline;
+}
+
+int rt_name_refresh(rt_name_t *nm, const rt_view_t *v, uint16_t node)
+{
+	uint64_t seq = 0, dl = UINT64_MAX;
+	nm->seq = UINT64_MAX;
+	nm->n = 0;
+	int r = rt_lookup_all(v, &nm->key, node, nm->ans, RT_NAME_ANSWERS, &seq, &dl, NULL);
+	if (r <= 0)
+		return r;
+	nm->n = (uint32_t)r;
+	nm->node = node;
+	nm->min_deadline = dl;
+	nm->seq = seq;
+	/* Keep the turn across refreshes, so that a table changing often
+	 * still spreads callers over the instances. */
+	uint32_t i = nm->rr < nm->n ? nm->rr : 0;
+	nm->rr = i + 1 < nm->n ? i + 1 : 0;
+	return (int)i;
 }
 
 uint32_t rt_generation(const rt_view_t *v)

@@ -36,6 +36,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "log_internal.h"       /* THOTH__HIDDEN */
 
@@ -51,11 +52,16 @@
 #define rt_view_init thoth__rt_view_init
 #define rt_key_init thoth__rt_key_init
 #define rt_lookup thoth__rt_lookup
+#define rt_lookup_all thoth__rt_lookup_all
+#define rt_list thoth__rt_list
+#define rt_name_init thoth__rt_name_init
+#define rt_name_refresh thoth__rt_name_refresh
+#define rt_name_past_deadline thoth__rt_name_past_deadline
 #define rt_generation thoth__rt_generation
 #define rt_wait thoth__rt_wait
 
 #define RT_MAGIC 0x54525448u            /* "HTRT" little-endian: THoth Resolve Table */
-#define RT_LAYOUT 1u
+#define RT_LAYOUT 2u                    /* 2: 64-bit seq (a kept answer is checked against it) */
 #define RT_ENTRY_SIZE 256u
 #define RT_HEADER_SIZE 16384u
 #define RT_MAX_NODES 64u
@@ -71,7 +77,10 @@ typedef struct rt_header {
 	uint64_t size;
 	uint32_t header_size, n_nodes;
 	uint32_t writer_pid, reserved;
-	_Alignas(64) uint32_t seq;              /* odd while the writer changes entries */
+	/* Odd while the writer changes entries.  64 bits: a client keeps
+	 * answers and trusts them while seq still equals the value they were
+	 * read at (thoth_rtable_name_t), so it must never wrap. */
+	_Alignas(64) uint64_t seq;
 	_Alignas(64) uint32_t generation;       /* +1 after every change; a futex word */
 	uint32_t count;                         /* live entries */
 	uint32_t incomplete;                    /* 1: some instance did not fit: misses are not proof */
@@ -176,7 +185,8 @@ typedef struct rt_result {
 	uint32_t pid;
 	uint16_t numa_node;
 	bool remote;
-	uint32_t seq;                           /* the version of the table it came from */
+	uint64_t seq;                           /* the version of the table it came from */
+	uint64_t expires_at_ns;                 /* UINT64_MAX: held by its connection */
 } rt_result_t;
 
 /*
@@ -190,6 +200,96 @@ typedef struct rt_result {
  */
 THOTH__HIDDEN int rt_lookup(const rt_view_t *v, const rt_key_t *k, uint16_t node, rt_result_t *out,
 			    bool *incomplete);
+
+/*
+ * Every instance rt_lookup would choose among for a caller on NODE (the
+ * equally ranked best ones, up to MAX), copied in one consistent read.
+ * *SEQ: the table's sequence they were read at; while rt_seq() still
+ * returns it, the same call would give the same answers (no writer began
+ * since).  *MIN_DEADLINE: the earliest expires_at_ns among them (UINT64_MAX
+ * none).  Returns how many (>= 1), or THOTH_E_NOT_FOUND / THOTH_E_BUSY as
+ * rt_lookup.  Answers whose address does not check are left out.
+ */
+THOTH__HIDDEN int rt_lookup_all(const rt_view_t *v, const rt_key_t *k, uint16_t node, rt_result_t *out,
+				uint32_t max, uint64_t *seq, uint64_t *min_deadline, bool *incomplete);
+
+/* The table's sequence now (acquire): even and equal to a value read
+ * before means nothing changed in between. */
+static inline uint64_t rt_seq(const rt_view_t *v)
+{
+	return __atomic_load_n(&((const rt_header_t *)(const void *)v->base)->seq, __ATOMIC_ACQUIRE);
+}
+
+/*
+ * A name resolved once and its answers kept (the core of
+ * thoth_rtable_name_t, here so that the in-process tests run the same
+ * code under ThreadSanitizer).  rt_name_refresh() reads every equally good
+ * instance for NODE with the table's sequence; rt_name_pick() then costs
+ * one load: the sequence unchanged means no writer began since, so the
+ * kept answers are what a full lookup would give, and the next one in
+ * turn is used.  One thread at a time per rt_name_t.
+ */
+enum { RT_NAME_ANSWERS = 16 };
+
+typedef struct rt_name {
+	uint64_t seq;                           /* table seq the answers were read at; UINT64_MAX: none */
+	uint64_t min_deadline;                  /* earliest TTL deadline among them; UINT64_MAX: none */
+	uint32_t n, rr;                         /* answers kept; the next one to use */
+	uint16_t node;                          /* the caller node they were chosen for */
+	rt_key_t key;
+	rt_result_t ans[RT_NAME_ANSWERS];
+} rt_name_t;
+
+THOTH__HIDDEN void rt_name_init(rt_name_t *nm, const rt_key_t *k);
+
+static inline uint64_t rt_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Whether the earliest kept deadline has passed (out of line: the clock
+ * read is the rare case, kept off the hot path's frame). */
+THOTH__HIDDEN bool rt_name_past_deadline(const rt_name_t *nm);
+
+/* The index in NM->ans of the answer to use, or -1: the table changed,
+ * NODE is not the one they were chosen for, a deadline passed, or
+ * nothing is kept (call rt_name_refresh). */
+static inline int rt_name_pick(rt_name_t *nm, const rt_view_t *v, uint16_t node)
+{
+	if (__builtin_expect(rt_seq(v) != nm->seq || node != nm->node, 0))
+		return -1;
+	if (__builtin_expect(nm->min_deadline != UINT64_MAX, 0) && rt_name_past_deadline(nm))
+		return -1;
+	uint32_t i = nm->rr;
+	nm->rr = i + 1 < nm->n ? i + 1 : 0;
+	return (int)i;
+}
+
+/* Read the table again for NODE and pick: the index (>= 0), or
+ * THOTH_E_NOT_FOUND / THOTH_E_BUSY as rt_lookup (nothing kept then). */
+THOTH__HIDDEN int rt_name_refresh(rt_name_t *nm, const rt_view_t *v, uint16_t node);
+
+/* One instance as a list gives it (checked, NUL-terminated). */
+typedef struct rt_listed {
+	char name[RT_NAME_MAX + 1];
+	char addr[RT_ADDR_MAX + 1];
+	uint32_t major, minor, patch, pid;
+	uint16_t numa_node;
+	bool remote;
+	uint64_t lease, instance_id, expires_at_ns;
+} rt_listed_t;
+
+/*
+ * Every live instance whose name starts with PREFIX (PREFIX_LEN bytes, 0:
+ * all), in one consistent read of the whole table: up to MAX into OUT,
+ * *TOTAL how many matched.  Entries whose strings do not check, and
+ * instances past their deadline, are left out.  How many were written
+ * into OUT, or THOTH_E_BUSY (the writer never let a whole pass finish).
+ */
+THOTH__HIDDEN int rt_list(const rt_view_t *v, const char *prefix, size_t prefix_len, rt_listed_t *out, size_t max,
+			  size_t *total, bool *incomplete);
 
 /* The generation word (acquire): changes after every update. */
 THOTH__HIDDEN uint32_t rt_generation(const rt_view_t *v);

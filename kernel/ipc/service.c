@@ -25,12 +25,15 @@
  * (TraceControl.attach) on each connection, after the checks.
  */
 #define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "daemon.thoth.h"
 #include "registry.thoth.h"
 #include "thoth/contract.h"
 #include "thoth/service.h"
@@ -139,18 +142,74 @@ static int attach_trace_buffer(thoth_control_t *ctl)
 	return r;
 }
 
-/* Map thothd's window page from the checked runtime dir of SOCK_PATH
- * (SCHED-3, timerpage.h); without it loops keep the per-boot grid, so a
- * failure is not the connection's. */
-static void timerpage_beside(const char *sock_path)
+/* Ask thothd for its window page (SCHED-3, timerpage.h) on CTL's fresh
+ * connection and adopt it: one round trip, before any other request, so
+ * nothing else can be in the reader.  Without it (an older thothd, no
+ * answer in time, a descriptor that fails the checks) loops keep the
+ * per-boot grid, so a failure is not the connection's - unless thothd's
+ * answer was garbage, which later calls would trip on anyway. */
+static int timerpage_fetch(thoth_control_t *ctl, int timeout_ms)
 {
-	char dir[108];
-	const char *slash = strrchr(sock_path, '/');
-	if (!slash || (size_t)(slash - sock_path) >= sizeof dir)
-		return;
-	memcpy(dir, sock_path, (size_t)(slash - sock_path));
-	dir[slash - sock_path] = 0;
-	(void)thoth__timerpage_open(dir);
+	/* The runtime dir (checked by the connect): where the doorbells live. */
+	char dir[sizeof ctl->path];
+	const char *slash = strrchr(ctl->path, '/');
+	if (!slash || slash == ctl->path)
+		return 0;
+	memcpy(dir, ctl->path, (size_t)(slash - ctl->path));
+	dir[slash - ctl->path] = 0;
+	int sock = ctl->sock.fd;
+	thoth_daemon_Daemon_timer_page_req_t req = { 0 };
+	thoth_msg_header_t meta = { .request_id = THOTH__TIMERPAGE_REQUEST_ID };
+	uint64_t buf[16];
+	size_t len;
+	int r = thoth_method_encode(&thoth_daemon_Daemon_timer_page_info, false, &req, &meta, buf,
+				    sizeof buf, &len);
+	if (!r)
+		r = thoth_stream_write_all(sock, buf, len);
+	if (r)
+		return r;
+	thoth_stream_reader_t *rd = &ctl->sock.reader;
+	int fd = -1;
+	const uint8_t *msg = NULL;
+	size_t mlen = 0;
+	uint64_t end = thoth_clock_now() + (uint64_t)(timeout_ms < 0 ? 2000 : timeout_ms) * 1000000ull;
+	while ((r = thoth_stream_next(rd, &msg, &mlen)) == 0) {
+		uint64_t now = thoth_clock_now();
+		struct pollfd p = { .fd = sock, .events = POLLIN };
+		int pr = now < end ? poll(&p, 1, (int)((end - now) / 1000000ull) + 1) : 0;
+		if (pr == 0) {
+			r = THOTH_E_TIMEDOUT;
+			break;
+		}
+		if (pr < 0) {
+			if (errno == EINTR)
+				continue;
+			r = thoth_error_io(errno, "poll");
+			break;
+		}
+		int got[2];
+		size_t n_fds = 0;
+		r = thoth_stream_fill_fds(rd, sock, got, 2, &n_fds);
+		for (size_t i = 0; i < n_fds; i++) {
+			if (fd < 0)
+				fd = got[i];
+			else
+				close(got[i]);  /* one answer, one descriptor */
+		}
+		if (r)
+			break;
+	}
+	if (r == 1) {
+		r = thoth__timerpage_is_answer(msg, mlen) ? 0 : THOTH_E_PROTOCOL;
+		if (!r) {
+			(void)thoth__timerpage_take(msg, mlen, fd, dir);   /* refused: the grid */
+			fd = -1;
+		}
+		thoth_stream_consume(rd);
+	}
+	if (fd >= 0)
+		close(fd);
+	return r == THOTH_E_TIMEDOUT ? 0 : r;     /* thothd slow: the grid, the connection stays */
 }
 
 /* The connection checks of item 4 (docs/THOTHD.md, "Who a client talks
@@ -167,8 +226,6 @@ static int control_open(thoth_control_t *ctl, const char *runtime_dir, unsigned 
 		return THOTH_E_INVAL;
 	r = thoth__unix_connect(ctl->path, THOTH__UNIX_CHECK_DIR | flags, timeout_ms, fd, ctl->why,
 				sizeof ctl->why);
-	if (!r)
-		timerpage_beside(ctl->path);
 	return r;
 }
 
@@ -187,6 +244,8 @@ int thoth_control_connect(thoth_control_t *ctl, const char *runtime_dir, int tim
 	thoth_client_init(&ctl->client, &thoth_sock_transport, &ctl->sock,
 			  THOTH_REGISTRY_FEATURES_ALL);
 	r = attach_trace_buffer(ctl);
+	if (!r)
+		r = timerpage_fetch(ctl, timeout_ms);
 	if (r) {
 		thoth_control_close(ctl);
 		return r;
@@ -496,6 +555,27 @@ void thoth_service_withdraw(thoth_service_t *s)
 				       next_id(s));
 	}
 	service_free(s);
+}
+
+int thoth_service_report_load(thoth_service_t *s, double utilization, double qps)
+{
+	if (!s)
+		return THOTH_E_INVAL;
+	/* Validated here (NaN, negative, absurd) and again by thothd: the
+	 * registry stores integers only. */
+	if (!(utilization >= 0.0 && utilization <= 64.0) || !(qps >= 0.0 && qps <= 1e8))
+		return THOTH_E_INVAL;
+	if (s->state != THOTH_SERVICE_REGISTERED || !s->lease || !thoth__link_is_up(s->link))
+		return THOTH_E_AGAIN;
+	thoth_registry_Registry_report_load_req_t req = {
+		.lease = s->lease,
+		.utilization_permille = (uint32_t)(utilization * 1000.0 + 0.5),
+		.qps = (uint32_t)(qps + 0.5),
+	};
+	int r = thoth__link_send(s->link, &thoth_registry_Registry_report_load_info, &req, 0);
+	if (r)
+		thoth__link_drop(s->link, r, "cannot send to thothd");
+	return r;
 }
 
 thoth_service_state_t thoth_service_state(const thoth_service_t *s)

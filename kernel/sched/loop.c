@@ -99,6 +99,8 @@ struct thoth_loop {
 	bool dispatching;
 	loop_io_t *io_done, **io_done_tail;   /* epoll backend: done inline, callback pending */
 	loop_io_t *io_flight;                 /* uring: submitted, not completed (freed with the loop) */
+	loop_io_t *io_free;                   /* records of completed requests, for the next ones */
+	unsigned n_io_free;
 	thoth_loop_stats_t stats;
 };
 
@@ -238,6 +240,11 @@ void thoth_loop_free(thoth_loop_t *loop)
 	while (loop->io_flight) {
 		loop_io_t *io = loop->io_flight;
 		loop->io_flight = io->next;
+		free(io);
+	}
+	while (loop->io_free) {
+		loop_io_t *io = loop->io_free;
+		loop->io_free = io->next;
 		free(io);
 	}
 	free(loop->deferred);
@@ -637,13 +644,20 @@ static int io_submit(thoth_loop_t *loop, thoth_io_op_t op, int fd, void *buf, si
 {
 	if (fd < 0 || !fn || (!buf && len) || len > 0x7ffff000u)
 		return THOTH_E_INVAL;
-	loop_io_t *io = calloc(1, sizeof *io);
-	if (!io)
+	/* A record a completed request left (no malloc per I/O at depth). */
+	loop_io_t *io = loop->io_free;
+	if (io) {
+		loop->io_free = io->next;
+		loop->n_io_free--;
+	} else if (!(io = malloc(sizeof *io))) {
 		return THOTH_E_NOMEM;
+	}
 	*io = (loop_io_t){ .op = op, .fd = fd, .buf = buf, .len = len, .off = off, .fn = fn, .arg = arg };
 	loop->stats.io_submitted++;
 	if (loop->be->io && loop->be->io(loop->bs, io) == 0) {
 		io->next = loop->io_flight;     /* unlinked when it completes */
+		if (io->next)
+			io->next->prev = io;
 		loop->io_flight = io;
 		return 0;
 	}
@@ -679,21 +693,33 @@ int thoth_loop_fsync(thoth_loop_t *loop, int fd, bool datasync, thoth_io_fn fn, 
 	return io_submit(loop, datasync ? THOTH_IO_FDATASYNC : THOTH_IO_FSYNC, fd, NULL, 0, 0, fn, arg);
 }
 
+enum { IO_FREE_MAX = 256 };     /* records kept for reuse: a ring's worth */
+
 static void io_complete(thoth_loop_t *loop, loop_io_t *io)
 {
 	loop->stats.io_completed++;
 	int64_t res = io->res;
-	io->fn(loop, res < 0 ? THOTH_E_IO : res, res < 0 ? (int)-res : 0, io->arg);
-	free(io);
+	thoth_io_fn fn = io->fn;
+	void *arg = io->arg;
+	/* Recycled before the callback, which typically submits the next one. */
+	if (loop->n_io_free < IO_FREE_MAX) {
+		io->next = loop->io_free;
+		loop->io_free = io;
+		loop->n_io_free++;
+	} else {
+		free(io);
+	}
+	fn(loop, res < 0 ? THOTH_E_IO : res, res < 0 ? (int)-res : 0, arg);
 }
 
 static void io_unlink_flight(thoth_loop_t *loop, loop_io_t *io)
 {
-	for (loop_io_t **p = &loop->io_flight; *p; p = &(*p)->next)
-		if (*p == io) {
-			*p = io->next;
-			return;
-		}
+	if (io->prev)
+		io->prev->next = io->next;
+	else
+		loop->io_flight = io->next;
+	if (io->next)
+		io->next->prev = io->prev;
 }
 
 /* Completions done inline (epoll backend) before this call. */

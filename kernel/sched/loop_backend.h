@@ -16,8 +16,8 @@
 
 #include "thoth/loop.h"
 
-/* A file I/O request as loop.c keeps it (one allocation per request, freed
- * by loop.c after its callback ran). */
+/* A file I/O request as loop.c keeps it (one record per request in flight,
+ * recycled by loop.c after its callback ran). */
 typedef struct loop_io {
 	thoth_io_op_t op;
 	int fd;
@@ -27,7 +27,8 @@ typedef struct loop_io {
 	thoth_io_fn fn;
 	void *arg;
 	int64_t res;                  /* bytes, or -errno */
-	struct loop_io *next;         /* loop.c: completed, waiting for dispatch */
+	struct loop_io *next;         /* loop.c: completed, waiting for dispatch; in flight; free */
+	struct loop_io *prev;         /* loop.c: in flight (unlinked in O(1) when it completes) */
 } loop_io_t;
 
 /* One thing the backend's wait found. */

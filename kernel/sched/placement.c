@@ -3,6 +3,9 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <math.h>
 #include <sched.h>
 #include <stdarg.h>
@@ -157,4 +160,159 @@ int place_apply(pid_t tid, const place_decision_t *d, place_log_fn log, void *ct
 	}
 	errno = err;
 	return r;
+}
+
+/* ---- "nearest": CPUs by topology distance -------------------------------------- */
+
+/* The whole small file at SYSROOT/PATH into BUF; false when unreadable. */
+static bool read_small(const char *sysroot, const char *path, char *buf, size_t cap)
+{
+	char p[512];
+	snprintf(p, sizeof p, "%s%s", sysroot, path);
+	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	ssize_t n = read(fd, buf, cap - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = 0;
+	return true;
+}
+
+static int read_int(const char *sysroot, const char *path, int fallback)
+{
+	char b[32];
+	if (!read_small(sysroot, path, b, sizeof b))
+		return fallback;
+	char *end;
+	long v = strtol(b, &end, 10);
+	return end != b && v >= 0 && v < INT16_MAX ? (int)v : fallback;
+}
+
+/* Calls FN(cpu, ARG) for every CPU of a kernel cpulist ("0-3,8,10-11");
+ * bounded by PLACE_MAX_CPUS whatever the text says. */
+static void each_in_list(const char *list, void (*fn)(int cpu, void *arg), void *arg)
+{
+	const char *p = list;
+	while (*p) {
+		char *end;
+		long a = strtol(p, &end, 10);
+		if (end == p)
+			break;
+		long b = a;
+		p = end;
+		if (*p == '-') {
+			b = strtol(p + 1, &end, 10);
+			if (end == p + 1)
+				break;
+			p = end;
+		}
+		for (long c = a; c >= 0 && c <= b && c < PLACE_MAX_CPUS; c++)
+			fn((int)c, arg);
+		while (*p == ',' || *p == ' ' || *p == '\n')
+			p++;
+	}
+}
+
+typedef struct list_ctx {
+	place_cpumap_t *m;
+	int node;
+} list_ctx_t;
+
+static void count_cpu(int cpu, void *arg)
+{
+	place_cpumap_t *m = arg;
+	if ((unsigned)cpu + 1 > m->ncpus)
+		m->ncpus = (unsigned)cpu + 1;
+}
+
+static void set_node(int cpu, void *arg)
+{
+	list_ctx_t *c = arg;
+	if ((unsigned)cpu < c->m->ncpus)
+		c->m->node[cpu] = (int16_t)c->node;
+}
+
+int place_cpumap_load(place_cpumap_t *m, const char *sysroot)
+{
+	memset(m, 0, sizeof *m);
+	if (!sysroot)
+		sysroot = "";
+	char buf[4096], path[160];
+	if (!read_small(sysroot, "/sys/devices/system/cpu/possible", buf, sizeof buf))
+		return -1;
+	each_in_list(buf, count_cpu, m);
+	if (!m->ncpus)
+		return -1;
+	for (unsigned c = 0; c < m->ncpus; c++) {
+		snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu%u/topology/physical_package_id", c);
+		m->package[c] = (int16_t)read_int(sysroot, path, -1);
+		snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu%u/topology/core_id", c);
+		m->core[c] = (int16_t)read_int(sysroot, path, -1);
+		m->node[c] = 0;         /* no node files: one node */
+	}
+	m->nnodes = 1;
+	m->dist[0][0] = 10;
+	for (int n = 0; n < PLACE_MAX_NODES; n++) {
+		snprintf(path, sizeof path, "/sys/devices/system/node/node%d/cpulist", n);
+		if (!read_small(sysroot, path, buf, sizeof buf))
+			continue;
+		list_ctx_t lc = { m, n };
+		each_in_list(buf, set_node, &lc);
+		if ((unsigned)n + 1 > m->nnodes)
+			m->nnodes = (unsigned)n + 1;
+		snprintf(path, sizeof path, "/sys/devices/system/node/node%d/distance", n);
+		for (int k = 0; k < PLACE_MAX_NODES; k++)
+			m->dist[n][k] = k == n ? 10 : 20;     /* Linux's default without a SLIT */
+		if (read_small(sysroot, path, buf, sizeof buf)) {
+			char *p = buf, *end;
+			for (int k = 0; k < PLACE_MAX_NODES; k++, p = end) {
+				long d = strtol(p, &end, 10);
+				if (end == p)
+					break;
+				m->dist[n][k] = d >= 10 && d <= 254 ? (uint8_t)d : 254;
+			}
+		}
+	}
+	return 0;
+}
+
+uint32_t place_cpu_distance(const place_cpumap_t *m, int a, int b)
+{
+	if (a == b)
+		return 0;
+	if (a < 0 || b < 0)
+		return UINT32_MAX;
+	if (!m || !m->ncpus)
+		return (uint32_t)abs(a - b);
+	if ((unsigned)a >= m->ncpus || (unsigned)b >= m->ncpus)
+		return UINT32_MAX / 2;
+	int na = m->node[a], nb = m->node[b];
+	if (na < 0 || nb < 0 || na >= PLACE_MAX_NODES || nb >= PLACE_MAX_NODES)
+		return UINT32_MAX / 4;
+	/* Node distance first (10 = the same node); within a node, a different
+	 * package costs 2, a different core 1 (an SMT sibling shares L1/L2). */
+	uint32_t d = (uint32_t)m->dist[na][nb] * 4;
+	bool same_pkg = m->package[a] >= 0 && m->package[a] == m->package[b];
+	bool same_core = same_pkg && m->core[a] >= 0 && m->core[a] == m->core[b];
+	return d + (same_pkg ? 0 : 2) + (same_core ? 0 : 1);
+}
+
+int place_nearest_cpu(const place_cpumap_t *m, int from, const int *cpus, unsigned n)
+{
+	if (!n)
+		return -1;
+	if (from < 0)
+		return 0;
+	int best = 0;
+	uint32_t bd = place_cpu_distance(m, cpus[0], from);
+	for (unsigned i = 1; i < n; i++) {
+		uint32_t d = place_cpu_distance(m, cpus[i], from);
+		if (d < bd || (d == bd && abs(cpus[i] - from) < abs(cpus[best] - from))) {
+			bd = d;
+			best = (int)i;
+		}
+	}
+	return best;
 }

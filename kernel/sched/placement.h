@@ -83,4 +83,44 @@ int place_thread_pinned(pid_t tid);
 typedef void (*place_log_fn)(void *ctx, const char *line);
 int place_apply(pid_t tid, const place_decision_t *d, place_log_fn log, void *ctx);
 
+/* ---- "nearest": CPUs by topology distance -------------------------------------- */
+
+/*
+ * The machine's CPUs as placement ranks them: each CPU's NUMA node,
+ * package and core, and the node distance matrix (ACPI SLIT: 10 to
+ * itself).  libthoth fills it from sysfs (place_cpumap_load: a service
+ * never links hwloc); code that has SCALE-1's thoth_topo (thothd, tests)
+ * fills it from that (placement_topo.h): the same facts, the same order.
+ */
+#define PLACE_MAX_CPUS 1024
+#define PLACE_MAX_NODES 64
+
+typedef struct place_cpumap {
+	unsigned ncpus;                         /* CPUs 0..ncpus-1 described (0 = nothing known) */
+	unsigned nnodes;
+	int16_t node[PLACE_MAX_CPUS];           /* -1 unknown */
+	int16_t package[PLACE_MAX_CPUS];
+	int16_t core[PLACE_MAX_CPUS];           /* core id within its package */
+	uint8_t dist[PLACE_MAX_NODES][PLACE_MAX_NODES];
+} place_cpumap_t;
+
+/* Read SYSROOT/sys/devices/system/{cpu,node} (SYSROOT "" or NULL: this
+ * machine; a fixture dir in tests).  Without node files every CPU is on
+ * node 0; unreadable topology files leave that CPU's fields -1.  0, or -1
+ * when not even the CPU list could be read (M then knows nothing). */
+int place_cpumap_load(place_cpumap_t *m, const char *sysroot);
+
+/*
+ * Distance from CPU A to CPU B, smaller is nearer: 0 the same CPU; then,
+ * in this order, SMT siblings (same core), the same package (shared last
+ * level cache), the same node, then other nodes by their SLIT distance.
+ * A CPU the map does not know is farther than every known one.  With an
+ * empty map (M NULL or ncpus 0): |A - B|, the CPU-number rule.
+ */
+uint32_t place_cpu_distance(const place_cpumap_t *m, int a, int b);
+
+/* Index into CPUS[0..N) of the CPU nearest to FROM (ties: the nearer CPU
+ * number, then the lower index); -1 when N is 0.  FROM < 0 (unknown): 0. */
+int place_nearest_cpu(const place_cpumap_t *m, int from, const int *cpus, unsigned n);
+
 #endif

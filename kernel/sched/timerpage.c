@@ -3,6 +3,7 @@
  * says what it promises; docs/SCHED.md has the rule and the figures).
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -55,7 +56,8 @@ void timerpage_due_sleepers(const timerpage_t *pg, int self, uint64_t now, uint6
 {
 	unsigned n = scan_limit(pg);
 	for (unsigned i = 0; i < n; i++) {
-		if ((int)i == self || !atomic_load_explicit(&pg->slot[i].owner, memory_order_relaxed))
+		uint32_t owner = atomic_load_explicit(&pg->slot[i].owner, memory_order_relaxed);
+		if ((int)i == self || !owner || owner == THOTH_TIMERPAGE_REAPING)
 			continue;
 		uint64_t due = atomic_load_explicit(&pg->slot[i].due, memory_order_relaxed);
 		uint64_t at = atomic_load_explicit(&pg->slot[i].at, memory_order_relaxed);
@@ -78,8 +80,8 @@ int timerpage_claim(timerpage_t *pg, uint32_t owner, bool reclaim_dead)
 	for (int pass = 0; pass < (reclaim_dead ? 2 : 1); pass++) {
 		for (unsigned i = 0; i < THOTH_TIMERPAGE_SLOTS; i++) {
 			uint32_t cur = atomic_load_explicit(&pg->slot[i].owner, memory_order_relaxed);
-			if (cur && (pass == 0 || owner_alive(cur)))
-				continue;
+			if (cur == THOTH_TIMERPAGE_REAPING || (cur && (pass == 0 || owner_alive(cur))))
+				continue;       /* thothd is unlinking its doorbell: not yet */
 			if (!atomic_compare_exchange_strong(&pg->slot[i].owner, &cur, owner))
 				continue;
 			timerpage_post(pg, (int)i, 0, 0);
@@ -107,16 +109,22 @@ void timerpage_release(timerpage_t *pg, int slot, uint32_t owner)
  * Pages once mapped stay mapped: loops of other threads may be reading the
  * old one while a reconnect installs a new one, and they move over at their
  * next re-arm.  A new page appears only when a new thothd starts, so this
- * costs 4 KiB per thothd restart seen by the process.
+ * costs 4 KiB per thothd restart seen by the process.  The mapping is of a
+ * memfd sealed against shrinking: no other process can make it fault.
  */
 static _Atomic(timerpage_t *) current;
 static _Atomic uint64_t current_dev, current_ino;
+static int created_fd = -1;             /* thothd: the memfd it hands out */
+static timerpage_t *created;            /* thothd: its page (reap) */
 
-/* The directory of each page mapped (doorbell paths): written before the
- * page is published by the release store of `current`, never changed. */
+/* The directory and generation of each page mapped (doorbell paths):
+ * written before the page is published by the release store of `current`,
+ * never changed.  GEN is the memfd's inode number (what fstat says, never
+ * what the page says): two pages never share doorbell names. */
 #define MAX_MAPPED 32
 static struct mapped {
 	_Atomic(timerpage_t *) pg;
+	uint32_t gen;
 	char dir[96];
 } mapped[MAX_MAPPED];
 static _Atomic unsigned n_mapped;
@@ -126,7 +134,7 @@ int thoth__timerpage_bell_path(const timerpage_t *pg, int slot, char *out, size_
 	unsigned n = atomic_load_explicit(&n_mapped, memory_order_acquire);
 	for (unsigned i = 0; i < n && i < MAX_MAPPED; i++)
 		if (atomic_load_explicit(&mapped[i].pg, memory_order_acquire) == pg) {
-			int w = snprintf(out, cap, "%s/tk.%d", mapped[i].dir, slot);
+			int w = snprintf(out, cap, "%s/tk.%x.%d", mapped[i].dir, mapped[i].gen, slot);
 			return w < 0 || (size_t)w >= cap ? THOTH_E_NO_SPACE : 0;
 		}
 	return THOTH_E_INVAL;
@@ -137,9 +145,14 @@ timerpage_t *thoth__timerpage_current(void)
 	return atomic_load_explicit(&current, memory_order_acquire);
 }
 
-/* Remember PG's dir; false when the table is full or the dir too long
- * for a socket path (the page is then not used: no doorbells). */
-static bool remember(timerpage_t *pg, const char *dir)
+int thoth__timerpage_fd(void)
+{
+	return created_fd;
+}
+
+/* Remember PG's dir and generation; false when the table is full or the
+ * dir too long for a doorbell path (the page is then not used). */
+static bool remember(timerpage_t *pg, const char *dir, uint32_t gen)
 {
 	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 	if (strlen(dir) >= sizeof mapped[0].dir)
@@ -149,6 +162,7 @@ static bool remember(timerpage_t *pg, const char *dir)
 	bool ok = n < MAX_MAPPED;
 	if (ok) {
 		strcpy(mapped[n].dir, dir);
+		mapped[n].gen = gen;
 		atomic_store_explicit(&mapped[n].pg, pg, memory_order_release);
 		atomic_store_explicit(&n_mapped, n + 1, memory_order_release);
 	}
@@ -163,64 +177,66 @@ static void install(timerpage_t *pg, const struct stat *st)
 	atomic_store_explicit(&current, pg, memory_order_release);
 }
 
+enum { SEALS_NEEDED = F_SEAL_SHRINK | F_SEAL_GROW };
+
 int thoth__timerpage_create(const char *dir)
 {
-	char path[4200], tmp[4300];
-	if (!dir || snprintf(path, sizeof path, "%s/%s", dir, THOTH_TIMERPAGE_NAME) >= (int)sizeof path)
+	if (!dir || !*dir)
 		return THOTH_E_INVAL;
-	snprintf(tmp, sizeof tmp, "%s.%ld", path, (long)getpid());
-	unlink(tmp);
-	int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	int fd = memfd_create("thoth-timer-page", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
-		return thoth_error_io(errno, "create %s", tmp);
+		return thoth_error_io(errno, "memfd_create (window page)");
 	int r = 0;
 	struct stat st;
 	void *m = MAP_FAILED;
-	if (ftruncate(fd, THOTH_TIMERPAGE_SIZE) < 0 || fstat(fd, &st) < 0) {
-		r = thoth_error_io(errno, "size %s", tmp);
-		goto out;
+	if (ftruncate(fd, THOTH_TIMERPAGE_SIZE) < 0 ||
+	    fcntl(fd, F_ADD_SEALS, SEALS_NEEDED | F_SEAL_SEAL) < 0 || fstat(fd, &st) < 0) {
+		r = thoth_error_io(errno, "size and seal the window page");
+		goto fail;
 	}
 	m = mmap(NULL, THOTH_TIMERPAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (m == MAP_FAILED) {
-		r = thoth_error_io(errno, "map %s", tmp);
-		goto out;
+		r = thoth_error_io(errno, "map the window page");
+		goto fail;
 	}
 	timerpage_init(m);
-	if (!remember(m, dir)) {
+	if (!remember(m, dir, (uint32_t)st.st_ino)) {
 		r = THOTH_E_NO_SPACE;
 		munmap(m, THOTH_TIMERPAGE_SIZE);
-		goto out;
+		goto fail;
 	}
-	/* Published by rename: a process never maps a half-written page. */
-	if (rename(tmp, path) < 0) {
-		r = thoth_error_io(errno, "rename %s", tmp);
-		goto out;               /* stays mapped: remembered above */
-	}
+	if (created_fd >= 0)
+		close(created_fd);      /* an earlier page stays mapped (remembered) */
+	created_fd = fd;
+	created = m;
 	install(m, &st);
-out:
-	if (r)
-		unlink(tmp);
+	return 0;
+fail:
 	close(fd);
 	return r;
 }
 
-int thoth__timerpage_open(const char *dir)
+int thoth__timerpage_adopt(int fd, const char *dir)
 {
-	char path[4200];
-	if (!dir || snprintf(path, sizeof path, "%s/%s", dir, THOTH_TIMERPAGE_NAME) >= (int)sizeof path)
-		return THOTH_E_INVAL;
-	int fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
-		return thoth_error_io(errno, "open %s", path);
+		return THOTH_E_INVAL;
 	int r = 0;
 	struct stat st;
-	if (fstat(fd, &st) < 0) {
-		r = thoth_error_io(errno, "stat %s", path);
+	if (!dir || !*dir) {
+		r = THOTH_E_INVAL;
 		goto out;
 	}
-	if (!S_ISREG(st.st_mode) || st.st_uid != geteuid() || st.st_size != THOTH_TIMERPAGE_SIZE ||
-	    (st.st_mode & 077)) {
-		r = THOTH_E_PERM;      /* not the page thothd writes: the grid stays */
+	if (fstat(fd, &st) < 0) {
+		r = thoth_error_io(errno, "fstat the window page");
+		goto out;
+	}
+	/* Every descriptor a peer hands us is hostile: only a memfd (seals are
+	 * refused on anything else) that can neither shrink nor grow, of
+	 * exactly one page, is mapped; a truncatable file could SIGBUS us. */
+	int seals = fcntl(fd, F_GET_SEALS);
+	if (!S_ISREG(st.st_mode) || st.st_size != THOTH_TIMERPAGE_SIZE || seals < 0 ||
+	    (seals & SEALS_NEEDED) != SEALS_NEEDED) {
+		r = THOTH_E_PERM;      /* not the page thothd makes: the grid stays */
 		goto out;
 	}
 	if (thoth__timerpage_current() && atomic_load(&current_dev) == (uint64_t)st.st_dev &&
@@ -228,7 +244,7 @@ int thoth__timerpage_open(const char *dir)
 		goto out;               /* already in use */
 	timerpage_t *pg = mmap(NULL, THOTH_TIMERPAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (pg == MAP_FAILED) {
-		r = thoth_error_io(errno, "map %s", path);
+		r = thoth_error_io(errno, "map the window page");   /* e.g. sealed against writing */
 		goto out;
 	}
 	if (pg->magic != THOTH_TIMERPAGE_MAGIC) {
@@ -236,7 +252,7 @@ int thoth__timerpage_open(const char *dir)
 		r = THOTH_E_BAD_MAGIC;
 		goto out;
 	}
-	if (!remember(pg, dir)) {
+	if (!remember(pg, dir, (uint32_t)st.st_ino)) {
 		munmap(pg, THOTH_TIMERPAGE_SIZE);
 		r = THOTH_E_LIMIT;
 		goto out;
@@ -245,4 +261,71 @@ int thoth__timerpage_open(const char *dir)
 out:
 	close(fd);
 	return r;
+}
+
+/* Is thread TID gone for good: no such thread, or a zombie (its process
+ * exited and waits for its parent: a zombie's id still answers kill). */
+static bool owner_gone(uint32_t tid)
+{
+	if (tid == 0 || tid > 0x7fffffffu)
+		return false;
+	if (kill((pid_t)tid, 0) < 0)
+		return errno == ESRCH;
+	char p[48], buf[512];
+	snprintf(p, sizeof p, "/proc/%u/stat", tid);
+	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = 0;
+	const char *rp = strrchr(buf, ')');     /* the name may hold ") " */
+	return rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X');
+}
+
+unsigned thoth__timerpage_reap(void)
+{
+	timerpage_t *pg = created;
+	if (!pg)
+		return 0;
+	unsigned reaped = 0;
+	for (unsigned i = 0; i < THOTH_TIMERPAGE_SLOTS; i++) {
+		uint32_t cur = atomic_load_explicit(&pg->slot[i].owner, memory_order_relaxed);
+		if (!owner_gone(cur))
+			continue;
+		/* Take the slot first, so no loop claims it (and binds the same
+		 * doorbell name) while we unlink; then free it. */
+		if (!atomic_compare_exchange_strong(&pg->slot[i].owner, &cur, THOTH_TIMERPAGE_REAPING))
+			continue;
+		timerpage_post(pg, (int)i, 0, 0);
+		char path[128];
+		if (thoth__timerpage_bell_path(pg, (int)i, path, sizeof path) == 0)
+			unlink(path);
+		atomic_store_explicit(&pg->slot[i].owner, 0, memory_order_release);
+		reaped++;
+	}
+	return reaped;
+}
+
+unsigned thoth__timerpage_sweep(const char *dir)
+{
+	DIR *d = dir ? opendir(dir) : NULL;
+	if (!d)
+		return 0;
+	unsigned n = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		bool bell = strncmp(e->d_name, "tk.", 3) == 0;
+		if (!bell && strcmp(e->d_name, THOTH_TIMERPAGE_NAME) != 0)
+			continue;
+		struct stat st;
+		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    (bell ? !S_ISSOCK(st.st_mode) : !S_ISREG(st.st_mode)) || st.st_uid != geteuid())
+			continue;
+		n += unlinkat(dirfd(d), e->d_name, 0) == 0;
+	}
+	closedir(d);
+	return n;
 }

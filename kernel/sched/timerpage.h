@@ -2,12 +2,12 @@
  * timerpage.h - the window page: wake-up instants shared across processes
  * (SCHED-3, docs/SCHED.md "Timers across processes").
  *
- * thothd creates RUNTIME_DIR/timers.page (one 4 KiB page, mode 0600) at
- * start; every process that connects to thothd maps it read-write (the
- * runtime dir was already checked to be ours, 0700, not a symlink).  Each
- * loop claims one slot and posts there the instant its timerfd is armed for
- * (0 = nothing armed) and the earliest deadline of its timers (0 = none),
- * and binds a datagram socket DIR/tk.SLOT, its doorbell.  The rule is the
+ * thothd creates the page (one 4 KiB sealed memfd) at start and hands its
+ * descriptor to every process that connects and asks (Daemon.timer_page,
+ * after the runtime-dir and peer-uid checks); each maps it read-write.
+ * Each loop claims one slot and posts there the instant its timerfd is
+ * armed for (0 = nothing armed) and the earliest deadline of its timers
+ * (0 = none), and binds a datagram socket DIR/tk.GEN.SLOT, its doorbell.  The rule is the
  * greedy offline optimum run online: a loop sleeps until the end of its
  * earliest window (HI: the greedy stabs the window that closes first at its
  * end), and a loop woken by its timer rings the doorbell of every other
@@ -35,7 +35,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define THOTH_TIMERPAGE_NAME "timers.page"
+#define THOTH_TIMERPAGE_NAME "timers.page"   /* where a thothd before the sealed memfd put it: swept */
 #define THOTH_TIMERPAGE_MAGIC 0x3147504d49544854ull   /* "THTIMPG1" */
 #define THOTH_TIMERPAGE_SIZE 4096u
 #define THOTH_TIMERPAGE_SLOTS 169u
@@ -81,22 +81,44 @@ static inline void timerpage_post(timerpage_t *pg, int slot, uint64_t at, uint64
 void timerpage_due_sleepers(const timerpage_t *pg, int self, uint64_t now, uint64_t margin,
 			    void (*fn)(int slot, void *arg), void *arg);
 
+/* Owner value of a slot thothd is giving back (thoth__timerpage_reap):
+ * never a thread id (ids are below 2^30), never claimed. */
+#define THOTH_TIMERPAGE_REAPING 0xffffffffu
+
 /* ---- the process's page ------------------------------------------------------ */
 
-/* thothd: create DIR/timers.page afresh (a new inode: processes of an old
- * thothd re-map when they reconnect) and use it in this process.  0 or a
- * negative THOTH_E_* (errno kept). */
+/* thothd: create the page as a memfd sealed against shrinking and growing
+ * (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL: nobody, thothd included, can
+ * truncate it under a mapping, which would SIGBUS every loop), use it in
+ * this process, and keep its descriptor to hand out (Daemon.timer_page).
+ * DIR is the runtime dir: the doorbells live there.  0 or a negative
+ * THOTH_E_* (errno kept). */
 int thoth__timerpage_create(const char *dir);
-/* A process connected to thothd: map DIR/timers.page if it is a regular
- * file of our uid of exactly one page with the right magic, and use it in
- * every loop of this process from their next re-arm.  Mapping the page
- * already in use is a no-op.  0 or a negative THOTH_E_*; on error the
- * previous page (or the grid) stays in use. */
-int thoth__timerpage_open(const char *dir);
+/* The memfd of the page this process created (thothd), -1 if none. */
+int thoth__timerpage_fd(void);
+/* A process connected to thothd: adopt the page descriptor FD thothd
+ * sent (hostile until checked: a regular memfd of exactly one page,
+ * sealed against shrinking and growing, mappable read-write, with the
+ * magic) and use it in every loop of this process from their next
+ * re-arm; the doorbells live in DIR.  FD is always consumed (closed).
+ * Adopting the page already in use is a no-op.  0 or a negative
+ * THOTH_E_*: THOTH_E_PERM for a descriptor that is not such a memfd; on
+ * error the previous page (or the grid) stays in use. */
+int thoth__timerpage_adopt(int fd, const char *dir);
 /* The page in use (NULL = none: the grid). */
 timerpage_t *thoth__timerpage_current(void);
-/* The doorbell socket path of SLOT of PG ("DIR/tk.SLOT"); 0 or
- * THOTH_E_NO_SPACE / THOTH_E_INVAL (PG is not a page this process mapped). */
+/* The doorbell socket path of SLOT of PG ("DIR/tk.GEN.SLOT", GEN naming
+ * the page, so loops of an old and a new thothd's page never share a
+ * name); 0 or THOTH_E_NO_SPACE / THOTH_E_INVAL (PG is not a page this
+ * process mapped). */
 int thoth__timerpage_bell_path(const timerpage_t *pg, int slot, char *out, size_t cap);
+/* thothd: give back every slot of its page whose owner thread is gone
+ * (exited, or a zombie) and unlink its doorbell; how many.  Run after a
+ * client's connection closed (a dead process leaves its slots). */
+unsigned thoth__timerpage_reap(void);
+/* thothd at start, before creating its page: unlink every doorbell
+ * (tk.* sockets) and old-style timers.page file left in DIR by an
+ * earlier thothd's processes; how many. */
+unsigned thoth__timerpage_sweep(const char *dir);
 
 #endif

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "rtable_shm.h"       /* RT_LAYOUT */
 #include "thothd.h"
 
 /* Make room for RESP of M in the call's response buffer (thothd.h). */
@@ -242,6 +243,22 @@ static void on_heartbeat(void *self, const thoth_registry_Registry_heartbeat_req
 			     r == THOTH_REGISTRY_ERR_NOT_OWNER ? "not its lease" : "expired");
 }
 
+static void on_report_load(void *self, const thoth_registry_Registry_report_load_req_t *req)
+{
+	thothd_call_t *call = self;
+	int r = thoth_registry_report_load(call->d->registry, call->client->owner, req->lease,
+					   req->utilization_permille, req->qps);
+	if (r == THOTH_E_INVAL)
+		thothd_warn("client %llu (pid %u): load report refused: utilization %u permille (max %u), "
+			    "%u qps (max %u)", (unsigned long long)call->client->id, call->client->pid,
+			    req->utilization_permille, THOTH_REGISTRY_MAX_UTILIZATION, req->qps,
+			    THOTH_REGISTRY_MAX_QPS);
+	else if (r)
+		thothd_debug("client %llu: load report for lease %016llx: %s",
+			     (unsigned long long)call->client->id, (unsigned long long)req->lease,
+			     r == THOTH_REGISTRY_ERR_NOT_OWNER ? "not its lease" : "expired");
+}
+
 static int on_watch(void *self, const thoth_registry_Registry_watch_req_t *req,
 		    thoth_registry_Registry_watch_resp_t *resp, thoth_arena_t *arena)
 {
@@ -265,6 +282,7 @@ const thoth_registry_Registry_handlers_t thothd_registry_handlers = {
 	.renew = on_renew,
 	.withdraw = on_withdraw,
 	.heartbeat = on_heartbeat,
+	.report_load = on_report_load,
 	.watch = on_watch,
 	.unwatch = on_unwatch,
 	.list_page = on_list_page,
@@ -307,7 +325,7 @@ static int on_resolve_table(void *self, const thoth_daemon_Daemon_resolve_table_
 		call->reason = "thothd has no shared resolve table (see its log): resolve by round trip";
 		return THOTH_E_NOT_FOUND;
 	}
-	resp->layout = 1;               /* RT_LAYOUT (kernel/ipc/rtable_shm.h) */
+	resp->layout = RT_LAYOUT;
 	call->send_fd = fd;
 	thothd_debug("client %llu (pid %u) took the resolve table (%u entries)",
 		     (unsigned long long)call->client->id, call->client->pid, thothd_rtable_entries(call->d));
@@ -317,6 +335,7 @@ static int on_resolve_table(void *self, const thoth_daemon_Daemon_resolve_table_
 const thoth_daemon_Daemon_handlers_t thothd_daemon_handlers = {
 	.status = on_status,
 	.resolve_table = on_resolve_table,
+	.timer_page = thothd_on_timer_page,
 };
 
 /* ---- watch pushes ------------------------------------------------------------------- */

@@ -21,6 +21,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "federation.h"
 #include "http.h"
 #include "log.h"
 #include "runtime.h"
@@ -59,11 +60,28 @@ static void usage(FILE *out)
 		"  --http-token-file F   require the token in F (first line) on every request\n"
 		"  --http-timeout-s S    close HTTP connections idle for S seconds (default 10)\n"
 		"  --http-max-connections N  HTTP connections at once (default 1024)\n"
+		"  --etcd URL            federate: mirror this host's tcp: registrations into\n"
+		"                        etcd at URL (http://HOST:PORT) and take the other\n"
+		"                        hosts' in as remote instances (docs/FEDERATION.md)\n"
+		"  --host-id NAME        this host's name in etcd (default: the host name)\n"
+		"  --advertise ADDR      tcp:HOST:PORT where this host is reached (stored in etcd)\n"
+		"  --etcd-ttl S          the host lease: S seconds, renewed every S/3 (default 10)\n"
 		"  -h, --help            this text\n"
 		"  --version             print the version\n"
 		"\n"
 		"Socket activation (LISTEN_FDS) and readiness (NOTIFY_SOCKET) work as under\n"
 		"systemd: see thothd(8).  Inspect it with thothctl: thothctl status.\n");
+}
+
+static void federation_on_change(void *arg, int kind, const thoth_registry_Instance_t *inst)
+{
+	thothd_federation_on_change(arg, kind, inst);
+}
+
+/* Remote instances came or went: close the clients their watch pushes doomed. */
+static void federation_after_change(void *arg)
+{
+	thothd_reap(arg);
 }
 
 static void on_stop_signal(thoth_loop_t *loop, const struct signalfd_siginfo *info, void *arg)
@@ -126,6 +144,10 @@ int main(int argc, char **argv)
 		{ "http-token-file", required_argument, NULL, 'K' },
 		{ "http-timeout-s", required_argument, NULL, 'O' },
 		{ "http-max-connections", required_argument, NULL, 'M' },
+		{ "etcd", required_argument, NULL, 'E' },
+		{ "host-id", required_argument, NULL, 'H' },
+		{ "advertise", required_argument, NULL, 'a' },
+		{ "etcd-ttl", required_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -137,6 +159,8 @@ int main(int argc, char **argv)
 	bool http_off = false, http_port_given = false;
 	const char *token_file = NULL;
 	char token[256] = "";
+	thothd_federation_config_t fed_cfg = { .uid = (uint32_t)getuid() };
+	thothd_federation_t *federation = NULL;
 	int opt;
 	while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
 		switch (opt) {
@@ -233,6 +257,25 @@ int main(int argc, char **argv)
 		case 'K':
 			token_file = optarg;
 			break;
+		case 'E':
+			fed_cfg.etcd_url = optarg;
+			break;
+		case 'H':
+			fed_cfg.host_id = optarg;
+			break;
+		case 'a':
+			fed_cfg.advertise = optarg;
+			break;
+		case 'L': {
+			char *end;
+			unsigned long n = strtoul(optarg, &end, 10);
+			if (*end || !*optarg || n < 2 || n > 3600) {
+				fprintf(stderr, "thothd: --etcd-ttl wants 2..3600 seconds (etcd's shortest lease is 2 s)\n");
+				return 2;
+			}
+			fed_cfg.ttl_s = (uint32_t)n;
+			break;
+		}
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -292,7 +335,12 @@ int main(int argc, char **argv)
 	snprintf(sock, sizeof sock, "%s/%s", dir, THOTHD_SOCKET_NAME);
 	cfg.runtime_dir = dir;
 	/* The window page every connected loop posts its next wake-up on
-	 * (SCHED-3, docs/SCHED.md); without it they use the per-boot grid. */
+	 * (SCHED-3, docs/SCHED.md): a sealed memfd handed out on request;
+	 * without it they use the per-boot grid.  Doorbells that loops of an
+	 * earlier thothd's processes left behind go first. */
+	unsigned swept = thoth__timerpage_sweep(dir);
+	if (swept)
+		thothd_debug("removed %u doorbell(s) left by an earlier thothd's processes", swept);
 	int tp = thoth__timerpage_create(dir);
 	if (tp)
 		thothd_warn("no window page in %s (%s): timers use the per-boot grid", dir,
@@ -375,6 +423,34 @@ int main(int argc, char **argv)
 			thothd_info("dashboard at %s%s", d->dashboard_url,
 				    http_cfg.token ? " (token required)" : "");
 	}
+	/* Federation (issue 19): optional, off unless --etcd. */
+	char host_name[256], state_file[4200];
+	if (fed_cfg.etcd_url) {
+		if (!fed_cfg.host_id) {
+			if (gethostname(host_name, sizeof host_name))
+				snprintf(host_name, sizeof host_name, "host");
+			host_name[sizeof host_name - 1] = 0;
+			fed_cfg.host_id = host_name;
+		}
+		snprintf(state_file, sizeof state_file, "%s/federation.state", dir);
+		fed_cfg.state_file = state_file;
+		fed_cfg.after_change = federation_after_change;
+		fed_cfg.arg = d;
+		char fed_why[300] = "";
+		r = thothd_federation_new(loop, d->registry, &fed_cfg, &federation, fed_why, sizeof fed_why);
+		if (r) {
+			thothd_error("federation: %s", fed_why);
+			goto out;
+		}
+		d->change_hook = federation_on_change;
+		d->change_hook_arg = federation;
+		thothd_info("federation: host %s, etcd %s, lease TTL %u s%s%s", fed_cfg.host_id, fed_cfg.etcd_url,
+			    fed_cfg.ttl_s ? fed_cfg.ttl_s : 10, fed_cfg.advertise ? ", advertising " : "",
+			    fed_cfg.advertise ? fed_cfg.advertise : "");
+	} else if (fed_cfg.host_id || fed_cfg.advertise || fed_cfg.ttl_s) {
+		thothd_error("--host-id, --advertise and --etcd-ttl need --etcd");
+		goto out;
+	}
 	/* Serving from here on: the socket accepts, the loop will answer. */
 	if ((r = thothd_sd_notify("READY=1\nSTATUS=serving")))
 		thothd_warn("cannot notify the service manager: %s", thoth_strerror(r));
@@ -392,12 +468,19 @@ out:
 	if (ready_fd >= 0)
 		close(ready_fd);        /* never ready: the reader sees EOF */
 	thothd_http_stop(http);         /* before thothd_free: it uses the tracer */
+	if (federation) {
+		thothd_federation_t *fed = federation;
+		thothd_federation_stats_t fs;
+		thothd_federation_stats(fed, &fs);
+		thothd_info("federation: %llu requests (%llu bytes) to etcd, %llu lease renewals, %u remote instances",
+			    (unsigned long long)fs.requests, (unsigned long long)fs.bytes_sent,
+			    (unsigned long long)fs.keepalives, fs.remote);
+		d->change_hook = NULL;  /* no more mirroring while the clients close */
+		thothd_federation_free(fed);
+	}
 	thothd_free(d);                 /* unlinks the socket */
 	thoth_loop_free(loop);
 	thoth_trace_shutdown();
-	/* Mapped pages live on in connected processes; the name goes with us. */
-	snprintf(sock, sizeof sock, "%s/%s", dir, THOTH_TIMERPAGE_NAME);
-	unlink(sock);
 	thothd_pidfile_release(dir, lock_fd);
 	free(distances);
 	if (!status)

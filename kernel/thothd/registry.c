@@ -61,6 +61,7 @@ struct thoth_registry_owner {
 	entry_t *entries;                       /* list head */
 	size_t count;
 	size_t watches;
+	bool federated;                         /* another host's, fed from etcd (federation.c) */
 };
 
 typedef struct watch {
@@ -443,10 +444,17 @@ const char *thoth_registry_refusal(const thoth_registry_t *reg)
 
 /* ---- events ----------------------------------------------------------------- */
 
+static void notify_watchers(thoth_registry_t *reg, const entry_t *e, thoth_registry_ChangeKind_t kind);
+
 static void notify(thoth_registry_t *reg, const entry_t *e, thoth_registry_ChangeKind_t kind)
 {
 	if (reg->cfg.on_change)
 		reg->cfg.on_change(reg->cfg.change_arg, (int)kind, &e->inst);
+	notify_watchers(reg, e, kind);
+}
+
+static void notify_watchers(thoth_registry_t *reg, const entry_t *e, thoth_registry_ChangeKind_t kind)
+{
 	if (!reg->cfg.on_event)
 		return;
 	const thoth_str_t name = e->inst.registration.name;
@@ -531,6 +539,11 @@ void thoth_registry_owner_drop(thoth_registry_t *reg, thoth_registry_owner_t *ow
 	while (owner->entries)
 		entry_remove(reg, owner->entries, THOTH_REGISTRY_CHANGE_KIND_REMOVED);
 	free(owner);
+}
+
+void thoth_registry_owner_set_federated(thoth_registry_owner_t *owner)
+{
+	owner->federated = true;
 }
 
 void thoth_registry_owner_set_exe(thoth_registry_owner_t *owner, uint64_t dev, uint64_t ino)
@@ -731,16 +744,21 @@ int thoth_registry_register(thoth_registry_t *reg, thoth_registry_owner_t *owner
 		refuse(reg, "endpoint address longer than %d bytes", ADDR_MAX_LEN);
 		return THOTH_REGISTRY_ERR_CONTRACT_REFUSED;
 	}
-	if (owner->count >= reg->cfg.max_per_owner) {
+	if (owner->count >= reg->cfg.max_per_owner && !owner->federated) {
 		refuse(reg, "this connection already holds %zu registrations (limit %u)",
 		       owner->count, reg->cfg.max_per_owner);
 		return THOTH_REGISTRY_ERR_TOO_MANY;
 	}
 	uint64_t h = hash_name(r->name.ptr, r->name.len);
 	group_t *g = *group_slot(reg, r->name.ptr, r->name.len, h);
-	if (g && g->count) {
-		/* Every live instance has the same holder: compare with one. */
-		const thoth_registry_owner_t *holder = g->entries[0]->owner;
+	/* Every live local instance has the same holder: compare with one.
+	 * Other hosts' instances (a federated owner) neither hold the name
+	 * here nor are held to it: their host applied its own rule. */
+	const thoth_registry_owner_t *holder = NULL;
+	for (size_t i = 0; g && !owner->federated && i < g->count && !holder; i++)
+		if (!g->entries[i]->owner->federated)
+			holder = g->entries[i]->owner;
+	if (holder) {
 		if (holder->uid != owner->uid || holder->exe_dev != owner->exe_dev ||
 		    holder->exe_ino != owner->exe_ino) {
 			refuse(reg, "name \"%.*s\" is held by %s (pid %u) while it has live "
@@ -794,8 +812,10 @@ int thoth_registry_register(thoth_registry_t *reg, thoth_registry_owner_t *owner
 	/* A local registration without a TTL is held by its owner's connection
 	 * (issue 13 section 0): it ends when the owner drops (peer death) or
 	 * withdraws, never by time, so nobody has to send heartbeats.  ttl_ns 0
-	 * marks it; its deadline never comes.  Remote ones always get a TTL. */
-	bool held = r->ttl_ms == 0 && ep->locality != THOTH_COMMON_LOCALITY_REMOTE;
+	 * marks it; its deadline never comes.  Remote ones always get a TTL,
+	 * except another host's (federated owner): etcd's lease bounds those,
+	 * and federation.c removes them when etcd deletes their keys. */
+	bool held = r->ttl_ms == 0 && (ep->locality != THOTH_COMMON_LOCALITY_REMOTE || owner->federated);
 	e->ttl_ns = held ? 0 : clamp_ttl_ns(reg, r->ttl_ms);
 	copy->ttl_ms = (uint32_t)(e->ttl_ns / 1000000ull);
 	e->inst.registered_at_ns = now_ns;
@@ -1044,6 +1064,27 @@ int thoth_registry_renew(thoth_registry_t *reg, thoth_registry_owner_t *owner, u
 	}
 	if (expires_at_ns)
 		*expires_at_ns = e->inst.expires_at_ns;
+	return 0;
+}
+
+int thoth_registry_report_load(thoth_registry_t *reg, thoth_registry_owner_t *owner, uint64_t lease,
+				uint32_t utilization_permille, uint32_t qps)
+{
+	entry_t *e = lease_find(reg, lease);
+	if (!e)
+		return THOTH_REGISTRY_ERR_EXPIRED;
+	if (e->owner != owner)
+		return THOTH_REGISTRY_ERR_NOT_OWNER;
+	/* A hostile or broken reporter: refused, the last good value kept. */
+	if (utilization_permille > THOTH_REGISTRY_MAX_UTILIZATION || qps > THOTH_REGISTRY_MAX_QPS)
+		return THOTH_E_INVAL;
+	if (e->inst.utilization_permille == utilization_permille && e->inst.qps == qps)
+		return 0;                       /* nothing new for the watchers */
+	e->inst.utilization_permille = utilization_permille;
+	e->inst.qps = qps;
+	/* Watchers only: the shared resolve table and other on_change users
+	 * track membership, not load. */
+	notify_watchers(reg, e, THOTH_REGISTRY_CHANGE_KIND_LOAD);
 	return 0;
 }
 

@@ -91,6 +91,12 @@ int thoth_registry_owner_new(thoth_registry_t *reg, uint32_t uid, uint32_t pid, 
 /* Peer death: drop OWNER's watches, then remove each of its registrations
  * (REMOVED events to the remaining watchers), then free OWNER. */
 void thoth_registry_owner_drop(thoth_registry_t *reg, thoth_registry_owner_t *owner);
+/* OWNER feeds other hosts' instances (issue 19, federation.c): its
+ * registrations are REMOTE, held without a TTL until it withdraws them or
+ * is dropped, not limited by max_per_owner, and outside the name-ownership
+ * rule (their host applied it; they neither hold a name here nor are held
+ * to its local holder). */
+void thoth_registry_owner_set_federated(thoth_registry_owner_t *owner);
 /* The executable OWNER's process runs (st_dev, st_ino of /proc/PID/exe;
  * 0, 0 when unknown): part of the name-ownership rule (register). */
 void thoth_registry_owner_set_exe(thoth_registry_owner_t *owner, uint64_t dev, uint64_t ino);
@@ -163,6 +169,15 @@ uint32_t thoth_registry_node_distance(const thoth_registry_t *reg, uint16_t a, u
  * ERR_NOT_OWNER. */
 int thoth_registry_renew(thoth_registry_t *reg, thoth_registry_owner_t *owner, uint64_t lease,
 			 uint64_t now_ns, uint64_t *expires_at_ns);
+
+/* LEASE's owner reports its load (SCALE-3): stored in the instance and
+ * pushed to watchers as a LOAD change when it differs from the last report
+ * (not to on_change).  ERR_EXPIRED, ERR_NOT_OWNER, THOTH_E_INVAL when a
+ * value is beyond the limits below (the last good report is kept). */
+#define THOTH_REGISTRY_MAX_UTILIZATION 64000u   /* permille: 64 CPUs busy */
+#define THOTH_REGISTRY_MAX_QPS 100000000u
+int thoth_registry_report_load(thoth_registry_t *reg, thoth_registry_owner_t *owner, uint64_t lease,
+				uint32_t utilization_permille, uint32_t qps);
 
 /* Remove LEASE (REMOVED event).  ERR_NOT_FOUND, ERR_NOT_OWNER. */
 int thoth_registry_withdraw(thoth_registry_t *reg, thoth_registry_owner_t *owner, uint64_t lease);

@@ -112,6 +112,16 @@ uint64_t thothd_now(const thothd_t *d)
 	return d->loop ? thoth_loop_now(d->loop) : thoth_clock_now();
 }
 
+/* Every registry change: mirrored into the shared resolve table (SCALE-2)
+ * and, when federated, into etcd (change_hook: issue 19). */
+static void thothd_on_change(void *arg, int kind, const thoth_registry_Instance_t *inst)
+{
+	thothd_t *d = arg;
+	thothd_rtable_on_change(d, kind, inst);
+	if (d->change_hook)
+		d->change_hook(d->change_hook_arg, kind, inst);
+}
+
 int thothd_new(const thothd_config_t *cfg, thoth_loop_t *loop, thothd_t **out)
 {
 	thothd_t *d = calloc(1, sizeof *d);
@@ -173,7 +183,7 @@ int thothd_new(const thothd_config_t *cfg, thoth_loop_t *loop, thothd_t **out)
 		.event_arg = d,
 		.node_distance = c->node_distance,
 		.n_nodes = c->n_nodes,
-		.on_change = thothd_rtable_on_change,
+		.on_change = thothd_on_change,
 		.change_arg = d,
 	};
 	if (!d->out || !d->arena || !d->event_buf || thothd_rtable_new(d) || thoth_registry_new(&rc, &d->registry) ||
@@ -414,6 +424,7 @@ static void client_close(thothd_t *d, thothd_client_t *c)
 	thoth_registry_owner_drop(d->registry, c->owner);
 	thothd_tracer_client_closed(d->tracer, c);
 	thothd_pm_client_closed(d->pm, c);
+	thothd_timerpage_client_closed(d, c->pid);
 	while (c->n_fds)
 		close(thothd_client_take_fd(c));
 	if (c->source)
@@ -949,6 +960,7 @@ void thothd_free(thothd_t *d)
 		thoth_timer_cancel(d->loop, d->frame_timer);
 	if (d->accept_timer)
 		thoth_timer_cancel(d->loop, d->accept_timer);
+	thothd_timerpage_free(d);
 	if (d->reserve_fd >= 0)
 		close(d->reserve_fd);
 	free(d->uids);

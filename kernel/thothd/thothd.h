@@ -127,6 +127,11 @@ struct thothd {
 	thothd_pm_t *pm;                /* the power broker (pm.c) */
 	thothd_probes_t *probes;        /* probes handed to traced processes (probe.c) */
 	thothd_rtable_t *rtable;        /* the shared resolve table (rtable.c); NULL if none */
+	struct thothd_page_watch *page_watches;   /* exited processes' page slots to reap (timerpage.c) */
+	/* Also told every registry change, after the resolve table: the etcd
+	 * mirror (federation.c, issue 19) when thothd runs with --etcd. */
+	void (*change_hook)(void *arg, int kind, const thoth_registry_Instance_t *inst);
+	void *change_hook_arg;
 	bool expiry_armed;
 	char dashboard_url[128];        /* "" when no dashboard serves (Daemon.status) */
 	uint32_t pid;                   /* traced as service_id: thothd serves every call */
@@ -156,6 +161,17 @@ int thothd_listen(thothd_t *d, const char *path, char *why, size_t why_len);
 /* Serve FD, a listening socket passed by a service manager (not unlinked
  * by thothd_free). */
 int thothd_listen_fd(thothd_t *d, int fd);
+
+/* SCHED-3 window page (timerpage.c): the connection of process PID
+ * closed, so if PID is exiting its loops leave page slots and doorbells
+ * behind: watch PID (a pidfd on the loop: no timer, no wake-up while it
+ * lives) and reap them when it has exited. */
+void thothd_timerpage_client_closed(thothd_t *d, uint32_t pid);
+/* Daemon.timer_page: the page's memfd attached to the answer. */
+int thothd_on_timer_page(void *self, const thoth_daemon_Daemon_timer_page_req_t *req,
+			 thoth_daemon_Daemon_timer_page_resp_t *resp, thoth_arena_t *arena);
+/* Free the watches (thothd_free). */
+void thothd_timerpage_free(thothd_t *d);
 
 /* A connected client on FD (-1: in-process, output discarded). */
 int thothd_client_open(thothd_t *d, int fd, uint32_t uid, uint32_t pid, thothd_client_t **out);

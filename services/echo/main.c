@@ -9,6 +9,12 @@
  *
  *   echo [--runtime-dir DIR] [--name NAME] [--ttl-ms N]   (N 0, the default: no lease
  *   renewals, the registration lives as long as the connection to thothd)
+ *        [--tcp tcp:HOST:PORT] [--token-file F]
+ *
+ * With --tcp it also serves Echo to other hosts over TCP (thoth/tcp.h; the
+ * cluster token from F, default RUNTIME_DIR/cluster.token) and registers
+ * that address as a second instance: a federated thothd mirrors it into
+ * etcd for the other hosts (docs/FEDERATION.md).  Port 0: any free port.
  */
 #define _GNU_SOURCE
 #include <getopt.h>
@@ -24,6 +30,7 @@
 #include "thoth/channel.h"
 #include "thoth/loop.h"
 #include "thoth/service.h"
+#include "thoth/tcp.h"
 #include "thoth/trace.h"
 
 static uint64_t calls;
@@ -68,10 +75,12 @@ int main(int argc, char **argv)
 		{ "runtime-dir", required_argument, NULL, 'r' },
 		{ "name", required_argument, NULL, 'n' },
 		{ "ttl-ms", required_argument, NULL, 't' },
+		{ "tcp", required_argument, NULL, 'T' },
+		{ "token-file", required_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *runtime_arg = NULL, *name = "echo";
+	const char *runtime_arg = NULL, *name = "echo", *tcp_addr = NULL, *token_file = NULL;
 	uint32_t ttl_ms = 0;            /* held by the control connection: no renewals */
 	int opt;
 	while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
@@ -79,8 +88,11 @@ int main(int argc, char **argv)
 		case 'r': runtime_arg = optarg; break;
 		case 'n': name = optarg; break;
 		case 't': ttl_ms = (uint32_t)strtoul(optarg, NULL, 10); break;
+		case 'T': tcp_addr = optarg; break;
+		case 'K': token_file = optarg; break;
 		case 'h':
-			printf("usage: echo [--runtime-dir DIR] [--name NAME] [--ttl-ms N]\n");
+			printf("usage: echo [--runtime-dir DIR] [--name NAME] [--ttl-ms N] [--tcp tcp:HOST:PORT] "
+			       "[--token-file F]\n");
 			return 0;
 		default:
 			return 2;
@@ -129,7 +141,35 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	fprintf(stderr, "echo[%d]: serving %s on %s\n", (int)getpid(), name, sa.sun_path);
+	thoth_tcp_server_t *tcp = NULL;
+	thoth_service_t *tcp_svc = NULL;
+	if (tcp_addr) {
+		char token_path[4200];
+		if (!token_file && thoth_tcp_token_path(runtime_arg, token_path, sizeof token_path) == 0)
+			token_file = token_path;
+		thoth_tcp_server_config_t tcfg = {
+			.addr = tcp_addr, .iface = &thoth_echo_Echo_info, .invoke = thoth_echo_Echo_invoke,
+			.handlers = &handlers, .token_file = token_file, .log = log_line,
+		};
+		r = thoth_tcp_server_new(loop, &tcfg, &tcp, why, sizeof why);
+		if (r) {
+			fprintf(stderr, "echo: --tcp: %s\n", why);
+			thoth_service_withdraw(svc);
+			thoth_chan_server_free(srv);
+			return 1;
+		}
+		thoth_service_config_t tc = cfg;
+		tc.endpoint = thoth_tcp_server_addr(tcp);
+		r = thoth_service_register(loop, &tc, &tcp_svc, why, sizeof why);
+		if (r)
+			fprintf(stderr, "echo: cannot register %s: %s\n", tc.endpoint, why);
+		fprintf(stderr, "echo[%d]: serving %s to other hosts on %s\n", (int)getpid(), name,
+			thoth_tcp_server_addr(tcp));
+	}
 	thoth_loop_run(loop);
+	if (tcp_svc)
+		thoth_service_withdraw(tcp_svc);
+	thoth_tcp_server_free(tcp);
 	thoth_service_withdraw(svc);
 	thoth_chan_server_free(srv);    /* closes every channel, removes the socket */
 	thoth_loop_free(loop);

@@ -12,11 +12,17 @@
  *   - at a random moment (the parent's kill, 0.5 .. 20 ms after start), or
  *   - exactly at an injected point (cx_crash_hook): half an append written,
  *     a new segment created without its header, just after a roll, an
- *     epoch's fdatasyncs queued, an epoch synced but not yet acknowledged.
+ *     epoch's fdatasyncs queued, an epoch synced but not yet acknowledged,
+ *     and the three steps of a compaction (retention keeps 4 segments):
+ *     the new catalog durable but not renamed, renamed, the first dropped
+ *     segment removed but not the others.
  * The parent then opens the store itself (recovery) and checks:
  *   1. every acknowledged record of every stream is there, sync and
  *      deferred alike (a SIGKILL leaves the page cache: deferred records
- *      survive a crash of codex), with exactly the bytes written;
+ *      survive a crash of codex), with exactly the bytes written, except
+ *      those retention retired (below the stream's first retained sequence
+ *      number, and only while the store still holds at least the
+ *      retention's bytes);
  *   2. every record the store returns is intact (the pattern of its stream
  *      and sequence number), none beyond.
  * Every third round it then simulates a power cut: it truncates the last
@@ -28,6 +34,7 @@
  * corrupt one.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -47,6 +54,9 @@
 
 #define NSTREAMS 4
 #define SEG_BYTES 16384
+/* Retention: the oldest segments beyond 4 are compacted away while the
+ * rounds run, so compaction's steps are in the matrix too. */
+#define RETAIN_BYTES (4 * SEG_BYTES)
 
 static const char *const names[NSTREAMS] = { "sync0", "def1", "sync2", "def3" };
 static char dir[512];
@@ -115,7 +125,7 @@ static void child(int point, int count)
 	countdown = count;
 	if (point)
 		cx_crash_hook = hook;
-	cx_journal_config_t cfg = { .data_dir = dir, .segment_bytes = SEG_BYTES };
+	cx_journal_config_t cfg = { .data_dir = dir, .segment_bytes = SEG_BYTES, .retain_bytes = RETAIN_BYTES };
 	char why[300];
 	if (cx_journal_open(&cfg, &jr, NULL, why, sizeof why)) {
 		fprintf(stderr, "child: open: %s\n", why);
@@ -138,7 +148,7 @@ static void child(int point, int count)
 
 /* ---- the parent's checks -------------------------------------------------- */
 
-static uint64_t acked[NSTREAMS];
+static uint64_t acked[NSTREAMS], first_kept[NSTREAMS];
 
 /* Open the store (recovery) and check it; returns the number of problems.
  * SYNC_ONLY: only sync streams' acknowledgements must have survived. */
@@ -147,7 +157,7 @@ static int verify(const char *when, bool sync_only, cx_loc_t *last_sync_end)
 	cx_store_t *s;
 	cx_recovery_t rep;
 	char why[300];
-	cx_store_config_t cfg = { .dir = dir, .segment_bytes = SEG_BYTES };
+	cx_store_config_t cfg = { .dir = dir, .segment_bytes = SEG_BYTES, .retain_bytes = RETAIN_BYTES };
 	int r = cx_store_open(&cfg, &s, &rep, why, sizeof why);
 	if (r) {
 		printf("FAIL %s: recovery failed: %s: %s\n", when, thoth_strerror(r), why);
@@ -167,13 +177,22 @@ static int verify(const char *when, bool sync_only, cx_loc_t *last_sync_end)
 			}
 			continue;
 		}
-		uint64_t n = cx_store_next_seq(s, id) - 1;
+		uint64_t n = cx_store_next_seq(s, id) - 1, first = cx_store_first_seq(s, id);
+		/* Retired records are retention's doing, allowed only while what
+		 * is kept is at least the retention (a power cut may then tear the
+		 * unacknowledged tail of the last segment). */
+		if (first > 1 && !sync_only && cx_store_bytes(s) < RETAIN_BYTES) {
+			printf("FAIL %s: %s retired up to %" PRIu64 " but only %" PRIu64 " bytes are kept (retention %d)\n",
+			       when, names[k], first - 1, cx_store_bytes(s), RETAIN_BYTES);
+			bad++;
+		}
 		if (n < acked[k] && (!sync_only || k % 2 == 0)) {
 			printf("FAIL %s: stream %s has %" PRIu64 " records, %" PRIu64 " were acknowledged\n", when,
 			       names[k], n, acked[k]);
 			bad++;
 		}
-		for (uint64_t seq = 1; seq <= n; seq++) {
+		first_kept[k] = first;
+		for (uint64_t seq = first; seq <= n; seq++) {
 			cx_loc_t loc;
 			cx_rec_t rec;
 			bool miss;
@@ -206,16 +225,19 @@ static int verify(const char *when, bool sync_only, cx_loc_t *last_sync_end)
 
 static const char *last_segment(char *path, size_t cap)
 {
+	/* the highest numbered: after compactions the log no longer starts at 1 */
 	uint64_t best = 0;
-	for (uint64_t k = 1; k < 100000; k++) {
-		snprintf(path, cap, "%s/seg-%016" PRIx64 ".log", dir, k);
-		if (access(path, F_OK)) {
-			if (k > best + 1)
-				break;
-			continue;
-		}
-		best = k;
+	DIR *d = opendir(dir);
+	if (!d)
+		return NULL;
+	for (struct dirent *de; (de = readdir(d));) {
+		uint64_t no;
+		int used = 0;
+		if (sscanf(de->d_name, "seg-%16" SCNx64 ".log%n", &no, &used) == 1 && used == (int)strlen(de->d_name) &&
+		    no > best)
+			best = no;
 	}
+	closedir(d);
 	snprintf(path, cap, "%s/seg-%016" PRIx64 ".log", dir, best);
 	return best ? path : NULL;
 }
@@ -351,11 +373,13 @@ int main(int argc, char **argv)
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	printf("%s: %d random kills, injected kills: append-half %d, roll-created %d, roll-done %d, "
-	       "epoch-submitted %d, epoch-synced %d; %d power cuts; records acknowledged up to %" PRIu64
-	       " / %" PRIu64 " / %" PRIu64 " / %" PRIu64 "; %.1f s\n",
+	       "epoch-submitted %d, epoch-synced %d, compact-catalog %d, compact-renamed %d, compact-unlinked %d; "
+	       "%d power cuts; records acknowledged up to %" PRIu64 " / %" PRIu64 " / %" PRIu64 " / %" PRIu64
+	       ", retained from %" PRIu64 " / %" PRIu64 " / %" PRIu64 " / %" PRIu64 "; %.1f s\n",
 	       bad ? "FAILED" : "ok: 0 acknowledged records lost, 0 corrupt returned", random_kills,
-	       at_point[1], at_point[2], at_point[3], at_point[4], at_point[5], cuts, acked[0], acked[1], acked[2],
-	       acked[3], (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
+	       at_point[1], at_point[2], at_point[3], at_point[4], at_point[5], at_point[6], at_point[7], at_point[8],
+	       cuts, acked[0], acked[1], acked[2], acked[3], first_kept[0], first_kept[1], first_kept[2],
+	       first_kept[3], (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
 	(void)acks_total;
 	if (!bad) {
 		char cmd[600];

@@ -329,6 +329,167 @@ static void test_a_damaged_segment_sets_aside_the_segments_after_it(void **state
 	cx_store_close(s);
 }
 
+/* ---- retention and compaction ------------------------------------------------ */
+
+static cx_store_t *open_retain(uint64_t seg, uint64_t retain, cx_recovery_t *rep, int *err, char *why)
+{
+	cx_store_t *s = NULL;
+	cx_store_config_t cfg = { .dir = dir, .segment_bytes = seg, .retain_bytes = retain };
+	*err = cx_store_open(&cfg, &s, rep, why, 300);
+	return s;
+}
+
+/* An epoch: fdatasync what is dirty, tell the store (which may compact). */
+static void epoch(cx_store_t *s)
+{
+	cx_dirty_t d[256];
+	bool dirflag;
+	size_t n = cx_store_dirty(s, d, 256, &dirflag);
+	for (size_t k = 0; k < n; k++)
+		assert_int_equal(fdatasync(d[k].fd), 0);
+	if (dirflag)
+		assert_int_equal(fsync(cx_store_dirfd(s)), 0);
+	cx_store_synced(s, d, n, dirflag);
+}
+
+/* Records FIRST..N of stream ID read back intact; FIRST - 1 and N + 1 do not. */
+static void check_range(cx_store_t *s, uint32_t id, uint64_t first, uint64_t n)
+{
+	uint8_t rb[cx_rec_size(256)];
+	char want[256];
+	assert_int_equal(cx_store_first_seq(s, id), first);
+	assert_int_equal(cx_store_next_seq(s, id), n + 1);
+	for (uint64_t i = first; i <= n; i++) {
+		cx_loc_t loc;
+		assert_int_equal(cx_store_locate(s, id, i, &loc), 0);
+		cx_rec_t rec;
+		bool miss;
+		assert_int_equal(cx_store_read_at(&loc, rb, &rec, &miss), 0);
+		size_t wl = pattern(i, want);
+		assert_int_equal(rec.len, wl);
+		assert_memory_equal(rec.payload, want, wl);
+	}
+	cx_loc_t loc;
+	if (first > 1)
+		assert_int_equal(cx_store_locate(s, id, first - 1, &loc), THOTH_E_NOT_FOUND);
+	assert_int_equal(cx_store_locate(s, id, n + 1, &loc), THOTH_E_NOT_FOUND);
+}
+
+static void test_retention_drops_old_segments_and_keeps_every_newer_record(void **state)
+{
+	(void)state;
+	enum { SEG = 4096, RETAIN = 3 * 4096 };
+	int err;
+	char why[300];
+	cx_store_t *s = open_retain(SEG, RETAIN, NULL, &err, why);
+	assert_int_equal(err, 0);
+	uint32_t a, b, c;
+	assert_int_equal(cx_store_stream_create(s, "a", 1, 0, 1, &a), 0);
+	assert_int_equal(cx_store_stream_create(s, "b", 1, 0, 1, &b), 0);
+	for (uint64_t i = 1; i <= 300; i++) {
+		append_n(s, a, i, 1);
+		append_n(s, b, i, 1);
+		if (i % 10 == 0)
+			epoch(s);
+		if (i == 150)   /* a stream created after compactions began */
+			assert_int_equal(cx_store_stream_create(s, "c", 1, 0, 1, &c), 0);
+		if (i > 150)
+			append_n(s, c, i - 150, 1);
+	}
+	epoch(s);
+	cx_compact_stats_t cs;
+	cx_store_compact_stats(s, &cs);
+	assert_true(cs.compactions >= 1);
+	assert_true(cs.segments >= 5);
+	/* Bounded, and never below the retention. */
+	assert_true(cx_store_bytes(s) >= RETAIN);
+	assert_true(cx_store_bytes(s) < RETAIN + 3 * SEG);
+	uint64_t fa = cx_store_first_seq(s, a), fb = cx_store_first_seq(s, b), fc = cx_store_first_seq(s, c);
+	assert_true(fa > 100 && fb > 100);
+	check_range(s, a, fa, 300);
+	check_range(s, b, fb, 300);
+	check_range(s, c, fc, 150);
+	/* By time: the first retained is where a time before it lands. */
+	assert_int_equal(cx_store_seq_at_time(s, a, 0), fa);
+	assert_int_equal(cx_store_seq_at_time(s, a, 1000 + fa + 5), fa + 5);
+	cx_store_close(s);
+
+	/* Recovery from the catalog: the same records, and the log goes on. */
+	cx_recovery_t rep;
+	s = open_retain(SEG, RETAIN, &rep, &err, why);
+	assert_int_equal(err, 0);
+	assert_true(rep.base_lsn > 1);
+	assert_int_equal(rep.compacted, 0);
+	assert_int_equal(cx_store_stream_find(s, "c", 1, &c), 0);
+	check_range(s, a, fa, 300);
+	check_range(s, b, fb, 300);
+	check_range(s, c, fc, 150);
+	append_n(s, a, 301, 5);
+	check_range(s, a, fa, 305);
+	cx_store_close(s);
+	/* No segment below the catalog's first is left on disk. */
+	char path[300];
+	snprintf(path, sizeof path, "%s/seg-0000000000000001.log", dir);
+	assert_int_equal(access(path, F_OK), -1);
+}
+
+/* Crashes between the steps of a compaction: before the catalog's rename
+ * (a catalog.tmp is left: the old state stands), and after it (the
+ * dropped files are still there: recovery removes them). */
+static void test_a_crash_at_any_step_of_a_compaction_recovers_whole(void **state)
+{
+	(void)state;
+	enum { SEG = 4096, RETAIN = 2 * 4096 };
+	int err;
+	char why[300], path[300], tmp[300];
+	cx_store_t *s = open_retain(SEG, 0, NULL, &err, why);   /* no retention yet */
+	uint32_t a;
+	assert_int_equal(cx_store_stream_create(s, "a", 1, 0, 1, &a), 0);
+	append_n(s, a, 1, 300);
+	epoch(s);
+	uint32_t segs = cx_store_segments(s);
+	assert_true(segs >= 6);
+	cx_store_close(s);
+	/* 1. an uncommitted catalog (garbage in catalog.tmp): ignored */
+	snprintf(tmp, sizeof tmp, "%s/catalog.tmp", dir);
+	FILE *f = fopen(tmp, "w");
+	fputs("half a catalog", f);
+	fclose(f);
+	cx_recovery_t rep;
+	s = open_retain(SEG, RETAIN, &rep, &err, why);
+	assert_int_equal(err, 0);
+	assert_int_equal(access(tmp, F_OK), -1);
+	assert_int_equal(rep.base_lsn, 1);
+	check_range(s, a, 1, 300);
+	/* 2. compact with retention, keep a copy of a dropped file as if the
+	 * crash came after the catalog's rename, before the unlink */
+	snprintf(path, sizeof path, "%s/seg-0000000000000001.log", dir);
+	snprintf(tmp, sizeof tmp, "%s/keep.log", dir);
+	assert_int_equal(link(path, tmp), 0);
+	append_n(s, a, 301, 1);
+	epoch(s);
+	uint64_t first = cx_store_first_seq(s, a);
+	assert_true(first > 1);
+	cx_store_close(s);
+	assert_int_equal(rename(tmp, path), 0);
+	s = open_retain(SEG, RETAIN, &rep, &err, why);
+	assert_int_equal(err, 0);
+	assert_int_equal(rep.compacted, 1);
+	assert_int_equal(access(path, F_OK), -1);
+	check_range(s, a, first, 301);
+	cx_store_close(s);
+	/* 3. a damaged catalog: refused with a reason, nothing guessed */
+	snprintf(path, sizeof path, "%s/catalog", dir);
+	int fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, "\x01", 1, 9), 1);
+	close(fd);
+	s = open_retain(SEG, RETAIN, &rep, &err, why);
+	assert_int_equal(err, THOTH_E_CORRUPT);
+	assert_null(s);
+	assert_non_null(strstr(why, "catalog"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -341,6 +502,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_segments_roll_and_sealed_ones_load_from_their_index, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_a_damaged_segment_sets_aside_the_segments_after_it, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_retention_drops_old_segments_and_keeps_every_newer_record, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_a_crash_at_any_step_of_a_compaction_recovers_whole, setup,
 						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -13,3 +13,14 @@ if(TARGET thoth_pm)
   thoth_add_test(test_moderation_ethtool SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_moderation_ethtool.c
                  LIBS thoth_pm Threads::Threads)
 endif()
+# The NIC control loop on real interfaces (tun, lo) in a network namespace
+# of its own; skips (77) without CAP_SYS_ADMIN / CAP_NET_RAW.
+if(TARGET thoth_pm)
+  thoth_add_test(test_nic_moderation SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_nic_moderation.c
+                 LIBS thoth_pm thoth_loop Threads::Threads TIMEOUT 90)
+  set_tests_properties(test_nic_moderation PROPERTIES SKIP_RETURN_CODE 77)
+  if(TARGET nic-moderator)
+    target_compile_definitions(test_nic_moderation PRIVATE NIC_MODERATOR="$<TARGET_FILE:nic-moderator>")
+    add_dependencies(test_nic_moderation nic-moderator)
+  endif()
+endif()

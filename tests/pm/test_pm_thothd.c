@@ -725,12 +725,12 @@ static void test_cpu_idle_hint_follows_the_next_posted_wake_up(void **state)
 	assert_true(d > 0);
 	client_connect(&h, &c);
 	/* Post wake-ups as a loop would: a slot of thothd's window page. */
-	snprintf(path, sizeof path, "%s/%s", h.dir, THOTH_TIMERPAGE_NAME);
-	int pfd = open(path, O_RDWR | O_CLOEXEC);
-	assert_true(pfd >= 0);
-	timerpage_t *pg = mmap(NULL, THOTH_TIMERPAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, pfd, 0);
-	assert_true(pg != MAP_FAILED);
-	close(pfd);
+	/* thothd hands its page out as a sealed memfd over the control
+	 * socket (Daemon.timer_page); a control connection adopts it. */
+	thoth_control_t pctl;
+	assert_int_equal(thoth_control_connect(&pctl, h.dir, 5000), 0);
+	timerpage_t *pg = thoth__timerpage_current();
+	assert_non_null(pg);
 	int slot = timerpage_claim(pg, (uint32_t)getpid(), false);
 	assert_true(slot >= 0);
 
@@ -777,7 +777,7 @@ static void test_cpu_idle_hint_follows_the_next_posted_wake_up(void **state)
 	assert_int_equal(cpu_qos(&c, &q, st, sizeof st), 0);
 	assert_int_equal(q.request_us, 0);
 	timerpage_release(pg, slot, (uint32_t)getpid());
-	munmap(pg, THOTH_TIMERPAGE_SIZE);
+	thoth_control_close(&pctl);
 	close(fd);
 	thoth_control_close(&c.ctl);
 	harness_teardown(&h);

@@ -3,7 +3,7 @@
 # without restarting it: thothctl probe attach / list / maps / detach, a
 # rejected object refused with the verifier's reason, a missing target.
 set -u
-THOTHD=$1 THOTHCTL=$2 TARGET=$3 CORPUS=$4
+THOTHD=$1 THOTHCTL=$2 TARGET=$3 CORPUS=$4 ECHO=${5:-}
 fail() { echo "FAIL: $*"; [ -f "$RT/thothd.log" ] && tail -20 "$RT/thothd.log"; exit 1; }
 RT=$(mktemp -d /tmp/thoth-probe-XXXXXX)
 pids=()
@@ -69,6 +69,37 @@ for _ in $(seq 1 250); do
   sleep 0.02
 done
 [ "$c2" -gt "$c1" ] || fail "second probe stopped counting ($c1 -> $c2)"
+# The one-line language: compiled, verified, attached for 1 s, maps printed, detached.
+out=$(ctl probe run 'msg_send /size > 1024/ { @bytes[service_id] = sum(size); @n = count() }' --pid "$TPID" --duration 1 2>&1) ||
+  fail "probe run: $out"
+echo "$out" | head -5
+echo "$out" | grep -q "^bytes (hash" || fail "probe run printed no @bytes: $out"
+v=$(echo "$out" | sed -n 's/^  7: \([0-9]*\)$/\1/p' | head -1)
+[ -n "$v" ] && [ "$v" -gt 0 ] && [ $((v % 2000)) -eq 0 ] || fail "probe run @bytes[7] = '$v': $out"
+json=$(ctl --json probe run 'msg_send { @n = count() }' --pid "$TPID" --duration 0.5 2>&1) || fail "probe run --json: $json"
+echo "$json" | python3 -c 'import json,sys; d=json.loads(sys.stdin.read().strip().splitlines()[-1]); assert d["maps"][0]["entries"][0]["value"] > 0, d' ||
+  fail "probe run --json: $json"
+out=$(ctl probe run 'msg_send { @n = cnt() }' --pid "$TPID" 2>&1); rc=$?
+[ $rc = 2 ] || fail "bad script: exit $rc"
+case $out in *"column 17: expected an aggregation"*) ;; *) fail "bad script message: $out" ;; esac
+
+# --service NAME: the registered service's process, resolved through thothd.
+if [ -n "$ECHO" ]; then
+  "$ECHO" --runtime-dir "$RT" --name probe-echo 2>"$RT/echo.err" &
+  EPID=$!
+  pids+=($EPID)
+  for _ in $(seq 1 500); do
+    out=$(ctl probe attach "$CORPUS/a01_count.o" --service probe-echo --wait 0.2 2>&1) && break
+    case $out in *"no process for service"*|*"no traced process"*) sleep 0.02 ;; *) fail "attach --service: $out" ;; esac
+  done
+  echo "$out"
+  case $out in *" in pid $EPID: "*) ;; *) fail "attach --service went elsewhere (echo is $EPID): $out" ;; esac
+  out=$(ctl probe attach "$CORPUS/a01_count.o" --service no-such-service 2>&1) && fail "attached to no service"
+  case $out in *"no process for service 'no-such-service'"*) ;; *) fail "no service: $out" ;; esac
+  ctl probe attach "$CORPUS/a01_count.o" --service probe-echo --pid "$TPID" >/dev/null 2>&1
+  [ $? = 2 ] || fail "--pid with --service must be a usage error (2)"
+fi
+
 # The target was never restarted.
 kill -0 "$TPID" || fail "target died"
 grep -q "ready $TPID" "$RT/target.out" || fail "target restarted?"

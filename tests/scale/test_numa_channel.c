@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -28,6 +29,7 @@
 #include "chantest.thoth.h"
 #include "numa.h"
 #include "thoth/channel.h"
+#include "topology.h"
 
 #ifndef MPOL_DEFAULT
 #define MPOL_DEFAULT 0
@@ -174,12 +176,118 @@ static void test_off_leaves_the_kernel_default_and_auto_follows_the_machine(void
 	}
 }
 
+/* ---- the decision on machines this one is not ------------------------- */
+
+static thoth_topo_t *load(const char *synthetic, const char *xml)
+{
+	char path[512];
+	thoth_topo_source_t src = { .synthetic = synthetic };
+	if (xml) {
+		snprintf(path, sizeof path, "%s/%s", TOPOLOGY_FIXTURES, xml);
+		src.xml_path = path;
+	}
+	thoth_topo_t *t = NULL;
+	char why[600] = "";
+	if (thoth_topo_load(&src, &t, why, sizeof why))
+		fail_msg("%s: %s", xml ? xml : synthetic, why);
+	return t;
+}
+
+/* Which of the six read-side regions a range is (-1: none). */
+static int region_of(const chan_layout_t *l, size_t off)
+{
+	const size_t at[6] = { l->ring_off[CHAN_RESP], l->pool_off[CHAN_RESP], l->rel_off[CHAN_REQ],
+			       l->ring_off[CHAN_REQ], l->pool_off[CHAN_REQ], l->rel_off[CHAN_RESP] };
+	for (int i = 0; i < 6; i++)
+		if (at[i] == off)
+			return i;
+	return -1;
+}
+
+static void test_on_multi_node_topologies_each_side_reads_from_its_cpus_node(void **state)
+{
+	/* 2 nodes, 2 nodes with SMT, 4 nodes with asymmetric distances (XML). */
+	static const struct { const char *synthetic, *xml; } machines[] = {
+		{ "node:2 pack:1 core:2 pu:1", NULL },
+		{ "node:2 pack:1 l3:1 core:2 pu:2", NULL },
+		{ NULL, "4node-asym.xml" },
+	};
+	thoth_chan_limits_t lim = { 0 };
+	thoth_chan_limits_resolve(&lim, NULL, 0);
+	chan_layout_t l;
+	chan_layout_compute(&lim, &l);
+	for (size_t m = 0; m < sizeof machines / sizeof machines[0]; m++) {
+		thoth_topo_t *t = load(machines[m].synthetic, machines[m].xml);
+		unsigned cpus = thoth_topo_cpus(t), pairs = 0, cross = 0;
+		for (unsigned cc = 0; cc < cpus; cc++)
+			for (unsigned sc = 0; sc < cpus; sc++) {
+				unsigned cn = (unsigned)thoth_topo_cpu_node(t, (int)cc);
+				unsigned sn = (unsigned)thoth_topo_cpu_node(t, (int)sc);
+				thoth_numa_range_t c[3], s[3];
+				assert_int_equal(thoth__chan_place_plan(&l, CHAN_CLIENT, cn, c), 3);
+				assert_int_equal(thoth__chan_place_plan(&l, CHAN_SERVER, sn, s), 3);
+				/* The client takes regions 0-2 (it reads them), the
+				 * service 3-5, each on its own CPU's node: six
+				 * distinct regions, nothing placed twice. */
+				bool seen[6] = { false };
+				for (int i = 0; i < 3; i++) {
+					int rc = region_of(&l, c[i].off), rs = region_of(&l, s[i].off);
+					assert_true(rc >= 0 && rc < 3);
+					assert_true(rs >= 3 && rs < 6);
+					assert_false(seen[rc] || seen[rs]);
+					seen[rc] = seen[rs] = true;
+					assert_int_equal(c[i].node, cn);
+					assert_int_equal(s[i].node, sn);
+					assert_true(c[i].len > 0 && s[i].len > 0);
+				}
+				pairs++;
+				cross += cn != sn;
+			}
+		print_message("%s: %u CPU pairs, %u across nodes: each side's reads on its own node\n",
+			      machines[m].xml ? machines[m].xml : machines[m].synthetic, pairs, cross);
+		assert_true(cross > 0);
+		thoth_topo_free(t);
+	}
+}
+
+/* A topology can name a node this kernel does not have (an XML export of
+ * another machine, a node taken offline): the binding fails, is counted
+ * and logged once, and the channel memory stays usable where the kernel
+ * puts it. */
+static void test_a_node_the_kernel_lacks_is_refused_and_the_memory_still_works(void **state)
+{
+	if (thoth__numa_nodes_online() >= 4) {
+		print_message("this machine has node 3: nothing to refuse\n");
+		return;
+	}
+	setenv("THOTH_NUMA", "on", 1);
+	thoth__numa_reset();
+	thoth_numa_stats_t before, after;
+	thoth__numa_stats(&before);
+	size_t len = 1 << 16;
+	uint8_t *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(p != MAP_FAILED);
+	assert_int_equal(thoth__numa_prefer(p, len, 3), THOTH_E_IO);
+	thoth__numa_stats(&after);
+	assert_int_equal(after.failed, before.failed + 1);
+	assert_int_equal(after.placed, before.placed);
+	expect_policy(p, MPOL_DEFAULT, -1, "refused range");
+	memset(p, 0x5a, len);
+	assert_int_equal(thoth__numa_page_node(p), (int)thoth__numa_current_node());
+	/* An existing node is accepted for the same range. */
+	assert_int_equal(thoth__numa_prefer(p + 4096 * 8, 4096, thoth__numa_current_node()), 0);
+	munmap(p, len);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_each_side_prefers_its_own_node_for_what_it_reads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_off_leaves_the_kernel_default_and_auto_follows_the_machine,
+						setup, teardown),
+		cmocka_unit_test(test_on_multi_node_topologies_each_side_reads_from_its_cpus_node),
+		cmocka_unit_test_setup_teardown(test_a_node_the_kernel_lacks_is_refused_and_the_memory_still_works,
 						setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -150,6 +150,111 @@ static void test_removal_keeps_every_colliding_name_findable(void **state)
 		}
 	}
 	assert_int_equal(rt_writer_count(&w), 24);
+	/* A list of what is left, whole and by prefix. */
+	rt_listed_t got[48];
+	size_t total = 0;
+	bool inc = true;
+	assert_int_equal(rt_list(&v, "", 0, got, 48, &total, &inc), 24);
+	assert_int_equal(total, 24);
+	assert_true(inc);               /* "extra" did not fit: the list may lack it */
+	for (int i = 0; i < 24; i++) {
+		int j = atoi(got[i].name + 3);
+		assert_false(gone[j]);
+		assert_int_equal(got[i].lease, (uint64_t)j + 100);
+	}
+	int with4 = 0;
+	for (int j = 0; j < 48; j++)
+		with4 += !gone[j] && names[j][3] == '4';
+	assert_int_equal(rt_list(&v, "svc4", 4, got, 48, &total, NULL), with4);
+	assert_int_equal(rt_list(&v, "svc", 3, got, 5, &total, NULL), 5);
+	assert_int_equal(total, 24);
+	rt_writer_free(&w);
+}
+
+/* ---- a name resolved once ---------------------------------------------- */
+
+static int pick(rt_name_t *nm, const rt_view_t *v, uint16_t node)
+{
+	int i = rt_name_pick(nm, v, node);
+	return i >= 0 ? i : rt_name_refresh(nm, v, node);
+}
+
+static void test_a_name_handle_keeps_its_answers_only_while_the_table_is_unchanged(void **state)
+{
+	uint32_t dist[4] = { 10, 20, 20, 10 };
+	rt_writer_t w;
+	assert_int_equal(rt_writer_init(&w, 64, dist, 2), 0);
+	rt_view_t v;
+	view_of(&w, &v);
+	add(&w, "echo", 10, 0, false);
+	add(&w, "echo", 11, 0, false);
+	add(&w, "echo", 12, 1, false);          /* farther from node 0: not among the kept */
+	rt_key_t k;
+	assert_int_equal(rt_key_init(&k, "echo", "1.0.0"), 0);
+	rt_name_t nm;
+	rt_name_init(&nm, &k);
+	assert_int_equal(rt_name_pick(&nm, &v, 0), -1);         /* nothing kept yet */
+	int seen[3] = { 0, 0, 0 };
+	for (int i = 0; i < 10; i++) {
+		int at = pick(&nm, &v, 0);
+		assert_true(at >= 0);
+		seen[nm.ans[at].lease - 10]++;
+	}
+	/* In turn, and only the nearest. */
+	assert_int_equal(seen[0], 5);
+	assert_int_equal(seen[1], 5);
+	assert_int_equal(seen[2], 0);
+	assert_int_equal(nm.n, 2);
+	assert_true(rt_name_pick(&nm, &v, 0) >= 0);
+	/* Another node is another answer. */
+	int at = pick(&nm, &v, 1);
+	assert_true(at >= 0);
+	assert_int_equal(nm.ans[at].lease, 12);
+	assert_string_equal(nm.ans[at].addr, "/run/echo-12.sock");
+	assert_true(pick(&nm, &v, 0) >= 0);
+	/* Any change, even to another name, drops the kept answers... */
+	add(&w, "other", 20, 0, false);
+	assert_int_equal(rt_name_pick(&nm, &v, 0), -1);
+	assert_true(pick(&nm, &v, 0) >= 0);
+	/* ...and a removed instance is never answered again. */
+	assert_int_equal(rt_writer_remove(&w, "echo", 4, 10), 0);
+	for (int i = 0; i < 4; i++) {
+		at = pick(&nm, &v, 0);
+		assert_int_equal(nm.ans[at].lease, 11);
+	}
+	assert_int_equal(rt_writer_remove(&w, "echo", 4, 11), 0);
+	assert_int_equal(nm.ans[pick(&nm, &v, 0)].lease, 12);
+	assert_int_equal(rt_writer_remove(&w, "echo", 4, 12), 0);
+	assert_int_equal(pick(&nm, &v, 0), THOTH_E_NOT_FOUND);
+	assert_int_equal(rt_name_pick(&nm, &v, 0), -1);
+	/* A renewal moves a deadline: also a change for the kept answers. */
+	uint64_t far = rt_now_ns() + 60000000000ull;
+	rt_instance_t ttl = { .name = "echo", .name_len = 4, .addr = "/run/ttl.sock", .addr_len = 13,
+			      .major = 1, .lease = 30, .expires_at_ns = far };
+	assert_int_equal(rt_writer_add(&w, &ttl), 0);
+	assert_true(pick(&nm, &v, 0) >= 0);
+	assert_int_equal(nm.min_deadline, far);
+	assert_int_equal(rt_writer_renew(&w, "echo", 4, 30, far + 1), 0);
+	assert_int_equal(rt_name_pick(&nm, &v, 0), -1);
+	assert_true(pick(&nm, &v, 0) >= 0);
+	assert_int_equal(nm.min_deadline, far + 1);
+	/* Past its deadline, a kept answer is not given although the table
+	 * did not change (thothd has not expired it yet).  The deadline must
+	 * still be ahead when the answer is kept: a slow machine gets a
+	 * longer margin. */
+	bool kept = false;
+	for (uint64_t margin = 50000000ull; !kept && margin < 2000000000ull; margin *= 2) {
+		uint64_t soon = rt_now_ns() + margin;
+		assert_int_equal(rt_writer_renew(&w, "echo", 4, 30, soon), 0);
+		kept = pick(&nm, &v, 0) >= 0 && nm.min_deadline == soon && rt_now_ns() < soon;
+		if (!kept)
+			continue;
+		while (rt_now_ns() < soon)
+			usleep(1000);   /* the condition is time itself */
+		assert_int_equal(rt_name_pick(&nm, &v, 0), -1);
+		assert_int_equal(pick(&nm, &v, 0), THOTH_E_NOT_FOUND);
+	}
+	assert_true(kept);
 	rt_writer_free(&w);
 }
 
@@ -231,6 +336,94 @@ static void test_readers_racing_the_writer_never_see_a_torn_entry(void **state)
 	assert_true(r->lookups > 0);
 	rt_writer_free(&r->w);
 	free(r);
+}
+
+/* Readers that check every answer against the last update the writer
+ * FINISHED before the lookup began: a lookup (full, or a name handle's
+ * kept answer) must never be older than that. */
+typedef struct fresh {
+	rt_writer_t w;
+	rt_view_t v;
+	uint64_t committed;             /* atomic: lease of the last finished update */
+	int stop;                       /* atomic */
+	uint64_t checked, stale, torn;  /* atomic totals */
+} fresh_t;
+
+#define FRESH_WRITES 10000
+
+static void *fresh_writer(void *arg)
+{
+	fresh_t *f = arg;
+	for (uint64_t lease = 1; lease <= FRESH_WRITES; lease++) {
+		if (lease > 1)
+			assert_int_equal(rt_writer_remove(&f->w, "x", 1, lease - 1), 0);
+		add(&f->w, "x", lease, 0, false);
+		if (lease % 3 == 0)
+			add(&f->w, "noise", lease, 0, false);   /* other names change seq too */
+		if (lease % 3 == 0)
+			rt_writer_remove(&f->w, "noise", 5, lease);
+		__atomic_store_n(&f->committed, lease, __ATOMIC_RELEASE);
+	}
+	__atomic_store_n(&f->stop, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static void *fresh_reader(void *arg)
+{
+	bool handle = (uintptr_t)arg & 1;
+	fresh_t *f = (fresh_t *)((uintptr_t)arg & ~(uintptr_t)1);
+	rt_key_t k;
+	rt_key_init(&k, "x", NULL);
+	rt_name_t nm;
+	rt_name_init(&nm, &k);
+	uint64_t checked = 0, stale = 0, torn = 0;
+	while (!__atomic_load_n(&f->stop, __ATOMIC_ACQUIRE)) {
+		uint64_t before = __atomic_load_n(&f->committed, __ATOMIC_ACQUIRE);
+		rt_result_t one;
+		const rt_result_t *r = NULL;
+		if (handle) {
+			int at = pick(&nm, &f->v, 0);
+			if (at >= 0)
+				r = &nm.ans[at];
+		} else if (rt_lookup(&f->v, &k, 0, &one, NULL) == 0) {
+			r = &one;
+		}
+		if (!r)
+			continue;       /* between a remove and its add */
+		checked++;
+		if (r->lease < before)
+			stale++;
+		char want[64];
+		snprintf(want, sizeof want, "/run/x-%llu.sock", (unsigned long long)r->lease);
+		if (strcmp(want, r->addr) || r->pid != (uint32_t)r->lease)
+			torn++;
+	}
+	__atomic_fetch_add(&f->checked, checked, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&f->stale, stale, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&f->torn, torn, __ATOMIC_RELAXED);
+	return NULL;
+}
+
+static void test_no_answer_is_older_than_an_update_finished_before_the_lookup(void **state)
+{
+	fresh_t *f = calloc(1, sizeof *f);
+	assert_int_equal(rt_writer_init(&f->w, 64, NULL, 0), 0);
+	view_of(&f->w, &f->v);
+	pthread_t wt, rd[2];
+	/* One full-lookup reader, one name-handle reader. */
+	for (uintptr_t i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&rd[i], NULL, fresh_reader, (void *)((uintptr_t)f | i)), 0);
+	assert_int_equal(pthread_create(&wt, NULL, fresh_writer, f), 0);
+	pthread_join(wt, NULL);
+	for (int i = 0; i < 2; i++)
+		pthread_join(rd[i], NULL);
+	print_message("%llu answers checked against %d updates: %llu stale, %llu torn\n",
+		      (unsigned long long)f->checked, FRESH_WRITES, (unsigned long long)f->stale,
+		      (unsigned long long)f->torn);
+	assert_int_equal(f->stale, 0);
+	assert_int_equal(f->torn, 0);
+	rt_writer_free(&f->w);
+	free(f);
 }
 
 /* ---- visibility and watchers ------------------------------------------- */
@@ -351,7 +544,9 @@ int main(void)
 		cmocka_unit_test(test_lookup_answers_by_node_distance_and_version),
 		cmocka_unit_test(test_equal_instances_are_used_in_turn),
 		cmocka_unit_test(test_removal_keeps_every_colliding_name_findable),
+		cmocka_unit_test(test_a_name_handle_keeps_its_answers_only_while_the_table_is_unchanged),
 		cmocka_unit_test(test_readers_racing_the_writer_never_see_a_torn_entry),
+		cmocka_unit_test(test_no_answer_is_older_than_an_update_finished_before_the_lookup),
 		cmocka_unit_test(test_an_update_is_visible_to_readers_at_once_and_wakes_watchers),
 		cmocka_unit_test(test_a_hostile_table_gives_errors_not_crashes),
 	};

@@ -96,6 +96,82 @@ static void test_registered_service_resolves_from_the_table_without_a_round_trip
 	thoth_rtable_close(t);
 }
 
+static void test_a_name_handle_reads_the_table_once_per_change(void **state)
+{
+	thoth_rtable_t *t = NULL;
+	char why[300] = "";
+	int r = thoth_rtable_open(h.dir, &t, why, sizeof why);
+	if (r)
+		fail_msg("open: %s: %s", thoth_strerror(r), why);
+	thoth_rtable_name_t *n = NULL, *bad = NULL, *lng = NULL;
+	assert_int_equal(thoth_rtable_name_open(t, "beta", "1.x", &bad), THOTH_E_INVAL);
+	assert_null(bad);
+	assert_int_equal(thoth_rtable_name_open(t, "", NULL, &bad), THOTH_E_INVAL);
+	assert_int_equal(thoth_rtable_name_open(t, "beta", "1.0.0", &n), 0);
+	const thoth_resolved_t *where = NULL;
+	/* Nothing registered: the table misses and thothd is asked. */
+	assert_int_equal(thoth_rtable_name_resolve(n, &where), THOTH_E_NOT_FOUND);
+
+	thoth_control_t svc;
+	assert_int_equal(harness_connect(&h, &svc), 0);
+	assert_int_equal(harness_register(&svc, "beta", 0, NULL), 0);
+	for (int i = 0; i < 100; i++) {
+		assert_int_equal(thoth_rtable_name_resolve(n, &where), 0);
+		assert_string_equal(where->addr, "/nowhere.sock");
+	}
+	thoth_rtable_stats_t st;
+	thoth_rtable_stats(t, &st);
+	assert_int_equal(st.hits, 100);
+	assert_int_equal(st.refreshes, 1);      /* read once, then kept */
+	assert_int_equal(st.misses, 1);
+	/* Another registration changes the table: read again, once. */
+	assert_int_equal(harness_register(&svc, "gamma", 0, NULL), 0);
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(thoth_rtable_name_resolve(n, &where), 0);
+	thoth_rtable_stats(t, &st);
+	assert_int_equal(st.refreshes, 2);
+	/* A list from the same table: no round trip. */
+	thoth_rtable_instance_t all[4];
+	size_t total = 0;
+	assert_int_equal(thoth_rtable_list(t, NULL, all, 4, &total), 0);
+	assert_int_equal(total, 2);
+	assert_int_equal(thoth_rtable_list(t, "g", all, 4, &total), 0);
+	assert_int_equal(total, 1);
+	assert_string_equal(all[0].name, "gamma");
+	assert_string_equal(all[0].addr, "/nowhere.sock");
+	assert_int_equal(all[0].pid, (uint32_t)getpid());
+	assert_int_equal(all[0].major, 1);
+	assert_int_equal(all[0].expires_at_ns, UINT64_MAX);
+	assert_int_equal(thoth_rtable_list(t, "", all, 1, &total), 0);
+	assert_int_equal(total, 2);             /* more than the room given */
+	thoth_rtable_stats(t, &st);
+	assert_int_equal(st.misses, 1);
+	/* A name too long for the table: every resolve is a round trip. */
+	char longname[101];
+	memset(longname, 'c', 100);
+	longname[100] = 0;
+	assert_int_equal(harness_register(&svc, longname, 0, NULL), 0);
+	assert_int_equal(thoth_rtable_name_open(t, longname, NULL, &lng), 0);
+	assert_int_equal(thoth_rtable_name_resolve(lng, &where), 0);
+	assert_int_equal(thoth_rtable_name_resolve(lng, &where), 0);
+	thoth_rtable_stats(t, &st);
+	assert_int_equal(st.misses, 3);
+	/* The table lacks it: a list from the table says it may be partial. */
+	assert_int_equal(thoth_rtable_list(t, NULL, all, 4, &total), THOTH_E_LIMIT);
+	/* The owner goes: the kept answer goes with the table's change. */
+	uint32_t gen = thoth_rtable_generation(t);
+	thoth_control_close(&svc);
+	assert_int_equal(thoth_rtable_wait(t, gen, 5000), 0);
+	uint64_t deadline = harness_now_ms() + 5000;
+	while (thoth_rtable_lookup(t, "beta", NULL, 0, &(thoth_resolved_t){ 0 }) == 0 &&
+	       harness_now_ms() < deadline)
+		thoth_rtable_wait(t, thoth_rtable_generation(t), 100);
+	assert_int_equal(thoth_rtable_name_resolve(n, &where), THOTH_E_NOT_FOUND);
+	thoth_rtable_name_close(lng);
+	thoth_rtable_name_close(n);
+	thoth_rtable_close(t);
+}
+
 static void test_without_thothd_open_says_so(void **state)
 {
 	assert_int_equal(harness_stop_thothd(&h), 0);
@@ -112,6 +188,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_registered_service_resolves_from_the_table_without_a_round_trip,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_name_handle_reads_the_table_once_per_change, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_without_thothd_open_says_so, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

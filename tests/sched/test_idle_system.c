@@ -99,23 +99,16 @@ static void test_idle_system_never_wakes(void **state)
 	arg_t arg = { &ctl };
 	assert_true(harness_wait_until(all_registered, &arg, 10000));
 
-	/* thothd published the window page (SCHED-3) and every service's loop
-	 * holds a slot in it: the idle measurement below runs with it. */
-	char page_path[256];
-	snprintf(page_path, sizeof page_path, "%s/%s", h.dir, THOTH_TIMERPAGE_NAME);
-	int page_fd = open(page_path, O_RDONLY | O_CLOEXEC);
-	const timerpage_t *page = MAP_FAILED;
-	if (page_fd >= 0) {
-		page = mmap(NULL, THOTH_TIMERPAGE_SIZE, PROT_READ, MAP_SHARED, page_fd, 0);
-		close(page_fd);
-	}
+	/* thothd handed us its window page (SCHED-3: a sealed memfd, on our
+	 * control connection) and every service's loop holds a slot in it:
+	 * the idle measurement below runs with it. */
+	const timerpage_t *page = thoth__timerpage_current();
 	/* A service claims its slot on its loop's next iteration after it
-	 * connected: registered (thothd's view) may come just before. */
+	 * got the page: registered (thothd's view) may come just before. */
 	bool all_in_page = false;
-	if (page != MAP_FAILED) {
+	if (page) {
 		page_arg_t pa = { page, svc };
 		all_in_page = harness_wait_until(services_in_page, &pa, 10000);
-		munmap((void *)page, THOTH_TIMERPAGE_SIZE);
 	}
 	if (!all_in_page)
 		harness_teardown(&h);   /* kill the children before failing */

@@ -13,12 +13,14 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <cmocka.h>
 
 #include "placement.h"
+#include "placement_topo.h"
 
 #define MS 1000000ull
 #define SEC 1000000000ull
@@ -203,6 +205,89 @@ static void test_apply_moves_a_real_thread_and_logs_why(void **state)
 	pthread_join(w.t, NULL);
 }
 
+/* ---- "nearest" by topology distance ------------------------------------------- */
+
+static place_cpumap_t map;
+
+/*
+ * A 2-node machine from a sysfs fixture (tests/sched/fixtures/sys-2node:
+ * node 0 = CPUs 0-3, node 1 = 4-7, SLIT 10/21; SMT siblings 0+2, 1+3, 4+6,
+ * 5+7).  The client runs on CPU 4: a worker on CPU 6 (same node, its SMT
+ * sibling) beats CPU 5 (same node, another core), which beats CPU 3 (the
+ * nearest number, but the other node) - the CPU-number rule picked 3 and 5.
+ */
+static void test_nearest_cpu_is_by_topology_not_by_number(void **state)
+{
+	assert_int_equal(place_cpumap_load(&map, FIXTURES "/sys-2node"), 0);
+	assert_int_equal(map.ncpus, 8);
+	assert_int_equal(map.nnodes, 2);
+	assert_int_equal(map.node[5], 1);
+	assert_int_equal(map.dist[0][1], 21);
+	int other_node_near_number[] = { 3, 6 };
+	assert_int_equal(place_nearest_cpu(&map, 4, other_node_near_number, 2), 1);
+	assert_int_equal(place_nearest_cpu(NULL, 4, other_node_near_number, 2), 0);   /* by number */
+	int sibling_or_core[] = { 5, 6 };
+	assert_int_equal(place_nearest_cpu(&map, 4, sibling_or_core, 2), 1);
+	assert_int_equal(place_nearest_cpu(NULL, 4, sibling_or_core, 2), 0);
+	int three[] = { 0, 5, 4 };
+	assert_int_equal(place_nearest_cpu(&map, 4, three, 3), 2);                   /* itself */
+	assert_int_equal(place_nearest_cpu(&map, -1, three, 3), 0);                  /* unknown: first */
+	assert_int_equal(place_nearest_cpu(&map, 4, three, 0), -1);
+	/* Distances: itself < sibling < same node < other node; unknown CPUs last. */
+	assert_true(place_cpu_distance(&map, 4, 4) < place_cpu_distance(&map, 6, 4));
+	assert_true(place_cpu_distance(&map, 6, 4) < place_cpu_distance(&map, 5, 4));
+	assert_true(place_cpu_distance(&map, 5, 4) < place_cpu_distance(&map, 3, 4));
+	assert_true(place_cpu_distance(&map, 3, 4) < place_cpu_distance(&map, 900, 4));
+	/* A sysroot without node files: one node; without anything: nothing known. */
+	assert_int_equal(place_cpumap_load(&map, "/nonexistent-sysroot"), -1);
+	assert_int_equal(map.ncpus, 0);
+}
+
+/*
+ * The same rule on SCALE-1's topology (hwloc, topology.c): a synthetic
+ * 2-node machine gives the same order (SMT sibling, same node, other
+ * node), and on this machine hwloc and sysfs give the same distance for
+ * every pair of CPUs - libthoth (sysfs) and thothd (hwloc) agree.
+ */
+static void test_nearest_cpu_agrees_with_scale1_topology(void **state)
+{
+	thoth_topo_source_t src = { .synthetic = "node:2 pack:1 core:2 pu:2" };
+	thoth_topo_t *t;
+	char why[200];
+	assert_int_equal(thoth_topo_load(&src, &t, why, sizeof why), 0);
+	place_cpumap_from_topo(&map, t);
+	assert_int_equal(map.ncpus, 8);
+	/* hwloc numbers PUs core by core: 0+1 siblings, node 0 = 0-3. */
+	int from = 0, cands[] = { 4, 2, 1 };
+	assert_int_equal(place_nearest_cpu(&map, from, cands, 3), 2);
+	int cands2[] = { 4, 3 };
+	assert_int_equal(place_nearest_cpu(&map, from, cands2, 2), 1);
+	assert_int_equal(thoth_topo_nearest_node(t, (unsigned)map.node[0], (1u << map.node[3]) | (1u << map.node[4])),
+			 map.node[3]);
+	thoth_topo_free(t);
+
+	assert_int_equal(thoth_topo_load(NULL, &t, why, sizeof why), 0);
+	place_cpumap_t *sys = malloc(sizeof *sys);
+	assert_non_null(sys);
+	assert_int_equal(place_cpumap_load(sys, NULL), 0);
+	place_cpumap_from_topo(&map, t);
+	unsigned n = map.ncpus < sys->ncpus ? map.ncpus : sys->ncpus;
+	assert_true(n >= 1);
+	unsigned compared = 0;
+	for (unsigned a = 0; a < n; a++)
+		for (unsigned b = 0; b < n; b++) {
+			if (map.node[a] < 0 || map.node[b] < 0 || sys->package[a] < 0 || sys->package[b] < 0)
+				continue;       /* offline, or outside our cpuset: one side does not know it */
+			assert_int_equal(place_cpu_distance(&map, (int)a, (int)b),
+					 place_cpu_distance(sys, (int)a, (int)b));
+			compared++;
+		}
+	print_message("%u CPU pairs: hwloc and sysfs give the same distances\n", compared);
+	assert_true(compared >= 1);
+	free(sys);
+	thoth_topo_free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -213,6 +298,8 @@ int main(void)
 		cmocka_unit_test(test_no_move_within_the_dwell_time),
 		cmocka_unit_test(test_bad_observations_leave_things_alone),
 		cmocka_unit_test(test_apply_moves_a_real_thread_and_logs_why),
+		cmocka_unit_test(test_nearest_cpu_is_by_topology_not_by_number),
+		cmocka_unit_test(test_nearest_cpu_agrees_with_scale1_topology),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,11 +4,15 @@
  * a loop woken by its timer rings the loops of other processes whose
  * deadline has passed, so real processes with overlapping windows wake at
  * one instant; nothing ever fires before its deadline; a page full of
- * hostile values costs wake-ups, never correctness; a file that is not
- * the page thothd writes is refused.
+ * hostile values costs wake-ups, never correctness; a descriptor that is
+ * not the sealed memfd thothd makes is refused; truncating the page is
+ * refused by its seals and replacing it crashes nobody; a dead process's
+ * slots and doorbells are reaped.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -117,55 +121,154 @@ static void test_due_sleepers_are_the_slots_with_a_passed_deadline_that_wake_lat
 
 static char dir[64];
 
-static void path_in(char *out, size_t cap, const char *name)
+/* A memfd of LEN bytes starting with MAGIC, with SEALS added (0: none). */
+static int memfd_page(size_t len, uint64_t magic, int seals)
 {
-	snprintf(out, cap, "%s/%s", dir, name);
-}
-
-static void write_file(const char *name, size_t len, mode_t mode, uint64_t magic)
-{
-	char p[128];
-	path_in(p, sizeof p, name);
-	unlink(p);
-	int fd = open(p, O_RDWR | O_CREAT | O_EXCL, mode);
+	int fd = memfd_create("not-the-page", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	assert_true(fd >= 0);
 	assert_int_equal(ftruncate(fd, (off_t)len), 0);
-	if (len >= 8)
-		assert_int_equal(pwrite(fd, &magic, 8, 0), 8);
-	fchmod(fd, mode);
-	close(fd);
+	assert_int_equal(pwrite(fd, &magic, 8, 0), 8);
+	if (seals)
+		assert_int_equal(fcntl(fd, F_ADD_SEALS, seals), 0);
+	return fd;
 }
 
-static void test_open_refuses_what_thothd_did_not_write(void **state)
+/*
+ * Every descriptor a peer hands us is hostile (a process of our uid can
+ * answer on a socket it planted): only a memfd of one page that can
+ * neither shrink nor grow, mappable read-write, with the magic, is used;
+ * anything else is refused and the page in use (or the grid) stays.
+ */
+static void test_adopt_refuses_what_is_not_the_sealed_page(void **state)
 {
-	char p[128], sub[128];
-	/* Nothing there. */
-	assert_true(thoth__timerpage_open(dir) < 0);
-	assert_null(thoth__timerpage_current());
-	/* Wrong size, readable by others, wrong magic, a symlink. */
-	write_file(THOTH_TIMERPAGE_NAME, 100, 0600, THOTH_TIMERPAGE_MAGIC);
-	assert_int_equal(thoth__timerpage_open(dir), THOTH_E_PERM);
-	write_file(THOTH_TIMERPAGE_NAME, THOTH_TIMERPAGE_SIZE, 0644, THOTH_TIMERPAGE_MAGIC);
-	assert_int_equal(thoth__timerpage_open(dir), THOTH_E_PERM);
-	write_file(THOTH_TIMERPAGE_NAME, THOTH_TIMERPAGE_SIZE, 0600, 0x1234);
-	assert_int_equal(thoth__timerpage_open(dir), THOTH_E_BAD_MAGIC);
-	snprintf(sub, sizeof sub, "%s/real", dir);
-	assert_int_equal(mkdir(sub, 0700), 0);
-	assert_int_equal(thoth__timerpage_create(sub), 0);      /* as thothd does */
+	char p[128];
+	snprintf(p, sizeof p, "%s/plain", dir);
+	int f = open(p, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	assert_true(f >= 0);
+	assert_int_equal(ftruncate(f, THOTH_TIMERPAGE_SIZE), 0);
+	uint64_t magic = THOTH_TIMERPAGE_MAGIC;
+	assert_int_equal(pwrite(f, &magic, 8, 0), 8);
+	int pipefd[2];
+	assert_int_equal(pipe(pipefd), 0);
+	close(pipefd[1]);
+	enum { SS = F_SEAL_SHRINK | F_SEAL_GROW };
+	struct { const char *what; int fd, want; } bad[] = {
+		{ "a plain file (truncatable by anyone who can open it)", f, THOTH_E_PERM },
+		{ "an unsealed memfd", memfd_page(THOTH_TIMERPAGE_SIZE, magic, 0), THOTH_E_PERM },
+		{ "a memfd that can still shrink", memfd_page(THOTH_TIMERPAGE_SIZE, magic, F_SEAL_GROW), THOTH_E_PERM },
+		{ "a memfd that can still grow", memfd_page(THOTH_TIMERPAGE_SIZE, magic, F_SEAL_SHRINK), THOTH_E_PERM },
+		{ "a sealed memfd of two pages", memfd_page(2 * THOTH_TIMERPAGE_SIZE, magic, SS), THOTH_E_PERM },
+		{ "a pipe", pipefd[0], THOTH_E_PERM },
+		{ "a sealed page without the magic", memfd_page(THOTH_TIMERPAGE_SIZE, 0x1234, SS), THOTH_E_BAD_MAGIC },
+		{ "a sealed page we cannot write", memfd_page(THOTH_TIMERPAGE_SIZE, magic, SS | F_SEAL_WRITE), THOTH_E_IO },
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		print_message("%s: %s\n", bad[i].what, thoth_strerror(bad[i].want));
+		assert_int_equal(thoth__timerpage_adopt(bad[i].fd, dir), bad[i].want);
+		assert_null(thoth__timerpage_current());
+		/* Consumed either way: the descriptor is closed. */
+		assert_true(fcntl(bad[i].fd, F_GETFD) < 0);
+	}
+	assert_int_equal(thoth__timerpage_adopt(-1, dir), THOTH_E_INVAL);
+	/* The page as thothd makes it: sealed, and adopting it again (a
+	 * reconnect) maps nothing new. */
+	assert_int_equal(thoth__timerpage_create(dir), 0);
 	timerpage_t *made = thoth__timerpage_current();
 	assert_non_null(made);
-	path_in(p, sizeof p, THOTH_TIMERPAGE_NAME);
-	unlink(p);
-	char target[160];
-	snprintf(target, sizeof target, "%s/%s", sub, THOTH_TIMERPAGE_NAME);
-	assert_int_equal(symlink(target, p), 0);
-	assert_true(thoth__timerpage_open(dir) < 0);
-	assert_ptr_equal(thoth__timerpage_current(), made);     /* the good page stays */
-	unlink(p);
-	/* The page thothd wrote, opened again: the same page, no new mapping. */
-	assert_int_equal(thoth__timerpage_open(sub), 0);
+	int pfd = thoth__timerpage_fd();
+	assert_true(pfd >= 0);
+	assert_int_equal(fcntl(pfd, F_GET_SEALS) & (SS | F_SEAL_SEAL), SS | F_SEAL_SEAL);
+	assert_int_equal(thoth__timerpage_adopt(dup(pfd), dir), 0);
+	assert_ptr_equal(thoth__timerpage_current(), made);
+	/* A bad descriptor later leaves the good page in use. */
+	assert_int_equal(thoth__timerpage_adopt(memfd_page(THOTH_TIMERPAGE_SIZE, magic, 0), dir), THOTH_E_PERM);
 	assert_ptr_equal(thoth__timerpage_current(), made);
 	assert_int_equal(made->magic, THOTH_TIMERPAGE_MAGIC);
+}
+
+typedef struct ticks {
+	uint64_t fired, early, period, slack;
+} ticks_t;
+
+static void on_tick(thoth_loop_t *loop, thoth_timer_t *t, void *arg)
+{
+	ticks_t *k = arg;
+	uint64_t now = thoth_clock_now(), d = thoth_timer_deadline(t);
+	k->fired++;
+	k->early += now < d;
+	thoth_timer_rearm(loop, t, d + k->period, k->slack);
+}
+
+/*
+ * The page used to be a file: a process of our uid that truncated it made
+ * every loop that mapped it die of SIGBUS at its next re-arm.  Now the
+ * page is a sealed memfd: a child runs periodic timers on it while we,
+ * holding the descriptor as anyone could (thothd hands it out), try to
+ * truncate it, grow it, punch a hole in it and scribble over it.  The
+ * resizes are refused; the rest only changes the page's words (hostile
+ * input: at most extra wake-ups).  The child ends normally, every timer
+ * fired, none early; then a new page replaces it (a thothd restart) and
+ * the loop moves over, the old mapping left in place.
+ */
+static void test_truncating_or_replacing_the_page_costs_no_crash(void **state)
+{
+	assert_non_null(thoth__timerpage_current());   /* made by the test above */
+	int pfd = thoth__timerpage_fd();
+	int go[2];
+	assert_int_equal(pipe(go), 0);
+	fflush(NULL);
+	pid_t child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		thoth_loop_t *loop;
+		if (thoth_loop_new(&loop))
+			_exit(10);
+		ticks_t k[3];
+		for (int i = 0; i < 3; i++) {
+			k[i] = (ticks_t){ .period = (uint64_t)(7 + 4 * i) * MS, .slack = 3 * MS };
+			if (thoth_loop_add_timer(loop, thoth_clock_now() + k[i].period, k[i].slack, on_tick, &k[i],
+						 NULL))
+				_exit(11);
+		}
+		/* Phase 1: the attacker acts while we run; phase 2: a new page. */
+		for (int phase = 0; phase < 2; phase++) {
+			if (phase == 1 && thoth__timerpage_create(dir))
+				_exit(12);
+			uint64_t end = thoth_clock_now() + 300 * MS;
+			if (phase == 0 && write(go[1], "g", 1) != 1)
+				_exit(13);
+			while (thoth_clock_now() < end)
+				if (thoth_loop_run_once(loop, true) < 0)
+					_exit(14);
+		}
+		uint64_t fired = k[0].fired + k[1].fired + k[2].fired;
+		uint64_t early = k[0].early + k[1].early + k[2].early;
+		thoth_loop_free(loop);
+		_exit(early ? 15 : fired < 6 ? 16 : 0);
+	}
+	char g;
+	assert_int_equal(read(go[0], &g, 1), 1);
+	errno = 0;
+	assert_int_equal(ftruncate(pfd, 0), -1);
+	assert_int_equal(errno, EPERM);
+	assert_int_equal(ftruncate(pfd, 2 * THOTH_TIMERPAGE_SIZE), -1);
+	assert_int_equal(errno, EPERM);
+	assert_true(fcntl(pfd, F_ADD_SEALS, F_SEAL_WRITE) < 0);         /* F_SEAL_SEAL */
+	/* Allowed, and harmless: a hole reads as zeros, garbage is garbage. */
+	(void)fallocate(pfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, THOTH_TIMERPAGE_SIZE);
+	uint8_t junk[THOTH_TIMERPAGE_SIZE];
+	memset(junk, 0xa5, sizeof junk);
+	assert_int_equal(pwrite(pfd, junk, sizeof junk, 0), (ssize_t)sizeof junk);
+	int status;
+	assert_int_equal(waitpid(child, &status, 0), child);
+	if (WIFSIGNALED(status))
+		print_message("the child died of signal %d\n", WTERMSIG(status));
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	close(go[0]);
+	close(go[1]);
+	/* Leave a clean page for the tests below. */
+	timerpage_init(thoth__timerpage_current());
 }
 
 /*
@@ -233,7 +336,7 @@ static void run_procs(shared_t *sh, int page)
 
 static void test_processes_rung_at_the_first_window_end_fire_together(void **state)
 {
-	/* The page of test_open_refuses_what_thothd_did_not_write is in use. */
+	/* The page of test_adopt_refuses_what_is_not_the_sealed_page is in use. */
 	assert_non_null(thoth__timerpage_current());
 	shared_t *sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	assert_true(sh != MAP_FAILED);
@@ -340,6 +443,87 @@ static void test_hostile_page_costs_wakeups_never_correctness(void **state)
 	pg->high = 0;
 }
 
+/* A socket file at PATH exists. */
+static bool sock_exists(const char *path)
+{
+	struct stat st;
+	return lstat(path, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+/*
+ * A process killed with its loop running leaves its slot taken and its
+ * doorbell socket behind.  thothd (here: this process, which made the
+ * page) reaps both once the owner thread is gone - a zombie counts as
+ * gone - and a slot is never reaped while its owner lives.  At start
+ * thothd sweeps doorbells left in the dir by an earlier thothd's loops.
+ */
+static void test_dead_loops_slots_and_doorbells_are_reaped(void **state)
+{
+	timerpage_t *pg = thoth__timerpage_current();
+	assert_non_null(pg);
+	int ready[2];
+	assert_int_equal(pipe(ready), 0);
+	fflush(NULL);
+	pid_t child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		thoth_loop_t *loop;
+		one_t o = { 0 };
+		if (thoth_loop_new(&loop) ||
+		    thoth_loop_add_timer(loop, thoth_clock_now() + 3600000 * MS, 0, on_fire, &o, NULL) ||
+		    thoth_loop_run_once(loop, false) < 0)
+			_exit(1);
+		if (write(ready[1], "r", 1) != 1)
+			_exit(2);
+		pause();                /* killed here, the loop never freed */
+		_exit(3);
+	}
+	char r;
+	assert_int_equal(read(ready[0], &r, 1), 1);
+	close(ready[0]);
+	close(ready[1]);
+	int slot = -1;
+	for (unsigned i = 0; i < THOTH_TIMERPAGE_SLOTS; i++)
+		if (pg->slot[i].owner == (uint32_t)child)
+			slot = (int)i;
+	assert_true(slot >= 0);
+	char bell[108];
+	assert_int_equal(thoth__timerpage_bell_path(pg, slot, bell, sizeof bell), 0);
+	assert_true(sock_exists(bell));
+	assert_int_equal(thoth__timerpage_reap(), 0);           /* alive: kept */
+	assert_true(sock_exists(bell));
+	assert_int_equal(kill(child, SIGKILL), 0);
+	siginfo_t si;
+	assert_int_equal(waitid(P_PID, (id_t)child, &si, WEXITED | WNOWAIT), 0);   /* a zombie now */
+	assert_int_equal(thoth__timerpage_reap(), 1);
+	assert_false(sock_exists(bell));
+	assert_int_equal((int)pg->slot[slot].owner, 0);
+	assert_int_equal(waitpid(child, NULL, 0), child);
+	/* The sweep at thothd's start: old doorbells and an old page file go,
+	 * anything else stays. */
+	char p[128];
+	const char *names[] = { "tk.5", "tk.1f2e.7", THOTH_TIMERPAGE_NAME, "tk-not-a-bell" };
+	for (int i = 0; i < 4; i++) {
+		snprintf(p, sizeof p, "%s/%s", dir, names[i]);
+		if (i == 2) {
+			int f = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+			assert_true(f >= 0);
+			close(f);
+			continue;
+		}
+		int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		struct sockaddr_un a = { .sun_family = AF_UNIX };
+		assert_true(strlen(p) < sizeof a.sun_path);
+		memcpy(a.sun_path, p, strlen(p) + 1);
+		assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof a), 0);
+		close(s);
+	}
+	assert_int_equal(thoth__timerpage_sweep(dir), 3);
+	snprintf(p, sizeof p, "%s/tk-not-a-bell", dir);
+	assert_true(sock_exists(p));
+	unlink(p);
+}
+
 static int setup(void **state)
 {
 	snprintf(dir, sizeof dir, "/tmp/thoth-timerpage-XXXXXX");
@@ -358,9 +542,11 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_pick_never_leaves_the_window_whatever_the_page_says),
 		cmocka_unit_test(test_due_sleepers_are_the_slots_with_a_passed_deadline_that_wake_later),
-		cmocka_unit_test(test_open_refuses_what_thothd_did_not_write),
+		cmocka_unit_test(test_adopt_refuses_what_is_not_the_sealed_page),
+		cmocka_unit_test(test_truncating_or_replacing_the_page_costs_no_crash),
 		cmocka_unit_test(test_processes_rung_at_the_first_window_end_fire_together),
 		cmocka_unit_test(test_hostile_page_costs_wakeups_never_correctness),
+		cmocka_unit_test(test_dead_loops_slots_and_doorbells_are_reaped),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -114,6 +114,11 @@ static int cmd_stats(thoth_chan_t *ch, const thothctl_opts_t *opts)
 		printf(",\"pm_leased\":%s,\"pm_awake\":%s,\"pm_note\":", s->pm_leased ? "true" : "false",
 		       s->pm_awake ? "true" : "false");
 		thothctl_json_str(s->pm_note.ptr, s->pm_note.len);
+		printf(",\"segment_bytes\":%llu,\"retain_bytes\":%llu,\"compactions\":%llu,\"compacted_segments\":%llu,"
+		       "\"compacted_records\":%llu,\"compacted_bytes\":%llu",
+		       (unsigned long long)s->segment_bytes, (unsigned long long)s->retain_bytes,
+		       (unsigned long long)s->compactions, (unsigned long long)s->compacted_segments,
+		       (unsigned long long)s->compacted_records, (unsigned long long)s->compacted_bytes);
 		printf(",\"recent\":[");
 		for (uint32_t k = 0; k < s->recent.count; k++) {
 			const thoth_codex_Epoch_t *e = &s->recent.items[k];
@@ -128,8 +133,9 @@ static int cmd_stats(thoth_chan_t *ch, const thothctl_opts_t *opts)
 			const thoth_codex_StreamInfo_t *st = &s->streams.items[k];
 			printf("%s{\"name\":", k ? "," : "");
 			thothctl_json_str(st->name.ptr, st->name.len);
-			printf(",\"records\":%llu,\"bytes\":%llu,\"budget_ms\":%u}", (unsigned long long)st->records,
-			       (unsigned long long)st->bytes, st->budget_ms);
+			printf(",\"records\":%llu,\"bytes\":%llu,\"budget_ms\":%u,\"first_seq\":%llu}",
+			       (unsigned long long)st->records, (unsigned long long)st->bytes, st->budget_ms,
+			       (unsigned long long)st->first_seq);
 		}
 		printf("]}\n");
 		return 0;
@@ -151,6 +157,14 @@ static int cmd_stats(thoth_chan_t *ch, const thothctl_opts_t *opts)
 	printf("log: lsn %llu written, %llu durable, %u segments; committer on %.*s\n",
 	       (unsigned long long)s->last_lsn, (unsigned long long)s->durable_lsn, s->segments,
 	       (int)s->backend.len, s->backend.ptr);
+	if (s->retain_bytes)
+		printf("retention: keep >= %llu bytes (%llu in segments now); %llu compactions dropped %llu segments, "
+		       "%llu records, %llu bytes\n",
+		       (unsigned long long)s->retain_bytes, (unsigned long long)s->segment_bytes,
+		       (unsigned long long)s->compactions, (unsigned long long)s->compacted_segments,
+		       (unsigned long long)s->compacted_records, (unsigned long long)s->compacted_bytes);
+	else
+		printf("retention: keep everything (%llu bytes in segments)\n", (unsigned long long)s->segment_bytes);
 	printf("disk power element: %s%.*s\n",
 	       s->pm_leased ? (s->pm_awake ? "opportunistic lease satisfied (awake)" : "opportunistic lease pending (asleep)")
 			    : "no lease: ",
@@ -167,8 +181,11 @@ static int cmd_stats(thoth_chan_t *ch, const thothctl_opts_t *opts)
 	}
 	for (uint32_t k = 0; k < s->streams.count; k++) {
 		const thoth_codex_StreamInfo_t *st = &s->streams.items[k];
-		printf("stream %.*s: %llu records, %llu bytes, budget %u ms\n", (int)st->name.len, st->name.ptr,
+		printf("stream %.*s: %llu records, %llu bytes, budget %u ms", (int)st->name.len, st->name.ptr,
 		       (unsigned long long)st->records, (unsigned long long)st->bytes, st->budget_ms);
+		if (st->first_seq > 1)
+			printf(", retained from seq %llu", (unsigned long long)st->first_seq);
+		printf("\n");
 	}
 	return 0;
 }

@@ -6,7 +6,7 @@
  *       every NIC (or IF): its driver, the coalescing parameters the
  *       driver reports through ethtool netlink (those it supports), and
  *       the NVMe controller's interrupt coalescing (feature 0x08) or its
- *       absence.  --probe also tries to change rx-usecs and adaptive-rx
+ *       absence.  --probe also tries to change rx-usecs, rx-frames and adaptive-rx
  *       (restoring them) and says which changes the device really takes.
  *   thothctl moderation --policy none|fixed|dim|adaptive --rate MSG_PER_S [--json]
  *       the profile {messages, us} the policy settles on for a steady
@@ -71,6 +71,7 @@ static void probe_one(thoth_ethtool_t *h, const char *ifname, const thoth_coales
 }
 
 static bool took_usecs(const thoth_coalesce_t *now, const thoth_coalesce_t *v) { return now->rx_usecs == v->rx_usecs; }
+static bool took_frames(const thoth_coalesce_t *now, const thoth_coalesce_t *v) { return now->rx_frames == v->rx_frames; }
 static bool took_adaptive(const thoth_coalesce_t *now, const thoth_coalesce_t *v) { return now->adaptive_rx == v->adaptive_rx; }
 
 static int show_nic(thoth_ethtool_t *h, const char *ifname, bool probe, bool json, bool *first)
@@ -79,13 +80,19 @@ static int show_nic(thoth_ethtool_t *h, const char *ifname, bool probe, bool jso
 	driver_of(ifname, drv, sizeof drv);
 	thoth_coalesce_t c;
 	int r = thoth_ethtool_coalesce_get(h, ifname, &c, why, sizeof why);
-	char p_usecs[360] = "", p_adaptive[360] = "";
+	char p_usecs[360] = "", p_frames[360] = "", p_adaptive[360] = "";
 	if (!r && probe) {
 		if (c.present & THOTH_COAL_RX_USECS) {
 			thoth_coalesce_t v = { .present = THOTH_COAL_RX_USECS, .rx_usecs = c.rx_usecs == 8 ? 16 : 8 };
 			probe_one(h, ifname, &v, &c, took_usecs, p_usecs, sizeof p_usecs);
 		} else {
 			snprintf(p_usecs, sizeof p_usecs, "not supported by the driver");
+		}
+		if (c.present & THOTH_COAL_RX_FRAMES) {
+			thoth_coalesce_t v = { .present = THOTH_COAL_RX_FRAMES, .rx_frames = c.rx_frames == 8 ? 16 : 8 };
+			probe_one(h, ifname, &v, &c, took_frames, p_frames, sizeof p_frames);
+		} else {
+			snprintf(p_frames, sizeof p_frames, "not supported by the driver");
 		}
 		if (c.present & THOTH_COAL_ADAPTIVE_RX) {
 			thoth_coalesce_t v = { .present = THOTH_COAL_ADAPTIVE_RX, .adaptive_rx = !c.adaptive_rx };
@@ -116,6 +123,8 @@ static int show_nic(thoth_ethtool_t *h, const char *ifname, bool probe, bool jso
 			if (probe) {
 				printf(",\"probe\":{\"rx_usecs\":");
 				thothctl_json_str(p_usecs, strlen(p_usecs));
+				printf(",\"rx_frames\":");
+				thothctl_json_str(p_frames, strlen(p_frames));
 				printf(",\"adaptive_rx\":");
 				thothctl_json_str(p_adaptive, strlen(p_adaptive));
 				printf("}");
@@ -128,7 +137,7 @@ static int show_nic(thoth_ethtool_t *h, const char *ifname, bool probe, bool jso
 		thoth_coalesce_describe(&c, line, sizeof line);
 		printf("%-8s driver %-12s %s\n", ifname, drv, line);
 		if (probe)
-			printf("%-8s probe: rx-usecs %s; adaptive-rx %s\n", "", p_usecs, p_adaptive);
+			printf("%-8s probe: rx-usecs %s; rx-frames %s; adaptive-rx %s\n", "", p_usecs, p_frames, p_adaptive);
 	}
 	*first = false;
 	return r == 0 || r == THOTH_E_NOT_FOUND ? 0 : 1;

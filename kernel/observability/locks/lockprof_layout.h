@@ -44,6 +44,12 @@ enum thothlock_mode {
 	THOTHLOCK_MODE_ALL = 1,          /* time every acquisition and every hold */
 };
 
+enum thothlock_flags {
+	/* Default mutexes are taken by the inline copy of glibc's trylock
+	 * (its protocol checked at start-up: preload.c, docs/LOCKS.md). */
+	THOTHLOCK_FLAG_INLINE_TRYLOCK = 1u,
+};
+
 enum thothlock_kind {
 	THOTHLOCK_KIND_MUTEX = 1,
 	THOTHLOCK_KIND_RWLOCK = 2,
@@ -70,7 +76,7 @@ typedef struct {
 	uint64_t start_ns;           /* CLOCK_MONOTONIC at start-up */
 	uint64_t end_ns;             /* at exit; 0 while running */
 	uint32_t exited;             /* 1 once the process ran its exit path */
-	uint32_t reserved0;
+	uint32_t flags;              /* THOTHLOCK_FLAG_* (was reserved, 0) */
 	/* Losses, never silent: each counts events that found no room. */
 	uint64_t lock_table_full;    /* a lock found no free entry */
 	uint64_t site_table_full;    /* a call site found no free entry */

@@ -826,11 +826,12 @@ int thothlock_report_write(FILE *o, thothlock_table_t *const *tables, size_t n,
 			fprintf(o, ",\"mode\":\"%s\",\"exited\":%s,\"duration_ns\":%" PRIu64
 			        ",\"losses\":{\"lock_table_full\":%" PRIu64 ",\"site_table_full\":%" PRIu64
 			        ",\"held_overflow\":%" PRIu64 ",\"thread_overflow\":%" PRIu64
-			        "},\"cond_waits\":%" PRIu64 "}",
+			        "},\"cond_waits\":%" PRIu64 ",\"fast_path\":\"%s\"}",
 			        h->mode == THOTHLOCK_MODE_ALL ? "all" : "contention",
 			        h->exited ? "true" : "false", end > h->start_ns ? end - h->start_ns : 0,
 			        h->lock_table_full, h->site_table_full, h->held_overflow,
-			        h->thread_overflow, h->cond_waits);
+			        h->thread_overflow, h->cond_waits,
+			        h->flags & THOTHLOCK_FLAG_INLINE_TRYLOCK ? "inline" : "glibc");
 		}
 		fprintf(o, "],\"locks_total\":%zu,\"locks\":[", v);
 		for (size_t i = 0; i < shown; i++) {

@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/single_threaded.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -147,6 +148,7 @@ static thothlock_site_t *sites;
 static thothlock_cache_t *caches;
 static size_t table_size;
 static int mode = THOTHLOCK_MODE_CONTENTION;
+static bool fast_mutex;                         /* contention mode + inline trylock checked */
 static _Atomic(int) init_state;                 /* 0 none, 1 running, 2 done */
 static _Atomic(int) resolved;                   /* real.* are set */
 static pthread_key_t exit_key;
@@ -320,6 +322,7 @@ static thread_state_t *claim_thread(void)
 }
 
 static void init(void);
+static void check_inline_trylock(void);
 
 /* The calling thread's state, or NULL when this call must pass straight
  * through (not initialised, re-entered, no slot). */
@@ -440,6 +443,7 @@ static void open_table(void)
 	table->sites_offset = (uint64_t)((char *)sites - (char *)mem);
 	table->caches_offset = (uint64_t)((char *)caches - (char *)mem);
 	table->file_size = table_size;
+	table->flags = fast_mutex ? THOTHLOCK_FLAG_INLINE_TRYLOCK : 0;
 	table->start_ns = now_ns();
 	read_program_name(table->program, sizeof table->program);
 	/* Magic last: a reader that sees it sees the rest of the header. */
@@ -531,6 +535,7 @@ static void init(void)
 	const char *m = getenv("THOTHLOCK_MODE");
 	if (m && strcmp(m, "all") == 0)
 		mode = THOTHLOCK_MODE_ALL;
+	check_inline_trylock();
 	dl_iterate_phdr(find_own_text, (void *)(uintptr_t)&find_own_text);
 	/* backtrace() loads libgcc_s on first use (malloc, dlopen): do it now,
 	 * not inside a wrapper. */
@@ -582,7 +587,9 @@ static __attribute__((noinline)) void cache_miss(thread_state_t *t, thothlock_ca
 
 static inline void count_acquisition(thread_state_t *t, uintptr_t lock, uint32_t kind)
 {
-	thothlock_cache_entry_t *w = &t->cache->way[hash_ptr(lock) & (THOTHLOCK_CACHE_WAYS - 1)];
+	/* Fibonacci hashing: one multiply, the top log2(WAYS) bits. */
+	_Static_assert(THOTHLOCK_CACHE_WAYS == 512, "the way is the product's top 9 bits");
+	thothlock_cache_entry_t *w = &t->cache->way[((uint64_t)lock * 0x9e3779b97f4a7c15ull) >> 55];
 	if (__builtin_expect(w->addr == lock, 1))
 		__atomic_store_n(&w->count, w->count + 1, __ATOMIC_RELAXED);
 	else
@@ -961,22 +968,247 @@ static inline int release(void *lock, lock_fn unlock)
 
 #define CALLER() ((uintptr_t)__builtin_return_address(0))
 
+/* ---- the fast paths ------------------------------------------------------
+ * What an uncontended lock/unlock pair costs in contention-only mode, and
+ * all of it thread-private: the real trylock and unlock, one held[] entry
+ * pushed and popped, one counter in the thread's acquisition cache.  No
+ * clock read, no shared cache line written, no TLS lookup through
+ * __tls_get_addr (`self` is initial-exec: one %fs-relative load), no
+ * function-pointer parameters (each wrapper below is its own specialised
+ * copy).  Anything unusual - not initialised, re-entered, all mode, a busy
+ * trylock, a held entry with flags, an out-of-order release - leaves for
+ * the general code above, which is out of line. */
+
+/* `self`, when this call may take the fast path. */
+static inline __attribute__((always_inline)) thread_state_t *fast_self(void)
+{
+	thread_state_t *t = self;   /* set only once init() is done */
+	if (__builtin_expect(t == NULL || t->in_hook, 0))
+		return NULL;
+	return t;
+}
+
+static __attribute__((noinline, cold)) void held_overflowed(void)
+{
+	add(&table->held_overflow, 1);
+}
+
+static inline __attribute__((always_inline)) void push_fast(thread_state_t *t, uintptr_t lock,
+                                                            uintptr_t pc, uint32_t kind)
+{
+	uint32_t d = t->depth;
+	if (__builtin_expect(d >= HELD_DEPTH, 0)) {
+		held_overflowed();
+		return;
+	}
+	held_t *h = &t->held[d];
+	h->kind = kind;
+	h->flags = 0;
+	h->segments = 0;
+	atomic_store_explicit(&h->want_stack, 0, memory_order_relaxed);
+	atomic_store_explicit(&h->pc, pc, memory_order_relaxed);
+	atomic_store_explicit(&h->lock, lock, memory_order_relaxed);
+	t->depth = d + 1;
+}
+
+/* The trylock said something else than "taken": EBUSY is contention
+ * (timed in acquire_contended); anything else (EDEADLK, EAGAIN, EINVAL...)
+ * is not, and the real call says it. */
+static __attribute__((noinline, cold)) int
+acquire_busy(thread_state_t *t, void *lock, uint32_t kind, int rc, lock_fn blocking,
+             timed_fn timed, const struct timespec *abstime, uintptr_t pc)
+{
+	if (rc != EBUSY)
+		return timed ? timed(lock, abstime) : blocking(lock);
+	return acquire_contended(t, lock, kind, blocking, timed, abstime, pc);
+}
+
+/* Which wrapper the slow path serves: the real functions are looked up
+ * again there, after init(), since the fast path may have read them unset. */
+enum acquire_op { OP_MUTEX, OP_MUTEX_TIMED, OP_RD, OP_WR, OP_RD_TIMED, OP_WR_TIMED };
+
+static __attribute__((noinline)) int acquire_slow(void *lock, enum acquire_op op,
+                                                  const struct timespec *abstime, uintptr_t pc)
+{
+	if (!atomic_load_explicit(&resolved, memory_order_acquire))
+		init();
+	switch (op) {
+	case OP_MUTEX:
+		return acquire(lock, THOTHLOCK_KIND_MUTEX, (try_fn)real.mutex_trylock,
+		               (lock_fn)real.mutex_lock, NULL, NULL, pc);
+	case OP_MUTEX_TIMED:
+		return acquire(lock, THOTHLOCK_KIND_MUTEX, (try_fn)real.mutex_trylock, NULL,
+		               (timed_fn)real.mutex_timedlock, abstime, pc);
+	case OP_RD:
+		return acquire(lock, THOTHLOCK_KIND_RWLOCK, (try_fn)real.rw_tryrdlock,
+		               (lock_fn)real.rw_rdlock, NULL, NULL, pc);
+	case OP_WR:
+		return acquire(lock, THOTHLOCK_KIND_RWLOCK, (try_fn)real.rw_trywrlock,
+		               (lock_fn)real.rw_wrlock, NULL, NULL, pc);
+	case OP_RD_TIMED:
+		return acquire(lock, THOTHLOCK_KIND_RWLOCK, (try_fn)real.rw_tryrdlock, NULL,
+		               (timed_fn)real.rw_timedrdlock, abstime, pc);
+	case OP_WR_TIMED:
+		return acquire(lock, THOTHLOCK_KIND_RWLOCK, (try_fn)real.rw_trywrlock, NULL,
+		               (timed_fn)real.rw_timedwrlock, abstime, pc);
+	}
+	return EINVAL;
+}
+
+static inline __attribute__((always_inline)) int
+acquire_fast(void *lock, enum acquire_op op, uint32_t kind, try_fn try, lock_fn blocking,
+             timed_fn timed, const struct timespec *abstime, uintptr_t pc)
+{
+	thread_state_t *t = fast_self();
+	if (__builtin_expect(t != NULL && mode == THOTHLOCK_MODE_CONTENTION, 1)) {
+		int rc = try(lock);
+		if (__builtin_expect(rc == 0, 1)) {
+			push_fast(t, (uintptr_t)lock, pc, kind);
+			return 0;
+		}
+		return acquire_busy(t, lock, kind, rc, blocking, timed, abstime, pc);
+	}
+	return acquire_slow(lock, op, abstime, pc);
+}
+
+static __attribute__((noinline)) int release_slow(void *lock, uint32_t kind)
+{
+	if (!atomic_load_explicit(&resolved, memory_order_acquire))
+		init();
+	return release(lock, kind == THOTHLOCK_KIND_MUTEX ? (lock_fn)real.mutex_unlock
+	                                                  : (lock_fn)real.rw_unlock);
+}
+
+/* The usual release: of the newest held lock, whose entry has nothing to
+ * commit (no wait, no timed hold, no waiter asking for our stack). */
+static inline __attribute__((always_inline)) int release_fast(void *lock, lock_fn unlock,
+                                                              uint32_t kind)
+{
+	thread_state_t *t = fast_self();
+	if (__builtin_expect(t != NULL, 1)) {
+		uint32_t d = t->depth;
+		if (__builtin_expect(d != 0, 1)) {
+			held_t *h = &t->held[d - 1];
+			if (__builtin_expect(atomic_load_explicit(&h->lock, memory_order_relaxed) ==
+			                             (uintptr_t)lock &&
+			                         (h->flags | h->segments) == 0 &&
+			                         !atomic_load_explicit(&h->want_stack, memory_order_relaxed),
+			                     1)) {
+				atomic_store_explicit(&h->lock, 0, memory_order_relaxed);
+				t->depth = d - 1;
+				int rc = unlock(lock);
+				/* Counted after the release, in the thread's own cache. */
+				if (__builtin_expect(rc == 0, 1))
+					count_acquisition(t, (uintptr_t)lock, kind);
+				return rc;
+			}
+		}
+	}
+	return release_slow(lock, kind);
+}
+
 /* ---- mutexes ----------------------------------------------------------- */
+
+/* glibc's trylock of a default mutex (PTHREAD_MUTEX_TIMED_NP: __kind 0 -
+ * not recursive, errorcheck, robust, process-shared or elided), inline:
+ * the lock word's 0 -> 1 compare-and-swap, then the owner's tid and the
+ * user count, exactly what glibc 2.36's pthread_mutex_trylock does for
+ * this type (nptl/pthread_mutex_trylock.c); glibc's own unlock, condition
+ * wait and destroy then find the mutex as they expect (in a process
+ * with one thread, glibc takes a private mutex with a plain store, and so
+ * does this).  It spares the
+ * call into glibc's type dispatch and lets the wrapper be a leaf.  init()
+ * checks the protocol against the running glibc (check_inline_trylock)
+ * and leaves `fast_mutex` off if anything differs; every other mutex type
+ * goes through glibc's trylock. */
+static inline __attribute__((always_inline)) bool mutex_trylock_inline(pthread_mutex_t *m,
+                                                                       int tid)
+{
+	if (__builtin_expect(__libc_single_threaded, 0)) {
+		/* glibc's own single-threaded shortcut (lll_mutex_lock_optimized):
+		 * no other thread exists and the mutex is private, so a plain
+		 * store takes it. */
+		if (m->__data.__lock != 0)
+			return false;
+		m->__data.__lock = 1;
+	} else {
+		int unlocked = 0;
+		if (!__atomic_compare_exchange_n(&m->__data.__lock, &unlocked, 1, false,
+		                                 __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+			return false;
+	}
+	m->__data.__owner = tid;
+	m->__data.__nusers++;
+	return true;
+}
+
+static void check_inline_trylock(void)
+{
+	pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+	int tid = (int)syscall(SYS_gettid);
+	bool ok = m.__data.__kind == 0 && mutex_trylock_inline(&m, tid) &&
+	          m.__data.__lock == 1 && m.__data.__owner == tid && m.__data.__nusers == 1 &&
+	          real.mutex_trylock(&m) == EBUSY &&          /* glibc sees it taken */
+	          real.mutex_unlock(&m) == 0 &&               /* and releases it */
+	          m.__data.__lock == 0 && m.__data.__owner == 0 && m.__data.__nusers == 0 &&
+	          real.mutex_trylock(&m) == 0 &&              /* glibc's trylock leaves the same */
+	          m.__data.__lock == 1 && m.__data.__owner == tid && m.__data.__nusers == 1 &&
+	          !mutex_trylock_inline(&m, tid) &&           /* and the inline one sees its hold */
+	          real.mutex_unlock(&m) == 0 && m.__data.__lock == 0;
+	fast_mutex = ok && mode == THOTHLOCK_MODE_CONTENTION;
+}
+
+/* Everything but the inline fast path: out of line, reached by a tail
+ * call, so that the fast path saves no register. */
+static __attribute__((noinline)) int mutex_lock_general(pthread_mutex_t *m, uintptr_t pc)
+{
+	return acquire_fast(m, OP_MUTEX, THOTHLOCK_KIND_MUTEX, (try_fn)real.mutex_trylock,
+	                    (lock_fn)real.mutex_lock, NULL, NULL, pc);
+}
+
+static __attribute__((noinline)) int mutex_lock_busy(thread_state_t *t, pthread_mutex_t *m,
+                                                     uintptr_t pc)
+{
+	return acquire_contended(t, m, THOTHLOCK_KIND_MUTEX, (lock_fn)real.mutex_lock, NULL, NULL,
+	                         pc);
+}
+
+static __attribute__((noinline, cold)) int held_overflowed_taken(void)
+{
+	held_overflowed();
+	return 0;
+}
 
 EXPORT int pthread_mutex_lock(pthread_mutex_t *m)
 {
-	if (__builtin_expect(!real.mutex_lock, 0))
-		init();
-	return acquire(m, THOTHLOCK_KIND_MUTEX, (try_fn)real.mutex_trylock,
-	               (lock_fn)real.mutex_lock, NULL, NULL, CALLER());
+	uintptr_t pc = CALLER();
+	thread_state_t *t = self;
+	if (__builtin_expect(t == NULL || t->in_hook || !fast_mutex ||
+	                         __atomic_load_n(&m->__data.__kind, __ATOMIC_RELAXED) != 0,
+	                     0))
+		return mutex_lock_general(m, pc);
+	if (__builtin_expect(!mutex_trylock_inline(m, atomic_load_explicit(&t->tid,
+	                                                                   memory_order_relaxed)),
+	                     0))
+		return mutex_lock_busy(t, m, pc);
+	uint32_t d = t->depth;
+	if (__builtin_expect(d >= HELD_DEPTH, 0))
+		return held_overflowed_taken();
+	held_t *h = &t->held[d];
+	h->kind = THOTHLOCK_KIND_MUTEX;
+	h->flags = 0;
+	h->segments = 0;
+	atomic_store_explicit(&h->want_stack, 0, memory_order_relaxed);
+	atomic_store_explicit(&h->pc, pc, memory_order_relaxed);
+	atomic_store_explicit(&h->lock, (uintptr_t)m, memory_order_relaxed);
+	t->depth = d + 1;
+	return 0;
 }
 
 EXPORT int pthread_mutex_timedlock(pthread_mutex_t *m, const struct timespec *abstime)
 {
-	if (__builtin_expect(!real.mutex_lock, 0))
-		init();
-	return acquire(m, THOTHLOCK_KIND_MUTEX, (try_fn)real.mutex_trylock, NULL,
-	               (timed_fn)real.mutex_timedlock, abstime, CALLER());
+	return acquire_fast(m, OP_MUTEX_TIMED, THOTHLOCK_KIND_MUTEX, (try_fn)real.mutex_trylock, NULL,
+	                    (timed_fn)real.mutex_timedlock, abstime, CALLER());
 }
 
 EXPORT int pthread_mutex_trylock(pthread_mutex_t *m)
@@ -988,43 +1220,33 @@ EXPORT int pthread_mutex_trylock(pthread_mutex_t *m)
 
 EXPORT int pthread_mutex_unlock(pthread_mutex_t *m)
 {
-	if (__builtin_expect(!real.mutex_lock, 0))
-		init();
-	return release(m, (lock_fn)real.mutex_unlock);
+	return release_fast(m, (lock_fn)real.mutex_unlock, THOTHLOCK_KIND_MUTEX);
 }
 
 /* ---- rwlocks ----------------------------------------------------------- */
 
 EXPORT int pthread_rwlock_rdlock(pthread_rwlock_t *l)
 {
-	if (__builtin_expect(!real.mutex_lock, 0))
-		init();
-	return acquire(l, THOTHLOCK_KIND_RWLOCK, (try_fn)real.rw_tryrdlock,
-	               (lock_fn)real.rw_rdlock, NULL, NULL, CALLER());
+	return acquire_fast(l, OP_RD, THOTHLOCK_KIND_RWLOCK, (try_fn)real.rw_tryrdlock,
+	                    (lock_fn)real.rw_rdlock, NULL, NULL, CALLER());
 }
 
 EXPORT int pthread_rwlock_wrlock(pthread_rwlock_t *l)
 {
-	if (__builtin_expect(!real.mutex_lock, 0))
-		init();
-	return acquire(l, THOTHLOCK_KIND_RWLOCK, (try_fn)real.rw_trywrlock,
-	               (lock_fn)real.rw_wrlock, NULL, NULL, CALLER());
+	return acquire_fast(l, OP_WR, THOTHLOCK_KIND_RWLOCK, (try_fn)real.rw_trywrlock,
+	                    (lock_fn)real.rw_wrlock, NULL, NULL, CALLER());
 }
 
 EXPORT int pthread_rwlock_timedrdlock(pthread_rwlock_t *l, const struct timespec *abstime)
 {
-	if (__builtin_expect(!real.mutex_lock, 0))
-		init();
-	return acquire(l, THOTHLOCK_KIND_RWLOCK, (try_fn)real.rw_tryrdlock, NULL,
-	               (timed_fn)real.rw_timedrdlock, abstime, CALLER());
+	return acquire_fast(l, OP_RD_TIMED, THOTHLOCK_KIND_RWLOCK, (try_fn)real.rw_tryrdlock, NULL,
+	                    (timed_fn)real.rw_timedrdlock, abstime, CALLER());
 }
 
 EXPORT int pthread_rwlock_timedwrlock(pthread_rwlock_t *l, const struct timespec *abstime)
 {
-	if (__builtin_expect(!real.mutex_lock, 0))
-		init();
-	return acquire(l, THOTHLOCK_KIND_RWLOCK, (try_fn)real.rw_trywrlock, NULL,
-	               (timed_fn)real.rw_timedwrlock, abstime, CALLER());
+	return acquire_fast(l, OP_WR_TIMED, THOTHLOCK_KIND_RWLOCK, (try_fn)real.rw_trywrlock, NULL,
+	                    (timed_fn)real.rw_timedwrlock, abstime, CALLER());
 }
 
 EXPORT int pthread_rwlock_tryrdlock(pthread_rwlock_t *l)
@@ -1043,9 +1265,7 @@ EXPORT int pthread_rwlock_trywrlock(pthread_rwlock_t *l)
 
 EXPORT int pthread_rwlock_unlock(pthread_rwlock_t *l)
 {
-	if (__builtin_expect(!real.mutex_lock, 0))
-		init();
-	return release(l, (lock_fn)real.rw_unlock);
+	return release_fast(l, (lock_fn)real.rw_unlock, THOTHLOCK_KIND_RWLOCK);
 }
 
 /* ---- condition variables ------------------------------------------------

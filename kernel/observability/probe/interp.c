@@ -1,7 +1,7 @@
 /*
  * interp.c - the reference interpreter, helpers, and loading a verified
- * program against its maps.  There is no JIT yet (docs/PROBES.md): the
- * interpreter is the only engine.
+ * program against its maps (then JIT-compiled by jit.c where there is one:
+ * docs/PROBES.md "JIT").
  *
  * Only verified programs run here, so memory accesses are not re-checked;
  * what the verifier cannot bound, the run does: a per-run instruction
@@ -75,36 +75,79 @@ static int64_t trace_printk(const char *fmt, uint32_t size, uint64_t a1, uint64_
 	return (int64_t)o;
 }
 
+/* The helpers, one C function each with BPF r1-r5 as arguments: the
+ * interpreter calls them through probe_helper_call, JIT'd code directly. */
+static uint64_t h_map_lookup(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5)
+{
+	(void)r3, (void)r4, (void)r5;
+	return (uint64_t)(uintptr_t)probe_map_lookup((probe_map_t *)(uintptr_t)r1,
+	                                             (const void *)(uintptr_t)r2);
+}
+
+static uint64_t h_map_update(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5)
+{
+	(void)r5;
+	return (uint64_t)probe_map_update((probe_map_t *)(uintptr_t)r1, (const void *)(uintptr_t)r2,
+	                                  (const void *)(uintptr_t)r3, r4);
+}
+
+static uint64_t h_map_delete(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5)
+{
+	(void)r3, (void)r4, (void)r5;
+	return (uint64_t)probe_map_delete((probe_map_t *)(uintptr_t)r1, (const void *)(uintptr_t)r2);
+}
+
+static uint64_t h_ktime(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5)
+{
+	(void)r1, (void)r2, (void)r3, (void)r4, (void)r5;
+	return monotonic_ns();
+}
+
+static uint64_t h_printk(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5)
+{
+	return (uint64_t)trace_printk((const char *)(uintptr_t)r1, (uint32_t)r2, r3, r4, r5);
+}
+
+static uint64_t h_cpu(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5)
+{
+	(void)r1, (void)r2, (void)r3, (void)r4, (void)r5;
+	int c = sched_getcpu();
+	return c < 0 ? 0 : (uint64_t)c;
+}
+
+static uint64_t h_pid_tgid(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5)
+{
+	(void)r1, (void)r2, (void)r3, (void)r4, (void)r5;
+	return (uint64_t)getpid() << 32 | (uint32_t)gettid();
+}
+
+static uint64_t h_ringbuf_output(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5)
+{
+	(void)r5;
+	return (uint64_t)probe_ringbuf_output((probe_map_t *)(uintptr_t)r1,
+	                                      (const void *)(uintptr_t)r2, r3, r4);
+}
+
+probe_helper_fn_t probe_helper_fn(int32_t id)
+{
+	switch (id) {
+	case BPF_FUNC_map_lookup_elem: return h_map_lookup;
+	case BPF_FUNC_map_update_elem: return h_map_update;
+	case BPF_FUNC_map_delete_elem: return h_map_delete;
+	case BPF_FUNC_ktime_get_ns: return h_ktime;
+	case BPF_FUNC_trace_printk: return h_printk;
+	case BPF_FUNC_get_smp_processor_id: return h_cpu;
+	case BPF_FUNC_get_current_pid_tgid: return h_pid_tgid;
+	case BPF_FUNC_ringbuf_output: return h_ringbuf_output;
+	default: return NULL;
+	}
+}
+
 uint64_t probe_helper_call(int32_t id, uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4,
                            uint64_t r5)
 {
-	switch (id) {
-	case BPF_FUNC_map_lookup_elem:
-		return (uint64_t)(uintptr_t)probe_map_lookup((probe_map_t *)(uintptr_t)r1,
-		                                             (const void *)(uintptr_t)r2);
-	case BPF_FUNC_map_update_elem:
-		return (uint64_t)probe_map_update((probe_map_t *)(uintptr_t)r1,
-		                                  (const void *)(uintptr_t)r2,
-		                                  (const void *)(uintptr_t)r3, r4);
-	case BPF_FUNC_map_delete_elem:
-		return (uint64_t)probe_map_delete((probe_map_t *)(uintptr_t)r1,
-		                                  (const void *)(uintptr_t)r2);
-	case BPF_FUNC_ktime_get_ns:
-		return monotonic_ns();
-	case BPF_FUNC_trace_printk:
-		return (uint64_t)trace_printk((const char *)(uintptr_t)r1, (uint32_t)r2, r3, r4, r5);
-	case BPF_FUNC_get_smp_processor_id: {
-		int c = sched_getcpu();
-		return c < 0 ? 0 : (uint64_t)c;
-	}
-	case BPF_FUNC_get_current_pid_tgid:
-		return (uint64_t)getpid() << 32 | (uint32_t)gettid();
-	case BPF_FUNC_ringbuf_output:
-		return (uint64_t)probe_ringbuf_output((probe_map_t *)(uintptr_t)r1,
-		                                      (const void *)(uintptr_t)r2, r3, r4);
-	default:
-		return (uint64_t)-EINVAL;   /* unreachable: the verifier refused it */
-	}
+	probe_helper_fn_t fn = probe_helper_fn(id);
+	return fn ? fn(r1, r2, r3, r4, r5) : (uint64_t)-EINVAL;   /* the verifier refused it */
 }
 
 #define LD(T, a) ({ T v_; memcpy(&v_, (const void *)(uintptr_t)(a), sizeof v_); v_; })
@@ -156,6 +199,14 @@ static uint64_t atomic_op(const probe_insn_t *in, uint64_t addr, uint64_t *src, 
 static uint64_t alu(uint8_t op, uint64_t a, uint64_t b, bool is64, int32_t imm, bool src_x)
 {
 	uint64_t m = is64 ? 63 : 31;
+	if (op == BPF_END) {
+		/* On the full register, as Linux (it is an ALU-class opcode, but
+		 * "to_be 64" swaps all 64 bits and "to_le 64" is a no-op). */
+		if (!src_x)   /* to little endian: the host's order, truncate */
+			return imm == 16 ? (uint16_t)a : imm == 32 ? (uint32_t)a : a;
+		return imm == 16 ? __builtin_bswap16((uint16_t)a)
+		       : imm == 32 ? __builtin_bswap32((uint32_t)a) : __builtin_bswap64(a);
+	}
 	if (!is64) {
 		a = (uint32_t)a;
 		b = (uint32_t)b;
@@ -177,13 +228,6 @@ static uint64_t alu(uint8_t op, uint64_t a, uint64_t b, bool is64, int32_t imm, 
 		break;
 	case BPF_NEG: r = -a; break;
 	case BPF_MOV: r = b; break;
-	case BPF_END:
-		if (!src_x)   /* to little endian: the host's order, truncate */
-			r = imm == 16 ? (uint16_t)a : imm == 32 ? (uint32_t)a : a;
-		else
-			r = imm == 16 ? __builtin_bswap16((uint16_t)a)
-			    : imm == 32 ? __builtin_bswap32((uint32_t)a) : __builtin_bswap64(a);
-		return r;
 	default: r = 0;
 	}
 	return is64 ? r : (uint32_t)r;
@@ -283,13 +327,15 @@ int probe_interp_run(const thoth_probe_prog_t *prog, const void *ctx, uint64_t *
 	return THOTH_E_LIMIT;
 }
 
+static bool jit_wanted(void);
+
 /* ---- loading -------------------------------------------------------------------- */
 
 int thoth_probe_prog_load(const thoth_probe_object_t *obj, size_t i, thoth_probe_maps_t *maps,
                           unsigned engine, thoth_probe_prog_t **out, char *msg, size_t msg_len)
 {
 	if (!obj || !out || i >= obj->n_progs || (obj->n_maps && !maps) ||
-	    (maps && maps->n_maps != obj->n_maps) || engine != THOTH_PROBE_ENGINE_INTERP)
+	    (maps && maps->n_maps != obj->n_maps) || engine > THOTH_PROBE_ENGINE_AUTO)
 		return THOTH_E_INVAL;
 	*out = NULL;
 	const probe_prog_def_t *p = &obj->progs[i];
@@ -314,7 +360,7 @@ int thoth_probe_prog_load(const thoth_probe_object_t *obj, size_t i, thoth_probe
 	memcpy(prog->insns, p->insns, sizeof *prog->insns * p->n_insns);
 	prog->n_insns = p->n_insns;
 	prog->maps = maps;
-	prog->engine = engine;
+	prog->engine = THOTH_PROBE_ENGINE_INTERP;
 	prog->ctx_read = ctx_read;
 	snprintf(prog->point, sizeof prog->point, "%s", p->point);
 	snprintf(prog->name, sizeof prog->name, "%s", p->name);
@@ -330,14 +376,40 @@ int thoth_probe_prog_load(const thoth_probe_object_t *obj, size_t i, thoth_probe
 			k++;
 		}
 	}
+	if (engine == THOTH_PROBE_ENGINE_AUTO && !jit_wanted())
+		engine = THOTH_PROBE_ENGINE_INTERP;
+	if (engine != THOTH_PROBE_ENGINE_INTERP) {
+		char jmsg[256] = "";
+		r = probe_jit_compile(prog, jmsg, sizeof jmsg);
+		if (r == 0) {
+			prog->engine = THOTH_PROBE_ENGINE_JIT;
+		} else if (engine == THOTH_PROBE_ENGINE_JIT) {
+			/* asked for the JIT by name: say why not */
+			if (msg && msg_len)
+				snprintf(msg, msg_len, "%s", jmsg);
+			thoth_probe_prog_free(prog);
+			return r;
+		}
+		/* AUTO: the interpreter runs it */
+	}
 	*out = prog;
 	return 0;
+}
+
+/* AUTO means the JIT where there is one, unless THOTH_PROBE_JIT=0. */
+static bool jit_wanted(void)
+{
+	if (!probe_jit_available())
+		return false;
+	const char *e = getenv("THOTH_PROBE_JIT");
+	return !(e && strcmp(e, "0") == 0);
 }
 
 void thoth_probe_prog_free(thoth_probe_prog_t *prog)
 {
 	if (!prog)
 		return;
+	probe_jit_free(prog);
 	free(prog->insns);
 	free(prog);
 }
@@ -352,5 +424,15 @@ int thoth_probe_prog_run(thoth_probe_prog_t *prog, const struct thoth_probe_ctx 
 {
 	if (!prog || !ctx || !ret)
 		return THOTH_E_INVAL;
+	if (prog->jit_fn) {
+		uint32_t status = 0;
+		*ret = prog->jit_fn(ctx, &status);
+		return status ? THOTH_E_LIMIT : 0;
+	}
 	return probe_interp_run(prog, ctx, ret);
+}
+
+unsigned thoth_probe_prog_engine(const thoth_probe_prog_t *prog)
+{
+	return prog ? prog->engine : THOTH_PROBE_ENGINE_INTERP;
 }

@@ -53,6 +53,7 @@ typedef struct loader {
 	size_t err_len;
 } loader_t;
 
+__attribute__((format(printf, 2, 3)))
 static int fail(loader_t *l, const char *fmt, ...)
 {
 	if (l->err && l->err_len) {
@@ -65,6 +66,7 @@ static int fail(loader_t *l, const char *fmt, ...)
 }
 
 /* The file is not a BPF ELF object at all (thothctl probe check: exit 2). */
+__attribute__((format(printf, 2, 3)))
 static int fail_format(loader_t *l, const char *fmt, ...)
 {
 	if (l->err && l->err_len) {

@@ -154,7 +154,7 @@ static void do_attach(thoth_trace_probe_mailbox_t *mb, uint64_t seq, uint32_t fr
 	for (uint32_t i = 0; !r && i < in->obj->n_progs; i++) {
 		if (in->obj->progs[i].kind != PROBE_KIND_THOTH)
 			continue;
-		r = thoth_probe_prog_load(in->obj, i, in->maps, THOTH_PROBE_ENGINE_INTERP,
+		r = thoth_probe_prog_load(in->obj, i, in->maps, THOTH_PROBE_ENGINE_AUTO,
 		                          &in->prog[in->n], msg, sizeof msg);
 		if (!r)
 			in->n++;

@@ -104,18 +104,34 @@ uint32_t probe_thread_slot(void);   /* this thread's PERCPU slot, or UINT32_MAX 
 
 /* ---- programs ------------------------------------------------------------ */
 
+/* JIT'd code: r0 on return; *status = 1 when a loop ran out of budget. */
+typedef uint64_t (*probe_jit_fn_t)(const void *ctx, uint32_t *status);
+struct probe_jit;
+
 struct thoth_probe_prog {
 	probe_insn_t *insns;        /* map references resolved to probe_map_t* in imm pairs */
 	uint32_t n_insns;
 	thoth_probe_maps_t *maps;
 	char point[PROBE_NAME_MAX];
 	char name[PROBE_NAME_MAX];
-	unsigned engine;
+	unsigned engine;            /* what runs: INTERP or JIT (never AUTO) */
 	uint64_t ctx_read;          /* context bytes it may read (verifier) */
+	probe_jit_fn_t jit_fn;      /* engine JIT: the code */
+	struct probe_jit *jit;
+	size_t jit_size;            /* bytes of machine code */
 };
 
 int probe_interp_run(const thoth_probe_prog_t *prog, const void *ctx, uint64_t *ret);
 uint64_t probe_helper_call(int32_t id, uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4,
                            uint64_t r5);
+/* The C function behind helper ID, called by JIT'd code with BPF r1-r5 as
+ * its five arguments (NULL for a helper the verifier refuses). */
+typedef uint64_t (*probe_helper_fn_t)(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
+probe_helper_fn_t probe_helper_fn(int32_t id);
+
+/* jit.c: compile a loaded (relocated) program; 0 or a THOTH_E_* with MSG. */
+int probe_jit_compile(thoth_probe_prog_t *prog, char *msg, size_t msg_len);
+void probe_jit_free(thoth_probe_prog_t *prog);
+bool probe_jit_available(void);
 
 #endif

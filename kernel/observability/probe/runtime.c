@@ -100,13 +100,6 @@ static void wait_quiescent(void)
 	}
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Ticks to ns for the probe context: a map taken at attach time over at
  * least 1 ms since the buffer's anchor (the rate is that interval's). */
 static thoth_trace_clock_map_t clock_map;
@@ -206,11 +199,22 @@ void thoth__probe_fire(unsigned category, uint16_t event_id, const char *name,
 				uint64_t runs = __atomic_fetch_add(&a->runs, 1, __ATOMIC_RELAXED);
 				uint64_t ret, t0 = 0;
 				bool timed = runs < 16 || (runs & 63) == 0;   /* the first 16, then 1 in 64 */
+				/* The trace clock (the TSC where there is one): a VM's
+				 * clock_gettime can cost more than the probe. */
 				if (timed)
-					t0 = now_ns();
-				int r = thoth_probe_prog_run(a->prog, &ctx, &ret);
+					t0 = thoth_trace_now();
+				int r;
+				if (a->prog->jit_fn) {
+					uint32_t status = 0;
+					ret = a->prog->jit_fn(&ctx, &status);
+					r = status ? THOTH_E_LIMIT : 0;
+				} else {
+					r = probe_interp_run(a->prog, &ctx, &ret);
+				}
+				(void)ret;
 				if (timed) {
-					uint64_t ns = now_ns() - t0;
+					uint64_t t1 = thoth_trace_now();
+					uint64_t ns = thoth__trace_ticks_to_ns(t1) - thoth__trace_ticks_to_ns(t0);
 					uint64_t n = __atomic_add_fetch(&a->sampled_runs, 1, __ATOMIC_RELAXED);
 					uint64_t tot = __atomic_add_fetch(&a->sampled_ns, ns, __ATOMIC_RELAXED);
 					if (n >= 8 && tot / n > BUDGET_AVG_NS &&
@@ -224,7 +228,9 @@ void thoth__probe_fire(unsigned category, uint16_t event_id, const char *name,
 					__atomic_fetch_add(&a->budget_exceeded, 1, __ATOMIC_RELAXED);
 					if (!__atomic_exchange_n(&a->disabled, 1, __ATOMIC_RELAXED))
 						snprintf(a->reason, sizeof a->reason,
-						         "over budget: one run executed %u instructions",
+						         a->prog->engine == THOTH_PROBE_ENGINE_JIT
+						             ? "over budget: one run passed loop heads %u times"
+						             : "over budget: one run executed %u instructions",
 						         PROBE_RUN_BUDGET);
 				}
 			}

@@ -183,6 +183,7 @@ static void fmt_state(const verifier_t *v, const vstate_t *st, char *buf, size_t
 		memcpy(buf + len - 4, "...", 4);
 }
 
+__attribute__((format(printf, 4, 5)))
 static int reject(verifier_t *v, uint32_t pc, const vstate_t *st, const char *fmt, ...)
 {
 	if (!v->msg || !v->msg_len)
@@ -1090,9 +1091,12 @@ static int check_alu(verifier_t *v, uint32_t pc, vstate_t *st)
 			else
 				mark_unknown(d);
 		} else {
+			/* The whole register (ALU class notwithstanding): to_be/to_le
+			 * 64 keep all 64 bits, 16 and 32 zero-extend. */
 			mark_unknown(d);
 			if (in->imm < 64)
 				mark_range_u(d, 0, (1ull << in->imm) - 1);
+			return 0;
 		}
 		if (!is64)
 			truncate32(d);

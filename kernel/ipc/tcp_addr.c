@@ -1,0 +1,337 @@
+/*
+ * tcp_addr.c - "tcp:HOST:PORT" addresses, the cluster token file, and the
+ * two socket set-ups (listen, connect with a deadline) the TCP transport
+ * needs (include/thoth/tcp.h).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "thoth/error.h"
+#include "thoth/service.h"
+#include "thoth/tcp.h"
+#include "tcp_internal.h"
+
+void thoth__tcp_why(char *why, size_t why_len, const char *fmt, ...)
+{
+	if (!why || !why_len)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, why_len, fmt, ap);
+	va_end(ap);
+}
+
+bool thoth_tcp_is_addr(const char *addr)
+{
+	return addr && strncmp(addr, THOTH_TCP_PREFIX, strlen(THOTH_TCP_PREFIX)) == 0;
+}
+
+int thoth_tcp_addr_parse(const char *addr, bool allow_port0, thoth_tcp_addr_t *out, char *why,
+			 size_t why_len)
+{
+	memset(out, 0, sizeof *out);
+	if (!thoth_tcp_is_addr(addr)) {
+		thoth__tcp_why(why, why_len, "address \"%.80s\" does not start with \"tcp:\"", addr ? addr : "");
+		return THOTH_E_INVAL;
+	}
+	const char *host = addr + strlen(THOTH_TCP_PREFIX);
+	const char *host_end, *colon;
+	if (*host == '[') {                     /* [IPv6]:PORT */
+		host++;
+		host_end = strchr(host, ']');
+		if (!host_end || host_end[1] != ':') {
+			thoth__tcp_why(why, why_len, "address \"%.80s\": an IPv6 host is written [ADDR]:PORT", addr);
+			return THOTH_E_INVAL;
+		}
+		colon = host_end + 1;
+	} else {
+		colon = strrchr(host, ':');
+		if (!colon) {
+			thoth__tcp_why(why, why_len, "address \"%.80s\" has no :PORT", addr);
+			return THOTH_E_INVAL;
+		}
+		host_end = colon;
+		if (memchr(host, ':', (size_t)(host_end - host))) {
+			thoth__tcp_why(why, why_len, "address \"%.80s\": write an IPv6 host in brackets", addr);
+			return THOTH_E_INVAL;
+		}
+	}
+	size_t hlen = (size_t)(host_end - host);
+	if (!hlen || hlen >= sizeof out->host) {
+		thoth__tcp_why(why, why_len, "address \"%.80s\": the host is empty or longer than %zu bytes",
+			       addr, sizeof out->host - 1);
+		return THOTH_E_INVAL;
+	}
+	for (size_t i = 0; i < hlen; i++) {
+		unsigned char ch = (unsigned char)host[i];
+		if (ch <= ' ' || ch >= 127 || ch == '/' || ch == '[' || ch == ']') {
+			thoth__tcp_why(why, why_len, "address \"%.80s\": the host holds byte %#x", addr, ch);
+			return THOTH_E_INVAL;
+		}
+	}
+	const char *p = colon + 1;
+	unsigned long port = 0;
+	size_t digits = 0;
+	for (; *p >= '0' && *p <= '9' && digits < 6; p++, digits++)
+		port = port * 10 + (unsigned long)(*p - '0');
+	if (!digits || *p || port > 65535 || (digits > 1 && colon[1] == '0') || (!port && !allow_port0)) {
+		thoth__tcp_why(why, why_len, "address \"%.80s\": the port must be a number 1..65535%s", addr,
+			       allow_port0 ? " (or 0: any)" : "");
+		return THOTH_E_INVAL;
+	}
+	memcpy(out->host, host, hlen);
+	out->host[hlen] = 0;
+	out->port = (uint16_t)port;
+	return 0;
+}
+
+int thoth_tcp_token_path(const char *explicit_runtime_dir, char *out, size_t cap)
+{
+	const char *env = getenv("THOTH_TCP_TOKEN_FILE");
+	if (env && *env)
+		return snprintf(out, cap, "%s", env) < (int)cap ? 0 : THOTH_E_NO_SPACE;
+	char dir[4096];
+	int r = thoth_runtime_dir(explicit_runtime_dir, dir, sizeof dir);
+	if (r)
+		return r;
+	return snprintf(out, cap, "%s/%s", dir, THOTH_TCP_TOKEN_FILE) < (int)cap ? 0 : THOTH_E_NO_SPACE;
+}
+
+int thoth_tcp_token_load(const char *path, uint8_t *token, size_t *len, char *why, size_t why_len)
+{
+	*len = 0;
+	/* O_NOFOLLOW|O_NONBLOCK: a symlink or a FIFO planted at the path is
+	 * refused instead of followed or waited on. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0) {
+		int e = errno;
+		thoth__tcp_why(why, why_len, "token file %s: %s", path, strerror(e));
+		return e == ENOENT ? THOTH_E_NOT_FOUND : e == ELOOP || e == EACCES ? THOTH_E_PERM : THOTH_E_IO;
+	}
+	struct stat st;
+	int r = 0;
+	if (fstat(fd, &st) < 0) {
+		thoth__tcp_why(why, why_len, "token file %s: %s", path, strerror(errno));
+		r = THOTH_E_IO;
+	} else if (!S_ISREG(st.st_mode)) {
+		thoth__tcp_why(why, why_len, "token file %s is not a regular file", path);
+		r = THOTH_E_PERM;
+	} else if (st.st_uid != geteuid()) {
+		thoth__tcp_why(why, why_len, "token file %s is owned by uid %u, not by us (uid %u)", path,
+			       (unsigned)st.st_uid, (unsigned)geteuid());
+		r = THOTH_E_PERM;
+	} else if (st.st_mode & 077) {
+		thoth__tcp_why(why, why_len, "token file %s has mode %03o: group/other must have no access "
+			       "(chmod 600)", path, (unsigned)(st.st_mode & 0777));
+		r = THOTH_E_PERM;
+	}
+	uint8_t buf[THOTH_TCP_TOKEN_MAX + 2];
+	ssize_t n = 0;
+	if (!r) {
+		n = read(fd, buf, sizeof buf);
+		if (n < 0) {
+			thoth__tcp_why(why, why_len, "token file %s: %s", path, strerror(errno));
+			r = THOTH_E_IO;
+		}
+	}
+	close(fd);
+	if (r)
+		return r;
+	size_t got = (size_t)n;
+	if (got && buf[got - 1] == '\n')
+		got--;
+	if (got < THOTH_TCP_TOKEN_MIN || got > THOTH_TCP_TOKEN_MAX) {
+		thoth__tcp_why(why, why_len, "token file %s holds %s%zu bytes: a token is %u..%u bytes", path,
+			       got > THOTH_TCP_TOKEN_MAX ? "more than " : "", got > THOTH_TCP_TOKEN_MAX ?
+			       (size_t)THOTH_TCP_TOKEN_MAX : got, THOTH_TCP_TOKEN_MIN, THOTH_TCP_TOKEN_MAX);
+		memset(buf, 0, sizeof buf);
+		return THOTH_E_INVAL;
+	}
+	memcpy(token, buf, got);
+	memset(buf, 0, sizeof buf);
+	*len = got;
+	return 0;
+}
+
+int thoth__tcp_token_from(const uint8_t *token, size_t token_len, const char *token_file,
+			  uint8_t *out, size_t *out_len, char *why, size_t why_len)
+{
+	if (token) {
+		if (token_len < THOTH_TCP_TOKEN_MIN || token_len > THOTH_TCP_TOKEN_MAX) {
+			thoth__tcp_why(why, why_len, "the token is %zu bytes: a token is %u..%u bytes", token_len,
+				       THOTH_TCP_TOKEN_MIN, THOTH_TCP_TOKEN_MAX);
+			return THOTH_E_INVAL;
+		}
+		memcpy(out, token, token_len);
+		*out_len = token_len;
+		return 0;
+	}
+	char path[4096];
+	if (token_file)
+		snprintf(path, sizeof path, "%s", token_file);
+	else if (thoth_tcp_token_path(NULL, path, sizeof path)) {
+		thoth__tcp_why(why, why_len, "the token file's path is too long");
+		return THOTH_E_INVAL;
+	}
+	return thoth_tcp_token_load(path, out, out_len, why, why_len);
+}
+
+bool thoth__tcp_token_equal(const uint8_t *a, size_t a_len, const uint8_t *b, size_t b_len)
+{
+	/* Constant time in the contents: every byte position up to the maximum
+	 * length is compared whatever matched before, so the time taken says
+	 * nothing about how long a prefix of a guess was right. */
+	volatile uint8_t diff = (uint8_t)(a_len != b_len);
+	for (size_t i = 0; i < THOTH_TCP_TOKEN_MAX; i++) {
+		uint8_t x = i < a_len ? a[i] : 0;
+		uint8_t y = i < b_len ? b[i] : 0;
+		diff |= (uint8_t)(x ^ y);
+	}
+	return diff == 0;
+}
+
+/* getaddrinfo for A (numeric service: no service-name lookup). */
+static int resolve(const thoth_tcp_addr_t *a, bool passive, struct addrinfo **res, char *why,
+		   size_t why_len)
+{
+	char port[8];
+	snprintf(port, sizeof port, "%u", (unsigned)a->port);
+	struct addrinfo hints = {
+		.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+		.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0),
+	};
+	int g = getaddrinfo(a->host, port, &hints, res);
+	if (g) {
+		thoth__tcp_why(why, why_len, "cannot resolve host %s: %s", a->host, gai_strerror(g));
+		return THOTH_E_INVAL;
+	}
+	return 0;
+}
+
+int thoth__tcp_listen(const thoth_tcp_addr_t *a, int *fd_out, char *why, size_t why_len)
+{
+	struct addrinfo *res;
+	int r = resolve(a, true, &res, why, why_len);
+	if (r)
+		return r;
+	int fd = -1, e = 0;
+	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		if (fd < 0) {
+			e = errno;
+			continue;
+		}
+		int one = 1;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 128) == 0)
+			break;
+		e = errno;
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	if (fd < 0) {
+		thoth__tcp_why(why, why_len, "listen tcp:%s:%u: %s", a->host, (unsigned)a->port, strerror(e));
+		return THOTH_E_IO;
+	}
+	*fd_out = fd;
+	return 0;
+}
+
+int thoth__tcp_local_addr(int fd, char *out, size_t cap, uint16_t *port)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
+		return THOTH_E_IO;
+	char host[NI_MAXHOST], serv[NI_MAXSERV];
+	if (getnameinfo((struct sockaddr *)&ss, sl, host, sizeof host, serv, sizeof serv,
+			NI_NUMERICHOST | NI_NUMERICSERV))
+		return THOTH_E_IO;
+	*port = (uint16_t)atoi(serv);
+	int n = ss.ss_family == AF_INET6 ? snprintf(out, cap, "tcp:[%s]:%s", host, serv)
+					 : snprintf(out, cap, "tcp:%s:%s", host, serv);
+	return n < (int)cap ? 0 : THOTH_E_NO_SPACE;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int thoth__tcp_connect_fd(const thoth_tcp_addr_t *a, int timeout_ms, int *fd_out, char *why,
+			  size_t why_len)
+{
+	struct addrinfo *res;
+	int r = resolve(a, false, &res, why, why_len);
+	if (r)
+		return r;
+	int64_t deadline = now_ms() + timeout_ms;
+	int fd = -1, e = ECONNREFUSED;
+	r = THOTH_E_NOT_RUNNING;
+	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		if (fd < 0) {
+			e = errno;
+			r = THOTH_E_IO;
+			continue;
+		}
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+			break;
+		if (errno == EINPROGRESS) {
+			/* Non-blocking connect: wait for writability, then ask
+			 * the socket how it went (SO_ERROR). */
+			int left;
+			struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+			int n;
+			do {
+				left = (int)(deadline - now_ms());
+				n = left > 0 ? poll(&pfd, 1, left) : 0;
+			} while (n < 0 && errno == EINTR);
+			if (n == 0) {
+				close(fd);
+				fd = -1;
+				freeaddrinfo(res);
+				thoth__tcp_why(why, why_len, "connect tcp:%s:%u: no answer within %d ms", a->host,
+					       (unsigned)a->port, timeout_ms);
+				return THOTH_E_TIMEDOUT;
+			}
+			socklen_t el = sizeof e;
+			if (n > 0 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) == 0 && e == 0)
+				break;
+			if (n < 0)
+				e = errno;
+		} else {
+			e = errno;
+		}
+		r = e == ECONNREFUSED ? THOTH_E_NOT_RUNNING : e == ETIMEDOUT ? THOTH_E_TIMEDOUT : THOTH_E_IO;
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	if (fd < 0) {
+		thoth__tcp_why(why, why_len, "connect tcp:%s:%u: %s", a->host, (unsigned)a->port, strerror(e));
+		return r;
+	}
+	int one = 1;
+	/* Requests and responses are whole messages written at once: Nagle
+	 * would only hold the small ones back by up to 40 ms of delayed ACK. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	*fd_out = fd;
+	return 0;
+}

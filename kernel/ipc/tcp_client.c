@@ -1,0 +1,345 @@
+/*
+ * tcp_client.c - a blocking client of a thoth service on another host
+ * (include/thoth/tcp.h): connect with a deadline, send Tcp.hello, then
+ * serve generated stubs as a thoth_transport_ops_t.
+ *
+ * Every call is bounded by call_timeout_ms, sending included (a server
+ * that stops reading cannot hold us in a blocking write).  A call that
+ * times out or fails in transport breaks the connection for good: a late
+ * answer could otherwise be taken for the next call's.  The reader refuses
+ * a response above max_message from its header, so a hostile server cannot
+ * make us allocate more than that.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ipc_trace.h"
+#include "tcp.thoth.h"
+#include "tcp_internal.h"
+#include "thoth/error.h"
+#include "thoth/trace.h"
+
+struct thoth_tcp_conn {
+	int fd;
+	int call_timeout_ms;
+	int error;                      /* sticky transport error */
+	uint64_t features;
+	thoth_stream_reader_t reader;
+	uint8_t *out;                   /* 8-aligned request buffer */
+	size_t out_cap;
+	thoth_client_t client;
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Wait for EVENTS on FD until DEADLINE (-1: forever).  1 ready, or an error. */
+static int wait_fd(int fd, short events, int64_t deadline)
+{
+	for (;;) {
+		int wait = -1;
+		if (deadline >= 0) {
+			int64_t left = deadline - now_ms();
+			if (left <= 0)
+				return THOTH_E_TIMEDOUT;
+			wait = (int)left;
+		}
+		struct pollfd pfd = { .fd = fd, .events = events };
+		int n = poll(&pfd, 1, wait);
+		if (n > 0)
+			return 1;
+		if (n < 0 && errno != EINTR)
+			return THOTH_E_IO;
+	}
+}
+
+static int send_all(thoth_tcp_conn_t *c, const uint8_t *p, size_t len, int64_t deadline)
+{
+	while (len) {
+		ssize_t n = send(c->fd, p, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n > 0) {
+			p += n;
+			len -= (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			int r = wait_fd(c->fd, POLLOUT, deadline);
+			if (r < 0)
+				return r;
+			continue;
+		}
+		return n < 0 && (errno == EPIPE || errno == ECONNRESET) ? THOTH_E_PEER_GONE : THOTH_E_IO;
+	}
+	return 0;
+}
+
+/* The next whole message, read until DEADLINE. */
+static int recv_msg(thoth_tcp_conn_t *c, int64_t deadline, const uint8_t **msg, size_t *len)
+{
+	for (;;) {
+		int r = thoth_stream_next(&c->reader, msg, len);
+		if (r)
+			return r;
+		r = wait_fd(c->fd, POLLIN, deadline);
+		if (r < 0)
+			return r;
+		size_t before = c->reader.len;
+		r = thoth_stream_fill(&c->reader, c->fd);
+		if (r)
+			return r;
+		(void)before;
+	}
+}
+
+static int64_t call_deadline(const thoth_tcp_conn_t *c)
+{
+	return c->call_timeout_ms < 0 ? -1 : now_ms() + c->call_timeout_ms;
+}
+
+static int tcp_get_buffer(void *ctx, size_t len, uint8_t **buf)
+{
+	thoth_tcp_conn_t *c = ctx;
+	if (len > c->out_cap) {
+		void *p;
+		if (posix_memalign(&p, THOTH_WIRE_ALIGN, len))
+			return THOTH_E_NOMEM;
+		free(c->out);
+		c->out = p;
+		c->out_cap = len;
+	}
+	*buf = c->out;
+	return 0;
+}
+
+static int broken(thoth_tcp_conn_t *c, int r)
+{
+	if (!c->error)
+		c->error = r;
+	return r;
+}
+
+static int tcp_send(void *ctx, uint8_t *msg, size_t len)
+{
+	thoth_tcp_conn_t *c = ctx;
+	if (c->error)
+		return c->error;
+	thoth_trace_stamp_request(msg);
+	THOTH_TRACE_WIRE_MSG(msg_send, THOTH_TRACE_SEND, 0, msg, THOTH_TRACE_INLINE);
+	int r = send_all(c, msg, len, call_deadline(c));
+	return r ? broken(c, r) : 0;
+}
+
+static int tcp_call(void *ctx, uint8_t *req, size_t len, thoth_msg_t *resp)
+{
+	thoth_tcp_conn_t *c = ctx;
+	if (c->error)
+		return c->error;
+	uint32_t request_id = thoth_le32(req + 32);
+	int64_t deadline = call_deadline(c);
+	thoth_trace_stamp_request(req);
+	THOTH_TRACE_WIRE_MSG(msg_send, THOTH_TRACE_SEND, 0, req, THOTH_TRACE_INLINE);
+	int r = send_all(c, req, len, deadline);
+	if (r)
+		return broken(c, r);
+	for (;;) {
+		const uint8_t *msg;
+		size_t mlen;
+		r = recv_msg(c, deadline, &msg, &mlen);
+		if (r < 0)
+			return broken(c, r);
+		uint16_t flags = thoth_le16(msg + 6);
+		if ((flags & THOTH_MSG_RESPONSE) && thoth_le32(msg + 32) == request_id) {
+			resp->data = msg;
+			resp->len = mlen;
+			resp->handle = NULL;
+			return 0;       /* consumed by tcp_release */
+		}
+		/* The server answers in order and pushes nothing: anything else
+		 * is a protocol violation. */
+		return broken(c, THOTH_E_PROTOCOL);
+	}
+}
+
+static void tcp_release(void *ctx, thoth_msg_t *resp)
+{
+	thoth_tcp_conn_t *c = ctx;
+	thoth_stream_consume(&c->reader);
+	resp->data = NULL;
+	resp->len = 0;
+}
+
+static const thoth_transport_ops_t tcp_transport = {
+	.get_buffer = tcp_get_buffer,
+	.call = tcp_call,
+	.send = tcp_send,
+	.release = tcp_release,
+};
+
+static int hello(thoth_tcp_conn_t *c, const thoth_tcp_config_t *cfg, const uint8_t *token, size_t token_len,
+		 int64_t deadline, const char *addr, char *why, size_t why_len)
+{
+	const thoth_interface_info_t *ifc = cfg->iface;
+	thoth_tcp_Tcp_hello_req_t req = {
+		.token = { .ptr = token, .len = token_len },
+		.package = thoth_str(ifc ? ifc->package : ""),
+		.interface = thoth_str(ifc ? ifc->name : ""),
+		.interface_id = ifc ? ifc->id : 0,
+		.major = ifc ? ifc->major : 0,
+		.minor = ifc ? ifc->minor : 0,
+		.schema_hash = ifc ? ifc->schema_hash : 0,
+		.features = cfg->features,
+	};
+	thoth_msg_header_t meta = { .request_id = 1 };
+	uint8_t *buf;
+	size_t len;
+	int r = tcp_get_buffer(c, 2048, &buf);
+	if (!r)
+		r = thoth_tcp_Tcp_hello_req_encode_msg(buf, 2048, &meta, &req, &len);
+	if (r) {
+		thoth__tcp_why(why, why_len, "cannot encode the hello: %s", thoth_strerror(r));
+		return r;
+	}
+	r = send_all(c, buf, len, deadline);
+	memset(buf, 0, len);            /* the token does not linger in our buffer */
+	int sent = r;
+	if (r && r != THOTH_E_PEER_GONE) {
+		thoth__tcp_why(why, why_len, "sending the hello to %s: %s", addr, thoth_strerror(r));
+		return r;
+	}
+	const uint8_t *msg;
+	size_t mlen;
+	r = recv_msg(c, deadline, &msg, &mlen);
+	if (r < 0) {
+		thoth__tcp_why(why, why_len, "%s did not answer the hello: %s", addr,
+			       r == THOTH_E_PEER_GONE ? "it closed the connection (at its connection limit?)"
+						      : thoth_strerror(r));
+		return sent ? sent : r == THOTH_E_PEER_GONE ? THOTH_E_BUSY : r;
+	}
+	uint64_t scratch[64];
+	thoth_arena_t arena;
+	thoth_arena_init(&arena, scratch, sizeof scratch);
+	thoth_tcp_Tcp_hello_resp_t resp;
+	r = thoth_tcp_Tcp_hello_resp_decode_msg(msg, mlen, &resp, &arena);
+	if (r) {
+		thoth__tcp_why(why, why_len, "%s answered the hello with nonsense: %s", addr, thoth_strerror(r));
+		return THOTH_E_PROTOCOL;
+	}
+	if (resp.status) {
+		thoth__tcp_why(why, why_len, "%s refused us: %.*s", addr, (int)resp.reason.len, resp.reason.ptr);
+		r = resp.status < 0 && resp.status > -100 ? resp.status : THOTH_E_PROTOCOL;
+		thoth_stream_consume(&c->reader);
+		return r;
+	}
+	if ((ifc && resp.major != ifc->major) || (resp.features & ~cfg->features)) {
+		thoth__tcp_why(why, why_len, "%s answered version %u.%u with features %#llx to a client offering %#llx",
+			       addr, resp.major, resp.minor, (unsigned long long)resp.features,
+			       (unsigned long long)cfg->features);
+		return THOTH_E_PROTOCOL;
+	}
+	c->features = resp.features;
+	thoth_stream_consume(&c->reader);
+	return 0;
+}
+
+int thoth_tcp_connect_with(const char *addr, const thoth_tcp_config_t *cfg_in, int timeout_ms,
+			   thoth_tcp_conn_t **out, char *why, size_t why_len)
+{
+	*out = NULL;
+	if (why && why_len)
+		why[0] = 0;
+	thoth_tcp_config_t cfg = cfg_in ? *cfg_in : (thoth_tcp_config_t){ 0 };
+	if (timeout_ms <= 0)
+		timeout_ms = 2000;
+	if (!cfg.call_timeout_ms)
+		cfg.call_timeout_ms = 5000;
+	if (!cfg.max_message)
+		cfg.max_message = 16u << 20;
+	if (cfg.max_message < THOTH_WIRE_HEADER_SIZE + 64 || cfg.max_message > THOTH_WIRE_MAX_BODY) {
+		thoth__tcp_why(why, why_len, "max_message %u is out of range", cfg.max_message);
+		return THOTH_E_INVAL;
+	}
+	thoth_tcp_addr_t a;
+	int r = thoth_tcp_addr_parse(addr, false, &a, why, why_len);
+	if (r)
+		return r;
+	uint8_t token[THOTH_TCP_TOKEN_MAX];
+	size_t token_len;
+	r = thoth__tcp_token_from(cfg.token, cfg.token_len, cfg.token_file, token, &token_len, why, why_len);
+	if (r)
+		return r;
+	thoth_tcp_conn_t *c = calloc(1, sizeof *c);
+	if (!c) {
+		r = THOTH_E_NOMEM;
+		goto fail;
+	}
+	c->fd = -1;
+	c->call_timeout_ms = cfg.call_timeout_ms;
+	r = thoth_stream_reader_init(&c->reader, cfg.max_message - THOTH_WIRE_HEADER_SIZE);
+	if (r)
+		goto fail;
+	int64_t deadline = now_ms() + timeout_ms;
+	r = thoth__tcp_connect_fd(&a, timeout_ms, &c->fd, why, why_len);
+	if (r)
+		goto fail;
+	int left = (int)(deadline - now_ms());
+	r = hello(c, &cfg, token, token_len, now_ms() + (left > 0 ? left : 1), addr, why, why_len);
+	if (r)
+		goto fail;
+	memset(token, 0, sizeof token);
+	thoth_client_init(&c->client, &tcp_transport, c, c->features);
+	*out = c;
+	return 0;
+fail:
+	memset(token, 0, sizeof token);
+	thoth_tcp_close(c);
+	return r;
+}
+
+int thoth_tcp_connect(const char *addr, int timeout_ms, thoth_tcp_conn_t **out)
+{
+	return thoth_tcp_connect_with(addr, NULL, timeout_ms, out, NULL, 0);
+}
+
+thoth_client_t *thoth_tcp_client(thoth_tcp_conn_t *conn)
+{
+	return &conn->client;
+}
+
+uint64_t thoth_tcp_features(const thoth_tcp_conn_t *conn)
+{
+	return conn->features;
+}
+
+int thoth_tcp_fd(const thoth_tcp_conn_t *conn)
+{
+	return conn->fd;
+}
+
+int thoth_tcp_error(const thoth_tcp_conn_t *conn)
+{
+	return conn->error;
+}
+
+void thoth_tcp_close(thoth_tcp_conn_t *conn)
+{
+	if (!conn)
+		return;
+	if (conn->fd >= 0)
+		close(conn->fd);
+	thoth_stream_reader_free(&conn->reader);
+	free(conn->out);
+	free(conn);
+}

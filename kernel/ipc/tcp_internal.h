@@ -1,0 +1,87 @@
+/*
+ * tcp_internal.h - what the TCP transport's files share (not installed).
+ *
+ * The session (tcp_session.c) is the server side of one connection with no
+ * socket in it: bytes in, responses out, the hello checked first.  The
+ * server (tcp_server.c) wraps it with a socket, deadlines and an output
+ * queue; the fuzz target (fuzz/tcp) drives it directly.
+ */
+#ifndef THOTH_TCP_INTERNAL_H
+#define THOTH_TCP_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "thoth/rpc.h"
+#include "thoth/stream.h"
+#include "thoth/tcp.h"
+#include "log_internal.h"   /* THOTH__HIDDEN: none of this leaves libthoth */
+
+#define THOTH_TCP_HELLO_MAX_BODY 1024u   /* token 256 + names + the frame's overhead */
+#define THOTH_TCP_DEFAULT_MAX_MESSAGE (1u << 20)
+
+THOTH__HIDDEN void thoth__tcp_why(char *why, size_t why_len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* The token from TOKEN/TOKEN_LEN if given, else from TOKEN_FILE (NULL: the
+ * default path).  0 or as thoth_tcp_token_load. */
+THOTH__HIDDEN int thoth__tcp_token_from(const uint8_t *token, size_t token_len, const char *token_file,
+			  uint8_t *out, size_t *out_len, char *why, size_t why_len);
+THOTH__HIDDEN bool thoth__tcp_token_equal(const uint8_t *a, size_t a_len, const uint8_t *b, size_t b_len);
+THOTH__HIDDEN int thoth__tcp_listen(const thoth_tcp_addr_t *a, int *fd_out, char *why, size_t why_len);
+THOTH__HIDDEN int thoth__tcp_local_addr(int fd, char *out, size_t cap, uint16_t *port);
+/* A connected, non-blocking TCP socket with TCP_NODELAY, or an error. */
+THOTH__HIDDEN int thoth__tcp_connect_fd(const thoth_tcp_addr_t *a, int timeout_ms, int *fd_out, char *why,
+			  size_t why_len);
+
+/* What a session serves (the server's configuration, resolved). */
+typedef struct thoth__tcp_service {
+	const thoth_interface_info_t *iface;
+	thoth_invoke_fn invoke;
+	const void *handlers;
+	void *self;
+	uint64_t features;
+	uint8_t token[THOTH_TCP_TOKEN_MAX];
+	size_t token_len;
+	uint32_t max_message;           /* header included */
+	/* Scratch shared by every session of one server (one loop thread):
+	 * the response being built and the decoder's arena. */
+	uint8_t *out;                   /* 8-aligned, grown on demand */
+	size_t out_cap;
+	uint64_t *arena;
+	size_t arena_cap;
+} thoth__tcp_service_t;
+
+typedef struct thoth__tcp_session {
+	thoth__tcp_service_t *svc;
+	thoth_stream_reader_t reader;
+	bool authenticated;
+	uint64_t features;              /* negotiated */
+	uint64_t calls;                 /* requests dispatched */
+	char why[256];                  /* why the session must end */
+} thoth__tcp_session_t;
+
+/* Fill the scratch of SVC (its other fields set by the caller). */
+THOTH__HIDDEN int thoth__tcp_service_init(thoth__tcp_service_t *svc);
+THOTH__HIDDEN void thoth__tcp_service_free(thoth__tcp_service_t *svc);
+
+THOTH__HIDDEN int thoth__tcp_session_init(thoth__tcp_session_t *s, thoth__tcp_service_t *svc);
+THOTH__HIDDEN void thoth__tcp_session_free(thoth__tcp_session_t *s);
+
+/* Outcomes of one step. */
+enum {
+	THOTH__TCP_NEED_MORE = 0,       /* no whole message buffered */
+	THOTH__TCP_REPLY = 1,           /* send OUT, LEN bytes (LEN may be 0: oneway) */
+	THOTH__TCP_REPLY_CLOSE = 2,     /* send *out, then close (a refused hello) */
+};
+
+/*
+ * Handle the next whole message in the reader: the hello first (token,
+ * then contract), then requests.  Returns an outcome above, or a negative
+ * THOTH_E_* when the connection must close at once (s->why says why):
+ * bad header, oversized, a non-hello first frame, a response or a
+ * malformed request.
+ */
+THOTH__HIDDEN int thoth__tcp_session_step(thoth__tcp_session_t *s, const uint8_t **out, size_t *len);
+
+#endif

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# scripts/run-cluster.sh BUILD_DIR [--hosts N] [--for SECONDS]
+#
+# `make run-cluster`: several ThothOS "hosts" on one machine, federated
+# through etcd (docs/FEDERATION.md).  Starts etcd on free ports of
+# 127.0.0.1 with a data dir in a temp folder, then N thothd (default 3),
+# each with its own runtime dir, all sharing one cluster token (0600), and
+# on each host an echo service that serves channels locally and TCP to the
+# other hosts (its own free port).  Prints how to resolve across hosts;
+# waits.  Ctrl-C (or SIGTERM, or the end of --for SECONDS) stops everything
+# and removes the runtime dirs and etcd's data; logs are kept.
+set -euo pipefail
+
+usage() { echo "usage: $0 BUILD_DIR [--hosts N] [--for SECONDS]" >&2; exit 2; }
+[ $# -ge 1 ] || usage
+BUILD=$(cd "$1" && pwd) || usage; shift
+FOR="" HOSTS=3
+while [ $# -gt 0 ]; do
+  case $1 in
+    --for) [ $# -ge 2 ] || usage; FOR=$2; shift 2 ;;
+    --hosts) [ $# -ge 2 ] || usage; HOSTS=$2; shift 2 ;;
+    *) usage ;;
+  esac
+done
+[[ $HOSTS =~ ^[1-9]$ ]] || { echo "run-cluster.sh: --hosts wants 1..9" >&2; exit 2; }
+
+THOTHD=$BUILD/kernel/thothd/thothd
+THOTHCTL=$BUILD/tools/thothctl/thothctl
+ECHO=$BUILD/services/echo
+ETCD=${ETCD:-$(command -v etcd || true)}
+for bin in "$THOTHD" "$THOTHCTL" "$ECHO"; do
+  [ -x "$bin" ] || { echo "run-cluster.sh: $bin is missing: build first (make build)" >&2; exit 1; }
+done
+[ -n "$ETCD" ] && [ -x "$ETCD" ] || {
+  echo "run-cluster.sh: etcd is not installed (scripts/bootstrap.sh test, or apt-get install etcd-server)" >&2
+  exit 1
+}
+
+BASE=$(mktemp -d /tmp/thoth-cluster-XXXXXX)     # 0700, ours
+LOGS=$(mktemp -d /tmp/thoth-cluster-logs-XXXXXX)
+PIDS=()
+HOST_PIDS=()
+stopping=0
+cleanup() {
+  [ $stopping = 1 ] && return
+  stopping=1
+  trap '' INT TERM
+  echo
+  echo "stopping: ${PIDS[*]:-nothing}"
+  for ((i=${#PIDS[@]}-1; i>=0; i--)); do
+    kill -TERM "${PIDS[$i]}" 2>/dev/null || true
+    wait "${PIDS[$i]}" 2>/dev/null || true
+  done
+  rm -rf "$BASE"
+  echo "stopped; removed $BASE; logs kept in $LOGS"
+}
+trap cleanup EXIT
+trap 'exit 0' INT TERM
+
+# Free ports of 127.0.0.1, found by the kernel (bind port 0).
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+CLIENT_PORT=$(free_port) PEER_PORT=$(free_port)
+URL=http://127.0.0.1:$CLIENT_PORT
+"$ETCD" --data-dir "$BASE/etcd" --listen-client-urls "$URL" --advertise-client-urls "$URL" \
+  --listen-peer-urls "http://127.0.0.1:$PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$PEER_PORT" \
+  --initial-cluster "default=http://127.0.0.1:$PEER_PORT" --log-level warn >"$LOGS/etcd.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 100); do
+  curl -s "$URL/health" 2>/dev/null | grep -q '"health":"true"' && break
+  kill -0 "${PIDS[0]}" 2>/dev/null || { echo "etcd died: $LOGS/etcd.log" >&2; tail "$LOGS/etcd.log" >&2; exit 1; }
+  sleep 0.1
+done
+
+# One token for the whole cluster: every host's calls to another must show it.
+umask 077
+od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$BASE/cluster.token"
+
+for n in $(seq "$HOSTS"); do
+  RT=$BASE/host$n
+  mkdir -m 700 "$RT"
+  cp "$BASE/cluster.token" "$RT/cluster.token"
+  mkfifo "$RT/ready"
+  "$THOTHD" --runtime-dir "$RT" --log-level info --ready-fd 3 --http-port off \
+    --etcd "$URL" --host-id "host$n" 3>"$RT/ready" >"$LOGS/thothd-host$n.log" 2>&1 &
+  PIDS+=($!)
+  HOST_PIDS+=("host$n=$!")
+  read -r _ <"$RT/ready" || { echo "thothd host$n did not start: $LOGS/thothd-host$n.log" >&2; exit 1; }
+  "$ECHO" --runtime-dir "$RT" --tcp tcp:127.0.0.1:0 >"$LOGS/echo-host$n.log" 2>&1 &
+  PIDS+=($!)
+done
+
+# Wait until host1 sees every other host's echo (remote instances).
+want=$((HOSTS - 1))
+for _ in $(seq 100); do
+  have=$(THOTH_RUNTIME_DIR=$BASE/host1 "$THOTHCTL" services 2>/dev/null | grep -c 'tcp:' || true)
+  [ "$have" -ge $((want + 1)) ] && break
+  sleep 0.1
+done
+
+cat <<EOF
+ThothOS cluster: etcd at $URL and $HOSTS thothd hosts (runtime dirs $BASE/host1..$HOSTS),
+an echo service on each (channels for its own host, TCP for the others).
+
+Every host lists its own instances and the other hosts' (tcp:..., remote):
+  THOTH_RUNTIME_DIR=$BASE/host1 $THOTHCTL services
+  THOTH_RUNTIME_DIR=$BASE/host2 $THOTHCTL resolve echo     # its own first: local before remote
+What etcd holds (one lease per host, every registration attached):
+  ETCDCTL_API=3 etcdctl --endpoints $URL get --prefix /thoth/v1/ --keys-only
+Kill a host and watch its instances leave the others within the lease TTL (10 s) + 1 s:
+  kill -9 <pid of a host's thothd>    (${HOST_PIDS[*]})
+Logs: $LOGS.  Ctrl-C stops everything.
+EOF
+echo
+THOTH_RUNTIME_DIR=$BASE/host1 "$THOTHCTL" services || true
+
+if [ -n "$FOR" ]; then
+  sleep "$FOR"
+else
+  while :; do sleep 3600; done
+fi

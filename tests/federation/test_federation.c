@@ -1,0 +1,420 @@
+/*
+ * test_federation.c - thothd hosts federated through a real etcd (issue 19).
+ *
+ * Each test starts etcd on 127.0.0.1 with ports the kernel found free and
+ * a data dir in the test's temp dir, and two or three thothd "hosts", each
+ * with its own runtime dir, all killed and removed in teardown.  The host
+ * lease is etcd's shortest, 2 s, so the death test waits ~2-3 s; every
+ * other wait is a condition polled against a deadline.  Skipped, saying
+ * so, when etcd is not installed.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "echo.thoth.h"
+#include "harness.h"
+#include "registry.thoth.h"
+#include "thoth/tcp.h"
+
+#define TTL_S 2
+
+typedef struct cluster {
+	harness_t etcd_h;               /* owns etcd and its data dir */
+	harness_t host[3];
+	int n_hosts;
+	uint16_t client_port, peer_port;
+	pid_t etcd;
+	char url[64];
+} cluster_t;
+
+static uint16_t free_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof sa;
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) || getsockname(fd, (struct sockaddr *)&sa, &sl))
+		return 0;
+	close(fd);
+	return ntohs(sa.sin_port);
+}
+
+static bool etcd_answers(void *arg)
+{
+	cluster_t *c = arg;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(c->client_port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	bool ok = false;
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
+		const char req[] = "GET /health HTTP/1.0\r\n\r\n";
+		char buf[512] = "";
+		if (send(fd, req, sizeof req - 1, MSG_NOSIGNAL) > 0) {
+			size_t got = 0;
+			ssize_t n;
+			while (got < sizeof buf - 1 && (n = recv(fd, buf + got, sizeof buf - 1 - got, 0)) > 0)
+				got += (size_t)n;
+			buf[got] = 0;
+			ok = strstr(buf, "\"health\":\"true\"") != NULL;
+		}
+	}
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
+static void etcd_start(cluster_t *c)
+{
+	char data[128], client[64], peer[64], cluster[96];
+	snprintf(data, sizeof data, "%s/etcd-data", c->etcd_h.dir);
+	snprintf(client, sizeof client, "http://127.0.0.1:%u", c->client_port);
+	snprintf(peer, sizeof peer, "http://127.0.0.1:%u", c->peer_port);
+	snprintf(cluster, sizeof cluster, "default=%s", peer);
+	const char *argv[] = { ETCD_PATH, "--data-dir", data, "--listen-client-urls", client,
+			       "--advertise-client-urls", client, "--listen-peer-urls", peer,
+			       "--initial-advertise-peer-urls", peer, "--initial-cluster", cluster,
+			       "--log-level", "warn", NULL };
+	c->etcd = harness_spawn(&c->etcd_h, "etcd", argv);
+	assert_true(c->etcd > 0);
+	assert_true(harness_wait_until(etcd_answers, c, 20000));
+}
+
+static void host_start(cluster_t *c, int i)
+{
+	char id[16], ttl[8];
+	snprintf(id, sizeof id, "host%c", 'a' + i);
+	snprintf(ttl, sizeof ttl, "%d", TTL_S);
+	const char *extra[] = { "--http-port", "off", "--etcd", c->url, "--host-id", id, "--etcd-ttl", ttl, NULL };
+	assert_true(harness_start_thothd(&c->host[i], extra) > 0);
+}
+
+static int setup(void **state)
+{
+	if (access(ETCD_PATH, X_OK) != 0) {
+		fprintf(stderr, "SKIP: etcd is not installed (%s): apt-get install etcd-server\n", ETCD_PATH);
+		return 0;
+	}
+	cluster_t *c = calloc(1, sizeof *c);
+	if (!c || harness_setup(&c->etcd_h))
+		return -1;
+	for (int i = 0; i < 3; i++)
+		if (harness_setup(&c->host[i]))
+			return -1;
+	c->n_hosts = 3;
+	c->client_port = free_port();
+	c->peer_port = free_port();
+	snprintf(c->url, sizeof c->url, "http://127.0.0.1:%u", c->client_port);
+	*state = c;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	cluster_t *c = *state;
+	if (!c)
+		return 0;
+	for (int i = 0; i < c->n_hosts; i++)
+		harness_teardown(&c->host[i]);
+	harness_teardown(&c->etcd_h);
+	free(c);
+	return 0;
+}
+
+#define NEED_ETCD()                                                       \
+	do {                                                              \
+		if (!*state)                                              \
+			skip();                                           \
+	} while (0)
+
+static int register_at(thoth_control_t *ctl, const char *name, const char *addr, uint64_t *lease)
+{
+	thoth_registry_Registry_register_req_t req = {
+		.reg = {
+			.name = thoth_str(name), .version = thoth_str("1.0.0"),
+			.endpoint = { .addr = thoth_str(addr), .locality = THOTH_COMMON_LOCALITY_HOST },
+		},
+	};
+	thoth_registry_Registry_register_resp_t resp;
+	int r = thoth_registry_Registry_register(&ctl->client, &req, &resp, NULL);
+	if (!r && lease)
+		*lease = resp.lease;
+	return r;
+}
+
+static int withdraw_at(thoth_control_t *ctl, uint64_t lease)
+{
+	thoth_registry_Registry_withdraw_req_t req = { .lease = lease };
+	thoth_registry_Registry_withdraw_resp_t resp;
+	return thoth_registry_Registry_withdraw(&ctl->client, &req, &resp, NULL);
+}
+
+/* The addresses of HOST's remote instances, sorted, joined by spaces. */
+static int remote_list(harness_t *host, char *out, size_t cap)
+{
+	thoth_control_t ctl;
+	int r = harness_connect(host, &ctl);
+	if (r)
+		return r;
+	thoth_registry_Registry_list_req_t req = { .prefix = thoth_str(""), .locality = THOTH_COMMON_LOCALITY_REMOTE };
+	thoth_registry_Registry_list_resp_t resp;
+	static uint64_t scratch[1 << 14];
+	thoth_arena_t arena;
+	thoth_arena_init(&arena, scratch, sizeof scratch);
+	r = thoth_registry_Registry_list(&ctl.client, &req, &resp, &arena);
+	out[0] = 0;
+	if (!r) {
+		const char *addrs[64];
+		size_t n = resp.instances.count < 64 ? resp.instances.count : 64;
+		for (size_t i = 0; i < n; i++)
+			addrs[i] = (const char *)resp.instances.items[i].registration.endpoint.addr.ptr;
+		for (size_t i = 0; i < n; i++)         /* insertion sort: a handful */
+			for (size_t j = i; j > 0 && strcmp(addrs[j - 1], addrs[j]) > 0; j--) {
+				const char *t = addrs[j];
+				addrs[j] = addrs[j - 1];
+				addrs[j - 1] = t;
+			}
+		for (size_t i = 0; i < n; i++) {
+			size_t l = strlen(out);
+			snprintf(out + l, cap - l, "%s%s", i ? " " : "", addrs[i]);
+		}
+	}
+	thoth_control_close(&ctl);
+	return r;
+}
+
+typedef struct { harness_t *host; const char *want; char got[1024]; } list_arg_t;
+
+static bool list_is(void *p)
+{
+	list_arg_t *a = p;
+	return remote_list(a->host, a->got, sizeof a->got) == 0 && strcmp(a->got, a->want) == 0;
+}
+
+static void expect_list(harness_t *host, const char *want, int ms)
+{
+	list_arg_t a = { host, want, "" };
+	if (!harness_wait_until(list_is, &a, ms))
+		fail_msg("remote instances: want \"%s\", have \"%s\"", want, a.got);
+}
+
+/* ---- tests ------------------------------------------------------------------------ */
+
+static void test_federation_registration_visible_on_other_host(void **state)
+{
+	NEED_ETCD();
+	cluster_t *c = *state;
+	etcd_start(c);
+	host_start(c, 0);
+	host_start(c, 1);
+	thoth_control_t a, b;
+	assert_int_equal(harness_connect(&c->host[0], &a), 0);
+	assert_int_equal(harness_connect(&c->host[1], &b), 0);
+	assert_int_equal(register_at(&a, "echo", "tcp:127.0.0.1:7001", NULL), 0);
+	/* A Unix socket is not reachable from another host: not mirrored. */
+	assert_int_equal(register_at(&a, "echo", "/nowhere-a.sock", NULL), 0);
+	expect_list(&c->host[1], "tcp:127.0.0.1:7001", 5000);
+	/* B's own instance of the same name resolves before the remote one. */
+	assert_int_equal(register_at(&b, "echo", "/nowhere-b.sock", NULL), 0);
+	for (int i = 0; i < 4; i++) {
+		thoth_registry_Registry_resolve_req_t req = {
+			.name = thoth_str("echo"), .min_version = thoth_str(""),
+			.prefer = THOTH_COMMON_LOCALITY_HOST,
+		};
+		thoth_registry_Registry_resolve_resp_t resp;
+		uint64_t scratch[512];
+		thoth_arena_t arena;
+		thoth_arena_init(&arena, scratch, sizeof scratch);
+		assert_int_equal(thoth_registry_Registry_resolve(&b.client, &req, &resp, &arena), 0);
+		assert_string_equal((const char *)resp.instance.registration.endpoint.addr.ptr, "/nowhere-b.sock");
+	}
+	/* A does not list its own instance as remote; B's Unix one is not mirrored. */
+	expect_list(&c->host[0], "", 1000);
+	/* Idle, a federated thothd wakes only for its lease renewals (every
+	 * TTL/3): measured over 2 s of nothing happening, as test_thothd_idle
+	 * does for a lone thothd.  Per renewal: its timer and etcd's answer. */
+	thoth_daemon_Daemon_status_resp_t s0, s1;
+	assert_int_equal(harness_status(&b, &s0), 0);
+	uint64_t t0 = harness_now_ms();
+	usleep(2000 * 1000);            /* a measurement window, not a synchronisation */
+	assert_int_equal(harness_status(&b, &s1), 0);
+	uint64_t window = harness_now_ms() - t0;
+	uint64_t renewals = window / (TTL_S * 1000 / 3) + 1;
+	uint64_t wakes = s1.wakeups - s0.wakeups;
+	fprintf(stderr, "idle federated thothd: %llu wake-ups in %llu ms, %llu lease renewals due\n",
+		(unsigned long long)wakes, (unsigned long long)window, (unsigned long long)renewals);
+	assert_true(wakes <= renewals * 3 + 2);        /* + our own status call */
+	thoth_control_close(&b);
+	/* Withdrawn on A: gone from B. */
+	thoth_control_close(&a);        /* the connection held both registrations */
+	expect_list(&c->host[1], "", 5000);
+}
+
+static void test_federation_etcd_restart_loses_and_duplicates_nothing(void **state)
+{
+	NEED_ETCD();
+	cluster_t *c = *state;
+	etcd_start(c);
+	host_start(c, 0);
+	host_start(c, 1);
+	thoth_control_t a;
+	assert_int_equal(harness_connect(&c->host[0], &a), 0);
+	uint64_t l1, l2, l3;
+	assert_int_equal(register_at(&a, "kv", "tcp:127.0.0.1:7101", &l1), 0);
+	assert_int_equal(register_at(&a, "kv", "tcp:127.0.0.1:7102", &l2), 0);
+	assert_int_equal(register_at(&a, "kv", "tcp:127.0.0.1:7103", &l3), 0);
+	expect_list(&c->host[1], "tcp:127.0.0.1:7101 tcp:127.0.0.1:7102 tcp:127.0.0.1:7103", 5000);
+	/* etcd dies; meanwhile A changes: one withdrawn, two added. */
+	harness_kill(&c->etcd_h, c->etcd, SIGKILL);
+	assert_int_equal(withdraw_at(&a, l2), 0);
+	assert_int_equal(register_at(&a, "kv", "tcp:127.0.0.1:7104", NULL), 0);
+	assert_int_equal(register_at(&a, "kv", "tcp:127.0.0.1:7105", NULL), 0);
+	/* Back on the same data dir and ports: B converges on exactly A's set. */
+	etcd_start(c);
+	expect_list(&c->host[1],
+		    "tcp:127.0.0.1:7101 tcp:127.0.0.1:7103 tcp:127.0.0.1:7104 tcp:127.0.0.1:7105", 10000);
+	/* And B's watch is live again: a change after the restart arrives. */
+	assert_int_equal(withdraw_at(&a, l1), 0);
+	expect_list(&c->host[1], "tcp:127.0.0.1:7103 tcp:127.0.0.1:7104 tcp:127.0.0.1:7105", 5000);
+	/* A thothd restarted on B lists everything once (full read, then watch). */
+	harness_stop_thothd(&c->host[1]);
+	host_start(c, 1);
+	expect_list(&c->host[1], "tcp:127.0.0.1:7103 tcp:127.0.0.1:7104 tcp:127.0.0.1:7105", 5000);
+	thoth_control_close(&a);
+}
+
+typedef struct { harness_t *host; } gone_arg_t;
+
+static bool list_empty(void *p)
+{
+	gone_arg_t *g = p;
+	char got[1024];
+	return remote_list(g->host, got, sizeof got) == 0 && got[0] == 0;
+}
+
+static void test_federation_killed_host_leaves_within_ttl_plus_1s(void **state)
+{
+	NEED_ETCD();
+	cluster_t *c = *state;
+	etcd_start(c);
+	host_start(c, 0);
+	host_start(c, 1);
+	host_start(c, 2);
+	thoth_control_t a;
+	assert_int_equal(harness_connect(&c->host[0], &a), 0);
+	assert_int_equal(register_at(&a, "echo", "tcp:127.0.0.1:7201", NULL), 0);
+	assert_int_equal(register_at(&a, "codex", "tcp:127.0.0.1:7202", NULL), 0);
+	expect_list(&c->host[1], "tcp:127.0.0.1:7201 tcp:127.0.0.1:7202", 5000);
+	expect_list(&c->host[2], "tcp:127.0.0.1:7201 tcp:127.0.0.1:7202", 5000);
+	/* Kill A's thothd the hard way: no revoke, its lease must run out. */
+	pid_t a_pid = c->host[0].thothd;
+	thoth_control_close(&a);
+	harness_kill(&c->host[0], a_pid, SIGKILL);
+	c->host[0].thothd = 0;
+	uint64_t killed = harness_now_ms();
+	gone_arg_t g1 = { &c->host[1] }, g2 = { &c->host[2] };
+	assert_true(harness_wait_until(list_empty, &g1, 10000));
+	uint64_t gone1 = harness_now_ms() - killed;
+	assert_true(harness_wait_until(list_empty, &g2, 10000));
+	uint64_t gone2 = harness_now_ms() - killed;
+	fprintf(stderr, "host killed: its instances left host b after %llu ms, host c after %llu ms (TTL %d s)\n",
+		(unsigned long long)gone1, (unsigned long long)gone2, TTL_S);
+	assert_true(gone1 <= TTL_S * 1000 + 1000);
+	assert_true(gone2 <= TTL_S * 1000 + 1000);
+}
+
+typedef struct { thoth_loop_t *loop; thoth_resolver_t *r; size_t want; } resolver_arg_t;
+
+static bool resolver_has(void *p)
+{
+	resolver_arg_t *a = p;
+	thoth_loop_run_once(a->loop, false);
+	return thoth_resolver_connected(a->r) && thoth_resolver_count(a->r) == a->want;
+}
+
+static void test_federation_remote_call_through_resolver(void **state)
+{
+	NEED_ETCD();
+	cluster_t *c = *state;
+	etcd_start(c);
+	host_start(c, 0);
+	host_start(c, 1);
+	/* Host A: the echo service, on a channel for A and on TCP for the others. */
+	static const char token[] = "federation-test-token-0123456789";
+	char token_file[160];
+	snprintf(token_file, sizeof token_file, "%s/cluster.token", c->host[0].dir);
+	int fd = open(token_file, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, token, sizeof token - 1), (ssize_t)(sizeof token - 1));
+	close(fd);
+	const char *argv[] = { ECHO_PATH, "--runtime-dir", c->host[0].dir, "--tcp", "tcp:127.0.0.1:0", NULL };
+	assert_true(harness_spawn(&c->host[0], "echo", argv) > 0);
+	/* Host B: a resolver for "echo" sees A's TCP instance as remote... */
+	thoth_loop_t *loop;
+	assert_int_equal(thoth_loop_new(&loop), 0);
+	thoth_resolver_config_t rc = { .runtime_dir = c->host[1].dir, .name = "echo" };
+	thoth_resolver_t *r;
+	assert_int_equal(thoth_resolver_new(loop, &rc, &r), 0);
+	resolver_arg_t a = { loop, r, 1 };
+	assert_true(harness_wait_until(resolver_has, &a, 10000));
+	thoth_resolved_t inst;
+	assert_int_equal(thoth_resolver_pick(r, &inst), 0);
+	assert_int_equal(inst.locality, THOTH_LOCALITY_REMOTE);
+	assert_string_equal(inst.host, "127.0.0.1");
+	assert_true(thoth_tcp_is_addr(inst.addr));
+	/* ...and calls it over TCP with the cluster token. */
+	thoth_tcp_config_t tcfg = { .iface = &thoth_echo_Echo_info, .token_file = token_file };
+	thoth_tcp_conn_t *conn;
+	char why[300];
+	int rc2 = thoth_tcp_connect_with(inst.addr, &tcfg, 3000, &conn, why, sizeof why);
+	if (rc2)
+		fail_msg("connect %s: %s", inst.addr, why);
+	thoth_echo_Echo_echo_req_t req = { .data = { .ptr = (const uint8_t *)"across hosts", .len = 12 } };
+	thoth_echo_Echo_echo_resp_t resp;
+	uint64_t scratch[64];
+	thoth_arena_t arena;
+	thoth_arena_init(&arena, scratch, sizeof scratch);
+	assert_int_equal(thoth_echo_Echo_echo(thoth_tcp_client(conn), &req, &resp, &arena), 0);
+	assert_int_equal(resp.data.len, 12);
+	assert_memory_equal(resp.data.ptr, "across hosts", 12);
+	thoth_tcp_close(conn);
+	/* A local instance on B comes first from then on. */
+	thoth_control_t b;
+	assert_int_equal(harness_connect(&c->host[1], &b), 0);
+	assert_int_equal(register_at(&b, "echo", "/nowhere-b.sock", NULL), 0);
+	a.want = 2;
+	assert_true(harness_wait_until(resolver_has, &a, 5000));
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(thoth_resolver_pick(r, &inst), 0);
+		assert_string_equal(inst.addr, "/nowhere-b.sock");
+		assert_true(inst.locality != THOTH_LOCALITY_REMOTE);
+	}
+	thoth_control_close(&b);
+	thoth_resolver_free(r);
+	thoth_loop_free(loop);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_federation_registration_visible_on_other_host, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_federation_etcd_restart_loses_and_duplicates_nothing, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_federation_killed_host_leaves_within_ttl_plus_1s, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_federation_remote_call_through_resolver, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,191 @@
+/* glibc_protocol.c - run under libthothlock.so (check_glibc_protocol.py):
+ * the profiler's inline trylock of default mutexes (preload.c,
+ * docs/LOCKS.md "The uncontended fast path") leaves every mutex as glibc
+ * expects it, with glibc's own functions on the other side:
+ *
+ *   - one thread (glibc's plain-store case): a taken mutex is busy for
+ *     trylock, free again after unlock;
+ *   - two threads: a mutex taken inline is busy for the other thread's
+ *     trylock; a blocked lock() is woken by the unlock (one contention);
+ *   - a condition wait gives the mutex up and takes it back;
+ *   - destroy says EBUSY while it is held, 0 once free;
+ *   - error-checking and recursive mutexes (glibc's trylock path) keep
+ *     their semantics: EDEADLK, EPERM from a non-owner, recursion counts.
+ *
+ *   glibc_protocol REPORT.json   (writes the contended mutex's address)
+ * Exit 0 when every check held; prints "FAIL ..." and exits 1 otherwise.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+static pthread_mutex_t plain = PTHREAD_MUTEX_INITIALIZER;   /* contended once */
+static pthread_mutex_t other = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+static int flag, ready;
+static _Atomic int waiter_tid;
+
+static int failures;
+#define CHECK(cond_, what)                                                        \
+	do {                                                                      \
+		if (cond_) {                                                      \
+			printf("ok %s\n", what);                                  \
+		} else {                                                          \
+			printf("FAIL %s (%s:%d)\n", what, __FILE__, __LINE__);    \
+			failures++;                                               \
+		}                                                                 \
+	} while (0)
+
+static void pause_ms(int ms)
+{
+	struct timespec ts = { 0, ms * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+/* The thread's state letter in /proc ('S': asleep, here in the futex). */
+static char task_state(int tid)
+{
+	char path[64], buf[256];
+	snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return '?';
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	char *p = strrchr(buf, ')');
+	return p && p[1] == ' ' ? p[2] : '?';
+}
+
+static void *try_busy(void *arg)
+{
+	return (void *)(intptr_t)pthread_mutex_trylock(arg);
+}
+
+static void *blocked_locker(void *arg)
+{
+	(void)arg;
+	waiter_tid = (int)syscall(SYS_gettid);
+	pthread_mutex_lock(&plain);             /* blocks: main holds it */
+	pthread_mutex_unlock(&plain);
+	return NULL;
+}
+
+static void *cond_waiter(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&other);
+	ready = 1;                              /* seen by main only once we wait */
+	while (!flag)
+		pthread_cond_wait(&cond, &other);
+	flag = 2;                               /* we hold it again here */
+	pthread_mutex_unlock(&other);
+	return NULL;
+}
+
+static void *unlock_foreign(void *arg)
+{
+	return (void *)(intptr_t)pthread_mutex_unlock(arg);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 2)
+		return 2;
+	/* One thread: glibc locks private mutexes with plain stores here. */
+	CHECK(pthread_mutex_lock(&other) == 0, "single-threaded lock");
+	CHECK(pthread_mutex_trylock(&other) == EBUSY, "single-threaded: held mutex busy for trylock");
+	CHECK(pthread_mutex_unlock(&other) == 0, "single-threaded unlock");
+	CHECK(pthread_mutex_trylock(&other) == 0 && pthread_mutex_unlock(&other) == 0,
+	      "single-threaded: free again");
+
+	/* Two threads. */
+	pthread_t t;
+	void *ret;
+	CHECK(pthread_mutex_lock(&other) == 0, "lock");
+	pthread_create(&t, NULL, try_busy, &other);
+	pthread_join(t, &ret);
+	CHECK((intptr_t)ret == EBUSY, "another thread's trylock sees it busy");
+	CHECK(pthread_mutex_destroy(&other) == EBUSY, "destroy of a held mutex: EBUSY");
+	CHECK(pthread_mutex_unlock(&other) == 0, "unlock");
+	pthread_create(&t, NULL, try_busy, &other);
+	pthread_join(t, &ret);
+	CHECK((intptr_t)ret == 0, "another thread's trylock takes it after the unlock");
+	CHECK(pthread_mutex_destroy(&other) == EBUSY, "...and holds it (destroy: EBUSY)");
+	/* The owner left without unlocking: glibc's default mutex lets anyone
+	 * unlock it (no owner check), which frees it for what follows. */
+	CHECK(pthread_mutex_unlock(&other) == 0, "unlock of the thread's hold");
+
+	/* Exactly one contention: the waiter is seen asleep before we let go. */
+	CHECK(pthread_mutex_lock(&plain) == 0, "lock the contended mutex");
+	pthread_create(&t, NULL, blocked_locker, NULL);
+	int waited = 0;
+	while ((!waiter_tid || task_state(waiter_tid) != 'S') && waited < 10000) {
+		pause_ms(1);
+		waited++;
+	}
+	CHECK(waited < 10000, "the waiter sleeps in lock()");
+	pause_ms(2);
+	CHECK(pthread_mutex_unlock(&plain) == 0, "unlock wakes the waiter");
+	pthread_join(t, NULL);
+	CHECK(pthread_mutex_trylock(&plain) == 0 && pthread_mutex_unlock(&plain) == 0,
+	      "free after the waiter's unlock");
+
+	/* Condition variable. */
+	pthread_create(&t, NULL, cond_waiter, NULL);
+	for (int seen = 0, tries = 0; !seen && tries < 10000; tries++) {
+		/* The waiter sets `ready` holding the mutex and gives it up only
+		 * by waiting: when we get it with ready set, it is waiting. */
+		pthread_mutex_lock(&other);
+		seen = ready;
+		pthread_mutex_unlock(&other);
+		if (!seen)
+			pause_ms(1);
+	}
+	pthread_mutex_lock(&other);
+	CHECK(ready == 1, "the waiter waits on the condition");
+	flag = 1;
+	pthread_cond_signal(&cond);
+	pthread_mutex_unlock(&other);
+	pthread_join(t, NULL);
+	CHECK(flag == 2, "a condition wait gave the mutex up and took it back");
+	CHECK(pthread_mutex_destroy(&other) == 0, "destroy of a free mutex: 0");
+
+	/* Error-checking and recursive mutexes: glibc's trylock path. */
+	pthread_mutexattr_t a;
+	pthread_mutex_t ec, rec;
+	pthread_mutexattr_init(&a);
+	pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ERRORCHECK);
+	pthread_mutex_init(&ec, &a);
+	pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutex_init(&rec, &a);
+	CHECK(pthread_mutex_lock(&ec) == 0 && pthread_mutex_lock(&ec) == EDEADLK,
+	      "errorcheck: relock is EDEADLK");
+	pthread_create(&t, NULL, unlock_foreign, &ec);
+	pthread_join(t, &ret);
+	CHECK((intptr_t)ret == EPERM, "errorcheck: another thread's unlock is EPERM");
+	CHECK(pthread_mutex_unlock(&ec) == 0 && pthread_mutex_unlock(&ec) == EPERM,
+	      "errorcheck: unlock, then unlock of a free one is EPERM");
+	CHECK(pthread_mutex_lock(&rec) == 0 && pthread_mutex_lock(&rec) == 0 &&
+	      pthread_mutex_trylock(&rec) == 0, "recursive: taken three times");
+	pthread_create(&t, NULL, try_busy, &rec);
+	pthread_join(t, &ret);
+	CHECK((intptr_t)ret == EBUSY, "recursive: busy for another thread");
+	CHECK(pthread_mutex_unlock(&rec) == 0 && pthread_mutex_unlock(&rec) == 0 &&
+	      pthread_mutex_unlock(&rec) == 0 && pthread_mutex_unlock(&rec) == EPERM,
+	      "recursive: three unlocks free it");
+
+	FILE *f = fopen(argv[1], "w");
+	if (f) {
+		fprintf(f, "{\"contended\":\"%p\"}\n", (void *)&plain);
+		fclose(f);
+	}
+	printf("%s\n", failures ? "FAILED" : "PASS");
+	return failures ? 1 : 0;
+}
