@@ -843,12 +843,11 @@ static void test_cpu_idle_hints_stop_with_a_reason_when_the_request_cannot_be_he
 	unsetenv("THOTH_SYSFS_ROOT");
 	assert_true(d > 0);
 	client_connect(&h, &c);
-	snprintf(path, sizeof path, "%s/%s", h.dir, THOTH_TIMERPAGE_NAME);
-	int pfd = open(path, O_RDWR | O_CLOEXEC);
-	assert_true(pfd >= 0);
-	timerpage_t *pg = mmap(NULL, THOTH_TIMERPAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, pfd, 0);
-	assert_true(pg != MAP_FAILED);
-	close(pfd);
+	/* thothd's window page, as a control connection adopts it */
+	thoth_control_t pctl;
+	assert_int_equal(thoth_control_connect(&pctl, h.dir, 5000), 0);
+	timerpage_t *pg = thoth__timerpage_current();
+	assert_non_null(pg);
 	int slot = timerpage_claim(pg, (uint32_t)getpid(), false);
 	assert_true(slot >= 0);
 	thoth_pm_CpuQos_t q;
@@ -867,7 +866,7 @@ static void test_cpu_idle_hints_stop_with_a_reason_when_the_request_cannot_be_he
 	snprintf(err, sizeof err, "%.*s", (int)q.error.len, q.error.ptr);
 	assert_non_null(strstr(err, "cpu_dma_latency"));
 	timerpage_release(pg, slot, (uint32_t)getpid());
-	munmap(pg, THOTH_TIMERPAGE_SIZE);
+	thoth_control_close(&pctl);
 	thoth_control_close(&c.ctl);
 	harness_teardown(&h);
 }
