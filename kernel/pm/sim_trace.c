@@ -399,7 +399,10 @@ static int parse_json(const char *buf, size_t len, uint64_t deadline_ns, uint32_
 		pos = eol + 1;
 		line++;
 		char v[40];
-		if (!field(l, n, "\"ph\":", v, sizeof(v)) || strcmp(v, "\"X\"") != 0)
+		/* message events: complete ("X", older exporters) or instant
+		 * ("i", what `thothctl trace dump --json` writes now) */
+		if (!field(l, n, "\"ph\":", v, sizeof(v)) ||
+		    (strcmp(v, "\"X\"") != 0 && strcmp(v, "\"i\"") != 0))
 			continue;
 		bool recv;
 		if (field(l, n, "\"name\":", v, sizeof(v)) &&

@@ -78,6 +78,7 @@ struct thothd_pm {
 	uint64_t cpu_decided_ns;
 	thoth_timer_t *cpu_timer;       /* re-decides once the wake-up that set the hint passed */
 	bool qos_failed;                /* the last apply failed (warned once per failure run) */
+	char hints_off[200];            /* why the hints were stopped ("": they were not) */
 	pm_request_t *reqs;
 	uint32_t n_reqs, cap_reqs;
 	uint8_t *box;                   /* encoded pushes waiting for thothd_pm_flush */
@@ -503,6 +504,17 @@ static void update_qos(thothd_pm_t *pm)
 	if (r && !pm->qos_failed)
 		thothd_warn("pm: cannot apply the CPU latency request: %s", thoth_pm_qos_error(pm->qos));
 	pm->qos_failed = r != 0;
+	if (r && req.why == THOTH_PM_CPU_TIMER) {
+		/* The hint alone cannot be applied (not root, no device): stop
+		 * hinting rather than fail, and warn, at every near wake-up. */
+		snprintf(pm->hints_off, sizeof pm->hints_off, "idle hints off: %s",
+			 thoth_pm_qos_error(pm->qos));
+		thothd_warn("pm: CPU %s", pm->hints_off);
+		thoth_pm_cpu_hint_free(pm->cpu);
+		pm->cpu = NULL;
+		pm->cpu_req = (thoth_pm_cpu_request_t){ .state = -1, .state_name = "" };
+		req.why = 0;
+	}
 	/* A hint set by a near wake-up is decided again once it has passed
 	 * (at most once a millisecond; the window page lets this wake-up join
 	 * another loop's, when the CPU is awake anyway).  Otherwise no timer:
@@ -889,6 +901,13 @@ static int on_state(void *self, const thoth_pm_PowerBroker_state_req_t *req,
 			.queued_requests = info.queued_requests, .driver_pid = drv ? drv->pid : 0,
 			.policy_level = info.policy_level,
 		};
+		pm_engine_slot_t *slot = find_slot(pm, info.id);
+		if (slot && slot->engine) {
+			thoth_pm_engine_stats_t est;
+			thoth_pm_engine_stats(slot->engine, &est);
+			es[i].engine_decisions = est.decisions;
+			es[i].engine_too_deep = est.too_deep;
+		}
 	}
 	for (uint32_t i = 0; i < nl; i++) {
 		thoth_pm_lease_info_t l;
@@ -928,7 +947,7 @@ static int on_state(void *self, const thoth_pm_PowerBroker_state_req_t *req,
 		.hint_state = thoth_str(pm->cpu_req.state_name),
 		.next_wake_ns = pm->cpu_next_wake_ns == THOTH_PM_NONE ? 0 : pm->cpu_next_wake_ns,
 		.idle_driver = thoth_str(pm->idle_driver), .idle_states = pm->cpu ? pm->idle_states : 0,
-		.error = thoth_str(pm->qos_failed ? thoth_pm_qos_error(pm->qos) : ""),
+		.error = thoth_str(pm->qos_failed ? thoth_pm_qos_error(pm->qos) : pm->hints_off),
 		.decided_ns = pm->cpu_decided_ns,
 	};
 	return thothd_reserve_response(call, &thoth_pm_PowerBroker_state_info, resp);

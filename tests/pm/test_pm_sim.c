@@ -332,6 +332,26 @@ static void test_chrome_json_requests_pair_receive_and_response(void **state)
 	assert_int_equal(t.jobs[1].deadline_ns, 1000 * US + MS);
 	assert_non_null(strstr(t.origin, "pid 7"));
 	thoth_pm_trace_free(&t);
+	/* What `thothctl trace dump --json` writes now: instant events
+	 * ("ph":"i", no dur): the same requests. */
+	char inst[2048];
+	size_t k = 0;
+	for (const char *p = json; *p && k + 1 < sizeof inst; p++) {
+		if (!strncmp(p, "\"ph\":\"X\"", 8)) {
+			memcpy(inst + k, "\"ph\":\"i\"", 8);
+			k += 8;
+			p += 7;
+		} else {
+			inst[k++] = *p;
+		}
+	}
+	inst[k] = 0;
+	assert_non_null(strstr(inst, "\"ph\":\"i\""));
+	assert_int_equal(thoth_pm_trace_parse(inst, k, MS, 0, &t, why, sizeof(why)), 0);
+	assert_int_equal(t.count, 2);
+	assert_int_equal(t.jobs[0].work_ns, 30 * US);
+	assert_int_equal(t.jobs[1].arrival_ns, 1000 * US);
+	thoth_pm_trace_free(&t);
 }
 
 /* Message events of this process, as the channel code records them: a

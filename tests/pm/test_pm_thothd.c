@@ -87,6 +87,7 @@ static int lease(client_t *c, const char *element, uint32_t level, thoth_pm_Leas
 typedef struct snapshot {
 	int level[8];
 	bool transitioning[8];
+	uint64_t decisions[8];          /* the policy engine's, per element */
 	uint32_t leases;
 	uint32_t qos_us;
 } snapshot_t;
@@ -112,6 +113,7 @@ static int snapshot(client_t *c, snapshot_t *s)
 			    !resp.elements.items[k].dead) {
 				s->level[i] = (int)resp.elements.items[k].current_level;
 				s->transitioning[i] = resp.elements.items[k].transitioning;
+				s->decisions[i] = resp.elements.items[k].engine_decisions;
 			}
 	}
 	s->leases = resp.leases.count;
@@ -636,6 +638,11 @@ static void test_engine_takes_an_idle_disk_down_by_its_plan(void **state)
 	/* After the last drop: OFF, through IDLE or straight after a wait. */
 	wait_level(&c, 1, 0);
 	assert_true(tail_contains(log, mark, "level 1 -> 0") || tail_contains(log, mark, "level 2 -> 0"));
+	/* ...by the engine's plan, not the broker's default (level 0 at once,
+	 * no decision): one decision per idle period that followed a drop. */
+	snapshot_t s;
+	assert_int_equal(snapshot(&c, &s), 0);
+	assert_true(s.decisions[1] >= 4);
 	thoth_control_close(&c.ctl);
 	harness_teardown(&h);
 }
@@ -816,6 +823,54 @@ static void test_lease_bound_is_held_in_the_real_cpu_dma_latency(void **state)
 	harness_teardown(&h);
 }
 
+/* Where the hint cannot be held (here: a fixture root without
+ * dev/cpu_dma_latency, as for a thothd that is not root), thothd says why
+ * and stops hinting instead of failing at every near wake-up; it keeps
+ * serving. */
+static void test_cpu_idle_hints_stop_with_a_reason_when_the_request_cannot_be_held(void **state)
+{
+	harness_t h;
+	client_t c;
+	assert_int_equal(harness_setup(&h), 0);
+	char root[300], path[400], link[400];
+	snprintf(root, sizeof root, "%s/root", h.dir);
+	mkdir(root, 0700);
+	snprintf(path, sizeof path, "%s/x86-laptop/sys", FIXTURES);
+	snprintf(link, sizeof link, "%s/sys", root);
+	assert_int_equal(symlink(path, link), 0);
+	setenv("THOTH_SYSFS_ROOT", root, 1);
+	pid_t d = harness_start_thothd(&h, NULL);
+	unsetenv("THOTH_SYSFS_ROOT");
+	assert_true(d > 0);
+	client_connect(&h, &c);
+	/* thothd's window page, as a control connection adopts it */
+	thoth_control_t pctl;
+	assert_int_equal(thoth_control_connect(&pctl, h.dir, 5000), 0);
+	timerpage_t *pg = thoth__timerpage_current();
+	assert_non_null(pg);
+	int slot = timerpage_claim(pg, (uint32_t)getpid(), false);
+	assert_true(slot >= 0);
+	thoth_pm_CpuQos_t q;
+	char st[32];
+	assert_int_equal(cpu_qos(&c, &q, st, sizeof st), 0);
+	assert_int_equal(q.idle_states, 4);
+	bool off = false;
+	for (int round = 0; round < 200 && !off; round++) {
+		timerpage_post(pg, slot, mono_ns() + 2000000ull, 0);
+		assert_int_equal(cpu_qos(&c, &q, st, sizeof st), 0);
+		off = q.idle_states == 0;
+	}
+	assert_true(off);
+	assert_int_equal(q.request_us, 0);
+	char err[200];
+	snprintf(err, sizeof err, "%.*s", (int)q.error.len, q.error.ptr);
+	assert_non_null(strstr(err, "cpu_dma_latency"));
+	timerpage_release(pg, slot, (uint32_t)getpid());
+	thoth_control_close(&pctl);
+	thoth_control_close(&c.ctl);
+	harness_teardown(&h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -831,6 +886,7 @@ int main(void)
 		cmocka_unit_test(test_pm_trace_points_are_exported_as_chrome_json_and_ctf),
 		cmocka_unit_test(test_cpu_idle_hint_follows_the_next_posted_wake_up),
 		cmocka_unit_test(test_lease_bound_is_held_in_the_real_cpu_dma_latency),
+		cmocka_unit_test(test_cpu_idle_hints_stop_with_a_reason_when_the_request_cannot_be_held),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

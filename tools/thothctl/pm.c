@@ -110,10 +110,12 @@ static void print_json(const thoth_pm_PowerBroker_state_resp_t *st)
 		}
 		printf("],\"current_level\":%u,\"target_level\":%u,\"transitioning\":%s,\"transition_to\":%u,"
 		       "\"dead\":%s,\"driver_pid\":%u,\"policy_level\":%u,\"transitions\":%llu,"
-		       "\"queued_requests\":%u,\"energy_mj_modelled\":%.6f,\"residency_ns\":[",
+		       "\"queued_requests\":%u,\"energy_mj_modelled\":%.6f,\"engine_decisions\":%llu,"
+		       "\"engine_too_deep\":%llu,\"residency_ns\":[",
 		       e->current_level, e->target_level, e->transitioning ? "true" : "false",
 		       e->transition_to, e->dead ? "true" : "false", e->driver_pid, e->policy_level,
-		       (unsigned long long)e->transitions, e->queued_requests, e->energy_mj);
+		       (unsigned long long)e->transitions, e->queued_requests, e->energy_mj,
+		       (unsigned long long)e->engine_decisions, (unsigned long long)e->engine_too_deep);
 		for (uint32_t l = 0; l < e->residency_ns.count; l++)
 			printf("%s%llu", l ? "," : "", (unsigned long long)e->residency_ns.items[l]);
 		printf("],\"leases\":[");
@@ -163,6 +165,9 @@ static void print_text(const thoth_pm_PowerBroker_state_resp_t *st)
 			       e->levels.items[e->transition_to].name.ptr);
 		printf(", %llu transitions, %u queued requests, %.3f mJ (modelled)\n",
 		       (unsigned long long)e->transitions, e->queued_requests, e->energy_mj);
+		if (e->engine_decisions)
+			printf("  policy engine: %llu decisions, %llu too deep\n",
+			       (unsigned long long)e->engine_decisions, (unsigned long long)e->engine_too_deep);
 		printf("  %-3s %-12s %10s %10s %10s %14s\n", "#", "LEVEL", "POWER mW", "ENTRY us", "EXIT us",
 		       "RESIDENCY ms");
 		for (uint32_t l = 0; l < e->levels.count; l++) {
