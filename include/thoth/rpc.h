@@ -34,6 +34,8 @@ typedef struct thoth_method_info {
 	const uint32_t *error_codes;    /* declared application errors */
 	const char *const *error_names;
 	size_t n_errors;
+	bool idempotent;                /* @idempotent: an instance pool may retry it on another
+					 * instance when the first died (SCALE-3) */
 } thoth_method_info_t;
 
 typedef struct thoth_interface_info {
@@ -45,6 +47,8 @@ typedef struct thoth_interface_info {
 	uint64_t features;              /* every feature bit the schema declares */
 	const thoth_method_info_t *const *methods;
 	size_t n_methods;
+	uint8_t shard_algo;             /* @sharded(ALGO): a thoth_shard_algo_t (thoth/shard.h),
+					 * 0 when not sharded (SCALE-4) */
 } thoth_interface_info_t;
 
 const thoth_method_info_t *thoth_interface_method(const thoth_interface_info_t *iface,

@@ -115,6 +115,17 @@ int thoth_service_register(thoth_loop_t *loop, const thoth_service_config_t *cfg
 /* Withdraw the registration (if thothd is reachable) and free. */
 void thoth_service_withdraw(thoth_service_t *svc);
 
+/*
+ * Report this instance's load to thothd (SCALE-3, the ORCA idea): UTILIZATION
+ * is CPU busy time over wall time (1.0 = one CPU busy; 0..64), QPS the
+ * requests it served per second.  thothd pushes it to every watcher of the
+ * name, where instance pools weight their choice by it (thoth/pool.h).
+ * Call it every 100 ms or so while serving; a report equal to the last one
+ * costs thothd nothing.  0, THOTH_E_INVAL (NaN, negative, beyond the
+ * range), THOTH_E_AGAIN (not registered now), or a send error.
+ */
+int thoth_service_report_load(thoth_service_t *svc, double utilization, double qps);
+
 thoth_service_state_t thoth_service_state(const thoth_service_t *svc);
 uint64_t thoth_service_lease(const thoth_service_t *svc);     /* 0 unless registered */
 uint32_t thoth_service_registrations(const thoth_service_t *svc); /* times registered */
@@ -178,6 +189,20 @@ int thoth_resolver_pick(thoth_resolver_t *r, thoth_resolved_t *out);
 
 /* ADDR failed for us (its channel died or refused): drop it now. */
 void thoth_resolver_forget(thoth_resolver_t *r, const char *addr);
+
+/* SCALE-3: what an instance last reported with thoth_service_report_load. */
+typedef struct thoth_resolved_load {
+	uint32_t utilization_permille;  /* 0: none reported */
+	uint32_t qps;
+	uint32_t reports;               /* LOAD pushes received (changes when it reports) */
+} thoth_resolved_load_t;
+
+/* Every cached instance (for pools: thoth/pool.h): fills OUT[i] and, if
+ * LOAD is not NULL, LOAD[i] for the first CAP of them, and returns how many
+ * there are (call again with more room if that is > CAP).  Reads the cache
+ * only. */
+size_t thoth_resolver_snapshot(const thoth_resolver_t *r, thoth_resolved_t *out,
+			       thoth_resolved_load_t *load, size_t cap);
 
 size_t thoth_resolver_count(const thoth_resolver_t *r);
 /* Connected to thothd and its list has arrived. */

@@ -48,6 +48,7 @@ enum {
 typedef struct entry {
 	thoth_resolved_t info;
 	uint64_t lease;
+	thoth_resolved_load_t load;     /* SCALE-3: the instance's last load report */
 } entry_t;
 
 struct thoth_resolver {
@@ -168,6 +169,8 @@ static void upsert(thoth_resolver_t *r, const thoth_registry_Instance_t *in)
 		e->info.locality = ep->numa_node == r->numa_node ? THOTH_LOCALITY_NODE : THOTH_LOCALITY_HOST;
 	}
 	e->lease = in->lease;
+	e->load.utilization_permille = in->utilization_permille;
+	e->load.qps = in->qps;
 }
 
 static void drop_unconfirmed(thoth_resolver_t *r)
@@ -294,7 +297,16 @@ static void got_event(thoth_resolver_t *r, const uint8_t *msg, size_t len)
 		return;
 	if (ev.kind == THOTH_REGISTRY_CHANGE_KIND_ADDED) {
 		upsert(r, &ev.instance);
-	} else {
+	} else if (ev.kind == THOTH_REGISTRY_CHANGE_KIND_LOAD) {
+		const thoth_str_t *addr = &ev.instance.registration.endpoint.addr;
+		entry_t *e = find(r, (const char *)addr->ptr, addr->len);
+		if (!e || e->lease != ev.instance.lease)
+			return;
+		e->load.utilization_permille = ev.instance.utilization_permille;
+		e->load.qps = ev.instance.qps;
+		e->load.reports++;
+	} else if (ev.kind == THOTH_REGISTRY_CHANGE_KIND_REMOVED ||
+		   ev.kind == THOTH_REGISTRY_CHANGE_KIND_EXPIRED) {
 		const thoth_str_t *addr = &ev.instance.registration.endpoint.addr;
 		entry_t *e = find(r, (const char *)addr->ptr, addr->len);
 		if (!e || e->lease != ev.instance.lease)
@@ -437,6 +449,18 @@ void thoth_resolver_forget(thoth_resolver_t *r, const char *addr)
 			thoth__link_drop(r->link, err, "cannot send to thothd");
 	}
 	changed(r);
+}
+
+size_t thoth_resolver_snapshot(const thoth_resolver_t *r, thoth_resolved_t *out,
+			       thoth_resolved_load_t *load, size_t cap)
+{
+	for (size_t i = 0; i < r->n && i < cap; i++) {
+		if (out)
+			out[i] = r->entries[i].info;
+		if (load)
+			load[i] = r->entries[i].load;
+	}
+	return r->n;
 }
 
 size_t thoth_resolver_count(const thoth_resolver_t *r)

@@ -498,6 +498,27 @@ void thoth_service_withdraw(thoth_service_t *s)
 	service_free(s);
 }
 
+int thoth_service_report_load(thoth_service_t *s, double utilization, double qps)
+{
+	if (!s)
+		return THOTH_E_INVAL;
+	/* Validated here (NaN, negative, absurd) and again by thothd: the
+	 * registry stores integers only. */
+	if (!(utilization >= 0.0 && utilization <= 64.0) || !(qps >= 0.0 && qps <= 1e8))
+		return THOTH_E_INVAL;
+	if (s->state != THOTH_SERVICE_REGISTERED || !s->lease || !thoth__link_is_up(s->link))
+		return THOTH_E_AGAIN;
+	thoth_registry_Registry_report_load_req_t req = {
+		.lease = s->lease,
+		.utilization_permille = (uint32_t)(utilization * 1000.0 + 0.5),
+		.qps = (uint32_t)(qps + 0.5),
+	};
+	int r = thoth__link_send(s->link, &thoth_registry_Registry_report_load_info, &req, 0);
+	if (r)
+		thoth__link_drop(s->link, r, "cannot send to thothd");
+	return r;
+}
+
 thoth_service_state_t thoth_service_state(const thoth_service_t *s)
 {
 	return s->state;

@@ -242,6 +242,22 @@ static void on_heartbeat(void *self, const thoth_registry_Registry_heartbeat_req
 			     r == THOTH_REGISTRY_ERR_NOT_OWNER ? "not its lease" : "expired");
 }
 
+static void on_report_load(void *self, const thoth_registry_Registry_report_load_req_t *req)
+{
+	thothd_call_t *call = self;
+	int r = thoth_registry_report_load(call->d->registry, call->client->owner, req->lease,
+					   req->utilization_permille, req->qps);
+	if (r == THOTH_E_INVAL)
+		thothd_warn("client %llu (pid %u): load report refused: utilization %u permille (max %u), "
+			    "%u qps (max %u)", (unsigned long long)call->client->id, call->client->pid,
+			    req->utilization_permille, THOTH_REGISTRY_MAX_UTILIZATION, req->qps,
+			    THOTH_REGISTRY_MAX_QPS);
+	else if (r)
+		thothd_debug("client %llu: load report for lease %016llx: %s",
+			     (unsigned long long)call->client->id, (unsigned long long)req->lease,
+			     r == THOTH_REGISTRY_ERR_NOT_OWNER ? "not its lease" : "expired");
+}
+
 static int on_watch(void *self, const thoth_registry_Registry_watch_req_t *req,
 		    thoth_registry_Registry_watch_resp_t *resp, thoth_arena_t *arena)
 {
@@ -265,6 +281,7 @@ const thoth_registry_Registry_handlers_t thothd_registry_handlers = {
 	.renew = on_renew,
 	.withdraw = on_withdraw,
 	.heartbeat = on_heartbeat,
+	.report_load = on_report_load,
 	.watch = on_watch,
 	.unwatch = on_unwatch,
 	.list_page = on_list_page,

@@ -444,10 +444,17 @@ const char *thoth_registry_refusal(const thoth_registry_t *reg)
 
 /* ---- events ----------------------------------------------------------------- */
 
+static void notify_watchers(thoth_registry_t *reg, const entry_t *e, thoth_registry_ChangeKind_t kind);
+
 static void notify(thoth_registry_t *reg, const entry_t *e, thoth_registry_ChangeKind_t kind)
 {
 	if (reg->cfg.on_change)
 		reg->cfg.on_change(reg->cfg.change_arg, (int)kind, &e->inst);
+	notify_watchers(reg, e, kind);
+}
+
+static void notify_watchers(thoth_registry_t *reg, const entry_t *e, thoth_registry_ChangeKind_t kind)
+{
 	if (!reg->cfg.on_event)
 		return;
 	const thoth_str_t name = e->inst.registration.name;
@@ -1057,6 +1064,27 @@ int thoth_registry_renew(thoth_registry_t *reg, thoth_registry_owner_t *owner, u
 	}
 	if (expires_at_ns)
 		*expires_at_ns = e->inst.expires_at_ns;
+	return 0;
+}
+
+int thoth_registry_report_load(thoth_registry_t *reg, thoth_registry_owner_t *owner, uint64_t lease,
+				uint32_t utilization_permille, uint32_t qps)
+{
+	entry_t *e = lease_find(reg, lease);
+	if (!e)
+		return THOTH_REGISTRY_ERR_EXPIRED;
+	if (e->owner != owner)
+		return THOTH_REGISTRY_ERR_NOT_OWNER;
+	/* A hostile or broken reporter: refused, the last good value kept. */
+	if (utilization_permille > THOTH_REGISTRY_MAX_UTILIZATION || qps > THOTH_REGISTRY_MAX_QPS)
+		return THOTH_E_INVAL;
+	if (e->inst.utilization_permille == utilization_permille && e->inst.qps == qps)
+		return 0;                       /* nothing new for the watchers */
+	e->inst.utilization_permille = utilization_permille;
+	e->inst.qps = qps;
+	/* Watchers only: the shared resolve table and other on_change users
+	 * track membership, not load. */
+	notify_watchers(reg, e, THOTH_REGISTRY_CHANGE_KIND_LOAD);
 	return 0;
 }
 

@@ -170,6 +170,15 @@ uint32_t thoth_registry_node_distance(const thoth_registry_t *reg, uint16_t a, u
 int thoth_registry_renew(thoth_registry_t *reg, thoth_registry_owner_t *owner, uint64_t lease,
 			 uint64_t now_ns, uint64_t *expires_at_ns);
 
+/* LEASE's owner reports its load (SCALE-3): stored in the instance and
+ * pushed to watchers as a LOAD change when it differs from the last report
+ * (not to on_change).  ERR_EXPIRED, ERR_NOT_OWNER, THOTH_E_INVAL when a
+ * value is beyond the limits below (the last good report is kept). */
+#define THOTH_REGISTRY_MAX_UTILIZATION 64000u   /* permille: 64 CPUs busy */
+#define THOTH_REGISTRY_MAX_QPS 100000000u
+int thoth_registry_report_load(thoth_registry_t *reg, thoth_registry_owner_t *owner, uint64_t lease,
+				uint32_t utilization_permille, uint32_t qps);
+
 /* Remove LEASE (REMOVED event).  ERR_NOT_FOUND, ERR_NOT_OWNER. */
 int thoth_registry_withdraw(thoth_registry_t *reg, thoth_registry_owner_t *owner, uint64_t lease);
 

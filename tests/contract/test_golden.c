@@ -60,6 +60,8 @@ static void fill_instance(thoth_registry_Instance_t *i)
 	i->registered_at_ns = 1000000000ull;
 	i->expires_at_ns = 6000000000ull;
 	i->owner_uid = 1000;
+	i->utilization_permille = 750;
+	i->qps = 1200;
 }
 
 static thoth_str_t names[3];
@@ -116,6 +118,11 @@ FILL(reg_renew_resp, thoth_registry_Registry_renew_resp_t) v->expires_at_ns = 11
 FILL(reg_withdraw_req, thoth_registry_Registry_withdraw_req_t) v->lease = 0xfeedface00000001ull; END
 FILL(reg_withdraw_resp, thoth_registry_Registry_withdraw_resp_t) (void)v; END
 FILL(reg_heartbeat_req, thoth_registry_Registry_heartbeat_req_t) v->lease = 0xfeedface00000001ull; END
+FILL(reg_report_load_req, thoth_registry_Registry_report_load_req_t)
+	v->lease = 0xfeedface00000001ull;
+	v->utilization_permille = 750;
+	v->qps = 1200;
+END
 FILL(reg_watch_req, thoth_registry_Registry_watch_req_t) v->prefix = thoth_str(""); END
 FILL(reg_watch_resp, thoth_registry_Registry_watch_resp_t) v->watch_id = 3; END
 FILL(reg_unwatch_req, thoth_registry_Registry_unwatch_req_t) v->watch_id = 3; END
@@ -209,6 +216,7 @@ static const fixture_t fixtures[] = {
 	REQ("Registry.withdraw", thoth_registry_Registry_withdraw_info, reg_withdraw_req),
 	RESP("Registry.withdraw", thoth_registry_Registry_withdraw_info, reg_withdraw_resp),
 	REQ("Registry.heartbeat", thoth_registry_Registry_heartbeat_info, reg_heartbeat_req),
+	REQ("Registry.report_load", thoth_registry_Registry_report_load_info, reg_report_load_req),
 	REQ("Registry.watch", thoth_registry_Registry_watch_info, reg_watch_req),
 	RESP("Registry.watch", thoth_registry_Registry_watch_info, reg_watch_resp),
 	REQ("Registry.unwatch", thoth_registry_Registry_unwatch_info, reg_unwatch_req),

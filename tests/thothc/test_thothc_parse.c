@@ -175,6 +175,31 @@ static void test_annotations_may_come_in_any_order(void **state)
 	assert_non_null(m->requires);
 }
 
+/* SCALE-3/4: @idempotent on methods, @sharded(ALGO) on interfaces. */
+static void test_idempotent_and_sharded_annotations_are_parsed(void **state)
+{
+	(void)state;
+	tidl_file_t *f = expect_ok(HEADER "interface I @sharded(maglev) {\n"
+				   "  1: get(string k) -> (u64 v) @idempotent;\n  2: put(string k, u64 v);\n}");
+	tidl_decl_t *d = tidl_file_find_decl(f, "I");
+	assert_string_equal(d->u.iface.shard_algo, "maglev");
+	assert_true(d->u.iface.methods[0].idempotent);
+	assert_false(d->u.iface.methods[1].idempotent);
+	f = expect_ok(HEADER "interface J { 1: get() @since(1.1) @idempotent; }");
+	assert_null(tidl_file_find_decl(f, "J")->u.iface.shard_algo);
+}
+
+static void test_misplaced_or_unknown_scale_annotations_are_errors(void **state)
+{
+	(void)state;
+	expect_error_at(HEADER "interface I @sharded(modulo) {\n}", "unknown shard algorithm 'modulo'", 3, 0);
+	expect_error_at(HEADER "interface I @idempotent {\n}", "@idempotent is only allowed on methods", 3, 0);
+	expect_error_at(HEADER "interface I {\n  1: m() @sharded(jump);\n}",
+			"@sharded is only allowed on interfaces", 4, 0);
+	expect_error_at(HEADER "interface I {\n  1: m() @idempotent @idempotent;\n}", "duplicate @idempotent", 4, 0);
+	expect_error_at(HEADER "struct S { 1: u8 a @idempotent; }", "only allowed on methods", 3, 0);
+}
+
 static void test_parameters_may_be_optional_and_carry_since(void **state)
 {
 	tidl_file_t *f = expect_ok(HEADER "interface I {\n"
@@ -614,6 +639,8 @@ int main(void)
 		T(test_imported_names_resolve_qualified_and_unqualified),
 		T(test_negative_enum_values_are_allowed_for_signed_types),
 		T(test_annotations_may_come_in_any_order),
+		T(test_idempotent_and_sharded_annotations_are_parsed),
+		T(test_misplaced_or_unknown_scale_annotations_are_errors),
 		T(test_parameters_may_be_optional_and_carry_since),
 		T(test_recursion_through_a_list_is_allowed),
 		T(test_list_nesting_of_16_is_accepted),

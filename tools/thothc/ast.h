@@ -106,6 +106,7 @@ typedef struct tidl_method {
 	tidl_version_t since;
 	struct tidl_decl *requires; /* TIDL_DECL_FEATURE or NULL */
 	const char *requires_name;
+	bool idempotent;            /* @idempotent: a pool may retry it elsewhere */
 	tidl_loc_t loc;
 } tidl_method_t;
 
@@ -138,6 +139,7 @@ typedef struct tidl_decl {
 		struct {                        /* interface NAME { N: method ...; } */
 			tidl_method_t *methods; size_t n_methods; /* sorted by ordinal */
 			tidl_reserved_t *reserved; size_t n_reserved;
+			const char *shard_algo; /* @sharded(NAME) or NULL */
 		} iface;
 		struct {                        /* error NAME = CODE; */
 			uint32_t code;          /* >= 1 */

@@ -1052,6 +1052,8 @@ static void emit_interface_source(gen_t *g, const tidl_decl_t *d, uint64_t hash)
 		if (m->n_errors)
 			sb_addf(c, "\t.error_codes = %s_error_codes,\n\t.error_names = %s_error_names,\n"
 				   "\t.n_errors = %zu,\n", mn, mn, m->n_errors);
+		if (m->idempotent)
+			sb_addf(c, "\t.idempotent = true,\n");
 		sb_addf(c, "};\n\n");
 	}
 
@@ -1064,10 +1066,15 @@ static void emit_interface_source(gen_t *g, const tidl_decl_t *d, uint64_t hash)
 	sb_addf(c, "const thoth_interface_info_t %s_info = {\n"
 		   "\t.package = \"%s\",\n\t.name = \"%s\",\n\t.id = 0x%08xu,\n"
 		   "\t.major = %u,\n\t.minor = %u,\n\t.schema_hash = 0x%016llxull,\n"
-		   "\t.features = 0x%llxull,\n\t.methods = %s_methods,\n\t.n_methods = %zu,\n};\n\n",
+		   "\t.features = 0x%llxull,\n\t.methods = %s_methods,\n\t.n_methods = %zu,\n",
 		in, g->file->package, d->name, thoth_wire_fnv1a32(qual), g->file->version.major,
 		g->file->version.minor, (unsigned long long)hash, (unsigned long long)features, in,
 		d->u.iface.n_methods);
+	/* thoth_shard_algo_t values (thoth/shard.h): maglev 1, jump 2, rendezvous 3. */
+	if (d->u.iface.shard_algo)
+		sb_addf(c, "\t.shard_algo = %d,\n", !strcmp(d->u.iface.shard_algo, "maglev") ? 1 :
+			!strcmp(d->u.iface.shard_algo, "jump") ? 2 : 3);
+	sb_addf(c, "};\n\n");
 
 	/* invoke: type-erased call into the typed handler table */
 	sb_addf(c, "int %s_invoke(const void *handlers, void *self, const thoth_method_info_t *m,\n"

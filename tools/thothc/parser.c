@@ -137,17 +137,32 @@ static bool parse_version(parser_t *ps, tidl_version_t *v)
 	return true;
 }
 
-/* Annotations: @since(M.m) and @requires(feature), any order, each once. */
+/* Annotations: @since(M.m) and @requires(feature), any order, each once;
+ * on a method also @idempotent (safe to retry on another instance: SCALE-3),
+ * on an interface @sharded(maglev|jump|rendezvous) (SCALE-4).  Neither of
+ * the last two changes the wire: they are not part of the schema hash. */
 typedef struct annots {
 	bool has_since;
 	tidl_version_t since;
 	tidl_loc_t since_loc;
 	const char *requires;
 	tidl_loc_t requires_loc;
+	bool idempotent;
+	const char *sharded;
 } annots_t;
+
+enum { ANNOT_OTHER, ANNOT_METHOD, ANNOT_INTERFACE };
+
+static bool parse_annotations_at(parser_t *ps, annots_t *a, int where);
 
 static bool parse_annotations(parser_t *ps, annots_t *a, bool allow_requires)
 {
+	return parse_annotations_at(ps, a, allow_requires ? ANNOT_METHOD : ANNOT_OTHER);
+}
+
+static bool parse_annotations_at(parser_t *ps, annots_t *a, int where)
+{
+	bool allow_requires = where == ANNOT_METHOD;
 	memset(a, 0, sizeof *a);
 	while (is_punct(ps, '@')) {
 		tidl_lex(ps);
@@ -182,8 +197,38 @@ static bool parse_annotations(parser_t *ps, annots_t *a, bool allow_requires)
 			a->requires = expect_ident(ps, "a feature name", NULL);
 			if (!a->requires || !expect_punct(ps, ')', "after the feature name"))
 				return false;
+		} else if (is_word(ps, "idempotent")) {
+			tidl_lex(ps);
+			if (where != ANNOT_METHOD || a->idempotent) {
+				tidl_diag(ps->prog, ps->file, TIDL_ERROR, loc, where != ANNOT_METHOD ?
+					  "@idempotent is only allowed on methods" : "duplicate @idempotent");
+				ps->failed = true;
+				return false;
+			}
+			a->idempotent = true;
+		} else if (is_word(ps, "sharded")) {
+			tidl_lex(ps);
+			if (where != ANNOT_INTERFACE || a->sharded) {
+				tidl_diag(ps->prog, ps->file, TIDL_ERROR, loc, where != ANNOT_INTERFACE ?
+					  "@sharded is only allowed on interfaces" : "duplicate @sharded");
+				ps->failed = true;
+				return false;
+			}
+			if (!expect_punct(ps, '(', "after @sharded"))
+				return false;
+			tidl_loc_t aloc = ps->tok.loc;
+			a->sharded = expect_ident(ps, "maglev, jump or rendezvous", NULL);
+			if (!a->sharded || !expect_punct(ps, ')', "after the algorithm"))
+				return false;
+			if (strcmp(a->sharded, "maglev") && strcmp(a->sharded, "jump") &&
+			    strcmp(a->sharded, "rendezvous")) {
+				tidl_diag(ps->prog, ps->file, TIDL_ERROR, aloc,
+					  "unknown shard algorithm '%s' (maglev, jump or rendezvous)", a->sharded);
+				ps->failed = true;
+				return false;
+			}
 		} else {
-			syntax_error(ps, "expected an annotation (@since or @requires)");
+			syntax_error(ps, "expected an annotation (@since, @requires, @idempotent or @sharded)");
 			return false;
 		}
 	}
@@ -527,9 +572,10 @@ static void parse_interface(parser_t *ps, vec_t *decls)
 	tidl_lex(ps);
 	annots_t a;
 	if (!(d->name = expect_ident(ps, "an interface name", &d->loc)) ||
-	    !parse_annotations(ps, &a, false) || !expect_punct(ps, '{', "to open the interface"))
+	    !parse_annotations_at(ps, &a, ANNOT_INTERFACE) || !expect_punct(ps, '{', "to open the interface"))
 		return;
 	set_since(d, &a);
+	d->u.iface.shard_algo = a.sharded;
 	vec_t methods = { .size = sizeof(tidl_method_t) };
 	vec_t reserved = { .size = sizeof(tidl_reserved_t) };
 	while (!is_punct(ps, '}') && !ps->failed) {
@@ -590,6 +636,7 @@ static void parse_interface(parser_t *ps, vec_t *decls)
 		m->has_since = a.has_since;
 		m->since = a.since;
 		m->requires_name = a.requires;
+		m->idempotent = a.idempotent;
 	}
 	expect_punct(ps, '}', "to close the interface");
 	d->u.iface.methods = methods.items;

@@ -123,6 +123,7 @@ static const char *kind_name(thoth_registry_ChangeKind_t k)
 	case THOTH_REGISTRY_CHANGE_KIND_ADDED: return "added";
 	case THOTH_REGISTRY_CHANGE_KIND_REMOVED: return "removed";
 	case THOTH_REGISTRY_CHANGE_KIND_EXPIRED: return "expired";
+	case THOTH_REGISTRY_CHANGE_KIND_LOAD: return "load";
 	default: return "unknown";
 	}
 }

@@ -1,0 +1,416 @@
+/*
+ * bench_pool - SCALE-3 measured, every baseline in the same run
+ * (docs/SCALE.md "SCALE-3", docs/BENCHMARKS.md):
+ *
+ *   1. selection cost: thoth_pool_select over 8 instances for P2C, round
+ *      robin and pick-first, against drawing one random index (the floor
+ *      of any randomised choice); target <= 50 ns;
+ *   2. a simulation of 10^6 requests (Poisson arrivals at 90% of capacity,
+ *      exponential service) over 16 equal instances: per-instance load
+ *      (time-averaged calls outstanding) max/average, and mean/p99
+ *      latency, for P2C, round robin and uniform random; target: P2C
+ *      max/average <= 1.10;
+ *   3. real processes: thothd and 8 pool_service instances of a CPU-bound
+ *      echo (a calibrated busy loop of SPIN us of thread CPU time per call)
+ *      reporting their load every 100 ms; a closed-loop client keeps
+ *      WINDOW calls in flight through a pool.  p99 latency all healthy vs
+ *      one instance made 10x slower, for P2C (weighted by the load
+ *      reports), P2C without the reports (weights expire at once) and round
+ *      robin.  Target: P2C's p99 with the slow instance <= 1.2x its
+ *      all-healthy p99.  Medians of RUNS runs.
+ *
+ *   bench_pool [--runs R] [--calls N] [--spin US] [--window W] [--no-real]
+ */
+#define _GNU_SOURCE
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "pooltest.thoth.h"
+#include "thoth/loop.h"
+#include "thoth/pool.h"
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof *v, cmp_d);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static double pct(double *v, size_t n, double p)
+{
+	qsort(v, n, sizeof *v, cmp_d);
+	size_t i = (size_t)(p * (double)(n - 1));
+	return v[i];
+}
+
+/* ---- 1. selection cost ------------------------------------------------------- */
+
+static uint64_t cpu_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static volatile uint32_t sink;
+
+static void selection(int runs)
+{
+	enum { N = 8, ITER = 4000000 };
+	thoth_pool_slot_t slots[N];
+	for (int i = 0; i < N; i++)
+		slots[i] = (thoth_pool_slot_t){ .outstanding = (uint32_t)(i * 3 % 5), .cost = 1.0f + (float)i / 8 };
+	double v[4][31];
+	for (int r = 0; r < runs; r++) {
+		for (int k = 0; k < 4; k++) {
+			uint64_t rng = 88172645463325252ull;
+			uint32_t rr = 0, acc = 0;
+			uint64_t t0 = cpu_ns();
+			for (uint32_t i = 0; i < ITER; i++) {
+				if (k == 0) {
+					rng ^= rng >> 12;
+					rng ^= rng << 25;
+					rng ^= rng >> 27;
+					acc += (uint32_t)((((rng * 0x2545f4914f6cdd1dull) >> 32) * N) >> 32);
+				} else {
+					uint32_t s = thoth_pool_select(k == 1 ? THOTH_POOL_P2C
+								       : k == 2 ? THOTH_POOL_ROUND_ROBIN
+										: THOTH_POOL_PICK_FIRST,
+								       slots, N, &rng, &rr);
+					slots[s].outstanding ^= 1;      /* the pool updates what it picked */
+					acc += s;
+				}
+			}
+			sink = acc;
+			v[k][r] = (double)(cpu_ns() - t0) / ITER;
+		}
+	}
+	static const char *const names[] = { "one random index (baseline)", "p2c", "round robin",
+					     "pick first" };
+	double base = median(v[0], runs);
+	printf("1. selection among 8 instances, ns of thread CPU, median of %d runs (target <= 50 ns):\n", runs);
+	for (int k = 0; k < 4; k++) {
+		double m = median(v[k], runs);
+		printf("   %-30s %6.2f ns  %5.2fx baseline%s\n", names[k], m, m / base,
+		       k == 1 ? (m <= 50 ? "  target met" : "  target NOT met") : "");
+	}
+}
+
+/* ---- 2. simulation ---------------------------------------------------------- */
+
+typedef struct sim_server {
+	uint32_t q;                     /* outstanding */
+	double area;                    /* integral of q dt */
+	double last;
+	uint64_t served;
+	/* FIFO of arrival times */
+	double *fifo;
+	uint32_t head, tail, cap;
+	double busy_until;
+} sim_server_t;
+
+static uint64_t srng = 0x123456789abcdefull;
+
+static double urand(void)
+{
+	srng ^= srng >> 12;
+	srng ^= srng << 25;
+	srng ^= srng >> 27;
+	return ((double)((srng * 0x2545f4914f6cdd1dull) >> 11) + 0.5) * 0x1p-53;
+}
+
+static double expo(double rate)
+{
+	return -log(urand()) / rate;
+}
+
+/* Event-driven M/M/1 servers fed by one Poisson stream routed by POLICY
+ * (3 = uniform random).  Departures are processed lazily: before each
+ * arrival, every server completes what finished by then. */
+static void simulate(int policy, uint32_t n, uint32_t requests, double rho, double *maxavg,
+		     double *mean_lat, double *p99_lat)
+{
+	sim_server_t *s = calloc(n, sizeof *s);
+	double *lat = malloc(requests * sizeof *lat);
+	thoth_pool_slot_t *slots = calloc(n, sizeof *slots);
+	for (uint32_t i = 0; i < n; i++) {
+		s[i].cap = 1u << 16;
+		s[i].fifo = malloc(s[i].cap * sizeof(double));
+		slots[i].cost = 1.0f;
+	}
+	uint64_t rng = 0x9e3779b97f4a7c15ull;
+	uint32_t rr = 0;
+	double t = 0, lambda = rho * n;
+	size_t nl = 0;
+	for (uint32_t k = 0; k < requests; k++) {
+		t += expo(lambda);
+		for (uint32_t i = 0; i < n; i++) {
+			sim_server_t *v = &s[i];
+			/* complete everything that ended by t (service starts when the
+			 * previous one ends: FIFO, one at a time) */
+			while (v->q && v->busy_until <= t) {
+				v->area += v->q * (v->busy_until - v->last);
+				v->last = v->busy_until;
+				double arrived = v->fifo[v->head++ & (v->cap - 1)];
+				lat[nl++] = v->busy_until - arrived;
+				v->q--;
+				v->served++;
+				if (v->q)
+					v->busy_until += expo(1.0);
+			}
+			slots[i].outstanding = v->q;
+		}
+		uint32_t pick;
+		if (policy == 3) {
+			pick = (uint32_t)(urand() * n);
+		} else {
+			pick = thoth_pool_select((thoth_pool_policy_t)policy, slots, n, &rng, &rr);
+		}
+		sim_server_t *v = &s[pick];
+		v->area += v->q * (t - v->last);
+		v->last = t;
+		if (v->q == v->cap)
+			abort();        /* 65536 outstanding: not a stable system */
+		v->fifo[v->tail++ & (v->cap - 1)] = t;
+		if (v->q++ == 0)
+			v->busy_until = t + expo(1.0);
+	}
+	double sum = 0, max = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		s[i].area += s[i].q * (t - s[i].last);
+		double avg_q = s[i].area / t;
+		sum += avg_q;
+		max = avg_q > max ? avg_q : max;
+	}
+	*maxavg = max / (sum / n);
+	double ls = 0;
+	for (size_t i = 0; i < nl; i++)
+		ls += lat[i];
+	*mean_lat = ls / (double)nl;
+	*p99_lat = pct(lat, nl, 0.99);
+	for (uint32_t i = 0; i < n; i++)
+		free(s[i].fifo);
+	free(s);
+	free(lat);
+	free(slots);
+}
+
+static void simulation(void)
+{
+	enum { N = 16, REQ = 1000000 };
+	static const char *const names[] = { "p2c", "round robin", "", "uniform random" };
+	static const int pols[] = { 0, 1, 3 };
+	printf("2. simulation: 10^6 requests, %d equal instances, load 0.9, exponential service (mean 1):\n", N);
+	for (int k = 0; k < 3; k++) {
+		double ma, ml, p99;
+		simulate(pols[k], N, REQ, 0.9, &ma, &ml, &p99);
+		printf("   %-15s load max/avg %.3f  latency mean %6.2f p99 %6.2f%s\n", names[pols[k]], ma, ml,
+		       p99, k == 0 ? (ma <= 1.10 ? "  target met (<= 1.10)" : "  target NOT met (<= 1.10)") : "");
+	}
+}
+
+/* ---- 3. real processes --------------------------------------------------------- */
+
+typedef struct driver {
+	thoth_loop_t *loop;
+	thoth_pool_t *pool;
+	uint32_t window, spin, target, sent, done, errors;
+	uint64_t *start;
+	double *lat;
+	bool measuring;
+} driver_t;
+
+static void drive(driver_t *d);
+
+typedef struct slot_ctx {
+	driver_t *d;
+	uint32_t id;
+} slot_ctx_t;
+
+static void done2(void *arg, int err, const void *resp, const thoth_pool_result_t *res)
+{
+	(void)resp;
+	(void)res;
+	slot_ctx_t *c = arg;
+	driver_t *d = c->d;
+	if (err)
+		d->errors++;
+	if (d->measuring && c->id < d->target)
+		d->lat[c->id] = (double)(now_ns() - d->start[c->id]) / 1000.0;
+	d->done++;
+	free(c);
+	drive(d);
+}
+
+static void drive(driver_t *d)
+{
+	while (d->sent - d->done < d->window && d->sent < d->target) {
+		slot_ctx_t *c = malloc(sizeof *c);
+		c->d = d;
+		c->id = d->sent;
+		d->start[c->id] = now_ns();
+		thoth_pooltest_Work_work_req_t req = { .id = c->id, .spin_us = d->spin };
+		if (thoth_pool_start(d->pool, &thoth_pooltest_Work_work_info, &req, done2, c)) {
+			free(c);
+			return;
+		}
+		d->sent++;
+	}
+}
+
+static void tick(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
+{
+	(void)timer;
+	thoth_loop_add_timer_in(loop, 5000000, 0, tick, arg, NULL);
+}
+
+static void run_until_done(driver_t *d)
+{
+	while (d->done < d->target)
+		thoth_loop_run_once(d->loop, true);
+}
+
+/* p99 (us) of CALLS calls with POLICY; expiry 1 ms = the reports unused. */
+static double measure(harness_t *h, thoth_loop_t *loop, thoth_pool_policy_t policy, uint32_t expiry_ms,
+		      uint32_t calls, uint32_t spin, uint32_t window, double *p50)
+{
+	thoth_pool_config_t cfg = { .runtime_dir = h->dir, .name = "pooltest", .iface = &thoth_pooltest_Work_info,
+				    .policy = policy, .weight_expiry_ms = expiry_ms };
+	driver_t d = { .loop = loop, .window = window, .spin = spin };
+	char why[200];
+	if (thoth_pool_new(loop, &cfg, &d.pool, why, sizeof why)) {
+		fprintf(stderr, "bench_pool: %s\n", why);
+		exit(1);
+	}
+	uint64_t end = now_ns() + 10000000000ull;
+	while (thoth_pool_usable(d.pool) < 8 && now_ns() < end)
+		thoth_loop_run_once(loop, true);
+	if (thoth_pool_usable(d.pool) < 8) {
+		fprintf(stderr, "bench_pool: only %zu instances usable\n", thoth_pool_usable(d.pool));
+		exit(1);
+	}
+	d.start = calloc(calls, sizeof *d.start);
+	d.lat = calloc(calls, sizeof *d.lat);
+	/* Warm-up: long enough for two load reports of every instance. */
+	d.target = calls / 4 > 500 ? calls / 4 : 500;
+	uint64_t w0 = now_ns();
+	drive(&d);
+	run_until_done(&d);
+	while (now_ns() - w0 < 400000000ull) {
+		d.target += 100;
+		drive(&d);
+		run_until_done(&d);
+	}
+	d.sent = d.done = 0;
+	d.target = calls;
+	d.measuring = true;
+	drive(&d);
+	run_until_done(&d);
+	double p99 = pct(d.lat, calls, 0.99);
+	*p50 = pct(d.lat, calls, 0.50);
+	thoth_pool_free(d.pool);
+	free(d.start);
+	free(d.lat);
+	return p99;
+}
+
+static pid_t spawn_instance(harness_t *h, bool slow)
+{
+	const char *argv[] = { POOL_SERVICE_PATH, "--runtime-dir", h->dir, "--report-ms", "100",
+			       slow ? "--slow" : NULL, "10", NULL };
+	return harness_spawn(h, "pool_service", argv);
+}
+
+static void real(int runs, uint32_t calls, uint32_t spin, uint32_t window)
+{
+	harness_t h;
+	if (harness_setup(&h) || harness_start_thothd(&h, NULL) <= 0) {
+		fprintf(stderr, "bench_pool: cannot start thothd\n");
+		exit(1);
+	}
+	thoth_loop_t *loop;
+	thoth_loop_new(&loop);
+	thoth_loop_add_timer_in(loop, 5000000, 0, tick, NULL, NULL);
+	pid_t pids[8];
+	for (int i = 0; i < 8; i++)
+		pids[i] = spawn_instance(&h, false);
+	enum { CONFIGS = 6 };
+	static const char *const names[CONFIGS] = {
+		"healthy, p2c", "healthy, round robin", "healthy, p2c without reports",
+		"one 10x slower, p2c", "one 10x slower, round robin", "one 10x slower, p2c without reports",
+	};
+	static const thoth_pool_policy_t pol[3] = { THOTH_POOL_P2C, THOTH_POOL_ROUND_ROBIN, THOTH_POOL_P2C };
+	static const uint32_t expiry[3] = { 0, 0, 1 };
+	double p99[CONFIGS][31], p50[CONFIGS][31];
+	for (int phase = 0; phase < 2; phase++) {
+		if (phase == 1) {
+			harness_kill(&h, pids[7], SIGTERM);
+			pids[7] = spawn_instance(&h, true);
+		}
+		for (int r = 0; r < runs; r++)
+			for (int k = 0; k < 3; k++)
+				p99[phase * 3 + k][r] = measure(&h, loop, pol[k], expiry[k], calls, spin, window,
+								&p50[phase * 3 + k][r]);
+	}
+	printf("3. real processes: 8 instances, %u us of CPU per call, %u calls in flight, %u calls per run,\n"
+	       "   latency in us, median of %d runs (machine: %ld CPUs shared by thothd, the client and 8 instances)\n",
+	       spin, window, calls, runs, sysconf(_SC_NPROCESSORS_ONLN));
+	double healthy = median(p99[0], runs);
+	for (int k = 0; k < CONFIGS; k++) {
+		double m = median(p99[k], runs), m50 = median(p50[k], runs);
+		printf("   %-38s p50 %8.1f  p99 %8.1f  %5.2fx healthy p2c p99%s\n", names[k], m50, m, m / healthy,
+		       k == 3 ? (m / healthy <= 1.2 ? "  target met (<= 1.2x)" : "  target NOT met (<= 1.2x)") : "");
+	}
+	thoth_loop_free(loop);
+	harness_teardown(&h);
+}
+
+int main(int argc, char **argv)
+{
+	int runs = 3;
+	uint32_t calls = 4000, spin = 200, window = 4;
+	bool do_real = true;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--runs") && i + 1 < argc)
+			runs = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--calls") && i + 1 < argc)
+			calls = (uint32_t)atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--spin") && i + 1 < argc)
+			spin = (uint32_t)atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--window") && i + 1 < argc)
+			window = (uint32_t)atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--no-real"))
+			do_real = false;
+		else {
+			fprintf(stderr, "usage: bench_pool [--runs R] [--calls N] [--spin US] [--window W] [--no-real]\n");
+			return 2;
+		}
+	}
+	if (runs < 1 || runs > 31 || calls < 100 || window < 1 || window > 64) {
+		fprintf(stderr, "bench_pool: --runs 1..31, --calls >= 100, --window 1..64\n");
+		return 2;
+	}
+	selection(runs < 5 ? 5 : runs);
+	simulation();
+	if (do_real)
+		real(runs, calls, spin, window);
+	return 0;
+}

@@ -1,0 +1,589 @@
+/*
+ * test_pool.c - SCALE-3's instance pool against a real thothd and real
+ * pool_service processes (tests/thothd's harness, a temp runtime dir):
+ *   - calls spread over every instance, each answered exactly once;
+ *   - kill -9 of an instance under load: it leaves the pool at once
+ *     (hang-up, registry push: measured), idempotent calls in flight are
+ *     answered by another instance, none is lost or answered twice;
+ *   - calls of a method that is not @idempotent fail with PEER_GONE and say so;
+ *   - an instance that stops answering is ejected after 5 timeouts, for the
+ *     base time, then 2x on the next ejection; at most one of two bad
+ *     instances is ejected at once; application errors are not failures;
+ *   - load reports reach the pool and make the slow instance cost more;
+ *   - round robin and pick-first do what they say; bad configs are refused.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+#include "pooltest.thoth.h"
+#include "thoth/error.h"
+#include "thoth/loop.h"
+#include "thoth/pool.h"
+
+#define MAX_IDS 65536
+
+typedef struct fixture {
+	harness_t h;
+	thoth_loop_t *loop;
+	thoth_pool_t *pool;
+	thoth_timer_t *tick;
+	/* the load driver */
+	uint32_t answered[MAX_IDS];     /* completions per id */
+	int errs[MAX_IDS];
+	uint32_t pid_of[MAX_IDS];
+	char why[MAX_IDS][8];           /* first bytes of the failure reason */
+	uint32_t next_id, done, target, window, spin_us;
+	bool once;                      /* use the non-idempotent method */
+	uint32_t peer_gone_not_idempotent;
+} fixture_t;
+
+static fixture_t *F;
+
+static void tick(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
+{
+	(void)timer;
+	fixture_t *f = arg;
+	thoth_loop_add_timer_in(loop, 2000000, 0, tick, f, &f->tick);
+}
+
+static bool run_until(fixture_t *f, bool (*cond)(fixture_t *), int deadline_ms)
+{
+	uint64_t end = harness_now_ms() + (uint64_t)deadline_ms;
+	while (!cond(f)) {
+		if (harness_now_ms() >= end)
+			return false;
+		thoth_loop_run_once(f->loop, true);
+	}
+	return true;
+}
+
+static int setup(void **state)
+{
+	static fixture_t f;
+	memset(&f, 0, sizeof f);
+	F = &f;
+	if (harness_setup(&f.h) || harness_start_thothd(&f.h, NULL) <= 0 || thoth_loop_new(&f.loop))
+		return -1;
+	thoth_loop_add_timer_in(f.loop, 2000000, 0, tick, &f, &f.tick);
+	*state = &f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	fixture_t *f = *state;
+	thoth_pool_free(f->pool);
+	f->pool = NULL;
+	if (f->tick)
+		thoth_timer_cancel(f->loop, f->tick);
+	thoth_loop_free(f->loop);
+	harness_teardown(&f->h);
+	return 0;
+}
+
+static pid_t start_instance(fixture_t *f, const char *extra1, const char *extra2)
+{
+	const char *argv[] = { POOL_SERVICE_PATH, "--runtime-dir", f->h.dir, extra1, extra2, NULL };
+	return harness_spawn(&f->h, "pool_service", argv);
+}
+
+static void new_pool(fixture_t *f, thoth_pool_policy_t policy, uint32_t timeout_ms, uint32_t eject_base_ms)
+{
+	thoth_pool_config_t cfg = {
+		.runtime_dir = f->h.dir, .name = "pooltest", .iface = &thoth_pooltest_Work_info,
+		.policy = policy, .call_timeout_ms = timeout_ms, .eject_base_ms = eject_base_ms,
+		.seed = 12345,
+	};
+	char why[200];
+	int r = thoth_pool_new(f->loop, &cfg, &f->pool, why, sizeof why);
+	if (r)
+		fail_msg("thoth_pool_new: %s", why);
+}
+
+static size_t want_usable;
+static bool usable_reached(fixture_t *f) { return thoth_pool_usable(f->pool) == want_usable; }
+
+static void wait_usable(fixture_t *f, size_t n)
+{
+	want_usable = n;
+	if (!run_until(f, usable_reached, 10000))
+		fail_msg("pool has %zu usable instances, want %zu", thoth_pool_usable(f->pool), n);
+}
+
+/* ---- a closed-loop load: WINDOW calls in flight until TARGET answered ---- */
+
+static void send_more(fixture_t *f);
+
+static void done_cb(void *arg, int err, const void *resp, const thoth_pool_result_t *res)
+{
+	fixture_t *f = F;
+	uint32_t id = (uint32_t)(uintptr_t)arg;
+	f->answered[id]++;
+	f->errs[id] = err;
+	snprintf(f->why[id], sizeof f->why[id], "%s", res->why);
+	if (!err) {
+		const thoth_pooltest_Work_work_resp_t *w = resp;  /* work and once answer alike */
+		assert_int_equal(w->id, id);
+		f->pid_of[id] = w->pid;
+		assert_int_equal(w->pid, res->pid);
+	} else if (err == THOTH_E_PEER_GONE && strstr(res->why, "not @idempotent")) {
+		f->peer_gone_not_idempotent++;
+	}
+	f->done++;
+	send_more(f);
+}
+
+static void send_more(fixture_t *f)
+{
+	while (f->next_id < f->target && f->next_id - f->done < f->window) {
+		uint32_t id = f->next_id;
+		int r;
+		if (f->once) {
+			thoth_pooltest_Work_once_req_t req = { .id = id, .spin_us = f->spin_us };
+			r = thoth_pool_start(f->pool, &thoth_pooltest_Work_once_info, &req, done_cb,
+					     (void *)(uintptr_t)id);
+		} else {
+			thoth_pooltest_Work_work_req_t req = { .id = id, .spin_us = f->spin_us };
+			r = thoth_pool_start(f->pool, &thoth_pooltest_Work_work_info, &req, done_cb,
+					     (void *)(uintptr_t)id);
+		}
+		if (r)
+			return;         /* no instance with room now: a completion sends again */
+		f->next_id++;
+	}
+}
+
+static bool all_done(fixture_t *f) { return f->done >= f->target; }
+static uint32_t done_mark;
+static bool done_past_mark(fixture_t *f) { return f->done >= done_mark; }
+
+static void load(fixture_t *f, uint32_t target, uint32_t window, uint32_t spin_us)
+{
+	f->target = target < MAX_IDS ? target : MAX_IDS;
+	f->window = window;
+	f->spin_us = spin_us;
+	send_more(f);
+}
+
+/* ---- tests ----------------------------------------------------------------- */
+
+static void test_calls_spread_over_every_instance_and_are_answered_once(void **state)
+{
+	fixture_t *f = *state;
+	pid_t pids[3];
+	for (int i = 0; i < 3; i++)
+		pids[i] = start_instance(f, NULL, NULL);
+	new_pool(f, THOTH_POOL_P2C, 0, 0);
+	wait_usable(f, 3);
+	load(f, 600, 8, 20);
+	assert_true(run_until(f, all_done, 30000));
+	uint32_t per[3] = { 0 };
+	for (uint32_t id = 0; id < 600; id++) {
+		assert_int_equal(f->answered[id], 1);
+		assert_int_equal(f->errs[id], 0);
+		for (int i = 0; i < 3; i++)
+			per[i] += f->pid_of[id] == (uint32_t)pids[i];
+	}
+	fprintf(stderr, "# p2c over 3 instances: %u %u %u calls\n", per[0], per[1], per[2]);
+	for (int i = 0; i < 3; i++)
+		assert_true(per[i] > 60);
+	assert_int_equal(thoth_pool_in_flight(f->pool), 0);
+	/* The blocking form, on the same pool. */
+	thoth_pooltest_Work_work_req_t req = { .id = 7, .spin_us = 0 };
+	thoth_pooltest_Work_work_resp_t resp;
+	uint64_t scratch[64];
+	thoth_arena_t arena;
+	thoth_arena_init(&arena, scratch, sizeof scratch);
+	thoth_pool_result_t res;
+	assert_int_equal(thoth_pool_call(f->pool, &thoth_pooltest_Work_work_info, &req, &resp, &arena,
+					 1000, &res), 0);
+	assert_int_equal(resp.id, 7);
+	assert_int_equal(resp.pid, res.pid);
+	/* An application error is an answer: THOTH_E_REMOTE with its code. */
+	thoth_pooltest_Work_fail_req_t freq = { .id = 1 };
+	thoth_pooltest_Work_fail_resp_t fresp;
+	for (int i = 0; i < 12; i++)
+		assert_int_equal(thoth_pool_call(f->pool, &thoth_pooltest_Work_fail_info, &freq, &fresp,
+						 &arena, 1000, &res), THOTH_E_REMOTE);
+	assert_int_equal(res.remote_code, THOTH_POOLTEST_ERR_REFUSED);
+	assert_int_equal(thoth_pool_usable(f->pool), 3);    /* 12 errors, nobody ejected */
+}
+
+static bool usable_dropped(fixture_t *f) { return thoth_pool_usable(f->pool) < want_usable; }
+
+static void test_killed_instance_leaves_at_once_and_no_call_is_lost_or_answered_twice(void **state)
+{
+	fixture_t *f = *state;
+	pid_t pids[4];
+	for (int i = 0; i < 4; i++)
+		pids[i] = start_instance(f, NULL, NULL);
+	new_pool(f, THOTH_POOL_P2C, 0, 0);
+	wait_usable(f, 4);
+	load(f, 3000, 16, 100);
+	done_mark = 500;
+	assert_true(run_until(f, done_past_mark, 30000));
+	want_usable = 4;
+	uint64_t t0 = thoth_clock_now();
+	harness_kill(&f->h, pids[1], SIGKILL);        /* returns once it is reaped */
+	uint64_t reaped = thoth_clock_now();
+	assert_true(run_until(f, usable_dropped, 5000));
+	uint64_t seen = thoth_clock_now();
+	fprintf(stderr, "# killed instance left the pool %.2f ms after kill(), %.2f ms after it was reaped "
+		"(target 10 ms)\n", (double)(seen - t0) / 1e6, (double)(seen - reaped) / 1e6);
+	assert_true(seen - reaped < 2000000000ull);     /* generous: a loaded 2-CPU box */
+	assert_true(run_until(f, all_done, 60000));
+	thoth_pool_stats_t st;
+	thoth_pool_stats(f->pool, &st);
+	uint32_t on_dead = 0;
+	for (uint32_t id = 0; id < 3000; id++) {
+		if (f->answered[id] != 1 || f->errs[id] != 0)
+			fail_msg("call %u answered %u times, last error %d (%s)", id, f->answered[id],
+				 f->errs[id], f->why[id]);
+		on_dead += f->pid_of[id] == (uint32_t)pids[1];
+	}
+	fprintf(stderr, "# 3000 calls, 16 in flight: all answered once; %u by the killed instance before "
+		"it died, %llu retried elsewhere\n", on_dead, (unsigned long long)st.retried);
+	assert_true(on_dead > 0);
+	assert_int_equal(st.failed, 0);
+	assert_int_equal(thoth_pool_usable(f->pool), 3);
+}
+
+static void test_calls_in_flight_on_a_dead_instance_fail_clearly_unless_idempotent(void **state)
+{
+	fixture_t *f = *state;
+	pid_t a = start_instance(f, NULL, NULL);
+	start_instance(f, NULL, NULL);
+	new_pool(f, THOTH_POOL_ROUND_ROBIN, 0, 0);
+	wait_usable(f, 2);
+	f->once = true;
+	load(f, 400, 16, 2000);         /* 2 ms each: calls wait in both rings */
+	done_mark = 20;
+	assert_true(run_until(f, done_past_mark, 30000));
+	want_usable = 2;
+	harness_kill(&f->h, a, SIGKILL);
+	assert_true(run_until(f, usable_dropped, 5000));
+	assert_true(run_until(f, all_done, 60000));
+	uint32_t failed = 0;
+	for (uint32_t id = 0; id < 400; id++) {
+		assert_int_equal(f->answered[id], 1);   /* exactly once, failed or not */
+		if (f->errs[id]) {
+			assert_int_equal(f->errs[id], THOTH_E_PEER_GONE);
+			failed++;
+		}
+	}
+	fprintf(stderr, "# %u not-idempotent calls in flight on the killed instance failed with PEER_GONE\n",
+		failed);
+	assert_true(failed > 0);
+	assert_int_equal(failed, f->peer_gone_not_idempotent);    /* and said why */
+}
+
+static bool one_ejected(fixture_t *f)
+{
+	thoth_pool_instance_t in[4];
+	size_t n = thoth_pool_instances(f->pool, in, 4);
+	for (size_t i = 0; i < n && i < 4; i++)
+		if (in[i].ejected)
+			return true;
+	return false;
+}
+
+static bool none_ejected(fixture_t *f) { return !one_ejected(f); }
+
+static uint32_t ejections_seen(fixture_t *f)
+{
+	thoth_pool_stats_t st;
+	thoth_pool_stats(f->pool, &st);
+	return (uint32_t)st.ejections;
+}
+
+static bool two_ejections(fixture_t *f) { return ejections_seen(f) >= 2; }
+
+static void test_hung_instance_is_ejected_then_readmitted_with_backoff(void **state)
+{
+	fixture_t *f = *state;
+	start_instance(f, NULL, NULL);
+	start_instance(f, "--stall-ms", "400");
+	new_pool(f, THOTH_POOL_ROUND_ROBIN, 60, 300);
+	wait_usable(f, 2);
+	load(f, MAX_IDS, 4, 500);
+	uint64_t t0 = thoth_clock_now();
+	assert_true(run_until(f, one_ejected, 10000));
+	uint64_t t1 = thoth_clock_now();
+	fprintf(stderr, "# hung instance ejected %.0f ms after load began (5 timeouts of 60 ms)\n",
+		(double)(t1 - t0) / 1e6);
+	assert_int_equal(thoth_pool_usable(f->pool), 1);
+	/* Readmitted after the base time, ejected again, for twice as long. */
+	assert_true(run_until(f, none_ejected, 5000));
+	uint64_t t2 = thoth_clock_now();
+	if (!run_until(f, two_ejections, 10000)) {
+		thoth_pool_instance_t in[2];
+		thoth_pool_instances(f->pool, in, 2);
+		thoth_pool_stats_t st;
+		thoth_pool_stats(f->pool, &st);
+		fail_msg("no second ejection: usable %zu started %llu next %u done %u; ejections %llu readmissions %llu; instances: ejected %d/%d "
+			 "outstanding %u/%u failures %llu/%llu calls %llu/%llu", thoth_pool_usable(f->pool),
+			 (unsigned long long)st.started, f->next_id, f->done, (unsigned long long)st.ejections,
+			 (unsigned long long)st.readmissions, in[0].ejected, in[1].ejected, in[0].outstanding,
+			 in[1].outstanding, (unsigned long long)in[0].failures, (unsigned long long)in[1].failures,
+			 (unsigned long long)in[0].calls, (unsigned long long)in[1].calls);
+	}
+	uint64_t t3 = thoth_clock_now();
+	assert_true(run_until(f, none_ejected, 5000));
+	uint64_t t4 = thoth_clock_now();
+	double first = (double)(t2 - t1) / 1e6, second = (double)(t4 - t3) / 1e6;
+	fprintf(stderr, "# ejected for %.0f ms, then %.0f ms (base 300 ms, doubling)\n", first, second);
+	assert_true(first >= 290 && second >= 590);
+	assert_true(second > 1.5 * first);
+	/* Every call ended exactly once: timed-out ones with TIMEDOUT. */
+	f->target = f->next_id;
+	assert_true(run_until(f, all_done, 10000));
+	uint32_t timeouts = 0;
+	for (uint32_t id = 0; id < f->next_id; id++) {
+		assert_int_equal(f->answered[id], 1);
+		timeouts += f->errs[id] == THOTH_E_TIMEDOUT;
+	}
+	assert_true(timeouts >= 10);
+}
+
+static void test_at_most_one_of_two_failing_instances_is_ejected(void **state)
+{
+	fixture_t *f = *state;
+	start_instance(f, "--stall-ms", "300");
+	start_instance(f, "--stall-ms", "300");
+	new_pool(f, THOTH_POOL_ROUND_ROBIN, 40, 5000);
+	wait_usable(f, 2);
+	load(f, MAX_IDS, 4, 0);
+	assert_true(run_until(f, one_ejected, 10000));
+	/* Keep failing on the other one: 10% of 2 rounds to the floor of one. */
+	uint32_t mark = f->done + 20;
+	done_mark = mark;
+	assert_true(run_until(f, done_past_mark, 20000));
+	assert_int_equal(thoth_pool_usable(f->pool), 1);
+	assert_int_equal(ejections_seen(f), 1);
+	f->target = f->next_id;
+	assert_true(run_until(f, all_done, 20000));
+}
+
+static bool costs_apart(fixture_t *f)
+{
+	thoth_pool_instance_t in[2];
+	if (thoth_pool_instances(f->pool, in, 2) != 2)
+		return false;
+	double hi = in[0].cost > in[1].cost ? in[0].cost : in[1].cost;
+	double lo = in[0].cost > in[1].cost ? in[1].cost : in[0].cost;
+	return lo > 0 && hi / lo > 3.0;
+}
+
+static void test_load_reports_make_the_slow_instance_cost_more(void **state)
+{
+	fixture_t *f = *state;
+	start_instance(f, "--report-ms", "50");
+	pid_t slow;
+	{
+		const char *argv[] = { POOL_SERVICE_PATH, "--runtime-dir", f->h.dir, "--report-ms", "50",
+				       "--slow", "10", NULL };
+		slow = harness_spawn(&f->h, "pool_service", argv);
+	}
+	new_pool(f, THOTH_POOL_ROUND_ROBIN, 0, 0);
+	wait_usable(f, 2);
+	load(f, MAX_IDS, 4, 200);
+	assert_true(run_until(f, costs_apart, 10000));
+	thoth_pool_instance_t in[2];
+	assert_int_equal(thoth_pool_instances(f->pool, in, 2), 2);
+	int s = in[0].pid == (uint32_t)slow ? 0 : 1;
+	fprintf(stderr, "# reported: slow %u permille %u qps cost %.2f; fast %u permille %u qps cost %.2f\n",
+		in[s].utilization_permille, in[s].qps, in[s].cost, in[1 - s].utilization_permille,
+		in[1 - s].qps, in[1 - s].cost);
+	assert_true(in[s].cost > in[1 - s].cost);
+	f->target = f->next_id;
+	assert_true(run_until(f, all_done, 20000));
+}
+
+static void test_round_robin_alternates_and_pick_first_sticks(void **state)
+{
+	fixture_t *f = *state;
+	start_instance(f, NULL, NULL);
+	start_instance(f, NULL, NULL);
+	for (int pol = THOTH_POOL_ROUND_ROBIN; pol <= THOTH_POOL_PICK_FIRST; pol++) {
+		thoth_pool_free(f->pool);
+		f->pool = NULL;
+		new_pool(f, (thoth_pool_policy_t)pol, 0, 0);
+		wait_usable(f, 2);
+		uint32_t last = 0, changes = 0;
+		for (int i = 0; i < 20; i++) {
+			thoth_pooltest_Work_work_req_t req = { .id = (uint64_t)i };
+			thoth_pooltest_Work_work_resp_t resp;
+			uint64_t scratch[64];
+			thoth_arena_t arena;
+			thoth_arena_init(&arena, scratch, sizeof scratch);
+			assert_int_equal(thoth_pool_call(f->pool, &thoth_pooltest_Work_work_info, &req, &resp,
+							 &arena, 1000, NULL), 0);
+			changes += i > 0 && resp.pid != last;
+			last = resp.pid;
+		}
+		assert_int_equal(changes, pol == THOTH_POOL_ROUND_ROBIN ? 19 : 0);
+	}
+}
+
+/* ---- SCALE-4: keyed calls ---- */
+
+typedef struct keyed {
+	uint32_t pid[256];
+	int err[256];
+	uint32_t done;
+} keyed_t;
+
+static keyed_t K;
+
+static void key_done(void *arg, int err, const void *resp, const thoth_pool_result_t *res)
+{
+	(void)res;
+	uint32_t k = (uint32_t)(uintptr_t)arg;
+	K.err[k] = err;
+	K.pid[k] = err ? 0 : ((const thoth_pooltest_Shard_get_resp_t *)resp)->pid;
+	K.done++;
+}
+
+static bool keys_done(fixture_t *f) { (void)f; return K.done == 256; }
+
+static void route_all(fixture_t *f)
+{
+	memset(&K, 0, sizeof K);
+	for (uint32_t k = 0; k < 256; k++) {
+		thoth_pooltest_Shard_get_req_t req = { .key = k };
+		int r;
+		/* AGAIN: the shard's replicas have max_in_flight calls each. */
+		while ((r = thoth_pool_start_key(f->pool, &thoth_pooltest_Shard_get_info, &req,
+						 thoth_shard_key(&k, sizeof k), key_done,
+						 (void *)(uintptr_t)k)) == THOTH_E_AGAIN)
+			thoth_loop_run_once(f->loop, true);
+		assert_int_equal(r, 0);
+	}
+	assert_true(run_until(f, keys_done, 10000));
+}
+
+static void test_keyed_calls_stick_to_their_shard_and_only_a_lost_shard_moves(void **state)
+{
+	fixture_t *f = *state;
+	pid_t s[4];
+	const char *ids[4] = { "0", "1", "2", "1" };     /* shard 1 has two replicas */
+	for (int i = 0; i < 4; i++) {
+		const char *argv[] = { POOL_SERVICE_PATH, "--runtime-dir", f->h.dir, "--shard-id", ids[i], NULL };
+		s[i] = harness_spawn(&f->h, "pool_service", argv);
+	}
+	thoth_pool_config_t cfg = { .runtime_dir = f->h.dir, .name = "pooltest-shard",
+				    .iface = &thoth_pooltest_Shard_info, .seed = 1 };
+	char why[200];
+	assert_int_equal(thoth_pool_new(f->loop, &cfg, &f->pool, why, sizeof why), 0);
+	wait_usable(f, 4);
+	/* Not sharded: refused. */
+	thoth_pooltest_Shard_get_req_t req = { 0 };
+	route_all(f);
+	uint32_t first[256];
+	memcpy(first, K.pid, sizeof first);
+	route_all(f);                                   /* the same keys, the same instances */
+	for (int k = 0; k < 256; k++) {
+		assert_int_equal(K.err[k], 0);
+		assert_int_equal(K.pid[k], first[k]);
+	}
+	uint32_t per[4] = { 0 };
+	for (int k = 0; k < 256; k++)
+		for (int i = 0; i < 4; i++)
+			per[i] += first[k] == (uint32_t)s[i];
+	fprintf(stderr, "# keys per instance: shard0 %u, shard1 %u+%u (replicas), shard2 %u\n", per[0], per[1],
+		per[3], per[2]);
+	assert_true(per[0] > 30 && per[2] > 30 && per[1] + per[3] > 30);
+	/* Replicas: a key of shard 1 goes to one of its two replicas, the
+	 * same one every time, and both get some. */
+	assert_true(per[1] > 0 && per[3] > 0);
+	/* Shard 2 dies: only its keys move. */
+	want_usable = 4;
+	harness_kill(&f->h, s[2], SIGKILL);
+	assert_true(run_until(f, usable_dropped, 5000));
+	route_all(f);
+	uint32_t strays = 0;
+	for (int k = 0; k < 256; k++) {
+		assert_int_equal(K.err[k], 0);
+		if (first[k] == (uint32_t)s[2])
+			assert_int_not_equal(K.pid[k], first[k]);
+		else
+			strays += K.pid[k] != first[k];
+	}
+	/* Maglev keeps the other shards' keys in place, up to its small
+	 * extra disruption (test_shard: < 1% of keys). */
+	fprintf(stderr, "# shard 2 lost: its %u keys moved, %u of the others did\n", per[2], strays);
+	assert_true(strays <= 256 / 50);
+	(void)req;
+}
+
+static void test_bad_pool_configs_are_refused(void **state)
+{
+	fixture_t *f = *state;
+	thoth_pool_t *p = (thoth_pool_t *)f;
+	char why[200];
+	thoth_pool_config_t cfg = { .name = "x", .iface = &thoth_pooltest_Work_info };
+	assert_int_equal(thoth_pool_new(NULL, &cfg, &p, why, sizeof why), THOTH_E_INVAL);
+	assert_null(p);
+	cfg.iface = NULL;
+	assert_int_equal(thoth_pool_new(f->loop, &cfg, &p, why, sizeof why), THOTH_E_INVAL);
+	assert_non_null(strstr(why, "interface"));
+	cfg.iface = &thoth_pooltest_Work_info;
+	cfg.max_ejected_percent = 101;
+	assert_int_equal(thoth_pool_new(f->loop, &cfg, &p, why, sizeof why), THOTH_E_INVAL);
+	cfg.max_ejected_percent = 0;
+	cfg.min_version = "banana";
+	assert_int_equal(thoth_pool_new(f->loop, &cfg, &p, why, sizeof why), THOTH_E_INVAL);
+	assert_non_null(strstr(why, "banana"));
+	/* No instance: NOT_FOUND at once; a method of another interface: INVAL. */
+	cfg.min_version = NULL;
+	cfg.runtime_dir = f->h.dir;
+	assert_int_equal(thoth_pool_new(f->loop, &cfg, &p, why, sizeof why), 0);
+	thoth_pooltest_Work_work_req_t req = { 0 };
+	assert_int_equal(thoth_pool_start(p, &thoth_pooltest_Work_work_info, &req, done_cb, NULL),
+			 THOTH_E_NOT_FOUND);
+	thoth_pooltest_Shard_get_req_t g = { 0 };
+	assert_int_equal(thoth_pool_start(p, &thoth_pooltest_Shard_get_info, &g, done_cb, NULL),
+			 THOTH_E_INVAL);
+	/* Work is not @sharded: no keyed calls. */
+	assert_int_equal(thoth_pool_start_key(p, &thoth_pooltest_Work_work_info, &req, 1, done_cb, NULL),
+			 THOTH_E_INVAL);
+	thoth_pool_free(p);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 1)
+		cmocka_set_test_filter(argv[1]);
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_calls_spread_over_every_instance_and_are_answered_once,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_killed_instance_leaves_at_once_and_no_call_is_lost_or_answered_twice, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_calls_in_flight_on_a_dead_instance_fail_clearly_unless_idempotent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hung_instance_is_ejected_then_readmitted_with_backoff,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_at_most_one_of_two_failing_instances_is_ejected, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_load_reports_make_the_slow_instance_cost_more, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_round_robin_alternates_and_pick_first_sticks, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_keyed_calls_stick_to_their_shard_and_only_a_lost_shard_moves,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_pool_configs_are_refused, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
