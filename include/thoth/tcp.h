@@ -109,6 +109,28 @@ int thoth_tcp_fd(const thoth_tcp_conn_t *conn);
 int thoth_tcp_error(const thoth_tcp_conn_t *conn);
 void thoth_tcp_close(thoth_tcp_conn_t *conn);
 
+/*
+ * Message level, for many calls in flight on one connection (the instance
+ * pool, thoth/pool.h), as a channel's thoth_chan_alloc/send/recv/release:
+ * build a request with its own request_id in the buffer from
+ * thoth_tcp_alloc, thoth_tcp_send it (the whole message is written; only a
+ * server that stops reading makes it wait, at most call_timeout_ms), and
+ * take responses, in the order the server answers, with thoth_tcp_recv
+ * (TIMEOUT_MS 0: THOTH_E_AGAIN when none is there; a message is valid until
+ * thoth_tcp_release or the next recv).  On an event loop watch
+ * thoth_tcp_fd() for READ; before going back to the loop, thoth_tcp_arm()
+ * says 1 when a whole response is already buffered (receive again), 0 when
+ * the fd will fire, or the error that broke the connection.
+ * thoth_tcp_counts: requests sent and responses received so far (their
+ * difference is what the server still owes).
+ */
+int thoth_tcp_alloc(thoth_tcp_conn_t *conn, size_t len, uint8_t **buf);
+int thoth_tcp_send(thoth_tcp_conn_t *conn, uint8_t *buf, size_t len);
+int thoth_tcp_recv(thoth_tcp_conn_t *conn, thoth_msg_t *msg, int timeout_ms);
+void thoth_tcp_release(thoth_tcp_conn_t *conn, thoth_msg_t *msg);
+int thoth_tcp_arm(thoth_tcp_conn_t *conn);
+void thoth_tcp_counts(const thoth_tcp_conn_t *conn, uint64_t *sent, uint64_t *received);
+
 /* ---- server ------------------------------------------------------------------- */
 
 typedef struct thoth_tcp_server thoth_tcp_server_t;

@@ -20,6 +20,7 @@
 #include "thoth/error.h"
 #include "thoth/pool.h"
 #include "thoth/service.h"
+#include "thoth/tcp.h"
 #include "thoth/wire.h"
 
 enum {
@@ -62,7 +63,9 @@ struct inst {
 	uint64_t instance_id;
 	uint32_t pid;
 	uint16_t numa_node;
-	thoth_chan_t *ch;               /* NULL: not connected (failed; retried at readmission) */
+	thoth_chan_t *ch;               /* a socket path's channel, or NULL */
+	thoth_tcp_conn_t *tcp;          /* a "tcp:" address's connection (another host), or NULL;
+					 * neither: not connected (failed; retried at readmission) */
 	thoth_source_t *src;
 	call_t *head, *tail;
 	uint32_t outstanding;           /* our calls waiting on it (the list) */
@@ -94,6 +97,7 @@ struct thoth_pool {
 	thoth_loop_t *loop;
 	thoth_pool_config_t cfg;
 	char *name;
+	char *token_file;               /* the cluster token for "tcp:" instances (thoth/tcp.h) */
 	thoth_resolver_t *resolver;
 	inst_t **inst;
 	size_t n, cap;
@@ -183,6 +187,69 @@ uint32_t thoth_pool_select(thoth_pool_policy_t policy, const thoth_pool_slot_t *
 
 /* ---- the usable set ---------------------------------------------------------- */
 
+/* ---- the link to an instance: a channel (this host) or TCP (another) ------------------- */
+
+/* The pool needs a handful of operations on an instance's connection; a
+ * channel and a TCP connection (thoth/tcp.h) both offer them with the same
+ * meaning (message level, answered in order, an fd to watch, an arm that
+ * says whether to receive again), so the rest of the pool does not care
+ * which an instance has. */
+static bool link_up(const inst_t *in)
+{
+	return in->ch || in->tcp;
+}
+
+static int link_arm(inst_t *in)
+{
+	return in->tcp ? thoth_tcp_arm(in->tcp) : thoth_chan_arm(in->ch);
+}
+
+static int link_recv(inst_t *in, thoth_msg_t *msg)
+{
+	return in->tcp ? thoth_tcp_recv(in->tcp, msg, 0) : thoth_chan_recv(in->ch, msg, 0);
+}
+
+static void link_release(inst_t *in, thoth_msg_t *msg)
+{
+	if (in->tcp)
+		thoth_tcp_release(in->tcp, msg);
+	else if (in->ch)
+		thoth_chan_release(in->ch, msg);
+}
+
+static int link_send(inst_t *in, const uint8_t *msg, size_t len, uint32_t request_id)
+{
+	uint8_t *buf;
+	int r = in->tcp ? thoth_tcp_alloc(in->tcp, len, &buf) : thoth_chan_alloc(in->ch, len, &buf, 0);
+	if (r)
+		return r;
+	memcpy(buf, msg, len);
+	thoth_st32(buf + 32, request_id);       /* header: request_id */
+	return in->tcp ? thoth_tcp_send(in->tcp, buf, len)
+		       : thoth_chan_send_flags(in->ch, buf, len, 0, THOTH_CHAN_URGENT);
+}
+
+/* Requests sent and responses received on the link, as it counts them. */
+static void link_counts(const inst_t *in, uint64_t *sent, uint64_t *received)
+{
+	if (in->tcp) {
+		thoth_tcp_counts(in->tcp, sent, received);
+		return;
+	}
+	thoth_chan_stats_t st;
+	thoth_chan_stats(in->ch, &st);
+	*sent = st.sent_inline + st.sent_pool;
+	*received = st.received;
+}
+
+static void link_close(inst_t *in)
+{
+	thoth_chan_close(in->ch);
+	thoth_tcp_close(in->tcp);
+	in->ch = NULL;
+	in->tcp = NULL;
+}
+
 static void rebuild_usable(thoth_pool_t *p)
 {
 	p->shard_dirty = true;
@@ -190,7 +257,7 @@ static void rebuild_usable(thoth_pool_t *p)
 	for (size_t i = 0; i < p->n; i++) {
 		inst_t *in = p->inst[i];
 		in->slot = -1;
-		if (in->dead || in->ejected || !in->ch)
+		if (in->dead || in->ejected || !link_up(in))
 			continue;
 		in->slot = (int)p->n_usable;
 		p->usable[p->n_usable] = in;
@@ -213,12 +280,11 @@ static void changed(thoth_pool_t *p)
  * answers it). */
 static void refresh_load(thoth_pool_t *p, inst_t *in)
 {
-	if (!in->ch)
+	if (!link_up(in))
 		return;
-	thoth_chan_stats_t st;
-	thoth_chan_stats(in->ch, &st);
-	uint64_t sent = st.sent_inline + st.sent_pool;
-	in->load = sent > st.received ? (uint32_t)(sent - st.received) : 0;
+	uint64_t sent, received;
+	link_counts(in, &sent, &received);
+	in->load = sent > received ? (uint32_t)(sent - received) : 0;
 	if (in->slot >= 0)
 		p->slots[in->slot].outstanding = in->load;
 }
@@ -421,7 +487,7 @@ static void inst_free(thoth_pool_t *p, inst_t *in)
 		thoth_loop_remove_fd(p->loop, in->src);
 	if (in->readmit)
 		thoth_timer_cancel(p->loop, in->readmit);
-	thoth_chan_close(in->ch);
+	link_close(in);
 	free(in);
 }
 
@@ -439,17 +505,16 @@ static void drain(thoth_pool_t *p, inst_t *in)
 	in->busy = true;
 	int err = 0;
 	for (;;) {
-		int a = thoth_chan_arm(in->ch);
+		int a = link_arm(in);
 		if (a < 0) {
 			err = a;
 			break;
 		}
 		thoth_msg_t msg;
 		int r;
-		while (!in->dead && (r = thoth_chan_recv(in->ch, &msg, 0)) == 0) {
+		while (!in->dead && (r = link_recv(in, &msg)) == 0) {
 			handle_message(p, in, &msg);
-			if (in->ch)
-				thoth_chan_release(in->ch, &msg);
+			link_release(in, &msg);
 		}
 		if (in->dead)
 			break;
@@ -457,7 +522,7 @@ static void drain(thoth_pool_t *p, inst_t *in)
 			err = r;
 			break;
 		}
-		a = thoth_chan_arm(in->ch);
+		a = link_arm(in);
 		if (a < 0) {
 			err = a;
 			break;
@@ -495,13 +560,7 @@ static void on_chan_fd(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t
 
 static int send_on(thoth_pool_t *p, inst_t *in, call_t *c)
 {
-	uint8_t *buf;
-	int r = thoth_chan_alloc(in->ch, c->len, &buf, 0);
-	if (r)
-		return r;
-	memcpy(buf, c->msg, c->len);
-	thoth_st32(buf + 32, c->request_id);    /* header: request_id */
-	r = thoth_chan_send_flags(in->ch, buf, c->len, 0, THOTH_CHAN_URGENT);
+	int r = link_send(in, c->msg, c->len, c->request_id);
 	if (r)
 		return r;
 	c->attempts++;
@@ -787,37 +846,48 @@ static void timeout_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
 
 /* ---- instances come and go ---------------------------------------------------------- */
 
-/* The one place the pool opens a channel to an instance (the seam the
- * many-hosts work extends with a "tcp:" branch for remote endpoints). */
-static int pool_connect(thoth_pool_t *p, inst_t *in)
+/* The one place the pool opens a connection to an instance: a channel
+ * for a socket path (this host), TCP for a "tcp:HOST:PORT" address
+ * (another host, learnt through thothd's federation: docs/FEDERATION.md),
+ * authenticated with the cluster token of our runtime dir. */
+static int inst_connect(thoth_pool_t *p, inst_t *in)
 {
-	thoth_chan_config_t cc = {
-		.iface = p->cfg.iface,
-		.wait = THOTH_CHAN_SLEEP,
-		.handshake_timeout_ms = HANDSHAKE_TIMEOUT_MS,
-		.loop_wakeup = true,
-	};
 	char why[200];
-	int r = thoth_chan_connect(in->addr, &cc, &in->ch, why, sizeof why);
+	int r;
+	if (thoth_tcp_is_addr(in->addr)) {
+		thoth_tcp_config_t tc = { .iface = p->cfg.iface, .token_file = p->token_file };
+		if (p->cfg.call_timeout_ms)
+			tc.call_timeout_ms = (int)p->cfg.call_timeout_ms;
+		r = thoth_tcp_connect_with(in->addr, &tc, HANDSHAKE_TIMEOUT_MS, &in->tcp, why, sizeof why);
+	} else {
+		thoth_chan_config_t cc = {
+			.iface = p->cfg.iface,
+			.wait = THOTH_CHAN_SLEEP,
+			.handshake_timeout_ms = HANDSHAKE_TIMEOUT_MS,
+			.loop_wakeup = true,
+		};
+		r = thoth_chan_connect(in->addr, &cc, &in->ch, why, sizeof why);
+	}
 	if (r) {
 		in->ch = NULL;
+		in->tcp = NULL;
 		p->stats.connect_failures++;
 		return r;
 	}
 	inst_ref_t *ref = (inst_ref_t *)(in + 1);
 	ref->p = p;
 	ref->in = in;
-	r = thoth_loop_add_fd(p->loop, thoth_chan_fd(in->ch), THOTH_LOOP_READ, on_chan_fd, ref, &in->src);
+	int fd = in->tcp ? thoth_tcp_fd(in->tcp) : thoth_chan_fd(in->ch);
+	r = thoth_loop_add_fd(p->loop, fd, THOTH_LOOP_READ, on_chan_fd, ref, &in->src);
 	/* Armed from the start: the service rings our socket only once we
 	 * said we may sleep. */
 	if (!r)
-		r = thoth_chan_arm(in->ch) < 0 ? THOTH_E_PEER_GONE : 0;
+		r = link_arm(in) < 0 ? THOTH_E_PEER_GONE : 0;
 	if (r) {
 		if (in->src)
 			thoth_loop_remove_fd(p->loop, in->src);
 		in->src = NULL;
-		thoth_chan_close(in->ch);
-		in->ch = NULL;
+		link_close(in);
 		return r;
 	}
 	return 0;
@@ -835,7 +905,7 @@ static void readmit_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
 	in->consecutive = 0;
 	in->readmitted_ns = thoth_clock_now();
 	p->stats.readmissions++;
-	if (!in->ch && pool_connect(p, in)) {
+	if (!link_up(in) && inst_connect(p, in)) {
 		eject(p, in, true);     /* still unreachable: wait longer */
 		return;
 	}
@@ -895,7 +965,7 @@ static void sync_instances(void *arg)
 			ref->p = p;
 			ref->in = in;
 			p->inst[p->n++] = in;
-			if (pool_connect(p, in))
+			if (inst_connect(p, in))
 				eject(p, in, true);     /* unreachable: retried with backoff */
 			membership = true;
 		}
@@ -960,7 +1030,10 @@ int thoth_pool_new(thoth_loop_t *loop, const thoth_pool_config_t *cfg, thoth_poo
 	p->cfg = *cfg;
 	p->name = strdup(cfg->name);
 	p->cfg.name = p->name;
-	p->cfg.runtime_dir = NULL;      /* only used now */
+	p->cfg.runtime_dir = NULL;      /* only used now, and for the token file: */
+	char token_file[4200];
+	if (thoth_tcp_token_path(cfg->runtime_dir, token_file, sizeof token_file) == 0)
+		p->token_file = strdup(token_file);     /* NULL: TCP connects read the default */
 	p->cfg.min_version = NULL;
 #define DEF(f, v) if (!p->cfg.f) p->cfg.f = (v)
 	DEF(max_in_flight, DEFAULT_MAX_IN_FLIGHT);
@@ -989,6 +1062,7 @@ int thoth_pool_new(thoth_loop_t *loop, const thoth_pool_config_t *cfg, thoth_poo
 		say(why, why_len, r == THOTH_E_INVAL ? "bad min_version '%s' or runtime dir" : "%s",
 		    r == THOTH_E_INVAL ? (cfg->min_version ? cfg->min_version : "") : thoth_strerror(r));
 		free(p->name);
+		free(p->token_file);
 		free(p);
 		return r;
 	}
@@ -1022,6 +1096,7 @@ void thoth_pool_free(thoth_pool_t *p)
 	free(p->slots);
 	free(p->reply);
 	free(p->name);
+	free(p->token_file);
 	free(p);
 }
 
@@ -1141,7 +1216,7 @@ size_t thoth_pool_instances(const thoth_pool_t *p, thoth_pool_instance_t *out, s
 		out[i] = (thoth_pool_instance_t){
 			.instance_id = in->instance_id, .pid = in->pid, .outstanding = in->load,
 			.cost = in->cost, .utilization_permille = in->util_permille, .qps = in->qps,
-			.ejected = in->ejected || !in->ch, .ejections = in->ejections,
+			.ejected = in->ejected || !link_up(in), .ejections = in->ejections,
 			.ejected_for_ms = in->ejected && in->ejected_until_ns > now
 						  ? (in->ejected_until_ns - now) / 1000000ull : 0,
 			.calls = in->calls, .failures = in->failures,

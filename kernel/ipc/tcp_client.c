@@ -35,6 +35,8 @@ struct thoth_tcp_conn {
 	uint8_t *out;                   /* 8-aligned request buffer */
 	size_t out_cap;
 	thoth_client_t client;
+	bool holding;                   /* a message from thoth_tcp_recv not yet released */
+	uint64_t sent, received;        /* requests sent, responses received (message level) */
 };
 
 static int64_t now_ms(void)
@@ -306,6 +308,108 @@ fail:
 	memset(token, 0, sizeof token);
 	thoth_tcp_close(c);
 	return r;
+}
+
+/* ---- message level: many calls in flight (a pool) ------------------------------ */
+
+int thoth_tcp_alloc(thoth_tcp_conn_t *c, size_t len, uint8_t **buf)
+{
+	if (c->error)
+		return c->error;
+	return tcp_get_buffer(c, len, buf);
+}
+
+int thoth_tcp_send(thoth_tcp_conn_t *c, uint8_t *buf, size_t len)
+{
+	if (c->error)
+		return c->error;
+	thoth_trace_stamp_request(buf);
+	THOTH_TRACE_WIRE_MSG(msg_send, THOTH_TRACE_SEND, 0, buf, THOTH_TRACE_INLINE);
+	/* A whole message or nothing usable: the rest of a partly written one
+	 * is sent now, bounded by the call timeout (the socket's buffer takes
+	 * a small request at once; only a server that stops reading makes us
+	 * wait, and then the connection breaks). */
+	int r = send_all(c, buf, len, call_deadline(c));
+	if (r)
+		return broken(c, r);
+	if (len >= THOTH_WIRE_HEADER_SIZE && (thoth_le16(buf + 6) & THOTH_MSG_REQUEST) &&
+	    !(thoth_le16(buf + 6) & THOTH_MSG_ONEWAY))
+		c->sent++;
+	return 0;
+}
+
+int thoth_tcp_recv(thoth_tcp_conn_t *c, thoth_msg_t *msg, int timeout_ms)
+{
+	if (c->holding) {
+		thoth_stream_consume(&c->reader);
+		c->holding = false;
+	}
+	if (c->error)
+		return c->error;
+	int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+	const uint8_t *m;
+	size_t len;
+	for (;;) {
+		int r = thoth_stream_next(&c->reader, &m, &len);
+		if (r < 0)
+			return broken(c, r);
+		if (r == 1)
+			break;
+		struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+		int wait = deadline < 0 ? -1 : (int)(deadline - now_ms());
+		int n = poll(&pfd, 1, wait > 0 || deadline < 0 ? wait : 0);
+		if (n < 0 && errno != EINTR)
+			return broken(c, THOTH_E_IO);
+		if (n <= 0) {
+			if (deadline >= 0 && now_ms() >= deadline)
+				return timeout_ms ? THOTH_E_TIMEDOUT : THOTH_E_AGAIN;
+			continue;
+		}
+		size_t before = c->reader.len;
+		r = thoth_stream_fill(&c->reader, c->fd);
+		if (r)
+			return broken(c, r);
+		if (c->reader.len == before && !timeout_ms)
+			return THOTH_E_AGAIN;
+	}
+	if (!(thoth_le16(m + 6) & THOTH_MSG_RESPONSE)) {
+		thoth_stream_consume(&c->reader);
+		return broken(c, THOTH_E_PROTOCOL);     /* the server pushes nothing */
+	}
+	c->received++;
+	c->holding = true;
+	msg->data = m;
+	msg->len = len;
+	msg->handle = NULL;
+	return 0;
+}
+
+void thoth_tcp_release(thoth_tcp_conn_t *c, thoth_msg_t *msg)
+{
+	if (c->holding) {
+		thoth_stream_consume(&c->reader);
+		c->holding = false;
+	}
+	msg->data = NULL;
+	msg->len = 0;
+}
+
+int thoth_tcp_arm(thoth_tcp_conn_t *c)
+{
+	if (c->error)
+		return c->error;
+	size_t size;
+	/* A whole message already read is not announced by the socket again. */
+	if (!c->holding && thoth_wire_msg_size(c->reader.buf, c->reader.len, UINT32_MAX, &size) == 1 &&
+	    c->reader.len >= size)
+		return 1;
+	return 0;
+}
+
+void thoth_tcp_counts(const thoth_tcp_conn_t *c, uint64_t *sent, uint64_t *received)
+{
+	*sent = c->sent;
+	*received = c->received;
 }
 
 int thoth_tcp_connect(const char *addr, int timeout_ms, thoth_tcp_conn_t **out)

@@ -51,6 +51,7 @@ typedef struct local_item {
 	uint64_t item_lease;            /* lease_per_registration only */
 	char *key, *value;
 	bool queued, deleting;
+	bool delete_sent;               /* the request in flight for it is the delete */
 } local_item_t;
 
 typedef struct remote_host {
@@ -102,6 +103,7 @@ struct thothd_federation {
 };
 
 static void write_next(thothd_federation_t *f);
+static void enqueue(thothd_federation_t *f, local_item_t *it);
 static void read_start(thothd_federation_t *f);
 static void lease_grant(thothd_federation_t *f);
 
@@ -253,6 +255,8 @@ static void lease_arm(thothd_federation_t *f, uint64_t delay_ms)
 
 static void lease_lost(thothd_federation_t *f, const char *why)
 {
+	if (!f->lease)
+		return;                 /* already granting a new one */
 	thothd_warn("federation: host lease %" PRIx64 " %s: granting a new one and writing every "
 		    "registration again", f->lease, why);
 	f->lease = 0;
@@ -261,6 +265,7 @@ static void lease_lost(thothd_federation_t *f, const char *why)
 	for (size_t b = 0; b < BUCKETS; b++)
 		for (local_item_t *it = f->local[b]; it; it = it->next)
 			if (!it->queued && !it->deleting) {
+				f->stats.pending++;
 				it->queued = true;
 				it->q_next = NULL;
 				if (f->q_tail)
@@ -390,6 +395,8 @@ static void write_done(void *arg, int err, long status, const char *body, size_t
 	bool no_lease = msg && strstr(msg, "lease not found");
 	json_object_put(o);
 	if (no_lease && !f->cfg.lease_per_registration) {
+		/* The item stays at the head of the queue: written again under
+		 * the new lease (grant_done restarts the writer). */
 		lease_lost(f, "was refused by a put");
 		return;
 	}
@@ -413,9 +420,11 @@ static void write_done(void *arg, int err, long status, const char *body, size_t
 		it->queued = false;
 		if (f->stats.pending)
 			f->stats.pending--;
-		if (it->deleting) {
+		if (it->deleting && it->delete_sent) {
 			item_unlink(f, it);
 			item_free(it);
+		} else if (it->deleting) {
+			enqueue(f, it);         /* withdrawn while its put was in flight */
 		}
 	}
 	write_next(f);
@@ -472,6 +481,7 @@ static void write_next(thothd_federation_t *f)
 	char *kb = b64(it->key, strlen(it->key));
 	json_object_object_add(b, "key", json_object_new_string(kb ? kb : ""));
 	free(kb);
+	it->delete_sent = it->deleting;
 	if (it->deleting) {
 		f->stats.deletes++;
 		post(f, "/v3/kv/deleterange", b, 2000, NULL, write_done, &f->write_req);

@@ -29,6 +29,7 @@
 #include "echo.thoth.h"
 #include "harness.h"
 #include "registry.thoth.h"
+#include "thoth/pool.h"
 #include "thoth/tcp.h"
 
 #define TTL_S 2
@@ -407,6 +408,106 @@ static void test_federation_remote_call_through_resolver(void **state)
 	thoth_loop_free(loop);
 }
 
+/* ---- a pool spanning hosts (SCALE-3 with issue 19's TCP branch) ---- */
+
+typedef struct { thoth_loop_t *loop; thoth_pool_t *pool; size_t want; } pool_arg_t;
+
+static bool pool_usable_is(void *p)
+{
+	pool_arg_t *a = p;
+	thoth_loop_run_once(a->loop, false);
+	return thoth_pool_usable(a->pool) == a->want;
+}
+
+static void test_federation_pool_spans_local_and_remote_instance(void **state)
+{
+	NEED_ETCD();
+	cluster_t *c = *state;
+	etcd_start(c);
+	host_start(c, 0);
+	host_start(c, 1);
+	/* Both hosts hold the cluster token; an echo on each: A's reached over
+	 * TCP from B, B's over a channel. */
+	static const char token[] = "federation-test-token-0123456789";
+	for (int i = 0; i < 2; i++) {
+		char token_file[160];
+		snprintf(token_file, sizeof token_file, "%s/cluster.token", c->host[i].dir);
+		int fd = open(token_file, O_WRONLY | O_CREAT | O_EXCL, 0600);
+		assert_true(fd >= 0);
+		assert_int_equal(write(fd, token, sizeof token - 1), (ssize_t)(sizeof token - 1));
+		close(fd);
+	}
+	const char *argv_a[] = { ECHO_PATH, "--runtime-dir", c->host[0].dir, "--tcp", "tcp:127.0.0.1:0", NULL };
+	pid_t echo_a = harness_spawn(&c->host[0], "echo", argv_a);
+	assert_true(echo_a > 0);
+	const char *argv_b[] = { ECHO_PATH, "--runtime-dir", c->host[1].dir, NULL };
+	pid_t echo_b = harness_spawn(&c->host[1], "echo", argv_b);
+	assert_true(echo_b > 0);
+	/* B's pool: its own echo (channel) and A's (TCP). */
+	thoth_loop_t *loop;
+	assert_int_equal(thoth_loop_new(&loop), 0);
+	thoth_pool_config_t pc = {
+		.runtime_dir = c->host[1].dir, .name = "echo", .iface = &thoth_echo_Echo_info,
+		.policy = THOTH_POOL_ROUND_ROBIN, .call_timeout_ms = 3000, .seed = 1,
+	};
+	thoth_pool_t *pool;
+	char why[200];
+	int r = thoth_pool_new(loop, &pc, &pool, why, sizeof why);
+	if (r)
+		fail_msg("thoth_pool_new: %s", why);
+	pool_arg_t pa = { loop, pool, 2 };
+	if (!harness_wait_until(pool_usable_is, &pa, 10000)) {
+		thoth_pool_instance_t seen[8];
+		size_t k = thoth_pool_instances(pool, seen, 8);
+		thoth_pool_stats_t ps;
+		thoth_pool_stats(pool, &ps);
+		for (size_t i = 0; i < k && i < 8; i++)
+			fprintf(stderr, "pool instance %s ejected %d\n", seen[i].addr, seen[i].ejected);
+		fail_msg("pool has %zu usable instances, want 2 (one local, one remote); %llu connect failures",
+			 thoth_pool_usable(pool), (unsigned long long)ps.connect_failures);
+	}
+	/* Round robin: both answer, each over its own link. */
+	bool saw_a = false, saw_b = false;
+	for (int i = 0; i < 8; i++) {
+		thoth_echo_Echo_echo_req_t req = { .data = { .ptr = (const uint8_t *)"spanning", .len = 8 } };
+		thoth_echo_Echo_echo_resp_t resp;
+		uint64_t scratch[64];
+		thoth_arena_t arena;
+		thoth_arena_init(&arena, scratch, sizeof scratch);
+		thoth_pool_result_t res;
+		assert_int_equal(thoth_pool_call(pool, &thoth_echo_Echo_echo_info, &req, &resp, &arena, 2000, &res), 0);
+		assert_int_equal(resp.data.len, 8);
+		assert_memory_equal(resp.data.ptr, "spanning", 8);
+		saw_a |= res.pid == (uint32_t)echo_a;
+		saw_b |= res.pid == (uint32_t)echo_b;
+	}
+	assert_true(saw_a);
+	assert_true(saw_b);
+	thoth_pool_instance_t insts[4];
+	size_t n = thoth_pool_instances(pool, insts, 4);
+	size_t remote = 0;
+	for (size_t i = 0; i < n && i < 4; i++)
+		remote += strncmp(insts[i].addr, "tcp:", 4) == 0;
+	assert_int_equal(remote, 1);
+	/* The remote instance dies: the pool drops it (its TCP connection
+	 * hangs up) and goes on with the local one. */
+	harness_kill(&c->host[0], echo_a, SIGKILL);
+	pa.want = 1;
+	assert_true(harness_wait_until(pool_usable_is, &pa, 5000));
+	for (int i = 0; i < 3; i++) {
+		thoth_echo_Echo_echo_req_t req = { .data = { .ptr = (const uint8_t *)"x", .len = 1 } };
+		thoth_echo_Echo_echo_resp_t resp;
+		thoth_pool_result_t res;
+		uint64_t scratch[64];
+		thoth_arena_t arena;
+		thoth_arena_init(&arena, scratch, sizeof scratch);
+		assert_int_equal(thoth_pool_call(pool, &thoth_echo_Echo_echo_info, &req, &resp, &arena, 2000, &res), 0);
+		assert_int_equal(res.pid, (uint32_t)echo_b);
+	}
+	thoth_pool_free(pool);
+	thoth_loop_free(loop);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -415,6 +516,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_federation_killed_host_leaves_within_ttl_plus_1s, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_federation_remote_call_through_resolver, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_federation_pool_spans_local_and_remote_instance, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

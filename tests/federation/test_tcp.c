@@ -219,6 +219,50 @@ static void test_tcp_call_round_trips_same_messages(void **state)
 	unsetenv("THOTH_TCP_TOKEN_FILE");
 }
 
+static void test_tcp_pipelined_calls_answered_in_order(void **state)
+{
+	fixture_t *f = *state;
+	start_server(f, NULL);
+	thoth_tcp_conn_t *c = connect_ok(f);
+	thoth_msg_t msg;
+	assert_int_equal(thoth_tcp_recv(c, &msg, 0), THOTH_E_AGAIN);   /* nothing asked yet */
+	enum { N = 32 };
+	for (uint32_t i = 0; i < N; i++) {
+		char text[32];
+		int n = snprintf(text, sizeof text, "call %u", i);
+		thoth_echo_Echo_echo_req_t req = { .data = { .ptr = (const uint8_t *)text, .len = (uint32_t)n } };
+		size_t len = thoth_method_size(&thoth_echo_Echo_echo_info, false, &req);
+		uint8_t *buf;
+		assert_int_equal(thoth_tcp_alloc(c, len, &buf), 0);
+		thoth_msg_header_t meta = { .request_id = 100 + i };
+		size_t out;
+		assert_int_equal(thoth_echo_Echo_echo_req_encode_msg(buf, len, &meta, &req, &out), 0);
+		assert_int_equal(thoth_tcp_send(c, buf, out), 0);
+	}
+	for (uint32_t i = 0; i < N; i++) {
+		assert_int_equal(thoth_tcp_recv(c, &msg, 3000), 0);
+		assert_int_equal(thoth_le32(msg.data + 32), 100 + i);          /* in order */
+		thoth_echo_Echo_echo_resp_t resp;
+		uint64_t scratch[16];
+		thoth_arena_t arena;
+		thoth_arena_init(&arena, scratch, sizeof scratch);
+		assert_int_equal(thoth_echo_Echo_echo_resp_decode_msg(msg.data, msg.len, &resp, &arena), 0);
+		char text[32];
+		int n = snprintf(text, sizeof text, "call %u", i);
+		assert_int_equal(resp.data.len, (uint32_t)n);
+		assert_memory_equal(resp.data.ptr, text, (size_t)n);
+		thoth_tcp_release(c, &msg);
+	}
+	uint64_t sent, received;
+	thoth_tcp_counts(c, &sent, &received);
+	assert_int_equal(sent, N);
+	assert_int_equal(received, N);
+	assert_int_equal(thoth_tcp_arm(c), 0);                          /* nothing buffered */
+	assert_int_equal(thoth_tcp_recv(c, &msg, 0), THOTH_E_AGAIN);
+	echo_ok(c, 10);                 /* the blocking path still works after */
+	thoth_tcp_close(c);
+}
+
 static void test_tcp_wrong_token_is_refused(void **state)
 {
 	fixture_t *f = *state;
@@ -449,6 +493,7 @@ int main(void)
 		cmocka_unit_test(test_tcp_address_parsing),
 		cmocka_unit_test_setup_teardown(test_tcp_token_file_must_be_private, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_call_round_trips_same_messages, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tcp_pipelined_calls_answered_in_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_wrong_token_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_contract_mismatch_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_garbage_closes_that_connection_only, setup, teardown),
