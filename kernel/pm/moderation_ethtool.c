@@ -240,24 +240,35 @@ static int errno_to_thoth(int e)
  * when it is a TYPE/CMD message, 0 for an ACK, or an error: a kernel error
  * reply (with its extended-ack text) or THOTH_E_PROTOCOL.
  */
-static int parse_msg(const uint8_t *msg, size_t len, uint32_t seq, uint16_t type, uint8_t cmd, attr_it_t *attrs,
-		     char *why, size_t why_len)
+int thoth_netlink_reply_head(const uint8_t *msg, size_t len, uint32_t seq, struct nlmsghdr *h, int32_t *err,
+			     char *why, size_t why_len)
 {
 	if (len < NLH)
 		return fail(why, why_len, THOTH_E_PROTOCOL, "a reply of %zu bytes is shorter than a netlink header", len);
-	struct nlmsghdr h;
-	memcpy(&h, msg, NLH);
-	if (h.nlmsg_len < NLH || h.nlmsg_len > len)
+	memcpy(h, msg, NLH);
+	if (h->nlmsg_len < NLH || h->nlmsg_len > len)
 		return fail(why, why_len, THOTH_E_PROTOCOL, "netlink message length %u outside the %zu bytes received",
-			    h.nlmsg_len, len);
-	if (h.nlmsg_seq != seq)
-		return fail(why, why_len, THOTH_E_PROTOCOL, "reply to request %u, we sent %u", h.nlmsg_seq, seq);
-	if (h.nlmsg_type == NLMSG_ERROR) {
-		int32_t err;
-		if (h.nlmsg_len < NLH + sizeof err)
-			return fail(why, why_len, THOTH_E_PROTOCOL, "netlink error reply of %u bytes has no error code",
-				    h.nlmsg_len);
-		memcpy(&err, msg + NLH, sizeof err);
+			    h->nlmsg_len, len);
+	if (h->nlmsg_seq != seq)
+		return fail(why, why_len, THOTH_E_PROTOCOL, "reply to request %u, we sent %u", h->nlmsg_seq, seq);
+	if (h->nlmsg_type != NLMSG_ERROR)
+		return 0;
+	if (h->nlmsg_len < NLH + sizeof *err)
+		return fail(why, why_len, THOTH_E_PROTOCOL, "netlink error reply of %u bytes has no error code",
+			    h->nlmsg_len);
+	memcpy(err, msg + NLH, sizeof *err);
+	return 1;
+}
+
+static int parse_msg(const uint8_t *msg, size_t len, uint32_t seq, uint16_t type, uint8_t cmd, attr_it_t *attrs,
+		     char *why, size_t why_len)
+{
+	struct nlmsghdr h;
+	int32_t err;
+	int head = thoth_netlink_reply_head(msg, len, seq, &h, &err, why, why_len);
+	if (head < 0)
+		return head;
+	if (head == 1) {
 		if (err == 0)
 			return 0;
 		if (err > 0 || err < -4095)

@@ -79,6 +79,15 @@ int thoth_ethtool_build_set(uint8_t *buf, size_t cap, uint16_t family, uint32_t 
  * parse_ack: 0 for an ACK.  Every one: a kernel error reply becomes
  * THOTH_E_NOT_FOUND / _PERM / _INVAL / _IO with its extended-ack message
  * in WHY; anything malformed is THOTH_E_PROTOCOL naming the problem. */
+/* The checks every netlink reply gets first (length, sequence number, and
+ * an error message's code), shared by the ethtool and rtnetlink readers:
+ * 0 with *H filled for a message of another type, 1 with *ERR set (0 for
+ * an ACK, else a negative errno, unchecked) for NLMSG_ERROR, or
+ * THOTH_E_PROTOCOL with WHY. */
+struct nlmsghdr;
+int thoth_netlink_reply_head(const uint8_t *msg, size_t len, uint32_t seq, struct nlmsghdr *h, int32_t *err,
+			     char *why, size_t why_len);
+
 int thoth_ethtool_parse_family(const uint8_t *msg, size_t len, uint32_t seq, uint16_t *family,
 			       char *why, size_t why_len);
 int thoth_ethtool_parse_coalesce(const uint8_t *msg, size_t len, uint32_t seq, thoth_coalesce_t *out,

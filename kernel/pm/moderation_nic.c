@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "moderation_ethtool.h"
 #include "moderation_nic.h"
 #include "thoth/error.h"
 
@@ -87,21 +88,12 @@ int thoth_rtnl_parse_link_stats(const uint8_t *msg, size_t len, uint32_t seq, th
 				size_t why_len)
 {
 	memset(out, 0, sizeof *out);
-	if (len < NLH)
-		return fail(why, why_len, THOTH_E_PROTOCOL, "a reply of %zu bytes is shorter than a netlink header", len);
 	struct nlmsghdr h;
-	memcpy(&h, msg, NLH);
-	if (h.nlmsg_len < NLH || h.nlmsg_len > len)
-		return fail(why, why_len, THOTH_E_PROTOCOL, "netlink message length %u outside the %zu bytes received",
-			    h.nlmsg_len, len);
-	if (h.nlmsg_seq != seq)
-		return fail(why, why_len, THOTH_E_PROTOCOL, "reply to request %u, we sent %u", h.nlmsg_seq, seq);
-	if (h.nlmsg_type == NLMSG_ERROR) {
-		int32_t err;
-		if (h.nlmsg_len < NLH + sizeof err)
-			return fail(why, why_len, THOTH_E_PROTOCOL, "netlink error reply of %u bytes has no error code",
-				    h.nlmsg_len);
-		memcpy(&err, msg + NLH, sizeof err);
+	int32_t err;
+	int head = thoth_netlink_reply_head(msg, len, seq, &h, &err, why, why_len);
+	if (head < 0)
+		return head;
+	if (head == 1) {
 		if (err >= 0 || err < -4095)
 			return fail(why, why_len, THOTH_E_PROTOCOL, "netlink error reply with error code %d to a link request",
 				    (int)err);
