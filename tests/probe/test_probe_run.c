@@ -426,7 +426,7 @@ static void over_budget_probe_is_detached(void **state)
 		assert_int_equal(thoth_probe_stats(id, &st), 0);
 	}
 	assert_int_equal(st.detached, 1);
-	assert_non_null(strstr(st.reason, "over budget: mean run"));
+	assert_non_null(strstr(st.reason, "over budget: median run"));
 	uint64_t runs = st.runs;
 	THOTH_TRACE(USER, slow_point, 0, 0);
 	assert_int_equal(thoth_probe_stats(id, &st), 0);
