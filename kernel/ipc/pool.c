@@ -63,6 +63,7 @@ struct inst {
 	uint64_t instance_id;
 	uint32_t pid;
 	uint16_t numa_node;
+	uint8_t locality;               /* THOTH_LOCALITY_*: another host is the farthest replica */
 	thoth_chan_t *ch;               /* a socket path's channel, or NULL */
 	thoth_tcp_conn_t *tcp;          /* a "tcp:" address's connection (another host), or NULL;
 					 * neither: not connected (failed; retried at readmission) */
@@ -682,7 +683,8 @@ static inst_t *route_key(thoth_pool_t *p, call_t *c, int *err)
 			continue;
 		reps[n] = (thoth_shard_replica_t){
 			.id = (uint64_t)(uintptr_t)in->pid,
-			.distance = in->numa_node == p->numa_node ? THOTH_SHARD_SAME_NODE : THOTH_SHARD_SAME_HOST,
+			.distance = in->locality == THOTH_LOCALITY_REMOTE ? THOTH_SHARD_REMOTE
+			            : in->numa_node == p->numa_node ? THOTH_SHARD_SAME_NODE : THOTH_SHARD_SAME_HOST,
 			.usable = in->load < p->cfg.max_in_flight,
 		};
 		who[n++] = in;
@@ -959,6 +961,7 @@ static void sync_instances(void *arg)
 			in->instance_id = rs[j].instance_id;
 			in->pid = rs[j].pid;
 			in->numa_node = rs[j].numa_node;
+			in->locality = rs[j].locality;
 			in->cost = 1.0;
 			in->slot = -1;
 			inst_ref_t *ref = (inst_ref_t *)(in + 1);
