@@ -220,7 +220,7 @@ static int get_u8(const char *name, const uint8_t *d, size_t n, uint8_t *v, char
 	return 0;
 }
 
-static int errno_to_thoth(int e)
+int thoth_netlink_errno(int e)
 {
 	switch (e) {
 	case EOPNOTSUPP: case ENODEV: case ENOENT:
@@ -293,7 +293,7 @@ static int parse_msg(const uint8_t *msg, size_t len, uint32_t seq, uint16_t type
 						snprintf(text, sizeof text, ": %.*s", (int)strnlen((const char *)d, n), d);
 			}
 		}
-		return fail(why, why_len, errno_to_thoth(-err), "the kernel answered %s%s", strerror(-err), text);
+		return fail(why, why_len, thoth_netlink_errno(-err), "the kernel answered %s%s", strerror(-err), text);
 	}
 	if (h.nlmsg_type != type)
 		return fail(why, why_len, THOTH_E_PROTOCOL, "reply of netlink type %u, expected %u", h.nlmsg_type, type);
@@ -644,7 +644,7 @@ static int nvme_admin(const char *path, uint8_t opcode, uint32_t dw11, uint32_t 
 	int e = errno;
 	close(fd);
 	if (r < 0)
-		return fail(why, why_len, errno_to_thoth(e), "%s: admin command 0x%02x: %s", path, opcode, strerror(e));
+		return fail(why, why_len, thoth_netlink_errno(e), "%s: admin command 0x%02x: %s", path, opcode, strerror(e));
 	if (r > 0)
 		return fail(why, why_len, THOTH_E_IO, "%s: admin command 0x%02x: NVMe status 0x%x", path, opcode, r);
 	if (result)

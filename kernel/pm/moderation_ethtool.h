@@ -74,11 +74,6 @@ int thoth_ethtool_build_get(uint8_t *buf, size_t cap, uint16_t family, uint32_t 
 int thoth_ethtool_build_set(uint8_t *buf, size_t cap, uint16_t family, uint32_t seq, const char *ifname,
 			    const thoth_coalesce_t *want, size_t *len);
 
-/* Replies.  One datagram of LEN bytes answering request SEQ.
- * parse_family: the family id.  parse_coalesce: the parameters.
- * parse_ack: 0 for an ACK.  Every one: a kernel error reply becomes
- * THOTH_E_NOT_FOUND / _PERM / _INVAL / _IO with its extended-ack message
- * in WHY; anything malformed is THOTH_E_PROTOCOL naming the problem. */
 /* The checks every netlink reply gets first (length, sequence number, and
  * an error message's code), shared by the ethtool and rtnetlink readers:
  * 0 with *H filled for a message of another type, 1 with *ERR set (0 for
@@ -87,7 +82,15 @@ int thoth_ethtool_build_set(uint8_t *buf, size_t cap, uint16_t family, uint32_t 
 struct nlmsghdr;
 int thoth_netlink_reply_head(const uint8_t *msg, size_t len, uint32_t seq, struct nlmsghdr *h, int32_t *err,
 			     char *why, size_t why_len);
+/* A kernel error (positive errno) as a THOTH_E_* code: unsupported or no
+ * such device -> NOT_FOUND, permission -> PERM, bad value -> INVAL, else IO. */
+int thoth_netlink_errno(int e);
 
+/* Replies.  One datagram of LEN bytes answering request SEQ.
+ * parse_family: the family id.  parse_coalesce: the parameters.
+ * parse_ack: 0 for an ACK.  Every one: a kernel error reply becomes
+ * THOTH_E_NOT_FOUND / _PERM / _INVAL / _IO with its extended-ack message
+ * in WHY; anything malformed is THOTH_E_PROTOCOL naming the problem. */
 int thoth_ethtool_parse_family(const uint8_t *msg, size_t len, uint32_t seq, uint16_t *family,
 			       char *why, size_t why_len);
 int thoth_ethtool_parse_coalesce(const uint8_t *msg, size_t len, uint32_t seq, thoth_coalesce_t *out,

@@ -70,20 +70,6 @@ int thoth_rtnl_build_getlink(uint8_t *buf, size_t cap, uint32_t seq, const char 
 	return 0;
 }
 
-static int errno_to_thoth(int e)
-{
-	switch (e) {
-	case EOPNOTSUPP: case ENODEV: case ENOENT:
-		return THOTH_E_NOT_FOUND;
-	case EPERM: case EACCES:
-		return THOTH_E_PERM;
-	case EINVAL: case ERANGE:
-		return THOTH_E_INVAL;
-	default:
-		return THOTH_E_IO;
-	}
-}
-
 int thoth_rtnl_parse_link_stats(const uint8_t *msg, size_t len, uint32_t seq, thoth_link_stats_t *out, char *why,
 				size_t why_len)
 {
@@ -97,7 +83,7 @@ int thoth_rtnl_parse_link_stats(const uint8_t *msg, size_t len, uint32_t seq, th
 		if (err >= 0 || err < -4095)
 			return fail(why, why_len, THOTH_E_PROTOCOL, "netlink error reply with error code %d to a link request",
 				    (int)err);
-		return fail(why, why_len, errno_to_thoth(-err), "the kernel answered %s", strerror(-err));
+		return fail(why, why_len, thoth_netlink_errno(-err), "the kernel answered %s", strerror(-err));
 	}
 	if (h.nlmsg_type != RTM_NEWLINK)
 		return fail(why, why_len, THOTH_E_PROTOCOL, "reply of netlink type %u, expected RTM_NEWLINK (%u)",
