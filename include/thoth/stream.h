@@ -130,8 +130,10 @@ int thoth_sock_client_init(thoth_sock_client_t *c, int fd, int timeout_ms);
 
 void thoth_sock_client_close(thoth_sock_client_t *c);
 
-/* Wait up to TIMEOUT_MS for one pushed message and hand it to on_event.
- * Returns 1 if one was delivered, 0 on timeout, or a negative error. */
+/* Wait up to TIMEOUT_MS (-1: forever) for one pushed message and hand it to
+ * on_event.  Returns 1 if one was delivered, 0 on timeout, or a negative
+ * error.  With 0 it does not wait but still reads what the socket holds, so
+ * a loop's fd-readable callback can call it until it returns 0. */
 int thoth_sock_client_poll_event(thoth_sock_client_t *c, int timeout_ms);
 
 #ifdef __cplusplus

@@ -304,7 +304,12 @@ static int64_t mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Wait until the reader holds a complete message or the deadline passes. */
+/*
+ * Wait until the reader holds a complete message or the deadline passes.
+ * The socket is always looked at before giving up, also once the deadline
+ * has passed (a timeout of 0, as from a loop's fd-readable callback): what
+ * it already holds is read, and only an empty socket times out.
+ */
 static int wait_message(thoth_sock_client_t *c, int64_t deadline, const uint8_t **msg, size_t *len)
 {
 	for (;;) {
@@ -314,9 +319,7 @@ static int wait_message(thoth_sock_client_t *c, int64_t deadline, const uint8_t 
 		int wait = -1;
 		if (deadline >= 0) {
 			int64_t left = deadline - mono_ms();
-			if (left <= 0)
-				return THOTH_E_TIMEDOUT;
-			wait = (int)left;
+			wait = left > 0 ? (int)left : 0;
 		}
 		struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
 		int n = poll(&pfd, 1, wait);
@@ -326,6 +329,8 @@ static int wait_message(thoth_sock_client_t *c, int64_t deadline, const uint8_t 
 			r = thoth_stream_fill(&c->reader, c->fd);
 			if (r)
 				return r;
+		} else if (n == 0 && wait == 0) {
+			return THOTH_E_TIMEDOUT;        /* nothing more to read */
 		}
 	}
 }

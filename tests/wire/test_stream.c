@@ -194,6 +194,38 @@ static void test_client_call_matches_response_and_delivers_events(void **state)
 	pthread_join(t, NULL);
 }
 
+/* poll_event with timeout 0 is what a loop's fd-readable callback calls: it
+ * must take what the socket already holds (two events queued, one larger
+ * than a read chunk), not time out before reading; then, with nothing or
+ * only part of a message there, return 0 at once; end of stream is an error. */
+static void test_poll_event_with_zero_timeout_reads_what_is_queued(void **state)
+{
+	int sv[2];
+	pair(sv);
+	thoth_sock_client_t c;
+	assert_int_equal(thoth_sock_client_init(&c, sv[0], 5000), 0);
+	c.on_event = on_event;
+	events = 0;
+	static uint64_t m[2048];
+	size_t len = make(m, THOTH_MSG_REQUEST | THOTH_MSG_ONEWAY, 0, 8);
+	assert_int_equal(thoth_stream_write_all(sv[1], m, len), 0);
+	len = make(m, THOTH_MSG_REQUEST | THOTH_MSG_ONEWAY, 0, 10000);
+	assert_int_equal(thoth_stream_write_all(sv[1], m, len), 0);
+	assert_int_equal(thoth_sock_client_poll_event(&c, 0), 1);
+	assert_int_equal(thoth_sock_client_poll_event(&c, 0), 1);
+	assert_int_equal(events, 2);
+	assert_int_equal(thoth_sock_client_poll_event(&c, 0), 0);
+	len = make(m, THOTH_MSG_REQUEST | THOTH_MSG_ONEWAY, 0, 8);
+	assert_int_equal(thoth_stream_write_all(sv[1], m, len - 3), 0);
+	assert_int_equal(thoth_sock_client_poll_event(&c, 0), 0);
+	assert_int_equal(thoth_stream_write_all(sv[1], (uint8_t *)m + len - 3, 3), 0);
+	assert_int_equal(thoth_sock_client_poll_event(&c, 0), 1);
+	assert_int_equal(events, 3);
+	close(sv[1]);
+	assert_int_equal(thoth_sock_client_poll_event(&c, 0), THOTH_E_PEER_GONE);
+	thoth_sock_client_close(&c);
+}
+
 static void test_connect_to_missing_socket_says_not_running(void **state)
 {
 	thoth_sock_client_t c;
@@ -209,6 +241,7 @@ int main(void)
 		cmocka_unit_test(test_oversized_body_is_refused_from_the_header_alone),
 		cmocka_unit_test(test_garbage_is_bad_magic_and_eof_is_peer_gone),
 		cmocka_unit_test(test_client_call_matches_response_and_delivers_events),
+		cmocka_unit_test(test_poll_event_with_zero_timeout_reads_what_is_queued),
 		cmocka_unit_test(test_connect_to_missing_socket_says_not_running),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
