@@ -6,8 +6,8 @@
  * many calls in flight, many clients, feature negotiation, handshake
  * refusals, ring full and pool exhausted (AGAIN / TIMEDOUT).  Faults: the
  * service killed mid-call, a client killed mid-call, a client scribbling
- * over the shared rings; after each, no fd leaked on either side and
- * nothing left in /dev/shm.
+ * over the shared rings; after each, no fd leaked on either side, and
+ * neither side ever uses /dev/shm (tests/common/devshm.h).
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -29,6 +29,7 @@
 #include <cmocka.h>
 
 #include "chan_shm.h"
+#include "devshm.h"
 #include "chantest.thoth.h"
 #include "chantest_v2.thoth.h"
 #include "echo.thoth.h"
@@ -78,7 +79,7 @@ static void start_service(const char *arg, ...)
 		execv(CHAN_SERVICE, (char *const *)argv);
 		_exit(127);
 	}
-	for (int i = 0; i < 400 && access(sock_path, F_OK) != 0; i++)
+	for (int i = 0; i < 2000 && access(sock_path, F_OK) != 0; i++)   /* 10 s deadline */
 		usleep(5000);
 	assert_int_equal(access(sock_path, F_OK), 0);
 }
@@ -277,7 +278,7 @@ static void test_oneway_before_close_is_not_lost(void **state)
 	}
 	thoth_chan_close(ch);
 	thoth_chantest_Test_notes_resp_t rs = { 0 };
-	for (int i = 0; i < 200 && rs.count < 100; i++) {
+	for (int i = 0; i < 2000 && rs.count < 100; i++) {    /* >= 10 s deadline */
 		thoth_chan_t *probe = open_chan();
 		assert_int_equal(notes(probe, &rs), 0);
 		thoth_chan_close(probe);
@@ -397,7 +398,7 @@ static void test_client_receives_on_its_loop(void **state)
 	thoth_arena_init(&a, ab, sizeof ab);
 	uint64_t t0 = now_ns();
 	assert_int_equal(thoth_chantest_Test_nap(thoth_chan_client(lc.ch), &rq, &rs, &a), 0);
-	assert_true(now_ns() - t0 < 200000000u);
+	assert_true(now_ns() - t0 < 2000000000u);      /* woken, not stuck (generous under load) */
 	thoth_loop_remove_fd(loop, src);
 	thoth_loop_free(loop);
 	thoth_chan_close(lc.ch);
@@ -500,7 +501,9 @@ static void test_full_ring_gives_again_or_timeout(void **state)
 	thoth_chan_config_t cfg = { .iface = &thoth_chantest_Test_info, .limits = { .slots = 2 } };
 	thoth_chan_t *ch = open_with(&cfg);
 	thoth_msg_header_t meta = { .request_id = 1 };
-	thoth_chantest_Test_nap_req_t nap = { .ms = 400 };
+	/* Long enough that the ring is still full when we look, also if
+	 * this process loses the CPU for a while on a loaded machine. */
+	thoth_chantest_Test_nap_req_t nap = { .ms = 1500 };
 	uint8_t *buf;
 	size_t len = 128;
 	assert_int_equal(thoth_chan_alloc(ch, len, &buf, -1), 0);
@@ -508,7 +511,7 @@ static void test_full_ring_gives_again_or_timeout(void **state)
 	assert_int_equal(thoth_chan_send(ch, buf, len, -1), 0);
 	/* Wait until the service has taken it (it is napping from then on). */
 	chan_end_t *e = thoth_chan__end(ch);
-	for (int i = 0; i < 2000 && atomic_load(&e->ctl->dir[CHAN_REQ].tail) != 1; i++)
+	for (int i = 0; i < 10000 && atomic_load(&e->ctl->dir[CHAN_REQ].tail) != 1; i++)
 		usleep(1000);
 	assert_int_equal(atomic_load(&e->ctl->dir[CHAN_REQ].tail), 1);
 	for (int i = 0; i < 2; i++) {
@@ -564,12 +567,14 @@ typedef struct killer {
 	pid_t pid;
 	unsigned delay_ms;
 	uint64_t killed_at;
+	int shm_uses;           /* the service's /dev/shm mappings and fds, alive */
 } killer_t;
 
 static void *kill_later(void *arg)
 {
 	killer_t *k = arg;
 	usleep(k->delay_ms * 1000u);
+	k->shm_uses = devshm_uses(k->pid);
 	k->killed_at = now_ns();
 	kill(k->pid, SIGKILL);
 	return NULL;
@@ -577,7 +582,7 @@ static void *kill_later(void *arg)
 
 static void test_service_killed_mid_call(void **state)
 {
-	int fds0 = count_fds(), shm0 = count_dir("/dev/shm");
+	int fds0 = count_fds();
 	for (int mode = 0; mode < 2; mode++) {
 		start_service(mode ? "--sleep" : NULL, NULL);
 		thoth_chan_config_t cfg = { .iface = &thoth_chantest_Test_info,
@@ -595,7 +600,12 @@ static void test_service_killed_mid_call(void **state)
 		uint64_t noticed = now_ns();
 		pthread_join(t, NULL);
 		assert_int_equal(r, THOTH_E_PEER_GONE);
-		assert_true(noticed - k.killed_at < 100000000u);   /* < 100 ms */
+		/* Noticed at the death, not when the 10 s nap would have ended
+		 * (bound generous for a loaded machine: scheduling, not the
+		 * channel, is what can take long here). */
+		assert_true(noticed - k.killed_at < 2000000000u);
+		assert_int_equal(k.shm_uses, 0);
+		assert_int_equal(devshm_uses(0), 0);
 		/* Later calls fail at once, without hanging. */
 		assert_int_equal(thoth_chantest_Test_nap(thoth_chan_client(ch), &rq, &rs, &a), THOTH_E_PEER_GONE);
 		thoth_chan_close(ch);
@@ -603,7 +613,6 @@ static void test_service_killed_mid_call(void **state)
 		service_pid = 0;
 	}
 	assert_int_equal(count_fds(), fds0);
-	assert_int_equal(count_dir("/dev/shm"), shm0);
 }
 
 static void test_service_exiting_in_handler_is_noticed(void **state)
@@ -617,7 +626,7 @@ static void test_service_exiting_in_handler_is_noticed(void **state)
 	thoth_arena_init(&a, ab, sizeof ab);
 	uint64_t t0 = now_ns();
 	assert_int_equal(thoth_chantest_Test_die(thoth_chan_client(ch), &rq, &rs, &a), THOTH_E_PEER_GONE);
-	assert_true(now_ns() - t0 < 100000000u);
+	assert_true(now_ns() - t0 < 2000000000u);      /* at the exit (generous under load) */
 	thoth_chan_close(ch);
 	int status;
 	waitpid(service_pid, &status, 0);
@@ -641,29 +650,32 @@ static void test_client_killed_mid_call(void **state)
 			thoth_chan_t *ch;
 			if (thoth_chan_connect(sock_path, &cfg, &ch, NULL, 0))
 				_exit(3);
-			/* A 1 MiB request from the pool, and a call that never ends for us. */
+			/* A 1 MiB buffer from the pool, and a call that never ends
+			 * for us: the request is in the ring before we say ready. */
 			thoth_chantest_Test_nap_req_t rq = { .ms = 200 };
-			thoth_chantest_Test_nap_resp_t rs;
-			uint64_t ab[64];
-			thoth_arena_t a;
-			thoth_arena_init(&a, ab, sizeof ab);
-			uint8_t *big;
+			thoth_msg_header_t meta = { .request_id = 1 };
+			uint8_t *big, *buf;
+			size_t len = 128;
 			thoth_chan_alloc(ch, 1u << 20, &big, 0);
+			if (thoth_chan_alloc(ch, len, &buf, -1) ||
+			    thoth_chantest_Test_nap_req_encode_msg(buf, len, &meta, &rq, &len) ||
+			    thoth_chan_send(ch, buf, len, -1))
+				_exit(6);
 			if (write(ready[1], "r", 1) != 1)
 				_exit(5);
-			thoth_chantest_Test_nap(thoth_chan_client(ch), &rq, &rs, &a);
+			thoth_msg_t m;
+			thoth_chan_recv(ch, &m, -1);
 			_exit(4);
 		}
 		close(ready[1]);
 		char b;
 		assert_int_equal(read(ready[0], &b, 1), 1);
 		close(ready[0]);
-		usleep(30000);                   /* the nap call is in flight */
 		kill(child, SIGKILL);
 		waitpid(child, NULL, 0);
 	}
-	/* The naps end; the service notices (allow a loaded machine 3 s). */
-	for (int i = 0; i < 30; i++) {
+	/* The naps end; the service notices (a deadline for a loaded machine). */
+	for (int i = 0; i < 200; i++) {
 		health_now(&h1);
 		if (h1.clients == 1 && h1.peer_gone >= h0.peer_gone + 3 && h1.fds == h0.fds)
 			break;
@@ -680,21 +692,24 @@ static void test_open_close_leaks_nothing(void **state)
 	start_service(NULL);
 	thoth_chantest_Test_health_resp_t h0, h1;
 	health_now(&h0);
-	int fds0 = count_fds(), shm0 = count_dir("/dev/shm");
+	int fds0 = count_fds();
 	for (int i = 0; i < 200; i++) {
 		thoth_chan_t *ch = open_chan();
 		thoth_chantest_Test_notes_resp_t rs;
 		assert_int_equal(notes(ch, &rs), 0);
+		if (i == 0) {   /* a channel open on both sides */
+			assert_int_equal(devshm_uses(0), 0);
+			assert_int_equal(devshm_uses(service_pid), 0);
+		}
 		thoth_chan_close(ch);
 	}
-	for (int i = 0; i < 30; i++) {  /* the service sees the last hang-ups */
+	for (int i = 0; i < 200; i++) {  /* the service sees the last hang-ups */
 		health_now(&h1);
 		if (h1.fds == h0.fds && h1.clients == 1)
 			break;
 		usleep(100000);
 	}
 	assert_int_equal(count_fds(), fds0);
-	assert_int_equal(count_dir("/dev/shm"), shm0);
 	assert_int_equal(h1.fds, h0.fds);
 	assert_int_equal(h1.clients, 1);
 }
@@ -727,7 +742,7 @@ static void corrupt_and_check(const char *what, void (*scribble)(chan_end_t *e),
 	/* The service hangs up: our next call says so. */
 	thoth_chantest_Test_notes_resp_t rs;
 	int r = 0;
-	for (int i = 0; i < 100 && !r; i++) {
+	for (int i = 0; i < 5000 && !r; i++) {     /* 10 s deadline for a loaded machine */
 		r = notes(evil, &rs);
 		if (!r)
 			usleep(2000);

@@ -23,7 +23,8 @@ endforeach()
 thoth_add_test(test_thothd_endpoints
     SOURCES test_thothd_endpoints.c ${CMAKE_SOURCE_DIR}/tests/thothd/harness.c
     LIBS thoth_service TIMEOUT 180)
-target_include_directories(test_thothd_endpoints PRIVATE ${CMAKE_SOURCE_DIR}/tests/thothd)
+target_include_directories(test_thothd_endpoints PRIVATE ${CMAKE_SOURCE_DIR}/tests/thothd
+  ${CMAKE_SOURCE_DIR}/tests/common)
 target_compile_definitions(test_thothd_endpoints PRIVATE
   THOTHD_PATH="$<TARGET_FILE:thothd>" ECHO_PATH="$<TARGET_FILE:echo>"
   THOTHCTL_PATH="$<TARGET_FILE:thothctl>")
