@@ -13,9 +13,12 @@ T=$(mktemp -d /tmp/thoth-tutorial-XXXXXX)
 trap 'rm -rf "$T"' EXIT
 export HOME=$T TMPDIR=$T
 unset THOTH_RUNTIME_DIR XDG_RUNTIME_DIR
+# The checks' python3: Debian's where there is one (a version manager's shim
+# first on PATH costs seconds per start on a loaded machine).
+PY=$(command -v /usr/bin/python3 || command -v python3)
 
 # The text's files and commands.
-python3 - "$SRC/docs/TUTORIAL.md" "$SRC/examples/tutorial" "$HOME/greeter" "$T/steps.sh" <<'PY'
+"$PY" - "$SRC/docs/TUTORIAL.md" "$SRC/examples/tutorial" "$HOME/greeter" "$T/steps.sh" <<'PY'
 import os, re, sys
 doc, srcdir, work, steps = sys.argv[1:]
 blocks = re.findall(r"^```(\S*)([^\n]*)\n(.*?)^```$", open(doc).read(), re.S | re.M)
@@ -55,7 +58,7 @@ fi
 cat "$T/out"
 grep -qx "hello, world" "$T/out" || { echo "no 'hello, world'"; exit 1; }
 grep -q "greeter-[0-9]*\.sock" "$T/out" || { echo "thothctl services did not list greeter"; exit 1; }
-python3 - greeter-trace.json <<'PY'
+"$PY" - greeter-trace.json <<'PY'
 import json, sys
 events = json.load(open(sys.argv[1]))["traceEvents"]
 procs = {e["pid"]: e["args"]["name"] for e in events if e["ph"] == "M" and e["name"] == "process_name"}

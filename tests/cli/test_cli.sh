@@ -33,27 +33,49 @@ read -r -t 30 ready <"$RT/ready" || true
 [ "${ready:-}" = READY=1 ] || { cat "$RT/thothd.log"; fail "thothd not ready"; }
 "$ECHO" --runtime-dir "$RT" 2>"$RT/echo.log" &
 pids+=($!)
-# Registration is asynchronous: wait for it (condition with a deadline).
-for _ in $(seq 1 500); do
-  [ -n "$("$THOTHCTL" --runtime-dir "$RT" --json services echo)" ] && break
+# Registration is asynchronous: wait for it (condition with a deadline of
+# 60 s, for a loaded machine; the commands below need the service).
+deadline=$((SECONDS + 60))
+until [ -n "$("$THOTHCTL" --runtime-dir "$RT" --json services echo)" ]; do
+  [ $SECONDS -lt $deadline ] || { cat "$RT/echo.log"; fail "echo did not register within 60 s"; }
   sleep 0.02
 done
 
-json_lines() {   # ARGS...: run thothctl, check stdout is JSON: objects, one a line,
-                 # or one object (a report such as sched's)
+# json_lines ARGS...: run thothctl and keep its output; check_json (below)
+# checks every output at once in one python3 (a start-up per command would
+# cost more than the commands): stdout must be JSON objects, one a line, or
+# one object (a report such as sched's).
+n_out=0
+json_lines() {
   local out
   out=$("$THOTHCTL" "$@") || fail "thothctl $* exited $?"
   [ -n "$out" ] || fail "thothctl $*: no output"
-  "$PY" -c 'import json, sys
-text = sys.stdin.read()
-try:
-    docs = [json.loads(text)]
-except ValueError:
-    docs = [json.loads(line) for line in text.splitlines()]
-for d in docs:
-    if not isinstance(d, dict):
-        sys.exit("not an object: %r" % d)' <<<"$out" || fail "thothctl $*: not JSON: $out"
-  echo "ok: thothctl $*"
+  n_out=$((n_out + 1))
+  printf '%s\n' "thothctl $*" >"$RT/out.$n_out.cmd"
+  printf '%s' "$out" >"$RT/out.$n_out"
+}
+check_json() {
+  "$PY" - "$RT" "$n_out" <<'PY' || fail "thothctl output is not JSON objects"
+import json, sys
+rt, n = sys.argv[1], int(sys.argv[2])
+bad = 0
+for i in range(1, n + 1):
+    cmd = open(f"{rt}/out.{i}.cmd").read().strip()
+    text = open(f"{rt}/out.{i}").read()
+    try:
+        try:
+            docs = [json.loads(text)]
+        except ValueError:
+            docs = [json.loads(line) for line in text.splitlines()]
+        for d in docs:
+            if not isinstance(d, dict):
+                raise ValueError("not an object: %r" % (d,))
+        print("ok:", cmd)
+    except ValueError as e:
+        print(f"FAIL: {cmd}: not JSON ({e}): {text}")
+        bad += 1
+sys.exit(1 if bad else 0)
+PY
 }
 json_lines --runtime-dir "$RT" --json status
 json_lines --runtime-dir "$RT" status --json
@@ -69,6 +91,7 @@ json_lines --runtime-dir "$RT" sched --from "$RT/t.json" --json
 json_lines --runtime-dir "$RT" --json topology echo
 json_lines --json moderation --policy adaptive --rate 100000
 json_lines moderation --policy dim --rate 1000 --json
+check_json
 # After `trace`, --json names the output file: without --json before it,
 # the result is text.
 out=$("$THOTHCTL" --runtime-dir "$RT" trace dump --json "$RT/t2.json")

@@ -5,7 +5,10 @@
 #   find_package     against the build installed into a temporary DESTDIR
 #                    (Thoth::thoth, thoth_tidl_compile, Thoth::thoth_static);
 #   add_subdirectory with this source tree as its subproject (no tests,
-#                    benchmarks or cmocka pulled in).
+#                    benchmarks or cmocka pulled in): the subproject builds
+#                    what the greeter needs (libthoth, thothc), not thothd
+#                    and thothctl - the same sources as BUILD_DIR's, whose
+#                    programs run here.
 # Then the service runs against thothd and is called.
 set -euo pipefail
 SRC=$1 BUILD=$2 MODE=$3
@@ -30,10 +33,15 @@ add_subdirectory)
         >"$D/configure.log" 2>&1 || { cat "$D/configure.log"; exit 1; }
   # Embedded, the tree builds no tests and does not look for cmocka.
   if grep -q "^CMOCKA_" "$D/b/CMakeCache.txt"; then echo "embedded build looked for cmocka" >&2; exit 1; fi
-  cmake --build "$D/b" -j"$JOBS" --target greeter-service greeter-call greeter-call-static thothd thothctl \
+  cmake --build "$D/b" -j"$JOBS" --target greeter-service greeter-call greeter-call-static \
         >"$D/build.log" 2>&1 || { cat "$D/build.log"; exit 1; }
   [ ! -e "$D/b/thoth/tests" ] || { echo "embedded build configured the tests" >&2; exit 1; }
-  THOTHD=$D/b/thoth/kernel/thothd/thothd THOTHCTL=$D/b/thoth/tools/thothctl/thothctl
+  # The embedded tree still defines the programs (a parent may build them).
+  for t in thothd thothctl; do
+    cmake --build "$D/b" --target help | grep -x "\.\.\. $t" >/dev/null ||
+      { echo "embedded build has no $t target" >&2; exit 1; }
+  done
+  THOTHD=$BUILD/kernel/thothd/thothd THOTHCTL=$BUILD/tools/thothctl/thothctl
   ;;
 *) echo "usage: $0 SRC BUILD find_package|add_subdirectory" >&2; exit 2 ;;
 esac
