@@ -26,6 +26,7 @@
 #include "thoth/stream.h"
 #include "fdpass.h"
 #include "ipc_trace.h"
+#include "stream_buf.h"
 #include "thoth/trace.h"
 
 enum { READ_CHUNK = 4096 };
@@ -338,16 +339,9 @@ static int wait_message(thoth_sock_client_t *c, int64_t deadline, const uint8_t 
 static int sock_get_buffer(void *ctx, size_t len, uint8_t **buf)
 {
 	thoth_sock_client_t *c = ctx;
-	if (len > c->out_cap) {
-		void *p;
-		if (posix_memalign(&p, THOTH_WIRE_ALIGN, len))
-			return THOTH_E_NOMEM;
-		free(c->out);
-		c->out = p;
-		c->out_cap = len;
-	}
+	int r = thoth__msgbuf_reserve(&c->out, &c->out_cap, len);
 	*buf = c->out;
-	return 0;
+	return r;
 }
 
 static int sock_send(void *ctx, uint8_t *msg, size_t len)

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "ipc_trace.h"
+#include "stream_buf.h"
 #include "tcp.thoth.h"
 #include "tcp_internal.h"
 #include "thoth/error.h"
@@ -98,11 +99,9 @@ static int recv_msg(thoth_tcp_conn_t *c, int64_t deadline, const uint8_t **msg, 
 		r = wait_fd(c->fd, POLLIN, deadline);
 		if (r < 0)
 			return r;
-		size_t before = c->reader.len;
 		r = thoth_stream_fill(&c->reader, c->fd);
 		if (r)
 			return r;
-		(void)before;
 	}
 }
 
@@ -114,16 +113,9 @@ static int64_t call_deadline(const thoth_tcp_conn_t *c)
 static int tcp_get_buffer(void *ctx, size_t len, uint8_t **buf)
 {
 	thoth_tcp_conn_t *c = ctx;
-	if (len > c->out_cap) {
-		void *p;
-		if (posix_memalign(&p, THOTH_WIRE_ALIGN, len))
-			return THOTH_E_NOMEM;
-		free(c->out);
-		c->out = p;
-		c->out_cap = len;
-	}
+	int r = thoth__msgbuf_reserve(&c->out, &c->out_cap, len);
 	*buf = c->out;
-	return 0;
+	return r;
 }
 
 static int broken(thoth_tcp_conn_t *c, int r)

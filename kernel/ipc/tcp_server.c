@@ -33,6 +33,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "stream_buf.h"
 #include "tcp_internal.h"
 #include "thoth/error.h"
 #include "log_internal.h"
@@ -69,8 +70,7 @@ struct tcp_conn {
 	thoth_source_t *src;
 	thoth_timer_t *timer;
 	thoth__tcp_session_t sess;
-	uint8_t *out;
-	size_t out_off, out_len, out_cap;
+	thoth_outq_t out;               /* answers the socket has not taken yet */
 	uint64_t accepted_ns, active_ns, partial_since_ns;   /* partial_since 0: nothing partial */
 	bool paused, doomed, close_after_flush;
 	char peer[80];
@@ -99,7 +99,7 @@ static void srv_log(thoth_tcp_server_t *s, const char *fmt, ...)
 
 static size_t backlog(const tcp_conn_t *c)
 {
-	return c->out_len - c->out_off;
+	return thoth__outq_pending(&c->out);
 }
 
 static void conn_doom(tcp_conn_t *c, uint64_t *counter, const char *fmt, ...)
@@ -129,7 +129,7 @@ static void conn_free(tcp_conn_t *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	thoth__tcp_session_free(&c->sess);
-	free(c->out);
+	thoth__outq_free(&c->out);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -205,20 +205,8 @@ static void update_interest(tcp_conn_t *c)
 
 static void flush(tcp_conn_t *c)
 {
-	while (backlog(c) && !c->doomed) {
-		ssize_t n = send(c->fd, c->out + c->out_off, backlog(c), MSG_DONTWAIT | MSG_NOSIGNAL);
-		if (n > 0) {
-			c->out_off += (size_t)n;
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return;
-		conn_doom(c, NULL, "write failed: %s", n < 0 ? strerror(errno) : "0 bytes");
-		return;
-	}
-	c->out_off = c->out_len = 0;
+	if (!c->doomed && thoth__outq_flush(&c->out, c->fd))
+		conn_doom(c, NULL, "write failed: %s", strerror(errno));
 }
 
 static void conn_send(tcp_conn_t *c, const uint8_t *buf, size_t len)
@@ -228,41 +216,11 @@ static void conn_send(tcp_conn_t *c, const uint8_t *buf, size_t len)
 			  backlog(c) + len, c->srv->cfg.max_backlog);
 		return;
 	}
-	if (!backlog(c)) {
-		/* The common case: the socket takes it all now, no copy. */
-		ssize_t n = send(c->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
-		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-			conn_doom(c, NULL, "write failed: %s", strerror(errno));
-			return;
-		}
-		if (n > 0) {
-			buf += n;
-			len -= (size_t)n;
-		}
-		if (!len)
-			return;
-	}
-	if (c->out_off && c->out_off == c->out_len)
-		c->out_off = c->out_len = 0;
-	if (c->out_len + len > c->out_cap) {
-		if (c->out_off) {
-			memmove(c->out, c->out + c->out_off, backlog(c));
-			c->out_len -= c->out_off;
-			c->out_off = 0;
-		}
-		size_t cap = c->out_cap ? c->out_cap : 4096;
-		while (cap < c->out_len + len)
-			cap *= 2;
-		uint8_t *p = realloc(c->out, cap);
-		if (!p) {
-			conn_doom(c, NULL, "out of memory for its answers");
-			return;
-		}
-		c->out = p;
-		c->out_cap = cap;
-	}
-	memcpy(c->out + c->out_len, buf, len);
-	c->out_len += len;
+	int r = thoth__outq_send(&c->out, c->fd, buf, len);
+	if (r == THOTH_E_NOMEM)
+		conn_doom(c, NULL, "out of memory for its answers");
+	else if (r)
+		conn_doom(c, NULL, "write failed: %s", strerror(errno));
 }
 
 /* Handle every whole message buffered, unless output backs up. */

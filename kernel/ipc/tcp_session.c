@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "stream_buf.h"
 #include "tcp.thoth.h"
 #include "tcp_internal.h"
 #include "thoth/contract.h"
@@ -79,26 +80,10 @@ void thoth__tcp_session_free(thoth__tcp_session_t *s)
 	thoth_stream_reader_free(&s->reader);
 }
 
-static int grow_out(thoth__tcp_service_t *svc, size_t len)
-{
-	if (len <= svc->out_cap)
-		return 0;
-	size_t cap = svc->out_cap;
-	while (cap < len)
-		cap *= 2;
-	uint8_t *p = aligned_alloc(8, cap);
-	if (!p)
-		return THOTH_E_NOMEM;
-	free(svc->out);
-	svc->out = p;
-	svc->out_cap = cap;
-	return 0;
-}
-
 static int get_out(void *ctx, size_t len, uint8_t **buf)
 {
 	thoth__tcp_service_t *svc = ctx;
-	int r = grow_out(svc, thoth_wire_pad8(len));
+	int r = thoth__msgbuf_reserve(&svc->out, &svc->out_cap, thoth_wire_pad8(len));
 	if (r)
 		return r;
 	*buf = svc->out;
@@ -119,7 +104,7 @@ static int hello_reply(thoth__tcp_session_t *s, const thoth_msg_header_t *rq, in
 		.max_message = s->svc->max_message,
 	};
 	thoth_msg_header_t meta = { .request_id = rq->request_id, .trace_id = rq->trace_id };
-	int r = grow_out(s->svc, 512 + strlen(reason));
+	int r = thoth__msgbuf_reserve(&s->svc->out, &s->svc->out_cap, 512 + strlen(reason));
 	if (!r)
 		r = thoth_tcp_Tcp_hello_resp_encode_msg(s->svc->out, s->svc->out_cap, &meta, &resp, len);
 	if (r) {

@@ -435,7 +435,7 @@ static void client_close(thothd_t *d, thothd_client_t *c)
 	d->input_bytes -= c->input_counted;
 	uid_count_add(d, c->uid, -1);
 	thoth_stream_reader_free(&c->reader);
-	free(c->out);
+	thoth__outq_free(&c->out);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -477,7 +477,7 @@ int thothd_client_take_fd(thothd_client_t *c)
 
 static size_t backlog(const thothd_client_t *c)
 {
-	return c->out_len - c->out_off;
+	return thoth__outq_pending(&c->out);
 }
 
 static void update_interest(thothd_client_t *c)
@@ -492,20 +492,8 @@ static void update_interest(thothd_client_t *c)
 /* Send what the socket takes now.  0, or doomed. */
 static void flush(thothd_client_t *c)
 {
-	while (backlog(c)) {
-		ssize_t n = send(c->fd, c->out + c->out_off, backlog(c), MSG_DONTWAIT | MSG_NOSIGNAL);
-		if (n > 0) {
-			c->out_off += (size_t)n;
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return;
-		thothd_client_doom(c, "closed (write: %s)", n < 0 ? strerror(errno) : "0 bytes");
-		return;
-	}
-	c->out_off = c->out_len = 0;
+	if (thoth__outq_flush(&c->out, c->fd))
+		thothd_client_doom(c, "closed (write: %s)", strerror(errno));
 }
 
 void thothd_client_send(thothd_client_t *c, const void *buf, size_t len)
@@ -519,33 +507,13 @@ void thothd_client_send(thothd_client_t *c, const void *buf, size_t len)
 				   c->d->cfg.max_backlog);
 		return;
 	}
-	/* Compact, then append. */
-	if (c->out_off && c->out_off == c->out_len)
-		c->out_off = c->out_len = 0;
-	if (c->out_len + len > c->out_cap) {
-		if (c->out_off) {
-			memmove(c->out, c->out + c->out_off, backlog(c));
-			c->out_len -= c->out_off;
-			c->out_off = 0;
-		}
-		size_t cap = c->out_cap ? c->out_cap : 4096;
-		while (cap < c->out_len + len)
-			cap *= 2;
-		if (cap != c->out_cap) {
-			uint8_t *p = realloc(c->out, cap);
-			if (!p) {
-				thothd_client_doom(c, "out of memory for its output");
-				return;
-			}
-			c->out = p;
-			c->out_cap = cap;
-		}
-	}
 	bool was_empty = backlog(c) == 0;
-	memcpy(c->out + c->out_len, buf, len);
-	c->out_len += len;
-	flush(c);
-	if (was_empty && backlog(c))
+	int r = thoth__outq_send(&c->out, c->fd, buf, len);
+	if (r == THOTH_E_NOMEM)
+		thothd_client_doom(c, "out of memory for its output");
+	else if (r)
+		thothd_client_doom(c, "closed (write: %s)", strerror(errno));
+	else if (was_empty && backlog(c))
 		update_interest(c);
 }
 

@@ -26,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../ipc/stream_buf.h"     /* relative: not every includer has kernel/ipc on its path */
 #include "daemon.thoth.h"
 #include "log.h"
 #include "pm.thoth.h"
@@ -84,8 +85,7 @@ struct thothd_client {
 	thoth_registry_owner_t *owner;
 	int fds[THOTHD_CLIENT_MAX_FDS]; /* received with its bytes, oldest first */
 	uint32_t n_fds;
-	uint8_t *out;                   /* queued output: out[out_off .. out_len) unsent */
-	size_t out_len, out_off, out_cap;
+	thoth_outq_t out;               /* queued output the socket has not taken */
 	bool paused;                    /* not reading: backlog above the pause threshold */
 	bool said_hello;                /* has sent one complete message */
 	bool exe_known;                 /* its executable was looked up (name ownership) */

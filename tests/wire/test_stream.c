@@ -2,16 +2,19 @@
  * test_stream.c - thoth messages over stream sockets: reassembly, early
  * header checks, end of stream, and the blocking client transport.
  */
+#include <errno.h>
 #include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "stream_buf.h"
 #include "thoth/stream.h"
 
 static size_t make(uint64_t *buf, uint16_t flags, uint32_t request_id, uint32_t body_len)
@@ -226,6 +229,52 @@ static void test_poll_event_with_zero_timeout_reads_what_is_queued(void **state)
 	thoth_sock_client_close(&c);
 }
 
+/* The output queue servers keep per client (stream_buf.h): what a full
+ * socket does not take waits, in order, and goes out as the peer reads;
+ * a lost peer is an error, with errno from the send. */
+static void test_outq_keeps_what_a_full_socket_does_not_take(void **state)
+{
+	int sv[2];
+	pair(sv);
+	int small = 4096;
+	assert_int_equal(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
+	enum { N = 64, CHUNK = 3000 };
+	static uint8_t sent[N * CHUNK], got[N * CHUNK];
+	for (size_t i = 0; i < sizeof sent; i++)
+		sent[i] = (uint8_t)(i * 7 + i / 251);
+	thoth_outq_t q = { 0 };
+	for (int i = 0; i < N; i++)
+		assert_int_equal(thoth__outq_send(&q, sv[0], sent + i * CHUNK, CHUNK), 0);
+	assert_true(thoth__outq_pending(&q) > 0);       /* the socket is full */
+	size_t have = 0;
+	while (have < sizeof got) {
+		struct pollfd p = { .fd = sv[1], .events = POLLIN };
+		assert_int_equal(poll(&p, 1, 5000), 1);
+		ssize_t n = read(sv[1], got + have, sizeof got - have);
+		assert_true(n > 0);
+		have += (size_t)n;
+		assert_int_equal(thoth__outq_flush(&q, sv[0]), 0);
+	}
+	assert_int_equal(thoth__outq_pending(&q), 0);
+	assert_memory_equal(got, sent, sizeof sent);
+	close(sv[1]);
+	assert_int_equal(thoth__outq_send(&q, sv[0], sent, 10), THOTH_E_IO);
+	assert_true(errno == EPIPE || errno == ECONNRESET);
+	thoth__outq_free(&q);
+	close(sv[0]);
+
+	/* The client transports' message buffer: 8-aligned, grown on demand. */
+	uint8_t *buf = NULL;
+	size_t cap = 0;
+	assert_int_equal(thoth__msgbuf_reserve(&buf, &cap, 100), 0);
+	assert_true(cap >= 100 && (uintptr_t)buf % 8 == 0);
+	assert_int_equal(thoth__msgbuf_reserve(&buf, &cap, 50), 0);
+	assert_true(cap >= 100);
+	assert_int_equal(thoth__msgbuf_reserve(&buf, &cap, 10000), 0);
+	assert_true(cap >= 10000 && (uintptr_t)buf % 8 == 0);
+	free(buf);
+}
+
 static void test_connect_to_missing_socket_says_not_running(void **state)
 {
 	thoth_sock_client_t c;
@@ -242,6 +291,7 @@ int main(void)
 		cmocka_unit_test(test_garbage_is_bad_magic_and_eof_is_peer_gone),
 		cmocka_unit_test(test_client_call_matches_response_and_delivers_events),
 		cmocka_unit_test(test_poll_event_with_zero_timeout_reads_what_is_queued),
+		cmocka_unit_test(test_outq_keeps_what_a_full_socket_does_not_take),
 		cmocka_unit_test(test_connect_to_missing_socket_says_not_running),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
