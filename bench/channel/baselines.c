@@ -28,6 +28,15 @@
  *                   word and always calls FUTEX_WAKE; the receiver calls
  *                   FUTEX_WAIT until the word moves (no spinning): the
  *                   cheapest sleeping doorbell Linux has.
+ *   epoll-shm       a service on an event loop, with thoth's wake-up path
+ *                   and nothing else: the futex-shm mapping and words; the
+ *                   client bumps the request word, rings one byte on a
+ *                   socketpair (the doorbell) and FUTEX_WAITs on the reply
+ *                   word; the service sleeps in epoll_wait on the doorbell,
+ *                   drains it with one recv, answers and FUTEX_WAKEs.  The
+ *                   least a service that waits on many channels and fds at
+ *                   once (epoll) can pay per sleeping round trip: the
+ *                   bound for thoth's sleeping cells (docs/SCHED.md).
  *   spin-shm        the same words, busy-polled with `pause`, no system
  *                   call; every 1024 polls it calls sched_yield() so that
  *                   a peer sharing the CPU can run at all (without it a
@@ -57,6 +66,7 @@
 #include <stdatomic.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -74,7 +84,7 @@
 #define BELL_OK      1u
 #define BELL_FAIL    0xfa11u
 
-enum kind { K_PIPE, K_STREAM, K_SEQPACKET, K_EVENTFD, K_FUTEX, K_SPIN };
+enum kind { K_PIPE, K_STREAM, K_SEQPACKET, K_EVENTFD, K_FUTEX, K_SPIN, K_EPOLL };
 
 static const char *const kind_names[] = {
 	[K_PIPE] = "pipe",
@@ -83,6 +93,7 @@ static const char *const kind_names[] = {
 	[K_EVENTFD] = "eventfd-shm",
 	[K_FUTEX] = "futex-shm",
 	[K_SPIN] = "spin-shm",
+	[K_EPOLL] = "epoll-shm",
 };
 
 /* futex-shm / spin-shm: the words after [payload | reply], each on its own
@@ -107,6 +118,7 @@ typedef struct end {
 	seq_words_t *seq;  /* futex-shm, spin-shm */
 	size_t payload;
 	size_t chunk;   /* unix-seqpacket: record size; 0 = no records */
+	int ep;         /* epoll-shm: the service's epoll set (the doorbell in it) */
 } end_t;
 
 /* What the server sends back over the result pipe at the end. */
@@ -240,7 +252,7 @@ static int wait_bell(int efd, uint64_t *v)
 static void seq_bump(const end_t *e, _Atomic uint32_t *w)
 {
 	atomic_fetch_add_explicit(w, 1, memory_order_release);
-	if (e->kind == K_FUTEX)
+	if (e->kind == K_FUTEX || e->kind == K_EPOLL)
 		syscall(SYS_futex, (uint32_t *)w, FUTEX_WAKE, 1, NULL, NULL, 0);
 }
 
@@ -254,7 +266,7 @@ static int seq_wait(const end_t *e, _Atomic uint32_t *w, uint32_t old)
 			errno = ECONNRESET;
 			return -1;
 		}
-		if (e->kind == K_FUTEX) {
+		if (e->kind == K_FUTEX || e->kind == K_EPOLL) {
 			struct timespec ts = { 0, 10000000 };   /* re-check FAIL every 10 ms */
 			syscall(SYS_futex, (uint32_t *)w, FUTEX_WAIT, old, &ts, NULL, 0);
 		} else if (n % 1024 == 0) {
@@ -275,6 +287,16 @@ static int client_rt(const end_t *e, const uint8_t *payload, uint8_t *reply)
 		memcpy(e->shm, payload, e->payload);
 		seq_bump(e, &e->seq->req);
 		if (seq_wait(e, &e->seq->rep, old))
+			return -1;
+		memcpy(reply, e->shm + e->payload, REPLY_SIZE);
+		CLOBBER(reply);
+		return 0;
+	}
+	if (e->kind == K_EPOLL) {
+		uint32_t old = atomic_load_explicit(&e->seq->rep, memory_order_relaxed);
+		memcpy(e->shm, payload, e->payload);
+		atomic_fetch_add_explicit(&e->seq->req, 1, memory_order_release);
+		if (send(e->tx, "", 1, MSG_DONTWAIT | MSG_NOSIGNAL) != 1 || seq_wait(e, &e->seq->rep, old))
 			return -1;
 		memcpy(reply, e->shm + e->payload, REPLY_SIZE);
 		CLOBBER(reply);
@@ -305,6 +327,29 @@ static int server_rt(const end_t *e, uint8_t *buf, uint8_t *reply)
 		static uint32_t seen;   /* requests taken (the child's private copy) */
 		if (seq_wait(e, &e->seq->req, seen))
 			return -1;
+		seen++;
+		memcpy(buf, e->shm, e->payload);
+		CLOBBER(buf);
+		reply[0] = buf[0];
+		reply[1] = buf[e->payload - 1];
+		memcpy(e->shm + e->payload, reply, REPLY_SIZE);
+		seq_bump(e, &e->seq->rep);
+		return 0;
+	}
+	if (e->kind == K_EPOLL) {
+		static uint32_t seen;   /* requests taken (the child's private copy) */
+		while (atomic_load_explicit(&e->seq->req, memory_order_acquire) == seen) {
+			struct epoll_event ev;
+			char bells[256];
+			int n = epoll_wait(e->ep, &ev, 1, -1);
+			if (n < 0 && errno == EINTR)
+				continue;
+			ssize_t r = n == 1 ? recv(e->rx, bells, sizeof bells, MSG_DONTWAIT) : -1;
+			if (r == 0)
+				errno = ECONNRESET;     /* the client is gone */
+			if (r <= 0 && !(r < 0 && errno == EAGAIN))
+				return -1;
+		}
 		seen++;
 		memcpy(buf, e->shm, e->payload);
 		CLOBBER(buf);
@@ -425,7 +470,7 @@ int bench_baseline_rt(const char *kind_name, size_t payload, unsigned warmup, un
 	enum kind kind;
 	if (parse_kind(kind_name, &kind)) {
 		fprintf(stderr, "bench_baseline_rt: unknown kind '%s' (pipe, unix-stream, "
-			"unix-seqpacket, eventfd-shm, futex-shm, spin-shm)\n", kind_name ? kind_name : "(null)");
+			"unix-seqpacket, eventfd-shm, futex-shm, spin-shm, epoll-shm)\n", kind_name ? kind_name : "(null)");
 		return -1;
 	}
 	if (!payload || !iters || !out || (unsigned)-1 - warmup < iters) {
@@ -443,7 +488,7 @@ int bench_baseline_rt(const char *kind_name, size_t payload, unsigned warmup, un
 	uint8_t *buf = NULL;
 	double *lat = NULL;
 	size_t chunk = 0;
-	end_t ce = { .kind = kind, .tx = -1, .rx = -1, .payload = payload };
+	end_t ce = { .kind = kind, .tx = -1, .rx = -1, .payload = payload, .ep = -1 };
 	end_t se = ce;
 
 	switch (kind) {
@@ -485,6 +530,23 @@ int bench_baseline_rt(const char *kind_name, size_t payload, unsigned warmup, un
 		ce.shm = se.shm = shm;
 		ce.seq = se.seq = (seq_words_t *)(shm + SEQ_OFF(payload));
 		break;
+	case K_EPOLL: {
+		/* req[0] the client's doorbell end, req[1] the service's; rep[0]
+		 * holds the epoll fd (closed with the others). */
+		shm = mmap(NULL, shm_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		if (shm == MAP_FAILED || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, req))
+			goto sys_fail;
+		rep[0] = epoll_create1(EPOLL_CLOEXEC);
+		struct epoll_event ev = { .events = EPOLLIN };
+		if (rep[0] < 0 || epoll_ctl(rep[0], EPOLL_CTL_ADD, req[1], &ev))
+			goto sys_fail;
+		ce.shm = se.shm = shm;
+		ce.seq = se.seq = (seq_words_t *)(shm + SEQ_OFF(payload));
+		ce.tx = req[0];
+		se.rx = req[1];
+		se.ep = rep[0];
+		break;
+	}
 	}
 	ce.chunk = se.chunk = chunk;
 	if (pipe2(res, O_CLOEXEC))
@@ -529,7 +591,7 @@ int bench_baseline_rt(const char *kind_name, size_t payload, unsigned warmup, un
 		if (kind == K_PIPE) {
 			close_fd(&req[1]);
 			close_fd(&rep[0]);
-		} else if (kind == K_STREAM || kind == K_SEQPACKET) {
+		} else if (kind == K_STREAM || kind == K_SEQPACKET || kind == K_EPOLL) {
 			close_fd(&req[0]);
 		}
 		server_main(&se, warmup + iters, warmup, cpu_server, res[1], parent);
@@ -541,7 +603,7 @@ int bench_baseline_rt(const char *kind_name, size_t payload, unsigned warmup, un
 	if (kind == K_PIPE) {
 		close_fd(&req[0]);
 		close_fd(&rep[1]);
-	} else if (kind == K_STREAM || kind == K_SEQPACKET) {
+	} else if (kind == K_STREAM || kind == K_SEQPACKET || kind == K_EPOLL) {
 		close_fd(&req[1]);
 	}
 

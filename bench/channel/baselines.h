@@ -22,7 +22,9 @@ typedef struct bench_rt_result {
 /*
  * kind: "pipe", "unix-stream", "unix-seqpacket", "eventfd-shm", "futex-shm"
  * (shared memory + FUTEX_WAIT/FUTEX_WAKE), "spin-shm" (shared memory,
- * busy-polled; see baselines.c).
+ * busy-polled), "epoll-shm" (a service sleeping in epoll_wait on a socket
+ * doorbell, a client on a futex: thoth's wake-up path alone; see
+ * baselines.c).
  *
  * A round trip: the client sends PAYLOAD bytes (from a buffer filled once),
  * the server receives all of them into its own buffer, reads the first and

@@ -13,7 +13,7 @@
  * Then the placement matrix of issue 13 section 5: {one CPU, two CPUs,
  * unpinned, unpinned with a busy hog on the last CPU} x {thoth default,
  * thoth with a 1 ms spin budget, thoth always-sleep, pipe, Unix stream,
- * seqpacket, eventfd + shm, futex + shm, busy-polled shm} at 64 B and
+ * seqpacket, eventfd + shm, futex + shm, busy-polled shm, epoll + shm} at 64 B and
  * 64 KiB, with the targets checked at the end.
  *
  *   bench_channel [--quick] [--sizes 64,4096,...] [--runs N] [--cpus C,S] [--matrix]
@@ -237,9 +237,9 @@ typedef struct placement {
 
 static const char *const mx_kinds[] = {
 	"thoth-default", "thoth-spin-1ms", "thoth-sleep", "pipe", "unix-stream",
-	"unix-seqpacket", "eventfd-shm", "futex-shm", "spin-shm",
+	"unix-seqpacket", "eventfd-shm", "futex-shm", "spin-shm", "epoll-shm",
 };
-enum { MX_K = sizeof mx_kinds / sizeof mx_kinds[0], MX_THOTH = 3, MX_P = 4, MX_S = 2 };
+enum { MX_K = sizeof mx_kinds / sizeof mx_kinds[0], MX_THOTH = 3, MX_P = 4, MX_S = 2, MX_EPOLL = 9 };
 
 static int matrix(unsigned runs, bool quick)
 {
@@ -304,6 +304,19 @@ static int matrix(unsigned runs, bool quick)
 			       ratio <= 1.10 ? "" : "  NOT MET");
 		}
 	printf("cells within 10%% of the best baseline: %u of %u\n", met, cells);
+
+	/* The bound of each kind of cell (docs/SCHED.md "Placement matrix"):
+	 * a service that sleeps on an event loop cannot beat epoll-shm (the
+	 * same wake-up path with no protocol at all), and a thoth waiter that
+	 * spins only while its peer runs elsewhere cannot beat spin-shm. */
+	printf("\n# bounds: thoth-default / epoll-shm (an event-loop service's wake-up path with no protocol:\n"
+	       "# what a service waiting on many channels and fds pays; futex-shm waits on ONE word)\n");
+	for (unsigned p = 0; p < MX_P; p++)
+		for (unsigned s = 0; s < MX_S; s++)
+			if (ok[p][s][0] && ok[p][s][MX_EPOLL] && ok[p][s][7])
+				printf("%-13s %7zu  thoth-default / epoll-shm %.2fx; epoll-shm / futex-shm %.2fx\n",
+				       pl[p].name, sizes[s], res[p][s][0].p50_ns / res[p][s][MX_EPOLL].p50_ns,
+				       res[p][s][MX_EPOLL].p50_ns / res[p][s][7].p50_ns);
 
 	printf("\n# the other targets of issue 13 section 5\n");
 	for (unsigned s = 0; s < MX_S; s++) {

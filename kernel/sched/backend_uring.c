@@ -285,12 +285,14 @@ static int ur_wait(void *state, loop_ev_t *out, int max, bool block, uint64_t *s
 	++*syscalls;
 	if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY && r != -ETIME)
 		return THOTH_E_IO;
+	/* The completions there now: the tail read once (acquire: orders the
+	 * CQE reads after it), not once per entry as io_uring_for_each_cqe
+	 * does; our ring has 16-byte CQEs (no IORING_SETUP_CQE32). */
 	int n = 0;
-	struct io_uring_cqe *cqe;
-	unsigned head, seen = 0;
-	io_uring_for_each_cqe(&u->ring, head, cqe) {
-		if (n == max)
-			break;
+	unsigned head = *u->ring.cq.khead, mask = u->ring.cq.ring_mask, seen = 0;
+	unsigned tail = io_uring_smp_load_acquire(u->ring.cq.ktail);
+	for (; head != tail && n < max; head++) {
+		struct io_uring_cqe *cqe = &u->ring.cq.cqes[head & mask];
 		seen++;
 		uint64_t ud = io_uring_cqe_get_data64(cqe);
 		void *p = (void *)(uintptr_t)(ud & ~(uint64_t)TAG_MASK);

@@ -27,8 +27,8 @@ typedef struct loop_io {
 	thoth_io_fn fn;
 	void *arg;
 	int64_t res;                  /* bytes, or -errno */
-	struct loop_io *next;         /* loop.c: completed, waiting for dispatch; in flight; free */
-	struct loop_io *prev;         /* loop.c: in flight (unlinked in O(1) when it completes) */
+	struct loop_io *next;         /* loop.c: completed, waiting for dispatch; free */
+	struct loop_io *all_next;     /* loop.c: every record the loop allocated (freed with it) */
 } loop_io_t;
 
 /* One thing the backend's wait found. */
