@@ -11,7 +11,8 @@
  *      add on one shared cache line, 1..N threads;
  *   4. thothd resolves/s with 1..N client processes: Registry.resolve
  *      round trips (the old path) vs thoth_rtable_resolve (the table,
- *      round trip only on a miss);
+ *      round trip only on a miss); a list and thothd's status, by round
+ *      trip vs from the table, in client and thothd CPU;
  *   5. channel round trip (64 B) with NUMA placement forced on vs off,
  *      alternating blocks in one run (this VM has one node: this is the
  *      cost of the placement logic, not its benefit);
@@ -805,6 +806,7 @@ static double resolves_per_second(harness_t *h, int clients, int mode)
 }
 
 static void bench_list(harness_t *h, int reps);
+static void bench_status(harness_t *h, int reps);
 
 static void bench_thothd(int max_clients, int reps)
 {
@@ -871,6 +873,7 @@ static void bench_thothd(int max_clients, int reps)
 	       ccpu[RS_HANDLE] / 1e3, ccpu[RS_HANDLE] > 0 ? ccpu[RS_TABLE] / ccpu[RS_HANDLE] : 0, max_clients,
 	       hd[0] > 0 ? hd[col - 1] / hd[0] : 0);
 	bench_list(&h, reps);
+	bench_status(&h, reps);
 	thoth_control_close(&svc);
 	harness_teardown(&h);
 }
@@ -917,6 +920,67 @@ static void bench_list(harness_t *h, int reps)
 	       "     Registry.list round trip: client %.1f + thothd %.1f (thothd's one thread: %.0f lists/s at most)\n"
 	       "     thoth_rtable_list:        client %.1f + thothd %.1f (a pass over the 1 MiB table; scales with clients)\n",
 	       reps, rl, rd, rd > 0 ? 1e6 / rd : 0, tl, td);
+	thoth_rtable_close(t);
+	thoth_control_close(&ctl);
+}
+
+/* thothd's status from one client: Daemon.status by round trip (thothd's
+ * one thread answers each) vs thoth_rtable_status (the status block thothd
+ * publishes in the table).  CPU per status, the client's and thothd's;
+ * and what publishing costs thothd per request it handles. */
+static void bench_status(harness_t *h, int reps)
+{
+	thoth_control_t ctl;
+	thoth_rtable_t *t = NULL;
+	char why[200];
+	if (harness_connect(h, &ctl) || thoth_rtable_open(h->dir, &t, why, sizeof why))
+		die("status client", THOTH_E_IO);
+	double per[2][9], dper[2][9];
+	int iters = (int)(run_s * 40000);
+	for (int r = 0; r < reps; r++)
+		for (int mode = 0; mode < 2; mode++) {
+			double d0 = proc_cpu_ns(h->thothd);
+			uint64_t c0 = cpu_ns();
+			for (int i = 0; i < iters; i++) {
+				if (mode == 0) {
+					thoth_daemon_Daemon_status_resp_t st;
+					if (harness_status(&ctl, &st))
+						die("Daemon.status", THOTH_E_IO);
+				} else {
+					thoth_rtable_status_t st;
+					if (thoth_rtable_status(t, &st))
+						die("thoth_rtable_status", THOTH_E_IO);
+				}
+			}
+			per[mode][r] = (double)(cpu_ns() - c0) / iters / 1e3;
+			dper[mode][r] = (proc_cpu_ns(h->thothd) - d0) / iters / 1e3;
+		}
+	/* The publish itself, in this process on a table of our own: what
+	 * thothd adds to every request it answers and every loop iteration. */
+	rt_writer_t w;
+	if (rt_writer_init(&w, 64, NULL, 0))
+		die("rt_writer_init", THOTH_E_IO);
+	rt_status_t st = { .pid = 1, .version = "0.1.0", .runtime_dir = "/run/user/0/thoth" };
+	double pub[9];
+	long pubs = (long)(run_s * 4e6);
+	for (int r = 0; r < reps; r++) {
+		uint64_t c0 = cpu_ns();
+		for (long i = 0; i < pubs; i++) {
+			st.wakeups = (uint64_t)i;
+			st.messages = (uint64_t)i;
+			st.publishes = (uint64_t)i;
+			rt_writer_status(&w, &st);
+		}
+		pub[r] = (double)(cpu_ns() - c0) / (double)pubs;
+	}
+	rt_writer_free(&w);
+	double rc = median(per[0], reps), tc = median(per[1], reps);
+	double rd = median(dper[0], reps), td = median(dper[1], reps);
+	printf("   thothd's status, CPU us per status, median of %d:\n"
+	       "     Daemon.status round trip: client %.2f + thothd %.2f (thothd's one thread: %.0f statuses/s at most)\n"
+	       "     thoth_rtable_status:      client %.3f + thothd %.2f (read from the table; no message, no wake-up)\n"
+	       "     thothd's cost of publishing it: %.0f ns per request answered and per loop iteration\n",
+	       reps, rc, rd, rd > 0 ? 1e6 / rd : 0, tc, td, median(pub, reps));
 	thoth_rtable_close(t);
 	thoth_control_close(&ctl);
 }
