@@ -124,7 +124,8 @@ numa-vm:
 	@scripts/bootstrap.sh test
 	@scripts/bootstrap.sh bench
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTHOTH_TESTS=ON -DTHOTH_BENCH=ON $(CMAKE_FLAGS) >/dev/null
-	@cmake --build $(BUILD) -j$(JOBS) --target test_numa_channel chan_service bench_scale thothctl
+	@cmake --build $(BUILD) -j$(JOBS) --target test_numa_channel chan_service bench_scale thothctl \
+	       test_rtable_thothd thothd
 	@scripts/qemu-numa.sh --build $(BUILD) --fetch-kernel
 
 install: bootstrap

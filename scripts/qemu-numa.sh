@@ -90,8 +90,10 @@ TEST=$BUILD/tests/scale/test_numa_channel
 BENCH=$BUILD/bench/scale/bench_scale
 THOTHCTL=$BUILD/tools/thothctl/thothctl
 CHAN_SERVICE=$BUILD/tests/ipc/chan_service
-for f in "$TEST" "$BENCH" "$THOTHCTL" "$CHAN_SERVICE"; do
-	[ -x "$f" ] || fail "$f is not built (cmake --build $BUILD --target test_numa_channel chan_service bench_scale thothctl)"
+RTEST=$BUILD/tests/scale/test_rtable_thothd
+THOTHD=$BUILD/kernel/thothd/thothd
+for f in "$TEST" "$BENCH" "$THOTHCTL" "$CHAN_SERVICE" "$RTEST" "$THOTHD"; do
+	[ -x "$f" ] || fail "$f is not built (cmake --build $BUILD --target test_numa_channel chan_service bench_scale thothctl test_rtable_thothd thothd)"
 done
 
 # The initramfs: every binary and every library it loads at the path it
@@ -105,7 +107,7 @@ copy() {        # copy FILE to the same path under $IR, debug info stripped
 	cp -L "$1" "$IR$1"
 	strip --strip-debug "$IR$1" 2>/dev/null || true
 }
-for f in "$BUSYBOX" "$TEST" "$BENCH" "$THOTHCTL" "$CHAN_SERVICE"; do
+for f in "$BUSYBOX" "$TEST" "$BENCH" "$THOTHCTL" "$CHAN_SERVICE" "$RTEST" "$THOTHD"; do
 	copy "$f"
 	ldd "$f" 2>/dev/null | awk '/=> \// { print $3 } /^[ \t]*\/[^ ]+ \(/ { print $1 }' | while read -r lib; do
 		[ -e "$IR$lib" ] || copy "$lib"
@@ -135,6 +137,7 @@ run() {
 }
 run topology $THOTHCTL topology
 run test_numa_channel $TEST
+run test_rtable_thothd $RTEST
 run bench_cross_node $BENCH $QUICK --section 6
 echo "THOTH-VM: done"
 poweroff -f
@@ -164,12 +167,14 @@ tr -d '\r' < "$LOG" | sed -n '/^THOTH-VM: nodes/,$p'
 LOGT=$(tr -d '\r' < "$LOG")
 echo "$LOGT" | grep -q '^THOTH-VM: done' || fail "the guest did not finish its script"
 echo "$LOGT" | grep -q '^THOTH-VM: nodes online 0-1,' || fail "the guest does not have nodes 0-1 online"
-for step in topology test_numa_channel bench_cross_node; do
+for step in topology test_numa_channel test_rtable_thothd bench_cross_node; do
 	echo "$LOGT" | grep -q "^THOTH-VM: $step rc=0\$" || fail "$step failed in the guest"
 done
 # The two-node test must have run, not skipped, and the benchmark must
 # have measured, not skipped.
 echo "$LOGT" | grep -q 'OK \] test_on_two_nodes_every_page_lands_on_its_readers_node' ||
 	fail "the two-node placement test did not run and pass"
+echo "$LOGT" | grep -q 'OK \] test_on_two_nodes_a_caller_is_given_the_instance_on_its_node' ||
+	fail "the two-node resolve test did not run and pass"
 echo "$LOGT" | grep -q 'placed: .* of hand-pinned throughput' || fail "the cross-node benchmark did not run"
 echo "qemu-numa: passed (placement and page locations on a real 2-node kernel; timings are emulated: see above)"

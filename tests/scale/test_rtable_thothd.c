@@ -7,6 +7,7 @@
  * it never saw) to thothd by round trip; and carries thothd's status.
  */
 #define _GNU_SOURCE
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -222,6 +223,99 @@ static void test_status_is_read_from_the_table_and_costs_thothd_nothing(void **s
 	thoth_rtable_close(t);
 }
 
+/* ---- two real nodes (the QEMU guest of scripts/qemu-numa.sh) ---------- */
+
+static void register_on_node(thoth_control_t *ctl, const char *addr, uint16_t node)
+{
+	thoth_registry_Registry_register_req_t req = {
+		.reg = {
+			.name = thoth_str("near"), .version = thoth_str("1.0.0"),
+			.endpoint = { .addr = thoth_str(addr), .numa_node = node,
+				      .locality = THOTH_COMMON_LOCALITY_HOST },
+		},
+	};
+	thoth_registry_Registry_register_resp_t resp;
+	assert_int_equal(thoth_registry_Registry_register(&ctl->client, &req, &resp, NULL), 0);
+}
+
+static int first_cpu_of(int node)
+{
+	char path[96], buf[64] = "";
+	snprintf(path, sizeof path, "/sys/devices/system/node/node%d/cpulist", node);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return -1;
+	if (!fgets(buf, sizeof buf, f))
+		buf[0] = 0;
+	fclose(f);
+	return buf[0] >= '0' && buf[0] <= '9' ? atoi(buf) : -1;
+}
+
+static void run_on(int cpu)
+{
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	assert_int_equal(sched_setaffinity(0, sizeof set, &set), 0);
+}
+
+/*
+ * SCALE-1's resolve on a machine with two nodes: thothd reads the real
+ * distance matrix (hwloc), an instance registered on each node, and a
+ * caller is given the one on the node it runs on, from the table (full
+ * lookup and name handle: the handle asks getcpu on every call only on a
+ * multi-node machine, the path a one-node machine skips) and by round
+ * trip.  Moving the caller to the other node moves the answer.
+ */
+static void test_on_two_nodes_a_caller_is_given_the_instance_on_its_node(void **state)
+{
+	int cpu0 = first_cpu_of(0), cpu1 = first_cpu_of(1);
+	if (cpu0 < 0 || cpu1 < 0) {
+		print_message("one NUMA node online: skipped (scripts/qemu-numa.sh runs this in a 2-node guest)\n");
+		skip();
+	}
+	thoth_rtable_t *t = NULL;
+	char why[300] = "";
+	int r = thoth_rtable_open(h.dir, &t, why, sizeof why);
+	if (r)
+		fail_msg("open: %s: %s", thoth_strerror(r), why);
+	thoth_control_t svc;
+	assert_int_equal(harness_connect(&h, &svc), 0);
+	register_on_node(&svc, "/node0.sock", 0);
+	register_on_node(&svc, "/node1.sock", 1);
+	cpu_set_t saved;
+	assert_int_equal(sched_getaffinity(0, sizeof saved, &saved), 0);
+	thoth_rtable_name_t *n = NULL;
+	assert_int_equal(thoth_rtable_name_open(t, "near", NULL, &n), 0);
+	static const char *want[2] = { "/node0.sock", "/node1.sock" };
+	for (int pass = 0; pass < 4; pass++) {
+		int node = pass % 2;
+		run_on(node ? cpu1 : cpu0);
+		thoth_resolved_t where;
+		for (int i = 0; i < 10; i++) {
+			assert_int_equal(thoth_rtable_resolve(t, "near", NULL, &where), 0);
+			assert_string_equal(where.addr, want[node]);
+			assert_int_equal(where.numa_node, node);
+			const thoth_resolved_t *w = NULL;
+			assert_int_equal(thoth_rtable_name_resolve(n, &w), 0);
+			assert_string_equal(w->addr, want[node]);
+		}
+		/* thothd's own answer, by round trip, for a caller on NODE. */
+		thoth_registry_Registry_resolve_req_t rq = {
+			.name = thoth_str("near"), .min_version = thoth_str(""),
+			.prefer = THOTH_COMMON_LOCALITY_NUMA, .numa_node = (uint16_t)node,
+		};
+		thoth_registry_Registry_resolve_resp_t rs;
+		assert_int_equal(thoth_registry_Registry_resolve(&svc.client, &rq, &rs, NULL), 0);
+		assert_int_equal(rs.instance.registration.endpoint.numa_node, node);
+	}
+	print_message("two nodes: callers on node 0 and node 1 each given their own node's instance\n");
+	assert_int_equal(sched_setaffinity(0, sizeof saved, &saved), 0);
+	thoth_rtable_name_close(n);
+	thoth_control_close(&svc);
+	thoth_rtable_close(t);
+}
+
 /* `thothctl status --watch MS` prints from the table: its lines go on
  * while thothd handles no message for them. */
 static char watch_log[400];
@@ -286,6 +380,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_status_is_read_from_the_table_and_costs_thothd_nothing, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_thothctl_status_watch_reads_the_table, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_on_two_nodes_a_caller_is_given_the_instance_on_its_node, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_without_thothd_open_says_so, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
