@@ -213,7 +213,10 @@ static void test_status_is_read_from_the_table_and_costs_thothd_nothing(void **s
 		assert_int_equal(thoth_rtable_status(t, &last), 0);
 	assert_int_equal(last.messages, first.messages);
 	assert_int_equal(last.wakeups, first.wakeups);
-	assert_int_equal(last.publishes, first.publishes);
+	/* thothd may still finish the iteration that answered the
+	 * registration (one more publish at its end), no more: it was not
+	 * woken again. */
+	assert_true(last.publishes <= first.publishes + 1);
 	/* One round trip: the table counts it before the answer arrives. */
 	assert_int_equal(harness_status(&ctl, &rt), 0);
 	assert_int_equal(thoth_rtable_status(t, &last), 0);
