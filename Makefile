@@ -8,6 +8,9 @@
 #   make bench    build optimised and run every benchmark under bench/
 #   make fuzz     build the libFuzzer targets with clang and run each for a bounded time
 #   make soak     the reliability suite's long variants, SOAK_SECONDS per scenario
+#   make numa-vm  SCALE-1 on two NUMA nodes: a 2-node QEMU guest (TCG, 1-2 min) runs the
+#                 placement test and the cross-node benchmark (scripts/qemu-numa.sh; fetches
+#                 Debian's kernel package once for its vmlinuz)
 #   make install  build optimised (no tests) and install under PREFIX (default
 #                 /usr/local), staged under DESTDIR if set (docs/INSTALL.md)
 #   make deb      Debian packages libthoth0, libthoth-dev, thoth-tools in build/deb
@@ -37,7 +40,7 @@ CMAKE_FLAGS = -DTHOTH_WERROR=ON
 # No "Entering directory" lines from the makes CMake runs below us.
 MAKEFLAGS += --no-print-directory
 
-.PHONY: all bootstrap build asan tsan tsan-build test run run-cluster bench fuzz soak install deb clean
+.PHONY: all bootstrap build asan tsan tsan-build test run run-cluster bench fuzz soak numa-vm install deb clean
 
 all: build
 
@@ -114,6 +117,16 @@ fuzz: bootstrap
 
 soak: build
 	@tests/reliability/soak.sh $(BUILD) $(SOAK_SECONDS)
+
+# The test group (cmocka) to build the test, the bench group for qemu and
+# busybox; only the binaries that go into the guest are built.
+numa-vm:
+	@scripts/bootstrap.sh test
+	@scripts/bootstrap.sh bench
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTHOTH_TESTS=ON -DTHOTH_BENCH=ON $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j$(JOBS) --target test_numa_channel chan_service bench_scale thothctl \
+	       test_rtable_thothd thothd
+	@scripts/qemu-numa.sh --build $(BUILD) --fetch-kernel
 
 install: bootstrap
 	@cmake -S . -B $(INSTALL_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=$(PREFIX) \

@@ -27,7 +27,7 @@ _thothctl()
 	"")
 		COMPREPLY=($(compgen -W "status services resolve trace sched pm codex topology moderation $global" -- "$cur")) ;;
 	status)
-		COMPREPLY=($(compgen -W "--json --runtime-dir" -- "$cur")) ;;
+		COMPREPLY=($(compgen -W "--watch --json --runtime-dir" -- "$cur")) ;;
 	services)
 		COMPREPLY=($(compgen -W "--watch --json --runtime-dir" -- "$cur")) ;;
 	resolve)

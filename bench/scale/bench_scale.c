@@ -11,12 +11,19 @@
  *      add on one shared cache line, 1..N threads;
  *   4. thothd resolves/s with 1..N client processes: Registry.resolve
  *      round trips (the old path) vs thoth_rtable_resolve (the table,
- *      round trip only on a miss);
+ *      round trip only on a miss); a list and thothd's status, by round
+ *      trip vs from the table, in client and thothd CPU;
  *   5. channel round trip (64 B) with NUMA placement forced on vs off,
  *      alternating blocks in one run (this VM has one node: this is the
- *      cost of the placement logic, not its benefit).
+ *      cost of the placement logic, not its benefit);
+ *   6. cross-node channel round trip, client on the first node and
+ *      service on the last: placed (THOTH_NUMA=auto) vs NUMA-oblivious
+ *      (off: first touch decides) vs hand-pinned (off, and every range
+ *      bound and moved by hand to its reader's node), with where the
+ *      pages of each read range are.  Needs two nodes: skipped on one
+ *      (scripts/qemu-numa.sh runs it in a 2-node guest).
  *
- *   bench_scale [--quick] [--section N]...   (N = 1..5 below; default all)
+ *   bench_scale [--quick] [--section N]...   (N = 1..6 below; default all)
  *   bench_scale --instr N      N calls of each lookup kind, for callgrind
  *                              (bench/scale/instr.sh prints instructions/call)
  */
@@ -30,6 +37,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -798,6 +806,7 @@ static double resolves_per_second(harness_t *h, int clients, int mode)
 }
 
 static void bench_list(harness_t *h, int reps);
+static void bench_status(harness_t *h, int reps);
 
 static void bench_thothd(int max_clients, int reps)
 {
@@ -864,6 +873,7 @@ static void bench_thothd(int max_clients, int reps)
 	       ccpu[RS_HANDLE] / 1e3, ccpu[RS_HANDLE] > 0 ? ccpu[RS_TABLE] / ccpu[RS_HANDLE] : 0, max_clients,
 	       hd[0] > 0 ? hd[col - 1] / hd[0] : 0);
 	bench_list(&h, reps);
+	bench_status(&h, reps);
 	thoth_control_close(&svc);
 	harness_teardown(&h);
 }
@@ -914,6 +924,67 @@ static void bench_list(harness_t *h, int reps)
 	thoth_control_close(&ctl);
 }
 
+/* thothd's status from one client: Daemon.status by round trip (thothd's
+ * one thread answers each) vs thoth_rtable_status (the status block thothd
+ * publishes in the table).  CPU per status, the client's and thothd's;
+ * and what publishing costs thothd per request it handles. */
+static void bench_status(harness_t *h, int reps)
+{
+	thoth_control_t ctl;
+	thoth_rtable_t *t = NULL;
+	char why[200];
+	if (harness_connect(h, &ctl) || thoth_rtable_open(h->dir, &t, why, sizeof why))
+		die("status client", THOTH_E_IO);
+	double per[2][9], dper[2][9];
+	int iters = (int)(run_s * 40000);
+	for (int r = 0; r < reps; r++)
+		for (int mode = 0; mode < 2; mode++) {
+			double d0 = proc_cpu_ns(h->thothd);
+			uint64_t c0 = cpu_ns();
+			for (int i = 0; i < iters; i++) {
+				if (mode == 0) {
+					thoth_daemon_Daemon_status_resp_t st;
+					if (harness_status(&ctl, &st))
+						die("Daemon.status", THOTH_E_IO);
+				} else {
+					thoth_rtable_status_t st;
+					if (thoth_rtable_status(t, &st))
+						die("thoth_rtable_status", THOTH_E_IO);
+				}
+			}
+			per[mode][r] = (double)(cpu_ns() - c0) / iters / 1e3;
+			dper[mode][r] = (proc_cpu_ns(h->thothd) - d0) / iters / 1e3;
+		}
+	/* The publish itself, in this process on a table of our own: what
+	 * thothd adds to every request it answers and every loop iteration. */
+	rt_writer_t w;
+	if (rt_writer_init(&w, 64, NULL, 0))
+		die("rt_writer_init", THOTH_E_IO);
+	rt_status_t st = { .pid = 1, .version = "0.1.0", .runtime_dir = "/run/user/0/thoth" };
+	double pub[9];
+	long pubs = (long)(run_s * 4e6);
+	for (int r = 0; r < reps; r++) {
+		uint64_t c0 = cpu_ns();
+		for (long i = 0; i < pubs; i++) {
+			st.wakeups = (uint64_t)i;
+			st.messages = (uint64_t)i;
+			st.publishes = (uint64_t)i;
+			rt_writer_status(&w, &st);
+		}
+		pub[r] = (double)(cpu_ns() - c0) / (double)pubs;
+	}
+	rt_writer_free(&w);
+	double rc = median(per[0], reps), tc = median(per[1], reps);
+	double rd = median(dper[0], reps), td = median(dper[1], reps);
+	printf("   thothd's status, CPU us per status, median of %d:\n"
+	       "     Daemon.status round trip: client %.2f + thothd %.2f (thothd's one thread: %.0f statuses/s at most)\n"
+	       "     thoth_rtable_status:      client %.3f + thothd %.2f (read from the table; no message, no wake-up)\n"
+	       "     thothd's cost of publishing it: %.0f ns per request answered and per loop iteration\n",
+	       reps, rc, rd, rd > 0 ? 1e6 / rd : 0, tc, td, median(pub, reps));
+	thoth_rtable_close(t);
+	thoth_control_close(&ctl);
+}
+
 /* ---- 5. NUMA placement on vs off on a channel ------------------------------ */
 
 static int on_sink(void *self, const thoth_bench_Bench_sink_req_t *req, thoth_bench_Bench_sink_resp_t *resp,
@@ -932,11 +1003,13 @@ static int on_cpu(void *self, const thoth_bench_Bench_cpu_req_t *req, thoth_benc
 	return 0;
 }
 
-static pid_t start_service(const char *path, const char *numa)
+static pid_t start_service(const char *path, const char *numa, int cpu)
 {
 	unlink(path);
 	pid_t pid = fork();
 	if (pid == 0) {
+		if (cpu >= 0)
+			pin(cpu);
 		setenv("THOTH_NUMA", numa, 1);
 		static const thoth_bench_Bench_handlers_t handlers = { .sink = on_sink, .cpu = on_cpu };
 		thoth_chan_server_config_t cfg = {
@@ -995,7 +1068,7 @@ static void bench_numa_channel(int blocks, int iters)
 	const char *mode[2] = { "on", "off" };
 	for (int m = 0; m < 2; m++) {
 		snprintf(path[m], sizeof path[m], "%s/%s.sock", dir, mode[m]);
-		pid[m] = start_service(path[m], mode[m]);
+		pid[m] = start_service(path[m], mode[m], -1);
 	}
 	double rt[2][64], op[2][64];
 	for (int b = 0; b < blocks; b++)
@@ -1052,6 +1125,183 @@ static void bench_numa_channel(int blocks, int iters)
 	unsetenv("THOTH_NUMA");
 }
 
+/* ---- 6. cross-node IPC: placed vs oblivious vs hand-pinned ----------------- */
+
+/* The first number of a sysfs list ("2-3" -> 2, "0,2" -> 0) or, LAST, the
+ * last one; -1 when unreadable. */
+static int sysfs_list_end(const char *path, bool last)
+{
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return -1;
+	char buf[256] = "";
+	int v = -1;
+	if (fgets(buf, sizeof buf, f)) {
+		for (char *p = buf; *p;) {
+			char *end;
+			long n = strtol(p, &end, 10);
+			if (end == p)
+				break;
+			v = (int)n;
+			if (!last)
+				break;
+			p = end + (*end == '-' || *end == ',');
+		}
+	}
+	fclose(f);
+	return v;
+}
+
+static int node_first_cpu(int node)
+{
+	char path[96];
+	snprintf(path, sizeof path, "/sys/devices/system/node/node%d/cpulist", node);
+	return sysfs_list_end(path, false);
+}
+
+enum { XN_PLACED, XN_OBLIVIOUS, XN_HAND, XN_MODES };
+static const char *xn_name[XN_MODES] = { "placed (THOTH_NUMA=auto)", "oblivious (THOTH_NUMA=off)",
+					 "hand-pinned (mbind by hand)" };
+
+/* Hand-pinned: what an operator does without the placement logic: bind
+ * each range to its reader's node by hand and move what is already
+ * there (MPOL_BIND, MPOL_MF_MOVE_ALL; as root).  A memfd's policy is the
+ * file's, so binding through the client's mapping covers the service's
+ * ranges too. */
+static void hand_pin(uint8_t *base, const chan_layout_t *l, int cnode, int snode)
+{
+	thoth_numa_range_t r[6];
+	thoth__chan_place_plan(l, CHAN_CLIENT, (unsigned)cnode, r);
+	thoth__chan_place_plan(l, CHAN_SERVER, (unsigned)snode, r + 3);
+	for (int i = 0; i < 6; i++) {
+		unsigned long mask[16] = { 0 };
+		mask[r[i].node / 64] |= 1ul << (r[i].node % 64);
+		if (syscall(SYS_mbind, base + r[i].off, (r[i].len + 4095) & ~(size_t)4095, 2 /* MPOL_BIND */, mask,
+			    16ul * 64 + 1, 1u << 2 /* MPOL_MF_MOVE_ALL */))
+			die("mbind by hand", THOTH_E_IO);
+	}
+}
+
+/* Pages of the six read ranges on their reader's node / allocated. */
+static void reader_local_pages(uint8_t *base, const chan_layout_t *l, int cnode, int snode, unsigned *local,
+			       unsigned *total)
+{
+	thoth_numa_range_t r[6];
+	thoth__chan_place_plan(l, CHAN_CLIENT, (unsigned)cnode, r);
+	thoth__chan_place_plan(l, CHAN_SERVER, (unsigned)snode, r + 3);
+	*local = *total = 0;
+	for (int i = 0; i < 6; i++)
+		for (size_t o = 0; o < r[i].len; o += 4096) {
+			int n = thoth__numa_page_node(base + r[i].off + o);
+			if (n >= 0) {
+				(*total)++;
+				*local += n == (int)r[i].node;
+			}
+		}
+}
+
+/* ITERS round trips (64 B; every 16th call carries a pool-sized payload
+ * so the pools and release rings carry traffic too) on a fresh channel:
+ * ns per call. */
+static double xnode_block(const char *path, int mode, int iters, int cnode, int snode, unsigned *local,
+			  unsigned *total)
+{
+	setenv("THOTH_NUMA", mode == XN_PLACED ? "auto" : "off", 1);
+	thoth__numa_reset();
+	thoth_chan_t *ch;
+	thoth_chan_config_t cfg = { .iface = &thoth_bench_Bench_info };
+	char why[200];
+	if (thoth_chan_connect(path, &cfg, &ch, why, sizeof why)) {
+		fprintf(stderr, "bench_scale: connect: %s\n", why);
+		exit(1);
+	}
+	/* A thoth_chan_t begins with its chan_end_t (chan_client.c). */
+	const chan_end_t *e = (const chan_end_t *)(const void *)ch;
+	if (mode == XN_HAND)
+		hand_pin(e->base, &e->lay, cnode, snode);
+	static uint8_t payload[32 << 10];
+	uint64_t ab[64];
+	thoth_bench_Bench_sink_resp_t rs;
+	for (int i = 0; i < 64; i++) {          /* warm up: touch what the calls touch */
+		thoth_bench_Bench_sink_req_t rq = { .data = { .ptr = payload, .len = i % 16 ? 64 : sizeof payload } };
+		thoth_arena_t a;
+		thoth_arena_init(&a, ab, sizeof ab);
+		thoth_bench_Bench_sink(thoth_chan_client(ch), &rq, &rs, &a);
+	}
+	uint64_t t0 = now_ns();
+	for (int i = 0; i < iters; i++) {
+		thoth_bench_Bench_sink_req_t rq = { .data = { .ptr = payload, .len = i % 16 ? 64 : sizeof payload } };
+		thoth_arena_t a;
+		thoth_arena_init(&a, ab, sizeof ab);
+		if (thoth_bench_Bench_sink(thoth_chan_client(ch), &rq, &rs, &a))
+			die("call", THOTH_E_IO);
+	}
+	double per = (double)(now_ns() - t0) / iters;
+	reader_local_pages(e->base, &e->lay, cnode, snode, local, total);
+	thoth_chan_close(ch);
+	return per;
+}
+
+static void bench_cross_node(int blocks, int iters)
+{
+	int snode = sysfs_list_end("/sys/devices/system/node/online", true);
+	printf("\n6. cross-node channel round trip: placed vs NUMA-oblivious vs hand-pinned\n");
+	if (snode < 1) {
+		printf("   skipped: one NUMA node online (scripts/qemu-numa.sh runs this in a 2-node guest)\n");
+		return;
+	}
+	int ccpu = node_first_cpu(0), scpu = node_first_cpu(snode);
+	if (ccpu < 0 || scpu < 0) {
+		printf("   skipped: no CPU on node 0 or node %d\n", snode);
+		return;
+	}
+	int balancing = sysfs_list_end("/proc/sys/kernel/numa_balancing", false);
+	char dir[] = "/tmp/thoth-bench-xnode-XXXXXX";
+	if (!mkdtemp(dir))
+		die("mkdtemp", THOTH_E_IO);
+	char path[XN_MODES][128];
+	pid_t pid[XN_MODES];
+	for (int m = 0; m < XN_MODES; m++) {
+		snprintf(path[m], sizeof path[m], "%s/%d.sock", dir, m);
+		pid[m] = start_service(path[m], m == XN_PLACED ? "auto" : "off", scpu);
+	}
+	cpu_set_t saved;
+	sched_getaffinity(0, sizeof saved, &saved);
+	pin(ccpu);
+	double rt[XN_MODES][64];
+	unsigned local[XN_MODES] = { 0 }, total[XN_MODES] = { 0 };
+	for (int b = 0; b < blocks; b++)
+		for (int k = 0; k < XN_MODES; k++) {
+			int m = (k + b) % XN_MODES;     /* rotate: no mode always first */
+			unsigned lo, to;
+			rt[m][b] = xnode_block(path[m], m, iters, 0, snode, &lo, &to);
+			local[m] += lo;
+			total[m] += to;
+		}
+	sched_setaffinity(0, sizeof saved, &saved);
+	printf("   client pinned to CPU %d (node 0), service to CPU %d (node %d); %d rotating blocks of %d calls\n"
+	       "   (64 B, every 16th 32 KiB through the pools), a fresh channel per block; AutoNUMA (numa_balancing) %d\n",
+	       ccpu, scpu, snode, blocks, iters, balancing);
+	printf("   %-30s %12s %14s %s\n", "", "round trip", "calls/s", "pages of the read ranges on the reader's node");
+	double med[XN_MODES];
+	for (int m = 0; m < XN_MODES; m++) {
+		med[m] = median(rt[m], blocks);
+		printf("   %-30s %9.0f ns %14.0f %u of %u\n", xn_name[m], med[m], 1e9 / med[m], local[m], total[m]);
+	}
+	printf("   placed: %.1f%% of hand-pinned throughput (target >= 97%%), %.3fx the oblivious run (target >= 1.3x\n"
+	       "   where remote memory is slower: an emulated guest (QEMU TCG) gives every node the same memory, so\n"
+	       "   only the page locations above are a result there, not these ratios)\n",
+	       100.0 * med[XN_HAND] / med[XN_PLACED], med[XN_OBLIVIOUS] / med[XN_PLACED]);
+	for (int m = 0; m < XN_MODES; m++) {
+		kill(pid[m], SIGTERM);
+		waitpid(pid[m], NULL, 0);
+		unlink(path[m]);
+	}
+	rmdir(dir);
+	unsetenv("THOTH_NUMA");
+	thoth__numa_reset();
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 2 && !strcmp(argv[1], "--instr")) {
@@ -1066,8 +1316,8 @@ int main(int argc, char **argv)
 			quick = true;
 		} else if (!strcmp(argv[i], "--section") && i + 1 < argc) {
 			int n = atoi(argv[++i]);
-			if (n < 1 || n > 5) {
-				fprintf(stderr, "bench_scale: --section takes 1..5\n");
+			if (n < 1 || n > 6) {
+				fprintf(stderr, "bench_scale: --section takes 1..6\n");
 				return 2;
 			}
 			only |= 1u << (n - 1);
@@ -1077,7 +1327,7 @@ int main(int argc, char **argv)
 		}
 	}
 	if (!only)
-		only = 0x1f;
+		only = 0x3f;
 	if (quick)
 		run_s = 0.2;
 	signal(SIGPIPE, SIG_IGN);
@@ -1100,5 +1350,7 @@ int main(int argc, char **argv)
 		bench_thothd(max_threads * 2, reps);
 	if (only & 16)
 		bench_numa_channel(quick ? 4 : 10, quick ? 5000 : 20000);
+	if (only & 32)
+		bench_cross_node(quick ? 3 : 9, quick ? 2000 : 20000);
 	return 0;
 }

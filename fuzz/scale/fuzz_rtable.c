@@ -5,7 +5,8 @@
  * entries only, geometry intact; odd: over everything, header included),
  * then the checks a client makes (rt_view_init), lookups of fixed names
  * and of a name taken from the input (full lookups and a name handle's
- * kept answers), and a list by a prefix of that name.  The reader must answer with an
+ * kept answers), a list by a prefix of that name, and thothd's status
+ * block.  The reader must answer with an
  * error or a bounded, NUL-terminated address: never crash, overrun or loop.
  */
 #include <stdint.h>
@@ -96,6 +97,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (int i = 0; i < n; i++)
 		if (strlen(all[i].name) > RT_NAME_MAX || !all[i].addr[0] || strlen(all[i].addr) > RT_ADDR_MAX)
 			abort();
+	/* thothd's status block (in the header): NUL-terminated strings. */
+	rt_status_t st;
+	if (rt_status_read(&v, &st) == 0 &&
+	    (strlen(st.version) >= sizeof st.version || strlen(st.runtime_dir) >= sizeof st.runtime_dir ||
+	     strlen(st.dashboard_url) >= sizeof st.dashboard_url))
+		abort();
 	(void)rt_generation(&v);
 	return 0;
 }

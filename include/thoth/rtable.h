@@ -130,6 +130,29 @@ typedef struct thoth_rtable_instance {
 int thoth_rtable_list(thoth_rtable_t *t, const char *prefix, thoth_rtable_instance_t *out, size_t max,
 		      size_t *total);
 
+/*
+ * thothd's status (what `thothctl status` shows, Daemon.status's fields)
+ * from the same memory, no round trip: thothd publishes it after every
+ * iteration of its loop and before every answer it sends, so it is never
+ * older than the last answer this process got from thothd, and while thothd
+ * sleeps it is the present.  AGE_NS says how long ago thothd published it
+ * (large while thothd is idle: nothing changed; a thothd that is gone
+ * leaves its last status).  0; THOTH_E_NOT_FOUND (this thothd publishes
+ * none: ask it with Daemon.status); THOTH_E_BUSY (never settled).
+ */
+typedef struct thoth_rtable_status {
+	uint32_t pid, clients, registrations, watches;
+	uint64_t uptime_ns, age_ns;
+	uint64_t wakeups, wakeups_fd, wakeups_timer, timers_fired;
+	uint64_t next_expiry_ns;        /* CLOCK_MONOTONIC; 0: no timer armed */
+	uint64_t messages;              /* requests thothd has handled */
+	uint64_t publishes;             /* times thothd wrote it */
+	char version[32];
+	char runtime_dir[128];
+	char dashboard_url[128];        /* "" when no dashboard serves */
+} thoth_rtable_status_t;
+int thoth_rtable_status(const thoth_rtable_t *t, thoth_rtable_status_t *out);
+
 /* The table's generation (changes after every registry change) and a wait
  * for it to move past SEEN: 0 moved, THOTH_E_TIMEDOUT (TIMEOUT_MS < 0:
  * forever). */

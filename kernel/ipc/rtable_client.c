@@ -437,6 +437,38 @@ int thoth_rtable_list(thoth_rtable_t *t, const char *prefix, thoth_rtable_instan
 	return r;
 }
 
+int thoth_rtable_status(const thoth_rtable_t *t, thoth_rtable_status_t *out)
+{
+	if (!t || !out)
+		return THOTH_E_INVAL;
+	rt_status_t st;
+	int r = rt_status_read(&t->view, &st);
+	if (r)
+		return r;
+	uint64_t now = rt_now_ns();
+	memset(out, 0, sizeof *out);
+	out->pid = st.pid;
+	out->clients = st.clients;
+	out->registrations = st.registrations;
+	out->watches = st.watches;
+	out->uptime_ns = now > st.started_ns ? now - st.started_ns : 0;
+	out->age_ns = now > st.published_ns ? now - st.published_ns : 0;
+	out->wakeups = st.wakeups;
+	out->wakeups_fd = st.wakeups_fd;
+	out->wakeups_timer = st.wakeups_timer;
+	out->timers_fired = st.timers_fired;
+	out->next_expiry_ns = st.next_expiry_ns;
+	out->messages = st.messages;
+	out->publishes = st.publishes;
+	_Static_assert(sizeof out->version == sizeof st.version, "same field");
+	_Static_assert(sizeof out->runtime_dir == sizeof st.runtime_dir, "same field");
+	_Static_assert(sizeof out->dashboard_url == sizeof st.dashboard_url, "same field");
+	memcpy(out->version, st.version, sizeof out->version);
+	memcpy(out->runtime_dir, st.runtime_dir, sizeof out->runtime_dir);
+	memcpy(out->dashboard_url, st.dashboard_url, sizeof out->dashboard_url);
+	return 0;
+}
+
 uint32_t thoth_rtable_generation(const thoth_rtable_t *t)
 {
 	return rt_generation(&t->view);

@@ -164,6 +164,26 @@ void rt_writer_set_incomplete(rt_writer_t *w, bool incomplete)
 	write_end(h);
 }
 
+void rt_writer_status(rt_writer_t *w, const rt_status_t *st)
+{
+	rt_status_t *dst = (rt_status_t *)(void *)(w->base + RT_STATUS_OFF);
+	rt_status_t tmp = *st;
+	uint64_t s = LOAD(&dst->seq);
+	STORE(&dst->seq, s + 1);
+	tmp.magic = RT_STATUS_MAGIC;
+	tmp.seq = s + 1;
+	/* Word by word with release stores, like the entries: a reader that
+	 * sees any of them also sees seq odd.  seq is skipped here and ends
+	 * the section. */
+	const uint64_t *src = (const uint64_t *)(const void *)&tmp;
+	uint64_t *d = (uint64_t *)(void *)dst;
+	const size_t seq_word = offsetof(rt_status_t, seq) / 8;
+	for (size_t i = 0; i < sizeof tmp / 8; i++)
+		if (i != seq_word && LOAD(&d[i]) != src[i])
+			WSTORE(&d[i], src[i]);
+	__atomic_store_n(&dst->seq, s + 2, __ATOMIC_RELEASE);
+}
+
 int rt_writer_add(rt_writer_t *w, const rt_instance_t *in)
 {
 	rt_header_t *h = (rt_header_t *)(void *)w->base;
@@ -543,6 +563,40 @@ static void load_bytes(void *dst, const void *src, size_t n)
 	for (size_t i = 0; i < words; i++)
 		w[i] = RLOAD(&s[i]);
 	memcpy(dst, w, n);
+}
+
+static void terminate(char *s, size_t cap)
+{
+	s[cap - 1] = 0;
+}
+
+int rt_status_read(const rt_view_t *v, rt_status_t *out)
+{
+	/* The status lies inside the header, whose size rt_view_init checked
+	 * against the file. */
+	const rt_status_t *st = (const rt_status_t *)(const void *)(v->base + RT_STATUS_OFF);
+	for (unsigned attempt = 0; attempt < RT_READ_RETRIES; attempt++) {
+		uint64_t s1 = __atomic_load_n(&st->seq, __ATOMIC_ACQUIRE);
+		if (s1 & 1) {
+#if defined(__x86_64__) || defined(__i386__)
+			__builtin_ia32_pause();
+#endif
+			continue;
+		}
+		const uint64_t *src = (const uint64_t *)(const void *)st;
+		uint64_t *d = (uint64_t *)(void *)out;
+		for (size_t i = 0; i < sizeof *out / 8; i++)
+			d[i] = RLOAD(&src[i]);
+		if (__atomic_load_n(&st->seq, __ATOMIC_ACQUIRE) != s1)
+			continue;
+		if (out->magic != RT_STATUS_MAGIC)
+			return THOTH_E_NOT_FOUND;
+		terminate(out->version, sizeof out->version);
+		terminate(out->runtime_dir, sizeof out->runtime_dir);
+		terminate(out->dashboard_url, sizeof out->dashboard_url);
+		return 0;
+	}
+	return THOTH_E_BUSY;
 }
 
 int rt_list(const rt_view_t *v, const char *prefix, size_t prefix_len, rt_listed_t *out, size_t max,

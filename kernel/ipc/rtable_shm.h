@@ -10,7 +10,9 @@
  *
  *   page 0..3   rt_header_t: geometry (written once), the seqlock word,
  *               the generation word (futex for watchers), the NUMA
- *               distance matrix (u16, RT_MAX_NODES^2)
+ *               distance matrix (u16, RT_MAX_NODES^2), and thothd's
+ *               status (rt_status_t, its own seqlock: `thothctl status`
+ *               without a round trip)
  *   then        `buckets` entries of 256 bytes, open addressing by the
  *               name's hash (linear probing, backward-shift deletion), one
  *               entry per live instance.
@@ -59,6 +61,8 @@
 #define rt_name_past_deadline thoth__rt_name_past_deadline
 #define rt_generation thoth__rt_generation
 #define rt_wait thoth__rt_wait
+#define rt_writer_status thoth__rt_writer_status
+#define rt_status_read thoth__rt_status_read
 
 #define RT_MAGIC 0x54525448u            /* "HTRT" little-endian: THoth Resolve Table */
 #define RT_LAYOUT 2u                    /* 2: 64-bit seq (a kept answer is checked against it) */
@@ -88,7 +92,42 @@ typedef struct rt_header {
 	_Alignas(64) uint16_t distance[RT_MAX_NODES * RT_MAX_NODES];
 } rt_header_t;
 
-_Static_assert(sizeof(rt_header_t) <= RT_HEADER_SIZE, "header fits its pages");
+/*
+ * thothd's status (what Daemon.status answers), published by thothd's loop
+ * thread after every loop iteration and before every answer it sends, so
+ * a client that got an answer reads a status at least as new as that
+ * answer, and one reading while thothd sleeps reads the present.  Its own
+ * sequence word: a status write must not disturb resolve readers (a name
+ * handle's kept answers are valid while `seq` above is unchanged).
+ * Strings are NUL-padded; the reader bounds them anyway.  magic 0: an
+ * older thothd that does not publish (ask it with Daemon.status).
+ * Placed after the distance matrix, inside the header pages older clients
+ * never read: the layout number did not change.
+ */
+#define RT_STATUS_MAGIC 0x53545448u     /* "HTTS" little-endian */
+#define RT_STATUS_STR 128u
+typedef struct rt_status {
+	uint32_t magic, pid;
+	uint64_t seq;                           /* odd while thothd writes the rest */
+	uint64_t started_ns, published_ns;      /* CLOCK_MONOTONIC */
+	uint64_t publishes;
+	uint32_t clients, registrations, watches, reserved;
+	uint64_t wakeups, wakeups_fd, wakeups_timer, timers_fired;
+	uint64_t next_expiry_ns;                /* 0: no timer armed */
+	uint64_t messages;                      /* requests thothd has handled */
+	char version[32];
+	char runtime_dir[RT_STATUS_STR];
+	char dashboard_url[RT_STATUS_STR];
+} rt_status_t;
+
+typedef struct rt_header_status {
+	rt_header_t h;
+	_Alignas(64) rt_status_t status;
+} rt_header_status_t;
+
+_Static_assert(sizeof(rt_header_status_t) <= RT_HEADER_SIZE, "header and status fit their pages");
+_Static_assert(sizeof(rt_status_t) % 8 == 0, "status is read word by word");
+#define RT_STATUS_OFF offsetof(rt_header_status_t, status)
 
 /* One live instance: 32 words. */
 typedef struct rt_entry {
@@ -151,6 +190,9 @@ THOTH__HIDDEN uint32_t rt_writer_count(const rt_writer_t *w);
 /* Say whether every live instance is in the table (the writer counts the
  * ones that did not fit and clears this when none is left). */
 THOTH__HIDDEN void rt_writer_set_incomplete(rt_writer_t *w, bool incomplete);
+/* Publish ST (magic and seq are set here) in one write section of the
+ * status's own sequence word: no generation bump, no wake-up. */
+THOTH__HIDDEN void rt_writer_status(rt_writer_t *w, const rt_status_t *st);
 
 /* ---- reader ------------------------------------------------------------- */
 
@@ -293,6 +335,10 @@ THOTH__HIDDEN int rt_list(const rt_view_t *v, const char *prefix, size_t prefix_
 
 /* The generation word (acquire): changes after every update. */
 THOTH__HIDDEN uint32_t rt_generation(const rt_view_t *v);
+/* thothd's status, copied in one consistent read, strings NUL-terminated
+ * within their fields.  0; THOTH_E_NOT_FOUND (the writer publishes none);
+ * THOTH_E_BUSY (unsettled RT_READ_RETRIES times). */
+THOTH__HIDDEN int rt_status_read(const rt_view_t *v, rt_status_t *out);
 /* Wait until the generation differs from SEEN or TIMEOUT_MS passes
  * (< 0: forever).  0 changed, THOTH_E_TIMEDOUT. */
 THOTH__HIDDEN int rt_wait(const rt_view_t *v, uint32_t seen, int timeout_ms);

@@ -84,10 +84,29 @@ static void federation_after_change(void *arg)
 	thothd_reap(arg);
 }
 
+static bool stopping;
+
 static void on_stop_signal(thoth_loop_t *loop, const struct signalfd_siginfo *info, void *arg)
 {
 	thothd_info("signal %u: shutting down", info->ssi_signo);
+	stopping = true;
 	thoth_loop_stop(loop);
+}
+
+/* thoth_loop_run, plus thothd's status published in the shared table
+ * after every iteration (wake-ups, closed clients, expiries: what changed
+ * without an answer being sent), so that readers of the table see what
+ * Daemon.status would answer without asking this thread (SCALE-2). */
+static int run_loop(thoth_loop_t *loop, thothd_t *d)
+{
+	thothd_rtable_publish_status(d);
+	while (!stopping) {
+		int r = thoth_loop_run_once(loop, true);
+		if (r < 0)
+			return r;
+		thothd_rtable_publish_status(d);
+	}
+	return 0;
 }
 
 /*
@@ -457,7 +476,7 @@ int main(int argc, char **argv)
 	if (ready_fd >= 0 && (r = thothd_ready_fd_notify(ready_fd)))
 		thothd_warn("cannot write to --ready-fd: %s", thoth_strerror(r));
 	ready_fd = -1;
-	r = thoth_loop_run(loop);
+	r = run_loop(loop, d);
 	if (r) {
 		thothd_error("event loop failed: %s", thoth_strerror(r));
 		goto out;

@@ -2,11 +2,15 @@
  * rtable.c - thothd's side of the shared resolve table (SCALE-2,
  * thoth/rtable.h, kernel/ipc/rtable_shm.h): the registry's every change
  * mirrored into the table in the same loop iteration, and
- * Daemon.resolve_table answered with the table's memfd attached.
+ * Daemon.resolve_table answered with the table's memfd attached; and
+ * thothd's status published in the table's header, so that `thothctl
+ * status` and monitors read it without asking thothd's one thread.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "rtable_shm.h"
 #include "thothd.h"
@@ -16,6 +20,7 @@ enum { TABLE_BUCKETS = 4096 };          /* 1 MiB: 3,072 instances, then misses g
 struct thothd_rtable {
 	rt_writer_t w;
 	uint32_t missing;               /* live instances that did not fit */
+	uint64_t publishes;             /* status writes (thothd_rtable_publish_status) */
 };
 
 static bool parse_version(thoth_str_t v, uint32_t *ma, uint32_t *mi, uint32_t *pa)
@@ -107,4 +112,39 @@ int thothd_rtable_fd(const thothd_t *d, uint64_t *size, uint32_t *buckets)
 uint32_t thothd_rtable_entries(const thothd_t *d)
 {
 	return d->rtable ? rt_writer_count(&d->rtable->w) : 0;
+}
+
+void thothd_rtable_publish_status(thothd_t *d)
+{
+	if (!d->rtable)
+		return;
+	thothd_rtable_t *t = d->rtable;
+	/* The same fields on_status (handlers.c) answers, from the same O(1)
+	 * sources; the strings rarely change, and rt_writer_status stores
+	 * only the words that did. */
+	rt_status_t st = { 0 };
+	thoth_loop_stats_t ls = { 0 };
+	if (d->loop) {
+		thoth_loop_stats(d->loop, &ls);
+		st.published_ns = thoth_loop_now(d->loop);
+	} else {
+		st.published_ns = thoth_clock_now();
+	}
+	st.pid = (uint32_t)getpid();
+	st.started_ns = d->started_ns;
+	st.publishes = ++t->publishes;
+	st.clients = d->n_clients;
+	st.registrations = (uint32_t)thoth_registry_count(d->registry);
+	st.watches = (uint32_t)thoth_registry_watch_count(d->registry);
+	st.wakeups = ls.wakeups;
+	st.wakeups_fd = ls.wakeups_fd;
+	st.wakeups_timer = ls.wakeups_timer;
+	st.timers_fired = ls.timers_fired;
+	uint64_t next = thoth_registry_next_expiry(d->registry);
+	st.next_expiry_ns = next == UINT64_MAX ? 0 : next;
+	st.messages = d->messages;
+	snprintf(st.version, sizeof st.version, "%s", THOTHD_VERSION);
+	snprintf(st.runtime_dir, sizeof st.runtime_dir, "%s", d->cfg.runtime_dir ? d->cfg.runtime_dir : "");
+	snprintf(st.dashboard_url, sizeof st.dashboard_url, "%s", d->dashboard_url);
+	rt_writer_status(&t->w, &st);
 }

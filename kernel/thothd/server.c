@@ -621,6 +621,9 @@ static void handle_message(thothd_t *d, thothd_client_t *c, const uint8_t *msg, 
 	int status = io.out_len ? response_status(d, io.out_len, &code) : 0;
 	THOTH_TRACE(IPC, thothd_dispatch, (uint64_t)iface << 32 | thoth_le32(msg + 12),
 		    (uint64_t)(int64_t)status);
+	/* Before the answer: a client that got it reads a status at least as
+	 * new from the shared table (SCALE-2, thoth_rtable_status). */
+	thothd_rtable_publish_status(d);
 	if (io.out_len) {
 		THOTH_TRACE_WIRE_MSG(msg_send, THOTH_TRACE_SEND, d->pid, io.out, THOTH_TRACE_INLINE);
 		if (call.send_fd >= 0 && !status)

@@ -231,6 +231,11 @@ void thothd_rtable_on_change(void *arg, int kind, const thoth_registry_Instance_
 /* The table's memfd (-1 when there is none), its size and bucket count. */
 int thothd_rtable_fd(const thothd_t *d, uint64_t *size, uint32_t *buckets);
 uint32_t thothd_rtable_entries(const thothd_t *d);
+/* Publish thothd's status (Daemon.status's fields) into the table for
+ * readers that want no round trip (thoth_rtable_status): after every loop
+ * iteration (main.c) and before every answer (server.c).  ~100 ns of
+ * stores, no system call; nothing when there is no table. */
+void thothd_rtable_publish_status(thothd_t *d);
 
 /* ---- trace.c ---- */
 

@@ -12,6 +12,7 @@
  * so instead of pretending.
  */
 #define _GNU_SOURCE
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -41,12 +42,21 @@
 static char dir[256], sock_path[300];
 static pid_t service_pid;
 
-static void start_service(const char *numa_mode)
+/* CPU -1: wherever the kernel runs it; otherwise pinned there before exec
+ * (the service's loop, and so its placement, runs on that CPU). */
+static void start_service_on(const char *numa_mode, int cpu)
 {
 	unlink(sock_path);
 	service_pid = fork();
 	assert_true(service_pid >= 0);
 	if (service_pid == 0) {
+		if (cpu >= 0) {
+			cpu_set_t set;
+			CPU_ZERO(&set);
+			CPU_SET(cpu, &set);
+			if (sched_setaffinity(0, sizeof set, &set))
+				_exit(126);
+		}
 		setenv("THOTH_NUMA", numa_mode, 1);
 		execl(CHAN_SERVICE, CHAN_SERVICE, sock_path, (char *)NULL);
 		_exit(127);
@@ -56,6 +66,8 @@ static void start_service(const char *numa_mode)
 		usleep(5000);
 	assert_int_equal(access(sock_path, F_OK), 0);
 }
+
+static void start_service(const char *numa_mode) { start_service_on(numa_mode, -1); }
 
 static void stop_service(void)
 {
@@ -176,6 +188,112 @@ static void test_off_leaves_the_kernel_default_and_auto_follows_the_machine(void
 		thoth_chan_close(ch);
 		stop_service();
 	}
+}
+
+/* ---- two real nodes ---------------------------------------------------- */
+
+/* The first CPU of the machine's node NODE (hwloc, as thothd reads it);
+ * -1 when it has none. */
+static int first_cpu_of_node(const thoth_topo_t *t, unsigned os_node)
+{
+	int n = thoth_topo_node_from_os(t, os_node);
+	cpu_set_t set;
+	if (n < 0 || thoth_topo_node_cpus(t, (unsigned)n, &set))
+		return -1;
+	for (int c = 0; c < CPU_SETSIZE; c++)
+		if (CPU_ISSET(c, &set))
+			return c;
+	return -1;
+}
+
+/* Where each page of [P, P+LEN) is: how many are on NODE, how many
+ * elsewhere; pages not yet allocated are not counted. */
+static void count_pages(uint8_t *p, size_t len, int node, unsigned *on, unsigned *off)
+{
+	*on = *off = 0;
+	for (size_t o = 0; o < len; o += 4096) {
+		int n = thoth__numa_page_node(p + o);
+		if (n == node)
+			(*on)++;
+		else if (n >= 0)
+			(*off)++;
+	}
+}
+
+/*
+ * The rule where it matters: client on the first node, service on the
+ * last, THOTH_NUMA left at its default (auto), which places only when the
+ * machine has more than one node: the path a one-node machine never
+ * takes.  Each side's read ranges carry its own node, and after traffic
+ * in both directions (inline and pool-sized, so both pools and both
+ * release rings are written) every allocated page of those ranges is on
+ * its reader's node, whichever process wrote it first.  Runs on a
+ * multi-node machine: scripts/qemu-numa.sh boots a 2-node guest for it.
+ */
+static void test_on_two_nodes_every_page_lands_on_its_readers_node(void **state)
+{
+	unsetenv("THOTH_NUMA");
+	thoth__numa_reset();
+	if (thoth__numa_nodes_online() < 2) {
+		print_message("one NUMA node online: skipped (scripts/qemu-numa.sh runs this in a 2-node guest)\n");
+		skip();
+	}
+	thoth_topo_t *t = NULL;
+	char why[600] = "";
+	if (thoth_topo_load(NULL, &t, why, sizeof why))
+		fail_msg("topology: %s", why);
+	unsigned last = 0;
+	for (unsigned i = 0; i < thoth_topo_nodes(t); i++)
+		if (thoth_topo_node_os(t, i) > (int)last)
+			last = (unsigned)thoth_topo_node_os(t, i);
+	int ccpu = first_cpu_of_node(t, 0), scpu = first_cpu_of_node(t, last);
+	thoth_topo_free(t);
+	assert_true(last > 0 && ccpu >= 0 && scpu >= 0);
+	cpu_set_t set, saved;
+	assert_int_equal(sched_getaffinity(0, sizeof saved, &saved), 0);
+	CPU_ZERO(&set);
+	CPU_SET(ccpu, &set);
+	assert_int_equal(sched_setaffinity(0, sizeof set, &set), 0);
+	assert_int_equal(thoth__numa_current_node(), 0);
+
+	start_service_on("auto", scpu);
+	thoth_chan_t *ch = NULL;
+	char cwhy[300];
+	thoth_chan_config_t cfg = { .iface = &thoth_chantest_Test_info };
+	assert_int_equal(thoth_chan_connect(sock_path, &cfg, &ch, cwhy, sizeof cwhy), 0);
+	assert_true(thoth__numa_enabled());
+	const chan_end_t *e = end_of(ch);
+	const chan_layout_t *l = &e->lay;
+	thoth_numa_range_t mine[3], theirs[3];
+	assert_int_equal(thoth__chan_place_plan(l, CHAN_CLIENT, 0, mine), 3);
+	assert_int_equal(thoth__chan_place_plan(l, CHAN_SERVER, last, theirs), 3);
+	static const char *mine_name[3] = { "response ring", "service pool", "request release ring" };
+	static const char *theirs_name[3] = { "request ring", "client pool", "response release ring" };
+	for (int i = 0; i < 3; i++) {
+		expect_policy(e->base + mine[i].off, MPOL_PREFERRED, 0, mine_name[i]);
+		expect_policy(e->base + theirs[i].off, MPOL_PREFERRED, (int)last, theirs_name[i]);
+	}
+	for (int i = 0; i < 8; i++) {
+		echo(ch, 64);
+		echo(ch, 200 << 10);
+	}
+	for (int side = 0; side < 2; side++)
+		for (int i = 0; i < 3; i++) {
+			const thoth_numa_range_t *r = side ? &theirs[i] : &mine[i];
+			unsigned on, off;
+			count_pages(e->base + r->off, r->len, (int)r->node, &on, &off);
+			print_message("%-22s read on node %u: %u page(s) there, %u elsewhere\n",
+				      side ? theirs_name[i] : mine_name[i], r->node, on, off);
+			if (off)
+				fail_msg("%s: %u page(s) off its reader's node %u", side ? theirs_name[i] : mine_name[i],
+					 off, r->node);
+			assert_true(on > 0);
+		}
+	thoth_numa_stats_t st;
+	thoth__numa_stats(&st);
+	assert_int_equal(st.failed, 0);
+	thoth_chan_close(ch);
+	assert_int_equal(sched_setaffinity(0, sizeof saved, &saved), 0);
 }
 
 /* ---- the decision on machines this one is not ------------------------- */
@@ -331,6 +449,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_each_side_prefers_its_own_node_for_what_it_reads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_off_leaves_the_kernel_default_and_auto_follows_the_machine,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_on_two_nodes_every_page_lands_on_its_readers_node, setup,
+						teardown),
 		cmocka_unit_test(test_on_multi_node_topologies_each_side_reads_from_its_cpus_node),
 		cmocka_unit_test_setup_teardown(test_a_placement_is_a_trace_event, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_a_node_the_kernel_lacks_is_refused_and_the_memory_still_works,

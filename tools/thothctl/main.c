@@ -41,7 +41,9 @@ static void usage(FILE *out)
 		"usage: thothctl [--runtime-dir DIR] [--json] COMMAND [ARGS]\n"
 		"\n"
 		"commands:\n"
-		"  status                          thothd's pid, uptime, clients, wake-ups\n"
+		"  status [--watch [MS]]           thothd's pid, uptime, clients, wake-ups\n"
+		"                                  (--watch: every MS, default 1000, from the\n"
+		"                                  shared table: no round trip each)\n"
 		"  services [--watch] [PREFIX]     registered instances (and, with --watch,\n"
 		"                                  every change as it happens)\n"
 		"  resolve NAME [--min-version V]  the instance a client would be given\n"
@@ -505,7 +507,21 @@ static int cmd_status_main(int argc, char **argv, const thothctl_opts_t *opts)
 	int r = parse_cmd_options(argc, argv, &watch, &min_version);
 	if (r >= 0)
 		return r;
-	if (optind < argc || watch || min_version)
+	if (watch) {
+		/* SCALE-2: status --watch [MS] reads the shared table, no round
+		 * trip per line (status_watch.c); MS defaults to 1000. */
+		long ms = 1000;
+		if (optind + 1 == argc) {
+			char *end;
+			ms = strtol(argv[optind], &end, 10);
+			if (*end || ms < 10 || ms > 3600000)
+				return usage_error("status --watch takes an interval of 10..3600000 ms, not", argv[optind]);
+		} else if (optind < argc || min_version) {
+			return usage_error("usage: status [--watch [MS]]", NULL);
+		}
+		return thothctl_status_watch(opts, (unsigned)ms);
+	}
+	if (optind < argc || min_version)
 		return usage_error("status takes no arguments", NULL);
 	thoth_control_t ctl;
 	if (thothctl_connect(&ctl, opts->runtime_dir))
