@@ -923,10 +923,13 @@ int thoth_nvmemod_start(thoth_loop_t *loop, const thoth_nvmemod_config_t *cfg, t
 		const int *fds;
 		uint32_t n = thoth_nvme_perf_wake_fds(m->perf, &fds);
 		for (uint32_t i = 0; i < n && !r; i++)
-			r = thoth_loop_add_fd(loop, fds[i], THOTH_LOOP_READ, on_wake, m, &m->srcs[m->nsrcs++]);
+			if (!(r = thoth_loop_add_fd(loop, fds[i], THOTH_LOOP_READ, on_wake, m, &m->srcs[m->nsrcs])))
+				m->nsrcs++;
 	} else {
 		m->ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-		r = m->ino < 0 ? THOTH_E_IO : thoth_loop_add_fd(loop, m->ino, THOTH_LOOP_READ, on_wake, m, &m->srcs[m->nsrcs++]);
+		r = m->ino < 0 ? THOTH_E_IO : thoth_loop_add_fd(loop, m->ino, THOTH_LOOP_READ, on_wake, m, &m->srcs[0]);
+		if (!r)
+			m->nsrcs = 1;
 	}
 	if (r) {
 		fail(why, why_len, r, "watching for I/O: %s", strerror(errno));

@@ -732,6 +732,61 @@ static void test_the_perf_wakeup_rings_on_a_real_block_completion(void **state)
 	thoth_nvme_perf_wake_close(none);
 }
 
+/* The loop with the perf wake-up: the fixture's namespace names this
+ * machine's disk, so a real completion there wakes it; the fixture's
+ * counters do not move, so its first sample is quiet and it goes idle,
+ * armed again. */
+static void test_the_loop_wakes_through_perf_on_a_real_completion(void **state)
+{
+	(void)state;
+	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	uint32_t disk;
+	if (!disk_of(tmp, &disk)) {
+		print_message("%s is not on a block device (skipped)\n", tmp);
+		skip();
+	}
+	char dev[32];
+	snprintf(dev, sizeof dev, "%u:%u\n", disk >> 20, disk & 0xfffff);
+	put_file("sys/block/nvme0n1/dev", dev);
+	thoth_nvme_fake_t fake;
+	thoth_nvme_fake_init(&fake, 0);
+	thoth_loop_t *loop;
+	assert_int_equal(thoth_loop_new(&loop), 0);
+	thoth_nvmemod_config_t cfg = fixture_config(&fake, THOTH_MOD_ADAPTIVE, NULL);
+	cfg.wake = THOTH_NVMEMOD_WAKE_PERF;
+	cfg.sample_us = 1000;
+	thoth_nvmemod_t *m;
+	char why[300];
+	int r = thoth_nvmemod_start(loop, &cfg, &m, why, sizeof why);
+	if (r == THOTH_E_PERM || r == THOTH_E_NOT_FOUND) {
+		print_message("%s (skipped)\n", why);
+		thoth_loop_free(loop);
+		skip();
+	}
+	assert_int_equal(r, 0);
+	assert_int_equal(thoth_loop_armed_at(loop), 0);
+	ctx_t c = { m, &fake };
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "%s/thoth-perf-loop-XXXXXX", tmp);
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	char block[4096];
+	memset(block, 0xa5, sizeof block);
+	thoth_nvmemod_stats_t st = { 0 };
+	for (int i = 0; i < 20 && !st.wakes; i++) {
+		assert_int_equal(pwrite(fd, block, sizeof block, (off_t)i * 4096), (ssize_t)sizeof block);
+		assert_int_equal(fdatasync(fd), 0);
+		run_until(loop, is_busy, &c, 100);
+		thoth_nvmemod_stats(m, &st);
+	}
+	close(fd);
+	unlink(path);
+	assert_true(st.wakes >= 1);
+	assert_true(run_until(loop, went_idle, &c, 2000));
+	thoth_nvmemod_stop(m);
+	thoth_loop_free(loop);
+}
+
 /* ---- the service ------------------------------------------------------------------ */
 
 #ifdef NVME_MODERATOR
@@ -841,6 +896,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_configurations_are_refused_with_a_reason, setup_tree,
 						teardown_tree),
 		cmocka_unit_test(test_the_perf_wakeup_rings_on_a_real_block_completion),
+		cmocka_unit_test_setup_teardown(test_the_loop_wakes_through_perf_on_a_real_completion, setup_tree,
+						teardown_tree),
 #ifdef NVME_MODERATOR
 		cmocka_unit_test_setup_teardown(test_the_nvme_moderator_service_drives_a_fixture_controller, setup_tree,
 						teardown_tree),
