@@ -1,6 +1,6 @@
 /*
- * moderation_ethtool.c - NIC coalescing over ethtool generic netlink and
- * NVMe interrupt coalescing (moderation_ethtool.h).  Every byte of a
+ * moderation_ethtool.c - NIC coalescing over ethtool generic netlink
+ * (moderation_ethtool.h).  Every byte of a
  * reply is treated as hostile: one length-checked walk, every attribute's
  * size checked against its type before it is read.
  */
@@ -11,7 +11,6 @@
 #include <linux/ethtool_netlink.h>
 #include <linux/genetlink.h>
 #include <linux/netlink.h>
-#include <linux/nvme_ioctl.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -594,70 +593,4 @@ void thoth_coalesce_describe(const thoth_coalesce_t *c, char *buf, size_t len)
 	snprintf(buf, len, "rx-usecs %s, rx-frames %s, adaptive-rx %s; tx-usecs %s, tx-frames %s, adaptive-tx %s",
 		 rxu, rxf, c->present & THOTH_COAL_ADAPTIVE_RX ? (c->adaptive_rx ? "on" : "off") : "not supported",
 		 txu, txf, c->present & THOTH_COAL_ADAPTIVE_TX ? (c->adaptive_tx ? "on" : "off") : "not supported");
-}
-
-/* ---- NVMe ------------------------------------------------------------------ */
-
-enum { NVME_FEAT_IRQ_COALESCE = 0x08, NVME_ADMIN_GET_FEATURES = 0x0a, NVME_ADMIN_SET_FEATURES = 0x09 };
-
-uint32_t thoth_nvme_coalesce_encode(thoth_mod_profile_t p)
-{
-	p = thoth_mod_clamp(p);
-	if (!thoth_mod_profile_defers(p) || p.max_us < 100)
-		return 0;                        /* 100 us is the unit: less cannot be asked for */
-	uint32_t thr = p.max_msgs - 1 > 255 ? 255 : p.max_msgs - 1;
-	uint32_t time = p.max_us / 100 > 255 ? 255 : p.max_us / 100;
-	return thr | time << 8;
-}
-
-thoth_mod_profile_t thoth_nvme_coalesce_decode(uint32_t dw)
-{
-	uint32_t thr = dw & 0xff, time = dw >> 8 & 0xff;
-	if (!time)
-		return (thoth_mod_profile_t){ 1, 0 };
-	return (thoth_mod_profile_t){ thr + 1, time * 100 };
-}
-
-int thoth_nvme_find(char *path, size_t len)
-{
-	for (int i = 0; i < 32; i++) {
-		char p[32];
-		struct stat st;
-		snprintf(p, sizeof p, "/dev/nvme%d", i);
-		if (stat(p, &st) == 0 && S_ISCHR(st.st_mode)) {
-			snprintf(path, len, "%s", p);
-			return 0;
-		}
-	}
-	return THOTH_E_NOT_FOUND;
-}
-
-static int nvme_admin(const char *path, uint8_t opcode, uint32_t dw11, uint32_t *result, char *why, size_t why_len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return fail(why, why_len, errno == ENOENT ? THOTH_E_NOT_FOUND : errno == EACCES ? THOTH_E_PERM : THOTH_E_IO,
-			    "open %s: %s", path, strerror(errno));
-	struct nvme_admin_cmd cmd = { .opcode = opcode, .cdw10 = NVME_FEAT_IRQ_COALESCE, .cdw11 = dw11,
-				      .timeout_ms = 1000 };
-	int r = ioctl(fd, NVME_IOCTL_ADMIN_CMD, &cmd);
-	int e = errno;
-	close(fd);
-	if (r < 0)
-		return fail(why, why_len, thoth_netlink_errno(e), "%s: admin command 0x%02x: %s", path, opcode, strerror(e));
-	if (r > 0)
-		return fail(why, why_len, THOTH_E_IO, "%s: admin command 0x%02x: NVMe status 0x%x", path, opcode, r);
-	if (result)
-		*result = cmd.result;
-	return 0;
-}
-
-int thoth_nvme_coalesce_get(const char *path, uint32_t *dw, char *why, size_t why_len)
-{
-	return nvme_admin(path, NVME_ADMIN_GET_FEATURES, 0, dw, why, why_len);
-}
-
-int thoth_nvme_coalesce_set(const char *path, uint32_t dw, char *why, size_t why_len)
-{
-	return nvme_admin(path, NVME_ADMIN_SET_FEATURES, dw & 0xffff, NULL, why, why_len);
 }

@@ -1,8 +1,8 @@
 /*
  * moderation_ethtool.h - NIC interrupt coalescing through the ethtool
- * generic netlink family (ETHTOOL_MSG_COALESCE_GET / _SET), and NVMe
- * interrupt coalescing (feature 0x08) through the admin ioctl: the real
- * devices behind PM-3 (docs/PM.md, "Interrupt moderation (PM-3)").
+ * generic netlink family (ETHTOOL_MSG_COALESCE_GET / _SET): the NICs
+ * behind PM-3 (docs/PM.md, "Interrupt moderation (PM-3)"); NVMe is in
+ * moderation_nvme.h.
  *
  * Raw netlink, not libmnl: the messages are three fixed headers and a few
  * TLVs; what matters is that every reply from the kernel (or from a fake
@@ -108,20 +108,6 @@ uint32_t thoth_ethtool_from_profile(thoth_mod_profile_t p, uint32_t supported, b
 /* One line: "rx-usecs 8, rx-frames 256, adaptive-rx off (tx: not supported)". */
 void thoth_coalesce_describe(const thoth_coalesce_t *c, char *buf, size_t len);
 
-/* ---- NVMe interrupt coalescing (feature 0x08) -------------------------- */
-
-/* Dword 11 of Set Features 0x08: aggregation threshold (0's based) in bits
- * 7:0, time in 100 us units in 15:8.  From a profile: threshold =
- * max_msgs - 1 (at most 255), time = max_us / 100 rounded down (so never
- * more than the profile allows); {0, 0} = off. */
-uint32_t thoth_nvme_coalesce_encode(thoth_mod_profile_t p);
-thoth_mod_profile_t thoth_nvme_coalesce_decode(uint32_t dw);
-
-/* The first NVMe controller (/dev/nvme0 ... /dev/nvme31): its path in
- * PATH, 0; THOTH_E_NOT_FOUND when there is none (this VM). */
-int thoth_nvme_find(char *path, size_t len);
-/* Get / set feature 0x08 through NVME_IOCTL_ADMIN_CMD on PATH. */
-int thoth_nvme_coalesce_get(const char *path, uint32_t *dw, char *why, size_t why_len);
-int thoth_nvme_coalesce_set(const char *path, uint32_t dw, char *why, size_t why_len);
+/* NVMe interrupt coalescing (feature 0x08) is in moderation_nvme.h. */
 
 #endif

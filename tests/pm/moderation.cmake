@@ -24,3 +24,14 @@ if(TARGET thoth_pm)
     add_dependencies(test_nic_moderation nic-moderator)
   endif()
 endif()
+# The NVMe coalescing loop (feature 0x08) on a fixture sysfs/procfs tree
+# with a recording fake controller, plus the real perf wake-up on this
+# machine's disk (skipped without perf) and the nvme-moderator service.
+if(TARGET thoth_pm)
+  thoth_add_test(test_nvme_moderation SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_nvme_moderation.c
+                 LIBS thoth_pm thoth_loop TIMEOUT 60)
+  if(TARGET nvme-moderator)
+    target_compile_definitions(test_nvme_moderation PRIVATE NVME_MODERATOR="$<TARGET_FILE:nvme-moderator>")
+    add_dependencies(test_nvme_moderation nvme-moderator)
+  endif()
+endif()

@@ -25,6 +25,7 @@
 #include <cmocka.h>
 
 #include "moderation_ethtool.h"
+#include "moderation_nvme.h"
 #include "thoth/error.h"
 
 enum { FAMILY = 0x21 };

@@ -5,8 +5,9 @@
  *   thothctl moderation [--dev IF] [--probe] [--json]
  *       every NIC (or IF): its driver, the coalescing parameters the
  *       driver reports through ethtool netlink (those it supports), and
- *       the NVMe controller's interrupt coalescing (feature 0x08) or its
- *       absence.  --probe also tries to change rx-usecs, rx-frames and adaptive-rx
+ *       for every NVMe controller with a namespace (under $THOTH_SYSFS_ROOT
+ *       when set) the counters the NVMe loop samples and its interrupt
+ *       coalescing (feature 0x08), or why not.  --probe also tries to change rx-usecs, rx-frames and adaptive-rx
  *       (restoring them) and says which changes the device really takes.
  *   thothctl moderation --policy none|fixed|dim|adaptive --rate MSG_PER_S [--json]
  *       the profile {messages, us} the policy settles on for a steady
@@ -23,6 +24,8 @@
 
 #include "moderation.h"
 #include "moderation_ethtool.h"
+#include "backend.h"
+#include "moderation_nvme.h"
 #include "thoth/error.h"
 #include "thothctl.h"
 
@@ -143,6 +146,77 @@ static int show_nic(thoth_ethtool_t *h, const char *ifname, bool probe, bool jso
 	return r == 0 || r == THOTH_E_NOT_FOUND ? 0 : 1;
 }
 
+/* Every NVMe controller with a namespace under (the root's) /sys/block:
+ * the counters the NVMe loop samples and feature 0x08 through the real
+ * admin ioctl, or why it cannot be read. */
+static void show_nvme(bool json)
+{
+	char dir[600], ctrls[32][16];
+	unsigned n = 0;
+	DIR *d = thoth_pm_path(dir, sizeof dir, "/sys/block") ? NULL : opendir(dir);
+	struct dirent *de;
+	while (d && (de = readdir(d)) && n < 32) {
+		char c[16];
+		size_t l = strcspn(de->d_name + (strncmp(de->d_name, "nvme", 4) ? 0 : 4), "n");
+		if (strncmp(de->d_name, "nvme", 4) || l + 4 >= sizeof c)
+			continue;
+		memcpy(c, de->d_name, l + 4);
+		c[l + 4] = 0;
+		if (thoth_nvme_ctrl_name_check(c) || de->d_name[l + 4] != 'n')
+			continue;
+		bool dup = false;
+		for (unsigned i = 0; i < n; i++)
+			dup |= !strcmp(ctrls[i], c);
+		if (!dup)
+			memcpy(ctrls[n++], c, sizeof c);
+	}
+	if (d)
+		closedir(d);
+	if (!n && !json)
+		printf("NVMe: no controller (no nvme<N>n<K> under %s): interrupt coalescing (feature 0x08) not available "
+		       "here\n", dir);
+	for (unsigned i = 0; i < n; i++) {
+		char why[300], gwhy[300], dev[48];
+		thoth_nvme_counters_t c;
+		int r = thoth_nvme_read_counters(ctrls[i], &c, why, sizeof why);
+		snprintf(dev, sizeof dev, "/dev/%.15s", ctrls[i]);
+		uint32_t dw = 0;
+		int g = thoth_nvme_coalesce_get(dev, &dw, gwhy, sizeof gwhy);
+		thoth_mod_profile_t p = thoth_nvme_coalesce_decode(dw);
+		if (json) {
+			printf("%s{\"ctrl\":\"%s\"", i ? "," : "", ctrls[i]);
+			if (r) {
+				printf(",\"counters_error\":");
+				thothctl_json_str(why, strlen(why));
+			} else {
+				printf(",\"namespaces\":%u,\"completions\":%llu,\"sectors\":%llu,\"io_queue_irqs\":%llu,"
+				       "\"io_queues\":%u",
+				       c.namespaces, (unsigned long long)c.ios, (unsigned long long)c.sectors,
+				       (unsigned long long)c.irqs, c.queues);
+			}
+			if (g) {
+				printf(",\"feature_08_error\":");
+				thothctl_json_str(gwhy, strlen(gwhy));
+			} else {
+				printf(",\"feature_08\":%u,\"threshold\":%u,\"time_us\":%u", dw, p.max_msgs, p.max_us);
+			}
+			printf("}");
+			continue;
+		}
+		if (r)
+			printf("NVMe %s: counters: %s\n", ctrls[i], why);
+		else
+			printf("NVMe %s: %u namespace(s), %llu completions, %llu interrupts on %u I/O queue(s)%s\n", ctrls[i],
+			       c.namespaces, (unsigned long long)c.ios, (unsigned long long)c.irqs, c.queues,
+			       c.queues ? "" : " (no interrupt lines: the loop counts samples)");
+		if (g)
+			printf("NVMe %s: feature 0x08: %s\n", ctrls[i], gwhy);
+		else
+			printf("NVMe %s: interrupt coalescing feature 0x08 = 0x%04x (%u completions / %u us)\n", ctrls[i], dw,
+			       p.max_msgs, p.max_us);
+	}
+}
+
 static int show_devices(const char *dev, bool probe, bool json)
 {
 	char why[300];
@@ -168,30 +242,11 @@ static int show_devices(const char *dev, bool probe, bool json)
 			closedir(d);
 	}
 	thoth_ethtool_close(h);
-	char nvme[64];
-	uint32_t dw = 0;
-	int n = thoth_nvme_find(nvme, sizeof nvme);
-	int g = n ? n : thoth_nvme_coalesce_get(nvme, &dw, why, sizeof why);
-	thoth_mod_profile_t p = thoth_nvme_coalesce_decode(dw);
-	if (json) {
-		printf("],\"nvme\":");
-		if (n)
-			printf("null");
-		else if (g) {
-			printf("{\"dev\":\"%s\",\"error\":", nvme);
-			thothctl_json_str(why, strlen(why));
-			printf("}");
-		} else
-			printf("{\"dev\":\"%s\",\"feature_08\":%u,\"threshold\":%u,\"time_us\":%u}", nvme, dw, p.max_msgs, p.max_us);
-		printf("}\n");
-	} else if (n) {
-		printf("NVMe: no controller (/dev/nvme0..31 absent): interrupt coalescing (feature 0x08) not available here\n");
-	} else if (g) {
-		printf("NVMe %s: feature 0x08: %s\n", nvme, why);
-	} else {
-		printf("NVMe %s: interrupt coalescing feature 0x08 = 0x%04x (%u completions / %u us)\n", nvme, dw,
-		       p.max_msgs, p.max_us);
-	}
+	if (json)
+		printf("],\"nvme\":[");
+	show_nvme(json);
+	if (json)
+		printf("]}\n");
 	return status;
 }
 

@@ -1,0 +1,907 @@
+/*
+ * test_nvme_moderation.c - the NVMe interrupt coalescing loop
+ * (kernel/pm/moderation_nvme.c).  This VM has no NVMe controller, so:
+ *
+ *   - the counters come from a fixture tree ($THOTH_SYSFS_ROOT:
+ *     sys/block/nvme0n1/{stat,dev}, proc/interrupts) that a generator on
+ *     the test's loop rewrites at a chosen I/O rate, as the kernel's
+ *     counters would advance;
+ *   - admin commands go to a recording fake controller that keeps every
+ *     command exactly as NVME_IOCTL_ADMIN_CMD would receive it, and can
+ *     answer ENOTTY, EPERM or an NVMe status (a controller that rejects
+ *     feature 0x08): each must come back as a named error;
+ *   - the idle wake-up is inotify on the fixture's sysfs directories.
+ *
+ * What runs for real: the real ioctl backend against a file that is not a
+ * controller (ENOTTY), and the real wake-up (block_rq_complete through
+ * perf, filtered to one dev_t) on the disk under the test's temp dir.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "moderation_nvme.h"
+#include "thoth/error.h"
+#include "thoth/loop.h"
+
+/* ---- fixture tree ---------------------------------------------------------- */
+
+static char root[PATH_MAX];
+
+static void put_file(const char *rel, const char *text)
+{
+	char p[PATH_MAX + 64];
+	snprintf(p, sizeof p, "%s/%s", root, rel);
+	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+}
+
+static void put_counters(uint64_t ios, uint64_t irqs)
+{
+	char b[512];
+	/* 17 fields: reads, merges, sectors, ticks, writes, ..., flushes. */
+	snprintf(b, sizeof b, "%8llu 0 %llu 0 %8llu 0 %llu 0 0 0 0 0 0 0 0 %llu 0\n", (unsigned long long)(ios / 2),
+		 (unsigned long long)(ios / 2 * 8), (unsigned long long)(ios - ios / 2 - ios / 16),
+		 (unsigned long long)((ios - ios / 2) * 8), (unsigned long long)(ios / 16));
+	put_file("sys/block/nvme0n1/stat", b);
+	snprintf(b, sizeof b,
+		 "            CPU0       CPU1\n"
+		 "  24:         10          0  PCI-MSIX-0000:00:04.0    0-edge      nvme0q0\n"
+		 "  25: %10llu %10llu  PCI-MSIX-0000:00:04.0    1-edge      nvme0q1\n"
+		 "  26:          0          0  PCI-MSIX-0000:00:04.0    2-edge      nvme0q2\n"
+		 " NMI:          0          0   Non-maskable interrupts\n",
+		 (unsigned long long)(irqs / 2), (unsigned long long)(irqs - irqs / 2));
+	put_file("proc/interrupts", b);
+}
+
+static int setup_tree(void **state)
+{
+	(void)state;
+	snprintf(root, sizeof root, "%s/thoth-nvme-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	assert_non_null(mkdtemp(root));
+	char p[PATH_MAX + 64];
+	const char *dirs[] = { "sys", "sys/block", "sys/block/nvme0n1", "proc", "sys/block/sda" };
+	for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++) {
+		snprintf(p, sizeof p, "%s/%s", root, dirs[i]);
+		assert_int_equal(mkdir(p, 0755), 0);
+	}
+	put_file("sys/block/nvme0n1/dev", "259:0\n");
+	put_file("sys/block/sda/dev", "8:0\n");
+	put_counters(1000, 300);
+	setenv("THOTH_SYSFS_ROOT", root, 1);
+	return 0;
+}
+
+static int teardown_tree(void **state)
+{
+	(void)state;
+	char cmd[PATH_MAX + 16];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+	assert_int_equal(system(cmd), 0);
+	unsetenv("THOTH_SYSFS_ROOT");
+	return 0;
+}
+
+/* ---- an I/O generator on the test's loop ------------------------------------- */
+
+typedef struct gen {
+	thoth_loop_t *loop;
+	thoth_timer_t *t;
+	uint64_t rate;          /* completions/s (0: stopped) */
+	uint64_t ios, irqs, last_ns;
+	uint32_t per_irq;       /* completions per interrupt the "controller" raises */
+} gen_t;
+
+static void gen_tick(thoth_loop_t *loop, thoth_timer_t *t, void *arg)
+{
+	gen_t *g = arg;
+	uint64_t now = thoth_clock_now(), add = g->rate * (now - g->last_ns) / 1000000000u;
+	if (add) {
+		g->ios += add;
+		g->irqs += (add + g->per_irq - 1) / g->per_irq;
+		put_counters(g->ios, g->irqs);
+		g->last_ns = now;
+	}
+	thoth_timer_rearm(loop, t, now + 1000000u, 0);
+}
+
+static void gen_start(gen_t *g, uint64_t rate)
+{
+	g->rate = rate;
+	g->last_ns = thoth_clock_now();
+	if (!g->per_irq)
+		g->per_irq = 1;
+	if (!g->t)
+		assert_int_equal(thoth_loop_add_timer_in(g->loop, 1000000u, 0, gen_tick, g, &g->t), 0);
+}
+
+static void gen_stop(gen_t *g)
+{
+	if (g->t)
+		thoth_timer_cancel(g->loop, g->t);
+	g->t = NULL;
+	g->rate = 0;
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void noop_timer(thoth_loop_t *loop, thoth_timer_t *t, void *arg)
+{
+	(void)loop;
+	(void)t;
+	*(bool *)arg = true;
+}
+
+static bool run_until(thoth_loop_t *loop, bool (*pred)(void *), void *arg, unsigned timeout_ms)
+{
+	uint64_t end = now_ms() + timeout_ms;
+	while (!pred(arg) && now_ms() < end) {
+		bool fired = false;
+		thoth_timer_t *t;
+		thoth_loop_add_timer_in(loop, 20000000u, 0, noop_timer, &fired, &t);
+		thoth_loop_run_once(loop, true);
+		if (!fired)
+			thoth_timer_cancel(loop, t);
+	}
+	return pred(arg);
+}
+
+typedef struct seen {
+	size_t n;
+	thoth_nvmemod_change_t c[512];
+} seen_t;
+
+static void on_change(void *arg, const thoth_nvmemod_change_t *c)
+{
+	seen_t *s = arg;
+	if (s->n < sizeof s->c / sizeof *s->c)
+		s->c[s->n++] = *c;
+}
+
+typedef struct ctx {
+	thoth_nvmemod_t *m;
+	thoth_nvme_fake_t *fake;
+} ctx_t;
+
+static bool moderating(void *arg)
+{
+	ctx_t *c = arg;
+	return (c->fake->feature08 >> 8 & 0xff) != 0;
+}
+
+static bool went_idle(void *arg)
+{
+	ctx_t *c = arg;
+	thoth_nvmemod_stats_t st;
+	thoth_nvmemod_stats(c->m, &st);
+	return !st.busy && st.idles > 0;
+}
+
+static bool is_busy(void *arg)
+{
+	ctx_t *c = arg;
+	thoth_nvmemod_stats_t st;
+	thoth_nvmemod_stats(c->m, &st);
+	return st.busy;
+}
+
+static bool is_disabled(void *arg)
+{
+	ctx_t *c = arg;
+	thoth_nvmemod_stats_t st;
+	thoth_nvmemod_stats(c->m, &st);
+	return st.disabled;
+}
+
+static thoth_nvmemod_config_t fixture_config(thoth_nvme_fake_t *fake, thoth_mod_kind_t kind, seen_t *seen)
+{
+	return (thoth_nvmemod_config_t){ .ctrl = "nvme0", .policy = { .kind = kind, .fixed.max_us = 1000 },
+					 .sample_us = 5000, .wake = THOTH_NVMEMOD_WAKE_FILES,
+					 .admin = thoth_nvme_fake_admin(fake), .on_change = seen ? on_change : NULL,
+					 .arg = seen };
+}
+
+/* ---- admin commands ---------------------------------------------------------- */
+
+static void test_feature08_commands_are_issued_exactly(void **state)
+{
+	(void)state;
+	thoth_nvme_fake_t f;
+	thoth_nvme_fake_init(&f, 0x0305);
+	thoth_nvme_admin_t a = thoth_nvme_fake_admin(&f);
+	char why[300];
+	uint32_t dw = 0;
+	assert_int_equal(thoth_nvme_feature08_get(&a, "/dev/nvme0", &dw, why, sizeof why), 0);
+	assert_int_equal(dw, 0x0305);
+	assert_int_equal(f.log[0].opcode, 0x0a);          /* Get Features */
+	assert_int_equal(f.log[0].cdw10, 0x08);           /* FID 8, SEL 0 (current) */
+	assert_int_equal(f.log[0].cdw11, 0);
+	assert_int_equal(f.log[0].nsid, 0);               /* a controller feature */
+	assert_string_equal(f.last_dev, "/dev/nvme0");
+	assert_int_equal(thoth_nvme_feature08_set(&a, "/dev/nvme0", 0xabcd0207u, why, sizeof why), 0);
+	assert_int_equal(f.log[1].opcode, 0x09);          /* Set Features */
+	assert_int_equal(f.log[1].cdw10, 0x08);           /* SV (bit 31) clear: not saved */
+	assert_int_equal(f.log[1].cdw11, 0x0207);         /* only TIME and THR */
+	assert_int_equal(f.feature08, 0x0207);
+	assert_int_equal(f.n, 2);
+}
+
+static void test_admin_failures_come_back_as_named_errors(void **state)
+{
+	(void)state;
+	thoth_nvme_fake_t f;
+	thoth_nvme_admin_t a = thoth_nvme_fake_admin(&f);
+	char why[300];
+	uint32_t dw;
+	thoth_nvme_fake_init(&f, 0);
+	f.fail_errno = ENOTTY;
+	assert_int_equal(thoth_nvme_feature08_get(&a, "/dev/nvme0", &dw, why, sizeof why), THOTH_E_NOT_FOUND);
+	assert_non_null(strstr(why, "not an NVMe controller"));
+	f.fail_errno = EPERM;
+	assert_int_equal(thoth_nvme_feature08_set(&a, "/dev/nvme0", 0x0101, why, sizeof why), THOTH_E_PERM);
+	assert_non_null(strstr(why, "CAP_SYS_ADMIN"));
+	f.fail_errno = 0;
+	f.reject_status = 0x4002;                         /* DNR | Invalid Field in Command */
+	assert_int_equal(thoth_nvme_feature08_get(&a, "/dev/nvme0", &dw, why, sizeof why), THOTH_E_NO_FEATURE);
+	assert_non_null(strstr(why, "rejects feature 0x08"));
+	assert_non_null(strstr(why, "Invalid Field in Command"));
+	f.reject_status = 0;
+	f.set_status = 0x410e;                            /* Feature Not Changeable */
+	assert_int_equal(thoth_nvme_feature08_set(&a, "/dev/nvme0", 0x0101, why, sizeof why), THOTH_E_NO_FEATURE);
+	assert_non_null(strstr(why, "Feature Not Changeable"));
+	f.set_status = 0x4006;                            /* Internal Error: not a missing feature */
+	assert_int_equal(thoth_nvme_feature08_set(&a, "/dev/nvme0", 0x0101, why, sizeof why), THOTH_E_IO);
+	assert_non_null(strstr(why, "Internal Error"));
+	assert_int_equal(thoth_nvme_admin_error(-ETIMEDOUT, "/dev/nvme0", 0x09, why, sizeof why), THOTH_E_TIMEDOUT);
+
+	/* The real ioctl: a regular file answers ENOTTY, a missing one ENOENT. */
+	char path[] = "/tmp/thoth-not-nvme-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(thoth_nvme_coalesce_get(path, &dw, why, sizeof why), THOTH_E_NOT_FOUND);
+	assert_non_null(strstr(why, "not an NVMe controller"));
+	assert_int_equal(thoth_nvme_coalesce_set(path, 0x0101, why, sizeof why), THOTH_E_NOT_FOUND);
+	unlink(path);
+	assert_int_equal(thoth_nvme_coalesce_get("/nonexistent/nvme9", &dw, why, sizeof why), THOTH_E_NOT_FOUND);
+	assert_non_null(strstr(why, "no such NVMe controller"));
+}
+
+/* ---- counter files ------------------------------------------------------------- */
+
+static void test_counter_files_are_parsed_and_bad_ones_named(void **state)
+{
+	(void)state;
+	uint64_t ios, sec, irqs;
+	uint32_t q;
+	char why[200];
+	const char *s11 = "10 0 80 0 20 0 160 0 0 0 0\n";
+	assert_int_equal(thoth_nvme_parse_blockstat(s11, strlen(s11), &ios, &sec, why, sizeof why), 0);
+	assert_int_equal(ios, 30);
+	assert_int_equal(sec, 240);
+	const char *s15 = "10 0 80 0 20 0 160 0 0 0 0 5 0 40 0";
+	assert_int_equal(thoth_nvme_parse_blockstat(s15, strlen(s15), &ios, &sec, why, sizeof why), 0);
+	assert_int_equal(ios, 35);
+	assert_int_equal(sec, 280);
+	const char *s17 = "   10 0 80 0 20 0 160 0 3 0 0 5 0 40 0 7 0\n";
+	assert_int_equal(thoth_nvme_parse_blockstat(s17, strlen(s17), &ios, &sec, why, sizeof why), 0);
+	assert_int_equal(ios, 42);
+	const char *bad[] = { "10 0 80 0 20 0 160 0 0 0\n", "10 0 80 0 20 0 160 0 0 0 x\n",
+			      "10 0 80 0 -20 0 160 0 0 0 0\n", "99999999999999999999999 0 0 0 0 0 0 0 0 0 0",
+			      "1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18", "" };
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		why[0] = 0;
+		assert_int_equal(thoth_nvme_parse_blockstat(bad[i], strlen(bad[i]), &ios, &sec, why, sizeof why),
+				 THOTH_E_PROTOCOL);
+		assert_non_null(strstr(why, "block stat"));
+	}
+	const char *irq = "           CPU0       CPU1       CPU2\n"
+			  "  0:         33          0          0   IO-APIC    2-edge      timer\n"
+			  " 40:          7          0          0  PCI-MSI 1048576-edge      nvme0q0\n"
+			  " 41:        100          0          1  PCI-MSI 1048577-edge      nvme0q1\n"
+			  " 42:          0        200          2  PCI-MSI 1048578-edge      nvme0q12\n"
+			  " 43:       5000          0          0  PCI-MSI 1048579-edge      nvme1q1\n"
+			  " 44:       5000          0          0  PCI-MSI 1048579-edge      nvme01q1\n"
+			  "NMI:          0          0          0   Non-maskable interrupts\n"
+			  "ERR:          0\n";
+	assert_int_equal(thoth_nvme_parse_interrupts(irq, strlen(irq), "nvme0", &irqs, &q, why, sizeof why), 0);
+	assert_int_equal(irqs, 303);
+	assert_int_equal(q, 2);
+	assert_int_equal(thoth_nvme_parse_interrupts(irq, strlen(irq), "nvme1", &irqs, &q, why, sizeof why), 0);
+	assert_int_equal(irqs, 5000);
+	assert_int_equal(thoth_nvme_parse_interrupts(irq, strlen(irq), "nvme7", &irqs, &q, why, sizeof why), 0);
+	assert_int_equal(q, 0);
+	const char *short_line = "CPU0 CPU1\n 41: 100 PCI-MSI 1-edge nvme0q1\n";
+	assert_int_equal(thoth_nvme_parse_interrupts(short_line, strlen(short_line), "nvme0", &irqs, &q, why, sizeof why),
+			 THOTH_E_PROTOCOL);
+	assert_non_null(strstr(why, "fewer than 2 per-CPU counts"));
+	const char *no_header = " 41: 100 PCI-MSI 1-edge nvme0q1\n";
+	assert_int_equal(thoth_nvme_parse_interrupts(no_header, strlen(no_header), "nvme0", &irqs, &q, why, sizeof why),
+			 THOTH_E_PROTOCOL);
+	assert_int_equal(thoth_nvme_parse_interrupts("", 0, "nvme0", &irqs, &q, why, sizeof why), THOTH_E_PROTOCOL);
+	assert_non_null(strstr(why, "no CPU header"));
+	assert_int_equal(thoth_nvme_parse_interrupts(irq, strlen(irq), "nvme0/../x", &irqs, &q, why, sizeof why),
+			 THOTH_E_INVAL);
+
+	/* From the fixture tree: sda and nvme0n1p1-like names are not ours. */
+	thoth_nvme_counters_t c;
+	put_counters(1000, 300);
+	assert_int_equal(thoth_nvme_read_counters("nvme0", &c, why, sizeof why), 0);
+	assert_int_equal(c.ios, 1000);
+	assert_int_equal(c.irqs, 300);
+	assert_int_equal(c.queues, 2);
+	assert_int_equal(c.namespaces, 1);
+	char names[4][32];
+	uint32_t devs[4], n;
+	assert_int_equal(thoth_nvme_namespaces("nvme0", names, devs, 4, &n, why, sizeof why), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(names[0], "nvme0n1");
+	assert_int_equal(devs[0], 259u << 20);
+	assert_int_equal(thoth_nvme_read_counters("nvme3", &c, why, sizeof why), THOTH_E_NOT_FOUND);
+	assert_non_null(strstr(why, "no namespace of nvme3"));
+}
+
+/* ---- the loop on the fixture ---------------------------------------------------- */
+
+/* The adaptive policy's profile for RATE with a 1000 us budget, encoded. */
+static uint32_t adaptive_dw(uint64_t rate)
+{
+	if (rate < 20000)
+		return 0;
+	uint64_t us = 256u * 1000000u / rate;
+	us = us < 10 ? 10 : us > 1000 ? 1000 : us;
+	return thoth_nvme_coalesce_encode((thoth_mod_profile_t){ 256, (uint32_t)us });
+}
+
+static void test_the_loop_sets_what_the_policy_computes_from_the_counters(void **state)
+{
+	(void)state;
+	thoth_nvme_fake_t fake;
+	thoth_nvme_fake_init(&fake, 0x0a03);               /* found moderated: 4 / 1 ms */
+	thoth_loop_t *loop;
+	assert_int_equal(thoth_loop_new(&loop), 0);
+	seen_t *seen = calloc(1, sizeof *seen);
+	thoth_nvmemod_config_t cfg = fixture_config(&fake, THOTH_MOD_ADAPTIVE, seen);
+	thoth_nvmemod_t *m;
+	char why[300];
+	int r = thoth_nvmemod_start(loop, &cfg, &m, why, sizeof why);
+	if (r)
+		print_message("start: %s\n", why);
+	assert_int_equal(r, 0);
+	/* Start: read the value (to restore it), then the unmoderated one, read back. */
+	assert_true(fake.n >= 3);
+	assert_int_equal(fake.log[0].opcode, 0x0a);
+	assert_int_equal(fake.log[1].opcode, 0x09);
+	assert_int_equal(fake.log[1].cdw11, 0);
+	assert_int_equal(fake.log[2].opcode, 0x0a);
+	assert_int_equal(fake.feature08, 0);
+	ctx_t c = { m, &fake };
+	gen_t g = { .loop = loop, .ios = 1000, .irqs = 300, .per_irq = 1 };
+	gen_start(&g, 500000);                             /* 500k IOPS: 512 us for 256 completions */
+	bool mod = run_until(loop, moderating, &c, 5000);
+	gen_stop(&g);
+	assert_true(mod);
+	assert_true(run_until(loop, went_idle, &c, 3000));
+	/* Every Set Features sent is FID 8 with the adaptive profile for the
+	 * rate that sample measured, and reads back as sent. */
+	size_t moderated = 0;
+	for (size_t i = 0; i < seen->n; i++) {
+		const thoth_nvmemod_change_t *ch = &seen->c[i];
+		assert_int_equal(ch->err, 0);
+		assert_int_equal(ch->asked, thoth_nvme_coalesce_encode(ch->profile));
+		assert_true(ch->read_ok);
+		assert_int_equal(ch->readback, ch->asked);
+		if (!ch->asked)
+			continue;
+		moderated++;
+		assert_int_equal(ch->asked, adaptive_dw(ch->rate));
+		assert_int_equal(ch->asked & 0xff, 255);     /* threshold 256 completions */
+		assert_true(ch->irq_rate > 0);                /* interrupts counted from the queues' lines */
+	}
+	assert_true(moderated >= 1);
+	for (uint64_t i = 0; i < fake.n && i < THOTH_NVME_FAKE_LOG; i++) {
+		assert_int_equal(fake.log[i].cdw10, 0x08);
+		assert_true(fake.log[i].opcode == 0x09 || fake.log[i].opcode == 0x0a);
+	}
+	/* Idle again: the controller is back to unmoderated, no timer. */
+	assert_int_equal(fake.feature08, 0);
+	assert_int_equal(thoth_loop_armed_at(loop), 0);
+	/* Stop gives back what was found. */
+	thoth_nvmemod_stop(m);
+	assert_int_equal(fake.feature08, 0x0a03);
+	thoth_loop_free(loop);
+	free(seen);
+}
+
+static void test_dim_walks_net_dims_profiles_on_the_controller(void **state)
+{
+	(void)state;
+	thoth_nvme_fake_t fake;
+	thoth_nvme_fake_init(&fake, 0);
+	thoth_loop_t *loop;
+	assert_int_equal(thoth_loop_new(&loop), 0);
+	seen_t *seen = calloc(1, sizeof *seen);
+	thoth_nvmemod_config_t cfg = fixture_config(&fake, THOTH_MOD_DIM, seen);
+	cfg.sample_us = 2000;
+	thoth_nvmemod_t *m;
+	char why[300];
+	assert_int_equal(thoth_nvmemod_start(loop, &cfg, &m, why, sizeof why), 0);
+	ctx_t c = { m, &fake };
+	/* Interrupts fall as coalescing rises: DIM's "fewer events per ms" is better. */
+	gen_t g = { .loop = loop, .ios = 1000, .irqs = 300, .per_irq = 4 };
+	gen_start(&g, 200000);
+	bool mod = run_until(loop, moderating, &c, 8000);
+	gen_stop(&g);
+	thoth_nvmemod_stats_t st;
+	thoth_nvmemod_stats(m, &st);
+	if (!mod)
+		print_message("DIM never reached a profile of >= 100 us: %llu samples\n", (unsigned long long)st.samples);
+	assert_true(mod);
+	/* Only net_dim's RX EQE profiles {1, 8, 64, 128, 256} us x 256, as
+	 * NVMe can hold them: under 100 us is off, 128 -> 100 us, 256 -> 200 us. */
+	for (size_t i = 0; i < seen->n; i++) {
+		uint32_t a = seen->c[i].asked;
+		assert_true(a == 0 || a == 0x01ff || a == 0x02ff);
+		bool is_dim = false;
+		for (unsigned ix = 0; ix < 5; ix++) {
+			thoth_mod_profile_t p = thoth_mod_dim_profile(ix);
+			is_dim |= p.max_msgs == seen->c[i].profile.max_msgs && p.max_us == seen->c[i].profile.max_us;
+		}
+		assert_true(is_dim || seen->c[i].profile.max_us == 0);
+	}
+	assert_true(run_until(loop, went_idle, &c, 3000));
+	thoth_nvmemod_stop(m);
+	thoth_loop_free(loop);
+	free(seen);
+}
+
+static void test_an_idle_controller_costs_no_timer_and_no_wake_up(void **state)
+{
+	(void)state;
+	thoth_nvme_fake_t fake;
+	thoth_nvme_fake_init(&fake, 0);
+	thoth_loop_t *loop;
+	assert_int_equal(thoth_loop_new(&loop), 0);
+	thoth_nvmemod_config_t cfg = fixture_config(&fake, THOTH_MOD_ADAPTIVE, NULL);
+	cfg.sample_us = 1000;
+	thoth_nvmemod_t *m;
+	char why[300];
+	assert_int_equal(thoth_nvmemod_start(loop, &cfg, &m, why, sizeof why), 0);
+	ctx_t c = { m, &fake };
+	/* No completion: no timer armed, and 300 ms pass with one wake-up, the
+	 * test's own timer's. */
+	assert_int_equal(thoth_loop_armed_at(loop), 0);
+	thoth_nvmemod_stats_t before, after;
+	thoth_nvmemod_stats(m, &before);
+	uint64_t cmds = fake.n;
+	thoth_loop_stats_t l0, l1;
+	thoth_loop_stats(loop, &l0);
+	bool fired = false;
+	thoth_timer_t *t;
+	thoth_loop_add_timer_in(loop, 300000000u, 0, noop_timer, &fired, &t);
+	while (!fired)
+		thoth_loop_run_once(loop, true);
+	thoth_loop_stats(loop, &l1);
+	thoth_nvmemod_stats(m, &after);
+	assert_int_equal(l1.wakeups - l0.wakeups, 1);
+	assert_int_equal(after.samples, before.samples);
+	assert_int_equal(after.wakes, before.wakes);
+	assert_int_equal(fake.n, cmds);                   /* and not one admin command */
+	/* A completion (the counters move): woken, sampling, then idle again. */
+	put_counters(1010, 303);
+	assert_true(run_until(loop, is_busy, &c, 2000));
+	assert_true(run_until(loop, went_idle, &c, 2000));
+	thoth_nvmemod_stats(m, &after);
+	assert_int_equal(after.wakes, before.wakes + 1);
+	assert_int_equal(thoth_loop_armed_at(loop), 0);
+	thoth_nvmemod_stop(m);
+	thoth_loop_free(loop);
+}
+
+static void test_a_controller_that_refuses_is_named_and_left_alone(void **state)
+{
+	(void)state;
+	thoth_loop_t *loop;
+	assert_int_equal(thoth_loop_new(&loop), 0);
+	thoth_nvme_fake_t fake;
+	thoth_nvmemod_config_t cfg;
+	thoth_nvmemod_t *m;
+	char why[300];
+	struct { int err; uint16_t status, set_status; int want; const char *says; } cases[] = {
+		{ ENOTTY, 0, 0, THOTH_E_NOT_FOUND, "not an NVMe controller" },
+		{ EPERM, 0, 0, THOTH_E_PERM, "CAP_SYS_ADMIN" },
+		{ 0, 0x4002, 0, THOTH_E_NO_FEATURE, "rejects feature 0x08" },
+		{ 0, 0, 0x410e, THOTH_E_NO_FEATURE, "Set Features 0x08 answered Feature Not Changeable" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		thoth_nvme_fake_init(&fake, 0);
+		fake.fail_errno = cases[i].err;
+		fake.reject_status = cases[i].status;
+		fake.set_status = cases[i].set_status;
+		cfg = fixture_config(&fake, THOTH_MOD_ADAPTIVE, NULL);
+		why[0] = 0;
+		assert_int_equal(thoth_nvmemod_start(loop, &cfg, &m, why, sizeof why), cases[i].want);
+		if (!strstr(why, cases[i].says))
+			print_message("case %zu: %s\n", i, why);
+		assert_non_null(strstr(why, cases[i].says));
+		assert_null(m);
+		assert_int_equal(thoth_loop_armed_at(loop), 0);
+	}
+	/* Refused in the middle of a busy period: stop driving, say why, and
+	 * stay off the loop (no timer, no wake-up on later I/O). */
+	thoth_nvme_fake_init(&fake, 0);
+	cfg = fixture_config(&fake, THOTH_MOD_ADAPTIVE, NULL);
+	assert_int_equal(thoth_nvmemod_start(loop, &cfg, &m, why, sizeof why), 0);
+	fake.set_status = 0x4002;
+	ctx_t c = { m, &fake };
+	gen_t g = { .loop = loop, .ios = 1000, .irqs = 300, .per_irq = 1 };
+	gen_start(&g, 500000);
+	bool off = run_until(loop, is_disabled, &c, 5000);
+	gen_stop(&g);
+	assert_true(off);
+	thoth_nvmemod_stats_t st;
+	thoth_nvmemod_stats(m, &st);
+	assert_int_equal(st.refusals, 1);
+	assert_non_null(strstr(st.why, "rejects feature 0x08"));
+	assert_int_equal(thoth_loop_armed_at(loop), 0);
+	uint64_t wakes = st.wakes;
+	put_counters(999999, 99999);
+	bool fired = false;
+	thoth_timer_t *t;
+	thoth_loop_add_timer_in(loop, 50000000u, 0, noop_timer, &fired, &t);
+	while (!fired)
+		thoth_loop_run_once(loop, true);
+	thoth_nvmemod_stats(m, &st);
+	assert_int_equal(st.wakes, wakes);
+	thoth_nvmemod_stop(m);
+
+	/* A controller that takes the set but keeps its value: counted and said. */
+	thoth_nvme_fake_init(&fake, 0);
+	fake.ignore_sets = true;
+	seen_t *seen = calloc(1, sizeof *seen);
+	cfg = fixture_config(&fake, THOTH_MOD_ADAPTIVE, seen);
+	assert_int_equal(thoth_nvmemod_start(loop, &cfg, &m, why, sizeof why), 0);
+	c.m = m;
+	put_counters(1000, 300);
+	g = (gen_t){ .loop = loop, .ios = 1000, .irqs = 300, .per_irq = 1 };
+	gen_start(&g, 500000);
+	uint64_t end = now_ms() + 5000;
+	do {
+		run_until(loop, went_idle, &c, 20);
+		thoth_nvmemod_stats(m, &st);
+	} while (!st.mismatches && now_ms() < end);
+	gen_stop(&g);
+	assert_true(st.mismatches >= 1);
+	bool said = false;
+	for (size_t i = 0; i < seen->n; i++)
+		said |= strstr(seen->c[i].why, "reads back 0x0000") != NULL;
+	assert_true(said);
+	thoth_nvmemod_stop(m);
+	free(seen);
+	thoth_loop_free(loop);
+}
+
+static void test_bad_configurations_are_refused_with_a_reason(void **state)
+{
+	(void)state;
+	thoth_loop_t *loop;
+	assert_int_equal(thoth_loop_new(&loop), 0);
+	thoth_nvme_fake_t fake;
+	thoth_nvme_fake_init(&fake, 0);
+	thoth_nvmemod_t *m;
+	char why[300];
+	thoth_nvmemod_config_t cfg = fixture_config(&fake, THOTH_MOD_ADAPTIVE, NULL);
+	const char *bad_names[] = { "sda", "nvme", "nvme0/../x", "nvme12345", "" };
+	for (size_t i = 0; i < sizeof bad_names / sizeof *bad_names; i++) {
+		cfg.ctrl = bad_names[i];
+		assert_int_equal(thoth_nvmemod_start(loop, &cfg, &m, why, sizeof why), THOTH_E_INVAL);
+		assert_non_null(strstr(why, "nvme followed by"));
+	}
+	cfg.ctrl = "nvme0";
+	cfg.sample_us = 10;
+	assert_int_equal(thoth_nvmemod_start(loop, &cfg, &m, why, sizeof why), THOTH_E_INVAL);
+	assert_non_null(strstr(why, "sample period"));
+	cfg.sample_us = 5000;
+	cfg.wake = (thoth_nvmemod_wake_t)7;
+	assert_int_equal(thoth_nvmemod_start(loop, &cfg, &m, why, sizeof why), THOTH_E_INVAL);
+	cfg.wake = THOTH_NVMEMOD_WAKE_FILES;
+	cfg.policy.kind = (thoth_mod_kind_t)9;
+	assert_int_equal(thoth_nvmemod_start(loop, &cfg, &m, why, sizeof why), THOTH_E_INVAL);
+	cfg.policy.kind = THOTH_MOD_ADAPTIVE;
+	cfg.ctrl = "nvme4";
+	assert_int_equal(thoth_nvmemod_start(loop, &cfg, &m, why, sizeof why), THOTH_E_NOT_FOUND);
+	assert_non_null(strstr(why, "no namespace of nvme4"));
+	/* Malformed fixture files: named, nothing started. */
+	cfg.ctrl = "nvme0";
+	put_file("sys/block/nvme0n1/stat", "1 2 3 banana\n");
+	assert_int_equal(thoth_nvmemod_start(loop, &cfg, &m, why, sizeof why), THOTH_E_PROTOCOL);
+	assert_non_null(strstr(why, "nvme0n1/stat"));
+	assert_non_null(strstr(why, "banana"));
+	put_counters(1000, 300);
+	put_file("proc/interrupts", "no header here\n");
+	assert_int_equal(thoth_nvmemod_start(loop, &cfg, &m, why, sizeof why), THOTH_E_PROTOCOL);
+	assert_non_null(strstr(why, "/proc/interrupts"));
+	put_counters(1000, 300);
+	put_file("sys/block/nvme0n1/dev", "259-0\n");
+	assert_int_equal(thoth_nvmemod_start(loop, &cfg, &m, why, sizeof why), THOTH_E_PROTOCOL);
+	assert_non_null(strstr(why, "MAJOR:MINOR"));
+	put_file("sys/block/nvme0n1/dev", "259:0\n");
+	assert_int_equal(fake.n, 0);      /* refused before a single admin command */
+	thoth_loop_free(loop);
+}
+
+/* ---- the real wake-up: block_rq_complete on this machine's disk --------------------- */
+
+/* The whole disk (partitions are reported as their disk) holding DIR. */
+static bool disk_of(const char *dir, uint32_t *kdev)
+{
+	struct stat st;
+	if (stat(dir, &st))
+		return false;
+	char p[128], b[64];
+	snprintf(p, sizeof p, "/sys/dev/block/%u:%u/partition", major(st.st_dev), minor(st.st_dev));
+	bool part = access(p, F_OK) == 0;
+	snprintf(p, sizeof p, "/sys/dev/block/%u:%u/%sdev", major(st.st_dev), minor(st.st_dev), part ? "../" : "");
+	FILE *f = fopen(p, "re");
+	if (!f)
+		return false;
+	unsigned ma, mi;
+	bool ok = fgets(b, sizeof b, f) && sscanf(b, "%u:%u", &ma, &mi) == 2;
+	fclose(f);
+	*kdev = ma << 20 | mi;
+	return ok;
+}
+
+static bool any_readable(thoth_nvme_perf_wake_t *w, int timeout_ms)
+{
+	const int *fds;
+	uint32_t n = thoth_nvme_perf_wake_fds(w, &fds);
+	struct pollfd p[64];
+	for (uint32_t i = 0; i < n && i < 64; i++)
+		p[i] = (struct pollfd){ .fd = fds[i], .events = POLLIN };
+	return poll(p, n < 64 ? n : 64, timeout_ms) > 0;
+}
+
+static void test_the_perf_wakeup_rings_on_a_real_block_completion(void **state)
+{
+	(void)state;
+	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	uint32_t disk;
+	if (!disk_of(tmp, &disk)) {
+		print_message("%s is not on a block device (skipped)\n", tmp);
+		skip();
+	}
+	char why[300];
+	thoth_nvme_perf_wake_t *w, *none;
+	int r = thoth_nvme_perf_wake_open(&disk, 1, &w, why, sizeof why);
+	if (r == THOTH_E_PERM || r == THOTH_E_NOT_FOUND) {
+		print_message("%s (skipped)\n", why);
+		skip();
+	}
+	assert_int_equal(r, 0);
+	/* A dev_t no disk has: the kernel's filter must keep it silent. */
+	uint32_t nowhere = 4000u << 20 | 12345u;
+	assert_int_equal(thoth_nvme_perf_wake_open(&nowhere, 1, &none, why, sizeof why), 0);
+	assert_int_equal(thoth_nvme_perf_wake_arm(w, true), 0);
+	assert_int_equal(thoth_nvme_perf_wake_arm(none, true), 0);
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "%s/thoth-perf-wake-XXXXXX", tmp);
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	char block[4096];
+	memset(block, 0x5a, sizeof block);
+	/* Written and synced: at least one completion on the disk (other
+	 * processes' I/O may ring it too; the filtered one must not ring). */
+	bool rang = false;
+	for (int i = 0; i < 20 && !rang; i++) {
+		assert_int_equal(pwrite(fd, block, sizeof block, (off_t)i * 4096), (ssize_t)sizeof block);
+		assert_int_equal(fdatasync(fd), 0);
+		rang = any_readable(w, 100);
+	}
+	assert_true(rang);
+	assert_false(any_readable(none, 0));
+	close(fd);
+	unlink(path);
+	/* Disarmed: the kernel stops writing; no new readiness. */
+	assert_int_equal(thoth_nvme_perf_wake_arm(w, false), 0);
+	thoth_nvme_perf_wake_close(w);
+	thoth_nvme_perf_wake_close(none);
+}
+
+/* The loop with the perf wake-up: the fixture's namespace names this
+ * machine's disk, so a real completion there wakes it; the fixture's
+ * counters do not move, so its first sample is quiet and it goes idle,
+ * armed again. */
+static void test_the_loop_wakes_through_perf_on_a_real_completion(void **state)
+{
+	(void)state;
+	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	uint32_t disk;
+	if (!disk_of(tmp, &disk)) {
+		print_message("%s is not on a block device (skipped)\n", tmp);
+		skip();
+	}
+	char dev[32];
+	snprintf(dev, sizeof dev, "%u:%u\n", disk >> 20, disk & 0xfffff);
+	put_file("sys/block/nvme0n1/dev", dev);
+	thoth_nvme_fake_t fake;
+	thoth_nvme_fake_init(&fake, 0);
+	thoth_loop_t *loop;
+	assert_int_equal(thoth_loop_new(&loop), 0);
+	thoth_nvmemod_config_t cfg = fixture_config(&fake, THOTH_MOD_ADAPTIVE, NULL);
+	cfg.wake = THOTH_NVMEMOD_WAKE_PERF;
+	cfg.sample_us = 1000;
+	thoth_nvmemod_t *m;
+	char why[300];
+	int r = thoth_nvmemod_start(loop, &cfg, &m, why, sizeof why);
+	if (r == THOTH_E_PERM || r == THOTH_E_NOT_FOUND) {
+		print_message("%s (skipped)\n", why);
+		thoth_loop_free(loop);
+		skip();
+	}
+	assert_int_equal(r, 0);
+	assert_int_equal(thoth_loop_armed_at(loop), 0);
+	ctx_t c = { m, &fake };
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "%s/thoth-perf-loop-XXXXXX", tmp);
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	char block[4096];
+	memset(block, 0xa5, sizeof block);
+	thoth_nvmemod_stats_t st = { 0 };
+	for (int i = 0; i < 20 && !st.wakes; i++) {
+		assert_int_equal(pwrite(fd, block, sizeof block, (off_t)i * 4096), (ssize_t)sizeof block);
+		assert_int_equal(fdatasync(fd), 0);
+		run_until(loop, is_busy, &c, 100);
+		thoth_nvmemod_stats(m, &st);
+	}
+	close(fd);
+	unlink(path);
+	assert_true(st.wakes >= 1);
+	assert_true(run_until(loop, went_idle, &c, 2000));
+	thoth_nvmemod_stop(m);
+	thoth_loop_free(loop);
+}
+
+/* ---- the service ------------------------------------------------------------------ */
+
+#ifdef NVME_MODERATOR
+static bool read_line_until(FILE *f, const char *needle, char *line, size_t len, unsigned timeout_ms)
+{
+	uint64_t end = now_ms() + timeout_ms;
+	while (now_ms() < end) {
+		struct pollfd p = { .fd = fileno(f), .events = POLLIN };
+		if (poll(&p, 1, 50) <= 0)
+			continue;
+		if (!fgets(line, (int)len, f))
+			return false;
+		if (strstr(line, needle))
+			return true;
+	}
+	return false;
+}
+
+static void test_the_nvme_moderator_service_drives_a_fixture_controller(void **state)
+{
+	(void)state;
+	put_counters(1000, 300);
+	int out[2];
+	assert_int_equal(pipe2(out, O_CLOEXEC), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(out[1], 1);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		execl(NVME_MODERATOR, "nvme-moderator", "--ctrl", "nvme0", "--wake", "files", "--fake-controller",
+		      "--sample-ms", "5", "--budget-us", "1000", "--json", (char *)NULL);
+		_exit(127);
+	}
+	close(out[1]);
+	FILE *f = fdopen(out[0], "r");
+	/* Unbuffered: the helper polls the descriptor, so no line may wait in
+	 * stdio's buffer where poll cannot see it. */
+	setvbuf(f, NULL, _IONBF, 0);
+	char line[1024];
+	/* Start: Get Features 0x08, then Set Features 0x08 = 0 (unmoderated). */
+	assert_true(read_line_until(f, "{\"command\":{\"opcode\":10,\"cdw10\":8,\"cdw11\":0}}", line, sizeof line, 5000));
+	assert_true(read_line_until(f, "{\"command\":{\"opcode\":9,\"cdw10\":8,\"cdw11\":0}}", line, sizeof line, 5000));
+	assert_true(read_line_until(f, "\"asked\":0,\"readback\":0", line, sizeof line, 5000));
+	/* "I/O" at ~500k completions/s, written by this process. */
+	uint64_t ios = 1000, t0 = now_ms(), end = t0 + 5000;
+	bool mod = false;
+	while (!mod && now_ms() < end) {
+		for (int i = 0; i < 5; i++) {
+			usleep(1000);
+			ios += 500;
+			put_counters(ios, ios / 4);
+		}
+		struct pollfd p = { .fd = out[0], .events = POLLIN };
+		while (!mod && poll(&p, 1, 0) > 0 && fgets(line, sizeof line, f))
+			mod = strstr(line, "\"asked\":") && !strstr(line, "\"asked\":0,") && strstr(line, "\"readback\"");
+	}
+	assert_true(mod);
+	/* Quiet: back to 0, then SIGTERM restores and sums up. */
+	assert_true(read_line_until(f, "\"asked\":0,", line, sizeof line, 5000));
+	kill(pid, SIGTERM);
+	assert_true(read_line_until(f, "\"summary\"", line, sizeof line, 5000));
+	assert_non_null(strstr(line, "\"refusals\":0"));
+	assert_non_null(strstr(line, "\"disabled\":false"));
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	fclose(f);
+
+	/* A controller that rejects feature 0x08: exit 1 with the reason. */
+	int err[2];
+	assert_int_equal(pipe2(err, O_CLOEXEC), 0);
+	pid = fork();
+	if (pid == 0) {
+		dup2(err[1], 2);
+		int devnull = open("/dev/null", O_WRONLY);
+		dup2(devnull, 1);
+		execl(NVME_MODERATOR, "nvme-moderator", "--ctrl", "nvme0", "--wake", "files", "--fake-controller=reject",
+		      (char *)NULL);
+		_exit(127);
+	}
+	close(err[1]);
+	char msg[600] = "";
+	ssize_t n = read(err[0], msg, sizeof msg - 1);
+	msg[n > 0 ? n : 0] = 0;
+	close(err[0]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+	assert_non_null(strstr(msg, "rejects feature 0x08"));
+	assert_non_null(strstr(msg, "THOTH_E_NO_FEATURE"));
+}
+#endif
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_feature08_commands_are_issued_exactly),
+		cmocka_unit_test(test_admin_failures_come_back_as_named_errors),
+		cmocka_unit_test_setup_teardown(test_counter_files_are_parsed_and_bad_ones_named, setup_tree, teardown_tree),
+		cmocka_unit_test_setup_teardown(test_the_loop_sets_what_the_policy_computes_from_the_counters, setup_tree,
+						teardown_tree),
+		cmocka_unit_test_setup_teardown(test_dim_walks_net_dims_profiles_on_the_controller, setup_tree,
+						teardown_tree),
+		cmocka_unit_test_setup_teardown(test_an_idle_controller_costs_no_timer_and_no_wake_up, setup_tree,
+						teardown_tree),
+		cmocka_unit_test_setup_teardown(test_a_controller_that_refuses_is_named_and_left_alone, setup_tree,
+						teardown_tree),
+		cmocka_unit_test_setup_teardown(test_bad_configurations_are_refused_with_a_reason, setup_tree,
+						teardown_tree),
+		cmocka_unit_test(test_the_perf_wakeup_rings_on_a_real_block_completion),
+		cmocka_unit_test_setup_teardown(test_the_loop_wakes_through_perf_on_a_real_completion, setup_tree,
+						teardown_tree),
+#ifdef NVME_MODERATOR
+		cmocka_unit_test_setup_teardown(test_the_nvme_moderator_service_drives_a_fixture_controller, setup_tree,
+						teardown_tree),
+#endif
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
