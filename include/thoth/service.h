@@ -204,6 +204,31 @@ typedef struct thoth_resolved_load {
 size_t thoth_resolver_snapshot(const thoth_resolver_t *r, thoth_resolved_t *out,
 			       thoth_resolved_load_t *load, size_t cap);
 
+/*
+ * PM-2: attach a latency bound to this resolve ("answer within LATENCY_US";
+ * docs/PM.md "QoS attached to a resolve").  thothd holds it for as long as
+ * this resolver's connection lives (it is sent again after a reconnect):
+ * the CPU latency request stays at or below it, and the power elements of
+ * the processes serving the name stay at levels that wake within it.  It
+ * ends with thoth_resolver_free or the process (kill -9 included), or
+ * with a new call (0: none).  0, or THOTH_E_INVAL (more than 10 s).
+ * Whether thothd holds it: thoth_resolver_qos.
+ */
+int thoth_resolver_set_qos(thoth_resolver_t *r, uint32_t latency_us);
+
+#define THOTH_RESOLVER_QOS_NONE    0    /* no bound asked */
+#define THOTH_RESOLVER_QOS_PENDING 1    /* asked; thothd has not answered on this connection */
+#define THOTH_RESOLVER_QOS_HELD    2    /* thothd holds it */
+#define THOTH_RESOLVER_QOS_REFUSED 3    /* thothd refused it: why */
+typedef struct thoth_resolver_qos {
+	int state;                      /* THOTH_RESOLVER_QOS_* */
+	uint32_t qos_us;                /* the bound asked */
+	uint32_t elements;              /* power elements it covered when granted */
+	uint32_t grants;                /* times granted (once per connection) */
+	char why[160];                  /* REFUSED: thothd's reason, naming the field */
+} thoth_resolver_qos_t;
+void thoth_resolver_qos(const thoth_resolver_t *r, thoth_resolver_qos_t *out);
+
 size_t thoth_resolver_count(const thoth_resolver_t *r);
 /* Connected to thothd and its list has arrived. */
 bool thoth_resolver_connected(const thoth_resolver_t *r);

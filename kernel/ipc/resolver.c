@@ -27,6 +27,11 @@
  *
  * While connected and with nothing changing, no timer is armed: an idle
  * client does not wake up.
+ *
+ * A latency bound for the service (thoth_resolver_set_qos, PM-2) rides the
+ * same link: PowerBroker.service_qos after the watch, again on every new
+ * connection.  thothd holds it for the link's life, so the client's exit,
+ * kill -9 included, or thoth_resolver_free releases it.
  */
 #define _GNU_SOURCE
 #include <sched.h>
@@ -36,6 +41,7 @@
 
 #include "control_link.h"
 #include "log_internal.h"
+#include "pm.thoth.h"
 #include "registry.thoth.h"
 #include "thoth/service.h"
 
@@ -69,6 +75,12 @@ struct thoth_resolver {
 	bool list_pending;
 	thoth_timer_t *grace;           /* armed once after a reconnect */
 	uint32_t connects;
+	/* PM-2: the latency bound attached to this resolve (0: none). */
+	uint32_t qos_us;
+	uint32_t qos_req;               /* the service_qos in flight (0: none) */
+	uint32_t qos_drop_req;          /* the drop_service_qos in flight (0: none) */
+	uint64_t qos_id;                /* thothd's record on this connection (0: none) */
+	thoth_resolver_qos_t qos;       /* what thoth_resolver_qos reports */
 };
 
 static bool parse_version(thoth_str_t s, uint32_t *major, uint32_t *minor, uint32_t *patch)
@@ -217,6 +229,46 @@ static int send_list(thoth_resolver_t *r)
 	return e;
 }
 
+static int send_qos(thoth_resolver_t *r)
+{
+	thoth_pm_PowerBroker_service_qos_req_t q = { .service = thoth_str(r->name), .qos_us = r->qos_us };
+	r->qos_req = next_id(r);
+	r->qos.state = THOTH_RESOLVER_QOS_PENDING;
+	return thoth__link_send(r->link, &thoth_pm_PowerBroker_service_qos_info, &q, r->qos_req);
+}
+
+/* thothd's answer to service_qos: held, or refused with its reason (a
+ * refusal is kept and reported, never a reason to drop the link). */
+static void got_qos(thoth_resolver_t *r, const uint8_t *msg, size_t len)
+{
+	r->qos_req = 0;
+	uint32_t code = 0;
+	char why[sizeof r->qos.why];
+	int e = thoth__link_error_of(msg, len, &code, why, sizeof why);
+	if (e == 0) {
+		uint64_t scratch[16];
+		thoth_arena_t arena;
+		thoth_arena_init(&arena, scratch, sizeof scratch);
+		thoth_pm_PowerBroker_service_qos_resp_t resp;
+		e = thoth_method_decode(&thoth_pm_PowerBroker_service_qos_info, true, msg, len, &resp, &arena);
+		if (!e) {
+			r->qos_id = resp.qos;
+			r->qos.state = THOTH_RESOLVER_QOS_HELD;
+			r->qos.elements = resp.elements;
+			r->qos.grants++;
+			r->qos.why[0] = 0;
+			return;
+		}
+		snprintf(why, sizeof why, "undecodable answer: %s", thoth_strerror(e));
+	} else if (e < 0) {
+		snprintf(why, sizeof why, "malformed answer: %s", thoth_strerror(e));
+	}
+	r->qos.state = THOTH_RESOLVER_QOS_REFUSED;
+	snprintf(r->qos.why, sizeof r->qos.why, "%s", why);
+	thoth__log(THOTH_LOG_WARN, "resolver", "%s: thothd refused the latency bound of %u us: %s",
+		   r->name, r->qos_us, r->qos.why);
+}
+
 static void link_up(void *arg)
 {
 	thoth_resolver_t *r = arg;
@@ -230,6 +282,9 @@ static void link_up(void *arg)
 	int e = thoth__link_send(r->link, &thoth_registry_Registry_watch_info, &w, r->watch_id_req);
 	if (!e)
 		e = thoth__link_deadline(r->link, ANSWER_TIMEOUT_MS);
+	r->qos_id = 0;                  /* a new connection holds nothing yet */
+	if (!e && r->qos_us)
+		e = send_qos(r);        /* answered before the list: the watch's deadline covers it */
 	if (e)
 		thoth__link_drop(r->link, e, "cannot send to thothd");
 }
@@ -241,6 +296,11 @@ static void link_down(void *arg, int err, const char *why)
 		   r->name, why, r->n);
 	r->listed = false;
 	r->list_pending = false;
+	r->qos_req = 0;
+	r->qos_drop_req = 0;
+	r->qos_id = 0;                  /* thothd released it with the connection */
+	if (r->qos_us)
+		r->qos.state = THOTH_RESOLVER_QOS_PENDING;
 	if (r->grace) {                 /* gone again before the grace ended: keep all */
 		thoth_timer_cancel(r->loop, r->grace);
 		r->grace = NULL;
@@ -322,6 +382,14 @@ static void link_message(void *arg, const uint8_t *msg, size_t len)
 	uint16_t flags = thoth__link_flags(msg, len);
 	uint32_t id = thoth__link_request_id(msg, len);
 	if (flags & THOTH_MSG_RESPONSE) {
+		if (id && id == r->qos_req) {
+			got_qos(r, msg, len);
+			return;
+		}
+		if (id && id == r->qos_drop_req) {
+			r->qos_drop_req = 0;    /* nothing waits for it (set_qos) */
+			return;
+		}
 		uint32_t code;
 		char why[160];
 		int e = thoth__link_error_of(msg, len, &code, why, sizeof why);
@@ -461,6 +529,39 @@ size_t thoth_resolver_snapshot(const thoth_resolver_t *r, thoth_resolved_t *out,
 			load[i] = r->entries[i].load;
 	}
 	return r->n;
+}
+
+int thoth_resolver_set_qos(thoth_resolver_t *r, uint32_t latency_us)
+{
+	if (!r || latency_us > 10000000u)
+		return THOTH_E_INVAL;
+	if (latency_us == r->qos_us)
+		return 0;
+	r->qos_us = latency_us;
+	r->qos = (thoth_resolver_qos_t){ .qos_us = latency_us, .grants = r->qos.grants,
+					 .state = latency_us ? THOTH_RESOLVER_QOS_PENDING
+							     : THOTH_RESOLVER_QOS_NONE };
+	if (!thoth__link_is_up(r->link))
+		return 0;               /* sent when the link comes up */
+	int e = 0;
+	if (r->qos_id) {
+		/* The old bound goes first; its answer is not waited for. */
+		thoth_pm_PowerBroker_drop_service_qos_req_t d = { .qos = r->qos_id };
+		r->qos_id = 0;
+		r->qos_drop_req = next_id(r);
+		e = thoth__link_send(r->link, &thoth_pm_PowerBroker_drop_service_qos_info, &d, r->qos_drop_req);
+	}
+	if (!e && latency_us)
+		e = send_qos(r);
+	if (e)
+		thoth__link_drop(r->link, e, "cannot send to thothd");
+	return 0;
+}
+
+void thoth_resolver_qos(const thoth_resolver_t *r, thoth_resolver_qos_t *out)
+{
+	*out = r->qos;
+	out->qos_us = r->qos_us;
 }
 
 size_t thoth_resolver_count(const thoth_resolver_t *r)

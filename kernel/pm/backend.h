@@ -143,10 +143,42 @@ int thoth_pm_nvme_read(const char *name, thoth_pm_nvme_ps_t *ps, uint32_t max, u
 
 /* ---- uclamp (backend_uclamp.c) -------------------------------------------------- */
 
+/* struct sched_attr with the clamp fields (include/uapi/linux/sched/types.h,
+ * SCHED_ATTR_SIZE_VER1: 56 bytes). */
+typedef struct thoth_pm_sched_attr {
+	uint32_t size;
+	uint32_t sched_policy;
+	uint64_t sched_flags;
+	int32_t sched_nice;
+	uint32_t sched_priority;
+	uint64_t sched_runtime, sched_deadline, sched_period;
+	uint32_t sched_util_min, sched_util_max;
+} thoth_pm_sched_attr_t;
+
+#define THOTH_PM_SCHED_FLAG_KEEP_POLICY    0x08
+#define THOTH_PM_SCHED_FLAG_KEEP_PARAMS    0x10
+#define THOTH_PM_SCHED_FLAG_UTIL_CLAMP_MIN 0x20
+#define THOTH_PM_SCHED_FLAG_UTIL_CLAMP_MAX 0x40
+
+/* The two system calls, replaceable (a seam for tests: this machine's
+ * kernel has no uclamp, so what is written can only be checked there).
+ * OP GETATTR: sched_getattr(TID, ATTR, SIZE, FLAGS); OP SETATTR:
+ * sched_setattr(TID, ATTR, FLAGS).  Returns 0 or -errno. */
+#define THOTH_PM_SCHED_GETATTR 0
+#define THOTH_PM_SCHED_SETATTR 1
+typedef int (*thoth_pm_sched_attr_fn)(int op, int tid, thoth_pm_sched_attr_t *attr, uint32_t size,
+				      uint32_t flags);
+/* FN replaces the system calls for the whole process; NULL restores them. */
+void thoth_pm_uclamp_set_syscall(thoth_pm_sched_attr_fn fn);
+
 /* Does this kernel accept sched_setattr with SCHED_FLAG_UTIL_CLAMP?  Probed
- * once on the calling thread with its current values (no change). */
+ * on the calling thread by re-applying its current clamps (no change).  If
+ * not and WHY is given, WHY says why (the call and the kernel's answer). */
+bool thoth_pm_uclamp_probe(char *why, size_t cap);
 bool thoth_pm_uclamp_supported(void);
-/* Clamp thread TID's utilisation to [MIN, MAX] of 1024; THOTH_E_IO without uclamp. */
+/* Clamp thread TID's (0: the caller's) utilisation to [MIN, MAX] of 1024,
+ * keeping its policy.  THOTH_E_INVAL for bad bounds; THOTH_E_IO with errno
+ * kept (thoth_last_error) when the kernel refuses, as one without uclamp does. */
 int thoth_pm_uclamp_set(int tid, uint32_t min, uint32_t max);
 
 #endif

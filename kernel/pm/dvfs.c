@@ -6,13 +6,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include "backend.h"
 #include "dvfs.h"
 #include "thoth/error.h"
 
 #define MAX_QUEUED 256
 #define MAX_HOST_FREQS 64
+#define MAX_THREADS 16
 
 struct thoth_pm_dvfs {
 	uint32_t cpu;
@@ -26,6 +29,9 @@ struct thoth_pm_dvfs {
 	bool written;
 	thoth_pm_pending_t queue[MAX_QUEUED];
 	uint32_t queued;
+	int tids[MAX_THREADS];          /* uclamp: the threads whose clamps carry the choice */
+	uint32_t n_tids;
+	char uclamp_why[200];           /* why uclamp is not the backend ("": it is) */
 	char error[600];
 };
 
@@ -34,6 +40,7 @@ const char *thoth_pm_dvfs_backend_name(thoth_pm_dvfs_backend_t b)
 	switch (b) {
 	case THOTH_PM_DVFS_SETSPEED: return "cpufreq-setspeed";
 	case THOTH_PM_DVFS_LIMITS: return "cpufreq-limits";
+	case THOTH_PM_DVFS_UCLAMP: return "uclamp";
 	default: return "simulated";
 	}
 }
@@ -82,32 +89,48 @@ static int cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/*
+ * The backend, in order of preference:
+ *   setspeed  the userspace governor lets us write the frequency itself;
+ *   uclamp    schedutil governs and the kernel has uclamp: the governed
+ *             threads' clamps ask for the chosen OPP's capacity, and
+ *             schedutil picks the frequency, for those threads only (other
+ *             tasks on the domain keep their own demand, which pinned
+ *             limits would override);
+ *   limits    any other governor: pin scaling_min/max_freq;
+ *   simulated no cpufreq.
+ */
 static void detect(thoth_pm_dvfs_t *d)
 {
 	char path[512], line[512];
 	d->backend = THOTH_PM_DVFS_SIMULATED;
-	if (cpufreq_path(path, sizeof(path), d->cpu, "scaling_available_frequencies") ||
-	    read_line(path, line, sizeof(line)))
-		return;
-	char *save = NULL;
-	for (char *tok = strtok_r(line, " ", &save); tok && d->host_count < MAX_HOST_FREQS;
-	     tok = strtok_r(NULL, " ", &save)) {
-		char *end;
-		unsigned long v = strtoul(tok, &end, 10);
-		if (end != tok && v > 0 && v < UINT32_MAX)
-			d->host_khz[d->host_count++] = (uint32_t)v;
-	}
-	if (!d->host_count)
-		return;
-	qsort(d->host_khz, d->host_count, sizeof(d->host_khz[0]), cmp_u32);
 	char governor[64] = "";
 	if (!cpufreq_path(path, sizeof(path), d->cpu, "scaling_governor"))
 		read_line(path, governor, sizeof(governor));
-	if (strcmp(governor, "userspace") == 0 &&
-	    !cpufreq_path(path, sizeof(path), d->cpu, "scaling_setspeed") &&
-	    access(path, W_OK) == 0)
+	if (!cpufreq_path(path, sizeof(path), d->cpu, "scaling_available_frequencies") &&
+	    !read_line(path, line, sizeof(line))) {
+		char *save = NULL;
+		for (char *tok = strtok_r(line, " ", &save); tok && d->host_count < MAX_HOST_FREQS;
+		     tok = strtok_r(NULL, " ", &save)) {
+			char *end;
+			unsigned long v = strtoul(tok, &end, 10);
+			if (end != tok && v > 0 && v < UINT32_MAX)
+				d->host_khz[d->host_count++] = (uint32_t)v;
+		}
+		qsort(d->host_khz, d->host_count, sizeof(d->host_khz[0]), cmp_u32);
+	}
+	if (d->host_count && strcmp(governor, "userspace") == 0 &&
+	    !cpufreq_path(path, sizeof(path), d->cpu, "scaling_setspeed") && access(path, W_OK) == 0) {
 		d->backend = THOTH_PM_DVFS_SETSPEED;
-	else
+		snprintf(d->uclamp_why, sizeof d->uclamp_why, "the userspace governor takes the frequency itself");
+		return;
+	}
+	if (strcmp(governor, "schedutil") != 0)
+		snprintf(d->uclamp_why, sizeof d->uclamp_why, "cpufreq governor is %s, not schedutil",
+			 governor[0] ? governor : "absent");
+	else if (thoth_pm_uclamp_probe(d->uclamp_why, sizeof d->uclamp_why))
+		d->backend = THOTH_PM_DVFS_UCLAMP;
+	if (d->backend == THOTH_PM_DVFS_SIMULATED && d->host_count)
 		d->backend = THOTH_PM_DVFS_LIMITS;
 }
 
@@ -184,6 +207,19 @@ int thoth_pm_dvfs_update(thoth_pm_dvfs_t *d, uint64_t now_ns, uint64_t running_n
 	d->error[0] = '\0';
 	if (d->backend == THOTH_PM_DVFS_SETSPEED) {
 		err = write_u32(d, "scaling_setspeed", khz);
+	} else if (d->backend == THOTH_PM_DVFS_UCLAMP) {
+		/* The OPP's capacity (the model's, on the kernel's 0..1024
+		 * scale) as both clamps: schedutil then runs these threads at
+		 * that performance, neither above (MAX) nor below (MIN).  The
+		 * frequency reported is the model OPP's; schedutil maps it. */
+		khz = d->model->opps[opp].freq_khz;
+		uint32_t cap = d->model->opps[opp].capacity;
+		for (uint32_t i = 0; i < d->n_tids && !err; i++) {
+			err = thoth_pm_uclamp_set(d->tids[i], cap, cap);
+			if (err)
+				snprintf(d->error, sizeof(d->error), "sched_setattr(tid %d, util clamp %u): %s",
+					 d->tids[i], cap, strerror(thoth_last_errno()));
+		}
 	} else if (d->backend == THOTH_PM_DVFS_LIMITS) {
 		/* Order matters: the kernel refuses min > max, so raise max
 		 * first when going up and lower min first when going down. */
@@ -199,6 +235,31 @@ int thoth_pm_dvfs_update(thoth_pm_dvfs_t *d, uint64_t now_ns, uint64_t running_n
 	d->written_opp = opp;
 	d->written = true;
 	return 0;
+}
+
+int thoth_pm_dvfs_add_thread(thoth_pm_dvfs_t *d, int tid)
+{
+	if (!d || tid < 0)
+		return THOTH_E_INVAL;
+	if (tid == 0)
+		tid = (int)syscall(SYS_gettid);   /* a clamp written later, maybe from elsewhere */
+	for (uint32_t i = 0; i < d->n_tids; i++)
+		if (d->tids[i] == tid)
+			return 0;
+	if (d->n_tids == MAX_THREADS)
+		return THOTH_E_LIMIT;
+	d->tids[d->n_tids++] = tid;
+	if (d->backend == THOTH_PM_DVFS_UCLAMP && d->written) {
+		/* It joins at the OPP already chosen. */
+		uint32_t cap = d->model->opps[d->written_opp].capacity;
+		return thoth_pm_uclamp_set(tid, cap, cap);
+	}
+	return 0;
+}
+
+const char *thoth_pm_dvfs_uclamp_why(const thoth_pm_dvfs_t *d)
+{
+	return d->uclamp_why;
 }
 
 uint32_t thoth_pm_dvfs_current_khz(const thoth_pm_dvfs_t *d)

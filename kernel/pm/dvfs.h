@@ -11,13 +11,18 @@
  *     before the thread has run, as iowait boost does for I/O.
  *   - Backends, detected under $THOTH_SYSFS_ROOT (tests use fixture trees):
  *       setspeed   cpufreq's userspace governor: write scaling_setspeed
+ *       uclamp     schedutil governs and the kernel has uclamp (probed,
+ *                  never assumed: backend_uclamp.c): the governed threads
+ *                  (thoth_pm_dvfs_add_thread) get sched_setattr util
+ *                  clamps min = max = the chosen OPP's capacity, so
+ *                  schedutil runs them at that OPP without pinning the
+ *                  domain for every other task
  *       limits     any other cpufreq governor: pin scaling_min_freq and
  *                  scaling_max_freq to the chosen OPP
  *       simulated  no cpufreq (this VM): the choice is recorded and
  *                  reported as simulated, nothing is written
- *     (uclamp and the rest of the Linux interfaces are PM-1's backends,
- *     kernel/pm/backend*.c; this file keeps a minimal cpufreq writer of its
- *     own so that SCHED-1 works without them.)
+ *     (this file keeps a minimal cpufreq writer of its own; the uclamp
+ *     write is PM-1's backend_uclamp.c.)
  * Frequencies written are the model's OPPs mapped to the host's available
  * frequencies (the nearest at or above).
  */
@@ -32,6 +37,7 @@ typedef enum thoth_pm_dvfs_backend {
 	THOTH_PM_DVFS_SIMULATED,
 	THOTH_PM_DVFS_SETSPEED,
 	THOTH_PM_DVFS_LIMITS,
+	THOTH_PM_DVFS_UCLAMP,
 } thoth_pm_dvfs_backend_t;
 
 const char *thoth_pm_dvfs_backend_name(thoth_pm_dvfs_backend_t b);
@@ -56,6 +62,14 @@ void thoth_pm_dvfs_completed(thoth_pm_dvfs_t *d, uint64_t cpu_ns);
  * in thoth_pm_dvfs_error) if the write failed. */
 int thoth_pm_dvfs_update(thoth_pm_dvfs_t *d, uint64_t now_ns, uint64_t running_ns,
 			 uint32_t *opp_out);
+
+/* Thread TID (0: the caller) runs the governed work: with the uclamp
+ * backend its clamps carry the choice (at most 16 threads; THOTH_E_LIMIT).
+ * Other backends govern the whole domain and only record it. */
+int thoth_pm_dvfs_add_thread(thoth_pm_dvfs_t *d, int tid);
+/* Why the uclamp backend is not used ("" when it is): the governor, or the
+ * kernel's answer to the probe. */
+const char *thoth_pm_dvfs_uclamp_why(const thoth_pm_dvfs_t *d);
 
 /* The frequency last written (or, simulated, chosen), kHz; and why the
  * last write failed ("" if none). */

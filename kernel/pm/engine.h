@@ -12,7 +12,9 @@
  *   2. with no history yet, enters the kept state cheapest for the known
  *      next event's idle length (none known: the break-even ladder),
  *   3. otherwise prices plans "stay on for TAU, then enter S, then S's
- *      ladder" on the element's history of idle lengths (idle_hist.h;
+ *      ladder" (TAU 0 or just past a length seen; past S's break-even
+ *      only with a margin, THOTH_PM_PAST_BREAK_EVEN_MARGIN)
+ *      on the element's history of idle lengths (idle_hist.h;
  *      lengths past a known next event count as ending at it, and the
  *      plan is pre-woken for it) and takes the one with the least expected
  *      energy plus a price on going too deep that holds too-deep periods
@@ -49,6 +51,14 @@
  * over a distribution"). */
 #define THOTH_PM_TOO_DEEP_TARGET 0.10
 #define THOTH_PM_TOO_DEEP_GAIN 0.01
+/* A plan that stays on past its first state's break-even is taken only if
+ * its expected cost x (1 + this) still beats every other plan: such a plan
+ * gives up the break-even bound in a period that ends just after it
+ * enters, so it must win clearly on the history (an estimate).  0.2 is
+ * the smallest of the margins tried (0.02, 0.05, 0.1, 0.15, 0.2, 0.3) with
+ * which no trace of bench_pm got worse (docs/PM.md "Waiting past the
+ * break-even"). */
+#define THOTH_PM_PAST_BREAK_EVEN_MARGIN 0.2
 /* Latencies above this are refused as absurd (a typo, not a device). */
 #define THOTH_PM_MAX_LATENCY_NS (60ull * 1000000000ull)
 

@@ -113,6 +113,13 @@ int thoth_pm_governed_new(thoth_loop_t *loop, thoth_pm_dvfs_t *dvfs, uint64_t qo
 	g->dvfs = dvfs;
 	g->qos_ns = qos_ns;
 	g->cpu_seen_ns = thread_cpu_ns();
+	/* This thread serves the requests: with the uclamp backend its clamps
+	 * carry the governor's choice (dvfs.h). */
+	int r = thoth_pm_dvfs_add_thread(dvfs, 0);
+	if (r && r != THOTH_E_LIMIT) {
+		free(g);
+		return r;
+	}
 	/* where the governor starts and an idle domain rests */
 	uint32_t opp = 0;
 	thoth_pm_dvfs_update(dvfs, monotonic_ns(), 0, &opp);

@@ -12,6 +12,14 @@
  * after that call's response (thothd_pm_flush, called by server.c), so a
  * client always learns its lease id before any event about the lease.
  *
+ * A client may attach a latency bound to a service it resolves
+ * (service_qos, docs/PM.md "QoS attached to a resolve"): a record held by
+ * its connection that keeps the CPU latency request at or below the bound
+ * and holds an opportunistic level-0 lease with the bound on every element
+ * driven by a process serving that service.  Which elements those are
+ * changes as services register and drivers come and go, so the records are
+ * reconciled (svc_reconcile) after any such change, before pushes are sent.
+ *
  * Requests carry a payload from the requester to the driver: thothd keeps
  * a copy from submission until the driver answers (served) or dies, so a
  * request reaching a suspended device waits here and is replayed to the
@@ -58,6 +66,23 @@ typedef struct pm_engine_slot {
 	struct thothd_pm *pm;
 } pm_engine_slot_t;
 
+/* One service_qos record (idl/pm.tidl 1.2). */
+#define SVC_QOS_MAX_ELEMENTS 16         /* elements one record holds leases on */
+#define SVC_QOS_PER_CLIENT 16
+#define SVC_QOS_MAX 256
+typedef struct pm_svc_qos {
+	uint64_t id;
+	uint64_t client;                /* the holder's connection (and broker holder id) */
+	uint32_t holder_pid;
+	uint32_t qos_us;
+	uint64_t granted_ns;
+	char service[129];
+	uint32_t n;
+	uint32_t element[SVC_QOS_MAX_ELEMENTS];
+	uint64_t lease[SVC_QOS_MAX_ELEMENTS];
+	bool full_warned;
+} pm_svc_qos_t;
+
 typedef struct outbox_entry {
 	uint64_t client;
 	size_t off, len;
@@ -87,6 +112,11 @@ struct thothd_pm {
 	uint32_t n_entries, cap_entries;
 	pm_engine_slot_t **slots;       /* one per declared element */
 	uint32_t n_slots, cap_slots;
+	pm_svc_qos_t *svc;              /* service_qos records */
+	uint32_t n_svc, cap_svc;
+	uint64_t next_svc_id;
+	bool svc_dirty;                 /* instances or elements changed: reconcile */
+	bool svc_leasing;               /* inside svc_reconcile: no lease_status pushes */
 };
 
 static thothd_client_t *client_by_id(thothd_t *d, uint64_t id)
@@ -137,9 +167,12 @@ static void push(thothd_pm_t *pm, uint64_t client, const thoth_method_info_t *m,
 }
 
 static void update_qos(thothd_pm_t *pm);
+static void svc_reconcile_all(thothd_pm_t *pm);
 
 void thothd_pm_flush(thothd_pm_t *pm)
 {
+	if (pm->svc_dirty)
+		svc_reconcile_all(pm);  /* its transitions and the QoS change go out below */
 	/* After every message thothd serves: the window page may hold a new
 	 * next wake-up.  At most every 50 us (a page scan and an engine
 	 * decision each), and only where there is an engine to ask. */
@@ -198,12 +231,27 @@ static void on_transition(void *arg, uint64_t driver, uint32_t element, uint32_t
 	push(pm, driver, &thoth_pm_PowerEvents_set_level_info, &ev);
 }
 
+static bool svc_owns_lease(const thothd_pm_t *pm, uint64_t lease)
+{
+	for (uint32_t i = 0; i < pm->n_svc; i++)
+		for (uint32_t k = 0; k < pm->svc[i].n; k++)
+			if (pm->svc[i].lease[k] == lease)
+				return true;
+	return false;
+}
+
 static void on_lease_status(void *arg, uint64_t lease, uint64_t holder, thoth_pm_lease_status_t s)
 {
 	thothd_pm_t *pm = arg;
 	thoth_pm_PowerEvents_lease_status_req_t ev = { .lease = lease, .status = (thoth_pm_LeaseStatus_t)s };
-	if (s == THOTH_PM_LEASE_LOST)
+	if (s == THOTH_PM_LEASE_LOST) {
 		THOTH_TRACE(PM, pm_lease_release, lease, PM_RELEASE_LOST);
+		pm->svc_dirty |= pm->n_svc > 0;
+	}
+	/* A service_qos record's leases are thothd's bookkeeping: the holder
+	 * asked for a bound on a service, not for these lease ids. */
+	if (pm->svc_leasing || svc_owns_lease(pm, lease))
+		return;
 	push(pm, holder, &thoth_pm_PowerEvents_lease_status_info, &ev);
 }
 
@@ -441,6 +489,7 @@ void thothd_pm_free(thothd_pm_t *pm)
 	thoth_pm_broker_free(pm->broker);
 	thoth_pm_qos_close(pm->qos);
 	free(pm->reqs);
+	free(pm->svc);
 	free(pm->box);
 	free(pm->entries);
 	free(pm);
@@ -473,6 +522,17 @@ static uint64_t next_posted_wake_ns(uint64_t now)
 
 static void cpu_timer_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg);
 
+/* The tightest latency bound clients asked for: leases' and service_qos
+ * records' (a service with no element still needs the CPU to wake in time). */
+static uint32_t lease_bound_us(const thothd_pm_t *pm)
+{
+	uint32_t q = thoth_pm_broker_min_qos_us(pm->broker);
+	for (uint32_t i = 0; i < pm->n_svc; i++)
+		if (!q || pm->svc[i].qos_us < q)
+			q = pm->svc[i].qos_us;
+	return q;
+}
+
 #define CPU_HINT_MIN_INTERVAL_NS 1000000ull
 
 /*
@@ -485,7 +545,7 @@ static void cpu_timer_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
 static void update_qos(thothd_pm_t *pm)
 {
 	uint64_t now = thothd_now(pm->d);
-	uint32_t lease_us = thoth_pm_broker_min_qos_us(pm->broker);
+	uint32_t lease_us = lease_bound_us(pm);
 	uint64_t next = pm->cpu ? next_posted_wake_ns(now) : THOTH_PM_NONE;
 	thoth_pm_cpu_request_t req;
 	thoth_pm_cpu_hint_decide(pm->cpu, lease_us, next, &req);
@@ -542,9 +602,139 @@ static void cpu_timer_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
 	update_qos(pm);
 }
 
+/* ---- service_qos: a latency bound attached to a resolve ------------------------------- */
+
+/* Pids of the live local instances of SERVICE (at most CAP): the processes
+ * whose elements a bound on SERVICE covers.  The pid of a local
+ * registration is the kernel's (SO_PEERCRED, handlers.c), never the
+ * client's word, so a process cannot pull another's elements in. */
+static uint32_t service_pids(thothd_pm_t *pm, const char *service, uint32_t *pids, uint32_t cap)
+{
+	const thoth_registry_Instance_t **found = NULL;
+	size_t n = 0;
+	size_t len = strlen(service);
+	if (thoth_registry_list(pm->d->registry, thoth_str(service), THOTH_COMMON_LOCALITY_ANY,
+				thothd_now(pm->d), &found, &n))
+		return 0;
+	uint32_t k = 0;
+	for (size_t i = 0; i < n && k < cap; i++) {
+		const thoth_registry_Registration_t *r = &found[i]->registration;
+		if (r->name.len != len || memcmp(r->name.ptr, service, len) != 0 ||
+		    r->endpoint.locality == THOTH_COMMON_LOCALITY_REMOTE || !r->endpoint.pid)
+			continue;       /* a longer name with this prefix, or another host's */
+		pids[k++] = r->endpoint.pid;
+	}
+	free(found);
+	return k;
+}
+
+static bool pid_in(const uint32_t *pids, uint32_t n, uint32_t pid)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (pids[i] == pid)
+			return true;
+	return false;
+}
+
+/* The pid of the connection that drives ELEMENT (0: none, or dead). */
+static uint32_t element_driver_pid(thothd_pm_t *pm, const thoth_pm_element_info_t *info)
+{
+	if (info->dead)
+		return 0;
+	thothd_client_t *c = client_by_id(pm->d, info->driver);
+	return c && !c->doomed ? c->pid : 0;
+}
+
+/* Make Q's leases be exactly one per live element its service's processes drive. */
+static void svc_reconcile(thothd_pm_t *pm, pm_svc_qos_t *q)
+{
+	uint32_t pids[64];
+	uint32_t np = service_pids(pm, q->service, pids, 64);
+	uint64_t now = thothd_now(pm->d);
+	pm->svc_leasing = true;
+	for (uint32_t k = 0; k < q->n;) {
+		thoth_pm_element_info_t info;
+		if (!thoth_pm_broker_element_info(pm->broker, q->element[k], &info) &&
+		    pid_in(pids, np, element_driver_pid(pm, &info))) {
+			k++;
+			continue;
+		}
+		/* Its driver died (the broker already removed the lease) or no
+		 * longer serves the service: let the element go. */
+		if (!thoth_pm_broker_drop(pm->broker, q->client, q->lease[k], now))
+			THOTH_TRACE(PM, pm_lease_release, q->lease[k], PM_RELEASE_DROP);
+		q->n--;
+		q->element[k] = q->element[q->n];
+		q->lease[k] = q->lease[q->n];
+	}
+	uint32_t ne = thoth_pm_broker_element_count(pm->broker);
+	for (uint32_t i = 0; np && i < ne; i++) {
+		thoth_pm_element_info_t info;
+		if (thoth_pm_broker_element_at(pm->broker, i, &info) ||
+		    !pid_in(pids, np, element_driver_pid(pm, &info)))
+			continue;
+		bool have = false;
+		for (uint32_t k = 0; k < q->n && !have; k++)
+			have = q->element[k] == info.id;
+		if (have)
+			continue;
+		if (q->n == SVC_QOS_MAX_ELEMENTS) {
+			if (!q->full_warned)
+				thothd_warn("pm: service_qos %llu (%s): more than %d elements; the bound "
+					    "covers the first %d", (unsigned long long)q->id, q->service,
+					    SVC_QOS_MAX_ELEMENTS, SVC_QOS_MAX_ELEMENTS);
+			q->full_warned = true;
+			break;
+		}
+		uint64_t lease;
+		/* Opportunistic at level 0: it asserts nothing, so the element
+		 * stays free for the engine, whose choice the bound's floor
+		 * limits ("the deepest state whose exit latency fits"). */
+		int r = thoth_pm_broker_lease(pm->broker, q->client, info.id, 0, THOTH_PM_LEASE_OPPORTUNISTIC,
+					      q->qos_us, now, &lease);
+		if (r) {
+			thothd_warn("pm: service_qos %llu (%s): cannot lease %s: %s",
+				    (unsigned long long)q->id, q->service, info.decl->name,
+				    thoth_pm_broker_refusal(pm->broker));
+			continue;
+		}
+		THOTH_TRACE(PM, pm_lease_grant, lease, (uint64_t)info.id << 32);
+		q->element[q->n] = info.id;
+		q->lease[q->n++] = lease;
+	}
+	pm->svc_leasing = false;
+}
+
+static void svc_reconcile_all(thothd_pm_t *pm)
+{
+	pm->svc_dirty = false;
+	for (uint32_t i = 0; i < pm->n_svc; i++)
+		svc_reconcile(pm, &pm->svc[i]);
+	update_qos(pm);
+}
+
+void thothd_pm_registry_changed(thothd_pm_t *pm)
+{
+	if (pm && pm->n_svc)
+		pm->svc_dirty = true;   /* reconciled at the next flush: the registry is busy now */
+}
+
 void thothd_pm_client_closed(thothd_pm_t *pm, const thothd_client_t *c)
 {
 	uint64_t now = thothd_now(pm->d);
+	/* Its service_qos records go with it (their leases go with the holder
+	 * below); what it drove may have been covered by others' records. */
+	for (uint32_t i = 0; i < pm->n_svc;) {
+		if (pm->svc[i].client == c->id) {
+			thothd_info("pm: service_qos %llu (%s, %u us) released: pid %u's connection closed",
+				    (unsigned long long)pm->svc[i].id, pm->svc[i].service, pm->svc[i].qos_us,
+				    c->pid);
+			pm->svc[i] = pm->svc[--pm->n_svc];
+		} else {
+			i++;
+		}
+	}
+	pm->svc_dirty |= pm->n_svc > 0;
 	for (uint32_t i = 0; i < pm->n_reqs; i++)
 		if (pm->reqs[i].requester == c->id)
 			pm->reqs[i].requester = 0;
@@ -709,6 +899,7 @@ static int on_declare(void *self, const thoth_pm_PowerBroker_declare_req_t *req,
 	}
 	resp->ids.items = ids;
 	resp->ids.count = n;
+	pm->svc_dirty |= pm->n_svc > 0;     /* a service's process may have declared them */
 	name_holder(pm, call->client);
 	thothd_info("client %llu (pid %u) declared %u power element%s (first: %.*s)",
 		    (unsigned long long)call->client->id, call->client->pid, n, n == 1 ? "" : "s",
@@ -856,6 +1047,84 @@ static int on_set_policy_level(void *self, const thoth_pm_PowerBroker_set_policy
 								thothd_now(call->d)));
 }
 
+static int on_service_qos(void *self, const thoth_pm_PowerBroker_service_qos_req_t *req,
+			  thoth_pm_PowerBroker_service_qos_resp_t *resp, thoth_arena_t *arena)
+{
+	thothd_call_t *call = self;
+	thothd_pm_t *pm = call->d->pm;
+	if (!thoth_registry_name_valid(req->service)) {
+		call->reason = "service: not a service name (1..128 chars of [a-z0-9_.-], starting "
+			       "with a letter)";
+		return THOTH_PM_ERR_BAD_QOS;
+	}
+	if (req->qos_us == 0) {
+		call->reason = "qos_us: 0 asks for nothing (a bound in microseconds, 1.."
+			       "10000000)";
+		return THOTH_PM_ERR_BAD_QOS;
+	}
+	if (req->qos_us > THOTH_PM_MAX_LATENCY_US) {
+		call->reason = "qos_us: absurd (more than 10 s; the limit is 10000000 us)";
+		return THOTH_PM_ERR_BAD_QOS;
+	}
+	uint32_t mine = 0;
+	for (uint32_t i = 0; i < pm->n_svc; i++)
+		mine += pm->svc[i].client == call->client->id;
+	if (mine >= SVC_QOS_PER_CLIENT || pm->n_svc >= SVC_QOS_MAX) {
+		call->reason = mine >= SVC_QOS_PER_CLIENT ? "service_qos: 16 per connection"
+							  : "service_qos: thothd's limit of 256";
+		return THOTH_PM_ERR_TOO_MANY;
+	}
+	if (pm->n_svc == pm->cap_svc) {
+		uint32_t cap = pm->cap_svc ? pm->cap_svc * 2 : 8;
+		void *p = realloc(pm->svc, cap * sizeof *pm->svc);
+		if (!p)
+			return THOTH_E_NOMEM;
+		pm->svc = p;
+		pm->cap_svc = cap;
+	}
+	pm_svc_qos_t *q = &pm->svc[pm->n_svc++];
+	*q = (pm_svc_qos_t){
+		.id = ++pm->next_svc_id, .client = call->client->id, .holder_pid = call->client->pid,
+		.qos_us = req->qos_us, .granted_ns = thothd_now(call->d),
+	};
+	memcpy(q->service, req->service.ptr, req->service.len);
+	q->service[req->service.len] = 0;
+	name_holder(pm, call->client);
+	svc_reconcile(pm, q);
+	update_qos(pm);
+	resp->qos = q->id;
+	resp->elements = q->n;
+	thothd_info("pm: service_qos %llu: pid %u asks %s to answer within %u us (%u element%s now)",
+		    (unsigned long long)q->id, q->holder_pid, q->service, q->qos_us, q->n,
+		    q->n == 1 ? "" : "s");
+	return 0;
+}
+
+static int on_drop_service_qos(void *self, const thoth_pm_PowerBroker_drop_service_qos_req_t *req,
+			       thoth_pm_PowerBroker_drop_service_qos_resp_t *resp, thoth_arena_t *arena)
+{
+	thothd_call_t *call = self;
+	thothd_pm_t *pm = call->d->pm;
+	for (uint32_t i = 0; i < pm->n_svc; i++) {
+		pm_svc_qos_t *q = &pm->svc[i];
+		if (q->id != req->qos)
+			continue;
+		if (q->client != call->client->id) {
+			call->reason = "qos: another connection holds it";
+			return THOTH_PM_ERR_NOT_OWNER;
+		}
+		uint64_t now = thothd_now(call->d);
+		for (uint32_t k = 0; k < q->n; k++)
+			if (!thoth_pm_broker_drop(pm->broker, q->client, q->lease[k], now))
+				THOTH_TRACE(PM, pm_lease_release, q->lease[k], PM_RELEASE_DROP);
+		*q = pm->svc[--pm->n_svc];
+		update_qos(pm);
+		return 0;
+	}
+	call->reason = "qos: no such service_qos";
+	return THOTH_PM_ERR_NOT_FOUND;
+}
+
 static int on_state(void *self, const thoth_pm_PowerBroker_state_req_t *req,
 		    thoth_pm_PowerBroker_state_resp_t *resp, thoth_arena_t *arena)
 {
@@ -869,7 +1138,8 @@ static int on_state(void *self, const thoth_pm_PowerBroker_state_req_t *req,
 	/* One block: element, lease and keeper rows, then the per-element level rows. */
 	size_t size = ne * sizeof(thoth_pm_ElementState_t) + nl * sizeof(thoth_pm_LeaseState_t) +
 		      nk * sizeof(thoth_pm_Keeper_t) +
-		      (size_t)ne * THOTH_PM_MAX_LEVELS * sizeof(thoth_pm_Level_t) + 8;
+		      (size_t)ne * THOTH_PM_MAX_LEVELS * sizeof(thoth_pm_Level_t) +
+		      pm->n_svc * (sizeof(thoth_pm_ServiceQos_t) + SVC_QOS_MAX_ELEMENTS * sizeof(thoth_str_t)) + 8;
 	uint8_t *block = calloc(1, size);
 	if (!block)
 		return THOTH_E_NOMEM;
@@ -878,6 +1148,8 @@ static int on_state(void *self, const thoth_pm_PowerBroker_state_req_t *req,
 	thoth_pm_LeaseState_t *ls = (void *)(es + ne);
 	thoth_pm_Keeper_t *ks = (void *)(ls + nl);
 	thoth_pm_Level_t *lv = (void *)(ks + nk);
+	thoth_pm_ServiceQos_t *sq = (void *)(lv + (size_t)ne * THOTH_PM_MAX_LEVELS);
+	thoth_str_t *sq_names = (void *)(sq + pm->n_svc);
 	for (uint32_t i = 0; i < ne; i++) {
 		thoth_pm_element_info_t info;
 		thoth_pm_broker_element_at(b, i, &info);
@@ -938,7 +1210,24 @@ static int on_state(void *self, const thoth_pm_PowerBroker_state_req_t *req,
 	resp->leases.count = nl;
 	resp->keepers.items = ks;
 	resp->keepers.count = nk;
-	resp->qos_us = thoth_pm_broker_min_qos_us(b);
+	for (uint32_t i = 0; i < pm->n_svc; i++) {
+		const pm_svc_qos_t *q = &pm->svc[i];
+		thoth_str_t *names = sq_names + (size_t)i * SVC_QOS_MAX_ELEMENTS;
+		uint32_t n = 0;
+		for (uint32_t k = 0; k < q->n; k++) {
+			thoth_pm_element_info_t info;
+			if (!thoth_pm_broker_element_info(b, q->element[k], &info))
+				names[n++] = thoth_str(info.decl->name);
+		}
+		sq[i] = (thoth_pm_ServiceQos_t){
+			.qos = q->id, .service = thoth_str(q->service), .qos_us = q->qos_us,
+			.holder_pid = q->holder_pid, .elements = { .items = names, .count = n },
+			.granted_ns = q->granted_ns,
+		};
+	}
+	resp->services.items = sq;
+	resp->services.count = pm->n_svc;
+	resp->qos_us = lease_bound_us(pm);
 	resp->now_ns = now;
 	update_qos(pm);                 /* what is held as of now */
 	resp->cpu = (thoth_pm_CpuQos_t){
@@ -962,4 +1251,6 @@ const thoth_pm_PowerBroker_handlers_t thothd_pm_handlers = {
 	.served = on_served,
 	.set_policy_level = on_set_policy_level,
 	.state = on_state,
+	.service_qos = on_service_qos,
+	.drop_service_qos = on_drop_service_qos,
 };

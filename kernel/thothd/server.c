@@ -118,6 +118,8 @@ static void thothd_on_change(void *arg, int kind, const thoth_registry_Instance_
 {
 	thothd_t *d = arg;
 	thothd_rtable_on_change(d, kind, inst);
+	if (kind != THOTH_REGISTRY_RENEWED)
+		thothd_pm_registry_changed(d->pm);      /* PM-2: bounds attached to resolves */
 	if (d->change_hook)
 		d->change_hook(d->change_hook_arg, kind, inst);
 }

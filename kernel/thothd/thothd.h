@@ -294,6 +294,9 @@ void thothd_pm_free(thothd_pm_t *pm);
 void thothd_pm_client_closed(thothd_pm_t *pm, const thothd_client_t *c);
 /* Send the PowerEvents a call caused (after that call's response). */
 void thothd_pm_flush(thothd_pm_t *pm);
+/* A registry instance came or went: service_qos records may cover other
+ * elements now (reconciled at the next thothd_pm_flush).  PM may be NULL. */
+void thothd_pm_registry_changed(thothd_pm_t *pm);
 
 /* Make room for RESP of M in CALL's response buffer (handlers.c; every
  * handler whose response size depends on the data calls it). */

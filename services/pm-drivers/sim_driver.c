@@ -7,7 +7,13 @@
  * confirming, so end-to-end tests exercise real processes and real waits.
  * Requests are answered with "<payload>@<level it was served at>".
  *
- *   pm-sim-driver KIND [--name NAME] [--needs ELEMENT] [--runtime-dir DIR]
+ *   pm-sim-driver KIND [--name NAME] [--needs ELEMENT] [--service SERVICE]
+ *                 [--runtime-dir DIR]
+ *
+ * --service registers SERVICE in the registry from this process, over a
+ * second connection as a real service's own registration would be: a
+ * latency bound a client attaches when it resolves SERVICE
+ * (PowerBroker.service_qos) then covers this driver's element.
  *
  * The power figures are models (typical magnitudes for each device class),
  * labelled so in docs/PM.md; nothing here touches real hardware.
@@ -19,6 +25,7 @@
 #include <time.h>
 
 #include "pm.thoth.h"
+#include "registry.thoth.h"
 #include "thoth/service.h"
 
 typedef struct kind {
@@ -119,7 +126,8 @@ static int handle(driver_t *d, const uint8_t *msg, size_t len)
 
 int main(int argc, char **argv)
 {
-	const char *kind_name = argc > 1 ? argv[1] : "", *name = NULL, *needs = NULL, *dir = NULL;
+	const char *kind_name = argc > 1 ? argv[1] : "", *name = NULL, *needs = NULL, *dir = NULL,
+		   *service = NULL;
 	for (int i = 2; i + 1 < argc; i += 2) {
 		if (!strcmp(argv[i], "--name"))
 			name = argv[i + 1];
@@ -127,6 +135,8 @@ int main(int argc, char **argv)
 			needs = argv[i + 1];
 		else if (!strcmp(argv[i], "--runtime-dir"))
 			dir = argv[i + 1];
+		else if (!strcmp(argv[i], "--service"))
+			service = argv[i + 1];
 		else {
 			fprintf(stderr, "pm-sim-driver: unknown option %s\n", argv[i]);
 			return 2;
@@ -137,7 +147,8 @@ int main(int argc, char **argv)
 		if (!strcmp(kinds[i].name, kind_name))
 			d.kind = &kinds[i];
 	if (!d.kind) {
-		fprintf(stderr, "usage: pm-sim-driver bus|disk|nic|input [--name NAME] [--needs ELEMENT] [--runtime-dir DIR]\n");
+		fprintf(stderr, "usage: pm-sim-driver bus|disk|nic|input [--name NAME] [--needs ELEMENT] "
+				"[--service SERVICE] [--runtime-dir DIR]\n");
 		return 2;
 	}
 	int r = thoth_control_connect(&d.ctl, dir, 2000);
@@ -179,6 +190,26 @@ int main(int argc, char **argv)
 	d.element = resp.ids.items[0];
 	printf("declared %s as element %u\n", el.name.ptr, d.element);
 	fflush(stdout);
+	thoth_control_t reg_ctl;        /* held open: the registration lives with it */
+	if (service) {
+		r = thoth_control_connect(&reg_ctl, dir, 2000);
+		char addr[96];
+		snprintf(addr, sizeof addr, "pm-sim:%s", name ? name : d.kind->name);
+		thoth_registry_Registry_register_req_t rr = {
+			.reg = { .name = thoth_str(service), .version = thoth_str("1.0.0"),
+				 .endpoint = { .addr = thoth_str(addr),
+					       .locality = THOTH_COMMON_LOCALITY_HOST } },
+		};
+		thoth_registry_Registry_register_resp_t rresp;
+		if (!r)
+			r = thoth_registry_Registry_register(&reg_ctl.client, &rr, &rresp, NULL);
+		if (r) {
+			fprintf(stderr, "pm-sim-driver: cannot register %s: %s\n", service, thoth_strerror(r));
+			return 1;
+		}
+		printf("registered %s\n", service);
+		fflush(stdout);
+	}
 	for (;;) {
 		while (d.head != d.tail) {
 			uint8_t *msg = d.queue[d.head % MAX_QUEUE];

@@ -4,7 +4,10 @@
  * governor -> scaling_setspeed, any other -> min/max limits, no cpufreq ->
  * simulated), what is written for a hand-computed demand, mapping onto the
  * host's frequencies, a failed write reported with its path, per-thread CPU
- * time from schedstat.
+ * time from schedstat.  The uclamp backend (schedutil + a kernel with
+ * uclamp) through the syscall seam (this kernel has no uclamp: the hook
+ * stands for one that has, and records what would be written), and its
+ * detection for real on this kernel.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,12 +15,14 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "backend.h"
 #include "dvfs.h"
 #include "thoth/error.h"
 
@@ -61,8 +66,42 @@ static int setup(void **state)
 	return 0;
 }
 
+/* ---- a kernel with uclamp, behind the syscall seam ---- */
+typedef struct call {
+	int tid;
+	thoth_pm_sched_attr_t attr;
+	uint32_t size;
+} call_t;
+static call_t calls[64];
+static int n_calls;
+static uint32_t fake_attr_size = sizeof(thoth_pm_sched_attr_t);
+static int refuse_tid = -1;             /* SETATTR on it fails with EPERM */
+static int refuse_all = 0;              /* every SETATTR fails with this errno */
+
+static int fake_sched_attr(int op, int tid, thoth_pm_sched_attr_t *attr, uint32_t size, uint32_t flags)
+{
+	if (op == THOTH_PM_SCHED_GETATTR) {
+		memset(attr, 0, size);
+		attr->size = fake_attr_size;
+		attr->sched_util_max = 1024;
+		return 0;
+	}
+	if (refuse_all)
+		return -refuse_all;
+	if (tid == refuse_tid)
+		return -EPERM;
+	if (n_calls < 64)
+		calls[n_calls++] = (call_t){ .tid = tid, .attr = *attr, .size = size };
+	return 0;
+}
+
 static int teardown(void **state)
 {
+	thoth_pm_uclamp_set_syscall(NULL);
+	n_calls = 0;
+	fake_attr_size = sizeof(thoth_pm_sched_attr_t);
+	refuse_tid = -1;
+	refuse_all = 0;
 	char cmd[128];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
 	unsetenv("THOTH_SYSFS_ROOT");
@@ -130,9 +169,13 @@ static void test_other_governors_get_pinned_limits_on_the_hosts_frequencies(void
 	put(CPUFREQ "scaling_governor", "schedutil\n");
 	put(CPUFREQ "scaling_min_freq", "400000\n");
 	put(CPUFREQ "scaling_max_freq", "1300000\n");
+	/* schedutil on a kernel without uclamp (whatever the host's is). */
+	refuse_all = EOPNOTSUPP;
+	thoth_pm_uclamp_set_syscall(fake_sched_attr);
 	thoth_pm_dvfs_t *d;
 	assert_int_equal(thoth_pm_dvfs_new(0, hikey(), 0, &d), 0);
 	assert_int_equal(thoth_pm_dvfs_backend(d), THOTH_PM_DVFS_LIMITS);
+	assert_non_null(strstr(thoth_pm_dvfs_uclamp_why(d), "CONFIG_UCLAMP_TASK"));
 	assert_int_equal(drive_to_729(d), 2);
 	char buf[64];
 	get(CPUFREQ "scaling_min_freq", buf, sizeof(buf));
@@ -154,6 +197,116 @@ static void test_a_failed_write_is_reported_with_its_path(void **state)
 	assert_int_equal(thoth_pm_dvfs_new(0, hikey(), 0, &d), 0);
 	assert_int_equal(thoth_pm_dvfs_update(d, 0, 0, NULL), THOTH_E_IO);
 	assert_non_null(strstr(thoth_pm_dvfs_error(d), "scaling_setspeed"));
+	thoth_pm_dvfs_free(d);
+}
+
+static void schedutil_fixture(void)
+{
+	put(CPUFREQ "scaling_available_frequencies", "400000 800000 1300000\n");
+	put(CPUFREQ "scaling_governor", "schedutil\n");
+	put(CPUFREQ "scaling_min_freq", "400000\n");
+	put(CPUFREQ "scaling_max_freq", "1300000\n");
+}
+
+static void test_schedutil_with_uclamp_clamps_the_governed_threads_to_the_chosen_opps_capacity(void **state)
+{
+	schedutil_fixture();
+	thoth_pm_uclamp_set_syscall(fake_sched_attr);
+	thoth_pm_dvfs_t *d;
+	assert_int_equal(thoth_pm_dvfs_new(0, hikey(), 0, &d), 0);
+	assert_int_equal(thoth_pm_dvfs_backend(d), THOTH_PM_DVFS_UCLAMP);
+	assert_string_equal(thoth_pm_dvfs_backend_name(THOTH_PM_DVFS_UCLAMP), "uclamp");
+	assert_string_equal(thoth_pm_dvfs_uclamp_why(d), "");
+	n_calls = 0;                    /* the probe's own no-change write */
+	int me = (int)syscall(SYS_gettid);
+	assert_int_equal(thoth_pm_dvfs_add_thread(d, 4242), 0);
+	assert_int_equal(thoth_pm_dvfs_add_thread(d, 0), 0);
+	assert_int_equal(thoth_pm_dvfs_add_thread(d, 4242), 0);     /* once */
+	assert_int_equal(n_calls, 0);   /* nothing chosen yet: nothing written */
+	/* Idle: 432 MHz (capacity 369), then the demand of drive_to_729:
+	 * 729 MHz (capacity 622), each thread once per change. */
+	assert_int_equal(drive_to_729(d), 2);
+	assert_int_equal(n_calls, 4);
+	static const uint32_t cap[4] = { 369, 369, 622, 622 };
+	for (int i = 0; i < 4; i++) {
+		const thoth_pm_sched_attr_t *a = &calls[i].attr;
+		assert_int_equal(calls[i].tid, i % 2 ? me : 4242);
+		assert_int_equal(calls[i].size, sizeof(thoth_pm_sched_attr_t));
+		assert_int_equal(a->size, 56);
+		/* only the clamps: the policy and its parameters are kept */
+		assert_int_equal(a->sched_flags, THOTH_PM_SCHED_FLAG_KEEP_POLICY | THOTH_PM_SCHED_FLAG_KEEP_PARAMS |
+							 THOTH_PM_SCHED_FLAG_UTIL_CLAMP_MIN |
+							 THOTH_PM_SCHED_FLAG_UTIL_CLAMP_MAX);
+		assert_int_equal(a->sched_util_min, cap[i]);
+		assert_int_equal(a->sched_util_max, cap[i]);
+	}
+	assert_int_equal(thoth_pm_dvfs_current_khz(d), 729000);
+	/* The domain's limits are left to schedutil and the other tasks. */
+	char buf[64];
+	get(CPUFREQ "scaling_min_freq", buf, sizeof(buf));
+	assert_string_equal(buf, "400000");
+	/* A thread joining later starts at the OPP already chosen. */
+	assert_int_equal(thoth_pm_dvfs_add_thread(d, 5151), 0);
+	assert_int_equal(n_calls, 5);
+	assert_int_equal(calls[4].tid, 5151);
+	assert_int_equal(calls[4].attr.sched_util_min, 622);
+	thoth_pm_dvfs_free(d);
+}
+
+static void test_a_refused_clamp_is_reported_with_the_kernels_answer(void **state)
+{
+	schedutil_fixture();
+	thoth_pm_uclamp_set_syscall(fake_sched_attr);
+	thoth_pm_dvfs_t *d;
+	assert_int_equal(thoth_pm_dvfs_new(0, hikey(), 0, &d), 0);
+	assert_int_equal(thoth_pm_dvfs_backend(d), THOTH_PM_DVFS_UCLAMP);
+	refuse_tid = 777;
+	assert_int_equal(thoth_pm_dvfs_add_thread(d, 777), 0);
+	assert_int_equal(thoth_pm_dvfs_update(d, 0, 0, NULL), THOTH_E_IO);
+	assert_non_null(strstr(thoth_pm_dvfs_error(d), "sched_setattr(tid 777"));
+	assert_non_null(strstr(thoth_pm_dvfs_error(d), strerror(EPERM)));
+	assert_int_equal(thoth_pm_uclamp_set(777, 0, 1024), THOTH_E_IO);
+	assert_int_equal(thoth_last_errno(), EPERM);
+	assert_int_equal(thoth_pm_uclamp_set(1, 900, 100), THOTH_E_INVAL);
+	assert_int_equal(thoth_pm_uclamp_set(1, 0, 1025), THOTH_E_INVAL);
+	thoth_pm_dvfs_free(d);
+}
+
+static void test_a_kernel_whose_sched_attr_has_no_clamps_is_told_apart(void **state)
+{
+	schedutil_fixture();
+	fake_attr_size = 48;            /* SCHED_ATTR_SIZE_VER0: before 5.3 */
+	thoth_pm_uclamp_set_syscall(fake_sched_attr);
+	char why[200];
+	assert_false(thoth_pm_uclamp_probe(why, sizeof why));
+	assert_non_null(strstr(why, "too short"));
+	thoth_pm_dvfs_t *d;
+	assert_int_equal(thoth_pm_dvfs_new(0, hikey(), 0, &d), 0);
+	assert_int_equal(thoth_pm_dvfs_backend(d), THOTH_PM_DVFS_LIMITS);
+	assert_non_null(strstr(thoth_pm_dvfs_uclamp_why(d), "too short"));
+	assert_int_equal(n_calls, 0);
+	thoth_pm_dvfs_free(d);
+}
+
+/* The real system calls on this kernel: uclamp is whatever the kernel says,
+ * and the backend follows the probe (this VM's kernel has no
+ * CONFIG_UCLAMP_TASK: unsupported, with that reason). */
+static void test_uclamp_detection_on_this_kernel_follows_the_kernels_answer(void **state)
+{
+	char why[200];
+	bool yes = thoth_pm_uclamp_probe(why, sizeof why);
+	print_message("uclamp on this kernel: %s%s%s\n", yes ? "supported" : "unsupported: ", yes ? "" : why, "");
+	if (!yes) {
+		assert_true(strncmp(why, "sched_", 6) == 0);    /* names the call that failed */
+		assert_int_equal(thoth_pm_uclamp_set(0, 0, 1024), THOTH_E_IO);
+	} else {
+		assert_string_equal(why, "");
+	}
+	schedutil_fixture();
+	thoth_pm_dvfs_t *d;
+	assert_int_equal(thoth_pm_dvfs_new(0, hikey(), 0, &d), 0);
+	assert_int_equal(thoth_pm_dvfs_backend(d), yes ? THOTH_PM_DVFS_UCLAMP : THOTH_PM_DVFS_LIMITS);
+	assert_string_equal(thoth_pm_dvfs_uclamp_why(d), why);
 	thoth_pm_dvfs_free(d);
 }
 
@@ -193,6 +346,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_other_governors_get_pinned_limits_on_the_hosts_frequencies, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_a_failed_write_is_reported_with_its_path, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_thread_cpu_time_comes_from_schedstat, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_schedutil_with_uclamp_clamps_the_governed_threads_to_the_chosen_opps_capacity, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_refused_clamp_is_reported_with_the_kernels_answer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_kernel_whose_sched_attr_has_no_clamps_is_told_apart, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_uclamp_detection_on_this_kernel_follows_the_kernels_answer, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -260,29 +260,37 @@ static void test_kill_9_of_holder_frees_its_lease_within_1ms(void **state)
 		rtt[i] = now_ns() - t;
 	}
 	qsort(rtt, 21, sizeof rtt[0], cmp_u64);
-	pid_t child = holder_child(&h, "bus", 1);
-	wait_level(&c, 0, 1);
-	assert_int_equal(snapshot(&c, &s), 0);
-	assert_int_equal(s.leases, 1);
-	/* From the moment the holder is dead (reaped: the kernel has closed its
-	 * files, its socket included) to thothd showing the lease gone.  The
-	 * kernel's own teardown before that (long for an ASan process's
-	 * mappings) is not thothd's to shorten. */
-	kill(child, SIGKILL);
-	waitpid(child, NULL, 0);
-	uint64_t t0 = now_ns(), t1 = 0;
-	while (now_ns() - t0 < 5000000000ull) {
+	uint64_t bound = 1000000 + 100 * rtt[10];       /* generous: a loaded 2-core box */
+	/* Up to three holders: a load spike on the shared box (32 ms once under
+	 * ASan in a full make test) stalls thothd once, not three times in a
+	 * row; a release that waits for a sweep or a timer fails all three. */
+	bool fast = false;
+	for (int round = 0; round < 3 && !fast; round++) {
+		pid_t child = holder_child(&h, "bus", 1);
+		wait_level(&c, 0, 1);
 		assert_int_equal(snapshot(&c, &s), 0);
-		if (s.leases == 0) {
-			t1 = now_ns();
-			break;
+		assert_int_equal(s.leases, 1);
+		/* From the moment the holder is dead (reaped: the kernel has
+		 * closed its files, its socket included) to thothd showing the
+		 * lease gone.  The kernel's own teardown before that (long for an
+		 * ASan process's mappings) is not thothd's to shorten. */
+		kill(child, SIGKILL);
+		waitpid(child, NULL, 0);
+		uint64_t t0 = now_ns(), t1 = 0;
+		while (now_ns() - t0 < 5000000000ull) {
+			assert_int_equal(snapshot(&c, &s), 0);
+			if (s.leases == 0) {
+				t1 = now_ns();
+				break;
+			}
 		}
+		assert_true(t1 != 0);
+		uint64_t took = t1 - t0;
+		print_message("lease released %.3f ms after the holder died (state() rtt median %.3f ms, "
+			      "bound %.3f ms)\n", took / 1e6, rtt[10] / 1e6, bound / 1e6);
+		fast = took < bound;
 	}
-	assert_true(t1 != 0);
-	uint64_t took = t1 - t0, bound = 1000000 + 100 * rtt[10];   /* generous: a loaded 2-core box */
-	print_message("lease released %.3f ms after the holder died (state() rtt median %.3f ms, bound %.3f ms)\n",
-		      took / 1e6, rtt[10] / 1e6, bound / 1e6);
-	assert_true(took < bound);
+	assert_true(fast);
 	wait_level(&c, 0, 0);   /* and the bus goes back down */
 	thoth_control_close(&c.ctl);
 	harness_teardown(&h);

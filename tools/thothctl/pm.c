@@ -5,8 +5,9 @@
  * engine's (pm_sim.c); main.c sends `pm sim` there, and so does this file
  * for `pm --json sim`.
  *
- * --json prints one object: {"now_ns", "qos_us", "cpu_qos", "elements": [...],
- * "keepers": [...]}; each element has "levels", "current_level",
+ * --json prints one object: {"now_ns", "qos_us", "cpu_qos", "services": [...],
+ * "elements": [...]}; "services" lists the latency bounds clients attached
+ * to a resolve (service_qos: service, qos_us, holder_pid, elements); each element has "levels", "current_level",
  * "leases" and "residency_ns" (one entry per level).  Energy figures are
  * modelled (declared power x residency) and named so.
  */
@@ -95,7 +96,20 @@ static void print_json(const thoth_pm_PowerBroker_state_resp_t *st)
 	printf("{\"now_ns\":%llu,\"qos_us\":%u,\"energy_is\":\"modelled\",",
 	       (unsigned long long)st->now_ns, st->qos_us);
 	print_cpu_json(&st->cpu);
-	printf("\"elements\":[");
+	printf("\"services\":[");
+	for (uint32_t i = 0; i < st->services.count; i++) {
+		const thoth_pm_ServiceQos_t *q = &st->services.items[i];
+		printf("%s{\"qos\":%llu,\"service\":", i ? "," : "", (unsigned long long)q->qos);
+		json_str(q->service.ptr, q->service.len);
+		printf(",\"qos_us\":%u,\"holder_pid\":%u,\"granted_ns\":%llu,\"elements\":[", q->qos_us,
+		       q->holder_pid, (unsigned long long)q->granted_ns);
+		for (uint32_t k = 0; k < q->elements.count; k++) {
+			printf("%s", k ? "," : "");
+			json_str(q->elements.items[k].ptr, q->elements.items[k].len);
+		}
+		printf("]}");
+	}
+	printf("],\"elements\":[");
 	for (uint32_t i = 0; i < st->elements.count; i++) {
 		const thoth_pm_ElementState_t *e = &st->elements.items[i];
 		printf("%s{\"id\":%u,\"name\":", i ? "," : "", e->id);
@@ -151,6 +165,14 @@ static void print_json(const thoth_pm_PowerBroker_state_resp_t *st)
 static void print_text(const thoth_pm_PowerBroker_state_resp_t *st)
 {
 	print_cpu_text(&st->cpu);
+	for (uint32_t i = 0; i < st->services.count; i++) {
+		const thoth_pm_ServiceQos_t *q = &st->services.items[i];
+		printf("service %.*s: answer within %u us, asked by pid %u (resolve); elements:",
+		       (int)q->service.len, q->service.ptr, q->qos_us, q->holder_pid);
+		for (uint32_t k = 0; k < q->elements.count; k++)
+			printf(" %.*s", (int)q->elements.items[k].len, q->elements.items[k].ptr);
+		printf("%s\n", q->elements.count ? "" : " none (CPU bound only)");
+	}
 	if (!st->elements.count) {
 		printf("no power elements declared\n");
 		return;
