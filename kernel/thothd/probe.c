@@ -449,6 +449,12 @@ static int on_kernel_attach(void *self, const thoth_probe_ProbeControl_kernel_at
 		call->reason = "this thothd was built without libbpf: no kernel probes";
 		return THOTH_PROBE_ERR_UNSUPPORTED;
 	}
+	/* In-process clients (the fuzz target, benchmarks) never load BPF into
+	 * the running kernel: a mutated input must not reach it. */
+	if (!call->client || call->client->fd < 0) {
+		call->reason = "kernel probes need a connected client";
+		return THOTH_PROBE_ERR_UNSUPPORTED;
+	}
 	/* Our own loader first (bounds-checked and fuzzed): a file that is not
 	 * a BPF object never reaches libbpf, and it lists the kernel sections. */
 	thoth_probe_object_t *obj = NULL;
