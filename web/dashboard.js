@@ -207,3 +207,23 @@ function connect() {
   es.addEventListener("error", () => setStatus("disconnected: retrying", "down"));
 }
 connect();
+
+// OBS-2: kernel probes' maps (sched_switch counts beside the IPC events),
+// read by thothd when asked (/probes.json): polled, not part of the tick.
+async function pollProbes() {
+  try {
+    const resp = await fetch(withToken("probes.json"));
+    const doc = await resp.json();
+    const kernel = doc.probes.filter((p) => p.kernel && p.state.startsWith("running"));
+    const rows = [];
+    for (const p of kernel)
+      for (const m of p.maps)
+        for (const e of m.entries.slice(0, 32)) rows.push([p.id, p.object, m.name, e.key, e.value]);
+    note("kprobes-note", kernel.length ? "" : "no kernel probe attached");
+    fillTable("t-kprobes", rows);
+  } catch (e) {
+    note("kprobes-note", "cannot read probes.json: " + e);
+  }
+}
+pollProbes();
+setInterval(pollProbes, 2000);

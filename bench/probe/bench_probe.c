@@ -18,6 +18,9 @@
  * load changes hit both alike; printed with the JIT/interpreter ratio.
  * A second table times the programs alone (thoth_probe_prog_run in a
  * loop, no trace point): the engine's own cost.
+ * `bench_probe --instr N` only fires N events per case from its own
+ * function, for callgrind (bench/probe/instr.sh prints instructions per
+ * event: the stable figure on a loaded machine).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -251,13 +254,51 @@ static double verify_100_us(double *load_us)
 	return verify;
 }
 
-int main(void)
+/*
+ * --instr N: each case fires N events from its own instr_* function, for
+ * callgrind to count (bench/probe/instr.sh): instructions per event do not
+ * depend on the machine's load, unlike nanoseconds.
+ */
+__attribute__((noipa)) static void instr_none(uint32_t n) { fire(n); }
+__attribute__((noipa)) static void instr_tiny_jit(uint32_t n) { fire(n); }
+__attribute__((noipa)) static void instr_tiny_interp(uint32_t n) { fire(n); }
+__attribute__((noipa)) static void instr_hash_jit(uint32_t n) { fire(n); }
+__attribute__((noipa)) static void instr_hash_interp(uint32_t n) { fire(n); }
+
+static int instr_mode(uint32_t n)
+{
+	static const struct { const char *file; unsigned engine; void (*fn)(uint32_t); } cases[] = {
+		{ "tiny.o", THOTH_PROBE_ENGINE_JIT, instr_tiny_jit },
+		{ "tiny.o", THOTH_PROBE_ENGINE_INTERP, instr_tiny_interp },
+		{ "hash.o", THOTH_PROBE_ENGINE_JIT, instr_hash_jit },
+		{ "hash.o", THOTH_PROBE_ENGINE_INTERP, instr_hash_interp },
+	};
+	thoth_trace_set_enabled(0);     /* probes only: no category recorded */
+	instr_none(n);
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		loaded_t l;
+		if (attach_engine(&l, cases[i].file, cases[i].engine))
+			return 1;
+		fire(1000);     /* past the first timed runs and the match table's fill */
+		cases[i].fn(n);
+		detach(&l);
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
 {
 	thoth_trace_config_t cfg = { .ring_count = 4, .ring_records = 1u << 16,
 	                             .process_name = "bench_probe" };
 	if (thoth_trace_init(&cfg)) {
 		fprintf(stderr, "bench_probe: no trace buffer\n");
 		return 1;
+	}
+	if (argc == 3 && strcmp(argv[1], "--instr") == 0)
+		return instr_mode((uint32_t)strtoul(argv[2], NULL, 10));
+	if (argc != 1) {
+		fprintf(stderr, "usage: bench_probe [--instr N]\n");
+		return 2;
 	}
 	printf("extra ns (this thread's CPU time) per msg_send event over the same loop with "
 	       "nothing attached, median of %d rounds of %d events\n", ROUNDS, N);

@@ -141,7 +141,8 @@ void thoth_trace_emit(unsigned category, uint32_t *id_cache, const char *name,
 	if (__builtin_expect((en >> (category + THOTH_TRACE_PROBE_SHIFT)) & 1, 0)) {
 		if (__builtin_expect(thread_ring.generation != gen, 0))
 			claim_ring(b, gen);
-		thoth__probe_poll();    /* a command from thothd (live attach) */
+		/* It also takes thothd's commands (live attach): a compare of the
+		 * mailbox's sequence number per probed event. */
 		thoth__probe_fire(category, event_id, name, f, thread_ring.tid);
 	}
 	if (!((en >> category) & 1))

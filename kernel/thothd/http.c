@@ -364,6 +364,17 @@ static bool arg_u64(struct MHD_Connection *conn, const char *name, uint64_t *v)
 	return true;
 }
 
+/* OBS-2: every probe thothd holds or handed out, kernel probes with their
+ * maps (probe.c builds the JSON). */
+static enum MHD_Result serve_probes(thothd_http_t *h, struct MHD_Connection *conn)
+{
+	char *json;
+	size_t len;
+	if (thothd_probes_json(h->d, &json, &len))
+		return reply_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot list the probes\n");
+	return reply(conn, MHD_HTTP_OK, "application/json", json, len, MHD_RESPMEM_MUST_FREE);
+}
+
 static enum MHD_Result serve_trace(thothd_http_t *h, struct MHD_Connection *conn)
 {
 	uint64_t from, to;
@@ -432,6 +443,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return serve_events(h, conn);
 	if (strcmp(url, "/trace.json") == 0)
 		return serve_trace(h, conn);
+	if (strcmp(url, "/probes.json") == 0)
+		return serve_probes(h, conn);
 	const char *path = strcmp(url, "/") == 0 ? "/index.html" : url;
 	for (size_t i = 0; i < thothd_web_file_count; i++) {
 		const thothd_web_file_t *f = &thothd_web_files[i];

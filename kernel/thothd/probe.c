@@ -10,9 +10,14 @@
  * verifies the object again, attaches, and answers in the mailbox.  No
  * restart, no signal, no extra wake-up of thothd: `list` reads the
  * mailboxes when asked.  One command per target at a time (Busy).
+ *
+ * Kernel probes (kernel_attach, probe_kernel.c) are records of the same
+ * list and id space: thothd holds their links, so `list`, `detach` and
+ * the dashboard (thothd_probes_json) see them beside the user probes.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +26,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "probe_kernel.h"
 #include "probe.thoth.h"
 #include "thoth/probe.h"
 #include "thothd.h"
@@ -31,12 +37,19 @@ enum { MAX_RECORDS = 256 };
 typedef struct probe_rec {
 	uint64_t id;
 	uint32_t pid;
-	char program[160];
+	char program[512];       /* kernel probes: every program, comma-separated */
 	int object_fd;           /* until the target took the command */
 	uint64_t attach_seq, detach_seq;
 	char state[520];
 	int32_t maps_fd;
 	uint64_t runs;
+	/* Kernel probes: the loaded object (NULL once detached), its name, and
+	 * the connection it dies with (NULL: held until detach). */
+	thothd_kprobe_t *kp;
+	bool kernel;
+	char object[128];
+	const thothd_client_t *holder;
+	uint32_t holder_pid;
 	struct probe_rec *next;
 } probe_rec_t;
 
@@ -66,9 +79,52 @@ void thothd_probes_free(thothd_probes_t *p)
 		p->recs = r->next;
 		if (r->object_fd >= 0)
 			close(r->object_fd);
+		thothd_kprobe_free(r->kp);
 		free(r);
 	}
 	free(p);
+}
+
+/* Finished records (detached, failed, gone) go, oldest first, to make room
+ * for NEED more under MAX_RECORDS: a long-lived thothd keeps taking probes. */
+static void prune(thothd_probes_t *p, uint32_t need)
+{
+	while (p->n + need > MAX_RECORDS) {
+		probe_rec_t **victim = NULL;
+		for (probe_rec_t **pp = &p->recs; *pp; pp = &(*pp)->next) {
+			probe_rec_t *r = *pp;
+			bool done = r->kernel ? !r->kp
+					      : r->object_fd < 0 && (!strncmp(r->state, "detached", 8) ||
+								     !strncmp(r->state, "failed", 6) ||
+								     !strncmp(r->state, "gone", 4));
+			if (done)
+				victim = pp;    /* the list is newest first: keep the last one */
+		}
+		if (!victim)
+			return;
+		probe_rec_t *r = *victim;
+		*victim = r->next;
+		free(r);
+		p->n--;
+	}
+}
+
+static void kernel_detach(probe_rec_t *r, const char *why)
+{
+	thothd_kprobe_free(r->kp);
+	r->kp = NULL;
+	r->holder = NULL;
+	snprintf(r->state, sizeof r->state, "detached (%s)", why);
+}
+
+void thothd_probes_client_closed(thothd_probes_t *p, const thothd_client_t *c)
+{
+	for (probe_rec_t *r = p->recs; r; r = r->next)
+		if (r->kernel && r->kp && r->holder == c) {
+			thothd_info("kernel probe %llu (%s): detached, its thothctl (pid %u) closed "
+				    "the connection", (unsigned long long)r->id, r->object, r->holder_pid);
+			kernel_detach(r, "the thothctl that held it closed its connection");
+		}
 }
 
 static thoth_trace_probe_mailbox_t *mailbox_of(thothd_t *d, uint32_t pid)
@@ -113,6 +169,11 @@ static uint64_t post(thoth_trace_probe_mailbox_t *mb, uint32_t cmd, int fd, uint
 static void refresh(thothd_t *d)
 {
 	for (probe_rec_t *r = d->probes->recs; r; r = r->next) {
+		if (r->kernel) {
+			if (r->kp)
+				r->runs = thothd_kprobe_runs(r->kp);
+			continue;
+		}
 		thoth_trace_probe_mailbox_t *mb = mailbox_of(d, r->pid);
 		if (!mb) {
 			if (strncmp(r->state, "gone", 4) != 0)
@@ -243,6 +304,7 @@ static int on_attach(void *self, const thoth_probe_ProbeControl_attach_req_t *re
 		call->reason = msg;
 		return THOTH_PROBE_ERR_NO_TARGET;
 	}
+	prune(d->probes, n);
 	if (mailbox_busy(mb) || d->probes->n + n > MAX_RECORDS) {
 		thoth_probe_object_free(obj);
 		snprintf(msg, 4096, "pid %u has not taken the previous probe command yet (it takes "
@@ -301,6 +363,7 @@ static int on_list(void *self, const thoth_probe_ProbeControl_list_req_t *req,
 		infos[n++] = (thoth_probe_ProbeInfo_t){
 			.id = r->id, .pid = r->pid, .program = thoth_str(r->program),
 			.state = thoth_str(r->state), .runs = r->runs, .maps_fd = r->maps_fd,
+			.kernel = r->kernel, .object = thoth_str(r->object), .holder_pid = r->holder_pid,
 		};
 	resp->probes.items = infos;
 	resp->probes.count = n;
@@ -318,6 +381,16 @@ static int on_detach(void *self, const thoth_probe_ProbeControl_detach_req_t *re
 	for (probe_rec_t *r = d->probes->recs; r; r = r->next) {
 		if (r->id != req->id)
 			continue;
+		if (r->kernel) {
+			if (!r->kp) {
+				call->reason = "that kernel probe is not attached";
+				return THOTH_PROBE_ERR_NOT_FOUND;
+			}
+			thothd_info("kernel probe %llu (%s): detached", (unsigned long long)r->id,
+				    r->object);
+			kernel_detach(r, "thothctl probe detach");
+			return 0;
+		}
 		if (r->detach_seq || strncmp(r->state, "running", 7) != 0) {
 			call->reason = "that probe is not running";
 			return THOTH_PROBE_ERR_NOT_FOUND;
@@ -338,8 +411,352 @@ static int on_detach(void *self, const thoth_probe_ProbeControl_detach_req_t *re
 	return THOTH_PROBE_ERR_NOT_FOUND;
 }
 
+/* ---- kernel probes (probe_kernel.c) ------------------------------------------ */
+
+enum {
+	MAX_KERNEL_LIVE = 64,            /* kernel objects attached at once */
+	KMSG = 16384,                    /* the refusal log carried back */
+	MAX_ANSWER_ENTRIES = 8192,       /* kernel_maps: entries in one answer */
+	MAX_ANSWER_BYTES = 1u << 20,     /* ... and their key and value bytes */
+};
+
+/* The wire carries UTF-8 strings: anything else in libbpf's log (it
+ * quotes the object's own strings) becomes '?'. */
+static void ascii_only(char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s >= 0x80 || ((unsigned char)*s < 0x20 && *s != '\n' && *s != '\t'))
+			*s = '?';
+}
+
+typedef struct kattach_scratch {
+	char msg[KMSG];
+	thoth_str_t progs[64];
+} kattach_scratch_t;
+
+static int on_kernel_attach(void *self, const thoth_probe_ProbeControl_kernel_attach_req_t *req,
+			    thoth_probe_ProbeControl_kernel_attach_resp_t *resp, thoth_arena_t *arena)
+{
+	(void)arena;
+	thothd_call_t *call = self;
+	thothd_t *d = call->d;
+	kattach_scratch_t *ks = calloc(1, sizeof *ks);
+	if (!ks)
+		return THOTH_E_NOMEM;
+	call->scratch = ks;
+	char *msg = ks->msg;
+	if (!thothd_kprobe_available()) {
+		call->reason = "this thothd was built without libbpf: no kernel probes";
+		return THOTH_PROBE_ERR_UNSUPPORTED;
+	}
+	/* In-process clients (the fuzz target, benchmarks) never load BPF into
+	 * the running kernel: a mutated input must not reach it. */
+	if (!call->client || call->client->fd < 0) {
+		call->reason = "kernel probes need a connected client";
+		return THOTH_PROBE_ERR_UNSUPPORTED;
+	}
+	/* Our own loader first (bounds-checked and fuzzed): a file that is not
+	 * a BPF object never reaches libbpf, and it lists the kernel sections. */
+	thoth_probe_object_t *obj = NULL;
+	int r = thoth_probe_object_open(req->object.ptr, req->object.len, &obj, msg, 128);
+	if (r) {
+		call->reason = msg;
+		return THOTH_PROBE_ERR_REJECTED;
+	}
+	size_t n_kernel = 0;
+	for (size_t i = 0; i < thoth_probe_object_prog_count(obj); i++) {
+		const char *sec, *name;
+		thoth_probe_object_prog(obj, i, &sec, &name, NULL);
+		n_kernel += thothd_kprobe_section(sec);
+	}
+	thoth_probe_object_free(obj);
+	if (!n_kernel) {
+		call->reason = "no kernel program (sections tracepoint/, raw_tp/, kprobe/, uprobe/); "
+			       "thoth/ programs attach with probe attach";
+		return THOTH_PROBE_ERR_REJECTED;
+	}
+	uint32_t live = 0;
+	for (probe_rec_t *r2 = d->probes->recs; r2; r2 = r2->next)
+		live += r2->kernel && r2->kp;
+	prune(d->probes, 1);
+	if (live >= MAX_KERNEL_LIVE || d->probes->n >= MAX_RECORDS) {
+		call->reason = "too many probes held (detach some first)";
+		return THOTH_PROBE_ERR_REJECTED;
+	}
+	char name[128];
+	snprintf(name, sizeof name, "%.*s", (int)(req->name.len < 127 ? req->name.len : 127),
+		 req->name.len ? req->name.ptr : "object");
+	for (char *c = name; *c; c++)       /* libbpf wants an identifier-ish name */
+		if (*c == '/' || (unsigned char)*c < 0x20)
+			*c = '_';
+	thothd_kprobe_t *kp = NULL;
+	r = thothd_kprobe_load(req->object.ptr, req->object.len, name, &kp, msg, sizeof ks->msg);
+	ascii_only(msg);
+	if (r == THOTH_E_PERM) {
+		call->reason = msg;
+		return THOTH_PROBE_ERR_NOT_PERMITTED;
+	}
+	if (r == THOTH_E_INVAL) {
+		/* Refused by libbpf or the kernel verifier: the whole log travels in
+		 * the answer (an error's message is too short for it). */
+		thothd_info("kernel probe '%s' refused: %.200s", name, msg);
+		resp->id = 0;
+		resp->refused = thoth_str(msg);
+		return thothd_reserve_response(call, &thoth_probe_ProbeControl_kernel_attach_info, resp);
+	}
+	if (r)
+		return r;
+	probe_rec_t *rec = calloc(1, sizeof *rec);
+	if (!rec) {
+		thothd_kprobe_free(kp);
+		return THOTH_E_NOMEM;
+	}
+	rec->id = d->probes->next_id++;
+	rec->kernel = true;
+	rec->kp = kp;
+	rec->object_fd = -1;
+	rec->maps_fd = -1;
+	snprintf(rec->object, sizeof rec->object, "%s", name);
+	size_t np = thothd_kprobe_prog_count(kp), used = 0;
+	for (size_t i = 0; i < np && i < 64; i++) {
+		const char *pn = thothd_kprobe_prog(kp, i);
+		ks->progs[i] = thoth_str(pn);
+		int w = snprintf(rec->program + used, sizeof rec->program - used, "%s%s", i ? ", " : "",
+				 pn);
+		used = w < 0 ? used : used + (size_t)w >= sizeof rec->program ? sizeof rec->program - 1
+									      : used + (size_t)w;
+	}
+	if (req->held && call->client) {
+		rec->holder = call->client;
+		rec->holder_pid = call->client->pid;
+		snprintf(rec->state, sizeof rec->state, "running (held by thothctl pid %u)",
+			 rec->holder_pid);
+	} else {
+		snprintf(rec->state, sizeof rec->state, "running (held by thothd)");
+	}
+	rec->next = d->probes->recs;
+	d->probes->recs = rec;
+	d->probes->n++;
+	thothd_info("kernel probe %llu (%s): %zu programs attached, %s", (unsigned long long)rec->id,
+		    name, np, rec->state);
+	resp->id = rec->id;
+	resp->programs.items = ks->progs;
+	resp->programs.count = (uint32_t)(np < 64 ? np : 64);
+	resp->refused = thoth_str("");
+	return thothd_reserve_response(call, &thoth_probe_ProbeControl_kernel_attach_info, resp);
+}
+
+static probe_rec_t *find_kernel(thothd_t *d, uint64_t id)
+{
+	for (probe_rec_t *r = d->probes->recs; r; r = r->next)
+		if (r->id == id && r->kernel && r->kp)
+			return r;
+	return NULL;
+}
+
+typedef struct kmaps_scratch {
+	thoth_probe_KernelMap_t maps[64];
+	thoth_probe_KernelEntry_t entries[MAX_ANSWER_ENTRIES];
+	uint32_t n_entries;
+	uint32_t data_used;
+	uint8_t data[MAX_ANSWER_BYTES];
+} kmaps_scratch_t;
+
+static int collect_entry(const void *key, uint32_t key_size, const void *value,
+			 uint32_t value_size, void *arg)
+{
+	kmaps_scratch_t *ks = arg;
+	if (ks->n_entries >= MAX_ANSWER_ENTRIES ||
+	    (size_t)ks->data_used + key_size + value_size > MAX_ANSWER_BYTES)
+		return 1;
+	uint8_t *k = ks->data + ks->data_used;
+	if (key_size)
+		memcpy(k, key, key_size);
+	uint8_t *v = k + key_size;
+	memcpy(v, value, value_size);
+	ks->data_used += key_size + value_size;
+	ks->entries[ks->n_entries++] = (thoth_probe_KernelEntry_t){
+		.key = { .ptr = k, .len = key_size }, .value = { .ptr = v, .len = value_size },
+	};
+	return 0;
+}
+
+static int on_kernel_maps(void *self, const thoth_probe_ProbeControl_kernel_maps_req_t *req,
+			  thoth_probe_ProbeControl_kernel_maps_resp_t *resp, thoth_arena_t *arena)
+{
+	(void)arena;
+	thothd_call_t *call = self;
+	probe_rec_t *rec = find_kernel(call->d, req->id);
+	if (!rec) {
+		call->reason = "no attached kernel probe with that id";
+		return THOTH_PROBE_ERR_NOT_FOUND;
+	}
+	kmaps_scratch_t *ks = malloc(sizeof *ks);
+	if (!ks)
+		return THOTH_E_NOMEM;
+	ks->n_entries = ks->data_used = 0;
+	call->scratch = ks;
+	size_t nm = thothd_kprobe_map_count(rec->kp);
+	for (size_t i = 0; i < nm && i < 64; i++) {
+		thothd_kprobe_map_info_t mi;
+		thothd_kprobe_map_info(rec->kp, i, &mi);
+		uint32_t first = ks->n_entries;
+		bool truncated = false;
+		int r = thothd_kprobe_map_read(rec->kp, i, MAX_ANSWER_ENTRIES, collect_entry, ks,
+					       &truncated);
+		if (r)
+			thothd_warn("kernel probe %llu: map %s: %s", (unsigned long long)rec->id, mi.name,
+				    thoth_strerror(r));
+		ks->maps[i] = (thoth_probe_KernelMap_t){
+			.name = thoth_str(mi.name), .type = thoth_str(mi.type), .key_size = mi.key_size,
+			.value_size = mi.value_size, .max_entries = mi.max_entries,
+			.entries = { .items = ks->entries + first, .count = ks->n_entries - first },
+			.truncated = truncated,
+		};
+	}
+	resp->maps.items = ks->maps;
+	resp->maps.count = (uint32_t)(nm < 64 ? nm : 64);
+	return thothd_reserve_response(call, &thoth_probe_ProbeControl_kernel_maps_info, resp);
+}
+
+/* ---- the dashboard's view (kernel/thothd/http.c: GET /probes.json) ------------------ */
+
+typedef struct jbuf {
+	char *p;
+	size_t len, cap;
+	bool failed;
+} jbuf_t;
+
+static void jput(jbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void jput(jbuf_t *b, const char *fmt, ...)
+{
+	if (b->failed)
+		return;
+	for (;;) {
+		va_list ap;
+		va_start(ap, fmt);
+		int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			b->failed = true;
+			return;
+		}
+		if (b->len + (size_t)n < b->cap) {
+			b->len += (size_t)n;
+			return;
+		}
+		size_t cap = (b->cap + (size_t)n) * 2;
+		char *p = realloc(b->p, cap);
+		if (!p) {
+			b->failed = true;
+			return;
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+}
+
+static void jstr(jbuf_t *b, const char *s)
+{
+	jput(b, "\"");
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			jput(b, "\\%c", c);
+		else if (c < 0x20 || c >= 0x7f)
+			jput(b, "\\u%04x", c < 0x20 ? c : '?');
+		else
+			jput(b, "%c", c);
+	}
+	jput(b, "\"");
+}
+
+static void jbytes(jbuf_t *b, const uint8_t *v, uint32_t n)
+{
+	if (n == 1 || n == 2 || n == 4 || n == 8) {
+		uint64_t x = 0;
+		memcpy(&x, v, n);
+		jput(b, "%llu", (unsigned long long)x);
+		return;
+	}
+	jput(b, "\"0x");
+	for (uint32_t i = 0; i < n && i < 64; i++)
+		jput(b, "%02x", v[i]);
+	jput(b, "%s\"", n > 64 ? "..." : "");
+}
+
+typedef struct jmap_ctx {
+	jbuf_t *b;
+	bool first;
+} jmap_ctx_t;
+
+static int json_entry(const void *key, uint32_t key_size, const void *value, uint32_t value_size,
+		      void *arg)
+{
+	jmap_ctx_t *jc = arg;
+	jput(jc->b, "%s{\"key\":", jc->first ? "" : ",");
+	jbytes(jc->b, key, key_size);
+	jput(jc->b, ",\"value\":");
+	jbytes(jc->b, value, value_size);
+	jput(jc->b, "}");
+	jc->first = false;
+	return 0;
+}
+
+int thothd_probes_json(thothd_t *d, char **out, size_t *len)
+{
+	jbuf_t b = { .cap = 4096 };
+	if (!(b.p = malloc(b.cap)))
+		return THOTH_E_NOMEM;
+	refresh(d);
+	jput(&b, "{\"probes\":[");
+	bool first = true;
+	for (probe_rec_t *r = d->probes->recs; r; r = r->next) {
+		jput(&b, "%s{\"id\":%llu,\"kernel\":%s,\"pid\":%u,\"program\":", first ? "" : ",",
+		     (unsigned long long)r->id, r->kernel ? "true" : "false", r->pid);
+		first = false;
+		jstr(&b, r->program);
+		jput(&b, ",\"state\":");
+		jstr(&b, r->state);
+		jput(&b, ",\"runs\":%llu", (unsigned long long)r->runs);
+		if (r->kernel) {
+			jput(&b, ",\"object\":");
+			jstr(&b, r->object);
+			jput(&b, ",\"maps\":[");
+			size_t nm = r->kp ? thothd_kprobe_map_count(r->kp) : 0;
+			for (size_t i = 0; i < nm; i++) {
+				thothd_kprobe_map_info_t mi;
+				thothd_kprobe_map_info(r->kp, i, &mi);
+				jput(&b, "%s{\"name\":", i ? "," : "");
+				jstr(&b, mi.name);
+				jput(&b, ",\"type\":\"%s\",\"entries\":[", mi.type);
+				bool truncated = false;
+				/* A ring buffer is not read here: that would consume the
+				 * records `thothctl probe maps` is there to print. */
+				if (strcmp(mi.type, "ringbuf") != 0) {
+					jmap_ctx_t jc = { .b = &b, .first = true };
+					thothd_kprobe_map_read(r->kp, i, 256, json_entry, &jc, &truncated);
+				}
+				jput(&b, "],\"truncated\":%s}", truncated ? "true" : "false");
+			}
+			jput(&b, "]");
+		}
+		jput(&b, "}");
+	}
+	jput(&b, "]}\n");
+	if (b.failed) {
+		free(b.p);
+		return THOTH_E_NOMEM;
+	}
+	*out = b.p;
+	*len = b.len;
+	return 0;
+}
+
 const thoth_probe_ProbeControl_handlers_t thothd_probe_handlers = {
 	.attach = on_attach,
 	.list = on_list,
 	.detach = on_detach,
+	.kernel_attach = on_kernel_attach,
+	.kernel_maps = on_kernel_maps,
 };

@@ -70,7 +70,7 @@ enum {
 	BODY_BATCH_RESOLVE = 256 << 10,
 	BODY_TRACE_PATHS = 16 << 10,
 	BODY_SMALL = 4 << 10,
-	BODY_PROBE_OBJECT = 1 << 20,    /* ProbeControl.attach: an eBPF ELF object */
+	BODY_PROBE_OBJECT = 1 << 20,    /* ProbeControl.attach, kernel_attach: an eBPF ELF object */
 };
 
 static uint32_t request_body_limit(void *arg, const uint8_t *header)
@@ -84,7 +84,7 @@ static uint32_t request_body_limit(void *arg, const uint8_t *header)
 		limit = BODY_BATCH_RESOLVE;
 	else if (iface == THOTH_TRACE_TRACE_CONTROL_ID && (method == 3 || method == 6))
 		limit = BODY_TRACE_PATHS;
-	else if (iface == THOTH_PROBE_PROBE_CONTROL_ID && method == 1)
+	else if (iface == THOTH_PROBE_PROBE_CONTROL_ID && (method == 1 || method == 4))
 		limit = BODY_PROBE_OBJECT;
 	return limit < c->d->cfg.max_body ? limit : c->d->cfg.max_body;
 }
@@ -426,6 +426,7 @@ static void client_close(thothd_t *d, thothd_client_t *c)
 	thoth_registry_owner_drop(d->registry, c->owner);
 	thothd_tracer_client_closed(d->tracer, c);
 	thothd_pm_client_closed(d->pm, c);
+	thothd_probes_client_closed(d->probes, c);
 	thothd_timerpage_client_closed(d, c->pid);
 	while (c->n_fds)
 		close(thothd_client_take_fd(c));

@@ -253,6 +253,11 @@ thoth_trace_reader_t *thothd_tracer_reader(thothd_tracer_t *t, uint32_t pid);
 /* Probes (probe.c, idl/probe.tidl). */
 int thothd_probes_new(thothd_t *d, thothd_probes_t **out);
 void thothd_probes_free(thothd_probes_t *p);
+/* C's connection is closing: the kernel probes it held are detached. */
+void thothd_probes_client_closed(thothd_probes_t *p, const thothd_client_t *c);
+/* Every probe as JSON (the dashboard's /probes.json): kernel probes with
+ * their maps' entries (ring buffers not consumed).  *OUT is malloc'd. */
+int thothd_probes_json(thothd_t *d, char **out, size_t *len);
 /* C's connection is closing: its buffer stays only while a session needs it. */
 void thothd_tracer_client_closed(thothd_tracer_t *t, const thothd_client_t *c);
 

@@ -16,10 +16,12 @@
  *   thothctl probe run 'SCRIPT' (--pid P | --service NAME) [--duration S] | --emit FILE.o
  *       the one-line language (docs/PROBES.md "One-line scripts"), compiled
  *       to an object, verified, attached for S seconds, maps printed
- *   thothctl probe kernel FILE.o [--duration S] [--every S]
+ *   thothctl probe kernel FILE.o [--duration S] [--every S] | --keep
  *       the object's kernel sections (tracepoint/, raw_tp/, kprobe/,
- *       uprobe/) loaded into Linux through libbpf, run for S seconds, their
- *       maps printed as `probe maps` prints ours
+ *       uprobe/) loaded into Linux by thothd (libbpf), which holds them: run
+ *       for S seconds, their maps printed as `probe maps` prints ours, then
+ *       detached (thothd also detaches them if this connection closes);
+ *       --keep leaves them held by thothd until `probe detach ID`
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -47,20 +49,22 @@ static int usage(FILE *out, int status)
 	        "       thothctl probe list\n"
 	        "       thothctl probe detach ID\n"
 	        "       thothctl probe maps ID\n"
-	        "       thothctl probe kernel FILE.o [--duration SECONDS] [--every SECONDS]\n"
+	        "       thothctl probe kernel FILE.o [--duration SECONDS] [--every SECONDS] | --keep\n"
 	        "       thothctl probe run 'SCRIPT' (--pid PID | --service NAME) [--duration S]\n"
 	        "       thothctl probe run 'SCRIPT' --emit FILE.o\n"
 	        "  check   verify every program in FILE.o (0 accepted, 1 rejected, 2 unreadable)\n"
 	        "  attach  hand FILE.o to the traced process PID (or the registered service\n"
 	        "          NAME's, resolved through thothd) through thothd; it attaches at\n"
 	        "          its next trace point, without a restart\n"
-	        "  list    every probe: id, process, program, state, runs\n"
+	        "  list    every probe, user and kernel: id, process, program, state, runs\n"
 	        "  detach  stop probe ID\n"
 	        "  maps    print probe ID's maps (--json before the command: JSON)\n"
-	        "  kernel  load FILE.o's tracepoint/, raw_tp/, kprobe/, uprobe/ programs into\n"
-	        "          Linux (libbpf; root or CAP_BPF+CAP_PERFMON), run for --duration\n"
-	        "          (default 5 s, or until SIGINT), print their maps as `maps` does\n"
-	        "          (every --every seconds too), detach on exit\n"
+	        "  kernel  have thothd load FILE.o's tracepoint/, raw_tp/, kprobe/, uprobe/\n"
+	        "          programs into Linux (libbpf; thothd needs root or CAP_BPF+CAP_PERFMON)\n"
+	        "          and hold them: run for --duration (default 5 s, or until SIGINT),\n"
+	        "          print their maps as `maps` does (every --every seconds too), detach\n"
+	        "          (also if thothctl dies); --keep: leave them held by thothd until\n"
+	        "          `probe detach ID`\n"
 	        "  run     compile a one-line script, e.g.\n"
 	        "            'msg_send /size > 1024/ { @bytes[service_id] = sum(size); }'\n"
 	        "          (aggregations count sum min max hist), attach it for --duration\n"
@@ -371,11 +375,22 @@ static int probe_list(int argc, char **argv, const thothctl_opts_t *opts)
 		for (uint32_t i = 0; i < l.probes.count; i++) {
 			const thoth_probe_ProbeInfo_t *p = &l.probes.items[i];
 			if (opts->json) {
-				printf("{\"id\":%" PRIu64 ",\"pid\":%u,\"program\":", p->id, p->pid);
+				printf("{\"id\":%" PRIu64 ",\"pid\":%u,\"kernel\":%s,\"program\":", p->id,
+				       p->pid, p->kernel ? "true" : "false");
 				thothctl_json_str(p->program.ptr, p->program.len);
 				printf(",\"runs\":%" PRIu64 ",\"state\":", p->runs);
 				thothctl_json_str(p->state.ptr, p->state.len);
+				if (p->kernel) {
+					printf(",\"object\":");
+					thothctl_json_str(p->object.ptr, p->object.len);
+					printf(",\"holder_pid\":%u", p->holder_pid);
+				}
 				printf("}\n");
+			} else if (p->kernel) {
+				/* PROGRAM: the object, then its programs in the state column */
+				printf("%-6" PRIu64 " %-8s %-32.*s %-12s %.*s: %.*s\n", p->id, "kernel",
+				       (int)p->object.len, p->object.ptr, "-", (int)p->state.len,
+				       p->state.ptr, (int)p->program.len, p->program.ptr);
 			} else {
 				printf("%-6" PRIu64 " %-8u %-32.*s %-12" PRIu64 " %.*s\n", p->id, p->pid,
 				       (int)p->program.len, p->program.ptr, p->runs, (int)p->state.len,
@@ -463,6 +478,8 @@ static int print_entry(const void *key, const void *value, void *arg)
 	return 0;
 }
 
+static int kernel_maps_call(session_t *s, uint64_t id, const char *object, bool json);
+
 static int probe_maps(int argc, char **argv, const thothctl_opts_t *opts)
 {
 	if (argc != 2)
@@ -474,6 +491,13 @@ static int probe_maps(int argc, char **argv, const thothctl_opts_t *opts)
 	thoth_probe_ProbeControl_list_resp_t l;
 	int r = list_probes(&s, &l);
 	const thoth_probe_ProbeInfo_t *p = r ? NULL : find_probe(&l, id);
+	if (!r && p && p->kernel) {     /* read by thothd, which holds the maps */
+		char object[160];
+		snprintf(object, sizeof object, "%.*s", (int)p->object.len, p->object.ptr);
+		r = kernel_maps_call(&s, id, object, opts->json);
+		session_close(&s);
+		return r;
+	}
 	if (!r && (!p || p->maps_fd < 0)) {
 		fprintf(stderr, "thothctl: probe %" PRIu64 ": %s\n", id,
 		        p ? "its process has not attached it (no maps yet)" : "no such probe");
@@ -637,36 +661,8 @@ static int probe_run(int argc, char **argv, const thothctl_opts_t *opts)
 	return status;
 }
 
-/* ---- kernel hooks: the same objects' tracepoint/raw_tp/uprobe sections,
- * loaded into Linux through libbpf --------------------------------------- */
-
-#ifdef THOTH_HAVE_LIBBPF
-#include <bpf/bpf.h>
-#include <bpf/libbpf.h>
-#include <signal.h>
-
-/* libbpf's messages (the kernel verifier's log among them) are kept and
- * printed only when something fails. */
-static char kernel_log[16384];
-static size_t kernel_log_len;
-
-static int kernel_log_fn(enum libbpf_print_level level, const char *fmt, va_list ap)
-{
-	if (level == LIBBPF_DEBUG || kernel_log_len >= sizeof kernel_log - 1)
-		return 0;
-	int n = vsnprintf(kernel_log + kernel_log_len, sizeof kernel_log - kernel_log_len, fmt, ap);
-	if (n > 0)
-		kernel_log_len += (size_t)n < sizeof kernel_log - kernel_log_len
-		                      ? (size_t)n : sizeof kernel_log - 1 - kernel_log_len;
-	return 0;
-}
-
-static void kernel_log_dump(void)
-{
-	if (kernel_log_len)
-		fprintf(stderr, "%s%s", kernel_log,
-		        kernel_log[kernel_log_len - 1] == '\n' ? "" : "\n");
-}
+/* ---- kernel hooks: the same objects' tracepoint/raw_tp/kprobe/uprobe
+ * sections, loaded into Linux by thothd (libbpf) and held by it ----------- */
 
 static bool kernel_section(const char *sec)
 {
@@ -678,93 +674,70 @@ static bool kernel_section(const char *sec)
 	return false;
 }
 
-typedef struct kernel_entry_ctx {
-	print_ctx_t pc;
-	uint32_t value_size;
-} kernel_entry_ctx_t;
-
-static int kernel_ring_record(void *arg, void *data, size_t size)
+/* One kernel_maps answer, printed as probe maps prints ours (same text,
+ * same JSON shape plus "kernel":true). */
+static void kernel_maps_print(const thoth_probe_ProbeControl_kernel_maps_resp_t *km, uint64_t id,
+                              const char *object, bool json)
 {
-	kernel_entry_ctx_t *kc = arg;
-	uint32_t len = (uint32_t)size;
-	return print_entry(&len, data, &kc->pc);
-}
-
-/* Every entry of one kernel map, printed as probe maps prints ours:
- * per-CPU values summed over the CPUs (8-byte values), ring buffer
- * records consumed. */
-static int kernel_map_print(struct bpf_map *m, bool json, bool first_map)
-{
-	int fd = bpf_map__fd(m);
-	thoth_probe_map_info_t info = {
-		.name = bpf_map__name(m), .type = bpf_map__type(m), .key_size = bpf_map__key_size(m),
-		.value_size = bpf_map__value_size(m), .max_entries = bpf_map__max_entries(m),
-	};
-	static const char *const TYPES[] = { [1] = "hash", [2] = "array", [5] = "percpu_hash",
-		                             [6] = "percpu_array", [27] = "ringbuf" };
-	const char *tn = info.type < 28 && TYPES[info.type] ? TYPES[info.type] : "other";
 	if (json) {
-		printf("%s{\"name\":", first_map ? "" : ",");
-		thothctl_json_str(info.name, strlen(info.name));
-		printf(",\"type\":\"%s\",\"kernel\":true,\"entries\":[", tn);
-	} else {
-		printf("%s (kernel %s, key %u B, value %u B, max %u):\n", info.name, tn, info.key_size,
-		       info.value_size, info.max_entries);
+		printf("{\"id\":%" PRIu64 ",\"kernel\":true,\"object\":", id);
+		thothctl_json_str(object, strlen(object));
+		printf(",\"maps\":[");
 	}
-	kernel_entry_ctx_t kc = { .pc = { .info = &info, .json = json, .first = true } };
-	int r = 0;
-	if (info.type == BPF_MAP_TYPE_RINGBUF) {
-		struct ring_buffer *rb = ring_buffer__new(fd, kernel_ring_record, &kc, NULL);
-		if (!rb) {
-			r = -errno;
+	for (uint32_t i = 0; i < km->maps.count; i++) {
+		const thoth_probe_KernelMap_t *m = &km->maps.items[i];
+		if (json) {
+			printf("%s{\"name\":", i ? "," : "");
+			thothctl_json_str(m->name.ptr, m->name.len);
+			printf(",\"type\":");
+			thothctl_json_str(m->type.ptr, m->type.len);
+			printf(",\"kernel\":true,\"truncated\":%s,\"entries\":[",
+			       m->truncated ? "true" : "false");
 		} else {
-			ring_buffer__consume(rb);
-			ring_buffer__free(rb);
+			printf("%.*s (kernel %.*s, key %u B, value %u B, max %u%s):\n", (int)m->name.len,
+			       m->name.ptr, (int)m->type.len, m->type.ptr, m->key_size, m->value_size,
+			       m->max_entries, m->truncated ? ", more not shown" : "");
 		}
-	} else if (info.key_size && info.value_size && info.key_size <= 512 &&
-	           info.value_size <= 65536) {
-		bool percpu = info.type == BPF_MAP_TYPE_PERCPU_ARRAY ||
-		              info.type == BPF_MAP_TYPE_PERCPU_HASH;
-		int ncpu = percpu ? libbpf_num_possible_cpus() : 1;
-		if (ncpu < 1)
-			ncpu = 1;
-		size_t stride = percpu ? (info.value_size + 7u) & ~7u : info.value_size;
-		uint8_t *key = calloc(1, info.key_size), *next = calloc(1, info.key_size);
-		uint8_t *val = calloc((size_t)ncpu, stride), *sum = calloc(1, stride);
-		if (!key || !next || !val || !sum) {
-			r = -ENOMEM;
-		} else {
-			bool first = true;
-			/* bounded: a map changing under us cannot keep us here */
-			for (uint32_t n = 0; n <= info.max_entries; n++) {
-				if (bpf_map_get_next_key(fd, first ? NULL : key, next))
-					break;
-				first = false;
-				memcpy(key, next, info.key_size);
-				if (bpf_map_lookup_elem(fd, key, val))
-					continue;
-				const uint8_t *shown = val;
-				if (percpu && info.value_size == 8) {
-					uint64_t total = 0;
-					for (int c = 0; c < ncpu; c++) {
-						uint64_t x;
-						memcpy(&x, val + (size_t)c * stride, 8);
-						total += x;
-					}
-					memcpy(sum, &total, 8);
-					shown = sum;
+		for (uint32_t k = 0; k < m->entries.count; k++) {
+			const thoth_probe_KernelEntry_t *e = &m->entries.items[k];
+			if (json) {
+				printf("%s{", k ? "," : "");
+				if (e->key.len) {
+					printf("\"key\":");
+					print_bytes(e->key.ptr, e->key.len, true);
+					printf(",");
 				}
-				print_entry(key, shown, &kc.pc);
+				printf("\"value\":");
+				print_bytes(e->value.ptr, e->value.len, true);
+				printf("}");
+			} else {
+				printf("  ");
+				if (e->key.len) {
+					print_bytes(e->key.ptr, e->key.len, false);
+					printf(": ");
+				}
+				print_bytes(e->value.ptr, e->value.len, false);
+				printf("\n");
 			}
 		}
-		free(key);
-		free(next);
-		free(val);
-		free(sum);
+		if (json)
+			printf("]}");
 	}
 	if (json)
-		printf("]}");
-	return r;
+		printf("]}\n");
+	fflush(stdout);
+}
+
+static int kernel_maps_call(session_t *s, uint64_t id, const char *object, bool json)
+{
+	thoth_arena_init(&s->arena, s->scratch, 4u << 20);
+	thoth_probe_ProbeControl_kernel_maps_req_t req = { .id = id };
+	thoth_probe_ProbeControl_kernel_maps_resp_t resp;
+	int r = thoth_probe_ProbeControl_kernel_maps(&s->ctl.client, &req, &resp, &s->arena);
+	if (r)
+		return thothctl_call_failed(&s->ctl, "probe maps", r);
+	kernel_maps_print(&resp, id, object, json);
+	return 0;
 }
 
 static volatile sig_atomic_t kernel_stop;
@@ -779,11 +752,14 @@ static int probe_kernel(int argc, char **argv, const thothctl_opts_t *opts)
 {
 	const char *path = NULL;
 	double duration = 5, every = 0;
+	bool keep = false;
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--duration") == 0 && i + 1 < argc)
 			duration = strtod(argv[++i], NULL);
 		else if (strcmp(argv[i], "--every") == 0 && i + 1 < argc)
 			every = strtod(argv[++i], NULL);
+		else if (strcmp(argv[i], "--keep") == 0)
+			keep = true;
 		else if (!path && argv[i][0] != '-')
 			path = argv[i];
 		else
@@ -814,82 +790,71 @@ static int probe_kernel(int argc, char **argv, const thothctl_opts_t *opts)
 		        path);
 		return 1;
 	}
-	libbpf_set_print(kernel_log_fn);
-	struct bpf_object *bo = bpf_object__open_file(path, NULL);
-	if (!bo) {
-		fprintf(stderr, "thothctl: %s: libbpf cannot open it: %s\n", path, strerror(errno));
-		kernel_log_dump();
+	uint8_t *bytes;
+	size_t len;
+	if ((r = read_file(path, &bytes, &len)))
+		return r;
+	session_t s;
+	if (session_open(&s, opts)) {
+		free(bytes);
 		return 1;
 	}
-	struct bpf_program *prog;
-	bpf_object__for_each_program(prog, bo)
-		if (!kernel_section(bpf_program__section_name(prog)))
-			bpf_program__set_autoload(prog, false);   /* thoth/: ours, not Linux's */
-	struct bpf_link *links[64];
-	size_t n_links = 0;
-	int status = 0;
-	if (bpf_object__load(bo)) {
-		int e = errno;
-		/* The kernel verifier's refusals are EACCES too: its log tells them apart. */
-		bool verifier = strstr(kernel_log, "PROG LOAD LOG") != NULL;
-		if (!verifier && (e == EPERM || e == EACCES))
-			fprintf(stderr, "thothctl: %s: loading into the kernel was not permitted (%s): "
-			        "it needs root, or CAP_BPF and CAP_PERFMON\n", path, strerror(e));
+	/* thothd loads and holds it; unless --keep, it is held by this
+	 * connection too, so that a thothctl killed mid-run leaves nothing
+	 * attached (thothd detaches it when the connection closes). */
+	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+	thoth_probe_ProbeControl_kernel_attach_req_t req = {
+		.object = { .ptr = bytes, .len = (uint32_t)len }, .name = thoth_str(base), .held = !keep,
+	};
+	thoth_probe_ProbeControl_kernel_attach_resp_t resp;
+	r = thoth_probe_ProbeControl_kernel_attach(&s.ctl.client, &req, &resp, &s.arena);
+	free(bytes);
+	if (r) {
+		if (r == THOTH_E_REMOTE)
+			fprintf(stderr, "thothctl: %s: %s\n", path, s.ctl.client.remote_message);
 		else
-			fprintf(stderr, "thothctl: %s: the kernel refused it (%s); libbpf and the kernel "
-			        "verifier said:\n", path, strerror(e));
-		kernel_log_dump();
-		bpf_object__close(bo);
+			thothctl_call_failed(&s.ctl, "probe kernel", r);
+		session_close(&s);
 		return 1;
 	}
-	bpf_object__for_each_program(prog, bo) {
-		if (!bpf_program__autoload(prog))
-			continue;
-		struct bpf_link *l = bpf_program__attach(prog);
-		if (!l || n_links == sizeof links / sizeof links[0]) {
-			fprintf(stderr, "thothctl: %s (%s): cannot attach: %s\n",
-			        bpf_program__section_name(prog), bpf_program__name(prog),
-			        l ? "too many programs" : strerror(errno));
-			kernel_log_dump();
-			bpf_link__destroy(l);
-			status = 1;
-			goto out;
-		}
-		links[n_links++] = l;
-		if (!opts->json)
-			printf("kernel: %s (%s): attached\n", bpf_program__section_name(prog),
-			       bpf_program__name(prog));
+	if (resp.id == 0) {
+		fprintf(stderr, "thothctl: %s: %.*s%s", path, (int)resp.refused.len, resp.refused.ptr,
+		        resp.refused.len && resp.refused.ptr[resp.refused.len - 1] == '\n' ? "" : "\n");
+		session_close(&s);
+		return 1;
+	}
+	uint64_t id = resp.id;
+	if (!opts->json)
+		for (uint32_t i = 0; i < resp.programs.count; i++)
+			printf("kernel probe %" PRIu64 ": %.*s: attached\n", id,
+			       (int)resp.programs.items[i].len, resp.programs.items[i].ptr);
+	if (keep) {
+		if (opts->json)
+			printf("{\"id\":%" PRIu64 ",\"kernel\":true,\"held_by\":\"thothd\"}\n", id);
+		else
+			printf("kernel probe %" PRIu64 ": held by thothd until `thothctl probe detach %"
+			       PRIu64 "` (maps: `thothctl probe maps %" PRIu64 "`)\n", id, id, id);
+		session_close(&s);
+		return 0;
 	}
 	fflush(stdout);
 	/* Run until the duration ends or a signal; print the maps every
-	 * EVERY seconds and at the end. */
+	 * EVERY seconds and at the end, then detach. */
 	kernel_stop = 0;
 	struct sigaction sa = { .sa_handler = kernel_on_signal };
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	uint64_t start = now_ms(), last = start;
+	int status = 0;
 	for (;;) {
 		uint64_t now = now_ms();
 		bool end = kernel_stop || now - start >= (uint64_t)(duration * 1000);
 		if (end || (every > 0 && now - last >= (uint64_t)(every * 1000))) {
 			last = now;
-			if (opts->json)
-				printf("{\"kernel\":true,\"object\":");
-			if (opts->json) {
-				thothctl_json_str(path, strlen(path));
-				printf(",\"maps\":[");
+			if (kernel_maps_call(&s, id, path, opts->json)) {
+				status = 1;
+				break;
 			}
-			bool first = true;
-			struct bpf_map *m;
-			bpf_object__for_each_map(m, bo) {
-				if (bpf_map__is_internal(m))
-					continue;
-				kernel_map_print(m, opts->json, first);
-				first = false;
-			}
-			if (opts->json)
-				printf("]}\n");
-			fflush(stdout);
 		}
 		if (end)
 			break;
@@ -898,23 +863,14 @@ static int probe_kernel(int argc, char **argv, const thothctl_opts_t *opts)
 	}
 	signal(SIGINT, SIG_DFL);
 	signal(SIGTERM, SIG_DFL);
-out:
-	for (size_t i = 0; i < n_links; i++)
-		bpf_link__destroy(links[i]);
-	bpf_object__close(bo);
+	thoth_probe_ProbeControl_detach_req_t dreq = { .id = id };
+	thoth_probe_ProbeControl_detach_resp_t dresp;
+	thoth_arena_init(&s.arena, s.scratch, 4u << 20);
+	if ((r = thoth_probe_ProbeControl_detach(&s.ctl.client, &dreq, &dresp, &s.arena)))
+		status = thothctl_call_failed(&s.ctl, "probe detach", r);
+	session_close(&s);
 	return status;
 }
-#else
-static int probe_kernel(int argc, char **argv, const thothctl_opts_t *opts)
-{
-	(void)argc;
-	(void)argv;
-	(void)opts;
-	fprintf(stderr, "thothctl: this thothctl was built without libbpf (libbpf-dev): kernel "
-	        "hooks are not available\n");
-	return 1;
-}
-#endif
 
 int thothctl_probe(int argc, char **argv, const thothctl_opts_t *opts)
 {

@@ -50,6 +50,9 @@ typedef struct fixup {
 } fixup_t;
 
 typedef struct jit {
+	const probe_insn_t *insns;
+	const bool *is_target;   /* [i]: some jump lands on instruction i */
+	const bool *second_half; /* [i]: the second half of a ld_imm64 */
 	uint8_t *buf;
 	size_t len, cap;
 	bool oom;
@@ -494,6 +497,74 @@ static uint8_t jcc_of(uint8_t op)
 	}
 }
 
+/*
+ * The map r1 holds at the call at PC, when the code says it plainly: r1
+ * was loaded with a map reference by a ld_imm64 earlier in the same
+ * straight-line stretch (no instruction in between is a jump target, a
+ * jump, a call, or writes r1).  That is how clang emits every
+ * bpf_map_lookup_elem(&map, ...).  NULL otherwise (the generic helper is
+ * called then).  The verifier has already proved r1 is a map there; this
+ * only finds which one.
+ */
+static const probe_map_t *known_map(const jit_t *j, uint32_t pc)
+{
+	for (uint32_t k = pc, steps = 0; k > 0 && steps < 64; steps++) {
+		if (j->is_target[k])
+			return NULL;        /* control can arrive here from elsewhere */
+		k--;
+		const probe_insn_t *in = &j->insns[k];
+		if (j->second_half[k])
+			continue;           /* its first half is looked at next */
+		uint8_t cls = BPF_CLASS(in->code);
+		if (in->code == (BPF_LD | BPF_IMM | BPF_DW)) {
+			if (in->dst_reg != 1)
+				continue;
+			if (in->src_reg != PROBE_PSEUDO_MAP)
+				return NULL;
+			uint64_t v = (uint64_t)(uint32_t)in->imm | (uint64_t)(uint32_t)in[1].imm << 32;
+			return (const probe_map_t *)(uintptr_t)v;
+		}
+		if (cls == BPF_ALU || cls == BPF_ALU64 || cls == BPF_LDX) {
+			if (in->dst_reg == 1)
+				return NULL;
+			continue;
+		}
+		if (cls == BPF_ST || (cls == BPF_STX && BPF_MODE(in->code) == BPF_MEM))
+			continue;           /* memory only */
+		return NULL;                /* jumps, calls, atomics (may write a register) */
+	}
+	return NULL;
+}
+
+/* r0 = map_lookup(r1 = M, r2 = key) for a known map M. */
+static void emit_lookup(jit_t *j, const probe_map_t *m)
+{
+	if (m->type == BPF_MAP_TYPE_ARRAY && m->value_stride <= INT32_MAX &&
+	    m->max_entries <= INT32_MAX) {
+		/* Inline, as Linux's JIT does for arrays: the key < max_entries
+		 * test and base + key * stride; r1-r5 are dead after a call. */
+		e2(j, 0x8b, 0x06);                   /* mov eax, [rsi] */
+		e1(j, 0x3d);                         /* cmp eax, max_entries */
+		e4(j, m->max_entries);
+		size_t out_of_range = jcc8(j, 0x73); /* jae null */
+		rex(j, true, RAX, RAX, false);
+		e2(j, 0x69, 0xc0);                   /* imul rax, rax, stride */
+		e4(j, m->value_stride);
+		mov_ri64(j, R11, (uint64_t)(uintptr_t)probe_map_values(m));
+		op_rr(j, 0x01, true, RAX, R11);      /* add rax, r11 */
+		size_t done = jcc8(j, 0xeb);         /* jmp done */
+		patch8(j, out_of_range);
+		op_rr(j, 0x31, false, RAX, RAX);     /* null: xor eax, eax */
+		patch8(j, done);
+		return;
+	}
+	void *(*fn)(probe_map_t *, const void *) =
+		m->type == BPF_MAP_TYPE_PERCPU_ARRAY ? probe_map_lookup_percpu
+		: m->type == BPF_MAP_TYPE_HASH ? probe_map_lookup_hash : probe_map_lookup;
+	mov_ri64(j, RAX, (uint64_t)(uintptr_t)fn);
+	e2(j, 0xff, 0xd0);                           /* call rax */
+}
+
 static void emit_jmp(jit_t *j, const probe_insn_t *in, uint32_t pc, uint32_t n)
 {
 	uint8_t op = BPF_OP(in->code);
@@ -505,6 +576,11 @@ static void emit_jmp(jit_t *j, const probe_insn_t *in, uint32_t pc, uint32_t n)
 		return;
 	}
 	if (op == BPF_CALL) {
+		const probe_map_t *m;
+		if (in->imm == BPF_FUNC_map_lookup_elem && (m = known_map(j, pc))) {
+			emit_lookup(j, m);
+			return;
+		}
 		/* BPF r1-r5 already are the argument registers. */
 		mov_ri64(j, RAX, (uint64_t)(uintptr_t)probe_helper_fn(in->imm));
 		e2(j, 0xff, 0xd0);                   /* call rax */
@@ -543,8 +619,13 @@ int probe_jit_compile(thoth_probe_prog_t *prog, char *msg, size_t msg_len)
 	jit_t j = { 0 };
 	int r = THOTH_E_NOMEM;
 	bool *loop_head = calloc(n + 1, sizeof *loop_head);
+	bool *is_target = calloc(n + 1, sizeof *is_target);
+	bool *second_half = calloc(n + 1, sizeof *second_half);
 	j.off = calloc(n + 1, sizeof *j.off);
-	if (!loop_head || !j.off)
+	j.insns = insns;
+	j.is_target = is_target;
+	j.second_half = second_half;
+	if (!loop_head || !is_target || !second_half || !j.off)
 		goto out;
 
 	/* Which callee-saved registers the program touches; loop heads. */
@@ -554,13 +635,20 @@ int probe_jit_compile(thoth_probe_prog_t *prog, char *msg, size_t msg_len)
 		const probe_insn_t *in = &insns[i];
 		used[in->dst_reg] = used[in->src_reg] = true;
 		uint8_t cls = BPF_CLASS(in->code), op = BPF_OP(in->code);
-		if ((cls == BPF_JMP || cls == BPF_JMP32) && op != BPF_CALL && op != BPF_EXIT &&
-		    in->off < 0) {
-			loop_head[i + 1 + in->off] = true;
-			loops = true;
+		if ((cls == BPF_JMP || cls == BPF_JMP32) && op != BPF_CALL && op != BPF_EXIT) {
+			/* the verifier keeps every target inside the program */
+			int64_t t = (int64_t)i + 1 + in->off;
+			if (t >= 0 && t <= (int64_t)n)
+				is_target[t] = true;
+			if (in->off < 0) {
+				loop_head[i + 1 + in->off] = true;
+				loops = true;
+			}
 		}
-		if (in->code == (BPF_LD | BPF_IMM | BPF_DW))
+		if (in->code == (BPF_LD | BPF_IMM | BPF_DW) && i + 1 < n) {
+			second_half[i + 1] = true;
 			i++;   /* its second half's fields are an immediate */
+		}
 	}
 	bool save[5] = { used[10], used[6], used[7], used[8], used[9] };
 	unsigned pushes = 0;
@@ -702,6 +790,8 @@ out:
 	if (r == THOTH_E_NOMEM && msg && msg_len)
 		snprintf(msg, msg_len, "JIT: out of memory");
 	free(loop_head);
+	free(is_target);
+	free(second_half);
 	free(j.off);
 	free(j.fix);
 	free(j.buf);

@@ -38,9 +38,11 @@ typedef struct installed {
 } installed_t;
 
 static pthread_mutex_t mb_lock = PTHREAD_MUTEX_INITIALIZER;
-static uint64_t taken_seq;           /* private truth: the last command taken */
+/* Private truth: the last command taken (probe_fire compares the
+ * mailbox's cmd_seq with it on every probed event). */
+uint64_t thoth__probe_taken_seq;
+#define taken_seq thoth__probe_taken_seq
 static installed_t *installed;
-static __thread uint32_t polls;   /* per thread: no shared line on the hot path */
 
 static thoth_trace_probe_mailbox_t *mailbox(void)
 {
@@ -210,9 +212,6 @@ void thoth__probe_poll(void)
 	if (!mb)
 		return;
 	uint64_t seq = __atomic_load_n(&mb->cmd_seq, __ATOMIC_ACQUIRE);
-	bool refresh = (++polls & 1023) == 0;
-	if (__builtin_expect(seq == __atomic_load_n(&taken_seq, __ATOMIC_RELAXED) && !refresh, 1))
-		return;
 	if (pthread_mutex_trylock(&mb_lock))
 		return;     /* another thread takes it */
 	if (seq != taken_seq) {

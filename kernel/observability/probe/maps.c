@@ -144,13 +144,23 @@ static void unlock(probe_map_t *m)
 static uint32_t next_slot;
 static __thread uint32_t my_slot;   /* slot + 1; 0 = not claimed yet */
 
+static __attribute__((noinline, cold)) void claim_thread_slot(void)
+{
+	uint32_t s = __atomic_fetch_add(&next_slot, 1, __ATOMIC_RELAXED);
+	my_slot = s < THOTH_PROBE_THREAD_SLOTS ? s + 1 : UINT32_MAX;
+}
+
+/* Inline in the per-thread lookup (a JIT'd program's hot call): a leaf. */
+static inline uint32_t thread_slot(void)
+{
+	if (__builtin_expect(my_slot == 0, 0))
+		claim_thread_slot();
+	return my_slot == UINT32_MAX ? UINT32_MAX : my_slot - 1;
+}
+
 uint32_t probe_thread_slot(void)
 {
-	if (__builtin_expect(my_slot == 0, 0)) {
-		uint32_t s = __atomic_fetch_add(&next_slot, 1, __ATOMIC_RELAXED);
-		my_slot = s < THOTH_PROBE_THREAD_SLOTS ? s + 1 : UINT32_MAX;
-	}
-	return my_slot == UINT32_MAX ? UINT32_MAX : my_slot - 1;
+	return thread_slot();
 }
 
 /* ---- operations ----------------------------------------------------------------- */
@@ -194,6 +204,31 @@ static hash_entry_t *hash_find(probe_map_t *m, const void *key, uint32_t **link_
 	return NULL;
 }
 
+uint8_t *probe_map_values(const probe_map_t *m)
+{
+	return map_data(m);
+}
+
+void *probe_map_lookup_percpu(probe_map_t *m, const void *key)
+{
+	uint32_t k;
+	memcpy(&k, key, 4);
+	if (k >= m->max_entries)
+		return NULL;
+	uint32_t s = thread_slot();
+	if (__builtin_expect(s == UINT32_MAX, 0)) {
+		__atomic_fetch_add(&m->hdr->lost, 1, __ATOMIC_RELAXED);
+		return NULL;
+	}
+	return map_data(m) + ((uint64_t)s * m->max_entries + k) * m->value_stride;
+}
+
+void *probe_map_lookup_hash(probe_map_t *m, const void *key)
+{
+	hash_entry_t *e = hash_find(m, key, NULL);
+	return e ? (uint8_t *)(e + 1) + round8(m->key_size) : NULL;
+}
+
 void *probe_map_lookup(probe_map_t *m, const void *key)
 {
 	uint32_t k;
@@ -201,21 +236,10 @@ void *probe_map_lookup(probe_map_t *m, const void *key)
 	case BPF_MAP_TYPE_ARRAY:
 		memcpy(&k, key, 4);
 		return k < m->max_entries ? map_data(m) + (uint64_t)k * m->value_stride : NULL;
-	case BPF_MAP_TYPE_PERCPU_ARRAY: {
-		memcpy(&k, key, 4);
-		if (k >= m->max_entries)
-			return NULL;
-		uint32_t s = probe_thread_slot();
-		if (s == UINT32_MAX) {
-			__atomic_fetch_add(&m->hdr->lost, 1, __ATOMIC_RELAXED);
-			return NULL;
-		}
-		return map_data(m) + ((uint64_t)s * m->max_entries + k) * m->value_stride;
-	}
-	case BPF_MAP_TYPE_HASH: {
-		hash_entry_t *e = hash_find(m, key, NULL);
-		return e ? (uint8_t *)(e + 1) + round8(m->key_size) : NULL;
-	}
+	case BPF_MAP_TYPE_PERCPU_ARRAY:
+		return probe_map_lookup_percpu(m, key);
+	case BPF_MAP_TYPE_HASH:
+		return probe_map_lookup_hash(m, key);
 	default:
 		return NULL;
 	}

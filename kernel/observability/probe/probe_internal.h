@@ -97,6 +97,11 @@ struct thoth_probe_maps {
 
 /* Helpers called by the interpreter and the JIT. */
 void *probe_map_lookup(probe_map_t *m, const void *key);
+/* The same by map type (the JIT calls these where it knows the map), and
+ * the first value of an ARRAY map (the JIT inlines its lookup). */
+void *probe_map_lookup_percpu(probe_map_t *m, const void *key);
+void *probe_map_lookup_hash(probe_map_t *m, const void *key);
+uint8_t *probe_map_values(const probe_map_t *m);
 int64_t probe_map_update(probe_map_t *m, const void *key, const void *value, uint64_t flags);
 int64_t probe_map_delete(probe_map_t *m, const void *key);
 int64_t probe_ringbuf_output(probe_map_t *m, const void *data, uint64_t size, uint64_t flags);

@@ -18,6 +18,8 @@ uint64_t thoth__trace_ticks_to_ns(uint64_t ticks);
 
 /* Take thothd's command from the probe mailbox, if one is waiting. */
 void thoth__probe_poll(void);
+/* The last mailbox command this process took (mailbox.c). */
+extern uint64_t thoth__probe_taken_seq;
 /* Set (ANY) or clear the probe bits of every category in the enabled word. */
 void thoth__probe_bits(bool any);
 /* Whether any program is attached in this process. */

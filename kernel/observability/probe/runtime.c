@@ -29,10 +29,11 @@
 
 #include "../trace_clock.h"
 #include "../trace_internal.h"
+#include "../trace_layout.h"
 #include "probe_internal.h"
 #include "probe_runtime.h"
 
-enum { MAX_ATTACHED = 63, MAX_THREADS = 1024 };
+enum { MAX_ATTACHED = 63, MAX_THREADS = 1024, RUN_SLOTS = 64 };
 /* Median run time above this: detached.  The median, not the mean: a
  * timed run that the kernel preempted (a loaded VM's vCPU, ASan's slow
  * first touches) can last milliseconds, and one such sample among the
@@ -42,12 +43,21 @@ static const uint64_t BUDGET_RUN_NS = 20000;
 typedef struct attachment {
 	uint64_t id;
 	thoth_probe_prog_t *prog;
+	probe_jit_fn_t jit_fn;    /* prog->jit_fn, one load nearer (NULL: interpreter) */
 	bool all_points;
-	uint64_t runs;            /* atomics: several threads run one program */
+	uint64_t runs;            /* threads past the first RUN_SLOTS: an atomic add each */
 	uint64_t sampled_runs, sampled_ns, sampled_slow;  /* slow: timed runs over BUDGET_RUN_NS */
 	uint64_t budget_exceeded;
 	int disabled;             /* set by the runtime when over budget */
 	char reason[128];
+	/* Runs of each of the first RUN_SLOTS threads (their quiescence slot),
+	 * written by that thread alone: a plain store instead of a locked add
+	 * on a line every thread shares (~20 cycles a run on this VM).  A line
+	 * each: no false sharing.  Summed by thoth_probe_stats. */
+	struct {
+		uint64_t runs;
+		uint64_t pad[7];
+	} thread[RUN_SLOTS] __attribute__((aligned(64)));
 } attachment_t;
 
 typedef struct probe_set {
@@ -152,28 +162,101 @@ void thoth__probe_bits(bool any)
 		__atomic_fetch_and(w, ~bits, __ATOMIC_RELAXED);
 }
 
+/* This thread's quiescence counter, once claimed (thread_counter()). */
+static __thread uint64_t *my_ctr_p;
+
+static __attribute__((noinline)) uint64_t *thread_counter_slow(void)
+{
+	return my_ctr_p = thread_counter();
+}
+
+/* Which attachments of SET run at EVENT_ID: computed at its first hit. */
+static __attribute__((noinline, cold)) uint64_t match_compute(probe_set_t *set, uint16_t event_id,
+                                                              const char *name)
+{
+	uint64_t m = 1ull << 63;
+	for (uint32_t k = 0; k < set->n; k++)
+		if (matches(set->a[k], name))
+			m |= 1ull << k;
+	__atomic_store_n(&set->match[event_id], m, __ATOMIC_RELAXED);
+	return m;
+}
+
+static __attribute__((noinline, cold)) void over_limit(attachment_t *a)
+{
+	__atomic_fetch_add(&a->budget_exceeded, 1, __ATOMIC_RELAXED);
+	if (!__atomic_exchange_n(&a->disabled, 1, __ATOMIC_RELAXED))
+		snprintf(a->reason, sizeof a->reason,
+		         a->prog->engine == THOTH_PROBE_ENGINE_JIT
+		             ? "over budget: one run passed loop heads %u times"
+		             : "over budget: one run executed %u instructions",
+		         PROBE_RUN_BUDGET);
+}
+
+static inline int run_once(attachment_t *a, const struct thoth_probe_ctx *ctx)
+{
+	if (a->jit_fn) {
+		uint32_t status = 0;
+		a->jit_fn(ctx, &status);
+		return status ? THOTH_E_LIMIT : 0;
+	}
+	uint64_t ret;
+	return probe_interp_run(a->prog, ctx, &ret);
+}
+
+/* A timed run (each thread's first 16, then 1 in 64): the budget rule. */
+static __attribute__((noinline)) int run_timed(attachment_t *a, const struct thoth_probe_ctx *ctx)
+{
+	/* The trace clock (the TSC where there is one): a VM's clock_gettime
+	 * can cost more than the probe. */
+	uint64_t t0 = thoth_trace_now();
+	int r = run_once(a, ctx);
+	uint64_t t1 = thoth_trace_now();
+	uint64_t ns = thoth__trace_ticks_to_ns(t1) - thoth__trace_ticks_to_ns(t0);
+	uint64_t n = __atomic_add_fetch(&a->sampled_runs, 1, __ATOMIC_RELAXED);
+	uint64_t tot = __atomic_add_fetch(&a->sampled_ns, ns, __ATOMIC_RELAXED);
+	uint64_t slow = ns > BUDGET_RUN_NS ? __atomic_add_fetch(&a->sampled_slow, 1, __ATOMIC_RELAXED)
+	                                   : __atomic_load_n(&a->sampled_slow, __ATOMIC_RELAXED);
+	if (n >= 16 && 2 * slow > n && !__atomic_exchange_n(&a->disabled, 1, __ATOMIC_RELAXED))
+		snprintf(a->reason, sizeof a->reason,
+		         "over budget: median run > %llu ns (%llu of %llu timed runs; mean %llu ns)",
+		         (unsigned long long)BUDGET_RUN_NS, (unsigned long long)slow,
+		         (unsigned long long)n, (unsigned long long)(tot / n));
+	return r;
+}
+
+/*
+ * The fire path: everything here but the program's own run is overhead
+ * (bench/probe/instr.sh counts it).  Rare work (the match table's fill,
+ * timed runs, budget detach, the mailbox) is out of line so that the
+ * common path keeps few registers live.
+ */
 void thoth__probe_fire(unsigned category, uint16_t event_id, const char *name,
                        const thoth_trace_fields_t *f, uint32_t tid)
 {
-	uint64_t *ctr = thread_counter();
-	if (!ctr)
+	/* thothd's commands first, outside the set (taking one may attach and
+	 * wait for quiescence): one compare of the mailbox's sequence number. */
+	const thoth_trace_probe_mailbox_t *mb =
+		(const void *)((const char *)thoth_trace_buffer.control + THOTH_TRACE_PROBE_MAILBOX_OFFSET);
+	if (__builtin_expect(__atomic_load_n(&mb->cmd_seq, __ATOMIC_ACQUIRE) !=
+	                             __atomic_load_n(&thoth__probe_taken_seq, __ATOMIC_RELAXED), 0))
+		thoth__probe_poll();
+	uint64_t *ctr = my_ctr_p;
+	if (__builtin_expect(!ctr, 0) && !(ctr = thread_counter_slow()))
 		return;
+	uint32_t slot = (uint32_t)(ctr - thread_ctr);
 	uint64_t c = *ctr;
 	__atomic_store_n(ctr, c + 1, __ATOMIC_RELAXED);
 	if (membarrier_ok != 1)
 		__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	else
 		__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	bool refresh = false;
 	probe_set_t *set = __atomic_load_n(&current_set, __ATOMIC_ACQUIRE);
 	if (set && event_id < THOTH_TRACE_MAX_NAMES) {
 		uint64_t m = __atomic_load_n(&set->match[event_id], __ATOMIC_RELAXED);
-		if (__builtin_expect(!(m >> 63), 0)) {
-			m = 1ull << 63;
-			for (uint32_t k = 0; k < set->n; k++)
-				if (matches(set->a[k], name))
-					m |= 1ull << k;
-			__atomic_store_n(&set->match[event_id], m, __ATOMIC_RELAXED);
-		}
+		if (__builtin_expect(!(m >> 63), 0))
+			m = match_compute(set, event_id, name);
 		m &= ~(1ull << 63);
 		if (m) {
 			/* The clock and the CPU cost a few ns each (more in some VMs):
@@ -188,62 +271,55 @@ void thoth__probe_fire(unsigned category, uint16_t event_id, const char *name,
 				if (cpu < 0)
 					cpu = 0;
 			}
-			struct thoth_probe_ctx ctx = {
-				.ts_ns = ts_ns, .trace_id = f->trace_id, .service_id = f->service_id,
-				.size = f->payload_size, .cpu = (uint32_t)cpu, .tid = tid,
-				.arg0 = f->arg0, .arg1 = f->arg1, .interface_id = f->interface_id,
-				.request_id = f->request_id, .method = f->method, .flags = f->flags,
-				.category = (uint8_t)category, .pid = thoth_trace_buffer.pid,
-			};
+			/* The fixed first 32 bytes always; the point's fields (32-63)
+			 * only when a program reads one of them (the verifier's
+			 * ctx_read covers every byte any attached program may read,
+			 * so the rest is never looked at). */
+			struct thoth_probe_ctx ctx;
+			ctx.ts_ns = ts_ns;
+			ctx.trace_id = f->trace_id;
+			ctx.service_id = f->service_id;
+			ctx.size = f->payload_size;
+			ctx.cpu = (uint32_t)cpu;
+			ctx.tid = tid;
+			if (set->ctx_read >> 32) {
+				ctx.arg0 = f->arg0;
+				ctx.arg1 = f->arg1;
+				ctx.interface_id = f->interface_id;
+				ctx.request_id = f->request_id;
+				ctx.method = f->method;
+				ctx.flags = f->flags;
+				ctx.category = (uint8_t)category;
+				ctx.pid = thoth_trace_buffer.pid;
+			}
 			while (m) {
 				attachment_t *a = set->a[__builtin_ctzll(m)];
 				m &= m - 1;
 				if (__atomic_load_n(&a->disabled, __ATOMIC_RELAXED))
 					continue;
-				uint64_t runs = __atomic_fetch_add(&a->runs, 1, __ATOMIC_RELAXED);
-				uint64_t ret, t0 = 0;
-				bool timed = runs < 16 || (runs & 63) == 0;   /* the first 16, then 1 in 64 */
-				/* The trace clock (the TSC where there is one): a VM's
-				 * clock_gettime can cost more than the probe. */
-				if (timed)
-					t0 = thoth_trace_now();
-				int r;
-				if (a->prog->jit_fn) {
-					uint32_t status = 0;
-					ret = a->prog->jit_fn(&ctx, &status);
-					r = status ? THOTH_E_LIMIT : 0;
+				uint64_t runs;
+				if (__builtin_expect(slot < RUN_SLOTS, 1)) {
+					runs = a->thread[slot].runs;
+					__atomic_store_n(&a->thread[slot].runs, runs + 1, __ATOMIC_RELAXED);
 				} else {
-					r = probe_interp_run(a->prog, &ctx, &ret);
+					runs = __atomic_fetch_add(&a->runs, 1, __ATOMIC_RELAXED);
 				}
-				(void)ret;
-				if (timed) {
-					uint64_t t1 = thoth_trace_now();
-					uint64_t ns = thoth__trace_ticks_to_ns(t1) - thoth__trace_ticks_to_ns(t0);
-					uint64_t n = __atomic_add_fetch(&a->sampled_runs, 1, __ATOMIC_RELAXED);
-					uint64_t tot = __atomic_add_fetch(&a->sampled_ns, ns, __ATOMIC_RELAXED);
-					uint64_t slow = ns > BUDGET_RUN_NS
-					                    ? __atomic_add_fetch(&a->sampled_slow, 1, __ATOMIC_RELAXED)
-					                    : __atomic_load_n(&a->sampled_slow, __ATOMIC_RELAXED);
-					if (n >= 16 && 2 * slow > n &&
-					    !__atomic_exchange_n(&a->disabled, 1, __ATOMIC_RELAXED))
-						snprintf(a->reason, sizeof a->reason,
-						         "over budget: median run > %llu ns (%llu of %llu timed runs; mean %llu ns)",
-						         (unsigned long long)BUDGET_RUN_NS, (unsigned long long)slow,
-						         (unsigned long long)n, (unsigned long long)(tot / n));
+				int r;
+				if (__builtin_expect(runs < 16 || (runs & 63) == 0, 0)) {
+					r = run_timed(a, &ctx);
+					/* every 1024th run: the counts thothd reports */
+					refresh |= (runs & 1023) == 0;
+				} else {
+					r = run_once(a, &ctx);
 				}
-				if (r == THOTH_E_LIMIT) {
-					__atomic_fetch_add(&a->budget_exceeded, 1, __ATOMIC_RELAXED);
-					if (!__atomic_exchange_n(&a->disabled, 1, __ATOMIC_RELAXED))
-						snprintf(a->reason, sizeof a->reason,
-						         a->prog->engine == THOTH_PROBE_ENGINE_JIT
-						             ? "over budget: one run passed loop heads %u times"
-						             : "over budget: one run executed %u instructions",
-						         PROBE_RUN_BUDGET);
-				}
+				if (__builtin_expect(r == THOTH_E_LIMIT, 0))
+					over_limit(a);
 			}
 		}
 	}
 	__atomic_store_n(ctr, c + 2, __ATOMIC_RELEASE);
+	if (__builtin_expect(refresh, 0))
+		thoth__probe_poll();     /* outside the set: it may take a command */
 }
 
 static probe_set_t *set_copy(const probe_set_t *old)
@@ -264,10 +340,12 @@ int thoth_probe_attach(thoth_probe_prog_t *prog, uint64_t *id)
 		return THOTH_E_INVAL;
 	if (!thoth_trace_buffer.base)
 		return THOTH_E_NOT_RUNNING;   /* the probe bits live in the trace buffer */
-	attachment_t *a = calloc(1, sizeof *a);
+	attachment_t *a = aligned_alloc(64, sizeof *a);
 	if (!a)
 		return THOTH_E_NOMEM;
+	memset(a, 0, sizeof *a);
 	a->prog = prog;
+	a->jit_fn = prog->jit_fn;
 	a->all_points = strcmp(prog->point, "*") == 0;
 	pthread_mutex_lock(&set_lock);
 	membarrier_init();
@@ -350,6 +428,8 @@ int thoth_probe_stats(uint64_t id, thoth_probe_stats_t *out)
 			continue;
 		memset(out, 0, sizeof *out);
 		out->runs = __atomic_load_n(&a->runs, __ATOMIC_RELAXED);
+		for (uint32_t t = 0; t < RUN_SLOTS; t++)
+			out->runs += __atomic_load_n(&a->thread[t].runs, __ATOMIC_RELAXED);
 		uint64_t n = __atomic_load_n(&a->sampled_runs, __ATOMIC_RELAXED);
 		uint64_t ns = __atomic_load_n(&a->sampled_ns, __ATOMIC_RELAXED);
 		out->run_ns = n ? ns / n * out->runs : 0;
