@@ -39,13 +39,17 @@ typedef struct slot_arg {
 	int slot;
 } slot_arg_t;
 
+/* The service claims its slot (a CAS on the page) before it binds the
+ * slot's doorbell: wait for both, or a fast look sees the claim alone. */
 static bool has_slot(void *p)
 {
 	slot_arg_t *a = p;
+	char bell[108];
 	for (unsigned k = 0; k < THOTH_TIMERPAGE_SLOTS; k++)
 		if (a->page->slot[k].owner == (uint32_t)a->pid) {
 			a->slot = (int)k;
-			return true;
+			return thoth__timerpage_bell_path(a->page, (int)k, bell, sizeof bell) == 0 &&
+			       sock_exists(bell);
 		}
 	return false;
 }
