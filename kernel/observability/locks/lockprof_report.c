@@ -146,7 +146,8 @@ int thothlock_table_load(const char *path, thothlock_table_t **out, char *why, s
 	         h->lock_capacity > (1u << 20) || h->site_capacity > (1u << 20) ||
 	         h->thread_capacity > (1u << 16))
 		bad = "bad capacities";
-	else if (h->locks_offset != THOTHLOCK_HEADER_SIZE ||
+	else if (h->keys_offset != THOTHLOCK_HEADER_SIZE ||
+	         h->locks_offset != h->keys_offset + (uint64_t)h->lock_capacity * sizeof(thothlock_key_t) ||
 	         h->sites_offset != h->locks_offset + (uint64_t)h->lock_capacity * sizeof(thothlock_lock_t) ||
 	         h->caches_offset != h->sites_offset + (uint64_t)h->site_capacity * sizeof(thothlock_site_t) ||
 	         h->caches_offset + (uint64_t)h->thread_capacity * sizeof(thothlock_cache_t) > got)
@@ -157,7 +158,17 @@ int thothlock_table_load(const char *path, thothlock_table_t **out, char *why, s
 		return THOTH_E_INVAL;
 	}
 	t->hdr = h;
-	t->locks = (const thothlock_lock_t *)(bytes + h->locks_offset);
+	/* The writer keeps address, kind and acquisition count in the dense
+	 * key region (lockprof_layout.h); copy them into the private copy of
+	 * each statistics entry, which the rest of the reader reads. */
+	const thothlock_key_t *keys = (const thothlock_key_t *)(bytes + h->keys_offset);
+	thothlock_lock_t *stats = (thothlock_lock_t *)(bytes + h->locks_offset);
+	for (uint32_t i = 0; i < h->lock_capacity; i++) {
+		stats[i].addr = keys[i].addr;
+		stats[i].kind = keys[i].kind;
+		stats[i].acquisitions = keys[i].addr ? keys[i].acquisitions : 0;
+	}
+	t->locks = stats;
 	t->sites = (const thothlock_site_t *)(bytes + h->sites_offset);
 	t->caches = (const thothlock_cache_t *)(bytes + h->caches_offset);
 	if (gather_caches(t) != 0 || index_sites(t) != 0) {
@@ -827,13 +838,15 @@ int thothlock_report_write(FILE *o, thothlock_table_t *const *tables, size_t n,
 			        ",\"losses\":{\"lock_table_full\":%" PRIu64 ",\"site_table_full\":%" PRIu64
 			        ",\"held_overflow\":%" PRIu64 ",\"thread_overflow\":%" PRIu64
 			        "},\"cond_waits\":%" PRIu64 ",\"fast_path\":\"%s\","
-			        "\"acquisitions_sampled\":%s}",
+			        "\"acquisitions_sampled\":%s,\"clock\":\"%s\",\"tsc_hz\":%" PRIu64 "}",
 			        h->mode == THOTHLOCK_MODE_ALL ? "all" : "contention",
 			        h->exited ? "true" : "false", end > h->start_ns ? end - h->start_ns : 0,
 			        h->lock_table_full, h->site_table_full, h->held_overflow,
 			        h->thread_overflow, h->cond_waits,
 			        h->flags & THOTHLOCK_FLAG_INLINE_TRYLOCK ? "inline" : "glibc",
-			        h->sampling_threads ? "true" : "false");
+			        h->sampling_threads ? "true" : "false",
+			        h->flags & THOTHLOCK_FLAG_TSC ? "tsc" : "monotonic",
+			        h->flags & THOTHLOCK_FLAG_TSC ? h->tsc_hz : 0);
 		}
 		fprintf(o, "],\"locks_total\":%zu,\"locks\":[", v);
 		for (size_t i = 0; i < shown; i++) {
