@@ -10,6 +10,7 @@
  *   header.locks_offset           lock_capacity  x thothlock_lock_t
  *   header.sites_offset           site_capacity  x thothlock_site_t
  *   header.caches_offset          thread_capacity x thothlock_cache_t
+ *   header.events_offset          event_capacity x thothlock_event_t (a ring)
  *
  * Who writes what: only the profiled process writes; every counter is
  * updated with relaxed atomic adds (or a CAS loop for maxima) by the thread
@@ -41,6 +42,7 @@
 #define THOTHLOCK_LOCK_CAPACITY   16384u      /* power of two: open addressing */
 #define THOTHLOCK_SITE_CAPACITY   16384u      /* power of two */
 #define THOTHLOCK_THREAD_CAPACITY 1024u
+#define THOTHLOCK_EVENT_CAPACITY  4096u       /* power of two: the contention ring */
 
 enum thothlock_mode {
 	THOTHLOCK_MODE_CONTENTION = 0,   /* trylock first; time only contended acquisitions */
@@ -101,6 +103,12 @@ typedef struct {
 	 * before the statistics; entry i of both is the same lock. */
 	uint64_t keys_offset;
 	uint64_t tsc_hz;             /* THOTHLOCK_FLAG_TSC: the calibrated rate */
+	/* The last event_capacity contended acquisitions, as trace slices for
+	 * thothd (the dashboard's Chrome JSON export, `thothctl trace`). */
+	uint64_t events_offset;
+	uint32_t event_capacity;     /* power of two */
+	uint32_t reserved2;
+	uint64_t event_head;         /* events ever written; event n is in slot n % capacity */
 } thothlock_header_t;
 _Static_assert(sizeof(thothlock_header_t) <= THOTHLOCK_HEADER_SIZE, "the header fits its page");
 
@@ -185,6 +193,23 @@ typedef struct {
 typedef struct {
 	thothlock_cache_entry_t way[THOTHLOCK_CACHE_WAYS];
 } thothlock_cache_t;
+
+/* One contended acquisition (or timed acquisition that gave up), written
+ * after the release: seq is set to 0, then the fields, then to n + 1 (n =
+ * its number), each store a release; a reader keeps an event only when
+ * seq == n + 1 (else it was overwritten or is being written). */
+typedef struct {
+	uint64_t seq;
+	uint64_t start_ns;           /* CLOCK_MONOTONIC when the wait began */
+	uint64_t wait_ns;
+	uint64_t lock;               /* the lock's address */
+	int32_t  tid;                /* the thread that waited */
+	uint32_t flags;              /* THOTHLOCK_EVENT_* */
+} thothlock_event_t;
+
+enum thothlock_event_flags {
+	THOTHLOCK_EVENT_TIMEOUT = 1u,     /* a timed acquisition that gave up */
+};
 
 /* The hash both sides use for lock addresses (table slot, cache way) and
  * site keys; lock entries are found by linear probing from it. */

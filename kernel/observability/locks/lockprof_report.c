@@ -150,7 +150,9 @@ int thothlock_table_load(const char *path, thothlock_table_t **out, char *why, s
 	         h->locks_offset != h->keys_offset + (uint64_t)h->lock_capacity * sizeof(thothlock_key_t) ||
 	         h->sites_offset != h->locks_offset + (uint64_t)h->lock_capacity * sizeof(thothlock_lock_t) ||
 	         h->caches_offset != h->sites_offset + (uint64_t)h->site_capacity * sizeof(thothlock_site_t) ||
-	         h->caches_offset + (uint64_t)h->thread_capacity * sizeof(thothlock_cache_t) > got)
+	         h->events_offset != h->caches_offset + (uint64_t)h->thread_capacity * sizeof(thothlock_cache_t) ||
+	         h->event_capacity > (1u << 20) || (h->event_capacity & (h->event_capacity - 1)) ||
+	         h->events_offset + (uint64_t)h->event_capacity * sizeof(thothlock_event_t) > got)
 		bad = "regions outside the file";
 	if (bad) {
 		refuse(why, why_len, path, bad);
@@ -879,4 +881,110 @@ int thothlock_report_write(FILE *o, thothlock_table_t *const *tables, size_t n,
 	free(views);
 	free(standins);
 	return ferror(o) ? THOTH_E_IO : 0;
+}
+
+/* ---- the contention ring (trace slices) ---------------------------------- */
+
+struct thothlock_ring {
+	thothlock_header_t hdr;
+	thothlock_event_t *events;      /* a private copy of the ring */
+};
+
+int thothlock_ring_open(const char *path, thothlock_ring_t **out, char *why, size_t why_len)
+{
+	*out = NULL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
+	if (fd < 0) {
+		int err = errno;
+		if (why && why_len)
+			snprintf(why, why_len, "%s: %s", path, strerror(err));
+		return err == ENOENT ? THOTH_E_NOT_FOUND : THOTH_E_IO;
+	}
+	thothlock_ring_t *r = calloc(1, sizeof *r);
+	struct stat st;
+	const char *bad = NULL;
+	int rc = THOTH_E_INVAL;
+	if (!r) {
+		rc = THOTH_E_NOMEM;
+		goto fail;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		bad = "not a regular file";
+		goto fail;
+	}
+	if (pread(fd, &r->hdr, sizeof r->hdr, 0) != (ssize_t)sizeof r->hdr ||
+	    r->hdr.magic != THOTHLOCK_MAGIC) {
+		bad = "bad magic";
+		goto fail;
+	}
+	const thothlock_header_t *h = &r->hdr;
+	if (h->version != THOTHLOCK_VERSION || h->header_size != THOTHLOCK_HEADER_SIZE) {
+		bad = "unsupported version";
+		goto fail;
+	}
+	uint64_t bytes = (uint64_t)h->event_capacity * sizeof(thothlock_event_t);
+	if (h->event_capacity == 0 || h->event_capacity > (1u << 20) ||
+	    (h->event_capacity & (h->event_capacity - 1)) || h->events_offset < THOTHLOCK_HEADER_SIZE ||
+	    h->events_offset + bytes > (uint64_t)st.st_size) {
+		bad = "ring outside the file";
+		goto fail;
+	}
+	r->events = malloc(bytes);
+	if (!r->events) {
+		rc = THOTH_E_NOMEM;
+		goto fail;
+	}
+	if (pread(fd, r->events, bytes, (off_t)h->events_offset) != (ssize_t)bytes) {
+		bad = "short read";
+		goto fail;
+	}
+	close(fd);
+	*out = r;
+	return 0;
+fail:
+	if (bad)
+		refuse(why, why_len, path, bad);
+	close(fd);
+	thothlock_ring_free(r);
+	return rc;
+}
+
+void thothlock_ring_free(thothlock_ring_t *r)
+{
+	if (!r)
+		return;
+	free(r->events);
+	free(r);
+}
+
+void thothlock_ring_identity(const thothlock_ring_t *r, int *pid, uint64_t *start_ns, bool *exited)
+{
+	*pid = r->hdr.pid;
+	*start_ns = r->hdr.start_ns;
+	*exited = r->hdr.exited != 0;
+}
+
+uint64_t thothlock_ring_read(const thothlock_ring_t *r, uint64_t *next, thothlock_wait_fn fn,
+                             void *ctx)
+{
+	uint64_t head = r->hdr.event_head, cap = r->hdr.event_capacity, lost = 0;
+	uint64_t n = *next;
+	if (n > head)
+		n = head;               /* a new process behind a reused name: start over */
+	if (head - n > cap) {
+		lost += head - n - cap;
+		n = head - cap;
+	}
+	for (; n < head; n++) {
+		const thothlock_event_t *e = &r->events[n & (cap - 1)];
+		if (e->seq != n + 1) {  /* overwritten, or being written when copied */
+			lost++;
+			continue;
+		}
+		thothlock_wait_t w = { .start_ns = e->start_ns, .wait_ns = e->wait_ns, .lock = e->lock,
+				       .tid = e->tid, .timeout = (e->flags & THOTHLOCK_EVENT_TIMEOUT) != 0 };
+		fn(&w, ctx);
+	}
+	*next = head;
+	return lost;
 }

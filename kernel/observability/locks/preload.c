@@ -126,6 +126,7 @@ typedef struct {
 	uint32_t flags;
 	uint32_t segments;              /* earlier hold segments (cond waits) */
 	uint64_t t_acquired;            /* ticks (see ticks()) */
+	uint64_t t_wait;                /* HELD_CONTENDED: ticks when the wait began */
 	uint64_t wait_ns;
 	thothlock_key_t *key;           /* HELD_ENTRIES: looked up before the acquisition, */
 	thothlock_site_t *site;         /* so the commit does not look them up again */
@@ -157,6 +158,7 @@ static thothlock_key_t *keys;
 static thothlock_lock_t *locks;
 static thothlock_site_t *sites;
 static thothlock_cache_t *caches;
+static thothlock_event_t *events;
 static size_t table_size;
 static int mode = THOTHLOCK_MODE_CONTENTION;
 static bool fast_mutex;                         /* contention mode + inline trylock checked */
@@ -294,6 +296,12 @@ static void choose_clock(void)
 	ns_base = n1;
 	use_tsc = true;
 #endif
+}
+
+/* A ticks() reading as CLOCK_MONOTONIC ns (the trace's clock). */
+static inline uint64_t ticks_to_monotonic(uint64_t t)
+{
+	return use_tsc ? ns_base + elapsed_ns(tsc_base, t) - elapsed_ns(t, tsc_base) : t;
 }
 
 static uint64_t tsc_hz(void)
@@ -493,7 +501,8 @@ static size_t table_bytes(void)
 	return THOTHLOCK_HEADER_SIZE + (size_t)THOTHLOCK_LOCK_CAPACITY * sizeof(thothlock_key_t) +
 	       (size_t)THOTHLOCK_LOCK_CAPACITY * sizeof(thothlock_lock_t) +
 	       (size_t)THOTHLOCK_SITE_CAPACITY * sizeof(thothlock_site_t) +
-	       (size_t)THOTHLOCK_THREAD_CAPACITY * sizeof(thothlock_cache_t);
+	       (size_t)THOTHLOCK_THREAD_CAPACITY * sizeof(thothlock_cache_t) +
+	       (size_t)THOTHLOCK_EVENT_CAPACITY * sizeof(thothlock_event_t);
 }
 
 static void copy_str(char *dst, size_t cap, const char *src)
@@ -579,6 +588,7 @@ static void open_table(void)
 	locks = (thothlock_lock_t *)(keys + THOTHLOCK_LOCK_CAPACITY);
 	sites = (thothlock_site_t *)(locks + THOTHLOCK_LOCK_CAPACITY);
 	caches = (thothlock_cache_t *)(sites + THOTHLOCK_SITE_CAPACITY);
+	events = (thothlock_event_t *)(caches + THOTHLOCK_THREAD_CAPACITY);
 	table->version = THOTHLOCK_VERSION;
 	table->header_size = THOTHLOCK_HEADER_SIZE;
 	table->mode = (uint32_t)mode;
@@ -591,6 +601,8 @@ static void open_table(void)
 	table->locks_offset = (uint64_t)((char *)locks - (char *)mem);
 	table->sites_offset = (uint64_t)((char *)sites - (char *)mem);
 	table->caches_offset = (uint64_t)((char *)caches - (char *)mem);
+	table->events_offset = (uint64_t)((char *)events - (char *)mem);
+	table->event_capacity = THOTHLOCK_EVENT_CAPACITY;
 	table->file_size = table_size;
 	table->flags = (fast_mutex ? THOTHLOCK_FLAG_INLINE_TRYLOCK : 0) | (use_tsc ? THOTHLOCK_FLAG_TSC : 0);
 	table->tsc_hz = tsc_hz();
@@ -648,6 +660,7 @@ static void after_fork_child(void)
 	table = NULL;
 	keys = NULL;
 	locks = NULL;
+	events = NULL;
 	open_table();
 	if (me)
 		me->cache = &caches[me->index];
@@ -889,6 +902,26 @@ static void record_holder_stack(thothlock_lock_t *e)
 	}
 }
 
+/* A contended acquisition into the table's ring, as a trace slice for
+ * thothd (lockprof_layout.h: seq 0, the fields, then seq n + 1). */
+static void record_event(thread_state_t *t, uint64_t t_wait, uint64_t wait_ns, uintptr_t lock,
+                         uint32_t flags)
+{
+	if (!events)
+		return;
+	uint64_t n = __atomic_fetch_add(&table->event_head, 1, __ATOMIC_RELAXED);
+	thothlock_event_t *e = &events[n & (THOTHLOCK_EVENT_CAPACITY - 1)];
+	__atomic_store_n(&e->seq, 0, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	__atomic_store_n(&e->start_ns, ticks_to_monotonic(t_wait), __ATOMIC_RELAXED);
+	__atomic_store_n(&e->wait_ns, wait_ns, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->lock, (uint64_t)lock, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->tid, atomic_load_explicit(&t->tid, memory_order_relaxed),
+	                 __ATOMIC_RELAXED);
+	__atomic_store_n(&e->flags, flags, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->seq, n + 1, __ATOMIC_RELEASE);
+}
+
 /* After the real unlock: move what `h` measured into the shared table. */
 static __attribute__((noinline)) void commit(thread_state_t *t, const held_t *h, uintptr_t lock,
                                              uint64_t t_release)
@@ -928,6 +961,7 @@ static __attribute__((noinline)) void commit(thread_state_t *t, const held_t *h,
 			add(&e->owner_changes, 1);
 	}
 	if (contended) {
+		record_event(t, h->t_wait, h->wait_ns, lock, 0);
 		add(&e->contentions, 1);
 		if (!all)
 			add(&e->owner_changes, 1);
@@ -966,9 +1000,10 @@ out:
 
 /* A timed acquisition that gave up: we hold nothing, record now. */
 static void commit_timeout(thread_state_t *t, uintptr_t lock, uintptr_t pc, uint32_t kind,
-                           uint64_t wait_ns)
+                           uint64_t t_wait, uint64_t wait_ns)
 {
 	t->in_hook = 1;
+	record_event(t, t_wait, wait_ns, lock, THOTHLOCK_EVENT_TIMEOUT);
 	thothlock_key_t *k = lock_entry(lock, kind);
 	if (k) {
 		thothlock_lock_t *e = stats_of(k);
@@ -1056,13 +1091,14 @@ acquire_contended(thread_state_t *t, void *lock, uint32_t kind, lock_fn blocking
 	uint64_t t1 = ticks();
 	if (rc != 0) {
 		if (rc == ETIMEDOUT)
-			commit_timeout(t, key, pc, kind, elapsed_ns(t0, t1));
+			commit_timeout(t, key, pc, kind, t0, elapsed_ns(t0, t1));
 		return rc;
 	}
 	held_t *h = push_held(t, key, pc, kind);
 	if (h) {
 		h->flags = HELD_CONTENDED | HELD_TIMED;
 		h->wait_ns = elapsed_ns(t0, t1);
+		h->t_wait = t0;
 		h->owner_pc = owner_pc;
 		h->t_acquired = t1;
 		keep_entries(h, k, s);
