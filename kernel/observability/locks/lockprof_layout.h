@@ -40,7 +40,10 @@
 
 /* Capacities the writer uses (the reader takes them from the header). */
 #define THOTHLOCK_LOCK_CAPACITY   16384u      /* power of two: open addressing */
-#define THOTHLOCK_SITE_CAPACITY   16384u      /* power of two */
+#define THOTHLOCK_SITE_CAPACITY   65536u      /* power of two: one per (lock, call site) */
+/* Writers give up (and count a loss) after this many probes: a full or
+ * crowded table must not cost a scan of all of it per acquisition. */
+#define THOTHLOCK_MAX_PROBES      256u
 #define THOTHLOCK_THREAD_CAPACITY 1024u
 #define THOTHLOCK_EVENT_CAPACITY  4096u       /* power of two: the contention ring */
 

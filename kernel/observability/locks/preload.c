@@ -343,7 +343,7 @@ static thothlock_key_t *lock_entry(uintptr_t addr, uint32_t kind)
 		return NULL;
 	uint32_t mask = THOTHLOCK_LOCK_CAPACITY - 1;
 	uint32_t i = (uint32_t)hash_ptr(addr) & mask;
-	for (uint32_t n = 0; n < THOTHLOCK_LOCK_CAPACITY; n++, i = (i + 1) & mask) {
+	for (uint32_t n = 0; n < THOTHLOCK_MAX_PROBES; n++, i = (i + 1) & mask) {
 		thothlock_key_t *e = &keys[i];
 		uint64_t key = __atomic_load_n(&e->addr, __ATOMIC_ACQUIRE);
 		if (key == addr)
@@ -374,7 +374,7 @@ static thothlock_site_t *site_entry(thothlock_key_t *lock, uintptr_t pc)
 	uint64_t key = THOTHLOCK_SITE_KEY(lock - keys, pc);
 	uint32_t mask = THOTHLOCK_SITE_CAPACITY - 1;
 	uint32_t i = (uint32_t)hash_ptr(key) & mask;
-	for (uint32_t n = 0; n < THOTHLOCK_SITE_CAPACITY; n++, i = (i + 1) & mask) {
+	for (uint32_t n = 0; n < THOTHLOCK_MAX_PROBES; n++, i = (i + 1) & mask) {
 		thothlock_site_t *s = &sites[i];
 		uint64_t cur = __atomic_load_n(&s->key, __ATOMIC_ACQUIRE);
 		if (cur == key)
