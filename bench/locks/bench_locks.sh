@@ -18,7 +18,12 @@ LIB=@THOTHLOCK_LIB_PATH@
 REPS=${BENCH_LOCKS_REPS:-5}
 LOAD_S=${BENCH_LOCKS_SECONDS:-3}
 tmp=$(mktemp -d /tmp/bench_locks.XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
+# The profiled programs' tables on tmpfs, where the thothlock launcher puts
+# them: on a disk file system each first touch of a table page is a page
+# fault that reserves a block (ext4 here), which is not the profiler's cost.
+shm=$(mktemp -d /dev/shm/bench_locks.XXXXXX 2>/dev/null) || shm=$tmp/shm
+mkdir -p "$shm"
+trap 'rm -rf "$tmp" "$shm"' EXIT
 
 median() { sort -g | awk '{a[NR]=$1} END {if (NR == 0) print "nan"; else if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 modes="base contention all"
@@ -36,8 +41,8 @@ for threads in 1 2; do
 		for m in $modes; do
 			case $m in
 			base) env "$UNC" $flag ;;
-			contention) THOTHLOCK_DIR=$tmp LD_PRELOAD=$LIB "$UNC" $flag ;;
-			all) THOTHLOCK_MODE=all THOTHLOCK_DIR=$tmp LD_PRELOAD=$LIB "$UNC" $flag ;;
+			contention) THOTHLOCK_DIR=$shm LD_PRELOAD=$LIB "$UNC" $flag ;;
+			all) THOTHLOCK_MODE=all THOTHLOCK_DIR=$shm LD_PRELOAD=$LIB "$UNC" $flag ;;
 			esac | awk '/^glibc_ns_per_pair/ {g=$2} /^added_ns_per_pair/ {a=$2} END {print g, a}' >>"$tmp/unc_${m}_$threads"
 		done
 	done
@@ -52,8 +57,8 @@ if command -v valgrind >/dev/null 2>&1; then
 	instr() { # instructions of PAIRS pairs through the PLT in MODE
 		case $1 in
 		base) valgrind --tool=callgrind --callgrind-out-file=/dev/null "$UNC" --threaded --only plt "$2" ;;
-		contention) THOTHLOCK_DIR=$tmp LD_PRELOAD=$LIB valgrind --tool=callgrind --callgrind-out-file=/dev/null "$UNC" --threaded --only plt "$2" ;;
-		all) THOTHLOCK_MODE=all THOTHLOCK_DIR=$tmp LD_PRELOAD=$LIB valgrind --tool=callgrind --callgrind-out-file=/dev/null "$UNC" --threaded --only plt "$2" ;;
+		contention) THOTHLOCK_DIR=$shm LD_PRELOAD=$LIB valgrind --tool=callgrind --callgrind-out-file=/dev/null "$UNC" --threaded --only plt "$2" ;;
+		all) THOTHLOCK_MODE=all THOTHLOCK_DIR=$shm LD_PRELOAD=$LIB valgrind --tool=callgrind --callgrind-out-file=/dev/null "$UNC" --threaded --only plt "$2" ;;
 		esac 2>&1 >/dev/null | awk '/Collected :/ {print $NF}'
 	}
 	for m in $modes; do
@@ -76,11 +81,11 @@ prof() {
 	mode=$1; shift
 	case $mode in
 	base) "$@" ;;
-	contention) env THOTHLOCK_DIR="$tmp/tables" LD_PRELOAD="$LIB" "$@" ;;
-	all) env THOTHLOCK_MODE=all THOTHLOCK_DIR="$tmp/tables" LD_PRELOAD="$LIB" "$@" ;;
+	contention) env THOTHLOCK_DIR="$shm/tables" LD_PRELOAD="$LIB" "$@" ;;
+	all) env THOTHLOCK_MODE=all THOTHLOCK_DIR="$shm/tables" LD_PRELOAD="$LIB" "$@" ;;
 	esac
 }
-mkdir -p "$tmp/tables"
+mkdir -p "$shm/tables"
 if command -v sysbench >/dev/null 2>&1; then
 	for variant in default hot threads; do
 		case $variant in
@@ -94,7 +99,7 @@ if command -v sysbench >/dev/null 2>&1; then
 				prof "$m" "$CPUTIME" "$tmp/cpu" sysbench $args run |
 					awk '/total time:/ {sub("s", "", $3); print $3}' >>"$tmp/sb_${variant}_$m"
 				cat "$tmp/cpu" >>"$tmp/sbcpu_${variant}_$m"
-				rm -f "$tmp"/tables/*
+				rm -f "$shm"/tables/*
 			done
 		done
 		b=$(median <"$tmp/sb_${variant}_base"); c=$(median <"$tmp/sb_${variant}_contention"); a=$(median <"$tmp/sb_${variant}_all")
@@ -115,8 +120,8 @@ if command -v memcached >/dev/null 2>&1 && command -v memcaslap >/dev/null 2>&1;
 			# shellcheck disable=SC2086
 			(MEMCACHED_PORT_FILENAME=$tmp/port exec "$CPUTIME" "$tmp/mccpu" env $(
 				case $m in
-				contention) echo "THOTHLOCK_DIR=$tmp/tables LD_PRELOAD=$LIB" ;;
-				all) echo "THOTHLOCK_MODE=all THOTHLOCK_DIR=$tmp/tables LD_PRELOAD=$LIB" ;;
+				contention) echo "THOTHLOCK_DIR=$shm/tables LD_PRELOAD=$LIB" ;;
+				all) echo "THOTHLOCK_MODE=all THOTHLOCK_DIR=$shm/tables LD_PRELOAD=$LIB" ;;
 				esac) memcached -p -1 -U 0 -l 127.0.0.1 -t 4 -m 64 $user) &
 			pid=$!
 			i=0
@@ -130,7 +135,7 @@ if command -v memcached >/dev/null 2>&1 && command -v memcaslap >/dev/null 2>&1;
 			kill -TERM "$pid"; wait "$pid" || true
 			echo "$tps" >>"$tmp/mc_$m"
 			awk -v t="$tps" -v s="$LOAD_S" '{ printf "%.9f\n", $1 / (t * s) }' "$tmp/mccpu" >>"$tmp/mccpu_$m"
-			rm -f "$tmp"/tables/*
+			rm -f "$shm"/tables/*
 		done
 	done
 	b=$(median <"$tmp/mc_base"); c=$(median <"$tmp/mc_contention"); a=$(median <"$tmp/mc_all")

@@ -57,6 +57,7 @@ enum {
 	THREAD_SLOTS = 1024,
 	LOCKS_EVERY = 5,                /* ticks between lock reports (symbolizing costs) */
 	LOCKS_MAX_TABLES = 16,
+	LOCK_RINGS = 64,                /* preloaded processes whose contention slices are followed */
 	LOCKS_TOP = 8,            /* threads followed for wake-up causes (power of 2) */
 	MAX_IFACE_NAMES = 128,
 };
@@ -146,6 +147,15 @@ typedef struct kept_event {
 	uint16_t name;
 } kept_event_t;
 
+/* A preloaded process's contention ring: how far it has been read. */
+typedef struct lock_ring_pos {
+	int pid;                        /* 0 = free */
+	uint64_t table_start_ns;        /* with pid, the process's identity */
+	uint64_t next;                  /* the next event number to read */
+	uint64_t seen_tick;
+	char name[32];                  /* /proc/PID/comm: most are not thoth programs */
+} lock_ring_pos_t;
+
 typedef struct cpu_state {
 	char name[32];
 	uint64_t usage, time_us, above, below;
@@ -181,6 +191,11 @@ struct thothd_live {
 	uint32_t n_cpus;
 	char idle_driver[32], idle_governor[32];
 	char *locks_json;               /* the last lock report object (refreshed every LOCKS_EVERY ticks) */
+	uint64_t locks_tick;            /* when locks_json was made */
+	uint64_t lock_set;              /* a hash of the tables seen at the last tick */
+	bool locks_stale;               /* the set of profiled processes changed */
+	lock_ring_pos_t rings[LOCK_RINGS];
+	uint64_t lock_slices, lock_slices_lost;
 	double prev_energy_mj;
 	uint64_t prev_calls;
 	bool have_prev_energy;
@@ -331,9 +346,14 @@ int thothd_live_start(thothd_live_t *l)
 	memset(l->threads, 0, sizeof l->threads);
 	free(l->locks_json);            /* refreshed at the first tick */
 	l->locks_json = NULL;
+	memset(l->rings, 0, sizeof l->rings);
+	l->lock_slices = l->lock_slices_lost = 0;
+	l->lock_set = 0;
+	l->locks_stale = false;
 	int r = thothd_tracer_live_start(l->d->tracer,
 					 THOTH_TRACE_MASK(LOOP) | THOTH_TRACE_MASK(TIMER) |
-						 THOTH_TRACE_MASK(IPC) | THOTH_TRACE_MASK(PM),
+						 THOTH_TRACE_MASK(IPC) | THOTH_TRACE_MASK(PM) |
+						 THOTH_TRACE_MASK(LOCK),
 					 on_event, l);
 	if (r) {
 		free(l->pending);
@@ -546,6 +566,8 @@ static void on_event(const thoth_trace_event_t *ev, const char *process, void *c
 			attribute_wake(l, ev, process, true);
 			on_message(l, ev, true);
 		}
+	} else if (ev->category == THOTH_TRACE_CAT_LOCK) {
+		l->lock_slices++;
 	}
 }
 
@@ -710,6 +732,86 @@ static char *locks_report(thothd_live_t *l)
 	return buf;
 }
 
+/* Each tick: the contended acquisitions that preloaded processes wrote to
+ * their tables' rings since the last tick become `lock_wait` events
+ * (category lock, arg0 = wait ns, arg1 = the lock's address, stamped at
+ * the wait's start: what thoth_mutex emits), so the window export draws
+ * them as slices on the waiting thread's track.  Only the header and the
+ * ring are read (thothlock_ring_open), not the table. */
+typedef struct {
+	thothd_live_t *l;
+	int pid;
+	const char *process;
+} lock_slice_ctx_t;
+
+static void on_lock_wait(const thothlock_wait_t *w, void *arg)
+{
+	lock_slice_ctx_t *c = arg;
+	if (w->start_ns < c->l->started_ns)
+		return;                 /* before the dashboard started collecting */
+	thoth_trace_event_t ev = {
+		.timestamp_ns = w->start_ns, .arg0 = w->wait_ns, .arg1 = w->lock,
+		.pid = (uint32_t)c->pid, .tid = (uint32_t)w->tid,
+		.category = THOTH_TRACE_CAT_LOCK, .name = "lock_wait",
+	};
+	on_event(&ev, c->process, c->l);
+}
+
+static void ingest_lock_slices(thothd_live_t *l)
+{
+	char dir[4200];
+	snprintf(dir, sizeof dir, "%s/locks", l->d->cfg.runtime_dir ? l->d->cfg.runtime_dir : ".");
+	DIR *dp = opendir(dir);
+	struct dirent *de;
+	uint64_t set = 0;
+	while (dp && (de = readdir(dp))) {
+		size_t len = strlen(de->d_name);
+		if (len < 7 || strcmp(de->d_name + len - 6, ".table") != 0)
+			continue;
+		char path[4500];
+		snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+		thothlock_ring_t *r;
+		if (thothlock_ring_open(path, &r, NULL, 0))
+			continue;
+		int pid;
+		uint64_t start;
+		bool exited;
+		thothlock_ring_identity(r, &pid, &start, &exited);
+		/* Order-free: the sum of a mix of each identity. */
+		set += ((uint64_t)(uint32_t)pid * 0x9e3779b97f4a7c15ull) ^ start ^ (exited ? 1u : 0u);
+		lock_ring_pos_t *pos = NULL, *oldest = &l->rings[0];
+		for (uint32_t i = 0; i < LOCK_RINGS && !pos; i++) {
+			if (l->rings[i].pid == pid && l->rings[i].table_start_ns == start)
+				pos = &l->rings[i];
+			else if (l->rings[i].seen_tick < oldest->seen_tick)
+				oldest = &l->rings[i];
+		}
+		if (!pos) {             /* a process not followed yet (or the least recent one's slot) */
+			pos = oldest;
+			*pos = (lock_ring_pos_t){ .pid = pid, .table_start_ns = start };
+			char cpath[64];
+			snprintf(cpath, sizeof cpath, "/proc/%d/comm", pid);
+			FILE *cf = fopen(cpath, "re");
+			if (cf) {
+				if (fgets(pos->name, sizeof pos->name, cf))
+					pos->name[strcspn(pos->name, "\n")] = 0;
+				fclose(cf);
+			}
+		}
+		pos->seen_tick = l->ticks;
+		lock_slice_ctx_t ctx = { .l = l, .pid = pid, .process = pos->name };
+		l->lock_slices_lost += thothlock_ring_read(r, &pos->next, on_lock_wait, &ctx);
+		thothlock_ring_free(r);
+	}
+	if (dp)
+		closedir(dp);
+	/* A process that started or ended under the profiler: the lock panel
+	 * is refreshed at this tick, not up to LOCKS_EVERY ticks later. */
+	if (set != l->lock_set)
+		l->locks_stale = true;
+	l->lock_set = set;
+}
+
 /* ---- interface names -------------------------------------------------------------------- */
 
 static void iface_add(thothd_live_t *l, uint32_t id, const char *package, size_t plen,
@@ -791,6 +893,9 @@ static const char *proc_name(thothd_live_t *l, uint32_t pid)
 	for (uint32_t i = 0; i < l->n_procs; i++)
 		if (l->procs[i].pid == pid)
 			return l->procs[i].name;
+	for (uint32_t i = 0; i < LOCK_RINGS; i++)     /* a preloaded program's lock slices */
+		if (l->rings[i].pid && (uint32_t)l->rings[i].pid == pid && l->rings[i].name[0])
+			return l->rings[i].name;
 	return "?";
 }
 
@@ -828,6 +933,7 @@ int thothd_live_tick(thothd_live_t *l, char **json, size_t *len)
 	if (!l->collecting)
 		return THOTH_E_INVAL;
 	thothd_tracer_live_drain(l->d->tracer);
+	ingest_lock_slices(l);
 	uint64_t now = thothd_now(l->d);
 	double dt = (double)(now - l->last_tick_ns) / 1e9;
 	if (dt <= 0)
@@ -1012,15 +1118,21 @@ int thothd_live_tick(thothd_live_t *l, char **json, size_t *len)
 	l->have_prev_energy = have_elements;
 	pm_view_close(&v);
 
-	if (!l->locks_json || l->ticks % LOCKS_EVERY == 1) {
+	if (!l->locks_json || l->locks_stale || l->ticks - l->locks_tick >= LOCKS_EVERY) {
 		char *lj = locks_report(l);
 		if (lj) {
 			free(l->locks_json);
 			l->locks_json = lj;
 		}
+		l->locks_tick = l->ticks;
+		l->locks_stale = false;
 	}
 	fprintf(f, ",\"locks\":%s", l->locks_json ? l->locks_json
 		: "{\"available\":false,\"why\":\"cannot read the lock tables\"}");
+	/* Contended acquisitions kept as lock_wait slices for the window
+	 * export (preloaded programs' rings and thoth_mutex trace events). */
+	fprintf(f, ",\"lock_slices\":{\"kept\":%llu,\"lost\":%llu}",
+		(unsigned long long)l->lock_slices, (unsigned long long)l->lock_slices_lost);
 	fprintf(f, "}");
 	if (fclose(f) != 0) {
 		free(buf);

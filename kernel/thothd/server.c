@@ -714,16 +714,8 @@ static void client_io(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t 
 			}
 			if (c->reader.len == before)
 				break;
-			/* A read that left room in the buffer emptied the socket:
-			 * reading again would only return EAGAIN (one system call
-			 * per request for a blocking client, ~1/4 of thothd's
-			 * time under load; docs/LOCKS.md "thothd").  The loop is
-			 * level-triggered: bytes that arrive meanwhile wake it. */
-			bool drained = c->reader.len < c->reader.cap;
 			thothd_client_process(d, c);
 			input_account(d, c);
-			if (drained)
-				break;
 		}
 	}
 	client_settle(d, c);

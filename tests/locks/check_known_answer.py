@@ -15,6 +15,9 @@ Runs the program twice under thothlock --json (contention-only mode, then
   * the lock named `hot_lock`, the contended call site symbolized as
     function waiter_lock at known_answer.c:<the marked line>, and the
     holder's site (owner_sites) as holder_lock at its marked line.
+The two runs use the two clocks: contention mode the default (the TSC
+where cpuinfo says it is invariant), all mode THOTHLOCK_CLOCK=monotonic
+(clock_gettime, the fallback); each report must name its clock.
 """
 import json
 import os
@@ -46,12 +49,21 @@ def exact(name, got, want):
     print(f"ok {name}: {got}")
 
 
-def run(thothlock, program, extra, tmp):
+def invariant_tsc():
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("flags"):
+                flags = line.split(":", 1)[1].split()
+                return "constant_tsc" in flags and "nonstop_tsc" in flags
+    return False
+
+
+def run(thothlock, program, extra, tmp, env=None):
     ref_path = os.path.join(tmp, "reference.json")
     out_path = os.path.join(tmp, "report.json")
     cmd = [thothlock, "--json", "--output", out_path] + extra + [
         "--", program, str(THREADS), str(ROUNDS), str(HOLD_US), str(WAITER_HOLD_US), ref_path]
-    p = subprocess.run(cmd, timeout=120)
+    p = subprocess.run(cmd, timeout=120, env=dict(os.environ, **(env or {})))
     if p.returncode != 0:
         sys.exit(f"FAIL {' '.join(cmd)} exited {p.returncode}")
     with open(ref_path) as f:
@@ -73,6 +85,10 @@ def main():
         ref, report, hot = run(thothlock, program, [], tmp)
         if report["processes"][0]["mode"] != "contention":
             sys.exit("FAIL mode is not contention")
+        want_clock = "tsc" if invariant_tsc() and os.uname().machine == "x86_64" else "monotonic"
+        exact("clock (default)", report["processes"][0]["clock"], want_clock)
+        if want_clock == "tsc" and not 5e7 <= report["processes"][0]["tsc_hz"] <= 2e10:
+            sys.exit(f"FAIL tsc_hz {report['processes'][0]['tsc_hz']}")
         exact("name", hot["name"], "hot_lock")
         exact("contentions (contention mode)", hot["contentions"], ref["contentions"])
         exact("acquisitions (contention mode)", hot["acquisitions"], ref["acquisitions"])
@@ -100,9 +116,11 @@ def main():
             sys.exit("FAIL no holder stack captured")
 
         # All-acquisitions mode.
-        ref, report, hot = run(thothlock, program, ["--all"], tmp)
+        ref, report, hot = run(thothlock, program, ["--all"], tmp,
+                               {"THOTHLOCK_CLOCK": "monotonic"})
         if report["processes"][0]["mode"] != "all":
             sys.exit("FAIL mode is not all")
+        exact("clock (THOTHLOCK_CLOCK=monotonic)", report["processes"][0]["clock"], "monotonic")
         exact("contentions (all mode)", hot["contentions"], ref["contentions"])
         exact("acquisitions (all mode)", hot["acquisitions"], ref["acquisitions"])
         exact("holds measured (all mode)", hot["holds_measured"], ref["acquisitions"])

@@ -6,9 +6,11 @@
  * live view and the final report are one format (docs/LOCKS.md).
  *
  *   offset 0                      header (thothlock_header_t, 4096 B)
+ *   header.keys_offset            lock_capacity  x thothlock_key_t
  *   header.locks_offset           lock_capacity  x thothlock_lock_t
  *   header.sites_offset           site_capacity  x thothlock_site_t
  *   header.caches_offset          thread_capacity x thothlock_cache_t
+ *   header.events_offset          event_capacity x thothlock_event_t (a ring)
  *
  * Who writes what: only the profiled process writes; every counter is
  * updated with relaxed atomic adds (or a CAS loop for maxima) by the thread
@@ -26,7 +28,7 @@
 #include <stdint.h>
 
 #define THOTHLOCK_MAGIC        0x4b4c4854u   /* "THLK" little-endian */
-#define THOTHLOCK_VERSION      1u
+#define THOTHLOCK_VERSION      2u            /* 2: lock keys apart from their statistics */
 #define THOTHLOCK_HEADER_SIZE  4096u
 #define THOTHLOCK_HIST_BUCKETS 32u            /* log2(ns) buckets, see below */
 #define THOTHLOCK_STACK_DEPTH  16u
@@ -38,8 +40,12 @@
 
 /* Capacities the writer uses (the reader takes them from the header). */
 #define THOTHLOCK_LOCK_CAPACITY   16384u      /* power of two: open addressing */
-#define THOTHLOCK_SITE_CAPACITY   16384u      /* power of two */
+#define THOTHLOCK_SITE_CAPACITY   65536u      /* power of two: one per (lock, call site) */
+/* Writers give up (and count a loss) after this many probes: a full or
+ * crowded table must not cost a scan of all of it per acquisition. */
+#define THOTHLOCK_MAX_PROBES      256u
 #define THOTHLOCK_THREAD_CAPACITY 1024u
+#define THOTHLOCK_EVENT_CAPACITY  4096u       /* power of two: the contention ring */
 
 enum thothlock_mode {
 	THOTHLOCK_MODE_CONTENTION = 0,   /* trylock first; time only contended acquisitions */
@@ -50,6 +56,9 @@ enum thothlock_flags {
 	/* Default mutexes are taken by the inline copy of glibc's trylock
 	 * (its protocol checked at start-up: preload.c, docs/LOCKS.md). */
 	THOTHLOCK_FLAG_INLINE_TRYLOCK = 1u,
+	/* Durations were timed with the TSC (header.tsc_hz), calibrated once
+	 * against CLOCK_MONOTONIC; without it, with clock_gettime. */
+	THOTHLOCK_FLAG_TSC = 2u,
 };
 
 enum thothlock_kind {
@@ -93,6 +102,16 @@ typedef struct {
 	 * 0 = every count exact.  (Appended in the header's spare room: a
 	 * table written before it reads 0.) */
 	uint64_t sampling_threads;
+	/* Version 2: the lock keys (thothlock_key_t) are a region of their own,
+	 * before the statistics; entry i of both is the same lock. */
+	uint64_t keys_offset;
+	uint64_t tsc_hz;             /* THOTHLOCK_FLAG_TSC: the calibrated rate */
+	/* The last event_capacity contended acquisitions, as trace slices for
+	 * thothd (the dashboard's Chrome JSON export, `thothctl trace`). */
+	uint64_t events_offset;
+	uint32_t event_capacity;     /* power of two */
+	uint32_t reserved2;
+	uint64_t event_head;         /* events ever written; event n is in slot n % capacity */
 } thothlock_header_t;
 _Static_assert(sizeof(thothlock_header_t) <= THOTHLOCK_HEADER_SIZE, "the header fits its page");
 
@@ -103,11 +122,28 @@ typedef struct {
 	uint64_t pc[THOTHLOCK_STACK_DEPTH];   /* return addresses, innermost first */
 } thothlock_stack_t;
 
+/* A lock's key and acquisition count: what every lock seen costs.  Kept
+ * apart from the statistics below (1.2 KiB per lock, written only when
+ * the lock is contended or timed) so that counting acquisitions over
+ * thousands of locks touches 24 bytes per lock, not a page: the keys of
+ * 4096 locks fit in ~100 pages, their statistics would be one page each,
+ * and every first touch of a page of the mapped file is a page fault
+ * (docs/LOCKS.md, "Cost"). */
 typedef struct {
 	uint64_t addr;               /* the lock's address; 0 = free entry (CAS) */
-	uint32_t kind;               /* enum thothlock_kind */
-	uint32_t reserved0;
 	uint64_t acquisitions;       /* plus the per-thread caches' counts (below) */
+	uint32_t kind;               /* enum thothlock_kind */
+	uint32_t reserved;
+} thothlock_key_t;
+
+/* Entry i is the statistics of keys[i].  The writer never sets addr, kind
+ * or acquisitions here (they live in the key); a reader fills them in from
+ * the key after loading, so the rest of it reads one struct per lock. */
+typedef struct {
+	uint64_t addr;               /* reader only: keys[i].addr */
+	uint32_t kind;               /* reader only: keys[i].kind */
+	uint32_t reserved0;
+	uint64_t acquisitions;       /* reader only: keys[i].acquisitions */
 	uint64_t contentions;        /* acquisitions that had to wait */
 	uint64_t owner_changes;      /* all mode: acquired by another thread than the last owner;
 	                              * contention mode: the contended acquisitions (a lower bound) */
@@ -160,6 +196,23 @@ typedef struct {
 typedef struct {
 	thothlock_cache_entry_t way[THOTHLOCK_CACHE_WAYS];
 } thothlock_cache_t;
+
+/* One contended acquisition (or timed acquisition that gave up), written
+ * after the release: seq is set to 0, then the fields, then to n + 1 (n =
+ * its number), each store a release; a reader keeps an event only when
+ * seq == n + 1 (else it was overwritten or is being written). */
+typedef struct {
+	uint64_t seq;
+	uint64_t start_ns;           /* CLOCK_MONOTONIC when the wait began */
+	uint64_t wait_ns;
+	uint64_t lock;               /* the lock's address */
+	int32_t  tid;                /* the thread that waited */
+	uint32_t flags;              /* THOTHLOCK_EVENT_* */
+} thothlock_event_t;
+
+enum thothlock_event_flags {
+	THOTHLOCK_EVENT_TIMEOUT = 1u,     /* a timed acquisition that gave up */
+};
 
 /* The hash both sides use for lock addresses (table slot, cache way) and
  * site keys; lock entries are found by linear probing from it. */

@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -39,6 +40,9 @@ typedef struct {
 struct thothlock_table {
 	unsigned char *bytes;
 	size_t size;
+	size_t alloc;                      /* bytes' mapping size */
+	uint8_t *data_pages;               /* bit per 4 KiB page of the file: 1 = has data */
+	const thothlock_key_t *keys;
 	const thothlock_header_t *hdr;
 	const thothlock_lock_t *locks;
 	const thothlock_site_t *sites;
@@ -50,6 +54,15 @@ struct thothlock_table {
 	const thothlock_site_t **by_lock;  /* used sites sorted by lock index */
 	size_t sites_used;
 };
+
+/* Whether the file page holding *p was ever written (a hole reads as
+ * zeros: the table is 35 MiB, mostly never touched; the reader skips
+ * what it need not look at rather than fault in zero pages). */
+static bool has_data(const thothlock_table_t *t, const void *p)
+{
+	size_t page = (size_t)((const unsigned char *)p - t->bytes) >> 12;
+	return (t->data_pages[page >> 3] >> (page & 7)) & 1u;
+}
 
 static int cmp_entry(const void *a, const void *b)
 {
@@ -65,7 +78,7 @@ static int gather_caches(thothlock_table_t *t)
 	size_t n = 0;
 	for (uint32_t th = 0; th < t->hdr->thread_capacity; th++)
 		for (uint32_t w = 0; w < THOTHLOCK_CACHE_WAYS; w++)
-			if (t->caches[th].way[w].addr)
+			if (has_data(t, &t->caches[th].way[w]) && t->caches[th].way[w].addr)
 				n++;
 	t->cached = calloc(n ? n : 1, sizeof *t->cached);
 	if (!t->cached)
@@ -73,7 +86,7 @@ static int gather_caches(thothlock_table_t *t)
 	size_t k = 0;
 	for (uint32_t th = 0; th < t->hdr->thread_capacity; th++)
 		for (uint32_t w = 0; w < THOTHLOCK_CACHE_WAYS && k < n; w++)
-			if (t->caches[th].way[w].addr)
+			if (has_data(t, &t->caches[th].way[w]) && t->caches[th].way[w].addr)
 				t->cached[k++] = t->caches[th].way[w];
 	qsort(t->cached, k, sizeof *t->cached, cmp_entry);
 	size_t out = 0;
@@ -118,23 +131,53 @@ int thothlock_table_load(const char *path, thothlock_table_t **out, char *why, s
 		refuse(why, why_len, path, "size");
 		return THOTH_E_INVAL;
 	}
+	/* Private zero pages, into which only the file's data extents are read
+	 * (SEEK_DATA/SEEK_HOLE; a file system without them reports one
+	 * extent): the holes cost neither a copy nor a page. */
+	size_t size = (size_t)st.st_size, pages = (size + 4095) >> 12;
 	thothlock_table_t *t = calloc(1, sizeof *t);
-	unsigned char *bytes = malloc((size_t)st.st_size);
-	if (!t || !bytes) {
+	uint8_t *data_pages = calloc((pages + 7) / 8 + 1, 1);
+	unsigned char *bytes = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+	                            -1, 0);
+	if (!t || !data_pages || bytes == MAP_FAILED) {
 		free(t);
-		free(bytes);
+		free(data_pages);
+		if (bytes != MAP_FAILED)
+			munmap(bytes, size);
 		close(fd);
 		return THOTH_E_NOMEM;
 	}
-	size_t got = 0;
-	while (got < (size_t)st.st_size) {
-		ssize_t n = pread(fd, bytes + got, (size_t)st.st_size - got, (off_t)got);
-		if (n <= 0)
-			break;
-		got += (size_t)n;
+	t->bytes = bytes;
+	t->alloc = size;
+	t->data_pages = data_pages;
+	size_t got = size;
+	for (off_t off = 0; off < (off_t)size;) {
+		off_t data = lseek(fd, off, SEEK_DATA), hole;
+		if (data < 0 && errno == ENXIO)
+			break;          /* only a hole is left */
+		if (data < 0) {         /* no SEEK_DATA here: the rest is data */
+			data = off;
+			hole = (off_t)size;
+		} else {
+			hole = lseek(fd, data, SEEK_HOLE);
+			if (hole < 0 || hole > (off_t)size)
+				hole = (off_t)size;
+		}
+		data &= ~(off_t)4095;   /* whole pages: has_data() is per page */
+		for (off_t at = data; at < hole;) {
+			ssize_t n = pread(fd, bytes + at, (size_t)(hole - at), at);
+			if (n <= 0) {
+				got = (size_t)at;   /* shrunk under us: what we have */
+				hole = at;
+				break;
+			}
+			at += n;
+		}
+		for (size_t pg = (size_t)data >> 12; pg < ((size_t)hole + 4095) >> 12 && pg < pages; pg++)
+			data_pages[pg >> 3] |= (uint8_t)(1u << (pg & 7));
+		off = hole > data ? hole : data + 4096;
 	}
 	close(fd);
-	t->bytes = bytes;
 	t->size = got;
 	const thothlock_header_t *h = (const thothlock_header_t *)bytes;
 	const char *bad = NULL;
@@ -146,10 +189,13 @@ int thothlock_table_load(const char *path, thothlock_table_t **out, char *why, s
 	         h->lock_capacity > (1u << 20) || h->site_capacity > (1u << 20) ||
 	         h->thread_capacity > (1u << 16))
 		bad = "bad capacities";
-	else if (h->locks_offset != THOTHLOCK_HEADER_SIZE ||
+	else if (h->keys_offset != THOTHLOCK_HEADER_SIZE ||
+	         h->locks_offset != h->keys_offset + (uint64_t)h->lock_capacity * sizeof(thothlock_key_t) ||
 	         h->sites_offset != h->locks_offset + (uint64_t)h->lock_capacity * sizeof(thothlock_lock_t) ||
 	         h->caches_offset != h->sites_offset + (uint64_t)h->site_capacity * sizeof(thothlock_site_t) ||
-	         h->caches_offset + (uint64_t)h->thread_capacity * sizeof(thothlock_cache_t) > got)
+	         h->events_offset != h->caches_offset + (uint64_t)h->thread_capacity * sizeof(thothlock_cache_t) ||
+	         h->event_capacity > (1u << 20) || (h->event_capacity & (h->event_capacity - 1)) ||
+	         h->events_offset + (uint64_t)h->event_capacity * sizeof(thothlock_event_t) > got)
 		bad = "regions outside the file";
 	if (bad) {
 		refuse(why, why_len, path, bad);
@@ -157,7 +203,20 @@ int thothlock_table_load(const char *path, thothlock_table_t **out, char *why, s
 		return THOTH_E_INVAL;
 	}
 	t->hdr = h;
-	t->locks = (const thothlock_lock_t *)(bytes + h->locks_offset);
+	/* The writer keeps address, kind and acquisition count in the dense
+	 * key region (lockprof_layout.h); copy them into the private copy of
+	 * each statistics entry, which the rest of the reader reads. */
+	const thothlock_key_t *keys = (const thothlock_key_t *)(bytes + h->keys_offset);
+	thothlock_lock_t *stats = (thothlock_lock_t *)(bytes + h->locks_offset);
+	for (uint32_t i = 0; i < h->lock_capacity; i++) {
+		if (!has_data(t, &keys[i]) || !keys[i].addr)
+			continue;
+		stats[i].addr = keys[i].addr;
+		stats[i].kind = keys[i].kind;
+		stats[i].acquisitions = keys[i].acquisitions;
+	}
+	t->keys = keys;
+	t->locks = stats;
 	t->sites = (const thothlock_site_t *)(bytes + h->sites_offset);
 	t->caches = (const thothlock_cache_t *)(bytes + h->caches_offset);
 	if (gather_caches(t) != 0 || index_sites(t) != 0) {
@@ -181,7 +240,9 @@ void thothlock_table_free(thothlock_table_t *t)
 		free(t->symbols);
 	}
 	free(t->cached);
-	free(t->bytes);
+	if (t->bytes)
+		munmap(t->bytes, t->alloc);
+	free(t->data_pages);
 	free(t);
 }
 
@@ -404,9 +465,10 @@ static const thothlock_lock_t *find_lock(const thothlock_table_t *t, uint64_t ad
 	uint32_t cap = t->hdr->lock_capacity;
 	uint32_t i = (uint32_t)(thothlock_hash(addr) % cap);
 	for (uint32_t n = 0; n < cap; n++, i = (i + 1) % cap) {
-		if (t->locks[i].addr == addr)
+		uint64_t key = has_data(t, &t->keys[i]) ? t->keys[i].addr : 0;
+		if (key == addr)
 			return &t->locks[i];
-		if (!t->locks[i].addr)
+		if (!key)
 			return NULL;
 	}
 	return NULL;
@@ -460,14 +522,14 @@ static int index_sites(thothlock_table_t *t)
 {
 	size_t n = 0;
 	for (uint32_t i = 0; i < t->hdr->site_capacity; i++)
-		if (t->sites[i].key)
+		if (has_data(t, &t->sites[i]) && t->sites[i].key)
 			n++;
 	t->by_lock = calloc(n ? n : 1, sizeof *t->by_lock);
 	if (!t->by_lock)
 		return THOTH_E_NOMEM;
 	size_t k = 0;
 	for (uint32_t i = 0; i < t->hdr->site_capacity && k < n; i++)
-		if (t->sites[i].key)
+		if (has_data(t, &t->sites[i]) && t->sites[i].key)
 			t->by_lock[k++] = &t->sites[i];
 	qsort(t->by_lock, k, sizeof *t->by_lock, cmp_site_lock);
 	t->sites_used = k;
@@ -770,7 +832,7 @@ int thothlock_report_write(FILE *o, thothlock_table_t *const *tables, size_t n,
 	size_t used = 0;
 	for (size_t i = 0; i < n; i++) {
 		for (uint32_t k = 0; k < tables[i]->hdr->lock_capacity; k++)
-			if (tables[i]->locks[k].addr)
+			if (has_data(tables[i], &tables[i]->keys[k]) && tables[i]->keys[k].addr)
 				used++;
 		used += count_cache_only(tables[i]);
 	}
@@ -787,9 +849,9 @@ int thothlock_report_write(FILE *o, thothlock_table_t *const *tables, size_t n,
 	for (size_t i = 0; i < n; i++) {
 		const thothlock_table_t *t = tables[i];
 		for (uint32_t k = 0; k < t->hdr->lock_capacity && v < used; k++) {
-			const thothlock_lock_t *l = &t->locks[k];
-			if (!l->addr)
+			if (!has_data(t, &t->keys[k]) || !t->keys[k].addr)
 				continue;
+			const thothlock_lock_t *l = &t->locks[k];
 			views[v] = (lock_view_t){ t, l, k, l->acquisitions + cached_acquisitions(t, l->addr) };
 			v++;
 		}
@@ -827,13 +889,15 @@ int thothlock_report_write(FILE *o, thothlock_table_t *const *tables, size_t n,
 			        ",\"losses\":{\"lock_table_full\":%" PRIu64 ",\"site_table_full\":%" PRIu64
 			        ",\"held_overflow\":%" PRIu64 ",\"thread_overflow\":%" PRIu64
 			        "},\"cond_waits\":%" PRIu64 ",\"fast_path\":\"%s\","
-			        "\"acquisitions_sampled\":%s}",
+			        "\"acquisitions_sampled\":%s,\"clock\":\"%s\",\"tsc_hz\":%" PRIu64 "}",
 			        h->mode == THOTHLOCK_MODE_ALL ? "all" : "contention",
 			        h->exited ? "true" : "false", end > h->start_ns ? end - h->start_ns : 0,
 			        h->lock_table_full, h->site_table_full, h->held_overflow,
 			        h->thread_overflow, h->cond_waits,
 			        h->flags & THOTHLOCK_FLAG_INLINE_TRYLOCK ? "inline" : "glibc",
-			        h->sampling_threads ? "true" : "false");
+			        h->sampling_threads ? "true" : "false",
+			        h->flags & THOTHLOCK_FLAG_TSC ? "tsc" : "monotonic",
+			        h->flags & THOTHLOCK_FLAG_TSC ? h->tsc_hz : 0);
 		}
 		fprintf(o, "],\"locks_total\":%zu,\"locks\":[", v);
 		for (size_t i = 0; i < shown; i++) {
@@ -866,4 +930,110 @@ int thothlock_report_write(FILE *o, thothlock_table_t *const *tables, size_t n,
 	free(views);
 	free(standins);
 	return ferror(o) ? THOTH_E_IO : 0;
+}
+
+/* ---- the contention ring (trace slices) ---------------------------------- */
+
+struct thothlock_ring {
+	thothlock_header_t hdr;
+	thothlock_event_t *events;      /* a private copy of the ring */
+};
+
+int thothlock_ring_open(const char *path, thothlock_ring_t **out, char *why, size_t why_len)
+{
+	*out = NULL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
+	if (fd < 0) {
+		int err = errno;
+		if (why && why_len)
+			snprintf(why, why_len, "%s: %s", path, strerror(err));
+		return err == ENOENT ? THOTH_E_NOT_FOUND : THOTH_E_IO;
+	}
+	thothlock_ring_t *r = calloc(1, sizeof *r);
+	struct stat st;
+	const char *bad = NULL;
+	int rc = THOTH_E_INVAL;
+	if (!r) {
+		rc = THOTH_E_NOMEM;
+		goto fail;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		bad = "not a regular file";
+		goto fail;
+	}
+	if (pread(fd, &r->hdr, sizeof r->hdr, 0) != (ssize_t)sizeof r->hdr ||
+	    r->hdr.magic != THOTHLOCK_MAGIC) {
+		bad = "bad magic";
+		goto fail;
+	}
+	const thothlock_header_t *h = &r->hdr;
+	if (h->version != THOTHLOCK_VERSION || h->header_size != THOTHLOCK_HEADER_SIZE) {
+		bad = "unsupported version";
+		goto fail;
+	}
+	uint64_t bytes = (uint64_t)h->event_capacity * sizeof(thothlock_event_t);
+	if (h->event_capacity == 0 || h->event_capacity > (1u << 20) ||
+	    (h->event_capacity & (h->event_capacity - 1)) || h->events_offset < THOTHLOCK_HEADER_SIZE ||
+	    h->events_offset + bytes > (uint64_t)st.st_size) {
+		bad = "ring outside the file";
+		goto fail;
+	}
+	r->events = malloc(bytes);
+	if (!r->events) {
+		rc = THOTH_E_NOMEM;
+		goto fail;
+	}
+	if (pread(fd, r->events, bytes, (off_t)h->events_offset) != (ssize_t)bytes) {
+		bad = "short read";
+		goto fail;
+	}
+	close(fd);
+	*out = r;
+	return 0;
+fail:
+	if (bad)
+		refuse(why, why_len, path, bad);
+	close(fd);
+	thothlock_ring_free(r);
+	return rc;
+}
+
+void thothlock_ring_free(thothlock_ring_t *r)
+{
+	if (!r)
+		return;
+	free(r->events);
+	free(r);
+}
+
+void thothlock_ring_identity(const thothlock_ring_t *r, int *pid, uint64_t *start_ns, bool *exited)
+{
+	*pid = r->hdr.pid;
+	*start_ns = r->hdr.start_ns;
+	*exited = r->hdr.exited != 0;
+}
+
+uint64_t thothlock_ring_read(const thothlock_ring_t *r, uint64_t *next, thothlock_wait_fn fn,
+                             void *ctx)
+{
+	uint64_t head = r->hdr.event_head, cap = r->hdr.event_capacity, lost = 0;
+	uint64_t n = *next;
+	if (n > head)
+		n = head;               /* a new process behind a reused name: start over */
+	if (head - n > cap) {
+		lost += head - n - cap;
+		n = head - cap;
+	}
+	for (; n < head; n++) {
+		const thothlock_event_t *e = &r->events[n & (cap - 1)];
+		if (e->seq != n + 1) {  /* overwritten, or being written when copied */
+			lost++;
+			continue;
+		}
+		thothlock_wait_t w = { .start_ns = e->start_ns, .wait_ns = e->wait_ns, .lock = e->lock,
+				       .tid = e->tid, .timeout = (e->flags & THOTHLOCK_EVENT_TIMEOUT) != 0 };
+		fn(&w, ctx);
+	}
+	*next = head;
+	return lost;
 }

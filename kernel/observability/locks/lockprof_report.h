@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 typedef struct thothlock_table thothlock_table_t;
@@ -37,5 +38,34 @@ typedef struct {
  * table per process).  Text sorted by total wait, or the JSON document. */
 int thothlock_report_write(FILE *out, thothlock_table_t *const *tables, size_t n,
                            const thothlock_report_opts_t *opts);
+
+/* ---- contention slices ----------------------------------------------------
+ * Each table keeps its last contended acquisitions in a ring
+ * (lockprof_layout.h); thothd turns them into `lock_wait` trace slices.
+ * Reading it copies the header and the ring only (~160 KiB), not the
+ * table. */
+typedef struct thothlock_ring thothlock_ring_t;
+
+typedef struct {
+	uint64_t start_ns;     /* CLOCK_MONOTONIC when the wait began */
+	uint64_t wait_ns;
+	uint64_t lock;         /* the lock's address */
+	int tid;               /* the thread that waited */
+	bool timeout;          /* a timed acquisition that gave up */
+} thothlock_wait_t;
+
+typedef void (*thothlock_wait_fn)(const thothlock_wait_t *wait, void *ctx);
+
+int thothlock_ring_open(const char *path, thothlock_ring_t **out, char *why, size_t why_len);
+void thothlock_ring_free(thothlock_ring_t *ring);
+/* The process (pid, its table's start time: together its identity) and
+ * whether it has exited. */
+void thothlock_ring_identity(const thothlock_ring_t *ring, int *pid, uint64_t *start_ns,
+                             bool *exited);
+/* Calls fn for each event numbered >= *next still in the ring, oldest
+ * first, and sets *next past the newest.  Returns how many were lost
+ * (overwritten before this read, or torn by a concurrent write). */
+uint64_t thothlock_ring_read(const thothlock_ring_t *ring, uint64_t *next, thothlock_wait_fn fn,
+                             void *ctx);
 
 #endif

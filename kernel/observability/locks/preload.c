@@ -40,6 +40,10 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <x86intrin.h>
+#define HAVE_TSC 1
+#endif
 
 #include "lockprof_layout.h"
 
@@ -111,6 +115,7 @@ enum held_flags {
 	HELD_CONTENDED = 1u,     /* this acquisition waited: commit its wait */
 	HELD_TIMED = 2u,         /* t_acquired is valid: commit the hold */
 	HELD_INHERITED = 4u,     /* taken before fork() by the parent: not this process's */
+	HELD_ENTRIES = 8u,       /* key and site below are this lock's table entries */
 };
 
 typedef struct {
@@ -120,8 +125,11 @@ typedef struct {
 	uint32_t kind;
 	uint32_t flags;
 	uint32_t segments;              /* earlier hold segments (cond waits) */
-	uint64_t t_acquired;
+	uint64_t t_acquired;            /* ticks (see ticks()) */
+	uint64_t t_wait;                /* HELD_CONTENDED: ticks when the wait began */
 	uint64_t wait_ns;
+	thothlock_key_t *key;           /* HELD_ENTRIES: looked up before the acquisition, */
+	thothlock_site_t *site;         /* so the commit does not look them up again */
 	uintptr_t owner_pc;             /* the owner's site when we contended; 0 = unknown */
 	uint64_t segment_ns[HOLD_SEGMENTS];
 } held_t;
@@ -146,9 +154,11 @@ static __thread bool self_unavailable __attribute__((tls_model("initial-exec")))
 /* ---- the shared table --------------------------------------------------- */
 
 static thothlock_header_t *table;
+static thothlock_key_t *keys;
 static thothlock_lock_t *locks;
 static thothlock_site_t *sites;
 static thothlock_cache_t *caches;
+static thothlock_event_t *events;
 static size_t table_size;
 static int mode = THOTHLOCK_MODE_CONTENTION;
 static bool fast_mutex;                         /* contention mode + inline trylock checked */
@@ -164,6 +174,139 @@ static inline uint64_t now_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- the clock of waits and holds -----------------------------------------
+ * Every timed wait or hold reads the clock twice.  clock_gettime through
+ * the vDSO costs 50-70 ns on this VM (kvm-clock: the TSC read plus the
+ * pvclock scaling, in a retry loop), rdtsc 10-15 ns.  So where the TSC is
+ * invariant (cpuinfo's constant_tsc and nonstop_tsc: a fixed rate through
+ * frequency and idle-state changes) durations are TSC ticks, converted to
+ * ns by a rate calibrated once against CLOCK_MONOTONIC at start-up; else
+ * (another architecture, no invariant TSC, THOTHLOCK_CLOCK=monotonic, an
+ * implausible calibration) they are clock_gettime's.  Across CPUs the TSC
+ * is only as synchronised as the kernel and hypervisor keep it (Linux
+ * needs the same for its tsc clocksource; kvm-clock's vDSO for its stable
+ * bit): a difference that comes out negative counts as 0. */
+static bool use_tsc;
+static uint64_t tsc_mult;         /* ns = ticks * tsc_mult >> 32 */
+static uint64_t tsc_base, ns_base; /* one (TSC, CLOCK_MONOTONIC) pair */
+
+static inline uint64_t ticks(void)
+{
+#ifdef HAVE_TSC
+	if (__builtin_expect(use_tsc, 1))
+		return __rdtsc();
+#endif
+	return now_ns();
+}
+
+/* t1 - t0 in ns (0 if t1 is earlier: another CPU's TSC may lag). */
+static inline uint64_t elapsed_ns(uint64_t t0, uint64_t t1)
+{
+	uint64_t d = t1 - t0;
+	if ((int64_t)d < 0)
+		return 0;
+	if (use_tsc)
+		return (uint64_t)(((unsigned __int128)d * tsc_mult) >> 32);
+	return d;
+}
+
+#ifdef HAVE_TSC
+/* `word` as a whole word of the cpuinfo flags line `line`. */
+static bool has_flag(const char *line, const char *word)
+{
+	size_t n = strlen(word);
+	for (const char *p = strstr(line, word); p; p = strstr(p + 1, word))
+		if ((p[-1] == ' ' || p[-1] == '\t' || p[-1] == ':') && (p[n] == ' ' || p[n] == 0))
+			return true;
+	return false;
+}
+
+static bool invariant_tsc(void)
+{
+	/* The first CPU's flags line; static buffer: init() runs once, and no
+	 * malloc here. */
+	static char buf[16384];
+	int fd = open("/proc/cpuinfo", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	size_t len = 0;
+	char *line = NULL, *end = NULL;
+	while (len < sizeof buf - 1) {
+		ssize_t n = read(fd, buf + len, sizeof buf - 1 - len);
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		buf[len] = 0;
+		line = strstr(buf, "\nflags");
+		if (line && (end = strchr(line + 1, '\n')) != NULL)
+			break;
+	}
+	close(fd);
+	if (!line || !end)
+		return false;
+	*end = 0;
+	return has_flag(line, "constant_tsc") && has_flag(line, "nonstop_tsc");
+}
+
+/* A (TSC, CLOCK_MONOTONIC) pair read close together: the tightest of 8
+ * tries (a preempted try has a wide bracket), the TSC at its middle. */
+static bool clock_pair(uint64_t *tsc, uint64_t *ns)
+{
+	uint64_t best = UINT64_MAX;
+	for (int i = 0; i < 8; i++) {
+		uint64_t a = __rdtsc();
+		uint64_t n = now_ns();
+		uint64_t b = __rdtsc();
+		if (b > a && b - a < best) {
+			best = b - a;
+			*tsc = a + (b - a) / 2;
+			*ns = n;
+		}
+	}
+	return best < 100000;
+}
+#endif
+
+/* Decide the clock; calibrate the TSC over CALIBRATE_NS of CLOCK_MONOTONIC
+ * (a spin at start-up: +-20 ticks at each end of ~400k is 1e-4). */
+#define CALIBRATE_NS 200000u
+static void choose_clock(void)
+{
+	use_tsc = false;
+#ifdef HAVE_TSC
+	const char *c = getenv("THOTHLOCK_CLOCK");
+	if (c && strcmp(c, "monotonic") == 0)
+		return;
+	if (!invariant_tsc())
+		return;
+	uint64_t t0, n0, t1, n1;
+	if (!clock_pair(&t0, &n0))
+		return;
+	while (now_ns() - n0 < CALIBRATE_NS)
+		__builtin_ia32_pause();
+	if (!clock_pair(&t1, &n1) || t1 <= t0 || n1 <= n0)
+		return;
+	uint64_t hz = (uint64_t)((unsigned __int128)(t1 - t0) * 1000000000u / (n1 - n0));
+	if (hz < 50000000ull || hz > 20000000000ull)
+		return;   /* implausible: 50 MHz .. 20 GHz */
+	tsc_mult = (uint64_t)(((unsigned __int128)1000000000u << 32) / hz);
+	tsc_base = t1;
+	ns_base = n1;
+	use_tsc = true;
+#endif
+}
+
+/* A ticks() reading as CLOCK_MONOTONIC ns (the trace's clock). */
+static inline uint64_t ticks_to_monotonic(uint64_t t)
+{
+	return use_tsc ? ns_base + elapsed_ns(tsc_base, t) - elapsed_ns(t, tsc_base) : t;
+}
+
+static uint64_t tsc_hz(void)
+{
+	return use_tsc ? (uint64_t)(((unsigned __int128)1000000000u << 32) / tsc_mult) : 0;
 }
 
 static inline uint64_t hash_ptr(uint64_t x)
@@ -192,15 +335,16 @@ static inline void set_max(uint64_t *p, uint64_t v)
 		;
 }
 
-/* The entry of the lock at `addr`, claimed if new; NULL when the table is full. */
-static thothlock_lock_t *lock_entry(uintptr_t addr, uint32_t kind)
+/* The key of the lock at `addr`, claimed if new; NULL when the table is
+ * full.  Only the dense key region is probed (thothlock_key_t). */
+static thothlock_key_t *lock_entry(uintptr_t addr, uint32_t kind)
 {
-	if (!locks)
+	if (!keys)
 		return NULL;
 	uint32_t mask = THOTHLOCK_LOCK_CAPACITY - 1;
 	uint32_t i = (uint32_t)hash_ptr(addr) & mask;
-	for (uint32_t n = 0; n < THOTHLOCK_LOCK_CAPACITY; n++, i = (i + 1) & mask) {
-		thothlock_lock_t *e = &locks[i];
+	for (uint32_t n = 0; n < THOTHLOCK_MAX_PROBES; n++, i = (i + 1) & mask) {
+		thothlock_key_t *e = &keys[i];
 		uint64_t key = __atomic_load_n(&e->addr, __ATOMIC_ACQUIRE);
 		if (key == addr)
 			return e;
@@ -219,12 +363,18 @@ static thothlock_lock_t *lock_entry(uintptr_t addr, uint32_t kind)
 	return NULL;
 }
 
-static thothlock_site_t *site_entry(thothlock_lock_t *lock, uintptr_t pc)
+/* The statistics of the lock whose key is `k`. */
+static inline thothlock_lock_t *stats_of(const thothlock_key_t *k)
 {
-	uint64_t key = THOTHLOCK_SITE_KEY(lock - locks, pc);
+	return &locks[k - keys];
+}
+
+static thothlock_site_t *site_entry(thothlock_key_t *lock, uintptr_t pc)
+{
+	uint64_t key = THOTHLOCK_SITE_KEY(lock - keys, pc);
 	uint32_t mask = THOTHLOCK_SITE_CAPACITY - 1;
 	uint32_t i = (uint32_t)hash_ptr(key) & mask;
-	for (uint32_t n = 0; n < THOTHLOCK_SITE_CAPACITY; n++, i = (i + 1) & mask) {
+	for (uint32_t n = 0; n < THOTHLOCK_MAX_PROBES; n++, i = (i + 1) & mask) {
 		thothlock_site_t *s = &sites[i];
 		uint64_t cur = __atomic_load_n(&s->key, __ATOMIC_ACQUIRE);
 		if (cur == key)
@@ -275,7 +425,7 @@ static void flush_cache(uint32_t index)
 			continue;
 		c->way[w].count = 0;
 		c->way[w].addr = 0;
-		thothlock_lock_t *e = lock_entry(addr, THOTHLOCK_KIND_MUTEX);
+		thothlock_key_t *e = lock_entry(addr, THOTHLOCK_KIND_MUTEX);
 		if (e)
 			add(&e->acquisitions, count);
 	}
@@ -348,9 +498,11 @@ static inline thread_state_t *enter(void)
 
 static size_t table_bytes(void)
 {
-	return THOTHLOCK_HEADER_SIZE + (size_t)THOTHLOCK_LOCK_CAPACITY * sizeof(thothlock_lock_t) +
+	return THOTHLOCK_HEADER_SIZE + (size_t)THOTHLOCK_LOCK_CAPACITY * sizeof(thothlock_key_t) +
+	       (size_t)THOTHLOCK_LOCK_CAPACITY * sizeof(thothlock_lock_t) +
 	       (size_t)THOTHLOCK_SITE_CAPACITY * sizeof(thothlock_site_t) +
-	       (size_t)THOTHLOCK_THREAD_CAPACITY * sizeof(thothlock_cache_t);
+	       (size_t)THOTHLOCK_THREAD_CAPACITY * sizeof(thothlock_cache_t) +
+	       (size_t)THOTHLOCK_EVENT_CAPACITY * sizeof(thothlock_event_t);
 }
 
 static void copy_str(char *dst, size_t cap, const char *src)
@@ -432,9 +584,11 @@ static void open_table(void)
 	if (mem == MAP_FAILED)
 		die("cannot map the statistics table");
 	table = mem;
-	locks = (thothlock_lock_t *)((char *)mem + THOTHLOCK_HEADER_SIZE);
+	keys = (thothlock_key_t *)((char *)mem + THOTHLOCK_HEADER_SIZE);
+	locks = (thothlock_lock_t *)(keys + THOTHLOCK_LOCK_CAPACITY);
 	sites = (thothlock_site_t *)(locks + THOTHLOCK_LOCK_CAPACITY);
 	caches = (thothlock_cache_t *)(sites + THOTHLOCK_SITE_CAPACITY);
+	events = (thothlock_event_t *)(caches + THOTHLOCK_THREAD_CAPACITY);
 	table->version = THOTHLOCK_VERSION;
 	table->header_size = THOTHLOCK_HEADER_SIZE;
 	table->mode = (uint32_t)mode;
@@ -443,11 +597,15 @@ static void open_table(void)
 	table->site_capacity = THOTHLOCK_SITE_CAPACITY;
 	table->thread_capacity = THOTHLOCK_THREAD_CAPACITY;
 	table->stack_depth = THOTHLOCK_STACK_DEPTH;
-	table->locks_offset = THOTHLOCK_HEADER_SIZE;
+	table->keys_offset = THOTHLOCK_HEADER_SIZE;
+	table->locks_offset = (uint64_t)((char *)locks - (char *)mem);
 	table->sites_offset = (uint64_t)((char *)sites - (char *)mem);
 	table->caches_offset = (uint64_t)((char *)caches - (char *)mem);
+	table->events_offset = (uint64_t)((char *)events - (char *)mem);
+	table->event_capacity = THOTHLOCK_EVENT_CAPACITY;
 	table->file_size = table_size;
-	table->flags = fast_mutex ? THOTHLOCK_FLAG_INLINE_TRYLOCK : 0;
+	table->flags = (fast_mutex ? THOTHLOCK_FLAG_INLINE_TRYLOCK : 0) | (use_tsc ? THOTHLOCK_FLAG_TSC : 0);
+	table->tsc_hz = tsc_hz();
 	table->start_ns = now_ns();
 	read_program_name(table->program, sizeof table->program);
 	/* Magic last: a reader that sees it sees the rest of the header. */
@@ -500,7 +658,9 @@ static void after_fork_child(void)
 	if (table)
 		munmap(table, table_size);
 	table = NULL;
+	keys = NULL;
 	locks = NULL;
+	events = NULL;
 	open_table();
 	if (me)
 		me->cache = &caches[me->index];
@@ -540,6 +700,7 @@ static void init(void)
 	if (m && strcmp(m, "all") == 0)
 		mode = THOTHLOCK_MODE_ALL;
 	check_inline_trylock();
+	choose_clock();
 	dl_iterate_phdr(find_own_text, (void *)(uintptr_t)&find_own_text);
 	/* backtrace() loads libgcc_s on first use (malloc, dlopen): do it now,
 	 * not inside a wrapper. */
@@ -602,7 +763,7 @@ static __attribute__((noinline)) void cache_miss(thread_state_t *t, thothlock_ca
 	if (w->addr) {
 		t->in_hook = 1;
 		uint64_t count = w->count;
-		thothlock_lock_t *e = lock_entry(w->addr, kind);
+		thothlock_key_t *e = lock_entry(w->addr, kind);
 		__atomic_store_n(&w->count, 0, __ATOMIC_RELAXED);
 		if (e)
 			add(&e->acquisitions, count);
@@ -741,6 +902,26 @@ static void record_holder_stack(thothlock_lock_t *e)
 	}
 }
 
+/* A contended acquisition into the table's ring, as a trace slice for
+ * thothd (lockprof_layout.h: seq 0, the fields, then seq n + 1). */
+static void record_event(thread_state_t *t, uint64_t t_wait, uint64_t wait_ns, uintptr_t lock,
+                         uint32_t flags)
+{
+	if (!events)
+		return;
+	uint64_t n = __atomic_fetch_add(&table->event_head, 1, __ATOMIC_RELAXED);
+	thothlock_event_t *e = &events[n & (THOTHLOCK_EVENT_CAPACITY - 1)];
+	__atomic_store_n(&e->seq, 0, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	__atomic_store_n(&e->start_ns, ticks_to_monotonic(t_wait), __ATOMIC_RELAXED);
+	__atomic_store_n(&e->wait_ns, wait_ns, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->lock, (uint64_t)lock, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->tid, atomic_load_explicit(&t->tid, memory_order_relaxed),
+	                 __ATOMIC_RELAXED);
+	__atomic_store_n(&e->flags, flags, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->seq, n + 1, __ATOMIC_RELEASE);
+}
+
 /* After the real unlock: move what `h` measured into the shared table. */
 static __attribute__((noinline)) void commit(thread_state_t *t, const held_t *h, uintptr_t lock,
                                              uint64_t t_release)
@@ -755,13 +936,23 @@ static __attribute__((noinline)) void commit(thread_state_t *t, const held_t *h,
 	t->in_hook = 1;
 	if (h->segments)
 		add(&table->cond_waits, h->segments);
-	thothlock_lock_t *e = lock_entry(lock, h->kind);
-	if (!e)
+	thothlock_key_t *k;
+	thothlock_site_t *s;
+	if (h->flags & HELD_ENTRIES) {
+		k = h->key;
+		s = h->site;
+	} else {
+		k = lock_entry(lock, h->kind);
+		if (!k)
+			goto out;
+		uintptr_t pc = atomic_load_explicit(&h->pc, memory_order_relaxed);
+		s = (contended || all) ? site_entry(k, pc) : NULL;
+	}
+	if (!k)
 		goto out;
-	uintptr_t pc = atomic_load_explicit(&h->pc, memory_order_relaxed);
-	thothlock_site_t *s = (contended || all) ? site_entry(e, pc) : NULL;
+	thothlock_lock_t *e = stats_of(k);
 	if (all) {
-		add(&e->acquisitions, 1);
+		add(&k->acquisitions, 1);
 		if (s)
 			add(&s->acquisitions, 1);
 		uint64_t tid = (uint64_t)atomic_load_explicit(&t->tid, memory_order_relaxed);
@@ -770,6 +961,7 @@ static __attribute__((noinline)) void commit(thread_state_t *t, const held_t *h,
 			add(&e->owner_changes, 1);
 	}
 	if (contended) {
+		record_event(t, h->t_wait, h->wait_ns, lock, 0);
 		add(&e->contentions, 1);
 		if (!all)
 			add(&e->owner_changes, 1);
@@ -787,7 +979,7 @@ static __attribute__((noinline)) void commit(thread_state_t *t, const held_t *h,
 		uint64_t segs[HOLD_SEGMENTS + 1];
 		uint32_t n = h->segments < HOLD_SEGMENTS ? h->segments : HOLD_SEGMENTS;
 		memcpy(segs, h->segment_ns, n * sizeof segs[0]);
-		segs[n++] = t_release - h->t_acquired;
+		segs[n++] = elapsed_ns(h->t_acquired, t_release);
 		for (uint32_t i = 0; i < n; i++) {
 			add(&e->holds_measured, 1);
 			add(&e->hold_ns_total, segs[i]);
@@ -808,15 +1000,17 @@ out:
 
 /* A timed acquisition that gave up: we hold nothing, record now. */
 static void commit_timeout(thread_state_t *t, uintptr_t lock, uintptr_t pc, uint32_t kind,
-                           uint64_t wait_ns)
+                           uint64_t t_wait, uint64_t wait_ns)
 {
 	t->in_hook = 1;
-	thothlock_lock_t *e = lock_entry(lock, kind);
-	if (e) {
+	record_event(t, t_wait, wait_ns, lock, THOTHLOCK_EVENT_TIMEOUT);
+	thothlock_key_t *k = lock_entry(lock, kind);
+	if (k) {
+		thothlock_lock_t *e = stats_of(k);
 		add(&e->timeouts, 1);
 		add(&e->wait_ns_total, wait_ns);
 		set_max(&e->wait_ns_max, wait_ns);
-		thothlock_site_t *s = site_entry(e, pc);
+		thothlock_site_t *s = site_entry(k, pc);
 		if (s) {
 			capture_stack_once(&s->stack);
 			add(&s->timeouts, 1);
@@ -830,9 +1024,9 @@ static void commit_timeout(thread_state_t *t, uintptr_t lock, uintptr_t pc, uint
 static void count_trylock_busy(thread_state_t *t, uintptr_t lock, uint32_t kind)
 {
 	t->in_hook = 1;
-	thothlock_lock_t *e = lock_entry(lock, kind);
-	if (e)
-		add(&e->trylock_busy, 1);
+	thothlock_key_t *k = lock_entry(lock, kind);
+	if (k)
+		add(&stats_of(k)->trylock_busy, 1);
 	t->in_hook = 0;
 }
 
@@ -853,15 +1047,29 @@ static int owner_tid_of(void *lock, uint32_t kind)
 }
 
 /* The site's stack, the first time it is seen: taken before the blocking
- * call, while this thread waits anyway (or, in all mode, before it tries). */
-static void note_site_stack(thread_state_t *t, uintptr_t lock, uint32_t kind, uintptr_t pc)
+ * call, while this thread waits anyway (or, in all mode, before it tries).
+ * The lock's key and the site are kept for the commit (*key NULL: the
+ * lock table is full). */
+static thothlock_site_t *note_site_stack(thread_state_t *t, uintptr_t lock, uint32_t kind,
+                                         uintptr_t pc, thothlock_key_t **key)
 {
 	t->in_hook = 1;
-	thothlock_lock_t *e = lock_entry(lock, kind);
-	thothlock_site_t *s = e ? site_entry(e, pc) : NULL;
+	thothlock_key_t *k = lock_entry(lock, kind);
+	thothlock_site_t *s = k ? site_entry(k, pc) : NULL;
 	if (s && !__atomic_load_n(&s->stack.claimed, __ATOMIC_RELAXED))
 		capture_stack_once(&s->stack);
 	t->in_hook = 0;
+	*key = k;
+	return s;
+}
+
+static inline void keep_entries(held_t *h, thothlock_key_t *k, thothlock_site_t *s)
+{
+	if (k) {
+		h->key = k;
+		h->site = s;
+		h->flags |= HELD_ENTRIES;
+	}
 }
 
 /* The trylock failed with EBUSY: time the wait (the blocking call
@@ -871,35 +1079,41 @@ acquire_contended(thread_state_t *t, void *lock, uint32_t kind, lock_fn blocking
                   const struct timespec *abstime, uintptr_t pc)
 {
 	uintptr_t key = (uintptr_t)lock;
-	uint64_t t0 = now_ns();
+	uint64_t t0 = ticks();
+	thothlock_key_t *k = NULL;
+	thothlock_site_t *s = NULL;
 	if (mode != THOTHLOCK_MODE_ALL)
-		note_site_stack(t, key, kind, pc);
+		s = note_site_stack(t, key, kind, pc, &k);
 	t->in_hook = 1;
 	uintptr_t owner_pc = owner_site(owner_tid_of(lock, kind), key, true);
 	t->in_hook = 0;
 	int rc = timed ? timed(lock, abstime) : blocking(lock);
-	uint64_t t1 = now_ns();
+	uint64_t t1 = ticks();
 	if (rc != 0) {
 		if (rc == ETIMEDOUT)
-			commit_timeout(t, key, pc, kind, t1 - t0);
+			commit_timeout(t, key, pc, kind, t0, elapsed_ns(t0, t1));
 		return rc;
 	}
 	held_t *h = push_held(t, key, pc, kind);
 	if (h) {
 		h->flags = HELD_CONTENDED | HELD_TIMED;
-		h->wait_ns = t1 - t0;
+		h->wait_ns = elapsed_ns(t0, t1);
+		h->t_wait = t0;
 		h->owner_pc = owner_pc;
 		h->t_acquired = t1;
+		keep_entries(h, k, s);
 	}
 	return 0;
 }
 
 /* All mode, uncontended: the acquisition time (the site's stack was
  * taken before the trylock). */
-static __attribute__((noinline)) void acquire_all_mode(held_t *h)
+static __attribute__((noinline)) void acquire_all_mode(held_t *h, thothlock_key_t *k,
+                                                      thothlock_site_t *s)
 {
 	h->flags = HELD_TIMED;
-	h->t_acquired = now_ns();
+	keep_entries(h, k, s);
+	h->t_acquired = ticks();
 }
 
 static inline int acquire(void *lock, uint32_t kind, try_fn try, lock_fn blocking,
@@ -909,13 +1123,15 @@ static inline int acquire(void *lock, uint32_t kind, try_fn try, lock_fn blockin
 	if (__builtin_expect(!t, 0))
 		return timed ? timed(lock, abstime) : blocking(lock);
 	int all = mode == THOTHLOCK_MODE_ALL;
+	thothlock_key_t *k = NULL;
+	thothlock_site_t *s = NULL;
 	if (__builtin_expect(all, 0))
-		note_site_stack(t, (uintptr_t)lock, kind, pc);
+		s = note_site_stack(t, (uintptr_t)lock, kind, pc, &k);
 	int rc = try(lock);
 	if (__builtin_expect(rc == 0, 1)) {
 		held_t *h = push_held(t, (uintptr_t)lock, pc, kind);
 		if (__builtin_expect(all && h, 0))
-			acquire_all_mode(h);
+			acquire_all_mode(h, k, s);
 		return 0;
 	}
 	if (rc != EBUSY)
@@ -934,7 +1150,7 @@ static inline int try_acquire(void *lock, uint32_t kind, try_fn try, uintptr_t p
 		held_t *h = push_held(t, (uintptr_t)lock, pc, kind);
 		if (h && mode == THOTHLOCK_MODE_ALL) {
 			h->flags = HELD_TIMED;
-			h->t_acquired = now_ns();
+			h->t_acquired = ticks();
 		}
 	} else if (rc == EBUSY) {
 		count_trylock_busy(t, (uintptr_t)lock, kind);
@@ -950,7 +1166,7 @@ static __attribute__((noinline)) int release_out_of_order(thread_state_t *t, voi
 	held_t h;
 	if (!pop_held(t, (uintptr_t)lock, &h))
 		return unlock(lock);
-	uint64_t t_release = (h.flags & HELD_TIMED) ? now_ns() : 0;
+	uint64_t t_release = (h.flags & HELD_TIMED) ? ticks() : 0;
 	int rc = unlock(lock);
 	if (rc != 0)
 		return rc;
@@ -978,7 +1194,7 @@ static inline int release(void *lock, lock_fn unlock)
 		return release_out_of_order(t, lock, unlock);
 	}
 	/* The one clock read inside the critical section: the end of the hold. */
-	uint64_t t_release = (h->flags & HELD_TIMED) ? now_ns() : 0;
+	uint64_t t_release = (h->flags & HELD_TIMED) ? ticks() : 0;
 	int rc = unlock(lock);
 	if (__builtin_expect(rc != 0, 0))
 		return rc;
@@ -1311,14 +1527,14 @@ static int cond_common(pthread_cond_t *c, pthread_mutex_t *m, const struct times
 	if (h && (h->flags & HELD_TIMED)) {
 		/* Hold segments beyond HOLD_SEGMENTS are counted in cond_waits
 		 * but not timed. */
-		uint64_t seg = now_ns() - h->t_acquired;
+		uint64_t seg = elapsed_ns(h->t_acquired, ticks());
 		if (h->segments < HOLD_SEGMENTS)
 			h->segment_ns[h->segments] = seg;
 		h->segments++;
 	}
 	int rc = abstime ? real.cond_timedwait(c, m, abstime) : real.cond_wait(c, m);
 	if (h && (h->flags & HELD_TIMED))
-		h->t_acquired = now_ns();
+		h->t_acquired = ticks();
 	else if (h)
 		h->segments++;      /* counted at the unlock, in header.cond_waits */
 	return rc;
