@@ -198,27 +198,23 @@ static void check_fair(thoth_chan_wait_t wait, const char *arg1, const char *arg
 		      "the flooder sent %llu messages during the innocent's %zu calls\n",
 		      wait == THOTH_CHAN_SLEEP ? "sleeping" : "spinning", a / 1e3, f / 1e3, (double)f / (double)a,
 		      alone[na / 2] / 1e3, flood[nf / 2] / 1e3, (unsigned long long)flood_sent, nf);
-	/* It really flooded: far more messages than the innocent's calls;
-	 * otherwise the comparison below measures nothing.  Under ASan on the
-	 * Firecracker/PVM VM the flooder, which runs only while the innocent
-	 * waits, often gets 1-2 messages per call in (7 of 9 runs; 20-30 in
-	 * the plain build): rescheduling CPU 0 costs the hypervisor ~25 us per
-	 * switch (perf: finish_task_switch, pvm_irq_enable) and ASan makes
-	 * each send 7x dearer.  There the precondition is a skip that says so,
-	 * not a failure; the plain build always asserts it. */
-	if (flood_sent < 5ull * nf) {
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-		print_message("the flooder sent only %llu messages during %zu calls (sanitizer build): "
-			      "no flood, so no latency comparison; the plain build asserts it\n",
-			      (unsigned long long)flood_sent, nf);
-		munmap(rep, sizeof *rep);
-		assert_true(chan_service_stop(&env) >= 0);
-		skip();
-#else
-		fail_msg("the flooder sent only %llu messages during the innocent's %zu calls: it did not flood",
+	/* It really flooded, concurrently with the innocent's calls.  How much
+	 * depends on this Firecracker/PVM VM's mood, not on the build: at
+	 * times (hours apart, plain and ASan alike) the flooder gets 20-30
+	 * messages in per innocent call; at others 1-2.  Measured in the
+	 * slow mode: the flooder waits on CPU 0's run queue for the whole
+	 * phase (schedstat) while the innocent's waits are spent in the
+	 * hypervisor's reschedule path (perf: finish_task_switch,
+	 * pvm_irq_enable); a flooder thread instead of a process changes
+	 * nothing.  We have not found why the VM switches mode.  Both modes
+	 * load the service with a second client and the bounds below hold in
+	 * both (p50 2.9x, p99 1.2x in the slow mode), so the guard asks for
+	 * one message per two calls: what catches a flooder that stalled
+	 * (a lost wake-up on a full ring sends nothing at all). */
+	print_message("flood: %.1f messages per innocent call\n", (double)flood_sent / (double)nf);
+	if (flood_sent < nf / 2)
+		fail_msg("the flooder sent only %llu messages during the innocent's %zu calls: it stalled",
 			 (unsigned long long)flood_sent, nf);
-#endif
-	}
 	/* The issue's bound is on the p99 (below).  The p50 may pay for one
 	 * turn of the flooder (16 messages) ahead of each call, about 2-3x a
 	 * 20 us round trip on this VM; starvation (before turns) was 7-40x. */
