@@ -221,7 +221,11 @@ static void test_status_is_read_from_the_table_and_costs_thothd_nothing(void **s
 	assert_int_equal(harness_status(&ctl, &rt), 0);
 	assert_int_equal(thoth_rtable_status(t, &last), 0);
 	assert_int_equal(last.messages, first.messages + 1);
-	assert_true(last.wakeups > first.wakeups);
+	/* Not "> first": if thothd was still in the iteration that answered
+	 * the registration (the publish allowed above), it may read the
+	 * status request in that same iteration, without a new wake-up
+	 * (seen once in a clean-clone run). */
+	assert_true(last.wakeups >= first.wakeups);
 	thoth_control_close(&ctl);
 	thoth_rtable_close(t);
 }
