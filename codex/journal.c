@@ -326,9 +326,8 @@ static void pm_close(cx_journal_t *j)
 static void pm_on_readable(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t events, void *arg)
 {
 	cx_journal_t *j = arg;
-	/* Read what is there and hand out every whole message
-	 * (thoth_sock_client_poll_event with timeout 0 does not read: it
-	 * would leave the fd readable and the loop spinning). */
+	/* Read once what is there and hand out every whole message: one
+	 * read per readable event, so the loop never spins on this fd. */
 	int r = thoth_stream_fill(&j->ctl.sock.reader, fd);
 	const uint8_t *msg;
 	size_t len;

@@ -40,7 +40,9 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
-#if defined(__x86_64__) || defined(__i386__)
+/* x86-64 only: the TSC conversions use unsigned __int128, which 32-bit
+ * x86 lacks (there the clock_gettime path is used). */
+#if defined(__x86_64__)
 #include <x86intrin.h>
 #define HAVE_TSC 1
 #endif
