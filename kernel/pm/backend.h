@@ -23,6 +23,10 @@ const char *thoth_pm_root(void);
 /* ROOT + PATH into OUT; THOTH_E_INVAL if it does not fit. */
 int thoth_pm_path(char *out, size_t cap, const char *path);
 
+/* Writes the reason into why (when given) and returns err: the one error
+ * exit of the backends, policies and parsers in kernel/pm. */
+int thoth__pm_fail(char *why, size_t why_len, int err, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
 /* ---- PM QoS: /dev/cpu_dma_latency (backend_qos.c) ------------------------------ */
 
 typedef struct thoth_pm_qos thoth_pm_qos_t;

@@ -9,6 +9,18 @@
 
 #include "element.h"
 #include "thoth/error.h"
+#include "backend.h"
+
+int thoth__pm_fail(char *why, size_t why_len, int err, const char *fmt, ...)
+{
+	if (why && why_len) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(why, why_len, fmt, ap);
+		va_end(ap);
+	}
+	return err;
+}
 
 static int refuse(char *why, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

@@ -23,6 +23,7 @@
 
 #include "moderation_ethtool.h"
 #include "thoth/error.h"
+#include "backend.h"
 
 #define ALIGN4(n) (((n) + 3u) & ~(size_t)3u)
 enum { NLH = sizeof(struct nlmsghdr), GENLH = sizeof(struct genlmsghdr), NLA = sizeof(struct nlattr),
@@ -33,18 +34,6 @@ struct thoth_ethtool {
 	uint16_t family;
 	uint32_t seq;
 };
-
-static int fail(char *why, size_t why_len, int err, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int fail(char *why, size_t why_len, int err, const char *fmt, ...)
-{
-	if (why && why_len) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(why, why_len, fmt, ap);
-		va_end(ap);
-	}
-	return err;
-}
 
 /* ---- building ------------------------------------------------------------ */
 
@@ -186,11 +175,11 @@ static int attr_next(attr_it_t *it, uint16_t *type, const uint8_t **data, size_t
 	if (it->left == 0)
 		return 0;
 	if (it->left < NLA)
-		return fail(why, why_len, THOTH_E_PROTOCOL, "%zu stray bytes after the last netlink attribute", it->left);
+		return thoth__pm_fail(why, why_len, THOTH_E_PROTOCOL, "%zu stray bytes after the last netlink attribute", it->left);
 	struct nlattr a;
 	memcpy(&a, it->p, NLA);
 	if (a.nla_len < NLA || a.nla_len > it->left)
-		return fail(why, why_len, THOTH_E_PROTOCOL, "netlink attribute %u claims %u bytes where %zu remain",
+		return thoth__pm_fail(why, why_len, THOTH_E_PROTOCOL, "netlink attribute %u claims %u bytes where %zu remain",
 			    a.nla_type & NLA_TYPE_MASK, a.nla_len, it->left);
 	*type = a.nla_type & NLA_TYPE_MASK;
 	*data = it->p + NLA;
@@ -206,7 +195,7 @@ static int attr_next(attr_it_t *it, uint16_t *type, const uint8_t **data, size_t
 static int get_u32(const char *name, const uint8_t *d, size_t n, uint32_t *v, char *why, size_t why_len)
 {
 	if (n != 4)
-		return fail(why, why_len, THOTH_E_PROTOCOL, "attribute %s is %zu bytes, a u32 is 4", name, n);
+		return thoth__pm_fail(why, why_len, THOTH_E_PROTOCOL, "attribute %s is %zu bytes, a u32 is 4", name, n);
 	memcpy(v, d, 4);
 	return 0;
 }
@@ -214,7 +203,7 @@ static int get_u32(const char *name, const uint8_t *d, size_t n, uint32_t *v, ch
 static int get_u8(const char *name, const uint8_t *d, size_t n, uint8_t *v, char *why, size_t why_len)
 {
 	if (n != 1)
-		return fail(why, why_len, THOTH_E_PROTOCOL, "attribute %s is %zu bytes, a u8 is 1", name, n);
+		return thoth__pm_fail(why, why_len, THOTH_E_PROTOCOL, "attribute %s is %zu bytes, a u8 is 1", name, n);
 	*v = d[0];
 	return 0;
 }
@@ -243,17 +232,17 @@ int thoth_netlink_reply_head(const uint8_t *msg, size_t len, uint32_t seq, struc
 			     char *why, size_t why_len)
 {
 	if (len < NLH)
-		return fail(why, why_len, THOTH_E_PROTOCOL, "a reply of %zu bytes is shorter than a netlink header", len);
+		return thoth__pm_fail(why, why_len, THOTH_E_PROTOCOL, "a reply of %zu bytes is shorter than a netlink header", len);
 	memcpy(h, msg, NLH);
 	if (h->nlmsg_len < NLH || h->nlmsg_len > len)
-		return fail(why, why_len, THOTH_E_PROTOCOL, "netlink message length %u outside the %zu bytes received",
+		return thoth__pm_fail(why, why_len, THOTH_E_PROTOCOL, "netlink message length %u outside the %zu bytes received",
 			    h->nlmsg_len, len);
 	if (h->nlmsg_seq != seq)
-		return fail(why, why_len, THOTH_E_PROTOCOL, "reply to request %u, we sent %u", h->nlmsg_seq, seq);
+		return thoth__pm_fail(why, why_len, THOTH_E_PROTOCOL, "reply to request %u, we sent %u", h->nlmsg_seq, seq);
 	if (h->nlmsg_type != NLMSG_ERROR)
 		return 0;
 	if (h->nlmsg_len < NLH + sizeof *err)
-		return fail(why, why_len, THOTH_E_PROTOCOL, "netlink error reply of %u bytes has no error code",
+		return thoth__pm_fail(why, why_len, THOTH_E_PROTOCOL, "netlink error reply of %u bytes has no error code",
 			    h->nlmsg_len);
 	memcpy(err, msg + NLH, sizeof *err);
 	return 1;
@@ -271,7 +260,7 @@ static int parse_msg(const uint8_t *msg, size_t len, uint32_t seq, uint16_t type
 		if (err == 0)
 			return 0;
 		if (err > 0 || err < -4095)
-			return fail(why, why_len, THOTH_E_PROTOCOL, "netlink error reply with error code %d", (int)err);
+			return thoth__pm_fail(why, why_len, THOTH_E_PROTOCOL, "netlink error reply with error code %d", (int)err);
 		/* The kernel's own words, when it sent extended-ack TLVs. */
 		char text[160] = "";
 		if (h.nlmsg_flags & NLM_F_ACK_TLVS) {
@@ -292,16 +281,16 @@ static int parse_msg(const uint8_t *msg, size_t len, uint32_t seq, uint16_t type
 						snprintf(text, sizeof text, ": %.*s", (int)strnlen((const char *)d, n), d);
 			}
 		}
-		return fail(why, why_len, thoth_netlink_errno(-err), "the kernel answered %s%s", strerror(-err), text);
+		return thoth__pm_fail(why, why_len, thoth_netlink_errno(-err), "the kernel answered %s%s", strerror(-err), text);
 	}
 	if (h.nlmsg_type != type)
-		return fail(why, why_len, THOTH_E_PROTOCOL, "reply of netlink type %u, expected %u", h.nlmsg_type, type);
+		return thoth__pm_fail(why, why_len, THOTH_E_PROTOCOL, "reply of netlink type %u, expected %u", h.nlmsg_type, type);
 	if (h.nlmsg_len < NLH + GENLH)
-		return fail(why, why_len, THOTH_E_PROTOCOL, "reply of %u bytes has no generic netlink header", h.nlmsg_len);
+		return thoth__pm_fail(why, why_len, THOTH_E_PROTOCOL, "reply of %u bytes has no generic netlink header", h.nlmsg_len);
 	struct genlmsghdr g;
 	memcpy(&g, msg + NLH, GENLH);
 	if (g.cmd != cmd)
-		return fail(why, why_len, THOTH_E_PROTOCOL, "reply carries command %u, expected %u", g.cmd, cmd);
+		return thoth__pm_fail(why, why_len, THOTH_E_PROTOCOL, "reply carries command %u, expected %u", g.cmd, cmd);
 	*attrs = (attr_it_t){ msg + NLH + GENLH, h.nlmsg_len - NLH - GENLH };
 	return 1;
 }
@@ -312,7 +301,7 @@ int thoth_ethtool_parse_family(const uint8_t *msg, size_t len, uint32_t seq, uin
 	attr_it_t it;
 	int r = parse_msg(msg, len, seq, GENL_ID_CTRL, CTRL_CMD_NEWFAMILY, &it, why, why_len);
 	if (r <= 0)
-		return r == 0 ? fail(why, why_len, THOTH_E_PROTOCOL, "an ACK where the family was expected") : r;
+		return r == 0 ? thoth__pm_fail(why, why_len, THOTH_E_PROTOCOL, "an ACK where the family was expected") : r;
 	uint16_t t;
 	const uint8_t *d;
 	size_t n;
@@ -321,14 +310,14 @@ int thoth_ethtool_parse_family(const uint8_t *msg, size_t len, uint32_t seq, uin
 		if (t != CTRL_ATTR_FAMILY_ID)
 			continue;
 		if (n != 2)
-			return fail(why, why_len, THOTH_E_PROTOCOL, "family id attribute is %zu bytes, a u16 is 2", n);
+			return thoth__pm_fail(why, why_len, THOTH_E_PROTOCOL, "family id attribute is %zu bytes, a u16 is 2", n);
 		memcpy(family, d, 2);
 		found = true;
 	}
 	if (r < 0)
 		return r;
 	if (!found || !*family)
-		return fail(why, why_len, THOTH_E_PROTOCOL, "the family reply carries no family id");
+		return thoth__pm_fail(why, why_len, THOTH_E_PROTOCOL, "the family reply carries no family id");
 	return 0;
 }
 
@@ -346,7 +335,7 @@ static int parse_header(const uint8_t *d, size_t n, thoth_coalesce_t *out, char 
 		} else if (t == ETHTOOL_A_HEADER_DEV_NAME) {
 			size_t l = strnlen((const char *)v, vn);
 			if (l == vn || l >= sizeof out->ifname)
-				return fail(why, why_len, THOTH_E_PROTOCOL,
+				return thoth__pm_fail(why, why_len, THOTH_E_PROTOCOL,
 					    "header dev-name is not a NUL-terminated name of at most 15 bytes");
 			memcpy(out->ifname, v, l + 1);
 		}
@@ -359,18 +348,18 @@ int thoth_ethtool_parse_coalesce(const uint8_t *msg, size_t len, uint32_t seq, t
 {
 	memset(out, 0, sizeof *out);
 	if (len < NLH)
-		return fail(why, why_len, THOTH_E_PROTOCOL, "a reply of %zu bytes is shorter than a netlink header", len);
+		return thoth__pm_fail(why, why_len, THOTH_E_PROTOCOL, "a reply of %zu bytes is shorter than a netlink header", len);
 	struct nlmsghdr h;
 	memcpy(&h, msg, NLH);
 	attr_it_t it;
 	/* The type is the ethtool family's id, which the caller knows and
 	 * checks (thoth_ethtool_coalesce_get); here: not a control message. */
 	if (h.nlmsg_type != NLMSG_ERROR && (h.nlmsg_type < NLMSG_MIN_TYPE || h.nlmsg_type == GENL_ID_CTRL))
-		return fail(why, why_len, THOTH_E_PROTOCOL, "reply of netlink type %u, not the ethtool family's",
+		return thoth__pm_fail(why, why_len, THOTH_E_PROTOCOL, "reply of netlink type %u, not the ethtool family's",
 			    h.nlmsg_type);
 	int r = parse_msg(msg, len, seq, h.nlmsg_type, ETHTOOL_MSG_COALESCE_GET_REPLY, &it, why, why_len);
 	if (r <= 0)
-		return r == 0 ? fail(why, why_len, THOTH_E_PROTOCOL, "an ACK where coalescing parameters were expected") : r;
+		return r == 0 ? thoth__pm_fail(why, why_len, THOTH_E_PROTOCOL, "an ACK where coalescing parameters were expected") : r;
 	uint16_t t;
 	const uint8_t *d;
 	size_t n;
@@ -424,7 +413,7 @@ int thoth_ethtool_parse_ack(const uint8_t *msg, size_t len, uint32_t seq, char *
 {
 	attr_it_t it;
 	int r = parse_msg(msg, len, seq, NLMSG_ERROR, 0, &it, why, why_len);
-	return r == 1 ? fail(why, why_len, THOTH_E_PROTOCOL, "expected an ACK") : r;
+	return r == 1 ? thoth__pm_fail(why, why_len, THOTH_E_PROTOCOL, "expected an ACK") : r;
 }
 
 /* ---- the transport ------------------------------------------------------- */
@@ -433,20 +422,20 @@ static int exchange(thoth_ethtool_t *h, const uint8_t *req, size_t len, uint8_t 
 		    size_t why_len)
 {
 	if (send(h->fd, req, len, MSG_NOSIGNAL) != (ssize_t)len)
-		return fail(why, why_len, THOTH_E_IO, "sending to netlink: %s", strerror(errno));
+		return thoth__pm_fail(why, why_len, THOTH_E_IO, "sending to netlink: %s", strerror(errno));
 	struct pollfd p = { .fd = h->fd, .events = POLLIN };
 	int n = poll(&p, 1, REPLY_TIMEOUT_MS);
 	if (n == 0)
-		return fail(why, why_len, THOTH_E_TIMEDOUT, "no netlink reply within %d ms", REPLY_TIMEOUT_MS);
+		return thoth__pm_fail(why, why_len, THOTH_E_TIMEDOUT, "no netlink reply within %d ms", REPLY_TIMEOUT_MS);
 	if (n < 0)
-		return fail(why, why_len, THOTH_E_IO, "waiting for netlink: %s", strerror(errno));
+		return thoth__pm_fail(why, why_len, THOTH_E_IO, "waiting for netlink: %s", strerror(errno));
 	ssize_t r = recv(h->fd, reply, REPLY_MAX, MSG_DONTWAIT | MSG_TRUNC);
 	if (r < 0)
-		return fail(why, why_len, THOTH_E_IO, "reading netlink: %s", strerror(errno));
+		return thoth__pm_fail(why, why_len, THOTH_E_IO, "reading netlink: %s", strerror(errno));
 	if (r == 0)
-		return fail(why, why_len, THOTH_E_PROTOCOL, "the netlink peer closed");
+		return thoth__pm_fail(why, why_len, THOTH_E_PROTOCOL, "the netlink peer closed");
 	if ((size_t)r > REPLY_MAX)
-		return fail(why, why_len, THOTH_E_PROTOCOL, "a netlink reply of %zd bytes, more than %d", r, REPLY_MAX);
+		return thoth__pm_fail(why, why_len, THOTH_E_PROTOCOL, "a netlink reply of %zd bytes, more than %d", r, REPLY_MAX);
 	*rlen = (size_t)r;
 	return 0;
 }
@@ -473,7 +462,7 @@ int thoth_ethtool_open_fd(int fd, thoth_ethtool_t **out, char *why, size_t why_l
 	free(buf);
 	if (r) {
 		if (r == THOTH_E_NOT_FOUND)
-			fail(why, why_len, r, "this kernel has no ethtool netlink family");
+			thoth__pm_fail(why, why_len, r, "this kernel has no ethtool netlink family");
 		thoth_ethtool_close(h);
 		return r;
 	}
@@ -485,7 +474,7 @@ int thoth_ethtool_open(thoth_ethtool_t **out, char *why, size_t why_len)
 {
 	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_GENERIC);
 	if (fd < 0)
-		return fail(why, why_len, THOTH_E_IO, "netlink socket: %s", strerror(errno));
+		return thoth__pm_fail(why, why_len, THOTH_E_IO, "netlink socket: %s", strerror(errno));
 	int one = 1;
 	setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof one);
 	setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof one);
@@ -493,7 +482,7 @@ int thoth_ethtool_open(thoth_ethtool_t **out, char *why, size_t why_len)
 	if (connect(fd, (struct sockaddr *)&kernel, sizeof kernel) < 0) {
 		int e = errno;
 		close(fd);
-		return fail(why, why_len, THOTH_E_IO, "netlink connect: %s", strerror(e));
+		return thoth__pm_fail(why, why_len, THOTH_E_IO, "netlink connect: %s", strerror(e));
 	}
 	return thoth_ethtool_open_fd(fd, out, why, why_len);
 }
@@ -516,7 +505,7 @@ int thoth_ethtool_coalesce_get(thoth_ethtool_t *h, const char *ifname, thoth_coa
 	uint32_t seq = ++h->seq;
 	int r = thoth_ethtool_build_get(buf, REPLY_MAX, h->family, seq, ifname, &len);
 	if (r)
-		r = fail(why, why_len, r, "interface name \"%s\": 1 to 15 bytes", ifname ? ifname : "");
+		r = thoth__pm_fail(why, why_len, r, "interface name \"%s\": 1 to 15 bytes", ifname ? ifname : "");
 	if (!r)
 		r = exchange(h, buf, len, buf, &rlen, why, why_len);
 	if (!r) {
@@ -524,7 +513,7 @@ int thoth_ethtool_coalesce_get(thoth_ethtool_t *h, const char *ifname, thoth_coa
 		if (rlen >= NLH)
 			memcpy(&nh, buf, NLH);
 		if (rlen >= NLH && nh.nlmsg_type != h->family && nh.nlmsg_type != NLMSG_ERROR)
-			r = fail(why, why_len, THOTH_E_PROTOCOL, "reply of netlink type %u, the ethtool family is %u",
+			r = thoth__pm_fail(why, why_len, THOTH_E_PROTOCOL, "reply of netlink type %u, the ethtool family is %u",
 				 nh.nlmsg_type, h->family);
 		else
 			r = thoth_ethtool_parse_coalesce(buf, rlen, seq, out, why, why_len);
@@ -543,7 +532,7 @@ int thoth_ethtool_coalesce_set(thoth_ethtool_t *h, const char *ifname, const tho
 	uint32_t seq = ++h->seq;
 	int r = thoth_ethtool_build_set(buf, REPLY_MAX, h->family, seq, ifname, want, &len);
 	if (r)
-		r = fail(why, why_len, r, "interface name \"%s\": 1 to 15 bytes", ifname ? ifname : "");
+		r = thoth__pm_fail(why, why_len, r, "interface name \"%s\": 1 to 15 bytes", ifname ? ifname : "");
 	if (!r)
 		r = exchange(h, buf, len, buf, &rlen, why, why_len);
 	if (!r)

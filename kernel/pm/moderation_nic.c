@@ -25,21 +25,10 @@
 #include "moderation_ethtool.h"
 #include "moderation_nic.h"
 #include "thoth/error.h"
+#include "backend.h"
 
 #define ALIGN4(n) (((n) + 3u) & ~(size_t)3u)
 enum { NLH = sizeof(struct nlmsghdr), IFI = sizeof(struct ifinfomsg), REPLY_MAX = 32768, REPLY_TIMEOUT_MS = 2000 };
-
-static int fail(char *why, size_t why_len, int err, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int fail(char *why, size_t why_len, int err, const char *fmt, ...)
-{
-	if (why && why_len) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(why, why_len, fmt, ap);
-		va_end(ap);
-	}
-	return err;
-}
 
 /* ---- rtnetlink: RTM_GETLINK for one interface's counters ------------------- */
 
@@ -81,19 +70,19 @@ int thoth_rtnl_parse_link_stats(const uint8_t *msg, size_t len, uint32_t seq, th
 		return head;
 	if (head == 1) {
 		if (err >= 0 || err < -4095)
-			return fail(why, why_len, THOTH_E_PROTOCOL, "netlink error reply with error code %d to a link request",
+			return thoth__pm_fail(why, why_len, THOTH_E_PROTOCOL, "netlink error reply with error code %d to a link request",
 				    (int)err);
-		return fail(why, why_len, thoth_netlink_errno(-err), "the kernel answered %s", strerror(-err));
+		return thoth__pm_fail(why, why_len, thoth_netlink_errno(-err), "the kernel answered %s", strerror(-err));
 	}
 	if (h.nlmsg_type != RTM_NEWLINK)
-		return fail(why, why_len, THOTH_E_PROTOCOL, "reply of netlink type %u, expected RTM_NEWLINK (%u)",
+		return thoth__pm_fail(why, why_len, THOTH_E_PROTOCOL, "reply of netlink type %u, expected RTM_NEWLINK (%u)",
 			    h.nlmsg_type, RTM_NEWLINK);
 	if (h.nlmsg_len < NLH + IFI)
-		return fail(why, why_len, THOTH_E_PROTOCOL, "RTM_NEWLINK of %u bytes has no interface header", h.nlmsg_len);
+		return thoth__pm_fail(why, why_len, THOTH_E_PROTOCOL, "RTM_NEWLINK of %u bytes has no interface header", h.nlmsg_len);
 	struct ifinfomsg ifi;
 	memcpy(&ifi, msg + NLH, IFI);
 	if (ifi.ifi_index <= 0)
-		return fail(why, why_len, THOTH_E_PROTOCOL, "RTM_NEWLINK names interface index %d", ifi.ifi_index);
+		return thoth__pm_fail(why, why_len, THOTH_E_PROTOCOL, "RTM_NEWLINK names interface index %d", ifi.ifi_index);
 	out->ifindex = (uint32_t)ifi.ifi_index;
 	const uint8_t *p = msg + NLH + IFI;
 	size_t left = h.nlmsg_len - NLH - IFI;
@@ -102,13 +91,13 @@ int thoth_rtnl_parse_link_stats(const uint8_t *msg, size_t len, uint32_t seq, th
 		struct nlattr a;
 		memcpy(&a, p, 4);
 		if (a.nla_len < 4 || a.nla_len > left)
-			return fail(why, why_len, THOTH_E_PROTOCOL, "netlink attribute %u claims %u bytes where %zu remain",
+			return thoth__pm_fail(why, why_len, THOTH_E_PROTOCOL, "netlink attribute %u claims %u bytes where %zu remain",
 				    a.nla_type & NLA_TYPE_MASK, a.nla_len, left);
 		if ((a.nla_type & NLA_TYPE_MASK) == IFLA_STATS64) {
 			/* rx_packets, tx_packets, rx_bytes, tx_bytes lead struct
 			 * rtnl_link_stats64; later kernels only append. */
 			if (a.nla_len < 4 + 4 * sizeof(uint64_t))
-				return fail(why, why_len, THOTH_E_PROTOCOL, "IFLA_STATS64 of %u bytes, at least 32 expected",
+				return thoth__pm_fail(why, why_len, THOTH_E_PROTOCOL, "IFLA_STATS64 of %u bytes, at least 32 expected",
 					    a.nla_len - 4u);
 			uint64_t v[4];
 			memcpy(v, p + 4, sizeof v);
@@ -125,7 +114,7 @@ int thoth_rtnl_parse_link_stats(const uint8_t *msg, size_t len, uint32_t seq, th
 		left -= step;
 	}
 	if (!found)
-		return fail(why, why_len, THOTH_E_PROTOCOL, "RTM_NEWLINK for index %u carries no IFLA_STATS64", out->ifindex);
+		return thoth__pm_fail(why, why_len, THOTH_E_PROTOCOL, "RTM_NEWLINK for index %u carries no IFLA_STATS64", out->ifindex);
 	return 0;
 }
 
@@ -137,7 +126,7 @@ int thoth_rtnl_open(thoth_rtnl_t **out, char *why, size_t why_len)
 	if (!h || !buf) {
 		free(h);
 		free(buf);
-		return fail(why, why_len, THOTH_E_NOMEM, "out of memory");
+		return thoth__pm_fail(why, why_len, THOTH_E_NOMEM, "out of memory");
 	}
 	h->buf = buf;
 	h->fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
@@ -145,7 +134,7 @@ int thoth_rtnl_open(thoth_rtnl_t **out, char *why, size_t why_len)
 		int e = errno;
 		free(buf);
 		free(h);
-		return fail(why, why_len, THOTH_E_IO, "rtnetlink socket: %s", strerror(e));
+		return thoth__pm_fail(why, why_len, THOTH_E_IO, "rtnetlink socket: %s", strerror(e));
 	}
 	*out = h;
 	return 0;
@@ -165,22 +154,22 @@ int thoth_rtnl_link_stats(thoth_rtnl_t *h, const char *ifname, thoth_link_stats_
 	size_t len;
 	uint32_t seq = ++h->seq;
 	if (thoth_rtnl_build_getlink(h->buf, REPLY_MAX, seq, ifname, &len))
-		return fail(why, why_len, THOTH_E_INVAL, "interface name \"%s\": 1 to 15 bytes", ifname ? ifname : "");
+		return thoth__pm_fail(why, why_len, THOTH_E_INVAL, "interface name \"%s\": 1 to 15 bytes", ifname ? ifname : "");
 	struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
 	if (sendto(h->fd, h->buf, len, MSG_NOSIGNAL, (struct sockaddr *)&kernel, sizeof kernel) != (ssize_t)len)
-		return fail(why, why_len, THOTH_E_IO, "sending to rtnetlink: %s", strerror(errno));
+		return thoth__pm_fail(why, why_len, THOTH_E_IO, "sending to rtnetlink: %s", strerror(errno));
 	for (;;) {
 		struct pollfd p = { .fd = h->fd, .events = POLLIN };
 		int n = poll(&p, 1, REPLY_TIMEOUT_MS);
 		if (n == 0)
-			return fail(why, why_len, THOTH_E_TIMEDOUT, "no rtnetlink reply within %d ms", REPLY_TIMEOUT_MS);
+			return thoth__pm_fail(why, why_len, THOTH_E_TIMEDOUT, "no rtnetlink reply within %d ms", REPLY_TIMEOUT_MS);
 		if (n < 0)
-			return fail(why, why_len, THOTH_E_IO, "waiting for rtnetlink: %s", strerror(errno));
+			return thoth__pm_fail(why, why_len, THOTH_E_IO, "waiting for rtnetlink: %s", strerror(errno));
 		ssize_t r = recv(h->fd, h->buf, REPLY_MAX, MSG_DONTWAIT | MSG_TRUNC);
 		if (r < 0)
-			return fail(why, why_len, THOTH_E_IO, "reading rtnetlink: %s", strerror(errno));
+			return thoth__pm_fail(why, why_len, THOTH_E_IO, "reading rtnetlink: %s", strerror(errno));
 		if ((size_t)r > REPLY_MAX)
-			return fail(why, why_len, THOTH_E_PROTOCOL, "an rtnetlink reply of %zd bytes, more than %d", r,
+			return thoth__pm_fail(why, why_len, THOTH_E_PROTOCOL, "an rtnetlink reply of %zd bytes, more than %d", r,
 				    REPLY_MAX);
 		/* A late answer to an earlier request that timed out: skip it. */
 		struct nlmsghdr nh;
@@ -232,7 +221,7 @@ static int rec_set(void *arg, const char *ifname, const thoth_coalesce_t *want, 
 	(void)ifname;
 	thoth_nicmod_record_t *r = arg;
 	if (want->present & ~r->now.present)
-		return fail(why, why_len, THOTH_E_NOT_FOUND, "the fixture device does not support parameters 0x%x",
+		return thoth__pm_fail(why, why_len, THOTH_E_NOT_FOUND, "the fixture device does not support parameters 0x%x",
 			    want->present & ~r->now.present);
 	uint32_t p = want->present;
 	if (p & THOTH_COAL_RX_USECS)
@@ -433,16 +422,16 @@ int thoth_nicmod_start(thoth_loop_t *loop, const thoth_nicmod_config_t *cfg, tho
 {
 	*out = NULL;
 	if (!loop || !cfg || !cfg->ifname || !cfg->backend.get || !cfg->backend.set)
-		return fail(why, why_len, THOTH_E_INVAL, "a loop, an interface and a backend are needed");
+		return thoth__pm_fail(why, why_len, THOTH_E_INVAL, "a loop, an interface and a backend are needed");
 	size_t nl = strlen(cfg->ifname);
 	if (nl == 0 || nl >= 16)
-		return fail(why, why_len, THOTH_E_INVAL, "interface name \"%s\": 1 to 15 bytes", cfg->ifname);
+		return thoth__pm_fail(why, why_len, THOTH_E_INVAL, "interface name \"%s\": 1 to 15 bytes", cfg->ifname);
 	uint32_t sample_us = cfg->sample_us ? cfg->sample_us : 10000;
 	if (sample_us < 1000 || sample_us > 1000000)
-		return fail(why, why_len, THOTH_E_INVAL, "sample period %u us: 1000 to 1000000", sample_us);
+		return thoth__pm_fail(why, why_len, THOTH_E_INVAL, "sample period %u us: 1000 to 1000000", sample_us);
 	thoth_nicmod_t *m = calloc(1, sizeof *m);
 	if (!m)
-		return fail(why, why_len, THOTH_E_NOMEM, "out of memory");
+		return thoth__pm_fail(why, why_len, THOTH_E_NOMEM, "out of memory");
 	m->loop = loop;
 	m->cfg = *cfg;
 	memcpy(m->ifname, cfg->ifname, nl + 1);
@@ -451,7 +440,7 @@ int thoth_nicmod_start(thoth_loop_t *loop, const thoth_nicmod_config_t *cfg, tho
 	m->pfd = -1;
 	int r = thoth_mod_init(&m->pol, &cfg->policy);
 	if (r) {
-		fail(why, why_len, r, "bad moderation policy (kind %d)", (int)cfg->policy.kind);
+		thoth__pm_fail(why, why_len, r, "bad moderation policy (kind %d)", (int)cfg->policy.kind);
 		goto out;
 	}
 	r = thoth_rtnl_open(&m->rtnl, why, why_len);
@@ -461,7 +450,7 @@ int thoth_nicmod_start(thoth_loop_t *loop, const thoth_nicmod_config_t *cfg, tho
 	char swhy[200];
 	r = thoth_rtnl_link_stats(m->rtnl, m->ifname, &st, swhy, sizeof swhy);
 	if (r) {
-		fail(why, why_len, r, "%s: reading its counters: %s", m->ifname, swhy);
+		thoth__pm_fail(why, why_len, r, "%s: reading its counters: %s", m->ifname, swhy);
 		goto out;
 	}
 	m->ifindex = st.ifindex;
@@ -470,19 +459,19 @@ int thoth_nicmod_start(thoth_loop_t *loop, const thoth_nicmod_config_t *cfg, tho
 	char dwhy[200];
 	r = cfg->backend.get(cfg->backend.arg, m->ifname, &dev, dwhy, sizeof dwhy);
 	if (r) {
-		fail(why, why_len, r, "%s: reading its coalescing: %s", m->ifname, dwhy);
+		thoth__pm_fail(why, why_len, r, "%s: reading its coalescing: %s", m->ifname, dwhy);
 		goto out;
 	}
 	m->st.device = dev;
 	m->st.supported = dev.present & DRIVEN;
 	if (!m->st.supported) {
-		r = fail(why, why_len, THOTH_E_NOT_FOUND, "%s: the driver offers no rx coalescing parameter", m->ifname);
+		r = thoth__pm_fail(why, why_len, THOTH_E_NOT_FOUND, "%s: the driver offers no rx coalescing parameter", m->ifname);
 		goto out;
 	}
 	m->pfd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (m->pfd < 0) {
 		int e = errno;
-		r = fail(why, why_len, e == EPERM || e == EACCES ? THOTH_E_PERM : THOTH_E_IO,
+		r = thoth__pm_fail(why, why_len, e == EPERM || e == EACCES ? THOTH_E_PERM : THOTH_E_IO,
 			 "packet socket (the wake-up on traffic, needs CAP_NET_RAW): %s", strerror(e));
 		goto out;
 	}
@@ -490,13 +479,13 @@ int thoth_nicmod_start(thoth_loop_t *loop, const thoth_nicmod_config_t *cfg, tho
 	/* Filter first, bind second: nothing is queued before the filter. */
 	if (set_filter(m->pfd, false) || setsockopt(m->pfd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one) ||
 	    setsockopt(m->pfd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small)) {
-		r = fail(why, why_len, THOTH_E_IO, "packet socket options: %s", strerror(errno));
+		r = thoth__pm_fail(why, why_len, THOTH_E_IO, "packet socket options: %s", strerror(errno));
 		goto out;
 	}
 	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL),
 				   .sll_ifindex = (int)m->ifindex };
 	if (bind(m->pfd, (struct sockaddr *)&sll, sizeof sll)) {
-		r = fail(why, why_len, THOTH_E_IO, "binding the packet socket to %s: %s", m->ifname, strerror(errno));
+		r = thoth__pm_fail(why, why_len, THOTH_E_IO, "binding the packet socket to %s: %s", m->ifname, strerror(errno));
 		goto out;
 	}
 	/* A known state: the policy's start profile, whatever was set before. */

@@ -27,18 +27,6 @@
 #include "moderation_nvme.h"
 #include "thoth/error.h"
 
-static int fail(char *why, size_t why_len, int err, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int fail(char *why, size_t why_len, int err, const char *fmt, ...)
-{
-	if (why && why_len) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(why, why_len, fmt, ap);
-		va_end(ap);
-	}
-	return err;
-}
-
 /* ---- encoding ------------------------------------------------------------------ */
 
 uint32_t thoth_nvme_coalesce_encode(thoth_mod_profile_t p)
@@ -144,31 +132,31 @@ int thoth_nvme_admin_error(int rc, const char *dev, uint8_t opcode, char *why, s
 		int e = -rc;
 		switch (e) {
 		case ENOTTY:
-			return fail(why, why_len, THOTH_E_NOT_FOUND,
+			return thoth__pm_fail(why, why_len, THOTH_E_NOT_FOUND,
 				    "%s is not an NVMe controller: the admin ioctl answered ENOTTY (%s)", dev, what);
 		case ENOENT:
 		case ENODEV:
 		case ENXIO:
-			return fail(why, why_len, THOTH_E_NOT_FOUND, "%s: no such NVMe controller (%s)", dev, strerror(e));
+			return thoth__pm_fail(why, why_len, THOTH_E_NOT_FOUND, "%s: no such NVMe controller (%s)", dev, strerror(e));
 		case EPERM:
 		case EACCES:
-			return fail(why, why_len, THOTH_E_PERM,
+			return thoth__pm_fail(why, why_len, THOTH_E_PERM,
 				    "%s: %s refused (%s): NVMe admin passthrough needs CAP_SYS_ADMIN", dev, what,
 				    strerror(e));
 		case ETIMEDOUT:
 		case EINTR:
-			return fail(why, why_len, THOTH_E_TIMEDOUT, "%s: %s did not complete (%s)", dev, what, strerror(e));
+			return thoth__pm_fail(why, why_len, THOTH_E_TIMEDOUT, "%s: %s did not complete (%s)", dev, what, strerror(e));
 		default:
-			return fail(why, why_len, THOTH_E_IO, "%s: %s: %s", dev, what, strerror(e));
+			return thoth__pm_fail(why, why_len, THOTH_E_IO, "%s: %s: %s", dev, what, strerror(e));
 		}
 	}
 	int sct = rc >> 8 & 7, sc = rc & 0xff, key = rc & 0x7ff;
 	if (key == ST_INVALID_OPCODE || key == ST_INVALID_FIELD || key == ST_FEAT_NOT_SAVEABLE ||
 	    key == ST_FEAT_NOT_CHANGEABLE || key == ST_FEAT_NOT_PER_NS)
-		return fail(why, why_len, THOTH_E_NO_FEATURE,
+		return thoth__pm_fail(why, why_len, THOTH_E_NO_FEATURE,
 			    "%s: the controller rejects feature 0x08 (interrupt coalescing): %s answered %s "
 			    "(status 0x%x: SCT %d, SC 0x%02x)", dev, what, status_name(rc), rc, sct, sc);
-	return fail(why, why_len, THOTH_E_IO, "%s: %s failed: NVMe %s (status 0x%x: SCT %d, SC 0x%02x%s)", dev, what,
+	return thoth__pm_fail(why, why_len, THOTH_E_IO, "%s: %s failed: NVMe %s (status 0x%x: SCT %d, SC 0x%02x%s)", dev, what,
 		    status_name(rc), rc, sct, sc, rc & ST_DNR ? ", do not retry" : "");
 }
 
@@ -261,15 +249,15 @@ int thoth_nvme_parse_blockstat(const char *text, size_t len, uint64_t *ios, uint
 		while (p < end && !is_space(*p))
 			p++;
 		if (n == 17)
-			return fail(why, why_len, THOTH_E_PROTOCOL, "block stat: more than 17 fields");
+			return thoth__pm_fail(why, why_len, THOTH_E_PROTOCOL, "block stat: more than 17 fields");
 		if (!parse_u64(t, p, &f[n]))
-			return fail(why, why_len, THOTH_E_PROTOCOL,
+			return thoth__pm_fail(why, why_len, THOTH_E_PROTOCOL,
 				    "block stat: field %u (\"%.*s\") is not an unsigned decimal number", n + 1,
 				    (int)(p - t > 24 ? 24 : p - t), t);
 		n++;
 	}
 	if (n != 11 && n != 15 && n != 17)
-		return fail(why, why_len, THOTH_E_PROTOCOL, "block stat: %u fields, expected 11, 15 or 17", n);
+		return thoth__pm_fail(why, why_len, THOTH_E_PROTOCOL, "block stat: %u fields, expected 11, 15 or 17", n);
 	/* reads 0, read sectors 2, writes 4, write sectors 6, discards 11,
 	 * discard sectors 13, flushes 15.  A sum that wraps is as good as
 	 * the kernel's own counters that wrap: the loop only takes gaps. */
@@ -319,7 +307,7 @@ int thoth_nvme_parse_interrupts(const char *text, size_t len, const char *ctrl, 
 	*irqs = 0;
 	*queues = 0;
 	if (thoth_nvme_ctrl_name_check(ctrl))
-		return fail(why, why_len, THOTH_E_INVAL, "controller name: nvme followed by 1 to 4 digits");
+		return thoth__pm_fail(why, why_len, THOTH_E_INVAL, "controller name: nvme followed by 1 to 4 digits");
 	const char *p = text, *end = text + len, *ls, *le, *ts, *te;
 	unsigned ncpu = 0;
 	/* The header: one "CPU<n>" per column. */
@@ -328,7 +316,7 @@ int thoth_nvme_parse_interrupts(const char *text, size_t len, const char *ctrl, 
 		while (next_token(&q, le, &ts, &te)) {
 			uint64_t c;
 			if (te - ts < 4 || memcmp(ts, "CPU", 3) || !parse_u64(ts + 3, te, &c))
-				return fail(why, why_len, THOTH_E_PROTOCOL,
+				return thoth__pm_fail(why, why_len, THOTH_E_PROTOCOL,
 					    "interrupts: the header names \"%.*s\" where CPU<n> columns were expected",
 					    (int)(te - ts > 24 ? 24 : te - ts), ts);
 			ncpu++;
@@ -337,7 +325,7 @@ int thoth_nvme_parse_interrupts(const char *text, size_t len, const char *ctrl, 
 			break;
 	}
 	if (!ncpu)
-		return fail(why, why_len, THOTH_E_PROTOCOL, "interrupts: no CPU header line");
+		return thoth__pm_fail(why, why_len, THOTH_E_PROTOCOL, "interrupts: no CPU header line");
 	while (next_line(&p, end, &ls, &le)) {
 		/* The name is the last word of the line. */
 		const char *ne = le;
@@ -350,13 +338,13 @@ int thoth_nvme_parse_interrupts(const char *text, size_t len, const char *ctrl, 
 			continue;
 		const char *q = ls;
 		if (!next_token(&q, le, &ts, &te) || te[-1] != ':')
-			return fail(why, why_len, THOTH_E_PROTOCOL, "interrupts: the line of %.*s does not start with \"N:\"",
+			return thoth__pm_fail(why, why_len, THOTH_E_PROTOCOL, "interrupts: the line of %.*s does not start with \"N:\"",
 				    (int)(ne - ns > 24 ? 24 : ne - ns), ns);
 		uint64_t sum = 0;
 		for (unsigned c = 0; c < ncpu; c++) {
 			uint64_t v;
 			if (!next_token(&q, le, &ts, &te) || te > ns || !parse_u64(ts, te, &v))
-				return fail(why, why_len, THOTH_E_PROTOCOL,
+				return thoth__pm_fail(why, why_len, THOTH_E_PROTOCOL,
 					    "interrupts: the line of %.*s has fewer than %u per-CPU counts",
 					    (int)(ne - ns > 24 ? 24 : ne - ns), ns, ncpu);
 			sum = sum + v < sum ? UINT64_MAX : sum + v;
@@ -377,24 +365,24 @@ static int slurp(const char *path, size_t max, char **out, size_t *len, char *wh
 	char full[768];
 	*out = NULL;
 	if (thoth_pm_path(full, sizeof full, path))
-		return fail(why, why_len, THOTH_E_INVAL, "%s: path too long", path);
+		return thoth__pm_fail(why, why_len, THOTH_E_INVAL, "%s: path too long", path);
 	int fd = open(full, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return fail(why, why_len, errno == ENOENT ? THOTH_E_NOT_FOUND : errno == EACCES ? THOTH_E_PERM : THOTH_E_IO,
+		return thoth__pm_fail(why, why_len, errno == ENOENT ? THOTH_E_NOT_FOUND : errno == EACCES ? THOTH_E_PERM : THOTH_E_IO,
 			    "%s: %s", full, strerror(errno));
 	size_t cap = 4096, n = 0;
 	char *b = malloc(cap);
 	for (;;) {
 		if (!b) {
 			close(fd);
-			return fail(why, why_len, THOTH_E_NOMEM, "out of memory reading %s", full);
+			return thoth__pm_fail(why, why_len, THOTH_E_NOMEM, "out of memory reading %s", full);
 		}
 		ssize_t r = read(fd, b + n, cap - n);
 		if (r < 0) {
 			int e = errno;
 			close(fd);
 			free(b);
-			return fail(why, why_len, THOTH_E_IO, "reading %s: %s", full, strerror(e));
+			return thoth__pm_fail(why, why_len, THOTH_E_IO, "reading %s: %s", full, strerror(e));
 		}
 		if (r == 0)
 			break;
@@ -403,7 +391,7 @@ static int slurp(const char *path, size_t max, char **out, size_t *len, char *wh
 			if (cap >= max) {
 				close(fd);
 				free(b);
-				return fail(why, why_len, THOTH_E_PROTOCOL, "%s is larger than %zu bytes", full, max);
+				return thoth__pm_fail(why, why_len, THOTH_E_PROTOCOL, "%s is larger than %zu bytes", full, max);
 			}
 			char *nb = realloc(b, cap * 2);
 			if (!nb)
@@ -425,14 +413,14 @@ int thoth_nvme_namespaces(const char *ctrl, char (*names)[32], uint32_t *devs, u
 {
 	*n = 0;
 	if (thoth_nvme_ctrl_name_check(ctrl))
-		return fail(why, why_len, THOTH_E_INVAL, "controller name \"%s\": nvme followed by 1 to 4 digits",
+		return thoth__pm_fail(why, why_len, THOTH_E_INVAL, "controller name \"%s\": nvme followed by 1 to 4 digits",
 			    ctrl ? ctrl : "");
 	char dir[600];
 	if (thoth_pm_path(dir, sizeof dir, "/sys/block"))
-		return fail(why, why_len, THOTH_E_INVAL, "the sysfs root is too long");
+		return thoth__pm_fail(why, why_len, THOTH_E_INVAL, "the sysfs root is too long");
 	DIR *d = opendir(dir);
 	if (!d)
-		return fail(why, why_len, THOTH_E_NOT_FOUND, "%s: %s", dir, strerror(errno));
+		return thoth__pm_fail(why, why_len, THOTH_E_NOT_FOUND, "%s: %s", dir, strerror(errno));
 	size_t cl = strlen(ctrl);
 	struct dirent *e;
 	while ((e = readdir(d))) {
@@ -444,14 +432,14 @@ int thoth_nvme_namespaces(const char *ctrl, char (*names)[32], uint32_t *devs, u
 			continue;          /* nvme0n1p1 (a partition), nvme0c0n1 (a path) */
 		if (*n == max) {
 			closedir(d);
-			return fail(why, why_len, THOTH_E_LIMIT, "%s has more than %u namespaces", ctrl, max);
+			return thoth__pm_fail(why, why_len, THOTH_E_LIMIT, "%s has more than %u namespaces", ctrl, max);
 		}
 		memcpy(names[*n], s, strlen(s) + 1);   /* at most 4 + 4 + 1 + 4 bytes: checked above */
 		++*n;
 	}
 	closedir(d);
 	if (!*n)
-		return fail(why, why_len, THOTH_E_NOT_FOUND, "no namespace of %s under %s (%sn<K>)", ctrl, dir, ctrl);
+		return thoth__pm_fail(why, why_len, THOTH_E_NOT_FOUND, "no namespace of %s under %s (%sn<K>)", ctrl, dir, ctrl);
 	qsort(names, *n, 32, cmp_name);
 	for (uint32_t i = 0; devs && i < *n; i++) {
 		char path[128], *text;
@@ -467,7 +455,7 @@ int thoth_nvme_namespaces(const char *ctrl, char (*names)[32], uint32_t *devs, u
 		free(text);
 		int k = sscanf(line, "%u:%u%c", &maj, &min, &tail);
 		if (k < 2 || (k == 3 && tail != '\n') || maj >= 4096 || min >= (1u << 20))
-			return fail(why, why_len, THOTH_E_PROTOCOL, "%s: \"%.20s\" is not MAJOR:MINOR", path, line);
+			return thoth__pm_fail(why, why_len, THOTH_E_PROTOCOL, "%s: \"%.20s\" is not MAJOR:MINOR", path, line);
 		devs[i] = maj << 20 | min;
 	}
 	return 0;
@@ -493,7 +481,7 @@ int thoth_nvme_read_counters(const char *ctrl, thoth_nvme_counters_t *out, char 
 		r = thoth_nvme_parse_blockstat(text, len, &ios, &sectors, pwhy, sizeof pwhy);
 		free(text);
 		if (r)
-			return fail(why, why_len, r, "%s: %s", path, pwhy);
+			return thoth__pm_fail(why, why_len, r, "%s: %s", path, pwhy);
 		out->ios += ios;
 		out->sectors += sectors;
 	}
@@ -509,7 +497,7 @@ int thoth_nvme_read_counters(const char *ctrl, thoth_nvme_counters_t *out, char 
 	r = thoth_nvme_parse_interrupts(text, len, ctrl, &out->irqs, &out->queues, pwhy, sizeof pwhy);
 	free(text);
 	if (r)
-		return fail(why, why_len, r, "/proc/interrupts: %s", pwhy);
+		return thoth__pm_fail(why, why_len, r, "/proc/interrupts: %s", pwhy);
 	return 0;
 }
 
@@ -538,7 +526,7 @@ static int tracepoint_id(uint64_t *id, char *why, size_t why_len)
 			return 0;
 		}
 	}
-	return fail(why, why_len, THOTH_E_NOT_FOUND,
+	return thoth__pm_fail(why, why_len, THOTH_E_NOT_FOUND,
 		    "the block_rq_complete tracepoint is not visible (no tracefs at /sys/kernel/tracing): "
 		    "an idle loop could not wake on I/O without a timer");
 }
@@ -562,7 +550,7 @@ int thoth_nvme_perf_wake_open(const uint32_t *devs, uint32_t ndevs, thoth_nvme_p
 {
 	*out = NULL;
 	if (!ndevs || ndevs > THOTH_NVME_MAX_NS)
-		return fail(why, why_len, THOTH_E_INVAL, "1 to %d devices to wake on", THOTH_NVME_MAX_NS);
+		return thoth__pm_fail(why, why_len, THOTH_E_INVAL, "1 to %d devices to wake on", THOTH_NVME_MAX_NS);
 	uint64_t id = 0;
 	int r = tracepoint_id(&id, why, why_len);
 	if (r)
@@ -579,7 +567,7 @@ int thoth_nvme_perf_wake_open(const uint32_t *devs, uint32_t ndevs, thoth_nvme_p
 	thoth_nvme_perf_wake_t *w = calloc(1, sizeof *w);
 	if (!w || !(w->fds = calloc((size_t)ncpu, sizeof *w->fds)) || !(w->rings = calloc((size_t)ncpu, sizeof(void *)))) {
 		thoth_nvme_perf_wake_close(w);
-		return fail(why, why_len, THOTH_E_NOMEM, "out of memory");
+		return thoth__pm_fail(why, why_len, THOTH_E_NOMEM, "out of memory");
 	}
 	/* One metadata page and one data page: records are only doorbells. */
 	w->ring_len = 2 * (size_t)sysconf(_SC_PAGESIZE);
@@ -592,7 +580,7 @@ int thoth_nvme_perf_wake_open(const uint32_t *devs, uint32_t ndevs, thoth_nvme_p
 			if (e == ENODEV || e == EINVAL)
 				continue;            /* an offline CPU */
 			thoth_nvme_perf_wake_close(w);
-			return fail(why, why_len, e == EACCES || e == EPERM ? THOTH_E_PERM : THOTH_E_IO,
+			return thoth__pm_fail(why, why_len, e == EACCES || e == EPERM ? THOTH_E_PERM : THOTH_E_IO,
 				    "perf_event_open(block_rq_complete, cpu %ld): %s%s", cpu, strerror(e),
 				    e == EACCES || e == EPERM ? " (needs CAP_PERFMON or kernel.perf_event_paranoid <= -1)" : "");
 		}
@@ -602,18 +590,18 @@ int thoth_nvme_perf_wake_open(const uint32_t *devs, uint32_t ndevs, thoth_nvme_p
 		if (ioctl(fd, PERF_EVENT_IOC_SET_FILTER, filter)) {
 			int e = errno;
 			thoth_nvme_perf_wake_close(w);
-			return fail(why, why_len, THOTH_E_IO, "perf filter \"%s\": %s", filter, strerror(e));
+			return thoth__pm_fail(why, why_len, THOTH_E_IO, "perf filter \"%s\": %s", filter, strerror(e));
 		}
 		w->rings[w->n - 1] = mmap(NULL, w->ring_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 		if (w->rings[w->n - 1] == MAP_FAILED) {
 			int e = errno;
 			thoth_nvme_perf_wake_close(w);
-			return fail(why, why_len, THOTH_E_IO, "mapping the perf ring: %s", strerror(e));
+			return thoth__pm_fail(why, why_len, THOTH_E_IO, "mapping the perf ring: %s", strerror(e));
 		}
 	}
 	if (!w->n) {
 		thoth_nvme_perf_wake_close(w);
-		return fail(why, why_len, THOTH_E_NOT_FOUND, "no CPU accepted a block_rq_complete event");
+		return thoth__pm_fail(why, why_len, THOTH_E_NOT_FOUND, "no CPU accepted a block_rq_complete event");
 	}
 	*out = w;
 	return 0;
@@ -871,20 +859,20 @@ int thoth_nvmemod_start(thoth_loop_t *loop, const thoth_nvmemod_config_t *cfg, t
 {
 	*out = NULL;
 	if (!loop || !cfg)
-		return fail(why, why_len, THOTH_E_INVAL, "a loop and a configuration are needed");
+		return thoth__pm_fail(why, why_len, THOTH_E_INVAL, "a loop and a configuration are needed");
 	if (thoth_nvme_ctrl_name_check(cfg->ctrl))
-		return fail(why, why_len, THOTH_E_INVAL, "controller \"%s\": nvme followed by 1 to 4 digits (nvme0)",
+		return thoth__pm_fail(why, why_len, THOTH_E_INVAL, "controller \"%s\": nvme followed by 1 to 4 digits (nvme0)",
 			    cfg->ctrl ? cfg->ctrl : "");
 	uint32_t sample_us = cfg->sample_us ? cfg->sample_us : 10000;
 	if (sample_us < 1000 || sample_us > 1000000)
-		return fail(why, why_len, THOTH_E_INVAL, "sample period %u us: 1000 to 1000000", sample_us);
+		return thoth__pm_fail(why, why_len, THOTH_E_INVAL, "sample period %u us: 1000 to 1000000", sample_us);
 	if (cfg->wake != THOTH_NVMEMOD_WAKE_PERF && cfg->wake != THOTH_NVMEMOD_WAKE_FILES)
-		return fail(why, why_len, THOTH_E_INVAL, "wake-up %d: perf or files", (int)cfg->wake);
+		return thoth__pm_fail(why, why_len, THOTH_E_INVAL, "wake-up %d: perf or files", (int)cfg->wake);
 	if (cfg->dev_path && (!*cfg->dev_path || strlen(cfg->dev_path) >= 128))
-		return fail(why, why_len, THOTH_E_INVAL, "device path: 1 to 127 bytes");
+		return thoth__pm_fail(why, why_len, THOTH_E_INVAL, "device path: 1 to 127 bytes");
 	thoth_nvmemod_t *m = calloc(1, sizeof *m);
 	if (!m)
-		return fail(why, why_len, THOTH_E_NOMEM, "out of memory");
+		return thoth__pm_fail(why, why_len, THOTH_E_NOMEM, "out of memory");
 	m->loop = loop;
 	m->cfg = *cfg;
 	m->ino = -1;
@@ -902,7 +890,7 @@ int thoth_nvmemod_start(thoth_loop_t *loop, const thoth_nvmemod_config_t *cfg, t
 	m->sample_ns = (uint64_t)sample_us * 1000u;
 	int r = thoth_mod_init(&m->pol, &cfg->policy);
 	if (r) {
-		fail(why, why_len, r, "bad moderation policy (kind %d)", (int)cfg->policy.kind);
+		thoth__pm_fail(why, why_len, r, "bad moderation policy (kind %d)", (int)cfg->policy.kind);
 		goto out;
 	}
 	r = thoth_nvme_namespaces(m->ctrl, m->ns, m->devs, THOTH_NVME_MAX_NS, &m->nns, why, why_len);
@@ -932,13 +920,13 @@ int thoth_nvmemod_start(thoth_loop_t *loop, const thoth_nvmemod_config_t *cfg, t
 			m->nsrcs = 1;
 	}
 	if (r) {
-		fail(why, why_len, r, "watching for I/O: %s", strerror(errno));
+		thoth__pm_fail(why, why_len, r, "watching for I/O: %s", strerror(errno));
 		goto out;
 	}
 	/* A known state: the policy's start profile, whatever was set before. */
 	apply(m, true);
 	if (m->st.disabled) {
-		r = fail(why, why_len, m->refusal, "%s", m->st.why);
+		r = thoth__pm_fail(why, why_len, m->refusal, "%s", m->st.why);
 		goto out;
 	}
 	go_idle(m);

@@ -17,6 +17,7 @@
 
 #include "sim.h"
 #include "thoth/error.h"
+#include "backend.h"
 
 #define US 1000ull
 #define MS 1000000ull
@@ -260,18 +261,6 @@ int thoth_pm_trace_generate(const char *spec, const char *name, thoth_pm_trace_t
 
 /* ---- recorded: errors ------------------------------------------------------------------ */
 
-__attribute__((format(printf, 4, 5)))
-static int fail(char *why, size_t why_len, int err, const char *fmt, ...)
-{
-	if (why && why_len) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(why, why_len, fmt, ap);
-		va_end(ap);
-	}
-	return err;
-}
-
 /* ---- recorded: the text list ------------------------------------------------------------- */
 
 static int parse_text(const char *buf, size_t len, uint64_t deadline_ns, thoth_pm_trace_t *out,
@@ -288,7 +277,7 @@ static int parse_text(const char *buf, size_t len, uint64_t deadline_ns, thoth_p
 		char text[128];
 		size_t n = eol - pos;
 		if (n >= sizeof(text))
-			return fail(why, why_len, THOTH_E_INVAL, "line %zu: longer than 127 bytes", line);
+			return thoth__pm_fail(why, why_len, THOTH_E_INVAL, "line %zu: longer than 127 bytes", line);
 		memcpy(text, buf + pos, n);
 		text[n] = '\0';
 		pos = eol + 1;
@@ -310,7 +299,7 @@ static int parse_text(const char *buf, size_t len, uint64_t deadline_ns, thoth_p
 			f[got] = strtod(p, &end);
 			if (end == p || errno || !isfinite(f[got]) || f[got] < 0 ||
 			    f[got] > THOTH_PM_TRACE_MAX_NS / US)
-				return fail(why, why_len, THOTH_E_INVAL,
+				return thoth__pm_fail(why, why_len, THOTH_E_INVAL,
 					    "line %zu: field %d is not a number of us in 0..3600e6",
 					    line, got + 1);
 			p = end;
@@ -319,17 +308,17 @@ static int parse_text(const char *buf, size_t len, uint64_t deadline_ns, thoth_p
 		while (*p == ' ' || *p == '\t' || *p == '\r')
 			p++;
 		if (got < 2 || *p)
-			return fail(why, why_len, THOTH_E_INVAL,
+			return thoth__pm_fail(why, why_len, THOTH_E_INVAL,
 				    "line %zu: expected \"arrival_us work_us [deadline_us]\"", line);
 		uint64_t a = (uint64_t)(f[0] * US), w = (uint64_t)(f[1] * US);
 		if (a < last)
-			return fail(why, why_len, THOTH_E_INVAL,
+			return thoth__pm_fail(why, why_len, THOTH_E_INVAL,
 				    "line %zu: arrival before the previous one", line);
 		last = a;
 		uint64_t d = got == 3 ? (uint64_t)(f[2] * US) : deadline_ns;
 		int err = push(&b, a, w ? w : 1, a + d);
 		if (err)
-			return fail(why, why_len, err, "line %zu: more than %u requests", line,
+			return thoth__pm_fail(why, why_len, err, "line %zu: more than %u requests", line,
 				    THOTH_PM_TRACE_MAX_JOBS);
 	}
 	return 0;
@@ -418,7 +407,7 @@ static int parse_json(const char *buf, size_t len, uint64_t deadline_ns, uint32_
 		    !field(l, n, "\"pid\":", v, sizeof(v)) || !number(v, UINT32_MAX, &pid) ||
 		    !field(l, n, "\"tid\":", v, sizeof(v)) || !number(v, UINT32_MAX, &tid) ||
 		    !field(l, n, "\"service_id\":", v, sizeof(v)) || !number(v, UINT32_MAX, &svc)) {
-			err = fail(why, why_len, THOTH_E_INVAL,
+			err = thoth__pm_fail(why, why_len, THOTH_E_INVAL,
 				   "line %zu: a message event without a valid ts, pid, tid or "
 				   "service_id", line);
 			break;
@@ -426,12 +415,12 @@ static int parse_json(const char *buf, size_t len, uint64_t deadline_ns, uint32_
 		if (count == cap) {
 			size_t ncap = cap ? cap * 2 : 1024;
 			if (ncap > 4 * (size_t)THOTH_PM_TRACE_MAX_JOBS) {
-				err = fail(why, why_len, THOTH_E_LIMIT, "line %zu: too many events", line);
+				err = thoth__pm_fail(why, why_len, THOTH_E_LIMIT, "line %zu: too many events", line);
 				break;
 			}
 			msg_event_t *grown = realloc(ev, ncap * sizeof(*ev));
 			if (!grown) {
-				err = fail(why, why_len, THOTH_E_NOMEM, "out of memory");
+				err = thoth__pm_fail(why, why_len, THOTH_E_NOMEM, "out of memory");
 				break;
 			}
 			ev = grown;
@@ -484,7 +473,7 @@ static int pair_events(msg_event_t *ev, size_t count, uint64_t deadline_ns, uint
 	struct open { uint32_t tid; size_t n; uint64_t ts[MAX_OPEN]; } *open = calloc(MAX_THREADS, sizeof(*open));
 	if (!open) {
 		free(ev);
-		return fail(why, why_len, THOTH_E_NOMEM, "out of memory");
+		return thoth__pm_fail(why, why_len, THOTH_E_NOMEM, "out of memory");
 	}
 	size_t threads = 0;
 	builder_t b = { out, 0 };
@@ -512,9 +501,9 @@ static int pair_events(msg_event_t *ev, size_t count, uint64_t deadline_ns, uint
 	free(open);
 	free(ev);
 	if (err)
-		return fail(why, why_len, err, "too many requests");
+		return thoth__pm_fail(why, why_len, err, "too many requests");
 	if (!out->count)
-		return fail(why, why_len, THOTH_E_INVAL,
+		return thoth__pm_fail(why, why_len, THOTH_E_INVAL,
 			    "no request/response pairs found (a trace with chan_recv/chan_send or "
 			    "msg_recv/msg_send events of a serving process is needed)");
 	/* Jobs were pushed in response order: sort by arrival, then start at 0. */
@@ -543,7 +532,7 @@ int thoth_pm_trace_parse(const char *buf, size_t len, uint64_t deadline_ns, uint
 {
 	memset(out, 0, sizeof(*out));
 	if (!buf || !deadline_ns || deadline_ns > THOTH_PM_TRACE_MAX_NS)
-		return fail(why, why_len, THOTH_E_INVAL, "deadline: must be 1 ns .. 1 h");
+		return thoth__pm_fail(why, why_len, THOTH_E_INVAL, "deadline: must be 1 ns .. 1 h");
 	size_t i = 0;
 	while (i < len && (buf[i] == ' ' || buf[i] == '\n' || buf[i] == '\t' || buf[i] == '\r'))
 		i++;
@@ -557,9 +546,9 @@ int thoth_pm_trace_parse(const char *buf, size_t len, uint64_t deadline_ns, uint
 static int complete(thoth_pm_trace_t *out, int err, char *why, size_t why_len)
 {
 	if (!err && !out->count)
-		err = fail(why, why_len, THOTH_E_INVAL, "the trace has no requests");
+		err = thoth__pm_fail(why, why_len, THOTH_E_INVAL, "the trace has no requests");
 	if (!err && out->jobs[out->count - 1].arrival_ns > THOTH_PM_TRACE_MAX_NS)
-		err = fail(why, why_len, THOTH_E_INVAL, "the trace is longer than an hour");
+		err = thoth__pm_fail(why, why_len, THOTH_E_INVAL, "the trace is longer than an hour");
 	if (err) {
 		thoth_pm_trace_free(out);
 		return err;
@@ -645,9 +634,9 @@ int thoth_pm_trace_parse_ctf(const char *meta, size_t meta_len, const uint8_t *c
 	memset(out, 0, sizeof(*out));
 	if (!meta || (n_streams && (!streams || !lens)) || !deadline_ns ||
 	    deadline_ns > THOTH_PM_TRACE_MAX_NS)
-		return fail(why, why_len, THOTH_E_INVAL, "ctf: bad arguments");
+		return thoth__pm_fail(why, why_len, THOTH_E_INVAL, "ctf: bad arguments");
 	if (meta_len < 10 || memcmp(meta, "/* CTF 1.8", 10) != 0)
-		return fail(why, why_len, THOTH_E_INVAL, "ctf metadata: not CTF 1.8 TSDL from thothctl");
+		return thoth__pm_fail(why, why_len, THOTH_E_INVAL, "ctf metadata: not CTF 1.8 TSDL from thothctl");
 	uint32_t ids[4];
 	ctf_message_ids(meta, meta_len, ids);
 	msg_event_t *ev = NULL;
@@ -658,7 +647,7 @@ int thoth_pm_trace_parse_ctf(const char *meta, size_t meta_len, const uint8_t *c
 		size_t len = lens[s];
 		if (len < CTF_HEAD || le32(p) != CTF_MAGIC || (len - CTF_HEAD) % CTF_EVENT ||
 		    le64(p + 24) != (uint64_t)len * 8 || le64(p + 32) != (uint64_t)len * 8) {
-			err = fail(why, why_len, THOTH_E_INVAL,
+			err = thoth__pm_fail(why, why_len, THOTH_E_INVAL,
 				   "ctf stream %zu: bad packet header (magic, sizes or a partial event)", s);
 			break;
 		}
@@ -673,7 +662,7 @@ int thoth_pm_trace_parse_ctf(const char *meta, size_t meta_len, const uint8_t *c
 				continue;
 			uint64_t ts = le64(e + 4);
 			if (ts > (uint64_t)1e16) {
-				err = fail(why, why_len, THOTH_E_INVAL,
+				err = thoth__pm_fail(why, why_len, THOTH_E_INVAL,
 					   "ctf stream %zu: event at byte %zu: timestamp out of range", s, off);
 				break;
 			}
@@ -682,7 +671,7 @@ int thoth_pm_trace_parse_ctf(const char *meta, size_t meta_len, const uint8_t *c
 				msg_event_t *grown = ncap > 4 * (size_t)THOTH_PM_TRACE_MAX_JOBS
 							     ? NULL : realloc(ev, ncap * sizeof(*ev));
 				if (!grown) {
-					err = fail(why, why_len, THOTH_E_LIMIT, "ctf: too many events");
+					err = thoth__pm_fail(why, why_len, THOTH_E_LIMIT, "ctf: too many events");
 					break;
 				}
 				ev = grown;
@@ -704,7 +693,7 @@ static int slurp(const char *path, char **buf_out, size_t *len_out, char *why, s
 {
 	FILE *f = fopen(path, "rb");
 	if (!f)
-		return fail(why, why_len, THOTH_E_IO, "%s: %s", path, strerror(errno));
+		return thoth__pm_fail(why, why_len, THOTH_E_IO, "%s: %s", path, strerror(errno));
 	char *buf = NULL;
 	size_t len = 0, cap = 0;
 	int err = 0;
@@ -712,12 +701,12 @@ static int slurp(const char *path, char **buf_out, size_t *len_out, char *why, s
 		if (len == cap) {
 			cap = cap ? cap * 2 : 65536;
 			if (cap > (256u << 20)) {
-				err = fail(why, why_len, THOTH_E_LIMIT, "%s: larger than 256 MiB", path);
+				err = thoth__pm_fail(why, why_len, THOTH_E_LIMIT, "%s: larger than 256 MiB", path);
 				break;
 			}
 			char *grown = realloc(buf, cap);
 			if (!grown) {
-				err = fail(why, why_len, THOTH_E_NOMEM, "out of memory");
+				err = thoth__pm_fail(why, why_len, THOTH_E_NOMEM, "out of memory");
 				break;
 			}
 			buf = grown;
@@ -726,7 +715,7 @@ static int slurp(const char *path, char **buf_out, size_t *len_out, char *why, s
 		len += n;
 		if (n == 0) {
 			if (ferror(f))
-				err = fail(why, why_len, THOTH_E_IO, "%s: read error", path);
+				err = thoth__pm_fail(why, why_len, THOTH_E_IO, "%s: read error", path);
 			break;
 		}
 	}
@@ -757,8 +746,8 @@ static int load_ctf_dir(const char *dir, uint64_t deadline_ns, uint32_t pid, tho
 	size_t n = 0;
 	DIR *d = opendir(dir);
 	if (!streams || !lens || !d) {
-		err = d ? fail(why, why_len, THOTH_E_NOMEM, "out of memory")
-			: fail(why, why_len, THOTH_E_IO, "%s: %s", dir, strerror(errno));
+		err = d ? thoth__pm_fail(why, why_len, THOTH_E_NOMEM, "out of memory")
+			: thoth__pm_fail(why, why_len, THOTH_E_IO, "%s: %s", dir, strerror(errno));
 		goto out;
 	}
 	struct dirent *e;
@@ -766,7 +755,7 @@ static int load_ctf_dir(const char *dir, uint64_t deadline_ns, uint32_t pid, tho
 		if (strncmp(e->d_name, "stream_", 7) != 0)
 			continue;
 		if (n == CTF_MAX_STREAMS) {
-			err = fail(why, why_len, THOTH_E_LIMIT, "%s: more than %d streams", dir,
+			err = thoth__pm_fail(why, why_len, THOTH_E_LIMIT, "%s: more than %d streams", dir,
 				   CTF_MAX_STREAMS);
 			break;
 		}
