@@ -4,6 +4,9 @@
 # rejected object refused with the verifier's reason, a missing target.
 set -u
 THOTHD=$1 THOTHCTL=$2 TARGET=$3 CORPUS=$4 ECHO=${5:-}
+# The python3 CMake found (THOTH_PYTHON3_EXE, tests/CMakeLists.txt): not a
+# version manager's shim, which costs ~0.7 s of CPU per start.
+PYTHON3=${THOTH_PYTHON3:-python3}
 fail() { echo "FAIL: $*"; [ -f "$RT/thothd.log" ] && tail -20 "$RT/thothd.log"; exit 1; }
 RT=$(mktemp -d /tmp/thoth-probe-XXXXXX)
 pids=()
@@ -38,7 +41,7 @@ case $out in *"probe 1: thoth/msg_send in pid $TPID: running"*) ;; *) fail "atta
 val=0
 for _ in $(seq 1 250); do
   json=$(ctl --json probe maps 1) || fail "maps: $json"
-  val=$(echo "$json" | python3 -c 'import json,sys; d=json.load(sys.stdin); e=[x for x in d["maps"][0]["entries"] if x["key"]==7]; print(e[0]["value"] if e else 0)')
+  val=$(echo "$json" | "$PYTHON3" -c 'import json,sys; d=json.load(sys.stdin); e=[x for x in d["maps"][0]["entries"] if x["key"]==7]; print(e[0]["value"] if e else 0)')
   [ "$val" -gt 20000 ] && break
   sleep 0.02
 done
@@ -62,9 +65,9 @@ for _ in $(seq 1 250); do
 done
 ctl probe list | grep -q "^1 .*detached" || fail "not detached: $(ctl probe list)"
 ctl probe list | grep -q "^2 .*running" || fail "second not running: $(ctl probe list)"
-c1=$(ctl --json probe maps 2 | python3 -c 'import json,sys; print(json.load(sys.stdin)["maps"][0]["entries"][0]["value"])')
+c1=$(ctl --json probe maps 2 | "$PYTHON3" -c 'import json,sys; print(json.load(sys.stdin)["maps"][0]["entries"][0]["value"])')
 for _ in $(seq 1 250); do
-  c2=$(ctl --json probe maps 2 | python3 -c 'import json,sys; print(json.load(sys.stdin)["maps"][0]["entries"][0]["value"])')
+  c2=$(ctl --json probe maps 2 | "$PYTHON3" -c 'import json,sys; print(json.load(sys.stdin)["maps"][0]["entries"][0]["value"])')
   [ "$c2" -gt "$c1" ] && break
   sleep 0.02
 done
@@ -77,7 +80,7 @@ echo "$out" | grep -q "^bytes (hash" || fail "probe run printed no @bytes: $out"
 v=$(echo "$out" | sed -n 's/^  7: \([0-9]*\)$/\1/p' | head -1)
 [ -n "$v" ] && [ "$v" -gt 0 ] && [ $((v % 2000)) -eq 0 ] || fail "probe run @bytes[7] = '$v': $out"
 json=$(ctl --json probe run 'msg_send { @n = count() }' --pid "$TPID" --duration 0.5 2>&1) || fail "probe run --json: $json"
-echo "$json" | python3 -c 'import json,sys; d=json.loads(sys.stdin.read().strip().splitlines()[-1]); assert d["maps"][0]["entries"][0]["value"] > 0, d' ||
+echo "$json" | "$PYTHON3" -c 'import json,sys; d=json.loads(sys.stdin.read().strip().splitlines()[-1]); assert d["maps"][0]["entries"][0]["value"] > 0, d' ||
   fail "probe run --json: $json"
 out=$(ctl probe run 'msg_send { @n = cnt() }' --pid "$TPID" 2>&1); rc=$?
 [ $rc = 2 ] || fail "bad script: exit $rc"

@@ -23,8 +23,10 @@ expect '"timer_wakeups_rung":0,"timer_lateness_mean_us":1.0,"placement_moves":1,
 expect '"moves":\[{"ts_ns":1500000500,"pid":200,"tid":201,"action":"colocate","cpu":0,"reason":"sleeping synchronous low-rate pair: service follows its client","failed":false}\]}'
 # One JSON object on one line, like every thothctl --json.
 [ "$(echo "$out" | wc -l)" -eq 1 ] || { echo "--json is not one line"; exit 1; }
-echo "$out" | python3 -c 'import json,sys; json.load(sys.stdin)' 2>/dev/null ||
-	{ command -v python3 >/dev/null && { echo "--json is not JSON"; exit 1; }; }
+# The python3 CMake found (THOTH_PYTHON3), not a version manager's shim.
+python3=${THOTH_PYTHON3:-python3}
+echo "$out" | "$python3" -c 'import json,sys; json.load(sys.stdin)' 2>/dev/null ||
+	{ command -v "$python3" >/dev/null && { echo "--json is not JSON"; exit 1; }; }
 text=$("$thothctl" sched --from "$fixture")
 echo "$text" | grep -q "move: pid 200 thread 201 colocate to CPU 0: sleeping synchronous" ||
 	{ echo "text output lacks the move"; exit 1; }
