@@ -27,6 +27,7 @@
 
 #include "harness.h"
 #include "pooltest.thoth.h"
+#include "slowdown.h"
 #include "thoth/error.h"
 #include "thoth/loop.h"
 #include "thoth/pool.h"
@@ -46,6 +47,15 @@ typedef struct fixture {
 	uint32_t next_id, done, target, window, spin_us;
 	bool once;                      /* use the non-idempotent method */
 	uint32_t peer_gone_not_idempotent;
+	/* Each instance's ejections and readmissions, timed in the pool's
+	 * on_change as they happen (thoth_clock_now), not when the test's loop
+	 * next looks. */
+	struct track {
+		uint32_t pid, ejections, readmissions;
+		bool ejected;
+		uint64_t eject_ns[8], readmit_ns[8];
+	} track[8];
+	size_t ntrack;
 } fixture_t;
 
 static fixture_t *F;
@@ -57,9 +67,11 @@ static void tick(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
 	thoth_loop_add_timer_in(loop, 2000000, 0, tick, f, &f->tick);
 }
 
+/* DEADLINE_MS bounds a hang; it is scaled in sanitizer builds
+ * (tests/common/slowdown.h), where 10 s was too short at load 20. */
 static bool run_until(fixture_t *f, bool (*cond)(fixture_t *), int deadline_ms)
 {
-	uint64_t end = harness_now_ms() + (uint64_t)deadline_ms;
+	uint64_t end = harness_now_ms() + (uint64_t)THOTH_TEST_DEADLINE_MS(deadline_ms);
 	while (!cond(f)) {
 		if (harness_now_ms() >= end)
 			return false;
@@ -98,12 +110,51 @@ static pid_t start_instance(fixture_t *f, const char *extra1, const char *extra2
 	return harness_spawn(&f->h, "pool_service", argv);
 }
 
+static struct track *track_of(fixture_t *f, uint32_t pid)
+{
+	for (size_t i = 0; i < f->ntrack; i++)
+		if (f->track[i].pid == pid)
+			return &f->track[i];
+	if (f->ntrack == 8)
+		return NULL;
+	f->track[f->ntrack].pid = pid;
+	return &f->track[f->ntrack++];
+}
+
+/* Called by the pool in the iteration that ejects or readmits: the
+ * moments recorded here are the pool's own. */
+static void pool_changed(void *arg)
+{
+	fixture_t *f = arg;
+	if (!f->pool)
+		return;         /* still in thoth_pool_new: nothing ejected yet */
+	thoth_pool_instance_t in[8];
+	size_t n = thoth_pool_instances(f->pool, in, 8);
+	uint64_t now = thoth_clock_now();
+	for (size_t i = 0; i < n && i < 8; i++) {
+		struct track *t = track_of(f, in[i].pid);
+		if (!t)
+			continue;
+		if (in[i].ejections > t->ejections) {
+			if (t->ejections < 8)
+				t->eject_ns[t->ejections] = now;
+			t->ejections = in[i].ejections;
+			t->ejected = true;
+		} else if (t->ejected && !in[i].ejected) {
+			if (t->readmissions < 8)
+				t->readmit_ns[t->readmissions] = now;
+			t->readmissions++;
+			t->ejected = false;
+		}
+	}
+}
+
 static void new_pool(fixture_t *f, thoth_pool_policy_t policy, uint32_t timeout_ms, uint32_t eject_base_ms)
 {
 	thoth_pool_config_t cfg = {
 		.runtime_dir = f->h.dir, .name = "pooltest", .iface = &thoth_pooltest_Work_info,
 		.policy = policy, .call_timeout_ms = timeout_ms, .eject_base_ms = eject_base_ms,
-		.seed = 12345,
+		.seed = 12345, .on_change = pool_changed, .arg = f,
 	};
 	char why[200];
 	int r = thoth_pool_new(f->loop, &cfg, &f->pool, why, sizeof why);
@@ -186,10 +237,17 @@ static void test_calls_spread_over_every_instance_and_are_answered_once(void **s
 		pids[i] = start_instance(f, NULL, NULL);
 	new_pool(f, THOTH_POOL_P2C, 0, 0);
 	wait_usable(f, 3);
-	load(f, 600, 8, 20);
+	/* 3000 calls, each instance at least 150 (5%; a fair share is 1000).
+	 * With 600 calls and 10% a run lasted less than one instance can wait
+	 * for a CPU on a loaded 2-vCPU box (ASan, load 20: 285/18/297), and p2c
+	 * rightly avoids an instance while it is away: 3000 at 10% still
+	 * failed once there (1325/1393/282).  An instance p2c never or seldom
+	 * picks gets well under 150. */
+	enum { SPREAD_CALLS = 3000 };
+	load(f, SPREAD_CALLS, 8, 20);
 	assert_true(run_until(f, all_done, 30000));
 	uint32_t per[3] = { 0 };
-	for (uint32_t id = 0; id < 600; id++) {
+	for (uint32_t id = 0; id < SPREAD_CALLS; id++) {
 		assert_int_equal(f->answered[id], 1);
 		assert_int_equal(f->errs[id], 0);
 		for (int i = 0; i < 3; i++)
@@ -197,7 +255,7 @@ static void test_calls_spread_over_every_instance_and_are_answered_once(void **s
 	}
 	fprintf(stderr, "# p2c over 3 instances: %u %u %u calls\n", per[0], per[1], per[2]);
 	for (int i = 0; i < 3; i++)
-		assert_true(per[i] > 60);
+		assert_true(per[i] >= SPREAD_CALLS / 20);
 	assert_int_equal(thoth_pool_in_flight(f->pool), 0);
 	/* The blocking form, on the same pool. */
 	thoth_pooltest_Work_work_req_t req = { .id = 7, .spin_us = 0 };
@@ -298,8 +356,6 @@ static bool one_ejected(fixture_t *f)
 	return false;
 }
 
-static bool none_ejected(fixture_t *f) { return !one_ejected(f); }
-
 static uint32_t ejections_seen(fixture_t *f)
 {
 	thoth_pool_stats_t st;
@@ -307,42 +363,52 @@ static uint32_t ejections_seen(fixture_t *f)
 	return (uint32_t)st.ejections;
 }
 
-static bool two_ejections(fixture_t *f) { return ejections_seen(f) >= 2; }
+static uint32_t hung_pid;
+static bool hung_readmitted_twice(fixture_t *f)
+{
+	struct track *t = track_of(f, hung_pid);
+	return t && t->readmissions >= 2;
+}
 
 static void test_hung_instance_is_ejected_then_readmitted_with_backoff(void **state)
 {
 	fixture_t *f = *state;
-	start_instance(f, NULL, NULL);
-	start_instance(f, "--stall-ms", "400");
+	pid_t well = start_instance(f, NULL, NULL);
+	hung_pid = (uint32_t)start_instance(f, "--stall-ms", "400");
 	new_pool(f, THOTH_POOL_ROUND_ROBIN, 60, 300);
 	wait_usable(f, 2);
 	load(f, MAX_IDS, 4, 500);
 	uint64_t t0 = thoth_clock_now();
 	assert_true(run_until(f, one_ejected, 10000));
-	uint64_t t1 = thoth_clock_now();
-	fprintf(stderr, "# hung instance ejected %.0f ms after load began (5 timeouts of 60 ms)\n",
-		(double)(t1 - t0) / 1e6);
 	assert_int_equal(thoth_pool_usable(f->pool), 1);
 	/* Readmitted after the base time, ejected again, for twice as long. */
-	assert_true(run_until(f, none_ejected, 5000));
-	uint64_t t2 = thoth_clock_now();
-	if (!run_until(f, two_ejections, 10000)) {
+	if (!run_until(f, hung_readmitted_twice, 10000)) {
 		thoth_pool_instance_t in[2];
 		thoth_pool_instances(f->pool, in, 2);
 		thoth_pool_stats_t st;
 		thoth_pool_stats(f->pool, &st);
-		fail_msg("no second ejection: usable %zu started %llu next %u done %u; ejections %llu readmissions %llu; instances: ejected %d/%d "
+		fail_msg("hung instance not ejected and readmitted twice: usable %zu started %llu next %u done %u; ejections %llu readmissions %llu; instances: ejected %d/%d "
 			 "outstanding %u/%u failures %llu/%llu calls %llu/%llu", thoth_pool_usable(f->pool),
 			 (unsigned long long)st.started, f->next_id, f->done, (unsigned long long)st.ejections,
 			 (unsigned long long)st.readmissions, in[0].ejected, in[1].ejected, in[0].outstanding,
 			 in[1].outstanding, (unsigned long long)in[0].failures, (unsigned long long)in[1].failures,
 			 (unsigned long long)in[0].calls, (unsigned long long)in[1].calls);
 	}
-	uint64_t t3 = thoth_clock_now();
-	assert_true(run_until(f, none_ejected, 5000));
-	uint64_t t4 = thoth_clock_now();
-	double first = (double)(t2 - t1) / 1e6, second = (double)(t4 - t3) / 1e6;
+	/* The durations from the pool's own moments (pool_changed), for the
+	 * hung instance.  The moments at which this loop saw them come late by
+	 * up to an iteration of a loop serving the load, which under ASan at
+	 * load 20 made 600 ms read as 568 ms; and under such load the healthy
+	 * instance may miss 5 deadlines of 60 ms too and take its turn, which
+	 * a count of the pool's ejections would mix in.  The timers never fire
+	 * early (thoth_loop_add_timer), so the bounds are exact. */
+	struct track *h = track_of(f, hung_pid), *w = track_of(f, (uint32_t)well);
+	assert_non_null(h);
+	fprintf(stderr, "# hung instance ejected %.0f ms after load began (5 timeouts of 60 ms); "
+		"the healthy one %u times\n", (double)(h->eject_ns[0] - t0) / 1e6, w ? w->ejections : 0);
+	double first = (double)(h->readmit_ns[0] - h->eject_ns[0]) / 1e6;
+	double second = (double)(h->readmit_ns[1] - h->eject_ns[1]) / 1e6;
 	fprintf(stderr, "# ejected for %.0f ms, then %.0f ms (base 300 ms, doubling)\n", first, second);
+	assert_true(h->ejections >= 2 && h->eject_ns[1] > h->readmit_ns[0]);
 	assert_true(first >= 290 && second >= 590);
 	assert_true(second > 1.5 * first);
 	/* Every call ended exactly once: timed-out ones with TIMEDOUT. */
