@@ -25,7 +25,7 @@ if(TARGET thothd AND TARGET echo AND TARGET echo-client)
   function(client_process_test name)
     thoth_add_test(${name} SOURCES ${name}.c client_proc.c ${CMAKE_SOURCE_DIR}/tests/thothd/harness.c
                    LIBS thoth_service TIMEOUT 120)
-    target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR}/tests/thothd)
+    target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR}/tests/thothd ${CMAKE_SOURCE_DIR}/tests/common)
     target_compile_definitions(${name} PRIVATE
       THOTHD_PATH="$<TARGET_FILE:thothd>" ECHO_PATH="$<TARGET_FILE:echo>"
       ECHO_CLIENT_PATH="$<TARGET_FILE:echo-client>" CLIENT_HELPER_PATH="$<TARGET_FILE:client_helper>")

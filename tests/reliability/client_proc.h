@@ -6,6 +6,7 @@
 #ifndef THOTH_TEST_CLIENT_PROC_H
 #define THOTH_TEST_CLIENT_PROC_H
 
+#include <stddef.h>
 #include <sys/types.h>
 
 /* voluntary_ctxt_switches of the main thread (the processes under test are
@@ -13,5 +14,8 @@
 long client_proc_wakeups(pid_t pid);
 /* Entries in /proc/PID/fd, or -1. */
 int client_proc_fds(pid_t pid);
+/* What they are: "FD->TARGET " for each, into BUF (truncated to LEN), for
+ * a message that names a descriptor that came or went. */
+void client_proc_fd_list(pid_t pid, char *buf, size_t len);
 
 #endif

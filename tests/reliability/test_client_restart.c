@@ -31,6 +31,7 @@
 #include "client_proc.h"
 #include "echo.thoth.h"
 #include "harness.h"
+#include "slowdown.h"
 #include "thoth/channel.h"
 
 typedef struct {
@@ -78,6 +79,39 @@ static bool has_reports(void *p)
 	return read_rates(a->log, r, 256) >= a->want;
 }
 
+typedef struct {
+	pid_t pid;
+	int want;
+} fds_arg_t;
+
+static bool fds_are(void *p)
+{
+	fds_arg_t *a = p;
+	return client_proc_fds(a->pid) == a->want;
+}
+
+/* PID holds WANT descriptors again, as before the restarts.  A leak stays;
+ * what a restart opens for a moment goes (see the header), so the count
+ * is waited for with a deadline, and what differed is printed. */
+static void check_fds(const char *who, pid_t pid, int want, const char *before)
+{
+	char now[4096];
+	int first = client_proc_fds(pid);
+	client_proc_fd_list(pid, now, sizeof now);
+	fds_arg_t a = { pid, want };
+	uint64_t t0 = harness_now_ms();
+	bool ok = harness_wait_until(fds_are, &a, THOTH_TEST_DEADLINE_MS(5000));
+	if (first != want)
+		fprintf(stderr, "# %s: %d fds, %s after %llu ms\n#   before: %s\n#   then:   %s\n", who, first,
+			ok ? "back to the count before the restarts" : "and still not back",
+			(unsigned long long)(harness_now_ms() - t0), before, now);
+	if (!ok) {
+		client_proc_fd_list(pid, now, sizeof now);
+		fail_msg("%s has %d fds after the restarts, %d before: a leak\nbefore: %s\nnow: %s", who,
+			 client_proc_fds(pid), want, before, now);
+	}
+}
+
 static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -105,6 +139,10 @@ static void test_thothd_restarts_do_not_stop_calls_or_leak(void **state)
 	assert_true(harness_wait_until(has_reports, &baseline, 15000));
 	int fds_e1 = client_proc_fds(e1), fds_e2 = client_proc_fds(e2);
 	int fds_client = client_proc_fds(client);
+	static char list_e1[4096], list_e2[4096], list_client[4096];
+	client_proc_fd_list(e1, list_e1, sizeof list_e1);
+	client_proc_fd_list(e2, list_e2, sizeof list_e2);
+	client_proc_fd_list(client, list_client, sizeof list_client);
 
 	uint64_t worst_ms = 0;
 	for (int i = 0; i < 3; i++) {
@@ -140,9 +178,9 @@ static void test_thothd_restarts_do_not_stop_calls_or_leak(void **state)
 	fprintf(stderr, "# fds: echo %d->%d, echo %d->%d, echo-client %d->%d\n", fds_e1,
 		client_proc_fds(e1), fds_e2, client_proc_fds(e2), fds_client,
 		client_proc_fds(client));
-	assert_int_equal(client_proc_fds(e1), fds_e1);
-	assert_int_equal(client_proc_fds(e2), fds_e2);
-	assert_int_equal(client_proc_fds(client), fds_client);
+	check_fds("echo 1", e1, fds_e1, list_e1);
+	check_fds("echo 2", e2, fds_e2, list_e2);
+	check_fds("echo-client", client, fds_client, list_client);
 	harness_teardown(&h);
 }
 
@@ -194,8 +232,12 @@ static void test_stopped_thothd_does_not_stall_a_service(void **state)
 	}
 	fprintf(stderr, "# thothd stopped: channel connect %llu ms, %d calls, slowest %llu ms\n",
 		(unsigned long long)connect_ms, calls, (unsigned long long)worst);
-	assert_true(connect_ms < 500);
-	assert_true(worst < 500);
+	/* A call that waited for thothd would wait out the service's answer
+	 * deadline (2 s, kernel/ipc/service.c) or forever: half of it tells
+	 * that from a loaded machine (500 ms was exceeded under ASan at load
+	 * 22 by scheduling alone). */
+	assert_true(connect_ms < 1000);
+	assert_true(worst < 1000);
 	thoth_chan_close(ch);
 
 	/* Once thothd runs again the service registers. */
