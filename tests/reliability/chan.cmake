@@ -9,6 +9,7 @@ foreach(t test_chan_hostile_wakeups test_chan_fairness test_chan_limits test_cha
   thoth_add_test(${t} SOURCES ${CMAKE_CURRENT_LIST_DIR}/${t}.c LIBS thoth_channel test_chantest_idl)
   target_compile_definitions(${t} PRIVATE CHAN_SERVICE="$<TARGET_FILE:chan_service>")
   add_dependencies(${t} chan_service)
+  target_include_directories(${t} PRIVATE ${CMAKE_SOURCE_DIR}/tests/common)
 endforeach()
 
 # The trace buffer a process hands to thothd, against a fake thothd.

@@ -29,11 +29,13 @@
 #include <stddef.h>
 #include <stdatomic.h>
 #include <sched.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/mman.h>
 #include <cmocka.h>
 
 #include "chan_proc.h"
+#include "slowdown.h"
 #include "chantest.thoth.h"
 #include "thoth/channel.h"
 
@@ -73,6 +75,9 @@ static void flooder(flood_report_t *rep)
 	 * waits, concurrently with the service on the other CPU. */
 	struct sched_param sp = { 0 };
 	sched_setscheduler(0, SCHED_IDLE, &sp);
+	prctl(PR_SET_PDEATHSIG, SIGKILL);       /* never outlives a failed test */
+	if (getppid() == 1)
+		_exit(5);
 	thoth_chan_config_t cfg = { .iface = &thoth_chantest_Test_info, .wait = THOTH_CHAN_SLEEP };
 	thoth_chan_t *ch = NULL;
 	char why[300];
@@ -134,6 +139,27 @@ static bool wait_for(_Atomic int *flag, int value)
 }
 
 /*
+ * The stall guard.  With the innocent napping, the flooder (go == 1) must
+ * send 256 more messages: four rings' worth past BEFORE, so the service
+ * drained its full ring and woke it several times.  A flooder that stalled
+ * (a lost wake-up on a full ring) sends nothing, in either of the VM's
+ * modes (see check_fair), which the messages sent during the innocent's
+ * calls cannot tell apart: 1-2 per call in the slow mode.  The deadline
+ * bounds a hang (the flooder is SCHED_IDLE, so other load on its CPU
+ * comes first); it returns within milliseconds otherwise.
+ */
+static void flooder_alive(flood_report_t *rep, uint64_t before)
+{
+	uint64_t end = chan_now_ns() + (uint64_t)THOTH_TEST_DEADLINE_MS(10000) * 1000000ull;
+	while (atomic_load(&rep->sent) < before + 256 && chan_now_ns() < end)
+		chan_nap_ms(1);
+	uint64_t sent = atomic_load(&rep->sent) - before;
+	if (sent < 256)
+		fail_msg("the flooder sent %llu messages in %d s while the innocent slept: it stalled",
+			 (unsigned long long)sent, THOTH_TEST_DEADLINE_MS(10000) / 1000);
+}
+
+/*
  * Alternate blocks of BLOCK_CALLS calls without and with the flood; pool
  * each condition's latencies and compare the p99s.  Short alternating
  * blocks put the machine's other load on both conditions alike.
@@ -166,10 +192,7 @@ static void check_fair(thoth_chan_wait_t wait, const char *arg1, const char *arg
 		uint64_t before = atomic_load(&rep->sent);
 		if (flooding) {
 			atomic_store(&rep->go, 1);
-			/* On once the flooder has filled its ring. */
-			for (uint64_t end = chan_now_ns() + 5000000000ull;
-			     atomic_load(&rep->sent) < before + 256 && chan_now_ns() < end;)
-				chan_nap_ms(1);
+			flooder_alive(rep, before);
 			before = atomic_load(&rep->sent);
 		} else {
 			atomic_store(&rep->go, 0);
@@ -188,6 +211,7 @@ static void check_fair(thoth_chan_wait_t wait, const char *arg1, const char *arg
 		if (flooding)
 			flood_sent += atomic_load(&rep->sent) - before;
 	}
+	flooder_alive(rep, atomic_load(&rep->sent));     /* the last block did not stall it */
 	atomic_store(&rep->go, -1);
 	assert_int_equal(chan_wait_exit(pid, 5000), 0);
 	thoth_chan_close(ch);
@@ -198,23 +222,21 @@ static void check_fair(thoth_chan_wait_t wait, const char *arg1, const char *arg
 		      "the flooder sent %llu messages during the innocent's %zu calls\n",
 		      wait == THOTH_CHAN_SLEEP ? "sleeping" : "spinning", a / 1e3, f / 1e3, (double)f / (double)a,
 		      alone[na / 2] / 1e3, flood[nf / 2] / 1e3, (unsigned long long)flood_sent, nf);
-	/* It really flooded, concurrently with the innocent's calls.  How much
-	 * depends on this Firecracker/PVM VM's mood, not on the build: at
-	 * times (hours apart, plain and ASan alike) the flooder gets 20-30
-	 * messages in per innocent call; at others 1-2.  Measured in the
-	 * slow mode: the flooder waits on CPU 0's run queue for the whole
-	 * phase (schedstat) while the innocent's waits are spent in the
-	 * hypervisor's reschedule path (perf: finish_task_switch,
-	 * pvm_irq_enable); a flooder thread instead of a process changes
-	 * nothing.  We have not found why the VM switches mode.  Both modes
-	 * load the service with a second client and the bounds below hold in
-	 * both (p50 2.9x, p99 1.2x in the slow mode), so the guard asks for
-	 * one message per two calls: what catches a flooder that stalled
-	 * (a lost wake-up on a full ring sends nothing at all). */
+	/* How much it floods during the innocent's calls depends on this
+	 * Firecracker/PVM VM's mode, not on the build: at times (hours apart,
+	 * plain and ASan alike) the flooder gets 20-50 messages in per
+	 * innocent call; at others 1-2.  Measured in the slow mode: the
+	 * flooder waits on CPU 0's run queue for the whole phase (schedstat)
+	 * while the innocent's waits are spent in the hypervisor's reschedule
+	 * path (perf: finish_task_switch, pvm_irq_enable), as if the answer
+	 * came back while the innocent was still switching out (not shown):
+	 * the flooder gets CPU 0 for a message or two per call.  A flooder thread instead of a
+	 * process changes nothing.  Both modes load the service with a second
+	 * client (every flooding block starts with the flooder's ring full,
+	 * flooder_alive) and the bounds below hold in both (p50 2.9x, p99 1.2x
+	 * in the slow mode).  So the rate is printed, not judged: the stall
+	 * it once guarded against is caught by flooder_alive in both modes. */
 	print_message("flood: %.1f messages per innocent call\n", (double)flood_sent / (double)nf);
-	if (flood_sent < nf / 2)
-		fail_msg("the flooder sent only %llu messages during the innocent's %zu calls: it stalled",
-			 (unsigned long long)flood_sent, nf);
 	/* The issue's bound is on the p99 (below).  The p50 may pay for one
 	 * turn of the flooder (16 messages) ahead of each call, about 2-3x a
 	 * 20 us round trip on this VM; starvation (before turns) was 7-40x. */
