@@ -241,6 +241,20 @@ static const char *const mx_kinds[] = {
 };
 enum { MX_K = sizeof mx_kinds / sizeof mx_kinds[0], MX_THOTH = 3, MX_P = 4, MX_S = 2, MX_EPOLL = 9 };
 
+/* --placement NAME[,NAME]: only these rows of the matrix (NULL = all). */
+static const char *mx_only;
+
+static bool mx_wanted(const char *name)
+{
+	if (!mx_only)
+		return true;
+	size_t n = strlen(name);
+	for (const char *p = mx_only; (p = strstr(p, name)) != NULL; p += n)
+		if ((p == mx_only || p[-1] == ',') && (p[n] == ',' || p[n] == 0))
+			return true;
+	return false;
+}
+
 static int matrix(unsigned runs, bool quick)
 {
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -260,6 +274,8 @@ static int matrix(unsigned runs, bool quick)
 	printf("%-13s %-15s %7s %9s %10s %9s\n", "placement", "transport", "payload", "p50_ns", "p99_ns",
 	       "cpu_ns");
 	for (unsigned p = 0; p < MX_P; p++) {
+		if (!mx_wanted(pl[p].name))
+			continue;
 		if (ncpu < 2 && (pl[p].cs == 1 || pl[p].hog)) {
 			printf("%-13s (needs 2 CPUs)\n", pl[p].name);
 			continue;
@@ -366,6 +382,8 @@ int main(int argc, char **argv)
 			}
 		} else if (!strcmp(argv[i], "--matrix")) {
 			only_matrix = true;
+		} else if (!strcmp(argv[i], "--placement") && i + 1 < argc) {
+			mx_only = argv[++i];
 		} else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
 			only = argv[++i];
 		} else if (!strcmp(argv[i], "--runs") && i + 1 < argc) {
@@ -376,7 +394,7 @@ int main(int argc, char **argv)
 				sizes[nsizes++] = strtoull(s, NULL, 0);
 		} else {
 			fprintf(stderr, "usage: bench_channel [--quick] [--runs N] [--sizes 64,4096,...] [--only TRANSPORT]\n"
-					"                     [--cpus CLIENT,SERVICE] [--matrix]\n");
+					"                     [--cpus CLIENT,SERVICE] [--matrix [--placement one-cpu,two-cpus,unpinned,unpinned+hog]]\n");
 			return 2;
 		}
 	}
