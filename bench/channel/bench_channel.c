@@ -241,6 +241,26 @@ static const char *const mx_kinds[] = {
 };
 enum { MX_K = sizeof mx_kinds / sizeof mx_kinds[0], MX_THOTH = 3, MX_P = 4, MX_S = 2, MX_EPOLL = 9 };
 
+/* --placement NAME[,NAME] / --only KIND[,KIND]: only these rows and
+ * transports of the matrix (NULL = all). */
+static const char *mx_only, *mx_kinds_only;
+
+static bool in_list(const char *list, const char *name)
+{
+	if (!list)
+		return true;
+	size_t n = strlen(name);
+	for (const char *p = list; (p = strstr(p, name)) != NULL; p += n)
+		if ((p == list || p[-1] == ',') && (p[n] == ',' || p[n] == 0))
+			return true;
+	return false;
+}
+
+static bool mx_wanted(const char *name)
+{
+	return in_list(mx_only, name);
+}
+
 static int matrix(unsigned runs, bool quick)
 {
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -260,6 +280,8 @@ static int matrix(unsigned runs, bool quick)
 	printf("%-13s %-15s %7s %9s %10s %9s\n", "placement", "transport", "payload", "p50_ns", "p99_ns",
 	       "cpu_ns");
 	for (unsigned p = 0; p < MX_P; p++) {
+		if (!mx_wanted(pl[p].name))
+			continue;
 		if (ncpu < 2 && (pl[p].cs == 1 || pl[p].hog)) {
 			printf("%-13s (needs 2 CPUs)\n", pl[p].name);
 			continue;
@@ -268,6 +290,10 @@ static int matrix(unsigned runs, bool quick)
 		for (unsigned s = 0; s < MX_S; s++)
 			for (unsigned k = 0; k < MX_K; k++) {
 				bench_rt_result_t *r = &res[p][s][k];
+				if (!in_list(mx_kinds_only, mx_kinds[k])) {
+					ok[p][s][k] = false;
+					continue;
+				}
 				ok[p][s][k] = measure(mx_kinds[k], sizes[s], runs, quick, pl[p].cc, pl[p].cs, r);
 				if (!ok[p][s][k]) {
 					printf("%-13s %-15s %7zu    failed\n", pl[p].name, mx_kinds[k], sizes[s]);
@@ -366,6 +392,8 @@ int main(int argc, char **argv)
 			}
 		} else if (!strcmp(argv[i], "--matrix")) {
 			only_matrix = true;
+		} else if (!strcmp(argv[i], "--placement") && i + 1 < argc) {
+			mx_only = argv[++i];
 		} else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
 			only = argv[++i];
 		} else if (!strcmp(argv[i], "--runs") && i + 1 < argc) {
@@ -376,15 +404,17 @@ int main(int argc, char **argv)
 				sizes[nsizes++] = strtoull(s, NULL, 0);
 		} else {
 			fprintf(stderr, "usage: bench_channel [--quick] [--runs N] [--sizes 64,4096,...] [--only TRANSPORT]\n"
-					"                     [--cpus CLIENT,SERVICE] [--matrix]\n");
+					"                     [--cpus CLIENT,SERVICE] [--matrix [--placement ROW,...] [--only KIND,...]]\n");
 			return 2;
 		}
 	}
 	if (runs < 1)
 		runs = 1;
 	signal(SIGPIPE, SIG_IGN);
-	if (only_matrix)
+	if (only_matrix) {
+		mx_kinds_only = only;
 		return matrix(runs, quick);
+	}
 	static const char *kinds[] = { "thoth-spin", "thoth-sleep", "pipe", "unix-stream",
 				       "unix-seqpacket", "eventfd-shm" };
 	enum { NK = sizeof kinds / sizeof kinds[0] };

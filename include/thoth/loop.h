@@ -176,6 +176,13 @@ int thoth_loop_run_once(thoth_loop_t *loop, bool block);
 void thoth_loop_stop(thoth_loop_t *loop);
 
 void thoth_loop_stats(const thoth_loop_t *loop, thoth_loop_stats_t *out);
+/* Until when (CLOCK_MONOTONIC ns) a callback may block the loop's thread
+ * without delaying work the loop already holds: 0 while deferred callbacks
+ * or I/O completions wait or the loop is stopping, else the earliest timer
+ * deadline, UINT64_MAX with none.  Readiness of fds is not known without a
+ * system call: such a wait must still be short (chan_server's nap on a hot
+ * channel is bounded by the spin budget, docs/SCHED.md). */
+uint64_t thoth_loop_quiet_until(const thoth_loop_t *loop);
 /* The timerfd's armed expiry (0 = disarmed): tests prove the idle guarantee. */
 uint64_t thoth_loop_armed_at(const thoth_loop_t *loop);
 

@@ -487,10 +487,21 @@ static enum serve_result conn_serve(conn_t *c, unsigned budget)
 		if (r == THOTH_E_AGAIN) {
 			if (may_spin && chan_spin(e, CHAN_WAIT_RECV, 0))
 				continue;
+			/* The client needs our CPU: nap on the ring's futex
+			 * rather than in the loop's wait (chan_nap). */
+			uint64_t idle_at = 0;
+			if (may_spin && e->nap_ok) {
+				idle_at = thoth_clock_now();
+				if (chan_nap(e, thoth_loop_quiet_until(s->loop))) {
+					c->pl_wakes++;          /* its wake-up ended our sleep */
+					continue;
+				}
+			}
 			uint64_t wake_by = chan_mod_sleep(e);    /* before the flag: PM-3 */
 			if (chan_arm(e, CHAN_WAIT_RECV, 0))
 				continue;
-			c->slept_at = thoth_clock_now();   /* on_sock learns how long it slept */
+			/* on_sock learns how long it slept (a nap included) */
+			c->slept_at = idle_at ? idle_at : thoth_clock_now();
 			mod_timer_set(c, wake_by);
 			return SERVE_IDLE;
 		}

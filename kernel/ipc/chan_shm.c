@@ -58,7 +58,10 @@ static void presence_publish(chan_end_t *e, bool running);
 /* One wait in this many spins the whole spin_max while the budget has
  * shrunk (chan_spin): the way out of the sleeping trap. */
 #define SPIN_PROBE 16u
-#define SLEEP_SLICE_NS (10u * 1000000u)   /* liveness is re-checked this often while blocked */
+#define SLEEP_SLICE_NS (10u * 1000000u)
+/* chan_nap: no nap shorter than this (a learnt budget this small means the
+ * peer answers slowly: the loop's own wait is the right one). */
+#define NAP_MIN_NS 4000u   /* liveness is re-checked this often while blocked */
 
 static bool is_pow2(uint32_t v) { return v && !(v & (v - 1)); }
 
@@ -220,6 +223,7 @@ int chan_end_init(chan_end_t *e, uint8_t *base, const chan_layout_t *lay, int si
 	e->sock = -1;
 	e->wait = THOTH_CHAN_SPIN;
 	e->spin_max = e->spin_budget = THOTH_CHAN_DEFAULT_SPIN_NS;
+	e->nap_ok = true;
 	uint32_t n = lay->lim.pool_bufs;
 	e->buf_state = calloc(n ? n : 1, 1);
 	e->buf_run = calloc(n ? n : 1, sizeof *e->buf_run);
@@ -281,11 +285,15 @@ static void futex_wake(_Atomic uint32_t *word)
  * holds unread doorbells: the peer is awake enough.  docs/IPC.md, "Wake-ups
  * a peer cannot block".
  */
-static void wake_peer(chan_end_t *e, _Atomic uint32_t *word)
+static void wake_peer(chan_end_t *e, _Atomic uint32_t *word, uint32_t waiting)
 {
 	e->st.wakes++;
 	e->rang = true;
-	if (e->peer_bell) {
+	/* A loop-served peer napping on the futex word (chan_nap) says so
+	 * with CHAN_WAITING_FUTEX: one FUTEX_WAKE instead of a doorbell it
+	 * would have to wait for in epoll_wait and read back.  A peer that
+	 * lies only changes how it is itself woken. */
+	if (e->peer_bell && !(waiting == CHAN_WAITING_FUTEX && word)) {
 		ssize_t r = send(e->sock, "", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
 		(void)r;        /* EAGAIN: doorbells are pending; EPIPE: the liveness check sees it */
 	} else if (word) {
@@ -357,14 +365,25 @@ static int64_t find_run(const chan_end_t *e, uint32_t n)
 	return -1;
 }
 
-/* Free slots in our tx ring (or a CORRUPT error when the peer's tail is impossible). */
+/* Free slots in our tx ring (or a CORRUPT error when the peer's tail is
+ * impossible).  From the tail last seen while that says there is room: the
+ * slots it freed stay free (acquire then), and not loading the peer's tail
+ * per message keeps its cache line on the consumer's CPU (a transfer and a
+ * fence stall less per message each way).  Reloaded and checked when the
+ * ring looks full: a hostile tail is refused when it is used, as before. */
 static int tx_space(chan_end_t *e, uint32_t *space)
 {
+	uint32_t used = e->tx_head - e->tx_tail_seen;
+	if (used < e->lay.lim.slots) {
+		*space = e->lay.lim.slots - used;
+		return 0;
+	}
 	uint32_t tail = atomic_load_explicit(&e->ctl->dir[e->tx].tail, memory_order_acquire);
-	uint32_t used = e->tx_head - tail;
+	used = e->tx_head - tail;
 	if (used > e->lay.lim.slots)
 		return chan_fail(e, THOTH_E_CORRUPT, "peer's tail index %u is not within the %u slots behind our head %u",
 				 tail, e->lay.lim.slots, e->tx_head);
+	e->tx_tail_seen = tail;
 	*space = e->lay.lim.slots - used;
 	return 0;
 }
@@ -549,8 +568,9 @@ void chan_mod_flush(chan_end_t *e)
 	e->mod.owed = false;
 	chan_dir_t *d = &e->ctl->dir[e->tx];
 	atomic_thread_fence(memory_order_seq_cst);
-	if (atomic_load_explicit(&d->cons_waiting, memory_order_relaxed))
-		wake_peer(e, &d->head);
+	uint32_t waiting = atomic_load_explicit(&d->cons_waiting, memory_order_relaxed);
+	if (waiting)
+		wake_peer(e, &d->head, waiting);
 }
 
 static void publish(chan_end_t *e, unsigned flags)
@@ -559,14 +579,15 @@ static void publish(chan_end_t *e, unsigned flags)
 	e->tx_head++;
 	atomic_store_explicit(&d->head, e->tx_head, memory_order_release);
 	atomic_thread_fence(memory_order_seq_cst);
-	if (atomic_load_explicit(&d->cons_waiting, memory_order_relaxed)) {
+	uint32_t waiting = atomic_load_explicit(&d->cons_waiting, memory_order_relaxed);
+	if (waiting) {
 		if (!(flags & THOTH_CHAN_URGENT) && mod_defer(e)) {
 			e->st.bells_deferred++;
 			e->mod.owed = true;
 			return;
 		}
 		e->mod.owed = false;
-		wake_peer(e, &d->head);
+		wake_peer(e, &d->head, waiting);
 	}
 }
 
@@ -687,7 +708,7 @@ int chan_try_recv(chan_end_t *e, thoth_msg_t *msg)
 	atomic_store_explicit(&d->tail, e->rx_tail, memory_order_release);
 	atomic_thread_fence(memory_order_seq_cst);
 	if (atomic_load_explicit(&d->prod_waiting, memory_order_relaxed))
-		wake_peer(e, &d->tail);
+		wake_peer(e, &d->tail, CHAN_WAITING_BELL);
 	e->st.received++;
 	/* After the slot is handed back: the message is in rx_copy or in the
 	 * peer's pool buffer, which stays ours until released. */
@@ -717,7 +738,7 @@ int chan_release(chan_end_t *e, thoth_msg_t *msg)
 	atomic_store_explicit(&d->rel_head, e->rel_push, memory_order_release);
 	atomic_thread_fence(memory_order_seq_cst);
 	if (atomic_load_explicit(&d->owner_waiting, memory_order_relaxed))
-		wake_peer(e, &d->rel_head);
+		wake_peer(e, &d->rel_head, CHAN_WAITING_BELL);
 	return 0;
 }
 
@@ -810,7 +831,11 @@ int chan_arm(chan_end_t *e, enum chan_cond cond, size_t len)
 
 void chan_disarm(chan_end_t *e, enum chan_cond cond)
 {
-	atomic_store_explicit(wait_flag(e, cond), 0, memory_order_relaxed);
+	/* A store only when set: the peer reads the flag after every message,
+	 * and a store, even of the same value, would take its line away. */
+	_Atomic uint32_t *flag = wait_flag(e, cond);
+	if (atomic_load_explicit(flag, memory_order_relaxed))
+		atomic_store_explicit(flag, 0, memory_order_relaxed);
 	presence_publish(e, true);
 }
 
@@ -878,7 +903,12 @@ bool chan_spin(chan_end_t *e, enum chan_cond cond, size_t len)
 			return false;
 		for (int i = 0; i < 64; i++) {
 			if (chan_ready(e, cond, len)) {
-				uint64_t took = thoth_clock_now() - start;
+				/* How long it took, as of the last clock reading
+				 * (at most 64 pauses short): no clock read between
+				 * the peer's message and its handling, where a
+				 * kvm-clock read costs tens of ns of the round
+				 * trip.  It only ever grows the budget. */
+				uint64_t took = t - start;
 				e->st.spin_hits++;
 				THOTH_TRACE(LOOP, chan_spin, 0, took);   /* hit, ns spun */
 				e->rang = false;
@@ -900,6 +930,7 @@ void chan_spin_slept(chan_end_t *e, uint64_t waited_ns)
 {
 	if (e->wait != THOTH_CHAN_SPIN || !e->spin_max)
 		return;
+	e->nap_ok = waited_ns <= e->spin_max;
 	if (waited_ns <= e->spin_max) {
 		/* The peer answered within what we may spin: spinning twice that
 		 * long would have saved the sleep and both wake-ups. */
@@ -909,6 +940,50 @@ void chan_spin_slept(chan_end_t *e, uint64_t waited_ns)
 		/* A slow peer: spinning does not pay, halve it. */
 		e->spin_budget = e->spin_budget / 2 > SPIN_MIN_NS ? e->spin_budget / 2 : SPIN_MIN_NS;
 	}
+}
+
+bool chan_nap(chan_end_t *e, uint64_t until)
+{
+	if (e->wait != THOTH_CHAN_SPIN || e->mod.on || e->err || !e->nap_ok || e->spin_max < NAP_MIN_NS)
+		return false;
+	/* Only for a peer that needs our CPU to answer (where a spin cannot
+	 * pay and chan_spin skipped): hostile input, a lie costs latency. */
+	uint32_t peer = atomic_load_explicit(&e->ctl->presence[e->side ^ 1].word, memory_order_relaxed);
+	int cpu = sched_getcpu();
+	if (cpu < 0 || (peer & ~(CHAN_PRESENCE_RUNNING | CHAN_PRESENCE_CPU_MASK)) ||
+	    (peer & CHAN_PRESENCE_CPU_MASK) != (uint32_t)cpu + 1)
+		return false;
+	uint64_t start = thoth_clock_now();
+	if (until <= start + NAP_MIN_NS)
+		return false;                   /* a timer is due: back to the loop */
+	uint64_t slice = e->spin_max;
+	if (until - start < slice)
+		slice = until - start;
+	_Atomic uint32_t *flag = &e->ctl->dir[e->rx].cons_waiting;
+	presence_publish(e, false);
+	atomic_store_explicit(flag, CHAN_WAITING_FUTEX, memory_order_relaxed);
+	atomic_thread_fence(memory_order_seq_cst);
+	bool got = chan_ready(e, CHAN_WAIT_RECV, 0);
+	if (!got) {
+		struct timespec ts = { (time_t)(slice / 1000000000u), (long)(slice % 1000000000u) };
+		e->st.sleeps++;
+		syscall(SYS_futex, (uint32_t *)&e->ctl->dir[e->rx].head, FUTEX_WAIT, e->rx_tail, &ts, NULL, 0);
+		got = chan_ready(e, CHAN_WAIT_RECV, 0);
+	}
+	/* Cleared before the caller arms for the loop (flag = 1, fence,
+	 * re-check): a producer that saw 2 and woke a nap already over has
+	 * published before our re-check, so chan_arm sees its message. */
+	atomic_store_explicit(flag, 0, memory_order_relaxed);
+	presence_publish(e, true);
+	/* A miss stops naps until a wait shows the peer answering within
+	 * spin_max again (chan_spin_slept): a slow peer costs one wasted
+	 * timer wake-up, not one per message. */
+	if (got)
+		chan_spin_slept(e, thoth_clock_now() - start);
+	else
+		e->nap_ok = false;
+	THOTH_TRACE(LOOP, chan_spin, got ? 3 : 4, thoth_clock_now() - start);   /* nap: hit / missed, ns */
+	return got;
 }
 
 int chan_wait(chan_end_t *e, enum chan_cond cond, size_t len, int timeout_ms)
@@ -972,7 +1047,8 @@ void chan_end_close(chan_end_t *e)
 	atomic_thread_fence(memory_order_seq_cst);
 	/* The peer may sleep on any of these words (or on its socket). */
 	if (e->peer_bell) {
-		wake_peer(e, NULL);
+		wake_peer(e, NULL, CHAN_WAITING_BELL);
+		futex_wake(&e->ctl->dir[e->tx].head);   /* it may nap there (chan_nap) */
 	} else {
 		futex_wake(&e->ctl->dir[e->tx].head);
 		futex_wake(&e->ctl->dir[e->rx].tail);

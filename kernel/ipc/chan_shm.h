@@ -17,7 +17,7 @@
 #include "thoth/channel.h"
 
 #define CHAN_MAGIC  0x31434854u   /* 'T' 'H' 'C' '1' */
-#define CHAN_LAYOUT 1u
+#define CHAN_LAYOUT 2u   /* 2: cons_waiting on its own cache line */
 #define CHAN_PAGE   4096u
 
 enum { CHAN_REQ = 0, CHAN_RESP = 1 };          /* ring directions */
@@ -33,12 +33,20 @@ enum { CHAN_SLOT_INLINE = 1, CHAN_SLOT_POOL = 2 };
  * which the producer drains (rel_tail, owner_waiting).  Each writer keeps its
  * own index privately and only stores it here: nothing a side reads back from
  * shared memory is trusted without a check.
+ *
+ * Cache lines, for a message in flight between two CPUs (docs/IPC.md,
+ * "Cache lines"): the consumer polls head's line, and prod_waiting rides on
+ * it (the consumer checks it after every message, with the line it already
+ * has).  tail has a line of its own that the producer reads only when its
+ * cached copy says the ring is full, so the consumer's store to it stays a
+ * local one.  cons_waiting, which the producer checks after every message,
+ * has a line of its own that changes only when the consumer goes to sleep.
  */
 typedef struct chan_dir {
 	_Alignas(64) _Atomic uint32_t head;
 	_Atomic uint32_t prod_waiting;    /* producer sleeps on tail: ring full */
 	_Alignas(64) _Atomic uint32_t tail;
-	_Atomic uint32_t cons_waiting;    /* consumer sleeps on head: ring empty */
+	_Alignas(64) _Atomic uint32_t cons_waiting;   /* consumer sleeps on head: ring empty */
 	_Alignas(64) _Atomic uint32_t rel_head;
 	_Alignas(64) _Atomic uint32_t rel_tail;
 	_Atomic uint32_t owner_waiting;   /* producer sleeps on rel_head: pool empty */
@@ -70,6 +78,13 @@ typedef struct chan_ctl {
 /* Presence word: bit 31 = running (not about to sleep), low 16 bits = the
  * CPU it last ran on + 1 (0 = unknown), bits 16-30 = 0.  Any other value is
  * read as "unknown". */
+/* Values of a waiting flag (cons_waiting etc.): 0 = awake; BELL = wake me
+ * the usual way (futex, or the socket when I serve a loop); FUTEX = I nap
+ * on the futex word even though I serve a loop (chan_nap).  Any other
+ * nonzero value reads as BELL. */
+#define CHAN_WAITING_BELL  1u
+#define CHAN_WAITING_FUTEX 2u
+
 #define CHAN_PRESENCE_RUNNING 0x80000000u
 #define CHAN_PRESENCE_CPU_MASK 0xffffu
 
@@ -116,6 +131,8 @@ typedef struct chan_end {
 	int tx, rx;                       /* direction we produce / consume */
 
 	uint32_t tx_head;                 /* our producer index (private truth) */
+	uint32_t tx_tail_seen;            /* the peer's tail as last loaded and checked: reloaded
+					   * only when the ring looks full from it */
 	uint32_t rx_tail;                 /* our consumer index */
 	uint32_t rel_pop;                 /* our pop index on our release ring */
 	uint32_t rel_push;                /* our push index on the peer's release ring */
@@ -139,6 +156,7 @@ typedef struct chan_end {
 	uint32_t spin_waits;              /* spin decisions made: every SPIN_PROBE-th tries spin_max */
 	uint32_t presence;                /* last value we published in our presence word */
 	bool rang;                        /* we woke the peer since our last spin decision */
+	bool nap_ok;                      /* chan_nap may nap: the last wait took <= spin_max */
 	thoth_chan_stats_t st;
 	chan_mod_end_t mod;
 } chan_end_t;
@@ -188,6 +206,21 @@ _Atomic uint32_t *chan_wait_word(chan_end_t *e, enum chan_cond cond, uint32_t *e
  * THOTH_E_CORRUPT.
  */
 int chan_wait(chan_end_t *e, enum chan_cond cond, size_t len, int timeout_ms);
+
+/*
+ * Consumer served by a loop (chan_server): the ring is empty and the peer
+ * last ran on our CPU, so a spin cannot pay, and the loop's wait would cost
+ * the round trip two more system calls (epoll_wait, the doorbell read).
+ * Instead sleep on the receive ring's futex word, with cons_waiting =
+ * CHAN_WAITING_FUTEX telling the producer to FUTEX_WAKE rather than ring
+ * the socket, for at most spin_max (plus the thread's timer slack) and
+ * never past UNTIL (the loop's next timer): the loop's other sources wait
+ * no longer than a spin would have made them wait.  A nap that finds
+ * nothing stops naps until a wait again ends within spin_max.  true when a message came (serve it),
+ * false otherwise (flag cleared: arm for the loop as usual).  SPIN mode
+ * only; never with moderation.  docs/IPC.md, "Naps".
+ */
+bool chan_nap(chan_end_t *e, uint64_t until);
 
 /* Spin (SPIN mode) for at most the adaptive budget until COND holds. */
 bool chan_spin(chan_end_t *e, enum chan_cond cond, size_t len);

@@ -824,6 +824,16 @@ void thoth_loop_stats(const thoth_loop_t *loop, thoth_loop_stats_t *out)
 	*out = loop->stats;
 }
 
+uint64_t thoth_loop_quiet_until(const thoth_loop_t *loop)
+{
+	if (loop->n_deferred || loop->io_done || loop->stopped)
+		return 0;
+	if (!loop->timers.n)
+		return UINT64_MAX;
+	uint64_t due = timerq_min_deadline(&loop->timers);
+	return due ? due : 1;
+}
+
 uint64_t thoth_loop_armed_at(const thoth_loop_t *loop)
 {
 	struct itimerspec its;

@@ -12,7 +12,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <sched.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -200,8 +205,16 @@ static void test_hostile_indices_are_refused(void **state)
 
 	p = pair_new(8, 8, 4096);
 	ctl = (chan_ctl_t *)p->base;
-	atomic_store(&ctl->dir[CHAN_REQ].tail, 5);       /* consumed what was never sent */
+	atomic_store(&ctl->dir[CHAN_REQ].tail, 100);     /* consumed what was never sent */
 	uint8_t *buf;
+	/* The producer reads the peer's tail only when the tail it last saw
+	 * says the ring is full (chan_shm.c, tx_space): the 8 slots it knows
+	 * free are used, and the lie is refused when it is needed. */
+	for (int i = 0; i < 8; i++) {
+		assert_int_equal(chan_try_alloc(&p->cli, 64, &buf), 0);
+		fake_msg(buf, 64, (uint8_t)i);
+		assert_int_equal(chan_try_send(&p->cli, buf, 64), 0);
+	}
 	assert_int_equal(chan_try_alloc(&p->cli, 64, &buf), THOTH_E_CORRUPT);
 	assert_non_null(strstr(p->cli.why, "tail index"));
 	pair_free(p);
@@ -256,6 +269,121 @@ static void test_wait_flags_make_the_producer_wake(void **state)
 	pair_free(p);
 }
 
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* A loop-served consumer that naps (cons_waiting = 2) is woken with a
+ * FUTEX_WAKE, not a doorbell; armed for its loop (1) it gets the doorbell. */
+static void test_a_napping_service_is_woken_without_a_doorbell(void **state)
+{
+	pair_t *p = pair_new(8, 8, 4096);
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	p->cli.sock = sv[0];
+	p->cli.peer_bell = true;
+	chan_ctl_t *ctl = (chan_ctl_t *)p->base;
+	char c;
+	uint8_t *buf;
+	atomic_store(&ctl->dir[CHAN_REQ].cons_waiting, CHAN_WAITING_FUTEX);
+	assert_int_equal(chan_try_alloc(&p->cli, 64, &buf), 0);
+	fake_msg(buf, 64, 1);
+	assert_int_equal(chan_try_send(&p->cli, buf, 64), 0);
+	assert_int_equal(p->cli.st.wakes, 1);
+	assert_int_equal(recv(sv[1], &c, 1, MSG_DONTWAIT), -1);     /* no doorbell */
+	assert_int_equal(errno, EAGAIN);
+	atomic_store(&ctl->dir[CHAN_REQ].cons_waiting, CHAN_WAITING_BELL);
+	assert_int_equal(chan_try_alloc(&p->cli, 64, &buf), 0);
+	fake_msg(buf, 64, 2);
+	assert_int_equal(chan_try_send(&p->cli, buf, 64), 0);
+	assert_int_equal(p->cli.st.wakes, 2);
+	assert_int_equal(recv(sv[1], &c, 1, MSG_DONTWAIT), 1);      /* the doorbell */
+	/* Any other nonzero value reads as "ring me the usual way". */
+	atomic_store(&ctl->dir[CHAN_REQ].cons_waiting, 77);
+	assert_int_equal(chan_try_alloc(&p->cli, 64, &buf), 0);
+	fake_msg(buf, 64, 3);
+	assert_int_equal(chan_try_send(&p->cli, buf, 64), 0);
+	assert_int_equal(recv(sv[1], &c, 1, MSG_DONTWAIT), 1);
+	close(sv[0]);
+	close(sv[1]);
+	pair_free(p);
+}
+
+/*
+ * chan_nap: naps only for a peer on our CPU, in SPIN mode, without
+ * moderation, before UNTIL; a message published during the nap ends it
+ * (the producer, another process on our CPU, sends only once it sees the
+ * nap's flag); a nap that finds nothing stops naps until a wait is short.
+ */
+static void test_nap_takes_a_message_and_learns_from_a_miss(void **state)
+{
+	cpu_set_t saved, one;
+	assert_int_equal(sched_getaffinity(0, sizeof saved, &saved), 0);
+	int cpu = sched_getcpu();
+	assert_true(cpu >= 0);
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	assert_int_equal(sched_setaffinity(0, sizeof one, &one), 0);
+	pair_t *p = pair_new(8, 8, 4096);
+	chan_ctl_t *ctl = (chan_ctl_t *)p->base;
+	_Atomic uint32_t *flag = &ctl->dir[CHAN_REQ].cons_waiting;
+	_Atomic uint32_t *peer = &ctl->presence[CHAN_CLIENT].word;
+
+	/* The peer on another CPU (a spin can pay there): no nap. */
+	atomic_store(peer, CHAN_PRESENCE_RUNNING | (uint32_t)(cpu + 2));
+	assert_false(chan_nap(&p->srv, UINT64_MAX));
+	assert_true(p->srv.nap_ok);
+	/* On our CPU, but a timer is due: no nap. */
+	atomic_store(peer, (uint32_t)(cpu + 1));
+	assert_false(chan_nap(&p->srv, now_ns()));
+	/* Always-sleep mode, or moderated: no nap. */
+	p->srv.wait = THOTH_CHAN_SLEEP;
+	assert_false(chan_nap(&p->srv, UINT64_MAX));
+	p->srv.wait = THOTH_CHAN_SPIN;
+	assert_int_equal(p->srv.st.sleeps, 0);
+
+	/* Nothing comes: the nap ends by its bound, clears the flag and stops
+	 * naps; a short wait turns them on again. */
+	p->srv.spin_max = 200000;                   /* 200 us */
+	assert_false(chan_nap(&p->srv, UINT64_MAX));
+	assert_int_equal(p->srv.st.sleeps, 1);
+	assert_int_equal(atomic_load(flag), 0);
+	assert_false(p->srv.nap_ok);
+	assert_false(chan_nap(&p->srv, UINT64_MAX));
+	assert_int_equal(p->srv.st.sleeps, 1);      /* did not nap */
+	chan_spin_slept(&p->srv, 1000);
+	assert_true(p->srv.nap_ok);
+
+	/* A message during the nap ends it. */
+	p->srv.spin_max = 2000000000u;              /* 2 s: the bound is not what ends it */
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		uint64_t end = now_ns() + 10000000000ull;
+		while (atomic_load(flag) != CHAN_WAITING_FUTEX && now_ns() < end)
+			sched_yield();
+		uint8_t *buf;
+		if (chan_try_alloc(&p->cli, 64, &buf))
+			_exit(1);
+		fake_msg(buf, 64, 9);
+		_exit(chan_try_send(&p->cli, buf, 64) ? 1 : 0);
+	}
+	uint64_t t0 = now_ns();
+	assert_true(chan_nap(&p->srv, UINT64_MAX));
+	assert_true(now_ns() - t0 < 1000000000ull);
+	assert_int_equal(atomic_load(flag), 0);
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	thoth_msg_t m;
+	assert_int_equal(chan_try_recv(&p->srv, &m), 0);
+	pair_free(p);
+	sched_setaffinity(0, sizeof saved, &saved);
+}
+
 static void test_control_page_mismatch_is_refused(void **state)
 {
 	pair_t *p = pair_new(8, 8, 4096);
@@ -286,6 +414,8 @@ int main(void)
 		cmocka_unit_test(test_double_release_is_detected),
 		cmocka_unit_test(test_wait_flags_make_the_producer_wake),
 		cmocka_unit_test(test_control_page_mismatch_is_refused),
+		cmocka_unit_test(test_a_napping_service_is_woken_without_a_doorbell),
+		cmocka_unit_test(test_nap_takes_a_message_and_learns_from_a_miss),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

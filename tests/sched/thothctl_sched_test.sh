@@ -1,7 +1,8 @@
 #!/bin/sh
 # thothctl sched --from: per-process wake-ups by reason, timers coalesced
 # locally and across processes, from a fixed trace (fixtures/sched_trace.json:
-# alpha wakes twice for timers and fires 3 timers, one of its wake-ups shared
+# alpha wakes twice for timers and fires 3 timers (late 5, 7 and 0 us: mean 4,
+# p50 5, p99 7, nearest rank), one of its wake-ups shared
 # with beta 50 ns later; beta also wakes once for an fd, its channel waits
 # spin twice with success, once in vain, skip once, and its thread 201 is
 # co-located on CPU 0; idle never wakes).  Both event phases thothd has
@@ -15,11 +16,11 @@ expect() {
 	echo "$out" | grep -q -- "$1" || { echo "missing: $1"; exit 1; }
 }
 expect '"seconds":1.000'
-expect '"pid":100,"name":"alpha","wakeups_per_s":2.000,"by_reason_per_s":{"fd":0.000,"timer":2.000,"signal":0.000,"deferred":0.000},"timers_fired":3,"timers_coalesced_locally":1,"timer_wakeups_shared_across_processes":1,"timer_wakeups_rung":0,"timer_lateness_mean_us":4.0'
+expect '"pid":100,"name":"alpha","wakeups_per_s":2.000,"by_reason_per_s":{"fd":0.000,"timer":2.000,"signal":0.000,"deferred":0.000},"timers_fired":3,"timers_coalesced_locally":1,"timer_wakeups_shared_across_processes":1,"timer_wakeups_rung":0,"timer_lateness_mean_us":4.0,"timer_lateness_p50_us":5.0,"timer_lateness_p99_us":7.0'
 expect '"pid":200,"name":"beta","wakeups_per_s":2.000,"by_reason_per_s":{"fd":1.000,"timer":1.000,'
 expect '"timers_fired":1,"timers_coalesced_locally":0,"timer_wakeups_shared_across_processes":1,'
 expect '"pid":300,"name":"idle","wakeups_per_s":0.000'
-expect '"timer_wakeups_rung":0,"timer_lateness_mean_us":1.0,"placement_moves":1,"spin_hits":2,"spin_misses":1,"spin_skips":1}'
+expect '"timer_wakeups_rung":0,"timer_lateness_mean_us":1.0,"timer_lateness_p50_us":1.0,"timer_lateness_p99_us":1.0,"placement_moves":1,"spin_hits":2,"spin_misses":1,"spin_skips":1}'
 expect '"moves":\[{"ts_ns":1500000500,"pid":200,"tid":201,"action":"colocate","cpu":0,"reason":"sleeping synchronous low-rate pair: service follows its client","failed":false}\]}'
 # One JSON object on one line, like every thothctl --json.
 [ "$(echo "$out" | wc -l)" -eq 1 ] || { echo "--json is not one line"; exit 1; }

@@ -36,6 +36,8 @@ typedef struct proc {
 	uint64_t wakeups, by_reason[4];     /* fd, timer, signal, deferred */
 	uint64_t timer_fires, timer_wakeups, shared_timer_wakeups, rung_wakeups;
 	uint64_t late_sum_ns;
+	uint64_t *late;                     /* every timer_fire's lateness (ns), for p50/p99 */
+	size_t nlate, caplate;
 	uint64_t spin[3];                   /* hits, misses, skips */
 	uint64_t moves;
 } proc_t;
@@ -151,6 +153,17 @@ static int read_trace(FILE *f, sched_report_t *r)
 		if (fire) {
 			p->timer_fires++;
 			p->late_sum_ns += arg0;
+			if (p->nlate == p->caplate) {
+				size_t c = p->caplate ? 2 * p->caplate : 64;
+				uint64_t *l = realloc(p->late, c * sizeof *l);
+				if (!l) {
+					free(line);
+					return -1;
+				}
+				p->late = l;
+				p->caplate = c;
+			}
+			p->late[p->nlate++] = arg0;
 			continue;
 		}
 		if (spin) {
@@ -237,12 +250,32 @@ static void json_string(const char *s)
 	putchar('"');
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Lateness percentile Q (nearest rank) in us; 0 with no fire.  Sorts. */
+static double late_pct_us(proc_t *p, double q)
+{
+	if (!p->nlate)
+		return 0;
+	qsort(p->late, p->nlate, sizeof *p->late, cmp_u64);
+	size_t rank = (size_t)(q * (double)p->nlate + 0.999999);
+	if (rank < 1)
+		rank = 1;
+	if (rank > p->nlate)
+		rank = p->nlate;
+	return (double)p->late[rank - 1] / 1e3;
+}
+
 static uint64_t coalesced(const proc_t *p)
 {
 	return p->timer_fires > p->timer_wakeups ? p->timer_fires - p->timer_wakeups : 0;
 }
 
-static void print_report(const sched_report_t *r, double seconds, bool json)
+static void print_report(sched_report_t *r, double seconds, bool json)
 {
 	if (seconds <= 0)
 		seconds = r->last_ns > r->first_ns ? (double)(r->last_ns - r->first_ns) / 1e9 : 1;
@@ -250,19 +283,21 @@ static void print_report(const sched_report_t *r, double seconds, bool json)
 		/* One object on one line, like every thothctl --json. */
 		printf("{\"seconds\":%.3f,\"processes\":[", seconds);
 		for (size_t i = 0; i < r->n; i++) {
-			const proc_t *p = &r->procs[i];
+			proc_t *p = &r->procs[i];
 			printf("%s{\"pid\":%u,\"name\":", i ? "," : "", p->pid);
 			json_string(p->name);
 			printf(",\"wakeups_per_s\":%.3f,\"by_reason_per_s\":{\"fd\":%.3f,\"timer\":%.3f,"
 			       "\"signal\":%.3f,\"deferred\":%.3f},\"timers_fired\":%llu,"
 			       "\"timers_coalesced_locally\":%llu,\"timer_wakeups_shared_across_processes\":%llu,"
-			       "\"timer_wakeups_rung\":%llu,\"timer_lateness_mean_us\":%.1f,\"placement_moves\":%llu,"
+			       "\"timer_wakeups_rung\":%llu,\"timer_lateness_mean_us\":%.1f,\"timer_lateness_p50_us\":%.1f,"
+			       "\"timer_lateness_p99_us\":%.1f,\"placement_moves\":%llu,"
 			       "\"spin_hits\":%llu,\"spin_misses\":%llu,\"spin_skips\":%llu}",
 			       p->wakeups / seconds, p->by_reason[0] / seconds, p->by_reason[1] / seconds,
 			       p->by_reason[2] / seconds, p->by_reason[3] / seconds,
 			       (unsigned long long)p->timer_fires, (unsigned long long)coalesced(p),
 			       (unsigned long long)p->shared_timer_wakeups, (unsigned long long)p->rung_wakeups,
 			       p->timer_fires ? p->late_sum_ns / 1e3 / (double)p->timer_fires : 0,
+			       late_pct_us(p, 0.50), late_pct_us(p, 0.99),
 			       (unsigned long long)p->moves, (unsigned long long)p->spin[0],
 			       (unsigned long long)p->spin[1], (unsigned long long)p->spin[2]);
 		}
@@ -277,18 +312,19 @@ static void print_report(const sched_report_t *r, double seconds, bool json)
 		printf("]}\n");
 		return;
 	}
-	printf("%-8s %-20s %9s %8s %8s %8s %8s %7s %9s %7s %6s %8s %6s %6s %6s %5s\n", "PID", "NAME", "WAKE/s",
-	       "fd/s", "timer/s", "sig/s", "defer/s", "TIMERS", "COALESCED", "SHARED", "RUNG", "LATE_us", "SPIN+",
-	       "SPIN-", "SKIP", "MOVES");
+	printf("%-8s %-20s %9s %8s %8s %8s %8s %7s %9s %7s %6s %8s %8s %8s %6s %6s %6s %5s\n", "PID", "NAME", "WAKE/s",
+	       "fd/s", "timer/s", "sig/s", "defer/s", "TIMERS", "COALESCED", "SHARED", "RUNG", "LATE_us", "LATE50",
+	       "LATE99", "SPIN+", "SPIN-", "SKIP", "MOVES");
 	for (size_t i = 0; i < r->n; i++) {
-		const proc_t *p = &r->procs[i];
-		printf("%-8u %-20.20s %9.2f %8.2f %8.2f %8.2f %8.2f %7llu %9llu %7llu %6llu %8.1f %6llu %6llu %6llu "
-		       "%5llu\n",
+		proc_t *p = &r->procs[i];
+		printf("%-8u %-20.20s %9.2f %8.2f %8.2f %8.2f %8.2f %7llu %9llu %7llu %6llu %8.1f %8.1f %8.1f %6llu %6llu "
+		       "%6llu %5llu\n",
 		       p->pid, p->name, p->wakeups / seconds, p->by_reason[0] / seconds, p->by_reason[1] / seconds,
 		       p->by_reason[2] / seconds, p->by_reason[3] / seconds, (unsigned long long)p->timer_fires,
 		       (unsigned long long)coalesced(p), (unsigned long long)p->shared_timer_wakeups,
 		       (unsigned long long)p->rung_wakeups,
 		       p->timer_fires ? p->late_sum_ns / 1e3 / (double)p->timer_fires : 0,
+		       late_pct_us(p, 0.50), late_pct_us(p, 0.99),
 		       (unsigned long long)p->spin[0], (unsigned long long)p->spin[1], (unsigned long long)p->spin[2],
 		       (unsigned long long)p->moves);
 	}
@@ -407,6 +443,8 @@ int thothctl_sched(int argc, char **argv, const thothctl_opts_t *opts)
 	} else {
 		print_report(&r, from ? 0 : duration, json);
 	}
+	for (size_t i = 0; i < r.n; i++)
+		free(r.procs[i].late);
 	free(r.procs);
 	free(r.tw);
 	free(r.mv);
