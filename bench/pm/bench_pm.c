@@ -308,8 +308,8 @@ static void cpus(void)
 	printf("ratio = energy / schedutil; opt = energy / offline optimum; miss = deadline misses;\n"
 	       "ineff = busy time at inefficient OPPs; ramp = p95 time from arrival to the optimum's "
 	       "speed;\nlate = requests with a ramp over 2 ms (in brackets: those whose right speed the "
-	       "requests arrived by then already implied;\nthe others needed requests that had not "
-	       "arrived yet)\n");
+	       "requests arrived by then, with their exact work,\nalready implied; the others needed "
+	       "requests that had not arrived yet)\n");
 	for (size_t mi = 0; thoth_pm_cpu_model_at(mi); mi++) {
 		const thoth_pm_cpu_model_t *m = thoth_pm_cpu_model_at(mi);
 		double scale = m->opps[m->opp_count - 1].capacity / 1024.0;
