@@ -222,15 +222,16 @@ static uint32_t right_opp(const thoth_pm_cpu_model_t *m, double speed)
 
 /* Could job J's right speed (capacity RIGHT) be known when it arrived?  The
  * optimum over the requests arrived by then (those due within the last
- * 50 ms: older ones are long served) gives it at least RIGHT. */
+ * 50 ms, at most 64 before it: older ones are long served, and the window
+ * bounds the cost on dense traces) gives it at least RIGHT. */
 static bool right_speed_knowable(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *t, size_t j,
 				 uint32_t right)
 {
 	size_t lo = j, hi = j + 1;
 	uint64_t a = t->jobs[j].arrival_ns;
-	while (lo > 0 && t->jobs[lo - 1].deadline_ns + 50 * 1000000ull > a)
+	while (lo > 0 && j - lo < 64 && t->jobs[lo - 1].deadline_ns + 50 * 1000000ull > a)
 		lo--;
-	while (hi < t->count && t->jobs[hi].arrival_ns <= a)
+	while (hi < t->count && hi - j < 64 && t->jobs[hi].arrival_ns <= a)
 		hi++;
 	thoth_pm_trace_t prefix = *t;
 	prefix.jobs = t->jobs + lo;
