@@ -307,7 +307,9 @@ static void cpus(void)
 	       "0.5 ms (assumed)\n");
 	printf("ratio = energy / schedutil; opt = energy / offline optimum; miss = deadline misses;\n"
 	       "ineff = busy time at inefficient OPPs; ramp = p95 time from arrival to the optimum's "
-	       "speed\n");
+	       "speed;\nlate = requests with a ramp over 2 ms (in brackets: those whose right speed the "
+	       "requests arrived by then, with their exact work,\nalready implied; the others needed "
+	       "requests that had not arrived yet)\n");
 	for (size_t mi = 0; thoth_pm_cpu_model_at(mi); mi++) {
 		const thoth_pm_cpu_model_t *m = thoth_pm_cpu_model_at(mi);
 		double scale = m->opps[m->opp_count - 1].capacity / 1024.0;
@@ -330,8 +332,8 @@ static void cpus(void)
 		size_t synthetic = nt;
 		nt += recorded(traces + nt, MAX_TRACES - nt, 1 * MS);
 		printf("\n-- %s (%s)\n", m->name, m->source);
-		printf("%-14s %-11s %9s %7s %7s %5s %6s %9s\n", "trace", "governor", "energy_mJ",
-		       "ratio", "opt", "miss", "ineff", "ramp_p95");
+		printf("%-14s %-11s %9s %7s %7s %5s %6s %9s %11s\n", "trace", "governor", "energy_mJ",
+		       "ratio", "opt", "miss", "ineff", "ramp_p95", "late");
 		double sum_vs_su = 0, worst_vs_opt = 0;
 		size_t reachable = 0, met = 0;
 		uint64_t miss_th = 0, miss_su = 0, ineff_th = 0, busy_th = 0, ramp_th = 0, ramp_su = 0;
@@ -343,11 +345,15 @@ static void cpus(void)
 			double opt = r[THOTH_PM_CPU_OPTIMUM].energy_mj;
 			for (int k = 0; k <= THOTH_PM_CPU_OPTIMUM; k++) {
 				const char *name = k == THOTH_PM_CPU_OPTIMUM ? "optimum" : thoth_pm_governor_name(k);
-				printf("%-14.14s %-11s %9.1f %6.3fx %6.3fx %5llu %5.1f%% %7.2fms%s\n",
+				char late[32] = "";
+				if (k != THOTH_PM_CPU_OPTIMUM)
+					snprintf(late, sizeof late, "%llu(%llu)", (unsigned long long)r[k].ramp_late,
+						 (unsigned long long)r[k].ramp_late_knowable);
+				printf("%-14.14s %-11s %9.1f %6.3fx %6.3fx %5llu %5.1f%% %7.2fms %11s%s\n",
 				       k ? "" : traces[ti].name, name, r[k].energy_mj, r[k].energy_mj / su,
 				       r[k].energy_mj / opt, (unsigned long long)r[k].deadline_misses,
 				       r[k].busy_ns ? 100.0 * r[k].inefficient_busy_ns / r[k].busy_ns : 0.0,
-				       r[k].ramp_p95_ns / 1e6,
+				       r[k].ramp_p95_ns / 1e6, late,
 				       k == THOTH_PM_CPU_OPTIMUM && !r[k].optimum_exact ? " (infeasible)" :
 				       k == 0 && ti >= synthetic ? " (recorded)" : "");
 			}

@@ -6,8 +6,8 @@
  * server and handled by thothd_client_process(), the very function the
  * daemon runs after each read.  A second client watches every change over a
  * socketpair, so watch events are encoded and sent too.  Whatever the bytes,
- * thothd must not crash, leak, or keep the client's registrations after the
- * client is gone.
+ * thothd must not crash, leak, or keep the client's registrations (or its
+ * service_qos latency bounds) after the client is gone.
  */
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -73,7 +73,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* The client hangs up: peer death must take all its registrations. */
 	thothd_client_doom(c, "closed (end of input)");
 	thothd_reap(d);
-	if (thoth_registry_count(d->registry) != 0)
+	if (thoth_registry_count(d->registry) != 0 || thothd_pm_service_qos_count(d->pm) != 0)
 		abort();
 	if (watcher->doomed || d->n_clients != 1)
 		abort();                /* the watcher must never be hurt by another client */

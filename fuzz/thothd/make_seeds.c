@@ -2,12 +2,14 @@
  * make_seeds.c - writes the seed corpus of fuzz_thothd_control: one file per
  * interesting conversation (valid calls of every Registry method and
  * Daemon.status, a bad name, empty TraceControl paths, pipelined messages,
- * garbage, an oversized header, a truncated message).  Run: fuzz_thothd_make_seeds DIR.
+ * garbage, an oversized header, a truncated message, PowerBroker.service_qos
+ * and drop_service_qos, held and refused).  Run: fuzz_thothd_make_seeds DIR.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "daemon.thoth.h"
+#include "pm.thoth.h"
 #include "registry.thoth.h"
 #include "trace.thoth.h"
 
@@ -136,6 +138,66 @@ int main(int argc, char **argv)
 		len = THOTH_WIRE_HEADER_SIZE + 8;
 		save(dir, m ? "trace-write-absent-48" : "trace-dump-absent-48");
 	}
+	/* PM-2, a latency bound attached to a resolve (idl/pm.tidl 1.2): this
+	 * connection drives a disk element and serves "echo", so the bound
+	 * covers the element (an opportunistic lease with the bound, the CPU
+	 * latency request at it); changed, dropped, asked again and left held
+	 * when the client hangs up (the harness checks nothing is left). */
+	thoth_pm_Level_t levels[] = {
+		{ .name = thoth_str("OFF"), .power_mw = 0.5, .entry_latency_us = 5000, .exit_latency_us = 30000 },
+		{ .name = thoth_str("IDLE"), .power_mw = 80, .entry_latency_us = 500, .exit_latency_us = 2000 },
+		{ .name = thoth_str("ACTIVE"), .power_mw = 900 },
+	};
+	thoth_pm_Element_t el = { .name = thoth_str("disk"), .levels = { levels, 3 } };
+	thoth_pm_PowerBroker_declare_req_t declare = { .elements = { &el, 1 } };
+	thoth_pm_PowerBroker_service_qos_req_t sq = { .service = thoth_str("echo"), .qos_us = 3000 };
+	thoth_pm_PowerBroker_drop_service_qos_req_t dsq = { .qos = 1 };
+	thoth_pm_PowerBroker_state_req_t pm_state = { 0 };
+	reg.reg.name = thoth_str("echo");
+	add(&thoth_pm_PowerBroker_declare_info, &declare);
+	add(&thoth_registry_Registry_register_info, &reg);
+	add(&thoth_pm_PowerBroker_service_qos_info, &sq);
+	add(&thoth_pm_PowerBroker_state_info, &pm_state);
+	sq.qos_us = 50000;
+	add(&thoth_pm_PowerBroker_service_qos_info, &sq);
+	add(&thoth_pm_PowerBroker_drop_service_qos_info, &dsq);
+	sq.qos_us = 200;
+	add(&thoth_pm_PowerBroker_service_qos_info, &sq);
+	add(&thoth_pm_PowerBroker_state_info, &pm_state);
+	save(dir, "service-qos");
+	/* Before the service exists, then withdrawn under it. */
+	sq.qos_us = 3000;
+	add(&thoth_pm_PowerBroker_service_qos_info, &sq);
+	add(&thoth_pm_PowerBroker_declare_info, &declare);
+	add(&thoth_registry_Registry_register_info, &reg);
+	add(&thoth_registry_Registry_withdraw_info, &withdraw);
+	add(&thoth_pm_PowerBroker_state_info, &pm_state);
+	save(dir, "service-qos-before-register");
+	/* Refused, each naming its field: bounds 0 and over 10 s, names that
+	 * are not names, 17 records (16 per connection), someone else's and
+	 * unknown records to drop. */
+	const uint32_t bad_us[] = { 0, 10000001, UINT32_MAX };
+	for (size_t i = 0; i < sizeof bad_us / sizeof bad_us[0]; i++) {
+		sq.qos_us = bad_us[i];
+		add(&thoth_pm_PowerBroker_service_qos_info, &sq);
+	}
+	sq.qos_us = 100;
+	const char *bad_names[] = { "", "9store", "Not A Name", "a/b" };
+	for (size_t i = 0; i < sizeof bad_names / sizeof bad_names[0]; i++) {
+		sq.service = thoth_str(bad_names[i]);
+		add(&thoth_pm_PowerBroker_service_qos_info, &sq);
+	}
+	sq.service = thoth_str("echo");
+	for (int i = 0; i < 17; i++) {
+		sq.qos_us = 1000 + (uint32_t)i;
+		add(&thoth_pm_PowerBroker_service_qos_info, &sq);
+	}
+	const uint64_t drops[] = { 0, 1, UINT64_MAX };
+	for (size_t i = 0; i < sizeof drops / sizeof drops[0]; i++) {
+		dsq.qos = drops[i];
+		add(&thoth_pm_PowerBroker_drop_service_qos_info, &dsq);
+	}
+	save(dir, "service-qos-hostile");
 	add(&thoth_trace_TraceControl_start_info, &start);
 	add(&thoth_trace_TraceControl_dump_info, &dump);
 	add(&thoth_trace_TraceControl_write_info, &write_empty);

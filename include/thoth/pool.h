@@ -45,6 +45,7 @@
 
 #include "thoth/loop.h"
 #include "thoth/rpc.h"
+#include "thoth/service.h"
 #include "thoth/shard.h"
 
 #ifdef __cplusplus
@@ -175,6 +176,21 @@ typedef struct thoth_pool_stats {
 void thoth_pool_stats(const thoth_pool_t *p, thoth_pool_stats_t *out);
 
 const char *thoth_pool_policy_name(thoth_pool_policy_t policy);
+
+/*
+ * PM-2: attach a latency bound to the pool's resolve ("answer within
+ * LATENCY_US"), exactly as thoth_resolver_set_qos on the pool's resolver
+ * (thoth/service.h; docs/PM.md "QoS attached to a resolve"): thothd keeps
+ * the CPU latency request at or below it and the power elements of every
+ * process serving the name at levels that wake within it, for as long as
+ * the pool's connection to thothd lives (sent again after a reconnect).
+ * thoth_pool_free, the process's exit or kill -9 release it; 0 drops it.
+ * 0, or THOTH_E_INVAL (no pool, or more than 10 s).  Whether thothd holds
+ * it, or why it refused: thoth_pool_qos (a refusal never drops the pool's
+ * resolve).
+ */
+int thoth_pool_set_qos(thoth_pool_t *p, uint32_t latency_us);
+void thoth_pool_qos(const thoth_pool_t *p, thoth_resolver_qos_t *out);
 
 /* ---- the choice alone (benchmarks, simulations, tests) -------------------- */
 

@@ -1073,6 +1073,18 @@ int thoth_pool_new(thoth_loop_t *loop, const thoth_pool_config_t *cfg, thoth_poo
 	return 0;
 }
 
+/* The bound rides the pool's resolver: its control connection is the one
+ * whose life thothd ties the record to. */
+int thoth_pool_set_qos(thoth_pool_t *p, uint32_t latency_us)
+{
+	return p ? thoth_resolver_set_qos(p->resolver, latency_us) : THOTH_E_INVAL;
+}
+
+void thoth_pool_qos(const thoth_pool_t *p, thoth_resolver_qos_t *out)
+{
+	thoth_resolver_qos(p->resolver, out);
+}
+
 void thoth_pool_free(thoth_pool_t *p)
 {
 	if (!p)

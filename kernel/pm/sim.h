@@ -139,6 +139,8 @@ int thoth_pm_sim_device_timers(const thoth_pm_device_model_t *m, uint64_t qos_ns
 /* Governors plus the offline optimum. */
 #define THOTH_PM_CPU_OPTIMUM THOTH_PM_GOV_COUNT
 #define THOTH_PM_SIM_STEP_NS (50ull * 1000ull)
+/* SCHED-1: "at the right speed within 2 ms of a request arriving". */
+#define THOTH_PM_RAMP_TARGET_NS (2ull * 1000000ull)
 
 typedef struct thoth_pm_cpu_result {
 	double energy_mj;            /* modelled */
@@ -150,6 +152,11 @@ typedef struct thoth_pm_cpu_result {
 	/* time from a request's arrival until the CPU runs at least at the
 	 * speed the optimum gives it (its completion if never), ns */
 	uint64_t ramp_p50_ns, ramp_p95_ns, ramp_max_ns;
+	/* Requests whose ramp exceeded THOTH_PM_RAMP_TARGET_NS, and of those
+	 * how many had a right speed that the requests arrived by then already
+	 * imply (the optimum over them alone gives as much): the others were
+	 * late only because of requests that had not arrived yet. */
+	uint64_t ramp_late, ramp_late_knowable;
 	bool optimum_exact;          /* false if the optimum had to split a busy period */
 } thoth_pm_cpu_result_t;
 

@@ -209,6 +209,42 @@ bool thoth_pm_cpu_optimum(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t 
 
 /* ---- the governors, stepped ------------------------------------------------------------- */
 
+/* The fastest efficient OPP at or below SPEED (the most efficient OPP if
+ * that is slower): the "right speed" a governor is measured against. */
+static uint32_t right_opp(const thoth_pm_cpu_model_t *m, double speed)
+{
+	uint32_t right = thoth_pm_opp_for_capacity(m, 0);
+	for (uint32_t i = right; i < m->opp_count; i++)
+		if (!thoth_pm_opp_inefficient(m, i) && m->opps[i].capacity <= speed + 1e-6)
+			right = i;
+	return right;
+}
+
+/* Could job J's right speed (capacity RIGHT) be known when it arrived?  The
+ * optimum over the requests arrived by then (those due within the last
+ * 50 ms, at most 64 before it: older ones are long served, and the window
+ * bounds the cost on dense traces) gives it at least RIGHT. */
+static bool right_speed_knowable(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *t, size_t j,
+				 uint32_t right)
+{
+	size_t lo = j, hi = j + 1;
+	uint64_t a = t->jobs[j].arrival_ns;
+	while (lo > 0 && j - lo < 64 && t->jobs[lo - 1].deadline_ns + 50 * 1000000ull > a)
+		lo--;
+	while (hi < t->count && hi - j < 64 && t->jobs[hi].arrival_ns <= a)
+		hi++;
+	thoth_pm_trace_t prefix = *t;
+	prefix.jobs = t->jobs + lo;
+	prefix.count = hi - lo;
+	double *speed = calloc(prefix.count, sizeof(*speed)), e;
+	if (!speed)
+		return false;
+	thoth_pm_cpu_optimum(m, &prefix, speed, &e);
+	bool known = m->opps[right_opp(m, speed[j - lo])].capacity >= right;
+	free(speed);
+	return known;
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -243,13 +279,8 @@ int thoth_pm_sim_cpu(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *t, i
 	/* The "right speed" of each job: where the optimum's time-sharing
 	 * starts, the fastest efficient OPP at or below its speed (the most
 	 * efficient OPP if that is slower). */
-	for (size_t j = 0; j < t->count; j++) {
-		uint32_t right = thoth_pm_opp_for_capacity(m, 0);
-		for (uint32_t i = right; i < m->opp_count; i++)
-			if (!thoth_pm_opp_inefficient(m, i) && m->opps[i].capacity <= speed[j] + 1e-6)
-				right = i;
-		speed[j] = m->opps[right].capacity;
-	}
+	for (size_t j = 0; j < t->count; j++)
+		speed[j] = m->opps[right_opp(m, speed[j])].capacity;
 
 	thoth_pm_governor_t g;
 	thoth_pm_governor_init(&g, (thoth_pm_governor_kind_t)kind, m, 0);
@@ -320,6 +351,11 @@ int thoth_pm_sim_cpu(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *t, i
 		last_running = busy;
 	}
 	out->energy_mj = energy / 1e9;
+	for (size_t j = 0; j < t->count; j++)
+		if (ramp[j] > THOTH_PM_RAMP_TARGET_NS) {
+			out->ramp_late++;
+			out->ramp_late_knowable += right_speed_knowable(m, t, j, (uint32_t)speed[j]);
+		}
 	if (t->count) {
 		qsort(ramp, t->count, sizeof(*ramp), cmp_u64);
 		out->ramp_p50_ns = ramp[t->count / 2];

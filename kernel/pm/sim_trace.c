@@ -72,6 +72,50 @@ int thoth_pm_trace_write(const thoth_pm_trace_t *t, FILE *out)
 	return ferror(out) ? THOTH_E_IO : 0;
 }
 
+/*
+ * Jobs in arrival order, equal arrivals kept in the order they were pushed
+ * (a stable bottom-up merge sort: O(n log n) whatever the input, where an
+ * insertion sort is quadratic on a hostile one).  The simulators admit jobs
+ * in index order, so a job listed after a later arrival would be hidden
+ * from the policy until then while the optimum (which sorts its points)
+ * sees it at once: overlapping chains and bursts are generated out of
+ * order, and JSON pairs are pushed in response order.
+ */
+static int sort_by_arrival(thoth_pm_trace_t *t)
+{
+	size_t n = t->count;
+	bool sorted = true;
+	for (size_t i = 1; i < n && sorted; i++)
+		sorted = t->jobs[i - 1].arrival_ns <= t->jobs[i].arrival_ns;
+	if (sorted)
+		return 0;
+	thoth_pm_job_t *a = t->jobs, *b = malloc(n * sizeof(*b));
+	if (!b)
+		return THOTH_E_NOMEM;
+	for (size_t width = 1; width < n; width *= 2) {
+		for (size_t lo = 0; lo < n; lo += 2 * width) {
+			size_t mid = lo + width < n ? lo + width : n;
+			size_t hi = lo + 2 * width < n ? lo + 2 * width : n;
+			size_t i = lo, j = mid, k = lo;
+			while (i < mid && j < hi)
+				b[k++] = a[j].arrival_ns < a[i].arrival_ns ? a[j++] : a[i++];
+			while (i < mid)
+				b[k++] = a[i++];
+			while (j < hi)
+				b[k++] = a[j++];
+		}
+		thoth_pm_job_t *x = a;
+		a = b;
+		b = x;
+	}
+	if (a != t->jobs) {
+		memcpy(t->jobs, a, n * sizeof(*a));
+		b = a;
+	}
+	free(b);
+	return 0;
+}
+
 /* The end of a trace: its last request served at full speed, plus a little
  * idle time so that every policy ends the same way. */
 static void finish(thoth_pm_trace_t *t)
@@ -250,6 +294,8 @@ int thoth_pm_trace_generate(const char *spec, const char *name, thoth_pm_trace_t
 		if (at >= end || t >= end)
 			break;
 	}
+	if (!err)
+		err = sort_by_arrival(out);     /* overlapping chains and bursts */
 	if (err) {
 		*why = err == THOTH_E_LIMIT ? "spec: more than 1e6 requests" : "out of memory";
 		thoth_pm_trace_free(out);
@@ -507,15 +553,8 @@ static int pair_events(msg_event_t *ev, size_t count, uint64_t deadline_ns, uint
 			    "no request/response pairs found (a trace with chan_recv/chan_send or "
 			    "msg_recv/msg_send events of a serving process is needed)");
 	/* Jobs were pushed in response order: sort by arrival, then start at 0. */
-	for (size_t i = 1; i < out->count; i++) {
-		thoth_pm_job_t j = out->jobs[i];
-		size_t k = i;
-		while (k && out->jobs[k - 1].arrival_ns > j.arrival_ns) {
-			out->jobs[k] = out->jobs[k - 1];
-			k--;
-		}
-		out->jobs[k] = j;
-	}
+	if (sort_by_arrival(out))
+		return thoth__pm_fail(why, why_len, THOTH_E_NOMEM, "out of memory");
 	uint64_t base = out->jobs[0].arrival_ns;
 	for (size_t i = 0; i < out->count; i++) {
 		out->jobs[i].arrival_ns -= base;

