@@ -30,6 +30,7 @@
  *      thothd's CPU per collection pass.
  *
  *   bench_scale [--quick] [--section N]... [--threads N] [--clients N] [--trace-procs N]
+ *               [--trace-burst N]  (section 7: N events per 10 ms per traced process)
  *      (N = 1..7 above; default all; --threads: lookups and counters at
  *      1, 2, 4.. up to N threads even above the CPU count (oversubscribed);
  *      --clients: thothd resolves with 1, 2, 4.. up to N client processes)
@@ -1316,7 +1317,8 @@ static void bench_cross_node(int blocks, int iters)
 
 /* ---- 7. resolves while a trace session drains busy processes ----------- */
 
-enum { TC_BURST = 200, TC_PERIOD_US = 10000 };   /* 20,000 events/s per traced process */
+enum { TC_PERIOD_US = 10000 };
+static int tc_burst = 200;      /* events per 10 ms per traced process (--trace-burst) */
 
 /* A traced process: TC_BURST events every 10 ms, whether or not the
  * session's categories are on (off, a trace point is one load and a
@@ -1330,7 +1332,7 @@ static void tc_busy(harness_t *h, int idx)
 		_exit(1);
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	for (uint64_t k = 0;; k++) {
-		for (int i = 0; i < TC_BURST; i++)
+		for (int i = 0; i < tc_burst; i++)
 			THOTH_TRACE(USER, bench_busy, k, (uint64_t)i);
 		usleep(TC_PERIOD_US);
 	}
@@ -1346,6 +1348,8 @@ typedef struct tc_result {
 	double rps, p50, p99, p999, max;        /* resolves/s; latencies in us */
 	double pass_us;                         /* thothd CPU per collection pass */
 	double passes;
+	double loop_share;                      /* of the loop thread's time, drains took */
+	double events, lost;                    /* collected; lost (stop's dropped) */
 } tc_result_t;
 
 /* Back-to-back Registry.resolve round trips for SECONDS, each timed. */
@@ -1437,6 +1441,10 @@ static void tc_run(const char *mode, int procs, double seconds, tc_result_t *bas
 	if (thoth_trace_TraceControl_stop(&ctl.client, &preq, &presp, NULL))
 		die("trace stop", THOTH_E_IO);
 	tc_pass_cpu(h.log, sess);
+	sess->events = (double)presp.events;
+	sess->lost = (double)presp.dropped;
+	/* The session lasted from start to stop: about SECONDS. */
+	sess->loop_share = strcmp(mode, "loop") ? 0 : sess->passes * sess->pass_us / (seconds * 1e6);
 	thoth_control_close(&ctl);
 	thoth_control_close(&svc);
 	harness_teardown(&h);
@@ -1455,7 +1463,7 @@ static void bench_trace_collection(int procs, int reps)
 	double seconds = run_s * 4;
 	printf("\n7. thothd resolve round trips (1 client) while a trace session drains %d traced processes\n"
 	       "   (%d events per 10 ms each: %d events/s in all; a fresh thothd per run; median of %d runs of\n"
-	       "   %.1f s; latencies in us)\n", procs, TC_BURST, procs * TC_BURST * 100, reps, seconds);
+	       "   %.1f s; latencies in us)\n", procs, tc_burst, procs * tc_burst * 100, reps, seconds);
 	tc_result_t r[2][2][9];         /* [loop, thread][base, session][rep] */
 	static const char *modes[2] = { "loop", "thread" };
 	for (int k = 0; k < reps; k++)
@@ -1480,6 +1488,12 @@ static void bench_trace_collection(int procs, int reps)
 				       tc_median(x, reps, offsetof(tc_result_t, passes)));
 			printf("\n");
 		}
+	for (int m = 0; m < 2; m++)
+		printf("   %s: events collected %.0f, lost %.0f (overwritten before a pass took them, or beyond the\n"
+		       "   session's 524,288-event limit); share of the loop thread's time spent draining: %.1f%%\n",
+		       m ? "collector thread" : "loop thread", tc_median(r[m][1], reps, offsetof(tc_result_t, events)),
+		       tc_median(r[m][1], reps, offsetof(tc_result_t, lost)),
+		       100 * tc_median(r[m][1], reps, offsetof(tc_result_t, loop_share)));
 	printf("   session / no session, resolves/s: loop thread %.2fx, collector thread %.2fx\n",
 	       rps[0][1] / rps[0][0], rps[1][1] / rps[1][0]);
 	printf("   session / no session, p99.9: loop thread %.2fx, collector thread %.2fx; max: %.2fx, %.2fx\n",
@@ -1507,19 +1521,21 @@ int main(int argc, char **argv)
 			}
 			only |= 1u << (n - 1);
 		} else if ((!strcmp(argv[i], "--threads") || !strcmp(argv[i], "--clients") ||
-			    !strcmp(argv[i], "--trace-procs")) && i + 1 < argc) {
+			    !strcmp(argv[i], "--trace-procs") || !strcmp(argv[i], "--trace-burst")) && i + 1 < argc) {
 			int n = atoi(argv[i + 1]);
-			int lim = !strcmp(argv[i], "--threads") ? 16 : !strcmp(argv[i], "--clients") ? 16 : 12;
+			int lim = !strcmp(argv[i], "--threads") ? 16 : !strcmp(argv[i], "--clients") ? 16
+				  : !strcmp(argv[i], "--trace-burst") ? 100000 : 12;
 			if (n < 1 || n > lim) {
 				fprintf(stderr, "bench_scale: %s takes 1..%d\n", argv[i], lim);
 				return 2;
 			}
 			*(!strcmp(argv[i], "--threads") ? &want_threads
-			  : !strcmp(argv[i], "--clients") ? &want_clients : &trace_procs) = n;
+			  : !strcmp(argv[i], "--clients") ? &want_clients
+			  : !strcmp(argv[i], "--trace-burst") ? &tc_burst : &trace_procs) = n;
 			i++;
 		} else {
 			fprintf(stderr, "usage: bench_scale [--quick] [--section N]... [--threads N] [--clients N] "
-					"[--trace-procs N] | --instr CALLS\n");
+					"[--trace-procs N] [--trace-burst N] | --instr CALLS\n");
 			return 2;
 		}
 	}
