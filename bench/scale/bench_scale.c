@@ -22,8 +22,18 @@
  *      bound and moved by hand to its reader's node), with where the
  *      pages of each read range are.  Needs two nodes: skipped on one
  *      (scripts/qemu-numa.sh runs it in a 2-node guest).
+ *   7. thothd's resolve round trips (per second, p50/p99/p99.9/max)
+ *      while a trace session drains N busy traced processes: no session
+ *      (baseline), the session drained on thothd's loop thread
+ *      (--trace-collector loop, the old path) and by its collector thread
+ *      (the default), each on a fresh thothd, alternating, in one run; and
+ *      thothd's CPU per collection pass.
  *
- *   bench_scale [--quick] [--section N]...   (N = 1..6 below; default all)
+ *   bench_scale [--quick] [--section N]... [--threads N] [--clients N] [--trace-procs N]
+ *               [--trace-burst N]  (section 7: N events per 10 ms per traced process)
+ *      (N = 1..7 above; default all; --threads: lookups and counters at
+ *      1, 2, 4.. up to N threads even above the CPU count (oversubscribed);
+ *      --clients: thothd resolves with 1, 2, 4.. up to N client processes)
  *   bench_scale --instr N      N calls of each lookup kind, for callgrind
  *                              (bench/scale/instr.sh prints instructions/call)
  */
@@ -32,6 +42,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +54,7 @@
 #include <unistd.h>
 
 #include "bench.thoth.h"
+#include "trace.thoth.h"
 #include "chan_shm.h"
 #include "harness.h"
 #include "numa.h"
@@ -50,6 +62,7 @@
 #include "thoth/channel.h"
 #include "thoth/percpu.h"
 #include "thoth/rtable.h"
+#include "thoth/trace.h"
 
 static double run_s = 0.5;
 
@@ -1302,6 +1315,191 @@ static void bench_cross_node(int blocks, int iters)
 	thoth__numa_reset();
 }
 
+/* ---- 7. resolves while a trace session drains busy processes ----------- */
+
+enum { TC_PERIOD_US = 10000 };
+static int tc_burst = 200;      /* events per 10 ms per traced process (--trace-burst) */
+
+/* A traced process: TC_BURST events every 10 ms, whether or not the
+ * session's categories are on (off, a trace point is one load and a
+ * branch: the baseline carries the same processes). */
+static void tc_busy(harness_t *h, int idx)
+{
+	thoth_control_t ctl;
+	char name[32];
+	snprintf(name, sizeof name, "busy-%d", idx);
+	if (thoth_trace_init_process(name) || harness_connect(h, &ctl))
+		_exit(1);
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	for (uint64_t k = 0;; k++) {
+		for (int i = 0; i < tc_burst; i++)
+			THOTH_TRACE(USER, bench_busy, k, (uint64_t)i);
+		usleep(TC_PERIOD_US);
+	}
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+typedef struct tc_result {
+	double rps, p50, p99, p999, max;        /* resolves/s; latencies in us */
+	double pass_us;                         /* thothd CPU per collection pass */
+	double passes;
+	double loop_share;                      /* of the loop thread's time, drains took */
+	double events, lost;                    /* collected; lost (stop's dropped) */
+} tc_result_t;
+
+/* Back-to-back Registry.resolve round trips for SECONDS, each timed. */
+static void tc_resolves(thoth_control_t *ctl, double seconds, tc_result_t *out)
+{
+	size_t cap = 4u << 20, n = 0;
+	uint32_t *lat = malloc(cap * sizeof *lat);
+	if (!lat)
+		die("latencies", THOTH_E_NOMEM);
+	uint64_t t0 = now_ns(), end = t0 + (uint64_t)(seconds * 1e9), t = t0;
+	while (t < end && n < cap) {
+		if (harness_resolve(ctl, "echo", NULL))
+			die("resolve", THOTH_E_IO);
+		uint64_t t1 = now_ns();
+		lat[n++] = (uint32_t)((t1 - t) / 10);   /* 10 ns units */
+		t = t1;
+	}
+	qsort(lat, n, sizeof *lat, cmp_u32);
+	out->rps = (double)n / ((double)(t - t0) / 1e9);
+	out->p50 = lat[n / 2] / 100.0;
+	out->p99 = lat[(size_t)((double)n * 0.99)] / 100.0;
+	out->p999 = lat[(size_t)((double)n * 0.999)] / 100.0;
+	out->max = lat[n - 1] / 100.0;
+	free(lat);
+}
+
+/* The last "N collection passes on the X thread, Y us CPU each" thothd logged. */
+static void tc_pass_cpu(const char *log, tc_result_t *out)
+{
+	FILE *f = fopen(log, "re");
+	char line[1024];
+	out->pass_us = out->passes = 0;
+	while (f && fgets(line, sizeof line, f)) {
+		char *p = strstr(line, ": ");
+		unsigned long long passes;
+		double us;
+		char where[32];
+		if (p && (p = strstr(line, " collection passes on the ")) && (p = strrchr(line, ':')) &&
+		    sscanf(p + 2, "%llu collection passes on the %31s thread, %lf us CPU each", &passes, where,
+			   &us) == 3) {
+			out->passes = (double)passes;
+			out->pass_us = us;
+		}
+	}
+	if (f)
+		fclose(f);
+}
+
+static bool tc_attached(void *arg)
+{
+	void **a = arg;
+	thoth_control_t *ctl = a[0];
+	int want = *(int *)a[1];
+	thoth_daemon_Daemon_status_resp_t st;
+	return harness_status(ctl, &st) == 0 && (int)st.clients >= want;
+}
+
+/* One fresh thothd (--trace-collector MODE) with PROCS busy traced
+ * processes: resolves without a session (BASE), then with one (SESS). */
+static void tc_run(const char *mode, int procs, double seconds, tc_result_t *base, tc_result_t *sess)
+{
+	harness_t h;
+	if (harness_setup(&h))
+		die("runtime dir", THOTH_E_IO);
+	const char *const args[] = { "--trace-collector", mode, "--log-level", "info", NULL };
+	if (harness_start_thothd(&h, args) <= 0)
+		die("start thothd", THOTH_E_IO);
+	thoth_control_t svc, ctl;
+	if (harness_connect(&h, &svc) || harness_register(&svc, "echo", 0, NULL) || harness_connect(&h, &ctl))
+		die("register", THOTH_E_IO);
+	for (int i = 0; i < procs && h.n_children < HARNESS_MAX_CHILDREN; i++) {
+		pid_t p = fork();
+		if (p == 0)
+			tc_busy(&h, i);
+		h.children[h.n_children++] = p;
+	}
+	int want = 2 + procs;
+	void *arg[2] = { &ctl, &want };
+	if (!harness_wait_until(tc_attached, arg, 10000))
+		die("traced processes did not connect", THOTH_E_TIMEDOUT);
+	tc_resolves(&ctl, seconds, base);
+	thoth_trace_TraceControl_start_pid_req_t sreq = { .categories = THOTH_TRACE_MASK(USER) };
+	thoth_trace_TraceControl_start_pid_resp_t sresp;
+	if (thoth_trace_TraceControl_start_pid(&ctl.client, &sreq, &sresp, NULL))
+		die("trace start", THOTH_E_IO);
+	tc_resolves(&ctl, seconds, sess);
+	thoth_trace_TraceControl_stop_req_t preq = { 0 };
+	thoth_trace_TraceControl_stop_resp_t presp;
+	if (thoth_trace_TraceControl_stop(&ctl.client, &preq, &presp, NULL))
+		die("trace stop", THOTH_E_IO);
+	tc_pass_cpu(h.log, sess);
+	sess->events = (double)presp.events;
+	sess->lost = (double)presp.dropped;
+	/* The session lasted from start to stop: about SECONDS. */
+	sess->loop_share = strcmp(mode, "loop") ? 0 : sess->passes * sess->pass_us / (seconds * 1e6);
+	thoth_control_close(&ctl);
+	thoth_control_close(&svc);
+	harness_teardown(&h);
+}
+
+static double tc_median(tc_result_t *r, int n, size_t off)
+{
+	double v[9];
+	for (int i = 0; i < n; i++)
+		v[i] = *(double *)((char *)&r[i] + off);
+	return median(v, n);
+}
+
+static void bench_trace_collection(int procs, int reps)
+{
+	double seconds = run_s * 4;
+	printf("\n7. thothd resolve round trips (1 client) while a trace session drains %d traced processes\n"
+	       "   (%d events per 10 ms each: %d events/s in all; a fresh thothd per run; median of %d runs of\n"
+	       "   %.1f s; latencies in us)\n", procs, tc_burst, procs * tc_burst * 100, reps, seconds);
+	tc_result_t r[2][2][9];         /* [loop, thread][base, session][rep] */
+	static const char *modes[2] = { "loop", "thread" };
+	for (int k = 0; k < reps; k++)
+		for (int m = 0; m < 2; m++)         /* alternating: drift hits both */
+			tc_run(modes[m], procs, seconds, &r[m][0][k], &r[m][1][k]);
+	printf("   %-44s %10s %8s %8s %8s %9s %14s\n", "", "resolves/s", "p50", "p99", "p99.9", "max",
+	       "CPU per pass");
+	static const char *rows[2][2] = { { "no session (thothd --trace-collector loop)", "session drained on the loop thread" },
+					 { "no session (thothd, default)", "session drained by the collector thread" } };
+	double rps[2][2], p999[2][2], mx[2][2];
+	for (int m = 0; m < 2; m++)
+		for (int b = 0; b < 2; b++) {
+			tc_result_t *x = r[m][b];
+			rps[m][b] = tc_median(x, reps, offsetof(tc_result_t, rps));
+			p999[m][b] = tc_median(x, reps, offsetof(tc_result_t, p999));
+			mx[m][b] = tc_median(x, reps, offsetof(tc_result_t, max));
+			printf("   %-44s %10.0f %8.1f %8.1f %8.1f %9.1f", rows[m][b], rps[m][b],
+			       tc_median(x, reps, offsetof(tc_result_t, p50)), tc_median(x, reps, offsetof(tc_result_t, p99)),
+			       p999[m][b], mx[m][b]);
+			if (b)
+				printf(" %8.0f us x%.0f", tc_median(x, reps, offsetof(tc_result_t, pass_us)),
+				       tc_median(x, reps, offsetof(tc_result_t, passes)));
+			printf("\n");
+		}
+	for (int m = 0; m < 2; m++)
+		printf("   %s: events collected %.0f, lost %.0f (overwritten before a pass took them, or beyond the\n"
+		       "   session's 524,288-event limit); share of the loop thread's time spent draining: %.1f%%\n",
+		       m ? "collector thread" : "loop thread", tc_median(r[m][1], reps, offsetof(tc_result_t, events)),
+		       tc_median(r[m][1], reps, offsetof(tc_result_t, lost)),
+		       100 * tc_median(r[m][1], reps, offsetof(tc_result_t, loop_share)));
+	printf("   session / no session, resolves/s: loop thread %.2fx, collector thread %.2fx\n",
+	       rps[0][1] / rps[0][0], rps[1][1] / rps[1][0]);
+	printf("   session / no session, p99.9: loop thread %.2fx, collector thread %.2fx; max: %.2fx, %.2fx\n",
+	       p999[0][1] / p999[0][0], p999[1][1] / p999[1][0], mx[0][1] / mx[0][0], mx[1][1] / mx[1][0]);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 2 && !strcmp(argv[1], "--instr")) {
@@ -1311,23 +1509,38 @@ int main(int argc, char **argv)
 	}
 	bool quick = false;
 	unsigned only = 0;              /* bit N-1: run section N; 0: all */
+	int want_threads = 0, want_clients = 0, trace_procs = 8;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--quick")) {
 			quick = true;
 		} else if (!strcmp(argv[i], "--section") && i + 1 < argc) {
 			int n = atoi(argv[++i]);
-			if (n < 1 || n > 6) {
-				fprintf(stderr, "bench_scale: --section takes 1..6\n");
+			if (n < 1 || n > 7) {
+				fprintf(stderr, "bench_scale: --section takes 1..7\n");
 				return 2;
 			}
 			only |= 1u << (n - 1);
+		} else if ((!strcmp(argv[i], "--threads") || !strcmp(argv[i], "--clients") ||
+			    !strcmp(argv[i], "--trace-procs") || !strcmp(argv[i], "--trace-burst")) && i + 1 < argc) {
+			int n = atoi(argv[i + 1]);
+			int lim = !strcmp(argv[i], "--threads") ? 16 : !strcmp(argv[i], "--clients") ? 16
+				  : !strcmp(argv[i], "--trace-burst") ? 100000 : 12;
+			if (n < 1 || n > lim) {
+				fprintf(stderr, "bench_scale: %s takes 1..%d\n", argv[i], lim);
+				return 2;
+			}
+			*(!strcmp(argv[i], "--threads") ? &want_threads
+			  : !strcmp(argv[i], "--clients") ? &want_clients
+			  : !strcmp(argv[i], "--trace-burst") ? &tc_burst : &trace_procs) = n;
+			i++;
 		} else {
-			fprintf(stderr, "usage: bench_scale [--quick] [--section N]... | --instr CALLS\n");
+			fprintf(stderr, "usage: bench_scale [--quick] [--section N]... [--threads N] [--clients N] "
+					"[--trace-procs N] [--trace-burst N] | --instr CALLS\n");
 			return 2;
 		}
 	}
 	if (!only)
-		only = 0x3f;
+		only = 0x7f;
 	if (quick)
 		run_s = 0.2;
 	signal(SIGPIPE, SIG_IGN);
@@ -1337,6 +1550,12 @@ int main(int argc, char **argv)
 		max_threads *= 2;
 	if (max_threads < 2)
 		max_threads = 2;
+	if (want_threads)
+		max_threads = want_threads;
+	int max_clients = want_clients ? want_clients : max_threads * 2;
+	if (max_threads > ncpu)
+		printf("bench_scale: up to %d threads on %ld CPUs: above %ld threads they take turns on the CPUs\n"
+		       "(oversubscribed; costs are CPU time per operation, see docs/SCALE.md)\n", max_threads, ncpu, ncpu);
 	int reps = quick ? 1 : 3;
 	printf("bench_scale: %ld CPUs, %u NUMA node(s)%s\n", ncpu, thoth__numa_nodes_online(),
 	       quick ? " (--quick: short runs, one repetition)" : "");
@@ -1347,10 +1566,12 @@ int main(int argc, char **argv)
 	if (only & 4)
 		bench_counters(max_threads, reps);
 	if (only & 8)
-		bench_thothd(max_threads * 2, reps);
+		bench_thothd(max_clients, reps);
 	if (only & 16)
 		bench_numa_channel(quick ? 4 : 10, quick ? 5000 : 20000);
 	if (only & 32)
 		bench_cross_node(quick ? 3 : 9, quick ? 2000 : 20000);
+	if (only & 64)
+		bench_trace_collection(trace_procs, reps);
 	return 0;
 }

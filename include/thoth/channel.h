@@ -263,6 +263,7 @@ int thoth_chan_server_new(thoth_loop_t *loop, const thoth_chan_server_config_t *
 			  thoth_chan_server_t **out, char *why, size_t why_len);
 /* Close every channel and the socket (the socket file is removed). */
 void thoth_chan_server_free(thoth_chan_server_t *srv);
+/* Counters of SRV; any thread may read them while SRV serves. */
 void thoth_chan_server_stats(const thoth_chan_server_t *srv, thoth_chan_server_stats_t *out);
 
 /* A whole service in one call: a loop, SIGINT/SIGTERM to stop, serve CFG.
@@ -280,6 +281,13 @@ int thoth_serve(const thoth_chan_server_config_t *cfg);
  * at once: they must be thread-safe.  Limits (max_clients, max_pending)
  * hold per thread.  With one allowed CPU it is thoth_serve. */
 int thoth_serve_per_cpu(const thoth_chan_server_config_t *cfg);
+
+/* The counters of the service thoth_serve or thoth_serve_per_cpu runs in
+ * this process, from any thread while it runs: a per-CPU service's workers
+ * folded on read (each worker thread writes only its own; nothing is lost
+ * when threads move between CPUs).  0, or THOTH_E_NOT_RUNNING (OUT zeroed)
+ * when none runs. */
+int thoth_serve_stats(thoth_chan_server_stats_t *out);
 
 #ifdef __cplusplus
 }

@@ -126,6 +126,18 @@ struct thoth_chan_server {
 	const place_cpumap_t *cpumap;   /* "nearest" by topology (placement.h); NULL: by number */
 };
 
+/*
+ * Counters (thoth_chan_server_stats_t): each server's are written only by
+ * its loop thread -- with thoth_serve_per_cpu, every worker thread has its
+ * own server, so its own counters -- and read by any thread:
+ * thoth_chan_server_stats() folds a per-CPU service's workers on read.
+ * One writer, so a plain load and a relaxed store (no read-modify-write,
+ * no shared line between workers, nothing lost when a worker's thread is
+ * moved between CPUs); the reader's relaxed loads are never torn.
+ */
+#define ST_ADD(srv, field, n) \
+	__atomic_store_n(&(srv)->st.field, (srv)->st.field + (n), __ATOMIC_RELAXED)
+
 struct worker {
 	int cpu;
 	int pipe_rd, pipe_wr;
@@ -188,7 +200,7 @@ static void srv_log(thoth_chan_server_t *s, const char *fmt, ...)
 	}
 	if (s->log_lines >= LOG_BURST) {
 		s->log_dropped++;
-		s->st.log_suppressed++;
+		ST_ADD(s, log_suppressed, 1);
 		return;
 	}
 	s->log_lines++;
@@ -247,7 +259,7 @@ static void conn_close(conn_t *c)
 	}
 	if (c->open) {
 		s->nopen--;
-		s->st.clients--;
+		ST_ADD(s, clients, -1);
 	}
 	chan_end_fini(&c->end);
 	for (int i = 0; i < c->hs_nfds; i++)
@@ -266,7 +278,7 @@ static void hs_timer_fire(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
 		conn_t *c = s->pending.head;
 		srv_log(s, "client pid %d did not complete its channel handshake within %u ms: closing its connection",
 			(int)c->pid, s->cfg.handshake_timeout_ms);
-		s->st.handshake_dropped++;
+		ST_ADD(s, handshake_dropped, 1);
 		conn_close(c);          /* cancels the timer when the queue empties */
 	}
 	if (s->pending.head && s->hs_timer)
@@ -300,8 +312,8 @@ static void mod_timer_fire(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
 	c->mod_timer = NULL;
 	if (c->queue)
 		return;                 /* awake anyway: its turn comes */
-	c->srv->st.mod_wakeups++;
-	c->srv->st.mod_timer_wakeups++;
+	ST_ADD(c->srv, mod_wakeups, 1);
+	ST_ADD(c->srv, mod_timer_wakeups, 1);
 	chan_mod_woke(&c->end, true);
 	conn_turn(c);
 }
@@ -431,7 +443,7 @@ static void place_eval(thoth_chan_server_t *s, uint64_t now)
 		s->pl_colocated = d.action == PLACE_COLOCATE;
 		s->pl_cpu = d.cpu;
 		s->pl_cycle_before = o.rtt_ns;
-		s->st.placement_moves++;
+		ST_ADD(s, placement_moves, 1);
 	}
 }
 
@@ -454,7 +466,7 @@ static enum serve_result conn_serve(conn_t *c, unsigned budget)
 	chan_end_t *e = &c->end;
 	chan_disarm(e, CHAN_WAIT_RECV);
 	chan_disarm(e, CHAN_WAIT_SLOT);
-	s->st.turns++;
+	ST_ADD(s, turns, 1);
 	for (unsigned served = 0;;) {
 		/* An orderly close (the socket's end is seen by on_sock; reading
 		 * it here would cost a system call per message).  What the
@@ -462,7 +474,7 @@ static enum serve_result conn_serve(conn_t *c, unsigned budget)
 		 * message sent just before close is not lost. */
 		bool closing = atomic_load_explicit(&e->ctl->closed[CHAN_CLIENT], memory_order_acquire);
 		if (closing && !chan_ready(e, CHAN_WAIT_RECV, 0)) {
-			s->st.peer_gone++;
+			ST_ADD(s, peer_gone, 1);
 			conn_close(c);
 			return SERVE_CLOSED;
 		}
@@ -474,7 +486,7 @@ static enum serve_result conn_serve(conn_t *c, unsigned budget)
 		/* A request is taken only when its response can be queued. */
 		if (!chan_ready(e, CHAN_WAIT_SLOT, 0)) {
 			if (closing) {          /* nobody will read the answers */
-				s->st.peer_gone++;
+				ST_ADD(s, peer_gone, 1);
 				conn_close(c);
 				return SERVE_CLOSED;
 			}
@@ -513,7 +525,7 @@ static enum serve_result conn_serve(conn_t *c, unsigned budget)
 						 .get_out = conn_get_out, .out_ctx = c };
 			r = thoth_server_dispatch(s->cfg.iface, s->cfg.invoke, s->cfg.handlers, s->cfg.self,
 						  msg.data, msg.len, &io);
-			s->st.calls++;
+			ST_ADD(s, calls, 1);
 			c->pl_calls++;
 			if (s->pl_on)
 				place_call(s);
@@ -532,7 +544,7 @@ static enum serve_result conn_serve(conn_t *c, unsigned budget)
 			if (r && r != THOTH_E_CORRUPT && r != THOTH_E_PEER_GONE) {
 				srv_log(s, "client pid %d sent a message that cannot be answered (%s): closing its channel",
 					(int)c->pid, thoth_strerror(r));
-				s->st.corrupt++;
+				ST_ADD(s, corrupt, 1);
 				conn_close(c);
 				return SERVE_CLOSED;
 			}
@@ -540,9 +552,9 @@ static enum serve_result conn_serve(conn_t *c, unsigned budget)
 		if (r) {
 			if (r == THOTH_E_CORRUPT) {
 				srv_log(s, "client pid %d corrupted its channel (%s): closing it", (int)c->pid, e->why);
-				s->st.corrupt++;
+				ST_ADD(s, corrupt, 1);
 			} else {
-				s->st.peer_gone++;
+				ST_ADD(s, peer_gone, 1);
 			}
 			conn_close(c);
 			return SERVE_CLOSED;
@@ -625,7 +637,7 @@ static void refuse(conn_t *c, int status, const char *fmt, ...)
 	c->features = 0;
 	send_open_reply(c, status, reason, NULL, 0, -1);
 	srv_log(c->srv, "refused a channel to client pid %d: %s", (int)c->pid, reason);
-	c->srv->st.refused++;
+	ST_ADD(c->srv, refused, 1);
 	conn_close(c);
 }
 
@@ -742,7 +754,7 @@ static void handle_open(conn_t *c)
 	free(c->hs);
 	c->hs = NULL;
 	if (r) {
-		s->st.peer_gone++;
+		ST_ADD(s, peer_gone, 1);
 		conn_close(c);
 		return;
 	}
@@ -750,8 +762,8 @@ static void handle_open(conn_t *c)
 	pending_changed(s);
 	c->open = true;
 	s->nopen++;
-	s->st.clients++;
-	s->st.accepted++;
+	ST_ADD(s, clients, 1);
+	ST_ADD(s, accepted, 1);
 	if (chan_arm(&c->end, CHAN_WAIT_RECV, 0))
 		conn_turn(c);
 }
@@ -780,7 +792,7 @@ static void on_sock(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t ev
 			c->pl_wakes++;          /* its doorbell ended our sleep */
 		}
 		mod_timer_set(c, 0);
-		s->st.mod_wakeups++;
+		ST_ADD(s, mod_wakeups, 1);
 		chan_mod_woke(&c->end, false);
 		conn_turn(c);
 		return;
@@ -836,7 +848,7 @@ static void at_fd_limit(thoth_chan_server_t *s, int err)
 		}
 		s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	}
-	s->st.shed += shed;
+	ST_ADD(s, shed, shed);
 	srv_log(s, "accept: %s with %u channels and %u handshakes open: closed %u waiting connections, "
 		"accepting again in %d ms", strerror(err), s->nopen, s->pending.n, shed, FD_LIMIT_PAUSE_MS);
 	if (!s->pause_timer &&
@@ -851,7 +863,7 @@ static void adopt(thoth_chan_server_t *s, int cfd, const struct ucred *cred)
 {
 	if (s->nopen >= s->cfg.max_clients) {
 		srv_log(s, "refusing client pid %d: %u channels open, the limit", (int)cred->pid, s->nopen);
-		s->st.refused++;
+		ST_ADD(s, refused, 1);
 		close(cfd);
 		return;
 	}
@@ -861,7 +873,7 @@ static void adopt(thoth_chan_server_t *s, int cfd, const struct ucred *cred)
 		conn_t *old = s->pending.head;
 		srv_log(s, "%u channel handshakes pending, the limit: dropping the oldest (client pid %d)",
 			s->pending.n, (int)old->pid);
-		s->st.handshake_dropped++;
+		ST_ADD(s, handshake_dropped, 1);
 		conn_close(old);
 	}
 	conn_t *c = calloc(1, sizeof *c);
@@ -946,7 +958,7 @@ static bool route(thoth_chan_server_t *s, int cfd, const struct ucred *cred)
 	handover_t h = { .fd = cfd, .cred = *cred };
 	if (write(s->workers[best].pipe_wr, &h, sizeof h) != (ssize_t)sizeof h)
 		return false;
-	s->st.handed_over++;
+	ST_ADD(s, handed_over, 1);
 	return true;
 }
 
@@ -1177,9 +1189,56 @@ void thoth_chan_server_free(thoth_chan_server_t *s)
 	free(s);
 }
 
+/* Add S's counters to OUT (relaxed loads: S's loop thread may be writing). */
+static void stats_fold(const thoth_chan_server_t *s, thoth_chan_server_stats_t *out)
+{
+#define F(field) out->field += __atomic_load_n(&s->st.field, __ATOMIC_RELAXED)
+	F(clients); F(accepted); F(refused); F(calls); F(peer_gone); F(corrupt);
+	F(handshake_dropped); F(shed); F(turns); F(log_suppressed); F(mod_wakeups);
+	F(mod_timer_wakeups); F(placement_moves); F(handed_over);
+#undef F
+}
+
+/* A per-CPU service's listening server answers for all its workers: their
+ * counters folded on read (each worker's are its own thread's). */
 void thoth_chan_server_stats(const thoth_chan_server_t *s, thoth_chan_server_stats_t *out)
 {
-	*out = s->st;
+	memset(out, 0, sizeof *out);
+	struct worker *w = __atomic_load_n(&s->workers, __ATOMIC_ACQUIRE);
+	unsigned n = w ? s->n_workers : 0;
+	if (!n) {
+		stats_fold(s, out);
+		return;
+	}
+	for (unsigned i = 0; i < n; i++)
+		if (w[i].srv)
+			stats_fold(w[i].srv, out);
+}
+
+/* The server thoth_serve or thoth_serve_per_cpu runs in this process (the
+ * listening one), for thoth_serve_stats from any thread. */
+static pthread_mutex_t serving_mu = PTHREAD_MUTEX_INITIALIZER;
+static thoth_chan_server_t *serving;
+
+static void set_serving(thoth_chan_server_t *s)
+{
+	pthread_mutex_lock(&serving_mu);
+	serving = s;
+	pthread_mutex_unlock(&serving_mu);
+}
+
+int thoth_serve_stats(thoth_chan_server_stats_t *out)
+{
+	if (!out)
+		return THOTH_E_INVAL;
+	pthread_mutex_lock(&serving_mu);
+	int r = serving ? 0 : THOTH_E_NOT_RUNNING;
+	if (serving)
+		thoth_chan_server_stats(serving, out);
+	else
+		memset(out, 0, sizeof *out);
+	pthread_mutex_unlock(&serving_mu);
+	return r;
 }
 
 static void stop_loop(thoth_loop_t *loop, const struct signalfd_siginfo *info, void *arg)
@@ -1213,7 +1272,9 @@ int thoth_serve(const thoth_chan_server_config_t *cfg)
 		thoth_loop_free(loop);
 		return r;
 	}
+	set_serving(srv);
 	r = thoth_loop_run(loop);
+	set_serving(NULL);
 	thoth_chan_server_free(srv);
 	thoth_loop_free(loop);
 	return r;
@@ -1320,11 +1381,14 @@ int thoth_serve_per_cpu(const thoth_chan_server_config_t *cfg)
 		map = NULL;
 	}
 	if (!r) {
-		srv->workers = w;
 		srv->n_workers = n;
 		srv->cpumap = map;
+		/* Release: a folding reader that sees the workers sees their servers. */
+		__atomic_store_n(&srv->workers, w, __ATOMIC_RELEASE);
+		set_serving(srv);
 		r = thoth_loop_run(loop);
-		srv->workers = NULL;
+		set_serving(NULL);
+		__atomic_store_n(&srv->workers, NULL, __ATOMIC_RELEASE);
 		srv->cpumap = NULL;
 	}
 	free(map);

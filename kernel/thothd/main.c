@@ -53,6 +53,9 @@ static void usage(FILE *out)
 		"                        once begun, must arrive within MS (default 5000)\n"
 		"  --trace-detach-ms MS  a trace session ends MS after the connection that\n"
 		"                        started it closed (default 60000)\n"
+		"  --trace-collector thread|loop  who drains the trace buffers during a\n"
+		"                        session: a collector thread (default) or the\n"
+		"                        loop thread that answers requests (the old path)\n"
 		"  --ready-fd FD         write READY=1 to FD once serving, then close it\n"
 		"  --http-port PORT|off  the dashboard and /metrics (default 9180; 0: any\n"
 		"                        free port, see thothctl status; off: none)\n"
@@ -157,6 +160,7 @@ int main(int argc, char **argv)
 		{ "max-clients-per-uid", required_argument, NULL, 'U' },
 		{ "frame-timeout-ms", required_argument, NULL, 'F' },
 		{ "trace-detach-ms", required_argument, NULL, 'T' },
+		{ "trace-collector", required_argument, NULL, 'c' },
 		{ "ready-fd", required_argument, NULL, 'R' },
 		{ "http-port", required_argument, NULL, 'P' },
 		{ "http-addr", required_argument, NULL, 'A' },
@@ -230,6 +234,14 @@ int main(int argc, char **argv)
 				cfg.trace_detach_ns = (uint64_t)n * 1000000ull;
 			break;
 		}
+		case 'c':
+			if (strcmp(optarg, "thread") && strcmp(optarg, "loop")) {
+				fprintf(stderr, "thothd: --trace-collector wants thread or loop, not '%s'\n",
+					optarg);
+				return 2;
+			}
+			cfg.trace_collect_on_loop = strcmp(optarg, "loop") == 0;
+			break;
 		case 'R': {
 			char *end;
 			long fd = strtol(optarg, &end, 10);

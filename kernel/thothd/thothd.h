@@ -14,7 +14,9 @@
  *   main.c      arguments, signals, the loop
  *   registry.c  the registry core: pure data structure (registry.h)
  *
- * Everything runs on one thoth_loop thread.  A client is closed only from
+ * Everything runs on one thoth_loop thread, except the trace collector
+ * thread trace.c runs while a session is active (it touches only the
+ * tracer's state, under the tracer's own mutex).  A client is closed only from
  * reap_doomed() at the end of a loop callback, never in the middle of one,
  * so a handler (or a watch event to another client) may doom any client
  * without pulling state from under the code that is running.
@@ -56,6 +58,10 @@ typedef struct thothd_config {
 					 * clients together (0: 32 MiB) */
 	uint64_t trace_detach_ns;       /* a trace session outlives the connection that
 					 * started it by this much (0: 60 s) */
+	bool trace_collect_on_loop;     /* --trace-collector loop: the session's buffers are
+					 * drained on the loop thread (the old path, kept as
+					 * the benchmark's baseline); default: a collector
+					 * thread while a session runs (trace.c) */
 	/* SCALE-1: NUMA distances by the kernel's node numbers, n_nodes x
 	 * n_nodes (main.c reads them with hwloc); NULL: all other nodes
 	 * equally far.  Copied by the registry. */

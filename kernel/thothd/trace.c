@@ -16,9 +16,25 @@
  * stop (thothctl trace start; a killed thothctl trace --duration) the
  * session ends trace_detach_ns later (thothd_config_t).  The collection holds at most
  * MAX_EVENTS; what comes beyond is counted as dropped.  While a
- * session is active ONE timer (DRAIN_PERIOD, with slack) drains the
- * buffers into the collection; with no session no timer is armed, so an
+ * session is active the buffers are drained into the collection every
+ * DRAIN_PERIOD; with no session nothing is armed and no thread runs, so an
  * idle thothd still never wakes up (test_thothd_idle).
+ *
+ * Who drains (SCALE-2: thothd's read paths must not wait behind a drain):
+ * by default a collector thread that exists only while a session is active
+ * ("thothd-trace", its own timed wait, no loop of its own to wake).  The
+ * loop thread then never drains periodically: a resolve, list or status
+ * request never waits for a drain.  Tracer state (sources, the
+ * collection, the session) is guarded by one mutex that only tracer entry
+ * points take -- never the registry, resolve, list or status paths -- and
+ * the collector holds it for one source at a time, stepping aside between
+ * sources when the loop thread wants it (attach, a closed connection,
+ * start/stop/write), so the loop thread waits at most one source's drain.
+ * Every source is freed on the loop thread only, so a reader pointer handed
+ * to the loop thread (probe.c) stays valid while it runs.
+ * With --trace-collector loop (the old path, the benchmark's baseline), or
+ * while the live observer is set (its callbacks belong to the loop thread),
+ * the loop thread's ONE timer (DRAIN_PERIOD, with slack) drains instead.
  *
  * Live observer (the dashboard, http_live.c): while one is set its
  * categories are switched on in every source too, and every event drained
@@ -28,10 +44,15 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -86,7 +107,41 @@ struct thothd_tracer {
 	uint64_t live_mask;
 	thothd_trace_live_fn live_fn;
 	void *live_ctx;
+	/* Guards everything above once the collector thread runs; taken by
+	 * every tracer entry point (tracer_lock on the loop thread). */
+	pthread_mutex_t mu;
+	pthread_cond_t wake;            /* the collector's timed wait (CLOCK_MONOTONIC) */
+	atomic_uint loop_wants;         /* the loop thread waits for mu: the collector steps aside */
+	bool on_loop;                   /* --trace-collector loop */
+	bool collector_running;         /* started, not yet joined (loop thread only) */
+	bool collector_quit;
+	pthread_t collector;
+	trace_source_t *cursor;         /* the collector's next source (pruning moves it on) */
+	/* Collection passes of the session and the CPU they took, on whichever
+	 * thread drained (logged at stop; bench_scale section 7 reads it). */
+	uint64_t passes, pass_cpu_ns;
 };
+
+static uint64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* The loop thread's lock: says it is waiting, so that the collector gives
+ * the mutex up after the source it is draining. */
+static void tracer_lock(thothd_tracer_t *t)
+{
+	atomic_fetch_add_explicit(&t->loop_wants, 1, memory_order_relaxed);
+	pthread_mutex_lock(&t->mu);
+	atomic_fetch_sub_explicit(&t->loop_wants, 1, memory_order_relaxed);
+}
+
+static void tracer_unlock(thothd_tracer_t *t)
+{
+	pthread_mutex_unlock(&t->mu);
+}
 
 /* What a source's writers record: the session's categories if it takes
  * part, plus the live observer's. */
@@ -168,6 +223,8 @@ static void prune_sources(thothd_tracer_t *t)
 		if (!s->client && !s->own && !(t->active && s->in_session)) {
 			if (t->live_fn)
 				source_poll_routed(t, s);       /* its last events */
+			if (t->cursor == s)
+				t->cursor = s->next;
 			*pp = s->next;
 			t->n_sources--;
 			source_free(t, s);
@@ -290,6 +347,20 @@ int thothd_tracer_new(thothd_t *d, thothd_tracer_t **out)
 		return THOTH_E_NOMEM;
 	t->d = d;
 	t->next_session_id = 1;
+	t->on_loop = d->cfg.trace_collect_on_loop;
+	pthread_condattr_t ca;
+	if (pthread_mutex_init(&t->mu, NULL) || pthread_condattr_init(&ca)) {
+		free(t);
+		return THOTH_E_NOMEM;
+	}
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	int e = pthread_cond_init(&t->wake, &ca);
+	pthread_condattr_destroy(&ca);
+	if (e) {
+		pthread_mutex_destroy(&t->mu);
+		free(t);
+		return THOTH_E_NOMEM;
+	}
 	*out = t;
 	/* thothd's own buffer (if main() created one) is a source like any other. */
 	int own_fd;
@@ -303,10 +374,13 @@ int thothd_tracer_new(thothd_t *d, thothd_tracer_t **out)
 	return 0;
 }
 
+static void collector_stop(thothd_tracer_t *t);
+
 void thothd_tracer_free(thothd_tracer_t *t)
 {
 	if (!t)
 		return;
+	collector_stop(t);
 	if (t->drain_timer && t->d->loop)
 		thoth_timer_cancel(t->d->loop, t->drain_timer);
 	if (t->detach_timer && t->d->loop)
@@ -317,6 +391,8 @@ void thothd_tracer_free(thothd_tracer_t *t)
 		source_free(t, s);
 	}
 	thoth_trace_collection_free(t->collection);
+	pthread_cond_destroy(&t->wake);
+	pthread_mutex_destroy(&t->mu);
 	free(t);
 }
 
@@ -324,22 +400,29 @@ void thothd_tracer_free(thothd_tracer_t *t)
  * probe mailbox (probe.c); NULL when none. */
 thoth_trace_reader_t *thothd_tracer_reader(thothd_tracer_t *t, uint32_t pid)
 {
-	for (trace_source_t *s = t->sources; s; s = s->next)
+	thoth_trace_reader_t *r = NULL;
+	tracer_lock(t);
+	for (trace_source_t *s = t->sources; s && !r; s = s->next)
 		if (s->pid == pid && (s->client || s->own))
-			return s->reader;
-	return NULL;
+			r = s->reader;
+	tracer_unlock(t);
+	return r;       /* valid until the loop thread itself drops the source */
 }
 
-bool thothd_tracer_holds(const thothd_tracer_t *t, const thothd_client_t *c)
+bool thothd_tracer_holds(const thothd_tracer_t *ct, const thothd_client_t *c)
 {
-	if (!t)
+	if (!ct)
 		return false;
+	thothd_tracer_t *t = (thothd_tracer_t *)ct;     /* the mutex, not the state */
+	bool holds = false;
+	tracer_lock(t);
 	if (t->active && t->session_owner == c)
-		return true;
-	for (const trace_source_t *s = t->sources; s; s = s->next)
+		holds = true;
+	for (const trace_source_t *s = t->sources; s && !holds; s = s->next)
 		if (s->client == c)
-			return true;
-	return false;
+			holds = true;
+	tracer_unlock(t);
+	return holds;
 }
 
 static void detached_session_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg);
@@ -348,6 +431,7 @@ void thothd_tracer_client_closed(thothd_tracer_t *t, const thothd_client_t *c)
 {
 	if (!t)
 		return;
+	tracer_lock(t);
 	for (trace_source_t *s = t->sources; s; s = s->next)
 		if (s->client == c)
 			s->client = NULL;
@@ -367,9 +451,22 @@ void thothd_tracer_client_closed(thothd_tracer_t *t, const thothd_client_t *c)
 		}
 	}
 	prune_sources(t);
+	tracer_unlock(t);
 }
 
 /* ---- draining ---------------------------------------------------------------- */
+
+/* One source of the session into the collection (mu held). */
+static void drain_source(thothd_tracer_t *t, trace_source_t *s)
+{
+	if (thoth_trace_collection_count(t->collection) < MAX_EVENTS) {
+		int r = thoth_trace_collection_add(t->collection, s->reader);
+		if (r)
+			thothd_warn("trace: draining pid %u: %s", s->pid, thoth_strerror(r));
+	} else {
+		thoth_trace_reader_poll(s->reader, count_event, &t->discarded);
+	}
+}
 
 static void drain(thothd_tracer_t *t)
 {
@@ -378,35 +475,158 @@ static void drain(thothd_tracer_t *t)
 			source_poll_routed(t, s);
 		return;
 	}
-	for (trace_source_t *s = t->sources; s; s = s->next) {
-		if (!s->in_session)
-			continue;
-		if (thoth_trace_collection_count(t->collection) < MAX_EVENTS) {
-			int r = thoth_trace_collection_add(t->collection, s->reader);
-			if (r)
-				thothd_warn("trace: draining pid %u: %s", s->pid, thoth_strerror(r));
-		} else {
-			thoth_trace_reader_poll(s->reader, count_event, &t->discarded);
-		}
-	}
+	for (trace_source_t *s = t->sources; s; s = s->next)
+		if (s->in_session)
+			drain_source(t, s);
+}
+
+/* Does the loop thread's timer drain (rather than the collector thread)? */
+static bool loop_drains(const thothd_tracer_t *t)
+{
+	return t->d->loop && (t->on_loop || t->live_fn);
 }
 
 static void drain_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
 {
 	thothd_tracer_t *t = arg;
+	tracer_lock(t);
+	uint64_t cpu0 = thread_cpu_ns();
 	drain(t);
-	/* Re-armed from its own callback while the session lasts: never periodic
-	 * when there is nothing to collect.  A fired timer that is not re-armed
-	 * is freed by the loop: forget it then. */
-	if (t->active &&
-	    thoth_timer_rearm(loop, timer, thoth_loop_now(loop) + DRAIN_PERIOD_NS, DRAIN_SLACK_NS) == 0)
+	if (t->active) {
+		t->passes++;
+		t->pass_cpu_ns += thread_cpu_ns() - cpu0;
+	}
+	/* Re-armed from its own callback while the session lasts and the loop
+	 * thread is the one that drains: never periodic when there is nothing
+	 * to collect.  A fired timer that is not re-armed is freed by the
+	 * loop: forget it then. */
+	bool again = t->active && loop_drains(t);
+	if (again &&
+	    thoth_timer_rearm(loop, timer, thoth_loop_now(loop) + DRAIN_PERIOD_NS, DRAIN_SLACK_NS) == 0) {
+		tracer_unlock(t);
 		return;
-	if (t->active)
+	}
+	if (again)
 		thothd_error("trace: cannot re-arm the drain timer; events may be overwritten");
 	t->drain_timer = NULL;
+	tracer_unlock(t);
+}
+
+/* Arm the loop thread's drain timer if it is the one that drains and it is
+ * not armed (mu held, loop thread). */
+static int arm_loop_drain(thothd_tracer_t *t)
+{
+	thothd_t *d = t->d;
+	if (!loop_drains(t))
+		return 0;
+	uint64_t at = thoth_loop_now(d->loop) + DRAIN_PERIOD_NS;
+	return t->drain_timer ? thoth_timer_rearm(d->loop, t->drain_timer, at, DRAIN_SLACK_NS)
+			      : thoth_loop_add_timer(d->loop, at, DRAIN_SLACK_NS, drain_fired, t,
+						     &t->drain_timer);
+}
+
+/* ---- the collector thread ------------------------------------------------------- */
+
+/* One pass over the session's sources (mu held).  The mutex is handed to
+ * the loop thread between two sources when it waits for it: pruning moves
+ * the cursor on if it drops the source the cursor points at, and sources
+ * added meanwhile (at the head) wait for the next pass. */
+static void collect_pass(thothd_tracer_t *t)
+{
+	uint64_t cpu0 = thread_cpu_ns();
+	for (trace_source_t *s = t->sources; s; s = t->cursor) {
+		t->cursor = s->next;
+		if (s->in_session)
+			drain_source(t, s);
+		if (atomic_load_explicit(&t->loop_wants, memory_order_relaxed)) {
+			pthread_mutex_unlock(&t->mu);
+			/* Until the loop thread holds it (it counts itself out
+			 * once it does); then wait in the lock like anyone. */
+			while (atomic_load_explicit(&t->loop_wants, memory_order_relaxed))
+				sched_yield();
+			pthread_mutex_lock(&t->mu);
+			if (!t->active || t->collector_quit || t->live_fn)
+				break;
+		}
+	}
+	t->cursor = NULL;
+	t->passes++;
+	t->pass_cpu_ns += thread_cpu_ns() - cpu0;
+}
+
+static void timespec_add_ns(struct timespec *ts, uint64_t ns)
+{
+	uint64_t n = (uint64_t)ts->tv_nsec + ns;
+	ts->tv_sec += (time_t)(n / 1000000000ull);
+	ts->tv_nsec = (long)(n % 1000000000ull);
+}
+
+static void *collector_main(void *arg)
+{
+	thothd_tracer_t *t = arg;
+	pthread_setname_np(pthread_self(), "thothd-trace");
+	pthread_mutex_lock(&t->mu);
+	struct timespec next;
+	clock_gettime(CLOCK_MONOTONIC, &next);
+	while (t->active && !t->collector_quit) {
+		timespec_add_ns(&next, DRAIN_PERIOD_NS);
+		while (t->active && !t->collector_quit &&
+		       pthread_cond_timedwait(&t->wake, &t->mu, &next) != ETIMEDOUT)
+			;
+		if (!t->active || t->collector_quit)
+			break;
+		/* With the live observer set, the loop thread drains (its
+		 * callbacks are the loop thread's). */
+		if (!t->live_fn)
+			collect_pass(t);
+		/* A pass longer than the period: the next one a period after
+		 * it, not a burst of passes to catch up. */
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec > next.tv_sec || (now.tv_sec == next.tv_sec && now.tv_nsec > next.tv_nsec))
+			next = now;
+	}
+	pthread_mutex_unlock(&t->mu);
+	return NULL;
+}
+
+/* Start the collector for the session that starts (mu held, loop thread).
+ * Signals stay with the loop thread: the collector blocks them all. */
+static int collector_start(thothd_tracer_t *t)
+{
+	if (t->on_loop || !t->d->loop || t->collector_running)
+		return 0;
+	t->collector_quit = false;
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	int e = pthread_create(&t->collector, NULL, collector_main, t);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (e) {
+		thothd_error("trace: cannot start the collector thread: %s", strerror(e));
+		return THOTH_E_NOMEM;
+	}
+	t->collector_running = true;
+	return 0;
+}
+
+/* Stop and join the collector (mu NOT held, loop thread).  It finishes at
+ * most the source it is draining. */
+static void collector_stop(thothd_tracer_t *t)
+{
+	if (!t->collector_running)
+		return;
+	tracer_lock(t);
+	t->collector_quit = true;
+	pthread_cond_signal(&t->wake);
+	tracer_unlock(t);
+	pthread_join(t->collector, NULL);
+	t->collector_running = false;
 }
 
 /* ---- TraceControl ------------------------------------------------------------- */
+
+static void session_end(thothd_tracer_t *t, uint64_t *events, uint64_t *dropped);
 
 static int session_start(thothd_call_t *call, uint64_t categories, uint32_t pid, uint64_t *id)
 {
@@ -420,15 +640,9 @@ static int session_start(thothd_call_t *call, uint64_t categories, uint32_t pid,
 	int r = thoth_trace_collection_new(&c);
 	if (r)
 		return r;
-	if (d->loop) {
-		uint64_t at = thoth_loop_now(d->loop) + DRAIN_PERIOD_NS;
-		r = t->drain_timer ? thoth_timer_rearm(d->loop, t->drain_timer, at, DRAIN_SLACK_NS)
-				   : thoth_loop_add_timer(d->loop, at, DRAIN_SLACK_NS, drain_fired, t,
-							  &t->drain_timer);
-		if (r) {
-			thoth_trace_collection_free(c);
-			return r;
-		}
+	if ((r = arm_loop_drain(t))) {
+		thoth_trace_collection_free(c);
+		return r;
 	}
 	prune_sources(t);
 	thoth_trace_collection_free(t->collection);
@@ -441,6 +655,7 @@ static int session_start(thothd_call_t *call, uint64_t categories, uint32_t pid,
 	t->session_owner = call->client;
 	t->detached_end_ns = 0;
 	t->ended_why[0] = 0;
+	t->passes = t->pass_cpu_ns = 0;
 	uint32_t joined = 0;
 	for (trace_source_t *s = t->sources; s; s = s->next) {
 		s->in_session = false;
@@ -448,22 +663,40 @@ static int session_start(thothd_call_t *call, uint64_t categories, uint32_t pid,
 		joined += s->in_session;
 	}
 	*id = t->session_id;
+	/* The collector needs the session in place: it runs while it is active. */
+	if ((r = collector_start(t))) {
+		uint64_t events, dropped;
+		call->reason = "cannot start the trace collector thread";
+		session_end(t, &events, &dropped);
+		return r;
+	}
 	thothd_info("trace session %llu started: categories %#llx, %s%.0u, %u process%s",
 		    (unsigned long long)t->session_id, (unsigned long long)t->categories,
 		    pid ? "pid " : "every process", pid, joined, joined == 1 ? "" : "es");
 	return 0;
 }
 
+static int session_start_locked(thothd_call_t *call, uint64_t categories, uint32_t pid, uint64_t *id)
+{
+	thothd_tracer_t *t = call->d->tracer;
+	tracer_lock(t);
+	int r = session_start(call, categories, pid, id);
+	tracer_unlock(t);
+	if (r)
+		collector_stop(t);      /* if it started before the failure */
+	return r;
+}
+
 static int on_start(void *self, const thoth_trace_TraceControl_start_req_t *req,
 		    thoth_trace_TraceControl_start_resp_t *resp, thoth_arena_t *arena)
 {
-	return session_start(self, req->categories, 0, &resp->session_id);
+	return session_start_locked(self, req->categories, 0, &resp->session_id);
 }
 
 static int on_start_pid(void *self, const thoth_trace_TraceControl_start_pid_req_t *req,
 			thoth_trace_TraceControl_start_pid_resp_t *resp, thoth_arena_t *arena)
 {
-	return session_start(self, req->categories, req->pid, &resp->session_id);
+	return session_start_locked(self, req->categories, req->pid, &resp->session_id);
 }
 
 /* End the active session: switch every source off, drain a last time,
@@ -479,6 +712,7 @@ static void session_end(thothd_tracer_t *t, uint64_t *events, uint64_t *dropped)
 	 * still in progress is neither read nor lost (it stays in its ring). */
 	drain(t);
 	t->active = false;
+	pthread_cond_signal(&t->wake);  /* the collector ends; its starter joins it */
 	t->session_owner = NULL;
 	t->detached_end_ns = 0;
 	if (t->drain_timer) {
@@ -516,15 +750,22 @@ static void session_end(thothd_tracer_t *t, uint64_t *events, uint64_t *dropped)
 		    (unsigned long long)sum.overwritten, (unsigned long long)sum.torn,
 		    (unsigned long long)sum.invalid, (unsigned long long)sum.no_ring,
 		    (unsigned long long)t->discarded, (unsigned)MAX_EVENTS);
+	thothd_info("trace session %llu: %llu collection passes on the %s thread, %.1f us CPU each",
+		    (unsigned long long)t->session_id, (unsigned long long)t->passes,
+		    loop_drains(t) || !t->collector_running ? "loop" : "collector",
+		    t->passes ? (double)t->pass_cpu_ns / (double)t->passes / 1e3 : 0.0);
 	prune_sources(t);
 }
 
 static void detached_session_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
 {
 	thothd_tracer_t *t = arg;
+	tracer_lock(t);
 	t->detach_timer = NULL;         /* fired, not re-armed: freed by the loop */
-	if (!t->active || !t->detached_end_ns)
+	if (!t->active || !t->detached_end_ns) {
+		tracer_unlock(t);
 		return;
+	}
 	uint64_t events, dropped;
 	snprintf(t->ended_why, sizeof t->ended_why,
 		 "session %llu ended %llu ms after the connection that started it closed",
@@ -532,6 +773,8 @@ static void detached_session_fired(thoth_loop_t *loop, thoth_timer_t *timer, voi
 		 (unsigned long long)(t->d->cfg.trace_detach_ns / MS_NS));
 	thothd_info("trace %s", t->ended_why);
 	session_end(t, &events, &dropped);
+	tracer_unlock(t);
+	collector_stop(t);
 }
 
 static int on_stop(void *self, const thoth_trace_TraceControl_stop_req_t *req,
@@ -539,12 +782,16 @@ static int on_stop(void *self, const thoth_trace_TraceControl_stop_req_t *req,
 {
 	thothd_call_t *call = self;
 	thothd_tracer_t *t = call->d->tracer;
+	tracer_lock(t);
 	if (!t->active || (req->session_id && req->session_id != t->session_id)) {
 		call->reason = t->ended_why[0] && !t->active
 				       ? t->ended_why : "no trace session is running";
+		tracer_unlock(t);
 		return THOTH_TRACE_ERR_NOT_RUNNING;
 	}
 	session_end(t, &resp->events, &resp->dropped);
+	tracer_unlock(t);
+	collector_stop(t);
 	return 0;
 }
 
@@ -631,11 +878,15 @@ static int on_write(void *self, const thoth_trace_TraceControl_write_req_t *req,
 		    thoth_trace_TraceControl_write_resp_t *resp, thoth_arena_t *arena)
 {
 	(void)arena;
-	return write_outputs(self, c_str(req->json_path), c_str(req->ctf_dir), &resp->events);
+	thothd_tracer_t *t = ((thothd_call_t *)self)->d->tracer;
+	tracer_lock(t);
+	int r = write_outputs(self, c_str(req->json_path), c_str(req->ctf_dir), &resp->events);
+	tracer_unlock(t);
+	return r;
 }
 
-static int on_dump(void *self, const thoth_trace_TraceControl_dump_req_t *req,
-		   thoth_trace_TraceControl_dump_resp_t *resp, thoth_arena_t *arena)
+static int dump_locked(void *self, const thoth_trace_TraceControl_dump_req_t *req,
+		       thoth_trace_TraceControl_dump_resp_t *resp, thoth_arena_t *arena)
 {
 	thothd_call_t *call = self;
 	const char *dir = c_str(req->dir);
@@ -656,6 +907,16 @@ static int on_dump(void *self, const thoth_trace_TraceControl_dump_req_t *req,
 	return r;
 }
 
+static int on_dump(void *self, const thoth_trace_TraceControl_dump_req_t *req,
+		   thoth_trace_TraceControl_dump_resp_t *resp, thoth_arena_t *arena)
+{
+	thothd_tracer_t *t = ((thothd_call_t *)self)->d->tracer;
+	tracer_lock(t);
+	int r = dump_locked(self, req, resp, arena);
+	tracer_unlock(t);
+	return r;
+}
+
 static void on_attach(void *self, const thoth_trace_TraceControl_attach_req_t *req)
 {
 	thothd_call_t *call = self;
@@ -668,7 +929,10 @@ static void on_attach(void *self, const thoth_trace_TraceControl_attach_req_t *r
 	}
 	uint32_t pid = 0;
 	char why[160];
-	if (attach_fd(call->d->tracer, fd, c, false, &pid, why, sizeof why))
+	tracer_lock(call->d->tracer);
+	int r = attach_fd(call->d->tracer, fd, c, false, &pid, why, sizeof why);
+	tracer_unlock(call->d->tracer);
+	if (r)
 		thothd_warn("client %llu (pid %u): trace buffer refused: %s",
 			    (unsigned long long)c->id, c->pid, why);
 	else if (pid != c->pid)
@@ -691,8 +955,11 @@ int thothd_tracer_live_start(thothd_tracer_t *t, uint64_t mask, thothd_trace_liv
 {
 	if (!t || !fn)
 		return THOTH_E_INVAL;
-	if (t->live_fn)
+	tracer_lock(t);
+	if (t->live_fn) {
+		tracer_unlock(t);
 		return THOTH_E_BUSY;
+	}
 	/* Start from now: what the buffers hold already goes to the session
 	 * (if any) and not to the observer. */
 	drain(t);
@@ -701,31 +968,46 @@ int thothd_tracer_live_start(thothd_tracer_t *t, uint64_t mask, thothd_trace_liv
 	t->live_ctx = ctx;
 	for (trace_source_t *s = t->sources; s; s = s->next)
 		thoth_trace_reader_set_enabled(s->reader, source_mask(t, s));
+	/* The observer's callbacks belong to the loop thread: while it is set
+	 * the loop thread drains the session too. */
+	if (t->active && arm_loop_drain(t))
+		thothd_error("trace: cannot arm the drain timer; events may be overwritten");
+	tracer_unlock(t);
 	return 0;
 }
 
 void thothd_tracer_live_stop(thothd_tracer_t *t)
 {
-	if (!t || !t->live_fn)
+	if (!t)
 		return;
-	drain(t);                       /* the session keeps its events */
-	t->live_fn = NULL;
-	t->live_ctx = NULL;
-	for (trace_source_t *s = t->sources; s; s = s->next)
-		thoth_trace_reader_set_enabled(s->reader, source_mask(t, s));
-	t->live_mask = 0;
+	tracer_lock(t);
+	if (t->live_fn) {
+		drain(t);               /* the session keeps its events */
+		t->live_fn = NULL;
+		t->live_ctx = NULL;
+		for (trace_source_t *s = t->sources; s; s = s->next)
+			thoth_trace_reader_set_enabled(s->reader, source_mask(t, s));
+		t->live_mask = 0;
+	}
+	tracer_unlock(t);
 }
 
 void thothd_tracer_live_drain(thothd_tracer_t *t)
 {
-	if (t && t->live_fn)
+	if (!t)
+		return;
+	tracer_lock(t);
+	if (t->live_fn)
 		drain(t);
+	tracer_unlock(t);
 }
 
 void thothd_tracer_foreach_source(const thothd_tracer_t *t, thothd_trace_source_fn fn, void *ctx)
 {
 	if (!t)
 		return;
+	thothd_tracer_t *mt = (thothd_tracer_t *)t;     /* the mutex, not the state */
+	tracer_lock(mt);
 	for (const trace_source_t *s = t->sources; s; s = s->next) {
 		thothd_trace_source_info_t info = { .pid = s->pid, .ring_records = s->ring_records,
 						    .last_drain_max = s->last_drain_max,
@@ -734,4 +1016,5 @@ void thothd_tracer_foreach_source(const thothd_tracer_t *t, thothd_trace_source_
 		thoth_trace_reader_stats(s->reader, &info.stats);
 		fn(&info, ctx);
 	}
+	tracer_unlock(mt);
 }

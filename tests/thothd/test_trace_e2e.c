@@ -5,12 +5,14 @@
  * (check_trace_e2e.py: a track per process, flows send->recv across
  * processes by trace id) and the CTF by babeltrace2.  Also thothctl trace's
  * errors: no thothd, bad arguments, an unwritable path, a full disk; and
- * that stopping a session disarms thothd's drain timer.
+ * that stopping a session disarms thothd's drain timer (--trace-collector
+ * loop), and that by default a session is collected off the loop thread.
  *
  * Every process is killed and the temp dir removed in teardown (harness.c),
  * also when an assertion fails.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -273,12 +275,14 @@ static bool timer_woke(void *arg)
 	return thothd_timer_wakeups(w->h) > w->above;
 }
 
-/* With a session the drain timer wakes thothd; after stop nothing does
- * (no registrations: no expiry timer either). */
+/* With the loop thread as the collector (--trace-collector loop, the old
+ * path) a session's drain timer wakes thothd; after stop nothing does (no
+ * registrations: no expiry timer either). */
 static void test_stop_disarms_the_drain_timer(void **state)
 {
 	fixture_t *f = *state;
-	assert_true(harness_start_thothd(&f->h, NULL) > 0);
+	const char *const loop_collects[] = { "--trace-collector", "loop", NULL };
+	assert_true(harness_start_thothd(&f->h, loop_collects) > 0);
 	timer_wakeups_t w = { &f->h, thothd_timer_wakeups(&f->h) };
 	assert_int_equal(w.above, 0);
 	assert_int_equal(trace_cmd(f, "start", NULL), 0);
@@ -287,6 +291,57 @@ static void test_stop_disarms_the_drain_timer(void **state)
 	uint64_t after_stop = thothd_timer_wakeups(&f->h);
 	usleep(400 * 1000);             /* > 2 drain periods: measuring an absence */
 	assert_int_equal(thothd_timer_wakeups(&f->h), after_stop);
+}
+
+/* Threads of thothd named NAME (/proc/PID/task/<tid>/comm). */
+static int threads_named(pid_t pid, const char *name)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+	DIR *dir = opendir(path);
+	if (!dir)
+		return -1;
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(dir))) {
+		if (e->d_name[0] == '.')
+			continue;
+		char comm[400], buf[32] = "";
+		snprintf(comm, sizeof comm, "%s/%s/comm", path, e->d_name);
+		FILE *f = fopen(comm, "re");
+		if (f) {
+			if (fgets(buf, sizeof buf, f))
+				buf[strcspn(buf, "\n")] = 0;
+			fclose(f);
+		}
+		n += strcmp(buf, name) == 0;
+	}
+	closedir(dir);
+	return n;
+}
+
+static bool collector_gone(void *arg)
+{
+	return threads_named(*(pid_t *)arg, "thothd-trace") == 0;
+}
+
+/* By default a session is drained by a collector thread: thothd's loop
+ * thread (the one answering resolve, list and status) is never woken for
+ * it, and the thread exists only while the session does. */
+static void test_session_is_collected_off_the_loop_thread(void **state)
+{
+	fixture_t *f = *state;
+	pid_t d = harness_start_thothd(&f->h, NULL);
+	assert_true(d > 0);
+	assert_int_equal(threads_named(d, "thothd-trace"), 0);
+	uint64_t before = thothd_timer_wakeups(&f->h);
+	assert_int_equal(trace_cmd(f, "start", NULL), 0);
+	assert_int_equal(threads_named(d, "thothd-trace"), 1);
+	usleep(400 * 1000);             /* > 2 drain periods: measuring an absence */
+	assert_int_equal(thothd_timer_wakeups(&f->h), before);
+	assert_int_equal(trace_cmd(f, "stop", NULL), 0);
+	assert_true(harness_wait_until(collector_gone, &d, 3000));
+	assert_true(harness_file_contains(f->h.log, "collection passes on the collector thread"));
 }
 
 int main(void)
@@ -305,6 +360,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			test_trace_stop_without_session_and_double_start_are_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stop_disarms_the_drain_timer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_session_is_collected_off_the_loop_thread, setup,
+						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
