@@ -61,7 +61,7 @@
 /* Per-thread counters of all mode: one per (thread slot, lock, call site),
  * claimed from this pool as they are first needed; past it, acquisitions
  * are counted in the shared entries with atomic adds (exact, slower). */
-#define THOTHLOCK_TSTAT_CAPACITY  65536u
+#define THOTHLOCK_TSTAT_CAPACITY  262144u     /* 48 MiB of the file, sparse */
 
 enum thothlock_mode {
 	THOTHLOCK_MODE_CONTENTION = 0,   /* trylock first; time only contended acquisitions */

@@ -150,7 +150,8 @@ typedef struct {
  * probing.  It belongs to the thread slot, like the entries it points
  * to, so a thread that reuses a slot finds them where the last one left
  * them; only fork() (a fresh table) clears it. */
-#define TINDEX_SLOTS  8192u
+#define TINDEX_MIN    1024u     /* slots of a new index; doubled at half full */
+#define TINDEX_MAX    (1u << 20)
 #define TINDEX_PROBES 32u
 #define TSTAT_CHUNK   16u      /* entries a slot claims from the pool at once */
 
@@ -163,7 +164,9 @@ typedef struct {
 	uint32_t countdown;             /* sampling: misses until the next recorded one */
 	uint32_t rng;                   /* xorshift state of the sampling period */
 	thothlock_cache_t *cache;       /* &caches[index], in the current table */
-	uint64_t *tindex;               /* all mode: TINDEX_SLOTS, mapped on first use */
+	uint64_t *tindex;               /* all mode: tindex_mask + 1 slots, mapped on first use */
+	uint32_t tindex_mask;
+	uint32_t tindex_used;
 	uint32_t tstat_next, tstat_end; /* the slot's claimed, not yet used tstat entries */
 	held_t held[HELD_DEPTH];
 } thread_state_t;
@@ -341,21 +344,21 @@ static inline uint64_t hash_ptr(uint64_t x)
 }
 
 /* A (lock, call site) pair's hash: its home slot in a thread's tindex is
- * the top 13 bits, its tag the 32 below them. */
+ * taken from the top 32 bits, its tag is the low 32 (kept in the slot's
+ * top half). */
 static inline uint64_t tindex_hash(uintptr_t lock, uintptr_t pc)
 {
 	return ((uint64_t)lock * 0x9e3779b97f4a7c15ull) ^ ((uint64_t)pc * 0xff51afd7ed558ccdull);
 }
 
-static inline uint32_t tindex_home(uint64_t h)
+static inline uint32_t tindex_home(uint64_t h, uint32_t mask)
 {
-	_Static_assert(TINDEX_SLOTS == 8192, "the slot is the hash's top 13 bits");
-	return (uint32_t)(h >> 51);
+	return (uint32_t)(h >> 32) & mask;
 }
 
 static inline uint64_t tindex_tag(uint64_t h)
 {
-	return (h >> 19) << 32 & 0xffffffff00000000ull;
+	return h << 32;
 }
 
 static inline unsigned bucket_of(uint64_t ns)
@@ -479,7 +482,90 @@ static void capture_stack_once(thothlock_stack_t *st)
 	__atomic_store_n(&st->depth, depth, __ATOMIC_RELEASE);
 }
 
+/* Call sites whose stack was taken (pc -> site index + 1): the same call
+ * site on another lock (an array of item locks, a lock per object) copies
+ * that stack instead of unwinding again (backtrace() is tens of
+ * microseconds: per (lock, site) it was a good part of all mode's cost on
+ * memcached's 4096 item locks).  Its frames above the call site are those
+ * of the first acquisition at that pc, on any lock (docs/LOCKS.md).
+ * Private memory; cleared at fork (the site indexes are the table's). */
+#define PC_STACKS 4096u
+static struct {
+	_Atomic(uint64_t) pc;           /* 0 = free (CAS) */
+	_Atomic(uint32_t) site;         /* index + 1 of a site whose stack is complete */
+} pc_stacks[PC_STACKS];
+
+static void site_stack_once(thothlock_site_t *s, uintptr_t pc)
+{
+	thothlock_stack_t *st = &s->stack;
+	if (__atomic_load_n(&st->claimed, __ATOMIC_RELAXED))
+		return;
+	uint32_t i = (uint32_t)hash_ptr(pc) & (PC_STACKS - 1);
+	for (uint32_t n = 0; n < 8; n++, i = (i + 1) & (PC_STACKS - 1)) {
+		uint64_t cur = atomic_load_explicit(&pc_stacks[i].pc, memory_order_acquire);
+		if (cur == 0)
+			break;
+		if (cur != pc)
+			continue;
+		uint32_t v = atomic_load_explicit(&pc_stacks[i].site, memory_order_acquire);
+		if (v == 0 || v > THOTHLOCK_SITE_CAPACITY || &sites[v - 1] == s)
+			break;
+		const thothlock_stack_t *from = &sites[v - 1].stack;
+		uint32_t depth = __atomic_load_n(&from->depth, __ATOMIC_ACQUIRE);
+		uint32_t expected = 0;
+		if (depth == 0 || depth > THOTHLOCK_STACK_DEPTH ||
+		    !__atomic_compare_exchange_n(&st->claimed, &expected, 1, false, __ATOMIC_ACQ_REL,
+		                                 __ATOMIC_RELAXED))
+			return;
+		memcpy(st->pc, from->pc, depth * sizeof st->pc[0]);
+		__atomic_store_n(&st->depth, depth, __ATOMIC_RELEASE);
+		return;
+	}
+	capture_stack_once(st);
+	if (!__atomic_load_n(&st->depth, __ATOMIC_ACQUIRE))
+		return;
+	i = (uint32_t)hash_ptr(pc) & (PC_STACKS - 1);
+	for (uint32_t n = 0; n < 8; n++, i = (i + 1) & (PC_STACKS - 1)) {
+		uint64_t expected = 0;
+		if (atomic_compare_exchange_strong(&pc_stacks[i].pc, &expected, pc) || expected == pc) {
+			uint32_t none = 0;
+			atomic_compare_exchange_strong(&pc_stacks[i].site, &none, (uint32_t)(s - sites) + 1);
+			return;
+		}
+	}
+}
+
 /* ---- all mode's per-thread entries --------------------------------------- */
+
+/* A thread slot's index, new or twice as large (its entries re-inserted:
+ * the index is private, the entries never move).  Private memory from
+ * mmap: no malloc in a wrapper.  False when it stays as it was. */
+static bool tindex_grow(thread_state_t *t)
+{
+	uint32_t slots = t->tindex ? 2 * (t->tindex_mask + 1) : TINDEX_MIN;
+	if (slots > TINDEX_MAX)
+		return false;
+	uint64_t *ix = mmap(NULL, slots * sizeof(uint64_t), PROT_READ | PROT_WRITE,
+	                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (ix == MAP_FAILED)
+		return false;
+	if (t->tindex) {
+		for (uint32_t k = 0; k <= t->tindex_mask; k++) {
+			uint64_t v = t->tindex[k];
+			if (!v)
+				continue;
+			const thothlock_tstat_t *e = &tstats[(uint32_t)v - 1];
+			uint32_t i = tindex_home(tindex_hash(e->lock, e->pc), slots - 1);
+			while (ix[i])
+				i = (i + 1) & (slots - 1);
+			ix[i] = v;
+		}
+		munmap(t->tindex, (t->tindex_mask + 1) * sizeof(uint64_t));
+	}
+	t->tindex = ix;
+	t->tindex_mask = slots - 1;
+	return true;
+}
 
 /* (lock, pc) not in the thread's index: claim an entry from the pool for
  * the thread's slot, with its key and site (the site's stack taken now, as
@@ -490,17 +576,13 @@ static __attribute__((noinline)) thothlock_tstat_t *tstat_miss(thread_state_t *t
 {
 	if (!tstats)
 		return NULL;
-	if (!t->tindex) {
-		void *m = mmap(NULL, TINDEX_SLOTS * sizeof(uint64_t), PROT_READ | PROT_WRITE,
-		               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		if (m == MAP_FAILED)
-			return NULL;
-		t->tindex = m;
-	}
+	if ((!t->tindex || 2 * (t->tindex_used + 1) > t->tindex_mask + 1) && !tindex_grow(t) &&
+	    !t->tindex)
+		return NULL;
 	/* The free index slot first: an entry claimed must be findable. */
 	uint64_t h = tindex_hash(lock, pc), tag = tindex_tag(h);
-	uint32_t i = tindex_home(h), free_slot = UINT32_MAX;
-	for (uint32_t n = 0; n < TINDEX_PROBES; n++, i = (i + 1) & (TINDEX_SLOTS - 1)) {
+	uint32_t i = tindex_home(h, t->tindex_mask), free_slot = UINT32_MAX;
+	for (uint32_t n = 0; n < TINDEX_PROBES; n++, i = (i + 1) & t->tindex_mask) {
 		uint64_t v = t->tindex[i];
 		if (v == 0) {
 			free_slot = i;
@@ -528,8 +610,8 @@ static __attribute__((noinline)) thothlock_tstat_t *tstat_miss(thread_state_t *t
 	thothlock_tstat_t *e = NULL;
 	thothlock_key_t *k = lock_entry(lock, kind);
 	thothlock_site_t *s = k ? site_entry(k, pc) : NULL;
-	if (s && !__atomic_load_n(&s->stack.claimed, __ATOMIC_RELAXED))
-		capture_stack_once(&s->stack);
+	if (s)
+		site_stack_once(s, pc);
 	if (k) {
 		uint32_t n = t->tstat_next++;
 		e = &tstats[n];
@@ -539,6 +621,7 @@ static __attribute__((noinline)) thothlock_tstat_t *tstat_miss(thread_state_t *t
 		/* Last: a reader adds an entry only once it names a key. */
 		__atomic_store_n(&e->key_index, (uint32_t)(k - keys) + 1, __ATOMIC_RELEASE);
 		t->tindex[free_slot] = tag | (n + 1);
+		t->tindex_used++;
 	}
 	t->in_hook = 0;
 	return e;
@@ -552,8 +635,8 @@ static inline thothlock_tstat_t *tstat_find(thread_state_t *t, uintptr_t lock, u
 	uint64_t *ix = t->tindex;
 	if (__builtin_expect(ix != NULL, 1)) {
 		uint64_t h = tindex_hash(lock, pc), tag = tindex_tag(h);
-		uint32_t i = tindex_home(h);
-		for (uint32_t n = 0; n < 4; n++, i = (i + 1) & (TINDEX_SLOTS - 1)) {
+		uint32_t mask = t->tindex_mask, i = tindex_home(h, mask);
+		for (uint32_t n = 0; n < 4; n++, i = (i + 1) & mask) {
 			uint64_t v = ix[i];
 			if (v == 0)
 				break;
@@ -814,13 +897,13 @@ static void after_fork_child(void)
 		}
 		/* The tstat entries the indexes point to are the parent's. */
 		threads[i].tstat_next = threads[i].tstat_end = 0;
-		if (threads[i].tindex && &threads[i] != me) {
-			munmap(threads[i].tindex, TINDEX_SLOTS * sizeof(uint64_t));
+		if (threads[i].tindex) {
+			munmap(threads[i].tindex, (threads[i].tindex_mask + 1) * sizeof(uint64_t));
 			threads[i].tindex = NULL;
+			threads[i].tindex_mask = 0;
+			threads[i].tindex_used = 0;
 		}
 	}
-	if (me && me->tindex)
-		memset(me->tindex, 0, TINDEX_SLOTS * sizeof(uint64_t));
 	if (me) {
 		atomic_store(&me->tid, (int)syscall(SYS_gettid));
 		for (uint32_t i = 0; i < me->depth; i++)
@@ -834,6 +917,7 @@ static void after_fork_child(void)
 	events = NULL;
 	tstats = NULL;
 	site_slots = NULL;
+	memset(pc_stacks, 0, sizeof pc_stacks);
 	open_table();
 	if (me)
 		me->cache = &caches[me->index];
@@ -1273,7 +1357,7 @@ static void commit_timeout(thread_state_t *t, uintptr_t lock, uintptr_t pc, uint
 		set_max(&e->wait_ns_max, wait_ns);
 		thothlock_site_t *s = site_entry(k, pc);
 		if (s) {
-			capture_stack_once(&s->stack);
+			site_stack_once(s, pc);
 			add(&s->timeouts, 1);
 			add(&s->wait_ns_total, wait_ns);
 			set_max(&s->wait_ns_max, wait_ns);
@@ -1317,8 +1401,8 @@ static thothlock_site_t *note_site_stack(thread_state_t *t, uintptr_t lock, uint
 	t->in_hook = 1;
 	thothlock_key_t *k = lock_entry(lock, kind);
 	thothlock_site_t *s = k ? site_entry(k, pc) : NULL;
-	if (s && !__atomic_load_n(&s->stack.claimed, __ATOMIC_RELAXED))
-		capture_stack_once(&s->stack);
+	if (s)
+		site_stack_once(s, pc);
 	t->in_hook = 0;
 	*key = k;
 	return s;
