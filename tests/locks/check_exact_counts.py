@@ -13,7 +13,10 @@ threads x 2,400 iterations per wave, three waves, 600 fork iterations:
     2,400 (1,200 per site); holds_measured equal to acquisitions;
   * after exit (wave 3 in the slots the others left, then fork): the
     parent's table 3 x 4 x 600 per mutex, + 2 x 600 for exact_lock_0
-    (main's before and after fork), not one of the child's; the child's
+    (main's before and after fork), + 600 for exact_lock_1 and the rwlock
+    through pthread_mutex_clocklock / pthread_rwlock_clockrdlock at their
+    own sites, exactly 1 timeout (and 1 acquisition at clock_timeout) for
+    exact_lock_2, not one of the child's; the child's
     table exact_lock_0 only, 2 x 600 (its main thread and a new thread),
     nothing of the parent's before fork.
 """
@@ -44,8 +47,12 @@ def by_name(doc):
     return {l["name"]: l for l in doc["locks"] if l["name"]}
 
 
-def check(doc, want, what):
+def check(doc, want, what, timeouts=None):
     locks = by_name(doc)
+    for name, n in (timeouts or {}).items():
+        if locks.get(name, {}).get("timeouts") != n:
+            fail(f"{what}: {name} timeouts {locks.get(name, {}).get('timeouts')}, expected {n}")
+        print(f"ok {what}: {name} {n} timeout(s)")
     for name, (acq, sites) in want.items():
         l = locks.get(name)
         if l is None:
@@ -96,11 +103,16 @@ def main():
         mutex = (3 * per, {"site_a": per, "site_b": per, "site_try": per})
         lock0 = (3 * per + 2 * FORK_N, {"site_a": per + 2 * FORK_N, "site_b": per,
                                          "site_try": per})
-        rw = (3 * THREADS * ITER // 4, {"site_wr": 3 * THREADS * ITER // 8,
-                                       "site_rd": 3 * THREADS * ITER // 8})
+        lock1 = (3 * per + FORK_N, {"site_a": per, "site_b": per, "site_try": per,
+                                    "site_clock": FORK_N})
+        lock2 = (3 * per + 1, {"site_a": per, "site_b": per, "site_try": per,
+                               "clock_timeout": 1})
+        rw = (3 * THREADS * ITER // 4 + FORK_N, {"site_wr": 3 * THREADS * ITER // 8,
+                                                "site_rd": 3 * THREADS * ITER // 8,
+                                                "site_clock_rd": FORK_N})
         parent = dump(tool, os.path.join(tmp, f"{proc.pid}.table"))
-        check(parent, {"exact_lock_0": lock0, "exact_lock_1": mutex, "exact_lock_2": mutex,
-                       "exact_rwlock": rw}, "parent after exit")
+        check(parent, {"exact_lock_0": lock0, "exact_lock_1": lock1, "exact_lock_2": lock2,
+                       "exact_rwlock": rw}, "parent after exit", {"exact_lock_2": 1})
         kid = dump(tool, os.path.join(tmp, f"{child}.table"))
         check(kid, {"exact_lock_0": (2 * FORK_N, {"site_a": 2 * FORK_N})}, "fork child")
     print("PASS")

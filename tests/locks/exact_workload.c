@@ -17,12 +17,19 @@
  * (a barrier), the program prints "paused" and reads a line: a reader then
  * sees wave 1 (exited) and wave 2 (alive, counts in their own entries).
  * Wave 3 then runs in the slots the first two left.  Then main takes
- * exact_lock[0] FORK_ITERATIONS times, forks; the child takes it
+ * exact_lock[0] FORK_ITERATIONS times, exact_lock[1] and exact_rwlock (as a
+ * reader) as many times through pthread_mutex_clocklock and
+ * pthread_rwlock_clockrdlock (site_clock, site_clock_rd), and times out
+ * once in pthread_mutex_clocklock on exact_lock[2], which it holds (taken
+ * at site_a); then it forks; the child takes exact_lock[0]
  * FORK_ITERATIONS times itself and in a thread of its own, and exits; the
  * parent takes it FORK_ITERATIONS times more and prints "child PID".
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <pthread.h>
+#include <stdint.h>
+#include <time.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,6 +80,36 @@ __attribute__((noinline)) static void site_rd(void)
 	pthread_rwlock_rdlock(&exact_rwlock);
 	(void)shared_counter;
 	pthread_rwlock_unlock(&exact_rwlock);
+}
+
+__attribute__((noinline)) static void site_clock(pthread_mutex_t *m)
+{
+	struct timespec far = { .tv_sec = INT32_MAX };
+	if (pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &far) != 0)
+		exit(3);
+	shared_counter += 5;
+	pthread_mutex_unlock(m);
+}
+
+__attribute__((noinline)) static void site_clock_rd(void)
+{
+	struct timespec far = { .tv_sec = INT32_MAX };
+	if (pthread_rwlock_clockrdlock(&exact_rwlock, CLOCK_REALTIME, &far) != 0)
+		exit(3);
+	(void)shared_counter;
+	pthread_rwlock_unlock(&exact_rwlock);
+}
+
+/* Holds m (its own call site) and times out taking it again with a
+ * deadline already past. */
+__attribute__((noinline)) static void clock_timeout(pthread_mutex_t *m)
+{
+	struct timespec past = { .tv_sec = 0, .tv_nsec = 0 };
+	pthread_mutex_lock(m);
+	int rc = pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &past);
+	pthread_mutex_unlock(m);
+	if (rc != ETIMEDOUT)
+		exit(4);
 }
 
 static void *worker(void *arg)
@@ -151,8 +188,12 @@ int main(int argc, char **argv)
 		return 1;
 	for (int k = 0; k < threads; k++)
 		pthread_join(th[k], NULL);
-	for (long i = 0; i < fork_n; i++)
+	for (long i = 0; i < fork_n; i++) {
 		site_a(&exact_lock_0);
+		site_clock(&exact_lock_1);
+		site_clock_rd();
+	}
+	clock_timeout(&exact_lock_2);
 	fflush(stdout);
 	pid_t pid = fork();
 	if (pid < 0)

@@ -67,6 +67,10 @@ static struct {
 	int (*rw_trywrlock)(pthread_rwlock_t *);
 	int (*rw_timedwrlock)(pthread_rwlock_t *, const struct timespec *);
 	int (*rw_unlock)(pthread_rwlock_t *);
+	/* glibc 2.30's clock-selecting variants (NULL where glibc lacks them). */
+	int (*mutex_clocklock)(pthread_mutex_t *, clockid_t, const struct timespec *);
+	int (*rw_clockrdlock)(pthread_rwlock_t *, clockid_t, const struct timespec *);
+	int (*rw_clockwrlock)(pthread_rwlock_t *, clockid_t, const struct timespec *);
 	int (*cond_wait)(pthread_cond_t *, pthread_mutex_t *);
 	int (*cond_timedwait)(pthread_cond_t *, pthread_mutex_t *, const struct timespec *);
 } real;
@@ -107,6 +111,9 @@ static void resolve_real(void)
 	real.rw_trywrlock = must_resolve("pthread_rwlock_trywrlock", NULL);
 	real.rw_timedwrlock = must_resolve("pthread_rwlock_timedwrlock", NULL);
 	real.rw_unlock = must_resolve("pthread_rwlock_unlock", NULL);
+	real.mutex_clocklock = dlsym(RTLD_NEXT, "pthread_mutex_clocklock");
+	real.rw_clockrdlock = dlsym(RTLD_NEXT, "pthread_rwlock_clockrdlock");
+	real.rw_clockwrlock = dlsym(RTLD_NEXT, "pthread_rwlock_clockwrlock");
 	real.cond_wait = must_resolve("pthread_cond_wait", "GLIBC_2.3.2");
 	real.cond_timedwait = must_resolve("pthread_cond_timedwait", "GLIBC_2.3.2");
 }
@@ -1634,7 +1641,29 @@ acquire_busy(thread_state_t *t, void *lock, uint32_t kind, int rc, lock_fn block
 
 /* Which wrapper the slow path serves: the real functions are looked up
  * again there, after init(), since the fast path may have read them unset. */
-enum acquire_op { OP_MUTEX, OP_MUTEX_TIMED, OP_RD, OP_WR, OP_RD_TIMED, OP_WR_TIMED };
+enum acquire_op { OP_MUTEX, OP_MUTEX_TIMED, OP_RD, OP_WR, OP_RD_TIMED, OP_WR_TIMED,
+                  OP_MUTEX_CLOCK, OP_RD_CLOCK, OP_WR_CLOCK };
+
+/* The clock*lock variants take a clock as well: the generic code calls a
+ * timed function of (lock, abstime), so the clock waits for it here, set
+ * by the wrapper in the same thread just before (nothing in between takes
+ * another clock*lock: the profiler's own calls pass straight through). */
+static __thread clockid_t pending_clock __attribute__((tls_model("initial-exec")));
+
+static int mutex_clocklock_call(void *m, const struct timespec *abstime)
+{
+	return real.mutex_clocklock(m, pending_clock, abstime);
+}
+
+static int rw_clockrdlock_call(void *l, const struct timespec *abstime)
+{
+	return real.rw_clockrdlock(l, pending_clock, abstime);
+}
+
+static int rw_clockwrlock_call(void *l, const struct timespec *abstime)
+{
+	return real.rw_clockwrlock(l, pending_clock, abstime);
+}
 
 static __attribute__((noinline)) int acquire_slow(void *lock, enum acquire_op op,
                                                   const struct timespec *abstime, uintptr_t pc)
@@ -1660,6 +1689,15 @@ static __attribute__((noinline)) int acquire_slow(void *lock, enum acquire_op op
 	case OP_WR_TIMED:
 		return acquire(lock, THOTHLOCK_KIND_RWLOCK, (try_fn)real.rw_trywrlock, NULL,
 		               (timed_fn)real.rw_timedwrlock, abstime, pc);
+	case OP_MUTEX_CLOCK:
+		return acquire(lock, THOTHLOCK_KIND_MUTEX, (try_fn)real.mutex_trylock, NULL,
+		               mutex_clocklock_call, abstime, pc);
+	case OP_RD_CLOCK:
+		return acquire(lock, THOTHLOCK_KIND_RWLOCK, (try_fn)real.rw_tryrdlock, NULL,
+		               rw_clockrdlock_call, abstime, pc);
+	case OP_WR_CLOCK:
+		return acquire(lock, THOTHLOCK_KIND_RWLOCK, (try_fn)real.rw_trywrlock, NULL,
+		               rw_clockwrlock_call, abstime, pc);
 	}
 	return EINVAL;
 }
@@ -1879,6 +1917,19 @@ EXPORT int pthread_mutex_timedlock(pthread_mutex_t *m, const struct timespec *ab
 	                    (timed_fn)real.mutex_timedlock, abstime, CALLER());
 }
 
+EXPORT int pthread_mutex_clocklock(pthread_mutex_t *m, clockid_t clock,
+                                   const struct timespec *abstime)
+{
+	uintptr_t pc = CALLER();
+	if (__builtin_expect(!real.mutex_lock, 0))
+		init();
+	if (!real.mutex_clocklock)
+		return ENOSYS;
+	pending_clock = clock;
+	return acquire_fast(m, OP_MUTEX_CLOCK, THOTHLOCK_KIND_MUTEX, (try_fn)real.mutex_trylock, NULL,
+	                    mutex_clocklock_call, abstime, pc);
+}
+
 EXPORT int pthread_mutex_trylock(pthread_mutex_t *m)
 {
 	if (__builtin_expect(!real.mutex_lock, 0))
@@ -1915,6 +1966,32 @@ EXPORT int pthread_rwlock_timedwrlock(pthread_rwlock_t *l, const struct timespec
 {
 	return acquire_fast(l, OP_WR_TIMED, THOTHLOCK_KIND_RWLOCK, (try_fn)real.rw_trywrlock, NULL,
 	                    (timed_fn)real.rw_timedwrlock, abstime, CALLER());
+}
+
+EXPORT int pthread_rwlock_clockrdlock(pthread_rwlock_t *l, clockid_t clock,
+                                      const struct timespec *abstime)
+{
+	uintptr_t pc = CALLER();
+	if (__builtin_expect(!real.mutex_lock, 0))
+		init();
+	if (!real.rw_clockrdlock)
+		return ENOSYS;
+	pending_clock = clock;
+	return acquire_fast(l, OP_RD_CLOCK, THOTHLOCK_KIND_RWLOCK, (try_fn)real.rw_tryrdlock, NULL,
+	                    rw_clockrdlock_call, abstime, pc);
+}
+
+EXPORT int pthread_rwlock_clockwrlock(pthread_rwlock_t *l, clockid_t clock,
+                                      const struct timespec *abstime)
+{
+	uintptr_t pc = CALLER();
+	if (__builtin_expect(!real.mutex_lock, 0))
+		init();
+	if (!real.rw_clockwrlock)
+		return ENOSYS;
+	pending_clock = clock;
+	return acquire_fast(l, OP_WR_CLOCK, THOTHLOCK_KIND_RWLOCK, (try_fn)real.rw_trywrlock, NULL,
+	                    rw_clockwrlock_call, abstime, pc);
 }
 
 EXPORT int pthread_rwlock_tryrdlock(pthread_rwlock_t *l)
