@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""test_locks_glibc_protocol: glibc_protocol.c under thothlock --json (contention
-mode): its own checks of glibc's semantics all pass with the inline trylock
-engaged (`fast_path` "inline": the start-up check accepted this glibc), and
-the report counts the one forced contention exactly.
+"""test_locks_glibc_protocol(_all): glibc_protocol.c under thothlock --json
+(contention mode, or all-acquisitions mode with --all, whose fast path uses
+the same inline trylock): its own checks of glibc's semantics all pass with
+the inline trylock engaged (`fast_path` "inline": the start-up check
+accepted this glibc), and the report counts the one forced contention
+exactly.
 
-  check_glibc_protocol.py THOTHLOCK GLIBC_PROTOCOL
+  check_glibc_protocol.py THOTHLOCK GLIBC_PROTOCOL [--all]
 """
 import json
 import os
@@ -15,10 +17,12 @@ import tempfile
 
 def main():
     thothlock, program = sys.argv[1:3]
+    mode = sys.argv[3:4]
     with tempfile.TemporaryDirectory() as tmp:
         report_path = os.path.join(tmp, "report.json")
         ref_path = os.path.join(tmp, "ref.json")
-        p = subprocess.run([thothlock, "--json", "--output", report_path, "--", program, ref_path],
+        p = subprocess.run([thothlock, "--json", *mode, "--output", report_path, "--", program,
+                            ref_path],
                            capture_output=True, text=True, timeout=60)
         sys.stdout.write(p.stdout)
         if p.returncode != 0:

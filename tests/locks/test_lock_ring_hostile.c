@@ -4,7 +4,9 @@
  * files are written by whatever program was profiled: each header field is
  * hostile.  A bad file is refused with a reason, never read past its end,
  * and never makes the open block; torn or overwritten events are counted
- * as lost, not handed out.
+ * as lost, not handed out.  The whole-table reader (thothlock_table_load)
+ * likewise refuses misplaced version-3 regions and adds a per-thread
+ * entry only to the key and site it rightly names.
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -167,6 +169,146 @@ static void test_torn_and_overwritten_events_are_lost_not_read(void **state)
 	thothlock_ring_free(r);
 }
 
+/* ---- the whole table (thothlock_table_load): version 3's regions ------- */
+
+/* A small but complete version-3 table: 8 locks, 8 sites, 1 thread, an
+ * event ring sized so that the tstat region starts 64-byte aligned, and
+ * 8 tstat entries.  *hdr_out gets the header; the body is zeroed. */
+static uint8_t *small_table(size_t *size_out)
+{
+	thothlock_header_t h = { 0 };
+	h.magic = THOTHLOCK_MAGIC;
+	h.version = THOTHLOCK_VERSION;
+	h.header_size = THOTHLOCK_HEADER_SIZE;
+	h.stack_depth = THOTHLOCK_STACK_DEPTH;
+	h.lock_capacity = 8;
+	h.site_capacity = 8;
+	h.thread_capacity = 1;
+	h.keys_offset = THOTHLOCK_HEADER_SIZE;
+	h.locks_offset = h.keys_offset + 8 * sizeof(thothlock_key_t);
+	h.sites_offset = h.locks_offset + 8 * sizeof(thothlock_lock_t);
+	h.caches_offset = h.sites_offset + 8 * sizeof(thothlock_site_t);
+	h.events_offset = h.caches_offset + sizeof(thothlock_cache_t);
+	h.event_capacity = 1;
+	while ((h.events_offset + h.event_capacity * sizeof(thothlock_event_t)) % 64)
+		h.event_capacity *= 2;
+	assert_true(h.event_capacity <= 64);
+	h.tstats_offset = h.events_offset + h.event_capacity * sizeof(thothlock_event_t);
+	h.tstat_capacity = 8;
+	h.site_slots_offset = h.tstats_offset + 8 * sizeof(thothlock_tstat_t);
+	h.file_size = h.site_slots_offset + 2 * 8 * sizeof(thothlock_site_slot_t);
+	uint8_t *t = calloc(1, h.file_size);
+	assert_non_null(t);
+	memcpy(t, &h, sizeof h);
+	*size_out = h.file_size;
+	return t;
+}
+
+static void write_bytes(const uint8_t *bytes, size_t n)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	assert_int_equal(fwrite(bytes, 1, n, f), n);
+	fclose(f);
+}
+
+static char *report_of(void)
+{
+	thothlock_table_t *t = NULL;
+	char why[400] = "";
+	if (thothlock_table_load(path, &t, why, sizeof why) != 0)
+		fail_msg("a good table was refused: %s", why);
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&text, &len);
+	assert_non_null(out);
+	thothlock_report_opts_t opts = { .json = true, .show_uncontended = true };
+	thothlock_table_t *const tables[1] = { t };
+	assert_int_equal(thothlock_report_write(out, tables, 1, &opts), 0);
+	fclose(out);
+	thothlock_table_free(t);
+	return text;
+}
+
+static void table_refused(const char *reason)
+{
+	thothlock_table_t *t = (thothlock_table_t *)1;
+	char why[400] = "";
+	assert_int_equal(thothlock_table_load(path, &t, why, sizeof why), THOTH_E_INVAL);
+	assert_null(t);
+	if (!strstr(why, reason))
+		fail_msg("refusal \"%s\" does not say \"%s\"", why, reason);
+}
+
+/* Per-thread entries (all mode) name the key and site they add to: an
+ * entry naming a key out of range or unused, or a site that is not its
+ * key's, adds nothing there; a claimed count past the pool is clamped. */
+static void test_tstat_entries_add_only_to_what_they_rightly_name(void **state)
+{
+	(void)state;
+	size_t size;
+	uint8_t *t = small_table(&size);
+	thothlock_header_t *h = (thothlock_header_t *)t;
+	thothlock_key_t *keys = (thothlock_key_t *)(t + h->keys_offset);
+	thothlock_site_t *sites = (thothlock_site_t *)(t + h->sites_offset);
+	thothlock_tstat_t *ts = (thothlock_tstat_t *)(t + h->tstats_offset);
+	keys[1].addr = 0x7000;
+	keys[1].kind = THOTHLOCK_KIND_MUTEX;
+	keys[1].acquisitions = 1;                         /* counted in the shared key */
+	keys[2].addr = 0x8000;
+	keys[2].kind = THOTHLOCK_KIND_MUTEX;
+	sites[0].key = THOTHLOCK_SITE_KEY(1, 0x401000);
+	sites[1].key = THOTHLOCK_SITE_KEY(2, 0x402000);  /* lock 2's site */
+	struct { uint32_t key, site; uint64_t acq; } e[] = {
+		{ 2, 1, 10 },      /* lock 1, its site 0: both */
+		{ 9, 1, 77771 },    /* key index past the capacity: nothing */
+		{ 1, 1, 77772 },    /* key 0 is unused: nothing */
+		{ 2, 2, 5 },       /* site 1 belongs to lock 2: the lock only */
+		{ 2, 100, 7 },     /* site index past the capacity: the lock only */
+		{ 0, 1, 77773 },    /* an entry not set up: nothing */
+	};
+	for (size_t i = 0; i < sizeof e / sizeof e[0]; i++) {
+		ts[i].key_index = e[i].key;
+		ts[i].site_index = e[i].site;
+		ts[i].acquisitions = e[i].acq;
+		ts[i].holds_measured = e[i].acq;
+		ts[i].hold_ns_total = 100 * e[i].acq;
+		ts[i].hold_ns_max = 300;
+		ts[i].hold_hist[6] = (uint32_t)e[i].acq;
+	}
+	h->tstats_used = UINT64_MAX;                      /* clamped to the 8 entries */
+	write_bytes(t, size);
+	char *json = report_of();
+	/* Lock 0x7000: 1 + 10 + 5 + 7; its site: 10 only. */
+	if (!strstr(json, "\"address\":\"0x7000\"") || !strstr(json, "\"acquisitions\":23,") ||
+	    !strstr(json, "\"holds_measured\":22,\"hold_ns_total\":2200,") ||
+	    !strstr(json, "\"acquisitions\":10,\"contentions\":0"))
+		fail_msg("report: %s", json);
+	if (strstr(json, "7777"))
+		fail_msg("an entry naming no rightful key was added: %s", json);
+	free(json);
+
+	/* The regions themselves: each misplacement is refused. */
+	h->tstats_offset += 64;
+	write_bytes(t, size);
+	table_refused("regions outside the file");
+	h->tstats_offset -= 32;                           /* not 64-byte aligned */
+	write_bytes(t, size);
+	table_refused("regions outside the file");
+	h->tstats_offset -= 32;
+	h->site_slots_offset += 8;
+	write_bytes(t, size);
+	table_refused("regions outside the file");
+	h->site_slots_offset -= 8;
+	h->tstat_capacity = 1u << 30;                     /* absurd */
+	write_bytes(t, size);
+	table_refused("regions outside the file");
+	h->tstat_capacity = 8;
+	write_bytes(t, size - 1);                         /* the site index cut short */
+	table_refused("regions outside the file");
+	free(t);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -190,6 +332,7 @@ int main(void)
 		cmocka_unit_test(test_bad_headers_are_refused_with_their_reason),
 		cmocka_unit_test(test_a_fifo_is_refused_without_blocking),
 		cmocka_unit_test(test_torn_and_overwritten_events_are_lost_not_read),
+		cmocka_unit_test(test_tstat_entries_add_only_to_what_they_rightly_name),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -11,6 +11,8 @@
  *   header.sites_offset           site_capacity  x thothlock_site_t
  *   header.caches_offset          thread_capacity x thothlock_cache_t
  *   header.events_offset          event_capacity x thothlock_event_t (a ring)
+ *   header.tstats_offset          tstat_capacity x thothlock_tstat_t (version 3)
+ *   header.site_slots_offset      2 x site_capacity x thothlock_site_slot_t (version 3)
  *
  * Who writes what: only the profiled process writes; every counter is
  * updated with relaxed atomic adds (or a CAS loop for maxima) by the thread
@@ -18,6 +20,15 @@
  * inside the critical section).  Entries are claimed by a CAS on their key
  * (0 = free) and never removed, so a reader that sees a key sees a valid
  * entry; the counters it reads may lag by the in-flight updates.
+ *
+ * All-acquisitions mode counts each uncontended acquisition and hold in
+ * the thread's own entries (thothlock_tstat_t, one per thread slot, lock
+ * and call site), with plain stores: no shared cache line is written per
+ * acquisition.  Those entries are never folded into the shared ones, so
+ * nothing moves while a reader copies: a lock's totals are its shared
+ * entry plus the sum of its tstat entries, for a live process and after
+ * its exit alike (thread exit and slot reuse included: the next thread of
+ * a slot goes on adding to the slot's entries).
  *
  * Readers trust nothing here: the reader (lockprof_report.c) checks magic,
  * version, sizes, capacities against the file's size and every index.
@@ -28,7 +39,8 @@
 #include <stdint.h>
 
 #define THOTHLOCK_MAGIC        0x4b4c4854u   /* "THLK" little-endian */
-#define THOTHLOCK_VERSION      2u            /* 2: lock keys apart from their statistics */
+#define THOTHLOCK_VERSION      3u            /* 2: lock keys apart from their statistics;
+                                              * 3: per-thread all-mode counters (tstats) */
 #define THOTHLOCK_HEADER_SIZE  4096u
 #define THOTHLOCK_HIST_BUCKETS 32u            /* log2(ns) buckets, see below */
 #define THOTHLOCK_STACK_DEPTH  16u
@@ -46,6 +58,10 @@
 #define THOTHLOCK_MAX_PROBES      256u
 #define THOTHLOCK_THREAD_CAPACITY 1024u
 #define THOTHLOCK_EVENT_CAPACITY  4096u       /* power of two: the contention ring */
+/* Per-thread counters of all mode: one per (thread slot, lock, call site),
+ * claimed from this pool as they are first needed; past it, acquisitions
+ * are counted in the shared entries with atomic adds (exact, slower). */
+#define THOTHLOCK_TSTAT_CAPACITY  262144u     /* 48 MiB of the file, sparse */
 
 enum thothlock_mode {
 	THOTHLOCK_MODE_CONTENTION = 0,   /* trylock first; time only contended acquisitions */
@@ -112,6 +128,20 @@ typedef struct {
 	uint32_t event_capacity;     /* power of two */
 	uint32_t reserved2;
 	uint64_t event_head;         /* events ever written; event n is in slot n % capacity */
+	/* Version 3: all mode's per-thread counters (thothlock_tstat_t). */
+	uint64_t tstats_offset;
+	uint32_t tstat_capacity;
+	uint32_t reserved3;
+	uint64_t tstats_used;        /* entries claimed so far (<= tstat_capacity) */
+	uint64_t tstat_full;         /* acquisitions counted in the shared entries: the pool
+	                              * or a thread's index was full (not a loss) */
+	/* Version 3: sites are dense, sites[0 .. sites_used) in the order they
+	 * were first seen; the writer finds them through a hash index of its
+	 * own (thothlock_site_slot_t), so a thousand sites touch a thousand
+	 * site entries' pages in a row, not a thousand random pages of the
+	 * region (each first touch is a page fault). */
+	uint64_t site_slots_offset;
+	uint64_t sites_used;         /* entries claimed (<= site_capacity) */
 } thothlock_header_t;
 _Static_assert(sizeof(thothlock_header_t) <= THOTHLOCK_HEADER_SIZE, "the header fits its page");
 
@@ -131,9 +161,11 @@ typedef struct {
  * (docs/LOCKS.md, "Cost"). */
 typedef struct {
 	uint64_t addr;               /* the lock's address; 0 = free entry (CAS) */
-	uint64_t acquisitions;       /* plus the per-thread caches' counts (below) */
+	uint64_t acquisitions;       /* plus the per-thread caches' and tstats' counts */
 	uint32_t kind;               /* enum thothlock_kind */
-	uint32_t reserved;
+	uint32_t last_owner_tid;     /* all mode: the thread that took it last (version 3;
+	                              * it was the statistics' last_owner_tid, a line
+	                              * more per acquisition) */
 } thothlock_key_t;
 
 /* Entry i is the statistics of keys[i].  The writer never sets addr, kind
@@ -155,13 +187,22 @@ typedef struct {
 	uint64_t wait_ns_max;
 	uint64_t hold_ns_total;
 	uint64_t hold_ns_max;
-	uint64_t last_owner_tid;     /* all mode only */
+	uint64_t reserved1;          /* was last_owner_tid (now in the key), 0 */
 	uint64_t wait_hist[THOTHLOCK_HIST_BUCKETS];
 	uint64_t hold_hist[THOTHLOCK_HIST_BUCKETS];
 	/* Holder stacks: captured by the owner right after it released the lock,
 	 * when a waiter had flagged it; the first distinct stacks only. */
 	thothlock_stack_t holders[THOTHLOCK_HOLDER_STACKS];
 } thothlock_lock_t;
+
+/* The writer's index of sites: key as in thothlock_site_t (0 = free slot,
+ * claimed by a CAS), then the site's index + 1 once its entry is set up
+ * (UINT32_MAX: the site region was full).  Readers do not need it. */
+typedef struct {
+	uint64_t key;
+	uint32_t site;
+	uint32_t reserved;
+} thothlock_site_slot_t;
 
 typedef struct {
 	uint64_t pc;                 /* the owner's acquisition call site; 0 = free */
@@ -196,6 +237,30 @@ typedef struct {
 typedef struct {
 	thothlock_cache_entry_t way[THOTHLOCK_CACHE_WAYS];
 } thothlock_cache_t;
+
+/* All mode: what one thread slot measured at one (lock, call site), in
+ * the slot's own entry, written with plain stores by the thread that owns
+ * the slot (thread_state in preload.c), never folded elsewhere: a reader
+ * adds each entry to keys[key_index - 1], locks[key_index - 1] and
+ * sites[site_index - 1].  Contended waits stay in the shared entries (the
+ * slow path anyway).  The first line has what every acquisition writes;
+ * the histogram bucket is one line more. */
+typedef struct {
+	uint64_t lock;               /* the lock's address (the writer's lookup check) */
+	uint64_t pc;                 /* the call site */
+	uint32_t key_index;          /* keys[] index + 1; 0 = unused entry */
+	uint32_t site_index;         /* sites[] index + 1; 0 = no site entry (table full) */
+	uint64_t acquisitions;
+	uint64_t holds_measured;
+	uint64_t hold_ns_total;
+	uint64_t hold_ns_max;
+	uint64_t owner_changes;
+	/* 32-bit buckets (two lines, not four: a thread's entries for
+	 * thousands of locks are pages it faults in); a bucket that wraps
+	 * adds 2^32 to the shared entry's bucket, so the sum stays exact. */
+	uint32_t hold_hist[THOTHLOCK_HIST_BUCKETS];
+} __attribute__((aligned(64))) thothlock_tstat_t;
+_Static_assert(sizeof(thothlock_tstat_t) == 192, "three cache lines");
 
 /* One contended acquisition (or timed acquisition that gave up), written
  * after the release: seq is set to 0, then the fields, then to n + 1 (n =

@@ -100,6 +100,44 @@ static int gather_caches(thothlock_table_t *t)
 	return 0;
 }
 
+/* All mode's per-thread entries (lockprof_layout.h), added to the lock
+ * and site they name: the writer never moves them, so the copy holds each
+ * count once.  An entry naming an unused key, or a site of another lock,
+ * is skipped (a hostile or torn file). */
+static void add_tstats(thothlock_table_t *t, thothlock_lock_t *stats, thothlock_site_t *sites)
+{
+	const thothlock_header_t *h = t->hdr;
+	const thothlock_tstat_t *ts = (const thothlock_tstat_t *)(t->bytes + h->tstats_offset);
+	uint64_t used = h->tstats_used < h->tstat_capacity ? h->tstats_used : h->tstat_capacity;
+	for (uint64_t i = 0; i < used; i++) {
+		const thothlock_tstat_t *e = &ts[i];
+		if (!has_data(t, e) || e->key_index == 0 || e->key_index > h->lock_capacity)
+			continue;
+		uint32_t ki = e->key_index - 1;
+		if (!has_data(t, &t->keys[ki]) || !t->keys[ki].addr)
+			continue;
+		thothlock_lock_t *l = &stats[ki];
+		l->acquisitions += e->acquisitions;
+		l->owner_changes += e->owner_changes;
+		l->holds_measured += e->holds_measured;
+		l->hold_ns_total += e->hold_ns_total;
+		if (e->hold_ns_max > l->hold_ns_max)
+			l->hold_ns_max = e->hold_ns_max;
+		for (uint32_t b = 0; b < THOTHLOCK_HIST_BUCKETS; b++)
+			l->hold_hist[b] += e->hold_hist[b];
+		if (e->site_index == 0 || e->site_index > h->site_capacity)
+			continue;
+		thothlock_site_t *s = &sites[e->site_index - 1];
+		if (!has_data(t, s) || !s->key || THOTHLOCK_SITE_LOCK(s->key) != ki)
+			continue;
+		s->acquisitions += e->acquisitions;
+		s->holds_measured += e->holds_measured;
+		s->hold_ns_total += e->hold_ns_total;
+		if (e->hold_ns_max > s->hold_ns_max)
+			s->hold_ns_max = e->hold_ns_max;
+	}
+}
+
 static void refuse(char *why, size_t len, const char *path, const char *reason)
 {
 	if (why && len)
@@ -195,7 +233,12 @@ int thothlock_table_load(const char *path, thothlock_table_t **out, char *why, s
 	         h->caches_offset != h->sites_offset + (uint64_t)h->site_capacity * sizeof(thothlock_site_t) ||
 	         h->events_offset != h->caches_offset + (uint64_t)h->thread_capacity * sizeof(thothlock_cache_t) ||
 	         h->event_capacity > (1u << 20) || (h->event_capacity & (h->event_capacity - 1)) ||
-	         h->events_offset + (uint64_t)h->event_capacity * sizeof(thothlock_event_t) > got)
+	         h->events_offset + (uint64_t)h->event_capacity * sizeof(thothlock_event_t) > got ||
+	         h->tstats_offset != h->events_offset + (uint64_t)h->event_capacity * sizeof(thothlock_event_t) ||
+	         (h->tstats_offset & 63) != 0 || h->tstat_capacity > (1u << 22) ||
+	         h->tstats_offset + (uint64_t)h->tstat_capacity * sizeof(thothlock_tstat_t) > got ||
+	         h->site_slots_offset != h->tstats_offset + (uint64_t)h->tstat_capacity * sizeof(thothlock_tstat_t) ||
+	         h->site_slots_offset + 2 * (uint64_t)h->site_capacity * sizeof(thothlock_site_slot_t) > got)
 		bad = "regions outside the file";
 	if (bad) {
 		refuse(why, why_len, path, bad);
@@ -218,6 +261,7 @@ int thothlock_table_load(const char *path, thothlock_table_t **out, char *why, s
 	t->keys = keys;
 	t->locks = stats;
 	t->sites = (const thothlock_site_t *)(bytes + h->sites_offset);
+	add_tstats(t, stats, (thothlock_site_t *)(bytes + h->sites_offset));
 	t->caches = (const thothlock_cache_t *)(bytes + h->caches_offset);
 	if (gather_caches(t) != 0 || index_sites(t) != 0) {
 		thothlock_table_free(t);

@@ -67,6 +67,10 @@ static struct {
 	int (*rw_trywrlock)(pthread_rwlock_t *);
 	int (*rw_timedwrlock)(pthread_rwlock_t *, const struct timespec *);
 	int (*rw_unlock)(pthread_rwlock_t *);
+	/* glibc 2.30's clock-selecting variants (NULL where glibc lacks them). */
+	int (*mutex_clocklock)(pthread_mutex_t *, clockid_t, const struct timespec *);
+	int (*rw_clockrdlock)(pthread_rwlock_t *, clockid_t, const struct timespec *);
+	int (*rw_clockwrlock)(pthread_rwlock_t *, clockid_t, const struct timespec *);
 	int (*cond_wait)(pthread_cond_t *, pthread_mutex_t *);
 	int (*cond_timedwait)(pthread_cond_t *, pthread_mutex_t *, const struct timespec *);
 } real;
@@ -107,6 +111,9 @@ static void resolve_real(void)
 	real.rw_trywrlock = must_resolve("pthread_rwlock_trywrlock", NULL);
 	real.rw_timedwrlock = must_resolve("pthread_rwlock_timedwrlock", NULL);
 	real.rw_unlock = must_resolve("pthread_rwlock_unlock", NULL);
+	real.mutex_clocklock = dlsym(RTLD_NEXT, "pthread_mutex_clocklock");
+	real.rw_clockrdlock = dlsym(RTLD_NEXT, "pthread_rwlock_clockrdlock");
+	real.rw_clockwrlock = dlsym(RTLD_NEXT, "pthread_rwlock_clockwrlock");
 	real.cond_wait = must_resolve("pthread_cond_wait", "GLIBC_2.3.2");
 	real.cond_timedwait = must_resolve("pthread_cond_timedwait", "GLIBC_2.3.2");
 }
@@ -118,6 +125,7 @@ enum held_flags {
 	HELD_TIMED = 2u,         /* t_acquired is valid: commit the hold */
 	HELD_INHERITED = 4u,     /* taken before fork() by the parent: not this process's */
 	HELD_ENTRIES = 8u,       /* key and site below are this lock's table entries */
+	HELD_TSTAT = 16u,        /* all mode: tstat below is this thread's entry of (lock, site) */
 };
 
 typedef struct {
@@ -130,11 +138,29 @@ typedef struct {
 	uint64_t t_acquired;            /* ticks (see ticks()) */
 	uint64_t t_wait;                /* HELD_CONTENDED: ticks when the wait began */
 	uint64_t wait_ns;
-	thothlock_key_t *key;           /* HELD_ENTRIES: looked up before the acquisition, */
-	thothlock_site_t *site;         /* so the commit does not look them up again */
+	/* Looked up before the acquisition, so the commit does not look them
+	 * up again (a union: held_t's size is in the fast paths' index
+	 * arithmetic). */
+	union {
+		thothlock_key_t *key;       /* HELD_ENTRIES, with site */
+		thothlock_tstat_t *tstat;   /* HELD_TSTAT */
+	};
+	thothlock_site_t *site;
 	uintptr_t owner_pc;             /* the owner's site when we contended; 0 = unknown */
 	uint64_t segment_ns[HOLD_SEGMENTS];
 } held_t;
+
+/* All mode's per-thread index: (lock, call site) -> the slot's tstat
+ * entry: a 32-bit tag of the pair's hash above the entry's index + 1
+ * (0 = empty), open addressing, private memory mapped on first use.  The
+ * tag spares touching other pairs' entries (a cache miss each) while
+ * probing.  It belongs to the thread slot, like the entries it points
+ * to, so a thread that reuses a slot finds them where the last one left
+ * them; only fork() (a fresh table) clears it. */
+#define TINDEX_MIN    1024u     /* slots of a new index; doubled at half full */
+#define TINDEX_MAX    (1u << 20)
+#define TINDEX_PROBES 32u
+#define TSTAT_CHUNK   16u      /* entries a slot claims from the pool at once */
 
 typedef struct {
 	_Atomic(int) tid;               /* 0 = free slot */
@@ -145,6 +171,10 @@ typedef struct {
 	uint32_t countdown;             /* sampling: misses until the next recorded one */
 	uint32_t rng;                   /* xorshift state of the sampling period */
 	thothlock_cache_t *cache;       /* &caches[index], in the current table */
+	uint64_t *tindex;               /* all mode: tindex_mask + 1 slots, mapped on first use */
+	uint32_t tindex_mask;
+	uint32_t tindex_used;
+	uint32_t tstat_next, tstat_end; /* the slot's claimed, not yet used tstat entries */
 	held_t held[HELD_DEPTH];
 } thread_state_t;
 
@@ -159,11 +189,15 @@ static thothlock_header_t *table;
 static thothlock_key_t *keys;
 static thothlock_lock_t *locks;
 static thothlock_site_t *sites;
+static thothlock_site_slot_t *site_slots;
+#define SITE_SLOTS (2u * THOTHLOCK_SITE_CAPACITY)
 static thothlock_cache_t *caches;
 static thothlock_event_t *events;
+static thothlock_tstat_t *tstats;
 static size_t table_size;
 static int mode = THOTHLOCK_MODE_CONTENTION;
 static bool fast_mutex;                         /* contention mode + inline trylock checked */
+static bool fast_mutex_all;                     /* all mode + inline trylock checked */
 static _Atomic(int) init_state;                 /* 0 none, 1 running, 2 done */
 static _Atomic(int) resolved;                   /* real.* are set */
 static pthread_key_t exit_key;
@@ -316,6 +350,24 @@ static inline uint64_t hash_ptr(uint64_t x)
 	return thothlock_hash(x);
 }
 
+/* A (lock, call site) pair's hash: its home slot in a thread's tindex is
+ * taken from the top 32 bits, its tag is the low 32 (kept in the slot's
+ * top half). */
+static inline uint64_t tindex_hash(uintptr_t lock, uintptr_t pc)
+{
+	return ((uint64_t)lock * 0x9e3779b97f4a7c15ull) ^ ((uint64_t)pc * 0xff51afd7ed558ccdull);
+}
+
+static inline uint32_t tindex_home(uint64_t h, uint32_t mask)
+{
+	return (uint32_t)(h >> 32) & mask;
+}
+
+static inline uint64_t tindex_tag(uint64_t h)
+{
+	return h << 32;
+}
+
 static inline unsigned bucket_of(uint64_t ns)
 {
 	if (ns < 2)
@@ -371,24 +423,46 @@ static inline thothlock_lock_t *stats_of(const thothlock_key_t *k)
 	return &locks[k - keys];
 }
 
+/* The site entry of (lock, pc), claimed if new; NULL when the site
+ * region is full.  Found through the writer's index (site_slots); entries
+ * are handed out in order, so the sites in use are dense. */
 static thothlock_site_t *site_entry(thothlock_key_t *lock, uintptr_t pc)
 {
 	uint64_t key = THOTHLOCK_SITE_KEY(lock - keys, pc);
-	uint32_t mask = THOTHLOCK_SITE_CAPACITY - 1;
+	uint32_t mask = SITE_SLOTS - 1;
 	uint32_t i = (uint32_t)hash_ptr(key) & mask;
 	for (uint32_t n = 0; n < THOTHLOCK_MAX_PROBES; n++, i = (i + 1) & mask) {
-		thothlock_site_t *s = &sites[i];
-		uint64_t cur = __atomic_load_n(&s->key, __ATOMIC_ACQUIRE);
-		if (cur == key)
-			return s;
+		thothlock_site_slot_t *slot = &site_slots[i];
+		uint64_t cur = __atomic_load_n(&slot->key, __ATOMIC_ACQUIRE);
 		if (cur == 0) {
 			uint64_t expected = 0;
-			if (__atomic_compare_exchange_n(&s->key, &expected, key, false,
-			                                __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-				return s;
-			if (expected == key)
-				return s;
+			if (__atomic_compare_exchange_n(&slot->key, &expected, key, false,
+			                                __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+				/* Ours: an entry for it, then publish the entry's number. */
+				uint64_t id = __atomic_fetch_add(&table->sites_used, 1, __ATOMIC_RELAXED);
+				uint32_t v = UINT32_MAX;
+				if (id < THOTHLOCK_SITE_CAPACITY) {
+					__atomic_store_n(&sites[id].key, key, __ATOMIC_RELEASE);
+					v = (uint32_t)id + 1;
+				}
+				__atomic_store_n(&slot->site, v, __ATOMIC_RELEASE);
+				if (v == UINT32_MAX)
+					break;
+				return &sites[v - 1];
+			}
+			cur = expected;
 		}
+		if (cur != key)
+			continue;
+		/* Claimed by another thread, which is setting up its entry: a
+		 * few instructions, unless it was preempted in between. */
+		uint32_t v;
+		for (unsigned spin = 0; (v = __atomic_load_n(&slot->site, __ATOMIC_ACQUIRE)) == 0; spin++)
+			if (spin > 64)
+				sched_yield();
+		if (v == UINT32_MAX)
+			break;
+		return &sites[v - 1];
 	}
 	add(&table->site_table_full, 1);
 	return NULL;
@@ -413,6 +487,174 @@ static void capture_stack_once(thothlock_stack_t *st)
 		st->pc[depth++] = pc;
 	}
 	__atomic_store_n(&st->depth, depth, __ATOMIC_RELEASE);
+}
+
+/* Call sites whose stack was taken (pc -> site index + 1): the same call
+ * site on another lock (an array of item locks, a lock per object) copies
+ * that stack instead of unwinding again (backtrace() is tens of
+ * microseconds: per (lock, site) it was a good part of all mode's cost on
+ * memcached's 4096 item locks).  Its frames above the call site are those
+ * of the first acquisition at that pc, on any lock (docs/LOCKS.md).
+ * Private memory; cleared at fork (the site indexes are the table's). */
+#define PC_STACKS 4096u
+static struct {
+	_Atomic(uint64_t) pc;           /* 0 = free (CAS) */
+	_Atomic(uint32_t) site;         /* index + 1 of a site whose stack is complete */
+} pc_stacks[PC_STACKS];
+
+static void site_stack_once(thothlock_site_t *s, uintptr_t pc)
+{
+	thothlock_stack_t *st = &s->stack;
+	if (__atomic_load_n(&st->claimed, __ATOMIC_RELAXED))
+		return;
+	uint32_t i = (uint32_t)hash_ptr(pc) & (PC_STACKS - 1);
+	for (uint32_t n = 0; n < 8; n++, i = (i + 1) & (PC_STACKS - 1)) {
+		uint64_t cur = atomic_load_explicit(&pc_stacks[i].pc, memory_order_acquire);
+		if (cur == 0)
+			break;
+		if (cur != pc)
+			continue;
+		uint32_t v = atomic_load_explicit(&pc_stacks[i].site, memory_order_acquire);
+		if (v == 0 || v > THOTHLOCK_SITE_CAPACITY || &sites[v - 1] == s)
+			break;
+		const thothlock_stack_t *from = &sites[v - 1].stack;
+		uint32_t depth = __atomic_load_n(&from->depth, __ATOMIC_ACQUIRE);
+		uint32_t expected = 0;
+		if (depth == 0 || depth > THOTHLOCK_STACK_DEPTH ||
+		    !__atomic_compare_exchange_n(&st->claimed, &expected, 1, false, __ATOMIC_ACQ_REL,
+		                                 __ATOMIC_RELAXED))
+			return;
+		memcpy(st->pc, from->pc, depth * sizeof st->pc[0]);
+		__atomic_store_n(&st->depth, depth, __ATOMIC_RELEASE);
+		return;
+	}
+	capture_stack_once(st);
+	if (!__atomic_load_n(&st->depth, __ATOMIC_ACQUIRE))
+		return;
+	i = (uint32_t)hash_ptr(pc) & (PC_STACKS - 1);
+	for (uint32_t n = 0; n < 8; n++, i = (i + 1) & (PC_STACKS - 1)) {
+		uint64_t expected = 0;
+		if (atomic_compare_exchange_strong(&pc_stacks[i].pc, &expected, pc) || expected == pc) {
+			uint32_t none = 0;
+			atomic_compare_exchange_strong(&pc_stacks[i].site, &none, (uint32_t)(s - sites) + 1);
+			return;
+		}
+	}
+}
+
+/* ---- all mode's per-thread entries --------------------------------------- */
+
+/* A thread slot's index, new or twice as large (its entries re-inserted:
+ * the index is private, the entries never move).  Private memory from
+ * mmap: no malloc in a wrapper.  False when it stays as it was. */
+static bool tindex_grow(thread_state_t *t)
+{
+	uint32_t slots = t->tindex ? 2 * (t->tindex_mask + 1) : TINDEX_MIN;
+	if (slots > TINDEX_MAX)
+		return false;
+	uint64_t *ix = mmap(NULL, slots * sizeof(uint64_t), PROT_READ | PROT_WRITE,
+	                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (ix == MAP_FAILED)
+		return false;
+	if (t->tindex) {
+		for (uint32_t k = 0; k <= t->tindex_mask; k++) {
+			uint64_t v = t->tindex[k];
+			if (!v)
+				continue;
+			const thothlock_tstat_t *e = &tstats[(uint32_t)v - 1];
+			uint32_t i = tindex_home(tindex_hash(e->lock, e->pc), slots - 1);
+			while (ix[i])
+				i = (i + 1) & (slots - 1);
+			ix[i] = v;
+		}
+		munmap(t->tindex, (t->tindex_mask + 1) * sizeof(uint64_t));
+	}
+	t->tindex = ix;
+	t->tindex_mask = slots - 1;
+	return true;
+}
+
+/* (lock, pc) not in the thread's index: claim an entry from the pool for
+ * the thread's slot, with its key and site (the site's stack taken now, as
+ * once per site).  NULL when the lock table, the pool or the index is
+ * full: the caller counts in the shared entries instead. */
+static __attribute__((noinline)) thothlock_tstat_t *tstat_miss(thread_state_t *t, uintptr_t lock,
+                                                              uintptr_t pc, uint32_t kind)
+{
+	if (!tstats)
+		return NULL;
+	if ((!t->tindex || 2 * (t->tindex_used + 1) > t->tindex_mask + 1) && !tindex_grow(t) &&
+	    !t->tindex)
+		return NULL;
+	/* The free index slot first: an entry claimed must be findable. */
+	uint64_t h = tindex_hash(lock, pc), tag = tindex_tag(h);
+	uint32_t i = tindex_home(h, t->tindex_mask), free_slot = UINT32_MAX;
+	for (uint32_t n = 0; n < TINDEX_PROBES; n++, i = (i + 1) & t->tindex_mask) {
+		uint64_t v = t->tindex[i];
+		if (v == 0) {
+			free_slot = i;
+			break;
+		}
+		thothlock_tstat_t *e = &tstats[(uint32_t)v - 1];
+		if ((v & 0xffffffff00000000ull) == tag && e->lock == lock && e->pc == pc)
+			return e;
+	}
+	if (free_slot == UINT32_MAX)
+		return NULL;
+	if (t->tstat_next == t->tstat_end) {
+		/* A chunk at a time: one shared add per TSTAT_CHUNK entries, and
+		 * a thread's entries side by side. */
+		if (__atomic_load_n(&table->tstats_used, __ATOMIC_RELAXED) >= THOTHLOCK_TSTAT_CAPACITY)
+			return NULL;
+		uint64_t n = __atomic_fetch_add(&table->tstats_used, TSTAT_CHUNK, __ATOMIC_RELAXED);
+		if (n >= THOTHLOCK_TSTAT_CAPACITY)
+			return NULL;
+		t->tstat_next = (uint32_t)n;
+		t->tstat_end = (uint32_t)(n + TSTAT_CHUNK < THOTHLOCK_TSTAT_CAPACITY
+		                          ? n + TSTAT_CHUNK : THOTHLOCK_TSTAT_CAPACITY);
+	}
+	t->in_hook = 1;
+	thothlock_tstat_t *e = NULL;
+	thothlock_key_t *k = lock_entry(lock, kind);
+	thothlock_site_t *s = k ? site_entry(k, pc) : NULL;
+	if (s)
+		site_stack_once(s, pc);
+	if (k) {
+		uint32_t n = t->tstat_next++;
+		e = &tstats[n];
+		e->lock = lock;
+		e->pc = pc;
+		e->site_index = s ? (uint32_t)(s - sites) + 1 : 0;
+		/* Last: a reader adds an entry only once it names a key. */
+		__atomic_store_n(&e->key_index, (uint32_t)(k - keys) + 1, __ATOMIC_RELEASE);
+		t->tindex[free_slot] = tag | (n + 1);
+		t->tindex_used++;
+	}
+	t->in_hook = 0;
+	return e;
+}
+
+/* This thread's entry of (lock, pc): the index's tags, then the one
+ * entry whose tag matches. */
+static inline thothlock_tstat_t *tstat_find(thread_state_t *t, uintptr_t lock, uintptr_t pc,
+                                            uint32_t kind)
+{
+	uint64_t *ix = t->tindex;
+	if (__builtin_expect(ix != NULL, 1)) {
+		uint64_t h = tindex_hash(lock, pc), tag = tindex_tag(h);
+		uint32_t mask = t->tindex_mask, i = tindex_home(h, mask);
+		for (uint32_t n = 0; n < 4; n++, i = (i + 1) & mask) {
+			uint64_t v = ix[i];
+			if (v == 0)
+				break;
+			if ((v & 0xffffffff00000000ull) == tag) {
+				thothlock_tstat_t *e = &tstats[(uint32_t)v - 1];
+				if (__builtin_expect(e->lock == lock && e->pc == pc, 1))
+					return e;
+			}
+		}
+	}
+	return tstat_miss(t, lock, pc, kind);
 }
 
 /* ---- threads ------------------------------------------------------------ */
@@ -504,7 +746,9 @@ static size_t table_bytes(void)
 	       (size_t)THOTHLOCK_LOCK_CAPACITY * sizeof(thothlock_lock_t) +
 	       (size_t)THOTHLOCK_SITE_CAPACITY * sizeof(thothlock_site_t) +
 	       (size_t)THOTHLOCK_THREAD_CAPACITY * sizeof(thothlock_cache_t) +
-	       (size_t)THOTHLOCK_EVENT_CAPACITY * sizeof(thothlock_event_t);
+	       (size_t)THOTHLOCK_EVENT_CAPACITY * sizeof(thothlock_event_t) +
+	       (size_t)THOTHLOCK_TSTAT_CAPACITY * sizeof(thothlock_tstat_t) +
+	       (size_t)SITE_SLOTS * sizeof(thothlock_site_slot_t);
 }
 
 static void copy_str(char *dst, size_t cap, const char *src)
@@ -591,6 +835,10 @@ static void open_table(void)
 	sites = (thothlock_site_t *)(locks + THOTHLOCK_LOCK_CAPACITY);
 	caches = (thothlock_cache_t *)(sites + THOTHLOCK_SITE_CAPACITY);
 	events = (thothlock_event_t *)(caches + THOTHLOCK_THREAD_CAPACITY);
+	tstats = (thothlock_tstat_t *)(events + THOTHLOCK_EVENT_CAPACITY);
+	site_slots = (thothlock_site_slot_t *)(tstats + THOTHLOCK_TSTAT_CAPACITY);
+	if (((uintptr_t)tstats & 63) != 0)
+		die("the tstat region is not line-aligned");
 	table->version = THOTHLOCK_VERSION;
 	table->header_size = THOTHLOCK_HEADER_SIZE;
 	table->mode = (uint32_t)mode;
@@ -605,8 +853,11 @@ static void open_table(void)
 	table->caches_offset = (uint64_t)((char *)caches - (char *)mem);
 	table->events_offset = (uint64_t)((char *)events - (char *)mem);
 	table->event_capacity = THOTHLOCK_EVENT_CAPACITY;
+	table->tstats_offset = (uint64_t)((char *)tstats - (char *)mem);
+	table->tstat_capacity = THOTHLOCK_TSTAT_CAPACITY;
+	table->site_slots_offset = (uint64_t)((char *)site_slots - (char *)mem);
 	table->file_size = table_size;
-	table->flags = (fast_mutex ? THOTHLOCK_FLAG_INLINE_TRYLOCK : 0) | (use_tsc ? THOTHLOCK_FLAG_TSC : 0);
+	table->flags = (fast_mutex || fast_mutex_all ? THOTHLOCK_FLAG_INLINE_TRYLOCK : 0) | (use_tsc ? THOTHLOCK_FLAG_TSC : 0);
 	table->tsc_hz = tsc_hz();
 	table->start_ns = now_ns();
 	read_program_name(table->program, sizeof table->program);
@@ -651,6 +902,14 @@ static void after_fork_child(void)
 			atomic_store(&threads[i].tid, 0);
 			threads[i].depth = 0;
 		}
+		/* The tstat entries the indexes point to are the parent's. */
+		threads[i].tstat_next = threads[i].tstat_end = 0;
+		if (threads[i].tindex) {
+			munmap(threads[i].tindex, (threads[i].tindex_mask + 1) * sizeof(uint64_t));
+			threads[i].tindex = NULL;
+			threads[i].tindex_mask = 0;
+			threads[i].tindex_used = 0;
+		}
 	}
 	if (me) {
 		atomic_store(&me->tid, (int)syscall(SYS_gettid));
@@ -663,6 +922,9 @@ static void after_fork_child(void)
 	keys = NULL;
 	locks = NULL;
 	events = NULL;
+	tstats = NULL;
+	site_slots = NULL;
+	memset(pc_stacks, 0, sizeof pc_stacks);
 	open_table();
 	if (me)
 		me->cache = &caches[me->index];
@@ -924,12 +1186,103 @@ static void record_event(thread_state_t *t, uint64_t t_wait, uint64_t wait_ns, u
 	__atomic_store_n(&e->seq, n + 1, __ATOMIC_RELEASE);
 }
 
-/* After the real unlock: move what `h` measured into the shared table. */
+/* All mode: the owner change, against the key's last owner (a load, and
+ * a write only when the owner did change).  Returns whether it changed. */
+static inline bool owner_changed(thread_state_t *t, thothlock_key_t *k)
+{
+	uint32_t tid = (uint32_t)atomic_load_explicit(&t->tid, memory_order_relaxed);
+	if (__atomic_load_n(&k->last_owner_tid, __ATOMIC_RELAXED) == tid)
+		return false;
+	uint32_t last = __atomic_exchange_n(&k->last_owner_tid, tid, __ATOMIC_RELAXED);
+	return last && last != tid;
+}
+
+/* The hold segments `h` measured, ending at t_release: up to
+ * HOLD_SEGMENTS + 1 durations into segs[], their number returned. */
+static inline uint32_t hold_segments(const held_t *h, uint64_t t_release, uint64_t *segs)
+{
+	uint32_t n = h->segments < HOLD_SEGMENTS ? h->segments : HOLD_SEGMENTS;
+	memcpy(segs, h->segment_ns, n * sizeof segs[0]);
+	segs[n++] = elapsed_ns(h->t_acquired, t_release);
+	return n;
+}
+
+static void commit_shared(thread_state_t *t, const held_t *h, uintptr_t lock, uint64_t t_release);
+
+/* An acquisition and a hold into the thread's own entry: plain stores. */
+static inline void tstat_count(thread_state_t *t, thothlock_tstat_t *ts, thothlock_key_t *k)
+{
+	ts->acquisitions++;
+	if (owner_changed(t, k))
+		ts->owner_changes++;
+}
+
+static __attribute__((noinline, cold)) void tstat_bucket_wrapped(thothlock_tstat_t *ts, unsigned b)
+{
+	add(&stats_of(&keys[ts->key_index - 1])->hold_hist[b], 1ull << 32);
+}
+
+static inline void tstat_hold(thothlock_tstat_t *ts, uint64_t ns)
+{
+	ts->holds_measured++;
+	ts->hold_ns_total += ns;
+	if (ns > ts->hold_ns_max)
+		ts->hold_ns_max = ns;
+	unsigned b = bucket_of(ns);
+	if (__builtin_expect(++ts->hold_hist[b] == 0, 0))
+		tstat_bucket_wrapped(ts, b);
+}
+
+/* After the real unlock: move what `h` measured into the table.  In all
+ * mode the acquisition and its hold go to the thread's own entry (plain
+ * stores); the shared entries are written only for a wait, a holder's
+ * stack or a condition wait, or when the thread has no entry. */
 static __attribute__((noinline)) void commit(thread_state_t *t, const held_t *h, uintptr_t lock,
                                              uint64_t t_release)
 {
 	if (h->flags & HELD_INHERITED)
 		return;   /* the parent's acquisition: its table has it */
+	if (!(h->flags & HELD_TSTAT)) {
+		commit_shared(t, h, lock, t_release);
+		return;
+	}
+	thothlock_tstat_t *ts = h->tstat;
+	thothlock_key_t *k = &keys[ts->key_index - 1];
+	tstat_count(t, ts, k);
+	uint64_t segs[HOLD_SEGMENTS + 1];
+	uint32_t n = hold_segments(h, t_release, segs);
+	for (uint32_t i = 0; i < n; i++)
+		tstat_hold(ts, segs[i]);
+	if (__builtin_expect(!(h->flags & HELD_CONTENDED) && !h->segments &&
+	                         !atomic_load_explicit(&h->want_stack, memory_order_relaxed), 1))
+		return;
+	t->in_hook = 1;
+	if (h->segments)
+		add(&table->cond_waits, h->segments);
+	thothlock_lock_t *e = stats_of(k);
+	thothlock_site_t *s = ts->site_index ? &sites[ts->site_index - 1] : NULL;
+	if (h->flags & HELD_CONTENDED) {
+		record_event(t, h->t_wait, h->wait_ns, lock, 0);
+		add(&e->contentions, 1);
+		add(&e->wait_ns_total, h->wait_ns);
+		set_max(&e->wait_ns_max, h->wait_ns);
+		add(&e->wait_hist[bucket_of(h->wait_ns)], 1);
+		if (s) {
+			add(&s->contentions, 1);
+			add(&s->wait_ns_total, h->wait_ns);
+			set_max(&s->wait_ns_max, h->wait_ns);
+			note_owner(s, h->owner_pc);
+		}
+	}
+	if (atomic_load_explicit(&h->want_stack, memory_order_relaxed))
+		record_holder_stack(e);
+	t->in_hook = 0;
+}
+
+/* Everything in the shared entries, with atomic adds: contention mode,
+ * and all mode without a per-thread entry. */
+static void commit_shared(thread_state_t *t, const held_t *h, uintptr_t lock, uint64_t t_release)
+{
 	bool timed_hold = (h->flags & HELD_TIMED) != 0;
 	bool contended = (h->flags & HELD_CONTENDED) != 0;
 	bool all = mode == THOTHLOCK_MODE_ALL;
@@ -954,12 +1307,11 @@ static __attribute__((noinline)) void commit(thread_state_t *t, const held_t *h,
 		goto out;
 	thothlock_lock_t *e = stats_of(k);
 	if (all) {
+		add(&table->tstat_full, 1);
 		add(&k->acquisitions, 1);
 		if (s)
 			add(&s->acquisitions, 1);
-		uint64_t tid = (uint64_t)atomic_load_explicit(&t->tid, memory_order_relaxed);
-		uint64_t last = __atomic_exchange_n(&e->last_owner_tid, tid, __ATOMIC_RELAXED);
-		if (last && last != tid)
+		if (owner_changed(t, k))
 			add(&e->owner_changes, 1);
 	}
 	if (contended) {
@@ -979,9 +1331,7 @@ static __attribute__((noinline)) void commit(thread_state_t *t, const held_t *h,
 	}
 	if (timed_hold) {
 		uint64_t segs[HOLD_SEGMENTS + 1];
-		uint32_t n = h->segments < HOLD_SEGMENTS ? h->segments : HOLD_SEGMENTS;
-		memcpy(segs, h->segment_ns, n * sizeof segs[0]);
-		segs[n++] = elapsed_ns(h->t_acquired, t_release);
+		uint32_t n = hold_segments(h, t_release, segs);
 		for (uint32_t i = 0; i < n; i++) {
 			add(&e->holds_measured, 1);
 			add(&e->hold_ns_total, segs[i]);
@@ -1014,7 +1364,7 @@ static void commit_timeout(thread_state_t *t, uintptr_t lock, uintptr_t pc, uint
 		set_max(&e->wait_ns_max, wait_ns);
 		thothlock_site_t *s = site_entry(k, pc);
 		if (s) {
-			capture_stack_once(&s->stack);
+			site_stack_once(s, pc);
 			add(&s->timeouts, 1);
 			add(&s->wait_ns_total, wait_ns);
 			set_max(&s->wait_ns_max, wait_ns);
@@ -1058,16 +1408,20 @@ static thothlock_site_t *note_site_stack(thread_state_t *t, uintptr_t lock, uint
 	t->in_hook = 1;
 	thothlock_key_t *k = lock_entry(lock, kind);
 	thothlock_site_t *s = k ? site_entry(k, pc) : NULL;
-	if (s && !__atomic_load_n(&s->stack.claimed, __ATOMIC_RELAXED))
-		capture_stack_once(&s->stack);
+	if (s)
+		site_stack_once(s, pc);
 	t->in_hook = 0;
 	*key = k;
 	return s;
 }
 
-static inline void keep_entries(held_t *h, thothlock_key_t *k, thothlock_site_t *s)
+static inline void keep_entries(held_t *h, thothlock_tstat_t *ts, thothlock_key_t *k,
+                                thothlock_site_t *s)
 {
-	if (k) {
+	if (ts) {
+		h->tstat = ts;
+		h->flags |= HELD_TSTAT;
+	} else if (k) {
 		h->key = k;
 		h->site = s;
 		h->flags |= HELD_ENTRIES;
@@ -1076,14 +1430,15 @@ static inline void keep_entries(held_t *h, thothlock_key_t *k, thothlock_site_t 
 
 /* The trylock failed with EBUSY: time the wait (the blocking call
  * between two clock reads) and keep it in the private held entry. */
+/* All mode passes the entries it looked up before the trylock (ts, or k
+ * and s); contention mode looks them up here, while it waits anyway. */
 static __attribute__((noinline, cold)) int
 acquire_contended(thread_state_t *t, void *lock, uint32_t kind, lock_fn blocking, timed_fn timed,
-                  const struct timespec *abstime, uintptr_t pc)
+                  const struct timespec *abstime, uintptr_t pc, thothlock_tstat_t *ts,
+                  thothlock_key_t *k, thothlock_site_t *s)
 {
 	uintptr_t key = (uintptr_t)lock;
 	uint64_t t0 = ticks();
-	thothlock_key_t *k = NULL;
-	thothlock_site_t *s = NULL;
 	if (mode != THOTHLOCK_MODE_ALL)
 		s = note_site_stack(t, key, kind, pc, &k);
 	t->in_hook = 1;
@@ -1103,19 +1458,24 @@ acquire_contended(thread_state_t *t, void *lock, uint32_t kind, lock_fn blocking
 		h->t_wait = t0;
 		h->owner_pc = owner_pc;
 		h->t_acquired = t1;
-		keep_entries(h, k, s);
+		keep_entries(h, ts, k, s);
 	}
 	return 0;
 }
 
-/* All mode, uncontended: the acquisition time (the site's stack was
- * taken before the trylock). */
-static __attribute__((noinline)) void acquire_all_mode(held_t *h, thothlock_key_t *k,
-                                                      thothlock_site_t *s)
+/* All mode's entries of (lock, pc), looked up before the trylock (and
+ * the site's stack taken the first time), outside any hold: the thread's
+ * own entry, or without one the shared key and site. */
+static inline thothlock_tstat_t *all_mode_entries(thread_state_t *t, uintptr_t lock, uint32_t kind,
+                                                  uintptr_t pc, thothlock_key_t **k,
+                                                  thothlock_site_t **s)
 {
-	h->flags = HELD_TIMED;
-	keep_entries(h, k, s);
-	h->t_acquired = ticks();
+	thothlock_tstat_t *ts = tstat_find(t, lock, pc, kind);
+	*k = NULL;
+	*s = NULL;
+	if (__builtin_expect(!ts, 0))
+		*s = note_site_stack(t, lock, kind, pc, k);
+	return ts;
 }
 
 static inline int acquire(void *lock, uint32_t kind, try_fn try, lock_fn blocking,
@@ -1127,19 +1487,24 @@ static inline int acquire(void *lock, uint32_t kind, try_fn try, lock_fn blockin
 	int all = mode == THOTHLOCK_MODE_ALL;
 	thothlock_key_t *k = NULL;
 	thothlock_site_t *s = NULL;
-	if (__builtin_expect(all, 0))
-		s = note_site_stack(t, (uintptr_t)lock, kind, pc, &k);
+	thothlock_tstat_t *ts = NULL;
+	if (all)
+		ts = all_mode_entries(t, (uintptr_t)lock, kind, pc, &k, &s);
 	int rc = try(lock);
 	if (__builtin_expect(rc == 0, 1)) {
 		held_t *h = push_held(t, (uintptr_t)lock, pc, kind);
-		if (__builtin_expect(all && h, 0))
-			acquire_all_mode(h, k, s);
+		if (all && h) {
+			/* The hold starts here: the last thing before returning. */
+			h->flags = HELD_TIMED;
+			keep_entries(h, ts, k, s);
+			h->t_acquired = ticks();
+		}
 		return 0;
 	}
 	if (rc != EBUSY)
 		/* Not contention: EDEADLK, EAGAIN, EINVAL... let the real call say it. */
 		return timed ? timed(lock, abstime) : blocking(lock);
-	return acquire_contended(t, lock, kind, blocking, timed, abstime, pc);
+	return acquire_contended(t, lock, kind, blocking, timed, abstime, pc, ts, k, s);
 }
 
 static inline int try_acquire(void *lock, uint32_t kind, try_fn try, uintptr_t pc)
@@ -1147,11 +1512,17 @@ static inline int try_acquire(void *lock, uint32_t kind, try_fn try, uintptr_t p
 	thread_state_t *t = enter();
 	if (!t)
 		return try(lock);
+	thothlock_key_t *k = NULL;
+	thothlock_site_t *s = NULL;
+	thothlock_tstat_t *ts = NULL;
+	if (mode == THOTHLOCK_MODE_ALL)
+		ts = all_mode_entries(t, (uintptr_t)lock, kind, pc, &k, &s);
 	int rc = try(lock);
 	if (rc == 0) {
 		held_t *h = push_held(t, (uintptr_t)lock, pc, kind);
 		if (h && mode == THOTHLOCK_MODE_ALL) {
 			h->flags = HELD_TIMED;
+			keep_entries(h, ts, k, s);
 			h->t_acquired = ticks();
 		}
 	} else if (rc == EBUSY) {
@@ -1265,12 +1636,34 @@ acquire_busy(thread_state_t *t, void *lock, uint32_t kind, int rc, lock_fn block
 {
 	if (rc != EBUSY)
 		return timed ? timed(lock, abstime) : blocking(lock);
-	return acquire_contended(t, lock, kind, blocking, timed, abstime, pc);
+	return acquire_contended(t, lock, kind, blocking, timed, abstime, pc, NULL, NULL, NULL);
 }
 
 /* Which wrapper the slow path serves: the real functions are looked up
  * again there, after init(), since the fast path may have read them unset. */
-enum acquire_op { OP_MUTEX, OP_MUTEX_TIMED, OP_RD, OP_WR, OP_RD_TIMED, OP_WR_TIMED };
+enum acquire_op { OP_MUTEX, OP_MUTEX_TIMED, OP_RD, OP_WR, OP_RD_TIMED, OP_WR_TIMED,
+                  OP_MUTEX_CLOCK, OP_RD_CLOCK, OP_WR_CLOCK };
+
+/* The clock*lock variants take a clock as well: the generic code calls a
+ * timed function of (lock, abstime), so the clock waits for it here, set
+ * by the wrapper in the same thread just before (nothing in between takes
+ * another clock*lock: the profiler's own calls pass straight through). */
+static __thread clockid_t pending_clock __attribute__((tls_model("initial-exec")));
+
+static int mutex_clocklock_call(void *m, const struct timespec *abstime)
+{
+	return real.mutex_clocklock(m, pending_clock, abstime);
+}
+
+static int rw_clockrdlock_call(void *l, const struct timespec *abstime)
+{
+	return real.rw_clockrdlock(l, pending_clock, abstime);
+}
+
+static int rw_clockwrlock_call(void *l, const struct timespec *abstime)
+{
+	return real.rw_clockwrlock(l, pending_clock, abstime);
+}
 
 static __attribute__((noinline)) int acquire_slow(void *lock, enum acquire_op op,
                                                   const struct timespec *abstime, uintptr_t pc)
@@ -1296,6 +1689,15 @@ static __attribute__((noinline)) int acquire_slow(void *lock, enum acquire_op op
 	case OP_WR_TIMED:
 		return acquire(lock, THOTHLOCK_KIND_RWLOCK, (try_fn)real.rw_trywrlock, NULL,
 		               (timed_fn)real.rw_timedwrlock, abstime, pc);
+	case OP_MUTEX_CLOCK:
+		return acquire(lock, THOTHLOCK_KIND_MUTEX, (try_fn)real.mutex_trylock, NULL,
+		               mutex_clocklock_call, abstime, pc);
+	case OP_RD_CLOCK:
+		return acquire(lock, THOTHLOCK_KIND_RWLOCK, (try_fn)real.rw_tryrdlock, NULL,
+		               rw_clockrdlock_call, abstime, pc);
+	case OP_WR_CLOCK:
+		return acquire(lock, THOTHLOCK_KIND_RWLOCK, (try_fn)real.rw_trywrlock, NULL,
+		               rw_clockwrlock_call, abstime, pc);
 	}
 	return EINVAL;
 }
@@ -1316,8 +1718,39 @@ acquire_fast(void *lock, enum acquire_op op, uint32_t kind, try_fn try, lock_fn 
 	return acquire_slow(lock, op, abstime, pc);
 }
 
+/* All mode's usual release: of the newest held lock, an uncontended
+ * acquisition with the thread's own entry (HELD_TIMED | HELD_TSTAT and
+ * nothing else): the hold's end, the real unlock, then the entry. */
+static inline __attribute__((always_inline)) bool release_all_fast(void *lock, uint32_t kind,
+                                                                   int *rc)
+{
+	thread_state_t *t = fast_self();
+	if (mode != THOTHLOCK_MODE_ALL || !t || t->depth == 0)
+		return false;
+	uint32_t d = t->depth;
+	held_t *h = &t->held[d - 1];
+	if (atomic_load_explicit(&h->lock, memory_order_relaxed) != (uintptr_t)lock ||
+	    h->flags != (HELD_TIMED | HELD_TSTAT) || h->segments ||
+	    atomic_load_explicit(&h->want_stack, memory_order_relaxed))
+		return false;
+	uint64_t t_release = ticks();
+	atomic_store_explicit(&h->lock, 0, memory_order_relaxed);
+	t->depth = d - 1;
+	*rc = kind == THOTHLOCK_KIND_MUTEX ? real.mutex_unlock(lock) : real.rw_unlock(lock);
+	if (__builtin_expect(*rc == 0, 1)) {
+		/* h stays as it was until this thread pushes again. */
+		thothlock_tstat_t *ts = h->tstat;
+		tstat_count(t, ts, &keys[ts->key_index - 1]);
+		tstat_hold(ts, elapsed_ns(h->t_acquired, t_release));
+	}
+	return true;
+}
+
 static __attribute__((noinline)) int release_slow(void *lock, uint32_t kind)
 {
+	int rc;
+	if (release_all_fast(lock, kind, &rc))
+		return rc;
 	if (!atomic_load_explicit(&resolved, memory_order_acquire))
 		init();
 	return release(lock, kind == THOTHLOCK_KIND_MUTEX ? (lock_fn)real.mutex_unlock
@@ -1401,12 +1834,40 @@ static void check_inline_trylock(void)
 	          !mutex_trylock_inline(&m, tid) &&           /* and the inline one sees its hold */
 	          real.mutex_unlock(&m) == 0 && m.__data.__lock == 0;
 	fast_mutex = ok && mode == THOTHLOCK_MODE_CONTENTION;
+	fast_mutex_all = ok && mode == THOTHLOCK_MODE_ALL;
 }
 
 /* Everything but the inline fast path: out of line, reached by a tail
  * call, so that the fast path saves no register. */
 static __attribute__((noinline)) int mutex_lock_general(pthread_mutex_t *m, uintptr_t pc)
 {
+	/* All mode's usual acquisition of a default mutex: the thread's entry
+	 * of (lock, site) first (outside the hold), the inline trylock, the
+	 * held entry, and the clock last. */
+	thread_state_t *t = self;
+	if (fast_mutex_all && t && !t->in_hook &&
+	    __atomic_load_n(&m->__data.__kind, __ATOMIC_RELAXED) == 0 && t->depth < HELD_DEPTH) {
+		thothlock_tstat_t *ts = tstat_find(t, (uintptr_t)m, pc, THOTHLOCK_KIND_MUTEX);
+		if (__builtin_expect(ts != NULL, 1)) {
+			if (__builtin_expect(!mutex_trylock_inline(m, atomic_load_explicit(&t->tid,
+			                                                                   memory_order_relaxed)),
+			                     0))
+				return acquire_contended(t, m, THOTHLOCK_KIND_MUTEX, (lock_fn)real.mutex_lock,
+				                         NULL, NULL, pc, ts, NULL, NULL);
+			uint32_t d = t->depth;
+			held_t *h = &t->held[d];
+			h->kind = THOTHLOCK_KIND_MUTEX;
+			h->flags = HELD_TIMED | HELD_TSTAT;
+			h->segments = 0;
+			h->tstat = ts;
+			atomic_store_explicit(&h->want_stack, 0, memory_order_relaxed);
+			atomic_store_explicit(&h->pc, pc, memory_order_relaxed);
+			atomic_store_explicit(&h->lock, (uintptr_t)m, memory_order_relaxed);
+			t->depth = d + 1;
+			h->t_acquired = ticks();
+			return 0;
+		}
+	}
 	return acquire_fast(m, OP_MUTEX, THOTHLOCK_KIND_MUTEX, (try_fn)real.mutex_trylock,
 	                    (lock_fn)real.mutex_lock, NULL, NULL, pc);
 }
@@ -1415,7 +1876,7 @@ static __attribute__((noinline)) int mutex_lock_busy(thread_state_t *t, pthread_
                                                      uintptr_t pc)
 {
 	return acquire_contended(t, m, THOTHLOCK_KIND_MUTEX, (lock_fn)real.mutex_lock, NULL, NULL,
-	                         pc);
+	                         pc, NULL, NULL, NULL);
 }
 
 static __attribute__((noinline, cold)) int held_overflowed_taken(void)
@@ -1456,6 +1917,19 @@ EXPORT int pthread_mutex_timedlock(pthread_mutex_t *m, const struct timespec *ab
 	                    (timed_fn)real.mutex_timedlock, abstime, CALLER());
 }
 
+EXPORT int pthread_mutex_clocklock(pthread_mutex_t *m, clockid_t clock,
+                                   const struct timespec *abstime)
+{
+	uintptr_t pc = CALLER();
+	if (__builtin_expect(!real.mutex_lock, 0))
+		init();
+	if (!real.mutex_clocklock)
+		return ENOSYS;
+	pending_clock = clock;
+	return acquire_fast(m, OP_MUTEX_CLOCK, THOTHLOCK_KIND_MUTEX, (try_fn)real.mutex_trylock, NULL,
+	                    mutex_clocklock_call, abstime, pc);
+}
+
 EXPORT int pthread_mutex_trylock(pthread_mutex_t *m)
 {
 	if (__builtin_expect(!real.mutex_lock, 0))
@@ -1492,6 +1966,32 @@ EXPORT int pthread_rwlock_timedwrlock(pthread_rwlock_t *l, const struct timespec
 {
 	return acquire_fast(l, OP_WR_TIMED, THOTHLOCK_KIND_RWLOCK, (try_fn)real.rw_trywrlock, NULL,
 	                    (timed_fn)real.rw_timedwrlock, abstime, CALLER());
+}
+
+EXPORT int pthread_rwlock_clockrdlock(pthread_rwlock_t *l, clockid_t clock,
+                                      const struct timespec *abstime)
+{
+	uintptr_t pc = CALLER();
+	if (__builtin_expect(!real.mutex_lock, 0))
+		init();
+	if (!real.rw_clockrdlock)
+		return ENOSYS;
+	pending_clock = clock;
+	return acquire_fast(l, OP_RD_CLOCK, THOTHLOCK_KIND_RWLOCK, (try_fn)real.rw_tryrdlock, NULL,
+	                    rw_clockrdlock_call, abstime, pc);
+}
+
+EXPORT int pthread_rwlock_clockwrlock(pthread_rwlock_t *l, clockid_t clock,
+                                      const struct timespec *abstime)
+{
+	uintptr_t pc = CALLER();
+	if (__builtin_expect(!real.mutex_lock, 0))
+		init();
+	if (!real.rw_clockwrlock)
+		return ENOSYS;
+	pending_clock = clock;
+	return acquire_fast(l, OP_WR_CLOCK, THOTHLOCK_KIND_RWLOCK, (try_fn)real.rw_trywrlock, NULL,
+	                    rw_clockwrlock_call, abstime, pc);
 }
 
 EXPORT int pthread_rwlock_tryrdlock(pthread_rwlock_t *l)

@@ -1,0 +1,38 @@
+/* lock_report_dump.c - one table through the reader API (lockprof_report.h)
+ * as the JSON report, for tests that read a table while its process runs
+ * without going through thothctl or thothd.
+ *
+ *   lock_report_dump TABLE [PID | MAPS]
+ *
+ * PID: symbolize against the live process; MAPS: against the maps file the
+ * preload saved for a process that is gone.
+ *
+ * Exit 0 with the report on stdout, 1 with the reader's refusal on stderr.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "lockprof_report.h"
+
+int main(int argc, char **argv)
+{
+	if (argc < 2 || argc > 3) {
+		fprintf(stderr, "usage: lock_report_dump TABLE [PID | MAPS]\n");
+		return 2;
+	}
+	char why[512] = "";
+	thothlock_table_t *t = NULL;
+	if (thothlock_table_load(argv[1], &t, why, sizeof why) != 0) {
+		fprintf(stderr, "lock_report_dump: %s\n", why);
+		return 1;
+	}
+	if (argc == 3 && argv[2][0] >= '0' && argv[2][0] <= '9')
+		thothlock_table_set_live_pid(t, atoi(argv[2]));
+	else if (argc == 3)
+		thothlock_table_set_maps_file(t, argv[2]);
+	thothlock_report_opts_t opts = { .json = true, .top = 0, .show_uncontended = true };
+	thothlock_table_t *const tables[1] = { t };
+	int rc = thothlock_report_write(stdout, tables, 1, &opts);
+	thothlock_table_free(t);
+	return rc == 0 ? 0 : 1;
+}
