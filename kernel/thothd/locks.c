@@ -102,9 +102,6 @@ static int on_report(void *self, const thoth_locks_LockReports_report_req_t *req
 			r = THOTH_E_NOMEM;
 	}
 	resp->processes = (uint32_t)scan->n;
-	if (scan->over)
-		thothd_warn("locks: %zu profiled processes beyond the %d a report reads were left out",
-			    scan->over, THOTHD_LOCKS_MAX_TABLES);
 	thothd_lock_scan_free(scan);
 	thoth_locks_Refusal_t *refused = thoth_arena_alloc(arena, (scan->n_refused ? scan->n_refused : 1) *
 								   sizeof *refused);

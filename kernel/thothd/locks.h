@@ -24,7 +24,9 @@
 #include "thoth/trace.h"
 
 enum {
-	THOTHD_LOCKS_MAX_TABLES = 64,   /* tables in one report */
+	/* Tables in one report: each costs thothd tens of ms of symbolizing
+	 * (docs/LOCKS.md "Cost"), during which its loop serves no one. */
+	THOTHD_LOCKS_MAX_TABLES = 16,
 	THOTHD_LOCKS_MAX_REFUSED = 16,  /* refusals kept (all are counted) */
 	THOTHD_LOCKS_MAX_RINGS = 64,    /* processes whose rings are followed */
 };
@@ -49,7 +51,8 @@ typedef struct thothd_lock_scan {
  * PID's when PID > 0), loaded and set up for symbolization against each
  * process's /proc/PID/maps.  A table whose process is gone (a crash left
  * it, or the pid was reused) is skipped; a hostile one is refused with its
- * reason in S->refused.  Returns 0 (S filled, maybe empty) or a negative
+ * reason in S->refused; live tables beyond THOTHD_LOCKS_MAX_TABLES are
+ * counted in S->over and named by one refusal (file "").  Returns 0 (S filled, maybe empty) or a negative
  * THOTH_E_* code (the directory cannot be read: S empty). */
 int thothd_lock_scan(const char *locks_dir, int pid, thothd_lock_scan_t *s);
 void thothd_lock_scan_free(thothd_lock_scan_t *s);

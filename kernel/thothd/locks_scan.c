@@ -170,6 +170,13 @@ int thothd_lock_scan(const char *locks_dir, int want_pid, thothd_lock_scan_t *s)
 		s->tables[s->n++] = t;
 	}
 	closedir(d);
+	if (s->over) {
+		if (s->n_refused == THOTHD_LOCKS_MAX_REFUSED)
+			s->n_refused--;         /* this one is kept: it says the report is partial */
+		refuse(s, 0, "", "%zu more profiled process%s not read: at most %d per report "
+		       "(ask for one with its pid)", s->over, s->over == 1 ? "" : "es",
+		       THOTHD_LOCKS_MAX_TABLES);
+	}
 	return 0;
 }
 

@@ -18,7 +18,8 @@
    2 GiB sparse file; the last two mapped by a live process so they are
    not skipped as leftovers): each gets a named refusal in thothd's reply
    (thothctl prints them, exit 1), the report is still complete, and
-   thothd keeps serving (status, another report).
+   thothd keeps serving (status, another report).  With 17 profiled
+   processes a report reads 16 and says one was not read.
 5. Nobody asks for 1 s while the profiled process lives: thothd does not
    wake up (voluntary context switches unchanged).
 6. thothd's CPU per request (schedstat over 10 requests) is printed.
@@ -241,6 +242,20 @@ def main():
         for f in os.listdir(locks_dir):
             if f != f"{w.pid}.table":
                 os.unlink(os.path.join(locks_dir, f))
+
+        # 4b. more profiled processes than one report reads: the report says so
+        cats = [spawn(["cat"], env=wenv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+                for _ in range(16)]
+        wait_for("17 tables", lambda: len(os.listdir(locks_dir)) >= 17)
+        r = ctl("--json", "locks")
+        if r.returncode != 1 or "1 more profiled process not read: at most 16" not in r.stderr:
+            fail(f"17 profiled processes: {r.returncode} {r.stderr}")
+        if len(json.loads(r.stdout)["processes"]) != 16:
+            fail("a report of 17 profiled processes does not hold 16")
+        for c in cats:
+            c.stdin.close()
+            c.wait(timeout=20)
+        print("ok 17 profiled processes: 16 read, the 17th named as not read")
 
         # 5. nobody asks: thothd sleeps though a profiled process runs
         # (nothing watches locks/; a report is made per request only)

@@ -83,8 +83,11 @@ static int locks_direct(const char *rt, long pid, const thothlock_report_opts_t 
 	}
 	int status = 0;
 	for (size_t i = 0; i < scan->n_refused; i++) {
-		fprintf(stderr, "thothctl: locks: %s/%s refused: %s\n", dir, scan->refused[i].file,
-			scan->refused[i].why);
+		if (scan->refused[i].file[0])
+			fprintf(stderr, "thothctl: locks: %s/%s refused: %s\n", dir,
+				scan->refused[i].file, scan->refused[i].why);
+		else
+			fprintf(stderr, "thothctl: locks: %s\n", scan->refused[i].why);
 		status = 1;
 	}
 	if (scan->n == 0) {
@@ -130,8 +133,11 @@ static int locks_thothd(thoth_control_t *ctl, long pid, const thothlock_report_o
 	int status = 0;
 	for (uint32_t i = 0; i < resp.refused.count; i++) {
 		const thoth_locks_Refusal_t *x = &resp.refused.items[i];
-		fprintf(stderr, "thothctl: locks: thothd refused locks/%.*s: %.*s\n", (int)x->file.len,
-			x->file.ptr, (int)x->why.len, x->why.ptr);
+		if (x->file.len)
+			fprintf(stderr, "thothctl: locks: thothd refused locks/%.*s: %.*s\n",
+				(int)x->file.len, x->file.ptr, (int)x->why.len, x->why.ptr);
+		else
+			fprintf(stderr, "thothctl: locks: %.*s\n", (int)x->why.len, x->why.ptr);
 		status = 1;
 	}
 	if (resp.processes == 0) {
