@@ -10,6 +10,8 @@
  *   trace.c     TraceControl: trace buffers handed over by processes,
  *               sessions, the drain timer (only during a session), dumps
  *   endpoints.c removes the endpoint socket a dead service left behind
+ *   locks.c     LockReports (OBS-4) and trace sessions' lock source; with
+ *               locks_scan.c, thothd's executable only (locks.h)
  *   runtime.c   runtime dir and single-instance lock; log.c the log
  *   main.c      arguments, signals, the loop
  *   registry.c  the registry core: pure data structure (registry.h)
