@@ -33,6 +33,9 @@ static void start(void)
 	thothd_config_t cfg = { .runtime_dir = "/fuzz", .max_per_client = 8 };
 	if (thothd_new(&cfg, NULL, &d))
 		abort();
+	thothd_locks_t *locks;          /* LockReports: no table under /fuzz/locks */
+	if (thothd_locks_new(d, &locks))
+		abort();
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv))
 		abort();

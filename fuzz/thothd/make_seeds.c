@@ -3,13 +3,15 @@
  * interesting conversation (valid calls of every Registry method and
  * Daemon.status, a bad name, empty TraceControl paths, pipelined messages,
  * garbage, an oversized header, a truncated message, PowerBroker.service_qos
- * and drop_service_qos, held and refused).  Run: fuzz_thothd_make_seeds DIR.
+ * and drop_service_qos, held and refused, LockReports with no table and a
+ * page of no snapshot).  Run: fuzz_thothd_make_seeds DIR.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "daemon.thoth.h"
 #include "pm.thoth.h"
+#include "locks.thoth.h"
 #include "registry.thoth.h"
 #include "trace.thoth.h"
 
@@ -204,5 +206,15 @@ int main(int argc, char **argv)
 	add(&thoth_trace_TraceControl_stop_info, &stop);
 	add(&thoth_trace_TraceControl_write_info, &write_empty);
 	save(dir, "trace-session-write-empty");
+	/* LockReports (OBS-4): a report where nobody publishes tables, then
+	 * pages of snapshots that do not exist, at offsets near the limits. */
+	thoth_locks_LockReports_report_req_t lrep = { .pid = 4242, .top = 3, .json = true };
+	thoth_locks_LockReports_page_req_t lpage = { .snapshot = 1, .offset = 0 };
+	add(&thoth_locks_LockReports_report_info, &lrep);
+	add(&thoth_locks_LockReports_page_info, &lpage);
+	lpage.snapshot = UINT64_MAX;
+	lpage.offset = UINT64_MAX;
+	add(&thoth_locks_LockReports_page_info, &lpage);
+	save(dir, "locks-report-page");
 	return 0;
 }

@@ -34,7 +34,7 @@
 #include "daemon.thoth.h"
 #include "echo.thoth.h"
 #include "http.h"
-#include "lockprof_report.h"    /* OBS-4's tables (docs/LOCKS.md) */
+#include "locks.h"              /* OBS-4's tables (docs/LOCKS.md): shared with LockReports */
 #include "log.h"
 #include "pm.thoth.h"
 #include "probe.thoth.h"
@@ -56,8 +56,6 @@ enum {
 	FINE_BUCKETS = 512,             /* log-linear, 8 per power of two: +-6% */
 	THREAD_SLOTS = 1024,
 	LOCKS_EVERY = 5,                /* ticks between lock reports (symbolizing costs) */
-	LOCKS_MAX_TABLES = 16,
-	LOCK_RINGS = 64,                /* preloaded processes whose contention slices are followed */
 	LOCKS_TOP = 8,            /* threads followed for wake-up causes (power of 2) */
 	MAX_IFACE_NAMES = 128,
 };
@@ -147,15 +145,6 @@ typedef struct kept_event {
 	uint16_t name;
 } kept_event_t;
 
-/* A preloaded process's contention ring: how far it has been read. */
-typedef struct lock_ring_pos {
-	int pid;                        /* 0 = free */
-	uint64_t table_start_ns;        /* with pid, the process's identity */
-	uint64_t next;                  /* the next event number to read */
-	uint64_t seen_tick;
-	char name[32];                  /* /proc/PID/comm: most are not thoth programs */
-} lock_ring_pos_t;
-
 typedef struct cpu_state {
 	char name[32];
 	uint64_t usage, time_us, above, below;
@@ -194,7 +183,7 @@ struct thothd_live {
 	uint64_t locks_tick;            /* when locks_json was made */
 	uint64_t lock_set;              /* a hash of the tables seen at the last tick */
 	bool locks_stale;               /* the set of profiled processes changed */
-	lock_ring_pos_t rings[LOCK_RINGS];
+	thothd_lock_rings_t *rings;     /* preloaded processes' contention rings (locks_scan.c) */
 	uint64_t lock_slices, lock_slices_lost;
 	double prev_energy_mj;
 	uint64_t prev_calls;
@@ -303,6 +292,10 @@ int thothd_live_new(thothd_t *d, thothd_live_t **out)
 	if (!l)
 		return THOTH_E_NOMEM;
 	l->d = d;
+	if (thothd_lock_rings_new(&l->rings)) {
+		free(l);
+		return THOTH_E_NOMEM;
+	}
 	*out = l;
 	return 0;
 }
@@ -314,6 +307,7 @@ void thothd_live_free(thothd_live_t *l)
 	free(l->pending);
 	free(l->kept);
 	free(l->locks_json);
+	thothd_lock_rings_free(l->rings);
 	free(l);
 }
 
@@ -346,7 +340,7 @@ int thothd_live_start(thothd_live_t *l)
 	memset(l->threads, 0, sizeof l->threads);
 	free(l->locks_json);            /* refreshed at the first tick */
 	l->locks_json = NULL;
-	memset(l->rings, 0, sizeof l->rings);
+	thothd_lock_rings_reset(l->rings);
 	l->lock_slices = l->lock_slices_lost = 0;
 	l->lock_set = 0;
 	l->locks_stale = false;
@@ -680,30 +674,13 @@ static char *locks_report(thothd_live_t *l)
 {
 	char dir[4200];
 	snprintf(dir, sizeof dir, "%s/locks", l->d->cfg.runtime_dir ? l->d->cfg.runtime_dir : ".");
-	thothlock_table_t *tables[LOCKS_MAX_TABLES];
-	size_t n = 0;
-	DIR *dp = opendir(dir);
-	struct dirent *de;
-	while (dp && n < LOCKS_MAX_TABLES && (de = readdir(dp))) {
-		size_t len = strlen(de->d_name);
-		if (len < 7 || strcmp(de->d_name + len - 6, ".table") != 0)
-			continue;
-		char path[4500];
-		snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-		thothlock_table_t *t;
-		if (thothlock_table_load(path, &t, NULL, 0))
-			continue;
-		int pid = thothlock_table_pid(t);
-		/* A table whose process is gone (crash, pid reused) is skipped,
-		 * as thothctl locks does. */
-		if (thothlock_table_exited(t) || thothlock_table_set_live_pid(t, pid)) {
-			thothlock_table_free(t);
-			continue;
-		}
-		tables[n++] = t;
-	}
-	if (dp)
-		closedir(dp);
+	thothd_lock_scan_t *scan = malloc(sizeof *scan);
+	if (!scan)
+		return NULL;
+	if (thothd_lock_scan(dir, 0, scan))
+		scan->n = 0;
+	thothlock_table_t *const *tables = scan->tables;
+	size_t n = scan->n;
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&buf, &len);
@@ -723,8 +700,8 @@ static char *locks_report(thothd_live_t *l)
 			buf = NULL;
 		}
 	}
-	for (size_t i = 0; i < n; i++)
-		thothlock_table_free(tables[i]);
+	thothd_lock_scan_free(scan);
+	free(scan);
 	/* The report ends with a newline: strip it so it embeds in one SSE line. */
 	for (char *c = buf; c && *c; c++)
 		if (*c == '\n')
@@ -738,73 +715,17 @@ static char *locks_report(thothd_live_t *l)
  * the wait's start: what thoth_mutex emits), so the window export draws
  * them as slices on the waiting thread's track.  Only the header and the
  * ring are read (thothlock_ring_open), not the table. */
-typedef struct {
-	thothd_live_t *l;
-	int pid;
-	const char *process;
-} lock_slice_ctx_t;
-
-static void on_lock_wait(const thothlock_wait_t *w, void *arg)
+static void on_lock_wait(const thoth_trace_event_t *ev, const char *process, void *ctx)
 {
-	lock_slice_ctx_t *c = arg;
-	if (w->start_ns < c->l->started_ns)
-		return;                 /* before the dashboard started collecting */
-	thoth_trace_event_t ev = {
-		.timestamp_ns = w->start_ns, .arg0 = w->wait_ns, .arg1 = w->lock,
-		.pid = (uint32_t)c->pid, .tid = (uint32_t)w->tid,
-		.category = THOTH_TRACE_CAT_LOCK, .name = "lock_wait",
-	};
-	on_event(&ev, c->process, c->l);
+	on_event(ev, process, ctx);
 }
 
 static void ingest_lock_slices(thothd_live_t *l)
 {
 	char dir[4200];
 	snprintf(dir, sizeof dir, "%s/locks", l->d->cfg.runtime_dir ? l->d->cfg.runtime_dir : ".");
-	DIR *dp = opendir(dir);
-	struct dirent *de;
-	uint64_t set = 0;
-	while (dp && (de = readdir(dp))) {
-		size_t len = strlen(de->d_name);
-		if (len < 7 || strcmp(de->d_name + len - 6, ".table") != 0)
-			continue;
-		char path[4500];
-		snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-		thothlock_ring_t *r;
-		if (thothlock_ring_open(path, &r, NULL, 0))
-			continue;
-		int pid;
-		uint64_t start;
-		bool exited;
-		thothlock_ring_identity(r, &pid, &start, &exited);
-		/* Order-free: the sum of a mix of each identity. */
-		set += ((uint64_t)(uint32_t)pid * 0x9e3779b97f4a7c15ull) ^ start ^ (exited ? 1u : 0u);
-		lock_ring_pos_t *pos = NULL, *oldest = &l->rings[0];
-		for (uint32_t i = 0; i < LOCK_RINGS && !pos; i++) {
-			if (l->rings[i].pid == pid && l->rings[i].table_start_ns == start)
-				pos = &l->rings[i];
-			else if (l->rings[i].seen_tick < oldest->seen_tick)
-				oldest = &l->rings[i];
-		}
-		if (!pos) {             /* a process not followed yet (or the least recent one's slot) */
-			pos = oldest;
-			*pos = (lock_ring_pos_t){ .pid = pid, .table_start_ns = start };
-			char cpath[64];
-			snprintf(cpath, sizeof cpath, "/proc/%d/comm", pid);
-			FILE *cf = fopen(cpath, "re");
-			if (cf) {
-				if (fgets(pos->name, sizeof pos->name, cf))
-					pos->name[strcspn(pos->name, "\n")] = 0;
-				fclose(cf);
-			}
-		}
-		pos->seen_tick = l->ticks;
-		lock_slice_ctx_t ctx = { .l = l, .pid = pid, .process = pos->name };
-		l->lock_slices_lost += thothlock_ring_read(r, &pos->next, on_lock_wait, &ctx);
-		thothlock_ring_free(r);
-	}
-	if (dp)
-		closedir(dp);
+	uint64_t set = thothd_lock_rings_poll(l->rings, dir, l->started_ns, on_lock_wait, l,
+					      &l->lock_slices_lost);
 	/* A process that started or ended under the profiler: the lock panel
 	 * is refreshed at this tick, not up to LOCKS_EVERY ticks later. */
 	if (set != l->lock_set)
@@ -893,10 +814,8 @@ static const char *proc_name(thothd_live_t *l, uint32_t pid)
 	for (uint32_t i = 0; i < l->n_procs; i++)
 		if (l->procs[i].pid == pid)
 			return l->procs[i].name;
-	for (uint32_t i = 0; i < LOCK_RINGS; i++)     /* a preloaded program's lock slices */
-		if (l->rings[i].pid && (uint32_t)l->rings[i].pid == pid && l->rings[i].name[0])
-			return l->rings[i].name;
-	return "?";
+	const char *ring = thothd_lock_rings_name(l->rings, pid);   /* a preloaded program's */
+	return ring ? ring : "?";
 }
 
 /* Every traced process gets a row, even one that never woke (an idle

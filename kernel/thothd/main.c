@@ -397,6 +397,7 @@ int main(int argc, char **argv)
 	uint32_t *distances = load_distances(&cfg.n_nodes);
 	cfg.node_distance = distances;
 	thothd_http_t *http = NULL;
+	thothd_locks_t *locks = NULL;
 	int r = thoth_loop_new(&loop);
 	if (r) {
 		thothd_error("cannot create the event loop: %s", thoth_strerror(r));
@@ -410,6 +411,11 @@ int main(int argc, char **argv)
 	r = thothd_new(&cfg, loop, &d);
 	if (r) {
 		thothd_error("cannot start: %s", thoth_strerror(r));
+		goto out;
+	}
+	/* LockReports and the trace sessions' lock source (OBS-4, locks.c). */
+	if ((r = thothd_locks_new(d, &locks))) {
+		thothd_error("cannot serve lock reports: %s", thoth_strerror(r));
 		goto out;
 	}
 	int passed_fd;
@@ -509,6 +515,7 @@ out:
 		d->change_hook = NULL;  /* no more mirroring while the clients close */
 		thothd_federation_free(fed);
 	}
+	thothd_locks_free(locks);       /* before thothd_free: it is the tracer's source */
 	thothd_free(d);                 /* unlinks the socket */
 	thoth_loop_free(loop);
 	thoth_trace_shutdown();

@@ -97,6 +97,7 @@ static const thoth_interface_info_t *const known_interfaces[] = {
 	&thoth_pm_PowerBroker_info,
 	&thoth_pm_PowerEvents_info,
 	&thoth_probe_ProbeControl_info,
+	&thoth_locks_LockReports_info,
 };
 
 static void *aligned_alloc8(size_t n)
@@ -608,6 +609,8 @@ static void handle_message(thothd_t *d, thothd_client_t *c, const uint8_t *msg, 
 		r = thoth_pm_PowerBroker_dispatch(&thothd_pm_handlers, &call, msg, len, &io);
 	else if (iface == THOTH_PROBE_PROBE_CONTROL_ID)
 		r = thoth_probe_ProbeControl_dispatch(&thothd_probe_handlers, &call, msg, len, &io);
+	else if (iface == THOTH_LOCKS_LOCK_REPORTS_ID && d->locks_handlers)
+		r = thoth_locks_LockReports_dispatch(d->locks_handlers, &call, msg, len, &io);
 	else    /* Registry, or an unknown interface answered by the Registry dispatcher */
 		r = thoth_registry_Registry_dispatch(&thothd_registry_handlers, &call, msg, len, &io);
 	d->out = io.out;                /* a handler may have grown the buffer */

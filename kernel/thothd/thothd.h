@@ -10,6 +10,8 @@
  *   trace.c     TraceControl: trace buffers handed over by processes,
  *               sessions, the drain timer (only during a session), dumps
  *   endpoints.c removes the endpoint socket a dead service left behind
+ *   locks.c     LockReports (OBS-4) and trace sessions' lock source; with
+ *               locks_scan.c, thothd's executable only (locks.h)
  *   runtime.c   runtime dir and single-instance lock; log.c the log
  *   main.c      arguments, signals, the loop
  *   registry.c  the registry core: pure data structure (registry.h)
@@ -30,6 +32,7 @@
 
 #include "../ipc/stream_buf.h"     /* relative: not every includer has kernel/ipc on its path */
 #include "daemon.thoth.h"
+#include "locks.thoth.h"
 #include "log.h"
 #include "pm.thoth.h"
 #include "probe.thoth.h"
@@ -76,6 +79,7 @@ typedef struct thothd_probes thothd_probes_t;
 typedef struct thothd_endpoints thothd_endpoints_t;
 typedef struct thothd_pm thothd_pm_t;
 typedef struct thothd_rtable thothd_rtable_t;
+typedef struct thothd_locks thothd_locks_t;
 
 /* File descriptors a client may have in flight (SCM_RIGHTS) before the
  * message that uses them is handled; more doom the client. */
@@ -132,6 +136,10 @@ struct thothd {
 	thoth_timer_t *accept_timer;    /* accepting paused (fd limit) until it fires */
 	thothd_pm_t *pm;                /* the power broker (pm.c) */
 	thothd_probes_t *probes;        /* probes handed to traced processes (probe.c) */
+	/* LockReports (locks.c, set by thothd's executable: it links libdw); NULL:
+	 * the interface is answered as unknown. */
+	thothd_locks_t *locks;
+	const thoth_locks_LockReports_handlers_t *locks_handlers;
 	thothd_rtable_t *rtable;        /* the shared resolve table (rtable.c); NULL if none */
 	struct thothd_page_watch *page_watches;   /* exited processes' page slots to reap (timerpage.c) */
 	/* Also told every registry change, after the resolve table: the etcd
@@ -286,6 +294,24 @@ typedef struct thothd_trace_source_info {
 } thothd_trace_source_info_t;
 typedef void (*thothd_trace_source_fn)(const thothd_trace_source_info_t *info, void *ctx);
 void thothd_tracer_foreach_source(const thothd_tracer_t *t, thothd_trace_source_fn fn, void *ctx);
+
+/* An extra event source of trace sessions (the lock profiler's rings,
+ * locks.c): while a session records a category of MASK, FN is called at
+ * each of its drains with the session's start time and adds what is new
+ * with thothd_tracer_add_event; it returns the events it lost (overwritten
+ * before they were read).  One source; FN NULL removes it. */
+typedef uint64_t (*thothd_trace_source_poll_fn)(thothd_tracer_t *t, uint64_t since_ns, void *ctx);
+void thothd_tracer_set_source(thothd_tracer_t *t, uint64_t mask, thothd_trace_source_poll_fn fn,
+			      void *ctx);
+/* Add EV to the active session (its categories and pid filter applied,
+ * counted as dropped beyond the collector's limit). */
+void thothd_tracer_add_event(thothd_tracer_t *t, const thoth_trace_event_t *ev, const char *process,
+			     const char *thread);
+
+/* ---- locks.c (thothd's executable only) ---- */
+
+int thothd_locks_new(thothd_t *d, thothd_locks_t **out);
+void thothd_locks_free(thothd_locks_t *l);
 
 /* ---- endpoints.c ---- */
 

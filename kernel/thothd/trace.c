@@ -120,6 +120,13 @@ struct thothd_tracer {
 	/* Collection passes of the session and the CPU they took, on whichever
 	 * thread drained (logged at stop; bench_scale section 7 reads it). */
 	uint64_t passes, pass_cpu_ns;
+	/* An extra source (thothd_tracer_set_source: the lock rings, locks.c),
+	 * polled by whichever thread drains, with mu held. */
+	uint64_t source_mask;
+	thothd_trace_source_poll_fn source_fn;
+	void *source_ctx;
+	uint64_t session_start_ns;
+	uint64_t source_lost;           /* this session's */
 };
 
 static uint64_t thread_cpu_ns(void)
@@ -468,7 +475,17 @@ static void drain_source(thothd_tracer_t *t, trace_source_t *s)
 	}
 }
 
+static void drain_sources(thothd_tracer_t *t);
+
+/* Every source into the collection, then the extra source (mu held). */
 static void drain(thothd_tracer_t *t)
+{
+	drain_sources(t);
+	if (t->active && t->source_fn && (t->categories & t->source_mask))
+		t->source_lost += t->source_fn(t, t->session_start_ns, t->source_ctx);
+}
+
+static void drain_sources(thothd_tracer_t *t)
 {
 	if (t->live_fn) {
 		for (trace_source_t *s = t->sources; s; s = s->next)
@@ -550,6 +567,9 @@ static void collect_pass(thothd_tracer_t *t)
 		}
 	}
 	t->cursor = NULL;
+	if (t->active && !t->collector_quit && !t->live_fn && t->source_fn &&
+	    (t->categories & t->source_mask))
+		t->source_lost += t->source_fn(t, t->session_start_ns, t->source_ctx);
 	t->passes++;
 	t->pass_cpu_ns += thread_cpu_ns() - cpu0;
 }
@@ -652,6 +672,8 @@ static int session_start(thothd_call_t *call, uint64_t categories, uint32_t pid,
 	t->session_id = t->next_session_id++;
 	t->categories = categories ? categories : THOTH_TRACE_ALL_CATEGORIES;
 	t->pid_filter = pid;
+	t->session_start_ns = thothd_now(d);
+	t->source_lost = 0;
 	t->session_owner = call->client;
 	t->detached_end_ns = 0;
 	t->ended_why[0] = 0;
@@ -741,15 +763,17 @@ static void session_end(thothd_tracer_t *t, uint64_t *events, uint64_t *dropped)
 	}
 	*events = thoth_trace_collection_count(t->collection);
 	*dropped = sum.dropped + sum.overwritten + sum.torn + sum.invalid + sum.no_ring +
-		   t->discarded;
+		   t->discarded + t->source_lost;
 	thothd_info("trace session %llu stopped: %llu events from %u process%s; lost: %llu dropped, "
 		    "%llu overwritten, %llu torn, %llu invalid, %llu without a ring, %llu over the "
-		    "collector's limit of %u events",
+		    "collector's limit of %u events, %llu lock waits overwritten in profiled "
+		    "programs' rings",
 		    (unsigned long long)t->session_id, (unsigned long long)*events, processes,
 		    processes == 1 ? "" : "es", (unsigned long long)sum.dropped,
 		    (unsigned long long)sum.overwritten, (unsigned long long)sum.torn,
 		    (unsigned long long)sum.invalid, (unsigned long long)sum.no_ring,
-		    (unsigned long long)t->discarded, (unsigned)MAX_EVENTS);
+		    (unsigned long long)t->discarded, (unsigned)MAX_EVENTS,
+		    (unsigned long long)t->source_lost);
 	thothd_info("trace session %llu: %llu collection passes on the %s thread, %.1f us CPU each",
 		    (unsigned long long)t->session_id, (unsigned long long)t->passes,
 		    loop_drains(t) || !t->collector_running ? "loop" : "collector",
@@ -1017,4 +1041,32 @@ void thothd_tracer_foreach_source(const thothd_tracer_t *t, thothd_trace_source_
 		fn(&info, ctx);
 	}
 	tracer_unlock(mt);
+}
+
+/* ---- an extra source ------------------------------------------------------------ */
+
+/* Under mu: the collector thread may be polling the old source. */
+void thothd_tracer_set_source(thothd_tracer_t *t, uint64_t mask, thothd_trace_source_poll_fn fn,
+			      void *ctx)
+{
+	if (!t)
+		return;
+	tracer_lock(t);
+	t->source_mask = fn ? mask : 0;
+	t->source_fn = fn;
+	t->source_ctx = fn ? ctx : NULL;
+	tracer_unlock(t);
+}
+
+/* Called by the extra source from within a drain (mu held, either thread). */
+void thothd_tracer_add_event(thothd_tracer_t *t, const thoth_trace_event_t *ev, const char *process,
+			     const char *thread)
+{
+	if (!t->active || !(t->categories & (1ull << ev->category)) ||
+	    (t->pid_filter && ev->pid != t->pid_filter))
+		return;
+	if (thoth_trace_collection_count(t->collection) >= MAX_EVENTS ||
+	    thoth_trace_collection_add_event(t->collection, ev, process ? process : "",
+					     thread ? thread : ""))
+		t->discarded++;
 }

@@ -25,6 +25,7 @@
 #include "timer.thoth.h"
 #include "trace.thoth.h"
 #include "channel.thoth.h"
+#include "locks.thoth.h"
 #include "golden_hex.h"
 
 #ifndef GOLDEN_DIR
@@ -168,6 +169,30 @@ FILL(tr_dump_resp, thoth_trace_TraceControl_dump_resp_t)
 	v->chrome_json = thoth_str("/tmp/thoth-trace/trace.json");
 	v->ctf_dir = thoth_str("/tmp/thoth-trace/ctf");
 END
+static const thoth_locks_Refusal_t lk_refused[1] = {
+	{ .pid = 4243, .file = { "4243.table", 10 }, .why = { "a FIFO, not a lock table", 24 } },
+};
+static const uint8_t lk_text[] = "{\"locks\":[]}\n";
+FILL(lk_report_req, thoth_locks_LockReports_report_req_t)
+	v->pid = 4242;
+	v->top = 10;
+	v->json = true;
+	v->verbose = false;
+END
+FILL(lk_report_resp, thoth_locks_LockReports_report_resp_t)
+	v->snapshot = 0;
+	v->size = sizeof lk_text - 1;
+	v->text = (thoth_bytes_t){ .ptr = lk_text, .len = sizeof lk_text - 1 };
+	v->processes = 1;
+	v->refused = (thoth_locks_Refusal_list_t){ .items = lk_refused, .count = 1 };
+END
+FILL(lk_page_req, thoth_locks_LockReports_page_req_t)
+	v->snapshot = 3;
+	v->offset = 262144;
+END
+FILL(lk_page_resp, thoth_locks_LockReports_page_resp_t)
+	v->text = (thoth_bytes_t){ .ptr = lk_text, .len = sizeof lk_text - 1 };
+END
 FILL(ch_open_req, thoth_channel_Channel_open_req_t)
 	v->package = thoth_str("thoth.echo");
 	v->interface = thoth_str("Echo");
@@ -238,6 +263,10 @@ static const fixture_t fixtures[] = {
 	RESP("TraceControl.stop", thoth_trace_TraceControl_stop_info, tr_stop_resp),
 	REQ("TraceControl.dump", thoth_trace_TraceControl_dump_info, tr_dump_req),
 	RESP("TraceControl.dump", thoth_trace_TraceControl_dump_info, tr_dump_resp),
+	REQ("LockReports.report", thoth_locks_LockReports_report_info, lk_report_req),
+	RESP("LockReports.report", thoth_locks_LockReports_report_info, lk_report_resp),
+	REQ("LockReports.page", thoth_locks_LockReports_page_info, lk_page_req),
+	RESP("LockReports.page", thoth_locks_LockReports_page_info, lk_page_resp),
 	REQ("Channel.open", thoth_channel_Channel_open_info, ch_open_req),
 	RESP("Channel.open", thoth_channel_Channel_open_info, ch_open_resp),
 };
@@ -296,6 +325,7 @@ static void test_every_system_method_has_golden_vectors(void **state)
 		&thoth_registry_Registry_info, &thoth_registry_RegistryEvents_info,
 		&thoth_timer_Timer_info, &thoth_timer_TimerEvents_info,
 		&thoth_trace_TraceControl_info, &thoth_channel_Channel_info,
+		&thoth_locks_LockReports_info,
 	};
 	for (size_t i = 0; i < sizeof ifaces / sizeof ifaces[0]; i++) {
 		for (size_t k = 0; k < ifaces[i]->n_methods; k++) {

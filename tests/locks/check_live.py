@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """test_locks_thothctl_live: `thothctl locks` reads a running process.
 
+No thothd runs here: thothctl must say so and read the tables itself
+(labelled); the same through a real thothd is test_locks_thothd.
+
   check_live.py THOTHCTL LIBTHOTHLOCK LIVE_WORKLOAD
 
 live_workload runs with LD_PRELOAD=libthothlock.so in a private runtime
@@ -48,6 +51,8 @@ def main():
             r = ctl("--json", "locks", "--pid", str(pid))
             if r.returncode != 0:
                 fail(f"thothctl locks exited {r.returncode}: {r.stderr}")
+            if "thothd is not running" not in r.stderr or "directly" not in r.stderr:
+                fail(f"the direct read is not labelled: {r.stderr}")
             doc = json.loads(r.stdout)
             if doc["processes"][0]["pid"] != pid or doc["processes"][0]["exited"]:
                 fail(f"processes {doc['processes']}")
@@ -67,6 +72,8 @@ def main():
             r = ctl("locks", "--top", "1")
             if r.returncode != 0 or "live_lock" not in r.stdout:
                 fail(f"text report: {r.returncode} {r.stdout} {r.stderr}")
+            if not r.stdout.startswith("(read directly from"):
+                fail(f"the text report does not say it was read directly: {r.stdout[:200]}")
             if "1 shown" not in r.stdout:
                 fail(f"--top 1 shows more: {r.stdout}")
             print("ok text report, --top 1")

@@ -1,12 +1,14 @@
 /* live_workload.c - a process with known contention that stays alive.
  *
- *   live_workload CONTENTIONS
+ *   live_workload CONTENTIONS [EXTRA_LOCKS]
  *
  * Forces CONTENTIONS contended acquisitions of `live_lock` (a global):
  * the main thread holds it until a second thread is blocked in
  * pthread_mutex_lock (asleep in the kernel, /proc/self/task/TID/stat 'S'),
  * then releases.  Prints "ready PID" and waits for its stdin to close, so a
  * test can read its statistics live (`thothctl locks`) and then end it.
+ * EXTRA_LOCKS > 0: then one forced contention on each of that many heap
+ * mutexes too (a long report: test_locks_thothd's pages).
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -20,6 +22,7 @@
 #include <unistd.h>
 
 pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t *_Atomic current = &live_lock;   /* the lock of this round */
 static _Atomic int waiter_tid;
 static _Atomic int go;          /* rounds the waiter may start */
 static _Atomic int done;        /* rounds the waiter finished */
@@ -49,8 +52,9 @@ static void *waiter(void *arg)
 	for (int r = 1; r <= rounds; r++) {
 		while (atomic_load(&go) < r)
 			sched_yield();
-		pthread_mutex_lock(&live_lock);
-		pthread_mutex_unlock(&live_lock);
+		pthread_mutex_t *m = atomic_load(&current);
+		pthread_mutex_lock(m);
+		pthread_mutex_unlock(m);
 		atomic_store(&done, r);
 	}
 	return NULL;
@@ -58,19 +62,27 @@ static void *waiter(void *arg)
 
 int main(int argc, char **argv)
 {
-	rounds = argc > 1 ? atoi(argv[1]) : 10;
+	int live_rounds = argc > 1 ? atoi(argv[1]) : 10;
+	int extra = argc > 2 ? atoi(argv[2]) : 0;
+	rounds = live_rounds + (extra > 0 ? extra : 0);
+	pthread_mutex_t *heap = extra > 0 ? calloc((size_t)extra, sizeof *heap) : NULL;
+	for (int i = 0; i < extra && heap; i++)
+		pthread_mutex_init(&heap[i], NULL);
 	pthread_t th;
-	if (rounds < 1 || pthread_create(&th, NULL, waiter, NULL) != 0)
+	if (live_rounds < 1 || extra < 0 || (extra && !heap) ||
+	    pthread_create(&th, NULL, waiter, NULL) != 0)
 		return 2;
 	while (!atomic_load(&waiter_tid))
 		sched_yield();
 	for (int r = 1; r <= rounds; r++) {
-		pthread_mutex_lock(&live_lock);
+		pthread_mutex_t *m = r <= live_rounds ? &live_lock : &heap[r - live_rounds - 1];
+		atomic_store(&current, m);
+		pthread_mutex_lock(m);
 		atomic_store(&go, r);
 		/* Blocked in the lock: asleep, and it has not finished round r. */
 		while (!sleeping(atomic_load(&waiter_tid)) || atomic_load(&done) >= r)
 			sched_yield();
-		pthread_mutex_unlock(&live_lock);
+		pthread_mutex_unlock(m);
 		while (atomic_load(&done) < r)
 			sched_yield();
 	}

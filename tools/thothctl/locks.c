@@ -5,26 +5,32 @@
  *
  * A process profiled with libthothlock.so (LD_PRELOAD, no THOTHLOCK_DIR)
  * publishes its statistics table in RUNTIME_DIR/locks/PID.table, a file it
- * keeps mapped and updates in place (docs/LOCKS.md).  This command reads
- * the tables of the processes alive now and prints the report thothlock
- * prints at exit, symbolized against each process's live /proc/PID/maps.
- * thothd is not involved: the file is the interface (as the trace buffer's
- * memfd is), and reading it costs the profiled process nothing.
+ * keeps mapped and updates in place (docs/LOCKS.md).  thothd reads the
+ * tables of the processes alive now and answers with the report thothlock
+ * prints at exit (LockReports, idl/locks.tidl), symbolized against each
+ * process's live /proc/PID/maps; a report larger than a page comes in
+ * pages of one snapshot.  Tables thothd refused (not a regular file, bad
+ * header...) are listed on stderr with thothd's reason.
+ *
+ * When no thothd runs, thothctl says so on stderr and reads the tables
+ * itself with the same code (kernel/thothd/locks_scan.c); the text report
+ * then starts with a line saying so.  Reading costs the profiled process
+ * nothing either way.
  *
  * --json prints the same document as `thothlock --json` (one object, a
  * `locks` array sorted by total wait): the dashboard's view.
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "lockprof_report.h"
+#include "locks.h"
+#include "locks.thoth.h"
+#include "thoth/error.h"
 #include "thoth/service.h"
 #include "thothctl.h"
 
@@ -34,32 +40,12 @@ static int locks_usage(FILE *out, int status)
 		"usage: thothctl [--runtime-dir DIR] [--json] locks [--pid PID] [--top N] [--verbose]\n"
 		"\n"
 		"Lock contention of the running processes profiled with libthothlock.so\n"
-		"(LD_PRELOAD), per lock and call site, sorted by total wait.\n"
+		"(LD_PRELOAD), per lock and call site, sorted by total wait, as thothd\n"
+		"reads it (without thothd: read here, and said so).\n"
 		"  --pid PID   only this process\n"
 		"  --top N     the N locks with the most total wait\n"
 		"  --verbose   text: list locks that never waited too\n");
 	return status;
-}
-
-/* The process maps its own table: a dead pid, or a reused one that is
- * another program, does not (the file is left behind by a crash). */
-static bool maps_table(int pid, const char *table_path)
-{
-	char path[64], line[PATH_MAX + 256];
-	snprintf(path, sizeof path, "/proc/%d/maps", pid);
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return false;
-	bool found = false;
-	while (!found && fgets(line, sizeof line, f)) {
-		char *nl = strchr(line, '\n');
-		if (nl)
-			*nl = 0;
-		size_t l = strlen(line), t = strlen(table_path);
-		found = l >= t && strcmp(line + l - t, table_path) == 0;
-	}
-	fclose(f);
-	return found;
 }
 
 static bool parse_positive(const char *s, long max, long *out)
@@ -71,6 +57,111 @@ static bool parse_positive(const char *s, long max, long *out)
 		return false;
 	*out = v;
 	return true;
+}
+
+static void no_tables(long pid, const char *where)
+{
+	if (pid)
+		fprintf(stderr, "thothctl: locks: process %ld publishes no lock statistics in %s "
+			"(run it with LD_PRELOAD=libthothlock.so; docs/LOCKS.md)\n", pid, where);
+	else
+		fprintf(stderr, "thothctl: locks: no running process publishes lock statistics in %s "
+			"(run one with LD_PRELOAD=libthothlock.so; docs/LOCKS.md)\n", where);
+}
+
+/* No thothd: the same scan and report, here. */
+static int locks_direct(const char *rt, long pid, const thothlock_report_opts_t *ropts)
+{
+	char dir[PATH_MAX + 8];
+	snprintf(dir, sizeof dir, "%s/locks", rt);
+	thothd_lock_scan_t *scan = malloc(sizeof *scan);
+	if (!scan || thothd_lock_scan(dir, (int)pid, scan) != 0) {
+		fprintf(stderr, "thothctl: locks: cannot read %s: %s\n", dir,
+			scan ? strerror(errno) : "out of memory");
+		free(scan);
+		return 1;
+	}
+	int status = 0;
+	for (size_t i = 0; i < scan->n_refused; i++) {
+		if (scan->refused[i].file[0])
+			fprintf(stderr, "thothctl: locks: %s/%s refused: %s\n", dir,
+				scan->refused[i].file, scan->refused[i].why);
+		else
+			fprintf(stderr, "thothctl: locks: %s\n", scan->refused[i].why);
+		status = 1;
+	}
+	if (scan->n == 0) {
+		if (!scan->n_refused)
+			no_tables(pid, dir);
+		free(scan);
+		return 1;
+	}
+	if (!ropts->json)
+		printf("(read directly from %s: thothd is not running)\n", dir);
+	if (thothlock_report_write(stdout, scan->tables, scan->n, ropts) != 0) {
+		fprintf(stderr, "thothctl: locks: cannot write the report\n");
+		status = 1;
+	}
+	thothd_lock_scan_free(scan);
+	free(scan);
+	return status;
+}
+
+static int locks_thothd(thoth_control_t *ctl, long pid, const thothlock_report_opts_t *ropts)
+{
+	size_t cap = 2u << 20;
+	void *scratch = malloc(cap);
+	if (!scratch)
+		return thothctl_call_failed(ctl, "locks", THOTH_E_NOMEM);
+	thoth_arena_t arena;
+	thoth_arena_init(&arena, scratch, cap);
+	thoth_locks_LockReports_report_req_t req = {
+		.pid = (uint32_t)pid, .top = ropts->top, .json = ropts->json,
+		.verbose = ropts->show_uncontended,
+	};
+	thoth_locks_LockReports_report_resp_t resp;
+	int r = thoth_locks_LockReports_report(&ctl->client, &req, &resp, &arena);
+	if (r == THOTH_LOCKS_ERR_NO_TABLES) {
+		no_tables(pid, "thothd's runtime directory");
+		free(scratch);
+		return 1;
+	}
+	if (r) {
+		free(scratch);
+		return thothctl_call_failed(ctl, "locks", r);
+	}
+	int status = 0;
+	for (uint32_t i = 0; i < resp.refused.count; i++) {
+		const thoth_locks_Refusal_t *x = &resp.refused.items[i];
+		if (x->file.len)
+			fprintf(stderr, "thothctl: locks: thothd refused locks/%.*s: %.*s\n",
+				(int)x->file.len, x->file.ptr, (int)x->why.len, x->why.ptr);
+		else
+			fprintf(stderr, "thothctl: locks: %.*s\n", (int)x->why.len, x->why.ptr);
+		status = 1;
+	}
+	if (resp.processes == 0) {
+		free(scratch);
+		return 1;       /* only refused tables: said above */
+	}
+	uint64_t got = resp.text.len;
+	if (fwrite(resp.text.ptr, 1, resp.text.len, stdout) != resp.text.len)
+		status = 1;
+	while (got < resp.size && status == 0) {
+		thoth_arena_init(&arena, scratch, cap);
+		thoth_locks_LockReports_page_req_t preq = { .snapshot = resp.snapshot, .offset = got };
+		thoth_locks_LockReports_page_resp_t page;
+		r = thoth_locks_LockReports_page(&ctl->client, &preq, &page, &arena);
+		if (r || page.text.len == 0) {
+			status = thothctl_call_failed(ctl, "locks (next page)", r ? r : THOTH_E_PROTOCOL);
+			break;
+		}
+		if (fwrite(page.text.ptr, 1, page.text.len, stdout) != page.text.len)
+			status = 1;
+		got += page.text.len;
+	}
+	free(scratch);
+	return status;
 }
 
 int thothctl_locks(int argc, char **argv, const thothctl_opts_t *opts)
@@ -117,57 +208,25 @@ int thothctl_locks(int argc, char **argv, const thothctl_opts_t *opts)
 		fprintf(stderr, "thothctl: locks: unexpected argument %s\n", argv[optind]);
 		return 2;
 	}
-	char rt[PATH_MAX], dir[PATH_MAX + 8];
-	if (thoth_runtime_dir(opts->runtime_dir, rt, sizeof rt) != 0) {
-		fprintf(stderr, "thothctl: locks: no runtime directory (set THOTH_RUNTIME_DIR)\n");
+	thoth_control_t ctl;
+	int r = thoth_control_connect(&ctl, opts->runtime_dir, 5000);
+	if (r == THOTH_E_NOT_RUNNING) {
+		char rt[PATH_MAX];
+		if (thoth_runtime_dir(opts->runtime_dir, rt, sizeof rt) != 0) {
+			fprintf(stderr, "thothctl: locks: no runtime directory (set THOTH_RUNTIME_DIR)\n");
+			return 1;
+		}
+		fprintf(stderr, "thothctl: locks: thothd is not running (no listener at %s): reading "
+			"the tables directly\n", ctl.path);
+		return locks_direct(rt, pid, &ropts);
+	}
+	if (r) {
+		fprintf(stderr, "thothctl: locks: cannot reach thothd at %s: %s\n",
+			ctl.path[0] ? ctl.path : "(runtime dir path too long)",
+			ctl.why[0] ? ctl.why : thoth_strerror(r));
 		return 1;
 	}
-	snprintf(dir, sizeof dir, "%s/locks", rt);
-
-	thothlock_table_t *tables[256];
-	size_t n = 0;
-	int status = 0;
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	while (d && (e = readdir(d)) && n < sizeof tables / sizeof tables[0]) {
-		char *end;
-		long p = strtol(e->d_name, &end, 10);
-		if (p <= 0 || strcmp(end, ".table") != 0 || (pid && p != pid))
-			continue;
-		char path[PATH_MAX + 300];
-		snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-		if (!maps_table((int)p, path))
-			continue;
-		char why[PATH_MAX + 400];
-		thothlock_table_t *t;
-		if (thothlock_table_load(path, &t, why, sizeof why) != 0) {
-			fprintf(stderr, "thothctl: locks: %s\n", why);
-			status = 1;
-			continue;
-		}
-		if (thothlock_table_pid(t) != (int)p) {
-			thothlock_table_free(t);
-			continue;
-		}
-		(void)thothlock_table_set_live_pid(t, (int)p);   /* gone meanwhile: raw addresses */
-		tables[n++] = t;
-	}
-	if (d)
-		closedir(d);
-	if (n == 0) {
-		if (pid)
-			fprintf(stderr, "thothctl: locks: process %ld publishes no lock statistics in %s "
-			        "(run it with LD_PRELOAD=libthothlock.so; docs/LOCKS.md)\n", pid, dir);
-		else
-			fprintf(stderr, "thothctl: locks: no running process publishes lock statistics in %s "
-			        "(run one with LD_PRELOAD=libthothlock.so; docs/LOCKS.md)\n", dir);
-		return 1;
-	}
-	if (thothlock_report_write(stdout, tables, n, &ropts) != 0) {
-		fprintf(stderr, "thothctl: locks: cannot write the report\n");
-		status = 1;
-	}
-	for (size_t i = 0; i < n; i++)
-		thothlock_table_free(tables[i]);
+	int status = locks_thothd(&ctl, pid, &ropts);
+	thoth_control_close(&ctl);
 	return status;
 }

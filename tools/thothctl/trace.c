@@ -8,6 +8,10 @@
  *   thothctl trace --duration SECONDS [--categories LIST] [--pid PID]
  *                  [--json FILE] [--ctf DIR]
  *
+ * Category lock also brings the contended waits of the programs profiled
+ * with libthothlock.so (their tables' rings, read by thothd at each drain:
+ * kernel/thothd/locks.c) as `lock_wait` slices on the waiting thread.
+ *
  * thothd writes the files (it holds the events); thothctl first makes the
  * paths absolute and checks that it can create them itself, so a bad path
  * is reported with thothctl's own errno before anything is collected, and a
@@ -44,7 +48,8 @@ static void trace_usage(FILE *out)
 		"(Perfetto UI, chrome://tracing) and/or CTF (babeltrace2).\n"
 		"\n"
 		"  --categories LIST  comma-separated: ipc, registry, timer, loop, pm, user,\n"
-		"                     or all (default)\n"
+		"                     lock, or all (default); lock includes the contended\n"
+		"                     waits of programs run with LD_PRELOAD=libthothlock.so\n"
 		"  --pid PID          only this process\n"
 		"  --json FILE        Chrome Trace Event JSON output (after `trace`; the global\n"
 		"                     --json, before it, prints the results as JSON lines)\n"

@@ -1,0 +1,81 @@
+/* locks.h - the lock profiler's live tables as thothd reads them (OBS-4,
+ * docs/LOCKS.md "Live reports through thothd").
+ *
+ * Processes run with LD_PRELOAD=libthothlock.so publish RUNTIME_DIR/locks/
+ * PID.table.  Any process of the user can write a file there, so each one is
+ * untrusted input: read only through the reader API (lockprof_report.h),
+ * after checks that keep thothd from blocking or reading without bound.
+ *
+ *   locks_scan.c  which tables to read (scan), and the contention rings
+ *                 followed as `lock_wait` trace events (rings): shared by
+ *                 LockReports, the dashboard, trace sessions and thothctl's
+ *                 fallback when thothd is not running.
+ *   locks.c       LockReports (idl/locks.tidl) and the trace sessions' lock
+ *                 source: thothd's executable only (libdw is not libthoth's).
+ */
+#ifndef THOTHD_LOCKS_H
+#define THOTHD_LOCKS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lockprof_report.h"
+#include "thoth/trace.h"
+
+enum {
+	/* Tables in one report: each costs thothd tens of ms of symbolizing
+	 * (docs/LOCKS.md "Cost"), during which its loop serves no one. */
+	THOTHD_LOCKS_MAX_TABLES = 16,
+	THOTHD_LOCKS_MAX_REFUSED = 16,  /* refusals kept (all are counted) */
+	THOTHD_LOCKS_MAX_RINGS = 64,    /* processes whose rings are followed */
+};
+
+/* A table thothd did not read, or read without symbols, and why. */
+typedef struct thothd_lock_refusal {
+	int pid;                        /* from the file's name; 0: none */
+	char file[64];                  /* the name in RUNTIME_DIR/locks */
+	char why[224];
+} thothd_lock_refusal_t;
+
+typedef struct thothd_lock_scan {
+	thothlock_table_t *tables[THOTHD_LOCKS_MAX_TABLES];
+	size_t n;
+	thothd_lock_refusal_t refused[THOTHD_LOCKS_MAX_REFUSED];
+	size_t n_refused;               /* kept in refused[] */
+	size_t refused_total;
+	size_t over;                    /* live tables beyond THOTHD_LOCKS_MAX_TABLES */
+} thothd_lock_scan_t;
+
+/* The tables of the live processes that publish one in LOCKS_DIR (only
+ * PID's when PID > 0), loaded and set up for symbolization against each
+ * process's /proc/PID/maps.  A table whose process is gone (a crash left
+ * it, or the pid was reused) is skipped; a hostile one is refused with its
+ * reason in S->refused; live tables beyond THOTHD_LOCKS_MAX_TABLES are
+ * counted in S->over and named by one refusal (file "").  Returns 0 (S filled, maybe empty) or a negative
+ * THOTH_E_* code (the directory cannot be read: S empty). */
+int thothd_lock_scan(const char *locks_dir, int pid, thothd_lock_scan_t *s);
+void thothd_lock_scan_free(thothd_lock_scan_t *s);
+
+/* ---- contention rings as trace events --------------------------------------------------
+ * Each table's ring of its last contended acquisitions, followed from where
+ * the previous poll stopped, handed out as the trace event thoth_mutex
+ * emits: category LOCK, name "lock_wait", stamped at the wait's start,
+ * arg0 = wait ns, arg1 = the lock's address, on the waiting thread. */
+typedef struct thothd_lock_rings thothd_lock_rings_t;
+typedef void (*thothd_lock_wait_fn)(const thoth_trace_event_t *ev, const char *process, void *ctx);
+
+int thothd_lock_rings_new(thothd_lock_rings_t **out);
+void thothd_lock_rings_free(thothd_lock_rings_t *r);
+/* Forget every position (a new collection starts). */
+void thothd_lock_rings_reset(thothd_lock_rings_t *r);
+/* Hand FN each wait that began at or after SINCE_NS and was not handed out
+ * before.  *LOST (may be NULL) grows by the events overwritten or torn
+ * before they were read.  Returns a hash of the set of tables seen: it
+ * changes when a profiled process starts or ends. */
+uint64_t thothd_lock_rings_poll(thothd_lock_rings_t *r, const char *locks_dir, uint64_t since_ns,
+				thothd_lock_wait_fn fn, void *ctx, uint64_t *lost);
+/* The name (/proc/PID/comm when first seen) of a followed process, or NULL. */
+const char *thothd_lock_rings_name(const thothd_lock_rings_t *r, uint32_t pid);
+
+#endif

@@ -1,0 +1,240 @@
+/*
+ * test_lock_scan_hostile.c - which lock tables thothd reads
+ * (kernel/thothd/locks_scan.c: LockReports, the dashboard, thothctl's
+ * direct read).  Any process of the user can put a file into the runtime
+ * dir's locks/: a FIFO, a link, a directory or garbage under a table's
+ * name is refused with its reason and never blocks the scan; a leftover
+ * of a process that no longer maps it is skipped silently; names that are
+ * not PID.table are ignored; refusals beyond what is kept are counted.
+ * Both builds: this code runs inside thothd.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "locks.h"
+
+static char dir[] = "/tmp/thoth-lockscan-XXXXXX";
+
+static void at(char *out, size_t cap, const char *name)
+{
+	snprintf(out, cap, "%s/%s", dir, name);
+}
+
+static const thothd_lock_refusal_t *refusal_of(const thothd_lock_scan_t *s, const char *file)
+{
+	for (size_t i = 0; i < s->n_refused; i++)
+		if (strcmp(s->refused[i].file, file) == 0)
+			return &s->refused[i];
+	return NULL;
+}
+
+static void assert_refused(const thothd_lock_scan_t *s, const char *file, const char *reason)
+{
+	const thothd_lock_refusal_t *r = refusal_of(s, file);
+	if (!r)
+		fail_msg("%s was not refused", file);
+	if (!strstr(r->why, reason))
+		fail_msg("%s refused as \"%s\", not \"%s\"", file, r->why, reason);
+}
+
+/* A child that writes BYTES under its own PID.table, maps it and waits
+ * for its stdin pipe to close; returns its pid, *CLOSE_FD ends it. */
+static pid_t mapping_child(const void *bytes, size_t len, int *close_fd)
+{
+	int ready[2], hold[2];
+	assert_int_equal(pipe(ready), 0);
+	assert_int_equal(pipe(hold), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(ready[0]);
+		close(hold[1]);
+		char path[400], name[32];
+		snprintf(name, sizeof name, "%d.table", (int)getpid());
+		at(path, sizeof path, name);
+		int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+		if (fd < 0 || write(fd, bytes, len) != (ssize_t)len ||
+		    mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0) == MAP_FAILED)
+			_exit(1);
+		char c = 'r';
+		if (write(ready[1], &c, 1) != 1)
+			_exit(1);
+		while (read(hold[0], &c, 1) > 0)
+			;
+		_exit(0);
+	}
+	close(ready[1]);
+	close(hold[0]);
+	char c;
+	assert_int_equal(read(ready[0], &c, 1), 1);
+	close(ready[0]);
+	*close_fd = hold[1];
+	return pid;
+}
+
+static void end_child(pid_t pid, int close_fd)
+{
+	close(close_fd);
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+static void clear_dir(void)
+{
+	char cmd[200];
+	snprintf(cmd, sizeof cmd, "rm -rf %s/*", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+static void test_special_files_are_refused_by_kind_without_blocking(void **state)
+{
+	(void)state;
+	char p[400], target[400];
+	at(p, sizeof p, "999999901.table");
+	assert_int_equal(mkfifo(p, 0600), 0);         /* an open would block: never opened */
+	at(target, sizeof target, "elsewhere");
+	assert_int_equal(mkdir(target, 0700), 0);
+	at(p, sizeof p, "999999902.table");
+	assert_int_equal(symlink(target, p), 0);
+	at(p, sizeof p, "999999903.table");
+	assert_int_equal(mkdir(p, 0700), 0);
+
+	thothd_lock_scan_t s;
+	assert_int_equal(thothd_lock_scan(dir, 0, &s), 0);
+	assert_int_equal(s.n, 0);
+	assert_int_equal(s.refused_total, 3);
+	assert_refused(&s, "999999901.table", "a FIFO");
+	assert_refused(&s, "999999902.table", "a symbolic link");
+	assert_refused(&s, "999999903.table", "a directory");
+	assert_int_equal(refusal_of(&s, "999999901.table")->pid, 999999901);
+
+	/* --pid: only that process's file is looked at. */
+	assert_int_equal(thothd_lock_scan(dir, 999999902, &s), 0);
+	assert_int_equal(s.refused_total, 1);
+	assert_refused(&s, "999999902.table", "a symbolic link");
+	clear_dir();
+}
+
+static void test_garbage_mapped_by_a_live_process_is_refused_by_the_reader(void **state)
+{
+	(void)state;
+	static char junk[8192];
+	memset(junk, 'x', sizeof junk);
+	int hold;
+	pid_t pid = mapping_child(junk, sizeof junk, &hold);
+	char name[32];
+	snprintf(name, sizeof name, "%d.table", (int)pid);
+
+	thothd_lock_scan_t s;
+	assert_int_equal(thothd_lock_scan(dir, 0, &s), 0);
+	assert_int_equal(s.n, 0);
+	assert_refused(&s, name, "bad magic");
+	assert_int_equal(refusal_of(&s, name)->pid, pid);
+
+	/* Too short for a header: refused too, not read past its end. */
+	end_child(pid, hold);
+	clear_dir();
+	pid = mapping_child(junk, 100, &hold);
+	snprintf(name, sizeof name, "%d.table", (int)pid);
+	assert_int_equal(thothd_lock_scan(dir, (int)pid, &s), 0);
+	assert_refused(&s, name, "size");
+	end_child(pid, hold);
+	clear_dir();
+}
+
+static void test_leftovers_and_foreign_names_are_skipped_silently(void **state)
+{
+	(void)state;
+	/* A regular file under a table's name that no process maps: what a
+	 * crash leaves.  Names that are not PID.table: not tables at all. */
+	const char *names[] = { "999999904.table", "abc.table", "0.table", "12.tablex",
+				"-5.table", "007.table", "99999999999999999999.table" };
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		char p[400];
+		at(p, sizeof p, names[i]);
+		FILE *f = fopen(p, "w");
+		assert_non_null(f);
+		fputs("not a table", f);
+		fclose(f);
+	}
+	thothd_lock_scan_t s;
+	assert_int_equal(thothd_lock_scan(dir, 0, &s), 0);
+	assert_int_equal(s.n, 0);
+	assert_int_equal(s.refused_total, 0);
+	clear_dir();
+
+	/* No locks/ at all: nobody profiled yet, not an error. */
+	char missing[400];
+	at(missing, sizeof missing, "no-such-dir");
+	assert_int_equal(thothd_lock_scan(missing, 0, &s), 0);
+	assert_int_equal(s.n + s.refused_total, 0);
+}
+
+static void test_refusals_beyond_the_kept_ones_are_counted(void **state)
+{
+	(void)state;
+	for (int i = 0; i < THOTHD_LOCKS_MAX_REFUSED + 5; i++) {
+		char p[400], name[32];
+		snprintf(name, sizeof name, "%d.table", 999999000 + i);
+		at(p, sizeof p, name);
+		assert_int_equal(mkfifo(p, 0600), 0);
+	}
+	thothd_lock_scan_t s;
+	assert_int_equal(thothd_lock_scan(dir, 0, &s), 0);
+	assert_int_equal(s.n_refused, THOTHD_LOCKS_MAX_REFUSED);
+	assert_int_equal(s.refused_total, THOTHD_LOCKS_MAX_REFUSED + 5);
+	clear_dir();
+}
+
+static void test_rings_of_hostile_files_give_no_events(void **state)
+{
+	(void)state;
+	char p[400];
+	at(p, sizeof p, "999999905.table");
+	assert_int_equal(mkfifo(p, 0600), 0);
+	static char junk[8192];
+	memset(junk, 'y', sizeof junk);
+	int hold;
+	pid_t pid = mapping_child(junk, sizeof junk, &hold);
+	thothd_lock_rings_t *r;
+	assert_int_equal(thothd_lock_rings_new(&r), 0);
+	uint64_t lost = 0;
+	int calls = 0;
+	(void)thothd_lock_rings_poll(r, dir, 0, NULL, &calls, &lost);   /* fn never called */
+	assert_int_equal(lost, 0);
+	assert_null(thothd_lock_rings_name(r, (uint32_t)pid));
+	thothd_lock_rings_free(r);
+	end_child(pid, hold);
+	clear_dir();
+}
+
+int main(void)
+{
+	if (!mkdtemp(dir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_special_files_are_refused_by_kind_without_blocking),
+		cmocka_unit_test(test_garbage_mapped_by_a_live_process_is_refused_by_the_reader),
+		cmocka_unit_test(test_leftovers_and_foreign_names_are_skipped_silently),
+		cmocka_unit_test(test_refusals_beyond_the_kept_ones_are_counted),
+		cmocka_unit_test(test_rings_of_hostile_files_give_no_events),
+	};
+	int failed = cmocka_run_group_tests(tests, NULL, NULL);
+	rmdir(dir);
+	return failed;
+}
