@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "echo.thoth.h"
+#include "etcd_proc.h"
 #include "federation.h"
 #include "harness.h"
 #include "registry.h"
@@ -267,58 +268,15 @@ typedef struct {
 	char url[64];
 } etcd_t;
 
-static uint16_t free_port(void)
-{
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t sl = sizeof sa;
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) || getsockname(fd, (struct sockaddr *)&sa, &sl))
-		return 0;
-	close(fd);
-	return ntohs(sa.sin_port);
-}
-
-static bool etcd_up(void *arg)
-{
-	etcd_t *e = arg;
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(e->port),
-				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	bool ok = false;
-	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
-		const char req[] = "GET /health HTTP/1.0\r\n\r\n";
-		char buf[512] = "";
-		size_t got = 0;
-		ssize_t n;
-		if (send(fd, req, sizeof req - 1, MSG_NOSIGNAL) > 0)
-			while (got < sizeof buf - 1 && (n = recv(fd, buf + got, sizeof buf - 1 - got, 0)) > 0)
-				got += (size_t)n;
-		buf[got] = 0;
-		ok = strstr(buf, "\"health\":\"true\"") != NULL;
-	}
-	if (fd >= 0)
-		close(fd);
-	return ok;
-}
-
 static bool etcd_start(etcd_t *e)
 {
 	if (access(ETCD_PATH, X_OK) || harness_setup(&e->h))
 		return false;
-	e->port = free_port();
-	uint16_t peer = free_port();
-	char data[128], client[64], peer_url[64], cluster[96];
-	snprintf(data, sizeof data, "%s/etcd-data", e->h.dir);
-	snprintf(client, sizeof client, "http://127.0.0.1:%u", e->port);
-	snprintf(peer_url, sizeof peer_url, "http://127.0.0.1:%u", peer);
-	snprintf(cluster, sizeof cluster, "default=%s", peer_url);
-	snprintf(e->url, sizeof e->url, "%s", client);
-	const char *argv[] = { ETCD_PATH, "--data-dir", data, "--listen-client-urls", client,
-			       "--advertise-client-urls", client, "--listen-peer-urls", peer_url,
-			       "--initial-advertise-peer-urls", peer_url, "--initial-cluster", cluster,
-			       "--log-level", "warn", NULL };
-	e->pid = harness_spawn(&e->h, "etcd", argv);
-	return e->pid > 0 && harness_wait_until(etcd_up, e, 20000);
+	e->port = etcd_free_port();
+	uint16_t peer = etcd_free_port();
+	snprintf(e->url, sizeof e->url, "http://127.0.0.1:%u", e->port);
+	e->pid = etcd_spawn(&e->h, ETCD_PATH, e->port, peer);
+	return e->pid > 0 && harness_wait_until(etcd_answers, &e->port, 20000);
 }
 
 /* ---- part 2: failover ------------------------------------------------------------------ */

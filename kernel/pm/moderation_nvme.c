@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "moderation_busy.h"
 #include "moderation_nvme.h"
 #include "thoth/error.h"
 
@@ -782,15 +783,8 @@ static void go_busy(thoth_nvmemod_t *m)
 		m->last = now;
 	m->last_ns = t_ns;
 	m->ticks = 0;
-	/* The policy starts afresh: its first window begins now, not at the
-	 * end of the last busy period (that would measure the pause). */
-	thoth_mod_init(&m->pol, &m->cfg.policy);
 	thoth_mod_sample_t s = { t_ns, events_of(m, &m->last), m->last.ios, m->last.sectors * 512u };
-	thoth_mod_update(&m->pol, &s);
-	if (m->timer)
-		thoth_timer_rearm(m->loop, m->timer, t_ns + m->sample_ns, m->sample_ns / 8);
-	else
-		thoth_loop_add_timer(m->loop, t_ns + m->sample_ns, m->sample_ns / 8, on_sample, m, &m->timer);
+	thoth__mod_busy_begin(&m->pol, &m->cfg.policy, &s, m->loop, &m->timer, m->sample_ns, on_sample, m);
 }
 
 static void on_wake(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t events, void *arg)

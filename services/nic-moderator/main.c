@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "moderation_nic.h"
+#include "moderator_cli.h"
 #include "thoth/error.h"
 #include "thoth/loop.h"
 
@@ -92,13 +93,6 @@ static void on_change(void *arg, const thoth_nicmod_change_t *c)
 	fflush(stdout);
 }
 
-static void on_signal(thoth_loop_t *loop, const struct signalfd_siginfo *info, void *arg)
-{
-	(void)info;
-	(void)arg;
-	thoth_loop_stop(loop);
-}
-
 static int parse_fixture(const char *s, uint32_t *out)
 {
 	char buf[128];
@@ -120,42 +114,24 @@ static int parse_fixture(const char *s, uint32_t *out)
 int main(int argc, char **argv)
 {
 	const char *dev = NULL, *fixture = NULL;
-	thoth_mod_config_t pol = { .kind = THOTH_MOD_ADAPTIVE };
-	unsigned long sample_ms = 10, budget_us = 0;
+	moderator_opts_t mo;
+	moderator_opts_init(&mo);
 	bool driver_adaptive = false;
 	static const struct option opts[] = {
-		{ "dev", required_argument, NULL, 'd' },     { "policy", required_argument, NULL, 'p' },
-		{ "budget-us", required_argument, NULL, 'b' }, { "sample-ms", required_argument, NULL, 's' },
+		{ "dev", required_argument, NULL, 'd' },     MODERATOR_POLICY_OPTIONS,
 		{ "fixture", required_argument, NULL, 'f' },  { "driver-adaptive", no_argument, NULL, 'a' },
 		{ "json", no_argument, NULL, 'j' },           { "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	int c;
-	char *end;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		int taken = moderator_opt("nic-moderator", c, optarg, &mo);
+		if (taken < 0)
+			return 2;
+		if (taken)
+			continue;
 		switch (c) {
 		case 'd': dev = optarg; break;
-		case 'p':
-			if (thoth_mod_kind_parse(optarg, &pol.kind) ||
-			    (pol.kind != THOTH_MOD_ADAPTIVE && pol.kind != THOTH_MOD_DIM)) {
-				fprintf(stderr, "nic-moderator: --policy %s: adaptive or dim\n", optarg);
-				return 2;
-			}
-			break;
-		case 'b':
-			budget_us = strtoul(optarg, &end, 10);
-			if (*end || budget_us < 10 || budget_us > THOTH_MOD_MAX_US) {
-				fprintf(stderr, "nic-moderator: --budget-us %s: 10 to %u\n", optarg, THOTH_MOD_MAX_US);
-				return 2;
-			}
-			break;
-		case 's':
-			sample_ms = strtoul(optarg, &end, 10);
-			if (*end || sample_ms < 1 || sample_ms > 1000) {
-				fprintf(stderr, "nic-moderator: --sample-ms %s: 1 to 1000\n", optarg);
-				return 2;
-			}
-			break;
 		case 'f': fixture = optarg; break;
 		case 'a': driver_adaptive = true; break;
 		case 'j': json = true; break;
@@ -167,7 +143,6 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	pol.fixed.max_us = (uint32_t)budget_us;
 
 	char why[300];
 	thoth_ethtool_t *eth = NULL;
@@ -188,14 +163,10 @@ int main(int argc, char **argv)
 		}
 		be = thoth_nicmod_ethtool_backend(eth);
 	}
-	thoth_loop_t *loop;
-	if (thoth_loop_new(&loop)) {
-		fprintf(stderr, "nic-moderator: cannot create the event loop\n");
+	thoth_loop_t *loop = moderator_loop_new("nic-moderator");
+	if (!loop)
 		return 1;
-	}
-	thoth_loop_add_signal(loop, SIGTERM, on_signal, NULL);
-	thoth_loop_add_signal(loop, SIGINT, on_signal, NULL);
-	thoth_nicmod_config_t cfg = { .ifname = dev, .policy = pol, .sample_us = (uint32_t)(sample_ms * 1000),
+	thoth_nicmod_config_t cfg = { .ifname = dev, .policy = mo.pol, .sample_us = (uint32_t)(mo.sample_ms * 1000),
 				      .use_driver_adaptive = driver_adaptive, .backend = be,
 				      .on_change = on_change, .arg = (void *)dev };
 	thoth_nicmod_t *m;
@@ -208,8 +179,8 @@ int main(int argc, char **argv)
 	}
 	if (!json) {
 		printf("%s: driving %s with %s (%s), sampling every %lu ms while packets flow\n", dev,
-		       fixture ? "a fixture device" : "its driver", thoth_mod_kind_name(pol.kind),
-		       budget_us ? "budget set" : "default budget", sample_ms);
+		       fixture ? "a fixture device" : "its driver", thoth_mod_kind_name(mo.pol.kind),
+		       mo.budget_us ? "budget set" : "default budget", mo.sample_ms);
 		fflush(stdout);
 	}
 	r = thoth_loop_run(loop);

@@ -36,6 +36,7 @@
 #include <string.h>
 
 #include "moderation_nvme.h"
+#include "moderator_cli.h"
 #include "thoth/error.h"
 #include "thoth/loop.h"
 
@@ -111,13 +112,6 @@ static void on_change(void *arg, const thoth_nvmemod_change_t *c)
 	fflush(stdout);
 }
 
-static void on_signal(thoth_loop_t *loop, const struct signalfd_siginfo *info, void *arg)
-{
-	(void)info;
-	(void)arg;
-	thoth_loop_stop(loop);
-}
-
 static int parse_fake(const char *s)
 {
 	if (!s || !strcmp(s, "ok"))
@@ -140,43 +134,25 @@ static int parse_fake(const char *s)
 int main(int argc, char **argv)
 {
 	const char *ctrl = NULL, *fake_mode = NULL;
-	thoth_mod_config_t pol = { .kind = THOTH_MOD_ADAPTIVE };
+	moderator_opts_t mo;
+	moderator_opts_init(&mo);
 	thoth_nvmemod_wake_t wake = THOTH_NVMEMOD_WAKE_PERF;
-	unsigned long sample_ms = 10, budget_us = 0;
 	static const struct option opts[] = {
-		{ "ctrl", required_argument, NULL, 'c' },      { "policy", required_argument, NULL, 'p' },
-		{ "budget-us", required_argument, NULL, 'b' }, { "sample-ms", required_argument, NULL, 's' },
+		{ "ctrl", required_argument, NULL, 'c' },      MODERATOR_POLICY_OPTIONS,
 		{ "wake", required_argument, NULL, 'w' },      { "fake-controller", optional_argument, NULL, 'f' },
 		{ "json", no_argument, NULL, 'j' },            { "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	int c;
-	char *end;
 	thoth_nvme_fake_init(&fake, 0);
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		int taken = moderator_opt("nvme-moderator", c, optarg, &mo);
+		if (taken < 0)
+			return 2;
+		if (taken)
+			continue;
 		switch (c) {
 		case 'c': ctrl = optarg; break;
-		case 'p':
-			if (thoth_mod_kind_parse(optarg, &pol.kind) ||
-			    (pol.kind != THOTH_MOD_ADAPTIVE && pol.kind != THOTH_MOD_DIM)) {
-				fprintf(stderr, "nvme-moderator: --policy %s: adaptive or dim\n", optarg);
-				return 2;
-			}
-			break;
-		case 'b':
-			budget_us = strtoul(optarg, &end, 10);
-			if (*end || budget_us < 10 || budget_us > THOTH_MOD_MAX_US) {
-				fprintf(stderr, "nvme-moderator: --budget-us %s: 10 to %u\n", optarg, THOTH_MOD_MAX_US);
-				return 2;
-			}
-			break;
-		case 's':
-			sample_ms = strtoul(optarg, &end, 10);
-			if (*end || sample_ms < 1 || sample_ms > 1000) {
-				fprintf(stderr, "nvme-moderator: --sample-ms %s: 1 to 1000\n", optarg);
-				return 2;
-			}
-			break;
 		case 'w':
 			if (!strcmp(optarg, "perf"))
 				wake = THOTH_NVMEMOD_WAKE_PERF;
@@ -209,16 +185,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "nvme-moderator: --ctrl %s: nvme followed by 1 to 4 digits (nvme0)\n", ctrl);
 		return 2;
 	}
-	pol.fixed.max_us = (uint32_t)budget_us;
 
-	thoth_loop_t *loop;
-	if (thoth_loop_new(&loop)) {
-		fprintf(stderr, "nvme-moderator: cannot create the event loop\n");
+	thoth_loop_t *loop = moderator_loop_new("nvme-moderator");
+	if (!loop)
 		return 1;
-	}
-	thoth_loop_add_signal(loop, SIGTERM, on_signal, NULL);
-	thoth_loop_add_signal(loop, SIGINT, on_signal, NULL);
-	thoth_nvmemod_config_t cfg = { .ctrl = ctrl, .policy = pol, .sample_us = (uint32_t)(sample_ms * 1000),
+	thoth_nvmemod_config_t cfg = { .ctrl = ctrl, .policy = mo.pol, .sample_us = (uint32_t)(mo.sample_ms * 1000),
 				       .wake = wake, .on_change = on_change, .arg = (void *)ctrl };
 	if (use_fake)
 		cfg.admin = thoth_nvme_fake_admin(&fake);
@@ -233,9 +204,9 @@ int main(int argc, char **argv)
 	}
 	if (!json) {
 		printf("%s: driving %s with %s (%s), waking on %s, sampling every %lu ms while I/O completes\n", ctrl,
-		       use_fake ? "a fake controller" : "its feature 0x08", thoth_mod_kind_name(pol.kind),
-		       budget_us ? "budget set" : "default budget",
-		       wake == THOTH_NVMEMOD_WAKE_PERF ? "block_rq_complete (perf)" : "sysfs file changes", sample_ms);
+		       use_fake ? "a fake controller" : "its feature 0x08", thoth_mod_kind_name(mo.pol.kind),
+		       mo.budget_us ? "budget set" : "default budget",
+		       wake == THOTH_NVMEMOD_WAKE_PERF ? "block_rq_complete (perf)" : "sysfs file changes", mo.sample_ms);
 		fflush(stdout);
 	}
 	r = thoth_loop_run(loop);

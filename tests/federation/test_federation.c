@@ -27,6 +27,7 @@
 #include <cmocka.h>
 
 #include "echo.thoth.h"
+#include "etcd_proc.h"
 #include "harness.h"
 #include "registry.thoth.h"
 #include "thoth/pool.h"
@@ -43,55 +44,11 @@ typedef struct cluster {
 	char url[64];
 } cluster_t;
 
-static uint16_t free_port(void)
-{
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t sl = sizeof sa;
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) || getsockname(fd, (struct sockaddr *)&sa, &sl))
-		return 0;
-	close(fd);
-	return ntohs(sa.sin_port);
-}
-
-static bool etcd_answers(void *arg)
-{
-	cluster_t *c = arg;
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(c->client_port),
-				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	bool ok = false;
-	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
-		const char req[] = "GET /health HTTP/1.0\r\n\r\n";
-		char buf[512] = "";
-		if (send(fd, req, sizeof req - 1, MSG_NOSIGNAL) > 0) {
-			size_t got = 0;
-			ssize_t n;
-			while (got < sizeof buf - 1 && (n = recv(fd, buf + got, sizeof buf - 1 - got, 0)) > 0)
-				got += (size_t)n;
-			buf[got] = 0;
-			ok = strstr(buf, "\"health\":\"true\"") != NULL;
-		}
-	}
-	if (fd >= 0)
-		close(fd);
-	return ok;
-}
-
 static void etcd_start(cluster_t *c)
 {
-	char data[128], client[64], peer[64], cluster[96];
-	snprintf(data, sizeof data, "%s/etcd-data", c->etcd_h.dir);
-	snprintf(client, sizeof client, "http://127.0.0.1:%u", c->client_port);
-	snprintf(peer, sizeof peer, "http://127.0.0.1:%u", c->peer_port);
-	snprintf(cluster, sizeof cluster, "default=%s", peer);
-	const char *argv[] = { ETCD_PATH, "--data-dir", data, "--listen-client-urls", client,
-			       "--advertise-client-urls", client, "--listen-peer-urls", peer,
-			       "--initial-advertise-peer-urls", peer, "--initial-cluster", cluster,
-			       "--log-level", "warn", NULL };
-	c->etcd = harness_spawn(&c->etcd_h, "etcd", argv);
+	c->etcd = etcd_spawn(&c->etcd_h, ETCD_PATH, c->client_port, c->peer_port);
 	assert_true(c->etcd > 0);
-	assert_true(harness_wait_until(etcd_answers, c, 20000));
+	assert_true(harness_wait_until(etcd_answers, &c->client_port, 20000));
 }
 
 static void host_start(cluster_t *c, int i)
@@ -116,8 +73,8 @@ static int setup(void **state)
 		if (harness_setup(&c->host[i]))
 			return -1;
 	c->n_hosts = 3;
-	c->client_port = free_port();
-	c->peer_port = free_port();
+	c->client_port = etcd_free_port();
+	c->peer_port = etcd_free_port();
 	snprintf(c->url, sizeof c->url, "http://127.0.0.1:%u", c->client_port);
 	*state = c;
 	return 0;

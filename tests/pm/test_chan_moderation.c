@@ -109,27 +109,45 @@ static void test_producer_rule_clamps_hostile_words(void **state)
 	assert_false(chan_mod_may_defer(1, now + 100, 0, now));
 }
 
+/*
+ * The scenario must run within the consumer's deadline (1 ms, the cap): a
+ * preemption past it on a loaded machine makes every message ring at once,
+ * as it should (make test failed so at load 15).  Such a run shows nothing
+ * about moderation and is run again, at most 50 times.
+ */
 static void test_urgent_messages_bypass_moderation(void **state)
 {
-	pair_t *p = pair_new();
-	thoth_chan_moderation_cfg_t mc = { THOTH_CHAN_MOD_FIXED, 4, 1000 };
-	assert_int_equal(chan_mod_config(&p->srv, &mc), 0);
-	assert_true(consumer_sleeps(&p->srv) > thoth_clock_now());
-	send_one(&p->cli, 0);
-	assert_int_equal(p->cli.st.bells_deferred, 1);
-	assert_int_equal(p->cli.st.wakes, 0);
-	send_one(&p->cli, THOTH_CHAN_URGENT);
-	assert_int_equal(p->cli.st.wakes, 1);
-	assert_int_equal(p->cli.st.urgent, 1);
-	assert_int_equal(p->cli.st.bells_deferred, 1);
-	/* N = 4: the third waiting message is deferred, the fourth fills the
-	 * batch and rings. */
-	send_one(&p->cli, 0);
-	assert_int_equal(p->cli.st.bells_deferred, 2);
-	assert_int_equal(p->cli.st.wakes, 1);
-	send_one(&p->cli, 0);
-	assert_int_equal(p->cli.st.wakes, 2);
-	pair_free(p);
+	for (int attempt = 1;; attempt++) {
+		pair_t *p = pair_new();
+		thoth_chan_moderation_cfg_t mc = { THOTH_CHAN_MOD_FIXED, 4, 1000 };
+		assert_int_equal(chan_mod_config(&p->srv, &mc), 0);
+		uint64_t by = consumer_sleeps(&p->srv);
+		uint64_t deferred[4], wakes[4], urgent;
+		send_one(&p->cli, 0);
+		deferred[0] = p->cli.st.bells_deferred, wakes[0] = p->cli.st.wakes;
+		send_one(&p->cli, THOTH_CHAN_URGENT);
+		deferred[1] = p->cli.st.bells_deferred, wakes[1] = p->cli.st.wakes, urgent = p->cli.st.urgent;
+		/* N = 4: the third waiting message is deferred, the fourth fills
+		 * the batch and rings. */
+		send_one(&p->cli, 0);
+		deferred[2] = p->cli.st.bells_deferred, wakes[2] = p->cli.st.wakes;
+		send_one(&p->cli, 0);
+		wakes[3] = p->cli.st.wakes;
+		bool in_time = thoth_clock_now() < by;
+		pair_free(p);
+		if (!in_time && attempt < 50)
+			continue;
+		assert_true(in_time);
+		assert_int_equal(deferred[0], 1);
+		assert_int_equal(wakes[0], 0);
+		assert_int_equal(wakes[1], 1);
+		assert_int_equal(urgent, 1);
+		assert_int_equal(deferred[1], 1);
+		assert_int_equal(deferred[2], 2);
+		assert_int_equal(wakes[2], 1);
+		assert_int_equal(wakes[3], 2);
+		return;
+	}
 }
 
 static void test_a_producer_rings_what_it_owes_before_it_waits(void **state)
