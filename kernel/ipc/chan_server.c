@@ -117,6 +117,8 @@ struct thoth_chan_server {
 	 * wakes for it). */
 	bool pl_on, pl_colocated;
 	int pl_cpu;                     /* co-located: the one CPU we gave this thread */
+	bool one_cpu;                   /* this thread may run on one CPU only (naps: serve_pinned) */
+	uint64_t one_cpu_at;            /* when that was last read (loop time), 0 = never */
 	uint64_t pl_start, pl_busy0, pl_last_move;
 	double pl_cycle_before;
 	/* thoth_serve_per_cpu: the listening server routes each connection to
@@ -460,6 +462,26 @@ static void place_call(thoth_chan_server_t *s)
 	}
 }
 
+/*
+ * May this thread nap on a channel's futex (chan_nap)?  Only while it is
+ * confined to one CPU (pinned by the user, by placement's COLOCATE move or
+ * by thoth_serve_per_cpu).  Unpinned, a nap measured worse than the loop's
+ * wait: with a busy process on the other CPU (bench_channel --matrix,
+ * unpinned + hog, 64 B) 25-46 us against 19 us without naps, while pinned
+ * to the client's CPU it is 1.10-1.19x -> 0.94-1.05x of a futex pair
+ * (docs/SCHED.md).  Read with a system call at most once a second.
+ */
+static bool serve_pinned(thoth_chan_server_t *s)
+{
+	uint64_t now = thoth_loop_now(s->loop);
+	if (!s->one_cpu_at || now - s->one_cpu_at >= 1000000000ull) {
+		cpu_set_t set;
+		s->one_cpu = sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) == 1;
+		s->one_cpu_at = now ? now : 1;
+	}
+	return s->one_cpu;
+}
+
 static enum serve_result conn_serve(conn_t *c, unsigned budget)
 {
 	thoth_chan_server_t *s = c->srv;
@@ -502,7 +524,7 @@ static enum serve_result conn_serve(conn_t *c, unsigned budget)
 			/* The client needs our CPU: nap on the ring's futex
 			 * rather than in the loop's wait (chan_nap). */
 			uint64_t idle_at = 0;
-			if (may_spin && e->nap_ok) {
+			if (may_spin && e->nap_ok && serve_pinned(s)) {
 				idle_at = thoth_clock_now();
 				if (chan_nap(e, thoth_loop_quiet_until(s->loop))) {
 					c->pl_wakes++;          /* its wake-up ended our sleep */

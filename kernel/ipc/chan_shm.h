@@ -216,9 +216,11 @@ int chan_wait(chan_end_t *e, enum chan_cond cond, size_t len, int timeout_ms);
  * the socket, for at most spin_max (plus the thread's timer slack) and
  * never past UNTIL (the loop's next timer): the loop's other sources wait
  * no longer than a spin would have made them wait.  A nap that finds
- * nothing stops naps until a wait again ends within spin_max.  true when a message came (serve it),
- * false otherwise (flag cleared: arm for the loop as usual).  SPIN mode
- * only; never with moderation.  docs/IPC.md, "Naps".
+ * nothing stops naps until a wait again ends within spin_max.  chan_server
+ * naps only while its thread is confined to one CPU (serve_pinned).  true
+ * when a message came (serve it), false otherwise (flag cleared: arm for
+ * the loop as usual).  SPIN mode only; never with moderation.  docs/IPC.md,
+ * "Naps".
  */
 bool chan_nap(chan_end_t *e, uint64_t until);
 
