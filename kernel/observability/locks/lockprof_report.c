@@ -56,7 +56,7 @@ struct thothlock_table {
 };
 
 /* Whether the file page holding *p was ever written (a hole reads as
- * zeros: the table is 35 MiB, mostly never touched; the reader skips
+ * zeros: the table is ~95 MiB, mostly never touched; the reader skips
  * what it need not look at rather than fault in zero pages). */
 static bool has_data(const thothlock_table_t *t, const void *p)
 {
