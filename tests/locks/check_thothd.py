@@ -22,7 +22,7 @@
    processes a report reads 16 and says one was not read.
 5. Nobody asks for 1 s while the profiled process lives: thothd does not
    wake up (voluntary context switches unchanged).
-6. thothd's CPU per request (schedstat over 10 requests) is printed.
+6. thothd's CPU per request (schedstat over 5 requests) is printed.
 7. thothd stopped: thothctl says it is not running and reads the table
    directly, labelled as such, with the same counts.
 """
@@ -268,7 +268,7 @@ def main():
         print("ok idle: 0 thothd wake-ups in 1 s with a profiled process alive")
 
         # 6. what a request costs thothd
-        n = 10
+        n = 5
         before = cpu_s(d.pid)
         for _ in range(n):
             r = ctl("--json", "locks", "--pid", str(w.pid))
