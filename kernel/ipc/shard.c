@@ -24,6 +24,7 @@ struct thoth_shard_table {
 	uint64_t *load;                 /* atomic: n counters */
 };
 
+__attribute__((format(printf, 3, 4)))
 static void say(char *why, size_t len, const char *fmt, ...)
 {
 	if (!why || !len)

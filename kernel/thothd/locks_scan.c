@@ -28,7 +28,7 @@
 
 #include "thoth/error.h"
 
-/* A table holds ~35 MiB of address space, mostly holes (lockprof_layout.h);
+/* A table holds ~95 MiB (format 3) of address space, mostly holes (lockprof_layout.h);
  * more data than this is not one the preload wrote. */
 #define MAX_DATA_BYTES ((off_t)128 << 20)
 
