@@ -199,7 +199,8 @@ static double verify_100_us(double *load_us)
 	INS(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 100 - 8 - 3, 0);
 	INS(BPF_LDX | BPF_MEM | BPF_W, 3, 6, 20, 0);
 	while (i < 100 - 3) {
-		INS(BPF_ALU64 | BPF_ADD | BPF_K, 3, 0, 0, i);
+		int32_t at = (int32_t)i;        /* INS increments i: read it first */
+		INS(BPF_ALU64 | BPF_ADD | BPF_K, 3, 0, 0, at);
 		INS(BPF_ALU64 | BPF_XOR | BPF_X, 3, 3, 0, 0);
 	}
 	i = 97;
@@ -259,11 +260,19 @@ static double verify_100_us(double *load_us)
  * callgrind to count (bench/probe/instr.sh): instructions per event do not
  * depend on the machine's load, unlike nanoseconds.
  */
-__attribute__((noipa)) static void instr_none(uint32_t n) { fire(n); }
-__attribute__((noipa)) static void instr_tiny_jit(uint32_t n) { fire(n); }
-__attribute__((noipa)) static void instr_tiny_interp(uint32_t n) { fire(n); }
-__attribute__((noipa)) static void instr_hash_jit(uint32_t n) { fire(n); }
-__attribute__((noipa)) static void instr_hash_interp(uint32_t n) { fire(n); }
+/* gcc's noipa keeps each case a real call that callgrind can count;
+ * clang (make fuzz builds everything with it) lacks it: noinline there. */
+#if defined(__clang__)
+#define BENCH_NOIPA __attribute__((noinline))
+#else
+#define BENCH_NOIPA __attribute__((noipa))
+#endif
+
+BENCH_NOIPA static void instr_none(uint32_t n) { fire(n); }
+BENCH_NOIPA static void instr_tiny_jit(uint32_t n) { fire(n); }
+BENCH_NOIPA static void instr_tiny_interp(uint32_t n) { fire(n); }
+BENCH_NOIPA static void instr_hash_jit(uint32_t n) { fire(n); }
+BENCH_NOIPA static void instr_hash_interp(uint32_t n) { fire(n); }
 
 static int instr_mode(uint32_t n)
 {

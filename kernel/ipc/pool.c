@@ -130,6 +130,7 @@ struct thoth_pool {
 	char reply_why[160];
 };
 
+__attribute__((format(printf, 3, 4)))
 static void say(char *why, size_t len, const char *fmt, ...)
 {
 	if (!why || !len)

@@ -64,6 +64,7 @@ bool thothd_kprobe_section(const char *sec)
 static char klog[32768];
 static size_t klog_len;
 
+__attribute__((format(printf, 2, 0)))
 static int klog_fn(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
 	if (level == LIBBPF_DEBUG || klog_len >= sizeof klog - 1)

@@ -669,10 +669,11 @@ static bool disk_of(const char *dir, uint32_t *kdev)
 	FILE *f = fopen(p, "re");
 	if (!f)
 		return false;
-	unsigned ma, mi;
+	unsigned ma = 0, mi = 0;
 	bool ok = fgets(b, sizeof b, f) && sscanf(b, "%u:%u", &ma, &mi) == 2;
 	fclose(f);
-	*kdev = ma << 20 | mi;
+	if (ok)
+		*kdev = ma << 20 | mi;
 	return ok;
 }
 

@@ -411,6 +411,7 @@ static void emit_requests(int n)
 		volatile uint64_t spin = 0;
 		for (int k = 0; k < 20000 * (i + 1); k++)
 			spin += (uint64_t)k;
+		(void)spin;
 		THOTH_TRACE_MSG(IPC, chan_send, THOTH_TRACE_SEND, me, 1, 1, i, 8, THOTH_TRACE_INLINE, id);
 		struct timespec ts = { 0, 200000 };
 		nanosleep(&ts, NULL);
