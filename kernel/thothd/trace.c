@@ -477,12 +477,19 @@ static void drain_source(thothd_tracer_t *t, trace_source_t *s)
 
 static void drain_sources(thothd_tracer_t *t);
 
+/* The extra source, when the session records its categories (mu held;
+ * either thread). */
+static void poll_extra_source(thothd_tracer_t *t)
+{
+	if (t->active && t->source_fn && (t->categories & t->source_mask))
+		t->source_lost += t->source_fn(t, t->session_start_ns, t->source_ctx);
+}
+
 /* Every source into the collection, then the extra source (mu held). */
 static void drain(thothd_tracer_t *t)
 {
 	drain_sources(t);
-	if (t->active && t->source_fn && (t->categories & t->source_mask))
-		t->source_lost += t->source_fn(t, t->session_start_ns, t->source_ctx);
+	poll_extra_source(t);
 }
 
 static void drain_sources(thothd_tracer_t *t)
@@ -567,9 +574,8 @@ static void collect_pass(thothd_tracer_t *t)
 		}
 	}
 	t->cursor = NULL;
-	if (t->active && !t->collector_quit && !t->live_fn && t->source_fn &&
-	    (t->categories & t->source_mask))
-		t->source_lost += t->source_fn(t, t->session_start_ns, t->source_ctx);
+	if (!t->collector_quit && !t->live_fn)
+		poll_extra_source(t);
 	t->passes++;
 	t->pass_cpu_ns += thread_cpu_ns() - cpu0;
 }
