@@ -16,10 +16,13 @@
  * never takes CPU 0 from the innocent, so what the flooder costs the
  * innocent is what the service makes it wait.
  *
- * What is asserted: the p50 with the flooder within 2x of the p50 alone
- * (without per-turn budgets it is 7-40x on the 2-vCPU VM), and the p99
+ * What is asserted: the p50 with the flooder within what turns allow (2x
+ * the p50 alone plus three flooder turns at the service's measured cost
+ * per message; without per-turn budgets it is 7-40x on the 2-vCPU VM), and the p99
  * within 2x while the machine is not overloaded (load average below the
- * CPU count).  On an overloaded machine (8 builds on 2 vCPUs: load 16) the
+ * CPU count).  Under a sanitizer the p99 gets the turn budget instead:
+ * ASan makes the service's messages 2-3x dearer but not the innocent's
+ * wake-ups, so the 2x ratio belongs to the plain build (see check_fair).  On an overloaded machine (8 builds on 2 vCPUs: load 16) the
  * p99 of both phases is set by the hypervisor and the scheduler (4-8 ms
  * alone), and is printed, not asserted: docs/RELIABILITY.md says so.
  */
@@ -32,6 +35,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/mman.h>
+#include <dirent.h>
 #include <cmocka.h>
 
 #include "chan_proc.h"
@@ -39,7 +43,10 @@
 #include "chantest.thoth.h"
 #include "thoth/channel.h"
 
-enum { BLOCKS = 40, BLOCK_CALLS = 100 };
+enum {
+	BLOCKS = 40, BLOCK_CALLS = 100,
+	TURN = 16,      /* CONN_BUDGET in kernel/ipc/chan_server.c: messages per channel per turn */
+};
 
 static chan_proc_env_t env;
 
@@ -128,6 +135,33 @@ static void pin(pid_t pid, int cpu)
 	sched_setaffinity(pid, sizeof set, &set);
 }
 
+/* Nanoseconds PID's threads have run (schedstat's first field, summed
+ * over /proc/PID/task), or 0 if it cannot be read. */
+static uint64_t run_ns(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+	DIR *d = opendir(path);
+	if (!d)
+		return 0;
+	uint64_t sum = 0;
+	for (struct dirent *e; (e = readdir(d));) {
+		if (e->d_name[0] == '.')
+			continue;
+		char p[320];
+		snprintf(p, sizeof p, "/proc/%d/task/%s/schedstat", (int)pid, e->d_name);
+		FILE *f = fopen(p, "r");
+		unsigned long long ns = 0;
+		if (f) {
+			if (fscanf(f, "%llu", &ns) == 1)
+				sum += ns;
+			fclose(f);
+		}
+	}
+	closedir(d);
+	return sum;
+}
+
 static bool wait_for(_Atomic int *flag, int value)
 {
 	for (uint64_t end = chan_now_ns() + 5000000000ull; chan_now_ns() < end;) {
@@ -184,16 +218,17 @@ static void check_fair(thoth_chan_wait_t wait, const char *arg1, const char *arg
 		fail_msg("connect: %s", why);
 	static uint64_t alone[BLOCKS / 2 * BLOCK_CALLS], flood[BLOCKS / 2 * BLOCK_CALLS];
 	size_t na = 0, nf = 0;
-	uint64_t ns, flood_sent = 0;
+	uint64_t ns, flood_sent = 0, service_ns = 0;
 	for (int i = 0; i < 200; i++)           /* warm up: pages, caches, spin budgets */
 		assert_int_equal(echo(ch, &ns), 0);
 	for (int b = 0; b < BLOCKS; b++) {
 		bool flooding = b & 1;
-		uint64_t before = atomic_load(&rep->sent);
+		uint64_t before = atomic_load(&rep->sent), ran = 0;
 		if (flooding) {
 			atomic_store(&rep->go, 1);
 			flooder_alive(rep, before);
 			before = atomic_load(&rep->sent);
+			ran = run_ns(env.service);
 		} else {
 			atomic_store(&rep->go, 0);
 			assert_true(wait_for(&rep->paused, 1));
@@ -208,8 +243,10 @@ static void check_fair(thoth_chan_wait_t wait, const char *arg1, const char *arg
 			else
 				alone[na++] = ns;
 		}
-		if (flooding)
+		if (flooding) {
 			flood_sent += atomic_load(&rep->sent) - before;
+			service_ns += run_ns(env.service) - ran;
+		}
 	}
 	flooder_alive(rep, atomic_load(&rep->sent));     /* the last block did not stall it */
 	atomic_store(&rep->go, -1);
@@ -237,17 +274,47 @@ static void check_fair(thoth_chan_wait_t wait, const char *arg1, const char *arg
 	 * in the slow mode).  So the rate is printed, not judged: the stall
 	 * it once guarded against is caught by flooder_alive in both modes. */
 	print_message("flood: %.1f messages per innocent call\n", (double)flood_sent / (double)nf);
-	/* The issue's bound is on the p99 (below).  The p50 may pay for one
-	 * turn of the flooder (16 messages) ahead of each call, about 2-3x a
-	 * 20 us round trip on this VM; starvation (before turns) was 7-40x. */
+	/* The issue's bound is on the p99 (below).  The p50 is bounded by what
+	 * turns allow: a call may wait behind the rest of one flooder turn
+	 * when its request arrives and behind another while its reply is on
+	 * the way and the innocent wakes (TURN messages each), plus one turn
+	 * of slack.  What a message costs the service is measured in this
+	 * run: the service's CPU time during the flooding blocks (schedstat,
+	 * never more than their wall time) over the messages it served then.
+	 * The budget scales with the build (ASan) and the machine's load;
+	 * starvation (before turns: p50 8 us -> 6 ms) waits hundreds of turns
+	 * and cannot fit.  A fixed 4x failed in CI on an ASan build whose
+	 * flooder got 31.6 messages in per call (4.35x, p99 1.81x). */
 	uint64_t a50 = alone[na / 2], f50 = flood[nf / 2];
-	if (f50 > 4 * a50)
-		fail_msg("innocent p50 with a flooder is %.1f us, more than 4x its %.1f us alone", f50 / 1e3, a50 / 1e3);
+	double per_msg = (double)service_ns / (double)(flood_sent + nf);
+	double budget = 2.0 * (double)a50 + 3.0 * TURN * per_msg;
+	print_message("service: %.2f us of CPU per message served while flooding; p50 budget %.1f us "
+		      "(2x alone + 3 turns of %d)\n", per_msg / 1e3, budget / 1e3, TURN);
+	if (service_ns == 0)
+		fail_msg("could not read the service's run time from /proc/%d/task/*/schedstat", (int)env.service);
+	if ((double)f50 > budget)
+		fail_msg("innocent p50 with a flooder is %.1f us, more than the %.1f us that turns allow "
+			 "(2 x %.1f us alone + 3 turns of %d messages at %.2f us)",
+			 f50 / 1e3, budget / 1e3, a50 / 1e3, TURN, per_msg / 1e3);
 	double load = 0;
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	if (getloadavg(&load, 1) == 1 && load < (double)cpus) {
+#if THOTH_TEST_SLOWDOWN > 1
+		/* Under ASan a message costs the service 2-3x what it costs in
+		 * the plain build (4.3 vs 1.7 us) while the innocent's call
+		 * alone hardly slows (35 vs 29 us: it is wake-ups), so the
+		 * ratio the issue bounds is the plain build's to assert; here
+		 * the p99 gets the same turn budget as the p50 (measured:
+		 * 1.70-2.06x, inside 125 + 3 x 16 x 4.3 us). */
+		double b99 = (double)a + 3.0 * TURN * per_msg;
+		if ((double)f > b99)
+			fail_msg("innocent p99 with a flooder is %.1f us, more than the %.1f us that turns allow "
+				 "(%.1f us alone + 3 turns of %d messages at %.2f us)",
+				 f / 1e3, b99 / 1e3, a / 1e3, TURN, per_msg / 1e3);
+#else
 		if (f > 2 * a)
 			fail_msg("innocent p99 with a flooder is %.1f us, more than twice its %.1f us alone", f / 1e3, a / 1e3);
+#endif
 	} else {
 		print_message("p99 not asserted: load average %.1f on %ld CPUs\n", load, cpus);
 	}
