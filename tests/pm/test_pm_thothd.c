@@ -26,6 +26,7 @@
 #include "harness.h"
 #include "pm.thoth.h"
 #include "timerpage.h"
+#include "../common/slowdown.h"
 
 typedef struct client {
 	thoth_control_t ctl;
@@ -141,7 +142,7 @@ static bool element_at(void *arg)
 static void wait_level(client_t *c, int element, int level)
 {
 	wait_arg_t w = { c, element, level, -1 };
-	assert_true(harness_wait_until(element_at, &w, 10000));
+	assert_true(harness_wait_until(element_at, &w, THOTH_TEST_DEADLINE_MS(10000)));
 }
 
 static pid_t start_driver(harness_t *h, const char *kind, const char *needs)
@@ -168,7 +169,7 @@ static void start(harness_t *h, client_t *c, bool disk)
 
 static void wait_event(client_t *c, int *counter, int want)
 {
-	uint64_t end = harness_now_ms() + 10000;
+	uint64_t end = harness_now_ms() + THOTH_TEST_DEADLINE_MS(10000);
 	while (*counter < want && harness_now_ms() < end)
 		thoth_sock_client_poll_event(&c->ctl.sock, 100);
 	assert_true(*counter >= want);
@@ -781,7 +782,7 @@ static void test_cpu_idle_hint_follows_the_next_posted_wake_up(void **state)
 	 * again on its own timer and lets the file go. */
 	timerpage_post(pg, slot, 0, 0);
 	released_arg_t ra = { d };
-	assert_true(harness_wait_until(qos_released, &ra, 10000));
+	assert_true(harness_wait_until(qos_released, &ra, THOTH_TEST_DEADLINE_MS(10000)));
 	assert_int_equal(cpu_qos(&c, &q, st, sizeof st), 0);
 	assert_int_equal(q.request_us, 0);
 	timerpage_release(pg, slot, (uint32_t)getpid());
