@@ -286,7 +286,10 @@ static inline int thoth_builder_alloc_raw(thoth_builder_t *b, size_t n, uint32_t
 		return b->err = THOTH_E_TOO_LARGE;
 	if (start > b->cap || n > b->cap - start)
 		return b->err = THOTH_E_NO_SPACE;
-	memset(b->buf + b->len, 0, start - b->len);
+	/* The gap is usually empty (frames and pads keep 8-alignment): a
+	 * library call to zero nothing costs ~15 instructions per object. */
+	if (start != b->len)
+		memset(b->buf + b->len, 0, start - b->len);
 	b->len = start + n;
 	*off = (uint32_t)body_start;
 	return 0;
@@ -366,7 +369,8 @@ static inline int thoth_builder_finish(thoth_builder_t *b, const thoth_msg_heade
 	size_t end = thoth_wire_pad8(b->len);
 	if (end > b->cap)
 		return b->err = THOTH_E_NO_SPACE;
-	memset(b->buf + b->len, 0, end - b->len);
+	if (end != b->len)
+		memset(b->buf + b->len, 0, end - b->len);
 	b->len = end;
 	thoth_msg_header_t hh = *h;
 	hh.body_len = (uint32_t)(end - THOTH_WIRE_HEADER_SIZE);

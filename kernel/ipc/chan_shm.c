@@ -62,6 +62,10 @@ static void presence_publish(chan_end_t *e, bool running);
 /* chan_nap: no nap shorter than this (a learnt budget this small means the
  * peer answers slowly: the loop's own wait is the right one). */
 #define NAP_MIN_NS 4000u   /* liveness is re-checked this often while blocked */
+/* chan_nap's epochs (nap_way): each run's first NAP_SETTLE cycles are
+ * not timed (the way of the wait before them still shows). */
+#define NAP_SETTLE (CHAN_NAP_RUN - CHAN_NAP_SAMPLES)
+enum { NAP_WAY_NAP = 1, NAP_WAY_LOOP = 2, NAP_WAY_TIMED = 4 };   /* chan_end_t.nap_cycle_way */
 
 static bool is_pow2(uint32_t v) { return v && !(v & (v - 1)); }
 
@@ -926,6 +930,18 @@ bool chan_spin(chan_end_t *e, enum chan_cond cond, size_t len)
 	return false;
 }
 
+/* Median of the N (<= CHAN_NAP_SAMPLES) samples at V (sorted in place). */
+static uint32_t median_of(uint32_t *v, unsigned n)
+{
+	for (unsigned i = 1; i < n; i++)
+		for (unsigned j = i; j > 0 && v[j - 1] > v[j]; j--) {
+			uint32_t t = v[j];
+			v[j] = v[j - 1];
+			v[j - 1] = t;
+		}
+	return v[n / 2];
+}
+
 void chan_spin_slept(chan_end_t *e, uint64_t waited_ns)
 {
 	if (e->wait != THOTH_CHAN_SPIN || !e->spin_max)
@@ -942,20 +958,83 @@ void chan_spin_slept(chan_end_t *e, uint64_t waited_ns)
 	}
 }
 
+/*
+ * Which way of waiting serves this peer faster, timed in epochs of
+ * CHAN_NAP_EPOCH decisions: the first CHAN_NAP_RUN nap, the next
+ * CHAN_NAP_RUN wait in the loop, and the median cycle of each run (its
+ * first NAP_SETTLE left out) decides the rest of the epoch.  A cycle: from one idle moment to the next
+ * with exactly one message between, i.e. the peer's round trip as this side
+ * sees it.  Not the wait alone: a doorbell's synchronous wake-up runs us
+ * sooner than a FUTEX_WAKE but delays the peer, whose round trip is what
+ * counts.  Runs, not single probes: one nap between loop waits measured
+ * 2-3x longer than naps in a row, and medians, not means: the tail of a
+ * loaded machine (preemptions, naps that time out) is not the typical
+ * round trip.  NOW: this idle moment.
+ */
+static void nap_cycle(chan_end_t *e, uint64_t now)
+{
+	if ((e->nap_cycle_way & NAP_WAY_TIMED) && e->st.received == e->nap_cycle_rx + 1 &&
+	    now > e->nap_cycle_at) {
+		unsigned w = e->nap_cycle_way & NAP_WAY_NAP ? 0 : 1;
+		uint64_t ns = now - e->nap_cycle_at;
+		if (e->nap_n[w] < CHAN_NAP_SAMPLES)
+			e->nap_s[w][e->nap_n[w]++] = ns < UINT32_MAX ? (uint32_t)ns : UINT32_MAX;
+	}
+	e->nap_cycle_at = now;
+	e->nap_cycle_rx = e->st.received;
+	e->nap_cycle_way = 0;            /* set below once the way is chosen */
+}
+
+/* This decision's way: NAP_WAY_NAP or NAP_WAY_LOOP, | NAP_WAY_TIMED. */
+static uint8_t nap_way(chan_end_t *e)
+{
+	unsigned t = e->nap_turns++ % CHAN_NAP_EPOCH;
+	if (t == 0)
+		e->nap_n[0] = e->nap_n[1] = 0;
+	if (t < CHAN_NAP_RUN)
+		return NAP_WAY_NAP | (t >= NAP_SETTLE ? NAP_WAY_TIMED : 0);
+	if (t < 2 * CHAN_NAP_RUN)
+		return NAP_WAY_LOOP | (t >= CHAN_NAP_RUN + NAP_SETTLE ? NAP_WAY_TIMED : 0);
+	if (t == 2 * CHAN_NAP_RUN && e->nap_n[0] >= CHAN_NAP_SAMPLES / 2 && e->nap_n[1] >= CHAN_NAP_SAMPLES / 2) {
+		e->nap_avg_ns = median_of(e->nap_s[0], e->nap_n[0]);
+		e->loop_avg_ns = median_of(e->nap_s[1], e->nap_n[1]);
+		e->nap_loop_wins = e->loop_avg_ns < e->nap_avg_ns;
+	}
+	return e->nap_loop_wins ? NAP_WAY_LOOP : NAP_WAY_NAP;
+}
+
 bool chan_nap(chan_end_t *e, uint64_t until)
 {
-	if (e->wait != THOTH_CHAN_SPIN || e->mod.on || e->err || !e->nap_ok || e->spin_max < NAP_MIN_NS)
+	if (e->wait != THOTH_CHAN_SPIN || e->mod.on || e->err || !e->nap_ok || e->spin_max < NAP_MIN_NS) {
+		e->nap_cycle_way = 0;    /* no cycle is timed across this wait */
 		return false;
+	}
 	/* Only for a peer that needs our CPU to answer (where a spin cannot
 	 * pay and chan_spin skipped): hostile input, a lie costs latency. */
 	uint32_t peer = atomic_load_explicit(&e->ctl->presence[e->side ^ 1].word, memory_order_relaxed);
 	int cpu = sched_getcpu();
 	if (cpu < 0 || (peer & ~(CHAN_PRESENCE_RUNNING | CHAN_PRESENCE_CPU_MASK)) ||
-	    (peer & CHAN_PRESENCE_CPU_MASK) != (uint32_t)cpu + 1)
+	    (peer & CHAN_PRESENCE_CPU_MASK) != (uint32_t)cpu + 1) {
+		e->nap_cycle_way = 0;
 		return false;
+	}
 	uint64_t start = thoth_clock_now();
+	nap_cycle(e, start);
 	if (until <= start + NAP_MIN_NS)
 		return false;                   /* a timer is due: back to the loop */
+	/* Backing off after misses: this wait goes to the loop.  Counted
+	 * only here, where a nap would otherwise be taken. */
+	if (e->nap_skip) {
+		e->nap_skip--;
+		return false;
+	}
+	/* Nap, or wait in the loop, as the last epoch's runs found faster
+	 * (nap_cycle): with a busy process on the CPU, always napping
+	 * measured 2.3-3.0x a futex pair's round trip, the loop's wait
+	 * ~1.1x; without one napping is the faster (docs/SCHED.md, "Naps"). */
+	e->nap_cycle_way = nap_way(e);
+	if (!(e->nap_cycle_way & NAP_WAY_NAP))
+		return false;
 	uint64_t slice = e->spin_max;
 	if (until - start < slice)
 		slice = until - start;
@@ -975,14 +1054,32 @@ bool chan_nap(chan_end_t *e, uint64_t until)
 	 * published before our re-check, so chan_arm sees its message. */
 	atomic_store_explicit(flag, 0, memory_order_relaxed);
 	presence_publish(e, true);
+	uint64_t took = thoth_clock_now() - start;
 	/* A miss stops naps until a wait shows the peer answering within
 	 * spin_max again (chan_spin_slept): a slow peer costs one wasted
-	 * timer wake-up, not one per message. */
-	if (got)
-		chan_spin_slept(e, thoth_clock_now() - start);
-	else
+	 * timer wake-up, not one per message.  Under load the peer answers
+	 * quickly, then not (preempted by other work on our CPU), and a nap
+	 * that times out wakes us while the peer wants the CPU: so each miss
+	 * also doubles the naps skipped after it (1, 2, 4, ... up to
+	 * CHAN_NAP_BACKOFF_MAX) and each answered nap halves that count; a
+	 * quiet pair never misses and never skips (docs/SCHED.md, "Naps").
+	 * A timed miss counts as a cycle of 2 spin_max (its own is not timed:
+	 * the loop waits next). */
+	if (got) {
+		chan_spin_slept(e, took);
+		e->nap_backoff /= 2;
+	} else {
+		uint64_t long_cycle = 2ull * e->spin_max;
+		if ((e->nap_cycle_way & NAP_WAY_TIMED) && e->nap_n[0] < CHAN_NAP_SAMPLES)
+			e->nap_s[0][e->nap_n[0]++] = long_cycle < UINT32_MAX ? (uint32_t)long_cycle : UINT32_MAX;
+		e->nap_cycle_way = 0;
 		e->nap_ok = false;
-	THOTH_TRACE(LOOP, chan_spin, got ? 3 : 4, thoth_clock_now() - start);   /* nap: hit / missed, ns */
+		e->nap_backoff = e->nap_backoff ? e->nap_backoff * 2 : 1;
+		if (e->nap_backoff > CHAN_NAP_BACKOFF_MAX)
+			e->nap_backoff = CHAN_NAP_BACKOFF_MAX;
+		e->nap_skip = e->nap_backoff;
+	}
+	THOTH_TRACE(LOOP, chan_spin, got ? 3 : 4, took);   /* nap: hit / missed, ns */
 	return got;
 }
 

@@ -122,6 +122,13 @@ typedef struct chan_layout {
 
 int chan_layout_compute(const thoth_chan_limits_t *lim, chan_layout_t *out);
 
+/* chan_nap's epochs: decisions per epoch, of which the first CHAN_NAP_RUN
+ * nap and the next CHAN_NAP_RUN wait in the loop; CHAN_NAP_SAMPLES cycles
+ * of each run (its last ones) are timed. */
+#define CHAN_NAP_EPOCH 256u
+#define CHAN_NAP_RUN 16u
+#define CHAN_NAP_SAMPLES 12u
+
 /* One side's private state. */
 typedef struct chan_end {
 	uint8_t *base;
@@ -157,6 +164,16 @@ typedef struct chan_end {
 	uint32_t presence;                /* last value we published in our presence word */
 	bool rang;                        /* we woke the peer since our last spin decision */
 	bool nap_ok;                      /* chan_nap may nap: the last wait took <= spin_max */
+	uint16_t nap_skip;                /* chan_nap: naps still to skip (back-off after misses) */
+	uint16_t nap_backoff;             /* naps skipped after the next miss (doubles, halves) */
+	uint16_t nap_turns;               /* chan_nap decisions made (epochs: nap_way) */
+	uint8_t nap_cycle_way;            /* how the wait begun at nap_cycle_at is waited (NAP_WAY_*) */
+	bool nap_loop_wins;               /* the last epoch's loop run beat its nap run */
+	uint8_t nap_n[2];                 /* cycles timed this epoch: napping, in the loop */
+	uint32_t nap_s[2][CHAN_NAP_SAMPLES];
+	uint32_t nap_avg_ns, loop_avg_ns; /* the last epoch's median cycles napping / in the loop (ns) */
+	uint64_t nap_cycle_at;            /* the last idle moment chan_nap saw */
+	uint64_t nap_cycle_rx;            /* st.received then: a cycle is timed with one message */
 	thoth_chan_stats_t st;
 	chan_mod_end_t mod;
 } chan_end_t;
@@ -216,13 +233,21 @@ int chan_wait(chan_end_t *e, enum chan_cond cond, size_t len, int timeout_ms);
  * the socket, for at most spin_max (plus the thread's timer slack) and
  * never past UNTIL (the loop's next timer): the loop's other sources wait
  * no longer than a spin would have made them wait.  A nap that finds
- * nothing stops naps until a wait again ends within spin_max.  chan_server
+ * nothing stops naps until a wait again ends within spin_max, and then
+ * skips the next 1, 2, 4, ... (up to CHAN_NAP_BACKOFF_MAX) naps, the count
+ * doubled by each miss and halved by each nap that is answered.  And in
+ * epochs of 256 decisions, the first 16 nap and the next 16 wait in the
+ * loop, and whichever gave the shorter median round trip (idle moment to
+ * idle moment, one message between) is used for the other 224: with other
+ * work runnable on the CPU napping measured 2-3x slower than the loop's
+ * wait.  chan_server
  * naps only while its thread is confined to one CPU (serve_pinned).  true
  * when a message came (serve it), false otherwise (flag cleared: arm for
  * the loop as usual).  SPIN mode only; never with moderation.  docs/IPC.md,
  * "Naps".
  */
 bool chan_nap(chan_end_t *e, uint64_t until);
+#define CHAN_NAP_BACKOFF_MAX 64u
 
 /* Spin (SPIN mode) for at most the adaptive budget until COND holds. */
 bool chan_spin(chan_end_t *e, enum chan_cond cond, size_t len);

@@ -9,6 +9,11 @@
 const thoth_method_info_t *thoth_interface_method(const thoth_interface_info_t *iface,
 						  uint32_t ordinal)
 {
+	/* thothc lists methods by ordinal, usually 1..n without gaps: try the
+	 * slot the ordinal names before searching (ORDINAL is the peer's: the
+	 * index is bounds-checked and the slot's ordinal compared). */
+	if (ordinal - 1u < iface->n_methods && iface->methods[ordinal - 1u]->ordinal == ordinal)
+		return iface->methods[ordinal - 1u];
 	for (size_t i = 0; i < iface->n_methods; i++)
 		if (iface->methods[i]->ordinal == ordinal)
 			return iface->methods[i];
@@ -130,7 +135,8 @@ static int check_response(const thoth_method_info_t *m, const thoth_msg_header_t
 int thoth_client_begin(thoth_client_t *c, const thoth_method_info_t *m, const void *req,
 		       thoth_call_t *call)
 {
-	thoth_client_release(c);
+	if (c->holding_reply)           /* the call only when there is one */
+		thoth_client_release(c);
 	c->remote_code = 0;
 	c->remote_status = 0;
 	c->remote_message[0] = 0;
@@ -214,8 +220,13 @@ int thoth_client_commit(thoth_client_t *c, thoth_call_t *call, void *resp, thoth
 		snprintf(c->remote_message, sizeof c->remote_message, "%.*s", (int)msg.len, msg.ptr);
 		return THOTH_E_REMOTE;
 	}
-	memset(resp, 0, m->resp_struct_size);
-	return m->resp_decode(&d, resp);
+	/* Every generated decoder zeroes RESP before reading a field; zeroed
+	 * here only when decoding failed (possibly before that point), so a
+	 * caller never sees its own stale values beside an error. */
+	r = m->resp_decode(&d, resp);
+	if (r)
+		memset(resp, 0, m->resp_struct_size);
+	return r;
 }
 
 int thoth_client_call(thoth_client_t *c, const thoth_method_info_t *m,
@@ -267,6 +278,9 @@ static int respond_error(thoth_server_io_t *io, const thoth_msg_header_t *rq,
 	return r;
 }
 
+/* Request/response structs up to this size are kept on the stack. */
+enum { DISPATCH_SMALL = 512 };
+
 int thoth_server_dispatch(const thoth_interface_info_t *iface, thoth_invoke_fn invoke,
 			  const void *handlers, void *self,
 			  const uint8_t *msg, size_t len, thoth_server_io_t *io)
@@ -298,10 +312,23 @@ int thoth_server_dispatch(const thoth_interface_info_t *iface, thoth_invoke_fn i
 	    !(h.features & io->features & (1ull << m->requires_bit)))
 		return FAIL(THOTH_E_NO_FEATURE, thoth_strerror(THOTH_E_NO_FEATURE));
 
-	void *req = thoth_arena_alloc(io->arena, m->req_struct_size ? m->req_struct_size : 1);
-	void *resp = thoth_arena_alloc(io->arena, m->resp_struct_size ? m->resp_struct_size : 1);
-	if (!req || !resp)
-		return FAIL(THOTH_E_NO_SPACE, "server scratch arena exhausted");
+	/* The request and response structs: on this stack when they are small
+	 * (most are), leaving the whole arena to the decoder and the handler
+	 * and saving two allocations per call; the request is not zeroed here
+	 * because every generated decoder zeroes its struct before reading a
+	 * field (the handler runs only when decoding succeeded). */
+	uint64_t req_small[DISPATCH_SMALL / 8], resp_small[DISPATCH_SMALL / 8];
+	void *req, *resp;
+	if (m->req_struct_size <= sizeof req_small && m->resp_struct_size <= sizeof resp_small) {
+		req = req_small;
+		resp = resp_small;
+		memset(resp, 0, m->resp_struct_size);
+	} else {
+		req = thoth_arena_alloc(io->arena, m->req_struct_size ? m->req_struct_size : 1);
+		resp = thoth_arena_alloc(io->arena, m->resp_struct_size ? m->resp_struct_size : 1);
+		if (!req || !resp)
+			return FAIL(THOTH_E_NO_SPACE, "server scratch arena exhausted");
+	}
 	thoth_decoder_t d;
 	thoth_decoder_init(&d, msg + THOTH_WIRE_HEADER_SIZE, h.body_len, io->arena);
 	r = m->req_decode(&d, req);

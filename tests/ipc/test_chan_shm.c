@@ -356,6 +356,11 @@ static void test_nap_takes_a_message_and_learns_from_a_miss(void **state)
 	assert_int_equal(p->srv.st.sleeps, 1);      /* did not nap */
 	chan_spin_slept(&p->srv, 1000);
 	assert_true(p->srv.nap_ok);
+	/* ... after the back-off: one miss, one nap skipped. */
+	assert_int_equal(p->srv.nap_skip, 1);
+	assert_false(chan_nap(&p->srv, UINT64_MAX));
+	assert_int_equal(p->srv.st.sleeps, 1);      /* skipped: did not nap */
+	assert_int_equal(p->srv.nap_skip, 0);
 
 	/* A message during the nap ends it. */
 	p->srv.spin_max = 2000000000u;              /* 2 s: the bound is not what ends it */
@@ -380,6 +385,123 @@ static void test_nap_takes_a_message_and_learns_from_a_miss(void **state)
 	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	thoth_msg_t m;
 	assert_int_equal(chan_try_recv(&p->srv, &m), 0);
+	pair_free(p);
+	sched_setaffinity(0, sizeof saved, &saved);
+}
+
+/* Queue one 64-byte request from the client end (so a nap ends at once). */
+static void queue_request(pair_t *p, uint32_t id)
+{
+	uint8_t *buf;
+	assert_int_equal(chan_try_alloc(&p->cli, 64, &buf), 0);
+	fake_msg(buf, 64, id);
+	assert_int_equal(chan_try_send(&p->cli, buf, 64), 0);
+}
+
+static void take_request(pair_t *p)
+{
+	thoth_msg_t m;
+	assert_int_equal(chan_try_recv(&p->srv, &m), 0);
+	assert_int_equal(chan_release(&p->srv, &m), 0);
+}
+
+/* Naps taken until the next one: NAPS decisions made, how many napped. */
+static unsigned naps_in(pair_t *p, unsigned decisions)
+{
+	unsigned napped = 0;
+	for (unsigned i = 0; i < decisions; i++)
+		napped += chan_nap(&p->srv, UINT64_MAX);
+	return napped;
+}
+
+static void test_naps_back_off_after_misses_and_yield_to_a_faster_loop(void **state)
+{
+	cpu_set_t saved, one;
+	assert_int_equal(sched_getaffinity(0, sizeof saved, &saved), 0);
+	int cpu = sched_getcpu();
+	assert_true(cpu >= 0);
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	assert_int_equal(sched_setaffinity(0, sizeof one, &one), 0);
+	pair_t *p = pair_new(8, 8, 4096);
+	chan_ctl_t *ctl = (chan_ctl_t *)p->base;
+	atomic_store(&ctl->presence[CHAN_CLIENT].word, (uint32_t)(cpu + 1));
+	p->srv.spin_max = 5000;                     /* 5 us naps: misses are cheap */
+
+	/* Each miss doubles the naps skipped after it: 1, 2, 4, 8. */
+	for (unsigned k = 1; k <= 8; k *= 2) {
+		uint64_t sleeps = p->srv.st.sleeps;
+		assert_false(chan_nap(&p->srv, UINT64_MAX));
+		assert_int_equal(p->srv.st.sleeps, sleeps + 1);
+		assert_int_equal(p->srv.nap_backoff, k);
+		assert_int_equal(p->srv.nap_skip, k);
+		chan_spin_slept(&p->srv, 1000);     /* a short wait: naps allowed */
+		for (unsigned i = 0; i < k; i++)
+			assert_false(chan_nap(&p->srv, UINT64_MAX));
+		assert_int_equal(p->srv.st.sleeps, sleeps + 1);   /* skipped */
+		assert_int_equal(p->srv.nap_skip, 0);
+	}
+	/* An answered nap halves it and skips nothing. */
+	queue_request(p, 1);
+	assert_true(chan_nap(&p->srv, UINT64_MAX));
+	take_request(p);
+	assert_int_equal(p->srv.nap_backoff, 4);
+	assert_int_equal(p->srv.nap_skip, 0);
+	p->srv.nap_backoff = 0;
+
+	/* Epochs: CHAN_NAP_RUN decisions nap, the next CHAN_NAP_RUN wait in
+	 * the loop, and the faster run's way (median cycle) is used for the
+	 * rest of the epoch.  No message is taken between these decisions,
+	 * so no cycle is timed; the runs' samples are set here. */
+	p->srv.spin_max = 200000;                   /* the waits below are "short" */
+	p->srv.nap_turns = 0;
+	queue_request(p, 2);                        /* a nap taken ends at once */
+	assert_int_equal(naps_in(p, CHAN_NAP_RUN), CHAN_NAP_RUN);
+	assert_int_equal(naps_in(p, CHAN_NAP_RUN), 0);
+	assert_int_equal(p->srv.nap_n[0], 0);
+	assert_int_equal(p->srv.nap_n[1], 0);
+	for (unsigned i = 0; i < CHAN_NAP_SAMPLES; i++) {
+		p->srv.nap_s[0][i] = 30000 + i;     /* napping: 30 us round trips */
+		p->srv.nap_s[1][i] = 12000 + i;     /* in the loop: 12 us */
+	}
+	p->srv.nap_n[0] = p->srv.nap_n[1] = CHAN_NAP_SAMPLES;
+	assert_int_equal(naps_in(p, CHAN_NAP_EPOCH - 2 * CHAN_NAP_RUN), 0);
+	assert_true(p->srv.nap_loop_wins);
+	assert_int_equal(p->srv.nap_avg_ns, 30006);
+	assert_int_equal(p->srv.loop_avg_ns, 12006);
+	/* The next epoch times both again; naps faster: they are kept. */
+	assert_int_equal(naps_in(p, CHAN_NAP_RUN), CHAN_NAP_RUN);
+	assert_int_equal(naps_in(p, CHAN_NAP_RUN), 0);
+	for (unsigned i = 0; i < CHAN_NAP_SAMPLES; i++) {
+		p->srv.nap_s[0][i] = 10000;
+		p->srv.nap_s[1][i] = 14000;
+	}
+	p->srv.nap_n[0] = p->srv.nap_n[1] = CHAN_NAP_SAMPLES;
+	assert_int_equal(naps_in(p, CHAN_NAP_EPOCH - 2 * CHAN_NAP_RUN), CHAN_NAP_EPOCH - 2 * CHAN_NAP_RUN);
+	assert_false(p->srv.nap_loop_wins);
+
+	/* A cycle is timed when exactly one message came between two idle
+	 * moments, in a run's last CHAN_NAP_SAMPLES decisions. */
+	p->srv.nap_turns = CHAN_NAP_RUN - 4;
+	p->srv.nap_n[0] = 0;
+	assert_true(chan_nap(&p->srv, UINT64_MAX));
+	take_request(p);
+	queue_request(p, 3);
+	assert_true(chan_nap(&p->srv, UINT64_MAX)); /* times the nap's cycle */
+	assert_int_equal(p->srv.nap_n[0], 1);
+	assert_true(chan_nap(&p->srv, UINT64_MAX)); /* no message between: not timed */
+	assert_int_equal(p->srv.nap_n[0], 1);
+	/* A timed nap that finds nothing counts as a cycle of 2 spin_max and
+	 * turns naps off until a short wait. */
+	take_request(p);
+	p->srv.spin_max = 5000;
+	p->srv.nap_skip = 0;
+	assert_false(chan_nap(&p->srv, UINT64_MAX));
+	assert_false(p->srv.nap_ok);
+	assert_int_equal(p->srv.nap_n[0], 3);       /* the cycle before it, and the miss */
+	assert_int_equal(p->srv.nap_s[0][2], 10000);
+	queue_request(p, 5);
+	take_request(p);
 	pair_free(p);
 	sched_setaffinity(0, sizeof saved, &saved);
 }
@@ -416,6 +538,7 @@ int main(void)
 		cmocka_unit_test(test_control_page_mismatch_is_refused),
 		cmocka_unit_test(test_a_napping_service_is_woken_without_a_doorbell),
 		cmocka_unit_test(test_nap_takes_a_message_and_learns_from_a_miss),
+		cmocka_unit_test(test_naps_back_off_after_misses_and_yield_to_a_faster_loop),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

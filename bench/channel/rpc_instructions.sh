@@ -1,0 +1,42 @@
+#!/bin/sh
+# rpc_instructions.sh - instructions per call in the RPC layer of a two-CPU
+# 64 B spin round trip (bench_channel's thoth-default cell), counted by
+# callgrind: a stable figure on a loaded machine, where round-trip times
+# swing by 10-20%.  docs/BENCHMARKS.md (SCHED-3/4, stop 25).
+#
+#   bench/channel/rpc_instructions.sh [path/to/bench_channel]
+#
+# Prints, per call of the 64 B cell (1,105 calls and 2 CPU-time queries):
+# thoth_server_dispatch (the service), thoth_client_begin and
+# thoth_client_commit without the transport (tr_call: the send and the
+# wait), each with everything it calls.  Counted with --toggle-collect, so
+# inlined code is counted wherever callgrind files it.  The client's counts
+# are read from the process forked for the 64 KiB cell: a forked child's
+# profile starts with its parent's counts, here the client's after the 64 B
+# cell and before any 64 KiB call.  Needs valgrind (bench group).
+set -eu
+BIN=${1:-build/default/bench/channel/bench_channel}
+CALLS=1107
+command -v valgrind >/dev/null || { echo "rpc_instructions: valgrind is not installed (scripts/bootstrap.sh bench)" >&2; exit 1; }
+[ -x "$BIN" ] || { echo "rpc_instructions: no bench_channel at $BIN" >&2; exit 1; }
+DIR=$(mktemp -d)
+trap 'rm -rf "$DIR"' EXIT
+
+# count NAME TOGGLE... : the instructions collected in each process, one a line
+count() {
+	name=$1
+	shift
+	mkdir "$DIR/$name"
+	valgrind --tool=callgrind --callgrind-out-file="$DIR/$name/cg.%p" "$@" "$BIN" --matrix --quick \
+		--runs 1 --placement two-cpus --only thoth-default >/dev/null 2>&1
+	for f in "$DIR/$name"/cg.*; do
+		sed -n 's/^totals: *\([0-9]*\).*/\1/p' "$f"
+	done
+}
+
+# The service of the 64 B cell collects the most dispatch instructions.
+d=$(count dispatch --toggle-collect=thoth_server_dispatch | sort -n | tail -1)
+# The client's 64 B counts: the smaller of the two processes that have any.
+b=$(count begin --toggle-collect=thoth_client_begin | awk '$1 > 0' | sort -n | head -1)
+c=$(count commit --toggle-collect=thoth_client_commit --toggle-collect=tr_call | awk '$1 > 0' | sort -n | head -1)
+echo "per call, 64 B, two CPUs ($CALLS calls): thoth_server_dispatch $((d / CALLS)), thoth_client_begin $((b / CALLS)), thoth_client_commit without the transport $((c / CALLS)) instructions"
