@@ -552,6 +552,8 @@ static void options_table(const char *extra, const char *senders)
 	}
 }
 
+static void chain_limits(void);
+
 /* Twice: with the generator's 8 senders (each burst, chain or single
  * request from one of 8 clients in turn) and with one sender for
  * everything, where overlapping chains look like one deeper chain: the
@@ -560,6 +562,48 @@ static void options(void)
 {
 	options_table(NULL, "8 senders (the generator's default)");
 	options_table("clients=1", "ONE sender for every request (clients=1: no client identity)");
+	chain_limits();
+}
+
+/* What keeps the chain cells above 1.03x the optimum: the same chains with
+ * the switch latency removed (the optimum ignores it) and with every
+ * request's work equal (work_jitter=0: after the first completion the
+ * estimate is exact, which no online governor has on the real traces).
+ * Medians over seeds 1..SEEDS, default options. */
+static void chain_limits(void)
+{
+	printf("\nSCHED-1 chain cells, what the gap to the optimum is made of (MODELLED energy, thoth "
+	       "governor, default options,\nmedians over seeds 1..%d): thoth / optimum as in the "
+	       "table; without switch latency; with every request's work equal\n", SEEDS);
+	for (size_t mi = 0; thoth_pm_cpu_model_at(mi); mi++) {
+		const thoth_pm_cpu_model_t *m = thoth_pm_cpu_model_at(mi);
+		thoth_pm_cpu_model_t instant = *m;
+		instant.switch_latency_ns = 0;
+		double r[3][SEEDS];
+		for (unsigned sd = 0; sd < SEEDS; sd++) {
+			for (int k = 0; k < 3; k++) {
+				char spec[256];
+				snprintf(spec, sizeof spec, "chain depth=3 mean_gap_us=50000 work_us=%.1f "
+					 "deadline_us=10000 duration_ms=20000 seed=%u%s",
+					 2000.0 * m->opps[m->opp_count - 1].capacity / 1024.0, sd + 1,
+					 k == 2 ? " work_jitter=0" : "");
+				const thoth_pm_cpu_model_t *use = k == 1 ? &instant : m;
+				thoth_pm_trace_t t;
+				const char *why;
+				if (thoth_pm_trace_generate(spec, "chain", &t, &why)) {
+					printf("  bad spec: %s\n", why);
+					return;
+				}
+				thoth_pm_cpu_result_t o, th;
+				thoth_pm_sim_cpu(use, &t, THOTH_PM_CPU_OPTIMUM, &o);
+				thoth_pm_sim_cpu(use, &t, THOTH_PM_GOV_THOTH, &th);
+				r[k][sd] = th.energy_mj / o.energy_mj;
+				thoth_pm_trace_free(&t);
+			}
+		}
+		double a = median(r[0], SEEDS), b = median(r[1], SEEDS), c = median(r[2], SEEDS);
+		printf("  %-10s chain %.3fx; no switch latency %.3fx; equal work %.3fx\n", m->name, a, b, c);
+	}
 }
 
 /* ---- the efficiency analysis of the published tables ----------------------------------- */

@@ -28,7 +28,9 @@
  *                time-sharing the optimum uses.  With nothing queued, what
  *                PELT says the thread uses.  Raises at once; lowers only
  *                after lower targets held for 2 ms (docs/PM.md justifies
- *                the rate limit).
+ *                the rate limit).  Options (below, both on by default)
+ *                plan for the steps of request/response chains that have
+ *                not arrived yet.
  */
 #ifndef THOTH_PM_GOVERNOR_H
 #define THOTH_PM_GOVERNOR_H
