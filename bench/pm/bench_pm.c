@@ -301,6 +301,34 @@ static void timer_input(void)
 
 /* ---- CPUs ----------------------------------------------------------------------------- */
 
+/* The synthetic CPU traces for model M (work scaled to its capacity) into
+ * OUT; SEED 0: each spec's default seed; EXTRA (NULL: none) appended to
+ * each spec.  Their count. */
+static size_t cpu_traces(const thoth_pm_cpu_model_t *m, unsigned seed, const char *extra,
+			 thoth_pm_trace_t *out)
+{
+	double scale = m->opps[m->opp_count - 1].capacity / 1024.0;
+	size_t nt = 0;
+	for (size_t i = 0; i < sizeof(cpu_specs) / sizeof(cpu_specs[0]); i++) {
+		/* scale work_us to the domain's capacity */
+		char spec[256], seeded[32] = "";
+		const char *w = strstr(cpu_specs[i].spec, "work_us=");
+		double work = atof(w + 8) * scale;
+		if (seed)
+			snprintf(seeded, sizeof seeded, " seed=%u", seed);
+		snprintf(spec, sizeof(spec), "%.*swork_us=%.1f%s duration_ms=20000%s%s%s",
+			 (int)(w - cpu_specs[i].spec), cpu_specs[i].spec, work,
+			 strchr(w, ' ') ? strchr(w, ' ') : "", seeded, extra ? " " : "",
+			 extra ? extra : "");
+		const char *why;
+		if (thoth_pm_trace_generate(spec, cpu_specs[i].name, &out[nt], &why) == 0)
+			nt++;
+		else
+			printf("  bad spec %s: %s\n", cpu_specs[i].name, why);
+	}
+	return nt;
+}
+
 static void cpus(void)
 {
 	printf("\nSCHED-1 governors: MODELLED energy (Arm EAS tables), 50 us steps, switch latency "
@@ -312,23 +340,8 @@ static void cpus(void)
 	       "requests that had not arrived yet)\n");
 	for (size_t mi = 0; thoth_pm_cpu_model_at(mi); mi++) {
 		const thoth_pm_cpu_model_t *m = thoth_pm_cpu_model_at(mi);
-		double scale = m->opps[m->opp_count - 1].capacity / 1024.0;
 		thoth_pm_trace_t traces[MAX_TRACES];
-		size_t nt = 0;
-		for (size_t i = 0; i < sizeof(cpu_specs) / sizeof(cpu_specs[0]); i++) {
-			/* scale work_us to the domain's capacity */
-			char spec[256];
-			const char *w = strstr(cpu_specs[i].spec, "work_us=");
-			double work = atof(w + 8) * scale;
-			snprintf(spec, sizeof(spec), "%.*swork_us=%.1f%s duration_ms=20000",
-				 (int)(w - cpu_specs[i].spec), cpu_specs[i].spec, work,
-				 strchr(w, ' ') ? strchr(w, ' ') : "");
-			const char *why;
-			if (thoth_pm_trace_generate(spec, cpu_specs[i].name, &traces[nt], &why) == 0)
-				nt++;
-			else
-				printf("  bad spec %s: %s\n", cpu_specs[i].name, why);
-		}
+		size_t nt = cpu_traces(m, 0, NULL, traces);
 		size_t synthetic = nt;
 		nt += recorded(traces + nt, MAX_TRACES - nt, 1 * MS);
 		printf("\n-- %s (%s)\n", m->name, m->source);
@@ -390,6 +403,206 @@ static void cpus(void)
 		       m->name, reachable, nt, met);
 		for (size_t i = 0; i < nt; i++)
 			thoth_pm_trace_free(&traces[i]);
+	}
+}
+
+/* ---- the thoth governor's options, cell by cell ------------------------------------------ */
+
+#define SEEDS 5
+#define VARIANTS 4
+static const unsigned variant_options[VARIANTS] = {
+	0, THOTH_PM_GOV_FASTER_ON_QUEUE, THOTH_PM_GOV_CHAIN_PREDICT,
+	THOTH_PM_GOV_FASTER_ON_QUEUE | THOTH_PM_GOV_CHAIN_PREDICT,
+};
+static const char *const variant_names[VARIANTS] = { "none", "ff", "chain", "ff+chain" };
+
+static int cmp_double(const void *a, const void *b);
+
+static double median(double *v, size_t n)
+{
+	qsort(v, n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+typedef struct cell {
+	char trace[64];
+	double opt[VARIANTS], ramp_ms[VARIANTS], miss[VARIANTS], vs_none[VARIANTS], vs_su[VARIANTS];
+	double floor_su; /* optimum / schedutil */
+} cell_t;
+
+/* One cell (model M, trace I of the synthetic set or recorded trace REC):
+ * every variant on the same SEEDS traces (one for a recorded trace), the
+ * medians over them. */
+static void run_cell(const thoth_pm_cpu_model_t *m, thoth_pm_trace_t *const *runs, size_t n,
+		     cell_t *c)
+{
+	double opt[VARIANTS][SEEDS], ramp[VARIANTS][SEEDS], miss[VARIANTS][SEEDS],
+		vs_none[VARIANTS][SEEDS], vs_su[VARIANTS][SEEDS], floor_su[SEEDS];
+	for (size_t r = 0; r < n; r++) {
+		thoth_pm_cpu_result_t o, su, v[VARIANTS];
+		thoth_pm_sim_cpu(m, runs[r], THOTH_PM_CPU_OPTIMUM, &o);
+		thoth_pm_sim_cpu(m, runs[r], THOTH_PM_GOV_SCHEDUTIL, &su);
+		floor_su[r] = o.energy_mj / su.energy_mj;
+		for (int k = 0; k < VARIANTS; k++) {
+			thoth_pm_sim_cpu_options(m, runs[r], THOTH_PM_GOV_THOTH, variant_options[k], &v[k]);
+			opt[k][r] = v[k].energy_mj / o.energy_mj;
+			ramp[k][r] = v[k].ramp_p95_ns / 1e6;
+			miss[k][r] = (double)v[k].deadline_misses;
+			vs_su[k][r] = v[k].energy_mj / su.energy_mj;
+			vs_none[k][r] = v[k].energy_mj / v[0].energy_mj;
+		}
+	}
+	for (int k = 0; k < VARIANTS; k++) {
+		c->opt[k] = median(opt[k], n);
+		c->ramp_ms[k] = median(ramp[k], n);
+		c->miss[k] = median(miss[k], n);
+		c->vs_none[k] = median(vs_none[k], n);
+		c->vs_su[k] = median(vs_su[k], n);
+	}
+	c->floor_su = median(floor_su, n);
+}
+
+/* The options compared on every cell (model x trace): the 1.03x-of-optimum
+ * and 0.90x-of-schedutil targets per cell, the 2 ms ramp on the chains,
+ * and a verdict per option by the rule docs/PM.md states: an option
+ * becomes the default only if it meets the ramp target on every chain
+ * and costs no cell an energy target the default meets. */
+static void options_table(const char *extra, const char *senders)
+{
+	printf("\nSCHED-1 thoth governor options (MODELLED energy), %s: every cell (model x trace) "
+	       "with each option set,\nsynthetic traces as medians over seeds 1..%d (recorded traces: "
+	       "one run, senders unknown), all in this run.\nOptions: ff = faster OPP first when an "
+	       "arrival finds another request queued; chain = per-client chain predictor;\nnone = "
+	       "neither (the default is ff+chain). opt = energy / optimum; ramp = p95 ms; e/none = "
+	       "energy / the same trace\nwithout options; floor = optimum / schedutil\n",
+	       senders, SEEDS);
+	enum { MAX_CELLS = 64 };
+	static cell_t cells[MAX_CELLS];
+	size_t nc = 0;
+	const char *cell_model[MAX_CELLS];
+	for (size_t mi = 0; thoth_pm_cpu_model_at(mi); mi++) {
+		const thoth_pm_cpu_model_t *m = thoth_pm_cpu_model_at(mi);
+		thoth_pm_trace_t seeded[SEEDS][MAX_TRACES], rec[MAX_TRACES];
+		size_t ns = 0, nr;
+		for (unsigned sd = 0; sd < SEEDS; sd++)
+			ns = cpu_traces(m, sd + 1, extra, seeded[sd]);
+		nr = recorded(rec, MAX_TRACES, 1 * MS);
+		printf("\n-- %s\n%-14s %-27s %-27s %-19s %-21s %6s\n", m->name, "trace",
+		       "opt none/ff/chain/ff+chain", "ramp_p95 ms", "misses", "e/none ff/chain/both",
+		       "floor");
+		for (size_t i = 0; i < ns + nr && nc < MAX_CELLS; i++) {
+			thoth_pm_trace_t *runs[SEEDS];
+			size_t n = 0;
+			if (i < ns)
+				for (unsigned sd = 0; sd < SEEDS; sd++)
+					runs[n++] = &seeded[sd][i];
+			else
+				runs[n++] = &rec[i - ns];
+			cell_t *c = &cells[nc];
+			snprintf(c->trace, sizeof c->trace, "%s", runs[0]->name);
+			cell_model[nc++] = m->name;
+			run_cell(m, runs, n, c);
+			printf("%-14.14s %6.3f %6.3f %6.3f %6.3f %6.2f %6.2f %6.2f %6.2f %4.0f %4.0f %4.0f %4.0f "
+			       "%6.3f %6.3f %6.3f %6.3f\n",
+			       c->trace, c->opt[0], c->opt[1], c->opt[2], c->opt[3], c->ramp_ms[0],
+			       c->ramp_ms[1], c->ramp_ms[2], c->ramp_ms[3], c->miss[0], c->miss[1],
+			       c->miss[2], c->miss[3], c->vs_none[1], c->vs_none[2], c->vs_none[3],
+			       c->floor_su);
+		}
+		for (unsigned sd = 0; sd < SEEDS; sd++)
+			for (size_t i = 0; i < ns; i++)
+				thoth_pm_trace_free(&seeded[sd][i]);
+		for (size_t i = 0; i < nr; i++)
+			thoth_pm_trace_free(&rec[i]);
+	}
+	printf("\nper option, over the %zu cells (medians per cell as above):\n", nc);
+	for (int k = 0; k < VARIANTS; k++) {
+		size_t chains = 0, chains_met = 0, opt_met = 0, su_reach = 0, su_met = 0, lost = 0;
+		double worst_cost = 0;
+		char lost_names[512] = "";
+		for (size_t i = 0; i < nc; i++) {
+			const cell_t *c = &cells[i];
+			if (strncmp(c->trace, "chain", 5) == 0) {
+				chains++;
+				chains_met += c->ramp_ms[k] <= THOTH_PM_RAMP_TARGET_NS / 1e6;
+			}
+			bool opt_ok = c->opt[k] <= 1.03, base_opt_ok = c->opt[0] <= 1.03;
+			opt_met += opt_ok;
+			bool reach = c->floor_su <= 0.90;
+			su_reach += reach;
+			su_met += reach && c->vs_su[k] <= 0.90;
+			bool lost_here = (base_opt_ok && !opt_ok) ||
+					 (reach && c->vs_su[0] <= 0.90 && c->vs_su[k] > 0.90);
+			if (lost_here) {
+				lost++;
+				size_t len = strlen(lost_names);
+				snprintf(lost_names + len, sizeof lost_names - len, " %.12s/%.16s", cell_model[i],
+					 c->trace);
+			}
+			if (c->vs_none[k] - 1 > worst_cost)
+				worst_cost = c->vs_none[k] - 1;
+		}
+		printf("  %-9s ramp <= 2 ms on %zu of %zu chains; <= 1.03x optimum on %zu of %zu cells; "
+		       "0.90x schedutil on %zu of the %zu cells where reachable; energy up to %+.2f%% vs "
+		       "none; cells losing a target: %zu%s -> %s\n",
+		       variant_names[k], chains_met, chains, opt_met, nc, su_met, su_reach,
+		       100 * worst_cost, lost, lost_names,
+		       k == 0 ? "(the reference)" :
+		       chains_met == chains && lost == 0 ? "default-worthy" : "option only");
+	}
+}
+
+static void chain_limits(void);
+
+/* Twice: with the generator's 8 senders (each burst, chain or single
+ * request from one of 8 clients in turn) and with one sender for
+ * everything, where overlapping chains look like one deeper chain: the
+ * chain predictor's worst case. */
+static void options(void)
+{
+	options_table(NULL, "8 senders (the generator's default)");
+	options_table("clients=1", "ONE sender for every request (clients=1: no client identity)");
+	chain_limits();
+}
+
+/* What keeps the chain cells above 1.03x the optimum: the same chains with
+ * the switch latency removed (the optimum ignores it) and with every
+ * request's work equal (work_jitter=0: after the first completion the
+ * estimate is exact, which no online governor has on the real traces).
+ * Medians over seeds 1..SEEDS, default options. */
+static void chain_limits(void)
+{
+	printf("\nSCHED-1 chain cells, what the gap to the optimum is made of (MODELLED energy, thoth "
+	       "governor, default options,\nmedians over seeds 1..%d): thoth / optimum as in the "
+	       "table; without switch latency; with every request's work equal\n", SEEDS);
+	for (size_t mi = 0; thoth_pm_cpu_model_at(mi); mi++) {
+		const thoth_pm_cpu_model_t *m = thoth_pm_cpu_model_at(mi);
+		thoth_pm_cpu_model_t instant = *m;
+		instant.switch_latency_ns = 0;
+		double r[3][SEEDS];
+		for (unsigned sd = 0; sd < SEEDS; sd++) {
+			for (int k = 0; k < 3; k++) {
+				char spec[256];
+				snprintf(spec, sizeof spec, "chain depth=3 mean_gap_us=50000 work_us=%.1f "
+					 "deadline_us=10000 duration_ms=20000 seed=%u%s",
+					 2000.0 * m->opps[m->opp_count - 1].capacity / 1024.0, sd + 1,
+					 k == 2 ? " work_jitter=0" : "");
+				const thoth_pm_cpu_model_t *use = k == 1 ? &instant : m;
+				thoth_pm_trace_t t;
+				const char *why;
+				if (thoth_pm_trace_generate(spec, "chain", &t, &why)) {
+					printf("  bad spec: %s\n", why);
+					return;
+				}
+				thoth_pm_cpu_result_t o, th;
+				thoth_pm_sim_cpu(use, &t, THOTH_PM_CPU_OPTIMUM, &o);
+				thoth_pm_sim_cpu(use, &t, THOTH_PM_GOV_THOTH, &th);
+				r[k][sd] = th.energy_mj / o.energy_mj;
+				thoth_pm_trace_free(&t);
+			}
+		}
+		double a = median(r[0], SEEDS), b = median(r[1], SEEDS), c = median(r[2], SEEDS);
+		printf("  %-10s chain %.3fx; no switch latency %.3fx; equal work %.3fx\n", m->name, a, b, c);
 	}
 }
 
@@ -481,6 +694,10 @@ static void decision_cost(void)
 
 int main(int argc, char **argv)
 {
+	if (argc == 2 && strcmp(argv[1], "--options") == 0) {
+		options(); /* only the governor options' table */
+		return 0;
+	}
 	if (argc == 3 && strcmp(argv[1], "--decisions") == 0) {
 		thoth_pm_engine_t *e;
 		thoth_pm_constraints_t c = { 100000000ull, THOTH_PM_NONE };
@@ -499,6 +716,7 @@ int main(int argc, char **argv)
 	devices(held_out_specs, sizeof(held_out_specs) / sizeof(held_out_specs[0]), false,
 		"PM-2 device policies, HELD-OUT traces (not used to choose any constant)");
 	cpus();
+	options();
 	timer_input();
 	decision_cost();
 	return 0;

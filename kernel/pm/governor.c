@@ -27,6 +27,29 @@ int thoth_pm_governor_parse(const char *name, thoth_pm_governor_kind_t *out)
 	return THOTH_E_NOT_FOUND;
 }
 
+static const char *const option_names[THOTH_PM_GOV_OPTIONS_ALL + 1] = {
+	"none", "ff", "chain", "ff+chain",
+};
+
+const char *thoth_pm_governor_options_name(unsigned options)
+{
+	return options <= THOTH_PM_GOV_OPTIONS_ALL ? option_names[options] : "?";
+}
+
+int thoth_pm_governor_options_parse(const char *name, unsigned *out)
+{
+	if (name && strcmp(name, "default") == 0) {
+		*out = THOTH_PM_GOV_DEFAULT_OPTIONS;
+		return 0;
+	}
+	for (unsigned k = 0; name && k <= THOTH_PM_GOV_OPTIONS_ALL; k++)
+		if (strcmp(name, option_names[k]) == 0) {
+			*out = k;
+			return 0;
+		}
+	return THOTH_E_NOT_FOUND;
+}
+
 double thoth_pm_pelt_update(thoth_pm_pelt_t *p, uint64_t now_ns, uint64_t running_ns,
 			    uint32_t capacity)
 {
@@ -57,7 +80,74 @@ void thoth_pm_governor_init(thoth_pm_governor_t *g, thoth_pm_governor_kind_t kin
 	g->opp = kind == THOTH_PM_GOV_PERFORMANCE ? model->opp_count - 1 : 0;
 	if (kind == THOTH_PM_GOV_THOTH)
 		g->opp = thoth_pm_opp_for_capacity(model, 0);
+	g->options = THOTH_PM_GOV_DEFAULT_OPTIONS;
 	g->last_change_ns = now_ns;
+}
+
+void thoth_pm_governor_set_options(thoth_pm_governor_t *g, unsigned options)
+{
+	g->options = options & THOTH_PM_GOV_OPTIONS_ALL;
+}
+
+void thoth_pm_governor_arrived(thoth_pm_governor_t *g, uint64_t now_ns, uint32_t client,
+			       uint64_t deadline_ns)
+{
+	g->arrived = true;
+	if (!client)
+		return;
+	thoth_pm_chain_client_t *c = &g->clients[client % THOTH_PM_GOV_CLIENTS];
+	uint64_t rel = deadline_ns > now_ns ? deadline_ns - now_ns : 0;
+	if (c->id != client || now_ns < c->last_arrival_ns) {
+		*c = (thoth_pm_chain_client_t){ .id = client, .steps = 1, .last_arrival_ns = now_ns,
+						.rel_deadline_ns = rel };
+		return;
+	}
+	double gap = (double)(now_ns - c->last_arrival_ns);
+	if (now_ns - c->last_arrival_ns <= c->rel_deadline_ns) {
+		/* Sent before the client's previous request was due: a
+		 * client waiting for an answer does not send an unrelated
+		 * request, so this is the chain's next step. */
+		c->gap_ns = c->gap_ns > 0 ? c->gap_ns + (gap - c->gap_ns) / 4 : gap;
+		c->steps++;
+	} else {
+		/* A new chain: the previous one ended with STEPS steps.  The
+		 * counts age (halved when one saturates), so a client that
+		 * changes its habit is followed. */
+		uint32_t d = c->steps < THOTH_PM_GOV_CHAIN_DEPTHS ? c->steps : THOTH_PM_GOV_CHAIN_DEPTHS;
+		if (c->depths[d - 1] == UINT8_MAX)
+			for (int k = 0; k < THOTH_PM_GOV_CHAIN_DEPTHS; k++)
+				c->depths[k] /= 2;
+		c->depths[d - 1]++;
+		c->depth = 0;
+		for (uint32_t k = 0; k < THOTH_PM_GOV_CHAIN_DEPTHS; k++)
+			if (c->depths[k] > (c->depth ? c->depths[c->depth - 1] : 0))
+				c->depth = k + 1;
+		c->steps = 1;
+	}
+	c->last_arrival_ns = now_ns;
+	c->rel_deadline_ns = rel;
+}
+
+/* The steps the clients' running chains are still expected to send, as
+ * queued demand (no work done yet), into OUT[MAX]; their count.  A chain
+ * whose next step is overdue by a whole step has ended (shorter than
+ * learned) and predicts nothing. */
+static size_t predicted_steps(const thoth_pm_governor_t *g, uint64_t now, thoth_pm_pending_t *out,
+			      size_t max)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < THOTH_PM_GOV_CLIENTS; i++) {
+		const thoth_pm_chain_client_t *c = &g->clients[i];
+		if (!c->id || c->gap_ns <= 0 || c->depth <= c->steps ||
+		    (double)now > (double)c->last_arrival_ns + 2 * c->gap_ns)
+			continue;
+		uint32_t left = c->depth - c->steps;
+		for (uint32_t k = 1; k <= left && n < max; k++)
+			out[n++] = (thoth_pm_pending_t){
+				(uint64_t)((double)c->last_arrival_ns + k * c->gap_ns) + c->rel_deadline_ns, 0
+			};
+	}
+	return n;
 }
 
 void thoth_pm_governor_completed(thoth_pm_governor_t *g, double work)
@@ -130,18 +220,22 @@ static uint32_t next_efficient(const thoth_pm_cpu_model_t *m, uint32_t i)
  * interval (plus a switch) and at HI after it?  This is how a CPU between
  * two OPPs time-shares them, as the optimum does (sim_cpu.c). */
 static bool fits(const thoth_pm_cpu_model_t *m, uint64_t now, const thoth_pm_pending_t *pending,
-		 size_t count, double est, uint32_t lo, uint32_t hi)
+		 size_t count, const thoth_pm_pending_t *predicted, size_t npredicted, double est,
+		 uint32_t lo, uint32_t hi)
 {
 	double lead = (double)(THOTH_PM_THOTH_DECISION_NS + m->switch_latency_ns);
 	double cumulative = 0;
-	for (size_t k = 0; k < count; k++) {
+	for (size_t i = 0; i < count + npredicted; i++) {
+		/* Predicted steps come after the queued requests: they are
+		 * sent later and due later. */
+		const thoth_pm_pending_t *p = i < count ? &pending[i] : &predicted[i - count];
 		/* A request past its estimate (or the first one, with none)
 		 * is assumed to need half as much again as it has used: the
 		 * demand stays visible while its deadline approaches. */
-		double done = pending[k].done_work;
+		double done = p->done_work;
 		double left = done < est ? est - done : done / 2;
 		cumulative += left;
-		double slack = (double)pending[k].deadline_ns - (double)now;
+		double slack = (double)p->deadline_ns - (double)now;
 		double can = m->opps[lo].capacity * (slack < lead ? slack : lead) +
 			     m->opps[hi].capacity * (slack > lead ? slack - lead : 0);
 		if (cumulative * 1024.0 > can)
@@ -161,9 +255,22 @@ static uint32_t thoth_gov(thoth_pm_governor_t *g, uint64_t now, const thoth_pm_p
 	 * then PELT says what it uses.  (While requests are queued PELT would
 	 * only echo their burst, which the demand already accounts for.) */
 	double est = g->completions ? g->est_mean + 2 * g->est_dev : 0;
+	thoth_pm_pending_t predicted[32];
+	size_t np = 0;
+	if (g->options & THOTH_PM_GOV_CHAIN_PREDICT)
+		np = predicted_steps(g, now, predicted, sizeof predicted / sizeof predicted[0]);
 	uint32_t want = thoth_pm_opp_for_capacity(m, count ? 0 : (uint32_t)ceil(g->pelt.util));
 	while (want + 1 < m->opp_count &&
-	       !fits(m, now, pending, count, est, want, next_efficient(m, want)))
+	       !fits(m, now, pending, count, predicted, np, est, want, next_efficient(m, want)))
+		want = next_efficient(m, want);
+	/* An arrival that finds another request queued: if staying at WANT
+	 * beyond the interval would not do, go faster now. */
+	bool arrival = count > g->last_count || g->arrived;
+	g->last_count = count;
+	g->arrived = false;
+	if ((g->options & THOTH_PM_GOV_FASTER_ON_QUEUE) && arrival && count >= 2 &&
+	    next_efficient(m, want) != want &&
+	    !fits(m, now, pending, count, NULL, 0, est, want, want))
 		want = next_efficient(m, want);
 	if (want >= g->opp) {
 		g->holding_down = false;

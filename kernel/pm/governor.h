@@ -28,7 +28,9 @@
  *                time-sharing the optimum uses.  With nothing queued, what
  *                PELT says the thread uses.  Raises at once; lowers only
  *                after lower targets held for 2 ms (docs/PM.md justifies
- *                the rate limit).
+ *                the rate limit).  Options (below, both on by default)
+ *                plan for the steps of request/response chains that have
+ *                not arrived yet.
  */
 #ifndef THOTH_PM_GOVERNOR_H
 #define THOTH_PM_GOVERNOR_H
@@ -82,8 +84,57 @@ typedef struct thoth_pm_pending {
 	double done_work;
 } thoth_pm_pending_t;
 
+/*
+ * Options of the thoth governor (thoth_pm_governor_set_options; the others
+ * ignore them).  Both answer the one case the base rule is late on:
+ * request/response chains, whose next step's demand has not arrived when
+ * the first step is planned (docs/PM.md "What the governor cannot know").
+ *
+ *   FASTER_ON_QUEUE  when a request arrives and finds another queued and
+ *                    the queued demand lies between two efficient OPPs
+ *                    (it needs the faster one after the decision
+ *                    interval), run the faster one at once instead of
+ *                    after the interval.
+ *   CHAIN_PREDICT    per client (thoth_pm_governor_arrived): a request
+ *                    sent before its client's previous one was due is that
+ *                    client's next chain step; the client's chains' depth
+ *                    (the most frequent one: two chains that overlap and
+ *                    look like one deeper chain do not move it) and step
+ *                    spacing (average, gain 1/4) are learned,
+ *                    and the steps a running chain has still to send are
+ *                    planned for as demand (the estimated work each, due
+ *                    the client's relative deadline after their expected
+ *                    arrival).
+ */
+#define THOTH_PM_GOV_FASTER_ON_QUEUE 0x1u
+#define THOTH_PM_GOV_CHAIN_PREDICT 0x2u
+#define THOTH_PM_GOV_OPTIONS_ALL 0x3u
+/* What thoth_pm_governor_init sets (docs/PM.md gives the evidence). */
+#define THOTH_PM_GOV_DEFAULT_OPTIONS (THOTH_PM_GOV_FASTER_ON_QUEUE | THOTH_PM_GOV_CHAIN_PREDICT)
+
+/* The clients whose chains the predictor follows (a request's client maps
+ * to one slot; a newcomer takes a slot over). */
+#define THOTH_PM_GOV_CLIENTS 16
+/* Chain depths told apart (deeper ones count as this deep). */
+#define THOTH_PM_GOV_CHAIN_DEPTHS 16
+
+typedef struct thoth_pm_chain_client {
+	uint32_t id;               /* 0: slot unused */
+	uint32_t steps;            /* steps of its current chain so far */
+	uint64_t last_arrival_ns;
+	uint64_t rel_deadline_ns;  /* its requests' deadline - arrival */
+	uint32_t depth;            /* the most frequent depth of its finished chains
+				    * (0: none finished yet) */
+	uint8_t depths[THOTH_PM_GOV_CHAIN_DEPTHS]; /* finished chains by depth */
+	double gap_ns;             /* learned spacing of a chain's steps */
+} thoth_pm_chain_client_t;
+
 typedef struct thoth_pm_governor {
 	thoth_pm_governor_kind_t kind;
+	unsigned options;        /* THOTH_PM_GOV_* options (thoth only) */
+	size_t last_count;       /* queued requests at the previous update */
+	bool arrived;            /* thoth_pm_governor_arrived since the previous update */
+	thoth_pm_chain_client_t clients[THOTH_PM_GOV_CLIENTS];
 	const thoth_pm_cpu_model_t *model;
 	uint32_t opp;            /* current target */
 	thoth_pm_pelt_t pelt;
@@ -97,6 +148,20 @@ typedef struct thoth_pm_governor {
 
 void thoth_pm_governor_init(thoth_pm_governor_t *g, thoth_pm_governor_kind_t kind,
 			    const thoth_pm_cpu_model_t *model, uint64_t now_ns);
+
+/* "none", "ff", "chain" or "ff+chain" (also "default") -> *OUT: 0, or
+ * THOTH_E_NOT_FOUND. */
+int thoth_pm_governor_options_parse(const char *name, unsigned *out);
+const char *thoth_pm_governor_options_name(unsigned options);
+
+/* OPTIONS: THOTH_PM_GOV_* bits (THOTH_PM_GOV_OPTIONS_ALL at most). */
+void thoth_pm_governor_set_options(thoth_pm_governor_t *g, unsigned options);
+
+/* A request from CLIENT (0: unknown, ignored) arrived at NOW_NS, due at
+ * DEADLINE_NS: what CHAIN_PREDICT learns from.  Call it before the
+ * update that first sees the request queued. */
+void thoth_pm_governor_arrived(thoth_pm_governor_t *g, uint64_t now_ns, uint32_t client,
+			       uint64_t deadline_ns);
 
 /* A request finished; WORK is what it cost (capacity-ns: measured CPU time
  * scaled by the capacity it ran at). */

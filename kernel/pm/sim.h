@@ -34,6 +34,9 @@ typedef struct thoth_pm_job {
 	uint64_t deadline_ns; /* absolute */
 	bool timer;           /* its arrival is an armed loop timer (known in advance,
 			       * as the window page tells); timer_driven marks all */
+	uint32_t client;      /* who sent it (1..); 0: unknown (recorded traces).
+			       * Synthetic: each group (a burst, a chain, a single
+			       * request) comes from one of `clients=` clients in turn */
 } thoth_pm_job_t;
 
 typedef struct thoth_pm_trace {
@@ -60,7 +63,9 @@ typedef struct thoth_pm_trace {
  *                                                        D dependent steps)
  * common: duration_ms=T (default 10000), deadline_us=D (default 10000),
  * seed=S (default 1), work_jitter=F (0..1, default 0.2: work uniform in
- * W*(1-F)..W*(1+F)).  *WHY names the bad field.
+ * W*(1-F)..W*(1+F)), clients=C (default 8: each group - a burst, a
+ * chain, a single request - is sent by client 1..C in turn; the chain
+ * predictor keys on it).  *WHY names the bad field.
  */
 int thoth_pm_trace_generate(const char *spec, const char *name, thoth_pm_trace_t *out,
 			    const char **why);
@@ -164,6 +169,10 @@ typedef struct thoth_pm_cpu_result {
  * or THOTH_PM_CPU_OPTIMUM). */
 int thoth_pm_sim_cpu(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *t, int kind,
 		     thoth_pm_cpu_result_t *out);
+/* The same with the thoth governor's OPTIONS (THOTH_PM_GOV_* bits) in
+ * place of THOTH_PM_GOV_DEFAULT_OPTIONS. */
+int thoth_pm_sim_cpu_options(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *t, int kind,
+			     unsigned options, thoth_pm_cpu_result_t *out);
 
 /* The optimum's speed (capacity units) for each job (YDS: Yao, Demers and
  * Shenker 1995, on the lower convex hull of the OPPs), in SPEED[count], and

@@ -254,6 +254,12 @@ static int cmp_u64(const void *a, const void *b)
 int thoth_pm_sim_cpu(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *t, int kind,
 		     thoth_pm_cpu_result_t *out)
 {
+	return thoth_pm_sim_cpu_options(m, t, kind, THOTH_PM_GOV_DEFAULT_OPTIONS, out);
+}
+
+int thoth_pm_sim_cpu_options(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *t, int kind,
+			     unsigned options, thoth_pm_cpu_result_t *out)
+{
 	memset(out, 0, sizeof(*out));
 	if (!m || !t || kind < 0 || kind > THOTH_PM_CPU_OPTIMUM)
 		return THOTH_E_INVAL;
@@ -284,6 +290,7 @@ int thoth_pm_sim_cpu(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *t, i
 
 	thoth_pm_governor_t g;
 	thoth_pm_governor_init(&g, (thoth_pm_governor_kind_t)kind, m, 0);
+	thoth_pm_governor_set_options(&g, options);
 	uint32_t cur = g.opp, switching_to = g.opp;
 	uint64_t switch_done = 0, last_running = 0;
 	size_t next = 0, head = 0; /* jobs [head, next) are queued */
@@ -299,6 +306,8 @@ int thoth_pm_sim_cpu(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *t, i
 	for (uint64_t now = 0; now < t->end_ns || head < t->count; now += dt) {
 		while (next < t->count && t->jobs[next].arrival_ns <= now) {
 			pending[next] = (thoth_pm_pending_t){ t->jobs[next].deadline_ns, 0 };
+			thoth_pm_governor_arrived(&g, t->jobs[next].arrival_ns, t->jobs[next].client,
+						  t->jobs[next].deadline_ns);
 			next++;
 		}
 		uint32_t want = thoth_pm_governor_update(&g, now, last_running, pending + head,

@@ -29,7 +29,8 @@ typedef struct builder {
 	size_t cap;
 } builder_t;
 
-static int push(builder_t *b, uint64_t arrival, uint64_t work, uint64_t deadline)
+static int push_from(builder_t *b, uint64_t arrival, uint64_t work, uint64_t deadline,
+		     uint32_t client)
 {
 	thoth_pm_trace_t *t = b->t;
 	if (t->count >= THOTH_PM_TRACE_MAX_JOBS)
@@ -42,8 +43,14 @@ static int push(builder_t *b, uint64_t arrival, uint64_t work, uint64_t deadline
 		t->jobs = j;
 		b->cap = cap;
 	}
-	t->jobs[t->count++] = (thoth_pm_job_t){ arrival, work, deadline, false };
+	t->jobs[t->count++] = (thoth_pm_job_t){ arrival, work, deadline, false, client };
 	return 0;
+}
+
+/* A request whose sender is unknown (recorded traces). */
+static int push(builder_t *b, uint64_t arrival, uint64_t work, uint64_t deadline)
+{
+	return push_from(b, arrival, work, deadline, 0);
 }
 
 void thoth_pm_trace_free(thoth_pm_trace_t *t)
@@ -160,11 +167,11 @@ static const char *const kinds[K_COUNT] = { "periodic", "poisson", "bursty", "pa
 
 enum {
 	P_DURATION, P_DEADLINE, P_SEED, P_WORK, P_JITTER_W, P_PERIOD, P_JITTER, P_GAP, P_BURST,
-	P_BURST_GAP, P_XMIN, P_ALPHA, P_DEPTH, P_COUNT
+	P_BURST_GAP, P_XMIN, P_ALPHA, P_DEPTH, P_CLIENTS, P_COUNT
 };
 static const char *const keys[P_COUNT] = {
 	"duration_ms", "deadline_us", "seed", "work_us", "work_jitter", "period_us", "jitter_us",
-	"mean_gap_us", "burst", "burst_gap_us", "xmin_us", "alpha", "depth",
+	"mean_gap_us", "burst", "burst_gap_us", "xmin_us", "alpha", "depth", "clients",
 };
 /* gap_us is bursty's in-burst spacing: an alias read into P_GAP */
 
@@ -177,6 +184,7 @@ int thoth_pm_trace_generate(const char *spec, const char *name, thoth_pm_trace_t
 	v[P_DEADLINE] = 10000;
 	v[P_SEED] = 1;
 	v[P_JITTER_W] = 0.2;
+	v[P_CLIENTS] = 8;
 	memset(out, 0, sizeof(*out));
 	if (!spec) {
 		*why = "spec: missing";
@@ -243,9 +251,9 @@ int thoth_pm_trace_generate(const char *spec, const char *name, thoth_pm_trace_t
 	}
 	if (v[P_JITTER_W] > 1 || v[P_DURATION] > 3600e3 || v[P_DURATION] < 1 ||
 	    (kind == K_PARETO && v[P_ALPHA] <= 1.0) || v[P_DEPTH] > 1000 || v[P_BURST] > 1e6 ||
-	    v[P_DEADLINE] < 1) {
+	    v[P_DEADLINE] < 1 || v[P_CLIENTS] < 1 || v[P_CLIENTS] > 65536) {
 		*why = "spec: out of range (work_jitter <= 1, duration_ms 1..3600000, "
-		       "deadline_us >= 1, alpha > 1, depth <= 1000, burst <= 1e6)";
+		       "deadline_us >= 1, alpha > 1, depth <= 1000, burst <= 1e6, clients 1..65536)";
 		return THOTH_E_INVAL;
 	}
 
@@ -258,7 +266,8 @@ int thoth_pm_trace_generate(const char *spec, const char *name, thoth_pm_trace_t
 	double t = 0, end = v[P_DURATION] * 1000.0; /* us */
 	uint64_t deadline = (uint64_t)(v[P_DEADLINE] * US);
 	int err = 0;
-	while (!err) {
+	uint32_t clients = (uint32_t)v[P_CLIENTS];
+	for (uint64_t group = 0; !err; group++) {
 		int n = 1;
 		double gap;
 		switch (kind) {
@@ -286,7 +295,8 @@ int thoth_pm_trace_generate(const char *spec, const char *name, thoth_pm_trace_t
 		for (int i = 0; i < n && at < end && !err; i++) {
 			double w = v[P_WORK] * (1 + v[P_JITTER_W] * (2 * uniform(&rng) - 1));
 			uint64_t a = (uint64_t)(at * US), wn = (uint64_t)(w * US);
-			err = push(&b, a, wn ? wn : 1, a + deadline);
+			err = push_from(&b, a, wn ? wn : 1, a + deadline,
+					(uint32_t)(group % clients) + 1);
 			/* bursts: GAP apart; chains: the next step when this one
 			 * would be answered at full speed, plus 20 us */
 			at += kind == K_BURSTY ? v[P_GAP] : w + 20;

@@ -43,6 +43,22 @@ assert g["governor"] == "thoth" and g["inefficient_residency"] == 0, g
 assert g["ratio_to_optimum"] >= 1 - 1e-9, g
 PY
 
+# the thoth governor's options: the default (ff+chain) and none on a chain
+# trace from one sender per chain, compared in the same run; a bad name is
+# refused by name
+spec='synthetic:chain depth=3 mean_gap_us=50000 work_us=2000 deadline_us=10000 duration_ms=20000'
+"$thothctl" pm sim "$spec" --policy thoth --cpu hikey-a53 --json >"$dir/def"
+"$thothctl" pm sim "$spec" --policy thoth --cpu hikey-a53 --gov-options none --json >"$dir/none"
+"$python" - "$dir/def" "$dir/none" <<'PY'
+import json, sys
+d, n = (json.load(open(f)) for f in sys.argv[1:3])
+assert d["gov_options"] == "ff+chain" and n["gov_options"] == "none", (d, n)
+(gd,), (gn,) = d["results"], n["results"]
+assert gd["ramp_p95_ns"] <= 2000000 < gn["ramp_p95_ns"], (gd, gn)
+PY
+if "$thothctl" pm sim "$spec" --cpu hikey-a53 --gov-options fast 2>"$dir/err"; then exit 1; fi
+grep -q "gov-options.*fast" "$dir/err"
+
 # --export-list writes what the parser reads back: the same requests
 "$thothctl" pm sim 'synthetic:bursty burst=4 gap_us=500 burst_gap_us=50000 work_us=100 duration_ms=500' \
 	--device nic-sim --export-list "$dir/list.txt" >"$dir/a"

@@ -4,7 +4,7 @@
  *
  *   thothctl pm sim TRACE [--policy P|all] [--device NAME | --cpu NAME]
  *                   [--qos-us N] [--deadline-us N] [--pid N] [--json]
- *                   [--export-list FILE]
+ *                   [--export-list FILE] [--gov-options O]
  *
  * TRACE is a file written by `thothctl trace dump --json FILE` (or a text
  * list, sim.h), or "synthetic:SPEC" (sim.h's rt-app-like descriptions).
@@ -25,7 +25,7 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: thothctl pm sim TRACE [--policy P|all] [--device NAME | --cpu NAME]\n"
 		"                       [--qos-us N] [--deadline-us N] [--pid N] [--json]\n"
-		"                       [--export-list FILE]\n"
+		"                       [--export-list FILE] [--gov-options O]\n"
 		"\n"
 		"TRACE: a Chrome JSON trace from `thothctl trace dump --json FILE`, a text\n"
 		"list (\"# thoth-pm-trace v1\", then \"arrival_us work_us [deadline_us]\"\n"
@@ -39,6 +39,8 @@ static void usage(FILE *out)
 		"--pid N picks the serving process of a JSON trace (default: the one with\n"
 		"the most requests); --export-list FILE also writes the requests as a text\n"
 		"list (small enough to keep in a source tree).\n"
+		"--gov-options O: the thoth governor's options, none ff chain ff+chain\n"
+		"(default: ff+chain; docs/PM.md \"The governor's options\").\n"
 		"Energy is MODELLED from published tables, not measured.\n");
 }
 
@@ -127,11 +129,12 @@ static int run_device(const thoth_pm_trace_t *t, const thoth_pm_device_model_t *
 	return 0;
 }
 
-static int run_cpu(const thoth_pm_trace_t *t, const thoth_pm_cpu_model_t *m, int only, bool json)
+static int run_cpu(const thoth_pm_trace_t *t, const thoth_pm_cpu_model_t *m, int only,
+		   unsigned gov_options, bool json)
 {
 	thoth_pm_cpu_result_t r[THOTH_PM_CPU_OPTIMUM + 1];
 	for (int k = 0; k <= THOTH_PM_CPU_OPTIMUM; k++)
-		thoth_pm_sim_cpu(m, t, k, &r[k]);
+		thoth_pm_sim_cpu_options(m, t, k, gov_options, &r[k]);
 	double su = r[THOTH_PM_GOV_SCHEDUTIL].energy_mj, opt = r[THOTH_PM_CPU_OPTIMUM].energy_mj;
 	if (json) {
 		printf("{\"trace\":");
@@ -142,10 +145,12 @@ static int run_cpu(const thoth_pm_trace_t *t, const thoth_pm_cpu_model_t *m, int
 		json_string(m->name);
 		printf(",\"model_source\":");
 		json_string(m->source);
-		printf(",\"energy\":\"modelled\",\"results\":[");
+		printf(",\"energy\":\"modelled\",\"gov_options\":\"%s\",\"results\":[",
+		       thoth_pm_governor_options_name(gov_options));
 	} else {
 		printf("trace %s (%s), %zu requests\n", t->name, t->origin, t->count);
-		printf("cpu %s (%s); energy is MODELLED\n", m->name, m->source);
+		printf("cpu %s (%s); energy is MODELLED; thoth governor options: %s\n", m->name,
+		       m->source, thoth_pm_governor_options_name(gov_options));
 		printf("%-12s %12s %8s %8s %6s %7s %10s\n", "governor", "energy_mJ", "vs_sutil",
 		       "vs_opt", "miss", "ineff", "ramp_p95");
 	}
@@ -186,12 +191,14 @@ int thothctl_pm_sim(int argc, char **argv, const thothctl_opts_t *opts)
 		{ "pid", required_argument, NULL, 'P' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "export-list", required_argument, NULL, 'x' },
+		{ "gov-options", required_argument, NULL, 'g' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *policy = "all", *device = NULL, *cpu = NULL, *export_path = NULL;
 	uint64_t qos_us = 0, deadline_us = 0, pid = 0;
 	bool json = opts->json, have_qos = false;
+	unsigned gov_options = THOTH_PM_GOV_DEFAULT_OPTIONS;
 	int opt;
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
@@ -214,6 +221,10 @@ int thothctl_pm_sim(int argc, char **argv, const thothctl_opts_t *opts)
 			break;
 		case 'j': json = true; break;
 		case 'x': export_path = optarg; break;
+		case 'g':
+			if (thoth_pm_governor_options_parse(optarg, &gov_options))
+				return bad("--gov-options: expected none, ff, chain or ff+chain, not", optarg);
+			break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -279,7 +290,7 @@ int thothctl_pm_sim(int argc, char **argv, const thothctl_opts_t *opts)
 			return 1;
 		}
 	}
-	int rc = is_cpu ? run_cpu(&t, cm, gov, json)
+	int rc = is_cpu ? run_cpu(&t, cm, gov, gov_options, json)
 			: run_device(&t, dm, have_qos ? qos_us * 1000 : dm->qos_ns, dev_policy, json);
 	thoth_pm_trace_free(&t);
 	return rc;
