@@ -24,8 +24,9 @@
 #include "thoth/trace.h"
 
 enum {
-	/* Tables in one report: each costs thothd tens of ms of symbolizing
-	 * (docs/LOCKS.md "Cost"), during which its loop serves no one. */
+	/* Tables in one report: a process's first report costs thothd tens of
+	 * ms of symbolizing (docs/LOCKS.md "Cost"), during which its loop serves
+	 * no one; later ones reuse its symbols. */
 	THOTHD_LOCKS_MAX_TABLES = 16,
 	THOTHD_LOCKS_MAX_REFUSED = 16,  /* refusals kept (all are counted) */
 	THOTHD_LOCKS_MAX_RINGS = 64,    /* processes whose rings are followed */
