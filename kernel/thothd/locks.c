@@ -5,8 +5,9 @@
  * thothd's executable only (main.c calls thothd_locks_new): the reader
  * symbolizes with libdw, which libthoth does not link.  Nothing here runs
  * unless asked: a report is made per request, the rings are read at the
- * session's own drains; no timer, no descriptor, so an idle thothd stays at
- * 0 wake-ups (test_thothd_idle).
+ * session's own drains; no timer, and no descriptor but a pidfd per process
+ * whose symbols are kept (it fires once, at that process's exit), so an idle
+ * thothd stays at 0 wake-ups (test_thothd_idle).
  *
  * Symbols are kept across reports, per process (thothd_lock_symcache_t,
  * locks.h): a repeated report of the same process sets up no libdw session
