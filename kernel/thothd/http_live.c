@@ -677,7 +677,7 @@ static char *locks_report(thothd_live_t *l)
 	thothd_lock_scan_t *scan = malloc(sizeof *scan);
 	if (!scan)
 		return NULL;
-	if (thothd_lock_scan(dir, 0, scan))
+	if (thothd_lock_scan_cached(dir, 0, l->d->lock_syms, scan))   /* symbols kept (locks.h) */
 		scan->n = 0;
 	thothlock_table_t *const *tables = scan->tables;
 	size_t n = scan->n;
@@ -701,6 +701,8 @@ static char *locks_report(thothd_live_t *l)
 		}
 	}
 	thothd_lock_scan_free(scan);
+	if (l->d->lock_syms)
+		thothd_lock_symcache_trim(l->d->lock_syms);
 	free(scan);
 	/* The report ends with a newline: strip it so it embeds in one SSE line. */
 	for (char *c = buf; c && *c; c++)

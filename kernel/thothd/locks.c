@@ -5,8 +5,15 @@
  * thothd's executable only (main.c calls thothd_locks_new): the reader
  * symbolizes with libdw, which libthoth does not link.  Nothing here runs
  * unless asked: a report is made per request, the rings are read at the
- * session's own drains; no timer, no descriptor, so an idle thothd stays at
- * 0 wake-ups (test_thothd_idle).
+ * session's own drains; no timer, and no descriptor but a pidfd per process
+ * whose symbols are kept (it fires once, at that process's exit), so an idle
+ * thothd stays at 0 wake-ups (test_thothd_idle).
+ *
+ * Symbols are kept across reports, per process (thothd_lock_symcache_t,
+ * locks.h): a repeated report of the same process sets up no libdw session
+ * and looks up no address again.  Each cached process is watched with a
+ * pidfd on the loop (no timer: one wake-up when it exits), and its entry
+ * dropped then.
  *
  * A report larger than one page (PAGE_BYTES) is kept as a snapshot whose
  * pages the client fetches: one consistent report, made once.  At most
@@ -14,9 +21,13 @@
  * freed at once.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "locks.h"
 #include "locks.thoth.h"
@@ -42,7 +53,67 @@ struct thothd_locks {
 	snapshot_t snaps[SNAPSHOTS];
 	uint64_t next_id;
 	thothd_lock_rings_t *rings;     /* followed for trace sessions */
+	thothd_lock_symcache_t *syms;   /* symbols kept across reports */
 };
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+
+/* A cached process's pidfd on the loop. */
+typedef struct sym_watch {
+	thothd_locks_t *l;
+	int pid, fd;
+	thoth_source_t *src;
+} sym_watch_t;
+
+static void sym_exited(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t events, void *arg)
+{
+	(void)loop;
+	(void)src;
+	(void)fd;
+	(void)events;
+	sym_watch_t *w = arg;
+	thothd_debug("locks: process %d exited: its symbols dropped", w->pid);
+	thothd_lock_symcache_exited(w->l->syms, w->pid);       /* calls sym_unwatch(w) */
+}
+
+static void *sym_watch(int pid, void *ctx)
+{
+	thothd_locks_t *l = ctx;
+	if (!l->d->loop)
+		return NULL;            /* in-process use: the next scan prunes */
+	int fd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+	if (fd < 0)
+		return NULL;            /* gone already, or no pidfd: the next scan prunes */
+	sym_watch_t *w = calloc(1, sizeof *w);
+	if (!w || thoth_loop_add_fd(l->d->loop, fd, THOTH_LOOP_READ, sym_exited, w, &w->src)) {
+		free(w);
+		close(fd);
+		return NULL;
+	}
+	w->l = l;
+	w->pid = pid;
+	w->fd = fd;
+	return w;
+}
+
+static void sym_unwatch(void *token, void *ctx)
+{
+	thothd_locks_t *l = ctx;
+	sym_watch_t *w = token;
+	if (w->src)
+		thoth_loop_remove_fd(l->d->loop, w->src);
+	close(w->fd);
+	free(w);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 static void snapshot_drop(snapshot_t *s)
 {
@@ -77,7 +148,8 @@ static int on_report(void *self, const thoth_locks_LockReports_report_req_t *req
 	thothd_lock_scan_t *scan = malloc(sizeof *scan);
 	if (!scan)
 		return THOTH_E_NOMEM;
-	int r = thothd_lock_scan(l->dir, (int)req->pid, scan);
+	uint64_t t0 = now_ns();
+	int r = thothd_lock_scan_cached(l->dir, (int)req->pid, l->syms, scan);
 	if (r) {
 		free(scan);
 		call->reason = "cannot read the runtime directory's locks/";
@@ -103,6 +175,17 @@ static int on_report(void *self, const thoth_locks_LockReports_report_req_t *req
 	}
 	resp->processes = (uint32_t)scan->n;
 	thothd_lock_scan_free(scan);
+	thothd_lock_symcache_stats_t st = { 0 };
+	if (l->syms) {
+		thothd_lock_symcache_trim(l->syms);
+		thothd_lock_symcache_stats(l->syms, &st);
+	}
+	thothd_debug("locks: report of %zu process%s in %.3f ms; symbol cache: %zu processes, %zu KiB, "
+		     "%llu lookups answered, %llu looked up, %llu sessions built, %llu reused",
+		     (size_t)resp->processes, resp->processes == 1 ? "" : "es", (now_ns() - t0) / 1e6,
+		     st.processes, st.bytes >> 10, (unsigned long long)st.hits,
+		     (unsigned long long)st.misses, (unsigned long long)st.built,
+		     (unsigned long long)st.reused);
 	thoth_locks_Refusal_t *refused = thoth_arena_alloc(arena, (scan->n_refused ? scan->n_refused : 1) *
 								   sizeof *refused);
 	for (size_t i = 0; refused && i < scan->n_refused; i++) {
@@ -201,7 +284,10 @@ static uint64_t session_source(thothd_tracer_t *t, uint64_t since_ns, void *ctx)
 int thothd_locks_new(thothd_t *d, thothd_locks_t **out)
 {
 	thothd_locks_t *l = calloc(1, sizeof *l);
-	if (!l || thothd_lock_rings_new(&l->rings)) {
+	if (!l || thothd_lock_rings_new(&l->rings) ||
+	    thothd_lock_symcache_new(NULL, sym_watch, sym_unwatch, l, &l->syms)) {
+		if (l)
+			thothd_lock_rings_free(l->rings);
 		free(l);
 		return THOTH_E_NOMEM;
 	}
@@ -209,6 +295,14 @@ int thothd_locks_new(thothd_t *d, thothd_locks_t **out)
 	snprintf(l->dir, sizeof l->dir, "%s/locks", d->cfg.runtime_dir ? d->cfg.runtime_dir : ".");
 	d->locks = l;
 	d->locks_handlers = &handlers;
+	/* THOTHD_LOCK_SYMCACHE=off: every report symbolizes afresh, as before
+	 * the cache (bench_lockreports' baseline, measured in the same run). */
+	const char *env = getenv("THOTHD_LOCK_SYMCACHE");
+	if (env && strcmp(env, "off") == 0) {
+		thothd_lock_symcache_free(l->syms);
+		l->syms = NULL;
+	}
+	d->lock_syms = l->syms;
 	thothd_tracer_set_source(d->tracer, THOTH_TRACE_MASK(LOCK), session_source, l);
 	*out = l;
 	return 0;
@@ -222,9 +316,12 @@ void thothd_locks_free(thothd_locks_t *l)
 		thothd_tracer_set_source(l->d->tracer, 0, NULL, NULL);
 		l->d->locks = NULL;
 		l->d->locks_handlers = NULL;
+		l->d->lock_syms = NULL;
 	}
 	for (int i = 0; i < SNAPSHOTS; i++)
 		snapshot_drop(&l->snaps[i]);
 	thothd_lock_rings_free(l->rings);
+	thothd_lock_symcache_free(l->syms);
 	free(l);
 }
+

@@ -24,8 +24,9 @@
 #include "thoth/trace.h"
 
 enum {
-	/* Tables in one report: each costs thothd tens of ms of symbolizing
-	 * (docs/LOCKS.md "Cost"), during which its loop serves no one. */
+	/* Tables in one report: a process's first report costs thothd tens of
+	 * ms of symbolizing (docs/LOCKS.md "Cost"), during which its loop serves
+	 * no one; later ones reuse its symbols. */
 	THOTHD_LOCKS_MAX_TABLES = 16,
 	THOTHD_LOCKS_MAX_REFUSED = 16,  /* refusals kept (all are counted) */
 	THOTHD_LOCKS_MAX_RINGS = 64,    /* processes whose rings are followed */
@@ -56,6 +57,70 @@ typedef struct thothd_lock_scan {
  * THOTH_E_* code (the directory cannot be read: S empty). */
 int thothd_lock_scan(const char *locks_dir, int pid, thothd_lock_scan_t *s);
 void thothd_lock_scan_free(thothd_lock_scan_t *s);
+
+/* ---- symbols kept across reports (thothd) ----------------------------------------------
+ * Setting up libdw for a process and looking its addresses up is what a
+ * report costs (70-80 ms for a small program).  The cache keeps, per
+ * profiled process, the libdw session and its answers
+ * (thothlock_symbols_t), reused while the process is the same one mapping
+ * the same code: keyed by pid, the process's start time (a reused pid is
+ * another process) and a hash of its executable file mappings in
+ * /proc/PID/maps (range, offset, device, inode, path: an exec, a dlopen or
+ * a dlclose changes it).  Bounded: at most THOTHD_LOCKS_SYMCACHE_PROCS
+ * processes (the least recently used pushed out), per process at most
+ * THOTHD_LOCKS_SYM_ENTRIES answers in THOTHD_LOCKS_SYM_BYTES (the oldest
+ * evicted), and after each report at most THOTHD_LOCKS_SYMCACHE_BYTES in
+ * all (least recently used processes dropped).  A process's entry goes
+ * when it exits (the owner's watch, or the next scan finding its start
+ * time changed). */
+enum {
+	THOTHD_LOCKS_SYMCACHE_PROCS = 32,
+	THOTHD_LOCKS_SYM_ENTRIES = 16384,
+	THOTHD_LOCKS_SYM_BYTES = 2 << 20,
+	THOTHD_LOCKS_SYMCACHE_BYTES = 8 << 20,
+};
+
+typedef struct thothd_lock_symcache thothd_lock_symcache_t;
+
+typedef struct {
+	uint64_t reused;        /* a table given a cached process's symbols */
+	uint64_t built;         /* a libdw session set up (first report, or stale) */
+	uint64_t stale;         /* of those, replacing one whose process changed */
+	uint64_t dropped;       /* processes dropped: exited, pushed out, over the byte limit */
+	size_t processes;       /* held now */
+	size_t bytes;           /* the caches' memory now (not libdw's own) */
+	uint64_t hits, misses;  /* address lookups, summed over the processes held */
+} thothd_lock_symcache_stats_t;
+
+/* WATCH (may be NULL) is called when a process enters the cache and
+ * returns a token (NULL: not watched); UNWATCH gets it back when the entry
+ * goes.  thothd watches with a pidfd on its loop and calls
+ * thothd_lock_symcache_exited when it fires. */
+typedef void *(*thothd_lock_watch_fn)(int pid, void *ctx);
+typedef void (*thothd_lock_unwatch_fn)(void *token, void *ctx);
+
+/* The bounds; a zero field takes the THOTHD_LOCKS_SYM* default above. */
+typedef struct {
+	size_t processes;       /* at most THOTHD_LOCKS_SYMCACHE_PROCS */
+	size_t entries;         /* answers per process */
+	size_t bytes;           /* strings per process */
+	size_t total_bytes;     /* every process's cache after a report */
+} thothd_lock_symcache_limits_t;
+
+int thothd_lock_symcache_new(const thothd_lock_symcache_limits_t *limits, thothd_lock_watch_fn watch,
+			     thothd_lock_unwatch_fn unwatch, void *ctx, thothd_lock_symcache_t **out);
+void thothd_lock_symcache_free(thothd_lock_symcache_t *c);
+/* thothd_lock_scan, its tables symbolized through C (NULL: each table its
+ * own libdw session, thothctl's fallback).  The tables borrow C's symbols:
+ * free the scan (thothd_lock_scan_free) before the next call on C, then
+ * call thothd_lock_symcache_trim. */
+int thothd_lock_scan_cached(const char *locks_dir, int pid, thothd_lock_symcache_t *c,
+			    thothd_lock_scan_t *s);
+/* Enforce THOTHD_LOCKS_SYMCACHE_BYTES (after a report's tables are freed). */
+void thothd_lock_symcache_trim(thothd_lock_symcache_t *c);
+/* PID exited: drop what is held for it. */
+void thothd_lock_symcache_exited(thothd_lock_symcache_t *c, int pid);
+void thothd_lock_symcache_stats(const thothd_lock_symcache_t *c, thothd_lock_symcache_stats_t *out);
 
 /* ---- contention rings as trace events --------------------------------------------------
  * Each table's ring of its last contended acquisitions, followed from where

@@ -60,49 +60,252 @@ static void refuse(thothd_lock_scan_t *s, int pid, const char *file, const char 
 	va_end(ap);
 }
 
-/* Does PID map TABLE_PATH (its own table)?  A dead pid, or a reused one
- * that is another program, does not: the file is a crash's leftover. */
-static bool maps_table(int pid, const char *table_path)
+/* What one pass over /proc/PID/maps says: whether PID maps TABLE_PATH (its
+ * own table: a dead pid, or a reused one that is another program, does
+ * not, and the file is a crash's leftover); the first path symbolization
+ * must not open (not a regular file or a character device now), in BAD;
+ * and the identity of the code it maps (a hash of the executable file
+ * mappings' lines: range, offset, device, inode, path). */
+typedef struct {
+	bool maps_table;
+	bool unsafe;
+	uint64_t code_id;
+} maps_view_t;
+
+static uint64_t fnv1a(uint64_t h, const char *s, size_t n)
 {
-	char path[64], line[PATH_MAX + 256];
-	snprintf(path, sizeof path, "/proc/%d/maps", pid);
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return false;
-	bool found = false;
-	size_t t = strlen(table_path);
-	while (!found && fgets(line, sizeof line, f)) {
-		line[strcspn(line, "\n")] = 0;
-		size_t l = strlen(line);
-		found = l >= t && strcmp(line + l - t, table_path) == 0;
-	}
-	fclose(f);
-	return found;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
+	return h;
 }
 
-/* The first path PID maps that symbolization must not open (not a regular
- * file or a character device now), copied to BAD; false when none. */
-static bool unsafe_mapping(int pid, char *bad, size_t cap)
+static bool read_maps(int pid, const char *table_path, maps_view_t *v, char *bad, size_t cap)
 {
-	char path[64], line[PATH_MAX + 256];
+	char path[64], line[PATH_MAX + 256], last[PATH_MAX] = "";
 	snprintf(path, sizeof path, "/proc/%d/maps", pid);
+	*v = (maps_view_t){ .code_id = 0xcbf29ce484222325ull };
 	FILE *f = fopen(path, "re");
 	if (!f)
 		return false;
-	bool unsafe = false;
-	while (!unsafe && fgets(line, sizeof line, f)) {
+	size_t t = strlen(table_path);
+	while (fgets(line, sizeof line, f)) {
 		line[strcspn(line, "\n")] = 0;
+		size_t l = strlen(line);
+		if (!v->maps_table && l >= t && strcmp(line + l - t, table_path) == 0)
+			v->maps_table = true;
 		char *p = strchr(line, '/');
-		if (!p || strstr(p, " (deleted)"))
-			continue;       /* anonymous, or read from /proc/PID/mem by libdw */
+		if (!p)
+			continue;       /* anonymous */
+		/* "start-end perms ...": the third character of perms is x. */
+		char *perms = strchr(line, ' ');
+		if (perms && perms < p && perms[1] && perms[2] && perms[3] == 'x')
+			v->code_id = fnv1a(v->code_id, line, l) * 31 + 1;
+		if (v->unsafe || strstr(p, " (deleted)") || strcmp(p, last) == 0)
+			continue;       /* read from /proc/PID/mem by libdw, or checked just now */
+		snprintf(last, sizeof last, "%s", p);
 		struct stat st;
 		if (stat(p, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode)) {
 			snprintf(bad, cap, "%s", p);
-			unsafe = true;
+			v->unsafe = true;
 		}
 	}
 	fclose(f);
-	return unsafe;
+	return true;
+}
+
+/* The process's start time (clock ticks since boot, /proc/PID/stat field
+ * 22): with the pid, which process it is.  0: gone. */
+static uint64_t start_time(int pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof path, "/proc/%d/stat", pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	char *p = strrchr(buf, ')');        /* comm may hold spaces and parentheses */
+	if (!p)
+		return 0;
+	/* After ") ": state is field 3; start time is field 22. */
+	unsigned long long v = 0;
+	if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+		   &v) != 1)
+		return 0;
+	return v;
+}
+
+/* ---- the symbol cache ------------------------------------------------------------------ */
+
+typedef struct {
+	int pid;                        /* 0 = free */
+	uint64_t start;                 /* start_time(pid) when built */
+	uint64_t code_id;               /* maps_view_t.code_id when built */
+	uint64_t used;                  /* the scan that last lent it */
+	thothlock_symbols_t *syms;
+	void *watch;
+} symproc_t;
+
+struct thothd_lock_symcache {
+	symproc_t procs[THOTHD_LOCKS_SYMCACHE_PROCS];
+	uint64_t scans;
+	thothd_lock_watch_fn watch;
+	thothd_lock_unwatch_fn unwatch;
+	void *ctx;
+	thothd_lock_symcache_stats_t st;
+	uint64_t hits_gone, misses_gone;        /* of dropped processes, for the stats */
+	thothd_lock_symcache_limits_t lim;
+};
+
+int thothd_lock_symcache_new(const thothd_lock_symcache_limits_t *limits, thothd_lock_watch_fn watch,
+			     thothd_lock_unwatch_fn unwatch, void *ctx, thothd_lock_symcache_t **out)
+{
+	thothd_lock_symcache_t *c = calloc(1, sizeof *c);
+	if (!c)
+		return THOTH_E_NOMEM;
+	if (limits)
+		c->lim = *limits;
+	if (!c->lim.processes || c->lim.processes > THOTHD_LOCKS_SYMCACHE_PROCS)
+		c->lim.processes = THOTHD_LOCKS_SYMCACHE_PROCS;
+	if (!c->lim.entries)
+		c->lim.entries = THOTHD_LOCKS_SYM_ENTRIES;
+	if (!c->lim.bytes)
+		c->lim.bytes = THOTHD_LOCKS_SYM_BYTES;
+	if (!c->lim.total_bytes)
+		c->lim.total_bytes = THOTHD_LOCKS_SYMCACHE_BYTES;
+	c->watch = watch;
+	c->unwatch = unwatch;
+	c->ctx = ctx;
+	*out = c;
+	return 0;
+}
+
+static void proc_drop(thothd_lock_symcache_t *c, symproc_t *p)
+{
+	if (!p->pid)
+		return;
+	thothlock_symbols_stats_t ss;
+	thothlock_symbols_get_stats(p->syms, &ss);
+	c->hits_gone += ss.hits;
+	c->misses_gone += ss.misses;
+	if (p->watch && c->unwatch)
+		c->unwatch(p->watch, c->ctx);
+	thothlock_symbols_free(p->syms);
+	*p = (symproc_t){ 0 };
+	c->st.dropped++;
+}
+
+void thothd_lock_symcache_free(thothd_lock_symcache_t *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->lim.processes; i++)
+		proc_drop(c, &c->procs[i]);
+	free(c);
+}
+
+void thothd_lock_symcache_exited(thothd_lock_symcache_t *c, int pid)
+{
+	for (size_t i = 0; i < c->lim.processes; i++)
+		if (c->procs[i].pid == pid)
+			proc_drop(c, &c->procs[i]);
+}
+
+void thothd_lock_symcache_trim(thothd_lock_symcache_t *c)
+{
+	for (;;) {
+		size_t total = 0;
+		symproc_t *lru = NULL;
+		for (size_t i = 0; i < c->lim.processes; i++) {
+			symproc_t *p = &c->procs[i];
+			if (!p->pid)
+				continue;
+			total += thothlock_symbols_bytes(p->syms);
+			if (!lru || p->used < lru->used)
+				lru = p;
+		}
+		if (total <= c->lim.total_bytes || !lru)
+			return;
+		proc_drop(c, lru);
+	}
+}
+
+void thothd_lock_symcache_stats(const thothd_lock_symcache_t *c, thothd_lock_symcache_stats_t *out)
+{
+	*out = c->st;
+	out->hits = c->hits_gone;
+	out->misses = c->misses_gone;
+	for (size_t i = 0; i < c->lim.processes; i++) {
+		const symproc_t *p = &c->procs[i];
+		if (!p->pid)
+			continue;
+		thothlock_symbols_stats_t ss;
+		thothlock_symbols_get_stats(p->syms, &ss);
+		out->processes++;
+		out->bytes += ss.bytes;
+		out->hits += ss.hits;
+		out->misses += ss.misses;
+	}
+}
+
+/* PID's symbols for this scan: the cached ones while the process and its
+ * code are the same, else a new libdw session in the least recently used
+ * slot (never one lent earlier in this scan).  NULL: none (gone, or no
+ * memory): the table prints raw addresses. */
+static thothlock_symbols_t *symcache_get(thothd_lock_symcache_t *c, int pid, uint64_t code_id,
+					 bool build)
+{
+	uint64_t start = start_time(pid);
+	if (!start)
+		return NULL;
+	symproc_t *slot = NULL;
+	for (size_t i = 0; i < c->lim.processes; i++) {
+		symproc_t *p = &c->procs[i];
+		if (p->pid != pid)
+			continue;
+		if (p->start == start && p->code_id == code_id) {
+			p->used = c->scans;
+			c->st.reused++;
+			return p->syms;
+		}
+		proc_drop(c, p);        /* the pid is another process now, or it execs/dlopened */
+		c->st.stale++;
+		slot = p;
+	}
+	if (!build)
+		return NULL;
+	for (size_t i = 0; i < c->lim.processes && !slot; i++)
+		if (!c->procs[i].pid)
+			slot = &c->procs[i];
+	for (size_t i = 0; i < c->lim.processes && !slot; i++) {
+		symproc_t *p = &c->procs[i];
+		if (p->used != c->scans && (!slot || p->used < slot->used))
+			slot = p;
+	}
+	if (!slot)
+		return NULL;
+	proc_drop(c, slot);
+	thothlock_symbols_t *syms;
+	if (thothlock_symbols_live(pid, c->lim.entries, c->lim.bytes, &syms))
+		return NULL;
+	c->st.built++;
+	*slot = (symproc_t){ .pid = pid, .start = start, .code_id = code_id, .used = c->scans,
+			     .syms = syms, .watch = c->watch ? c->watch(pid, c->ctx) : NULL };
+	return syms;
+}
+
+/* Entries whose process is gone or is another one now (no watch, or it
+ * has not fired yet). */
+static void symcache_prune(thothd_lock_symcache_t *c)
+{
+	for (size_t i = 0; i < c->lim.processes; i++) {
+		symproc_t *p = &c->procs[i];
+		if (p->pid && start_time(p->pid) != p->start)
+			proc_drop(c, p);
+	}
 }
 
 static const char *file_kind(mode_t m)
@@ -114,7 +317,17 @@ static const char *file_kind(mode_t m)
 
 int thothd_lock_scan(const char *locks_dir, int want_pid, thothd_lock_scan_t *s)
 {
+	return thothd_lock_scan_cached(locks_dir, want_pid, NULL, s);
+}
+
+int thothd_lock_scan_cached(const char *locks_dir, int want_pid, thothd_lock_symcache_t *c,
+			    thothd_lock_scan_t *s)
+{
 	memset(s, 0, sizeof *s);
+	if (c) {
+		c->scans++;
+		symcache_prune(c);
+	}
 	DIR *d = opendir(locks_dir);
 	if (!d)
 		return errno == ENOENT ? 0 : THOTH_E_IO;        /* nobody profiled yet: none */
@@ -137,7 +350,9 @@ int thothd_lock_scan(const char *locks_dir, int want_pid, thothd_lock_scan_t *s)
 		}
 		char path[PATH_MAX + 300];
 		snprintf(path, sizeof path, "%s/%s", locks_dir, e->d_name);
-		if (!maps_table(pid, path))
+		maps_view_t mv;
+		char bad[PATH_MAX];
+		if (!read_maps(pid, path, &mv, bad, sizeof bad) || !mv.maps_table)
 			continue;
 		if (s->n == THOTHD_LOCKS_MAX_TABLES) {
 			s->over++;
@@ -145,7 +360,12 @@ int thothd_lock_scan(const char *locks_dir, int want_pid, thothd_lock_scan_t *s)
 		}
 		char why[PATH_MAX + 400];
 		thothlock_table_t *t;
-		if (thothlock_table_load(path, &t, why, sizeof why) != 0) {
+		/* With the cache: this process's symbols, and the copy of its table
+		 * from the last report to read into (new ones are set up below, once
+		 * the table passed the reader's checks). */
+		thothlock_symbols_t *syms = c && !mv.unsafe ? symcache_get(c, pid, mv.code_id, false)
+							    : NULL;
+		if (thothlock_table_load_with(path, syms, &t, why, sizeof why) != 0) {
 			/* The reader's reason starts with the path: keep what follows. */
 			const char *w = strncmp(why, path, strlen(path)) == 0 ? why + strlen(path) : why;
 			refuse(s, pid, e->d_name, "%s", w[0] == ':' ? w + 2 : w);
@@ -161,11 +381,12 @@ int thothd_lock_scan(const char *locks_dir, int want_pid, thothd_lock_scan_t *s)
 			thothlock_table_free(t);
 			continue;
 		}
-		char bad[PATH_MAX];
-		if (unsafe_mapping(pid, bad, sizeof bad))
+		if (mv.unsafe)
 			refuse(s, pid, e->d_name, "not symbolized: the process maps %s, now not a "
 			       "regular file", bad);
-		else
+		else if (c && !syms)
+			thothlock_table_use_symbols(t, symcache_get(c, pid, mv.code_id, true));
+		else if (!c)
 			(void)thothlock_table_set_live_pid(t, pid);   /* gone meanwhile: raw addresses */
 		s->tables[s->n++] = t;
 	}

@@ -140,6 +140,9 @@ struct thothd {
 	 * the interface is answered as unknown. */
 	thothd_locks_t *locks;
 	const thoth_locks_LockReports_handlers_t *locks_handlers;
+	/* Lock-table symbols kept across reports (locks.h), shared by LockReports
+	 * and the dashboard's lock panel; NULL: each scan symbolizes afresh. */
+	struct thothd_lock_symcache *lock_syms;
 	thothd_rtable_t *rtable;        /* the shared resolve table (rtable.c); NULL if none */
 	struct thothd_page_watch *page_watches;   /* exited processes' page slots to reap (timerpage.c) */
 	/* Also told every registry change, after the resolve table: the etcd

@@ -9,8 +9,12 @@
  * test can read its statistics live (`thothctl locks`) and then end it.
  * EXTRA_LOCKS > 0: then one forced contention on each of that many heap
  * mutexes too (a long report: test_locks_thothd's pages).
+ * A line "dlopen PATH" on stdin loads PATH (new code mapped: what makes
+ * thothd's cached symbols of this process stale, test_lock_symcache) and
+ * answers "opened" or "failed".
  */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -89,8 +93,13 @@ int main(int argc, char **argv)
 	pthread_join(th, NULL);
 	printf("ready %d\n", (int)getpid());
 	fflush(stdout);
-	char buf[64];
-	while (read(0, buf, sizeof buf) > 0)
-		;
+	char line[4200];
+	while (fgets(line, sizeof line, stdin)) {
+		if (strncmp(line, "dlopen ", 7) != 0)
+			continue;
+		line[strcspn(line, "\n")] = 0;
+		printf("%s\n", dlopen(line + 7, RTLD_NOW | RTLD_LOCAL) ? "opened" : "failed");
+		fflush(stdout);
+	}
 	return 0;
 }

@@ -6,6 +6,10 @@
  * name is refused with its reason and never blocks the scan; a leftover
  * of a process that no longer maps it is skipped silently; names that are
  * not PID.table are ignored; refusals beyond what is kept are counted.
+ * Through thothd's symbol cache (thothd_lock_scan_cached): the same
+ * refusals, and a table naming more call sites than an entry may hold
+ * answers is reported whole while the cache stays within its bounds, and
+ * lets go of the process when it exits.
  * Both builds: this code runs inside thothd.
  */
 #define _GNU_SOURCE
@@ -24,6 +28,7 @@
 #include <cmocka.h>
 
 #include "locks.h"
+#include "lockprof_layout.h"
 
 static char dir[] = "/tmp/thoth-lockscan-XXXXXX";
 
@@ -221,6 +226,187 @@ static void test_rings_of_hostile_files_give_no_events(void **state)
 	clear_dir();
 }
 
+/* A well-formed table of process PID (set by the child) with one lock and
+ * SITES call sites at distinct return addresses inside libc's code (the
+ * child is a fork: the same addresses), each one contention: as many
+ * addresses to symbolize as a hostile process may name. */
+enum {
+	MANY_SITES = 1024, FEW_LOCKS = 64,      /* multiples of 64: the tstats region's alignment */
+	FEW_ENTRIES = 256,                      /* answers the cache may keep per process here */
+};
+
+static unsigned char *many_sites_table(size_t *len)
+{
+	size_t keys = THOTHLOCK_HEADER_SIZE, locks = keys + FEW_LOCKS * sizeof(thothlock_key_t);
+	size_t sites = locks + FEW_LOCKS * sizeof(thothlock_lock_t);
+	size_t caches = sites + MANY_SITES * sizeof(thothlock_site_t);
+	size_t events = caches + sizeof(thothlock_cache_t);
+	size_t tstats = events + 64 * sizeof(thothlock_event_t);
+	size_t slots = tstats;
+	*len = slots + 2 * MANY_SITES * sizeof(thothlock_site_slot_t);
+	assert_int_equal(tstats % 64, 0);
+	unsigned char *b = calloc(1, *len);
+	assert_non_null(b);
+	thothlock_header_t *h = (thothlock_header_t *)b;
+	*h = (thothlock_header_t){
+		.magic = THOTHLOCK_MAGIC, .version = THOTHLOCK_VERSION,
+		.header_size = THOTHLOCK_HEADER_SIZE, .lock_capacity = FEW_LOCKS,
+		.site_capacity = MANY_SITES, .thread_capacity = 1,
+		.stack_depth = THOTHLOCK_STACK_DEPTH, .locks_offset = locks, .sites_offset = sites,
+		.caches_offset = caches, .file_size = *len, .start_ns = 1, .keys_offset = keys,
+		.events_offset = events, .event_capacity = 64, .tstats_offset = tstats,
+		.tstat_capacity = 0, .site_slots_offset = slots, .sites_used = MANY_SITES,
+	};
+	thothlock_key_t *k = (thothlock_key_t *)(b + keys);
+	k[0] = (thothlock_key_t){ .addr = 0x1000, .kind = THOTHLOCK_KIND_MUTEX, .acquisitions = 1 };
+	thothlock_lock_t *l = (thothlock_lock_t *)(b + locks);
+	l[0].contentions = MANY_SITES;
+	thothlock_site_t *st = (thothlock_site_t *)(b + sites);
+	uint64_t base = (uint64_t)(uintptr_t)&snprintf;
+	for (uint32_t i = 0; i < MANY_SITES; i++)
+		st[i] = (thothlock_site_t){ .key = THOTHLOCK_SITE_KEY(0, base + i + 1), .contentions = 1,
+					    .wait_ns_total = 1000 + i, .wait_ns_max = 1000 + i };
+	return b;
+}
+
+/* mapping_child, the table's pid set to the child's own. */
+static pid_t table_child(unsigned char *bytes, size_t len, int *close_fd)
+{
+	int ready[2], hold[2];
+	assert_int_equal(pipe(ready), 0);
+	assert_int_equal(pipe(hold), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(ready[0]);
+		close(hold[1]);
+		((thothlock_header_t *)bytes)->pid = (int32_t)getpid();
+		char path[400], name[32];
+		snprintf(name, sizeof name, "%d.table", (int)getpid());
+		at(path, sizeof path, name);
+		int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+		if (fd < 0 || write(fd, bytes, len) != (ssize_t)len ||
+		    mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0) == MAP_FAILED)
+			_exit(1);
+		char c = 'r';
+		if (write(ready[1], &c, 1) != 1)
+			_exit(1);
+		while (read(hold[0], &c, 1) > 0)
+			;
+		_exit(0);
+	}
+	close(ready[1]);
+	close(hold[0]);
+	char c;
+	assert_int_equal(read(ready[0], &c, 1), 1);
+	close(ready[0]);
+	*close_fd = hold[1];
+	return pid;
+}
+
+static void test_the_symbol_cache_refuses_alike_and_stays_bounded(void **state)
+{
+	(void)state;
+	thothd_lock_symcache_t *c;
+	thothd_lock_symcache_limits_t lim = { .processes = 1, .entries = FEW_ENTRIES };
+	assert_int_equal(thothd_lock_symcache_new(&lim, NULL, NULL, NULL, &c), 0);
+
+	/* The same refusals as without it, and nothing cached for them. */
+	char p[400];
+	at(p, sizeof p, "999999906.table");
+	assert_int_equal(mkfifo(p, 0600), 0);
+	static char junk[8192];
+	memset(junk, 'z', sizeof junk);
+	int hold;
+	pid_t pid = mapping_child(junk, sizeof junk, &hold);
+	char name[32];
+	snprintf(name, sizeof name, "%d.table", (int)pid);
+	thothd_lock_scan_t *s = malloc(sizeof *s);
+	assert_non_null(s);
+	assert_int_equal(thothd_lock_scan_cached(dir, 0, c, s), 0);
+	assert_int_equal(s->n, 0);
+	assert_refused(s, "999999906.table", "a FIFO");
+	assert_refused(s, name, "bad magic");
+	thothd_lock_symcache_stats_t st;
+	thothd_lock_symcache_stats(c, &st);
+	assert_int_equal(st.processes, 0);
+	assert_int_equal(st.built, 0);
+	end_child(pid, hold);
+	clear_dir();
+
+	/* More call sites than an entry keeps answers for: all reported, the
+	 * entry at its bounds, twice (the second time through the reused copy). */
+	size_t len;
+	unsigned char *table = many_sites_table(&len);
+	pid = table_child(table, len, &hold);
+	for (int round = 0; round < 2; round++) {
+		assert_int_equal(thothd_lock_scan_cached(dir, (int)pid, c, s), 0);
+		if (s->n != 1)
+			fail_msg("%zu tables read (%s)", s->n, s->n_refused ? s->refused[0].why : "");
+		char *buf = NULL;
+		size_t size = 0;
+		FILE *f = open_memstream(&buf, &size);
+		thothlock_report_opts_t opts = { .json = true };
+		assert_int_equal(thothlock_report_write(f, s->tables, s->n, &opts), 0);
+		fclose(f);
+		size_t sites = 0;
+		for (const char *q = buf; (q = strstr(q, "\"owner_sites\"")); q++)
+			sites++;
+		assert_int_equal(sites, MANY_SITES);
+		free(buf);
+		thothd_lock_scan_free(s);
+		thothd_lock_symcache_trim(c);
+		thothd_lock_symcache_stats(c, &st);
+		assert_int_equal(st.processes, 1);
+		assert_int_equal(st.built, 1);
+		assert_true(st.misses >= (uint64_t)MANY_SITES * (round + 1));  /* evicted: again */
+		/* The answers held: at most FEW_ENTRIES, so the bytes are the fixed
+		 * arrays (~60 B per entry), their strings (< 600 B each) and the
+		 * table's copy (its data: the file's length here). */
+		assert_true(st.bytes <= FEW_ENTRIES * (64 + 600) + len + 4096 * 4);
+	}
+
+	/* One process at most here: another one's report pushes it out. */
+	int hold2;
+	pid_t pid2 = table_child(table, len, &hold2);
+	assert_int_equal(thothd_lock_scan_cached(dir, (int)pid2, c, s), 0);
+	assert_int_equal(s->n, 1);
+	thothd_lock_scan_free(s);
+	thothd_lock_symcache_stats(c, &st);
+	assert_int_equal(st.processes, 1);
+	assert_int_equal(st.built, 2);
+	assert_int_equal(st.dropped, 1);
+	end_child(pid2, hold2);
+	free(table);
+
+	/* The process exits: the next scan lets go of it. */
+	end_child(pid, hold);
+	assert_int_equal(thothd_lock_scan_cached(dir, 0, c, s), 0);
+	thothd_lock_symcache_stats(c, &st);
+	assert_int_equal(st.processes, 0);
+	assert_int_equal(st.bytes, 0);
+	thothd_lock_symcache_free(c);
+
+	/* Over the byte bound in all: trimmed after the report. */
+	lim = (thothd_lock_symcache_limits_t){ .total_bytes = 1 };
+	assert_int_equal(thothd_lock_symcache_new(&lim, NULL, NULL, NULL, &c), 0);
+	table = many_sites_table(&len);
+	pid = table_child(table, len, &hold);
+	assert_int_equal(thothd_lock_scan_cached(dir, (int)pid, c, s), 0);
+	assert_int_equal(s->n, 1);
+	thothd_lock_symcache_stats(c, &st);
+	assert_int_equal(st.processes, 1);      /* lent to the table: kept until it is freed */
+	thothd_lock_scan_free(s);
+	thothd_lock_symcache_trim(c);
+	thothd_lock_symcache_stats(c, &st);
+	assert_int_equal(st.processes, 0);
+	end_child(pid, hold);
+	free(table);
+	free(s);
+	thothd_lock_symcache_free(c);
+	clear_dir();
+}
+
 int main(void)
 {
 	if (!mkdtemp(dir)) {
@@ -233,6 +419,7 @@ int main(void)
 		cmocka_unit_test(test_leftovers_and_foreign_names_are_skipped_silently),
 		cmocka_unit_test(test_refusals_beyond_the_kept_ones_are_counted),
 		cmocka_unit_test(test_rings_of_hostile_files_give_no_events),
+		cmocka_unit_test(test_the_symbol_cache_refuses_alike_and_stays_bounded),
 	};
 	int failed = cmocka_run_group_tests(tests, NULL, NULL);
 	rmdir(dir);

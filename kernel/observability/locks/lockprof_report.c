@@ -28,20 +28,53 @@
 
 typedef struct frame frame_t;
 
-/* Symbolization is the report's cost (libdw searches the symbol table
- * per address): each distinct address is looked up once per table. */
-#define SYMBOL_CACHE_SLOTS 8192u
+/* Symbolization is the report's cost: a libdw session per process (the
+ * modules it maps, opened and indexed) and a symbol-table and line-table
+ * search per address.  Both live in a thothlock_symbols_t, which a table
+ * owns (thothlock, thothctl) or borrows from a longer-lived cache
+ * (thothd: kernel/thothd/locks_scan.c, one per process, reused while the
+ * process is the same).  Each distinct (kind, address) is looked up once:
+ * the answer is kept as one small allocation (its strings only), at most
+ * max_entries and max_bytes of them, the oldest evicted first. */
+enum { SYM_FRAME = 1, SYM_LOCK_NAME = 2, SYM_LOCK_STORAGE = 3 };
 
 typedef struct {
-	uint64_t pc;            /* 0 = empty */
-	frame_t *frame;
-} symbol_slot_t;
+	uint64_t key;           /* the address */
+	uint32_t next;          /* bucket chain: index + 1, 0 = end */
+	uint32_t kind;          /* SYM_*, 0 = empty */
+	char *blob;             /* frame: module_offset, line, then "function\0file\0module\0" */
+	uint32_t blob_len;
+} sym_entry_t;
+
+struct thothlock_symbols {
+	Dwfl *dwfl;                        /* NULL: raw addresses */
+	sym_entry_t *entries;              /* a ring in insertion order, max_entries */
+	uint32_t *buckets;                 /* nbuckets heads: index + 1, 0 = empty */
+	uint32_t nbuckets, max_entries;
+	uint32_t head, count;              /* the oldest entry, entries in use */
+	size_t max_bytes, bytes;           /* the blobs' bytes (the arrays are fixed) */
+	thothlock_symbols_stats_t stats;
+	/* The private copy of the process's table from its last report, kept
+	 * for the next one (thothlock_table_load_with): its pages are already
+	 * there, so a repeated report neither maps ~95 MiB afresh nor faults
+	 * in a page per data page (the cost of a reload on this VM). */
+	unsigned char *spare;
+	size_t spare_alloc;
+	uint8_t *spare_touched;            /* pages to clear before reuse */
+	size_t spare_pages;                /* how many: its resident memory / 4 KiB */
+};
+
+/* A spare copy is kept only up to this many resident pages (16 MiB): a
+ * table with more data is read afresh each time. */
+enum { SPARE_MAX_PAGES = 4096 };
 
 struct thothlock_table {
 	unsigned char *bytes;
 	size_t size;
 	size_t alloc;                      /* bytes' mapping size */
 	uint8_t *data_pages;               /* bit per 4 KiB page of the file: 1 = has data */
+	uint8_t *touched;                  /* pages read or written here (data pages, the entries
+	                                    * the reader fills in): what a reuse clears */
 	const thothlock_key_t *keys;
 	const thothlock_header_t *hdr;
 	const thothlock_lock_t *locks;
@@ -49,8 +82,8 @@ struct thothlock_table {
 	const thothlock_cache_t *caches;
 	thothlock_cache_entry_t *cached;   /* the caches' counts summed per address, sorted */
 	size_t cached_count;
-	Dwfl *dwfl;
-	symbol_slot_t *symbols;            /* SYMBOL_CACHE_SLOTS, allocated on first use */
+	thothlock_symbols_t *syms;         /* NULL: raw addresses */
+	bool own_syms;                     /* made by set_maps_file / set_live_pid: freed with the table */
 	const thothlock_site_t **by_lock;  /* used sites sorted by lock index */
 	size_t sites_used;
 };
@@ -64,6 +97,39 @@ static bool has_data(const thothlock_table_t *t, const void *p)
 	return (t->data_pages[page >> 3] >> (page & 7)) & 1u;
 }
 
+/* The first entry >= I of the array at BASE (N entries of SIZE bytes)
+ * whose first byte lies on a page with data, else N: a thread's cache
+ * region is 8 KiB per slot of 1024, the site region 65536 entries, nearly
+ * all holes, so a report steps over them a bitmap byte (8 pages) or a
+ * page at a time, not an entry at a time. */
+static size_t next_with_data(const thothlock_table_t *t, const void *base, size_t size, size_t i,
+			     size_t n)
+{
+	size_t base_off = (size_t)((const unsigned char *)base - t->bytes);
+	while (i < n) {
+		size_t page = (base_off + i * size) >> 12;
+		if (t->data_pages[page >> 3] == 0)
+			page = (page | 7) + 1;          /* none of these 8 pages */
+		else if ((t->data_pages[page >> 3] >> (page & 7)) & 1u)
+			return i;
+		else
+			page++;
+		size_t next = (page << 12) - base_off;  /* the first entry starting at or after it */
+		size_t j = (next + size - 1) / size;
+		i = j > i ? j : i + 1;
+	}
+	return n;
+}
+
+/* The reader wrote [P, P + LEN): a reuse of the copy must clear it. */
+static void mark_touched(thothlock_table_t *t, const void *p, size_t len)
+{
+	size_t first = (size_t)((const unsigned char *)p - t->bytes) >> 12;
+	size_t last = ((size_t)((const unsigned char *)p - t->bytes) + len - 1) >> 12;
+	for (size_t pg = first; pg <= last; pg++)
+		t->touched[pg >> 3] |= (uint8_t)(1u << (pg & 7));
+}
+
 static int cmp_entry(const void *a, const void *b)
 {
 	const thothlock_cache_entry_t *x = a, *y = b;
@@ -75,19 +141,21 @@ static int index_sites(thothlock_table_t *t);
 
 static int gather_caches(thothlock_table_t *t)
 {
-	size_t n = 0;
-	for (uint32_t th = 0; th < t->hdr->thread_capacity; th++)
-		for (uint32_t w = 0; w < THOTHLOCK_CACHE_WAYS; w++)
-			if (has_data(t, &t->caches[th].way[w]) && t->caches[th].way[w].addr)
-				n++;
+	/* Every thread's ways as one array. */
+	const thothlock_cache_entry_t *ways = &t->caches[0].way[0];
+	size_t total = (size_t)t->hdr->thread_capacity * THOTHLOCK_CACHE_WAYS, n = 0;
+	for (size_t i = next_with_data(t, ways, sizeof *ways, 0, total); i < total;
+	     i = next_with_data(t, ways, sizeof *ways, i + 1, total))
+		if (ways[i].addr)
+			n++;
 	t->cached = calloc(n ? n : 1, sizeof *t->cached);
 	if (!t->cached)
 		return THOTH_E_NOMEM;
 	size_t k = 0;
-	for (uint32_t th = 0; th < t->hdr->thread_capacity; th++)
-		for (uint32_t w = 0; w < THOTHLOCK_CACHE_WAYS && k < n; w++)
-			if (has_data(t, &t->caches[th].way[w]) && t->caches[th].way[w].addr)
-				t->cached[k++] = t->caches[th].way[w];
+	for (size_t i = next_with_data(t, ways, sizeof *ways, 0, total); i < total && k < n;
+	     i = next_with_data(t, ways, sizeof *ways, i + 1, total))
+		if (ways[i].addr)
+			t->cached[k++] = ways[i];
 	qsort(t->cached, k, sizeof *t->cached, cmp_entry);
 	size_t out = 0;
 	for (size_t i = 0; i < k; i++) {
@@ -117,6 +185,7 @@ static void add_tstats(thothlock_table_t *t, thothlock_lock_t *stats, thothlock_
 		if (!has_data(t, &t->keys[ki]) || !t->keys[ki].addr)
 			continue;
 		thothlock_lock_t *l = &stats[ki];
+		mark_touched(t, l, sizeof *l);
 		l->acquisitions += e->acquisitions;
 		l->owner_changes += e->owner_changes;
 		l->holds_measured += e->holds_measured;
@@ -138,6 +207,52 @@ static void add_tstats(thothlock_table_t *t, thothlock_lock_t *stats, thothlock_
 	}
 }
 
+/* Copy the data extents of [FROM, TO) of the file into T's private pages
+ * (SEEK_DATA/SEEK_HOLE; a file system without them reports one extent):
+ * the holes cost neither a copy nor a page.  A file that shrank under us
+ * leaves zeros (free entries) where its data was. */
+static void read_extents(int fd, thothlock_table_t *t, uint64_t from, uint64_t to)
+{
+	if (to > t->size)
+		to = t->size;
+	for (off_t off = (off_t)from; off < (off_t)to;) {
+		off_t data = lseek(fd, off, SEEK_DATA), hole;
+		if (data < 0 && errno == ENXIO)
+			return;         /* only a hole is left */
+		if (data < 0) {         /* no SEEK_DATA here: the rest is data */
+			data = off;
+			hole = (off_t)to;
+		} else {
+			if (data >= (off_t)to)
+				return;
+			hole = lseek(fd, data, SEEK_HOLE);
+			if (hole < 0 || hole > (off_t)to)
+				hole = (off_t)to;
+		}
+		data &= ~(off_t)4095;   /* whole pages: has_data() is per page */
+		if (data < (off_t)(from & ~(uint64_t)4095))
+			data = (off_t)(from & ~(uint64_t)4095);
+		off_t end = (hole + 4095) & ~(off_t)4095;
+		if (end > (off_t)t->size)
+			end = (off_t)t->size;
+		for (off_t at = data; at < end;) {
+			ssize_t n = pread(fd, t->bytes + at, (size_t)(end - at), at);
+			if (n <= 0) {
+				end = at;       /* shrunk under us: what we have */
+				break;
+			}
+			at += n;
+		}
+		for (size_t pg = (size_t)data >> 12; pg < ((size_t)end + 4095) >> 12; pg++) {
+			t->data_pages[pg >> 3] |= (uint8_t)(1u << (pg & 7));
+			t->touched[pg >> 3] |= (uint8_t)(1u << (pg & 7));
+		}
+		if (end < hole)
+			return;
+		off = end > data ? end : data + 4096;
+	}
+}
+
 static void refuse(char *why, size_t len, const char *path, const char *reason)
 {
 	if (why && len)
@@ -145,6 +260,39 @@ static void refuse(char *why, size_t len, const char *path, const char *reason)
 }
 
 int thothlock_table_load(const char *path, thothlock_table_t **out, char *why, size_t why_len)
+{
+	return thothlock_table_load_with(path, NULL, out, why, why_len);
+}
+
+/* S's spare copy when it has TABLE's size: its touched pages cleared (they
+ * are resident: no fault), handed over to T. */
+static bool take_spare(thothlock_symbols_t *s, thothlock_table_t *t, size_t size)
+{
+	if (!s || !s->spare || s->spare_alloc != size)
+		return false;
+	size_t pages = (size + 4095) >> 12;
+	for (size_t pg = 0; pg < pages; pg++) {
+		if (!s->spare_touched[pg >> 3]) {
+			pg |= 7;
+			continue;
+		}
+		if ((s->spare_touched[pg >> 3] >> (pg & 7)) & 1u) {
+			size_t off = pg << 12;
+			memset(s->spare + off, 0, size - off < 4096 ? size - off : 4096);
+		}
+	}
+	memset(s->spare_touched, 0, (pages + 7) / 8 + 1);
+	t->bytes = s->spare;
+	t->alloc = s->spare_alloc;
+	t->touched = s->spare_touched;
+	s->spare = NULL;
+	s->spare_touched = NULL;
+	s->spare_alloc = s->spare_pages = 0;
+	return true;
+}
+
+int thothlock_table_load_with(const char *path, thothlock_symbols_t *syms, thothlock_table_t **out,
+			      char *why, size_t why_len)
 {
 	*out = NULL;
 	/* The table's owner is another process: a FIFO or a symlink planted in
@@ -175,48 +323,37 @@ int thothlock_table_load(const char *path, thothlock_table_t **out, char *why, s
 	size_t size = (size_t)st.st_size, pages = (size + 4095) >> 12;
 	thothlock_table_t *t = calloc(1, sizeof *t);
 	uint8_t *data_pages = calloc((pages + 7) / 8 + 1, 1);
-	unsigned char *bytes = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-	                            -1, 0);
-	if (!t || !data_pages || bytes == MAP_FAILED) {
+	if (!t || !data_pages) {
 		free(t);
 		free(data_pages);
-		if (bytes != MAP_FAILED)
-			munmap(bytes, size);
 		close(fd);
 		return THOTH_E_NOMEM;
 	}
-	t->bytes = bytes;
-	t->alloc = size;
 	t->data_pages = data_pages;
-	size_t got = size;
-	for (off_t off = 0; off < (off_t)size;) {
-		off_t data = lseek(fd, off, SEEK_DATA), hole;
-		if (data < 0 && errno == ENXIO)
-			break;          /* only a hole is left */
-		if (data < 0) {         /* no SEEK_DATA here: the rest is data */
-			data = off;
-			hole = (off_t)size;
-		} else {
-			hole = lseek(fd, data, SEEK_HOLE);
-			if (hole < 0 || hole > (off_t)size)
-				hole = (off_t)size;
+	t->size = size;
+	t->syms = syms;
+	if (!take_spare(syms, t, size)) {
+		unsigned char *bytes = mmap(NULL, size, PROT_READ | PROT_WRITE,
+					    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		t->touched = calloc((pages + 7) / 8 + 1, 1);
+		if (bytes == MAP_FAILED || !t->touched) {
+			if (bytes != MAP_FAILED)
+				munmap(bytes, size);
+			free(t->touched);
+			free(data_pages);
+			free(t);
+			close(fd);
+			return THOTH_E_NOMEM;
 		}
-		data &= ~(off_t)4095;   /* whole pages: has_data() is per page */
-		for (off_t at = data; at < hole;) {
-			ssize_t n = pread(fd, bytes + at, (size_t)(hole - at), at);
-			if (n <= 0) {
-				got = (size_t)at;   /* shrunk under us: what we have */
-				hole = at;
-				break;
-			}
-			at += n;
-		}
-		for (size_t pg = (size_t)data >> 12; pg < ((size_t)hole + 4095) >> 12 && pg < pages; pg++)
-			data_pages[pg >> 3] |= (uint8_t)(1u << (pg & 7));
-		off = hole > data ? hole : data + 4096;
+		t->bytes = bytes;
+		t->alloc = size;
 	}
-	close(fd);
-	t->size = got;
+	unsigned char *bytes = t->bytes;
+	/* The header first: it says which regions the report reads (not the
+	 * contention ring, which thothd reads on its own, nor the writer's
+	 * site index), so only their extents are looked for and copied. */
+	read_extents(fd, t, 0, THOTHLOCK_HEADER_SIZE);
+	size_t got = size;
 	const thothlock_header_t *h = (const thothlock_header_t *)bytes;
 	const char *bad = NULL;
 	if (got < THOTHLOCK_HEADER_SIZE || h->magic != THOTHLOCK_MAGIC)
@@ -241,11 +378,15 @@ int thothlock_table_load(const char *path, thothlock_table_t **out, char *why, s
 	         h->site_slots_offset + 2 * (uint64_t)h->site_capacity * sizeof(thothlock_site_slot_t) > got)
 		bad = "regions outside the file";
 	if (bad) {
+		close(fd);
 		refuse(why, why_len, path, bad);
 		thothlock_table_free(t);
 		return THOTH_E_INVAL;
 	}
 	t->hdr = h;
+	read_extents(fd, t, h->keys_offset, h->events_offset);
+	read_extents(fd, t, h->tstats_offset, h->site_slots_offset);
+	close(fd);
 	/* The writer keeps address, kind and acquisition count in the dense
 	 * key region (lockprof_layout.h); copy them into the private copy of
 	 * each statistics entry, which the rest of the reader reads. */
@@ -254,6 +395,7 @@ int thothlock_table_load(const char *path, thothlock_table_t **out, char *why, s
 	for (uint32_t i = 0; i < h->lock_capacity; i++) {
 		if (!has_data(t, &keys[i]) || !keys[i].addr)
 			continue;
+		mark_touched(t, &stats[i], sizeof stats[i]);
 		stats[i].addr = keys[i].addr;
 		stats[i].kind = keys[i].kind;
 		stats[i].acquisitions = keys[i].acquisitions;
@@ -275,18 +417,27 @@ void thothlock_table_free(thothlock_table_t *t)
 {
 	if (!t)
 		return;
-	if (t->dwfl)
-		dwfl_end(t->dwfl);
-	free(t->by_lock);
-	if (t->symbols) {
-		for (uint32_t i = 0; i < SYMBOL_CACHE_SLOTS; i++)
-			free(t->symbols[i].frame);
-		free(t->symbols);
+	if (t->own_syms) {
+		thothlock_symbols_free(t->syms);
+		t->syms = NULL;
 	}
+	free(t->by_lock);
 	free(t->cached);
-	if (t->bytes)
-		munmap(t->bytes, t->alloc);
 	free(t->data_pages);
+	thothlock_symbols_t *s = t->syms;
+	size_t pages = (t->alloc + 4095) >> 12, used = 0;
+	for (size_t i = 0; t->touched && i < (pages + 7) / 8; i++)
+		used += (size_t)__builtin_popcount(t->touched[i]);
+	if (t->bytes && s && !t->own_syms && !s->spare && used <= SPARE_MAX_PAGES) {
+		s->spare = t->bytes;    /* the next report of this process reads into it */
+		s->spare_alloc = t->alloc;
+		s->spare_touched = t->touched;
+		s->spare_pages = used;
+	} else {
+		if (t->bytes)
+			munmap(t->bytes, t->alloc);
+		free(t->touched);
+	}
 	free(t);
 }
 
@@ -307,6 +458,159 @@ static const Dwfl_Callbacks offline_callbacks = {
 	.debuginfo_path = &debuginfo_path,
 };
 
+/* A symbols object around D (NULL: no session, raw addresses). */
+static int symbols_new(Dwfl *d, size_t max_entries, size_t max_bytes, thothlock_symbols_t **out)
+{
+	*out = NULL;
+	if (max_entries < 16)
+		max_entries = 16;
+	if (max_entries > (1u << 20))
+		max_entries = 1u << 20;
+	uint32_t nb = 16;
+	while (nb < max_entries)
+		nb <<= 1;
+	thothlock_symbols_t *s = calloc(1, sizeof *s);
+	sym_entry_t *e = calloc(max_entries, sizeof *e);
+	uint32_t *b = calloc(nb, sizeof *b);
+	if (!s || !e || !b) {
+		free(s);
+		free(e);
+		free(b);
+		if (d)
+			dwfl_end(d);
+		return THOTH_E_NOMEM;
+	}
+	*s = (thothlock_symbols_t){ .dwfl = d, .entries = e, .buckets = b, .nbuckets = nb,
+				    .max_entries = (uint32_t)max_entries,
+				    .max_bytes = max_bytes ? max_bytes : (size_t)1 << 30 };
+	*out = s;
+	return 0;
+}
+
+int thothlock_symbols_live(int pid, size_t max_entries, size_t max_bytes, thothlock_symbols_t **out)
+{
+	*out = NULL;
+	Dwfl *d = dwfl_begin(&offline_callbacks);
+	if (!d)
+		return THOTH_E_NOMEM;
+	dwfl_report_begin(d);
+	int rc = dwfl_linux_proc_report(d, pid);
+	dwfl_report_end(d, NULL, NULL);
+	if (rc != 0) {
+		dwfl_end(d);
+		return rc == ENOENT || rc == ESRCH ? THOTH_E_NOT_FOUND : THOTH_E_IO;
+	}
+	return symbols_new(d, max_entries, max_bytes, out);
+}
+
+static void entry_evict(thothlock_symbols_t *s, uint32_t i)
+{
+	sym_entry_t *e = &s->entries[i];
+	uint32_t *link = &s->buckets[(uint32_t)thothlock_hash(e->key ^ e->kind) & (s->nbuckets - 1)];
+	while (*link && *link != i + 1)
+		link = &s->entries[*link - 1].next;
+	if (*link)
+		*link = e->next;
+	s->bytes -= e->blob_len;
+	free(e->blob);
+	*e = (sym_entry_t){ 0 };
+}
+
+void thothlock_symbols_free(thothlock_symbols_t *s)
+{
+	if (!s)
+		return;
+	for (uint32_t i = 0; i < s->max_entries; i++)
+		free(s->entries[i].blob);
+	free(s->entries);
+	free(s->buckets);
+	if (s->spare)
+		munmap(s->spare, s->spare_alloc);
+	free(s->spare_touched);
+	if (s->dwfl)
+		dwfl_end(s->dwfl);
+	free(s);
+}
+
+size_t thothlock_symbols_bytes(const thothlock_symbols_t *s)
+{
+	return s ? sizeof *s + s->max_entries * sizeof *s->entries + s->nbuckets * sizeof *s->buckets +
+		   s->bytes + s->spare_pages * 4096
+		 : 0;
+}
+
+void thothlock_symbols_get_stats(const thothlock_symbols_t *s, thothlock_symbols_stats_t *out)
+{
+	*out = s->stats;
+	out->entries = s->count;
+	out->bytes = thothlock_symbols_bytes(s);
+}
+
+static const sym_entry_t *cache_find(thothlock_symbols_t *s, uint32_t kind, uint64_t key)
+{
+	uint32_t i = s->buckets[(uint32_t)thothlock_hash(key ^ kind) & (s->nbuckets - 1)];
+	while (i) {
+		const sym_entry_t *e = &s->entries[i - 1];
+		if (e->key == key && e->kind == kind) {
+			s->stats.hits++;
+			return e;
+		}
+		i = e->next;
+	}
+	s->stats.misses++;
+	return NULL;
+}
+
+/* Keep a copy of BLOB (LEN bytes) for (KIND, KEY): the oldest entries make
+ * room when the ring or the byte budget is full.  Out of memory: not
+ * kept (the next report looks it up again). */
+static void cache_put(thothlock_symbols_t *s, uint32_t kind, uint64_t key, const void *blob, size_t len)
+{
+	if (len > s->max_bytes)
+		return;
+	while (s->count && (s->count == s->max_entries || s->bytes + len > s->max_bytes)) {
+		entry_evict(s, s->head);
+		s->head = (s->head + 1) % s->max_entries;
+		s->count--;
+		s->stats.evictions++;
+	}
+	char *copy = malloc(len ? len : 1);
+	if (!copy)
+		return;
+	memcpy(copy, blob, len);
+	uint32_t i = (s->head + s->count) % s->max_entries;
+	uint32_t *bucket = &s->buckets[(uint32_t)thothlock_hash(key ^ kind) & (s->nbuckets - 1)];
+	s->entries[i] = (sym_entry_t){ .key = key, .kind = kind, .blob = copy, .blob_len = (uint32_t)len,
+				       .next = *bucket };
+	*bucket = i + 1;
+	s->count++;
+	s->bytes += len;
+}
+
+void thothlock_table_use_symbols(thothlock_table_t *t, thothlock_symbols_t *s)
+{
+	if (t->own_syms)
+		thothlock_symbols_free(t->syms);
+	t->syms = s;
+	t->own_syms = false;
+}
+
+/* A table's own symbols: what one report looks up, at most the 8192
+ * addresses the per-table cache held before the cache could outlive the
+ * table. */
+enum { OWN_ENTRIES = 8192 };
+
+static int table_own_symbols(thothlock_table_t *t, Dwfl *d)
+{
+	thothlock_symbols_t *s;
+	int r = symbols_new(d, OWN_ENTRIES, 0, &s);
+	if (r)
+		return r;
+	thothlock_table_use_symbols(t, s);
+	t->own_syms = true;
+	return 0;
+}
+
 int thothlock_table_set_maps_file(thothlock_table_t *t, const char *maps_path)
 {
 	FILE *f = fopen(maps_path, "re");
@@ -325,27 +629,17 @@ int thothlock_table_set_maps_file(thothlock_table_t *t, const char *maps_path)
 		dwfl_end(d);
 		return THOTH_E_INVAL;
 	}
-	if (t->dwfl)
-		dwfl_end(t->dwfl);
-	t->dwfl = d;
-	return 0;
+	return table_own_symbols(t, d);
 }
 
 int thothlock_table_set_live_pid(thothlock_table_t *t, int pid)
 {
-	Dwfl *d = dwfl_begin(&offline_callbacks);
-	if (!d)
-		return THOTH_E_NOMEM;
-	dwfl_report_begin(d);
-	int rc = dwfl_linux_proc_report(d, pid);
-	dwfl_report_end(d, NULL, NULL);
-	if (rc != 0) {
-		dwfl_end(d);
-		return rc == ENOENT || rc == ESRCH ? THOTH_E_NOT_FOUND : THOTH_E_IO;
-	}
-	if (t->dwfl)
-		dwfl_end(t->dwfl);
-	t->dwfl = d;
+	thothlock_symbols_t *s;
+	int r = thothlock_symbols_live(pid, OWN_ENTRIES, 0, &s);
+	if (r)
+		return r;
+	thothlock_table_use_symbols(t, s);
+	t->own_syms = true;
 	return 0;
 }
 
@@ -365,45 +659,70 @@ static const char *base_name(const char *path)
 	return s ? s + 1 : path;
 }
 
-static void symbolize_uncached(const thothlock_table_t *t, uint64_t pc, frame_t *f);
+static void symbolize_uncached(const thothlock_symbols_t *s, uint64_t pc, frame_t *f);
 
-/* `pc` is a return address: look up pc - 1, inside the call instruction. */
-static void symbolize(const thothlock_table_t *ct, uint64_t pc, frame_t *f)
+/* A frame's blob: module_offset, line, then its three strings. */
+static size_t frame_pack(const frame_t *f, char *out, size_t cap)
 {
-	thothlock_table_t *t = (thothlock_table_t *)ct;   /* the cache is not the table's content */
-	if (!t->symbols)
-		t->symbols = calloc(SYMBOL_CACHE_SLOTS, sizeof *t->symbols);
-	if (!t->symbols || pc == 0) {
-		symbolize_uncached(t, pc, f);
-		return;
+	size_t n = sizeof f->module_offset + sizeof f->line;
+	if (cap < n)
+		return 0;
+	memcpy(out, &f->module_offset, sizeof f->module_offset);
+	memcpy(out + sizeof f->module_offset, &f->line, sizeof f->line);
+	const char *str[3] = { f->function, f->file, f->module };
+	for (int k = 0; k < 3; k++) {
+		size_t l = strlen(str[k]) + 1;
+		if (n + l > cap)
+			return 0;
+		memcpy(out + n, str[k], l);
+		n += l;
 	}
-	uint32_t i = (uint32_t)thothlock_hash(pc) & (SYMBOL_CACHE_SLOTS - 1);
-	for (uint32_t n = 0; n < 16; n++, i = (i + 1) & (SYMBOL_CACHE_SLOTS - 1)) {
-		symbol_slot_t *slot = &t->symbols[i];
-		if (slot->pc == pc) {
-			*f = *slot->frame;
-			return;
-		}
-		if (slot->pc == 0) {
-			symbolize_uncached(t, pc, f);
-			slot->frame = malloc(sizeof *slot->frame);
-			if (slot->frame) {
-				*slot->frame = *f;
-				slot->pc = pc;
-			}
-			return;
-		}
-	}
-	symbolize_uncached(t, pc, f);   /* a crowded neighbourhood: not cached */
+	return n;
 }
 
-static void symbolize_uncached(const thothlock_table_t *t, uint64_t pc, frame_t *f)
+/* The inverse of frame_pack over a blob this file wrote. */
+static void frame_unpack(const sym_entry_t *e, frame_t *f)
 {
 	memset(f, 0, sizeof *f);
-	if (!t->dwfl || pc == 0)
+	const char *p = e->blob, *end = e->blob + e->blob_len;
+	memcpy(&f->module_offset, p, sizeof f->module_offset);
+	memcpy(&f->line, p + sizeof f->module_offset, sizeof f->line);
+	p += sizeof f->module_offset + sizeof f->line;
+	char *dst[3] = { f->function, f->file, f->module };
+	size_t cap[3] = { sizeof f->function, sizeof f->file, sizeof f->module };
+	for (int k = 0; k < 3 && p < end; k++) {
+		snprintf(dst[k], cap[k], "%s", p);
+		p += strlen(p) + 1;
+	}
+}
+
+/* `pc` is a return address: look up pc - 1, inside the call instruction. */
+static void symbolize(const thothlock_table_t *t, uint64_t pc, frame_t *f)
+{
+	thothlock_symbols_t *s = t->syms;
+	if (!s || !s->dwfl || pc == 0) {
+		symbolize_uncached(s, pc, f);
+		return;
+	}
+	const sym_entry_t *e = cache_find(s, SYM_FRAME, pc);
+	if (e) {
+		frame_unpack(e, f);
+		return;
+	}
+	symbolize_uncached(s, pc, f);
+	char blob[sizeof(frame_t)];
+	size_t n = frame_pack(f, blob, sizeof blob);
+	if (n)
+		cache_put(s, SYM_FRAME, pc, blob, n);
+}
+
+static void symbolize_uncached(const thothlock_symbols_t *s, uint64_t pc, frame_t *f)
+{
+	memset(f, 0, sizeof *f);
+	if (!s || !s->dwfl || pc == 0)
 		return;
 	Dwarf_Addr lookup = pc - 1;
-	Dwfl_Module *mod = dwfl_addrmodule(t->dwfl, lookup);
+	Dwfl_Module *mod = dwfl_addrmodule(s->dwfl, lookup);
 	if (!mod)
 		return;
 	Dwarf_Addr start = 0;
@@ -425,14 +744,29 @@ static void symbolize_uncached(const thothlock_table_t *t, uint64_t pc, frame_t 
 	}
 }
 
-/* A data symbol covering `addr` (a global or static lock): "name" or
- * "name+0x28" inside an array; "" for heap locks. */
-static void lock_name(const thothlock_table_t *t, uint64_t addr, char *out, size_t cap)
+/* A lock's name or storage through the cache: FN computes it. */
+static void lock_text_cached(const thothlock_table_t *t, uint32_t kind, uint64_t addr, char *out,
+			     size_t cap, void (*fn)(Dwfl *, uint64_t, char *, size_t))
 {
 	out[0] = 0;
-	if (!t->dwfl)
+	thothlock_symbols_t *s = t->syms;
+	if (!s || !s->dwfl)
 		return;
-	Dwfl_Module *mod = dwfl_addrmodule(t->dwfl, addr);
+	const sym_entry_t *e = cache_find(s, kind, addr);
+	if (e) {
+		snprintf(out, cap, "%s", e->blob);
+		return;
+	}
+	fn(s->dwfl, addr, out, cap);
+	cache_put(s, kind, addr, out, strlen(out) + 1);
+}
+
+/* A data symbol covering `addr` (a global or static lock): "name" or
+ * "name+0x28" inside an array; "" for heap locks. */
+static void lock_name_uncached(Dwfl *dwfl, uint64_t addr, char *out, size_t cap)
+{
+	out[0] = 0;
+	Dwfl_Module *mod = dwfl_addrmodule(dwfl, addr);
 	if (!mod)
 		return;
 	GElf_Off off = 0;
@@ -448,12 +782,10 @@ static void lock_name(const thothlock_table_t *t, uint64_t addr, char *out, size
 
 /* Where a lock without a symbol lives: "module .bss+0x3a0" for a static
  * lock of a stripped module, "" when in no module (heap, stack). */
-static void lock_storage(const thothlock_table_t *t, uint64_t addr, char *out, size_t cap)
+static void lock_storage_uncached(Dwfl *dwfl, uint64_t addr, char *out, size_t cap)
 {
 	out[0] = 0;
-	if (!t->dwfl)
-		return;
-	Dwfl_Module *mod = dwfl_addrmodule(t->dwfl, addr);
+	Dwfl_Module *mod = dwfl_addrmodule(dwfl, addr);
 	if (!mod)
 		return;
 	const char *mname = dwfl_module_info(mod, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
@@ -470,6 +802,16 @@ static void lock_storage(const thothlock_table_t *t, uint64_t addr, char *out, s
 		         (uint64_t)rel);
 	else
 		snprintf(out, cap, "%s", mname ? base_name(mname) : "?");
+}
+
+static void lock_name(const thothlock_table_t *t, uint64_t addr, char *out, size_t cap)
+{
+	lock_text_cached(t, SYM_LOCK_NAME, addr, out, cap, lock_name_uncached);
+}
+
+static void lock_storage(const thothlock_table_t *t, uint64_t addr, char *out, size_t cap)
+{
+	lock_text_cached(t, SYM_LOCK_STORAGE, addr, out, cap, lock_storage_uncached);
 }
 
 static void frame_text(const frame_t *f, uint64_t pc, char *out, size_t cap)
@@ -564,16 +906,18 @@ static int cmp_site_lock(const void *a, const void *b)
 /* Group the used sites by lock once per table. */
 static int index_sites(thothlock_table_t *t)
 {
-	size_t n = 0;
-	for (uint32_t i = 0; i < t->hdr->site_capacity; i++)
-		if (has_data(t, &t->sites[i]) && t->sites[i].key)
+	size_t cap = t->hdr->site_capacity, n = 0;
+	for (size_t i = next_with_data(t, t->sites, sizeof *t->sites, 0, cap); i < cap;
+	     i = next_with_data(t, t->sites, sizeof *t->sites, i + 1, cap))
+		if (t->sites[i].key)
 			n++;
 	t->by_lock = calloc(n ? n : 1, sizeof *t->by_lock);
 	if (!t->by_lock)
 		return THOTH_E_NOMEM;
 	size_t k = 0;
-	for (uint32_t i = 0; i < t->hdr->site_capacity && k < n; i++)
-		if (has_data(t, &t->sites[i]) && t->sites[i].key)
+	for (size_t i = next_with_data(t, t->sites, sizeof *t->sites, 0, cap); i < cap && k < n;
+	     i = next_with_data(t, t->sites, sizeof *t->sites, i + 1, cap))
+		if (t->sites[i].key)
 			t->by_lock[k++] = &t->sites[i];
 	qsort(t->by_lock, k, sizeof *t->by_lock, cmp_site_lock);
 	t->sites_used = k;
@@ -627,14 +971,24 @@ static uint32_t stack_depth(const thothlock_stack_t *s)
 static void json_str(FILE *o, const char *s)
 {
 	fputc('"', o);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
+	while (*s) {
+		/* The plain run up to the next character to escape, in one write
+		 * (a report writes thousands of names: per-character stdio calls
+		 * were a tenth of a cached report's cost). */
+		size_t n = 0;
+		while (s[n] && s[n] != '"' && s[n] != '\\' && (unsigned char)s[n] >= 0x20 &&
+		       (unsigned char)s[n] < 0x7f)
+			n++;
+		if (n)
+			fwrite(s, 1, n, o);
+		s += n;
+		if (!*s)
+			break;
+		unsigned char c = (unsigned char)*s++;
 		if (c == '"' || c == '\\')
 			fprintf(o, "\\%c", c);
-		else if (c < 0x20 || c >= 0x7f)
-			fprintf(o, "\\u%04x", c);
 		else
-			fputc(c, o);
+			fprintf(o, "\\u%04x", c);
 	}
 	fputc('"', o);
 }

@@ -28,6 +28,39 @@ bool thothlock_table_exited(const thothlock_table_t *table);
 int thothlock_table_set_maps_file(thothlock_table_t *table, const char *maps_path);
 int thothlock_table_set_live_pid(thothlock_table_t *table, int pid);
 
+/* ---- symbols that outlive one report ---------------------------------------
+ * A libdw session over one live process's modules plus the answers it gave
+ * (function, file:line, module for a return address; a lock's data symbol
+ * and section), at most MAX_ENTRIES answers in MAX_BYTES of strings (0: no
+ * byte limit), the oldest evicted first.  A table normally makes its own
+ * (set_live_pid, set_maps_file) and drops it with itself; thothd keeps one
+ * per process across reports and lends it (use_symbols), so a repeated
+ * report looks nothing up again.  Valid only while the process maps the
+ * same files: the owner decides when it is stale. */
+typedef struct thothlock_symbols thothlock_symbols_t;
+
+typedef struct {
+	uint64_t hits, misses;  /* lookups answered from the cache, and not */
+	uint64_t evictions;     /* answers dropped to stay within the limits */
+	size_t entries;         /* answers held now */
+	size_t bytes;           /* the cache's memory (arrays and strings; not libdw's) */
+} thothlock_symbols_stats_t;
+
+int thothlock_symbols_live(int pid, size_t max_entries, size_t max_bytes, thothlock_symbols_t **out);
+void thothlock_symbols_free(thothlock_symbols_t *s);
+size_t thothlock_symbols_bytes(const thothlock_symbols_t *s);
+void thothlock_symbols_get_stats(const thothlock_symbols_t *s, thothlock_symbols_stats_t *out);
+/* TABLE looks addresses up through S, which it does not own: S must outlive
+ * the table's reports (or be replaced first). */
+void thothlock_table_use_symbols(thothlock_table_t *table, thothlock_symbols_t *s);
+/* thothlock_table_load, the table borrowing S (as use_symbols) and reading
+ * into the private copy S kept from the same process's previous table, if
+ * any (freeing a table that borrows S gives its copy back to S, up to 16
+ * MiB of it resident): a repeated report maps and faults in nothing new.
+ * S counts the copy in thothlock_symbols_bytes. */
+int thothlock_table_load_with(const char *path, thothlock_symbols_t *s, thothlock_table_t **out,
+                              char *why, size_t why_len);
+
 typedef struct {
 	bool json;
 	unsigned top;          /* locks per report, 0 = all */
