@@ -25,7 +25,7 @@ _thothctl()
 	local global="--runtime-dir --json --help --version"
 	case $cmd in
 	"")
-		COMPREPLY=($(compgen -W "status services resolve trace sched pm codex topology moderation $global" -- "$cur")) ;;
+		COMPREPLY=($(compgen -W "status services resolve trace sched pm codex topology serve moderation $global" -- "$cur")) ;;
 	status)
 		COMPREPLY=($(compgen -W "--watch --json --runtime-dir" -- "$cur")) ;;
 	services)

@@ -227,3 +227,20 @@ async function pollProbes() {
 }
 pollProbes();
 setInterval(pollProbes, 2000);
+
+// SCALE-2: the counters of every serving process, each per-CPU service's
+// workers folded by thothd from its trace buffer (/serve.json): polled.
+async function pollServe() {
+  try {
+    const resp = await fetch(withToken("serve.json"));
+    const doc = await resp.json();
+    note("serve-note", doc.services.length ? "" :
+      "no connected process serves (a service needs a trace buffer: thoth_trace_init_process)");
+    fillTable("t-serve", doc.services.map((s) => [s.pid, s.process, s.iface, s.workers, s.clients,
+      s.calls, s.turns, s.handed_over, s.worker_calls.join(" "), s.why]));
+  } catch (e) {
+    note("serve-note", "cannot read serve.json: " + e);
+  }
+}
+pollServe();
+setInterval(pollServe, 2000);

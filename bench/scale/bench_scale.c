@@ -28,10 +28,17 @@
  *      (--trace-collector loop, the old path) and by its collector thread
  *      (the default), each on a fresh thothd, alternating, in one run; and
  *      thothd's CPU per collection pass.
+ *   8. thothd's loop thread while a large trace session is stopped and
+ *      dumped: the longest resolve round trip (another connection,
+ *      back to back) during `stop` + `dump` against the longest in an
+ *      equally long window just before, with the session running (the
+ *      collector thread draining): the ratio is the stall the last drain
+ *      and the JSON/CTF encoding put on the loop thread, which answers
+ *      them within the handler.
  *
  *   bench_scale [--quick] [--section N]... [--threads N] [--clients N] [--trace-procs N]
  *               [--trace-burst N]  (section 7: N events per 10 ms per traced process)
- *      (N = 1..7 above; default all; --threads: lookups and counters at
+ *      (N = 1..8 above; default all; --threads: lookups and counters at
  *      1, 2, 4.. up to N threads even above the CPU count (oversubscribed);
  *      --clients: thothd resolves with 1, 2, 4.. up to N client processes)
  *   bench_scale --instr N      N calls of each lookup kind, for callgrind
@@ -1500,6 +1507,132 @@ static void bench_trace_collection(int procs, int reps)
 	       p999[0][1] / p999[0][0], p999[1][1] / p999[1][0], mx[0][1] / mx[0][0], mx[1][1] / mx[1][0]);
 }
 
+/* ---- 8. the loop thread while a large session is stopped and dumped -------- */
+
+typedef struct sd_lat {
+	uint64_t end_ns;        /* when the resolve's answer arrived */
+	uint32_t us;            /* its round trip */
+} sd_lat_t;
+
+typedef struct sd_resolver {
+	harness_t *h;
+	int stop;               /* atomic */
+	sd_lat_t *lat;
+	size_t n, cap;
+} sd_resolver_t;
+
+static void *sd_resolve(void *arg)
+{
+	sd_resolver_t *r = arg;
+	thoth_control_t ctl;
+	/* A long answer deadline: the stall measured can exceed the default 2 s. */
+	if (thoth_control_connect(&ctl, r->h->dir, 120000))
+		die("resolver connect", THOTH_E_IO);
+	uint64_t t = now_ns();
+	while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE) && r->n < r->cap) {
+		if (harness_resolve(&ctl, "echo", NULL))
+			die("resolve", THOTH_E_IO);
+		uint64_t t1 = now_ns();
+		r->lat[r->n++] = (sd_lat_t){ t1, (uint32_t)((t1 - t) / 1000) };
+		t = t1;
+	}
+	thoth_control_close(&ctl);
+	return NULL;
+}
+
+/* The longest round trip that overlapped [FROM, TO], in us. */
+static double sd_max(const sd_resolver_t *r, uint64_t from, uint64_t to)
+{
+	uint32_t mx = 0;
+	for (size_t i = 0; i < r->n; i++) {
+		uint64_t begin = r->lat[i].end_ns - (uint64_t)r->lat[i].us * 1000;
+		if (r->lat[i].end_ns >= from && begin <= to && r->lat[i].us > mx)
+			mx = r->lat[i].us;
+	}
+	return mx;
+}
+
+static void bench_stop_dump(int procs, int reps)
+{
+	double seconds = run_s * 8;
+	printf("\n8. thothd's loop thread while a trace session of %d traced processes (%d events per 10 ms\n"
+	       "   each, collected for %.1f s) is stopped and dumped (JSON + CTF): the longest resolve round trip\n"
+	       "   of another connection during stop + dump vs during an equally long window just before (the\n"
+	       "   session running, the collector thread draining); a fresh thothd per run, median of %d\n",
+	       procs, tc_burst, seconds, reps);
+	double before[9], during[9], stop_ms[9], dump_ms[9], events[9];
+	for (int k = 0; k < reps; k++) {
+		harness_t h;
+		if (harness_setup(&h))
+			die("runtime dir", THOTH_E_IO);
+		const char *const args[] = { "--log-level", "info", NULL };
+		if (harness_start_thothd(&h, args) <= 0)
+			die("start thothd", THOTH_E_IO);
+		thoth_control_t svc, ctl;
+		if (harness_connect(&h, &svc) || harness_register(&svc, "echo", 0, NULL) ||
+		    thoth_control_connect(&ctl, h.dir, 120000))
+			die("register", THOTH_E_IO);
+		for (int i = 0; i < procs && h.n_children < HARNESS_MAX_CHILDREN; i++) {
+			pid_t p = fork();
+			if (p == 0)
+				tc_busy(&h, i);
+			h.children[h.n_children++] = p;
+		}
+		int want = 2 + procs;
+		void *arg[2] = { &ctl, &want };
+		if (!harness_wait_until(tc_attached, arg, 10000))
+			die("traced processes did not connect", THOTH_E_TIMEDOUT);
+		thoth_trace_TraceControl_start_pid_req_t sreq = { .categories = THOTH_TRACE_MASK(USER) };
+		thoth_trace_TraceControl_start_pid_resp_t sresp;
+		if (thoth_trace_TraceControl_start_pid(&ctl.client, &sreq, &sresp, NULL))
+			die("trace start", THOTH_E_IO);
+		usleep((useconds_t)(seconds * 1e6));    /* the session collects: the size of the stop */
+		sd_resolver_t r = { .h = &h, .cap = 8u << 20 };
+		r.lat = malloc(r.cap * sizeof *r.lat);
+		pthread_t th;
+		if (!r.lat || pthread_create(&th, NULL, sd_resolve, &r))
+			die("resolver", THOTH_E_NOMEM);
+		/* The window before is as long as stop + dump turn out to be:
+		 * measured afterwards, so the resolver runs long enough before. */
+		usleep(3000000);
+		uint64_t t0 = now_ns();
+		thoth_trace_TraceControl_stop_req_t preq = { 0 };
+		thoth_trace_TraceControl_stop_resp_t presp;
+		if (thoth_trace_TraceControl_stop(&ctl.client, &preq, &presp, NULL))
+			die("trace stop", THOTH_E_IO);
+		uint64_t t1 = now_ns();
+		char dir[400];
+		snprintf(dir, sizeof dir, "%s/dump", h.dir);
+		thoth_trace_TraceControl_dump_req_t dreq = { .dir = thoth_str(dir) };
+		thoth_trace_TraceControl_dump_resp_t dresp;
+		uint64_t ab[512];
+		thoth_arena_t a;
+		thoth_arena_init(&a, ab, sizeof ab);
+		if (thoth_trace_TraceControl_dump(&ctl.client, &dreq, &dresp, &a))
+			die("trace dump", THOTH_E_IO);
+		uint64_t t2 = now_ns();
+		usleep(100000);
+		__atomic_store_n(&r.stop, 1, __ATOMIC_RELEASE);
+		pthread_join(th, NULL);
+		uint64_t len = t2 - t0;
+		uint64_t from = t0 > len + 200000000ull ? t0 - len - 200000000ull : 0;
+		before[k] = sd_max(&r, from, t0 - 200000000ull);
+		during[k] = sd_max(&r, t0, t2);
+		stop_ms[k] = (double)(t1 - t0) / 1e6;
+		dump_ms[k] = (double)(t2 - t1) / 1e6;
+		events[k] = (double)presp.events;
+		free(r.lat);
+		thoth_control_close(&ctl);
+		thoth_control_close(&svc);
+		harness_teardown(&h);
+	}
+	double b = median(before, reps), d = median(during, reps);
+	printf("   events collected %.0f; stop answered in %.1f ms, dump in %.1f ms (medians)\n",
+	       median(events, reps), median(stop_ms, reps), median(dump_ms, reps));
+	printf("   longest resolve round trip: before %.1f ms, during stop + dump %.1f ms: %.1fx\n",
+	       b / 1e3, d / 1e3, b > 0 ? d / b : 0.0);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 2 && !strcmp(argv[1], "--instr")) {
@@ -1515,8 +1648,8 @@ int main(int argc, char **argv)
 			quick = true;
 		} else if (!strcmp(argv[i], "--section") && i + 1 < argc) {
 			int n = atoi(argv[++i]);
-			if (n < 1 || n > 7) {
-				fprintf(stderr, "bench_scale: --section takes 1..7\n");
+			if (n < 1 || n > 8) {
+				fprintf(stderr, "bench_scale: --section takes 1..8\n");
 				return 2;
 			}
 			only |= 1u << (n - 1);
@@ -1540,7 +1673,7 @@ int main(int argc, char **argv)
 		}
 	}
 	if (!only)
-		only = 0x7f;
+		only = 0xff;
 	if (quick)
 		run_s = 0.2;
 	signal(SIGPIPE, SIG_IGN);
@@ -1573,5 +1706,7 @@ int main(int argc, char **argv)
 		bench_cross_node(quick ? 3 : 9, quick ? 2000 : 20000);
 	if (only & 64)
 		bench_trace_collection(trace_procs, reps);
+	if (only & 128)
+		bench_stop_dump(trace_procs, reps);
 	return 0;
 }

@@ -27,6 +27,7 @@
 #include "chan_handshake.h"
 #include "chan_shm.h"
 #include "placement.h"
+#include "serve_slots.h"
 #include "fdpass.h"
 #include "log_internal.h"
 #include "numa.h"
@@ -107,7 +108,11 @@ struct thoth_chan_server {
 	thoth_timer_t *pause_timer;     /* armed only while listening pauses */
 	uid_t uid;
 	thoth_chan_limits_t defaults;
-	thoth_chan_server_stats_t st;
+	/* Counters: st points at st_own, or at this server's slot in the
+	 * process's trace buffer when thoth_serve / thoth_serve_per_cpu could
+	 * claim one (serve_slots.h: thothd folds them from there). */
+	thoth_chan_server_stats_t st_own;
+	thoth_chan_server_stats_t *st;
 	uint64_t *arena_buf;
 	size_t arena_cap;
 	uint64_t log_window;            /* rate limit: start of the current second */
@@ -138,7 +143,7 @@ struct thoth_chan_server {
  * moved between CPUs); the reader's relaxed loads are never torn.
  */
 #define ST_ADD(srv, field, n) \
-	__atomic_store_n(&(srv)->st.field, (srv)->st.field + (n), __ATOMIC_RELAXED)
+	__atomic_store_n(&(srv)->st->field, (srv)->st->field + (n), __ATOMIC_RELAXED)
 
 struct worker {
 	int cpu;
@@ -147,6 +152,12 @@ struct worker {
 	thoth_loop_t *loop;
 	pthread_t thread;
 	int status;
+	void *slot;                     /* its counters' slot (serve_slots.h), or NULL */
+	/* Start-up hand-shake with the starter; destroyed only after the
+	 * worker was joined (thoth_serve_per_cpu), never while the worker may
+	 * still be inside pthread_barrier_wait. */
+	pthread_barrier_t ready;
+	bool ready_init;
 };
 
 static void q_push(conn_queue_t *q, conn_t *c)
@@ -1108,6 +1119,7 @@ static int server_new(thoth_loop_t *loop, const thoth_chan_server_config_t *cfg,
 	if (!s)
 		return THOTH_E_NOMEM;
 	s->loop = loop;
+	s->st = &s->st_own;
 	s->cfg = *cfg;
 	if (!s->cfg.max_clients)
 		s->cfg.max_clients = 1024;
@@ -1214,7 +1226,7 @@ void thoth_chan_server_free(thoth_chan_server_t *s)
 /* Add S's counters to OUT (relaxed loads: S's loop thread may be writing). */
 static void stats_fold(const thoth_chan_server_t *s, thoth_chan_server_stats_t *out)
 {
-#define F(field) out->field += __atomic_load_n(&s->st.field, __ATOMIC_RELAXED)
+#define F(field) out->field += __atomic_load_n(&s->st->field, __ATOMIC_RELAXED)
 	F(clients); F(accepted); F(refused); F(calls); F(peer_gone); F(corrupt);
 	F(handshake_dropped); F(shed); F(turns); F(log_suppressed); F(mod_wakeups);
 	F(mod_timer_wakeups); F(placement_moves); F(handed_over);
@@ -1235,6 +1247,31 @@ void thoth_chan_server_stats(const thoth_chan_server_t *s, thoth_chan_server_sta
 	for (unsigned i = 0; i < n; i++)
 		if (w[i].srv)
 			stats_fold(w[i].srv, out);
+}
+
+/* Keep S's counters in SLOT from now on (serve_slots.h), on S's own thread
+ * before it serves: what it counted so far comes along. */
+static void stats_to_slot(thoth_chan_server_t *s, void *slot)
+{
+	if (!slot)
+		return;
+	memcpy(slot, s->st, sizeof *s->st);
+	s->st = slot;
+}
+
+static void *claim_slots(uint32_t n, const thoth_chan_server_config_t *cfg)
+{
+	void *slots = thoth__trace_serve_claim(n, (uint32_t)sizeof(thoth_chan_server_stats_t),
+					       cfg->iface ? cfg->iface->name : "", cfg->path);
+	if (!slots)
+		thoth__log(THOTH_LOG_DEBUG, "thoth_serve", "counters kept private: no trace buffer "
+			   "(thoth_trace_init_process) or its serve slots are taken; thothd cannot show them");
+	return slots;
+}
+
+static void *slot_at(void *slots, unsigned i)
+{
+	return slots ? (char *)slots + (size_t)i * thoth__trace_serve_slot_size() : NULL;
 }
 
 /* The server thoth_serve or thoth_serve_per_cpu runs in this process (the
@@ -1294,10 +1331,14 @@ int thoth_serve(const thoth_chan_server_config_t *cfg)
 		thoth_loop_free(loop);
 		return r;
 	}
+	void *slots = claim_slots(1, &c);
+	stats_to_slot(srv, slots);
 	set_serving(srv);
 	r = thoth_loop_run(loop);
 	set_serving(NULL);
 	thoth_chan_server_free(srv);
+	if (slots)
+		thoth__trace_serve_release();
 	thoth_loop_free(loop);
 	return r;
 }
@@ -1307,7 +1348,6 @@ int thoth_serve(const thoth_chan_server_config_t *cfg)
 typedef struct worker_start {
 	struct worker *w;
 	const thoth_chan_server_config_t *cfg;
-	pthread_barrier_t *ready;
 } worker_start_t;
 
 static int pin_to(int cpu)
@@ -1329,8 +1369,10 @@ static void *worker_main(void *arg)
 	if (!w->status)
 		w->status = server_new(w->loop, ws->cfg, false, &w->srv, why, sizeof why);
 	if (!w->status)
+		stats_to_slot(w->srv, w->slot);
+	if (!w->status)
 		w->status = thoth_loop_add_fd(w->loop, w->pipe_rd, THOTH_LOOP_READ, on_handover, w->srv, NULL);
-	pthread_barrier_wait(ws->ready);        /* ws lives on the starter's stack until here */
+	pthread_barrier_wait(&w->ready);        /* ws lives on the starter's stack until here */
 	if (!w->status)
 		w->status = thoth_loop_run(w->loop);
 	return NULL;
@@ -1360,6 +1402,11 @@ int thoth_serve_per_cpu(const thoth_chan_server_config_t *cfg)
 	thoth_loop_t *loop = NULL;
 	thoth_chan_server_t *srv = NULL;
 	unsigned started = 0;
+	/* Every worker's counters in its slot of the trace buffer, set on its
+	 * own thread before it serves (NULL: they stay private). */
+	void *slots = claim_slots(n, &c);
+	for (unsigned i = 0; i < n; i++)
+		w[i].slot = slot_at(slots, i);
 	/* Worker 0 is this thread: it listens, routes and serves its CPU. */
 	int r = pin_to(w[0].cpu);
 	if (!r)
@@ -1371,10 +1418,11 @@ int thoth_serve_per_cpu(const thoth_chan_server_config_t *cfg)
 		r = thoth_chan_server_new(loop, &c, &srv, why, sizeof why);
 		if (r)
 			thoth__log(THOTH_LOG_ERROR, "thoth_serve_per_cpu", "%s", why);
+		else
+			stats_to_slot(srv, w[0].slot);
 	}
 	w[0].srv = srv;
 	w[0].loop = loop;
-	pthread_barrier_t ready;
 	for (unsigned i = 1; !r && i < n; i++) {
 		int p[2];
 		if (pipe2(p, O_NONBLOCK | O_CLOEXEC)) {
@@ -1383,15 +1431,21 @@ int thoth_serve_per_cpu(const thoth_chan_server_config_t *cfg)
 		}
 		w[i].pipe_rd = p[0];
 		w[i].pipe_wr = p[1];
-		pthread_barrier_init(&ready, NULL, 2);
-		worker_start_t ws = { &w[i], &c, &ready };
-		if (pthread_create(&w[i].thread, NULL, worker_main, &ws)) {
-			pthread_barrier_destroy(&ready);
+		if (pthread_barrier_init(&w[i].ready, NULL, 2)) {
 			r = THOTH_E_NOMEM;
 			break;
 		}
-		pthread_barrier_wait(&ready);
-		pthread_barrier_destroy(&ready);
+		w[i].ready_init = true;
+		worker_start_t ws = { &w[i], &c };
+		if (pthread_create(&w[i].thread, NULL, worker_main, &ws)) {
+			r = THOTH_E_NOMEM;
+			break;
+		}
+		/* Both sides leave the barrier, but the worker may still be
+		 * inside pthread_barrier_wait when ours returns: the barrier is
+		 * destroyed after the join below (the join orders the worker's
+		 * last access before the destroy). */
+		pthread_barrier_wait(&w[i].ready);
 		started = i;
 		r = w[i].status;
 	}
@@ -1424,12 +1478,16 @@ int thoth_serve_per_cpu(const thoth_chan_server_config_t *cfg)
 		thoth_loop_free(w[i].loop);
 	}
 	for (unsigned i = 1; i < n; i++) {
+		if (w[i].ready_init)
+			pthread_barrier_destroy(&w[i].ready);
 		if (w[i].pipe_rd >= 0)
 			close(w[i].pipe_rd);
 		if (w[i].pipe_wr >= 0)
 			close(w[i].pipe_wr);
 	}
 	thoth_chan_server_free(srv);
+	if (slots)
+		thoth__trace_serve_release();   /* no worker writes any more */
 	thoth_loop_free(loop);
 	free(w);
 	return r;

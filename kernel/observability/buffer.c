@@ -46,6 +46,14 @@ int thoth_trace_init(const thoth_trace_config_t *config)
 		return THOTH_E_EXISTS;
 
 	size_t size = thoth_trace_buffer_size(cfg.ring_count, cfg.ring_records);
+	/* The serve counters' slots after the rings (trace_layout.h): one per
+	 * CPU the machine may bring online, since thoth_serve_per_cpu runs a
+	 * worker per allowed CPU.  Pages of slots nobody uses are never touched. */
+	long ncpu = sysconf(_SC_NPROCESSORS_CONF);
+	uint32_t serve_slots = ncpu < 1 ? 1u : ncpu > (long)THOTH_TRACE_SERVE_MAX_SLOTS
+			       ? THOTH_TRACE_SERVE_MAX_SLOTS : (uint32_t)ncpu;
+	size_t serve_off = (size + 4095) & ~(size_t)4095;
+	size = serve_off + (((size_t)serve_slots * THOTH_TRACE_SERVE_SLOT + 4095) & ~(size_t)4095);
 	int fd = memfd_create("thoth-trace", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
 		return THOTH_E_IO;
@@ -67,6 +75,11 @@ int thoth_trace_init(const thoth_trace_config_t *config)
 	c->enabled = cfg.enabled;
 	c->pid = (uint32_t)getpid();
 	c->total_size = size;
+	thoth_trace_serve_t *sv = (thoth_trace_serve_t *)((char *)base + THOTH_TRACE_SERVE_OFFSET);
+	sv->magic = THOTH_TRACE_SERVE_MAGIC;
+	sv->slot_size = THOTH_TRACE_SERVE_SLOT;
+	sv->slot_count = serve_slots;
+	sv->region_offset = serve_off;
 	thoth_trace_clock_init(0, &c->clock_kind, &c->clock_anchor_ticks, &c->clock_anchor_ns);
 	if (cfg.process_name)
 		strncpy(c->process_name, cfg.process_name, sizeof c->process_name - 1);

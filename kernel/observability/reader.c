@@ -418,6 +418,15 @@ void *thoth__trace_reader_control_page(thoth_trace_reader_t *r)
 	return r ? control(r) : NULL;
 }
 
+int thoth__trace_reader_mapping(const thoth_trace_reader_t *r, const uint8_t **base, size_t *size)
+{
+	if (!r || !r->base)
+		return THOTH_E_INVAL;
+	*base = r->base;
+	*size = r->size;
+	return 0;
+}
+
 int thoth_trace_reader_geometry(const thoth_trace_reader_t *r, uint32_t *ring_count,
                                 uint32_t *ring_records)
 {

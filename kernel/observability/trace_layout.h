@@ -108,9 +108,56 @@ typedef struct thoth_trace_probe_mailbox {
 
 /* The control page a reader maps (read-write): the collector's side of the mailbox. */
 void *thoth__trace_reader_control_page(thoth_trace_reader_t *r);
+/* The whole mapping a reader holds (read-only use): 0, or THOTH_E_INVAL. */
+int thoth__trace_reader_mapping(const thoth_trace_reader_t *r, const uint8_t **base, size_t *size);
 
 _Static_assert(THOTH_TRACE_PROBE_MAILBOX_OFFSET + sizeof(thoth_trace_probe_mailbox_t) <=
                THOTH_TRACE_CONTROL_SIZE, "probe mailbox fits the control page");
+
+/*
+ * Serve counters (SCALE-2, docs/SCALE.md "A per-CPU service's counters in
+ * thothctl"): a process that serves with thoth_serve or thoth_serve_per_cpu
+ * keeps each worker's server counters (thoth_chan_server_stats_t, one
+ * writer each) in a slot of its trace buffer, so that thothd folds them on
+ * read: no message, no publishing step, nothing per call beyond the
+ * counter store itself.  The header lives in the control page; the slots
+ * are a region after the rings (THOTH_TRACE_SERVE_SLOT bytes each).
+ *   magic, slot_size, slot_count, region_offset
+ *             written by the creator before the fd is handed out.
+ *   seq       odd while the service (re)claims or releases the slots
+ *             (store-release around the change), even otherwise.
+ *   workers, stats_size, runs, iface, path
+ *             written while seq is odd: slots in use (0 = not serving),
+ *             sizeof(thoth_chan_server_stats_t) of the writer, serve runs
+ *             so far, what is served (NUL-terminated).
+ *   slots     slot i: worker i's counters, written by worker i's thread
+ *             only (relaxed stores); zeroed at a claim.
+ * A reader copies header and slots between two loads of seq and trusts
+ * nothing: geometry against the mapping, workers against slot_count,
+ * strings bounded (thothd: serve_stats.c).
+ */
+#define THOTH_TRACE_SERVE_OFFSET    1024u
+#define THOTH_TRACE_SERVE_MAGIC     0x56525354u   /* 'T' 'S' 'R' 'V' */
+#define THOTH_TRACE_SERVE_SLOT      128u
+#define THOTH_TRACE_SERVE_MAX_SLOTS 1024u
+
+typedef struct thoth_trace_serve {
+	uint32_t magic;          /*   0 THOTH_TRACE_SERVE_MAGIC */
+	uint32_t slot_size;      /*   4 THOTH_TRACE_SERVE_SLOT */
+	uint32_t slot_count;     /*   8 slots in the region */
+	uint32_t workers;        /*  12 slots in use now (0: not serving) */
+	uint64_t region_offset;  /*  16 from the start of the buffer, page-aligned */
+	uint64_t seq;            /*  24 odd while the header changes */
+	uint32_t stats_size;     /*  32 bytes of counters at the start of each slot */
+	uint32_t runs;           /*  36 serve runs since the buffer was made */
+	char iface[64];          /*  40 the interface served */
+	char path[112];          /* 104 the socket it listens on */
+} thoth_trace_serve_t;
+
+_Static_assert(sizeof(thoth_trace_serve_t) == 216, "serve header layout");
+_Static_assert(THOTH_TRACE_SERVE_OFFSET >= 112 &&
+               THOTH_TRACE_SERVE_OFFSET + sizeof(thoth_trace_serve_t) <=
+               THOTH_TRACE_PROBE_MAILBOX_OFFSET, "serve header between control and mailbox");
 
 /* Name table entry (id = index + 1); written once, before names_count. */
 typedef struct thoth_trace_name {

@@ -339,6 +339,7 @@ const thoth_daemon_Daemon_handlers_t thothd_daemon_handlers = {
 	.status = on_status,
 	.resolve_table = on_resolve_table,
 	.timer_page = thothd_on_timer_page,
+	.serve_stats = thothd_on_serve_stats,
 };
 
 /* ---- watch pushes ------------------------------------------------------------------- */

@@ -375,6 +375,16 @@ static enum MHD_Result serve_probes(thothd_http_t *h, struct MHD_Connection *con
 	return reply(conn, MHD_HTTP_OK, "application/json", json, len, MHD_RESPMEM_MUST_FREE);
 }
 
+/* SCALE-2: the folded counters of every serving process (serve_stats.c). */
+static enum MHD_Result serve_serve_stats(thothd_http_t *h, struct MHD_Connection *conn)
+{
+	char *json;
+	size_t len;
+	if (thothd_serve_stats_json(h->d, &json, &len))
+		return reply_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot read the serve counters\n");
+	return reply(conn, MHD_HTTP_OK, "application/json", json, len, MHD_RESPMEM_MUST_FREE);
+}
+
 static enum MHD_Result serve_trace(thothd_http_t *h, struct MHD_Connection *conn)
 {
 	uint64_t from, to;
@@ -445,6 +455,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return serve_trace(h, conn);
 	if (strcmp(url, "/probes.json") == 0)
 		return serve_probes(h, conn);
+	if (strcmp(url, "/serve.json") == 0)
+		return serve_serve_stats(h, conn);
 	const char *path = strcmp(url, "/") == 0 ? "/index.html" : url;
 	for (size_t i = 0; i < thothd_web_file_count; i++) {
 		const thothd_web_file_t *f = &thothd_web_files[i];

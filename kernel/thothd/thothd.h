@@ -185,6 +185,9 @@ int thothd_listen_fd(thothd_t *d, int fd);
  * lives) and reap them when it has exited. */
 void thothd_timerpage_client_closed(thothd_t *d, uint32_t pid);
 /* Daemon.timer_page: the page's memfd attached to the answer. */
+/* SCALE-2 (serve_stats.c): the serve counters of connected processes. */
+int thothd_on_serve_stats(void *self, const thoth_daemon_Daemon_serve_stats_req_t *req,
+			  thoth_daemon_Daemon_serve_stats_resp_t *resp, thoth_arena_t *arena);
 int thothd_on_timer_page(void *self, const thoth_daemon_Daemon_timer_page_req_t *req,
 			 thoth_daemon_Daemon_timer_page_resp_t *resp, thoth_arena_t *arena);
 /* Free the watches (thothd_free). */
@@ -297,6 +300,16 @@ typedef struct thothd_trace_source_info {
 } thothd_trace_source_info_t;
 typedef void (*thothd_trace_source_fn)(const thothd_trace_source_info_t *info, void *ctx);
 void thothd_tracer_foreach_source(const thothd_tracer_t *t, thothd_trace_source_fn fn, void *ctx);
+
+/* Every connected process's trace buffer (not thothd's own), under the
+ * tracer's lock: PID is the connection's peer (SO_PEERCRED), READER valid
+ * only during the call (serve_stats.c reads the serve slots through it). */
+typedef void (*thothd_trace_reader_fn)(thoth_trace_reader_t *reader, uint32_t pid, void *ctx);
+void thothd_tracer_foreach_reader(thothd_tracer_t *t, thothd_trace_reader_fn fn, void *ctx);
+
+/* SCALE-2 (serve_stats.c): Daemon.serve_stats, and the same as JSON for
+ * the dashboard (malloc'd, NUL-terminated). */
+int thothd_serve_stats_json(thothd_t *d, char **json, size_t *len);
 
 /* An extra event source of trace sessions (the lock profiler's rings,
  * locks.c): while a session records a category of MASK, FN is called at

@@ -1049,6 +1049,17 @@ void thothd_tracer_foreach_source(const thothd_tracer_t *t, thothd_trace_source_
 	tracer_unlock(mt);
 }
 
+void thothd_tracer_foreach_reader(thothd_tracer_t *t, thothd_trace_reader_fn fn, void *ctx)
+{
+	if (!t)
+		return;
+	tracer_lock(t);
+	for (trace_source_t *s = t->sources; s; s = s->next)
+		if (s->client && !s->own)
+			fn(s->reader, s->client->pid, ctx);
+	tracer_unlock(t);
+}
+
 /* ---- an extra source ------------------------------------------------------------ */
 
 /* Under mu: the collector thread may be polling the old source. */

@@ -63,6 +63,8 @@ static void usage(FILE *out)
 		"  topology [NAME]                 NUMA nodes, CPUs, distances, the shared\n"
 		"                                  resolve table, and which instance of NAME\n"
 		"                                  a caller on each node is given\n"
+		"  serve [--pid PID]               counters of processes serving with\n"
+		"                                  thoth_serve(_per_cpu), workers folded\n"
 		"  locks [--pid P] [--top N]       lock contention per lock and call site of\n"
 		"                                  processes run with libthothlock.so\n"
 		"  pm sim TRACE --policy P [--device D | --cpu M] [--json]\n"
@@ -473,6 +475,7 @@ static const struct thothctl_command {
 	{ "moderation", thothctl_moderation, false },   /* moderation.c: NIC/NVMe coalescing, policies (PM-3) */
 	{ "probe", thothctl_probe, false }, /* probe.c: eBPF probes (docs/PROBES.md) */
 	{ "locks", thothctl_locks, false }, /* locks.c: lock profiler tables (OBS-4) */
+	{ "serve", thothctl_serve, false }, /* serve.c: serving processes' counters (SCALE-2) */
 };
 
 /* The options of status/services/resolve, after the global ones are gone:

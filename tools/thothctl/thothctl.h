@@ -56,6 +56,10 @@ int thothctl_status_watch(const thothctl_opts_t *opts, unsigned interval_ms);
 /* `thothctl moderation ...` (moderation.c, PM-3).  Needs no thothd. */
 thothctl_cmd_fn thothctl_moderation;
 
+/* `thothctl serve [--pid PID]` (serve.c, SCALE-2): serving processes'
+ * counters, their workers folded by thothd. */
+thothctl_cmd_fn thothctl_serve;
+
 /* `thothctl probe ...` (probe.c): eBPF probes at trace points. */
 thothctl_cmd_fn thothctl_probe;
 

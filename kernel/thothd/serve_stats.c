@@ -1,0 +1,221 @@
+/*
+ * serve_stats.c - Daemon.serve_stats and the dashboard's /serve.json
+ * (SCALE-2, docs/SCALE.md "A per-CPU service's counters in thothctl"): the
+ * counters of every connected process that serves with thoth_serve or
+ * thoth_serve_per_cpu, each worker's slot folded here on read.
+ *
+ * The slots are in the process's trace buffer, which thothd already maps
+ * (trace.c); they are the counters the workers write, not a copy, so an
+ * answer is as current as the read and costs the service nothing.  Every
+ * byte is the peer's: thoth__trace_reader_serve (serve_slots.c) checks the
+ * geometry against the mapping and the header against itself and sums
+ * with saturation; a process whose slots lie is listed with the reason and
+ * zero counters, and nothing else is affected.
+ */
+#define _GNU_SOURCE
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "serve_slots.h"
+#include "thothd.h"
+
+enum { MAX_SERVING = 1024 };            /* = trace.c's MAX_SOURCES */
+
+typedef struct entry {
+	uint32_t pid;
+	int status;                     /* 0, or why the slots were refused */
+	char process[32];
+	char why[160];
+	thoth_trace_serve_view_t v;
+} entry_t;
+
+typedef struct gather {
+	uint32_t pid;                   /* 0: all */
+	entry_t *e;
+	size_t n;
+} gather_t;
+
+static void gather_one(thoth_trace_reader_t *reader, uint32_t pid, void *ctx)
+{
+	gather_t *g = ctx;
+	if ((g->pid && pid != g->pid) || g->n >= MAX_SERVING)
+		return;
+	entry_t *e = &g->e[g->n];
+	memset(e, 0, sizeof *e);
+	e->pid = pid;
+	e->status = thoth__trace_reader_serve(reader, &e->v, e->why, sizeof e->why);
+	if (e->status == THOTH_E_NOT_FOUND || (!e->status && !e->v.workers))
+		return;                 /* serves nothing (or an older library) */
+	if (e->status) {
+		thothd_warn("pid %u: serve counters refused: %s", pid, e->why);
+		memset(&e->v, 0, sizeof e->v);
+	}
+	uint32_t bpid;
+	const char *name = "";
+	thoth_trace_reader_process(reader, &bpid, &name);
+	snprintf(e->process, sizeof e->process, "%s", name);
+	g->n++;
+}
+
+/* Every serving process (or PID): N entries in *OUT (malloc'd). */
+static int gather(thothd_t *d, uint32_t pid, entry_t **out, size_t *n)
+{
+	gather_t g = { .pid = pid, .e = malloc(MAX_SERVING * sizeof(entry_t)) };
+	if (!g.e)
+		return THOTH_E_NOMEM;
+	thothd_tracer_foreach_reader(d->tracer, gather_one, &g);
+	*out = g.e;
+	*n = g.n;
+	return 0;
+}
+
+static void to_wire(entry_t *e, thoth_daemon_ServeCounters_t *o)
+{
+	const thoth_chan_server_stats_t *t = &e->v.total;
+	uint32_t nw = e->v.workers < THOTH_TRACE_SERVE_VIEW_WORKERS ? e->v.workers
+								    : THOTH_TRACE_SERVE_VIEW_WORKERS;
+	*o = (thoth_daemon_ServeCounters_t){
+		.pid = e->pid, .process = thoth_str(e->process), .iface = thoth_str(e->v.iface),
+		.path = thoth_str(e->v.path), .workers = e->v.workers, .clients = t->clients,
+		.accepted = t->accepted, .refused = t->refused, .calls = t->calls, .turns = t->turns,
+		.peer_gone = t->peer_gone, .corrupt = t->corrupt,
+		.handshake_dropped = t->handshake_dropped, .shed = t->shed,
+		.mod_wakeups = t->mod_wakeups, .mod_timer_wakeups = t->mod_timer_wakeups,
+		.placement_moves = t->placement_moves, .handed_over = t->handed_over,
+		.log_suppressed = t->log_suppressed,
+		.worker_calls = { .items = e->v.worker_calls, .count = nw },
+		.why = thoth_str(e->status ? e->why : ""),
+	};
+}
+
+int thothd_on_serve_stats(void *self, const thoth_daemon_Daemon_serve_stats_req_t *req,
+			  thoth_daemon_Daemon_serve_stats_resp_t *resp, thoth_arena_t *arena)
+{
+	thothd_call_t *call = self;
+	entry_t *e;
+	size_t n;
+	int r = gather(call->d, req->pid, &e, &n);
+	if (r)
+		return r;
+	/* One block for the call's scratch: the entries, then the items. */
+	entry_t *block = realloc(e, MAX_SERVING * sizeof(entry_t) +
+				    (n ? n : 1) * sizeof(thoth_daemon_ServeCounters_t));
+	if (!block) {
+		free(e);
+		return THOTH_E_NOMEM;
+	}
+	thoth_daemon_ServeCounters_t *items = (thoth_daemon_ServeCounters_t *)(block + MAX_SERVING);
+	for (size_t i = 0; i < n; i++)
+		to_wire(&block[i], &items[i]);
+	call->scratch = block;
+	resp->services.items = items;
+	resp->services.count = (uint32_t)n;
+	return thothd_reserve_response(call, &thoth_daemon_Daemon_serve_stats_info, resp);
+}
+
+/* ---- JSON for the dashboard --------------------------------------------------------- */
+
+typedef struct buf {
+	char *p;
+	size_t len, cap;
+	bool failed;
+} buf_t;
+
+static void put(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(buf_t *b, const char *fmt, ...)
+{
+	if (b->failed)
+		return;
+	for (;;) {
+		va_list ap;
+		va_start(ap, fmt);
+		int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			b->failed = true;
+			return;
+		}
+		if ((size_t)n < b->cap - b->len) {
+			b->len += (size_t)n;
+			return;
+		}
+		size_t cap = b->cap * 2 + (size_t)n;
+		char *p = realloc(b->p, cap);
+		if (!p) {
+			b->failed = true;
+			return;
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+}
+
+/* A JSON string: the strings are printable ASCII already (serve_slots.c);
+ * quotes and backslashes are escaped. */
+static void put_str(buf_t *b, const char *s)
+{
+	put(b, "\"");
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			put(b, "\\%c", *s);
+		else
+			put(b, "%c", *s);
+	}
+	put(b, "\"");
+}
+
+int thothd_serve_stats_json(thothd_t *d, char **json, size_t *len)
+{
+	entry_t *e;
+	size_t n;
+	int r = gather(d, 0, &e, &n);
+	if (r)
+		return r;
+	buf_t b = { .cap = 4096 };
+	b.p = malloc(b.cap);
+	if (!b.p) {
+		free(e);
+		return THOTH_E_NOMEM;
+	}
+	b.p[0] = 0;
+	put(&b, "{\"services\": [");
+	for (size_t i = 0; i < n; i++) {
+		const thoth_chan_server_stats_t *t = &e[i].v.total;
+		put(&b, "%s{\"pid\": %u, \"process\": ", i ? ", " : "", e[i].pid);
+		put_str(&b, e[i].process);
+		put(&b, ", \"iface\": ");
+		put_str(&b, e[i].v.iface);
+		put(&b, ", \"path\": ");
+		put_str(&b, e[i].v.path);
+		put(&b, ", \"workers\": %u, \"clients\": %u, \"accepted\": %llu, \"refused\": %llu, "
+			"\"calls\": %llu, \"turns\": %llu, \"peer_gone\": %llu, \"corrupt\": %llu, "
+			"\"handshake_dropped\": %llu, \"shed\": %llu, \"mod_wakeups\": %llu, "
+			"\"mod_timer_wakeups\": %llu, \"placement_moves\": %llu, \"handed_over\": %llu, "
+			"\"log_suppressed\": %llu, \"worker_calls\": [",
+		    e[i].v.workers, t->clients, (unsigned long long)t->accepted,
+		    (unsigned long long)t->refused, (unsigned long long)t->calls,
+		    (unsigned long long)t->turns, (unsigned long long)t->peer_gone,
+		    (unsigned long long)t->corrupt, (unsigned long long)t->handshake_dropped,
+		    (unsigned long long)t->shed, (unsigned long long)t->mod_wakeups,
+		    (unsigned long long)t->mod_timer_wakeups, (unsigned long long)t->placement_moves,
+		    (unsigned long long)t->handed_over, (unsigned long long)t->log_suppressed);
+		uint32_t nw = e[i].v.workers < THOTH_TRACE_SERVE_VIEW_WORKERS
+				      ? e[i].v.workers : THOTH_TRACE_SERVE_VIEW_WORKERS;
+		for (uint32_t w = 0; w < nw; w++)
+			put(&b, "%s%llu", w ? ", " : "", (unsigned long long)e[i].v.worker_calls[w]);
+		put(&b, "], \"why\": ");
+		put_str(&b, e[i].status ? e[i].why : "");
+		put(&b, "}");
+	}
+	put(&b, "]}\n");
+	free(e);
+	if (b.failed) {
+		free(b.p);
+		return THOTH_E_NOMEM;
+	}
+	*json = b.p;
+	*len = b.len;
+	return 0;
+}

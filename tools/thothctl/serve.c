@@ -1,0 +1,132 @@
+/*
+ * serve.c - `thothctl serve [--pid PID]` (SCALE-2, docs/SCALE.md "A per-CPU
+ * service's counters in thothctl"): the counters of every process that
+ * serves with thoth_serve / thoth_serve_per_cpu and is connected to thothd
+ * with a trace buffer, its workers folded by thothd (Daemon.serve_stats).
+ *
+ *   thothctl [--json] serve [--pid PID]
+ *
+ * Text: one block per service; --json: one object per line, the
+ * Daemon.serve_stats fields by name.  A service whose counter slots thothd
+ * refused (they lie) is shown with the reason.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon.thoth.h"
+#include "thothctl.h"
+
+static void print_json(const thoth_daemon_ServeCounters_t *s)
+{
+	printf("{\"pid\": %u, \"process\": ", s->pid);
+	thothctl_json_str(s->process.ptr ? s->process.ptr : "", s->process.len);
+	printf(", \"iface\": ");
+	thothctl_json_str(s->iface.ptr ? s->iface.ptr : "", s->iface.len);
+	printf(", \"path\": ");
+	thothctl_json_str(s->path.ptr ? s->path.ptr : "", s->path.len);
+	printf(", \"workers\": %u, \"clients\": %u, \"accepted\": %llu, \"refused\": %llu, "
+	       "\"calls\": %llu, \"turns\": %llu, \"peer_gone\": %llu, \"corrupt\": %llu, "
+	       "\"handshake_dropped\": %llu, \"shed\": %llu, \"mod_wakeups\": %llu, "
+	       "\"mod_timer_wakeups\": %llu, \"placement_moves\": %llu, \"handed_over\": %llu, "
+	       "\"log_suppressed\": %llu, \"worker_calls\": [",
+	       s->workers, s->clients, (unsigned long long)s->accepted, (unsigned long long)s->refused,
+	       (unsigned long long)s->calls, (unsigned long long)s->turns,
+	       (unsigned long long)s->peer_gone, (unsigned long long)s->corrupt,
+	       (unsigned long long)s->handshake_dropped, (unsigned long long)s->shed,
+	       (unsigned long long)s->mod_wakeups, (unsigned long long)s->mod_timer_wakeups,
+	       (unsigned long long)s->placement_moves, (unsigned long long)s->handed_over,
+	       (unsigned long long)s->log_suppressed);
+	for (uint32_t i = 0; i < s->worker_calls.count; i++)
+		printf("%s%llu", i ? ", " : "", (unsigned long long)s->worker_calls.items[i]);
+	printf("], \"why\": ");
+	thothctl_json_str(s->why.ptr ? s->why.ptr : "", s->why.len);
+	printf("}\n");
+}
+
+static void print_text(const thoth_daemon_ServeCounters_t *s)
+{
+	printf("pid %u (%s) serves %s at %s with %u worker%s\n", s->pid,
+	       s->process.ptr ? s->process.ptr : "", s->iface.ptr ? s->iface.ptr : "",
+	       s->path.ptr ? s->path.ptr : "", s->workers, s->workers == 1 ? "" : "s");
+	if (s->why.len) {
+		printf("  counters refused: %s\n", s->why.ptr);
+		return;
+	}
+	printf("  calls %llu  turns %llu  clients %u  accepted %llu  refused %llu  handed over %llu\n",
+	       (unsigned long long)s->calls, (unsigned long long)s->turns, s->clients,
+	       (unsigned long long)s->accepted, (unsigned long long)s->refused,
+	       (unsigned long long)s->handed_over);
+	printf("  peer gone %llu  corrupt %llu  handshakes dropped %llu  shed %llu  placement moves %llu\n",
+	       (unsigned long long)s->peer_gone, (unsigned long long)s->corrupt,
+	       (unsigned long long)s->handshake_dropped, (unsigned long long)s->shed,
+	       (unsigned long long)s->placement_moves);
+	printf("  wake-ups %llu (moderation timer %llu)  log lines suppressed %llu\n",
+	       (unsigned long long)s->mod_wakeups, (unsigned long long)s->mod_timer_wakeups,
+	       (unsigned long long)s->log_suppressed);
+	printf("  calls per worker:");
+	for (uint32_t i = 0; i < s->worker_calls.count; i++)
+		printf(" %llu", (unsigned long long)s->worker_calls.items[i]);
+	printf("%s\n", s->worker_calls.count < s->workers ? " ..." : "");
+}
+
+int thothctl_serve(int argc, char **argv, const thothctl_opts_t *opts)
+{
+	uint32_t pid = 0;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			printf("usage: thothctl [--json] serve [--pid PID]\n"
+			       "  counters of the processes serving with thoth_serve / thoth_serve_per_cpu\n"
+			       "  (their workers folded by thothd; the process needs a trace buffer)\n");
+			return 0;
+		}
+		if (!strcmp(argv[i], "--pid") && i + 1 < argc) {
+			char *end;
+			errno = 0;
+			unsigned long v = strtoul(argv[++i], &end, 10);
+			if (errno || *end || !v || v > UINT32_MAX || argv[i][0] == '-') {
+				fprintf(stderr, "thothctl: serve: --pid wants a process id, not '%s'\n", argv[i]);
+				return 2;
+			}
+			pid = (uint32_t)v;
+			continue;
+		}
+		fprintf(stderr, "thothctl: usage: serve [--pid PID]\n");
+		return 2;
+	}
+	thoth_control_t ctl;
+	if (thothctl_connect(&ctl, opts->runtime_dir))
+		return 1;
+	thoth_daemon_Daemon_serve_stats_req_t req = { .pid = pid };
+	thoth_daemon_Daemon_serve_stats_resp_t resp;
+	size_t cap = 1u << 20;
+	void *mem = malloc(cap);
+	if (!mem) {
+		thoth_control_close(&ctl);
+		fprintf(stderr, "thothctl: serve: out of memory\n");
+		return 1;
+	}
+	thoth_arena_t arena;
+	thoth_arena_init(&arena, mem, cap);
+	int r = thoth_daemon_Daemon_serve_stats(&ctl.client, &req, &resp, &arena);
+	if (r) {
+		int st = thothctl_call_failed(&ctl, "serve_stats", r);
+		free(mem);
+		thoth_control_close(&ctl);
+		return st;
+	}
+	if (!resp.services.count && !opts->json)
+		printf("no connected process serves%s (a service needs a trace buffer: "
+		       "thoth_trace_init_process)\n", pid ? " with that pid" : "");
+	for (uint32_t i = 0; i < resp.services.count; i++) {
+		if (opts->json)
+			print_json(&resp.services.items[i]);
+		else
+			print_text(&resp.services.items[i]);
+	}
+	free(mem);
+	thoth_control_close(&ctl);
+	return 0;
+}
