@@ -139,10 +139,36 @@ static bool element_at(void *arg)
 	return w->element < 0 || (s.level[w->element] == w->level && !s.transitioning[w->element]);
 }
 
+static char runtime_log[320];   /* the runtime-PM driver's log, while its test runs */
+
+static void print_log(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return;
+	char line[512];
+	fprintf(stderr, "--- %s\n", path);
+	while (fgets(line, sizeof line, f))
+		fputs(line, stderr);
+	fclose(f);
+}
+
+/* On a timeout it says what the broker showed last, so a failure in CI
+ * tells a lost level report from a stuck transition or a broken client. */
 static void wait_level(client_t *c, int element, int level)
 {
 	wait_arg_t w = { c, element, level, -1 };
-	assert_true(harness_wait_until(element_at, &w, THOTH_TEST_DEADLINE_MS(10000)));
+	if (harness_wait_until(element_at, &w, THOTH_TEST_DEADLINE_MS(10000)))
+		return;
+	if (runtime_log[0])
+		print_log(runtime_log);
+	snapshot_t s;
+	int r = snapshot(c, &s);
+	if (r)
+		fail_msg("waiting for %s at level %d: the broker's state cannot be read: %s (%s)", names[element],
+			 level, thoth_strerror(r), c->ctl.client.remote_message);
+	fail_msg("waiting for %s at level %d: it is at %d%s, %u leases", names[element], level,
+		 s.level[element], s.transitioning[element] ? " (transitioning)" : "", s.leases);
 }
 
 static pid_t start_driver(harness_t *h, const char *kind, const char *needs)
@@ -574,6 +600,7 @@ static void test_runtime_pm_driver_writes_power_control_on_a_fixture_tree(void *
 	pid_t drv = harness_spawn(&h, "runtime", argv);
 	unsetenv("THOTH_SYSFS_ROOT");
 	assert_true(drv > 0);
+	snprintf(runtime_log, sizeof runtime_log, "%s/runtime.log", h.dir);
 	wait_level(&c, 4, 0);           /* runtime_status "suspended": level 0 */
 	uint64_t id = 0;
 	assert_int_equal(lease(&c, "rpm.00-00-0", 1, THOTH_PM_LEASE_KIND_ASSERTIVE, 0, &id, NULL), 0);
@@ -591,6 +618,7 @@ static void test_runtime_pm_driver_writes_power_control_on_a_fixture_tree(void *
 	harness_kill(&h, drv, SIGKILL);
 	wait_level(&c, 4, -1);
 	assert_int_equal(lease(&c, "rpm.00-00-0", 1, THOTH_PM_LEASE_KIND_ASSERTIVE, 0, &id, NULL), THOTH_E_REMOTE);
+	runtime_log[0] = 0;
 	thoth_control_close(&c.ctl);
 	harness_teardown(&h);
 }
