@@ -282,22 +282,6 @@ static void test_a_tun_devices_rx_frames_follow_its_live_traffic(void **state)
 
 #ifdef NIC_MODERATOR
 
-static bool read_line_until(FILE *f, const char *needle, char *line, size_t cap, unsigned timeout_ms)
-{
-	int fd = fileno(f);
-	uint64_t end = test_now_ms() + timeout_ms;
-	while (test_now_ms() < end) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		if (poll(&p, 1, 100) <= 0)
-			continue;
-		if (!fgets(line, (int)cap, f))
-			return false;
-		if (strstr(line, needle))
-			return true;
-	}
-	return false;
-}
-
 static void test_the_nic_moderator_service_drives_a_tun_device(void **state)
 {
 	(void)state;
@@ -320,10 +304,10 @@ static void test_the_nic_moderator_service_drives_a_tun_device(void **state)
 	FILE *f = fdopen(out[0], "r");
 	char line[1024];
 	/* Its first line: the device put to a known, unmoderated state. */
-	assert_true(read_line_until(f, "\"readback\":{\"rx_frames\":1}", line, sizeof line, 5000));
+	assert_true(test_read_line_until(f, "\"readback\":{\"rx_frames\":1}", line, sizeof line, 5000));
 	traffic_t tr = { .fd = tfd, .tun = true };
 	traffic_start(&tr);
-	bool mod = read_line_until(f, "\"asked\":{\"rx_frames\":256}", line, sizeof line, 5000);
+	bool mod = test_read_line_until(f, "\"asked\":{\"rx_frames\":256}", line, sizeof line, 5000);
 	bool held = mod && strstr(line, "\"readback\":{\"rx_frames\":1}") == NULL && strstr(line, "\"readback\"");
 	char why[300];
 	thoth_ethtool_t *mine;
@@ -344,9 +328,9 @@ static void test_the_nic_moderator_service_drives_a_tun_device(void **state)
 	assert_true(held);
 	assert_true(during.rx_frames > 1);
 	/* Quiet: back to unmoderated, then SIGTERM ends it cleanly. */
-	assert_true(read_line_until(f, "\"asked\":{\"rx_frames\":1}", line, sizeof line, 5000));
+	assert_true(test_read_line_until(f, "\"asked\":{\"rx_frames\":1}", line, sizeof line, 5000));
 	kill(pid, SIGTERM);
-	assert_true(read_line_until(f, "\"summary\"", line, sizeof line, 5000));
+	assert_true(test_read_line_until(f, "\"summary\"", line, sizeof line, 5000));
 	assert_non_null(strstr(line, "\"refusals\":0"));
 	int status;
 	assert_int_equal(waitpid(pid, &status, 0), pid);

@@ -764,21 +764,6 @@ static void test_the_loop_wakes_through_perf_on_a_real_completion(void **state)
 /* ---- the service ------------------------------------------------------------------ */
 
 #ifdef NVME_MODERATOR
-static bool read_line_until(FILE *f, const char *needle, char *line, size_t len, unsigned timeout_ms)
-{
-	uint64_t end = test_now_ms() + timeout_ms;
-	while (test_now_ms() < end) {
-		struct pollfd p = { .fd = fileno(f), .events = POLLIN };
-		if (poll(&p, 1, 50) <= 0)
-			continue;
-		if (!fgets(line, (int)len, f))
-			return false;
-		if (strstr(line, needle))
-			return true;
-	}
-	return false;
-}
-
 static void test_the_nvme_moderator_service_drives_a_fixture_controller(void **state)
 {
 	(void)state;
@@ -801,9 +786,9 @@ static void test_the_nvme_moderator_service_drives_a_fixture_controller(void **s
 	setvbuf(f, NULL, _IONBF, 0);
 	char line[1024];
 	/* Start: Get Features 0x08, then Set Features 0x08 = 0 (unmoderated). */
-	assert_true(read_line_until(f, "{\"command\":{\"opcode\":10,\"cdw10\":8,\"cdw11\":0}}", line, sizeof line, 5000));
-	assert_true(read_line_until(f, "{\"command\":{\"opcode\":9,\"cdw10\":8,\"cdw11\":0}}", line, sizeof line, 5000));
-	assert_true(read_line_until(f, "\"asked\":0,\"readback\":0", line, sizeof line, 5000));
+	assert_true(test_read_line_until(f, "{\"command\":{\"opcode\":10,\"cdw10\":8,\"cdw11\":0}}", line, sizeof line, 5000));
+	assert_true(test_read_line_until(f, "{\"command\":{\"opcode\":9,\"cdw10\":8,\"cdw11\":0}}", line, sizeof line, 5000));
+	assert_true(test_read_line_until(f, "\"asked\":0,\"readback\":0", line, sizeof line, 5000));
 	/* "I/O" at ~500k completions/s, written by this process. */
 	uint64_t ios = 1000, t0 = test_now_ms(), end = t0 + 5000;
 	bool mod = false;
@@ -819,9 +804,9 @@ static void test_the_nvme_moderator_service_drives_a_fixture_controller(void **s
 	}
 	assert_true(mod);
 	/* Quiet: back to 0, then SIGTERM restores and sums up. */
-	assert_true(read_line_until(f, "\"asked\":0,", line, sizeof line, 5000));
+	assert_true(test_read_line_until(f, "\"asked\":0,", line, sizeof line, 5000));
 	kill(pid, SIGTERM);
-	assert_true(read_line_until(f, "\"summary\"", line, sizeof line, 5000));
+	assert_true(test_read_line_until(f, "\"summary\"", line, sizeof line, 5000));
 	assert_non_null(strstr(line, "\"refusals\":0"));
 	assert_non_null(strstr(line, "\"disabled\":false"));
 	int status;
