@@ -3,21 +3,10 @@
  * (chan_handshake.h).
  */
 #define _GNU_SOURCE
-#include <stdarg.h>
 #include <stdio.h>
 
 #include "chan_handshake.h"
 #include "fdpass.h"
-
-void thoth__chan_why(char *why, size_t len, const char *fmt, ...)
-{
-	if (!why || !len)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(why, len, fmt, ap);
-	va_end(ap);
-}
 
 ssize_t thoth__chan_recv_fds(int sock, uint8_t *buf, size_t cap, int *fds, int *nfds, int flags)
 {

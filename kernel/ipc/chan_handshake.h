@@ -15,11 +15,12 @@
 
 #include "channel.thoth.h"
 #include "thoth/channel.h"
+#include "why.h"
 
 #define HANDSHAKE_MAX 4096u     /* an open request or reply is far smaller */
 
-/* Write a reason into WHY (may be NULL or 0 bytes). */
-void thoth__chan_why(char *why, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Write a reason into WHY (may be NULL or 0 bytes): the shared formatter. */
+#define thoth__chan_why thoth__why
 
 /* Receive into BUF (up to CAP), keeping the first fds that arrive in FDS
  * from index *NFDS on (up to 2 in all; extra ones are closed).  Returns

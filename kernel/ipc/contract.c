@@ -1,24 +1,11 @@
 /*
  * contract.c - pre-activation contract checks (include/thoth/contract.h).
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "thoth/contract.h"
-
-static int fail(int code, char *reason, size_t len, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static int fail(int code, char *reason, size_t len, const char *fmt, ...)
-{
-	if (reason && len) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(reason, len, fmt, ap);
-		va_end(ap);
-	}
-	return code;
-}
+#include "why.h"
 
 static bool same_str(const char *a, const char *b)
 {
@@ -43,29 +30,29 @@ int thoth_contract_verify(const thoth_interface_info_t *iface, const thoth_contr
 	if (reason && len)
 		reason[0] = 0;
 	if (!same_str(claim->package, iface->package) || !same_str(claim->interface, iface->name))
-		return fail(THOTH_E_CONTRACT, reason, len,
-			    "claims interface %s.%s, compiled schema is %s.%s",
-			    claim->package ? claim->package : "(null)",
-			    claim->interface ? claim->interface : "(null)",
-			    iface->package, iface->name);
+		return thoth__why_err(reason, len, THOTH_E_CONTRACT,
+			              "claims interface %s.%s, compiled schema is %s.%s",
+			              claim->package ? claim->package : "(null)",
+			              claim->interface ? claim->interface : "(null)",
+			              iface->package, iface->name);
 	if (claim->interface_id != iface->id)
-		return fail(THOTH_E_CONTRACT, reason, len,
-			    "claims interface id %08x, compiled schema has %08x",
-			    claim->interface_id, iface->id);
+		return thoth__why_err(reason, len, THOTH_E_CONTRACT,
+			              "claims interface id %08x, compiled schema has %08x",
+			              claim->interface_id, iface->id);
 	if (claim->major != iface->major || claim->minor != iface->minor)
-		return fail(THOTH_E_CONTRACT, reason, len,
-			    "claims version %u.%u, compiled schema is %u.%u",
-			    claim->major, claim->minor, iface->major, iface->minor);
+		return thoth__why_err(reason, len, THOTH_E_CONTRACT,
+			              "claims version %u.%u, compiled schema is %u.%u",
+			              claim->major, claim->minor, iface->major, iface->minor);
 	if (claim->schema_hash != iface->schema_hash)
-		return fail(THOTH_E_CONTRACT, reason, len,
-			    "claims schema hash %016llx, compiled schema hashes to %016llx",
-			    (unsigned long long)claim->schema_hash,
-			    (unsigned long long)iface->schema_hash);
+		return thoth__why_err(reason, len, THOTH_E_CONTRACT,
+			              "claims schema hash %016llx, compiled schema hashes to %016llx",
+			              (unsigned long long)claim->schema_hash,
+			              (unsigned long long)iface->schema_hash);
 	uint64_t unknown = claim->features & ~iface->features;
 	if (unknown)
-		return fail(THOTH_E_CONTRACT, reason, len,
-			    "claims feature bits %#llx that the schema does not declare",
-			    (unsigned long long)unknown);
+		return thoth__why_err(reason, len, THOTH_E_CONTRACT,
+			              "claims feature bits %#llx that the schema does not declare",
+			              (unsigned long long)unknown);
 	return 0;
 }
 
@@ -75,20 +62,20 @@ int thoth_contract_compatible(const thoth_contract_claim_t *s, const thoth_contr
 	if (reason && len)
 		reason[0] = 0;
 	if (s->interface_id != c->interface_id)
-		return fail(THOTH_E_CONTRACT, reason, len,
-			    "service implements %s.%s (%08x), client wants %s.%s (%08x)",
-			    s->package, s->interface, s->interface_id,
-			    c->package, c->interface, c->interface_id);
+		return thoth__why_err(reason, len, THOTH_E_CONTRACT,
+			              "service implements %s.%s (%08x), client wants %s.%s (%08x)",
+			              s->package, s->interface, s->interface_id,
+			              c->package, c->interface, c->interface_id);
 	if (s->major != c->major)
-		return fail(THOTH_E_BAD_VERSION, reason, len,
-			    "service speaks %s %u.%u, client speaks %u.%u: major versions differ",
-			    s->interface, s->major, s->minor, c->major, c->minor);
+		return thoth__why_err(reason, len, THOTH_E_BAD_VERSION,
+			              "service speaks %s %u.%u, client speaks %u.%u: major versions differ",
+			              s->interface, s->major, s->minor, c->major, c->minor);
 	if (s->minor == c->minor && s->schema_hash != c->schema_hash)
-		return fail(THOTH_E_CONTRACT, reason, len,
-			    "both sides claim %s %u.%u but schema hashes differ "
-			    "(service %016llx, client %016llx): schema changed without a version bump",
-			    s->interface, s->major, s->minor,
-			    (unsigned long long)s->schema_hash, (unsigned long long)c->schema_hash);
+		return thoth__why_err(reason, len, THOTH_E_CONTRACT,
+			              "both sides claim %s %u.%u but schema hashes differ "
+			              "(service %016llx, client %016llx): schema changed without a version bump",
+			              s->interface, s->major, s->minor,
+			              (unsigned long long)s->schema_hash, (unsigned long long)c->schema_hash);
 	return 0;
 }
 
@@ -112,8 +99,8 @@ static int roundtrip(const char *what, const char *method, size_t struct_size,
 	if (!r)
 		r = thoth_builder_finish(&b, &h, &l1);
 	if (r) {
-		r = fail(THOTH_E_CONTRACT, reason, len, "%s %s: encode failed: %s (size() said %zu)",
-			 method, what, thoth_strerror(r), n);
+		r = thoth__why_err(reason, len, THOTH_E_CONTRACT, "%s %s: encode failed: %s (size() said %zu)",
+			           method, what, thoth_strerror(r), n);
 		goto out;
 	}
 	thoth_arena_t arena;
@@ -123,8 +110,8 @@ static int roundtrip(const char *what, const char *method, size_t struct_size,
 			   (uint32_t)(l1 - THOTH_WIRE_HEADER_SIZE), &arena);
 	r = decode(&d, again);
 	if (r) {
-		r = fail(THOTH_E_CONTRACT, reason, len, "%s %s: own encoding does not verify: %s",
-			 method, what, thoth_strerror(r));
+		r = thoth__why_err(reason, len, THOTH_E_CONTRACT, "%s %s: own encoding does not verify: %s",
+			           method, what, thoth_strerror(r));
 		goto out;
 	}
 	thoth_builder_init(&b, buf2, n);
@@ -132,7 +119,7 @@ static int roundtrip(const char *what, const char *method, size_t struct_size,
 	if (!r)
 		r = thoth_builder_finish(&b, &h, &l2);
 	if (r || l1 != l2 || memcmp(buf1, buf2, l1) != 0) {
-		r = fail(THOTH_E_CONTRACT, reason, len, "%s %s: re-encoding differs", method, what);
+		r = thoth__why_err(reason, len, THOTH_E_CONTRACT, "%s %s: re-encoding differs", method, what);
 		goto out;
 	}
 	r = 0;
@@ -152,9 +139,9 @@ int thoth_contract_selftest(const thoth_interface_info_t *iface, char *reason, s
 	for (size_t i = 0; i < iface->n_methods; i++) {
 		const thoth_method_info_t *m = iface->methods[i];
 		if (m->interface_id != iface->id || m->major != iface->major)
-			return fail(THOTH_E_CONTRACT, reason, len,
-				    "method %s does not belong to %s %u.x", m->name, iface->name,
-				    iface->major);
+			return thoth__why_err(reason, len, THOTH_E_CONTRACT,
+				              "method %s does not belong to %s %u.x", m->name, iface->name,
+				              iface->major);
 		int r = roundtrip("request", m->name, m->req_struct_size, m->req_size, m->req_encode,
 				  m->req_decode, reason, len);
 		if (!r && !m->oneway)

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "thoth/error.h"
+#include "why.h"
 
 const char *thoth_strerror(int err)
 {
@@ -28,6 +29,29 @@ const char *thoth_errname(int err)
 #undef THOTH_ERROR_NAME_
 	}
 	return "THOTH_E_UNKNOWN";
+}
+
+void thoth__vwhy(char *why, size_t len, const char *fmt, va_list ap)
+{
+	if (why && len)
+		vsnprintf(why, len, fmt, ap);
+}
+
+void thoth__why(char *why, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	thoth__vwhy(why, len, fmt, ap);
+	va_end(ap);
+}
+
+int thoth__why_err(char *why, size_t len, int err, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	thoth__vwhy(why, len, fmt, ap);
+	va_end(ap);
+	return err;
 }
 
 /* Per thread, like errno: a failure on one thread never overwrites

@@ -10,7 +10,6 @@
  * runs (busy); it is marked dead and freed when that loop returns.
  */
 #define _GNU_SOURCE
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sched.h>
@@ -22,6 +21,7 @@
 #include "thoth/service.h"
 #include "thoth/tcp.h"
 #include "thoth/wire.h"
+#include "why.h"
 
 enum {
 	DEFAULT_MAX_IN_FLIGHT = 64,
@@ -129,17 +129,6 @@ struct thoth_pool {
 	thoth_pool_result_t reply_result;
 	char reply_why[160];
 };
-
-__attribute__((format(printf, 3, 4)))
-static void say(char *why, size_t len, const char *fmt, ...)
-{
-	if (!why || !len)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(why, len, fmt, ap);
-	va_end(ap);
-}
 
 const char *thoth_pool_policy_name(thoth_pool_policy_t policy)
 {
@@ -1012,19 +1001,19 @@ static void sync_instances(void *arg)
 int thoth_pool_new(thoth_loop_t *loop, const thoth_pool_config_t *cfg, thoth_pool_t **out,
 		   char *why, size_t why_len)
 {
-	say(why, why_len, "%s", "");
+	thoth__why(why, why_len, "%s", "");
 	if (!out) {
-		say(why, why_len, "no result pointer");
+		thoth__why(why, why_len, "no result pointer");
 		return THOTH_E_INVAL;
 	}
 	*out = NULL;
 	if (!loop || !cfg || !cfg->name || !*cfg->name || !cfg->iface) {
-		say(why, why_len, "a pool needs a loop, a service name and an interface");
+		thoth__why(why, why_len, "a pool needs a loop, a service name and an interface");
 		return THOTH_E_INVAL;
 	}
 	if (cfg->policy > THOTH_POOL_PICK_FIRST || cfg->max_ejected_percent > 100) {
-		say(why, why_len, "policy %d or max_ejected_percent %u out of range", (int)cfg->policy,
-		    cfg->max_ejected_percent);
+		thoth__why(why, why_len, "policy %d or max_ejected_percent %u out of range", (int)cfg->policy,
+		           cfg->max_ejected_percent);
 		return THOTH_E_INVAL;
 	}
 	thoth_pool_t *p = calloc(1, sizeof *p);
@@ -1063,8 +1052,8 @@ int thoth_pool_new(thoth_loop_t *loop, const thoth_pool_config_t *cfg, thoth_poo
 	};
 	int r = p->name ? thoth_resolver_new(loop, &rc, &p->resolver) : THOTH_E_NOMEM;
 	if (r) {
-		say(why, why_len, r == THOTH_E_INVAL ? "bad min_version '%s' or runtime dir" : "%s",
-		    r == THOTH_E_INVAL ? (cfg->min_version ? cfg->min_version : "") : thoth_strerror(r));
+		thoth__why(why, why_len, r == THOTH_E_INVAL ? "bad min_version '%s' or runtime dir" : "%s",
+		           r == THOTH_E_INVAL ? (cfg->min_version ? cfg->min_version : "") : thoth_strerror(r));
 		free(p->name);
 		free(p->token_file);
 		free(p);

@@ -7,7 +7,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +21,7 @@
 #include "thoth/percpu.h"
 #include "thoth/rtable.h"
 #include "thoth/stream.h"
+#include "why.h"
 
 #ifndef F_SEAL_FUTURE_WRITE
 #define F_SEAL_FUTURE_WRITE 0x0010
@@ -56,18 +56,6 @@ struct thoth_rtable_name {
 	thoth_resolved_t miss;          /* a round trip's answer (not kept) */
 };
 
-static int say(char *why, size_t len, int err, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int say(char *why, size_t len, int err, const char *fmt, ...)
-{
-	if (why && len) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(why, len, fmt, ap);
-		va_end(ap);
-	}
-	return err;
-}
-
 /* Ask for the table on T's connection: one request, its answer with the
  * memfd attached.  *FD gets the descriptor (or stays -1). */
 static int take_table(thoth_rtable_t *t, int *fd, uint64_t *size, char *why, size_t why_len)
@@ -82,24 +70,24 @@ static int take_table(thoth_rtable_t *t, int *fd, uint64_t *size, char *why, siz
 	if (!r)
 		r = thoth_stream_write_all(sock, buf, len);
 	if (r)
-		return say(why, why_len, r, "cannot ask thothd for the resolve table: %s", thoth_strerror(r));
+		return thoth__why_err(why, why_len, r, "cannot ask thothd for the resolve table: %s", thoth_strerror(r));
 	thoth_stream_reader_t *rd = &t->ctl.sock.reader;
 	const uint8_t *msg = NULL;
 	size_t mlen = 0;
 	for (;;) {
 		r = thoth_stream_next(rd, &msg, &mlen);
 		if (r < 0)
-			return say(why, why_len, THOTH_E_PROTOCOL, "thothd's answer is not a message: %s",
-				   thoth_strerror(r));
+			return thoth__why_err(why, why_len, THOTH_E_PROTOCOL, "thothd's answer is not a message: %s",
+				              thoth_strerror(r));
 		if (r == 1)
 			break;
 		struct pollfd p = { .fd = sock, .events = POLLIN };
 		int pr = poll(&p, 1, ANSWER_TIMEOUT_MS);
 		if (pr == 0)
-			return say(why, why_len, THOTH_E_TIMEDOUT, "thothd did not answer within %d ms",
-				   ANSWER_TIMEOUT_MS);
+			return thoth__why_err(why, why_len, THOTH_E_TIMEDOUT, "thothd did not answer within %d ms",
+				              ANSWER_TIMEOUT_MS);
 		if (pr < 0 && errno != EINTR)
-			return say(why, why_len, THOTH_E_IO, "poll: %s", strerror(errno));
+			return thoth__why_err(why, why_len, THOTH_E_IO, "poll: %s", strerror(errno));
 		size_t n_fds = 0;
 		int got = -1;
 		r = thoth_stream_fill_fds(rd, sock, &got, 1, &n_fds);
@@ -109,7 +97,7 @@ static int take_table(thoth_rtable_t *t, int *fd, uint64_t *size, char *why, siz
 			*fd = got;
 		}
 		if (r)
-			return say(why, why_len, r, "reading thothd's answer: %s", thoth_strerror(r));
+			return thoth__why_err(why, why_len, r, "reading thothd's answer: %s", thoth_strerror(r));
 	}
 	thoth_daemon_Daemon_resolve_table_resp_t resp;
 	uint64_t ab[32];
@@ -118,10 +106,10 @@ static int take_table(thoth_rtable_t *t, int *fd, uint64_t *size, char *why, siz
 	r = thoth_method_decode(&thoth_daemon_Daemon_resolve_table_info, true, msg, mlen, &resp, &arena);
 	thoth_stream_consume(rd);
 	if (r)
-		return say(why, why_len, r, "thothd refused the resolve table: %s", thoth_strerror(r));
+		return thoth__why_err(why, why_len, r, "thothd refused the resolve table: %s", thoth_strerror(r));
 	if (resp.layout != RT_LAYOUT)
-		return say(why, why_len, THOTH_E_PROTOCOL, "resolve table layout %u, we read layout %u",
-			   resp.layout, RT_LAYOUT);
+		return thoth__why_err(why, why_len, THOTH_E_PROTOCOL, "resolve table layout %u, we read layout %u",
+			              resp.layout, RT_LAYOUT);
 	*size = resp.size;
 	return 0;
 }
@@ -131,7 +119,7 @@ int thoth_rtable_open(const char *runtime_dir, thoth_rtable_t **out, char *why, 
 	*out = NULL;
 	thoth_rtable_t *t = calloc(1, sizeof *t);
 	if (!t)
-		return say(why, why_len, THOTH_E_NOMEM, "out of memory");
+		return thoth__why_err(why, why_len, THOTH_E_NOMEM, "out of memory");
 	pthread_mutex_init(&t->miss_lock, NULL);
 	pthread_mutex_init(&t->names_lock, NULL);
 	t->hits.name = "rtable_hits";
@@ -141,7 +129,7 @@ int thoth_rtable_open(const char *runtime_dir, thoth_rtable_t **out, char *why, 
 	int fd = -1;
 	int r = thoth_control_connect(&t->ctl, runtime_dir, ANSWER_TIMEOUT_MS);
 	if (r) {
-		say(why, why_len, r, "%s", t->ctl.why[0] ? t->ctl.why : thoth_strerror(r));
+		thoth__why_err(why, why_len, r, "%s", t->ctl.why[0] ? t->ctl.why : thoth_strerror(r));
 		free(t);
 		return r;
 	}
@@ -156,15 +144,15 @@ int thoth_rtable_open(const char *runtime_dir, thoth_rtable_t **out, char *why, 
 	int need = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE;
 	if (fd < 0 || fstat(fd, &st) || !S_ISREG(st.st_mode) || seals < 0 || (seals & need) != need ||
 	    (uint64_t)st.st_size != size || size > (1ull << 30)) {
-		r = say(why, why_len, THOTH_E_PROTOCOL,
-			"the resolve table thothd sent is not a sealed read-only memfd of %llu bytes",
-			(unsigned long long)size);
+		r = thoth__why_err(why, why_len, THOTH_E_PROTOCOL,
+			           "the resolve table thothd sent is not a sealed read-only memfd of %llu bytes",
+			           (unsigned long long)size);
 		goto fail;
 	}
 	t->map = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, fd, 0);
 	if (t->map == MAP_FAILED) {
 		t->map = NULL;
-		r = say(why, why_len, THOTH_E_IO, "cannot map the resolve table: %s", strerror(errno));
+		r = thoth__why_err(why, why_len, THOTH_E_IO, "cannot map the resolve table: %s", strerror(errno));
 		goto fail;
 	}
 	t->map_size = (size_t)size;

@@ -10,7 +10,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,16 +22,6 @@
 #include "thoth/service.h"
 #include "thoth/tcp.h"
 #include "tcp_internal.h"
-
-void thoth__tcp_why(char *why, size_t why_len, const char *fmt, ...)
-{
-	if (!why || !why_len)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(why, why_len, fmt, ap);
-	va_end(ap);
-}
 
 bool thoth_tcp_is_addr(const char *addr)
 {

@@ -17,12 +17,13 @@
 #include "thoth/stream.h"
 #include "thoth/tcp.h"
 #include "log_internal.h"   /* THOTH__HIDDEN: none of this leaves libthoth */
+#include "why.h"
 
 #define THOTH_TCP_HELLO_MAX_BODY 1024u   /* token 256 + names + the frame's overhead */
 #define THOTH_TCP_DEFAULT_MAX_MESSAGE (1u << 20)
 
-THOTH__HIDDEN void thoth__tcp_why(char *why, size_t why_len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+/* A reason into WHY (may be NULL or 0 bytes): the shared formatter. */
+#define thoth__tcp_why thoth__why
 /* The token from TOKEN/TOKEN_LEN if given, else from TOKEN_FILE (NULL: the
  * default path).  0 or as thoth_tcp_token_load. */
 THOTH__HIDDEN int thoth__tcp_token_from(const uint8_t *token, size_t token_len, const char *token_file,

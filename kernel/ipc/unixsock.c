@@ -5,7 +5,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -17,28 +16,17 @@
 
 #include "thoth/error.h"
 #include "unixsock.h"
+#include "why.h"
 
 enum { LISTEN_BACKLOG = 128 };
-
-static void put_why(char *why, size_t why_len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void put_why(char *why, size_t why_len, const char *fmt, ...)
-{
-	if (!why || !why_len)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(why, why_len, fmt, ap);
-	va_end(ap);
-}
 
 static int fill_addr(struct sockaddr_un *sa, const char *path, char *why, size_t why_len)
 {
 	memset(sa, 0, sizeof *sa);
 	sa->sun_family = AF_UNIX;
 	if (!path || !*path || strlen(path) >= sizeof sa->sun_path) {
-		put_why(why, why_len, "socket path %s is empty or longer than the %zu bytes a Unix "
-			"socket allows", path ? path : "(null)", sizeof sa->sun_path - 1);
+		thoth__why(why, why_len, "socket path %s is empty or longer than the %zu bytes a Unix "
+			   "socket allows", path ? path : "(null)", sizeof sa->sun_path - 1);
 		return THOTH_E_INVAL;
 	}
 	strcpy(sa->sun_path, path);
@@ -63,22 +51,22 @@ int thoth__unix_check_dir(const char *dir, char *why, size_t why_len)
 	struct stat st;
 	if (lstat(dir, &st) < 0) {
 		int e = errno;
-		put_why(why, why_len, "runtime dir %s: %s", dir, strerror(e));
+		thoth__why(why, why_len, "runtime dir %s: %s", dir, strerror(e));
 		return e == ENOENT || e == ENOTDIR ? THOTH_E_NOT_RUNNING : THOTH_E_IO;
 	}
 	if (S_ISLNK(st.st_mode) || !S_ISDIR(st.st_mode)) {
-		put_why(why, why_len, "runtime dir %s is %s, not a directory: refusing to talk to "
-			"whatever is behind it", dir, S_ISLNK(st.st_mode) ? "a symlink" : "not a directory");
+		thoth__why(why, why_len, "runtime dir %s is %s, not a directory: refusing to talk to "
+			   "whatever is behind it", dir, S_ISLNK(st.st_mode) ? "a symlink" : "not a directory");
 		return THOTH_E_PERM;
 	}
 	if (st.st_uid != geteuid()) {
-		put_why(why, why_len, "runtime dir %s is owned by uid %u, not by us (uid %u): "
-			"refusing to talk to its socket", dir, (unsigned)st.st_uid, (unsigned)geteuid());
+		thoth__why(why, why_len, "runtime dir %s is owned by uid %u, not by us (uid %u): "
+			   "refusing to talk to its socket", dir, (unsigned)st.st_uid, (unsigned)geteuid());
 		return THOTH_E_PERM;
 	}
 	if (st.st_mode & 077) {
-		put_why(why, why_len, "runtime dir %s has mode %03o: group/other must have no access "
-			"(chmod 700 it)", dir, (unsigned)(st.st_mode & 0777));
+		thoth__why(why, why_len, "runtime dir %s has mode %03o: group/other must have no access "
+			   "(chmod 700 it)", dir, (unsigned)(st.st_mode & 0777));
 		return THOTH_E_PERM;
 	}
 	return 0;
@@ -102,7 +90,7 @@ int thoth__unix_connect(const char *path, unsigned flags, int timeout_ms, int *f
 			size_t why_len)
 {
 	*fd_out = -1;
-	put_why(why, why_len, "%s", "");
+	thoth__why(why, why_len, "%s", "");
 	struct sockaddr_un sa;
 	int r = fill_addr(&sa, path, why, why_len);
 	if (r)
@@ -118,7 +106,7 @@ int thoth__unix_connect(const char *path, unsigned flags, int timeout_ms, int *f
 	bool nonblock = flags & THOTH__UNIX_NONBLOCK;
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), 0);
 	if (fd < 0) {
-		put_why(why, why_len, "socket: %s", strerror(errno));
+		thoth__why(why, why_len, "socket: %s", strerror(errno));
 		return THOTH_E_IO;
 	}
 	/* A blocking connect to a Unix socket waits only while the listener's
@@ -137,18 +125,18 @@ int thoth__unix_connect(const char *path, unsigned flags, int timeout_ms, int *f
 		int e = errno;
 		close(fd);
 		if (e == ENOENT || e == ECONNREFUSED || e == ENOTDIR) {
-			put_why(why, why_len, "nothing listens at %s", path);
+			thoth__why(why, why_len, "nothing listens at %s", path);
 			return THOTH_E_NOT_RUNNING;
 		}
 		if (e == EACCES || e == EPERM) {
-			put_why(why, why_len, "no permission to connect to %s", path);
+			thoth__why(why, why_len, "no permission to connect to %s", path);
 			return THOTH_E_PERM;
 		}
 		if (e == EAGAIN || e == EWOULDBLOCK || e == EINPROGRESS) {
-			put_why(why, why_len, "the listener at %s does not accept (backlog full)", path);
+			thoth__why(why, why_len, "the listener at %s does not accept (backlog full)", path);
 			return nonblock ? THOTH_E_AGAIN : THOTH_E_TIMEDOUT;
 		}
-		put_why(why, why_len, "connect %s: %s", path, strerror(e));
+		thoth__why(why, why_len, "connect %s: %s", path, strerror(e));
 		return THOTH_E_IO;
 	}
 	if (!nonblock && timeout_ms >= 0) {
@@ -159,14 +147,14 @@ int thoth__unix_connect(const char *path, unsigned flags, int timeout_ms, int *f
 		uid_t uid;
 		pid_t pid;
 		if (thoth__unix_peer(fd, &uid, &pid)) {
-			put_why(why, why_len, "SO_PEERCRED on %s: %s", path, strerror(errno));
+			thoth__why(why, why_len, "SO_PEERCRED on %s: %s", path, strerror(errno));
 			close(fd);
 			return THOTH_E_IO;
 		}
 		if (uid != geteuid()) {
-			put_why(why, why_len, "the process listening at %s (pid %d) runs as uid %u, "
-				"not as us (uid %u): refusing to talk to it", path, (int)pid,
-				(unsigned)uid, (unsigned)geteuid());
+			thoth__why(why, why_len, "the process listening at %s (pid %d) runs as uid %u, "
+				   "not as us (uid %u): refusing to talk to it", path, (int)pid,
+				   (unsigned)uid, (unsigned)geteuid());
 			close(fd);
 			return THOTH_E_PERM;
 		}
@@ -209,29 +197,29 @@ static int clear_path(const char *path, const struct sockaddr_un *sa, unsigned f
 	if (lstat(path, &st) < 0)
 		return errno == ENOENT ? 0 : THOTH_E_IO;
 	if (!S_ISSOCK(st.st_mode)) {
-		put_why(why, why_len, "%s exists and is not a socket: not removing it", path);
+		thoth__why(why, why_len, "%s exists and is not a socket: not removing it", path);
 		return THOTH_E_EXISTS;
 	}
 	if (!(flags & (THOTH__UNIX_REPLACE | THOTH__UNIX_REPLACE_STALE))) {
-		put_why(why, why_len, "%s already exists", path);
+		thoth__why(why, why_len, "%s already exists", path);
 		return THOTH_E_EXISTS;
 	}
 	if (!(flags & THOTH__UNIX_REPLACE)) {
 		int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 		if (probe < 0) {
-			put_why(why, why_len, "socket: %s", strerror(errno));
+			thoth__why(why, why_len, "socket: %s", strerror(errno));
 			return THOTH_E_IO;
 		}
 		int c = connect(probe, (const struct sockaddr *)sa, sizeof *sa);
 		int e = errno;
 		close(probe);
 		if (c == 0 || e == EAGAIN) {
-			put_why(why, why_len, "another process already listens at %s", path);
+			thoth__why(why, why_len, "another process already listens at %s", path);
 			return THOTH_E_BUSY;
 		}
 	}
 	if (unlink(path) < 0 && errno != ENOENT) {
-		put_why(why, why_len, "cannot remove the stale socket %s: %s", path, strerror(errno));
+		thoth__why(why, why_len, "cannot remove the stale socket %s: %s", path, strerror(errno));
 		return THOTH_E_IO;
 	}
 	return 0;
@@ -241,7 +229,7 @@ int thoth__unix_listen(const char *path, unsigned mode, unsigned flags, int *fd_
 		       size_t why_len)
 {
 	*fd_out = -1;
-	put_why(why, why_len, "%s", "");
+	thoth__why(why, why_len, "%s", "");
 	struct sockaddr_un sa;
 	int r = fill_addr(&sa, path, why, why_len);
 	if (r)
@@ -249,7 +237,7 @@ int thoth__unix_listen(const char *path, unsigned mode, unsigned flags, int *fd_
 	if (!mode)
 		mode = THOTH__UNIX_DEFAULT_MODE;
 	if (mode & ~0777u) {
-		put_why(why, why_len, "socket mode %o has bits beyond 0777", mode);
+		thoth__why(why, why_len, "socket mode %o has bits beyond 0777", mode);
 		return THOTH_E_INVAL;
 	}
 	r = clear_path(path, &sa, flags, why, why_len);
@@ -294,6 +282,6 @@ fail:
 	e = errno;
 	if (fd >= 0)
 		close(fd);
-	put_why(why, why_len, "cannot listen at %s: %s: %s", path, step, strerror(e));
+	thoth__why(why, why_len, "cannot listen at %s: %s: %s", path, step, strerror(e));
 	return THOTH_E_IO;
 }

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "energy.h"
+#include "../ipc/why.h"
 
 /* "$THOTH_SYSFS_ROOT" or "" (the real root). */
 const char *thoth_pm_root(void);
@@ -25,7 +26,7 @@ int thoth_pm_path(char *out, size_t cap, const char *path);
 
 /* Writes the reason into why (when given) and returns err: the one error
  * exit of the backends, policies and parsers in kernel/pm. */
-int thoth__pm_fail(char *why, size_t why_len, int err, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+#define thoth__pm_fail thoth__why_err
 
 /* ---- PM QoS: /dev/cpu_dma_latency (backend_qos.c) ------------------------------ */
 

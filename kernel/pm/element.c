@@ -3,7 +3,6 @@
  * Every refusal names the field at fault, in the declaration's own terms.
  */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -11,29 +10,8 @@
 #include "thoth/error.h"
 #include "backend.h"
 
-int thoth__pm_fail(char *why, size_t why_len, int err, const char *fmt, ...)
-{
-	if (why && why_len) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(why, why_len, fmt, ap);
-		va_end(ap);
-	}
-	return err;
-}
-
-static int refuse(char *why, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int refuse(char *why, size_t cap, const char *fmt, ...)
-{
-	if (why && cap) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(why, cap, fmt, ap);
-		va_end(ap);
-	}
-	return THOTH_E_INVAL;
-}
+/* Every refusal of a declaration is THOTH_E_INVAL, with its reason. */
+#define refuse(why, cap, ...) thoth__why_err(why, cap, THOTH_E_INVAL, __VA_ARGS__)
 
 int thoth_pm_name_valid(const char *name)
 {

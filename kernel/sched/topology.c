@@ -9,12 +9,12 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <hwloc.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "thoth/error.h"
+#include "../ipc/why.h"
 #include "topology.h"
 
 struct thoth_topo {
@@ -30,18 +30,6 @@ struct thoth_topo {
 	int32_t cpu_core[CPU_SETSIZE];
 	cpu_set_t *core_cpus;           /* [cores]: SMT siblings of each core */
 };
-
-static int fail(char *why, size_t len, int err, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int fail(char *why, size_t len, int err, const char *fmt, ...)
-{
-	if (why && len) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(why, len, fmt, ap);
-		va_end(ap);
-	}
-	return err;
-}
 
 /* The logical node whose cpuset holds OS CPU, or -1. */
 static int node_of(const thoth_topo_t *t, unsigned cpu)
@@ -99,10 +87,10 @@ static int copy_topology(thoth_topo_t *t, hwloc_topology_t h, char *why, size_t 
 	int nc = hwloc_get_nbobjs_by_type(h, HWLOC_OBJ_CORE);
 	int npu = hwloc_get_nbobjs_by_type(h, HWLOC_OBJ_PU);
 	if (nn > THOTH_TOPO_MAX_NODES)
-		return fail(why, why_len, THOTH_E_INVAL, "%d NUMA nodes: more than the %d supported", nn,
-			    THOTH_TOPO_MAX_NODES);
+		return thoth__why_err(why, why_len, THOTH_E_INVAL, "%d NUMA nodes: more than the %d supported", nn,
+			              THOTH_TOPO_MAX_NODES);
 	if (npu <= 0)
-		return fail(why, why_len, THOTH_E_INVAL, "the topology has no CPU");
+		return thoth__why_err(why, why_len, THOTH_E_INVAL, "the topology has no CPU");
 	t->nodes = nn > 0 ? (unsigned)nn : 1;
 	t->packages = np > 0 ? (unsigned)np : 1;
 	t->cpus = (unsigned)npu;
@@ -127,12 +115,12 @@ static int copy_topology(thoth_topo_t *t, hwloc_topology_t h, char *why, size_t 
 	t->cores = nc > 0 ? (unsigned)nc : (unsigned)npu;
 	t->core_cpus = calloc(t->cores, sizeof *t->core_cpus);
 	if (!t->core_cpus)
-		return fail(why, why_len, THOTH_E_NOMEM, "out of memory");
+		return thoth__why_err(why, why_len, THOTH_E_NOMEM, "out of memory");
 	for (int i = 0; i < npu; i++) {
 		hwloc_obj_t pu = hwloc_get_obj_by_type(h, HWLOC_OBJ_PU, (unsigned)i);
 		if (pu->os_index >= CPU_SETSIZE)
-			return fail(why, why_len, THOTH_E_INVAL, "CPU %u is beyond the %d a cpu_set_t holds",
-				    pu->os_index, CPU_SETSIZE);
+			return thoth__why_err(why, why_len, THOTH_E_INVAL, "CPU %u is beyond the %d a cpu_set_t holds",
+				              pu->os_index, CPU_SETSIZE);
 		unsigned cpu = pu->os_index;
 		hwloc_obj_t core = hwloc_get_ancestor_obj_by_type(h, HWLOC_OBJ_CORE, pu);
 		hwloc_obj_t pkg = hwloc_get_ancestor_obj_by_type(h, HWLOC_OBJ_PACKAGE, pu);
@@ -171,24 +159,24 @@ int thoth_topo_load(const thoth_topo_source_t *src, thoth_topo_t **out, char *wh
 	}
 	thoth_topo_t *t = calloc(1, sizeof *t);
 	if (!t)
-		return fail(why, why_len, THOTH_E_NOMEM, "out of memory");
+		return thoth__why_err(why, why_len, THOTH_E_NOMEM, "out of memory");
 	hwloc_topology_t h;
 	if (hwloc_topology_init(&h)) {
 		free(t);
-		return fail(why, why_len, THOTH_E_NOMEM, "hwloc_topology_init: %s", strerror(errno));
+		return thoth__why_err(why, why_len, THOTH_E_NOMEM, "hwloc_topology_init: %s", strerror(errno));
 	}
 	int r = 0;
 	if (src->xml_path) {
 		if (hwloc_topology_set_xml(h, src->xml_path))
-			r = fail(why, why_len, THOTH_E_IO, "topology XML %s: %s", src->xml_path, strerror(errno));
+			r = thoth__why_err(why, why_len, THOTH_E_IO, "topology XML %s: %s", src->xml_path, strerror(errno));
 	} else if (src->synthetic) {
 		if (hwloc_topology_set_synthetic(h, src->synthetic))
-			r = fail(why, why_len, THOTH_E_INVAL, "bad synthetic topology \"%s\"", src->synthetic);
+			r = thoth__why_err(why, why_len, THOTH_E_INVAL, "bad synthetic topology \"%s\"", src->synthetic);
 	}
 	if (!r && hwloc_topology_load(h))
-		r = fail(why, why_len, src->xml_path ? THOTH_E_INVAL : THOTH_E_IO, "hwloc could not load the %s: %s",
-			 src->xml_path ? "XML topology" : src->synthetic ? "synthetic topology" : "machine's topology",
-			 strerror(errno));
+		r = thoth__why_err(why, why_len, src->xml_path ? THOTH_E_INVAL : THOTH_E_IO, "hwloc could not load the %s: %s",
+			           src->xml_path ? "XML topology" : src->synthetic ? "synthetic topology" : "machine's topology",
+			           strerror(errno));
 	if (!r)
 		r = copy_topology(t, h, why, why_len);
 	hwloc_topology_destroy(h);

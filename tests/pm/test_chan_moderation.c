@@ -150,13 +150,39 @@ static void test_urgent_messages_bypass_moderation(void **state)
 	}
 }
 
-static void test_a_producer_rings_what_it_owes_before_it_waits(void **state)
+/* Runs SCENARIO until one run kept within the consumer's deadline, as
+ * test_urgent_messages_bypass_moderation does: a run a preemption pushed
+ * past it rang at once (correctly) and shows nothing about deferring.  At
+ * most 50 runs; the last one is asserted whatever its timing. */
+static void run_in_time(bool (*scenario)(bool last))
+{
+	for (int attempt = 1; !scenario(attempt == 50); attempt++)
+		;
+}
+
+/* false (pair freed): late, run it again, unless LAST (then asserted). */
+static bool late(pair_t *p, uint64_t by, bool last)
+{
+	bool in_time = thoth_clock_now() < by;
+	if (!in_time && !last) {
+		pair_free(p);
+		return true;
+	}
+	assert_true(in_time);
+	return false;
+}
+
+static bool producer_rings_what_it_owes(bool last)
 {
 	pair_t *p = pair_new();
 	thoth_chan_moderation_cfg_t mc = { THOTH_CHAN_MOD_FIXED, 64, 1000 };
 	assert_int_equal(chan_mod_config(&p->srv, &mc), 0);
-	consumer_sleeps(&p->srv);
+	uint64_t by = consumer_sleeps(&p->srv);
 	send_one(&p->cli, 0);
+	/* The deferral holds only before the consumer's deadline (it failed
+	 * so under ASan at load 15: 0 deferred). */
+	if (late(p, by, last))
+		return false;
 	assert_int_equal(p->cli.st.bells_deferred, 1);
 	assert_int_equal(p->cli.st.wakes, 0);
 	/* Waiting for an answer (timeout 0 here: the flush comes first). */
@@ -166,9 +192,15 @@ static void test_a_producer_rings_what_it_owes_before_it_waits(void **state)
 	assert_int_equal(chan_wait(&p->cli, CHAN_WAIT_RECV, 0, 0), THOTH_E_AGAIN);
 	assert_int_equal(p->cli.st.wakes, 1);
 	pair_free(p);
+	return true;
 }
 
-static void test_a_lying_consumer_cannot_make_a_message_wait_beyond_the_cap(void **state)
+static void test_a_producer_rings_what_it_owes_before_it_waits(void **state)
+{
+	run_in_time(producer_rings_what_it_owes);
+}
+
+static bool lying_consumer(bool last)
 {
 	pair_t *p = pair_new();
 	chan_ctl_t *ctl = p->srv.ctl;
@@ -193,6 +225,8 @@ static void test_a_lying_consumer_cannot_make_a_message_wait_beyond_the_cap(void
 	atomic_store(&ctl->mod[CHAN_REQ].profile, 64u | 800u << 16);
 	atomic_store(&ctl->mod[CHAN_REQ].wake_by, by);
 	send_one(&p->cli, 0);
+	if (late(p, by, last))
+		return false;
 	assert_int_equal(p->cli.st.bells_deferred, 1);
 	assert_int_equal(p->cli.st.wakes, 3);
 	while (thoth_clock_now() <= by)
@@ -205,6 +239,12 @@ static void test_a_lying_consumer_cannot_make_a_message_wait_beyond_the_cap(void
 	chan_end_close(&p->srv);
 	assert_int_equal(chan_wait(&p->cli, CHAN_WAIT_RECV, 0, 1000), THOTH_E_PEER_GONE);
 	pair_free(p);
+	return true;
+}
+
+static void test_a_lying_consumer_cannot_make_a_message_wait_beyond_the_cap(void **state)
+{
+	run_in_time(lying_consumer);
 }
 
 /* ---- two processes ------------------------------------------------------- */

@@ -51,6 +51,7 @@
 #include "moderation_nic.h"
 #include "thoth/error.h"
 #include "thoth/loop.h"
+#include "../common/loop_until.h"
 
 /* ---- helpers ------------------------------------------------------------- */
 
@@ -169,30 +170,6 @@ static void on_change(void *arg, const thoth_nicmod_change_t *c)
 	}
 }
 
-static uint64_t now_ms(void) { return thoth_clock_now() / 1000000u; }
-
-static void noop_timer(thoth_loop_t *l, thoth_timer_t *t, void *a)
-{
-	(void)l;
-	(void)t;
-	*(bool *)a = true;
-}
-
-/* Run LOOP until PRED(ARG) or TIMEOUT_MS; returns PRED's last answer. */
-static bool run_until(thoth_loop_t *loop, bool (*pred)(void *), void *arg, unsigned timeout_ms)
-{
-	uint64_t end = now_ms() + timeout_ms;
-	while (!pred(arg) && now_ms() < end) {
-		bool fired = false;
-		thoth_timer_t *t;
-		thoth_loop_add_timer_in(loop, 20000000u, 0, noop_timer, &fired, &t);
-		thoth_loop_run_once(loop, true);
-		if (!fired)
-			thoth_timer_cancel(loop, t);
-	}
-	return pred(arg);
-}
-
 typedef struct ctx {
 	thoth_nicmod_t *m;
 	seen_t *seen;
@@ -251,7 +228,7 @@ static void test_a_tun_devices_rx_frames_follow_its_live_traffic(void **state)
 
 	traffic_t tr = { .fd = tfd, .tun = true };
 	traffic_start(&tr);
-	bool mod = run_until(loop, moderating, &c, 5000);
+	bool mod = test_loop_until(loop, moderating, &c, 5000);
 	traffic_stop(&tr);
 	if (!mod) {
 		thoth_nicmod_stats_t st;
@@ -277,7 +254,7 @@ static void test_a_tun_devices_rx_frames_follow_its_live_traffic(void **state)
 
 	/* Traffic stops: the loop sees a sample without packets, puts the
 	 * device back to unmoderated and goes idle. */
-	assert_true(run_until(loop, went_idle, &c, 3000));
+	assert_true(test_loop_until(loop, went_idle, &c, 3000));
 	thoth_coalesce_t after;
 	assert_int_equal(thoth_ethtool_coalesce_get(mine, "thmod0", &after, why, sizeof why), 0);
 	assert_int_equal(after.rx_frames, 1);
@@ -287,7 +264,7 @@ static void test_a_tun_devices_rx_frames_follow_its_live_traffic(void **state)
 	thoth_nicmod_stats(m, &st);
 	uint64_t wakes = st.wakes;
 	traffic_start(&tr);
-	bool busy = run_until(loop, went_busy, &c, 3000);
+	bool busy = test_loop_until(loop, went_busy, &c, 3000);
 	traffic_stop(&tr);
 	assert_true(busy);
 	thoth_nicmod_stats(m, &st);
@@ -304,22 +281,6 @@ static void test_a_tun_devices_rx_frames_follow_its_live_traffic(void **state)
 /* ---- the service: nic-moderator as its own process ------------------------ */
 
 #ifdef NIC_MODERATOR
-
-static bool read_line_until(FILE *f, const char *needle, char *line, size_t cap, unsigned timeout_ms)
-{
-	int fd = fileno(f);
-	uint64_t end = now_ms() + timeout_ms;
-	while (now_ms() < end) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		if (poll(&p, 1, 100) <= 0)
-			continue;
-		if (!fgets(line, (int)cap, f))
-			return false;
-		if (strstr(line, needle))
-			return true;
-	}
-	return false;
-}
 
 static void test_the_nic_moderator_service_drives_a_tun_device(void **state)
 {
@@ -343,10 +304,10 @@ static void test_the_nic_moderator_service_drives_a_tun_device(void **state)
 	FILE *f = fdopen(out[0], "r");
 	char line[1024];
 	/* Its first line: the device put to a known, unmoderated state. */
-	assert_true(read_line_until(f, "\"readback\":{\"rx_frames\":1}", line, sizeof line, 5000));
+	assert_true(test_read_line_until(f, "\"readback\":{\"rx_frames\":1}", line, sizeof line, 5000));
 	traffic_t tr = { .fd = tfd, .tun = true };
 	traffic_start(&tr);
-	bool mod = read_line_until(f, "\"asked\":{\"rx_frames\":256}", line, sizeof line, 5000);
+	bool mod = test_read_line_until(f, "\"asked\":{\"rx_frames\":256}", line, sizeof line, 5000);
 	bool held = mod && strstr(line, "\"readback\":{\"rx_frames\":1}") == NULL && strstr(line, "\"readback\"");
 	char why[300];
 	thoth_ethtool_t *mine;
@@ -355,8 +316,8 @@ static void test_the_nic_moderator_service_drives_a_tun_device(void **state)
 	 * loaded machine a pause in the writer may briefly idle the loop, so
 	 * this is a condition with a deadline, not one read). */
 	thoth_coalesce_t during = { 0 }, after;
-	uint64_t end = now_ms() + 5000;
-	while (mod && now_ms() < end) {
+	uint64_t end = test_now_ms() + 5000;
+	while (mod && test_now_ms() < end) {
 		assert_int_equal(thoth_ethtool_coalesce_get(mine, "thmod1", &during, why, sizeof why), 0);
 		if (during.rx_frames > 1)
 			break;
@@ -367,9 +328,9 @@ static void test_the_nic_moderator_service_drives_a_tun_device(void **state)
 	assert_true(held);
 	assert_true(during.rx_frames > 1);
 	/* Quiet: back to unmoderated, then SIGTERM ends it cleanly. */
-	assert_true(read_line_until(f, "\"asked\":{\"rx_frames\":1}", line, sizeof line, 5000));
+	assert_true(test_read_line_until(f, "\"asked\":{\"rx_frames\":1}", line, sizeof line, 5000));
 	kill(pid, SIGTERM);
-	assert_true(read_line_until(f, "\"summary\"", line, sizeof line, 5000));
+	assert_true(test_read_line_until(f, "\"summary\"", line, sizeof line, 5000));
 	assert_non_null(strstr(line, "\"refusals\":0"));
 	int status;
 	assert_int_equal(waitpid(pid, &status, 0), pid);
@@ -428,10 +389,10 @@ static void test_the_loop_applies_what_the_policy_computes_from_the_measured_rat
 	int sink;
 	traffic_t tr = { .fd = udp_to_lo(&sink) };
 	traffic_start(&tr);
-	bool mod = run_until(loop, moderating, &c, 5000);
+	bool mod = test_loop_until(loop, moderating, &c, 5000);
 	traffic_stop(&tr);
 	assert_true(mod);
-	assert_true(run_until(loop, went_idle, &c, 3000));
+	assert_true(test_loop_until(loop, went_idle, &c, 3000));
 	/* Every moderated setting is the adaptive profile for the rate that
 	 * sample measured: T = 256 packets' worth, within [10, 256] us. */
 	size_t moderated = 0;
@@ -480,14 +441,14 @@ static void test_dim_drives_the_device_through_net_dims_profiles(void **state)
 	int sink;
 	traffic_t tr = { .fd = udp_to_lo(&sink) };
 	traffic_start(&tr);
-	run_until(loop, went_busy, &c, 3000);
+	test_loop_until(loop, went_busy, &c, 3000);
 	/* Let DIM walk for 60 samples. */
 	thoth_nicmod_stats_t st;
-	uint64_t end = now_ms() + 3000;
+	uint64_t end = test_now_ms() + 3000;
 	do {
 		thoth_loop_run_once(loop, true);
 		thoth_nicmod_stats(m, &st);
-	} while (st.samples < 60 && now_ms() < end);
+	} while (st.samples < 60 && test_now_ms() < end);
 	traffic_stop(&tr);
 	assert_true(st.samples >= 10);
 	for (size_t i = 0; i < seen->n; i++) {
@@ -544,10 +505,10 @@ static void test_a_refused_parameter_is_dropped_and_the_rest_still_driven(void *
 	int sink;
 	traffic_t tr = { .fd = udp_to_lo(&sink) };
 	traffic_start(&tr);
-	bool mod = run_until(loop, moderating, &c, 5000);
+	bool mod = test_loop_until(loop, moderating, &c, 5000);
 	traffic_stop(&tr);
 	assert_true(mod);
-	assert_true(run_until(loop, went_idle, &c, 3000));
+	assert_true(test_loop_until(loop, went_idle, &c, 3000));
 	thoth_nicmod_stats_t st;
 	thoth_nicmod_stats(m, &st);
 	/* Refused once with its reason, then no longer asked; rx-frames and
@@ -561,9 +522,9 @@ static void test_a_refused_parameter_is_dropped_and_the_rest_still_driven(void *
 			reason |= strstr(seen->c[i].why, "Operation not supported") != NULL;
 	assert_true(reason);
 	traffic_start(&tr);
-	run_until(loop, moderating, &c, 2000);
+	test_loop_until(loop, moderating, &c, 2000);
 	traffic_stop(&tr);
-	assert_true(run_until(loop, went_idle, &c, 3000));
+	assert_true(test_loop_until(loop, went_idle, &c, 3000));
 	assert_int_equal(p.refused, refused);
 	thoth_nicmod_stop(m);
 	thoth_loop_free(loop);
@@ -587,7 +548,7 @@ static void test_an_idle_interface_costs_no_timer_and_no_wake_up(void **state)
 	char why[300];
 	assert_int_equal(thoth_nicmod_start(loop, &cfg, &m, why, sizeof why), 0);
 	ctx_t c = { m, NULL };
-	assert_true(run_until(loop, went_idle, &c, 1000));
+	assert_true(test_loop_until(loop, went_idle, &c, 1000));
 	/* Nothing flows on lo in this namespace: no timer is armed, and the
 	 * loop sleeps through 300 ms woken only by the test's own timer. */
 	assert_int_equal(thoth_loop_armed_at(loop), 0);
@@ -597,7 +558,7 @@ static void test_an_idle_interface_costs_no_timer_and_no_wake_up(void **state)
 	thoth_loop_stats(loop, &l0);
 	bool fired = false;
 	thoth_timer_t *t;
-	thoth_loop_add_timer_in(loop, 300000000u, 0, noop_timer, &fired, &t);
+	thoth_loop_add_timer_in(loop, 300000000u, 0, test_loop_tick, &fired, &t);
 	while (!fired)
 		thoth_loop_run_once(loop, true);
 	thoth_loop_stats(loop, &l1);

@@ -38,6 +38,7 @@
 #include <cmocka.h>
 
 #include "moderation_nvme.h"
+#include "../common/loop_until.h"
 #include "thoth/error.h"
 #include "thoth/loop.h"
 
@@ -140,34 +141,6 @@ static void gen_stop(gen_t *g)
 		thoth_timer_cancel(g->loop, g->t);
 	g->t = NULL;
 	g->rate = 0;
-}
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void noop_timer(thoth_loop_t *loop, thoth_timer_t *t, void *arg)
-{
-	(void)loop;
-	(void)t;
-	*(bool *)arg = true;
-}
-
-static bool run_until(thoth_loop_t *loop, bool (*pred)(void *), void *arg, unsigned timeout_ms)
-{
-	uint64_t end = now_ms() + timeout_ms;
-	while (!pred(arg) && now_ms() < end) {
-		bool fired = false;
-		thoth_timer_t *t;
-		thoth_loop_add_timer_in(loop, 20000000u, 0, noop_timer, &fired, &t);
-		thoth_loop_run_once(loop, true);
-		if (!fired)
-			thoth_timer_cancel(loop, t);
-	}
-	return pred(arg);
 }
 
 typedef struct seen {
@@ -402,10 +375,10 @@ static void test_the_loop_sets_what_the_policy_computes_from_the_counters(void *
 	ctx_t c = { m, &fake };
 	gen_t g = { .loop = loop, .ios = 1000, .irqs = 300, .per_irq = 1 };
 	gen_start(&g, 500000);                             /* 500k IOPS: 512 us for 256 completions */
-	bool mod = run_until(loop, moderating, &c, 5000);
+	bool mod = test_loop_until(loop, moderating, &c, 5000);
 	gen_stop(&g);
 	assert_true(mod);
-	assert_true(run_until(loop, went_idle, &c, 3000));
+	assert_true(test_loop_until(loop, went_idle, &c, 3000));
 	/* Every Set Features sent is FID 8 with the adaptive profile for the
 	 * rate that sample measured, and reads back as sent. */
 	size_t moderated = 0;
@@ -454,7 +427,7 @@ static void test_dim_walks_net_dims_profiles_on_the_controller(void **state)
 	/* Interrupts fall as coalescing rises: DIM's "fewer events per ms" is better. */
 	gen_t g = { .loop = loop, .ios = 1000, .irqs = 300, .per_irq = 4 };
 	gen_start(&g, 200000);
-	bool mod = run_until(loop, moderating, &c, 8000);
+	bool mod = test_loop_until(loop, moderating, &c, 8000);
 	gen_stop(&g);
 	thoth_nvmemod_stats_t st;
 	thoth_nvmemod_stats(m, &st);
@@ -473,7 +446,7 @@ static void test_dim_walks_net_dims_profiles_on_the_controller(void **state)
 		}
 		assert_true(is_dim || seen->c[i].profile.max_us == 0);
 	}
-	assert_true(run_until(loop, went_idle, &c, 3000));
+	assert_true(test_loop_until(loop, went_idle, &c, 3000));
 	thoth_nvmemod_stop(m);
 	thoth_loop_free(loop);
 	free(seen);
@@ -502,7 +475,7 @@ static void test_an_idle_controller_costs_no_timer_and_no_wake_up(void **state)
 	thoth_loop_stats(loop, &l0);
 	bool fired = false;
 	thoth_timer_t *t;
-	thoth_loop_add_timer_in(loop, 300000000u, 0, noop_timer, &fired, &t);
+	thoth_loop_add_timer_in(loop, 300000000u, 0, test_loop_tick, &fired, &t);
 	while (!fired)
 		thoth_loop_run_once(loop, true);
 	thoth_loop_stats(loop, &l1);
@@ -513,8 +486,8 @@ static void test_an_idle_controller_costs_no_timer_and_no_wake_up(void **state)
 	assert_int_equal(fake.n, cmds);                   /* and not one admin command */
 	/* A completion (the counters move): woken, sampling, then idle again. */
 	put_counters(1010, 303);
-	assert_true(run_until(loop, is_busy, &c, 2000));
-	assert_true(run_until(loop, went_idle, &c, 2000));
+	assert_true(test_loop_until(loop, is_busy, &c, 2000));
+	assert_true(test_loop_until(loop, went_idle, &c, 2000));
 	thoth_nvmemod_stats(m, &after);
 	assert_int_equal(after.wakes, before.wakes + 1);
 	assert_int_equal(thoth_loop_armed_at(loop), 0);
@@ -560,7 +533,7 @@ static void test_a_controller_that_refuses_is_named_and_left_alone(void **state)
 	ctx_t c = { m, &fake };
 	gen_t g = { .loop = loop, .ios = 1000, .irqs = 300, .per_irq = 1 };
 	gen_start(&g, 500000);
-	bool off = run_until(loop, is_disabled, &c, 5000);
+	bool off = test_loop_until(loop, is_disabled, &c, 5000);
 	gen_stop(&g);
 	assert_true(off);
 	thoth_nvmemod_stats_t st;
@@ -572,7 +545,7 @@ static void test_a_controller_that_refuses_is_named_and_left_alone(void **state)
 	put_counters(999999, 99999);
 	bool fired = false;
 	thoth_timer_t *t;
-	thoth_loop_add_timer_in(loop, 50000000u, 0, noop_timer, &fired, &t);
+	thoth_loop_add_timer_in(loop, 50000000u, 0, test_loop_tick, &fired, &t);
 	while (!fired)
 		thoth_loop_run_once(loop, true);
 	thoth_nvmemod_stats(m, &st);
@@ -589,11 +562,11 @@ static void test_a_controller_that_refuses_is_named_and_left_alone(void **state)
 	put_counters(1000, 300);
 	g = (gen_t){ .loop = loop, .ios = 1000, .irqs = 300, .per_irq = 1 };
 	gen_start(&g, 500000);
-	uint64_t end = now_ms() + 5000;
+	uint64_t end = test_now_ms() + 5000;
 	do {
-		run_until(loop, went_idle, &c, 20);
+		test_loop_until(loop, went_idle, &c, 20);
 		thoth_nvmemod_stats(m, &st);
-	} while (!st.mismatches && now_ms() < end);
+	} while (!st.mismatches && test_now_ms() < end);
 	gen_stop(&g);
 	assert_true(st.mismatches >= 1);
 	bool said = false;
@@ -777,13 +750,13 @@ static void test_the_loop_wakes_through_perf_on_a_real_completion(void **state)
 	for (int i = 0; i < 20 && !st.wakes; i++) {
 		assert_int_equal(pwrite(fd, block, sizeof block, (off_t)i * 4096), (ssize_t)sizeof block);
 		assert_int_equal(fdatasync(fd), 0);
-		run_until(loop, is_busy, &c, 100);
+		test_loop_until(loop, is_busy, &c, 100);
 		thoth_nvmemod_stats(m, &st);
 	}
 	close(fd);
 	unlink(path);
 	assert_true(st.wakes >= 1);
-	assert_true(run_until(loop, went_idle, &c, 2000));
+	assert_true(test_loop_until(loop, went_idle, &c, 2000));
 	thoth_nvmemod_stop(m);
 	thoth_loop_free(loop);
 }
@@ -791,21 +764,6 @@ static void test_the_loop_wakes_through_perf_on_a_real_completion(void **state)
 /* ---- the service ------------------------------------------------------------------ */
 
 #ifdef NVME_MODERATOR
-static bool read_line_until(FILE *f, const char *needle, char *line, size_t len, unsigned timeout_ms)
-{
-	uint64_t end = now_ms() + timeout_ms;
-	while (now_ms() < end) {
-		struct pollfd p = { .fd = fileno(f), .events = POLLIN };
-		if (poll(&p, 1, 50) <= 0)
-			continue;
-		if (!fgets(line, (int)len, f))
-			return false;
-		if (strstr(line, needle))
-			return true;
-	}
-	return false;
-}
-
 static void test_the_nvme_moderator_service_drives_a_fixture_controller(void **state)
 {
 	(void)state;
@@ -828,13 +786,13 @@ static void test_the_nvme_moderator_service_drives_a_fixture_controller(void **s
 	setvbuf(f, NULL, _IONBF, 0);
 	char line[1024];
 	/* Start: Get Features 0x08, then Set Features 0x08 = 0 (unmoderated). */
-	assert_true(read_line_until(f, "{\"command\":{\"opcode\":10,\"cdw10\":8,\"cdw11\":0}}", line, sizeof line, 5000));
-	assert_true(read_line_until(f, "{\"command\":{\"opcode\":9,\"cdw10\":8,\"cdw11\":0}}", line, sizeof line, 5000));
-	assert_true(read_line_until(f, "\"asked\":0,\"readback\":0", line, sizeof line, 5000));
+	assert_true(test_read_line_until(f, "{\"command\":{\"opcode\":10,\"cdw10\":8,\"cdw11\":0}}", line, sizeof line, 5000));
+	assert_true(test_read_line_until(f, "{\"command\":{\"opcode\":9,\"cdw10\":8,\"cdw11\":0}}", line, sizeof line, 5000));
+	assert_true(test_read_line_until(f, "\"asked\":0,\"readback\":0", line, sizeof line, 5000));
 	/* "I/O" at ~500k completions/s, written by this process. */
-	uint64_t ios = 1000, t0 = now_ms(), end = t0 + 5000;
+	uint64_t ios = 1000, t0 = test_now_ms(), end = t0 + 5000;
 	bool mod = false;
-	while (!mod && now_ms() < end) {
+	while (!mod && test_now_ms() < end) {
 		for (int i = 0; i < 5; i++) {
 			usleep(1000);
 			ios += 500;
@@ -846,9 +804,9 @@ static void test_the_nvme_moderator_service_drives_a_fixture_controller(void **s
 	}
 	assert_true(mod);
 	/* Quiet: back to 0, then SIGTERM restores and sums up. */
-	assert_true(read_line_until(f, "\"asked\":0,", line, sizeof line, 5000));
+	assert_true(test_read_line_until(f, "\"asked\":0,", line, sizeof line, 5000));
 	kill(pid, SIGTERM);
-	assert_true(read_line_until(f, "\"summary\"", line, sizeof line, 5000));
+	assert_true(test_read_line_until(f, "\"summary\"", line, sizeof line, 5000));
 	assert_non_null(strstr(line, "\"refusals\":0"));
 	assert_non_null(strstr(line, "\"disabled\":false"));
 	int status;

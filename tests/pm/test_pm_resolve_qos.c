@@ -32,6 +32,7 @@
 #include "pm.thoth.h"
 #include "thoth/loop.h"
 #include "thoth/pool.h"
+#include "../common/testutil.h"
 
 /* The sim driver's disk: OFF wakes in 30 ms, IDLE in 2 ms, ACTIVE is on.
  * 3 ms therefore means "at least IDLE". */
@@ -178,19 +179,6 @@ static int32_t cpu_dma_latency(fixture_t *f)
 	return v;
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
 /* The resolver's own view: thothd's answer reaches it after thothd shows
  * the record, so the client side is waited for on its own. */
 typedef struct client_state {
@@ -227,11 +215,11 @@ static void test_a_bound_on_a_resolve_holds_the_service_element_and_kill_9_of_th
 	uint64_t rtt[21];
 	view_t v;
 	for (int i = 0; i < 21; i++) {
-		uint64_t t = now_ns();
+		uint64_t t = test_now_ns();
 		assert_int_equal(look(&f, &v), 0);
-		rtt[i] = now_ns() - t;
+		rtt[i] = test_now_ns() - t;
 	}
-	qsort(rtt, 21, sizeof rtt[0], cmp_u64);
+	qsort(rtt, 21, sizeof rtt[0], test_cmp_u64);
 	char qos[16];
 	snprintf(qos, sizeof qos, "%d", BOUND_US);
 	const char *argv[] = { PM_QOS_CLIENT_PATH, f.h.dir, "store", qos, NULL };
@@ -249,11 +237,11 @@ static void test_a_bound_on_a_resolve_holds_the_service_element_and_kill_9_of_th
 	 * thothd showing the bound gone. */
 	kill(client, SIGKILL);
 	waitpid(client, NULL, 0);
-	uint64_t t0 = now_ns(), t1 = 0;
-	while (now_ns() - t0 < 5000000000ull) {
+	uint64_t t0 = test_now_ns(), t1 = 0;
+	while (test_now_ns() - t0 < 5000000000ull) {
 		assert_int_equal(look(&f, &v), 0);
 		if (v.services == 0 && v.qos_us == 0 && v.leases == 0) {
-			t1 = now_ns();
+			t1 = test_now_ns();
 			break;
 		}
 	}
@@ -374,10 +362,10 @@ static bool pool_in_state(void *arg)
 static uint64_t released_after(fixture_t *f, uint64_t t0)
 {
 	view_t v;
-	while (now_ns() - t0 < 5000000000ull) {
+	while (test_now_ns() - t0 < 5000000000ull) {
 		assert_int_equal(look(f, &v), 0);
 		if (v.services == 0 && v.qos_us == 0 && v.leases == 0 && v.cpu_request_us == 0)
-			return now_ns() - t0;
+			return test_now_ns() - t0;
 	}
 	return 0;
 }
@@ -411,7 +399,7 @@ static void test_a_pool_passes_its_bound_to_thothd_and_kill_9_of_the_pool_proces
 						 * after the driver registered "store") */
 	assert_int_equal(cpu_dma_latency(&f), BOUND_US);
 	thoth_pool_free(p);
-	assert_true(released_after(&f, now_ns()) != 0);
+	assert_true(released_after(&f, test_now_ns()) != 0);
 	wait_for(&f, loop, DISK_OFF, 0, 0, 0);
 	/* A name thothd takes no bound for: refused with the reason; the pool
 	 * keeps its resolve. */
@@ -434,7 +422,7 @@ static void test_a_pool_passes_its_bound_to_thothd_and_kill_9_of_the_pool_proces
 	assert_int_equal(cpu_dma_latency(&f), BOUND_US);
 	kill(client, SIGKILL);
 	waitpid(client, NULL, 0);
-	uint64_t took = released_after(&f, now_ns());
+	uint64_t took = released_after(&f, test_now_ns());
 	print_message("pool's bound released %.3f ms after its process died\n", took / 1e6);
 	assert_true(took != 0);
 	wait_for(&f, NULL, DISK_OFF, 0, -1, 0);

@@ -27,6 +27,7 @@
 #include "pm.thoth.h"
 #include "timerpage.h"
 #include "../common/slowdown.h"
+#include "../common/testutil.h"
 
 typedef struct client {
 	thoth_control_t ctl;
@@ -260,19 +261,6 @@ static pid_t holder_child(harness_t *h, const char *element, uint32_t level)
 	return pid;
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
 static void test_kill_9_of_holder_frees_its_lease_within_1ms(void **state)
 {
 	harness_t h;
@@ -282,11 +270,11 @@ static void test_kill_9_of_holder_frees_its_lease_within_1ms(void **state)
 	uint64_t rtt[21];
 	snapshot_t s;
 	for (int i = 0; i < 21; i++) {
-		uint64_t t = now_ns();
+		uint64_t t = test_now_ns();
 		assert_int_equal(snapshot(&c, &s), 0);
-		rtt[i] = now_ns() - t;
+		rtt[i] = test_now_ns() - t;
 	}
-	qsort(rtt, 21, sizeof rtt[0], cmp_u64);
+	qsort(rtt, 21, sizeof rtt[0], test_cmp_u64);
 	uint64_t bound = 1000000 + 100 * rtt[10];       /* generous: a loaded 2-core box */
 	/* Up to three holders: a load spike on the shared box (32 ms once under
 	 * ASan in a full make test) stalls thothd once, not three times in a
@@ -303,11 +291,11 @@ static void test_kill_9_of_holder_frees_its_lease_within_1ms(void **state)
 		 * ASan process's mappings) is not thothd's to shorten. */
 		kill(child, SIGKILL);
 		waitpid(child, NULL, 0);
-		uint64_t t0 = now_ns(), t1 = 0;
-		while (now_ns() - t0 < 5000000000ull) {
+		uint64_t t0 = test_now_ns(), t1 = 0;
+		while (test_now_ns() - t0 < 5000000000ull) {
 			assert_int_equal(snapshot(&c, &s), 0);
 			if (s.leases == 0) {
-				t1 = now_ns();
+				t1 = test_now_ns();
 				break;
 			}
 		}
@@ -725,13 +713,6 @@ static bool qos_released(void *arg)
 	return !holds_open(((released_arg_t *)arg)->pid, "cpu_dma_latency");
 }
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* The engine's CPU idle hint through a real thothd on the x86 laptop's
  * cpuidle table (C2: 127 us latency, 381 us residency; C3: 1048 / 3144):
  * a wake-up posted on the window page 2 ms ahead makes thothd hold 127 us
@@ -778,7 +759,7 @@ static void test_cpu_idle_hint_follows_the_next_posted_wake_up(void **state)
 	/* Far (3 s, past C3's 3144 us): the kernel may go as deep as it likes. */
 	bool seen_far = false, seen_near = false;
 	for (int round = 0; round < 200 && !seen_far; round++) {
-		timerpage_post(pg, slot, mono_ns() + 3000000000ull, 0);
+		timerpage_post(pg, slot, test_now_ns() + 3000000000ull, 0);
 		assert_int_equal(cpu_qos(&c, &q, st, sizeof st), 0);
 		if (q.next_wake_ns >= 3144000ull) {    /* decided on our far post */
 			seen_far = true;
@@ -792,7 +773,7 @@ static void test_cpu_idle_hint_follows_the_next_posted_wake_up(void **state)
 	 * the call may come after the instant: post again until thothd decided
 	 * while it was between C2's and C3's residency away. */
 	for (int round = 0; round < 200 && !seen_near; round++) {
-		timerpage_post(pg, slot, mono_ns() + 2000000ull, 0);
+		timerpage_post(pg, slot, test_now_ns() + 2000000ull, 0);
 		assert_int_equal(cpu_qos(&c, &q, st, sizeof st), 0);
 		if (q.next_wake_ns >= 381000ull && q.next_wake_ns < 3144000ull) {
 			seen_near = true;
@@ -893,7 +874,7 @@ static void test_cpu_idle_hints_stop_with_a_reason_when_the_request_cannot_be_he
 	assert_int_equal(q.idle_states, 4);
 	bool off = false;
 	for (int round = 0; round < 200 && !off; round++) {
-		timerpage_post(pg, slot, mono_ns() + 2000000ull, 0);
+		timerpage_post(pg, slot, test_now_ns() + 2000000ull, 0);
 		assert_int_equal(cpu_qos(&c, &q, st, sizeof st), 0);
 		off = q.idle_states == 0;
 	}

@@ -3,9 +3,12 @@
  * nothing.  Real processes: thothd, two echo services and echo-client
  * calling them (reporting calls/s every second).  thothd is killed (-9)
  * and restarted three times:
- *   - echo-client never drops to zero: every report after the baseline
- *     keeps at least a third of the baseline rate (it picks instances from
- *     its resolver's cache and calls over channels thothd is not part of);
+ *   - echo-client never drops to zero: thothd stays away 1.5 s each time,
+ *     so at least one whole one-second report falls inside its absence,
+ *     and every report after the baseline keeps a tenth of the baseline
+ *     rate (it picks instances from its resolver's cache and calls over
+ *     channels thothd is not part of; a call that waited for thothd would
+ *     empty that report);
  *   - both services are registered again within a second of the new
  *     thothd answering (re-registration latency printed);
  *   - no descriptor leaks: each echo's and echo-client's /proc/PID/fd
@@ -147,8 +150,9 @@ static void test_thothd_restarts_do_not_stop_calls_or_leak(void **state)
 	uint64_t worst_ms = 0;
 	for (int i = 0; i < 3; i++) {
 		harness_kill(&h, h.thothd, SIGKILL);
-		/* thothd away for a moment while the client keeps calling */
-		struct timespec away = { 0, 300 * 1000 * 1000 };
+		/* thothd away for longer than a report while the client keeps
+		 * calling (the measurement window, not a synchronization) */
+		struct timespec away = { 1, 500 * 1000 * 1000 };
 		nanosleep(&away, NULL);
 		assert_true(harness_start_thothd(&h, NULL) > 0);
 		uint64_t t0 = harness_now_ms();
@@ -172,8 +176,13 @@ static void test_thothd_restarts_do_not_stop_calls_or_leak(void **state)
 	for (int i = 3; i < n; i++)
 		lowest = rates[i] < lowest ? rates[i] : lowest;
 	fprintf(stderr, "# echo-client: baseline median %.0f calls/s, lowest during restarts %.0f "
-		"calls/s (%d reports)\n", base[1], lowest, n);
-	assert_true(lowest >= base[1] / 3);
+		"calls/s (%.2f of it; bound 0.10, %d reports)\n", base[1], lowest, lowest / base[1], n);
+	/* A tenth, not a third: a report that thothd's absence filled would
+	 * be near zero, while the load of a restarting (ASan) thothd on a
+	 * loaded 2-CPU box took a report to 0.43 of the baseline with calls
+	 * that never waited for it (the old bound of a third, with thothd
+	 * away only 0.3 s, could not tell a 0.5 s stall from that). */
+	assert_true(lowest >= base[1] / 10);
 
 	fprintf(stderr, "# fds: echo %d->%d, echo %d->%d, echo-client %d->%d\n", fds_e1,
 		client_proc_fds(e1), fds_e2, client_proc_fds(e2), fds_client,

@@ -32,6 +32,7 @@
 
 #include "chantest.thoth.h"
 #include "thoth/channel.h"
+#include "../common/testutil.h"
 
 enum {
 	CLIENTS = 4,
@@ -52,13 +53,6 @@ static int on_echo(void *self, const thoth_chantest_Test_echo_req_t *req,
 
 static const thoth_chantest_Test_handlers_t handlers = { .echo = on_echo };
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* A client process: waits for the go byte, calls (at least CALLS times, and
  * until the storm has made its moves), writes how many calls were
  * answered to OUT, exits. */
@@ -70,13 +64,8 @@ static void client(int cpu, int go, int out)
 	/* On CPU before connecting: the service hands the channel to the
 	 * worker on the CPU the client last ran on, so clients on every CPU
 	 * spread the calls over every worker. */
-	cpu_set_t one;
-	CPU_ZERO(&one);
-	CPU_SET(cpu, &one);
-	if (sched_setaffinity(0, sizeof one, &one))
+	if (!test_run_on_cpu(cpu))
 		_exit(5);
-	while (sched_getcpu() != cpu)
-		sched_yield();
 	thoth_chan_config_t cc = { .iface = &thoth_chantest_Test_info, .wait = THOTH_CHAN_SLEEP };
 	thoth_chan_t *ch;
 	char why[300];
@@ -194,9 +183,9 @@ static void test_per_cpu_counters_fold_without_loss_under_migration_storm(void *
 	pthread_t server, storm;
 	assert_int_equal(pthread_create(&server, NULL, serve, &served), 0);
 	thoth_chan_server_stats_t s0;
-	uint64_t end = now_ms() + DEADLINE_MS;
+	uint64_t end = test_now_ms() + DEADLINE_MS;
 	while (access(sock_path, F_OK) != 0 || thoth_serve_stats(&s0) != 0) {
-		assert_true(now_ms() < end);
+		assert_true(test_now_ms() < end);
 		usleep(1000);   /* polling a condition, with a deadline */
 	}
 	assert_int_equal(s0.calls, 0);
@@ -224,7 +213,7 @@ static void test_per_cpu_counters_fold_without_loss_under_migration_storm(void *
 				done++;
 			}
 		}
-		assert_true(now_ms() < end);
+		assert_true(test_now_ms() < end);
 	}
 	__atomic_store_n(&st.stop, 1, __ATOMIC_RELEASE);
 	pthread_join(storm, NULL);

@@ -12,6 +12,11 @@
  *     may be logged: which one happened is printed);
  *  3. once co-located by the policy, the client starts burning its CPU:
  *     the pair no longer fits and the service is spread again (logged).
+ *     The policy reads the CPU time the pair got; on a loaded machine a
+ *     burning client gets only its share, so when no spread comes the
+ *     pair's CPU time (read as the service reads it) decides: above 92% in
+ *     some policy window is a failure, below it the step is reported as
+ *     not produced (it failed at load 20 on a fixed 15 s budget).
  * The client's calls are its workload (5 ms apart), never synchronisation;
  * every wait is a condition polled against a deadline.
  */
@@ -141,13 +146,56 @@ static void call(thoth_chan_t *ch)
 	assert_int_equal(thoth_chantest_Test_echo(thoth_chan_client(ch), &rq, &rs, &a), 0);
 }
 
+/* CPU time of a thread in ns (schedstat's first field), 0 unknown: the
+ * figure the service's placement windows read. */
+static uint64_t schedstat_ns(const char *path)
+{
+	unsigned long long v = 0;
+	FILE *f = fopen(path, "re");
+	if (f) {
+		if (fscanf(f, "%llu", &v) != 1)
+			v = 0;
+		fclose(f);
+	}
+	return v;
+}
+
+/* The pair's CPU time: this (calling) thread's and the service thread's
+ * (chan_service serves on its main thread). */
+static uint64_t pair_cpu_ns(void)
+{
+	char p[64];
+	snprintf(p, sizeof p, "/proc/%d/schedstat", (int)service_pid);
+	return schedstat_ns("/proc/thread-self/schedstat") + schedstat_ns(p);
+}
+
+/* What the pair got of its shared CPU over a span: a loaded machine gives
+ * a burning client only its share, and the policy spreads on what the
+ * pair used, not on what it wanted. */
+typedef struct {
+	uint64_t t0, cpu0, t1, cpu1;
+	uint64_t max_gap;       /* the longest time between two calls' readings */
+} pair_span_t;
+
 /* Calls 5 ms apart (sleeping, or burning the CPU when BURN) until COND
- * holds or DEADLINE_MS passes. */
-static bool calls_until(thoth_chan_t *ch, bool burn, bool (*cond)(void), int deadline_ms)
+ * holds or DEADLINE_MS passes.  With SPAN, the pair's CPU time is read at
+ * each call from SPAN->t0 on (0: at once). */
+static bool calls_until(thoth_chan_t *ch, bool burn, bool (*cond)(void), int deadline_ms, pair_span_t *span)
 {
 	uint64_t end = thoth_clock_now() + (uint64_t)deadline_ms * MS;
 	while (thoth_clock_now() < end) {
 		call(ch);
+		if (span) {
+			uint64_t now = thoth_clock_now(), cpu = pair_cpu_ns();
+			if (now >= span->t0 && !span->cpu0) {
+				span->t0 = now;
+				span->cpu0 = cpu;
+			} else if (span->cpu0 && now - span->t1 > span->max_gap) {
+				span->max_gap = now - span->t1;
+			}
+			span->t1 = now;
+			span->cpu1 = cpu;
+		}
 		if (cond && cond())
 			return true;
 		if (burn) {
@@ -181,7 +229,7 @@ static void test_service_pinned_by_the_user_is_never_moved(void **state)
 	pin_self(client_cpu);
 	thoth_chan_t *ch = open_chan();
 	/* Three windows of a pair the policy would co-locate at once. */
-	calls_until(ch, false, NULL, 3500);
+	calls_until(ch, false, NULL, 3500, NULL);
 	cpu_set_t set;
 	assert_int_equal(service_cpus(&set), 1);
 	assert_true(CPU_ISSET(other_cpu, &set));
@@ -210,7 +258,7 @@ static void test_service_follows_its_client_and_spreads_when_the_pair_no_longer_
 	start_service(-1);
 	pin_self(client_cpu);
 	thoth_chan_t *ch = open_chan();
-	bool moved = calls_until(ch, false, moved_to_client, 10000);
+	bool moved = calls_until(ch, false, moved_to_client, 10000, NULL);
 	char want[64];
 	snprintf(want, sizeof want, "moved to CPU %d", client_cpu);
 	if (!moved) {
@@ -224,9 +272,37 @@ static void test_service_follows_its_client_and_spreads_when_the_pair_no_longer_
 		/* 3: the client now burns its CPU between calls: the pair needs
 		 * more than the shared CPU, the service is spread again (after
 		 * the 2 s dwell). */
-		assert_true(calls_until(ch, true, spread, 15000));
-		assert_true(log_has("spread over every CPU"));
-		print_message("moved to the client's CPU %d, spread again when it burned its CPU\n", client_cpu);
+		pair_span_t span = { .t0 = thoth_clock_now() + 2000 * MS };
+		if (calls_until(ch, true, spread, 15000, &span)) {
+			assert_true(log_has("spread over every CPU"));
+			print_message("moved to the client's CPU %d, spread again when it burned its CPU\n",
+				      client_cpu);
+		} else {
+			/* Not spread.  The policy judges one-second windows (each
+			 * ends at the first call after a second: at most a second
+			 * and the longest gap between calls) and spreads when the
+			 * pair used more than 90% of one.
+			 * After the dwell, N whole windows lay in the span: if the
+			 * pair missed less than 80 ms of CPU per window on average,
+			 * one of them had it above 92% (a few ms of margin for
+			 * our readings' offset from the service's), and the
+			 * service should have spread.  Otherwise the machine's load,
+			 * not the pair, filled the CPU: the policy's input was not
+			 * produced and the step proves nothing either way. */
+			double secs = span.cpu0 && span.t1 > span.t0 ? (double)(span.t1 - span.t0) / 1e9 : 0;
+			double used = secs > 0 ? (double)(span.cpu1 - span.cpu0) / 1e9 : 0;
+			double window = 1.0 + (double)span.max_gap / 1e9;
+			int windows = (int)(secs / window) - 1;
+			double missed = secs - used;
+			print_message("not spread after 15 s: over the %.1f s after the dwell the pair used %.0f%% "
+				      "of its shared CPU (%d whole policy windows)\n", secs, secs > 0 ? used * 100 / secs : 0,
+				      windows);
+			if (windows >= 1 && missed < 0.08 * windows)
+				fail_msg("the pair used more than 92%% of its CPU in some policy window, and the "
+					 "service was not spread");
+			print_message("the machine's load gave the burning client less than its CPU: "
+				      "spreading not asserted\n");
+		}
 	}
 	thoth_chan_close(ch);
 	unpin_self();

@@ -23,6 +23,7 @@
 
 #include "chantest.thoth.h"
 #include "thoth/channel.h"
+#include "../common/testutil.h"
 
 enum { CALLS = 50, MAX_CPUS = 64 };
 
@@ -68,14 +69,9 @@ typedef struct result {
 
 static void client(int cpu, result_t *out)
 {
-	cpu_set_t set;
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	if (sched_setaffinity(0, sizeof set, &set))
-		_exit(2);
 	/* Run on it before connecting: the service reads where we last ran. */
-	while (sched_getcpu() != cpu)
-		sched_yield();
+	if (!test_run_on_cpu(cpu))
+		_exit(2);
 	thoth_chan_config_t cc = { .iface = &thoth_chantest_Test_info, .wait = THOTH_CHAN_SLEEP };
 	thoth_chan_t *ch;
 	char why[300];

@@ -1,0 +1,32 @@
+/*
+ * why.h - the one formatter of a caller's `why` buffer: the text that
+ * names what was wrong when a libthoth call fails (STYLE.md: bad input
+ * gets a clear error naming the problem).  Every module wrote its own
+ * five-line copy of it (say(), put_why(), fail(), ...); they all call
+ * these now.  Internal: thoth__ prefix, hidden from libthoth.so.
+ */
+#ifndef THOTH_IPC_WHY_H
+#define THOTH_IPC_WHY_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+#ifndef THOTH__HIDDEN
+#define THOTH__HIDDEN __attribute__((visibility("hidden")))
+#endif
+
+/* Format into WHY (LEN bytes, always terminated); nothing when WHY is NULL
+ * or LEN is 0 (the caller did not ask).  Declared printf-like: a caller's
+ * format is checked, and clang's -Wformat-nonliteral (make fuzz, -Werror)
+ * accepts formats passed through it. */
+THOTH__HIDDEN
+void thoth__why(char *why, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* The same, returning ERR: `return thoth__why_err(why, len, THOTH_E_INVAL, ...)`. */
+THOTH__HIDDEN
+int thoth__why_err(char *why, size_t len, int err, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+THOTH__HIDDEN
+void thoth__vwhy(char *why, size_t len, const char *fmt, va_list ap) __attribute__((format(printf, 3, 0)));
+
+#endif
