@@ -32,8 +32,19 @@ int client_proc_fds(pid_t pid)
 		return -1;
 	int n = 0;
 	struct dirent *e;
-	while ((e = readdir(d)))
-		n += e->d_name[0] != '.';
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		/* A file under /proc is a read in progress (a channel server's
+		 * placement window reads its thread's schedstat: open, read,
+		 * close), not a descriptor the process keeps: counted, it made
+		 * a baseline one too high and the test waited for it in vain. */
+		char link[400], target[64];
+		snprintf(link, sizeof link, "%s/%s", path, e->d_name);
+		ssize_t len = readlink(link, target, sizeof target - 1);
+		target[len > 0 ? len : 0] = 0;
+		n += strncmp(target, "/proc/", 6) != 0;
+	}
 	closedir(d);
 	return n;
 }

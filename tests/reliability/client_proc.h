@@ -12,7 +12,8 @@
 /* voluntary_ctxt_switches of the main thread (the processes under test are
  * single-threaded), or -1. */
 long client_proc_wakeups(pid_t pid);
-/* Entries in /proc/PID/fd, or -1. */
+/* Entries in /proc/PID/fd, or -1; files under /proc (reads in progress,
+ * such as a channel server's schedstat) are not counted. */
 int client_proc_fds(pid_t pid);
 /* What they are: "FD->TARGET " for each, into BUF (truncated to LEN), for
  * a message that names a descriptor that came or went. */
