@@ -148,277 +148,276 @@ int thoth_shard_table_new(const thoth_shard_config_t *cfg, const uint64_t *ids, 
 	double eps = cfg->balance;
 	if (isnan(eps) || eps > 100.0) {
 		thoth__why(why, why_len, "balance %g: not a number in (0, 100] (or < 0 for off)", eps);
-		       return THOTH_E_INVAL;
-	       }
-	       if (eps == 0.0)
-		       eps = THOTH_SHARD_DEFAULT_BALANCE;
-	       uint32_t m = 0;
-	       if (cfg->algo == THOTH_SHARD_MAGLEV) {
-		       if (cfg->table_size) {
-			       m = cfg->table_size;
-			       if ((uint64_t)m <= 100u * (uint64_t)n || m > THOTH_SHARD_MAX_TABLE || !is_prime(m)) {
-				       thoth__why(why, why_len, "maglev table size %u: not a prime > 100 N = %zu and <= %u",
-				                  m, 100 * n, THOTH_SHARD_MAX_TABLE);
-				       return THOTH_E_INVAL;
-			       }
-		       } else {
-			       /* A ladder, not a function of N: a key keeps its slot only
-			        * while M stays the same, so M changes only when N crosses
-			        * a power of two / 100 (655, 1310, ...). */
-			       uint64_t want = 32768;
-			       while (want <= 100u * (uint64_t)n)
-				       want *= 2;
-			       m = next_prime((uint32_t)want);
-		       }
-	       }
-	       if (cfg->algo == THOTH_SHARD_JUMP && ids) {
-		       for (size_t i = 0; i < n; i++)
-			       if (ids[i] != i) {
-				       thoth__why(why, why_len, "jump: shards must be numbered 0..N-1 in order; member %zu is %llu",
-				                  i, (unsigned long long)ids[i]);
-				       return THOTH_E_INVAL;
-			       }
-	       }
-	       if (ids && cfg->algo != THOTH_SHARD_JUMP) {
-		       uint64_t *sorted = malloc(n * sizeof *sorted);
-		       if (!sorted)
-			       return THOTH_E_NOMEM;
-		       memcpy(sorted, ids, n * sizeof *sorted);
-		       qsort(sorted, n, sizeof *sorted, cmp_u64);
-		       for (size_t i = 1; i < n; i++)
-			       if (sorted[i] == sorted[i - 1]) {
-				       thoth__why(why, why_len, "%s: member id %llu appears twice", an,
-				                  (unsigned long long)sorted[i]);
-				       free(sorted);
-				       return THOTH_E_INVAL;
-			       }
-		       free(sorted);
-	       }
-       
-	       thoth_shard_table_t *t = calloc(1, sizeof *t);
-	       if (!t)
-		       return THOTH_E_NOMEM;
-	       t->algo = cfg->algo;
-	       t->n = (uint32_t)n;
-	       t->m = m;
-	       t->balance = eps;
-	       t->cap_per_load = (1.0 + eps) / (double)n;
-	       t->load = calloc(n, sizeof *t->load);
-	       int err = t->load ? 0 : THOTH_E_NOMEM;
-	       if (!err && cfg->algo == THOTH_SHARD_MAGLEV) {
-		       t->entry = malloc((size_t)m * sizeof *t->entry);
-		       err = t->entry ? maglev_fill(t, ids) : THOTH_E_NOMEM;
-	       }
-	       if (!err && cfg->algo == THOTH_SHARD_RENDEZVOUS) {
-		       t->ids = malloc(n * sizeof *t->ids);
-		       if (t->ids)
-			       for (size_t i = 0; i < n; i++)
-				       t->ids[i] = mix64(ids[i] ^ 0x3c6ef372fe94f82bull);
-		       else
-			       err = THOTH_E_NOMEM;
-	       }
-	       if (err) {
-		       thoth_shard_table_free(t);
-		       return err;
-	       }
-	       *out = t;
-	       return 0;
-       }
-       
-       void thoth_shard_table_free(thoth_shard_table_t *t)
-       {
-	       if (!t)
-		       return;
-	       free(t->entry);
-	       free(t->ids);
-	       free(t->load);
-	       free(t);
-       }
-       
-       size_t thoth_shard_members(const thoth_shard_table_t *t)
-       {
-	       return t ? t->n : 0;
-       }
-       
-       thoth_shard_algo_t thoth_shard_table_algo(const thoth_shard_table_t *t)
-       {
-	       return t ? t->algo : THOTH_SHARD_NONE;
-       }
-       
-       uint32_t thoth_shard_table_size(const thoth_shard_table_t *t)
-       {
-	       return t ? t->m : 0;
-       }
-       
-       /* Lamping and Veach, "A Fast, Minimal Memory, Consistent Hash Algorithm"
-        * (2014), figure 1. */
-       static uint32_t jump_hash(uint64_t key, uint32_t n)
-       {
-	       int64_t b = -1, j = 0;
-	       while (j < (int64_t)n) {
-		       b = j;
-		       key = key * 2862933555777941757ull + 1;
-		       j = (int64_t)((double)(b + 1) * ((double)(1ll << 31) / (double)((key >> 33) + 1)));
-	       }
-	       return (uint32_t)b;
-       }
-       
-       static inline uint32_t maglev_slot(const thoth_shard_table_t *t, uint64_t key)
-       {
-	       /* Lemire's multiply-shift range reduction instead of a division. */
-	       return (uint32_t)(((mix64(key) >> 32) * (uint64_t)t->m) >> 32);
-       }
-       
-       static uint32_t rendezvous(const thoth_shard_table_t *t, uint64_t key, const uint64_t *cap)
-       {
-	       uint64_t best = 0;
-	       uint32_t who = UINT32_MAX;
-	       /* Key and ids are mixed once; the per-member weight is one multiply
-	        * and a shift of their combination (enough to order members
-	        * independently per key: tested by the 1/N movement property). */
-	       key = mix64(key);
-	       for (uint32_t i = 0; i < t->n; i++) {
-		       if (cap && __atomic_load_n(&t->load[i], __ATOMIC_RELAXED) >= *cap)
-			       continue;
-		       uint64_t w = (key ^ t->ids[i]) * 0x9e3779b97f4a7c15ull;
-		       w ^= w >> 31;
-		       if (who == UINT32_MAX || w > best) {
-			       best = w;
-			       who = i;
-		       }
-	       }
-	       return who;
-       }
-       
-       uint32_t thoth_shard_lookup(const thoth_shard_table_t *t, uint64_t key)
-       {
-	       switch (t->algo) {
-	       case THOTH_SHARD_MAGLEV:
-		       return t->entry[maglev_slot(t, key)];
-	       case THOTH_SHARD_JUMP:
-		       return jump_hash(mix64(key), t->n);
-	       case THOTH_SHARD_RENDEZVOUS:
-		       return rendezvous(t, key, NULL);
-	       default:
-		       return 0;
-	       }
-       }
-       
-       static void add_load(thoth_shard_table_t *t, uint32_t i)
-       {
-	       __atomic_fetch_add(&t->load[i], 1, __ATOMIC_RELAXED);
-	       __atomic_fetch_add(&t->total, 1, __ATOMIC_RELAXED);
-       }
-       
-       uint32_t thoth_shard_acquire(thoth_shard_table_t *t, uint64_t key)
-       {
-	       uint32_t home = thoth_shard_lookup(t, key);
-	       if (t->balance < 0 || t->n == 1) {
-		       add_load(t, home);
-		       return home;
-	       }
-	       /* The cap counts the load being placed: ceil((1 + eps) (total + 1) / n).
-	        * Some member is always under it (the average is below), so each probe
-	        * sequence below ends. */
-	       uint64_t total = __atomic_load_n(&t->total, __ATOMIC_RELAXED) + 1;
-	       double exact = t->cap_per_load * (double)total;
-	       uint64_t cap = (uint64_t)exact;
-	       cap += (double)cap < exact;                     /* ceil without libm */
-	       uint32_t pick = home;
-	       if (__atomic_load_n(&t->load[home], __ATOMIC_RELAXED) >= cap) {
-		       pick = UINT32_MAX;
-		       switch (t->algo) {
-		       case THOTH_SHARD_MAGLEV: {
-			       /* Walk the table from the key's slot: the next slots belong to
-			        * other members in a key-dependent order (the ring's clockwise
-			        * walk of the paper, on Maglev's table). */
-			       uint32_t s = maglev_slot(t, key);
-			       for (uint32_t k = 1; k < t->m && pick == UINT32_MAX; k++) {
-				       uint32_t c = s + k >= t->m ? s + k - t->m : s + k;
-				       uint32_t i = t->entry[c];
-				       if (__atomic_load_n(&t->load[i], __ATOMIC_RELAXED) < cap)
-					       pick = i;
-			       }
-			       break;
-		       }
-		       case THOTH_SHARD_RENDEZVOUS:
-			       pick = rendezvous(t, key, &cap);
-			       break;
-		       default:
-			       for (uint32_t k = 1; k < t->n && pick == UINT32_MAX; k++) {
-				       uint32_t i = (home + k) % t->n;
-				       if (__atomic_load_n(&t->load[i], __ATOMIC_RELAXED) < cap)
-					       pick = i;
-			       }
-			       break;
-		       }
-		       if (pick == UINT32_MAX)         /* racing threads filled every member */
-			       pick = home;
-	       }
-	       add_load(t, pick);
-	       return pick;
-       }
-       
-       void thoth_shard_release(thoth_shard_table_t *t, uint32_t member)
-       {
-	       if (!t || member >= t->n)
-		       return;
-	       /* Never below zero: a release without its acquire is ignored.  (Two
-	        * racing extra releases of a counter at 1 could still wrap it: a
-	        * caller bug we bound, not one we can fully hide without a CAS loop
-	        * on every release.) */
-	       if (!__atomic_load_n(&t->load[member], __ATOMIC_RELAXED))
-		       return;
-	       __atomic_fetch_sub(&t->load[member], 1, __ATOMIC_RELAXED);
-	       __atomic_fetch_sub(&t->total, 1, __ATOMIC_RELAXED);
-       }
-       
-       uint64_t thoth_shard_load(const thoth_shard_table_t *t, uint32_t member)
-       {
-	       if (!t || member >= t->n)
-		       return 0;
-	       return __atomic_load_n(&t->load[member], __ATOMIC_RELAXED);
-       }
-       
-       thoth_shard_algo_t thoth_shard_algo_from_name(const char *name)
-       {
-	       if (!name)
-		       return THOTH_SHARD_NONE;
-	       if (!strcmp(name, "maglev"))
-		       return THOTH_SHARD_MAGLEV;
-	       if (!strcmp(name, "jump"))
-		       return THOTH_SHARD_JUMP;
-	       if (!strcmp(name, "rendezvous"))
-		       return THOTH_SHARD_RENDEZVOUS;
-	       return THOTH_SHARD_NONE;
-       }
-       
-       const char *thoth_shard_algo_name(thoth_shard_algo_t algo)
-       {
-	       switch (algo) {
-	       case THOTH_SHARD_MAGLEV: return "maglev";
-	       case THOTH_SHARD_JUMP: return "jump";
-	       case THOTH_SHARD_RENDEZVOUS: return "rendezvous";
-	       default: return "none";
-	       }
-       }
-       
-       int thoth_shard_pick_replica(const thoth_shard_replica_t *reps, size_t n, uint64_t key)
-       {
-	       int who = -1;
-	       unsigned best_d = 0;
-	       uint64_t best_w = 0;
-	       for (size_t i = 0; i < n && i < (size_t)INT32_MAX; i++) {
-		       if (!reps[i].usable)
-			       continue;
-		       unsigned d = reps[i].distance;
-		       uint64_t w = mix64(key ^ mix64(reps[i].id));
-		       if (who < 0 || d < best_d || (d == best_d && w > best_w)) {
-			       who = (int)i;
-			       best_d = d;
-			       best_w = w;
-		       }
-	       }
-	       return who;
-       }
-       
+		return THOTH_E_INVAL;
+	}
+	if (eps == 0.0)
+		eps = THOTH_SHARD_DEFAULT_BALANCE;
+	uint32_t m = 0;
+	if (cfg->algo == THOTH_SHARD_MAGLEV) {
+		if (cfg->table_size) {
+			m = cfg->table_size;
+			if ((uint64_t)m <= 100u * (uint64_t)n || m > THOTH_SHARD_MAX_TABLE || !is_prime(m)) {
+				thoth__why(why, why_len, "maglev table size %u: not a prime > 100 N = %zu and <= %u",
+				           m, 100 * n, THOTH_SHARD_MAX_TABLE);
+				return THOTH_E_INVAL;
+			}
+		} else {
+			/* A ladder, not a function of N: a key keeps its slot only
+			 * while M stays the same, so M changes only when N crosses
+			 * a power of two / 100 (655, 1310, ...). */
+			uint64_t want = 32768;
+			while (want <= 100u * (uint64_t)n)
+				want *= 2;
+			m = next_prime((uint32_t)want);
+		}
+	}
+	if (cfg->algo == THOTH_SHARD_JUMP && ids) {
+		for (size_t i = 0; i < n; i++)
+			if (ids[i] != i) {
+				thoth__why(why, why_len, "jump: shards must be numbered 0..N-1 in order; member %zu is %llu",
+				           i, (unsigned long long)ids[i]);
+				return THOTH_E_INVAL;
+			}
+	}
+	if (ids && cfg->algo != THOTH_SHARD_JUMP) {
+		uint64_t *sorted = malloc(n * sizeof *sorted);
+		if (!sorted)
+			return THOTH_E_NOMEM;
+		memcpy(sorted, ids, n * sizeof *sorted);
+		qsort(sorted, n, sizeof *sorted, cmp_u64);
+		for (size_t i = 1; i < n; i++)
+			if (sorted[i] == sorted[i - 1]) {
+				thoth__why(why, why_len, "%s: member id %llu appears twice", an,
+				           (unsigned long long)sorted[i]);
+				free(sorted);
+				return THOTH_E_INVAL;
+			}
+		free(sorted);
+	}
+
+	thoth_shard_table_t *t = calloc(1, sizeof *t);
+	if (!t)
+		return THOTH_E_NOMEM;
+	t->algo = cfg->algo;
+	t->n = (uint32_t)n;
+	t->m = m;
+	t->balance = eps;
+	t->cap_per_load = (1.0 + eps) / (double)n;
+	t->load = calloc(n, sizeof *t->load);
+	int err = t->load ? 0 : THOTH_E_NOMEM;
+	if (!err && cfg->algo == THOTH_SHARD_MAGLEV) {
+		t->entry = malloc((size_t)m * sizeof *t->entry);
+		err = t->entry ? maglev_fill(t, ids) : THOTH_E_NOMEM;
+	}
+	if (!err && cfg->algo == THOTH_SHARD_RENDEZVOUS) {
+		t->ids = malloc(n * sizeof *t->ids);
+		if (t->ids)
+			for (size_t i = 0; i < n; i++)
+				t->ids[i] = mix64(ids[i] ^ 0x3c6ef372fe94f82bull);
+		else
+			err = THOTH_E_NOMEM;
+	}
+	if (err) {
+		thoth_shard_table_free(t);
+		return err;
+	}
+	*out = t;
+	return 0;
+}
+
+void thoth_shard_table_free(thoth_shard_table_t *t)
+{
+	if (!t)
+		return;
+	free(t->entry);
+	free(t->ids);
+	free(t->load);
+	free(t);
+}
+
+size_t thoth_shard_members(const thoth_shard_table_t *t)
+{
+	return t ? t->n : 0;
+}
+
+thoth_shard_algo_t thoth_shard_table_algo(const thoth_shard_table_t *t)
+{
+	return t ? t->algo : THOTH_SHARD_NONE;
+}
+
+uint32_t thoth_shard_table_size(const thoth_shard_table_t *t)
+{
+	return t ? t->m : 0;
+}
+
+/* Lamping and Veach, "A Fast, Minimal Memory, Consistent Hash Algorithm"
+ * (2014), figure 1. */
+static uint32_t jump_hash(uint64_t key, uint32_t n)
+{
+	int64_t b = -1, j = 0;
+	while (j < (int64_t)n) {
+		b = j;
+		key = key * 2862933555777941757ull + 1;
+		j = (int64_t)((double)(b + 1) * ((double)(1ll << 31) / (double)((key >> 33) + 1)));
+	}
+	return (uint32_t)b;
+}
+
+static inline uint32_t maglev_slot(const thoth_shard_table_t *t, uint64_t key)
+{
+	/* Lemire's multiply-shift range reduction instead of a division. */
+	return (uint32_t)(((mix64(key) >> 32) * (uint64_t)t->m) >> 32);
+}
+
+static uint32_t rendezvous(const thoth_shard_table_t *t, uint64_t key, const uint64_t *cap)
+{
+	uint64_t best = 0;
+	uint32_t who = UINT32_MAX;
+	/* Key and ids are mixed once; the per-member weight is one multiply
+	 * and a shift of their combination (enough to order members
+	 * independently per key: tested by the 1/N movement property). */
+	key = mix64(key);
+	for (uint32_t i = 0; i < t->n; i++) {
+		if (cap && __atomic_load_n(&t->load[i], __ATOMIC_RELAXED) >= *cap)
+			continue;
+		uint64_t w = (key ^ t->ids[i]) * 0x9e3779b97f4a7c15ull;
+		w ^= w >> 31;
+		if (who == UINT32_MAX || w > best) {
+			best = w;
+			who = i;
+		}
+	}
+	return who;
+}
+
+uint32_t thoth_shard_lookup(const thoth_shard_table_t *t, uint64_t key)
+{
+	switch (t->algo) {
+	case THOTH_SHARD_MAGLEV:
+		return t->entry[maglev_slot(t, key)];
+	case THOTH_SHARD_JUMP:
+		return jump_hash(mix64(key), t->n);
+	case THOTH_SHARD_RENDEZVOUS:
+		return rendezvous(t, key, NULL);
+	default:
+		return 0;
+	}
+}
+
+static void add_load(thoth_shard_table_t *t, uint32_t i)
+{
+	__atomic_fetch_add(&t->load[i], 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&t->total, 1, __ATOMIC_RELAXED);
+}
+
+uint32_t thoth_shard_acquire(thoth_shard_table_t *t, uint64_t key)
+{
+	uint32_t home = thoth_shard_lookup(t, key);
+	if (t->balance < 0 || t->n == 1) {
+		add_load(t, home);
+		return home;
+	}
+	/* The cap counts the load being placed: ceil((1 + eps) (total + 1) / n).
+	 * Some member is always under it (the average is below), so each probe
+	 * sequence below ends. */
+	uint64_t total = __atomic_load_n(&t->total, __ATOMIC_RELAXED) + 1;
+	double exact = t->cap_per_load * (double)total;
+	uint64_t cap = (uint64_t)exact;
+	cap += (double)cap < exact;                     /* ceil without libm */
+	uint32_t pick = home;
+	if (__atomic_load_n(&t->load[home], __ATOMIC_RELAXED) >= cap) {
+		pick = UINT32_MAX;
+		switch (t->algo) {
+		case THOTH_SHARD_MAGLEV: {
+			/* Walk the table from the key's slot: the next slots belong to
+			 * other members in a key-dependent order (the ring's clockwise
+			 * walk of the paper, on Maglev's table). */
+			uint32_t s = maglev_slot(t, key);
+			for (uint32_t k = 1; k < t->m && pick == UINT32_MAX; k++) {
+				uint32_t c = s + k >= t->m ? s + k - t->m : s + k;
+				uint32_t i = t->entry[c];
+				if (__atomic_load_n(&t->load[i], __ATOMIC_RELAXED) < cap)
+					pick = i;
+			}
+			break;
+		}
+		case THOTH_SHARD_RENDEZVOUS:
+			pick = rendezvous(t, key, &cap);
+			break;
+		default:
+			for (uint32_t k = 1; k < t->n && pick == UINT32_MAX; k++) {
+				uint32_t i = (home + k) % t->n;
+				if (__atomic_load_n(&t->load[i], __ATOMIC_RELAXED) < cap)
+					pick = i;
+			}
+			break;
+		}
+		if (pick == UINT32_MAX)         /* racing threads filled every member */
+			pick = home;
+	}
+	add_load(t, pick);
+	return pick;
+}
+
+void thoth_shard_release(thoth_shard_table_t *t, uint32_t member)
+{
+	if (!t || member >= t->n)
+		return;
+	/* Never below zero: a release without its acquire is ignored.  (Two
+	 * racing extra releases of a counter at 1 could still wrap it: a
+	 * caller bug we bound, not one we can fully hide without a CAS loop
+	 * on every release.) */
+	if (!__atomic_load_n(&t->load[member], __ATOMIC_RELAXED))
+		return;
+	__atomic_fetch_sub(&t->load[member], 1, __ATOMIC_RELAXED);
+	__atomic_fetch_sub(&t->total, 1, __ATOMIC_RELAXED);
+}
+
+uint64_t thoth_shard_load(const thoth_shard_table_t *t, uint32_t member)
+{
+	if (!t || member >= t->n)
+		return 0;
+	return __atomic_load_n(&t->load[member], __ATOMIC_RELAXED);
+}
+
+thoth_shard_algo_t thoth_shard_algo_from_name(const char *name)
+{
+	if (!name)
+		return THOTH_SHARD_NONE;
+	if (!strcmp(name, "maglev"))
+		return THOTH_SHARD_MAGLEV;
+	if (!strcmp(name, "jump"))
+		return THOTH_SHARD_JUMP;
+	if (!strcmp(name, "rendezvous"))
+		return THOTH_SHARD_RENDEZVOUS;
+	return THOTH_SHARD_NONE;
+}
+
+const char *thoth_shard_algo_name(thoth_shard_algo_t algo)
+{
+	switch (algo) {
+	case THOTH_SHARD_MAGLEV: return "maglev";
+	case THOTH_SHARD_JUMP: return "jump";
+	case THOTH_SHARD_RENDEZVOUS: return "rendezvous";
+	default: return "none";
+	}
+}
+
+int thoth_shard_pick_replica(const thoth_shard_replica_t *reps, size_t n, uint64_t key)
+{
+	int who = -1;
+	unsigned best_d = 0;
+	uint64_t best_w = 0;
+	for (size_t i = 0; i < n && i < (size_t)INT32_MAX; i++) {
+		if (!reps[i].usable)
+			continue;
+		unsigned d = reps[i].distance;
+		uint64_t w = mix64(key ^ mix64(reps[i].id));
+		if (who < 0 || d < best_d || (d == best_d && w > best_w)) {
+			who = (int)i;
+			best_d = d;
+			best_w = w;
+		}
+	}
+	return who;
+}
