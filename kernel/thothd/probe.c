@@ -17,7 +17,6 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <stdarg.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +24,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "jsonbuf.h"
 #include "log.h"
 #include "probe_kernel.h"
 #include "probe.thoth.h"
@@ -621,72 +621,22 @@ static int on_kernel_maps(void *self, const thoth_probe_ProbeControl_kernel_maps
 
 /* ---- the dashboard's view (kernel/thothd/http.c: GET /probes.json) ------------------ */
 
-typedef struct jbuf {
-	char *p;
-	size_t len, cap;
-	bool failed;
-} jbuf_t;
-
-static void jput(jbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void jput(jbuf_t *b, const char *fmt, ...)
-{
-	if (b->failed)
-		return;
-	for (;;) {
-		va_list ap;
-		va_start(ap, fmt);
-		int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-		va_end(ap);
-		if (n < 0) {
-			b->failed = true;
-			return;
-		}
-		if (b->len + (size_t)n < b->cap) {
-			b->len += (size_t)n;
-			return;
-		}
-		size_t cap = (b->cap + (size_t)n) * 2;
-		char *p = realloc(b->p, cap);
-		if (!p) {
-			b->failed = true;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-}
-
-static void jstr(jbuf_t *b, const char *s)
-{
-	jput(b, "\"");
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			jput(b, "\\%c", c);
-		else if (c < 0x20 || c >= 0x7f)
-			jput(b, "\\u%04x", c < 0x20 ? c : '?');
-		else
-			jput(b, "%c", c);
-	}
-	jput(b, "\"");
-}
-
-static void jbytes(jbuf_t *b, const uint8_t *v, uint32_t n)
+static void jbytes(thothd_jbuf_t *b, const uint8_t *v, uint32_t n)
 {
 	if (n == 1 || n == 2 || n == 4 || n == 8) {
 		uint64_t x = 0;
 		memcpy(&x, v, n);
-		jput(b, "%llu", (unsigned long long)x);
+		thothd_jput(b, "%llu", (unsigned long long)x);
 		return;
 	}
-	jput(b, "\"0x");
+	thothd_jput(b, "\"0x");
 	for (uint32_t i = 0; i < n && i < 64; i++)
-		jput(b, "%02x", v[i]);
-	jput(b, "%s\"", n > 64 ? "..." : "");
+		thothd_jput(b, "%02x", v[i]);
+	thothd_jput(b, "%s\"", n > 64 ? "..." : "");
 }
 
 typedef struct jmap_ctx {
-	jbuf_t *b;
+	thothd_jbuf_t *b;
 	bool first;
 } jmap_ctx_t;
 
@@ -694,42 +644,42 @@ static int json_entry(const void *key, uint32_t key_size, const void *value, uin
 		      void *arg)
 {
 	jmap_ctx_t *jc = arg;
-	jput(jc->b, "%s{\"key\":", jc->first ? "" : ",");
+	thothd_jput(jc->b, "%s{\"key\":", jc->first ? "" : ",");
 	jbytes(jc->b, key, key_size);
-	jput(jc->b, ",\"value\":");
+	thothd_jput(jc->b, ",\"value\":");
 	jbytes(jc->b, value, value_size);
-	jput(jc->b, "}");
+	thothd_jput(jc->b, "}");
 	jc->first = false;
 	return 0;
 }
 
 int thothd_probes_json(thothd_t *d, char **out, size_t *len)
 {
-	jbuf_t b = { .cap = 4096 };
+	thothd_jbuf_t b = { .cap = 4096 };
 	if (!(b.p = malloc(b.cap)))
 		return THOTH_E_NOMEM;
 	refresh(d);
-	jput(&b, "{\"probes\":[");
+	thothd_jput(&b, "{\"probes\":[");
 	bool first = true;
 	for (probe_rec_t *r = d->probes->recs; r; r = r->next) {
-		jput(&b, "%s{\"id\":%llu,\"kernel\":%s,\"pid\":%u,\"program\":", first ? "" : ",",
+		thothd_jput(&b, "%s{\"id\":%llu,\"kernel\":%s,\"pid\":%u,\"program\":", first ? "" : ",",
 		     (unsigned long long)r->id, r->kernel ? "true" : "false", r->pid);
 		first = false;
-		jstr(&b, r->program);
-		jput(&b, ",\"state\":");
-		jstr(&b, r->state);
-		jput(&b, ",\"runs\":%llu", (unsigned long long)r->runs);
+		thothd_jstr(&b, r->program);
+		thothd_jput(&b, ",\"state\":");
+		thothd_jstr(&b, r->state);
+		thothd_jput(&b, ",\"runs\":%llu", (unsigned long long)r->runs);
 		if (r->kernel) {
-			jput(&b, ",\"object\":");
-			jstr(&b, r->object);
-			jput(&b, ",\"maps\":[");
+			thothd_jput(&b, ",\"object\":");
+			thothd_jstr(&b, r->object);
+			thothd_jput(&b, ",\"maps\":[");
 			size_t nm = r->kp ? thothd_kprobe_map_count(r->kp) : 0;
 			for (size_t i = 0; i < nm; i++) {
 				thothd_kprobe_map_info_t mi;
 				thothd_kprobe_map_info(r->kp, i, &mi);
-				jput(&b, "%s{\"name\":", i ? "," : "");
-				jstr(&b, mi.name);
-				jput(&b, ",\"type\":\"%s\",\"entries\":[", mi.type);
+				thothd_jput(&b, "%s{\"name\":", i ? "," : "");
+				thothd_jstr(&b, mi.name);
+				thothd_jput(&b, ",\"type\":\"%s\",\"entries\":[", mi.type);
 				bool truncated = false;
 				/* A ring buffer is not read here: that would consume the
 				 * records `thothctl probe maps` is there to print. */
@@ -737,13 +687,13 @@ int thothd_probes_json(thothd_t *d, char **out, size_t *len)
 					jmap_ctx_t jc = { .b = &b, .first = true };
 					thothd_kprobe_map_read(r->kp, i, 256, json_entry, &jc, &truncated);
 				}
-				jput(&b, "],\"truncated\":%s}", truncated ? "true" : "false");
+				thothd_jput(&b, "],\"truncated\":%s}", truncated ? "true" : "false");
 			}
-			jput(&b, "]");
+			thothd_jput(&b, "]");
 		}
-		jput(&b, "}");
+		thothd_jput(&b, "}");
 	}
-	jput(&b, "]}\n");
+	thothd_jput(&b, "]}\n");
 	if (b.failed) {
 		free(b.p);
 		return THOTH_E_NOMEM;

@@ -13,11 +13,11 @@
  * zero counters, and nothing else is affected.
  */
 #define _GNU_SOURCE
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "jsonbuf.h"
 #include "serve_slots.h"
 #include "thothd.h"
 
@@ -117,55 +117,6 @@ int thothd_on_serve_stats(void *self, const thoth_daemon_Daemon_serve_stats_req_
 
 /* ---- JSON for the dashboard --------------------------------------------------------- */
 
-typedef struct buf {
-	char *p;
-	size_t len, cap;
-	bool failed;
-} buf_t;
-
-static void put(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(buf_t *b, const char *fmt, ...)
-{
-	if (b->failed)
-		return;
-	for (;;) {
-		va_list ap;
-		va_start(ap, fmt);
-		int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-		va_end(ap);
-		if (n < 0) {
-			b->failed = true;
-			return;
-		}
-		if ((size_t)n < b->cap - b->len) {
-			b->len += (size_t)n;
-			return;
-		}
-		size_t cap = b->cap * 2 + (size_t)n;
-		char *p = realloc(b->p, cap);
-		if (!p) {
-			b->failed = true;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-}
-
-/* A JSON string: the strings are printable ASCII already (serve_slots.c);
- * quotes and backslashes are escaped. */
-static void put_str(buf_t *b, const char *s)
-{
-	put(b, "\"");
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			put(b, "\\%c", *s);
-		else
-			put(b, "%c", *s);
-	}
-	put(b, "\"");
-}
-
 int thothd_serve_stats_json(thothd_t *d, char **json, size_t *len)
 {
 	entry_t *e;
@@ -173,23 +124,23 @@ int thothd_serve_stats_json(thothd_t *d, char **json, size_t *len)
 	int r = gather(d, 0, &e, &n);
 	if (r)
 		return r;
-	buf_t b = { .cap = 4096 };
+	thothd_jbuf_t b = { .cap = 4096 };
 	b.p = malloc(b.cap);
 	if (!b.p) {
 		free(e);
 		return THOTH_E_NOMEM;
 	}
 	b.p[0] = 0;
-	put(&b, "{\"services\": [");
+	thothd_jput(&b, "{\"services\": [");
 	for (size_t i = 0; i < n; i++) {
 		const thoth_chan_server_stats_t *t = &e[i].v.total;
-		put(&b, "%s{\"pid\": %u, \"process\": ", i ? ", " : "", e[i].pid);
-		put_str(&b, e[i].process);
-		put(&b, ", \"iface\": ");
-		put_str(&b, e[i].v.iface);
-		put(&b, ", \"path\": ");
-		put_str(&b, e[i].v.path);
-		put(&b, ", \"workers\": %u, \"clients\": %u, \"accepted\": %llu, \"refused\": %llu, "
+		thothd_jput(&b, "%s{\"pid\": %u, \"process\": ", i ? ", " : "", e[i].pid);
+		thothd_jstr(&b, e[i].process);
+		thothd_jput(&b, ", \"iface\": ");
+		thothd_jstr(&b, e[i].v.iface);
+		thothd_jput(&b, ", \"path\": ");
+		thothd_jstr(&b, e[i].v.path);
+		thothd_jput(&b, ", \"workers\": %u, \"clients\": %u, \"accepted\": %llu, \"refused\": %llu, "
 			"\"calls\": %llu, \"turns\": %llu, \"peer_gone\": %llu, \"corrupt\": %llu, "
 			"\"handshake_dropped\": %llu, \"shed\": %llu, \"mod_wakeups\": %llu, "
 			"\"mod_timer_wakeups\": %llu, \"placement_moves\": %llu, \"handed_over\": %llu, "
@@ -204,12 +155,12 @@ int thothd_serve_stats_json(thothd_t *d, char **json, size_t *len)
 		uint32_t nw = e[i].v.workers < THOTH_TRACE_SERVE_VIEW_WORKERS
 				      ? e[i].v.workers : THOTH_TRACE_SERVE_VIEW_WORKERS;
 		for (uint32_t w = 0; w < nw; w++)
-			put(&b, "%s%llu", w ? ", " : "", (unsigned long long)e[i].v.worker_calls[w]);
-		put(&b, "], \"why\": ");
-		put_str(&b, e[i].status ? e[i].why : "");
-		put(&b, "}");
+			thothd_jput(&b, "%s%llu", w ? ", " : "", (unsigned long long)e[i].v.worker_calls[w]);
+		thothd_jput(&b, "], \"why\": ");
+		thothd_jstr(&b, e[i].status ? e[i].why : "");
+		thothd_jput(&b, "}");
 	}
-	put(&b, "]}\n");
+	thothd_jput(&b, "]}\n");
 	free(e);
 	if (b.failed) {
 		free(b.p);
