@@ -54,9 +54,10 @@ static void assert_refused(const thothd_lock_scan_t *s, const char *file, const 
 		fail_msg("%s refused as \"%s\", not \"%s\"", file, r->why, reason);
 }
 
-/* A child that writes BYTES under its own PID.table, maps it and waits
- * for its stdin pipe to close; returns its pid, *CLOSE_FD ends it. */
-static pid_t mapping_child(const void *bytes, size_t len, int *close_fd)
+/* A child that writes BYTES under its own PID.table (with its own pid in
+ * the header when STAMP_PID), maps it and waits for its stdin pipe to
+ * close; returns its pid, *CLOSE_FD ends it. */
+static pid_t spawn_mapping(const void *bytes, size_t len, bool stamp_pid, int *close_fd)
 {
 	int ready[2], hold[2];
 	assert_int_equal(pipe(ready), 0);
@@ -66,6 +67,8 @@ static pid_t mapping_child(const void *bytes, size_t len, int *close_fd)
 	if (pid == 0) {
 		close(ready[0]);
 		close(hold[1]);
+		if (stamp_pid)
+			((thothlock_header_t *)bytes)->pid = (int32_t)getpid();     /* the child's copy */
 		char path[400], name[32];
 		snprintf(name, sizeof name, "%d.table", (int)getpid());
 		at(path, sizeof path, name);
@@ -87,6 +90,11 @@ static pid_t mapping_child(const void *bytes, size_t len, int *close_fd)
 	close(ready[0]);
 	*close_fd = hold[1];
 	return pid;
+}
+
+static pid_t mapping_child(const void *bytes, size_t len, int *close_fd)
+{
+	return spawn_mapping(bytes, len, false, close_fd);
 }
 
 static void end_child(pid_t pid, int close_fd)
@@ -272,36 +280,7 @@ static unsigned char *many_sites_table(size_t *len)
 /* mapping_child, the table's pid set to the child's own. */
 static pid_t table_child(unsigned char *bytes, size_t len, int *close_fd)
 {
-	int ready[2], hold[2];
-	assert_int_equal(pipe(ready), 0);
-	assert_int_equal(pipe(hold), 0);
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		close(ready[0]);
-		close(hold[1]);
-		((thothlock_header_t *)bytes)->pid = (int32_t)getpid();
-		char path[400], name[32];
-		snprintf(name, sizeof name, "%d.table", (int)getpid());
-		at(path, sizeof path, name);
-		int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
-		if (fd < 0 || write(fd, bytes, len) != (ssize_t)len ||
-		    mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0) == MAP_FAILED)
-			_exit(1);
-		char c = 'r';
-		if (write(ready[1], &c, 1) != 1)
-			_exit(1);
-		while (read(hold[0], &c, 1) > 0)
-			;
-		_exit(0);
-	}
-	close(ready[1]);
-	close(hold[0]);
-	char c;
-	assert_int_equal(read(ready[0], &c, 1), 1);
-	close(ready[0]);
-	*close_fd = hold[1];
-	return pid;
+	return spawn_mapping(bytes, len, true, close_fd);
 }
 
 static void test_the_symbol_cache_refuses_alike_and_stays_bounded(void **state)
