@@ -312,6 +312,19 @@ static void test_a_napping_service_is_woken_without_a_doorbell(void **state)
 	pair_free(p);
 }
 
+/* Pin this thread to the CPU it runs on; its affinity before goes to SAVED. */
+static int pin_here(cpu_set_t *saved)
+{
+	assert_int_equal(sched_getaffinity(0, sizeof *saved, saved), 0);
+	int cpu = sched_getcpu();
+	assert_true(cpu >= 0);
+	cpu_set_t one;
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	assert_int_equal(sched_setaffinity(0, sizeof one, &one), 0);
+	return cpu;
+}
+
 /*
  * chan_nap: naps only for a peer on our CPU, in SPIN mode, without
  * moderation, before UNTIL; a message published during the nap ends it
@@ -320,13 +333,8 @@ static void test_a_napping_service_is_woken_without_a_doorbell(void **state)
  */
 static void test_nap_takes_a_message_and_learns_from_a_miss(void **state)
 {
-	cpu_set_t saved, one;
-	assert_int_equal(sched_getaffinity(0, sizeof saved, &saved), 0);
-	int cpu = sched_getcpu();
-	assert_true(cpu >= 0);
-	CPU_ZERO(&one);
-	CPU_SET(cpu, &one);
-	assert_int_equal(sched_setaffinity(0, sizeof one, &one), 0);
+	cpu_set_t saved;
+	int cpu = pin_here(&saved);
 	pair_t *p = pair_new(8, 8, 4096);
 	chan_ctl_t *ctl = (chan_ctl_t *)p->base;
 	_Atomic uint32_t *flag = &ctl->dir[CHAN_REQ].cons_waiting;
@@ -416,13 +424,8 @@ static unsigned naps_in(pair_t *p, unsigned decisions)
 
 static void test_naps_back_off_after_misses_and_yield_to_a_faster_loop(void **state)
 {
-	cpu_set_t saved, one;
-	assert_int_equal(sched_getaffinity(0, sizeof saved, &saved), 0);
-	int cpu = sched_getcpu();
-	assert_true(cpu >= 0);
-	CPU_ZERO(&one);
-	CPU_SET(cpu, &one);
-	assert_int_equal(sched_setaffinity(0, sizeof one, &one), 0);
+	cpu_set_t saved;
+	int cpu = pin_here(&saved);
 	pair_t *p = pair_new(8, 8, 4096);
 	chan_ctl_t *ctl = (chan_ctl_t *)p->base;
 	atomic_store(&ctl->presence[CHAN_CLIENT].word, (uint32_t)(cpu + 1));
