@@ -30,9 +30,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "chantest.thoth.h"
-#include "thoth/channel.h"
-#include "../common/testutil.h"
+#include "../common/serve_echo.h"
 
 enum {
 	CLIENTS = 4,
@@ -44,15 +42,6 @@ enum {
 static char dir[64], sock_path[128];
 static int *calls_stop;         /* shared with the clients: enough migrations happened */
 
-static int on_echo(void *self, const thoth_chantest_Test_echo_req_t *req,
-		   thoth_chantest_Test_echo_resp_t *resp, thoth_arena_t *arena)
-{
-	resp->data = req->data;
-	return 0;
-}
-
-static const thoth_chantest_Test_handlers_t handlers = { .echo = on_echo };
-
 /* A client process: waits for the go byte, calls (at least CALLS times, and
  * until the storm has made its moves), writes how many calls were
  * answered to OUT, exits. */
@@ -61,27 +50,12 @@ static void client(int cpu, int go, int out)
 	char c;
 	if (read(go, &c, 1) != 1)
 		_exit(2);
-	/* On CPU before connecting: the service hands the channel to the
-	 * worker on the CPU the client last ran on, so clients on every CPU
-	 * spread the calls over every worker. */
-	if (!test_run_on_cpu(cpu))
-		_exit(5);
-	thoth_chan_config_t cc = { .iface = &thoth_chantest_Test_info, .wait = THOTH_CHAN_SLEEP };
-	thoth_chan_t *ch;
-	char why[300];
-	if (thoth_chan_connect(sock_path, &cc, &ch, why, sizeof why))
-		_exit(3);
+	/* On CPU before connecting: clients on every CPU spread the calls
+	 * over every worker. */
+	thoth_chan_t *ch = test_echo_client_on_cpu(sock_path, cpu);
 	uint32_t ok = 0;
-	for (int i = 0; i < CALLS || !__atomic_load_n(calls_stop, __ATOMIC_ACQUIRE); i++) {
-		uint8_t data[8] = { (uint8_t)i };
-		thoth_chantest_Test_echo_req_t rq = { .data = { .ptr = data, .len = sizeof data } };
-		thoth_chantest_Test_echo_resp_t rs;
-		uint64_t ab[64];
-		thoth_arena_t a;
-		thoth_arena_init(&a, ab, sizeof ab);
-		if (thoth_chantest_Test_echo(thoth_chan_client(ch), &rq, &rs, &a) == 0)
-			ok++;
-	}
+	for (int i = 0; i < CALLS || !__atomic_load_n(calls_stop, __ATOMIC_ACQUIRE); i++)
+		ok += test_echo_call(ch, (uint8_t)i, NULL) >= 0;
 	thoth_chan_close(ch);
 	if (write(out, &ok, sizeof ok) != sizeof ok)
 		_exit(4);
@@ -90,12 +64,7 @@ static void client(int cpu, int go, int out)
 
 static void *serve(void *arg)
 {
-	thoth_chan_server_config_t cfg = {
-		.path = sock_path, .iface = &thoth_chantest_Test_info,
-		.invoke = thoth_chantest_Test_invoke, .handlers = &handlers,
-		.wait = THOTH_CHAN_SLEEP,
-	};
-	*(int *)arg = thoth_serve_per_cpu(&cfg);
+	*(int *)arg = test_serve_echo_per_cpu(sock_path, test_echo_same_handlers());
 	return NULL;
 }
 
@@ -113,12 +82,7 @@ static void *storm_main(void *arg)
 	storm_t *st = arg;
 	st->self_tids[st->n_self] = (pid_t)syscall(SYS_gettid);
 	__atomic_store_n(&st->n_self, st->n_self + 1, __ATOMIC_RELEASE);
-	cpu_set_t allowed;
-	sched_getaffinity(0, sizeof allowed, &allowed);
-	int cpus[CPU_SETSIZE], n = 0;
-	for (int c = 0; c < CPU_SETSIZE; c++)
-		if (CPU_ISSET(c, &allowed))
-			cpus[n++] = c;
+	int cpus[CPU_SETSIZE], n = test_allowed_cpus(cpus, CPU_SETSIZE);
 	for (unsigned k = 0; !__atomic_load_n(&st->stop, __ATOMIC_ACQUIRE); k++) {
 		DIR *d = opendir("/proc/self/task");
 		struct dirent *e;
@@ -155,10 +119,7 @@ static void test_per_cpu_counters_fold_without_loss_under_migration_storm(void *
 	assert_int_equal(pipe(go), 0);
 	assert_int_equal(pipe(res), 0);
 	pid_t kids[CLIENTS];
-	int cpus[CPU_SETSIZE], ncpu = 0;
-	for (int c = 0; c < CPU_SETSIZE; c++)
-		if (CPU_ISSET(c, &allowed))
-			cpus[ncpu++] = c;
+	int cpus[CPU_SETSIZE], ncpu = test_allowed_cpus(cpus, CPU_SETSIZE);
 	for (int i = 0; i < CLIENTS; i++) {
 		fflush(NULL);
 		kids[i] = fork();

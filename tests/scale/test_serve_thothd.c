@@ -39,9 +39,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "chantest.thoth.h"
+#include "../common/serve_echo.h"
 #include "harness.h"
-#include "thoth/channel.h"
 #include "thoth/trace.h"
 #include "trace_layout.h"
 
@@ -88,15 +87,6 @@ static void track(pid_t p)
 
 /* ---- the service process ------------------------------------------------------ */
 
-static int on_echo(void *self, const thoth_chantest_Test_echo_req_t *req,
-		   thoth_chantest_Test_echo_resp_t *resp, thoth_arena_t *arena)
-{
-	resp->data = req->data;
-	return 0;
-}
-
-static const thoth_chantest_Test_handlers_t handlers = { .echo = on_echo };
-
 typedef struct ask { int in, out; } ask_t;
 
 /* Answers each byte on ASK->in with thoth_serve_stats's fold. */
@@ -125,12 +115,7 @@ static void service(ask_t *a)
 	pthread_t t;
 	if (pthread_create(&t, NULL, answer_asks, a))
 		_exit(11);
-	thoth_chan_server_config_t cfg = {
-		.path = sock_path, .iface = &thoth_chantest_Test_info,
-		.invoke = thoth_chantest_Test_invoke, .handlers = &handlers,
-		.wait = THOTH_CHAN_SLEEP,
-	};
-	_exit(thoth_serve_per_cpu(&cfg) ? 12 : 0);
+	_exit(test_serve_echo_per_cpu(sock_path, test_echo_same_handlers()) ? 12 : 0);
 }
 
 /* The service's own fold, asked through its pipe. */
@@ -148,29 +133,10 @@ static thoth_chan_server_stats_t own(const ask_t *to, const ask_t *from)
  * answered to OUT; with HOLD >= 0, stays connected until HOLD closes. */
 static void client(int cpu, int out, int hold)
 {
-	cpu_set_t one;
-	CPU_ZERO(&one);
-	CPU_SET(cpu, &one);
-	if (sched_setaffinity(0, sizeof one, &one))
-		_exit(5);
-	while (sched_getcpu() != cpu)
-		sched_yield();
-	thoth_chan_config_t cc = { .iface = &thoth_chantest_Test_info, .wait = THOTH_CHAN_SLEEP };
-	thoth_chan_t *ch;
-	char why[300];
-	if (thoth_chan_connect(sock_path, &cc, &ch, why, sizeof why))
-		_exit(3);
+	thoth_chan_t *ch = test_echo_client_on_cpu(sock_path, cpu);
 	uint32_t ok = 0;
-	for (int i = 0; i < CALLS; i++) {
-		uint8_t data[8] = { (uint8_t)i };
-		thoth_chantest_Test_echo_req_t rq = { .data = { .ptr = data, .len = sizeof data } };
-		thoth_chantest_Test_echo_resp_t rs;
-		uint64_t ab[64];
-		thoth_arena_t a;
-		thoth_arena_init(&a, ab, sizeof ab);
-		if (thoth_chantest_Test_echo(thoth_chan_client(ch), &rq, &rs, &a) == 0)
-			ok++;
-	}
+	for (int i = 0; i < CALLS; i++)
+		ok += test_echo_call(ch, (uint8_t)i, NULL) >= 0;
 	if (write(out, &ok, sizeof ok) != sizeof ok)
 		_exit(4);
 	if (hold >= 0) {
@@ -284,12 +250,8 @@ static bool settled(void *arg)
 
 static void test_thothctl_and_dashboard_show_the_services_own_folded_counters(void **state)
 {
-	cpu_set_t allowed;
-	assert_int_equal(sched_getaffinity(0, sizeof allowed, &allowed), 0);
-	int cpus[CPU_SETSIZE], ncpu = 0;
-	for (int c = 0; c < CPU_SETSIZE; c++)
-		if (CPU_ISSET(c, &allowed))
-			cpus[ncpu++] = c;
+	int cpus[CPU_SETSIZE], ncpu = test_allowed_cpus(cpus, CPU_SETSIZE);
+	assert_true(ncpu > 0);
 	int to_svc[2], from_svc[2];
 	assert_int_equal(pipe2(to_svc, O_CLOEXEC), 0);
 	assert_int_equal(pipe2(from_svc, O_CLOEXEC), 0);

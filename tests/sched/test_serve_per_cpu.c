@@ -21,9 +21,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "chantest.thoth.h"
-#include "thoth/channel.h"
-#include "../common/testutil.h"
+#include "../common/serve_echo.h"
 
 enum { CALLS = 50, MAX_CPUS = 64 };
 
@@ -49,14 +47,8 @@ static pid_t start_service(void)
 	unlink(sock_path);
 	pid_t pid = fork();
 	assert_true(pid >= 0);
-	if (pid == 0) {
-		thoth_chan_server_config_t cfg = {
-			.path = sock_path, .iface = &thoth_chantest_Test_info,
-			.invoke = thoth_chantest_Test_invoke, .handlers = &handlers,
-			.wait = THOTH_CHAN_SLEEP,
-		};
-		_exit(thoth_serve_per_cpu(&cfg) ? 1 : 0);
-	}
+	if (pid == 0)
+		_exit(test_serve_echo_per_cpu(sock_path, &handlers) ? 1 : 0);
 	for (int i = 0; i < 400 && access(sock_path, F_OK) != 0; i++)
 		usleep(5000);
 	assert_int_equal(access(sock_path, F_OK), 0);
@@ -70,23 +62,12 @@ typedef struct result {
 static void client(int cpu, result_t *out)
 {
 	/* Run on it before connecting: the service reads where we last ran. */
-	if (!test_run_on_cpu(cpu))
-		_exit(2);
-	thoth_chan_config_t cc = { .iface = &thoth_chantest_Test_info, .wait = THOTH_CHAN_SLEEP };
-	thoth_chan_t *ch;
-	char why[300];
-	if (thoth_chan_connect(sock_path, &cc, &ch, why, sizeof why))
-		_exit(3);
+	thoth_chan_t *ch = test_echo_client_on_cpu(sock_path, cpu);
 	for (int i = 0; i < CALLS; i++) {
-		uint8_t data[8] = { 0 };
-		thoth_chantest_Test_echo_req_t rq = { .data = { .ptr = data, .len = sizeof data } };
-		thoth_chantest_Test_echo_resp_t rs;
-		uint64_t ab[64];
-		thoth_arena_t a;
-		thoth_arena_init(&a, ab, sizeof ab);
-		if (thoth_chantest_Test_echo(thoth_chan_client(ch), &rq, &rs, &a) == 0 && rs.data.len == 1) {
+		uint8_t where;
+		if (test_echo_call(ch, 0, &where) == 1) {
 			out->calls_ok++;
-			out->on_own_cpu += rs.data.ptr[0] == cpu;
+			out->on_own_cpu += where == cpu;
 		}
 	}
 	thoth_chan_close(ch);
@@ -95,12 +76,7 @@ static void client(int cpu, result_t *out)
 
 static void test_each_channel_is_served_on_its_clients_cpu(void **state)
 {
-	cpu_set_t allowed;
-	assert_int_equal(sched_getaffinity(0, sizeof allowed, &allowed), 0);
-	int cpus[MAX_CPUS], n = 0;
-	for (int c = 0; c < CPU_SETSIZE && n < MAX_CPUS; c++)
-		if (CPU_ISSET(c, &allowed))
-			cpus[n++] = c;
+	int cpus[MAX_CPUS], n = test_allowed_cpus(cpus, MAX_CPUS);
 	if (n < 2)
 		skip();
 	pid_t svc = start_service();
