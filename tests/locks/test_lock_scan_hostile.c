@@ -29,6 +29,7 @@
 
 #include "locks.h"
 #include "lockprof_layout.h"
+#include "scan_report.h"
 
 static char dir[] = "/tmp/thoth-lockscan-XXXXXX";
 
@@ -97,6 +98,22 @@ static pid_t mapping_child(const void *bytes, size_t len, int *close_fd)
 	return spawn_mapping(bytes, len, false, close_fd);
 }
 
+/* A child mapping LEN bytes of FILL under its PID.table (no header: bad
+ * magic, or too short for one); with FIFO, a FIFO of that name beside it
+ * first (an open would block: the scan must never open it). */
+static pid_t junk_child(char fill, size_t len, const char *fifo, int *close_fd)
+{
+	static char junk[8192];
+	assert_true(len <= sizeof junk);
+	if (fifo) {
+		char p[400];
+		at(p, sizeof p, fifo);
+		assert_int_equal(mkfifo(p, 0600), 0);
+	}
+	memset(junk, fill, len);
+	return mapping_child(junk, len, close_fd);
+}
+
 static void end_child(pid_t pid, int close_fd)
 {
 	close(close_fd);
@@ -144,10 +161,8 @@ static void test_special_files_are_refused_by_kind_without_blocking(void **state
 static void test_garbage_mapped_by_a_live_process_is_refused_by_the_reader(void **state)
 {
 	(void)state;
-	static char junk[8192];
-	memset(junk, 'x', sizeof junk);
 	int hold;
-	pid_t pid = mapping_child(junk, sizeof junk, &hold);
+	pid_t pid = junk_child('x', 8192, NULL, &hold);
 	char name[32];
 	snprintf(name, sizeof name, "%d.table", (int)pid);
 
@@ -160,7 +175,7 @@ static void test_garbage_mapped_by_a_live_process_is_refused_by_the_reader(void 
 	/* Too short for a header: refused too, not read past its end. */
 	end_child(pid, hold);
 	clear_dir();
-	pid = mapping_child(junk, 100, &hold);
+	pid = junk_child('x', 100, NULL, &hold);
 	snprintf(name, sizeof name, "%d.table", (int)pid);
 	assert_int_equal(thothd_lock_scan(dir, (int)pid, &s), 0);
 	assert_refused(&s, name, "size");
@@ -215,13 +230,8 @@ static void test_refusals_beyond_the_kept_ones_are_counted(void **state)
 static void test_rings_of_hostile_files_give_no_events(void **state)
 {
 	(void)state;
-	char p[400];
-	at(p, sizeof p, "999999905.table");
-	assert_int_equal(mkfifo(p, 0600), 0);
-	static char junk[8192];
-	memset(junk, 'y', sizeof junk);
 	int hold;
-	pid_t pid = mapping_child(junk, sizeof junk, &hold);
+	pid_t pid = junk_child('y', 8192, "999999905.table", &hold);
 	thothd_lock_rings_t *r;
 	assert_int_equal(thothd_lock_rings_new(&r), 0);
 	uint64_t lost = 0;
@@ -291,13 +301,8 @@ static void test_the_symbol_cache_refuses_alike_and_stays_bounded(void **state)
 	assert_int_equal(thothd_lock_symcache_new(&lim, NULL, NULL, NULL, &c), 0);
 
 	/* The same refusals as without it, and nothing cached for them. */
-	char p[400];
-	at(p, sizeof p, "999999906.table");
-	assert_int_equal(mkfifo(p, 0600), 0);
-	static char junk[8192];
-	memset(junk, 'z', sizeof junk);
 	int hold;
-	pid_t pid = mapping_child(junk, sizeof junk, &hold);
+	pid_t pid = junk_child('z', 8192, "999999906.table", &hold);
 	char name[32];
 	snprintf(name, sizeof name, "%d.table", (int)pid);
 	thothd_lock_scan_t *s = malloc(sizeof *s);
@@ -319,22 +324,12 @@ static void test_the_symbol_cache_refuses_alike_and_stays_bounded(void **state)
 	unsigned char *table = many_sites_table(&len);
 	pid = table_child(table, len, &hold);
 	for (int round = 0; round < 2; round++) {
-		assert_int_equal(thothd_lock_scan_cached(dir, (int)pid, c, s), 0);
-		if (s->n != 1)
-			fail_msg("%zu tables read (%s)", s->n, s->n_refused ? s->refused[0].why : "");
-		char *buf = NULL;
-		size_t size = 0;
-		FILE *f = open_memstream(&buf, &size);
-		thothlock_report_opts_t opts = { .json = true };
-		assert_int_equal(thothlock_report_write(f, s->tables, s->n, &opts), 0);
-		fclose(f);
+		char *buf = scan_report_json(dir, (int)pid, c);
 		size_t sites = 0;
 		for (const char *q = buf; (q = strstr(q, "\"owner_sites\"")); q++)
 			sites++;
 		assert_int_equal(sites, MANY_SITES);
 		free(buf);
-		thothd_lock_scan_free(s);
-		thothd_lock_symcache_trim(c);
 		thothd_lock_symcache_stats(c, &st);
 		assert_int_equal(st.processes, 1);
 		assert_int_equal(st.built, 1);

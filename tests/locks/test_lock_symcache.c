@@ -27,6 +27,7 @@
 #include <cmocka.h>
 
 #include "locks.h"
+#include "scan_report.h"
 
 static char dir[] = "/tmp/thoth-symcache-XXXXXX";
 static char locks_dir[256];
@@ -75,23 +76,7 @@ static void end_workload(void)
 /* The JSON report of the workload's table through C (NULL: no cache). */
 static char *report(thothd_lock_symcache_t *c)
 {
-	thothd_lock_scan_t *s = malloc(sizeof *s);
-	assert_non_null(s);
-	assert_int_equal(thothd_lock_scan_cached(locks_dir, (int)child, c, s), 0);
-	if (s->n != 1)
-		fail_msg("%zu tables read, %zu refused (%s)", s->n, s->refused_total,
-			 s->n_refused ? s->refused[0].why : "");
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&buf, &len);
-	thothlock_report_opts_t opts = { .json = true };
-	assert_int_equal(thothlock_report_write(f, s->tables, s->n, &opts), 0);
-	fclose(f);
-	thothd_lock_scan_free(s);
-	free(s);
-	if (c)
-		thothd_lock_symcache_trim(c);
-	return buf;
+	return scan_report_json(locks_dir, (int)child, c);
 }
 
 static thothd_lock_symcache_stats_t stats_of(const thothd_lock_symcache_t *c)
