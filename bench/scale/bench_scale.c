@@ -1414,29 +1414,39 @@ static bool tc_attached(void *arg)
 	return harness_status(ctl, &st) == 0 && (int)st.clients >= want;
 }
 
+/* A fresh thothd started with ARGS in H, "echo" registered on SVC, CTL a
+ * control connection whose calls wait up to CTL_TIMEOUT_MS, and PROCS busy
+ * traced processes (tc_busy) connected to it: both sections' set-up. */
+static void tc_start(harness_t *h, const char *const *args, int procs, int ctl_timeout_ms,
+		     thoth_control_t *svc, thoth_control_t *ctl)
+{
+	if (harness_setup(h))
+		die("runtime dir", THOTH_E_IO);
+	if (harness_start_thothd(h, args) <= 0)
+		die("start thothd", THOTH_E_IO);
+	if (harness_connect(h, svc) || harness_register(svc, "echo", 0, NULL) ||
+	    thoth_control_connect(ctl, h->dir, ctl_timeout_ms))
+		die("register", THOTH_E_IO);
+	for (int i = 0; i < procs && h->n_children < HARNESS_MAX_CHILDREN; i++) {
+		pid_t p = fork();
+		if (p == 0)
+			tc_busy(h, i);
+		h->children[h->n_children++] = p;
+	}
+	int want = 2 + procs;
+	void *arg[2] = { ctl, &want };
+	if (!harness_wait_until(tc_attached, arg, 10000))
+		die("traced processes did not connect", THOTH_E_TIMEDOUT);
+}
+
 /* One fresh thothd (--trace-collector MODE) with PROCS busy traced
  * processes: resolves without a session (BASE), then with one (SESS). */
 static void tc_run(const char *mode, int procs, double seconds, tc_result_t *base, tc_result_t *sess)
 {
 	harness_t h;
-	if (harness_setup(&h))
-		die("runtime dir", THOTH_E_IO);
 	const char *const args[] = { "--trace-collector", mode, "--log-level", "info", NULL };
-	if (harness_start_thothd(&h, args) <= 0)
-		die("start thothd", THOTH_E_IO);
 	thoth_control_t svc, ctl;
-	if (harness_connect(&h, &svc) || harness_register(&svc, "echo", 0, NULL) || harness_connect(&h, &ctl))
-		die("register", THOTH_E_IO);
-	for (int i = 0; i < procs && h.n_children < HARNESS_MAX_CHILDREN; i++) {
-		pid_t p = fork();
-		if (p == 0)
-			tc_busy(&h, i);
-		h.children[h.n_children++] = p;
-	}
-	int want = 2 + procs;
-	void *arg[2] = { &ctl, &want };
-	if (!harness_wait_until(tc_attached, arg, 10000))
-		die("traced processes did not connect", THOTH_E_TIMEDOUT);
+	tc_start(&h, args, procs, 2000, &svc, &ctl);
 	tc_resolves(&ctl, seconds, base);
 	thoth_trace_TraceControl_start_pid_req_t sreq = { .categories = THOTH_TRACE_MASK(USER) };
 	thoth_trace_TraceControl_start_pid_resp_t sresp;
@@ -1563,25 +1573,9 @@ static void bench_stop_dump(int procs, int reps)
 	double before[9], during[9], stop_ms[9], dump_ms[9], events[9];
 	for (int k = 0; k < reps; k++) {
 		harness_t h;
-		if (harness_setup(&h))
-			die("runtime dir", THOTH_E_IO);
 		const char *const args[] = { "--log-level", "info", NULL };
-		if (harness_start_thothd(&h, args) <= 0)
-			die("start thothd", THOTH_E_IO);
 		thoth_control_t svc, ctl;
-		if (harness_connect(&h, &svc) || harness_register(&svc, "echo", 0, NULL) ||
-		    thoth_control_connect(&ctl, h.dir, 120000))
-			die("register", THOTH_E_IO);
-		for (int i = 0; i < procs && h.n_children < HARNESS_MAX_CHILDREN; i++) {
-			pid_t p = fork();
-			if (p == 0)
-				tc_busy(&h, i);
-			h.children[h.n_children++] = p;
-		}
-		int want = 2 + procs;
-		void *arg[2] = { &ctl, &want };
-		if (!harness_wait_until(tc_attached, arg, 10000))
-			die("traced processes did not connect", THOTH_E_TIMEDOUT);
+		tc_start(&h, args, procs, 120000, &svc, &ctl);
 		thoth_trace_TraceControl_start_pid_req_t sreq = { .categories = THOTH_TRACE_MASK(USER) };
 		thoth_trace_TraceControl_start_pid_resp_t sresp;
 		if (thoth_trace_TraceControl_start_pid(&ctl.client, &sreq, &sresp, NULL))
