@@ -15,6 +15,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -119,9 +120,13 @@ static void test_duration_traces_thothd_echo_and_client_with_flows(void **state)
 	snprintf(client_log, sizeof client_log, "%s/client.log", h->dir);
 
 	/* The session starts first, so echo's registration is in it (processes
-	 * that attach during a session join it). */
+	 * that attach during a session join it).  It ends when what the checks
+	 * read has happened, not after a fixed time: Ctrl-C (SIGINT) stops it
+	 * early and writes, once the client has reported calls to echo (below).
+	 * A fixed 2 s once ended before echo and its client had even started
+	 * (ASan, load 15): the JSON held thothd alone.  60 s bounds a hang. */
 	const char *trace_argv[] = { THOTHCTL_PATH, "--runtime-dir", h->dir, "trace",
-				     "--duration", "2", "--json", json, "--ctf", ctf, NULL };
+				     "--duration", "60", "--json", json, "--ctf", ctf, NULL };
 	child_exit_t ctl = { .pid = harness_spawn(h, "trace", trace_argv) };
 	assert_true(ctl.pid > 0);
 	file_has_t started = { trace_log, "trace session" };
@@ -146,8 +151,16 @@ static void test_duration_traces_thothd_echo_and_client_with_flows(void **state)
 	pid_t client = harness_spawn(h, "client", client_argv);
 	assert_true(client > 0);
 
-	/* --duration 2: thothctl stops, writes and exits on its own. */
-	assert_true(harness_wait_until(child_exited, &ctl, 15000));
+	/* The client's first report that names echo's instance: it resolved
+	 * echo (a flow to thothd), called it over a channel, and echo's renew
+	 * timers (300 ms lease) and the client's ticks have fired.  Then the
+	 * session is stopped early, as Ctrl-C would. */
+	file_has_t reported = { client_log, "[pid " };
+	if (!harness_wait_until(file_has, &reported, 60000))
+		print_file("the client reported no calls to echo", client_log);
+	assert_true(harness_file_contains(client_log, "[pid "));
+	assert_int_equal(kill(ctl.pid, SIGINT), 0);
+	assert_true(harness_wait_until(child_exited, &ctl, 60000));
 	for (int i = 0; i < h->n_children; i++)
 		if (h->children[i] == ctl.pid)
 			h->children[i] = 0;     /* reaped here */
@@ -188,6 +201,19 @@ static void test_duration_traces_thothd_echo_and_client_with_flows(void **state)
 	snprintf(pid_field[2], sizeof pid_field[2], "pid = %d,", (int)client);
 	for (int i = 0; i < 3; i++)
 		assert_non_null(strstr(f->out, pid_field[i]));
+
+	/* Without Ctrl-C, --duration stops, writes and exits on its own. */
+	char json2[200];
+	snprintf(json2, sizeof json2, "%s/trace2.json", h->dir);
+	const char *short_argv[] = { THOTHCTL_PATH, "--runtime-dir", h->dir, "trace",
+				     "--duration", "0.2", "--json", json2, NULL };
+	assert_int_equal(harness_run(h, short_argv, f->out, sizeof f->out, &f->status), 0);
+	if (!WIFEXITED(f->status) || WEXITSTATUS(f->status) != 0)
+		fprintf(stderr, "%s", f->out);
+	assert_true(WIFEXITED(f->status));
+	assert_int_equal(WEXITSTATUS(f->status), 0);
+	assert_non_null(strstr(f->out, "wrote "));
+	assert_int_equal(access(json2, R_OK), 0);
 }
 
 static void test_trace_without_thothd_says_it_is_not_running(void **state)
@@ -325,6 +351,11 @@ static int threads_named(pid_t pid, const char *name)
 	return n;
 }
 
+static bool collector_named(void *arg)
+{
+	return threads_named(*(pid_t *)arg, "thothd-trace") > 0;
+}
+
 static bool collector_gone(void *arg)
 {
 	return threads_named(*(pid_t *)arg, "thothd-trace") == 0;
@@ -341,6 +372,9 @@ static void test_session_is_collected_off_the_loop_thread(void **state)
 	assert_int_equal(threads_named(d, "thothd-trace"), 0);
 	uint64_t before = thothd_timer_wakeups(&f->h);
 	assert_int_equal(trace_cmd(f, "start", NULL), 0);
+	/* The collector names itself when it first runs: on a loaded machine
+	 * that can be after "start" was answered (seen: 0 threads named). */
+	assert_true(harness_wait_until(collector_named, &d, 10000));
 	assert_int_equal(threads_named(d, "thothd-trace"), 1);
 	usleep(400 * 1000);             /* > 2 drain periods: measuring an absence */
 	assert_int_equal(thothd_timer_wakeups(&f->h), before);
