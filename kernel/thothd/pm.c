@@ -62,7 +62,7 @@ typedef struct pm_engine_slot {
 	uint64_t idle_since;
 	thoth_pm_decision_t decision;
 	uint32_t next_step;             /* the next ladder entry to apply */
-	thoth_timer_t *timer;
+	thoth_timer_t *timer;           /* pending step (NULL once fired: the loop frees it) */
 	struct thothd_pm *pm;
 } pm_engine_slot_t;
 
@@ -387,6 +387,13 @@ static void ladder_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
 {
 	pm_engine_slot_t *s = arg;
 	thothd_pm_t *pm = s->pm;
+	/* Fired: the loop frees a one-shot timer that its callback does not
+	 * re-arm, so the slot forgets it now and arm_ladder below adds a fresh
+	 * one for the next step.  Keeping the pointer past the last step was a
+	 * use-after-free at the element's next hold, next idle period or its
+	 * driver's death (thothd aborted under ASan; test_pm_thothd's
+	 * ladder-step case). */
+	s->timer = NULL;
 	if (!s->idle || s->next_step >= s->decision.ladder_count)
 		return;
 	uint32_t state = s->decision.ladder[s->next_step++].state;
