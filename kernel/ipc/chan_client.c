@@ -183,7 +183,9 @@ static int tr_call(void *ctx, uint8_t *req, size_t len, thoth_msg_t *resp)
 
 static void tr_release(void *ctx, thoth_msg_t *resp)
 {
-	thoth_chan_release(ctx, resp);
+	thoth_chan_t *ch = ctx;
+	if (resp->handle)               /* an inline reply has nothing to give back */
+		chan_release(&ch->end, resp);
 }
 
 static void tr_discard(void *ctx, uint8_t *buf)

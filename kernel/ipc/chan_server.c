@@ -517,7 +517,7 @@ static enum serve_result conn_serve(conn_t *c, unsigned budget)
 		 * its turn. */
 		bool may_spin = s->ready.n == 0;
 		/* A request is taken only when its response can be queued. */
-		if (!chan_ready(e, CHAN_WAIT_SLOT, 0)) {
+		if (!chan_tx_ready(e)) {
 			if (closing) {          /* nobody will read the answers */
 				ST_ADD(s, peer_gone, 1);
 				conn_close(c);
@@ -558,10 +558,10 @@ static enum serve_result conn_serve(conn_t *c, unsigned budget)
 						 .get_out = conn_get_out, .out_ctx = c };
 			r = thoth_server_dispatch(s->cfg.iface, s->cfg.invoke, s->cfg.handlers, s->cfg.self,
 						  msg.data, msg.len, &io);
+			/* Counted before the answer goes: a client that has its
+			 * answer may read the counters (test_serve_counters). */
 			ST_ADD(s, calls, 1);
 			c->pl_calls++;
-			if (s->pl_on)
-				place_call(s);
 			/* The request's buffers go back first: the response is
 			 * already encoded, and the client can reuse them sooner. */
 			int rr = chan_release(e, &msg);
@@ -572,6 +572,10 @@ static enum serve_result conn_serve(conn_t *c, unsigned budget)
 				chan_discard(e, c->pending_out);
 				c->pending_out = NULL;
 			}
+			/* Placement's window is judged once the answer is on
+			 * its way: the client waits for it, not for this. */
+			if (s->pl_on)
+				place_call(s);
 			if (!r)
 				r = rr;
 			if (r && r != THOTH_E_CORRUPT && r != THOTH_E_PEER_GONE) {

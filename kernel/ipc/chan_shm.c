@@ -375,15 +375,23 @@ static int64_t find_run(const chan_end_t *e, uint32_t n)
  * per message keeps its cache line on the consumer's CPU (a transfer and a
  * fence stall less per message each way).  Reloaded and checked when the
  * ring looks full: a hostile tail is refused when it is used, as before. */
-static int tx_space(chan_end_t *e, uint32_t *space)
+static int tx_space_reload(chan_end_t *e, uint32_t *space) __attribute__((noinline));
+
+static inline int tx_space(chan_end_t *e, uint32_t *space)
 {
 	uint32_t used = e->tx_head - e->tx_tail_seen;
 	if (used < e->lay.lim.slots) {
 		*space = e->lay.lim.slots - used;
 		return 0;
 	}
+	return tx_space_reload(e, space);
+}
+
+/* The ring looks full from the tail last seen: load and check the peer's. */
+static int tx_space_reload(chan_end_t *e, uint32_t *space)
+{
 	uint32_t tail = atomic_load_explicit(&e->ctl->dir[e->tx].tail, memory_order_acquire);
-	used = e->tx_head - tail;
+	uint32_t used = e->tx_head - tail;
 	if (used > e->lay.lim.slots)
 		return chan_fail(e, THOTH_E_CORRUPT, "peer's tail index %u is not within the %u slots behind our head %u",
 				 tail, e->lay.lim.slots, e->tx_head);
@@ -401,6 +409,10 @@ static int tx_slot_free(chan_end_t *e)
 	return r ? r : space ? 0 : THOTH_E_AGAIN;
 }
 
+static int alloc_pool(chan_end_t *e, size_t len, uint8_t **buf) __attribute__((noinline));
+
+/* The inline case is every small call's: kept apart from the pool's
+ * bookkeeping (alloc_pool), so it pays for no registers that needs. */
 int chan_try_alloc(chan_end_t *e, size_t len, uint8_t **buf)
 {
 	if (e->err)
@@ -416,6 +428,11 @@ int chan_try_alloc(chan_end_t *e, size_t len, uint8_t **buf)
 		*buf = e->inline_pending = slot_at(e, e->tx, e->tx_head) + THOTH_CHAN_SLOT_HEADER;
 		return 0;
 	}
+	return alloc_pool(e, len, buf);
+}
+
+static int alloc_pool(chan_end_t *e, size_t len, uint8_t **buf)
+{
 	if (len > thoth_chan_max_message(&e->lay.lim) || !e->lay.lim.pool_bufs)
 		return THOTH_E_TOO_LARGE;
 	int r = drain_releases(e);
@@ -600,6 +617,8 @@ int chan_try_send(chan_end_t *e, uint8_t *buf, size_t len)
 	return chan_try_send_flags(e, buf, len, 0);
 }
 
+static int send_pool(chan_end_t *e, uint8_t *buf, size_t len, unsigned flags) __attribute__((noinline));
+
 int chan_try_send_flags(chan_end_t *e, uint8_t *buf, size_t len, unsigned flags)
 {
 	if (e->err)
@@ -613,18 +632,28 @@ int chan_try_send_flags(chan_end_t *e, uint8_t *buf, size_t len, unsigned flags)
 		st32(slot, CHAN_SLOT_INLINE);
 		st32(slot + 4, (uint32_t)len);
 		st32(slot + 8, 0);
-		uint64_t ts = trace_time();
+		/* The trace switch is read once per message (each test is two
+		 * dependent loads), and nothing else is done while it is off. */
+		bool traced = THOTH_TRACE_IS_ON(IPC);
+		uint64_t ts = traced ? thoth_trace_now() : 0;
 		st32(slot + 12, send_stamp(ts));
 		e->inline_pending = NULL;
 		e->st.sent_inline++;
-		thoth_trace_stamp_request(buf);
+		if (traced)
+			thoth_trace_stamp_request(buf);
 		e->st.urgent += flags & THOTH_CHAN_URGENT;
 		publish(e, flags);
 		/* Traced after publishing, off the peer's critical path: only we
 		 * write this slot, so it still holds our message. */
-		TRACE_CHAN(e, chan_send, THOTH_TRACE_SEND, buf, THOTH_TRACE_INLINE, ts, 0);
+		if (traced)
+			TRACE_CHAN(e, chan_send, THOTH_TRACE_SEND, buf, THOTH_TRACE_INLINE, ts, 0);
 		return 0;
 	}
+	return send_pool(e, buf, len, flags);
+}
+
+static int send_pool(chan_end_t *e, uint8_t *buf, size_t len, unsigned flags)
+{
 	int64_t b = own_run(e, buf, BUF_ALLOCATED);
 	if (b < 0 || len > (size_t)e->buf_run[b] * e->lay.lim.pool_buf_size)
 		return THOTH_E_INVAL;   /* not a buffer from chan_try_alloc, or longer than it */
@@ -715,11 +744,14 @@ int chan_try_recv(chan_end_t *e, thoth_msg_t *msg)
 		wake_peer(e, &d->tail, CHAN_WAITING_BELL);
 	e->st.received++;
 	/* After the slot is handed back: the message is in rx_copy or in the
-	 * peer's pool buffer, which stays ours until released. */
-	uint64_t ts = trace_time();
-	TRACE_CHAN(e, chan_recv, THOTH_TRACE_RECV, msg->data,
-		   msg->handle ? THOTH_TRACE_ZERO_COPY : THOTH_TRACE_INLINE,
-		   ts, ts ? queue_ticks(sent, ts) : 0);
+	 * peer's pool buffer, which stays ours until released.  The trace
+	 * switch is read once. */
+	if (THOTH_TRACE_IS_ON(IPC)) {
+		uint64_t ts = thoth_trace_now();
+		TRACE_CHAN(e, chan_recv, THOTH_TRACE_RECV, msg->data,
+			   msg->handle ? THOTH_TRACE_ZERO_COPY : THOTH_TRACE_INLINE,
+			   ts, ts ? queue_ticks(sent, ts) : 0);
+	}
 	return 0;
 }
 

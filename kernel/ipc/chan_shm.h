@@ -205,6 +205,17 @@ enum chan_cond { CHAN_WAIT_RECV, CHAN_WAIT_SLOT, CHAN_WAIT_POOL };
 /* Can we make progress on COND now?  (Also drains releases for POOL.) */
 int chan_ready(chan_end_t *e, enum chan_cond cond, size_t len);
 
+/* chan_ready(E, CHAN_WAIT_SLOT, 0) without a call while the tail last
+ * seen already shows a free slot (the serving loop asks before every
+ * request); the same answer, since chan_ready's tx_space decides from that
+ * tail first too. */
+static inline int chan_tx_ready(chan_end_t *e)
+{
+	if (!e->err && e->tx_head - e->tx_tail_seen < e->lay.lim.slots)
+		return 1;
+	return chan_ready(e, CHAN_WAIT_SLOT, 0);
+}
+
 /*
  * Announce that we are about to sleep on COND (sets the waiting flag, then
  * a full fence) and re-check: returns 1 when the condition already holds
@@ -291,7 +302,7 @@ int chan_bell_drain(chan_end_t *e);
 void chan_end_close(chan_end_t *e);
 
 /* Set the sticky error with a reason; returns ERR. */
-int chan_fail(chan_end_t *e, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int chan_fail(chan_end_t *e, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4), cold));
 
 /* Tests only: the client side's view of an open channel. */
 chan_end_t *thoth_chan__end(thoth_chan_t *ch);

@@ -135,8 +135,10 @@ static int check_response(const thoth_method_info_t *m, const thoth_msg_header_t
 int thoth_client_begin(thoth_client_t *c, const thoth_method_info_t *m, const void *req,
 		       thoth_call_t *call)
 {
-	if (c->holding_reply)           /* the call only when there is one */
-		thoth_client_release(c);
+	if (c->holding_reply) {         /* the call only when there is one */
+		c->ops->release(c->ctx, &c->reply);
+		c->holding_reply = false;
+	}
 	c->remote_code = 0;
 	c->remote_status = 0;
 	c->remote_message[0] = 0;
@@ -322,7 +324,13 @@ int thoth_server_dispatch(const thoth_interface_info_t *iface, thoth_invoke_fn i
 	if (m->req_struct_size <= sizeof req_small && m->resp_struct_size <= sizeof resp_small) {
 		req = req_small;
 		resp = resp_small;
-		memset(resp, 0, m->resp_struct_size);
+		/* Most responses are a few words: a fixed-size clear is two
+		 * vector stores where a library call with a variable size is
+		 * ~25 instructions. */
+		if (m->resp_struct_size <= 64)
+			memset(resp, 0, 64);
+		else
+			memset(resp, 0, m->resp_struct_size);
 	} else {
 		req = thoth_arena_alloc(io->arena, m->req_struct_size ? m->req_struct_size : 1);
 		resp = thoth_arena_alloc(io->arena, m->resp_struct_size ? m->resp_struct_size : 1);
