@@ -169,9 +169,9 @@ static void test_torn_and_overwritten_events_are_lost_not_read(void **state)
 	thothlock_ring_free(r);
 }
 
-/* ---- the whole table (thothlock_table_load): version 3's regions ------- */
+/* ---- the whole table (thothlock_table_load): the per-thread regions ---- */
 
-/* A small but complete version-3 table: 8 locks, 8 sites, 1 thread, an
+/* A small but complete table (format 4): 8 locks, 8 sites, 1 thread, an
  * event ring sized so that the tstat region starts 64-byte aligned, and
  * 8 tstat entries.  *hdr_out gets the header; the body is zeroed. */
 static uint8_t *small_table(size_t *size_out)
@@ -268,21 +268,38 @@ static void test_tstat_entries_add_only_to_what_they_rightly_name(void **state)
 		{ 0, 1, 77773 },    /* an entry not set up: nothing */
 	};
 	for (size_t i = 0; i < sizeof e / sizeof e[0]; i++) {
+		ts[i].lock = 0x7000;
+		ts[i].pc = 0x401000;
 		ts[i].key_index = e[i].key;
 		ts[i].site_index = e[i].site;
 		ts[i].acquisitions = e[i].acq;
-		ts[i].holds_measured = e[i].acq;
 		ts[i].hold_ns_total = 100 * e[i].acq;
 		ts[i].hold_ns_max = 300;
-		ts[i].hold_hist[6] = (uint32_t)e[i].acq;
+		ts[i].near_base = THOTHLOCK_NEAR_UNSET;
 	}
+	/* Format 4's near buckets: entry 0's window starts at bucket 5, so its
+	 * near[2] is bucket 7; entry 3's base puts its window past the
+	 * histogram's end (a hostile file): its near buckets add nothing (the
+	 * exact histogram below). */
+	ts[0].near_base = 5;
+	ts[0].near[2] = 40;
+	ts[3].near_base = THOTHLOCK_HIST_BUCKETS - THOTHLOCK_NEAR_BUCKETS + 1;
+	ts[3].near[0] = 200;
+	/* Holds outside the entries' near buckets, counted per site: lock
+	 * 0x7000's site adds to its histogram; a site naming an unused lock
+	 * adds nothing. */
+	sites[0].hold_hist[6] = 22;
+	sites[2].key = THOTHLOCK_SITE_KEY(5, 0x403000);
+	sites[2].hold_hist[6] = 77774;
 	h->tstats_used = UINT64_MAX;                      /* clamped to the 8 entries */
 	write_bytes(t, size);
 	char *json = report_of();
-	/* Lock 0x7000: 1 + 10 + 5 + 7; its site: 10 only. */
+	/* Lock 0x7000: 1 + 10 + 5 + 7 acquisitions, each entry's a timed hold;
+	 * its site: 10 only.  Hold buckets: 2^6 = 10 + 5 + 7, 2^7 = 40. */
 	if (!strstr(json, "\"address\":\"0x7000\"") || !strstr(json, "\"acquisitions\":23,") ||
 	    !strstr(json, "\"holds_measured\":22,\"hold_ns_total\":2200,") ||
-	    !strstr(json, "\"acquisitions\":10,\"contentions\":0"))
+	    !strstr(json, "\"acquisitions\":10,\"contentions\":0") ||
+	    !strstr(json, "\"hold_histogram\":[{\"ge_ns\":64,\"count\":22},{\"ge_ns\":128,\"count\":40}]"))
 		fail_msg("report: %s", json);
 	if (strstr(json, "7777"))
 		fail_msg("an entry naming no rightful key was added: %s", json);

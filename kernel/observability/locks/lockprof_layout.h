@@ -11,7 +11,7 @@
  *   header.sites_offset           site_capacity  x thothlock_site_t
  *   header.caches_offset          thread_capacity x thothlock_cache_t
  *   header.events_offset          event_capacity x thothlock_event_t (a ring)
- *   header.tstats_offset          tstat_capacity x thothlock_tstat_t (version 3)
+ *   header.tstats_offset          tstat_capacity x thothlock_tstat_t (version 3; 4: 64 B)
  *   header.site_slots_offset      2 x site_capacity x thothlock_site_slot_t (version 3)
  *
  * Who writes what: only the profiled process writes; every counter is
@@ -39,8 +39,10 @@
 #include <stdint.h>
 
 #define THOTHLOCK_MAGIC        0x4b4c4854u   /* "THLK" little-endian */
-#define THOTHLOCK_VERSION      3u            /* 2: lock keys apart from their statistics;
-                                              * 3: per-thread all-mode counters (tstats) */
+#define THOTHLOCK_VERSION      4u            /* 2: lock keys apart from their statistics;
+                                              * 3: per-thread all-mode counters (tstats);
+                                              * 4: a thread's entries are its hash table,
+                                              *    one line per acquisition */
 #define THOTHLOCK_HEADER_SIZE  4096u
 #define THOTHLOCK_HIST_BUCKETS 32u            /* log2(ns) buckets, see below */
 #define THOTHLOCK_STACK_DEPTH  16u
@@ -61,7 +63,7 @@
 /* Per-thread counters of all mode: one per (thread slot, lock, call site),
  * claimed from this pool as they are first needed; past it, acquisitions
  * are counted in the shared entries with atomic adds (exact, slower). */
-#define THOTHLOCK_TSTAT_CAPACITY  262144u     /* 48 MiB of the file, sparse */
+#define THOTHLOCK_TSTAT_CAPACITY  524288u     /* 2 x 32 MiB of the file, sparse */
 
 enum thothlock_mode {
 	THOTHLOCK_MODE_CONTENTION = 0,   /* trylock first; time only contended acquisitions */
@@ -75,6 +77,9 @@ enum thothlock_flags {
 	/* Durations were timed with the TSC (header.tsc_hz), calibrated once
 	 * against CLOCK_MONOTONIC; without it, with clock_gettime. */
 	THOTHLOCK_FLAG_TSC = 2u,
+	/* All mode: default mutexes kept their last owner in the mutex
+	 * (version 4; preload.c, owner_flags), other locks in their key. */
+	THOTHLOCK_FLAG_OWNER_WORD = 4u,
 };
 
 enum thothlock_kind {
@@ -163,9 +168,9 @@ typedef struct {
 	uint64_t addr;               /* the lock's address; 0 = free entry (CAS) */
 	uint64_t acquisitions;       /* plus the per-thread caches' and tstats' counts */
 	uint32_t kind;               /* enum thothlock_kind */
-	uint32_t last_owner_tid;     /* all mode: the thread that took it last (version 3;
-	                              * it was the statistics' last_owner_tid, a line
-	                              * more per acquisition) */
+	uint32_t last_owner_tid;     /* all mode: the thread that took it last (version 4:
+	                              * except default mutexes, which keep it in the mutex:
+	                              * preload.c, owner_flags; header flag OWNER_WORD) */
 } thothlock_key_t;
 
 /* Entry i is the statistics of keys[i].  The writer never sets addr, kind
@@ -224,6 +229,10 @@ typedef struct {
 	uint64_t owner_unknown;      /* contentions whose owner site was not known */
 	thothlock_owner_site_t owners[THOTHLOCK_OWNER_SITES];
 	thothlock_stack_t stack;     /* the first stack seen at this site */
+	/* Version 4, all mode: holds through per-thread entries that fell
+	 * outside their near buckets (and their carries); a reader adds them
+	 * to the site's lock's hold_hist. */
+	uint64_t hold_hist[THOTHLOCK_HIST_BUCKETS];
 } thothlock_site_t;
 
 /* Per-thread acquisition counters (contention mode): a direct-mapped cache
@@ -243,24 +252,44 @@ typedef struct {
  * the slot (thread_state in preload.c), never folded elsewhere: a reader
  * adds each entry to keys[key_index - 1], locks[key_index - 1] and
  * sites[site_index - 1].  Contended waits stay in the shared entries (the
- * slow path anyway).  The first line has what every acquisition writes;
- * the histogram bucket is one line more. */
+ * slow path anyway).
+ *
+ * Version 4: the entries of a thread slot form its own open-addressed
+ * hash table inside the pool (a run of `size` entries claimed at once;
+ * the slot a (lock, pc) hashes to is the entry), so a lookup reads the
+ * entry itself, not a private index and then the entry: one cache line.
+ * Everything an uncontended acquisition and its hold write is in that
+ * line, the hold histogram's buckets included for the eleven buckets
+ * around the entry's first hold (`near`, 8 bits each: each 256th hold of
+ * a bucket adds 256 to the site's); holds outside them (preempted holds,
+ * mostly) go to the site's `hold_hist` with an atomic add (the sites are
+ * dense: no page of the file only for them).  A table 5/8 full is left
+ * where it is and a twice larger one claimed, and the pairs it holds get
+ * new entries there (their key, site and near buckets copied, counters
+ * zero): the reader adds both (entries are never moved or folded).
+ *
+ * Every acquisition through an entry is one timed hold: the hold count
+ * is `acquisitions` (a condition wait's earlier hold segments are timed
+ * in the shared entries).  Counters narrower than 64 bits add their
+ * wrap (2^8 to the site's histogram, 2^32 to the lock's owner changes),
+ * so the sums stay exact; a live read can catch a histogram bucket
+ * between the two stores of a carry (256 too many until the next read). */
+#define THOTHLOCK_NEAR_BUCKETS 11u
+#define THOTHLOCK_NEAR_UNSET   0xffu         /* near_base before the first hold */
 typedef struct {
-	uint64_t lock;               /* the lock's address (the writer's lookup check) */
+	uint64_t lock;               /* the lock's address (the writer's lookup key); 0 = free */
 	uint64_t pc;                 /* the call site */
 	uint32_t key_index;          /* keys[] index + 1; 0 = unused entry */
 	uint32_t site_index;         /* sites[] index + 1; 0 = no site entry (table full) */
-	uint64_t acquisitions;
-	uint64_t holds_measured;
+	uint64_t acquisitions;       /* = holds timed through this entry */
 	uint64_t hold_ns_total;
 	uint64_t hold_ns_max;
-	uint64_t owner_changes;
-	/* 32-bit buckets (two lines, not four: a thread's entries for
-	 * thousands of locks are pages it faults in); a bucket that wraps
-	 * adds 2^32 to the shared entry's bucket, so the sum stays exact. */
-	uint32_t hold_hist[THOTHLOCK_HIST_BUCKETS];
+	uint32_t owner_changes;      /* wraps: 2^32 added to locks[].owner_changes */
+	uint8_t  near_base;          /* bucket of near[0]; THOTHLOCK_NEAR_UNSET: none yet */
+	uint8_t  near[THOTHLOCK_NEAR_BUCKETS];  /* hold buckets near_base .. +10; a bucket
+	                              * at 255 goes to 0 and adds 256 to the site's */
 } __attribute__((aligned(64))) thothlock_tstat_t;
-_Static_assert(sizeof(thothlock_tstat_t) == 192, "three cache lines");
+_Static_assert(sizeof(thothlock_tstat_t) == 64, "what every acquisition writes: one line");
 
 /* One contended acquisition (or timed acquisition that gave up), written
  * after the release: seq is set to 0, then the fields, then to n + 1 (n =

@@ -186,24 +186,45 @@ static void add_tstats(thothlock_table_t *t, thothlock_lock_t *stats, thothlock_
 			continue;
 		thothlock_lock_t *l = &stats[ki];
 		mark_touched(t, l, sizeof *l);
+		/* Each acquisition through an entry is one timed hold. */
 		l->acquisitions += e->acquisitions;
 		l->owner_changes += e->owner_changes;
-		l->holds_measured += e->holds_measured;
+		l->holds_measured += e->acquisitions;
 		l->hold_ns_total += e->hold_ns_total;
 		if (e->hold_ns_max > l->hold_ns_max)
 			l->hold_ns_max = e->hold_ns_max;
-		for (uint32_t b = 0; b < THOTHLOCK_HIST_BUCKETS; b++)
-			l->hold_hist[b] += e->hold_hist[b];
+		/* The near buckets, where the window lies inside the histogram
+		 * (a hostile base past it adds nothing). */
+		if (e->near_base <= THOTHLOCK_HIST_BUCKETS - THOTHLOCK_NEAR_BUCKETS)
+			for (uint32_t b = 0; b < THOTHLOCK_NEAR_BUCKETS; b++)
+				l->hold_hist[e->near_base + b] += e->near[b];
 		if (e->site_index == 0 || e->site_index > h->site_capacity)
 			continue;
 		thothlock_site_t *s = &sites[e->site_index - 1];
 		if (!has_data(t, s) || !s->key || THOTHLOCK_SITE_LOCK(s->key) != ki)
 			continue;
 		s->acquisitions += e->acquisitions;
-		s->holds_measured += e->holds_measured;
+		s->holds_measured += e->acquisitions;
 		s->hold_ns_total += e->hold_ns_total;
 		if (e->hold_ns_max > s->hold_ns_max)
 			s->hold_ns_max = e->hold_ns_max;
+	}
+	/* Format 4: the entries' holds outside their near buckets, counted in
+	 * their site, belong to the site's lock's histogram (a site naming a
+	 * lock out of range or unused adds nothing). */
+	size_t cap = h->site_capacity;
+	for (size_t i = next_with_data(t, sites, sizeof *sites, 0, cap); i < cap;
+	     i = next_with_data(t, sites, sizeof *sites, i + 1, cap)) {
+		const thothlock_site_t *s = &sites[i];
+		if (!s->key)
+			continue;
+		uint32_t ki = THOTHLOCK_SITE_LOCK(s->key);
+		if (ki >= h->lock_capacity || !has_data(t, &t->keys[ki]) || !t->keys[ki].addr)
+			continue;
+		thothlock_lock_t *l = &stats[ki];
+		mark_touched(t, l, sizeof *l);
+		for (uint32_t b = 0; b < THOTHLOCK_HIST_BUCKETS; b++)
+			l->hold_hist[b] += s->hold_hist[b];
 	}
 }
 

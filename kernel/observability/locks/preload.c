@@ -126,6 +126,8 @@ enum held_flags {
 	HELD_INHERITED = 4u,     /* taken before fork() by the parent: not this process's */
 	HELD_ENTRIES = 8u,       /* key and site below are this lock's table entries */
 	HELD_TSTAT = 16u,        /* all mode: tstat below is this thread's entry of (lock, site) */
+	HELD_OWNER_KNOWN = 32u,  /* all mode: the owner change was read from the mutex (owner_word) */
+	HELD_OWNER_CHANGED = 64u,/* ... and it was one */
 };
 
 typedef struct {
@@ -150,17 +152,23 @@ typedef struct {
 	uint64_t segment_ns[HOLD_SEGMENTS];
 } held_t;
 
-/* All mode's per-thread index: (lock, call site) -> the slot's tstat
- * entry: a 32-bit tag of the pair's hash above the entry's index + 1
- * (0 = empty), open addressing, private memory mapped on first use.  The
- * tag spares touching other pairs' entries (a cache miss each) while
- * probing.  It belongs to the thread slot, like the entries it points
- * to, so a thread that reuses a slot finds them where the last one left
- * them; only fork() (a fresh table) clears it. */
-#define TINDEX_MIN    1024u     /* slots of a new index; doubled at half full */
-#define TINDEX_MAX    (1u << 20)
-#define TINDEX_PROBES 32u
-#define TSTAT_CHUNK   16u      /* entries a slot claims from the pool at once */
+/* All mode's per-thread entries (table format 4): each thread slot owns
+ * a run of the pool's entries as an open-addressed hash table of (lock,
+ * call site), so the slot a pair hashes to is its entry and a lookup
+ * reads one line (format 3 read a private index slot, then the entry:
+ * two cache misses per acquisition when a thread cycles through
+ * thousands of locks).  Linear probing; the table is replaced by a twice
+ * larger one at 5/8 full (short probe runs: each probe is a line; 3/8
+ * and 1/2 were measured: more tables, more pages, more misses while they
+ * grow), and the old one stays where it is, counted by readers
+ * (lockprof_layout.h).
+ * It belongs to the thread slot, so a thread that reuses a slot finds the
+ * entries where the last one left them; only fork() (a fresh table file)
+ * clears it. */
+#define TTAB_MIN         512u        /* entries of a slot's first table (32 KiB) */
+#define TTAB_MAX         (1u << 17)
+#define TTAB_FIND_PROBES 4u          /* the inline lookup; beyond it, tstat_miss */
+#define TTAB_PROBES      32u
 
 typedef struct {
 	_Atomic(int) tid;               /* 0 = free slot */
@@ -171,10 +179,9 @@ typedef struct {
 	uint32_t countdown;             /* sampling: misses until the next recorded one */
 	uint32_t rng;                   /* xorshift state of the sampling period */
 	thothlock_cache_t *cache;       /* &caches[index], in the current table */
-	uint64_t *tindex;               /* all mode: tindex_mask + 1 slots, mapped on first use */
-	uint32_t tindex_mask;
-	uint32_t tindex_used;
-	uint32_t tstat_next, tstat_end; /* the slot's claimed, not yet used tstat entries */
+	thothlock_tstat_t *ttab;        /* all mode: the slot's table, ttab_mask + 1 entries */
+	uint32_t ttab_mask;
+	uint32_t ttab_used;
 	held_t held[HELD_DEPTH];
 } thread_state_t;
 
@@ -198,6 +205,8 @@ static size_t table_size;
 static int mode = THOTHLOCK_MODE_CONTENTION;
 static bool fast_mutex;                         /* contention mode + inline trylock checked */
 static bool fast_mutex_all;                     /* all mode + inline trylock checked */
+static bool owner_word;                         /* all mode: default mutexes keep their last
+                                                 * owner in __count (check_inline_trylock) */
 static _Atomic(int) init_state;                 /* 0 none, 1 running, 2 done */
 static _Atomic(int) resolved;                   /* real.* are set */
 static pthread_key_t exit_key;
@@ -350,9 +359,8 @@ static inline uint64_t hash_ptr(uint64_t x)
 	return thothlock_hash(x);
 }
 
-/* A (lock, call site) pair's hash: its home slot in a thread's tindex is
- * taken from the top 32 bits, its tag is the low 32 (kept in the slot's
- * top half). */
+/* A (lock, call site) pair's hash: its home slot in a thread's table is
+ * taken from the top 32 bits. */
 static inline uint64_t tindex_hash(uintptr_t lock, uintptr_t pc)
 {
 	return ((uint64_t)lock * 0x9e3779b97f4a7c15ull) ^ ((uint64_t)pc * 0xff51afd7ed558ccdull);
@@ -361,11 +369,6 @@ static inline uint64_t tindex_hash(uintptr_t lock, uintptr_t pc)
 static inline uint32_t tindex_home(uint64_t h, uint32_t mask)
 {
 	return (uint32_t)(h >> 32) & mask;
-}
-
-static inline uint64_t tindex_tag(uint64_t h)
-{
-	return h << 32;
 }
 
 static inline unsigned bucket_of(uint64_t ns)
@@ -544,114 +547,114 @@ static void site_stack_once(thothlock_site_t *s, uintptr_t pc)
 
 /* ---- all mode's per-thread entries --------------------------------------- */
 
-/* A thread slot's index, new or twice as large (its entries re-inserted:
- * the index is private, the entries never move).  Private memory from
- * mmap: no malloc in a wrapper.  False when it stays as it was. */
-static bool tindex_grow(thread_state_t *t)
+/* A new table for the thread slot: the first, or twice the last, whose
+ * pairs get an entry each in the new one at once (key, site and near
+ * buckets copied, counters zero: the old entries stay where they are and
+ * readers add both).  One pass over the old table here costs less than
+ * finding each pair again through tstat_miss.  False when the pool cannot
+ * give one: the caller counts in the shared entries. */
+static bool ttab_grow(thread_state_t *t)
 {
-	uint32_t slots = t->tindex ? 2 * (t->tindex_mask + 1) : TINDEX_MIN;
-	if (slots > TINDEX_MAX)
+	uint32_t size = t->ttab ? 2 * (t->ttab_mask + 1) : TTAB_MIN;
+	if (size > TTAB_MAX)
 		return false;
-	uint64_t *ix = mmap(NULL, slots * sizeof(uint64_t), PROT_READ | PROT_WRITE,
-	                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (ix == MAP_FAILED)
+	if (__atomic_load_n(&table->tstats_used, __ATOMIC_RELAXED) + size > THOTHLOCK_TSTAT_CAPACITY)
 		return false;
-	if (t->tindex) {
-		for (uint32_t k = 0; k <= t->tindex_mask; k++) {
-			uint64_t v = t->tindex[k];
-			if (!v)
-				continue;
-			const thothlock_tstat_t *e = &tstats[(uint32_t)v - 1];
-			uint32_t i = tindex_home(tindex_hash(e->lock, e->pc), slots - 1);
-			while (ix[i])
-				i = (i + 1) & (slots - 1);
-			ix[i] = v;
-		}
-		munmap(t->tindex, (t->tindex_mask + 1) * sizeof(uint64_t));
+	uint64_t n = __atomic_fetch_add(&table->tstats_used, size, __ATOMIC_RELAXED);
+	if (n + size > THOTHLOCK_TSTAT_CAPACITY)
+		return false;   /* raced past the end: readers clamp tstats_used */
+	thothlock_tstat_t *old = t->ttab, *tab = &tstats[n];
+	uint32_t old_size = old ? t->ttab_mask + 1 : 0, used = 0;
+	for (uint32_t j = 0; j < old_size; j++) {
+		const thothlock_tstat_t *o = &old[j];
+		if (o->lock == 0 || o->key_index == 0)
+			continue;
+		uint32_t i = tindex_home(tindex_hash(o->lock, o->pc), size - 1);
+		while (tab[i].lock)
+			i = (i + 1) & (size - 1);
+		tab[i].lock = o->lock;
+		tab[i].pc = o->pc;
+		tab[i].near_base = o->near_base;
+		tab[i].site_index = o->site_index;
+		__atomic_store_n(&tab[i].key_index, o->key_index, __ATOMIC_RELEASE);
+		used++;
 	}
-	t->tindex = ix;
-	t->tindex_mask = slots - 1;
+	t->ttab = tab;
+	t->ttab_mask = size - 1;
+	t->ttab_used = used;
 	return true;
 }
 
-/* (lock, pc) not in the thread's index: claim an entry from the pool for
- * the thread's slot, with its key and site (the site's stack taken now, as
- * once per site).  NULL when the lock table, the pool or the index is
+/* (lock, pc) not found by the inline probes: further probes, else a new
+ * entry with the pair's key and site (the site's stack taken now, as
+ * once per site).  NULL when the lock table, the pool or the table is
  * full: the caller counts in the shared entries instead. */
 static __attribute__((noinline)) thothlock_tstat_t *tstat_miss(thread_state_t *t, uintptr_t lock,
                                                               uintptr_t pc, uint32_t kind)
 {
 	if (!tstats)
 		return NULL;
-	if ((!t->tindex || 2 * (t->tindex_used + 1) > t->tindex_mask + 1) && !tindex_grow(t) &&
-	    !t->tindex)
-		return NULL;
-	/* The free index slot first: an entry claimed must be findable. */
-	uint64_t h = tindex_hash(lock, pc), tag = tindex_tag(h);
-	uint32_t i = tindex_home(h, t->tindex_mask), free_slot = UINT32_MAX;
-	for (uint32_t n = 0; n < TINDEX_PROBES; n++, i = (i + 1) & t->tindex_mask) {
-		uint64_t v = t->tindex[i];
-		if (v == 0) {
-			free_slot = i;
-			break;
+	uint64_t h = tindex_hash(lock, pc);
+	thothlock_tstat_t *e = NULL;
+	if (t->ttab) {
+		uint32_t i = tindex_home(h, t->ttab_mask);
+		for (uint32_t n = 0; n < TTAB_PROBES; n++, i = (i + 1) & t->ttab_mask) {
+			thothlock_tstat_t *c = &t->ttab[i];
+			if (c->lock == lock && c->pc == pc)
+				return c;
+			if (c->lock == 0) {
+				e = c;
+				break;
+			}
 		}
-		thothlock_tstat_t *e = &tstats[(uint32_t)v - 1];
-		if ((v & 0xffffffff00000000ull) == tag && e->lock == lock && e->pc == pc)
-			return e;
 	}
-	if (free_slot == UINT32_MAX)
-		return NULL;
-	if (t->tstat_next == t->tstat_end) {
-		/* A chunk at a time: one shared add per TSTAT_CHUNK entries, and
-		 * a thread's entries side by side. */
-		if (__atomic_load_n(&table->tstats_used, __ATOMIC_RELAXED) >= THOTHLOCK_TSTAT_CAPACITY)
-			return NULL;
-		uint64_t n = __atomic_fetch_add(&table->tstats_used, TSTAT_CHUNK, __ATOMIC_RELAXED);
-		if (n >= THOTHLOCK_TSTAT_CAPACITY)
-			return NULL;
-		t->tstat_next = (uint32_t)n;
-		t->tstat_end = (uint32_t)(n + TSTAT_CHUNK < THOTHLOCK_TSTAT_CAPACITY
-		                          ? n + TSTAT_CHUNK : THOTHLOCK_TSTAT_CAPACITY);
+	if (!e || 8 * (t->ttab_used + 1) > 5 * (t->ttab_mask + 1)) {
+		if (ttab_grow(t)) {
+			/* Probe the new table (the pair is there if it was in the
+			 * old one past TTAB_PROBES). */
+			uint32_t i = tindex_home(h, t->ttab_mask);
+			for (; t->ttab[i].lock; i = (i + 1) & t->ttab_mask)
+				if (t->ttab[i].lock == lock && t->ttab[i].pc == pc)
+					return &t->ttab[i];
+			e = &t->ttab[i];
+		} else if (!e || 4 * (t->ttab_used + 1) > 3 * (t->ttab_mask + 1)) {
+			return NULL;   /* no larger table: this one up to 3/4, then shared entries */
+		}
 	}
 	t->in_hook = 1;
-	thothlock_tstat_t *e = NULL;
 	thothlock_key_t *k = lock_entry(lock, kind);
 	thothlock_site_t *s = k ? site_entry(k, pc) : NULL;
 	if (s)
 		site_stack_once(s, pc);
 	if (k) {
-		uint32_t n = t->tstat_next++;
-		e = &tstats[n];
 		e->lock = lock;
 		e->pc = pc;
+		e->near_base = THOTHLOCK_NEAR_UNSET;
 		e->site_index = s ? (uint32_t)(s - sites) + 1 : 0;
 		/* Last: a reader adds an entry only once it names a key. */
 		__atomic_store_n(&e->key_index, (uint32_t)(k - keys) + 1, __ATOMIC_RELEASE);
-		t->tindex[free_slot] = tag | (n + 1);
-		t->tindex_used++;
+		t->ttab_used++;
+	} else {
+		e = NULL;
 	}
 	t->in_hook = 0;
 	return e;
 }
 
-/* This thread's entry of (lock, pc): the index's tags, then the one
- * entry whose tag matches. */
+/* This thread's entry of (lock, pc): the slot it hashes to, and the next
+ * few (each one line). */
 static inline thothlock_tstat_t *tstat_find(thread_state_t *t, uintptr_t lock, uintptr_t pc,
                                             uint32_t kind)
 {
-	uint64_t *ix = t->tindex;
-	if (__builtin_expect(ix != NULL, 1)) {
-		uint64_t h = tindex_hash(lock, pc), tag = tindex_tag(h);
-		uint32_t mask = t->tindex_mask, i = tindex_home(h, mask);
-		for (uint32_t n = 0; n < 4; n++, i = (i + 1) & mask) {
-			uint64_t v = ix[i];
-			if (v == 0)
+	thothlock_tstat_t *tab = t->ttab;
+	if (__builtin_expect(tab != NULL, 1)) {
+		uint32_t mask = t->ttab_mask, i = tindex_home(tindex_hash(lock, pc), mask);
+		for (uint32_t n = 0; n < TTAB_FIND_PROBES; n++, i = (i + 1) & mask) {
+			thothlock_tstat_t *e = &tab[i];
+			if (__builtin_expect(e->lock == lock && e->pc == pc, 1))
+				return e;
+			if (e->lock == 0)
 				break;
-			if ((v & 0xffffffff00000000ull) == tag) {
-				thothlock_tstat_t *e = &tstats[(uint32_t)v - 1];
-				if (__builtin_expect(e->lock == lock && e->pc == pc, 1))
-					return e;
-			}
 		}
 	}
 	return tstat_miss(t, lock, pc, kind);
@@ -857,7 +860,8 @@ static void open_table(void)
 	table->tstat_capacity = THOTHLOCK_TSTAT_CAPACITY;
 	table->site_slots_offset = (uint64_t)((char *)site_slots - (char *)mem);
 	table->file_size = table_size;
-	table->flags = (fast_mutex || fast_mutex_all ? THOTHLOCK_FLAG_INLINE_TRYLOCK : 0) | (use_tsc ? THOTHLOCK_FLAG_TSC : 0);
+	table->flags = (fast_mutex || fast_mutex_all ? THOTHLOCK_FLAG_INLINE_TRYLOCK : 0) |
+	               (use_tsc ? THOTHLOCK_FLAG_TSC : 0) | (owner_word ? THOTHLOCK_FLAG_OWNER_WORD : 0);
 	table->tsc_hz = tsc_hz();
 	table->start_ns = now_ns();
 	read_program_name(table->program, sizeof table->program);
@@ -902,14 +906,10 @@ static void after_fork_child(void)
 			atomic_store(&threads[i].tid, 0);
 			threads[i].depth = 0;
 		}
-		/* The tstat entries the indexes point to are the parent's. */
-		threads[i].tstat_next = threads[i].tstat_end = 0;
-		if (threads[i].tindex) {
-			munmap(threads[i].tindex, (threads[i].tindex_mask + 1) * sizeof(uint64_t));
-			threads[i].tindex = NULL;
-			threads[i].tindex_mask = 0;
-			threads[i].tindex_used = 0;
-		}
+		/* The slots' tables are in the parent's file. */
+		threads[i].ttab = NULL;
+		threads[i].ttab_mask = 0;
+		threads[i].ttab_used = 0;
 	}
 	if (me) {
 		atomic_store(&me->tid, (int)syscall(SYS_gettid));
@@ -1188,13 +1188,50 @@ static void record_event(thread_state_t *t, uint64_t t_wait, uint64_t wait_ns, u
 
 /* All mode: the owner change, against the key's last owner (a load, and
  * a write only when the owner did change).  Returns whether it changed. */
-static inline bool owner_changed(thread_state_t *t, thothlock_key_t *k)
+static inline bool owner_changed_key(thread_state_t *t, thothlock_key_t *k)
 {
 	uint32_t tid = (uint32_t)atomic_load_explicit(&t->tid, memory_order_relaxed);
 	if (__atomic_load_n(&k->last_owner_tid, __ATOMIC_RELAXED) == tid)
 		return false;
 	uint32_t last = __atomic_exchange_n(&k->last_owner_tid, tid, __ATOMIC_RELAXED);
 	return last && last != tid;
+}
+
+/* All mode, a lock this thread has just taken: a default mutex keeps
+ * its last owner's tid in its own `__count`, which glibc uses only for
+ * recursive mutexes (check_inline_trylock checks that its lock, trylock,
+ * unlock and condition wait leave it alone).  The mutex's line is the one
+ * line every acquisition touches anyway, and this thread owns it now, so
+ * reading and writing the owner there costs no cache miss; the key's
+ * `last_owner_tid` (format 3) was one more per acquisition, shared.  Only
+ * holders read or write it: the mutex orders them.  Other locks (rwlocks,
+ * other mutex types) answer 0 and use the key's word at the commit. */
+static inline uint32_t owner_flags(void *lock, uint32_t kind, int tid)
+{
+	if (!owner_word || kind != THOTHLOCK_KIND_MUTEX)
+		return 0;
+	pthread_mutex_t *m = lock;
+	if (__atomic_load_n(&m->__data.__kind, __ATOMIC_RELAXED) != 0)
+		return 0;
+	unsigned prev = m->__data.__count;
+	if (prev == (unsigned)tid)
+		return HELD_OWNER_KNOWN;
+	m->__data.__count = (unsigned)tid;
+	return prev ? HELD_OWNER_KNOWN | HELD_OWNER_CHANGED : HELD_OWNER_KNOWN;
+}
+
+static inline int tid_of(thread_state_t *t)
+{
+	return atomic_load_explicit(&t->tid, memory_order_relaxed);
+}
+
+/* The owner change of the acquisition `h` commits: read from the mutex
+ * when it was taken (owner_word), else against the key's word. */
+static inline bool owner_changed(thread_state_t *t, const held_t *h, thothlock_key_t *k)
+{
+	if (h->flags & HELD_OWNER_KNOWN)
+		return (h->flags & HELD_OWNER_CHANGED) != 0;
+	return owner_changed_key(t, k);
 }
 
 /* The hold segments `h` measured, ending at t_release: up to
@@ -1209,28 +1246,78 @@ static inline uint32_t hold_segments(const held_t *h, uint64_t t_release, uint64
 
 static void commit_shared(thread_state_t *t, const held_t *h, uintptr_t lock, uint64_t t_release);
 
-/* An acquisition and a hold into the thread's own entry: plain stores. */
-static inline void tstat_count(thread_state_t *t, thothlock_tstat_t *ts, thothlock_key_t *k)
+static __attribute__((noinline, cold)) void tstat_owner_wrapped(thothlock_tstat_t *ts)
+{
+	add(&stats_of(&keys[ts->key_index - 1])->owner_changes, 1ull << 32);
+}
+
+/* An acquisition, its owner change and its hold into the thread's own
+ * entry: plain stores, all in the entry's first line unless the hold
+ * falls outside the entry's near buckets. */
+/* n holds of entry ts into bucket b of its site's histogram (of its
+ * lock's without a site): shared, atomic, and rare (a hold outside the
+ * entry's near buckets, or every 256th of one bucket). */
+static void far_add(thothlock_tstat_t *ts, unsigned b, unsigned n)
+{
+	if (ts->site_index)
+		add(&sites[ts->site_index - 1].hold_hist[b], n);
+	else
+		add(&stats_of(&keys[ts->key_index - 1])->hold_hist[b], n);
+}
+
+static __attribute__((noinline, cold)) void near_carry(thothlock_tstat_t *ts, unsigned off)
+{
+	far_add(ts, ts->near_base + off, 256);
+	ts->near[off] = 0;
+}
+
+static __attribute__((noinline)) void tstat_hold_far(thothlock_tstat_t *ts, unsigned b)
+{
+	if (ts->near_base == THOTHLOCK_NEAR_UNSET) {
+		/* The first hold sets the window: four buckets below it (1/16 as
+		 * long: a first hold is often slow, its data cold), six above. */
+		unsigned base = b > 4 ? b - 4 : 0;
+		if (base > THOTHLOCK_HIST_BUCKETS - THOTHLOCK_NEAR_BUCKETS)
+			base = THOTHLOCK_HIST_BUCKETS - THOTHLOCK_NEAR_BUCKETS;
+		ts->near_base = (uint8_t)base;
+		ts->near[b - base] = 1;
+		return;
+	}
+	far_add(ts, b, 1);
+}
+
+static inline void tstat_commit(thothlock_tstat_t *ts, bool owner_change, uint64_t ns)
 {
 	ts->acquisitions++;
-	if (owner_changed(t, k))
-		ts->owner_changes++;
-}
-
-static __attribute__((noinline, cold)) void tstat_bucket_wrapped(thothlock_tstat_t *ts, unsigned b)
-{
-	add(&stats_of(&keys[ts->key_index - 1])->hold_hist[b], 1ull << 32);
-}
-
-static inline void tstat_hold(thothlock_tstat_t *ts, uint64_t ns)
-{
-	ts->holds_measured++;
+	if (owner_change && __builtin_expect(++ts->owner_changes == 0, 0))
+		tstat_owner_wrapped(ts);
 	ts->hold_ns_total += ns;
 	if (ns > ts->hold_ns_max)
 		ts->hold_ns_max = ns;
 	unsigned b = bucket_of(ns);
-	if (__builtin_expect(++ts->hold_hist[b] == 0, 0))
-		tstat_bucket_wrapped(ts, b);
+	unsigned off = b - ts->near_base;   /* near_base UNSET: out of range */
+	if (__builtin_expect(off < THOTHLOCK_NEAR_BUCKETS, 1)) {
+		if (__builtin_expect(ts->near[off] == 255, 0))
+			near_carry(ts, off);
+		else
+			ts->near[off]++;
+	} else {
+		tstat_hold_far(ts, b);
+	}
+}
+
+/* A hold segment (before a condition wait) into the shared entries. */
+static void shared_hold(thothlock_lock_t *e, thothlock_site_t *s, uint64_t ns)
+{
+	add(&e->holds_measured, 1);
+	add(&e->hold_ns_total, ns);
+	set_max(&e->hold_ns_max, ns);
+	add(&e->hold_hist[bucket_of(ns)], 1);
+	if (s) {
+		add(&s->holds_measured, 1);
+		add(&s->hold_ns_total, ns);
+		set_max(&s->hold_ns_max, ns);
+	}
 }
 
 /* After the real unlock: move what `h` measured into the table.  In all
@@ -1248,11 +1335,11 @@ static __attribute__((noinline)) void commit(thread_state_t *t, const held_t *h,
 	}
 	thothlock_tstat_t *ts = h->tstat;
 	thothlock_key_t *k = &keys[ts->key_index - 1];
-	tstat_count(t, ts, k);
+	/* The last hold segment is the entry's hold; earlier ones (condition
+	 * waits) go to the shared entries below. */
 	uint64_t segs[HOLD_SEGMENTS + 1];
 	uint32_t n = hold_segments(h, t_release, segs);
-	for (uint32_t i = 0; i < n; i++)
-		tstat_hold(ts, segs[i]);
+	tstat_commit(ts, owner_changed(t, h, k), segs[n - 1]);
 	if (__builtin_expect(!(h->flags & HELD_CONTENDED) && !h->segments &&
 	                         !atomic_load_explicit(&h->want_stack, memory_order_relaxed), 1))
 		return;
@@ -1261,6 +1348,8 @@ static __attribute__((noinline)) void commit(thread_state_t *t, const held_t *h,
 		add(&table->cond_waits, h->segments);
 	thothlock_lock_t *e = stats_of(k);
 	thothlock_site_t *s = ts->site_index ? &sites[ts->site_index - 1] : NULL;
+	for (uint32_t i = 0; i + 1 < n; i++)
+		shared_hold(e, s, segs[i]);
 	if (h->flags & HELD_CONTENDED) {
 		record_event(t, h->t_wait, h->wait_ns, lock, 0);
 		add(&e->contentions, 1);
@@ -1311,7 +1400,7 @@ static void commit_shared(thread_state_t *t, const held_t *h, uintptr_t lock, ui
 		add(&k->acquisitions, 1);
 		if (s)
 			add(&s->acquisitions, 1);
-		if (owner_changed(t, k))
+		if (owner_changed(t, h, k))
 			add(&e->owner_changes, 1);
 	}
 	if (contended) {
@@ -1332,17 +1421,8 @@ static void commit_shared(thread_state_t *t, const held_t *h, uintptr_t lock, ui
 	if (timed_hold) {
 		uint64_t segs[HOLD_SEGMENTS + 1];
 		uint32_t n = hold_segments(h, t_release, segs);
-		for (uint32_t i = 0; i < n; i++) {
-			add(&e->holds_measured, 1);
-			add(&e->hold_ns_total, segs[i]);
-			set_max(&e->hold_ns_max, segs[i]);
-			add(&e->hold_hist[bucket_of(segs[i])], 1);
-			if (s) {
-				add(&s->holds_measured, 1);
-				add(&s->hold_ns_total, segs[i]);
-				set_max(&s->hold_ns_max, segs[i]);
-			}
-		}
+		for (uint32_t i = 0; i < n; i++)
+			shared_hold(e, s, segs[i]);
 	}
 	if (atomic_load_explicit(&h->want_stack, memory_order_relaxed))
 		record_holder_stack(e);
@@ -1453,7 +1533,7 @@ acquire_contended(thread_state_t *t, void *lock, uint32_t kind, lock_fn blocking
 	}
 	held_t *h = push_held(t, key, pc, kind);
 	if (h) {
-		h->flags = HELD_CONTENDED | HELD_TIMED;
+		h->flags = HELD_CONTENDED | HELD_TIMED | owner_flags(lock, kind, tid_of(t));
 		h->wait_ns = elapsed_ns(t0, t1);
 		h->t_wait = t0;
 		h->owner_pc = owner_pc;
@@ -1495,7 +1575,7 @@ static inline int acquire(void *lock, uint32_t kind, try_fn try, lock_fn blockin
 		held_t *h = push_held(t, (uintptr_t)lock, pc, kind);
 		if (all && h) {
 			/* The hold starts here: the last thing before returning. */
-			h->flags = HELD_TIMED;
+			h->flags = HELD_TIMED | owner_flags(lock, kind, tid_of(t));
 			keep_entries(h, ts, k, s);
 			h->t_acquired = ticks();
 		}
@@ -1521,7 +1601,7 @@ static inline int try_acquire(void *lock, uint32_t kind, try_fn try, uintptr_t p
 	if (rc == 0) {
 		held_t *h = push_held(t, (uintptr_t)lock, pc, kind);
 		if (h && mode == THOTHLOCK_MODE_ALL) {
-			h->flags = HELD_TIMED;
+			h->flags = HELD_TIMED | owner_flags(lock, kind, tid_of(t));
 			keep_entries(h, ts, k, s);
 			h->t_acquired = ticks();
 		}
@@ -1730,8 +1810,9 @@ static inline __attribute__((always_inline)) bool release_all_fast(void *lock, u
 	uint32_t d = t->depth;
 	held_t *h = &t->held[d - 1];
 	if (atomic_load_explicit(&h->lock, memory_order_relaxed) != (uintptr_t)lock ||
-	    h->flags != (HELD_TIMED | HELD_TSTAT) || h->segments ||
-	    atomic_load_explicit(&h->want_stack, memory_order_relaxed))
+	    (h->flags & ~(uint32_t)(HELD_OWNER_KNOWN | HELD_OWNER_CHANGED)) !=
+	        (HELD_TIMED | HELD_TSTAT) ||
+	    h->segments || atomic_load_explicit(&h->want_stack, memory_order_relaxed))
 		return false;
 	uint64_t t_release = ticks();
 	atomic_store_explicit(&h->lock, 0, memory_order_relaxed);
@@ -1740,8 +1821,10 @@ static inline __attribute__((always_inline)) bool release_all_fast(void *lock, u
 	if (__builtin_expect(*rc == 0, 1)) {
 		/* h stays as it was until this thread pushes again. */
 		thothlock_tstat_t *ts = h->tstat;
-		tstat_count(t, ts, &keys[ts->key_index - 1]);
-		tstat_hold(ts, elapsed_ns(h->t_acquired, t_release));
+		bool changed = (h->flags & HELD_OWNER_KNOWN)
+		                   ? (h->flags & HELD_OWNER_CHANGED) != 0
+		                   : owner_changed_key(t, &keys[ts->key_index - 1]);
+		tstat_commit(ts, changed, elapsed_ns(h->t_acquired, t_release));
 	}
 	return true;
 }
@@ -1835,6 +1918,24 @@ static void check_inline_trylock(void)
 	          real.mutex_unlock(&m) == 0 && m.__data.__lock == 0;
 	fast_mutex = ok && mode == THOTHLOCK_MODE_CONTENTION;
 	fast_mutex_all = ok && mode == THOTHLOCK_MODE_ALL;
+	/* All mode's owner word (owner_flags): glibc must leave a default
+	 * mutex's __count as it is through lock, trylock, unlock and the
+	 * unlock and relock of a condition wait (here one that times out at
+	 * once).  THOTHLOCK_OWNER=key keeps every owner in the table's keys. */
+	const char *ow = getenv("THOTHLOCK_OWNER");
+	if (mode == THOTHLOCK_MODE_ALL && !(ow && strcmp(ow, "key") == 0)) {
+		pthread_mutex_t w = PTHREAD_MUTEX_INITIALIZER;
+		pthread_cond_t c = PTHREAD_COND_INITIALIZER;
+		const struct timespec past = { 0, 0 };
+		const unsigned mark = 0x5a5a5au;
+		w.__data.__count = mark;
+		owner_word = w.__data.__kind == 0 &&
+		             real.mutex_lock(&w) == 0 && w.__data.__count == mark &&
+		             real.cond_timedwait(&c, &w, &past) == ETIMEDOUT && w.__data.__count == mark &&
+		             real.mutex_unlock(&w) == 0 && w.__data.__count == mark &&
+		             real.mutex_trylock(&w) == 0 && w.__data.__count == mark &&
+		             real.mutex_unlock(&w) == 0 && w.__data.__count == mark && w.__data.__lock == 0;
+	}
 }
 
 /* Everything but the inline fast path: out of line, reached by a tail
@@ -1849,15 +1950,14 @@ static __attribute__((noinline)) int mutex_lock_general(pthread_mutex_t *m, uint
 	    __atomic_load_n(&m->__data.__kind, __ATOMIC_RELAXED) == 0 && t->depth < HELD_DEPTH) {
 		thothlock_tstat_t *ts = tstat_find(t, (uintptr_t)m, pc, THOTHLOCK_KIND_MUTEX);
 		if (__builtin_expect(ts != NULL, 1)) {
-			if (__builtin_expect(!mutex_trylock_inline(m, atomic_load_explicit(&t->tid,
-			                                                                   memory_order_relaxed)),
-			                     0))
+			int tid = tid_of(t);
+			if (__builtin_expect(!mutex_trylock_inline(m, tid), 0))
 				return acquire_contended(t, m, THOTHLOCK_KIND_MUTEX, (lock_fn)real.mutex_lock,
 				                         NULL, NULL, pc, ts, NULL, NULL);
 			uint32_t d = t->depth;
 			held_t *h = &t->held[d];
 			h->kind = THOTHLOCK_KIND_MUTEX;
-			h->flags = HELD_TIMED | HELD_TSTAT;
+			h->flags = HELD_TIMED | HELD_TSTAT | owner_flags(m, THOTHLOCK_KIND_MUTEX, tid);
 			h->segments = 0;
 			h->tstat = ts;
 			atomic_store_explicit(&h->want_stack, 0, memory_order_relaxed);
