@@ -1055,6 +1055,7 @@ typedef struct write_job {
 	char *json, *ctf;               /* "" : not asked for */
 	int status;
 	uint64_t events;
+	uint64_t wall_ns, cpu_ns;       /* the export's, on whichever thread ran it */
 	char why[300];
 } write_job_t;
 
@@ -1063,6 +1064,7 @@ static void write_work(void *arg)
 	write_job_t *job = arg;
 	thothd_tracer_t *t = job->t;
 	thoth_trace_collection_t *copy = NULL;
+	uint64_t cpu0 = thread_cpu_ns(), wall0 = thoth_clock_now();
 	pthread_mutex_lock(&t->mu);
 	if (t->active && t->collection == job->coll) {
 		if (!t->live_fn)
@@ -1085,6 +1087,8 @@ static void write_work(void *arg)
 		job->status = write_ctf(c, job->ctf, job->why, sizeof job->why);
 	job->events = thoth_trace_collection_count(c);
 	thoth_trace_collection_free(copy);
+	job->cpu_ns = thread_cpu_ns() - cpu0;
+	job->wall_ns = thoth_clock_now() - wall0;
 }
 
 static int write_done(void *arg, bool ran, void *resp_v, thoth_arena_t *arena, const char **reason)
@@ -1098,8 +1102,9 @@ static int write_done(void *arg, bool ran, void *resp_v, thoth_arena_t *arena, c
 		*reason = job->why;
 		return job->status;
 	}
-	thothd_info("trace: wrote %llu events%s%s%s%s", (unsigned long long)job->events,
-		    job->json[0] ? " to " : "", job->json, job->ctf[0] ? " and CTF into " : "", job->ctf);
+	thothd_info("trace: wrote %llu events%s%s%s%s in %.1f ms (%.1f ms CPU)",
+		    (unsigned long long)job->events, job->json[0] ? " to " : "", job->json,
+		    job->ctf[0] ? " and CTF into " : "", job->ctf, job->wall_ns / 1e6, job->cpu_ns / 1e6);
 	if (!resp_v)
 		return 0;
 	if (job->dump) {

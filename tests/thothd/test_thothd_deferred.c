@@ -37,7 +37,7 @@ enum {
 	BURST = 1000,           /* events per burst: well inside one 16 Ki-record ring per drain */
 	/* Events in the session whose dump is timed: a dump of ~0.3-1 s
 	 * (longer under a sanitizer), far above a resolve's round trip. */
-	EVENTS_TIMED = 40000,
+	EVENTS_TIMED = 60000,
 	EVENTS_SMALL = 10000,   /* enough for a dump to outlast its connection */
 };
 
@@ -175,7 +175,7 @@ static pid_t spawn_dumper(harness_t *h, const char *dir, int *rd)
 }
 
 /*
- * While another connection's dump of ~40k events is written (hundreds of
+ * While another connection's dump of ~60k events is written (hundreds of
  * ms), a client's resolves go on at their usual speed: the longest one
  * during the dump is far below the dump's own duration (answered on the
  * loop thread, a resolve waited for the whole dump: 125x last stop), and
@@ -234,9 +234,12 @@ static void test_a_slow_dump_does_not_delay_another_clients_resolve(void **state
 	/* The test can tell: the dump lasted much longer than a resolve's
 	 * usual round trip (else the events were too few to matter). */
 	assert_true(dump_us > 20 * base_p50 + 50000);
-	/* Not held for the dump: on the loop thread the longest resolve
-	 * lasted about the whole dump. */
-	assert_true(mx < dump_us / 2);
+	/* Not held for the dump: answered on the loop thread
+	 * (THOTHD_DEFER=off) the resolve in flight when the dump arrives
+	 * waits for all of it (0.95-1.02 of the dump measured); deferred, the
+	 * longest is a scheduling delay (0.001-0.05 of the dump, 0.29 once
+	 * under ASan at load 12). */
+	assert_true(mx < dump_us * 3 / 4);
 	/* Served as usual: the median within 4x this client's own median
 	 * before, plus 2 ms (a loaded 2-core machine: the dump's worker
 	 * competes for a CPU). */
