@@ -677,9 +677,13 @@ static char *locks_report(thothd_live_t *l)
 	thothd_lock_scan_t *scan = malloc(sizeof *scan);
 	if (!scan)
 		return NULL;
-	/* The cache is shared with LockReports' workers (locks.c). */
-	if (l->d->lock_syms_mu)
-		pthread_mutex_lock(l->d->lock_syms_mu);
+	/* The cache is shared with LockReports' workers (locks.c): while one
+	 * symbolizes, the panel keeps its last figures (NULL) rather than hold
+	 * the loop thread for a first report. */
+	if (l->d->lock_syms_mu && pthread_mutex_trylock(l->d->lock_syms_mu) != 0) {
+		free(scan);
+		return NULL;
+	}
 	if (thothd_lock_scan_cached(dir, 0, l->d->lock_syms, scan))   /* symbols kept (locks.h) */
 		scan->n = 0;
 	thothlock_table_t *const *tables = scan->tables;
