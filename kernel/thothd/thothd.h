@@ -10,6 +10,8 @@
  *   trace.c     TraceControl: trace buffers handed over by processes,
  *               sessions, the drain timer (only during a session), dumps
  *   endpoints.c removes the endpoint socket a dead service left behind
+ *   defer.c     deferred answers: slow requests' work on worker threads,
+ *               answered through the loop (an eventfd doorbell)
  *   locks.c     LockReports (OBS-4) and trace sessions' lock source; with
  *               locks_scan.c, thothd's executable only (locks.h)
  *   runtime.c   runtime dir and single-instance lock; log.c the log
@@ -18,7 +20,9 @@
  *
  * Everything runs on one thoth_loop thread, except the trace collector
  * thread trace.c runs while a session is active (it touches only the
- * tracer's state, under the tracer's own mutex).  A client is closed only from
+ * tracer's state, under the tracer's own mutex), and the workers of
+ * deferred answers (defer.c: a job's work touches what the job owns, or
+ * state behind its owner's lock; its answer is made on the loop thread).  A client is closed only from
  * reap_doomed() at the end of a loop callback, never in the middle of one,
  * so a handler (or a watch event to another client) may doom any client
  * without pulling state from under the code that is running.
