@@ -1562,69 +1562,142 @@ static double sd_max(const sd_resolver_t *r, uint64_t from, uint64_t to)
 	return mx;
 }
 
+/* One fresh thothd, a session of PROCS busy processes for SECONDS, then
+ * stop + dump while another connection resolves back to back.  DEFER_OFF:
+ * thothd answers stop and dump on its loop thread (THOTHD_DEFER=off, the
+ * baseline); else deferred (kernel/thothd/defer.c). */
+typedef struct sd_run_result {
+	double before, during, during_p50, before_p50, stop_ms, dump_ms, events;
+	double dump_cpu_ms;     /* the export's own CPU time (thothd's log) */
+} sd_run_result_t;
+
+/* The CPU time of the last export thothd logged ("trace: wrote ... (X ms CPU)"). */
+static double sd_dump_cpu_ms(const char *log)
+{
+	FILE *f = fopen(log, "re");
+	char line[2048];
+	double ms = 0;
+	while (f && fgets(line, sizeof line, f)) {
+		char *p = strstr(line, "trace: wrote ");
+		char *q = p ? strstr(p, " ms (") : NULL;
+		if (q)
+			sscanf(q, " ms (%lf ms CPU)", &ms);
+	}
+	if (f)
+		fclose(f);
+	return ms;
+}
+
+/* The median round trip among those that overlapped [FROM, TO], in us. */
+static double sd_p50(const sd_resolver_t *r, uint64_t from, uint64_t to)
+{
+	uint32_t *v = malloc((r->n ? r->n : 1) * sizeof *v);
+	size_t n = 0;
+	for (size_t i = 0; v && i < r->n; i++) {
+		uint64_t begin = r->lat[i].end_ns - (uint64_t)r->lat[i].us * 1000;
+		if (r->lat[i].end_ns >= from && begin <= to)
+			v[n++] = r->lat[i].us;
+	}
+	qsort(v, n, sizeof *v, cmp_u32);
+	double m = n ? v[n / 2] : 0;
+	free(v);
+	return m;
+}
+
+static void sd_run(bool defer_off, int procs, double seconds, sd_run_result_t *out)
+{
+	if (defer_off)
+		setenv("THOTHD_DEFER", "off", 1);       /* thothd inherits it */
+	else
+		unsetenv("THOTHD_DEFER");
+	harness_t h;
+	const char *const args[] = { "--log-level", "info", NULL };
+	thoth_control_t svc, ctl;
+	tc_start(&h, args, procs, 120000, &svc, &ctl);
+	unsetenv("THOTHD_DEFER");
+	thoth_trace_TraceControl_start_pid_req_t sreq = { .categories = THOTH_TRACE_MASK(USER) };
+	thoth_trace_TraceControl_start_pid_resp_t sresp;
+	if (thoth_trace_TraceControl_start_pid(&ctl.client, &sreq, &sresp, NULL))
+		die("trace start", THOTH_E_IO);
+	usleep((useconds_t)(seconds * 1e6));    /* the session collects: the size of the stop */
+	sd_resolver_t r = { .h = &h, .cap = 8u << 20 };
+	r.lat = malloc(r.cap * sizeof *r.lat);
+	pthread_t th;
+	if (!r.lat || pthread_create(&th, NULL, sd_resolve, &r))
+		die("resolver", THOTH_E_NOMEM);
+	/* The window before is as long as stop + dump turn out to be:
+	 * measured afterwards, so the resolver runs long enough before. */
+	usleep(3000000);
+	uint64_t t0 = now_ns();
+	thoth_trace_TraceControl_stop_req_t preq = { 0 };
+	thoth_trace_TraceControl_stop_resp_t presp;
+	if (thoth_trace_TraceControl_stop(&ctl.client, &preq, &presp, NULL))
+		die("trace stop", THOTH_E_IO);
+	uint64_t t1 = now_ns();
+	char dir[400];
+	snprintf(dir, sizeof dir, "%s/dump", h.dir);
+	thoth_trace_TraceControl_dump_req_t dreq = { .dir = thoth_str(dir) };
+	thoth_trace_TraceControl_dump_resp_t dresp;
+	uint64_t ab[512];
+	thoth_arena_t a;
+	thoth_arena_init(&a, ab, sizeof ab);
+	if (thoth_trace_TraceControl_dump(&ctl.client, &dreq, &dresp, &a))
+		die("trace dump", THOTH_E_IO);
+	uint64_t t2 = now_ns();
+	usleep(100000);
+	__atomic_store_n(&r.stop, 1, __ATOMIC_RELEASE);
+	pthread_join(th, NULL);
+	uint64_t len = t2 - t0;
+	uint64_t from = t0 > len + 200000000ull ? t0 - len - 200000000ull : 0;
+	out->before = sd_max(&r, from, t0 - 200000000ull);
+	out->before_p50 = sd_p50(&r, from, t0 - 200000000ull);
+	out->during = sd_max(&r, t0, t2);
+	out->during_p50 = sd_p50(&r, t0, t2);
+	out->stop_ms = (double)(t1 - t0) / 1e6;
+	out->dump_ms = (double)(t2 - t1) / 1e6;
+	out->events = (double)presp.events;
+	out->dump_cpu_ms = sd_dump_cpu_ms(h.log);
+	free(r.lat);
+	thoth_control_close(&ctl);
+	thoth_control_close(&svc);
+	harness_teardown(&h);
+}
+
 static void bench_stop_dump(int procs, int reps)
 {
 	double seconds = run_s * 8;
 	printf("\n8. thothd's loop thread while a trace session of %d traced processes (%d events per 10 ms\n"
 	       "   each, collected for %.1f s) is stopped and dumped (JSON + CTF): the longest resolve round trip\n"
 	       "   of another connection during stop + dump vs during an equally long window just before (the\n"
-	       "   session running, the collector thread draining); a fresh thothd per run, median of %d\n",
+	       "   session running, the collector thread draining); a fresh thothd per run, median of %d;\n"
+	       "   baseline in the same run: thothd answering stop and dump on its loop thread (THOTHD_DEFER=off)\n",
 	       procs, tc_burst, seconds, reps);
-	double before[9], during[9], stop_ms[9], dump_ms[9], events[9];
-	for (int k = 0; k < reps; k++) {
-		harness_t h;
-		const char *const args[] = { "--log-level", "info", NULL };
-		thoth_control_t svc, ctl;
-		tc_start(&h, args, procs, 120000, &svc, &ctl);
-		thoth_trace_TraceControl_start_pid_req_t sreq = { .categories = THOTH_TRACE_MASK(USER) };
-		thoth_trace_TraceControl_start_pid_resp_t sresp;
-		if (thoth_trace_TraceControl_start_pid(&ctl.client, &sreq, &sresp, NULL))
-			die("trace start", THOTH_E_IO);
-		usleep((useconds_t)(seconds * 1e6));    /* the session collects: the size of the stop */
-		sd_resolver_t r = { .h = &h, .cap = 8u << 20 };
-		r.lat = malloc(r.cap * sizeof *r.lat);
-		pthread_t th;
-		if (!r.lat || pthread_create(&th, NULL, sd_resolve, &r))
-			die("resolver", THOTH_E_NOMEM);
-		/* The window before is as long as stop + dump turn out to be:
-		 * measured afterwards, so the resolver runs long enough before. */
-		usleep(3000000);
-		uint64_t t0 = now_ns();
-		thoth_trace_TraceControl_stop_req_t preq = { 0 };
-		thoth_trace_TraceControl_stop_resp_t presp;
-		if (thoth_trace_TraceControl_stop(&ctl.client, &preq, &presp, NULL))
-			die("trace stop", THOTH_E_IO);
-		uint64_t t1 = now_ns();
-		char dir[400];
-		snprintf(dir, sizeof dir, "%s/dump", h.dir);
-		thoth_trace_TraceControl_dump_req_t dreq = { .dir = thoth_str(dir) };
-		thoth_trace_TraceControl_dump_resp_t dresp;
-		uint64_t ab[512];
-		thoth_arena_t a;
-		thoth_arena_init(&a, ab, sizeof ab);
-		if (thoth_trace_TraceControl_dump(&ctl.client, &dreq, &dresp, &a))
-			die("trace dump", THOTH_E_IO);
-		uint64_t t2 = now_ns();
-		usleep(100000);
-		__atomic_store_n(&r.stop, 1, __ATOMIC_RELEASE);
-		pthread_join(th, NULL);
-		uint64_t len = t2 - t0;
-		uint64_t from = t0 > len + 200000000ull ? t0 - len - 200000000ull : 0;
-		before[k] = sd_max(&r, from, t0 - 200000000ull);
-		during[k] = sd_max(&r, t0, t2);
-		stop_ms[k] = (double)(t1 - t0) / 1e6;
-		dump_ms[k] = (double)(t2 - t1) / 1e6;
-		events[k] = (double)presp.events;
-		free(r.lat);
-		thoth_control_close(&ctl);
-		thoth_control_close(&svc);
-		harness_teardown(&h);
+	sd_run_result_t res[2][9];
+	for (int k = 0; k < reps; k++)
+		for (int mode = 0; mode < 2; mode++)    /* alternated: the same machine state for both */
+			sd_run(mode == 0, procs, seconds, &res[mode][k]);
+	for (int mode = 0; mode < 2; mode++) {
+		double before[9], during[9], bp50[9], dp50[9], stop_ms[9], dump_ms[9], events[9], cpu[9];
+		for (int k = 0; k < reps; k++) {
+			before[k] = res[mode][k].before;
+			during[k] = res[mode][k].during;
+			bp50[k] = res[mode][k].before_p50;
+			dp50[k] = res[mode][k].during_p50;
+			stop_ms[k] = res[mode][k].stop_ms;
+			dump_ms[k] = res[mode][k].dump_ms;
+			events[k] = res[mode][k].events;
+			cpu[k] = res[mode][k].dump_cpu_ms;
+		}
+		double b = median(before, reps), d = median(during, reps);
+		printf("   %s:\n", mode == 0 ? "answered on the loop thread (THOTHD_DEFER=off)"
+					 : "deferred answers (worker threads, the default)");
+		printf("     events collected %.0f; stop answered in %.1f ms, dump in %.1f ms, the export's own "
+		       "CPU %.1f ms (medians)\n", median(events, reps), median(stop_ms, reps),
+		       median(dump_ms, reps), median(cpu, reps));
+		printf("     longest resolve round trip: before %.1f ms, during stop + dump %.1f ms: %.1fx; "
+		       "median %.0f us before, %.0f us during\n",
+		       b / 1e3, d / 1e3, b > 0 ? d / b : 0.0, median(bp50, reps), median(dp50, reps));
 	}
-	double b = median(before, reps), d = median(during, reps);
-	printf("   events collected %.0f; stop answered in %.1f ms, dump in %.1f ms (medians)\n",
-	       median(events, reps), median(stop_ms, reps), median(dump_ms, reps));
-	printf("   longest resolve round trip: before %.1f ms, during stop + dump %.1f ms: %.1fx\n",
-	       b / 1e3, d / 1e3, b > 0 ? d / b : 0.0);
 }
 
 int main(int argc, char **argv)

@@ -190,6 +190,40 @@ int thoth_trace_collection_sorted(const thoth_trace_collection_t *c,
 	return 0;
 }
 
+/* N items of ELEM bytes from SRC into a fresh array (NULL when N is 0). */
+static int copy_array(void **dst, const void *src, size_t n, size_t elem)
+{
+	*dst = NULL;
+	if (!n)
+		return 0;
+	*dst = malloc(n * elem);
+	if (!*dst)
+		return THOTH_E_NOMEM;
+	memcpy(*dst, src, n * elem);
+	return 0;
+}
+
+int thoth__trace_collection_clone(const thoth_trace_collection_t *c,
+                                  thoth_trace_collection_t **out)
+{
+	thoth_trace_collection_t *n = calloc(1, sizeof *n);
+	if (!n)
+		return THOTH_E_NOMEM;
+	if (copy_array((void **)&n->events, c->events, c->count, sizeof *c->events) ||
+	    copy_array((void **)&n->names, c->names, c->name_count, sizeof *c->names) ||
+	    copy_array((void **)&n->threads, c->threads, c->thread_count, sizeof *c->threads) ||
+	    copy_array((void **)&n->processes, c->processes, c->process_count, sizeof *c->processes)) {
+		thoth_trace_collection_free(n);
+		return THOTH_E_NOMEM;
+	}
+	n->count = n->cap = c->count;
+	n->name_count = n->name_cap = c->name_count;
+	n->thread_count = n->thread_cap = c->thread_count;
+	n->process_count = n->process_cap = c->process_count;
+	*out = n;
+	return 0;
+}
+
 const char *thoth_trace_category_name(unsigned category)
 {
 	static const char *const names[THOTH_TRACE_CAT_COUNT] = {

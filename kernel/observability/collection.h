@@ -40,6 +40,10 @@ struct thoth_trace_collection {
 /* The events in (timestamp, pid, tid, seq) order; caller frees the array. */
 int thoth_trace_collection_sorted(const thoth_trace_collection_t *c,
                                   const collected_event_t ***out);
+/* A copy of C (thothd writes an active session's events from a copy while
+ * the session goes on adding to C). */
+int thoth__trace_collection_clone(const thoth_trace_collection_t *c,
+                                  thoth_trace_collection_t **out);
 /* Exporters' names for a category and a transport. */
 const char *thoth_trace_category_name(unsigned category);
 const char *thoth_trace_transport_name(unsigned flags);

@@ -677,6 +677,13 @@ static char *locks_report(thothd_live_t *l)
 	thothd_lock_scan_t *scan = malloc(sizeof *scan);
 	if (!scan)
 		return NULL;
+	/* The cache is shared with LockReports' workers (locks.c): while one
+	 * symbolizes, the panel keeps its last figures (NULL) rather than hold
+	 * the loop thread for a first report. */
+	if (l->d->lock_syms_mu && pthread_mutex_trylock(l->d->lock_syms_mu) != 0) {
+		free(scan);
+		return NULL;
+	}
 	if (thothd_lock_scan_cached(dir, 0, l->d->lock_syms, scan))   /* symbols kept (locks.h) */
 		scan->n = 0;
 	thothlock_table_t *const *tables = scan->tables;
@@ -703,6 +710,8 @@ static char *locks_report(thothd_live_t *l)
 	thothd_lock_scan_free(scan);
 	if (l->d->lock_syms)
 		thothd_lock_symcache_trim(l->d->lock_syms);
+	if (l->d->lock_syms_mu)
+		pthread_mutex_unlock(l->d->lock_syms_mu);
 	free(scan);
 	/* The report ends with a newline: strip it so it embeds in one SSE line. */
 	for (char *c = buf; c && *c; c++)

@@ -15,6 +15,16 @@
  * pidfd on the loop (no timer: one wake-up when it exits), and its entry
  * dropped then.
  *
+ * A report is made on a worker thread (a deferred answer, defer.c): a
+ * process's first report symbolizes for ~100 ms, and the loop thread serves
+ * everyone else meanwhile.  The symbol cache is then shared by the workers
+ * and the loop thread (the dashboard's panel, a cached process's exit):
+ * syms_mu guards it.  Its watch callbacks run under that lock on whichever
+ * thread uses the cache; the loop belongs to the loop thread, so a worker's
+ * watch and unwatch are queued (watch_mu) and applied on the loop thread
+ * when its report is answered.  A cached process that exits while a worker
+ * holds the cache is queued too (never a blocked loop thread).
+ *
  * A report larger than one page (PAGE_BYTES) is kept as a snapshot whose
  * pages the client fetches: one consistent report, made once.  At most
  * SNAPSHOTS are kept (the oldest is pushed out); one read to its end is
@@ -22,6 +32,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,7 +64,18 @@ struct thothd_locks {
 	snapshot_t snaps[SNAPSHOTS];
 	uint64_t next_id;
 	thothd_lock_rings_t *rings;     /* followed for trace sessions */
-	thothd_lock_symcache_t *syms;   /* symbols kept across reports */
+	thothd_lock_symcache_t *syms;   /* symbols kept across reports (syms_mu) */
+	pthread_mutex_t syms_mu;
+	pthread_t loop_thread;
+	/* Watches a worker added or dropped, for the loop thread, in order. */
+	pthread_mutex_t watch_mu;
+	struct watch_op {
+		struct sym_watch *w;
+		bool add;
+		struct watch_op *next;
+	} *ops_head, *ops_tail;
+	int exited[32];                 /* exits seen while a worker held the cache */
+	unsigned n_exited;
 };
 
 #ifndef SYS_pidfd_open
@@ -61,11 +83,49 @@ struct thothd_locks {
 #endif
 
 /* A cached process's pidfd on the loop. */
-typedef struct sym_watch {
+typedef struct sym_watch sym_watch_t;
+static void apply_watches(thothd_locks_t *l);
+struct sym_watch {
 	thothd_locks_t *l;
 	int pid, fd;
 	thoth_source_t *src;
-} sym_watch_t;
+};
+
+static bool on_loop_thread(const thothd_locks_t *l)
+{
+	return pthread_equal(pthread_self(), l->loop_thread);
+}
+
+/* From a worker (syms_mu held): for the loop thread (apply_watches). */
+static void queue_watch(thothd_locks_t *l, sym_watch_t *w, bool add)
+{
+	struct watch_op *op = malloc(sizeof *op);
+	if (!op) {
+		/* Unwatched: the entry goes at the next scan (its start
+		 * time) or by eviction instead. */
+		if (add) {
+			close(w->fd);
+			free(w);
+		}
+		return;
+	}
+	*op = (struct watch_op){ .w = w, .add = add };
+	pthread_mutex_lock(&l->watch_mu);
+	if (l->ops_tail)
+		l->ops_tail->next = op;
+	else
+		l->ops_head = op;
+	l->ops_tail = op;
+	pthread_mutex_unlock(&l->watch_mu);
+}
+
+static void unwatch_now(thothd_locks_t *l, sym_watch_t *w)
+{
+	if (w->src)
+		thoth_loop_remove_fd(l->d->loop, w->src);
+	close(w->fd);
+	free(w);
+}
 
 static void sym_exited(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t events, void *arg)
 {
@@ -74,8 +134,20 @@ static void sym_exited(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t
 	(void)fd;
 	(void)events;
 	sym_watch_t *w = arg;
-	thothd_debug("locks: process %d exited: its symbols dropped", w->pid);
-	thothd_lock_symcache_exited(w->l->syms, w->pid);       /* calls sym_unwatch(w) */
+	thothd_locks_t *l = w->l;
+	int pid = w->pid;
+	if (pthread_mutex_trylock(&l->syms_mu) == 0) {
+		thothd_debug("locks: process %d exited: its symbols dropped", pid);
+		thothd_lock_symcache_exited(l->syms, pid);     /* calls sym_unwatch(w) */
+		pthread_mutex_unlock(&l->syms_mu);
+		return;
+	}
+	/* A worker symbolizes: never wait for it here.  The pidfd stays
+	 * readable, so stop listening to it; the exit is applied when the
+	 * worker's report is answered (apply_watches). */
+	thoth_loop_modify_fd(l->d->loop, w->src, 0);
+	if (l->n_exited < sizeof l->exited / sizeof l->exited[0])
+		l->exited[l->n_exited++] = pid;
 }
 
 static void *sym_watch(int pid, void *ctx)
@@ -87,14 +159,22 @@ static void *sym_watch(int pid, void *ctx)
 	if (fd < 0)
 		return NULL;            /* gone already, or no pidfd: the next scan prunes */
 	sym_watch_t *w = calloc(1, sizeof *w);
-	if (!w || thoth_loop_add_fd(l->d->loop, fd, THOTH_LOOP_READ, sym_exited, w, &w->src)) {
-		free(w);
+	if (!w) {
 		close(fd);
 		return NULL;
 	}
 	w->l = l;
 	w->pid = pid;
 	w->fd = fd;
+	if (!on_loop_thread(l)) {
+		queue_watch(l, w, true);
+		return w;
+	}
+	if (thoth_loop_add_fd(l->d->loop, fd, THOTH_LOOP_READ, sym_exited, w, &w->src)) {
+		free(w);
+		close(fd);
+		return NULL;
+	}
 	return w;
 }
 
@@ -102,10 +182,44 @@ static void sym_unwatch(void *token, void *ctx)
 {
 	thothd_locks_t *l = ctx;
 	sym_watch_t *w = token;
-	if (w->src)
-		thoth_loop_remove_fd(l->d->loop, w->src);
-	close(w->fd);
-	free(w);
+	pthread_mutex_lock(&l->watch_mu);
+	bool in_order = on_loop_thread(l) && !l->ops_head;
+	pthread_mutex_unlock(&l->watch_mu);
+	if (in_order)
+		unwatch_now(l, w);
+	else
+		queue_watch(l, w, false);       /* after its queued add, if any */
+}
+
+/* Loop thread: the watches workers queued, then the exits seen meanwhile. */
+static void apply_watches(thothd_locks_t *l)
+{
+	pthread_mutex_lock(&l->watch_mu);
+	struct watch_op *op = l->ops_head;
+	l->ops_head = l->ops_tail = NULL;
+	pthread_mutex_unlock(&l->watch_mu);
+	while (op) {
+		struct watch_op *next = op->next;
+		sym_watch_t *w = op->w;
+		if (!op->add) {
+			unwatch_now(l, w);
+		} else if (thoth_loop_add_fd(l->d->loop, w->fd, THOTH_LOOP_READ, sym_exited, w, &w->src)) {
+			/* Cannot watch: the cache still holds the token; keep
+			 * it, unregistered (the entry goes when pruned). */
+			w->src = NULL;
+		}
+		free(op);
+		op = next;
+	}
+	if (l->n_exited && pthread_mutex_trylock(&l->syms_mu) == 0) {
+		for (unsigned i = 0; i < l->n_exited; i++) {
+			thothd_debug("locks: process %d exited: its symbols dropped", l->exited[i]);
+			thothd_lock_symcache_exited(l->syms, l->exited[i]);
+		}
+		l->n_exited = 0;
+		pthread_mutex_unlock(&l->syms_mu);
+		apply_watches(l);       /* the unwatches those queued, if a worker's ops came first */
+	}
 }
 
 static uint64_t now_ns(void)
@@ -136,6 +250,147 @@ static snapshot_t *snapshot_slot(thothd_locks_t *l)
 	return oldest;
 }
 
+/*
+ * A report: scanned, symbolized and written on a worker (report_work, with
+ * the symbol cache's lock), answered on the loop thread (report_done).
+ */
+typedef struct report_job {
+	thothd_locks_t *l;
+	uint32_t pid;
+	thothlock_report_opts_t opts;
+	uint64_t client;                /* the asker's id: its snapshot */
+	int status;                     /* of the scan or the report */
+	const char *why;
+	thothd_lock_scan_t *scan;       /* the scan's refusals (tables freed) */
+	char *buf;                      /* the report */
+	size_t size;
+	size_t processes;               /* tables in it */
+	double ms;
+} report_job_t;
+
+static void report_work(void *arg)
+{
+	report_job_t *job = arg;
+	thothd_locks_t *l = job->l;
+	thothd_lock_scan_t *scan = job->scan;
+	uint64_t t0 = now_ns();
+	pthread_mutex_lock(&l->syms_mu);
+	int r = thothd_lock_scan_cached(l->dir, (int)job->pid, l->syms, scan);
+	if (r) {
+		pthread_mutex_unlock(&l->syms_mu);
+		job->status = r;
+		job->why = "cannot read the runtime directory's locks/";
+		return;
+	}
+	if (scan->n) {
+		FILE *f = open_memstream(&job->buf, &job->size);
+		r = f ? thothlock_report_write(f, scan->tables, scan->n, &job->opts) : THOTH_E_NOMEM;
+		if (f && fclose(f) != 0 && !r)
+			r = THOTH_E_NOMEM;
+		job->status = r;
+	}
+	job->processes = scan->n;
+	thothd_lock_scan_free(scan);    /* the tables (n goes to 0); the refusals stay */
+	if (l->syms)
+		thothd_lock_symcache_trim(l->syms);
+	pthread_mutex_unlock(&l->syms_mu);
+	job->ms = (now_ns() - t0) / 1e6;
+}
+
+static int report_done(void *arg, bool ran, void *resp_v, thoth_arena_t *arena, const char **reason)
+{
+	report_job_t *job = arg;
+	thothd_locks_t *l = job->l;
+	thoth_locks_LockReports_report_resp_t *resp = resp_v;
+	thothd_lock_scan_t *scan = job->scan;
+	apply_watches(l);
+	if (!ran) {
+		*reason = "thothd is stopping";
+		return THOTH_E_CLOSED;
+	}
+	if (job->status && job->why) {
+		*reason = job->why;
+		return job->status;
+	}
+	if (job->processes == 0 && scan->refused_total == 0) {
+		*reason = job->pid ? "that process publishes no lock statistics (run it with "
+				     "LD_PRELOAD=libthothlock.so; docs/LOCKS.md)"
+				   : "no running process publishes lock statistics (run one with "
+				     "LD_PRELOAD=libthothlock.so; docs/LOCKS.md)";
+		return THOTH_LOCKS_ERR_NO_TABLES;
+	}
+	thothd_lock_symcache_stats_t st = { 0 };
+	if (l->syms && pthread_mutex_trylock(&l->syms_mu) == 0) {
+		thothd_lock_symcache_stats(l->syms, &st);
+		pthread_mutex_unlock(&l->syms_mu);
+	}
+	thothd_debug("locks: report of %zu process%s in %.3f ms; symbol cache: %zu processes, %zu KiB, "
+		     "%llu lookups answered, %llu looked up, %llu sessions built, %llu reused",
+		     job->processes, job->processes == 1 ? "" : "es", job->ms, st.processes, st.bytes >> 10,
+		     (unsigned long long)st.hits, (unsigned long long)st.misses,
+		     (unsigned long long)st.built, (unsigned long long)st.reused);
+	if (job->status)
+		return job->status;
+	if (!resp)
+		return 0;               /* nobody waits for it any more */
+	if (job->size > MAX_REPORT_BYTES) {
+		*reason = "the report is larger than thothd's 16 MiB limit: ask for fewer locks "
+			  "(--top N)";
+		return THOTH_LOCKS_ERR_TOO_LARGE;
+	}
+	thoth_locks_Refusal_t *refused = thoth_arena_alloc(arena, (scan->n_refused ? scan->n_refused : 1) *
+								   sizeof *refused);
+	if (!refused)
+		return THOTH_E_NOMEM;
+	for (size_t i = 0; i < scan->n_refused; i++) {
+		const thothd_lock_refusal_t *x = &scan->refused[i];
+		char *file = thoth_arena_alloc(arena, strlen(x->file) + 1);
+		char *why = thoth_arena_alloc(arena, strlen(x->why) + 1);
+		if (!file || !why)
+			return THOTH_E_NOMEM;
+		strcpy(file, x->file);
+		strcpy(why, x->why);
+		refused[i] = (thoth_locks_Refusal_t){ .pid = (uint32_t)x->pid, .file = thoth_str(file),
+						      .why = thoth_str(why) };
+		thothd_debug("locks: %s refused: %s", x->file, x->why);
+	}
+	resp->processes = (uint32_t)job->processes;
+	resp->refused = (thoth_locks_Refusal_list_t){ .items = refused, .count = (uint32_t)scan->n_refused };
+	resp->size = job->size;
+	size_t first = job->size < PAGE_BYTES ? job->size : PAGE_BYTES;
+	/* The first page goes in the answer, copied: RELEASE frees the job
+	 * before the inline path (THOTHD_DEFER=off) encodes. */
+	uint8_t *text = thoth_arena_alloc(arena, first ? first : 1);
+	if (!text)
+		return THOTH_E_NOMEM;
+	if (first)
+		memcpy(text, job->buf, first);
+	resp->text = (thoth_bytes_t){ .ptr = text, .len = (uint32_t)first };
+	if (job->size > PAGE_BYTES) {
+		snapshot_t *s = snapshot_slot(l);
+		*s = (snapshot_t){ .id = ++l->next_id, .client = job->client, .buf = job->buf,
+				   .size = job->size };
+		job->buf = NULL;        /* the snapshot's now */
+		resp->snapshot = s->id;
+	}
+	return 0;
+}
+
+static void report_release(void *arg)
+{
+	report_job_t *job = arg;
+	free(job->buf);
+	free(job->scan);
+	free(job);
+}
+
+static const thothd_job_ops_t report_ops = {
+	.method = &thoth_locks_LockReports_report_info,
+	.work = report_work,
+	.done = report_done,
+	.release = report_release,
+};
+
 static int on_report(void *self, const thoth_locks_LockReports_report_req_t *req,
 		     thoth_locks_LockReports_report_resp_t *resp, thoth_arena_t *arena)
 {
@@ -145,92 +400,21 @@ static int on_report(void *self, const thoth_locks_LockReports_report_req_t *req
 		call->reason = "pid out of range";
 		return THOTH_LOCKS_ERR_NO_TABLES;
 	}
+	report_job_t *job = calloc(1, sizeof *job);
 	thothd_lock_scan_t *scan = malloc(sizeof *scan);
-	if (!scan)
-		return THOTH_E_NOMEM;
-	uint64_t t0 = now_ns();
-	int r = thothd_lock_scan_cached(l->dir, (int)req->pid, l->syms, scan);
-	if (r) {
+	if (!job || !scan) {
+		free(job);
 		free(scan);
-		call->reason = "cannot read the runtime directory's locks/";
-		return r;
-	}
-	if (scan->n == 0 && scan->refused_total == 0) {
-		free(scan);
-		call->reason = req->pid ? "that process publishes no lock statistics (run it with "
-					  "LD_PRELOAD=libthothlock.so; docs/LOCKS.md)"
-					: "no running process publishes lock statistics (run one with "
-					  "LD_PRELOAD=libthothlock.so; docs/LOCKS.md)";
-		return THOTH_LOCKS_ERR_NO_TABLES;
-	}
-	char *buf = NULL;
-	size_t size = 0;
-	if (scan->n) {
-		FILE *f = open_memstream(&buf, &size);
-		thothlock_report_opts_t opts = { .json = req->json, .top = req->top,
-						 .show_uncontended = req->verbose };
-		r = f ? thothlock_report_write(f, scan->tables, scan->n, &opts) : THOTH_E_NOMEM;
-		if (f && fclose(f) != 0 && !r)
-			r = THOTH_E_NOMEM;
-	}
-	resp->processes = (uint32_t)scan->n;
-	thothd_lock_scan_free(scan);
-	thothd_lock_symcache_stats_t st = { 0 };
-	if (l->syms) {
-		thothd_lock_symcache_trim(l->syms);
-		thothd_lock_symcache_stats(l->syms, &st);
-	}
-	thothd_debug("locks: report of %zu process%s in %.3f ms; symbol cache: %zu processes, %zu KiB, "
-		     "%llu lookups answered, %llu looked up, %llu sessions built, %llu reused",
-		     (size_t)resp->processes, resp->processes == 1 ? "" : "es", (now_ns() - t0) / 1e6,
-		     st.processes, st.bytes >> 10, (unsigned long long)st.hits,
-		     (unsigned long long)st.misses, (unsigned long long)st.built,
-		     (unsigned long long)st.reused);
-	thoth_locks_Refusal_t *refused = thoth_arena_alloc(arena, (scan->n_refused ? scan->n_refused : 1) *
-								   sizeof *refused);
-	for (size_t i = 0; refused && i < scan->n_refused; i++) {
-		const thothd_lock_refusal_t *x = &scan->refused[i];
-		char *file = thoth_arena_alloc(arena, strlen(x->file) + 1);
-		char *why = thoth_arena_alloc(arena, strlen(x->why) + 1);
-		if (!file || !why) {
-			refused = NULL;
-			break;
-		}
-		strcpy(file, x->file);
-		strcpy(why, x->why);
-		refused[i] = (thoth_locks_Refusal_t){ .pid = (uint32_t)x->pid, .file = thoth_str(file),
-						      .why = thoth_str(why) };
-		thothd_debug("locks: %s refused: %s", x->file, x->why);
-	}
-	size_t n_refused = scan->n_refused;
-	free(scan);
-	if (!refused) {
-		free(buf);
 		return THOTH_E_NOMEM;
 	}
-	if (r) {
-		free(buf);
-		return r;
-	}
-	if (size > MAX_REPORT_BYTES) {
-		free(buf);
-		call->reason = "the report is larger than thothd's 16 MiB limit: ask for fewer locks "
-			       "(--top N)";
-		return THOTH_LOCKS_ERR_TOO_LARGE;
-	}
-	resp->refused = (thoth_locks_Refusal_list_t){ .items = refused, .count = (uint32_t)n_refused };
-	resp->size = size;
-	resp->text = (thoth_bytes_t){ .ptr = (const uint8_t *)buf,
-				      .len = (uint32_t)(size < PAGE_BYTES ? size : PAGE_BYTES) };
-	if (size <= PAGE_BYTES) {
-		call->scratch = buf;    /* freed once the answer is encoded */
-	} else {
-		snapshot_t *s = snapshot_slot(l);
-		*s = (snapshot_t){ .id = ++l->next_id, .client = call->client ? call->client->id : 0,
-				   .buf = buf, .size = size };
-		resp->snapshot = s->id;
-	}
-	return thothd_reserve_response(call, &thoth_locks_LockReports_report_info, resp);
+	*job = (report_job_t){ .l = l, .pid = req->pid, .scan = scan,
+			       .client = call->client ? call->client->id : 0,
+			       .opts = { .json = req->json, .top = req->top,
+					 .show_uncontended = req->verbose } };
+	int r = thothd_defer_or_run(call, &report_ops, job, resp, arena);
+	if (!r && !call->job)   /* answered here (THOTHD_DEFER=off): room for it */
+		r = thothd_reserve_response(call, &thoth_locks_LockReports_report_info, resp);
+	return r;
 }
 
 static int on_page(void *self, const thoth_locks_LockReports_page_req_t *req,
@@ -284,6 +468,11 @@ static uint64_t session_source(thothd_tracer_t *t, uint64_t since_ns, void *ctx)
 int thothd_locks_new(thothd_t *d, thothd_locks_t **out)
 {
 	thothd_locks_t *l = calloc(1, sizeof *l);
+	if (l) {
+		pthread_mutex_init(&l->syms_mu, NULL);
+		pthread_mutex_init(&l->watch_mu, NULL);
+		l->loop_thread = pthread_self();        /* thothd_locks_new runs on it */
+	}
 	if (!l || thothd_lock_rings_new(&l->rings) ||
 	    thothd_lock_symcache_new(NULL, sym_watch, sym_unwatch, l, &l->syms)) {
 		if (l)
@@ -303,6 +492,7 @@ int thothd_locks_new(thothd_t *d, thothd_locks_t **out)
 		l->syms = NULL;
 	}
 	d->lock_syms = l->syms;
+	d->lock_syms_mu = &l->syms_mu;
 	thothd_tracer_set_source(d->tracer, THOTH_TRACE_MASK(LOCK), session_source, l);
 	*out = l;
 	return 0;
@@ -312,16 +502,22 @@ void thothd_locks_free(thothd_locks_t *l)
 {
 	if (!l)
 		return;
+	/* Reports in progress use the cache: they finish (or are given up) first. */
+	thothd_jobs_stop(l->d);
+	apply_watches(l);
 	if (l->d->locks == l) {
 		thothd_tracer_set_source(l->d->tracer, 0, NULL, NULL);
 		l->d->locks = NULL;
 		l->d->locks_handlers = NULL;
 		l->d->lock_syms = NULL;
+		l->d->lock_syms_mu = NULL;
 	}
 	for (int i = 0; i < SNAPSHOTS; i++)
 		snapshot_drop(&l->snaps[i]);
 	thothd_lock_rings_free(l->rings);
 	thothd_lock_symcache_free(l->syms);
+	pthread_mutex_destroy(&l->syms_mu);
+	pthread_mutex_destroy(&l->watch_mu);
 	free(l);
 }
 

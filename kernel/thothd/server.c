@@ -164,6 +164,11 @@ int thothd_new(const thothd_config_t *cfg, thoth_loop_t *loop, thothd_t **out)
 	if (!c->runtime_dir)
 		c->runtime_dir = "";
 	d->loop = loop;
+	/* THOTHD_DEFER=off: slow requests answered on the loop thread, as
+	 * before deferred answers (bench_scale's and bench_lockreports'
+	 * baseline, measured in the same run). */
+	const char *defer = getenv("THOTHD_DEFER");
+	d->defer_off = defer && strcmp(defer, "off") == 0;
 	d->listen_fd = -1;
 	d->reserve_fd = -1;
 	/* Lines a peer can repeat at will: 20 at once, then 5 a second. */
@@ -202,6 +207,7 @@ int thothd_new(const thothd_config_t *cfg, thoth_loop_t *loop, thothd_t **out)
 /* ---- clients ------------------------------------------------------------------- */
 
 static void client_io(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t events, void *arg);
+static void held_free(thothd_client_t *c);
 
 /* ---- connections per uid ----------------------------------------------------------- */
 
@@ -431,6 +437,7 @@ static void client_close(thothd_t *d, thothd_client_t *c)
 	thothd_timerpage_client_closed(d, c->pid);
 	while (c->n_fds)
 		close(thothd_client_take_fd(c));
+	held_free(c);                   /* its pending jobs finish unanswered */
 	if (c->source)
 		thoth_loop_remove_fd(d->loop, c->source);
 	if (c->fd >= 0)
@@ -521,6 +528,97 @@ void thothd_client_send(thothd_client_t *c, const void *buf, size_t len)
 		update_interest(c);
 }
 
+/* ---- answers held behind a deferred one (defer.c) ---------------------------------- */
+
+struct thothd_held {
+	struct thothd_held *next;
+	struct thothd_job *job;         /* non-NULL: still being worked on */
+	uint8_t *buf;                   /* the answer once ready (NULL: none to send) */
+	size_t len;
+};
+
+static bool held_full(const thothd_client_t *c)
+{
+	return c->n_held >= THOTHD_HELD_MAX;
+}
+
+/* Append an answer slot; JOB NULL: a ready answer (BUF copied). */
+static struct thothd_held *held_append(thothd_client_t *c, struct thothd_job *job, const uint8_t *buf,
+				       size_t len)
+{
+	struct thothd_held *h = calloc(1, sizeof *h);
+	if (!h)
+		return NULL;
+	h->job = job;
+	if (buf && len) {
+		h->buf = malloc(len);
+		if (!h->buf) {
+			free(h);
+			return NULL;
+		}
+		memcpy(h->buf, buf, len);
+		h->len = len;
+	}
+	if (c->held_tail)
+		c->held_tail->next = h;
+	else
+		c->held_head = h;
+	c->held_tail = h;
+	c->n_held++;
+	return h;
+}
+
+struct thothd_held *thothd_client_hold(thothd_client_t *c, struct thothd_job *job)
+{
+	return held_append(c, job, NULL, 0);
+}
+
+/* Send the ready answers at the head of C's list, in order. */
+static void held_flush(thothd_client_t *c)
+{
+	while (c->held_head && !c->held_head->job) {
+		struct thothd_held *h = c->held_head;
+		c->held_head = h->next;
+		if (!c->held_head)
+			c->held_tail = NULL;
+		c->n_held--;
+		if (h->buf)
+			thothd_client_send(c, h->buf, h->len);
+		free(h->buf);
+		free(h);
+	}
+}
+
+static void held_free(thothd_client_t *c)
+{
+	while (c->held_head) {
+		struct thothd_held *h = c->held_head;
+		c->held_head = h->next;
+		if (h->job)
+			thothd_jobs_orphan(h->job);
+		free(h->buf);
+		free(h);
+	}
+	c->held_tail = NULL;
+	c->n_held = 0;
+}
+
+void thothd_client_answered(thothd_client_t *c, struct thothd_held *slot, uint8_t *buf, size_t len)
+{
+	slot->job = NULL;
+	slot->buf = buf;
+	slot->len = buf ? len : 0;
+	held_flush(c);
+	/* Its next requests, if they waited for room among held answers. */
+	if (c->paused && !backlog(c) && !held_full(c)) {
+		c->paused = false;
+		thothd_client_process(c->d, c);
+		update_interest(c);
+		partial_update(c->d, c);
+		input_account(c->d, c);
+	}
+}
+
 /* ---- one message ---------------------------------------------------------------- */
 
 static bool is_decode_error(int status)
@@ -599,7 +697,7 @@ static void handle_message(thothd_t *d, thothd_client_t *c, const uint8_t *msg, 
 		.out = d->out, .cap = d->out_cap, .arena = &arena,
 		.features = THOTH_REGISTRY_FEATURES_ALL,
 	};
-	thothd_call_t call = { .d = d, .client = c, .io = &io, .send_fd = -1 };
+	thothd_call_t call = { .d = d, .client = c, .io = &io, .send_fd = -1, .msg = msg, .len = len };
 	int r;
 	if (iface == THOTH_DAEMON_DAEMON_ID)
 		r = thoth_daemon_Daemon_dispatch(&thothd_daemon_handlers, &call, msg, len, &io);
@@ -615,6 +713,13 @@ static void handle_message(thothd_t *d, thothd_client_t *c, const uint8_t *msg, 
 		r = thoth_registry_Registry_dispatch(&thothd_registry_handlers, &call, msg, len, &io);
 	d->out = io.out;                /* a handler may have grown the buffer */
 	d->out_cap = io.cap;
+	if (call.job) {
+		/* Answered later (defer.c): what dispatch encoded is not the answer. */
+		free(call.scratch);
+		THOTH_TRACE(IPC, thothd_dispatch, (uint64_t)iface << 32 | thoth_le32(msg + 12), 0);
+		thothd_jobs_submit(d, call.job);
+		return;
+	}
 	if (r < 0) {
 		free(call.scratch);
 		thothd_client_doom(c, "malformed message: %s", thoth_strerror(r));
@@ -632,7 +737,13 @@ static void handle_message(thothd_t *d, thothd_client_t *c, const uint8_t *msg, 
 	thothd_rtable_publish_status(d);
 	if (io.out_len) {
 		THOTH_TRACE_WIRE_MSG(msg_send, THOTH_TRACE_SEND, d->pid, io.out, THOTH_TRACE_INLINE);
-		if (call.send_fd >= 0 && !status)
+		if (c->held_head) {
+			/* Behind a deferred answer: in order (a descriptor it
+			 * carried is not sent; the client asks again, as when
+			 * output is queued before it). */
+			if (!held_append(c, NULL, io.out, io.out_len))
+				thothd_client_doom(c, "out of memory for its held answers");
+		} else if (call.send_fd >= 0 && !status)
 			send_with_fd(c, io.out, io.out_len, call.send_fd);
 		else
 			thothd_client_send(c, io.out, io.out_len);
@@ -648,8 +759,9 @@ static void handle_message(thothd_t *d, thothd_client_t *c, const uint8_t *msg, 
 void thothd_client_process(thothd_t *d, thothd_client_t *c)
 {
 	while (!c->doomed) {
-		if (backlog(c) > PAUSE_BACKLOG) {
-			/* Back-pressure: read no more from it until its output drains. */
+		if (backlog(c) > PAUSE_BACKLOG || held_full(c)) {
+			/* Back-pressure: read no more from it until its output
+			 * drains (or its held answers go out: defer.c). */
 			if (!c->paused) {
 				c->paused = true;
 				update_interest(c);
@@ -686,7 +798,7 @@ static void client_io(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t 
 	thothd_t *d = c->d;
 	if (events & THOTH_LOOP_WRITE) {
 		flush(c);
-		if (!backlog(c) && c->paused) {
+		if (!backlog(c) && c->paused && !held_full(c)) {
 			c->paused = false;
 			thothd_client_process(d, c);    /* what was buffered while paused */
 		}
@@ -908,6 +1020,8 @@ void thothd_free(thothd_t *d)
 {
 	if (!d)
 		return;
+	/* Deferred work first: it uses the tracer and answers clients. */
+	thothd_jobs_free(d);
 	/* Shutting down: the services live on and keep their sockets. */
 	thothd_endpoints_free(d->endpoints);
 	d->endpoints = NULL;

@@ -10,6 +10,8 @@
  *   trace.c     TraceControl: trace buffers handed over by processes,
  *               sessions, the drain timer (only during a session), dumps
  *   endpoints.c removes the endpoint socket a dead service left behind
+ *   defer.c     deferred answers: slow requests' work on worker threads,
+ *               answered through the loop (an eventfd doorbell)
  *   locks.c     LockReports (OBS-4) and trace sessions' lock source; with
  *               locks_scan.c, thothd's executable only (locks.h)
  *   runtime.c   runtime dir and single-instance lock; log.c the log
@@ -18,7 +20,9 @@
  *
  * Everything runs on one thoth_loop thread, except the trace collector
  * thread trace.c runs while a session is active (it touches only the
- * tracer's state, under the tracer's own mutex).  A client is closed only from
+ * tracer's state, under the tracer's own mutex), and the workers of
+ * deferred answers (defer.c: a job's work touches what the job owns, or
+ * state behind its owner's lock; its answer is made on the loop thread).  A client is closed only from
  * reap_doomed() at the end of a loop callback, never in the middle of one,
  * so a handler (or a watch event to another client) may doom any client
  * without pulling state from under the code that is running.
@@ -26,6 +30,7 @@
 #ifndef THOTHD_THOTHD_H
 #define THOTHD_THOTHD_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -106,6 +111,12 @@ struct thothd_client {
 	size_t input_counted;           /* reader bytes counted in d->input_bytes */
 	bool doomed;                    /* to be closed by reap_doomed() */
 	char doom_reason[160];
+	/* Deferred answers (defer.c): while one of this connection's requests
+	 * is answered later, the answers of its next requests wait behind it in
+	 * this list, so a pipelining client gets them in order. */
+	struct thothd_held *held_head, *held_tail;
+	uint32_t n_held;                /* answers in the list (pending or ready) */
+	uint32_t n_jobs;                /* of those, still being worked on */
 	thothd_client_t *prev, *next;   /* all clients */
 	thothd_client_t *next_doomed;
 };
@@ -143,7 +154,12 @@ struct thothd {
 	/* Lock-table symbols kept across reports (locks.h), shared by LockReports
 	 * and the dashboard's lock panel; NULL: each scan symbolizes afresh. */
 	struct thothd_lock_symcache *lock_syms;
+	/* Guards lock_syms: reports symbolize on worker threads (locks.c). */
+	pthread_mutex_t *lock_syms_mu;
 	thothd_rtable_t *rtable;        /* the shared resolve table (rtable.c); NULL if none */
+	struct thothd_jobs *jobs;       /* deferred answers' workers (defer.c); NULL until the first */
+	bool defer_off;                 /* THOTHD_DEFER=off: slow requests answered on the loop
+					 * thread as before (the benchmarks' baseline) */
 	struct thothd_page_watch *page_watches;   /* exited processes' page slots to reap (timerpage.c) */
 	/* Also told every registry change, after the resolve table: the etcd
 	 * mirror (federation.c, issue 19) when thothd runs with --etcd. */
@@ -230,7 +246,80 @@ typedef struct thothd_call {
 	const char *reason;             /* replaces the error name in an error response */
 	void *scratch;                  /* freed after the response is encoded */
 	int send_fd;                    /* >= 0: attach to the response (not owned) */
+	const uint8_t *msg;             /* the request (its header names the deferred answer) */
+	size_t len;
+	struct thothd_job *job;         /* set by thothd_defer: answered later */
 } thothd_call_t;
+
+/* ---- defer.c: deferred answers (SCALE-2) ----
+ * A handler whose work is slow (a trace dump, a first lock report) hands it
+ * to a worker thread and answers later, so the loop thread keeps serving
+ * everyone else.  The connection's later answers wait behind the deferred
+ * one (ordering per connection); a connection that closes meanwhile
+ * orphans its job, whose result is freed unsent.  Bounded:
+ * THOTHD_DEFER_PER_CLIENT jobs per connection and THOTHD_DEFER_TOTAL in
+ * all, beyond which the request is refused (THOTH_E_LIMIT, with a reason).
+ * A worker tells the loop through an eventfd when a job is done: nothing
+ * wakes while no job runs (idle thothd stays at 0 wake-ups). */
+enum {
+	THOTHD_DEFER_PER_CLIENT = 2,
+	THOTHD_DEFER_TOTAL = 16,
+	THOTHD_DEFER_WORKERS = 2,
+	/* Answers held behind a deferred one before the connection is no longer
+	 * read (back-pressure, like unsent output). */
+	THOTHD_HELD_MAX = 64,
+};
+
+typedef struct thothd_job_ops {
+	const thoth_method_info_t *method;      /* whose response the job answers */
+	/* Worker thread: the slow part.  Touches only what ARG owns, or state
+	 * behind its owner's own lock. */
+	void (*work)(void *arg);
+	/* Loop thread, once, after WORK (RAN false: it never ran, thothd is
+	 * stopping).  Fills RESP (zeroed, METHOD's response struct; NULL when
+	 * nobody waits for the answer any more: the connection closed) and
+	 * returns the handler's status (0, an application error > 0, or a
+	 * THOTH_E_* code) with *REASON naming an error (it may point into
+	 * ARG: the answer is encoded before RELEASE).  Strings RESP points to
+	 * go in ARENA (the inline path releases ARG before encoding). */
+	int (*done)(void *arg, bool ran, void *resp, thoth_arena_t *arena, const char **reason);
+	/* Loop thread, last: frees ARG (after the answer is encoded). */
+	void (*release)(void *arg);
+} thothd_job_ops_t;
+
+/* In a handler: answer this request later with OPS on ARG.  0: deferred
+ * (the handler returns 0; its response struct is ignored); 1: not deferred
+ * (no loop, or THOTHD_DEFER=off): the handler runs WORK and DONE itself on
+ * its own response (thothd_run_inline); THOTH_E_LIMIT with call->reason set
+ * past a bound, or THOTH_E_NOMEM (ARG is NOT released: the caller's). */
+int thothd_defer(thothd_call_t *call, const thothd_job_ops_t *ops, void *arg);
+/* The inline path: WORK, DONE on RESP, RELEASE after copying REASON into
+ * the call's scratch.  Returns DONE's status. */
+int thothd_run_inline(thothd_call_t *call, const thothd_job_ops_t *ops, void *arg, void *resp,
+		      thoth_arena_t *arena);
+/* Handler helper: defer, or run inline when deferring is off.  Refused
+ * (< 0): only RELEASE is called (DONE is not: nothing happened). */
+int thothd_defer_or_run(thothd_call_t *call, const thothd_job_ops_t *ops, void *arg, void *resp,
+			thoth_arena_t *arena);
+/* handle_message: queue the job the handler deferred (after it returned). */
+void thothd_jobs_submit(thothd_t *d, struct thothd_job *job);
+/* C is closing: its pending jobs finish unanswered. */
+void thothd_jobs_orphan(struct thothd_job *job);
+/* Stop the workers: jobs queued and not started are given up (DONE with
+ * RAN false), running ones finish first.  Idempotent; thothd_free and
+ * thothd_locks_free call it (their state is what the jobs use). */
+void thothd_jobs_stop(thothd_t *d);
+void thothd_jobs_free(thothd_t *d);
+/* Counters (Daemon.status is not changed: tests read the log). */
+typedef struct thothd_jobs_stats {
+	uint64_t deferred, refused, orphaned, pending;
+} thothd_jobs_stats_t;
+void thothd_jobs_stats(const thothd_t *d, thothd_jobs_stats_t *out);
+
+/* server.c side of deferred answers: a pending slot in C's answer list,
+ * and its answer (BUF malloc'd, taken; NULL: none) once the job is done. */
+struct thothd_held *thothd_client_hold(thothd_client_t *c, struct thothd_job *job);
+void thothd_client_answered(thothd_client_t *c, struct thothd_held *slot, uint8_t *buf, size_t len);
 
 extern const thoth_registry_Registry_handlers_t thothd_registry_handlers;
 extern const thoth_daemon_Daemon_handlers_t thothd_daemon_handlers;

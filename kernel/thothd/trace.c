@@ -55,6 +55,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "collection.h"         /* thoth__trace_collection_clone */
 #include "log.h"
 #include "thothd.h"
 
@@ -127,6 +128,16 @@ struct thothd_tracer {
 	void *source_ctx;
 	uint64_t session_start_ns;
 	uint64_t source_lost;           /* this session's */
+	/* Deferred answers (defer.c): a stop whose last drain runs on a
+	 * worker; write/dump jobs reading a collection (loop thread only). */
+	bool stopping;
+	uint64_t last_events, last_dropped;     /* the last session_end's totals */
+	uint32_t coll_readers;          /* jobs reading `collection` */
+	struct retired_coll {
+		thoth_trace_collection_t *c;
+		uint32_t readers;
+		struct retired_coll *next;
+	} *retired;                     /* replaced collections jobs still read */
 };
 
 static uint64_t thread_cpu_ns(void)
@@ -398,6 +409,12 @@ void thothd_tracer_free(thothd_tracer_t *t)
 		source_free(t, s);
 	}
 	thoth_trace_collection_free(t->collection);
+	while (t->retired) {            /* none: the jobs were stopped first */
+		struct retired_coll *r = t->retired;
+		t->retired = r->next;
+		thoth_trace_collection_free(r->c);
+		free(r);
+	}
 	pthread_cond_destroy(&t->wake);
 	pthread_mutex_destroy(&t->mu);
 	free(t);
@@ -650,6 +667,55 @@ static void collector_stop(thothd_tracer_t *t)
 	t->collector_running = false;
 }
 
+/* ---- collections read by deferred jobs ------------------------------------------- */
+
+/* A write/dump job reads the collection on a worker thread, without the
+ * mutex once the session that fills it has ended: nothing changes it then
+ * but its replacement by the next session_start, which leaves it to the
+ * last job reading it (loop thread, mu held). */
+static thoth_trace_collection_t *coll_hold(thothd_tracer_t *t)
+{
+	t->coll_readers++;
+	return t->collection;
+}
+
+static void coll_retire(thothd_tracer_t *t)
+{
+	struct retired_coll *r = t->coll_readers ? malloc(sizeof *r) : NULL;
+	if (t->coll_readers && r) {
+		*r = (struct retired_coll){ .c = t->collection, .readers = t->coll_readers,
+					    .next = t->retired };
+		t->retired = r;
+	} else if (t->coll_readers) {
+		/* No memory to keep it aside: leaked rather than freed under
+		 * a reader (counted in the log). */
+		thothd_error("trace: out of memory; a collection being written is leaked");
+	} else {
+		thoth_trace_collection_free(t->collection);
+	}
+	t->collection = NULL;
+	t->coll_readers = 0;
+}
+
+static void coll_drop(thothd_tracer_t *t, thoth_trace_collection_t *c)
+{
+	if (c == t->collection && t->coll_readers) {
+		t->coll_readers--;
+		return;
+	}
+	for (struct retired_coll **pp = &t->retired; *pp; pp = &(*pp)->next) {
+		struct retired_coll *r = *pp;
+		if (r->c != c)
+			continue;
+		if (--r->readers == 0) {
+			*pp = r->next;
+			thoth_trace_collection_free(r->c);
+			free(r);
+		}
+		return;
+	}
+}
+
 /* ---- TraceControl ------------------------------------------------------------- */
 
 static void session_end(thothd_tracer_t *t, uint64_t *events, uint64_t *dropped);
@@ -671,7 +737,7 @@ static int session_start(thothd_call_t *call, uint64_t categories, uint32_t pid,
 		return r;
 	}
 	prune_sources(t);
-	thoth_trace_collection_free(t->collection);
+	coll_retire(t);
 	t->collection = c;
 	t->discarded = 0;
 	t->active = true;
@@ -770,6 +836,9 @@ static void session_end(thothd_tracer_t *t, uint64_t *events, uint64_t *dropped)
 	*events = thoth_trace_collection_count(t->collection);
 	*dropped = sum.dropped + sum.overwritten + sum.torn + sum.invalid + sum.no_ring +
 		   t->discarded + t->source_lost;
+	t->last_events = *events;
+	t->last_dropped = *dropped;
+	t->stopping = false;
 	thothd_info("trace session %llu stopped: %llu events from %u process%s; lost: %llu dropped, "
 		    "%llu overwritten, %llu torn, %llu invalid, %llu without a ring, %llu over the "
 		    "collector's limit of %u events, %llu lock waits overwritten in profiled "
@@ -807,6 +876,66 @@ static void detached_session_fired(thoth_loop_t *loop, thoth_timer_t *timer, voi
 	collector_stop(t);
 }
 
+/*
+ * stop: the sources are switched off at once (loop thread), the last drain
+ * runs on a worker (deferred answer, defer.c), and the session ends back on
+ * the loop thread when it is done.  Meanwhile the session is `stopping`: a
+ * second stop is refused, a dump or write of it collects what is there.
+ */
+typedef struct stop_job {
+	thothd_tracer_t *t;
+	uint64_t session_id;
+} stop_job_t;
+
+static void stop_work(void *arg)
+{
+	stop_job_t *job = arg;
+	thothd_tracer_t *t = job->t;
+	pthread_mutex_lock(&t->mu);
+	/* With the live observer set, its callbacks are the loop thread's:
+	 * session_end drains there instead. */
+	if (t->active && t->session_id == job->session_id && !t->live_fn)
+		drain(t);
+	pthread_mutex_unlock(&t->mu);
+}
+
+static int stop_done(void *arg, bool ran, void *resp_v, thoth_arena_t *arena, const char **reason)
+{
+	(void)ran;
+	(void)arena;
+	(void)reason;
+	stop_job_t *job = arg;
+	thothd_tracer_t *t = job->t;
+	thoth_trace_TraceControl_stop_resp_t *resp = resp_v;
+	uint64_t events, dropped;
+	tracer_lock(t);
+	if (t->active && t->session_id == job->session_id) {
+		session_end(t, &events, &dropped);      /* a short drain: the sources are off */
+	} else {
+		events = t->last_events;        /* it ended meanwhile (detached timer) */
+		dropped = t->last_dropped;
+	}
+	tracer_unlock(t);
+	collector_stop(t);
+	if (resp) {
+		resp->events = events;
+		resp->dropped = dropped;
+	}
+	return 0;
+}
+
+static void job_free(void *arg)
+{
+	free(arg);
+}
+
+static const thothd_job_ops_t stop_ops = {
+	.method = &thoth_trace_TraceControl_stop_info,
+	.work = stop_work,
+	.done = stop_done,
+	.release = job_free,
+};
+
 static int on_stop(void *self, const thoth_trace_TraceControl_stop_req_t *req,
 		   thoth_trace_TraceControl_stop_resp_t *resp, thoth_arena_t *arena)
 {
@@ -819,23 +948,40 @@ static int on_stop(void *self, const thoth_trace_TraceControl_stop_req_t *req,
 		tracer_unlock(t);
 		return THOTH_TRACE_ERR_NOT_RUNNING;
 	}
-	session_end(t, &resp->events, &resp->dropped);
+	if (t->stopping) {
+		call->reason = "the session is being stopped (another stop is draining it)";
+		tracer_unlock(t);
+		return THOTH_TRACE_ERR_NOT_RUNNING;
+	}
+	stop_job_t *job = malloc(sizeof *job);
+	if (!job) {
+		tracer_unlock(t);
+		return THOTH_E_NOMEM;
+	}
+	*job = (stop_job_t){ .t = t, .session_id = t->session_id };
+	/* Writers see the mask off at their next trace point: what the last
+	 * drain reads is then all there is. */
+	for (trace_source_t *s = t->sources; s; s = s->next)
+		if (s->in_session)
+			thoth_trace_reader_set_enabled(s->reader, t->live_fn ? t->live_mask : 0);
+	t->stopping = true;
 	tracer_unlock(t);
-	collector_stop(t);
-	return 0;
+	int r = thothd_defer_or_run(call, &stop_ops, job, resp, arena);
+	if (r < 0) {
+		tracer_lock(t);
+		t->stopping = false;    /* refused: the session goes on, switched back on */
+		for (trace_source_t *s = t->sources; s; s = s->next)
+			if (s->in_session)
+				thoth_trace_reader_set_enabled(s->reader, source_mask(t, s));
+		tracer_unlock(t);
+	}
+	return r;
 }
 
-/* errno of a failed output to the TraceControl error, with the reason
- * (path and strerror) in the call's scratch so the response carries it. */
-static int output_error(thothd_call_t *call, const char *path, int err)
+/* TraceControl error for errno ERR of an output, with "PATH: strerror" in WHY. */
+static int output_status(const char *path, int err, char *why, size_t why_len)
 {
-	char *msg = malloc(256);
-	if (msg) {
-		snprintf(msg, 256, "%s: %s", path, strerror(err));
-		free(call->scratch);
-		call->scratch = msg;
-		call->reason = msg;
-	}
+	snprintf(why, why_len, "%s: %s", path, strerror(err));
 	thothd_warn("trace: cannot write %s: %s", path, strerror(err));
 	if (err == ENOSPC || err == EDQUOT)
 		return THOTH_TRACE_ERR_NO_SPACE;
@@ -844,31 +990,46 @@ static int output_error(thothd_call_t *call, const char *path, int err)
 	return THOTH_TRACE_ERR_OUTPUT_FAILED;
 }
 
-static int write_json(thothd_call_t *call, const char *path)
+/* errno of a failed output to the TraceControl error, with the reason
+ * (path and strerror) in the call's scratch so the response carries it. */
+static int output_error(thothd_call_t *call, const char *path, int err)
+{
+	char *msg = malloc(256);
+	char local[256];
+	int r = output_status(path, err, msg ? msg : local, 256);
+	if (msg) {
+		free(call->scratch);
+		call->scratch = msg;
+		call->reason = msg;
+	}
+	return r;
+}
+
+static int write_json(const thoth_trace_collection_t *c, const char *path, char *why, size_t why_len)
 {
 	FILE *f = fopen(path, "w");
 	if (!f)
-		return output_error(call, path, errno);
+		return output_status(path, errno, why, why_len);
 	errno = 0;
-	int r = thoth_trace_export_chrome_json(call->d->tracer->collection, f);
+	int r = thoth_trace_export_chrome_json(c, f);
 	int err = errno;
 	if (fflush(f) != 0 && !err)
 		err = errno;
 	if (fclose(f) != 0 && !err)
 		err = errno;
 	if (r || err)
-		return output_error(call, path, err ? err : EIO);
+		return output_status(path, err ? err : EIO, why, why_len);
 	return 0;
 }
 
-static int write_ctf(thothd_call_t *call, const char *dir)
+static int write_ctf(const thoth_trace_collection_t *c, const char *dir, char *why, size_t why_len)
 {
 	if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-		return output_error(call, dir, errno);
+		return output_status(dir, errno, why, why_len);
 	errno = 0;
-	int r = thoth_trace_export_ctf(call->d->tracer->collection, dir);
+	int r = thoth_trace_export_ctf(c, dir);
 	if (r)
-		return output_error(call, dir, errno ? errno : EIO);
+		return output_status(dir, errno ? errno : EIO, why, why_len);
 	return 0;
 }
 
@@ -880,43 +1041,157 @@ static const char *c_str(thoth_str_t s)
 	return s.ptr ? s.ptr : "";
 }
 
-static int write_outputs(thothd_call_t *call, const char *json, const char *ctf, uint64_t *events)
+/*
+ * write and dump: the export (seconds at 500k events) runs on a worker
+ * (deferred answer).  A collection whose session has ended is read as it
+ * is (nothing changes it; coll_hold keeps it from being freed); an active
+ * session's is drained and copied under the mutex by the worker, and the
+ * copy written.
+ */
+typedef struct write_job {
+	thothd_tracer_t *t;
+	thoth_trace_collection_t *coll; /* held (coll_hold) */
+	bool dump;
+	char *json, *ctf;               /* "" : not asked for */
+	int status;
+	uint64_t events;
+	uint64_t wall_ns, cpu_ns;       /* the export's, on whichever thread ran it */
+	char why[300];
+} write_job_t;
+
+static void write_work(void *arg)
+{
+	write_job_t *job = arg;
+	thothd_tracer_t *t = job->t;
+	thoth_trace_collection_t *copy = NULL;
+	uint64_t cpu0 = thread_cpu_ns(), wall0 = thoth_clock_now();
+	pthread_mutex_lock(&t->mu);
+	if (t->active && t->collection == job->coll) {
+		if (!t->live_fn)
+			drain(t);       /* the live observer's case: drained on the loop thread */
+		if (thoth__trace_collection_clone(job->coll, &copy))
+			copy = NULL;
+		if (!copy) {
+			job->status = THOTH_E_NOMEM;
+			snprintf(job->why, sizeof job->why, "out of memory copying the active "
+				 "session's %zu events", thoth_trace_collection_count(job->coll));
+		}
+	}
+	pthread_mutex_unlock(&t->mu);
+	if (job->status)
+		return;
+	const thoth_trace_collection_t *c = copy ? copy : job->coll;
+	if (job->json[0])
+		job->status = write_json(c, job->json, job->why, sizeof job->why);
+	if (!job->status && job->ctf[0])
+		job->status = write_ctf(c, job->ctf, job->why, sizeof job->why);
+	job->events = thoth_trace_collection_count(c);
+	thoth_trace_collection_free(copy);
+	job->cpu_ns = thread_cpu_ns() - cpu0;
+	job->wall_ns = thoth_clock_now() - wall0;
+}
+
+static int write_done(void *arg, bool ran, void *resp_v, thoth_arena_t *arena, const char **reason)
+{
+	write_job_t *job = arg;
+	if (!ran) {
+		*reason = "thothd is stopping: the trace was not written";
+		return THOTH_TRACE_ERR_OUTPUT_FAILED;
+	}
+	if (job->status) {
+		*reason = job->why;
+		return job->status;
+	}
+	thothd_info("trace: wrote %llu events%s%s%s%s in %.1f ms (%.1f ms CPU)",
+		    (unsigned long long)job->events, job->json[0] ? " to " : "", job->json,
+		    job->ctf[0] ? " and CTF into " : "", job->ctf, job->wall_ns / 1e6, job->cpu_ns / 1e6);
+	if (!resp_v)
+		return 0;
+	if (job->dump) {
+		thoth_trace_TraceControl_dump_resp_t *resp = resp_v;
+		char *json = thoth_arena_alloc(arena, strlen(job->json) + 1);
+		char *ctf = thoth_arena_alloc(arena, strlen(job->ctf) + 1);
+		if (!json || !ctf)
+			return THOTH_E_NOMEM;
+		resp->chrome_json = thoth_str(strcpy(json, job->json));
+		resp->ctf_dir = thoth_str(strcpy(ctf, job->ctf));
+	} else {
+		thoth_trace_TraceControl_write_resp_t *resp = resp_v;
+		resp->events = job->events;
+	}
+	return 0;
+}
+
+static void write_release(void *arg)
+{
+	write_job_t *job = arg;
+	thothd_tracer_t *t = job->t;
+	tracer_lock(t);
+	coll_drop(t, job->coll);
+	tracer_unlock(t);
+	free(job->json);
+	free(job->ctf);
+	free(job);
+}
+
+static const thothd_job_ops_t write_ops = {
+	.method = &thoth_trace_TraceControl_write_info,
+	.work = write_work,
+	.done = write_done,
+	.release = write_release,
+};
+
+static const thothd_job_ops_t dump_ops = {
+	.method = &thoth_trace_TraceControl_dump_info,
+	.work = write_work,
+	.done = write_done,
+	.release = write_release,
+};
+
+/* Checks on the loop thread, then the job (deferred, or inline). */
+static int start_write(thothd_call_t *call, bool dump, const char *json, const char *ctf, void *resp,
+		       thoth_arena_t *arena)
 {
 	thothd_tracer_t *t = call->d->tracer;
+	tracer_lock(t);
 	if (!t->collection) {
+		tracer_unlock(t);
 		call->reason = "nothing collected: start a trace session first";
 		return THOTH_TRACE_ERR_NOT_RUNNING;
 	}
 	if ((*json && json[0] != '/') || (*ctf && ctf[0] != '/')) {
+		tracer_unlock(t);
 		call->reason = "output paths must be absolute";
 		return THOTH_TRACE_ERR_OUTPUT_FAILED;
 	}
-	if (t->active)
-		drain(t);
-	int r = 0;
-	if (*json && (r = write_json(call, json)))
-		return r;
-	if (*ctf && (r = write_ctf(call, ctf)))
-		return r;
-	*events = thoth_trace_collection_count(t->collection);
-	thothd_info("trace: wrote %llu events%s%s%s%s", (unsigned long long)*events,
-		    *json ? " to " : "", json, *ctf ? " and CTF into " : "", ctf);
-	return 0;
+	write_job_t *job = calloc(1, sizeof *job);
+	char *j = strdup(json), *c = strdup(ctf);
+	if (!job || !j || !c) {
+		tracer_unlock(t);
+		free(job);
+		free(j);
+		free(c);
+		return THOTH_E_NOMEM;
+	}
+	job->t = t;
+	job->dump = dump;
+	job->json = j;
+	job->ctf = c;
+	if (t->active && t->live_fn)
+		drain(t);               /* the observer's callbacks belong to this thread */
+	job->coll = coll_hold(t);
+	tracer_unlock(t);
+	return thothd_defer_or_run(call, dump ? &dump_ops : &write_ops, job, resp, arena);
 }
 
 static int on_write(void *self, const thoth_trace_TraceControl_write_req_t *req,
 		    thoth_trace_TraceControl_write_resp_t *resp, thoth_arena_t *arena)
 {
-	(void)arena;
-	thothd_tracer_t *t = ((thothd_call_t *)self)->d->tracer;
-	tracer_lock(t);
-	int r = write_outputs(self, c_str(req->json_path), c_str(req->ctf_dir), &resp->events);
-	tracer_unlock(t);
-	return r;
+	return start_write(self, false, c_str(req->json_path), c_str(req->ctf_dir), resp, arena);
 }
 
-static int dump_locked(void *self, const thoth_trace_TraceControl_dump_req_t *req,
-		       thoth_trace_TraceControl_dump_resp_t *resp, thoth_arena_t *arena)
+static int on_dump(void *self, const thoth_trace_TraceControl_dump_req_t *req,
+		   thoth_trace_TraceControl_dump_resp_t *resp, thoth_arena_t *arena)
 {
 	thothd_call_t *call = self;
 	const char *dir = c_str(req->dir);
@@ -926,25 +1201,12 @@ static int dump_locked(void *self, const thoth_trace_TraceControl_dump_req_t *re
 		return THOTH_E_NOMEM;
 	snprintf(json, n, "%s/trace.json", dir);
 	snprintf(ctf, n, "%s/ctf", dir);
-	if (dir[0] == '/' && mkdir(dir, 0755) != 0 && errno != EEXIST && call->d->tracer->collection)
+	tracer_lock(call->d->tracer);
+	bool have = call->d->tracer->collection != NULL;
+	tracer_unlock(call->d->tracer);
+	if (dir[0] == '/' && mkdir(dir, 0755) != 0 && errno != EEXIST && have)
 		return output_error(call, dir, errno);
-	uint64_t events;
-	int r = write_outputs(call, json, ctf, &events);
-	if (!r) {
-		resp->chrome_json = thoth_str(json);
-		resp->ctf_dir = thoth_str(ctf);
-	}
-	return r;
-}
-
-static int on_dump(void *self, const thoth_trace_TraceControl_dump_req_t *req,
-		   thoth_trace_TraceControl_dump_resp_t *resp, thoth_arena_t *arena)
-{
-	thothd_tracer_t *t = ((thothd_call_t *)self)->d->tracer;
-	tracer_lock(t);
-	int r = dump_locked(self, req, resp, arena);
-	tracer_unlock(t);
-	return r;
+	return start_write(call, true, json, ctf, resp, arena);
 }
 
 static void on_attach(void *self, const thoth_trace_TraceControl_attach_req_t *req)
