@@ -1416,7 +1416,8 @@ static bool tc_attached(void *arg)
 
 /* A fresh thothd started with ARGS in H, "echo" registered on SVC, CTL a
  * control connection whose calls wait up to CTL_TIMEOUT_MS, and PROCS busy
- * traced processes (tc_busy) connected to it: both sections' set-up. */
+ * traced processes (tc_busy) connected to it (section 7; section 8 sets
+ * up the same way with a 120 s control timeout). */
 static void tc_start(harness_t *h, const char *const *args, int procs, int ctl_timeout_ms,
 		     thoth_control_t *svc, thoth_control_t *ctl)
 {
@@ -1573,9 +1574,25 @@ static void bench_stop_dump(int procs, int reps)
 	double before[9], during[9], stop_ms[9], dump_ms[9], events[9];
 	for (int k = 0; k < reps; k++) {
 		harness_t h;
+		if (harness_setup(&h))
+			die("runtime dir", THOTH_E_IO);
 		const char *const args[] = { "--log-level", "info", NULL };
+		if (harness_start_thothd(&h, args) <= 0)
+			die("start thothd", THOTH_E_IO);
 		thoth_control_t svc, ctl;
-		tc_start(&h, args, procs, 120000, &svc, &ctl);
+		if (harness_connect(&h, &svc) || harness_register(&svc, "echo", 0, NULL) ||
+		    thoth_control_connect(&ctl, h.dir, 120000))
+			die("register", THOTH_E_IO);
+		for (int i = 0; i < procs && h.n_children < HARNESS_MAX_CHILDREN; i++) {
+			pid_t p = fork();
+			if (p == 0)
+				tc_busy(&h, i);
+			h.children[h.n_children++] = p;
+		}
+		int want = 2 + procs;
+		void *arg[2] = { &ctl, &want };
+		if (!harness_wait_until(tc_attached, arg, 10000))
+			die("traced processes did not connect", THOTH_E_TIMEDOUT);
 		thoth_trace_TraceControl_start_pid_req_t sreq = { .categories = THOTH_TRACE_MASK(USER) };
 		thoth_trace_TraceControl_start_pid_resp_t sresp;
 		if (thoth_trace_TraceControl_start_pid(&ctl.client, &sreq, &sresp, NULL))
