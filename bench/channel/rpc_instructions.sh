@@ -9,7 +9,9 @@
 # Prints, per call of the 64 B cell (1,105 calls and 2 CPU-time queries):
 # thoth_server_dispatch (the service), thoth_client_begin and
 # thoth_client_commit without the transport (tr_call: the send and the
-# wait), each with everything it calls.  Counted with --toggle-collect, so
+# wait), each with everything it calls; then the service's send of its
+# response (chan_try_send: the same code the client's send runs, less the
+# urgent flag).  Counted with --toggle-collect, so
 # inlined code is counted wherever callgrind files it.  The client's counts
 # are read from the process forked for the 64 KiB cell: a forked child's
 # profile starts with its parent's counts, here the client's after the 64 B
@@ -39,4 +41,5 @@ d=$(count dispatch --toggle-collect=thoth_server_dispatch | sort -n | tail -1)
 # The client's 64 B counts: the smaller of the two processes that have any.
 b=$(count begin --toggle-collect=thoth_client_begin | awk '$1 > 0' | sort -n | head -1)
 c=$(count commit --toggle-collect=thoth_client_commit --toggle-collect=tr_call | awk '$1 > 0' | sort -n | head -1)
-echo "per call, 64 B, two CPUs ($CALLS calls): thoth_server_dispatch $((d / CALLS)), thoth_client_begin $((b / CALLS)), thoth_client_commit without the transport $((c / CALLS)) instructions"
+t=$(count send --toggle-collect=chan_try_send | sort -n | tail -1)
+echo "per call, 64 B, two CPUs ($CALLS calls): thoth_server_dispatch $((d / CALLS)), thoth_client_begin $((b / CALLS)), thoth_client_commit without the transport $((c / CALLS)), the service's chan_try_send $((t / CALLS)) instructions"
