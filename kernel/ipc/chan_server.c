@@ -31,6 +31,7 @@
 #include "fdpass.h"
 #include "log_internal.h"
 #include "numa.h"
+#include "thoth/caller.h"
 #include "thoth/contract.h"
 #include "thoth/stream.h"
 
@@ -89,6 +90,7 @@ struct conn {
 	uint64_t pl_calls, pl_wakes;    /* placement window: calls, doorbell wake-ups */
 	uint64_t pl_busy0;              /* the client's CPU ns at the window's start (0 = none) */
 	thoth_timer_t *mod_timer;       /* moderation: we wake by ourselves then (PM-3) */
+	uint64_t serial;                /* thoth_chan_server_caller's channel: 1.., never reused */
 };
 
 struct thoth_chan_server {
@@ -144,6 +146,12 @@ struct thoth_chan_server {
  */
 #define ST_ADD(srv, field, n) \
 	__atomic_store_n(&(srv)->st->field, (srv)->st->field + (n), __ATOMIC_RELAXED)
+
+/* The channel whose request this thread is dispatching (NULL outside a
+ * dispatch): what thoth_chan_server_caller() answers from.  Per thread,
+ * so a per-CPU service's workers each see their own. */
+static _Thread_local conn_t *dispatching;
+static uint64_t conn_serials;   /* process-wide: channel ids never repeat */
 
 struct worker {
 	int cpu;
@@ -556,8 +564,11 @@ static enum serve_result conn_serve(conn_t *c, unsigned budget)
 			thoth_arena_init(&arena, s->arena_buf, s->arena_cap);
 			thoth_server_io_t io = { .arena = &arena, .features = c->features,
 						 .get_out = conn_get_out, .out_ctx = c };
+			conn_t *outer = dispatching;    /* a handler may run a server of its own */
+			dispatching = c;
 			r = thoth_server_dispatch(s->cfg.iface, s->cfg.invoke, s->cfg.handlers, s->cfg.self,
 						  msg.data, msg.len, &io);
+			dispatching = outer;
 			/* Counted before the answer goes: a client that has its
 			 * answer may read the counters (test_serve_counters). */
 			ST_ADD(s, calls, 1);
@@ -926,6 +937,7 @@ static void adopt(thoth_chan_server_t *s, int cfd, const struct ucred *cred)
 	c->pid = cred->pid;
 	c->uid = cred->uid;
 	c->gid = cred->gid;
+	c->serial = __atomic_add_fetch(&conn_serials, 1, __ATOMIC_RELAXED);
 	c->hs = hs;
 	if (thoth_loop_add_fd(s->loop, cfd, THOTH_LOOP_READ, on_sock, c, &c->sock_src)) {
 		free(hs);
@@ -1235,6 +1247,28 @@ static void stats_fold(const thoth_chan_server_t *s, thoth_chan_server_stats_t *
 	F(handshake_dropped); F(shed); F(turns); F(log_suppressed); F(mod_wakeups);
 	F(mod_timer_wakeups); F(placement_moves); F(handed_over);
 #undef F
+}
+
+int thoth_chan_server_caller(thoth_chan_caller_t *out)
+{
+	conn_t *c = dispatching;
+	if (!c) {
+		memset(out, 0, sizeof *out);
+		return THOTH_E_NOT_FOUND;
+	}
+	/* Requests known to wait now: one per open channel whose request
+	 * ring holds one (its head, one load each; a governed service asks,
+	 * others never pay for it), this one's next included.  The ring
+	 * index is the peer's word: it only says "non-empty" here. */
+	uint32_t waiting = 0;
+	for (conn_t *o = c->srv->conns; o; o = o->next)
+		if (o->open && o->mapped && !o->end.err && chan_ready(&o->end, CHAN_WAIT_RECV, 0))
+			waiting++;
+	*out = (thoth_chan_caller_t){
+		.channel = c->serial, .pid = (int32_t)c->pid, .uid = (uint32_t)c->uid,
+		.waiting = waiting,
+	};
+	return 0;
 }
 
 /* A per-CPU service's listening server answers for all its workers: their

@@ -29,6 +29,7 @@ struct thoth_pm_dvfs {
 	bool written;
 	thoth_pm_pending_t queue[MAX_QUEUED];
 	uint32_t queued;
+	uint32_t announced;             /* queue's tail entries: requests seen waiting, not yet dispatched */
 	int tids[MAX_THREADS];          /* uclamp: the threads whose clamps carry the choice */
 	uint32_t n_tids;
 	char uclamp_why[200];           /* why uclamp is not the backend ("": it is) */
@@ -169,12 +170,56 @@ int thoth_pm_dvfs_arrived(thoth_pm_dvfs_t *d, uint64_t deadline_ns)
 	return 0;
 }
 
+int thoth_pm_dvfs_dispatched(thoth_pm_dvfs_t *d, uint64_t now_ns, uint32_t client,
+			     uint64_t deadline_ns, uint32_t waiting)
+{
+	/* This request was announced while it waited: it takes the first
+	 * announced entry's place (its deadline the later, known one). */
+	if (d->announced) {
+		d->queue[d->queued - d->announced].deadline_ns = deadline_ns;
+		d->announced--;
+	} else if (d->queued == MAX_QUEUED) {
+		return THOTH_E_LIMIT;
+	} else {
+		d->queue[d->queued++] = (thoth_pm_pending_t){ deadline_ns, 0 };
+	}
+	thoth_pm_governor_arrived(&d->gov, now_ns, client, deadline_ns);
+	/* The requests behind it are demand too (the dispatcher knows they
+	 * wait); announcements it no longer sees are dropped, never kept as
+	 * phantom demand.  Their deadline: as if they arrived now. */
+	while (d->announced < waiting && d->queued < MAX_QUEUED) {
+		d->queue[d->queued++] = (thoth_pm_pending_t){ deadline_ns, 0 };
+		d->announced++;
+	}
+	while (d->announced > waiting) {
+		d->queued--;
+		d->announced--;
+	}
+	return 0;
+}
+
+void thoth_pm_dvfs_forget_waiting(thoth_pm_dvfs_t *d)
+{
+	d->queued -= d->announced;
+	d->announced = 0;
+}
+
+uint32_t thoth_pm_dvfs_queued(const thoth_pm_dvfs_t *d)
+{
+	return d->queued;
+}
+
+void thoth_pm_dvfs_set_options(thoth_pm_dvfs_t *d, unsigned options)
+{
+	thoth_pm_governor_set_options(&d->gov, options);
+}
+
 void thoth_pm_dvfs_completed(thoth_pm_dvfs_t *d, uint64_t cpu_ns)
 {
 	/* frequency invariance: CPU time at capacity c is c/1024 of the work */
 	double work = (double)cpu_ns * d->model->opps[d->gov.opp].capacity / 1024.0;
 	thoth_pm_governor_completed(&d->gov, work);
-	if (d->queued) {
+	if (d->queued > d->announced) {
 		memmove(d->queue, d->queue + 1, --d->queued * sizeof(d->queue[0]));
 	}
 }

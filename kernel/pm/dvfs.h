@@ -55,6 +55,25 @@ thoth_pm_dvfs_backend_t thoth_pm_dvfs_backend(const thoth_pm_dvfs_t *d);
  * after costing CPU_NS of CPU time at the current OPP. */
 int thoth_pm_dvfs_arrived(thoth_pm_dvfs_t *d, uint64_t deadline_ns);
 void thoth_pm_dvfs_completed(thoth_pm_dvfs_t *d, uint64_t cpu_ns);
+/*
+ * A dispatcher's view (governed.c): a request from CLIENT (0: unknown) is
+ * dispatched at NOW_NS, due at DEADLINE_NS, and WAITING more are known to
+ * wait behind it (thoth_chan_server_caller).  The waiting ones are queued
+ * as demand until they are dispatched in turn (each then takes one's place)
+ * or no longer seen; CLIENT feeds the chain predictor.  With this the
+ * governor's options (THOTH_PM_GOV_*) act on live requests.
+ */
+int thoth_pm_dvfs_dispatched(thoth_pm_dvfs_t *d, uint64_t now_ns, uint32_t client,
+			     uint64_t deadline_ns, uint32_t waiting);
+/* Requests queued as demand now: dispatched and not completed, plus the
+ * ones announced as waiting. */
+uint32_t thoth_pm_dvfs_queued(const thoth_pm_dvfs_t *d);
+/* Drop the requests announced as waiting (none was dispatched for a while:
+ * they went away with their channel). */
+void thoth_pm_dvfs_forget_waiting(thoth_pm_dvfs_t *d);
+/* The thoth governor's options (THOTH_PM_GOV_*; default
+ * THOTH_PM_GOV_DEFAULT_OPTIONS). */
+void thoth_pm_dvfs_set_options(thoth_pm_dvfs_t *d, unsigned options);
 
 /* Re-decide at NOW_NS given RUNNING_NS of CPU time since the last call
  * (thoth_pm_thread_cpu_ns differences); writes the backend when the OPP

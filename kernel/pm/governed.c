@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "governed.h"
+#include "thoth/caller.h"
 #include "thoth/error.h"
 #include "thoth/trace.h"
 
@@ -21,6 +22,8 @@ struct thoth_pm_governed {
 	uint64_t cpu_seen_ns;      /* thread CPU time at the last decision */
 	uint32_t opp;
 	thoth_pm_governed_stats_t stats;
+	thoth_pm_governed_change_fn on_change;
+	void *change_arg;
 };
 
 static uint64_t monotonic_ns(void)
@@ -62,6 +65,8 @@ static void decide(thoth_pm_governed_t *g, uint64_t now, uint64_t dispatch_ns, u
 		g->opp = opp;
 		THOTH_TRACE(PM, pm_freq_change, thoth_pm_dvfs_current_khz(g->dvfs),
 			    (uint64_t)why << 32 | opp);
+		if (g->on_change)
+			g->on_change(g->change_arg, now, opp);
 	}
 	if (g->opp > g->stats.floor_opp && !g->timer) {
 		/* the governor lowers only after lower targets held for the
@@ -81,6 +86,9 @@ static void on_check(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
 	thoth_timer_cancel(loop, timer); /* one-shot: decide() arms the next if needed */
 	g->timer = NULL;
 	g->stats.timer_checks++;
+	/* No dispatch for a hold time: requests seen waiting went away with
+	 * their channels; they must not hold the frequency up. */
+	thoth_pm_dvfs_forget_waiting(g->dvfs);
 	decide(g, monotonic_ns(), 0, FREQ_BY_TIMER);
 }
 
@@ -91,7 +99,17 @@ static int governed_invoke(const void *handlers, void *self, const thoth_method_
 	(void)handlers;
 	uint64_t now = monotonic_ns();
 	g->stats.requests++;
-	if (thoth_pm_dvfs_arrived(g->dvfs, now + g->qos_ns) == 0)
+	/* Who sent it (the chain predictor keys on the channel) and what
+	 * waits behind it (faster-first sees a queue): the channel server
+	 * says, when it is the dispatcher. */
+	thoth_chan_caller_t who;
+	uint32_t client = 0, waiting = 0;
+	if (!thoth_chan_server_caller(&who)) {
+		client = (uint32_t)who.channel ? (uint32_t)who.channel : 1;
+		waiting = who.waiting;
+		g->stats.identified++;
+	}
+	if (thoth_pm_dvfs_dispatched(g->dvfs, now, client, now + g->qos_ns, waiting) == 0)
 		decide(g, now, now, FREQ_AT_ARRIVAL);
 	uint64_t cpu0 = thread_cpu_ns();
 	int r = g->inner(g->inner_handlers, g->inner_self, m, req, resp, arena);
@@ -136,6 +154,17 @@ void thoth_pm_governed_wrap(thoth_pm_governed_t *g, thoth_chan_server_config_t *
 	cfg->invoke = governed_invoke;
 	cfg->handlers = g; /* not read by the shim; never NULL for the server */
 	cfg->self = g;
+}
+
+void thoth_pm_governed_set_options(thoth_pm_governed_t *g, unsigned options)
+{
+	thoth_pm_dvfs_set_options(g->dvfs, options);
+}
+
+void thoth_pm_governed_on_change(thoth_pm_governed_t *g, thoth_pm_governed_change_fn fn, void *arg)
+{
+	g->on_change = fn;
+	g->change_arg = arg;
 }
 
 void thoth_pm_governed_free(thoth_pm_governed_t *g)

@@ -8,7 +8,11 @@
  * every request it dispatches:
  *   1. arrival: the request is known demand, due QOS_NS from now (its
  *      client's latency bound); the governor decides at once, so a burst
- *      raises the frequency at its first request, before the handler runs;
+ *      raises the frequency at its first request, before the handler runs.
+ *      The channel server names the request's channel (the chain
+ *      predictor's client) and the requests known to wait behind it
+ *      (queued demand too, so faster-first sees a queue):
+ *      thoth_chan_server_caller(), include/thoth/caller.h;
  *   2. completion: the CPU time the handler took (CLOCK_THREAD_CPUTIME_ID)
  *      is the request's work, and the governor decides again;
  *   3. while the frequency is above the domain's floor (its slowest
@@ -16,9 +20,10 @@
  *      (THOTH_PM_THOTH_DOWN_HOLD_NS), so the frequency falls when the
  *      service goes idle; once at the floor no timer is armed: an idle
  *      service is back to 0 wake-ups.
- * Requests are seen when dispatched, not when they enter the ring (the
- * channel server drains its rings per wake-up: docs/PM.md says what that
- * costs).
+ * Requests are seen when dispatched, not when they enter the ring; the
+ * ones known to wait behind (a lower bound: the next on this channel and
+ * the channels queued for a turn) count as demand from then on.
+ * docs/PM.md says what that costs.
  */
 #ifndef THOTH_PM_GOVERNED_H
 #define THOTH_PM_GOVERNED_H
@@ -40,9 +45,22 @@ int thoth_pm_governed_new(thoth_loop_t *loop, thoth_pm_dvfs_t *dvfs, uint64_t qo
 void thoth_pm_governed_wrap(thoth_pm_governed_t *g, thoth_chan_server_config_t *cfg);
 void thoth_pm_governed_free(thoth_pm_governed_t *g);
 
+/* The governor's options (THOTH_PM_GOV_*, governor.h; default
+ * THOTH_PM_GOV_DEFAULT_OPTIONS).  They act live because the shim learns,
+ * per request, its channel (the chain predictor's client) and how many
+ * requests wait behind it (faster-first's queue) from
+ * thoth_chan_server_caller(). */
+void thoth_pm_governed_set_options(thoth_pm_governed_t *g, unsigned options);
+
+/* FN(ARG, NOW_NS, OPP) after every OPP change (bench_pm_live records the
+ * timeline); NULL: none. */
+typedef void (*thoth_pm_governed_change_fn)(void *arg, uint64_t now_ns, uint32_t opp);
+void thoth_pm_governed_on_change(thoth_pm_governed_t *g, thoth_pm_governed_change_fn fn, void *arg);
+
 /* What the shim did (for tests and `thothctl`-style reports). */
 typedef struct thoth_pm_governed_stats {
 	uint64_t requests;
+	uint64_t identified;       /* of which the dispatcher named the client */
 	uint64_t changes;          /* OPP changes written (or simulated) */
 	uint64_t timer_checks;     /* lowering checks run by the timer */
 	uint64_t write_errors;

@@ -6,7 +6,7 @@
  * four bytes (little endian), then echoes.  SIGUSR1 prints one line of
  * stats to stdout:
  *   stats opp O floor F khz K requests R changes C checks T raise_ns X
- *         raise_dispatch_ns Y wake_timer W wake_fd D
+ *         raise_dispatch_ns Y wake_timer W wake_fd D identified I
  * SIGTERM stops it.  Its trace buffer (THOTH_TRACE=pm switches the PM
  * category on) is memfd number TRACE_FD, printed as "ready TRACE_FD".
  *
@@ -65,11 +65,12 @@ static void on_usr1(thoth_loop_t *loop, const struct signalfd_siginfo *info, voi
 	thoth_pm_governed_stats(gov, &st);
 	thoth_loop_stats(loop, &ls);
 	printf("stats opp %u floor %u khz %u requests %llu changes %llu checks %llu raise_ns %llu "
-	       "raise_dispatch_ns %llu wake_timer %llu wake_fd %llu\n",
+	       "raise_dispatch_ns %llu wake_timer %llu wake_fd %llu identified %llu\n",
 	       st.opp, st.floor_opp, st.khz, (unsigned long long)st.requests,
 	       (unsigned long long)st.changes, (unsigned long long)st.timer_checks,
 	       (unsigned long long)st.last_raise_ns, (unsigned long long)st.last_raise_dispatch_ns,
-	       (unsigned long long)ls.wakeups_timer, (unsigned long long)ls.wakeups_fd);
+	       (unsigned long long)ls.wakeups_timer, (unsigned long long)ls.wakeups_fd,
+	       (unsigned long long)st.identified);
 	fflush(stdout);
 }
 

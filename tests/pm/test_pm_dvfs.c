@@ -27,6 +27,7 @@
 #include "thoth/error.h"
 
 #define MS 1000000ull
+#define US 1000ull
 
 static char root[64];
 
@@ -139,6 +140,79 @@ static void test_no_cpufreq_means_the_simulated_backend(void **state)
 	assert_int_equal(drive_to_729(d), 2);
 	assert_int_equal(thoth_pm_dvfs_current_khz(d), 729000);
 	thoth_pm_dvfs_free(d);
+}
+
+/* A dispatcher that knows requests wait behind the one it dispatches
+ * (thoth_chan_server_caller) queues them as demand: the same request with
+ * two waiting behind it gets a faster OPP than alone.  Each waiting one is
+ * counted once: a later dispatch takes its place, announcements no longer
+ * seen are dropped, and a hold time without dispatch forgets them all. */
+static void test_requests_waiting_behind_a_dispatch_are_demand_counted_once(void **state)
+{
+	thoth_pm_dvfs_t *alone, *queued;
+	assert_int_equal(thoth_pm_dvfs_new(0, hikey(), 0, &alone), 0);
+	assert_int_equal(thoth_pm_dvfs_new(0, hikey(), 0, &queued), 0);
+	uint32_t a, q;
+	thoth_pm_dvfs_t *both[2] = { alone, queued };
+	for (int i = 0; i < 2; i++) {   /* the same history: 1 ms of work per request */
+		assert_int_equal(thoth_pm_dvfs_dispatched(both[i], 0, 7, 100 * MS, 0), 0);
+		thoth_pm_dvfs_completed(both[i], 1000000ull * 1024 / 369);
+		assert_int_equal(thoth_pm_dvfs_queued(both[i]), 0);
+	}
+	assert_int_equal(thoth_pm_dvfs_dispatched(alone, 10 * MS, 7, 12 * MS, 0), 0);
+	assert_int_equal(thoth_pm_dvfs_dispatched(queued, 10 * MS, 7, 12 * MS, 2), 0);
+	assert_int_equal(thoth_pm_dvfs_queued(alone), 1);
+	assert_int_equal(thoth_pm_dvfs_queued(queued), 3);
+	assert_int_equal(thoth_pm_dvfs_update(alone, 10 * MS, 0, &a), 0);
+	assert_int_equal(thoth_pm_dvfs_update(queued, 10 * MS, 0, &q), 0);
+	assert_int_equal(a, 2);         /* 729 MHz: drive_to_729's case */
+	assert_int_equal(q, 4);         /* 3 ms of work due in 2 ms: the top OPP */
+	thoth_pm_dvfs_completed(queued, 1000000ull * 1024 / 1024);
+	assert_int_equal(thoth_pm_dvfs_queued(queued), 2);      /* the two announced */
+	/* the next one was one of them; the other is no longer seen */
+	assert_int_equal(thoth_pm_dvfs_dispatched(queued, 11 * MS, 8, 13 * MS, 0), 0);
+	assert_int_equal(thoth_pm_dvfs_queued(queued), 1);
+	thoth_pm_dvfs_completed(queued, 1000000ull);
+	assert_int_equal(thoth_pm_dvfs_dispatched(queued, 12 * MS, 8, 14 * MS, 3), 0);
+	assert_int_equal(thoth_pm_dvfs_queued(queued), 4);
+	thoth_pm_dvfs_completed(queued, 1000000ull);
+	thoth_pm_dvfs_forget_waiting(queued);   /* a hold time passed without a dispatch */
+	assert_int_equal(thoth_pm_dvfs_queued(queued), 0);
+	thoth_pm_dvfs_free(alone);
+	thoth_pm_dvfs_free(queued);
+}
+
+/* The client a dispatcher names reaches the chain predictor: client 5's
+ * chains of 3 steps 2.02 ms apart (3 ms of work each, due 10 ms after
+ * dispatch; test_pm_sim's case, through dvfs as governed.c drives it).  At
+ * a new chain's first step the predictor plans its two next steps: 729 MHz
+ * where, without it, the one request is planned at 432 MHz. */
+static void test_a_dispatchers_client_ids_let_the_chain_predictor_plan_a_chain(void **state)
+{
+	const thoth_pm_cpu_model_t *m = hikey();
+	for (int opt = 0; opt < 2; opt++) {
+		thoth_pm_dvfs_t *d;
+		assert_int_equal(thoth_pm_dvfs_new(0, m, 0, &d), 0);
+		thoth_pm_dvfs_set_options(d, opt ? THOTH_PM_GOV_CHAIN_PREDICT : 0);
+		uint32_t opp = 1;
+		uint64_t t = 10 * MS;
+		for (int c = 0; c < 4; c++, t += 100 * MS)
+			for (int k = 0; k < 3; k++) {
+				uint64_t now = t + (uint64_t)k * 2020 * US;
+				assert_int_equal(thoth_pm_dvfs_dispatched(d, now, 5, now + 10 * MS, 0), 0);
+				assert_int_equal(thoth_pm_dvfs_update(d, now, 0, &opp), 0);
+				/* 3 ms of work at capacity 1024, in CPU time at this OPP */
+				thoth_pm_dvfs_completed(d, 3000000ull * 1024 / m->opps[opp].capacity);
+			}
+		/* idle: back at the floor before the next chain */
+		assert_int_equal(thoth_pm_dvfs_update(d, t - 10 * MS, 0, &opp), 0);
+		assert_int_equal(thoth_pm_dvfs_update(d, t - 5 * MS, 0, &opp), 0);
+		assert_int_equal(opp, 1);
+		assert_int_equal(thoth_pm_dvfs_dispatched(d, t, 5, t + 10 * MS, 0), 0);
+		assert_int_equal(thoth_pm_dvfs_update(d, t, 0, &opp), 0);
+		assert_int_equal(opp, opt ? 2 : 1);
+		thoth_pm_dvfs_free(d);
+	}
 }
 
 static void test_userspace_governor_gets_scaling_setspeed(void **state)
@@ -342,6 +416,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_no_cpufreq_means_the_simulated_backend, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_requests_waiting_behind_a_dispatch_are_demand_counted_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_dispatchers_client_ids_let_the_chain_predictor_plan_a_chain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_userspace_governor_gets_scaling_setspeed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_other_governors_get_pinned_limits_on_the_hosts_frequencies, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_a_failed_write_is_reported_with_its_path, setup, teardown),

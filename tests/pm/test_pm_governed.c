@@ -86,7 +86,7 @@ static int lines(char *last, size_t cap)
 
 typedef struct stats {
 	unsigned long long opp, floor, khz, requests, changes, checks, raise_ns, raise_dispatch_ns,
-		wake_timer, wake_fd;
+		wake_timer, wake_fd, identified;
 } stats_t;
 
 /* SIGUSR1 the service and wait (deadline 5 s) for its new stats line. */
@@ -101,9 +101,9 @@ static stats_t ask(void)
 	stats_t s;
 	assert_int_equal(sscanf(last, "stats opp %llu floor %llu khz %llu requests %llu changes %llu "
 				"checks %llu raise_ns %llu raise_dispatch_ns %llu wake_timer %llu "
-				"wake_fd %llu", &s.opp, &s.floor, &s.khz, &s.requests, &s.changes,
-				&s.checks, &s.raise_ns, &s.raise_dispatch_ns, &s.wake_timer,
-				&s.wake_fd), 10);
+				"wake_fd %llu identified %llu", &s.opp, &s.floor, &s.khz, &s.requests,
+				&s.changes, &s.checks, &s.raise_ns, &s.raise_dispatch_ns, &s.wake_timer,
+				&s.wake_fd, &s.identified), 11);
 	return s;
 }
 
@@ -262,6 +262,9 @@ static void test_a_burst_raises_the_frequency_at_once_and_idle_lowers_it_to_zero
 	stats_t after = ask();
 	assert_int_equal(after.requests, busy.requests);
 	assert_int_equal(after.opp, after.floor);
+	/* The channel server named the sender of every request it dispatched
+	 * (the chain predictor's client; governed.h). */
+	assert_int_equal(after.identified, after.requests);
 }
 
 static void test_frequency_decisions_are_trace_points_exported_as_json_and_ctf(void **state)

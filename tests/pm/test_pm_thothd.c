@@ -781,6 +781,16 @@ static bool qos_released(void *arg)
  * in (the fixture's) /dev/cpu_dma_latency, a far one holds nothing, and
  * once the near wake-up has passed thothd ends the request by itself (its
  * own timer, no call from anyone). */
+/* What thothd decided, for a failure's message: one of this test's checks
+ * failed once in ~35 ASan runs at load ~10 and said nothing more. */
+static void fail_cpu_qos(const char *what, const thoth_pm_CpuQos_t *q, const char *st, pid_t d)
+{
+	fail_msg("%s: next_wake_ns %llu hint_us %u request_us %u why %u state \"%s\" lease_us %u "
+		 "error \"%.*s\" cpu_dma_latency %s", what, (unsigned long long)q->next_wake_ns, q->hint_us,
+		 q->request_us, q->why, st, q->lease_us, (int)q->error.len, q->error.ptr,
+		 holds_open(d, "cpu_dma_latency") ? "held" : "not held");
+}
+
 static void test_cpu_idle_hint_follows_the_next_posted_wake_up(void **state)
 {
 	harness_t h;
@@ -820,35 +830,39 @@ static void test_cpu_idle_hint_follows_the_next_posted_wake_up(void **state)
 	assert_int_equal(q.idle_states, 4);
 	/* Far (3 s, past C3's 3144 us): the kernel may go as deep as it likes. */
 	bool seen_far = false, seen_near = false;
-	for (int round = 0; round < 200 && !seen_far; round++) {
+	/* Rounds until a deadline, not a count: each must reach thothd
+	 * before the instant it posts, which a loaded machine can deny for
+	 * 200 rounds in a row (the hints-off case below once failed so). */
+	uint64_t end = harness_now_ms() + THOTH_TEST_DEADLINE_MS(10000);
+	while (!seen_far && harness_now_ms() < end) {
 		timerpage_post(pg, slot, test_now_ns() + 3000000000ull, 0);
 		assert_int_equal(cpu_qos(&c, &q, st, sizeof st), 0);
 		if (q.next_wake_ns >= 3144000ull) {    /* decided on our far post */
 			seen_far = true;
-			assert_int_equal(q.hint_us, 0);
-			assert_int_equal(q.request_us, 0);
-			assert_false(holds_open(d, "cpu_dma_latency"));
+			if (q.hint_us || q.request_us || holds_open(d, "cpu_dma_latency"))
+				fail_cpu_qos("far post", &q, st, d);
 		}
 	}
-	assert_true(seen_far);
+	if (!seen_far)
+		fail_cpu_qos("no decision on a far post before the deadline", &q, st, d);
 	/* Near (2 ms): C2 is the deepest worth entering.  On a loaded machine
 	 * the call may come after the instant: post again until thothd decided
 	 * while it was between C2's and C3's residency away. */
-	for (int round = 0; round < 200 && !seen_near; round++) {
+	end = harness_now_ms() + THOTH_TEST_DEADLINE_MS(10000);
+	while (!seen_near && harness_now_ms() < end) {
 		timerpage_post(pg, slot, test_now_ns() + 2000000ull, 0);
 		assert_int_equal(cpu_qos(&c, &q, st, sizeof st), 0);
 		if (q.next_wake_ns >= 381000ull && q.next_wake_ns < 3144000ull) {
 			seen_near = true;
-			assert_int_equal(q.hint_us, 127);
-			assert_int_equal(q.request_us, 127);
-			assert_int_equal(q.why, 2);
-			assert_string_equal(st, "C2_ACPI");
+			if (q.hint_us != 127 || q.request_us != 127 || q.why != 2 || strcmp(st, "C2_ACPI"))
+				fail_cpu_qos("near post", &q, st, d);
 			int32_t v = 0;
 			assert_int_equal(pread(fd, &v, sizeof v, 0), (ssize_t)sizeof v);
 			assert_int_equal(v, 127);
 		}
 	}
-	assert_true(seen_near);
+	if (!seen_near)
+		fail_cpu_qos("no decision on a near post before the deadline", &q, st, d);
 	/* Nothing more is posted: once the instant has passed, thothd decides
 	 * again on its own timer and lets the file go. */
 	timerpage_post(pg, slot, 0, 0);
@@ -935,7 +949,11 @@ static void test_cpu_idle_hints_stop_with_a_reason_when_the_request_cannot_be_he
 	assert_int_equal(cpu_qos(&c, &q, st, sizeof st), 0);
 	assert_int_equal(q.idle_states, 4);
 	bool off = false;
-	for (int round = 0; round < 200 && !off; round++) {
+	/* Until a deadline: a post that reaches thothd after its instant asks
+	 * for nothing (at ASan speed under load, 200 rounds in a row once did:
+	 * 1 of 34 looped runs at load ~10). */
+	uint64_t end = harness_now_ms() + THOTH_TEST_DEADLINE_MS(10000);
+	while (!off && harness_now_ms() < end) {
 		timerpage_post(pg, slot, test_now_ns() + 2000000ull, 0);
 		assert_int_equal(cpu_qos(&c, &q, st, sizeof st), 0);
 		off = q.idle_states == 0;

@@ -1,0 +1,474 @@
+/*
+ * bench_pm_live - SCHED-1's governor options on live requests, against the
+ * simulator, with the governor without options as the baseline in the same
+ * run (docs/PM.md "The governor's options (chains)", docs/BENCHMARKS.md).
+ *
+ * For each CPU model (HiKey A53, Juno A57, Juno A53) and each option set
+ * (none, ff, chain, ff+chain) a governed echo service (kernel/pm/governed.h)
+ * is started as a real process; one client thread per sender of the chain
+ * trace (sim.h: "chain depth=3 mean_gap_us=50000 work_us=2000
+ * deadline_us=10000", 8 senders) replays its requests over real channels,
+ * each step of a chain sent when the previous one is answered (or at its
+ * trace time, if later).  The service's dispatch tells the governor who sent
+ * each request and what waits behind it (thoth_chan_server_caller), which is
+ * what lets the options act live.
+ *
+ * What is real and what is modelled: channels, dispatch, processes, clocks
+ * and the governor's decisions are real.  This VM has no cpufreq, so the
+ * OPP is chosen and recorded, not written (dvfs.h's simulated backend; the
+ * service runs with THOTH_SYSFS_ROOT at an empty directory, so a host's
+ * cpufreq is never touched); the handler burns a request's work (ns at
+ * capacity 1024) divided by the chosen OPP's capacity, so a slow OPP takes
+ * longer as it would.  There is no switch latency live.
+ *
+ * Ramp (as sim.h): time from a request's send until the OPP is at least its
+ * right speed (the optimum's over the live arrivals, the fastest efficient
+ * OPP at or below it), or its answer if that comes first.  Printed: live
+ * ramp p50 / p95 and deadline misses per option set; the simulator's p95 on
+ * the same live arrivals and on the synthetic trace itself; live / sim; and
+ * each option set's live p95 over the live p95 without options.
+ *
+ *   bench_pm_live [--duration-ms N] [--model NAME] [--seed S] [--trace SPEC]
+ * (SPEC: a synthetic trace of sim.h without duration_ms and seed; the
+ * default is bench_pm's chain cell.)
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "echo.thoth.h"
+#include "governed.h"
+#include "sim.h"
+#include "thoth/channel.h"
+#include "thoth/loop.h"
+
+#define MAX_CHANGES (1u << 16)
+#define MAX_CLIENTS 16
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- the service (a child process: bench_pm_live --serve ...) ---------------------- */
+
+static thoth_pm_governed_t *gov;
+static const thoth_pm_cpu_model_t *model;
+static uint64_t change_at[MAX_CHANGES];
+static uint32_t change_opp[MAX_CHANGES];
+static uint32_t n_changes;
+#define MAX_JOBS (1u << 16)
+static uint64_t started_at[MAX_JOBS];   /* per request index: when its handler began */
+
+static void on_change(void *arg, uint64_t now_ns, uint32_t opp)
+{
+	if (n_changes < MAX_CHANGES) {
+		change_at[n_changes] = now_ns;
+		change_opp[n_changes++] = opp;
+	}
+}
+
+/* echo(data): data holds the request's work in ns at capacity 1024 */
+static int on_echo(void *self, const thoth_echo_Echo_echo_req_t *req, thoth_echo_Echo_echo_resp_t *resp,
+		   thoth_arena_t *arena)
+{
+	uint64_t work = 0, index = UINT64_MAX;
+	if (req->data.len >= 16) {
+		memcpy(&work, req->data.ptr, 8);
+		memcpy(&index, req->data.ptr + 8, 8);
+	}
+	if (index < MAX_JOBS)
+		started_at[index] = mono_ns();  /* just after the governor's decision at dispatch */
+	thoth_pm_governed_stats_t st;
+	thoth_pm_governed_stats(gov, &st);
+	uint64_t burn = work * 1024 / model->opps[st.opp].capacity;
+	uint64_t until = thread_cpu_ns() + burn;
+	while (thread_cpu_ns() < until)
+		;
+	resp->data = req->data;
+	return 0;
+}
+
+static int on_stats(void *self, const thoth_echo_Echo_stats_req_t *req, thoth_echo_Echo_stats_resp_t *resp,
+		    thoth_arena_t *arena)
+{
+	thoth_pm_governed_stats_t st;
+	thoth_pm_governed_stats(gov, &st);
+	resp->calls = st.identified;
+	return 0;
+}
+
+static void on_stop(thoth_loop_t *loop, const struct signalfd_siginfo *info, void *arg)
+{
+	thoth_loop_stop(loop);
+}
+
+/* --serve SOCKET MODEL OPTIONS QOS_US TIMELINE_FILE */
+static int serve(char **argv)
+{
+	model = thoth_pm_cpu_model_find(argv[1]);
+	unsigned options = (unsigned)strtoul(argv[2], NULL, 10);
+	uint64_t qos_ns = strtoull(argv[3], NULL, 10) * 1000;
+	thoth_loop_t *loop;
+	thoth_pm_dvfs_t *dvfs;
+	if (!model || thoth_loop_new(&loop) || thoth_pm_dvfs_new(0, model, mono_ns(), &dvfs) ||
+	    thoth_pm_governed_new(loop, dvfs, qos_ns, &gov))
+		return 1;
+	if (thoth_pm_dvfs_backend(dvfs) != THOTH_PM_DVFS_SIMULATED) {
+		fprintf(stderr, "bench_pm_live: the service found cpufreq; refusing to write it\n");
+		return 1;
+	}
+	thoth_pm_governed_set_options(gov, options);
+	thoth_pm_governed_stats_t st;
+	thoth_pm_governed_stats(gov, &st);
+	on_change(NULL, 0, st.opp);     /* where it starts */
+	thoth_pm_governed_on_change(gov, on_change, NULL);
+	thoth_loop_add_signal(loop, SIGTERM, on_stop, NULL);
+	static const thoth_echo_Echo_handlers_t handlers = { .echo = on_echo, .stats = on_stats };
+	thoth_chan_server_config_t cfg = {
+		.path = argv[0], .iface = &thoth_echo_Echo_info, .invoke = thoth_echo_Echo_invoke,
+		.handlers = &handlers, .wait = THOTH_CHAN_SLEEP,
+	};
+	thoth_pm_governed_wrap(gov, &cfg);
+	thoth_chan_server_t *srv;
+	char why[256];
+	if (thoth_chan_server_new(loop, &cfg, &srv, why, sizeof why)) {
+		fprintf(stderr, "bench_pm_live: %s\n", why);
+		return 1;
+	}
+	thoth_loop_run(loop);
+	thoth_chan_server_free(srv);
+	FILE *f = fopen(argv[4], "w");
+	if (!f)
+		return 1;
+	for (uint32_t i = 0; i < n_changes; i++)
+		fprintf(f, "c %llu %u\n", (unsigned long long)change_at[i], change_opp[i]);
+	for (uint32_t i = 0; i < MAX_JOBS; i++)
+		if (started_at[i])
+			fprintf(f, "d %llu %u\n", (unsigned long long)started_at[i], i);
+	fclose(f);
+	thoth_pm_governed_free(gov);
+	thoth_pm_dvfs_free(dvfs);
+	thoth_loop_free(loop);
+	return 0;
+}
+
+/* ---- the clients ------------------------------------------------------------------------ */
+
+typedef struct sent {
+	uint64_t at, done;              /* CLOCK_MONOTONIC */
+} sent_t;
+
+typedef struct client {
+	const char *sock;
+	const thoth_pm_trace_t *t;
+	uint32_t id;                    /* the trace's sender */
+	uint64_t start;
+	sent_t *sent;                   /* per job of the trace (this sender's filled) */
+	int err;
+} client_t;
+
+static void *client_main(void *arg)
+{
+	client_t *c = arg;
+	thoth_chan_config_t cfg = { .iface = &thoth_echo_Echo_info, .wait = THOTH_CHAN_SLEEP, .timeout_ms = 10000 };
+	thoth_chan_t *ch;
+	char why[256];
+	if ((c->err = thoth_chan_connect(c->sock, &cfg, &ch, why, sizeof why)) != 0) {
+		fprintf(stderr, "bench_pm_live: connect: %s\n", why);
+		return NULL;
+	}
+	for (size_t j = 0; j < c->t->count && !c->err; j++) {
+		const thoth_pm_job_t *job = &c->t->jobs[j];
+		if (job->client != c->id)
+			continue;
+		uint64_t when = c->start + job->arrival_ns;
+		struct timespec ts = { (time_t)(when / 1000000000ull), (long)(when % 1000000000ull) };
+		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+			;
+		uint8_t payload[16];
+		uint64_t index = j;
+		memcpy(payload, &job->work_ns, 8);
+		memcpy(payload + 8, &index, 8);
+		thoth_echo_Echo_echo_req_t req = { .data = { .ptr = payload, .len = 16 } };
+		thoth_echo_Echo_echo_resp_t resp;
+		c->sent[j].at = mono_ns();
+		c->err = thoth_echo_Echo_echo(thoth_chan_client(ch), &req, &resp, NULL);
+		c->sent[j].done = mono_ns();
+	}
+	thoth_chan_close(ch);
+	return NULL;
+}
+
+/* ---- one phase: a service, the trace replayed, the ramps ------------------------------ */
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* as sim_cpu.c: the fastest efficient OPP at or below SPEED (the most
+ * efficient OPP if that is slower) */
+static uint32_t right_capacity(const thoth_pm_cpu_model_t *m, double speed)
+{
+	uint32_t right = thoth_pm_opp_for_capacity(m, 0);
+	for (uint32_t i = right; i < m->opp_count; i++)
+		if (!thoth_pm_opp_inefficient(m, i) && m->opps[i].capacity <= speed + 1e-6)
+			right = i;
+	return m->opps[right].capacity;
+}
+
+typedef struct phase {
+	uint64_t p50_ns, p95_ns;        /* live ramp, from the send */
+	uint64_t dispatch_p95_ns;       /* ...from the dispatch (the service's scheduling delay out) */
+	uint64_t right_at_dispatch;     /* requests whose handler began at their right speed */
+	double stretch;                 /* median answer time / burn at the dispatch's OPP */
+	uint64_t misses;
+	uint64_t identified, requests;
+	int err;
+} phase_t;
+
+static const char *self_path;
+
+static void run_phase(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *t, const uint32_t *rights,
+		      unsigned options, const char *dir, phase_t *out)
+{
+	memset(out, 0, sizeof *out);
+	char sock[300], timeline[300], opts[16], qos[32];
+	snprintf(sock, sizeof sock, "%s/echo.sock", dir);
+	snprintf(timeline, sizeof timeline, "%s/timeline.txt", dir);
+	snprintf(opts, sizeof opts, "%u", options);
+	snprintf(qos, sizeof qos, "%llu",
+		 (unsigned long long)((t->jobs[0].deadline_ns - t->jobs[0].arrival_ns) / 1000));
+	unlink(sock);
+	pid_t pid = fork();
+	if (pid == 0) {
+		setenv("THOTH_SYSFS_ROOT", dir, 1);     /* no cpufreq there: simulated */
+		execl(self_path, self_path, "--serve", sock, m->name, opts, qos, timeline, (char *)NULL);
+		_exit(127);
+	}
+	/* its socket, then a channel per sender */
+	struct stat st;
+	for (int i = 0; i < 5000 && stat(sock, &st); i++)
+		usleep(1000);
+	uint32_t senders = 0;
+	for (size_t j = 0; j < t->count; j++)
+		if (t->jobs[j].client > senders)
+			senders = t->jobs[j].client;
+	if (senders > MAX_CLIENTS)
+		senders = MAX_CLIENTS;
+	sent_t *sent = calloc(t->count, sizeof *sent);
+	client_t cl[MAX_CLIENTS];
+	pthread_t th[MAX_CLIENTS];
+	uint64_t start = mono_ns() + 50000000ull;       /* everyone connected by then */
+	for (uint32_t i = 0; i < senders; i++) {
+		cl[i] = (client_t){ .sock = sock, .t = t, .id = i + 1, .start = start, .sent = sent };
+		pthread_create(&th[i], NULL, client_main, &cl[i]);
+	}
+	for (uint32_t i = 0; i < senders; i++) {
+		pthread_join(th[i], NULL);
+		if (cl[i].err)
+			out->err = cl[i].err;
+	}
+	/* the service's own count of requests whose sender it was told */
+	thoth_chan_config_t cfg = { .iface = &thoth_echo_Echo_info, .wait = THOTH_CHAN_SLEEP, .timeout_ms = 10000 };
+	thoth_chan_t *ch;
+	char why[256];
+	if (!thoth_chan_connect(sock, &cfg, &ch, why, sizeof why)) {
+		thoth_echo_Echo_stats_req_t sreq = { 0 };
+		thoth_echo_Echo_stats_resp_t sresp;
+		if (!thoth_echo_Echo_stats(thoth_chan_client(ch), &sreq, &sresp, NULL) && sresp.calls)
+			out->identified = sresp.calls - 1;      /* not this stats call */
+		thoth_chan_close(ch);
+	}
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+	/* the timeline of OPPs */
+	uint64_t *at = malloc(MAX_CHANGES * sizeof *at);
+	uint32_t *opp = malloc(MAX_CHANGES * sizeof *opp), n = 0;
+	uint64_t *began = calloc(t->count + 1, sizeof *began);
+	FILE *f = fopen(timeline, "r");
+	unsigned long long a;
+	unsigned o;
+	char kind;
+	while (f && fscanf(f, " %c %llu %u", &kind, &a, &o) == 3) {
+		if (kind == 'c' && n < MAX_CHANGES) {
+			at[n] = a;
+			opp[n++] = o < m->opp_count ? o : m->opp_count - 1;
+		} else if (kind == 'd' && o < t->count) {
+			began[o] = a;
+		}
+	}
+	if (f)
+		fclose(f);
+	/* Per request: from its send to the first instant the OPP in effect
+	 * gives its right speed (or its answer, if that comes first). */
+	uint64_t *ramp = calloc(t->count + 1, sizeof *ramp), *from_dispatch = calloc(t->count + 1, sizeof *ramp);
+	double *stretch = calloc(t->count + 1, sizeof *stretch);
+	for (size_t j = 0; j < t->count; j++) {
+		if (!sent[j].at)
+			continue;
+		uint64_t arr = sent[j].at, done = sent[j].done;
+		uint64_t disp = began[j] > arr && began[j] < done ? began[j] : arr;
+		out->misses += done - arr > t->jobs[j].deadline_ns - t->jobs[j].arrival_ns;
+		uint32_t lo = 0, hi = n;        /* the last change at or before the send */
+		while (lo < hi) {
+			uint32_t mid = (lo + hi) / 2;
+			if (at[mid] <= arr)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		uint64_t reached = done;
+		for (uint32_t i = lo ? lo - 1 : 0; i < n && at[i] < done; i++)
+			if (m->opps[opp[i]].capacity >= rights[j]) {
+				reached = at[i] > arr ? at[i] : arr;
+				break;
+			}
+		from_dispatch[out->requests] = reached > disp ? reached - disp : 0;
+		out->right_at_dispatch += reached <= disp;
+		/* how much longer the answer took than the burn at the OPP of its
+		 * dispatch: 1 on a quiet machine; more where the service waits
+		 * for a CPU (a loaded machine) */
+		uint32_t at_disp = n ? opp[0] : 0;
+		for (uint32_t i = 0; i < n && at[i] <= disp; i++)
+			at_disp = opp[i];
+		double burn = (double)t->jobs[j].work_ns * 1024.0 / m->opps[at_disp].capacity;
+		stretch[out->requests] = (double)(done - disp) / burn;
+		ramp[out->requests++] = reached - arr;
+	}
+	if (out->requests) {
+		size_t c = out->requests, p95 = c * 95 / 100 < c ? c * 95 / 100 : c - 1;
+		qsort(ramp, c, sizeof *ramp, cmp_u64);
+		qsort(from_dispatch, c, sizeof *ramp, cmp_u64);
+		out->p50_ns = ramp[c / 2];
+		out->p95_ns = ramp[p95];
+		out->dispatch_p95_ns = from_dispatch[p95];
+		qsort(stretch, c, sizeof *stretch, cmp_double);
+		out->stretch = stretch[c / 2];
+	}
+	free(stretch);
+	free(ramp);
+	free(from_dispatch);
+	free(began);
+	free(at);
+	free(opp);
+	free(sent);
+	unlink(timeline);
+	unlink(sock);
+}
+
+#define VARIANTS 4
+static const unsigned variant_options[VARIANTS] = {
+	0, THOTH_PM_GOV_FASTER_ON_QUEUE, THOTH_PM_GOV_CHAIN_PREDICT,
+	THOTH_PM_GOV_FASTER_ON_QUEUE | THOTH_PM_GOV_CHAIN_PREDICT,
+};
+static const char *const variant_names[VARIANTS] = { "none", "ff", "chain", "ff+chain" };
+
+int main(int argc, char **argv)
+{
+	self_path = argv[0];
+	if (argc == 7 && !strcmp(argv[1], "--serve"))
+		return serve(argv + 2);
+	unsigned duration_ms = 5000, seed = 1;
+	const char *only = NULL, *trace_spec = NULL;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--duration-ms") && i + 1 < argc)
+			duration_ms = (unsigned)strtoul(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--model") && i + 1 < argc)
+			only = argv[++i];
+		else if (!strcmp(argv[i], "--trace") && i + 1 < argc)
+			trace_spec = argv[++i];
+		else if (!strcmp(argv[i], "--seed") && i + 1 < argc)
+			seed = (unsigned)strtoul(argv[++i], NULL, 10);
+		else {
+			fprintf(stderr, "usage: bench_pm_live [--duration-ms N] [--model NAME] [--seed S] "
+				"[--trace SPEC]\n");
+			return 2;
+		}
+	}
+	if (duration_ms < 200 || duration_ms > 600000) {
+		fprintf(stderr, "bench_pm_live: --duration-ms: 200..600000\n");
+		return 2;
+	}
+	char dir[] = "/tmp/bench_pm_live-XXXXXX";
+	if (!mkdtemp(dir))
+		return 1;
+	char spec[512];
+	snprintf(spec, sizeof spec, "%s duration_ms=%u seed=%u",
+		 trace_spec ? trace_spec : "chain depth=3 mean_gap_us=50000 work_us=2000 deadline_us=10000",
+		 duration_ms, seed);
+	thoth_pm_trace_t t;
+	const char *why;
+	if (thoth_pm_trace_generate(spec, "chain", &t, &why)) {
+		fprintf(stderr, "bench_pm_live: %s\n", why);
+		return 1;
+	}
+	printf("SCHED-1 live: the governor's options on real requests (channels, dispatch, processes) vs the "
+	       "simulator on the same trace.\ntrace: %s (%zu requests, 8 senders); OPPs chosen and recorded, "
+	       "not written (no cpufreq: simulated backend); work burnt at the chosen OPP's capacity; no "
+	       "switch latency live; each chain step sent when the previous one is answered.\n"
+	       "ramp (ms) = time from a request's send until the OPP gives its right speed (the optimum's "
+	       "on the trace, as the simulator), or its answer; live/sim = live p95 / simulator p95; "
+	       "disp p95 = the same ramp counted from the request's dispatch (the service's scheduling delay taken out); right@d = share of requests whose handler began at their right speed (the governor's decision at dispatch, little moved by load); x none = live p95 / live p95 without options (same run); stretch = median answer time / the burn at its OPP (1 on a quiet machine: above that the service waited for a CPU, and chain steps that come more than a deadline apart are not chains to the predictor); named = requests whose sender "
+	       "the dispatcher named\n", spec, t.count);
+	printf("%-10s %-9s %8s %8s %9s %8s %6s %8s %9s %7s %7s %9s\n", "model", "options", "live p50", "live p95",
+	       "disp p95", "right@d", "misses", "sim p95", "live/sim", "x none", "stretch", "named");
+	int status = 0;
+	for (size_t mi = 0; thoth_pm_cpu_model_at(mi); mi++) {
+		const thoth_pm_cpu_model_t *m = thoth_pm_cpu_model_at(mi);
+		if (only && strcmp(only, m->name))
+			continue;
+		double *speed = calloc(t.count + 1, sizeof *speed), e;
+		uint32_t *rights = calloc(t.count + 1, sizeof *rights);
+		thoth_pm_cpu_optimum(m, &t, speed, &e);
+		for (size_t j = 0; j < t.count; j++)
+			rights[j] = right_capacity(m, speed[j]);
+		phase_t ph[VARIANTS];
+		for (int v = 0; v < VARIANTS; v++) {
+			run_phase(m, &t, rights, variant_options[v], dir, &ph[v]);
+			if (ph[v].err)
+				status = 1;
+			thoth_pm_cpu_result_t r;
+			thoth_pm_sim_cpu_options(m, &t, THOTH_PM_GOV_THOTH, variant_options[v], &r);
+			printf("%-10s %-9s %8.2f %8.2f %9.2f %7.1f%% %6llu %8.2f %8.2fx %6.2fx %6.2fx %4llu/%llu\n", m->name,
+			       variant_names[v], ph[v].p50_ns / 1e6, ph[v].p95_ns / 1e6, ph[v].dispatch_p95_ns / 1e6,
+			       ph[v].requests ? 100.0 * ph[v].right_at_dispatch / ph[v].requests : 0.0,
+			       (unsigned long long)ph[v].misses, r.ramp_p95_ns / 1e6,
+			       r.ramp_p95_ns ? (double)ph[v].p95_ns / (double)r.ramp_p95_ns : 0.0,
+			       ph[0].p95_ns ? (double)ph[v].p95_ns / (double)ph[0].p95_ns : 0.0, ph[v].stretch,
+			       (unsigned long long)ph[v].identified, (unsigned long long)ph[v].requests);
+			fflush(stdout);
+		}
+		free(speed);
+		free(rights);
+	}
+	thoth_pm_trace_free(&t);
+	rmdir(dir);
+	return status;
+}
