@@ -3,8 +3,9 @@
  * process's contention ring (lockprof_report.c, thothlock_ring_*).  Those
  * files are written by whatever program was profiled: each header field is
  * hostile.  A bad file is refused with a reason, never read past its end,
- * and never makes the open block; torn or overwritten events are counted
- * as lost, not handed out.  The whole-table reader (thothlock_table_load)
+ * and never makes the open block; overwritten events are counted as lost,
+ * and one claimed but not yet committed is read at the next poll (lost
+ * only once its process has exited), never handed out half-written.  The whole-table reader (thothlock_table_load)
  * likewise refuses misplaced version-3 regions and adds a per-thread
  * entry only to the key and site it rightly names.
  */
@@ -132,32 +133,77 @@ static void collect(const thothlock_wait_t *w, void *ctx)
 	s->n++;
 }
 
-static void test_torn_and_overwritten_events_are_lost_not_read(void **state)
+static thothlock_ring_t *reopen(void)
+{
+	thothlock_ring_t *r = NULL;
+	char why[400] = "";
+	assert_int_equal(thothlock_ring_open(path, &r, why, sizeof why), 0);
+	return r;
+}
+
+static void test_overwritten_events_are_lost_and_uncommitted_ones_read_later(void **state)
 {
 	(void)state;
-	/* Head 10 in a ring of 4: events 6..9 are in slots 2,3,0,1.  Slot 3
-	 * (event 7) is torn (seq of another event). */
+	/* Head 10 in a ring of 4: events 6..9 are in slots 2,3,0,1.  Event 7
+	 * is claimed but not committed (its slot still holds event 3's seq:
+	 * a writer preempted between its fetch-add and its seq store). */
 	thothlock_event_t ev[4] = { 0 };
 	for (uint64_t n = 6; n < 10; n++) {
 		ev[n & 3].seq = n + 1;
 		ev[n & 3].lock = 0x1000 + n;
 	}
-	ev[7 & 3].seq = 3;
+	ev[7 & 3].seq = 3 + 1;
 	thothlock_header_t h = good(4, 10);
 	write_table(&h, 4, ev);
-	thothlock_ring_t *r = NULL;
-	char why[400] = "";
-	assert_int_equal(thothlock_ring_open(path, &r, why, sizeof why), 0);
+	thothlock_ring_t *r = reopen();
 
 	seen_t s = { 0 };
 	uint64_t next = 0;                    /* 6 events overwritten before this read */
 	uint64_t lost = thothlock_ring_read(r, &next, collect, &s);
-	assert_int_equal(next, 10);
-	assert_int_equal(lost, 6 + 1);        /* 0..5 overwritten, 7 torn */
-	assert_int_equal(s.n, 3);
+	assert_int_equal(lost, 6);            /* 0..5; 7 is not lost: it waits */
+	assert_int_equal(next, 7);
+	assert_int_equal(s.n, 1);
 	assert_int_equal(s.lock[0], 0x1006);
-	assert_int_equal(s.lock[1], 0x1008);
+	thothlock_ring_free(r);
+
+	/* Committed by the next poll: 7, 8 and 9 read, none lost. */
+	ev[7 & 3].seq = 7 + 1;
+	write_table(&h, 4, ev);
+	r = reopen();
+	s.n = 0;
+	assert_int_equal(thothlock_ring_read(r, &next, collect, &s), 0);
+	assert_int_equal(next, 10);
+	assert_int_equal(s.n, 3);
+	assert_int_equal(s.lock[0], 0x1007);
 	assert_int_equal(s.lock[2], 0x1009);
+	thothlock_ring_free(r);
+
+	/* Overwritten by a later lap (seq ahead of the event): lost, and the
+	 * read goes on past it. */
+	ev[8 & 3].seq = 8 + 4 + 1;
+	write_table(&h, 4, ev);
+	r = reopen();
+	s.n = 0;
+	next = 6;
+	assert_int_equal(thothlock_ring_read(r, &next, collect, &s), 1);
+	assert_int_equal(next, 10);
+	assert_int_equal(s.n, 3);             /* 6, 7, 9 */
+	assert_int_equal(s.lock[2], 0x1009);
+	thothlock_ring_free(r);
+
+	/* A process that has exited will commit nothing more: an uncommitted
+	 * event is lost and the read goes on to the head. */
+	ev[8 & 3].seq = 8 + 1;
+	ev[7 & 3].seq = 0;
+	h.exited = 1;
+	write_table(&h, 4, ev);
+	r = reopen();
+	s.n = 0;
+	next = 6;
+	assert_int_equal(thothlock_ring_read(r, &next, collect, &s), 1);
+	assert_int_equal(next, 10);
+	assert_int_equal(s.n, 3);             /* 6, 8, 9 */
+	assert_int_equal(s.lock[1], 0x1008);
 
 	/* A reader ahead of the head (a new process behind a reused name)
 	 * starts over at the head rather than reading backwards. */
@@ -348,7 +394,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bad_headers_are_refused_with_their_reason),
 		cmocka_unit_test(test_a_fifo_is_refused_without_blocking),
-		cmocka_unit_test(test_torn_and_overwritten_events_are_lost_not_read),
+		cmocka_unit_test(test_overwritten_events_are_lost_and_uncommitted_ones_read_later),
 		cmocka_unit_test(test_tstat_entries_add_only_to_what_they_rightly_name),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

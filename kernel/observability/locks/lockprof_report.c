@@ -1445,7 +1445,19 @@ uint64_t thothlock_ring_read(const thothlock_ring_t *r, uint64_t *next, thothloc
 	}
 	for (; n < head; n++) {
 		const thothlock_event_t *e = &r->events[n & (cap - 1)];
-		if (e->seq != n + 1) {  /* overwritten, or being written when copied */
+		if (e->seq > n + 1) {   /* overwritten by a later lap */
+			lost++;
+			continue;
+		}
+		if (e->seq < n + 1) {
+			/* Claimed (the head moved) but not yet committed when
+			 * copied: a writer between its fetch-add and its seq
+			 * store, perhaps preempted there.  Read it next time
+			 * rather than count it lost; a live process's later lap
+			 * overwriting it is counted above, and once the process
+			 * has exited nothing will commit it. */
+			if (!r->hdr.exited)
+				break;
 			lost++;
 			continue;
 		}
@@ -1453,6 +1465,6 @@ uint64_t thothlock_ring_read(const thothlock_ring_t *r, uint64_t *next, thothloc
 				       .tid = e->tid, .timeout = (e->flags & THOTHLOCK_EVENT_TIMEOUT) != 0 };
 		fn(&w, ctx);
 	}
-	*next = head;
+	*next = n;
 	return lost;
 }

@@ -96,8 +96,10 @@ void thothlock_ring_free(thothlock_ring_t *ring);
 void thothlock_ring_identity(const thothlock_ring_t *ring, int *pid, uint64_t *start_ns,
                              bool *exited);
 /* Calls fn for each event numbered >= *next still in the ring, oldest
- * first, and sets *next past the newest.  Returns how many were lost
- * (overwritten before this read, or torn by a concurrent write). */
+ * first, and sets *next past the last one read.  An event claimed but not
+ * yet committed stops the read there (it is read next time) while the
+ * process lives.  Returns how many were lost (overwritten before this
+ * read, or never committed by a process that has exited). */
 uint64_t thothlock_ring_read(const thothlock_ring_t *ring, uint64_t *next, thothlock_wait_fn fn,
                              void *ctx);
 
