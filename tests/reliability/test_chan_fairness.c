@@ -305,11 +305,16 @@ static void check_fair(thoth_chan_wait_t wait, const char *arg1, const char *arg
 		 * alone hardly slows (35 vs 29 us: it is wake-ups), so the
 		 * ratio the issue bounds is the plain build's to assert; here
 		 * the p99 gets the same turn budget as the p50 (measured:
-		 * 1.70-2.06x, inside 125 + 3 x 16 x 4.3 us). */
+		 * 1.70-2.06x, inside 125 + 3 x 16 x 4.3 us), or the issue's
+		 * own 2x where that is larger: a p99 alone made of a loaded
+		 * machine's scheduling delays (2.6 ms) left the turns' 235 us
+		 * as the only slack, and a 1.09x run failed by 8 us. */
 		double b99 = (double)a + 3.0 * TURN * per_msg;
+		if (b99 < 2.0 * (double)a)
+			b99 = 2.0 * (double)a;
 		if ((double)f > b99)
 			fail_msg("innocent p99 with a flooder is %.1f us, more than the %.1f us that turns allow "
-				 "(%.1f us alone + 3 turns of %d messages at %.2f us)",
+				 "(the larger of 2 x %.1f us alone and it + 3 turns of %d messages at %.2f us)",
 				 f / 1e3, b99 / 1e3, a / 1e3, TURN, per_msg / 1e3);
 #else
 		if (f > 2 * a)
