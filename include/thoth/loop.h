@@ -124,8 +124,11 @@ int thoth_loop_add_timer(thoth_loop_t *loop, uint64_t deadline_ns, uint64_t slac
 /* Same, DELAY_NS from now. */
 int thoth_loop_add_timer_in(thoth_loop_t *loop, uint64_t delay_ns, uint64_t slack_ns,
 			    thoth_timer_fn fn, void *arg, thoth_timer_t **out);
-/* Move a pending or fired timer to a new deadline (a repeating timer re-arms
- * itself from its callback: there is no fixed period anywhere). */
+/* Move a pending timer, or a fired one from inside its own callback, to a
+ * new deadline (a repeating timer re-arms itself from its callback: there
+ * is no fixed period anywhere).  A one-shot timer that fired and was not
+ * re-armed by its callback is freed when the callback returns: drop every
+ * pointer to it there (kernel/thothd/pm.c once kept one: a use-after-free). */
 int thoth_timer_rearm(thoth_loop_t *loop, thoth_timer_t *timer, uint64_t deadline_ns,
 		      uint64_t slack_ns);
 /* Cancel and free.  Safe from any callback, including the timer's own. */
