@@ -159,6 +159,9 @@ typedef struct thoth_pool_instance {
 	bool ejected;
 	uint32_t ejections;             /* times ejected */
 	uint64_t ejected_for_ms;        /* remaining, when ejected */
+	uint64_t eject_ms;              /* the length the pool chose for its last ejection
+					 * (0: never ejected); a connection being retried
+					 * is ejected but not counted here nor in ejections */
 	uint64_t calls, failures;       /* answered, failed (transport or timeout) */
 } thoth_pool_instance_t;
 

@@ -33,6 +33,12 @@ enum {
 	DEFAULT_WEIGHT_EXPIRY_MS = 10000,
 	MAX_ATTEMPTS = 3,
 	HANDSHAKE_TIMEOUT_MS = 500,
+	/* A connection that failed (refused, or its handshake ran past
+	 * HANDSHAKE_TIMEOUT_MS on a loaded machine) is tried again after
+	 * this, doubling per failure in a row, at most eject_base_ms: a
+	 * freshly started instance whose first handshake came late is not
+	 * an outlier and must not sit out a 30 s ejection. */
+	RECONNECT_BASE_MS = 100,
 	RESP_INLINE = 1024,             /* response structs up to this size live on the stack */
 };
 
@@ -75,7 +81,10 @@ struct inst {
 	int slot;                       /* index in the usable arrays, -1 when not usable */
 	uint32_t consecutive;           /* failures in a row */
 	uint32_t ejections;
+	uint32_t connect_fails;         /* failed connections in a row */
+	uint64_t eject_ms;              /* the length the pool chose for its last ejection */
 	bool ejected;
+	bool reconnecting;              /* out only until the next connection try, not ejected */
 	uint64_t ejected_until_ns, readmitted_ns;
 	thoth_timer_t *readmit;
 	uint32_t util_permille, qps, reports;
@@ -387,9 +396,32 @@ static void eject(thoth_pool_t *p, inst_t *in, bool forced)
 	}
 	in->ejections++;
 	uint64_t ms = eject_ms(p, in->ejections);
+	in->eject_ms = ms;
+	in->reconnecting = false;
 	in->ejected = true;
 	in->ejected_until_ns = now + ms * 1000000ull;
 	p->stats.ejections++;
+	if (in->readmit)
+		thoth_timer_cancel(p->loop, in->readmit);
+	in->readmit = NULL;
+	(void)thoth_loop_add_timer_in(p->loop, ms * 1000000ull, ms * 10000ull, readmit_fired, in,
+				      &in->readmit);
+	changed(p);
+}
+
+/* IN could not be connected: out of the usable set until a retry after
+ * the reconnect backoff (not an ejection: its count and the ejected bound
+ * are for instances that answer badly, not for a late handshake). */
+static void connect_later(thoth_pool_t *p, inst_t *in)
+{
+	uint64_t ms = RECONNECT_BASE_MS;
+	for (uint32_t i = 1; i < in->connect_fails && ms < p->cfg.eject_base_ms; i++)
+		ms *= 2;
+	if (ms > p->cfg.eject_base_ms)
+		ms = p->cfg.eject_base_ms;
+	in->ejected = true;
+	in->reconnecting = true;
+	in->ejected_until_ns = thoth_clock_now() + ms * 1000000ull;
 	if (in->readmit)
 		thoth_timer_cancel(p->loop, in->readmit);
 	in->readmit = NULL;
@@ -864,6 +896,7 @@ static int inst_connect(thoth_pool_t *p, inst_t *in)
 		in->ch = NULL;
 		in->tcp = NULL;
 		p->stats.connect_failures++;
+		in->connect_fails++;
 		return r;
 	}
 	inst_ref_t *ref = (inst_ref_t *)(in + 1);
@@ -880,8 +913,10 @@ static int inst_connect(thoth_pool_t *p, inst_t *in)
 			thoth_loop_remove_fd(p->loop, in->src);
 		in->src = NULL;
 		link_close(in);
+		in->connect_fails++;
 		return r;
 	}
+	in->connect_fails = 0;
 	return 0;
 }
 
@@ -895,10 +930,13 @@ static void readmit_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
 	in->readmit = NULL;
 	in->ejected = false;
 	in->consecutive = 0;
-	in->readmitted_ns = thoth_clock_now();
-	p->stats.readmissions++;
+	if (!in->reconnecting) {
+		in->readmitted_ns = thoth_clock_now();
+		p->stats.readmissions++;
+	}
+	in->reconnecting = false;
 	if (!link_up(in) && inst_connect(p, in)) {
-		eject(p, in, true);     /* still unreachable: wait longer */
+		connect_later(p, in);   /* still unreachable: try again later */
 		return;
 	}
 	changed(p);
@@ -959,7 +997,7 @@ static void sync_instances(void *arg)
 			ref->in = in;
 			p->inst[p->n++] = in;
 			if (inst_connect(p, in))
-				eject(p, in, true);     /* unreachable: retried with backoff */
+				connect_later(p, in);   /* unreachable: retried with backoff */
 			membership = true;
 		}
 		in->seen = true;
@@ -1224,6 +1262,7 @@ size_t thoth_pool_instances(const thoth_pool_t *p, thoth_pool_instance_t *out, s
 			.ejected = in->ejected || !link_up(in), .ejections = in->ejections,
 			.ejected_for_ms = in->ejected && in->ejected_until_ns > now
 						  ? (in->ejected_until_ns - now) / 1000000ull : 0,
+			.eject_ms = in->eject_ms,
 			.calls = in->calls, .failures = in->failures,
 		};
 		memcpy(out[i].addr, in->addr, sizeof out[i].addr);
