@@ -373,6 +373,21 @@ static uint64_t eject_ms(const thoth_pool_t *p, uint32_t times)
 	return ms < p->cfg.eject_max_ms ? ms : p->cfg.eject_max_ms;
 }
 
+/* IN out of the usable set for MS from NOW, then readmit_fired tries it
+ * again: an ejection, or (RECONNECTING) a connection to retry. */
+static void sit_out(thoth_pool_t *p, inst_t *in, uint64_t now, uint64_t ms, bool reconnecting)
+{
+	in->ejected = true;
+	in->reconnecting = reconnecting;
+	in->ejected_until_ns = now + ms * 1000000ull;
+	if (in->readmit)
+		thoth_timer_cancel(p->loop, in->readmit);
+	in->readmit = NULL;
+	(void)thoth_loop_add_timer_in(p->loop, ms * 1000000ull, ms * 10000ull, readmit_fired, in,
+				      &in->readmit);
+	changed(p);
+}
+
 static void eject(thoth_pool_t *p, inst_t *in, bool forced)
 {
 	if (in->ejected || in->dead)
@@ -397,16 +412,8 @@ static void eject(thoth_pool_t *p, inst_t *in, bool forced)
 	in->ejections++;
 	uint64_t ms = eject_ms(p, in->ejections);
 	in->eject_ms = ms;
-	in->reconnecting = false;
-	in->ejected = true;
-	in->ejected_until_ns = now + ms * 1000000ull;
 	p->stats.ejections++;
-	if (in->readmit)
-		thoth_timer_cancel(p->loop, in->readmit);
-	in->readmit = NULL;
-	(void)thoth_loop_add_timer_in(p->loop, ms * 1000000ull, ms * 10000ull, readmit_fired, in,
-				      &in->readmit);
-	changed(p);
+	sit_out(p, in, now, ms, false);
 }
 
 /* IN could not be connected: out of the usable set until a retry after
@@ -419,15 +426,7 @@ static void connect_later(thoth_pool_t *p, inst_t *in)
 		ms *= 2;
 	if (ms > p->cfg.eject_base_ms)
 		ms = p->cfg.eject_base_ms;
-	in->ejected = true;
-	in->reconnecting = true;
-	in->ejected_until_ns = thoth_clock_now() + ms * 1000000ull;
-	if (in->readmit)
-		thoth_timer_cancel(p->loop, in->readmit);
-	in->readmit = NULL;
-	(void)thoth_loop_add_timer_in(p->loop, ms * 1000000ull, ms * 10000ull, readmit_fired, in,
-				      &in->readmit);
-	changed(p);
+	sit_out(p, in, thoth_clock_now(), ms, true);
 }
 
 static void failure(thoth_pool_t *p, inst_t *in)
