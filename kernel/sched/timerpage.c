@@ -66,11 +66,59 @@ void timerpage_due_sleepers(const timerpage_t *pg, int self, uint64_t now, uint6
 	}
 }
 
-static bool owner_alive(uint32_t owner)
+/* Where thread states are read (a test points it at a fake tree). */
+static const char *proc_root = "/proc";
+
+void thoth__timerpage_set_proc_root(const char *root)
 {
-	/* kill(tid, 0) finds any thread by id; EPERM means it exists (another
-	 * uid wrote a slot: leave it).  A reused id keeps a slot busy, no more. */
-	return owner <= 0x7fffffffu && (kill((pid_t)owner, 0) == 0 || errno != ESRCH);
+	proc_root = root ? root : "/proc";
+}
+
+/* Thread TID's state letter from PROC/TID/stat ('R', 'S', 'Z', ...), or 0
+ * when it cannot be read (no such thread, or it went between the open and
+ * the read: a read then fails with ESRCH). */
+static char thread_state(uint32_t tid)
+{
+	char p[160], buf[512];
+	snprintf(p, sizeof p, "%s/%u/stat", proc_root, tid);
+	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	const char *rp = strrchr(buf, ')');     /* the name may hold ") " */
+	return rp && rp[1] == ' ' ? rp[2] : 0;
+}
+
+/*
+ * Is thread TID gone for good: no such thread, or a zombie (its process
+ * exited and waits for its parent; a zombie's id still answers kill).
+ * Both are final, so the answer cannot be "alive" for a dead thread
+ * whatever happens meanwhile: the parent may reap the zombie at any
+ * moment (thothd's pidfd and the parent's wait wake together), and a
+ * state read that fails because the thread went between our open and our
+ * read is settled by asking again whether it exists.  A value above any
+ * thread id (a scribbled page) is nobody's.  EPERM from kill: another
+ * uid's thread exists.  One answer for claim (a loop taking a dead
+ * thread's slot) and reap (thothd giving it back).
+ */
+static bool owner_gone(uint32_t tid)
+{
+	if (tid == 0)
+		return false;
+	if (tid > 0x7fffffffu)
+		return true;
+	if (kill((pid_t)tid, 0) < 0 && errno == ESRCH)
+		return true;
+	char st = thread_state(tid);
+	if (st == 'Z' || st == 'X')
+		return true;
+	if (st)
+		return false;           /* alive when read */
+	return kill((pid_t)tid, 0) < 0 && errno == ESRCH;
 }
 
 int timerpage_claim(timerpage_t *pg, uint32_t owner, bool reclaim_dead)
@@ -80,7 +128,7 @@ int timerpage_claim(timerpage_t *pg, uint32_t owner, bool reclaim_dead)
 	for (int pass = 0; pass < (reclaim_dead ? 2 : 1); pass++) {
 		for (unsigned i = 0; i < THOTH_TIMERPAGE_SLOTS; i++) {
 			uint32_t cur = atomic_load_explicit(&pg->slot[i].owner, memory_order_relaxed);
-			if (cur == THOTH_TIMERPAGE_REAPING || (cur && (pass == 0 || owner_alive(cur))))
+			if (cur == THOTH_TIMERPAGE_REAPING || (cur && (pass == 0 || !owner_gone(cur))))
 				continue;       /* thothd is unlinking its doorbell: not yet */
 			if (!atomic_compare_exchange_strong(&pg->slot[i].owner, &cur, owner))
 				continue;
@@ -263,28 +311,6 @@ out:
 	return r;
 }
 
-/* Is thread TID gone for good: no such thread, or a zombie (its process
- * exited and waits for its parent: a zombie's id still answers kill). */
-static bool owner_gone(uint32_t tid)
-{
-	if (tid == 0 || tid > 0x7fffffffu)
-		return false;
-	if (kill((pid_t)tid, 0) < 0)
-		return errno == ESRCH;
-	char p[48], buf[512];
-	snprintf(p, sizeof p, "/proc/%u/stat", tid);
-	int fd = open(p, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT;
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return false;
-	buf[n] = 0;
-	const char *rp = strrchr(buf, ')');     /* the name may hold ") " */
-	return rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X');
-}
-
 unsigned thoth__timerpage_reap(void)
 {
 	timerpage_t *pg = created;
@@ -293,7 +319,7 @@ unsigned thoth__timerpage_reap(void)
 	unsigned reaped = 0;
 	for (unsigned i = 0; i < THOTH_TIMERPAGE_SLOTS; i++) {
 		uint32_t cur = atomic_load_explicit(&pg->slot[i].owner, memory_order_relaxed);
-		if (!owner_gone(cur))
+		if (cur == THOTH_TIMERPAGE_REAPING || !owner_gone(cur))
 			continue;
 		/* Take the slot first, so no loop claims it (and binds the same
 		 * doorbell name) while we unlink; then free it. */

@@ -66,8 +66,10 @@ void timerpage_init(timerpage_t *pg);
  * window, else HI.  *JOINED tells which.  Never outside [LO, HI]. */
 uint64_t timerpage_pick(const timerpage_t *pg, int self, uint64_t lo, uint64_t hi, bool *joined);
 /* Claim a free slot for OWNER (non-zero); -1 if none.  A slot whose owner
- * is not a live thread (kill(owner, 0) says ESRCH) is free when
- * RECLAIM_DEAD: loops of a crashed process leave their slot behind. */
+ * is gone for good (no such thread, or a zombie: the same judgement as
+ * thoth__timerpage_reap) is free when RECLAIM_DEAD and no slot is free:
+ * loops of a crashed process leave their slot behind.  A reused id keeps
+ * a slot busy, no more. */
 int timerpage_claim(timerpage_t *pg, uint32_t owner, bool reclaim_dead);
 void timerpage_release(timerpage_t *pg, int slot, uint32_t owner);
 static inline void timerpage_post(timerpage_t *pg, int slot, uint64_t at, uint64_t due)
@@ -114,8 +116,12 @@ timerpage_t *thoth__timerpage_current(void);
 int thoth__timerpage_bell_path(const timerpage_t *pg, int slot, char *out, size_t cap);
 /* thothd: give back every slot of its page whose owner thread is gone
  * (exited, or a zombie) and unlink its doorbell; how many.  Run after a
- * client's connection closed (a dead process leaves its slots). */
+ * client's connection closed (a dead process leaves its slots).  A thread
+ * that dies or is reaped by its parent while being judged is judged gone. */
 unsigned thoth__timerpage_reap(void);
+/* Tests: read thread states (ROOT/TID/stat) under ROOT instead of /proc;
+ * NULL restores /proc. */
+void thoth__timerpage_set_proc_root(const char *root);
 /* thothd at start, before creating its page: unlink every doorbell
  * (tk.* sockets) and old-style timers.page file left in DIR by an
  * earlier thothd's processes; how many. */

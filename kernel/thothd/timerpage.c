@@ -15,7 +15,6 @@
  * all while the process lives on (a service that reconnects, a test).
  */
 #define _GNU_SOURCE
-#include <errno.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -94,9 +93,12 @@ void thothd_timerpage_client_closed(thothd_t *d, uint32_t pid)
 	}
 	int fd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
 	if (fd < 0) {
-		if (errno == ESRCH)
-			reap();         /* gone already */
-		return;                 /* no pidfd (old kernel): a later claim reclaims */
+		/* ESRCH: reaped already.  EINVAL: its parent is reaping it right
+		 * now (the pid is found, its process no longer).  Whatever else
+		 * (no pidfd on an old kernel, no descriptors): give back now what
+		 * is already dead; a loop's claim reclaims what dies later. */
+		reap();
+		return;
 	}
 	struct thothd_page_watch *w = calloc(1, sizeof *w);
 	if (!w || thoth_loop_add_fd(d->loop, fd, THOTH_LOOP_READ, exited, w, &w->src)) {

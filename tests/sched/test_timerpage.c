@@ -12,6 +12,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -574,6 +575,104 @@ static void test_dead_loops_slots_and_doorbells_are_reaped(void **state)
 	unlink(p);
 }
 
+/* A zombie child (exited, not yet waited for) whose slot on PG is SLOT. */
+static pid_t zombie_with_slot(timerpage_t *pg, int *slot)
+{
+	fflush(NULL);
+	pid_t child = fork();
+	assert_true(child >= 0);
+	if (child == 0)
+		_exit(0);
+	siginfo_t si;
+	assert_int_equal(waitid(P_PID, (id_t)child, &si, WEXITED | WNOWAIT), 0);
+	*slot = timerpage_claim(pg, (uint32_t)child, false);
+	assert_true(*slot >= 0);
+	return child;
+}
+
+typedef struct parent_reap {
+	const char *fifo;
+	pid_t child;
+} parent_reap_t;
+
+/* The parent's waitpid, placed between the judge's open of the thread's
+ * state and its read: the open of the fifo meets ours, then the zombie is
+ * reaped, then the read sees the end (on /proc the read fails: ESRCH). */
+static void *reap_between_open_and_read(void *p)
+{
+	parent_reap_t *a = p;
+	int w = open(a->fifo, O_WRONLY | O_CLOEXEC);
+	waitpid(a->child, NULL, 0);
+	if (w >= 0)
+		close(w);
+	return NULL;
+}
+
+/*
+ * thothd's pidfd and the dead service's parent (a harness, a shell) wake
+ * together, so the parent may reap the zombie while thothd judges its
+ * slot.  Whatever the moment, a dead thread's slot must be given back:
+ * the one reap after the exit is the only one.  The old judgement (kill,
+ * then the state; a state that cannot be read = alive) kept the slot and
+ * its doorbell for good when the reap fell between the open and the read
+ * of /proc/TID/stat (test_timerpage_thothd, once under heavy load).  A
+ * fake proc tree whose TID/stat is a fifo places the parent's reap there
+ * every time.
+ */
+static void test_a_thread_reaped_while_its_state_is_read_is_gone(void **state)
+{
+	timerpage_t *pg = thoth__timerpage_current();
+	assert_non_null(pg);
+	int slot;
+	pid_t child = zombie_with_slot(pg, &slot);
+	char root[160], fifo[200];
+	snprintf(root, sizeof root, "%s/proc", dir);
+	snprintf(fifo, sizeof fifo, "%s/%d", root, (int)child);
+	assert_int_equal(mkdir(root, 0700), 0);
+	assert_int_equal(mkdir(fifo, 0700), 0);
+	snprintf(fifo, sizeof fifo, "%s/%d/stat", root, (int)child);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	parent_reap_t a = { fifo, child };
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, reap_between_open_and_read, &a), 0);
+	thoth__timerpage_set_proc_root(root);
+	unsigned n = thoth__timerpage_reap();
+	thoth__timerpage_set_proc_root(NULL);
+	int u = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);  /* frees the thread if we never read */
+	assert_int_equal(pthread_join(th, NULL), 0);
+	if (u >= 0)
+		close(u);
+	uint32_t left = atomic_load(&pg->slot[slot].owner);
+	timerpage_release(pg, slot, (uint32_t)child);
+	assert_int_equal(n, 1);
+	assert_int_equal(left, 0);
+	assert_int_equal(kill(child, 0), -1);   /* the thread did reap it */
+}
+
+/* A loop that finds the page full takes the slot of a dead thread, a
+ * zombie's included (the same judgement as thothd's reap: a zombie never
+ * runs again), and never a live thread's. */
+static void test_a_full_page_gives_a_zombies_slot_to_a_new_loop(void **state)
+{
+	timerpage_t *pg = thoth__timerpage_current();
+	assert_non_null(pg);
+	int slot;
+	pid_t child = zombie_with_slot(pg, &slot);
+	uint32_t me = (uint32_t)getpid();
+	for (unsigned i = 0; i < THOTH_TIMERPAGE_SLOTS; i++)
+		if ((int)i != slot)
+			pg->slot[i].owner = me;
+	int got = timerpage_claim(pg, me, false);               /* no free slot */
+	int taken = timerpage_claim(pg, me, true);
+	int again = timerpage_claim(pg, me, true);              /* all alive now */
+	for (unsigned i = 0; i < THOTH_TIMERPAGE_SLOTS; i++)
+		pg->slot[i].owner = 0;
+	assert_int_equal(waitpid(child, NULL, 0), child);
+	assert_int_equal(got, -1);
+	assert_int_equal(taken, slot);
+	assert_int_equal(again, -1);
+}
+
 static int setup(void **state)
 {
 	snprintf(dir, sizeof dir, "/tmp/thoth-timerpage-XXXXXX");
@@ -597,6 +696,8 @@ int main(void)
 		cmocka_unit_test(test_processes_rung_at_the_first_window_end_fire_together),
 		cmocka_unit_test(test_hostile_page_costs_wakeups_never_correctness),
 		cmocka_unit_test(test_dead_loops_slots_and_doorbells_are_reaped),
+		cmocka_unit_test(test_a_thread_reaped_while_its_state_is_read_is_gone),
+		cmocka_unit_test(test_a_full_page_gives_a_zombies_slot_to_a_new_loop),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
