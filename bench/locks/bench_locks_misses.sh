@@ -48,10 +48,10 @@ done
 faults() { # LIB|base -> median minor faults of 3 default runs
 	for _ in 1 2 3; do
 		if [ "$1" = base ]; then
-			"$CPUTIME" -f "$tmp/f" sysbench mutex --threads=4 run >/dev/null
+			"$CPUTIME" -f "$tmp/f" env sysbench mutex --threads=4 run >/dev/null
 		else
-			THOTHLOCK_MODE=all THOTHLOCK_DIR="$tmp" LD_PRELOAD="$1" \
-				"$CPUTIME" -f "$tmp/f" sysbench mutex --threads=4 run >/dev/null
+			"$CPUTIME" -f "$tmp/f" env THOTHLOCK_MODE=all THOTHLOCK_DIR="$tmp" \
+				LD_PRELOAD="$1" sysbench mutex --threads=4 run >/dev/null
 			rm -f "$tmp"/*.table "$tmp"/*.maps
 		fi
 		cut -d' ' -f2 "$tmp/f"
