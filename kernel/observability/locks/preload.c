@@ -1402,7 +1402,8 @@ static thothlock_site_t *tstat_site(thothlock_tstat_t *ts);
 
 static void far_add(thothlock_tstat_t *ts, unsigned b, unsigned n)
 {
-	thothlock_site_t *s = tstat_site(ts);
+	uint32_t si = ts->site_index;
+	thothlock_site_t *s = si - 1u < THOTHLOCK_SITE_CAPACITY ? &sites[si - 1] : tstat_site(ts);
 	if (s)
 		add(&s->hold_hist[b], n);
 	else
