@@ -76,13 +76,11 @@ fi
 # the first says how much CPU it got, the second what its work cost.  The
 # profiler is preloaded directly (THOTHLOCK_DIR: no launcher, no report in
 # the figures).
-# prof MODE CMD...: CMD with the profiler in MODE (base: without).
-prof() {
-	mode=$1; shift
-	case $mode in
-	base) "$@" ;;
-	contention) env THOTHLOCK_DIR="$shm/tables" LD_PRELOAD="$LIB" "$@" ;;
-	all) env THOTHLOCK_MODE=all THOTHLOCK_DIR="$shm/tables" LD_PRELOAD="$LIB" "$@" ;;
+# prof_env MODE: the environment that preloads the profiler in MODE.
+prof_env() {
+	case $1 in
+	contention) echo "THOTHLOCK_DIR=$shm/tables LD_PRELOAD=$LIB" ;;
+	all) echo "THOTHLOCK_MODE=all THOTHLOCK_DIR=$shm/tables LD_PRELOAD=$LIB" ;;
 	esac
 }
 mkdir -p "$shm/tables"
@@ -96,7 +94,9 @@ if command -v sysbench >/dev/null 2>&1; then
 		for r in $(seq "$REPS"); do
 			for m in $modes; do
 				# shellcheck disable=SC2086
-				prof "$m" "$CPUTIME" "$tmp/cpu" sysbench $args run |
+				# cputime runs env, which preloads sysbench alone (a
+				# preloaded cputime's forked child was counted too).
+				"$CPUTIME" "$tmp/cpu" env $(prof_env "$m") sysbench $args run |
 					awk '/total time:/ {sub("s", "", $3); print $3}' >>"$tmp/sb_${variant}_$m"
 				cat "$tmp/cpu" >>"$tmp/sbcpu_${variant}_$m"
 				rm -f "$shm"/tables/*

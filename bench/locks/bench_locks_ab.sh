@@ -19,10 +19,12 @@ d=$(mktemp -d /dev/shm/bench_locks_ab.XXXXXX 2>/dev/null) || d=$(mktemp -d /tmp/
 trap 'rm -rf "$d"' EXIT
 echo "A = $A; B = $B; sysbench $*; $REPS rounds"
 for _ in $(seq "$REPS"); do
-	"$CPUTIME" "$d/base" sysbench "$@" run >/dev/null
-	THOTHLOCK_MODE=all THOTHLOCK_DIR="$d" LD_PRELOAD="$A" "$CPUTIME" "$d/a" sysbench "$@" run >/dev/null
+	"$CPUTIME" "$d/base" env sysbench "$@" run >/dev/null
+	# Only sysbench is preloaded (env sets it after cputime's fork): a
+	# preloaded cputime's forked child was counted too.
+	"$CPUTIME" "$d/a" env THOTHLOCK_MODE=all THOTHLOCK_DIR="$d" LD_PRELOAD="$A" sysbench "$@" run >/dev/null
 	rm -f "$d"/*.table "$d"/*.maps
-	THOTHLOCK_MODE=all THOTHLOCK_DIR="$d" LD_PRELOAD="$B" "$CPUTIME" "$d/b" sysbench "$@" run >/dev/null
+	"$CPUTIME" "$d/b" env THOTHLOCK_MODE=all THOTHLOCK_DIR="$d" LD_PRELOAD="$B" sysbench "$@" run >/dev/null
 	rm -f "$d"/*.table "$d"/*.maps
 	echo "$(cat "$d/base") $(cat "$d/a") $(cat "$d/b")" |
 		awk '{printf "unprofiled %.3f s CPU; A %.4f; B %.4f\n", $1, $1/$2, $1/$3}'

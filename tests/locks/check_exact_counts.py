@@ -64,6 +64,12 @@ def check(doc, want, what, timeouts=None):
                      if s["acquisitions"])
         if got != sorted(sites.items()):
             fail(f"{what}: {name} call sites {got}, expected {sorted(sites.items())}")
+        # site_a takes three locks: only the first has a site entry in
+        # the table; the reader makes the others one, with site_a's stack.
+        for s in l["call_sites"]:
+            if s["acquisitions"] and (not s["stack"] or
+                                      s["stack"][0]["function"] != s["function"]):
+                fail(f"{what}: {name} site {s['function']} stack {s['stack'][:1]}")
         if l["hold_ns_total"] <= 0:
             fail(f"{what}: {name} hold_ns_total {l['hold_ns_total']}")
         print(f"ok {what}: {name} {acq} acquisitions, sites {sites}")

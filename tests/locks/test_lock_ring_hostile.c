@@ -372,6 +372,68 @@ static void test_tstat_entries_add_only_to_what_they_rightly_name(void **state)
 	free(t);
 }
 
+/* All mode gives a (lock, call site) pair a site entry only where it
+ * needs one (a pc's first lock, a wait, a far hold): the reader gives
+ * each pair without one a site of its own, shared by every thread's
+ * entry of that pair, or the file's site of the same key when there is
+ * one; its stack is that of a site at the same pc. */
+static void test_tstat_entries_without_a_site_get_one_with_their_pcs_stack(void **state)
+{
+	(void)state;
+	size_t size;
+	uint8_t *t = small_table(&size);
+	thothlock_header_t *h = (thothlock_header_t *)t;
+	thothlock_key_t *keys = (thothlock_key_t *)(t + h->keys_offset);
+	thothlock_site_t *sites = (thothlock_site_t *)(t + h->sites_offset);
+	thothlock_tstat_t *ts = (thothlock_tstat_t *)(t + h->tstats_offset);
+	keys[0].addr = 0x7000;
+	keys[0].kind = THOTHLOCK_KIND_MUTEX;
+	keys[1].addr = 0x8000;
+	keys[1].kind = THOTHLOCK_KIND_MUTEX;
+	sites[0].key = THOTHLOCK_SITE_KEY(0, 0x401000);   /* lock 0x7000's, with the pc's stack */
+	sites[0].stack.depth = 2;
+	sites[0].stack.pc[0] = 0x401000;
+	sites[0].stack.pc[1] = 0x4abcde;
+	struct { uint32_t key; uint64_t pc, acq; } e[] = {
+		{ 2, 0x401000, 10 },   /* lock 0x8000 at that pc: a site made for it */
+		{ 2, 0x401000, 5 },    /* another thread's entry of the same pair: the same site */
+		{ 1, 0x401000, 3 },    /* lock 0x7000 at that pc: the file's site */
+		{ 2, 0x405000, 4 },    /* a pc no site has: a site without a stack */
+		{ 3, 0x401000, 77771 },/* an unused key: nothing, no site */
+	};
+	for (size_t i = 0; i < sizeof e / sizeof e[0]; i++) {
+		ts[i].lock = e[i].key == 1 ? 0x7000 : 0x8000;
+		ts[i].pc = e[i].pc;
+		ts[i].key_index = e[i].key;
+		ts[i].acquisitions = e[i].acq;
+		ts[i].hold_ns_total = 100 * e[i].acq;
+		ts[i].near_base = THOTHLOCK_NEAR_UNSET;
+	}
+	h->tstats_used = 8;
+	write_bytes(t, size);
+	char *json = report_of();
+	const char *l8 = strstr(json, "\"address\":\"0x8000\"");
+	const char *l7 = strstr(json, "\"address\":\"0x7000\"");
+	if (!l8 || !l7 || !strstr(l8, "\"acquisitions\":19,"))
+		fail_msg("report: %s", json);
+	/* Lock 0x8000's two sites, sorted by hold: 0x401000 (15, the pc's
+	 * stack), then 0x405000 (4, no stack); lock 0x7000's one site: 3. */
+	const char *s15 = strstr(l8, "\"call_sites\":[{\"address\":\"0x401000\"");
+	const char *s4 = s15 ? strstr(s15, "{\"address\":\"0x405000\"") : NULL;
+	if (!s15 || !strstr(s15, "\"acquisitions\":15,") || !s4 ||
+	    !strstr(s4, "\"acquisitions\":4,") || !strstr(s15, "\"address\":\"0x4abcde\""))
+		fail_msg("lock 0x8000's sites: %s", json);
+	if (strstr(s15, "0x4abcde") > s4 || !strstr(s4, "\"stack\":[]"))
+		fail_msg("a site's stack taken from another pc: %s", json);
+	if (!strstr(l7, "\"call_sites\":[{\"address\":\"0x401000\"") ||
+	    !strstr(l7, "\"acquisitions\":3,"))
+		fail_msg("lock 0x7000's site: %s", json);
+	if (strstr(json, "7777"))
+		fail_msg("an entry of an unused key was added: %s", json);
+	free(json);
+	free(t);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -396,6 +458,7 @@ int main(void)
 		cmocka_unit_test(test_a_fifo_is_refused_without_blocking),
 		cmocka_unit_test(test_overwritten_events_are_lost_and_uncommitted_ones_read_later),
 		cmocka_unit_test(test_tstat_entries_add_only_to_what_they_rightly_name),
+		cmocka_unit_test(test_tstat_entries_without_a_site_get_one_with_their_pcs_stack),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

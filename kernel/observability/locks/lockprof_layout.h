@@ -12,7 +12,8 @@
  *   header.caches_offset          thread_capacity x thothlock_cache_t
  *   header.events_offset          event_capacity x thothlock_event_t (a ring)
  *   header.tstats_offset          tstat_capacity x thothlock_tstat_t (version 3; 4: 64 B)
- *   header.site_slots_offset      2 x site_capacity x thothlock_site_slot_t (version 3)
+ *   header.site_slots_offset      2 x site_capacity x thothlock_site_slot_t (version 3: the
+ *                                 writer's site index; readers skip it)
  *
  * Who writes what: only the profiled process writes; every counter is
  * updated with relaxed atomic adds (or a CAS loop for maxima) by the thread
@@ -39,10 +40,11 @@
 #include <stdint.h>
 
 #define THOTHLOCK_MAGIC        0x4b4c4854u   /* "THLK" little-endian */
-#define THOTHLOCK_VERSION      4u            /* 2: lock keys apart from their statistics;
+#define THOTHLOCK_VERSION      5u            /* 2: lock keys apart from their statistics;
                                               * 3: per-thread all-mode counters (tstats);
-                                              * 4: a thread's entries are its hash table,
-                                              *    one line per acquisition */
+                                              * 4: one 64-byte line per acquisition;
+                                              * 5: a thread's entries dense, sites only
+                                              *    where needed (the reader makes the rest) */
 #define THOTHLOCK_HEADER_SIZE  4096u
 #define THOTHLOCK_HIST_BUCKETS 32u            /* log2(ns) buckets, see below */
 #define THOTHLOCK_STACK_DEPTH  16u
@@ -200,9 +202,12 @@ typedef struct {
 	thothlock_stack_t holders[THOTHLOCK_HOLDER_STACKS];
 } thothlock_lock_t;
 
-/* The writer's index of sites: key as in thothlock_site_t (0 = free slot,
- * claimed by a CAS), then the site's index + 1 once its entry is set up
- * (UINT32_MAX: the site region was full).  Readers do not need it. */
+/* The unit of the writer's site index region (its size: 2 x site_capacity
+ * of these).  Readers do not read it.  The writer (preload.c, site_entry)
+ * keeps there, as 32-bit words, per lock key the index + 1 of its newest
+ * site, then per site the index + 1 of the next older site of the same
+ * lock: dense, where a hash of site keys over the region touched every
+ * page of it (versions 3 and 4 used it so, with this layout). */
 typedef struct {
 	uint64_t key;
 	uint32_t site;
@@ -254,19 +259,23 @@ typedef struct {
  * sites[site_index - 1].  Contended waits stay in the shared entries (the
  * slow path anyway).
  *
- * Version 4: the entries of a thread slot form its own open-addressed
- * hash table inside the pool (a run of `size` entries claimed at once;
- * the slot a (lock, pc) hashes to is the entry), so a lookup reads the
- * entry itself, not a private index and then the entry: one cache line.
- * Everything an uncontended acquisition and its hold write is in that
- * line, the hold histogram's buckets included for the eleven buckets
- * around the entry's first hold (`near`, 8 bits each: each 256th hold of
- * a bucket adds 256 to the site's); holds outside them (preempted holds,
- * mostly) go to the site's `hold_hist` with an atomic add (the sites are
- * dense: no page of the file only for them).  A table 5/8 full is left
- * where it is and a twice larger one claimed, and the pairs it holds get
- * new entries there (their key, site and near buckets copied, counters
- * zero): the reader adds both (entries are never moved or folded).
+ * Version 4: everything an uncontended acquisition and its hold write is
+ * in the entry's one line, the hold histogram's buckets included for the
+ * eleven buckets around the entry's first hold (`near`, 8 bits each: each
+ * 256th hold of a bucket adds 256 to the site's); holds outside them
+ * (preempted holds, mostly) go to the site's `hold_hist` with an atomic
+ * add.  A thread slot claims entries 64 at a time (a page) and fills them
+ * densely as it meets new pairs; it finds them through an index in its
+ * private memory (preload.c; version 4 used each slot's entries as its
+ * hash table, 5/8 full at most, with the old tables left behind as it
+ * grew: four times the pages).  Unused entries of a claimed run stay zero
+ * (key_index 0).  Entries are never moved or folded.
+ *
+ * Version 5, site_index 0: the pair has no site entry yet.  The writer claims one
+ * for the first lock seen at a pc (it keeps the pc's stack) and for a
+ * pair that waits or holds outside its near buckets; a reader gives the
+ * others a site of their own (one per lock and pc, with the stack of a
+ * site at the same pc, or the file's site of that key if one exists).
  *
  * Every acquisition through an entry is one timed hold: the hold count
  * is `acquisitions` (a condition wait's earlier hold segments are timed
@@ -280,7 +289,8 @@ typedef struct {
 	uint64_t lock;               /* the lock's address (the writer's lookup key); 0 = free */
 	uint64_t pc;                 /* the call site */
 	uint32_t key_index;          /* keys[] index + 1; 0 = unused entry */
-	uint32_t site_index;         /* sites[] index + 1; 0 = no site entry (table full) */
+	uint32_t site_index;         /* sites[] index + 1; 0 = no site entry (not needed yet,
+	                              * or the site region full): the reader makes one */
 	uint64_t acquisitions;       /* = holds timed through this entry */
 	uint64_t hold_ns_total;
 	uint64_t hold_ns_max;

@@ -86,6 +86,11 @@ struct thothlock_table {
 	bool own_syms;                     /* made by set_maps_file / set_live_pid: freed with the table */
 	const thothlock_site_t **by_lock;  /* used sites sorted by lock index */
 	size_t sites_used;
+	/* All mode's pairs the writer gave no site entry (it claims one only
+	 * for a pc's first lock, a wait or a far hold): a site each, made
+	 * here from their per-thread entries, with their pc's stack. */
+	thothlock_site_t *extra;
+	size_t extra_count;
 };
 
 /* Whether the file page holding *p was ever written (a hole reads as
@@ -172,11 +177,159 @@ static int gather_caches(thothlock_table_t *t)
  * and site they name: the writer never moves them, so the copy holds each
  * count once.  An entry naming an unused key, or a site of another lock,
  * is skipped (a hostile or torn file). */
+/* A site by its key: the file's, or one made for entries without one. */
+typedef struct {
+	uint64_t key;
+	thothlock_site_t *site;            /* NULL: an entry's pair, not resolved yet */
+} site_ref_t;
+
+static int cmp_ref(const void *a, const void *b)
+{
+	const site_ref_t *x = a, *y = b;
+	if (x->key != y->key)
+		return x->key < y->key ? -1 : 1;
+	/* The file's sites first among equal keys (then by address: stable). */
+	if (!x->site || !y->site)
+		return x->site ? -1 : y->site ? 1 : 0;
+	return x->site < y->site ? -1 : x->site > y->site;
+}
+
+static int cmp_ref_pc(const void *a, const void *b)
+{
+	uint64_t x = THOTHLOCK_SITE_PC(((const site_ref_t *)a)->key);
+	uint64_t y = THOTHLOCK_SITE_PC(((const site_ref_t *)b)->key);
+	return x < y ? -1 : x > y;
+}
+
+/* Whether all mode's entry e (its key already checked) names no site:
+ * the writer made none for the pair, so the reader does. */
+static bool needs_site(const thothlock_tstat_t *e)
+{
+	return e->site_index == 0;
+}
+
+/* An entry on a page with data naming a key in use. */
+static bool entry_in_use(const thothlock_table_t *t, const thothlock_tstat_t *e)
+{
+	if (!has_data(t, e) || e->key_index == 0 || e->key_index > t->hdr->lock_capacity)
+		return false;
+	const thothlock_key_t *k = &t->keys[e->key_index - 1];
+	return has_data(t, k) && k->addr != 0;
+}
+
+/* Sites for the entries without one: one per (lock, pc), the file's own
+ * when it has that key (claimed later by a wait or a far hold), else made
+ * here with the stack of a site at the same pc (the writer keeps one per
+ * pc).  At most the site capacity in all, so a hostile file costs no more
+ * than a full site region.  Returns the refs sorted by key, each
+ * resolved (site NULL: no room), *n their number; NULL with *n = 0 when
+ * no entry needs one, or out of memory (those entries then count only in
+ * their lock). */
+static site_ref_t *make_sites(thothlock_table_t *t, thothlock_site_t *sites,
+                              const thothlock_tstat_t *ts, uint64_t used, size_t *n)
+{
+	const thothlock_header_t *h = t->hdr;
+	size_t cap = h->site_capacity, files = 0, pairs = 0;
+	*n = 0;
+	for (uint64_t i = 0; i < used; i++)
+		if (entry_in_use(t, &ts[i]) && needs_site(&ts[i]))
+			pairs++;
+	if (pairs == 0)
+		return NULL;
+	for (size_t i = next_with_data(t, sites, sizeof *sites, 0, cap); i < cap;
+	     i = next_with_data(t, sites, sizeof *sites, i + 1, cap))
+		if (sites[i].key)
+			files++;
+	site_ref_t *refs = calloc(files + pairs, sizeof *refs), *by_pc = calloc(files ? files : 1,
+	                                                                       sizeof *by_pc);
+	if (!refs || !by_pc) {
+		free(refs);
+		free(by_pc);
+		return NULL;
+	}
+	size_t k = 0;
+	for (size_t i = next_with_data(t, sites, sizeof *sites, 0, cap); i < cap && k < files;
+	     i = next_with_data(t, sites, sizeof *sites, i + 1, cap))
+		if (sites[i].key) {
+			refs[k] = (site_ref_t){ sites[i].key, &sites[i] };
+			by_pc[k] = refs[k];
+			k++;
+		}
+	files = k;
+	for (uint64_t i = 0; i < used && k < files + pairs; i++) {
+		const thothlock_tstat_t *e = &ts[i];
+		if (entry_in_use(t, e) && needs_site(e))
+			refs[k++] = (site_ref_t){ THOTHLOCK_SITE_KEY(e->key_index - 1, e->pc), NULL };
+	}
+	qsort(refs, k, sizeof *refs, cmp_ref);
+	qsort(by_pc, files, sizeof *by_pc, cmp_ref_pc);
+	size_t groups = 0;
+	for (size_t i = 0; i < k; i++)
+		if ((i == 0 || refs[i].key != refs[i - 1].key) && !refs[i].site)
+			groups++;
+	size_t room = THOTHLOCK_SITE_CAPACITY > files ? THOTHLOCK_SITE_CAPACITY - files : 0;
+	if (groups > room)
+		groups = room;
+	t->extra = calloc(groups ? groups : 1, sizeof *t->extra);
+	if (!t->extra) {
+		free(refs);
+		free(by_pc);
+		return NULL;
+	}
+	for (size_t i = 0; i < k; i++) {
+		if (i > 0 && refs[i].key == refs[i - 1].key) {
+			refs[i].site = refs[i - 1].site;
+			continue;
+		}
+		if (refs[i].site || t->extra_count == groups)
+			continue;
+		thothlock_site_t *s = &t->extra[t->extra_count++];
+		s->key = refs[i].key;
+		/* The stack of a site at the same pc, on any lock. */
+		uint64_t pc = THOTHLOCK_SITE_PC(s->key);
+		size_t lo = 0, hi = files;
+		while (lo < hi) {
+			size_t mid = (lo + hi) / 2;
+			if (THOTHLOCK_SITE_PC(by_pc[mid].key) < pc)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		for (; lo < files && THOTHLOCK_SITE_PC(by_pc[lo].key) == pc; lo++) {
+			const thothlock_stack_t *st = &by_pc[lo].site->stack;
+			if (st->depth > 0 && st->depth <= THOTHLOCK_STACK_DEPTH) {
+				s->stack.depth = st->depth;
+				memcpy(s->stack.pc, st->pc, st->depth * sizeof st->pc[0]);
+				break;
+			}
+		}
+		refs[i].site = s;
+	}
+	free(by_pc);
+	*n = k;
+	return refs;
+}
+
+static thothlock_site_t *find_site(const site_ref_t *refs, size_t n, uint64_t key)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (refs[mid].key < key)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < n && refs[lo].key == key ? refs[lo].site : NULL;
+}
+
 static void add_tstats(thothlock_table_t *t, thothlock_lock_t *stats, thothlock_site_t *sites)
 {
 	const thothlock_header_t *h = t->hdr;
 	const thothlock_tstat_t *ts = (const thothlock_tstat_t *)(t->bytes + h->tstats_offset);
 	uint64_t used = h->tstats_used < h->tstat_capacity ? h->tstats_used : h->tstat_capacity;
+	size_t nrefs;
+	site_ref_t *refs = make_sites(t, sites, ts, used, &nrefs);
 	for (uint64_t i = 0; i < used; i++) {
 		const thothlock_tstat_t *e = &ts[i];
 		if (!has_data(t, e) || e->key_index == 0 || e->key_index > h->lock_capacity)
@@ -198,11 +351,18 @@ static void add_tstats(thothlock_table_t *t, thothlock_lock_t *stats, thothlock_
 		if (e->near_base <= THOTHLOCK_HIST_BUCKETS - THOTHLOCK_NEAR_BUCKETS)
 			for (uint32_t b = 0; b < THOTHLOCK_NEAR_BUCKETS; b++)
 				l->hold_hist[e->near_base + b] += e->near[b];
-		if (e->site_index == 0 || e->site_index > h->site_capacity)
-			continue;
-		thothlock_site_t *s = &sites[e->site_index - 1];
-		if (!has_data(t, s) || !s->key || THOTHLOCK_SITE_LOCK(s->key) != ki)
-			continue;
+		thothlock_site_t *s;
+		if (needs_site(e)) {
+			s = find_site(refs, nrefs, THOTHLOCK_SITE_KEY(ki, e->pc));
+			if (!s)
+				continue;
+		} else {
+			if (e->site_index > h->site_capacity)
+				continue;
+			s = &sites[e->site_index - 1];
+			if (!has_data(t, s) || !s->key || THOTHLOCK_SITE_LOCK(s->key) != ki)
+				continue;
+		}
 		s->acquisitions += e->acquisitions;
 		s->holds_measured += e->acquisitions;
 		s->hold_ns_total += e->hold_ns_total;
@@ -226,6 +386,7 @@ static void add_tstats(thothlock_table_t *t, thothlock_lock_t *stats, thothlock_
 		for (uint32_t b = 0; b < THOTHLOCK_HIST_BUCKETS; b++)
 			l->hold_hist[b] += s->hold_hist[b];
 	}
+	free(refs);
 }
 
 /* Copy the data extents of [FROM, TO) of the file into T's private pages
@@ -443,6 +604,7 @@ void thothlock_table_free(thothlock_table_t *t)
 		t->syms = NULL;
 	}
 	free(t->by_lock);
+	free(t->extra);
 	free(t->cached);
 	free(t->data_pages);
 	thothlock_symbols_t *s = t->syms;
@@ -932,6 +1094,7 @@ static int index_sites(thothlock_table_t *t)
 	     i = next_with_data(t, t->sites, sizeof *t->sites, i + 1, cap))
 		if (t->sites[i].key)
 			n++;
+	n += t->extra_count;
 	t->by_lock = calloc(n ? n : 1, sizeof *t->by_lock);
 	if (!t->by_lock)
 		return THOTH_E_NOMEM;
@@ -940,6 +1103,8 @@ static int index_sites(thothlock_table_t *t)
 	     i = next_with_data(t, t->sites, sizeof *t->sites, i + 1, cap))
 		if (t->sites[i].key)
 			t->by_lock[k++] = &t->sites[i];
+	for (size_t i = 0; i < t->extra_count && k < n; i++)
+		t->by_lock[k++] = &t->extra[i];
 	qsort(t->by_lock, k, sizeof *t->by_lock, cmp_site_lock);
 	t->sites_used = k;
 	return 0;

@@ -152,23 +152,38 @@ typedef struct {
 	uint64_t segment_ns[HOLD_SEGMENTS];
 } held_t;
 
-/* All mode's per-thread entries (table format 4): each thread slot owns
- * a run of the pool's entries as an open-addressed hash table of (lock,
- * call site), so the slot a pair hashes to is its entry and a lookup
- * reads one line (format 3 read a private index slot, then the entry:
- * two cache misses per acquisition when a thread cycles through
- * thousands of locks).  Linear probing; the table is replaced by a twice
- * larger one at 5/8 full (short probe runs: each probe is a line; 3/8
- * and 1/2 were measured: more tables, more pages, more misses while they
- * grow), and the old one stays where it is, counted by readers
- * (lockprof_layout.h).
+/* All mode's per-thread entries (thothlock_tstat_t, one 64-byte line
+ * each): each thread slot claims them from the pool a page (64 entries)
+ * at a time and fills them densely, in the order it meets its (lock,
+ * call site) pairs, and finds them through an index of its own in
+ * private memory: 4-byte slots, open addressing, each slot 12 bits of the
+ * pair's hash (a tag) and the entry's number.  A lookup reads the slot
+ * (16 to a line: the index of 4096 pairs is 32 KiB) and the entry.
+ *
+ * Why not the entries themselves as the hash table (format 4 until now,
+ * one line per lookup): a table is at most 5/8 full and each time it
+ * doubles the old one stays (entries never move: readers add both), so
+ * a thread's 4096 pairs touched 248 pages of the file where dense
+ * entries touch 64; and on this VM (a PVM guest) the first touch of a
+ * page costs ~25 us, ~1000 times a cache miss: 4 threads x 4096 locks
+ * paid ~17 ms for the difference, in a 0.7 s `sysbench mutex` run.  The
+ * index can be rebuilt when it grows (it is private: nothing reads it),
+ * so no old copy of it lingers in use.  The index slot is read from
+ * memory no other process can write; the entry it names is checked
+ * (lock and pc) before use, since the file is writable by others.
  * It belongs to the thread slot, so a thread that reuses a slot finds the
  * entries where the last one left them; only fork() (a fresh table file)
  * clears it. */
-#define TTAB_MIN         512u        /* entries of a slot's first table (32 KiB) */
-#define TTAB_MAX         (1u << 17)
-#define TTAB_FIND_PROBES 4u          /* the inline lookup; beyond it, tstat_miss */
-#define TTAB_PROBES      32u
+#define TIX_MIN          512u        /* slots of a slot's first index (2 KiB) */
+#define TIX_MAX          (1u << 18)  /* slots; 5/8 of it is a thread's pairs at most */
+#define TIX_FIND_PROBES  4u          /* the inline lookup; beyond it, tstat_miss */
+#define TIX_PROBES       64u
+#define TIX_REF_MASK     0xfffffu    /* a slot: entry number + 1 in the low 20 bits, */
+#define TIX_TAG_MASK     0xfff00000u /* bits 20-31 of the pair's hash above; 0 = empty */
+#define TIX_POOL_SLOTS   (1u << 24)  /* the private index memory: 64 MiB of address space */
+#define TCHUNK           64u         /* entries claimed at a time: one page of the file */
+_Static_assert(THOTHLOCK_TSTAT_CAPACITY < TIX_REF_MASK, "an entry number fits a slot");
+_Static_assert(THOTHLOCK_TSTAT_CAPACITY % TCHUNK == 0, "the pool is whole chunks");
 
 typedef struct {
 	_Atomic(int) tid;               /* 0 = free slot */
@@ -179,9 +194,10 @@ typedef struct {
 	uint32_t countdown;             /* sampling: misses until the next recorded one */
 	uint32_t rng;                   /* xorshift state of the sampling period */
 	thothlock_cache_t *cache;       /* &caches[index], in the current table */
-	thothlock_tstat_t *ttab;        /* all mode: the slot's table, ttab_mask + 1 entries */
-	uint32_t ttab_mask;
-	uint32_t ttab_used;
+	uint32_t *tix;                  /* all mode: the slot's index, tix_mask + 1 slots */
+	uint32_t tix_mask;
+	uint32_t tix_used;
+	uint32_t chunk_next, chunk_end; /* pool entries claimed for the slot, not used yet */
 	held_t held[HELD_DEPTH];
 } thread_state_t;
 
@@ -196,8 +212,12 @@ static thothlock_header_t *table;
 static thothlock_key_t *keys;
 static thothlock_lock_t *locks;
 static thothlock_site_t *sites;
-static thothlock_site_slot_t *site_slots;
+static thothlock_site_slot_t *site_slots;      /* the region; the writer's use of it: */
+static _Atomic(uint32_t) *site_heads;           /* per key: index + 1 of its newest site */
+static _Atomic(uint32_t) *site_next;            /* per site: the next older one of its lock */
 #define SITE_SLOTS (2u * THOTHLOCK_SITE_CAPACITY)
+_Static_assert((THOTHLOCK_LOCK_CAPACITY + THOTHLOCK_SITE_CAPACITY) * sizeof(uint32_t) <=
+               SITE_SLOTS * sizeof(thothlock_site_slot_t), "the site index fits its region");
 static thothlock_cache_t *caches;
 static thothlock_event_t *events;
 static thothlock_tstat_t *tstats;
@@ -359,8 +379,8 @@ static inline uint64_t hash_ptr(uint64_t x)
 	return thothlock_hash(x);
 }
 
-/* A (lock, call site) pair's hash: its home slot in a thread's table is
- * taken from the top 32 bits. */
+/* A (lock, call site) pair's hash: its home slot in a thread's index is
+ * taken from the top 32 bits, the slot's tag from bits 20-31. */
 static inline uint64_t tindex_hash(uintptr_t lock, uintptr_t pc)
 {
 	return ((uint64_t)lock * 0x9e3779b97f4a7c15ull) ^ ((uint64_t)pc * 0xff51afd7ed558ccdull);
@@ -427,45 +447,77 @@ static inline thothlock_lock_t *stats_of(const thothlock_key_t *k)
 }
 
 /* The site entry of (lock, pc), claimed if new; NULL when the site
- * region is full.  Found through the writer's index (site_slots); entries
- * are handed out in order, so the sites in use are dense. */
-static thothlock_site_t *site_entry(thothlock_key_t *lock, uintptr_t pc)
+ * region is full or the lock has THOTHLOCK_MAX_PROBES sites already.
+ * Found through the writer's index in the site_slots region: per lock
+ * the newest of its sites (site_heads, by key index), per site the next
+ * older one of the same lock (site_next, by site index), so a lookup
+ * walks the few sites of one lock.  Both arrays are dense: 4096 locks
+ * with a site each touch 20 pages of them, where a hash index over the
+ * 2 MiB region touched all 512 (each first touch of a page is a page
+ * fault: ~25 us on this VM, most of all mode's cost on `sysbench mutex`).
+ * Entries are handed out in order, so the sites in use are dense too.
+ *
+ * A new site is linked in by a CAS on its lock's head; its key is stored
+ * right after, so a thread walking the chain that meets a key of 0 waits
+ * for it (a few instructions) rather than add the same site twice.  An
+ * entry claimed by a thread that lost the race to add the same site is
+ * kept for its next new site (readers skip a key of 0).  Another process
+ * may write this file: every index is checked and every walk and wait is
+ * bounded, so a hostile chain costs a loss, never a hang. */
+static __thread uint32_t spare_site __attribute__((tls_model("initial-exec")));  /* index + 1 */
+
+static thothlock_site_t *site_find(uint32_t v, uint64_t key, uint32_t *steps)
 {
-	uint64_t key = THOTHLOCK_SITE_KEY(lock - keys, pc);
-	uint32_t mask = SITE_SLOTS - 1;
-	uint32_t i = (uint32_t)hash_ptr(key) & mask;
-	for (uint32_t n = 0; n < THOTHLOCK_MAX_PROBES; n++, i = (i + 1) & mask) {
-		thothlock_site_slot_t *slot = &site_slots[i];
-		uint64_t cur = __atomic_load_n(&slot->key, __ATOMIC_ACQUIRE);
-		if (cur == 0) {
-			uint64_t expected = 0;
-			if (__atomic_compare_exchange_n(&slot->key, &expected, key, false,
-			                                __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-				/* Ours: an entry for it, then publish the entry's number. */
-				uint64_t id = __atomic_fetch_add(&table->sites_used, 1, __ATOMIC_RELAXED);
-				uint32_t v = UINT32_MAX;
-				if (id < THOTHLOCK_SITE_CAPACITY) {
-					__atomic_store_n(&sites[id].key, key, __ATOMIC_RELEASE);
-					v = (uint32_t)id + 1;
-				}
-				__atomic_store_n(&slot->site, v, __ATOMIC_RELEASE);
-				if (v == UINT32_MAX)
-					break;
-				return &sites[v - 1];
-			}
-			cur = expected;
-		}
-		if (cur != key)
-			continue;
-		/* Claimed by another thread, which is setting up its entry: a
-		 * few instructions, unless it was preempted in between. */
-		uint32_t v;
-		for (unsigned spin = 0; (v = __atomic_load_n(&slot->site, __ATOMIC_ACQUIRE)) == 0; spin++)
+	for (; v; v = atomic_load_explicit(&site_next[v - 1], memory_order_acquire)) {
+		if (v > THOTHLOCK_SITE_CAPACITY || ++*steps > THOTHLOCK_MAX_PROBES)
+			return NULL;
+		uint64_t cur;
+		for (unsigned spin = 0; (cur = __atomic_load_n(&sites[v - 1].key, __ATOMIC_ACQUIRE)) == 0;
+		     spin++) {
 			if (spin > 64)
 				sched_yield();
-		if (v == UINT32_MAX)
-			break;
-		return &sites[v - 1];
+			if (spin > 4096)
+				break;   /* not a writer setting it up: a hostile zero */
+		}
+		if (cur == key)
+			return &sites[v - 1];
+	}
+	return NULL;
+}
+
+static thothlock_site_t *site_entry(thothlock_key_t *lock, uintptr_t pc)
+{
+	uint32_t ki = (uint32_t)(lock - keys);
+	uint64_t key = THOTHLOCK_SITE_KEY(ki, pc);
+	_Atomic(uint32_t) *head = &site_heads[ki];
+	uint32_t h = atomic_load_explicit(head, memory_order_acquire), steps = 0;
+	thothlock_site_t *s = site_find(h, key, &steps);
+	if (s)
+		return s;
+	for (unsigned tries = 0; steps <= THOTHLOCK_MAX_PROBES && tries < THOTHLOCK_MAX_PROBES; tries++) {
+		uint32_t id = spare_site;
+		if (id == 0 || id > THOTHLOCK_SITE_CAPACITY ||
+		    __atomic_load_n(&sites[id - 1].key, __ATOMIC_RELAXED) != 0) {
+			uint64_t n = __atomic_fetch_add(&table->sites_used, 1, __ATOMIC_RELAXED);
+			if (n >= THOTHLOCK_SITE_CAPACITY)
+				break;
+			id = (uint32_t)n + 1;
+		}
+		spare_site = 0;
+		atomic_store_explicit(&site_next[id - 1], h, memory_order_relaxed);
+		uint32_t seen = h;
+		if (atomic_compare_exchange_strong_explicit(head, &seen, id, memory_order_acq_rel,
+		                                            memory_order_acquire)) {
+			__atomic_store_n(&sites[id - 1].key, key, __ATOMIC_RELEASE);
+			return &sites[id - 1];
+		}
+		/* Another site of this lock came first: it may be this one. */
+		spare_site = id;
+		steps = 0;
+		s = site_find(seen, key, &steps);
+		if (s)
+			return s;
+		h = seen;
 	}
 	add(&table->site_table_full, 1);
 	return NULL;
@@ -545,116 +597,193 @@ static void site_stack_once(thothlock_site_t *s, uintptr_t pc)
 	}
 }
 
+/* Whether a site with a complete stack is known for pc (site_stack_once
+ * registered one). */
+static bool pc_stack_known(uintptr_t pc)
+{
+	uint32_t i = (uint32_t)hash_ptr(pc) & (PC_STACKS - 1);
+	for (uint32_t n = 0; n < 8; n++, i = (i + 1) & (PC_STACKS - 1)) {
+		uint64_t cur = atomic_load_explicit(&pc_stacks[i].pc, memory_order_acquire);
+		if (cur == 0)
+			return false;
+		if (cur == pc)
+			return atomic_load_explicit(&pc_stacks[i].site, memory_order_acquire) != 0;
+	}
+	return false;
+}
+
 /* ---- all mode's per-thread entries --------------------------------------- */
 
-/* A new table for the thread slot: the first, or twice the last, whose
- * pairs get an entry each in the new one at once (key, site and near
- * buckets copied, counters zero: the old entries stay where they are and
- * readers add both).  One pass over the old table here costs less than
- * finding each pair again through tstat_miss.  False when the pool cannot
- * give one: the caller counts in the shared entries. */
-static bool ttab_grow(thread_state_t *t)
+static uint32_t *tix_pool;                       /* private, MAP_NORESERVE */
+static _Atomic(uint64_t) tix_pool_used;          /* slots handed out */
+
+/* A new index for the thread slot: the first, or twice the last, with
+ * the pairs of the old one put in (their entries stay where they are).
+ * False when the index memory or TIX_MAX runs out: the caller counts in
+ * the shared entries. */
+static bool tix_grow(thread_state_t *t)
 {
-	uint32_t size = t->ttab ? 2 * (t->ttab_mask + 1) : TTAB_MIN;
-	if (size > TTAB_MAX)
+	uint32_t size = t->tix ? 2 * (t->tix_mask + 1) : TIX_MIN;
+	if (size > TIX_MAX)
 		return false;
-	if (__atomic_load_n(&table->tstats_used, __ATOMIC_RELAXED) + size > THOTHLOCK_TSTAT_CAPACITY)
+	if (!tix_pool) {
+		void *p = mmap(NULL, (size_t)TIX_POOL_SLOTS * sizeof(uint32_t), PROT_READ | PROT_WRITE,
+		               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		uint32_t *none = NULL;
+		if (p == MAP_FAILED)
+			return false;
+		if (!__atomic_compare_exchange_n(&tix_pool, &none, (uint32_t *)p, false,
+		                                 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+			munmap(p, (size_t)TIX_POOL_SLOTS * sizeof(uint32_t));
+	}
+	uint32_t *pool = __atomic_load_n(&tix_pool, __ATOMIC_ACQUIRE);
+	uint64_t n = atomic_fetch_add_explicit(&tix_pool_used, size, memory_order_relaxed);
+	if (n + size > TIX_POOL_SLOTS)
 		return false;
-	uint64_t n = __atomic_fetch_add(&table->tstats_used, size, __ATOMIC_RELAXED);
-	if (n + size > THOTHLOCK_TSTAT_CAPACITY)
-		return false;   /* raced past the end: readers clamp tstats_used */
-	thothlock_tstat_t *old = t->ttab, *tab = &tstats[n];
-	uint32_t old_size = old ? t->ttab_mask + 1 : 0, used = 0;
-	for (uint32_t j = 0; j < old_size; j++) {
-		const thothlock_tstat_t *o = &old[j];
-		if (o->lock == 0 || o->key_index == 0)
+	uint32_t *ix = pool + n, mask = size - 1, used = 0;
+	for (uint32_t j = 0; t->tix && j <= t->tix_mask; j++) {
+		uint32_t v = t->tix[j];
+		if (!v)
 			continue;
-		uint32_t i = tindex_home(tindex_hash(o->lock, o->pc), size - 1);
-		while (tab[i].lock)
-			i = (i + 1) & (size - 1);
-		tab[i].lock = o->lock;
-		tab[i].pc = o->pc;
-		tab[i].near_base = o->near_base;
-		tab[i].site_index = o->site_index;
-		__atomic_store_n(&tab[i].key_index, o->key_index, __ATOMIC_RELEASE);
+		const thothlock_tstat_t *e = &tstats[(v & TIX_REF_MASK) - 1];
+		uint32_t i = tindex_home(tindex_hash(e->lock, e->pc), mask);
+		while (ix[i])
+			i = (i + 1) & mask;
+		ix[i] = v;
 		used++;
 	}
-	t->ttab = tab;
-	t->ttab_mask = size - 1;
-	t->ttab_used = used;
+	t->tix = ix;
+	t->tix_mask = mask;
+	t->tix_used = used;
 	return true;
 }
 
+static inline uint32_t tix_tag(uint64_t h)
+{
+	return (uint32_t)h & TIX_TAG_MASK;
+}
+
 /* (lock, pc) not found by the inline probes: further probes, else a new
- * entry with the pair's key and site (the site's stack taken now, as
- * once per site).  NULL when the lock table, the pool or the table is
- * full: the caller counts in the shared entries instead. */
+ * entry with the pair's key (and a site, for a pc's first lock).  NULL
+ * when the lock table, the pool or the index is full: the caller counts
+ * in the shared entries instead. */
 static __attribute__((noinline)) thothlock_tstat_t *tstat_miss(thread_state_t *t, uintptr_t lock,
                                                               uintptr_t pc, uint32_t kind)
 {
 	if (!tstats)
 		return NULL;
 	uint64_t h = tindex_hash(lock, pc);
-	thothlock_tstat_t *e = NULL;
-	if (t->ttab) {
-		uint32_t i = tindex_home(h, t->ttab_mask);
-		for (uint32_t n = 0; n < TTAB_PROBES; n++, i = (i + 1) & t->ttab_mask) {
-			thothlock_tstat_t *c = &t->ttab[i];
-			if (c->lock == lock && c->pc == pc)
-				return c;
-			if (c->lock == 0) {
-				e = c;
+	uint32_t tag = tix_tag(h), *slot = NULL;
+	if (t->tix) {
+		uint32_t i = tindex_home(h, t->tix_mask);
+		for (uint32_t n = 0; n < TIX_PROBES; n++, i = (i + 1) & t->tix_mask) {
+			uint32_t v = t->tix[i];
+			if (v == 0) {
+				slot = &t->tix[i];
 				break;
+			}
+			if ((v & TIX_TAG_MASK) == tag) {
+				thothlock_tstat_t *c = &tstats[(v & TIX_REF_MASK) - 1];
+				if (c->lock == lock && c->pc == pc)
+					return c;
 			}
 		}
 	}
-	if (!e || 8 * (t->ttab_used + 1) > 5 * (t->ttab_mask + 1)) {
-		if (ttab_grow(t)) {
-			/* Probe the new table (the pair is there if it was in the
-			 * old one past TTAB_PROBES). */
-			uint32_t i = tindex_home(h, t->ttab_mask);
-			for (; t->ttab[i].lock; i = (i + 1) & t->ttab_mask)
-				if (t->ttab[i].lock == lock && t->ttab[i].pc == pc)
-					return &t->ttab[i];
-			e = &t->ttab[i];
-		} else if (!e || 4 * (t->ttab_used + 1) > 3 * (t->ttab_mask + 1)) {
-			return NULL;   /* no larger table: this one up to 3/4, then shared entries */
+	if (!slot || 8 * (t->tix_used + 1) > 5 * (t->tix_mask + 1)) {
+		if (tix_grow(t)) {
+			/* Probe the new index (the pair is there if it was in the
+			 * old one past TIX_PROBES). */
+			uint32_t i = tindex_home(h, t->tix_mask), v;
+			for (; (v = t->tix[i]) != 0; i = (i + 1) & t->tix_mask)
+				if ((v & TIX_TAG_MASK) == tag) {
+					thothlock_tstat_t *c = &tstats[(v & TIX_REF_MASK) - 1];
+					if (c->lock == lock && c->pc == pc)
+						return c;
+				}
+			slot = &t->tix[i];
+		} else if (!slot || 4 * (t->tix_used + 1) > 3 * (t->tix_mask + 1)) {
+			return NULL;   /* no larger index: this one up to 3/4, then shared entries */
 		}
+	}
+	if (t->chunk_next == t->chunk_end) {
+		if (__atomic_load_n(&table->tstats_used, __ATOMIC_RELAXED) + TCHUNK >
+		    THOTHLOCK_TSTAT_CAPACITY)
+			return NULL;
+		uint64_t n = __atomic_fetch_add(&table->tstats_used, TCHUNK, __ATOMIC_RELAXED);
+		if (n + TCHUNK > THOTHLOCK_TSTAT_CAPACITY)
+			return NULL;   /* raced past the end: readers clamp tstats_used */
+		t->chunk_next = (uint32_t)n;
+		t->chunk_end = (uint32_t)n + TCHUNK;
 	}
 	t->in_hook = 1;
 	thothlock_key_t *k = lock_entry(lock, kind);
-	thothlock_site_t *s = k ? site_entry(k, pc) : NULL;
-	if (s)
-		site_stack_once(s, pc);
+	thothlock_tstat_t *e = NULL;
 	if (k) {
+		/* A site entry (544 bytes) only for the first lock seen at this
+		 * pc, which keeps the pc's stack; the pair's counts are in its
+		 * own entry, and its site is claimed later only if it needs one
+		 * (tstat_site: a wait, a far hold).  Readers give a pair without
+		 * a site one of its own, with its pc's stack
+		 * (lockprof_report.c).  A site per pair was 545 pages of
+		 * `sysbench mutex`'s 4096 locks. */
+		thothlock_site_t *s = !pc_stack_known(pc) ? site_entry(k, pc) : NULL;
+		if (s)
+			site_stack_once(s, pc);
+		uint32_t idx = t->chunk_next++;
+		e = &tstats[idx];
 		e->lock = lock;
 		e->pc = pc;
 		e->near_base = THOTHLOCK_NEAR_UNSET;
 		e->site_index = s ? (uint32_t)(s - sites) + 1 : 0;
 		/* Last: a reader adds an entry only once it names a key. */
 		__atomic_store_n(&e->key_index, (uint32_t)(k - keys) + 1, __ATOMIC_RELEASE);
-		t->ttab_used++;
-	} else {
-		e = NULL;
+		*slot = tag | (idx + 1);
+		t->tix_used++;
 	}
 	t->in_hook = 0;
 	return e;
 }
 
-/* This thread's entry of (lock, pc): the slot it hashes to, and the next
- * few (each one line). */
+/* The site of a thread's entry, claimed the first time it is needed (a
+ * wait, a hold outside the near buckets, a condition wait); NULL when
+ * the site region is full.  Called by the entry's thread, after the
+ * release. */
+static thothlock_site_t *tstat_site(thothlock_tstat_t *ts)
+{
+	if (ts->site_index && ts->site_index <= THOTHLOCK_SITE_CAPACITY)
+		return &sites[ts->site_index - 1];
+	thread_state_t *t = self;
+	uint32_t was = t ? t->in_hook : 0;
+	if (t)
+		t->in_hook = 1;   /* backtrace() may take locks: not ours to profile */
+	thothlock_site_t *s = site_entry(&keys[ts->key_index - 1], ts->pc);
+	if (s) {
+		site_stack_once(s, ts->pc);
+		__atomic_store_n(&ts->site_index, (uint32_t)(s - sites) + 1, __ATOMIC_RELAXED);
+	}
+	if (t)
+		t->in_hook = was;
+	return s;
+}
+
+/* This thread's entry of (lock, pc): its index slot (or one of the next
+ * few), then the entry it names. */
 static inline thothlock_tstat_t *tstat_find(thread_state_t *t, uintptr_t lock, uintptr_t pc,
                                             uint32_t kind)
 {
-	thothlock_tstat_t *tab = t->ttab;
-	if (__builtin_expect(tab != NULL, 1)) {
-		uint32_t mask = t->ttab_mask, i = tindex_home(tindex_hash(lock, pc), mask);
-		for (uint32_t n = 0; n < TTAB_FIND_PROBES; n++, i = (i + 1) & mask) {
-			thothlock_tstat_t *e = &tab[i];
-			if (__builtin_expect(e->lock == lock && e->pc == pc, 1))
-				return e;
-			if (e->lock == 0)
+	const uint32_t *ix = t->tix;
+	if (__builtin_expect(ix != NULL, 1)) {
+		uint64_t h = tindex_hash(lock, pc);
+		uint32_t mask = t->tix_mask, i = tindex_home(h, mask), tag = tix_tag(h);
+		for (uint32_t n = 0; n < TIX_FIND_PROBES; n++, i = (i + 1) & mask) {
+			uint32_t v = ix[i];
+			if (v == 0)
 				break;
+			if (__builtin_expect((v & TIX_TAG_MASK) == tag, 1)) {
+				thothlock_tstat_t *e = &tstats[(v & TIX_REF_MASK) - 1];
+				if (__builtin_expect(e->lock == lock && e->pc == pc, 1))
+					return e;
+			}
 		}
 	}
 	return tstat_miss(t, lock, pc, kind);
@@ -840,6 +969,8 @@ static void open_table(void)
 	events = (thothlock_event_t *)(caches + THOTHLOCK_THREAD_CAPACITY);
 	tstats = (thothlock_tstat_t *)(events + THOTHLOCK_EVENT_CAPACITY);
 	site_slots = (thothlock_site_slot_t *)(tstats + THOTHLOCK_TSTAT_CAPACITY);
+	site_heads = (_Atomic(uint32_t) *)site_slots;
+	site_next = site_heads + THOTHLOCK_LOCK_CAPACITY;
 	if (((uintptr_t)tstats & 63) != 0)
 		die("the tstat region is not line-aligned");
 	table->version = THOTHLOCK_VERSION;
@@ -899,17 +1030,24 @@ static void save_maps(void)
 
 static void after_fork_child(void)
 {
-	/* Only the forking thread lives on; the parent's table is not ours. */
+	/* Only the forking thread lives on; the parent's table is not ours.
+	 * Slots from threads_high up were never used (still zero): going over
+	 * all 1024 touched 1.9 MiB of this library's memory in every child,
+	 * ~480 page faults and ~7 ms here before its exec or its first lock.
+	 * (A slot another thread was claiming at the fork, its tid set and
+	 * threads_high not yet raised, stays taken in the child: one slot.) */
 	thread_state_t *me = self;
-	for (uint32_t i = 0; i < THOTHLOCK_THREAD_CAPACITY; i++) {
+	uint32_t used = atomic_load(&threads_high);
+	for (uint32_t i = 0; i < used && i < THOTHLOCK_THREAD_CAPACITY; i++) {
 		if (&threads[i] != me) {
 			atomic_store(&threads[i].tid, 0);
 			threads[i].depth = 0;
 		}
 		/* The slots' tables are in the parent's file. */
-		threads[i].ttab = NULL;
-		threads[i].ttab_mask = 0;
-		threads[i].ttab_used = 0;
+		threads[i].tix = NULL;
+		threads[i].tix_mask = 0;
+		threads[i].tix_used = 0;
+		threads[i].chunk_next = threads[i].chunk_end = 0;
 	}
 	if (me) {
 		atomic_store(&me->tid, (int)syscall(SYS_gettid));
@@ -924,6 +1062,9 @@ static void after_fork_child(void)
 	events = NULL;
 	tstats = NULL;
 	site_slots = NULL;
+	site_heads = NULL;
+	site_next = NULL;
+	spare_site = 0;   /* an entry of the parent's table */
 	memset(pc_stacks, 0, sizeof pc_stacks);
 	open_table();
 	if (me)
@@ -1257,10 +1398,14 @@ static __attribute__((noinline, cold)) void tstat_owner_wrapped(thothlock_tstat_
 /* n holds of entry ts into bucket b of its site's histogram (of its
  * lock's without a site): shared, atomic, and rare (a hold outside the
  * entry's near buckets, or every 256th of one bucket). */
+static thothlock_site_t *tstat_site(thothlock_tstat_t *ts);
+
 static void far_add(thothlock_tstat_t *ts, unsigned b, unsigned n)
 {
-	if (ts->site_index)
-		add(&sites[ts->site_index - 1].hold_hist[b], n);
+	uint32_t si = ts->site_index;
+	thothlock_site_t *s = si - 1u < THOTHLOCK_SITE_CAPACITY ? &sites[si - 1] : tstat_site(ts);
+	if (s)
+		add(&s->hold_hist[b], n);
 	else
 		add(&stats_of(&keys[ts->key_index - 1])->hold_hist[b], n);
 }
@@ -1274,9 +1419,12 @@ static __attribute__((noinline, cold)) void near_carry(thothlock_tstat_t *ts, un
 static __attribute__((noinline)) void tstat_hold_far(thothlock_tstat_t *ts, unsigned b)
 {
 	if (ts->near_base == THOTHLOCK_NEAR_UNSET) {
-		/* The first hold sets the window: four buckets below it (1/16 as
-		 * long: a first hold is often slow, its data cold), six above. */
-		unsigned base = b > 4 ? b - 4 : 0;
+		/* The first hold sets the window: six buckets below it (1/64 as
+		 * long: a first hold is often slow, its data cold; with four,
+		 * 1/7 of `sysbench mutex`'s pairs began at a cold 256-1023 ns
+		 * and sent every later 8-15 ns hold to the site, 8 % of all
+		 * holds), four above. */
+		unsigned base = b > 6 ? b - 6 : 0;
 		if (base > THOTHLOCK_HIST_BUCKETS - THOTHLOCK_NEAR_BUCKETS)
 			base = THOTHLOCK_HIST_BUCKETS - THOTHLOCK_NEAR_BUCKETS;
 		ts->near_base = (uint8_t)base;
@@ -1347,7 +1495,7 @@ static __attribute__((noinline)) void commit(thread_state_t *t, const held_t *h,
 	if (h->segments)
 		add(&table->cond_waits, h->segments);
 	thothlock_lock_t *e = stats_of(k);
-	thothlock_site_t *s = ts->site_index ? &sites[ts->site_index - 1] : NULL;
+	thothlock_site_t *s = tstat_site(ts);
 	for (uint32_t i = 0; i + 1 < n; i++)
 		shared_hold(e, s, segs[i]);
 	if (h->flags & HELD_CONTENDED) {
