@@ -344,16 +344,23 @@ static void test_an_arrival_that_finds_another_queued_runs_the_faster_opp_first(
  * D = 15.5 ms, enough for the one margin and not for four, so the governor
  * stays at 432; at D = 14.5 ms (8.77e9) even the one margin needs 729.
  */
+/* A thoth governor on M without options that has learned a work of MEAN
+ * (capacity-ns) with mean deviation DEV per request. */
+static void taught(thoth_pm_governor_t *g, const thoth_pm_cpu_model_t *m, double mean, double dev)
+{
+	thoth_pm_governor_init(g, THOTH_PM_GOV_THOTH, m, 0);
+	thoth_pm_governor_set_options(g, 0);
+	g->completions = 10;
+	g->est_mean = mean;
+	g->est_dev = dev;
+}
+
 static void test_queued_requests_are_planned_on_one_margin_growing_as_the_root_of_their_count(void **state)
 {
 	const thoth_pm_cpu_model_t *m = hikey();
 	for (int tight = 0; tight < 2; tight++) {
 		thoth_pm_governor_t g;
-		thoth_pm_governor_init(&g, THOTH_PM_GOV_THOTH, m, 0);
-		thoth_pm_governor_set_options(&g, 0);
-		g.completions = 10;
-		g.est_mean = 2e6;
-		g.est_dev = 0.2e6;
+		taught(&g, m, 2e6, 0.2e6);
 		uint64_t d = tight ? 14500 * US : 15500 * US;
 		thoth_pm_pending_t q[4] = { due(d), due(d), due(d), due(d) };
 		assert_int_equal(thoth_pm_governor_update(&g, 0, 0, q, 4), tight ? 2 : 1);
@@ -374,10 +381,7 @@ static void test_a_lower_opp_that_carries_all_queued_demand_is_taken_at_once(voi
 	const thoth_pm_cpu_model_t *m = hikey();
 	for (int queued = 0; queued < 2; queued++) {
 		thoth_pm_governor_t g;
-		thoth_pm_governor_init(&g, THOTH_PM_GOV_THOTH, m, 0);
-		thoth_pm_governor_set_options(&g, 0);
-		g.completions = 10;
-		g.est_mean = 2e6;
+		taught(&g, m, 2e6, 0);
 		thoth_pm_pending_t q[1] = { due(2500 * US) };
 		assert_int_equal(thoth_pm_governor_update(&g, 0, 0, q, 1), 3);
 		q[0] = due(20 * MS);
