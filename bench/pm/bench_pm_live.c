@@ -28,6 +28,14 @@
  * the same live arrivals and on the synthetic trace itself; live / sim; and
  * each option set's live p95 over the live p95 without options.
  *
+ * Load: the service's handler measures, per request, the CPU time of its
+ * burn and the wall time it took; "cpu got" is their ratio over the phase
+ * (and its 10th percentile per request).  A phase where the service got
+ * less than 90% of a CPU while it had work is marked LOADED, and the run
+ * ends with a verdict: a loaded run's ramps and misses are the machine's
+ * (the service waited for a CPU), not the governor's, and must not be
+ * read as governor figures.
+ *
  *   bench_pm_live [--duration-ms N] [--model NAME] [--seed S] [--trace SPEC]
  * (SPEC: a synthetic trace of sim.h without duration_ms and seed; the
  * default is bench_pm's chain cell.)
@@ -47,26 +55,13 @@
 
 #include "echo.thoth.h"
 #include "governed.h"
+#include "pm_clock.h"
 #include "sim.h"
 #include "thoth/channel.h"
 #include "thoth/loop.h"
 
 #define MAX_CHANGES (1u << 16)
 #define MAX_CLIENTS 16
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t thread_cpu_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* ---- the service (a child process: bench_pm_live --serve ...) ---------------------- */
 
@@ -77,6 +72,11 @@ static uint32_t change_opp[MAX_CHANGES];
 static uint32_t n_changes;
 #define MAX_JOBS (1u << 16)
 static uint64_t started_at[MAX_JOBS];   /* per request index: when its handler began */
+/* Per request index: the burn's CPU time and the wall time it took.  Their
+ * ratio is the share of a CPU the service got while it had work: 1 on a
+ * quiet machine; on a loaded one the service waits for a CPU, the answers
+ * come late for that reason alone, and the run measures the machine. */
+static uint64_t burn_cpu[MAX_JOBS], burn_wall[MAX_JOBS];
 
 static void on_change(void *arg, uint64_t now_ns, uint32_t opp)
 {
@@ -96,13 +96,18 @@ static int on_echo(void *self, const thoth_echo_Echo_echo_req_t *req, thoth_echo
 		memcpy(&index, req->data.ptr + 8, 8);
 	}
 	if (index < MAX_JOBS)
-		started_at[index] = mono_ns();  /* just after the governor's decision at dispatch */
+		started_at[index] = thoth_pm_clock_monotonic_ns();  /* just after the governor's decision at dispatch */
 	thoth_pm_governed_stats_t st;
 	thoth_pm_governed_stats(gov, &st);
 	uint64_t burn = work * 1024 / model->opps[st.opp].capacity;
-	uint64_t until = thread_cpu_ns() + burn;
-	while (thread_cpu_ns() < until)
+	uint64_t wall0 = thoth_pm_clock_monotonic_ns(), cpu0 = thoth_pm_clock_thread_cpu_ns();
+	uint64_t until = cpu0 + burn, cpu1;
+	while ((cpu1 = thoth_pm_clock_thread_cpu_ns()) < until)
 		;
+	if (index < MAX_JOBS) {
+		burn_cpu[index] = cpu1 - cpu0;
+		burn_wall[index] = thoth_pm_clock_monotonic_ns() - wall0;
+	}
 	resp->data = req->data;
 	return 0;
 }
@@ -129,7 +134,7 @@ static int serve(char **argv)
 	uint64_t qos_ns = strtoull(argv[3], NULL, 10) * 1000;
 	thoth_loop_t *loop;
 	thoth_pm_dvfs_t *dvfs;
-	if (!model || thoth_loop_new(&loop) || thoth_pm_dvfs_new(0, model, mono_ns(), &dvfs) ||
+	if (!model || thoth_loop_new(&loop) || thoth_pm_dvfs_new(0, model, thoth_pm_clock_monotonic_ns(), &dvfs) ||
 	    thoth_pm_governed_new(loop, dvfs, qos_ns, &gov))
 		return 1;
 	if (thoth_pm_dvfs_backend(dvfs) != THOTH_PM_DVFS_SIMULATED) {
@@ -163,7 +168,8 @@ static int serve(char **argv)
 		fprintf(f, "c %llu %u\n", (unsigned long long)change_at[i], change_opp[i]);
 	for (uint32_t i = 0; i < MAX_JOBS; i++)
 		if (started_at[i])
-			fprintf(f, "d %llu %u\n", (unsigned long long)started_at[i], i);
+			fprintf(f, "d %llu %u\nu %llu %u\nw %llu %u\n", (unsigned long long)started_at[i], i,
+				(unsigned long long)burn_cpu[i], i, (unsigned long long)burn_wall[i], i);
 	fclose(f);
 	thoth_pm_governed_free(gov);
 	thoth_pm_dvfs_free(dvfs);
@@ -210,9 +216,9 @@ static void *client_main(void *arg)
 		memcpy(payload + 8, &index, 8);
 		thoth_echo_Echo_echo_req_t req = { .data = { .ptr = payload, .len = 16 } };
 		thoth_echo_Echo_echo_resp_t resp;
-		c->sent[j].at = mono_ns();
+		c->sent[j].at = thoth_pm_clock_monotonic_ns();
 		c->err = thoth_echo_Echo_echo(thoth_chan_client(ch), &req, &resp, NULL);
-		c->sent[j].done = mono_ns();
+		c->sent[j].done = thoth_pm_clock_monotonic_ns();
 	}
 	thoth_chan_close(ch);
 	return NULL;
@@ -250,8 +256,15 @@ typedef struct phase {
 	double stretch;                 /* median answer time / burn at the dispatch's OPP */
 	uint64_t misses;
 	uint64_t identified, requests;
+	/* The CPU the service got while burning: all burns' CPU time / their
+	 * wall time, and the 10th percentile of that per request. */
+	double cpu_share, cpu_share_p10;
 	int err;
 } phase_t;
+
+/* A phase whose service got less than this share of a CPU while it had
+ * work measured the machine, not the governor ("loaded"). */
+#define QUIET_SHARE 0.90
 
 static const char *self_path;
 
@@ -285,7 +298,7 @@ static void run_phase(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *t, 
 	sent_t *sent = calloc(t->count, sizeof *sent);
 	client_t cl[MAX_CLIENTS];
 	pthread_t th[MAX_CLIENTS];
-	uint64_t start = mono_ns() + 50000000ull;       /* everyone connected by then */
+	uint64_t start = thoth_pm_clock_monotonic_ns() + 50000000ull;       /* everyone connected by then */
 	for (uint32_t i = 0; i < senders; i++) {
 		cl[i] = (client_t){ .sock = sock, .t = t, .id = i + 1, .start = start, .sent = sent };
 		pthread_create(&th[i], NULL, client_main, &cl[i]);
@@ -312,6 +325,7 @@ static void run_phase(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *t, 
 	uint64_t *at = malloc(MAX_CHANGES * sizeof *at);
 	uint32_t *opp = malloc(MAX_CHANGES * sizeof *opp), n = 0;
 	uint64_t *began = calloc(t->count + 1, sizeof *began);
+	uint64_t *cpu = calloc(t->count + 1, sizeof *cpu), *wall = calloc(t->count + 1, sizeof *wall);
 	FILE *f = fopen(timeline, "r");
 	unsigned long long a;
 	unsigned o;
@@ -322,6 +336,10 @@ static void run_phase(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *t, 
 			opp[n++] = o < m->opp_count ? o : m->opp_count - 1;
 		} else if (kind == 'd' && o < t->count) {
 			began[o] = a;
+		} else if (kind == 'u' && o < t->count) {
+			cpu[o] = a;
+		} else if (kind == 'w' && o < t->count) {
+			wall[o] = a;
 		}
 	}
 	if (f)
@@ -329,7 +347,9 @@ static void run_phase(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *t, 
 	/* Per request: from its send to the first instant the OPP in effect
 	 * gives its right speed (or its answer, if that comes first). */
 	uint64_t *ramp = calloc(t->count + 1, sizeof *ramp), *from_dispatch = calloc(t->count + 1, sizeof *ramp);
-	double *stretch = calloc(t->count + 1, sizeof *stretch);
+	double *stretch = calloc(t->count + 1, sizeof *stretch), *share = calloc(t->count + 1, sizeof *share);
+	double cpu_sum = 0, wall_sum = 0;
+	size_t n_share = 0;
 	for (size_t j = 0; j < t->count; j++) {
 		if (!sent[j].at)
 			continue;
@@ -360,6 +380,11 @@ static void run_phase(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *t, 
 			at_disp = opp[i];
 		double burn = (double)t->jobs[j].work_ns * 1024.0 / m->opps[at_disp].capacity;
 		stretch[out->requests] = (double)(done - disp) / burn;
+		if (wall[j] && cpu[j]) {
+			cpu_sum += (double)cpu[j];
+			wall_sum += (double)wall[j];
+			share[n_share++] = (double)cpu[j] / (double)wall[j];
+		}
 		ramp[out->requests++] = reached - arr;
 	}
 	if (out->requests) {
@@ -372,6 +397,14 @@ static void run_phase(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *t, 
 		qsort(stretch, c, sizeof *stretch, cmp_double);
 		out->stretch = stretch[c / 2];
 	}
+	if (n_share) {
+		qsort(share, n_share, sizeof *share, cmp_double);
+		out->cpu_share = cpu_sum / wall_sum;
+		out->cpu_share_p10 = share[n_share / 10];
+	}
+	free(share);
+	free(cpu);
+	free(wall);
 	free(stretch);
 	free(ramp);
 	free(from_dispatch);
@@ -381,6 +414,20 @@ static void run_phase(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *t, 
 	free(sent);
 	unlink(timeline);
 	unlink(sock);
+}
+
+/* The machine's load average, printed beside the verdict. */
+static void print_loadavg(const char *when)
+{
+	char line[128] = "";
+	FILE *f = fopen("/proc/loadavg", "r");
+	if (f) {
+		if (!fgets(line, sizeof line, f))
+			line[0] = '\0';
+		fclose(f);
+	}
+	line[strcspn(line, "\n")] = '\0';
+	printf("load average %s: %s\n", when, line[0] ? line : "(unknown)");
 }
 
 #define VARIANTS 4
@@ -436,10 +483,16 @@ int main(int argc, char **argv)
 	       "ramp (ms) = time from a request's send until the OPP gives its right speed (the optimum's "
 	       "on the trace, as the simulator), or its answer; live/sim = live p95 / simulator p95; "
 	       "disp p95 = the same ramp counted from the request's dispatch (the service's scheduling delay taken out); right@d = share of requests whose handler began at their right speed (the governor's decision at dispatch, little moved by load); x none = live p95 / live p95 without options (same run); stretch = median answer time / the burn at its OPP (1 on a quiet machine: above that the service waited for a CPU, and chain steps that come more than a deadline apart are not chains to the predictor); named = requests whose sender "
-	       "the dispatcher named\n", spec, t.count);
-	printf("%-10s %-9s %8s %8s %9s %8s %6s %8s %9s %7s %7s %9s\n", "model", "options", "live p50", "live p95",
-	       "disp p95", "right@d", "misses", "sim p95", "live/sim", "x none", "stretch", "named");
+	       "the dispatcher named; cpu got = the share of a CPU the service got while burning its requests' work "
+	       "(CPU time / wall time of the burns; p10 = the 10th percentile per request): under 90%% the "
+	       "row is LOADED\n", spec, t.count);
+	print_loadavg("at start");
+	printf("%-10s %-9s %8s %8s %9s %8s %6s %8s %9s %7s %7s %9s %8s %5s\n", "model", "options", "live p50",
+	       "live p95", "disp p95", "right@d", "misses", "sim p95", "live/sim", "x none", "stretch", "named",
+	       "cpu got", "p10");
 	int status = 0;
+	unsigned phases = 0, loaded = 0;
+	double worst_share = 1;
 	for (size_t mi = 0; thoth_pm_cpu_model_at(mi); mi++) {
 		const thoth_pm_cpu_model_t *m = thoth_pm_cpu_model_at(mi);
 		if (only && strcmp(only, m->name))
@@ -456,18 +509,34 @@ int main(int argc, char **argv)
 				status = 1;
 			thoth_pm_cpu_result_t r;
 			thoth_pm_sim_cpu_options(m, &t, THOTH_PM_GOV_THOTH, variant_options[v], &r);
-			printf("%-10s %-9s %8.2f %8.2f %9.2f %7.1f%% %6llu %8.2f %8.2fx %6.2fx %6.2fx %4llu/%llu\n", m->name,
+			bool is_loaded = ph[v].cpu_share < QUIET_SHARE;
+			phases++;
+			loaded += is_loaded;
+			if (ph[v].cpu_share < worst_share)
+				worst_share = ph[v].cpu_share;
+			printf("%-10s %-9s %8.2f %8.2f %9.2f %7.1f%% %6llu %8.2f %8.2fx %6.2fx %6.2fx %4llu/%llu %7.1f%% "
+			       "%4.0f%%%s\n", m->name,
 			       variant_names[v], ph[v].p50_ns / 1e6, ph[v].p95_ns / 1e6, ph[v].dispatch_p95_ns / 1e6,
 			       ph[v].requests ? 100.0 * ph[v].right_at_dispatch / ph[v].requests : 0.0,
 			       (unsigned long long)ph[v].misses, r.ramp_p95_ns / 1e6,
 			       r.ramp_p95_ns ? (double)ph[v].p95_ns / (double)r.ramp_p95_ns : 0.0,
 			       ph[0].p95_ns ? (double)ph[v].p95_ns / (double)ph[0].p95_ns : 0.0, ph[v].stretch,
-			       (unsigned long long)ph[v].identified, (unsigned long long)ph[v].requests);
+			       (unsigned long long)ph[v].identified, (unsigned long long)ph[v].requests,
+			       100 * ph[v].cpu_share, 100 * ph[v].cpu_share_p10, is_loaded ? "  LOADED" : "");
 			fflush(stdout);
 		}
 		free(speed);
 		free(rights);
 	}
+	print_loadavg("at end");
+	if (loaded)
+		printf("verdict: LOADED: in %u of %u phases the service got less than %.0f%% of a CPU while it had work "
+		       "(least %.1f%%): its answers waited for a CPU, so these ramps and misses measure this "
+		       "machine, not the governor; run it on a quiet machine\n",
+		       loaded, phases, 100 * QUIET_SHARE, 100 * worst_share);
+	else
+		printf("verdict: quiet: the service got at least %.0f%% of a CPU while it had work in every phase "
+		       "(least %.1f%%): the ramps are the governor's\n", 100 * QUIET_SHARE, 100 * worst_share);
 	thoth_pm_trace_free(&t);
 	rmdir(dir);
 	return status;

@@ -4,9 +4,9 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "governed.h"
+#include "pm_clock.h"
 #include "thoth/caller.h"
 #include "thoth/error.h"
 #include "thoth/trace.h"
@@ -26,20 +26,6 @@ struct thoth_pm_governed {
 	void *change_arg;
 };
 
-static uint64_t monotonic_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t thread_cpu_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static void on_check(thoth_loop_t *loop, thoth_timer_t *timer, void *arg);
 
 /* Why the governor was asked (pm_freq_change's reason, docs/OBSERVABILITY.md). */
@@ -49,7 +35,7 @@ enum { FREQ_AT_ARRIVAL = 1, FREQ_AT_COMPLETION = 2, FREQ_BY_TIMER = 3 };
  * armed exactly while the domain is above its floor. */
 static void decide(thoth_pm_governed_t *g, uint64_t now, uint64_t dispatch_ns, unsigned why)
 {
-	uint64_t cpu = thread_cpu_ns();
+	uint64_t cpu = thoth_pm_clock_thread_cpu_ns();
 	uint64_t ran = cpu > g->cpu_seen_ns ? cpu - g->cpu_seen_ns : 0;
 	g->cpu_seen_ns = cpu;
 	uint32_t opp = g->opp;
@@ -89,7 +75,7 @@ static void on_check(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
 	/* No dispatch for a hold time: requests seen waiting went away with
 	 * their channels; they must not hold the frequency up. */
 	thoth_pm_dvfs_forget_waiting(g->dvfs);
-	decide(g, monotonic_ns(), 0, FREQ_BY_TIMER);
+	decide(g, thoth_pm_clock_monotonic_ns(), 0, FREQ_BY_TIMER);
 }
 
 static int governed_invoke(const void *handlers, void *self, const thoth_method_info_t *m,
@@ -97,7 +83,7 @@ static int governed_invoke(const void *handlers, void *self, const thoth_method_
 {
 	thoth_pm_governed_t *g = self;
 	(void)handlers;
-	uint64_t now = monotonic_ns();
+	uint64_t now = thoth_pm_clock_monotonic_ns();
 	g->stats.requests++;
 	/* Who sent it (the chain predictor keys on the channel) and what
 	 * waits behind it (faster-first sees a queue): the channel server
@@ -111,11 +97,11 @@ static int governed_invoke(const void *handlers, void *self, const thoth_method_
 	}
 	if (thoth_pm_dvfs_dispatched(g->dvfs, now, client, now + g->qos_ns, waiting) == 0)
 		decide(g, now, now, FREQ_AT_ARRIVAL);
-	uint64_t cpu0 = thread_cpu_ns();
+	uint64_t cpu0 = thoth_pm_clock_thread_cpu_ns();
 	int r = g->inner(g->inner_handlers, g->inner_self, m, req, resp, arena);
-	uint64_t cpu1 = thread_cpu_ns();
+	uint64_t cpu1 = thoth_pm_clock_thread_cpu_ns();
 	thoth_pm_dvfs_completed(g->dvfs, cpu1 - cpu0);
-	decide(g, monotonic_ns(), 0, FREQ_AT_COMPLETION);
+	decide(g, thoth_pm_clock_monotonic_ns(), 0, FREQ_AT_COMPLETION);
 	return r;
 }
 
@@ -130,7 +116,7 @@ int thoth_pm_governed_new(thoth_loop_t *loop, thoth_pm_dvfs_t *dvfs, uint64_t qo
 	g->loop = loop;
 	g->dvfs = dvfs;
 	g->qos_ns = qos_ns;
-	g->cpu_seen_ns = thread_cpu_ns();
+	g->cpu_seen_ns = thoth_pm_clock_thread_cpu_ns();
 	/* This thread serves the requests: with the uclamp backend its clamps
 	 * carry the governor's choice (dvfs.h). */
 	int r = thoth_pm_dvfs_add_thread(dvfs, 0);
@@ -140,7 +126,7 @@ int thoth_pm_governed_new(thoth_loop_t *loop, thoth_pm_dvfs_t *dvfs, uint64_t qo
 	}
 	/* where the governor starts and an idle domain rests */
 	uint32_t opp = 0;
-	thoth_pm_dvfs_update(dvfs, monotonic_ns(), 0, &opp);
+	thoth_pm_dvfs_update(dvfs, thoth_pm_clock_monotonic_ns(), 0, &opp);
 	g->opp = g->stats.floor_opp = opp;
 	*out = g;
 	return 0;

@@ -216,11 +216,26 @@ static uint32_t next_efficient(const thoth_pm_cpu_model_t *m, uint32_t i)
 	return i;
 }
 
+/* The work estimate: each request's MEAN, and EST = mean + 2 mean
+ * deviations, what one request is planned on (0 before any completion). */
+typedef struct estimate {
+	double mean, est;
+} estimate_t;
+
 /* Can the queued demand be met by running at LO for the next decision
  * interval (plus a switch) and at HI after it?  This is how a CPU between
- * two OPPs time-shares them, as the optimum does (sim_cpu.c). */
+ * two OPPs time-shares them, as the optimum does (sim_cpu.c).
+ *
+ * The first K queued requests are planned on K means plus ONE margin of
+ * 2 deviations x sqrt(K), not K margins: their works are independent, so
+ * the spread of their sum grows as sqrt(K) (K margins planned two chains
+ * queued behind each other as if every step were the largest; docs/PM.md
+ * "Chains").  A predicted step keeps a whole margin of its own: whether
+ * it comes at all, and when, is a guess too (with sqrt margins for them
+ * as well the A57 chain reached its right speed 2.15 ms after arrival,
+ * over the 2 ms target). */
 static bool fits(const thoth_pm_cpu_model_t *m, uint64_t now, const thoth_pm_pending_t *pending,
-		 size_t count, const thoth_pm_pending_t *predicted, size_t npredicted, double est,
+		 size_t count, const thoth_pm_pending_t *predicted, size_t npredicted, estimate_t e,
 		 uint32_t lo, uint32_t hi)
 {
 	double lead = (double)(THOTH_PM_THOTH_DECISION_NS + m->switch_latency_ns);
@@ -233,12 +248,14 @@ static bool fits(const thoth_pm_cpu_model_t *m, uint64_t now, const thoth_pm_pen
 		 * is assumed to need half as much again as it has used: the
 		 * demand stays visible while its deadline approaches. */
 		double done = p->done_work;
-		double left = done < est ? est - done : done / 2;
+		double left = done >= e.est ? done / 2 : done < e.mean ? e.mean - done : 0;
 		cumulative += left;
+		double queued = (double)(i < count ? i + 1 : count);
+		double margin = (e.est - e.mean) * (sqrt(queued) + (double)(i + 1) - queued);
 		double slack = (double)p->deadline_ns - (double)now;
 		double can = m->opps[lo].capacity * (slack < lead ? slack : lead) +
 			     m->opps[hi].capacity * (slack > lead ? slack - lead : 0);
-		if (cumulative * 1024.0 > can)
+		if ((cumulative + margin) * 1024.0 > can)
 			return false;
 	}
 	return true;
@@ -254,7 +271,9 @@ static uint32_t thoth_gov(thoth_pm_governor_t *g, uint64_t now, const thoth_pm_p
 	 * With nothing queued, the thread's running is not request-driven:
 	 * then PELT says what it uses.  (While requests are queued PELT would
 	 * only echo their burst, which the demand already accounts for.) */
-	double est = g->completions ? g->est_mean + 2 * g->est_dev : 0;
+	estimate_t est = { 0, 0 };
+	if (g->completions)
+		est = (estimate_t){ g->est_mean, g->est_mean + 2 * g->est_dev };
 	thoth_pm_pending_t predicted[32];
 	size_t np = 0;
 	if (g->options & THOTH_PM_GOV_CHAIN_PREDICT)
@@ -276,7 +295,22 @@ static uint32_t thoth_gov(thoth_pm_governor_t *g, uint64_t now, const thoth_pm_p
 		g->holding_down = false;
 		return want;
 	}
-	/* Lower only once lower targets held for the whole hold time. */
+	/* Lower at once when requests are queued and WANT alone carries all
+	 * the known demand, the predicted steps included: no known request
+	 * would take it back up, so there is no back-and-forth for the hold
+	 * to damp, and holding the faster OPP would only run that demand at
+	 * a worse energy per unit of work (on the HiKey chains, a step that a
+	 * late request had pushed to 1200 MHz ran the next one there too).
+	 * With nothing queued the hold stays: idle costs the same at any OPP,
+	 * and live, where a client's next request is seen only when it is
+	 * dispatched, dropping at each completion would switch twice per
+	 * request. */
+	if (count && fits(m, now, pending, count, predicted, np, est, want, want)) {
+		g->holding_down = false;
+		return want;
+	}
+	/* Otherwise lower only once lower targets held for the whole hold
+	 * time. */
 	if (!g->holding_down) {
 		g->holding_down = true;
 		g->down_since_ns = now;

@@ -22,13 +22,16 @@
  *   thoth        at each arrival and every 0.5 ms while requests are
  *                queued: the slowest *efficient* OPP from which every
  *                queued request still meets its deadline, given its
- *                estimated work (mean + 2 mean deviations of the service's
- *                recent requests, as TCP's RTO estimator), if the CPU moves
- *                to the next efficient OPP after this interval: the two-OPP
- *                time-sharing the optimum uses.  With nothing queued, what
- *                PELT says the thread uses.  Raises at once; lowers only
- *                after lower targets held for 2 ms (docs/PM.md justifies
- *                the rate limit).  Options (below, both on by default)
+ *                estimated work (the mean of the service's recent requests
+ *                plus a margin of 2 mean deviations, as TCP's RTO
+ *                estimator; K queued requests share one margin x sqrt(K)),
+ *                if the CPU moves to the next efficient OPP after this
+ *                interval: the two-OPP time-sharing the optimum uses.  With
+ *                nothing queued, what PELT says the thread uses.  Raises at
+ *                once; lowers at once when the lower OPP alone carries all
+ *                that is queued, otherwise only after lower targets held for
+ *                2 ms (docs/PM.md justifies the rate limit).  Options
+ *                (below, both on by default)
  *                plan for the steps of request/response chains that have
  *                not arrived yet.
  */

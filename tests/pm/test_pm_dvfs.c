@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -384,6 +386,96 @@ static void test_uclamp_detection_on_this_kernel_follows_the_kernels_answer(void
 	thoth_pm_dvfs_free(d);
 }
 
+/* A real thread for the uclamp test: it waits until told to end. */
+typedef struct parked {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int tid;
+	bool end;
+} parked_t;
+
+static void *park(void *arg)
+{
+	parked_t *p = arg;
+	pthread_mutex_lock(&p->lock);
+	p->tid = (int)syscall(SYS_gettid);
+	pthread_cond_broadcast(&p->cond);
+	while (!p->end)
+		pthread_cond_wait(&p->cond, &p->lock);
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+/*
+ * uclamp on this kernel, with the real system calls, judged against the
+ * kernel's own word: CONFIG_UCLAMP_TASK is what adds
+ * /proc/sys/kernel/sched_util_clamp_min, so the probe must say yes exactly
+ * where that file exists.  Where it does, a real thread governed through
+ * the PM code path (dvfs add_thread, a choice of 729 MHz) carries the OPP's
+ * capacity as both clamps, read back with sched_getattr.  Where it does
+ * not (this VM: 6.18 without CONFIG_UCLAMP_TASK), the refusal is the
+ * kernel's EOPNOTSUPP, kept as the errno of a clamp written anyway, and
+ * the clamp path is checked only through the seam above: say so.
+ */
+static void test_a_real_threads_clamps_are_set_and_read_back_where_the_kernel_has_uclamp(void **state)
+{
+	bool sysctl = access("/proc/sys/kernel/sched_util_clamp_min", F_OK) == 0;
+	char why[200];
+	bool yes = thoth_pm_uclamp_probe(why, sizeof why);
+	assert_int_equal(yes, sysctl);
+	if (!yes) {
+		thoth_pm_sched_attr_t a;
+		memset(&a, 0, sizeof a);
+		bool has_fields = syscall(SYS_sched_getattr, 0, &a, sizeof a, 0) == 0 && a.size >= sizeof a;
+		if (has_fields) {
+			/* a 5.3+ sched_attr: the clamp itself is refused */
+			assert_non_null(strstr(why, strerror(EOPNOTSUPP)));
+			assert_non_null(strstr(why, "CONFIG_UCLAMP_TASK"));
+			assert_int_equal(thoth_pm_uclamp_set(0, 0, 1024), THOTH_E_IO);
+			assert_int_equal(thoth_last_errno(), EOPNOTSUPP);
+		} else {
+			assert_non_null(strstr(why, "too short"));
+		}
+		print_message("uclamp: this kernel has none (no /proc/sys/kernel/sched_util_clamp_min): "
+			      "the clamp on a real thread is NOT tested here (%s)\n", why);
+		return;
+	}
+	parked_t p = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, false };
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, park, &p), 0);
+	pthread_mutex_lock(&p.lock);
+	while (!p.tid)
+		pthread_cond_wait(&p.cond, &p.lock);
+	pthread_mutex_unlock(&p.lock);
+	schedutil_fixture();
+	thoth_pm_dvfs_t *d;
+	assert_int_equal(thoth_pm_dvfs_new(0, hikey(), 0, &d), 0);
+	assert_int_equal(thoth_pm_dvfs_backend(d), THOTH_PM_DVFS_UCLAMP);
+	assert_int_equal(thoth_pm_dvfs_add_thread(d, p.tid), 0);
+	/* The first choice (432 MHz) is the first write. */
+	uint32_t opp;
+	int rc = thoth_pm_dvfs_update(d, 0, 0, &opp);
+	if (rc && strstr(thoth_pm_dvfs_error(d), strerror(EPERM)) && geteuid() != 0) {
+		print_message("uclamp: refused to a non-root user here (%s): not tested\n", thoth_pm_dvfs_error(d));
+	} else {
+		assert_int_equal(rc, 0);
+		assert_int_equal(drive_to_729(d), 2);
+		thoth_pm_sched_attr_t a;
+		memset(&a, 0, sizeof a);
+		assert_int_equal(syscall(SYS_sched_getattr, p.tid, &a, sizeof a, 0), 0);
+		assert_int_equal(a.sched_util_min, 622);
+		assert_int_equal(a.sched_util_max, 622);
+		print_message("uclamp: tid %d clamped to %u..%u, read back\n", p.tid, a.sched_util_min,
+			      a.sched_util_max);
+	}
+	thoth_pm_dvfs_free(d);
+	pthread_mutex_lock(&p.lock);
+	p.end = true;
+	pthread_cond_broadcast(&p.cond);
+	pthread_mutex_unlock(&p.lock);
+	assert_int_equal(pthread_join(th, NULL), 0);
+}
+
 static void test_thread_cpu_time_comes_from_schedstat(void **state)
 {
 	char rel[64];
@@ -426,6 +518,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_a_refused_clamp_is_reported_with_the_kernels_answer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_a_kernel_whose_sched_attr_has_no_clamps_is_told_apart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_uclamp_detection_on_this_kernel_follows_the_kernels_answer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_real_threads_clamps_are_set_and_read_back_where_the_kernel_has_uclamp, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -334,6 +334,63 @@ static void test_an_arrival_that_finds_another_queued_runs_the_faster_opp_first(
 	assert_int_equal(thoth_pm_governor_update(&g, 0, 0, q, 2), 1);
 }
 
+/*
+ * HiKey, a learned work of mean 2 ms and mean deviation 0.2 ms per request
+ * (planned on mean + 2 deviations = 2.4 ms for one).  Four requests queued,
+ * all due at D: their works are independent, so they are planned on 4
+ * means plus one margin of 2 x 0.2 x sqrt(4) = 0.8 ms (8.8 ms in all, 9.01e9
+ * capacity-ns), not on four margins (9.6 ms, 9.83e9).  432 MHz (369) for the
+ * 1 ms lead then 729 MHz (622) gives 0.369e9 + 622 x (D - 1 ms): 9.08e9 at
+ * D = 15.5 ms, enough for the one margin and not for four, so the governor
+ * stays at 432; at D = 14.5 ms (8.77e9) even the one margin needs 729.
+ */
+/* A thoth governor on M without options that has learned a work of MEAN
+ * (capacity-ns) with mean deviation DEV per request. */
+static void taught(thoth_pm_governor_t *g, const thoth_pm_cpu_model_t *m, double mean, double dev)
+{
+	thoth_pm_governor_init(g, THOTH_PM_GOV_THOTH, m, 0);
+	thoth_pm_governor_set_options(g, 0);
+	g->completions = 10;
+	g->est_mean = mean;
+	g->est_dev = dev;
+}
+
+static void test_queued_requests_are_planned_on_one_margin_growing_as_the_root_of_their_count(void **state)
+{
+	const thoth_pm_cpu_model_t *m = hikey();
+	for (int tight = 0; tight < 2; tight++) {
+		thoth_pm_governor_t g;
+		taught(&g, m, 2e6, 0.2e6);
+		uint64_t d = tight ? 14500 * US : 15500 * US;
+		thoth_pm_pending_t q[4] = { due(d), due(d), due(d), due(d) };
+		assert_int_equal(thoth_pm_governor_update(&g, 0, 0, q, 4), tight ? 2 : 1);
+	}
+}
+
+/*
+ * A request due in 2.5 ms with 2 ms of work takes HiKey to 960 MHz (819).
+ * Once what is queued fits the floor alone (one request due in 20 ms), the
+ * governor lowers at once: nothing known would take it back up, so the
+ * 2 ms hold has no back-and-forth to damp.  With nothing queued it keeps
+ * the hold (idle costs the same at any OPP; live, a client's next request
+ * is seen only at its dispatch, and dropping at each completion would
+ * switch twice per request).
+ */
+static void test_a_lower_opp_that_carries_all_queued_demand_is_taken_at_once(void **state)
+{
+	const thoth_pm_cpu_model_t *m = hikey();
+	for (int queued = 0; queued < 2; queued++) {
+		thoth_pm_governor_t g;
+		taught(&g, m, 2e6, 0);
+		thoth_pm_pending_t q[1] = { due(2500 * US) };
+		assert_int_equal(thoth_pm_governor_update(&g, 0, 0, q, 1), 3);
+		q[0] = due(20 * MS);
+		assert_int_equal(thoth_pm_governor_update(&g, 100 * US, 0, q, queued), queued ? 1 : 3);
+		assert_int_equal(thoth_pm_governor_update(&g, 1 * MS, 0, q, queued), queued ? 1 : 3);
+		assert_int_equal(thoth_pm_governor_update(&g, 2200 * US, 0, q, queued), 1);
+	}
+}
+
 /* Client 5 sends chains of 3 steps 2.02 ms apart, each due 10 ms after it
  * is sent; 3 ms of work each.  At a new chain's first step the predictor
  * plans for the two steps to come: 9.216e9 capacity-ns by 14.04 ms, which
@@ -617,6 +674,8 @@ int main(void)
 		cmocka_unit_test(test_optimum_runs_at_the_hull_speed),
 		cmocka_unit_test(test_optimum_bends_where_an_arrival_forces_it),
 		cmocka_unit_test(test_governors_on_one_request),
+		cmocka_unit_test(test_queued_requests_are_planned_on_one_margin_growing_as_the_root_of_their_count),
+		cmocka_unit_test(test_a_lower_opp_that_carries_all_queued_demand_is_taken_at_once),
 		cmocka_unit_test(test_demand_known_at_arrival_reaches_speed_at_once),
 		cmocka_unit_test(test_a_late_ramp_is_told_apart_from_one_that_needed_a_later_request),
 		cmocka_unit_test(test_an_arrival_that_finds_another_queued_runs_the_faster_opp_first),

@@ -181,17 +181,69 @@ static pid_t start_driver(harness_t *h, const char *kind, const char *needs)
 	return pid;
 }
 
-static void start(harness_t *h, client_t *c, bool disk)
+/* thothd in the harness's directory.  FIXTURE_ROOT: under
+ * THOTH_SYSFS_ROOT=DIR/root with a dev/cpu_dma_latency of its own, so a
+ * latency bound never touches the host's (the file is left open in *QOS_FD
+ * when asked for).  Its pid. */
+static pid_t start_thothd_at(harness_t *h, bool fixture_root, int *qos_fd)
 {
-	assert_int_equal(harness_setup(h), 0);
-	assert_true(harness_start_thothd(h, NULL) > 0);
-	client_connect(h, c);
-	start_driver(h, "bus", NULL);
+	if (!fixture_root) {
+		pid_t d = harness_start_thothd(h, NULL);
+		assert_true(d > 0);
+		return d;
+	}
+	char path[300];
+	snprintf(path, sizeof path, "%s/root", h->dir);
+	mkdir(path, 0700);
+	setenv("THOTH_SYSFS_ROOT", path, 1);
+	snprintf(path, sizeof path, "%s/root/dev", h->dir);
+	mkdir(path, 0700);
+	snprintf(path, sizeof path, "%s/root/dev/cpu_dma_latency", h->dir);
+	int fd = open(path, O_CREAT | O_RDWR, 0600);
+	assert_true(fd >= 0);
+	pid_t d = harness_start_thothd(h, NULL);
+	unsetenv("THOTH_SYSFS_ROOT");
+	assert_true(d > 0);
+	if (qos_fd)
+		*qos_fd = fd;
+	else
+		close(fd);
+	return d;
+}
+
+typedef struct drivers {
+	pid_t bus, disk;        /* disk: 0 when not started */
+} drivers_t;
+
+/* The bus driver, and the disk needing it when DISK, each waited for until
+ * the broker shows it at level 0; their pids in *OUT if asked for. */
+static void start_drivers(harness_t *h, client_t *c, bool disk, drivers_t *out)
+{
+	drivers_t d = { start_driver(h, "bus", NULL), 0 };
 	wait_level(c, 0, 0);
 	if (disk) {
-		start_driver(h, "disk", "bus");
+		d.disk = start_driver(h, "disk", "bus");
 		wait_level(c, 1, 0);
 	}
+	if (out)
+		*out = d;
+}
+
+typedef enum up {
+	NO_DRIVERS,
+	BUS,
+	BUS_AND_DISK,
+} up_t;
+
+/* The set-up most cases share: harness, thothd, a control client, and the
+ * drivers UP says, up. */
+static void start(harness_t *h, client_t *c, up_t up, drivers_t *out)
+{
+	assert_int_equal(harness_setup(h), 0);
+	start_thothd_at(h, false, NULL);
+	client_connect(h, c);
+	if (up != NO_DRIVERS)
+		start_drivers(h, c, up == BUS_AND_DISK, out);
 }
 
 static void wait_event(client_t *c, int *counter, int want)
@@ -206,7 +258,7 @@ static void test_lease_on_disk_raises_bus_first_through_thothd(void **state)
 {
 	harness_t h;
 	client_t c;
-	start(&h, &c, true);
+	start(&h, &c, BUS_AND_DISK, NULL);
 	uint64_t id = 0;
 	thoth_pm_LeaseStatus_t st = THOTH_PM_LEASE_STATUS_LOST;
 	assert_int_equal(lease(&c, "disk", 2, THOTH_PM_LEASE_KIND_ASSERTIVE, 0, &id, &st), 0);
@@ -265,7 +317,7 @@ static void test_kill_9_of_holder_frees_its_lease_within_1ms(void **state)
 {
 	harness_t h;
 	client_t c;
-	start(&h, &c, false);
+	start(&h, &c, BUS, NULL);
 	/* Baseline from this run: how long one state() round trip takes now. */
 	uint64_t rtt[21];
 	snapshot_t s;
@@ -326,7 +378,7 @@ static void test_requests_to_suspended_disk_are_replayed_after_resume(void **sta
 {
 	harness_t h;
 	client_t c;
-	start(&h, &c, true);
+	start(&h, &c, BUS_AND_DISK, NULL);
 	uint64_t ids[5];
 	char payload[16];
 	for (int i = 0; i < 5; i++) {
@@ -351,13 +403,9 @@ static void test_kill_9_of_driver_fails_its_queued_requests(void **state)
 {
 	harness_t h;
 	client_t c;
-	assert_int_equal(harness_setup(&h), 0);
-	assert_true(harness_start_thothd(&h, NULL) > 0);
-	client_connect(&h, &c);
-	pid_t bus = start_driver(&h, "bus", NULL);
-	wait_level(&c, 0, 0);
-	pid_t disk = start_driver(&h, "disk", "bus");
-	wait_level(&c, 1, 0);
+	drivers_t drv;
+	start(&h, &c, BUS_AND_DISK, &drv);
+	pid_t bus = drv.bus, disk = drv.disk;
 	/* The bus driver hangs: the disk cannot resume, the request waits. */
 	kill(bus, SIGSTOP);
 	uint64_t id;
@@ -380,9 +428,7 @@ static void test_declaration_with_negative_latency_is_refused_naming_the_field(v
 {
 	harness_t h;
 	client_t c;
-	assert_int_equal(harness_setup(&h), 0);
-	assert_true(harness_start_thothd(&h, NULL) > 0);
-	client_connect(&h, &c);
+	start(&h, &c, NO_DRIVERS, NULL);
 	thoth_pm_Level_t lv[2] = {
 		{ .name = thoth_str("OFF"), .power_mw = 0, .entry_latency_us = -5, .exit_latency_us = 10 },
 		{ .name = thoth_str("ON"), .power_mw = 1 },
@@ -406,22 +452,10 @@ static void test_latency_bound_holds_cpu_dma_latency_open_and_keeps_disk_idle(vo
 	client_t c;
 	assert_int_equal(harness_setup(&h), 0);
 	/* A fixture root: thothd must never write the host's /dev/cpu_dma_latency. */
-	char path[300];
-	snprintf(path, sizeof path, "%s/root", h.dir);
-	mkdir(path, 0700);
-	setenv("THOTH_SYSFS_ROOT", path, 1);
-	snprintf(path, sizeof path, "%s/root/dev", h.dir);
-	mkdir(path, 0700);
-	snprintf(path, sizeof path, "%s/root/dev/cpu_dma_latency", h.dir);
-	int fd = open(path, O_CREAT | O_RDWR, 0600);
-	assert_true(fd >= 0);
-	pid_t d = harness_start_thothd(&h, NULL);
-	unsetenv("THOTH_SYSFS_ROOT");
+	int fd = -1;
+	pid_t d = start_thothd_at(&h, true, &fd);
 	client_connect(&h, &c);
-	start_driver(&h, "bus", NULL);
-	wait_level(&c, 0, 0);
-	start_driver(&h, "disk", "bus");
-	wait_level(&c, 1, 0);
+	start_drivers(&h, &c, true, NULL);
 	uint64_t l = 0;
 	/* "answer within 3 ms": OFF wakes in 30 ms, IDLE in 2 ms. */
 	assert_int_equal(lease(&c, "disk", 0, THOTH_PM_LEASE_KIND_OPPORTUNISTIC, 3000, &l, NULL), 0);
@@ -471,22 +505,10 @@ static void test_pm_trace_points_are_exported_as_chrome_json_and_ctf(void **stat
 	client_t c;
 	assert_int_equal(harness_setup(&h), 0);
 	/* a fixture root, so that the latency bound never touches the host */
-	char path[300];
-	snprintf(path, sizeof path, "%s/root", h.dir);
-	mkdir(path, 0700);
-	setenv("THOTH_SYSFS_ROOT", path, 1);
-	snprintf(path, sizeof path, "%s/root/dev", h.dir);
-	mkdir(path, 0700);
-	snprintf(path, sizeof path, "%s/root/dev/cpu_dma_latency", h.dir);
-	close(open(path, O_CREAT | O_RDWR, 0600));
-	assert_true(harness_start_thothd(&h, NULL) > 0);
-	unsetenv("THOTH_SYSFS_ROOT");
+	start_thothd_at(&h, true, NULL);
 	assert_int_equal(thothctl_trace(&h, "start", "--categories", "pm", NULL, NULL), 0);
 	client_connect(&h, &c);
-	start_driver(&h, "bus", NULL);
-	wait_level(&c, 0, 0);
-	start_driver(&h, "disk", "bus");
-	wait_level(&c, 1, 0);
+	start_drivers(&h, &c, true, NULL);
 	uint64_t l = 0;
 	assert_int_equal(lease(&c, "disk", 2, THOTH_PM_LEASE_KIND_ASSERTIVE, 3000, &l, NULL), 0);
 	wait_level(&c, 1, 2);
@@ -517,7 +539,7 @@ static void test_thothctl_pm_json_lists_every_element_with_levels_and_leases(voi
 {
 	harness_t h;
 	client_t c;
-	start(&h, &c, true);
+	start(&h, &c, BUS_AND_DISK, NULL);
 	uint64_t id = 0;
 	assert_int_equal(lease(&c, "disk", 2, THOTH_PM_LEASE_KIND_ASSERTIVE, 0, &id, NULL), 0);
 	wait_event(&c, &c.n_satisfied, 1);
@@ -574,9 +596,7 @@ static void test_runtime_pm_driver_writes_power_control_on_a_fixture_tree(void *
 {
 	harness_t h;
 	client_t c;
-	assert_int_equal(harness_setup(&h), 0);
-	assert_true(harness_start_thothd(&h, NULL) > 0);
-	client_connect(&h, &c);
+	start(&h, &c, NO_DRIVERS, NULL);
 	/* A private copy of this VM's tree: the driver writes there, never /sys. */
 	char root[300], cmd[900];
 	snprintf(root, sizeof root, "%s/root", h.dir);
@@ -641,7 +661,7 @@ static void test_engine_takes_an_idle_disk_down_by_its_plan(void **state)
 {
 	harness_t h;
 	client_t c;
-	start(&h, &c, true);
+	start(&h, &c, BUS_AND_DISK, NULL);
 	char log[320];
 	snprintf(log, sizeof log, "%s/disk.log", h.dir);
 	/* A few short idle periods teach the engine that idle is short here
@@ -689,13 +709,9 @@ static void test_disk_taken_down_by_a_ladder_step_can_be_held_again_and_its_driv
 {
 	harness_t h;
 	client_t c;
-	assert_int_equal(harness_setup(&h), 0);
-	assert_true(harness_start_thothd(&h, NULL) > 0);
-	client_connect(&h, &c);
-	start_driver(&h, "bus", NULL);
-	wait_level(&c, 0, 0);
-	pid_t disk = start_driver(&h, "disk", "bus");
-	wait_level(&c, 1, 0);
+	drivers_t drv;
+	start(&h, &c, BUS_AND_DISK, &drv);
+	pid_t disk = drv.disk;
 	char log[320];
 	snprintf(log, sizeof log, "%s/disk.log", h.dir);
 	bool laddered = false;
@@ -892,7 +908,7 @@ static void test_lease_bound_is_held_in_the_real_cpu_dma_latency(void **state)
 	harness_t h;
 	client_t c;
 	unsetenv("THOTH_SYSFS_ROOT");
-	start(&h, &c, false);
+	start(&h, &c, BUS, NULL);
 	uint64_t l = 0;
 	assert_int_equal(lease(&c, "bus", 0, THOTH_PM_LEASE_KIND_OPPORTUNISTIC, 77, &l, NULL), 0);
 	thoth_pm_CpuQos_t q;
