@@ -87,13 +87,16 @@ typedef struct {
 	int want;
 } fds_arg_t;
 
+/* At most as many as before: the count before the restarts can itself
+ * hold a descriptor that was open for a moment (a stop-27 CI run counted
+ * 17 where the list read next showed 16), and fewer after is no leak. */
 static bool fds_are(void *p)
 {
 	fds_arg_t *a = p;
-	return client_proc_fds(a->pid) == a->want;
+	return client_proc_fds(a->pid) <= a->want;
 }
 
-/* PID holds WANT descriptors again, as before the restarts.  A leak stays;
+/* PID holds no more descriptors than before the restarts.  A leak stays;
  * what a restart opens for a moment goes (see the header), so the count
  * is waited for with a deadline, and what differed is printed. */
 static void check_fds(const char *who, pid_t pid, int want, const char *before)
@@ -104,7 +107,7 @@ static void check_fds(const char *who, pid_t pid, int want, const char *before)
 	fds_arg_t a = { pid, want };
 	uint64_t t0 = harness_now_ms();
 	bool ok = harness_wait_until(fds_are, &a, THOTH_TEST_DEADLINE_MS(5000));
-	if (first != want)
+	if (first > want)
 		fprintf(stderr, "# %s: %d fds, %s after %llu ms\n#   before: %s\n#   then:   %s\n", who, first,
 			ok ? "back to the count before the restarts" : "and still not back",
 			(unsigned long long)(harness_now_ms() - t0), before, now);
