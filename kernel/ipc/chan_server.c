@@ -27,6 +27,7 @@
 #include "chan_handshake.h"
 #include "chan_shm.h"
 #include "placement.h"
+#include "procstat.h"
 #include "serve_slots.h"
 #include "fdpass.h"
 #include "log_internal.h"
@@ -968,22 +969,8 @@ static int last_cpu_of(pid_t pid)
 {
 	char p[64], buf[1024];
 	snprintf(p, sizeof p, "/proc/%d/stat", (int)pid);
-	FILE *f = fopen(p, "re");
-	if (!f)
-		return -1;
-	size_t n = fread(buf, 1, sizeof buf - 1, f);
-	fclose(f);
-	buf[n] = 0;
-	char *t = strrchr(buf, ')');    /* the command name may hold spaces */
-	int field = 2;
-	for (t = t ? t + 1 : NULL; t && *t; field++) {
-		while (*t == ' ')
-			t++;
-		if (field + 1 == 39)
-			return atoi(t);
-		t = strchr(t, ' ');
-	}
-	return -1;
+	const char *f = thoth__proc_stat_field(p, 39, buf, sizeof buf);
+	return f ? atoi(f) : -1;
 }
 
 /* Hand CFD to the worker on (or nearest to, by topology distance:

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "thoth/error.h"
+#include "procstat.h"
 #include "timerpage.h"
 
 void timerpage_init(timerpage_t *pg)
@@ -81,16 +82,8 @@ static char thread_state(uint32_t tid)
 {
 	char p[160], buf[512];
 	snprintf(p, sizeof p, "%s/%u/stat", proc_root, tid);
-	int fd = open(p, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = 0;
-	const char *rp = strrchr(buf, ')');     /* the name may hold ") " */
-	return rp && rp[1] == ' ' ? rp[2] : 0;
+	const char *st = thoth__proc_stat_field(p, 3, buf, sizeof buf);
+	return st ? st[0] : 0;
 }
 
 /*

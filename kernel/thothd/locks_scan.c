@@ -14,6 +14,7 @@
  */
 #define _GNU_SOURCE
 #include "locks.h"
+#include "procstat.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -119,23 +120,8 @@ static uint64_t start_time(int pid)
 {
 	char path[64], buf[1024];
 	snprintf(path, sizeof path, "/proc/%d/stat", pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = 0;
-	char *p = strrchr(buf, ')');        /* comm may hold spaces and parentheses */
-	if (!p)
-		return 0;
-	/* After ") ": state is field 3; start time is field 22. */
-	unsigned long long v = 0;
-	if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
-		   &v) != 1)
-		return 0;
-	return v;
+	const char *f = thoth__proc_stat_field(path, 22, buf, sizeof buf);
+	return f ? strtoull(f, NULL, 10) : 0;
 }
 
 /* ---- the symbol cache ------------------------------------------------------------------ */
