@@ -466,7 +466,12 @@ static void test_naps_back_off_after_misses_and_yield_to_a_faster_loop(void **st
 	 * the loop, and the faster run's way (median cycle) is used for the
 	 * rest of the epoch.  No message is taken between these decisions,
 	 * so no cycle is timed; the runs' samples are set here. */
-	p->srv.spin_max = 200000;                   /* the waits below are "short" */
+	/* The waits below are "short" however late this loaded, sanitized
+	 * process runs: an answered nap that took longer than spin_max would
+	 * turn naps off (chan_spin_slept), as the one above may have done
+	 * with its 5 us (seen under ASan at load 5: no nap taken). */
+	p->srv.spin_max = 1000000000;
+	chan_spin_slept(&p->srv, 1000);
 	p->srv.nap_turns = 0;
 	queue_request(p, 2);                        /* a nap taken ends at once */
 	assert_int_equal(naps_in(p, CHAN_NAP_RUN), CHAN_NAP_RUN);
