@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "probe_kernel.h"
 #include "thoth/error.h"
@@ -152,9 +153,17 @@ int thothd_kprobe_load(const void *bytes, size_t len, const char *name, thothd_k
 		struct bpf_link *l = k->n_links < MAX_LINKS ? bpf_program__attach(prog) : NULL;
 		if (!l) {
 			int e = k->n_links < MAX_LINKS ? errno : E2BIG;
-			char pre[384];
-			snprintf(pre, sizeof pre, "%s (%s): cannot attach (%s); libbpf said:\n",
-				 bpf_program__section_name(prog), bpf_program__name(prog), strerror(e));
+			char pre[512];
+			const char *sec = bpf_program__section_name(prog);
+			/* libbpf finds a tracepoint's id in tracefs: where nothing
+			 * mounted it (no systemd), ENOENT says only "no such file". */
+			bool no_tracefs = e == ENOENT && !strncmp(sec, "tracepoint/", 11) &&
+					  access("/sys/kernel/tracing/events", F_OK) &&
+					  access("/sys/kernel/debug/tracing/events", F_OK);
+			snprintf(pre, sizeof pre, "%s (%s): cannot attach (%s)%s; libbpf said:\n",
+				 sec, bpf_program__name(prog), strerror(e),
+				 no_tracefs ? ": tracefs is not mounted (as root: mount -t tracefs nodev "
+					      "/sys/kernel/tracing)" : "");
 			klog_tail(msg, msg_len, pre);
 			r = e == EPERM ? THOTH_E_PERM : THOTH_E_INVAL;
 			goto out;
