@@ -274,8 +274,10 @@ void thoth_chan_server_stats(const thoth_chan_server_t *srv, thoth_chan_server_s
 int thoth_serve(const thoth_chan_server_config_t *cfg);
 
 /* thoth_serve, thread per CPU (SCHED-4): one loop per CPU the caller may
- * run on, each thread pinned to its CPU (this one to the first); the
- * listening thread hands every new connection to the loop on the client's
+ * run on, each on a new thread pinned to its CPU before it allocates (so
+ * its memory is on its NUMA node); the calling thread waits until the
+ * service stops, with SIGTERM and SIGINT blocked (either stops it).  The
+ * listening thread (the first CPU's) hands every new connection to the loop on the client's
  * CPU (the one it last ran on), or the nearest CPU number, and that loop
  * serves the channel for its whole life.  Handlers run on several threads
  * at once: they must be thread-safe.  Limits (max_clients, max_pending)

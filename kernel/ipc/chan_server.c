@@ -1403,14 +1403,12 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-int thoth_serve_per_cpu(const thoth_chan_server_config_t *cfg)
+/* The listening worker (worker 0) and the ones it starts: runs on a thread
+ * of its own (thoth_serve_per_cpu). */
+static int serve_workers(const thoth_chan_server_config_t *cfg, const cpu_set_t *allowed_set)
 {
-	cpu_set_t allowed;
-	if (!cfg || sched_getaffinity(0, sizeof allowed, &allowed))
-		return THOTH_E_INVAL;
+	cpu_set_t allowed = *allowed_set;
 	unsigned n = (unsigned)CPU_COUNT(&allowed);
-	if (n <= 1)
-		return thoth_serve(cfg);
 	struct worker *w = calloc(n, sizeof *w);
 	if (!w)
 		return THOTH_E_NOMEM;
@@ -1516,4 +1514,56 @@ int thoth_serve_per_cpu(const thoth_chan_server_config_t *cfg)
 	thoth_loop_free(loop);
 	free(w);
 	return r;
+}
+
+typedef struct per_cpu_start {
+	const thoth_chan_server_config_t *cfg;
+	cpu_set_t allowed;
+	int r;
+	thoth_error_info_t err;         /* its thread's thoth_last_error() */
+} per_cpu_start_t;
+
+static void *per_cpu_main(void *arg)
+{
+	per_cpu_start_t *ps = arg;
+	ps->r = serve_workers(ps->cfg, &ps->allowed);
+	ps->err = *thoth_last_error();
+	return NULL;
+}
+
+/*
+ * Every worker, the listening one included, runs on a thread of its own
+ * that pins itself before it allocates anything, so that what it allocates
+ * (its loop, server, channels' state, and whatever its handlers malloc: each
+ * thread has its own malloc arena) is first touched on its CPU's node.  The
+ * calling thread cannot give that: its heap is the process's main arena,
+ * whose free pages were touched wherever the program ran before; in a
+ * 2-node guest (scripts/qemu-numa.sh) a handler's heap block on the
+ * caller's worker was on the other node while every other worker's was
+ * local (docs/SCALE.md).  The caller waits, with SIGTERM and SIGINT blocked
+ * so that they reach the listening worker's signalfd.
+ */
+int thoth_serve_per_cpu(const thoth_chan_server_config_t *cfg)
+{
+	per_cpu_start_t ps = { .cfg = cfg };
+	if (!cfg || sched_getaffinity(0, sizeof ps.allowed, &ps.allowed))
+		return THOTH_E_INVAL;
+	if (CPU_COUNT(&ps.allowed) <= 1)
+		return thoth_serve(cfg);
+	sigset_t stop, old;
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &stop, &old);
+	pthread_t t;
+	int e = pthread_create(&t, NULL, per_cpu_main, &ps);
+	if (e) {
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		return thoth_error_io(e, "pthread_create (thoth_serve_per_cpu's first worker)");
+	}
+	pthread_join(t, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (ps.r == THOTH_E_IO && ps.err.code == THOTH_E_IO)
+		thoth_error_io(ps.err.sys_errno, "%s", ps.err.what);
+	return ps.r;
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../common/testutil.h"        /* test_now_ns */
 #include "thoth/trace.h"
 
 typedef struct event_list {
@@ -46,13 +47,6 @@ static inline void event_list_free(event_list_t *l)
 	free(l->events);
 	free(l->names);
 	memset(l, 0, sizeof *l);
-}
-
-static inline uint64_t test_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /* A deadline for waits on conditions: generous, since CI machines stall. */

@@ -29,6 +29,7 @@
 #include "chan_shm.h"
 #include "chantest.thoth.h"
 #include "numa.h"
+#include "serve_echo.h"
 #include "thoth/channel.h"
 #include "thoth/trace.h"
 #include "topology.h"
@@ -296,6 +297,105 @@ static void test_on_two_nodes_every_page_lands_on_its_readers_node(void **state)
 	assert_int_equal(sched_setaffinity(0, sizeof saved, &saved), 0);
 }
 
+/*
+ * A per-CPU service's workers keep their state on their own node
+ * (docs/SCALE.md, "A service's per-CPU loops"): each worker pins itself
+ * before it makes its loop and server, so what it allocates is first
+ * touched there under Linux's local policy, in its own malloc arena.  The
+ * handler, on the worker serving the calling client, reports the node of
+ * its CPU, of the call's arena memory, of a fresh heap block and of its
+ * stack; every one must be the worker's node, for a client on every CPU.
+ */
+enum { WHERE_CPU, WHERE_NODE, WHERE_ARENA, WHERE_HEAP, WHERE_STACK, WHERE_N };
+
+static int on_where(void *self, const thoth_chantest_Test_echo_req_t *req,
+		    thoth_chantest_Test_echo_resp_t *resp, thoth_arena_t *arena)
+{
+	(void)self;
+	(void)req;
+	uint8_t *b = thoth_arena_alloc(arena, WHERE_N);
+	volatile uint8_t on_stack = 1;
+	uint8_t *heap = malloc(256);
+	if (!b || !heap) {
+		free(heap);
+		return THOTH_E_NOMEM;
+	}
+	memset(heap, 1, 256);
+	b[WHERE_CPU] = (uint8_t)sched_getcpu();
+	b[WHERE_NODE] = (uint8_t)thoth__numa_current_node();
+	b[WHERE_ARENA] = (uint8_t)thoth__numa_page_node(b);
+	b[WHERE_HEAP] = (uint8_t)thoth__numa_page_node(heap);
+	b[WHERE_STACK] = (uint8_t)thoth__numa_page_node((void *)&on_stack);
+	free(heap);
+	resp->data.ptr = b;
+	resp->data.len = WHERE_N;
+	return 0;
+}
+
+static void test_on_two_nodes_each_worker_keeps_its_state_on_its_node(void **state)
+{
+	unsetenv("THOTH_NUMA");
+	thoth__numa_reset();
+	if (thoth__numa_nodes_online() < 2) {
+		print_message("one NUMA node online: skipped (scripts/qemu-numa.sh runs this in a 2-node guest)\n");
+		skip();
+	}
+	int cpus[64], n = test_allowed_cpus(cpus, 64);
+	assert_true(n >= 2);
+	static const thoth_chantest_Test_handlers_t where = { .echo = on_where };
+	unlink(sock_path);
+	service_pid = fork();
+	assert_true(service_pid >= 0);
+	if (service_pid == 0)
+		_exit(test_serve_echo_per_cpu(sock_path, &where) ? 1 : 0);
+	for (int i = 0; i < 1000 && access(sock_path, F_OK) != 0; i++)
+		usleep(5000);
+	assert_int_equal(access(sock_path, F_OK), 0);
+	/* One client process per CPU; its answer comes back in shared memory. */
+	uint8_t (*got)[WHERE_N + 1] = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	assert_true(got != MAP_FAILED && (size_t)n * (WHERE_N + 1) <= 4096);
+	unsigned nodes_seen = 0;
+	for (int i = 0; i < n; i++) {
+		pid_t c = fork();
+		assert_true(c >= 0);
+		if (c == 0) {
+			thoth_chan_t *ch = test_echo_client_on_cpu(sock_path, cpus[i]);
+			uint8_t tag[8] = { 0 };
+			thoth_chantest_Test_echo_req_t rq = { .data = { .ptr = tag, .len = sizeof tag } };
+			thoth_chantest_Test_echo_resp_t rs;
+			uint64_t ab[64];
+			thoth_arena_t a;
+			thoth_arena_init(&a, ab, sizeof ab);
+			if (thoth_chantest_Test_echo(thoth_chan_client(ch), &rq, &rs, &a) || rs.data.len != WHERE_N)
+				_exit(4);
+			memcpy(got[i], rs.data.ptr, WHERE_N);
+			got[i][WHERE_N] = 1;
+			thoth_chan_close(ch);
+			_exit(0);
+		}
+		int st;
+		assert_int_equal(waitpid(c, &st, 0), c);
+		if (!WIFEXITED(st) || WEXITSTATUS(st) || !got[i][WHERE_N])
+			fail_msg("client on CPU %d: exit %d", cpus[i], WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+		const uint8_t *w = got[i];
+		print_message("client on CPU %d: served on CPU %u (node %u); call arena on node %u, heap block "
+			      "on node %u, stack on node %u\n", cpus[i], w[WHERE_CPU], w[WHERE_NODE],
+			      w[WHERE_ARENA], w[WHERE_HEAP], w[WHERE_STACK]);
+		nodes_seen |= 1u << (w[WHERE_NODE] & 31);
+	}
+	/* Every client reported first, then judged: one run shows them all. */
+	for (int i = 0; i < n; i++) {
+		const uint8_t *w = got[i];
+		assert_int_equal(w[WHERE_CPU], cpus[i]);
+		assert_int_equal(w[WHERE_ARENA], w[WHERE_NODE]);
+		assert_int_equal(w[WHERE_HEAP], w[WHERE_NODE]);
+		assert_int_equal(w[WHERE_STACK], w[WHERE_NODE]);
+	}
+	assert_true(__builtin_popcount(nodes_seen) >= 2);  /* workers on both nodes were checked */
+	munmap(got, 4096);
+	stop_service();
+}
+
 /* ---- the decision on machines this one is not ------------------------- */
 
 static thoth_topo_t *load(const char *synthetic, const char *xml)
@@ -450,6 +550,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_off_leaves_the_kernel_default_and_auto_follows_the_machine,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_on_two_nodes_every_page_lands_on_its_readers_node, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_on_two_nodes_each_worker_keeps_its_state_on_its_node, setup,
 						teardown),
 		cmocka_unit_test(test_on_multi_node_topologies_each_side_reads_from_its_cpus_node),
 		cmocka_unit_test_setup_teardown(test_a_placement_is_a_trace_event, setup, teardown),
