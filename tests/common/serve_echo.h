@@ -15,6 +15,7 @@
 
 #include <sched.h>
 #include <stdint.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "chantest.thoth.h"
@@ -79,8 +80,8 @@ static inline thoth_chan_t *test_echo_client_on_cpu(const char *path, int cpu)
 }
 
 /* One echo call of 8 bytes, the first TAG: the reply's length, or the
- * call's negative error; the reply's first byte in *FIRST when it has one. */
-static inline int test_echo_call(thoth_chan_t *ch, uint8_t tag, uint8_t *first)
+ * call's negative error; the reply's first CAP bytes (at most) in OUT. */
+static inline int test_echo_call_copy(thoth_chan_t *ch, uint8_t tag, uint8_t *out, size_t cap)
 {
 	uint8_t data[8] = { tag };
 	thoth_chantest_Test_echo_req_t rq = { .data = { .ptr = data, .len = sizeof data } };
@@ -91,9 +92,15 @@ static inline int test_echo_call(thoth_chan_t *ch, uint8_t tag, uint8_t *first)
 	int r = thoth_chantest_Test_echo(thoth_chan_client(ch), &rq, &rs, &a);
 	if (r)
 		return r < 0 ? r : -r;
-	if (first && rs.data.len)
-		*first = rs.data.ptr[0];
+	if (out)
+		memcpy(out, rs.data.ptr, rs.data.len < cap ? rs.data.len : cap);
 	return (int)rs.data.len;
+}
+
+/* The same, the reply's first byte in *FIRST when it has one. */
+static inline int test_echo_call(thoth_chan_t *ch, uint8_t tag, uint8_t *first)
+{
+	return test_echo_call_copy(ch, tag, first, first ? 1 : 0);
 }
 
 #endif
