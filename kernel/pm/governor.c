@@ -97,13 +97,27 @@ void thoth_pm_governor_arrived(thoth_pm_governor_t *g, uint64_t now_ns, uint32_t
 		return;
 	thoth_pm_chain_client_t *c = &g->clients[client % THOTH_PM_GOV_CLIENTS];
 	uint64_t rel = deadline_ns > now_ns ? deadline_ns - now_ns : 0;
+	bool next_step = c->id == client && now_ns >= c->last_arrival_ns &&
+			 now_ns - c->last_arrival_ns <= c->rel_deadline_ns;
+	if (!next_step) {
+		/* A chain starts (a lone request is a chain of one): learn
+		 * how often, for the reserve against overlaps (thoth_gov). */
+		if (g->started && now_ns > g->last_start_ns) {
+			double gap = (double)(now_ns - g->last_start_ns);
+			g->start_gap_ns = g->start_gap_ns > 0 ? g->start_gap_ns + (gap - g->start_gap_ns) / 8
+							      : gap;
+		}
+		if (!g->started || now_ns > g->last_start_ns)
+			g->last_start_ns = now_ns;
+		g->started = true;
+	}
 	if (c->id != client || now_ns < c->last_arrival_ns) {
 		*c = (thoth_pm_chain_client_t){ .id = client, .steps = 1, .last_arrival_ns = now_ns,
 						.rel_deadline_ns = rel };
 		return;
 	}
 	double gap = (double)(now_ns - c->last_arrival_ns);
-	if (now_ns - c->last_arrival_ns <= c->rel_deadline_ns) {
+	if (next_step) {
 		/* Sent before the client's previous request was due: a
 		 * client waiting for an answer does not send an unrelated
 		 * request, so this is the chain's next step. */
@@ -261,6 +275,36 @@ static bool fits(const thoth_pm_cpu_model_t *m, uint64_t now, const thoth_pm_pen
 	return true;
 }
 
+/* An OPP's active energy per unit of work: what running one more unit of
+ * work there costs over idling (the idle power is paid either way). */
+static double active_per_work(const thoth_pm_cpu_model_t *m, uint32_t i)
+{
+	return ((double)thoth_pm_opp_power_mw(m, i) - (double)m->sleep_mw) / m->opps[i].capacity;
+}
+
+/* The reserve against an overlapping chain (governor.h, CHAIN_PREDICT):
+ * with NP predicted steps in PREDICTED, WANT or the efficient OPP above
+ * it.  Doing a unit of work ahead at A instead of W costs e(A) - e(W) for
+ * sure; if another chain starts before the last predicted step is due
+ * (probability P, chain starts taken as Poisson at the learned rate), that
+ * unit is one the overlap would have pushed to B, saving e(B) - e(A). */
+static uint32_t overlap_reserve(const thoth_pm_governor_t *g, uint64_t now,
+				const thoth_pm_pending_t *predicted, size_t np, uint32_t want)
+{
+	const thoth_pm_cpu_model_t *m = g->model;
+	uint32_t a = next_efficient(m, want), b = next_efficient(m, a);
+	if (!np || g->start_gap_ns <= 0 || a == want || b == a)
+		return want;
+	double span = 0;
+	for (size_t i = 0; i < np; i++)
+		if ((double)predicted[i].deadline_ns - (double)now > span)
+			span = (double)predicted[i].deadline_ns - (double)now;
+	double p = 1 - exp(-span / g->start_gap_ns);
+	double cost = active_per_work(m, a) - active_per_work(m, want);
+	double saving = active_per_work(m, b) - active_per_work(m, a);
+	return p * saving > cost ? a : want;
+}
+
 static uint32_t thoth_gov(thoth_pm_governor_t *g, uint64_t now, const thoth_pm_pending_t *pending,
 			  size_t count)
 {
@@ -291,6 +335,8 @@ static uint32_t thoth_gov(thoth_pm_governor_t *g, uint64_t now, const thoth_pm_p
 	    next_efficient(m, want) != want &&
 	    !fits(m, now, pending, count, NULL, 0, est, want, want))
 		want = next_efficient(m, want);
+	if (g->options & THOTH_PM_GOV_CHAIN_PREDICT)
+		want = overlap_reserve(g, now, predicted, np, want);
 	if (want >= g->opp) {
 		g->holding_down = false;
 		return want;

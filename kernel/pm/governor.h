@@ -107,7 +107,20 @@ typedef struct thoth_pm_pending {
  *                    and the steps a running chain has still to send are
  *                    planned for as demand (the estimated work each, due
  *                    the client's relative deadline after their expected
- *                    arrival).
+ *                    arrival).  And a reserve against another chain
+ *                    overlapping this one: the time between chain starts
+ *                    (any client) is learned, and while a chain has steps
+ *                    to come, the governor runs the next efficient OPP A
+ *                    above its choice W when P x (e(B) - e(A)) > e(A) -
+ *                    e(W), where e is an OPP's active energy per unit of
+ *                    work ((power - idle power) / capacity), B the
+ *                    efficient OPP above A, and P = 1 - exp(-span / gap)
+ *                    the chance that another chain starts before the last
+ *                    step to come is due (Poisson starts): the work done
+ *                    ahead at A is what an overlap would otherwise push to
+ *                    B.  On HiKey (432 -> 729 MHz costs 5% more per unit
+ *                    of work, 729 -> 960 24%) it acts at P > 0.20; the
+ *                    Juno tables need P > 0.55 (A53) / 0.73 (A57).
  */
 #define THOTH_PM_GOV_FASTER_ON_QUEUE 0x1u
 #define THOTH_PM_GOV_CHAIN_PREDICT 0x2u
@@ -138,6 +151,9 @@ typedef struct thoth_pm_governor {
 	size_t last_count;       /* queued requests at the previous update */
 	bool arrived;            /* thoth_pm_governor_arrived since the previous update */
 	thoth_pm_chain_client_t clients[THOTH_PM_GOV_CLIENTS];
+	bool started;            /* CHAIN_PREDICT: a chain has started (last_start_ns is set) */
+	uint64_t last_start_ns;  /* the latest chain's first step (any client) */
+	double start_gap_ns;     /* learned time between chain starts (average, gain 1/8) */
 	const thoth_pm_cpu_model_t *model;
 	uint32_t opp;            /* current target */
 	thoth_pm_pelt_t pelt;

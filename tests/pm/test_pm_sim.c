@@ -435,6 +435,38 @@ static void test_the_chain_predictor_plans_a_clients_next_steps(void **state)
 		assert_int_equal(g.clients[i].id, 0);
 }
 
+/*
+ * The reserve against an overlapping chain.  HiKey, 2 ms of work per
+ * request (learned exactly: no margin); client 7 sends chains of 3 steps
+ * 2.02 ms apart, each due 10 ms after it is sent, a chain every G.  At a new
+ * chain's first step (at T) the predictor plans 6 ms of work by T + 14.04
+ * ms: 432 MHz for the 1 ms lead then 729 MHz gives 369 x 1 ms + 622 x
+ * 13.04 ms = 8.48e9 capacity-ns >= 6.14e9, so the base rule runs 432 MHz.
+ * Active energy per unit of work (HiKey idles at 0 mW): 432 MHz 153/369 =
+ * 0.4146, 729 MHz 271/622 = 0.4357, 960 MHz 442/819 = 0.5397; working ahead
+ * at 729 costs 0.0211 and saves 0.1040 if another chain starts within the
+ * 14.04 ms, so it pays from P > 0.2025.  G = 50 ms: P = 1 - exp(-14.04/50)
+ * = 0.245 -> 729 MHz; G = 100 ms: P = 0.131 -> 432 MHz.
+ */
+static void test_a_chain_that_another_may_overlap_runs_ahead_where_that_pays(void **state)
+{
+	const thoth_pm_cpu_model_t *m = hikey();
+	for (int apart = 0; apart < 2; apart++) {
+		uint64_t gap = apart ? 100 * MS : 50 * MS, t = 0;
+		thoth_pm_governor_t g;
+		taught(&g, m, 2e6, 0);
+		thoth_pm_governor_set_options(&g, THOTH_PM_GOV_CHAIN_PREDICT);
+		for (int c = 0; c < 4; c++, t += gap)
+			for (int k = 0; k < 3; k++)
+				thoth_pm_governor_arrived(&g, t + k * 2020 * US, 7, t + k * 2020 * US + 10 * MS);
+		thoth_pm_governor_arrived(&g, t, 7, t + 10 * MS); /* a new chain's first step */
+		assert_close(g.start_gap_ns, (double)gap, 1.0);
+		assert_int_equal(g.clients[7].depth, 3);
+		thoth_pm_pending_t q[1] = { due(t + 10 * MS) };
+		assert_int_equal(thoth_pm_governor_update(&g, t, 0, q, 1), apart ? 1 : 2);
+	}
+}
+
 /* The generator gives each chain (and each burst, each single request) one
  * sender, clients 1..C in turn; clients=0 is refused by name. */
 static void test_generated_requests_carry_their_sender(void **state)
@@ -680,6 +712,7 @@ int main(void)
 		cmocka_unit_test(test_a_late_ramp_is_told_apart_from_one_that_needed_a_later_request),
 		cmocka_unit_test(test_an_arrival_that_finds_another_queued_runs_the_faster_opp_first),
 		cmocka_unit_test(test_the_chain_predictor_plans_a_clients_next_steps),
+		cmocka_unit_test(test_a_chain_that_another_may_overlap_runs_ahead_where_that_pays),
 		cmocka_unit_test(test_generated_requests_carry_their_sender),
 		cmocka_unit_test(test_the_default_options_bring_chains_to_speed_within_2ms),
 		cmocka_unit_test(test_overlapping_chains_are_listed_in_arrival_order_with_their_own_deadlines),
