@@ -113,6 +113,7 @@ function fillTable(id, rows) {
 const charts = {
   cpuidle: new Chart("c-cpuidle", "of time", { max: 1 }),
   pstate: new Chart("c-pstate", "MHz"),
+  power: new Chart("c-power", "mW"),
   wakeups: new Chart("c-wakeups", "/s"),
   latency: new Chart("c-latency", "µs"),
   rings: new Chart("c-rings", "fill", { max: 1 }),
@@ -153,6 +154,18 @@ function onTick(d) {
   }
   fillTable("t-pstate", pstateRows);
 
+  // Modelled CPU power of each governed service (SCHED-1): its requests'
+  // handler CPU time priced at their OPP's busy power in the published
+  // model its trace names (kernel/pm/energy.c). Never measured here.
+  const pp = d.pm_power || { available: false, why: "thothd sends no modelled power", services: [] };
+  note("power-note", pp.available ? pp.why + "." : "No source: " + pp.why + ".");
+  for (const s of pp.services)
+    if (s.model) charts.power.add(s.name + " " + s.pid + " (" + s.model + ", modelled)", t, s.power_mw);
+  fillTable("t-power", pp.services.map((s) => [s.name, s.pid, s.model || "none published (not priced)",
+    s.opp, s.model ? s.opp_busy_mw : "", s.model ? fmt(s.power_mw) : "",
+    fmt(s.requests_per_s), (100 * s.cpu_share).toFixed(2) + " %",
+    s.mj_per_request === null ? "" : fmt(s.mj_per_request), s.model ? fmt(s.energy_mj_total / 1e3) : ""]));
+
   for (const p of d.procs) charts.wakeups.add(p.name + " " + p.pid, t, p.wakeups_per_s.all);
   fillTable("t-wakeups", d.procs.map((p) => [p.name, p.pid, fmt(p.wakeups_per_s.all),
     fmt(p.wakeups_per_s.fd), fmt(p.wakeups_per_s.doorbell), fmt(p.wakeups_per_s.socket_message),
@@ -181,8 +194,15 @@ function onTick(d) {
   fillTable("t-pm", pm.elements.map((e) => [e.name, e.level + " " + e.level_name, e.target,
     e.leases, fmt(e.energy_mj)]));
 
-  note("energy-note", d.energy.available ? "" : "No source: " + d.energy.why + ".");
-  if (d.energy.available) charts.energy.add("all services", t, d.energy.mj_per_request);
+  // Two modelled sources: the PM elements' energy over all round trips, and
+  // each governed service's CPU energy over its own requests.
+  const perService = pp.services.filter((s) => s.model && s.mj_per_request !== null);
+  note("energy-note", (d.energy.available ? "" : "PM elements: " + d.energy.why + ". ") +
+       (pp.available ? "Governed services: CPU energy of their requests (see the CPU power panel)." :
+        "Governed services: " + pp.why + "."));
+  if (d.energy.available) charts.energy.add("PM elements, all services", t, d.energy.mj_per_request);
+  for (const s of perService)
+    charts.energy.add(s.name + " " + s.pid + " CPU (" + s.model + ")", t, s.mj_per_request);
 
   note("locks-note", d.locks.available ? "" : "No source: " + d.locks.why + ".");
   const locks = (d.locks.available && d.locks.report && d.locks.report.locks) || [];

@@ -312,6 +312,11 @@ uint32_t thoth_pm_dvfs_current_khz(const thoth_pm_dvfs_t *d)
 	return d->current_khz;
 }
 
+const thoth_pm_cpu_model_t *thoth_pm_dvfs_model(const thoth_pm_dvfs_t *d)
+{
+	return d->model;
+}
+
 const char *thoth_pm_dvfs_error(const thoth_pm_dvfs_t *d)
 {
 	return d->error;

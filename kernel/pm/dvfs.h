@@ -93,6 +93,8 @@ const char *thoth_pm_dvfs_uclamp_why(const thoth_pm_dvfs_t *d);
 /* The frequency last written (or, simulated, chosen), kHz; and why the
  * last write failed ("" if none). */
 uint32_t thoth_pm_dvfs_current_khz(const thoth_pm_dvfs_t *d);
+/* The model whose OPPs D chooses among (the one given to thoth_pm_dvfs_new). */
+const thoth_pm_cpu_model_t *thoth_pm_dvfs_model(const thoth_pm_dvfs_t *d);
 const char *thoth_pm_dvfs_error(const thoth_pm_dvfs_t *d);
 
 /* ---- one governor per performance domain (dvfs_domains.c) --------------------- */

@@ -62,6 +62,7 @@ static const thoth_pm_cpu_model_t cpu_models[] = {
 		},
 		.sleep_mw = 0,
 		.switch_latency_ns = 500 * US,
+		.trace_id = 1,
 	},
 	{
 		.name = "juno-a57",
@@ -76,6 +77,7 @@ static const thoth_pm_cpu_model_t cpu_models[] = {
 		},
 		.sleep_mw = 24,
 		.switch_latency_ns = 500 * US,
+		.trace_id = 2,
 	},
 	{
 		.name = "juno-a53",
@@ -90,6 +92,7 @@ static const thoth_pm_cpu_model_t cpu_models[] = {
 		},
 		.sleep_mw = 17,
 		.switch_latency_ns = 500 * US,
+		.trace_id = 3,
 	},
 };
 
@@ -143,6 +146,14 @@ const thoth_pm_cpu_model_t *thoth_pm_cpu_model_find(const char *name)
 {
 	for (size_t i = 0; name && i < COUNT(cpu_models); i++)
 		if (strcmp(cpu_models[i].name, name) == 0)
+			return &cpu_models[i];
+	return NULL;
+}
+
+const thoth_pm_cpu_model_t *thoth_pm_cpu_model_by_trace_id(uint32_t id)
+{
+	for (size_t i = 0; id && i < COUNT(cpu_models); i++)
+		if (cpu_models[i].trace_id == id)
 			return &cpu_models[i];
 	return NULL;
 }

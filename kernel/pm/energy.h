@@ -43,12 +43,20 @@ typedef struct thoth_pm_cpu_model {
 	/* Time a frequency change takes (the cpufreq transition latency).
 	 * Not in the published EAS tables: an assumption, documented. */
 	uint64_t switch_latency_ns;
+	/* The model's id in trace points (pm_freq_change, pm_work;
+	 * power_account.h): 1.. for the built-in published tables, fixed
+	 * forever (1 hikey-a53, 2 juno-a57, 3 juno-a53); 0 for any other
+	 * model (a machine's own energy model, a test's), which readers do not
+	 * price.  A copy of a built-in model keeps its id. */
+	uint16_t trace_id;
 } thoth_pm_cpu_model_t;
 
 /* The built-in CPU models; NULL if NAME is unknown. */
 const thoth_pm_cpu_model_t *thoth_pm_cpu_model_find(const char *name);
 /* The I-th built-in model (NULL past the end): for listing. */
 const thoth_pm_cpu_model_t *thoth_pm_cpu_model_at(size_t i);
+/* The built-in model whose trace_id is ID; NULL for 0 or an unknown id. */
+const thoth_pm_cpu_model_t *thoth_pm_cpu_model_by_trace_id(uint32_t id);
 
 /* Power of one busy CPU at OPP I (core + cluster), mW. */
 uint32_t thoth_pm_opp_power_mw(const thoth_pm_cpu_model_t *m, uint32_t i);

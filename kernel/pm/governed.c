@@ -7,6 +7,7 @@
 
 #include "governed.h"
 #include "pm_clock.h"
+#include "power_account.h"
 #include "thoth/caller.h"
 #include "thoth/error.h"
 #include "thoth/trace.h"
@@ -21,6 +22,7 @@ struct thoth_pm_governed {
 	thoth_timer_t *timer;      /* armed only while above the floor */
 	uint64_t cpu_seen_ns;      /* thread CPU time at the last decision */
 	uint32_t opp;
+	uint32_t model_id;         /* the domain model's trace_id (energy.h; 0: not a published table) */
 	thoth_pm_governed_stats_t stats;
 	thoth_pm_governed_change_fn on_change;
 	void *change_arg;
@@ -28,7 +30,9 @@ struct thoth_pm_governed {
 
 static void on_check(thoth_loop_t *loop, thoth_timer_t *timer, void *arg);
 
-/* Why the governor was asked (pm_freq_change's reason, docs/OBSERVABILITY.md). */
+/* Why the governor was asked (pm_freq_change's reason, docs/OBSERVABILITY.md).
+ * Both PM points name the domain's model and the OPP (power_account.h), so
+ * a reader can price OPP time with the published table (thothd's dashboard). */
 enum { FREQ_AT_ARRIVAL = 1, FREQ_AT_COMPLETION = 2, FREQ_BY_TIMER = 3 };
 
 /* Ask the governor at NOW; write what it chose; keep the lowering timer
@@ -50,7 +54,7 @@ static void decide(thoth_pm_governed_t *g, uint64_t now, uint64_t dispatch_ns, u
 		}
 		g->opp = opp;
 		THOTH_TRACE(PM, pm_freq_change, thoth_pm_dvfs_current_khz(g->dvfs),
-			    (uint64_t)why << 32 | opp);
+			    (uint64_t)why << 32 | thoth_pm_trace_model_opp(g->model_id, opp));
 		if (g->on_change)
 			g->on_change(g->change_arg, now, opp);
 	}
@@ -97,9 +101,13 @@ static int governed_invoke(const void *handlers, void *self, const thoth_method_
 	}
 	if (thoth_pm_dvfs_dispatched(g->dvfs, now, client, now + g->qos_ns, waiting) == 0)
 		decide(g, now, now, FREQ_AT_ARRIVAL);
+	uint32_t opp_run = g->opp;      /* the handler runs at what arrival chose */
 	uint64_t cpu0 = thoth_pm_clock_thread_cpu_ns();
 	int r = g->inner(g->inner_handlers, g->inner_self, m, req, resp, arena);
 	uint64_t cpu1 = thoth_pm_clock_thread_cpu_ns();
+	/* One record per request while category PM is on (thothd's dashboard
+	 * prices it: power_account.h); a load and a branch while it is off. */
+	THOTH_TRACE(PM, pm_work, cpu1 - cpu0, thoth_pm_trace_model_opp(g->model_id, opp_run));
 	thoth_pm_dvfs_completed(g->dvfs, cpu1 - cpu0);
 	decide(g, thoth_pm_clock_monotonic_ns(), 0, FREQ_AT_COMPLETION);
 	return r;
@@ -116,6 +124,7 @@ int thoth_pm_governed_new(thoth_loop_t *loop, thoth_pm_dvfs_t *dvfs, uint64_t qo
 	g->loop = loop;
 	g->dvfs = dvfs;
 	g->qos_ns = qos_ns;
+	g->model_id = thoth_pm_dvfs_model(dvfs)->trace_id;
 	g->cpu_seen_ns = thoth_pm_clock_thread_cpu_ns();
 	/* This thread serves the requests: with the uclamp backend its clamps
 	 * carry the governor's choice (dvfs.h). */

@@ -14,6 +14,10 @@
  *    for the socket transport); its latency goes into the channel's
  *    histogram keyed by (service pid, interface id, method).  The service
  *    side's chan_recv carries the request's queueing delay (arg0, ns).
+ *  - modelled CPU power and energy per request of every governed service
+ *    (SCHED-1): its pm_work points (each request's handler CPU time, the
+ *    model and OPP it ran at) priced with the published CPU models of
+ *    kernel/pm/energy.c (power_account.h); nothing measured.
  *  - thothd itself: loop stats, registry counts, the broker's state (called
  *    through its own handler, as `thothctl pm` does).
  * The last RETAIN_EVENTS events are kept for the "export this window as a
@@ -37,6 +41,7 @@
 #include "locks.h"              /* OBS-4's tables (docs/LOCKS.md): shared with LockReports */
 #include "log.h"
 #include "pm.thoth.h"
+#include "power_account.h"     /* kernel/pm: governed services' modelled power */
 #include "probe.thoth.h"
 #include "registry.thoth.h"
 #include "thoth/rpc.h"
@@ -106,6 +111,12 @@ typedef struct proc_stat {
 	uint64_t freq_span_from_ns;     /* the interval's average covers from here (first known) */
 	double khz_ns;                  /* integral of khz over this interval so far */
 	uint64_t freq_changes, prev_freq_changes;
+	/* Modelled CPU power: its pm_work points priced with the published
+	 * model they name (power_account.h); the last tick's interval. */
+	thoth_pm_power_account_t power;
+	bool priced;                    /* a pm_work was seen */
+	bool have_iv;
+	thoth_pm_power_interval_t last_iv;
 } proc_stat_t;
 
 typedef struct hist {
@@ -530,11 +541,19 @@ static void on_event(const thoth_trace_event_t *ev, const char *process, void *c
 				      .pending = (ev->arg0 & THOTH_LOOP_WAKE_FD) != 0 };
 		if (!t->pending)
 			count_wake(l, ev->pid, ev->arg0, -1, process);
-	} else if (ev->category == THOTH_TRACE_CAT_PM && strcmp(n, "pm_freq_change") == 0) {
-		/* arg0 = kHz, arg1 = reason << 32 | OPP (docs/OBSERVABILITY.md) */
+	} else if (ev->category == THOTH_TRACE_CAT_PM && strcmp(n, "pm_work") == 0) {
+		/* arg0 = a request's handler CPU ns, arg1 = model << 16 | OPP */
 		proc_stat_t *p = proc_of(l, ev->pid, process);
 		if (!p)
 			return;
+		p->priced = true;
+		thoth_pm_power_account_work(&p->power, ev->arg0, ev->arg1);   /* or counted unpriced */
+	} else if (ev->category == THOTH_TRACE_CAT_PM && strcmp(n, "pm_freq_change") == 0) {
+		/* arg0 = kHz, arg1 = reason << 32 | model << 16 | OPP (docs/OBSERVABILITY.md) */
+		proc_stat_t *p = proc_of(l, ev->pid, process);
+		if (!p)
+			return;
+		thoth_pm_power_account_freq(&p->power, ev->arg0, ev->arg1);
 		uint64_t ts = ev->timestamp_ns > p->freq_since_ns ? ev->timestamp_ns : p->freq_since_ns;
 		if (p->governed) {
 			p->khz_ns += (double)p->khz * (double)(ts - p->freq_since_ns);
@@ -544,7 +563,7 @@ static void on_event(const thoth_trace_event_t *ev, const char *process, void *c
 		}
 		p->governed = true;
 		p->khz = (uint32_t)ev->arg0;
-		p->opp = (uint32_t)ev->arg1;
+		p->opp = (uint32_t)ev->arg1 & 0xffff;
 		p->freq_since_ns = ts;
 		p->freq_changes++;
 	} else if (ev->category == THOTH_TRACE_CAT_TIMER && strcmp(n, "timer_fire") == 0) {
@@ -829,6 +848,58 @@ static const char *proc_name(thothd_live_t *l, uint32_t pid)
 	return ring ? ring : "?";
 }
 
+/* Modelled CPU power of every governed service over the interval that ends
+ * now (INTERVAL_NS): its requests' handler CPU time x the busy power of the
+ * OPP each ran at, from the published model its trace points name. */
+static void pm_power_to_json(thothd_live_t *l, FILE *f, uint64_t interval_ns)
+{
+	bool any = false, priced = false;
+	for (uint32_t i = 0; i < l->n_procs; i++) {
+		const proc_stat_t *p = &l->procs[i];
+		any = any || p->governed || p->priced;
+		priced = priced || thoth_pm_power_account_model(&p->power);
+	}
+	fprintf(f, ",\"pm_power\":{\"available\":%s,\"why\":\"%s\",\"services\":[",
+		priced ? "true" : "false",
+		priced ? "modelled, not measured: each request's handler CPU time in a governed "
+			 "service (SCHED-1, its pm_work trace points) priced at the busy power "
+			 "(core + cluster) of the OPP it ran at, from the published energy model "
+			 "named (kernel/pm/energy.c); idle power and work outside the handlers not "
+			 "included"
+		: any ? "no published energy model for the governed services' domains (a machine's "
+			"own energy model is not priced): no modelled power"
+		      : "no governed service (SCHED-1) running: no modelled CPU power");
+	bool first = true;
+	for (uint32_t i = 0; i < l->n_procs; i++) {
+		proc_stat_t *p = &l->procs[i];
+		if (!p->governed && !p->priced)
+			continue;
+		thoth_pm_power_interval_t iv;
+		thoth_pm_power_account_interval(&p->power, interval_ns, &iv);
+		p->last_iv = iv;
+		p->have_iv = true;
+		const thoth_pm_cpu_model_t *m = thoth_pm_power_account_model(&p->power);
+		fprintf(f, "%s{\"pid\":%u,\"name\":\"", first ? "" : ",", p->pid);
+		first = false;
+		put_escaped(f, p->name);
+		fprintf(f, "\"");
+		put_json_name(f, "model", m ? m->name : NULL);
+		put_json_name(f, "model_source", m ? m->source : NULL);
+		fprintf(f, ",\"opp\":%u,\"opp_busy_mw\":%u,\"power_mw\":%.6f,\"requests_per_s\":%.2f,"
+			   "\"cpu_share\":%.6f,\"mj_per_request\":",
+			p->power.opp, thoth_pm_power_account_opp_mw(&p->power), iv.power_mw,
+			(double)iv.requests / ((double)interval_ns / 1e9), iv.cpu_share);
+		if (iv.requests)
+			fprintf(f, "%.9f", iv.j_per_request * 1e3);
+		else
+			fprintf(f, "null");
+		fprintf(f, ",\"energy_mj_total\":%.6f,\"requests_total\":%llu,\"unpriced_total\":%llu}",
+			p->power.energy_pj * 1e-9, (unsigned long long)p->power.requests,
+			(unsigned long long)p->power.unpriced);
+	}
+	fprintf(f, "]}");
+}
+
 /* Every traced process gets a row, even one that never woke (an idle
  * service shows 0, not nothing). */
 static void note_source(const thothd_trace_source_info_t *s, void *ctx)
@@ -865,6 +936,7 @@ int thothd_live_tick(thothd_live_t *l, char **json, size_t *len)
 	thothd_tracer_live_drain(l->d->tracer);
 	ingest_lock_slices(l);
 	uint64_t now = thothd_now(l->d);
+	uint64_t interval_ns = now > l->last_tick_ns ? now - l->last_tick_ns : 1;
 	double dt = (double)(now - l->last_tick_ns) / 1e9;
 	if (dt <= 0)
 		dt = 1e-9;
@@ -948,6 +1020,7 @@ int thothd_live_tick(thothd_live_t *l, char **json, size_t *len)
 		p->freq_since_ns = p->freq_span_from_ns = now;
 	}
 	fprintf(f, "]}");
+	pm_power_to_json(l, f, interval_ns);
 
 	/* Processes: wake-ups per second by reason. */
 	fprintf(f, ",\"procs\":[");
@@ -1134,6 +1207,69 @@ static void hist_to_prom(FILE *f, thothd_live_t *l, const char *metric, const ch
 	fprintf(f, "%s_count{%s} %llu\n", metric, labels, (unsigned long long)h->count);
 }
 
+/* "pid=\"P\",process=\"NAME\",model=\"M\"" of a governed service's series. */
+static void power_labels(FILE *f, const char *metric, const proc_stat_t *p,
+			 const thoth_pm_cpu_model_t *m)
+{
+	fprintf(f, "%s{pid=\"%u\",process=\"", metric, p->pid);
+	put_escaped(f, p->name);
+	fprintf(f, "\",model=\"%s\"}", m->name);
+}
+
+/* Governed services' modelled CPU power (power_account.h): the last tick's
+ * interval as gauges, and counters since collection started.  Only
+ * services whose trace names a published model have these series. */
+static void pm_power_to_prom(thothd_live_t *l, FILE *f)
+{
+	metric_head(f, "thoth_pm_power_modelled_milliwatts", "gauge",
+		    "Modelled, not measured: CPU power of each governed service over the last 1 s "
+		    "tick, its requests' handler CPU time x the busy power (core + cluster) of the "
+		    "OPP each ran at in the published energy model `model` (kernel/pm/energy.c).");
+	for (uint32_t i = 0; i < l->n_procs; i++) {
+		const proc_stat_t *p = &l->procs[i];
+		const thoth_pm_cpu_model_t *m = thoth_pm_power_account_model(&p->power);
+		if (!m || !p->have_iv)
+			continue;
+		power_labels(f, "thoth_pm_power_modelled_milliwatts", p, m);
+		fprintf(f, " %.6f\n", p->last_iv.power_mw);
+	}
+	metric_head(f, "thoth_pm_energy_per_request_modelled_joules", "gauge",
+		    "Modelled, not measured: energy per request of each governed service over the "
+		    "last 1 s tick (its modelled energy / the requests it served); absent for a "
+		    "tick with no request.");
+	for (uint32_t i = 0; i < l->n_procs; i++) {
+		const proc_stat_t *p = &l->procs[i];
+		const thoth_pm_cpu_model_t *m = thoth_pm_power_account_model(&p->power);
+		if (!m || !p->have_iv || !p->last_iv.requests)
+			continue;
+		power_labels(f, "thoth_pm_energy_per_request_modelled_joules", p, m);
+		fprintf(f, " %.12g\n", p->last_iv.j_per_request);
+	}
+	metric_head(f, "thoth_pm_energy_modelled_joules_total", "counter",
+		    "Modelled, not measured: energy of each governed service's requests since "
+		    "collection started (handler CPU time x its OPP's busy power).");
+	for (uint32_t i = 0; i < l->n_procs; i++) {
+		const proc_stat_t *p = &l->procs[i];
+		const thoth_pm_cpu_model_t *m = thoth_pm_power_account_model(&p->power);
+		if (!m)
+			continue;
+		power_labels(f, "thoth_pm_energy_modelled_joules_total", p, m);
+		fprintf(f, " %.12g\n", p->power.energy_pj * 1e-12);
+	}
+	metric_head(f, "thoth_pm_energy_modelled_requests_total", "counter",
+		    "Requests of each governed service whose energy was modelled (pm_work trace "
+		    "points priced) since collection started: rate(joules)/rate(requests) is the "
+		    "modelled energy per request over any window.");
+	for (uint32_t i = 0; i < l->n_procs; i++) {
+		const proc_stat_t *p = &l->procs[i];
+		const thoth_pm_cpu_model_t *m = thoth_pm_power_account_model(&p->power);
+		if (!m)
+			continue;
+		power_labels(f, "thoth_pm_energy_modelled_requests_total", p, m);
+		fprintf(f, " %llu\n", (unsigned long long)p->power.requests);
+	}
+}
+
 int thothd_live_metrics(thothd_live_t *l, char **text, size_t *len)
 {
 	thothd_t *d = l->d;
@@ -1234,6 +1370,7 @@ int thothd_live_metrics(thothd_live_t *l, char **text, size_t *len)
 			put_escaped(f, l->procs[i].name);
 			fprintf(f, "\"} %llu\n", (unsigned long long)l->procs[i].freq_changes);
 		}
+	pm_power_to_prom(l, f);
 
 	/* trace rings */
 	metric_head(f, "thoth_trace_events_read_total", "counter",

@@ -8,7 +8,9 @@ governed service with its caller, a simulated PM driver):
   - the wake-up, latency and ring charts receive points, the tables fill
     with the echo processes and channels;
   - the P-state chart shows the governed service's frequency, labelled
-    modelled; the latency table names the echo interface;
+    modelled; the modelled CPU power chart has the governed service, its
+    table row priced with hikey-a53; the latency table names the echo
+    interface;
   - panels without a data source say so (locks: no LD_PRELOAD'ed process);
   - the browser console has no error;
   - a screenshot is saved (docs/dashboard.png was made by this test, with
@@ -82,16 +84,25 @@ def main():
             # after the first ticks: wait for it (deadline) before checking.
             wait_for("the modelled P-state chart", lambda: d.execute_script(
                 "return window.thothDashboard.charts['c-pstate'].points"), timeout=20, step=0.2)
+            wait_for("the modelled power chart", lambda: d.execute_script(
+                "return window.thothDashboard.charts['c-power'].points"), timeout=20, step=0.2)
             points = d.execute_script(
                 "const c = window.thothDashboard.charts; const o = {};"
                 "for (const k in c) o[k] = c[k].points; return o;")
-            for chart in ("c-wakeups", "c-latency", "c-rings", "c-pstate") + \
+            for chart in ("c-wakeups", "c-latency", "c-rings", "c-pstate", "c-power") + \
                     (() if real else ("c-cpuidle",)):
                 if not points.get(chart):
                     fail("chart %s received no data: %s" % (chart, points))
             badge = d.find_element("id", "pstate-source").text
             if not real and badge != "modelled":
                 fail("the P-state panel is labelled %r, not modelled" % badge)
+            power = d.execute_script(
+                "return [...document.querySelectorAll('#t-power tbody tr')]"
+                ".map(r => r.cells[0].textContent + ' ' + r.cells[2].textContent)")
+            if "governed-echo hikey-a53" not in power:
+                fail("the power table does not price governed-echo with hikey-a53: %s" % power)
+            if "modelled" not in d.find_element("id", "p-power").text:
+                fail("the power panel is not labelled modelled")
             ifaces = d.execute_script(
                 "return [...document.querySelectorAll('#t-latency tbody tr')]"
                 ".map(r => r.cells[2].textContent + '.' + r.cells[3].textContent)")

@@ -11,6 +11,9 @@ function, each named after what it proves.
   - a window of events exports as Chrome JSON with the echo calls in it;
   - a governed service's modelled P-state (SCHED-1, no cpufreq here) is on
     the stream and in /metrics, labelled modelled; interfaces are named;
+  - its modelled CPU power and energy per request (pm_work points priced
+    with the published HiKey table) are on the stream and in /metrics,
+    labelled modelled, and consistent with each other and the table;
   - thothd does not wake up with no client, before and after one came;
   - `thothctl status --json` reports dashboard_url.
 """
@@ -108,6 +111,7 @@ def test_event_stream_delivers_live_data(s):
             [st["name"] for st in ci["cpus"][1]["states"]] != ["POLL", "haltpoll"]:
         fail("fixture cpuidle states not shown: %s" % tick["cpuidle"])
     test_modelled_pstate_and_interface_names(s, es)
+    test_modelled_power_and_energy_per_request(s, es)
     es.close()
     print("ok: live ticks: echo %.0f calls/s, p50 %.1f us, p99 %.1f us; %d processes" %
           (rate, echo_chans[0]["p50_us"], echo_chans[0]["p99_us"], len(tick["procs"])))
@@ -145,6 +149,55 @@ def test_modelled_pstate_and_interface_names(s, es):
     print("ok: modelled P-state of governed-echo %d: %.0f MHz (OPP %d), %.1f changes/s; "
           "echo channels named thoth.echo.Echo.echo" %
           (m["pid"], m["khz"] / 1e3, m["opp"], m["changes_per_s"]))
+
+
+# Busy power (core + cluster, mW) of HiKey A53's OPPs: kernel/pm/energy.c.
+HIKEY_BUSY_MW = (69 + 16, 124 + 29, 224 + 47, 367 + 75, 670 + 112)
+
+
+def test_modelled_power_and_energy_per_request(s, es):
+    """governed-echo (HiKey A53 model, 600 us of CPU per request) shows a
+    modelled power and energy per request priced from the published table:
+    power = energy per request x requests/s, and power / handler CPU share
+    is a busy power between the table's slowest and fastest OPP."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        tick = es.next_tick()
+        pp = tick.get("pm_power") or {}
+        mine = [x for x in pp.get("services", []) if x["name"] == "governed-echo"]
+        if mine and mine[0]["model"] and mine[0]["requests_per_s"] > 0 and \
+                mine[0]["mj_per_request"] is not None:
+            break
+    else:
+        fail("no modelled power of governed-echo in 20 s: %s" % json.dumps(tick.get("pm_power")))
+    if not pp["available"] or "modelled" not in pp["why"]:
+        fail("the power panel is not labelled modelled: %s" % pp)
+    g = mine[0]
+    if g["model"] != "hikey-a53" or "HiKey" not in (g["model_source"] or ""):
+        fail("governed-echo is not priced with the HiKey table: %s" % g)
+    if g["opp_busy_mw"] != HIKEY_BUSY_MW[g["opp"]]:
+        fail("OPP %d's busy power %s is not the table's %d" % (g["opp"], g["opp_busy_mw"],
+                                                            HIKEY_BUSY_MW[g["opp"]]))
+    # >= 600 us of CPU per request at >= 153 mW (432 MHz: 208 MHz is
+    # inefficient, never chosen); <= 5 ms at 782 mW is far beyond it.
+    if not 0.6e-3 * 153 * 0.99 <= g["mj_per_request"] <= 5e-3 * 782:
+        fail("implausible modelled energy per request %s mJ" % g["mj_per_request"])
+    if abs(g["power_mw"] - g["mj_per_request"] * g["requests_per_s"]) > 0.01 * g["power_mw"] + 1e-3:
+        fail("power %s mW is not energy per request x requests/s: %s" % (g["power_mw"], g))
+    busy = g["power_mw"] / g["cpu_share"]
+    if not HIKEY_BUSY_MW[1] * 0.999 <= busy <= HIKEY_BUSY_MW[4] * 1.001:
+        fail("power / CPU share = %.1f mW, outside the table's 153..782 mW: %s" % (busy, g))
+    code, _, body = s.get("/metrics")
+    text = body.decode()
+    labels = '{pid="%d",process="governed-echo",model="hikey-a53"}' % g["pid"]
+    for want in ("thoth_pm_power_modelled_milliwatts" + labels,
+                 "thoth_pm_energy_modelled_joules_total" + labels,
+                 "thoth_pm_energy_modelled_requests_total" + labels):
+        if want not in text:
+            fail("/metrics lacks %s" % want)
+    print("ok: governed-echo modelled %.2f mW, %.4f mJ/request at %.0f requests/s "
+          "(OPP %d, %d mW busy; average busy power %.0f mW)" %
+          (g["power_mw"], g["mj_per_request"], g["requests_per_s"], g["opp"], g["opp_busy_mw"], busy))
 
 
 def test_metrics_pass_promtool(s):

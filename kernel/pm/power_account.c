@@ -1,0 +1,83 @@
+/*
+ * power_account.c - a governed service's trace priced with the published
+ * CPU models (power_account.h).
+ */
+#include <string.h>
+
+#include "power_account.h"
+#include "thoth/error.h"
+
+void thoth_pm_power_account_init(thoth_pm_power_account_t *a)
+{
+	memset(a, 0, sizeof *a);
+}
+
+/* The model and OPP of ARG1's low 32 bits, checked against the tables. */
+static int model_opp(uint64_t arg1, const thoth_pm_cpu_model_t **m, uint32_t *id, uint32_t *opp)
+{
+	*id = (uint32_t)(arg1 >> 16) & 0xffff;
+	*opp = (uint32_t)arg1 & 0xffff;
+	*m = thoth_pm_cpu_model_by_trace_id(*id);
+	if (!*m)
+		return THOTH_E_NOT_FOUND;
+	return *opp < (*m)->opp_count ? 0 : THOTH_E_INVAL;
+}
+
+int thoth_pm_power_account_freq(thoth_pm_power_account_t *a, uint64_t arg0, uint64_t arg1)
+{
+	(void)arg0;
+	const thoth_pm_cpu_model_t *m;
+	uint32_t id, opp;
+	if (model_opp(arg1, &m, &id, &opp) == THOTH_E_INVAL)
+		return THOTH_E_INVAL;
+	a->model_id = id;
+	a->opp = opp;
+	a->seen = true;
+	return 0;
+}
+
+int thoth_pm_power_account_work(thoth_pm_power_account_t *a, uint64_t arg0, uint64_t arg1)
+{
+	const thoth_pm_cpu_model_t *m;
+	uint32_t id, opp;
+	int r = arg1 >> 32 ? THOTH_E_INVAL : model_opp(arg1, &m, &id, &opp);
+	if (r) {
+		a->unpriced++;
+		return r;
+	}
+	a->model_id = id;
+	a->opp = opp;
+	a->seen = true;
+	double pj = (double)thoth_pm_opp_power_mw(m, opp) * (double)arg0;
+	a->requests++;
+	a->cpu_ns += arg0;
+	a->energy_pj += pj;
+	a->iv_requests++;
+	a->iv_cpu_ns += arg0;
+	a->iv_energy_pj += pj;
+	return 0;
+}
+
+void thoth_pm_power_account_interval(thoth_pm_power_account_t *a, uint64_t interval_ns,
+				     thoth_pm_power_interval_t *out)
+{
+	double ns = interval_ns ? (double)interval_ns : 1.0;
+	out->power_mw = a->iv_energy_pj / ns;           /* pJ / ns = mW */
+	out->energy_j = a->iv_energy_pj * 1e-12;
+	out->requests = a->iv_requests;
+	out->cpu_share = (double)a->iv_cpu_ns / ns;
+	out->j_per_request = a->iv_requests ? out->energy_j / (double)a->iv_requests : 0;
+	a->iv_requests = a->iv_cpu_ns = 0;
+	a->iv_energy_pj = 0;
+}
+
+const thoth_pm_cpu_model_t *thoth_pm_power_account_model(const thoth_pm_power_account_t *a)
+{
+	return a->seen ? thoth_pm_cpu_model_by_trace_id(a->model_id) : NULL;
+}
+
+uint32_t thoth_pm_power_account_opp_mw(const thoth_pm_power_account_t *a)
+{
+	const thoth_pm_cpu_model_t *m = thoth_pm_power_account_model(a);
+	return m && a->opp < m->opp_count ? thoth_pm_opp_power_mw(m, a->opp) : 0;
+}

@@ -1,0 +1,134 @@
+/*
+ * test_pm_power_account.c - a governed service's PM trace points
+ * (pm_freq_change, pm_work) priced with the published CPU models
+ * (kernel/pm/power_account.h), against figures computed by hand from the
+ * tables in kernel/pm/energy.c: busy power = core + cluster mW,
+ *   HiKey A53 (trace id 1): 85 / 153 / 271 / 442 / 782
+ *   Juno A57  (trace id 2): 192 / 283 / 402 / 528 / 680
+ *   Juno A53  (trace id 3): 59 / 76 / 100 / 123 / 150
+ * mW x ns = pJ; pJ / ns = mW.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "power_account.h"
+#include "thoth/error.h"
+
+#define FREQ(reason, model, opp) ((uint64_t)(reason) << 32 | thoth_pm_trace_model_opp(model, opp))
+
+static void assert_close(double got, double want)
+{
+	double tol = want ? (want > 0 ? want : -want) * 1e-9 : 1e-15;
+	if (got < want - tol || got > want + tol)
+		fail_msg("got %.12g, want %.12g", got, want);
+}
+
+static void test_trace_ids_name_the_published_tables_and_nothing_else(void **state)
+{
+	(void)state;
+	assert_string_equal(thoth_pm_cpu_model_by_trace_id(1)->name, "hikey-a53");
+	assert_string_equal(thoth_pm_cpu_model_by_trace_id(2)->name, "juno-a57");
+	assert_string_equal(thoth_pm_cpu_model_by_trace_id(3)->name, "juno-a53");
+	assert_null(thoth_pm_cpu_model_by_trace_id(0));
+	assert_null(thoth_pm_cpu_model_by_trace_id(4));
+	assert_int_equal(thoth_pm_cpu_model_find("juno-a57")->trace_id, 2);
+	/* the packing governed.c writes: model in bits 16..31, OPP in 0..15 */
+	assert_int_equal(thoth_pm_trace_model_opp(1, 4), 0x10004);
+	assert_int_equal(FREQ(3, 1, 1), (3ull << 32) | 0x10001);
+}
+
+/* A scripted sequence of what governed_echo writes, three intervals. */
+static void test_a_scripted_sequence_prices_each_request_at_its_opps_busy_power(void **state)
+{
+	(void)state;
+	thoth_pm_power_account_t a;
+	thoth_pm_power_account_init(&a);
+	thoth_pm_power_interval_t iv;
+	assert_null(thoth_pm_power_account_model(&a));
+	assert_int_equal(thoth_pm_power_account_opp_mw(&a), 0);
+
+	/* interval 1 (1 s): a raise to HiKey 1200 MHz at an arrival ... */
+	assert_int_equal(thoth_pm_power_account_freq(&a, 1200000, FREQ(1, 1, 4)), 0);
+	assert_string_equal(thoth_pm_power_account_model(&a)->name, "hikey-a53");
+	assert_int_equal(thoth_pm_power_account_opp_mw(&a), 670 + 112);
+	/* ... two requests of 600 us there: 2 x 600000 x 782 = 938,400,000 pJ */
+	assert_int_equal(thoth_pm_power_account_work(&a, 600000, FREQ(0, 1, 4)), 0);
+	assert_int_equal(thoth_pm_power_account_work(&a, 600000, FREQ(0, 1, 4)), 0);
+	/* the lowering timer to 432 MHz, one request of 300 us: 300000 x 153 = 45,900,000 pJ */
+	assert_int_equal(thoth_pm_power_account_freq(&a, 432000, FREQ(3, 1, 1)), 0);
+	assert_int_equal(thoth_pm_power_account_opp_mw(&a), 153);
+	assert_int_equal(thoth_pm_power_account_work(&a, 300000, FREQ(0, 1, 1)), 0);
+	/* not priced: a model with no published table (0), an unknown id, an
+	 * OPP HiKey has not, reserved bits */
+	assert_int_equal(thoth_pm_power_account_work(&a, 1000000, FREQ(0, 0, 1)), THOTH_E_NOT_FOUND);
+	assert_int_equal(thoth_pm_power_account_work(&a, 1000000, FREQ(0, 9, 1)), THOTH_E_NOT_FOUND);
+	assert_int_equal(thoth_pm_power_account_work(&a, 1000000, FREQ(0, 1, 5)), THOTH_E_INVAL);
+	assert_int_equal(thoth_pm_power_account_work(&a, 1000000, FREQ(1, 1, 1)), THOTH_E_INVAL);
+	assert_int_equal(a.unpriced, 4);
+	/* a change naming an OPP the model has not is refused and changes nothing */
+	assert_int_equal(thoth_pm_power_account_freq(&a, 432000, FREQ(1, 1, 7)), THOTH_E_INVAL);
+	assert_int_equal(thoth_pm_power_account_opp_mw(&a), 153);
+	thoth_pm_power_account_interval(&a, 1000000000ull, &iv);
+	/* 984,300,000 pJ over 1e9 ns = 0.9843 mW; 9.843e-4 J / 3 = 3.281e-4 J */
+	assert_close(iv.power_mw, 0.9843);
+	assert_close(iv.energy_j, 9.843e-4);
+	assert_int_equal(iv.requests, 3);
+	assert_close(iv.j_per_request, 3.281e-4);
+	assert_close(iv.cpu_share, 1.5e-3);
+
+	/* interval 2 (500 ms): a Juno A53 request at 700 MHz for 2 ms
+	 * (2e6 x 100 = 2e8 pJ) and a Juno A57 one at 450 MHz for 1 ms
+	 * (1e6 x 192 = 1.92e8 pJ): 3.92e8 pJ / 5e8 ns = 0.784 mW */
+	assert_int_equal(thoth_pm_power_account_work(&a, 2000000, FREQ(0, 3, 2)), 0);
+	assert_int_equal(thoth_pm_power_account_work(&a, 1000000, FREQ(0, 2, 0)), 0);
+	assert_string_equal(thoth_pm_power_account_model(&a)->name, "juno-a57");
+	thoth_pm_power_account_interval(&a, 500000000ull, &iv);
+	assert_close(iv.power_mw, 0.784);
+	assert_close(iv.energy_j, 3.92e-4);
+	assert_int_equal(iv.requests, 2);
+	assert_close(iv.j_per_request, 1.96e-4);
+
+	/* interval 3: nothing ran: 0 mW, no request to divide by */
+	thoth_pm_power_account_interval(&a, 1000000000ull, &iv);
+	assert_close(iv.power_mw, 0);
+	assert_int_equal(iv.requests, 0);
+	assert_close(iv.j_per_request, 0);
+
+	/* since the start: 5 priced requests, 9.843e-4 + 3.92e-4 J */
+	assert_int_equal(a.requests, 5);
+	assert_int_equal(a.cpu_ns, 4500000);
+	assert_close(a.energy_pj * 1e-12, 1.3763e-3);
+	assert_int_equal(a.unpriced, 4);
+}
+
+static void test_a_domain_without_a_published_model_is_shown_but_not_priced(void **state)
+{
+	(void)state;
+	thoth_pm_power_account_t a;
+	thoth_pm_power_account_init(&a);
+	/* a machine's own energy model: trace id 0 */
+	assert_int_equal(thoth_pm_power_account_freq(&a, 1800000, FREQ(1, 0, 3)), 0);
+	assert_true(a.seen);
+	assert_null(thoth_pm_power_account_model(&a));
+	assert_int_equal(thoth_pm_power_account_opp_mw(&a), 0);
+	assert_int_equal(thoth_pm_power_account_work(&a, 500000, FREQ(0, 0, 3)), THOTH_E_NOT_FOUND);
+	thoth_pm_power_interval_t iv;
+	thoth_pm_power_account_interval(&a, 1000000000ull, &iv);
+	assert_int_equal(iv.requests, 0);
+	assert_close(iv.power_mw, 0);
+	assert_int_equal(a.unpriced, 1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_trace_ids_name_the_published_tables_and_nothing_else),
+		cmocka_unit_test(test_a_scripted_sequence_prices_each_request_at_its_opps_busy_power),
+		cmocka_unit_test(test_a_domain_without_a_published_model_is_shown_but_not_priced),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
