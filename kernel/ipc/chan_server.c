@@ -88,6 +88,7 @@ struct conn {
 	uint64_t features;
 	uint8_t *pending_out;           /* buffer handed to dispatch, not yet sent */
 	uint64_t slept_at;              /* when it last went back to the loop to wait */
+	bool waits_slot;                /* SERVE_IDLE armed CHAN_WAIT_SLOT (else CHAN_WAIT_RECV) */
 	uint64_t pl_calls, pl_wakes;    /* placement window: calls, doorbell wake-ups */
 	uint64_t pl_busy0;              /* the client's CPU ns at the window's start (0 = none) */
 	thoth_timer_t *mod_timer;       /* moderation: we wake by ourselves then (PM-3) */
@@ -502,14 +503,14 @@ static bool serve_pinned(thoth_chan_server_t *s)
 	return s->one_cpu;
 }
 
-static enum serve_result conn_serve(conn_t *c, unsigned budget)
+static enum serve_result conn_serve(conn_t *c, unsigned *budget)
 {
 	thoth_chan_server_t *s = c->srv;
 	chan_end_t *e = &c->end;
 	chan_disarm(e, CHAN_WAIT_RECV);
 	chan_disarm(e, CHAN_WAIT_SLOT);
 	ST_ADD(s, turns, 1);
-	for (unsigned served = 0;;) {
+	for (;;) {
 		/* An orderly close (the socket's end is seen by on_sock; reading
 		 * it here would cost a system call per message).  What the
 		 * client queued before closing is still served: a oneway
@@ -520,7 +521,7 @@ static enum serve_result conn_serve(conn_t *c, unsigned budget)
 			conn_close(c);
 			return SERVE_CLOSED;
 		}
-		if (served == budget)
+		if (!*budget)
 			return SERVE_MORE;
 		/* Spin for this client only while no other channel waits for
 		 * its turn. */
@@ -534,6 +535,7 @@ static enum serve_result conn_serve(conn_t *c, unsigned budget)
 			}
 			if ((may_spin && chan_spin(e, CHAN_WAIT_SLOT, 0)) || chan_arm(e, CHAN_WAIT_SLOT, 0))
 				continue;
+			c->waits_slot = true;   /* the client's doorbell now means "a slot is free" */
 			return SERVE_IDLE;
 		}
 		thoth_msg_t msg;
@@ -554,13 +556,14 @@ static enum serve_result conn_serve(conn_t *c, unsigned budget)
 			uint64_t wake_by = chan_mod_sleep(e);    /* before the flag: PM-3 */
 			if (chan_arm(e, CHAN_WAIT_RECV, 0))
 				continue;
+			c->waits_slot = false;
 			/* on_sock learns how long it slept (a nap included) */
 			c->slept_at = idle_at ? idle_at : thoth_clock_now();
 			mod_timer_set(c, wake_by);
 			return SERVE_IDLE;
 		}
 		if (!r) {
-			served++;
+			(*budget)--;
 			thoth_arena_t arena;
 			thoth_arena_init(&arena, s->arena_buf, s->arena_cap);
 			thoth_server_io_t io = { .arena = &arena, .features = c->features,
@@ -628,7 +631,8 @@ static void ready_push(conn_t *c)
 /* One turn for C; it queues for another if its budget ran out. */
 static void conn_turn(conn_t *c)
 {
-	if (conn_serve(c, CONN_BUDGET) == SERVE_MORE)
+	unsigned budget = CONN_BUDGET;
+	if (conn_serve(c, &budget) == SERVE_MORE)
 		ready_push(c);
 }
 
@@ -817,34 +821,121 @@ static void handle_open(conn_t *c)
 		conn_turn(c);
 }
 
+/* The client's doorbell ended our sleep (or on_sock's re-check found what a
+ * doorbell it read back announced: the same wake-up, taken without the loop's
+ * wait).  Before the channel's turn. */
+static void conn_woke(conn_t *c)
+{
+	thoth_chan_server_t *s = c->srv;
+	if (c->slept_at) {
+		chan_spin_slept(&c->end, thoth_clock_now() - c->slept_at);
+		c->slept_at = 0;
+		c->pl_wakes++;          /* its doorbell ended our sleep */
+	}
+	mod_timer_set(c, 0);
+	ST_ADD(s, mod_wakeups, 1);
+	chan_mod_woke(&c->end, false);
+}
+
+/* Read the doorbells back.  At the socket's end (the client went) mark the
+ * client's side closed and stop watching the socket (its end would be
+ * reported at every poll); true then.  What the client queued before it
+ * went is still served (it may have been oneway messages): conn_serve
+ * closes the channel once the ring is empty, as the closed flag says. */
+static bool conn_drain(conn_t *c)
+{
+	if (!chan_bell_drain(&c->end))
+		return false;
+	atomic_store_explicit(&c->end.ctl->closed[CHAN_CLIENT], 1, memory_order_release);
+	thoth_loop_remove_fd(c->srv->loop, c->sock_src);
+	c->sock_src = NULL;
+	return true;
+}
+
+/*
+ * Read the doorbells back after the turn only while the client can run
+ * beside us: its presence word says it last ran on another CPU (or says
+ * nothing we can read).  Then the answer reaches a client that runs while
+ * we drain.  A client that last ran on our CPU is woken there and runs
+ * only once we sleep, so the drain is on its round trip whichever way, and
+ * late it measured slower (always-sleep, both ends pinned to one CPU:
+ * 5.90 -> 6.24 us p50, docs/SCHED.md).  The word is the client's: a lie
+ * picks the other order, and both orders lose no wake-up.
+ */
+static bool late_drain_pays(const conn_t *c)
+{
+	uint32_t pw = atomic_load_explicit(&c->end.ctl->presence[CHAN_CLIENT].word, memory_order_relaxed);
+	uint32_t cpu = pw & CHAN_PRESENCE_CPU_MASK;
+	if ((pw & ~(CHAN_PRESENCE_RUNNING | CHAN_PRESENCE_CPU_MASK)) || !cpu)
+		return true;            /* not a value a client writes, or unknown */
+	int me = sched_getcpu();
+	return me < 0 || cpu - 1 != (uint32_t)me;
+}
+
+/*
+ * The channel's socket is readable: doorbells, or its end.  While the
+ * client can run beside us (late_drain_pays) the woken channel is served
+ * first and its doorbells are read back after (the late drain: the answer
+ * no longer waits for a recv), and then the condition the channel sleeps
+ * on is checked again; when it holds, the channel is served again within
+ * the same turn's budget.  Why that re-check loses no wake-up (docs/IPC.md,
+ * "Reading doorbells back late"): the socket is level-triggered, so a
+ * doorbell sent after our read keeps it readable and the loop comes back;
+ * a doorbell our read took was sent after the thing it announces was
+ * published (publish, fence, load the waiting flag, send), so that thing
+ * is visible now.  It must be exactly the condition whose flag is set:
+ * waiting for a free response slot (waits_slot) the client's doorbell says
+ * "I took an answer", not "a request came", and a request it sends then
+ * rings nobody (the receive flag is clear) -- checking only for a request
+ * there sleeps for ever (test_channel: test_late_drain_rechecks_a_free_slot;
+ * no re-check at all: test_late_drain_rechecks_a_request).
+ */
 static void on_sock(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t events, void *arg)
 {
 	conn_t *c = arg;
-	thoth_chan_server_t *s = c->srv;
 	if (c->open) {
-		/* Doorbells, or the end of the connection. */
-		if (chan_bell_drain(&c->end)) {
-			/* Serve what it queued before it went (it may have been
-			 * oneway messages), then close: conn_serve closes the
-			 * channel once the ring is empty, as the closed flag
-			 * says.  The socket is not watched any more: its end
-			 * would be reported at every poll. */
-			atomic_store_explicit(&c->end.ctl->closed[CHAN_CLIENT], 1, memory_order_release);
-			thoth_loop_remove_fd(s->loop, c->sock_src);
-			c->sock_src = NULL;
+		if (c->queue) {         /* its turn comes in on_kick, flags clear */
+			conn_drain(c);
+			return;
 		}
-		if (c->queue)
-			return;                 /* its turn comes in on_kick */
-		if (c->slept_at) {
-			chan_spin_slept(&c->end, thoth_clock_now() - c->slept_at);
-			c->slept_at = 0;
-			c->pl_wakes++;          /* its doorbell ended our sleep */
+		if (!late_drain_pays(c)) {
+			/* Early: read the doorbells back, then serve. */
+			conn_drain(c);
+			conn_woke(c);
+			conn_turn(c);
+			return;
 		}
-		mod_timer_set(c, 0);
-		ST_ADD(s, mod_wakeups, 1);
-		chan_mod_woke(&c->end, false);
-		conn_turn(c);
-		return;
+		/* One turn's budget for everything served here, re-checks
+		 * included: other channels wait at most one turn of this
+		 * one, as before. */
+		unsigned budget = CONN_BUDGET;
+		for (;;) {
+			conn_woke(c);
+			enum serve_result sr = conn_serve(c, &budget);
+			if (sr == SERVE_CLOSED)
+				return;
+			if (sr == SERVE_MORE) {
+				ready_push(c);
+				conn_drain(c);  /* flags clear: the queued turn serves what they rang for */
+				return;
+			}
+			/* SERVE_IDLE: one flag is set, the one waits_slot names. */
+			if (conn_drain(c)) {
+				conn_turn(c);   /* it went: serve what is left, then close */
+				return;
+			}
+			enum chan_cond cond = c->waits_slot ? CHAN_WAIT_SLOT : CHAN_WAIT_RECV;
+			if (!chan_ready(&c->end, cond, 0))
+				return;         /* asleep: a later doorbell keeps the socket readable */
+			/* A doorbell we read announced it: the wake-up it
+			 * would have been, served now (conn_serve disarms). */
+			if (!budget) {
+				chan_disarm(&c->end, cond);
+				conn_woke(c);
+				ready_push(c);
+				return;
+			}
+		}
 	}
 	ssize_t r = thoth__chan_recv_fds(fd, c->hs + c->hs_len, HANDSHAKE_MAX - c->hs_len, c->hs_fds,
 				  &c->hs_nfds, MSG_DONTWAIT);

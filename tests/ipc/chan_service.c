@@ -4,13 +4,21 @@
  *
  *   chan_service SOCKET [--sleep] [--features N] [--slots N] [--bufs N] [--buf-size N]
  *                [--peers uid|group|any] [--group GID] [--socket-mode OCTAL]
- *                [--handshake-ms N] [--max-pending N] [--nofile N]
+ *                [--handshake-ms N] [--max-pending N] [--nofile N] [--hold-drains FD]
  *
  * --nofile lowers RLIMIT_NOFILE before serving (the fd-limit tests).
+ * --hold-drains FD: every read-back of a channel's doorbells (the server's
+ * chan_bell_drain: a recv of up to 256 bytes with MSG_DONTWAIT) first
+ * writes "h" on FD and waits, at most 10 s, for one byte back: the test
+ * acts as a client in the moment between the service's turn and its drain
+ * (test_channel, "the late doorbell drain").  recv is wrapped at link time
+ * (-Wl,--wrap=recv); without the option the wrapper only passes through.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +30,21 @@
 #include "thoth/channel.h"
 
 static thoth_chan_server_t *srv;
+static int hold_fd = -1;
+
+ssize_t __real_recv(int fd, void *buf, size_t len, int flags);
+ssize_t __wrap_recv(int fd, void *buf, size_t len, int flags);
+
+ssize_t __wrap_recv(int fd, void *buf, size_t len, int flags)
+{
+	if (hold_fd >= 0 && len == 256 && flags == MSG_DONTWAIT) {
+		char b = 'h';
+		struct pollfd p = { .fd = hold_fd, .events = POLLIN };
+		if (write(hold_fd, &b, 1) != 1 || poll(&p, 1, 10000) != 1 || read(hold_fd, &b, 1) != 1)
+			hold_fd = -1;   /* the test went: stop holding */
+	}
+	return __real_recv(fd, buf, len, flags);
+}
 static thoth_loop_t *main_loop;
 static uint64_t note_count, note_sum;
 
@@ -128,7 +151,7 @@ int main(int argc, char **argv)
 	if (argc < 2) {
 		fprintf(stderr, "usage: chan_service SOCKET [--sleep] [--features N] [--slots N] [--bufs N] [--buf-size N] "
 			"[--peers uid|group|any] [--group GID] [--socket-mode OCTAL] [--handshake-ms N] [--max-pending N] "
-			"[--nofile N]\n");
+			"[--nofile N] [--hold-drains FD]\n");
 		return 2;
 	}
 	thoth_chan_server_config_t cfg = {
@@ -165,6 +188,8 @@ int main(int argc, char **argv)
 				perror("chan_service: setrlimit");
 				return 2;
 			}
+		} else if (!strcmp(argv[i], "--hold-drains") && i + 1 < argc) {
+			hold_fd = (int)strtol(argv[++i], NULL, 10);
 		} else {
 			fprintf(stderr, "chan_service: unknown argument %s\n", argv[i]);
 			return 2;

@@ -7,12 +7,18 @@
  * refusals, ring full and pool exhausted (AGAIN / TIMEDOUT).  Faults: the
  * service killed mid-call, a client killed mid-call, a client scribbling
  * over the shared rings; after each, no fd leaked on either side, and
- * neither side ever uses /dev/shm (tests/common/devshm.h).
+ * neither side ever uses /dev/shm (tests/common/devshm.h).  The late
+ * doorbell drain: the client acting between the service's turn and its
+ * read of the doorbells (held there by chan_service --hold-drains), for a
+ * request and for a free answer slot, and a hammering client.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -104,9 +110,19 @@ static int setup(void **state)
 	return 0;
 }
 
+static int hold_sock = -1;     /* our end of chan_service --hold-drains */
+static cpu_set_t own_cpus;     /* this thread's CPUs before pin_apart */
+static bool pinned;
+
 static int teardown(void **state)
 {
 	stop_service();
+	if (hold_sock >= 0)
+		close(hold_sock);
+	hold_sock = -1;
+	if (pinned)
+		sched_setaffinity(0, sizeof own_cpus, &own_cpus);
+	pinned = false;
 	unlink(sock_path);
 	rmdir(dir);
 	return 0;
@@ -815,6 +831,306 @@ static void test_corrupt_rings_close_only_that_channel(void **state)
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
+/* ---- the late doorbell drain (docs/IPC.md, "Reading doorbells back late") ---- */
+
+/*
+ * The service reads its doorbells back late only while its client last
+ * ran on another CPU (chan_server.c, late_drain_pays): these tests pin the
+ * service to one CPU and this thread to another, so that every turn takes
+ * the late path.  Fewer than two CPUs: skipped.  teardown restores us.
+ */
+static void pin_apart(void)
+{
+	cpu_set_t all;
+	assert_int_equal(sched_getaffinity(0, sizeof all, &all), 0);
+	int a = -1, b = -1;
+	for (int i = 0; i < CPU_SETSIZE && b < 0; i++)
+		if (CPU_ISSET(i, &all)) {
+			if (a < 0)
+				a = i;
+			else
+				b = i;
+		}
+	if (b < 0)
+		skip();
+	cpu_set_t one;
+	CPU_ZERO(&one);
+	CPU_SET(a, &one);
+	assert_int_equal(sched_setaffinity(service_pid, sizeof one, &one), 0);
+	own_cpus = all;
+	pinned = true;
+	CPU_ZERO(&one);
+	CPU_SET(b, &one);
+	assert_int_equal(sched_setaffinity(0, sizeof one, &one), 0);
+}
+
+/* chan_service whose every doorbell read-back waits for our word: the
+ * moment between its turn and its drain is ours (hold_wait, hold_go). */
+static void start_held_service(const char *slots)
+{
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_int_equal(fcntl(sv[0], F_SETFD, FD_CLOEXEC), 0);   /* the service gets sv[1] only */
+	char arg[16];
+	snprintf(arg, sizeof arg, "%d", sv[1]);
+	start_service("--hold-drains", arg, "--slots", slots, NULL);
+	close(sv[1]);
+	hold_sock = sv[0];
+	pin_apart();
+}
+
+/* 1 when the service is holding a drain (until hold_go), 0 if none came
+ * within MS. */
+static int hold_wait(int ms)
+{
+	struct pollfd p = { .fd = hold_sock, .events = POLLIN };
+	char b;
+	if (poll(&p, 1, ms) != 1)
+		return 0;
+	assert_int_equal(read(hold_sock, &b, 1), 1);
+	assert_int_equal(b, 'h');
+	return 1;
+}
+
+static void hold_go(void)
+{
+	assert_int_equal(write(hold_sock, "g", 1), 1);
+}
+
+static thoth_chan_t *open_slots(uint32_t slots)
+{
+	thoth_chan_config_t cfg = { .iface = &thoth_chantest_Test_info, .limits = { .slots = slots } };
+	return open_with(&cfg);
+}
+
+/* Queue echo request ID (message API; the tests keep room in the ring). */
+static void send_echo(thoth_chan_t *ch, uint32_t id)
+{
+	uint8_t payload[4];
+	memcpy(payload, &id, 4);
+	thoth_chantest_Test_echo_req_t rq = { .data = { .ptr = payload, .len = 4 } };
+	thoth_msg_header_t meta = { .request_id = id };
+	uint8_t *buf;
+	size_t len = 128;
+	assert_int_equal(thoth_chan_alloc(ch, len, &buf, 0), 0);
+	assert_int_equal(thoth_chantest_Test_echo_req_encode_msg(buf, len, &meta, &rq, &len), 0);
+	assert_int_equal(thoth_chan_send(ch, buf, len, 0), 0);
+}
+
+/* Take the answer to ID if it is there (1), else 0; never waits. */
+static int take_echo(thoth_chan_t *ch, uint32_t id)
+{
+	thoth_msg_t m;
+	int r = thoth_chan_recv(ch, &m, 0);
+	if (r == THOTH_E_AGAIN)
+		return 0;
+	assert_int_equal(r, 0);
+	thoth_msg_header_t h;
+	assert_int_equal(thoth_wire_header_decode(m.data, m.len, &h), 0);
+	assert_int_equal(h.request_id, id);
+	thoth_chan_release(ch, &m);
+	return 1;
+}
+
+/* Answers published and not yet taken. */
+static uint32_t answers_queued(thoth_chan_t *ch)
+{
+	chan_end_t *e = thoth_chan__end(ch);
+	return atomic_load(&e->ctl->dir[CHAN_RESP].head) - e->rx_tail;
+}
+
+/*
+ * The worst moment for a request: the service has answered request N and
+ * armed for the next (its waiting flag is set), and before its drain reads
+ * the doorbells back, the client takes answer N and sends N+1, which rings
+ * (the flag is set).  The drain takes that doorbell, so the socket says
+ * nothing more: the service must find N+1 by checking the ring again after
+ * the drain.  Without that re-check it sleeps with N+1 queued and this
+ * fails on the first round.
+ */
+static void test_late_drain_rechecks_a_request(void **state)
+{
+	start_held_service("8");
+	thoth_chan_t *ch = open_slots(8);
+	enum { ROUNDS = 40 };
+	uint32_t id = 1, raced = 0;      /* id: the request waiting for its answer */
+	send_echo(ch, id);
+	uint64_t progress = now_ns();
+	while (id <= ROUNDS) {
+		if (hold_wait(1)) {
+			if (take_echo(ch, id)) {        /* answered, its drain held */
+				if (++id <= ROUNDS)
+					send_echo(ch, id);
+				raced++;
+			}
+			hold_go();
+			progress = now_ns();
+		} else if (take_echo(ch, id)) {
+			if (++id <= ROUNDS)
+				send_echo(ch, id);
+			progress = now_ns();
+		} else if (now_ns() - progress > 3000000000ull) {
+			fail_msg("request %u not answered in 3 s: the service sleeps with it queued, its doorbell "
+				 "read back by a drain that did not look again (%u raced drains before)", id, raced);
+		}
+	}
+	/* The moment came in most rounds: else the drain is not late, or
+	 * not held, and this proved nothing. */
+	if (raced < ROUNDS / 4)
+		fail_msg("only %u of %u rounds found the answer published before the drain", raced, ROUNDS);
+	print_message("late drain, request: %u of %u rounds raced\n", raced, ROUNDS);
+	thoth_chan_close(ch);
+}
+
+/*
+ * The worst moment for a free slot: two slots, the client keeps two calls
+ * out, so after its turn the service's answer ring is full and it waits
+ * for a slot (its receive flag is clear: requests do not ring).  Before
+ * its drain, the client takes one answer, which rings ("a slot is free").
+ * The drain takes that doorbell; the service must then see the free slot.
+ * Checking for a request instead finds none (the client sends its next
+ * one only 20 ms later), and the service sleeps; the next request rings
+ * nobody, and its answer never comes, though the ring has room.
+ */
+static void test_late_drain_rechecks_a_free_slot(void **state)
+{
+	start_held_service("2");
+	thoth_chan_t *ch = open_slots(2);
+	enum { ROUNDS = 30, OUT = 2 };
+	uint32_t sent = 0, got = 0, raced = 0;
+	while (sent < OUT)
+		send_echo(ch, ++sent);
+	uint64_t progress = now_ns();
+	while (got < ROUNDS) {
+		if (hold_wait(1)) {
+			if (answers_queued(ch) == OUT) {
+				raced++;                /* it waits for a slot, drain held */
+				got += (uint32_t)take_echo(ch, got + 1);   /* rings */
+			}
+			hold_go();
+			progress = now_ns();
+		}
+		if (sent < ROUNDS && sent - got < OUT) {
+			/* After its drain and re-check: the service sleeps
+			 * in its loop when the request comes. */
+			usleep(20000);
+			send_echo(ch, ++sent);
+			progress = now_ns();
+		} else if (answers_queued(ch) == OUT && now_ns() - progress > 200000000ull) {
+			got += (uint32_t)take_echo(ch, got + 1);   /* full: it waits for us */
+			progress = now_ns();
+		} else if (sent == ROUNDS && answers_queued(ch)) {
+			got += (uint32_t)take_echo(ch, got + 1);   /* the tail */
+			progress = now_ns();
+		} else if (now_ns() - progress > 3000000000ull) {
+			fail_msg("request %u not answered in 3 s with room for its answer: the service sleeps, the "
+				 "doorbell of the free slot read back by a drain that did not check for one (%u raced drains before)",
+				 got + answers_queued(ch) + 1, raced);
+		}
+	}
+	if (raced < ROUNDS / 3)
+		fail_msg("only %u of %u rounds found the service waiting for a slot before its drain", raced, ROUNDS);
+	print_message("late drain, free slot: %u of %u rounds raced\n", raced, ROUNDS);
+	thoth_chan_close(ch);
+}
+
+/*
+ * No held drains: clients that never pause, each on its own channel with
+ * four slots, mixing round trips, oneway bursts three rings long (the
+ * client waits for slots) and pipelined bursts two rings and one ring long
+ * (the service waits for answer slots), against an always-sleep service (every idle
+ * moment goes through the loop's wait and a drain).  Every wait is bounded:
+ * a lost wake-up is a timeout here, never a hung test.
+ */
+typedef struct hammer {
+	pthread_t t;
+	unsigned ops;
+	char err[300];
+} hammer_t;
+
+static void *hammer_run(void *arg)
+{
+	hammer_t *h = arg;
+	thoth_chan_config_t cfg = { .iface = &thoth_chantest_Test_info, .limits = { .slots = 4 }, .timeout_ms = 3000 };
+	thoth_chan_t *ch = NULL;
+	char why[200];
+	int r = thoth_chan_connect(sock_path, &cfg, &ch, why, sizeof why);
+	if (r) {
+		snprintf(h->err, sizeof h->err, "connect: %s", why);
+		return NULL;
+	}
+	thoth_client_t *cl = thoth_chan_client(ch);
+	uint64_t end = now_ns() + 1500000000ull;
+	uint32_t id = 0;
+	while (!h->err[0] && now_ns() < end) {
+		for (int i = 0; i < 8 && !h->err[0]; i++, h->ops++) {
+			uint8_t b[8] = { (uint8_t)i };
+			thoth_chantest_Test_echo_req_t rq = { .data = { .ptr = b, .len = sizeof b } };
+			thoth_chantest_Test_echo_resp_t rs;
+			uint64_t ab[64];
+			thoth_arena_t a;
+			thoth_arena_init(&a, ab, sizeof ab);
+			if ((r = thoth_chantest_Test_echo(cl, &rq, &rs, &a)))
+				snprintf(h->err, sizeof h->err, "round trip after %u operations: %s", h->ops, thoth_strerror(r));
+		}
+		for (int i = 0; i < 12 && !h->err[0]; i++, h->ops++) {
+			thoth_chantest_Test_note_req_t rq = { .value = 1 };
+			if ((r = thoth_chantest_Test_note(cl, &rq)))
+				snprintf(h->err, sizeof h->err, "oneway burst after %u operations: %s", h->ops, thoth_strerror(r));
+		}
+		/* Two rings long: the service fills the answer ring while
+		 * requests still wait; one ring long: it waits for a slot with
+		 * no request left, and the next batch comes only after we took
+		 * the answers (a slot's doorbell, then requests that ring
+		 * nobody until it looks). */
+		for (int burst = 8; burst >= 4 && !h->err[0]; burst -= 4) {
+			uint32_t first = id + 1;
+			for (int i = 0; i < burst && !h->err[0]; i++, h->ops++) {
+				uint8_t *buf;
+				size_t len = 128;
+				thoth_chantest_Test_echo_req_t rq = { .data = { .ptr = (const uint8_t *)"x", .len = 1 } };
+				thoth_msg_header_t meta = { .request_id = ++id };
+				if ((r = thoth_chan_alloc(ch, len, &buf, 3000)) ||
+				    (r = thoth_chantest_Test_echo_req_encode_msg(buf, len, &meta, &rq, &len)) ||
+				    (r = thoth_chan_send(ch, buf, len, 3000)))
+					snprintf(h->err, sizeof h->err, "pipelined send after %u operations: %s", h->ops,
+						 thoth_strerror(r));
+			}
+			for (uint32_t want = first; want <= id && !h->err[0]; want++) {
+				thoth_msg_t m;
+				thoth_msg_header_t hd;
+				if ((r = thoth_chan_recv(ch, &m, 3000)) || (r = thoth_wire_header_decode(m.data, m.len, &hd)))
+					snprintf(h->err, sizeof h->err, "pipelined answer %u after %u operations: %s", want,
+						 h->ops, thoth_strerror(r));
+				else if (hd.request_id != want)
+					snprintf(h->err, sizeof h->err, "pipelined answer %u came as %u", want,
+						 (unsigned)hd.request_id);
+				if (!r)
+					thoth_chan_release(ch, &m);
+			}
+		}
+	}
+	thoth_chan_close(ch);
+	return NULL;
+}
+
+static void test_hammering_clients_lose_no_wakeup(void **state)
+{
+	start_service("--sleep", "--slots", "4", NULL);
+	pin_apart();                    /* the clients' threads inherit our CPU */
+	hammer_t h[2] = { 0 };
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&h[i].t, NULL, hammer_run, &h[i]), 0);
+	for (int i = 0; i < 2; i++)
+		pthread_join(h[i].t, NULL);
+	for (int i = 0; i < 2; i++) {
+		if (h[i].err[0])
+			fail_msg("client %d: %s (a lost wake-up: every wait is bounded by 3 s)", i, h[i].err);
+		assert_true(h[i].ops > 0);
+	}
+	print_message("hammer: %u + %u operations\n", h[0].ops, h[1].ops);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -835,6 +1151,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_client_killed_mid_call, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_close_leaks_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_rings_close_only_that_channel, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_late_drain_rechecks_a_request, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_late_drain_rechecks_a_free_slot, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hammering_clients_lose_no_wakeup, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
