@@ -22,6 +22,12 @@
  * so whatever ties a job to a connection (its answer slot, the client
  * pointer) is only ever touched there: a connection that closes orphans its
  * jobs (client NULL), and their answers are freed unsent.
+ *
+ * A task (thothd_defer_task) is a job that answers nobody: thothd's own
+ * slow work (the dashboard's drain of busy trace rings, trace.c).  Its
+ * DONE runs on the loop thread like a job's, with no response; it is not
+ * counted against the per-connection and total bounds (its owner keeps
+ * at most one in flight).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -49,6 +55,7 @@ struct thothd_job {
 	void *arg;
 	thoth_msg_header_t rh;          /* the request's ids, for the answer */
 	bool ran;
+	bool task;                      /* thothd_defer_task: no request, no connection */
 	struct thothd_job *next;        /* in the queue, then in the done list */
 };
 
@@ -64,7 +71,7 @@ struct thothd_jobs {
 	thoth_source_t *src;
 	/* Loop thread only. */
 	uint32_t pending;               /* deferred and not answered yet */
-	uint64_t deferred, refused, orphaned;
+	uint64_t deferred, refused, orphaned, tasks;
 	bool stopped;
 };
 
@@ -160,7 +167,8 @@ static uint8_t *encode_answer(thothd_job_t *job, int status, const void *resp, c
 static void job_finish(thothd_t *d, thothd_job_t *job)
 {
 	struct thothd_jobs *j = d->jobs;
-	j->pending--;
+	if (!job->task)
+		j->pending--;
 	thothd_client_t *c = job->client;
 	const thoth_method_info_t *m = job->ops->method;
 	thoth_arena_t arena;
@@ -318,6 +326,24 @@ int thothd_defer(thothd_call_t *call, const thothd_job_ops_t *ops, void *arg)
 	return 0;
 }
 
+int thothd_defer_task(thothd_t *d, const thothd_job_ops_t *ops, void *arg)
+{
+	if (!d->loop || d->defer_off)
+		return 1;
+	int r = jobs_start(d);
+	if (r == THOTH_E_CLOSED)
+		return 1;               /* stopping: the caller works inline */
+	if (r)
+		return r;
+	thothd_job_t *job = calloc(1, sizeof *job);
+	if (!job)
+		return THOTH_E_NOMEM;
+	*job = (thothd_job_t){ .d = d, .ops = ops, .arg = arg, .task = true };
+	d->jobs->tasks++;
+	thothd_jobs_submit(d, job);
+	return 0;
+}
+
 void thothd_jobs_submit(thothd_t *d, thothd_job_t *job)
 {
 	struct thothd_jobs *j = d->jobs;
@@ -414,5 +440,6 @@ void thothd_jobs_stats(const thothd_t *d, thothd_jobs_stats_t *out)
 	*out = (thothd_jobs_stats_t){ 0 };
 	if (j)
 		*out = (thothd_jobs_stats_t){ .deferred = j->deferred, .refused = j->refused,
-					      .orphaned = j->orphaned, .pending = j->pending };
+					      .orphaned = j->orphaned, .pending = j->pending,
+					      .tasks = j->tasks };
 }

@@ -18,6 +18,15 @@
  *    through its own handler, as `thothctl pm` does).
  * The last RETAIN_EVENTS events are kept for the "export this window as a
  * Chrome trace" click, through the OBS-1 exporter.
+ *
+ * Threads: on_event runs with the tracer's mutex held, on the loop thread
+ * or on a worker (a busy backlog is drained off the loop thread: trace.c,
+ * thothd_tracer_live_drain).  So everything on_event touches -- procs,
+ * chans, pending, threads, kept, names, events, unmatched, chans_over,
+ * lock_slices, and the lock rings (whose poll feeds on_event) -- is read
+ * and written by the loop thread only between thothd_tracer_live_lock and
+ * _unlock.  The rest (cpus, ifaces, the lock panel, tick bookkeeping) is
+ * the loop thread's alone.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -314,6 +323,11 @@ void thothd_live_free(thothd_live_t *l)
 bool thothd_live_collecting(const thothd_live_t *l)
 {
 	return l && l->collecting;
+}
+
+bool thothd_live_busy(const thothd_live_t *l)
+{
+	return l && thothd_tracer_live_busy(l->d->tracer);
 }
 
 static void on_event(const thoth_trace_event_t *ev, const char *process, void *ctx);
@@ -858,12 +872,13 @@ static void ring_to_json(const thothd_trace_source_info_t *s, void *ctx)
 	rj->first = false;
 }
 
-int thothd_live_tick(thothd_live_t *l, char **json, size_t *len)
+int thothd_live_tick(thothd_live_t *l, bool drain, char **json, size_t *len)
 {
 	if (!l->collecting)
 		return THOTH_E_INVAL;
-	thothd_tracer_live_drain(l->d->tracer);
-	ingest_lock_slices(l);
+	thothd_tracer_t *tr = l->d->tracer;
+	if (drain)
+		thothd_tracer_live_drain(tr);   /* here, or handed to a worker when the backlog is big */
 	uint64_t now = thothd_now(l->d);
 	double dt = (double)(now - l->last_tick_ns) / 1e9;
 	if (dt <= 0)
@@ -871,12 +886,17 @@ int thothd_live_tick(thothd_live_t *l, char **json, size_t *len)
 	l->last_tick_ns = now;
 	l->ticks++;
 	read_cpus(l);
-	thothd_tracer_foreach_source(l->d->tracer, note_source, l);
+	thothd_tracer_foreach_source(tr, note_source, l);       /* takes the tracer's mutex */
+	iface_refresh(l);
 	char *buf = NULL;
 	size_t n = 0;
 	FILE *f = open_memstream(&buf, &n);
 	if (!f)
 		return THOTH_E_NOMEM;
+	/* What on_event updates, under the tracer's mutex (a worker may be
+	 * draining: it steps aside at its next chunk). */
+	thothd_tracer_live_lock(tr);
+	ingest_lock_slices(l);
 	fprintf(f, "{\"t_ns\":%llu,\"interval_s\":%.3f,\"kept_from_ns\":%llu,\"events\":%llu",
 		(unsigned long long)now, dt,
 		(unsigned long long)(l->kept_head ? l->kept[l->kept_head > RETAIN_EVENTS
@@ -974,7 +994,6 @@ int thothd_live_tick(thothd_live_t *l, char **json, size_t *len)
 
 	/* Channels: round-trip p50/p99 and rate over the interval. */
 	uint64_t calls = 0;
-	iface_refresh(l);
 	fprintf(f, ",\"channels\":[");
 	for (uint32_t i = 0; i < l->n_chans; i++) {
 		chan_stat_t *c = &l->chans[i];
@@ -999,6 +1018,8 @@ int thothd_live_tick(thothd_live_t *l, char **json, size_t *len)
 		c->rtt.fine_n = c->queue.fine_n = 0;
 	}
 	fprintf(f, "],\"unmatched\":%llu", (unsigned long long)l->unmatched);
+	uint64_t lock_slices = l->lock_slices, lock_slices_lost = l->lock_slices_lost;
+	thothd_tracer_live_unlock(tr);
 
 	/* Trace rings. */
 	ring_json_t rj = { .f = f, .first = true };
@@ -1062,7 +1083,7 @@ int thothd_live_tick(thothd_live_t *l, char **json, size_t *len)
 	/* Contended acquisitions kept as lock_wait slices for the window
 	 * export (preloaded programs' rings and thoth_mutex trace events). */
 	fprintf(f, ",\"lock_slices\":{\"kept\":%llu,\"lost\":%llu}",
-		(unsigned long long)l->lock_slices, (unsigned long long)l->lock_slices_lost);
+		(unsigned long long)lock_slices, (unsigned long long)lock_slices_lost);
 	fprintf(f, "}");
 	if (fclose(f) != 0) {
 		free(buf);
@@ -1134,10 +1155,10 @@ static void hist_to_prom(FILE *f, thothd_live_t *l, const char *metric, const ch
 	fprintf(f, "%s_count{%s} %llu\n", metric, labels, (unsigned long long)h->count);
 }
 
-int thothd_live_metrics(thothd_live_t *l, char **text, size_t *len)
+int thothd_live_metrics(thothd_live_t *l, bool drain, char **text, size_t *len)
 {
 	thothd_t *d = l->d;
-	if (l->collecting)
+	if (l->collecting && drain)
 		thothd_tracer_live_drain(d->tracer);
 	read_cpus(l);
 	char *buf = NULL;
@@ -1213,6 +1234,7 @@ int thothd_live_metrics(thothd_live_t *l, char **text, size_t *len)
 		if (l->cpus[i].freq_khz >= 0)
 			fprintf(f, "thoth_cpufreq_current_hertz{cpu=\"%u\"} %lld\n", l->cpus[i].cpu,
 				(long long)l->cpus[i].freq_khz * 1000);
+	thothd_tracer_live_lock(d->tracer);    /* procs: on_event's (see the top) */
 	metric_head(f, "thoth_pm_modelled_frequency_hertz", "gauge",
 		    "Modelled: the frequency the SCHED-1 governor of each governed service chose "
 		    "for its performance domain (its last pm_freq_change; simulated where there is "
@@ -1234,6 +1256,7 @@ int thothd_live_metrics(thothd_live_t *l, char **text, size_t *len)
 			put_escaped(f, l->procs[i].name);
 			fprintf(f, "\"} %llu\n", (unsigned long long)l->procs[i].freq_changes);
 		}
+	thothd_tracer_live_unlock(d->tracer);
 
 	/* trace rings */
 	metric_head(f, "thoth_trace_events_read_total", "counter",
@@ -1254,6 +1277,8 @@ int thothd_live_metrics(thothd_live_t *l, char **text, size_t *len)
 		    "1 while thothd counts trace events for the dashboard (a page connected or a "
 		    "scrape in the last 120 s); the per-process and IPC series count from then.");
 	fprintf(f, "thoth_dashboard_collecting %d\n", l->collecting ? 1 : 0);
+	iface_refresh(l);
+	thothd_tracer_live_lock(d->tracer);    /* procs, chans: on_event's */
 	metric_head(f, "thoth_process_wakeups_total", "counter",
 		    "Event-loop wake-ups of each thoth process by reason (loop_wakeup trace events; "
 		    "a wake-up with several reasons counts in each; reason all counts it once; "
@@ -1275,7 +1300,6 @@ int thothd_live_metrics(thothd_live_t *l, char **text, size_t *len)
 	}
 	/* The names of the interface ids below: an info metric (join on
 	 * `interface`), so a series keeps its identity when a name is learnt. */
-	iface_refresh(l);
 	metric_head(f, "thoth_ipc_interface_info", "gauge",
 		    "1 for each interface id seen on a channel whose name is known (thothd's "
 		    "compiled-in schemas, or a live registration's claim).");
@@ -1311,6 +1335,7 @@ int thothd_live_metrics(thothd_live_t *l, char **text, size_t *len)
 		if (!l->chans[i].socket)
 			hist_to_prom(f, l, "thoth_ipc_queue_delay_seconds", &l->chans[i],
 				     &l->chans[i].queue);
+	thothd_tracer_live_unlock(d->tracer);
 
 	/* power broker */
 	pm_view_t v;
@@ -1374,6 +1399,7 @@ int thothd_live_export(thothd_live_t *l, uint64_t from_ns, uint64_t to_ns, char 
 	int r = thoth_trace_collection_new(&c);
 	if (r)
 		return r;
+	thothd_tracer_live_lock(l->d->tracer);     /* kept, names, procs: on_event's */
 	if (l->collecting && l->kept) {
 		uint64_t first = l->kept_head > RETAIN_EVENTS ? l->kept_head - RETAIN_EVENTS : 0;
 		for (uint64_t i = first; i < l->kept_head && !r; i++) {
@@ -1386,6 +1412,7 @@ int thothd_live_export(thothd_live_t *l, uint64_t from_ns, uint64_t to_ns, char 
 			r = thoth_trace_collection_add_event(c, &ev, proc_name(l, ev.pid), "");
 		}
 	}
+	thothd_tracer_live_unlock(l->d->tracer);
 	char *buf = NULL;
 	size_t n = 0;
 	FILE *f = r ? NULL : open_memstream(&buf, &n);
