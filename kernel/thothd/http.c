@@ -23,13 +23,13 @@
  * tick exists only while a page is connected, or for LIVE_HOLD after a
  * Prometheus scrape (so rates are continuous between scrapes).
  *
- * A busy trace backlog is drained by a worker thread (trace.c,
- * thothd_tracer_live_drain).  While it drains, the tick and the requests
- * that read the dashboard's figures (/metrics, /trace.json) wait for it --
- * the tick is postponed, the requests' connections suspended -- and go on
- * when it is done (live_drained), with what it drained: the loop thread
- * never waits for the tracer's mutex held by a worker, which may be
- * preempted holding it (it runs at nice +10).
+ * The tick and the requests that read the dashboard's figures (/metrics,
+ * /trace.json) drain the trace buffers first.  A busy backlog is drained
+ * by thothd's task thread (trace.c, thothd_tracer_live_drain); while it
+ * drains, they wait for it -- the tick is postponed, the requests'
+ * connections suspended -- and go on when it is done (live_drained), with
+ * what it drained: their figures are complete, and the loop thread does
+ * not wait for the tracer's mutex the drain holds in the meantime.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -217,13 +217,12 @@ static void sse_wake(sse_client_t *c)
 	}
 }
 
-/* The tick's object to every page.  DRAIN: drain first (else a worker's
- * drain has just ended: its records are in). */
-static void tick_run(thothd_http_t *h, bool drain)
+/* The tick's object to every page, from what was drained. */
+static void tick_run(thothd_http_t *h)
 {
 	char *json = NULL;
 	size_t len = 0;
-	int r = thothd_live_tick(h->live, drain, &json, &len);
+	int r = thothd_live_tick(h->live, &json, &len);
 	if (r)
 		thothd_warn("dashboard: cannot compute the live data: %s", thoth_strerror(r));
 	for (sse_client_t *c = h->sse; c && json; c = c->next) {
@@ -248,10 +247,12 @@ static void tick_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
 		live_update(h);
 		return;
 	}
+	if (!thothd_live_busy(h->live))
+		thothd_live_drain(h->live);     /* here, or on the task thread */
 	if (thothd_live_busy(h->live))
 		h->tick_waits = true;   /* live_drained runs it */
 	else
-		tick_run(h, true);
+		tick_run(h);
 	if (thoth_timer_rearm(loop, timer, thoth_loop_now(loop) + TICK_NS, TICK_SLACK_NS)) {
 		h->tick = NULL;
 		thothd_error("dashboard: cannot re-arm the 1 Hz tick");
@@ -259,7 +260,7 @@ static void tick_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
 	http_run(h);
 }
 
-/* A worker's drain ended (loop thread): the postponed tick, then the
+/* The task thread's drain ended (loop thread): the postponed tick, then the
  * suspended requests (MHD calls on_request again for each). */
 static void live_drained(void *ctx)
 {
@@ -267,7 +268,7 @@ static void live_drained(void *ctx)
 	if (h->stopping)
 		return;
 	if (h->tick_waits && thothd_live_collecting(h->live))
-		tick_run(h, false);
+		tick_run(h);
 	h->tick_waits = false;
 	for (size_t i = 0; i < h->n_waiting; i++)
 		MHD_resume_connection(h->waiting[i]);
@@ -279,10 +280,13 @@ static void live_drained(void *ctx)
  * again when it is resumed. */
 static char waited_mark;
 
-/* A request that reads the figures while a worker drains: suspended until
- * the drain ends (true), or served now (false). */
+/* A request that reads the figures: drain (unless it waited already),
+ * then, while a worker drains, suspend it until the drain ends (true); or
+ * serve it now (false). */
 static bool wait_for_drain(thothd_http_t *h, struct MHD_Connection *conn, void **con_cls)
 {
+	if (*con_cls != &waited_mark && !thothd_live_busy(h->live))
+		thothd_live_drain(h->live);
 	if (h->stopping || !thothd_live_busy(h->live))
 		return false;
 	if (h->n_waiting == h->cap_waiting) {
@@ -405,7 +409,7 @@ static enum MHD_Result serve_metrics(thothd_http_t *h, struct MHD_Connection *co
 		return MHD_YES;
 	char *text;
 	size_t len;
-	int r = thothd_live_metrics(h->live, *con_cls != &waited_mark, &text, &len);
+	int r = thothd_live_metrics(h->live, &text, &len);
 	if (r)
 		return reply_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot produce metrics\n");
 	return reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", text, len,
@@ -458,8 +462,6 @@ static enum MHD_Result serve_trace(thothd_http_t *h, struct MHD_Connection *conn
 		return reply_text(conn, MHD_HTTP_BAD_REQUEST, "window longer than 120 s\n");
 	if (wait_for_drain(h, conn, con_cls))
 		return MHD_YES;
-	if (thothd_live_collecting(h->live) && *con_cls != &waited_mark)
-		thothd_tracer_live_drain(h->d->tracer);
 	char *json;
 	size_t len;
 	if (thothd_live_export(h->live, from, to, &json, &len))

@@ -325,6 +325,12 @@ bool thothd_live_collecting(const thothd_live_t *l)
 	return l && l->collecting;
 }
 
+void thothd_live_drain(thothd_live_t *l)
+{
+	if (l && l->collecting)
+		thothd_tracer_live_drain(l->d->tracer);
+}
+
 bool thothd_live_busy(const thothd_live_t *l)
 {
 	return l && thothd_tracer_live_busy(l->d->tracer);
@@ -872,13 +878,11 @@ static void ring_to_json(const thothd_trace_source_info_t *s, void *ctx)
 	rj->first = false;
 }
 
-int thothd_live_tick(thothd_live_t *l, bool drain, char **json, size_t *len)
+int thothd_live_tick(thothd_live_t *l, char **json, size_t *len)
 {
 	if (!l->collecting)
 		return THOTH_E_INVAL;
 	thothd_tracer_t *tr = l->d->tracer;
-	if (drain)
-		thothd_tracer_live_drain(tr);   /* here, or handed to a worker when the backlog is big */
 	uint64_t now = thothd_now(l->d);
 	double dt = (double)(now - l->last_tick_ns) / 1e9;
 	if (dt <= 0)
@@ -1155,11 +1159,9 @@ static void hist_to_prom(FILE *f, thothd_live_t *l, const char *metric, const ch
 	fprintf(f, "%s_count{%s} %llu\n", metric, labels, (unsigned long long)h->count);
 }
 
-int thothd_live_metrics(thothd_live_t *l, bool drain, char **text, size_t *len)
+int thothd_live_metrics(thothd_live_t *l, char **text, size_t *len)
 {
 	thothd_t *d = l->d;
-	if (l->collecting && drain)
-		thothd_tracer_live_drain(d->tracer);
 	read_cpus(l);
 	char *buf = NULL;
 	size_t n = 0;
