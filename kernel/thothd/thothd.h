@@ -11,7 +11,9 @@
  *               sessions, the drain timer (only during a session), dumps
  *   endpoints.c removes the endpoint socket a dead service left behind
  *   defer.c     deferred answers: slow requests' work on worker threads,
- *               answered through the loop (an eventfd doorbell)
+ *               answered through the loop (an eventfd doorbell); tasks:
+ *               thothd's own slow work (the dashboard's drain of a busy
+ *               backlog, its lock panel's report) on the task thread
  *   locks.c     LockReports (OBS-4) and trace sessions' lock source; with
  *               locks_scan.c, thothd's executable only (locks.h)
  *   runtime.c   runtime dir and single-instance lock; log.c the log
@@ -20,9 +22,10 @@
  *
  * Everything runs on one thoth_loop thread, except the trace collector
  * thread trace.c runs while a session is active (it touches only the
- * tracer's state, under the tracer's own mutex), and the workers of
- * deferred answers (defer.c: a job's work touches what the job owns, or
- * state behind its owner's lock; its answer is made on the loop thread).  A client is closed only from
+ * tracer's state, under the tracer's own mutex), and the workers and the
+ * task thread of deferred answers (defer.c: a job's work touches what the
+ * job owns, or state behind its owner's lock -- the dashboard's figures
+ * behind the tracer's mutex -- and its answer is made on the loop thread).  A client is closed only from
  * reap_doomed() at the end of a loop callback, never in the middle of one,
  * so a handler (or a watch event to another client) may doom any client
  * without pulling state from under the code that is running.
