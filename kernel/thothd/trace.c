@@ -555,12 +555,22 @@ static bool loop_drains(const thothd_tracer_t *t)
 static void drain_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
 {
 	thothd_tracer_t *t = arg;
-	tracer_lock(t);
-	uint64_t cpu0 = thread_cpu_ns();
-	drain(t);
-	if (t->active) {
-		t->passes++;
-		t->pass_cpu_ns += thread_cpu_ns() - cpu0;
+	if (t->live_fn) {
+		/* The observer is on (live_fn: written on this thread only): the
+		 * dashboard's policy, which routes the session's events too --
+		 * here while few records wait, else on the task thread. */
+		thothd_tracer_live_drain(t);
+		tracer_lock(t);
+		if (t->active)
+			t->passes++;
+	} else {
+		tracer_lock(t);
+		uint64_t cpu0 = thread_cpu_ns();
+		drain(t);
+		if (t->active) {
+			t->passes++;
+			t->pass_cpu_ns += thread_cpu_ns() - cpu0;
+		}
 	}
 	/* Re-armed from its own callback while the session lasts and the loop
 	 * thread is the one that drains: never periodic when there is nothing
