@@ -33,8 +33,10 @@
  * Every source is freed on the loop thread only, so a reader pointer handed
  * to the loop thread (probe.c) stays valid while it runs.
  * With --trace-collector loop (the old path, the benchmark's baseline), or
- * while the live observer is set (its callbacks belong to the loop thread),
- * the loop thread's ONE timer (DRAIN_PERIOD, with slack) drains instead.
+ * while the live observer is set, the loop thread's ONE timer
+ * (DRAIN_PERIOD, with slack) drains instead -- with the observer set, by
+ * the observer's rule (thothd_tracer_live_drain: a busy backlog on the
+ * task thread, routed to the session too).
  *
  * Live observer (the dashboard, http_live.c): while one is set its
  * categories are switched on in every source too, and every event drained
@@ -1295,8 +1297,8 @@ int thothd_tracer_live_start(thothd_tracer_t *t, uint64_t mask, thothd_trace_liv
 	t->live_ctx = ctx;
 	for (trace_source_t *s = t->sources; s; s = s->next)
 		thoth_trace_reader_set_enabled(s->reader, source_mask(t, s));
-	/* The observer's callbacks belong to the loop thread: while it is set
-	 * the loop thread drains the session too. */
+	/* While the observer is set the loop thread's timer drains the session
+	 * too, by the observer's rule (drain_fired). */
 	if (t->active && arm_loop_drain(t))
 		thothd_error("trace: cannot arm the drain timer; events may be overwritten");
 	tracer_unlock(t);
