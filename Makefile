@@ -27,7 +27,7 @@ TSAN_BUILD ?= build/tsan
 # The concurrency tests the ThreadSanitizer build makes and runs (label tsan):
 # the lock-free resolve table and the per-thread counters (docs/SCALE.md).
 TSAN_TARGETS = test_rtable test_pcounter test_trace_collector test_serve_counters thothd \
-               test_thothd_deferred
+               test_thothd_deferred test_thothd_live_drain
 FUZZ_BUILD ?= build/fuzz
 INSTALL_BUILD ?= build/install
 DEB_OUT    ?= build/deb

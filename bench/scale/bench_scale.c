@@ -35,10 +35,18 @@
  *      collector thread draining): the ratio is the stall the last drain
  *      and the JSON/CTF encoding put on the loop thread, which answers
  *      them within the handler.
+ *   9. thothd's loop thread while the dashboard drains a busy traced
+ *      process (one big ring, --live-rate records a second: 1M by default)
+ *      with a page on /events and a scraper reading /metrics every second:
+ *      another connection's resolve round trips (longest, p99.9, median),
+ *      the drain on the loop thread (THOTHD_DEFER=off, the old placement)
+ *      vs handed to a worker (the default), a fresh thothd per run,
+ *      alternating, in one run.
  *
  *   bench_scale [--quick] [--section N]... [--threads N] [--clients N] [--trace-procs N]
  *               [--trace-burst N]  (section 7: N events per 10 ms per traced process)
- *      (N = 1..8 above; default all; --threads: lookups and counters at
+ *               [--live-rate N]    (section 9: records a second, in bursts every 10 ms)
+ *      (N = 1..9 above; default all; --threads: lookups and counters at
  *      1, 2, 4.. up to N threads even above the CPU count (oversubscribed);
  *      --clients: thothd resolves with 1, 2, 4.. up to N client processes)
  *   bench_scale --instr N      N calls of each lookup kind, for callgrind
@@ -53,8 +61,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1700,6 +1712,231 @@ static void bench_stop_dump(int procs, int reps)
 	}
 }
 
+/* ---- 9. the loop thread while the dashboard drains a busy process -------- */
+
+static int ld_rate = 1000000;   /* records a second (--live-rate) */
+enum { LD_RING = 1 << 20 };
+
+/* The busy traced process: one ring of LD_RING records; once the
+ * dashboard switched LOOP on, LD_RATE / 100 loop_wakeup records every
+ * 10 ms (what a busy service's loop would write, condensed). */
+static void ld_busy(harness_t *h)
+{
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	thoth_trace_config_t cfg = { .ring_count = 2, .ring_records = LD_RING,
+				     .full_policy = THOTH_TRACE_OVERWRITE_OLDEST, .process_name = "busy-live" };
+	thoth_control_t ctl;
+	if (thoth_trace_init(&cfg) || harness_connect(h, &ctl))
+		_exit(1);
+	int per = ld_rate / 100;
+	struct timespec next;
+	clock_gettime(CLOCK_MONOTONIC, &next);
+	for (uint64_t k = 0;; k++) {
+		if (THOTH_TRACE_IS_ON(LOOP))
+			for (int i = 0; i < per; i++)
+				THOTH_TRACE(LOOP, loop_wakeup, 2u /* THOTH_LOOP_WAKE_TIMER */, k);
+		next.tv_nsec += 10000000;
+		if (next.tv_nsec >= 1000000000) {
+			next.tv_sec++;
+			next.tv_nsec -= 1000000000;
+		}
+		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
+	}
+}
+
+static int ld_connect(int port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a))
+		die("dashboard connect", THOTH_E_IO);
+	return fd;
+}
+
+/* GET /metrics (HTTP/1.0: closed after the body) into BUF; its length. */
+static size_t ld_metrics(int port, char *buf, size_t cap)
+{
+	int fd = ld_connect(port);
+	static const char req[] = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+	if (write(fd, req, sizeof req - 1) != (ssize_t)(sizeof req - 1))
+		die("metrics request", THOTH_E_IO);
+	size_t n = 0;
+	ssize_t r;
+	while (n < cap - 1 && (r = read(fd, buf + n, cap - 1 - n)) > 0)
+		n += (size_t)r;
+	buf[n] = 0;
+	close(fd);
+	return n;
+}
+
+/* The sum of METRIC{pid="PID",...} values. */
+static double ld_metric(const char *text, const char *metric, pid_t pid)
+{
+	char key[128];
+	snprintf(key, sizeof key, "%s{pid=\"%d\",", metric, (int)pid);
+	double sum = 0;
+	for (const char *p = strstr(text, key); p; p = strstr(p + 1, key)) {
+		const char *end = strchr(p, '}');
+		if (end)
+			sum += strtod(end + 1, NULL);
+	}
+	return sum;
+}
+
+typedef struct ld_scraper {
+	int port, page, stop;   /* stop: atomic */
+	char *buf;
+	size_t cap;
+	double scrape_max_ms;
+} ld_scraper_t;
+
+/* The page reads its stream; the scraper reads /metrics every second. */
+static void *ld_scrape(void *arg)
+{
+	ld_scraper_t *x = arg;
+	uint64_t next = now_ns();
+	char sink[65536];
+	while (!__atomic_load_n(&x->stop, __ATOMIC_ACQUIRE)) {
+		struct pollfd pfd = { .fd = x->page, .events = POLLIN };
+		if (poll(&pfd, 1, 20) == 1 && read(x->page, sink, sizeof sink) <= 0)
+			die("event stream closed", THOTH_E_IO);
+		if (now_ns() >= next) {
+			uint64_t t = now_ns();
+			ld_metrics(x->port, x->buf, x->cap);
+			double ms = (double)(now_ns() - t) / 1e6;
+			x->scrape_max_ms = ms > x->scrape_max_ms ? ms : x->scrape_max_ms;
+			next += 1000000000ull;
+		}
+	}
+	return NULL;
+}
+
+typedef struct ld_result {
+	double p50, p99, p999, max;     /* resolve round trips, us */
+	double rps;
+	double drains, drain_ms_max, drain_ms_med, read, lost, scrape_max_ms;
+} ld_result_t;
+
+/* The drains thothd logged: how many, the longest and the median (ms). */
+static void ld_drains(const char *log, ld_result_t *out)
+{
+	FILE *f = fopen(log, "re");
+	char line[1024];
+	double ms[4096];
+	int n = 0;
+	while (f && fgets(line, sizeof line, f)) {
+		char *p = strstr(line, "dashboard: drained ");
+		char *q = p ? strstr(p, " records in ") : NULL;
+		if (q && n < 4096 && sscanf(q, " records in %lf ms", &ms[n]) == 1)
+			n++;
+	}
+	if (f)
+		fclose(f);
+	out->drains = n;
+	qsort(ms, (size_t)n, sizeof *ms, cmp_double);
+	out->drain_ms_max = n ? ms[n - 1] : 0;
+	out->drain_ms_med = n ? ms[n / 2] : 0;
+}
+
+static void ld_run(bool defer_off, double seconds, ld_result_t *out)
+{
+	if (defer_off)
+		setenv("THOTHD_DEFER", "off", 1);       /* thothd inherits it */
+	else
+		unsetenv("THOTHD_DEFER");
+	harness_t h;
+	const char *const args[] = { "--http-port", "0", "--log-level", "debug", NULL };
+	thoth_control_t svc, ctl;
+	tc_start(&h, args, 0, 120000, &svc, &ctl);
+	unsetenv("THOTHD_DEFER");
+	thoth_daemon_Daemon_status_resp_t st;
+	if (harness_status(&ctl, &st))
+		die("status", THOTH_E_IO);
+	const char *colon = memrchr(st.dashboard_url.ptr, ':', st.dashboard_url.len);
+	int port = colon ? atoi(colon + 1) : 0;
+	if (port <= 0)
+		die("no dashboard port", THOTH_E_IO);
+	pid_t busy = fork();
+	if (busy == 0)
+		ld_busy(&h);
+	h.children[h.n_children++] = busy;
+	int want = 3;
+	void *arg[2] = { &ctl, &want };
+	if (!harness_wait_until(tc_attached, arg, 10000))
+		die("the busy process did not connect", THOTH_E_TIMEDOUT);
+	ld_scraper_t x = { .port = port, .cap = 4u << 20 };
+	x.buf = malloc(x.cap);
+	x.page = ld_connect(port);
+	static const char ev[] = "GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+	if (!x.buf || write(x.page, ev, sizeof ev - 1) != (ssize_t)(sizeof ev - 1))
+		die("event stream", THOTH_E_IO);
+	pthread_t th;
+	if (pthread_create(&th, NULL, ld_scrape, &x))
+		die("scraper", THOTH_E_NOMEM);
+	usleep(1500000);                /* collecting: the busy process writes */
+	tc_result_t r;
+	tc_resolves(&ctl, seconds, &r);
+	__atomic_store_n(&x.stop, 1, __ATOMIC_RELEASE);
+	pthread_join(th, NULL);
+	ld_metrics(port, x.buf, x.cap);
+	out->p50 = r.p50;
+	out->p99 = r.p99;
+	out->p999 = r.p999;
+	out->max = r.max;
+	out->rps = r.rps;
+	out->read = ld_metric(x.buf, "thoth_trace_events_read_total", busy);
+	out->lost = ld_metric(x.buf, "thoth_trace_events_lost_total", busy);
+	out->scrape_max_ms = x.scrape_max_ms;
+	close(x.page);
+	free(x.buf);
+	thoth_control_close(&ctl);
+	thoth_control_close(&svc);
+	ld_drains(h.log, out);
+	harness_teardown(&h);
+}
+
+static void bench_live_drain(int reps)
+{
+	double seconds = run_s * 8;
+	printf("\n9. thothd's loop thread while the dashboard drains a busy traced process (%d records a second\n"
+	       "   in one ring, bursts every 10 ms) with a page on /events and a scraper reading /metrics every\n"
+	       "   second: another connection's resolve round trips for %.1f s (us); a fresh thothd per run,\n"
+	       "   median of %d; baseline in the same run: the drain on the loop thread (THOTHD_DEFER=off)\n",
+	       ld_rate, seconds, reps);
+	ld_result_t res[2][9];
+	for (int k = 0; k < reps; k++)
+		for (int mode = 0; mode < 2; mode++)    /* alternated: the same machine state for both */
+			ld_run(mode == 0, seconds, &res[mode][k]);
+	printf("   %-44s %10s %8s %8s %8s %9s %7s %9s %9s\n", "", "resolves/s", "p50", "p99", "p99.9", "max",
+	       "drains", "drain ms", "max ms");
+	double mx[2], p50[2];
+	for (int mode = 0; mode < 2; mode++) {
+		double v[9][11];
+		for (int k = 0; k < reps; k++) {
+			ld_result_t *x = &res[mode][k];
+			double row[11] = { x->rps, x->p50, x->p99, x->p999, x->max, x->drains, x->drain_ms_med,
+					   x->drain_ms_max, x->read, x->lost, x->scrape_max_ms };
+			memcpy(v[k], row, sizeof row);
+		}
+		double m[11];
+		for (int c = 0; c < 11; c++) {
+			double col[9];
+			for (int k = 0; k < reps; k++)
+				col[k] = v[k][c];
+			m[c] = median(col, reps);
+		}
+		mx[mode] = m[4];
+		p50[mode] = m[1];
+		printf("   %-44s %10.0f %8.1f %8.1f %8.1f %9.1f %7.0f %9.1f %9.1f\n",
+		       mode == 0 ? "drain on the loop thread (THOTHD_DEFER=off)" : "drain on a worker (default)",
+		       m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7]);
+		printf("   %-44s busy process: %.0f records read, %.0f lost; longest /metrics scrape %.1f ms\n", "",
+		       m[8], m[9], m[10]);
+	}
+	printf("   worker / loop thread: longest resolve %.2fx, median %.2fx\n", mx[1] / mx[0], p50[1] / p50[0]);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 2 && !strcmp(argv[1], "--instr")) {
@@ -1715,11 +1952,17 @@ int main(int argc, char **argv)
 			quick = true;
 		} else if (!strcmp(argv[i], "--section") && i + 1 < argc) {
 			int n = atoi(argv[++i]);
-			if (n < 1 || n > 8) {
-				fprintf(stderr, "bench_scale: --section takes 1..8\n");
+			if (n < 1 || n > 9) {
+				fprintf(stderr, "bench_scale: --section takes 1..9\n");
 				return 2;
 			}
 			only |= 1u << (n - 1);
+		} else if (!strcmp(argv[i], "--live-rate") && i + 1 < argc) {
+			ld_rate = atoi(argv[++i]);
+			if (ld_rate < 100 || ld_rate > 5000000) {
+				fprintf(stderr, "bench_scale: --live-rate takes 100..5000000\n");
+				return 2;
+			}
 		} else if ((!strcmp(argv[i], "--threads") || !strcmp(argv[i], "--clients") ||
 			    !strcmp(argv[i], "--trace-procs") || !strcmp(argv[i], "--trace-burst")) && i + 1 < argc) {
 			int n = atoi(argv[i + 1]);
@@ -1735,12 +1978,12 @@ int main(int argc, char **argv)
 			i++;
 		} else {
 			fprintf(stderr, "usage: bench_scale [--quick] [--section N]... [--threads N] [--clients N] "
-					"[--trace-procs N] [--trace-burst N] | --instr CALLS\n");
+					"[--trace-procs N] [--trace-burst N] [--live-rate N] | --instr CALLS\n");
 			return 2;
 		}
 	}
 	if (!only)
-		only = 0xff;
+		only = 0x1ff;
 	if (quick)
 		run_s = 0.2;
 	signal(SIGPIPE, SIG_IGN);
@@ -1775,5 +2018,7 @@ int main(int argc, char **argv)
 		bench_trace_collection(trace_procs, reps);
 	if (only & 128)
 		bench_stop_dump(trace_procs, reps);
+	if (only & 256)
+		bench_live_drain(reps);
 	return 0;
 }

@@ -418,6 +418,33 @@ void *thoth__trace_reader_control_page(thoth_trace_reader_t *r)
 	return r ? control(r) : NULL;
 }
 
+uint64_t thoth__trace_reader_unread(const thoth_trace_reader_t *r)
+{
+	if (!r || !r->base)
+		return 0;
+	uint32_t claimed = __atomic_load_n(&control(r)->rings_claimed, __ATOMIC_ACQUIRE);
+	if (claimed > r->ring_count)
+		claimed = r->ring_count;
+	uint64_t n = 0;
+	for (uint32_t i = 0; i < claimed; i++) {
+		thoth_trace_ring_header_t *ring = thoth_trace_ring_at(r->base, r->ring_records, i);
+		const reader_ring_t *rr = &r->rings[i];
+		uint64_t pos;
+		if (rr->known) {
+			pos = rr->pos;
+		} else {
+			/* Not adopted yet: the first poll starts at its tail. */
+			if (__atomic_load_n(&ring->state, __ATOMIC_ACQUIRE) != THOTH_TRACE_RING_CLAIMED)
+				continue;
+			pos = __atomic_load_n(&ring->tail, __ATOMIC_ACQUIRE);
+		}
+		uint64_t head = __atomic_load_n(&ring->head, __ATOMIC_ACQUIRE);
+		if (head > pos)
+			n += head - pos < r->ring_records ? head - pos : r->ring_records;
+	}
+	return n;
+}
+
 int thoth__trace_reader_mapping(const thoth_trace_reader_t *r, const uint8_t **base, size_t *size)
 {
 	if (!r || !r->base)

@@ -110,6 +110,11 @@ typedef struct thoth_trace_probe_mailbox {
 void *thoth__trace_reader_control_page(thoth_trace_reader_t *r);
 /* The whole mapping a reader holds (read-only use): 0, or THOTH_E_INVAL. */
 int thoth__trace_reader_mapping(const thoth_trace_reader_t *r, const uint8_t **base, size_t *size);
+/* Records waiting for READER across its claimed rings, without consuming
+ * any (at most ring_records a ring: older ones are lost, not waiting).
+ * Cheap: two loads a ring.  A hostile header can make it wrong, never
+ * unbounded.  thothd decides with it where a drain runs (trace.c). */
+uint64_t thoth__trace_reader_unread(const thoth_trace_reader_t *r);
 
 _Static_assert(THOTH_TRACE_PROBE_MAILBOX_OFFSET + sizeof(thoth_trace_probe_mailbox_t) <=
                THOTH_TRACE_CONTROL_SIZE, "probe mailbox fits the control page");

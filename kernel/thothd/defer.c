@@ -22,6 +22,17 @@
  * so whatever ties a job to a connection (its answer slot, the client
  * pointer) is only ever touched there: a connection that closes orphans its
  * jobs (client NULL), and their answers are freed unsent.
+ *
+ * A task (thothd_defer_task) is a job that answers nobody: thothd's own
+ * slow work (the dashboard's drain of busy trace rings, trace.c).  Its
+ * DONE runs on the loop thread like a job's, with no response; it is not
+ * counted against the per-connection and total bounds (its owner keeps
+ * at most one in flight).  Tasks have their own thread ("thothd-task",
+ * started with the first), at thothd's own priority: a drain must keep up
+ * with the processes that fill the rings (at nice +10 on a busy machine it
+ * lost records a drain on the loop thread did not), and it holds the
+ * tracer's mutex in short stretches that the loop thread may wait for (a
+ * niced thread preempted holding it made the loop thread wait 20-45 ms).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -49,6 +60,7 @@ struct thothd_job {
 	void *arg;
 	thoth_msg_header_t rh;          /* the request's ids, for the answer */
 	bool ran;
+	bool task;                      /* thothd_defer_task: no request, no connection */
 	struct thothd_job *next;        /* in the queue, then in the done list */
 };
 
@@ -60,13 +72,64 @@ struct thothd_jobs {
 	bool quit;
 	pthread_t workers[THOTHD_DEFER_WORKERS];
 	unsigned n_workers;
+	/* Tasks: their own queue and thread (not niced). */
+	pthread_cond_t task_cv;
+	thothd_job_t *task_head, *task_tail;
+	pthread_t task_worker;
+	bool task_worker_running;
 	int efd;                        /* the doorbell: written when a job is done */
 	thoth_source_t *src;
 	/* Loop thread only. */
 	uint32_t pending;               /* deferred and not answered yet */
-	uint64_t deferred, refused, orphaned;
+	uint64_t deferred, refused, orphaned, tasks;
 	bool stopped;
 };
+
+/* Take the first job of a queue (mu held). */
+static thothd_job_t *dequeue(thothd_job_t **head, thothd_job_t **tail)
+{
+	thothd_job_t *job = *head;
+	*head = job->next;
+	if (!*head)
+		*tail = NULL;
+	job->next = NULL;
+	return job;
+}
+
+/* A worked job to the done list, and ring the loop (mu held). */
+static void finished(struct thothd_jobs *j, thothd_job_t *job)
+{
+	job->ran = true;
+	if (j->done_tail)
+		j->done_tail->next = job;
+	else
+		j->done_head = job;
+	j->done_tail = job;
+	uint64_t one = 1;
+	/* Cannot fail short of a counter at 2^64-2: the loop reads it. */
+	if (write(j->efd, &one, sizeof one) < 0)
+		thothd_error("defer: cannot ring the loop: %s", strerror(errno));
+}
+
+static void *task_main(void *arg)
+{
+	struct thothd_jobs *j = arg;
+	pthread_setname_np(pthread_self(), "thothd-task");
+	pthread_mutex_lock(&j->mu);
+	for (;;) {
+		while (!j->quit && !j->task_head)
+			pthread_cond_wait(&j->task_cv, &j->mu);
+		if (j->quit)
+			break;
+		thothd_job_t *job = dequeue(&j->task_head, &j->task_tail);
+		pthread_mutex_unlock(&j->mu);
+		job->ops->work(job->arg);
+		pthread_mutex_lock(&j->mu);
+		finished(j, job);
+	}
+	pthread_mutex_unlock(&j->mu);
+	return NULL;
+}
 
 static void *worker_main(void *arg)
 {
@@ -86,24 +149,11 @@ static void *worker_main(void *arg)
 			pthread_cond_wait(&j->cv, &j->mu);
 		if (j->quit)
 			break;
-		thothd_job_t *job = j->queue_head;
-		j->queue_head = job->next;
-		if (!j->queue_head)
-			j->queue_tail = NULL;
-		job->next = NULL;
+		thothd_job_t *job = dequeue(&j->queue_head, &j->queue_tail);
 		pthread_mutex_unlock(&j->mu);
 		job->ops->work(job->arg);
-		job->ran = true;
 		pthread_mutex_lock(&j->mu);
-		if (j->done_tail)
-			j->done_tail->next = job;
-		else
-			j->done_head = job;
-		j->done_tail = job;
-		uint64_t one = 1;
-		/* Cannot fail short of a counter at 2^64-2: the loop reads it. */
-		if (write(j->efd, &one, sizeof one) < 0)
-			thothd_error("defer: cannot ring the loop: %s", strerror(errno));
+		finished(j, job);
 	}
 	pthread_mutex_unlock(&j->mu);
 	return NULL;
@@ -160,7 +210,8 @@ static uint8_t *encode_answer(thothd_job_t *job, int status, const void *resp, c
 static void job_finish(thothd_t *d, thothd_job_t *job)
 {
 	struct thothd_jobs *j = d->jobs;
-	j->pending--;
+	if (!job->task)
+		j->pending--;
 	thothd_client_t *c = job->client;
 	const thoth_method_info_t *m = job->ops->method;
 	thoth_arena_t arena;
@@ -242,7 +293,15 @@ static int jobs_start(thothd_t *d)
 		free(j);
 		return THOTH_E_NOMEM;
 	}
+	if (pthread_cond_init(&j->task_cv, NULL)) {
+		pthread_cond_destroy(&j->cv);
+		pthread_mutex_destroy(&j->mu);
+		close(j->efd);
+		free(j);
+		return THOTH_E_NOMEM;
+	}
 	if (thoth_loop_add_fd(d->loop, j->efd, THOTH_LOOP_READ, doorbell, d, &j->src)) {
+		pthread_cond_destroy(&j->task_cv);
 		pthread_cond_destroy(&j->cv);
 		pthread_mutex_destroy(&j->mu);
 		close(j->efd);
@@ -318,6 +377,44 @@ int thothd_defer(thothd_call_t *call, const thothd_job_ops_t *ops, void *arg)
 	return 0;
 }
 
+int thothd_defer_task(thothd_t *d, const thothd_job_ops_t *ops, void *arg)
+{
+	if (!d->loop || d->defer_off)
+		return 1;
+	int r = jobs_start(d);
+	if (r == THOTH_E_CLOSED)
+		return 1;               /* stopping: the caller works inline */
+	if (r)
+		return r;
+	struct thothd_jobs *j = d->jobs;
+	if (!j->task_worker_running) {
+		sigset_t all, old;
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &old);       /* signals stay with the loop thread */
+		int e = pthread_create(&j->task_worker, NULL, task_main, j);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		if (e) {
+			thothd_warn("defer: cannot start the task thread: %s", strerror(e));
+			return THOTH_E_NOMEM;
+		}
+		j->task_worker_running = true;
+	}
+	thothd_job_t *job = calloc(1, sizeof *job);
+	if (!job)
+		return THOTH_E_NOMEM;
+	*job = (thothd_job_t){ .d = d, .ops = ops, .arg = arg, .task = true };
+	j->tasks++;
+	pthread_mutex_lock(&j->mu);
+	if (j->task_tail)
+		j->task_tail->next = job;
+	else
+		j->task_head = job;
+	j->task_tail = job;
+	pthread_cond_signal(&j->task_cv);
+	pthread_mutex_unlock(&j->mu);
+	return 0;
+}
+
 void thothd_jobs_submit(thothd_t *d, thothd_job_t *job)
 {
 	struct thothd_jobs *j = d->jobs;
@@ -372,12 +469,16 @@ void thothd_jobs_stop(thothd_t *d)
 	pthread_mutex_lock(&j->mu);
 	j->quit = true;
 	pthread_cond_broadcast(&j->cv);
+	pthread_cond_broadcast(&j->task_cv);
 	pthread_mutex_unlock(&j->mu);
 	/* A running job finishes first (a dump cannot be cut short halfway
 	 * through a file); the queued ones are given up below. */
 	for (unsigned i = 0; i < j->n_workers; i++)
 		pthread_join(j->workers[i], NULL);
 	j->n_workers = 0;
+	if (j->task_worker_running)
+		pthread_join(j->task_worker, NULL);
+	j->task_worker_running = false;
 	j->stopped = true;
 	thothd_job_t *done = take_done(j);
 	for (thothd_job_t *job = done, *next; job; job = next) {
@@ -389,6 +490,11 @@ void thothd_jobs_stop(thothd_t *d)
 		job_finish(d, job);     /* ran false: given up */
 	}
 	j->queue_head = j->queue_tail = NULL;
+	for (thothd_job_t *job = j->task_head, *next; job; job = next) {
+		next = job->next;
+		job_finish(d, job);     /* ran false: given up */
+	}
+	j->task_head = j->task_tail = NULL;
 	if (j->src)
 		thoth_loop_remove_fd(d->loop, j->src);
 	j->src = NULL;
@@ -402,6 +508,7 @@ void thothd_jobs_free(thothd_t *d)
 	if (!j)
 		return;
 	thothd_jobs_stop(d);
+	pthread_cond_destroy(&j->task_cv);
 	pthread_cond_destroy(&j->cv);
 	pthread_mutex_destroy(&j->mu);
 	free(j);
@@ -414,5 +521,6 @@ void thothd_jobs_stats(const thothd_t *d, thothd_jobs_stats_t *out)
 	*out = (thothd_jobs_stats_t){ 0 };
 	if (j)
 		*out = (thothd_jobs_stats_t){ .deferred = j->deferred, .refused = j->refused,
-					      .orphaned = j->orphaned, .pending = j->pending };
+					      .orphaned = j->orphaned, .pending = j->pending,
+					      .tasks = j->tasks };
 }

@@ -22,6 +22,14 @@
  * 1 Hz tick appends the next object to every client and resumes them.  The
  * tick exists only while a page is connected, or for LIVE_HOLD after a
  * Prometheus scrape (so rates are continuous between scrapes).
+ *
+ * The tick and the requests that read the dashboard's figures (/metrics,
+ * /trace.json) drain the trace buffers first.  A busy backlog is drained
+ * by thothd's task thread (trace.c, thothd_tracer_live_drain); while it
+ * drains, they wait for it -- the tick is postponed, the requests'
+ * connections suspended -- and go on when it is done (live_drained), with
+ * what it drained: their figures are complete, and the loop thread does
+ * not wait for the tracer's mutex the drain holds in the meantime.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -72,6 +80,9 @@ struct thothd_http {
 	sse_client_t *sse;
 	uint32_t n_sse;
 	thoth_timer_t *tick;            /* only while collecting */
+	bool tick_waits;                /* a tick came while a worker drained: run at its end */
+	struct MHD_Connection **waiting;        /* requests suspended until the drain ends */
+	size_t n_waiting, cap_waiting;
 	uint64_t hold_until_ns;         /* collect until then after a scrape */
 	uint16_t port;
 	uint32_t connections, max_connections;
@@ -206,14 +217,9 @@ static void sse_wake(sse_client_t *c)
 	}
 }
 
-static void tick_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
+/* The tick's object to every page, from what was drained. */
+static void tick_run(thothd_http_t *h)
 {
-	thothd_http_t *h = arg;
-	if (!want_live(h)) {
-		h->tick = NULL;         /* not re-armed: freed by the loop */
-		live_update(h);
-		return;
-	}
 	char *json = NULL;
 	size_t len = 0;
 	int r = thothd_live_tick(h->live, &json, &len);
@@ -231,11 +237,70 @@ static void tick_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
 		sse_wake(c);
 	}
 	free(json);
+}
+
+static void tick_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
+{
+	thothd_http_t *h = arg;
+	if (!want_live(h)) {
+		h->tick = NULL;         /* not re-armed: freed by the loop */
+		live_update(h);
+		return;
+	}
+	if (!thothd_live_busy(h->live))
+		thothd_live_drain(h->live);     /* here, or on the task thread */
+	if (thothd_live_busy(h->live))
+		h->tick_waits = true;   /* live_drained runs it */
+	else
+		tick_run(h);
 	if (thoth_timer_rearm(loop, timer, thoth_loop_now(loop) + TICK_NS, TICK_SLACK_NS)) {
 		h->tick = NULL;
 		thothd_error("dashboard: cannot re-arm the 1 Hz tick");
 	}
 	http_run(h);
+}
+
+/* The task thread's drain ended (loop thread): the postponed tick, then the
+ * suspended requests (MHD calls on_request again for each). */
+static void live_drained(void *ctx)
+{
+	thothd_http_t *h = ctx;
+	if (h->stopping)
+		return;
+	if (h->tick_waits && thothd_live_collecting(h->live))
+		tick_run(h);
+	h->tick_waits = false;
+	for (size_t i = 0; i < h->n_waiting; i++)
+		MHD_resume_connection(h->waiting[i]);
+	h->n_waiting = 0;
+	http_run(h);
+}
+
+/* Marks a request that waited for a drain (*con_cls): it does not drain
+ * again when it is resumed. */
+static char waited_mark;
+
+/* A request that reads the figures: drain (unless it waited already),
+ * then, while a worker drains, suspend it until the drain ends (true); or
+ * serve it now (false). */
+static bool wait_for_drain(thothd_http_t *h, struct MHD_Connection *conn, void **con_cls)
+{
+	if (*con_cls != &waited_mark && !thothd_live_busy(h->live))
+		thothd_live_drain(h->live);
+	if (h->stopping || !thothd_live_busy(h->live))
+		return false;
+	if (h->n_waiting == h->cap_waiting) {
+		size_t cap = h->cap_waiting ? 2 * h->cap_waiting : 8;
+		struct MHD_Connection **w = realloc(h->waiting, cap * sizeof *w);
+		if (!w)
+			return false;   /* served now: waits for the mutex instead */
+		h->waiting = w;
+		h->cap_waiting = cap;
+	}
+	h->waiting[h->n_waiting++] = conn;
+	*con_cls = &waited_mark;
+	MHD_suspend_connection(conn);
+	return true;
 }
 
 /* ---- Server-Sent Events ------------------------------------------------------------- */
@@ -335,11 +400,13 @@ static enum MHD_Result reply_text(struct MHD_Connection *conn, unsigned status, 
 		     MHD_RESPMEM_PERSISTENT);
 }
 
-static enum MHD_Result serve_metrics(thothd_http_t *h, struct MHD_Connection *conn)
+static enum MHD_Result serve_metrics(thothd_http_t *h, struct MHD_Connection *conn, void **con_cls)
 {
 	/* A scraper wants counters that keep counting between its scrapes. */
 	h->hold_until_ns = thoth_loop_now(h->loop) + LIVE_HOLD_NS;
 	live_update(h);
+	if (wait_for_drain(h, conn, con_cls))
+		return MHD_YES;
 	char *text;
 	size_t len;
 	int r = thothd_live_metrics(h->live, &text, &len);
@@ -385,7 +452,7 @@ static enum MHD_Result serve_serve_stats(thothd_http_t *h, struct MHD_Connection
 	return reply(conn, MHD_HTTP_OK, "application/json", json, len, MHD_RESPMEM_MUST_FREE);
 }
 
-static enum MHD_Result serve_trace(thothd_http_t *h, struct MHD_Connection *conn)
+static enum MHD_Result serve_trace(thothd_http_t *h, struct MHD_Connection *conn, void **con_cls)
 {
 	uint64_t from, to;
 	if (!arg_u64(conn, "from_ns", &from) || !arg_u64(conn, "to_ns", &to) || to <= from)
@@ -393,8 +460,8 @@ static enum MHD_Result serve_trace(thothd_http_t *h, struct MHD_Connection *conn
 				  "trace.json wants from_ns and to_ns (CLOCK_MONOTONIC ns, from < to)\n");
 	if (to - from > MAX_WINDOW_S * S_NS)
 		return reply_text(conn, MHD_HTTP_BAD_REQUEST, "window longer than 120 s\n");
-	if (thothd_live_collecting(h->live))
-		thothd_tracer_live_drain(h->d->tracer);
+	if (wait_for_drain(h, conn, con_cls))
+		return MHD_YES;
 	char *json;
 	size_t len;
 	if (thothd_live_export(h->live, from, to, &json, &len))
@@ -448,11 +515,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return reply_text(conn, MHD_HTTP_UNAUTHORIZED,
 				  "a token is required: ?token=... or Authorization: Bearer ...\n");
 	if (strcmp(url, "/metrics") == 0)
-		return serve_metrics(h, conn);
+		return serve_metrics(h, conn, con_cls);
 	if (strcmp(url, "/events") == 0)
 		return serve_events(h, conn);
 	if (strcmp(url, "/trace.json") == 0)
-		return serve_trace(h, conn);
+		return serve_trace(h, conn, con_cls);
 	if (strcmp(url, "/probes.json") == 0)
 		return serve_probes(h, conn);
 	if (strcmp(url, "/serve.json") == 0)
@@ -602,6 +669,7 @@ int thothd_http_start(thothd_t *d, const thothd_http_config_t *cfg, thothd_http_
 	}
 	snprintf(d->dashboard_url, sizeof d->dashboard_url,
 		 (flags & MHD_USE_IPv6) ? "http://[%s]:%u/" : "http://%s:%u/", addr, h->port);
+	thothd_tracer_live_on_drained(d->tracer, live_drained, h);
 	*out = h;
 	return 0;
 err:
@@ -629,8 +697,13 @@ void thothd_http_stop(thothd_http_t *h)
 	 * sse_free callbacks run inside MHD_stop_daemon. */
 	for (sse_client_t *c = h->sse; c; c = c->next)
 		sse_wake(c);
+	thothd_tracer_live_on_drained(h->d->tracer, NULL, NULL);
+	for (size_t i = 0; i < h->n_waiting; i++)
+		MHD_resume_connection(h->waiting[i]);
+	h->n_waiting = 0;
 	MHD_stop_daemon(h->mhd);
 	thothd_live_stop(h->live);
 	thothd_live_free(h->live);
+	free(h->waiting);
 	free(h);
 }

@@ -49,8 +49,15 @@ void thothd_live_free(thothd_live_t *l);
 int thothd_live_start(thothd_live_t *l);
 void thothd_live_stop(thothd_live_t *l);
 bool thothd_live_collecting(const thothd_live_t *l);
-/* Drain the trace buffers and compute the last interval's rates: one JSON
- * object (the SSE `data:`), malloc'ed, NUL-terminated. */
+/* Drain the trace buffers while collecting: here, or handed to a worker
+ * when the backlog is big (thothd_tracer_live_drain). */
+void thothd_live_drain(thothd_live_t *l);
+/* Is a worker draining them?  Then the tick, /metrics and /trace.json wait
+ * for it (http.c): their figures include what it drains, and the loop
+ * thread does not wait for the tracer's mutex meanwhile. */
+bool thothd_live_busy(const thothd_live_t *l);
+/* The last interval's rates from what was drained: one JSON object (the
+ * SSE `data:`), malloc'ed, NUL-terminated. */
 int thothd_live_tick(thothd_live_t *l, char **json, size_t *len);
 /* The Prometheus text exposition (format 0.0.4), malloc'ed. */
 int thothd_live_metrics(thothd_live_t *l, char **text, size_t *len);

@@ -22,6 +22,15 @@
  *    through its own handler, as `thothctl pm` does).
  * The last RETAIN_EVENTS events are kept for the "export this window as a
  * Chrome trace" click, through the OBS-1 exporter.
+ *
+ * Threads: on_event runs with the tracer's mutex held, on the loop thread
+ * or on a worker (a busy backlog is drained off the loop thread: trace.c,
+ * thothd_tracer_live_drain).  So everything on_event touches -- procs,
+ * chans, pending, threads, kept, names, events, unmatched, chans_over,
+ * lock_slices, and the lock rings (whose poll feeds on_event) -- is read
+ * and written by the loop thread only between thothd_tracer_live_lock and
+ * _unlock.  The rest (cpus, ifaces, the lock panel, tick bookkeeping) is
+ * the loop thread's alone.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -30,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "backend.h"            /* kernel/pm: thoth_pm_path ($THOTH_SYSFS_ROOT) */
@@ -194,6 +204,7 @@ struct thothd_live {
 	uint64_t locks_tick;            /* when locks_json was made */
 	uint64_t lock_set;              /* a hash of the tables seen at the last tick */
 	bool locks_stale;               /* the set of profiled processes changed */
+	struct locks_job *locks_job;    /* the report being made on the task thread, or NULL */
 	thothd_lock_rings_t *rings;     /* preloaded processes' contention rings (locks_scan.c) */
 	uint64_t lock_slices, lock_slices_lost;
 	double prev_energy_mj;
@@ -311,10 +322,14 @@ int thothd_live_new(thothd_t *d, thothd_live_t **out)
 	return 0;
 }
 
+static void locks_orphan(struct locks_job *job);
+
 void thothd_live_free(thothd_live_t *l)
 {
 	if (!l)
 		return;
+	if (l->locks_job)
+		locks_orphan(l->locks_job);     /* its report is dropped when it is done */
 	free(l->pending);
 	free(l->kept);
 	free(l->locks_json);
@@ -327,8 +342,20 @@ bool thothd_live_collecting(const thothd_live_t *l)
 	return l && l->collecting;
 }
 
+void thothd_live_drain(thothd_live_t *l)
+{
+	if (l && l->collecting)
+		thothd_tracer_live_drain(l->d->tracer);
+}
+
+bool thothd_live_busy(const thothd_live_t *l)
+{
+	return l && thothd_tracer_live_busy(l->d->tracer);
+}
+
 static void on_event(const thoth_trace_event_t *ev, const char *process, void *ctx);
 static void read_cpus(thothd_live_t *l);
+static void locks_refresh(thothd_live_t *l);
 
 int thothd_live_start(thothd_live_t *l)
 {
@@ -349,7 +376,7 @@ int thothd_live_start(thothd_live_t *l)
 	l->kept_head = l->events = l->unmatched = l->chans_over = 0;
 	l->have_prev_energy = false;
 	memset(l->threads, 0, sizeof l->threads);
-	free(l->locks_json);            /* refreshed at the first tick */
+	free(l->locks_json);            /* refreshed below */
 	l->locks_json = NULL;
 	thothd_lock_rings_reset(l->rings);
 	l->lock_slices = l->lock_slices_lost = 0;
@@ -370,6 +397,8 @@ int thothd_live_start(thothd_live_t *l)
 	l->collecting = true;
 	l->started_ns = l->last_tick_ns = thothd_now(l->d);
 	read_cpus(l);                   /* the first interval's baseline */
+	l->locks_tick = l->ticks;
+	locks_refresh(l);               /* made on the task thread: ready for the first tick */
 	return 0;
 }
 
@@ -688,22 +717,33 @@ static const char *lease_status_name(unsigned s)
 /* Processes run with LD_PRELOAD=libthothlock.so publish RUNTIME_DIR/locks/
  * PID.table; the report (docs/LOCKS.md's JSON document, top LOCKS_TOP
  * locks by wait) is what `thothctl --json locks` prints.  Symbolizing reads
- * ELF files, so it is refreshed every LOCKS_EVERY ticks, not every tick. */
-static char *locks_report(thothd_live_t *l)
-{
+ * ELF files (a process's first report: ~100 ms), so it is refreshed every
+ * LOCKS_EVERY ticks, not every tick, and made on thothd's task thread
+ * (defer.c), the panel showing the last report meanwhile.  It touches
+ * nothing of the dashboard's: the tables, and the symbol cache under its
+ * own mutex (shared with LockReports' workers, locks.c). */
+typedef struct locks_job {
+	thothd_live_t *l;               /* NULL: the dashboard went away (loop thread only) */
 	char dir[4200];
-	snprintf(dir, sizeof dir, "%s/locks", l->d->cfg.runtime_dir ? l->d->cfg.runtime_dir : ".");
+	struct thothd_lock_symcache *syms;
+	pthread_mutex_t *syms_mu;
+	char *json;                     /* the report made, or NULL: keep the last */
+	uint64_t wall_ns, cpu_ns;
+	bool here;                      /* made on the loop thread (THOTHD_DEFER=off) */
+} locks_job_t;
+
+static char *locks_report(const char *dir, struct thothd_lock_symcache *syms, pthread_mutex_t *syms_mu)
+{
 	thothd_lock_scan_t *scan = malloc(sizeof *scan);
 	if (!scan)
 		return NULL;
-	/* The cache is shared with LockReports' workers (locks.c): while one
-	 * symbolizes, the panel keeps its last figures (NULL) rather than hold
-	 * the loop thread for a first report. */
-	if (l->d->lock_syms_mu && pthread_mutex_trylock(l->d->lock_syms_mu) != 0) {
+	/* While a LockReports worker symbolizes, the panel keeps its last
+	 * figures (NULL) rather than wait for a first report. */
+	if (syms_mu && pthread_mutex_trylock(syms_mu) != 0) {
 		free(scan);
 		return NULL;
 	}
-	if (thothd_lock_scan_cached(dir, 0, l->d->lock_syms, scan))   /* symbols kept (locks.h) */
+	if (thothd_lock_scan_cached(dir, 0, syms, scan))   /* symbols kept (locks.h) */
 		scan->n = 0;
 	thothlock_table_t *const *tables = scan->tables;
 	size_t n = scan->n;
@@ -727,16 +767,104 @@ static char *locks_report(thothd_live_t *l)
 		}
 	}
 	thothd_lock_scan_free(scan);
-	if (l->d->lock_syms)
-		thothd_lock_symcache_trim(l->d->lock_syms);
-	if (l->d->lock_syms_mu)
-		pthread_mutex_unlock(l->d->lock_syms_mu);
+	if (syms)
+		thothd_lock_symcache_trim(syms);
+	if (syms_mu)
+		pthread_mutex_unlock(syms_mu);
 	free(scan);
 	/* The report ends with a newline: strip it so it embeds in one SSE line. */
 	for (char *c = buf; c && *c; c++)
 		if (*c == '\n')
 			*c = ' ';
 	return buf;
+}
+
+static uint64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void locks_work(void *arg)
+{
+	locks_job_t *job = arg;
+	uint64_t cpu0 = thread_cpu_ns(), wall0 = thoth_clock_now();
+	job->json = locks_report(job->dir, job->syms, job->syms_mu);
+	job->cpu_ns = thread_cpu_ns() - cpu0;
+	job->wall_ns = thoth_clock_now() - wall0;
+}
+
+/* Loop thread: the panel takes the new report. */
+static int locks_done(void *arg, bool ran, void *resp, thoth_arena_t *arena, const char **reason)
+{
+	(void)resp;
+	(void)arena;
+	(void)reason;
+	locks_job_t *job = arg;
+	thothd_live_t *l = job->l;
+	if (ran)
+		thothd_debug("dashboard: lock report in %.1f ms (%.1f ms CPU) on %s",
+			     job->wall_ns / 1e6, job->cpu_ns / 1e6,
+			     job->here ? "the loop thread" : "the task thread");
+	if (!l)
+		return 0;
+	if (l->locks_job == job)
+		l->locks_job = NULL;
+	if (job->json) {
+		free(l->locks_json);
+		l->locks_json = job->json;
+		job->json = NULL;
+	}
+	return 0;
+}
+
+static void locks_orphan(locks_job_t *job)
+{
+	job->l = NULL;
+}
+
+static void locks_release(void *arg)
+{
+	locks_job_t *job = arg;
+	free(job->json);
+	free(job);
+}
+
+static const thothd_job_ops_t locks_ops = {
+	.method = NULL,
+	.work = locks_work,
+	.done = locks_done,
+	.release = locks_release,
+};
+
+/* Refresh the panel's report: on the task thread (the panel has it at a
+ * later tick), or here when deferring is off (THOTHD_DEFER=off). */
+static void locks_refresh(thothd_live_t *l)
+{
+	if (l->locks_job)
+		return;                 /* one at a time: it takes this refresh's place */
+	locks_job_t *job = calloc(1, sizeof *job);
+	if (!job)
+		return;
+	job->l = l;
+	snprintf(job->dir, sizeof job->dir, "%s/locks",
+		 l->d->cfg.runtime_dir ? l->d->cfg.runtime_dir : ".");
+	job->syms = l->d->lock_syms;
+	job->syms_mu = l->d->lock_syms_mu;
+	l->locks_job = job;
+	int r = thothd_defer_task(l->d, &locks_ops, job);
+	if (r == 0)
+		return;
+	l->locks_job = NULL;
+	if (r < 0) {
+		thothd_warn("dashboard: cannot make the lock report on a thread (%s): making it here",
+			    thoth_strerror(r));
+	}
+	job->here = true;
+	locks_work(job);
+	locks_done(job, true, NULL, NULL, NULL);
+	locks_release(job);
 }
 
 /* Each tick: the contended acquisitions that preloaded processes wrote to
@@ -933,8 +1061,7 @@ int thothd_live_tick(thothd_live_t *l, char **json, size_t *len)
 {
 	if (!l->collecting)
 		return THOTH_E_INVAL;
-	thothd_tracer_live_drain(l->d->tracer);
-	ingest_lock_slices(l);
+	thothd_tracer_t *tr = l->d->tracer;
 	uint64_t now = thothd_now(l->d);
 	uint64_t interval_ns = now > l->last_tick_ns ? now - l->last_tick_ns : 1;
 	double dt = (double)(now - l->last_tick_ns) / 1e9;
@@ -943,12 +1070,17 @@ int thothd_live_tick(thothd_live_t *l, char **json, size_t *len)
 	l->last_tick_ns = now;
 	l->ticks++;
 	read_cpus(l);
-	thothd_tracer_foreach_source(l->d->tracer, note_source, l);
+	thothd_tracer_foreach_source(tr, note_source, l);       /* takes the tracer's mutex */
+	iface_refresh(l);
 	char *buf = NULL;
 	size_t n = 0;
 	FILE *f = open_memstream(&buf, &n);
 	if (!f)
 		return THOTH_E_NOMEM;
+	/* What on_event updates, under the tracer's mutex (a worker may be
+	 * draining: it steps aside at its next chunk). */
+	thothd_tracer_live_lock(tr);
+	ingest_lock_slices(l);
 	fprintf(f, "{\"t_ns\":%llu,\"interval_s\":%.3f,\"kept_from_ns\":%llu,\"events\":%llu",
 		(unsigned long long)now, dt,
 		(unsigned long long)(l->kept_head ? l->kept[l->kept_head > RETAIN_EVENTS
@@ -1047,7 +1179,6 @@ int thothd_live_tick(thothd_live_t *l, char **json, size_t *len)
 
 	/* Channels: round-trip p50/p99 and rate over the interval. */
 	uint64_t calls = 0;
-	iface_refresh(l);
 	fprintf(f, ",\"channels\":[");
 	for (uint32_t i = 0; i < l->n_chans; i++) {
 		chan_stat_t *c = &l->chans[i];
@@ -1072,6 +1203,8 @@ int thothd_live_tick(thothd_live_t *l, char **json, size_t *len)
 		c->rtt.fine_n = c->queue.fine_n = 0;
 	}
 	fprintf(f, "],\"unmatched\":%llu", (unsigned long long)l->unmatched);
+	uint64_t lock_slices = l->lock_slices, lock_slices_lost = l->lock_slices_lost;
+	thothd_tracer_live_unlock(tr);
 
 	/* Trace rings. */
 	ring_json_t rj = { .f = f, .first = true };
@@ -1122,20 +1255,17 @@ int thothd_live_tick(thothd_live_t *l, char **json, size_t *len)
 	pm_view_close(&v);
 
 	if (!l->locks_json || l->locks_stale || l->ticks - l->locks_tick >= LOCKS_EVERY) {
-		char *lj = locks_report(l);
-		if (lj) {
-			free(l->locks_json);
-			l->locks_json = lj;
-		}
+		locks_refresh(l);
 		l->locks_tick = l->ticks;
 		l->locks_stale = false;
 	}
 	fprintf(f, ",\"locks\":%s", l->locks_json ? l->locks_json
+		: l->locks_job ? "{\"available\":false,\"why\":\"the lock report is being made\"}"
 		: "{\"available\":false,\"why\":\"cannot read the lock tables\"}");
 	/* Contended acquisitions kept as lock_wait slices for the window
 	 * export (preloaded programs' rings and thoth_mutex trace events). */
 	fprintf(f, ",\"lock_slices\":{\"kept\":%llu,\"lost\":%llu}",
-		(unsigned long long)l->lock_slices, (unsigned long long)l->lock_slices_lost);
+		(unsigned long long)lock_slices, (unsigned long long)lock_slices_lost);
 	fprintf(f, "}");
 	if (fclose(f) != 0) {
 		free(buf);
@@ -1273,8 +1403,6 @@ static void pm_power_to_prom(thothd_live_t *l, FILE *f)
 int thothd_live_metrics(thothd_live_t *l, char **text, size_t *len)
 {
 	thothd_t *d = l->d;
-	if (l->collecting)
-		thothd_tracer_live_drain(d->tracer);
 	read_cpus(l);
 	char *buf = NULL;
 	size_t n = 0;
@@ -1349,6 +1477,7 @@ int thothd_live_metrics(thothd_live_t *l, char **text, size_t *len)
 		if (l->cpus[i].freq_khz >= 0)
 			fprintf(f, "thoth_cpufreq_current_hertz{cpu=\"%u\"} %lld\n", l->cpus[i].cpu,
 				(long long)l->cpus[i].freq_khz * 1000);
+	thothd_tracer_live_lock(d->tracer);    /* procs: on_event's (see the top) */
 	metric_head(f, "thoth_pm_modelled_frequency_hertz", "gauge",
 		    "Modelled: the frequency the SCHED-1 governor of each governed service chose "
 		    "for its performance domain (its last pm_freq_change; simulated where there is "
@@ -1371,6 +1500,7 @@ int thothd_live_metrics(thothd_live_t *l, char **text, size_t *len)
 			fprintf(f, "\"} %llu\n", (unsigned long long)l->procs[i].freq_changes);
 		}
 	pm_power_to_prom(l, f);
+	thothd_tracer_live_unlock(d->tracer);
 
 	/* trace rings */
 	metric_head(f, "thoth_trace_events_read_total", "counter",
@@ -1391,6 +1521,8 @@ int thothd_live_metrics(thothd_live_t *l, char **text, size_t *len)
 		    "1 while thothd counts trace events for the dashboard (a page connected or a "
 		    "scrape in the last 120 s); the per-process and IPC series count from then.");
 	fprintf(f, "thoth_dashboard_collecting %d\n", l->collecting ? 1 : 0);
+	iface_refresh(l);
+	thothd_tracer_live_lock(d->tracer);    /* procs, chans: on_event's */
 	metric_head(f, "thoth_process_wakeups_total", "counter",
 		    "Event-loop wake-ups of each thoth process by reason (loop_wakeup trace events; "
 		    "a wake-up with several reasons counts in each; reason all counts it once; "
@@ -1412,7 +1544,6 @@ int thothd_live_metrics(thothd_live_t *l, char **text, size_t *len)
 	}
 	/* The names of the interface ids below: an info metric (join on
 	 * `interface`), so a series keeps its identity when a name is learnt. */
-	iface_refresh(l);
 	metric_head(f, "thoth_ipc_interface_info", "gauge",
 		    "1 for each interface id seen on a channel whose name is known (thothd's "
 		    "compiled-in schemas, or a live registration's claim).");
@@ -1448,6 +1579,7 @@ int thothd_live_metrics(thothd_live_t *l, char **text, size_t *len)
 		if (!l->chans[i].socket)
 			hist_to_prom(f, l, "thoth_ipc_queue_delay_seconds", &l->chans[i],
 				     &l->chans[i].queue);
+	thothd_tracer_live_unlock(d->tracer);
 
 	/* power broker */
 	pm_view_t v;
@@ -1511,6 +1643,7 @@ int thothd_live_export(thothd_live_t *l, uint64_t from_ns, uint64_t to_ns, char 
 	int r = thoth_trace_collection_new(&c);
 	if (r)
 		return r;
+	thothd_tracer_live_lock(l->d->tracer);     /* kept, names, procs: on_event's */
 	if (l->collecting && l->kept) {
 		uint64_t first = l->kept_head > RETAIN_EVENTS ? l->kept_head - RETAIN_EVENTS : 0;
 		for (uint64_t i = first; i < l->kept_head && !r; i++) {
@@ -1523,6 +1656,7 @@ int thothd_live_export(thothd_live_t *l, uint64_t from_ns, uint64_t to_ns, char 
 			r = thoth_trace_collection_add_event(c, &ev, proc_name(l, ev.pid), "");
 		}
 	}
+	thothd_tracer_live_unlock(l->d->tracer);
 	char *buf = NULL;
 	size_t n = 0;
 	FILE *f = r ? NULL : open_memstream(&buf, &n);

@@ -11,7 +11,9 @@
  *               sessions, the drain timer (only during a session), dumps
  *   endpoints.c removes the endpoint socket a dead service left behind
  *   defer.c     deferred answers: slow requests' work on worker threads,
- *               answered through the loop (an eventfd doorbell)
+ *               answered through the loop (an eventfd doorbell); tasks:
+ *               thothd's own slow work (the dashboard's drain of a busy
+ *               backlog, its lock panel's report) on the task thread
  *   locks.c     LockReports (OBS-4) and trace sessions' lock source; with
  *               locks_scan.c, thothd's executable only (locks.h)
  *   runtime.c   runtime dir and single-instance lock; log.c the log
@@ -20,9 +22,10 @@
  *
  * Everything runs on one thoth_loop thread, except the trace collector
  * thread trace.c runs while a session is active (it touches only the
- * tracer's state, under the tracer's own mutex), and the workers of
- * deferred answers (defer.c: a job's work touches what the job owns, or
- * state behind its owner's lock; its answer is made on the loop thread).  A client is closed only from
+ * tracer's state, under the tracer's own mutex), and the workers and the
+ * task thread of deferred answers (defer.c: a job's work touches what the
+ * job owns, or state behind its owner's lock -- the dashboard's figures
+ * behind the tracer's mutex -- and its answer is made on the loop thread).  A client is closed only from
  * reap_doomed() at the end of a loop callback, never in the middle of one,
  * so a handler (or a watch event to another client) may doom any client
  * without pulling state from under the code that is running.
@@ -301,6 +304,12 @@ int thothd_run_inline(thothd_call_t *call, const thothd_job_ops_t *ops, void *ar
  * (< 0): only RELEASE is called (DONE is not: nothing happened). */
 int thothd_defer_or_run(thothd_call_t *call, const thothd_job_ops_t *ops, void *arg, void *resp,
 			thoth_arena_t *arena);
+/* thothd's own slow work, answering nobody (the dashboard's drain of busy
+ * trace rings): OPS->work(ARG) on a worker, then OPS->done(ARG, ran, NULL,
+ * arena, &reason) and OPS->release(ARG) on the loop thread (OPS->method
+ * unused).  0: queued; 1: not deferred (THOTHD_DEFER=off, no loop, or
+ * stopping): the caller works inline; <0: error (nothing queued). */
+int thothd_defer_task(thothd_t *d, const thothd_job_ops_t *ops, void *arg);
 /* handle_message: queue the job the handler deferred (after it returned). */
 void thothd_jobs_submit(thothd_t *d, struct thothd_job *job);
 /* C is closing: its pending jobs finish unanswered. */
@@ -313,6 +322,7 @@ void thothd_jobs_free(thothd_t *d);
 /* Counters (Daemon.status is not changed: tests read the log). */
 typedef struct thothd_jobs_stats {
 	uint64_t deferred, refused, orphaned, pending;
+	uint64_t tasks;                 /* thothd_defer_task's, ever */
 } thothd_jobs_stats_t;
 void thothd_jobs_stats(const thothd_t *d, thothd_jobs_stats_t *out);
 
@@ -373,11 +383,31 @@ void thothd_tracer_client_closed(thothd_tracer_t *t, const thothd_client_t *c);
 /* The live observer (the dashboard): while set, MASK's categories are on in
  * every source and each drained event is handed to FN with its process's
  * name.  One observer at a time (THOTH_E_BUSY).  It drains with
- * thothd_tracer_live_drain(), when it wants (no timer of the tracer's). */
+ * thothd_tracer_live_drain(), when it wants (no timer of the tracer's).
+ * FN runs with the tracer's mutex held, on the loop thread or on a
+ * worker: whatever FN updates is guarded by that mutex, and the loop
+ * thread reads it between thothd_tracer_live_lock and _unlock. */
 typedef void (*thothd_trace_live_fn)(const thoth_trace_event_t *ev, const char *process, void *ctx);
 int thothd_tracer_live_start(thothd_tracer_t *t, uint64_t mask, thothd_trace_live_fn fn, void *ctx);
 void thothd_tracer_live_stop(thothd_tracer_t *t);
+/* Loop thread.  At most THOTHD_LIVE_INLINE_MAX records waiting in all the
+ * sources: drained here and now; more: drained by a worker
+ * (thothd_defer_task), the loop thread going back to its clients; while
+ * that drain runs a call does nothing (at most one in flight).
+ * THOTHD_DEFER=off drains here always (the old path, the baseline). */
+enum { THOTHD_LIVE_INLINE_MAX = 2048 };
 void thothd_tracer_live_drain(thothd_tracer_t *t);
+/* Loop thread: is a worker draining for the observer?  While it is, the
+ * observer's readers should wait for it (thothd_tracer_live_on_drained:
+ * FN(CTX) on the loop thread when it is done) rather than take the mutex:
+ * the worker (nice +10) may be preempted holding it. */
+bool thothd_tracer_live_busy(const thothd_tracer_t *t);
+void thothd_tracer_live_on_drained(thothd_tracer_t *t, void (*fn)(void *ctx), void *ctx);
+/* Loop thread: hold the tracer's mutex while reading what FN updates (a
+ * worker's drain steps aside at its next chunk of records).  Do not call
+ * other tracer entry points meanwhile (the mutex is not recursive). */
+void thothd_tracer_live_lock(thothd_tracer_t *t);
+void thothd_tracer_live_unlock(thothd_tracer_t *t);
 
 typedef struct thothd_trace_source_info {
 	uint32_t pid;

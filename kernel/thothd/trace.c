@@ -33,14 +33,22 @@
  * Every source is freed on the loop thread only, so a reader pointer handed
  * to the loop thread (probe.c) stays valid while it runs.
  * With --trace-collector loop (the old path, the benchmark's baseline), or
- * while the live observer is set (its callbacks belong to the loop thread),
- * the loop thread's ONE timer (DRAIN_PERIOD, with slack) drains instead.
+ * while the live observer is set, the loop thread's ONE timer
+ * (DRAIN_PERIOD, with slack) drains instead -- with the observer set, by
+ * the observer's rule (thothd_tracer_live_drain: a busy backlog on the
+ * task thread, routed to the session too).
  *
  * Live observer (the dashboard, http_live.c): while one is set its
  * categories are switched on in every source too, and every event drained
  * (by its own drain calls or the session's) is handed to it; the session
  * then gets only the events of its own categories and pid.  With no
- * observer the session's path is unchanged.
+ * observer the session's path is unchanged.  Its callbacks run with mu
+ * held, so what they update is guarded by mu (the loop thread reads it
+ * under thothd_tracer_live_lock).  Its own drain (the dashboard's tick)
+ * runs on the loop thread while few records wait; a busy backlog is
+ * drained by a deferred task on a worker (defer.c), in chunks of
+ * LIVE_CHUNK records between which it steps aside when the loop thread
+ * wants mu: the loop thread waits at most one chunk, never the drain.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -57,6 +65,7 @@
 
 #include "collection.h"         /* thoth__trace_collection_clone */
 #include "log.h"
+#include "trace_layout.h"       /* thoth__trace_reader_unread */
 #include "thothd.h"
 
 #define MS_NS 1000000ull
@@ -69,6 +78,9 @@ enum {
 	 * read and counted as dropped (stop's `dropped`, the log). */
 	MAX_EVENTS = 512 << 10,
 };
+/* A worker's live drain holds mu for this many records at most (~0.1-0.5
+ * ms of callbacks) before it looks whether the loop thread waits for it. */
+enum { LIVE_CHUNK = 4096, ROUTE_CHUNK_END = 1 };
 static const uint64_t DRAIN_PERIOD_NS = 100 * MS_NS;
 static const uint64_t DRAIN_SLACK_NS = 50 * MS_NS;
 
@@ -108,6 +120,13 @@ struct thothd_tracer {
 	uint64_t live_mask;
 	thothd_trace_live_fn live_fn;
 	void *live_ctx;
+	/* The observer's deferred drain: at most one in flight (loop thread
+	 * only), and the worker's place in the list (mu: pruning moves it). */
+	bool live_task;
+	void (*live_drained)(void *ctx);        /* told when it is done (loop thread) */
+	void *live_drained_ctx;
+	trace_source_t *live_cur, *live_next;
+	uint64_t live_deferred, live_inline_big;        /* drains of a backlog, each way */
 	/* Guards everything above once the collector thread runs; taken by
 	 * every tracer entry point (tracer_lock on the loop thread). */
 	pthread_mutex_t mu;
@@ -175,6 +194,8 @@ typedef struct route_ctx {
 	const char *process;
 	uint32_t *ring_counts;          /* events per ring in this drain (may be NULL) */
 	uint32_t n_rings;
+	uint32_t limit;                 /* 0: all; else stop (ROUTE_CHUNK_END) after LIMIT events */
+	uint32_t seen;
 } route_ctx_t;
 
 static int route_event(const thoth_trace_event_t *ev, void *arg)
@@ -197,6 +218,8 @@ static int route_event(const thoth_trace_event_t *ev, void *arg)
 				return r;
 		}
 	}
+	if (rc->limit && ++rc->seen >= rc->limit)
+		return ROUTE_CHUNK_END;         /* this event is consumed; the next poll goes on */
 	return 0;
 }
 
@@ -243,6 +266,10 @@ static void prune_sources(thothd_tracer_t *t)
 				source_poll_routed(t, s);       /* its last events */
 			if (t->cursor == s)
 				t->cursor = s->next;
+			if (t->live_next == s)
+				t->live_next = s->next;
+			if (t->live_cur == s)
+				t->live_cur = NULL;     /* the worker's drain of it ends */
 			*pp = s->next;
 			t->n_sources--;
 			source_free(t, s);
@@ -530,12 +557,22 @@ static bool loop_drains(const thothd_tracer_t *t)
 static void drain_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
 {
 	thothd_tracer_t *t = arg;
-	tracer_lock(t);
-	uint64_t cpu0 = thread_cpu_ns();
-	drain(t);
-	if (t->active) {
-		t->passes++;
-		t->pass_cpu_ns += thread_cpu_ns() - cpu0;
+	if (t->live_fn) {
+		/* The observer is on (live_fn: written on this thread only): the
+		 * dashboard's policy, which routes the session's events too --
+		 * here while few records wait, else on the task thread. */
+		thothd_tracer_live_drain(t);
+		tracer_lock(t);
+		if (t->active)
+			t->passes++;
+	} else {
+		tracer_lock(t);
+		uint64_t cpu0 = thread_cpu_ns();
+		drain(t);
+		if (t->active) {
+			t->passes++;
+			t->pass_cpu_ns += thread_cpu_ns() - cpu0;
+		}
 	}
 	/* Re-armed from its own callback while the session lasts and the loop
 	 * thread is the one that drains: never periodic when there is nothing
@@ -1260,8 +1297,8 @@ int thothd_tracer_live_start(thothd_tracer_t *t, uint64_t mask, thothd_trace_liv
 	t->live_ctx = ctx;
 	for (trace_source_t *s = t->sources; s; s = s->next)
 		thoth_trace_reader_set_enabled(s->reader, source_mask(t, s));
-	/* The observer's callbacks belong to the loop thread: while it is set
-	 * the loop thread drains the session too. */
+	/* While the observer is set the loop thread's timer drains the session
+	 * too, by the observer's rule (drain_fired). */
 	if (t->active && arm_loop_drain(t))
 		thothd_error("trace: cannot arm the drain timer; events may be overwritten");
 	tracer_unlock(t);
@@ -1284,13 +1321,181 @@ void thothd_tracer_live_stop(thothd_tracer_t *t)
 	tracer_unlock(t);
 }
 
+/* The worker's side of the loop thread's lock: when the loop thread waits
+ * for mu, let it have it and take mu back after (mu held on entry and on
+ * return; anything may have changed meanwhile). */
+static void step_aside(thothd_tracer_t *t)
+{
+	if (!atomic_load_explicit(&t->loop_wants, memory_order_relaxed))
+		return;
+	pthread_mutex_unlock(&t->mu);
+	while (atomic_load_explicit(&t->loop_wants, memory_order_relaxed))
+		sched_yield();
+	pthread_mutex_lock(&t->mu);
+}
+
+static uint64_t records_read(const thothd_tracer_t *t)
+{
+	uint64_t n = 0;
+	for (const trace_source_t *s = t->sources; s; s = s->next) {
+		thoth_trace_stats_t st;
+		thoth_trace_reader_stats(s->reader, &st);
+		n += st.read;
+	}
+	return n;
+}
+
+/* The deferred drain of the observer's sources (a task, defer.c). */
+typedef struct live_job {
+	thothd_tracer_t *t;
+	uint64_t events, chunks, wall_ns, cpu_ns;
+} live_job_t;
+
+/* Drain S for the observer in chunks, as far as what waited when it began
+ * (a writer faster than the drain does not keep it here); mu held. */
+static void live_drain_source(thothd_tracer_t *t, trace_source_t *s, live_job_t *job)
+{
+	uint32_t rings = 0;
+	const char *name = "";
+	thoth_trace_reader_process(s->reader, NULL, &name);
+	thoth_trace_reader_geometry(s->reader, &rings, NULL);
+	uint32_t counts[64] = { 0 };
+	uint64_t budget = thoth__trace_reader_unread(s->reader);
+	t->live_cur = s;
+	for (;;) {
+		route_ctx_t rc = { .t = t, .s = s, .process = name, .ring_counts = counts,
+				   .n_rings = rings < 64 ? rings : 64, .limit = LIVE_CHUNK };
+		int r = thoth_trace_reader_poll(s->reader, route_event, &rc);
+		job->events += rc.seen;
+		job->chunks++;
+		if (r != ROUTE_CHUNK_END && r)
+			thothd_warn("trace: draining pid %u: %s", s->pid, thoth_strerror(r));
+		bool more = r == ROUTE_CHUNK_END && budget > rc.seen;
+		budget = budget > rc.seen ? budget - rc.seen : 0;
+		if (!more)
+			break;
+		step_aside(t);
+		/* Pruned meanwhile (it drained the rest), or the observer left. */
+		if (t->live_cur != s || !t->live_fn)
+			return;
+	}
+	uint32_t max = 0;
+	for (uint32_t i = 0; i < 64; i++)
+		max = counts[i] > max ? counts[i] : max;
+	s->last_drain_max = max;
+	t->live_cur = NULL;
+}
+
+static void live_work(void *arg)
+{
+	live_job_t *job = arg;
+	thothd_tracer_t *t = job->t;
+	uint64_t cpu0 = thread_cpu_ns(), wall0 = thoth_clock_now();
+	pthread_mutex_lock(&t->mu);
+	/* Sources added meanwhile (at the head) wait for the next drain. */
+	t->live_next = t->sources;
+	while (t->live_fn && t->live_next) {
+		trace_source_t *s = t->live_next;
+		t->live_next = s->next;
+		live_drain_source(t, s, job);
+		t->live_cur = NULL;
+		step_aside(t);
+	}
+	t->live_next = NULL;
+	if (t->live_fn)
+		poll_extra_source(t);
+	pthread_mutex_unlock(&t->mu);
+	job->cpu_ns = thread_cpu_ns() - cpu0;
+	job->wall_ns = thoth_clock_now() - wall0;
+}
+
+static int live_done(void *arg, bool ran, void *resp, thoth_arena_t *arena, const char **reason)
+{
+	(void)resp;
+	(void)arena;
+	(void)reason;
+	live_job_t *job = arg;
+	thothd_tracer_t *t = job->t;
+	t->live_task = false;
+	if (t->live_drained)
+		t->live_drained(t->live_drained_ctx);
+	if (ran)
+		thothd_debug("dashboard: drained %llu trace records in %.1f ms (%.1f ms CPU, %llu chunks) "
+			     "on a worker thread", (unsigned long long)job->events, job->wall_ns / 1e6,
+			     job->cpu_ns / 1e6, (unsigned long long)job->chunks);
+	return 0;
+}
+
+static const thothd_job_ops_t live_ops = {
+	.method = NULL,
+	.work = live_work,
+	.done = live_done,
+	.release = job_free,
+};
+
 void thothd_tracer_live_drain(thothd_tracer_t *t)
+{
+	/* One in flight takes these records too; and the loop thread must
+	 * not wait for the mutex it holds (live_task: loop thread only). */
+	if (!t || t->live_task)
+		return;
+	tracer_lock(t);
+	if (!t->live_fn) {
+		tracer_unlock(t);
+		return;
+	}
+	uint64_t waiting = 0;
+	for (const trace_source_t *s = t->sources; s; s = s->next)
+		waiting += thoth__trace_reader_unread(s->reader);
+	if (waiting > THOTHD_LIVE_INLINE_MAX) {
+		live_job_t *job = calloc(1, sizeof *job);
+		if (job)
+			job->t = t;
+		int r = job ? thothd_defer_task(t->d, &live_ops, job) : THOTH_E_NOMEM;
+		if (r == 0) {
+			t->live_task = true;
+			t->live_deferred++;
+			tracer_unlock(t);
+			return;
+		}
+		free(job);
+		if (r < 0)
+			thothd_warn("dashboard: cannot hand the drain to a worker (%s): draining here",
+				    thoth_strerror(r));
+		/* r == 1: THOTHD_DEFER=off (the old path) */
+		uint64_t read0 = records_read(t), wall0 = thoth_clock_now(), cpu0 = thread_cpu_ns();
+		drain(t);
+		t->live_inline_big++;
+		thothd_debug("dashboard: drained %llu trace records in %.1f ms (%.1f ms CPU) on the loop "
+			     "thread", (unsigned long long)(records_read(t) - read0),
+			     (thoth_clock_now() - wall0) / 1e6, (thread_cpu_ns() - cpu0) / 1e6);
+		tracer_unlock(t);
+		return;
+	}
+	drain(t);
+	tracer_unlock(t);
+}
+
+bool thothd_tracer_live_busy(const thothd_tracer_t *t)
+{
+	return t && t->live_task;
+}
+
+void thothd_tracer_live_on_drained(thothd_tracer_t *t, void (*fn)(void *ctx), void *ctx)
 {
 	if (!t)
 		return;
+	t->live_drained = fn;
+	t->live_drained_ctx = fn ? ctx : NULL;
+}
+
+void thothd_tracer_live_lock(thothd_tracer_t *t)
+{
 	tracer_lock(t);
-	if (t->live_fn)
-		drain(t);
+}
+
+void thothd_tracer_live_unlock(thothd_tracer_t *t)
+{
 	tracer_unlock(t);
 }
 
