@@ -83,7 +83,7 @@ static int alloc_wait(thoth_chan_t *ch, size_t len, uint8_t **buf, int timeout_m
  * a free slot at once and then pay for none of the loop's registers. */
 int thoth_chan_alloc(thoth_chan_t *ch, size_t len, uint8_t **buf, int timeout_ms)
 {
-	int r = chan_try_alloc(&ch->end, len, buf);
+	int r = chan_try_alloc_fast(&ch->end, len, buf);
 	if (r != THOTH_E_AGAIN || timeout_ms == 0)
 		return r;
 	return alloc_wait(ch, len, buf, timeout_ms);

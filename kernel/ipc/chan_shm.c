@@ -261,7 +261,7 @@ void chan_end_fini(chan_end_t *e)
 
 static uint8_t *slot_at(const chan_end_t *e, int d, uint32_t idx)
 {
-	return e->base + e->lay.ring_off[d] + (size_t)(idx & (e->lay.lim.slots - 1)) * THOTH_CHAN_SLOT_SIZE;
+	return chan_slot_at(e, d, idx);
 }
 
 static uint8_t *pool_at(const chan_end_t *e, int d, uint32_t buf)
