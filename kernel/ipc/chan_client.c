@@ -77,20 +77,30 @@ static int wait_budget(uint64_t *deadline, int timeout_ms)
 	return remaining_ms(*deadline);
 }
 
+static int alloc_wait(thoth_chan_t *ch, size_t len, uint8_t **buf, int timeout_ms) __attribute__((noinline));
+
+/* The first try inline, the waiting loop apart (alloc_wait): most calls find
+ * a free slot at once and then pay for none of the loop's registers. */
 int thoth_chan_alloc(thoth_chan_t *ch, size_t len, uint8_t **buf, int timeout_ms)
+{
+	int r = chan_try_alloc_fast(&ch->end, len, buf);
+	if (r != THOTH_E_AGAIN || timeout_ms == 0)
+		return r;
+	return alloc_wait(ch, len, buf, timeout_ms);
+}
+
+static int alloc_wait(thoth_chan_t *ch, size_t len, uint8_t **buf, int timeout_ms)
 {
 	uint64_t deadline = 0;
 	for (;;) {
-		int r = chan_try_alloc(&ch->end, len, buf);
-		if (r != THOTH_E_AGAIN)
-			return r;
-		if (timeout_ms == 0)
-			return r;
 		int left = wait_budget(&deadline, timeout_ms);
 		if (left == 0)
 			return THOTH_E_TIMEDOUT;
-		r = chan_wait(&ch->end, len <= THOTH_CHAN_INLINE_MAX ? CHAN_WAIT_SLOT : CHAN_WAIT_POOL, len, left);
+		int r = chan_wait(&ch->end, len <= THOTH_CHAN_INLINE_MAX ? CHAN_WAIT_SLOT : CHAN_WAIT_POOL, len, left);
 		if (r)
+			return r;
+		r = chan_try_alloc(&ch->end, len, buf);
+		if (r != THOTH_E_AGAIN)
 			return r;
 	}
 }

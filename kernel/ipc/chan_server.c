@@ -315,7 +315,7 @@ static int conn_get_out(void *ctx, size_t len, uint8_t **buf)
 		chan_discard(&c->end, c->pending_out);
 		c->pending_out = NULL;
 	}
-	int r = chan_try_alloc(&c->end, len, buf);
+	int r = chan_try_alloc_fast(&c->end, len, buf);
 	if (!r)
 		c->pending_out = *buf;
 	return r;

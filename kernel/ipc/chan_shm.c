@@ -261,7 +261,7 @@ void chan_end_fini(chan_end_t *e)
 
 static uint8_t *slot_at(const chan_end_t *e, int d, uint32_t idx)
 {
-	return e->base + e->lay.ring_off[d] + (size_t)(idx & (e->lay.lim.slots - 1)) * THOTH_CHAN_SLOT_SIZE;
+	return chan_slot_at(e, d, idx);
 }
 
 static uint8_t *pool_at(const chan_end_t *e, int d, uint32_t buf)
@@ -400,12 +400,23 @@ static int tx_space_reload(chan_end_t *e, uint32_t *space)
 	return 0;
 }
 
+static int tx_slot_reload(chan_end_t *e) __attribute__((noinline));
+
 /* 0 when the next tx slot is free, THOTH_E_AGAIN when the ring is full, or
- * the error that closed the channel. */
-static int tx_slot_free(chan_end_t *e)
+ * the error that closed the channel.  The common answer (a free slot by
+ * the tail last seen) takes no stack frame; the reload and its check of
+ * the peer's tail are tx_slot_reload's. */
+static inline int tx_slot_free(chan_end_t *e)
+{
+	if (e->tx_head - e->tx_tail_seen < e->lay.lim.slots)
+		return 0;
+	return tx_slot_reload(e);
+}
+
+static int tx_slot_reload(chan_end_t *e)
 {
 	uint32_t space = 0;
-	int r = tx_space(e, &space);
+	int r = tx_space_reload(e, &space);
 	return r ? r : space ? 0 : THOTH_E_AGAIN;
 }
 

@@ -194,6 +194,25 @@ void chan_shm_unmap(uint8_t *base, size_t size);
 
 /* Non-blocking primitives: 0, THOTH_E_AGAIN, or a sticky error. */
 int chan_try_alloc(chan_end_t *e, size_t len, uint8_t **buf);
+
+/* The ring slot of index IDX in direction D. */
+static inline uint8_t *chan_slot_at(const chan_end_t *e, int d, uint32_t idx)
+{
+	return e->base + e->lay.ring_off[d] + (size_t)(idx & (e->lay.lim.slots - 1)) * THOTH_CHAN_SLOT_SIZE;
+}
+
+/* chan_try_alloc without a call in its common case (an inline message, no
+ * slot promised yet, a free slot by the tail last seen: only our own
+ * words are read); anything else, with every answer, is chan_try_alloc's. */
+static inline int chan_try_alloc_fast(chan_end_t *e, size_t len, uint8_t **buf)
+{
+	if (!e->err && len >= THOTH_WIRE_HEADER_SIZE && len <= THOTH_CHAN_INLINE_MAX &&
+	    !e->inline_pending && e->tx_head - e->tx_tail_seen < e->lay.lim.slots) {
+		*buf = e->inline_pending = chan_slot_at(e, e->tx, e->tx_head) + THOTH_CHAN_SLOT_HEADER;
+		return 0;
+	}
+	return chan_try_alloc(e, len, buf);
+}
 int chan_try_send(chan_end_t *e, uint8_t *buf, size_t len);
 void chan_discard(chan_end_t *e, uint8_t *buf);
 int chan_try_recv(chan_end_t *e, thoth_msg_t *msg);

@@ -6,18 +6,37 @@
 
 #include "thoth/rpc.h"
 
-const thoth_method_info_t *thoth_interface_method(const thoth_interface_info_t *iface,
-						  uint32_t ordinal)
+static const thoth_method_info_t *method_search(const thoth_interface_info_t *iface,
+						 uint32_t ordinal) __attribute__((noinline));
+
+/* thothc lists methods by ordinal, usually 1..n without gaps: try the slot
+ * the ordinal names before searching (ORDINAL is the peer's: the index is
+ * bounds-checked and the slot's ordinal compared).  Inline in the
+ * dispatcher, which looks up a method per call. */
+static inline const thoth_method_info_t *method_of(const thoth_interface_info_t *iface,
+						   uint32_t ordinal)
 {
-	/* thothc lists methods by ordinal, usually 1..n without gaps: try the
-	 * slot the ordinal names before searching (ORDINAL is the peer's: the
-	 * index is bounds-checked and the slot's ordinal compared). */
-	if (ordinal - 1u < iface->n_methods && iface->methods[ordinal - 1u]->ordinal == ordinal)
-		return iface->methods[ordinal - 1u];
+	if (ordinal - 1u < iface->n_methods) {
+		const thoth_method_info_t *m = iface->methods[ordinal - 1u];
+		if (m->ordinal == ordinal)
+			return m;
+	}
+	return method_search(iface, ordinal);
+}
+
+static const thoth_method_info_t *method_search(const thoth_interface_info_t *iface,
+						 uint32_t ordinal)
+{
 	for (size_t i = 0; i < iface->n_methods; i++)
 		if (iface->methods[i]->ordinal == ordinal)
 			return iface->methods[i];
 	return NULL;
+}
+
+const thoth_method_info_t *thoth_interface_method(const thoth_interface_info_t *iface,
+						  uint32_t ordinal)
+{
+	return method_of(iface, ordinal);
 }
 
 /* ---- error frames ------------------------------------------------------ */
@@ -305,7 +324,7 @@ int thoth_server_dispatch(const thoth_interface_info_t *iface, thoth_invoke_fn i
 		return FAIL(THOTH_E_UNKNOWN_IFACE, thoth_strerror(THOTH_E_UNKNOWN_IFACE));
 	if (h.schema_major != iface->major)
 		return FAIL(THOTH_E_BAD_VERSION, thoth_strerror(THOTH_E_BAD_VERSION));
-	const thoth_method_info_t *m = thoth_interface_method(iface, h.method);
+	const thoth_method_info_t *m = method_of(iface, h.method);
 	if (!m)
 		return FAIL(THOTH_E_UNKNOWN_METHOD, thoth_strerror(THOTH_E_UNKNOWN_METHOD));
 	if (m->oneway != oneway)

@@ -97,31 +97,7 @@ int thoth_wire_check_utf8(const uint8_t *s, size_t len)
 
 int thoth_builder_bytes(thoth_builder_t *b, uint32_t slot, const thoth_bytes_t *v)
 {
-	if (b->err)
-		return b->err;
-	if (v->len == 0) {
-		thoth_builder_ptr(b, slot, 0, 0);
-		if (v->reserve)
-			*v->reserve = NULL;
-		return 0;
-	}
-	if (!v->ptr && !v->reserve)
-		return b->err = THOTH_E_INVAL;
-	uint32_t off;
-	/* Reserved space is zeroed (a caller that writes less must not send
-	 * stale memory to a peer) unless the caller promises to fill it all
-	 * (uninit: a 16 MiB zero-copy payload must not cost a 16 MiB memset);
-	 * copied bytes are written once, not twice. */
-	int r = v->reserve && !v->uninit ? thoth_builder_alloc(b, v->len, &off)
-			   : thoth_builder_alloc_raw(b, v->len, &off);
-	if (r)
-		return r;
-	if (v->reserve)
-		*v->reserve = thoth_builder_at(b, off);
-	else
-		memcpy(thoth_builder_at(b, off), v->ptr, v->len);
-	thoth_builder_ptr(b, slot, off, v->len);
-	return 0;
+	return thoth_builder_bytes_inline(b, slot, v);
 }
 
 int thoth_builder_list(thoth_builder_t *b, uint32_t slot, const void *items, uint32_t count,
@@ -151,14 +127,7 @@ int thoth_builder_list(thoth_builder_t *b, uint32_t slot, const void *items, uin
 
 int thoth_decoder_bytes(thoth_decoder_t *d, uint32_t slot, thoth_bytes_t *out)
 {
-	uint32_t off, n;
-	int r = thoth_decoder_ptr(d, slot, 1, &off, &n);
-	if (r)
-		return r;
-	out->ptr = n ? d->body + off : NULL;
-	out->len = n;
-	out->reserve = NULL;
-	return 0;
+	return thoth_decoder_bytes_inline(d, slot, out);
 }
 
 int thoth_decoder_scalar_list(thoth_decoder_t *d, uint32_t slot, uint32_t elem_size,

@@ -73,6 +73,29 @@ static void test_header_inconsistent_flags(void **state)
 	assert_int_equal(thoth_wire_header_decode((uint8_t *)buf, len, &h), 0);
 }
 
+/* Every 16-bit flags value against the rule written out (the decoder tests
+ * the four valid values as bits of one word): no unknown bit, exactly one
+ * of REQUEST and RESPONSE, ONEWAY only with REQUEST, ERROR only with
+ * RESPONSE. */
+static void test_header_flags_every_value(void **state)
+{
+	thoth_msg_header_t h = { 0 };
+	unsigned valid = 0;
+	for (uint32_t f = 0; f <= 0xffff; f++) {
+		bool req = f & THOTH_MSG_REQUEST, resp = f & THOTH_MSG_RESPONSE;
+		bool ok = !(f & ~THOTH_MSG_FLAGS_KNOWN) && req != resp &&
+			  !((f & THOTH_MSG_ONEWAY) && !req) && !((f & THOTH_MSG_ERROR) && !resp);
+		size_t len = make_msg((uint16_t)f, 8);
+		int r = thoth_wire_header_decode((uint8_t *)buf, len, &h);
+		if (ok != (r == 0))
+			fail_msg("flags 0x%04x: decode says %d, the rule says %s", f, r, ok ? "valid" : "invalid");
+		if (!ok)
+			assert_int_equal(r, THOTH_E_BAD_FLAGS);
+		valid += ok;
+	}
+	assert_int_equal(valid, 4);
+}
+
 static void test_header_body_length_must_match(void **state)
 {
 	thoth_msg_header_t h = { 0 };
@@ -320,6 +343,7 @@ int main(void)
 		cmocka_unit_test(test_header_shorter_than_40_bytes_is_truncated),
 		cmocka_unit_test(test_header_bad_magic),
 		cmocka_unit_test(test_header_inconsistent_flags),
+		cmocka_unit_test(test_header_flags_every_value),
 		cmocka_unit_test(test_header_body_length_must_match),
 		cmocka_unit_test(test_utf8_accepts_valid_and_rejects_invalid),
 		cmocka_unit_test(test_builder_aligns_objects_and_pads_body),

@@ -414,7 +414,7 @@ static void emit_encode_value(strbuf_t *c, const char *ind, const tidl_type_t *t
 		sb_addf(c, "%sr = thoth_builder_str(b, %s, %s);\n", ind, slot, expr);
 		break;
 	case TIDL_BYTES:
-		sb_addf(c, "%sr = thoth_builder_bytes(b, %s, &%s);\n", ind, slot, expr);
+		sb_addf(c, "%sr = thoth_builder_bytes_inline(b, %s, &%s);\n", ind, slot, expr);
 		break;
 	case TIDL_STRUCT:
 		sb_addf(c, "%s{\n%s\tuint32_t so, sl;\n"
@@ -449,7 +449,7 @@ static void emit_decode_value(strbuf_t *c, const char *ind, const tidl_type_t *t
 			ind, slot, lv, ind);
 		break;
 	case TIDL_BYTES:
-		sb_addf(c, "%sif ((r = thoth_decoder_bytes(d, %s, &%s)))\n%s\treturn r;\n",
+		sb_addf(c, "%sif ((r = thoth_decoder_bytes_inline(d, %s, &%s)))\n%s\treturn r;\n",
 			ind, slot, lv, ind);
 		break;
 	case TIDL_STRUCT:
@@ -550,11 +550,20 @@ static void emit_list_funcs(gen_t *g, const tidl_type_t *t)
 
 /* ---- source: struct (record) functions ------------------------------------ */
 
-static void emit_rec_funcs(gen_t *g, const rec_t *r)
+/* A method's request or response record (ROOT) is encoded and decoded only
+ * at the root of a message: its frame functions' bodies are emitted once,
+ * always inlined (NAME__encode_frame_in / NAME__decode_frame_in), into the
+ * public functions and into the type-erased adapters of thoth_method_info_t
+ * that the RPC layer calls.  There the depth, offset and frame length are
+ * constants, so a call costs no second call and no depth or root-offset
+ * test (the checks of the peer's frame stay: thoth_decoder_frame). */
+static void emit_rec_funcs(gen_t *g, const rec_t *r, bool root)
 {
 	strbuf_t *c = &g->c;
 	const char *n = r->cname;
 	char slot[64], lv[300], ind[8];
+	const char *storage = root ? "static inline THOTH_WIRE_ALWAYS_INLINE int" : "int";
+	const char *in = root ? "_in" : "";
 
 	sb_addf(c, "/* ---- %s (%s), fixed section %u bytes ---- */\n\n", r->what,
 		loc_str(&r->loc), r->fixed);
@@ -574,12 +583,12 @@ static void emit_rec_funcs(gen_t *g, const rec_t *r)
 	sb_addf(c, "\t(void)v;\n\treturn s;\n}\n\n");
 
 	/* encode */
-	sb_addf(c, "int %s__encode_frame(thoth_builder_t *b, const %s_t *v, uint32_t *off, uint32_t *len, unsigned depth)\n{\n"
+	sb_addf(c, "%s %s__encode_frame%s(thoth_builder_t *b, const %s_t *v, uint32_t *off, uint32_t *len, unsigned depth)\n{\n"
 		   "\tuint32_t f;\n\tint r;\n"
 		   "\tif (depth > THOTH_WIRE_MAX_DEPTH)\n\t\treturn THOTH_E_TOO_DEEP;\n"
 		   "\tif ((r = thoth_builder_frame(b, %u, %u, &f)))\n\t\treturn r;\n"
 		   "\t*off = f;\n\t*len = 8 + %u;\n",
-		n, n, r->fixed, r->field_count, r->fixed);
+		storage, n, in, n, r->fixed, r->field_count, r->fixed);
 	for (size_t i = 0; i < r->n_res; i++)
 		if (r->res[i].type)
 			sb_addf(c, "\t/* reserved %u: its slot stays zero (absent) */\n", r->res[i].ordinal);
@@ -601,15 +610,18 @@ static void emit_rec_funcs(gen_t *g, const rec_t *r)
 			sb_addf(c, "\t}\n");
 	}
 	sb_addf(c, "\t(void)v;\n\treturn 0;\n}\n\n");
+	if (root)
+		sb_addf(c, "int %s__encode_frame(thoth_builder_t *b, const %s_t *v, uint32_t *off, uint32_t *len, unsigned depth)\n{\n"
+			   "\treturn %s__encode_frame_in(b, v, off, len, depth);\n}\n\n", n, n, n);
 
 	/* decode: fields the writer did not know (ordinal > its field count)
 	 * keep their zero default; fields it did know must fit its frame. */
-	sb_addf(c, "int %s__decode_frame(thoth_decoder_t *d, uint32_t off, uint32_t expect_len, %s_t *out, unsigned depth)\n{\n"
+	sb_addf(c, "%s %s__decode_frame%s(thoth_decoder_t *d, uint32_t off, uint32_t expect_len, %s_t *out, unsigned depth)\n{\n"
 		   "\tuint32_t fixed, count;\n\tint r;\n"
 		   "\tif (depth > THOTH_WIRE_MAX_DEPTH)\n\t\treturn THOTH_E_TOO_DEEP;\n"
 		   "\tif ((r = thoth_decoder_frame(d, off, expect_len, &fixed, &count)))\n\t\treturn r;\n"
 		   "\tmemset(out, 0, sizeof *out);\n",
-		n, n);
+		storage, n, in, n);
 	for (size_t i = 0; i < r->n; i++) {
 		const tidl_field_t *f = &r->fields[i];
 		uint32_t end = r->off[i] + slot_size(f->type);
@@ -630,6 +642,9 @@ static void emit_rec_funcs(gen_t *g, const rec_t *r)
 			sb_addf(c, "\t}\n");
 	}
 	sb_addf(c, "\t(void)r;\n\treturn 0;\n}\n\n");
+	if (root)
+		sb_addf(c, "int %s__decode_frame(thoth_decoder_t *d, uint32_t off, uint32_t expect_len, %s_t *out, unsigned depth)\n{\n"
+			   "\treturn %s__decode_frame_in(d, off, expect_len, out, depth);\n}\n\n", n, n, n);
 }
 
 /* ---- schema hash ----------------------------------------------------------
@@ -991,14 +1006,14 @@ static void emit_interface_source(gen_t *g, const tidl_decl_t *d, uint64_t hash)
 		/* type-erased adapters for thoth_method_info_t */
 		sb_addf(c, "static size_t %s_req_size_any(const void *v) { return %s_req__size(v); }\n"
 			   "static int %s_req_encode_any(thoth_builder_t *b, const void *v)\n"
-			   "{\n\tuint32_t off, len;\n\treturn %s_req__encode_frame(b, v, &off, &len, 0);\n}\n"
-			   "static int %s_req_decode_any(thoth_decoder_t *d, void *v) { return %s_req__decode_frame(d, 0, 0, v, 0); }\n",
+			   "{\n\tuint32_t off, len;\n\treturn %s_req__encode_frame_in(b, v, &off, &len, 0);\n}\n"
+			   "static int %s_req_decode_any(thoth_decoder_t *d, void *v) { return %s_req__decode_frame_in(d, 0, 0, v, 0); }\n",
 			mn, mn, mn, mn, mn, mn);
 		if (!m->oneway)
 			sb_addf(c, "static size_t %s_resp_size_any(const void *v) { return %s_resp__size(v); }\n"
 				   "static int %s_resp_encode_any(thoth_builder_t *b, const void *v)\n"
-				   "{\n\tuint32_t off, len;\n\treturn %s_resp__encode_frame(b, v, &off, &len, 0);\n}\n"
-				   "static int %s_resp_decode_any(thoth_decoder_t *d, void *v) { return %s_resp__decode_frame(d, 0, 0, v, 0); }\n",
+				   "{\n\tuint32_t off, len;\n\treturn %s_resp__encode_frame_in(b, v, &off, &len, 0);\n}\n"
+				   "static int %s_resp_decode_any(thoth_decoder_t *d, void *v) { return %s_resp__decode_frame_in(d, 0, 0, v, 0); }\n",
 				mn, mn, mn, mn, mn, mn);
 		for (int resp = 0; resp < (m->oneway ? 1 : 2); resp++) {
 			const char *rs = resp ? "resp" : "req";
@@ -1226,7 +1241,7 @@ int thothc_gen_c(const tidl_file_t *file, const char *outdir, FILE *err)
 	for (size_t i = 0; i < g.n_lists; i++)
 		emit_list_funcs(&g, g.lists[i]);
 	for (size_t i = 0; i < n_recs; i++)
-		emit_rec_funcs(&g, &recs[i]);
+		emit_rec_funcs(&g, &recs[i], i >= n_structs);
 	for (size_t i = 0; i < file->n_decls; i++)
 		if (file->decls[i]->kind == TIDL_DECL_INTERFACE)
 			emit_interface_source(&g, file->decls[i], hash);
