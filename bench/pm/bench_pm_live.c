@@ -289,6 +289,7 @@ typedef struct phase {
 	 * service's, ms. */
 	double clients_cpu_ms, service_cpu_ms;
 	int err;
+	bool service_died;              /* before it served: no phase can run */
 } phase_t;
 
 /* A phase whose service got less than this share of a CPU while it had
@@ -363,8 +364,15 @@ static void run_phase(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *t, 
 	}
 	/* its socket, then a channel per sender */
 	struct stat st;
-	for (int i = 0; i < 5000 && stat(sock, &st); i++)
+	for (int i = 0; i < 5000 && stat(sock, &st); i++) {
+		int wst;
+		if (waitpid(pid, &wst, WNOHANG) == pid) {       /* it died first (its reason is on stderr) */
+			out->err = -1;
+			out->service_died = true;
+			return;
+		}
 		usleep(1000);
+	}
 	uint32_t senders = 0;
 	for (size_t j = 0; j < t->count; j++)
 		if (t->jobs[j].client > senders)
@@ -674,6 +682,16 @@ int main(int argc, char **argv)
 		phase_t ph[VARIANTS];
 		for (int v = 0; v < VARIANTS; v++) {
 			run_phase(m, t, rights, variant_options[v], dir, &ph[v]);
+			if (ph[v].service_died) {
+				fprintf(stderr, "bench_pm_live: the service exited before serving; stopping\n");
+				for (size_t k = 0; k < MAX_MODELS; k++)
+					if (have[k])
+						thoth_pm_trace_free(&traces[k]);
+				free(speed);
+				free(rights);
+				rmdir(dir);
+				return 1;
+			}
 			if (ph[v].err)
 				status = 1;
 			thoth_pm_cpu_result_t r;
