@@ -53,7 +53,8 @@
  * a CPU, the least 46.7%; with it, none, the least 96.7%).  The governor's decisions
  * are the same either way; what changes is whether the service waits for a
  * CPU while it has work, which the "cpu got" column measures in every row.
- * The clients' own CPU time (clients column, ~15-25 ms per 5 s phase) shows
+ * The clients' own CPU time (clients column: 12-27 ms per ~5.5 s phase, the
+ * service 0.9-1.6 s) shows
  * the bench's helpers are not what competes with the service.
  *
  *   bench_pm_live [--duration-ms N] [--model NAME] [--seed S] [--trace SPEC]
@@ -603,26 +604,36 @@ int main(int argc, char **argv)
 		char spec[400];
 		if (thoth_pm_live_spec(m, base, scale, spec, sizeof spec)) {
 			fprintf(stderr, "bench_pm_live: --trace: no work_us= (sim.h: every kind needs one) or over 400 bytes\n");
+			for (size_t k = 0; k < mi; k++)
+				if (have[k])
+					thoth_pm_trace_free(&traces[k]);
 			return 2;
 		}
 		snprintf(specs[mi], sizeof specs[mi], "%s duration_ms=%u seed=%u", spec, duration_ms, seed);
 		const char *why;
 		if (thoth_pm_trace_generate(specs[mi], "chain", &traces[mi], &why)) {
 			fprintf(stderr, "bench_pm_live: --trace: %s\n", why);
+			for (size_t k = 0; k < mi; k++)
+				if (have[k])
+					thoth_pm_trace_free(&traces[k]);
 			return 2;
 		}
 		have[mi] = true;
 		selected++;
 		uint32_t senders = trace_senders(&traces[mi]);
-		if (senders == 0 || senders > MAX_CLIENTS) {
-			fprintf(stderr, "bench_pm_live: --trace: clients=%u: the bench runs 1..%d senders\n", senders,
-				MAX_CLIENTS);
-			return 2;
-		}
 		thoth_pm_live_feasibility_t fz;
-		if (thoth_pm_live_feasibility(m, &traces[mi], senders, &fz, &why)) {
-			fprintf(stderr, "bench_pm_live: feasibility: %s\n", why);
-			return 1;
+		int bad = senders == 0 || senders > MAX_CLIENTS ? 2 :
+			  thoth_pm_live_feasibility(m, &traces[mi], senders, &fz, &why) ? 1 : 0;
+		if (bad) {
+			if (bad == 2)
+				fprintf(stderr, "bench_pm_live: --trace: clients=%u: the bench runs 1..%d senders\n",
+					senders, MAX_CLIENTS);
+			else
+				fprintf(stderr, "bench_pm_live: feasibility: %s\n", why);
+			for (size_t k = 0; k <= mi; k++)
+				if (have[k])
+					thoth_pm_trace_free(&traces[k]);
+			return bad;
 		}
 		feasible[mi] = fz.misses == 0;
 		infeasible += !feasible[mi];
