@@ -7,7 +7,10 @@
  * (none, ff, chain, ff+chain) a governed echo service (kernel/pm/governed.h)
  * is started as a real process; one client thread per sender of the chain
  * trace (sim.h: "chain depth=3 mean_gap_us=50000 work_us=2000
- * deadline_us=10000", 8 senders) replays its requests over real channels,
+ * deadline_us=10000", 8 senders; work_us, at capacity 1024, scaled to each
+ * model's top capacity as bench_pm scales its CPU traces, so that Juno's
+ * A53 (top 447) is offered 873 us, which its top OPP burns in 2 ms, and
+ * not 2 ms that take it 4.6 ms) replays its requests over real channels,
  * each step of a chain sent when the previous one is answered (or at its
  * trace time, if later).  The service's dispatch tells the governor who sent
  * each request and what waits behind it (thoth_chan_server_caller), which is
@@ -36,9 +39,30 @@
  * (the service waited for a CPU), not the governor's, and must not be
  * read as governor figures.
  *
+ * Feasibility: before any phase runs, each model's trace is replayed as the
+ * bench sends it with the model's top OPP held throughout and nothing else
+ * on the CPU (live_feasible.h).  A request that misses its deadline there
+ * is a miss no governor can avoid: that model's phases are refused (no
+ * figure; a REFUSED row), the run ends "verdict: INFEASIBLE" and exits 3.
+ *
+ * --service-nice N runs the service at nice N, in a session of its own whose
+ * autogroup gets nice N too: on a kernel with autogroup (this VM) nice only
+ * orders the tasks of one session, so against other sessions' builds a
+ * niced service still got an equal share per session (measured at load
+ * 5-7: at nice -20 without its own autogroup, 9 of 12 phases under 90% of
+ * a CPU, the least 46.7%; with it, none, the least 96.7%).  The governor's decisions
+ * are the same either way; what changes is whether the service waits for a
+ * CPU while it has work, which the "cpu got" column measures in every row.
+ * The clients' own CPU time (clients column: 12-27 ms per ~5.5 s phase, the
+ * service 0.9-1.6 s) shows
+ * the bench's helpers are not what competes with the service.
+ *
  *   bench_pm_live [--duration-ms N] [--model NAME] [--seed S] [--trace SPEC]
+ *                 [--no-scale] [--service-nice N] [--check-only]
  * (SPEC: a synthetic trace of sim.h without duration_ms and seed; the
- * default is bench_pm's chain cell.)
+ * default is bench_pm's chain cell.  --no-scale: work_us as given on every
+ * model (how the bench offered it before; Juno's A53 is then refused).
+ * --check-only: the feasibility lines and the exit status alone, no service.)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -48,6 +72,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -55,6 +80,7 @@
 
 #include "echo.thoth.h"
 #include "governed.h"
+#include "live_feasible.h"
 #include "pm_clock.h"
 #include "sim.h"
 #include "thoth/channel.h"
@@ -259,7 +285,12 @@ typedef struct phase {
 	/* The CPU the service got while burning: all burns' CPU time / their
 	 * wall time, and the 10th percentile of that per request. */
 	double cpu_share, cpu_share_p10;
+	/* CPU time over the phase (user + system): the bench's own process
+	 * (its client threads: what it adds to the machine's load) and the
+	 * service's, ms. */
+	double clients_cpu_ms, service_cpu_ms;
 	int err;
+	bool service_died;              /* before it served: no phase can run */
 } phase_t;
 
 /* A phase whose service got less than this share of a CPU while it had
@@ -267,6 +298,49 @@ typedef struct phase {
 #define QUIET_SHARE 0.90
 
 static const char *self_path;
+static int service_nice;        /* --service-nice: the service's nice value */
+static bool service_nice_set;
+
+/* --service-nice N, in the service (the child, before exec): N as its nice
+ * value, and, where the kernel groups tasks by session (autogroup:
+ * /proc/sys/kernel/sched_autogroup_enabled), a session of its own with N
+ * as that group's nice.  With autogroup a nice value only orders the tasks
+ * of one session: against other sessions' builds the service's session
+ * gets an equal share however its tasks are niced, so nice alone does
+ * nothing there.  0, or -1 with the reason on stderr. */
+static int raise_service(int nice_value)
+{
+	if (setpriority(PRIO_PROCESS, 0, nice_value)) {
+		fprintf(stderr, "bench_pm_live: --service-nice %d: setpriority: %s\n", nice_value, strerror(errno));
+		return -1;
+	}
+	FILE *f = fopen("/proc/sys/kernel/sched_autogroup_enabled", "r");
+	int enabled = 0;
+	if (f) {
+		if (fscanf(f, "%d", &enabled) != 1)
+			enabled = 0;
+		fclose(f);
+	}
+	if (!enabled)
+		return 0;
+	if (setsid() < 0) {
+		fprintf(stderr, "bench_pm_live: --service-nice: setsid: %s\n", strerror(errno));
+		return -1;
+	}
+	f = fopen("/proc/self/autogroup", "w");
+	if (!f || fprintf(f, "%d", nice_value) < 0 || fclose(f)) {
+		fprintf(stderr, "bench_pm_live: --service-nice %d: /proc/self/autogroup: %s\n", nice_value,
+			strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static double rusage_ms(const struct rusage *r)
+{
+	return r->ru_utime.tv_sec * 1e3 + r->ru_utime.tv_usec / 1e3 + r->ru_stime.tv_sec * 1e3 +
+	       r->ru_stime.tv_usec / 1e3;
+}
 
 static void run_phase(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *t, const uint32_t *rights,
 		      unsigned options, const char *dir, phase_t *out)
@@ -279,16 +353,27 @@ static void run_phase(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *t, 
 	snprintf(qos, sizeof qos, "%llu",
 		 (unsigned long long)((t->jobs[0].deadline_ns - t->jobs[0].arrival_ns) / 1000));
 	unlink(sock);
+	struct rusage self0, self1, child;
+	getrusage(RUSAGE_SELF, &self0);
 	pid_t pid = fork();
 	if (pid == 0) {
+		if (service_nice_set && raise_service(service_nice))
+			_exit(126);
 		setenv("THOTH_SYSFS_ROOT", dir, 1);     /* no cpufreq there: simulated */
 		execl(self_path, self_path, "--serve", sock, m->name, opts, qos, timeline, (char *)NULL);
 		_exit(127);
 	}
 	/* its socket, then a channel per sender */
 	struct stat st;
-	for (int i = 0; i < 5000 && stat(sock, &st); i++)
+	for (int i = 0; i < 5000 && stat(sock, &st); i++) {
+		int wst;
+		if (waitpid(pid, &wst, WNOHANG) == pid) {       /* it died first (its reason is on stderr) */
+			out->err = -1;
+			out->service_died = true;
+			return;
+		}
 		usleep(1000);
+	}
 	uint32_t senders = 0;
 	for (size_t j = 0; j < t->count; j++)
 		if (t->jobs[j].client > senders)
@@ -320,7 +405,14 @@ static void run_phase(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *t, 
 		thoth_chan_close(ch);
 	}
 	kill(pid, SIGTERM);
-	waitpid(pid, NULL, 0);
+	int wst = 0;
+	memset(&child, 0, sizeof child);
+	wait4(pid, &wst, 0, &child);
+	if (!WIFEXITED(wst) || WEXITSTATUS(wst) != 0)
+		out->err = -1;                  /* the service failed (its reason is on stderr) */
+	getrusage(RUSAGE_SELF, &self1);
+	out->clients_cpu_ms = rusage_ms(&self1) - rusage_ms(&self0);
+	out->service_cpu_ms = rusage_ms(&child);
 	/* the timeline of OPPs */
 	uint64_t *at = malloc(MAX_CHANGES * sizeof *at);
 	uint32_t *opp = malloc(MAX_CHANGES * sizeof *opp), n = 0;
@@ -437,6 +529,16 @@ static const unsigned variant_options[VARIANTS] = {
 };
 static const char *const variant_names[VARIANTS] = { "none", "ff", "chain", "ff+chain" };
 
+/* The senders the bench runs a client for: 1..the highest in T. */
+static uint32_t trace_senders(const thoth_pm_trace_t *t)
+{
+	uint32_t senders = 0;
+	for (size_t j = 0; j < t->count; j++)
+		if (t->jobs[j].client > senders)
+			senders = t->jobs[j].client;
+	return senders;
+}
+
 int main(int argc, char **argv)
 {
 	self_path = argv[0];
@@ -444,6 +546,7 @@ int main(int argc, char **argv)
 		return serve(argv + 2);
 	unsigned duration_ms = 5000, seed = 1;
 	const char *only = NULL, *trace_spec = NULL;
+	bool check_only = false, scale = true;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--duration-ms") && i + 1 < argc)
 			duration_ms = (unsigned)strtoul(argv[++i], NULL, 10);
@@ -453,9 +556,22 @@ int main(int argc, char **argv)
 			trace_spec = argv[++i];
 		else if (!strcmp(argv[i], "--seed") && i + 1 < argc)
 			seed = (unsigned)strtoul(argv[++i], NULL, 10);
-		else {
+		else if (!strcmp(argv[i], "--check-only"))
+			check_only = true;
+		else if (!strcmp(argv[i], "--no-scale"))
+			scale = false;
+		else if (!strcmp(argv[i], "--service-nice") && i + 1 < argc) {
+			char *end;
+			long n = strtol(argv[++i], &end, 10);
+			if (*end || n < -20 || n > 19) {
+				fprintf(stderr, "bench_pm_live: --service-nice: -20..19\n");
+				return 2;
+			}
+			service_nice = (int)n;
+			service_nice_set = true;
+		} else {
 			fprintf(stderr, "usage: bench_pm_live [--duration-ms N] [--model NAME] [--seed S] "
-				"[--trace SPEC]\n");
+				"[--trace SPEC] [--no-scale] [--service-nice N] [--check-only]\n");
 			return 2;
 		}
 	}
@@ -463,81 +579,170 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench_pm_live: --duration-ms: 200..600000\n");
 		return 2;
 	}
-	char dir[] = "/tmp/bench_pm_live-XXXXXX";
-	if (!mkdtemp(dir))
-		return 1;
-	char spec[512];
-	snprintf(spec, sizeof spec, "%s duration_ms=%u seed=%u",
-		 trace_spec ? trace_spec : "chain depth=3 mean_gap_us=50000 work_us=2000 deadline_us=10000",
-		 duration_ms, seed);
-	thoth_pm_trace_t t;
-	const char *why;
-	if (thoth_pm_trace_generate(spec, "chain", &t, &why)) {
-		fprintf(stderr, "bench_pm_live: %s\n", why);
-		return 1;
+	if (only && !thoth_pm_cpu_model_find(only)) {
+		fprintf(stderr, "bench_pm_live: --model %s: unknown (hikey-a53, juno-a57, juno-a53)\n", only);
+		return 2;
 	}
+	const char *base = trace_spec ? trace_spec : "chain depth=3 mean_gap_us=50000 work_us=2000 deadline_us=10000";
+	/* Each model's trace (its work scaled to the model) and whether the
+	 * model's top OPP can meet it at all, before any phase runs. */
+	enum { MAX_MODELS = 8 };
+	thoth_pm_trace_t traces[MAX_MODELS];
+	char specs[MAX_MODELS][512];
+	bool feasible[MAX_MODELS] = { false }, have[MAX_MODELS] = { false };
+	unsigned infeasible = 0, selected = 0;
 	printf("SCHED-1 live: the governor's options on real requests (channels, dispatch, processes) vs the "
-	       "simulator on the same trace.\ntrace: %s (%zu requests, 8 senders); OPPs chosen and recorded, "
-	       "not written (no cpufreq: simulated backend); work burnt at the chosen OPP's capacity; no "
-	       "switch latency live; each chain step sent when the previous one is answered.\n"
-	       "ramp (ms) = time from a request's send until the OPP gives its right speed (the optimum's "
-	       "on the trace, as the simulator), or its answer; live/sim = live p95 / simulator p95; "
-	       "disp p95 = the same ramp counted from the request's dispatch (the service's scheduling delay taken out); right@d = share of requests whose handler began at their right speed (the governor's decision at dispatch, little moved by load); x none = live p95 / live p95 without options (same run); stretch = median answer time / the burn at its OPP (1 on a quiet machine: above that the service waited for a CPU, and chain steps that come more than a deadline apart are not chains to the predictor); named = requests whose sender "
-	       "the dispatcher named; cpu got = the share of a CPU the service got while burning its requests' work "
-	       "(CPU time / wall time of the burns; p10 = the 10th percentile per request): under 90%% the "
-	       "row is LOADED\n", spec, t.count);
-	print_loadavg("at start");
-	printf("%-10s %-9s %8s %8s %9s %8s %6s %8s %9s %7s %7s %9s %8s %5s\n", "model", "options", "live p50",
-	       "live p95", "disp p95", "right@d", "misses", "sim p95", "live/sim", "x none", "stretch", "named",
-	       "cpu got", "p10");
-	int status = 0;
-	unsigned phases = 0, loaded = 0;
-	double worst_share = 1;
-	for (size_t mi = 0; thoth_pm_cpu_model_at(mi); mi++) {
+	       "simulator on the same trace.\noffered work: %s; feasible = the model's top OPP, held "
+	       "throughout and alone on a CPU, answers every request by its deadline as the bench sends "
+	       "them (bench/pm/live_feasible.h); an infeasible model gets no figure\n",
+	       scale ? "work_us scaled to each model's top capacity (x capacity/1024, as bench_pm)" :
+		       "work_us UNSCALED (--no-scale: the same work at capacity 1024 on every model)");
+	for (size_t mi = 0; mi < MAX_MODELS && thoth_pm_cpu_model_at(mi); mi++) {
 		const thoth_pm_cpu_model_t *m = thoth_pm_cpu_model_at(mi);
 		if (only && strcmp(only, m->name))
 			continue;
-		double *speed = calloc(t.count + 1, sizeof *speed), e;
-		uint32_t *rights = calloc(t.count + 1, sizeof *rights);
-		thoth_pm_cpu_optimum(m, &t, speed, &e);
-		for (size_t j = 0; j < t.count; j++)
+		char spec[400];
+		if (thoth_pm_live_spec(m, base, scale, spec, sizeof spec)) {
+			fprintf(stderr, "bench_pm_live: --trace: no work_us= (sim.h: every kind needs one) or over 400 bytes\n");
+			for (size_t k = 0; k < mi; k++)
+				if (have[k])
+					thoth_pm_trace_free(&traces[k]);
+			return 2;
+		}
+		snprintf(specs[mi], sizeof specs[mi], "%s duration_ms=%u seed=%u", spec, duration_ms, seed);
+		const char *why;
+		if (thoth_pm_trace_generate(specs[mi], "chain", &traces[mi], &why)) {
+			fprintf(stderr, "bench_pm_live: --trace: %s\n", why);
+			for (size_t k = 0; k < mi; k++)
+				if (have[k])
+					thoth_pm_trace_free(&traces[k]);
+			return 2;
+		}
+		have[mi] = true;
+		selected++;
+		uint32_t senders = trace_senders(&traces[mi]);
+		thoth_pm_live_feasibility_t fz;
+		int bad = senders == 0 || senders > MAX_CLIENTS ? 2 :
+			  thoth_pm_live_feasibility(m, &traces[mi], senders, &fz, &why) ? 1 : 0;
+		if (bad) {
+			if (bad == 2)
+				fprintf(stderr, "bench_pm_live: --trace: clients=%u: the bench runs 1..%d senders\n",
+					senders, MAX_CLIENTS);
+			else
+				fprintf(stderr, "bench_pm_live: feasibility: %s\n", why);
+			for (size_t k = 0; k <= mi; k++)
+				if (have[k])
+					thoth_pm_trace_free(&traces[k]);
+			return bad;
+		}
+		feasible[mi] = fz.misses == 0;
+		infeasible += !feasible[mi];
+		printf("feasibility %-10s %s: top OPP capacity %u: longest request %.2f ms, longest answer %.2f ms, "
+		       "%llu of %llu requests past their deadline%s\n",
+		       m->name, feasible[mi] ? "ok        " : "INFEASIBLE", fz.top_capacity, fz.longest_burn_ns / 1e6,
+		       fz.worst_ns / 1e6, (unsigned long long)fz.misses, (unsigned long long)fz.requests,
+		       feasible[mi] ? "" : ": no governor can meet this phase; its rows are refused");
+	}
+	if (check_only || infeasible == selected) {      /* nothing to run */
+		for (size_t mi = 0; mi < MAX_MODELS; mi++)
+			if (have[mi])
+				thoth_pm_trace_free(&traces[mi]);
+		if (infeasible)
+			printf("verdict: INFEASIBLE: %u model(s) offered work their top OPP cannot meet; no figures\n",
+			       infeasible);
+		return infeasible ? 3 : 0;
+	}
+	char dir[] = "/tmp/bench_pm_live-XXXXXX";
+	if (!mkdtemp(dir))
+		return 1;
+	char nice_text[48];
+	snprintf(nice_text, sizeof nice_text, service_nice_set ? "%d (--service-nice)" : "inherited (%d)",
+		 service_nice_set ? service_nice : getpriority(PRIO_PROCESS, 0));
+	printf("OPPs chosen and recorded, not written (no cpufreq: simulated backend); work burnt at the "
+	       "chosen OPP's capacity; no switch latency live; each chain step sent when the previous one is "
+	       "answered; service nice %s.\n"
+	       "ramp (ms) = time from a request's send until the OPP gives its right speed (the optimum's "
+	       "on the trace, as the simulator), or its answer; sim miss / sim p95 = the simulator's deadline misses / ramp p95 on the same trace (its step times, not the live sends); live/sim = live p95 / simulator p95; "
+	       "disp p95 = the same ramp counted from the request's dispatch (the service's scheduling delay taken out); right@d = share of requests whose handler began at their right speed (the governor's decision at dispatch, little moved by load); x none = live p95 / live p95 without options (same run); stretch = median answer time / the burn at its OPP (1 on a quiet machine: above that the service waited for a CPU, and chain steps that come more than a deadline apart are not chains to the predictor); named = requests whose sender "
+	       "the dispatcher named; cpu got = the share of a CPU the service got while burning its requests' work "
+	       "(CPU time / wall time of the burns; p10 = the 10th percentile per request): under 90%% the "
+	       "row is LOADED; clients / service = CPU ms the bench's own client threads / the service used "
+	       "over the phase\n", nice_text);
+	print_loadavg("at start");
+	printf("%-10s %-9s %8s %8s %9s %8s %6s %8s %8s %9s %7s %7s %9s %8s %5s %8s %8s\n", "model", "options",
+	       "live p50", "live p95", "disp p95", "right@d", "misses", "sim miss", "sim p95", "live/sim", "x none", "stretch", "named",
+	       "cpu got", "p10", "clients", "service");
+	int status = 0;
+	unsigned phases = 0, loaded = 0;
+	double worst_share = 1;
+	for (size_t mi = 0; mi < MAX_MODELS && thoth_pm_cpu_model_at(mi); mi++) {
+		const thoth_pm_cpu_model_t *m = thoth_pm_cpu_model_at(mi);
+		if (!have[mi])
+			continue;
+		const thoth_pm_trace_t *t = &traces[mi];
+		printf("-- %s: %s (%zu requests)\n", m->name, specs[mi], t->count);
+		if (!feasible[mi]) {
+			printf("%-10s REFUSED: infeasible (above): no figure\n", m->name);
+			continue;
+		}
+		double *speed = calloc(t->count + 1, sizeof *speed), e;
+		uint32_t *rights = calloc(t->count + 1, sizeof *rights);
+		thoth_pm_cpu_optimum(m, t, speed, &e);
+		for (size_t j = 0; j < t->count; j++)
 			rights[j] = right_capacity(m, speed[j]);
 		phase_t ph[VARIANTS];
 		for (int v = 0; v < VARIANTS; v++) {
-			run_phase(m, &t, rights, variant_options[v], dir, &ph[v]);
+			run_phase(m, t, rights, variant_options[v], dir, &ph[v]);
+			if (ph[v].service_died) {
+				fprintf(stderr, "bench_pm_live: the service exited before serving; stopping\n");
+				for (size_t k = 0; k < MAX_MODELS; k++)
+					if (have[k])
+						thoth_pm_trace_free(&traces[k]);
+				free(speed);
+				free(rights);
+				rmdir(dir);
+				return 1;
+			}
 			if (ph[v].err)
 				status = 1;
 			thoth_pm_cpu_result_t r;
-			thoth_pm_sim_cpu_options(m, &t, THOTH_PM_GOV_THOTH, variant_options[v], &r);
+			thoth_pm_sim_cpu_options(m, t, THOTH_PM_GOV_THOTH, variant_options[v], &r);
 			bool is_loaded = ph[v].cpu_share < QUIET_SHARE;
 			phases++;
 			loaded += is_loaded;
 			if (ph[v].cpu_share < worst_share)
 				worst_share = ph[v].cpu_share;
-			printf("%-10s %-9s %8.2f %8.2f %9.2f %7.1f%% %6llu %8.2f %8.2fx %6.2fx %6.2fx %4llu/%llu %7.1f%% "
-			       "%4.0f%%%s\n", m->name,
+			printf("%-10s %-9s %8.2f %8.2f %9.2f %7.1f%% %6llu %8llu %8.2f %8.2fx %6.2fx %6.2fx %4llu/%llu %7.1f%% "
+			       "%4.0f%% %8.1f %8.1f%s\n", m->name,
 			       variant_names[v], ph[v].p50_ns / 1e6, ph[v].p95_ns / 1e6, ph[v].dispatch_p95_ns / 1e6,
 			       ph[v].requests ? 100.0 * ph[v].right_at_dispatch / ph[v].requests : 0.0,
-			       (unsigned long long)ph[v].misses, r.ramp_p95_ns / 1e6,
+			       (unsigned long long)ph[v].misses, (unsigned long long)r.deadline_misses,
+			       r.ramp_p95_ns / 1e6,
 			       r.ramp_p95_ns ? (double)ph[v].p95_ns / (double)r.ramp_p95_ns : 0.0,
 			       ph[0].p95_ns ? (double)ph[v].p95_ns / (double)ph[0].p95_ns : 0.0, ph[v].stretch,
 			       (unsigned long long)ph[v].identified, (unsigned long long)ph[v].requests,
-			       100 * ph[v].cpu_share, 100 * ph[v].cpu_share_p10, is_loaded ? "  LOADED" : "");
+			       100 * ph[v].cpu_share, 100 * ph[v].cpu_share_p10, ph[v].clients_cpu_ms,
+			       ph[v].service_cpu_ms, is_loaded ? "  LOADED" : "");
 			fflush(stdout);
 		}
 		free(speed);
 		free(rights);
 	}
 	print_loadavg("at end");
+	if (infeasible)
+		printf("verdict: INFEASIBLE: %u model(s) offered work their top OPP cannot meet: refused, no "
+		       "figures for them\n", infeasible);
 	if (loaded)
 		printf("verdict: LOADED: in %u of %u phases the service got less than %.0f%% of a CPU while it had work "
 		       "(least %.1f%%): its answers waited for a CPU, so these ramps and misses measure this "
 		       "machine, not the governor; run it on a quiet machine\n",
 		       loaded, phases, 100 * QUIET_SHARE, 100 * worst_share);
-	else
+	else if (phases)
 		printf("verdict: quiet: the service got at least %.0f%% of a CPU while it had work in every phase "
 		       "(least %.1f%%): the ramps are the governor's\n", 100 * QUIET_SHARE, 100 * worst_share);
-	thoth_pm_trace_free(&t);
+	for (size_t mi = 0; mi < MAX_MODELS; mi++)
+		if (have[mi])
+			thoth_pm_trace_free(&traces[mi]);
 	rmdir(dir);
-	return status;
+	return infeasible ? 3 : status;
 }

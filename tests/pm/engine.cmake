@@ -17,3 +17,10 @@ if(TARGET thothctl AND TARGET thoth_pm)
                    ${CMAKE_SOURCE_DIR}/bench/pm/traces ${THOTH_PYTHON3_EXE})
   set_tests_properties(test_pm_sim_cli PROPERTIES TIMEOUT 120)
 endif()
+# bench_pm_live's feasibility check (bench/pm/live_feasible.c): hand-computed
+# cases and the unscaled chain cell that Juno's A53 cannot meet.
+if(TARGET thoth_pm)
+  thoth_add_test(test_pm_live_feasible SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_pm_live_feasible.c
+                 ${CMAKE_SOURCE_DIR}/bench/pm/live_feasible.c LIBS thoth_pm)
+  target_include_directories(test_pm_live_feasible PRIVATE ${CMAKE_SOURCE_DIR}/bench/pm)
+endif()
