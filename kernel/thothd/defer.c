@@ -111,23 +111,29 @@ static void finished(struct thothd_jobs *j, thothd_job_t *job)
 		thothd_error("defer: cannot ring the loop: %s", strerror(errno));
 }
 
-static void *task_main(void *arg)
+/* Run the jobs of one queue (HEAD, TAIL, signalled on CV) until quit. */
+static void run_queue(struct thothd_jobs *j, thothd_job_t **head, thothd_job_t **tail, pthread_cond_t *cv)
 {
-	struct thothd_jobs *j = arg;
-	pthread_setname_np(pthread_self(), "thothd-task");
 	pthread_mutex_lock(&j->mu);
 	for (;;) {
-		while (!j->quit && !j->task_head)
-			pthread_cond_wait(&j->task_cv, &j->mu);
+		while (!j->quit && !*head)
+			pthread_cond_wait(cv, &j->mu);
 		if (j->quit)
 			break;
-		thothd_job_t *job = dequeue(&j->task_head, &j->task_tail);
+		thothd_job_t *job = dequeue(head, tail);
 		pthread_mutex_unlock(&j->mu);
 		job->ops->work(job->arg);
 		pthread_mutex_lock(&j->mu);
 		finished(j, job);
 	}
 	pthread_mutex_unlock(&j->mu);
+}
+
+static void *task_main(void *arg)
+{
+	struct thothd_jobs *j = arg;
+	pthread_setname_np(pthread_self(), "thothd-task");
+	run_queue(j, &j->task_head, &j->task_tail, &j->task_cv);
 	return NULL;
 }
 
@@ -143,19 +149,7 @@ static void *worker_main(void *arg)
 	int nice_to = (errno ? 0 : nice_now) + WORKER_NICE;
 	if (setpriority(PRIO_PROCESS, (id_t)gettid(), nice_to > 19 ? 19 : nice_to) != 0)
 		thothd_debug("defer: worker priority unchanged: %s", strerror(errno));
-	pthread_mutex_lock(&j->mu);
-	for (;;) {
-		while (!j->quit && !j->queue_head)
-			pthread_cond_wait(&j->cv, &j->mu);
-		if (j->quit)
-			break;
-		thothd_job_t *job = dequeue(&j->queue_head, &j->queue_tail);
-		pthread_mutex_unlock(&j->mu);
-		job->ops->work(job->arg);
-		pthread_mutex_lock(&j->mu);
-		finished(j, job);
-	}
-	pthread_mutex_unlock(&j->mu);
+	run_queue(j, &j->queue_head, &j->queue_tail, &j->cv);
 	return NULL;
 }
 
