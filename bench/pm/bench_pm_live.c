@@ -71,11 +71,14 @@
  * the bench's helpers are not what competes with the service.
  *
  *   bench_pm_live [--duration-ms N] [--model NAME] [--seed S] [--trace SPEC]
- *                 [--no-scale] [--service-nice N] [--check-only]
+ *                 [--no-scale] [--service-nice N] [--check-only] [--diag]
+ *                 [--no-stamps]
  * (SPEC: a synthetic trace of sim.h without duration_ms and seed; the
  * default is bench_pm's chain cell.  --no-scale: work_us as given on every
  * model (how the bench offered it before; Juno's A53 is then refused).
- * --check-only: the feasibility lines and the exit status alone, no service.)
+ * --check-only: the feasibility lines and the exit status alone, no service.
+ * --diag: after each row, where its misses and late ramps come from (above).
+ * --no-stamps: deadlines from the dispatch, the old shim's.)
  */
 #define _GNU_SOURCE
 #include <errno.h>
