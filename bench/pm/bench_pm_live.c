@@ -25,11 +25,24 @@
  * longer as it would.  There is no switch latency live.
  *
  * Ramp (as sim.h): time from a request's send until the OPP is at least its
- * right speed (the optimum's over the live arrivals, the fastest efficient
- * OPP at or below it), or its answer if that comes first.  Printed: live
- * ramp p50 / p95 and deadline misses per option set; the simulator's p95 on
- * the same live arrivals and on the synthetic trace itself; live / sim; and
- * each option set's live p95 over the live p95 without options.
+ * right speed (the optimum's over the synthetic trace's arrivals, the
+ * fastest efficient OPP at or below it), or its answer if that comes first.
+ * Printed: live ramp p50 / p95 and deadline misses per option set; the
+ * simulator's p95 and misses on the synthetic trace; live / sim; and each
+ * option set's live p95 over the live p95 without options.  The synthetic
+ * trace's chain steps arrive when the previous step would be answered at
+ * the top OPP; live, a step is sent when the previous one is answered, so
+ * the live arrivals are not the trace's and neither are their right
+ * speeds.  --diag adds, per phase, the same figures on the live arrivals
+ * (their right speeds; the simulator on them) and a replay of the live
+ * shim's rules on them (shim_replay), which is what tells the governor's
+ * live gap from the bench's accounting (docs/PM.md "Why the live governor
+ * missed more than the model").
+ *
+ * Deadlines: each request carries its send stamp (data bytes 16..23) and
+ * the service lets the shim read it (governed.h thoth_pm_governed_on_sent),
+ * so a request is planned due 10 ms after its send; --no-stamps plans it
+ * due 10 ms after its dispatch, as before 2026-12-01.
  *
  * Load: the service's handler measures, per request, the CPU time of its
  * burn and the wall time it took; "cpu got" is their ratio over the phase
@@ -58,11 +71,14 @@
  * the bench's helpers are not what competes with the service.
  *
  *   bench_pm_live [--duration-ms N] [--model NAME] [--seed S] [--trace SPEC]
- *                 [--no-scale] [--service-nice N] [--check-only]
+ *                 [--no-scale] [--service-nice N] [--check-only] [--diag]
+ *                 [--no-stamps]
  * (SPEC: a synthetic trace of sim.h without duration_ms and seed; the
  * default is bench_pm's chain cell.  --no-scale: work_us as given on every
  * model (how the bench offered it before; Juno's A53 is then refused).
- * --check-only: the feasibility lines and the exit status alone, no service.)
+ * --check-only: the feasibility lines and the exit status alone, no service.
+ * --diag: after each row, where its misses and late ramps come from (above).
+ * --no-stamps: deadlines from the dispatch, the old shim's.)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -138,6 +154,20 @@ static int on_echo(void *self, const thoth_echo_Echo_echo_req_t *req, thoth_echo
 	return 0;
 }
 
+/* The client's send stamp: data bytes 16..23 (CLOCK_MONOTONIC ns), read by
+ * the governor's shim at dispatch (governed.h thoth_pm_governed_on_sent). */
+static int echo_sent(void *arg, const thoth_method_info_t *m, const void *req, uint64_t *sent_ns)
+{
+	(void)arg;
+	if (m->interface_id != thoth_echo_Echo_echo_info.interface_id || m->ordinal != thoth_echo_Echo_echo_info.ordinal)
+		return -1;
+	const thoth_echo_Echo_echo_req_t *r = req;
+	if (r->data.len < 24)
+		return -1;
+	memcpy(sent_ns, r->data.ptr + 16, 8);
+	return 0;
+}
+
 static int on_stats(void *self, const thoth_echo_Echo_stats_req_t *req, thoth_echo_Echo_stats_resp_t *resp,
 		    thoth_arena_t *arena)
 {
@@ -152,7 +182,8 @@ static void on_stop(thoth_loop_t *loop, const struct signalfd_siginfo *info, voi
 	thoth_loop_stop(loop);
 }
 
-/* --serve SOCKET MODEL OPTIONS QOS_US TIMELINE_FILE */
+/* --serve SOCKET MODEL OPTIONS QOS_US TIMELINE_FILE STAMPS (1: deadlines
+ * from the clients' send stamps, 0: from the dispatch) */
 static int serve(char **argv)
 {
 	model = thoth_pm_cpu_model_find(argv[1]);
@@ -168,6 +199,8 @@ static int serve(char **argv)
 		return 1;
 	}
 	thoth_pm_governed_set_options(gov, options);
+	if (!strcmp(argv[5], "1"))
+		thoth_pm_governed_on_sent(gov, echo_sent, NULL);
 	thoth_pm_governed_stats_t st;
 	thoth_pm_governed_stats(gov, &st);
 	on_change(NULL, 0, st.opp);     /* where it starts */
@@ -236,13 +269,14 @@ static void *client_main(void *arg)
 		struct timespec ts = { (time_t)(when / 1000000000ull), (long)(when % 1000000000ull) };
 		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
 			;
-		uint8_t payload[16];
+		uint8_t payload[24];
 		uint64_t index = j;
+		c->sent[j].at = thoth_pm_clock_monotonic_ns();
 		memcpy(payload, &job->work_ns, 8);
 		memcpy(payload + 8, &index, 8);
-		thoth_echo_Echo_echo_req_t req = { .data = { .ptr = payload, .len = 16 } };
+		memcpy(payload + 16, &c->sent[j].at, 8);        /* the send stamp */
+		thoth_echo_Echo_echo_req_t req = { .data = { .ptr = payload, .len = 24 } };
 		thoth_echo_Echo_echo_resp_t resp;
-		c->sent[j].at = thoth_pm_clock_monotonic_ns();
 		c->err = thoth_echo_Echo_echo(thoth_chan_client(ch), &req, &resp, NULL);
 		c->sent[j].done = thoth_pm_clock_monotonic_ns();
 	}
@@ -275,6 +309,67 @@ static uint32_t right_capacity(const thoth_pm_cpu_model_t *m, double speed)
 	return m->opps[right].capacity;
 }
 
+/* --diag: the live shim's decisions replayed on the live arrivals with no
+ * machine in the way (governed.c's rules through the same dvfs layer, on a
+ * clock of its own): one server, requests served in send order, each told
+ * to the governor at its dispatch only (due QOS after its send with STAMPS,
+ * after its dispatch without), the requests already sent counted as
+ * waiting, its burn fixed at the OPP chosen at its dispatch, a decision at
+ * its completion, and the hold timer's checks in idle gaps.  What the
+ * simulator does differently on the same arrivals is to tell the governor
+ * of each request when it is sent and to speed up the running request when
+ * the OPP rises.  Misses of LIVE (COUNT requests, by send time), or -1. */
+static long shim_replay(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *live, unsigned options,
+			bool with_stamps)
+{
+	thoth_pm_dvfs_t *d;
+	if (thoth_pm_dvfs_new(0, m, 0, &d))
+		return -1;
+	if (thoth_pm_dvfs_backend(d) != THOTH_PM_DVFS_SIMULATED) {
+		thoth_pm_dvfs_free(d);
+		return -1;
+	}
+	thoth_pm_dvfs_set_options(d, options);
+	uint32_t opp = 0, floor_opp;
+	thoth_pm_dvfs_update(d, 0, 0, &opp);
+	floor_opp = opp;
+	const uint64_t hold = THOTH_PM_THOTH_DOWN_HOLD_NS;
+	uint64_t fin = 0, timer_at = 0;  /* 0: no check armed */
+	long misses = 0;
+	for (size_t k = 0; k < live->count; k++) {
+		const thoth_pm_job_t *job = &live->jobs[k];
+		uint64_t disp = job->arrival_ns > fin ? job->arrival_ns : fin;
+		/* the hold timer's checks before this dispatch (governed.c on_check) */
+		while (timer_at && timer_at <= disp) {
+			uint64_t at = timer_at;
+			timer_at = 0;
+			thoth_pm_dvfs_forget_waiting(d);
+			thoth_pm_dvfs_update(d, at, 0, &opp);
+			if (opp > floor_opp)
+				timer_at = at + hold + hold / 8;
+		}
+		uint32_t waiting = 0;
+		for (size_t l = k + 1; l < live->count && live->jobs[l].arrival_ns <= disp; l++)
+			waiting++;
+		uint64_t due = (with_stamps ? job->arrival_ns : disp) + (job->deadline_ns - job->arrival_ns);
+		if (thoth_pm_dvfs_dispatched(d, disp, job->client, due, waiting) == 0)
+			thoth_pm_dvfs_update(d, disp, 0, &opp);
+		if (opp > floor_opp && !timer_at)
+			timer_at = disp + hold + hold / 8;
+		uint64_t burn = job->work_ns * 1024 / m->opps[opp].capacity;
+		fin = disp + burn;
+		misses += fin - job->arrival_ns > job->deadline_ns - job->arrival_ns;
+		thoth_pm_dvfs_completed(d, burn);
+		thoth_pm_dvfs_update(d, fin, burn, &opp);
+		if (opp > floor_opp && !timer_at)
+			timer_at = fin + hold + hold / 8;
+		else if (opp <= floor_opp)
+			timer_at = 0;
+	}
+	thoth_pm_dvfs_free(d);
+	return misses;
+}
+
 typedef struct phase {
 	uint64_t p50_ns, p95_ns;        /* live ramp, from the send */
 	uint64_t dispatch_p95_ns;       /* ...from the dispatch (the service's scheduling delay out) */
@@ -289,9 +384,31 @@ typedef struct phase {
 	 * (its client threads: what it adds to the machine's load) and the
 	 * service's, ms. */
 	double clients_cpu_ms, service_cpu_ms;
+	/* --diag: where the misses and late ramps come from.  waited =
+	 * requests dispatched >= WAITED_NS after their send (they queued
+	 * behind another: the governor learnt of them only then, and dates
+	 * their deadline from the dispatch); miss_waited = misses among them;
+	 * miss_own_ok = misses answered within the QoS of their dispatch (the
+	 * deadline the governor plans for): late only by their wait; miss_slow
+	 * = misses whose handler began below their right speed; wait_p95 =
+	 * p95 of dispatch - send; ramp_p95_unwaited = ramp p95 of the requests
+	 * that did not wait. */
+	uint64_t waited, miss_waited, miss_own_ok, miss_slow;
+	uint64_t wait_p95_ns, ramp_p95_unwaited_ns, ramp_p95_waited_ns;
+	/* --diag, the same arrivals: the live sends as a trace (each due
+	 * deadline_us after its send, as the live misses count it).  A chain
+	 * step is sent live when the previous one is answered; in the
+	 * synthetic trace it arrives when the previous one would be answered
+	 * at the top OPP, so the live arrivals are not the trace's.  live_p95
+	 * against the right speeds of the live arrivals (the optimum over
+	 * them), and the simulator's ramp p95 and misses on them. */
+	uint64_t p95_liveright_ns, sim_live_p95_ns, sim_live_misses;
+	bool have_live_sim;
+	long shim_misses, shim_misses_stamped;  /* shim_replay, without / with stamps */
 	int err;
 	bool service_died;              /* before it served: no phase can run */
 } phase_t;
+#define WAITED_NS 500000ull
 
 /* A phase whose service got less than this share of a CPU while it had
  * work measured the machine, not the governor ("loaded"). */
@@ -300,6 +417,8 @@ typedef struct phase {
 static const char *self_path;
 static int service_nice;        /* --service-nice: the service's nice value */
 static bool service_nice_set;
+static bool stamps = true;     /* --no-stamps: deadlines from the dispatch (as before 2026-12-01) */
+static bool diag;               /* --diag: a line per phase on where misses and late ramps come from */
 
 /* --service-nice N, in the service (the child, before exec): N as its nice
  * value, and, where the kernel groups tasks by session (autogroup:
@@ -360,7 +479,8 @@ static void run_phase(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *t, 
 		if (service_nice_set && raise_service(service_nice))
 			_exit(126);
 		setenv("THOTH_SYSFS_ROOT", dir, 1);     /* no cpufreq there: simulated */
-		execl(self_path, self_path, "--serve", sock, m->name, opts, qos, timeline, (char *)NULL);
+		execl(self_path, self_path, "--serve", sock, m->name, opts, qos, timeline, stamps ? "1" : "0",
+		      (char *)NULL);
 		_exit(127);
 	}
 	/* its socket, then a channel per sender */
@@ -442,12 +562,63 @@ static void run_phase(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *t, 
 	double *stretch = calloc(t->count + 1, sizeof *stretch), *share = calloc(t->count + 1, sizeof *share);
 	double cpu_sum = 0, wall_sum = 0;
 	size_t n_share = 0;
+	uint64_t *wait = calloc(t->count + 1, sizeof *wait), *ramp_w = calloc(t->count + 1, sizeof *wait),
+		 *ramp_u = calloc(t->count + 1, sizeof *wait);
+	size_t n_w = 0, n_u = 0;
+	uint64_t qos_ns = t->jobs[0].deadline_ns - t->jobs[0].arrival_ns;
+	/* the live sends as a trace, by send time (sent[] is by trace index) */
+	thoth_pm_trace_t live = { .name = "live", .count = 0 };
+	size_t *order = calloc(t->count + 1, sizeof *order);
+	uint32_t *live_right = calloc(t->count + 1, sizeof *live_right);
+	live.jobs = calloc(t->count + 1, sizeof *live.jobs);
+	double *live_speed = calloc(t->count + 1, sizeof *live_speed);
+	uint64_t *ramp_lr = calloc(t->count + 1, sizeof *ramp_lr);
+	if (diag && order && live_right && live.jobs && live_speed && ramp_lr) {
+		for (size_t j = 0; j < t->count; j++)
+			if (sent[j].at)
+				order[live.count++] = j;
+		for (size_t x0 = 1; x0 < live.count; x0++)  /* insertion sort: nearly sorted */
+			for (size_t b = x0; b > 0 && sent[order[b - 1]].at > sent[order[b]].at; b--) {
+				size_t x = order[b];
+				order[b] = order[b - 1];
+				order[b - 1] = x;
+			}
+		for (size_t k = 0; k < live.count; k++) {
+			const thoth_pm_job_t *job = &t->jobs[order[k]];
+			uint64_t sent_at = sent[order[k]].at > start ? sent[order[k]].at - start : 0;
+			live.jobs[k] = (thoth_pm_job_t){ .arrival_ns = sent_at, .work_ns = job->work_ns,
+							 .deadline_ns = sent_at + qos_ns, .client = job->client };
+			if (sent_at + qos_ns > live.end_ns)
+				live.end_ns = sent_at + qos_ns;
+		}
+		double e;
+		if (live.count) {
+			thoth_pm_cpu_optimum(m, &live, live_speed, &e);
+			for (size_t k = 0; k < live.count; k++)
+				live_right[order[k]] = right_capacity(m, live_speed[k]);
+			thoth_pm_cpu_result_t r;
+			if (!thoth_pm_sim_cpu_options(m, &live, THOTH_PM_GOV_THOTH, options, &r)) {
+				out->sim_live_p95_ns = r.ramp_p95_ns;
+				out->sim_live_misses = r.deadline_misses;
+				out->have_live_sim = true;
+			}
+			out->shim_misses = shim_replay(m, &live, options, false);
+			out->shim_misses_stamped = shim_replay(m, &live, options, true);
+		}
+	}
+	size_t n_lr = 0;
 	for (size_t j = 0; j < t->count; j++) {
 		if (!sent[j].at)
 			continue;
 		uint64_t arr = sent[j].at, done = sent[j].done;
 		uint64_t disp = began[j] > arr && began[j] < done ? began[j] : arr;
-		out->misses += done - arr > t->jobs[j].deadline_ns - t->jobs[j].arrival_ns;
+		bool missed = done - arr > t->jobs[j].deadline_ns - t->jobs[j].arrival_ns;
+		out->misses += missed;
+		bool waited = disp - arr >= WAITED_NS;
+		wait[out->requests] = disp - arr;
+		out->waited += waited;
+		out->miss_waited += missed && waited;
+		out->miss_own_ok += missed && done - disp <= qos_ns;
 		uint32_t lo = 0, hi = n;        /* the last change at or before the send */
 		while (lo < hi) {
 			uint32_t mid = (lo + hi) / 2;
@@ -462,6 +633,15 @@ static void run_phase(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *t, 
 				reached = at[i] > arr ? at[i] : arr;
 				break;
 			}
+		if (out->have_live_sim) {       /* the same, against the live arrivals' right speeds */
+			uint64_t reached_l = done;
+			for (uint32_t i = lo ? lo - 1 : 0; i < n && at[i] < done; i++)
+				if (m->opps[opp[i]].capacity >= live_right[j]) {
+					reached_l = at[i] > arr ? at[i] : arr;
+					break;
+				}
+			ramp_lr[n_lr++] = reached_l - arr;
+		}
 		from_dispatch[out->requests] = reached > disp ? reached - disp : 0;
 		out->right_at_dispatch += reached <= disp;
 		/* how much longer the answer took than the burn at the OPP of its
@@ -472,6 +652,11 @@ static void run_phase(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *t, 
 			at_disp = opp[i];
 		double burn = (double)t->jobs[j].work_ns * 1024.0 / m->opps[at_disp].capacity;
 		stretch[out->requests] = (double)(done - disp) / burn;
+		out->miss_slow += missed && m->opps[at_disp].capacity < rights[j];
+		if (waited)
+			ramp_w[n_w++] = reached - arr;
+		else
+			ramp_u[n_u++] = reached - arr;
 		if (wall[j] && cpu[j]) {
 			cpu_sum += (double)cpu[j];
 			wall_sum += (double)wall[j];
@@ -488,7 +673,29 @@ static void run_phase(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *t, 
 		out->dispatch_p95_ns = from_dispatch[p95];
 		qsort(stretch, c, sizeof *stretch, cmp_double);
 		out->stretch = stretch[c / 2];
+		qsort(wait, c, sizeof *wait, cmp_u64);
+		out->wait_p95_ns = wait[p95];
 	}
+	if (n_u) {
+		qsort(ramp_u, n_u, sizeof *ramp_u, cmp_u64);
+		out->ramp_p95_unwaited_ns = ramp_u[n_u * 95 / 100 < n_u ? n_u * 95 / 100 : n_u - 1];
+	}
+	if (n_w) {
+		qsort(ramp_w, n_w, sizeof *ramp_w, cmp_u64);
+		out->ramp_p95_waited_ns = ramp_w[n_w * 95 / 100 < n_w ? n_w * 95 / 100 : n_w - 1];
+	}
+	if (n_lr) {
+		qsort(ramp_lr, n_lr, sizeof *ramp_lr, cmp_u64);
+		out->p95_liveright_ns = ramp_lr[n_lr * 95 / 100 < n_lr ? n_lr * 95 / 100 : n_lr - 1];
+	}
+	free(wait);
+	free(ramp_w);
+	free(ramp_u);
+	free(order);
+	free(live_right);
+	free(live.jobs);
+	free(live_speed);
+	free(ramp_lr);
 	if (n_share) {
 		qsort(share, n_share, sizeof *share, cmp_double);
 		out->cpu_share = cpu_sum / wall_sum;
@@ -542,7 +749,7 @@ static uint32_t trace_senders(const thoth_pm_trace_t *t)
 int main(int argc, char **argv)
 {
 	self_path = argv[0];
-	if (argc == 7 && !strcmp(argv[1], "--serve"))
+	if (argc == 8 && !strcmp(argv[1], "--serve"))
 		return serve(argv + 2);
 	unsigned duration_ms = 5000, seed = 1;
 	const char *only = NULL, *trace_spec = NULL;
@@ -560,6 +767,10 @@ int main(int argc, char **argv)
 			check_only = true;
 		else if (!strcmp(argv[i], "--no-scale"))
 			scale = false;
+		else if (!strcmp(argv[i], "--diag"))
+			diag = true;
+		else if (!strcmp(argv[i], "--no-stamps"))
+			stamps = false;
 		else if (!strcmp(argv[i], "--service-nice") && i + 1 < argc) {
 			char *end;
 			long n = strtol(argv[++i], &end, 10);
@@ -571,7 +782,7 @@ int main(int argc, char **argv)
 			service_nice_set = true;
 		} else {
 			fprintf(stderr, "usage: bench_pm_live [--duration-ms N] [--model NAME] [--seed S] "
-				"[--trace SPEC] [--no-scale] [--service-nice N] [--check-only]\n");
+				"[--trace SPEC] [--no-scale] [--service-nice N] [--check-only] [--diag] [--no-stamps]\n");
 			return 2;
 		}
 	}
@@ -655,19 +866,24 @@ int main(int argc, char **argv)
 	char dir[] = "/tmp/bench_pm_live-XXXXXX";
 	if (!mkdtemp(dir))
 		return 1;
+	/* --diag's replay of the shim (shim_replay) governs a dvfs domain in
+	 * this process: an empty root, so a host's cpufreq is never written */
+	setenv("THOTH_SYSFS_ROOT", dir, 1);
 	char nice_text[48];
 	snprintf(nice_text, sizeof nice_text, service_nice_set ? "%d (--service-nice)" : "inherited (%d)",
 		 service_nice_set ? service_nice : getpriority(PRIO_PROCESS, 0));
 	printf("OPPs chosen and recorded, not written (no cpufreq: simulated backend); work burnt at the "
 	       "chosen OPP's capacity; no switch latency live; each chain step sent when the previous one is "
-	       "answered; service nice %s.\n"
+	       "answered; service nice %s; deadlines %s.\n"
 	       "ramp (ms) = time from a request's send until the OPP gives its right speed (the optimum's "
 	       "on the trace, as the simulator), or its answer; sim miss / sim p95 = the simulator's deadline misses / ramp p95 on the same trace (its step times, not the live sends); live/sim = live p95 / simulator p95; "
 	       "disp p95 = the same ramp counted from the request's dispatch (the service's scheduling delay taken out); right@d = share of requests whose handler began at their right speed (the governor's decision at dispatch, little moved by load); x none = live p95 / live p95 without options (same run); stretch = median answer time / the burn at its OPP (1 on a quiet machine: above that the service waited for a CPU, and chain steps that come more than a deadline apart are not chains to the predictor); named = requests whose sender "
 	       "the dispatcher named; cpu got = the share of a CPU the service got while burning its requests' work "
 	       "(CPU time / wall time of the burns; p10 = the 10th percentile per request): under 90%% the "
 	       "row is LOADED; clients / service = CPU ms the bench's own client threads / the service used "
-	       "over the phase\n", nice_text);
+	       "over the phase\n", nice_text,
+	       stamps ? "from each request's send stamp (10 ms after its send)" :
+			"from each request's dispatch (--no-stamps: 10 ms after it, the wait in the ring unseen)");
 	print_loadavg("at start");
 	printf("%-10s %-9s %8s %8s %9s %8s %6s %8s %8s %9s %7s %7s %9s %8s %5s %8s %8s\n", "model", "options",
 	       "live p50", "live p95", "disp p95", "right@d", "misses", "sim miss", "sim p95", "live/sim", "x none", "stretch", "named",
@@ -723,6 +939,21 @@ int main(int argc, char **argv)
 			       (unsigned long long)ph[v].identified, (unsigned long long)ph[v].requests,
 			       100 * ph[v].cpu_share, 100 * ph[v].cpu_share_p10, ph[v].clients_cpu_ms,
 			       ph[v].service_cpu_ms, is_loaded ? "  LOADED" : "");
+			if (diag)
+				printf("   diag %-9s waited %llu/%llu (wait p95 %.2f ms); ramp p95 waited %.2f / not %.2f ms; "
+				       "misses %llu: %llu waited, %llu within 10 ms of their dispatch, %llu began below "
+				       "their right speed\n", variant_names[v], (unsigned long long)ph[v].waited,
+				       (unsigned long long)ph[v].requests, ph[v].wait_p95_ns / 1e6,
+				       ph[v].ramp_p95_waited_ns / 1e6, ph[v].ramp_p95_unwaited_ns / 1e6,
+				       (unsigned long long)ph[v].misses, (unsigned long long)ph[v].miss_waited,
+				       (unsigned long long)ph[v].miss_own_ok, (unsigned long long)ph[v].miss_slow);
+			if (diag && ph[v].have_live_sim)
+				printf("   diag %-9s on the live arrivals: live p95 %.2f ms against their right speeds; "
+				       "simulator p95 %.2f ms, misses %llu; the shim replayed (dispatch-only) misses %ld "
+				       "with deadlines from the dispatch, %ld from the send\n", variant_names[v],
+				       ph[v].p95_liveright_ns / 1e6, ph[v].sim_live_p95_ns / 1e6,
+				       (unsigned long long)ph[v].sim_live_misses, ph[v].shim_misses,
+				       ph[v].shim_misses_stamped);
 			fflush(stdout);
 		}
 		free(speed);

@@ -26,6 +26,8 @@ struct thoth_pm_governed {
 	thoth_pm_governed_stats_t stats;
 	thoth_pm_governed_change_fn on_change;
 	void *change_arg;
+	thoth_pm_governed_sent_fn sent_fn;
+	void *sent_arg;
 };
 
 static void on_check(thoth_loop_t *loop, thoth_timer_t *timer, void *arg);
@@ -51,6 +53,7 @@ static void decide(thoth_pm_governed_t *g, uint64_t now, uint64_t dispatch_ns, u
 		if (opp > g->opp) {
 			g->stats.last_raise_ns = now;
 			g->stats.last_raise_dispatch_ns = dispatch_ns;
+			g->stats.last_raise_opp = opp;
 		}
 		g->opp = opp;
 		THOTH_TRACE(PM, pm_freq_change, thoth_pm_dvfs_current_khz(g->dvfs),
@@ -99,7 +102,15 @@ static int governed_invoke(const void *handlers, void *self, const thoth_method_
 		waiting = who.waiting;
 		g->stats.identified++;
 	}
-	if (thoth_pm_dvfs_dispatched(g->dvfs, now, client, now + g->qos_ns, waiting) == 0)
+	/* Due QOS after its send where the request says when that was (a
+	 * request that waited in the ring has that much less time left),
+	 * else after now. */
+	uint64_t sent = 0;
+	bool stamped = g->sent_fn && g->sent_fn(g->sent_arg, m, req, &sent) == 0, clamped = false;
+	uint64_t deadline = thoth_pm_governed_deadline(now, g->qos_ns, stamped, sent, &clamped);
+	g->stats.stamped += stamped;
+	g->stats.stamps_clamped += clamped;
+	if (thoth_pm_dvfs_dispatched(g->dvfs, now, client, deadline, waiting) == 0)
 		decide(g, now, now, FREQ_AT_ARRIVAL);
 	uint32_t opp_run = g->opp;      /* the handler runs at what arrival chose */
 	uint64_t cpu0 = thoth_pm_clock_thread_cpu_ns();
@@ -154,6 +165,33 @@ void thoth_pm_governed_wrap(thoth_pm_governed_t *g, thoth_chan_server_config_t *
 void thoth_pm_governed_set_options(thoth_pm_governed_t *g, unsigned options)
 {
 	thoth_pm_dvfs_set_options(g->dvfs, options);
+}
+
+uint64_t thoth_pm_governed_deadline(uint64_t now_ns, uint64_t qos_ns, bool stamped, uint64_t sent_ns,
+				    bool *clamped)
+{
+	bool out = false;
+	if (stamped) {
+		uint64_t oldest = now_ns > qos_ns ? now_ns - qos_ns : 0;
+		if (sent_ns > now_ns) {
+			sent_ns = now_ns;
+			out = true;
+		} else if (sent_ns < oldest) {
+			sent_ns = oldest;
+			out = true;
+		}
+	} else {
+		sent_ns = now_ns;
+	}
+	if (clamped)
+		*clamped = out;
+	return sent_ns + qos_ns;
+}
+
+void thoth_pm_governed_on_sent(thoth_pm_governed_t *g, thoth_pm_governed_sent_fn fn, void *arg)
+{
+	g->sent_fn = fn;
+	g->sent_arg = arg;
 }
 
 void thoth_pm_governed_on_change(thoth_pm_governed_t *g, thoth_pm_governed_change_fn fn, void *arg)

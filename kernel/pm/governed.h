@@ -23,11 +23,17 @@
  * Requests are seen when dispatched, not when they enter the ring; the
  * ones known to wait behind (a lower bound: the next on this channel and
  * the channels queued for a turn) count as demand from then on.
- * docs/PM.md says what that costs.
+ * A request's deadline is QOS_NS after its dispatch, unless the service says
+ * where its requests carry their client's send time
+ * (thoth_pm_governed_on_sent): then QOS_NS after the send, so that a request
+ * that queued behind another is not planned as if its wait were slack
+ * (docs/PM.md "Why live misses exceeded the model's": without it nearly
+ * every live miss was a request answered within QOS_NS of its dispatch).
  */
 #ifndef THOTH_PM_GOVERNED_H
 #define THOTH_PM_GOVERNED_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "dvfs.h"
@@ -57,10 +63,32 @@ void thoth_pm_governed_set_options(thoth_pm_governed_t *g, unsigned options);
 typedef void (*thoth_pm_governed_change_fn)(void *arg, uint64_t now_ns, uint32_t opp);
 void thoth_pm_governed_on_change(thoth_pm_governed_t *g, thoth_pm_governed_change_fn fn, void *arg);
 
+/* Where a service's requests carry the CLOCK_MONOTONIC time their client
+ * sent them: FN(ARG, M, REQ, &SENT_NS) is called at each dispatch, before
+ * the handler, with the decoded request; 0 and *SENT_NS if REQ carries a
+ * stamp, nonzero if not (its deadline then counts from the dispatch).
+ * NULL: none (the default).  A stamp is the client's word: hostile values
+ * are clamped by thoth_pm_governed_deadline. */
+typedef int (*thoth_pm_governed_sent_fn)(void *arg, const thoth_method_info_t *m, const void *req,
+					 uint64_t *sent_ns);
+void thoth_pm_governed_on_sent(thoth_pm_governed_t *g, thoth_pm_governed_sent_fn fn, void *arg);
+
+/* The deadline of a request dispatched at NOW_NS with latency bound QOS_NS:
+ * NOW_NS + QOS_NS unstamped (STAMPED false); stamped, SENT_NS + QOS_NS with
+ * SENT_NS clamped to [NOW_NS - QOS_NS, NOW_NS]: a stamp from the future
+ * counts as sent now, and one older than the whole bound as due now (the
+ * most urgent a client can claim: what a request with a bound of 0 asks,
+ * so a lying client gets no more than a flood of requests would get it).
+ * *CLAMPED (may be NULL): whether the stamp was out of that range. */
+uint64_t thoth_pm_governed_deadline(uint64_t now_ns, uint64_t qos_ns, bool stamped, uint64_t sent_ns,
+				    bool *clamped);
+
 /* What the shim did (for tests and `thothctl`-style reports). */
 typedef struct thoth_pm_governed_stats {
 	uint64_t requests;
 	uint64_t identified;       /* of which the dispatcher named the client */
+	uint64_t stamped;          /* of which the service read a send stamp */
+	uint64_t stamps_clamped;   /* of those, stamps out of [now - qos, now] */
 	uint64_t changes;          /* OPP changes written (or simulated) */
 	uint64_t timer_checks;     /* lowering checks run by the timer */
 	uint64_t write_errors;
@@ -70,6 +98,7 @@ typedef struct thoth_pm_governed_stats {
 	/* the last raise, and the dispatch it was decided at (0: decided at a
 	 * completion or by the timer) */
 	uint64_t last_raise_ns, last_raise_dispatch_ns;
+	uint32_t last_raise_opp;   /* the OPP that raise went to */
 } thoth_pm_governed_stats_t;
 void thoth_pm_governed_stats(const thoth_pm_governed_t *g, thoth_pm_governed_stats_t *out);
 

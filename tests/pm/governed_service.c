@@ -3,10 +3,13 @@
  * thoth.echo.Echo on SOCKET with its dispatch governed (kernel/pm/governed.h)
  * on the performance domains under $THOTH_SYSFS_ROOT (a fixture copy).
  * echo(data): burns the CPU for the number of microseconds in data's first
- * four bytes (little endian), then echoes.  SIGUSR1 prints one line of
- * stats to stdout:
+ * four bytes (little endian), then echoes; where data has 12 bytes or more,
+ * bytes 4..11 are the client's send stamp (CLOCK_MONOTONIC ns, host order)
+ * and the request is due QOS_US after it (governed.h
+ * thoth_pm_governed_on_sent).  SIGUSR1 prints one line of stats to stdout:
  *   stats opp O floor F khz K requests R changes C checks T raise_ns X
  *         raise_dispatch_ns Y wake_timer W wake_fd D identified I
+ *         raise_opp P stamped S clamped L
  * SIGTERM stops it.  Its trace buffer (THOTH_TRACE=pm switches the PM
  * category on) is memfd number TRACE_FD, printed as "ready TRACE_FD".
  *
@@ -56,6 +59,16 @@ static int on_stats(void *self, const thoth_echo_Echo_stats_req_t *req,
 	return 0;
 }
 
+static int echo_sent(void *arg, const thoth_method_info_t *m, const void *req, uint64_t *sent_ns)
+{
+	const thoth_echo_Echo_echo_req_t *r = req;
+	if (m->interface_id != thoth_echo_Echo_echo_info.interface_id ||
+	    m->ordinal != thoth_echo_Echo_echo_info.ordinal || r->data.len < 12)
+		return -1;
+	memcpy(sent_ns, r->data.ptr + 4, 8);
+	return 0;
+}
+
 static const thoth_echo_Echo_handlers_t handlers = { .echo = on_echo, .stats = on_stats };
 
 static void on_usr1(thoth_loop_t *loop, const struct signalfd_siginfo *info, void *arg)
@@ -65,12 +78,14 @@ static void on_usr1(thoth_loop_t *loop, const struct signalfd_siginfo *info, voi
 	thoth_pm_governed_stats(gov, &st);
 	thoth_loop_stats(loop, &ls);
 	printf("stats opp %u floor %u khz %u requests %llu changes %llu checks %llu raise_ns %llu "
-	       "raise_dispatch_ns %llu wake_timer %llu wake_fd %llu identified %llu\n",
+	       "raise_dispatch_ns %llu wake_timer %llu wake_fd %llu identified %llu raise_opp %u stamped %llu "
+	       "clamped %llu\n",
 	       st.opp, st.floor_opp, st.khz, (unsigned long long)st.requests,
 	       (unsigned long long)st.changes, (unsigned long long)st.timer_checks,
 	       (unsigned long long)st.last_raise_ns, (unsigned long long)st.last_raise_dispatch_ns,
 	       (unsigned long long)ls.wakeups_timer, (unsigned long long)ls.wakeups_fd,
-	       (unsigned long long)st.identified);
+	       (unsigned long long)st.identified, st.last_raise_opp, (unsigned long long)st.stamped,
+	       (unsigned long long)st.stamps_clamped);
 	fflush(stdout);
 }
 
@@ -93,6 +108,7 @@ int main(int argc, char **argv)
 	    thoth_pm_governed_new(loop, thoth_pm_dvfs_set_for_cpu(set, 0),
 				  strtoull(argv[2], NULL, 10) * 1000, &gov))
 		return 1;
+	thoth_pm_governed_on_sent(gov, echo_sent, NULL);
 	thoth_loop_add_signal(loop, SIGTERM, on_stop, NULL);
 	thoth_loop_add_signal(loop, SIGUSR1, on_usr1, NULL);
 	thoth_chan_server_config_t cfg = {

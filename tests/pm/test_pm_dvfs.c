@@ -26,6 +26,7 @@
 
 #include "backend.h"
 #include "dvfs.h"
+#include "governed.h"
 #include "thoth/error.h"
 
 #define MS 1000000ull
@@ -504,10 +505,42 @@ static void test_thread_cpu_time_comes_from_schedstat(void **state)
 	setenv("THOTH_SYSFS_ROOT", root, 1);
 }
 
+/* A governed request's deadline (governed.h): QOS after its dispatch
+ * unstamped; QOS after its send stamp, the stamp clamped to [now - QOS,
+ * now] (a client's word: from the future = sent now, older than the bound
+ * = due now). */
+static void test_a_send_stamp_dates_the_deadline_within_the_bound(void **state)
+{
+	(void)state;
+	const uint64_t now = 1000000000ull, qos = 10000000ull;
+	bool clamped = true;
+	assert_int_equal(thoth_pm_governed_deadline(now, qos, false, 12345, &clamped), now + qos);
+	assert_false(clamped);
+	assert_int_equal(thoth_pm_governed_deadline(now, qos, true, now - 4000000, &clamped), now + qos - 4000000);
+	assert_false(clamped);
+	assert_int_equal(thoth_pm_governed_deadline(now, qos, true, now, &clamped), now + qos);
+	assert_false(clamped);
+	assert_int_equal(thoth_pm_governed_deadline(now, qos, true, now - qos, &clamped), now);
+	assert_false(clamped);
+	assert_int_equal(thoth_pm_governed_deadline(now, qos, true, now + 1, &clamped), now + qos);
+	assert_true(clamped);
+	assert_int_equal(thoth_pm_governed_deadline(now, qos, true, UINT64_MAX, &clamped), now + qos);
+	assert_true(clamped);
+	assert_int_equal(thoth_pm_governed_deadline(now, qos, true, 0, &clamped), now);
+	assert_true(clamped);
+	assert_int_equal(thoth_pm_governed_deadline(now, qos, true, now - qos - 1, &clamped), now);
+	assert_true(clamped);
+	/* early in the clock (now < qos): no wrap below 0 */
+	assert_int_equal(thoth_pm_governed_deadline(5, qos, true, 0, &clamped), qos);
+	assert_false(clamped);
+	assert_int_equal(thoth_pm_governed_deadline(now, qos, true, 0, NULL), now);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_no_cpufreq_means_the_simulated_backend, setup, teardown),
+		cmocka_unit_test(test_a_send_stamp_dates_the_deadline_within_the_bound),
 		cmocka_unit_test_setup_teardown(test_requests_waiting_behind_a_dispatch_are_demand_counted_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_a_dispatchers_client_ids_let_the_chain_predictor_plan_a_chain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_userspace_governor_gets_scaling_setspeed, setup, teardown),

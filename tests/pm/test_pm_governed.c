@@ -9,7 +9,10 @@
  *     bursts, or of up to 9 while fewer than 3 were),
  *   - it falls back to the floor (432 MHz, the slowest efficient OPP) once
  *     the service is idle,
- *   - and then the idle service wakes up 0 times (no timer, no fd).
+ *   - and then the idle service wakes up 0 times (no timer, no fd);
+ *   - a request whose send stamp says it waited most of its latency bound
+ *     is planned against that deadline (the top OPP at its dispatch),
+ *     while one stamped in the future counts as sent at its dispatch.
  * The fixture's frequency is simulated in the sense that writing it does
  * not make this VM faster: what is tested is what the service writes and
  * when.
@@ -105,6 +108,29 @@ static stats_t ask(void)
 				&s.changes, &s.checks, &s.raise_ns, &s.raise_dispatch_ns, &s.wake_timer,
 				&s.wake_fd, &s.identified), 11);
 	return s;
+}
+
+/* One request burning BUSY_US, stamped as sent at SENT (governed_service:
+ * data bytes 4..11). */
+static void call_stamped(uint32_t busy_us, uint64_t sent)
+{
+	uint8_t payload[12] = { (uint8_t)busy_us, (uint8_t)(busy_us >> 8), (uint8_t)(busy_us >> 16),
+				(uint8_t)(busy_us >> 24) };
+	memcpy(payload + 4, &sent, 8);
+	thoth_echo_Echo_echo_req_t req = { .data = { .ptr = payload, .len = sizeof payload } };
+	thoth_echo_Echo_echo_resp_t resp;
+	assert_int_equal(thoth_echo_Echo_echo(thoth_chan_client(ch), &req, &resp, NULL), 0);
+}
+
+/* The raise_opp, stamped and clamped fields of the service's last stats
+ * line (after ask()). */
+static void ask_stamps(unsigned *raise_opp, unsigned long long *stamped, unsigned long long *clamped)
+{
+	char last[512] = "";
+	lines(last, sizeof last);
+	const char *p = strstr(last, " raise_opp ");
+	assert_non_null(p);
+	assert_int_equal(sscanf(p, " raise_opp %u stamped %llu clamped %llu", raise_opp, stamped, clamped), 3);
 }
 
 static uint64_t call(uint32_t busy_us)
@@ -336,11 +362,71 @@ static void test_frequency_decisions_are_trace_points_exported_as_json_and_ctf(v
 	close(fd);
 }
 
+/* Deadlines from send stamps (governed.h thoth_pm_governed_on_sent): the
+ * service's requests are due 0.5 ms after they are sent.  100 us of CPU
+ * each, learnt alone, needs no more than the floor from a fresh dispatch (at most 100 us
+ * of work at capacity 1024 in 0.5 ms: capacity 205 < 369), so a request
+ * dated at its dispatch (a stamp from the future, clamped to now) leaves
+ * the floor alone, while one stamped 490 us before it was sent (10 us
+ * left, or already late: due now) can only be met at the top OPP (1200
+ * MHz, index 4).  Without the stamps both are planned from the dispatch,
+ * and neither raises to the top. */
+static void test_a_request_that_waited_is_planned_against_the_deadline_of_its_send(void **state)
+{
+	assert_true(wait_for_khz(432000, 5000));
+	/* its requests' work, learnt (the estimate's gain is 1/8: 40 requests
+	 * leave < 1% of what earlier tests taught), each alone (2 ms apart,
+	 * past its 0.5 ms deadline: no chain for the predictor to plan) */
+	for (int i = 0; i < 40; i++) {
+		call(100);
+		pause_ms(2);
+	}
+	assert_true(wait_for_khz(432000, 5000));
+	stats_t s0 = ask();
+	unsigned opp0;
+	unsigned long long stamped0, clamped0;
+	ask_stamps(&opp0, &stamped0, &clamped0);
+	/* from the future (a hostile or skewed stamp): as if sent now */
+	call_stamped(100, now_ns() + 1000 * MS);
+	stats_t s1 = ask();
+	unsigned opp1;
+	unsigned long long stamped1, clamped1;
+	ask_stamps(&opp1, &stamped1, &clamped1);
+	assert_int_equal(stamped1, stamped0 + 1);
+	assert_int_equal(clamped1, clamped0 + 1);
+	assert_true(s1.changes == s0.changes || opp1 < 4);
+	assert_true(wait_for_khz(432000, 5000));
+	/* sent (it says) 490 us ago: 10 us left of its 0.5 ms */
+	uint64_t sent = now_ns();
+	call_stamped(100, sent - 490000);
+	stats_t s2 = ask();
+	unsigned opp2;
+	unsigned long long stamped2, clamped2;
+	ask_stamps(&opp2, &stamped2, &clamped2);
+	assert_int_equal(stamped2, stamped1 + 1);
+	assert_true(s2.raise_ns >= sent);
+	assert_int_equal(s2.raise_ns, s2.raise_dispatch_ns); /* at its dispatch */
+	assert_int_equal(opp2, 4);
+	assert_true(wait_for_khz(432000, 5000));
+	/* and one older than its whole bound (a stamp of 1 ns): due now,
+	 * clamped; the most a client can ask for */
+	sent = now_ns();
+	call_stamped(100, 1);
+	stats_t s3 = ask();
+	unsigned opp3;
+	unsigned long long stamped3, clamped3;
+	ask_stamps(&opp3, &stamped3, &clamped3);
+	assert_int_equal(clamped3, clamped2 + 1);
+	assert_true(s3.raise_ns >= sent);
+	assert_int_equal(opp3, 4);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_a_burst_raises_the_frequency_at_once_and_idle_lowers_it_to_zero_wakeups),
 		cmocka_unit_test(test_frequency_decisions_are_trace_points_exported_as_json_and_ctf),
+		cmocka_unit_test(test_a_request_that_waited_is_planned_against_the_deadline_of_its_send),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
