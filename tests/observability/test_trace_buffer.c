@@ -353,6 +353,42 @@ static void test_thread_without_a_free_ring_is_counted(void **state)
 	event_list_free(&l);
 }
 
+/* thothd sizes a drain by this count (the dashboard drains inline up to
+ * 2,048 records, else on its task thread).  The ring words are the traced
+ * process's, hostile: the count stays within the rings whatever they say. */
+static void test_unread_count_is_bounded_whatever_the_rings_say(void **state)
+{
+	start_tracing(64, THOTH_TRACE_DROP_NEWEST, THOTH_TRACE_ALL_CATEGORIES);
+	for (int i = 0; i < 10; i++)
+		THOTH_TRACE(USER, unread, i, 0);
+	thoth_trace_reader_t *r = open_reader();
+	assert_int_equal(thoth__trace_reader_unread(r), 10);
+	thoth_trace_ring_header_t *ring = thoth_trace_thread_ring();
+	thoth_trace_control_t *ctl = thoth__trace_reader_control_page(r);
+	uint64_t head = ring->head, tail = ring->tail;
+	uint32_t claimed = ctl->rings_claimed;
+	/* A head far past the tail: one ring's worth, not 2^64. */
+	__atomic_store_n(&ring->head, UINT64_MAX, __ATOMIC_RELEASE);
+	assert_int_equal(thoth__trace_reader_unread(r), 64);
+	/* A head behind the tail: nothing. */
+	__atomic_store_n(&ring->head, head, __ATOMIC_RELEASE);
+	__atomic_store_n(&ring->tail, head + 5, __ATOMIC_RELEASE);
+	assert_int_equal(thoth__trace_reader_unread(r), 0);
+	__atomic_store_n(&ring->tail, tail, __ATOMIC_RELEASE);
+	/* Claimed rings past the ring count: only the rings there are, and
+	 * only claimed ones, are counted. */
+	__atomic_store_n(&ctl->rings_claimed, UINT32_MAX, __ATOMIC_RELEASE);
+	assert_int_equal(thoth__trace_reader_unread(r), 10);
+	__atomic_store_n(&ctl->rings_claimed, claimed, __ATOMIC_RELEASE);
+	/* Read: nothing left. */
+	event_list_t l = { 0 };
+	poll_into(r, &l);
+	assert_int_equal(l.count, 10);
+	assert_int_equal(thoth__trace_reader_unread(r), 0);
+	thoth_trace_reader_close(r);
+	event_list_free(&l);
+}
+
 /* ---- other processes ------------------------------------------------------ */
 
 static void test_reader_skips_half_written_record(void **state)
@@ -526,6 +562,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_unfinished_record_of_a_live_writer_is_not_torn,
 		                          teardown),
 		cmocka_unit_test_teardown(test_reader_in_another_process_drains_live_buffer, teardown),
+		cmocka_unit_test_teardown(test_unread_count_is_bounded_whatever_the_rings_say, teardown),
 		cmocka_unit_test(test_reader_refuses_a_memfd_that_can_shrink),
 		cmocka_unit_test(test_reader_rejects_images_with_bad_geometry),
 	};
