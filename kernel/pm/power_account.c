@@ -40,7 +40,7 @@ int thoth_pm_power_account_work(thoth_pm_power_account_t *a, uint64_t arg0, uint
 {
 	const thoth_pm_cpu_model_t *m;
 	uint32_t id, opp;
-	int r = arg1 >> 32 ? THOTH_E_INVAL : model_opp(arg1, &m, &id, &opp);
+	int r = arg1 >> 32 || arg0 > THOTH_PM_WORK_MAX_NS ? THOTH_E_INVAL : model_opp(arg1, &m, &id, &opp);
 	if (r) {
 		a->unpriced++;
 		return r;

@@ -67,9 +67,15 @@ void thoth_pm_power_account_init(thoth_pm_power_account_t *a);
  * the model named (nothing kept); 0 otherwise, a model not built in too. */
 int thoth_pm_power_account_freq(thoth_pm_power_account_t *a, uint64_t arg0, uint64_t arg1);
 
+/* The most handler CPU time one pm_work may claim: the event is the traced
+ * process's word, and a larger value (up to 2^64 ns) would wrap the sums
+ * and show an absurd power; no request is served for a minute. */
+#define THOTH_PM_WORK_MAX_NS (60ull * 1000000000ull)
+
 /* A pm_work's args: priced and added (0), or counted in `unpriced`:
  * THOTH_E_NOT_FOUND (model 0 or not a built-in table), THOTH_E_INVAL (an
- * OPP the model has not, or bits 32..63 of arg1 set). */
+ * OPP the model has not, bits 32..63 of arg1 set, or a CPU time arg0 over
+ * THOTH_PM_WORK_MAX_NS). */
 int thoth_pm_power_account_work(thoth_pm_power_account_t *a, uint64_t arg0, uint64_t arg1);
 
 /* The interval of INTERVAL_NS (> 0) that ends now: its figures into *OUT,

@@ -105,6 +105,22 @@ static void test_a_scripted_sequence_prices_each_request_at_its_opps_busy_power(
 	assert_int_equal(a.unpriced, 4);
 }
 
+/* The CPU time is the traced process's word: an absurd one is counted, not
+ * priced, and moves no sum. */
+static void test_an_absurd_cpu_time_is_not_priced(void **state)
+{
+	(void)state;
+	thoth_pm_power_account_t a;
+	thoth_pm_power_account_init(&a);
+	assert_int_equal(thoth_pm_power_account_work(&a, UINT64_MAX, FREQ(0, 1, 4)), THOTH_E_INVAL);
+	assert_int_equal(thoth_pm_power_account_work(&a, THOTH_PM_WORK_MAX_NS + 1, FREQ(0, 1, 4)), THOTH_E_INVAL);
+	assert_int_equal(a.unpriced, 2);
+	assert_int_equal(a.requests, 0);
+	assert_int_equal(a.cpu_ns, 0);
+	assert_int_equal(thoth_pm_power_account_work(&a, THOTH_PM_WORK_MAX_NS, FREQ(0, 1, 4)), 0);
+	assert_int_equal(a.requests, 1);
+}
+
 static void test_a_domain_without_a_published_model_is_shown_but_not_priced(void **state)
 {
 	(void)state;
@@ -128,6 +144,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_trace_ids_name_the_published_tables_and_nothing_else),
 		cmocka_unit_test(test_a_scripted_sequence_prices_each_request_at_its_opps_busy_power),
+		cmocka_unit_test(test_an_absurd_cpu_time_is_not_priced),
 		cmocka_unit_test(test_a_domain_without_a_published_model_is_shown_but_not_priced),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
