@@ -214,28 +214,45 @@ static void *resolve_loop(void *arg)
 	return NULL;
 }
 
-/* The longest drain thothd logged ("dashboard: drained N trace records in
- * X ms ... on a worker thread" or "... on the loop thread") after the
- * first SKIP, and how many drains of each kind after them. */
-static double longest_drain_ms(const char *log, int skip, int *worker, int *loop)
+/* The drains thothd logged ("dashboard: drained N trace records in X ms
+ * (Y ms CPU...) on a worker thread" or "... on the loop thread") after the
+ * first SKIP: the longest, how many of each kind, and the worker's CPU. */
+typedef struct drains {
+	double max_ms, worker_cpu_ms;
+	int worker, loop;
+} drains_t;
+
+static drains_t drains_logged(const char *log, int skip)
 {
 	FILE *f = fopen(log, "re");
 	assert_non_null(f);
 	char line[1024];
-	double mx = 0;
-	*worker = *loop = 0;
+	drains_t d = { 0 };
 	while (fgets(line, sizeof line, f)) {
 		char *p = strstr(line, "dashboard: drained ");
 		char *q = p ? strstr(p, " records in ") : NULL;
-		double ms;
-		if (!q || sscanf(q, " records in %lf ms", &ms) != 1 || skip-- > 0)
+		double ms, cpu;
+		int got = q ? sscanf(q, " records in %lf ms (%lf ms CPU", &ms, &cpu) : 0;
+		if (got < 1 || skip-- > 0)
 			continue;
-		mx = ms > mx ? ms : mx;
-		*worker += strstr(q, "on a worker thread") != NULL;
-		*loop += strstr(q, "on the loop thread") != NULL;
+		bool worker = strstr(q, "on a worker thread") != NULL;
+		d.max_ms = ms > d.max_ms ? ms : d.max_ms;
+		d.worker += worker;
+		d.loop += strstr(q, "on the loop thread") != NULL;
+		if (worker && got == 2)
+			d.worker_cpu_ms += cpu;
 	}
 	fclose(f);
-	return mx;
+	return d;
+}
+
+/* The longest drain logged after the first SKIP, and how many of each kind. */
+static double longest_drain_ms(const char *log, int skip, int *worker, int *loop)
+{
+	drains_t d = drains_logged(log, skip);
+	*worker = d.worker;
+	*loop = d.loop;
+	return d.max_ms;
 }
 
 /* One measurement: the resolver's own latency for 300 ms, then BURSTS
@@ -406,19 +423,7 @@ static uint64_t loop_cpu_ns(pid_t pid)
 /* The CPU time of the drains thothd logged on a worker, ms in all. */
 static double worker_drain_cpu_ms(const char *log)
 {
-	FILE *f = fopen(log, "re");
-	assert_non_null(f);
-	char line[1024];
-	double sum = 0;
-	while (fgets(line, sizeof line, f)) {
-		char *p = strstr(line, "dashboard: drained ");
-		char *q = p ? strstr(p, " ms (") : NULL;
-		double cpu;
-		if (q && strstr(q, "on a worker thread") && sscanf(q, " ms (%lf ms CPU", &cpu) == 1)
-			sum += cpu;
-	}
-	fclose(f);
-	return sum;
+	return drains_logged(log, 0).worker_cpu_ms;
 }
 
 /*
