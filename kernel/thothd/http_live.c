@@ -779,19 +779,12 @@ static char *locks_report(const char *dir, struct thothd_lock_symcache *syms, pt
 	return buf;
 }
 
-static uint64_t thread_cpu_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static void locks_work(void *arg)
 {
 	locks_job_t *job = arg;
-	uint64_t cpu0 = thread_cpu_ns(), wall0 = thoth_clock_now();
+	uint64_t cpu0 = thothd_thread_cpu_ns(), wall0 = thoth_clock_now();
 	job->json = locks_report(job->dir, job->syms, job->syms_mu);
-	job->cpu_ns = thread_cpu_ns() - cpu0;
+	job->cpu_ns = thothd_thread_cpu_ns() - cpu0;
 	job->wall_ns = thoth_clock_now() - wall0;
 }
 

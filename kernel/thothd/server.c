@@ -113,6 +113,13 @@ uint64_t thothd_now(const thothd_t *d)
 	return d->loop ? thoth_loop_now(d->loop) : thoth_clock_now();
 }
 
+uint64_t thothd_thread_cpu_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 /* Every registry change: mirrored into the shared resolve table (SCALE-2)
  * and, when federated, into etcd (change_hook: issue 19). */
 static void thothd_on_change(void *arg, int kind, const thoth_registry_Instance_t *inst)

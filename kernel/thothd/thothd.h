@@ -480,4 +480,8 @@ int thothd_reserve_response(thothd_call_t *call, const thoth_method_info_t *m, c
 /* Now, in ns of CLOCK_MONOTONIC (the loop's cached time when there is a loop). */
 uint64_t thothd_now(const thothd_t *d);
 
+/* The calling thread's CPU time, ns (CLOCK_THREAD_CPUTIME_ID): what a drain
+ * or a report cost the thread that ran it (server.c). */
+uint64_t thothd_thread_cpu_ns(void);
+
 #endif

@@ -159,13 +159,6 @@ struct thothd_tracer {
 	} *retired;                     /* replaced collections jobs still read */
 };
 
-static uint64_t thread_cpu_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* The loop thread's lock: says it is waiting, so that the collector gives
  * the mutex up after the source it is draining. */
 static void tracer_lock(thothd_tracer_t *t)
@@ -567,11 +560,11 @@ static void drain_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
 			t->passes++;
 	} else {
 		tracer_lock(t);
-		uint64_t cpu0 = thread_cpu_ns();
+		uint64_t cpu0 = thothd_thread_cpu_ns();
 		drain(t);
 		if (t->active) {
 			t->passes++;
-			t->pass_cpu_ns += thread_cpu_ns() - cpu0;
+			t->pass_cpu_ns += thothd_thread_cpu_ns() - cpu0;
 		}
 	}
 	/* Re-armed from its own callback while the session lasts and the loop
@@ -611,7 +604,7 @@ static int arm_loop_drain(thothd_tracer_t *t)
  * added meanwhile (at the head) wait for the next pass. */
 static void collect_pass(thothd_tracer_t *t)
 {
-	uint64_t cpu0 = thread_cpu_ns();
+	uint64_t cpu0 = thothd_thread_cpu_ns();
 	for (trace_source_t *s = t->sources; s; s = t->cursor) {
 		t->cursor = s->next;
 		if (s->in_session)
@@ -631,7 +624,7 @@ static void collect_pass(thothd_tracer_t *t)
 	if (!t->collector_quit && !t->live_fn)
 		poll_extra_source(t);
 	t->passes++;
-	t->pass_cpu_ns += thread_cpu_ns() - cpu0;
+	t->pass_cpu_ns += thothd_thread_cpu_ns() - cpu0;
 }
 
 static void timespec_add_ns(struct timespec *ts, uint64_t ns)
@@ -1101,7 +1094,7 @@ static void write_work(void *arg)
 	write_job_t *job = arg;
 	thothd_tracer_t *t = job->t;
 	thoth_trace_collection_t *copy = NULL;
-	uint64_t cpu0 = thread_cpu_ns(), wall0 = thoth_clock_now();
+	uint64_t cpu0 = thothd_thread_cpu_ns(), wall0 = thoth_clock_now();
 	pthread_mutex_lock(&t->mu);
 	if (t->active && t->collection == job->coll) {
 		if (!t->live_fn)
@@ -1124,7 +1117,7 @@ static void write_work(void *arg)
 		job->status = write_ctf(c, job->ctf, job->why, sizeof job->why);
 	job->events = thoth_trace_collection_count(c);
 	thoth_trace_collection_free(copy);
-	job->cpu_ns = thread_cpu_ns() - cpu0;
+	job->cpu_ns = thothd_thread_cpu_ns() - cpu0;
 	job->wall_ns = thoth_clock_now() - wall0;
 }
 
@@ -1390,7 +1383,7 @@ static void live_work(void *arg)
 {
 	live_job_t *job = arg;
 	thothd_tracer_t *t = job->t;
-	uint64_t cpu0 = thread_cpu_ns(), wall0 = thoth_clock_now();
+	uint64_t cpu0 = thothd_thread_cpu_ns(), wall0 = thoth_clock_now();
 	pthread_mutex_lock(&t->mu);
 	/* Sources added meanwhile (at the head) wait for the next drain. */
 	t->live_next = t->sources;
@@ -1405,7 +1398,7 @@ static void live_work(void *arg)
 	if (t->live_fn)
 		poll_extra_source(t);
 	pthread_mutex_unlock(&t->mu);
-	job->cpu_ns = thread_cpu_ns() - cpu0;
+	job->cpu_ns = thothd_thread_cpu_ns() - cpu0;
 	job->wall_ns = thoth_clock_now() - wall0;
 }
 
@@ -1463,12 +1456,12 @@ void thothd_tracer_live_drain(thothd_tracer_t *t)
 			thothd_warn("dashboard: cannot hand the drain to a worker (%s): draining here",
 				    thoth_strerror(r));
 		/* r == 1: THOTHD_DEFER=off (the old path) */
-		uint64_t read0 = records_read(t), wall0 = thoth_clock_now(), cpu0 = thread_cpu_ns();
+		uint64_t read0 = records_read(t), wall0 = thoth_clock_now(), cpu0 = thothd_thread_cpu_ns();
 		drain(t);
 		t->live_inline_big++;
 		thothd_debug("dashboard: drained %llu trace records in %.1f ms (%.1f ms CPU) on the loop "
 			     "thread", (unsigned long long)(records_read(t) - read0),
-			     (thoth_clock_now() - wall0) / 1e6, (thread_cpu_ns() - cpu0) / 1e6);
+			     (thoth_clock_now() - wall0) / 1e6, (thothd_thread_cpu_ns() - cpu0) / 1e6);
 		tracer_unlock(t);
 		return;
 	}
