@@ -20,7 +20,8 @@
  * the p50 alone plus three flooder turns at the service's measured cost
  * per message; without per-turn budgets it is 7-40x on the 2-vCPU VM), and the p99
  * within 2x while the machine is not overloaded (load average below the
- * CPU count).  Under a sanitizer the p99 gets the turn budget instead:
+ * CPU count, and other processes took at most a quarter of a CPU while
+ * the blocks were measured).  Under a sanitizer the p99 gets the turn budget instead:
  * ASan makes the service's messages 2-3x dearer but not the innocent's
  * wake-ups, so the 2x ratio belongs to the plain build (see check_fair).  On an overloaded machine (8 builds on 2 vCPUs: load 16) the
  * p99 of both phases is set by the hypervisor and the scheduler (4-8 ms
@@ -47,6 +48,10 @@ enum {
 	BLOCKS = 40, BLOCK_CALLS = 100,
 	TURN = 16,      /* CONN_BUDGET in kernel/ipc/chan_server.c: messages per channel per turn */
 };
+
+/* Above this share of one CPU taken by other processes while the blocks
+ * were measured, the p99 ratio is printed, not asserted (see check_fair). */
+#define OTHERS_MAX_CPUS 0.25
 
 static chan_proc_env_t env;
 
@@ -162,6 +167,53 @@ static uint64_t run_ns(pid_t pid)
 	return sum;
 }
 
+/* Nanoseconds of busy CPU on the whole machine so far (/proc/stat's first
+ * line: user, nice, system, irq, softirq and steal, the hypervisor's),
+ * or 0 if it cannot be read. */
+static uint64_t machine_busy_ns(void)
+{
+	FILE *f = fopen("/proc/stat", "r");
+	if (!f)
+		return 0;
+	unsigned long long v[8] = { 0 };
+	int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu",
+		       &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]);
+	fclose(f);
+	long hz = sysconf(_SC_CLK_TCK);
+	if (n != 8 || hz <= 0)
+		return 0;
+	unsigned long long ticks = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+	return (uint64_t)(ticks * (1000000000ull / (unsigned long long)hz));
+}
+
+/* CPU that processes other than this test's three (the test, its service
+ * and its flooder) took while they were measured, in CPUs on average. */
+typedef struct others {
+	uint64_t t0, busy0, ours0;
+} others_t;
+
+static uint64_t ours_ns(pid_t flooder_pid)
+{
+	return run_ns(getpid()) + run_ns(env.service) + run_ns(flooder_pid);
+}
+
+static void others_start(others_t *o, pid_t flooder_pid)
+{
+	o->t0 = chan_now_ns();
+	o->busy0 = machine_busy_ns();
+	o->ours0 = ours_ns(flooder_pid);
+}
+
+/* A negative answer: could not be read. */
+static double others_cpus(const others_t *o, pid_t flooder_pid)
+{
+	uint64_t busy = machine_busy_ns(), ours = ours_ns(flooder_pid), wall = chan_now_ns() - o->t0;
+	if (!o->busy0 || !busy || !wall)
+		return -1;
+	double other = (double)(busy - o->busy0) - (double)(ours - o->ours0);
+	return other > 0 ? other / (double)wall : 0;
+}
+
 static bool wait_for(_Atomic int *flag, int value)
 {
 	for (uint64_t end = chan_now_ns() + 5000000000ull; chan_now_ns() < end;) {
@@ -221,6 +273,8 @@ static void check_fair(thoth_chan_wait_t wait, const char *arg1, const char *arg
 	uint64_t ns, flood_sent = 0, service_ns = 0;
 	for (int i = 0; i < 200; i++)           /* warm up: pages, caches, spin budgets */
 		assert_int_equal(echo(ch, &ns), 0);
+	others_t others;
+	others_start(&others, pid);
 	for (int b = 0; b < BLOCKS; b++) {
 		bool flooding = b & 1;
 		uint64_t before = atomic_load(&rep->sent), ran = 0;
@@ -249,6 +303,7 @@ static void check_fair(thoth_chan_wait_t wait, const char *arg1, const char *arg
 		}
 	}
 	flooder_alive(rep, atomic_load(&rep->sent));     /* the last block did not stall it */
+	double other_cpus = others_cpus(&others, pid);
 	atomic_store(&rep->go, -1);
 	assert_int_equal(chan_wait_exit(pid, 5000), 0);
 	thoth_chan_close(ch);
@@ -296,9 +351,20 @@ static void check_fair(thoth_chan_wait_t wait, const char *arg1, const char *arg
 		fail_msg("innocent p50 with a flooder is %.1f us, more than the %.1f us that turns allow "
 			 "(2 x %.1f us alone + 3 turns of %d messages at %.2f us)",
 			 f50 / 1e3, budget / 1e3, a50 / 1e3, TURN, per_msg / 1e3);
+	/* The p99 is a scheduling figure: another process's work during the
+	 * run sets it, not the service.  The load average alone lags by a
+	 * minute both ways (a CPU-bound job started beside the test made it
+	 * fail at 10.9x while the average was still low), so the CPU that
+	 * other processes took during the measured blocks is read as well
+	 * (/proc/stat's busy time less this test's own processes' schedstat);
+	 * with two busy loops beside it that is ~1 CPU, alone ~0.01. */
 	double load = 0;
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	if (getloadavg(&load, 1) == 1 && load < (double)cpus) {
+	print_message("other processes took %.2f CPUs on average during the measured blocks\n", other_cpus);
+	if (other_cpus > OTHERS_MAX_CPUS) {
+		print_message("p99 not asserted: other processes took %.2f CPUs (more than %.2f) while it was measured\n",
+			      other_cpus, OTHERS_MAX_CPUS);
+	} else if (getloadavg(&load, 1) == 1 && load < (double)cpus) {
 #if THOTH_TEST_SLOWDOWN > 1
 		/* Under ASan a message costs the service 2-3x what it costs in
 		 * the plain build (4.3 vs 1.7 us) while the innocent's call
