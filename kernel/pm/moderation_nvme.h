@@ -20,10 +20,13 @@
  *             queues have no interrupt lines (polled queues, another
  *             naming) each sample stands for DIM's 64 events, as on NICs.
  *   wake-up   how an idle loop learns that I/O started, without a timer.
- *             Real: the block_rq_complete tracepoint through perf, one
+ *             Real: the block_rq_issue tracepoint through perf, one
  *             event per CPU, filtered in the kernel to the namespaces'
- *             dev_t, with wakeup_events = 1: the first completion makes
- *             the event readable; it is disabled while the loop is busy.
+ *             dev_t, with wakeup_events = 1: the first request handed to
+ *             the driver makes the event readable; it is disabled while
+ *             the loop is busy.  (Not block_rq_complete: its samples,
+ *             taken in interrupt context, are dropped by this kernel on an
+ *             idle CPU; moderation_nvme.c says how that was measured.)
  *             Fixture: inotify on the namespaces' sysfs directories, so a
  *             test that rewrites a stat file is "I/O".
  *
@@ -158,7 +161,7 @@ int thoth_nvme_read_counters(const char *ctrl, thoth_nvme_counters_t *out, char 
 /* ---- the loop ------------------------------------------------------------------- */
 
 typedef enum thoth_nvmemod_wake {
-	THOTH_NVMEMOD_WAKE_PERF = 0,     /* block_rq_complete through perf (real) */
+	THOTH_NVMEMOD_WAKE_PERF = 0,     /* block_rq_issue through perf (real) */
 	THOTH_NVMEMOD_WAKE_FILES = 1,    /* inotify on the namespaces' sysfs dirs (fixture trees) */
 } thoth_nvmemod_wake_t;
 
@@ -217,7 +220,7 @@ int thoth_nvmemod_start(thoth_loop_t *loop, const thoth_nvmemod_config_t *cfg, t
 void thoth_nvmemod_stop(thoth_nvmemod_t *m);
 void thoth_nvmemod_stats(const thoth_nvmemod_t *m, thoth_nvmemod_stats_t *out);
 
-/* The real wake-up alone (tests, thothctl): perf block_rq_complete events
+/* The real wake-up alone (tests, thothctl): perf block_rq_issue events
  * for the given dev_ts, enabled; its per-CPU fds in FDS (up to MAX). */
 typedef struct thoth_nvme_perf_wake thoth_nvme_perf_wake_t;
 int thoth_nvme_perf_wake_open(const uint32_t *devs, uint32_t ndevs, thoth_nvme_perf_wake_t **out, char *why,
