@@ -631,13 +631,50 @@ int thoth_nvme_perf_wake_arm(thoth_nvme_perf_wake_t *w, bool on)
 	for (uint32_t i = 0; i < w->n; i++) {
 		if (on) {
 			/* Free the ring: what was written while armed before is
-			 * old news (the counters say what happened since). */
+			 * old news (the counters say what happened since); and
+			 * zero the count, which thoth_nvme_perf_wake_tally
+			 * compares with the doorbells written. */
 			struct perf_event_mmap_page *mp = w->rings[i];
 			uint64_t head = __atomic_load_n(&mp->data_head, __ATOMIC_ACQUIRE);
 			__atomic_store_n(&mp->data_tail, head, __ATOMIC_RELEASE);
+			if (ioctl(w->fds[i], PERF_EVENT_IOC_RESET, 0))
+				return THOTH_E_IO;
 		}
 		if (ioctl(w->fds[i], on ? PERF_EVENT_IOC_ENABLE : PERF_EVENT_IOC_DISABLE, 0))
 			return THOTH_E_IO;
+	}
+	return 0;
+}
+
+int thoth_nvme_perf_wake_tally(const thoth_nvme_perf_wake_t *w, uint64_t *counted, uint64_t *written)
+{
+	*counted = *written = 0;
+	size_t page = w->ring_len / 2;
+	/* Counts first: a doorbell is written after its count, so one read
+	 * after the counts holds at least as many as they say, unless the
+	 * kernel dropped some. */
+	for (uint32_t i = 0; i < w->n; i++) {
+		uint64_t v;
+		if (read(w->fds[i], &v, sizeof v) != (ssize_t)sizeof v)
+			return THOTH_E_IO;
+		*counted += v;
+	}
+	for (uint32_t i = 0; i < w->n; i++) {
+		const struct perf_event_mmap_page *mp = w->rings[i];
+		const unsigned char *data = (const unsigned char *)mp + page;
+		uint64_t head = __atomic_load_n(&mp->data_head, __ATOMIC_ACQUIRE), t = mp->data_tail;
+		while (t < head) {
+			struct perf_event_header h;
+			size_t off = (size_t)(t % page);
+			if (off + sizeof h > page)
+				return THOTH_E_PROTOCOL;   /* records here are 8-byte headers: never split */
+			memcpy(&h, data + off, sizeof h);
+			if (h.size < sizeof h)
+				return THOTH_E_PROTOCOL;
+			if (h.type == PERF_RECORD_SAMPLE)
+				(*written)++;
+			t += h.size;
+		}
 	}
 	return 0;
 }
