@@ -533,10 +533,14 @@ static int tracepoint_id(uint64_t *id, char *why, size_t why_len)
 {
 	static const char *const paths[] = { "/sys/kernel/tracing/events/block/" WAKE_TRACEPOINT "/id",
 					     "/sys/kernel/debug/tracing/events/block/" WAKE_TRACEPOINT "/id" };
+	const char *denied = NULL;
 	for (size_t i = 0; i < sizeof paths / sizeof *paths; i++) {
 		FILE *f = fopen(paths[i], "re");
-		if (!f)
+		if (!f) {
+			if ((errno == EACCES || errno == EPERM) && !denied)
+				denied = paths[i];
 			continue;
+		}
 		unsigned long long v;
 		int k = fscanf(f, "%llu", &v);
 		fclose(f);
@@ -545,6 +549,13 @@ static int tracepoint_id(uint64_t *id, char *why, size_t why_len)
 			return 0;
 		}
 	}
+	/* tracefs is there but closed to us (mode 0700 is the default):
+	 * a permission problem, not a missing interface. */
+	if (denied)
+		return thoth__pm_fail(why, why_len, THOTH_E_PERM,
+			    "%s: permission denied: the " WAKE_TRACEPOINT " wake-up needs root "
+			    "(tracefs is readable by root only, and per-CPU events need CAP_PERFMON)",
+			    denied);
 	return thoth__pm_fail(why, why_len, THOTH_E_NOT_FOUND,
 		    "the " WAKE_TRACEPOINT " tracepoint is not visible (no tracefs at /sys/kernel/tracing): "
 		    "an idle loop could not wake on I/O without a timer");

@@ -211,7 +211,7 @@ typedef struct thoth_nvmemod thoth_nvmemod_t;
  * read feature 0x08 (a controller that refuses it fails here), apply the
  * policy's start profile, arm the wake-up, no timer.  THOTH_E_INVAL (bad
  * config), THOTH_E_NOT_FOUND (no namespace, no tracefs / tracepoint, not
- * an NVMe controller), THOTH_E_PERM (perf or the admin ioctl refused),
+ * an NVMe controller), THOTH_E_PERM (tracefs, perf or the admin ioctl refused),
  * THOTH_E_NO_FEATURE (FID 8 rejected), THOTH_E_PROTOCOL (a malformed
  * counter file), THOTH_E_IO.  WHY says which. */
 int thoth_nvmemod_start(thoth_loop_t *loop, const thoth_nvmemod_config_t *cfg, thoth_nvmemod_t **out, char *why,
