@@ -2,7 +2,7 @@
  * moderation_nvme.c - the NVMe interrupt coalescing loop
  * (moderation_nvme.h): feature 0x08 through an admin backend (the real
  * ioctl or a recording fake), counters from sysfs / procfs under the
- * fixture root, a wake-up on the first completion without a timer, and
+ * fixture root, a wake-up on the first request issued without a timer, and
  * the same policy code as the channels and the NIC loop.  Counter files
  * are parsed as untrusted text: a fixture, another kernel's format or a
  * fuzzer may put anything there.
@@ -502,7 +502,25 @@ int thoth_nvme_read_counters(const char *ctrl, thoth_nvme_counters_t *out, char 
 	return 0;
 }
 
-/* ---- the real wake-up: block_rq_complete through perf ------------------------------------ */
+/* ---- the real wake-up: block_rq_issue through perf --------------------------------------- */
+
+/*
+ * Why the issue and not the completion (docs/PM.md "Why block_rq_issue"):
+ * block_rq_complete fires in interrupt context, on the CPU that takes the
+ * disk's interrupt.  On this VM's kernel (6.18), a perf sample of a
+ * tracepoint hit in interrupt context is counted (the event's count grows)
+ * but not written when the interrupt came into that CPU's idle task: no
+ * record, no PERF_RECORD_LOST, no PERF_RECORD_THROTTLE, so the event never
+ * becomes readable.  Measured: irq_handler_entry on the disk's interrupt
+ * CPU with PERF_SAMPLE_TID wrote 82 of 167 counted samples, every one
+ * interrupting a task, none the idle task; write + fdatasync rounds with
+ * that CPU idle otherwise woke nothing in 158 of 200, with it kept busy in
+ * 0 of 200.  An idle loop is the case of an idle machine, so it slept
+ * through I/O for seconds.  block_rq_issue fires when the driver is handed
+ * the request, in the submitter's (or a kworker's) task context: it missed
+ * none in the same runs.  It is also earlier: the loop wakes as I/O starts.
+ */
+#define WAKE_TRACEPOINT "block_rq_issue"
 
 struct thoth_nvme_perf_wake {
 	uint32_t n;
@@ -513,12 +531,16 @@ struct thoth_nvme_perf_wake {
 
 static int tracepoint_id(uint64_t *id, char *why, size_t why_len)
 {
-	static const char *const paths[] = { "/sys/kernel/tracing/events/block/block_rq_complete/id",
-					     "/sys/kernel/debug/tracing/events/block/block_rq_complete/id" };
+	static const char *const paths[] = { "/sys/kernel/tracing/events/block/" WAKE_TRACEPOINT "/id",
+					     "/sys/kernel/debug/tracing/events/block/" WAKE_TRACEPOINT "/id" };
+	const char *denied = NULL;
 	for (size_t i = 0; i < sizeof paths / sizeof *paths; i++) {
 		FILE *f = fopen(paths[i], "re");
-		if (!f)
+		if (!f) {
+			if ((errno == EACCES || errno == EPERM) && !denied)
+				denied = paths[i];
 			continue;
+		}
 		unsigned long long v;
 		int k = fscanf(f, "%llu", &v);
 		fclose(f);
@@ -527,8 +549,15 @@ static int tracepoint_id(uint64_t *id, char *why, size_t why_len)
 			return 0;
 		}
 	}
+	/* tracefs is there but closed to us (mode 0700 is the default):
+	 * a permission problem, not a missing interface. */
+	if (denied)
+		return thoth__pm_fail(why, why_len, THOTH_E_PERM,
+			    "%s: permission denied: the " WAKE_TRACEPOINT " wake-up needs root "
+			    "(tracefs is readable by root only, and per-CPU events need CAP_PERFMON)",
+			    denied);
 	return thoth__pm_fail(why, why_len, THOTH_E_NOT_FOUND,
-		    "the block_rq_complete tracepoint is not visible (no tracefs at /sys/kernel/tracing): "
+		    "the " WAKE_TRACEPOINT " tracepoint is not visible (no tracefs at /sys/kernel/tracing): "
 		    "an idle loop could not wake on I/O without a timer");
 }
 
@@ -582,7 +611,7 @@ int thoth_nvme_perf_wake_open(const uint32_t *devs, uint32_t ndevs, thoth_nvme_p
 				continue;            /* an offline CPU */
 			thoth_nvme_perf_wake_close(w);
 			return thoth__pm_fail(why, why_len, e == EACCES || e == EPERM ? THOTH_E_PERM : THOTH_E_IO,
-				    "perf_event_open(block_rq_complete, cpu %ld): %s%s", cpu, strerror(e),
+				    "perf_event_open(" WAKE_TRACEPOINT ", cpu %ld): %s%s", cpu, strerror(e),
 				    e == EACCES || e == EPERM ? " (needs CAP_PERFMON or kernel.perf_event_paranoid <= -1)" : "");
 		}
 		w->fds[w->n] = fd;
@@ -602,7 +631,7 @@ int thoth_nvme_perf_wake_open(const uint32_t *devs, uint32_t ndevs, thoth_nvme_p
 	}
 	if (!w->n) {
 		thoth_nvme_perf_wake_close(w);
-		return thoth__pm_fail(why, why_len, THOTH_E_NOT_FOUND, "no CPU accepted a block_rq_complete event");
+		return thoth__pm_fail(why, why_len, THOTH_E_NOT_FOUND, "no CPU accepted a " WAKE_TRACEPOINT " event");
 	}
 	*out = w;
 	return 0;
@@ -613,13 +642,50 @@ int thoth_nvme_perf_wake_arm(thoth_nvme_perf_wake_t *w, bool on)
 	for (uint32_t i = 0; i < w->n; i++) {
 		if (on) {
 			/* Free the ring: what was written while armed before is
-			 * old news (the counters say what happened since). */
+			 * old news (the counters say what happened since); and
+			 * zero the count, which thoth_nvme_perf_wake_tally
+			 * compares with the doorbells written. */
 			struct perf_event_mmap_page *mp = w->rings[i];
 			uint64_t head = __atomic_load_n(&mp->data_head, __ATOMIC_ACQUIRE);
 			__atomic_store_n(&mp->data_tail, head, __ATOMIC_RELEASE);
+			if (ioctl(w->fds[i], PERF_EVENT_IOC_RESET, 0))
+				return THOTH_E_IO;
 		}
 		if (ioctl(w->fds[i], on ? PERF_EVENT_IOC_ENABLE : PERF_EVENT_IOC_DISABLE, 0))
 			return THOTH_E_IO;
+	}
+	return 0;
+}
+
+int thoth_nvme_perf_wake_tally(const thoth_nvme_perf_wake_t *w, uint64_t *counted, uint64_t *written)
+{
+	*counted = *written = 0;
+	size_t page = w->ring_len / 2;
+	/* Counts first: a doorbell is written after its count, so one read
+	 * after the counts holds at least as many as they say, unless the
+	 * kernel dropped some. */
+	for (uint32_t i = 0; i < w->n; i++) {
+		uint64_t v;
+		if (read(w->fds[i], &v, sizeof v) != (ssize_t)sizeof v)
+			return THOTH_E_IO;
+		*counted += v;
+	}
+	for (uint32_t i = 0; i < w->n; i++) {
+		const struct perf_event_mmap_page *mp = w->rings[i];
+		const unsigned char *data = (const unsigned char *)mp + page;
+		uint64_t head = __atomic_load_n(&mp->data_head, __ATOMIC_ACQUIRE), t = mp->data_tail;
+		while (t < head) {
+			struct perf_event_header h;
+			size_t off = (size_t)(t % page);
+			if (off + sizeof h > page)
+				return THOTH_E_PROTOCOL;   /* records here are 8-byte headers: never split */
+			memcpy(&h, data + off, sizeof h);
+			if (h.size < sizeof h)
+				return THOTH_E_PROTOCOL;
+			if (h.type == PERF_RECORD_SAMPLE)
+				(*written)++;
+			t += h.size;
+		}
 	}
 	return 0;
 }

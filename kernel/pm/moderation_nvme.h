@@ -20,10 +20,13 @@
  *             queues have no interrupt lines (polled queues, another
  *             naming) each sample stands for DIM's 64 events, as on NICs.
  *   wake-up   how an idle loop learns that I/O started, without a timer.
- *             Real: the block_rq_complete tracepoint through perf, one
+ *             Real: the block_rq_issue tracepoint through perf, one
  *             event per CPU, filtered in the kernel to the namespaces'
- *             dev_t, with wakeup_events = 1: the first completion makes
- *             the event readable; it is disabled while the loop is busy.
+ *             dev_t, with wakeup_events = 1: the first request handed to
+ *             the driver makes the event readable; it is disabled while
+ *             the loop is busy.  (Not block_rq_complete: its samples,
+ *             taken in interrupt context, are dropped by this kernel on an
+ *             idle CPU; moderation_nvme.c says how that was measured.)
  *             Fixture: inotify on the namespaces' sysfs directories, so a
  *             test that rewrites a stat file is "I/O".
  *
@@ -158,7 +161,7 @@ int thoth_nvme_read_counters(const char *ctrl, thoth_nvme_counters_t *out, char 
 /* ---- the loop ------------------------------------------------------------------- */
 
 typedef enum thoth_nvmemod_wake {
-	THOTH_NVMEMOD_WAKE_PERF = 0,     /* block_rq_complete through perf (real) */
+	THOTH_NVMEMOD_WAKE_PERF = 0,     /* block_rq_issue through perf (real) */
 	THOTH_NVMEMOD_WAKE_FILES = 1,    /* inotify on the namespaces' sysfs dirs (fixture trees) */
 } thoth_nvmemod_wake_t;
 
@@ -208,7 +211,7 @@ typedef struct thoth_nvmemod thoth_nvmemod_t;
  * read feature 0x08 (a controller that refuses it fails here), apply the
  * policy's start profile, arm the wake-up, no timer.  THOTH_E_INVAL (bad
  * config), THOTH_E_NOT_FOUND (no namespace, no tracefs / tracepoint, not
- * an NVMe controller), THOTH_E_PERM (perf or the admin ioctl refused),
+ * an NVMe controller), THOTH_E_PERM (tracefs, perf or the admin ioctl refused),
  * THOTH_E_NO_FEATURE (FID 8 rejected), THOTH_E_PROTOCOL (a malformed
  * counter file), THOTH_E_IO.  WHY says which. */
 int thoth_nvmemod_start(thoth_loop_t *loop, const thoth_nvmemod_config_t *cfg, thoth_nvmemod_t **out, char *why,
@@ -217,13 +220,21 @@ int thoth_nvmemod_start(thoth_loop_t *loop, const thoth_nvmemod_config_t *cfg, t
 void thoth_nvmemod_stop(thoth_nvmemod_t *m);
 void thoth_nvmemod_stats(const thoth_nvmemod_t *m, thoth_nvmemod_stats_t *out);
 
-/* The real wake-up alone (tests, thothctl): perf block_rq_complete events
+/* The real wake-up alone (tests, thothctl): perf block_rq_issue events
  * for the given dev_ts, enabled; its per-CPU fds in FDS (up to MAX). */
 typedef struct thoth_nvme_perf_wake thoth_nvme_perf_wake_t;
 int thoth_nvme_perf_wake_open(const uint32_t *devs, uint32_t ndevs, thoth_nvme_perf_wake_t **out, char *why,
 			      size_t why_len);
-/* Arm (empty the rings, enable) or disarm (disable). */
+/* Arm (empty the rings, zero the counts, enable) or disarm (disable). */
 int thoth_nvme_perf_wake_arm(thoth_nvme_perf_wake_t *w, bool on);
+/* Since the last arm, over every CPU: the requests the events COUNTED and
+ * the doorbells (samples) they WROTE.  WRITTEN < COUNTED means the kernel
+ * counted a request without ringing, a wake-up that never came (what
+ * block_rq_complete does on this kernel, docs/PM.md "Why
+ * block_rq_issue"); a ring full of 511 unread doorbells does it too.
+ * THOTH_E_IO (a count unreadable), THOTH_E_PROTOCOL (a ring that does not
+ * parse). */
+int thoth_nvme_perf_wake_tally(const thoth_nvme_perf_wake_t *w, uint64_t *counted, uint64_t *written);
 /* Its descriptors (one per online CPU). */
 uint32_t thoth_nvme_perf_wake_fds(const thoth_nvme_perf_wake_t *w, const int **fds);
 void thoth_nvme_perf_wake_close(thoth_nvme_perf_wake_t *w);

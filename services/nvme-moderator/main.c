@@ -9,8 +9,8 @@
  *                  [--fake-controller[=ok|reject|reject-set|enotty|eperm|ignore]] [--json]
  *
  * Idle (no completion on the controller's namespaces) it sleeps with no
- * timer: a block_rq_complete perf event per CPU, filtered to the
- * namespaces, wakes it on the first completion (--wake files: inotify on
+ * timer: a block_rq_issue perf event per CPU, filtered to the
+ * namespaces, wakes it on the first request issued (--wake files: inotify on
  * the namespaces' sysfs directories instead, for fixture trees under
  * $THOTH_SYSFS_ROOT).  While I/O completes it samples the counters every
  * --sample-ms (10) and sends Set Features 0x08 when the policy's profile
@@ -206,7 +206,7 @@ int main(int argc, char **argv)
 		printf("%s: driving %s with %s (%s), waking on %s, sampling every %lu ms while I/O completes\n", ctrl,
 		       use_fake ? "a fake controller" : "its feature 0x08", thoth_mod_kind_name(mo.pol.kind),
 		       mo.budget_us ? "budget set" : "default budget",
-		       wake == THOTH_NVMEMOD_WAKE_PERF ? "block_rq_complete (perf)" : "sysfs file changes", mo.sample_ms);
+		       wake == THOTH_NVMEMOD_WAKE_PERF ? "block_rq_issue (perf)" : "sysfs file changes", mo.sample_ms);
 		fflush(stdout);
 	}
 	r = thoth_loop_run(loop);

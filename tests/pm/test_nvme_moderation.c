@@ -13,7 +13,7 @@
  *   - the idle wake-up is inotify on the fixture's sysfs directories.
  *
  * What runs for real: the real ioctl backend against a file that is not a
- * controller (ENOTTY), and the real wake-up (block_rq_complete through
+ * controller (ENOTTY), and the real wake-up (block_rq_issue through
  * perf, filtered to one dev_t) on the disk under the test's temp dir.
  */
 #define _GNU_SOURCE
@@ -172,6 +172,14 @@ static bool went_idle(void *arg)
 	thoth_nvmemod_stats_t st;
 	thoth_nvmemod_stats(c->m, &st);
 	return !st.busy && st.idles > 0;
+}
+
+static bool is_idle(void *arg)
+{
+	ctx_t *c = arg;
+	thoth_nvmemod_stats_t st;
+	thoth_nvmemod_stats(c->m, &st);
+	return !st.busy;
 }
 
 static bool is_busy(void *arg)
@@ -627,7 +635,7 @@ static void test_bad_configurations_are_refused_with_a_reason(void **state)
 	thoth_loop_free(loop);
 }
 
-/* ---- the real wake-up: block_rq_complete on this machine's disk --------------------- */
+/* ---- the real wake-up: block_rq_issue on this machine's disk ------------------------ */
 
 /* The whole disk (partitions are reported as their disk) holding DIR. */
 static bool disk_of(const char *dir, uint32_t *kdev)
@@ -660,7 +668,15 @@ static bool any_readable(thoth_nvme_perf_wake_t *w, int timeout_ms)
 	return poll(p, n < 64 ? n : 64, timeout_ms) > 0;
 }
 
-static void test_the_perf_wakeup_rings_on_a_real_block_completion(void **state)
+/* Rounds of one write + fdatasync each, every one of which must ring, and
+ * ring for every request the events counted.  Readiness alone proves
+ * little: another process's I/O on the same disk may ring the event, and
+ * the old wake-up (block_rq_complete, sampled in interrupt context) still
+ * rang whenever one of a round's completions found the interrupt CPU busy
+ * (docs/PM.md "Why block_rq_issue"). */
+enum { PERF_ROUNDS = 20, PERF_ROUND_MS = 1000 };
+
+static void test_the_perf_wakeup_rings_on_every_real_block_request(void **state)
 {
 	(void)state;
 	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
@@ -680,37 +696,66 @@ static void test_the_perf_wakeup_rings_on_a_real_block_completion(void **state)
 	/* A dev_t no disk has: the kernel's filter must keep it silent. */
 	uint32_t nowhere = 4000u << 20 | 12345u;
 	assert_int_equal(thoth_nvme_perf_wake_open(&nowhere, 1, &none, why, sizeof why), 0);
-	assert_int_equal(thoth_nvme_perf_wake_arm(w, true), 0);
 	assert_int_equal(thoth_nvme_perf_wake_arm(none, true), 0);
 	char path[PATH_MAX];
 	snprintf(path, sizeof path, "%s/thoth-perf-wake-XXXXXX", tmp);
 	int fd = mkstemp(path);
 	assert_true(fd >= 0);
+	/* Unlinked at once: a failed round (which leaves by longjmp) leaves
+	 * no file behind; writes to the open inode still reach the disk. */
+	unlink(path);
 	char block[4096];
 	memset(block, 0x5a, sizeof block);
-	/* Written and synced: at least one completion on the disk (other
-	 * processes' I/O may ring it too; the filtered one must not ring). */
-	bool rang = false;
-	for (int i = 0; i < 20 && !rang; i++) {
+	for (int i = 0; i < PERF_ROUNDS; i++) {
+		/* Armed afresh, with any readiness left from the last round
+		 * consumed (perf_poll reports it once), so only this round's
+		 * requests can ring. */
+		while (any_readable(w, 0))
+			;
+		assert_int_equal(thoth_nvme_perf_wake_arm(w, true), 0);
 		assert_int_equal(pwrite(fd, block, sizeof block, (off_t)i * 4096), (ssize_t)sizeof block);
 		assert_int_equal(fdatasync(fd), 0);
-		rang = any_readable(w, 100);
+		if (!any_readable(w, PERF_ROUND_MS))
+			fail_msg("round %d of %d: a write + fdatasync on %u:%u woke nothing within %d ms", i + 1,
+				 PERF_ROUNDS, disk >> 20, disk & 0xfffff, PERF_ROUND_MS);
+		/* Every request the events counted rang: a count without its
+		 * doorbell is a wake-up that would never come on an idle
+		 * machine, even if another one rang this round. */
+		usleep(20000);
+		uint64_t counted, written;
+		assert_int_equal(thoth_nvme_perf_wake_tally(w, &counted, &written), 0);
+		assert_true(counted >= 1);
+		if (written < counted)
+			fail_msg("round %d of %d: the events counted %llu requests on %u:%u but rang for %llu", i + 1,
+				 PERF_ROUNDS, (unsigned long long)counted, disk >> 20, disk & 0xfffff,
+				 (unsigned long long)written);
+		/* Disarmed: the kernel stops writing. */
+		assert_int_equal(thoth_nvme_perf_wake_arm(w, false), 0);
 	}
-	assert_true(rang);
 	assert_false(any_readable(none, 0));
 	close(fd);
-	unlink(path);
-	/* Disarmed: the kernel stops writing; no new readiness. */
-	assert_int_equal(thoth_nvme_perf_wake_arm(w, false), 0);
 	thoth_nvme_perf_wake_close(w);
 	thoth_nvme_perf_wake_close(none);
 }
 
+typedef struct {
+	thoth_nvmemod_t *m;
+	uint64_t wakes;      /* woken at least this many times */
+} wakes_ctx_t;
+
+static bool woke_again(void *arg)
+{
+	wakes_ctx_t *c = arg;
+	thoth_nvmemod_stats_t st;
+	thoth_nvmemod_stats(c->m, &st);
+	return st.wakes >= c->wakes;
+}
+
 /* The loop with the perf wake-up: the fixture's namespace names this
- * machine's disk, so a real completion there wakes it; the fixture's
+ * machine's disk, so a real request there wakes it; the fixture's
  * counters do not move, so its first sample is quiet and it goes idle,
- * armed again. */
-static void test_the_loop_wakes_through_perf_on_a_real_completion(void **state)
+ * armed again, and the next request must wake it again. */
+static void test_the_loop_wakes_through_perf_on_every_real_request(void **state)
 {
 	(void)state;
 	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
@@ -744,18 +789,24 @@ static void test_the_loop_wakes_through_perf_on_a_real_completion(void **state)
 	snprintf(path, sizeof path, "%s/thoth-perf-loop-XXXXXX", tmp);
 	int fd = mkstemp(path);
 	assert_true(fd >= 0);
+	unlink(path);     /* as above: nothing left behind by a failure */
 	char block[4096];
 	memset(block, 0xa5, sizeof block);
-	thoth_nvmemod_stats_t st = { 0 };
-	for (int i = 0; i < 20 && !st.wakes; i++) {
+	thoth_nvmemod_stats_t st;
+	for (int i = 0; i < PERF_ROUNDS; i++) {
+		/* Idle and armed (other processes' I/O on the disk may have
+		 * woken it meanwhile: wait until it is idle again). */
+		assert_true(test_loop_until(loop, is_idle, &c, 2000));
+		thoth_nvmemod_stats(m, &st);
+		assert_int_equal(thoth_loop_armed_at(loop), 0);
+		wakes_ctx_t w = { m, st.wakes + 1 };
 		assert_int_equal(pwrite(fd, block, sizeof block, (off_t)i * 4096), (ssize_t)sizeof block);
 		assert_int_equal(fdatasync(fd), 0);
-		test_loop_until(loop, is_busy, &c, 100);
-		thoth_nvmemod_stats(m, &st);
+		if (!test_loop_until(loop, woke_again, &w, PERF_ROUND_MS))
+			fail_msg("round %d of %d: a write + fdatasync on %u:%u did not wake the loop within %d ms", i + 1,
+				 PERF_ROUNDS, disk >> 20, disk & 0xfffff, PERF_ROUND_MS);
 	}
 	close(fd);
-	unlink(path);
-	assert_true(st.wakes >= 1);
 	assert_true(test_loop_until(loop, went_idle, &c, 2000));
 	thoth_nvmemod_stop(m);
 	thoth_loop_free(loop);
@@ -854,8 +905,8 @@ int main(void)
 						teardown_tree),
 		cmocka_unit_test_setup_teardown(test_bad_configurations_are_refused_with_a_reason, setup_tree,
 						teardown_tree),
-		cmocka_unit_test(test_the_perf_wakeup_rings_on_a_real_block_completion),
-		cmocka_unit_test_setup_teardown(test_the_loop_wakes_through_perf_on_a_real_completion, setup_tree,
+		cmocka_unit_test(test_the_perf_wakeup_rings_on_every_real_block_request),
+		cmocka_unit_test_setup_teardown(test_the_loop_wakes_through_perf_on_every_real_request, setup_tree,
 						teardown_tree),
 #ifdef NVME_MODERATOR
 		cmocka_unit_test_setup_teardown(test_the_nvme_moderator_service_drives_a_fixture_controller, setup_tree,
