@@ -875,8 +875,16 @@ static void ingest_lock_slices(thothd_live_t *l)
 {
 	char dir[4200];
 	snprintf(dir, sizeof dir, "%s/locks", l->d->cfg.runtime_dir ? l->d->cfg.runtime_dir : ".");
+	uint64_t cpu0 = thothd_thread_cpu_ns(), wall0 = thoth_clock_now();
 	uint64_t set = thothd_lock_rings_poll(l->rings, dir, l->started_ns, on_lock_wait, l,
 					      &l->lock_slices_lost);
+	uint32_t files;
+	uint64_t waits;
+	thothd_lock_rings_last(l->rings, &files, &waits);
+	if (files)
+		thothd_debug("dashboard: polled %u lock rings (%llu waits) in %.3f ms (%.3f ms CPU) on "
+			     "the loop thread", files, (unsigned long long)waits,
+			     (thoth_clock_now() - wall0) / 1e6, (thothd_thread_cpu_ns() - cpu0) / 1e6);
 	/* A process that started or ended under the profiler: the lock panel
 	 * is refreshed at this tick, not up to LOCKS_EVERY ticks later. */
 	if (set != l->lock_set)

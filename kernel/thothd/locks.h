@@ -140,6 +140,9 @@ void thothd_lock_rings_reset(thothd_lock_rings_t *r);
  * changes when a profiled process starts or ends. */
 uint64_t thothd_lock_rings_poll(thothd_lock_rings_t *r, const char *locks_dir, uint64_t since_ns,
 				thothd_lock_wait_fn fn, void *ctx, uint64_t *lost);
+/* Ring files the last poll read (their headers and rings), and the waits
+ * it handed out. */
+void thothd_lock_rings_last(const thothd_lock_rings_t *r, uint32_t *files, uint64_t *waits);
 /* The name (/proc/PID/comm when first seen) of a followed process, or NULL. */
 const char *thothd_lock_rings_name(const thothd_lock_rings_t *r, uint32_t pid);
 

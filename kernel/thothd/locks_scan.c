@@ -407,6 +407,8 @@ typedef struct ring_pos {
 struct thothd_lock_rings {
 	ring_pos_t pos[THOTHD_LOCKS_MAX_RINGS];
 	uint64_t polls;
+	uint32_t last_files;            /* the last poll's: rings read */
+	uint64_t last_waits;            /* and waits handed out */
 };
 
 int thothd_lock_rings_new(thothd_lock_rings_t **out)
@@ -431,6 +433,7 @@ typedef struct {
 	int pid;
 	const char *process;
 	uint64_t since_ns;
+	uint64_t *handed;
 } wait_ctx_t;
 
 static void on_wait(const thothlock_wait_t *w, void *arg)
@@ -443,6 +446,7 @@ static void on_wait(const thothlock_wait_t *w, void *arg)
 		.pid = (uint32_t)c->pid, .tid = (uint32_t)w->tid,
 		.category = THOTH_TRACE_CAT_LOCK, .name = "lock_wait",
 	};
+	(*c->handed)++;
 	c->fn(&ev, c->process, c->ctx);
 }
 
@@ -453,6 +457,8 @@ uint64_t thothd_lock_rings_poll(thothd_lock_rings_t *r, const char *locks_dir, u
 	if (!dp)
 		return 0;
 	r->polls++;
+	r->last_files = 0;
+	r->last_waits = 0;
 	uint64_t set = 0;
 	struct dirent *de;
 	while ((de = readdir(dp))) {
@@ -461,6 +467,7 @@ uint64_t thothd_lock_rings_poll(thothd_lock_rings_t *r, const char *locks_dir, u
 		char path[PATH_MAX + 300];
 		snprintf(path, sizeof path, "%s/%s", locks_dir, de->d_name);
 		thothlock_ring_t *ring;
+		r->last_files++;
 		if (thothlock_ring_open(path, &ring, NULL, 0))
 			continue;       /* refused (FIFO, bad header...): no slices from it */
 		int pid;
@@ -490,7 +497,7 @@ uint64_t thothd_lock_rings_poll(thothd_lock_rings_t *r, const char *locks_dir, u
 		}
 		pos->seen = r->polls;
 		wait_ctx_t c = { .fn = fn, .ctx = ctx, .pid = pid, .process = pos->name,
-				 .since_ns = since_ns };
+				 .since_ns = since_ns, .handed = &r->last_waits };
 		uint64_t l = thothlock_ring_read(ring, &pos->next, on_wait, &c);
 		if (lost)
 			*lost += l;
@@ -498,6 +505,12 @@ uint64_t thothd_lock_rings_poll(thothd_lock_rings_t *r, const char *locks_dir, u
 	}
 	closedir(dp);
 	return set;
+}
+
+void thothd_lock_rings_last(const thothd_lock_rings_t *r, uint32_t *files, uint64_t *waits)
+{
+	*files = r->last_files;
+	*waits = r->last_waits;
 }
 
 const char *thothd_lock_rings_name(const thothd_lock_rings_t *r, uint32_t pid)
