@@ -51,6 +51,7 @@ enum {
 	SESSION_BURST = 250000,         /* two fit the session's 524,288 events */
 #endif
 	RING_RECORDS = 1 << 20,         /* one burst never laps the ring */
+	AFTER_BURST = SESSION_BURST / 2,        /* with a BURST waiting, within the ring */
 };
 
 static uint64_t now_us(void)
@@ -501,12 +502,233 @@ static void test_a_session_beside_the_dashboard_is_drained_off_the_loop_thread(v
 	harness_teardown(&h);
 }
 
+/* Read the page's stream until its next tick (the 1 Hz tick has just
+ * drained: the next one is about a second away). */
+static void next_tick(int page)
+{
+	char buf[65536];
+	size_t have = 0;
+	uint64_t deadline = now_us() + 10000000ull;
+	for (;;) {
+		struct pollfd pfd = { .fd = page, .events = POLLIN };
+		assert_true(now_us() < deadline);
+		if (poll(&pfd, 1, 1000) != 1)
+			continue;
+		ssize_t n = read(page, buf + have, sizeof buf - 1 - have);
+		assert_true(n > 0);
+		have += (size_t)n;
+		buf[have] = 0;
+		if (strstr(buf, "event: tick"))
+			return;
+		if (have > sizeof buf / 2) {            /* keep the tail: a tag split across reads */
+			memmove(buf, buf + have - 64, 64);
+			have = 64;
+		}
+	}
+}
+
+/* One burst of N records, written and done. */
+static void burst(int go, int done, uint32_t n)
+{
+	assert_int_equal(write(go, &n, sizeof n), (ssize_t)sizeof n);
+	char b;
+	struct pollfd pfd = { .fd = done, .events = POLLIN };
+	assert_int_equal(poll(&pfd, 1, 60000), 1);
+	assert_int_equal(read(done, &b, 1), 1);
+}
+
+/* Wait until thothd has logged more than SKIP drains; the CPU (ms) of
+ * the drains logged after SKIP on the task thread. */
+static double wait_drains(const char *log, int skip)
+{
+	uint64_t deadline = now_us() + 30000000ull;
+	for (;;) {
+		drains_t d = drains_logged(log, skip);
+		if (d.worker + d.loop > 0)
+			return d.worker_cpu_ms;
+		assert_true(now_us() < deadline);
+		usleep(20000);
+	}
+}
+
+static int drains_count(const char *log)
+{
+	drains_t d = drains_logged(log, 0);
+	return d.worker + d.loop;
+}
+
+/*
+ * A trace session that starts beside the dashboard while a busy backlog
+ * waits in the rings: what is there belongs to the dashboard only, and
+ * used to be drained to it by the start itself, on the loop thread.  Now
+ * the start only marks where the session begins in each ring (the
+ * dashboard's next drain hands the records before that mark to the
+ * dashboard only): the loop thread's CPU across the start stays below half
+ * of what draining such a burst costs (measured in this run, on the task
+ * thread).  With the drain in the start (the code before) it is that
+ * drain's whole cost, and the test fails.  Exact either way: the session
+ * gets every record written after its start and none before, the
+ * dashboard every record.
+ */
+static void test_a_session_start_beside_a_backlog_leaves_it_to_the_drain(void **state)
+{
+	(void)state;
+	harness_t h;
+	assert_int_equal(harness_setup(&h), 0);
+	const char *const args[] = { "--http-port", "0", NULL };
+	assert_true(harness_start_thothd(&h, args) > 0);
+	thoth_control_t ctl;
+	assert_int_equal(harness_connect(&h, &ctl), 0);
+	int port = dashboard_port(&ctl);
+	int go, done;
+	pid_t busy = spawn_traced(&h, &go, &done);
+	int page = http_connect(port);
+	static const char ev_req[] = "GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+	assert_int_equal(write(page, ev_req, sizeof ev_req - 1), (ssize_t)(sizeof ev_req - 1));
+	next_tick(page);                /* collecting: LOOP is on in the traced process */
+
+	/* What draining one burst costs here, now (the scrape drains it). */
+	int n0 = drains_count(h.log);
+	uint64_t total = BURST;
+	burst(go, done, BURST);
+	assert_int_equal(wakeups_of(port, busy), total);
+	double cal_ms = wait_drains(h.log, n0);
+
+	/* A burst just after a tick, then the session's start at once. */
+	next_tick(page);
+	burst(go, done, BURST);
+	total += BURST;
+	uint64_t cpu0 = loop_cpu_ns(h.thothd);
+	thoth_trace_TraceControl_start_pid_req_t sreq = { .categories = THOTH_TRACE_MASK(LOOP),
+							   .pid = (uint32_t)busy };
+	thoth_trace_TraceControl_start_pid_resp_t sresp;
+	assert_int_equal(thoth_trace_TraceControl_start_pid(&ctl.client, &sreq, &sresp, NULL), 0);
+	double start_ms = (double)(loop_cpu_ns(h.thothd) - cpu0) / 1e6;
+
+	/* The session's own records, once the backlog is drained (together
+	 * they would lap the ring). */
+	uint64_t got = 0, deadline = now_us() + 60000000ull;
+	while ((got = wakeups_of(port, busy)) < total && now_us() < deadline)
+		usleep(20000);
+	assert_int_equal(got, total);
+	burst(go, done, SESSION_BURST);
+	total += SESSION_BURST;
+	while ((got = wakeups_of(port, busy)) < total && now_us() < deadline)
+		usleep(20000);
+	assert_int_equal(got, total);
+	thoth_trace_TraceControl_stop_req_t preq = { 0 };
+	thoth_trace_TraceControl_stop_resp_t presp;
+	assert_int_equal(thoth_trace_TraceControl_stop(&ctl.client, &preq, &presp, NULL), 0);
+	fprintf(stderr, "# a session started beside %d waiting records: the loop thread %.2f ms of CPU "
+		"across the start (draining such a burst: %.1f ms CPU on the task thread); the "
+		"session %llu events, %llu dropped; the dashboard %llu\n", BURST, start_ms, cal_ms,
+		(unsigned long long)presp.events, (unsigned long long)presp.dropped,
+		(unsigned long long)got);
+	assert_int_equal(presp.events, SESSION_BURST);
+	assert_int_equal(presp.dropped, 0);
+	assert_true(cal_ms > 10);       /* the test can tell */
+	assert_true(start_ms < cal_ms / 2);
+	close(page);
+	close(go);
+	close(done);
+	thoth_control_close(&ctl);
+	assert_int_equal(harness_stop_thothd(&h), 0);
+	assert_false(harness_file_contains(h.log, "ERROR: AddressSanitizer"));
+	assert_false(harness_file_contains(h.log, "WARNING: ThreadSanitizer"));
+	harness_teardown(&h);
+}
+
+/*
+ * Collection stops on its own (the last client went away: here a scraper
+ * whose hold ran out, THOTHD_LIVE_HOLD_MS=500) while a busy backlog waits.
+ * That used to drain the backlog to the dashboard on the loop thread, for
+ * figures nobody reads; now the records are left where they are, and the
+ * next collection starts after them.  The loop thread's CPU from the
+ * burst until thothd says collection is off stays below half of what a
+ * drain of such a burst costs (measured in this run, on the task thread);
+ * the code before drains it there, and the test fails.  A new collection
+ * then counts exactly what is written after it started.
+ */
+static void test_collection_stop_leaves_the_backlog(void **state)
+{
+	(void)state;
+	harness_t h;
+	assert_int_equal(harness_setup(&h), 0);
+	const char *const args[] = { "--http-port", "0", NULL };
+	setenv("THOTHD_LIVE_HOLD_MS", "500", 1);
+	assert_true(harness_start_thothd(&h, args) > 0);
+	unsetenv("THOTHD_LIVE_HOLD_MS");
+	thoth_control_t ctl;
+	assert_int_equal(harness_connect(&h, &ctl), 0);
+	int port = dashboard_port(&ctl);
+	int go, done;
+	pid_t busy = spawn_traced(&h, &go, &done);
+
+	/* Calibration: a scrape starts collection; the next one drains a burst. */
+	free(metrics(port));
+	int n0 = drains_count(h.log);
+	burst(go, done, BURST);
+	assert_int_equal(wakeups_of(port, busy), BURST);
+	double cal_ms = wait_drains(h.log, n0);
+	uint64_t deadline = now_us() + 10000000ull;
+	int offs = 0;
+	while (harness_file_contains(h.log, "live collection off") == false && now_us() < deadline)
+		usleep(5000);
+	assert_true(harness_file_contains(h.log, "live collection off"));
+
+	/* A scrape starts collection again (the tick is a second away, the
+	 * hold ends before it); a burst, and the tick stops collection. */
+	free(metrics(port));
+	burst(go, done, BURST);
+	uint64_t cpu0 = loop_cpu_ns(h.thothd);
+	deadline = now_us() + 10000000ull;
+	char line[] = "live collection off";
+	for (offs = 0; offs < 2 && now_us() < deadline;) {
+		offs = 0;
+		FILE *f = fopen(h.log, "re");
+		assert_non_null(f);
+		char buf[1024];
+		while (fgets(buf, sizeof buf, f))
+			offs += strstr(buf, line) != NULL;
+		fclose(f);
+		if (offs < 2)
+			usleep(5000);
+	}
+	assert_int_equal(offs, 2);
+	double stop_ms = (double)(loop_cpu_ns(h.thothd) - cpu0) / 1e6;
+
+	/* A new collection counts only what comes after it (the backlog and
+	 * this burst together stay within the ring: nothing is overwritten). */
+	free(metrics(port));
+	burst(go, done, AFTER_BURST);
+	uint64_t got = 0;
+	deadline = now_us() + 60000000ull;
+	while ((got = wakeups_of(port, busy)) < AFTER_BURST && now_us() < deadline)
+		usleep(20000);
+	fprintf(stderr, "# collection stopped with %d records waiting: the loop thread %.2f ms of CPU "
+		"from the burst until collection was off (draining such a burst: %.1f ms CPU on the "
+		"task thread); the next collection counted %llu of the %d written after it\n", BURST,
+		stop_ms, cal_ms, (unsigned long long)got, AFTER_BURST);
+	assert_int_equal(got, AFTER_BURST);
+	assert_true(cal_ms > 10);
+	assert_true(stop_ms < cal_ms / 2);
+	close(go);
+	close(done);
+	thoth_control_close(&ctl);
+	assert_int_equal(harness_stop_thothd(&h), 0);
+	assert_false(harness_file_contains(h.log, "ERROR: AddressSanitizer"));
+	assert_false(harness_file_contains(h.log, "WARNING: ThreadSanitizer"));
+	harness_teardown(&h);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_a_busy_backlog_is_drained_off_the_loop_thread),
 		cmocka_unit_test(test_a_session_beside_the_dashboard_is_drained_off_the_loop_thread),
+		cmocka_unit_test(test_a_session_start_beside_a_backlog_leaves_it_to_the_drain),
+		cmocka_unit_test(test_collection_stop_leaves_the_backlog),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
