@@ -408,6 +408,21 @@ void thothd_tracer_live_on_drained(thothd_tracer_t *t, void (*fn)(void *ctx), vo
  * other tracer entry points meanwhile (the mutex is not recursive). */
 void thothd_tracer_live_lock(thothd_tracer_t *t);
 void thothd_tracer_live_unlock(thothd_tracer_t *t);
+/* The observer's own extra source (the dashboard's lock-ring poll,
+ * http_live.c), polled by its drains wherever they run: POLL(T, CTX) with
+ * the mutex held, on the loop thread after a small drain, or on the task
+ * thread after a deferred one.  HEAVY(CTX) (mutex held, loop thread): is
+ * the poll due now and too costly for the loop thread?  Then the drain is
+ * deferred even with few records waiting.  CTX is the observer's; both are
+ * dropped at thothd_tracer_live_stop.  Loop thread. */
+typedef void (*thothd_trace_live_poll_fn)(thothd_tracer_t *t, void *ctx);
+void thothd_tracer_live_set_poll(thothd_tracer_t *t, thothd_trace_live_poll_fn poll,
+				 bool (*heavy)(void *ctx));
+/* From within POLL, between two of its steps: let the loop thread have the
+ * mutex if it waits for it (a no-op on the loop thread).  False when the
+ * observer or its poll went away meanwhile: POLL must return at once,
+ * touching nothing of its context. */
+bool thothd_tracer_live_step(thothd_tracer_t *t);
 
 typedef struct thothd_trace_source_info {
 	uint32_t pid;

@@ -130,6 +130,8 @@ struct thothd_tracer {
 	uint64_t live_mask;
 	thothd_trace_live_fn live_fn;
 	void *live_ctx;
+	thothd_trace_live_poll_fn live_poll;    /* its extra source (NULL: none) */
+	bool (*live_heavy)(void *ctx);
 	/* The observer's deferred drain: at most one in flight (loop thread
 	 * only), and the worker's place in the list (mu: pruning moves it). */
 	bool live_task;
@@ -1381,6 +1383,8 @@ void thothd_tracer_live_stop(thothd_tracer_t *t)
 		 * the mixed rings (drain_source) on the collector thread. */
 		t->live_fn = NULL;
 		t->live_ctx = NULL;
+		t->live_poll = NULL;
+		t->live_heavy = NULL;
 		for (trace_source_t *s = t->sources; s; s = s->next) {
 			thoth_trace_reader_set_enabled(s->reader, source_mask(t, s));
 			cut_drop(&s->live_cut);
@@ -1473,6 +1477,8 @@ static void live_work(void *arg)
 	t->live_next = NULL;
 	if (t->live_fn)
 		poll_extra_source(t);
+	if (t->live_fn && t->live_poll)
+		t->live_poll(t, t->live_ctx);   /* steps aside between its own steps */
 	pthread_mutex_unlock(&t->mu);
 	job->cpu_ns = thothd_thread_cpu_ns() - cpu0;
 	job->wall_ns = thoth_clock_now() - wall0;
@@ -1516,7 +1522,8 @@ void thothd_tracer_live_drain(thothd_tracer_t *t)
 	uint64_t waiting = 0;
 	for (const trace_source_t *s = t->sources; s; s = s->next)
 		waiting += thoth__trace_reader_unread(s->reader);
-	if (waiting > THOTHD_LIVE_INLINE_MAX) {
+	bool heavy = t->live_heavy && t->live_heavy(t->live_ctx);
+	if (waiting > THOTHD_LIVE_INLINE_MAX || heavy) {
 		live_job_t *job = calloc(1, sizeof *job);
 		if (job)
 			job->t = t;
@@ -1534,6 +1541,8 @@ void thothd_tracer_live_drain(thothd_tracer_t *t)
 		/* r == 1: THOTHD_DEFER=off (the old path) */
 		uint64_t read0 = records_read(t), wall0 = thoth_clock_now(), cpu0 = thothd_thread_cpu_ns();
 		drain(t);
+		if (t->live_poll)
+			t->live_poll(t, t->live_ctx);
 		t->live_inline_big++;
 		thothd_debug("dashboard: drained %llu trace records in %.1f ms (%.1f ms CPU) on the loop "
 			     "thread", (unsigned long long)(records_read(t) - read0),
@@ -1542,7 +1551,26 @@ void thothd_tracer_live_drain(thothd_tracer_t *t)
 		return;
 	}
 	drain(t);
+	if (t->live_poll)
+		t->live_poll(t, t->live_ctx);
 	tracer_unlock(t);
+}
+
+void thothd_tracer_live_set_poll(thothd_tracer_t *t, thothd_trace_live_poll_fn poll,
+				 bool (*heavy)(void *ctx))
+{
+	if (!t)
+		return;
+	tracer_lock(t);
+	t->live_poll = t->live_fn ? poll : NULL;
+	t->live_heavy = t->live_fn ? heavy : NULL;
+	tracer_unlock(t);
+}
+
+bool thothd_tracer_live_step(thothd_tracer_t *t)
+{
+	step_aside(t);
+	return t->live_fn && t->live_poll;
 }
 
 bool thothd_tracer_live_busy(const thothd_tracer_t *t)

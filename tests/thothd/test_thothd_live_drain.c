@@ -13,6 +13,7 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -26,6 +27,8 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -33,6 +36,7 @@
 #include <cmocka.h>
 
 #include "harness.h"
+#include "lockprof_layout.h"
 #include "thoth/loop.h"
 #include "thoth/rpc.h"
 #include "thoth/trace.h"
@@ -721,6 +725,159 @@ static void test_collection_stop_leaves_the_backlog(void **state)
 	harness_teardown(&h);
 }
 
+/* ---- the dashboard's lock-ring poll ---- */
+
+enum { RING_TABLES = 32 };
+
+/* RUNTIME/locks/PID.table: a header and a ring of 4,096 waits, mapped
+ * shared: the test writes into it as a profiled process would. */
+static thothlock_header_t *map_ring_table(const char *dir, int pid)
+{
+	char path[512];
+	snprintf(path, sizeof path, "%s/%d.table", dir, pid);
+	size_t len = THOTHLOCK_HEADER_SIZE + THOTHLOCK_EVENT_CAPACITY * sizeof(thothlock_event_t);
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, (off_t)len), 0);
+	thothlock_header_t *hd = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	assert_true(hd != MAP_FAILED);
+	close(fd);
+	hd->magic = THOTHLOCK_MAGIC;
+	hd->version = THOTHLOCK_VERSION;
+	hd->header_size = THOTHLOCK_HEADER_SIZE;
+	hd->pid = pid;
+	hd->start_ns = 1;
+	hd->events_offset = THOTHLOCK_HEADER_SIZE;
+	hd->event_capacity = THOTHLOCK_EVENT_CAPACITY;
+	return hd;
+}
+
+typedef struct ring_writer {
+	thothlock_header_t *tables[RING_TABLES];
+	int stop;                       /* atomic */
+	uint64_t waits;
+} ring_writer_t;
+
+/* Every 100 ms, a ring's worth of new waits in every table (stamped now:
+ * each poll hands out the last 4,096 of each ring, the rest are lost). */
+static void *write_rings(void *arg)
+{
+	ring_writer_t *w = arg;
+	while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+		for (int i = 0; i < RING_TABLES; i++) {
+			thothlock_header_t *hd = w->tables[i];
+			thothlock_event_t *ev = (thothlock_event_t *)((uint8_t *)hd + THOTHLOCK_HEADER_SIZE);
+			uint64_t head = hd->event_head;
+			for (uint32_t k = 0; k < THOTHLOCK_EVENT_CAPACITY; k++, head++) {
+				thothlock_event_t *e = &ev[head & (THOTHLOCK_EVENT_CAPACITY - 1)];
+				__atomic_store_n(&e->seq, 0, __ATOMIC_RELEASE);
+				e->start_ns = now;
+				e->wait_ns = 1000;
+				e->lock = 0x1000;
+				e->tid = hd->pid;
+				__atomic_store_n(&e->seq, head + 1, __ATOMIC_RELEASE);
+			}
+			__atomic_store_n(&hd->event_head, head, __ATOMIC_RELEASE);
+			w->waits += THOTHLOCK_EVENT_CAPACITY;
+		}
+		usleep(100000);
+	}
+	return NULL;
+}
+
+/* The polls thothd logged after the first SKIP: how many, on which thread,
+ * their CPU time in all (ms). */
+typedef struct polls {
+	int n, on_task, on_loop;
+	double cpu_ms;
+} polls_t;
+
+static polls_t polls_logged(const char *log, int skip)
+{
+	FILE *f = fopen(log, "re");
+	assert_non_null(f);
+	char line[1024];
+	polls_t p = { 0 };
+	while (fgets(line, sizeof line, f)) {
+		char *q = strstr(line, "dashboard: polled ");
+		unsigned files;
+		unsigned long long waits;
+		double ms, cpu;
+		char where[8];
+		if (!q || sscanf(q, "dashboard: polled %u lock rings (%llu waits) in %lf ms (%lf ms CPU) on "
+				 "the %7s thread", &files, &waits, &ms, &cpu, where) != 5 || skip-- > 0)
+			continue;
+		p.n++;
+		p.on_task += strcmp(where, "task") == 0;
+		p.on_loop += strcmp(where, "loop") == 0;
+		p.cpu_ms += cpu;
+	}
+	fclose(f);
+	return p;
+}
+
+/*
+ * Busy lock rings (RING_TABLES profiled processes, each ring refilled
+ * every 100 ms) while a page is connected: the dashboard polls every ring
+ * once a tick and hands each wait to its figures.  After its first poll
+ * (on the loop thread: its cost is not known yet) each poll costs more
+ * than the loop thread should spend, so it runs on the task thread, ring
+ * by ring: over five ticks the loop thread's CPU stays below half of the
+ * polls' own.  On the loop thread (THOTHD_DEFER=off, as before) it is at
+ * least the polls' whole cost, and the test fails.
+ */
+static void test_busy_lock_rings_are_polled_off_the_loop_thread(void **state)
+{
+	(void)state;
+	harness_t h;
+	assert_int_equal(harness_setup(&h), 0);
+	char dir[400];
+	snprintf(dir, sizeof dir, "%s/locks", h.dir);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	ring_writer_t w = { .stop = 0 };
+	for (int i = 0; i < RING_TABLES; i++)
+		w.tables[i] = map_ring_table(dir, 1000000 + i);
+	const char *const args[] = { "--http-port", "0", NULL };
+	assert_true(harness_start_thothd(&h, args) > 0);
+	thoth_control_t ctl;
+	assert_int_equal(harness_connect(&h, &ctl), 0);
+	int port = dashboard_port(&ctl);
+	int page = http_connect(port);
+	static const char ev_req[] = "GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+	assert_int_equal(write(page, ev_req, sizeof ev_req - 1), (ssize_t)(sizeof ev_req - 1));
+	next_tick(page);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, write_rings, &w), 0);
+	next_tick(page);
+	next_tick(page);                /* a busy poll made, its cost known */
+	int skip = polls_logged(h.log, 0).n;
+	uint64_t cpu0 = loop_cpu_ns(h.thothd);
+	for (int k = 0; k < 5; k++)
+		next_tick(page);
+	double loop_ms = (double)(loop_cpu_ns(h.thothd) - cpu0) / 1e6;
+	polls_t p = polls_logged(h.log, skip);
+	__atomic_store_n(&w.stop, 1, __ATOMIC_RELEASE);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	fprintf(stderr, "# %d busy lock rings, five ticks: %d polls (%d on the task thread, %d on the "
+		"loop thread), %.1f ms of CPU in all; the loop thread %.1f ms\n", RING_TABLES, p.n,
+		p.on_task, p.on_loop, p.cpu_ms, loop_ms);
+	assert_true(p.n >= 3);
+	assert_true(p.cpu_ms > 10);     /* the test can tell */
+	assert_true(loop_ms < p.cpu_ms / 2);
+	close(page);
+	thoth_control_close(&ctl);
+	assert_int_equal(harness_stop_thothd(&h), 0);
+	assert_false(harness_file_contains(h.log, "ERROR: AddressSanitizer"));
+	assert_false(harness_file_contains(h.log, "WARNING: ThreadSanitizer"));
+	size_t len = THOTHLOCK_HEADER_SIZE + THOTHLOCK_EVENT_CAPACITY * sizeof(thothlock_event_t);
+	for (int i = 0; i < RING_TABLES; i++)
+		munmap(w.tables[i], len);
+	harness_teardown(&h);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -729,6 +886,7 @@ int main(void)
 		cmocka_unit_test(test_a_session_beside_the_dashboard_is_drained_off_the_loop_thread),
 		cmocka_unit_test(test_a_session_start_beside_a_backlog_leaves_it_to_the_drain),
 		cmocka_unit_test(test_collection_stop_leaves_the_backlog),
+		cmocka_unit_test(test_busy_lock_rings_are_polled_off_the_loop_thread),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
