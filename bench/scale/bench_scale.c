@@ -46,6 +46,7 @@
  *   bench_scale [--quick] [--section N]... [--threads N] [--clients N] [--trace-procs N]
  *               [--trace-burst N]  (section 7: N events per 10 ms per traced process)
  *               [--live-rate N]    (section 9: records a second, in bursts every 10 ms)
+ *               [--cold-reports]   (section 9: a profiled process appears every 1.3 s)
  *      (N = 1..9 above; default all; --threads: lookups and counters at
  *      1, 2, 4.. up to N threads even above the CPU count (oversubscribed);
  *      --clients: thothd resolves with 1, 2, 4.. up to N client processes)
@@ -54,6 +55,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -1715,6 +1717,7 @@ static void bench_stop_dump(int procs, int reps)
 /* ---- 9. the loop thread while the dashboard drains a busy process -------- */
 
 static int ld_rate = 1000000;   /* records a second (--live-rate) */
+static bool ld_cold;            /* --cold-reports: profiled processes appear meanwhile */
 enum { LD_RING = 1 << 20 };
 
 /* The busy traced process: one ring of LD_RING records; once the
@@ -1816,6 +1819,7 @@ typedef struct ld_result {
 	double p50, p99, p999, max;     /* resolve round trips, us */
 	double rps;
 	double drains, drain_ms_max, drain_ms_med, read, lost, scrape_max_ms;
+	double waits, wait_ms_max, reports, report_ms_max;      /* --cold-reports */
 } ld_result_t;
 
 /* The drains thothd logged: how many, the longest and the median (ms). */
@@ -1830,6 +1834,23 @@ static void ld_drains(const char *log, ld_result_t *out)
 		char *q = p ? strstr(p, " records in ") : NULL;
 		if (q && n < 4096 && sscanf(q, " records in %lf ms", &ms[n]) == 1)
 			n++;
+	}
+	if (f)
+		fclose(f);
+	/* Tasks that waited for the task thread, and the lock reports made. */
+	f = fopen(log, "re");
+	while (f && fgets(line, sizeof line, f)) {
+		double v;
+		char *p = strstr(line, "defer: a task waited ");
+		if (p && strstr(p, "the task thread") && sscanf(p, "defer: a task waited %lf ms", &v) == 1) {
+			out->waits++;
+			out->wait_ms_max = v > out->wait_ms_max ? v : out->wait_ms_max;
+		}
+		p = strstr(line, "dashboard: lock report in ");
+		if (p && sscanf(p, "dashboard: lock report in %lf ms", &v) == 1) {
+			out->reports++;
+			out->report_ms_max = v > out->report_ms_max ? v : out->report_ms_max;
+		}
 	}
 	if (f)
 		fclose(f);
@@ -1875,6 +1896,43 @@ static void ld_run(bool defer_off, double seconds, ld_result_t *out)
 	if (pthread_create(&th, NULL, ld_scrape, &x))
 		die("scraper", THOTH_E_NOMEM);
 	usleep(1500000);                /* collecting: the busy process writes */
+	pid_t cold[16];
+	int n_cold = 0;
+#ifdef LOCK_WORKLOAD
+	if (ld_cold) {
+		/* A profiled process (60 heap locks: a cold report of ~90 ms of
+		 * CPU) appears every ~1.3 s while the resolver runs. */
+		pid_t spawner = fork();
+		if (spawner == 0) {
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			setenv("THOTH_RUNTIME_DIR", h.dir, 1);
+			setenv("LD_PRELOAD", THOTHLOCK_PRELOAD, 1);
+			for (int k = 0; k < (int)(seconds / 1.3) + 1 && k < 16; k++) {
+				usleep(1300000);
+				int hold[2];    /* its stdin: it lives until the spawner ends */
+				if (pipe(hold))
+					_exit(1);
+				pid_t w = fork();
+				if (w == 0) {
+					prctl(PR_SET_PDEATHSIG, SIGKILL);
+					int devnull = open("/dev/null", O_RDWR);
+					dup2(devnull, 1);
+					dup2(hold[0], 0);
+					close(hold[1]);
+					execl(LOCK_WORKLOAD, LOCK_WORKLOAD, "10", "60", (char *)NULL);
+					_exit(127);
+				}
+				close(hold[0]);
+			}
+			pause();
+			_exit(0);
+		}
+		cold[n_cold++] = spawner;
+		h.children[h.n_children++] = spawner;
+	}
+#endif
+	(void)cold;
+	(void)n_cold;
 	tc_result_t r;
 	tc_resolves(&ctl, seconds, &r);
 	__atomic_store_n(&x.stop, 1, __ATOMIC_RELEASE);
@@ -1933,6 +1991,25 @@ static void bench_live_drain(int reps)
 		       m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7]);
 		printf("   %-44s busy process: %.0f records read, %.0f lost; longest /metrics scrape %.1f ms\n", "",
 		       m[8], m[9], m[10]);
+		if (ld_cold) {
+			double w[9], wm[9], rp[9], rm[9];
+			for (int k = 0; k < reps; k++) {
+				w[k] = res[mode][k].waits;
+				wm[k] = res[mode][k].wait_ms_max;
+				rp[k] = res[mode][k].reports;
+				rm[k] = res[mode][k].report_ms_max;
+			}
+			double wsum = 0, wmax = 0, rsum = 0, rmax = 0;
+			for (int k = 0; k < reps; k++) {
+				wsum += w[k];
+				rsum += rp[k];
+				wmax = wm[k] > wmax ? wm[k] : wmax;
+				rmax = rm[k] > rmax ? rm[k] : rmax;
+			}
+			(void)median;
+			printf("   %-44s over the %d runs: %.0f lock reports (longest %.1f ms); %.0f tasks waited for "
+			       "the task thread, the longest %.1f ms\n", "", reps, rsum, rmax, wsum, wmax);
+		}
 	}
 	printf("   worker / loop thread: longest resolve %.2fx, median %.2fx\n", mx[1] / mx[0], p50[1] / p50[0]);
 }
@@ -1957,6 +2034,12 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			only |= 1u << (n - 1);
+		} else if (!strcmp(argv[i], "--cold-reports")) {
+#ifndef LOCK_WORKLOAD
+			fprintf(stderr, "bench_scale: --cold-reports needs libthothlock.so (this build has none)\n");
+			return 2;
+#endif
+			ld_cold = true;
 		} else if (!strcmp(argv[i], "--live-rate") && i + 1 < argc) {
 			ld_rate = atoi(argv[++i]);
 			if (ld_rate < 100 || ld_rate > 5000000) {
@@ -1978,7 +2061,7 @@ int main(int argc, char **argv)
 			i++;
 		} else {
 			fprintf(stderr, "usage: bench_scale [--quick] [--section N]... [--threads N] [--clients N] "
-					"[--trace-procs N] [--trace-burst N] [--live-rate N] | --instr CALLS\n");
+					"[--trace-procs N] [--trace-burst N] [--live-rate N] [--cold-reports] | --instr CALLS\n");
 			return 2;
 		}
 	}

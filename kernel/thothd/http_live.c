@@ -205,7 +205,7 @@ struct thothd_live {
 	uint64_t locks_tick;            /* when locks_json was made */
 	uint64_t lock_set;              /* a hash of the tables seen at the last tick */
 	bool locks_stale;               /* the set of profiled processes changed */
-	struct locks_job *locks_job;    /* the report being made on the task thread, or NULL */
+	struct locks_job *locks_job;    /* the report being made on a worker, or NULL */
 	thothd_lock_rings_t *rings;     /* preloaded processes' contention rings (locks_scan.c) */
 	uint64_t lock_slices, lock_slices_lost;
 	/* The ring poll (rings_poll: the tracer's mutex held, either thread). */
@@ -213,6 +213,7 @@ struct thothd_live {
 	uint64_t rings_cpu_ns;          /* the last complete poll's CPU time */
 	uint64_t ring_set;              /* its hash of the tables seen */
 	pthread_t loop_thread;          /* thothd_live_new runs on it */
+	bool report_on_task;            /* THOTHD_LOCK_PANEL_LANE=task: the old lane (bench baseline) */
 	double prev_energy_mj;
 	uint64_t prev_calls;
 	bool have_prev_energy;
@@ -321,6 +322,8 @@ int thothd_live_new(thothd_t *d, thothd_live_t **out)
 		return THOTH_E_NOMEM;
 	l->d = d;
 	l->loop_thread = pthread_self();
+	const char *lane = getenv("THOTHD_LOCK_PANEL_LANE");
+	l->report_on_task = lane && strcmp(lane, "task") == 0;
 	if (thothd_lock_rings_new(&l->rings)) {
 		free(l);
 		return THOTH_E_NOMEM;
@@ -413,7 +416,7 @@ int thothd_live_start(thothd_live_t *l)
 	thothd_tracer_live_set_poll(l->d->tracer, rings_poll, rings_heavy);
 	read_cpus(l);                   /* the first interval's baseline */
 	l->locks_tick = l->ticks;
-	locks_refresh(l);               /* made on the task thread: ready for the first tick */
+	locks_refresh(l);               /* made on a worker: ready for the first tick */
 	return 0;
 }
 
@@ -733,8 +736,9 @@ static const char *lease_status_name(unsigned s)
  * PID.table; the report (docs/LOCKS.md's JSON document, top LOCKS_TOP
  * locks by wait) is what `thothctl --json locks` prints.  Symbolizing reads
  * ELF files (a process's first report: ~100 ms), so it is refreshed every
- * LOCKS_EVERY ticks, not every tick, and made on thothd's task thread
- * (defer.c), the panel showing the last report meanwhile.  It touches
+ * LOCKS_EVERY ticks, not every tick, and made on thothd's workers
+ * (thothd_defer_task_slow, defer.c: never ahead of a drain on the task
+ * thread), the panel showing the last report meanwhile.  It touches
  * nothing of the dashboard's: the tables, and the symbol cache under its
  * own mutex (shared with LockReports' workers, locks.c). */
 typedef struct locks_job {
@@ -814,7 +818,7 @@ static int locks_done(void *arg, bool ran, void *resp, thoth_arena_t *arena, con
 	if (ran)
 		thothd_debug("dashboard: lock report in %.1f ms (%.1f ms CPU) on %s",
 			     job->wall_ns / 1e6, job->cpu_ns / 1e6,
-			     job->here ? "the loop thread" : "the task thread");
+			     job->here ? "the loop thread" : "a worker thread");
 	if (!l)
 		return 0;
 	if (l->locks_job == job)
@@ -846,8 +850,8 @@ static const thothd_job_ops_t locks_ops = {
 	.release = locks_release,
 };
 
-/* Refresh the panel's report: on the task thread (the panel has it at a
- * later tick), or here when deferring is off (THOTHD_DEFER=off). */
+/* Refresh the panel's report: on a worker (the panel has it at a later
+ * tick), or here when deferring is off (THOTHD_DEFER=off). */
 static void locks_refresh(thothd_live_t *l)
 {
 	if (l->locks_job)
@@ -861,7 +865,8 @@ static void locks_refresh(thothd_live_t *l)
 	job->syms = l->d->lock_syms;
 	job->syms_mu = l->d->lock_syms_mu;
 	l->locks_job = job;
-	int r = thothd_defer_task(l->d, &locks_ops, job);
+	int r = l->report_on_task ? thothd_defer_task(l->d, &locks_ops, job)
+				  : thothd_defer_task_slow(l->d, &locks_ops, job);
 	if (r == 0)
 		return;
 	l->locks_job = NULL;

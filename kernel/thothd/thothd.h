@@ -310,6 +310,11 @@ int thothd_defer_or_run(thothd_call_t *call, const thothd_job_ops_t *ops, void *
  * unused).  0: queued; 1: not deferred (THOTHD_DEFER=off, no loop, or
  * stopping): the caller works inline; <0: error (nothing queued). */
 int thothd_defer_task(thothd_t *d, const thothd_job_ops_t *ops, void *arg);
+/* The same on the workers (nice +10, shared with the slow requests), not
+ * the task thread: for slow work that holds no lock the loop thread waits
+ * for and can be late (the lock panel's report: ~90 ms of CPU when cold),
+ * so that it never delays a drain queued behind it on the task thread. */
+int thothd_defer_task_slow(thothd_t *d, const thothd_job_ops_t *ops, void *arg);
 /* handle_message: queue the job the handler deferred (after it returned). */
 void thothd_jobs_submit(thothd_t *d, struct thothd_job *job);
 /* C is closing: its pending jobs finish unanswered. */
