@@ -642,6 +642,38 @@ static void test_a_session_start_beside_a_backlog_leaves_it_to_the_drain(void **
 	harness_teardown(&h);
 }
 
+/* A scraper every 100 ms while a burst is written (each scrape keeps the
+ * collection on for THOTHD_LIVE_HOLD_MS more, and drains), then until the
+ * dashboard has counted WANT: a burst that outlasts the hold (a slow ASan
+ * or TSan build) is still collected whole. */
+typedef struct scraper {
+	int port, stop;                 /* stop: atomic */
+} scraper_t;
+
+static void *scrape_loop(void *arg)
+{
+	scraper_t *x = arg;
+	while (!__atomic_load_n(&x->stop, __ATOMIC_ACQUIRE)) {
+		free(metrics(x->port));
+		usleep(100000);
+	}
+	return NULL;
+}
+
+static void burst_scraped(int port, pid_t busy, int go, int done, uint32_t n, uint64_t want)
+{
+	scraper_t x = { .port = port };
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, scrape_loop, &x), 0);
+	burst(go, done, n);
+	__atomic_store_n(&x.stop, 1, __ATOMIC_RELEASE);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	uint64_t got = 0, deadline = now_us() + 60000000ull;
+	while ((got = wakeups_of(port, busy)) < want && now_us() < deadline)
+		usleep(20000);
+	assert_int_equal(got, want);
+}
+
 /*
  * Collection stops on its own (the last client went away: here a scraper
  * whose hold ran out, THOTHD_LIVE_HOLD_MS=500) while a busy backlog waits.
@@ -668,11 +700,10 @@ static void test_collection_stop_leaves_the_backlog(void **state)
 	int go, done;
 	pid_t busy = spawn_traced(&h, &go, &done);
 
-	/* Calibration: a scrape starts collection; the next one drains a burst. */
+	/* Calibration: the scrapes' drains of a burst. */
 	free(metrics(port));
 	int n0 = drains_count(h.log);
-	burst(go, done, BURST);
-	assert_int_equal(wakeups_of(port, busy), BURST);
+	burst_scraped(port, busy, go, done, BURST, BURST);
 	double cal_ms = wait_drains(h.log, n0);
 	uint64_t deadline = now_us() + 10000000ull;
 	int offs = 0;
@@ -704,11 +735,8 @@ static void test_collection_stop_leaves_the_backlog(void **state)
 	/* A new collection counts only what comes after it (the backlog and
 	 * this burst together stay within the ring: nothing is overwritten). */
 	free(metrics(port));
-	burst(go, done, AFTER_BURST);
-	uint64_t got = 0;
-	deadline = now_us() + 60000000ull;
-	while ((got = wakeups_of(port, busy)) < AFTER_BURST && now_us() < deadline)
-		usleep(20000);
+	burst_scraped(port, busy, go, done, AFTER_BURST, AFTER_BURST);
+	uint64_t got = wakeups_of(port, busy);
 	fprintf(stderr, "# collection stopped with %d records waiting: the loop thread %.2f ms of CPU "
 		"from the burst until collection was off (draining such a burst: %.1f ms CPU on the "
 		"task thread); the next collection counted %llu of the %d written after it\n", BURST,
