@@ -1541,12 +1541,12 @@ void thothd_tracer_live_drain(thothd_tracer_t *t)
 		/* r == 1: THOTHD_DEFER=off (the old path) */
 		uint64_t read0 = records_read(t), wall0 = thoth_clock_now(), cpu0 = thothd_thread_cpu_ns();
 		drain(t);
-		if (t->live_poll)
-			t->live_poll(t, t->live_ctx);
 		t->live_inline_big++;
 		thothd_debug("dashboard: drained %llu trace records in %.1f ms (%.1f ms CPU) on the loop "
 			     "thread", (unsigned long long)(records_read(t) - read0),
 			     (thoth_clock_now() - wall0) / 1e6, (thothd_thread_cpu_ns() - cpu0) / 1e6);
+		if (t->live_poll)
+			t->live_poll(t, t->live_ctx);   /* logs its own figures */
 		tracer_unlock(t);
 		return;
 	}
