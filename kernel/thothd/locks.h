@@ -30,6 +30,11 @@ enum {
 	THOTHD_LOCKS_MAX_TABLES = 16,
 	THOTHD_LOCKS_MAX_REFUSED = 16,  /* refusals kept (all are counted) */
 	THOTHD_LOCKS_MAX_RINGS = 64,    /* processes whose rings are followed */
+	/* Waits a poll reads from one ring at most: a ring as large as the
+	 * preload writes (THOTHLOCK_EVENT_CAPACITY).  A header claiming a
+	 * larger ring (up to 1 Mi slots) gets its newest this many read and
+	 * the rest counted lost, so one ring is one short step of a poll. */
+	THOTHD_LOCKS_RING_READ_MAX = 4096,
 };
 
 /* A table thothd did not read, or read without symbols, and why. */

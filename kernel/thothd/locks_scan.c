@@ -519,7 +519,12 @@ bool thothd_lock_rings_poll_steps(thothd_lock_rings_t *r, const char *locks_dir,
 		pos->seen = r->polls;
 		wait_ctx_t c = { .fn = fn, .ctx = ctx, .pid = pid, .process = pos->name,
 				 .since_ns = since_ns, .handed = &r->last_waits };
-		uint64_t l = thothlock_ring_read(ring, &pos->next, on_wait, &c);
+		uint64_t head = thothlock_ring_head(ring), l = 0;
+		if (head > pos->next && head - pos->next > THOTHD_LOCKS_RING_READ_MAX) {
+			l = head - pos->next - THOTHD_LOCKS_RING_READ_MAX;
+			pos->next = head - THOTHD_LOCKS_RING_READ_MAX;
+		}
+		l += thothlock_ring_read(ring, &pos->next, on_wait, &c);
 		if (lost)
 			*lost += l;
 		thothlock_ring_free(ring);

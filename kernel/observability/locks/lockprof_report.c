@@ -1623,6 +1623,11 @@ void thothlock_ring_identity(const thothlock_ring_t *r, int *pid, uint64_t *star
 	*exited = r->hdr.exited != 0;
 }
 
+uint64_t thothlock_ring_head(const thothlock_ring_t *r)
+{
+	return r->hdr.event_head;
+}
+
 uint64_t thothlock_ring_read(thothlock_ring_t *r, uint64_t *next, thothlock_wait_fn fn, void *ctx)
 {
 	uint64_t head = r->hdr.event_head, cap = r->hdr.event_capacity, lost = 0;

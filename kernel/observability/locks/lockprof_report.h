@@ -95,6 +95,8 @@ void thothlock_ring_free(thothlock_ring_t *ring);
  * whether it has exited. */
 void thothlock_ring_identity(const thothlock_ring_t *ring, int *pid, uint64_t *start_ns,
                              bool *exited);
+/* Events ever written to the ring (its header's head when opened). */
+uint64_t thothlock_ring_head(const thothlock_ring_t *ring);
 /* Calls fn for each event numbered >= *next still in the ring, oldest
  * first, and sets *next past the last one read.  Only those slots are
  * read from the file (thothlock_ring_open reads the header alone): a
