@@ -336,8 +336,9 @@ static void source_join_session(thothd_tracer_t *t, trace_source_t *s)
 	if (t->live_fn) {
 		/* What waits is the observer's only: its next drain (a busy
 		 * backlog on the task thread) hands it out, the cut keeps it from
-		 * the session.  Without memory for a cut, drained here as before. */
-		if (!cut_now(s, &s->session_cut))
+		 * the session.  Without memory for a cut, or with THOTHD_DEFER=off
+		 * (the old path, the benchmarks' baseline), drained here. */
+		if (t->d->defer_off || !cut_now(s, &s->session_cut))
 			source_poll_routed(t, s);
 		s->mixed = true;
 	} else {
@@ -1346,9 +1347,10 @@ int thothd_tracer_live_start(thothd_tracer_t *t, uint64_t mask, thothd_trace_liv
 	 * records, or an earlier observer's left behind) is not the
 	 * observer's.  A cut in each source says so without reading it here;
 	 * the observer's drains read past it, handing a session its share.
-	 * Without memory for a cut, that source is drained here, as before. */
+	 * Without memory for a cut, or with THOTHD_DEFER=off (the old path),
+	 * that source is drained here. */
 	for (trace_source_t *s = t->sources; s; s = s->next) {
-		if (cut_now(s, &s->live_cut))
+		if (!t->d->defer_off && cut_now(s, &s->live_cut))
 			continue;
 		if (s->in_session)
 			drain_source(t, s);
@@ -1380,7 +1382,10 @@ void thothd_tracer_live_stop(thothd_tracer_t *t)
 		/* Nothing is drained here: what waits was the observer's (nobody
 		 * reads its figures now; the next observer starts after its cut)
 		 * or the session's, which the session's own drains sort out of
-		 * the mixed rings (drain_source) on the collector thread. */
+		 * the mixed rings (drain_source) on the collector thread.
+		 * THOTHD_DEFER=off drains here (the old path, the baseline). */
+		if (t->d->defer_off)
+			drain(t);
 		t->live_fn = NULL;
 		t->live_ctx = NULL;
 		t->live_poll = NULL;
