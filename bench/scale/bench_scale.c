@@ -42,11 +42,16 @@
  *      the drain on the loop thread (THOTHD_DEFER=off, the old placement)
  *      vs handed to a worker (the default), a fresh thothd per run,
  *      alternating, in one run.
+ *  10. a trace session's start beside the dashboard and the end of its
+ *      collection, each with 800k records waiting: the start's round trip,
+ *      the loop thread's CPU across it, another connection's longest
+ *      resolve (THOTHD_DEFER=off drains there, the old path, vs cuts).
  *
  *   bench_scale [--quick] [--section N]... [--threads N] [--clients N] [--trace-procs N]
  *               [--trace-burst N]  (section 7: N events per 10 ms per traced process)
  *               [--live-rate N]    (section 9: records a second, in bursts every 10 ms)
- *      (N = 1..9 above; default all; --threads: lookups and counters at
+ *               [--cold-reports]   (section 9: a profiled process appears every 1.3 s)
+ *      (N = 1..10 above; default all; --threads: lookups and counters at
  *      1, 2, 4.. up to N threads even above the CPU count (oversubscribed);
  *      --clients: thothd resolves with 1, 2, 4.. up to N client processes)
  *   bench_scale --instr N      N calls of each lookup kind, for callgrind
@@ -54,6 +59,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -1715,6 +1721,7 @@ static void bench_stop_dump(int procs, int reps)
 /* ---- 9. the loop thread while the dashboard drains a busy process -------- */
 
 static int ld_rate = 1000000;   /* records a second (--live-rate) */
+static bool ld_cold;            /* --cold-reports: profiled processes appear meanwhile */
 enum { LD_RING = 1 << 20 };
 
 /* The busy traced process: one ring of LD_RING records; once the
@@ -1816,6 +1823,7 @@ typedef struct ld_result {
 	double p50, p99, p999, max;     /* resolve round trips, us */
 	double rps;
 	double drains, drain_ms_max, drain_ms_med, read, lost, scrape_max_ms;
+	double waits, wait_ms_max, reports, report_ms_max;      /* --cold-reports */
 } ld_result_t;
 
 /* The drains thothd logged: how many, the longest and the median (ms). */
@@ -1830,6 +1838,23 @@ static void ld_drains(const char *log, ld_result_t *out)
 		char *q = p ? strstr(p, " records in ") : NULL;
 		if (q && n < 4096 && sscanf(q, " records in %lf ms", &ms[n]) == 1)
 			n++;
+	}
+	if (f)
+		fclose(f);
+	/* Tasks that waited for the task thread, and the lock reports made. */
+	f = fopen(log, "re");
+	while (f && fgets(line, sizeof line, f)) {
+		double v;
+		char *p = strstr(line, "defer: a task waited ");
+		if (p && strstr(p, "the task thread") && sscanf(p, "defer: a task waited %lf ms", &v) == 1) {
+			out->waits++;
+			out->wait_ms_max = v > out->wait_ms_max ? v : out->wait_ms_max;
+		}
+		p = strstr(line, "dashboard: lock report in ");
+		if (p && sscanf(p, "dashboard: lock report in %lf ms", &v) == 1) {
+			out->reports++;
+			out->report_ms_max = v > out->report_ms_max ? v : out->report_ms_max;
+		}
 	}
 	if (f)
 		fclose(f);
@@ -1875,6 +1900,43 @@ static void ld_run(bool defer_off, double seconds, ld_result_t *out)
 	if (pthread_create(&th, NULL, ld_scrape, &x))
 		die("scraper", THOTH_E_NOMEM);
 	usleep(1500000);                /* collecting: the busy process writes */
+	pid_t cold[16];
+	int n_cold = 0;
+#ifdef LOCK_WORKLOAD
+	if (ld_cold) {
+		/* A profiled process (60 heap locks: a cold report of ~90 ms of
+		 * CPU) appears every ~1.3 s while the resolver runs. */
+		pid_t spawner = fork();
+		if (spawner == 0) {
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			setenv("THOTH_RUNTIME_DIR", h.dir, 1);
+			setenv("LD_PRELOAD", THOTHLOCK_PRELOAD, 1);
+			for (int k = 0; k < (int)(seconds / 1.3) + 1 && k < 16; k++) {
+				usleep(1300000);
+				int hold[2];    /* its stdin: it lives until the spawner ends */
+				if (pipe(hold))
+					_exit(1);
+				pid_t w = fork();
+				if (w == 0) {
+					prctl(PR_SET_PDEATHSIG, SIGKILL);
+					int devnull = open("/dev/null", O_RDWR);
+					dup2(devnull, 1);
+					dup2(hold[0], 0);
+					close(hold[1]);
+					execl(LOCK_WORKLOAD, LOCK_WORKLOAD, "10", "60", (char *)NULL);
+					_exit(127);
+				}
+				close(hold[0]);
+			}
+			pause();
+			_exit(0);
+		}
+		cold[n_cold++] = spawner;
+		h.children[h.n_children++] = spawner;
+	}
+#endif
+	(void)cold;
+	(void)n_cold;
 	tc_result_t r;
 	tc_resolves(&ctl, seconds, &r);
 	__atomic_store_n(&x.stop, 1, __ATOMIC_RELEASE);
@@ -1933,8 +1995,283 @@ static void bench_live_drain(int reps)
 		       m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7]);
 		printf("   %-44s busy process: %.0f records read, %.0f lost; longest /metrics scrape %.1f ms\n", "",
 		       m[8], m[9], m[10]);
+		if (ld_cold) {
+			double w[9], wm[9], rp[9], rm[9];
+			for (int k = 0; k < reps; k++) {
+				w[k] = res[mode][k].waits;
+				wm[k] = res[mode][k].wait_ms_max;
+				rp[k] = res[mode][k].reports;
+				rm[k] = res[mode][k].report_ms_max;
+			}
+			double wsum = 0, wmax = 0, rsum = 0, rmax = 0;
+			for (int k = 0; k < reps; k++) {
+				wsum += w[k];
+				rsum += rp[k];
+				wmax = wm[k] > wmax ? wm[k] : wmax;
+				rmax = rm[k] > rmax ? rm[k] : rmax;
+			}
+			(void)median;
+			printf("   %-44s over the %d runs: %.0f lock reports (longest %.1f ms); %.0f tasks waited for "
+			       "the task thread, the longest %.1f ms\n", "", reps, rsum, rmax, wsum, wmax);
+		}
 	}
 	printf("   worker / loop thread: longest resolve %.2fx, median %.2fx\n", mx[1] / mx[0], p50[1] / p50[0]);
+}
+
+/* ---- 10. a session's start and collection's end beside a busy backlog ---- */
+
+enum { CS_BURST = 800000 };
+
+/* A traced process with one 1 Mi-record ring: a burst of N loop_wakeup
+ * records per uint32_t N read on GO (once LOOP is on), a byte on DONE. */
+static pid_t cs_traced(harness_t *h, int *go_w, int *done_r)
+{
+	int go[2], done[2];
+	if (pipe(go) || pipe(done))
+		die("pipe", THOTH_E_IO);
+	pid_t p = fork();
+	if (p == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		close(go[1]);
+		close(done[0]);
+		thoth_trace_config_t cfg = { .ring_count = 2, .ring_records = LD_RING,
+					     .full_policy = THOTH_TRACE_OVERWRITE_OLDEST, .process_name = "busy" };
+		thoth_control_t ctl;
+		if (thoth_trace_init(&cfg) || harness_connect(h, &ctl))
+			_exit(1);
+		uint32_t n;
+		while (read(go[0], &n, sizeof n) == (ssize_t)sizeof n) {
+			for (int i = 0; i < 20000 && !THOTH_TRACE_IS_ON(LOOP); i++)
+				usleep(500);
+			for (uint32_t i = 0; i < n; i++)
+				THOTH_TRACE(LOOP, loop_wakeup, 2u, (uint64_t)i);
+			if (write(done[1], "d", 1) != 1)
+				_exit(1);
+		}
+		_exit(0);
+	}
+	close(go[0]);
+	close(done[1]);
+	h->children[h->n_children++] = p;
+	*go_w = go[1];
+	*done_r = done[0];
+	return p;
+}
+
+static void cs_burst(int go, int done, uint32_t n)
+{
+	char b;
+	if (write(go, &n, sizeof n) != (ssize_t)sizeof n || read(done, &b, 1) != 1)
+		die("burst", THOTH_E_IO);
+}
+
+/* Read the page's stream until its next tick. */
+static void cs_tick(int page)
+{
+	char buf[65536];
+	size_t have = 0;
+	for (;;) {
+		ssize_t n = read(page, buf + have, sizeof buf - 1 - have);
+		if (n <= 0)
+			die("event stream", THOTH_E_IO);
+		have += (size_t)n;
+		buf[have] = 0;
+		if (strstr(buf, "event: tick"))
+			return;
+		if (have > sizeof buf / 2) {
+			memmove(buf, buf + have - 64, 64);
+			have = 64;
+		}
+	}
+}
+
+/* Another connection resolving back to back; the longest round trip that
+ * began inside [from, to) (ns). */
+typedef struct cs_resolver {
+	harness_t *h;
+	int stop;                       /* atomic */
+	uint64_t *t0, *lat;
+	size_t n, cap;
+} cs_resolver_t;
+
+static void *cs_resolve(void *arg)
+{
+	cs_resolver_t *r = arg;
+	thoth_control_t ctl;
+	if (thoth_control_connect(&ctl, r->h->dir, 120000))
+		die("resolver connect", THOTH_E_IO);
+	while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE) && r->n < r->cap) {
+		uint64_t t = now_ns();
+		if (harness_resolve(&ctl, "echo", NULL))
+			die("resolve", THOTH_E_IO);
+		r->t0[r->n] = t;
+		r->lat[r->n++] = now_ns() - t;
+	}
+	thoth_control_close(&ctl);
+	return NULL;
+}
+
+static double cs_max_ms(const cs_resolver_t *r, uint64_t from, uint64_t to)
+{
+	uint64_t mx = 0;
+	for (size_t i = 0; i < r->n; i++)
+		if (r->t0[i] + r->lat[i] >= from && r->t0[i] < to && r->lat[i] > mx)
+			mx = r->lat[i];
+	return (double)mx / 1e6;
+}
+
+static double cs_loop_cpu_ms(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/task/%d/schedstat", (int)pid, (int)pid);
+	FILE *f = fopen(path, "re");
+	unsigned long long ns = 0;
+	if (!f || fscanf(f, "%llu", &ns) != 1)
+		die("schedstat", THOTH_E_IO);
+	fclose(f);
+	return (double)ns / 1e6;
+}
+
+static int cs_offs(const char *log)
+{
+	FILE *f = fopen(log, "re");
+	char line[1024];
+	int n = 0;
+	while (f && fgets(line, sizeof line, f))
+		n += strstr(line, "live collection off") != NULL;
+	if (f)
+		fclose(f);
+	return n;
+}
+
+typedef struct cs_result {
+	double start_rt_ms, start_loop_ms, start_resolve_ms;     /* a session's start */
+	double stop_loop_ms, stop_resolve_ms;                   /* collection's end */
+	double quiet_resolve_ms;                                /* 300 ms before, nothing special */
+} cs_result_t;
+
+static void cs_run(bool defer_off, cs_result_t *out)
+{
+	if (defer_off)
+		setenv("THOTHD_DEFER", "off", 1);
+	else
+		unsetenv("THOTHD_DEFER");
+	setenv("THOTHD_LIVE_HOLD_MS", "500", 1);
+	harness_t h;
+	const char *const args[] = { "--http-port", "0", "--log-level", "debug", NULL };
+	thoth_control_t svc, ctl;
+	tc_start(&h, args, 0, 120000, &svc, &ctl);
+	unsetenv("THOTHD_DEFER");
+	unsetenv("THOTHD_LIVE_HOLD_MS");
+	thoth_daemon_Daemon_status_resp_t st;
+	if (harness_status(&ctl, &st))
+		die("status", THOTH_E_IO);
+	const char *colon = memrchr(st.dashboard_url.ptr, ':', st.dashboard_url.len);
+	int port = colon ? atoi(colon + 1) : 0;
+	int go, done;
+	pid_t busy = cs_traced(&h, &go, &done);
+	int want = 3;
+	void *arg[2] = { &ctl, &want };
+	if (port <= 0 || !harness_wait_until(tc_attached, arg, 10000))
+		die("set-up", THOTH_E_TIMEDOUT);
+	cs_resolver_t r = { .h = &h, .cap = 1u << 22 };
+	r.t0 = calloc(r.cap, sizeof *r.t0);
+	r.lat = calloc(r.cap, sizeof *r.lat);
+	pthread_t th;
+	if (!r.t0 || !r.lat || pthread_create(&th, NULL, cs_resolve, &r))
+		die("resolver", THOTH_E_NOMEM);
+
+	/* A session's start: a page connected, a burst just after a tick. */
+	int page = ld_connect(port);
+	static const char ev[] = "GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+	if (write(page, ev, sizeof ev - 1) != (ssize_t)(sizeof ev - 1))
+		die("event stream", THOTH_E_IO);
+	cs_tick(page);
+	cs_tick(page);
+	uint64_t q0 = now_ns();
+	usleep(300000);
+	out->quiet_resolve_ms = cs_max_ms(&r, q0, now_ns());
+	cs_tick(page);
+	cs_burst(go, done, CS_BURST);
+	double cpu0 = cs_loop_cpu_ms(h.thothd);
+	uint64_t t0 = now_ns();
+	thoth_trace_TraceControl_start_pid_req_t sreq = { .categories = THOTH_TRACE_MASK(LOOP),
+							   .pid = (uint32_t)busy };
+	thoth_trace_TraceControl_start_pid_resp_t sresp;
+	if (thoth_trace_TraceControl_start_pid(&ctl.client, &sreq, &sresp, NULL))
+		die("session start", THOTH_E_IO);
+	uint64_t t1 = now_ns();
+	out->start_loop_ms = cs_loop_cpu_ms(h.thothd) - cpu0;
+	out->start_rt_ms = (double)(t1 - t0) / 1e6;
+	usleep(20000);
+	out->start_resolve_ms = cs_max_ms(&r, t0, t1);
+	thoth_trace_TraceControl_stop_req_t preq = { 0 };
+	thoth_trace_TraceControl_stop_resp_t presp;
+	if (thoth_trace_TraceControl_stop(&ctl.client, &preq, &presp, NULL))
+		die("session stop", THOTH_E_IO);
+	close(page);
+	uint64_t deadline = now_ns() + 15000000000ull;
+	while (cs_offs(h.log) < 1 && now_ns() < deadline)
+		usleep(5000);
+
+	/* Collection's end: a scrape (hold 500 ms), a burst, the next tick. */
+	char *buf = malloc(4u << 20);
+	if (!buf)
+		die("metrics", THOTH_E_NOMEM);
+	ld_metrics(port, buf, 4u << 20);
+	free(buf);
+	cs_burst(go, done, CS_BURST);
+	cpu0 = cs_loop_cpu_ms(h.thothd);
+	t0 = now_ns();
+	while (cs_offs(h.log) < 2 && now_ns() < deadline)
+		usleep(2000);
+	t1 = now_ns();
+	out->stop_loop_ms = cs_loop_cpu_ms(h.thothd) - cpu0;
+	usleep(20000);
+	out->stop_resolve_ms = cs_max_ms(&r, t0, t1);
+	if (cs_offs(h.log) < 2)
+		die("collection did not stop", THOTH_E_TIMEDOUT);
+	__atomic_store_n(&r.stop, 1, __ATOMIC_RELEASE);
+	pthread_join(th, NULL);
+	free(r.t0);
+	free(r.lat);
+	close(go);
+	close(done);
+	thoth_control_close(&ctl);
+	thoth_control_close(&svc);
+	harness_teardown(&h);
+}
+
+static void bench_session_cuts(int reps)
+{
+	printf("\n10. a trace session's start and the dashboard's end of collection with %d records waiting\n"
+	       "   (one traced process, a 1 Mi-record ring; a page on /events for the start, a scraper's\n"
+	       "   500 ms hold running out for the end): the start's round trip and the loop thread's CPU\n"
+	       "   across it, another connection's longest resolve during the start, from the burst to the\n"
+	       "   end, and in 300 ms before (ms); a fresh thothd per run, median of %d;\n"
+	       "   baseline in the same run: the drains on the loop thread (THOTHD_DEFER=off)\n",
+	       CS_BURST, reps);
+	cs_result_t res[2][9];
+	for (int k = 0; k < reps; k++)
+		for (int mode = 0; mode < 2; mode++)
+			cs_run(mode == 0, &res[mode][k]);
+	printf("   %-40s %9s %9s %9s %9s %9s\n", "", "start rt", "start cpu", "start res", "end res",
+	       "quiet res");
+	for (int mode = 0; mode < 2; mode++) {
+		double c[6][9], m[6];
+		for (int k = 0; k < reps; k++) {
+			cs_result_t *x = &res[mode][k];
+			double row[6] = { x->start_rt_ms, x->start_loop_ms, x->start_resolve_ms, x->stop_loop_ms,
+					  x->stop_resolve_ms, x->quiet_resolve_ms };
+			for (int i = 0; i < 6; i++)
+				c[i][k] = row[i];
+		}
+		for (int i = 0; i < 6; i++)
+			m[i] = median(c[i], reps);
+		printf("   %-40s %9.2f %9.2f %9.2f %9.2f %9.2f\n",
+		       mode == 0 ? "drained on the loop thread (DEFER=off)" : "cuts, no drain (default)",
+		       m[0], m[1], m[2], m[4], m[5]);
+	}
 }
 
 int main(int argc, char **argv)
@@ -1952,11 +2289,17 @@ int main(int argc, char **argv)
 			quick = true;
 		} else if (!strcmp(argv[i], "--section") && i + 1 < argc) {
 			int n = atoi(argv[++i]);
-			if (n < 1 || n > 9) {
-				fprintf(stderr, "bench_scale: --section takes 1..9\n");
+			if (n < 1 || n > 10) {
+				fprintf(stderr, "bench_scale: --section takes 1..10\n");
 				return 2;
 			}
 			only |= 1u << (n - 1);
+		} else if (!strcmp(argv[i], "--cold-reports")) {
+#ifndef LOCK_WORKLOAD
+			fprintf(stderr, "bench_scale: --cold-reports needs libthothlock.so (this build has none)\n");
+			return 2;
+#endif
+			ld_cold = true;
 		} else if (!strcmp(argv[i], "--live-rate") && i + 1 < argc) {
 			ld_rate = atoi(argv[++i]);
 			if (ld_rate < 100 || ld_rate > 5000000) {
@@ -1978,12 +2321,12 @@ int main(int argc, char **argv)
 			i++;
 		} else {
 			fprintf(stderr, "usage: bench_scale [--quick] [--section N]... [--threads N] [--clients N] "
-					"[--trace-procs N] [--trace-burst N] [--live-rate N] | --instr CALLS\n");
+					"[--trace-procs N] [--trace-burst N] [--live-rate N] [--cold-reports] | --instr CALLS\n");
 			return 2;
 		}
 	}
 	if (!only)
-		only = 0x1ff;
+		only = 0x3ff;
 	if (quick)
 		run_s = 0.2;
 	signal(SIGPIPE, SIG_IGN);
@@ -2020,5 +2363,7 @@ int main(int argc, char **argv)
 		bench_stop_dump(trace_procs, reps);
 	if (only & 256)
 		bench_live_drain(reps);
+	if (only & 512)
+		bench_session_cuts(reps);
 	return 0;
 }

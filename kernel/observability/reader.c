@@ -445,6 +445,17 @@ uint64_t thoth__trace_reader_unread(const thoth_trace_reader_t *r)
 	return n;
 }
 
+void thoth__trace_reader_heads(const thoth_trace_reader_t *r, uint64_t *heads, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		heads[i] = 0;
+		if (r && r->base && i < r->ring_count) {
+			thoth_trace_ring_header_t *ring = thoth_trace_ring_at(r->base, r->ring_records, i);
+			heads[i] = __atomic_load_n(&ring->head, __ATOMIC_ACQUIRE);
+		}
+	}
+}
+
 int thoth__trace_reader_mapping(const thoth_trace_reader_t *r, const uint8_t **base, size_t *size)
 {
 	if (!r || !r->base)

@@ -115,6 +115,12 @@ int thoth__trace_reader_mapping(const thoth_trace_reader_t *r, const uint8_t **b
  * Cheap: two loads a ring.  A hostile header can make it wrong, never
  * unbounded.  thothd decides with it where a drain runs (trace.c). */
 uint64_t thoth__trace_reader_unread(const thoth_trace_reader_t *r);
+/* Each ring's head (records ever claimed in it) now, for the first N rings
+ * (the rest of HEADS, up to N, zero): a cut in the stream that says which
+ * records came before it (an event's seq below its ring's head here) without
+ * reading any.  The writer owns the heads: a hostile one misplaces only its
+ * own records. */
+void thoth__trace_reader_heads(const thoth_trace_reader_t *r, uint64_t *heads, uint32_t n);
 
 _Static_assert(THOTH_TRACE_PROBE_MAILBOX_OFFSET + sizeof(thoth_trace_probe_mailbox_t) <=
                THOTH_TRACE_CONTROL_SIZE, "probe mailbox fits the control page");

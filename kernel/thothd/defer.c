@@ -33,6 +33,10 @@
  * lost records a drain on the loop thread did not), and it holds the
  * tracer's mutex in short stretches that the loop thread may wait for (a
  * niced thread preempted holding it made the loop thread wait 20-45 ms).
+ * A slow task (thothd_defer_task_slow: the lock panel's report, which holds
+ * nothing the loop thread waits for and may be late) goes to the workers'
+ * queue instead: on the task thread a cold report (~90 ms of CPU, 0.4 s of
+ * wall on a loaded VM) made the drain queued behind it wait as long.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -61,6 +65,8 @@ struct thothd_job {
 	thoth_msg_header_t rh;          /* the request's ids, for the answer */
 	bool ran;
 	bool task;                      /* thothd_defer_task: no request, no connection */
+	bool slow;                      /* thothd_defer_task_slow: on the workers */
+	uint64_t queued_ns, waited_ns;  /* when queued; how long before a thread took it */
 	struct thothd_job *next;        /* in the queue, then in the done list */
 };
 
@@ -121,6 +127,7 @@ static void run_queue(struct thothd_jobs *j, thothd_job_t **head, thothd_job_t *
 		if (j->quit)
 			break;
 		thothd_job_t *job = dequeue(head, tail);
+		job->waited_ns = thoth_clock_now() - job->queued_ns;
 		pthread_mutex_unlock(&j->mu);
 		job->ops->work(job->arg);
 		pthread_mutex_lock(&j->mu);
@@ -206,6 +213,9 @@ static void job_finish(thothd_t *d, thothd_job_t *job)
 	struct thothd_jobs *j = d->jobs;
 	if (!job->task)
 		j->pending--;
+	else if (job->ran && job->waited_ns > 1000000)
+		thothd_debug("defer: a task waited %.1f ms for %s", job->waited_ns / 1e6,
+			     job->slow ? "a worker" : "the task thread");
 	thothd_client_t *c = job->client;
 	const thoth_method_info_t *m = job->ops->method;
 	thoth_arena_t arena;
@@ -371,7 +381,7 @@ int thothd_defer(thothd_call_t *call, const thothd_job_ops_t *ops, void *arg)
 	return 0;
 }
 
-int thothd_defer_task(thothd_t *d, const thothd_job_ops_t *ops, void *arg)
+static int defer_task(thothd_t *d, const thothd_job_ops_t *ops, void *arg, bool slow)
 {
 	if (!d->loop || d->defer_off)
 		return 1;
@@ -381,6 +391,15 @@ int thothd_defer_task(thothd_t *d, const thothd_job_ops_t *ops, void *arg)
 	if (r)
 		return r;
 	struct thothd_jobs *j = d->jobs;
+	if (slow) {
+		thothd_job_t *job = calloc(1, sizeof *job);
+		if (!job)
+			return THOTH_E_NOMEM;
+		*job = (thothd_job_t){ .d = d, .ops = ops, .arg = arg, .task = true, .slow = true };
+		j->tasks++;
+		thothd_jobs_submit(d, job);     /* the workers' queue */
+		return 0;
+	}
 	if (!j->task_worker_running) {
 		sigset_t all, old;
 		sigfillset(&all);
@@ -396,7 +415,8 @@ int thothd_defer_task(thothd_t *d, const thothd_job_ops_t *ops, void *arg)
 	thothd_job_t *job = calloc(1, sizeof *job);
 	if (!job)
 		return THOTH_E_NOMEM;
-	*job = (thothd_job_t){ .d = d, .ops = ops, .arg = arg, .task = true };
+	*job = (thothd_job_t){ .d = d, .ops = ops, .arg = arg, .task = true,
+			       .queued_ns = thoth_clock_now() };
 	j->tasks++;
 	pthread_mutex_lock(&j->mu);
 	if (j->task_tail)
@@ -409,9 +429,20 @@ int thothd_defer_task(thothd_t *d, const thothd_job_ops_t *ops, void *arg)
 	return 0;
 }
 
+int thothd_defer_task(thothd_t *d, const thothd_job_ops_t *ops, void *arg)
+{
+	return defer_task(d, ops, arg, false);
+}
+
+int thothd_defer_task_slow(thothd_t *d, const thothd_job_ops_t *ops, void *arg)
+{
+	return defer_task(d, ops, arg, true);
+}
+
 void thothd_jobs_submit(thothd_t *d, thothd_job_t *job)
 {
 	struct thothd_jobs *j = d->jobs;
+	job->queued_ns = thoth_clock_now();
 	pthread_mutex_lock(&j->mu);
 	if (j->queue_tail)
 		j->queue_tail->next = job;

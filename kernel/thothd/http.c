@@ -84,6 +84,7 @@ struct thothd_http {
 	struct MHD_Connection **waiting;        /* requests suspended until the drain ends */
 	size_t n_waiting, cap_waiting;
 	uint64_t hold_until_ns;         /* collect until then after a scrape */
+	uint64_t hold_ns;               /* LIVE_HOLD_NS, or THOTHD_LIVE_HOLD_MS (tests) */
 	uint16_t port;
 	uint32_t connections, max_connections;
 	bool rerun;                     /* a connection closed at the limit: run MHD again */
@@ -403,7 +404,7 @@ static enum MHD_Result reply_text(struct MHD_Connection *conn, unsigned status, 
 static enum MHD_Result serve_metrics(thothd_http_t *h, struct MHD_Connection *conn, void **con_cls)
 {
 	/* A scraper wants counters that keep counting between its scrapes. */
-	h->hold_until_ns = thoth_loop_now(h->loop) + LIVE_HOLD_NS;
+	h->hold_until_ns = thoth_loop_now(h->loop) + h->hold_ns;
 	live_update(h);
 	if (wait_for_drain(h, conn, con_cls))
 		return MHD_YES;
@@ -625,6 +626,12 @@ int thothd_http_start(thothd_t *d, const thothd_http_config_t *cfg, thothd_http_
 		return THOTH_E_NOMEM;
 	h->d = d;
 	h->loop = d->loop;
+	/* THOTHD_LIVE_HOLD_MS: a shorter hold after a scrape, for tests that
+	 * need collection to stop on its own (test_thothd_live_drain). */
+	h->hold_ns = LIVE_HOLD_NS;
+	const char *hold = getenv("THOTHD_LIVE_HOLD_MS");
+	if (hold && atoi(hold) > 0 && atoi(hold) <= 600000)
+		h->hold_ns = (uint64_t)atoi(hold) * MS_NS;
 	if (cfg->token)
 		snprintf(h->token, sizeof h->token, "%s", cfg->token);
 	int r = thothd_live_new(d, &h->live);

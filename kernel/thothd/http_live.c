@@ -36,6 +36,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,9 +205,15 @@ struct thothd_live {
 	uint64_t locks_tick;            /* when locks_json was made */
 	uint64_t lock_set;              /* a hash of the tables seen at the last tick */
 	bool locks_stale;               /* the set of profiled processes changed */
-	struct locks_job *locks_job;    /* the report being made on the task thread, or NULL */
+	struct locks_job *locks_job;    /* the report being made on a worker, or NULL */
 	thothd_lock_rings_t *rings;     /* preloaded processes' contention rings (locks_scan.c) */
 	uint64_t lock_slices, lock_slices_lost;
+	/* The ring poll (rings_poll: the tracer's mutex held, either thread). */
+	uint64_t rings_polled_ns;       /* when the last poll began (0: none yet) */
+	uint64_t rings_cpu_ns;          /* the last complete poll's CPU time */
+	uint64_t ring_set;              /* its hash of the tables seen */
+	pthread_t loop_thread;          /* thothd_live_new runs on it */
+	bool report_on_task;            /* THOTHD_LOCK_PANEL_LANE=task: the old lane (bench baseline) */
 	double prev_energy_mj;
 	uint64_t prev_calls;
 	bool have_prev_energy;
@@ -314,6 +321,9 @@ int thothd_live_new(thothd_t *d, thothd_live_t **out)
 	if (!l)
 		return THOTH_E_NOMEM;
 	l->d = d;
+	l->loop_thread = pthread_self();
+	const char *lane = getenv("THOTHD_LOCK_PANEL_LANE");
+	l->report_on_task = lane && strcmp(lane, "task") == 0;
 	if (thothd_lock_rings_new(&l->rings)) {
 		free(l);
 		return THOTH_E_NOMEM;
@@ -356,6 +366,8 @@ bool thothd_live_busy(const thothd_live_t *l)
 static void on_event(const thoth_trace_event_t *ev, const char *process, void *ctx);
 static void read_cpus(thothd_live_t *l);
 static void locks_refresh(thothd_live_t *l);
+static void rings_poll(thothd_tracer_t *t, void *ctx);
+static bool rings_heavy(void *ctx);
 
 int thothd_live_start(thothd_live_t *l)
 {
@@ -378,8 +390,13 @@ int thothd_live_start(thothd_live_t *l)
 	memset(l->threads, 0, sizeof l->threads);
 	free(l->locks_json);            /* refreshed below */
 	l->locks_json = NULL;
+	/* Under the mutex: a task of the last collection may still be polling
+	 * (it stops at its next ring once it sees the observer gone). */
+	thothd_tracer_live_lock(l->d->tracer);
 	thothd_lock_rings_reset(l->rings);
 	l->lock_slices = l->lock_slices_lost = 0;
+	l->rings_polled_ns = l->rings_cpu_ns = l->ring_set = 0;
+	thothd_tracer_live_unlock(l->d->tracer);
 	l->lock_set = 0;
 	l->locks_stale = false;
 	int r = thothd_tracer_live_start(l->d->tracer,
@@ -396,9 +413,10 @@ int thothd_live_start(thothd_live_t *l)
 	}
 	l->collecting = true;
 	l->started_ns = l->last_tick_ns = thothd_now(l->d);
+	thothd_tracer_live_set_poll(l->d->tracer, rings_poll, rings_heavy);
 	read_cpus(l);                   /* the first interval's baseline */
 	l->locks_tick = l->ticks;
-	locks_refresh(l);               /* made on the task thread: ready for the first tick */
+	locks_refresh(l);               /* made on a worker: ready for the first tick */
 	return 0;
 }
 
@@ -718,8 +736,9 @@ static const char *lease_status_name(unsigned s)
  * PID.table; the report (docs/LOCKS.md's JSON document, top LOCKS_TOP
  * locks by wait) is what `thothctl --json locks` prints.  Symbolizing reads
  * ELF files (a process's first report: ~100 ms), so it is refreshed every
- * LOCKS_EVERY ticks, not every tick, and made on thothd's task thread
- * (defer.c), the panel showing the last report meanwhile.  It touches
+ * LOCKS_EVERY ticks, not every tick, and made on thothd's workers
+ * (thothd_defer_task_slow, defer.c: never ahead of a drain on the task
+ * thread), the panel showing the last report meanwhile.  It touches
  * nothing of the dashboard's: the tables, and the symbol cache under its
  * own mutex (shared with LockReports' workers, locks.c). */
 typedef struct locks_job {
@@ -799,7 +818,7 @@ static int locks_done(void *arg, bool ran, void *resp, thoth_arena_t *arena, con
 	if (ran)
 		thothd_debug("dashboard: lock report in %.1f ms (%.1f ms CPU) on %s",
 			     job->wall_ns / 1e6, job->cpu_ns / 1e6,
-			     job->here ? "the loop thread" : "the task thread");
+			     job->here ? "the loop thread" : "a worker thread");
 	if (!l)
 		return 0;
 	if (l->locks_job == job)
@@ -831,8 +850,8 @@ static const thothd_job_ops_t locks_ops = {
 	.release = locks_release,
 };
 
-/* Refresh the panel's report: on the task thread (the panel has it at a
- * later tick), or here when deferring is off (THOTHD_DEFER=off). */
+/* Refresh the panel's report: on a worker (the panel has it at a later
+ * tick), or here when deferring is off (THOTHD_DEFER=off). */
 static void locks_refresh(thothd_live_t *l)
 {
 	if (l->locks_job)
@@ -846,7 +865,8 @@ static void locks_refresh(thothd_live_t *l)
 	job->syms = l->d->lock_syms;
 	job->syms_mu = l->d->lock_syms_mu;
 	l->locks_job = job;
-	int r = thothd_defer_task(l->d, &locks_ops, job);
+	int r = l->report_on_task ? thothd_defer_task(l->d, &locks_ops, job)
+				  : thothd_defer_task_slow(l->d, &locks_ops, job);
 	if (r == 0)
 		return;
 	l->locks_job = NULL;
@@ -860,28 +880,79 @@ static void locks_refresh(thothd_live_t *l)
 	locks_release(job);
 }
 
-/* Each tick: the contended acquisitions that preloaded processes wrote to
- * their tables' rings since the last tick become `lock_wait` events
- * (category lock, arg0 = wait ns, arg1 = the lock's address, stamped at
- * the wait's start: what thoth_mutex emits), so the window export draws
- * them as slices on the waiting thread's track.  Only the header and the
- * ring are read (thothlock_ring_open), not the table. */
+/* The contended acquisitions that preloaded processes wrote to their
+ * tables' rings since the last poll become `lock_wait` events (category
+ * lock, arg0 = wait ns, arg1 = the lock's address, stamped at the wait's
+ * start: what thoth_mutex emits), so the window export draws them as
+ * slices on the waiting thread's track.  Only the header and the slots
+ * written since the last poll are read (thothlock_ring_read), not the
+ * table: a quiet ring costs its header page.
+ *
+ * Polled once a tick (RINGS_EVERY_NS apart) by the observer's drain,
+ * wherever it runs: on the loop thread after a small drain while the last
+ * poll was cheap (below RINGS_INLINE_NS of CPU: a handful of profiled
+ * processes), else on the task thread, ring by ring, stepping aside when
+ * the loop thread wants the tracer's mutex (many profiled processes, busy
+ * rings, or a directory full of tables: each is read, whatever wrote it). */
+enum { RINGS_EVERY_NS = 900000000, RINGS_INLINE_NS = 250000 };
+
 static void on_lock_wait(const thoth_trace_event_t *ev, const char *process, void *ctx)
 {
 	on_event(ev, process, ctx);
 }
 
-static void ingest_lock_slices(thothd_live_t *l)
+static bool rings_step(void *ctx)
 {
+	return thothd_tracer_live_step(ctx);
+}
+
+/* Mutex held, either thread. */
+static bool rings_due(const thothd_live_t *l)
+{
+	return !l->rings_polled_ns || thoth_clock_now() - l->rings_polled_ns >= RINGS_EVERY_NS;
+}
+
+static bool rings_heavy(void *ctx)
+{
+	const thothd_live_t *l = ctx;
+	return rings_due(l) && l->rings_cpu_ns > RINGS_INLINE_NS;
+}
+
+static void rings_poll(thothd_tracer_t *t, void *ctx)
+{
+	thothd_live_t *l = ctx;
+	if (!rings_due(l))
+		return;
 	char dir[4200];
 	snprintf(dir, sizeof dir, "%s/locks", l->d->cfg.runtime_dir ? l->d->cfg.runtime_dir : ".");
-	uint64_t set = thothd_lock_rings_poll(l->rings, dir, l->started_ns, on_lock_wait, l,
-					      &l->lock_slices_lost);
-	/* A process that started or ended under the profiler: the lock panel
-	 * is refreshed at this tick, not up to LOCKS_EVERY ticks later. */
-	if (set != l->lock_set)
+	uint64_t cpu0 = thothd_thread_cpu_ns(), wall0 = thoth_clock_now();
+	l->rings_polled_ns = wall0;
+	uint64_t set;
+	thothd_lock_rings_t *rings = l->rings;
+	if (!thothd_lock_rings_poll_steps(rings, dir, l->started_ns, on_lock_wait, l, &l->lock_slices_lost,
+					  rings_step, t, &set))
+		return;         /* the observer went away: L may be gone */
+	uint64_t cpu = thothd_thread_cpu_ns() - cpu0;
+	l->rings_cpu_ns = cpu;
+	l->ring_set = set;
+	uint32_t files;
+	uint64_t waits;
+	thothd_lock_rings_last(rings, &files, &waits);
+	if (files)
+		thothd_debug("dashboard: polled %u lock rings (%llu waits) in %.3f ms (%.3f ms CPU) on "
+			     "the %s thread", files, (unsigned long long)waits,
+			     (thoth_clock_now() - wall0) / 1e6, cpu / 1e6,
+			     pthread_equal(pthread_self(), l->loop_thread) ? "loop" : "task");
+}
+
+/* Loop thread, mutex held: a process that started or ended under the
+ * profiler refreshes the lock panel at this tick, not up to LOCKS_EVERY
+ * ticks later. */
+static void note_ring_set(thothd_live_t *l)
+{
+	if (l->ring_set != l->lock_set)
 		l->locks_stale = true;
-	l->lock_set = set;
+	l->lock_set = l->ring_set;
 }
 
 /* ---- interface names -------------------------------------------------------------------- */
@@ -1073,7 +1144,7 @@ int thothd_live_tick(thothd_live_t *l, char **json, size_t *len)
 	/* What on_event updates, under the tracer's mutex (a worker may be
 	 * draining: it steps aside at its next chunk). */
 	thothd_tracer_live_lock(tr);
-	ingest_lock_slices(l);
+	note_ring_set(l);
 	fprintf(f, "{\"t_ns\":%llu,\"interval_s\":%.3f,\"kept_from_ns\":%llu,\"events\":%llu",
 		(unsigned long long)now, dt,
 		(unsigned long long)(l->kept_head ? l->kept[l->kept_head > RETAIN_EVENTS

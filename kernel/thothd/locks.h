@@ -30,6 +30,11 @@ enum {
 	THOTHD_LOCKS_MAX_TABLES = 16,
 	THOTHD_LOCKS_MAX_REFUSED = 16,  /* refusals kept (all are counted) */
 	THOTHD_LOCKS_MAX_RINGS = 64,    /* processes whose rings are followed */
+	/* Waits a poll reads from one ring at most: a ring as large as the
+	 * preload writes (THOTHLOCK_EVENT_CAPACITY).  A header claiming a
+	 * larger ring (up to 1 Mi slots) gets its newest this many read and
+	 * the rest counted lost, so one ring is one short step of a poll. */
+	THOTHD_LOCKS_RING_READ_MAX = 4096,
 };
 
 /* A table thothd did not read, or read without symbols, and why. */
@@ -140,6 +145,19 @@ void thothd_lock_rings_reset(thothd_lock_rings_t *r);
  * changes when a profiled process starts or ends. */
 uint64_t thothd_lock_rings_poll(thothd_lock_rings_t *r, const char *locks_dir, uint64_t since_ns,
 				thothd_lock_wait_fn fn, void *ctx, uint64_t *lost);
+/* The same, calling STEP(STEP_CTX) after each ring file read: false stops
+ * the poll at once (it touches R no more; the rings not read yet are read
+ * from where they were at the next poll, nothing lost).  Returns whether it
+ * went through the directory, with the hash in *SET. */
+bool thothd_lock_rings_poll_steps(thothd_lock_rings_t *r, const char *locks_dir, uint64_t since_ns,
+				  thothd_lock_wait_fn fn, void *ctx, uint64_t *lost,
+				  bool (*step)(void *step_ctx), void *step_ctx, uint64_t *set);
+/* Ring files the last poll read (their headers and rings), and the waits
+ * it handed out. */
+void thothd_lock_rings_last(const thothd_lock_rings_t *r, uint32_t *files, uint64_t *waits);
+/* Rings not followed, summed over the polls: at most THOTHD_LOCKS_MAX_RINGS
+ * are (the first seen keep their slots while their files stay). */
+uint64_t thothd_lock_rings_unfollowed(const thothd_lock_rings_t *r);
 /* The name (/proc/PID/comm when first seen) of a followed process, or NULL. */
 const char *thothd_lock_rings_name(const thothd_lock_rings_t *r, uint32_t pid);
 

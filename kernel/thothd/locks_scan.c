@@ -407,6 +407,9 @@ typedef struct ring_pos {
 struct thothd_lock_rings {
 	ring_pos_t pos[THOTHD_LOCKS_MAX_RINGS];
 	uint64_t polls;
+	uint32_t last_files;            /* the last poll's: rings read */
+	uint64_t last_waits;            /* and waits handed out */
+	uint64_t unfollowed;            /* rings seen beyond THOTHD_LOCKS_MAX_RINGS, every poll */
 };
 
 int thothd_lock_rings_new(thothd_lock_rings_t **out)
@@ -431,6 +434,7 @@ typedef struct {
 	int pid;
 	const char *process;
 	uint64_t since_ns;
+	uint64_t *handed;
 } wait_ctx_t;
 
 static void on_wait(const thothlock_wait_t *w, void *arg)
@@ -443,16 +447,29 @@ static void on_wait(const thothlock_wait_t *w, void *arg)
 		.pid = (uint32_t)c->pid, .tid = (uint32_t)w->tid,
 		.category = THOTH_TRACE_CAT_LOCK, .name = "lock_wait",
 	};
+	(*c->handed)++;
 	c->fn(&ev, c->process, c->ctx);
 }
 
 uint64_t thothd_lock_rings_poll(thothd_lock_rings_t *r, const char *locks_dir, uint64_t since_ns,
 				thothd_lock_wait_fn fn, void *ctx, uint64_t *lost)
 {
+	uint64_t set = 0;
+	(void)thothd_lock_rings_poll_steps(r, locks_dir, since_ns, fn, ctx, lost, NULL, NULL, &set);
+	return set;
+}
+
+bool thothd_lock_rings_poll_steps(thothd_lock_rings_t *r, const char *locks_dir, uint64_t since_ns,
+				  thothd_lock_wait_fn fn, void *ctx, uint64_t *lost,
+				  bool (*step)(void *step_ctx), void *step_ctx, uint64_t *set_out)
+{
+	*set_out = 0;
 	DIR *dp = opendir(locks_dir);
 	if (!dp)
-		return 0;
+		return true;
 	r->polls++;
+	r->last_files = 0;
+	r->last_waits = 0;
 	uint64_t set = 0;
 	struct dirent *de;
 	while ((de = readdir(dp))) {
@@ -461,6 +478,7 @@ uint64_t thothd_lock_rings_poll(thothd_lock_rings_t *r, const char *locks_dir, u
 		char path[PATH_MAX + 300];
 		snprintf(path, sizeof path, "%s/%s", locks_dir, de->d_name);
 		thothlock_ring_t *ring;
+		r->last_files++;
 		if (thothlock_ring_open(path, &ring, NULL, 0))
 			continue;       /* refused (FIFO, bad header...): no slices from it */
 		int pid;
@@ -476,6 +494,16 @@ uint64_t thothd_lock_rings_poll(thothd_lock_rings_t *r, const char *locks_dir, u
 			else if (r->pos[i].seen < oldest->seen)
 				oldest = &r->pos[i];
 		}
+		if (!pos && oldest->pid && oldest->seen == r->polls) {
+			/* Every slot followed a ring in this very poll: this one is
+			 * not followed (yet).  Taking a slot from one seen now would
+			 * make the two (and every ring beyond THOTHD_LOCKS_MAX_RINGS)
+			 * take turns, each read again from its start at every poll:
+			 * its waits handed out again, and all of each ring read. */
+			r->unfollowed++;
+			thothlock_ring_free(ring);
+			continue;
+		}
 		if (!pos) {             /* a process not followed yet (or the least recent one's slot) */
 			pos = oldest;
 			*pos = (ring_pos_t){ .pid = pid, .table_start_ns = start };
@@ -490,14 +518,35 @@ uint64_t thothd_lock_rings_poll(thothd_lock_rings_t *r, const char *locks_dir, u
 		}
 		pos->seen = r->polls;
 		wait_ctx_t c = { .fn = fn, .ctx = ctx, .pid = pid, .process = pos->name,
-				 .since_ns = since_ns };
-		uint64_t l = thothlock_ring_read(ring, &pos->next, on_wait, &c);
+				 .since_ns = since_ns, .handed = &r->last_waits };
+		uint64_t head = thothlock_ring_head(ring), l = 0;
+		if (head > pos->next && head - pos->next > THOTHD_LOCKS_RING_READ_MAX) {
+			l = head - pos->next - THOTHD_LOCKS_RING_READ_MAX;
+			pos->next = head - THOTHD_LOCKS_RING_READ_MAX;
+		}
+		l += thothlock_ring_read(ring, &pos->next, on_wait, &c);
 		if (lost)
 			*lost += l;
 		thothlock_ring_free(ring);
+		if (step && !step(step_ctx)) {
+			closedir(dp);
+			return false;
+		}
 	}
 	closedir(dp);
-	return set;
+	*set_out = set;
+	return true;
+}
+
+uint64_t thothd_lock_rings_unfollowed(const thothd_lock_rings_t *r)
+{
+	return r->unfollowed;
+}
+
+void thothd_lock_rings_last(const thothd_lock_rings_t *r, uint32_t *files, uint64_t *waits)
+{
+	*files = r->last_files;
+	*waits = r->last_waits;
 }
 
 const char *thothd_lock_rings_name(const thothd_lock_rings_t *r, uint32_t pid)

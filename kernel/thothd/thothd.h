@@ -310,6 +310,11 @@ int thothd_defer_or_run(thothd_call_t *call, const thothd_job_ops_t *ops, void *
  * unused).  0: queued; 1: not deferred (THOTHD_DEFER=off, no loop, or
  * stopping): the caller works inline; <0: error (nothing queued). */
 int thothd_defer_task(thothd_t *d, const thothd_job_ops_t *ops, void *arg);
+/* The same on the workers (nice +10, shared with the slow requests), not
+ * the task thread: for slow work that holds no lock the loop thread waits
+ * for and can be late (the lock panel's report: ~90 ms of CPU when cold),
+ * so that it never delays a drain queued behind it on the task thread. */
+int thothd_defer_task_slow(thothd_t *d, const thothd_job_ops_t *ops, void *arg);
 /* handle_message: queue the job the handler deferred (after it returned). */
 void thothd_jobs_submit(thothd_t *d, struct thothd_job *job);
 /* C is closing: its pending jobs finish unanswered. */
@@ -408,6 +413,21 @@ void thothd_tracer_live_on_drained(thothd_tracer_t *t, void (*fn)(void *ctx), vo
  * other tracer entry points meanwhile (the mutex is not recursive). */
 void thothd_tracer_live_lock(thothd_tracer_t *t);
 void thothd_tracer_live_unlock(thothd_tracer_t *t);
+/* The observer's own extra source (the dashboard's lock-ring poll,
+ * http_live.c), polled by its drains wherever they run: POLL(T, CTX) with
+ * the mutex held, on the loop thread after a small drain, or on the task
+ * thread after a deferred one.  HEAVY(CTX) (mutex held, loop thread): is
+ * the poll due now and too costly for the loop thread?  Then the drain is
+ * deferred even with few records waiting.  CTX is the observer's; both are
+ * dropped at thothd_tracer_live_stop.  Loop thread. */
+typedef void (*thothd_trace_live_poll_fn)(thothd_tracer_t *t, void *ctx);
+void thothd_tracer_live_set_poll(thothd_tracer_t *t, thothd_trace_live_poll_fn poll,
+				 bool (*heavy)(void *ctx));
+/* From within POLL, between two of its steps: let the loop thread have the
+ * mutex if it waits for it (a no-op on the loop thread).  False when the
+ * observer or its poll went away meanwhile: POLL must return at once,
+ * touching nothing of its context. */
+bool thothd_tracer_live_step(thothd_tracer_t *t);
 
 typedef struct thothd_trace_source_info {
 	uint32_t pid;

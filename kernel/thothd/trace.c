@@ -96,6 +96,16 @@ typedef struct trace_source {
 	uint32_t ring_records;          /* geometry, for the fill figure */
 	uint32_t last_drain_max;        /* most events one ring gave at the last drain */
 	thoth_trace_stats_t base;       /* reader stats when the session took it */
+	/* Cuts (thoth__trace_reader_heads, n_cut rings each): records before
+	 * the session's cut are not the session's, records before the live
+	 * cut not the observer's.  NULL: no cut.  Set on the loop thread
+	 * instead of draining there what waits (the drain that reads those
+	 * records later, on whichever thread, sorts them). */
+	uint64_t *session_cut, *live_cut;
+	uint32_t n_cut;
+	/* In the session while the observer's categories were on too: its
+	 * records must be sorted by category, not taken whole (drain_source). */
+	bool mixed;
 	struct trace_source *next;
 } trace_source_t;
 
@@ -120,6 +130,8 @@ struct thothd_tracer {
 	uint64_t live_mask;
 	thothd_trace_live_fn live_fn;
 	void *live_ctx;
+	thothd_trace_live_poll_fn live_poll;    /* its extra source (NULL: none) */
+	bool (*live_heavy)(void *ctx);
 	/* The observer's deferred drain: at most one in flight (loop thread
 	 * only), and the worker's place in the list (mu: pruning moves it). */
 	bool live_task;
@@ -191,6 +203,12 @@ typedef struct route_ctx {
 	uint32_t seen;
 } route_ctx_t;
 
+/* Is EV from before CUT (NULL: no cut)? */
+static bool before_cut(const trace_source_t *s, const uint64_t *cut, const thoth_trace_event_t *ev)
+{
+	return cut && ev->ring < s->n_cut && ev->seq < cut[ev->ring];
+}
+
 static int route_event(const thoth_trace_event_t *ev, void *arg)
 {
 	route_ctx_t *rc = arg;
@@ -198,9 +216,10 @@ static int route_event(const thoth_trace_event_t *ev, void *arg)
 	trace_source_t *s = rc->s;
 	if (rc->ring_counts && ev->ring < rc->n_rings)
 		rc->ring_counts[ev->ring]++;
-	if (t->live_fn)
+	if (t->live_fn && !before_cut(s, s->live_cut, ev))
 		t->live_fn(ev, rc->process, t->live_ctx);
-	if (t->active && s->in_session && (t->categories & (1ull << ev->category))) {
+	if (t->active && s->in_session && (t->categories & (1ull << ev->category)) &&
+	    !before_cut(s, s->session_cut, ev)) {
 		if (thoth_trace_collection_count(t->collection) >= MAX_EVENTS) {
 			t->discarded++;
 		} else {
@@ -237,6 +256,29 @@ static void source_poll_routed(thothd_tracer_t *t, trace_source_t *s)
 
 /* ---- sources ---------------------------------------------------------------- */
 
+/* A cut of S's rings now, in *CUT (allocated once per source); false when
+ * there is no memory for it (the caller drains instead, as before cuts). */
+static bool cut_now(trace_source_t *s, uint64_t **cut)
+{
+	if (!s->n_cut) {
+		uint32_t rings = 0;
+		thoth_trace_reader_geometry(s->reader, &rings, NULL);
+		s->n_cut = rings;
+	}
+	if (!s->n_cut)
+		return true;            /* no ring: nothing before any cut */
+	if (!*cut && !(*cut = malloc(s->n_cut * sizeof **cut)))
+		return false;
+	thoth__trace_reader_heads(s->reader, *cut, s->n_cut);
+	return true;
+}
+
+static void cut_drop(uint64_t **cut)
+{
+	free(*cut);
+	*cut = NULL;
+}
+
 static void source_free(thothd_tracer_t *t, trace_source_t *s)
 {
 	/* Whoever switched it on (a session or the observer) switches it off;
@@ -244,6 +286,8 @@ static void source_free(thothd_tracer_t *t, trace_source_t *s)
 	if (s->in_session || t->live_fn)
 		thoth_trace_reader_set_enabled(s->reader, 0);
 	thoth_trace_reader_close(s->reader);
+	cut_drop(&s->session_cut);
+	cut_drop(&s->live_cut);
 	free(s);
 }
 
@@ -289,10 +333,17 @@ static void source_join_session(thothd_tracer_t *t, trace_source_t *s)
 {
 	if (t->pid_filter && s->pid != t->pid_filter)
 		return;
-	if (t->live_fn)
-		source_poll_routed(t, s);       /* not in the session yet: observer only */
-	else
+	if (t->live_fn) {
+		/* What waits is the observer's only: its next drain (a busy
+		 * backlog on the task thread) hands it out, the cut keeps it from
+		 * the session.  Without memory for a cut, or with THOTHD_DEFER=off
+		 * (the old path, the benchmarks' baseline), drained here. */
+		if (t->d->defer_off || !cut_now(s, &s->session_cut))
+			source_poll_routed(t, s);
+		s->mixed = true;
+	} else {
 		thoth_trace_reader_poll(s->reader, skip_event, NULL);
+	}
 	thoth_trace_reader_stats(s->reader, &s->base);
 	s->in_session = true;
 	thoth_trace_reader_set_enabled(s->reader, source_mask(t, s));
@@ -501,9 +552,15 @@ void thothd_tracer_client_closed(thothd_tracer_t *t, const thothd_client_t *c)
 /* ---- draining ---------------------------------------------------------------- */
 
 /* One source of the session into the collection (mu held). */
+static void source_poll_routed(thothd_tracer_t *t, trace_source_t *s);
+
 static void drain_source(thothd_tracer_t *t, trace_source_t *s)
 {
-	if (thoth_trace_collection_count(t->collection) < MAX_EVENTS) {
+	if (s->mixed) {
+		/* The observer's categories were on too (or still wait in the
+		 * rings after it left): sorted record by record, the cut kept. */
+		source_poll_routed(t, s);
+	} else if (thoth_trace_collection_count(t->collection) < MAX_EVENTS) {
 		int r = thoth_trace_collection_add(t->collection, s->reader);
 		if (r)
 			thothd_warn("trace: draining pid %u: %s", s->pid, thoth_strerror(r));
@@ -862,6 +919,10 @@ static void session_end(thothd_tracer_t *t, uint64_t *events, uint64_t *dropped)
 		sum.no_ring += st.no_ring - s->base.no_ring;
 		s->in_session = false;
 		processes++;
+	}
+	for (trace_source_t *s = t->sources; s; s = s->next) {
+		cut_drop(&s->session_cut);
+		s->mixed = false;
 	}
 	*events = thoth_trace_collection_count(t->collection);
 	*dropped = sum.dropped + sum.overwritten + sum.torn + sum.invalid + sum.no_ring +
@@ -1282,14 +1343,28 @@ int thothd_tracer_live_start(thothd_tracer_t *t, uint64_t mask, thothd_trace_liv
 		tracer_unlock(t);
 		return THOTH_E_BUSY;
 	}
-	/* Start from now: what the buffers hold already goes to the session
-	 * (if any) and not to the observer. */
-	drain(t);
+	/* Start from now: what the buffers hold already (a session's
+	 * records, or an earlier observer's left behind) is not the
+	 * observer's.  A cut in each source says so without reading it here;
+	 * the observer's drains read past it, handing a session its share.
+	 * Without memory for a cut, or with THOTHD_DEFER=off (the old path),
+	 * that source is drained here. */
+	for (trace_source_t *s = t->sources; s; s = s->next) {
+		if (!t->d->defer_off && cut_now(s, &s->live_cut))
+			continue;
+		if (s->in_session)
+			drain_source(t, s);
+		else
+			thoth_trace_reader_poll(s->reader, skip_event, NULL);
+	}
 	t->live_mask = mask;
 	t->live_fn = fn;
 	t->live_ctx = ctx;
-	for (trace_source_t *s = t->sources; s; s = s->next)
+	for (trace_source_t *s = t->sources; s; s = s->next) {
 		thoth_trace_reader_set_enabled(s->reader, source_mask(t, s));
+		if (s->in_session)
+			s->mixed = true;
+	}
 	/* While the observer is set the loop thread's timer drains the session
 	 * too, by the observer's rule (drain_fired). */
 	if (t->active && arm_loop_drain(t))
@@ -1304,11 +1379,21 @@ void thothd_tracer_live_stop(thothd_tracer_t *t)
 		return;
 	tracer_lock(t);
 	if (t->live_fn) {
-		drain(t);               /* the session keeps its events */
+		/* Nothing is drained here: what waits was the observer's (nobody
+		 * reads its figures now; the next observer starts after its cut)
+		 * or the session's, which the session's own drains sort out of
+		 * the mixed rings (drain_source) on the collector thread.
+		 * THOTHD_DEFER=off drains here (the old path, the baseline). */
+		if (t->d->defer_off)
+			drain(t);
 		t->live_fn = NULL;
 		t->live_ctx = NULL;
-		for (trace_source_t *s = t->sources; s; s = s->next)
+		t->live_poll = NULL;
+		t->live_heavy = NULL;
+		for (trace_source_t *s = t->sources; s; s = s->next) {
 			thoth_trace_reader_set_enabled(s->reader, source_mask(t, s));
+			cut_drop(&s->live_cut);
+		}
 		t->live_mask = 0;
 	}
 	tracer_unlock(t);
@@ -1397,6 +1482,8 @@ static void live_work(void *arg)
 	t->live_next = NULL;
 	if (t->live_fn)
 		poll_extra_source(t);
+	if (t->live_fn && t->live_poll)
+		t->live_poll(t, t->live_ctx);   /* steps aside between its own steps */
 	pthread_mutex_unlock(&t->mu);
 	job->cpu_ns = thothd_thread_cpu_ns() - cpu0;
 	job->wall_ns = thoth_clock_now() - wall0;
@@ -1440,7 +1527,8 @@ void thothd_tracer_live_drain(thothd_tracer_t *t)
 	uint64_t waiting = 0;
 	for (const trace_source_t *s = t->sources; s; s = s->next)
 		waiting += thoth__trace_reader_unread(s->reader);
-	if (waiting > THOTHD_LIVE_INLINE_MAX) {
+	bool heavy = t->live_heavy && t->live_heavy(t->live_ctx);
+	if (waiting > THOTHD_LIVE_INLINE_MAX || heavy) {
 		live_job_t *job = calloc(1, sizeof *job);
 		if (job)
 			job->t = t;
@@ -1462,11 +1550,32 @@ void thothd_tracer_live_drain(thothd_tracer_t *t)
 		thothd_debug("dashboard: drained %llu trace records in %.1f ms (%.1f ms CPU) on the loop "
 			     "thread", (unsigned long long)(records_read(t) - read0),
 			     (thoth_clock_now() - wall0) / 1e6, (thothd_thread_cpu_ns() - cpu0) / 1e6);
+		if (t->live_poll)
+			t->live_poll(t, t->live_ctx);   /* logs its own figures */
 		tracer_unlock(t);
 		return;
 	}
 	drain(t);
+	if (t->live_poll)
+		t->live_poll(t, t->live_ctx);
 	tracer_unlock(t);
+}
+
+void thothd_tracer_live_set_poll(thothd_tracer_t *t, thothd_trace_live_poll_fn poll,
+				 bool (*heavy)(void *ctx))
+{
+	if (!t)
+		return;
+	tracer_lock(t);
+	t->live_poll = t->live_fn ? poll : NULL;
+	t->live_heavy = t->live_fn ? heavy : NULL;
+	tracer_unlock(t);
+}
+
+bool thothd_tracer_live_step(thothd_tracer_t *t)
+{
+	step_aside(t);
+	return t->live_fn && t->live_poll;
 }
 
 bool thothd_tracer_live_busy(const thothd_tracer_t *t)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """test_dashboard_lock_report.py BUILD_DIR LIBTHOTHLOCK LIVE_WORKLOAD: the
 lock panel's report (scan + symbolize, ~100 ms for a process's first one)
-is made on thothd's task thread, not on its loop thread (SCALE-2,
+is made on one of thothd's workers, not on its loop thread (SCALE-2,
 docs/DASHBOARD.md).
 
 A page is connected; a process profiled with LD_PRELOAD=libthothlock.so
@@ -38,8 +38,8 @@ def reports(log_path):
     out = []
     with open(log_path) as f:
         for line in f:
-            m = re.search(r"dashboard: lock report in [0-9.]+ ms \(([0-9.]+) ms CPU\) on the "
-                          r"(task|loop) thread", line)
+            m = re.search(r"dashboard: lock report in [0-9.]+ ms \(([0-9.]+) ms CPU\) on (?:the|a) "
+                          r"(worker|loop) thread", line)
             if m:
                 out.append((float(m.group(1)), m.group(2)))
     return out

@@ -215,6 +215,38 @@ static void test_overwritten_events_are_lost_and_uncommitted_ones_read_later(voi
 	thothlock_ring_free(r);
 }
 
+/* The slots are read when asked for, not at open: a writer that cuts its
+ * file short in between gets nothing read (no crash, no position moved),
+ * and the events come once the file holds them again. */
+static void test_a_ring_cut_short_after_open_gives_nothing(void **state)
+{
+	(void)state;
+	thothlock_event_t ev[4] = { 0 };
+	for (uint64_t n = 0; n < 3; n++) {
+		ev[n].seq = n + 1;
+		ev[n].lock = 0x2000 + n;
+	}
+	thothlock_header_t h = good(4, 3);
+	write_table(&h, 4, ev);
+	thothlock_ring_t *r = reopen();
+	assert_int_equal(truncate(path, THOTHLOCK_HEADER_SIZE + sizeof(thothlock_event_t)), 0);
+	seen_t s = { 0 };
+	uint64_t next = 0;
+	assert_int_equal(thothlock_ring_read(r, &next, collect, &s), 0);
+	assert_int_equal(next, 0);
+	assert_int_equal(s.n, 0);
+	thothlock_ring_free(r);
+	/* Opened again it is refused: the ring is outside the file now. */
+	refused("ring outside the file");
+	write_table(&h, 4, ev);
+	r = reopen();
+	assert_int_equal(thothlock_ring_read(r, &next, collect, &s), 0);
+	assert_int_equal(next, 3);
+	assert_int_equal(s.n, 3);
+	assert_int_equal(s.lock[2], 0x2002);
+	thothlock_ring_free(r);
+}
+
 /* ---- the whole table (thothlock_table_load): the per-thread regions ---- */
 
 /* A small but complete table (format 4): 8 locks, 8 sites, 1 thread, an
@@ -457,6 +489,7 @@ int main(void)
 		cmocka_unit_test(test_bad_headers_are_refused_with_their_reason),
 		cmocka_unit_test(test_a_fifo_is_refused_without_blocking),
 		cmocka_unit_test(test_overwritten_events_are_lost_and_uncommitted_ones_read_later),
+		cmocka_unit_test(test_a_ring_cut_short_after_open_gives_nothing),
 		cmocka_unit_test(test_tstat_entries_add_only_to_what_they_rightly_name),
 		cmocka_unit_test(test_tstat_entries_without_a_site_get_one_with_their_pcs_stack),
 	};

@@ -244,6 +244,95 @@ static void test_rings_of_hostile_files_give_no_events(void **state)
 	clear_dir();
 }
 
+/* More ring files than thothd follows (THOTHD_LOCKS_MAX_RINGS): anyone
+ * can put them there.  The first followed keep their places; the rest are
+ * counted as not followed, not taken in turns: a second poll hands out no
+ * wait again (before, every poll re-read every ring from its start and
+ * handed its waits out once more). */
+static void count_wait(const thoth_trace_event_t *ev, const char *process, void *ctx)
+{
+	(void)ev;
+	(void)process;
+	(*(uint64_t *)ctx)++;
+}
+
+static void test_rings_beyond_the_followed_ones_are_not_read_twice(void **state)
+{
+	(void)state;
+	enum { FILES = THOTHD_LOCKS_MAX_RINGS + 6, WAITS = 8 };
+	for (int i = 0; i < FILES; i++) {
+		char path[400], name[32];
+		snprintf(name, sizeof name, "%d.table", 2000000 + i);
+		at(path, sizeof path, name);
+		FILE *f = fopen(path, "w");
+		assert_non_null(f);
+		static unsigned char page[THOTHLOCK_HEADER_SIZE];
+		memset(page, 0, sizeof page);
+		thothlock_header_t h = { .magic = THOTHLOCK_MAGIC, .version = THOTHLOCK_VERSION,
+					 .header_size = THOTHLOCK_HEADER_SIZE, .pid = 2000000 + i,
+					 .start_ns = 1, .events_offset = THOTHLOCK_HEADER_SIZE,
+					 .event_capacity = WAITS, .event_head = WAITS };
+		memcpy(page, &h, sizeof h);
+		assert_int_equal(fwrite(page, 1, sizeof page, f), sizeof page);
+		for (uint64_t n = 0; n < WAITS; n++) {
+			thothlock_event_t e = { .seq = n + 1, .start_ns = 100 + n, .wait_ns = 5, .lock = 0x10 };
+			assert_int_equal(fwrite(&e, sizeof e, 1, f), 1);
+		}
+		fclose(f);
+	}
+	thothd_lock_rings_t *r;
+	assert_int_equal(thothd_lock_rings_new(&r), 0);
+	uint64_t waits = 0, lost = 0;
+	(void)thothd_lock_rings_poll(r, dir, 0, count_wait, &waits, &lost);
+	assert_int_equal(waits, THOTHD_LOCKS_MAX_RINGS * WAITS);
+	assert_int_equal(thothd_lock_rings_unfollowed(r), FILES - THOTHD_LOCKS_MAX_RINGS);
+	waits = 0;
+	(void)thothd_lock_rings_poll(r, dir, 0, count_wait, &waits, &lost);
+	assert_int_equal(waits, 0);
+	assert_int_equal(lost, 0);
+	thothd_lock_rings_free(r);
+	clear_dir();
+}
+
+/* A header claiming a ring far larger than the preload writes (64 Ki
+ * slots, all new): one poll reads its newest THOTHD_LOCKS_RING_READ_MAX
+ * and counts the rest lost, so a ring stays one short step of a poll
+ * (before, all 65,536 were read in one go). */
+static void test_a_huge_ring_is_read_a_bounded_step_at_a_time(void **state)
+{
+	(void)state;
+	enum { CAP = 1 << 16 };
+	char path[400];
+	at(path, sizeof path, "2100000.table");
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	static unsigned char page[THOTHLOCK_HEADER_SIZE];
+	memset(page, 0, sizeof page);
+	thothlock_header_t h = { .magic = THOTHLOCK_MAGIC, .version = THOTHLOCK_VERSION,
+				 .header_size = THOTHLOCK_HEADER_SIZE, .pid = 2100000, .start_ns = 1,
+				 .events_offset = THOTHLOCK_HEADER_SIZE, .event_capacity = CAP,
+				 .event_head = CAP };
+	memcpy(page, &h, sizeof h);
+	assert_int_equal(fwrite(page, 1, sizeof page, f), sizeof page);
+	for (uint64_t n = 0; n < CAP; n++) {
+		thothlock_event_t e = { .seq = n + 1, .start_ns = 100 + n, .wait_ns = 5, .lock = 0x10 };
+		assert_int_equal(fwrite(&e, sizeof e, 1, f), 1);
+	}
+	fclose(f);
+	thothd_lock_rings_t *r;
+	assert_int_equal(thothd_lock_rings_new(&r), 0);
+	uint64_t waits = 0, lost = 0;
+	(void)thothd_lock_rings_poll(r, dir, 0, count_wait, &waits, &lost);
+	assert_int_equal(waits, THOTHD_LOCKS_RING_READ_MAX);
+	assert_int_equal(lost, CAP - THOTHD_LOCKS_RING_READ_MAX);
+	waits = lost = 0;
+	(void)thothd_lock_rings_poll(r, dir, 0, count_wait, &waits, &lost);
+	assert_int_equal(waits, 0);
+	assert_int_equal(lost, 0);
+	thothd_lock_rings_free(r);
+	clear_dir();
+}
+
 /* A well-formed table of process PID (set by the child) with one lock and
  * SITES call sites at distinct return addresses inside libc's code (the
  * child is a fork: the same addresses), each one contention: as many
@@ -393,6 +482,8 @@ int main(void)
 		cmocka_unit_test(test_leftovers_and_foreign_names_are_skipped_silently),
 		cmocka_unit_test(test_refusals_beyond_the_kept_ones_are_counted),
 		cmocka_unit_test(test_rings_of_hostile_files_give_no_events),
+		cmocka_unit_test(test_rings_beyond_the_followed_ones_are_not_read_twice),
+		cmocka_unit_test(test_a_huge_ring_is_read_a_bounded_step_at_a_time),
 		cmocka_unit_test(test_the_symbol_cache_refuses_alike_and_stays_bounded),
 	};
 	int failed = cmocka_run_group_tests(tests, NULL, NULL);

@@ -13,6 +13,7 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -26,6 +27,8 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -33,6 +36,7 @@
 #include <cmocka.h>
 
 #include "harness.h"
+#include "lockprof_layout.h"
 #include "thoth/loop.h"
 #include "thoth/rpc.h"
 #include "thoth/trace.h"
@@ -51,6 +55,7 @@ enum {
 	SESSION_BURST = 250000,         /* two fit the session's 524,288 events */
 #endif
 	RING_RECORDS = 1 << 20,         /* one burst never laps the ring */
+	AFTER_BURST = SESSION_BURST / 2,        /* with a BURST waiting, within the ring */
 };
 
 static uint64_t now_us(void)
@@ -501,12 +506,413 @@ static void test_a_session_beside_the_dashboard_is_drained_off_the_loop_thread(v
 	harness_teardown(&h);
 }
 
+/* Read the page's stream until its next tick (the 1 Hz tick has just
+ * drained: the next one is about a second away). */
+static void next_tick(int page)
+{
+	char buf[65536];
+	size_t have = 0;
+	uint64_t deadline = now_us() + 10000000ull;
+	for (;;) {
+		struct pollfd pfd = { .fd = page, .events = POLLIN };
+		assert_true(now_us() < deadline);
+		if (poll(&pfd, 1, 1000) != 1)
+			continue;
+		ssize_t n = read(page, buf + have, sizeof buf - 1 - have);
+		assert_true(n > 0);
+		have += (size_t)n;
+		buf[have] = 0;
+		if (strstr(buf, "event: tick"))
+			return;
+		if (have > sizeof buf / 2) {            /* keep the tail: a tag split across reads */
+			memmove(buf, buf + have - 64, 64);
+			have = 64;
+		}
+	}
+}
+
+/* One burst of N records, written and done. */
+static void burst(int go, int done, uint32_t n)
+{
+	assert_int_equal(write(go, &n, sizeof n), (ssize_t)sizeof n);
+	char b;
+	struct pollfd pfd = { .fd = done, .events = POLLIN };
+	assert_int_equal(poll(&pfd, 1, 60000), 1);
+	assert_int_equal(read(done, &b, 1), 1);
+}
+
+/* Wait until thothd has logged more than SKIP drains; the CPU (ms) of
+ * the drains logged after SKIP on the task thread. */
+static double wait_drains(const char *log, int skip)
+{
+	uint64_t deadline = now_us() + 30000000ull;
+	for (;;) {
+		drains_t d = drains_logged(log, skip);
+		if (d.worker + d.loop > 0)
+			return d.worker_cpu_ms;
+		assert_true(now_us() < deadline);
+		usleep(20000);
+	}
+}
+
+static int drains_count(const char *log)
+{
+	drains_t d = drains_logged(log, 0);
+	return d.worker + d.loop;
+}
+
+/*
+ * A trace session that starts beside the dashboard while a busy backlog
+ * waits in the rings: what is there belongs to the dashboard only, and
+ * used to be drained to it by the start itself, on the loop thread.  Now
+ * the start only marks where the session begins in each ring (the
+ * dashboard's next drain hands the records before that mark to the
+ * dashboard only): the loop thread's CPU across the start stays below half
+ * of what draining such a burst costs (measured in this run, on the task
+ * thread).  With the drain in the start (the code before) it is that
+ * drain's whole cost, and the test fails.  Exact either way: the session
+ * gets every record written after its start and none before, the
+ * dashboard every record.
+ */
+static void test_a_session_start_beside_a_backlog_leaves_it_to_the_drain(void **state)
+{
+	(void)state;
+	harness_t h;
+	assert_int_equal(harness_setup(&h), 0);
+	const char *const args[] = { "--http-port", "0", NULL };
+	assert_true(harness_start_thothd(&h, args) > 0);
+	thoth_control_t ctl;
+	assert_int_equal(harness_connect(&h, &ctl), 0);
+	int port = dashboard_port(&ctl);
+	int go, done;
+	pid_t busy = spawn_traced(&h, &go, &done);
+	int page = http_connect(port);
+	static const char ev_req[] = "GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+	assert_int_equal(write(page, ev_req, sizeof ev_req - 1), (ssize_t)(sizeof ev_req - 1));
+	next_tick(page);                /* collecting: LOOP is on in the traced process */
+
+	/* What draining one burst costs here, now (the scrape drains it). */
+	int n0 = drains_count(h.log);
+	uint64_t total = BURST;
+	burst(go, done, BURST);
+	assert_int_equal(wakeups_of(port, busy), total);
+	double cal_ms = wait_drains(h.log, n0);
+
+	/* A burst just after a tick, then the session's start at once. */
+	next_tick(page);
+	burst(go, done, BURST);
+	total += BURST;
+	uint64_t cpu0 = loop_cpu_ns(h.thothd);
+	thoth_trace_TraceControl_start_pid_req_t sreq = { .categories = THOTH_TRACE_MASK(LOOP),
+							   .pid = (uint32_t)busy };
+	thoth_trace_TraceControl_start_pid_resp_t sresp;
+	assert_int_equal(thoth_trace_TraceControl_start_pid(&ctl.client, &sreq, &sresp, NULL), 0);
+	double start_ms = (double)(loop_cpu_ns(h.thothd) - cpu0) / 1e6;
+
+	/* The session's own records, once the backlog is drained (together
+	 * they would lap the ring). */
+	uint64_t got = 0, deadline = now_us() + 60000000ull;
+	while ((got = wakeups_of(port, busy)) < total && now_us() < deadline)
+		usleep(20000);
+	assert_int_equal(got, total);
+	burst(go, done, SESSION_BURST);
+	total += SESSION_BURST;
+	while ((got = wakeups_of(port, busy)) < total && now_us() < deadline)
+		usleep(20000);
+	assert_int_equal(got, total);
+	thoth_trace_TraceControl_stop_req_t preq = { 0 };
+	thoth_trace_TraceControl_stop_resp_t presp;
+	assert_int_equal(thoth_trace_TraceControl_stop(&ctl.client, &preq, &presp, NULL), 0);
+	fprintf(stderr, "# a session started beside %d waiting records: the loop thread %.2f ms of CPU "
+		"across the start (draining such a burst: %.1f ms CPU on the task thread); the "
+		"session %llu events, %llu dropped; the dashboard %llu\n", BURST, start_ms, cal_ms,
+		(unsigned long long)presp.events, (unsigned long long)presp.dropped,
+		(unsigned long long)got);
+	assert_int_equal(presp.events, SESSION_BURST);
+	assert_int_equal(presp.dropped, 0);
+	assert_true(cal_ms > 10);       /* the test can tell */
+	assert_true(start_ms < cal_ms / 2);
+	close(page);
+	close(go);
+	close(done);
+	thoth_control_close(&ctl);
+	assert_int_equal(harness_stop_thothd(&h), 0);
+	assert_false(harness_file_contains(h.log, "ERROR: AddressSanitizer"));
+	assert_false(harness_file_contains(h.log, "WARNING: ThreadSanitizer"));
+	harness_teardown(&h);
+}
+
+/* How many times thothd said collection went off. */
+static int collection_offs(const char *log)
+{
+	FILE *f = fopen(log, "re");
+	assert_non_null(f);
+	char buf[1024];
+	int n = 0;
+	while (fgets(buf, sizeof buf, f))
+		n += strstr(buf, "live collection off") != NULL;
+	fclose(f);
+	return n;
+}
+
+static void wait_offs(const char *log, int n)
+{
+	uint64_t deadline = now_us() + 15000000ull;
+	while (collection_offs(log) < n && now_us() < deadline)
+		usleep(5000);
+	assert_int_equal(collection_offs(log), n);
+}
+
+/* A page on /events: collection on while it is connected. */
+static int open_page(int port)
+{
+	static const char ev_req[] = "GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+	int page = http_connect(port);
+	assert_int_equal(write(page, ev_req, sizeof ev_req - 1), (ssize_t)(sizeof ev_req - 1));
+	next_tick(page);
+	return page;
+}
+
+/* A burst while a page keeps collection on, scraped until the dashboard
+ * has counted WANT. */
+static void burst_counted(int port, pid_t busy, int go, int done, uint32_t n, uint64_t want)
+{
+	burst(go, done, n);
+	uint64_t got = 0, deadline = now_us() + 60000000ull;
+	while ((got = wakeups_of(port, busy)) < want && now_us() < deadline)
+		usleep(20000);
+	assert_int_equal(got, want);
+}
+
+/*
+ * Collection stops on its own (the last client went away: here a scraper
+ * whose hold ran out, THOTHD_LIVE_HOLD_MS=500) while a busy backlog waits.
+ * That used to drain the backlog to the dashboard on the loop thread, for
+ * figures nobody reads; now the records are left where they are, and the
+ * next collection starts after them.  The loop thread's CPU from the
+ * burst until thothd says collection is off stays below half of what a
+ * drain of such a burst costs (measured in this run, on the task thread,
+ * with a page keeping collection on); the code before drains it there,
+ * and the test fails.  A new collection (a page again) then counts exactly
+ * what is written after it started.  (Under ASan or TSan the burst can
+ * outlast the tick that stops collection: the rest of it is not recorded,
+ * and the measure is weaker there.)
+ */
+static void test_collection_stop_leaves_the_backlog(void **state)
+{
+	(void)state;
+	harness_t h;
+	assert_int_equal(harness_setup(&h), 0);
+	const char *const args[] = { "--http-port", "0", NULL };
+	setenv("THOTHD_LIVE_HOLD_MS", "500", 1);
+	assert_true(harness_start_thothd(&h, args) > 0);
+	unsetenv("THOTHD_LIVE_HOLD_MS");
+	thoth_control_t ctl;
+	assert_int_equal(harness_connect(&h, &ctl), 0);
+	int port = dashboard_port(&ctl);
+	int go, done;
+	pid_t busy = spawn_traced(&h, &go, &done);
+
+	/* Calibration: a page keeps collection on; the drains of a burst. */
+	int page = open_page(port);
+	int n0 = drains_count(h.log);
+	burst_counted(port, busy, go, done, BURST, BURST);
+	double cal_ms = wait_drains(h.log, n0);
+	close(page);
+	wait_offs(h.log, 1);            /* noticed at the next tick */
+
+	/* A scrape starts collection again (the tick is a second away, the
+	 * hold ends before it); a burst, and the tick stops collection. */
+	free(metrics(port));
+	burst(go, done, BURST);
+	uint64_t cpu0 = loop_cpu_ns(h.thothd);
+	wait_offs(h.log, 2);
+	double stop_ms = (double)(loop_cpu_ns(h.thothd) - cpu0) / 1e6;
+
+	/* A new collection counts only what comes after it (the backlog and
+	 * this burst together stay within the ring: nothing is overwritten). */
+	page = open_page(port);
+	burst_counted(port, busy, go, done, AFTER_BURST, AFTER_BURST);
+	uint64_t got = wakeups_of(port, busy);
+	fprintf(stderr, "# collection stopped with %d records waiting: the loop thread %.2f ms of CPU "
+		"from the burst until collection was off (draining such a burst: %.1f ms CPU on the "
+		"task thread); the next collection counted %llu of the %d written after it\n", BURST,
+		stop_ms, cal_ms, (unsigned long long)got, AFTER_BURST);
+	assert_int_equal(got, AFTER_BURST);
+	assert_true(cal_ms > 10);
+	assert_true(stop_ms < cal_ms / 2);
+	close(page);
+	close(go);
+	close(done);
+	thoth_control_close(&ctl);
+	assert_int_equal(harness_stop_thothd(&h), 0);
+	assert_false(harness_file_contains(h.log, "ERROR: AddressSanitizer"));
+	assert_false(harness_file_contains(h.log, "WARNING: ThreadSanitizer"));
+	harness_teardown(&h);
+}
+
+/* ---- the dashboard's lock-ring poll ---- */
+
+enum { RING_TABLES = 32 };
+
+/* RUNTIME/locks/PID.table: a header and a ring of 4,096 waits, mapped
+ * shared: the test writes into it as a profiled process would. */
+static thothlock_header_t *map_ring_table(const char *dir, int pid)
+{
+	char path[512];
+	snprintf(path, sizeof path, "%s/%d.table", dir, pid);
+	size_t len = THOTHLOCK_HEADER_SIZE + THOTHLOCK_EVENT_CAPACITY * sizeof(thothlock_event_t);
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, (off_t)len), 0);
+	thothlock_header_t *hd = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	assert_true(hd != MAP_FAILED);
+	close(fd);
+	hd->magic = THOTHLOCK_MAGIC;
+	hd->version = THOTHLOCK_VERSION;
+	hd->header_size = THOTHLOCK_HEADER_SIZE;
+	hd->pid = pid;
+	hd->start_ns = 1;
+	hd->events_offset = THOTHLOCK_HEADER_SIZE;
+	hd->event_capacity = THOTHLOCK_EVENT_CAPACITY;
+	return hd;
+}
+
+typedef struct ring_writer {
+	thothlock_header_t *tables[RING_TABLES];
+	int stop;                       /* atomic */
+	uint64_t waits;
+} ring_writer_t;
+
+/* Every 100 ms, a ring's worth of new waits in every table (stamped now:
+ * each poll hands out the last 4,096 of each ring, the rest are lost). */
+static void *write_rings(void *arg)
+{
+	ring_writer_t *w = arg;
+	while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+		for (int i = 0; i < RING_TABLES; i++) {
+			thothlock_header_t *hd = w->tables[i];
+			thothlock_event_t *ev = (thothlock_event_t *)((uint8_t *)hd + THOTHLOCK_HEADER_SIZE);
+			uint64_t head = hd->event_head;
+			for (uint32_t k = 0; k < THOTHLOCK_EVENT_CAPACITY; k++, head++) {
+				thothlock_event_t *e = &ev[head & (THOTHLOCK_EVENT_CAPACITY - 1)];
+				__atomic_store_n(&e->seq, 0, __ATOMIC_RELEASE);
+				e->start_ns = now;
+				e->wait_ns = 1000;
+				e->lock = 0x1000;
+				e->tid = hd->pid;
+				__atomic_store_n(&e->seq, head + 1, __ATOMIC_RELEASE);
+			}
+			__atomic_store_n(&hd->event_head, head, __ATOMIC_RELEASE);
+			w->waits += THOTHLOCK_EVENT_CAPACITY;
+		}
+		usleep(100000);
+	}
+	return NULL;
+}
+
+/* The polls thothd logged after the first SKIP: how many, on which thread,
+ * their CPU time in all (ms). */
+typedef struct polls {
+	int n, on_task, on_loop;
+	double cpu_ms;
+} polls_t;
+
+static polls_t polls_logged(const char *log, int skip)
+{
+	FILE *f = fopen(log, "re");
+	assert_non_null(f);
+	char line[1024];
+	polls_t p = { 0 };
+	while (fgets(line, sizeof line, f)) {
+		char *q = strstr(line, "dashboard: polled ");
+		unsigned files;
+		unsigned long long waits;
+		double ms, cpu;
+		char where[8];
+		if (!q || sscanf(q, "dashboard: polled %u lock rings (%llu waits) in %lf ms (%lf ms CPU) on "
+				 "the %7s thread", &files, &waits, &ms, &cpu, where) != 5 || skip-- > 0)
+			continue;
+		p.n++;
+		p.on_task += strcmp(where, "task") == 0;
+		p.on_loop += strcmp(where, "loop") == 0;
+		p.cpu_ms += cpu;
+	}
+	fclose(f);
+	return p;
+}
+
+/*
+ * Busy lock rings (RING_TABLES profiled processes, each ring refilled
+ * every 100 ms) while a page is connected: the dashboard polls every ring
+ * once a tick and hands each wait to its figures.  After its first poll
+ * (on the loop thread: its cost is not known yet) each poll costs more
+ * than the loop thread should spend, so it runs on the task thread, ring
+ * by ring: over five ticks the loop thread's CPU stays below half of the
+ * polls' own.  On the loop thread (THOTHD_DEFER=off, as before) it is at
+ * least the polls' whole cost, and the test fails.
+ */
+static void test_busy_lock_rings_are_polled_off_the_loop_thread(void **state)
+{
+	(void)state;
+	harness_t h;
+	assert_int_equal(harness_setup(&h), 0);
+	char dir[400];
+	snprintf(dir, sizeof dir, "%s/locks", h.dir);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	ring_writer_t w = { .stop = 0 };
+	for (int i = 0; i < RING_TABLES; i++)
+		w.tables[i] = map_ring_table(dir, 1000000 + i);
+	const char *const args[] = { "--http-port", "0", NULL };
+	assert_true(harness_start_thothd(&h, args) > 0);
+	thoth_control_t ctl;
+	assert_int_equal(harness_connect(&h, &ctl), 0);
+	int port = dashboard_port(&ctl);
+	int page = http_connect(port);
+	static const char ev_req[] = "GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+	assert_int_equal(write(page, ev_req, sizeof ev_req - 1), (ssize_t)(sizeof ev_req - 1));
+	next_tick(page);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, write_rings, &w), 0);
+	next_tick(page);
+	next_tick(page);                /* a busy poll made, its cost known */
+	int skip = polls_logged(h.log, 0).n;
+	uint64_t cpu0 = loop_cpu_ns(h.thothd);
+	for (int k = 0; k < 5; k++)
+		next_tick(page);
+	double loop_ms = (double)(loop_cpu_ns(h.thothd) - cpu0) / 1e6;
+	polls_t p = polls_logged(h.log, skip);
+	__atomic_store_n(&w.stop, 1, __ATOMIC_RELEASE);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	fprintf(stderr, "# %d busy lock rings, five ticks: %d polls (%d on the task thread, %d on the "
+		"loop thread), %.1f ms of CPU in all; the loop thread %.1f ms\n", RING_TABLES, p.n,
+		p.on_task, p.on_loop, p.cpu_ms, loop_ms);
+	assert_true(p.n >= 3);
+	assert_true(p.cpu_ms > 10);     /* the test can tell */
+	assert_true(loop_ms < p.cpu_ms / 2);
+	close(page);
+	thoth_control_close(&ctl);
+	assert_int_equal(harness_stop_thothd(&h), 0);
+	assert_false(harness_file_contains(h.log, "ERROR: AddressSanitizer"));
+	assert_false(harness_file_contains(h.log, "WARNING: ThreadSanitizer"));
+	size_t len = THOTHLOCK_HEADER_SIZE + THOTHLOCK_EVENT_CAPACITY * sizeof(thothlock_event_t);
+	for (int i = 0; i < RING_TABLES; i++)
+		munmap(w.tables[i], len);
+	harness_teardown(&h);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_a_busy_backlog_is_drained_off_the_loop_thread),
 		cmocka_unit_test(test_a_session_beside_the_dashboard_is_drained_off_the_loop_thread),
+		cmocka_unit_test(test_a_session_start_beside_a_backlog_leaves_it_to_the_drain),
+		cmocka_unit_test(test_collection_stop_leaves_the_backlog),
+		cmocka_unit_test(test_busy_lock_rings_are_polled_off_the_loop_thread),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1520,7 +1520,10 @@ int thothlock_report_write(FILE *o, thothlock_table_t *const *tables, size_t n,
 
 struct thothlock_ring {
 	thothlock_header_t hdr;
-	thothlock_event_t *events;      /* a private copy of the ring */
+	int fd;                         /* open until freed: the events are read on demand */
+	uint64_t file_size;
+	thothlock_event_t *events;      /* a private copy of the slots a read wants */
+	uint64_t cap_events;            /* its room */
 };
 
 int thothlock_ring_open(const char *path, thothlock_ring_t **out, char *why, size_t why_len)
@@ -1541,6 +1544,7 @@ int thothlock_ring_open(const char *path, thothlock_ring_t **out, char *why, siz
 		rc = THOTH_E_NOMEM;
 		goto fail;
 	}
+	r->fd = -1;
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
 		bad = "not a regular file";
 		goto fail;
@@ -1558,20 +1562,15 @@ int thothlock_ring_open(const char *path, thothlock_ring_t **out, char *why, siz
 	uint64_t bytes = (uint64_t)h->event_capacity * sizeof(thothlock_event_t);
 	if (h->event_capacity == 0 || h->event_capacity > (1u << 20) ||
 	    (h->event_capacity & (h->event_capacity - 1)) || h->events_offset < THOTHLOCK_HEADER_SIZE ||
-	    h->events_offset + bytes > (uint64_t)st.st_size) {
+	    h->events_offset > (uint64_t)st.st_size || bytes > (uint64_t)st.st_size - h->events_offset) {
+		/* (Compared without the sum: an offset near 2^64 wraps it.) */
 		bad = "ring outside the file";
 		goto fail;
 	}
-	r->events = malloc(bytes);
-	if (!r->events) {
-		rc = THOTH_E_NOMEM;
-		goto fail;
-	}
-	if (pread(fd, r->events, bytes, (off_t)h->events_offset) != (ssize_t)bytes) {
-		bad = "short read";
-		goto fail;
-	}
-	close(fd);
+	/* The slots are read when asked for (thothlock_ring_read): only those
+	 * written since the reader's last position, not the whole ring. */
+	r->fd = fd;
+	r->file_size = (uint64_t)st.st_size;
 	*out = r;
 	return 0;
 fail:
@@ -1582,10 +1581,37 @@ fail:
 	return rc;
 }
 
+/* Copy slots FIRST..FIRST+N-1 (event numbers; N <= capacity) into
+ * r->events[0..N-1], in one or two reads (the ring wraps).  False when the
+ * file no longer holds them (truncated meanwhile) or there is no memory. */
+static bool ring_copy(thothlock_ring_t *r, uint64_t first, uint64_t n)
+{
+	uint64_t cap = r->hdr.event_capacity;
+	if (n > r->cap_events) {
+		thothlock_event_t *e = realloc(r->events, n * sizeof *e);
+		if (!e)
+			return false;
+		r->events = e;
+		r->cap_events = n;
+	}
+	uint64_t slot = first & (cap - 1);
+	uint64_t part = cap - slot < n ? cap - slot : n;
+	size_t sz = sizeof(thothlock_event_t);
+	if (pread(r->fd, r->events, part * sz, (off_t)(r->hdr.events_offset + slot * sz)) !=
+	    (ssize_t)(part * sz))
+		return false;
+	if (part < n && pread(r->fd, r->events + part, (n - part) * sz, (off_t)r->hdr.events_offset) !=
+	                        (ssize_t)((n - part) * sz))
+		return false;
+	return true;
+}
+
 void thothlock_ring_free(thothlock_ring_t *r)
 {
 	if (!r)
 		return;
+	if (r->fd >= 0)
+		close(r->fd);
 	free(r->events);
 	free(r);
 }
@@ -1597,8 +1623,12 @@ void thothlock_ring_identity(const thothlock_ring_t *r, int *pid, uint64_t *star
 	*exited = r->hdr.exited != 0;
 }
 
-uint64_t thothlock_ring_read(const thothlock_ring_t *r, uint64_t *next, thothlock_wait_fn fn,
-                             void *ctx)
+uint64_t thothlock_ring_head(const thothlock_ring_t *r)
+{
+	return r->hdr.event_head;
+}
+
+uint64_t thothlock_ring_read(thothlock_ring_t *r, uint64_t *next, thothlock_wait_fn fn, void *ctx)
 {
 	uint64_t head = r->hdr.event_head, cap = r->hdr.event_capacity, lost = 0;
 	uint64_t n = *next;
@@ -1608,8 +1638,11 @@ uint64_t thothlock_ring_read(const thothlock_ring_t *r, uint64_t *next, thothloc
 		lost += head - n - cap;
 		n = head - cap;
 	}
+	uint64_t first = n;
+	if (n < head && !ring_copy(r, first, head - n))
+		return 0;               /* truncated meanwhile (or no memory): read next time */
 	for (; n < head; n++) {
-		const thothlock_event_t *e = &r->events[n & (cap - 1)];
+		const thothlock_event_t *e = &r->events[n - first];
 		if (e->seq > n + 1) {   /* overwritten by a later lap */
 			lost++;
 			continue;

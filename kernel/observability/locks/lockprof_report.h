@@ -95,12 +95,17 @@ void thothlock_ring_free(thothlock_ring_t *ring);
  * whether it has exited. */
 void thothlock_ring_identity(const thothlock_ring_t *ring, int *pid, uint64_t *start_ns,
                              bool *exited);
+/* Events ever written to the ring (its header's head when opened). */
+uint64_t thothlock_ring_head(const thothlock_ring_t *ring);
 /* Calls fn for each event numbered >= *next still in the ring, oldest
- * first, and sets *next past the last one read.  An event claimed but not
+ * first, and sets *next past the last one read.  Only those slots are
+ * read from the file (thothlock_ring_open reads the header alone): a
+ * quiet ring costs its header page, not its 160 KiB.  A file cut short
+ * since it was opened gives nothing (0, *next unchanged).  An event claimed but not
  * yet committed stops the read there (it is read next time) while the
  * process lives.  Returns how many were lost (overwritten before this
  * read, or never committed by a process that has exited). */
-uint64_t thothlock_ring_read(const thothlock_ring_t *ring, uint64_t *next, thothlock_wait_fn fn,
+uint64_t thothlock_ring_read(thothlock_ring_t *ring, uint64_t *next, thothlock_wait_fn fn,
                              void *ctx);
 
 #endif
