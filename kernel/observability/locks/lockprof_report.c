@@ -339,10 +339,11 @@ static void add_tstats(thothlock_table_t *t, thothlock_lock_t *stats, thothlock_
 			continue;
 		thothlock_lock_t *l = &stats[ki];
 		mark_touched(t, l, sizeof *l);
-		/* Each acquisition through an entry is one timed hold. */
+		/* Each acquisition through an entry is one hold, holds_timed
+		 * of them timed (all unless the holds were sampled). */
 		l->acquisitions += e->acquisitions;
 		l->owner_changes += e->owner_changes;
-		l->holds_measured += e->acquisitions;
+		l->holds_measured += e->holds_timed;
 		l->hold_ns_total += e->hold_ns_total;
 		if (e->hold_ns_max > l->hold_ns_max)
 			l->hold_ns_max = e->hold_ns_max;
@@ -364,7 +365,7 @@ static void add_tstats(thothlock_table_t *t, thothlock_lock_t *stats, thothlock_
 				continue;
 		}
 		s->acquisitions += e->acquisitions;
-		s->holds_measured += e->acquisitions;
+		s->holds_measured += e->holds_timed;
 		s->hold_ns_total += e->hold_ns_total;
 		if (e->hold_ns_max > s->hold_ns_max)
 			s->hold_ns_max = e->hold_ns_max;
@@ -1244,6 +1245,27 @@ static void json_hist(FILE *o, const uint64_t *h)
 	fputc(']', o);
 }
 
+/* ---- sampled holds ----------------------------------------------------------
+ * With THOTHLOCK_HOLD_SAMPLE=N (all mode, header.hold_sample > 1) one
+ * hold in N was timed: a lock's or site's hold total is then the timed
+ * holds' sum scaled to all its holds (x holds / holds timed, ~N), an
+ * estimate, and so marked; the average, maximum and histogram are the
+ * timed holds' (a sample).  Counts (acquisitions, contentions, waits)
+ * are never sampled. */
+static bool holds_sampled(const thothlock_table_t *t)
+{
+	return t->hdr->mode == THOTHLOCK_MODE_ALL && t->hdr->hold_sample > 1;
+}
+
+static uint64_t hold_total_estimate(const thothlock_table_t *t, uint64_t measured_ns,
+                                    uint64_t holds_timed, uint64_t holds)
+{
+	if (!holds_sampled(t) || !holds_timed || holds <= holds_timed)
+		return measured_ns;
+	long double est = (long double)measured_ns * (long double)holds / (long double)holds_timed;
+	return est >= 1.8e19L ? UINT64_MAX : (uint64_t)(est + 0.5L);
+}
+
 static void json_lock(FILE *o, const lock_view_t *v)
 {
 	const thothlock_lock_t *l = v->lock;
@@ -1261,11 +1283,14 @@ static void json_lock(FILE *o, const lock_view_t *v)
 	        ",\"owner_changes\":%" PRIu64 ",\"trylock_busy\":%" PRIu64 ",\"timeouts\":%" PRIu64
 	        ",\"wait_ns_total\":%" PRIu64 ",\"wait_ns_avg\":%" PRIu64 ",\"wait_ns_max\":%" PRIu64
 	        ",\"holds_measured\":%" PRIu64 ",\"hold_ns_total\":%" PRIu64 ",\"hold_ns_avg\":%" PRIu64
-	        ",\"hold_ns_max\":%" PRIu64 ",\"wait_histogram\":",
+	        ",\"hold_ns_max\":%" PRIu64 ",\"hold_estimated\":%s,\"hold_ns_total_measured\":%" PRIu64
+	        ",\"wait_histogram\":",
 	        kind_name(l->kind), v->acquisitions, l->contentions, l->owner_changes,
 	        l->trylock_busy, l->timeouts, l->wait_ns_total, waits ? l->wait_ns_total / waits : 0,
-	        l->wait_ns_max, l->holds_measured, l->hold_ns_total,
-	        l->holds_measured ? l->hold_ns_total / l->holds_measured : 0, l->hold_ns_max);
+	        l->wait_ns_max, l->holds_measured,
+	        hold_total_estimate(t, l->hold_ns_total, l->holds_measured, v->acquisitions),
+	        l->holds_measured ? l->hold_ns_total / l->holds_measured : 0, l->hold_ns_max,
+	        holds_sampled(t) ? "true" : "false", l->hold_ns_total);
 	json_hist(o, l->wait_hist);
 	fputs(",\"hold_histogram\":", o);
 	json_hist(o, l->hold_hist);
@@ -1295,10 +1320,13 @@ static void json_lock(FILE *o, const lock_view_t *v)
 		        ",\"timeouts\":%" PRIu64 ",\"wait_ns_total\":%" PRIu64 ",\"wait_ns_avg\":%" PRIu64
 		        ",\"wait_ns_max\":%" PRIu64 ",\"holds_measured\":%" PRIu64
 		        ",\"hold_ns_total\":%" PRIu64 ",\"hold_ns_max\":%" PRIu64
+		        ",\"hold_estimated\":%s,\"hold_ns_total_measured\":%" PRIu64
 		        ",\"owner_unknown\":%" PRIu64 ",\"owner_sites\":[",
 		        s->acquisitions, s->contentions, s->timeouts, s->wait_ns_total,
 		        sw ? s->wait_ns_total / sw : 0, s->wait_ns_max, s->holds_measured,
-		        s->hold_ns_total, s->hold_ns_max, s->owner_unknown);
+		        hold_total_estimate(t, s->hold_ns_total, s->holds_measured, s->acquisitions),
+		        s->hold_ns_max, holds_sampled(t) ? "true" : "false", s->hold_ns_total,
+		        s->owner_unknown);
 		bool ofirst = true;
 		for (unsigned k = 0; k < THOTHLOCK_OWNER_SITES; k++) {
 			if (!s->owners[k].pc)
@@ -1353,7 +1381,8 @@ static void text_lock(FILE *o, unsigned rank, const lock_view_t *v)
 	fmt_ns(l->wait_ns_total, wt, sizeof wt);
 	fmt_ns(waits ? l->wait_ns_total / waits : 0, wa, sizeof wa);
 	fmt_ns(l->wait_ns_max, wm, sizeof wm);
-	fmt_ns(l->hold_ns_total, ht, sizeof ht);
+	fmt_ns(hold_total_estimate(t, l->hold_ns_total, l->holds_measured, v->acquisitions), ht,
+	       sizeof ht);
 	fmt_ns(l->hold_ns_max, hm, sizeof hm);
 	char storage[300];
 	lock_storage(t, l->addr, storage, sizeof storage);
@@ -1363,8 +1392,16 @@ static void text_lock(FILE *o, unsigned rank, const lock_view_t *v)
 	fprintf(o, "   acquisitions %" PRIu64 ", contentions %" PRIu64 ", owner changes %" PRIu64
 	        ", timeouts %" PRIu64 ", failed trylocks %" PRIu64 "\n",
 	        v->acquisitions, l->contentions, l->owner_changes, l->timeouts, l->trylock_busy);
-	fprintf(o, "   wait: total %s, avg %s, max %s; hold (%" PRIu64 " timed): total %s, max %s\n",
-	        wt, wa, wm, l->holds_measured, ht, hm);
+	if (holds_sampled(t)) {
+		char ha[32];
+		fmt_ns(l->holds_measured ? l->hold_ns_total / l->holds_measured : 0, ha, sizeof ha);
+		fprintf(o, "   wait: total %s, avg %s, max %s; hold (sampled: %" PRIu64 " of %" PRIu64
+		        " timed): total %s (estimated), avg %s, max %s (of the timed)\n",
+		        wt, wa, wm, l->holds_measured, v->acquisitions, ht, ha, hm);
+	} else {
+		fprintf(o, "   wait: total %s, avg %s, max %s; hold (%" PRIu64 " timed): total %s, max %s\n",
+		        wt, wa, wm, l->holds_measured, ht, hm);
+	}
 	size_t n = 0;
 	const thothlock_site_t **list = sites_of(v, &n);
 	for (size_t i = 0; i < n; i++) {
@@ -1376,11 +1413,13 @@ static void text_lock(FILE *o, unsigned rank, const lock_view_t *v)
 		frame_text(&f, pc, text, sizeof text);
 		fmt_ns(s->wait_ns_total, wt, sizeof wt);
 		fmt_ns(s->wait_ns_max, wm, sizeof wm);
-		fmt_ns(s->hold_ns_total, ht, sizeof ht);
+		fmt_ns(hold_total_estimate(t, s->hold_ns_total, s->holds_measured, s->acquisitions), ht,
+		       sizeof ht);
 		fprintf(o, "   site %s: contentions %" PRIu64 ", wait %s (max %s)", text,
 		        s->contentions, wt, wm);
 		if (s->acquisitions || s->holds_measured)
-			fprintf(o, ", acquisitions %" PRIu64 ", hold %s", s->acquisitions, ht);
+			fprintf(o, ", acquisitions %" PRIu64 ", hold %s%s", s->acquisitions, ht,
+			        holds_sampled(t) ? " (estimated)" : "");
 		fputc('\n', o);
 		for (unsigned k = 0; k < THOTHLOCK_OWNER_SITES; k++) {
 			if (!s->owners[k].pc)
@@ -1473,13 +1512,15 @@ int thothlock_report_write(FILE *o, thothlock_table_t *const *tables, size_t n,
 			        ",\"losses\":{\"lock_table_full\":%" PRIu64 ",\"site_table_full\":%" PRIu64
 			        ",\"held_overflow\":%" PRIu64 ",\"thread_overflow\":%" PRIu64
 			        "},\"cond_waits\":%" PRIu64 ",\"fast_path\":\"%s\","
-			        "\"acquisitions_sampled\":%s,\"clock\":\"%s\",\"tsc_hz\":%" PRIu64 "}",
+			        "\"acquisitions_sampled\":%s,\"hold_sample\":%u,"
+			        "\"clock\":\"%s\",\"tsc_hz\":%" PRIu64 "}",
 			        h->mode == THOTHLOCK_MODE_ALL ? "all" : "contention",
 			        h->exited ? "true" : "false", end > h->start_ns ? end - h->start_ns : 0,
 			        h->lock_table_full, h->site_table_full, h->held_overflow,
 			        h->thread_overflow, h->cond_waits,
 			        h->flags & THOTHLOCK_FLAG_INLINE_TRYLOCK ? "inline" : "glibc",
 			        h->sampling_threads ? "true" : "false",
+			        holds_sampled(tables[i]) ? h->hold_sample : 1u,
 			        h->flags & THOTHLOCK_FLAG_TSC ? "tsc" : "monotonic",
 			        h->flags & THOTHLOCK_FLAG_TSC ? h->tsc_hz : 0);
 		}
@@ -1498,9 +1539,13 @@ int thothlock_report_write(FILE *o, thothlock_table_t *const *tables, size_t n,
 			prog[sizeof h->program] = 0;
 			uint64_t end = h->end_ns ? h->end_ns : h->start_ns;
 			fmt_ns(end > h->start_ns ? end - h->start_ns : 0, dur, sizeof dur);
-			fprintf(o, "thothlock: pid %d (%s), %s mode, %s%s\n", h->pid, prog,
+			char sampled[64] = "";
+			if (holds_sampled(tables[i]))
+				snprintf(sampled, sizeof sampled, " (holds sampled: 1 in %u timed)",
+				         h->hold_sample);
+			fprintf(o, "thothlock: pid %d (%s), %s mode%s, %s%s\n", h->pid, prog,
 			        h->mode == THOTHLOCK_MODE_ALL ? "all-acquisitions" : "contention-only",
-			        h->exited ? "ran " : "running", h->exited ? dur : "");
+			        sampled, h->exited ? "ran " : "running", h->exited ? dur : "");
 			if (h->lock_table_full || h->site_table_full || h->held_overflow || h->thread_overflow)
 				fprintf(o, "  losses: lock table full %" PRIu64 ", site table full %" PRIu64
 				        ", held depth overflow %" PRIu64 ", thread slots full %" PRIu64 "\n",
