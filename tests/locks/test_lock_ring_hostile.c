@@ -318,8 +318,7 @@ static void test_tstat_entries_add_only_to_what_they_rightly_name(void **state)
 		ts[i].pc = 0x401000;
 		ts[i].key_index = e[i].key;
 		ts[i].site_index = e[i].site;
-		ts[i].acquisitions = (uint32_t)e[i].acq;
-		ts[i].holds_timed = (uint32_t)e[i].acq;   /* every hold timed (no sampling) */
+		ts[i].acquisitions = e[i].acq;
 		ts[i].hold_ns_total = 100 * e[i].acq;
 		ts[i].hold_ns_max = 300;
 		ts[i].near_base = THOTHLOCK_NEAR_UNSET;
@@ -406,8 +405,7 @@ static void test_tstat_entries_without_a_site_get_one_with_their_pcs_stack(void 
 		ts[i].lock = e[i].key == 1 ? 0x7000 : 0x8000;
 		ts[i].pc = e[i].pc;
 		ts[i].key_index = e[i].key;
-		ts[i].acquisitions = (uint32_t)e[i].acq;
-		ts[i].holds_timed = (uint32_t)e[i].acq;
+		ts[i].acquisitions = e[i].acq;
 		ts[i].hold_ns_total = 100 * e[i].acq;
 		ts[i].near_base = THOTHLOCK_NEAR_UNSET;
 	}

@@ -46,7 +46,7 @@
                                               * 5: a thread's entries dense, sites only
                                               *    where needed (the reader makes the rest);
                                               * 6: all mode may time one hold in N
-                                              *    (header.hold_sample, tstat holds_timed) */
+                                              *    (header.hold_sample) */
 #define THOTHLOCK_HEADER_SIZE  4096u
 #define THOTHLOCK_HIST_BUCKETS 32u            /* log2(ns) buckets, see below */
 #define THOTHLOCK_STACK_DEPTH  16u
@@ -287,14 +287,18 @@ typedef struct {
  * others a site of their own (one per lock and pc, with the stack of a
  * site at the same pc, or the file's site of that key if one exists).
  *
- * Every acquisition through an entry is one hold; `holds_timed` of them
- * were timed (all of them unless header.hold_sample > 1; a condition
- * wait's earlier hold segments are timed in the shared entries).
- * Counters narrower than 64 bits add their wrap (2^8 to the site's
- * histogram, 2^32 to the lock's owner changes, and to the key's and the
- * site's acquisitions and the lock's and the site's holds_measured), so
- * the sums stay exact; a live read can catch a histogram bucket between
- * the two stores of a carry (256 too many until the next read). */
+ * Every acquisition through an entry is one hold.  Unless header.
+ * hold_sample > 1 every one is timed: the hold count is `acquisitions`.
+ * With hold_sample > 1 (version 6) only the holds the sampling chose are
+ * timed, and each timed hold is counted once in a hold histogram (the
+ * entry's near buckets, its site's far buckets and carries): a reader
+ * takes their sum as the timed holds (no counter of its own: the entry
+ * has no room, and N = 1 pays nothing for it).  A condition wait's
+ * earlier hold segments are timed in the shared entries.  Counters
+ * narrower than 64 bits add their wrap (2^8 to the site's histogram, 2^32
+ * to the lock's owner changes), so the sums stay exact; a live read can
+ * catch a histogram bucket between the two stores of a carry (256 too
+ * many until the next read, in the timed holds too when sampled). */
 #define THOTHLOCK_NEAR_BUCKETS 11u
 #define THOTHLOCK_NEAR_UNSET   0xffu         /* near_base before the first hold */
 typedef struct {
@@ -303,10 +307,8 @@ typedef struct {
 	uint32_t key_index;          /* keys[] index + 1; 0 = unused entry */
 	uint32_t site_index;         /* sites[] index + 1; 0 = no site entry (not needed yet,
 	                              * or the site region full): the reader makes one */
-	uint32_t acquisitions;       /* holds through this entry; wraps: 2^32 to the key's
-	                              * and the site's acquisitions */
-	uint32_t holds_timed;        /* of them timed (version 6); wraps: 2^32 to the
-	                              * lock's and the site's holds_measured */
+	uint64_t acquisitions;       /* = holds through this entry (all timed unless
+	                              * header.hold_sample > 1) */
 	uint64_t hold_ns_total;
 	uint64_t hold_ns_max;
 	uint32_t owner_changes;      /* wraps: 2^32 added to locks[].owner_changes */

@@ -326,6 +326,11 @@ static thothlock_site_t *find_site(const site_ref_t *refs, size_t n, uint64_t ke
 static void add_tstats(thothlock_table_t *t, thothlock_lock_t *stats, thothlock_site_t *sites)
 {
 	const thothlock_header_t *h = t->hdr;
+	/* Every acquisition through an entry is a hold, timed unless the
+	 * holds were sampled (hold_sample > 1, version 6); then each timed
+	 * hold is in one histogram bucket: the entry's near ones here, its
+	 * site's far ones below (lockprof_layout.h). */
+	bool sampled = h->hold_sample > 1;
 	const thothlock_tstat_t *ts = (const thothlock_tstat_t *)(t->bytes + h->tstats_offset);
 	uint64_t used = h->tstats_used < h->tstat_capacity ? h->tstats_used : h->tstat_capacity;
 	size_t nrefs;
@@ -343,15 +348,24 @@ static void add_tstats(thothlock_table_t *t, thothlock_lock_t *stats, thothlock_
 		 * of them timed (all unless the holds were sampled). */
 		l->acquisitions += e->acquisitions;
 		l->owner_changes += e->owner_changes;
-		l->holds_measured += e->holds_timed;
+		uint64_t timed = sampled ? 0 : e->acquisitions;
+		l->holds_measured += timed;
 		l->hold_ns_total += e->hold_ns_total;
 		if (e->hold_ns_max > l->hold_ns_max)
 			l->hold_ns_max = e->hold_ns_max;
 		/* The near buckets, where the window lies inside the histogram
 		 * (a hostile base past it adds nothing). */
-		if (e->near_base <= THOTHLOCK_HIST_BUCKETS - THOTHLOCK_NEAR_BUCKETS)
-			for (uint32_t b = 0; b < THOTHLOCK_NEAR_BUCKETS; b++)
+		if (e->near_base <= THOTHLOCK_HIST_BUCKETS - THOTHLOCK_NEAR_BUCKETS) {
+			uint64_t near = 0;
+			for (uint32_t b = 0; b < THOTHLOCK_NEAR_BUCKETS; b++) {
 				l->hold_hist[e->near_base + b] += e->near[b];
+				near += e->near[b];
+			}
+			if (sampled) {
+				timed = near;
+				l->holds_measured += near;
+			}
+		}
 		thothlock_site_t *s;
 		if (needs_site(e)) {
 			s = find_site(refs, nrefs, THOTHLOCK_SITE_KEY(ki, e->pc));
@@ -365,7 +379,7 @@ static void add_tstats(thothlock_table_t *t, thothlock_lock_t *stats, thothlock_
 				continue;
 		}
 		s->acquisitions += e->acquisitions;
-		s->holds_measured += e->holds_timed;
+		s->holds_measured += timed;
 		s->hold_ns_total += e->hold_ns_total;
 		if (e->hold_ns_max > s->hold_ns_max)
 			s->hold_ns_max = e->hold_ns_max;
@@ -376,7 +390,7 @@ static void add_tstats(thothlock_table_t *t, thothlock_lock_t *stats, thothlock_
 	size_t cap = h->site_capacity;
 	for (size_t i = next_with_data(t, sites, sizeof *sites, 0, cap); i < cap;
 	     i = next_with_data(t, sites, sizeof *sites, i + 1, cap)) {
-		const thothlock_site_t *s = &sites[i];
+		thothlock_site_t *s = &sites[i];
 		if (!s->key)
 			continue;
 		uint32_t ki = THOTHLOCK_SITE_LOCK(s->key);
@@ -384,8 +398,16 @@ static void add_tstats(thothlock_table_t *t, thothlock_lock_t *stats, thothlock_
 			continue;
 		thothlock_lock_t *l = &stats[ki];
 		mark_touched(t, l, sizeof *l);
-		for (uint32_t b = 0; b < THOTHLOCK_HIST_BUCKETS; b++)
+		uint64_t far = 0;
+		for (uint32_t b = 0; b < THOTHLOCK_HIST_BUCKETS; b++) {
 			l->hold_hist[b] += s->hold_hist[b];
+			far += s->hold_hist[b];
+		}
+		if (sampled) {
+			/* the entries' timed holds outside their near buckets */
+			l->holds_measured += far;
+			s->holds_measured += far;
+		}
 	}
 	free(refs);
 }

@@ -1253,12 +1253,13 @@ static inline void count_acquisition(thread_state_t *t, uintptr_t lock, uint32_t
 		cache_miss(t, w, lock, kind);
 }
 
-/* All mode: whether the hold of the acquisition being made is timed.
- * With THOTHLOCK_HOLD_SAMPLE=N a thread times one hold in N on average: a
- * countdown, re-armed with a random period of 1 .. 2N-1 (xorshift), so
- * that a program taking its locks in a fixed cycle is not sampled in step
- * with it (a fixed period of 2 would time one of two alternating locks
- * only).  N = 1: every hold, as before (a load, a compare, a store). */
+/* All mode: whether the hold of the acquisition being made is timed, as
+ * held flags.  N = 1 (THOTHLOCK_HOLD_SAMPLE unset): every hold, HELD_TIMED,
+ * as before (a load and a compare more).  N > 1: a thread times one hold
+ * in N on average (HELD_TIMED), the others not (0): a countdown,
+ * re-armed with a random period of 1 .. 2N-1 (xorshift), so that a program
+ * taking its locks in a fixed cycle is not sampled in step with it (a
+ * fixed period of 2 would time one of two alternating locks only). */
 static __attribute__((noinline)) uint32_t hold_period(thread_state_t *t)
 {
 	uint32_t x = t->hold_rng;
@@ -1269,15 +1270,17 @@ static __attribute__((noinline)) uint32_t hold_period(thread_state_t *t)
 	return 1 + x % (2 * hold_sample - 1);
 }
 
-static inline bool hold_timed(thread_state_t *t)
+static inline uint32_t hold_flags(thread_state_t *t)
 {
+	if (__builtin_expect(hold_sample == 1, 1))
+		return HELD_TIMED;
 	uint32_t c = t->hold_countdown;
 	if (c > 1) {
 		t->hold_countdown = c - 1;
-		return false;
+		return 0;
 	}
-	t->hold_countdown = hold_sample == 1 ? 1 : hold_period(t);
-	return true;
+	t->hold_countdown = hold_period(t);
+	return HELD_TIMED;
 }
 
 static inline held_t *push_held(thread_state_t *t, uintptr_t lock, uintptr_t pc, uint32_t kind)
@@ -1483,33 +1486,11 @@ static __attribute__((noinline, cold)) void tstat_owner_wrapped(thothlock_tstat_
 	add(&stats_of(&keys[ts->key_index - 1])->owner_changes, 1ull << 32);
 }
 
-static thothlock_site_t *tstat_site(thothlock_tstat_t *ts);
-
-/* The entry's 32-bit acquisitions or timed holds wrapped: 2^32 to the
- * shared counters the reader adds the entry to (key and site, lock and
- * site), so the sums stay exact. */
-static __attribute__((noinline, cold)) void tstat_acquisitions_wrapped(thothlock_tstat_t *ts)
-{
-	add(&keys[ts->key_index - 1].acquisitions, 1ull << 32);
-	thothlock_site_t *s = tstat_site(ts);
-	if (s)
-		add(&s->acquisitions, 1ull << 32);
-}
-
-static __attribute__((noinline, cold)) void tstat_timed_wrapped(thothlock_tstat_t *ts)
-{
-	add(&stats_of(&keys[ts->key_index - 1])->holds_measured, 1ull << 32);
-	thothlock_site_t *s = tstat_site(ts);
-	if (s)
-		add(&s->holds_measured, 1ull << 32);
-}
-
 /* An acquisition whose hold was not timed (hold sampling): its count and
  * owner change only. */
 static inline void tstat_untimed(thothlock_tstat_t *ts, bool owner_change)
 {
-	if (__builtin_expect(++ts->acquisitions == 0, 0))
-		tstat_acquisitions_wrapped(ts);
+	ts->acquisitions++;
 	if (owner_change && __builtin_expect(++ts->owner_changes == 0, 0))
 		tstat_owner_wrapped(ts);
 }
@@ -1558,10 +1539,7 @@ static __attribute__((noinline)) void tstat_hold_far(thothlock_tstat_t *ts, unsi
 
 static inline void tstat_commit(thothlock_tstat_t *ts, bool owner_change, uint64_t ns)
 {
-	if (__builtin_expect(++ts->acquisitions == 0, 0))
-		tstat_acquisitions_wrapped(ts);
-	if (__builtin_expect(++ts->holds_timed == 0, 0))
-		tstat_timed_wrapped(ts);
+	ts->acquisitions++;
 	if (owner_change && __builtin_expect(++ts->owner_changes == 0, 0))
 		tstat_owner_wrapped(ts);
 	ts->hold_ns_total += ns;
@@ -1813,7 +1791,7 @@ acquire_contended(thread_state_t *t, void *lock, uint32_t kind, lock_fn blocking
 	if (h) {
 		/* The wait is always timed; in all mode the hold after it as the
 		 * hold sampling says (contention mode times every such hold). */
-		uint32_t hold = mode != THOTHLOCK_MODE_ALL || hold_timed(t) ? HELD_TIMED : 0;
+		uint32_t hold = mode != THOTHLOCK_MODE_ALL ? HELD_TIMED : hold_flags(t);
 		h->flags = HELD_CONTENDED | hold | owner_flags(lock, kind, tid_of(t));
 		h->wait_ns = elapsed_ns(t0, t1);
 		h->t_wait = t0;
@@ -1855,13 +1833,12 @@ static inline int acquire(void *lock, uint32_t kind, try_fn try, lock_fn blockin
 	if (__builtin_expect(rc == 0, 1)) {
 		held_t *h = push_held(t, (uintptr_t)lock, pc, kind);
 		if (all && h) {
-			h->flags = owner_flags(lock, kind, tid_of(t));
+			uint32_t hold = hold_flags(t);
+			h->flags = hold | owner_flags(lock, kind, tid_of(t));
 			keep_entries(h, ts, k, s);
 			/* The hold starts here: the last thing before returning. */
-			if (hold_timed(t)) {
-				h->flags |= HELD_TIMED;
+			if (hold)
 				h->t_acquired = ticks();
-			}
 		}
 		return 0;
 	}
@@ -1885,12 +1862,11 @@ static inline int try_acquire(void *lock, uint32_t kind, try_fn try, uintptr_t p
 	if (rc == 0) {
 		held_t *h = push_held(t, (uintptr_t)lock, pc, kind);
 		if (h && mode == THOTHLOCK_MODE_ALL) {
-			h->flags = owner_flags(lock, kind, tid_of(t));
+			uint32_t hold = hold_flags(t);
+			h->flags = hold | owner_flags(lock, kind, tid_of(t));
 			keep_entries(h, ts, k, s);
-			if (hold_timed(t)) {
-				h->flags |= HELD_TIMED;
+			if (hold)
 				h->t_acquired = ticks();
-			}
 		}
 	} else if (rc == EBUSY) {
 		count_trylock_busy(t, (uintptr_t)lock, kind);
@@ -2085,6 +2061,24 @@ acquire_fast(void *lock, enum acquire_op op, uint32_t kind, try_fn try, lock_fn 
 	return acquire_slow(lock, op, abstime, pc);
 }
 
+/* All mode, hold sampling: the release of an acquisition whose hold was
+ * not timed (held entry h, the newest: HELD_TSTAT without HELD_TIMED). */
+static __attribute__((noinline)) int release_untimed(thread_state_t *t, held_t *h, void *lock,
+                                                    uint32_t kind)
+{
+	atomic_store_explicit(&h->lock, 0, memory_order_relaxed);
+	t->depth--;
+	int rc = kind == THOTHLOCK_KIND_MUTEX ? real.mutex_unlock(lock) : real.rw_unlock(lock);
+	if (__builtin_expect(rc == 0, 1)) {
+		thothlock_tstat_t *ts = h->tstat;
+		bool changed = (h->flags & HELD_OWNER_KNOWN)
+		                   ? (h->flags & HELD_OWNER_CHANGED) != 0
+		                   : owner_changed_key(t, &keys[ts->key_index - 1]);
+		tstat_untimed(ts, changed);
+	}
+	return rc;
+}
+
 /* All mode's usual release: of the newest held lock, an uncontended
  * acquisition with the thread's own entry (HELD_TIMED | HELD_TSTAT and
  * nothing else): the hold's end, the real unlock, then the entry. */
@@ -2098,11 +2092,17 @@ static inline __attribute__((always_inline)) bool release_all_fast(void *lock, u
 	held_t *h = &t->held[d - 1];
 	uint32_t plain = h->flags & ~(uint32_t)(HELD_OWNER_KNOWN | HELD_OWNER_CHANGED);
 	if (atomic_load_explicit(&h->lock, memory_order_relaxed) != (uintptr_t)lock ||
-	    (plain | HELD_TIMED) != (HELD_TIMED | HELD_TSTAT) || h->segments ||
-	    atomic_load_explicit(&h->want_stack, memory_order_relaxed))
+	    h->segments || atomic_load_explicit(&h->want_stack, memory_order_relaxed))
 		return false;
-	/* HELD_TIMED absent: a hold the sampling left untimed, no clock read. */
-	uint64_t t_release = plain & HELD_TIMED ? ticks() : 0;
+	if (plain != (HELD_TIMED | HELD_TSTAT)) {
+		if (plain != HELD_TSTAT)
+			return false;
+		/* a hold the sampling left untimed: no clock read (out of line,
+		 * so that the timed path costs what it did before sampling) */
+		*rc = release_untimed(t, h, lock, kind);
+		return true;
+	}
+	uint64_t t_release = ticks();
 	atomic_store_explicit(&h->lock, 0, memory_order_relaxed);
 	t->depth = d - 1;
 	*rc = kind == THOTHLOCK_KIND_MUTEX ? real.mutex_unlock(lock) : real.rw_unlock(lock);
@@ -2112,10 +2112,7 @@ static inline __attribute__((always_inline)) bool release_all_fast(void *lock, u
 		bool changed = (h->flags & HELD_OWNER_KNOWN)
 		                   ? (h->flags & HELD_OWNER_CHANGED) != 0
 		                   : owner_changed_key(t, &keys[ts->key_index - 1]);
-		if (plain & HELD_TIMED)
-			tstat_commit(ts, changed, elapsed_ns(h->t_acquired, t_release));
-		else
-			tstat_untimed(ts, changed);
+		tstat_commit(ts, changed, elapsed_ns(h->t_acquired, t_release));
 	}
 	return true;
 }
@@ -2229,6 +2226,27 @@ static void check_inline_trylock(void)
 	}
 }
 
+/* All mode's held entry of a default mutex just taken with the inline
+ * trylock; HOLD: HELD_TIMED (the clock last) or 0 (hold sampling). */
+static inline __attribute__((always_inline)) void push_all_mode(thread_state_t *t,
+                                                                pthread_mutex_t *m, uintptr_t pc,
+                                                                thothlock_tstat_t *ts, int tid,
+                                                                uint32_t hold)
+{
+	uint32_t d = t->depth;
+	held_t *h = &t->held[d];
+	h->kind = THOTHLOCK_KIND_MUTEX;
+	h->flags = hold | HELD_TSTAT | owner_flags(m, THOTHLOCK_KIND_MUTEX, tid);
+	h->segments = 0;
+	h->tstat = ts;
+	atomic_store_explicit(&h->want_stack, 0, memory_order_relaxed);
+	atomic_store_explicit(&h->pc, pc, memory_order_relaxed);
+	atomic_store_explicit(&h->lock, (uintptr_t)m, memory_order_relaxed);
+	t->depth = d + 1;
+	if (hold)
+		h->t_acquired = ticks();
+}
+
 /* Everything but the inline fast path: out of line, reached by a tail
  * call, so that the fast path saves no register. */
 static __attribute__((noinline)) int mutex_lock_general(pthread_mutex_t *m, uintptr_t pc)
@@ -2245,20 +2263,11 @@ static __attribute__((noinline)) int mutex_lock_general(pthread_mutex_t *m, uint
 			if (__builtin_expect(!mutex_trylock_inline(m, tid), 0))
 				return acquire_contended(t, m, THOTHLOCK_KIND_MUTEX, (lock_fn)real.mutex_lock,
 				                         NULL, NULL, pc, ts, NULL, NULL);
-			uint32_t d = t->depth;
-			held_t *h = &t->held[d];
-			h->kind = THOTHLOCK_KIND_MUTEX;
-			h->flags = HELD_TSTAT | owner_flags(m, THOTHLOCK_KIND_MUTEX, tid);
-			h->segments = 0;
-			h->tstat = ts;
-			atomic_store_explicit(&h->want_stack, 0, memory_order_relaxed);
-			atomic_store_explicit(&h->pc, pc, memory_order_relaxed);
-			atomic_store_explicit(&h->lock, (uintptr_t)m, memory_order_relaxed);
-			t->depth = d + 1;
-			if (hold_timed(t)) {
-				h->flags |= HELD_TIMED;
-				h->t_acquired = ticks();
-			}
+			/* every hold timed (the default), or as the sampling says */
+			if (__builtin_expect(hold_sample == 1, 1))
+				push_all_mode(t, m, pc, ts, tid, HELD_TIMED);
+			else
+				push_all_mode(t, m, pc, ts, tid, hold_flags(t));
 			return 0;
 		}
 	}
