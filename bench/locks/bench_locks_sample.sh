@@ -9,16 +9,85 @@
 #   bench_locks_sample [REPS [SYSBENCH ARGS...]]
 #   bench_locks_sample REPS -- PROGRAM [ARGS...]
 #   bench_locks_sample callgrind
+#   bench_locks_sample pairs [REPS [SYSBENCH ARGS...]]
+#   bench_locks_sample events [SYSBENCH ARGS...]
 # The last: instructions per uncontended lock+unlock pair (callgrind, 2
 # threads alive, locks_uncontended --only plt: the difference of 100,000
 # and 1,100,000 pairs over 10^6, so start-up cancels; deterministic) for
-# glibc, contention-only mode and all mode at each N.
+# glibc, contention-only mode and all mode at each N.  `pairs`: contention-
+# only mode alone against unprofiled, REPS (default 21) pairs in
+# alternating order (unprofiled first in odd pairs), on `sysbench mutex
+# --threads=4` (4096 mutexes) unless other arguments are given: the ratio
+# per pair, the median and the quartiles.  `events`: contention-only mode's
+# added work counted, not timed: callgrind with its cache and branch
+# simulation (D1 48 KiB, LL as the host's) of `sysbench mutex --threads=2`
+# (4096 mutexes, sysbench's default loops) at 1,000 and 3,000 locks per
+# thread, unprofiled and preloaded; the difference of the two runs over the
+# 4,000 acquisitions between them (start-up and exit cancel), per event:
+# instructions, D1 and LL misses, mispredicted branches, each as a ratio to
+# the unprofiled figure.  If a run's time is any positive combination of
+# these counts plus what the profiler does not change (the program's own
+# system calls, page faults of its own memory), the added time is at most
+# the largest of these ratios.
 # REPS defaults to 9, the program to `sysbench mutex --threads=4
 # --mutex-num=1` (one hot mutex); after "--" any program (locks_hot).
 set -eu
 CPUTIME=@CPUTIME_PATH@
 UNC=@UNCONTENDED_PATH@
 LIB=${THOTHLOCK_LIB:-@THOTHLOCK_LIB_PATH@}
+if [ "${1:-}" = pairs ]; then
+	shift
+	REPS=${1:-21}
+	if [ $# -ge 1 ]; then shift; fi
+	command -v sysbench >/dev/null 2>&1 || { echo "bench_locks_sample: skipped (sysbench not installed)"; exit 0; }
+	[ $# -gt 0 ] || set -- mutex --threads=4
+	d=$(mktemp -d /dev/shm/bench_locks_sample.XXXXXX 2>/dev/null) || d=$(mktemp -d /tmp/bench_locks_sample.XXXXXX)
+	trap 'rm -rf "$d"' EXIT
+	echo "contention-only vs unprofiled: sysbench $*; $REPS pairs; load: $(cut -d' ' -f1-3 /proc/loadavg)"
+	for r in $(seq "$REPS"); do
+		for w in $(if [ $((r % 2)) = 1 ]; then echo base c; else echo c base; fi); do
+			if [ "$w" = base ]; then "$CPUTIME" "$d/base" env sysbench "$@" run >/dev/null
+			else "$CPUTIME" "$d/c" env THOTHLOCK_DIR="$d" LD_PRELOAD="$LIB" sysbench "$@" run >/dev/null
+				rm -f "$d"/*.table "$d"/*.maps; fi
+		done
+		awk -v b="$(cat "$d/base")" -v c="$(cat "$d/c")" -v l="$(cut -d' ' -f1 /proc/loadavg)" \
+			'BEGIN {printf "pair: unprofiled %.3f s CPU, contention-only %.3f s: ratio %.4f; load %s\n", b, c, b/c, l}'
+	done | tee "$d/out"
+	awk '{print $10}' "$d/out" | sed 's/;//' | sort -g | awk '{a[NR]=$1} END {
+		printf "median %.4f, quartiles %.4f .. %.4f (%d pairs)\n", (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2,
+			a[int((NR+3)/4)], a[int((3*NR+3)/4)], NR }'
+	exit 0
+fi
+if [ "${1:-}" = events ]; then
+	shift
+	command -v valgrind >/dev/null 2>&1 || { echo "bench_locks_sample: events skipped (valgrind not installed)"; exit 0; }
+	command -v sysbench >/dev/null 2>&1 || { echo "bench_locks_sample: events skipped (sysbench not installed)"; exit 0; }
+	[ $# -gt 0 ] || set -- mutex --threads=2
+	d=$(mktemp -d /dev/shm/bench_locks_sample.XXXXXX 2>/dev/null) || d=$(mktemp -d /tmp/bench_locks_sample.XXXXXX)
+	trap 'rm -rf "$d"' EXIT
+	for w in base c; do
+		for n in 1000 3000; do
+			if [ "$w" = base ]; then pre=""; else pre="$LIB"; fi
+			env THOTHLOCK_DIR="$d" ${pre:+LD_PRELOAD="$pre"} valgrind --tool=callgrind --cache-sim=yes \
+				--branch-sim=yes --callgrind-out-file="$d/cg" sysbench "$@" --mutex-locks=$n run \
+				>/dev/null 2>&1
+			rm -f "$d"/*.table "$d"/*.maps
+			# events: Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw Bc Bcm Bi Bim
+			grep -m1 '^summary:\|^totals:' "$d/cg" | cut -d' ' -f2- >"$d/$w.$n"
+		done
+	done
+	echo "sysbench $* (4,000 acquisitions between the runs): per acquisition"
+	paste -d' ' "$d/base.1000" "$d/base.3000" "$d/c.1000" "$d/c.3000" | awk '{
+		n = NF / 4; acq = 4000
+		for (i = 1; i <= n; i++) { b[i] = ($(i + n) - $i) / acq; c[i] = ($(i + 3 * n) - $(i + 2 * n)) / acq }
+		split("instructions:1 D1-misses:5,6 LL-misses:8,9 mispredicted-branches:11,13", ev, " ")
+		for (k = 1; k <= 4; k++) {
+			split(ev[k], p, ":"); split(p[2], ix, ",")
+			bb = b[ix[1]] + (ix[2] ? b[ix[2]] : 0); cc = c[ix[1]] + (ix[2] ? c[ix[2]] : 0)
+			printf "  %-22s unprofiled %12.2f, contention-only %12.2f (%+.2f): ratio %.5f\n", p[1], bb, cc, cc - bb, cc / bb
+		} }'
+	exit 0
+fi
 if [ "${1:-}" = callgrind ]; then
 	command -v valgrind >/dev/null 2>&1 || { echo "bench_locks_sample: callgrind skipped (valgrind not installed)"; exit 0; }
 	d=$(mktemp -d /dev/shm/bench_locks_sample.XXXXXX 2>/dev/null) || d=$(mktemp -d /tmp/bench_locks_sample.XXXXXX)
