@@ -293,7 +293,9 @@ typedef struct {
  * timed, and each timed hold is counted once in a hold histogram (the
  * entry's near buckets, its site's far buckets and carries): a reader
  * takes their sum as the timed holds (no counter of its own: the entry
- * has no room, and N = 1 pays nothing for it).  A condition wait's
+ * has no room, and N = 1 pays nothing for it; a far hold that finds no
+ * site, the site region full, goes to the lock's histogram and, counted
+ * there by the writer, its holds_measured).  A condition wait's
  * earlier hold segments are timed in the shared entries.  Counters
  * narrower than 64 bits add their wrap (2^8 to the site's histogram, 2^32
  * to the lock's owner changes), so the sums stay exact; a live read can

@@ -1507,10 +1507,16 @@ static void far_add(thothlock_tstat_t *ts, unsigned b, unsigned n)
 {
 	uint32_t si = ts->site_index;
 	thothlock_site_t *s = si - 1u < THOTHLOCK_SITE_CAPACITY ? &sites[si - 1] : tstat_site(ts);
-	if (s)
+	if (s) {
 		add(&s->hold_hist[b], n);
-	else
-		add(&stats_of(&keys[ts->key_index - 1])->hold_hist[b], n);
+	} else {
+		thothlock_lock_t *e = stats_of(&keys[ts->key_index - 1]);
+		add(&e->hold_hist[b], n);
+		/* sampled holds are counted from the entries' and sites'
+		 * histograms (lockprof_layout.h): these, in no site, here */
+		if (hold_sample != 1)
+			add(&e->holds_measured, n);
+	}
 }
 
 static __attribute__((noinline, cold)) void near_carry(thothlock_tstat_t *ts, unsigned off)
