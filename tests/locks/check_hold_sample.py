@@ -12,8 +12,9 @@ docs/LOCKS.md "Hold sampling").
      lock's contentions 10 and acquisitions 20; the wait histogram sums to
      the contentions;
    * the sample: 0 < holds_measured < acquisitions, within a factor 2 of
-     acquisitions / 16 (the random period's mean is 16), every lock of the
-     three-lock cycle timed (no aliasing with the cycle);
+     acquisitions / 16 (the random period's mean is 16); and with N = 3,
+     the cycle's length, each of the three locks timed about 1 in 3 (a
+     fixed period would time one lock's every hold and never the others');
    * the marking: processes[].hold_sample 16, hold_estimated true,
      hold_ns_total = hold_ns_total_measured x acquisitions / holds_measured;
    * the estimate against the program's own timing of the same holds
@@ -210,6 +211,15 @@ def main():
         if not all(judged.values()):
             print(f"SKIP too few undisturbed rounds to judge every kind of lock: {judged}")
             sys.exit(77)
+
+    # 1b. N = 3 over the workload's cycle of three locks: a fixed period of 3
+    # would time one lock of the three only (all its holds) and never the
+    # others; the random period times each about 1 in 3
+    report, out, _ = run(thothlock, workload, (1, 600, 0), tool_args=("--all", "--hold-sample", "3"))
+    holds, wait = parse(out)
+    check_exact(report, holds, wait, 3)
+    print("ok N = 3 over a 3-lock cycle: timed " + ", ".join(
+        f"{h['name']} {by_address(report)[h['address']]['holds_measured']}/{h['holds']}" for h in holds))
 
     # 2. every hold timed
     report, out, _ = run(thothlock, workload, (2, 600, 3))
