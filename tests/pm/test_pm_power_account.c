@@ -136,7 +136,8 @@ static void test_a_domain_without_a_published_model_is_shown_but_not_priced(void
 	(void)state;
 	thoth_pm_power_account_t a;
 	thoth_pm_power_account_init(&a);
-	/* a machine's own energy model: trace id 0 */
+	/* a model without a trace id (0: a test's; a machine's own energy model
+	 * has one since trace_model.h, tested below) */
 	assert_int_equal(thoth_pm_power_account_freq(&a, 1800000, FREQ(1, 0, 3)), 0);
 	assert_true(a.seen);
 	assert_null(thoth_pm_power_account_model(&a));
