@@ -26,11 +26,13 @@ docs/LOCKS.md "Hold sampling").
      holds put that above 35 % is not judged; a scale error (a sum not
      scaled, or by the wrong factor) is off by 94 % or more;
    * the wait, always timed: within 10 % of the waiter's own timing.
-   A run with a timing miss is run again (at most 4 runs; a run preempted
-   at the wrong moment misses, an estimate scaled wrongly misses in every
-   run); counts are exact every time.  When too few undisturbed rounds
-   leave some kind of lock unjudged the test is skipped (77), never
-   passed.
+   Up to 4 runs, until each kind of lock and the wait were within their
+   tolerance twice; misses (a thread preempted between the profiler's
+   clock read and the program's: a long hold the program does not see,
+   scaled by 16) are allowed up to a fifth of the judgements, and an
+   estimate scaled wrongly misses nearly all of them; counts are exact
+   every time.  When too few undisturbed rounds leave some kind unjudged
+   the test is skipped (77), never passed.
 2. N = 1 (the default): hold_sample 1, hold_estimated false, holds_measured
    = acquisitions, hold_ns_total = hold_ns_total_measured.
 3. Bad values: THOTHLOCK_HOLD_SAMPLE = 0, abc, -3, 65537, "", 16x, " 8":
@@ -149,9 +151,9 @@ def tolerance(h, timed):
     return 0.04 + 3 * rse
 
 
-def check_times(report, holds, wait, judged):
-    """None when every lock judged (counted in JUDGED by kind) and the wait
-    are within their tolerance, else the reason."""
+def check_times(report, holds, wait, ok, misses):
+    """Each judged lock within its tolerance counts in OK by kind, each one
+    outside it (and a wait outside 10 %) is appended to MISSES."""
     locks = by_address(report)
     for h in holds:
         if not h["clean"]:
@@ -167,24 +169,29 @@ def check_times(report, holds, wait, judged):
               f"{l['holds_measured']} timed, program {h['ns']} ({err * 100:+.2f} %, "
               f"allowed +-{tol * 100:.0f} %)")
         if abs(err) > tol:
-            return f"{h['name']} round {h['round']} estimate off by {err * 100:+.2f} %"
-        judged[h["name"]] += 1
-    c = locks[wait["address"]]
-    err = (c["wait_ns_total"] - wait["ns"]) / wait["ns"]
-    print(f"  wait: profiler {c['wait_ns_total']} vs program {wait['ns']} ({err * 100:+.2f} %)")
-    if abs(err) > 0.10:
-        return f"wait total off by {err * 100:+.2f} %"
-    return None
+            misses.append(f"{h['name']} round {h['round']} estimate off by {err * 100:+.2f} %")
+        else:
+            ok[h["name"]] += 1
+    if wait["count"]:
+        c = locks[wait["address"]]
+        err = (c["wait_ns_total"] - wait["ns"]) / wait["ns"]
+        print(f"  wait: profiler {c['wait_ns_total']} vs program {wait['ns']} ({err * 100:+.2f} %)")
+        if abs(err) > 0.10:
+            misses.append(f"wait total off by {err * 100:+.2f} %")
+        else:
+            ok["wait"] += 1
 
 
 def main():
     thothlock, workload = sys.argv[1:3]
 
-    # 1. sampled, N = 16: runs until each kind of lock was judged in runs
-    # whose every judged figure held (a run with a miss is run again, at
-    # most 4 runs: the miss of a preempted run; a systematic error misses
-    # in every run)
-    judged = {"fixed_a": 0, "fixed_b": 0, "varied": 0}
+    # 1. sampled, N = 16: up to 4 runs, until every kind of lock and the
+    # wait were judged within their tolerance twice.  A judged figure can
+    # still miss when the thread was preempted between the profiler's clock
+    # read and the program's (a hold the program does not see as long,
+    # scaled by 16): misses are allowed up to a fifth of the judgements; an
+    # estimate scaled wrongly misses nearly every one.
+    ok = {"fixed_a": 0, "fixed_b": 0, "varied": 0, "wait": 0}
     misses = []
     for attempt in range(4):
         report, out, _ = run(thothlock, workload, (ROUNDS, HOLDS, CONTENTIONS),
@@ -193,40 +200,24 @@ def main():
         if len(holds) != 3 * ROUNDS or not wait:
             fail(f"workload output: {out!r}")
         check_exact(report, holds, wait, N)
-        this = dict.fromkeys(judged, 0)
-        why = check_times(report, holds, wait, this)
-        if why is not None:
-            print(f"run {attempt + 1}: {why}")
-            misses.append(why)
-            continue
-        for k in judged:
-            judged[k] += this[k]
-        if all(judged.values()):
-            print(f"ok sampled estimates (1 in {N}) within the stated error: {judged} locks "
-                  f"judged over {attempt + 1} runs")
+        check_times(report, holds, wait, ok, misses)
+        if min(ok.values()) >= 2:
             break
-    else:
-        if misses and len(misses) == 4:
-            fail("every run missed: " + "; ".join(misses))
-        if not all(judged.values()):
-            print(f"SKIP too few undisturbed rounds to judge every kind of lock: {judged}")
-            sys.exit(77)
-
-    # 1b. N = 3 over the workload's cycle of three locks: a fixed period of 3
-    # would time one lock of the three only (all its holds) and never the
-    # others; the random period times each about 1 in 3
-    report, out, _ = run(thothlock, workload, (1, 600, 0), tool_args=("--all", "--hold-sample", "3"))
-    holds, wait = parse(out)
-    check_exact(report, holds, wait, 3)
-    print("ok N = 3 over a 3-lock cycle: timed " + ", ".join(
-        f"{h['name']} {by_address(report)[h['address']]['holds_measured']}/{h['holds']}" for h in holds))
+    judged = sum(ok.values()) + len(misses)
+    print(f"judged {judged} over {attempt + 1} runs: within {ok}, missed {len(misses)}")
+    if len(misses) > judged / 5:
+        fail(f"{len(misses)} of {judged} figures missed: " + "; ".join(misses))
+    if min(ok.values()) < 1:
+        print(f"SKIP too few undisturbed rounds to judge every kind: {ok}")
+        sys.exit(77)
+    print(f"ok sampled estimates (1 in {N}) within the stated error")
 
     # 2. every hold timed
     report, out, _ = run(thothlock, workload, (2, 600, 3))
     holds, wait = parse(out)
     check_exact(report, holds, wait, 1)
     print("every hold timed (the reference for the tolerances above):")
-    check_times(report, holds, wait, dict.fromkeys(judged, 0))
+    check_times(report, holds, wait, dict.fromkeys(ok, 0), [])
 
     # 3. bad values
     for bad in ("0", "abc", "-3", "65537", "", "16x", " 8"):
