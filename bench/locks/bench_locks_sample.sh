@@ -11,6 +11,7 @@
 #   bench_locks_sample callgrind
 #   bench_locks_sample pairs [REPS [SYSBENCH ARGS...]]
 #   bench_locks_sample events [SYSBENCH ARGS...]
+#   bench_locks_sample events-memcached
 # The last: instructions per uncontended lock+unlock pair (callgrind, 2
 # threads alive, locks_uncontended --only plt: the difference of 100,000
 # and 1,100,000 pairs over 10^6, so start-up cancels; deterministic) for
@@ -28,7 +29,10 @@
 # the unprofiled figure.  If a run's time is any positive combination of
 # these counts plus what the profiler does not change (the program's own
 # system calls, page faults of its own memory), the added time is at most
-# the largest of these ratios.
+# the largest of these ratios.  `events-memcached`: the same for memcached
+# (4 threads, Debian's) serving memcaslap (1 thread, 4 connections) 4,000
+# and 12,000 operations, per operation (memcached under valgrind needs -c
+# equal to valgrind's file limit, 12 below the hard limit).
 # REPS defaults to 9, the program to `sysbench mutex --threads=4
 # --mutex-num=1` (one hot mutex); after "--" any program (locks_hot).
 set -eu
@@ -80,6 +84,44 @@ if [ "${1:-}" = events ]; then
 	paste -d' ' "$d/base.1000" "$d/base.3000" "$d/c.1000" "$d/c.3000" | awk '{
 		n = NF / 4; acq = 4000
 		for (i = 1; i <= n; i++) { b[i] = ($(i + n) - $i) / acq; c[i] = ($(i + 3 * n) - $(i + 2 * n)) / acq }
+		split("instructions:1 D1-misses:5,6 LL-misses:8,9 mispredicted-branches:11,13", ev, " ")
+		for (k = 1; k <= 4; k++) {
+			split(ev[k], p, ":"); split(p[2], ix, ",")
+			bb = b[ix[1]] + (ix[2] ? b[ix[2]] : 0); cc = c[ix[1]] + (ix[2] ? c[ix[2]] : 0)
+			printf "  %-22s unprofiled %12.2f, contention-only %12.2f (%+.2f): ratio %.5f\n", p[1], bb, cc, cc - bb, cc / bb
+		} }'
+	exit 0
+fi
+if [ "${1:-}" = events-memcached ]; then
+	for t in valgrind memcached memcaslap; do
+		command -v $t >/dev/null 2>&1 || { echo "bench_locks_sample: events-memcached skipped ($t not installed)"; exit 0; }
+	done
+	d=$(mktemp -d /dev/shm/bench_locks_sample.XXXXXX 2>/dev/null) || d=$(mktemp -d /tmp/bench_locks_sample.XXXXXX)
+	trap 'rm -rf "$d"' EXIT
+	maxconns=$(( $(ulimit -Hn) - 12 ))
+	port=$((20000 + $$ % 20000))
+	for w in base c; do
+		for n in 4000 12000; do
+			if [ "$w" = base ]; then pre=""; else pre="$LIB"; fi
+			env THOTHLOCK_DIR="$d" ${pre:+LD_PRELOAD="$pre"} valgrind --tool=callgrind --cache-sim=yes \
+				--branch-sim=yes --callgrind-out-file="$d/cg" memcached -u "$(id -un)" -t 4 \
+				-c "$maxconns" -p "$port" -l 127.0.0.1 -U 0 >/dev/null 2>&1 &
+			vp=$!
+			i=0
+			until memcaslap -s "127.0.0.1:$port" -T 1 -c 1 -x 1 >/dev/null 2>&1; do
+				i=$((i + 1)); [ $i -lt 100 ] || { echo "memcached did not start" >&2; kill $vp; exit 1; }
+				sleep 0.2
+			done
+			memcaslap -s "127.0.0.1:$port" -T 1 -c 4 -x "$n" >/dev/null 2>&1
+			kill -TERM $vp; wait $vp || true
+			rm -f "$d"/*.table "$d"/*.maps
+			grep -m1 '^summary:\|^totals:' "$d/cg" | cut -d' ' -f2- >"$d/$w.$n"
+		done
+	done
+	echo "memcached -t 4 under memcaslap (8,000 operations between the runs): per operation"
+	paste -d' ' "$d/base.4000" "$d/base.12000" "$d/c.4000" "$d/c.12000" | awk '{
+		n = NF / 4; ops = 8000
+		for (i = 1; i <= n; i++) { b[i] = ($(i + n) - $i) / ops; c[i] = ($(i + 3 * n) - $(i + 2 * n)) / ops }
 		split("instructions:1 D1-misses:5,6 LL-misses:8,9 mispredicted-branches:11,13", ev, " ")
 		for (k = 1; k <= 4; k++) {
 			split(ev[k], p, ":"); split(p[2], ix, ",")
