@@ -155,13 +155,16 @@ function onTick(d) {
   fillTable("t-pstate", pstateRows);
 
   // Modelled CPU power of each governed service (SCHED-1): its requests'
-  // handler CPU time priced at their OPP's busy power in the published
-  // model its trace names (kernel/pm/energy.c). Never measured here.
+  // handler CPU time priced at their OPP's busy power in the model its
+  // trace names: a published table (kernel/pm/energy.c) or the machine's
+  // own energy model, which thothd reads from sysfs too. Never measured
+  // here; a model thothd cannot read is shown unpriced with the reason.
   const pp = d.pm_power || { available: false, why: "thothd sends no modelled power", services: [] };
   note("power-note", pp.available ? pp.why + "." : "No source: " + pp.why + ".");
   for (const s of pp.services)
     if (s.model) charts.power.add(s.name + " " + s.pid + " (" + s.model + ", modelled)", t, s.power_mw);
-  fillTable("t-power", pp.services.map((s) => [s.name, s.pid, s.model || "none published (not priced)",
+  fillTable("t-power", pp.services.map((s) => [s.name, s.pid,
+    s.model || "unpriced: " + (s.unpriced_why || "no model known"),
     s.opp, s.model ? s.opp_busy_mw : "", s.model ? fmt(s.power_mw) : "",
     fmt(s.requests_per_s), (100 * s.cpu_share).toFixed(2) + " %",
     s.mj_per_request === null ? "" : fmt(s.mj_per_request), s.model ? fmt(s.energy_mj_total / 1e3) : ""]));

@@ -14,6 +14,9 @@
 # this VM (a PVM guest), ~1000 cache misses' worth.
 #   bench_locks_misses [OTHER_LIB...]   also each OTHER_LIB (another build
 #                                       of libthothlock.so, e.g. format 3)
+# Contention-only mode is measured too (its line also gives the 30,000-lock
+# run's whole instruction count against the unprofiled one's), and all mode
+# with THOTHLOCK_HOLD_SAMPLE=64.
 set -eu
 LIB=@THOTHLOCK_LIB_PATH@
 CPUTIME=@CPUTIME_PATH@
@@ -21,27 +24,30 @@ command -v valgrind >/dev/null 2>&1 || { echo "bench_locks_misses: skipped (valg
 command -v sysbench >/dev/null 2>&1 || { echo "bench_locks_misses: skipped (sysbench not installed)"; exit 0; }
 tmp=$(mktemp -d /dev/shm/bench_locks_misses.XXXXXX 2>/dev/null) || tmp=$(mktemp -d /tmp/bench_locks_misses.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
-measure() { # LIB|base -> one line per acquisition
+measure() { # LIB|base WHAT [MODE [HOLD_SAMPLE]] -> one line per acquisition
 	for n in 10000 30000; do
 		if [ "$1" = base ]; then
 			valgrind --tool=callgrind --cache-sim=yes --callgrind-out-file="$tmp/cg.$n" \
 				sysbench mutex --threads=2 --mutex-locks=$n --mutex-loops=100 run >/dev/null 2>&1
 		else
-			THOTHLOCK_MODE=all THOTHLOCK_DIR="$tmp" LD_PRELOAD="$1" \
+			THOTHLOCK_MODE=${3:-all} THOTHLOCK_HOLD_SAMPLE=${4:-1} THOTHLOCK_DIR="$tmp" LD_PRELOAD="$1" \
 				valgrind --tool=callgrind --cache-sim=yes --callgrind-out-file="$tmp/cg.$n" \
 				sysbench mutex --threads=2 --mutex-locks=$n --mutex-loops=100 run >/dev/null 2>&1
 			rm -f "$tmp"/*.table "$tmp"/*.maps
 		fi
 		grep -m1 '^summary:\|^totals:' "$tmp/cg.$n" | cut -d' ' -f2- >"$tmp/sum.$n"
 	done
-	paste -d' ' "$tmp/sum.10000" "$tmp/sum.30000" | awk -v what="$2" '{
-		n = NF / 2; acq = 40000
+	[ "$1" = base ] && cp "$tmp/sum.30000" "$tmp/base.30000"
+	paste -d' ' "$tmp/sum.10000" "$tmp/sum.30000" "$tmp/base.30000" | awk -v what="$2" '{
+		n = NF / 3; acq = 40000
 		for (i = 1; i <= n; i++) d[i] = ($(i + n) - $i) / acq
-		printf "%s: per acquisition %.1f instructions, %.2f D1 misses (read %.2f, write %.2f), %.2f LL misses\n",
-			what, d[1], d[5] + d[6], d[5], d[6], d[8] + d[9] }'
+		printf "%s: per acquisition %.1f instructions, %.2f D1 misses (read %.2f, write %.2f), %.2f LL misses; whole 30,000-lock run %.4f x the unprofiled instructions\n",
+			what, d[1], d[5] + d[6], d[5], d[6], d[8] + d[9], $(n + 1) / $(2 * n + 1) }'
 }
 measure base "sysbench mutex, unprofiled"
+measure "$LIB" "contention-only mode, this build" contention
 measure "$LIB" "all mode, this build ($LIB)"
+measure "$LIB" "all mode, THOTHLOCK_HOLD_SAMPLE=64" all 64
 for other in "$@"; do
 	measure "$other" "all mode, $other"
 done

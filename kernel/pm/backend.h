@@ -127,7 +127,8 @@ int thoth_pm_perf_domains(thoth_pm_perf_domain_t *out, uint32_t max, uint32_t *n
  * /sys/kernel/debug/energy_model): per OPP the EM's per-CPU power as core
  * power (the Linux EM has no separate cluster share: cluster_mw 0, sleep
  * 0), capacity = cpu_capacity x f / f_max (frequency-invariant, as the
- * kernel scales it); name "sysfs".  THOTH_E_NOT_FOUND without an energy model or cpu_capacity; *WHY says
+ * kernel scales it); name "sysfs", trace id THOTH_PM_TRACE_SYSFS | cpus[0]
+ * (energy.h).  THOTH_E_NOT_FOUND without an energy model or cpu_capacity; *WHY says
  * which. */
 int thoth_pm_cpu_model_from_domain(const thoth_pm_perf_domain_t *d, thoth_pm_cpu_model_t *out,
 				   const char **why);

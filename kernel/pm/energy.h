@@ -45,11 +45,22 @@ typedef struct thoth_pm_cpu_model {
 	uint64_t switch_latency_ns;
 	/* The model's id in trace points (pm_freq_change, pm_work;
 	 * power_account.h): 1.. for the built-in published tables, fixed
-	 * forever (1 hikey-a53, 2 juno-a57, 3 juno-a53); 0 for any other
-	 * model (a machine's own energy model, a test's), which readers do not
-	 * price.  A copy of a built-in model keeps its id. */
+	 * forever (1 hikey-a53, 2 juno-a57, 3 juno-a53); THOTH_PM_TRACE_SYSFS
+	 * | CPU for this machine's own energy model of the performance domain
+	 * read at CPU (thoth_pm_cpu_model_from_domain: a reader reads the same
+	 * table from the same sysfs source, trace_model.h); 0 for any other
+	 * model (a test's), which readers do not price.  A copy of a model
+	 * keeps its id. */
 	uint16_t trace_id;
 } thoth_pm_cpu_model_t;
+
+/* Trace ids of this machine's own energy models: the bit, and the
+ * domain's first CPU (its cpus[0]) in the 15 bits below; 0 past them. */
+#define THOTH_PM_TRACE_SYSFS 0x8000u
+static inline uint16_t thoth_pm_trace_id_sysfs(uint32_t cpu)
+{
+	return cpu < THOTH_PM_TRACE_SYSFS ? (uint16_t)(THOTH_PM_TRACE_SYSFS | cpu) : 0;
+}
 
 /* The built-in CPU models; NULL if NAME is unknown. */
 const thoth_pm_cpu_model_t *thoth_pm_cpu_model_find(const char *name);

@@ -88,6 +88,9 @@ int thoth_pm_cpu_model_from_domain(const thoth_pm_perf_domain_t *d, thoth_pm_cpu
 	out->opp_count = n;
 	out->name = "sysfs";
 	out->source = "this machine's energy model (sysfs), per-CPU power, no cluster share";
+	/* what trace points name it by: a reader (thothd's dashboard) reads
+	 * this same table from sysfs (trace_model.h) */
+	out->trace_id = thoth_pm_trace_id_sysfs(d->cpus[0]);
 	out->sleep_mw = 0;
 	out->switch_latency_ns = 500ull * 1000ull; /* the simulator's assumption (energy.c) */
 	return 0;

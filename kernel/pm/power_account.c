@@ -6,21 +6,28 @@
 
 #include "power_account.h"
 #include "thoth/error.h"
+#include "trace_model.h"
 
 void thoth_pm_power_account_init(thoth_pm_power_account_t *a)
 {
 	memset(a, 0, sizeof *a);
 }
 
-/* The model and OPP of ARG1's low 32 bits, checked against the tables. */
-static int model_opp(uint64_t arg1, const thoth_pm_cpu_model_t **m, uint32_t *id, uint32_t *opp)
+/* The model and OPP of ARG1's low 32 bits, checked against the tables
+ * (trace_model.h: a published one, or this machine's energy model). */
+static int model_opp(uint64_t arg1, const thoth_pm_cpu_model_t **m, uint32_t *id, uint32_t *opp,
+		     const char **why)
 {
 	*id = (uint32_t)(arg1 >> 16) & 0xffff;
 	*opp = (uint32_t)arg1 & 0xffff;
-	*m = thoth_pm_cpu_model_by_trace_id(*id);
+	*m = thoth_pm_trace_model(*id, why);
 	if (!*m)
 		return THOTH_E_NOT_FOUND;
-	return *opp < (*m)->opp_count ? 0 : THOTH_E_INVAL;
+	if (*opp >= (*m)->opp_count) {
+		*why = "an OPP the model has not";
+		return THOTH_E_INVAL;
+	}
+	return 0;
 }
 
 int thoth_pm_power_account_freq(thoth_pm_power_account_t *a, uint64_t arg0, uint64_t arg1)
@@ -28,7 +35,8 @@ int thoth_pm_power_account_freq(thoth_pm_power_account_t *a, uint64_t arg0, uint
 	(void)arg0;
 	const thoth_pm_cpu_model_t *m;
 	uint32_t id, opp;
-	if (model_opp(arg1, &m, &id, &opp) == THOTH_E_INVAL)
+	const char *why = NULL;
+	if (model_opp(arg1, &m, &id, &opp, &why) == THOTH_E_INVAL)
 		return THOTH_E_INVAL;
 	a->model_id = id;
 	a->opp = opp;
@@ -38,11 +46,15 @@ int thoth_pm_power_account_freq(thoth_pm_power_account_t *a, uint64_t arg0, uint
 
 int thoth_pm_power_account_work(thoth_pm_power_account_t *a, uint64_t arg0, uint64_t arg1)
 {
-	const thoth_pm_cpu_model_t *m;
+	const thoth_pm_cpu_model_t *m = NULL;
 	uint32_t id, opp;
-	int r = arg1 >> 32 || arg0 > THOTH_PM_WORK_MAX_NS ? THOTH_E_INVAL : model_opp(arg1, &m, &id, &opp);
+	const char *why = arg1 >> 32 ? "reserved bits set in the model/OPP word"
+			  : "a CPU time over a minute for one request";
+	int r = arg1 >> 32 || arg0 > THOTH_PM_WORK_MAX_NS ? THOTH_E_INVAL
+							 : model_opp(arg1, &m, &id, &opp, &why);
 	if (r) {
 		a->unpriced++;
+		a->unpriced_why = why;
 		return r;
 	}
 	a->model_id = id;
@@ -73,7 +85,15 @@ void thoth_pm_power_account_interval(thoth_pm_power_account_t *a, uint64_t inter
 
 const thoth_pm_cpu_model_t *thoth_pm_power_account_model(const thoth_pm_power_account_t *a)
 {
-	return a->seen ? thoth_pm_cpu_model_by_trace_id(a->model_id) : NULL;
+	return a->seen ? thoth_pm_trace_model(a->model_id, NULL) : NULL;
+}
+
+const char *thoth_pm_power_account_unpriced_why(const thoth_pm_power_account_t *a)
+{
+	const char *why = NULL;
+	if (a->seen && !thoth_pm_trace_model(a->model_id, &why))
+		return why;
+	return a->unpriced ? a->unpriced_why : NULL;
 }
 
 uint32_t thoth_pm_power_account_opp_mw(const thoth_pm_power_account_t *a)

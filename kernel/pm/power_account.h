@@ -8,9 +8,10 @@
  *   pm_freq_change  arg0 = kHz, arg1 = reason << 32 | model << 16 | OPP
  *   pm_work         arg0 = CPU ns its handler took for one request,
  *                   arg1 = model << 16 | OPP the request ran at
- * "model" is the domain's model's trace_id (energy.h): 1.. a built-in
- * published table, 0 another model (a machine's own energy model), which
- * is not priced.
+ * "model" is the domain's model's trace_id (energy.h, trace_model.h): 1..
+ * a built-in published table, THOTH_PM_TRACE_SYSFS | CPU this machine's
+ * own energy model of the domain read at CPU (read again here from the
+ * same sysfs source), 0 another model (a test's), which is not priced.
  *
  * The price of one request = its handler's CPU time x the busy power of
  * one CPU of the domain at that OPP (core + cluster, the EAS busy cost):
@@ -46,6 +47,7 @@ typedef struct thoth_pm_power_account {
 	uint64_t cpu_ns;        /* their handlers' CPU time */
 	double energy_pj;       /* their modelled energy (mW x ns) */
 	uint64_t unpriced;      /* pm_work with model 0, an unknown model, a bad OPP or reserved bits */
+	const char *unpriced_why; /* the last one's reason (static) */
 	/* since the last interval was taken */
 	uint64_t iv_requests, iv_cpu_ns;
 	double iv_energy_pj;
@@ -72,8 +74,9 @@ int thoth_pm_power_account_freq(thoth_pm_power_account_t *a, uint64_t arg0, uint
  * and show an absurd power; no request is served for a minute. */
 #define THOTH_PM_WORK_MAX_NS (60ull * 1000000000ull)
 
-/* A pm_work's args: priced and added (0), or counted in `unpriced`:
- * THOTH_E_NOT_FOUND (model 0 or not a built-in table), THOTH_E_INVAL (an
+/* A pm_work's args: priced and added (0), or counted in `unpriced` with
+ * the reason in `unpriced_why`: THOTH_E_NOT_FOUND (model 0, an unknown
+ * id, or a machine model that cannot be read here), THOTH_E_INVAL (an
  * OPP the model has not, bits 32..63 of arg1 set, or a CPU time arg0 over
  * THOTH_PM_WORK_MAX_NS). */
 int thoth_pm_power_account_work(thoth_pm_power_account_t *a, uint64_t arg0, uint64_t arg1);
@@ -83,8 +86,13 @@ int thoth_pm_power_account_work(thoth_pm_power_account_t *a, uint64_t arg0, uint
 void thoth_pm_power_account_interval(thoth_pm_power_account_t *a, uint64_t interval_ns,
 				     thoth_pm_power_interval_t *out);
 
-/* The published model of the last event (NULL: none seen, or not built in). */
+/* The model of the last event: a published table or this machine's
+ * energy model (NULL: none seen, or not known here). */
 const thoth_pm_cpu_model_t *thoth_pm_power_account_model(const thoth_pm_power_account_t *a);
+
+/* Why the last event's model is not priced, or the last unpriced
+ * pm_work's reason; NULL when everything seen was priced.  Static text. */
+const char *thoth_pm_power_account_unpriced_why(const thoth_pm_power_account_t *a);
 
 /* Busy power (core + cluster) of one CPU at the last event's OPP, mW; 0
  * without a published model. */

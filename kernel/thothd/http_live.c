@@ -16,8 +16,11 @@
  *    side's chan_recv carries the request's queueing delay (arg0, ns).
  *  - modelled CPU power and energy per request of every governed service
  *    (SCHED-1): its pm_work points (each request's handler CPU time, the
- *    model and OPP it ran at) priced with the published CPU models of
- *    kernel/pm/energy.c (power_account.h); nothing measured.
+ *    model and OPP it ran at) priced with the model the trace names: a
+ *    published CPU model of kernel/pm/energy.c, or this machine's own
+ *    energy model, read here from the same sysfs source the service read
+ *    (kernel/pm/trace_model.h); nothing measured.  A model thothd cannot
+ *    read is shown unpriced, with the reason.
  *  - thothd itself: loop stats, registry counts, the broker's state (called
  *    through its own handler, as `thothctl pm` does).
  * The last RETAIN_EVENTS events are kept for the "export this window as a
@@ -1046,21 +1049,30 @@ static const char *proc_name(thothd_live_t *l, uint32_t pid)
 static void pm_power_to_json(thothd_live_t *l, FILE *f, uint64_t interval_ns)
 {
 	bool any = false, priced = false;
+	const char *unpriced_why = NULL;
 	for (uint32_t i = 0; i < l->n_procs; i++) {
 		const proc_stat_t *p = &l->procs[i];
 		any = any || p->governed || p->priced;
 		priced = priced || thoth_pm_power_account_model(&p->power);
+		if (!unpriced_why && (p->governed || p->priced))
+			unpriced_why = thoth_pm_power_account_unpriced_why(&p->power);
 	}
-	fprintf(f, ",\"pm_power\":{\"available\":%s,\"why\":\"%s\",\"services\":[",
-		priced ? "true" : "false",
-		priced ? "modelled, not measured: each request's handler CPU time in a governed "
-			 "service (SCHED-1, its pm_work trace points) priced at the busy power "
-			 "(core + cluster) of the OPP it ran at, from the published energy model "
-			 "named (kernel/pm/energy.c); idle power and work outside the handlers not "
-			 "included"
-		: any ? "no published energy model for the governed services' domains (a machine's "
-			"own energy model is not priced): no modelled power"
-		      : "no governed service (SCHED-1) running: no modelled CPU power");
+	fprintf(f, ",\"pm_power\":{\"available\":%s,\"why\":\"",
+		priced ? "true" : "false");
+	if (priced)
+		fputs("modelled, not measured: each request's handler CPU time in a governed "
+		      "service (SCHED-1, its pm_work trace points) priced at the busy power "
+		      "(core + cluster) of the OPP it ran at, from the energy model named: a "
+		      "published table (kernel/pm/energy.c) or this machine's own (sysfs), read by "
+		      "thothd from the same source; idle power and work outside the handlers not "
+		      "included", f);
+	else if (any) {
+		fputs("the governed services' energy models are not known to thothd: ", f);
+		put_escaped(f, unpriced_why ? unpriced_why : "no model named yet");
+		fputs(": no modelled power", f);
+	} else
+		fputs("no governed service (SCHED-1) running: no modelled CPU power", f);
+	fputs("\",\"services\":[", f);
 	bool first = true;
 	for (uint32_t i = 0; i < l->n_procs; i++) {
 		proc_stat_t *p = &l->procs[i];
@@ -1077,6 +1089,9 @@ static void pm_power_to_json(thothd_live_t *l, FILE *f, uint64_t interval_ns)
 		fprintf(f, "\"");
 		put_json_name(f, "model", m ? m->name : NULL);
 		put_json_name(f, "model_source", m ? m->source : NULL);
+		/* why it is not priced (its model unknown here), or why some of
+		 * its requests were not: null when every one was */
+		put_json_name(f, "unpriced_why", thoth_pm_power_account_unpriced_why(&p->power));
 		fprintf(f, ",\"opp\":%u,\"opp_busy_mw\":%u,\"power_mw\":%.6f,\"requests_per_s\":%.2f,"
 			   "\"cpu_share\":%.6f,\"mj_per_request\":",
 			p->power.opp, thoth_pm_power_account_opp_mw(&p->power), iv.power_mw,
@@ -1461,6 +1476,24 @@ static void pm_power_to_prom(thothd_live_t *l, FILE *f)
 			continue;
 		power_labels(f, "thoth_pm_energy_modelled_requests_total", p, m);
 		fprintf(f, " %llu\n", (unsigned long long)p->power.requests);
+	}
+	/* What is not priced, and why: a governed service whose model thothd
+	 * cannot know (a machine model it cannot read: debugfs is root's), or
+	 * single requests naming a bad OPP. */
+	metric_head(f, "thoth_pm_energy_unpriced_requests_total", "counter",
+		    "Requests of each governed service whose energy could not be modelled "
+		    "(pm_work trace points naming a model thothd cannot read, an OPP the model "
+		    "has not, or an absurd CPU time), with the last reason.");
+	for (uint32_t i = 0; i < l->n_procs; i++) {
+		const proc_stat_t *p = &l->procs[i];
+		const char *why = thoth_pm_power_account_unpriced_why(&p->power);
+		if (!(p->governed || p->priced) || (!why && !p->power.unpriced))
+			continue;
+		fprintf(f, "thoth_pm_energy_unpriced_requests_total{pid=\"%u\",process=\"", p->pid);
+		put_escaped(f, p->name);
+		fprintf(f, "\",reason=\"");
+		put_escaped(f, why ? why : "");
+		fprintf(f, "\"} %llu\n", (unsigned long long)p->power.unpriced);
 	}
 }
 

@@ -321,27 +321,28 @@ static void test_frequency_decisions_are_trace_points_exported_as_json_and_ctf(v
 	assert_int_equal(thoth_trace_export_chrome_json(c, mem), 0);
 	fclose(mem);
 	/* a raise at an arrival (reason 1) and a fall by the timer (reason 3):
-	 * arg1 = reason << 32 | model << 16 | OPP, the model 0: the fixture
-	 * publishes its own energy model (sys/kernel/debug/energy_model), which
-	 * the domain uses instead of a built-in table (power_account.h);
-	 * arg0 = kHz (432000 at the floor) */
+	 * arg1 = reason << 32 | model << 16 | OPP, the model 0x8000 | 0: the
+	 * fixture publishes its own energy model (sys/kernel/debug/energy_model),
+	 * which the domain (cpus 0-3, read at cpu0) uses instead of a built-in
+	 * table, named by its first CPU so that a reader can read the same
+	 * table (trace_model.h); arg0 = kHz (432000 at the floor) */
 	assert_non_null(strstr(json, "\"pm_freq_change\""));
 	assert_non_null(strstr(json, "\"arg0\":432000"));
 	char timer[48];
-	snprintf(timer, sizeof timer, "\"arg1\":%llu", (3ull << 32) | 1);
+	snprintf(timer, sizeof timer, "\"arg1\":%llu", (3ull << 32) | (0x8000ull << 16) | 1);
 	assert_non_null(strstr(json, timer)); /* the fall to the floor (OPP 1) */
 	int at_arrival = 0;
 	for (const char *q = strstr(json, "\"arg1\":"); q; q = strstr(q + 1, "\"arg1\":"))
 		at_arrival += strtoull(q + 7, NULL, 10) >> 32 == 1;
 	assert_true(at_arrival >= 1);
 	/* every request's handler CPU time with the model and OPP it ran at
-	 * (pm_work: arg1 = model << 16 | OPP; model 0 as above, 5 OPPs) */
+	 * (pm_work: arg1 = model << 16 | OPP; model 0x8000 as above, 5 OPPs) */
 	const char *work = strstr(json, "\"pm_work\"");
 	assert_non_null(work);
 	const char *warg = strstr(work, "\"arg1\":");
 	assert_non_null(warg);
 	unsigned long long wa1 = strtoull(warg + 7, NULL, 10);
-	assert_int_equal(wa1 >> 16, 0);
+	assert_int_equal(wa1 >> 16, 0x8000);
 	assert_true((wa1 & 0xffff) < 5);
 	free(json);
 	char ctf[128], meta[160];

@@ -7,16 +7,26 @@
  *   Juno A57  (trace id 2): 192 / 283 / 402 / 528 / 680
  *   Juno A53  (trace id 3): 59 / 76 / 100 / 123 / 150
  * mW x ns = pJ; pJ / ns = mW.
+ * And a machine's own energy model (trace id THOTH_PM_TRACE_SYSFS | CPU),
+ * read from the fixture tree tests/fixtures/sysfs/arm64-juno as the
+ * service reads it (perf_domain.c): the EM's power files are uW, so
+ *   domain of cpu1 (cpus 1 2, A57):     168 / 251 / 359 / 479 / 616 mW
+ *   domain of cpu0 (cpus 0 3 4 5, A53):  33 /  46 /  61 /  76 /  93 mW
+ * at 450..1100 and 450..850 MHz, no cluster share.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
+#include "backend.h"
 #include "power_account.h"
 #include "thoth/error.h"
+#include "trace_model.h"
 
 #define FREQ(reason, model, opp) ((uint64_t)(reason) << 32 | thoth_pm_trace_model_opp(model, opp))
 
@@ -126,7 +136,8 @@ static void test_a_domain_without_a_published_model_is_shown_but_not_priced(void
 	(void)state;
 	thoth_pm_power_account_t a;
 	thoth_pm_power_account_init(&a);
-	/* a machine's own energy model: trace id 0 */
+	/* a model without a trace id (0: a test's; a machine's own energy model
+	 * has one since trace_model.h, tested below) */
 	assert_int_equal(thoth_pm_power_account_freq(&a, 1800000, FREQ(1, 0, 3)), 0);
 	assert_true(a.seen);
 	assert_null(thoth_pm_power_account_model(&a));
@@ -139,6 +150,108 @@ static void test_a_domain_without_a_published_model_is_shown_but_not_priced(void
 	assert_int_equal(a.unpriced, 1);
 }
 
+static void use_tree(const char *name)
+{
+	char p[512];
+	snprintf(p, sizeof p, "%s/%s", FIXTURES, name);
+	setenv("THOTH_SYSFS_ROOT", p, 1);
+	thoth_pm_trace_models_reset();
+}
+
+/* The model a governed service on the Juno board builds for the domain
+ * read at CPU (dvfs_domains.c does the same). */
+static thoth_pm_cpu_model_t service_model(uint32_t cpu)
+{
+	thoth_pm_perf_domain_t pds[THOTH_PM_MAX_DOMAINS];
+	uint32_t n = 0;
+	assert_int_equal(thoth_pm_perf_domains(pds, THOTH_PM_MAX_DOMAINS, &n), 0);
+	for (uint32_t i = 0; i < n; i++) {
+		if (pds[i].cpus[0] != cpu)
+			continue;
+		thoth_pm_cpu_model_t m;
+		const char *why = NULL;
+		assert_int_equal(thoth_pm_cpu_model_from_domain(&pds[i], &m, &why), 0);
+		return m;
+	}
+	fail_msg("no domain read at cpu%u", cpu);
+	return (thoth_pm_cpu_model_t){ 0 };
+}
+
+static void test_a_machines_own_energy_model_is_priced_from_the_same_sysfs(void **state)
+{
+	(void)state;
+	use_tree("arm64-juno");
+	/* what the service's trace points carry: its domain's first CPU */
+	thoth_pm_cpu_model_t big = service_model(1), little = service_model(0);
+	assert_int_equal(big.trace_id, 0x8001);
+	assert_int_equal(little.trace_id, 0x8000);
+	assert_int_equal(big.opp_count, 5);
+	assert_int_equal(big.opps[3].freq_khz, 950000);
+
+	thoth_pm_power_account_t a;
+	thoth_pm_power_account_init(&a);
+	/* the big domain raised to 950 MHz (OPP 3): 479 mW */
+	assert_int_equal(thoth_pm_power_account_freq(&a, 950000, FREQ(1, big.trace_id, 3)), 0);
+	const thoth_pm_cpu_model_t *m = thoth_pm_power_account_model(&a);
+	assert_non_null(m);
+	assert_string_equal(m->name, "sysfs-cpu1");
+	assert_int_equal(thoth_pm_power_account_opp_mw(&a), 479);
+	assert_null(thoth_pm_power_account_unpriced_why(&a));
+	/* 1 ms there: 1e6 x 479 = 4.79e8 pJ; 2 ms on the little domain at
+	 * 850 MHz (OPP 4, 93 mW): 1.86e8 pJ; 3 ms at the big 450 MHz (168 mW):
+	 * 5.04e8 pJ */
+	assert_int_equal(thoth_pm_power_account_work(&a, 1000000, FREQ(0, big.trace_id, 3)), 0);
+	assert_int_equal(thoth_pm_power_account_work(&a, 2000000, FREQ(0, little.trace_id, 4)), 0);
+	assert_int_equal(thoth_pm_power_account_opp_mw(&a), 93);
+	assert_int_equal(thoth_pm_power_account_work(&a, 3000000, FREQ(0, big.trace_id, 0)), 0);
+	thoth_pm_power_interval_t iv;
+	thoth_pm_power_account_interval(&a, 1000000000ull, &iv);
+	/* 1.169e9 pJ over 1e9 ns = 1.169 mW; 1.169e-3 J / 3 requests */
+	assert_close(iv.power_mw, 1.169);
+	assert_close(iv.energy_j, 1.169e-3);
+	assert_int_equal(iv.requests, 3);
+	assert_close(iv.j_per_request, 1.169e-3 / 3);
+	assert_int_equal(a.unpriced, 0);
+
+	/* an OPP the machine's model has not (5 states), and a CPU that heads
+	 * no domain (cpu3 is in cpu0's): counted, not priced, with reasons */
+	assert_int_equal(thoth_pm_power_account_work(&a, 1000000, FREQ(0, big.trace_id, 5)), THOTH_E_INVAL);
+	assert_string_equal(a.unpriced_why, "an OPP the model has not");
+	assert_int_equal(thoth_pm_power_account_work(&a, 1000000, FREQ(0, 0x8003, 0)), THOTH_E_NOT_FOUND);
+	assert_non_null(strstr(a.unpriced_why, "no performance domain read at that CPU"));
+	assert_int_equal(a.unpriced, 2);
+	assert_int_equal(a.requests, 3);
+	unsetenv("THOTH_SYSFS_ROOT");
+	thoth_pm_trace_models_reset();
+}
+
+/* What thothd cannot know is said: no cpufreq in its view of sysfs (this
+ * VM's tree), or a domain without an energy model (the x86 laptop's). */
+static void test_a_machine_model_thothd_cannot_read_is_unpriced_with_the_reason(void **state)
+{
+	(void)state;
+	thoth_pm_power_account_t a;
+	const char *why = NULL;
+	use_tree("vm");
+	thoth_pm_power_account_init(&a);
+	assert_int_equal(thoth_pm_power_account_freq(&a, 950000, FREQ(1, 0x8001, 3)), 0);
+	assert_null(thoth_pm_power_account_model(&a));
+	assert_non_null(strstr(thoth_pm_power_account_unpriced_why(&a), "no cpufreq performance domain"));
+	assert_int_equal(thoth_pm_power_account_work(&a, 1000000, FREQ(0, 0x8001, 3)), THOTH_E_NOT_FOUND);
+	assert_int_equal(a.unpriced, 1);
+	assert_int_equal(a.requests, 0);
+
+	use_tree("x86-laptop");
+	assert_null(thoth_pm_trace_model(0x8000, &why));
+	assert_non_null(why);
+	assert_non_null(strstr(why, "energy model"));
+	/* model 0 stays unpriced, with its reason */
+	assert_null(thoth_pm_trace_model(0, &why));
+	assert_non_null(strstr(why, "trace id 0"));
+	unsetenv("THOTH_SYSFS_ROOT");
+	thoth_pm_trace_models_reset();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -146,6 +259,8 @@ int main(void)
 		cmocka_unit_test(test_a_scripted_sequence_prices_each_request_at_its_opps_busy_power),
 		cmocka_unit_test(test_an_absurd_cpu_time_is_not_priced),
 		cmocka_unit_test(test_a_domain_without_a_published_model_is_shown_but_not_priced),
+		cmocka_unit_test(test_a_machines_own_energy_model_is_priced_from_the_same_sysfs),
+		cmocka_unit_test(test_a_machine_model_thothd_cannot_read_is_unpriced_with_the_reason),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,7 @@
 /*
  * thothlock - run a program under the lock contention profiler and report.
  *
- *   thothlock [--json] [--all] [--top N] [--output FILE] [--verbose] -- PROGRAM [ARGS...]
+ *   thothlock [--json] [--all [--hold-sample N]] [--top N] [--output FILE] [--verbose] -- PROGRAM [ARGS...]
  *
  * Runs PROGRAM with libthothlock.so preloaded (LD_PRELOAD) and the table
  * directory THOTHLOCK_DIR set to a private temporary directory; when
@@ -47,13 +47,16 @@ static void forward(int sig)
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: thothlock [--json] [--all] [--top N] [--output FILE] [--verbose] -- PROGRAM [ARGS...]\n"
+		"usage: thothlock [--json] [--all [--hold-sample N]] [--top N] [--output FILE] [--verbose]\n"
+		"                 -- PROGRAM [ARGS...]\n"
 		"\n"
 		"Run PROGRAM with the lock profiler (libthothlock.so) preloaded and report\n"
 		"pthread mutex / rwlock contention per lock and call site when it exits.\n"
 		"\n"
 		"  --json         the report as JSON (a `locks` array; docs/LOCKS.md)\n"
 		"  --all          time every acquisition and hold (default: only contended ones)\n"
+		"  --hold-sample N  with --all: time one hold in N (1 to 65536; default 1); hold\n"
+		"                 totals become estimates, counts and waits stay exact\n"
 		"  --top N        the N locks with the most total wait\n"
 		"  --output FILE  write the report to FILE (default: stderr)\n"
 		"  --verbose      text: list locks that never waited too\n");
@@ -168,6 +171,7 @@ int main(int argc, char **argv)
 	static const struct option options[] = {
 		{ "json", no_argument, NULL, 'j' },
 		{ "all", no_argument, NULL, 'a' },
+		{ "hold-sample", required_argument, NULL, 's' },
 		{ "top", required_argument, NULL, 't' },
 		{ "output", required_argument, NULL, 'o' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -177,7 +181,7 @@ int main(int argc, char **argv)
 	};
 	thothlock_report_opts_t opts = { 0 };
 	bool all = false;
-	const char *output = NULL;
+	const char *output = NULL, *hold_sample = NULL;
 	int opt;
 	opterr = 0;
 	/* '+': stop at the first non-option, PROGRAM's options are its own. */
@@ -187,6 +191,19 @@ int main(int argc, char **argv)
 		case 'a': all = true; break;
 		case 'v': opts.show_uncontended = true; break;
 		case 'o': output = optarg; break;
+		case 's': {
+			char *end;
+			errno = 0;
+			unsigned long v = strtoul(optarg, &end, 10);
+			if (errno || *end || optarg[0] < '0' || optarg[0] > '9' || v == 0 || v > 65536) {
+				fprintf(stderr,
+				        "thothlock: --hold-sample wants a count from 1 to 65536, not '%s'\n",
+				        optarg);
+				return 2;
+			}
+			hold_sample = optarg;
+			break;
+		}
 		case 't': {
 			char *end;
 			errno = 0;
@@ -206,6 +223,11 @@ int main(int argc, char **argv)
 			usage(stderr);
 			return 2;
 		}
+	}
+	if (hold_sample && !all) {
+		fprintf(stderr, "thothlock: --hold-sample needs --all (contention-only mode times only "
+		        "the holds that followed a wait)\n");
+		return 2;
 	}
 	if (optind >= argc) {
 		fprintf(stderr, "thothlock: no program to run\n");
@@ -236,7 +258,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (set_preload(lib) != 0 || setenv("THOTHLOCK_DIR", dir, 1) != 0 ||
-	    setenv("THOTHLOCK_MODE", all ? "all" : "contention", 1) != 0) {
+	    setenv("THOTHLOCK_MODE", all ? "all" : "contention", 1) != 0 ||
+	    (hold_sample && setenv("THOTHLOCK_HOLD_SAMPLE", hold_sample, 1) != 0)) {
 		fprintf(stderr, "thothlock: setenv: %s\n", strerror(errno));
 		rmdir(dir);
 		return 1;

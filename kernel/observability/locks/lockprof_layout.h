@@ -40,11 +40,13 @@
 #include <stdint.h>
 
 #define THOTHLOCK_MAGIC        0x4b4c4854u   /* "THLK" little-endian */
-#define THOTHLOCK_VERSION      5u            /* 2: lock keys apart from their statistics;
+#define THOTHLOCK_VERSION      6u            /* 2: lock keys apart from their statistics;
                                               * 3: per-thread all-mode counters (tstats);
                                               * 4: one 64-byte line per acquisition;
                                               * 5: a thread's entries dense, sites only
-                                              *    where needed (the reader makes the rest) */
+                                              *    where needed (the reader makes the rest);
+                                              * 6: all mode may time one hold in N
+                                              *    (header.hold_sample) */
 #define THOTHLOCK_HEADER_SIZE  4096u
 #define THOTHLOCK_HIST_BUCKETS 32u            /* log2(ns) buckets, see below */
 #define THOTHLOCK_STACK_DEPTH  16u
@@ -53,6 +55,10 @@
 #define THOTHLOCK_CACHE_WAYS   512u
 #define THOTHLOCK_EXACT_MISSES 1024u          /* per thread, before sampling */
 #define THOTHLOCK_MISS_SAMPLE  32u            /* mean sampling period after */
+/* All mode's hold sampling (THOTHLOCK_HOLD_SAMPLE=N, version 6): each
+ * thread times one hold in N on average (a random period of 1 .. 2N-1);
+ * acquisitions, contentions and waits stay exact. */
+#define THOTHLOCK_HOLD_SAMPLE_MAX 65536u
 
 /* Capacities the writer uses (the reader takes them from the header). */
 #define THOTHLOCK_LOCK_CAPACITY   16384u      /* power of two: open addressing */
@@ -138,7 +144,10 @@ typedef struct {
 	/* Version 3: all mode's per-thread counters (thothlock_tstat_t). */
 	uint64_t tstats_offset;
 	uint32_t tstat_capacity;
-	uint32_t reserved3;
+	/* Version 6, all mode: the mean period of timed holds (1: every hold
+	 * timed).  Above 1, holds_measured counts the holds timed, and the
+	 * reader scales hold totals to every hold (an estimate, so marked). */
+	uint32_t hold_sample;
 	uint64_t tstats_used;        /* entries claimed so far (<= tstat_capacity) */
 	uint64_t tstat_full;         /* acquisitions counted in the shared entries: the pool
 	                              * or a thread's index was full (not a loss) */
@@ -188,8 +197,9 @@ typedef struct {
 	                              * contention mode: the contended acquisitions (a lower bound) */
 	uint64_t trylock_busy;       /* trylock calls that failed (not contentions) */
 	uint64_t timeouts;           /* timed acquisitions that gave up */
-	uint64_t holds_measured;     /* holds timed: all of them in all mode,
-	                              * those after a contended acquisition otherwise */
+	uint64_t holds_measured;     /* holds timed: all of them in all mode (one in
+	                              * header.hold_sample when sampled), those after a
+	                              * contended acquisition otherwise */
 	uint64_t wait_ns_total;
 	uint64_t wait_ns_max;
 	uint64_t hold_ns_total;
@@ -277,12 +287,20 @@ typedef struct {
  * others a site of their own (one per lock and pc, with the stack of a
  * site at the same pc, or the file's site of that key if one exists).
  *
- * Every acquisition through an entry is one timed hold: the hold count
- * is `acquisitions` (a condition wait's earlier hold segments are timed
- * in the shared entries).  Counters narrower than 64 bits add their
- * wrap (2^8 to the site's histogram, 2^32 to the lock's owner changes),
- * so the sums stay exact; a live read can catch a histogram bucket
- * between the two stores of a carry (256 too many until the next read). */
+ * Every acquisition through an entry is one hold.  Unless header.
+ * hold_sample > 1 every one is timed: the hold count is `acquisitions`.
+ * With hold_sample > 1 (version 6) only the holds the sampling chose are
+ * timed, and each timed hold is counted once in a hold histogram (the
+ * entry's near buckets, its site's far buckets and carries): a reader
+ * takes their sum as the timed holds (no counter of its own: the entry
+ * has no room, and N = 1 pays nothing for it; a far hold that finds no
+ * site, the site region full, goes to the lock's histogram and, counted
+ * there by the writer, its holds_measured).  A condition wait's
+ * earlier hold segments are timed in the shared entries.  Counters
+ * narrower than 64 bits add their wrap (2^8 to the site's histogram, 2^32
+ * to the lock's owner changes), so the sums stay exact; a live read can
+ * catch a histogram bucket between the two stores of a carry (256 too
+ * many until the next read, in the timed holds too when sampled). */
 #define THOTHLOCK_NEAR_BUCKETS 11u
 #define THOTHLOCK_NEAR_UNSET   0xffu         /* near_base before the first hold */
 typedef struct {
@@ -291,7 +309,8 @@ typedef struct {
 	uint32_t key_index;          /* keys[] index + 1; 0 = unused entry */
 	uint32_t site_index;         /* sites[] index + 1; 0 = no site entry (not needed yet,
 	                              * or the site region full): the reader makes one */
-	uint64_t acquisitions;       /* = holds timed through this entry */
+	uint64_t acquisitions;       /* = holds through this entry (all timed unless
+	                              * header.hold_sample > 1) */
 	uint64_t hold_ns_total;
 	uint64_t hold_ns_max;
 	uint32_t owner_changes;      /* wraps: 2^32 added to locks[].owner_changes */

@@ -326,6 +326,11 @@ static thothlock_site_t *find_site(const site_ref_t *refs, size_t n, uint64_t ke
 static void add_tstats(thothlock_table_t *t, thothlock_lock_t *stats, thothlock_site_t *sites)
 {
 	const thothlock_header_t *h = t->hdr;
+	/* Every acquisition through an entry is a hold, timed unless the
+	 * holds were sampled (hold_sample > 1, version 6); then each timed
+	 * hold is in one histogram bucket: the entry's near ones here, its
+	 * site's far ones below (lockprof_layout.h). */
+	bool sampled = h->hold_sample > 1;
 	const thothlock_tstat_t *ts = (const thothlock_tstat_t *)(t->bytes + h->tstats_offset);
 	uint64_t used = h->tstats_used < h->tstat_capacity ? h->tstats_used : h->tstat_capacity;
 	size_t nrefs;
@@ -339,18 +344,28 @@ static void add_tstats(thothlock_table_t *t, thothlock_lock_t *stats, thothlock_
 			continue;
 		thothlock_lock_t *l = &stats[ki];
 		mark_touched(t, l, sizeof *l);
-		/* Each acquisition through an entry is one timed hold. */
+		/* Each acquisition through an entry is one hold, holds_timed
+		 * of them timed (all unless the holds were sampled). */
 		l->acquisitions += e->acquisitions;
 		l->owner_changes += e->owner_changes;
-		l->holds_measured += e->acquisitions;
+		uint64_t timed = sampled ? 0 : e->acquisitions;
+		l->holds_measured += timed;
 		l->hold_ns_total += e->hold_ns_total;
 		if (e->hold_ns_max > l->hold_ns_max)
 			l->hold_ns_max = e->hold_ns_max;
 		/* The near buckets, where the window lies inside the histogram
 		 * (a hostile base past it adds nothing). */
-		if (e->near_base <= THOTHLOCK_HIST_BUCKETS - THOTHLOCK_NEAR_BUCKETS)
-			for (uint32_t b = 0; b < THOTHLOCK_NEAR_BUCKETS; b++)
+		if (e->near_base <= THOTHLOCK_HIST_BUCKETS - THOTHLOCK_NEAR_BUCKETS) {
+			uint64_t near = 0;
+			for (uint32_t b = 0; b < THOTHLOCK_NEAR_BUCKETS; b++) {
 				l->hold_hist[e->near_base + b] += e->near[b];
+				near += e->near[b];
+			}
+			if (sampled) {
+				timed = near;
+				l->holds_measured += near;
+			}
+		}
 		thothlock_site_t *s;
 		if (needs_site(e)) {
 			s = find_site(refs, nrefs, THOTHLOCK_SITE_KEY(ki, e->pc));
@@ -364,7 +379,7 @@ static void add_tstats(thothlock_table_t *t, thothlock_lock_t *stats, thothlock_
 				continue;
 		}
 		s->acquisitions += e->acquisitions;
-		s->holds_measured += e->acquisitions;
+		s->holds_measured += timed;
 		s->hold_ns_total += e->hold_ns_total;
 		if (e->hold_ns_max > s->hold_ns_max)
 			s->hold_ns_max = e->hold_ns_max;
@@ -375,7 +390,7 @@ static void add_tstats(thothlock_table_t *t, thothlock_lock_t *stats, thothlock_
 	size_t cap = h->site_capacity;
 	for (size_t i = next_with_data(t, sites, sizeof *sites, 0, cap); i < cap;
 	     i = next_with_data(t, sites, sizeof *sites, i + 1, cap)) {
-		const thothlock_site_t *s = &sites[i];
+		thothlock_site_t *s = &sites[i];
 		if (!s->key)
 			continue;
 		uint32_t ki = THOTHLOCK_SITE_LOCK(s->key);
@@ -383,8 +398,16 @@ static void add_tstats(thothlock_table_t *t, thothlock_lock_t *stats, thothlock_
 			continue;
 		thothlock_lock_t *l = &stats[ki];
 		mark_touched(t, l, sizeof *l);
-		for (uint32_t b = 0; b < THOTHLOCK_HIST_BUCKETS; b++)
+		uint64_t far = 0;
+		for (uint32_t b = 0; b < THOTHLOCK_HIST_BUCKETS; b++) {
 			l->hold_hist[b] += s->hold_hist[b];
+			far += s->hold_hist[b];
+		}
+		if (sampled) {
+			/* the entries' timed holds outside their near buckets */
+			l->holds_measured += far;
+			s->holds_measured += far;
+		}
 	}
 	free(refs);
 }
@@ -1244,6 +1267,27 @@ static void json_hist(FILE *o, const uint64_t *h)
 	fputc(']', o);
 }
 
+/* ---- sampled holds ----------------------------------------------------------
+ * With THOTHLOCK_HOLD_SAMPLE=N (all mode, header.hold_sample > 1) one
+ * hold in N was timed: a lock's or site's hold total is then the timed
+ * holds' sum scaled to all its holds (x holds / holds timed, ~N), an
+ * estimate, and so marked; the average, maximum and histogram are the
+ * timed holds' (a sample).  Counts (acquisitions, contentions, waits)
+ * are never sampled. */
+static bool holds_sampled(const thothlock_table_t *t)
+{
+	return t->hdr->mode == THOTHLOCK_MODE_ALL && t->hdr->hold_sample > 1;
+}
+
+static uint64_t hold_total_estimate(const thothlock_table_t *t, uint64_t measured_ns,
+                                    uint64_t holds_timed, uint64_t holds)
+{
+	if (!holds_sampled(t) || !holds_timed || holds <= holds_timed)
+		return measured_ns;
+	long double est = (long double)measured_ns * (long double)holds / (long double)holds_timed;
+	return est >= 1.8e19L ? UINT64_MAX : (uint64_t)(est + 0.5L);
+}
+
 static void json_lock(FILE *o, const lock_view_t *v)
 {
 	const thothlock_lock_t *l = v->lock;
@@ -1261,11 +1305,14 @@ static void json_lock(FILE *o, const lock_view_t *v)
 	        ",\"owner_changes\":%" PRIu64 ",\"trylock_busy\":%" PRIu64 ",\"timeouts\":%" PRIu64
 	        ",\"wait_ns_total\":%" PRIu64 ",\"wait_ns_avg\":%" PRIu64 ",\"wait_ns_max\":%" PRIu64
 	        ",\"holds_measured\":%" PRIu64 ",\"hold_ns_total\":%" PRIu64 ",\"hold_ns_avg\":%" PRIu64
-	        ",\"hold_ns_max\":%" PRIu64 ",\"wait_histogram\":",
+	        ",\"hold_ns_max\":%" PRIu64 ",\"hold_estimated\":%s,\"hold_ns_total_measured\":%" PRIu64
+	        ",\"wait_histogram\":",
 	        kind_name(l->kind), v->acquisitions, l->contentions, l->owner_changes,
 	        l->trylock_busy, l->timeouts, l->wait_ns_total, waits ? l->wait_ns_total / waits : 0,
-	        l->wait_ns_max, l->holds_measured, l->hold_ns_total,
-	        l->holds_measured ? l->hold_ns_total / l->holds_measured : 0, l->hold_ns_max);
+	        l->wait_ns_max, l->holds_measured,
+	        hold_total_estimate(t, l->hold_ns_total, l->holds_measured, v->acquisitions),
+	        l->holds_measured ? l->hold_ns_total / l->holds_measured : 0, l->hold_ns_max,
+	        holds_sampled(t) ? "true" : "false", l->hold_ns_total);
 	json_hist(o, l->wait_hist);
 	fputs(",\"hold_histogram\":", o);
 	json_hist(o, l->hold_hist);
@@ -1295,10 +1342,13 @@ static void json_lock(FILE *o, const lock_view_t *v)
 		        ",\"timeouts\":%" PRIu64 ",\"wait_ns_total\":%" PRIu64 ",\"wait_ns_avg\":%" PRIu64
 		        ",\"wait_ns_max\":%" PRIu64 ",\"holds_measured\":%" PRIu64
 		        ",\"hold_ns_total\":%" PRIu64 ",\"hold_ns_max\":%" PRIu64
+		        ",\"hold_estimated\":%s,\"hold_ns_total_measured\":%" PRIu64
 		        ",\"owner_unknown\":%" PRIu64 ",\"owner_sites\":[",
 		        s->acquisitions, s->contentions, s->timeouts, s->wait_ns_total,
 		        sw ? s->wait_ns_total / sw : 0, s->wait_ns_max, s->holds_measured,
-		        s->hold_ns_total, s->hold_ns_max, s->owner_unknown);
+		        hold_total_estimate(t, s->hold_ns_total, s->holds_measured, s->acquisitions),
+		        s->hold_ns_max, holds_sampled(t) ? "true" : "false", s->hold_ns_total,
+		        s->owner_unknown);
 		bool ofirst = true;
 		for (unsigned k = 0; k < THOTHLOCK_OWNER_SITES; k++) {
 			if (!s->owners[k].pc)
@@ -1353,7 +1403,8 @@ static void text_lock(FILE *o, unsigned rank, const lock_view_t *v)
 	fmt_ns(l->wait_ns_total, wt, sizeof wt);
 	fmt_ns(waits ? l->wait_ns_total / waits : 0, wa, sizeof wa);
 	fmt_ns(l->wait_ns_max, wm, sizeof wm);
-	fmt_ns(l->hold_ns_total, ht, sizeof ht);
+	fmt_ns(hold_total_estimate(t, l->hold_ns_total, l->holds_measured, v->acquisitions), ht,
+	       sizeof ht);
 	fmt_ns(l->hold_ns_max, hm, sizeof hm);
 	char storage[300];
 	lock_storage(t, l->addr, storage, sizeof storage);
@@ -1363,8 +1414,16 @@ static void text_lock(FILE *o, unsigned rank, const lock_view_t *v)
 	fprintf(o, "   acquisitions %" PRIu64 ", contentions %" PRIu64 ", owner changes %" PRIu64
 	        ", timeouts %" PRIu64 ", failed trylocks %" PRIu64 "\n",
 	        v->acquisitions, l->contentions, l->owner_changes, l->timeouts, l->trylock_busy);
-	fprintf(o, "   wait: total %s, avg %s, max %s; hold (%" PRIu64 " timed): total %s, max %s\n",
-	        wt, wa, wm, l->holds_measured, ht, hm);
+	if (holds_sampled(t)) {
+		char ha[32];
+		fmt_ns(l->holds_measured ? l->hold_ns_total / l->holds_measured : 0, ha, sizeof ha);
+		fprintf(o, "   wait: total %s, avg %s, max %s; hold (sampled: %" PRIu64 " of %" PRIu64
+		        " timed): total %s (estimated), avg %s, max %s (of the timed)\n",
+		        wt, wa, wm, l->holds_measured, v->acquisitions, ht, ha, hm);
+	} else {
+		fprintf(o, "   wait: total %s, avg %s, max %s; hold (%" PRIu64 " timed): total %s, max %s\n",
+		        wt, wa, wm, l->holds_measured, ht, hm);
+	}
 	size_t n = 0;
 	const thothlock_site_t **list = sites_of(v, &n);
 	for (size_t i = 0; i < n; i++) {
@@ -1376,11 +1435,13 @@ static void text_lock(FILE *o, unsigned rank, const lock_view_t *v)
 		frame_text(&f, pc, text, sizeof text);
 		fmt_ns(s->wait_ns_total, wt, sizeof wt);
 		fmt_ns(s->wait_ns_max, wm, sizeof wm);
-		fmt_ns(s->hold_ns_total, ht, sizeof ht);
+		fmt_ns(hold_total_estimate(t, s->hold_ns_total, s->holds_measured, s->acquisitions), ht,
+		       sizeof ht);
 		fprintf(o, "   site %s: contentions %" PRIu64 ", wait %s (max %s)", text,
 		        s->contentions, wt, wm);
 		if (s->acquisitions || s->holds_measured)
-			fprintf(o, ", acquisitions %" PRIu64 ", hold %s", s->acquisitions, ht);
+			fprintf(o, ", acquisitions %" PRIu64 ", hold %s%s", s->acquisitions, ht,
+			        holds_sampled(t) ? " (estimated)" : "");
 		fputc('\n', o);
 		for (unsigned k = 0; k < THOTHLOCK_OWNER_SITES; k++) {
 			if (!s->owners[k].pc)
@@ -1473,13 +1534,15 @@ int thothlock_report_write(FILE *o, thothlock_table_t *const *tables, size_t n,
 			        ",\"losses\":{\"lock_table_full\":%" PRIu64 ",\"site_table_full\":%" PRIu64
 			        ",\"held_overflow\":%" PRIu64 ",\"thread_overflow\":%" PRIu64
 			        "},\"cond_waits\":%" PRIu64 ",\"fast_path\":\"%s\","
-			        "\"acquisitions_sampled\":%s,\"clock\":\"%s\",\"tsc_hz\":%" PRIu64 "}",
+			        "\"acquisitions_sampled\":%s,\"hold_sample\":%u,"
+			        "\"clock\":\"%s\",\"tsc_hz\":%" PRIu64 "}",
 			        h->mode == THOTHLOCK_MODE_ALL ? "all" : "contention",
 			        h->exited ? "true" : "false", end > h->start_ns ? end - h->start_ns : 0,
 			        h->lock_table_full, h->site_table_full, h->held_overflow,
 			        h->thread_overflow, h->cond_waits,
 			        h->flags & THOTHLOCK_FLAG_INLINE_TRYLOCK ? "inline" : "glibc",
 			        h->sampling_threads ? "true" : "false",
+			        holds_sampled(tables[i]) ? h->hold_sample : 1u,
 			        h->flags & THOTHLOCK_FLAG_TSC ? "tsc" : "monotonic",
 			        h->flags & THOTHLOCK_FLAG_TSC ? h->tsc_hz : 0);
 		}
@@ -1498,9 +1561,13 @@ int thothlock_report_write(FILE *o, thothlock_table_t *const *tables, size_t n,
 			prog[sizeof h->program] = 0;
 			uint64_t end = h->end_ns ? h->end_ns : h->start_ns;
 			fmt_ns(end > h->start_ns ? end - h->start_ns : 0, dur, sizeof dur);
-			fprintf(o, "thothlock: pid %d (%s), %s mode, %s%s\n", h->pid, prog,
+			char sampled[64] = "";
+			if (holds_sampled(tables[i]))
+				snprintf(sampled, sizeof sampled, " (holds sampled: 1 in %u timed)",
+				         h->hold_sample);
+			fprintf(o, "thothlock: pid %d (%s), %s mode%s, %s%s\n", h->pid, prog,
 			        h->mode == THOTHLOCK_MODE_ALL ? "all-acquisitions" : "contention-only",
-			        h->exited ? "ran " : "running", h->exited ? dur : "");
+			        sampled, h->exited ? "ran " : "running", h->exited ? dur : "");
 			if (h->lock_table_full || h->site_table_full || h->held_overflow || h->thread_overflow)
 				fprintf(o, "  losses: lock table full %" PRIu64 ", site table full %" PRIu64
 				        ", held depth overflow %" PRIu64 ", thread slots full %" PRIu64 "\n",

@@ -86,6 +86,18 @@ static void die(const char *why)
 	abort();
 }
 
+/* A warning on stderr (no stdio: see die()); profiling goes on. */
+static void warn3(const char *a, const char *b, const char *c)
+{
+	static const char prefix[] = "libthothlock: ";
+	const char *parts[] = { prefix, a, b, c, "\n" };
+	for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+		size_t n = strnlen(parts[i], 128);
+		ssize_t rc = write(2, parts[i], n);
+		(void)rc;
+	}
+}
+
 static void *must_resolve(const char *name, const char *version)
 {
 	/* The condition-variable functions exist in two versions; dlsym would
@@ -193,6 +205,8 @@ typedef struct {
 	uint32_t misses;                /* acquisition-cache misses, up to THOTHLOCK_EXACT_MISSES */
 	uint32_t countdown;             /* sampling: misses until the next recorded one */
 	uint32_t rng;                   /* xorshift state of the sampling period */
+	uint32_t hold_countdown;        /* all mode: acquisitions until the next timed hold */
+	uint32_t hold_rng;              /* xorshift state of the hold sampling period */
 	thothlock_cache_t *cache;       /* &caches[index], in the current table */
 	uint32_t *tix;                  /* all mode: the slot's index, tix_mask + 1 slots */
 	uint32_t tix_mask;
@@ -223,6 +237,7 @@ static thothlock_event_t *events;
 static thothlock_tstat_t *tstats;
 static size_t table_size;
 static int mode = THOTHLOCK_MODE_CONTENTION;
+static uint32_t hold_sample = 1;                /* all mode: time one hold in N (1: every one) */
 static bool fast_mutex;                         /* contention mode + inline trylock checked */
 static bool fast_mutex_all;                     /* all mode + inline trylock checked */
 static bool owner_word;                         /* all mode: default mutexes keep their last
@@ -834,6 +849,8 @@ static thread_state_t *claim_thread(void)
 			t->index = i;
 			t->misses = 0;
 			t->cache = &caches[i];
+			t->hold_countdown = 0;      /* the thread's first hold is timed */
+			t->hold_rng = (0x9e3779b9u ^ (i * 2654435761u)) | 1u;
 			uint32_t high = atomic_load(&threads_high);
 			while (high < i + 1 && !atomic_compare_exchange_weak(&threads_high, &high, i + 1))
 				;
@@ -1002,6 +1019,7 @@ static void open_table(void)
 	table->flags = (fast_mutex || fast_mutex_all ? THOTHLOCK_FLAG_INLINE_TRYLOCK : 0) |
 	               (use_tsc ? THOTHLOCK_FLAG_TSC : 0) | (owner_word ? THOTHLOCK_FLAG_OWNER_WORD : 0);
 	table->tsc_hz = tsc_hz();
+	table->hold_sample = hold_sample;
 	table->start_ns = now_ns();
 	read_program_name(table->program, sizeof table->program);
 	/* Magic last: a reader that sees it sees the rest of the header. */
@@ -1102,6 +1120,37 @@ static int find_own_text(struct dl_phdr_info *info, size_t size, void *arg)
 	return 0;
 }
 
+/* THOTHLOCK_HOLD_SAMPLE=N (all mode): time one hold in N.  Anything but
+ * a decimal integer from 1 to THOTHLOCK_HOLD_SAMPLE_MAX is refused by
+ * name on stderr, and every hold is timed (the default). */
+static void choose_hold_sample(void)
+{
+	hold_sample = 1;
+	const char *v = getenv("THOTHLOCK_HOLD_SAMPLE");
+	if (!v)
+		return;
+	unsigned long n = 0;
+	bool ok = *v != 0;
+	for (const char *p = v; ok && *p; p++) {
+		ok = *p >= '0' && *p <= '9';
+		n = n * 10 + (unsigned long)(*p - '0');
+		if (n > THOTHLOCK_HOLD_SAMPLE_MAX)
+			ok = false;
+	}
+	if (!ok || n < 1) {
+		warn3("THOTHLOCK_HOLD_SAMPLE=", v,
+		      ": not an integer from 1 to 65536; timing every hold (THOTHLOCK_HOLD_SAMPLE=1)");
+		return;
+	}
+	if (n > 1 && mode != THOTHLOCK_MODE_ALL) {
+		warn3("THOTHLOCK_HOLD_SAMPLE=", v,
+		      " applies to all mode (THOTHLOCK_MODE=all) only: contention mode times "
+		      "only the holds that followed a wait");
+		return;
+	}
+	hold_sample = (uint32_t)n;
+}
+
 static void init(void)
 {
 	int expected = 0;
@@ -1118,6 +1167,7 @@ static void init(void)
 	const char *m = getenv("THOTHLOCK_MODE");
 	if (m && strcmp(m, "all") == 0)
 		mode = THOTHLOCK_MODE_ALL;
+	choose_hold_sample();
 	check_inline_trylock();
 	choose_clock();
 	dl_iterate_phdr(find_own_text, (void *)(uintptr_t)&find_own_text);
@@ -1201,6 +1251,36 @@ static inline void count_acquisition(thread_state_t *t, uintptr_t lock, uint32_t
 		__atomic_store_n(&w->count, w->count + 1, __ATOMIC_RELAXED);
 	else
 		cache_miss(t, w, lock, kind);
+}
+
+/* All mode: whether the hold of the acquisition being made is timed, as
+ * held flags.  N = 1 (THOTHLOCK_HOLD_SAMPLE unset): every hold, HELD_TIMED,
+ * as before (a load and a compare more).  N > 1: a thread times one hold
+ * in N on average (HELD_TIMED), the others not (0): a countdown,
+ * re-armed with a random period of 1 .. 2N-1 (xorshift), so that a program
+ * taking its locks in a fixed cycle is not sampled in step with it (a
+ * fixed period of 2 would time one of two alternating locks only). */
+static __attribute__((noinline)) uint32_t hold_period(thread_state_t *t)
+{
+	uint32_t x = t->hold_rng;
+	x ^= x << 13;
+	x ^= x >> 17;
+	x ^= x << 5;
+	t->hold_rng = x;
+	return 1 + x % (2 * hold_sample - 1);
+}
+
+static inline uint32_t hold_flags(thread_state_t *t)
+{
+	if (__builtin_expect(hold_sample == 1, 1))
+		return HELD_TIMED;
+	uint32_t c = t->hold_countdown;
+	if (c > 1) {
+		t->hold_countdown = c - 1;
+		return 0;
+	}
+	t->hold_countdown = hold_period(t);
+	return HELD_TIMED;
 }
 
 static inline held_t *push_held(thread_state_t *t, uintptr_t lock, uintptr_t pc, uint32_t kind)
@@ -1406,6 +1486,15 @@ static __attribute__((noinline, cold)) void tstat_owner_wrapped(thothlock_tstat_
 	add(&stats_of(&keys[ts->key_index - 1])->owner_changes, 1ull << 32);
 }
 
+/* An acquisition whose hold was not timed (hold sampling): its count and
+ * owner change only. */
+static inline void tstat_untimed(thothlock_tstat_t *ts, bool owner_change)
+{
+	ts->acquisitions++;
+	if (owner_change && __builtin_expect(++ts->owner_changes == 0, 0))
+		tstat_owner_wrapped(ts);
+}
+
 /* An acquisition, its owner change and its hold into the thread's own
  * entry: plain stores, all in the entry's first line unless the hold
  * falls outside the entry's near buckets. */
@@ -1418,10 +1507,16 @@ static void far_add(thothlock_tstat_t *ts, unsigned b, unsigned n)
 {
 	uint32_t si = ts->site_index;
 	thothlock_site_t *s = si - 1u < THOTHLOCK_SITE_CAPACITY ? &sites[si - 1] : tstat_site(ts);
-	if (s)
+	if (s) {
 		add(&s->hold_hist[b], n);
-	else
-		add(&stats_of(&keys[ts->key_index - 1])->hold_hist[b], n);
+	} else {
+		thothlock_lock_t *e = stats_of(&keys[ts->key_index - 1]);
+		add(&e->hold_hist[b], n);
+		/* sampled holds are counted from the entries' and sites'
+		 * histograms (lockprof_layout.h): these, in no site, here */
+		if (hold_sample != 1)
+			add(&e->holds_measured, n);
+	}
 }
 
 static __attribute__((noinline, cold)) void near_carry(thothlock_tstat_t *ts, unsigned off)
@@ -1500,8 +1595,13 @@ static __attribute__((noinline)) void commit(thread_state_t *t, const held_t *h,
 	/* The last hold segment is the entry's hold; earlier ones (condition
 	 * waits) go to the shared entries below. */
 	uint64_t segs[HOLD_SEGMENTS + 1];
-	uint32_t n = hold_segments(h, t_release, segs);
-	tstat_commit(ts, owner_changed(t, h, k), segs[n - 1]);
+	uint32_t n = 0;
+	if (h->flags & HELD_TIMED) {
+		n = hold_segments(h, t_release, segs);
+		tstat_commit(ts, owner_changed(t, h, k), segs[n - 1]);
+	} else {
+		tstat_untimed(ts, owner_changed(t, h, k));   /* hold sampling: not this one */
+	}
 	if (__builtin_expect(!(h->flags & HELD_CONTENDED) && !h->segments &&
 	                         !atomic_load_explicit(&h->want_stack, memory_order_relaxed), 1))
 		return;
@@ -1695,7 +1795,10 @@ acquire_contended(thread_state_t *t, void *lock, uint32_t kind, lock_fn blocking
 	}
 	held_t *h = push_held(t, key, pc, kind);
 	if (h) {
-		h->flags = HELD_CONTENDED | HELD_TIMED | owner_flags(lock, kind, tid_of(t));
+		/* The wait is always timed; in all mode the hold after it as the
+		 * hold sampling says (contention mode times every such hold). */
+		uint32_t hold = mode != THOTHLOCK_MODE_ALL ? HELD_TIMED : hold_flags(t);
+		h->flags = HELD_CONTENDED | hold | owner_flags(lock, kind, tid_of(t));
 		h->wait_ns = elapsed_ns(t0, t1);
 		h->t_wait = t0;
 		h->owner_pc = owner_pc;
@@ -1736,10 +1839,12 @@ static inline int acquire(void *lock, uint32_t kind, try_fn try, lock_fn blockin
 	if (__builtin_expect(rc == 0, 1)) {
 		held_t *h = push_held(t, (uintptr_t)lock, pc, kind);
 		if (all && h) {
-			/* The hold starts here: the last thing before returning. */
-			h->flags = HELD_TIMED | owner_flags(lock, kind, tid_of(t));
+			uint32_t hold = hold_flags(t);
+			h->flags = hold | owner_flags(lock, kind, tid_of(t));
 			keep_entries(h, ts, k, s);
-			h->t_acquired = ticks();
+			/* The hold starts here: the last thing before returning. */
+			if (hold)
+				h->t_acquired = ticks();
 		}
 		return 0;
 	}
@@ -1763,9 +1868,11 @@ static inline int try_acquire(void *lock, uint32_t kind, try_fn try, uintptr_t p
 	if (rc == 0) {
 		held_t *h = push_held(t, (uintptr_t)lock, pc, kind);
 		if (h && mode == THOTHLOCK_MODE_ALL) {
-			h->flags = HELD_TIMED | owner_flags(lock, kind, tid_of(t));
+			uint32_t hold = hold_flags(t);
+			h->flags = hold | owner_flags(lock, kind, tid_of(t));
 			keep_entries(h, ts, k, s);
-			h->t_acquired = ticks();
+			if (hold)
+				h->t_acquired = ticks();
 		}
 	} else if (rc == EBUSY) {
 		count_trylock_busy(t, (uintptr_t)lock, kind);
@@ -1960,6 +2067,24 @@ acquire_fast(void *lock, enum acquire_op op, uint32_t kind, try_fn try, lock_fn 
 	return acquire_slow(lock, op, abstime, pc);
 }
 
+/* All mode, hold sampling: the release of an acquisition whose hold was
+ * not timed (held entry h, the newest: HELD_TSTAT without HELD_TIMED). */
+static __attribute__((noinline)) int release_untimed(thread_state_t *t, held_t *h, void *lock,
+                                                    uint32_t kind)
+{
+	atomic_store_explicit(&h->lock, 0, memory_order_relaxed);
+	t->depth--;
+	int rc = kind == THOTHLOCK_KIND_MUTEX ? real.mutex_unlock(lock) : real.rw_unlock(lock);
+	if (__builtin_expect(rc == 0, 1)) {
+		thothlock_tstat_t *ts = h->tstat;
+		bool changed = (h->flags & HELD_OWNER_KNOWN)
+		                   ? (h->flags & HELD_OWNER_CHANGED) != 0
+		                   : owner_changed_key(t, &keys[ts->key_index - 1]);
+		tstat_untimed(ts, changed);
+	}
+	return rc;
+}
+
 /* All mode's usual release: of the newest held lock, an uncontended
  * acquisition with the thread's own entry (HELD_TIMED | HELD_TSTAT and
  * nothing else): the hold's end, the real unlock, then the entry. */
@@ -1971,11 +2096,18 @@ static inline __attribute__((always_inline)) bool release_all_fast(void *lock, u
 		return false;
 	uint32_t d = t->depth;
 	held_t *h = &t->held[d - 1];
+	uint32_t plain = h->flags & ~(uint32_t)(HELD_OWNER_KNOWN | HELD_OWNER_CHANGED);
 	if (atomic_load_explicit(&h->lock, memory_order_relaxed) != (uintptr_t)lock ||
-	    (h->flags & ~(uint32_t)(HELD_OWNER_KNOWN | HELD_OWNER_CHANGED)) !=
-	        (HELD_TIMED | HELD_TSTAT) ||
 	    h->segments || atomic_load_explicit(&h->want_stack, memory_order_relaxed))
 		return false;
+	if (plain != (HELD_TIMED | HELD_TSTAT)) {
+		if (plain != HELD_TSTAT)
+			return false;
+		/* a hold the sampling left untimed: no clock read (out of line,
+		 * so that the timed path costs what it did before sampling) */
+		*rc = release_untimed(t, h, lock, kind);
+		return true;
+	}
 	uint64_t t_release = ticks();
 	atomic_store_explicit(&h->lock, 0, memory_order_relaxed);
 	t->depth = d - 1;
@@ -2100,6 +2232,27 @@ static void check_inline_trylock(void)
 	}
 }
 
+/* All mode's held entry of a default mutex just taken with the inline
+ * trylock; HOLD: HELD_TIMED (the clock last) or 0 (hold sampling). */
+static inline __attribute__((always_inline)) void push_all_mode(thread_state_t *t,
+                                                                pthread_mutex_t *m, uintptr_t pc,
+                                                                thothlock_tstat_t *ts, int tid,
+                                                                uint32_t hold)
+{
+	uint32_t d = t->depth;
+	held_t *h = &t->held[d];
+	h->kind = THOTHLOCK_KIND_MUTEX;
+	h->flags = hold | HELD_TSTAT | owner_flags(m, THOTHLOCK_KIND_MUTEX, tid);
+	h->segments = 0;
+	h->tstat = ts;
+	atomic_store_explicit(&h->want_stack, 0, memory_order_relaxed);
+	atomic_store_explicit(&h->pc, pc, memory_order_relaxed);
+	atomic_store_explicit(&h->lock, (uintptr_t)m, memory_order_relaxed);
+	t->depth = d + 1;
+	if (hold)
+		h->t_acquired = ticks();
+}
+
 /* Everything but the inline fast path: out of line, reached by a tail
  * call, so that the fast path saves no register. */
 static __attribute__((noinline)) int mutex_lock_general(pthread_mutex_t *m, uintptr_t pc)
@@ -2116,17 +2269,11 @@ static __attribute__((noinline)) int mutex_lock_general(pthread_mutex_t *m, uint
 			if (__builtin_expect(!mutex_trylock_inline(m, tid), 0))
 				return acquire_contended(t, m, THOTHLOCK_KIND_MUTEX, (lock_fn)real.mutex_lock,
 				                         NULL, NULL, pc, ts, NULL, NULL);
-			uint32_t d = t->depth;
-			held_t *h = &t->held[d];
-			h->kind = THOTHLOCK_KIND_MUTEX;
-			h->flags = HELD_TIMED | HELD_TSTAT | owner_flags(m, THOTHLOCK_KIND_MUTEX, tid);
-			h->segments = 0;
-			h->tstat = ts;
-			atomic_store_explicit(&h->want_stack, 0, memory_order_relaxed);
-			atomic_store_explicit(&h->pc, pc, memory_order_relaxed);
-			atomic_store_explicit(&h->lock, (uintptr_t)m, memory_order_relaxed);
-			t->depth = d + 1;
-			h->t_acquired = ticks();
+			/* every hold timed (the default), or as the sampling says */
+			if (__builtin_expect(hold_sample == 1, 1))
+				push_all_mode(t, m, pc, ts, tid, HELD_TIMED);
+			else
+				push_all_mode(t, m, pc, ts, tid, hold_flags(t));
 			return 0;
 		}
 	}
