@@ -39,10 +39,14 @@
  * live gap from the bench's accounting (docs/PM.md "Why the live governor
  * missed more than the model").
  *
- * Deadlines: each request carries its send stamp (data bytes 16..23) and
- * the service lets the shim read it (governed.h thoth_pm_governed_on_sent),
- * so a request is planned due 10 ms after its send; --no-stamps plans it
- * due 10 ms after its dispatch, as before 2026-12-01.
+ * Deadlines: the governed service asks its clients for the channel's send
+ * stamps (thoth_chan_server_config_t.send_stamps, set by the wrap; each
+ * request is stamped when the client publishes it), so a request is planned
+ * due 10 ms after its send; --no-stamps asks for none (no clock read on the
+ * clients) and plans it due 10 ms after its dispatch, as before 2026-12-01.
+ * (Until 2026-12-01 the bench carried the stamp in its payload, data bytes
+ * 16..23, read by thoth_pm_governed_on_sent; the bytes are still sent, for
+ * the bench's own accounting, and no longer read by the service.)
  *
  * Load: the service's handler measures, per request, the CPU time of its
  * burn and the wall time it took; "cpu got" is their ratio over the phase
@@ -154,20 +158,6 @@ static int on_echo(void *self, const thoth_echo_Echo_echo_req_t *req, thoth_echo
 	return 0;
 }
 
-/* The client's send stamp: data bytes 16..23 (CLOCK_MONOTONIC ns), read by
- * the governor's shim at dispatch (governed.h thoth_pm_governed_on_sent). */
-static int echo_sent(void *arg, const thoth_method_info_t *m, const void *req, uint64_t *sent_ns)
-{
-	(void)arg;
-	if (m->interface_id != thoth_echo_Echo_echo_info.interface_id || m->ordinal != thoth_echo_Echo_echo_info.ordinal)
-		return -1;
-	const thoth_echo_Echo_echo_req_t *r = req;
-	if (r->data.len < 24)
-		return -1;
-	memcpy(sent_ns, r->data.ptr + 16, 8);
-	return 0;
-}
-
 static int on_stats(void *self, const thoth_echo_Echo_stats_req_t *req, thoth_echo_Echo_stats_resp_t *resp,
 		    thoth_arena_t *arena)
 {
@@ -199,8 +189,6 @@ static int serve(char **argv)
 		return 1;
 	}
 	thoth_pm_governed_set_options(gov, options);
-	if (!strcmp(argv[5], "1"))
-		thoth_pm_governed_on_sent(gov, echo_sent, NULL);
 	thoth_pm_governed_stats_t st;
 	thoth_pm_governed_stats(gov, &st);
 	on_change(NULL, 0, st.opp);     /* where it starts */
@@ -212,6 +200,10 @@ static int serve(char **argv)
 		.handlers = &handlers, .wait = THOTH_CHAN_SLEEP,
 	};
 	thoth_pm_governed_wrap(gov, &cfg);
+	/* The wrap asked the clients for send stamps (the channel's); the
+	 * run before them (--no-stamps) asks for none: no clock read on
+	 * the clients, deadlines from the dispatch. */
+	cfg.send_stamps = !strcmp(argv[5], "1");
 	thoth_chan_server_t *srv;
 	char why[256];
 	if (thoth_chan_server_new(loop, &cfg, &srv, why, sizeof why)) {
@@ -274,7 +266,7 @@ static void *client_main(void *arg)
 		c->sent[j].at = thoth_pm_clock_monotonic_ns();
 		memcpy(payload, &job->work_ns, 8);
 		memcpy(payload + 8, &index, 8);
-		memcpy(payload + 16, &c->sent[j].at, 8);        /* the send stamp */
+		memcpy(payload + 16, &c->sent[j].at, 8);        /* unread: the service reads the channel's stamp */
 		thoth_echo_Echo_echo_req_t req = { .data = { .ptr = payload, .len = 24 } };
 		thoth_echo_Echo_echo_resp_t resp;
 		c->err = thoth_echo_Echo_echo(thoth_chan_client(ch), &req, &resp, NULL);

@@ -107,6 +107,12 @@ static int governed_invoke(const void *handlers, void *self, const thoth_method_
 	 * else after now. */
 	uint64_t sent = 0;
 	bool stamped = g->sent_fn && g->sent_fn(g->sent_arg, m, req, &sent) == 0, clamped = false;
+	/* else the channel's own stamp (thoth_chan_server_sent: the wrap
+	 * asked every client for one) */
+	if (!stamped && thoth_chan_server_sent(now, &sent) == 0) {
+		stamped = true;
+		g->stats.chan_stamped++;
+	}
 	uint64_t deadline = thoth_pm_governed_deadline(now, g->qos_ns, stamped, sent, &clamped);
 	g->stats.stamped += stamped;
 	g->stats.stamps_clamped += clamped;
@@ -160,6 +166,9 @@ void thoth_pm_governed_wrap(thoth_pm_governed_t *g, thoth_chan_server_config_t *
 	cfg->invoke = governed_invoke;
 	cfg->handlers = g; /* not read by the shim; never NULL for the server */
 	cfg->self = g;
+	/* every client stamps its requests with their send time: each is
+	 * due QOS after it (a service may clear it again after the wrap) */
+	cfg->send_stamps = true;
 }
 
 void thoth_pm_governed_set_options(thoth_pm_governed_t *g, unsigned options)
