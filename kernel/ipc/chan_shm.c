@@ -513,9 +513,8 @@ static inline uint32_t send_stamp(uint64_t ts)
 
 /* The stamp of a message whose consumer asked for send stamps: CLOCK_MONOTONIC
  * ns, shared with the tracer's reading TS when that is the same clock (one
- * clock reading per message), else read here.  Out of line: a channel
- * whose consumer did not ask pays only the test of e->stamp_tx. */
-static uint32_t __attribute__((noinline)) mono_stamp(uint64_t ts)
+ * clock reading per message), else read here. */
+static uint32_t mono_stamp(uint64_t ts)
 {
 	uint64_t ns = ts && thoth_trace_clock_kind == THOTH_TRACE_CLOCK_MONOTONIC ? ts : thoth_clock_now();
 	return ((uint32_t)ns & ~3u) | CHAN_STAMP_SET;
@@ -661,6 +660,41 @@ int chan_try_send(chan_end_t *e, uint8_t *buf, size_t len)
 
 static int send_pool(chan_end_t *e, uint8_t *buf, size_t len, unsigned flags) __attribute__((noinline));
 
+/* The inline send; STAMPED: the consumer asked for send stamps. */
+static inline __attribute__((always_inline)) int send_inline(chan_end_t *e, uint8_t *buf, size_t len,
+							     unsigned flags, bool stamped)
+{
+	if (len > THOTH_CHAN_INLINE_MAX)
+		return THOTH_E_INVAL;
+	uint8_t *slot = buf - THOTH_CHAN_SLOT_HEADER;
+	st32(slot, CHAN_SLOT_INLINE);
+	st32(slot + 4, (uint32_t)len);
+	st32(slot + 8, 0);
+	/* The trace switch is read once per message (each test is two
+	 * dependent loads), and nothing else is done while it is off. */
+	bool traced = THOTH_TRACE_IS_ON(IPC);
+	uint64_t ts = traced ? thoth_trace_now() : 0;
+	st32(slot + 12, stamped ? mono_stamp(ts) : send_stamp(ts));
+	e->inline_pending = NULL;
+	e->st.sent_inline++;
+	if (traced)
+		thoth_trace_stamp_request(buf);
+	e->st.urgent += flags & THOTH_CHAN_URGENT;
+	publish(e, flags);
+	/* Traced after publishing, off the peer's critical path: only we
+	 * write this slot, so it still holds our message. */
+	if (traced)
+		TRACE_CHAN(e, chan_send, THOTH_TRACE_SEND, buf, THOTH_TRACE_INLINE, ts, 0);
+	return 0;
+}
+
+/* Out of line, so that a channel whose consumer asked for no stamps pays
+ * one test and no register for the clock read's call. */
+static int __attribute__((noinline)) send_inline_stamped(chan_end_t *e, uint8_t *buf, size_t len, unsigned flags)
+{
+	return send_inline(e, buf, len, flags, true);
+}
+
 int chan_try_send_flags(chan_end_t *e, uint8_t *buf, size_t len, unsigned flags)
 {
 	if (e->err)
@@ -668,28 +702,9 @@ int chan_try_send_flags(chan_end_t *e, uint8_t *buf, size_t len, unsigned flags)
 	if (len < THOTH_WIRE_HEADER_SIZE)
 		return THOTH_E_INVAL;
 	if (buf && buf == e->inline_pending) {
-		if (len > THOTH_CHAN_INLINE_MAX)
-			return THOTH_E_INVAL;
-		uint8_t *slot = buf - THOTH_CHAN_SLOT_HEADER;
-		st32(slot, CHAN_SLOT_INLINE);
-		st32(slot + 4, (uint32_t)len);
-		st32(slot + 8, 0);
-		/* The trace switch is read once per message (each test is two
-		 * dependent loads), and nothing else is done while it is off. */
-		bool traced = THOTH_TRACE_IS_ON(IPC);
-		uint64_t ts = traced ? thoth_trace_now() : 0;
-		st32(slot + 12, __builtin_expect(e->stamp_tx, 0) ? mono_stamp(ts) : send_stamp(ts));
-		e->inline_pending = NULL;
-		e->st.sent_inline++;
-		if (traced)
-			thoth_trace_stamp_request(buf);
-		e->st.urgent += flags & THOTH_CHAN_URGENT;
-		publish(e, flags);
-		/* Traced after publishing, off the peer's critical path: only we
-		 * write this slot, so it still holds our message. */
-		if (traced)
-			TRACE_CHAN(e, chan_send, THOTH_TRACE_SEND, buf, THOTH_TRACE_INLINE, ts, 0);
-		return 0;
+		if (__builtin_expect(e->stamp_tx, 0))
+			return send_inline_stamped(e, buf, len, flags);
+		return send_inline(e, buf, len, flags, false);
 	}
 	return send_pool(e, buf, len, flags);
 }
