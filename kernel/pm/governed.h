@@ -47,6 +47,22 @@
 
 typedef struct thoth_pm_governed thoth_pm_governed_t;
 
+/* Deciding while a handler runs: a request's handler that is still running
+ * is planned again every THOTH_PM_GOVERNED_MID_NS (the governor's own
+ * decision interval, THOTH_PM_THOTH_DECISION_NS), and a raise applies to
+ * the rest of it.  The loop thread is inside the handler then, so a watcher
+ * thread (one per governed service, created by thoth_pm_governed_new)
+ * asks; a mutex keeps the governor's state to one thread at a time.  The
+ * watcher sleeps on a futex: while a handler runs, until its next check;
+ * between requests, until a hold time (THOTH_PM_THOTH_DOWN_HOLD_NS) after
+ * the last completion; then until a dispatch wakes it (one FUTEX_WAKE, only
+ * at a burst's first request).  An idle service has no wake-up from it.
+ * Why (docs/PM.md "Deciding while a handler runs"): the governor picks
+ * the slowest OPP from which every request meets its deadline *if the CPU
+ * moves to the next OPP after one decision interval*; decided at dispatch
+ * alone, that later move never came. */
+#define THOTH_PM_GOVERNED_MID_NS THOTH_PM_THOTH_DECISION_NS
+
 /* Govern with DVFS (not owned) on LOOP; requests are due QOS_NS after they
  * are sent (> 0; after their dispatch where they carry no send stamp). */
 int thoth_pm_governed_new(thoth_loop_t *loop, thoth_pm_dvfs_t *dvfs, uint64_t qos_ns,
@@ -56,6 +72,15 @@ int thoth_pm_governed_new(thoth_loop_t *loop, thoth_pm_dvfs_t *dvfs, uint64_t qo
  * requests).  Call before thoth_chan_server_new(CFG). */
 void thoth_pm_governed_wrap(thoth_pm_governed_t *g, thoth_chan_server_config_t *cfg);
 void thoth_pm_governed_free(thoth_pm_governed_t *g);
+
+/* Checks while a handler runs every MID_NS (default THOTH_PM_GOVERNED_MID_NS);
+ * 0 stops the watcher for good (decisions at dispatch and completion
+ * only: bench_pm_live --no-mid).  From the serving thread. */
+void thoth_pm_governed_set_mid_ns(thoth_pm_governed_t *g, uint64_t mid_ns);
+
+/* The OPP in effect now (any thread; a handler that models its speed reads
+ * it while it runs: bench_pm_live). */
+uint32_t thoth_pm_governed_opp(const thoth_pm_governed_t *g);
 
 /* The governor's options (THOTH_PM_GOV_*, governor.h; default
  * THOTH_PM_GOV_DEFAULT_OPTIONS).  They act live because the shim learns,
@@ -98,6 +123,9 @@ typedef struct thoth_pm_governed_stats {
 	uint64_t stamps_clamped;   /* of those, stamps out of [now - qos, now] */
 	uint64_t changes;          /* OPP changes written (or simulated) */
 	uint64_t timer_checks;     /* lowering checks run by the timer */
+	uint64_t mid_checks;       /* checks while a handler ran (the watcher) */
+	uint64_t mid_changes;      /* ...that changed the OPP */
+	bool watcher;              /* the watcher thread runs */
 	uint64_t write_errors;
 	uint32_t opp, floor_opp;   /* now, and where an idle domain rests */
 	uint32_t khz;

@@ -16,7 +16,9 @@
  *   - a plain request that waited in its ring (the service stopped) is
  *     dated by the channel's own send stamp, which every client writes for
  *     a governed service, and hostile values of that stamp cost energy or
- *     latency only.
+ *     latency only;
+ *   - a handler that runs far past its estimate is sped up while it runs
+ *     (the watcher's checks, governed.h).
  * The fixture's frequency is simulated in the sense that writing it does
  * not make this VM faster: what is tested is what the service writes and
  * when.
@@ -36,6 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <dirent.h>
 
 #include "chan_shm.h"
 #include "echo.thoth.h"
@@ -149,6 +152,33 @@ static uint64_t call(uint32_t busy_us)
 	return now_ns() - t0;
 }
 
+/* Context switches (voluntary + not) of the service's threads other than
+ * its main (loop) one: the watcher's wake-ups (governed.h). */
+static unsigned long long helper_switches(void)
+{
+	char path[400], line[256];
+	snprintf(path, sizeof path, "/proc/%d/task", (int)service);
+	DIR *d = opendir(path);
+	assert_non_null(d);
+	unsigned long long n = 0;
+	for (struct dirent *e; (e = readdir(d));) {
+		if (e->d_name[0] == '.' || atoi(e->d_name) == (int)service)
+			continue;
+		snprintf(path, sizeof path, "/proc/%d/task/%s/status", (int)service, e->d_name);
+		FILE *f = fopen(path, "r");
+		if (!f)
+			continue;
+		unsigned long long v;
+		while (fgets(line, sizeof line, f))
+			if (sscanf(line, "voluntary_ctxt_switches: %llu", &v) == 1 ||
+			    sscanf(line, "nonvoluntary_ctxt_switches: %llu", &v) == 1)
+				n += v;
+		fclose(f);
+	}
+	closedir(d);
+	return n;
+}
+
 /* Wait (deadline MS_MAX) until the fixture frequency is KHZ. */
 static bool wait_for_khz(uint32_t khz, unsigned ms_max)
 {
@@ -243,11 +273,15 @@ static void test_a_burst_raises_the_frequency_at_once_and_idle_lowers_it_to_zero
 	assert_true(wait_for_khz(432000, 5000));
 	stats_t idle0 = ask();
 	assert_int_equal(idle0.opp, idle0.floor);
+	pause_ms(10);   /* the watcher parks a hold time (2 ms) after the last completion */
+	unsigned long long helpers0 = helper_switches();
 	pause_ms(300);
 	stats_t idle1 = ask();
 	assert_int_equal(idle1.wake_timer, idle0.wake_timer);
 	assert_int_equal(idle1.wake_fd, idle0.wake_fd);
 	assert_int_equal(idle1.checks, idle0.checks);
+	/* nor its watcher thread (decisions while a handler runs) */
+	assert_int_equal(helper_switches(), helpers0);
 	/* Bursts: the first request of each raises the frequency when it is
 	 * dispatched, before its handler runs; every burst shows that
 	 * exactly.  How soon after it was sent is timing: on a loaded 2-core
@@ -567,6 +601,43 @@ static void test_hostile_channel_stamps_cost_energy_or_latency_never_a_crash(voi
 	assert_int_equal(kill(service, 0), 0);
 }
 
+/* Deciding while a handler runs (governed.h): the service learnt 100 us
+ * requests, which the floor carries from their dispatch; one that burns
+ * 20 ms is dispatched at the floor, and only a decision while it runs can
+ * raise the frequency before it ends (the governor assumes a request past
+ * its estimate needs half as much again, and its 0.5 ms deadline is long
+ * past).  Without the watcher (decisions at dispatch and completion only),
+ * no check runs and nothing changes mid-handler. */
+static void test_a_handler_running_past_its_estimate_is_sped_up_while_it_runs(void **state)
+{
+	teach_100us();
+	ask();
+	char last[512] = "";
+	unsigned long long checks0, changes0, checks1, changes1;
+	int watcher;
+	lines(last, sizeof last);
+	const char *p = strstr(last, " mid_checks ");
+	assert_non_null(p);
+	assert_int_equal(sscanf(p, " mid_checks %llu mid_changes %llu watcher %d", &checks0, &changes0, &watcher), 3);
+	assert_int_equal(watcher, 1);
+	uint64_t sent = now_ns();
+	call(20000);
+	stats_t s = ask();
+	lines(last, sizeof last);
+	p = strstr(last, " mid_checks ");
+	assert_non_null(p);
+	assert_int_equal(sscanf(p, " mid_checks %llu mid_changes %llu", &checks1, &changes1), 2);
+	print_message("20 ms handler: %llu checks while it ran, %llu changed the OPP\n", checks1 - checks0,
+		      changes1 - changes0);
+	assert_true(checks1 > checks0);
+	assert_true(changes1 > changes0);       /* raised while it ran */
+	assert_true(s.raise_ns > sent);
+	unsigned opp;
+	unsigned long long stamped, clamped;
+	ask_stamps(&opp, &stamped, &clamped);
+	assert_true(opp > 1);                   /* above the floor (OPP 1, 432 MHz) */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -575,6 +646,7 @@ int main(void)
 		cmocka_unit_test(test_a_request_that_waited_is_planned_against_the_deadline_of_its_send),
 		cmocka_unit_test(test_a_request_that_waited_in_its_ring_is_dated_by_the_channels_send_stamp),
 		cmocka_unit_test(test_hostile_channel_stamps_cost_energy_or_latency_never_a_crash),
+		cmocka_unit_test(test_a_handler_running_past_its_estimate_is_sped_up_while_it_runs),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
