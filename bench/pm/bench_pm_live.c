@@ -328,10 +328,14 @@ static uint32_t right_capacity(const thoth_pm_cpu_model_t *m, double speed)
  * docs/PM.md "Deciding while a handler runs"), the rest of the running
  * request burning at the OPP it then chooses; with MID_SEES_ARRIVALS the
  * requests sent meanwhile are announced to it as waiting (the rings'
- * heads and their send stamps), each due QOS after its send. */
+ * heads and their send stamps), each due QOS after its send.  *ENERGY_MJ
+ * (may be NULL): the modelled energy of the replay, busy at each OPP's
+ * power and idle at the model's sleep power, from the first send to the
+ * last answer or deadline (mJ). */
 static long shim_replay_mid(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *live, unsigned options,
-			    bool with_stamps, uint64_t mid_ns, bool mid_sees_arrivals)
+			    bool with_stamps, uint64_t mid_ns, bool mid_sees_arrivals, double *energy_mj)
 {
+	double busy_e = 0, busy_ns = 0;         /* mW x ns, ns */
 	thoth_pm_dvfs_t *d;
 	if (thoth_pm_dvfs_new(0, m, 0, &d))
 		return -1;
@@ -375,6 +379,8 @@ static long shim_replay_mid(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_
 				break;
 			left -= (double)(next - t) * cap / 1024.0;
 			uint64_t ran = next - t;
+			busy_e += (double)thoth_pm_opp_power_mw(m, opp) * (double)ran;
+			busy_ns += (double)ran;
 			t = next;
 			if (mid_sees_arrivals) {
 				uint32_t w = 0;
@@ -391,6 +397,8 @@ static long shim_replay_mid(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_
 		}
 		uint64_t burn = (uint64_t)(left * 1024.0 / m->opps[opp].capacity);
 		fin = t + burn;
+		busy_e += (double)thoth_pm_opp_power_mw(m, opp) * (double)burn;
+		busy_ns += (double)burn;
 		misses += fin - job->arrival_ns > job->deadline_ns - job->arrival_ns;
 		/* the work learnt exactly (CPU time at the final OPP's speed) */
 		thoth_pm_dvfs_completed(d, job->work_ns * 1024 / m->opps[opp].capacity);
@@ -401,13 +409,18 @@ static long shim_replay_mid(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_
 			timer_at = 0;
 	}
 	thoth_pm_dvfs_free(d);
+	if (energy_mj) {
+		uint64_t span = live->count ? (fin > live->end_ns ? fin : live->end_ns) - live->jobs[0].arrival_ns : 0;
+		double idle = (double)span > busy_ns ? (double)span - busy_ns : 0;
+		*energy_mj = (busy_e + (double)m->sleep_mw * idle) / 1e9;
+	}
 	return misses;
 }
 
 static long shim_replay(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *live, unsigned options,
 			bool with_stamps)
 {
-	return shim_replay_mid(m, live, options, with_stamps, 0, false);
+	return shim_replay_mid(m, live, options, with_stamps, 0, false, NULL);
 }
 
 typedef struct phase {
@@ -448,6 +461,7 @@ typedef struct phase {
 	/* shim_replay_mid with stamps, asked every 0.5 ms / 0.1 ms while a
 	 * handler runs, without and with the arrivals meanwhile seen */
 	long mid_misses[2][2];
+	double replay_mj, replay_mid_mj;        /* from the send: dispatch-only, every 0.5 ms */
 	int err;
 	bool service_died;              /* before it served: no phase can run */
 } phase_t;
@@ -651,7 +665,9 @@ static void run_phase(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *t, 
 			for (int every = 0; every < 2; every++)
 				for (int sees = 0; sees < 2; sees++)
 					out->mid_misses[every][sees] = shim_replay_mid(
-						m, &live, options, true, every ? 100000 : 500000, sees);
+						m, &live, options, true, every ? 100000 : 500000, sees,
+						!every && !sees ? &out->replay_mid_mj : NULL);
+			shim_replay_mid(m, &live, options, true, 0, false, &out->replay_mj);
 		}
 	}
 	size_t n_lr = 0;
@@ -1008,9 +1024,12 @@ int main(int argc, char **argv)
 				       ph[v].shim_misses_stamped);
 			if (diag && ph[v].have_live_sim)
 				printf("   diag %-9s the shim replayed from the send, asked again while a handler runs: "
-				       "every 0.5 ms %ld (seeing the arrivals meanwhile %ld), every 0.1 ms %ld (%ld)\n",
+				       "every 0.5 ms %ld (seeing the arrivals meanwhile %ld), every 0.1 ms %ld (%ld); "
+				       "modelled energy every 0.5 ms / dispatch-only %.4f (%.2f / %.2f mJ)\n",
 				       variant_names[v], ph[v].mid_misses[0][0], ph[v].mid_misses[0][1],
-				       ph[v].mid_misses[1][0], ph[v].mid_misses[1][1]);
+				       ph[v].mid_misses[1][0], ph[v].mid_misses[1][1],
+				       ph[v].replay_mj > 0 ? ph[v].replay_mid_mj / ph[v].replay_mj : 0.0,
+				       ph[v].replay_mid_mj, ph[v].replay_mj);
 			fflush(stdout);
 		}
 		free(speed);

@@ -46,6 +46,7 @@ struct thoth_pm_governed {
 	pthread_mutex_t mu;
 	pthread_t watcher;
 	bool watcher_on;
+	pid_t pid;                 /* the process that started the watcher (a forked child has none) */
 	clockid_t serve_clock;     /* the serving thread's CPU clock */
 	uint64_t mid_ns;           /* 0: no checks */
 	uint64_t seg_cpu;          /* serving thread's CPU time where the running handler's segment began */
@@ -195,6 +196,7 @@ static void mid_check(thoth_pm_governed_t *g, uint32_t gen)
 static void *watcher_main(void *arg)
 {
 	thoth_pm_governed_t *g = arg;
+	pthread_setname_np(pthread_self(), "pm-watcher");
 	while (!atomic_load(&g->stop)) {
 		uint32_t gen = atomic_load(&g->gen);
 		uint64_t now = thoth_pm_clock_monotonic_ns();
@@ -331,6 +333,7 @@ int thoth_pm_governed_new(thoth_loop_t *loop, thoth_pm_dvfs_t *dvfs, uint64_t qo
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);   /* signals stay the loop's */
+	g->pid = getpid();
 	g->watcher_on = pthread_create(&g->watcher, NULL, watcher_main, g) == 0;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	g->stats.watcher = g->watcher_on;
@@ -343,7 +346,10 @@ void thoth_pm_governed_set_mid_ns(thoth_pm_governed_t *g, uint64_t mid_ns)
 	pthread_mutex_lock(&g->mu);
 	g->mid_ns = mid_ns;
 	pthread_mutex_unlock(&g->mu);
-	if (!mid_ns && g->watcher_on) {
+	if (!mid_ns && g->watcher_on && g->pid != getpid()) {
+		g->watcher_on = false;  /* a forked child: the thread stayed with the parent */
+		g->stats.watcher = false;
+	} else if (!mid_ns && g->watcher_on) {
 		atomic_store(&g->stop, true);
 		atomic_fetch_add(&g->gen, 2);
 		futex_wake(&g->gen);
