@@ -152,8 +152,9 @@ static uint64_t call(uint32_t busy_us)
 	return now_ns() - t0;
 }
 
-/* Context switches (voluntary + not) of the service's threads other than
- * its main (loop) one: the watcher's wake-ups (governed.h). */
+/* Context switches (voluntary + not) of the service's watcher thread
+ * ("pm-watcher", governed.h): its wake-ups.  By name, since a sanitizer's
+ * runtime may run threads of its own (TSan's wakes periodically). */
 static unsigned long long helper_switches(void)
 {
 	char path[400], line[256];
@@ -161,11 +162,20 @@ static unsigned long long helper_switches(void)
 	DIR *d = opendir(path);
 	assert_non_null(d);
 	unsigned long long n = 0;
+	int found = 0;
 	for (struct dirent *e; (e = readdir(d));) {
-		if (e->d_name[0] == '.' || atoi(e->d_name) == (int)service)
+		if (e->d_name[0] == '.')
 			continue;
-		snprintf(path, sizeof path, "/proc/%d/task/%s/status", (int)service, e->d_name);
+		snprintf(path, sizeof path, "/proc/%d/task/%s/comm", (int)service, e->d_name);
 		FILE *f = fopen(path, "r");
+		bool watcher = f && fgets(line, sizeof line, f) && !strncmp(line, "pm-watcher", 10);
+		if (f)
+			fclose(f);
+		if (!watcher)
+			continue;
+		found++;
+		snprintf(path, sizeof path, "/proc/%d/task/%s/status", (int)service, e->d_name);
+		f = fopen(path, "r");
 		if (!f)
 			continue;
 		unsigned long long v;
@@ -176,6 +186,7 @@ static unsigned long long helper_switches(void)
 		fclose(f);
 	}
 	closedir(d);
+	assert_int_equal(found, 1);     /* the service has its watcher */
 	return n;
 }
 
