@@ -60,7 +60,12 @@ typedef struct thoth_pm_governed thoth_pm_governed_t;
  * Why (docs/PM.md "Deciding while a handler runs"): the governor picks
  * the slowest OPP from which every request meets its deadline *if the CPU
  * moves to the next OPP after one decision interval*; decided at dispatch
- * alone, that later move never came. */
+ * alone, that later move never came.
+ * One serving thread: the thread that calls thoth_pm_governed_new runs the
+ * loop whose dispatch is wrapped (its CPU clock is what the watcher reads);
+ * a server with handlers on several threads (thoth_serve_per_cpu) needs a
+ * governed shim per thread.  A forked child has no watcher (decisions at
+ * dispatch and completion only). */
 #define THOTH_PM_GOVERNED_MID_NS THOTH_PM_THOTH_DECISION_NS
 
 /* Govern with DVFS (not owned) on LOOP; requests are due QOS_NS after they
@@ -97,7 +102,8 @@ void thoth_pm_governed_on_change(thoth_pm_governed_t *g, thoth_pm_governed_chang
 /* Where a service's requests carry the CLOCK_MONOTONIC time their client
  * sent them: FN(ARG, M, REQ, &SENT_NS) is called at each dispatch, before
  * the handler, with the decoded request; 0 and *SENT_NS if REQ carries a
- * stamp, nonzero if not (its deadline then counts from the dispatch).
+ * stamp, nonzero if not (its deadline then counts from the channel's send
+ * stamp, thoth_chan_server_sent, or where there is none from the dispatch).
  * NULL: none (the default).  A stamp is the client's word: hostile values
  * are clamped by thoth_pm_governed_deadline. */
 typedef int (*thoth_pm_governed_sent_fn)(void *arg, const thoth_method_info_t *m, const void *req,
