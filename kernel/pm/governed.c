@@ -160,12 +160,14 @@ static double capacity(const thoth_pm_governed_t *g, uint32_t opp)
 
 /* Close the running handler's segment at the serving thread's CPU time CPU
  * (its work at the segment's OPP is counted, and traced: pm_work per OPP
- * the handler ran at).  Under g->mu. */
-static void segment_end(thoth_pm_governed_t *g, uint64_t cpu)
+ * the handler ran at, all but the LAST marked partial, so that a reader
+ * counts the request once).  Under g->mu. */
+static void segment_end(thoth_pm_governed_t *g, uint64_t cpu, bool last)
 {
 	uint64_t ran = cpu > g->seg_cpu ? cpu - g->seg_cpu : 0;
 	g->seg_work += (double)ran * capacity(g, g->seg_opp) / 1024.0;
-	THOTH_TRACE(PM, pm_work, ran, thoth_pm_trace_model_opp(g->model_id, g->seg_opp));
+	THOTH_TRACE(PM, pm_work, ran,
+		    thoth_pm_trace_model_opp(g->model_id, g->seg_opp) | (last ? 0 : THOTH_PM_WORK_PARTIAL));
 	g->seg_cpu = cpu;
 	g->seg_opp = g->opp;
 }
@@ -182,7 +184,7 @@ static void mid_check(thoth_pm_governed_t *g, uint32_t gen)
 		decide_at(g, now, cpu, 0, FREQ_MID_HANDLER);
 		if (g->opp != before) {
 			g->stats.mid_changes++;
-			segment_end(g, cpu);    /* what ran at the old OPP; the rest runs at the new */
+			segment_end(g, cpu, false);     /* what ran at the old OPP; the rest runs at the new */
 		}
 		atomic_store_explicit(&g->check_at, now + g->mid_ns, memory_order_relaxed);
 	}
@@ -289,7 +291,7 @@ static int governed_invoke(const void *handlers, void *self, const thoth_method_
 	/* One pm_work record per OPP the handler ran at while category PM is
 	 * on (thothd's dashboard prices it: power_account.h); a load and a
 	 * branch while it is off. */
-	segment_end(g, cpu1);
+	segment_end(g, cpu1, true);
 	/* its work, frequency-invariant across the OPPs it ran at: as CPU
 	 * time at the OPP now in effect */
 	thoth_pm_dvfs_completed(g->dvfs, (uint64_t)(g->seg_work * 1024.0 / capacity(g, g->opp)));
