@@ -25,9 +25,10 @@ BUILD      ?= build/default
 ASAN_BUILD ?= build/asan
 TSAN_BUILD ?= build/tsan
 # The concurrency tests the ThreadSanitizer build makes and runs (label tsan):
-# the lock-free resolve table and the per-thread counters (docs/SCALE.md).
+# the lock-free resolve table and the per-thread counters (docs/SCALE.md);
+# a governed service's loop thread and its watcher (docs/PM.md).
 TSAN_TARGETS = test_rtable test_pcounter test_trace_collector test_serve_counters thothd \
-               test_thothd_deferred test_thothd_live_drain
+               test_thothd_deferred test_thothd_live_drain governed_service test_pm_governed
 FUZZ_BUILD ?= build/fuzz
 INSTALL_BUILD ?= build/install
 DEB_OUT    ?= build/deb

@@ -17,6 +17,9 @@
  * 64 KiB, with the targets checked at the end.
  *
  *   bench_channel [--quick] [--sizes 64,4096,...] [--runs N] [--cpus C,S] [--matrix]
+ *                 [--send-stamps]
+ * --send-stamps: every thoth service asks its clients for send stamps (one
+ * clock read per request on the client: docs/IPC.md "Send stamps").
  */
 #define _GNU_SOURCE
 #include <sched.h>
@@ -57,6 +60,10 @@ static int on_cpu(void *self, const thoth_bench_Bench_cpu_req_t *req,
 
 static const thoth_bench_Bench_handlers_t handlers = { .sink = on_sink, .cpu = on_cpu };
 
+/* --send-stamps: the service asks its clients for send stamps (the cost of
+ * the channel's stamp, docs/IPC.md "Send stamps"). */
+static bool send_stamps;
+
 static pid_t start_service(const char *path, thoth_chan_wait_t wait, uint32_t spin_ns, int cpu)
 {
 	pid_t pid = fork();
@@ -65,7 +72,7 @@ static pid_t start_service(const char *path, thoth_chan_wait_t wait, uint32_t sp
 	bench_pin_cpu(cpu);
 	thoth_chan_server_config_t cfg = {
 		.path = path, .iface = &thoth_bench_Bench_info, .invoke = thoth_bench_Bench_invoke,
-		.handlers = &handlers, .wait = wait, .spin_ns = spin_ns,
+		.handlers = &handlers, .wait = wait, .spin_ns = spin_ns, .send_stamps = send_stamps,
 	};
 	_exit(thoth_serve(&cfg) ? 1 : 0);   /* until the SIGTERM of thoth_rt */
 }
@@ -392,6 +399,8 @@ int main(int argc, char **argv)
 			}
 		} else if (!strcmp(argv[i], "--matrix")) {
 			only_matrix = true;
+		} else if (!strcmp(argv[i], "--send-stamps")) {
+			send_stamps = true;
 		} else if (!strcmp(argv[i], "--placement") && i + 1 < argc) {
 			mx_only = argv[++i];
 		} else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
@@ -404,7 +413,8 @@ int main(int argc, char **argv)
 				sizes[nsizes++] = strtoull(s, NULL, 0);
 		} else {
 			fprintf(stderr, "usage: bench_channel [--quick] [--runs N] [--sizes 64,4096,...] [--only TRANSPORT]\n"
-					"                     [--cpus CLIENT,SERVICE] [--matrix [--placement ROW,...] [--only KIND,...]]\n");
+					"                     [--cpus CLIENT,SERVICE] [--matrix [--placement ROW,...] [--only KIND,...]]\n"
+					"                     [--send-stamps]\n");
 			return 2;
 		}
 	}

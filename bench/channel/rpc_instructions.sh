@@ -4,20 +4,26 @@
 # callgrind: a stable figure on a loaded machine, where round-trip times
 # swing by 10-20%.  docs/BENCHMARKS.md (SCHED-3/4, stop 25).
 #
-#   bench/channel/rpc_instructions.sh [path/to/bench_channel]
+#   bench/channel/rpc_instructions.sh [path/to/bench_channel [--send-stamps]]
 #
 # Prints, per call of the 64 B cell (1,105 calls and 2 CPU-time queries):
 # thoth_server_dispatch (the service), thoth_client_begin and
 # thoth_client_commit without the transport (tr_call: the send and the
 # wait), each with everything it calls; then the service's send of its
 # response (chan_try_send: the same code the client's send runs, less the
-# urgent flag).  Counted with --toggle-collect, so
+# urgent flag; a channel whose consumer did not ask for send stamps, so
+# this is also what a client's unstamped send costs).  --send-stamps: the
+# service asks for send stamps (docs/IPC.md "Send stamps"), and the
+# client's stamped inline send (send_inline_stamped, the whole send with
+# its clock read) is counted too.  Counted with --toggle-collect, so
 # inlined code is counted wherever callgrind files it.  The client's counts
 # are read from the process forked for the 64 KiB cell: a forked child's
 # profile starts with its parent's counts, here the client's after the 64 B
 # cell and before any 64 KiB call.  Needs valgrind (bench group).
 set -eu
 BIN=${1:-build/default/bench/channel/bench_channel}
+[ $# -gt 0 ] && shift
+EXTRA="$*"
 CALLS=1107
 command -v valgrind >/dev/null || { echo "rpc_instructions: valgrind is not installed (scripts/bootstrap.sh bench)" >&2; exit 1; }
 [ -x "$BIN" ] || { echo "rpc_instructions: no bench_channel at $BIN" >&2; exit 1; }
@@ -30,7 +36,7 @@ count() {
 	shift
 	mkdir "$DIR/$name"
 	valgrind --tool=callgrind --callgrind-out-file="$DIR/$name/cg.%p" "$@" "$BIN" --matrix --quick \
-		--runs 1 --placement two-cpus --only thoth-default >/dev/null 2>&1
+		--runs 1 --placement two-cpus --only thoth-default $EXTRA >/dev/null 2>&1
 	for f in "$DIR/$name"/cg.*; do
 		sed -n 's/^totals: *\([0-9]*\).*/\1/p' "$f"
 	done
@@ -42,4 +48,10 @@ d=$(count dispatch --toggle-collect=thoth_server_dispatch | sort -n | tail -1)
 b=$(count begin --toggle-collect=thoth_client_begin | awk '$1 > 0' | sort -n | head -1)
 c=$(count commit --toggle-collect=thoth_client_commit --toggle-collect=tr_call | awk '$1 > 0' | sort -n | head -1)
 t=$(count send --toggle-collect=chan_try_send | sort -n | tail -1)
-echo "per call, 64 B, two CPUs ($CALLS calls): thoth_server_dispatch $((d / CALLS)), thoth_client_begin $((b / CALLS)), thoth_client_commit without the transport $((c / CALLS)), the service's chan_try_send $((t / CALLS)) instructions"
+stamped=
+case "$EXTRA" in
+*--send-stamps*)
+	f=$(count stamped --toggle-collect=send_inline_stamped | awk '$1 > 0' | sort -n | head -1)
+	stamped=", the client's stamped send (send_inline_stamped) $((f / CALLS))";;
+esac
+echo "per call, 64 B, two CPUs ($CALLS calls): thoth_server_dispatch $((d / CALLS)), thoth_client_begin $((b / CALLS)), thoth_client_commit without the transport $((c / CALLS)), the service's chan_try_send $((t / CALLS))$stamped instructions"

@@ -39,10 +39,14 @@
  * live gap from the bench's accounting (docs/PM.md "Why the live governor
  * missed more than the model").
  *
- * Deadlines: each request carries its send stamp (data bytes 16..23) and
- * the service lets the shim read it (governed.h thoth_pm_governed_on_sent),
- * so a request is planned due 10 ms after its send; --no-stamps plans it
- * due 10 ms after its dispatch, as before 2026-12-01.
+ * Deadlines: the governed service asks its clients for the channel's send
+ * stamps (thoth_chan_server_config_t.send_stamps, set by the wrap; each
+ * request is stamped when the client publishes it), so a request is planned
+ * due 10 ms after its send; --no-stamps asks for none (no clock read on the
+ * clients) and plans it due 10 ms after its dispatch, as before 2026-12-01.
+ * (Until 2026-12-01 the bench carried the stamp in its payload, data bytes
+ * 16..23, read by thoth_pm_governed_on_sent; the bytes are still sent, for
+ * the bench's own accounting, and no longer read by the service.)
  *
  * Load: the service's handler measures, per request, the CPU time of its
  * burn and the wall time it took; "cpu got" is their ratio over the phase
@@ -139,32 +143,26 @@ static int on_echo(void *self, const thoth_echo_Echo_echo_req_t *req, thoth_echo
 	}
 	if (index < MAX_JOBS)
 		started_at[index] = thoth_pm_clock_monotonic_ns();  /* just after the governor's decision at dispatch */
-	thoth_pm_governed_stats_t st;
-	thoth_pm_governed_stats(gov, &st);
-	uint64_t burn = work * 1024 / model->opps[st.opp].capacity;
-	uint64_t wall0 = thoth_pm_clock_monotonic_ns(), cpu0 = thoth_pm_clock_thread_cpu_ns();
-	uint64_t until = cpu0 + burn, cpu1;
-	while ((cpu1 = thoth_pm_clock_thread_cpu_ns()) < until)
-		;
+	/* The work burns at the OPP in effect, which a check while the
+	 * handler runs may raise (governed.h): 50 us slices of CPU time, each
+	 * at the OPP read before it. */
+	uint64_t wall0 = thoth_pm_clock_monotonic_ns(), cpu0 = thoth_pm_clock_thread_cpu_ns(), cpu1 = cpu0;
+	double left = (double)work;             /* ns at capacity 1024 */
+	while (left > 0) {
+		double cap = model->opps[thoth_pm_governed_opp(gov)].capacity;
+		double slice = left * 1024.0 / cap;
+		if (slice > 50000.0)
+			slice = 50000.0;
+		uint64_t from = cpu1, until = from + (uint64_t)slice + 1;
+		while ((cpu1 = thoth_pm_clock_thread_cpu_ns()) < until)
+			;
+		left -= (double)(cpu1 - from) * cap / 1024.0;
+	}
 	if (index < MAX_JOBS) {
 		burn_cpu[index] = cpu1 - cpu0;
 		burn_wall[index] = thoth_pm_clock_monotonic_ns() - wall0;
 	}
 	resp->data = req->data;
-	return 0;
-}
-
-/* The client's send stamp: data bytes 16..23 (CLOCK_MONOTONIC ns), read by
- * the governor's shim at dispatch (governed.h thoth_pm_governed_on_sent). */
-static int echo_sent(void *arg, const thoth_method_info_t *m, const void *req, uint64_t *sent_ns)
-{
-	(void)arg;
-	if (m->interface_id != thoth_echo_Echo_echo_info.interface_id || m->ordinal != thoth_echo_Echo_echo_info.ordinal)
-		return -1;
-	const thoth_echo_Echo_echo_req_t *r = req;
-	if (r->data.len < 24)
-		return -1;
-	memcpy(sent_ns, r->data.ptr + 16, 8);
 	return 0;
 }
 
@@ -182,8 +180,9 @@ static void on_stop(thoth_loop_t *loop, const struct signalfd_siginfo *info, voi
 	thoth_loop_stop(loop);
 }
 
-/* --serve SOCKET MODEL OPTIONS QOS_US TIMELINE_FILE STAMPS (1: deadlines
- * from the clients' send stamps, 0: from the dispatch) */
+/* --serve SOCKET MODEL OPTIONS QOS_US TIMELINE_FILE STAMPS MID (STAMPS 1:
+ * deadlines from the clients' send stamps, 0: from the dispatch; MID 1:
+ * checks while a handler runs, 0: none) */
 static int serve(char **argv)
 {
 	model = thoth_pm_cpu_model_find(argv[1]);
@@ -199,8 +198,8 @@ static int serve(char **argv)
 		return 1;
 	}
 	thoth_pm_governed_set_options(gov, options);
-	if (!strcmp(argv[5], "1"))
-		thoth_pm_governed_on_sent(gov, echo_sent, NULL);
+	if (!strcmp(argv[6], "0"))
+		thoth_pm_governed_set_mid_ns(gov, 0);
 	thoth_pm_governed_stats_t st;
 	thoth_pm_governed_stats(gov, &st);
 	on_change(NULL, 0, st.opp);     /* where it starts */
@@ -212,6 +211,10 @@ static int serve(char **argv)
 		.handlers = &handlers, .wait = THOTH_CHAN_SLEEP,
 	};
 	thoth_pm_governed_wrap(gov, &cfg);
+	/* The wrap asked the clients for send stamps (the channel's); the
+	 * run before them (--no-stamps) asks for none: no clock read on
+	 * the clients, deadlines from the dispatch. */
+	cfg.send_stamps = !strcmp(argv[5], "1");
 	thoth_chan_server_t *srv;
 	char why[256];
 	if (thoth_chan_server_new(loop, &cfg, &srv, why, sizeof why)) {
@@ -274,7 +277,7 @@ static void *client_main(void *arg)
 		c->sent[j].at = thoth_pm_clock_monotonic_ns();
 		memcpy(payload, &job->work_ns, 8);
 		memcpy(payload + 8, &index, 8);
-		memcpy(payload + 16, &c->sent[j].at, 8);        /* the send stamp */
+		memcpy(payload + 16, &c->sent[j].at, 8);        /* unread: the service reads the channel's stamp */
 		thoth_echo_Echo_echo_req_t req = { .data = { .ptr = payload, .len = 24 } };
 		thoth_echo_Echo_echo_resp_t resp;
 		c->err = thoth_echo_Echo_echo(thoth_chan_client(ch), &req, &resp, NULL);
@@ -318,10 +321,21 @@ static uint32_t right_capacity(const thoth_pm_cpu_model_t *m, double speed)
  * its completion, and the hold timer's checks in idle gaps.  What the
  * simulator does differently on the same arrivals is to tell the governor
  * of each request when it is sent and to speed up the running request when
- * the OPP rises.  Misses of LIVE (COUNT requests, by send time), or -1. */
-static long shim_replay(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *live, unsigned options,
-			bool with_stamps)
+ * the OPP rises.  Misses of LIVE (COUNT requests, by send time), or -1.
+ *
+ * MID_NS (0: none): the governor is asked again every MID_NS while a
+ * handler runs (what a decision in the middle of a handler would add:
+ * docs/PM.md "Deciding while a handler runs"), the rest of the running
+ * request burning at the OPP it then chooses; with MID_SEES_ARRIVALS the
+ * requests sent meanwhile are announced to it as waiting (the rings'
+ * heads and their send stamps), each due QOS after its send.  *ENERGY_MJ
+ * (may be NULL): the modelled energy of the replay, busy at each OPP's
+ * power and idle at the model's sleep power, from the first send to the
+ * last answer or deadline (mJ). */
+static long shim_replay_mid(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *live, unsigned options,
+			    bool with_stamps, uint64_t mid_ns, bool mid_sees_arrivals, double *energy_mj)
 {
+	double busy_e = 0, busy_ns = 0;         /* mW x ns, ns */
 	thoth_pm_dvfs_t *d;
 	if (thoth_pm_dvfs_new(0, m, 0, &d))
 		return -1;
@@ -356,10 +370,38 @@ static long shim_replay(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *l
 			thoth_pm_dvfs_update(d, disp, 0, &opp);
 		if (opp > floor_opp && !timer_at)
 			timer_at = disp + hold + hold / 8;
-		uint64_t burn = job->work_ns * 1024 / m->opps[opp].capacity;
-		fin = disp + burn;
+		/* the burn: work_ns at capacity 1024, at the OPP in effect */
+		double left = (double)job->work_ns;   /* work still to do */
+		uint64_t t = disp;
+		for (uint64_t next = disp + mid_ns; mid_ns; next += mid_ns) {
+			double cap = m->opps[opp].capacity;
+			if (t + (uint64_t)(left * 1024.0 / cap) <= next)
+				break;
+			left -= (double)(next - t) * cap / 1024.0;
+			uint64_t ran = next - t;
+			busy_e += (double)thoth_pm_opp_power_mw(m, opp) * (double)ran;
+			busy_ns += (double)ran;
+			t = next;
+			if (mid_sees_arrivals) {
+				uint32_t w = 0;
+				uint64_t due_w = 0;
+				for (size_t l = k + 1; l < live->count && live->jobs[l].arrival_ns <= t; l++, w++)
+					if (!due_w)
+						due_w = (with_stamps ? live->jobs[l].arrival_ns : t) +
+							(live->jobs[l].deadline_ns - live->jobs[l].arrival_ns);
+				thoth_pm_dvfs_waiting(d, w, due_w);
+			}
+			thoth_pm_dvfs_update(d, t, ran, &opp);
+			if (opp > floor_opp && !timer_at)
+				timer_at = t + hold + hold / 8;
+		}
+		uint64_t burn = (uint64_t)(left * 1024.0 / m->opps[opp].capacity);
+		fin = t + burn;
+		busy_e += (double)thoth_pm_opp_power_mw(m, opp) * (double)burn;
+		busy_ns += (double)burn;
 		misses += fin - job->arrival_ns > job->deadline_ns - job->arrival_ns;
-		thoth_pm_dvfs_completed(d, burn);
+		/* the work learnt exactly (CPU time at the final OPP's speed) */
+		thoth_pm_dvfs_completed(d, job->work_ns * 1024 / m->opps[opp].capacity);
 		thoth_pm_dvfs_update(d, fin, burn, &opp);
 		if (opp > floor_opp && !timer_at)
 			timer_at = fin + hold + hold / 8;
@@ -367,7 +409,18 @@ static long shim_replay(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *l
 			timer_at = 0;
 	}
 	thoth_pm_dvfs_free(d);
+	if (energy_mj) {
+		uint64_t span = live->count ? (fin > live->end_ns ? fin : live->end_ns) - live->jobs[0].arrival_ns : 0;
+		double idle = (double)span > busy_ns ? (double)span - busy_ns : 0;
+		*energy_mj = (busy_e + (double)m->sleep_mw * idle) / 1e9;
+	}
 	return misses;
+}
+
+static long shim_replay(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *live, unsigned options,
+			bool with_stamps)
+{
+	return shim_replay_mid(m, live, options, with_stamps, 0, false, NULL);
 }
 
 typedef struct phase {
@@ -405,6 +458,10 @@ typedef struct phase {
 	uint64_t p95_liveright_ns, sim_live_p95_ns, sim_live_misses;
 	bool have_live_sim;
 	long shim_misses, shim_misses_stamped;  /* shim_replay, without / with stamps */
+	/* shim_replay_mid with stamps, asked every 0.5 ms / 0.1 ms while a
+	 * handler runs, without and with the arrivals meanwhile seen */
+	long mid_misses[2][2];
+	double replay_mj, replay_mid_mj;        /* from the send: dispatch-only, every 0.5 ms */
 	int err;
 	bool service_died;              /* before it served: no phase can run */
 } phase_t;
@@ -418,6 +475,7 @@ static const char *self_path;
 static int service_nice;        /* --service-nice: the service's nice value */
 static bool service_nice_set;
 static bool stamps = true;     /* --no-stamps: deadlines from the dispatch (as before 2026-12-01) */
+static bool mid_checks = true; /* --no-mid: no decision while a handler runs (as before 2026-12-01) */
 static bool diag;               /* --diag: a line per phase on where misses and late ramps come from */
 
 /* --service-nice N, in the service (the child, before exec): N as its nice
@@ -479,7 +537,7 @@ static void run_phase(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *t, 
 		if (service_nice_set && raise_service(service_nice))
 			_exit(126);
 		setenv("THOTH_SYSFS_ROOT", dir, 1);     /* no cpufreq there: simulated */
-		execl(self_path, self_path, "--serve", sock, m->name, opts, qos, timeline, stamps ? "1" : "0",
+		execl(self_path, self_path, "--serve", sock, m->name, opts, qos, timeline, stamps ? "1" : "0", mid_checks ? "1" : "0",
 		      (char *)NULL);
 		_exit(127);
 	}
@@ -604,6 +662,12 @@ static void run_phase(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *t, 
 			}
 			out->shim_misses = shim_replay(m, &live, options, false);
 			out->shim_misses_stamped = shim_replay(m, &live, options, true);
+			for (int every = 0; every < 2; every++)
+				for (int sees = 0; sees < 2; sees++)
+					out->mid_misses[every][sees] = shim_replay_mid(
+						m, &live, options, true, every ? 100000 : 500000, sees,
+						!every && !sees ? &out->replay_mid_mj : NULL);
+			shim_replay_mid(m, &live, options, true, 0, false, &out->replay_mj);
 		}
 	}
 	size_t n_lr = 0;
@@ -749,7 +813,7 @@ static uint32_t trace_senders(const thoth_pm_trace_t *t)
 int main(int argc, char **argv)
 {
 	self_path = argv[0];
-	if (argc == 8 && !strcmp(argv[1], "--serve"))
+	if (argc == 9 && !strcmp(argv[1], "--serve"))
 		return serve(argv + 2);
 	unsigned duration_ms = 5000, seed = 1;
 	const char *only = NULL, *trace_spec = NULL;
@@ -771,6 +835,8 @@ int main(int argc, char **argv)
 			diag = true;
 		else if (!strcmp(argv[i], "--no-stamps"))
 			stamps = false;
+		else if (!strcmp(argv[i], "--no-mid"))
+			mid_checks = false;
 		else if (!strcmp(argv[i], "--service-nice") && i + 1 < argc) {
 			char *end;
 			long n = strtol(argv[++i], &end, 10);
@@ -782,7 +848,7 @@ int main(int argc, char **argv)
 			service_nice_set = true;
 		} else {
 			fprintf(stderr, "usage: bench_pm_live [--duration-ms N] [--model NAME] [--seed S] "
-				"[--trace SPEC] [--no-scale] [--service-nice N] [--check-only] [--diag] [--no-stamps]\n");
+				"[--trace SPEC] [--no-scale] [--service-nice N] [--check-only] [--diag] [--no-stamps] [--no-mid]\n");
 			return 2;
 		}
 	}
@@ -884,6 +950,8 @@ int main(int argc, char **argv)
 	       "over the phase\n", nice_text,
 	       stamps ? "from each request's send stamp (10 ms after its send)" :
 			"from each request's dispatch (--no-stamps: 10 ms after it, the wait in the ring unseen)");
+	printf("decisions %s\n", mid_checks ? "also while a handler runs (every 0.5 ms; the burn follows the OPP)"
+				     : "at dispatch and completion only (--no-mid)");
 	print_loadavg("at start");
 	printf("%-10s %-9s %8s %8s %9s %8s %6s %8s %8s %9s %7s %7s %9s %8s %5s %8s %8s\n", "model", "options",
 	       "live p50", "live p95", "disp p95", "right@d", "misses", "sim miss", "sim p95", "live/sim", "x none", "stretch", "named",
@@ -954,6 +1022,14 @@ int main(int argc, char **argv)
 				       ph[v].p95_liveright_ns / 1e6, ph[v].sim_live_p95_ns / 1e6,
 				       (unsigned long long)ph[v].sim_live_misses, ph[v].shim_misses,
 				       ph[v].shim_misses_stamped);
+			if (diag && ph[v].have_live_sim)
+				printf("   diag %-9s the shim replayed from the send, asked again while a handler runs: "
+				       "every 0.5 ms %ld (seeing the arrivals meanwhile %ld), every 0.1 ms %ld (%ld); "
+				       "modelled energy every 0.5 ms / dispatch-only %.4f (%.2f / %.2f mJ)\n",
+				       variant_names[v], ph[v].mid_misses[0][0], ph[v].mid_misses[0][1],
+				       ph[v].mid_misses[1][0], ph[v].mid_misses[1][1],
+				       ph[v].replay_mj > 0 ? ph[v].replay_mid_mj / ph[v].replay_mj : 0.0,
+				       ph[v].replay_mid_mj, ph[v].replay_mj);
 			fflush(stdout);
 		}
 		free(speed);

@@ -30,6 +30,18 @@ typedef struct thoth_chan_caller {
  * thread; THOTH_E_NOT_FOUND (OUT zeroed) anywhere else. */
 int thoth_chan_server_caller(thoth_chan_caller_t *out);
 
+/* When the client published the request being dispatched on the calling
+ * thread, as its send stamp says (CLOCK_MONOTONIC ns): 0 and *SENT_NS, the
+ * stamp's 32 bits read around NOW_NS (a CLOCK_MONOTONIC reading the caller
+ * took: the answer lies within 2^31 ns, about 2.1 s, of it, before or
+ * after).  THOTH_E_NOT_FOUND (*SENT_NS untouched) outside a dispatch, or
+ * when the request carries no such stamp (the server did not ask:
+ * thoth_chan_server_config_t.send_stamps; or the client predates stamps).
+ * The stamp is the client's word: any value may come, one from the future
+ * included, and the caller must treat it as a claim (governed.h clamps it
+ * to [now - qos, now]). */
+int thoth_chan_server_sent(uint64_t now_ns, uint64_t *sent_ns);
+
 #ifdef __cplusplus
 }
 #endif

@@ -239,6 +239,13 @@ typedef struct thoth_chan_server_config {
 	uint32_t handshake_timeout_ms;        /* a connection must finish its handshake by then: 0 = 1000 */
 	uint32_t max_pending;                 /* handshakes in progress at once: 0 = 64 (the oldest is dropped) */
 	thoth_chan_moderation_cfg_t moderation;  /* of the requests each channel receives (PM-3) */
+	/* Ask every client to stamp each request with the CLOCK_MONOTONIC
+	 * time it published it (one clock read per request, on the client;
+	 * clients that predate it send none): a handler or a shim reads it
+	 * with thoth_chan_server_sent() (thoth/caller.h).  A governed service
+	 * (kernel/pm/governed.h) sets it, so its requests are due their QoS
+	 * after their send.  docs/IPC.md "Send stamps". */
+	bool send_stamps;
 } thoth_chan_server_config_t;
 
 typedef struct thoth_chan_server_stats {

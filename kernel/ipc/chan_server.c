@@ -785,6 +785,8 @@ static void handle_open(conn_t *c)
 	/* SCALE-1: what we read (requests, the client's pool) on our node. */
 	thoth__chan_place(base, &lay, CHAN_SERVER);
 	chan_shm_format(base, &lay);
+	if (s->cfg.send_stamps)
+		chan_shm_want_stamps(base, CHAN_REQ);
 	if (chan_end_init(&c->end, base, &lay, CHAN_SERVER)) {
 		chan_shm_unmap(base, lay.size);
 		close(memfd);
@@ -1347,6 +1349,14 @@ int thoth_chan_server_caller(thoth_chan_caller_t *out)
 		.waiting = waiting,
 	};
 	return 0;
+}
+
+int thoth_chan_server_sent(uint64_t now_ns, uint64_t *sent_ns)
+{
+	conn_t *c = dispatching;
+	if (!c)
+		return THOTH_E_NOT_FOUND;
+	return chan_stamp_sent_ns(c->end.rx_stamp, now_ns, sent_ns);
 }
 
 /* A per-CPU service's listening server answers for all its workers: their

@@ -182,6 +182,24 @@ void chan_shm_format(uint8_t *base, const chan_layout_t *lay)
 	c->size = lay->size;
 }
 
+void chan_shm_want_stamps(uint8_t *base, int d)
+{
+	((chan_ctl_t *)base)->stamps[d] = CHAN_STAMPS_MONOTONIC;
+}
+
+int chan_stamp_sent_ns(uint32_t stamp, uint64_t now_ns, uint64_t *sent_ns)
+{
+	if ((stamp & (CHAN_STAMP_SET | CHAN_STAMP_TSC)) != CHAN_STAMP_SET)
+		return THOTH_E_NOT_FOUND;
+	uint64_t now = now_ns & ~(uint64_t)3;
+	uint32_t behind = ((uint32_t)now & ~3u) - (stamp & ~3u);   /* mod 2^32 */
+	if (behind <= INT32_MAX)                                  /* sent before now */
+		*sent_ns = now >= behind ? now - behind : 0;
+	else                                                      /* a stamp from the future */
+		*sent_ns = now + (uint64_t)(UINT32_MAX - behind) + 1u;
+	return 0;
+}
+
 uint8_t *chan_shm_map(int fd, size_t size)
 {
 	uint8_t *area = mmap(NULL, size + CHAN_PAGE, PROT_NONE,
@@ -247,6 +265,9 @@ int chan_end_init(chan_end_t *e, uint8_t *base, const chan_layout_t *lay, int si
 		return chan_fail(e, THOTH_E_CORRUPT,
 				 "control page describes %u slots, %u buffers of %u bytes; the handshake agreed %u, %u of %u",
 				 slots, bufs, bsz, lay->lim.slots, lay->lim.pool_bufs, lay->lim.pool_buf_size);
+	/* Read once: the consumer of what we send asked before sharing the
+	 * page (a wish, not geometry: any other value is "no"). */
+	e->stamp_tx = ld32(&c->stamps[e->tx]) == CHAN_STAMPS_MONOTONIC;
 	presence_publish(e, true);      /* the peer learns our CPU before our first wait */
 	return 0;
 }
@@ -490,6 +511,15 @@ static inline uint32_t send_stamp(uint64_t ts)
 	return ts ? ((uint32_t)ts & ~3u) | thoth_trace_clock_kind << 1 | 1u : 0;
 }
 
+/* The stamp of a message whose consumer asked for send stamps: CLOCK_MONOTONIC
+ * ns, shared with the tracer's reading TS when that is the same clock (one
+ * clock reading per message), else read here. */
+static uint32_t mono_stamp(uint64_t ts)
+{
+	uint64_t ns = ts && thoth_trace_clock_kind == THOTH_TRACE_CLOCK_MONOTONIC ? ts : thoth_clock_now();
+	return ((uint32_t)ns & ~3u) | CHAN_STAMP_SET;
+}
+
 /* Ticks from STAMP to NOW (a thoth_trace_now()), 0 when not comparable. */
 static inline uint32_t queue_ticks(uint32_t stamp, uint64_t now)
 {
@@ -630,6 +660,41 @@ int chan_try_send(chan_end_t *e, uint8_t *buf, size_t len)
 
 static int send_pool(chan_end_t *e, uint8_t *buf, size_t len, unsigned flags) __attribute__((noinline));
 
+/* The inline send; STAMPED: the consumer asked for send stamps. */
+static inline __attribute__((always_inline)) int send_inline(chan_end_t *e, uint8_t *buf, size_t len,
+							     unsigned flags, bool stamped)
+{
+	if (len > THOTH_CHAN_INLINE_MAX)
+		return THOTH_E_INVAL;
+	uint8_t *slot = buf - THOTH_CHAN_SLOT_HEADER;
+	st32(slot, CHAN_SLOT_INLINE);
+	st32(slot + 4, (uint32_t)len);
+	st32(slot + 8, 0);
+	/* The trace switch is read once per message (each test is two
+	 * dependent loads), and nothing else is done while it is off. */
+	bool traced = THOTH_TRACE_IS_ON(IPC);
+	uint64_t ts = traced ? thoth_trace_now() : 0;
+	st32(slot + 12, stamped ? mono_stamp(ts) : send_stamp(ts));
+	e->inline_pending = NULL;
+	e->st.sent_inline++;
+	if (traced)
+		thoth_trace_stamp_request(buf);
+	e->st.urgent += flags & THOTH_CHAN_URGENT;
+	publish(e, flags);
+	/* Traced after publishing, off the peer's critical path: only we
+	 * write this slot, so it still holds our message. */
+	if (traced)
+		TRACE_CHAN(e, chan_send, THOTH_TRACE_SEND, buf, THOTH_TRACE_INLINE, ts, 0);
+	return 0;
+}
+
+/* Out of line, so that a channel whose consumer asked for no stamps pays
+ * one test and no register for the clock read's call. */
+static int __attribute__((noinline)) send_inline_stamped(chan_end_t *e, uint8_t *buf, size_t len, unsigned flags)
+{
+	return send_inline(e, buf, len, flags, true);
+}
+
 int chan_try_send_flags(chan_end_t *e, uint8_t *buf, size_t len, unsigned flags)
 {
 	if (e->err)
@@ -637,28 +702,9 @@ int chan_try_send_flags(chan_end_t *e, uint8_t *buf, size_t len, unsigned flags)
 	if (len < THOTH_WIRE_HEADER_SIZE)
 		return THOTH_E_INVAL;
 	if (buf && buf == e->inline_pending) {
-		if (len > THOTH_CHAN_INLINE_MAX)
-			return THOTH_E_INVAL;
-		uint8_t *slot = buf - THOTH_CHAN_SLOT_HEADER;
-		st32(slot, CHAN_SLOT_INLINE);
-		st32(slot + 4, (uint32_t)len);
-		st32(slot + 8, 0);
-		/* The trace switch is read once per message (each test is two
-		 * dependent loads), and nothing else is done while it is off. */
-		bool traced = THOTH_TRACE_IS_ON(IPC);
-		uint64_t ts = traced ? thoth_trace_now() : 0;
-		st32(slot + 12, send_stamp(ts));
-		e->inline_pending = NULL;
-		e->st.sent_inline++;
-		if (traced)
-			thoth_trace_stamp_request(buf);
-		e->st.urgent += flags & THOTH_CHAN_URGENT;
-		publish(e, flags);
-		/* Traced after publishing, off the peer's critical path: only we
-		 * write this slot, so it still holds our message. */
-		if (traced)
-			TRACE_CHAN(e, chan_send, THOTH_TRACE_SEND, buf, THOTH_TRACE_INLINE, ts, 0);
-		return 0;
+		if (__builtin_expect(e->stamp_tx, 0))
+			return send_inline_stamped(e, buf, len, flags);
+		return send_inline(e, buf, len, flags, false);
 	}
 	return send_pool(e, buf, len, flags);
 }
@@ -678,7 +724,7 @@ static int send_pool(chan_end_t *e, uint8_t *buf, size_t len, unsigned flags)
 	st32(slot + 4, (uint32_t)len);
 	st32(slot + 8, (uint32_t)b);
 	uint64_t ts = trace_time();
-	st32(slot + 12, send_stamp(ts));
+	st32(slot + 12, e->stamp_tx ? mono_stamp(ts) : send_stamp(ts));
 	memset(e->buf_state + b, BUF_LENT, e->buf_run[b]);
 	e->st.sent_pool++;
 	thoth_trace_stamp_request(buf);
@@ -747,6 +793,7 @@ int chan_try_recv(chan_end_t *e, thoth_msg_t *msg)
 		return chan_fail(e, THOTH_E_CORRUPT, "slot %u holds descriptor kind %u", e->rx_tail, kind);
 	}
 	msg->len = len;
+	e->rx_stamp = sent;     /* the server hands it to a dispatch (thoth_chan_server_sent) */
 	e->mod.rx_bytes += len;
 	e->rx_tail++;
 	atomic_store_explicit(&d->tail, e->rx_tail, memory_order_release);

@@ -73,7 +73,33 @@ typedef struct chan_ctl {
 	 * it saw the flag (acquire); hostile input for the producer, which
 	 * clamps both (chan_mod_may_defer).  Zero (an older peer) = none. */
 	struct { _Alignas(64) _Atomic uint32_t profile; _Atomic uint64_t wake_by; } mod[2];
+	/* Send stamps of direction d, asked for by d's consumer before the
+	 * memfd is shared and never changed (the producer reads it once, at
+	 * attach): CHAN_STAMPS_MONOTONIC = "write your CLOCK_MONOTONIC send
+	 * time into every slot's stamp word" (docs/IPC.md "Send stamps").
+	 * Zero (an older peer, or one that did not ask) or any other value:
+	 * no stamps beyond the tracer's. */
+	_Alignas(64) uint32_t stamps[2];
 } chan_ctl_t;
+
+#define CHAN_STAMPS_MONOTONIC 1u
+
+/*
+ * Slot word 3 (the stamp): 0 = none; else bit 0 set, bit 1 the clock kind
+ * (THOTH_TRACE_CLOCK_MONOTONIC 0 / _TSC 1) and bits 2..31 the low 32 bits
+ * of the sender's clock at send, its low two bits dropped.  A MONOTONIC
+ * stamp is CLOCK_MONOTONIC ns on every process of the host.
+ */
+#define CHAN_STAMP_SET 1u
+#define CHAN_STAMP_TSC 2u
+
+/* The CLOCK_MONOTONIC ns a MONOTONIC-kind STAMP stands for, reconstructed
+ * around NOW_NS (the stamp holds 32 bits: a time within 2^31 ns, about
+ * 2.1 s, before or after NOW_NS; anything older aliases into that window).
+ * 0 and *SENT_NS; THOTH_E_NOT_FOUND when STAMP is none or of another clock.
+ * The stamp is the peer's word: every value gives some time, which the
+ * caller must treat as a claim (kernel/pm/governed.h clamps it). */
+int chan_stamp_sent_ns(uint32_t stamp, uint64_t now_ns, uint64_t *sent_ns);
 
 /* Presence word: bit 31 = running (not about to sleep), low 16 bits = the
  * CPU it last ran on + 1 (0 = unknown), bits 16-30 = 0.  Any other value is
@@ -174,12 +200,17 @@ typedef struct chan_end {
 	uint32_t nap_avg_ns, loop_avg_ns; /* the last epoch's median cycles napping / in the loop (ns) */
 	uint64_t nap_cycle_at;            /* the last idle moment chan_nap saw */
 	uint64_t nap_cycle_rx;            /* st.received then: a cycle is timed with one message */
+	bool stamp_tx;                    /* the consumer of what we send asked for send stamps */
+	uint32_t rx_stamp;                /* the stamp word of the message last received */
 	thoth_chan_stats_t st;
 	chan_mod_end_t mod;
 } chan_end_t;
 
 /* Write the control page of a fresh, zeroed mapping of LAY.size bytes. */
 void chan_shm_format(uint8_t *base, const chan_layout_t *lay);
+/* On a formatted page, before it is shared: the consumer of direction D
+ * asks its producer for a CLOCK_MONOTONIC send stamp on every message. */
+void chan_shm_want_stamps(uint8_t *base, int d);
 
 /* Attach SIDE to a mapping of LAY.size bytes (checks the control page:
  * THOTH_E_CORRUPT with e->why on a mismatch).  Never fails otherwise

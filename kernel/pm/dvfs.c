@@ -198,6 +198,18 @@ int thoth_pm_dvfs_dispatched(thoth_pm_dvfs_t *d, uint64_t now_ns, uint32_t clien
 	return 0;
 }
 
+void thoth_pm_dvfs_waiting(thoth_pm_dvfs_t *d, uint32_t waiting, uint64_t deadline_ns)
+{
+	while (d->announced < waiting && d->queued < MAX_QUEUED) {
+		d->queue[d->queued++] = (thoth_pm_pending_t){ deadline_ns, 0 };
+		d->announced++;
+	}
+	while (d->announced > waiting) {
+		d->queued--;
+		d->announced--;
+	}
+}
+
 void thoth_pm_dvfs_forget_waiting(thoth_pm_dvfs_t *d)
 {
 	d->queued -= d->announced;

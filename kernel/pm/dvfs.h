@@ -71,6 +71,10 @@ uint32_t thoth_pm_dvfs_queued(const thoth_pm_dvfs_t *d);
 /* Drop the requests announced as waiting (none was dispatched for a while:
  * they went away with their channel). */
 void thoth_pm_dvfs_forget_waiting(thoth_pm_dvfs_t *d);
+/* Between dispatches (a check while a handler runs): WAITING requests are
+ * known to wait now, the new ones due DEADLINE_NS; announcements beyond
+ * WAITING are dropped. */
+void thoth_pm_dvfs_waiting(thoth_pm_dvfs_t *d, uint32_t waiting, uint64_t deadline_ns);
 /* The thoth governor's options (THOTH_PM_GOV_*; default
  * THOTH_PM_GOV_DEFAULT_OPTIONS). */
 void thoth_pm_dvfs_set_options(thoth_pm_dvfs_t *d, unsigned options);

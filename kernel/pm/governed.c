@@ -2,8 +2,18 @@
  * governed.c - a channel server's dispatch drives its domain's frequency
  * (governed.h).
  */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "governed.h"
 #include "pm_clock.h"
@@ -28,6 +38,26 @@ struct thoth_pm_governed {
 	void *change_arg;
 	thoth_pm_governed_sent_fn sent_fn;
 	void *sent_arg;
+	/* Deciding while a handler runs (governed.h): the watcher thread asks
+	 * the governor every mid_ns while one handler runs.  mu guards
+	 * everything above and the work segments below (the loop thread at
+	 * dispatch, completion and the hold timer; the watcher at its checks);
+	 * the words below it are the two threads' handshake. */
+	pthread_mutex_t mu;
+	pthread_t watcher;
+	bool watcher_on;
+	pid_t pid;                 /* the process that started the watcher (a forked child has none) */
+	clockid_t serve_clock;     /* the serving thread's CPU clock */
+	uint64_t mid_ns;           /* 0: no checks */
+	uint64_t seg_cpu;          /* serving thread's CPU time where the running handler's segment began */
+	uint32_t seg_opp;          /* ...and the OPP it runs at */
+	double seg_work;           /* work of the handler's earlier segments (ns at capacity 1024) */
+	_Atomic uint32_t gen;      /* odd while a handler runs; the watcher's futex word */
+	_Atomic uint64_t check_at; /* the watcher's next check (CLOCK_MONOTONIC ns) */
+	_Atomic uint64_t idle_since; /* last completion */
+	_Atomic uint32_t parked;   /* the watcher sleeps untimed: a dispatch wakes it */
+	_Atomic uint32_t opp_now;  /* g->opp, for handlers (thoth_pm_governed_opp) */
+	_Atomic bool stop;
 };
 
 static void on_check(thoth_loop_t *loop, thoth_timer_t *timer, void *arg);
@@ -35,13 +65,22 @@ static void on_check(thoth_loop_t *loop, thoth_timer_t *timer, void *arg);
 /* Why the governor was asked (pm_freq_change's reason, docs/OBSERVABILITY.md).
  * Both PM points name the domain's model and the OPP (power_account.h), so
  * a reader can price OPP time with the published table (thothd's dashboard). */
-enum { FREQ_AT_ARRIVAL = 1, FREQ_AT_COMPLETION = 2, FREQ_BY_TIMER = 3 };
+enum { FREQ_AT_ARRIVAL = 1, FREQ_AT_COMPLETION = 2, FREQ_BY_TIMER = 3, FREQ_MID_HANDLER = 4 };
 
-/* Ask the governor at NOW; write what it chose; keep the lowering timer
- * armed exactly while the domain is above its floor. */
-static void decide(thoth_pm_governed_t *g, uint64_t now, uint64_t dispatch_ns, unsigned why)
+static uint64_t clock_ns(clockid_t c)
 {
-	uint64_t cpu = thoth_pm_clock_thread_cpu_ns();
+	struct timespec ts;
+	if (clock_gettime(c, &ts))
+		return 0;
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void arm_timer(thoth_pm_governed_t *g);
+
+/* Ask the governor at NOW, the serving thread's CPU time being CPU; write
+ * what it chose.  Under g->mu. */
+static void decide_at(thoth_pm_governed_t *g, uint64_t now, uint64_t cpu, uint64_t dispatch_ns, unsigned why)
+{
 	uint64_t ran = cpu > g->cpu_seen_ns ? cpu - g->cpu_seen_ns : 0;
 	g->cpu_seen_ns = cpu;
 	uint32_t opp = g->opp;
@@ -56,11 +95,24 @@ static void decide(thoth_pm_governed_t *g, uint64_t now, uint64_t dispatch_ns, u
 			g->stats.last_raise_opp = opp;
 		}
 		g->opp = opp;
+		atomic_store_explicit(&g->opp_now, opp, memory_order_relaxed);
 		THOTH_TRACE(PM, pm_freq_change, thoth_pm_dvfs_current_khz(g->dvfs),
 			    (uint64_t)why << 32 | thoth_pm_trace_model_opp(g->model_id, opp));
 		if (g->on_change)
 			g->on_change(g->change_arg, now, opp);
 	}
+}
+
+/* decide_at on the loop thread (its own CPU time), then keep the lowering
+ * timer armed exactly while the domain is above its floor.  Under g->mu. */
+static void decide(thoth_pm_governed_t *g, uint64_t now, uint64_t dispatch_ns, unsigned why)
+{
+	decide_at(g, now, thoth_pm_clock_thread_cpu_ns(), dispatch_ns, why);
+	arm_timer(g);
+}
+
+static void arm_timer(thoth_pm_governed_t *g)
+{
 	if (g->opp > g->stats.floor_opp && !g->timer) {
 		/* the governor lowers only after lower targets held for the
 		 * hold time: look again just after it (slack: a quarter) */
@@ -77,12 +129,117 @@ static void on_check(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
 {
 	thoth_pm_governed_t *g = arg;
 	thoth_timer_cancel(loop, timer); /* one-shot: decide() arms the next if needed */
+	pthread_mutex_lock(&g->mu);
 	g->timer = NULL;
 	g->stats.timer_checks++;
 	/* No dispatch for a hold time: requests seen waiting went away with
 	 * their channels; they must not hold the frequency up. */
 	thoth_pm_dvfs_forget_waiting(g->dvfs);
 	decide(g, thoth_pm_clock_monotonic_ns(), 0, FREQ_BY_TIMER);
+	pthread_mutex_unlock(&g->mu);
+}
+
+/* ---- the watcher: decisions while a handler runs -------------------------------- */
+
+static void futex_wait_ns(_Atomic uint32_t *w, uint32_t val, uint64_t ns)
+{
+	struct timespec ts = { (time_t)(ns / 1000000000ull), (long)(ns % 1000000000ull) };
+	syscall(SYS_futex, w, FUTEX_WAIT_PRIVATE, val, ns ? &ts : NULL, NULL, 0);
+}
+
+static void futex_wake(_Atomic uint32_t *w)
+{
+	syscall(SYS_futex, w, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+/* The model capacity of OPP. */
+static double capacity(const thoth_pm_governed_t *g, uint32_t opp)
+{
+	return thoth_pm_dvfs_model(g->dvfs)->opps[opp].capacity;
+}
+
+/* Close the running handler's segment at the serving thread's CPU time CPU
+ * (its work at the segment's OPP is counted, and traced: pm_work per OPP
+ * the handler ran at, all but the LAST marked partial, so that a reader
+ * counts the request once).  Under g->mu. */
+static void segment_end(thoth_pm_governed_t *g, uint64_t cpu, bool last)
+{
+	uint64_t ran = cpu > g->seg_cpu ? cpu - g->seg_cpu : 0;
+	g->seg_work += (double)ran * capacity(g, g->seg_opp) / 1024.0;
+	THOTH_TRACE(PM, pm_work, ran,
+		    thoth_pm_trace_model_opp(g->model_id, g->seg_opp) | (last ? 0 : THOTH_PM_WORK_PARTIAL));
+	g->seg_cpu = cpu;
+	g->seg_opp = g->opp;
+}
+
+/* One check (the watcher's thread): if handler GEN still runs, ask the
+ * governor; a change applies to the rest of it. */
+static void mid_check(thoth_pm_governed_t *g, uint32_t gen)
+{
+	pthread_mutex_lock(&g->mu);
+	if (atomic_load_explicit(&g->gen, memory_order_relaxed) == gen) {
+		uint64_t now = thoth_pm_clock_monotonic_ns(), cpu = clock_ns(g->serve_clock);
+		uint32_t before = g->opp;
+		g->stats.mid_checks++;
+		decide_at(g, now, cpu, 0, FREQ_MID_HANDLER);
+		if (g->opp != before) {
+			g->stats.mid_changes++;
+			segment_end(g, cpu, false);     /* what ran at the old OPP; the rest runs at the new */
+		}
+		atomic_store_explicit(&g->check_at, now + g->mid_ns, memory_order_relaxed);
+	}
+	pthread_mutex_unlock(&g->mu);
+}
+
+/* While a handler runs: wake at its next check.  Idle: wake once a hold
+ * time after the last completion (a burst's next request needs no system
+ * call to reach us), then sleep until a dispatch wakes us: an idle service
+ * has no wake-up from its watcher. */
+static void *watcher_main(void *arg)
+{
+	thoth_pm_governed_t *g = arg;
+	pthread_setname_np(pthread_self(), "pm-watcher");
+	while (!atomic_load(&g->stop)) {
+		uint32_t gen = atomic_load(&g->gen);
+		uint64_t now = thoth_pm_clock_monotonic_ns();
+		if (gen & 1) {
+			uint64_t at = atomic_load_explicit(&g->check_at, memory_order_relaxed);
+			if (now >= at)
+				mid_check(g, gen);
+			else
+				futex_wait_ns(&g->gen, gen, at - now);
+			continue;
+		}
+		uint64_t park_at = atomic_load_explicit(&g->idle_since, memory_order_relaxed) + THOTH_PM_THOTH_DOWN_HOLD_NS;
+		if (now < park_at) {
+			futex_wait_ns(&g->gen, gen, park_at - now);
+			continue;
+		}
+		atomic_store(&g->parked, 1);    /* seq_cst: a dispatch after this sees it */
+		if (atomic_load(&g->gen) == gen && !atomic_load(&g->stop))
+			futex_wait_ns(&g->gen, gen, 0);
+		atomic_store(&g->parked, 0);
+	}
+	return NULL;
+}
+
+/* Loop thread, the handler about to run / just returned. */
+static void handler_begins(thoth_pm_governed_t *g, uint64_t now)
+{
+	if (!g->watcher_on)
+		return;
+	atomic_store_explicit(&g->check_at, now + g->mid_ns, memory_order_relaxed);
+	atomic_fetch_add(&g->gen, 1);           /* odd; seq_cst, then read parked */
+	if (atomic_load(&g->parked))
+		futex_wake(&g->gen);
+}
+
+static void handler_ends(thoth_pm_governed_t *g, uint64_t now)
+{
+	if (!g->watcher_on)
+		return;
+	atomic_store_explicit(&g->idle_since, now, memory_order_relaxed);
+	atomic_fetch_add(&g->gen, 1);           /* even: a check under way finds it changed */
 }
 
 static int governed_invoke(const void *handlers, void *self, const thoth_method_info_t *m,
@@ -91,6 +248,7 @@ static int governed_invoke(const void *handlers, void *self, const thoth_method_
 	thoth_pm_governed_t *g = self;
 	(void)handlers;
 	uint64_t now = thoth_pm_clock_monotonic_ns();
+	pthread_mutex_lock(&g->mu);
 	g->stats.requests++;
 	/* Who sent it (the chain predictor keys on the channel) and what
 	 * waits behind it (faster-first sees a queue): the channel server
@@ -107,20 +265,38 @@ static int governed_invoke(const void *handlers, void *self, const thoth_method_
 	 * else after now. */
 	uint64_t sent = 0;
 	bool stamped = g->sent_fn && g->sent_fn(g->sent_arg, m, req, &sent) == 0, clamped = false;
+	/* else the channel's own stamp (thoth_chan_server_sent: the wrap
+	 * asked every client for one) */
+	if (!stamped && thoth_chan_server_sent(now, &sent) == 0) {
+		stamped = true;
+		g->stats.chan_stamped++;
+	}
 	uint64_t deadline = thoth_pm_governed_deadline(now, g->qos_ns, stamped, sent, &clamped);
 	g->stats.stamped += stamped;
 	g->stats.stamps_clamped += clamped;
 	if (thoth_pm_dvfs_dispatched(g->dvfs, now, client, deadline, waiting) == 0)
 		decide(g, now, now, FREQ_AT_ARRIVAL);
-	uint32_t opp_run = g->opp;      /* the handler runs at what arrival chose */
+	/* the handler runs at what arrival chose, until a check while it
+	 * runs changes it (a segment per OPP) */
 	uint64_t cpu0 = thoth_pm_clock_thread_cpu_ns();
+	g->seg_cpu = cpu0;
+	g->seg_opp = g->opp;
+	g->seg_work = 0;
+	pthread_mutex_unlock(&g->mu);
+	handler_begins(g, now);
 	int r = g->inner(g->inner_handlers, g->inner_self, m, req, resp, arena);
-	uint64_t cpu1 = thoth_pm_clock_thread_cpu_ns();
-	/* One record per request while category PM is on (thothd's dashboard
-	 * prices it: power_account.h); a load and a branch while it is off. */
-	THOTH_TRACE(PM, pm_work, cpu1 - cpu0, thoth_pm_trace_model_opp(g->model_id, opp_run));
-	thoth_pm_dvfs_completed(g->dvfs, cpu1 - cpu0);
-	decide(g, thoth_pm_clock_monotonic_ns(), 0, FREQ_AT_COMPLETION);
+	uint64_t cpu1 = thoth_pm_clock_thread_cpu_ns(), done = thoth_pm_clock_monotonic_ns();
+	handler_ends(g, done);
+	pthread_mutex_lock(&g->mu);
+	/* One pm_work record per OPP the handler ran at while category PM is
+	 * on (thothd's dashboard prices it: power_account.h); a load and a
+	 * branch while it is off. */
+	segment_end(g, cpu1, true);
+	/* its work, frequency-invariant across the OPPs it ran at: as CPU
+	 * time at the OPP now in effect */
+	thoth_pm_dvfs_completed(g->dvfs, (uint64_t)(g->seg_work * 1024.0 / capacity(g, g->opp)));
+	decide(g, done, 0, FREQ_AT_COMPLETION);
+	pthread_mutex_unlock(&g->mu);
 	return r;
 }
 
@@ -135,6 +311,11 @@ int thoth_pm_governed_new(thoth_loop_t *loop, thoth_pm_dvfs_t *dvfs, uint64_t qo
 	g->loop = loop;
 	g->dvfs = dvfs;
 	g->qos_ns = qos_ns;
+	pthread_mutex_init(&g->mu, NULL);
+	g->mid_ns = THOTH_PM_GOVERNED_MID_NS;
+	/* the serving thread is this one (as for the uclamp clamps below) */
+	if (pthread_getcpuclockid(pthread_self(), &g->serve_clock))
+		g->serve_clock = CLOCK_THREAD_CPUTIME_ID;
 	g->model_id = thoth_pm_dvfs_model(dvfs)->trace_id;
 	g->cpu_seen_ns = thoth_pm_clock_thread_cpu_ns();
 	/* This thread serves the requests: with the uclamp backend its clamps
@@ -148,8 +329,41 @@ int thoth_pm_governed_new(thoth_loop_t *loop, thoth_pm_dvfs_t *dvfs, uint64_t qo
 	uint32_t opp = 0;
 	thoth_pm_dvfs_update(dvfs, thoth_pm_clock_monotonic_ns(), 0, &opp);
 	g->opp = g->stats.floor_opp = opp;
+	atomic_store(&g->opp_now, opp);
+	/* The watcher: without it (no thread to be had), decisions at
+	 * dispatch and completion only, as before (stats.watcher says). */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);   /* signals stay the loop's */
+	g->pid = getpid();
+	g->watcher_on = pthread_create(&g->watcher, NULL, watcher_main, g) == 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	g->stats.watcher = g->watcher_on;
 	*out = g;
 	return 0;
+}
+
+void thoth_pm_governed_set_mid_ns(thoth_pm_governed_t *g, uint64_t mid_ns)
+{
+	pthread_mutex_lock(&g->mu);
+	g->mid_ns = mid_ns;
+	pthread_mutex_unlock(&g->mu);
+	if (!mid_ns && g->watcher_on && g->pid != getpid()) {
+		g->watcher_on = false;  /* a forked child: the thread stayed with the parent */
+		g->stats.watcher = false;
+	} else if (!mid_ns && g->watcher_on) {
+		atomic_store(&g->stop, true);
+		atomic_fetch_add(&g->gen, 2);
+		futex_wake(&g->gen);
+		pthread_join(g->watcher, NULL);
+		g->watcher_on = false;
+		g->stats.watcher = false;
+	}
+}
+
+uint32_t thoth_pm_governed_opp(const thoth_pm_governed_t *g)
+{
+	return atomic_load_explicit(&((thoth_pm_governed_t *)g)->opp_now, memory_order_relaxed);
 }
 
 void thoth_pm_governed_wrap(thoth_pm_governed_t *g, thoth_chan_server_config_t *cfg)
@@ -160,6 +374,9 @@ void thoth_pm_governed_wrap(thoth_pm_governed_t *g, thoth_chan_server_config_t *
 	cfg->invoke = governed_invoke;
 	cfg->handlers = g; /* not read by the shim; never NULL for the server */
 	cfg->self = g;
+	/* every client stamps its requests with their send time: each is
+	 * due QOS after it (a service may clear it again after the wrap) */
+	cfg->send_stamps = true;
 }
 
 void thoth_pm_governed_set_options(thoth_pm_governed_t *g, unsigned options)
@@ -204,14 +421,20 @@ void thoth_pm_governed_free(thoth_pm_governed_t *g)
 {
 	if (!g)
 		return;
+	if (g->watcher_on)
+		thoth_pm_governed_set_mid_ns(g, 0);     /* stops and joins it */
 	if (g->timer)
 		thoth_timer_cancel(g->loop, g->timer);
+	pthread_mutex_destroy(&g->mu);
 	free(g);
 }
 
 void thoth_pm_governed_stats(const thoth_pm_governed_t *g, thoth_pm_governed_stats_t *out)
 {
+	thoth_pm_governed_t *w = (thoth_pm_governed_t *)g;   /* the lock only */
+	pthread_mutex_lock(&w->mu);
 	*out = g->stats;
 	out->opp = g->opp;
 	out->khz = thoth_pm_dvfs_current_khz(g->dvfs);
+	pthread_mutex_unlock(&w->mu);
 }

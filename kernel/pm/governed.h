@@ -6,8 +6,8 @@
  * thoth_pm_governed_wrap() puts a shim in front of the server's invoke
  * function (thoth_chan_server_config_t's invoke / handlers / self).  For
  * every request it dispatches:
- *   1. arrival: the request is known demand, due QOS_NS from now (its
- *      client's latency bound); the governor decides at once, so a burst
+ *   1. arrival: the request is known demand, due QOS_NS after its send
+ *      (its client's latency bound; below); the governor decides at once, so a burst
  *      raises the frequency at its first request, before the handler runs.
  *      The channel server names the request's channel (the chain
  *      predictor's client) and the requests known to wait behind it
@@ -23,12 +23,17 @@
  * Requests are seen when dispatched, not when they enter the ring; the
  * ones known to wait behind (a lower bound: the next on this channel and
  * the channels queued for a turn) count as demand from then on.
- * A request's deadline is QOS_NS after its dispatch, unless the service says
- * where its requests carry their client's send time
- * (thoth_pm_governed_on_sent): then QOS_NS after the send, so that a request
- * that queued behind another is not planned as if its wait were slack
- * (docs/PM.md "Why live misses exceeded the model's": without it nearly
- * every live miss was a request answered within QOS_NS of its dispatch).
+ * A request's deadline is QOS_NS after its client sent it, so that a
+ * request that queued behind another is not planned as if its wait were
+ * slack (docs/PM.md "Why the live governor missed more than the model":
+ * dated from the dispatch, nearly every live miss was a request answered
+ * within QOS_NS of its dispatch).  The send time is the channel's send
+ * stamp (the wrap sets the config's send_stamps, so every client stamps
+ * each request when it publishes it: thoth_chan_server_sent), or where
+ * the service says its requests carry one of their own
+ * (thoth_pm_governed_on_sent), that one first.  A request with neither (a
+ * client that predates stamps, a service that cleared send_stamps) is due
+ * QOS_NS after its dispatch.
  */
 #ifndef THOTH_PM_GOVERNED_H
 #define THOTH_PM_GOVERNED_H
@@ -42,14 +47,45 @@
 
 typedef struct thoth_pm_governed thoth_pm_governed_t;
 
+/* Deciding while a handler runs: a request's handler that is still running
+ * is planned again every THOTH_PM_GOVERNED_MID_NS (the governor's own
+ * decision interval, THOTH_PM_THOTH_DECISION_NS), and a raise applies to
+ * the rest of it.  The loop thread is inside the handler then, so a watcher
+ * thread (one per governed service, created by thoth_pm_governed_new)
+ * asks; a mutex keeps the governor's state to one thread at a time.  The
+ * watcher sleeps on a futex: while a handler runs, until its next check;
+ * between requests, until a hold time (THOTH_PM_THOTH_DOWN_HOLD_NS) after
+ * the last completion; then until a dispatch wakes it (one FUTEX_WAKE, only
+ * at a burst's first request).  An idle service has no wake-up from it.
+ * Why (docs/PM.md "Deciding while a handler runs"): the governor picks
+ * the slowest OPP from which every request meets its deadline *if the CPU
+ * moves to the next OPP after one decision interval*; decided at dispatch
+ * alone, that later move never came.
+ * One serving thread: the thread that calls thoth_pm_governed_new runs the
+ * loop whose dispatch is wrapped (its CPU clock is what the watcher reads);
+ * a server with handlers on several threads (thoth_serve_per_cpu) needs a
+ * governed shim per thread.  A forked child has no watcher (decisions at
+ * dispatch and completion only). */
+#define THOTH_PM_GOVERNED_MID_NS THOTH_PM_THOTH_DECISION_NS
+
 /* Govern with DVFS (not owned) on LOOP; requests are due QOS_NS after they
- * are dispatched (> 0). */
+ * are sent (> 0; after their dispatch where they carry no send stamp). */
 int thoth_pm_governed_new(thoth_loop_t *loop, thoth_pm_dvfs_t *dvfs, uint64_t qos_ns,
 			  thoth_pm_governed_t **out);
 /* Route CFG's dispatch through G (CFG's invoke, handlers and self are kept
- * and called by the shim).  Call before thoth_chan_server_new(CFG). */
+ * and called by the shim) and set CFG's send_stamps (clients stamp their
+ * requests).  Call before thoth_chan_server_new(CFG). */
 void thoth_pm_governed_wrap(thoth_pm_governed_t *g, thoth_chan_server_config_t *cfg);
 void thoth_pm_governed_free(thoth_pm_governed_t *g);
+
+/* Checks while a handler runs every MID_NS (default THOTH_PM_GOVERNED_MID_NS);
+ * 0 stops the watcher for good (decisions at dispatch and completion
+ * only: bench_pm_live --no-mid).  From the serving thread. */
+void thoth_pm_governed_set_mid_ns(thoth_pm_governed_t *g, uint64_t mid_ns);
+
+/* The OPP in effect now (any thread; a handler that models its speed reads
+ * it while it runs: bench_pm_live). */
+uint32_t thoth_pm_governed_opp(const thoth_pm_governed_t *g);
 
 /* The governor's options (THOTH_PM_GOV_*, governor.h; default
  * THOTH_PM_GOV_DEFAULT_OPTIONS).  They act live because the shim learns,
@@ -66,7 +102,8 @@ void thoth_pm_governed_on_change(thoth_pm_governed_t *g, thoth_pm_governed_chang
 /* Where a service's requests carry the CLOCK_MONOTONIC time their client
  * sent them: FN(ARG, M, REQ, &SENT_NS) is called at each dispatch, before
  * the handler, with the decoded request; 0 and *SENT_NS if REQ carries a
- * stamp, nonzero if not (its deadline then counts from the dispatch).
+ * stamp, nonzero if not (its deadline then counts from the channel's send
+ * stamp, thoth_chan_server_sent, or where there is none from the dispatch).
  * NULL: none (the default).  A stamp is the client's word: hostile values
  * are clamped by thoth_pm_governed_deadline. */
 typedef int (*thoth_pm_governed_sent_fn)(void *arg, const thoth_method_info_t *m, const void *req,
@@ -87,10 +124,14 @@ uint64_t thoth_pm_governed_deadline(uint64_t now_ns, uint64_t qos_ns, bool stamp
 typedef struct thoth_pm_governed_stats {
 	uint64_t requests;
 	uint64_t identified;       /* of which the dispatcher named the client */
-	uint64_t stamped;          /* of which the service read a send stamp */
+	uint64_t stamped;          /* of which carried a send stamp (the service's or the channel's) */
+	uint64_t chan_stamped;     /* of those, the channel's (thoth_chan_server_sent) */
 	uint64_t stamps_clamped;   /* of those, stamps out of [now - qos, now] */
 	uint64_t changes;          /* OPP changes written (or simulated) */
 	uint64_t timer_checks;     /* lowering checks run by the timer */
+	uint64_t mid_checks;       /* checks while a handler ran (the watcher) */
+	uint64_t mid_changes;      /* ...that changed the OPP */
+	bool watcher;              /* the watcher thread runs */
 	uint64_t write_errors;
 	uint32_t opp, floor_opp;   /* now, and where an idle domain rests */
 	uint32_t khz;

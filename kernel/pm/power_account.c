@@ -48,6 +48,8 @@ int thoth_pm_power_account_work(thoth_pm_power_account_t *a, uint64_t arg0, uint
 {
 	const thoth_pm_cpu_model_t *m = NULL;
 	uint32_t id, opp;
+	bool partial = arg1 & THOTH_PM_WORK_PARTIAL;
+	arg1 &= ~THOTH_PM_WORK_PARTIAL;
 	const char *why = arg1 >> 32 ? "reserved bits set in the model/OPP word"
 			  : "a CPU time over a minute for one request";
 	int r = arg1 >> 32 || arg0 > THOTH_PM_WORK_MAX_NS ? THOTH_E_INVAL
@@ -61,10 +63,10 @@ int thoth_pm_power_account_work(thoth_pm_power_account_t *a, uint64_t arg0, uint
 	a->opp = opp;
 	a->seen = true;
 	double pj = (double)thoth_pm_opp_power_mw(m, opp) * (double)arg0;
-	a->requests++;
+	a->requests += !partial;
 	a->cpu_ns += arg0;
 	a->energy_pj += pj;
-	a->iv_requests++;
+	a->iv_requests += !partial;
 	a->iv_cpu_ns += arg0;
 	a->iv_energy_pj += pj;
 	return 0;

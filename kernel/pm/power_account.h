@@ -31,6 +31,12 @@
 
 #include "energy.h"
 
+/* pm_work's arg1 bit 32: this record is a segment of a request's handler
+ * that ran on at another OPP (a change while it ran, governed.h); its CPU
+ * time is priced, and the request is counted once, by its last segment
+ * (the record without the bit). */
+#define THOTH_PM_WORK_PARTIAL (1ull << 32)
+
 /* arg1's model and OPP fields (pm_work; pm_freq_change adds reason << 32). */
 static inline uint64_t thoth_pm_trace_model_opp(uint32_t model_trace_id, uint32_t opp)
 {
@@ -43,7 +49,7 @@ typedef struct thoth_pm_power_account {
 	uint32_t opp;
 	bool seen;
 	/* since the account was made */
-	uint64_t requests;      /* priced pm_work events */
+	uint64_t requests;      /* priced pm_work events, less the partial ones (THOTH_PM_WORK_PARTIAL) */
 	uint64_t cpu_ns;        /* their handlers' CPU time */
 	double energy_pj;       /* their modelled energy (mW x ns) */
 	uint64_t unpriced;      /* pm_work with model 0, an unknown model, a bad OPP or reserved bits */

@@ -22,6 +22,7 @@
 #include <cmocka.h>
 
 #include "chan_shm.h"
+#include "thoth/loop.h"
 
 typedef struct pair {
 	int fd;
@@ -542,6 +543,128 @@ static void test_control_page_mismatch_is_refused(void **state)
 	pair_free(p);
 }
 
+static uint32_t ld32_test(const uint8_t *p)
+{
+	uint32_t v;
+	memcpy(&v, p, 4);
+	return v;
+}
+
+/* Send stamps (docs/IPC.md "Send stamps"): a producer stamps its messages
+ * with CLOCK_MONOTONIC exactly when the consumer of that direction asked,
+ * before the page was shared; the consumer reads the stamp back. */
+static void send_one(pair_t *p, size_t len, uint64_t *t0, uint64_t *t1)
+{
+	uint8_t *buf;
+	assert_int_equal(chan_try_alloc(&p->cli, len, &buf), 0);
+	fake_msg(buf, len, 1);
+	*t0 = thoth_clock_now();
+	assert_int_equal(chan_try_send(&p->cli, buf, len), 0);
+	*t1 = thoth_clock_now();
+}
+
+static void test_send_stamps_are_written_only_when_the_consumer_asked(void **state)
+{
+	uint64_t t0, t1, sent;
+	thoth_msg_t m;
+	/* not asked: no stamp (tracing is off), nothing to read back */
+	pair_t *p = pair_new(8, 8, 4096);
+	assert_false(p->cli.stamp_tx);
+	send_one(p, 64, &t0, &t1);
+	assert_int_equal(ld32_test(chan_slot_at(&p->cli, CHAN_REQ, 0) + 12), 0);
+	assert_int_equal(chan_try_recv(&p->srv, &m), 0);
+	assert_int_equal(chan_stamp_sent_ns(p->srv.rx_stamp, thoth_clock_now(), &sent), THOTH_E_NOT_FOUND);
+	chan_release(&p->srv, &m);
+	pair_free(p);
+
+	/* asked for the requests (the service's wish, set before attach):
+	 * inline and pool messages carry their send time, 4 ns resolution */
+	p = pair_new(8, 8, 4096);
+	chan_end_fini(&p->cli);
+	chan_end_fini(&p->srv);
+	chan_shm_want_stamps(p->base, CHAN_REQ);
+	assert_int_equal(chan_end_init(&p->srv, p->base, &p->lay, CHAN_SERVER), 0);
+	assert_int_equal(chan_end_init(&p->cli, p->base, &p->lay, CHAN_CLIENT), 0);
+	assert_true(p->cli.stamp_tx);
+	assert_false(p->srv.stamp_tx);          /* the responses: nobody asked */
+	size_t lens[2] = { 64, 3000 };          /* inline, then the pool */
+	for (int i = 0; i < 2; i++) {
+		send_one(p, lens[i], &t0, &t1);
+		assert_int_equal(chan_try_recv(&p->srv, &m), 0);
+		assert_int_equal(p->srv.rx_stamp & 3u, CHAN_STAMP_SET);   /* of the MONOTONIC kind */
+		assert_int_equal(chan_stamp_sent_ns(p->srv.rx_stamp, thoth_clock_now(), &sent), 0);
+		assert_true(sent + 4 >= t0);
+		assert_true(sent <= t1);
+		assert_int_equal(chan_release(&p->srv, &m), 0);
+	}
+	/* the answers go unstamped */
+	uint8_t *buf;
+	assert_int_equal(chan_try_alloc(&p->srv, 64, &buf), 0);
+	fake_msg(buf, 64, 2);
+	assert_int_equal(chan_try_send(&p->srv, buf, 64), 0);
+	assert_int_equal(chan_try_recv(&p->cli, &m), 0);
+	assert_int_equal(p->cli.rx_stamp, 0);
+	pair_free(p);
+
+	/* any other value of the wish (a hostile or newer service) is "no" */
+	p = pair_new(8, 8, 4096);
+	chan_end_fini(&p->cli);
+	((chan_ctl_t *)p->base)->stamps[CHAN_REQ] = 7;
+	assert_int_equal(chan_end_init(&p->cli, p->base, &p->lay, CHAN_CLIENT), 0);
+	assert_false(p->cli.stamp_tx);
+	pair_free(p);
+}
+
+/* The 32 bits read around now, by hand; every value a hostile client can
+ * write gives a time within 2^31 ns of now or "no stamp", never more. */
+static void test_a_stamp_is_read_around_now_whatever_its_bits(void **state)
+{
+	uint64_t sent = 12345;
+	const uint64_t now = 10000000000ull;           /* 10 s; low 32 bits 1410065408 */
+	uint32_t lo = (uint32_t)now;
+	assert_int_equal(chan_stamp_sent_ns((lo - 1000) | 1u, now, &sent), 0);
+	assert_int_equal(sent, now - 1000);
+	assert_int_equal(chan_stamp_sent_ns(lo | 1u, now, &sent), 0);
+	assert_int_equal(sent, now);
+	/* from the future: 1 ms ahead */
+	assert_int_equal(chan_stamp_sent_ns((lo + 1000000) | 1u, now, &sent), 0);
+	assert_int_equal(sent, now + 1000000);
+	/* across the 2^32 wrap of the low bits: now = 2^32 + 100, sent 200 ns before */
+	const uint64_t w = (1ull << 32) + 100;
+	assert_int_equal(chan_stamp_sent_ns(((uint32_t)(w - 200) & ~3u) | 1u, w, &sent), 0);
+	assert_int_equal(sent, w - 200);
+	assert_int_equal(chan_stamp_sent_ns(4u | 1u, w, &sent), 0);   /* just after the wrap: 96 ns ago */
+	assert_int_equal(sent, w - 96);
+	/* 2^31 ns behind is the oldest; one step further reads as the future */
+	assert_int_equal(chan_stamp_sent_ns((lo - 0x80000000u + 4u) | 1u, now, &sent), 0);
+	assert_int_equal(sent, now - 0x80000000ull + 4);
+	assert_int_equal(chan_stamp_sent_ns((lo - 0x80000000u - 4u) | 1u, now, &sent), 0);
+	assert_true(sent > now && sent - now <= 0x80000000ull);
+	/* early in a clock's life: never below 0 */
+	assert_int_equal(chan_stamp_sent_ns(0xfffffff0u | 1u, 8, &sent), 0);   /* 24 ns before 8 */
+	assert_int_equal(sent, 0);
+	/* no stamp, or another clock's: not a send time (sent untouched) */
+	sent = 12345;
+	assert_int_equal(chan_stamp_sent_ns(0, now, &sent), THOTH_E_NOT_FOUND);
+	assert_int_equal(chan_stamp_sent_ns(lo & ~3u, now, &sent), THOTH_E_NOT_FOUND);
+	assert_int_equal(chan_stamp_sent_ns(lo | 3u, now, &sent), THOTH_E_NOT_FOUND);
+	assert_int_equal(chan_stamp_sent_ns(0xffffffffu, now, &sent), THOTH_E_NOT_FOUND);
+	assert_int_equal(sent, 12345);
+	/* every pattern: some time within 2^31 ns of now, or none */
+	uint32_t x = 0x9e3779b9u;
+	for (int i = 0; i < 100000; i++) {
+		x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+		int r = chan_stamp_sent_ns(x, now, &sent);
+		if (r) {
+			assert_int_equal(r, THOTH_E_NOT_FOUND);
+			assert_true((x & 3u) != 1u);
+			continue;
+		}
+		uint64_t d = sent > now ? sent - now : now - sent;
+		assert_true(d <= 0x80000000ull);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -557,6 +680,8 @@ int main(void)
 		cmocka_unit_test(test_a_napping_service_is_woken_without_a_doorbell),
 		cmocka_unit_test(test_nap_takes_a_message_and_learns_from_a_miss),
 		cmocka_unit_test(test_naps_back_off_after_misses_and_yield_to_a_faster_loop),
+		cmocka_unit_test(test_send_stamps_are_written_only_when_the_consumer_asked),
+		cmocka_unit_test(test_a_stamp_is_read_around_now_whatever_its_bits),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,5 +9,7 @@ if(TARGET thoth_pm AND TARGET thoth_channel AND TARGET thoth_idl)
     GOVERNED_SERVICE_PATH="$<TARGET_FILE:governed_service>"
     FIXTURES="${CMAKE_SOURCE_DIR}/tests/fixtures/sysfs")
   add_dependencies(test_pm_governed governed_service)
-  set_tests_properties(test_pm_governed PROPERTIES RUN_SERIAL TRUE)
+  # the service's loop thread and its watcher (governed.h) share the
+  # governor: also a concurrency test (label tsan, `make tsan`)
+  set_tests_properties(test_pm_governed PROPERTIES RUN_SERIAL TRUE LABELS tsan)
 endif()

@@ -9,7 +9,11 @@
  * thoth_pm_governed_on_sent).  SIGUSR1 prints one line of stats to stdout:
  *   stats opp O floor F khz K requests R changes C checks T raise_ns X
  *         raise_dispatch_ns Y wake_timer W wake_fd D identified I
- *         raise_opp P stamped S clamped L
+ *         raise_opp P stamped S clamped L chan_stamped H mid_checks M
+ *         mid_changes N watcher 0|1
+ * Requests without the data stamp are dated by the channel's send stamp
+ * (the wrap asks every client for one: governed.h), as in any governed
+ * service.
  * SIGTERM stops it.  Its trace buffer (THOTH_TRACE=pm switches the PM
  * category on) is memfd number TRACE_FD, printed as "ready TRACE_FD".
  *
@@ -79,13 +83,14 @@ static void on_usr1(thoth_loop_t *loop, const struct signalfd_siginfo *info, voi
 	thoth_loop_stats(loop, &ls);
 	printf("stats opp %u floor %u khz %u requests %llu changes %llu checks %llu raise_ns %llu "
 	       "raise_dispatch_ns %llu wake_timer %llu wake_fd %llu identified %llu raise_opp %u stamped %llu "
-	       "clamped %llu\n",
+	       "clamped %llu chan_stamped %llu mid_checks %llu mid_changes %llu watcher %d\n",
 	       st.opp, st.floor_opp, st.khz, (unsigned long long)st.requests,
 	       (unsigned long long)st.changes, (unsigned long long)st.timer_checks,
 	       (unsigned long long)st.last_raise_ns, (unsigned long long)st.last_raise_dispatch_ns,
 	       (unsigned long long)ls.wakeups_timer, (unsigned long long)ls.wakeups_fd,
 	       (unsigned long long)st.identified, st.last_raise_opp, (unsigned long long)st.stamped,
-	       (unsigned long long)st.stamps_clamped);
+	       (unsigned long long)st.stamps_clamped, (unsigned long long)st.chan_stamped,
+	       (unsigned long long)st.mid_checks, (unsigned long long)st.mid_changes, (int)st.watcher);
 	fflush(stdout);
 }
 

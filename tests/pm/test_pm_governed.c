@@ -12,7 +12,13 @@
  *   - and then the idle service wakes up 0 times (no timer, no fd);
  *   - a request whose send stamp says it waited most of its latency bound
  *     is planned against that deadline (the top OPP at its dispatch),
- *     while one stamped in the future counts as sent at its dispatch.
+ *     while one stamped in the future counts as sent at its dispatch;
+ *   - a plain request that waited in its ring (the service stopped) is
+ *     dated by the channel's own send stamp, which every client writes for
+ *     a governed service, and hostile values of that stamp cost energy or
+ *     latency only;
+ *   - a handler that runs far past its estimate is sped up while it runs
+ *     (the watcher's checks, governed.h).
  * The fixture's frequency is simulated in the sense that writing it does
  * not make this VM faster: what is tested is what the service writes and
  * when.
@@ -32,7 +38,9 @@
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <dirent.h>
 
+#include "chan_shm.h"
 #include "echo.thoth.h"
 #include "thoth/channel.h"
 #include "thoth/trace.h"
@@ -144,6 +152,44 @@ static uint64_t call(uint32_t busy_us)
 	return now_ns() - t0;
 }
 
+/* Context switches (voluntary + not) of the service's watcher thread
+ * ("pm-watcher", governed.h): its wake-ups.  By name, since a sanitizer's
+ * runtime may run threads of its own (TSan's wakes periodically). */
+static unsigned long long helper_switches(void)
+{
+	char path[400], line[256];
+	snprintf(path, sizeof path, "/proc/%d/task", (int)service);
+	DIR *d = opendir(path);
+	assert_non_null(d);
+	unsigned long long n = 0;
+	int found = 0;
+	for (struct dirent *e; (e = readdir(d));) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof path, "/proc/%d/task/%s/comm", (int)service, e->d_name);
+		FILE *f = fopen(path, "r");
+		bool watcher = f && fgets(line, sizeof line, f) && !strncmp(line, "pm-watcher", 10);
+		if (f)
+			fclose(f);
+		if (!watcher)
+			continue;
+		found++;
+		snprintf(path, sizeof path, "/proc/%d/task/%s/status", (int)service, e->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		unsigned long long v;
+		while (fgets(line, sizeof line, f))
+			if (sscanf(line, "voluntary_ctxt_switches: %llu", &v) == 1 ||
+			    sscanf(line, "nonvoluntary_ctxt_switches: %llu", &v) == 1)
+				n += v;
+		fclose(f);
+	}
+	closedir(d);
+	assert_int_equal(found, 1);     /* the service has its watcher */
+	return n;
+}
+
 /* Wait (deadline MS_MAX) until the fixture frequency is KHZ. */
 static bool wait_for_khz(uint32_t khz, unsigned ms_max)
 {
@@ -238,11 +284,15 @@ static void test_a_burst_raises_the_frequency_at_once_and_idle_lowers_it_to_zero
 	assert_true(wait_for_khz(432000, 5000));
 	stats_t idle0 = ask();
 	assert_int_equal(idle0.opp, idle0.floor);
+	pause_ms(10);   /* the watcher parks a hold time (2 ms) after the last completion */
+	unsigned long long helpers0 = helper_switches();
 	pause_ms(300);
 	stats_t idle1 = ask();
 	assert_int_equal(idle1.wake_timer, idle0.wake_timer);
 	assert_int_equal(idle1.wake_fd, idle0.wake_fd);
 	assert_int_equal(idle1.checks, idle0.checks);
+	/* nor its watcher thread (decisions while a handler runs) */
+	assert_int_equal(helper_switches(), helpers0);
 	/* Bursts: the first request of each raises the frequency when it is
 	 * dispatched, before its handler runs; every burst shows that
 	 * exactly.  How soon after it was sent is timing: on a loaded 2-core
@@ -422,12 +472,193 @@ static void test_a_request_that_waited_is_planned_against_the_deadline_of_its_se
 	assert_int_equal(opp3, 4);
 }
 
+/* The chan_stamped field of the service's last stats line. */
+static unsigned long long ask_chan_stamped(void)
+{
+	char last[512] = "";
+	lines(last, sizeof last);
+	const char *p = strstr(last, " chan_stamped ");
+	assert_non_null(p);
+	unsigned long long n = 0;
+	assert_int_equal(sscanf(p, " chan_stamped %llu", &n), 1);
+	return n;
+}
+
+/* Stop the service, publish one plain request burning BUSY_US (no stamp in
+ * its data: the channel's stamp is all it has), then, with STAMP nonzero,
+ * overwrite the slot's stamp word with STAMP as a hostile client would,
+ * wait MS and let the service go; *RESUMED = when.  Returns the answer's
+ * echo length (the request's 8 bytes). */
+static size_t call_held(uint32_t busy_us, bool rewrite, uint32_t stamp, unsigned ms, uint64_t *resumed)
+{
+	int st;
+	assert_int_equal(kill(service, SIGSTOP), 0);
+	assert_int_equal(waitpid(service, &st, WUNTRACED), service);
+	assert_true(WIFSTOPPED(st));
+	uint8_t payload[8] = { (uint8_t)busy_us, (uint8_t)(busy_us >> 8), (uint8_t)(busy_us >> 16),
+			       (uint8_t)(busy_us >> 24) };
+	thoth_echo_Echo_echo_req_t req = { .data = { .ptr = payload, .len = sizeof payload } };
+	thoth_msg_header_t meta = { .request_id = 77 };
+	uint8_t *buf;
+	size_t len = 0;
+	assert_int_equal(thoth_chan_alloc(ch, 200, &buf, 1000), 0);
+	assert_int_equal(thoth_echo_Echo_echo_req_encode_msg(buf, 200, &meta, &req, &len), 0);
+	assert_int_equal(thoth_chan_send(ch, buf, len, 1000), 0);
+	if (rewrite) {
+		/* the slot just published; the stopped service has not read it */
+		chan_end_t *e = thoth_chan__end(ch);
+		uint8_t *slot = chan_slot_at(e, CHAN_REQ, e->tx_head - 1);
+		memcpy(slot + 12, &stamp, 4);
+	}
+	pause_ms(ms);
+	*resumed = now_ns();
+	assert_int_equal(kill(service, SIGCONT), 0);
+	thoth_msg_t m;
+	assert_int_equal(thoth_chan_recv(ch, &m, 5000), 0);
+	thoth_echo_Echo_echo_resp_t resp;
+	uint8_t scratch[256];
+	thoth_arena_t arena;
+	thoth_arena_init(&arena, scratch, sizeof scratch);
+	assert_int_equal(thoth_echo_Echo_echo_resp_decode_msg(m.data, m.len, &resp, &arena), 0);
+	size_t n = resp.data.len;
+	thoth_chan_release(ch, &m);
+	return n;
+}
+
+/* Teach the service 100 us requests, each alone (as the test above). */
+static void teach_100us(void)
+{
+	assert_true(wait_for_khz(432000, 5000));
+	for (int i = 0; i < 40; i++) {
+		call(100);
+		pause_ms(2);
+	}
+	assert_true(wait_for_khz(432000, 5000));
+}
+
+/* A governed service asks its clients for the channel's send stamps (the
+ * wrap sets send_stamps), so a request with nothing in its data says when
+ * it was sent: held 3 ms in its ring (the service stopped), past its whole
+ * 0.5 ms bound, it is due at its dispatch, which only the top OPP can come
+ * near.  Dated from its dispatch instead (main before 2026-12-01: the
+ * channel carried no send time), 100 us of work fits the floor and
+ * nothing is raised. */
+static void test_a_request_that_waited_in_its_ring_is_dated_by_the_channels_send_stamp(void **state)
+{
+	teach_100us();
+	ask();
+	unsigned long long chan0 = ask_chan_stamped();
+	uint64_t resumed;
+	assert_int_equal(call_held(100, false, 0, 3, &resumed), 8);
+	stats_t s = ask();
+	unsigned opp;
+	unsigned long long stamped, clamped;
+	ask_stamps(&opp, &stamped, &clamped);
+	assert_true(s.raise_ns >= resumed);                 /* raised after the service resumed, */
+	assert_int_equal(s.raise_ns, s.raise_dispatch_ns);  /* at the request's dispatch, */
+	assert_int_equal(opp, 4);                           /* to the top */
+	assert_int_equal(ask_chan_stamped(), chan0 + 1);
+}
+
+/* The stamp word is the client's: whatever it writes there, the service
+ * answers, and a lie costs energy or latency only.  From the future: as if
+ * sent at the dispatch (clamped; no raise to the top for 100 us of work);
+ * 1 s old: due at once (clamped; the top); 0 or another clock's stamp: no
+ * stamp (dated from the dispatch); then any bits at all. */
+static void test_hostile_channel_stamps_cost_energy_or_latency_never_a_crash(void **state)
+{
+	teach_100us();
+	stats_t s0 = ask();
+	unsigned opp;
+	unsigned long long stamped0, clamped0, stamped, clamped;
+	ask_stamps(&opp, &stamped0, &clamped0);
+	unsigned long long chan0 = ask_chan_stamped();
+	uint64_t resumed;
+	uint32_t now_lo = (uint32_t)now_ns();
+
+	/* from the future (0.5 s ahead, well inside the stamp's 2.1 s window) */
+	assert_int_equal(call_held(100, true, ((now_lo + 500000000u) & ~3u) | CHAN_STAMP_SET, 1, &resumed), 8);
+	stats_t s1 = ask();
+	ask_stamps(&opp, &stamped, &clamped);
+	assert_int_equal(ask_chan_stamped(), chan0 + 1);
+	assert_int_equal(clamped, clamped0 + 1);
+	assert_true(s1.raise_ns < resumed || opp < 4);      /* not the top for 100 us */
+	assert_true(wait_for_khz(432000, 5000));
+
+	/* 1 s old: due now */
+	now_lo = (uint32_t)now_ns();
+	assert_int_equal(call_held(100, true, ((now_lo - 1000000000u) & ~3u) | CHAN_STAMP_SET, 1, &resumed), 8);
+	stats_t s2 = ask();
+	ask_stamps(&opp, &stamped, &clamped);
+	assert_int_equal(ask_chan_stamped(), chan0 + 2);
+	assert_int_equal(clamped, clamped0 + 2);
+	assert_true(s2.raise_ns >= resumed);
+	assert_int_equal(opp, 4);
+	assert_true(wait_for_khz(432000, 5000));
+
+	/* no stamp, and a TSC-kind stamp: neither is a send time */
+	assert_int_equal(call_held(100, true, 0, 1, &resumed), 8);
+	assert_int_equal(call_held(100, true, now_lo | CHAN_STAMP_SET | CHAN_STAMP_TSC, 1, &resumed), 8);
+	ask();
+	assert_int_equal(ask_chan_stamped(), chan0 + 2);
+
+	/* any bits: answered every time */
+	uint32_t x = 0x2545f491u;
+	for (int i = 0; i < 16; i++) {
+		x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+		assert_int_equal(call_held(0, true, x, 0, &resumed), 8);
+	}
+	stats_t s3 = ask();
+	assert_int_equal(s3.requests, s0.requests + 4 + 16);
+	assert_int_equal(kill(service, 0), 0);
+}
+
+/* Deciding while a handler runs (governed.h): the service learnt 100 us
+ * requests, which the floor carries from their dispatch; one that burns
+ * 20 ms is dispatched at the floor, and only a decision while it runs can
+ * raise the frequency before it ends (the governor assumes a request past
+ * its estimate needs half as much again, and its 0.5 ms deadline is long
+ * past).  Without the watcher (decisions at dispatch and completion only),
+ * no check runs and nothing changes mid-handler. */
+static void test_a_handler_running_past_its_estimate_is_sped_up_while_it_runs(void **state)
+{
+	teach_100us();
+	ask();
+	char last[512] = "";
+	unsigned long long checks0, changes0, checks1, changes1;
+	int watcher;
+	lines(last, sizeof last);
+	const char *p = strstr(last, " mid_checks ");
+	assert_non_null(p);
+	assert_int_equal(sscanf(p, " mid_checks %llu mid_changes %llu watcher %d", &checks0, &changes0, &watcher), 3);
+	assert_int_equal(watcher, 1);
+	uint64_t sent = now_ns();
+	call(20000);
+	stats_t s = ask();
+	lines(last, sizeof last);
+	p = strstr(last, " mid_checks ");
+	assert_non_null(p);
+	assert_int_equal(sscanf(p, " mid_checks %llu mid_changes %llu", &checks1, &changes1), 2);
+	print_message("20 ms handler: %llu checks while it ran, %llu changed the OPP\n", checks1 - checks0,
+		      changes1 - changes0);
+	assert_true(checks1 > checks0);
+	assert_true(changes1 > changes0);       /* raised while it ran */
+	assert_true(s.raise_ns > sent);
+	unsigned opp;
+	unsigned long long stamped, clamped;
+	ask_stamps(&opp, &stamped, &clamped);
+	assert_true(opp > 1);                   /* above the floor (OPP 1, 432 MHz) */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_a_burst_raises_the_frequency_at_once_and_idle_lowers_it_to_zero_wakeups),
 		cmocka_unit_test(test_frequency_decisions_are_trace_points_exported_as_json_and_ctf),
 		cmocka_unit_test(test_a_request_that_waited_is_planned_against_the_deadline_of_its_send),
+		cmocka_unit_test(test_a_request_that_waited_in_its_ring_is_dated_by_the_channels_send_stamp),
+		cmocka_unit_test(test_hostile_channel_stamps_cost_energy_or_latency_never_a_crash),
+		cmocka_unit_test(test_a_handler_running_past_its_estimate_is_sped_up_while_it_runs),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

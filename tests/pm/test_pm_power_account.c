@@ -68,6 +68,11 @@ static void test_a_scripted_sequence_prices_each_request_at_its_opps_busy_power(
 	/* ... two requests of 600 us there: 2 x 600000 x 782 = 938,400,000 pJ */
 	assert_int_equal(thoth_pm_power_account_work(&a, 600000, FREQ(0, 1, 4)), 0);
 	assert_int_equal(thoth_pm_power_account_work(&a, 600000, FREQ(0, 1, 4)), 0);
+	/* a request raised while it ran (governed.h): 100 us at 432 MHz marked
+	 * partial (15,300,000 pJ, no request counted), then 50 us at 1200 MHz
+	 * (39,100,000 pJ): one request */
+	assert_int_equal(thoth_pm_power_account_work(&a, 100000, FREQ(0, 1, 1) | THOTH_PM_WORK_PARTIAL), 0);
+	assert_int_equal(thoth_pm_power_account_work(&a, 50000, FREQ(0, 1, 4)), 0);
 	/* the lowering timer to 432 MHz, one request of 300 us: 300000 x 153 = 45,900,000 pJ */
 	assert_int_equal(thoth_pm_power_account_freq(&a, 432000, FREQ(3, 1, 1)), 0);
 	assert_int_equal(thoth_pm_power_account_opp_mw(&a), 153);
@@ -77,18 +82,18 @@ static void test_a_scripted_sequence_prices_each_request_at_its_opps_busy_power(
 	assert_int_equal(thoth_pm_power_account_work(&a, 1000000, FREQ(0, 0, 1)), THOTH_E_NOT_FOUND);
 	assert_int_equal(thoth_pm_power_account_work(&a, 1000000, FREQ(0, 9, 1)), THOTH_E_NOT_FOUND);
 	assert_int_equal(thoth_pm_power_account_work(&a, 1000000, FREQ(0, 1, 5)), THOTH_E_INVAL);
-	assert_int_equal(thoth_pm_power_account_work(&a, 1000000, FREQ(1, 1, 1)), THOTH_E_INVAL);
+	assert_int_equal(thoth_pm_power_account_work(&a, 1000000, FREQ(2, 1, 1)), THOTH_E_INVAL);   /* bit 32 is THOTH_PM_WORK_PARTIAL */
 	assert_int_equal(a.unpriced, 4);
 	/* a change naming an OPP the model has not is refused and changes nothing */
 	assert_int_equal(thoth_pm_power_account_freq(&a, 432000, FREQ(1, 1, 7)), THOTH_E_INVAL);
 	assert_int_equal(thoth_pm_power_account_opp_mw(&a), 153);
 	thoth_pm_power_account_interval(&a, 1000000000ull, &iv);
-	/* 984,300,000 pJ over 1e9 ns = 0.9843 mW; 9.843e-4 J / 3 = 3.281e-4 J */
-	assert_close(iv.power_mw, 0.9843);
-	assert_close(iv.energy_j, 9.843e-4);
-	assert_int_equal(iv.requests, 3);
-	assert_close(iv.j_per_request, 3.281e-4);
-	assert_close(iv.cpu_share, 1.5e-3);
+	/* 1,038,700,000 pJ over 1e9 ns = 1.0387 mW; 1.0387e-3 J / 4 = 2.59675e-4 J */
+	assert_close(iv.power_mw, 1.0387);
+	assert_close(iv.energy_j, 1.0387e-3);
+	assert_int_equal(iv.requests, 4);
+	assert_close(iv.j_per_request, 2.59675e-4);
+	assert_close(iv.cpu_share, 1.65e-3);
 
 	/* interval 2 (500 ms): a Juno A53 request at 700 MHz for 2 ms
 	 * (2e6 x 100 = 2e8 pJ) and a Juno A57 one at 450 MHz for 1 ms
@@ -108,10 +113,11 @@ static void test_a_scripted_sequence_prices_each_request_at_its_opps_busy_power(
 	assert_int_equal(iv.requests, 0);
 	assert_close(iv.j_per_request, 0);
 
-	/* since the start: 5 priced requests, 9.843e-4 + 3.92e-4 J */
-	assert_int_equal(a.requests, 5);
-	assert_int_equal(a.cpu_ns, 4500000);
-	assert_close(a.energy_pj * 1e-12, 1.3763e-3);
+	/* since the start: 6 priced requests (the partial segment counts none),
+	 * 1.0387e-3 + 3.92e-4 J */
+	assert_int_equal(a.requests, 6);
+	assert_int_equal(a.cpu_ns, 4650000);
+	assert_close(a.energy_pj * 1e-12, 1.4307e-3);
 	assert_int_equal(a.unpriced, 4);
 }
 
