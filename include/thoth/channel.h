@@ -44,8 +44,10 @@ extern "C" {
 #endif
 
 #define THOTH_CHAN_SLOT_SIZE   256u  /* bytes per ring slot */
-#define THOTH_CHAN_SLOT_HEADER 16u   /* descriptor at the front of a slot */
-#define THOTH_CHAN_INLINE_MAX  (THOTH_CHAN_SLOT_SIZE - THOTH_CHAN_SLOT_HEADER)
+#define THOTH_CHAN_SLOT_HEADER 8u    /* descriptor at the front of a slot */
+/* An inline message lies at SLOT_HEADER; the slot's last 8 bytes hold its
+ * trace stamp (docs/IPC.md, "Layout"). */
+#define THOTH_CHAN_INLINE_MAX  240u
 
 /* Geometry of a channel.  0 in a field means "the default". */
 typedef struct thoth_chan_limits {
