@@ -438,7 +438,7 @@ int chan_try_alloc(chan_end_t *e, size_t len, uint8_t **buf)
 		int r = tx_slot_free(e);
 		if (r)
 			return r;
-		*buf = e->inline_pending = slot_at(e, e->tx, e->tx_head) + THOTH_CHAN_SLOT_HEADER;
+		*buf = e->inline_pending = e->tx_stage;
 		return 0;
 	}
 	return alloc_pool(e, len, buf);
@@ -645,19 +645,24 @@ int chan_try_send_flags(chan_end_t *e, uint8_t *buf, size_t len, unsigned flags)
 	if (buf && buf == e->inline_pending) {
 		if (len > THOTH_CHAN_INLINE_MAX)
 			return THOTH_E_INVAL;
-		uint8_t *slot = buf - THOTH_CHAN_SLOT_HEADER;
-		st32(slot + 4, (uint32_t)len);
 		/* The trace switch is read once per message (each test is two
 		 * dependent loads), and nothing else is done while it is off. */
 		bool traced = THOTH_TRACE_IS_ON(IPC);
 		uint64_t ts = traced ? thoth_trace_now() : 0;
+		if (traced)
+			thoth_trace_stamp_request(buf);
+		/* Built in tx_stage, copied here in a few wide stores: the
+		 * peer polls this slot's first line, and a message encoded in
+		 * place field by field would have that line taken from us
+		 * between the stores. */
+		uint8_t *slot = slot_at(e, e->tx, e->tx_head);
+		memcpy(slot + THOTH_CHAN_SLOT_HEADER, buf, len);
+		st32(slot + 4, (uint32_t)len);
 		/* In the slot's last line, which the receiver reads only while
 		 * it traces: a store to a line that stays ours otherwise. */
 		st32(slot + CHAN_SLOT_STAMP, send_stamp(ts));
 		e->inline_pending = NULL;
 		e->st.sent_inline++;
-		if (traced)
-			thoth_trace_stamp_request(buf);
 		e->st.urgent += flags & THOTH_CHAN_URGENT;
 		publish(e, slot, CHAN_SLOT_INLINE, flags);
 		/* Traced after publishing, off the peer's critical path: only we

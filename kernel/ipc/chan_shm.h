@@ -177,9 +177,10 @@ typedef struct chan_end {
 	uint8_t *buf_state;               /* per own pool buffer: BUF_* */
 	uint32_t *buf_run;                /* run length at a run's first buffer */
 	uint32_t pool_free;
-	uint8_t *inline_pending;          /* slot handed out by chan_alloc, not yet sent */
+	uint8_t *inline_pending;          /* tx_stage, handed out by chan_alloc, not yet sent */
 
 	_Alignas(8) uint8_t rx_copy[THOTH_CHAN_INLINE_MAX];  /* inline messages are read from here */
+	_Alignas(64) uint8_t tx_stage[THOTH_CHAN_INLINE_MAX]; /* and built here, then copied to the slot */
 
 	int err;                          /* sticky: CORRUPT or PEER_GONE */
 	char why[160];                    /* what was wrong */
@@ -238,7 +239,7 @@ static inline int chan_try_alloc_fast(chan_end_t *e, size_t len, uint8_t **buf)
 {
 	if (!e->err && len >= THOTH_WIRE_HEADER_SIZE && len <= THOTH_CHAN_INLINE_MAX &&
 	    !e->inline_pending && e->tx_head - e->tx_tail_seen < e->lay.lim.slots) {
-		*buf = e->inline_pending = chan_slot_at(e, e->tx, e->tx_head) + THOTH_CHAN_SLOT_HEADER;
+		*buf = e->inline_pending = e->tx_stage;
 		return 0;
 	}
 	return chan_try_alloc(e, len, buf);
