@@ -636,6 +636,26 @@ int chan_try_send(chan_end_t *e, uint8_t *buf, size_t len)
 
 static int send_pool(chan_end_t *e, uint8_t *buf, size_t len, unsigned flags) __attribute__((noinline));
 
+/* The message built in tx_stage goes to SLOT, with its length, in a few
+ * wide stores: the part past the slot's first line first, then the first
+ * line (the one the peer polls) in one run of stores, then publish() adds
+ * the tag to that line.  Encoded in place field by field, the polled line
+ * was taken back by the peer between the stores, each time costing a
+ * transfer; in one run it changes hands once. */
+#define SLOT_LINE0 (64u - THOTH_CHAN_SLOT_HEADER)   /* message bytes in the first line */
+
+static inline void slot_fill(uint8_t *slot, const uint8_t *msg, size_t len)
+{
+	uint8_t *to = slot + THOTH_CHAN_SLOT_HEADER;
+	if (len > SLOT_LINE0) {
+		memcpy(to + SLOT_LINE0, msg + SLOT_LINE0, len - SLOT_LINE0);
+		memcpy(to, msg, SLOT_LINE0);
+	} else {
+		memcpy(to, msg, len);
+	}
+	st32(slot + 4, (uint32_t)len);
+}
+
 int chan_try_send_flags(chan_end_t *e, uint8_t *buf, size_t len, unsigned flags)
 {
 	if (e->err)
@@ -651,19 +671,15 @@ int chan_try_send_flags(chan_end_t *e, uint8_t *buf, size_t len, unsigned flags)
 		uint64_t ts = traced ? thoth_trace_now() : 0;
 		if (traced)
 			thoth_trace_stamp_request(buf);
-		/* Built in tx_stage, copied here in a few wide stores: the
-		 * peer polls this slot's first line, and a message encoded in
-		 * place field by field would have that line taken from us
-		 * between the stores. */
-		uint8_t *slot = slot_at(e, e->tx, e->tx_head);
-		memcpy(slot + THOTH_CHAN_SLOT_HEADER, buf, len);
-		st32(slot + 4, (uint32_t)len);
-		/* In the slot's last line, which the receiver reads only while
-		 * it traces: a store to a line that stays ours otherwise. */
-		st32(slot + CHAN_SLOT_STAMP, send_stamp(ts));
 		e->inline_pending = NULL;
 		e->st.sent_inline++;
 		e->st.urgent += flags & THOTH_CHAN_URGENT;
+		uint8_t *slot = slot_at(e, e->tx, e->tx_head);
+		/* In the slot's last line, which the receiver reads only while
+		 * it traces: a store to a line that stays ours otherwise, made
+		 * first so that it cannot hold up the stores below. */
+		st32(slot + CHAN_SLOT_STAMP, send_stamp(ts));
+		slot_fill(slot, buf, len);
 		publish(e, slot, CHAN_SLOT_INLINE, flags);
 		/* Traced after publishing, off the peer's critical path: only we
 		 * write this slot, so it still holds our message. */
