@@ -675,12 +675,12 @@ int chan_try_send_flags(chan_end_t *e, uint8_t *buf, size_t len, unsigned flags)
 		e->st.sent_inline++;
 		e->st.urgent += flags & THOTH_CHAN_URGENT;
 		uint8_t *slot = slot_at(e, e->tx, e->tx_head);
-		/* In the slot's last line, which the receiver reads only while
-		 * it traces: a store to a line that stays ours otherwise, made
-		 * first so that it cannot hold up the stores below. */
-		st32(slot + CHAN_SLOT_STAMP, send_stamp(ts));
+		/* In the slot's last line, only while tracing (the tag says
+		 * so), and first, so that it cannot hold up the stores below. */
+		if (ts)
+			st32(slot + CHAN_SLOT_STAMP, send_stamp(ts));
 		slot_fill(slot, buf, len);
-		publish(e, slot, CHAN_SLOT_INLINE, flags);
+		publish(e, slot, CHAN_SLOT_INLINE | (ts ? CHAN_SLOT_STAMPED : 0), flags);
 		/* Traced after publishing, off the peer's critical path: only we
 		 * write this slot, so it still holds our message. */
 		if (traced)
@@ -704,12 +704,13 @@ static int send_pool(chan_end_t *e, uint8_t *buf, size_t len, unsigned flags)
 	st32(slot + 4, (uint32_t)len);
 	st32(slot + 8, (uint32_t)b);
 	uint64_t ts = trace_time();
-	st32(slot + 12, send_stamp(ts));
+	if (ts)
+		st32(slot + 12, send_stamp(ts));
 	memset(e->buf_state + b, BUF_LENT, e->buf_run[b]);
 	e->st.sent_pool++;
 	thoth_trace_stamp_request(buf);
 	e->st.urgent += flags & THOTH_CHAN_URGENT;
-	publish(e, slot, CHAN_SLOT_POOL, flags);
+	publish(e, slot, CHAN_SLOT_POOL | (ts ? CHAN_SLOT_STAMPED : 0), flags);
 	TRACE_CHAN(e, chan_send, THOTH_TRACE_SEND, buf, THOTH_TRACE_ZERO_COPY, ts, 0);
 	return 0;
 }
@@ -803,7 +804,7 @@ int chan_try_recv(chan_end_t *e, thoth_msg_t *msg)
 	/* The trace switch is read once.  The send stamp is the peer's word
 	 * like any other; it only ever feeds the traced queueing delay. */
 	bool traced = THOTH_TRACE_IS_ON(IPC);
-	uint32_t sent = traced ? ld32(slot + (kind == CHAN_SLOT_POOL ? 12 : CHAN_SLOT_STAMP)) : 0;
+	uint32_t sent = traced && (tag & CHAN_SLOT_STAMPED) ? ld32(slot + (kind == CHAN_SLOT_POOL ? 12 : CHAN_SLOT_STAMP)) : 0;
 	msg->len = len;
 	e->mod.rx_bytes += len;
 	e->rx_tail++;

@@ -29,17 +29,20 @@ enum { CHAN_SLOT_INLINE = 1, CHAN_SLOT_POOL = 2 };
 
 /*
  * A slot's descriptor: word 0 is its tag, word 1 the message length.  The
- * tag is the kind in bits 0-7 and the low 24 bits of (ring index + 1) in
- * bits 8-31; the producer stores it last (release), so the consumer polls
+ * tag is the kind in bits 0-6, CHAN_SLOT_STAMPED in bit 7 and the low 24
+ * bits of (ring index + 1) in bits 8-31; the producer stores it last (release), so the consumer polls
  * the slot's first line (which carries the message's first 56 bytes too)
  * instead of head's line: docs/IPC.md, "Cache lines".  The slot's previous
  * message was `slots` (at most 65536 < 2^24) indices earlier, so a stale
  * tag never matches.  A POOL descriptor has the buffer index in word 2 and
  * the send stamp in word 3 (the inline area is unused); an inline message's
  * stamp is at CHAN_SLOT_STAMP, after the 240 bytes a message may fill.
+ * The stamp is written (and read) only when the tag says STAMPED: an
+ * untraced message touches no line but the ones it fills.
  */
 #define CHAN_SLOT_STAMP (THOTH_CHAN_SLOT_SIZE - 8u)
-#define CHAN_SLOT_KIND_MASK 0xffu
+#define CHAN_SLOT_KIND_MASK 0x7fu
+#define CHAN_SLOT_STAMPED 0x80u
 #define CHAN_SLOT_SEQ_MASK 0xffffffu
 
 static inline uint32_t chan_slot_tag(uint32_t kind, uint32_t idx)
