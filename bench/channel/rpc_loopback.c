@@ -5,8 +5,10 @@
  * the rings' alloc/send/recv, thoth_server_dispatch and the same sink
  * handler), less the waiting (spin, presence, the serving loop), which has
  * nothing to wait for here.  What is left of a two-CPU round trip beyond
- * this and a raw spin's is lines moving between the CPUs.  docs/BENCHMARKS.md
- * (SCHED-3/4, stop 28).
+ * this and a raw spin's is lines moving between the CPUs.  A gauge of the
+ * work's size, not of each part: in one thread the receiver reads bytes the
+ * sender has just stored (store forwarding, all lines in L1), which prices
+ * the copies unlike two CPUs do.  docs/BENCHMARKS.md (SCHED-3/4, stop 28).
  *
  *   taskset -c 0 build/default/bench/channel/bench_rpc_loopback [calls_per_round]
  *
