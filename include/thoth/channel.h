@@ -8,7 +8,8 @@
  * holding:
  *
  *   - a request ring and a response ring of 256-byte slots: a message of up
- *     to THOTH_CHAN_INLINE_MAX bytes is built straight in a slot;
+ *     to THOTH_CHAN_INLINE_MAX bytes is built in a private buffer and
+ *     copied into the next slot when it is sent;
  *   - a payload pool per direction: a larger message is built in place in
  *     pool buffers owned by its sender and passed by descriptor; the
  *     receiver reads it where it lies and gives it back when done.
@@ -44,8 +45,10 @@ extern "C" {
 #endif
 
 #define THOTH_CHAN_SLOT_SIZE   256u  /* bytes per ring slot */
-#define THOTH_CHAN_SLOT_HEADER 16u   /* descriptor at the front of a slot */
-#define THOTH_CHAN_INLINE_MAX  (THOTH_CHAN_SLOT_SIZE - THOTH_CHAN_SLOT_HEADER)
+#define THOTH_CHAN_SLOT_HEADER 8u    /* descriptor at the front of a slot */
+/* An inline message lies at SLOT_HEADER; the slot's last 8 bytes hold its
+ * trace stamp (docs/IPC.md, "Layout"). */
+#define THOTH_CHAN_INLINE_MAX  240u
 
 /* Geometry of a channel.  0 in a field means "the default". */
 typedef struct thoth_chan_limits {
@@ -168,9 +171,10 @@ int thoth_chan_error(const thoth_chan_t *ch);
  * timeout_ms: 0 never blocks (THOTH_E_AGAIN), > 0 waits at most that long
  * (THOTH_E_TIMEDOUT), < 0 waits until it can (peer death still ends it).
  *
- * thoth_chan_alloc: a buffer for a LEN-byte message: the next ring slot
- *   when LEN <= THOTH_CHAN_INLINE_MAX (one slot may be pending at a time),
- *   else pool buffers.  Build the message with thoth_builder or a
+ * thoth_chan_alloc: a buffer for a LEN-byte message: the channel end's
+ *   private buffer for the next ring slot when LEN <= THOTH_CHAN_INLINE_MAX
+ *   (one may be pending at a time; the send copies it into the slot), else
+ *   pool buffers.  Build the message with thoth_builder or a
  *   generated *_encode_msg, then thoth_chan_send it (or thoth_chan_discard).
  * thoth_chan_send: publish a message built in a buffer from thoth_chan_alloc.
  * thoth_chan_recv: the next message from the service (a response, in the

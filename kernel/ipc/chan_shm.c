@@ -82,6 +82,8 @@ static uint32_t next_pow2(uint32_t v)
 /* Shared memory the peer may write concurrently: one relaxed atomic load. */
 static inline uint32_t ld32(const void *p) { return __atomic_load_n((const uint32_t *)p, __ATOMIC_RELAXED); }
 static inline void st32(void *p, uint32_t v) { __atomic_store_n((uint32_t *)p, v, __ATOMIC_RELAXED); }
+static inline uint32_t ld32_acq(const void *p) { return __atomic_load_n((const uint32_t *)p, __ATOMIC_ACQUIRE); }
+static inline void st32_rel(void *p, uint32_t v) { __atomic_store_n((uint32_t *)p, v, __ATOMIC_RELEASE); }
 
 static inline void cpu_relax(void)
 {
@@ -268,6 +270,7 @@ int chan_end_init(chan_end_t *e, uint8_t *base, const chan_layout_t *lay, int si
 	/* Read once: the consumer of what we send asked before sharing the
 	 * page (a wish, not geometry: any other value is "no"). */
 	e->stamp_tx = ld32(&c->stamps[e->tx]) == CHAN_STAMPS_MONOTONIC;
+	e->stamp_rx = ld32(&c->stamps[e->rx]) == CHAN_STAMPS_MONOTONIC;
 	presence_publish(e, true);      /* the peer learns our CPU before our first wait */
 	return 0;
 }
@@ -457,7 +460,7 @@ int chan_try_alloc(chan_end_t *e, size_t len, uint8_t **buf)
 		int r = tx_slot_free(e);
 		if (r)
 			return r;
-		*buf = e->inline_pending = slot_at(e, e->tx, e->tx_head) + THOTH_CHAN_SLOT_HEADER;
+		*buf = e->inline_pending = e->tx_stage;
 		return 0;
 	}
 	return alloc_pool(e, len, buf);
@@ -514,7 +517,7 @@ static inline uint32_t send_stamp(uint64_t ts)
 /* The stamp of a message whose consumer asked for send stamps: CLOCK_MONOTONIC
  * ns, shared with the tracer's reading TS when that is the same clock (one
  * clock reading per message), else read here. */
-static uint32_t mono_stamp(uint64_t ts)
+static __attribute__((noinline)) uint32_t mono_stamp(uint64_t ts)
 {
 	uint64_t ns = ts && thoth_trace_clock_kind == THOTH_TRACE_CLOCK_MONOTONIC ? ts : thoth_clock_now();
 	return ((uint32_t)ns & ~3u) | CHAN_STAMP_SET;
@@ -635,9 +638,13 @@ void chan_mod_flush(chan_end_t *e)
 		wake_peer(e, &d->head, waiting);
 }
 
-static void publish(chan_end_t *e, unsigned flags)
+/* Publish the message in SLOT (everything but its tag written) of kind KIND:
+ * the tag (release: the consumer polls it), then head (release: a sleeping
+ * consumer's futex word, and what its checks compare with). */
+static void publish(chan_end_t *e, uint8_t *slot, uint32_t kind, unsigned flags)
 {
 	chan_dir_t *d = &e->ctl->dir[e->tx];
+	st32_rel(slot, chan_slot_tag(kind, e->tx_head));
 	e->tx_head++;
 	atomic_store_explicit(&d->head, e->tx_head, memory_order_release);
 	atomic_thread_fence(memory_order_seq_cst);
@@ -660,39 +667,24 @@ int chan_try_send(chan_end_t *e, uint8_t *buf, size_t len)
 
 static int send_pool(chan_end_t *e, uint8_t *buf, size_t len, unsigned flags) __attribute__((noinline));
 
-/* The inline send; STAMPED: the consumer asked for send stamps. */
-static inline __attribute__((always_inline)) int send_inline(chan_end_t *e, uint8_t *buf, size_t len,
-							     unsigned flags, bool stamped)
-{
-	if (len > THOTH_CHAN_INLINE_MAX)
-		return THOTH_E_INVAL;
-	uint8_t *slot = buf - THOTH_CHAN_SLOT_HEADER;
-	st32(slot, CHAN_SLOT_INLINE);
-	st32(slot + 4, (uint32_t)len);
-	st32(slot + 8, 0);
-	/* The trace switch is read once per message (each test is two
-	 * dependent loads), and nothing else is done while it is off. */
-	bool traced = THOTH_TRACE_IS_ON(IPC);
-	uint64_t ts = traced ? thoth_trace_now() : 0;
-	st32(slot + 12, stamped ? mono_stamp(ts) : send_stamp(ts));
-	e->inline_pending = NULL;
-	e->st.sent_inline++;
-	if (traced)
-		thoth_trace_stamp_request(buf);
-	e->st.urgent += flags & THOTH_CHAN_URGENT;
-	publish(e, flags);
-	/* Traced after publishing, off the peer's critical path: only we
-	 * write this slot, so it still holds our message. */
-	if (traced)
-		TRACE_CHAN(e, chan_send, THOTH_TRACE_SEND, buf, THOTH_TRACE_INLINE, ts, 0);
-	return 0;
-}
+/* The message built in tx_stage goes to SLOT, with its length, in a few
+ * wide stores: the part past the slot's first line first, then the first
+ * line (the one the peer polls) in one run of stores, then publish() adds
+ * the tag to that line.  Encoded in place field by field, the polled line
+ * was taken back by the peer between the stores, each time costing a
+ * transfer; in one run it changes hands once. */
+#define SLOT_LINE0 (64u - THOTH_CHAN_SLOT_HEADER)   /* message bytes in the first line */
 
-/* Out of line, so that a channel whose consumer asked for no stamps pays
- * one test and no register for the clock read's call. */
-static int __attribute__((noinline)) send_inline_stamped(chan_end_t *e, uint8_t *buf, size_t len, unsigned flags)
+static inline void slot_fill(uint8_t *slot, const uint8_t *msg, size_t len)
 {
-	return send_inline(e, buf, len, flags, true);
+	uint8_t *to = slot + THOTH_CHAN_SLOT_HEADER;
+	if (len > SLOT_LINE0) {
+		memcpy(to + SLOT_LINE0, msg + SLOT_LINE0, len - SLOT_LINE0);
+		memcpy(to, msg, SLOT_LINE0);
+	} else {
+		memcpy(to, msg, len);
+	}
+	st32(slot + 4, (uint32_t)len);
 }
 
 int chan_try_send_flags(chan_end_t *e, uint8_t *buf, size_t len, unsigned flags)
@@ -702,9 +694,32 @@ int chan_try_send_flags(chan_end_t *e, uint8_t *buf, size_t len, unsigned flags)
 	if (len < THOTH_WIRE_HEADER_SIZE)
 		return THOTH_E_INVAL;
 	if (buf && buf == e->inline_pending) {
-		if (__builtin_expect(e->stamp_tx, 0))
-			return send_inline_stamped(e, buf, len, flags);
-		return send_inline(e, buf, len, flags, false);
+		if (len > THOTH_CHAN_INLINE_MAX)
+			return THOTH_E_INVAL;
+		/* The trace switch is read once per message (each test is two
+		 * dependent loads), and nothing else is done while it is off. */
+		bool traced = THOTH_TRACE_IS_ON(IPC);
+		uint64_t ts = traced ? thoth_trace_now() : 0;
+		if (traced)
+			thoth_trace_stamp_request(buf);
+		e->inline_pending = NULL;
+		e->st.sent_inline++;
+		e->st.urgent += flags & THOTH_CHAN_URGENT;
+		uint8_t *slot = slot_at(e, e->tx, e->tx_head);
+		/* In the slot's last line, only while tracing or asked for (the
+		 * tag says so), and first, so that it cannot hold up the stores below. */
+		/* The consumer's send stamp where it asked for one (docs/IPC.md
+		 * "Send stamps"), else the tracer's while tracing. */
+		uint32_t stamp = __builtin_expect(e->stamp_tx, 0) ? mono_stamp(ts) : send_stamp(ts);
+		if (stamp)
+			st32(slot + CHAN_SLOT_STAMP, stamp);
+		slot_fill(slot, buf, len);
+		publish(e, slot, CHAN_SLOT_INLINE | (stamp ? CHAN_SLOT_STAMPED : 0), flags);
+		/* Traced after publishing, off the peer's critical path: only we
+		 * write this slot, so it still holds our message. */
+		if (traced)
+			TRACE_CHAN(e, chan_send, THOTH_TRACE_SEND, buf, THOTH_TRACE_INLINE, ts, 0);
+		return 0;
 	}
 	return send_pool(e, buf, len, flags);
 }
@@ -720,16 +735,17 @@ static int send_pool(chan_end_t *e, uint8_t *buf, size_t len, unsigned flags)
 	if (r)
 		return r;
 	uint8_t *slot = slot_at(e, e->tx, e->tx_head);
-	st32(slot, CHAN_SLOT_POOL);
 	st32(slot + 4, (uint32_t)len);
 	st32(slot + 8, (uint32_t)b);
 	uint64_t ts = trace_time();
-	st32(slot + 12, e->stamp_tx ? mono_stamp(ts) : send_stamp(ts));
+	uint32_t stamp = e->stamp_tx ? mono_stamp(ts) : send_stamp(ts);
+	if (stamp)
+		st32(slot + 12, stamp);
 	memset(e->buf_state + b, BUF_LENT, e->buf_run[b]);
 	e->st.sent_pool++;
 	thoth_trace_stamp_request(buf);
 	e->st.urgent += flags & THOTH_CHAN_URGENT;
-	publish(e, flags);
+	publish(e, slot, CHAN_SLOT_POOL | (stamp ? CHAN_SLOT_STAMPED : 0), flags);
 	TRACE_CHAN(e, chan_send, THOTH_TRACE_SEND, buf, THOTH_TRACE_ZERO_COPY, ts, 0);
 	return 0;
 }
@@ -752,20 +768,48 @@ void chan_discard(chan_end_t *e, uint8_t *buf)
 	e->st.pool_in_use -= n;
 }
 
+/*
+ * The tag of our next slot does not publish it: is that "nothing yet"
+ * (THOTH_E_AGAIN) or a lie?  Checks the peer's head, then reads the tag
+ * again (head is stored after the tag, so a head that counts the message
+ * comes with its tag).  An honest head is our tail (nothing sent), one
+ * behind it (the producer stored the tag we took and not yet head), or up
+ * to `slots` ahead with the tag there; anything else is refused.
+ */
+static int rx_untagged(chan_end_t *e, const uint8_t *slot, uint32_t *tag) __attribute__((noinline));
+
+static int rx_untagged(chan_end_t *e, const uint8_t *slot, uint32_t *tag)
+{
+	uint32_t head = atomic_load_explicit(&e->ctl->dir[e->rx].head, memory_order_acquire);
+	uint32_t avail = head - e->rx_tail;
+	if (avail == 0 || avail == UINT32_MAX)
+		return THOTH_E_AGAIN;
+	if (avail > e->lay.lim.slots)
+		return (int32_t)avail < 0
+			? chan_fail(e, THOTH_E_CORRUPT, "peer's head index %u is %u behind our tail %u (at most 1 may be)",
+				    head, -avail, e->rx_tail)
+			: chan_fail(e, THOTH_E_CORRUPT, "peer's head index %u is %u slots ahead of our tail %u (ring has %u)",
+				    head, avail, e->rx_tail, e->lay.lim.slots);
+	*tag = ld32_acq(slot);
+	if (!chan_slot_tag_is(*tag, e->rx_tail))
+		return chan_fail(e, THOTH_E_CORRUPT, "peer's head index %u counts message %u, but slot %u's tag 0x%08x is not its",
+				 head, e->rx_tail, e->rx_tail & (e->lay.lim.slots - 1), *tag);
+	return 0;
+}
+
 int chan_try_recv(chan_end_t *e, thoth_msg_t *msg)
 {
 	if (e->err)
 		return e->err;
 	chan_dir_t *d = &e->ctl->dir[e->rx];
-	uint32_t head = atomic_load_explicit(&d->head, memory_order_acquire);
-	uint32_t avail = head - e->rx_tail;
-	if (avail == 0)
-		return THOTH_E_AGAIN;
-	if (avail > e->lay.lim.slots)
-		return chan_fail(e, THOTH_E_CORRUPT, "peer's head index %u is %u slots ahead of our tail %u (ring has %u)",
-				 head, avail, e->rx_tail, e->lay.lim.slots);
 	const uint8_t *slot = slot_at(e, e->rx, e->rx_tail);
-	uint32_t kind = ld32(slot), len = ld32(slot + 4), b = ld32(slot + 8), sent = ld32(slot + 12);
+	uint32_t tag = ld32_acq(slot);
+	if (!chan_slot_tag_is(tag, e->rx_tail)) {
+		int r = rx_untagged(e, slot, &tag);
+		if (r)
+			return r;
+	}
+	uint32_t kind = tag & CHAN_SLOT_KIND_MASK, len = ld32(slot + 4);
 	switch (kind) {
 	case CHAN_SLOT_INLINE:
 		if (len < THOTH_WIRE_HEADER_SIZE || len > THOTH_CHAN_INLINE_MAX)
@@ -777,7 +821,7 @@ int chan_try_recv(chan_end_t *e, thoth_msg_t *msg)
 		msg->handle = NULL;
 		break;
 	case CHAN_SLOT_POOL: {
-		uint32_t bufs = e->lay.lim.pool_bufs;
+		uint32_t bufs = e->lay.lim.pool_bufs, b = ld32(slot + 8);
 		if (b >= bufs)
 			return chan_fail(e, THOTH_E_CORRUPT, "descriptor in slot %u points at pool buffer %u; the pool has %u",
 					 e->rx_tail, b, bufs);
@@ -792,6 +836,11 @@ int chan_try_recv(chan_end_t *e, thoth_msg_t *msg)
 	default:
 		return chan_fail(e, THOTH_E_CORRUPT, "slot %u holds descriptor kind %u", e->rx_tail, kind);
 	}
+	/* The trace switch is read once.  The send stamp is the peer's word
+	 * like any other; it feeds the traced queueing delay and, where this
+	 * end asked for stamps, a dispatch's send time (clamped there). */
+	bool traced = THOTH_TRACE_IS_ON(IPC);
+	uint32_t sent = (traced || e->stamp_rx) && (tag & CHAN_SLOT_STAMPED) ? ld32(slot + (kind == CHAN_SLOT_POOL ? 12 : CHAN_SLOT_STAMP)) : 0;
 	msg->len = len;
 	e->rx_stamp = sent;     /* the server hands it to a dispatch (thoth_chan_server_sent) */
 	e->mod.rx_bytes += len;
@@ -802,9 +851,8 @@ int chan_try_recv(chan_end_t *e, thoth_msg_t *msg)
 		wake_peer(e, &d->tail, CHAN_WAITING_BELL);
 	e->st.received++;
 	/* After the slot is handed back: the message is in rx_copy or in the
-	 * peer's pool buffer, which stays ours until released.  The trace
-	 * switch is read once. */
-	if (THOTH_TRACE_IS_ON(IPC)) {
+	 * peer's pool buffer, which stays ours until released. */
+	if (traced) {
 		uint64_t ts = thoth_trace_now();
 		TRACE_CHAN(e, chan_recv, THOTH_TRACE_RECV, msg->data,
 			   msg->handle ? THOTH_TRACE_ZERO_COPY : THOTH_TRACE_INLINE,
@@ -838,13 +886,28 @@ int chan_release(chan_end_t *e, thoth_msg_t *msg)
 
 /* ---- waiting ------------------------------------------------------------ */
 
+/* Does our next slot's tag publish it?  What a spinning consumer polls:
+ * the slot's first line, which the message then is read from. */
+static inline bool rx_tagged(const chan_end_t *e)
+{
+	return chan_slot_tag_is(ld32_acq(slot_at(e, e->rx, e->rx_tail)), e->rx_tail);
+}
+
 int chan_ready(chan_end_t *e, enum chan_cond cond, size_t len)
 {
 	if (e->err)
 		return 1;
 	switch (cond) {
-	case CHAN_WAIT_RECV:
-		return atomic_load_explicit(&e->ctl->dir[e->rx].head, memory_order_acquire) != e->rx_tail;
+	case CHAN_WAIT_RECV: {
+		/* Or head says more than "nothing" or "one behind" (a producer
+		 * between its tag and its head): chan_try_recv then takes the
+		 * message, or refuses a head that its tag contradicts, so a
+		 * hostile head is refused rather than slept on. */
+		if (rx_tagged(e))
+			return 1;
+		uint32_t avail = atomic_load_explicit(&e->ctl->dir[e->rx].head, memory_order_acquire) - e->rx_tail;
+		return avail != 0 && avail != UINT32_MAX;
+	}
 	case CHAN_WAIT_SLOT: {
 		uint32_t space = 0;
 		return tx_space(e, &space) || space > 0;
@@ -868,9 +931,15 @@ static _Atomic uint32_t *wait_flag(chan_end_t *e, enum chan_cond cond)
 _Atomic uint32_t *chan_wait_word(chan_end_t *e, enum chan_cond cond, uint32_t *expect)
 {
 	switch (cond) {
-	case CHAN_WAIT_RECV:
-		*expect = e->rx_tail;                       /* sleep while head == our tail */
-		return &e->ctl->dir[e->rx].head;
+	case CHAN_WAIT_RECV: {
+		/* Sleep while head == our tail, or while it stays one behind
+		 * (a producer stopped between the tag we took and its head):
+		 * its head store then wakes us, and we sleep again. */
+		_Atomic uint32_t *head = &e->ctl->dir[e->rx].head;
+		uint32_t h = atomic_load_explicit(head, memory_order_relaxed);
+		*expect = h == e->rx_tail - 1 ? h : e->rx_tail;
+		return head;
+	}
 	case CHAN_WAIT_SLOT:
 		*expect = e->tx_head - e->lay.lim.slots;    /* sleep while the ring is full */
 		return &e->ctl->dir[e->tx].tail;
@@ -996,7 +1065,10 @@ bool chan_spin(chan_end_t *e, enum chan_cond cond, size_t len)
 		if (t != start && !spin_may(e))
 			return false;
 		for (int i = 0; i < 64; i++) {
-			if (chan_ready(e, cond, len)) {
+			/* A receiver polls only its slot's tag: head's line
+			 * stays with the producer (chan_ready checks it when
+			 * the spin is over). */
+			if (cond == CHAN_WAIT_RECV ? e->err || rx_tagged(e) : chan_ready(e, cond, len)) {
 				/* How long it took, as of the last clock reading
 				 * (at most 64 pauses short): no clock read between
 				 * the peer's message and its handling, where a

@@ -17,7 +17,8 @@
 #include "thoth/channel.h"
 
 #define CHAN_MAGIC  0x31434854u   /* 'T' 'H' 'C' '1' */
-#define CHAN_LAYOUT 2u   /* 2: cons_waiting on its own cache line */
+#define CHAN_LAYOUT 3u   /* 2: cons_waiting on its own cache line; 3: 8-byte slot
+			  * descriptors whose tag publishes the message */
 #define CHAN_PAGE   4096u
 
 enum { CHAN_REQ = 0, CHAN_RESP = 1 };          /* ring directions */
@@ -25,6 +26,35 @@ enum { CHAN_CLIENT = 0, CHAN_SERVER = 1 };     /* sides */
 
 /* Slot descriptor kinds. */
 enum { CHAN_SLOT_INLINE = 1, CHAN_SLOT_POOL = 2 };
+
+/*
+ * A slot's descriptor: word 0 is its tag, word 1 the message length.  The
+ * tag is the kind in bits 0-6, CHAN_SLOT_STAMPED in bit 7 and the low 24
+ * bits of (ring index + 1) in bits 8-31; the producer stores it last (release), so the consumer polls
+ * the slot's first line (which carries the message's first 56 bytes too)
+ * instead of head's line: docs/IPC.md, "Cache lines".  The slot's previous
+ * message was `slots` (at most 65536 < 2^24) indices earlier, so a stale
+ * tag never matches.  A POOL descriptor has the buffer index in word 2 and
+ * the send stamp in word 3 (the inline area is unused); an inline message's
+ * stamp is at CHAN_SLOT_STAMP, after the 240 bytes a message may fill.
+ * The stamp is written (and read) only when the tag says STAMPED: an
+ * untraced message touches no line but the ones it fills.
+ */
+#define CHAN_SLOT_STAMP (THOTH_CHAN_SLOT_SIZE - 8u)
+#define CHAN_SLOT_KIND_MASK 0x7fu
+#define CHAN_SLOT_STAMPED 0x80u
+#define CHAN_SLOT_SEQ_MASK 0xffffffu
+
+static inline uint32_t chan_slot_tag(uint32_t kind, uint32_t idx)
+{
+	return kind | (idx + 1u) << 8;
+}
+
+/* Does TAG publish message IDX (of any kind)? */
+static inline bool chan_slot_tag_is(uint32_t tag, uint32_t idx)
+{
+	return tag >> 8 == ((idx + 1u) & CHAN_SLOT_SEQ_MASK);
+}
 
 /*
  * Per direction, in shared memory.  The producer of the direction writes
@@ -35,17 +65,20 @@ enum { CHAN_SLOT_INLINE = 1, CHAN_SLOT_POOL = 2 };
  * shared memory is trusted without a check.
  *
  * Cache lines, for a message in flight between two CPUs (docs/IPC.md,
- * "Cache lines"): the consumer polls head's line, and prod_waiting rides on
- * it (the consumer checks it after every message, with the line it already
- * has).  tail has a line of its own that the producer reads only when its
- * cached copy says the ring is full, so the consumer's store to it stays a
- * local one.  cons_waiting, which the producer checks after every message,
- * has a line of its own that changes only when the consumer goes to sleep.
+ * "Cache lines"): the consumer polls the slot's tag, not head; head is the
+ * futex word a sleeping consumer waits on and the index the consumer checks
+ * when the tag says "nothing yet" (a hostile head is still refused).
+ * tail's line is the consumer's: the producer reads tail only when its
+ * cached copy says the ring is full, and writes prod_waiting beside it only
+ * when it goes to sleep on a full ring, so the consumer's store to tail and
+ * its check of prod_waiting after every message stay local.  cons_waiting,
+ * which the producer checks after every message, has a line of its own
+ * that changes only when the consumer goes to sleep.
  */
 typedef struct chan_dir {
 	_Alignas(64) _Atomic uint32_t head;
-	_Atomic uint32_t prod_waiting;    /* producer sleeps on tail: ring full */
 	_Alignas(64) _Atomic uint32_t tail;
+	_Atomic uint32_t prod_waiting;    /* producer sleeps on tail: ring full */
 	_Alignas(64) _Atomic uint32_t cons_waiting;   /* consumer sleeps on head: ring empty */
 	_Alignas(64) _Atomic uint32_t rel_head;
 	_Alignas(64) _Atomic uint32_t rel_tail;
@@ -173,9 +206,10 @@ typedef struct chan_end {
 	uint8_t *buf_state;               /* per own pool buffer: BUF_* */
 	uint32_t *buf_run;                /* run length at a run's first buffer */
 	uint32_t pool_free;
-	uint8_t *inline_pending;          /* slot handed out by chan_alloc, not yet sent */
+	uint8_t *inline_pending;          /* tx_stage, handed out by chan_alloc, not yet sent */
 
 	_Alignas(8) uint8_t rx_copy[THOTH_CHAN_INLINE_MAX];  /* inline messages are read from here */
+	_Alignas(64) uint8_t tx_stage[THOTH_CHAN_INLINE_MAX]; /* and built here, then copied to the slot */
 
 	int err;                          /* sticky: CORRUPT or PEER_GONE */
 	char why[160];                    /* what was wrong */
@@ -201,6 +235,7 @@ typedef struct chan_end {
 	uint64_t nap_cycle_at;            /* the last idle moment chan_nap saw */
 	uint64_t nap_cycle_rx;            /* st.received then: a cycle is timed with one message */
 	bool stamp_tx;                    /* the consumer of what we send asked for send stamps */
+	bool stamp_rx;                    /* we asked for send stamps on what we receive */
 	uint32_t rx_stamp;                /* the stamp word of the message last received */
 	thoth_chan_stats_t st;
 	chan_mod_end_t mod;
@@ -239,7 +274,7 @@ static inline int chan_try_alloc_fast(chan_end_t *e, size_t len, uint8_t **buf)
 {
 	if (!e->err && len >= THOTH_WIRE_HEADER_SIZE && len <= THOTH_CHAN_INLINE_MAX &&
 	    !e->inline_pending && e->tx_head - e->tx_tail_seen < e->lay.lim.slots) {
-		*buf = e->inline_pending = chan_slot_at(e, e->tx, e->tx_head) + THOTH_CHAN_SLOT_HEADER;
+		*buf = e->inline_pending = e->tx_stage;
 		return 0;
 	}
 	return chan_try_alloc(e, len, buf);

@@ -95,8 +95,7 @@ static void test_inline_roundtrip_and_no_wake_when_peer_awake(void **state)
 	for (uint32_t i = 0; i < 100; i++) {
 		uint8_t *buf;
 		assert_int_equal(chan_try_alloc(&p->cli, 64, &buf), 0);
-		assert_true(buf >= p->base + p->lay.ring_off[CHAN_REQ]);   /* built in the slot */
-		assert_true(buf < p->base + p->lay.ring_off[CHAN_REQ] + 8 * THOTH_CHAN_SLOT_SIZE);
+		assert_ptr_equal(buf, p->cli.tx_stage);   /* built privately, copied at send */
 		fake_msg(buf, 64, i);
 		assert_int_equal(chan_try_send(&p->cli, buf, 64), 0);
 		thoth_msg_t m;
@@ -170,7 +169,8 @@ static void expect_client_corrupt(pair_t *p, const char *what)
 static void put_slot(pair_t *p, uint32_t idx, uint32_t kind, uint32_t len, uint32_t buf)
 {
 	uint8_t *s = p->base + p->lay.ring_off[CHAN_RESP] + (size_t)idx * THOTH_CHAN_SLOT_SIZE;
-	memcpy(s, &kind, 4);
+	uint32_t tag = chan_slot_tag(kind, idx);   /* any kind byte, published for message IDX */
+	memcpy(s, &tag, 4);
 	memcpy(s + 4, &len, 4);
 	memcpy(s + 8, &buf, 4);
 	atomic_store(&((chan_ctl_t *)p->base)->dir[CHAN_RESP].head, idx + 1);
@@ -194,6 +194,68 @@ static void test_hostile_service_descriptors_are_refused(void **state)
 		expect_client_corrupt(p, cases[i].what);
 		pair_free(p);
 	}
+}
+
+/* The "service" writes a valid inline message (LEN bytes) in response slot
+ * IDX and its tag TAG, without touching head. */
+static void put_tagged(pair_t *p, uint32_t idx, uint32_t tag, uint32_t len)
+{
+	uint8_t *s = p->base + p->lay.ring_off[CHAN_RESP] +
+		     (size_t)(idx & (p->lay.lim.slots - 1)) * THOTH_CHAN_SLOT_SIZE;
+	fake_msg(s + THOTH_CHAN_SLOT_HEADER, len, idx);
+	memcpy(s + 4, &len, 4);
+	memcpy(s, &tag, 4);
+}
+
+/*
+ * Layout 3: a receiver takes a message when its slot's tag publishes it,
+ * and reads the peer's head only when the tag says "nothing": a head one
+ * behind (a producer between its tag and its head) is "nothing yet", a
+ * head further behind or one that counts a message whose tag is not there
+ * is refused.
+ */
+static void test_hostile_tags_and_heads_are_refused(void **state)
+{
+	pair_t *p = pair_new(8, 8, 4096);
+	chan_ctl_t *ctl = (chan_ctl_t *)p->base;
+	thoth_msg_t m;
+	/* Tags without head: taken, and head one behind is no error. */
+	put_tagged(p, 0, chan_slot_tag(CHAN_SLOT_INLINE, 0), 64);
+	assert_int_equal(chan_try_recv(&p->cli, &m), 0);
+	assert_int_equal(m.len, 64);
+	assert_int_equal(chan_try_recv(&p->cli, &m), THOTH_E_AGAIN);
+	assert_int_equal(chan_ready(&p->cli, CHAN_WAIT_RECV, 0), 0);
+	put_tagged(p, 1, chan_slot_tag(CHAN_SLOT_INLINE, 1), 64);
+	assert_int_equal(chan_try_recv(&p->cli, &m), 0);
+	/* Now head (0) is two behind our tail (2): a lie, refused. */
+	assert_int_equal(chan_ready(&p->cli, CHAN_WAIT_RECV, 0), 1);
+	expect_client_corrupt(p, "behind our tail");
+	pair_free(p);
+
+	/* A stale tag (the slot's previous lap, message 0 in slot 0 where
+	 * message 8 is due) is not taken; with head counting message 8 it
+	 * is refused. */
+	p = pair_new(8, 8, 4096);
+	ctl = (chan_ctl_t *)p->base;
+	for (uint32_t i = 0; i < 8; i++) {
+		put_tagged(p, i, chan_slot_tag(CHAN_SLOT_INLINE, i), 64);
+		atomic_store(&ctl->dir[CHAN_RESP].head, i + 1);
+		assert_int_equal(chan_try_recv(&p->cli, &m), 0);
+	}
+	assert_int_equal(chan_try_recv(&p->cli, &m), THOTH_E_AGAIN);
+	atomic_store(&ctl->dir[CHAN_RESP].head, 9);
+	assert_int_equal(chan_ready(&p->cli, CHAN_WAIT_RECV, 0), 1);   /* not slept on */
+	expect_client_corrupt(p, "is not its");
+	pair_free(p);
+
+	/* A tag for another index (message 1's in message 0's slot) with
+	 * head counting message 0: refused. */
+	p = pair_new(8, 8, 4096);
+	ctl = (chan_ctl_t *)p->base;
+	put_tagged(p, 0, chan_slot_tag(CHAN_SLOT_INLINE, 1), 64);
+	atomic_store(&ctl->dir[CHAN_RESP].head, 1);
+	expect_client_corrupt(p, "is not its");
+	pair_free(p);
 }
 
 static void test_hostile_indices_are_refused(void **state)
@@ -571,7 +633,7 @@ static void test_send_stamps_are_written_only_when_the_consumer_asked(void **sta
 	pair_t *p = pair_new(8, 8, 4096);
 	assert_false(p->cli.stamp_tx);
 	send_one(p, 64, &t0, &t1);
-	assert_int_equal(ld32_test(chan_slot_at(&p->cli, CHAN_REQ, 0) + 12), 0);
+	assert_int_equal(ld32_test(chan_slot_at(&p->cli, CHAN_REQ, 0)) & CHAN_SLOT_STAMPED, 0);   /* the tag: unstamped */
 	assert_int_equal(chan_try_recv(&p->srv, &m), 0);
 	assert_int_equal(chan_stamp_sent_ns(p->srv.rx_stamp, thoth_clock_now(), &sent), THOTH_E_NOT_FOUND);
 	chan_release(&p->srv, &m);
@@ -674,6 +736,7 @@ int main(void)
 		cmocka_unit_test(test_pool_runs_lend_and_return),
 		cmocka_unit_test(test_hostile_service_descriptors_are_refused),
 		cmocka_unit_test(test_hostile_indices_are_refused),
+		cmocka_unit_test(test_hostile_tags_and_heads_are_refused),
 		cmocka_unit_test(test_double_release_is_detected),
 		cmocka_unit_test(test_wait_flags_make_the_producer_wake),
 		cmocka_unit_test(test_control_page_mismatch_is_refused),

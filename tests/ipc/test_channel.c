@@ -786,7 +786,8 @@ static uint8_t *req_slot(chan_end_t *e)
 static void publish_slot(chan_end_t *e, uint32_t kind, uint32_t len, uint32_t buf)
 {
 	uint8_t *s = req_slot(e);
-	memcpy(s, &kind, 4);
+	uint32_t tag = chan_slot_tag(kind, e->tx_head);
+	memcpy(s, &tag, 4);
 	memcpy(s + 4, &len, 4);
 	memcpy(s + 8, &buf, 4);
 	e->tx_head++;
