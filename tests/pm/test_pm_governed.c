@@ -508,7 +508,7 @@ static size_t call_held(uint32_t busy_us, bool rewrite, uint32_t stamp, unsigned
 		/* the slot just published; the stopped service has not read it */
 		chan_end_t *e = thoth_chan__end(ch);
 		uint8_t *slot = chan_slot_at(e, CHAN_REQ, e->tx_head - 1);
-		memcpy(slot + 12, &stamp, 4);
+		memcpy(slot + CHAN_SLOT_STAMP, &stamp, 4);     /* an inline message's stamp (layout 3) */
 	}
 	pause_ms(ms);
 	*resumed = now_ns();
