@@ -118,7 +118,9 @@ typedef struct chan_ctl {
 #define CHAN_STAMPS_MONOTONIC 1u
 
 /*
- * Slot word 3 (the stamp): 0 = none; else bit 0 set, bit 1 the clock kind
+ * The slot's stamp word (layout 3: an inline slot's last 8 bytes,
+ * CHAN_SLOT_STAMP; byte 12 of a pool descriptor), read only when the tag
+ * says CHAN_SLOT_STAMPED: 0 = none; else bit 0 set, bit 1 the clock kind
  * (THOTH_TRACE_CLOCK_MONOTONIC 0 / _TSC 1) and bits 2..31 the low 32 bits
  * of the sender's clock at send, its low two bits dropped.  A MONOTONIC
  * stamp is CLOCK_MONOTONIC ns on every process of the host.
