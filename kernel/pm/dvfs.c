@@ -187,14 +187,7 @@ int thoth_pm_dvfs_dispatched(thoth_pm_dvfs_t *d, uint64_t now_ns, uint32_t clien
 	/* The requests behind it are demand too (the dispatcher knows they
 	 * wait); announcements it no longer sees are dropped, never kept as
 	 * phantom demand.  Their deadline: as if they arrived now. */
-	while (d->announced < waiting && d->queued < MAX_QUEUED) {
-		d->queue[d->queued++] = (thoth_pm_pending_t){ deadline_ns, 0 };
-		d->announced++;
-	}
-	while (d->announced > waiting) {
-		d->queued--;
-		d->announced--;
-	}
+	thoth_pm_dvfs_waiting(d, waiting, deadline_ns);
 	return 0;
 }
 
