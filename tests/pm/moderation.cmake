@@ -34,7 +34,7 @@ if(TARGET thoth_pm)
     target_compile_definitions(test_nvme_moderation PRIVATE NVME_MODERATOR="$<TARGET_FILE:nvme-moderator>")
     add_dependencies(test_nvme_moderation nvme-moderator)
   endif()
-  # Its perf wake-up tests run only where tracefs is mounted, which
-  # test_probe_kernel does for its own run: never beside it.
+  # Its perf wake-up tests need tracefs: as root it mounts it for its own
+  # run where nothing did, as test_probe_kernel does: never beside it.
   set_tests_properties(test_nvme_moderation PROPERTIES RESOURCE_LOCK tracefs)
 endif()
