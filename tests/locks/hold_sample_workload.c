@@ -40,6 +40,7 @@
 #include <unistd.h>
 #if defined(__x86_64__)
 #include <x86intrin.h>
+#include "../../kernel/sched/procstat.h"
 #endif
 
 #define MAX_ROUNDS 16
@@ -111,20 +112,13 @@ static void print_hold(const char *name, int round, pthread_mutex_t *m, const ta
 static _Atomic int waiter_tid, go, attempting, done;
 static uint64_t wait_ref;
 
+/* Thread TID of this process is asleep (state S: blocked on the lock). */
 static bool sleeping(int tid)
 {
 	char path[64], buf[256];
 	snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
-	int fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return false;
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return false;
-	buf[n] = 0;
-	char *paren = strrchr(buf, ')');
-	return paren && paren[1] == ' ' && paren[2] == 'S';
+	const char *state = thoth__proc_stat_field(path, 3, buf, sizeof buf);
+	return state && state[0] == 'S';
 }
 
 static void *waiter(void *arg)

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include "../../kernel/sched/procstat.h"
 
 pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t *_Atomic current = &live_lock;   /* the lock of this round */
@@ -31,20 +32,13 @@ static _Atomic int waiter_tid;
 static _Atomic int go;          /* rounds the waiter may start */
 static _Atomic int done;        /* rounds the waiter finished */
 
+/* Thread TID of this process is asleep (state S: blocked on the lock). */
 static bool sleeping(int tid)
 {
 	char path[64], buf[256];
 	snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
-	int fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return false;
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return false;
-	buf[n] = 0;
-	char *paren = strrchr(buf, ')');
-	return paren && paren[1] == ' ' && paren[2] == 'S';
+	const char *state = thoth__proc_stat_field(path, 3, buf, sizeof buf);
+	return state && state[0] == 'S';
 }
 
 static int rounds;

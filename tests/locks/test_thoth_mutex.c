@@ -20,24 +20,18 @@
 #include "thoth/error.h"
 #include "thoth/mutex.h"
 #include "thoth/trace.h"
+#include "../../kernel/sched/procstat.h"
 
 static thoth_mutex_t static_lock = THOTH_MUTEX_INITIALIZER("static lock");
 
 /* The thread sleeps in the kernel (/proc/self/task/TID/stat 'S'). */
+/* Thread TID of this process is asleep (state S: blocked on the lock). */
 static bool sleeping(int tid)
 {
 	char path[64], buf[256];
 	snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
-	int fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return false;
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return false;
-	buf[n] = 0;
-	char *paren = strrchr(buf, ')');
-	return paren && paren[1] == ' ' && paren[2] == 'S';
+	const char *state = thoth__proc_stat_field(path, 3, buf, sizeof buf);
+	return state && state[0] == 'S';
 }
 
 typedef struct {
