@@ -445,7 +445,9 @@ static void test_a_request_that_waited_is_planned_against_the_deadline_of_its_se
 	ask_stamps(&opp1, &stamped1, &clamped1);
 	assert_int_equal(stamped1, stamped0 + 1);
 	assert_int_equal(clamped1, clamped0 + 1);
-	assert_true(s1.changes == s0.changes || opp1 < 4);
+	/* not raised to the top at its dispatch; the watcher may still raise
+	 * while a slowed (TSan, loaded machine) handler runs past its estimate */
+	assert_true(s1.changes == s0.changes || opp1 < 4 || s1.raise_ns != s1.raise_dispatch_ns);
 	assert_true(wait_for_khz(432000, 5000));
 	/* sent (it says) 490 us ago: 10 us left of its 0.5 ms */
 	uint64_t sent = now_ns();
@@ -582,7 +584,9 @@ static void test_hostile_channel_stamps_cost_energy_or_latency_never_a_crash(voi
 	ask_stamps(&opp, &stamped, &clamped);
 	assert_int_equal(ask_chan_stamped(), chan0 + 1);
 	assert_int_equal(clamped, clamped0 + 1);
-	assert_true(s1.raise_ns < resumed || opp < 4);      /* not the top for 100 us */
+	/* not the top for 100 us at its dispatch (the watcher may raise while a
+	 * slowed handler runs past its estimate) */
+	assert_true(s1.raise_ns < resumed || opp < 4 || s1.raise_ns != s1.raise_dispatch_ns);
 	assert_true(wait_for_khz(432000, 5000));
 
 	/* 1 s old: due now */
