@@ -172,6 +172,11 @@ typedef struct attr_it {
  * THOTH_E_PROTOCOL for an attribute that does not fit. */
 static int attr_next(attr_it_t *it, uint16_t *type, const uint8_t **data, size_t *dlen, char *why, size_t why_len)
 {
+	/* set on every return: callers read them only on 1, but at -O3 GCC
+	 * cannot see that the error returns are never 1 */
+	*type = 0;
+	*data = NULL;
+	*dlen = 0;
 	if (it->left == 0)
 		return 0;
 	if (it->left < NLA)

@@ -230,7 +230,7 @@ static void test_federation_etcd_restart_loses_and_duplicates_nothing(void **sta
 	host_start(c, 1);
 	thoth_control_t a;
 	assert_int_equal(harness_connect(&c->host[0], &a), 0);
-	uint64_t l1, l2, l3;
+	uint64_t l1 = 0, l2 = 0, l3 = 0;
 	assert_int_equal(register_at(&a, "kv", "tcp:127.0.0.1:7101", &l1), 0);
 	assert_int_equal(register_at(&a, "kv", "tcp:127.0.0.1:7102", &l2), 0);
 	assert_int_equal(register_at(&a, "kv", "tcp:127.0.0.1:7103", &l3), 0);

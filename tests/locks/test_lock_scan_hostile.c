@@ -49,8 +49,10 @@ static const thothd_lock_refusal_t *refusal_of(const thothd_lock_scan_t *s, cons
 static void assert_refused(const thothd_lock_scan_t *s, const char *file, const char *reason)
 {
 	const thothd_lock_refusal_t *r = refusal_of(s, file);
-	if (!r)
+	if (!r) {
 		fail_msg("%s was not refused", file);
+		return;
+	}
 	if (!strstr(r->why, reason))
 		fail_msg("%s refused as \"%s\", not \"%s\"", file, r->why, reason);
 }

@@ -840,7 +840,7 @@ static void test_cpu_idle_hint_follows_the_next_posted_wake_up(void **state)
 	int slot = timerpage_claim(pg, (uint32_t)getpid(), false);
 	assert_true(slot >= 0);
 
-	thoth_pm_CpuQos_t q;
+	thoth_pm_CpuQos_t q = { 0 };
 	char st[32];
 	assert_int_equal(cpu_qos(&c, &q, st, sizeof st), 0);
 	assert_int_equal(q.idle_states, 4);
@@ -911,7 +911,7 @@ static void test_lease_bound_is_held_in_the_real_cpu_dma_latency(void **state)
 	start(&h, &c, BUS, NULL);
 	uint64_t l = 0;
 	assert_int_equal(lease(&c, "bus", 0, THOTH_PM_LEASE_KIND_OPPORTUNISTIC, 77, &l, NULL), 0);
-	thoth_pm_CpuQos_t q;
+	thoth_pm_CpuQos_t q = { 0 };
 	char st[32];
 	assert_int_equal(cpu_qos(&c, &q, st, sizeof st), 0);
 	assert_int_equal(q.lease_us, 77);
@@ -960,7 +960,7 @@ static void test_cpu_idle_hints_stop_with_a_reason_when_the_request_cannot_be_he
 	assert_non_null(pg);
 	int slot = timerpage_claim(pg, (uint32_t)getpid(), false);
 	assert_true(slot >= 0);
-	thoth_pm_CpuQos_t q;
+	thoth_pm_CpuQos_t q = { 0 };
 	char st[32];
 	assert_int_equal(cpu_qos(&c, &q, st, sizeof st), 0);
 	assert_int_equal(q.idle_states, 4);

@@ -169,7 +169,8 @@ static void register_and_exit(harness_t *h, const char *name, const char *endpoi
 static int bind_socket(const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+	int n = snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+	assert_true(n > 0 && (size_t)n < sizeof sa.sun_path);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	assert_true(fd >= 0);
 	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);

@@ -35,7 +35,8 @@ static uint64_t now_ns(void)
 static void add(rt_writer_t *w, const char *name, uint64_t lease, uint16_t node, bool remote)
 {
 	char addr[64];
-	snprintf(addr, sizeof addr, "/run/%s-%llu.sock", name, (unsigned long long)lease);
+	int n = snprintf(addr, sizeof addr, "/run/%s-%llu.sock", name, (unsigned long long)lease);
+	assert_true(n > 0 && (size_t)n < sizeof addr);
 	rt_instance_t in = {
 		.name = name, .name_len = strlen(name), .addr = addr, .addr_len = strlen(addr),
 		.major = 1, .minor = 2, .patch = 3, .pid = (uint32_t)lease, .numa_node = node,

@@ -335,6 +335,7 @@ static bool invariant_tsc(void)
 static bool clock_pair(uint64_t *tsc, uint64_t *ns)
 {
 	uint64_t best = UINT64_MAX;
+	*tsc = *ns = 0;   /* set even when no try counts (GCC -O3 cannot tell) */
 	for (int i = 0; i < 8; i++) {
 		uint64_t a = __rdtsc();
 		uint64_t n = now_ns();

@@ -767,6 +767,7 @@ static int ptr_range(verifier_t *v, uint32_t pc, const vstate_t *st, int regno, 
                      uint32_t size, int64_t *lo, int64_t *hi)
 {
 	const reg_t *r = &st->r[regno];
+	*lo = *hi = 0;   /* set on the error return too (GCC -O3 cannot see reject() < 0) */
 	if (r->smin < -VAR_OFF_MAX || r->smax > VAR_OFF_MAX)
 		return reject(v, pc, st, "R%d: unbounded variable offset on %s (bound it with a "
 		              "comparison first)", regno, TYPE_NAME[r->type]);
