@@ -161,6 +161,8 @@ struct thothd {
 	pthread_mutex_t *lock_syms_mu;
 	thothd_rtable_t *rtable;        /* the shared resolve table (rtable.c); NULL if none */
 	struct thothd_jobs *jobs;       /* deferred answers' workers (defer.c); NULL until the first */
+	bool jobs_freed;                /* thothd_jobs_free ran: nothing is deferred any more (a
+					 * closing client's source is closed inline, not by a task) */
 	bool defer_off;                 /* THOTHD_DEFER=off: slow requests answered on the loop
 					 * thread as before (the benchmarks' baseline) */
 	struct thothd_page_watch *page_watches;   /* exited processes' page slots to reap (timerpage.c) */
@@ -275,8 +277,14 @@ enum {
 
 typedef struct thothd_job_ops {
 	const thoth_method_info_t *method;      /* whose response the job answers */
-	/* Worker thread: the slow part.  Touches only what ARG owns, or state
-	 * behind its owner's own lock. */
+	/* Task thread, before WORK (NULL: none; a deferred answer's only):
+	 * a short part that must run at thothd's own priority and in turn with
+	 * the dashboard's drains -- a drain of trace rings beside the live
+	 * observer (a stop's last drain, a write's drain of an active session;
+	 * trace.c).  Then WORK (if any) on a worker.  Same rules as WORK. */
+	void (*prep)(void *arg);
+	/* Worker thread: the slow part (NULL: none, PREP was all).  Touches
+	 * only what ARG owns, or state behind its owner's own lock. */
 	void (*work)(void *arg);
 	/* Loop thread, once, after WORK (RAN false: it never ran, thothd is
 	 * stopping).  Fills RESP (zeroed, METHOD's response struct; NULL when
@@ -296,7 +304,7 @@ typedef struct thothd_job_ops {
  * its own response (thothd_run_inline); THOTH_E_LIMIT with call->reason set
  * past a bound, or THOTH_E_NOMEM (ARG is NOT released: the caller's). */
 int thothd_defer(thothd_call_t *call, const thothd_job_ops_t *ops, void *arg);
-/* The inline path: WORK, DONE on RESP, RELEASE after copying REASON into
+/* The inline path: PREP, WORK, DONE on RESP, RELEASE after copying REASON into
  * the call's scratch.  Returns DONE's status. */
 int thothd_run_inline(thothd_call_t *call, const thothd_job_ops_t *ops, void *arg, void *resp,
 		      thoth_arena_t *arena);
