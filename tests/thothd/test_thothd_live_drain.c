@@ -104,7 +104,9 @@ static void fixture_start(fixture_t *f, const char *const *env, int flags)
 		snprintf(name, sizeof name, "%.*s", (int)(strchr(*e, '=') - *e), *e);
 		unsetenv(name);
 	}
-	assert_int_equal(harness_connect(&f->h, &f->ctl), 0);
+	/* A long answer deadline: a write's export takes seconds under ASan,
+	 * and a stall on the old path must be measured, not fail. */
+	assert_int_equal(thoth_control_connect(&f->ctl, f->h.dir, 120000), 0);
 	f->port = live_dashboard_port(&f->ctl);
 	assert_true(f->port > 0);
 	if (flags & FX_TRACED)
