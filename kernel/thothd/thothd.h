@@ -11,9 +11,10 @@
  *               sessions, the drain timer (only during a session), dumps
  *   endpoints.c removes the endpoint socket a dead service left behind
  *   defer.c     deferred answers: slow requests' work on worker threads,
- *               answered through the loop (an eventfd doorbell); tasks:
- *               thothd's own slow work (the dashboard's drain of a busy
- *               backlog, its lock panel's report) on the task thread
+ *               answered through the loop (an eventfd doorbell), a drain
+ *               they need first on the task thread (prep); tasks: thothd's
+ *               own slow work (the dashboard's drain of a busy backlog, a
+ *               gone process's rest, its lock panel's report)
  *   locks.c     LockReports (OBS-4) and trace sessions' lock source; with
  *               locks_scan.c, thothd's executable only (locks.h)
  *   runtime.c   runtime dir and single-instance lock; log.c the log
