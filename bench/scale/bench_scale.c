@@ -46,12 +46,18 @@
  *      collection, each with 800k records waiting: the start's round trip,
  *      the loop thread's CPU across it, another connection's longest
  *      resolve (THOTHD_DEFER=off drains there, the old path, vs cuts).
+ *  11. beside the dashboard: an active session's write and its stop, each
+ *      with 250k records waiting, and a traced process's exit with 800k:
+ *      the loop thread's CPU across each, another connection's longest
+ *      resolve (THOTHD_DEFER=off drains on the loop thread; the code
+ *      before drained there by default: THOTH_BENCH_THOTHD=old thothd).
+ *      Sections 10-11 share tests/thothd/live_harness.h with the tests.
  *
  *   bench_scale [--quick] [--section N]... [--threads N] [--clients N] [--trace-procs N]
  *               [--trace-burst N]  (section 7: N events per 10 ms per traced process)
  *               [--live-rate N]    (section 9: records a second, in bursts every 10 ms)
  *               [--cold-reports]   (section 9: a profiled process appears every 1.3 s)
- *      (N = 1..10 above; default all; --threads: lookups and counters at
+ *      (N = 1..11 above; default all; --threads: lookups and counters at
  *      1, 2, 4.. up to N threads even above the CPU count (oversubscribed);
  *      --clients: thothd resolves with 1, 2, 4.. up to N client processes)
  *   bench_scale --instr N      N calls of each lookup kind, for callgrind
@@ -82,6 +88,7 @@
 #include "trace.thoth.h"
 #include "chan_shm.h"
 #include "harness.h"
+#include "live_harness.h"
 #include "numa.h"
 #include "rtable_shm.h"
 #include "thoth/channel.h"
@@ -1751,50 +1758,8 @@ static void ld_busy(harness_t *h)
 	}
 }
 
-static int ld_connect(int port)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a))
-		die("dashboard connect", THOTH_E_IO);
-	return fd;
-}
-
-/* GET /metrics (HTTP/1.0: closed after the body) into BUF; its length. */
-static size_t ld_metrics(int port, char *buf, size_t cap)
-{
-	int fd = ld_connect(port);
-	static const char req[] = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
-	if (write(fd, req, sizeof req - 1) != (ssize_t)(sizeof req - 1))
-		die("metrics request", THOTH_E_IO);
-	size_t n = 0;
-	ssize_t r;
-	while (n < cap - 1 && (r = read(fd, buf + n, cap - 1 - n)) > 0)
-		n += (size_t)r;
-	buf[n] = 0;
-	close(fd);
-	return n;
-}
-
-/* The sum of METRIC{pid="PID",...} values. */
-static double ld_metric(const char *text, const char *metric, pid_t pid)
-{
-	char key[128];
-	snprintf(key, sizeof key, "%s{pid=\"%d\",", metric, (int)pid);
-	double sum = 0;
-	for (const char *p = strstr(text, key); p; p = strstr(p + 1, key)) {
-		const char *end = strchr(p, '}');
-		if (end)
-			sum += strtod(end + 1, NULL);
-	}
-	return sum;
-}
-
 typedef struct ld_scraper {
 	int port, page, stop;   /* stop: atomic */
-	char *buf;
-	size_t cap;
 	double scrape_max_ms;
 } ld_scraper_t;
 
@@ -1810,7 +1775,7 @@ static void *ld_scrape(void *arg)
 			die("event stream closed", THOTH_E_IO);
 		if (now_ns() >= next) {
 			uint64_t t = now_ns();
-			ld_metrics(x->port, x->buf, x->cap);
+			free(live_metrics(x->port));
 			double ms = (double)(now_ns() - t) / 1e6;
 			x->scrape_max_ms = ms > x->scrape_max_ms ? ms : x->scrape_max_ms;
 			next += 1000000000ull;
@@ -1878,8 +1843,7 @@ static void ld_run(bool defer_off, double seconds, ld_result_t *out)
 	thoth_daemon_Daemon_status_resp_t st;
 	if (harness_status(&ctl, &st))
 		die("status", THOTH_E_IO);
-	const char *colon = memrchr(st.dashboard_url.ptr, ':', st.dashboard_url.len);
-	int port = colon ? atoi(colon + 1) : 0;
+	int port = live_dashboard_port(&ctl);
 	if (port <= 0)
 		die("no dashboard port", THOTH_E_IO);
 	pid_t busy = fork();
@@ -1890,11 +1854,8 @@ static void ld_run(bool defer_off, double seconds, ld_result_t *out)
 	void *arg[2] = { &ctl, &want };
 	if (!harness_wait_until(tc_attached, arg, 10000))
 		die("the busy process did not connect", THOTH_E_TIMEDOUT);
-	ld_scraper_t x = { .port = port, .cap = 4u << 20 };
-	x.buf = malloc(x.cap);
-	x.page = ld_connect(port);
-	static const char ev[] = "GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
-	if (!x.buf || write(x.page, ev, sizeof ev - 1) != (ssize_t)(sizeof ev - 1))
+	ld_scraper_t x = { .port = port, .page = live_page_open(port) };
+	if (x.page < 0)
 		die("event stream", THOTH_E_IO);
 	pthread_t th;
 	if (pthread_create(&th, NULL, ld_scrape, &x))
@@ -1941,17 +1902,19 @@ static void ld_run(bool defer_off, double seconds, ld_result_t *out)
 	tc_resolves(&ctl, seconds, &r);
 	__atomic_store_n(&x.stop, 1, __ATOMIC_RELEASE);
 	pthread_join(th, NULL);
-	ld_metrics(port, x.buf, x.cap);
+	char *m = live_metrics(port);
+	if (!m)
+		die("metrics", THOTH_E_IO);
 	out->p50 = r.p50;
 	out->p99 = r.p99;
 	out->p999 = r.p999;
 	out->max = r.max;
 	out->rps = r.rps;
-	out->read = ld_metric(x.buf, "thoth_trace_events_read_total", busy);
-	out->lost = ld_metric(x.buf, "thoth_trace_events_lost_total", busy);
+	out->read = (double)live_metric_sum(m, "thoth_trace_events_read_total", busy, NULL);
+	out->lost = (double)live_metric_sum(m, "thoth_trace_events_lost_total", busy, NULL);
 	out->scrape_max_ms = x.scrape_max_ms;
+	free(m);
 	close(x.page);
-	free(x.buf);
 	thoth_control_close(&ctl);
 	thoth_control_close(&svc);
 	ld_drains(h.log, out);
@@ -2022,67 +1985,30 @@ static void bench_live_drain(int reps)
 
 enum { CS_BURST = 800000 };
 
-/* A traced process with one 1 Mi-record ring: a burst of N loop_wakeup
- * records per uint32_t N read on GO (once LOOP is on), a byte on DONE. */
-static pid_t cs_traced(harness_t *h, int *go_w, int *done_r)
+/* live_harness.h's calls, or die. */
+static void cs_burst(const live_traced_t *p, uint32_t n)
 {
-	int go[2], done[2];
-	if (pipe(go) || pipe(done))
-		die("pipe", THOTH_E_IO);
-	pid_t p = fork();
-	if (p == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		close(go[1]);
-		close(done[0]);
-		thoth_trace_config_t cfg = { .ring_count = 2, .ring_records = LD_RING,
-					     .full_policy = THOTH_TRACE_OVERWRITE_OLDEST, .process_name = "busy" };
-		thoth_control_t ctl;
-		if (thoth_trace_init(&cfg) || harness_connect(h, &ctl))
-			_exit(1);
-		uint32_t n;
-		while (read(go[0], &n, sizeof n) == (ssize_t)sizeof n) {
-			for (int i = 0; i < 20000 && !THOTH_TRACE_IS_ON(LOOP); i++)
-				usleep(500);
-			for (uint32_t i = 0; i < n; i++)
-				THOTH_TRACE(LOOP, loop_wakeup, 2u, (uint64_t)i);
-			if (write(done[1], "d", 1) != 1)
-				_exit(1);
-		}
-		_exit(0);
-	}
-	close(go[0]);
-	close(done[1]);
-	h->children[h->n_children++] = p;
-	*go_w = go[1];
-	*done_r = done[0];
-	return p;
-}
-
-static void cs_burst(int go, int done, uint32_t n)
-{
-	char b;
-	if (write(go, &n, sizeof n) != (ssize_t)sizeof n || read(done, &b, 1) != 1)
+	if (live_traced_burst(p, n))
 		die("burst", THOTH_E_IO);
 }
 
-/* Read the page's stream until its next tick. */
 static void cs_tick(int page)
 {
-	char buf[65536];
-	size_t have = 0;
-	for (;;) {
-		ssize_t n = read(page, buf + have, sizeof buf - 1 - have);
-		if (n <= 0)
-			die("event stream", THOTH_E_IO);
-		have += (size_t)n;
-		buf[have] = 0;
-		if (strstr(buf, "event: tick"))
-			return;
-		if (have > sizeof buf / 2) {
-			memmove(buf, buf + have - 64, 64);
-			have = 64;
-		}
-	}
+	if (live_page_tick(page, 10000))
+		die("event stream", THOTH_E_IO);
+}
+
+static double cs_loop_cpu_ms(pid_t thothd)
+{
+	uint64_t ns = live_loop_cpu_ns(thothd);
+	if (!ns)
+		die("schedstat", THOTH_E_IO);
+	return (double)ns / 1e6;
+}
+
+static int cs_offs(const char *log)
+{
+	return live_log_count(log, "live collection off");
 }
 
 /* Another connection resolving back to back; the longest round trip that
@@ -2090,6 +2016,7 @@ static void cs_tick(int page)
 typedef struct cs_resolver {
 	harness_t *h;
 	int stop;                       /* atomic */
+	int pause, idle;                /* atomics: asked to pause; paused, no resolve in flight */
 	uint64_t *t0, *lat;
 	size_t n, cap;
 } cs_resolver_t;
@@ -2101,6 +2028,12 @@ static void *cs_resolve(void *arg)
 	if (thoth_control_connect(&ctl, r->h->dir, 120000))
 		die("resolver connect", THOTH_E_IO);
 	while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE) && r->n < r->cap) {
+		if (__atomic_load_n(&r->pause, __ATOMIC_ACQUIRE)) {
+			__atomic_store_n(&r->idle, 1, __ATOMIC_RELEASE);
+			usleep(1000);
+			continue;
+		}
+		__atomic_store_n(&r->idle, 0, __ATOMIC_RELEASE);
 		uint64_t t = now_ns();
 		if (harness_resolve(&ctl, "echo", NULL))
 			die("resolve", THOTH_E_IO);
@@ -2118,30 +2051,6 @@ static double cs_max_ms(const cs_resolver_t *r, uint64_t from, uint64_t to)
 		if (r->t0[i] + r->lat[i] >= from && r->t0[i] < to && r->lat[i] > mx)
 			mx = r->lat[i];
 	return (double)mx / 1e6;
-}
-
-static double cs_loop_cpu_ms(pid_t pid)
-{
-	char path[64];
-	snprintf(path, sizeof path, "/proc/%d/task/%d/schedstat", (int)pid, (int)pid);
-	FILE *f = fopen(path, "re");
-	unsigned long long ns = 0;
-	if (!f || fscanf(f, "%llu", &ns) != 1)
-		die("schedstat", THOTH_E_IO);
-	fclose(f);
-	return (double)ns / 1e6;
-}
-
-static int cs_offs(const char *log)
-{
-	FILE *f = fopen(log, "re");
-	char line[1024];
-	int n = 0;
-	while (f && fgets(line, sizeof line, f))
-		n += strstr(line, "live collection off") != NULL;
-	if (f)
-		fclose(f);
-	return n;
 }
 
 typedef struct cs_result {
@@ -2163,13 +2072,10 @@ static void cs_run(bool defer_off, cs_result_t *out)
 	tc_start(&h, args, 0, 120000, &svc, &ctl);
 	unsetenv("THOTHD_DEFER");
 	unsetenv("THOTHD_LIVE_HOLD_MS");
-	thoth_daemon_Daemon_status_resp_t st;
-	if (harness_status(&ctl, &st))
-		die("status", THOTH_E_IO);
-	const char *colon = memrchr(st.dashboard_url.ptr, ':', st.dashboard_url.len);
-	int port = colon ? atoi(colon + 1) : 0;
-	int go, done;
-	pid_t busy = cs_traced(&h, &go, &done);
+	int port = live_dashboard_port(&ctl);
+	live_traced_t busy;
+	if (live_traced_spawn(&h, LD_RING, &busy))
+		die("traced process", THOTH_E_IO);
 	int want = 3;
 	void *arg[2] = { &ctl, &want };
 	if (port <= 0 || !harness_wait_until(tc_attached, arg, 10000))
@@ -2182,9 +2088,8 @@ static void cs_run(bool defer_off, cs_result_t *out)
 		die("resolver", THOTH_E_NOMEM);
 
 	/* A session's start: a page connected, a burst just after a tick. */
-	int page = ld_connect(port);
-	static const char ev[] = "GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
-	if (write(page, ev, sizeof ev - 1) != (ssize_t)(sizeof ev - 1))
+	int page = live_page_open(port);
+	if (page < 0)
 		die("event stream", THOTH_E_IO);
 	cs_tick(page);
 	cs_tick(page);
@@ -2192,11 +2097,11 @@ static void cs_run(bool defer_off, cs_result_t *out)
 	usleep(300000);
 	out->quiet_resolve_ms = cs_max_ms(&r, q0, now_ns());
 	cs_tick(page);
-	cs_burst(go, done, CS_BURST);
+	cs_burst(&busy, CS_BURST);
 	double cpu0 = cs_loop_cpu_ms(h.thothd);
 	uint64_t t0 = now_ns();
 	thoth_trace_TraceControl_start_pid_req_t sreq = { .categories = THOTH_TRACE_MASK(LOOP),
-							   .pid = (uint32_t)busy };
+							   .pid = (uint32_t)busy.pid };
 	thoth_trace_TraceControl_start_pid_resp_t sresp;
 	if (thoth_trace_TraceControl_start_pid(&ctl.client, &sreq, &sresp, NULL))
 		die("session start", THOTH_E_IO);
@@ -2215,12 +2120,8 @@ static void cs_run(bool defer_off, cs_result_t *out)
 		usleep(5000);
 
 	/* Collection's end: a scrape (hold 500 ms), a burst, the next tick. */
-	char *buf = malloc(4u << 20);
-	if (!buf)
-		die("metrics", THOTH_E_NOMEM);
-	ld_metrics(port, buf, 4u << 20);
-	free(buf);
-	cs_burst(go, done, CS_BURST);
+	free(live_metrics(port));
+	cs_burst(&busy, CS_BURST);
 	cpu0 = cs_loop_cpu_ms(h.thothd);
 	t0 = now_ns();
 	while (cs_offs(h.log) < 2 && now_ns() < deadline)
@@ -2235,8 +2136,7 @@ static void cs_run(bool defer_off, cs_result_t *out)
 	pthread_join(th, NULL);
 	free(r.t0);
 	free(r.lat);
-	close(go);
-	close(done);
+	live_traced_close(&busy);
 	thoth_control_close(&ctl);
 	thoth_control_close(&svc);
 	harness_teardown(&h);
@@ -2274,6 +2174,240 @@ static void bench_session_cuts(int reps)
 	}
 }
 
+/* ---- 11. a session's write and stop, and a process's exit, beside the dashboard ---- */
+
+enum { SW_BURST = 170000 };     /* three fit a session's 524,288 events */
+
+typedef struct sw_result {
+	double write_loop_ms, write_resolve_ms, write_rt_ms;    /* an active session's write */
+	double stop_loop_ms, stop_resolve_ms, stop_rt_ms;       /* its stop */
+	double gone_loop_ms, gone_resolve_ms;                   /* a process's exit */
+	double quiet_resolve_ms;
+} sw_result_t;
+
+/* What thothd logged last for a drain beside the dashboard of WHAT ("a stop",
+ * "a write") or a gone process ("a gone process"): its CPU ms, or 0. */
+static double sw_drain_cpu_ms(const char *log, const char *what)
+{
+	FILE *f = fopen(log, "re");
+	char line[1024];
+	double cpu = 0;
+	while (f && fgets(line, sizeof line, f)) {
+		char *p = strstr(line, what);
+		char *q = p ? strstr(line, " ms (") : NULL;
+		double c;
+		if (q && sscanf(q, " ms (%lf ms CPU", &c) == 1)
+			cpu = c;
+	}
+	if (f)
+		fclose(f);
+	return cpu;
+}
+
+/* Pause the resolver (ON) until it has no resolve in flight, or let it go
+ * on: the loop thread's CPU is measured with nobody else to serve (the
+ * resolves it serves meanwhile would count, and fewer of them when a
+ * drain holds it), the resolves' latency in a second go. */
+static void sw_pause(cs_resolver_t *r, bool on)
+{
+	__atomic_store_n(&r->pause, on, __ATOMIC_RELEASE);
+	while (on && !__atomic_load_n(&r->idle, __ATOMIC_ACQUIRE))
+		usleep(500);
+}
+
+static void sw_counted(int port, pid_t pid, uint64_t want)
+{
+	if (live_wait_wakeups(port, pid, want, 60000) != want)
+		die("dashboard count", THOTH_E_IO);
+}
+
+static uint64_t sw_stop(thoth_control_t *ctl)
+{
+	thoth_trace_TraceControl_stop_req_t preq = { 0 };
+	thoth_trace_TraceControl_stop_resp_t presp;
+	if (thoth_trace_TraceControl_stop(&ctl->client, &preq, &presp, NULL))
+		die("session stop", THOTH_E_IO);
+	return presp.events;
+}
+
+static void sw_start(thoth_control_t *ctl, pid_t pid)
+{
+	thoth_trace_TraceControl_start_pid_req_t sreq = { .categories = THOTH_TRACE_MASK(LOOP),
+							   .pid = (uint32_t)pid };
+	thoth_trace_TraceControl_start_pid_resp_t sresp;
+	if (thoth_trace_TraceControl_start_pid(&ctl->client, &sreq, &sresp, NULL))
+		die("session start", THOTH_E_IO);
+}
+
+static void sw_write(thoth_control_t *ctl, const char *json, uint64_t want)
+{
+	thoth_trace_TraceControl_write_req_t wreq = { .json_path = thoth_str(json) };
+	thoth_trace_TraceControl_write_resp_t wresp;
+	if (thoth_trace_TraceControl_write(&ctl->client, &wreq, &wresp, NULL) || wresp.events != want)
+		die("write", THOTH_E_IO);
+}
+
+static void sw_run(bool defer_off, sw_result_t *out, double drains[3])
+{
+	if (defer_off)
+		setenv("THOTHD_DEFER", "off", 1);
+	else
+		unsetenv("THOTHD_DEFER");
+	/* The session's own 100 ms drain would take the records first: the
+	 * stop and the write then meet a burst written after the last tick. */
+	setenv("THOTHD_TRACE_DRAIN_MS", "5000", 1);
+	harness_t h;
+	const char *const args[] = { "--http-port", "0", "--log-level", "debug", NULL };
+	thoth_control_t svc, ctl;
+	tc_start(&h, args, 0, 120000, &svc, &ctl);
+	unsetenv("THOTHD_DEFER");
+	unsetenv("THOTHD_TRACE_DRAIN_MS");
+	int port = live_dashboard_port(&ctl);
+	live_traced_t busy, other;      /* OTHER: the second exit */
+	if (port <= 0 || live_traced_spawn(&h, LD_RING, &busy) || live_traced_spawn(&h, LD_RING, &other))
+		die("set-up", THOTH_E_IO);
+	int want = 4;
+	void *arg[2] = { &ctl, &want };
+	if (!harness_wait_until(tc_attached, arg, 10000))
+		die("set-up", THOTH_E_TIMEDOUT);
+	cs_resolver_t r = { .h = &h, .cap = 1u << 22 };
+	r.t0 = calloc(r.cap, sizeof *r.t0);
+	r.lat = calloc(r.cap, sizeof *r.lat);
+	pthread_t th;
+	if (!r.t0 || !r.lat || pthread_create(&th, NULL, cs_resolve, &r))
+		die("resolver", THOTH_E_NOMEM);
+	int page = live_page_open(port);
+	if (page < 0)
+		die("event stream", THOTH_E_IO);
+	cs_tick(page);
+	cs_tick(page);
+	uint64_t q0 = now_ns();
+	usleep(300000);
+	out->quiet_resolve_ms = cs_max_ms(&r, q0, now_ns());
+	char json[400];
+	snprintf(json, sizeof json, "%s/session.json", h.dir);
+	uint64_t total = 0;
+
+	/* An active session's write, a burst just after a tick: its loop CPU
+	 * (resolver paused), then its effect on the resolver. */
+	sw_start(&ctl, busy.pid);
+	cs_tick(page);
+	cs_burst(&busy, SW_BURST);
+	sw_pause(&r, true);
+	double cpu0 = cs_loop_cpu_ms(h.thothd);
+	sw_write(&ctl, json, SW_BURST);
+	out->write_loop_ms = cs_loop_cpu_ms(h.thothd) - cpu0;
+	sw_pause(&r, false);
+	drains[0] = sw_drain_cpu_ms(h.log, "trace: a write drained");
+	sw_counted(port, busy.pid, total += SW_BURST);
+	cs_tick(page);
+	cs_burst(&busy, SW_BURST);
+	uint64_t t0 = now_ns();
+	sw_write(&ctl, json, 2 * SW_BURST);
+	uint64_t t1 = now_ns();
+	out->write_rt_ms = (double)(t1 - t0) / 1e6;
+	usleep(20000);
+	out->write_resolve_ms = cs_max_ms(&r, t0, t1);
+	sw_counted(port, busy.pid, total += SW_BURST);
+
+	/* Its stop: the resolver's side; then a second session's stop for the
+	 * loop CPU. */
+	cs_tick(page);
+	cs_burst(&busy, SW_BURST);
+	t0 = now_ns();
+	if (sw_stop(&ctl) != 3 * SW_BURST)
+		die("session stop: events", THOTH_E_IO);
+	t1 = now_ns();
+	out->stop_rt_ms = (double)(t1 - t0) / 1e6;
+	usleep(20000);
+	out->stop_resolve_ms = cs_max_ms(&r, t0, t1);
+	sw_counted(port, busy.pid, total += SW_BURST);
+	sw_start(&ctl, busy.pid);
+	cs_tick(page);
+	cs_burst(&busy, SW_BURST);
+	sw_pause(&r, true);
+	cpu0 = cs_loop_cpu_ms(h.thothd);
+	if (sw_stop(&ctl) != SW_BURST)
+		die("session stop: events", THOTH_E_IO);
+	out->stop_loop_ms = cs_loop_cpu_ms(h.thothd) - cpu0;
+	sw_pause(&r, false);
+	drains[1] = sw_drain_cpu_ms(h.log, "trace: a stop drained");
+	sw_counted(port, busy.pid, total += SW_BURST);
+
+	/* A traced process exits with a burst waiting (its connection closes
+	 * with it; the next tick is ~0.5 s away): the loop CPU in the 300 ms
+	 * after (resolver paused); then the other process, for the resolver. */
+	cs_tick(page);
+	cs_burst(&busy, CS_BURST);
+	sw_pause(&r, true);
+	cpu0 = cs_loop_cpu_ms(h.thothd);
+	if (live_traced_exit(&busy))
+		die("traced process exit", THOTH_E_TIMEDOUT);
+	usleep(300000);
+	out->gone_loop_ms = cs_loop_cpu_ms(h.thothd) - cpu0;
+	sw_pause(&r, false);
+	sw_counted(port, busy.pid, total += CS_BURST);
+	drains[2] = sw_drain_cpu_ms(h.log, "a gone process's last records");
+	cs_tick(page);
+	cs_burst(&other, CS_BURST);
+	t0 = now_ns();
+	if (live_traced_exit(&other))
+		die("traced process exit", THOTH_E_TIMEDOUT);
+	usleep(300000);
+	t1 = now_ns();
+	usleep(20000);
+	out->gone_resolve_ms = cs_max_ms(&r, t0, t1);
+	sw_counted(port, other.pid, CS_BURST);
+	__atomic_store_n(&r.stop, 1, __ATOMIC_RELEASE);
+	pthread_join(th, NULL);
+	free(r.t0);
+	free(r.lat);
+	close(page);
+	thoth_control_close(&ctl);
+	thoth_control_close(&svc);
+	harness_teardown(&h);
+}
+
+static void bench_stop_beside_dashboard(int reps)
+{
+	printf("\n11. beside the dashboard (a page on /events), %d records written just after a tick: an\n"
+	       "   active session's write, its stop, then a traced process's exit with %d records\n"
+	       "   waiting (a 1 Mi-record ring, the session's drain every 5 s): the loop thread's CPU\n"
+	       "   across each (the exit: in the 300 ms after it; the resolver paused), another\n"
+	       "   connection's longest resolve during a second one (ms); the write's and stop's round\n"
+	       "   trips; in 300 ms before, nothing special; a fresh thothd per run, median of %d;\n"
+	       "   baseline in the same run: THOTHD_DEFER=off (the drains, and the write's export, on\n"
+	       "   the loop thread; THOTH_BENCH_THOTHD=<thothd before> for the code before)\n",
+	       SW_BURST, CS_BURST, reps);
+	sw_result_t res[2][9];
+	double drains[2][9][3];
+	for (int k = 0; k < reps; k++)
+		for (int mode = 0; mode < 2; mode++)
+			sw_run(mode == 0, &res[mode][k], drains[mode][k]);
+	printf("   %-32s %8s %8s %8s %8s %8s %8s %8s %8s %8s\n", "", "wr cpu", "wr res", "wr rt",
+	       "stop cpu", "stop res", "stop rt", "exit cpu", "exit res", "quiet");
+	for (int mode = 0; mode < 2; mode++) {
+		double c[9][9], m[9];
+		for (int k = 0; k < reps; k++) {
+			sw_result_t *x = &res[mode][k];
+			double row[9] = { x->write_loop_ms, x->write_resolve_ms, x->write_rt_ms,
+					  x->stop_loop_ms, x->stop_resolve_ms, x->stop_rt_ms,
+					  x->gone_loop_ms, x->gone_resolve_ms, x->quiet_resolve_ms };
+			for (int i = 0; i < 9; i++)
+				c[i][k] = row[i];
+		}
+		for (int i = 0; i < 9; i++)
+			m[i] = median(c[i], reps);
+		printf("   %-32s %8.2f %8.2f %8.1f %8.2f %8.2f %8.1f %8.2f %8.2f %8.2f\n",
+		       mode == 0 ? "on the loop thread (DEFER=off)" : "off it (default)", m[0], m[1], m[2],
+		       m[3], m[4], m[5], m[6], m[7], m[8]);
+	}
+	for (int k = 0; k < reps; k++)
+		printf("   run %d: drains logged (CPU ms): write %.1f / %.1f, stop %.1f / %.1f, exit %.1f / %.1f "
+		       "(DEFER=off / default)\n", k + 1, drains[0][k][0], drains[1][k][0], drains[0][k][1],
+		       drains[1][k][1], drains[0][k][2], drains[1][k][2]);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 2 && !strcmp(argv[1], "--instr")) {
@@ -2289,8 +2423,8 @@ int main(int argc, char **argv)
 			quick = true;
 		} else if (!strcmp(argv[i], "--section") && i + 1 < argc) {
 			int n = atoi(argv[++i]);
-			if (n < 1 || n > 10) {
-				fprintf(stderr, "bench_scale: --section takes 1..10\n");
+			if (n < 1 || n > 11) {
+				fprintf(stderr, "bench_scale: --section takes 1..11\n");
 				return 2;
 			}
 			only |= 1u << (n - 1);
@@ -2326,7 +2460,7 @@ int main(int argc, char **argv)
 		}
 	}
 	if (!only)
-		only = 0x3ff;
+		only = 0x7ff;
 	if (quick)
 		run_s = 0.2;
 	signal(SIGPIPE, SIG_IGN);
@@ -2365,5 +2499,7 @@ int main(int argc, char **argv)
 		bench_live_drain(reps);
 	if (only & 512)
 		bench_session_cuts(reps);
+	if (only & 1024)
+		bench_stop_beside_dashboard(reps);
 	return 0;
 }

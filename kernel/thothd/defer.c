@@ -37,6 +37,12 @@
  * nothing the loop thread waits for and may be late) goes to the workers'
  * queue instead: on the task thread a cold report (~90 ms of CPU, 0.4 s of
  * wall on a loaded VM) made the drain queued behind it wait as long.
+ *
+ * A deferred answer may have a PREP, run on the task thread before its
+ * WORK goes to the workers (or instead of it): a stop's last drain or a
+ * write's drain of an active session beside the dashboard (trace.c) is a
+ * drain like the dashboard's own, so it runs where those run, in turn with
+ * them, at thothd's priority; the export that may follow stays niced.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -64,6 +70,7 @@ struct thothd_job {
 	void *arg;
 	thoth_msg_header_t rh;          /* the request's ids, for the answer */
 	bool ran;
+	bool prepped;                   /* ops->prep has run (on the task thread) */
 	bool task;                      /* thothd_defer_task: no request, no connection */
 	bool slow;                      /* thothd_defer_task_slow: on the workers */
 	uint64_t queued_ns, waited_ns;  /* when queued; how long before a thread took it */
@@ -117,8 +124,40 @@ static void finished(struct thothd_jobs *j, thothd_job_t *job)
 		thothd_error("defer: cannot ring the loop: %s", strerror(errno));
 }
 
+/* Run JOB's part for this thread (mu NOT held).  True: its PREP ran on
+ * the task thread and its WORK is for the workers (handed over). */
+static bool run_job(thothd_job_t *job, bool task_thread)
+{
+	const thothd_job_ops_t *ops = job->ops;
+	if (job->task) {
+		ops->work(job->arg);
+		return false;
+	}
+	if (ops->prep && !job->prepped) {
+		ops->prep(job->arg);
+		job->prepped = true;
+		if (task_thread && ops->work)
+			return true;
+	}
+	if (ops->work)
+		ops->work(job->arg);
+	return false;
+}
+
+/* Queue JOB for the workers (mu held). */
+static void to_workers(struct thothd_jobs *j, thothd_job_t *job)
+{
+	if (j->queue_tail)
+		j->queue_tail->next = job;
+	else
+		j->queue_head = job;
+	j->queue_tail = job;
+	pthread_cond_signal(&j->cv);
+}
+
 /* Run the jobs of one queue (HEAD, TAIL, signalled on CV) until quit. */
-static void run_queue(struct thothd_jobs *j, thothd_job_t **head, thothd_job_t **tail, pthread_cond_t *cv)
+static void run_queue(struct thothd_jobs *j, thothd_job_t **head, thothd_job_t **tail, pthread_cond_t *cv,
+		      bool task_thread)
 {
 	pthread_mutex_lock(&j->mu);
 	for (;;) {
@@ -129,9 +168,14 @@ static void run_queue(struct thothd_jobs *j, thothd_job_t **head, thothd_job_t *
 		thothd_job_t *job = dequeue(head, tail);
 		job->waited_ns = thoth_clock_now() - job->queued_ns;
 		pthread_mutex_unlock(&j->mu);
-		job->ops->work(job->arg);
+		bool handoff = run_job(job, task_thread);
 		pthread_mutex_lock(&j->mu);
-		finished(j, job);
+		if (handoff) {
+			job->queued_ns = thoth_clock_now();
+			to_workers(j, job);     /* given up by thothd_jobs_stop if they quit */
+		} else {
+			finished(j, job);
+		}
 	}
 	pthread_mutex_unlock(&j->mu);
 }
@@ -140,7 +184,7 @@ static void *task_main(void *arg)
 {
 	struct thothd_jobs *j = arg;
 	pthread_setname_np(pthread_self(), "thothd-task");
-	run_queue(j, &j->task_head, &j->task_tail, &j->task_cv);
+	run_queue(j, &j->task_head, &j->task_tail, &j->task_cv, true);
 	return NULL;
 }
 
@@ -156,7 +200,7 @@ static void *worker_main(void *arg)
 	int nice_to = (errno ? 0 : nice_now) + WORKER_NICE;
 	if (setpriority(PRIO_PROCESS, (id_t)gettid(), nice_to > 19 ? 19 : nice_to) != 0)
 		thothd_debug("defer: worker priority unchanged: %s", strerror(errno));
-	run_queue(j, &j->queue_head, &j->queue_tail, &j->cv);
+	run_queue(j, &j->queue_head, &j->queue_tail, &j->cv, false);
 	return NULL;
 }
 
@@ -278,6 +322,8 @@ static int jobs_start(thothd_t *d)
 {
 	if (d->jobs)
 		return d->jobs->stopped ? THOTH_E_CLOSED : 0;
+	if (d->jobs_freed)
+		return THOTH_E_CLOSED;  /* shutting down: no workers again */
 	struct thothd_jobs *j = calloc(1, sizeof *j);
 	if (!j)
 		return THOTH_E_NOMEM;
@@ -381,6 +427,24 @@ int thothd_defer(thothd_call_t *call, const thothd_job_ops_t *ops, void *arg)
 	return 0;
 }
 
+/* The task thread, at its first job (loop thread). */
+static int task_thread_start(struct thothd_jobs *j)
+{
+	if (j->task_worker_running)
+		return 0;
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);       /* signals stay with the loop thread */
+	int e = pthread_create(&j->task_worker, NULL, task_main, j);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (e) {
+		thothd_warn("defer: cannot start the task thread: %s", strerror(e));
+		return THOTH_E_NOMEM;
+	}
+	j->task_worker_running = true;
+	return 0;
+}
+
 static int defer_task(thothd_t *d, const thothd_job_ops_t *ops, void *arg, bool slow)
 {
 	if (!d->loop || d->defer_off)
@@ -400,18 +464,8 @@ static int defer_task(thothd_t *d, const thothd_job_ops_t *ops, void *arg, bool 
 		thothd_jobs_submit(d, job);     /* the workers' queue */
 		return 0;
 	}
-	if (!j->task_worker_running) {
-		sigset_t all, old;
-		sigfillset(&all);
-		pthread_sigmask(SIG_SETMASK, &all, &old);       /* signals stay with the loop thread */
-		int e = pthread_create(&j->task_worker, NULL, task_main, j);
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
-		if (e) {
-			thothd_warn("defer: cannot start the task thread: %s", strerror(e));
-			return THOTH_E_NOMEM;
-		}
-		j->task_worker_running = true;
-	}
+	if ((r = task_thread_start(j)))
+		return r;
 	thothd_job_t *job = calloc(1, sizeof *job);
 	if (!job)
 		return THOTH_E_NOMEM;
@@ -443,13 +497,20 @@ void thothd_jobs_submit(thothd_t *d, thothd_job_t *job)
 {
 	struct thothd_jobs *j = d->jobs;
 	job->queued_ns = thoth_clock_now();
+	/* A PREP (a drain) on the task thread first; without that thread the
+	 * worker runs it before WORK. */
+	bool prep_on_task = job->ops->prep && task_thread_start(j) == 0;
 	pthread_mutex_lock(&j->mu);
-	if (j->queue_tail)
-		j->queue_tail->next = job;
-	else
-		j->queue_head = job;
-	j->queue_tail = job;
-	pthread_cond_signal(&j->cv);
+	if (prep_on_task) {
+		if (j->task_tail)
+			j->task_tail->next = job;
+		else
+			j->task_head = job;
+		j->task_tail = job;
+		pthread_cond_signal(&j->task_cv);
+	} else {
+		to_workers(j, job);
+	}
 	pthread_mutex_unlock(&j->mu);
 }
 
@@ -463,7 +524,10 @@ void thothd_jobs_orphan(thothd_job_t *job)
 int thothd_run_inline(thothd_call_t *call, const thothd_job_ops_t *ops, void *arg, void *resp,
 		      thoth_arena_t *arena)
 {
-	ops->work(arg);
+	if (ops->prep)
+		ops->prep(arg);
+	if (ops->work)
+		ops->work(arg);
 	const char *reason = NULL;
 	int r = ops->done(arg, true, resp, arena, &reason);
 	if (reason) {
@@ -530,6 +594,7 @@ void thothd_jobs_stop(thothd_t *d)
 void thothd_jobs_free(thothd_t *d)
 {
 	struct thothd_jobs *j = d->jobs;
+	d->jobs_freed = true;
 	if (!j)
 		return;
 	thothd_jobs_stop(d);

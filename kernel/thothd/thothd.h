@@ -11,9 +11,10 @@
  *               sessions, the drain timer (only during a session), dumps
  *   endpoints.c removes the endpoint socket a dead service left behind
  *   defer.c     deferred answers: slow requests' work on worker threads,
- *               answered through the loop (an eventfd doorbell); tasks:
- *               thothd's own slow work (the dashboard's drain of a busy
- *               backlog, its lock panel's report) on the task thread
+ *               answered through the loop (an eventfd doorbell), a drain
+ *               they need first on the task thread (prep); tasks: thothd's
+ *               own slow work (the dashboard's drain of a busy backlog, a
+ *               gone process's rest, its lock panel's report)
  *   locks.c     LockReports (OBS-4) and trace sessions' lock source; with
  *               locks_scan.c, thothd's executable only (locks.h)
  *   runtime.c   runtime dir and single-instance lock; log.c the log
@@ -161,6 +162,8 @@ struct thothd {
 	pthread_mutex_t *lock_syms_mu;
 	thothd_rtable_t *rtable;        /* the shared resolve table (rtable.c); NULL if none */
 	struct thothd_jobs *jobs;       /* deferred answers' workers (defer.c); NULL until the first */
+	bool jobs_freed;                /* thothd_jobs_free ran: nothing is deferred any more (a
+					 * closing client's source is closed inline, not by a task) */
 	bool defer_off;                 /* THOTHD_DEFER=off: slow requests answered on the loop
 					 * thread as before (the benchmarks' baseline) */
 	struct thothd_page_watch *page_watches;   /* exited processes' page slots to reap (timerpage.c) */
@@ -275,8 +278,14 @@ enum {
 
 typedef struct thothd_job_ops {
 	const thoth_method_info_t *method;      /* whose response the job answers */
-	/* Worker thread: the slow part.  Touches only what ARG owns, or state
-	 * behind its owner's own lock. */
+	/* Task thread, before WORK (NULL: none; a deferred answer's only):
+	 * a short part that must run at thothd's own priority and in turn with
+	 * the dashboard's drains -- a drain of trace rings beside the live
+	 * observer (a stop's last drain, a write's drain of an active session;
+	 * trace.c).  Then WORK (if any) on a worker.  Same rules as WORK. */
+	void (*prep)(void *arg);
+	/* Worker thread: the slow part (NULL: none, PREP was all).  Touches
+	 * only what ARG owns, or state behind its owner's own lock. */
 	void (*work)(void *arg);
 	/* Loop thread, once, after WORK (RAN false: it never ran, thothd is
 	 * stopping).  Fills RESP (zeroed, METHOD's response struct; NULL when
@@ -296,7 +305,7 @@ typedef struct thothd_job_ops {
  * its own response (thothd_run_inline); THOTH_E_LIMIT with call->reason set
  * past a bound, or THOTH_E_NOMEM (ARG is NOT released: the caller's). */
 int thothd_defer(thothd_call_t *call, const thothd_job_ops_t *ops, void *arg);
-/* The inline path: WORK, DONE on RESP, RELEASE after copying REASON into
+/* The inline path: PREP, WORK, DONE on RESP, RELEASE after copying REASON into
  * the call's scratch.  Returns DONE's status. */
 int thothd_run_inline(thothd_call_t *call, const thothd_job_ops_t *ops, void *arg, void *resp,
 		      thoth_arena_t *arena);

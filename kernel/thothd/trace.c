@@ -81,8 +81,7 @@ enum {
 /* A worker's live drain holds mu for this many records at most (~0.1-0.5
  * ms of callbacks) before it looks whether the loop thread waits for it. */
 enum { LIVE_CHUNK = 4096, ROUTE_CHUNK_END = 1 };
-static const uint64_t DRAIN_PERIOD_NS = 100 * MS_NS;
-static const uint64_t DRAIN_SLACK_NS = 50 * MS_NS;
+static const uint64_t DRAIN_PERIOD_NS = 100 * MS_NS;   /* THOTHD_TRACE_DRAIN_MS: tests */
 
 
 typedef struct trace_source {
@@ -102,7 +101,14 @@ typedef struct trace_source {
 	 * instead of draining there what waits (the drain that reads those
 	 * records later, on whichever thread, sorts them). */
 	uint64_t *session_cut, *live_cut;
+	/* The stop's cut (set by a stop beside the live observer): records
+	 * from it on are not the session's, whoever drains them. */
+	uint64_t *stop_cut;
 	uint32_t n_cut;
+	/* Its connection closed and a drain has read what it left (its last
+	 * records, the observer's): pruning may free it.  A big rest is read
+	 * by a drain on the task thread, not by the pruning loop thread. */
+	bool final_drained;
 	/* In the session while the observer's categories were on too: its
 	 * records must be sorted by category, not taken whole (drain_source). */
 	bool mixed;
@@ -120,6 +126,8 @@ struct thothd_tracer {
 	thoth_trace_collection_t *collection;   /* the last session's events */
 	uint64_t discarded;             /* beyond MAX_EVENTS */
 	thoth_timer_t *drain_timer;     /* armed only while a session is active */
+	uint64_t drain_period_ns, drain_slack_ns;       /* DRAIN_PERIOD_NS, half of it */
+	bool freeing;                   /* thothd_tracer_free: no task (the workers are gone) */
 	/* The session belongs to the connection that started it; once that is
 	 * gone it is "detached" and ends at detached_end_ns (one timer). */
 	const thothd_client_t *session_owner;
@@ -192,6 +200,15 @@ static uint64_t source_mask(const thothd_tracer_t *t, const trace_source_t *s)
 	return (s->in_session ? t->categories : 0) | (t->live_fn ? t->live_mask : 0);
 }
 
+/* The observer's drain of its sources in chunks (the live observer's
+ * section, below): a task's (defer.c), or part of a stop's or write's. */
+typedef struct live_job {
+	thothd_tracer_t *t;
+	bool no_poll;                   /* for gone processes' rests (live_kick): no ring poll */
+	uint64_t events, chunks, wall_ns, cpu_ns;
+} live_job_t;
+static void live_drain_all(thothd_tracer_t *t, live_job_t *job);
+
 /* Per-drain routing of one source's events (live observer on). */
 typedef struct route_ctx {
 	thothd_tracer_t *t;
@@ -209,6 +226,14 @@ static bool before_cut(const trace_source_t *s, const uint64_t *cut, const thoth
 	return cut && ev->ring < s->n_cut && ev->seq < cut[ev->ring];
 }
 
+/* Is EV the session's by its cuts (after the start's, before the stop's)? */
+static bool within_session(const trace_source_t *s, const thoth_trace_event_t *ev)
+{
+	if (before_cut(s, s->session_cut, ev))
+		return false;
+	return !s->stop_cut || ev->ring >= s->n_cut || ev->seq < s->stop_cut[ev->ring];
+}
+
 static int route_event(const thoth_trace_event_t *ev, void *arg)
 {
 	route_ctx_t *rc = arg;
@@ -219,7 +244,7 @@ static int route_event(const thoth_trace_event_t *ev, void *arg)
 	if (t->live_fn && !before_cut(s, s->live_cut, ev))
 		t->live_fn(ev, rc->process, t->live_ctx);
 	if (t->active && s->in_session && (t->categories & (1ull << ev->category)) &&
-	    !before_cut(s, s->session_cut, ev)) {
+	    within_session(s, ev)) {
 		if (thoth_trace_collection_count(t->collection) >= MAX_EVENTS) {
 			t->discarded++;
 		} else {
@@ -252,6 +277,8 @@ static void source_poll_routed(thothd_tracer_t *t, trace_source_t *s)
 	for (uint32_t i = 0; i < rc.n_rings; i++)
 		max = counts[i] > max ? counts[i] : max;
 	s->last_drain_max = max;
+	if (!s->client && !s->own)
+		s->final_drained = true;        /* all it had: its process is gone */
 }
 
 /* ---- sources ---------------------------------------------------------------- */
@@ -279,40 +306,91 @@ static void cut_drop(uint64_t **cut)
 	*cut = NULL;
 }
 
+/* Unmapping a big buffer costs its page tables' teardown (~12 ms of a
+ * 1 Mi-record ring thothd has read): on a worker (a slow task: nothing
+ * waits for it), not the loop thread.  The reader is nobody's by then. */
+enum { CLOSE_ASIDE_BYTES = 4 << 20 };
+
+static void reader_close_work(void *arg)
+{
+	thoth_trace_reader_close(arg);
+}
+
+static int reader_close_done(void *arg, bool ran, void *resp, thoth_arena_t *arena, const char **reason)
+{
+	(void)resp;
+	(void)arena;
+	(void)reason;
+	if (!ran)
+		thoth_trace_reader_close(arg);  /* thothd is stopping: given up, closed here */
+	return 0;
+}
+
+static void reader_close_release(void *arg)
+{
+	(void)arg;
+}
+
+static const thothd_job_ops_t reader_close_ops = {
+	.method = NULL,
+	.work = reader_close_work,
+	.done = reader_close_done,
+	.release = reader_close_release,
+};
+
 static void source_free(thothd_tracer_t *t, trace_source_t *s)
 {
 	/* Whoever switched it on (a session or the observer) switches it off;
 	 * a mask the process set itself (THOTH_TRACE=...) is left alone. */
 	if (s->in_session || t->live_fn)
 		thoth_trace_reader_set_enabled(s->reader, 0);
-	thoth_trace_reader_close(s->reader);
+	const uint8_t *base;
+	size_t size = 0;
+	if (t->freeing || thoth__trace_reader_mapping(s->reader, &base, &size) || size < CLOSE_ASIDE_BYTES ||
+	    thothd_defer_task_slow(t->d, &reader_close_ops, s->reader) != 0)
+		thoth_trace_reader_close(s->reader);
 	cut_drop(&s->session_cut);
 	cut_drop(&s->live_cut);
+	cut_drop(&s->stop_cut);
 	free(s);
 }
 
+static bool live_kick(thothd_tracer_t *t);
+
 /* Drop sources whose process is gone, unless the active session still has
- * to drain them. */
+ * to drain them (mu held, loop thread).  With the live observer set, what
+ * a gone process left is the observer's: read here when few records wait
+ * (THOTHD_LIVE_INLINE_MAX, the observer's own rule), else the source stays
+ * -- its reader, so its mapping: the process may have closed its memfd and
+ * exited, the pages stay while mapped -- until a drain on the task thread
+ * has read it (final_drained), kicked here; the next pruning frees it
+ * (live_done).  THOTHD_DEFER=off reads it here always (the old path). */
 static void prune_sources(thothd_tracer_t *t)
 {
 	trace_source_t **pp = &t->sources;
 	while (*pp) {
 		trace_source_t *s = *pp;
-		if (!s->client && !s->own && !(t->active && s->in_session)) {
-			if (t->live_fn)
-				source_poll_routed(t, s);       /* its last events */
-			if (t->cursor == s)
-				t->cursor = s->next;
-			if (t->live_next == s)
-				t->live_next = s->next;
-			if (t->live_cur == s)
-				t->live_cur = NULL;     /* the worker's drain of it ends */
-			*pp = s->next;
-			t->n_sources--;
-			source_free(t, s);
-		} else {
+		if (s->client || s->own || (t->active && s->in_session)) {
 			pp = &s->next;
+			continue;
 		}
+		if (t->live_fn && !s->final_drained) {
+			if (!t->d->defer_off &&
+			    thoth__trace_reader_unread(s->reader) > THOTHD_LIVE_INLINE_MAX && live_kick(t)) {
+				pp = &s->next;
+				continue;
+			}
+			source_poll_routed(t, s);       /* its last events */
+		}
+		if (t->cursor == s)
+			t->cursor = s->next;
+		if (t->live_next == s)
+			t->live_next = s->next;
+		if (t->live_cur == s)
+			t->live_cur = NULL;     /* the worker's drain of it ends */
+		*pp = s->next;
+		t->n_sources--;
+		source_free(t, s);
 	}
 }
 
@@ -390,8 +468,10 @@ static int attach_fd(thothd_tracer_t *t, int fd, const thothd_client_t *client, 
 	}
 	for (trace_source_t *s = t->sources; s; s = s->next) {
 		if (s->dev == st.st_dev && s->ino == st.st_ino) {
-			if (client)
+			if (client) {
 				s->client = client;     /* a reconnect: same buffer */
+				s->final_drained = false;
+			}
 			*pid_out = s->pid;
 			goto out;
 		}
@@ -437,6 +517,13 @@ int thothd_tracer_new(thothd_t *d, thothd_tracer_t **out)
 	t->d = d;
 	t->next_session_id = 1;
 	t->on_loop = d->cfg.trace_collect_on_loop;
+	/* THOTHD_TRACE_DRAIN_MS: a session's drain period, for tests that need
+	 * records to wait for a stop or a write (test_thothd_live_drain). */
+	t->drain_period_ns = DRAIN_PERIOD_NS;
+	const char *period = getenv("THOTHD_TRACE_DRAIN_MS");
+	if (period && atoi(period) >= 10 && atoi(period) <= 60000)
+		t->drain_period_ns = (uint64_t)atoi(period) * MS_NS;
+	t->drain_slack_ns = t->drain_period_ns / 2;
 	pthread_condattr_t ca;
 	if (pthread_mutex_init(&t->mu, NULL) || pthread_condattr_init(&ca)) {
 		free(t);
@@ -470,6 +557,7 @@ void thothd_tracer_free(thothd_tracer_t *t)
 	if (!t)
 		return;
 	collector_stop(t);
+	t->freeing = true;
 	if (t->drain_timer && t->d->loop)
 		thoth_timer_cancel(t->d->loop, t->drain_timer);
 	if (t->detach_timer && t->d->loop)
@@ -630,7 +718,7 @@ static void drain_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
 	 * loop: forget it then. */
 	bool again = t->active && loop_drains(t);
 	if (again &&
-	    thoth_timer_rearm(loop, timer, thoth_loop_now(loop) + DRAIN_PERIOD_NS, DRAIN_SLACK_NS) == 0) {
+	    thoth_timer_rearm(loop, timer, thoth_loop_now(loop) + t->drain_period_ns, t->drain_slack_ns) == 0) {
 		tracer_unlock(t);
 		return;
 	}
@@ -647,9 +735,9 @@ static int arm_loop_drain(thothd_tracer_t *t)
 	thothd_t *d = t->d;
 	if (!loop_drains(t))
 		return 0;
-	uint64_t at = thoth_loop_now(d->loop) + DRAIN_PERIOD_NS;
-	return t->drain_timer ? thoth_timer_rearm(d->loop, t->drain_timer, at, DRAIN_SLACK_NS)
-			      : thoth_loop_add_timer(d->loop, at, DRAIN_SLACK_NS, drain_fired, t,
+	uint64_t at = thoth_loop_now(d->loop) + t->drain_period_ns;
+	return t->drain_timer ? thoth_timer_rearm(d->loop, t->drain_timer, at, t->drain_slack_ns)
+			      : thoth_loop_add_timer(d->loop, at, t->drain_slack_ns, drain_fired, t,
 						     &t->drain_timer);
 }
 
@@ -699,7 +787,7 @@ static void *collector_main(void *arg)
 	struct timespec next;
 	clock_gettime(CLOCK_MONOTONIC, &next);
 	while (t->active && !t->collector_quit) {
-		timespec_add_ns(&next, DRAIN_PERIOD_NS);
+		timespec_add_ns(&next, t->drain_period_ns);
 		while (t->active && !t->collector_quit &&
 		       pthread_cond_timedwait(&t->wake, &t->mu, &next) != ETIMEDOUT)
 			;
@@ -805,7 +893,7 @@ static void coll_drop(thothd_tracer_t *t, thoth_trace_collection_t *c)
 
 /* ---- TraceControl ------------------------------------------------------------- */
 
-static void session_end(thothd_tracer_t *t, uint64_t *events, uint64_t *dropped);
+static void session_end(thothd_tracer_t *t, uint64_t *events, uint64_t *dropped, bool drained);
 
 static int session_start(thothd_call_t *call, uint64_t categories, uint32_t pid, uint64_t *id)
 {
@@ -848,7 +936,7 @@ static int session_start(thothd_call_t *call, uint64_t categories, uint32_t pid,
 	if ((r = collector_start(t))) {
 		uint64_t events, dropped;
 		call->reason = "cannot start the trace collector thread";
-		session_end(t, &events, &dropped);
+		session_end(t, &events, &dropped, false);
 		return r;
 	}
 	thothd_info("trace session %llu started: categories %#llx, %s%.0u, %u process%s",
@@ -880,9 +968,11 @@ static int on_start_pid(void *self, const thoth_trace_TraceControl_start_pid_req
 	return session_start_locked(self, req->categories, req->pid, &resp->session_id);
 }
 
-/* End the active session: switch every source off, drain a last time,
- * keep the collection for dump/write.  EVENTS and DROPPED: its totals. */
-static void session_end(thothd_tracer_t *t, uint64_t *events, uint64_t *dropped)
+/* End the active session: switch every source off, drain a last time
+ * (DRAINED: a drain beside the live observer has read everything before
+ * the stop's cut: nothing to read here), keep the collection for
+ * dump/write.  EVENTS and DROPPED: its totals. */
+static void session_end(thothd_tracer_t *t, uint64_t *events, uint64_t *dropped, bool drained)
 {
 	thothd_t *d = t->d;
 	for (trace_source_t *s = t->sources; s; s = s->next)
@@ -891,7 +981,8 @@ static void session_end(thothd_tracer_t *t, uint64_t *events, uint64_t *dropped)
 	/* Writers that saw the mask just before it changed finish their record
 	 * within nanoseconds; this drain takes what is committed, and a record
 	 * still in progress is neither read nor lost (it stays in its ring). */
-	drain(t);
+	if (!drained)
+		drain(t);
 	t->active = false;
 	pthread_cond_signal(&t->wake);  /* the collector ends; its starter joins it */
 	t->session_owner = NULL;
@@ -922,6 +1013,7 @@ static void session_end(thothd_tracer_t *t, uint64_t *events, uint64_t *dropped)
 	}
 	for (trace_source_t *s = t->sources; s; s = s->next) {
 		cut_drop(&s->session_cut);
+		cut_drop(&s->stop_cut);
 		s->mixed = false;
 	}
 	*events = thoth_trace_collection_count(t->collection);
@@ -947,44 +1039,98 @@ static void session_end(thothd_tracer_t *t, uint64_t *events, uint64_t *dropped)
 	prune_sources(t);
 }
 
-static void detached_session_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
-{
-	thothd_tracer_t *t = arg;
-	tracer_lock(t);
-	t->detach_timer = NULL;         /* fired, not re-armed: freed by the loop */
-	if (!t->active || !t->detached_end_ns) {
-		tracer_unlock(t);
-		return;
-	}
-	uint64_t events, dropped;
-	snprintf(t->ended_why, sizeof t->ended_why,
-		 "session %llu ended %llu ms after the connection that started it closed",
-		 (unsigned long long)t->session_id,
-		 (unsigned long long)(t->d->cfg.trace_detach_ns / MS_NS));
-	thothd_info("trace %s", t->ended_why);
-	session_end(t, &events, &dropped);
-	tracer_unlock(t);
-	collector_stop(t);
-}
-
 /*
  * stop: the sources are switched off at once (loop thread), the last drain
- * runs on a worker (deferred answer, defer.c), and the session ends back on
- * the loop thread when it is done.  Meanwhile the session is `stopping`: a
- * second stop is refused, a dump or write of it collects what is there.
+ * runs off the loop thread (deferred answer, defer.c), and the session ends
+ * back on the loop thread when it is done.  Meanwhile the session is
+ * `stopping`: a second stop is refused, a dump or write of it collects
+ * what is there.  With no observer the drain is a worker's WORK, and
+ * session_end drains once more (short: the sources are off).  Beside the
+ * live observer the sources stay on for its categories, so that second
+ * drain would read the observer's records on the loop thread: instead the
+ * stop marks a cut in each of the session's rings (what comes after is not
+ * the session's), and the drain is the answer's PREP on the task thread,
+ * in chunks like the observer's own, reading at least up to the cut;
+ * session_end reads nothing then.  A session whose owner went away ends
+ * the same way, by a task (detached_session_fired).
  */
 typedef struct stop_job {
 	thothd_tracer_t *t;
 	uint64_t session_id;
+	bool drained;                   /* stop_drain read everything up to the cut */
 } stop_job_t;
+
+/* Switch the session's sources off for its categories and, beside the
+ * observer, cut them (mu held, loop thread). */
+static void stop_switch_off(thothd_tracer_t *t)
+{
+	for (trace_source_t *s = t->sources; s; s = s->next) {
+		if (!s->in_session)
+			continue;
+		thoth_trace_reader_set_enabled(s->reader, t->live_fn ? t->live_mask : 0);
+		/* Without memory for a cut the session may get records written
+		 * after the stop, until it ends: as before cuts. */
+		if (t->live_fn && !cut_now(s, &s->stop_cut))
+			cut_drop(&s->stop_cut);
+	}
+}
+
+/* A refused stop: the session goes on, switched back on, uncut. */
+static void stop_switch_on(thothd_tracer_t *t)
+{
+	for (trace_source_t *s = t->sources; s; s = s->next) {
+		if (!s->in_session)
+			continue;
+		thoth_trace_reader_set_enabled(s->reader, source_mask(t, s));
+		cut_drop(&s->stop_cut);
+	}
+}
+
+/* The session's drain beside the live observer (mu held): every source in
+ * chunks for the observer, which routes the session's share, stepping
+ * aside for the loop thread; then, if the observer left meanwhile, the
+ * session's sources as without it, and the extra source.  WHAT names it
+ * in the log (bench_scale section 11 reads it). */
+static void drain_beside_observer(thothd_tracer_t *t, const char *what)
+{
+	uint64_t cpu0 = thothd_thread_cpu_ns(), wall0 = thoth_clock_now();
+	live_job_t lj = { .t = t };
+	if (t->live_fn)
+		live_drain_all(t, &lj);
+	if (!t->live_fn)
+		drain_sources(t);
+	poll_extra_source(t);
+	thothd_debug("trace: %s drained %llu records beside the dashboard in %.1f ms (%.1f ms CPU) on "
+		     "the %s thread", what, (unsigned long long)lj.events,
+		     (thoth_clock_now() - wall0) / 1e6, (thothd_thread_cpu_ns() - cpu0) / 1e6,
+		     gettid() == getpid() ? "loop" : "task");       /* the main thread is the loop's */
+}
+
+/* A stop's last drain beside the observer (PREP, the task thread), or a
+ * detached session's (a task's WORK, either way). */
+static void stop_drain(void *arg)
+{
+	stop_job_t *job = arg;
+	thothd_tracer_t *t = job->t;
+	pthread_mutex_lock(&t->mu);
+	if (t->active && t->session_id == job->session_id) {
+		if (t->live_fn) {
+			drain_beside_observer(t, "a stop");
+			job->drained = true;
+		} else {
+			drain(t);       /* session_end drains once more: the sources are off */
+		}
+	}
+	pthread_mutex_unlock(&t->mu);
+}
 
 static void stop_work(void *arg)
 {
 	stop_job_t *job = arg;
 	thothd_tracer_t *t = job->t;
 	pthread_mutex_lock(&t->mu);
-	/* With the live observer set, its callbacks are the loop thread's:
-	 * session_end drains there instead. */
+	/* With the live observer set now (it came meanwhile), session_end
+	 * drains on the loop thread (as before the observer's drains moved). */
 	if (t->active && t->session_id == job->session_id && !t->live_fn)
 		drain(t);
 	pthread_mutex_unlock(&t->mu);
@@ -1001,7 +1147,9 @@ static int stop_done(void *arg, bool ran, void *resp_v, thoth_arena_t *arena, co
 	uint64_t events, dropped;
 	tracer_lock(t);
 	if (t->active && t->session_id == job->session_id) {
-		session_end(t, &events, &dropped);      /* a short drain: the sources are off */
+		/* Read up to the stop's cut already (drained), or a short drain:
+		 * the sources are off. */
+		session_end(t, &events, &dropped, job->drained);
 	} else {
 		events = t->last_events;        /* it ended meanwhile (detached timer) */
 		dropped = t->last_dropped;
@@ -1015,6 +1163,50 @@ static int stop_done(void *arg, bool ran, void *resp_v, thoth_arena_t *arena, co
 	return 0;
 }
 
+static void job_free(void *arg);
+
+/* A detached session's end: a task, answering nobody. */
+static const thothd_job_ops_t detach_ops = {
+	.method = NULL,
+	.work = stop_drain,
+	.done = stop_done,
+	.release = job_free,
+};
+
+static void detached_session_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
+{
+	thothd_tracer_t *t = arg;
+	tracer_lock(t);
+	t->detach_timer = NULL;         /* fired, not re-armed: freed by the loop */
+	if (!t->active || !t->detached_end_ns) {
+		tracer_unlock(t);
+		return;
+	}
+	uint64_t events, dropped;
+	snprintf(t->ended_why, sizeof t->ended_why,
+		 "session %llu ended %llu ms after the connection that started it closed",
+		 (unsigned long long)t->session_id,
+		 (unsigned long long)(t->d->cfg.trace_detach_ns / MS_NS));
+	thothd_info("trace %s", t->ended_why);
+	if (!t->stopping && !t->d->defer_off) {
+		/* Its last drain on the task thread, the end back here. */
+		stop_job_t *job = malloc(sizeof *job);
+		if (job) {
+			*job = (stop_job_t){ .t = t, .session_id = t->session_id };
+			stop_switch_off(t);
+			if (thothd_defer_task(t->d, &detach_ops, job) == 0) {
+				t->stopping = true;
+				tracer_unlock(t);
+				return;
+			}
+			free(job);      /* ended here, as before (the sources stay off) */
+		}
+	}
+	session_end(t, &events, &dropped, false);
+	tracer_unlock(t);
+	collector_stop(t);
+}
+
 static void job_free(void *arg)
 {
 	free(arg);
@@ -1023,6 +1215,14 @@ static void job_free(void *arg)
 static const thothd_job_ops_t stop_ops = {
 	.method = &thoth_trace_TraceControl_stop_info,
 	.work = stop_work,
+	.done = stop_done,
+	.release = job_free,
+};
+
+/* Beside the live observer: the last drain on the task thread, no WORK. */
+static const thothd_job_ops_t stop_live_ops = {
+	.method = &thoth_trace_TraceControl_stop_info,
+	.prep = stop_drain,
 	.done = stop_done,
 	.release = job_free,
 };
@@ -1051,19 +1251,16 @@ static int on_stop(void *self, const thoth_trace_TraceControl_stop_req_t *req,
 	}
 	*job = (stop_job_t){ .t = t, .session_id = t->session_id };
 	/* Writers see the mask off at their next trace point: what the last
-	 * drain reads is then all there is. */
-	for (trace_source_t *s = t->sources; s; s = s->next)
-		if (s->in_session)
-			thoth_trace_reader_set_enabled(s->reader, t->live_fn ? t->live_mask : 0);
+	 * drain reads is then all there is (beside the observer: up to the cut). */
+	stop_switch_off(t);
+	const thothd_job_ops_t *ops = t->live_fn ? &stop_live_ops : &stop_ops;
 	t->stopping = true;
 	tracer_unlock(t);
-	int r = thothd_defer_or_run(call, &stop_ops, job, resp, arena);
+	int r = thothd_defer_or_run(call, ops, job, resp, arena);
 	if (r < 0) {
 		tracer_lock(t);
-		t->stopping = false;    /* refused: the session goes on, switched back on */
-		for (trace_source_t *s = t->sources; s; s = s->next)
-			if (s->in_session)
-				thoth_trace_reader_set_enabled(s->reader, source_mask(t, s));
+		t->stopping = false;    /* refused: the session goes on */
+		stop_switch_on(t);
 		tracer_unlock(t);
 	}
 	return r;
@@ -1159,7 +1356,7 @@ static void write_work(void *arg)
 	pthread_mutex_lock(&t->mu);
 	if (t->active && t->collection == job->coll) {
 		if (!t->live_fn)
-			drain(t);       /* the live observer's case: drained on the loop thread */
+			drain(t);       /* beside the observer: write_prep drained */
 		if (thoth__trace_collection_clone(job->coll, &copy))
 			copy = NULL;
 		if (!copy) {
@@ -1225,6 +1422,34 @@ static void write_release(void *arg)
 	free(job);
 }
 
+/* An active session's drain beside the live observer (PREP, the task
+ * thread): what the export's copy will hold. */
+static void write_prep(void *arg)
+{
+	write_job_t *job = arg;
+	thothd_tracer_t *t = job->t;
+	pthread_mutex_lock(&t->mu);
+	if (t->active && t->collection == job->coll && t->live_fn)
+		drain_beside_observer(t, "a write");
+	pthread_mutex_unlock(&t->mu);
+}
+
+static const thothd_job_ops_t write_live_ops = {
+	.method = &thoth_trace_TraceControl_write_info,
+	.prep = write_prep,
+	.work = write_work,
+	.done = write_done,
+	.release = write_release,
+};
+
+static const thothd_job_ops_t dump_live_ops = {
+	.method = &thoth_trace_TraceControl_dump_info,
+	.prep = write_prep,
+	.work = write_work,
+	.done = write_done,
+	.release = write_release,
+};
+
 static const thothd_job_ops_t write_ops = {
 	.method = &thoth_trace_TraceControl_write_info,
 	.work = write_work,
@@ -1268,11 +1493,14 @@ static int start_write(thothd_call_t *call, bool dump, const char *json, const c
 	job->dump = dump;
 	job->json = j;
 	job->ctf = c;
-	if (t->active && t->live_fn)
-		drain(t);               /* the observer's callbacks belong to this thread */
+	/* An active session beside the observer: drained first on the task
+	 * thread (write_prep), not here. */
+	bool beside = t->active && t->live_fn;
 	job->coll = coll_hold(t);
 	tracer_unlock(t);
-	return thothd_defer_or_run(call, dump ? &dump_ops : &write_ops, job, resp, arena);
+	const thothd_job_ops_t *ops = dump ? (beside ? &dump_live_ops : &dump_ops)
+					   : (beside ? &write_live_ops : &write_ops);
+	return thothd_defer_or_run(call, ops, job, resp, arena);
 }
 
 static int on_write(void *self, const thoth_trace_TraceControl_write_req_t *req,
@@ -1423,11 +1651,7 @@ static uint64_t records_read(const thothd_tracer_t *t)
 	return n;
 }
 
-/* The deferred drain of the observer's sources (a task, defer.c). */
-typedef struct live_job {
-	thothd_tracer_t *t;
-	uint64_t events, chunks, wall_ns, cpu_ns;
-} live_job_t;
+
 
 /* Drain S for the observer in chunks, as far as what waited when it began
  * (a writer faster than the drain does not keep it here); mu held. */
@@ -1439,6 +1663,7 @@ static void live_drain_source(thothd_tracer_t *t, trace_source_t *s, live_job_t 
 	thoth_trace_reader_geometry(s->reader, &rings, NULL);
 	uint32_t counts[64] = { 0 };
 	uint64_t budget = thoth__trace_reader_unread(s->reader);
+	bool gone = !s->client && !s->own;     /* what it left is all there is to read */
 	t->live_cur = s;
 	for (;;) {
 		route_ctx_t rc = { .t = t, .s = s, .process = name, .ring_counts = counts,
@@ -1461,16 +1686,16 @@ static void live_drain_source(thothd_tracer_t *t, trace_source_t *s, live_job_t 
 	for (uint32_t i = 0; i < 64; i++)
 		max = counts[i] > max ? counts[i] : max;
 	s->last_drain_max = max;
+	if (gone)
+		s->final_drained = true;        /* the next pruning frees it */
 	t->live_cur = NULL;
 }
 
-static void live_work(void *arg)
+/* Every source for the observer, each in chunks (mu held; the task thread,
+ * or the loop thread with THOTHD_DEFER=off).  Sources added meanwhile (at
+ * the head) wait for the next drain. */
+static void live_drain_all(thothd_tracer_t *t, live_job_t *job)
 {
-	live_job_t *job = arg;
-	thothd_tracer_t *t = job->t;
-	uint64_t cpu0 = thothd_thread_cpu_ns(), wall0 = thoth_clock_now();
-	pthread_mutex_lock(&t->mu);
-	/* Sources added meanwhile (at the head) wait for the next drain. */
 	t->live_next = t->sources;
 	while (t->live_fn && t->live_next) {
 		trace_source_t *s = t->live_next;
@@ -1480,9 +1705,18 @@ static void live_work(void *arg)
 		step_aside(t);
 	}
 	t->live_next = NULL;
+}
+
+static void live_work(void *arg)
+{
+	live_job_t *job = arg;
+	thothd_tracer_t *t = job->t;
+	uint64_t cpu0 = thothd_thread_cpu_ns(), wall0 = thoth_clock_now();
+	pthread_mutex_lock(&t->mu);
+	live_drain_all(t, job);
 	if (t->live_fn)
 		poll_extra_source(t);
-	if (t->live_fn && t->live_poll)
+	if (t->live_fn && t->live_poll && !job->no_poll)
 		t->live_poll(t, t->live_ctx);   /* steps aside between its own steps */
 	pthread_mutex_unlock(&t->mu);
 	job->cpu_ns = thothd_thread_cpu_ns() - cpu0;
@@ -1499,10 +1733,16 @@ static int live_done(void *arg, bool ran, void *resp, thoth_arena_t *arena, cons
 	t->live_task = false;
 	if (t->live_drained)
 		t->live_drained(t->live_drained_ctx);
+	/* Gone processes it read to the end go now; one it did not (it passed
+	 * it before its connection closed) gets another drain. */
+	tracer_lock(t);
+	prune_sources(t);
+	tracer_unlock(t);
 	if (ran)
 		thothd_debug("dashboard: drained %llu trace records in %.1f ms (%.1f ms CPU, %llu chunks) "
-			     "on a worker thread", (unsigned long long)job->events, job->wall_ns / 1e6,
-			     job->cpu_ns / 1e6, (unsigned long long)job->chunks);
+			     "on a worker thread%s", (unsigned long long)job->events, job->wall_ns / 1e6,
+			     job->cpu_ns / 1e6, (unsigned long long)job->chunks,
+			     job->no_poll ? " (a gone process's last records)" : "");
 	return 0;
 }
 
@@ -1512,6 +1752,26 @@ static const thothd_job_ops_t live_ops = {
 	.done = live_done,
 	.release = job_free,
 };
+
+/* A drain on the task thread for what a gone process left (mu held, loop
+ * thread; prune_sources).  True: one is in flight (this, or the tick's,
+ * whose end prunes and kicks again if that did not read it all). */
+static bool live_kick(thothd_tracer_t *t)
+{
+	if (t->live_task)
+		return true;
+	live_job_t *job = calloc(1, sizeof *job);
+	if (!job)
+		return false;
+	*job = (live_job_t){ .t = t, .no_poll = true };
+	if (thothd_defer_task(t->d, &live_ops, job) != 0) {
+		free(job);
+		return false;
+	}
+	t->live_task = true;
+	t->live_deferred++;
+	return true;
+}
 
 void thothd_tracer_live_drain(thothd_tracer_t *t)
 {
@@ -1552,12 +1812,14 @@ void thothd_tracer_live_drain(thothd_tracer_t *t)
 			     (thoth_clock_now() - wall0) / 1e6, (thothd_thread_cpu_ns() - cpu0) / 1e6);
 		if (t->live_poll)
 			t->live_poll(t, t->live_ctx);   /* logs its own figures */
+		prune_sources(t);       /* gone processes read to the end */
 		tracer_unlock(t);
 		return;
 	}
 	drain(t);
 	if (t->live_poll)
 		t->live_poll(t, t->live_ctx);
+	prune_sources(t);
 	tracer_unlock(t);
 }
 
