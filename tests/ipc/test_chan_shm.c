@@ -111,6 +111,40 @@ static void test_inline_roundtrip_and_no_wake_when_peer_awake(void **state)
 	pair_free(p);
 }
 
+/* Every inline length, 40..240 bytes: the receiver gets exactly the bytes
+ * sent, and the sender writes nothing in the slot past the message (the
+ * slot's last 8 bytes are an inline message's stamp word): the copies are
+ * inline 16-byte moves whose last one overlaps, never a rounded-up run. */
+static void test_inline_copies_are_exact_at_every_length(void **state)
+{
+	pair_t *p = pair_new(8, 4, 4096);
+	uint8_t want[THOTH_CHAN_INLINE_MAX];
+	unsigned seed = 12345;
+	for (uint32_t len = THOTH_WIRE_HEADER_SIZE; len <= THOTH_CHAN_INLINE_MAX; len++) {
+		uint8_t *slot = chan_slot_at(&p->cli, CHAN_REQ, p->cli.tx_head);
+		memset(slot + THOTH_CHAN_SLOT_HEADER, 0xee, THOTH_CHAN_SLOT_SIZE - THOTH_CHAN_SLOT_HEADER);
+		uint8_t *buf;
+		assert_int_equal(chan_try_alloc(&p->cli, len, &buf), 0);
+		memset(buf, 0xcc, THOTH_CHAN_INLINE_MAX);     /* what lies past the message in the stage */
+		for (uint32_t i = 0; i < len; i++)
+			want[i] = buf[i] = (uint8_t)(rand_r(&seed) >> 7);
+		assert_int_equal(chan_try_send(&p->cli, buf, len), 0);
+		for (uint32_t i = THOTH_CHAN_SLOT_HEADER + len; i < THOTH_CHAN_SLOT_SIZE; i++)
+			if (slot[i] != 0xee)
+				fail_msg("len %u: slot byte %u written past the message", len, i);
+		memset(p->srv.rx_copy, 0x11, sizeof p->srv.rx_copy);
+		thoth_msg_t m;
+		assert_int_equal(chan_try_recv(&p->srv, &m), 0);
+		assert_int_equal(m.len, len);
+		assert_memory_equal(m.data, want, len);
+		for (uint32_t i = len; i < sizeof p->srv.rx_copy; i++)
+			if (p->srv.rx_copy[i] != 0x11)
+				fail_msg("len %u: rx_copy byte %u written past the message", len, i);
+		assert_int_equal(chan_release(&p->srv, &m), 0);
+	}
+	pair_free(p);
+}
+
 static void test_ring_full_then_space(void **state)
 {
 	pair_t *p = pair_new(4, 4, 4096);
@@ -732,6 +766,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_limits_are_checked_with_reasons),
 		cmocka_unit_test(test_inline_roundtrip_and_no_wake_when_peer_awake),
+		cmocka_unit_test(test_inline_copies_are_exact_at_every_length),
 		cmocka_unit_test(test_ring_full_then_space),
 		cmocka_unit_test(test_pool_runs_lend_and_return),
 		cmocka_unit_test(test_hostile_service_descriptors_are_refused),
