@@ -648,6 +648,14 @@ static void publish(chan_end_t *e, uint8_t *slot, uint32_t kind, unsigned flags)
 	e->tx_head++;
 	atomic_store_explicit(&d->head, e->tx_head, memory_order_release);
 	atomic_thread_fence(memory_order_seq_cst);
+	/* The fence also orders the tail our last receive stored before this
+	 * load: what that receive owed (chan_rx_settle), on our own line. */
+	if (e->rx_settle) {
+		chan_dir_t *rd = &e->ctl->dir[e->rx];
+		e->rx_settle = false;
+		if (atomic_load_explicit(&rd->prod_waiting, memory_order_relaxed))
+			wake_peer(e, &rd->tail, CHAN_WAITING_BELL);
+	}
 	uint32_t waiting = atomic_load_explicit(&d->cons_waiting, memory_order_relaxed);
 	if (waiting) {
 		if (!(flags & THOTH_CHAN_URGENT) && mod_defer(e)) {
@@ -834,10 +842,23 @@ static int rx_untagged(chan_end_t *e, const uint8_t *slot, uint32_t *tag)
 	return 0;
 }
 
+/* What a receive owed: the fence after its tail store, then wake a
+ * producer that went to sleep on a full ring before it saw that tail
+ * (the Dekker pair of "Memory ordering", point 4). */
+void chan_rx_settle_owed(chan_end_t *e)
+{
+	chan_dir_t *d = &e->ctl->dir[e->rx];
+	e->rx_settle = false;
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&d->prod_waiting, memory_order_relaxed))
+		wake_peer(e, &d->tail, CHAN_WAITING_BELL);
+}
+
 int chan_try_recv(chan_end_t *e, thoth_msg_t *msg)
 {
 	if (e->err)
 		return e->err;
+	chan_rx_settle(e);
 	chan_dir_t *d = &e->ctl->dir[e->rx];
 	const uint8_t *slot = slot_at(e, e->rx, e->rx_tail);
 	uint32_t tag = ld32_acq(slot);
@@ -883,9 +904,11 @@ int chan_try_recv(chan_end_t *e, thoth_msg_t *msg)
 	e->mod.rx_bytes += len;
 	e->rx_tail++;
 	atomic_store_explicit(&d->tail, e->rx_tail, memory_order_release);
-	atomic_thread_fence(memory_order_seq_cst);
-	if (atomic_load_explicit(&d->prod_waiting, memory_order_relaxed))
-		wake_peer(e, &d->tail, CHAN_WAITING_BELL);
+	/* The fence and the check of prod_waiting are owed, not paid here:
+	 * the caller's next send pays them with the fence it makes anyway
+	 * (an RPC: its answer, or its next request), and every receive, wait,
+	 * nap and close settles first.  Off the path the peer waits on. */
+	e->rx_settle = true;
 	e->st.received++;
 	/* After the slot is handed back: the message is in rx_copy or in the
 	 * peer's pool buffer, which stays ours until released. */
@@ -1017,6 +1040,7 @@ static void presence_publish(chan_end_t *e, bool running)
 
 int chan_arm(chan_end_t *e, enum chan_cond cond, size_t len)
 {
+	chan_rx_settle(e);              /* never sleep owing a sleeping producer its wake-up */
 	_Atomic uint32_t *flag = wait_flag(e, cond);
 	presence_publish(e, false);
 	atomic_store_explicit(flag, 1, memory_order_relaxed);
@@ -1080,6 +1104,7 @@ static bool spin_may(chan_end_t *e)
 
 bool chan_spin(chan_end_t *e, enum chan_cond cond, size_t len)
 {
+	chan_rx_settle(e);              /* a producer may wait for the slot we freed */
 	if (e->wait != THOTH_CHAN_SPIN || !e->spin_budget)
 		return false;
 	if (!spin_may(e))
@@ -1204,6 +1229,7 @@ static uint8_t nap_way(chan_end_t *e)
 
 bool chan_nap(chan_end_t *e, uint64_t until)
 {
+	chan_rx_settle(e);
 	if (e->wait != THOTH_CHAN_SPIN || e->mod.on || e->err || !e->nap_ok || e->spin_max < NAP_MIN_NS) {
 		e->nap_cycle_way = 0;    /* no cycle is timed across this wait */
 		return false;
@@ -1287,6 +1313,7 @@ int chan_wait(chan_end_t *e, enum chan_cond cond, size_t len, int timeout_ms)
 	/* Running, and where: also when the wait is over at once (a side that
 	 * always finds its data ready would otherwise never tell its peer). */
 	presence_publish(e, true);
+	chan_rx_settle(e);
 	chan_mod_flush(e);              /* never wait while owing the peer a wake-up */
 	if (chan_ready(e, cond, len))
 		return ready_result(e);
@@ -1339,6 +1366,7 @@ void chan_end_close(chan_end_t *e)
 {
 	if (!e->ctl)
 		return;
+	chan_rx_settle(e);
 	atomic_store_explicit(&e->ctl->closed[e->side], 1, memory_order_release);
 	atomic_thread_fence(memory_order_seq_cst);
 	/* The peer may sleep on any of these words (or on its socket). */
