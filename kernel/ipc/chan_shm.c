@@ -58,6 +58,8 @@ static void presence_publish(chan_end_t *e, bool running);
 /* One wait in this many spins the whole spin_max while the budget has
  * shrunk (chan_spin): the way out of the sleeping trap. */
 #define SPIN_PROBE 16u
+/* Polls of a receiver's tag per pause while spinning (chan_spin). */
+#define SPIN_POLLS 8u
 #define SLEEP_SLICE_NS (10u * 1000000u)
 /* chan_nap: no nap shorter than this (a learnt budget this small means the
  * peer answers slowly: the loop's own wait is the right one). */
@@ -1120,13 +1122,22 @@ bool chan_spin(chan_end_t *e, enum chan_cond cond, size_t len)
 	uint32_t budget = e->spin_budget;
 	if (budget < e->spin_max && ++e->spin_waits % SPIN_PROBE == 0)
 		budget = e->spin_max;
+	/* A receiver polls its tag SPIN_POLLS times per pause: with a pause
+	 * after every poll the two-CPU round trip measured 16-50 ns slower
+	 * (paired, faster in 27-34 of 40; one pause in 4 gave about half of
+	 * that, none no more than one in 8: docs/BENCHMARKS.md "Stop 29").
+	 * A poll that hits in L1 costs a few cycles and a pause tens of ns
+	 * here, so the pauses still fill most of the spin, and the checks
+	 * between them stay 64 pauses apart.  The other conditions read
+	 * several words per check and keep one pause each. */
+	unsigned polls = cond == CHAN_WAIT_RECV ? SPIN_POLLS : 1;
 	uint64_t start = thoth_clock_now(), end = start + budget;
 	for (uint64_t t = start; t < end; t = thoth_clock_now()) {
 		/* Every 64 pauses (a few hundred ns): the peer may have gone to
 		 * sleep or moved to our CPU, and we may have moved. */
 		if (t != start && !spin_may(e))
 			return false;
-		for (int i = 0; i < 64; i++) {
+		for (unsigned i = 0; i < 64 * polls; i++) {
 			/* A receiver polls only its slot's tag: head's line
 			 * stays with the producer (chan_ready checks it when
 			 * the spin is over). */
@@ -1145,7 +1156,8 @@ bool chan_spin(chan_end_t *e, enum chan_cond cond, size_t len)
 					e->spin_budget = 2 * took < e->spin_max ? (uint32_t)(2 * took) : e->spin_max;
 				return true;
 			}
-			cpu_relax();
+			if (i % polls == polls - 1)
+				cpu_relax();
 		}
 	}
 	e->st.spin_misses++;
