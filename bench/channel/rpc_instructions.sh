@@ -11,11 +11,11 @@
 # thoth_client_commit without the transport (tr_call: the send and the
 # wait), each with everything it calls; then the service's send of its
 # response (chan_try_send: the same code the client's send runs, less the
-# urgent flag; a channel whose consumer did not ask for send stamps, so
-# this is also what a client's unstamped send costs).  --send-stamps: the
-# service asks for send stamps (docs/IPC.md "Send stamps"), and the
-# client's stamped inline send (send_inline_stamped, the whole send with
-# its clock read) is counted too.  Counted with --toggle-collect, so
+# urgent flag; a channel whose consumer did not ask for send stamps) and
+# the client's send of its request (thoth_chan_send_flags: the inline
+# send with the urgent flag).  --send-stamps: the service asks for send
+# stamps (docs/IPC.md "Send stamps"), so the client's send is the stamped
+# one (its clock read included).  Counted with --toggle-collect, so
 # inlined code is counted wherever callgrind files it.  The client's counts
 # are read from the process forked for the 64 KiB cell: a forked child's
 # profile starts with its parent's counts, here the client's after the 64 B
@@ -48,10 +48,10 @@ d=$(count dispatch --toggle-collect=thoth_server_dispatch | sort -n | tail -1)
 b=$(count begin --toggle-collect=thoth_client_begin | awk '$1 > 0' | sort -n | head -1)
 c=$(count commit --toggle-collect=thoth_client_commit --toggle-collect=tr_call | awk '$1 > 0' | sort -n | head -1)
 t=$(count send --toggle-collect=chan_try_send | sort -n | tail -1)
-stamped=
+# The client's send: the smaller of the processes that have any (as begin).
+f=$(count csend --toggle-collect=thoth_chan_send_flags | awk '$1 > 0' | sort -n | head -1)
 case "$EXTRA" in
-*--send-stamps*)
-	f=$(count stamped --toggle-collect=send_inline_stamped | awk '$1 > 0' | sort -n | head -1)
-	stamped=", the client's stamped send (send_inline_stamped) $((f / CALLS))";;
+*--send-stamps*) what="stamped";;
+*) what="unstamped";;
 esac
-echo "per call, 64 B, two CPUs ($CALLS calls): thoth_server_dispatch $((d / CALLS)), thoth_client_begin $((b / CALLS)), thoth_client_commit without the transport $((c / CALLS)), the service's chan_try_send $((t / CALLS))$stamped instructions"
+echo "per call, 64 B, two CPUs ($CALLS calls): thoth_server_dispatch $((d / CALLS)), thoth_client_begin $((b / CALLS)), thoth_client_commit without the transport $((c / CALLS)), the service's chan_try_send $((t / CALLS)), the client's $what send (thoth_chan_send_flags) $((f / CALLS)) instructions"

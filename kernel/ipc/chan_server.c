@@ -521,8 +521,10 @@ static enum serve_result conn_serve(conn_t *c, unsigned *budget)
 			conn_close(c);
 			return SERVE_CLOSED;
 		}
-		if (!*budget)
+		if (!*budget) {
+			chan_rx_settle(e);      /* the client may sleep on a full ring until our next turn */
 			return SERVE_MORE;
+		}
 		/* Spin for this client only while no other channel waits for
 		 * its turn. */
 		bool may_spin = s->ready.n == 0;

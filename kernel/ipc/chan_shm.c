@@ -58,6 +58,8 @@ static void presence_publish(chan_end_t *e, bool running);
 /* One wait in this many spins the whole spin_max while the budget has
  * shrunk (chan_spin): the way out of the sleeping trap. */
 #define SPIN_PROBE 16u
+/* Polls of a receiver's tag per pause while spinning (chan_spin). */
+#define SPIN_POLLS 8u
 #define SLEEP_SLICE_NS (10u * 1000000u)
 /* chan_nap: no nap shorter than this (a learnt budget this small means the
  * peer answers slowly: the loop's own wait is the right one). */
@@ -648,6 +650,14 @@ static void publish(chan_end_t *e, uint8_t *slot, uint32_t kind, unsigned flags)
 	e->tx_head++;
 	atomic_store_explicit(&d->head, e->tx_head, memory_order_release);
 	atomic_thread_fence(memory_order_seq_cst);
+	/* The fence also orders the tail our last receive stored before this
+	 * load: what that receive owed (chan_rx_settle), on our own line. */
+	if (e->rx_settle) {
+		chan_dir_t *rd = &e->ctl->dir[e->rx];
+		e->rx_settle = false;
+		if (atomic_load_explicit(&rd->prod_waiting, memory_order_relaxed))
+			wake_peer(e, &rd->tail, CHAN_WAITING_BELL);
+	}
 	uint32_t waiting = atomic_load_explicit(&d->cons_waiting, memory_order_relaxed);
 	if (waiting) {
 		if (!(flags & THOTH_CHAN_URGENT) && mod_defer(e)) {
@@ -667,6 +677,43 @@ int chan_try_send(chan_end_t *e, uint8_t *buf, size_t len)
 
 static int send_pool(chan_end_t *e, uint8_t *buf, size_t len, unsigned flags) __attribute__((noinline));
 
+/*
+ * Copies of at most THOTH_CHAN_INLINE_MAX bytes, inline: 16-byte moves, the
+ * last one ending exactly at N (it may overlap the one before), so nothing
+ * past N is read or written.  A memcpy of a variable size here compiled to
+ * `rep movsq`, whose start-up costs tens of cycles per copy, and there are
+ * four copies per round trip on the path a peer waits on (docs/IPC.md,
+ * "Cache lines").  Both buffers are ours or bounds-checked; the source may
+ * be the peer's slot, which it may rewrite meanwhile: the copy is then as
+ * torn as a memcpy's, never out of bounds.
+ */
+static inline void copy16(uint8_t *to, const uint8_t *from)
+{
+	uint64_t a, b;
+	memcpy(&a, from, 8);
+	memcpy(&b, from + 8, 8);
+	memcpy(to, &a, 8);
+	memcpy(to + 8, &b, 8);
+}
+
+static inline __attribute__((always_inline)) void copy_small(uint8_t *to, const uint8_t *from, size_t n)
+{
+	if (n >= 16) {
+		for (size_t i = 0; i + 16 < n; i += 16)
+			copy16(to + i, from + i);
+		copy16(to + n - 16, from + n - 16);
+	} else if (n >= 8) {
+		uint64_t a, b;
+		memcpy(&a, from, 8);
+		memcpy(&b, from + n - 8, 8);
+		memcpy(to, &a, 8);
+		memcpy(to + n - 8, &b, 8);
+	} else {
+		for (size_t i = 0; i < n; i++)
+			to[i] = from[i];
+	}
+}
+
 /* The message built in tx_stage goes to SLOT, with its length, in a few
  * wide stores: the part past the slot's first line first, then the first
  * line (the one the peer polls) in one run of stores, then publish() adds
@@ -679,10 +726,10 @@ static inline void slot_fill(uint8_t *slot, const uint8_t *msg, size_t len)
 {
 	uint8_t *to = slot + THOTH_CHAN_SLOT_HEADER;
 	if (len > SLOT_LINE0) {
-		memcpy(to + SLOT_LINE0, msg + SLOT_LINE0, len - SLOT_LINE0);
+		copy_small(to + SLOT_LINE0, msg + SLOT_LINE0, len - SLOT_LINE0);
 		memcpy(to, msg, SLOT_LINE0);
 	} else {
-		memcpy(to, msg, len);
+		copy_small(to, msg, len);
 	}
 	st32(slot + 4, (uint32_t)len);
 }
@@ -797,10 +844,23 @@ static int rx_untagged(chan_end_t *e, const uint8_t *slot, uint32_t *tag)
 	return 0;
 }
 
+/* What a receive owed: the fence after its tail store, then wake a
+ * producer that went to sleep on a full ring before it saw that tail
+ * (the Dekker pair of "Memory ordering", point 4). */
+void chan_rx_settle_owed(chan_end_t *e)
+{
+	chan_dir_t *d = &e->ctl->dir[e->rx];
+	e->rx_settle = false;
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&d->prod_waiting, memory_order_relaxed))
+		wake_peer(e, &d->tail, CHAN_WAITING_BELL);
+}
+
 int chan_try_recv(chan_end_t *e, thoth_msg_t *msg)
 {
 	if (e->err)
 		return e->err;
+	chan_rx_settle(e);
 	chan_dir_t *d = &e->ctl->dir[e->rx];
 	const uint8_t *slot = slot_at(e, e->rx, e->rx_tail);
 	uint32_t tag = ld32_acq(slot);
@@ -816,7 +876,7 @@ int chan_try_recv(chan_end_t *e, thoth_msg_t *msg)
 			return chan_fail(e, THOTH_E_CORRUPT, "inline message of %u bytes in slot %u (must be %u..%u)",
 					 len, e->rx_tail, THOTH_WIRE_HEADER_SIZE, THOTH_CHAN_INLINE_MAX);
 		/* Copied out, so the peer cannot change it under the decoder. */
-		memcpy(e->rx_copy, slot + THOTH_CHAN_SLOT_HEADER, len);
+		copy_small(e->rx_copy, slot + THOTH_CHAN_SLOT_HEADER, len);
 		msg->data = e->rx_copy;
 		msg->handle = NULL;
 		break;
@@ -846,9 +906,11 @@ int chan_try_recv(chan_end_t *e, thoth_msg_t *msg)
 	e->mod.rx_bytes += len;
 	e->rx_tail++;
 	atomic_store_explicit(&d->tail, e->rx_tail, memory_order_release);
-	atomic_thread_fence(memory_order_seq_cst);
-	if (atomic_load_explicit(&d->prod_waiting, memory_order_relaxed))
-		wake_peer(e, &d->tail, CHAN_WAITING_BELL);
+	/* The fence and the check of prod_waiting are owed, not paid here:
+	 * the caller's next send pays them with the fence it makes anyway
+	 * (an RPC: its answer, or its next request), and every receive, wait,
+	 * nap and close settles first.  Off the path the peer waits on. */
+	e->rx_settle = true;
 	e->st.received++;
 	/* After the slot is handed back: the message is in rx_copy or in the
 	 * peer's pool buffer, which stays ours until released. */
@@ -980,6 +1042,7 @@ static void presence_publish(chan_end_t *e, bool running)
 
 int chan_arm(chan_end_t *e, enum chan_cond cond, size_t len)
 {
+	chan_rx_settle(e);              /* never sleep owing a sleeping producer its wake-up */
 	_Atomic uint32_t *flag = wait_flag(e, cond);
 	presence_publish(e, false);
 	atomic_store_explicit(flag, 1, memory_order_relaxed);
@@ -1043,6 +1106,7 @@ static bool spin_may(chan_end_t *e)
 
 bool chan_spin(chan_end_t *e, enum chan_cond cond, size_t len)
 {
+	chan_rx_settle(e);              /* a producer may wait for the slot we freed */
 	if (e->wait != THOTH_CHAN_SPIN || !e->spin_budget)
 		return false;
 	if (!spin_may(e))
@@ -1058,13 +1122,22 @@ bool chan_spin(chan_end_t *e, enum chan_cond cond, size_t len)
 	uint32_t budget = e->spin_budget;
 	if (budget < e->spin_max && ++e->spin_waits % SPIN_PROBE == 0)
 		budget = e->spin_max;
+	/* A receiver polls its tag SPIN_POLLS times per pause: with a pause
+	 * after every poll the two-CPU round trip measured 16-50 ns slower
+	 * (paired, faster in 27-34 of 40; one pause in 4 gave about half of
+	 * that, none no more than one in 8: docs/BENCHMARKS.md "Stop 29").
+	 * A poll that hits in L1 costs a few cycles and a pause tens of ns
+	 * here, so the pauses still fill most of the spin, and the checks
+	 * between them stay 64 pauses apart.  The other conditions read
+	 * several words per check and keep one pause each. */
+	unsigned polls = cond == CHAN_WAIT_RECV ? SPIN_POLLS : 1;
 	uint64_t start = thoth_clock_now(), end = start + budget;
 	for (uint64_t t = start; t < end; t = thoth_clock_now()) {
 		/* Every 64 pauses (a few hundred ns): the peer may have gone to
 		 * sleep or moved to our CPU, and we may have moved. */
 		if (t != start && !spin_may(e))
 			return false;
-		for (int i = 0; i < 64; i++) {
+		for (unsigned i = 0; i < 64 * polls; i++) {
 			/* A receiver polls only its slot's tag: head's line
 			 * stays with the producer (chan_ready checks it when
 			 * the spin is over). */
@@ -1083,7 +1156,8 @@ bool chan_spin(chan_end_t *e, enum chan_cond cond, size_t len)
 					e->spin_budget = 2 * took < e->spin_max ? (uint32_t)(2 * took) : e->spin_max;
 				return true;
 			}
-			cpu_relax();
+			if (i % polls == polls - 1)
+				cpu_relax();
 		}
 	}
 	e->st.spin_misses++;
@@ -1167,6 +1241,7 @@ static uint8_t nap_way(chan_end_t *e)
 
 bool chan_nap(chan_end_t *e, uint64_t until)
 {
+	chan_rx_settle(e);
 	if (e->wait != THOTH_CHAN_SPIN || e->mod.on || e->err || !e->nap_ok || e->spin_max < NAP_MIN_NS) {
 		e->nap_cycle_way = 0;    /* no cycle is timed across this wait */
 		return false;
@@ -1250,6 +1325,7 @@ int chan_wait(chan_end_t *e, enum chan_cond cond, size_t len, int timeout_ms)
 	/* Running, and where: also when the wait is over at once (a side that
 	 * always finds its data ready would otherwise never tell its peer). */
 	presence_publish(e, true);
+	chan_rx_settle(e);
 	chan_mod_flush(e);              /* never wait while owing the peer a wake-up */
 	if (chan_ready(e, cond, len))
 		return ready_result(e);
@@ -1302,6 +1378,7 @@ void chan_end_close(chan_end_t *e)
 {
 	if (!e->ctl)
 		return;
+	chan_rx_settle(e);
 	atomic_store_explicit(&e->ctl->closed[e->side], 1, memory_order_release);
 	atomic_thread_fence(memory_order_seq_cst);
 	/* The peer may sleep on any of these words (or on its socket). */

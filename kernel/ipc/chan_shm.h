@@ -202,6 +202,8 @@ typedef struct chan_end {
 	uint32_t tx_tail_seen;            /* the peer's tail as last loaded and checked: reloaded
 					   * only when the ring looks full from it */
 	uint32_t rx_tail;                 /* our consumer index */
+	bool rx_settle;                   /* tail published, its fence and prod_waiting check owed
+					   * (chan_rx_settle; publish() pays them with its own fence) */
 	uint32_t rel_pop;                 /* our pop index on our release ring */
 	uint32_t rel_push;                /* our push index on the peer's release ring */
 
@@ -283,7 +285,19 @@ static inline int chan_try_alloc_fast(chan_end_t *e, size_t len, uint8_t **buf)
 }
 int chan_try_send(chan_end_t *e, uint8_t *buf, size_t len);
 void chan_discard(chan_end_t *e, uint8_t *buf);
+/* Receive.  The slot is handed back at once (tail stored), but the fence
+ * and the check of a producer asleep on a full ring (prod_waiting) that
+ * must follow the store are owed (e->rx_settle) until our next send
+ * (publish() checks after the fence it makes anyway), receive, wait, nap
+ * or close, or an explicit chan_rx_settle: an RPC's receive then pays no
+ * fence on the path its caller waits on.  docs/IPC.md, "Memory ordering". */
 int chan_try_recv(chan_end_t *e, thoth_msg_t *msg);
+void chan_rx_settle_owed(chan_end_t *e);
+static inline void chan_rx_settle(chan_end_t *e)
+{
+	if (e->rx_settle)
+		chan_rx_settle_owed(e);
+}
 int chan_release(chan_end_t *e, thoth_msg_t *msg);
 
 /* What a blocked side waits for. */

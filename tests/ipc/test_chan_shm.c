@@ -111,6 +111,40 @@ static void test_inline_roundtrip_and_no_wake_when_peer_awake(void **state)
 	pair_free(p);
 }
 
+/* Every inline length, 40..240 bytes: the receiver gets exactly the bytes
+ * sent, and the sender writes nothing in the slot past the message (the
+ * slot's last 8 bytes are an inline message's stamp word): the copies are
+ * inline 16-byte moves whose last one overlaps, never a rounded-up run. */
+static void test_inline_copies_are_exact_at_every_length(void **state)
+{
+	pair_t *p = pair_new(8, 4, 4096);
+	uint8_t want[THOTH_CHAN_INLINE_MAX];
+	unsigned seed = 12345;
+	for (uint32_t len = THOTH_WIRE_HEADER_SIZE; len <= THOTH_CHAN_INLINE_MAX; len++) {
+		uint8_t *slot = chan_slot_at(&p->cli, CHAN_REQ, p->cli.tx_head);
+		memset(slot + THOTH_CHAN_SLOT_HEADER, 0xee, THOTH_CHAN_SLOT_SIZE - THOTH_CHAN_SLOT_HEADER);
+		uint8_t *buf;
+		assert_int_equal(chan_try_alloc(&p->cli, len, &buf), 0);
+		memset(buf, 0xcc, THOTH_CHAN_INLINE_MAX);     /* what lies past the message in the stage */
+		for (uint32_t i = 0; i < len; i++)
+			want[i] = buf[i] = (uint8_t)(rand_r(&seed) >> 7);
+		assert_int_equal(chan_try_send(&p->cli, buf, len), 0);
+		for (uint32_t i = THOTH_CHAN_SLOT_HEADER + len; i < THOTH_CHAN_SLOT_SIZE; i++)
+			if (slot[i] != 0xee)
+				fail_msg("len %u: slot byte %u written past the message", len, i);
+		memset(p->srv.rx_copy, 0x11, sizeof p->srv.rx_copy);
+		thoth_msg_t m;
+		assert_int_equal(chan_try_recv(&p->srv, &m), 0);
+		assert_int_equal(m.len, len);
+		assert_memory_equal(m.data, want, len);
+		for (uint32_t i = len; i < sizeof p->srv.rx_copy; i++)
+			if (p->srv.rx_copy[i] != 0x11)
+				fail_msg("len %u: rx_copy byte %u written past the message", len, i);
+		assert_int_equal(chan_release(&p->srv, &m), 0);
+	}
+	pair_free(p);
+}
+
 static void test_ring_full_then_space(void **state)
 {
 	pair_t *p = pair_new(4, 4, 4096);
@@ -128,6 +162,65 @@ static void test_ring_full_then_space(void **state)
 	assert_int_equal(chan_try_recv(&p->srv, &m), 0);
 	assert_true(chan_ready(&p->cli, CHAN_WAIT_SLOT, 0));
 	assert_int_equal(chan_try_alloc(&p->cli, 48, &buf), 0);
+	pair_free(p);
+}
+
+/* A receive stores its tail at once but owes the fence and the check of a
+ * producer asleep on a full ring (prod_waiting) until the receiver's next
+ * send (publish's own fence pays it), receive, wait, arm, nap or close:
+ * each of these wakes the producer that slept on the full ring. */
+static void test_a_receive_owes_the_full_ring_wakeup_until_its_next_step(void **state)
+{
+	pair_t *p = pair_new(4, 4, 4096);
+	chan_dir_t *req = &((chan_ctl_t *)p->base)->dir[CHAN_REQ];
+	uint8_t *buf;
+	thoth_msg_t m;
+	for (int step = 0; step < 6; step++) {
+		/* The client fills the ring and goes to sleep on it. */
+		while (chan_try_alloc(&p->cli, 48, &buf) == 0) {
+			fake_msg(buf, 48, 1);
+			assert_int_equal(chan_try_send(&p->cli, buf, 48), 0);
+		}
+		assert_int_equal(chan_arm(&p->cli, CHAN_WAIT_SLOT, 0), 0);
+		assert_int_equal(atomic_load(&req->prod_waiting), 1);
+		uint64_t wakes = p->srv.st.wakes;
+		assert_int_equal(chan_try_recv(&p->srv, &m), 0);
+		assert_int_equal(atomic_load(&req->tail), p->srv.rx_tail);   /* the slot is free at once */
+		assert_int_equal(p->srv.st.wakes, wakes);                     /* the wake-up is owed */
+		assert_true(p->srv.rx_settle);
+		switch (step) {
+		case 0:         /* the answer's publish pays it */
+			assert_int_equal(chan_try_alloc(&p->srv, 64, &buf), 0);
+			fake_msg(buf, 64, 1);
+			buf[6] = THOTH_MSG_RESPONSE;
+			assert_int_equal(chan_try_send(&p->srv, buf, 64), 0);
+			assert_int_equal(chan_try_recv(&p->cli, &m), 0);
+			break;
+		case 1:         /* the next receive */
+			assert_int_equal(chan_try_recv(&p->srv, &m), 0);
+			break;
+		case 2:         /* a wait that does not wait */
+			assert_int_equal(chan_wait(&p->srv, CHAN_WAIT_SLOT, 0, 0), 0);
+			break;
+		case 3:         /* arming for the loop */
+			assert_int_equal(chan_arm(&p->srv, CHAN_WAIT_RECV, 0), 1);
+			chan_disarm(&p->srv, CHAN_WAIT_RECV);
+			break;
+		case 4:         /* a spin */
+			chan_spin(&p->srv, CHAN_WAIT_RECV, 0);
+			break;
+		case 5:         /* closing */
+			chan_end_close(&p->srv);
+			break;
+		}
+		assert_int_equal(p->srv.st.wakes, wakes + 1);
+		assert_int_equal(p->srv.rx_settle, step == 1);   /* that receive owes its own */
+		chan_disarm(&p->cli, CHAN_WAIT_SLOT);
+		/* Drain what is left, settling as it goes. */
+		while (chan_try_recv(&p->srv, &m) == 0)
+			;
+		chan_rx_settle(&p->srv);
+	}
 	pair_free(p);
 }
 
@@ -732,7 +825,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_limits_are_checked_with_reasons),
 		cmocka_unit_test(test_inline_roundtrip_and_no_wake_when_peer_awake),
+		cmocka_unit_test(test_inline_copies_are_exact_at_every_length),
 		cmocka_unit_test(test_ring_full_then_space),
+		cmocka_unit_test(test_a_receive_owes_the_full_ring_wakeup_until_its_next_step),
 		cmocka_unit_test(test_pool_runs_lend_and_return),
 		cmocka_unit_test(test_hostile_service_descriptors_are_refused),
 		cmocka_unit_test(test_hostile_indices_are_refused),
