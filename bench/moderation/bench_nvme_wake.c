@@ -377,6 +377,7 @@ typedef struct {
 	int n, awake, idled, never_seen;      /* requests; stayed awake to the completion; ... */
 	int unwoken;                          /* the issue did not wake the loop within 1 s */
 	int early;                            /* woken before the write was issued: not measured */
+	int stalled;                          /* backed off, stall_us (100 ms) passed since the issue */
 	double seen_ms[MAX_REQ];              /* completion -> the loop's sample counted it */
 	double samples;                       /* loop samples per held request */
 } slow_result_t;
@@ -454,6 +455,8 @@ static void slow_phase(blk_slow_t *s, void *buf, int n, int hold_ms, slow_result
 		out->n++;
 		if (st1.wakes == st0.wakes && st1.busy && st1.idles == st0.idles)
 			out->awake++;
+		else if (st1.wakes == st0.wakes && st1.stalls > st0.stalls)
+			out->stalled++;      /* stall_us passed: the loop was starved of CPU that long */
 		else
 			out->idled++;
 		samples += st1.samples - st0.samples;
@@ -706,10 +709,10 @@ int main(int argc, char **argv)
 			r_slow_seen90[r] = pct(sr.seen_ms, ns, 90);
 			r_slow_samples[r] = sr.samples;
 			printf("run %d: %d requests held %d-%d ms in flight on %s from their issue: the loop stayed awake to "
-			       "the completion for %d, went idle with it in flight for %d (not measured: %d did not wake it within "
+			       "the completion for %d, backed off for %d, went idle with it in flight for %d (not measured: %d did not wake it within "
 			       "1 s, %d found it woken by something else first); its completion sampled %.1f ms (median; p90 %.1f) "
 			       "after the release, never within 1 s for %d; %.1f samples a request\n",
-			       r + 1, sr.n, hold_ms, hold_ms + 10, sl.dev.path, sr.awake, sr.idled, sr.unwoken, sr.early,
+			       r + 1, sr.n, hold_ms, hold_ms + 10, sl.dev.path, sr.awake, sr.stalled, sr.idled, sr.unwoken, sr.early,
 			       r_slow_seen[r], r_slow_seen90[r], sr.never_seen, sr.samples);
 		}
 		r_new_med[r] = median(nv, nn);
