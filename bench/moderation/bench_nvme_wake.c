@@ -10,10 +10,12 @@
  * fixture and a recording fake, as in bench_nvme_loop.
  *
  *   bench_nvme_wake [--runs N (3)] [--idle-s N (60)] [--requests N (40)]
+ *                   [--slow N (20)] [--hold-ms N (30)]
  *
  * Needs root (a loop device; perf tracepoint events on every CPU) and
  * tracefs mounted at /sys/kernel/tracing; without them it prints a SKIP
- * line saying which and exits 0 (make bench runs every bench).
+ * line saying which and exits 0 (make bench runs every bench).  The
+ * devices come from tests/common/blockdev.h, shared with the test.
  *
  * Per run:
  *   - idle: --idle-s seconds with no I/O on the loop device; the loop's
@@ -29,6 +31,16 @@
  *     used before, a block_rq_complete perf event per CPU with the same
  *     filter and attributes, polled by the writer after its write returns:
  *     whether it rang within 1 s, and when;
+ *   - slow requests (--slow of them; 0: none): a second loop ("nvme1",
+ *     the default 10 ms sample period and 100 ms stall time) on a loop
+ *     device whose writes are held in flight by freezing the ext4 under
+ *     its backing file (blk_slow_*).  Each 4 KiB write is held --hold-ms
+ *     plus 0-10 ms (so the release falls anywhere in a sample period):
+ *     whether the loop stayed awake, in the busy period the issue began,
+ *     until the release; how long after the release (FITHAW returned) its
+ *     sample counted the completion, or that none did within 1 s (a loop
+ *     that went idle with the write in flight: the completion rings
+ *     nothing); its samples per request;
  *   - the disk under $TMPDIR (this VM's virtio disk, shared): --requests
  *     rounds of a pause and one 4 KiB write + fdatasync, a block_rq_issue
  *     and a block_rq_complete event per CPU filtered to that disk: the
@@ -44,6 +56,7 @@
 #include <linux/perf_event.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +70,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../../tests/common/blockdev.h"
 #include "moderation_nvme.h"
 #include "thoth/loop.h"
 
@@ -78,67 +92,6 @@ static void put_file(const char *rel, const char *text)
 	if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text))
 		die(p);
 	close(fd);
-}
-
-/* ---- a loop device of our own ------------------------------------------------ */
-
-typedef struct {
-	int fd;               /* /dev/loopN, O_DIRECT */
-	unsigned major, minor;
-	char path[64];
-} loopdev_t;
-
-/* A 64 MiB backing file under TMP, attached with autoclear: the device
- * goes away when its last descriptor closes. */
-static int loopdev_open(const char *tmp, loopdev_t *ld, char *why, size_t why_len)
-{
-	char back[PATH_MAX];
-	snprintf(back, sizeof back, "%s/bench-nvme-wake-XXXXXX", tmp);
-	int bfd = mkstemp(back);
-	if (bfd < 0 || ftruncate(bfd, 64 << 20)) {
-		snprintf(why, why_len, "backing file under %s: %s", tmp, strerror(errno));
-		return -1;
-	}
-	unlink(back);
-	int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
-	if (ctl < 0) {
-		snprintf(why, why_len, "/dev/loop-control: %s", strerror(errno));
-		close(bfd);
-		return -1;
-	}
-	int n = ioctl(ctl, LOOP_CTL_GET_FREE);
-	close(ctl);
-	if (n < 0) {
-		snprintf(why, why_len, "LOOP_CTL_GET_FREE: %s", strerror(errno));
-		close(bfd);
-		return -1;
-	}
-	snprintf(ld->path, sizeof ld->path, "/dev/loop%d", n);
-	int lfd = open(ld->path, O_RDWR | O_CLOEXEC);
-	if (lfd < 0) {
-		snprintf(why, why_len, "%s: %s", ld->path, strerror(errno));
-		close(bfd);
-		return -1;
-	}
-	struct loop_config lc = { .fd = (unsigned)bfd, .block_size = 4096 };
-	lc.info.lo_flags = LO_FLAGS_AUTOCLEAR;
-	int r = ioctl(lfd, LOOP_CONFIGURE, &lc);
-	close(bfd);
-	if (r) {
-		snprintf(why, why_len, "LOOP_CONFIGURE %s: %s", ld->path, strerror(errno));
-		close(lfd);
-		return -1;
-	}
-	ld->fd = open(ld->path, O_RDWR | O_DIRECT | O_CLOEXEC);
-	close(lfd);
-	struct stat st;
-	if (ld->fd < 0 || fstat(ld->fd, &st)) {
-		snprintf(why, why_len, "%s with O_DIRECT: %s", ld->path, strerror(errno));
-		return -1;
-	}
-	ld->major = major(st.st_rdev);
-	ld->minor = minor(st.st_rdev);
-	return 0;
 }
 
 /* ---- the baseline: the old wake-up, block_rq_complete -------------------------- */
@@ -246,34 +199,10 @@ static bool oldwake_wait(oldwake_t *o, int ms)
 	return poll(p, (nfds_t)o->n, ms) > 0;
 }
 
-/* The whole disk holding DIR (a partition reported as its disk), as the
- * kernel encodes its dev_t. */
-static bool disk_of(const char *dir, uint32_t *kdev, char *name, size_t name_len)
-{
-	struct stat st;
-	if (stat(dir, &st))
-		return false;
-	char p[160], b[64];
-	snprintf(p, sizeof p, "/sys/dev/block/%u:%u/partition", major(st.st_dev), minor(st.st_dev));
-	bool part = access(p, F_OK) == 0;
-	snprintf(p, sizeof p, "/sys/dev/block/%u:%u/%sdev", major(st.st_dev), minor(st.st_dev), part ? "../" : "");
-	FILE *f = fopen(p, "re");
-	if (!f)
-		return false;
-	unsigned ma = 0, mi = 0;
-	bool ok = fgets(b, sizeof b, f) && sscanf(b, "%u:%u", &ma, &mi) == 2;
-	fclose(f);
-	if (ok) {
-		*kdev = ma << 20 | mi;
-		snprintf(name, name_len, "%u:%u", ma, mi);
-	}
-	return ok;
-}
-
 /* ---- the writer thread ------------------------------------------------------ */
 
 typedef struct {
-	loopdev_t *ld;
+	blk_loop_t *ld;
 	oldwake_t *old;
 	void *buf;
 	atomic_int go;                 /* request number to issue (-2: none yet, -1: quit) */
@@ -389,6 +318,159 @@ static uint64_t machine_ios(void)
 	return sum;
 }
 
+/* ---- slow requests: held in flight on a loop device over a frozen ext4 --------- */
+
+typedef struct {
+	int fd;
+	void *buf;
+	uint64_t done_ns;             /* 0 until the write returned */
+	ssize_t wrote;
+} slow_write_t;
+
+/* A bench stopped (SIGINT, SIGTERM) while it holds a write must not leave
+ * the ext4 frozen: thaw it, let go of the mount, leave. */
+static blk_slow_t *volatile slow_held;
+
+static void on_stop(int sig)
+{
+	blk_slow_t *s = slow_held;
+	if (s) {
+		ioctl(s->mnt_fd, FITHAW, 0);
+		close(s->dev.fd);
+		close(s->mnt_fd);
+		umount2(s->mnt, MNT_DETACH);
+		rmdir(s->mnt);
+	}
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void *slow_write_main(void *arg)
+{
+	slow_write_t *w = arg;
+	w->wrote = pwrite(w->fd, w->buf, 4096, 0);
+	__atomic_store_n(&w->done_ns, thoth_clock_now(), __ATOMIC_RELEASE);
+	return NULL;
+}
+
+typedef struct {
+	thoth_nvmemod_t *m;
+	uint64_t ios;                 /* the loop's last read counted more than this */
+} seen_t;
+
+static bool loop_saw(void *arg)
+{
+	seen_t *c = arg;
+	thoth_nvmemod_stats_t st;
+	thoth_nvmemod_stats(c->m, &st);
+	return st.counters.ios > c->ios;
+}
+
+static bool loop_idle(void *arg)
+{
+	thoth_nvmemod_stats_t st;
+	thoth_nvmemod_stats(((seen_t *)arg)->m, &st);
+	return !st.busy && !st.stalled;
+}
+
+typedef struct {
+	int n, awake, idled, never_seen;      /* requests; stayed awake to the completion; ... */
+	int unwoken;                          /* the issue did not wake the loop within 1 s */
+	int early;                            /* woken before the write was issued: not measured */
+	int stalled;                          /* backed off, stall_us (100 ms) passed since the issue */
+	double seen_ms[MAX_REQ];              /* completion -> the loop's sample counted it */
+	double samples;                       /* loop samples per held request */
+} slow_result_t;
+
+/* N requests, each held HOLD_MS in flight, on the loop "nvme1" (sample
+ * period 10 ms, the default; stall 100 ms, the default) whose namespace
+ * is S's device. */
+static void slow_phase(blk_slow_t *s, void *buf, int n, int hold_ms, slow_result_t *out)
+{
+	memset(out, 0, sizeof *out);
+	thoth_nvme_fake_t fake;
+	thoth_nvme_fake_init(&fake, 0);
+	thoth_loop_t *loop;
+	if (thoth_loop_new(&loop))
+		die("thoth_loop_new");
+	thoth_nvmemod_config_t cfg = { .ctrl = "nvme1", .policy = { .kind = THOTH_MOD_ADAPTIVE },
+				       .wake = THOTH_NVMEMOD_WAKE_PERF, .admin = thoth_nvme_fake_admin(&fake) };
+	thoth_nvmemod_t *m;
+	char why[300];
+	if (thoth_nvmemod_start(loop, &cfg, &m, why, sizeof why)) {
+		printf("# slow requests: the loop would not start: %s\n", why);
+		thoth_loop_free(loop);
+		return;
+	}
+	uint64_t samples = 0;
+	for (int i = 0; i < n; i++) {
+		seen_t c = { .m = m };
+		run_until(loop, loop_idle, &c, 3000);
+		usleep(20000 + (unsigned)(rand() % 30000));
+		thoth_nvmemod_stats_t st0, st1;
+		thoth_nvmemod_stats(m, &st0);
+		slow_write_t w = { .fd = s->dev.fd, .buf = buf };
+		if (blk_slow_hold(s, true))
+			die("FIFREEZE");
+		pthread_t t;
+		if (pthread_create(&t, NULL, slow_write_main, &w))
+			die("pthread_create");
+		/* Held from the issue (the loop's wake-up), not from the
+		 * thread's start, which a loaded machine delays. */
+		cond_t wc = { .m = m, .wakes = st0.wakes + 1 };
+		bool woke_up = run_until(loop, woke, &wc, 1000);
+		thoth_nvmemod_stats(m, &st0);
+		/* Woken by this write, or by something else before the writer
+		 * (late on a loaded machine) issued it?  The kernel's count
+		 * says; the latter is counted apart, not measured. */
+		thoth_nvme_counters_t kc;
+		bool issued = !thoth_nvme_read_counters("nvme1", &kc, NULL, 0) && kc.inflight;
+		/* Plus 0-10 ms, so the release falls anywhere in a sample
+		 * period: a timer of its own, not run_until's 5 ms turns, whose
+		 * phase follows the loop's samples. */
+		bool fired = false;
+		thoth_timer_t *rt;
+		thoth_loop_add_timer(loop, thoth_clock_now() + (uint64_t)hold_ms * 1000000u + (uint64_t)(rand() % 10000) * 1000u,
+				     0, tick, &fired, &rt);
+		while (!fired)
+			thoth_loop_run_once(loop, true);
+		thoth_nvmemod_stats(m, &st1);
+		bool held = !__atomic_load_n(&w.done_ns, __ATOMIC_ACQUIRE);
+		blk_slow_hold(s, false);
+		uint64_t released_ns = thoth_clock_now();
+		c.ios = st1.counters.ios;
+		bool seen = run_until(loop, loop_saw, &c, 1000);
+		uint64_t seen_ns = thoth_clock_now();
+		pthread_join(t, NULL);
+		if (w.wrote != 4096 || !held)
+			die("the held write");
+		if (!woke_up) {
+			out->unwoken++;
+			continue;
+		}
+		if (!issued) {
+			out->early++;
+			continue;
+		}
+		out->n++;
+		if (st1.wakes == st0.wakes && st1.busy && st1.idles == st0.idles)
+			out->awake++;
+		else if (st1.wakes == st0.wakes && st1.stalls > st0.stalls)
+			out->stalled++;      /* stall_us passed: the loop was starved of CPU that long */
+		else
+			out->idled++;
+		samples += st1.samples - st0.samples;
+		/* From the thaw's return: the write completes right after it. */
+		if (seen)
+			out->seen_ms[out->n - 1 - out->never_seen] = (double)(seen_ns - released_ns) / 1e6;
+		else
+			out->never_seen++;
+	}
+	out->samples = out->n ? (double)samples / out->n : 0;
+	thoth_nvmemod_stop(m);
+	thoth_loop_free(loop);
+}
+
 static double median(double *v, int n)
 {
 	if (n <= 0)
@@ -413,27 +495,33 @@ static double pct(double *v, int n, int p)
 
 int main(int argc, char **argv)
 {
-	int runs = 3, idle_s = 60, requests = 40;
+	int runs = 3, idle_s = 60, requests = 40, slow = 20, hold_ms = 30;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--runs") && i + 1 < argc)
 			runs = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--idle-s") && i + 1 < argc)
 			idle_s = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--slow") && i + 1 < argc)
+			slow = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--hold-ms") && i + 1 < argc)
+			hold_ms = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--requests") && i + 1 < argc)
 			requests = atoi(argv[++i]);
 		else {
-			fprintf(stderr, "usage: bench_nvme_wake [--runs N] [--idle-s N] [--requests N]\n");
+			fprintf(stderr, "usage: bench_nvme_wake [--runs N] [--idle-s N] [--requests N] [--slow N] [--hold-ms N]\n");
 			return 2;
 		}
 	}
-	if (runs < 1 || runs > MAX_RUNS || idle_s < 1 || idle_s > 600 || requests < 1 || requests > MAX_REQ) {
-		fprintf(stderr, "bench_nvme_wake: --runs 1..%d, --idle-s 1..600, --requests 1..%d\n", MAX_RUNS, MAX_REQ);
+	if (runs < 1 || runs > MAX_RUNS || idle_s < 1 || idle_s > 600 || requests < 1 || requests > MAX_REQ || slow < 0 ||
+	    slow > MAX_REQ || hold_ms < 1 || hold_ms > 5000) {
+		fprintf(stderr, "bench_nvme_wake: --runs 1..%d, --idle-s 1..600, --requests 1..%d, --slow 0..%d, "
+			"--hold-ms 1..5000\n", MAX_RUNS, MAX_REQ, MAX_REQ);
 		return 2;
 	}
 	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
 	char why[300];
-	loopdev_t ld;
-	if (loopdev_open(tmp, &ld, why, sizeof why)) {
+	blk_loop_t ld;
+	if (blk_loop_new(tmp, 64 << 20, &ld, why, sizeof why)) {
 		printf("SKIP: a loop device of its own is needed (root): %s\n", why);
 		return 0;
 	}
@@ -442,6 +530,8 @@ int main(int argc, char **argv)
 	if (!mkdtemp(root))
 		die("mkdtemp");
 	const char *dirs[] = { "sys", "sys/block", "sys/block/nvme0n1", "proc" };
+	blk_slow_t sl;
+	bool have_slow = slow > 0;
 	for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++) {
 		char p[PATH_MAX + 32];
 		snprintf(p, sizeof p, "%s/%s", root, dirs[i]);
@@ -453,6 +543,23 @@ int main(int argc, char **argv)
 	put_file("sys/block/nvme0n1/stat", "100 0 800 0 100 0 800 0 0 0 0\n");
 	put_file("proc/interrupts", "            CPU0       CPU1\n"
 				    "  25:         10          0  PCI-MSIX-0000:00:04.0    1-edge      nvme0q1\n");
+	if (have_slow) {
+		/* The second controller's namespace is the slow device itself
+		 * (its sysfs directory): dev_t and counters are the kernel's. */
+		if (blk_slow_open(tmp, &sl, why, sizeof why)) {
+			printf("# no slow-request phase: %s\n", why);
+			have_slow = false;
+		} else {
+			char link[PATH_MAX + 64], target[96];
+			snprintf(link, sizeof link, "%s/sys/block/nvme1n1", root);
+			snprintf(target, sizeof target, "/sys/block/%s", sl.dev.name);
+			if (symlink(target, link))
+				die("symlink");
+			slow_held = &sl;
+			signal(SIGINT, on_stop);
+			signal(SIGTERM, on_stop);
+		}
+	}
 	setenv("THOTH_SYSFS_ROOT", root, 1);
 
 	oldwake_t old;
@@ -476,12 +583,14 @@ int main(int argc, char **argv)
 	double r_new_med[MAX_RUNS], r_new_p90[MAX_RUNS], r_new_miss[MAX_RUNS];
 	double r_old_med[MAX_RUNS], r_old_p90[MAX_RUNS], r_old_miss[MAX_RUNS];
 	double r_disk_issue[MAX_RUNS], r_disk_complete[MAX_RUNS];
+	double r_slow_awake[MAX_RUNS], r_slow_idled[MAX_RUNS], r_slow_never[MAX_RUNS], r_slow_seen[MAX_RUNS],
+		r_slow_seen90[MAX_RUNS], r_slow_samples[MAX_RUNS];
 	double load[3] = { 0 };
 	/* the disk under TMPDIR: both tracepoints, same filter, same attributes */
 	uint32_t disk = 0;
 	char diskname[32] = "";
 	oldwake_t dis, dco;
-	bool have_disk = disk_of(tmp, &disk, diskname, sizeof diskname) &&
+	bool have_disk = blk_disk_of(tmp, &disk, diskname, sizeof diskname) &&
 			 !tpev_open(&dis, "block_rq_issue", disk, why, sizeof why) &&
 			 !tpev_open(&dco, "block_rq_complete", disk, why, sizeof why);
 	if (!have_disk)
@@ -588,6 +697,24 @@ int main(int argc, char **argv)
 			       r + 1, diskname, requests, (unsigned long long)wi, (unsigned long long)ci,
 			       (unsigned long long)wc, (unsigned long long)cc);
 		}
+		r_slow_awake[r] = r_slow_idled[r] = r_slow_never[r] = r_slow_seen[r] = r_slow_seen90[r] = r_slow_samples[r] = -1;
+		if (have_slow) {
+			static slow_result_t sr;
+			slow_phase(&sl, w->buf, slow, hold_ms, &sr);
+			int ns = sr.n - sr.never_seen;
+			r_slow_awake[r] = sr.awake;
+			r_slow_idled[r] = sr.idled;
+			r_slow_never[r] = sr.never_seen;
+			r_slow_seen[r] = median(sr.seen_ms, ns);
+			r_slow_seen90[r] = pct(sr.seen_ms, ns, 90);
+			r_slow_samples[r] = sr.samples;
+			printf("run %d: %d requests held %d-%d ms in flight on %s from their issue: the loop stayed awake to "
+			       "the completion for %d, backed off for %d, went idle with it in flight for %d (not measured: %d did not wake it within "
+			       "1 s, %d found it woken by something else first); its completion sampled %.1f ms (median; p90 %.1f) "
+			       "after the release, never within 1 s for %d; %.1f samples a request\n",
+			       r + 1, sr.n, hold_ms, hold_ms + 10, sl.dev.path, sr.awake, sr.stalled, sr.idled, sr.unwoken, sr.early,
+			       r_slow_seen[r], r_slow_seen90[r], sr.never_seen, sr.samples);
+		}
 		r_new_med[r] = median(nv, nn);
 		r_new_p90[r] = pct(nv, nn, 90);
 		r_new_miss[r] = nmiss;
@@ -620,7 +747,20 @@ int main(int argc, char **argv)
 		printf("  the disk under %s (%s), same rounds: samples written / counted: block_rq_issue %.1f%%, "
 		       "block_rq_complete %.1f%%\n",
 		       tmp, diskname, median(r_disk_issue, runs), median(r_disk_complete, runs));
+	if (have_slow)
+		printf("  slow requests (held %d ms + 0-10 ms in flight from their issue, sample period 10 ms, %d a run): stayed awake to the completion "
+		       "%.0f, went idle with it in flight %.0f; completion sampled %.1f ms (p90 %.1f) after the release, never "
+		       "%.0f; %.1f samples a request\n",
+		       hold_ms, slow, median(r_slow_awake, runs), median(r_slow_idled, runs), median(r_slow_seen, runs),
+		       median(r_slow_seen90, runs), median(r_slow_never, runs), median(r_slow_samples, runs));
 	close(ld.fd);
+	if (have_slow) {
+		char link[PATH_MAX + 64];
+		snprintf(link, sizeof link, "%s/sys/block/nvme1n1", root);
+		unlink(link);
+		slow_held = NULL;
+		blk_slow_close(&sl);
+	}
 	const char *files[] = { "sys/block/nvme0n1/dev", "sys/block/nvme0n1/stat", "proc/interrupts" };
 	for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
 		char p[PATH_MAX + 64];

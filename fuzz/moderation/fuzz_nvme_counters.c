@@ -28,7 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char why[200];
 	if (data[0] % 2 == 0) {
 		uint64_t ios, sectors;
-		thoth_nvme_parse_blockstat(text, size - 1, &ios, &sectors, why, sizeof why);
+		thoth_nvme_parse_blockstat(text, size - 1, &ios, &sectors, NULL, why, sizeof why);
 	} else {
 		uint64_t irqs;
 		uint32_t queues;

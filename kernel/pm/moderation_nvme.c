@@ -235,8 +235,8 @@ static bool parse_u64(const char *p, const char *e, uint64_t *out)
 	return true;
 }
 
-int thoth_nvme_parse_blockstat(const char *text, size_t len, uint64_t *ios, uint64_t *sectors, char *why,
-			       size_t why_len)
+int thoth_nvme_parse_blockstat(const char *text, size_t len, uint64_t *ios, uint64_t *sectors, uint64_t *inflight,
+			       char *why, size_t why_len)
 {
 	uint64_t f[17];
 	unsigned n = 0;
@@ -264,6 +264,11 @@ int thoth_nvme_parse_blockstat(const char *text, size_t len, uint64_t *ios, uint
 	 * the kernel's own counters that wrap: the loop only takes gaps. */
 	*ios = f[0] + f[4] + (n >= 15 ? f[11] : 0) + (n == 17 ? f[15] : 0);
 	*sectors = f[2] + f[6] + (n >= 15 ? f[13] : 0);
+	/* in_flight (field 9): started, not completed.  blk-mq counts a
+	 * request from its allocation, so one still in the scheduler's queue
+	 * counts too; the loop only asks whether it is 0. */
+	if (inflight)
+		*inflight = f[8];
 	return 0;
 }
 
@@ -477,14 +482,15 @@ int thoth_nvme_read_counters(const char *ctrl, thoth_nvme_counters_t *out, char 
 		r = slurp(path, STAT_MAX, &text, &len, why, why_len);
 		if (r)
 			return r;
-		uint64_t ios, sectors;
+		uint64_t ios, sectors, inflight;
 		char pwhy[160];
-		r = thoth_nvme_parse_blockstat(text, len, &ios, &sectors, pwhy, sizeof pwhy);
+		r = thoth_nvme_parse_blockstat(text, len, &ios, &sectors, &inflight, pwhy, sizeof pwhy);
 		free(text);
 		if (r)
 			return thoth__pm_fail(why, why_len, r, "%s: %s", path, pwhy);
 		out->ios += ios;
 		out->sectors += sectors;
+		out->inflight = out->inflight + inflight < out->inflight ? UINT64_MAX : out->inflight + inflight;
 	}
 	out->namespaces = n;
 	char *text;
@@ -700,6 +706,14 @@ uint32_t thoth_nvme_perf_wake_fds(const thoth_nvme_perf_wake_t *w, const int **f
 
 enum { DIM_EVENTS_PER_SAMPLE = 64 };
 
+/* Backed off (requests in flight, none completing for stall_us): the
+ * counters are re-read after 2 sample periods, then twice as long each
+ * time, up to this.  A device that never completes them costs a wake-up a
+ * second, not a hundred; new I/O still wakes the loop at once (the wake-up
+ * is armed), and a completion is seen within a second. */
+#define BACKOFF_MAX_NS 1000000000ull
+#define STALL_DEFAULT_US 100000u
+
 struct thoth_nvmemod {
 	thoth_loop_t *loop;
 	thoth_nvmemod_config_t cfg;
@@ -711,8 +725,10 @@ struct thoth_nvmemod {
 	int wds[THOTH_NVME_MAX_NS];
 	thoth_source_t *srcs[4096 + 1];
 	uint32_t nsrcs;
-	thoth_timer_t *timer;         /* armed only while busy */
-	uint64_t sample_ns;
+	thoth_timer_t *timer;         /* armed only while busy or backed off */
+	uint64_t sample_ns, stall_ns;
+	uint64_t progress_ns;         /* the wake-up, or the last sample with a completion */
+	uint64_t backoff_ns;          /* backed off: the timer's interval now */
 	thoth_mod_t pol;
 	thoth_nvme_counters_t last;
 	uint64_t last_ns, ticks;
@@ -805,6 +821,9 @@ static uint64_t events_of(const thoth_nvmemod_t *m, const thoth_nvme_counters_t 
 	return c->queues ? c->irqs : m->ticks * DIM_EVENTS_PER_SAMPLE;
 }
 
+static void back_off(thoth_nvmemod_t *m, uint64_t t_ns);
+static void on_recheck(thoth_nvmemod_t *m, uint64_t t_ns, const thoth_nvme_counters_t *now);
+
 static void on_sample(thoth_loop_t *loop, thoth_timer_t *t, void *arg)
 {
 	(void)t;
@@ -815,9 +834,27 @@ static void on_sample(thoth_loop_t *loop, thoth_timer_t *t, void *arg)
 		return;
 	}
 	uint64_t t_ns = thoth_clock_now();
-	m->st.samples++;
 	m->st.counters = now;
+	if (m->st.stalled) {
+		on_recheck(m, t_ns, &now);
+		return;
+	}
+	m->st.samples++;
 	bool quiet = now.ios <= m->last.ios;     /* no completion (or the counters restarted) */
+	if (quiet && now.inflight && now.ios == m->last.ios) {
+		/* Started and not completed: a slow request (a drive leaving a
+		 * deep power state), or one issued while busy.  Going idle now
+		 * would sleep through its completion, which rings nothing.
+		 * Keep sampling, without a sample for the policy (the next one
+		 * measures the whole window), until stall_us have passed. */
+		m->st.waits++;
+		if (t_ns - m->progress_ns >= m->stall_ns) {
+			back_off(m, t_ns);
+			return;
+		}
+		thoth_timer_rearm(loop, m->timer, t_ns + m->sample_ns, m->sample_ns / 8);
+		return;
+	}
 	uint64_t dio = quiet ? 0 : now.ios - m->last.ios, dt = t_ns - m->last_ns;
 	uint64_t dirq = now.queues && now.irqs >= m->last.irqs ? now.irqs - m->last.irqs : 0;
 	m->last = now;
@@ -826,6 +863,7 @@ static void on_sample(thoth_loop_t *loop, thoth_timer_t *t, void *arg)
 		go_idle(m);
 		return;
 	}
+	m->progress_ns = t_ns;
 	m->st.rate = dt ? dio * 1000000000u / dt : 0;
 	m->st.irq_rate = dt ? dirq * 1000000000u / dt : 0;
 	m->ticks++;
@@ -837,13 +875,62 @@ static void on_sample(thoth_loop_t *loop, thoth_timer_t *t, void *arg)
 	thoth_timer_rearm(loop, m->timer, t_ns + m->sample_ns, m->sample_ns / 8);
 }
 
+static void end_back_off(thoth_nvmemod_t *m)
+{
+	m->st.stalled = false;
+	m->st.backoff_us = 0;
+	m->backoff_ns = 0;
+}
+
+/* stall_us without a completion while requests are in flight: a device
+ * that holds them (a hung command waits for the driver's timeout, 30 s on
+ * Linux's nvme) must not keep the loop sampling.  Sleep as when idle (the
+ * unmoderated setting, the wake-up armed: new I/O wakes it at once), plus
+ * a timer that re-reads the counters at a growing interval, because a
+ * completion rings nothing. */
+static void back_off(thoth_nvmemod_t *m, uint64_t t_ns)
+{
+	m->st.busy = false;
+	m->st.stalled = true;
+	m->st.stalls++;
+	m->st.rate = m->st.irq_rate = 0;
+	thoth_mod_init(&m->pol, &m->cfg.policy);
+	apply(m, false);
+	if (m->st.disabled)
+		return;
+	m->backoff_ns = 2 * m->sample_ns < BACKOFF_MAX_NS ? 2 * m->sample_ns : BACKOFF_MAX_NS;
+	m->st.backoff_us = (uint32_t)(m->backoff_ns / 1000u);
+	wake_arm(m, true);
+	thoth_timer_rearm(m->loop, m->timer, t_ns + m->backoff_ns, m->backoff_ns / 8);
+}
+
+/* The back-off timer: something completed -> busy again; nothing in
+ * flight any more -> idle (no timer); else wait twice as long. */
+static void on_recheck(thoth_nvmemod_t *m, uint64_t t_ns, const thoth_nvme_counters_t *now)
+{
+	m->st.rechecks++;
+	if (now->ios != m->last.ios) {
+		go_busy(m);
+		return;
+	}
+	if (!now->inflight) {
+		go_idle(m);
+		return;
+	}
+	m->backoff_ns = 2 * m->backoff_ns < BACKOFF_MAX_NS ? 2 * m->backoff_ns : BACKOFF_MAX_NS;
+	m->st.backoff_us = (uint32_t)(m->backoff_ns / 1000u);
+	thoth_timer_rearm(m->loop, m->timer, t_ns + m->backoff_ns, m->backoff_ns / 8);
+}
+
 static void go_busy(thoth_nvmemod_t *m)
 {
 	wake_arm(m, false);
+	end_back_off(m);
 	m->st.busy = true;
 	m->st.wakes++;
 	uint64_t t_ns = thoth_clock_now();
 	m->st.woke_ns = t_ns;
+	m->progress_ns = t_ns;
 	thoth_nvme_counters_t now;
 	if (!thoth_nvme_read_counters(m->ctrl, &now, NULL, 0))
 		m->last = now;
@@ -876,6 +963,7 @@ static void go_idle(thoth_nvmemod_t *m)
 	}
 	m->st.busy = false;
 	m->st.idles++;
+	end_back_off(m);
 	m->st.rate = m->st.irq_rate = 0;
 	/* The I/O stopped: back to the policy's start (unmoderated for ours),
 	 * so the first completion after the pause does not wait. */
@@ -884,10 +972,10 @@ static void go_idle(thoth_nvmemod_t *m)
 	if (m->st.disabled)
 		return;
 	wake_arm(m, true);
-	/* Completions between the last sample and arming rang no bell: the
-	 * counters tell. */
+	/* Completions between the last sample and arming rang no bell, nor
+	 * did requests issued in that gap: the counters tell. */
 	thoth_nvme_counters_t now;
-	if (!thoth_nvme_read_counters(m->ctrl, &now, NULL, 0) && now.ios != m->last.ios)
+	if (!thoth_nvme_read_counters(m->ctrl, &now, NULL, 0) && (now.ios != m->last.ios || now.inflight))
 		go_busy(m);
 }
 
@@ -895,6 +983,7 @@ static void disable(thoth_nvmemod_t *m)
 {
 	m->st.disabled = true;
 	m->st.busy = false;
+	end_back_off(m);
 	if (m->timer) {
 		thoth_timer_cancel(m->loop, m->timer);
 		m->timer = NULL;
@@ -926,6 +1015,10 @@ int thoth_nvmemod_start(thoth_loop_t *loop, const thoth_nvmemod_config_t *cfg, t
 	uint32_t sample_us = cfg->sample_us ? cfg->sample_us : 10000;
 	if (sample_us < 1000 || sample_us > 1000000)
 		return thoth__pm_fail(why, why_len, THOTH_E_INVAL, "sample period %u us: 1000 to 1000000", sample_us);
+	uint32_t stall_us = cfg->stall_us ? cfg->stall_us : STALL_DEFAULT_US;
+	if (stall_us < sample_us || stall_us > 10000000)
+		return thoth__pm_fail(why, why_len, THOTH_E_INVAL, "stall time %u us: one sample period (%u us) to 10 s",
+			    stall_us, sample_us);
 	if (cfg->wake != THOTH_NVMEMOD_WAKE_PERF && cfg->wake != THOTH_NVMEMOD_WAKE_FILES)
 		return thoth__pm_fail(why, why_len, THOTH_E_INVAL, "wake-up %d: perf or files", (int)cfg->wake);
 	if (cfg->dev_path && (!*cfg->dev_path || strlen(cfg->dev_path) >= 128))
@@ -948,6 +1041,7 @@ int thoth_nvmemod_start(thoth_loop_t *loop, const thoth_nvmemod_config_t *cfg, t
 	if (!m->cfg.admin.submit)
 		m->cfg.admin = thoth_nvme_admin_ioctl();
 	m->sample_ns = (uint64_t)sample_us * 1000u;
+	m->stall_ns = (uint64_t)stall_us * 1000u;
 	int r = thoth_mod_init(&m->pol, &cfg->policy);
 	if (r) {
 		thoth__pm_fail(why, why_len, r, "bad moderation policy (kind %d)", (int)cfg->policy.kind);

@@ -35,7 +35,14 @@
  * feeds {time, interrupts, I/Os, bytes} to thoth_mod_update, encodes the
  * profile as cdw11 and sends Set Features only when the encoding changes,
  * then reads it back with Get Features.  A sample with no new completion
- * applies the unmoderated setting (0) and goes idle.  Stop restores the
+ * and no request in flight (the stat file's in_flight) applies the
+ * unmoderated setting (0) and goes idle.  One with requests in flight but
+ * none completed keeps sampling (a slow first request, or one issued while
+ * busy that would complete after the loop slept: neither rings the
+ * wake-up again), for at most stall_us; then it backs off: the wake-up
+ * armed and a timer that re-reads the counters after 2 sample periods,
+ * doubling up to 1 s, until something completes or nothing is in flight
+ * (a stuck device costs at most one wake-up a second).  Stop restores the
  * value the controller had at start.
  */
 #ifndef THOTH_PM_MODERATION_NVME_H
@@ -131,9 +138,10 @@ int thoth_nvme_ctrl_name_check(const char *ctrl);
 /* One /sys/block/<dev>/stat: 11, 15 or 17 unsigned decimal fields
  * (Documentation/block/stat.rst).  IOS = completed reads + writes +
  * discards + flushes, SECTORS = 512-byte sectors read + written +
- * discarded.  THOTH_E_PROTOCOL naming the bad field otherwise. */
-int thoth_nvme_parse_blockstat(const char *text, size_t len, uint64_t *ios, uint64_t *sectors, char *why,
-			       size_t why_len);
+ * discarded, INFLIGHT (may be NULL) = field 9, the requests started and
+ * not yet completed.  THOTH_E_PROTOCOL naming the bad field otherwise. */
+int thoth_nvme_parse_blockstat(const char *text, size_t len, uint64_t *ios, uint64_t *sectors, uint64_t *inflight,
+			       char *why, size_t why_len);
 
 /* /proc/interrupts: the sum over every CPU column of the lines whose name
  * (the last word) is CTRL "q" N with N >= 1 (I/O queues; q0 is the admin
@@ -146,6 +154,7 @@ int thoth_nvme_parse_interrupts(const char *text, size_t len, const char *ctrl, 
 typedef struct thoth_nvme_counters {
 	uint64_t ios, sectors;       /* summed over the namespaces */
 	uint64_t irqs;               /* summed over the I/O queues' interrupt lines */
+	uint64_t inflight;           /* requests in flight now, summed over the namespaces */
 	uint32_t namespaces, queues; /* queues 0: no interrupt lines found */
 } thoth_nvme_counters_t;
 
@@ -184,6 +193,8 @@ typedef struct thoth_nvmemod_config {
 	const char *dev_path;            /* where admin commands go (NULL: "/dev/<ctrl>") */
 	thoth_mod_config_t policy;       /* ADAPTIVE or DIM (NONE / FIXED: applied once) */
 	uint32_t sample_us;              /* sample period while busy (0 = 10 ms; 1 ms .. 1 s) */
+	uint32_t stall_us;               /* requests in flight, none completing: sample this long, then back
+					  * off (0 = 100 ms; one sample period .. 10 s) */
 	thoth_nvmemod_wake_t wake;
 	thoth_nvme_admin_t admin;        /* submit NULL: the real ioctl */
 	thoth_nvmemod_fn on_change;      /* each Set Features sent (may be NULL) */
@@ -196,6 +207,11 @@ typedef struct thoth_nvmemod_stats {
 	uint64_t woke_ns;                /* ... the last one (CLOCK_MONOTONIC) */
 	uint64_t samples;                /* counter reads while busy */
 	uint64_t idles;                  /* busy -> idle */
+	uint64_t waits;                  /* samples kept busy: requests in flight, none completed */
+	uint64_t stalls;                 /* busy -> backed off: stall_us passed without a completion */
+	uint64_t rechecks;               /* back-off timers fired */
+	bool stalled;                    /* backed off now (not busy; wake-up armed, a timer too) */
+	uint32_t backoff_us;             /* ... the interval of that timer (0: not backed off) */
 	uint64_t applies, refusals, mismatches;  /* sets sent / refused / read back different */
 	uint64_t rate, irq_rate;         /* at the last sample */
 	thoth_mod_profile_t profile;     /* the policy's current profile */

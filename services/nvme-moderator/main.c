@@ -5,7 +5,7 @@
  * the same policy code as the channels and nic-moderator.
  *
  *   nvme-moderator --ctrl nvmeN [--policy adaptive|dim] [--budget-us N]
- *                  [--sample-ms N] [--wake perf|files]
+ *                  [--sample-ms N] [--stall-ms N] [--wake perf|files]
  *                  [--fake-controller[=ok|reject|reject-set|enotty|eperm|ignore]] [--json]
  *
  * Idle (no completion on the controller's namespaces) it sleeps with no
@@ -14,7 +14,9 @@
  * the namespaces' sysfs directories instead, for fixture trees under
  * $THOTH_SYSFS_ROOT).  While I/O completes it samples the counters every
  * --sample-ms (10) and sends Set Features 0x08 when the policy's profile
- * encodes differently.  Each command sent is one line on stdout (--json:
+ * encodes differently.  Requests in flight with none completing keep it
+ * sampling for --stall-ms (100), then it backs off to re-reading the
+ * counters at most once a second until they complete.  Each command sent is one line on stdout (--json:
  * one object).  SIGTERM / SIGINT: the controller gets back the value it
  * had at start, a summary line is printed, exit 0.
  *
@@ -48,7 +50,7 @@ static uint64_t fake_printed;
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: nvme-moderator --ctrl nvmeN [--policy adaptive|dim] [--budget-us N] [--sample-ms N]\n"
-		   "                      [--wake perf|files]\n"
+		   "                      [--stall-ms N] [--wake perf|files]\n"
 		   "                      [--fake-controller[=ok|reject|reject-set|enotty|eperm|ignore]] [--json]\n");
 }
 
@@ -137,11 +139,12 @@ int main(int argc, char **argv)
 	moderator_opts_t mo;
 	moderator_opts_init(&mo);
 	thoth_nvmemod_wake_t wake = THOTH_NVMEMOD_WAKE_PERF;
+	unsigned long stall_ms = 0;
 	static const struct option opts[] = {
 		{ "ctrl", required_argument, NULL, 'c' },      MODERATOR_POLICY_OPTIONS,
 		{ "wake", required_argument, NULL, 'w' },      { "fake-controller", optional_argument, NULL, 'f' },
 		{ "json", no_argument, NULL, 'j' },            { "help", no_argument, NULL, 'h' },
-		{ 0 },
+		{ "stall-ms", required_argument, NULL, 't' },  { 0 },
 	};
 	int c;
 	thoth_nvme_fake_init(&fake, 0);
@@ -173,6 +176,16 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'j': json = true; break;
+		case 't': {
+			char *end;
+			errno = 0;
+			stall_ms = strtoul(optarg, &end, 10);
+			if (errno || end == optarg || *end || stall_ms < 1 || stall_ms > 10000) {
+				fprintf(stderr, "nvme-moderator: --stall-ms %s: 1 to 10000\n", optarg);
+				return 2;
+			}
+			break;
+		}
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -190,7 +203,7 @@ int main(int argc, char **argv)
 	if (!loop)
 		return 1;
 	thoth_nvmemod_config_t cfg = { .ctrl = ctrl, .policy = mo.pol, .sample_us = (uint32_t)(mo.sample_ms * 1000),
-				       .wake = wake, .on_change = on_change, .arg = (void *)ctrl };
+				       .stall_us = (uint32_t)(stall_ms * 1000), .wake = wake, .on_change = on_change, .arg = (void *)ctrl };
 	if (use_fake)
 		cfg.admin = thoth_nvme_fake_admin(&fake);
 	thoth_nvmemod_t *m;
@@ -217,9 +230,11 @@ int main(int argc, char **argv)
 	thoth_loop_stats_t ls;
 	thoth_loop_stats(loop, &ls);
 	if (json) {
-		printf("{\"ctrl\":\"%s\",\"summary\":{\"wakes\":%llu,\"samples\":%llu,\"idles\":%llu,\"applies\":%llu,"
+		printf("{\"ctrl\":\"%s\",\"summary\":{\"wakes\":%llu,\"samples\":%llu,\"idles\":%llu,\"waits\":%llu,"
+		       "\"stalls\":%llu,\"applies\":%llu,"
 		       "\"refusals\":%llu,\"mismatches\":%llu,\"disabled\":%s,\"restored\":%u,\"loop_wakeups\":%llu",
 		       ctrl, (unsigned long long)st.wakes, (unsigned long long)st.samples, (unsigned long long)st.idles,
+		       (unsigned long long)st.waits, (unsigned long long)st.stalls,
 		       (unsigned long long)st.applies, (unsigned long long)st.refusals,
 		       (unsigned long long)st.mismatches, st.disabled ? "true" : "false", st.original,
 		       (unsigned long long)ls.wakeups);

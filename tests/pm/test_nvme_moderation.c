@@ -21,8 +21,10 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -39,6 +41,7 @@
 #include <cmocka.h>
 
 #include "moderation_nvme.h"
+#include "../common/blockdev.h"
 #include "../common/loop_until.h"
 #include "thoth/error.h"
 #include "thoth/loop.h"
@@ -57,13 +60,14 @@ static void put_file(const char *rel, const char *text)
 	close(fd);
 }
 
-static void put_counters(uint64_t ios, uint64_t irqs)
+/* IOS completed, INFLIGHT started and not completed (field 9). */
+static void put_counters_inflight(uint64_t ios, uint64_t irqs, uint64_t inflight)
 {
 	char b[512];
-	/* 17 fields: reads, merges, sectors, ticks, writes, ..., flushes. */
-	snprintf(b, sizeof b, "%8llu 0 %llu 0 %8llu 0 %llu 0 0 0 0 0 0 0 0 %llu 0\n", (unsigned long long)(ios / 2),
+	/* 17 fields: reads, merges, sectors, ticks, writes, ..., in_flight, ..., flushes. */
+	snprintf(b, sizeof b, "%8llu 0 %llu 0 %8llu 0 %llu 0 %llu 0 0 0 0 0 0 %llu 0\n", (unsigned long long)(ios / 2),
 		 (unsigned long long)(ios / 2 * 8), (unsigned long long)(ios - ios / 2 - ios / 16),
-		 (unsigned long long)((ios - ios / 2) * 8), (unsigned long long)(ios / 16));
+		 (unsigned long long)((ios - ios / 2) * 8), (unsigned long long)inflight, (unsigned long long)(ios / 16));
 	put_file("sys/block/nvme0n1/stat", b);
 	snprintf(b, sizeof b,
 		 "            CPU0       CPU1\n"
@@ -73,6 +77,11 @@ static void put_counters(uint64_t ios, uint64_t irqs)
 		 " NMI:          0          0   Non-maskable interrupts\n",
 		 (unsigned long long)(irqs / 2), (unsigned long long)(irqs - irqs / 2));
 	put_file("proc/interrupts", b);
+}
+
+static void put_counters(uint64_t ios, uint64_t irqs)
+{
+	put_counters_inflight(ios, irqs, 0);
 }
 
 static int setup_tree(void **state)
@@ -291,26 +300,28 @@ static void test_admin_failures_come_back_as_named_errors(void **state)
 static void test_counter_files_are_parsed_and_bad_ones_named(void **state)
 {
 	(void)state;
-	uint64_t ios, sec, irqs;
+	uint64_t ios, sec, irqs, inflight;
 	uint32_t q;
 	char why[200];
-	const char *s11 = "10 0 80 0 20 0 160 0 0 0 0\n";
-	assert_int_equal(thoth_nvme_parse_blockstat(s11, strlen(s11), &ios, &sec, why, sizeof why), 0);
+	const char *s11 = "10 0 80 0 20 0 160 0 3 0 0\n";
+	assert_int_equal(thoth_nvme_parse_blockstat(s11, strlen(s11), &ios, &sec, &inflight, why, sizeof why), 0);
 	assert_int_equal(ios, 30);
 	assert_int_equal(sec, 240);
+	assert_int_equal(inflight, 3);          /* field 9: started, not completed */
 	const char *s15 = "10 0 80 0 20 0 160 0 0 0 0 5 0 40 0";
-	assert_int_equal(thoth_nvme_parse_blockstat(s15, strlen(s15), &ios, &sec, why, sizeof why), 0);
+	assert_int_equal(thoth_nvme_parse_blockstat(s15, strlen(s15), &ios, &sec, NULL, why, sizeof why), 0);
 	assert_int_equal(ios, 35);
 	assert_int_equal(sec, 280);
 	const char *s17 = "   10 0 80 0 20 0 160 0 3 0 0 5 0 40 0 7 0\n";
-	assert_int_equal(thoth_nvme_parse_blockstat(s17, strlen(s17), &ios, &sec, why, sizeof why), 0);
+	assert_int_equal(thoth_nvme_parse_blockstat(s17, strlen(s17), &ios, &sec, &inflight, why, sizeof why), 0);
 	assert_int_equal(ios, 42);
+	assert_int_equal(inflight, 3);
 	const char *bad[] = { "10 0 80 0 20 0 160 0 0 0\n", "10 0 80 0 20 0 160 0 0 0 x\n",
 			      "10 0 80 0 -20 0 160 0 0 0 0\n", "99999999999999999999999 0 0 0 0 0 0 0 0 0 0",
 			      "1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18", "" };
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
 		why[0] = 0;
-		assert_int_equal(thoth_nvme_parse_blockstat(bad[i], strlen(bad[i]), &ios, &sec, why, sizeof why),
+		assert_int_equal(thoth_nvme_parse_blockstat(bad[i], strlen(bad[i]), &ios, &sec, &inflight, why, sizeof why),
 				 THOTH_E_PROTOCOL);
 		assert_non_null(strstr(why, "block stat"));
 	}
@@ -344,8 +355,12 @@ static void test_counter_files_are_parsed_and_bad_ones_named(void **state)
 
 	/* From the fixture tree: sda and nvme0n1p1-like names are not ours. */
 	thoth_nvme_counters_t c;
+	put_counters_inflight(1000, 300, 2);
+	assert_int_equal(thoth_nvme_read_counters("nvme0", &c, why, sizeof why), 0);
+	assert_int_equal(c.inflight, 2);
 	put_counters(1000, 300);
 	assert_int_equal(thoth_nvme_read_counters("nvme0", &c, why, sizeof why), 0);
+	assert_int_equal(c.inflight, 0);
 	assert_int_equal(c.ios, 1000);
 	assert_int_equal(c.irqs, 300);
 	assert_int_equal(c.queues, 2);
@@ -517,6 +532,182 @@ static void test_an_idle_controller_costs_no_timer_and_no_wake_up(void **state)
 	thoth_loop_free(loop);
 }
 
+/* ---- requests in flight: the loop stays awake, within a bound ----------------- */
+
+typedef struct watch {
+	thoth_nvmemod_t *m;
+	uint64_t samples, idles;     /* sampled this many times, or went idle past this */
+} watch_t;
+
+static bool sampled_or_idled(void *arg)
+{
+	watch_t *w = arg;
+	thoth_nvmemod_stats_t st;
+	thoth_nvmemod_stats(w->m, &st);
+	return st.samples >= w->samples || st.idles > w->idles || !st.busy;
+}
+
+static bool is_stalled(void *arg)
+{
+	ctx_t *c = arg;
+	thoth_nvmemod_stats_t st;
+	thoth_nvmemod_stats(c->m, &st);
+	return st.stalled;
+}
+
+static bool backoff_at_cap(void *arg)
+{
+	ctx_t *c = arg;
+	thoth_nvmemod_stats_t st;
+	thoth_nvmemod_stats(c->m, &st);
+	return st.backoff_us >= 1000000u;
+}
+
+/* Run until the loop has sampled 5 more times (or went idle); then it
+ * must still be busy, in the busy period it was in at ST0. */
+static void stays_busy_for_5_samples(thoth_loop_t *loop, thoth_nvmemod_t *m, const thoth_nvmemod_stats_t *st0,
+				     const char *what)
+{
+	thoth_nvmemod_stats_t st;
+	thoth_nvmemod_stats(m, &st);
+	watch_t w = { m, st.samples + 5, st0->idles };
+	test_loop_until(loop, sampled_or_idled, &w, 5000);
+	thoth_nvmemod_stats(m, &st);
+	if (!st.busy || st.idles != st0->idles || st.wakes != st0->wakes)
+		fail_msg("%s: the loop went idle with a request in flight (%llu samples, %llu idles, %llu wakes since)", what,
+			 (unsigned long long)(st.samples - st0->samples), (unsigned long long)(st.idles - st0->idles),
+			 (unsigned long long)(st.wakes - st0->wakes));
+}
+
+/* A first request slower than a sample period (an NVMe drive leaving a
+ * deep power state takes about 10 ms): the wake-up rang at its issue
+ * (here the stat file rewritten with in_flight 1, which inotify sees as
+ * perf sees block_rq_issue), and the first samples see no completion.
+ * Going idle then sleeps through the completion, which rings nothing on a
+ * real device: the loop must stay busy and sample it in the same period. */
+static void test_a_slow_first_request_keeps_the_loop_awake(void **state)
+{
+	(void)state;
+	thoth_nvme_fake_t fake;
+	thoth_nvme_fake_init(&fake, 0);
+	thoth_loop_t *loop;
+	assert_int_equal(thoth_loop_new(&loop), 0);
+	thoth_nvmemod_config_t cfg = fixture_config(&fake, THOTH_MOD_ADAPTIVE, NULL);
+	cfg.sample_us = 1000;
+	cfg.stall_us = 10000000;          /* the bound has a test of its own */
+	thoth_nvmemod_t *m;
+	char why[300];
+	assert_int_equal(thoth_nvmemod_start(loop, &cfg, &m, why, sizeof why), 0);
+	ctx_t c = { m, &fake };
+	put_counters_inflight(1000, 300, 1);              /* issued */
+	assert_true(test_loop_until(loop, is_busy, &c, 2000));
+	thoth_nvmemod_stats_t st0, st;
+	thoth_nvmemod_stats(m, &st0);
+	stays_busy_for_5_samples(loop, m, &st0, "a slow first request");
+	thoth_nvmemod_stats(m, &st);
+	assert_true(st.waits >= 5);
+	assert_int_equal(st.counters.inflight, 1);
+	put_counters_inflight(1001, 301, 0);              /* completed */
+	assert_true(test_loop_until(loop, went_idle, &c, 2000));
+	thoth_nvmemod_stats(m, &st);
+	assert_int_equal(st.wakes, st0.wakes);            /* one busy period for the whole request */
+	assert_int_equal(st.counters.ios, 1001);          /* and its completion sampled in it */
+	assert_int_equal(st.stalls, 0);
+	assert_int_equal(thoth_loop_armed_at(loop), 0);
+	thoth_nvmemod_stop(m);
+	thoth_loop_free(loop);
+}
+
+/* I/O stops with requests still in flight that were issued while the loop
+ * was busy (its wake-up disarmed: their issue rang nothing).  A quiet
+ * sample must not put it to sleep before they complete: nothing would
+ * wake it for their completions. */
+static void test_requests_in_flight_when_the_io_stops_keep_the_loop_awake(void **state)
+{
+	(void)state;
+	thoth_nvme_fake_t fake;
+	thoth_nvme_fake_init(&fake, 0);
+	thoth_loop_t *loop;
+	assert_int_equal(thoth_loop_new(&loop), 0);
+	thoth_nvmemod_config_t cfg = fixture_config(&fake, THOTH_MOD_ADAPTIVE, NULL);
+	cfg.sample_us = 1000;
+	cfg.stall_us = 10000000;
+	thoth_nvmemod_t *m;
+	char why[300];
+	assert_int_equal(thoth_nvmemod_start(loop, &cfg, &m, why, sizeof why), 0);
+	ctx_t c = { m, &fake };
+	gen_t g = { .loop = loop, .ios = 1000, .irqs = 300, .per_irq = 1 };
+	gen_start(&g, 200000);
+	assert_true(test_loop_until(loop, is_busy, &c, 2000));
+	thoth_nvmemod_stats_t st0, st;
+	thoth_nvmemod_stats(m, &st0);
+	watch_t w = { m, st0.samples + 3, ~0ull };
+	test_loop_until(loop, sampled_or_idled, &w, 2000);
+	gen_stop(&g);
+	put_counters_inflight(g.ios, g.irqs, 2);          /* the last two not completed yet */
+	if (!test_loop_until(loop, is_busy, &c, 2000))
+		fail_msg("not busy after the I/O stopped");
+	thoth_nvmemod_stats(m, &st0);
+	stays_busy_for_5_samples(loop, m, &st0, "two requests in flight when the I/O stopped");
+	put_counters_inflight(g.ios + 2, g.irqs + 1, 0);  /* completed */
+	assert_true(test_loop_until(loop, went_idle, &c, 2000));
+	thoth_nvmemod_stats(m, &st);
+	assert_true(st.idles > st0.idles);
+	assert_int_equal(st.wakes, st0.wakes);
+	assert_int_equal(st.counters.ios, g.ios + 2);
+	assert_int_equal(thoth_loop_armed_at(loop), 0);
+	thoth_nvmemod_stop(m);
+	thoth_loop_free(loop);
+}
+
+/* A device that never completes what it was given (a hung command waits
+ * for the driver's timeout, 30 s on Linux's nvme): after stall_us the
+ * loop stops sampling and sleeps with the wake-up armed and a timer whose
+ * interval doubles from 2 sample periods to 1 s. */
+static void test_a_device_that_never_completes_costs_at_most_a_wake_up_a_second(void **state)
+{
+	(void)state;
+	thoth_nvme_fake_t fake;
+	thoth_nvme_fake_init(&fake, 0);
+	thoth_loop_t *loop;
+	assert_int_equal(thoth_loop_new(&loop), 0);
+	thoth_nvmemod_config_t cfg = fixture_config(&fake, THOTH_MOD_ADAPTIVE, NULL);
+	cfg.sample_us = 1000;
+	cfg.stall_us = 20000;
+	thoth_nvmemod_t *m;
+	char why[300];
+	assert_int_equal(thoth_nvmemod_start(loop, &cfg, &m, why, sizeof why), 0);
+	ctx_t c = { m, &fake };
+	put_counters_inflight(1000, 300, 1);              /* issued, never completed */
+	assert_true(test_loop_until(loop, is_busy, &c, 2000));
+	assert_true(test_loop_until(loop, is_stalled, &c, 3000));
+	thoth_nvmemod_stats_t st0, st;
+	thoth_nvmemod_stats(m, &st0);
+	assert_false(st0.busy);
+	assert_int_equal(st0.stalls, 1);
+	assert_int_equal(st0.backoff_us, 2000);
+	assert_true(st0.waits >= 1);
+	assert_int_equal(fake.feature08, 0);              /* unmoderated while it waits */
+	assert_true(thoth_loop_armed_at(loop) != 0);      /* asleep, with a timeout */
+	assert_true(test_loop_until(loop, backoff_at_cap, &c, 5000));
+	thoth_nvmemod_stats(m, &st);
+	/* 2, 4, ... 512 ms, then 1 s: nine re-reads, no sample, no wake-up. */
+	assert_int_equal(st.rechecks, 9);
+	assert_int_equal(st.samples, st0.samples);
+	assert_int_equal(st.wakes, st0.wakes);
+	assert_true(st.stalled);
+	/* It completes at last: seen, and the loop is idle with no timer. */
+	put_counters_inflight(1001, 301, 0);
+	assert_true(test_loop_until(loop, went_idle, &c, 3000));
+	thoth_nvmemod_stats(m, &st);
+	assert_false(st.stalled);
+	assert_int_equal(st.backoff_us, 0);
+	assert_int_equal(st.counters.ios, 1001);
+	assert_int_equal(thoth_loop_armed_at(loop), 0);
+	thoth_nvmemod_stop(m);
+	thoth_loop_free(loop);
+}
+
 static void test_a_controller_that_refuses_is_named_and_left_alone(void **state)
 {
 	(void)state;
@@ -621,6 +812,12 @@ static void test_bad_configurations_are_refused_with_a_reason(void **state)
 	assert_int_equal(thoth_nvmemod_start(loop, &cfg, &m, why, sizeof why), THOTH_E_INVAL);
 	assert_non_null(strstr(why, "sample period"));
 	cfg.sample_us = 5000;
+	cfg.stall_us = 4000;                  /* shorter than one sample period */
+	assert_int_equal(thoth_nvmemod_start(loop, &cfg, &m, why, sizeof why), THOTH_E_INVAL);
+	assert_non_null(strstr(why, "stall time"));
+	cfg.stall_us = 20000000;
+	assert_int_equal(thoth_nvmemod_start(loop, &cfg, &m, why, sizeof why), THOTH_E_INVAL);
+	cfg.stall_us = 0;
 	cfg.wake = (thoth_nvmemod_wake_t)7;
 	assert_int_equal(thoth_nvmemod_start(loop, &cfg, &m, why, sizeof why), THOTH_E_INVAL);
 	cfg.wake = THOTH_NVMEMOD_WAKE_FILES;
@@ -651,27 +848,6 @@ static void test_bad_configurations_are_refused_with_a_reason(void **state)
 
 /* ---- the real wake-up: block_rq_issue on this machine's disk ------------------------ */
 
-/* The whole disk (partitions are reported as their disk) holding DIR. */
-static bool disk_of(const char *dir, uint32_t *kdev)
-{
-	struct stat st;
-	if (stat(dir, &st))
-		return false;
-	char p[128], b[64];
-	snprintf(p, sizeof p, "/sys/dev/block/%u:%u/partition", major(st.st_dev), minor(st.st_dev));
-	bool part = access(p, F_OK) == 0;
-	snprintf(p, sizeof p, "/sys/dev/block/%u:%u/%sdev", major(st.st_dev), minor(st.st_dev), part ? "../" : "");
-	FILE *f = fopen(p, "re");
-	if (!f)
-		return false;
-	unsigned ma = 0, mi = 0;
-	bool ok = fgets(b, sizeof b, f) && sscanf(b, "%u:%u", &ma, &mi) == 2;
-	fclose(f);
-	if (ok)
-		*kdev = ma << 20 | mi;
-	return ok;
-}
-
 static bool any_readable(thoth_nvme_perf_wake_t *w, int timeout_ms)
 {
 	const int *fds;
@@ -695,7 +871,7 @@ static void test_the_perf_wakeup_rings_on_every_real_block_request(void **state)
 	(void)state;
 	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
 	uint32_t disk;
-	if (!disk_of(tmp, &disk)) {
+	if (!blk_disk_of(tmp, &disk, NULL, 0)) {
 		print_message("%s is not on a block device (skipped)\n", tmp);
 		skip();
 	}
@@ -774,7 +950,7 @@ static void test_the_loop_wakes_through_perf_on_every_real_request(void **state)
 	(void)state;
 	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
 	uint32_t disk;
-	if (!disk_of(tmp, &disk)) {
+	if (!blk_disk_of(tmp, &disk, NULL, 0)) {
 		print_message("%s is not on a block device (skipped)\n", tmp);
 		skip();
 	}
@@ -824,6 +1000,113 @@ static void test_the_loop_wakes_through_perf_on_every_real_request(void **state)
 	assert_true(test_loop_until(loop, went_idle, &c, 2000));
 	thoth_nvmemod_stop(m);
 	thoth_loop_free(loop);
+}
+
+/* A real request held in flight: a loop device whose backing file sits on
+ * an ext4 of its own, frozen while the request is issued (tests/common/
+ * blockdev.h).  The fixture's namespace is that device (a symlink to its
+ * sysfs directory), so its dev_t and its counters, in_flight included, are
+ * the kernel's. */
+typedef struct writer {
+	int fd;
+	void *buf;
+	atomic_bool done;
+	ssize_t wrote;
+} writer_t;
+
+static void *write_one(void *arg)
+{
+	writer_t *w = arg;
+	w->wrote = pwrite(w->fd, w->buf, 4096, 0);
+	atomic_store(&w->done, true);
+	return NULL;
+}
+
+/* The held device, let go of by the teardown when the test fails. */
+static blk_slow_t slow = { .dev.fd = -1, .mnt_fd = -1 };
+
+static int teardown_slow(void **state)
+{
+	blk_slow_close(&slow);
+	return teardown_tree(state);
+}
+
+static void test_the_loop_stays_awake_for_a_slow_real_request(void **state)
+{
+	(void)state;
+	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	char why[300];
+	if (blk_slow_open(tmp, &slow, why, sizeof why)) {
+		print_message("%s (skipped)\n", why);
+		skip();
+	}
+	char p[PATH_MAX + 64], target[96];
+	snprintf(p, sizeof p, "%s/sys/block/nvme0n1/dev", root);
+	unlink(p);
+	snprintf(p, sizeof p, "%s/sys/block/nvme0n1/stat", root);
+	unlink(p);
+	snprintf(p, sizeof p, "%s/sys/block/nvme0n1", root);
+	assert_int_equal(rmdir(p), 0);
+	snprintf(target, sizeof target, "/sys/block/%s", slow.dev.name);
+	assert_int_equal(symlink(target, p), 0);
+	thoth_nvme_fake_t fake;
+	thoth_nvme_fake_init(&fake, 0);
+	thoth_loop_t *loop;
+	assert_int_equal(thoth_loop_new(&loop), 0);
+	thoth_nvmemod_config_t cfg = fixture_config(&fake, THOTH_MOD_ADAPTIVE, NULL);
+	cfg.wake = THOTH_NVMEMOD_WAKE_PERF;
+	cfg.sample_us = 1000;
+	cfg.stall_us = 10000000;
+	thoth_nvmemod_t *m;
+	int r = thoth_nvmemod_start(loop, &cfg, &m, why, sizeof why);
+	if (r == THOTH_E_PERM || r == THOTH_E_NOT_FOUND) {
+		print_message("%s (skipped)\n", why);
+		thoth_loop_free(loop);
+		blk_slow_close(&slow);
+		skip();
+	}
+	assert_int_equal(r, 0);
+	ctx_t c = { m, &fake };
+	assert_true(test_loop_until(loop, is_idle, &c, 2000));
+	thoth_nvmemod_stats_t st0, st;
+	thoth_nvmemod_stats(m, &st0);
+	writer_t w = { .fd = slow.dev.fd };
+	assert_int_equal(posix_memalign(&w.buf, 4096, 4096), 0);
+	memset(w.buf, 0x3c, 4096);
+	assert_int_equal(blk_slow_hold(&slow, true), 0);
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, write_one, &w), 0);
+	/* Nothing that can fail between the hold and the release: a failure
+	 * would leave the ext4 frozen and the writer blocked. */
+	wakes_ctx_t wc = { m, st0.wakes + 1 };
+	bool woke = test_loop_until(loop, woke_again, &wc, PERF_ROUND_MS);
+	thoth_nvmemod_stats(m, &st);
+	watch_t wt = { m, st.samples + 5, st.idles };
+	test_loop_until(loop, sampled_or_idled, &wt, 5000);
+	thoth_nvmemod_stats_t held;
+	thoth_nvmemod_stats(m, &held);
+	bool was_held = !atomic_load(&w.done);
+	blk_slow_hold(&slow, false);
+	pthread_join(t, NULL);
+	assert_int_equal(w.wrote, 4096);
+	assert_true(was_held);                            /* the set-up did hold it */
+	if (!woke)
+		fail_msg("the held write to %s did not wake the loop within %d ms", slow.dev.path, PERF_ROUND_MS);
+	if (!held.busy || held.idles != st.idles)
+		fail_msg("the loop went idle with the write to %s in flight (in_flight %llu at its last read)", slow.dev.path,
+			 (unsigned long long)held.counters.inflight);
+	assert_true(held.counters.inflight >= 1);         /* the kernel's in_flight saw it */
+	assert_true(test_loop_until(loop, went_idle, &c, 2000));
+	thoth_nvme_counters_t now;
+	assert_int_equal(thoth_nvme_read_counters("nvme0", &now, why, sizeof why), 0);
+	thoth_nvmemod_stats(m, &st);
+	assert_int_equal(st.wakes, st0.wakes + 1);        /* one busy period, issue to completion */
+	assert_int_equal(st.counters.ios, now.ios);       /* the completion sampled in it */
+	assert_int_equal(st.stalls, 0);
+	thoth_nvmemod_stop(m);
+	thoth_loop_free(loop);
+	free(w.buf);
+	blk_slow_close(&slow);
 }
 
 /* ---- the service ------------------------------------------------------------------ */
@@ -948,6 +1231,11 @@ int main(void)
 						teardown_tree),
 		cmocka_unit_test_setup_teardown(test_an_idle_controller_costs_no_timer_and_no_wake_up, setup_tree,
 						teardown_tree),
+		cmocka_unit_test_setup_teardown(test_a_slow_first_request_keeps_the_loop_awake, setup_tree, teardown_tree),
+		cmocka_unit_test_setup_teardown(test_requests_in_flight_when_the_io_stops_keep_the_loop_awake, setup_tree,
+						teardown_tree),
+		cmocka_unit_test_setup_teardown(test_a_device_that_never_completes_costs_at_most_a_wake_up_a_second,
+						setup_tree, teardown_tree),
 		cmocka_unit_test_setup_teardown(test_a_controller_that_refuses_is_named_and_left_alone, setup_tree,
 						teardown_tree),
 		cmocka_unit_test_setup_teardown(test_bad_configurations_are_refused_with_a_reason, setup_tree,
@@ -955,6 +1243,8 @@ int main(void)
 		cmocka_unit_test(test_the_perf_wakeup_rings_on_every_real_block_request),
 		cmocka_unit_test_setup_teardown(test_the_loop_wakes_through_perf_on_every_real_request, setup_tree,
 						teardown_tree),
+		cmocka_unit_test_setup_teardown(test_the_loop_stays_awake_for_a_slow_real_request, setup_tree,
+						teardown_slow),
 #ifdef NVME_MODERATOR
 		cmocka_unit_test_setup_teardown(test_the_nvme_moderator_service_drives_a_fixture_controller, setup_tree,
 						teardown_tree),

@@ -391,6 +391,29 @@ static void test_a_lower_opp_that_carries_all_queued_demand_is_taken_at_once(voi
 	}
 }
 
+/*
+ * The same between the wanted OPP and the current one.  A request due in
+ * 2.1 ms with 2 ms of work takes HiKey to the top, 1200 MHz (1024: 960 for
+ * the 1 ms lead then 1200 gives only 1.95e9 of the 2.05e9 capacity-ns).
+ * Then one due in 3.9 ms: the lazy plan is 432 MHz (369 for the lead, then
+ * 729 MHz: 2.17e9), which alone does not carry it (1.44e9), but 729 MHz
+ * alone does (622 x 3.9 ms = 2.43e9): taken at once, not the top held for
+ * 2 ms (at 1200 MHz a unit of work costs 41% more than at 960 and 75%
+ * more than at 729).
+ */
+static void test_the_lowest_opp_that_carries_all_queued_demand_is_taken_at_once(void **state)
+{
+	const thoth_pm_cpu_model_t *m = hikey();
+	thoth_pm_governor_t g;
+	taught(&g, m, 2e6, 0);
+	thoth_pm_pending_t q[1] = { due(2100 * US) };
+	assert_int_equal(thoth_pm_governor_update(&g, 0, 0, q, 1), 4);
+	q[0] = due(4 * MS);
+	assert_int_equal(thoth_pm_governor_update(&g, 100 * US, 0, q, 1), 2);
+	/* and it stays there: 729 MHz carries what is left as time passes */
+	assert_int_equal(thoth_pm_governor_update(&g, 600 * US, 0, q, 1), 2);
+}
+
 /* Client 5 sends chains of 3 steps 2.02 ms apart, each due 10 ms after it
  * is sent; 3 ms of work each.  At a new chain's first step the predictor
  * plans for the two steps to come: 9.216e9 capacity-ns by 14.04 ms, which
@@ -708,6 +731,7 @@ int main(void)
 		cmocka_unit_test(test_governors_on_one_request),
 		cmocka_unit_test(test_queued_requests_are_planned_on_one_margin_growing_as_the_root_of_their_count),
 		cmocka_unit_test(test_a_lower_opp_that_carries_all_queued_demand_is_taken_at_once),
+		cmocka_unit_test(test_the_lowest_opp_that_carries_all_queued_demand_is_taken_at_once),
 		cmocka_unit_test(test_demand_known_at_arrival_reaches_speed_at_once),
 		cmocka_unit_test(test_a_late_ramp_is_told_apart_from_one_that_needed_a_later_request),
 		cmocka_unit_test(test_an_arrival_that_finds_another_queued_runs_the_faster_opp_first),
