@@ -894,7 +894,7 @@ static void locks_refresh(thothd_live_t *l)
  * Polled once a tick (RINGS_EVERY_NS apart) by the observer's drain,
  * wherever it runs: on the loop thread after a small drain while the last
  * poll was cheap (below RINGS_INLINE_NS of CPU: a handful of profiled
- * processes), else on the task thread, ring by ring, stepping aside when
+ * processes), else (and for a collection's first) on the task thread, ring by ring, stepping aside when
  * the loop thread wants the tracer's mutex (many profiled processes, busy
  * rings, or a directory full of tables: each is read, whatever wrote it). */
 enum { RINGS_EVERY_NS = 900000000, RINGS_INLINE_NS = 250000 };
@@ -915,10 +915,12 @@ static bool rings_due(const thothd_live_t *l)
 	return !l->rings_polled_ns || thoth_clock_now() - l->rings_polled_ns >= RINGS_EVERY_NS;
 }
 
+/* Costly, or not known yet: a collection's first poll may find every ring
+ * full (32 full rings: 8-10 ms of CPU), so it is taken to be costly. */
 static bool rings_heavy(void *ctx)
 {
 	const thothd_live_t *l = ctx;
-	return rings_due(l) && l->rings_cpu_ns > RINGS_INLINE_NS;
+	return rings_due(l) && (!l->rings_polled_ns || l->rings_cpu_ns > RINGS_INLINE_NS);
 }
 
 static void rings_poll(thothd_tracer_t *t, void *ctx)
