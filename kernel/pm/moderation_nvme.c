@@ -1015,7 +1015,9 @@ int thoth_nvmemod_start(thoth_loop_t *loop, const thoth_nvmemod_config_t *cfg, t
 	uint32_t sample_us = cfg->sample_us ? cfg->sample_us : 10000;
 	if (sample_us < 1000 || sample_us > 1000000)
 		return thoth__pm_fail(why, why_len, THOTH_E_INVAL, "sample period %u us: 1000 to 1000000", sample_us);
-	uint32_t stall_us = cfg->stall_us ? cfg->stall_us : STALL_DEFAULT_US;
+	/* unset: 100 ms, or one sample period where that is longer */
+	uint32_t stall_us = cfg->stall_us ? cfg->stall_us
+					  : sample_us > STALL_DEFAULT_US ? sample_us : STALL_DEFAULT_US;
 	if (stall_us < sample_us || stall_us > 10000000)
 		return thoth__pm_fail(why, why_len, THOTH_E_INVAL, "stall time %u us: one sample period (%u us) to 10 s",
 			    stall_us, sample_us);

@@ -827,6 +827,13 @@ static void test_bad_configurations_are_refused_with_a_reason(void **state)
 	cfg.ctrl = "nvme4";
 	assert_int_equal(thoth_nvmemod_start(loop, &cfg, &m, why, sizeof why), THOTH_E_NOT_FOUND);
 	assert_non_null(strstr(why, "no namespace of nvme4"));
+	/* a sample period over the 100 ms stall default, the stall time unset:
+	 * the default follows the period (it was refused as too short) */
+	cfg.sample_us = 200000;
+	cfg.stall_us = 0;
+	assert_int_equal(thoth_nvmemod_start(loop, &cfg, &m, why, sizeof why), THOTH_E_NOT_FOUND);
+	assert_non_null(strstr(why, "no namespace of nvme4"));
+	cfg.sample_us = 5000;
 	/* Malformed fixture files: named, nothing started. */
 	cfg.ctrl = "nvme0";
 	put_file("sys/block/nvme0n1/stat", "1 2 3 banana\n");
