@@ -76,9 +76,8 @@ typedef struct thoth_pm_governed thoth_pm_governed_t;
  * is due, or earlier where its send stamp says so (QOS_NS after it,
  * clamped as a dispatched one's: thoth_pm_governed_deadline).  So a
  * request sent while a long handler runs can raise the frequency before
- * its dispatch.  The
- * watcher reads the server only while the loop thread is held inside the
- * dispatch (the mutex, at the handler's end).  Off
+ * its dispatch.  The watcher reads the server only while the loop thread
+ * is held inside the dispatch (the mutex, at the handler's end).  Off
  * (thoth_pm_governed_set_peek false, bench_pm_live --no-peek): the
  * dispatcher's count (thoth_chan_caller_t.waiting, one per non-empty
  * ring), due as the dispatched request, refreshed at dispatches only, as

@@ -412,13 +412,17 @@ static void test_frequency_decisions_are_trace_points_exported_as_json_and_ctf(v
 		at_arrival += strtoull(q + 7, NULL, 10) >> 32 == 1;
 	assert_true(at_arrival >= 1);
 	/* every request's handler CPU time with the model and OPP it ran at
-	 * (pm_work: arg1 = model << 16 | OPP; model 0x8000 as above, 5 OPPs) */
+	 * (pm_work: arg1 = model << 16 | OPP; model 0x8000 as above, 5 OPPs;
+	 * bit 32 marks a segment of a handler that a check while it ran moved
+	 * to another OPP, THOTH_PM_WORK_PARTIAL: the first record may be one,
+	 * as it was in 2 of 19 ASan runs of main's test) */
 	const char *work = strstr(json, "\"pm_work\"");
 	assert_non_null(work);
 	const char *warg = strstr(work, "\"arg1\":");
 	assert_non_null(warg);
 	unsigned long long wa1 = strtoull(warg + 7, NULL, 10);
-	assert_int_equal(wa1 >> 16, 0x8000);
+	assert_int_equal(wa1 >> 33, 0);
+	assert_int_equal(wa1 >> 16 & 0xffff, 0x8000);
 	assert_true((wa1 & 0xffff) < 5);
 	free(json);
 	char ctf[128], meta[160];
