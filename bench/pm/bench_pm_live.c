@@ -76,13 +76,17 @@
  *
  *   bench_pm_live [--duration-ms N] [--model NAME] [--seed S] [--trace SPEC]
  *                 [--no-scale] [--service-nice N] [--check-only] [--diag]
- *                 [--no-stamps]
+ *                 [--no-stamps] [--no-mid] [--no-peek]
  * (SPEC: a synthetic trace of sim.h without duration_ms and seed; the
  * default is bench_pm's chain cell.  --no-scale: work_us as given on every
  * model (how the bench offered it before; Juno's A53 is then refused).
  * --check-only: the feasibility lines and the exit status alone, no service.
  * --diag: after each row, where its misses and late ramps come from (above).
- * --no-stamps: deadlines from the dispatch, the old shim's.)
+ * --no-stamps: deadlines from the dispatch, the old shim's.  --no-mid: no
+ * decisions while a handler runs.  --no-peek: the requests waiting in the
+ * rings are counted at dispatch only (one per non-empty ring, due as the
+ * dispatched one), as before the shim looked at them (governed.h "Seeing
+ * the rings").)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -180,9 +184,10 @@ static void on_stop(thoth_loop_t *loop, const struct signalfd_siginfo *info, voi
 	thoth_loop_stop(loop);
 }
 
-/* --serve SOCKET MODEL OPTIONS QOS_US TIMELINE_FILE STAMPS MID (STAMPS 1:
+/* --serve SOCKET MODEL OPTIONS QOS_US TIMELINE_FILE STAMPS MID PEEK (STAMPS 1:
  * deadlines from the clients' send stamps, 0: from the dispatch; MID 1:
- * checks while a handler runs, 0: none) */
+ * checks while a handler runs, 0: none; PEEK 1: the waiting requests seen
+ * in the rings, 0: counted at dispatch, governed.h) */
 static int serve(char **argv)
 {
 	model = thoth_pm_cpu_model_find(argv[1]);
@@ -200,6 +205,8 @@ static int serve(char **argv)
 	thoth_pm_governed_set_options(gov, options);
 	if (!strcmp(argv[6], "0"))
 		thoth_pm_governed_set_mid_ns(gov, 0);
+	if (!strcmp(argv[7], "0"))
+		thoth_pm_governed_set_peek(gov, false);
 	thoth_pm_governed_stats_t st;
 	thoth_pm_governed_stats(gov, &st);
 	on_change(NULL, 0, st.opp);     /* where it starts */
@@ -476,6 +483,7 @@ static int service_nice;        /* --service-nice: the service's nice value */
 static bool service_nice_set;
 static bool stamps = true;     /* --no-stamps: deadlines from the dispatch (as before 2026-12-01) */
 static bool mid_checks = true; /* --no-mid: no decision while a handler runs (as before 2026-12-01) */
+static bool peek = true;        /* --no-peek: waiting requests seen at dispatch only, counted (governed.h) */
 static bool diag;               /* --diag: a line per phase on where misses and late ramps come from */
 
 /* --service-nice N, in the service (the child, before exec): N as its nice
@@ -538,7 +546,7 @@ static void run_phase(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *t, 
 			_exit(126);
 		setenv("THOTH_SYSFS_ROOT", dir, 1);     /* no cpufreq there: simulated */
 		execl(self_path, self_path, "--serve", sock, m->name, opts, qos, timeline, stamps ? "1" : "0", mid_checks ? "1" : "0",
-		      (char *)NULL);
+		      peek ? "1" : "0", (char *)NULL);
 		_exit(127);
 	}
 	/* its socket, then a channel per sender */
@@ -813,7 +821,7 @@ static uint32_t trace_senders(const thoth_pm_trace_t *t)
 int main(int argc, char **argv)
 {
 	self_path = argv[0];
-	if (argc == 9 && !strcmp(argv[1], "--serve"))
+	if (argc == 10 && !strcmp(argv[1], "--serve"))
 		return serve(argv + 2);
 	unsigned duration_ms = 5000, seed = 1;
 	const char *only = NULL, *trace_spec = NULL;
@@ -837,6 +845,8 @@ int main(int argc, char **argv)
 			stamps = false;
 		else if (!strcmp(argv[i], "--no-mid"))
 			mid_checks = false;
+		else if (!strcmp(argv[i], "--no-peek"))
+			peek = false;
 		else if (!strcmp(argv[i], "--service-nice") && i + 1 < argc) {
 			char *end;
 			long n = strtol(argv[++i], &end, 10);
@@ -848,7 +858,7 @@ int main(int argc, char **argv)
 			service_nice_set = true;
 		} else {
 			fprintf(stderr, "usage: bench_pm_live [--duration-ms N] [--model NAME] [--seed S] "
-				"[--trace SPEC] [--no-scale] [--service-nice N] [--check-only] [--diag] [--no-stamps] [--no-mid]\n");
+				"[--trace SPEC] [--no-scale] [--service-nice N] [--check-only] [--diag] [--no-stamps] [--no-mid] [--no-peek]\n");
 			return 2;
 		}
 	}
@@ -952,6 +962,8 @@ int main(int argc, char **argv)
 			"from each request's dispatch (--no-stamps: 10 ms after it, the wait in the ring unseen)");
 	printf("decisions %s\n", mid_checks ? "also while a handler runs (every 0.5 ms; the burn follows the OPP)"
 				     : "at dispatch and completion only (--no-mid)");
+	printf("waiting requests %s\n", peek ? "seen in the rings at each dispatch and check, each due 10 ms after its send stamp"
+				      : "counted at dispatch only, one per non-empty ring, due as the dispatched one (--no-peek)");
 	print_loadavg("at start");
 	printf("%-10s %-9s %8s %8s %9s %8s %6s %8s %8s %9s %7s %7s %9s %8s %5s %8s %8s\n", "model", "options",
 	       "live p50", "live p95", "disp p95", "right@d", "misses", "sim miss", "sim p95", "live/sim", "x none", "stretch", "named",

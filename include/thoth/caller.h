@@ -42,6 +42,28 @@ int thoth_chan_server_caller(thoth_chan_caller_t *out);
  * to [now - qos, now]). */
 int thoth_chan_server_sent(uint64_t now_ns, uint64_t *sent_ns);
 
+/* The channel server dispatching a request on the calling thread (NULL
+ * outside a dispatch): the handle thoth_chan_server_waiting() takes, for a
+ * shim whose other thread looks at the rings while the handler runs
+ * (kernel/pm/governed.c's watcher). */
+struct thoth_chan_server *thoth_chan_server_dispatcher(void);
+
+/* The requests waiting in S's rings now, read only: every open channel's
+ * published, not yet taken requests (by their slots' tags; the one being
+ * dispatched is taken already), at most MAX, in no promised order.  For
+ * each, SENT_NS[i] (may be NULL) is its send stamp read around NOW_NS as
+ * thoth_chan_server_sent() reads it, or 0 where it carries none.  Returns
+ * how many it saw (<= MAX).  O(channels + requests seen).
+ * Call it on S's loop thread during a dispatch, or from another thread
+ * while S's loop thread is held inside one of S's dispatches (the channel
+ * list and the rings' consumer indices are that thread's; governed.c
+ * holds it on a mutex at the handler's end), never while a handler runs
+ * S's loop itself.  Every word read is a client's claim: a bogus head is
+ * never read, a forged tag counts as one request at most per ring slot, a
+ * stamp is any time (the caller clamps it). */
+uint32_t thoth_chan_server_waiting(struct thoth_chan_server *s, uint64_t now_ns, uint64_t *sent_ns,
+				   uint32_t max);
+
 #ifdef __cplusplus
 }
 #endif

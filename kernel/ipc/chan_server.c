@@ -1361,6 +1361,30 @@ int thoth_chan_server_sent(uint64_t now_ns, uint64_t *sent_ns)
 	return chan_stamp_sent_ns(c->end.rx_stamp, now_ns, sent_ns);
 }
 
+thoth_chan_server_t *thoth_chan_server_dispatcher(void)
+{
+	return dispatching ? dispatching->srv : NULL;
+}
+
+uint32_t thoth_chan_server_waiting(thoth_chan_server_t *s, uint64_t now_ns, uint64_t *sent_ns, uint32_t max)
+{
+	/* Each ring's published slots by their tags (chan_rx_peek: nothing
+	 * of the end changes, so another thread may look while the loop
+	 * thread is held in a dispatch); the stamps decoded here. */
+	uint32_t n = 0, stamps[64];
+	for (conn_t *o = s->conns; o && n < max; o = o->next) {
+		if (!o->open || !o->mapped || o->end.err)
+			continue;
+		uint32_t want = max - n < 64 ? max - n : 64;
+		uint32_t k = chan_rx_peek(&o->end, want, sent_ns ? stamps : NULL);
+		for (uint32_t i = 0; sent_ns && i < k; i++)
+			if (chan_stamp_sent_ns(stamps[i], now_ns, &sent_ns[n + i]))
+				sent_ns[n + i] = 0;
+		n += k;
+	}
+	return n;
+}
+
 /* A per-CPU service's listening server answers for all its workers: their
  * counters folded on read (each worker's are its own thread's). */
 void thoth_chan_server_stats(const thoth_chan_server_t *s, thoth_chan_server_stats_t *out)

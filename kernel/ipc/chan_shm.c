@@ -946,6 +946,25 @@ int chan_release(chan_end_t *e, thoth_msg_t *msg)
 	return 0;
 }
 
+uint32_t chan_rx_peek(const chan_end_t *e, uint32_t max, uint32_t *stamps)
+{
+	if (e->err)
+		return 0;
+	uint32_t n = 0, lim = max < e->lay.lim.slots ? max : e->lay.lim.slots;
+	for (; n < lim; n++) {
+		uint32_t idx = e->rx_tail + n;
+		const uint8_t *slot = slot_at(e, e->rx, idx);
+		uint32_t tag = ld32_acq(slot);
+		if (!chan_slot_tag_is(tag, idx))
+			break;
+		if (stamps)
+			stamps[n] = tag & CHAN_SLOT_STAMPED
+				? ld32(slot + ((tag & CHAN_SLOT_KIND_MASK) == CHAN_SLOT_POOL ? 12 : CHAN_SLOT_STAMP))
+				: 0;
+	}
+	return n;
+}
+
 /* ---- waiting ------------------------------------------------------------ */
 
 /* Does our next slot's tag publish it?  What a spinning consumer polls:

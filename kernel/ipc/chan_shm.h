@@ -300,6 +300,20 @@ static inline void chan_rx_settle(chan_end_t *e)
 }
 int chan_release(chan_end_t *e, thoth_msg_t *msg);
 
+/*
+ * The messages published to us and not yet taken, read only (no index,
+ * flag or counter of E changes, no chan_fail: a reader on another thread
+ * than E's owner may call it while the owner is held elsewhere, e.g. in a
+ * dispatch).  Walks our ring from our tail by the slots' tags, which alone
+ * say a message is there (head is not read: a hostile head cannot make it
+ * read anything), and stops at the first slot whose tag does not publish
+ * it, after the ring's `slots`, or after MAX: the count (<= MAX).  With
+ * STAMPS, the stamp word of each (0 where the tag says none) goes to
+ * STAMPS[i]; the peer may rewrite a slot at any time, so every word is a
+ * claim (chan_stamp_sent_ns, then a clamp: kernel/pm/governed.c).
+ */
+uint32_t chan_rx_peek(const chan_end_t *e, uint32_t max, uint32_t *stamps);
+
 /* What a blocked side waits for. */
 enum chan_cond { CHAN_WAIT_RECV, CHAN_WAIT_SLOT, CHAN_WAIT_POOL };
 

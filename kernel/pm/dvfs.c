@@ -203,6 +203,16 @@ void thoth_pm_dvfs_waiting(thoth_pm_dvfs_t *d, uint32_t waiting, uint64_t deadli
 	}
 }
 
+void thoth_pm_dvfs_waiting_due(thoth_pm_dvfs_t *d, const uint64_t *deadlines_ns, uint32_t n)
+{
+	d->queued -= d->announced;
+	d->announced = 0;
+	for (uint32_t i = 0; i < n && d->queued < MAX_QUEUED; i++) {
+		d->queue[d->queued++] = (thoth_pm_pending_t){ deadlines_ns[i], 0 };
+		d->announced++;
+	}
+}
+
 void thoth_pm_dvfs_forget_waiting(thoth_pm_dvfs_t *d)
 {
 	d->queued -= d->announced;

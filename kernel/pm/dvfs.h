@@ -75,6 +75,12 @@ void thoth_pm_dvfs_forget_waiting(thoth_pm_dvfs_t *d);
  * known to wait now, the new ones due DEADLINE_NS; announcements beyond
  * WAITING are dropped. */
 void thoth_pm_dvfs_waiting(thoth_pm_dvfs_t *d, uint32_t waiting, uint64_t deadline_ns);
+/* Between dispatches or at one, where the requests waiting are seen one by
+ * one (governed.c peeks the rings: thoth_chan_server_waiting): the
+ * announcements become exactly N requests due DEADLINES_NS[0..N-1] (in
+ * service order; governed.c orders them earliest first), beyond
+ * MAX_QUEUED dropped. */
+void thoth_pm_dvfs_waiting_due(thoth_pm_dvfs_t *d, const uint64_t *deadlines_ns, uint32_t n);
 /* The thoth governor's options (THOTH_PM_GOV_*; default
  * THOTH_PM_GOV_DEFAULT_OPTIONS). */
 void thoth_pm_dvfs_set_options(thoth_pm_dvfs_t *d, unsigned options);

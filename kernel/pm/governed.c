@@ -38,6 +38,14 @@ struct thoth_pm_governed {
 	void *change_arg;
 	thoth_pm_governed_sent_fn sent_fn;
 	void *sent_arg;
+	/* Requests waiting in the rings (governed.h "Seeing the rings"):
+	 * looked at, at dispatch and at each check while a handler runs, in
+	 * the server dispatching it (set at the dispatch, cleared at its
+	 * completion: the watcher may read the server only while the loop
+	 * thread is held inside that dispatch). */
+	bool peek;
+	thoth_chan_server_t *srv;
+	uint64_t cur_deadline;     /* the running request's (unstamped waiting ones are due no later) */
 	/* Deciding while a handler runs (governed.h): the watcher thread asks
 	 * the governor every mid_ns while one handler runs.  mu guards
 	 * everything above and the work segments below (the loop thread at
@@ -66,6 +74,72 @@ static void on_check(thoth_loop_t *loop, thoth_timer_t *timer, void *arg);
  * Both PM points name the domain's model and the OPP (power_account.h), so
  * a reader can price OPP time with the published table (thothd's dashboard). */
 enum { FREQ_AT_ARRIVAL = 1, FREQ_AT_COMPLETION = 2, FREQ_BY_TIMER = 3, FREQ_MID_HANDLER = 4 };
+
+/* The requests waiting that one look at the rings plans for (the rest,
+ * if any, are seen as they come up). */
+#define PEEK_MAX 64
+
+/* A[0..N) in ascending order: a natural merge sort, since each ring's
+ * requests come in send order (their deadlines ascend, the clamp keeps
+ * that), so the rings' runs only need merging: O(N log runs), one pass
+ * when already sorted.  (An insertion sort cost ~70 instructions per
+ * request with 8 rings, the runs in the wrong order: bench_pm_peek.) */
+static void sort_due(uint64_t *a, uint32_t n)
+{
+	uint64_t tmp[PEEK_MAX];
+	for (;;) {
+		uint32_t i = 0, o = 0;
+		while (i < n) {
+			uint32_t m = i + 1, e;
+			while (m < n && a[m - 1] <= a[m])
+				m++;
+			if (i == 0 && m == n)
+				return;         /* one run: sorted */
+			for (e = m < n ? m + 1 : m; e < n && a[e - 1] <= a[e]; e++)
+				;
+			uint32_t x = i, y = m;  /* merge [i, m) and [m, e) */
+			while (x < m && y < e)
+				tmp[o++] = a[y] < a[x] ? a[y++] : a[x++];
+			while (x < m)
+				tmp[o++] = a[x++];
+			while (y < e)
+				tmp[o++] = a[y++];
+			i = e;
+		}
+		if (!n)
+			return;
+		memcpy(a, tmp, (size_t)n * sizeof *a);
+	}
+}
+
+/* Announce the requests waiting in the rings now as demand (dvfs.h
+ * thoth_pm_dvfs_waiting_due), each due when the running request is due,
+ * or earlier where its own send stamp says so (QOS after it, clamped as a
+ * dispatched request's is: a peer's word, thoth_pm_governed_deadline),
+ * earliest first.  Not each at its own deadline: planned that way, the
+ * live misses did not fall (bench_pm_live, docs/PM.md "Seeing the
+ * rings"): the plan then runs to the waiting requests' deadlines exactly,
+ * and the live service's own delays (its wake-ups, dispatch, a CPU shared
+ * with others) come out of nothing; due with the running one, as the
+ * dispatcher's count always was, they leave that headroom.  Under g->mu,
+ * with g->srv's loop thread inside its dispatch. */
+static void announce_waiting(thoth_pm_governed_t *g, uint64_t now)
+{
+	uint64_t due[PEEK_MAX];
+	uint32_t n = thoth_chan_server_waiting(g->srv, now, due, PEEK_MAX);
+	for (uint32_t i = 0; i < n; i++) {
+		bool clamped = false;
+		uint64_t own = due[i] ? thoth_pm_governed_deadline(now, g->qos_ns, true, due[i], &clamped)
+				      : g->cur_deadline;
+		due[i] = own < g->cur_deadline ? own : g->cur_deadline;
+		g->stats.ring_clamped += clamped;
+	}
+	sort_due(due, n);
+	g->stats.ring_looks++;
+	g->stats.ring_seen += n;
+	g->stats.ring_last = n;
+	thoth_pm_dvfs_waiting_due(g->dvfs, due, n);
+}
 
 static uint64_t clock_ns(clockid_t c)
 {
@@ -181,6 +255,10 @@ static void mid_check(thoth_pm_governed_t *g, uint32_t gen)
 		uint64_t now = thoth_pm_clock_monotonic_ns(), cpu = clock_ns(g->serve_clock);
 		uint32_t before = g->opp;
 		g->stats.mid_checks++;
+		/* the requests sent since the dispatch are demand now, not
+		 * only once they are dispatched in turn */
+		if (g->srv)
+			announce_waiting(g, now);
 		decide_at(g, now, cpu, 0, FREQ_MID_HANDLER);
 		if (g->opp != before) {
 			g->stats.mid_changes++;
@@ -274,8 +352,15 @@ static int governed_invoke(const void *handlers, void *self, const thoth_method_
 	uint64_t deadline = thoth_pm_governed_deadline(now, g->qos_ns, stamped, sent, &clamped);
 	g->stats.stamped += stamped;
 	g->stats.stamps_clamped += clamped;
-	if (thoth_pm_dvfs_dispatched(g->dvfs, now, client, deadline, waiting) == 0)
+	/* What waits behind it: seen one by one in the rings, each with its
+	 * own deadline, or (not peeking) counted, due as this one. */
+	g->srv = g->peek ? thoth_chan_server_dispatcher() : NULL;
+	g->cur_deadline = deadline;
+	if (thoth_pm_dvfs_dispatched(g->dvfs, now, client, deadline, g->srv ? 0 : waiting) == 0) {
+		if (g->srv)
+			announce_waiting(g, now);
 		decide(g, now, now, FREQ_AT_ARRIVAL);
+	}
 	/* the handler runs at what arrival chose, until a check while it
 	 * runs changes it (a segment per OPP) */
 	uint64_t cpu0 = thoth_pm_clock_thread_cpu_ns();
@@ -288,6 +373,7 @@ static int governed_invoke(const void *handlers, void *self, const thoth_method_
 	uint64_t cpu1 = thoth_pm_clock_thread_cpu_ns(), done = thoth_pm_clock_monotonic_ns();
 	handler_ends(g, done);
 	pthread_mutex_lock(&g->mu);
+	g->srv = NULL;          /* the loop thread goes back to the server */
 	/* One pm_work record per OPP the handler ran at while category PM is
 	 * on (thothd's dashboard prices it: power_account.h); a load and a
 	 * branch while it is off. */
@@ -313,6 +399,7 @@ int thoth_pm_governed_new(thoth_loop_t *loop, thoth_pm_dvfs_t *dvfs, uint64_t qo
 	g->qos_ns = qos_ns;
 	pthread_mutex_init(&g->mu, NULL);
 	g->mid_ns = THOTH_PM_GOVERNED_MID_NS;
+	g->peek = true;
 	/* the serving thread is this one (as for the uclamp clamps below) */
 	if (pthread_getcpuclockid(pthread_self(), &g->serve_clock))
 		g->serve_clock = CLOCK_THREAD_CPUTIME_ID;
@@ -359,6 +446,13 @@ void thoth_pm_governed_set_mid_ns(thoth_pm_governed_t *g, uint64_t mid_ns)
 		g->watcher_on = false;
 		g->stats.watcher = false;
 	}
+}
+
+void thoth_pm_governed_set_peek(thoth_pm_governed_t *g, bool on)
+{
+	pthread_mutex_lock(&g->mu);
+	g->peek = on;
+	pthread_mutex_unlock(&g->mu);
 }
 
 uint32_t thoth_pm_governed_opp(const thoth_pm_governed_t *g)

@@ -20,9 +20,9 @@
  *      (THOTH_PM_THOTH_DOWN_HOLD_NS), so the frequency falls when the
  *      service goes idle; once at the floor no timer is armed: an idle
  *      service is back to 0 wake-ups.
- * Requests are seen when dispatched, not when they enter the ring; the
- * ones known to wait behind (a lower bound: the next on this channel and
- * the channels queued for a turn) count as demand from then on.
+ * Requests are seen when dispatched and, before that, while they wait in
+ * the rings ("Seeing the rings" below): each counts as demand from the
+ * first look that finds it.
  * A request's deadline is QOS_NS after its client sent it, so that a
  * request that queued behind another is not planned as if its wait were
  * slack (docs/PM.md "Why the live governor missed more than the model":
@@ -67,6 +67,24 @@ typedef struct thoth_pm_governed thoth_pm_governed_t;
  * governed shim per thread.  A forked child has no watcher (decisions at
  * dispatch and completion only). */
 #define THOTH_PM_GOVERNED_MID_NS THOTH_PM_THOTH_DECISION_NS
+
+/* Seeing the rings: at each dispatch and at each check while a handler
+ * runs, the shim looks at the requests published in every channel of the
+ * dispatching server and not yet taken (thoth_chan_server_waiting,
+ * thoth/caller.h: read only, by the slots' tags, PEEK_MAX = 64 at most)
+ * and plans for them as queued demand, each due when the running request
+ * is due, or earlier where its send stamp says so (QOS_NS after it,
+ * clamped as a dispatched one's: thoth_pm_governed_deadline).  So a
+ * request sent while a long handler runs can raise the frequency before
+ * its dispatch.  The watcher reads the server only while the loop thread
+ * is held inside the dispatch (the mutex, at the handler's end).  Off
+ * (thoth_pm_governed_set_peek false, bench_pm_live --no-peek): the
+ * dispatcher's count (thoth_chan_caller_t.waiting, one per non-empty
+ * ring), due as the dispatched request, refreshed at dispatches only, as
+ * before 2026-12-01's peek.  Cost: a look per dispatch and per check,
+ * O(channels + requests seen) (bench_pm_peek).  docs/PM.md "Seeing the
+ * rings". */
+void thoth_pm_governed_set_peek(thoth_pm_governed_t *g, bool on);
 
 /* Govern with DVFS (not owned) on LOOP; requests are due QOS_NS after they
  * are sent (> 0; after their dispatch where they carry no send stamp). */
@@ -132,6 +150,10 @@ typedef struct thoth_pm_governed_stats {
 	uint64_t mid_checks;       /* checks while a handler ran (the watcher) */
 	uint64_t mid_changes;      /* ...that changed the OPP */
 	bool watcher;              /* the watcher thread runs */
+	uint64_t ring_looks;       /* looks at the rings (dispatches and checks, peeking) */
+	uint64_t ring_seen;        /* requests seen waiting, summed over the looks */
+	uint32_t ring_last;        /* ...at the last look */
+	uint64_t ring_clamped;     /* their stamps out of [now - qos, now] (hostile, or waited a whole bound) */
 	uint64_t write_errors;
 	uint32_t opp, floor_opp;   /* now, and where an idle domain rests */
 	uint32_t khz;

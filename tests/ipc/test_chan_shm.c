@@ -820,6 +820,80 @@ static void test_a_stamp_is_read_around_now_whatever_its_bits(void **state)
 	}
 }
 
+/* chan_rx_peek (a governed service's look at its waiting requests,
+ * thoth_chan_server_waiting): the messages published and not yet taken,
+ * by their tags alone, with their stamp words; nothing of the end
+ * changes; whatever the peer writes (a head anywhere, tags in every slot,
+ * stale or misplaced tags) it counts at most the ring's slots and stops
+ * at the first slot whose tag is not the next message's. */
+static void test_a_peek_counts_the_published_requests_and_trusts_no_head(void **state)
+{
+	uint64_t t0, t1, sent;
+	uint32_t stamps[32];
+	pair_t *p = pair_new(8, 8, 4096);
+	chan_end_fini(&p->cli);
+	chan_end_fini(&p->srv);
+	chan_shm_want_stamps(p->base, CHAN_REQ);
+	assert_int_equal(chan_end_init(&p->srv, p->base, &p->lay, CHAN_SERVER), 0);
+	assert_int_equal(chan_end_init(&p->cli, p->base, &p->lay, CHAN_CLIENT), 0);
+	chan_ctl_t *ctl = (chan_ctl_t *)p->base;
+	assert_int_equal(chan_rx_peek(&p->srv, 32, stamps), 0);
+	/* three sent (inline, pool, inline): three seen, with their stamps */
+	size_t lens[3] = { 64, 3000, 100 };
+	uint64_t first = 0;
+	for (int i = 0; i < 3; i++) {
+		send_one(p, lens[i], &t0, &t1);
+		if (!i)
+			first = t0;
+	}
+	memset(stamps, 0, sizeof stamps);
+	assert_int_equal(chan_rx_peek(&p->srv, 32, stamps), 3);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(chan_stamp_sent_ns(stamps[i], thoth_clock_now(), &sent), 0);
+		assert_true(sent + 4 >= first && sent <= t1);
+	}
+	assert_int_equal(chan_rx_peek(&p->srv, 2, NULL), 2);         /* MAX holds */
+	/* read only: the consumer still takes all three, in order */
+	uint32_t tail = p->srv.rx_tail;
+	assert_int_equal(atomic_load(&ctl->dir[CHAN_REQ].tail), 0);
+	assert_int_equal(tail, 0);
+	thoth_msg_t m;
+	assert_int_equal(chan_try_recv(&p->srv, &m), 0);
+	assert_int_equal(chan_release(&p->srv, &m), 0);
+	assert_int_equal(chan_rx_peek(&p->srv, 32, NULL), 2);
+	/* a hostile head (anywhere) is never read: still 2, no error */
+	atomic_store(&ctl->dir[CHAN_REQ].head, 0x7fffffffu);
+	assert_int_equal(chan_rx_peek(&p->srv, 32, NULL), 2);
+	assert_int_equal(p->srv.err, 0);
+	atomic_store(&ctl->dir[CHAN_REQ].head, 3);
+	pair_free(p);
+
+	/* Tags forged in every slot, each the right one for its index and
+	 * on and on: at most the ring's 8 slots, whatever MAX says. */
+	p = pair_new(8, 8, 4096);
+	ctl = (chan_ctl_t *)p->base;
+	uint8_t *ring = p->base + p->lay.ring_off[CHAN_REQ];
+	for (uint32_t i = 0; i < 8; i++) {
+		uint32_t tag = chan_slot_tag(CHAN_SLOT_INLINE | CHAN_SLOT_STAMPED, i);
+		memcpy(ring + (size_t)i * THOTH_CHAN_SLOT_SIZE, &tag, 4);
+	}
+	atomic_store(&ctl->dir[CHAN_REQ].head, 1000000u);
+	assert_int_equal(chan_rx_peek(&p->srv, 1000, stamps), 8);
+	/* a gap (slot 3 holds a stale tag, message 3 - 8's): stops there */
+	uint32_t stale = chan_slot_tag(CHAN_SLOT_INLINE, 3u - 8u);
+	memcpy(ring + 3u * THOTH_CHAN_SLOT_SIZE, &stale, 4);
+	assert_int_equal(chan_rx_peek(&p->srv, 1000, stamps), 3);
+	/* a tag for another index in the first slot: nothing */
+	uint32_t other = chan_slot_tag(CHAN_SLOT_INLINE, 5);
+	memcpy(ring, &other, 4);
+	assert_int_equal(chan_rx_peek(&p->srv, 1000, stamps), 0);
+	/* a peek after a sticky error: nothing */
+	p->srv.err = THOTH_E_CORRUPT;
+	assert_int_equal(chan_rx_peek(&p->srv, 1000, stamps), 0);
+	p->srv.err = 0;
+	pair_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -840,6 +914,7 @@ int main(void)
 		cmocka_unit_test(test_naps_back_off_after_misses_and_yield_to_a_faster_loop),
 		cmocka_unit_test(test_send_stamps_are_written_only_when_the_consumer_asked),
 		cmocka_unit_test(test_a_stamp_is_read_around_now_whatever_its_bits),
+		cmocka_unit_test(test_a_peek_counts_the_published_requests_and_trusts_no_head),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

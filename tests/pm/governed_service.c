@@ -10,20 +10,29 @@
  *   stats opp O floor F khz K requests R changes C checks T raise_ns X
  *         raise_dispatch_ns Y wake_timer W wake_fd D identified I
  *         raise_opp P stamped S clamped L chan_stamped H mid_checks M
- *         mid_changes N watcher 0|1
+ *         mid_changes N watcher 0|1 hold_opp O ring_last W ring_seen S
+ *         ring_looks K ring_clamped C
+ * A request asking for HOLD_US (0xffffffff) holds its handler without
+ * using the CPU: it creates SOCKET.held, waits (at most 10 s) for
+ * SOCKET.go to exist, then for two more of the watcher's checks (at most
+ * 5 s), notes the OPP then (hold_opp) and returns: the test sends requests
+ * meanwhile, which wait in the ring.
  * Requests without the data stamp are dated by the channel's send stamp
  * (the wrap asks every client for one: governed.h), as in any governed
  * service.
  * SIGTERM stops it.  Its trace buffer (THOTH_TRACE=pm switches the PM
  * category on) is memfd number TRACE_FD, printed as "ready TRACE_FD".
  *
- *   governed_service SOCKET QOS_US
+ *   governed_service SOCKET QOS_US [nopeek]
+ * (nopeek: the shim does not look at the waiting requests,
+ * thoth_pm_governed_set_peek false.)
  */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "echo.thoth.h"
 #include "governed.h"
@@ -32,6 +41,43 @@
 #include "thoth/trace.h"
 
 static thoth_pm_governed_t *gov;
+static const char *sock_path;
+static unsigned hold_opp;
+
+#define HOLD_US 0xffffffffu
+
+static void nap_100us(void)
+{
+	struct timespec ts = { 0, 100000 };
+	nanosleep(&ts, NULL);
+}
+
+static bool exists(const char *suffix)
+{
+	char p[512];
+	snprintf(p, sizeof p, "%s%s", sock_path, suffix);
+	return access(p, F_OK) == 0;
+}
+
+/* The hold (HOLD_US above). */
+static void hold(void)
+{
+	char p[512];
+	snprintf(p, sizeof p, "%s.held", sock_path);
+	FILE *f = fopen(p, "w");
+	if (f)
+		fclose(f);
+	for (int i = 0; i < 100000 && !exists(".go"); i++)
+		nap_100us();
+	thoth_pm_governed_stats_t st;
+	thoth_pm_governed_stats(gov, &st);
+	uint64_t checks = st.mid_checks;
+	for (int i = 0; i < 50000 && st.mid_checks < checks + 2; i++) {
+		nap_100us();
+		thoth_pm_governed_stats(gov, &st);
+	}
+	hold_opp = thoth_pm_governed_opp(gov);
+}
 
 static uint64_t thread_cpu_ns(void)
 {
@@ -47,6 +93,10 @@ static int on_echo(void *self, const thoth_echo_Echo_echo_req_t *req,
 	if (req->data.len >= 4)
 		us = (uint32_t)req->data.ptr[0] | (uint32_t)req->data.ptr[1] << 8 |
 		     (uint32_t)req->data.ptr[2] << 16 | (uint32_t)req->data.ptr[3] << 24;
+	if (us == HOLD_US) {
+		hold();
+		us = 0;
+	}
 	uint64_t until = thread_cpu_ns() + (uint64_t)us * 1000;
 	while (thread_cpu_ns() < until)
 		;
@@ -83,14 +133,17 @@ static void on_usr1(thoth_loop_t *loop, const struct signalfd_siginfo *info, voi
 	thoth_loop_stats(loop, &ls);
 	printf("stats opp %u floor %u khz %u requests %llu changes %llu checks %llu raise_ns %llu "
 	       "raise_dispatch_ns %llu wake_timer %llu wake_fd %llu identified %llu raise_opp %u stamped %llu "
-	       "clamped %llu chan_stamped %llu mid_checks %llu mid_changes %llu watcher %d\n",
+	       "clamped %llu chan_stamped %llu mid_checks %llu mid_changes %llu watcher %d hold_opp %u ring_last %u "
+	       "ring_seen %llu ring_looks %llu ring_clamped %llu\n",
 	       st.opp, st.floor_opp, st.khz, (unsigned long long)st.requests,
 	       (unsigned long long)st.changes, (unsigned long long)st.timer_checks,
 	       (unsigned long long)st.last_raise_ns, (unsigned long long)st.last_raise_dispatch_ns,
 	       (unsigned long long)ls.wakeups_timer, (unsigned long long)ls.wakeups_fd,
 	       (unsigned long long)st.identified, st.last_raise_opp, (unsigned long long)st.stamped,
 	       (unsigned long long)st.stamps_clamped, (unsigned long long)st.chan_stamped,
-	       (unsigned long long)st.mid_checks, (unsigned long long)st.mid_changes, (int)st.watcher);
+	       (unsigned long long)st.mid_checks, (unsigned long long)st.mid_changes, (int)st.watcher,
+	       hold_opp, st.ring_last, (unsigned long long)st.ring_seen, (unsigned long long)st.ring_looks,
+	       (unsigned long long)st.ring_clamped);
 	fflush(stdout);
 }
 
@@ -101,8 +154,8 @@ static void on_stop(thoth_loop_t *loop, const struct signalfd_siginfo *info, voi
 
 int main(int argc, char **argv)
 {
-	if (argc != 3) {
-		fprintf(stderr, "usage: governed_service SOCKET QOS_US\n");
+	if (argc != 3 && !(argc == 4 && !strcmp(argv[3], "nopeek"))) {
+		fprintf(stderr, "usage: governed_service SOCKET QOS_US [nopeek]\n");
 		return 2;
 	}
 	thoth_loop_t *loop;
@@ -114,6 +167,9 @@ int main(int argc, char **argv)
 				  strtoull(argv[2], NULL, 10) * 1000, &gov))
 		return 1;
 	thoth_pm_governed_on_sent(gov, echo_sent, NULL);
+	if (argc == 4)
+		thoth_pm_governed_set_peek(gov, false);
+	sock_path = argv[1];
 	thoth_loop_add_signal(loop, SIGTERM, on_stop, NULL);
 	thoth_loop_add_signal(loop, SIGUSR1, on_usr1, NULL);
 	thoth_chan_server_config_t cfg = {
