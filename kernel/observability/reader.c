@@ -276,7 +276,9 @@ static bool copy_record(const thoth_trace_record_t *slot, uint64_t seq,
 	return w1 == w2;
 }
 
-static int drain_ring(thoth_trace_reader_t *r, uint32_t index, reader_ring_t *rr,
+/* Read ring INDEX from our position up to its head, or up to CAP where
+ * that comes first (a cut: thoth__trace_reader_poll_upto). */
+static int drain_ring(thoth_trace_reader_t *r, uint32_t index, reader_ring_t *rr, uint64_t cap,
                       const thoth_trace_clock_map_t *clock, thoth_trace_event_fn fn, void *ctx)
 {
 	thoth_trace_ring_header_t *ring = thoth_trace_ring_at(r->base, r->ring_records, index);
@@ -293,7 +295,8 @@ static int drain_ring(thoth_trace_reader_t *r, uint32_t index, reader_ring_t *rr
 		count_lost(r, head - rr->pos - r->ring_records);
 		rr->pos = head - r->ring_records;
 	}
-	while (rr->pos < head && rc == 0) {
+	uint64_t end = head < cap ? head : cap;
+	while (rr->pos < end && rc == 0) {
 		uint64_t seq = rr->pos++;
 		thoth_trace_record_t copy;
 		uint64_t word0;
@@ -343,7 +346,9 @@ static bool adopt_ring(thoth_trace_reader_t *r, uint32_t index, reader_ring_t *r
 	return true;
 }
 
-int thoth_trace_reader_poll(thoth_trace_reader_t *r, thoth_trace_event_fn fn, void *ctx)
+/* UPTO: NULL, or a cut of N rings (rings from N on: nothing before it). */
+static int reader_poll(thoth_trace_reader_t *r, const uint64_t *upto, uint32_t n,
+                       thoth_trace_event_fn fn, void *ctx)
 {
 	if (!r || !fn)
 		return THOTH_E_INVAL;
@@ -356,9 +361,10 @@ int thoth_trace_reader_poll(thoth_trace_reader_t *r, thoth_trace_event_fn fn, vo
 	uint64_t dropped = 0;
 	for (uint32_t i = 0; i < claimed; i++) {
 		reader_ring_t *rr = &r->rings[i];
-		if (!rr->known && !adopt_ring(r, i, rr))
+		uint64_t cap = !upto ? UINT64_MAX : i < n ? upto[i] : 0;
+		if (cap == 0 || (!rr->known && !adopt_ring(r, i, rr)))
 			continue;
-		int rc = drain_ring(r, i, rr, &clock, fn, ctx);
+		int rc = drain_ring(r, i, rr, cap, &clock, fn, ctx);
 		if (rc)
 			return rc;
 		dropped += __atomic_load_n(&thoth_trace_ring_at(r->base, r->ring_records, i)->dropped,
@@ -367,6 +373,21 @@ int thoth_trace_reader_poll(thoth_trace_reader_t *r, thoth_trace_event_fn fn, vo
 	r->stats.dropped = dropped;
 	r->stats.no_ring = __atomic_load_n(&control(r)->no_ring, __ATOMIC_RELAXED);
 	return 0;
+}
+
+int thoth_trace_reader_poll(thoth_trace_reader_t *r, thoth_trace_event_fn fn, void *ctx)
+{
+	return reader_poll(r, NULL, 0, fn, ctx);
+}
+
+int thoth__trace_reader_poll_upto(thoth_trace_reader_t *r, const uint64_t *upto, uint32_t n,
+                                  thoth_trace_event_fn fn, void *ctx)
+{
+	if (!r || !fn || (!upto && n))
+		return THOTH_E_INVAL;
+	if (!upto)
+		return 0;               /* an empty cut: nothing came before it */
+	return reader_poll(r, upto, n, fn, ctx);
 }
 
 int thoth_trace_reader_stats(const thoth_trace_reader_t *r, thoth_trace_stats_t *out)

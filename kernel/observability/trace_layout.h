@@ -121,6 +121,12 @@ uint64_t thoth__trace_reader_unread(const thoth_trace_reader_t *r);
  * reading any.  The writer owns the heads: a hostile one misplaces only its
  * own records. */
 void thoth__trace_reader_heads(const thoth_trace_reader_t *r, uint64_t *heads, uint32_t n);
+/* thoth_trace_reader_poll, reading each ring I < N only up to UPTO[I] (a
+ * cut taken by thoth__trace_reader_heads) and rings from N on not at all:
+ * what came before the cut, however fast writers add after it, so a drain
+ * to a cut ends (at most ring_records a ring). */
+int thoth__trace_reader_poll_upto(thoth_trace_reader_t *r, const uint64_t *upto, uint32_t n,
+                                  thoth_trace_event_fn fn, void *ctx);
 
 _Static_assert(THOTH_TRACE_PROBE_MAILBOX_OFFSET + sizeof(thoth_trace_probe_mailbox_t) <=
                THOTH_TRACE_CONTROL_SIZE, "probe mailbox fits the control page");

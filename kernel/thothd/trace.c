@@ -207,7 +207,7 @@ typedef struct live_job {
 	bool no_poll;                   /* for gone processes' rests (live_kick): no ring poll */
 	uint64_t events, chunks, wall_ns, cpu_ns;
 } live_job_t;
-static void live_drain_all(thothd_tracer_t *t, live_job_t *job);
+static void live_drain_all(thothd_tracer_t *t, live_job_t *job, bool to_stop_cut);
 
 /* Per-drain routing of one source's events (live observer on). */
 typedef struct route_ctx {
@@ -1091,12 +1091,12 @@ static void stop_switch_on(thothd_tracer_t *t)
  * aside for the loop thread; then, if the observer left meanwhile, the
  * session's sources as without it, and the extra source.  WHAT names it
  * in the log (bench_scale section 11 reads it). */
-static void drain_beside_observer(thothd_tracer_t *t, const char *what)
+static void drain_beside_observer(thothd_tracer_t *t, const char *what, bool to_stop_cut)
 {
 	uint64_t cpu0 = thothd_thread_cpu_ns(), wall0 = thoth_clock_now();
 	live_job_t lj = { .t = t };
 	if (t->live_fn)
-		live_drain_all(t, &lj);
+		live_drain_all(t, &lj, to_stop_cut);
 	if (!t->live_fn)
 		drain_sources(t);
 	poll_extra_source(t);
@@ -1115,7 +1115,7 @@ static void stop_drain(void *arg)
 	pthread_mutex_lock(&t->mu);
 	if (t->active && t->session_id == job->session_id) {
 		if (t->live_fn) {
-			drain_beside_observer(t, "a stop");
+			drain_beside_observer(t, "a stop", true);
 			job->drained = true;
 		} else {
 			drain(t);       /* session_end drains once more: the sources are off */
@@ -1430,7 +1430,7 @@ static void write_prep(void *arg)
 	thothd_tracer_t *t = job->t;
 	pthread_mutex_lock(&t->mu);
 	if (t->active && t->collection == job->coll && t->live_fn)
-		drain_beside_observer(t, "a write");
+		drain_beside_observer(t, "a write", false);
 	pthread_mutex_unlock(&t->mu);
 }
 
@@ -1654,8 +1654,13 @@ static uint64_t records_read(const thothd_tracer_t *t)
 
 
 /* Drain S for the observer in chunks, as far as what waited when it began
- * (a writer faster than the drain does not keep it here); mu held. */
-static void live_drain_source(thothd_tracer_t *t, trace_source_t *s, live_job_t *job)
+ * (a writer faster than the drain does not keep it here), or, given a cut
+ * UPTO, exactly what came before it in every ring: a count would not do,
+ * since each poll starts again at ring 0 and a busy ring 0 would use it up
+ * before a later ring's records before the cut (a stop's session would
+ * lose them).  mu held.  False: S was pruned meanwhile or the observer
+ * left (S may be gone). */
+static bool live_drain_source(thothd_tracer_t *t, trace_source_t *s, live_job_t *job, const uint64_t *upto)
 {
 	uint32_t rings = 0;
 	const char *name = "";
@@ -1668,39 +1673,46 @@ static void live_drain_source(thothd_tracer_t *t, trace_source_t *s, live_job_t 
 	for (;;) {
 		route_ctx_t rc = { .t = t, .s = s, .process = name, .ring_counts = counts,
 				   .n_rings = rings < 64 ? rings : 64, .limit = LIVE_CHUNK };
-		int r = thoth_trace_reader_poll(s->reader, route_event, &rc);
+		int r = upto ? thoth__trace_reader_poll_upto(s->reader, upto, s->n_cut, route_event, &rc)
+			     : thoth_trace_reader_poll(s->reader, route_event, &rc);
 		job->events += rc.seen;
 		job->chunks++;
 		if (r != ROUTE_CHUNK_END && r)
 			thothd_warn("trace: draining pid %u: %s", s->pid, thoth_strerror(r));
-		bool more = r == ROUTE_CHUNK_END && budget > rc.seen;
+		/* to a cut: until a poll ends short of its chunk (the records
+		 * before a cut are finite: at most ring_records a ring) */
+		bool more = r == ROUTE_CHUNK_END && (upto || budget > rc.seen);
 		budget = budget > rc.seen ? budget - rc.seen : 0;
 		if (!more)
 			break;
 		step_aside(t);
 		/* Pruned meanwhile (it drained the rest), or the observer left. */
 		if (t->live_cur != s || !t->live_fn)
-			return;
+			return false;
 	}
 	uint32_t max = 0;
 	for (uint32_t i = 0; i < 64; i++)
 		max = counts[i] > max ? counts[i] : max;
 	s->last_drain_max = max;
-	if (gone)
+	if (gone && !upto)
 		s->final_drained = true;        /* the next pruning frees it */
 	t->live_cur = NULL;
+	return true;
 }
 
 /* Every source for the observer, each in chunks (mu held; the task thread,
  * or the loop thread with THOTHD_DEFER=off).  Sources added meanwhile (at
  * the head) wait for the next drain. */
-static void live_drain_all(thothd_tracer_t *t, live_job_t *job)
+static void live_drain_all(thothd_tracer_t *t, live_job_t *job, bool to_stop_cut)
 {
 	t->live_next = t->sources;
 	while (t->live_fn && t->live_next) {
 		trace_source_t *s = t->live_next;
 		t->live_next = s->next;
-		live_drain_source(t, s, job);
+		/* a stop: the session's records first, all of them up to its cut */
+		if (!to_stop_cut || !s->in_session || !s->stop_cut ||
+		    live_drain_source(t, s, job, s->stop_cut))
+			live_drain_source(t, s, job, NULL);
 		t->live_cur = NULL;
 		step_aside(t);
 	}
@@ -1713,7 +1725,7 @@ static void live_work(void *arg)
 	thothd_tracer_t *t = job->t;
 	uint64_t cpu0 = thothd_thread_cpu_ns(), wall0 = thoth_clock_now();
 	pthread_mutex_lock(&t->mu);
-	live_drain_all(t, job);
+	live_drain_all(t, job, false);
 	if (t->live_fn)
 		poll_extra_source(t);
 	if (t->live_fn && t->live_poll && !job->no_poll)

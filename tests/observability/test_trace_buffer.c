@@ -353,6 +353,83 @@ static void test_thread_without_a_free_ring_is_counted(void **state)
 	event_list_free(&l);
 }
 
+static void *cut_thread(void *arg)
+{
+	for (int i = 0; i < 7; i++)
+		THOTH_TRACE(USER, other, i, 0);
+	(void)arg;
+	return NULL;
+}
+
+/* Stop after LIMIT events a call (1: a chunk's end, as thothd's drains). */
+typedef struct chunked {
+	event_list_t *l;
+	unsigned limit, seen;
+} chunked_t;
+
+static int chunk_add(const thoth_trace_event_t *ev, void *arg)
+{
+	chunked_t *c = arg;
+	event_list_add(ev, c->l);
+	return ++c->seen % c->limit == 0;
+}
+
+/* A stop's drain reads to a cut (thoth__trace_reader_heads): exactly the
+ * records before it in every ring, however many a busy ring gets after it,
+ * in chunks that resume where they stopped; a ring past the cut's length
+ * is not read.  (thothd's stop once drained by a count, which a busy first
+ * ring used up before a later ring's records before the cut.) */
+static void test_a_drain_to_a_cut_reads_exactly_what_came_before_it(void **state)
+{
+	start_tracing(64, THOTH_TRACE_DROP_NEWEST, THOTH_TRACE_ALL_CATEGORIES);
+	for (int i = 0; i < 10; i++)
+		THOTH_TRACE(USER, before, i, 0);        /* ring 0 */
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, cut_thread, NULL), 0);
+	pthread_join(th, NULL);                         /* ring 1: 7 */
+	thoth_trace_reader_t *r = open_reader();
+	uint64_t cut[2];
+	thoth__trace_reader_heads(r, cut, 2);
+	assert_int_equal(cut[0], 10);
+	assert_int_equal(cut[1], 7);
+	for (int i = 0; i < 30; i++)
+		THOTH_TRACE(USER, after, i, 0);         /* ring 0, after the cut */
+	event_list_t l = { 0 };
+	chunked_t c = { .l = &l, .limit = 4 };
+	int r1, polls = 0;
+	while ((r1 = thoth__trace_reader_poll_upto(r, cut, 2, chunk_add, &c)) == 1)
+		polls++;
+	assert_int_equal(r1, 0);
+	assert_true(polls >= 4);                        /* 17 in chunks of 4 */
+	assert_int_equal(l.count, 17);
+	unsigned ring0 = 0, ring1 = 0;
+	for (size_t i = 0; i < l.count; i++) {
+		assert_true(l.events[i].seq < cut[l.events[i].ring]);
+		ring0 += l.events[i].ring == 0;
+		ring1 += l.events[i].ring == 1;
+	}
+	assert_int_equal(ring0, 10);
+	assert_int_equal(ring1, 7);
+	/* what came after: the next plain poll, once */
+	event_list_t rest = { 0 };
+	poll_into(r, &rest);
+	assert_int_equal(rest.count, 30);
+	/* a cut of one ring reads nothing of ring 1; an empty one nothing */
+	for (int i = 0; i < 3; i++)
+		THOTH_TRACE(USER, more, i, 0);
+	uint64_t one = cut[0] + 30 + 3;
+	event_list_t l2 = { 0 };
+	assert_int_equal(thoth__trace_reader_poll_upto(r, &one, 1, event_list_add, &l2), 0);
+	assert_int_equal(l2.count, 3);
+	assert_int_equal(thoth__trace_reader_poll_upto(r, NULL, 0, event_list_add, &l2), 0);
+	assert_int_equal(thoth__trace_reader_poll_upto(r, NULL, 1, event_list_add, &l2), THOTH_E_INVAL);
+	assert_int_equal(l2.count, 3);
+	thoth_trace_reader_close(r);
+	event_list_free(&l);
+	event_list_free(&rest);
+	event_list_free(&l2);
+}
+
 /* thothd sizes a drain by this count (the dashboard drains inline up to
  * 2,048 records, else on its task thread).  The ring words are the traced
  * process's, hostile: the count stays within the rings whatever they say. */
@@ -563,6 +640,7 @@ int main(void)
 		                          teardown),
 		cmocka_unit_test_teardown(test_reader_in_another_process_drains_live_buffer, teardown),
 		cmocka_unit_test_teardown(test_unread_count_is_bounded_whatever_the_rings_say, teardown),
+		cmocka_unit_test_teardown(test_a_drain_to_a_cut_reads_exactly_what_came_before_it, teardown),
 		cmocka_unit_test(test_reader_refuses_a_memfd_that_can_shrink),
 		cmocka_unit_test(test_reader_rejects_images_with_bad_geometry),
 	};
