@@ -472,32 +472,56 @@ static inline thothlock_lock_t *stats_of(const thothlock_key_t *k)
  * fault: ~25 us on this VM, most of all mode's cost on `sysbench mutex`).
  * Entries are handed out in order, so the sites in use are dense too.
  *
- * A new site is linked in by a CAS on its lock's head; its key is stored
- * right after, so a thread walking the chain that meets a key of 0 waits
- * for it (a few instructions) rather than add the same site twice.  An
- * entry claimed by a thread that lost the race to add the same site is
- * kept for its next new site (readers skip a key of 0).  Another process
- * may write this file: every index is checked and every walk and wait is
- * bounded, so a hostile chain costs a loss, never a hang. */
-static __thread uint32_t spare_site __attribute__((tls_model("initial-exec")));  /* index + 1 */
+ * Lookups take no lock.  Additions are made one at a time, under a lock
+ * of this process (site_add_busy), and a new entry is complete - key
+ * stored - before its lock's head names it (a release store), so a walk
+ * never meets an entry being made.  A thread that finds nothing takes
+ * the lock and walks again before adding: two threads meeting a new
+ * (lock, pc) at once make one entry.  The old way linked the entry by a
+ * CAS on the head and stored its key after; a thread walking the chain
+ * that met the key still 0 waited for it, but only so long (4,096 spins,
+ * so that a hostile file's zero could not hang it), and went on to add
+ * the pair a second time when the adding thread was preempted or took
+ * the page fault of the entry's first touch in between: two entries of
+ * one call site, its counts split between them (test_locks_exact_counts
+ * under load; test_locks_site_race).  Additions are rare (at most
+ * site_capacity in a process's life), so the lock costs nothing that
+ * shows.  Another process may write this file: every index is checked
+ * and every walk bounded; a zero key on a chain (only a hostile writer
+ * leaves one) is walked past. */
+static _Atomic(int) site_add_busy;              /* the addition lock (private memory) */
+static uint32_t site_test_delay_us;             /* THOTHLOCK_TEST_SITE_DELAY_US: tests only */
 
 static thothlock_site_t *site_find(uint32_t v, uint64_t key, uint32_t *steps)
 {
 	for (; v; v = atomic_load_explicit(&site_next[v - 1], memory_order_acquire)) {
 		if (v > THOTHLOCK_SITE_CAPACITY || ++*steps > THOTHLOCK_MAX_PROBES)
 			return NULL;
-		uint64_t cur;
-		for (unsigned spin = 0; (cur = __atomic_load_n(&sites[v - 1].key, __ATOMIC_ACQUIRE)) == 0;
-		     spin++) {
-			if (spin > 64)
-				sched_yield();
-			if (spin > 4096)
-				break;   /* not a writer setting it up: a hostile zero */
-		}
-		if (cur == key)
+		if (__atomic_load_n(&sites[v - 1].key, __ATOMIC_ACQUIRE) == key)
 			return &sites[v - 1];
 	}
 	return NULL;
+}
+
+/* The addition lock: held for a walk of one lock's sites and the stores
+ * of one entry (and its first page fault).  Every caller runs with
+ * in_hook set, so a signal handler's lock calls pass straight through
+ * and never come here while its thread holds it; a forked child's copy
+ * is reset (after_fork_child). */
+static void site_add_lock(void)
+{
+	for (unsigned spin = 0;; spin++) {
+		if (atomic_load_explicit(&site_add_busy, memory_order_relaxed) == 0 &&
+		    atomic_exchange_explicit(&site_add_busy, 1, memory_order_acquire) == 0)
+			return;
+		if (spin >= 64)
+			sched_yield();   /* the holder was preempted: let it run */
+	}
+}
+
+static void site_add_unlock(void)
+{
+	atomic_store_explicit(&site_add_busy, 0, memory_order_release);
 }
 
 static thothlock_site_t *site_entry(thothlock_key_t *lock, uintptr_t pc)
@@ -505,37 +529,36 @@ static thothlock_site_t *site_entry(thothlock_key_t *lock, uintptr_t pc)
 	uint32_t ki = (uint32_t)(lock - keys);
 	uint64_t key = THOTHLOCK_SITE_KEY(ki, pc);
 	_Atomic(uint32_t) *head = &site_heads[ki];
-	uint32_t h = atomic_load_explicit(head, memory_order_acquire), steps = 0;
-	thothlock_site_t *s = site_find(h, key, &steps);
+	uint32_t steps = 0;
+	thothlock_site_t *s = site_find(atomic_load_explicit(head, memory_order_acquire), key,
+	                                &steps);
 	if (s)
 		return s;
-	for (unsigned tries = 0; steps <= THOTHLOCK_MAX_PROBES && tries < THOTHLOCK_MAX_PROBES; tries++) {
-		uint32_t id = spare_site;
-		if (id == 0 || id > THOTHLOCK_SITE_CAPACITY ||
-		    __atomic_load_n(&sites[id - 1].key, __ATOMIC_RELAXED) != 0) {
-			uint64_t n = __atomic_fetch_add(&table->sites_used, 1, __ATOMIC_RELAXED);
-			if (n >= THOTHLOCK_SITE_CAPACITY)
-				break;
-			id = (uint32_t)n + 1;
-		}
-		spare_site = 0;
-		atomic_store_explicit(&site_next[id - 1], h, memory_order_relaxed);
-		uint32_t seen = h;
-		if (atomic_compare_exchange_strong_explicit(head, &seen, id, memory_order_acq_rel,
-		                                            memory_order_acquire)) {
-			__atomic_store_n(&sites[id - 1].key, key, __ATOMIC_RELEASE);
-			return &sites[id - 1];
-		}
-		/* Another site of this lock came first: it may be this one. */
-		spare_site = id;
-		steps = 0;
-		s = site_find(seen, key, &steps);
-		if (s)
-			return s;
-		h = seen;
+	if (steps > THOTHLOCK_MAX_PROBES) {
+		add(&table->site_table_full, 1);   /* this lock's chain is full (or hostile) */
+		return NULL;
 	}
-	add(&table->site_table_full, 1);
-	return NULL;
+	site_add_lock();
+	/* Again: another thread may have added it since. */
+	uint32_t h = atomic_load_explicit(head, memory_order_acquire);
+	steps = 0;
+	s = site_find(h, key, &steps);
+	if (!s && steps <= THOTHLOCK_MAX_PROBES) {
+		uint64_t n = __atomic_fetch_add(&table->sites_used, 1, __ATOMIC_RELAXED);
+		if (n < THOTHLOCK_SITE_CAPACITY) {
+			s = &sites[n];
+			__atomic_store_n(&s->key, key, __ATOMIC_RELAXED);
+			atomic_store_explicit(&site_next[n], h, memory_order_relaxed);
+			if (__builtin_expect(site_test_delay_us != 0, 0))
+				usleep(site_test_delay_us);   /* a preempted adder (tests) */
+			/* Last: the entry is complete when a walk can reach it. */
+			atomic_store_explicit(head, (uint32_t)n + 1, memory_order_release);
+		}
+	}
+	site_add_unlock();
+	if (!s)
+		add(&table->site_table_full, 1);
+	return s;
 }
 
 /* Fill `st` with the calling thread's stack (outside this library) once:
@@ -1096,7 +1119,7 @@ static void after_fork_child(void)
 	site_slots = NULL;
 	site_heads = NULL;
 	site_next = NULL;
-	spare_site = 0;   /* an entry of the parent's table */
+	atomic_store(&site_add_busy, 0);   /* the fork may have caught another thread adding */
 	memset(pc_stacks, 0, sizeof pc_stacks);
 	open_table();
 	if (me)
@@ -1168,6 +1191,9 @@ static void init(void)
 	if (m && strcmp(m, "all") == 0)
 		mode = THOTHLOCK_MODE_ALL;
 	choose_hold_sample();
+	const char *sd = getenv("THOTHLOCK_TEST_SITE_DELAY_US");
+	if (sd)
+		site_test_delay_us = (uint32_t)strtoul(sd, NULL, 10);
 	check_inline_trylock();
 	choose_clock();
 	dl_iterate_phdr(find_own_text, (void *)(uintptr_t)&find_own_text);
