@@ -2172,7 +2172,7 @@ static __attribute__((noinline)) int release_slow(void *lock, uint32_t kind)
  * waiter when it was above 1 (someone sleeps on it).  glibc stores 0
  * plainly when the process has one thread; the exchange is right in both
  * cases.  Spares the call through real.mutex_unlock and glibc's type
- * dispatch: ~20 of the ~60 instructions contention-only mode added to an
+ * dispatch: ~17 of the 59 instructions contention-only mode added to an
  * uncontended pair (callgrind).  Only where the inline trylock is on
  * (check_inline_trylock checks this one too) and for __kind 0. */
 static inline __attribute__((always_inline)) void mutex_unlock_inline(pthread_mutex_t *m)
@@ -2189,7 +2189,7 @@ static inline __attribute__((always_inline)) void mutex_unlock_inline(pthread_mu
  * maintainer).  The generic way there (release_slow, release(),
  * release_out_of_order: the entry copied out, then commit()) cost ~220
  * instructions over glibc's unlock; here the entries above it move down
- * one place (a copy of 120 bytes for the usual one), the lock is released
+ * one place (a copy of 128 bytes for the usual one), the lock is released
  * and counted as on the fast path.  A waiter looking for the owner's site
  * meanwhile may miss the moved entry, as with pop_held: racy by design.
  * Anything else (all mode, an entry to commit, a lock not held) goes the
