@@ -2482,33 +2482,66 @@ EXPORT int pthread_mutex_trylock(pthread_mutex_t *m)
 	return 0;
 }
 
+static __attribute__((noinline)) int mutex_unlock_general(pthread_mutex_t *m)
+{
+	return release_fast(m, (lock_fn)real.mutex_unlock, THOTHLOCK_KIND_MUTEX);
+}
+
+/* The rare ends of pthread_mutex_unlock's fast path, out of line and
+ * reached by tail calls, so that the fast path saves no register and
+ * sets up no frame: a sleeper to wake, an acquisition-cache miss. */
+static __attribute__((noinline)) int mutex_unlock_wake(thread_state_t *t, pthread_mutex_t *m)
+{
+	syscall(SYS_futex, &m->__data.__lock, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+	count_acquisition(t, (uintptr_t)m, THOTHLOCK_KIND_MUTEX);
+	return 0;
+}
+
+static __attribute__((noinline)) int mutex_unlock_miss(thread_state_t *t,
+                                                       thothlock_cache_entry_t *w,
+                                                       pthread_mutex_t *m)
+{
+	if (t->misses < THOTHLOCK_EXACT_MISSES || --t->countdown == 0)
+		cache_miss(t, w, (uintptr_t)m, THOTHLOCK_KIND_MUTEX);
+	return 0;
+}
+
 /* Contention mode's usual release of a default mutex: release_fast with
- * the unlock inline (mutex_unlock_inline). */
+ * glibc's unlock inline (mutex_unlock_inline, spelled out here so that
+ * the wake is a tail call) and count_acquisition's hit. */
 EXPORT int pthread_mutex_unlock(pthread_mutex_t *m)
 {
-	if (__builtin_expect(!fast_mutex, 0))   /* all mode, or glibc's protocol not checked */
-		return release_fast(m, (lock_fn)real.mutex_unlock, THOTHLOCK_KIND_MUTEX);
+	if (__builtin_expect(!fast_mutex, 0))
+		/* all mode: its own fast path (release_all_fast) is release_slow's
+		 * first step; else glibc's protocol was not confirmed */
+		return mode == THOTHLOCK_MODE_ALL ? release_slow(m, THOTHLOCK_KIND_MUTEX)
+		                                  : mutex_unlock_general(m);
 	thread_state_t *t = self;
-	if (__builtin_expect(t != NULL && !t->in_hook &&
-	                         __atomic_load_n(&m->__data.__kind, __ATOMIC_RELAXED) == 0,
-	                     1)) {
-		uint32_t d = t->depth;
-		if (__builtin_expect(d != 0, 1)) {
-			held_t *h = &t->held[d - 1];
-			if (__builtin_expect(atomic_load_explicit(&h->lock, memory_order_relaxed) ==
-			                             (uintptr_t)m &&
-			                         (h->flags | h->segments) == 0 &&
-			                         !atomic_load_explicit(&h->want_stack, memory_order_relaxed),
-			                     1)) {
-				atomic_store_explicit(&h->lock, 0, memory_order_relaxed);
-				t->depth = d - 1;
-				mutex_unlock_inline(m);
-				count_acquisition(t, (uintptr_t)m, THOTHLOCK_KIND_MUTEX);
-				return 0;
-			}
-		}
-	}
-	return release_fast(m, (lock_fn)real.mutex_unlock, THOTHLOCK_KIND_MUTEX);
+	if (__builtin_expect(t == NULL || t->in_hook ||
+	                         __atomic_load_n(&m->__data.__kind, __ATOMIC_RELAXED) != 0,
+	                     0))
+		return mutex_unlock_general(m);
+	uint32_t d = t->depth;
+	if (__builtin_expect(d == 0, 0))
+		return mutex_unlock_general(m);
+	held_t *h = &t->held[d - 1];
+	if (__builtin_expect(atomic_load_explicit(&h->lock, memory_order_relaxed) != (uintptr_t)m ||
+	                         (h->flags | h->segments) != 0 ||
+	                         atomic_load_explicit(&h->want_stack, memory_order_relaxed),
+	                     0))
+		return mutex_unlock_general(m);
+	atomic_store_explicit(&h->lock, 0, memory_order_relaxed);
+	t->depth = d - 1;
+	m->__data.__owner = 0;
+	m->__data.__nusers--;
+	if (__builtin_expect(__atomic_exchange_n(&m->__data.__lock, 0, __ATOMIC_RELEASE) > 1, 0))
+		return mutex_unlock_wake(t, m);
+	_Static_assert(THOTHLOCK_CACHE_WAYS == 512, "the way is the product's top 9 bits");
+	thothlock_cache_entry_t *w = &t->cache->way[((uint64_t)(uintptr_t)m * 0x9e3779b97f4a7c15ull) >> 55];
+	if (__builtin_expect(w->addr != (uintptr_t)m, 0))
+		return mutex_unlock_miss(t, w, m);
+	__atomic_store_n(&w->count, w->count + 1, __ATOMIC_RELAXED);
+	return 0;
 }
 
 /* ---- rwlocks ----------------------------------------------------------- */
