@@ -8,6 +8,9 @@
  *   - two threads: a mutex taken inline is busy for the other thread's
  *     trylock; a blocked lock() is woken by the unlock (one contention);
  *   - a condition wait gives the mutex up and takes it back;
+ *   - a thread glibc itself put to sleep on a mutex (a condition wait
+ *     taking it back: no wrapper sees that wait) is woken by the holder's
+ *     unlock, which is the profiler's inline one in contention mode;
  *   - destroy says EBUSY while it is held, 0 once free;
  *   - error-checking and recursive mutexes (glibc's trylock path) keep
  *     their semantics: EDEADLK, EPERM from a non-owner, recursion counts.
@@ -28,7 +31,9 @@
 static pthread_mutex_t plain = PTHREAD_MUTEX_INITIALIZER;   /* contended once */
 static pthread_mutex_t other = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
-static int flag, ready;
+static pthread_mutex_t back = PTHREAD_MUTEX_INITIALIZER;    /* taken back by a cond wait */
+static pthread_cond_t back_cond = PTHREAD_COND_INITIALIZER;
+static int flag, ready, back_flag, back_ready;
 static _Atomic int waiter_tid;
 
 static int failures;
@@ -86,6 +91,18 @@ static void *cond_waiter(void *arg)
 		pthread_cond_wait(&cond, &other);
 	flag = 2;                               /* we hold it again here */
 	pthread_mutex_unlock(&other);
+	return NULL;
+}
+
+static void *cond_taker(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&back);
+	back_ready = 1;
+	while (!back_flag)
+		pthread_cond_wait(&back_cond, &back);
+	back_flag = 2;
+	pthread_mutex_unlock(&back);
 	return NULL;
 }
 
@@ -156,6 +173,36 @@ int main(int argc, char **argv)
 	pthread_join(t, NULL);
 	CHECK(flag == 2, "a condition wait gave the mutex up and took it back");
 	CHECK(pthread_mutex_destroy(&other) == 0, "destroy of a free mutex: 0");
+
+	/* A waiter no wrapper sees: signalled while we hold the mutex, the
+	 * condition wait takes it back inside glibc, finds it held and sleeps
+	 * on it (glibc marks the lock word 2: a sleeper).  Nothing asked our
+	 * held entry for a stack, so our unlock is the plain one: it must
+	 * wake the sleeper. */
+	pthread_create(&t, NULL, cond_taker, NULL);
+	for (int seen = 0, tries = 0; !seen && tries < 10000; tries++) {
+		pthread_mutex_lock(&back);
+		seen = back_ready;
+		pthread_mutex_unlock(&back);
+		if (!seen)
+			pause_ms(1);
+	}
+	pthread_mutex_lock(&back);
+	back_flag = 1;
+	pthread_cond_signal(&back_cond);
+	int slept = 0;
+	while (__atomic_load_n(&back.__data.__lock, __ATOMIC_RELAXED) != 2 && slept < 10000) {
+		pause_ms(1);
+		slept++;
+	}
+	CHECK(slept < 10000, "the condition waiter sleeps on the mutex we hold");
+	pause_ms(2);
+	CHECK(pthread_mutex_unlock(&back) == 0, "unlock with a sleeper glibc put there");
+	struct timespec limit;
+	clock_gettime(CLOCK_REALTIME, &limit);
+	limit.tv_sec += 10;
+	CHECK(pthread_timedjoin_np(t, NULL, &limit) == 0 && back_flag == 2,
+	      "the unlock woke it: it took the mutex back and let it go");
 
 	/* Error-checking and recursive mutexes: glibc's trylock path. */
 	pthread_mutexattr_t a;

@@ -19,8 +19,10 @@
  * updated with relaxed atomic adds (or a CAS loop for maxima) by the thread
  * that measured it, always AFTER it released the profiled lock (never
  * inside the critical section).  Entries are claimed by a CAS on their key
- * (0 = free) and never removed, so a reader that sees a key sees a valid
- * entry; the counters it reads may lag by the in-flight updates.
+ * (0 = free; call sites: handed out in order by sites_used, keyed before
+ * the writer's index links them) and never removed, so a reader that sees
+ * a key sees a valid entry; the counters it reads may lag by the
+ * in-flight updates.
  *
  * All-acquisitions mode counts each uncontended acquisition and hold in
  * the thread's own entries (thothlock_tstat_t, one per thread slot, lock

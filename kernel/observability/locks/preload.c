@@ -25,6 +25,7 @@
 #include <execinfo.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/futex.h>
 #include <link.h>
 #include <sched.h>
 #include <pthread.h>
@@ -162,7 +163,9 @@ typedef struct {
 	thothlock_site_t *site;
 	uintptr_t owner_pc;             /* the owner's site when we contended; 0 = unknown */
 	uint64_t segment_ns[HOLD_SEGMENTS];
+	uint64_t pad[2];                /* to 128 bytes: held[d] is a shift, not a multiply */
 } held_t;
+_Static_assert(sizeof(held_t) == 128, "the fast paths index held[] by a shift");
 
 /* All mode's per-thread entries (thothlock_tstat_t, one 64-byte line
  * each): each thread slot claims them from the pool a page (64 entries)
@@ -362,7 +365,7 @@ static void choose_clock(void)
 		return;
 	if (!invariant_tsc())
 		return;
-	uint64_t t0, n0, t1, n1;
+	uint64_t t0 = 0, n0 = 0, t1 = 0, n1 = 0;   /* set by clock_pair (-O3 cannot tell) */
 	if (!clock_pair(&t0, &n0))
 		return;
 	while (now_ns() - n0 < CALIBRATE_NS)
@@ -473,32 +476,56 @@ static inline thothlock_lock_t *stats_of(const thothlock_key_t *k)
  * fault: ~25 us on this VM, most of all mode's cost on `sysbench mutex`).
  * Entries are handed out in order, so the sites in use are dense too.
  *
- * A new site is linked in by a CAS on its lock's head; its key is stored
- * right after, so a thread walking the chain that meets a key of 0 waits
- * for it (a few instructions) rather than add the same site twice.  An
- * entry claimed by a thread that lost the race to add the same site is
- * kept for its next new site (readers skip a key of 0).  Another process
- * may write this file: every index is checked and every walk and wait is
- * bounded, so a hostile chain costs a loss, never a hang. */
-static __thread uint32_t spare_site __attribute__((tls_model("initial-exec")));  /* index + 1 */
+ * Lookups take no lock.  Additions are made one at a time, under a lock
+ * of this process (site_add_busy), and a new entry is complete - key
+ * stored - before its lock's head names it (a release store), so a walk
+ * never meets an entry being made.  A thread that finds nothing takes
+ * the lock and walks again before adding: two threads meeting a new
+ * (lock, pc) at once make one entry.  The old way linked the entry by a
+ * CAS on the head and stored its key after; a thread walking the chain
+ * that met the key still 0 waited for it, but only so long (4,096 spins,
+ * so that a hostile file's zero could not hang it), and went on to add
+ * the pair a second time when the adding thread was preempted or took
+ * the page fault of the entry's first touch in between: two entries of
+ * one call site, its counts split between them (test_locks_exact_counts
+ * under load; test_locks_site_race).  Additions are rare (at most
+ * site_capacity in a process's life), so the lock costs nothing that
+ * shows.  Another process may write this file: every index is checked
+ * and every walk bounded; a zero key on a chain (only a hostile writer
+ * leaves one) is walked past. */
+static _Atomic(int) site_add_busy;              /* the addition lock (private memory) */
+static uint32_t site_test_delay_us;             /* THOTHLOCK_TEST_SITE_DELAY_US: tests only */
 
 static thothlock_site_t *site_find(uint32_t v, uint64_t key, uint32_t *steps)
 {
 	for (; v; v = atomic_load_explicit(&site_next[v - 1], memory_order_acquire)) {
 		if (v > THOTHLOCK_SITE_CAPACITY || ++*steps > THOTHLOCK_MAX_PROBES)
 			return NULL;
-		uint64_t cur;
-		for (unsigned spin = 0; (cur = __atomic_load_n(&sites[v - 1].key, __ATOMIC_ACQUIRE)) == 0;
-		     spin++) {
-			if (spin > 64)
-				sched_yield();
-			if (spin > 4096)
-				break;   /* not a writer setting it up: a hostile zero */
-		}
-		if (cur == key)
+		if (__atomic_load_n(&sites[v - 1].key, __ATOMIC_ACQUIRE) == key)
 			return &sites[v - 1];
 	}
 	return NULL;
+}
+
+/* The addition lock: held for a walk of one lock's sites and the stores
+ * of one entry (and its first page fault).  Every caller runs with
+ * in_hook set, so a signal handler's lock calls pass straight through
+ * and never come here while its thread holds it; a forked child's copy
+ * is reset (after_fork_child). */
+static void site_add_lock(void)
+{
+	for (unsigned spin = 0;; spin++) {
+		if (atomic_load_explicit(&site_add_busy, memory_order_relaxed) == 0 &&
+		    atomic_exchange_explicit(&site_add_busy, 1, memory_order_acquire) == 0)
+			return;
+		if (spin >= 64)
+			sched_yield();   /* the holder was preempted: let it run */
+	}
+}
+
+static void site_add_unlock(void)
+{
+	atomic_store_explicit(&site_add_busy, 0, memory_order_release);
 }
 
 static thothlock_site_t *site_entry(thothlock_key_t *lock, uintptr_t pc)
@@ -506,37 +533,36 @@ static thothlock_site_t *site_entry(thothlock_key_t *lock, uintptr_t pc)
 	uint32_t ki = (uint32_t)(lock - keys);
 	uint64_t key = THOTHLOCK_SITE_KEY(ki, pc);
 	_Atomic(uint32_t) *head = &site_heads[ki];
-	uint32_t h = atomic_load_explicit(head, memory_order_acquire), steps = 0;
-	thothlock_site_t *s = site_find(h, key, &steps);
+	uint32_t steps = 0;
+	thothlock_site_t *s = site_find(atomic_load_explicit(head, memory_order_acquire), key,
+	                                &steps);
 	if (s)
 		return s;
-	for (unsigned tries = 0; steps <= THOTHLOCK_MAX_PROBES && tries < THOTHLOCK_MAX_PROBES; tries++) {
-		uint32_t id = spare_site;
-		if (id == 0 || id > THOTHLOCK_SITE_CAPACITY ||
-		    __atomic_load_n(&sites[id - 1].key, __ATOMIC_RELAXED) != 0) {
-			uint64_t n = __atomic_fetch_add(&table->sites_used, 1, __ATOMIC_RELAXED);
-			if (n >= THOTHLOCK_SITE_CAPACITY)
-				break;
-			id = (uint32_t)n + 1;
-		}
-		spare_site = 0;
-		atomic_store_explicit(&site_next[id - 1], h, memory_order_relaxed);
-		uint32_t seen = h;
-		if (atomic_compare_exchange_strong_explicit(head, &seen, id, memory_order_acq_rel,
-		                                            memory_order_acquire)) {
-			__atomic_store_n(&sites[id - 1].key, key, __ATOMIC_RELEASE);
-			return &sites[id - 1];
-		}
-		/* Another site of this lock came first: it may be this one. */
-		spare_site = id;
-		steps = 0;
-		s = site_find(seen, key, &steps);
-		if (s)
-			return s;
-		h = seen;
+	if (steps > THOTHLOCK_MAX_PROBES) {
+		add(&table->site_table_full, 1);   /* this lock's chain is full (or hostile) */
+		return NULL;
 	}
-	add(&table->site_table_full, 1);
-	return NULL;
+	site_add_lock();
+	/* Again: another thread may have added it since. */
+	uint32_t h = atomic_load_explicit(head, memory_order_acquire);
+	steps = 0;
+	s = site_find(h, key, &steps);
+	if (!s && steps <= THOTHLOCK_MAX_PROBES) {
+		uint64_t n = __atomic_fetch_add(&table->sites_used, 1, __ATOMIC_RELAXED);
+		if (n < THOTHLOCK_SITE_CAPACITY) {
+			s = &sites[n];
+			__atomic_store_n(&s->key, key, __ATOMIC_RELAXED);
+			atomic_store_explicit(&site_next[n], h, memory_order_relaxed);
+			if (__builtin_expect(site_test_delay_us != 0, 0))
+				usleep(site_test_delay_us);   /* a preempted adder (tests) */
+			/* Last: the entry is complete when a walk can reach it. */
+			atomic_store_explicit(head, (uint32_t)n + 1, memory_order_release);
+		}
+	}
+	site_add_unlock();
+	if (!s)
+		add(&table->site_table_full, 1);
+	return s;
 }
 
 /* Fill `st` with the calling thread's stack (outside this library) once:
@@ -1097,7 +1123,7 @@ static void after_fork_child(void)
 	site_slots = NULL;
 	site_heads = NULL;
 	site_next = NULL;
-	spare_site = 0;   /* an entry of the parent's table */
+	atomic_store(&site_add_busy, 0);   /* the fork may have caught another thread adding */
 	memset(pc_stacks, 0, sizeof pc_stacks);
 	open_table();
 	if (me)
@@ -1169,6 +1195,9 @@ static void init(void)
 	if (m && strcmp(m, "all") == 0)
 		mode = THOTHLOCK_MODE_ALL;
 	choose_hold_sample();
+	const char *sd = getenv("THOTHLOCK_TEST_SITE_DELAY_US");
+	if (sd)
+		site_test_delay_us = (uint32_t)strtoul(sd, NULL, 10);
 	check_inline_trylock();
 	choose_clock();
 	dl_iterate_phdr(find_own_text, (void *)(uintptr_t)&find_own_text);
@@ -1218,8 +1247,8 @@ static __attribute__((noinline)) void cache_miss(thread_state_t *t, thothlock_ca
 {
 	uint64_t weight = 1;
 	if (__builtin_expect(t->misses >= THOTHLOCK_EXACT_MISSES, 0)) {
-		if (--t->countdown != 0)
-			return;
+		/* count_acquisition counted the countdown down to 0: this miss
+		 * is sampled. */
 		t->rng ^= t->rng << 13;
 		t->rng ^= t->rng >> 17;
 		t->rng ^= t->rng << 5;
@@ -1250,6 +1279,9 @@ static inline void count_acquisition(thread_state_t *t, uintptr_t lock, uint32_t
 	thothlock_cache_entry_t *w = &t->cache->way[((uint64_t)lock * 0x9e3779b97f4a7c15ull) >> 55];
 	if (__builtin_expect(w->addr == lock, 1))
 		__atomic_store_n(&w->count, w->count + 1, __ATOMIC_RELAXED);
+	else if (t->misses >= THOTHLOCK_EXACT_MISSES && --t->countdown != 0)
+		;   /* a miss the sampling leaves out: no call (memcached's LRU
+		     * maintainer misses 1.2 times per operation) */
 	else
 		cache_miss(t, w, lock, kind);
 }
@@ -2135,6 +2167,66 @@ static __attribute__((noinline)) int release_slow(void *lock, uint32_t kind)
 	                                                  : (lock_fn)real.rw_unlock);
 }
 
+/* glibc's unlock of a default mutex, inline (nptl/pthread_mutex_unlock.c,
+ * glibc 2.36, PTHREAD_MUTEX_TIMED_NP): the owner and user count reset,
+ * the lock word exchanged for 0 (a release), and a futex wake of one
+ * waiter when it was above 1 (someone sleeps on it).  glibc stores 0
+ * plainly when the process has one thread; the exchange is right in both
+ * cases.  Spares the call through real.mutex_unlock and glibc's type
+ * dispatch: ~17 of the 59 instructions contention-only mode added to an
+ * uncontended pair (callgrind).  Only where the inline trylock is on
+ * (check_inline_trylock checks this one too) and for __kind 0. */
+static inline __attribute__((always_inline)) void mutex_unlock_inline(pthread_mutex_t *m)
+{
+	m->__data.__owner = 0;
+	m->__data.__nusers--;
+	if (__builtin_expect(__atomic_exchange_n(&m->__data.__lock, 0, __ATOMIC_RELEASE) > 1, 0))
+		syscall(SYS_futex, &m->__data.__lock, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+/* Contention mode's release of a lock that is not the newest held, with
+ * nothing to commit: memcached takes an item lock, then an LRU lock, and
+ * releases the item lock first (1.7 times per operation of its LRU
+ * maintainer).  The generic way there (release_slow, release(),
+ * release_out_of_order: the entry copied out, then commit()) cost ~220
+ * instructions over glibc's unlock; here the entries above it move down
+ * one place (a copy of 128 bytes for the usual one), the lock is released
+ * and counted as on the fast path.  A waiter looking for the owner's site
+ * meanwhile may miss the moved entry, as with pop_held: racy by design.
+ * Anything else (all mode, an entry to commit, a lock not held) goes the
+ * generic way. */
+static __attribute__((noinline)) int release_unordered(thread_state_t *t, void *lock,
+                                                       uint32_t kind)
+{
+	uint32_t d = t->depth;
+	if (mode == THOTHLOCK_MODE_CONTENTION) {
+		for (uint32_t i = d - 1; i-- > 0;) {
+			held_t *h = &t->held[i];
+			if (atomic_load_explicit(&h->lock, memory_order_relaxed) != (uintptr_t)lock)
+				continue;
+			if ((h->flags | h->segments) != 0 ||
+			    atomic_load_explicit(&h->want_stack, memory_order_relaxed))
+				break;
+			for (uint32_t j = i; j + 1 < d; j++)
+				t->held[j] = t->held[j + 1];
+			atomic_store_explicit(&t->held[d - 1].lock, 0, memory_order_relaxed);
+			t->depth = d - 1;
+			int rc = 0;
+			if (kind != THOTHLOCK_KIND_MUTEX)
+				rc = real.rw_unlock(lock);
+			else if (fast_mutex && __atomic_load_n(&((pthread_mutex_t *)lock)->__data.__kind,
+			                                       __ATOMIC_RELAXED) == 0)
+				mutex_unlock_inline(lock);
+			else
+				rc = real.mutex_unlock(lock);
+			if (__builtin_expect(rc == 0, 1))
+				count_acquisition(t, (uintptr_t)lock, kind);
+			return rc;
+		}
+	}
+	return release_slow(lock, kind);
+}
+
 /* The usual release: of the newest held lock, whose entry has nothing to
  * commit (no wait, no timed hold, no waiter asking for our stack). */
 static inline __attribute__((always_inline)) int release_fast(void *lock, lock_fn unlock,
@@ -2145,9 +2237,8 @@ static inline __attribute__((always_inline)) int release_fast(void *lock, lock_f
 		uint32_t d = t->depth;
 		if (__builtin_expect(d != 0, 1)) {
 			held_t *h = &t->held[d - 1];
-			if (__builtin_expect(atomic_load_explicit(&h->lock, memory_order_relaxed) ==
-			                             (uintptr_t)lock &&
-			                         (h->flags | h->segments) == 0 &&
+			uintptr_t top = atomic_load_explicit(&h->lock, memory_order_relaxed);
+			if (__builtin_expect(top == (uintptr_t)lock && (h->flags | h->segments) == 0 &&
 			                         !atomic_load_explicit(&h->want_stack, memory_order_relaxed),
 			                     1)) {
 				atomic_store_explicit(&h->lock, 0, memory_order_relaxed);
@@ -2158,6 +2249,8 @@ static inline __attribute__((always_inline)) int release_fast(void *lock, lock_f
 					count_acquisition(t, (uintptr_t)lock, kind);
 				return rc;
 			}
+			if (top != (uintptr_t)lock && mode == THOTHLOCK_MODE_CONTENTION)
+				return release_unordered(t, lock, kind);
 		}
 	}
 	return release_slow(lock, kind);
@@ -2210,7 +2303,13 @@ static void check_inline_trylock(void)
 	          real.mutex_trylock(&m) == 0 &&              /* glibc's trylock leaves the same */
 	          m.__data.__lock == 1 && m.__data.__owner == tid && m.__data.__nusers == 1 &&
 	          !mutex_trylock_inline(&m, tid) &&           /* and the inline one sees its hold */
-	          real.mutex_unlock(&m) == 0 && m.__data.__lock == 0;
+	          real.mutex_unlock(&m) == 0 && m.__data.__lock == 0 &&
+	          real.mutex_lock(&m) == 0 &&                 /* glibc's lock, the inline unlock */
+	          (mutex_unlock_inline(&m), m.__data.__lock == 0) &&
+	          m.__data.__owner == 0 && m.__data.__nusers == 0 &&
+	          real.mutex_trylock(&m) == 0 &&              /* glibc finds it free */
+	          (mutex_unlock_inline(&m), m.__data.__lock == 0) &&
+	          memcmp(&m, &(pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER, sizeof m) == 0;
 	fast_mutex = ok && mode == THOTHLOCK_MODE_CONTENTION;
 	fast_mutex_all = ok && mode == THOTHLOCK_MODE_ALL;
 	/* All mode's owner word (owner_flags): glibc must leave a default
@@ -2340,16 +2439,110 @@ EXPORT int pthread_mutex_clocklock(pthread_mutex_t *m, clockid_t clock,
 	                    mutex_clocklock_call, abstime, pc);
 }
 
-EXPORT int pthread_mutex_trylock(pthread_mutex_t *m)
+static __attribute__((noinline)) int mutex_trylock_general(pthread_mutex_t *m, uintptr_t pc)
 {
 	if (__builtin_expect(!real.mutex_lock, 0))
 		init();
-	return try_acquire(m, THOTHLOCK_KIND_MUTEX, (try_fn)real.mutex_trylock, CALLER());
+	return try_acquire(m, THOTHLOCK_KIND_MUTEX, (try_fn)real.mutex_trylock, pc);
 }
 
-EXPORT int pthread_mutex_unlock(pthread_mutex_t *m)
+static __attribute__((noinline)) int mutex_trylock_busy(thread_state_t *t, pthread_mutex_t *m)
+{
+	count_trylock_busy(t, (uintptr_t)m, THOTHLOCK_KIND_MUTEX);
+	return EBUSY;
+}
+
+/* Contention mode's trylock of a default mutex: the same inline trylock
+ * and held entry as pthread_mutex_lock's fast path (memcached's LRU
+ * maintainer tries item locks, 1.9 times per operation; the generic way,
+ * enter(), glibc's trylock through a pointer and push_held, cost ~60
+ * instructions more).  A busy one is counted as before, not a contention. */
+EXPORT int pthread_mutex_trylock(pthread_mutex_t *m)
+{
+	uintptr_t pc = CALLER();
+	thread_state_t *t = self;
+	if (__builtin_expect(t == NULL || t->in_hook || !fast_mutex ||
+	                         __atomic_load_n(&m->__data.__kind, __ATOMIC_RELAXED) != 0,
+	                     0))
+		return mutex_trylock_general(m, pc);
+	if (__builtin_expect(!mutex_trylock_inline(m, atomic_load_explicit(&t->tid,
+	                                                                   memory_order_relaxed)),
+	                     0))
+		return mutex_trylock_busy(t, m);
+	uint32_t d = t->depth;
+	if (__builtin_expect(d >= HELD_DEPTH, 0))
+		return held_overflowed_taken();
+	held_t *h = &t->held[d];
+	h->kind = THOTHLOCK_KIND_MUTEX;
+	h->flags = 0;
+	h->segments = 0;
+	atomic_store_explicit(&h->want_stack, 0, memory_order_relaxed);
+	atomic_store_explicit(&h->pc, pc, memory_order_relaxed);
+	atomic_store_explicit(&h->lock, (uintptr_t)m, memory_order_relaxed);
+	t->depth = d + 1;
+	return 0;
+}
+
+static __attribute__((noinline)) int mutex_unlock_general(pthread_mutex_t *m)
 {
 	return release_fast(m, (lock_fn)real.mutex_unlock, THOTHLOCK_KIND_MUTEX);
+}
+
+/* The rare ends of pthread_mutex_unlock's fast path, out of line and
+ * reached by tail calls, so that the fast path saves no register and
+ * sets up no frame: a sleeper to wake, an acquisition-cache miss. */
+static __attribute__((noinline)) int mutex_unlock_wake(thread_state_t *t, pthread_mutex_t *m)
+{
+	syscall(SYS_futex, &m->__data.__lock, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+	count_acquisition(t, (uintptr_t)m, THOTHLOCK_KIND_MUTEX);
+	return 0;
+}
+
+static __attribute__((noinline)) int mutex_unlock_miss(thread_state_t *t,
+                                                       thothlock_cache_entry_t *w,
+                                                       pthread_mutex_t *m)
+{
+	if (t->misses < THOTHLOCK_EXACT_MISSES || --t->countdown == 0)
+		cache_miss(t, w, (uintptr_t)m, THOTHLOCK_KIND_MUTEX);
+	return 0;
+}
+
+/* Contention mode's usual release of a default mutex: release_fast with
+ * glibc's unlock inline (mutex_unlock_inline, spelled out here so that
+ * the wake is a tail call) and count_acquisition's hit. */
+EXPORT int pthread_mutex_unlock(pthread_mutex_t *m)
+{
+	if (__builtin_expect(!fast_mutex, 0))
+		/* all mode: its own fast path (release_all_fast) is release_slow's
+		 * first step; else glibc's protocol was not confirmed */
+		return mode == THOTHLOCK_MODE_ALL ? release_slow(m, THOTHLOCK_KIND_MUTEX)
+		                                  : mutex_unlock_general(m);
+	thread_state_t *t = self;
+	if (__builtin_expect(t == NULL || t->in_hook ||
+	                         __atomic_load_n(&m->__data.__kind, __ATOMIC_RELAXED) != 0,
+	                     0))
+		return mutex_unlock_general(m);
+	uint32_t d = t->depth;
+	if (__builtin_expect(d == 0, 0))
+		return mutex_unlock_general(m);
+	held_t *h = &t->held[d - 1];
+	if (__builtin_expect(atomic_load_explicit(&h->lock, memory_order_relaxed) != (uintptr_t)m ||
+	                         (h->flags | h->segments) != 0 ||
+	                         atomic_load_explicit(&h->want_stack, memory_order_relaxed),
+	                     0))
+		return mutex_unlock_general(m);
+	atomic_store_explicit(&h->lock, 0, memory_order_relaxed);
+	t->depth = d - 1;
+	m->__data.__owner = 0;
+	m->__data.__nusers--;
+	if (__builtin_expect(__atomic_exchange_n(&m->__data.__lock, 0, __ATOMIC_RELEASE) > 1, 0))
+		return mutex_unlock_wake(t, m);
+	_Static_assert(THOTHLOCK_CACHE_WAYS == 512, "the way is the product's top 9 bits");
+	thothlock_cache_entry_t *w = &t->cache->way[((uint64_t)(uintptr_t)m * 0x9e3779b97f4a7c15ull) >> 55];
+	if (__builtin_expect(w->addr != (uintptr_t)m, 0))
+		return mutex_unlock_miss(t, w, m);
+	__atomic_store_n(&w->count, w->count + 1, __ATOMIC_RELAXED);
+	return 0;
 }
 
 /* ---- rwlocks ----------------------------------------------------------- */
