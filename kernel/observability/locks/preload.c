@@ -511,16 +511,20 @@ static thothlock_site_t *site_find(uint32_t v, uint64_t key, uint32_t *steps)
  * of one entry (and its first page fault).  Every caller runs with
  * in_hook set, so a signal handler's lock calls pass straight through
  * and never come here while its thread holds it; a forked child's copy
- * is reset (after_fork_child). */
-static void site_add_lock(void)
+ * is reset (after_fork_child).  Bounded: a child made without the atfork
+ * handler (_Fork, a raw clone) can inherit it held, and a SCHED_FIFO
+ * spinner can starve a preempted holder on its CPU; after ~64k yields the
+ * caller gives up and counts the site as not kept (site_table_full). */
+static bool site_add_lock(void)
 {
-	for (unsigned spin = 0;; spin++) {
+	for (unsigned spin = 0; spin < 64 + (1u << 16); spin++) {
 		if (atomic_load_explicit(&site_add_busy, memory_order_relaxed) == 0 &&
 		    atomic_exchange_explicit(&site_add_busy, 1, memory_order_acquire) == 0)
-			return;
+			return true;
 		if (spin >= 64)
 			sched_yield();   /* the holder was preempted: let it run */
 	}
+	return false;
 }
 
 static void site_add_unlock(void)
@@ -542,7 +546,10 @@ static thothlock_site_t *site_entry(thothlock_key_t *lock, uintptr_t pc)
 		add(&table->site_table_full, 1);   /* this lock's chain is full (or hostile) */
 		return NULL;
 	}
-	site_add_lock();
+	if (!site_add_lock()) {
+		add(&table->site_table_full, 1);
+		return NULL;
+	}
 	/* Again: another thread may have added it since. */
 	uint32_t h = atomic_load_explicit(head, memory_order_acquire);
 	steps = 0;
@@ -2176,12 +2183,21 @@ static __attribute__((noinline)) int release_slow(void *lock, uint32_t kind)
  * dispatch: ~17 of the 59 instructions contention-only mode added to an
  * uncontended pair (callgrind).  Only where the inline trylock is on
  * (check_inline_trylock checks this one too) and for __kind 0. */
+/* glibc's lll_unlock wake, errno kept as glibc's internal syscall keeps it
+ * (EFAULT is legal: the mutex freed by its next owner after our swap). */
+static __attribute__((noinline)) void futex_wake_one(int *word)
+{
+	int saved = errno;
+	syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+	errno = saved;
+}
+
 static inline __attribute__((always_inline)) void mutex_unlock_inline(pthread_mutex_t *m)
 {
 	m->__data.__owner = 0;
 	m->__data.__nusers--;
 	if (__builtin_expect(__atomic_exchange_n(&m->__data.__lock, 0, __ATOMIC_RELEASE) > 1, 0))
-		syscall(SYS_futex, &m->__data.__lock, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+		futex_wake_one(&m->__data.__lock);
 }
 
 /* Contention mode's release of a lock that is not the newest held, with
@@ -2291,6 +2307,11 @@ static inline __attribute__((always_inline)) bool mutex_trylock_inline(pthread_m
 	return true;
 }
 
+/* What start-up checks of the running glibc: the uncontended protocol
+ * (lock word 0/1, owner, nusers) of the inline trylock and unlock against
+ * glibc's own calls.  Not checked here: the contended word 2 and the
+ * private futex wake, glibc's long-stable lll_lock protocol, which
+ * tests/locks/glibc_protocol.c covers (a sleeper only the wake can free). */
 static void check_inline_trylock(void)
 {
 	pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
@@ -2394,18 +2415,11 @@ static __attribute__((noinline, cold)) int held_overflowed_taken(void)
 	return 0;
 }
 
-EXPORT int pthread_mutex_lock(pthread_mutex_t *m)
+/* The held entry of a default mutex just taken inline (lock and trylock's
+ * fast paths): 0, as glibc's call would return. */
+static inline __attribute__((always_inline)) int held_push_mutex(thread_state_t *t, pthread_mutex_t *m,
+								 uintptr_t pc)
 {
-	uintptr_t pc = CALLER();
-	thread_state_t *t = self;
-	if (__builtin_expect(t == NULL || t->in_hook || !fast_mutex ||
-	                         __atomic_load_n(&m->__data.__kind, __ATOMIC_RELAXED) != 0,
-	                     0))
-		return mutex_lock_general(m, pc);
-	if (__builtin_expect(!mutex_trylock_inline(m, atomic_load_explicit(&t->tid,
-	                                                                   memory_order_relaxed)),
-	                     0))
-		return mutex_lock_busy(t, m, pc);
 	uint32_t d = t->depth;
 	if (__builtin_expect(d >= HELD_DEPTH, 0))
 		return held_overflowed_taken();
@@ -2418,6 +2432,21 @@ EXPORT int pthread_mutex_lock(pthread_mutex_t *m)
 	atomic_store_explicit(&h->lock, (uintptr_t)m, memory_order_relaxed);
 	t->depth = d + 1;
 	return 0;
+}
+
+EXPORT int pthread_mutex_lock(pthread_mutex_t *m)
+{
+	uintptr_t pc = CALLER();
+	thread_state_t *t = self;
+	if (__builtin_expect(t == NULL || t->in_hook || !fast_mutex ||
+	                         __atomic_load_n(&m->__data.__kind, __ATOMIC_RELAXED) != 0,
+	                     0))
+		return mutex_lock_general(m, pc);
+	if (__builtin_expect(!mutex_trylock_inline(m, atomic_load_explicit(&t->tid,
+	                                                                   memory_order_relaxed)),
+	                     0))
+		return mutex_lock_busy(t, m, pc);
+	return held_push_mutex(t, m, pc);
 }
 
 EXPORT int pthread_mutex_timedlock(pthread_mutex_t *m, const struct timespec *abstime)
@@ -2469,18 +2498,7 @@ EXPORT int pthread_mutex_trylock(pthread_mutex_t *m)
 	                                                                   memory_order_relaxed)),
 	                     0))
 		return mutex_trylock_busy(t, m);
-	uint32_t d = t->depth;
-	if (__builtin_expect(d >= HELD_DEPTH, 0))
-		return held_overflowed_taken();
-	held_t *h = &t->held[d];
-	h->kind = THOTHLOCK_KIND_MUTEX;
-	h->flags = 0;
-	h->segments = 0;
-	atomic_store_explicit(&h->want_stack, 0, memory_order_relaxed);
-	atomic_store_explicit(&h->pc, pc, memory_order_relaxed);
-	atomic_store_explicit(&h->lock, (uintptr_t)m, memory_order_relaxed);
-	t->depth = d + 1;
-	return 0;
+	return held_push_mutex(t, m, pc);
 }
 
 static __attribute__((noinline)) int mutex_unlock_general(pthread_mutex_t *m)
@@ -2493,7 +2511,7 @@ static __attribute__((noinline)) int mutex_unlock_general(pthread_mutex_t *m)
  * sets up no frame: a sleeper to wake, an acquisition-cache miss. */
 static __attribute__((noinline)) int mutex_unlock_wake(thread_state_t *t, pthread_mutex_t *m)
 {
-	syscall(SYS_futex, &m->__data.__lock, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+	futex_wake_one(&m->__data.__lock);
 	count_acquisition(t, (uintptr_t)m, THOTHLOCK_KIND_MUTEX);
 	return 0;
 }
