@@ -109,15 +109,24 @@ static thothd_job_t *dequeue(thothd_job_t **head, thothd_job_t **tail)
 	return job;
 }
 
+/* Append JOB to the queue HEAD..TAIL and wake the thread waiting on CV
+ * (NULL: none waits; mu held). */
+static void queue_push(thothd_job_t **head, thothd_job_t **tail, pthread_cond_t *cv, thothd_job_t *job)
+{
+	if (*tail)
+		(*tail)->next = job;
+	else
+		*head = job;
+	*tail = job;
+	if (cv)
+		pthread_cond_signal(cv);
+}
+
 /* A worked job to the done list, and ring the loop (mu held). */
 static void finished(struct thothd_jobs *j, thothd_job_t *job)
 {
 	job->ran = true;
-	if (j->done_tail)
-		j->done_tail->next = job;
-	else
-		j->done_head = job;
-	j->done_tail = job;
+	queue_push(&j->done_head, &j->done_tail, NULL, job);
 	uint64_t one = 1;
 	/* Cannot fail short of a counter at 2^64-2: the loop reads it. */
 	if (write(j->efd, &one, sizeof one) < 0)
@@ -144,15 +153,11 @@ static bool run_job(thothd_job_t *job, bool task_thread)
 	return false;
 }
 
+
 /* Queue JOB for the workers (mu held). */
 static void to_workers(struct thothd_jobs *j, thothd_job_t *job)
 {
-	if (j->queue_tail)
-		j->queue_tail->next = job;
-	else
-		j->queue_head = job;
-	j->queue_tail = job;
-	pthread_cond_signal(&j->cv);
+	queue_push(&j->queue_head, &j->queue_tail, &j->cv, job);
 }
 
 /* Run the jobs of one queue (HEAD, TAIL, signalled on CV) until quit. */
@@ -473,12 +478,7 @@ static int defer_task(thothd_t *d, const thothd_job_ops_t *ops, void *arg, bool 
 			       .queued_ns = thoth_clock_now() };
 	j->tasks++;
 	pthread_mutex_lock(&j->mu);
-	if (j->task_tail)
-		j->task_tail->next = job;
-	else
-		j->task_head = job;
-	j->task_tail = job;
-	pthread_cond_signal(&j->task_cv);
+	queue_push(&j->task_head, &j->task_tail, &j->task_cv, job);
 	pthread_mutex_unlock(&j->mu);
 	return 0;
 }
@@ -502,12 +502,7 @@ void thothd_jobs_submit(thothd_t *d, thothd_job_t *job)
 	bool prep_on_task = job->ops->prep && task_thread_start(j) == 0;
 	pthread_mutex_lock(&j->mu);
 	if (prep_on_task) {
-		if (j->task_tail)
-			j->task_tail->next = job;
-		else
-			j->task_head = job;
-		j->task_tail = job;
-		pthread_cond_signal(&j->task_cv);
+		queue_push(&j->task_head, &j->task_tail, &j->task_cv, job);
 	} else {
 		to_workers(j, job);
 	}

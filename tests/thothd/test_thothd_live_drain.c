@@ -768,6 +768,28 @@ static void *write_rings(void *arg)
 	return NULL;
 }
 
+/* RING_TABLES lock-ring tables in F's runtime dir (pids from PID0) and
+ * their writer thread, started. */
+static void rings_start(fixture_t *f, int pid0, ring_writer_t *w, pthread_t *th)
+{
+	char dir[400];
+	snprintf(dir, sizeof dir, "%s/locks", f->h.dir);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	for (int i = 0; i < RING_TABLES; i++)
+		w->tables[i] = map_ring_table(dir, pid0 + i);
+	assert_int_equal(pthread_create(th, NULL, write_rings, w), 0);
+}
+
+/* Stop W's thread and unmap its tables. */
+static void rings_stop(ring_writer_t *w, pthread_t th)
+{
+	__atomic_store_n(&w->stop, 1, __ATOMIC_RELEASE);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	size_t len = THOTHLOCK_HEADER_SIZE + THOTHLOCK_EVENT_CAPACITY * sizeof(thothlock_event_t);
+	for (int i = 0; i < RING_TABLES; i++)
+		munmap(w->tables[i], len);
+}
+
 /* The polls thothd logged after the first SKIP: how many, on which thread,
  * their CPU time in all (ms). */
 typedef struct polls {
@@ -814,15 +836,10 @@ static void test_busy_lock_rings_are_polled_off_the_loop_thread(void **state)
 	(void)state;
 	fixture_t f;
 	fixture_setup(&f);
-	char dir[400];
-	snprintf(dir, sizeof dir, "%s/locks", f.h.dir);
-	assert_int_equal(mkdir(dir, 0700), 0);
 	ring_writer_t w = { .stop = 0 };
-	for (int i = 0; i < RING_TABLES; i++)
-		w.tables[i] = map_ring_table(dir, 1000000 + i);
-	fixture_start(&f, NULL, FX_PAGE);
 	pthread_t th;
-	assert_int_equal(pthread_create(&th, NULL, write_rings, &w), 0);
+	rings_start(&f, 1000000, &w, &th);
+	fixture_start(&f, NULL, FX_PAGE);
 	next_tick(f.page);
 	next_tick(f.page);                /* a busy poll made, its cost known */
 	int skip = polls_logged(f.h.log, 0).n;
@@ -831,17 +848,13 @@ static void test_busy_lock_rings_are_polled_off_the_loop_thread(void **state)
 		next_tick(f.page);
 	double loop_ms = (double)(loop_cpu_ns(f.h.thothd) - cpu0) / 1e6;
 	polls_t p = polls_logged(f.h.log, skip);
-	__atomic_store_n(&w.stop, 1, __ATOMIC_RELEASE);
-	assert_int_equal(pthread_join(th, NULL), 0);
+	rings_stop(&w, th);
 	fprintf(stderr, "# %d busy lock rings, five ticks: %d polls (%d on the task thread, %d on the "
 		"loop thread), %.1f ms of CPU in all; the loop thread %.1f ms\n", RING_TABLES, p.n,
 		p.on_task, p.on_loop, p.cpu_ms, loop_ms);
 	assert_true(p.n >= 3);
 	assert_true(p.cpu_ms > 10);     /* the test can tell */
 	assert_true(loop_ms < p.cpu_ms / 2);
-	size_t len = THOTHLOCK_HEADER_SIZE + THOTHLOCK_EVENT_CAPACITY * sizeof(thothlock_event_t);
-	for (int i = 0; i < RING_TABLES; i++)
-		munmap(w.tables[i], len);
 	fixture_down(&f);
 }
 
@@ -856,27 +869,18 @@ static void test_a_collections_first_lock_poll_is_made_off_the_loop_thread(void 
 	(void)state;
 	fixture_t f;
 	fixture_setup(&f);
-	char dir[400];
-	snprintf(dir, sizeof dir, "%s/locks", f.h.dir);
-	assert_int_equal(mkdir(dir, 0700), 0);
 	ring_writer_t w = { .stop = 0 };
-	for (int i = 0; i < RING_TABLES; i++)
-		w.tables[i] = map_ring_table(dir, 2000000 + i);
 	pthread_t th;
-	assert_int_equal(pthread_create(&th, NULL, write_rings, &w), 0);
+	rings_start(&f, 2000000, &w, &th);
 	usleep(200000);                   /* every ring full before the page comes */
 	fixture_start(&f, NULL, FX_PAGE);
 	next_tick(f.page);
 	polls_t p = polls_logged(f.h.log, 0);
-	__atomic_store_n(&w.stop, 1, __ATOMIC_RELEASE);
-	assert_int_equal(pthread_join(th, NULL), 0);
+	rings_stop(&w, th);
 	fprintf(stderr, "# first tick: %d polls (%d on the task thread, %d on the loop thread), "
 		"%.1f ms of CPU\n", p.n, p.on_task, p.on_loop, p.cpu_ms);
 	assert_true(p.n >= 1);
 	assert_int_equal(p.on_loop, 0);
-	size_t len = THOTHLOCK_HEADER_SIZE + THOTHLOCK_EVENT_CAPACITY * sizeof(thothlock_event_t);
-	for (int i = 0; i < RING_TABLES; i++)
-		munmap(w.tables[i], len);
 	fixture_down(&f);
 }
 
