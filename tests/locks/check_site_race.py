@@ -22,6 +22,7 @@ import json
 import os
 import subprocess
 import sys
+import signal
 import tempfile
 
 LOCKS, ROUNDS = 8, 50
@@ -76,8 +77,29 @@ def check(doc, mode, threads, what):
     print(f"ok {what}: {LOCKS} locks, one entry per call site")
 
 
+def fork_case(lib, workload):
+    """A child made by _Fork() (no atfork handler) while a thread holds the
+    site-addition lock: its first new site must not wait forever."""
+    with tempfile.TemporaryDirectory() as tmp:
+        env = dict(os.environ, LD_PRELOAD=lib, THOTHLOCK_MODE="all", THOTHLOCK_DIR=tmp,
+                   THOTHLOCK_TEST_SITE_DELAY_US="3000000")
+        # its own process group: a hung child is killed with its parent
+        p = subprocess.Popen([workload, "fork"], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, start_new_session=True)
+        try:
+            out, err = p.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.communicate()
+            fail("a _Fork child with the site-addition lock held hung (60 s)")
+        if p.returncode != 0 or out.strip() != "child ok":
+            fail(f"fork case exited {p.returncode}: {out!r} {err!r}")
+    print("ok a _Fork child with the addition lock held takes a new site's lock")
+
+
 def main():
     lib, workload, tool = sys.argv[1:4]
+    fork_case(lib, workload)
     for mode in ("all", "contention"):
         for threads, delay in ((16, 0), (8, 50000)):
             what = f"{mode} mode, {threads} threads, site delay {delay} us"

@@ -10,11 +10,24 @@
  * every thread's first acquisitions of a lock at a site race the others'
  * (THREADS - 1 of them wait, so contention mode makes sites too).
  * Per lock: THREADS x ROUNDS acquisitions at each of the two sites.
+ *
+ *   site_race_workload fork
+ *
+ * A thread meets a new site (held inside the addition by
+ * THOTHLOCK_TEST_SITE_DELAY_US) while the main thread calls _Fork(), which
+ * runs no atfork handler: the child inherits the addition lock held by a
+ * thread it does not have.  The child then takes a lock at a new site; it
+ * must get it (the site given up as not kept), not hang.  Prints
+ * "child ok" when it did.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #define MAX_LOCKS 64
 #define MAX_THREADS 64
@@ -51,8 +64,42 @@ static void *worker(void *arg)
 	return NULL;
 }
 
+static pthread_mutex_t fork_a = PTHREAD_MUTEX_INITIALIZER, fork_b = PTHREAD_MUTEX_INITIALIZER;
+
+static void *fork_adder(void *arg)
+{
+	(void)arg;
+	site_x(&fork_a);                /* a new site: held inside its addition */
+	return NULL;
+}
+
+static int fork_case(void)
+{
+	pthread_t th;
+	if (pthread_create(&th, NULL, fork_adder, NULL) != 0)
+		return 1;
+	struct timespec d = { 0, 200 * 1000 * 1000 };
+	nanosleep(&d, NULL);            /* the adder is inside its addition now */
+	pid_t pid = _Fork();
+	if (pid < 0)
+		return 1;
+	if (pid == 0) {
+		site_y(&fork_b);        /* a new site in a child with the lock held */
+		printf("child ok\n");
+		fflush(stdout);
+		_exit(0);
+	}
+	int status;
+	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		return 1;
+	pthread_join(th, NULL);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 2 && strcmp(argv[1], "fork") == 0)
+		return fork_case();
 	if (argc != 4)
 		return 2;
 	int threads = atoi(argv[1]);

@@ -494,6 +494,7 @@ static inline thothlock_lock_t *stats_of(const thothlock_key_t *k)
  * and every walk bounded; a zero key on a chain (only a hostile writer
  * leaves one) is walked past. */
 static _Atomic(int) site_add_busy;              /* the addition lock (private memory) */
+static _Atomic(bool) site_add_stuck;            /* it stayed held 2 s: given up for good */
 static uint32_t site_test_delay_us;             /* THOTHLOCK_TEST_SITE_DELAY_US: tests only */
 
 static thothlock_site_t *site_find(uint32_t v, uint64_t key, uint32_t *steps)
@@ -513,18 +514,33 @@ static thothlock_site_t *site_find(uint32_t v, uint64_t key, uint32_t *steps)
  * and never come here while its thread holds it; a forked child's copy
  * is reset (after_fork_child).  Bounded: a child made without the atfork
  * handler (_Fork, a raw clone) can inherit it held, and a SCHED_FIFO
- * spinner can starve a preempted holder on its CPU; after ~64k yields the
- * caller gives up and counts the site as not kept (site_table_full). */
+ * spinner can starve a preempted holder on its CPU.  A holder takes at most
+ * a page fault (tests hold it 50 ms); held for 2 s it is taken to be stuck
+ * for good, and from then on new sites are counted as not kept
+ * (site_table_full) at once instead of waiting again. */
+enum { SITE_ADD_STUCK_NS = 2000000000 };
 static bool site_add_lock(void)
 {
-	for (unsigned spin = 0; spin < 64 + (1u << 16); spin++) {
+	uint64_t since = 0;
+	for (unsigned spin = 0;; spin++) {
 		if (atomic_load_explicit(&site_add_busy, memory_order_relaxed) == 0 &&
 		    atomic_exchange_explicit(&site_add_busy, 1, memory_order_acquire) == 0)
 			return true;
-		if (spin >= 64)
-			sched_yield();   /* the holder was preempted: let it run */
+		if (spin < 64)
+			continue;
+		sched_yield();           /* the holder was preempted: let it run */
+		if (spin % 1024 == 0) {
+			if (atomic_load_explicit(&site_add_stuck, memory_order_relaxed))
+				return false;
+			uint64_t now = now_ns();
+			if (!since) {
+				since = now;
+			} else if (now - since > SITE_ADD_STUCK_NS) {
+				atomic_store_explicit(&site_add_stuck, true, memory_order_relaxed);
+				return false;
+			}
+		}
 	}
-	return false;
 }
 
 static void site_add_unlock(void)
@@ -546,7 +562,7 @@ static thothlock_site_t *site_entry(thothlock_key_t *lock, uintptr_t pc)
 		add(&table->site_table_full, 1);   /* this lock's chain is full (or hostile) */
 		return NULL;
 	}
-	if (!site_add_lock()) {
+	if (atomic_load_explicit(&site_add_stuck, memory_order_relaxed) || !site_add_lock()) {
 		add(&table->site_table_full, 1);
 		return NULL;
 	}
@@ -1131,6 +1147,7 @@ static void after_fork_child(void)
 	site_heads = NULL;
 	site_next = NULL;
 	atomic_store(&site_add_busy, 0);   /* the fork may have caught another thread adding */
+	atomic_store(&site_add_stuck, false);
 	memset(pc_stacks, 0, sizeof pc_stacks);
 	open_table();
 	if (me)
