@@ -822,6 +822,7 @@ static uint64_t events_of(const thoth_nvmemod_t *m, const thoth_nvme_counters_t 
 }
 
 static void back_off(thoth_nvmemod_t *m, uint64_t t_ns);
+static void sleep_armed(thoth_nvmemod_t *m, uint64_t inflight);
 static void on_recheck(thoth_nvmemod_t *m, uint64_t t_ns, const thoth_nvme_counters_t *now);
 
 static void on_sample(thoth_loop_t *loop, thoth_timer_t *t, void *arg)
@@ -900,8 +901,9 @@ static void back_off(thoth_nvmemod_t *m, uint64_t t_ns)
 		return;
 	m->backoff_ns = 2 * m->sample_ns < BACKOFF_MAX_NS ? 2 * m->sample_ns : BACKOFF_MAX_NS;
 	m->st.backoff_us = (uint32_t)(m->backoff_ns / 1000u);
-	wake_arm(m, true);
 	thoth_timer_rearm(m->loop, m->timer, t_ns + m->backoff_ns, m->backoff_ns / 8);
+	/* The requests of the last read stay in flight: only a change is news. */
+	sleep_armed(m, m->st.counters.inflight);
 }
 
 /* The back-off timer: something completed -> busy again; nothing in
@@ -971,11 +973,22 @@ static void go_idle(thoth_nvmemod_t *m)
 	apply(m, false);
 	if (m->st.disabled)
 		return;
+	sleep_armed(m, 0);
+}
+
+/* Going to sleep (idle, or backed off with INFLIGHT requests held by the
+ * device): arm the wake-up, then read the counters once more.
+ * Completions since the last read rang no bell, nor did requests issued
+ * before the wake-up was armed (neither perf nor inotify records what
+ * happened before it): a completion, or a count in flight other than
+ * INFLIGHT, means I/O moved in that gap, and the loop is busy at once
+ * instead of at the next recheck (backed off: 2 sample periods later) or
+ * never (idle). */
+static void sleep_armed(thoth_nvmemod_t *m, uint64_t inflight)
+{
 	wake_arm(m, true);
-	/* Completions between the last sample and arming rang no bell, nor
-	 * did requests issued in that gap: the counters tell. */
 	thoth_nvme_counters_t now;
-	if (!thoth_nvme_read_counters(m->ctrl, &now, NULL, 0) && (now.ios != m->last.ios || now.inflight))
+	if (!thoth_nvme_read_counters(m->ctrl, &now, NULL, 0) && (now.ios != m->last.ios || now.inflight != inflight))
 		go_busy(m);
 }
 

@@ -364,8 +364,9 @@ static bool live_kick(thothd_tracer_t *t);
  * -- its reader, so its mapping: the process may have closed its memfd and
  * exited, the pages stay while mapped -- until a drain on the task thread
  * has read it (final_drained), kicked here; the next pruning frees it
- * (live_done).  THOTHD_DEFER=off reads it here always (the old path). */
-static void prune_sources(thothd_tracer_t *t)
+ * (live_done).  THOTHD_DEFER=off reads it here always (the old path), and
+ * so does FINISH (an attach at MAX_SOURCES: attach_fd). */
+static void prune(thothd_tracer_t *t, bool finish)
 {
 	trace_source_t **pp = &t->sources;
 	while (*pp) {
@@ -375,7 +376,7 @@ static void prune_sources(thothd_tracer_t *t)
 			continue;
 		}
 		if (t->live_fn && !s->final_drained) {
-			if (!t->d->defer_off &&
+			if (!finish && !t->d->defer_off &&
 			    thoth__trace_reader_unread(s->reader) > THOTHD_LIVE_INLINE_MAX && live_kick(t)) {
 				pp = &s->next;
 				continue;
@@ -392,6 +393,11 @@ static void prune_sources(thothd_tracer_t *t)
 		t->n_sources--;
 		source_free(t, s);
 	}
+}
+
+static void prune_sources(thothd_tracer_t *t)
+{
+	prune(t, false);
 }
 
 static int skip_event(const thoth_trace_event_t *ev, void *ctx)
@@ -477,7 +483,14 @@ static int attach_fd(thothd_tracer_t *t, int fd, const thothd_client_t *client, 
 		}
 	}
 	if (t->n_sources >= MAX_SOURCES) {
-		prune_sources(t);
+		/* Gone processes whose last records wait for a drain on the task
+		 * thread would hold the limit until it ends (live_done prunes
+		 * them): read those records here instead, all of them, and free
+		 * their sources, rather than refuse a live process.  Only at the
+		 * limit; a worker's drain of one of them stops where this one
+		 * takes over (live_cur).  Not counting them instead would let
+		 * mappings of gone processes pile up past MAX_SOURCES. */
+		prune(t, true);
 		if (t->n_sources >= MAX_SOURCES) {
 			snprintf(why, why_len, "%u buffers attached (limit)", t->n_sources);
 			r = THOTH_E_LIMIT;
