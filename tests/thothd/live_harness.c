@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "thoth/loop.h"
 #include "thoth/trace.h"
 
 static uint64_t now_ms(void)
@@ -29,7 +31,77 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000ull + (uint64_t)ts.tv_nsec / 1000000ull;
 }
 
+/* The traced process of live_traced_spawn_streaming: its main thread
+ * streams, another takes the bursts, each once the main thread has
+ * claimed its ring, the first, by a record (stream_claimed).  Not the
+ * other way round: a streaming thread started first did not get ring 0,
+ * the main thread claimed it before (seen: its bursts went to ring 0). */
+static uint32_t stream_per_s;
+static int stream_claimed;              /* atomic */
+static int burst_go = -1, burst_done = -1;
+
+/* The bursts asked for on GO, each answered on DONE, until GO closes. */
+static _Noreturn void serve_bursts(void)
+{
+	uint32_t n;
+	while (read(burst_go, &n, sizeof n) == (ssize_t)sizeof n) {
+		for (int i = 0; i < 20000 && !THOTH_TRACE_IS_ON(LOOP); i++)
+			usleep(500);    /* until thothd's live collection switches it on */
+		for (int i = 0; i < 20000 && stream_per_s &&
+				!__atomic_load_n(&stream_claimed, __ATOMIC_ACQUIRE); i++)
+			usleep(500);
+		if (!THOTH_TRACE_IS_ON(LOOP) ||
+		    (stream_per_s && !__atomic_load_n(&stream_claimed, __ATOMIC_ACQUIRE)))
+			_exit(3);
+		for (uint32_t i = 0; i < n; i++)
+			THOTH_TRACE(LOOP, loop_wakeup, THOTH_LOOP_WAKE_TIMER, (uint64_t)i);
+		if (write(burst_done, "d", 1) != 1)
+			_exit(1);
+	}
+	_exit(0);
+}
+
+static void *burst_thread(void *arg)
+{
+	(void)arg;
+	serve_bursts();
+}
+
+/* While LOOP is on, about stream_per_s loop_wakeup records (reason fd) a
+ * second, paced by the clock (a catch-up after a pause is capped at 10
+ * ms' worth): it keeps writing while a drain of its ring runs. */
+static _Noreturn void stream(void)
+{
+	uint64_t t0 = 0, written = 0, i = 0;
+	for (;;) {
+		if (!THOTH_TRACE_IS_ON(LOOP)) {
+			t0 = 0;
+			usleep(500);
+			continue;
+		}
+		uint64_t now = now_ms();
+		if (!t0) {
+			t0 = now;
+			written = 0;
+		}
+		uint64_t due = (now - t0) * stream_per_s / 1000;
+		if (due > written + stream_per_s / 100)
+			written = due - stream_per_s / 100;
+		for (; written < due; written++)
+			THOTH_TRACE(LOOP, loop_wakeup, THOTH_LOOP_WAKE_FD, i++);
+		if (i)
+			__atomic_store_n(&stream_claimed, 1, __ATOMIC_RELEASE);
+		usleep(100);
+	}
+}
+
 int live_traced_spawn(harness_t *h, uint32_t ring_records, live_traced_t *out)
+{
+	return live_traced_spawn_streaming(h, ring_records, 0, out);
+}
+
+int live_traced_spawn_streaming(harness_t *h, uint32_t ring_records, uint32_t per_s,
+				live_traced_t *out)
 {
 	int go[2], done[2];
 	if (h->n_children >= HARNESS_MAX_CHILDREN || pipe2(go, O_CLOEXEC))
@@ -55,18 +127,15 @@ int live_traced_spawn(harness_t *h, uint32_t ring_records, live_traced_t *out)
 		thoth_control_t ctl;
 		if (thoth_trace_init(&cfg) || harness_connect(h, &ctl))
 			_exit(1);
-		uint32_t n;
-		while (read(go[0], &n, sizeof n) == (ssize_t)sizeof n) {
-			for (int i = 0; i < 20000 && !THOTH_TRACE_IS_ON(LOOP); i++)
-				usleep(500);    /* until thothd's live collection switches it on */
-			if (!THOTH_TRACE_IS_ON(LOOP))
-				_exit(3);
-			for (uint32_t i = 0; i < n; i++)
-				THOTH_TRACE(LOOP, loop_wakeup, THOTH_LOOP_WAKE_TIMER, (uint64_t)i);
-			if (write(done[1], "d", 1) != 1)
-				_exit(1);
-		}
-		_exit(0);
+		burst_go = go[0];
+		burst_done = done[1];
+		stream_per_s = per_s;
+		if (!per_s)
+			serve_bursts();
+		pthread_t th;
+		if (pthread_create(&th, NULL, burst_thread, NULL))
+			_exit(1);
+		stream();
 	}
 	close(go[0]);
 	close(done[1]);

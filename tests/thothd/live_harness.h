@@ -28,6 +28,13 @@ typedef struct live_traced {
 } live_traced_t;
 
 int live_traced_spawn(harness_t *h, uint32_t ring_records, live_traced_t *out);
+/* The same, and its main thread, the first to claim a ring (ring 0),
+ * writes loop_wakeup records (reason fd, arg1 counting) on its own while
+ * LOOP is on, about STREAM_PER_S a second all along: a busy first ring.
+ * The bursts (reason timer) are then another thread's, in ring 1, each
+ * once the first ring is claimed. */
+int live_traced_spawn_streaming(harness_t *h, uint32_t ring_records, uint32_t stream_per_s,
+				live_traced_t *out);
 /* One burst of N records, written and done (60 s at most): 0, or -1. */
 int live_traced_burst(const live_traced_t *p, uint32_t n);
 /* Close GO and DONE: the process exits, its connection closes (it stays in
