@@ -1063,7 +1063,7 @@ static void session_end(thothd_tracer_t *t, uint64_t *events, uint64_t *dropped,
  * drain would read the observer's records on the loop thread: instead the
  * stop marks a cut in each of the session's rings (what comes after is not
  * the session's), and the drain is the answer's PREP on the task thread,
- * in chunks like the observer's own, reading at least up to the cut;
+ * in chunks like the observer's own, reading every ring exactly up to the cut first;
  * session_end reads nothing then.  A session whose owner went away ends
  * the same way, by a task (detached_session_fired).
  */
