@@ -28,6 +28,7 @@
 #include "chan_shm.h"
 #include "placement.h"
 #include "procstat.h"
+#include "chan_dispatch.h"
 #include "serve_slots.h"
 #include "fdpass.h"
 #include "log_internal.h"
@@ -56,6 +57,7 @@ enum {
 	LOG_BURST = 10,                 /* log lines per second, then counted only */
 	FD_LIMIT_PAUSE_MS = 100,        /* listening pauses this long at the fd limit */
 	SHED_MAX = 256,                 /* connections shed per fd-limit episode */
+	PEEK_CONNS = 16,                /* channels one look at the rings visits at most (peek_pick) */
 };
 
 typedef struct conn conn_t;
@@ -107,6 +109,8 @@ struct thoth_chan_server {
 	bool kicked;
 	conn_t *conns;
 	conn_queue_t pending, ready;
+	conn_t *disp;                   /* the channel whose request the loop thread dispatches, or NULL */
+	conn_t *peek_at;                /* where the next look's round-robin part begins (NULL: s->conns) */
 	uint32_t nopen;
 	thoth_timer_t *hs_timer;        /* armed only while a handshake is pending */
 	thoth_timer_t *pause_timer;     /* armed only while listening pauses */
@@ -262,6 +266,8 @@ static void pending_changed(thoth_chan_server_t *s)
 static void conn_close(conn_t *c)
 {
 	thoth_chan_server_t *s = c->srv;
+	if (s->peek_at == c)
+		s->peek_at = c->next;   /* NULL: the next look starts at the head */
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -572,8 +578,10 @@ static enum serve_result conn_serve(conn_t *c, unsigned *budget)
 						 .get_out = conn_get_out, .out_ctx = c };
 			conn_t *outer = dispatching;    /* a handler may run a server of its own */
 			dispatching = c;
+			s->disp = c;
 			r = thoth_server_dispatch(s->cfg.iface, s->cfg.invoke, s->cfg.handlers, s->cfg.self,
 						  msg.data, msg.len, &io);
+			s->disp = NULL;
 			dispatching = outer;
 			/* Counted before the answer goes: a client that has its
 			 * answer may read the counters (test_serve_counters). */
@@ -1331,6 +1339,49 @@ static void stats_fold(const thoth_chan_server_t *s, thoth_chan_server_stats_t *
 #undef F
 }
 
+static bool peekable(const conn_t *o)
+{
+	return o->open && o->mapped && !o->end.err;
+}
+
+/*
+ * The channels one look at S's rings visits (docs/PM.md "Seeing the
+ * rings", the rule): at most PEEK_CONNS, whatever the number of open
+ * channels, so that thousands of idle clients cost a look nothing more
+ * (each visit reads a line its client writes: a miss per channel).  In
+ * this order: the channel being dispatched (its client's next requests),
+ * those queued for their turn (s->ready: their budget ran out with
+ * requests left, so they hold some), then the others round-robin from
+ * where the last look stopped, PEEK_CONNS steps at most (skipped ones
+ * included): a request on a channel that was idle is seen within
+ * ceil(channels / PEEK_CONNS) looks, and seen at its dispatch anyway.
+ * The channels whose doorbell rang while the loop thread was held are
+ * among those others: their readiness is in the loop's epoll set, which
+ * only a system call would tell.  Writes OUT[0..n), returns n.  On S's
+ * loop thread, or while it is held in a dispatch (s->peek_at moves: the
+ * caller's lock orders it, governed.c's g->mu).
+ */
+static uint32_t peek_pick(thoth_chan_server_t *s, conn_t **out)
+{
+	uint32_t n = 0;
+	conn_t *d = s->disp;
+	if (d && peekable(d))
+		out[n++] = d;
+	for (conn_t *q = s->ready.head; q && n < PEEK_CONNS; q = q->q_next)
+		if (q != d && peekable(q))
+			out[n++] = q;
+	conn_t *start = s->peek_at ? s->peek_at : s->conns, *o = start;
+	for (uint32_t step = 0; o && n < PEEK_CONNS && step < PEEK_CONNS; step++) {
+		if (o != d && o->queue != &s->ready && peekable(o))
+			out[n++] = o;
+		o = o->next ? o->next : s->conns;
+		if (o == start)
+			break;          /* all of them: the next look starts here again */
+	}
+	s->peek_at = o;
+	return n;
+}
+
 int thoth_chan_server_caller(thoth_chan_caller_t *out)
 {
 	conn_t *c = dispatching;
@@ -1338,13 +1389,15 @@ int thoth_chan_server_caller(thoth_chan_caller_t *out)
 		memset(out, 0, sizeof *out);
 		return THOTH_E_NOT_FOUND;
 	}
-	/* Requests known to wait now: one per open channel whose request
-	 * ring holds one (its head, one load each; a governed service asks,
-	 * others never pay for it), this one's next included.  The ring
-	 * index is the peer's word: it only says "non-empty" here. */
-	uint32_t waiting = 0;
-	for (conn_t *o = c->srv->conns; o; o = o->next)
-		if (o->open && o->mapped && !o->end.err && chan_ready(&o->end, CHAN_WAIT_RECV, 0))
+	/* Requests known to wait now: one per channel looked at whose
+	 * request ring holds one (its head, one load each; a governed
+	 * service asks, others never pay for it), this one's next included;
+	 * at most PEEK_CONNS channels (peek_pick).  The ring index is the
+	 * peer's word: it only says "non-empty" here. */
+	conn_t *pick[PEEK_CONNS];
+	uint32_t k = peek_pick(c->srv, pick), waiting = 0;
+	for (uint32_t i = 0; i < k; i++)
+		if (chan_ready(&pick[i]->end, CHAN_WAIT_RECV, 0))
 			waiting++;
 	*out = (thoth_chan_caller_t){
 		.channel = c->serial, .pid = (int32_t)c->pid, .uid = (uint32_t)c->uid,
@@ -1361,20 +1414,35 @@ int thoth_chan_server_sent(uint64_t now_ns, uint64_t *sent_ns)
 	return chan_stamp_sent_ns(c->end.rx_stamp, now_ns, sent_ns);
 }
 
+void *thoth__chan_dispatch_hide(void)
+{
+	conn_t *c = dispatching;
+	dispatching = NULL;
+	return c;
+}
+
+void thoth__chan_dispatch_restore(void *hidden)
+{
+	dispatching = hidden;
+}
+
 thoth_chan_server_t *thoth_chan_server_dispatcher(void)
 {
 	return dispatching ? dispatching->srv : NULL;
 }
 
-uint32_t thoth_chan_server_waiting(thoth_chan_server_t *s, uint64_t now_ns, uint64_t *sent_ns, uint32_t max)
+uint32_t thoth_chan_server_waiting(thoth_chan_server_t *s, uint64_t now_ns, uint64_t *sent_ns, uint32_t max,
+				   uint32_t *visited)
 {
 	/* Each ring's published slots by their tags (chan_rx_peek: nothing
 	 * of the end changes, so another thread may look while the loop
 	 * thread is held in a dispatch); the stamps decoded here. */
-	uint32_t n = 0, stamps[64];
-	for (conn_t *o = s->conns; o && n < max; o = o->next) {
-		if (!o->open || !o->mapped || o->end.err)
-			continue;
+	conn_t *pick[PEEK_CONNS];
+	uint32_t nc = peek_pick(s, pick), n = 0, stamps[64];
+	if (visited)
+		*visited = nc;
+	for (uint32_t j = 0; j < nc && n < max; j++) {
+		conn_t *o = pick[j];
 		uint32_t want = max - n < 64 ? max - n : 64;
 		uint32_t k = chan_rx_peek(&o->end, want, sent_ns ? stamps : NULL);
 		for (uint32_t i = 0; sent_ns && i < k; i++)
