@@ -111,6 +111,7 @@ struct thoth_chan_server {
 	conn_queue_t pending, ready;
 	conn_t *disp;                   /* the channel whose request the loop thread dispatches, or NULL */
 	conn_t *peek_at;                /* where the next look's round-robin part begins (NULL: s->conns) */
+	uint32_t nconns;                /* in s->conns (handshaking ones included) */
 	uint32_t nopen;
 	thoth_timer_t *hs_timer;        /* armed only while a handshake is pending */
 	thoth_timer_t *pause_timer;     /* armed only while listening pauses */
@@ -268,6 +269,7 @@ static void conn_close(conn_t *c)
 	thoth_chan_server_t *s = c->srv;
 	if (s->peek_at == c)
 		s->peek_at = c->next;   /* NULL: the next look starts at the head */
+	s->nconns--;
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -1053,6 +1055,7 @@ static void adopt(thoth_chan_server_t *s, int cfd, const struct ucred *cred)
 	if (s->conns)
 		s->conns->prev = c;
 	s->conns = c;
+	s->nconns++;
 	c->hs_deadline = thoth_clock_now() + (uint64_t)s->cfg.handshake_timeout_ms * 1000000u;
 	q_push(&s->pending, c);
 	pending_changed(s);
@@ -1364,6 +1367,12 @@ static bool peekable(const conn_t *o)
 static uint32_t peek_pick(thoth_chan_server_t *s, conn_t **out)
 {
 	uint32_t n = 0;
+	if (s->nconns <= PEEK_CONNS) {  /* all of them, no order to keep */
+		for (conn_t *o = s->conns; o; o = o->next)
+			if (peekable(o))
+				out[n++] = o;
+		return n;
+	}
 	conn_t *d = s->disp;
 	if (d && peekable(d))
 		out[n++] = d;
