@@ -95,6 +95,7 @@ struct conn {
 	uint64_t pl_busy0;              /* the client's CPU ns at the window's start (0 = none) */
 	thoth_timer_t *mod_timer;       /* moderation: we wake by ourselves then (PM-3) */
 	uint64_t serial;                /* thoth_chan_server_caller's channel: 1.., never reused */
+	uint32_t peek_look;             /* the look that last picked it (peek_pick: no channel twice) */
 };
 
 struct thoth_chan_server {
@@ -112,6 +113,7 @@ struct thoth_chan_server {
 	conn_t *disp;                   /* the channel whose request the loop thread dispatches, or NULL */
 	conn_t *peek_at;                /* where the next look's round-robin part begins (NULL: s->conns) */
 	uint32_t nconns;                /* in s->conns (handshaking ones included) */
+	uint32_t peek_looks;            /* looks so far (peek_pick) */
 	uint32_t nopen;
 	thoth_timer_t *hs_timer;        /* armed only while a handshake is pending */
 	thoth_timer_t *pause_timer;     /* armed only while listening pauses */
@@ -511,10 +513,30 @@ static bool serve_pinned(thoth_chan_server_t *s)
 	return s->one_cpu;
 }
 
+/* Keep s->conns most recently served first: a look visits the channels
+ * at its head (peek_pick), the active ones among many idle.  A few stores
+ * per turn, on lines the server owns. */
+static void conn_to_front(conn_t *c)
+{
+	thoth_chan_server_t *s = c->srv;
+	if (s->conns == c)
+		return;
+	if (s->peek_at == c)
+		s->peek_at = c->next;
+	c->prev->next = c->next;        /* not the head: it has a prev */
+	if (c->next)
+		c->next->prev = c->prev;
+	c->prev = NULL;
+	c->next = s->conns;
+	s->conns->prev = c;
+	s->conns = c;
+}
+
 static enum serve_result conn_serve(conn_t *c, unsigned *budget)
 {
 	thoth_chan_server_t *s = c->srv;
 	chan_end_t *e = &c->end;
+	conn_to_front(c);
 	chan_disarm(e, CHAN_WAIT_RECV);
 	chan_disarm(e, CHAN_WAIT_SLOT);
 	ST_ADD(s, turns, 1);
@@ -1352,12 +1374,14 @@ static bool peekable(const conn_t *o)
  * rings", the rule): at most PEEK_CONNS, whatever the number of open
  * channels, so that thousands of idle clients cost a look nothing more
  * (each visit reads a line its client writes: a miss per channel).  In
- * this order: the channel being dispatched (its client's next requests),
- * those queued for their turn (s->ready: their budget ran out with
- * requests left, so they hold some), then the others round-robin from
- * where the last look stopped, PEEK_CONNS steps at most (skipped ones
- * included): a request on a channel that was idle is seen within
- * ceil(channels / PEEK_CONNS) looks, and seen at its dispatch anyway.
+ * this order, none twice: the channel being dispatched (its client's
+ * next requests), those queued for their turn (s->ready: their budget ran
+ * out with requests left, so they hold some), the PEEK_CONNS / 2 most
+ * recently served (s->conns' head, conn_to_front: the active clients
+ * among many idle ones), then the others round-robin from where the last
+ * look stopped, PEEK_CONNS steps at most (skipped ones included): a
+ * request on a channel that was idle is seen within about
+ * ceil(channels / (PEEK_CONNS / 2)) looks, and at its dispatch anyway.
  * The channels whose doorbell rang while the loop thread was held are
  * among those others: their readiness is in the loop's epoll set, which
  * only a system call would tell.  Writes OUT[0..n), returns n.  On S's
@@ -1373,20 +1397,24 @@ static uint32_t peek_pick(thoth_chan_server_t *s, conn_t **out)
 				out[n++] = o;
 		return n;
 	}
-	conn_t *d = s->disp;
-	if (d && peekable(d))
-		out[n++] = d;
+	uint32_t look = ++s->peek_looks;
+#define PICK(o) do { if ((o)->peek_look != look && peekable(o)) { (o)->peek_look = look; out[n++] = (o); } } while (0)
+	if (s->disp)
+		PICK(s->disp);
 	for (conn_t *q = s->ready.head; q && n < PEEK_CONNS; q = q->q_next)
-		if (q != d && peekable(q))
-			out[n++] = q;
-	conn_t *start = s->peek_at ? s->peek_at : s->conns, *o = start;
+		PICK(q);
+	conn_t *o = s->conns;
+	for (uint32_t step = 0; o && n < PEEK_CONNS && step < PEEK_CONNS / 2; step++, o = o->next)
+		PICK(o);        /* the most recently served (conn_to_front) */
+	conn_t *start = s->peek_at ? s->peek_at : s->conns;
+	o = start;
 	for (uint32_t step = 0; o && n < PEEK_CONNS && step < PEEK_CONNS; step++) {
-		if (o != d && o->queue != &s->ready && peekable(o))
-			out[n++] = o;
+		PICK(o);
 		o = o->next ? o->next : s->conns;
 		if (o == start)
 			break;          /* all of them: the next look starts here again */
 	}
+#undef PICK
 	s->peek_at = o;
 	return n;
 }
