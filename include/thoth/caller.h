@@ -55,10 +55,11 @@ struct thoth_chan_server *thoth_chan_server_dispatcher(void);
 /* The requests waiting in S's rings now, read only: the published, not yet
  * taken requests (by their slots' tags; the one being dispatched is taken
  * already) of at most 16 channels, at most MAX, in no promised order.  The
- * channels looked at: the one being dispatched, those queued for their
- * turn, then the others round-robin, each look going on where the last
- * stopped (docs/PM.md "Seeing the rings": a request on an idle channel is
- * seen within ceil(channels / 16) looks).  For each request, SENT_NS[i]
+ * channels looked at (all of them up to 16): the one being dispatched,
+ * those queued for their turn, the 8 most recently served, then the
+ * others round-robin, each look going on where the last stopped
+ * (docs/PM.md "Seeing the rings": a request on an idle channel is seen
+ * within about ceil(channels / 8) looks).  For each request, SENT_NS[i]
  * (may be NULL) is its send stamp read around NOW_NS as
  * thoth_chan_server_sent() reads it, or 0 where it carries none.  Returns
  * how many it saw (<= MAX); *VISITED (may be NULL): how many channels it
