@@ -1398,6 +1398,8 @@ static uint32_t peek_pick(thoth_chan_server_t *s, conn_t **out)
 		return n;
 	}
 	uint32_t look = ++s->peek_looks;
+	if (!look)
+		look = ++s->peek_looks; /* 0 is a new channel's: never a look's */
 #define PICK(o) do { if ((o)->peek_look != look && peekable(o)) { (o)->peek_look = look; out[n++] = (o); } } while (0)
 	if (s->disp)
 		PICK(s->disp);
