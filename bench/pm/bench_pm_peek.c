@@ -10,7 +10,9 @@
  * requests wait in the rings.  Printed: requests, the serving thread's CPU
  * time per request, wall time per request, and what the shim saw
  * (ring_looks, requests seen waiting per look).  --no-peek: the shim counts
- * the non-empty rings instead (thoth_pm_governed_set_peek false).
+ * the non-empty rings instead (thoth_pm_governed_set_peek false).  --idle
+ * N: N more channels are open and never send (a server with many idle
+ * clients: a look must not cost more for them, docs/PM.md).
  *
  * For a stable figure count instructions instead of time (this VM is
  * shared and noisy): everything the shim does per request is inside its
@@ -21,7 +23,7 @@
  * printed, with and without --no-peek, that is the cost per request
  * (docs/BENCHMARKS.md).
  *
- *   bench_pm_peek [--channels N] [--depth D] [--rounds R] [--no-peek]
+ *   bench_pm_peek [--channels N] [--depth D] [--rounds R] [--idle N] [--no-peek]
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -29,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -39,6 +42,7 @@
 #include "thoth/loop.h"
 
 #define MAX_CHANNELS 64
+#define MAX_IDLE 4096
 
 static char sock[128];
 static bool peek = true;
@@ -75,7 +79,7 @@ static void *serve(void *arg)
 	static const thoth_echo_Echo_handlers_t handlers = { .echo = on_echo, .stats = on_stats };
 	thoth_chan_server_config_t cfg = {
 		.path = sock, .iface = &thoth_echo_Echo_info, .invoke = thoth_echo_Echo_invoke,
-		.handlers = &handlers, .wait = THOTH_CHAN_SLEEP,
+		.handlers = &handlers, .wait = THOTH_CHAN_SLEEP, .max_clients = MAX_CHANNELS + MAX_IDLE,
 	};
 	thoth_pm_governed_wrap(gov, &cfg);
 	thoth_chan_server_t *srv;
@@ -99,7 +103,7 @@ static uint64_t clock_ns(clockid_t c)
 
 int main(int argc, char **argv)
 {
-	unsigned channels = 8, depth = 4, rounds = 20000;
+	unsigned channels = 8, depth = 4, rounds = 20000, idle = 0;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--channels") && i + 1 < argc)
 			channels = (unsigned)strtoul(argv[++i], NULL, 10);
@@ -107,16 +111,25 @@ int main(int argc, char **argv)
 			depth = (unsigned)strtoul(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "--rounds") && i + 1 < argc)
 			rounds = (unsigned)strtoul(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--idle") && i + 1 < argc)
+			idle = (unsigned)strtoul(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "--no-peek"))
 			peek = false;
 		else {
-			fprintf(stderr, "usage: bench_pm_peek [--channels N] [--depth D] [--rounds R] [--no-peek]\n");
+			fprintf(stderr, "usage: bench_pm_peek [--channels N] [--depth D] [--rounds R] [--idle N] [--no-peek]\n");
 			return 2;
 		}
 	}
-	if (!channels || channels > MAX_CHANNELS || !depth || depth > 128 || !rounds) {
-		fprintf(stderr, "bench_pm_peek: channels 1..%d, depth 1..128, rounds > 0\n", MAX_CHANNELS);
+	if (!channels || channels > MAX_CHANNELS || !depth || depth > 128 || !rounds || idle > MAX_IDLE) {
+		fprintf(stderr, "bench_pm_peek: channels 1..%d, depth 1..128, rounds > 0, idle 0..%d\n",
+			MAX_CHANNELS, MAX_IDLE);
 		return 2;
+	}
+	/* both ends of every channel live in this process: a few fds each */
+	struct rlimit rl;
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < 8 * (rlim_t)(channels + idle) + 64) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
 	}
 	char dir[] = "/tmp/thoth-pm-peek-XXXXXX";
 	if (!mkdtemp(dir))
@@ -136,6 +149,14 @@ int main(int argc, char **argv)
 		char why[256];
 		if (thoth_chan_connect(sock, &ccfg, &ch[c], why, sizeof why)) {
 			fprintf(stderr, "bench_pm_peek: connect: %s\n", why);
+			return 1;
+		}
+	}
+	static thoth_chan_t *idle_ch[MAX_IDLE];
+	for (unsigned c = 0; c < idle; c++) {
+		char why[256];
+		if (thoth_chan_connect(sock, &ccfg, &idle_ch[c], why, sizeof why)) {
+			fprintf(stderr, "bench_pm_peek: connect idle %u: %s\n", c, why);
 			return 1;
 		}
 	}
@@ -165,8 +186,8 @@ int main(int argc, char **argv)
 	uint64_t cpu1 = clock_ns(serve_clock), wall1 = thoth_pm_clock_monotonic_ns();
 	thoth_pm_governed_stats_t st;
 	thoth_pm_governed_stats(gov, &st);
-	printf("peek %s channels %u depth %u requests %llu serve_cpu_ns/req %.0f wall_ns/req %.0f ring_looks %llu "
-	       "seen/look %.2f\n", peek ? "on" : "off", channels, depth, (unsigned long long)n,
+	printf("peek %s channels %u idle %u depth %u requests %llu serve_cpu_ns/req %.0f wall_ns/req %.0f "
+	       "ring_looks %llu seen/look %.2f\n", peek ? "on" : "off", channels, idle, depth, (unsigned long long)n,
 	       (double)(cpu1 - cpu0) / (double)n, (double)(wall1 - wall0) / (double)n,
 	       (unsigned long long)st.ring_looks, st.ring_looks ? (double)st.ring_seen / (double)st.ring_looks : 0.0);
 	fflush(stdout);

@@ -28,6 +28,7 @@
 #include "chan_shm.h"
 #include "placement.h"
 #include "procstat.h"
+#include "chan_dispatch.h"
 #include "serve_slots.h"
 #include "fdpass.h"
 #include "log_internal.h"
@@ -56,6 +57,7 @@ enum {
 	LOG_BURST = 10,                 /* log lines per second, then counted only */
 	FD_LIMIT_PAUSE_MS = 100,        /* listening pauses this long at the fd limit */
 	SHED_MAX = 256,                 /* connections shed per fd-limit episode */
+	PEEK_CONNS = 16,                /* channels one look at the rings visits at most (peek_pick) */
 };
 
 typedef struct conn conn_t;
@@ -93,6 +95,7 @@ struct conn {
 	uint64_t pl_busy0;              /* the client's CPU ns at the window's start (0 = none) */
 	thoth_timer_t *mod_timer;       /* moderation: we wake by ourselves then (PM-3) */
 	uint64_t serial;                /* thoth_chan_server_caller's channel: 1.., never reused */
+	uint32_t peek_look;             /* the look that last picked it (peek_pick: no channel twice) */
 };
 
 struct thoth_chan_server {
@@ -107,6 +110,10 @@ struct thoth_chan_server {
 	bool kicked;
 	conn_t *conns;
 	conn_queue_t pending, ready;
+	conn_t *disp;                   /* the channel whose request the loop thread dispatches, or NULL */
+	conn_t *peek_at;                /* where the next look's round-robin part begins (NULL: s->conns) */
+	uint32_t nconns;                /* in s->conns (handshaking ones included) */
+	uint32_t peek_looks;            /* looks so far (peek_pick) */
 	uint32_t nopen;
 	thoth_timer_t *hs_timer;        /* armed only while a handshake is pending */
 	thoth_timer_t *pause_timer;     /* armed only while listening pauses */
@@ -262,6 +269,9 @@ static void pending_changed(thoth_chan_server_t *s)
 static void conn_close(conn_t *c)
 {
 	thoth_chan_server_t *s = c->srv;
+	if (s->peek_at == c)
+		s->peek_at = c->next;   /* NULL: the next look starts at the head */
+	s->nconns--;
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -503,10 +513,30 @@ static bool serve_pinned(thoth_chan_server_t *s)
 	return s->one_cpu;
 }
 
+/* Keep s->conns most recently served first: a look visits the channels
+ * at its head (peek_pick), the active ones among many idle.  A few stores
+ * per turn, on lines the server owns. */
+static void conn_to_front(conn_t *c)
+{
+	thoth_chan_server_t *s = c->srv;
+	if (s->conns == c)
+		return;
+	if (s->peek_at == c)
+		s->peek_at = c->next;
+	c->prev->next = c->next;        /* not the head: it has a prev */
+	if (c->next)
+		c->next->prev = c->prev;
+	c->prev = NULL;
+	c->next = s->conns;
+	s->conns->prev = c;
+	s->conns = c;
+}
+
 static enum serve_result conn_serve(conn_t *c, unsigned *budget)
 {
 	thoth_chan_server_t *s = c->srv;
 	chan_end_t *e = &c->end;
+	conn_to_front(c);
 	chan_disarm(e, CHAN_WAIT_RECV);
 	chan_disarm(e, CHAN_WAIT_SLOT);
 	ST_ADD(s, turns, 1);
@@ -572,8 +602,10 @@ static enum serve_result conn_serve(conn_t *c, unsigned *budget)
 						 .get_out = conn_get_out, .out_ctx = c };
 			conn_t *outer = dispatching;    /* a handler may run a server of its own */
 			dispatching = c;
+			s->disp = c;
 			r = thoth_server_dispatch(s->cfg.iface, s->cfg.invoke, s->cfg.handlers, s->cfg.self,
 						  msg.data, msg.len, &io);
+			s->disp = NULL;
 			dispatching = outer;
 			/* Counted before the answer goes: a client that has its
 			 * answer may read the counters (test_serve_counters). */
@@ -1045,6 +1077,7 @@ static void adopt(thoth_chan_server_t *s, int cfd, const struct ucred *cred)
 	if (s->conns)
 		s->conns->prev = c;
 	s->conns = c;
+	s->nconns++;
 	c->hs_deadline = thoth_clock_now() + (uint64_t)s->cfg.handshake_timeout_ms * 1000000u;
 	q_push(&s->pending, c);
 	pending_changed(s);
@@ -1331,6 +1364,63 @@ static void stats_fold(const thoth_chan_server_t *s, thoth_chan_server_stats_t *
 #undef F
 }
 
+static bool peekable(const conn_t *o)
+{
+	return o->open && o->mapped && !o->end.err;
+}
+
+/*
+ * The channels one look at S's rings visits (docs/PM.md "Seeing the
+ * rings", the rule): at most PEEK_CONNS, whatever the number of open
+ * channels, so that thousands of idle clients cost a look nothing more
+ * (each visit reads a line its client writes: a miss per channel).  In
+ * this order, none twice: the channel being dispatched (its client's
+ * next requests), those queued for their turn (s->ready: their budget ran
+ * out with requests left, so they hold some), the PEEK_CONNS / 2 most
+ * recently served (s->conns' head, conn_to_front: the active clients
+ * among many idle ones), then the others round-robin from where the last
+ * look stopped, PEEK_CONNS steps at most (skipped ones included): a
+ * request on a channel that was idle is seen within about
+ * ceil(channels / (PEEK_CONNS / 2)) looks, and at its dispatch anyway.
+ * The channels whose doorbell rang while the loop thread was held are
+ * among those others: their readiness is in the loop's epoll set, which
+ * only a system call would tell.  Writes OUT[0..n), returns n.  On S's
+ * loop thread, or while it is held in a dispatch (s->peek_at moves: the
+ * caller's lock orders it, governed.c's g->mu).
+ */
+static uint32_t peek_pick(thoth_chan_server_t *s, conn_t **out)
+{
+	uint32_t n = 0;
+	if (s->nconns <= PEEK_CONNS) {  /* all of them, no order to keep */
+		for (conn_t *o = s->conns; o; o = o->next)
+			if (peekable(o))
+				out[n++] = o;
+		return n;
+	}
+	uint32_t look = ++s->peek_looks;
+	if (!look)
+		look = ++s->peek_looks; /* 0 is a new channel's: never a look's */
+#define PICK(o) do { if ((o)->peek_look != look && peekable(o)) { (o)->peek_look = look; out[n++] = (o); } } while (0)
+	if (s->disp)
+		PICK(s->disp);
+	for (conn_t *q = s->ready.head; q && n < PEEK_CONNS; q = q->q_next)
+		PICK(q);
+	conn_t *o = s->conns;
+	for (uint32_t step = 0; o && n < PEEK_CONNS && step < PEEK_CONNS / 2; step++, o = o->next)
+		PICK(o);        /* the most recently served (conn_to_front) */
+	conn_t *start = s->peek_at ? s->peek_at : s->conns;
+	o = start;
+	for (uint32_t step = 0; o && n < PEEK_CONNS && step < PEEK_CONNS; step++) {
+		PICK(o);
+		o = o->next ? o->next : s->conns;
+		if (o == start)
+			break;          /* all of them: the next look starts here again */
+	}
+#undef PICK
+	s->peek_at = o;
+	return n;
+}
+
 int thoth_chan_server_caller(thoth_chan_caller_t *out)
 {
 	conn_t *c = dispatching;
@@ -1338,13 +1428,15 @@ int thoth_chan_server_caller(thoth_chan_caller_t *out)
 		memset(out, 0, sizeof *out);
 		return THOTH_E_NOT_FOUND;
 	}
-	/* Requests known to wait now: one per open channel whose request
-	 * ring holds one (its head, one load each; a governed service asks,
-	 * others never pay for it), this one's next included.  The ring
-	 * index is the peer's word: it only says "non-empty" here. */
-	uint32_t waiting = 0;
-	for (conn_t *o = c->srv->conns; o; o = o->next)
-		if (o->open && o->mapped && !o->end.err && chan_ready(&o->end, CHAN_WAIT_RECV, 0))
+	/* Requests known to wait now: one per channel looked at whose
+	 * request ring holds one (its head, one load each; a governed
+	 * service asks, others never pay for it), this one's next included;
+	 * at most PEEK_CONNS channels (peek_pick).  The ring index is the
+	 * peer's word: it only says "non-empty" here. */
+	conn_t *pick[PEEK_CONNS];
+	uint32_t k = peek_pick(c->srv, pick), waiting = 0;
+	for (uint32_t i = 0; i < k; i++)
+		if (chan_ready(&pick[i]->end, CHAN_WAIT_RECV, 0))
 			waiting++;
 	*out = (thoth_chan_caller_t){
 		.channel = c->serial, .pid = (int32_t)c->pid, .uid = (uint32_t)c->uid,
@@ -1361,20 +1453,35 @@ int thoth_chan_server_sent(uint64_t now_ns, uint64_t *sent_ns)
 	return chan_stamp_sent_ns(c->end.rx_stamp, now_ns, sent_ns);
 }
 
+void *thoth__chan_dispatch_hide(void)
+{
+	conn_t *c = dispatching;
+	dispatching = NULL;
+	return c;
+}
+
+void thoth__chan_dispatch_restore(void *hidden)
+{
+	dispatching = hidden;
+}
+
 thoth_chan_server_t *thoth_chan_server_dispatcher(void)
 {
 	return dispatching ? dispatching->srv : NULL;
 }
 
-uint32_t thoth_chan_server_waiting(thoth_chan_server_t *s, uint64_t now_ns, uint64_t *sent_ns, uint32_t max)
+uint32_t thoth_chan_server_waiting(thoth_chan_server_t *s, uint64_t now_ns, uint64_t *sent_ns, uint32_t max,
+				   uint32_t *visited)
 {
 	/* Each ring's published slots by their tags (chan_rx_peek: nothing
 	 * of the end changes, so another thread may look while the loop
 	 * thread is held in a dispatch); the stamps decoded here. */
-	uint32_t n = 0, stamps[64];
-	for (conn_t *o = s->conns; o && n < max; o = o->next) {
-		if (!o->open || !o->mapped || o->end.err)
-			continue;
+	conn_t *pick[PEEK_CONNS];
+	uint32_t nc = peek_pick(s, pick), n = 0, stamps[64];
+	if (visited)
+		*visited = nc;
+	for (uint32_t j = 0; j < nc && n < max; j++) {
+		conn_t *o = pick[j];
 		uint32_t want = max - n < 64 ? max - n : 64;
 		uint32_t k = chan_rx_peek(&o->end, want, sent_ns ? stamps : NULL);
 		for (uint32_t i = 0; sent_ns && i < k; i++)

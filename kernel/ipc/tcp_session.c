@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chan_dispatch.h"
 #include "stream_buf.h"
 #include "tcp.thoth.h"
 #include "tcp_internal.h"
@@ -215,7 +216,9 @@ int thoth__tcp_session_step(thoth__tcp_session_t *s, const uint8_t **out, size_t
 		.get_out = get_out, .out_ctx = s->svc,
 	};
 	uint32_t iface = thoth_le32(msg + 8), method = thoth_le32(msg + 12);
+	void *chan = thoth__chan_dispatch_hide();  /* not a channel's request (chan_dispatch.h) */
 	r = thoth_server_dispatch(s->svc->iface, s->svc->invoke, s->svc->handlers, s->svc->self, msg, mlen, &io);
+	thoth__chan_dispatch_restore(chan);
 	thoth_stream_consume(&s->reader);
 	if (r < 0) {
 		thoth__tcp_why(s->why, sizeof s->why, "malformed request: %s", thoth_strerror(r));

@@ -126,7 +126,8 @@ static void sort_due(uint64_t *a, uint32_t n)
 static void announce_waiting(thoth_pm_governed_t *g, uint64_t now)
 {
 	uint64_t due[PEEK_MAX];
-	uint32_t n = thoth_chan_server_waiting(g->srv, now, due, PEEK_MAX);
+	uint32_t visited = 0;
+	uint32_t n = thoth_chan_server_waiting(g->srv, now, due, PEEK_MAX, &visited);
 	for (uint32_t i = 0; i < n; i++) {
 		bool clamped = false;
 		uint64_t own = due[i] ? thoth_pm_governed_deadline(now, g->qos_ns, true, due[i], &clamped)
@@ -137,6 +138,7 @@ static void announce_waiting(thoth_pm_governed_t *g, uint64_t now)
 	sort_due(due, n);
 	g->stats.ring_looks++;
 	g->stats.ring_seen += n;
+	g->stats.ring_visited += visited;
 	g->stats.ring_last = n;
 	thoth_pm_dvfs_waiting_due(g->dvfs, due, n);
 }

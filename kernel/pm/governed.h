@@ -152,6 +152,7 @@ typedef struct thoth_pm_governed_stats {
 	bool watcher;              /* the watcher thread runs */
 	uint64_t ring_looks;       /* looks at the rings (dispatches and checks, peeking) */
 	uint64_t ring_seen;        /* requests seen waiting, summed over the looks */
+	uint64_t ring_visited;     /* channels looked at, summed over the looks (<= 16 a look) */
 	uint32_t ring_last;        /* ...at the last look */
 	uint64_t ring_clamped;     /* their stamps out of [now - qos, now] (hostile, or waited a whole bound) */
 	uint64_t write_errors;

@@ -792,6 +792,66 @@ static void test_requests_waiting_in_the_ring_raise_the_frequency_before_their_d
 	ch = ch0;
 }
 
+/*
+ * A look at the rings costs the same with many idle clients (docs/PM.md
+ * "Seeing the rings", the rule): it visits at most 16 channels, and a
+ * request on any of them is still seen, the look going on round-robin
+ * where the last one stopped.  40 idle channels besides ours: every look
+ * (at dispatch, and every 0.5 ms while a handler is held) visits 16 at
+ * most, where walking them all visited 41.  While one request is held, a
+ * request sent on the first idle channel opened (the last in the
+ * server's list) is seen waiting before its dispatch.
+ */
+static void test_a_look_at_the_rings_visits_a_bounded_number_of_channels_however_many_are_idle(void **state)
+{
+	enum { IDLE = 40, PEEK_CONNS = 16 };
+	thoth_chan_t *idle[IDLE];
+	thoth_chan_config_t cfg = { .iface = &thoth_echo_Echo_info, .wait = THOTH_CHAN_SLEEP, .timeout_ms = 10000 };
+	for (int i = 0; i < IDLE; i++) {
+		char why[256];
+		assert_int_equal(thoth_chan_connect(sock, &cfg, &idle[i], why, sizeof why), 0);
+	}
+	for (int i = 0; i < 20; i++)
+		call(100);
+	ask();
+	unsigned long long looks0 = stat_field("ring_looks"), visited0 = stat_field("ring_visited"),
+			   seen0 = stat_field("ring_seen");
+	for (int i = 0; i < 20; i++)
+		call(100);
+	/* held on ours; one request on the farthest idle channel meanwhile */
+	send_only(HOLD_US);
+	for (int i = 0; i < 10000 && !file_exists(".held"); i++)
+		pause_ms(1);
+	assert_true(file_exists(".held"));
+	thoth_chan_t *mine = ch;
+	ch = idle[0];
+	send_only(100);
+	ch = mine;
+	pause_ms(20);   /* ~40 of the watcher's looks: the round-robin comes round */
+	char go[256];
+	snprintf(go, sizeof go, "%s.go", sock);
+	FILE *f = fopen(go, "w");
+	assert_non_null(f);
+	fclose(f);
+	thoth_msg_t m;
+	assert_int_equal(thoth_chan_recv(ch, &m, 10000), 0);
+	thoth_chan_release(ch, &m);
+	assert_int_equal(thoth_chan_recv(idle[0], &m, 10000), 0);
+	thoth_chan_release(idle[0], &m);
+	unlink(go);
+	ask();
+	unsigned long long looks = stat_field("ring_looks") - looks0, visited = stat_field("ring_visited") - visited0,
+			   seen = stat_field("ring_seen") - seen0;
+	print_message("%llu looks visited %llu channels (%.1f a look, %d open); %llu requests seen waiting\n", looks,
+		      visited, looks ? (double)visited / (double)looks : 0.0, IDLE + 1, seen);
+	assert_true(looks >= 22);                       /* each dispatch looks, and the held one's checks */
+	assert_true(visited >= looks);                  /* the dispatching channel at least */
+	assert_true(visited <= PEEK_CONNS * looks);     /* walking them all: 41 a look */
+	assert_true(seen >= 1);                         /* the idle channel's request, before its dispatch */
+	for (int i = 0; i < IDLE; i++)
+		thoth_chan_close(idle[i]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -802,6 +862,7 @@ int main(void)
 		cmocka_unit_test(test_hostile_channel_stamps_cost_energy_or_latency_never_a_crash),
 		cmocka_unit_test(test_a_handler_running_past_its_estimate_is_sped_up_while_it_runs),
 		cmocka_unit_test(test_requests_waiting_in_the_ring_raise_the_frequency_before_their_dispatch),
+		cmocka_unit_test(test_a_look_at_the_rings_visits_a_bounded_number_of_channels_however_many_are_idle),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
