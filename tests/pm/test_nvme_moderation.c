@@ -967,7 +967,7 @@ static void test_the_perf_wakeup_rings_on_every_real_block_request(void **state)
 {
 	(void)state;
 	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-	uint32_t disk;
+	uint32_t disk = 0;
 	if (!blk_disk_of(tmp, &disk, NULL, 0)) {
 		print_message("%s is not on a block device (skipped)\n", tmp);
 		skip();
@@ -1046,7 +1046,7 @@ static void test_the_loop_wakes_through_perf_on_every_real_request(void **state)
 {
 	(void)state;
 	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-	uint32_t disk;
+	uint32_t disk = 0;
 	if (!blk_disk_of(tmp, &disk, NULL, 0)) {
 		print_message("%s is not on a block device (skipped)\n", tmp);
 		skip();
