@@ -30,6 +30,8 @@
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdatomic.h>
 #include <sched.h>
@@ -250,8 +252,27 @@ static void flooder_alive(flood_report_t *rep, uint64_t before)
  * each condition's latencies and compare the p99s.  Short alternating
  * blocks put the machine's other load on both conditions alike.
  */
-static void check_fair(thoth_chan_wait_t wait, const char *arg1, const char *arg2)
+/* P99_OVER: the p99 bound failed (LAST: fail the test then, else
+ * report it for another measurement).  Every other check fails at once. */
+static bool p99_over(bool last, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static bool p99_over(bool last, const char *fmt, ...)
 {
+	char msg[400];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (last)
+		fail_msg("%s", msg);
+	print_message("%s: measuring again\n", msg);
+	return false;
+}
+
+/* One measurement; false if only its p99 was over the bound and LAST is
+ * not set. */
+static bool check_fair(thoth_chan_wait_t wait, const char *arg1, const char *arg2, bool last)
+{
+	bool ok = true;
 	assert_int_equal(chan_service_start(&env, CHAN_SERVICE, arg1, arg2, NULL), 0);
 	flood_report_t *rep = mmap(NULL, sizeof *rep, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	assert_true(rep != MAP_FAILED);
@@ -379,23 +400,39 @@ static void check_fair(thoth_chan_wait_t wait, const char *arg1, const char *arg
 		if (b99 < 2.0 * (double)a)
 			b99 = 2.0 * (double)a;
 		if ((double)f > b99)
-			fail_msg("innocent p99 with a flooder is %.1f us, more than the %.1f us that turns allow "
-				 "(the larger of 2 x %.1f us alone and it + 3 turns of %d messages at %.2f us)",
-				 f / 1e3, b99 / 1e3, a / 1e3, TURN, per_msg / 1e3);
+			ok = p99_over(last, "innocent p99 with a flooder is %.1f us, more than the %.1f us that turns "
+				      "allow (the larger of 2 x %.1f us alone and it + 3 turns of %d messages at %.2f us)",
+				      f / 1e3, b99 / 1e3, a / 1e3, TURN, per_msg / 1e3);
 #else
 		if (f > 2 * a)
-			fail_msg("innocent p99 with a flooder is %.1f us, more than twice its %.1f us alone", f / 1e3, a / 1e3);
+			ok = p99_over(last, "innocent p99 with a flooder is %.1f us, more than twice its %.1f us alone",
+				      f / 1e3, a / 1e3);
 #endif
 	} else {
 		print_message("p99 not asserted: load average %.1f on %ld CPUs\n", load, cpus);
 	}
 	munmap(rep, sizeof *rep);
 	assert_true(chan_service_stop(&env) >= 0);
+	return ok;
+}
+
+/* The p99 of 2,000 calls is a scheduling figure: one measurement in ten
+ * or twenty on a quiet machine (main's build too, ASan: 2 of 20) has a
+ * p99 several times its own "alone" from delays no client causes.
+ * Starvation by the flooder fails every measurement, so the p99 bound is
+ * judged on the best of up to three; the p50 and the flooder's progress
+ * are checked in each. */
+enum { P99_TRIES = 3 };
+static void check_fair_tries(thoth_chan_wait_t wait, const char *arg1, const char *arg2)
+{
+	for (int i = 1; i <= P99_TRIES; i++)
+		if (check_fair(wait, arg1, arg2, i == P99_TRIES))
+			return;
 }
 
 static void test_flooder_does_not_starve_a_sleeping_client(void **state)
 {
-	check_fair(THOTH_CHAN_SLEEP, "--sleep", NULL);
+	check_fair_tries(THOTH_CHAN_SLEEP, "--sleep", NULL);
 }
 
 int main(void)
