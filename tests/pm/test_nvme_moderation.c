@@ -581,6 +581,21 @@ static void stays_busy_for_5_samples(thoth_loop_t *loop, thoth_nvmemod_t *m, con
 			 (unsigned long long)(st.wakes - st0->wakes));
 }
 
+/* The in-flight tests' loop: adaptive, a 1 ms sample period, STALL_US of
+ * stall time, on a fresh fake and loop. */
+static thoth_nvmemod_t *start_1ms(thoth_nvme_fake_t *fake, thoth_loop_t **loop, uint32_t stall_us)
+{
+	thoth_nvme_fake_init(fake, 0);
+	assert_int_equal(thoth_loop_new(loop), 0);
+	thoth_nvmemod_config_t cfg = fixture_config(fake, THOTH_MOD_ADAPTIVE, NULL);
+	cfg.sample_us = 1000;
+	cfg.stall_us = stall_us;
+	thoth_nvmemod_t *m;
+	char why[300];
+	assert_int_equal(thoth_nvmemod_start(*loop, &cfg, &m, why, sizeof why), 0);
+	return m;
+}
+
 /* A first request slower than a sample period (an NVMe drive leaving a
  * deep power state takes about 10 ms): the wake-up rang at its issue
  * (here the stat file rewritten with in_flight 1, which inotify sees as
@@ -591,15 +606,8 @@ static void test_a_slow_first_request_keeps_the_loop_awake(void **state)
 {
 	(void)state;
 	thoth_nvme_fake_t fake;
-	thoth_nvme_fake_init(&fake, 0);
 	thoth_loop_t *loop;
-	assert_int_equal(thoth_loop_new(&loop), 0);
-	thoth_nvmemod_config_t cfg = fixture_config(&fake, THOTH_MOD_ADAPTIVE, NULL);
-	cfg.sample_us = 1000;
-	cfg.stall_us = 10000000;          /* the bound has a test of its own */
-	thoth_nvmemod_t *m;
-	char why[300];
-	assert_int_equal(thoth_nvmemod_start(loop, &cfg, &m, why, sizeof why), 0);
+	thoth_nvmemod_t *m = start_1ms(&fake, &loop, 10000000);  /* the bound has a test of its own */
 	ctx_t c = { m, &fake };
 	put_counters_inflight(1000, 300, 1);              /* issued */
 	assert_true(test_loop_until(loop, is_busy, &c, 2000));
@@ -628,15 +636,8 @@ static void test_requests_in_flight_when_the_io_stops_keep_the_loop_awake(void *
 {
 	(void)state;
 	thoth_nvme_fake_t fake;
-	thoth_nvme_fake_init(&fake, 0);
 	thoth_loop_t *loop;
-	assert_int_equal(thoth_loop_new(&loop), 0);
-	thoth_nvmemod_config_t cfg = fixture_config(&fake, THOTH_MOD_ADAPTIVE, NULL);
-	cfg.sample_us = 1000;
-	cfg.stall_us = 10000000;
-	thoth_nvmemod_t *m;
-	char why[300];
-	assert_int_equal(thoth_nvmemod_start(loop, &cfg, &m, why, sizeof why), 0);
+	thoth_nvmemod_t *m = start_1ms(&fake, &loop, 10000000);
 	ctx_t c = { m, &fake };
 	gen_t g = { .loop = loop, .ios = 1000, .irqs = 300, .per_irq = 1 };
 	gen_start(&g, 200000);
@@ -670,15 +671,8 @@ static void test_a_device_that_never_completes_costs_at_most_a_wake_up_a_second(
 {
 	(void)state;
 	thoth_nvme_fake_t fake;
-	thoth_nvme_fake_init(&fake, 0);
 	thoth_loop_t *loop;
-	assert_int_equal(thoth_loop_new(&loop), 0);
-	thoth_nvmemod_config_t cfg = fixture_config(&fake, THOTH_MOD_ADAPTIVE, NULL);
-	cfg.sample_us = 1000;
-	cfg.stall_us = 20000;
-	thoth_nvmemod_t *m;
-	char why[300];
-	assert_int_equal(thoth_nvmemod_start(loop, &cfg, &m, why, sizeof why), 0);
+	thoth_nvmemod_t *m = start_1ms(&fake, &loop, 20000);
 	ctx_t c = { m, &fake };
 	put_counters_inflight(1000, 300, 1);              /* issued, never completed */
 	assert_true(test_loop_until(loop, is_busy, &c, 2000));
@@ -753,15 +747,8 @@ static void test_io_in_the_gap_before_backing_off_is_seen_at_once(void **state)
 {
 	(void)state;
 	thoth_nvme_fake_t fake;
-	thoth_nvme_fake_init(&fake, 0);
 	thoth_loop_t *loop;
-	assert_int_equal(thoth_loop_new(&loop), 0);
-	thoth_nvmemod_config_t cfg = fixture_config(&fake, THOTH_MOD_ADAPTIVE, NULL);
-	cfg.sample_us = 1000;
-	cfg.stall_us = 20000;
-	thoth_nvmemod_t *m;
-	char why[300];
-	assert_int_equal(thoth_nvmemod_start(loop, &cfg, &m, why, sizeof why), 0);
+	thoth_nvmemod_t *m = start_1ms(&fake, &loop, 20000);
 	ctx_t c = { m, &fake };
 	put_counters_inflight(1000, 300, 1);              /* issued, never completed */
 	assert_true(test_loop_until(loop, is_busy, &c, 2000));
