@@ -515,11 +515,12 @@ static bool serve_pinned(thoth_chan_server_t *s)
 
 /* Keep s->conns most recently served first: a look visits the channels
  * at its head (peek_pick), the active ones among many idle.  A few stores
- * per turn, on lines the server owns. */
+ * per turn, on lines the server owns; none while a look walks every
+ * channel anyway (PEEK_CONNS or fewer: the order is never read). */
 static void conn_to_front(conn_t *c)
 {
 	thoth_chan_server_t *s = c->srv;
-	if (s->conns == c)
+	if (s->conns == c || s->nconns <= PEEK_CONNS)
 		return;
 	if (s->peek_at == c)
 		s->peek_at = c->next;
