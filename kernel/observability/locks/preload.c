@@ -2372,13 +2372,20 @@ static inline __attribute__((always_inline)) bool release_all_fast(void *lock, u
 
 static __attribute__((noinline)) int release_slow(void *lock, uint32_t kind, uintptr_t pc)
 {
-	int rc;
-	if (release_all_fast(lock, kind, &rc))
-		return rc;
 	if (!atomic_load_explicit(&resolved, memory_order_acquire))
 		init();
 	return release(lock, kind == THOTHLOCK_KIND_MUTEX ? (lock_fn)real.mutex_unlock
 	                                                  : (lock_fn)real.rw_unlock, kind, pc);
+}
+
+/* All mode's release: its own fast path first (no call site needed:
+ * all mode names holders by their acquisition site). */
+static __attribute__((noinline)) int release_all_mode(void *lock, uint32_t kind)
+{
+	int rc;
+	if (release_all_fast(lock, kind, &rc))
+		return rc;
+	return release_slow(lock, kind, 0);
 }
 
 /* glibc's unlock of a default mutex, inline (nptl/pthread_mutex_unlock.c,
@@ -2420,6 +2427,8 @@ static inline __attribute__((always_inline)) int release_fast(void *lock, lock_f
 	                             (uintptr_t)lock,
 	                     1))
 		return unlock(lock);
+	if (mode == THOTHLOCK_MODE_ALL)
+		return release_all_mode(lock, kind);
 	return release_slow(lock, kind, pc);
 }
 
@@ -2665,7 +2674,7 @@ EXPORT int pthread_mutex_unlock(pthread_mutex_t *m)
 	if (__builtin_expect(!fast_mutex, 0))
 		/* all mode: its own fast path (release_all_fast) is release_slow's
 		 * first step; else glibc's protocol was not confirmed */
-		return mode == THOTHLOCK_MODE_ALL ? release_slow(m, THOTHLOCK_KIND_MUTEX, CALLER())
+		return mode == THOTHLOCK_MODE_ALL ? release_all_mode(m, THOTHLOCK_KIND_MUTEX)
 		                                  : mutex_unlock_general(m, CALLER());
 	thread_state_t *t = self;
 	if (__builtin_expect(t == NULL || t->depth != 0 ||
