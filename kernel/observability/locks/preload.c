@@ -2133,11 +2133,12 @@ static __attribute__((noinline)) void futex_wake_one(int *word);
 
 /* Contention mode's release when there is something to do besides
  * glibc's unlock: the thread has a contended acquisition in flight (its
- * held entry, anywhere in held[]: only contended acquisitions have one),
- * or a waiter asked for our stack, or the lock is not a default mutex
- * (its release cannot be seen to wake a sleeper).  The release site goes
- * out before the release when a waiter asked (it reads it once woken);
- * for a default mutex also when the lock word says a sleeper was there. */
+ * held entry, anywhere in held[]: only contended acquisitions have one;
+ * the lock released may be another), or a waiter asked for our stack at
+ * this lock's release.  The release site goes out before the release
+ * when a waiter asked (glibc's unlock of other lock types wakes it out of
+ * our sight); for a default mutex also when the lock word says a sleeper
+ * was there, after the word's release and before the wake. */
 static __attribute__((noinline)) int release_contention(thread_state_t *t, void *lock,
                                                         uint32_t kind, lock_fn unlock,
                                                         uintptr_t pc)
