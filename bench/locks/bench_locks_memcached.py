@@ -3,6 +3,7 @@
 operation (docs/BENCHMARKS.md "Contention-only mode on memcached").
 
   bench_locks_memcached callgrind [LIB...]
+  bench_locks_memcached events [LIB...]
   bench_locks_memcached pairs ROUNDS OPS LIB_OLD [LIB_NEW]
 
 callgrind: memcached -t 4 under `valgrind --tool=callgrind
@@ -18,6 +19,12 @@ the profiler changes); "normalized" scales that to the unprofiled run's
 unlocks per operation.  Also the library's own instructions per operation
 by function and the lock calls per operation.  Deterministic up to the
 thread interleaving valgrind picks.
+
+events: the same runs with callgrind's cache and branch simulation
+(--cache-sim=yes --branch-sim=yes), per operation for the workers and
+the maintainer (scaled by its unlocks as above): instructions, D1 misses
+(read + write), LL misses, mispredicted branches (conditional +
+indirect), each added over the unprofiled run.
 
 pairs: memcached's CPU time per operation (all its threads' schedstat run
 time, ns) under memcaslap -T 2 -c 32 -x OPS, unprofiled, LIB_OLD and
@@ -77,9 +84,12 @@ def stop(p, shm):
 def parse(path):
     """Self instructions per function, and calls per called function."""
     names, selfc, calls = {}, defaultdict(int), defaultdict(int)
-    fn, pending, after_calls, total = None, None, False, 0
+    fn, pending, after_calls, total, events = None, None, False, 0, {}
     with open(path) as f:
         for line in f:
+            if line.startswith("events:"):
+                names_ev = line.split()[1:]
+                continue
             m = re.match(r"^(fn|cfn|fl|fi|fe|cfi|cfl|ob|cob)=\((\d+)\)(?: (.*))?$", line.rstrip("\n"))
             if m:
                 kind, idx, name = m.groups()
@@ -97,6 +107,7 @@ def parse(path):
                 continue
             if line.startswith(("summary:", "totals:")):
                 total = int(line.split()[1])
+                events = dict(zip(names_ev, map(int, line.split()[1:])))
                 continue
             if line[:1].isdigit() or line[:1] in "+-*":
                 if after_calls:
@@ -105,10 +116,10 @@ def parse(path):
                 parts = line.split()
                 if len(parts) >= 2 and fn:
                     selfc[fn] += int(parts[1])
-    return total, selfc, calls
+    return total, selfc, calls, events
 
 
-def callgrind(libs):
+def callgrind(libs, sim=False):
     need("valgrind", "memcached", "memcaslap")
     ops_lo, ops_hi = 4000, 12000
     shm = tempfile.mkdtemp(prefix="bench_locks_memcached.", dir="/dev/shm")
@@ -122,6 +133,7 @@ def callgrind(libs):
                 port = random.randrange(20000, 40000)
                 p = serve(lib, shm, ["-c", str(maxconns)], port,
                           ("valgrind", "--tool=callgrind", "--separate-threads=yes",
+                           *(("--cache-sim=yes", "--branch-sim=yes") if sim else ()),
                            f"--callgrind-out-file={out}"))
                 subprocess.run(["memcaslap", "-s", f"127.0.0.1:{port}", "-T", "1", "-c", "4",
                                 "-x", str(n)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -138,6 +150,7 @@ def callgrind(libs):
         return sum(what(hi.get(t)) - what(lo.get(t)) for t in tids if t in hi or t in lo) / ops
 
     total = lambda r: r[0] if r else 0
+    base_ev = {}
     # memcached's unlock calls: the wrapper's when preloaded (which may
     # call glibc's in turn), else glibc's own
     unlocks = lambda r: (r[2].get("pthread_mutex_unlock") or
@@ -146,6 +159,26 @@ def callgrind(libs):
     base_w = per_op(None, WORKERS, total)
     base_m = per_op(None, [MAINTAINER], total)
     base_all = per_op(None, range(1, 64), total)
+    if sim:
+        groups = {"Ir": ("Ir",), "D1 misses": ("D1mr", "D1mw"), "LL misses": ("DLmr", "DLmw"),
+                  "mispredicted branches": ("Bcm", "Bim")}
+        print(f"memcached -t 4 under callgrind --cache-sim --branch-sim, memcaslap -T 1 -c 4: "
+              f"per operation ({ops} between the runs); maintainer scaled to the unprofiled "
+              f"run's {base_unl:.2f} unlocks per operation")
+        for lib in [None, *libs]:
+            unl = per_op(lib, [MAINTAINER], unlocks)
+            row = []
+            for g, keys in groups.items():
+                ev = lambda r: sum(r[3].get(k, 0) for k in keys) if r else 0
+                w = per_op(lib, WORKERS, ev)
+                m = per_op(lib, [MAINTAINER], ev) / unl * base_unl if unl else 0
+                if lib is None:
+                    base_ev[g] = (w, m)
+                bw, bm = base_ev[g]
+                row.append(f"{g} workers {w:.2f} ({w - bw:+.2f}) + maintainer {m:.2f} "
+                           f"({m - bm:+.2f}) = {w + m - bw - bm:+.2f}")
+            print(f"{lib or 'unprofiled'}:\n  " + "\n  ".join(row))
+        return
     print(f"memcached -t 4 under callgrind, memcaslap -T 1 -c 4: per operation ({ops} between the runs)")
     print(f"unprofiled: workers {base_w:.0f} instructions, maintainer {base_m:.0f} "
           f"({base_unl:.2f} unlocks: {base_m / base_unl:.1f} per unlock), all threads {base_all:.0f}")
@@ -228,6 +261,8 @@ def pairs(rounds, nops, old, new):
 def main():
     if len(sys.argv) >= 2 and sys.argv[1] == "callgrind":
         callgrind(sys.argv[2:] or [LIB])
+    elif len(sys.argv) >= 2 and sys.argv[1] == "events":
+        callgrind(sys.argv[2:] or [LIB], sim=True)
     elif len(sys.argv) in (5, 6) and sys.argv[1] == "pairs":
         pairs(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4],
               sys.argv[5] if len(sys.argv) == 6 else LIB)

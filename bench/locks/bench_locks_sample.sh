@@ -29,7 +29,10 @@
 # the unprofiled figure.  If a run's time is any positive combination of
 # these counts plus what the profiler does not change (the program's own
 # system calls, page faults of its own memory), the added time is at most
-# the largest of these ratios.  `events-memcached`: the same for memcached
+# the largest of these ratios.  EVENTS_LOCKS_LO / EVENTS_LOCKS_HI set the
+# two lengths (locks per thread; contention-only mode counts a thread's
+# first 4,096 acquisitions one by one, so 5000 and 7000 measure the
+# sampled steady state).  `events-memcached`: the same for memcached
 # (4 threads, Debian's) serving memcaslap (1 thread, 4 connections) 4,000
 # and 12,000 operations, per operation (memcached under valgrind needs -c
 # equal to valgrind's file limit, 12 below the hard limit).
@@ -69,8 +72,9 @@ if [ "${1:-}" = events ]; then
 	[ $# -gt 0 ] || set -- mutex --threads=2
 	d=$(mktemp -d /dev/shm/bench_locks_sample.XXXXXX 2>/dev/null) || d=$(mktemp -d /tmp/bench_locks_sample.XXXXXX)
 	trap 'rm -rf "$d"' EXIT
+	lo=${EVENTS_LOCKS_LO:-1000} hi=${EVENTS_LOCKS_HI:-3000}
 	for w in base c; do
-		for n in 1000 3000; do
+		for n in "$lo" "$hi"; do
 			if [ "$w" = base ]; then pre=""; else pre="$LIB"; fi
 			env THOTHLOCK_DIR="$d" ${pre:+LD_PRELOAD="$pre"} valgrind --tool=callgrind --cache-sim=yes \
 				--branch-sim=yes --callgrind-out-file="$d/cg" sysbench "$@" --mutex-locks=$n run \
@@ -80,9 +84,9 @@ if [ "${1:-}" = events ]; then
 			grep -m1 '^summary:\|^totals:' "$d/cg" | cut -d' ' -f2- >"$d/$w.$n"
 		done
 	done
-	echo "sysbench $* (4,000 acquisitions between the runs): per acquisition"
-	paste -d' ' "$d/base.1000" "$d/base.3000" "$d/c.1000" "$d/c.3000" | awk '{
-		n = NF / 4; acq = 4000
+	echo "sysbench $* ($((2 * (hi - lo))) acquisitions between the runs, 2 threads): per acquisition"
+	paste -d' ' "$d/base.$lo" "$d/base.$hi" "$d/c.$lo" "$d/c.$hi" | awk -v acq=$((2 * (hi - lo))) '{
+		n = NF / 4
 		for (i = 1; i <= n; i++) { b[i] = ($(i + n) - $i) / acq; c[i] = ($(i + 3 * n) - $(i + 2 * n)) / acq }
 		split("instructions:1 D1-misses:5,6 LL-misses:8,9 mispredicted-branches:11,13", ev, " ")
 		for (k = 1; k <= 4; k++) {

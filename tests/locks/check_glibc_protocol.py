@@ -41,6 +41,18 @@ def main():
     if hot[0]["acquisitions"] != 3:
         sys.exit("FAIL acquisitions %d, expected 3" % hot[0]["acquisitions"])
     print("ok contended mutex: 1 contention, 3 acquisitions")
+    # A recursive mutex's contended hold, taken again by its holder: in
+    # contention mode its one held entry lasts to the outermost unlock
+    # (both 20 ms pauses); all mode times each acquisition's hold.
+    rec = [l for l in report["locks"] if int(l["address"], 16) == int(ref["recursive"], 16)]
+    if len(rec) != 1 or rec[0]["contentions"] != 1:
+        sys.exit("FAIL the recursive mutex should show exactly 1 contention: %s" % rec)
+    if not mode:
+        if rec[0]["holds_measured"] != 1 or rec[0]["hold_ns_total"] < 40e6:
+            sys.exit("FAIL recursive contended hold: %d timed, %d ns (expected 1, >= 40 ms)" %
+                     (rec[0]["holds_measured"], rec[0]["hold_ns_total"]))
+        print("ok recursive contended hold: %.1f ms, to the outermost unlock" %
+              (rec[0]["hold_ns_total"] / 1e6))
     print("PASS")
 
 

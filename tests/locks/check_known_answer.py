@@ -14,7 +14,11 @@ Runs the program twice under thothlock --json (contention-only mode, then
     within 5 %;
   * the lock named `hot_lock`, the contended call site symbolized as
     function waiter_lock at known_answer.c:<the marked line>, and the
-    holder's site (owner_sites) as holder_lock at its marked line.
+    holder's site (owner_sites): in all mode where it took the lock,
+    holder_lock at its marked line; in contention-only mode, which keeps no
+    held entry for an uncontended hold, where it released the lock to the
+    sleeping waiters, holder_unlock at its marked line (process
+    "owner_site": "release").  The old library named holder_lock there.
 The two runs use the two clocks: contention mode the default (the TSC
 where cpuinfo says it is invariant), all mode THOTHLOCK_CLOCK=monotonic
 (clock_gettime, the fallback); each report must name its clock.
@@ -108,18 +112,20 @@ def attempt(label, check):
 def main():
     thothlock, program, source = sys.argv[1:4]
     wait_line = marked_line(source, "KNOWN_ANSWER_WAIT_SITE")
-    holder_line = marked_line(source, "KNOWN_ANSWER_HOLDER_SITE")
+    release_line = marked_line(source, "KNOWN_ANSWER_HOLDER_RELEASE")
     with tempfile.TemporaryDirectory() as tmp:
-        attempt("contention mode", lambda: check_contention(thothlock, program, tmp, wait_line, holder_line))
+        attempt("contention mode", lambda: check_contention(thothlock, program, tmp, wait_line, release_line))
         attempt("all mode", lambda: check_all(thothlock, program, tmp))
     print("PASS")
 
 
-def check_contention(thothlock, program, tmp, wait_line, holder_line):
+def check_contention(thothlock, program, tmp, wait_line, release_line):
     # Contention-only mode (the default).
     ref, report, hot = run(thothlock, program, [], tmp)
     if report["processes"][0]["mode"] != "contention":
         sys.exit("FAIL mode is not contention")
+    exact("owner sites are", report["processes"][0].get("owner_site"), "release")
+    exact("acquisitions sampled", report["processes"][0]["acquisitions_sampled"], False)
     want_clock = "tsc" if invariant_tsc() and os.uname().machine == "x86_64" else "monotonic"
     exact("clock (default)", report["processes"][0]["clock"], want_clock)
     if want_clock == "tsc" and not 5e7 <= report["processes"][0]["tsc_hz"] <= 2e10:
@@ -138,9 +144,10 @@ def check_contention(thothlock, program, tmp, wait_line, holder_line):
     exact("contentions at the site", sites[0]["contentions"], ref["contentions"])
     owners = {(o["site"]["function"], o["site"]["location"]): o["count"]
               for o in sites[0]["owner_sites"]}
-    owned = owners.get(("holder_lock", f"known_answer.c:{holder_line}"), 0)
-    # Each waiter found either the round's holder or an earlier waiter
-    # holding the lock; the holder's site is there, named.
+    owned = owners.get(("holder_unlock", f"known_answer.c:{release_line}"), 0)
+    # Each waiter asked the holder it found (the round's holder, or an
+    # earlier waiter holding the lock) where it released the lock; the
+    # round holder's release site is there, named.
     if owned < 1 or sum(owners.values()) + sites[0]["owner_unknown"] != ref["contentions"]:
         sys.exit(f"FAIL owner sites {owners}, unknown {sites[0]['owner_unknown']}")
     print(f"ok owner sites: {owners}")

@@ -106,6 +106,25 @@ static void *cond_taker(void *arg)
 	return NULL;
 }
 
+/* A contended recursive hold: blocked behind main, then taken again by
+ * itself; contention mode's one held entry (only the contended
+ * acquisition has one) must last until the outermost unlock, so the
+ * hold measured is both 20 ms pauses, not the second only. */
+static _Atomic int rec_waiter_tid;
+
+static void *rec_waiter(void *arg)
+{
+	pthread_mutex_t *m = arg;
+	rec_waiter_tid = (int)syscall(SYS_gettid);
+	pthread_mutex_lock(m);                  /* blocks: main holds it */
+	pthread_mutex_lock(m);                  /* its own again: count 2 */
+	pause_ms(20);
+	pthread_mutex_unlock(m);                /* still held */
+	pause_ms(20);
+	pthread_mutex_unlock(m);
+	return NULL;
+}
+
 static void *unlock_foreign(void *arg)
 {
 	return (void *)(intptr_t)pthread_mutex_unlock(arg);
@@ -227,10 +246,22 @@ int main(int argc, char **argv)
 	CHECK(pthread_mutex_unlock(&rec) == 0 && pthread_mutex_unlock(&rec) == 0 &&
 	      pthread_mutex_unlock(&rec) == 0 && pthread_mutex_unlock(&rec) == EPERM,
 	      "recursive: three unlocks free it");
+	CHECK(pthread_mutex_lock(&rec) == 0, "recursive: lock for the contended hold");
+	pthread_create(&t, NULL, rec_waiter, &rec);
+	waited = 0;
+	while ((!rec_waiter_tid || task_state(rec_waiter_tid) != 'S') && waited < 10000) {
+		pause_ms(1);
+		waited++;
+	}
+	CHECK(waited < 10000, "recursive: the waiter sleeps in lock()");
+	pause_ms(2);
+	CHECK(pthread_mutex_unlock(&rec) == 0, "recursive: unlock wakes the waiter");
+	pthread_join(t, NULL);
 
 	FILE *f = fopen(argv[1], "w");
 	if (f) {
-		fprintf(f, "{\"contended\":\"%p\"}\n", (void *)&plain);
+		fprintf(f, "{\"contended\":\"%p\",\"recursive\":\"%p\"}\n", (void *)&plain,
+		        (void *)&rec);
 		fclose(f);
 	}
 	printf("%s\n", failures ? "FAILED" : "PASS");

@@ -59,7 +59,10 @@ static void usage(FILE *out)
 		"                 totals become estimates, counts and waits stay exact\n"
 		"  --top N        the N locks with the most total wait\n"
 		"  --output FILE  write the report to FILE (default: stderr)\n"
-		"  --verbose      text: list locks that never waited too\n");
+		"  --verbose      text: list locks that never waited too\n"
+		"\n"
+		"Contention-only mode counts a thread's acquisitions one in 64 past its first\n"
+		"4096 (marked estimated); THOTHLOCK_ACQ_SAMPLE=1 counts every one.\n");
 }
 
 static int find_library(char *out, size_t cap)

@@ -42,13 +42,16 @@
 #include <stdint.h>
 
 #define THOTHLOCK_MAGIC        0x4b4c4854u   /* "THLK" little-endian */
-#define THOTHLOCK_VERSION      6u            /* 2: lock keys apart from their statistics;
+#define THOTHLOCK_VERSION      7u            /* 2: lock keys apart from their statistics;
                                               * 3: per-thread all-mode counters (tstats);
                                               * 4: one 64-byte line per acquisition;
                                               * 5: a thread's entries dense, sites only
                                               *    where needed (the reader makes the rest);
                                               * 6: all mode may time one hold in N
-                                              *    (header.hold_sample) */
+                                              *    (header.hold_sample);
+                                              * 7: contention mode counts one acquisition
+                                              *    in N past a thread's first ones
+                                              *    (header.acq_sample) */
 #define THOTHLOCK_HEADER_SIZE  4096u
 #define THOTHLOCK_HIST_BUCKETS 32u            /* log2(ns) buckets, see below */
 #define THOTHLOCK_STACK_DEPTH  16u
@@ -61,6 +64,13 @@
  * thread times one hold in N on average (a random period of 1 .. 2N-1);
  * acquisitions, contentions and waits stay exact. */
 #define THOTHLOCK_HOLD_SAMPLE_MAX 65536u
+/* Contention mode (version 7): each thread counts its first
+ * THOTHLOCK_EXACT_ACQUISITIONS acquisitions one by one, then one in
+ * THOTHLOCK_ACQ_SAMPLE on average (THOTHLOCK_ACQ_SAMPLE=N; 1: every one),
+ * each with the weight of its period: acquisitions become estimates
+ * (header.sampling_threads counts the threads that got that far). */
+#define THOTHLOCK_EXACT_ACQUISITIONS 4096u
+#define THOTHLOCK_ACQ_SAMPLE      64u
 
 /* Capacities the writer uses (the reader takes them from the header). */
 #define THOTHLOCK_LOCK_CAPACITY   16384u      /* power of two: open addressing */
@@ -129,7 +139,9 @@ typedef struct {
 	/* Threads whose acquisition cache missed more than
 	 * THOTHLOCK_EXACT_MISSES times: from then on their misses are sampled
 	 * (1 in THOTHLOCK_MISS_SAMPLE on average, each counted that many
-	 * times), so the process's per-lock `acquisitions` are estimates;
+	 * times); version 7: also threads past THOTHLOCK_EXACT_ACQUISITIONS
+	 * in contention mode (acq_sample > 1).  Either way the process's
+	 * per-lock `acquisitions` are estimates;
 	 * 0 = every count exact.  (Appended in the header's spare room: a
 	 * table written before it reads 0.) */
 	uint64_t sampling_threads;
@@ -141,7 +153,9 @@ typedef struct {
 	 * thothd (the dashboard's Chrome JSON export, `thothctl trace`). */
 	uint64_t events_offset;
 	uint32_t event_capacity;     /* power of two */
-	uint32_t reserved2;
+	uint32_t acq_sample;         /* version 7, contention mode: the mean period of counted
+	                              * acquisitions past a thread's first EXACT_ACQUISITIONS
+	                              * (1: every one counted; all mode: 1) */
 	uint64_t event_head;         /* events ever written; event n is in slot n % capacity */
 	/* Version 3: all mode's per-thread counters (thothlock_tstat_t). */
 	uint64_t tstats_offset;

@@ -1306,13 +1306,14 @@ static void json_lock(FILE *o, const lock_view_t *v)
 	        ",\"wait_ns_total\":%" PRIu64 ",\"wait_ns_avg\":%" PRIu64 ",\"wait_ns_max\":%" PRIu64
 	        ",\"holds_measured\":%" PRIu64 ",\"hold_ns_total\":%" PRIu64 ",\"hold_ns_avg\":%" PRIu64
 	        ",\"hold_ns_max\":%" PRIu64 ",\"hold_estimated\":%s,\"hold_ns_total_measured\":%" PRIu64
-	        ",\"wait_histogram\":",
+	        ",\"acquisitions_estimated\":%s,\"wait_histogram\":",
 	        kind_name(l->kind), v->acquisitions, l->contentions, l->owner_changes,
 	        l->trylock_busy, l->timeouts, l->wait_ns_total, waits ? l->wait_ns_total / waits : 0,
 	        l->wait_ns_max, l->holds_measured,
 	        hold_total_estimate(t, l->hold_ns_total, l->holds_measured, v->acquisitions),
 	        l->holds_measured ? l->hold_ns_total / l->holds_measured : 0, l->hold_ns_max,
-	        holds_sampled(t) ? "true" : "false", l->hold_ns_total);
+	        holds_sampled(t) ? "true" : "false", l->hold_ns_total,
+	        t->hdr->sampling_threads ? "true" : "false");
 	json_hist(o, l->wait_hist);
 	fputs(",\"hold_histogram\":", o);
 	json_hist(o, l->hold_hist);
@@ -1411,9 +1412,14 @@ static void text_lock(FILE *o, unsigned rank, const lock_view_t *v)
 	fprintf(o, "#%u %s %s%s0x%" PRIx64 "%s in %s (pid %d)\n", rank, kind_name(l->kind), name,
 	        name[0] ? " (" : "", l->addr, name[0] ? ")" : "", storage[0] ? storage : "heap or stack",
 	        t->hdr->pid);
-	fprintf(o, "   acquisitions %" PRIu64 ", contentions %" PRIu64 ", owner changes %" PRIu64
+	char est[48] = "";
+	if (t->hdr->sampling_threads && t->hdr->acq_sample > 1)
+		snprintf(est, sizeof est, " (estimated, 1 in %u counted)", t->hdr->acq_sample);
+	else if (t->hdr->sampling_threads)
+		snprintf(est, sizeof est, " (estimated)");
+	fprintf(o, "   acquisitions %" PRIu64 "%s, contentions %" PRIu64 ", owner changes %" PRIu64
 	        ", timeouts %" PRIu64 ", failed trylocks %" PRIu64 "\n",
-	        v->acquisitions, l->contentions, l->owner_changes, l->timeouts, l->trylock_busy);
+	        v->acquisitions, est, l->contentions, l->owner_changes, l->timeouts, l->trylock_busy);
 	if (holds_sampled(t)) {
 		char ha[32];
 		fmt_ns(l->holds_measured ? l->hold_ns_total / l->holds_measured : 0, ha, sizeof ha);
@@ -1448,7 +1454,10 @@ static void text_lock(FILE *o, unsigned rank, const lock_view_t *v)
 				continue;
 			symbolize(t, s->owners[k].pc, &f);
 			frame_text(&f, s->owners[k].pc, text, sizeof text);
-			fprintf(o, "      waited for a holder from %s: %" PRIu64 " times\n", text,
+			/* contention mode names where the holder released it
+			 * (no held entry says where it took it) */
+			fprintf(o, "      waited for a holder %s %s: %" PRIu64 " times\n",
+			        t->hdr->mode == THOTHLOCK_MODE_ALL ? "from" : "releasing at", text,
 			        s->owners[k].count);
 		}
 		if (s->owner_unknown)
@@ -1534,7 +1543,8 @@ int thothlock_report_write(FILE *o, thothlock_table_t *const *tables, size_t n,
 			        ",\"losses\":{\"lock_table_full\":%" PRIu64 ",\"site_table_full\":%" PRIu64
 			        ",\"held_overflow\":%" PRIu64 ",\"thread_overflow\":%" PRIu64
 			        "},\"cond_waits\":%" PRIu64 ",\"fast_path\":\"%s\","
-			        "\"acquisitions_sampled\":%s,\"hold_sample\":%u,"
+			        "\"acquisitions_sampled\":%s,\"acquisitions_sample\":%u,"
+			        "\"owner_site\":\"%s\",\"hold_sample\":%u,"
 			        "\"clock\":\"%s\",\"tsc_hz\":%" PRIu64 "}",
 			        h->mode == THOTHLOCK_MODE_ALL ? "all" : "contention",
 			        h->exited ? "true" : "false", end > h->start_ns ? end - h->start_ns : 0,
@@ -1542,6 +1552,8 @@ int thothlock_report_write(FILE *o, thothlock_table_t *const *tables, size_t n,
 			        h->thread_overflow, h->cond_waits,
 			        h->flags & THOTHLOCK_FLAG_INLINE_TRYLOCK ? "inline" : "glibc",
 			        h->sampling_threads ? "true" : "false",
+			        h->mode == THOTHLOCK_MODE_ALL || !h->acq_sample ? 1u : h->acq_sample,
+			        h->mode == THOTHLOCK_MODE_ALL ? "acquisition" : "release",
 			        holds_sampled(tables[i]) ? h->hold_sample : 1u,
 			        h->flags & THOTHLOCK_FLAG_TSC ? "tsc" : "monotonic",
 			        h->flags & THOTHLOCK_FLAG_TSC ? h->tsc_hz : 0);
@@ -1561,10 +1573,14 @@ int thothlock_report_write(FILE *o, thothlock_table_t *const *tables, size_t n,
 			prog[sizeof h->program] = 0;
 			uint64_t end = h->end_ns ? h->end_ns : h->start_ns;
 			fmt_ns(end > h->start_ns ? end - h->start_ns : 0, dur, sizeof dur);
-			char sampled[64] = "";
+			char sampled[96] = "";
 			if (holds_sampled(tables[i]))
 				snprintf(sampled, sizeof sampled, " (holds sampled: 1 in %u timed)",
 				         h->hold_sample);
+			else if (h->sampling_threads && h->mode != THOTHLOCK_MODE_ALL && h->acq_sample > 1)
+				snprintf(sampled, sizeof sampled,
+				         " (acquisitions estimated: 1 in %u counted past each thread's first %u)",
+				         h->acq_sample, THOTHLOCK_EXACT_ACQUISITIONS);
 			fprintf(o, "thothlock: pid %d (%s), %s mode%s, %s%s\n", h->pid, prog,
 			        h->mode == THOTHLOCK_MODE_ALL ? "all-acquisitions" : "contention-only",
 			        sampled, h->exited ? "ran " : "running", h->exited ? dur : "");

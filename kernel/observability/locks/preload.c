@@ -11,8 +11,11 @@
  *    (a few stores); the shared table is updated after the real unlock.
  *    Bookkeeping inside the critical section would lengthen every hold and
  *    so inflate the contention being measured (async-profiler's lesson).
- *  - The uncontended path of contention mode is trylock + thread-local
- *    stores: no clock read, no shared cache line written.
+ *  - The uncontended path of contention mode is glibc's own protocol and a
+ *    per-thread count down (acquisitions counted one in N): no held entry,
+ *    no clock read, no shared cache line written.  Only a contended
+ *    acquisition gets a held entry; the holder's side of a contention is
+ *    done where glibc's unlock finds a sleeper (the lock word above 1).
  *  - No malloc, no recursion: the real functions come from dlsym once; the
  *    tables are static or in the mapped file; stacks are taken with glibc's
  *    backtrace() (warmed up in the constructor, when it loads libgcc_s);
@@ -210,6 +213,16 @@ typedef struct {
 	uint32_t rng;                   /* xorshift state of the sampling period */
 	uint32_t hold_countdown;        /* all mode: acquisitions until the next timed hold */
 	uint32_t hold_rng;              /* xorshift state of the hold sampling period */
+	uint32_t acq_countdown;         /* contention mode: acquisitions until the next counted */
+	uint32_t acq_period;            /* ... the period it ends (the counted one's weight) */
+	uint32_t acq_exact;             /* ... acquisitions counted one by one so far */
+	uint32_t acq_rng;               /* xorshift state of the counting period */
+	/* Contention mode's holder side (no held entry for an uncontended
+	 * hold): a waiter names the lock it sleeps on here; this thread,
+	 * releasing a lock with a sleeper, says where it released it. */
+	_Atomic(uintptr_t) waited_for;  /* a waiter asks for our stack at this lock's release */
+	_Atomic(uintptr_t) released;    /* the last lock released to a sleeper, */
+	_Atomic(uintptr_t) release_pc;  /* and the unlock's call site */
 	thothlock_cache_t *cache;       /* &caches[index], in the current table */
 	uint32_t *tix;                  /* all mode: the slot's index, tix_mask + 1 slots */
 	uint32_t tix_mask;
@@ -241,6 +254,8 @@ static thothlock_tstat_t *tstats;
 static size_t table_size;
 static int mode = THOTHLOCK_MODE_CONTENTION;
 static uint32_t hold_sample = 1;                /* all mode: time one hold in N (1: every one) */
+static uint32_t acq_sample = THOTHLOCK_ACQ_SAMPLE;  /* contention mode: count one acquisition in N
+                                                 * past a thread's first EXACT_ACQUISITIONS */
 static bool fast_mutex;                         /* contention mode + inline trylock checked */
 static bool fast_mutex_all;                     /* all mode + inline trylock checked */
 static bool owner_word;                         /* all mode: default mutexes keep their last
@@ -901,6 +916,12 @@ static thread_state_t *claim_thread(void)
 			t->cache = &caches[i];
 			t->hold_countdown = 0;      /* the thread's first hold is timed */
 			t->hold_rng = (0x9e3779b9u ^ (i * 2654435761u)) | 1u;
+			t->acq_countdown = 1;       /* counted one by one at first */
+			t->acq_period = 1;
+			t->acq_exact = 0;
+			t->acq_rng = (0x85ebca6bu ^ (i * 2246822519u)) | 1u;
+			atomic_store_explicit(&t->waited_for, 0, memory_order_relaxed);
+			atomic_store_explicit(&t->released, 0, memory_order_relaxed);
 			uint32_t high = atomic_load(&threads_high);
 			while (high < i + 1 && !atomic_compare_exchange_weak(&threads_high, &high, i + 1))
 				;
@@ -1070,6 +1091,7 @@ static void open_table(void)
 	               (use_tsc ? THOTHLOCK_FLAG_TSC : 0) | (owner_word ? THOTHLOCK_FLAG_OWNER_WORD : 0);
 	table->tsc_hz = tsc_hz();
 	table->hold_sample = hold_sample;
+	table->acq_sample = mode == THOTHLOCK_MODE_ALL ? 1 : acq_sample;
 	table->start_ns = now_ns();
 	read_program_name(table->program, sizeof table->program);
 	/* Magic last: a reader that sees it sees the rest of the header. */
@@ -1133,6 +1155,8 @@ static void after_fork_child(void)
 	}
 	if (me) {
 		atomic_store(&me->tid, (int)syscall(SYS_gettid));
+		atomic_store(&me->waited_for, 0);
+		atomic_store(&me->released, 0);
 		for (uint32_t i = 0; i < me->depth; i++)
 			me->held[i].flags = HELD_INHERITED;
 	}
@@ -1202,6 +1226,31 @@ static void choose_hold_sample(void)
 	hold_sample = (uint32_t)n;
 }
 
+/* THOTHLOCK_ACQ_SAMPLE=N (contention mode): count one acquisition in N
+ * past a thread's first THOTHLOCK_EXACT_ACQUISITIONS; 1 counts every one
+ * (exact, at the cost of a call per acquisition).  Bad values are refused
+ * by name and the default kept. */
+static void choose_acq_sample(void)
+{
+	const char *v = getenv("THOTHLOCK_ACQ_SAMPLE");
+	if (!v)
+		return;
+	unsigned long n = 0;
+	bool ok = *v != 0;
+	for (const char *p = v; ok && *p; p++) {
+		ok = *p >= '0' && *p <= '9';
+		n = n * 10 + (unsigned long)(*p - '0');
+		if (n > THOTHLOCK_HOLD_SAMPLE_MAX)
+			ok = false;
+	}
+	if (!ok || n < 1) {
+		warn3("THOTHLOCK_ACQ_SAMPLE=", v,
+		      ": not an integer from 1 to 65536; counting one acquisition in 64");
+		return;
+	}
+	acq_sample = (uint32_t)n;
+}
+
 static void init(void)
 {
 	int expected = 0;
@@ -1219,6 +1268,7 @@ static void init(void)
 	if (m && strcmp(m, "all") == 0)
 		mode = THOTHLOCK_MODE_ALL;
 	choose_hold_sample();
+	choose_acq_sample();
 	const char *sd = getenv("THOTHLOCK_TEST_SITE_DELAY_US");
 	if (sd)
 		site_test_delay_us = (uint32_t)strtoul(sd, NULL, 10);
@@ -1267,9 +1317,8 @@ __attribute__((destructor)) static void thothlock_stop(void)
  * stay exact; programs with few locks never sample; the header says when
  * a process's counts became estimates. */
 static __attribute__((noinline)) void cache_miss(thread_state_t *t, thothlock_cache_entry_t *w,
-                                                 uintptr_t lock, uint32_t kind)
+                                                 uintptr_t lock, uint32_t kind, uint64_t weight)
 {
-	uint64_t weight = 1;
 	if (__builtin_expect(t->misses >= THOTHLOCK_EXACT_MISSES, 0)) {
 		/* count_acquisition counted the countdown down to 0: this miss
 		 * is sampled. */
@@ -1277,7 +1326,7 @@ static __attribute__((noinline)) void cache_miss(thread_state_t *t, thothlock_ca
 		t->rng ^= t->rng >> 17;
 		t->rng ^= t->rng << 5;
 		t->countdown = 1 + t->rng % (2 * THOTHLOCK_MISS_SAMPLE - 1);   /* mean SAMPLE */
-		weight = THOTHLOCK_MISS_SAMPLE;
+		weight *= THOTHLOCK_MISS_SAMPLE;
 	} else if (++t->misses == THOTHLOCK_EXACT_MISSES) {
 		t->rng = 2463534242u ^ (uint32_t)t->index;
 		t->countdown = 1;
@@ -1296,18 +1345,60 @@ static __attribute__((noinline)) void cache_miss(thread_state_t *t, thothlock_ca
 	__atomic_store_n(&w->count, weight, __ATOMIC_RELAXED);
 }
 
-static inline void count_acquisition(thread_state_t *t, uintptr_t lock, uint32_t kind)
+static inline void count_acquisition(thread_state_t *t, uintptr_t lock, uint32_t kind,
+                                     uint64_t weight)
 {
 	/* Fibonacci hashing: one multiply, the top log2(WAYS) bits. */
 	_Static_assert(THOTHLOCK_CACHE_WAYS == 512, "the way is the product's top 9 bits");
 	thothlock_cache_entry_t *w = &t->cache->way[((uint64_t)lock * 0x9e3779b97f4a7c15ull) >> 55];
 	if (__builtin_expect(w->addr == lock, 1))
-		__atomic_store_n(&w->count, w->count + 1, __ATOMIC_RELAXED);
+		__atomic_store_n(&w->count, w->count + weight, __ATOMIC_RELAXED);
 	else if (t->misses >= THOTHLOCK_EXACT_MISSES && --t->countdown != 0)
-		;   /* a miss the sampling leaves out: no call (memcached's LRU
-		     * maintainer misses 1.2 times per operation) */
+		;   /* a miss the sampling leaves out */
 	else
-		cache_miss(t, w, lock, kind);
+		cache_miss(t, w, lock, kind, weight);
+}
+
+/* Contention mode counts acquisitions when they are made, not at the
+ * release (the release of an uncontended hold is glibc's and nothing
+ * else: no held entry says what it released).  A thread's first
+ * THOTHLOCK_EXACT_ACQUISITIONS are each counted in its cache; after that
+ * one in acq_sample on average (THOTHLOCK_ACQ_SAMPLE=N; a random period
+ * of 1 .. 2N-1, so a program cycling through its locks is not sampled in
+ * step with them), each counted with the weight of the period it ends:
+ * a thread's counts then add up to its acquisitions up to its last
+ * counted one (at most 2N-2 short), a lock's are an estimate (the header
+ * says so: sampling_threads).  The fast paths only count down
+ * (acquired(): a decrement and a branch); this is the rest, out of line.
+ * Returns 0: the lock wrappers end in a tail call to it. */
+static __attribute__((noinline)) int acquisition_counted(thread_state_t *t, uintptr_t lock,
+                                                         uint32_t kind)
+{
+	uint32_t weight = t->acq_period;
+	uint32_t period = 1;
+	if (acq_sample > 1 && t->acq_exact < THOTHLOCK_EXACT_ACQUISITIONS &&
+	    ++t->acq_exact == THOTHLOCK_EXACT_ACQUISITIONS && table)
+		add(&table->sampling_threads, 1);   /* from the next period on: estimates */
+	if (acq_sample > 1 && t->acq_exact >= THOTHLOCK_EXACT_ACQUISITIONS) {
+		uint32_t x = t->acq_rng;
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		t->acq_rng = x;
+		period = 1 + x % (2 * acq_sample - 1);
+	}
+	t->acq_period = period;
+	t->acq_countdown = period;
+	if (t->cache)
+		count_acquisition(t, lock, kind, weight);
+	return 0;
+}
+
+static inline __attribute__((always_inline)) void acquired(thread_state_t *t, uintptr_t lock,
+                                                           uint32_t kind)
+{
+	if (__builtin_expect(--t->acq_countdown == 0, 0))
+		acquisition_counted(t, lock, kind);
 }
 
 /* All mode: whether the hold of the acquisition being made is timed, as
@@ -1406,6 +1497,51 @@ static uintptr_t owner_site(int owner_tid, uintptr_t lock, bool ask_stack)
 	return 0;
 }
 
+/* Contention mode keeps no held entry for an uncontended hold, so a
+ * waiter cannot read where its holder took the lock.  Instead it names
+ * the lock in the holder's slot (waited_for) before it sleeps; the
+ * holder, releasing a lock with a sleeper (glibc's lock word above 1, or
+ * a waiter named it), says where it released it (note_release) before the
+ * wake, and takes its stack after the release (holder_released).  The
+ * waiter, woken, reads the release site (release_site): "waited for a
+ * holder releasing at SITE".  Racy by design, like owner_site: a waiter
+ * that did not sleep may read an earlier release of the same lock by the
+ * same thread (a site that did release it), or nothing (owner unknown). */
+static thread_state_t *ask_holder(thread_state_t *me, int owner_tid, uintptr_t lock)
+{
+	if (owner_tid <= 0)
+		return NULL;
+	uint32_t high = atomic_load_explicit(&threads_high, memory_order_relaxed);
+	for (uint32_t i = 0; i < high; i++) {
+		thread_state_t *o = &threads[i];
+		if (atomic_load_explicit(&o->tid, memory_order_relaxed) != owner_tid)
+			continue;
+		if (o == me)
+			return NULL;
+		atomic_store_explicit(&o->waited_for, lock, memory_order_relaxed);
+		return o;
+	}
+	return NULL;
+}
+
+/* A seqlock of one writer: `released` cleared, the site, then the lock. */
+static __attribute__((noinline)) void note_release(thread_state_t *t, uintptr_t lock, uintptr_t pc)
+{
+	atomic_store_explicit(&t->released, 0, memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
+	atomic_store_explicit(&t->release_pc, pc, memory_order_relaxed);
+	atomic_store_explicit(&t->released, lock, memory_order_release);
+}
+
+static uintptr_t release_site(thread_state_t *o, uintptr_t lock)
+{
+	if (atomic_load_explicit(&o->released, memory_order_acquire) != lock)
+		return 0;
+	uintptr_t pc = atomic_load_explicit(&o->release_pc, memory_order_relaxed);
+	atomic_thread_fence(memory_order_acquire);
+	return atomic_load_explicit(&o->released, memory_order_relaxed) == lock ? pc : 0;
+}
+
 static void note_owner(thothlock_site_t *s, uintptr_t owner_pc)
 {
 	if (!owner_pc) {
@@ -1456,6 +1592,21 @@ static void record_holder_stack(thothlock_lock_t *e)
 		}
 		return;
 	}
+}
+
+/* Contention mode: a waiter named this lock in our slot (ask_holder);
+ * we have released it: our stack, the code that held it. */
+static __attribute__((noinline)) void holder_released(thread_state_t *t, uintptr_t lock,
+                                                      uint32_t kind)
+{
+	if (t->in_hook)
+		return;
+	t->in_hook = 1;
+	atomic_store_explicit(&t->waited_for, 0, memory_order_relaxed);
+	thothlock_key_t *k = lock_entry(lock, kind);
+	if (k)
+		record_holder_stack(stats_of(k));
+	t->in_hook = 0;
 }
 
 /* A contended acquisition into the table's ring, as a trace slice for
@@ -1838,10 +1989,14 @@ acquire_contended(thread_state_t *t, void *lock, uint32_t kind, lock_fn blocking
 {
 	uintptr_t key = (uintptr_t)lock;
 	uint64_t t0 = ticks();
-	if (mode != THOTHLOCK_MODE_ALL)
+	bool all = mode == THOTHLOCK_MODE_ALL;
+	if (!all)
 		s = note_site_stack(t, key, kind, pc, &k);
 	t->in_hook = 1;
-	uintptr_t owner_pc = owner_site(owner_tid_of(lock, kind), key, true);
+	/* All mode: the holder's acquisition site, from its held entry;
+	 * contention mode: the holder will say where it releases it. */
+	uintptr_t owner_pc = all ? owner_site(owner_tid_of(lock, kind), key, true) : 0;
+	thread_state_t *o = all ? NULL : ask_holder(t, owner_tid_of(lock, kind), key);
 	t->in_hook = 0;
 	int rc = timed ? timed(lock, abstime) : blocking(lock);
 	uint64_t t1 = ticks();
@@ -1850,11 +2005,15 @@ acquire_contended(thread_state_t *t, void *lock, uint32_t kind, lock_fn blocking
 			commit_timeout(t, key, pc, kind, t0, elapsed_ns(t0, t1));
 		return rc;
 	}
+	if (o)
+		owner_pc = release_site(o, key);
+	if (!all)
+		acquired(t, key, kind);
 	held_t *h = push_held(t, key, pc, kind);
 	if (h) {
 		/* The wait is always timed; in all mode the hold after it as the
 		 * hold sampling says (contention mode times every such hold). */
-		uint32_t hold = mode != THOTHLOCK_MODE_ALL ? HELD_TIMED : hold_flags(t);
+		uint32_t hold = !all ? HELD_TIMED : hold_flags(t);
 		h->flags = HELD_CONTENDED | hold | owner_flags(lock, kind, tid_of(t));
 		h->wait_ns = elapsed_ns(t0, t1);
 		h->t_wait = t0;
@@ -1894,8 +2053,12 @@ static inline int acquire(void *lock, uint32_t kind, try_fn try, lock_fn blockin
 		ts = all_mode_entries(t, (uintptr_t)lock, kind, pc, &k, &s);
 	int rc = try(lock);
 	if (__builtin_expect(rc == 0, 1)) {
+		if (!all) {
+			acquired(t, (uintptr_t)lock, kind);   /* no held entry (contention mode) */
+			return 0;
+		}
 		held_t *h = push_held(t, (uintptr_t)lock, pc, kind);
-		if (all && h) {
+		if (h) {
 			uint32_t hold = hold_flags(t);
 			h->flags = hold | owner_flags(lock, kind, tid_of(t));
 			keep_entries(h, ts, k, s);
@@ -1922,9 +2085,11 @@ static inline int try_acquire(void *lock, uint32_t kind, try_fn try, uintptr_t p
 	if (mode == THOTHLOCK_MODE_ALL)
 		ts = all_mode_entries(t, (uintptr_t)lock, kind, pc, &k, &s);
 	int rc = try(lock);
-	if (rc == 0) {
+	if (rc == 0 && mode != THOTHLOCK_MODE_ALL) {
+		acquired(t, (uintptr_t)lock, kind);
+	} else if (rc == 0) {
 		held_t *h = push_held(t, (uintptr_t)lock, pc, kind);
-		if (h && mode == THOTHLOCK_MODE_ALL) {
+		if (h) {
 			uint32_t hold = hold_flags(t);
 			h->flags = hold | owner_flags(lock, kind, tid_of(t));
 			keep_entries(h, ts, k, s);
@@ -1949,17 +2114,71 @@ static __attribute__((noinline)) int release_out_of_order(thread_state_t *t, voi
 	int rc = unlock(lock);
 	if (rc != 0)
 		return rc;
-	if (mode != THOTHLOCK_MODE_ALL && !(h.flags & HELD_INHERITED))
-		count_acquisition(t, (uintptr_t)lock, h.kind);
 	commit(t, &h, (uintptr_t)lock, t_release);
 	return 0;
 }
 
-static inline int release(void *lock, lock_fn unlock)
+/* A recursive mutex this unlock leaves held (glibc counts its recursion
+ * in __count): its held entry, if any, belongs to the outermost hold. */
+static inline bool still_held_after(void *lock, uint32_t kind)
+{
+	if (kind != THOTHLOCK_KIND_MUTEX)
+		return false;
+	pthread_mutex_t *m = lock;
+	return (__atomic_load_n(&m->__data.__kind, __ATOMIC_RELAXED) & 3) == PTHREAD_MUTEX_RECURSIVE_NP &&
+	       m->__data.__count > 1;
+}
+
+static __attribute__((noinline)) void futex_wake_one(int *word);
+
+/* Contention mode's release when there is something to do besides
+ * glibc's unlock: the thread has a contended acquisition in flight (its
+ * held entry, anywhere in held[]: only contended acquisitions have one;
+ * the lock released may be another), or a waiter asked for our stack at
+ * this lock's release.  The release site goes out before the release
+ * when a waiter asked (glibc's unlock of other lock types wakes it out of
+ * our sight); for a default mutex also when the lock word says a sleeper
+ * was there, after the word's release and before the wake. */
+static __attribute__((noinline)) int release_contention(thread_state_t *t, void *lock,
+                                                        uint32_t kind, lock_fn unlock,
+                                                        uintptr_t pc)
+{
+	held_t h;
+	bool have = t->depth && !still_held_after(lock, kind) && pop_held(t, (uintptr_t)lock, &h);
+	bool asked = atomic_load_explicit(&t->waited_for, memory_order_relaxed) == (uintptr_t)lock;
+	if (asked)
+		note_release(t, (uintptr_t)lock, pc);
+	uint64_t t_release = have && (h.flags & HELD_TIMED) ? ticks() : 0;
+	int rc = 0;
+	pthread_mutex_t *m = lock;
+	if (kind == THOTHLOCK_KIND_MUTEX && fast_mutex &&
+	    __atomic_load_n(&m->__data.__kind, __ATOMIC_RELAXED) == 0) {
+		m->__data.__owner = 0;
+		m->__data.__nusers--;
+		if (__atomic_exchange_n(&m->__data.__lock, 0, __ATOMIC_RELEASE) > 1) {
+			if (!asked)
+				note_release(t, (uintptr_t)lock, pc);
+			futex_wake_one(&m->__data.__lock);
+		}
+	} else {
+		rc = unlock(lock);
+	}
+	if (__builtin_expect(rc != 0, 0))
+		return rc;
+	if (have)
+		commit(t, &h, (uintptr_t)lock, t_release);
+	if (asked)
+		holder_released(t, (uintptr_t)lock, kind);
+	return 0;
+}
+
+static inline int release(void *lock, lock_fn unlock, uint32_t kind, uintptr_t pc)
 {
 	thread_state_t *t = enter();
 	if (!t)
 		return unlock(lock);
+	if (mode != THOTHLOCK_MODE_ALL)
+		return release_contention(t, lock, kind, unlock, pc);
 	uint32_t d = t->depth;
 	held_t *h;
 	if (__builtin_expect(d && atomic_load_explicit(&t->held[d - 1].lock, memory_order_relaxed) ==
@@ -1977,14 +2196,7 @@ static inline int release(void *lock, lock_fn unlock)
 	int rc = unlock(lock);
 	if (__builtin_expect(rc != 0, 0))
 		return rc;
-	/* Acquisitions are counted here, after the release: an evicted cache
-	 * entry costs a table lookup, never inside the hold. */
-	uint32_t flags = h->flags;
-	if (mode != THOTHLOCK_MODE_ALL && !(flags & HELD_INHERITED))
-		count_acquisition(t, (uintptr_t)lock, h->kind);
-	if (__builtin_expect(flags || h->segments || mode == THOTHLOCK_MODE_ALL ||
-	                     atomic_load_explicit(&h->want_stack, memory_order_relaxed), 0))
-		commit(t, h, (uintptr_t)lock, t_release);
+	commit(t, h, (uintptr_t)lock, t_release);   /* all mode: every hold */
 	return 0;
 }
 
@@ -1992,14 +2204,16 @@ static inline int release(void *lock, lock_fn unlock)
 
 /* ---- the fast paths ------------------------------------------------------
  * What an uncontended lock/unlock pair costs in contention-only mode, and
- * all of it thread-private: the real trylock and unlock, one held[] entry
- * pushed and popped, one counter in the thread's acquisition cache.  No
- * clock read, no shared cache line written, no TLS lookup through
+ * all of it thread-private: the real trylock and unlock (glibc's protocol
+ * inline for a default mutex), a count down to the next counted
+ * acquisition, and at the unlock one check that the thread has no
+ * contended acquisition in flight (held[] empty).  No held entry, no clock
+ * read, no shared cache line written, no TLS lookup through
  * __tls_get_addr (`self` is initial-exec: one %fs-relative load), no
  * function-pointer parameters (each wrapper below is its own specialised
  * copy).  Anything unusual - not initialised, re-entered, all mode, a busy
- * trylock, a held entry with flags, an out-of-order release - leaves for
- * the general code above, which is out of line. */
+ * trylock, a contended acquisition in flight, a waiter asking for our
+ * stack - leaves for the general code above, which is out of line. */
 
 /* `self`, when this call may take the fast path. */
 static inline __attribute__((always_inline)) thread_state_t *fast_self(void)
@@ -2008,29 +2222,6 @@ static inline __attribute__((always_inline)) thread_state_t *fast_self(void)
 	if (__builtin_expect(t == NULL || t->in_hook, 0))
 		return NULL;
 	return t;
-}
-
-static __attribute__((noinline, cold)) void held_overflowed(void)
-{
-	add(&table->held_overflow, 1);
-}
-
-static inline __attribute__((always_inline)) void push_fast(thread_state_t *t, uintptr_t lock,
-                                                            uintptr_t pc, uint32_t kind)
-{
-	uint32_t d = t->depth;
-	if (__builtin_expect(d >= HELD_DEPTH, 0)) {
-		held_overflowed();
-		return;
-	}
-	held_t *h = &t->held[d];
-	h->kind = kind;
-	h->flags = 0;
-	h->segments = 0;
-	atomic_store_explicit(&h->want_stack, 0, memory_order_relaxed);
-	atomic_store_explicit(&h->pc, pc, memory_order_relaxed);
-	atomic_store_explicit(&h->lock, lock, memory_order_relaxed);
-	t->depth = d + 1;
 }
 
 /* The trylock said something else than "taken": EBUSY is contention
@@ -2116,7 +2307,7 @@ acquire_fast(void *lock, enum acquire_op op, uint32_t kind, try_fn try, lock_fn 
 	if (__builtin_expect(t != NULL && mode == THOTHLOCK_MODE_CONTENTION, 1)) {
 		int rc = try(lock);
 		if (__builtin_expect(rc == 0, 1)) {
-			push_fast(t, (uintptr_t)lock, pc, kind);
+			acquired(t, (uintptr_t)lock, kind);
 			return 0;
 		}
 		return acquire_busy(t, lock, kind, rc, blocking, timed, abstime, pc);
@@ -2180,15 +2371,22 @@ static inline __attribute__((always_inline)) bool release_all_fast(void *lock, u
 	return true;
 }
 
-static __attribute__((noinline)) int release_slow(void *lock, uint32_t kind)
+static __attribute__((noinline)) int release_slow(void *lock, uint32_t kind, uintptr_t pc)
+{
+	if (!atomic_load_explicit(&resolved, memory_order_acquire))
+		init();
+	return release(lock, kind == THOTHLOCK_KIND_MUTEX ? (lock_fn)real.mutex_unlock
+	                                                  : (lock_fn)real.rw_unlock, kind, pc);
+}
+
+/* All mode's release: its own fast path first (no call site needed:
+ * all mode names holders by their acquisition site). */
+static __attribute__((noinline)) int release_all_mode(void *lock, uint32_t kind)
 {
 	int rc;
 	if (release_all_fast(lock, kind, &rc))
 		return rc;
-	if (!atomic_load_explicit(&resolved, memory_order_acquire))
-		init();
-	return release(lock, kind == THOTHLOCK_KIND_MUTEX ? (lock_fn)real.mutex_unlock
-	                                                  : (lock_fn)real.rw_unlock);
+	return release_slow(lock, kind, 0);
 }
 
 /* glibc's unlock of a default mutex, inline (nptl/pthread_mutex_unlock.c,
@@ -2217,76 +2415,22 @@ static inline __attribute__((always_inline)) void mutex_unlock_inline(pthread_mu
 		futex_wake_one(&m->__data.__lock);
 }
 
-/* Contention mode's release of a lock that is not the newest held, with
- * nothing to commit: memcached takes an item lock, then an LRU lock, and
- * releases the item lock first (1.7 times per operation of its LRU
- * maintainer).  The generic way there (release_slow, release(),
- * release_out_of_order: the entry copied out, then commit()) cost ~220
- * instructions over glibc's unlock; here the entries above it move down
- * one place (a copy of 128 bytes for the usual one), the lock is released
- * and counted as on the fast path.  A waiter looking for the owner's site
- * meanwhile may miss the moved entry, as with pop_held: racy by design.
- * Anything else (all mode, an entry to commit, a lock not held) goes the
- * generic way. */
-static __attribute__((noinline)) int release_unordered(thread_state_t *t, void *lock,
-                                                       uint32_t kind)
-{
-	uint32_t d = t->depth;
-	if (mode == THOTHLOCK_MODE_CONTENTION) {
-		for (uint32_t i = d - 1; i-- > 0;) {
-			held_t *h = &t->held[i];
-			if (atomic_load_explicit(&h->lock, memory_order_relaxed) != (uintptr_t)lock)
-				continue;
-			if ((h->flags | h->segments) != 0 ||
-			    atomic_load_explicit(&h->want_stack, memory_order_relaxed))
-				break;
-			for (uint32_t j = i; j + 1 < d; j++)
-				t->held[j] = t->held[j + 1];
-			atomic_store_explicit(&t->held[d - 1].lock, 0, memory_order_relaxed);
-			t->depth = d - 1;
-			int rc = 0;
-			if (kind != THOTHLOCK_KIND_MUTEX)
-				rc = real.rw_unlock(lock);
-			else if (fast_mutex && __atomic_load_n(&((pthread_mutex_t *)lock)->__data.__kind,
-			                                       __ATOMIC_RELAXED) == 0)
-				mutex_unlock_inline(lock);
-			else
-				rc = real.mutex_unlock(lock);
-			if (__builtin_expect(rc == 0, 1))
-				count_acquisition(t, (uintptr_t)lock, kind);
-			return rc;
-		}
-	}
-	return release_slow(lock, kind);
-}
-
-/* The usual release: of the newest held lock, whose entry has nothing to
- * commit (no wait, no timed hold, no waiter asking for our stack). */
+/* Contention mode's release of a lock (rwlocks, mutexes of other types,
+ * a default mutex when glibc's protocol is not inline): glibc's unlock and
+ * nothing else, unless the thread has a contended acquisition in flight
+ * or a waiter asked for its stack at this lock's release. */
 static inline __attribute__((always_inline)) int release_fast(void *lock, lock_fn unlock,
-                                                              uint32_t kind)
+                                                              uint32_t kind, uintptr_t pc)
 {
 	thread_state_t *t = fast_self();
-	if (__builtin_expect(t != NULL, 1)) {
-		uint32_t d = t->depth;
-		if (__builtin_expect(d != 0, 1)) {
-			held_t *h = &t->held[d - 1];
-			uintptr_t top = atomic_load_explicit(&h->lock, memory_order_relaxed);
-			if (__builtin_expect(top == (uintptr_t)lock && (h->flags | h->segments) == 0 &&
-			                         !atomic_load_explicit(&h->want_stack, memory_order_relaxed),
-			                     1)) {
-				atomic_store_explicit(&h->lock, 0, memory_order_relaxed);
-				t->depth = d - 1;
-				int rc = unlock(lock);
-				/* Counted after the release, in the thread's own cache. */
-				if (__builtin_expect(rc == 0, 1))
-					count_acquisition(t, (uintptr_t)lock, kind);
-				return rc;
-			}
-			if (top != (uintptr_t)lock && mode == THOTHLOCK_MODE_CONTENTION)
-				return release_unordered(t, lock, kind);
-		}
-	}
-	return release_slow(lock, kind);
+	if (__builtin_expect(t != NULL && mode == THOTHLOCK_MODE_CONTENTION && t->depth == 0 &&
+	                         atomic_load_explicit(&t->waited_for, memory_order_relaxed) !=
+	                             (uintptr_t)lock,
+	                     1))
+		return unlock(lock);
+	if (mode == THOTHLOCK_MODE_ALL)
+		return release_all_mode(lock, kind);
+	return release_slow(lock, kind, pc);
 }
 
 /* ---- mutexes ----------------------------------------------------------- */
@@ -2426,31 +2570,11 @@ static __attribute__((noinline)) int mutex_lock_busy(thread_state_t *t, pthread_
 	                         pc, NULL, NULL, NULL);
 }
 
-static __attribute__((noinline, cold)) int held_overflowed_taken(void)
-{
-	held_overflowed();
-	return 0;
-}
-
-/* The held entry of a default mutex just taken inline (lock and trylock's
- * fast paths): 0, as glibc's call would return. */
-static inline __attribute__((always_inline)) int held_push_mutex(thread_state_t *t, pthread_mutex_t *m,
-								 uintptr_t pc)
-{
-	uint32_t d = t->depth;
-	if (__builtin_expect(d >= HELD_DEPTH, 0))
-		return held_overflowed_taken();
-	held_t *h = &t->held[d];
-	h->kind = THOTHLOCK_KIND_MUTEX;
-	h->flags = 0;
-	h->segments = 0;
-	atomic_store_explicit(&h->want_stack, 0, memory_order_relaxed);
-	atomic_store_explicit(&h->pc, pc, memory_order_relaxed);
-	atomic_store_explicit(&h->lock, (uintptr_t)m, memory_order_relaxed);
-	t->depth = d + 1;
-	return 0;
-}
-
+/* Contention mode's lock of a default mutex: glibc's own protocol inline
+ * (mutex_trylock_inline) and a count down to the next acquisition counted
+ * (acquired()): no held entry, nothing else.  Where the hold ends is
+ * glibc's unlock too (pthread_mutex_unlock); only a contended acquisition
+ * gets a held entry (acquire_contended), for the wait and hold it commits. */
 EXPORT int pthread_mutex_lock(pthread_mutex_t *m)
 {
 	uintptr_t pc = CALLER();
@@ -2463,7 +2587,9 @@ EXPORT int pthread_mutex_lock(pthread_mutex_t *m)
 	                                                                   memory_order_relaxed)),
 	                     0))
 		return mutex_lock_busy(t, m, pc);
-	return held_push_mutex(t, m, pc);
+	if (__builtin_expect(--t->acq_countdown == 0, 0))
+		return acquisition_counted(t, (uintptr_t)m, THOTHLOCK_KIND_MUTEX);
+	return 0;
 }
 
 EXPORT int pthread_mutex_timedlock(pthread_mutex_t *m, const struct timespec *abstime)
@@ -2499,10 +2625,9 @@ static __attribute__((noinline)) int mutex_trylock_busy(thread_state_t *t, pthre
 }
 
 /* Contention mode's trylock of a default mutex: the same inline trylock
- * and held entry as pthread_mutex_lock's fast path (memcached's LRU
- * maintainer tries item locks, 1.9 times per operation; the generic way,
- * enter(), glibc's trylock through a pointer and push_held, cost ~60
- * instructions more).  A busy one is counted as before, not a contention. */
+ * and count down as pthread_mutex_lock's fast path (memcached's LRU
+ * maintainer tries item locks, 1.9 times per operation).  A busy one is
+ * counted as before, not a contention. */
 EXPORT int pthread_mutex_trylock(pthread_mutex_t *m)
 {
 	uintptr_t pc = CALLER();
@@ -2515,68 +2640,52 @@ EXPORT int pthread_mutex_trylock(pthread_mutex_t *m)
 	                                                                   memory_order_relaxed)),
 	                     0))
 		return mutex_trylock_busy(t, m);
-	return held_push_mutex(t, m, pc);
+	if (__builtin_expect(--t->acq_countdown == 0, 0))
+		return acquisition_counted(t, (uintptr_t)m, THOTHLOCK_KIND_MUTEX);
+	return 0;
 }
 
-static __attribute__((noinline)) int mutex_unlock_general(pthread_mutex_t *m)
+static __attribute__((noinline)) int mutex_unlock_general(pthread_mutex_t *m, uintptr_t pc)
 {
-	return release_fast(m, (lock_fn)real.mutex_unlock, THOTHLOCK_KIND_MUTEX);
+	return release_fast(m, (lock_fn)real.mutex_unlock, THOTHLOCK_KIND_MUTEX, pc);
 }
 
-/* The rare ends of pthread_mutex_unlock's fast path, out of line and
- * reached by tail calls, so that the fast path saves no register and
- * sets up no frame: a sleeper to wake, an acquisition-cache miss. */
-static __attribute__((noinline)) int mutex_unlock_wake(thread_state_t *t, pthread_mutex_t *m)
+/* The lock word was above 1: a thread sleeps on the mutex (a waiter, or
+ * glibc's condition wait taking it back, which always leaves 2).  The
+ * mutex is free already; where we released it goes out before the wake
+ * (the waiter reads it once woken), our stack after it if a waiter asked. */
+static __attribute__((noinline)) int mutex_unlock_wake(thread_state_t *t, pthread_mutex_t *m,
+                                                       uintptr_t pc)
 {
+	note_release(t, (uintptr_t)m, pc);
 	futex_wake_one(&m->__data.__lock);
-	count_acquisition(t, (uintptr_t)m, THOTHLOCK_KIND_MUTEX);
+	if (atomic_load_explicit(&t->waited_for, memory_order_relaxed) == (uintptr_t)m)
+		holder_released(t, (uintptr_t)m, THOTHLOCK_KIND_MUTEX);
 	return 0;
 }
 
-static __attribute__((noinline)) int mutex_unlock_miss(thread_state_t *t,
-                                                       thothlock_cache_entry_t *w,
-                                                       pthread_mutex_t *m)
-{
-	if (t->misses < THOTHLOCK_EXACT_MISSES || --t->countdown == 0)
-		cache_miss(t, w, (uintptr_t)m, THOTHLOCK_KIND_MUTEX);
-	return 0;
-}
-
-/* Contention mode's usual release of a default mutex: release_fast with
- * glibc's unlock inline (mutex_unlock_inline, spelled out here so that
- * the wake is a tail call) and count_acquisition's hit. */
+/* Contention mode's release of a default mutex: glibc's unlock inline
+ * (mutex_unlock_inline, spelled out here so that the wake is a tail
+ * call), after one check that this thread has no contended acquisition
+ * in flight (held[] empty: the uncontended holds have no entry).  The
+ * "above 1" branch is exactly the contended release, where the holder
+ * does its part (mutex_unlock_wake). */
 EXPORT int pthread_mutex_unlock(pthread_mutex_t *m)
 {
 	if (__builtin_expect(!fast_mutex, 0))
 		/* all mode: its own fast path (release_all_fast) is release_slow's
 		 * first step; else glibc's protocol was not confirmed */
-		return mode == THOTHLOCK_MODE_ALL ? release_slow(m, THOTHLOCK_KIND_MUTEX)
-		                                  : mutex_unlock_general(m);
+		return mode == THOTHLOCK_MODE_ALL ? release_all_mode(m, THOTHLOCK_KIND_MUTEX)
+		                                  : mutex_unlock_general(m, CALLER());
 	thread_state_t *t = self;
-	if (__builtin_expect(t == NULL || t->in_hook ||
+	if (__builtin_expect(t == NULL || t->depth != 0 ||
 	                         __atomic_load_n(&m->__data.__kind, __ATOMIC_RELAXED) != 0,
 	                     0))
-		return mutex_unlock_general(m);
-	uint32_t d = t->depth;
-	if (__builtin_expect(d == 0, 0))
-		return mutex_unlock_general(m);
-	held_t *h = &t->held[d - 1];
-	if (__builtin_expect(atomic_load_explicit(&h->lock, memory_order_relaxed) != (uintptr_t)m ||
-	                         (h->flags | h->segments) != 0 ||
-	                         atomic_load_explicit(&h->want_stack, memory_order_relaxed),
-	                     0))
-		return mutex_unlock_general(m);
-	atomic_store_explicit(&h->lock, 0, memory_order_relaxed);
-	t->depth = d - 1;
+		return mutex_unlock_general(m, CALLER());
 	m->__data.__owner = 0;
 	m->__data.__nusers--;
 	if (__builtin_expect(__atomic_exchange_n(&m->__data.__lock, 0, __ATOMIC_RELEASE) > 1, 0))
-		return mutex_unlock_wake(t, m);
-	_Static_assert(THOTHLOCK_CACHE_WAYS == 512, "the way is the product's top 9 bits");
-	thothlock_cache_entry_t *w = &t->cache->way[((uint64_t)(uintptr_t)m * 0x9e3779b97f4a7c15ull) >> 55];
-	if (__builtin_expect(w->addr != (uintptr_t)m, 0))
-		return mutex_unlock_miss(t, w, m);
-	__atomic_store_n(&w->count, w->count + 1, __ATOMIC_RELAXED);
+		return mutex_unlock_wake(t, m, CALLER());
 	return 0;
 }
 
@@ -2648,7 +2757,7 @@ EXPORT int pthread_rwlock_trywrlock(pthread_rwlock_t *l)
 
 EXPORT int pthread_rwlock_unlock(pthread_rwlock_t *l)
 {
-	return release_fast(l, (lock_fn)real.rw_unlock, THOTHLOCK_KIND_RWLOCK);
+	return release_fast(l, (lock_fn)real.rw_unlock, THOTHLOCK_KIND_RWLOCK, CALLER());
 }
 
 /* ---- condition variables ------------------------------------------------
@@ -2664,6 +2773,10 @@ static int cond_common(pthread_cond_t *c, pthread_mutex_t *m, const struct times
 	if (!t)
 		return abstime ? real.cond_timedwait(c, m, abstime) : real.cond_wait(c, m);
 	held_t *h = find_held(t, (uintptr_t)m);
+	if (!h && table)
+		/* contention mode's uncontended hold: no entry to count it at the
+		 * release (one add, where the thread is about to sleep anyway) */
+		add(&table->cond_waits, 1);
 	if (h && (h->flags & HELD_TIMED)) {
 		/* Hold segments beyond HOLD_SEGMENTS are counted in cond_waits
 		 * but not timed. */
