@@ -23,25 +23,13 @@
 #include <unistd.h>
 
 #include "bench.thoth.h"
+#include "bench_sink.h"
 #include "chan_shm.h"
 
 enum { ROUNDS = 15 };
 
 static chan_end_t cli, srv;
 static uint64_t srv_arena[512];
-static uint8_t ack[64];
-
-static int on_sink(void *self, const thoth_bench_Bench_sink_req_t *req,
-		   thoth_bench_Bench_sink_resp_t *resp, thoth_arena_t *arena)
-{
-	if (req->data.len) {
-		ack[0] = req->data.ptr[0];
-		ack[1] = req->data.ptr[req->data.len - 1];
-	}
-	resp->ack.ptr = ack;
-	resp->ack.len = sizeof ack;
-	return 0;
-}
 
 static int on_cpu(void *self, const thoth_bench_Bench_cpu_req_t *req,
 		  thoth_bench_Bench_cpu_resp_t *resp, thoth_arena_t *arena)

@@ -2053,6 +2053,77 @@ static double cs_max_ms(const cs_resolver_t *r, uint64_t from, uint64_t to)
 	return (double)mx / 1e6;
 }
 
+/* thothd for sections 10 and 11: its dashboard on a free port, a debug
+ * log (the drains' figures), answers waited for up to 120 s, with
+ * THOTHD_DEFER=off when DEFER_OFF and KNOB=VALUE while it starts.  Its
+ * dashboard's port. */
+static int cs_thothd(harness_t *h, bool defer_off, const char *knob, const char *value, thoth_control_t *svc,
+		     thoth_control_t *ctl)
+{
+	if (defer_off)
+		setenv("THOTHD_DEFER", "off", 1);
+	else
+		unsetenv("THOTHD_DEFER");
+	setenv(knob, value, 1);
+	const char *const args[] = { "--http-port", "0", "--log-level", "debug", NULL };
+	tc_start(h, args, 0, 120000, svc, ctl);
+	unsetenv("THOTHD_DEFER");
+	unsetenv(knob);
+	return live_dashboard_port(ctl);
+}
+
+/* Wait until thothd holds WANT trace buffers (its own, the connections'
+ * and the traced processes'). */
+static void cs_attached(thoth_control_t *ctl, int want)
+{
+	void *arg[2] = { ctl, &want };
+	if (!harness_wait_until(tc_attached, arg, 10000))
+		die("set-up", THOTH_E_TIMEDOUT);
+}
+
+/* R resolving back to back on a thread of its own (TH) from now on. */
+static void cs_resolver_start(cs_resolver_t *r, harness_t *h, pthread_t *th)
+{
+	*r = (cs_resolver_t){ .h = h, .cap = 1u << 22 };
+	r->t0 = calloc(r->cap, sizeof *r->t0);
+	r->lat = calloc(r->cap, sizeof *r->lat);
+	if (!r->t0 || !r->lat || pthread_create(th, NULL, cs_resolve, r))
+		die("resolver", THOTH_E_NOMEM);
+}
+
+static void cs_resolver_stop(cs_resolver_t *r, pthread_t th)
+{
+	__atomic_store_n(&r->stop, 1, __ATOMIC_RELEASE);
+	pthread_join(th, NULL);
+	free(r->t0);
+	free(r->lat);
+}
+
+/* A page on /events, collection on for two ticks; then R's longest
+ * resolve over 300 quiet ms (*QUIET_MS).  The page's fd. */
+static int cs_page_quiet(int port, const cs_resolver_t *r, double *quiet_ms)
+{
+	int page = live_page_open(port);
+	if (page < 0)
+		die("event stream", THOTH_E_IO);
+	cs_tick(page);
+	cs_tick(page);
+	uint64_t q0 = now_ns();
+	usleep(300000);
+	*quiet_ms = cs_max_ms(r, q0, now_ns());
+	return page;
+}
+
+/* A trace session of PID's LOOP records. */
+static void cs_session_start(thoth_control_t *ctl, pid_t pid)
+{
+	thoth_trace_TraceControl_start_pid_req_t sreq = { .categories = THOTH_TRACE_MASK(LOOP),
+							   .pid = (uint32_t)pid };
+	thoth_trace_TraceControl_start_pid_resp_t sresp;
+	if (thoth_trace_TraceControl_start_pid(&ctl->client, &sreq, &sresp, NULL))
+		die("session start", THOTH_E_IO);
+}
+
 typedef struct cs_result {
 	double start_rt_ms, start_loop_ms, start_resolve_ms;     /* a session's start */
 	double stop_loop_ms, stop_resolve_ms;                   /* collection's end */
@@ -2061,50 +2132,26 @@ typedef struct cs_result {
 
 static void cs_run(bool defer_off, cs_result_t *out)
 {
-	if (defer_off)
-		setenv("THOTHD_DEFER", "off", 1);
-	else
-		unsetenv("THOTHD_DEFER");
-	setenv("THOTHD_LIVE_HOLD_MS", "500", 1);
 	harness_t h;
-	const char *const args[] = { "--http-port", "0", "--log-level", "debug", NULL };
 	thoth_control_t svc, ctl;
-	tc_start(&h, args, 0, 120000, &svc, &ctl);
-	unsetenv("THOTHD_DEFER");
-	unsetenv("THOTHD_LIVE_HOLD_MS");
-	int port = live_dashboard_port(&ctl);
+	int port = cs_thothd(&h, defer_off, "THOTHD_LIVE_HOLD_MS", "500", &svc, &ctl);
 	live_traced_t busy;
 	if (live_traced_spawn(&h, LD_RING, &busy))
 		die("traced process", THOTH_E_IO);
-	int want = 3;
-	void *arg[2] = { &ctl, &want };
-	if (port <= 0 || !harness_wait_until(tc_attached, arg, 10000))
+	if (port <= 0)
 		die("set-up", THOTH_E_TIMEDOUT);
-	cs_resolver_t r = { .h = &h, .cap = 1u << 22 };
-	r.t0 = calloc(r.cap, sizeof *r.t0);
-	r.lat = calloc(r.cap, sizeof *r.lat);
+	cs_attached(&ctl, 3);
+	cs_resolver_t r;
 	pthread_t th;
-	if (!r.t0 || !r.lat || pthread_create(&th, NULL, cs_resolve, &r))
-		die("resolver", THOTH_E_NOMEM);
+	cs_resolver_start(&r, &h, &th);
 
 	/* A session's start: a page connected, a burst just after a tick. */
-	int page = live_page_open(port);
-	if (page < 0)
-		die("event stream", THOTH_E_IO);
-	cs_tick(page);
-	cs_tick(page);
-	uint64_t q0 = now_ns();
-	usleep(300000);
-	out->quiet_resolve_ms = cs_max_ms(&r, q0, now_ns());
+	int page = cs_page_quiet(port, &r, &out->quiet_resolve_ms);
 	cs_tick(page);
 	cs_burst(&busy, CS_BURST);
 	double cpu0 = cs_loop_cpu_ms(h.thothd);
 	uint64_t t0 = now_ns();
-	thoth_trace_TraceControl_start_pid_req_t sreq = { .categories = THOTH_TRACE_MASK(LOOP),
-							   .pid = (uint32_t)busy.pid };
-	thoth_trace_TraceControl_start_pid_resp_t sresp;
-	if (thoth_trace_TraceControl_start_pid(&ctl.client, &sreq, &sresp, NULL))
-		die("session start", THOTH_E_IO);
+	cs_session_start(&ctl, busy.pid);
 	uint64_t t1 = now_ns();
 	out->start_loop_ms = cs_loop_cpu_ms(h.thothd) - cpu0;
 	out->start_rt_ms = (double)(t1 - t0) / 1e6;
@@ -2132,10 +2179,7 @@ static void cs_run(bool defer_off, cs_result_t *out)
 	out->stop_resolve_ms = cs_max_ms(&r, t0, t1);
 	if (cs_offs(h.log) < 2)
 		die("collection did not stop", THOTH_E_TIMEDOUT);
-	__atomic_store_n(&r.stop, 1, __ATOMIC_RELEASE);
-	pthread_join(th, NULL);
-	free(r.t0);
-	free(r.lat);
+	cs_resolver_stop(&r, th);
 	live_traced_close(&busy);
 	thoth_control_close(&ctl);
 	thoth_control_close(&svc);
@@ -2230,15 +2274,6 @@ static uint64_t sw_stop(thoth_control_t *ctl)
 	return presp.events;
 }
 
-static void sw_start(thoth_control_t *ctl, pid_t pid)
-{
-	thoth_trace_TraceControl_start_pid_req_t sreq = { .categories = THOTH_TRACE_MASK(LOOP),
-							   .pid = (uint32_t)pid };
-	thoth_trace_TraceControl_start_pid_resp_t sresp;
-	if (thoth_trace_TraceControl_start_pid(&ctl->client, &sreq, &sresp, NULL))
-		die("session start", THOTH_E_IO);
-}
-
 static void sw_write(thoth_control_t *ctl, const char *json, uint64_t want)
 {
 	thoth_trace_TraceControl_write_req_t wreq = { .json_path = thoth_str(json) };
@@ -2249,48 +2284,26 @@ static void sw_write(thoth_control_t *ctl, const char *json, uint64_t want)
 
 static void sw_run(bool defer_off, sw_result_t *out, double drains[3])
 {
-	if (defer_off)
-		setenv("THOTHD_DEFER", "off", 1);
-	else
-		unsetenv("THOTHD_DEFER");
+	harness_t h;
+	thoth_control_t svc, ctl;
 	/* The session's own 100 ms drain would take the records first: the
 	 * stop and the write then meet a burst written after the last tick. */
-	setenv("THOTHD_TRACE_DRAIN_MS", "5000", 1);
-	harness_t h;
-	const char *const args[] = { "--http-port", "0", "--log-level", "debug", NULL };
-	thoth_control_t svc, ctl;
-	tc_start(&h, args, 0, 120000, &svc, &ctl);
-	unsetenv("THOTHD_DEFER");
-	unsetenv("THOTHD_TRACE_DRAIN_MS");
-	int port = live_dashboard_port(&ctl);
+	int port = cs_thothd(&h, defer_off, "THOTHD_TRACE_DRAIN_MS", "5000", &svc, &ctl);
 	live_traced_t busy, other;      /* OTHER: the second exit */
 	if (port <= 0 || live_traced_spawn(&h, LD_RING, &busy) || live_traced_spawn(&h, LD_RING, &other))
 		die("set-up", THOTH_E_IO);
-	int want = 4;
-	void *arg[2] = { &ctl, &want };
-	if (!harness_wait_until(tc_attached, arg, 10000))
-		die("set-up", THOTH_E_TIMEDOUT);
-	cs_resolver_t r = { .h = &h, .cap = 1u << 22 };
-	r.t0 = calloc(r.cap, sizeof *r.t0);
-	r.lat = calloc(r.cap, sizeof *r.lat);
+	cs_attached(&ctl, 4);
+	cs_resolver_t r;
 	pthread_t th;
-	if (!r.t0 || !r.lat || pthread_create(&th, NULL, cs_resolve, &r))
-		die("resolver", THOTH_E_NOMEM);
-	int page = live_page_open(port);
-	if (page < 0)
-		die("event stream", THOTH_E_IO);
-	cs_tick(page);
-	cs_tick(page);
-	uint64_t q0 = now_ns();
-	usleep(300000);
-	out->quiet_resolve_ms = cs_max_ms(&r, q0, now_ns());
+	cs_resolver_start(&r, &h, &th);
+	int page = cs_page_quiet(port, &r, &out->quiet_resolve_ms);
 	char json[400];
 	snprintf(json, sizeof json, "%s/session.json", h.dir);
 	uint64_t total = 0;
 
 	/* An active session's write, a burst just after a tick: its loop CPU
 	 * (resolver paused), then its effect on the resolver. */
-	sw_start(&ctl, busy.pid);
+	cs_session_start(&ctl, busy.pid);
 	cs_tick(page);
 	cs_burst(&busy, SW_BURST);
 	sw_pause(&r, true);
@@ -2322,7 +2335,7 @@ static void sw_run(bool defer_off, sw_result_t *out, double drains[3])
 	usleep(20000);
 	out->stop_resolve_ms = cs_max_ms(&r, t0, t1);
 	sw_counted(port, busy.pid, total += SW_BURST);
-	sw_start(&ctl, busy.pid);
+	cs_session_start(&ctl, busy.pid);
 	cs_tick(page);
 	cs_burst(&busy, SW_BURST);
 	sw_pause(&r, true);
@@ -2358,10 +2371,7 @@ static void sw_run(bool defer_off, sw_result_t *out, double drains[3])
 	usleep(20000);
 	out->gone_resolve_ms = cs_max_ms(&r, t0, t1);
 	sw_counted(port, other.pid, CS_BURST);
-	__atomic_store_n(&r.stop, 1, __ATOMIC_RELEASE);
-	pthread_join(th, NULL);
-	free(r.t0);
-	free(r.lat);
+	cs_resolver_stop(&r, th);
 	close(page);
 	thoth_control_close(&ctl);
 	thoth_control_close(&svc);

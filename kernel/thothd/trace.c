@@ -119,6 +119,7 @@ struct thothd_tracer {
 	thothd_t *d;
 	trace_source_t *sources;
 	uint32_t n_sources;
+	uint32_t max_sources;           /* MAX_SOURCES, or less: THOTHD_MAX_SOURCES (tests) */
 	bool active;
 	uint64_t session_id, next_session_id;
 	uint64_t categories;
@@ -482,7 +483,7 @@ static int attach_fd(thothd_tracer_t *t, int fd, const thothd_client_t *client, 
 			goto out;
 		}
 	}
-	if (t->n_sources >= MAX_SOURCES) {
+	if (t->n_sources >= t->max_sources) {
 		/* Gone processes whose last records wait for a drain on the task
 		 * thread would hold the limit until it ends (live_done prunes
 		 * them): read those records here instead, all of them, and free
@@ -490,8 +491,12 @@ static int attach_fd(thothd_tracer_t *t, int fd, const thothd_client_t *client, 
 		 * limit; a worker's drain of one of them stops where this one
 		 * takes over (live_cur).  Not counting them instead would let
 		 * mappings of gone processes pile up past MAX_SOURCES. */
+		uint32_t n0 = t->n_sources;
 		prune(t, true);
-		if (t->n_sources >= MAX_SOURCES) {
+		if (t->n_sources < n0)
+			thothd_debug("trace: %u buffers attached, the limit: read the last records of %u gone "
+				     "processes here to make room", n0, n0 - t->n_sources);
+		if (t->n_sources >= t->max_sources) {
 			snprintf(why, why_len, "%u buffers attached (limit)", t->n_sources);
 			r = THOTH_E_LIMIT;
 			goto out;
@@ -537,6 +542,12 @@ int thothd_tracer_new(thothd_t *d, thothd_tracer_t **out)
 	if (period && atoi(period) >= 10 && atoi(period) <= 60000)
 		t->drain_period_ns = (uint64_t)atoi(period) * MS_NS;
 	t->drain_slack_ns = t->drain_period_ns / 2;
+	/* THOTHD_MAX_SOURCES: a lower limit, for tests that reach it with a
+	 * few processes (test_thothd_live_drain); never above MAX_SOURCES. */
+	t->max_sources = MAX_SOURCES;
+	const char *max_sources = getenv("THOTHD_MAX_SOURCES");
+	if (max_sources && atoi(max_sources) >= 2 && atoi(max_sources) <= MAX_SOURCES)
+		t->max_sources = (uint32_t)atoi(max_sources);
 	pthread_condattr_t ca;
 	if (pthread_mutex_init(&t->mu, NULL) || pthread_condattr_init(&ca)) {
 		free(t);

@@ -185,6 +185,14 @@ typedef struct ctx {
 	thoth_nvme_fake_t *fake;
 } ctx_t;
 
+/* The moderator's counters now, for the predicates below (ARG: a ctx_t). */
+static thoth_nvmemod_stats_t ctx_stats(void *arg)
+{
+	thoth_nvmemod_stats_t st;
+	thoth_nvmemod_stats(((ctx_t *)arg)->m, &st);
+	return st;
+}
+
 static bool moderating(void *arg)
 {
 	ctx_t *c = arg;
@@ -193,34 +201,23 @@ static bool moderating(void *arg)
 
 static bool went_idle(void *arg)
 {
-	ctx_t *c = arg;
-	thoth_nvmemod_stats_t st;
-	thoth_nvmemod_stats(c->m, &st);
+	thoth_nvmemod_stats_t st = ctx_stats(arg);
 	return !st.busy && st.idles > 0;
 }
 
 static bool is_idle(void *arg)
 {
-	ctx_t *c = arg;
-	thoth_nvmemod_stats_t st;
-	thoth_nvmemod_stats(c->m, &st);
-	return !st.busy;
+	return !ctx_stats(arg).busy;
 }
 
 static bool is_busy(void *arg)
 {
-	ctx_t *c = arg;
-	thoth_nvmemod_stats_t st;
-	thoth_nvmemod_stats(c->m, &st);
-	return st.busy;
+	return ctx_stats(arg).busy;
 }
 
 static bool is_disabled(void *arg)
 {
-	ctx_t *c = arg;
-	thoth_nvmemod_stats_t st;
-	thoth_nvmemod_stats(c->m, &st);
-	return st.disabled;
+	return ctx_stats(arg).disabled;
 }
 
 static thoth_nvmemod_config_t fixture_config(thoth_nvme_fake_t *fake, thoth_mod_kind_t kind, seen_t *seen)
@@ -229,6 +226,15 @@ static thoth_nvmemod_config_t fixture_config(thoth_nvme_fake_t *fake, thoth_mod_
 					 .sample_us = 5000, .wake = THOTH_NVMEMOD_WAKE_FILES,
 					 .admin = thoth_nvme_fake_admin(fake), .on_change = seen ? on_change : NULL,
 					 .arg = seen };
+}
+
+/* The end of a test whose loop went idle: no timer armed (only the
+ * counters moving wakes it), then the moderator stopped, the loop freed. */
+static void stop_idle(thoth_loop_t *loop, thoth_nvmemod_t *m)
+{
+	assert_int_equal(thoth_loop_armed_at(loop), 0);
+	thoth_nvmemod_stop(m);
+	thoth_loop_free(loop);
 }
 
 /* ---- admin commands ---------------------------------------------------------- */
@@ -529,9 +535,7 @@ static void test_an_idle_controller_costs_no_timer_and_no_wake_up(void **state)
 	assert_true(test_loop_until(loop, went_idle, &c, 2000));
 	thoth_nvmemod_stats(m, &after);
 	assert_int_equal(after.wakes, before.wakes + 1);
-	assert_int_equal(thoth_loop_armed_at(loop), 0);
-	thoth_nvmemod_stop(m);
-	thoth_loop_free(loop);
+	stop_idle(loop, m);
 }
 
 /* ---- requests in flight: the loop stays awake, within a bound ----------------- */
@@ -551,18 +555,12 @@ static bool sampled_or_idled(void *arg)
 
 static bool is_stalled(void *arg)
 {
-	ctx_t *c = arg;
-	thoth_nvmemod_stats_t st;
-	thoth_nvmemod_stats(c->m, &st);
-	return st.stalled;
+	return ctx_stats(arg).stalled;
 }
 
 static bool backoff_at_cap(void *arg)
 {
-	ctx_t *c = arg;
-	thoth_nvmemod_stats_t st;
-	thoth_nvmemod_stats(c->m, &st);
-	return st.backoff_us >= 1000000u;
+	return ctx_stats(arg).backoff_us >= 1000000u;
 }
 
 /* Run until the loop has sampled 5 more times (or went idle); then it
@@ -623,9 +621,7 @@ static void test_a_slow_first_request_keeps_the_loop_awake(void **state)
 	assert_int_equal(st.wakes, st0.wakes);            /* one busy period for the whole request */
 	assert_int_equal(st.counters.ios, 1001);          /* and its completion sampled in it */
 	assert_int_equal(st.stalls, 0);
-	assert_int_equal(thoth_loop_armed_at(loop), 0);
-	thoth_nvmemod_stop(m);
-	thoth_loop_free(loop);
+	stop_idle(loop, m);
 }
 
 /* I/O stops with requests still in flight that were issued while the loop
@@ -658,9 +654,7 @@ static void test_requests_in_flight_when_the_io_stops_keep_the_loop_awake(void *
 	assert_true(st.idles > st0.idles);
 	assert_int_equal(st.wakes, st0.wakes);
 	assert_int_equal(st.counters.ios, g.ios + 2);
-	assert_int_equal(thoth_loop_armed_at(loop), 0);
-	thoth_nvmemod_stop(m);
-	thoth_loop_free(loop);
+	stop_idle(loop, m);
 }
 
 /* A device that never completes what it was given (a hung command waits
@@ -699,9 +693,7 @@ static void test_a_device_that_never_completes_costs_at_most_a_wake_up_a_second(
 	assert_false(st.stalled);
 	assert_int_equal(st.backoff_us, 0);
 	assert_int_equal(st.counters.ios, 1001);
-	assert_int_equal(thoth_loop_armed_at(loop), 0);
-	thoth_nvmemod_stop(m);
-	thoth_loop_free(loop);
+	stop_idle(loop, m);
 }
 
 /* I/O in the gap before the wake-up is armed.  The loop's inotify watches
@@ -725,18 +717,12 @@ int inotify_add_watch(int fd, const char *path, uint32_t mask)
 
 static bool stalled_twice(void *arg)
 {
-	ctx_t *c = arg;
-	thoth_nvmemod_stats_t st;
-	thoth_nvmemod_stats(c->m, &st);
-	return st.stalls >= 2;
+	return ctx_stats(arg).stalls >= 2;
 }
 
 static bool stalled_once(void *arg)
 {
-	ctx_t *c = arg;
-	thoth_nvmemod_stats_t st;
-	thoth_nvmemod_stats(c->m, &st);
-	return st.stalls >= 1;
+	return ctx_stats(arg).stalls >= 1;
 }
 
 /* Backing off arms the wake-up and then reads the counters again, as

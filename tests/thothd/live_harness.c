@@ -164,20 +164,27 @@ void live_traced_close(live_traced_t *p)
 	p->go = p->done = -1;
 }
 
+char live_proc_state(pid_t pid)
+{
+	char path[64], state = 0;
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return 0;
+	if (fscanf(f, "%*d (%*[^)]) %c", &state) != 1)
+		state = 0;
+	fclose(f);
+	return state;
+}
+
 int live_traced_exit(live_traced_t *p)
 {
 	live_traced_close(p);
 	for (uint64_t deadline = now_ms() + 10000; now_ms() < deadline; usleep(2000)) {
 		/* Not reaped here (the harness reaps its children): exited once
-		 * signal 0 finds a zombie or nothing. */
-		char path[64], state = 0;
-		snprintf(path, sizeof path, "/proc/%d/stat", (int)p->pid);
-		FILE *f = fopen(path, "re");
-		if (!f)
-			return 0;
-		int got = fscanf(f, "%*d (%*[^)]) %c", &state);
-		fclose(f);
-		if (got != 1 || state == 'Z' || state == 'X')
+		 * its state is a zombie's, or it is gone. */
+		char state = live_proc_state(p->pid);
+		if (!state || state == 'Z' || state == 'X')
 			return 0;
 	}
 	return -1;

@@ -42,6 +42,9 @@ int live_traced_burst(const live_traced_t *p, uint32_t n);
 void live_traced_close(live_traced_t *p);
 /* Close GO and wait until the process has exited (10 s at most): 0, or -1. */
 int live_traced_exit(live_traced_t *p);
+/* PID's state letter in /proc/PID/stat ('S' asleep, 'Z' a zombie ...), 0
+ * when it cannot be read (gone). */
+char live_proc_state(pid_t pid);
 
 /* The dashboard's port from Daemon.status, or -1. */
 int live_dashboard_port(thoth_control_t *ctl);

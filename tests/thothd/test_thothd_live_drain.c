@@ -4,7 +4,8 @@
  * thothd_tracer_live_drain; docs/THOTHD.md "Slow requests"): the
  * dashboard's own drain of a busy backlog, a session's drains beside it,
  * its start, write and stop, the end of collection, a gone process's last
- * records, and the lock-ring poll.
+ * records (also when an attach at the limit of mapped buffers needs their
+ * places), and the lock-ring poll.
  *
  * Real thothd with its dashboard on a free port, a real traced process
  * whose one big ring takes bursts of BURST `loop_wakeup` events, a page
@@ -16,6 +17,7 @@
  * thothd logs.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -787,6 +789,91 @@ static void test_a_gone_process_is_drained_off_the_loop_thread(void **state)
 	fixture_down(&f);
 }
 
+/* Does PID hold a socket (its control connection: a traced process of
+ * live_harness has no other)? */
+static bool holds_socket(pid_t pid)
+{
+	char dir[64], path[340], target[64];
+	snprintf(dir, sizeof dir, "/proc/%d/fd", (int)pid);
+	DIR *d = opendir(dir);
+	if (!d)
+		return false;
+	bool found = false;
+	struct dirent *e;
+	while (!found && (e = readdir(d))) {
+		snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+		ssize_t n = readlink(path, target, sizeof target - 1);
+		found = n > 7 && !strncmp(target, "socket:", 7);
+	}
+	closedir(d);
+	return found;
+}
+
+/*
+ * An attach at the limit of buffers thothd maps (MAX_SOURCES, lowered to
+ * thothd's own + GONE by THOTHD_MAX_SOURCES) while the table holds gone
+ * processes whose last records wait for a drain on the task thread
+ * (prune: more than THOTHD_LIVE_INLINE_MAX each, so their sources stay
+ * until that drain has read them).  The attach must read those records
+ * there and then and free their sources (attach_fd's prune(t, true)),
+ * not refuse the new process's buffer.  Deterministic: thothd is stopped
+ * (SIGSTOP) while the GONE processes write a burst each and exit and the
+ * new one connects and sends its attach, so that thothd sees the
+ * connections close and the attach one loop iteration apart, far inside
+ * the task thread's drain of GONE bursts.  Checked: the new process is
+ * traced, thothd logged that it made room, and the dashboard counted
+ * every record of the gone ones, none lost.  Without the finishing step
+ * the buffer is refused ("trace buffer refused ... (limit)") and the new
+ * process's burst never happens.
+ */
+static void test_an_attach_at_the_limit_finishes_gone_processes(void **state)
+{
+	(void)state;
+	enum { GONE = 2, FIRST = 1000, NEW = 1000 };
+	static const char *const env[] = { "THOTHD_MAX_SOURCES=3", NULL };      /* thothd's own + GONE */
+	fixture_t f;
+	fixture_up(&f, env, FX_PAGE);
+	live_traced_t gone[GONE], fresh;
+	for (int i = 0; i < GONE; i++) {
+		assert_int_equal(live_traced_spawn(&f.h, RING_RECORDS, &gone[i]), 0);
+		burst(&gone[i], FIRST);         /* attached, LOOP on: a few records drained inline */
+		counted(f.port, gone[i].pid, FIRST);
+	}
+	/* While thothd is stopped nothing asserts: it is let go first. */
+	assert_int_equal(kill(f.h.thothd, SIGSTOP), 0);
+	bool ok = true;
+	for (int i = 0; i < GONE; i++)          /* a burst waiting, then gone */
+		ok = ok && live_traced_burst(&gone[i], BURST) == 0 && live_traced_exit(&gone[i]) == 0;
+	/* The new process connects (the kernel queues it), sends its attach
+	 * and its next request, and sleeps until thothd answers that: asleep
+	 * with a socket, its attach sent.  Its connect's deadline is 2 s. */
+	ok = ok && live_traced_spawn(&f.h, RING_RECORDS, &fresh) == 0;
+	uint64_t until = harness_now_ms() + 1500;
+	while (ok && harness_now_ms() < until && !(holds_socket(fresh.pid) && live_proc_state(fresh.pid) == 'S'))
+		usleep(1000);
+	bool queued = ok && holds_socket(fresh.pid) && live_proc_state(fresh.pid) == 'S';
+	assert_int_equal(kill(f.h.thothd, SIGCONT), 0);
+	assert_true(ok);
+	if (!queued)
+		fail_msg("the new process was not seen waiting for thothd with its connection (state %c)",
+			 live_proc_state(fresh.pid));
+	if (live_traced_burst(&fresh, NEW))
+		fail_msg("the process attached at the limit is not traced (thothd's log %s \"trace buffer refused\")",
+			 harness_file_contains(f.h.log, "trace buffer refused") ? "says" : "does not say");
+	counted(f.port, fresh.pid, NEW);
+	assert_true(harness_file_contains(f.h.log, "gone processes here to make room"));
+	for (int i = 0; i < GONE; i++)
+		counted(f.port, gone[i].pid, FIRST + BURST);
+	char *m = metrics(f.port);
+	for (int i = 0; i < GONE; i++)
+		assert_int_equal(live_metric_sum(m, "thoth_trace_events_lost_total", gone[i].pid, NULL), 0);
+	free(m);
+	fprintf(stderr, "# %d gone processes with %d records waiting each, then an attach at the limit: "
+		"attached, every record counted, none lost\n", GONE, BURST);
+	live_traced_close(&fresh);
+	fixture_down(&f);
+}
+
 /* ---- the dashboard's lock-ring poll ---- */
 
 enum { RING_TABLES = 32 };
@@ -979,6 +1066,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_a_stop_beside_the_dashboard_drains_off_the_loop_thread),
 		cmocka_unit_test(test_a_stop_beside_a_busy_first_ring_keeps_a_later_rings_records),
 		cmocka_unit_test(test_a_gone_process_is_drained_off_the_loop_thread),
+		cmocka_unit_test(test_an_attach_at_the_limit_finishes_gone_processes),
 		cmocka_unit_test(test_busy_lock_rings_are_polled_off_the_loop_thread),
 		cmocka_unit_test(test_a_collections_first_lock_poll_is_made_off_the_loop_thread),
 	};
