@@ -368,6 +368,62 @@ static void test_queued_requests_are_planned_on_one_margin_growing_as_the_root_o
 }
 
 /*
+ * The work estimate, once 8 requests have completed: the largest of the
+ * last 32 works x 1.01, not the mean + 2 mean deviations (whose deviation,
+ * gain 1/4, follows the last few requests).  HiKey, one request queued due
+ * at D, planned at 432 MHz (369) for the 1 ms lead then 729 MHz (622).
+ *
+ * (a) Works alternating 1.6 and 2.4 ms: the deviation settles near 0.4 ms,
+ *     so mean + 2 deviations plans ~2.8 ms, above any work seen; the
+ *     window plans 2.424 ms (2.48e9 capacity-ns), which 432 -> 729 gives
+ *     by D = 4.7 ms (2.67e9): 432, where the old estimate needs 729.
+ * (b) 2 ms works with one of 2.4 ms 8 requests ago: the deviation has
+ *     decayed ((3/4)^7) and plans ~2.05 ms, which 432 -> 729 gives by
+ *     D = 4.1 ms (2.30e9); a work as large as the one just seen (2.48e9)
+ *     does not fit there: the window plans for it, 729.
+ */
+static void test_work_is_planned_on_the_largest_of_the_recent_works(void **state)
+{
+	const thoth_pm_cpu_model_t *m = hikey();
+	thoth_pm_governor_t g;
+	thoth_pm_governor_init(&g, THOTH_PM_GOV_THOTH, m, 0);
+	thoth_pm_governor_set_options(&g, 0);
+	for (int i = 0; i < 32; i++)
+		thoth_pm_governor_completed(&g, i % 2 ? 2.4e6 : 1.6e6);
+	assert_true(g.est_mean + 2 * g.est_dev > 2.6e6); /* what the old rule planned */
+	thoth_pm_pending_t q[1] = { due(4700 * US) };
+	assert_int_equal(thoth_pm_governor_update(&g, 0, 0, q, 1), 1);
+
+	thoth_pm_governor_init(&g, THOTH_PM_GOV_THOTH, m, 0);
+	thoth_pm_governor_set_options(&g, 0);
+	for (int i = 0; i < 40; i++)
+		thoth_pm_governor_completed(&g, i == 32 ? 2.4e6 : 2e6);
+	assert_true(g.est_mean + 2 * g.est_dev < 2.1e6);
+	q[0] = due(4100 * US);
+	assert_int_equal(thoth_pm_governor_update(&g, 0, 0, q, 1), 2);
+}
+
+/*
+ * The running request that has run past the mean has shown part of its
+ * margin.  HiKey, mean 2 ms, deviation 0.2 ms (planned on 2.4 ms); the
+ * running request has done 2.3 ms and is due in 0.6 ms.  It needs at most
+ * 0.1 ms more (0.10e9 capacity-ns), which 432 MHz gives in 0.6 ms (0.22e9);
+ * planned on the whole 0.4 ms margin (0.41e9) it took 960 MHz.
+ */
+static void test_the_running_requests_margin_shrinks_as_it_runs_past_the_mean(void **state)
+{
+	const thoth_pm_cpu_model_t *m = hikey();
+	thoth_pm_governor_t g;
+	taught(&g, m, 2e6, 0.2e6);
+	thoth_pm_pending_t q[1] = { { 600 * US, 2.3e6 } };
+	assert_int_equal(thoth_pm_governor_update(&g, 0, 0, q, 1), 1);
+	/* one that has not run past the mean keeps the whole margin */
+	taught(&g, m, 2e6, 0.2e6);
+	q[0] = (thoth_pm_pending_t){ 600 * US, 2e6 };
+	assert_int_equal(thoth_pm_governor_update(&g, 0, 0, q, 1), 3);
+}
+
+/*
  * A request due in 2.5 ms with 2 ms of work takes HiKey to 960 MHz (819).
  * Once what is queued fits the floor alone (one request due in 20 ms), the
  * governor lowers at once: nothing known would take it back up, so the
@@ -730,6 +786,8 @@ int main(void)
 		cmocka_unit_test(test_optimum_bends_where_an_arrival_forces_it),
 		cmocka_unit_test(test_governors_on_one_request),
 		cmocka_unit_test(test_queued_requests_are_planned_on_one_margin_growing_as_the_root_of_their_count),
+		cmocka_unit_test(test_work_is_planned_on_the_largest_of_the_recent_works),
+		cmocka_unit_test(test_the_running_requests_margin_shrinks_as_it_runs_past_the_mean),
 		cmocka_unit_test(test_a_lower_opp_that_carries_all_queued_demand_is_taken_at_once),
 		cmocka_unit_test(test_the_lowest_opp_that_carries_all_queued_demand_is_taken_at_once),
 		cmocka_unit_test(test_demand_known_at_arrival_reaches_speed_at_once),
