@@ -143,16 +143,15 @@ void thoth_pm_governor_arrived(thoth_pm_governor_t *g, uint64_t now_ns, uint32_t
 }
 
 /* The steps the clients' running chains are still expected to send, as
- * queued demand (no work done yet), into OUT[MAX] with the client slot of
- * each in CHAIN[MAX]; their count.  A chain whose next step is overdue by
- * a whole step has ended (shorter than learned) and predicts nothing.
- * They are listed in the order they are expected to arrive, which is the
+ * queued demand (no work done yet), into OUT[MAX]; their count.  A chain
+ * whose next step is overdue by a whole step has ended (shorter than
+ * learned) and predicts nothing.  They are listed in the order they are expected to arrive, which is the
  * order they will be served in (first come, first served): `fits` checks
  * each one with all the work listed before it, so two overlapping chains'
  * steps listed client by client checked a step against a later step of
  * the other chain. */
 static size_t predicted_steps(const thoth_pm_governor_t *g, uint64_t now, thoth_pm_pending_t *out,
-			      uint8_t *chain, size_t max)
+			      size_t max)
 {
 	uint64_t at[64];
 	size_t n = 0;
@@ -170,11 +169,9 @@ static size_t predicted_steps(const thoth_pm_governor_t *g, uint64_t now, thoth_
 			for (; j > 0 && at[j - 1] > arrival; j--) {
 				at[j] = at[j - 1];
 				out[j] = out[j - 1];
-				chain[j] = chain[j - 1];
 			}
 			at[j] = arrival;
 			out[j] = (thoth_pm_pending_t){ arrival + c->rel_deadline_ns, 0 };
-			chain[j] = (uint8_t)i;
 		}
 	}
 	return n;
@@ -274,16 +271,11 @@ typedef struct estimate {
  * 2 deviations x sqrt(K), not K margins: their works are independent, so
  * the spread of their sum grows as sqrt(K) (K margins planned two chains
  * queued behind each other as if every step were the largest; docs/PM.md
- * "Chains").  A predicted step keeps a whole margin of its own within its
- * chain: whether it comes at all, and when, is a guess too (with sqrt
- * margins for them as well the A57 chain reached its right speed 2.15 ms
- * after arrival, over the 2 ms target).  Across chains (CHAIN[i], the
- * client slot of predicted step i; NULL: one chain) the same reasoning as
- * for the queue applies: different clients' chains are independent, so
- * their margins add as a root of squares, sqrt(sum of n_c^2) for n_c steps
- * of chain c so far: one chain's n steps keep n whole margins, two
- * overlapping chains' 2 + 2 steps get 2.83 rather than 4 (docs/PM.md "The
- * work estimate").
+ * "Chains").  A predicted step keeps a whole margin of its own: whether
+ * it comes at all, and when, is a guess too (with sqrt margins for them
+ * as well the A57 chain reached its right speed 2.15 ms after arrival,
+ * over the 2 ms target; so did sharing margins between two overlapping
+ * chains' steps, 2.09 ms on seed 1: docs/PM.md "The work estimate").
  *
  * The running request (the first queued) that has run past the mean has
  * shown part of its margin: its remaining work is at most EST - done, so
@@ -291,13 +283,11 @@ typedef struct estimate {
  * it).  Without this, a request at EST - epsilon was still planned on a
  * whole margin to come. */
 static bool fits(const thoth_pm_cpu_model_t *m, uint64_t now, const thoth_pm_pending_t *pending,
-		 size_t count, const thoth_pm_pending_t *predicted, const uint8_t *chain,
-		 size_t npredicted, estimate_t e, uint32_t lo, uint32_t hi)
+		 size_t count, const thoth_pm_pending_t *predicted, size_t npredicted, estimate_t e,
+		 uint32_t lo, uint32_t hi)
 {
 	double lead = (double)(THOTH_PM_THOTH_DECISION_NS + m->switch_latency_ns);
 	double cumulative = 0;
-	uint32_t per_chain[THOTH_PM_GOV_CLIENTS] = { 0 };
-	double squares = 0;     /* sum of n_c^2 over the predicted steps so far */
 	double shown = count && pending[0].done_work > e.mean ? pending[0].done_work - e.mean : 0;
 	if (shown > e.est - e.mean)
 		shown = e.est - e.mean;
@@ -312,12 +302,7 @@ static bool fits(const thoth_pm_cpu_model_t *m, uint64_t now, const thoth_pm_pen
 		double left = done >= e.est ? done / 2 : done < e.mean ? e.mean - done : 0;
 		cumulative += left;
 		double queued = (double)(i < count ? i + 1 : count);
-		if (i >= count) {
-			uint32_t c = chain ? chain[i - count] % THOTH_PM_GOV_CLIENTS : 0;
-			squares += 2.0 * per_chain[c] + 1;      /* (n + 1)^2 - n^2 */
-			per_chain[c]++;
-		}
-		double margin = (e.est - e.mean) * (sqrt(queued) + sqrt(squares)) - shown;
+		double margin = (e.est - e.mean) * (sqrt(queued) + (double)(i + 1) - queued) - shown;
 		if (margin < 0)
 			margin = 0;
 		double slack = (double)p->deadline_ns - (double)now;
@@ -388,13 +373,12 @@ static uint32_t thoth_gov(thoth_pm_governor_t *g, uint64_t now, const thoth_pm_p
 		est = (estimate_t){ g->est_mean, g->est_mean + 2 * g->est_dev };
 	}
 	thoth_pm_pending_t predicted[32];
-	uint8_t chain[32];
 	size_t np = 0;
 	if (g->options & THOTH_PM_GOV_CHAIN_PREDICT)
-		np = predicted_steps(g, now, predicted, chain, sizeof predicted / sizeof predicted[0]);
+		np = predicted_steps(g, now, predicted, sizeof predicted / sizeof predicted[0]);
 	uint32_t want = thoth_pm_opp_for_capacity(m, count ? 0 : (uint32_t)ceil(g->pelt.util));
 	while (want + 1 < m->opp_count &&
-	       !fits(m, now, pending, count, predicted, chain, np, est, want, next_efficient(m, want)))
+	       !fits(m, now, pending, count, predicted, np, est, want, next_efficient(m, want)))
 		want = next_efficient(m, want);
 	/* An arrival that finds another request queued: if staying at WANT
 	 * beyond the interval would not do, go faster now. */
@@ -403,7 +387,7 @@ static uint32_t thoth_gov(thoth_pm_governor_t *g, uint64_t now, const thoth_pm_p
 	g->arrived = false;
 	if ((g->options & THOTH_PM_GOV_FASTER_ON_QUEUE) && arrival && count >= 2 &&
 	    next_efficient(m, want) != want &&
-	    !fits(m, now, pending, count, NULL, NULL, 0, est, want, want))
+	    !fits(m, now, pending, count, NULL, 0, est, want, want))
 		want = next_efficient(m, want);
 	if (g->options & THOTH_PM_GOV_CHAIN_PREDICT)
 		want = overlap_reserve(g, now, predicted, np, want);
@@ -421,7 +405,7 @@ static uint32_t thoth_gov(thoth_pm_governor_t *g, uint64_t now, const thoth_pm_p
 	 * and live, where a client's next request is seen only when it is
 	 * dispatched, dropping at each completion would switch twice per
 	 * request. */
-	if (count && fits(m, now, pending, count, predicted, chain, np, est, want, want)) {
+	if (count && fits(m, now, pending, count, predicted, np, est, want, want)) {
 		g->holding_down = false;
 		return want;
 	}
@@ -433,7 +417,7 @@ static uint32_t thoth_gov(thoth_pm_governor_t *g, uint64_t now, const thoth_pm_p
 	 * per unit of work. */
 	if (count)
 		for (uint32_t o = next_efficient(m, want); o < g->opp; o = next_efficient(m, o)) {
-			if (fits(m, now, pending, count, predicted, chain, np, est, o, o)) {
+			if (fits(m, now, pending, count, predicted, np, est, o, o)) {
 				g->holding_down = false;
 				return o;
 			}
