@@ -347,23 +347,8 @@ static uint32_t right_capacity(const thoth_pm_cpu_model_t *m, double speed)
  * running request is due, or earlier where QOS after its send is; at the
  * dispatch in place of the count.  (The bench's senders have one channel each and
  * at most one request in flight, so the look's bound of 16 channels and
- * the ring's slots never cut what it sees here.) */
-static uint32_t replay_look(const thoth_pm_trace_t *live, size_t k, uint64_t t, bool with_stamps,
-			    uint64_t running_due, uint64_t *due, uint32_t max)
-{
-	uint32_t n = 0;
-	for (size_t l = k + 1; l < live->count && live->jobs[l].arrival_ns <= t && n < max; l++) {
-		const thoth_pm_job_t *w = &live->jobs[l];
-		uint64_t own = (with_stamps ? w->arrival_ns : t) + (w->deadline_ns - w->arrival_ns);
-		uint64_t d = own < running_due ? own : running_due;
-		uint32_t i = n++;               /* insertion: earliest first, as sort_due */
-		for (; i > 0 && due[i - 1] > d; i--)
-			due[i] = due[i - 1];
-		due[i] = d;
-	}
-	return n;
-}
-
+ * the ring's slots never cut what it sees here; live_feasible.h
+ * thoth_pm_live_replay_look.) */
 static long shim_replay_look(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *live, unsigned options,
 			     bool with_stamps, uint64_t mid_ns, bool mid_sees_arrivals, bool look,
 			     double *energy_mj)
@@ -404,7 +389,7 @@ static long shim_replay_look(const thoth_pm_cpu_model_t *m, const thoth_pm_trace
 		if (thoth_pm_dvfs_dispatched(d, disp, job->client, due, look ? 0 : waiting) == 0) {
 			if (look)
 				thoth_pm_dvfs_waiting_due(d, seen,
-							  replay_look(live, k, disp, with_stamps, due, seen, LOOK_MAX));
+							  thoth_pm_live_replay_look(live, k, disp, with_stamps, due, seen, LOOK_MAX));
 			thoth_pm_dvfs_update(d, disp, 0, &opp);
 		}
 		if (opp > floor_opp && !timer_at)
@@ -423,7 +408,7 @@ static long shim_replay_look(const thoth_pm_cpu_model_t *m, const thoth_pm_trace
 			t = next;
 			if (look) {
 				thoth_pm_dvfs_waiting_due(d, seen,
-							  replay_look(live, k, t, with_stamps, due, seen, LOOK_MAX));
+							  thoth_pm_live_replay_look(live, k, t, with_stamps, due, seen, LOOK_MAX));
 			} else if (mid_sees_arrivals) {
 				uint32_t w = 0;
 				uint64_t due_w = 0;
