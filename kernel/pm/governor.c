@@ -145,11 +145,11 @@ void thoth_pm_governor_arrived(thoth_pm_governor_t *g, uint64_t now_ns, uint32_t
 /* The steps the clients' running chains are still expected to send, as
  * queued demand (no work done yet), into OUT[MAX]; their count.  A chain
  * whose next step is overdue by a whole step has ended (shorter than
- * learned) and predicts nothing.  They are listed in the order they are expected to arrive, which is the
- * order they will be served in (first come, first served): `fits` checks
- * each one with all the work listed before it, so two overlapping chains'
- * steps listed client by client checked a step against a later step of
- * the other chain. */
+ * learned) and predicts nothing.  They are listed in the order they are
+ * expected to arrive, which is the order they will be served in (first
+ * come, first served): `fits` checks each one with all the work listed
+ * before it, so two overlapping chains' steps listed client by client
+ * checked a step against a later step of the other chain. */
 static size_t predicted_steps(const thoth_pm_governor_t *g, uint64_t now, thoth_pm_pending_t *out,
 			      size_t max)
 {
