@@ -338,10 +338,23 @@ static uint32_t right_capacity(const thoth_pm_cpu_model_t *m, double speed)
  * heads and their send stamps), each due QOS after its send.  *ENERGY_MJ
  * (may be NULL): the modelled energy of the replay, busy at each OPP's
  * power and idle at the model's sleep power, from the first send to the
- * last answer or deadline (mJ). */
-static long shim_replay_mid(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *live, unsigned options,
-			    bool with_stamps, uint64_t mid_ns, bool mid_sees_arrivals, double *energy_mj)
+ * last answer or deadline (mJ).
+ *
+ * LOOK: the shim's look at the rings (governed.c announce_waiting, what a
+ * live run does unless --no-peek): at the dispatch and at each check while
+ * a handler runs, every request sent by then and not yet dispatched is
+ * announced one by one (thoth_pm_dvfs_waiting_due), each due when the
+ * running request is due, or earlier where QOS after its send is; at the
+ * dispatch in place of the count.  (The bench's senders have one channel each and
+ * at most one request in flight, so the look's bound of 16 channels and
+ * the ring's slots never cut what it sees here; live_feasible.h
+ * thoth_pm_live_replay_look.) */
+static long shim_replay_look(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *live, unsigned options,
+			     bool with_stamps, uint64_t mid_ns, bool mid_sees_arrivals, bool look,
+			     double *energy_mj)
 {
+	enum { LOOK_MAX = 64 };         /* governed.c PEEK_MAX */
+	uint64_t seen[LOOK_MAX];
 	double busy_e = 0, busy_ns = 0;         /* mW x ns, ns */
 	thoth_pm_dvfs_t *d;
 	if (thoth_pm_dvfs_new(0, m, 0, &d))
@@ -373,8 +386,12 @@ static long shim_replay_mid(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_
 		for (size_t l = k + 1; l < live->count && live->jobs[l].arrival_ns <= disp; l++)
 			waiting++;
 		uint64_t due = (with_stamps ? job->arrival_ns : disp) + (job->deadline_ns - job->arrival_ns);
-		if (thoth_pm_dvfs_dispatched(d, disp, job->client, due, waiting) == 0)
+		if (thoth_pm_dvfs_dispatched(d, disp, job->client, due, look ? 0 : waiting) == 0) {
+			if (look)
+				thoth_pm_dvfs_waiting_due(d, seen,
+							  thoth_pm_live_replay_look(live, k, disp, with_stamps, due, seen, LOOK_MAX));
 			thoth_pm_dvfs_update(d, disp, 0, &opp);
+		}
 		if (opp > floor_opp && !timer_at)
 			timer_at = disp + hold + hold / 8;
 		/* the burn: work_ns at capacity 1024, at the OPP in effect */
@@ -389,7 +406,10 @@ static long shim_replay_mid(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_
 			busy_e += (double)thoth_pm_opp_power_mw(m, opp) * (double)ran;
 			busy_ns += (double)ran;
 			t = next;
-			if (mid_sees_arrivals) {
+			if (look) {
+				thoth_pm_dvfs_waiting_due(d, seen,
+							  thoth_pm_live_replay_look(live, k, t, with_stamps, due, seen, LOOK_MAX));
+			} else if (mid_sees_arrivals) {
 				uint32_t w = 0;
 				uint64_t due_w = 0;
 				for (size_t l = k + 1; l < live->count && live->jobs[l].arrival_ns <= t; l++, w++)
@@ -422,6 +442,12 @@ static long shim_replay_mid(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_
 		*energy_mj = (busy_e + (double)m->sleep_mw * idle) / 1e9;
 	}
 	return misses;
+}
+
+static long shim_replay_mid(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *live, unsigned options,
+			    bool with_stamps, uint64_t mid_ns, bool mid_sees_arrivals, double *energy_mj)
+{
+	return shim_replay_look(m, live, options, with_stamps, mid_ns, mid_sees_arrivals, false, energy_mj);
 }
 
 static long shim_replay(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *live, unsigned options,
@@ -468,6 +494,8 @@ typedef struct phase {
 	/* shim_replay_mid with stamps, asked every 0.5 ms / 0.1 ms while a
 	 * handler runs, without and with the arrivals meanwhile seen */
 	long mid_misses[2][2];
+	long look_misses;                       /* from the send, every 0.5 ms, the look (as live runs by default) */
+	double replay_look_mj;
 	double replay_mj, replay_mid_mj;        /* from the send: dispatch-only, every 0.5 ms */
 	int err;
 	bool service_died;              /* before it served: no phase can run */
@@ -676,6 +704,8 @@ static void run_phase(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *t, 
 						m, &live, options, true, every ? 100000 : 500000, sees,
 						!every && !sees ? &out->replay_mid_mj : NULL);
 			shim_replay_mid(m, &live, options, true, 0, false, &out->replay_mj);
+			out->look_misses = shim_replay_look(m, &live, options, true, 500000, false, true,
+							    &out->replay_look_mj);
 		}
 	}
 	size_t n_lr = 0;
@@ -1042,6 +1072,16 @@ int main(int argc, char **argv)
 				       ph[v].mid_misses[1][0], ph[v].mid_misses[1][1],
 				       ph[v].replay_mj > 0 ? ph[v].replay_mid_mj / ph[v].replay_mj : 0.0,
 				       ph[v].replay_mid_mj, ph[v].replay_mj);
+			if (diag && ph[v].have_live_sim)
+				printf("   diag %-9s the shim as it runs live (%s): replayed misses %ld vs live %llu; "
+				       "with the look %ld, modelled energy with the look / without %.4f (%.2f mJ)\n",
+				       variant_names[v],
+				       peek ? "from the send, every 0.5 ms, the look at the rings"
+					    : "from the send, every 0.5 ms, no look (--no-peek)",
+				       peek ? ph[v].look_misses : ph[v].mid_misses[0][0],
+				       (unsigned long long)ph[v].misses, ph[v].look_misses,
+				       ph[v].replay_mid_mj > 0 ? ph[v].replay_look_mj / ph[v].replay_mid_mj : 0.0,
+				       ph[v].replay_look_mj);
 			fflush(stdout);
 		}
 		free(speed);

@@ -86,3 +86,19 @@ int thoth_pm_live_spec(const thoth_pm_cpu_model_t *m, const char *spec, bool sca
 	}
 	return n < 0 || (size_t)n >= len ? -1 : 0;
 }
+
+uint32_t thoth_pm_live_replay_look(const thoth_pm_trace_t *live, size_t k, uint64_t t, bool with_stamps,
+				   uint64_t running_due, uint64_t *due, uint32_t max)
+{
+	uint32_t n = 0;
+	for (size_t l = k + 1; l < live->count && live->jobs[l].arrival_ns <= t && n < max; l++) {
+		const thoth_pm_job_t *w = &live->jobs[l];
+		uint64_t own = (with_stamps ? w->arrival_ns : t) + (w->deadline_ns - w->arrival_ns);
+		uint64_t d = own < running_due ? own : running_due;
+		uint32_t i = n++;               /* insertion: earliest first, as governed.c sort_due */
+		for (; i > 0 && due[i - 1] > d; i--)
+			due[i] = due[i - 1];
+		due[i] = d;
+	}
+	return n;
+}

@@ -46,4 +46,15 @@ int thoth_pm_live_feasibility(const thoth_pm_cpu_model_t *m, const thoth_pm_trac
  * too short. */
 int thoth_pm_live_spec(const thoth_pm_cpu_model_t *m, const char *spec, bool scale, char *out, size_t len);
 
+/* What bench_pm_live --diag's replay of the live shim sees when it looks
+ * at the rings (governed.c announce_waiting) at T while request K of LIVE
+ * (sends in order) is the one dispatched, due RUNNING_DUE: every later
+ * request sent by T, each due when the running one is due or earlier where
+ * its own deadline (its relative deadline after its send; after T without
+ * WITH_STAMPS, as a request with no send stamp is dated) is earlier, into
+ * DUE[MAX], earliest first; their count.  MAX bounds what one look
+ * announces, as the shim's PEEK_MAX does. */
+uint32_t thoth_pm_live_replay_look(const thoth_pm_trace_t *live, size_t k, uint64_t t, bool with_stamps,
+				   uint64_t running_due, uint64_t *due, uint32_t max);
+
 #endif

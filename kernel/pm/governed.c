@@ -169,6 +169,8 @@ static void decide_at(thoth_pm_governed_t *g, uint64_t now, uint64_t cpu, uint64
 			g->stats.last_raise_ns = now;
 			g->stats.last_raise_dispatch_ns = dispatch_ns;
 			g->stats.last_raise_opp = opp;
+			if (dispatch_ns)
+				g->stats.last_dispatch_raise_ns = now;
 		}
 		g->opp = opp;
 		atomic_store_explicit(&g->opp_now, opp, memory_order_relaxed);

@@ -163,6 +163,9 @@ typedef struct thoth_pm_governed_stats {
 	 * completion or by the timer) */
 	uint64_t last_raise_ns, last_raise_dispatch_ns;
 	uint32_t last_raise_opp;   /* the OPP that raise went to */
+	/* the last raise decided at a dispatch (a check while the handler
+	 * runs may raise again after it, and is then the last raise) */
+	uint64_t last_dispatch_raise_ns;
 } thoth_pm_governed_stats_t;
 void thoth_pm_governed_stats(const thoth_pm_governed_t *g, thoth_pm_governed_stats_t *out);
 

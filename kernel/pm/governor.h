@@ -22,9 +22,12 @@
  *   thoth        at each arrival and every 0.5 ms while requests are
  *                queued: the slowest *efficient* OPP from which every
  *                queued request still meets its deadline, given its
- *                estimated work (the mean of the service's recent requests
- *                plus a margin of 2 mean deviations, as TCP's RTO
- *                estimator; K queued requests share one margin x sqrt(K)),
+ *                estimated work (the largest of the service's last 32
+ *                requests' work, x 1.01, their mean the expected work;
+ *                before 8 have completed, the mean plus 2 mean deviations,
+ *                as TCP's RTO estimator; K queued requests share one
+ *                margin x sqrt(K), and the running request's margin shrinks
+ *                as it runs past the mean),
  *                if the CPU moves to the next efficient OPP after this
  *                interval: the two-OPP time-sharing the optimum uses.  With
  *                nothing queued, what PELT says the thread uses.  Raises at
@@ -145,6 +148,15 @@ typedef struct thoth_pm_chain_client {
 	double gap_ns;             /* learned spacing of a chain's steps */
 } thoth_pm_chain_client_t;
 
+/* The thoth governor's work estimate (thoth_pm_governor_completed): once
+ * THOTH_PM_GOV_WORK_MIN requests have completed, a request is planned on
+ * the largest work of the last THOTH_PM_GOV_WORK_WINDOW x
+ * THOTH_PM_GOV_WORK_HEADROOM, their mean the expected work; before that on
+ * the mean + 2 mean deviations (docs/PM.md "The work estimate"). */
+#define THOTH_PM_GOV_WORK_WINDOW 32
+#define THOTH_PM_GOV_WORK_MIN 8
+#define THOTH_PM_GOV_WORK_HEADROOM 1.01
+
 typedef struct thoth_pm_governor {
 	thoth_pm_governor_kind_t kind;
 	unsigned options;        /* THOTH_PM_GOV_* options (thoth only) */
@@ -161,6 +173,9 @@ typedef struct thoth_pm_governor {
 	uint64_t window_start_ns, window_busy_ns; /* ondemand */
 	double est_mean, est_dev; /* thoth: per-request work estimate */
 	uint64_t completions;
+	double works[THOTH_PM_GOV_WORK_WINDOW]; /* the last completed works (a ring) */
+	uint32_t works_n;        /* how many of WORKS hold one (saturates) */
+	double win_mean, win_max; /* WORKS' mean and largest */
 	bool holding_down;       /* thoth: targets below opp since down_since_ns */
 	uint64_t down_since_ns;
 } thoth_pm_governor_t;

@@ -8,7 +8,7 @@
  * and the request is due QOS_US after it (governed.h
  * thoth_pm_governed_on_sent).  SIGUSR1 prints one line of stats to stdout:
  *   stats opp O floor F khz K requests R changes C checks T raise_ns X
- *         raise_dispatch_ns Y wake_timer W wake_fd D identified I
+ *         raise_dispatch_ns Y wake_timer W wake_fd D identified I ... dispatch_raise_ns Z
  *         raise_opp P stamped S clamped L chan_stamped H mid_checks M
  *         mid_changes N watcher 0|1 hold_opp O ring_last W ring_seen S
  *         ring_looks K ring_clamped C ring_visited V
@@ -134,7 +134,7 @@ static void on_usr1(thoth_loop_t *loop, const struct signalfd_siginfo *info, voi
 	printf("stats opp %u floor %u khz %u requests %llu changes %llu checks %llu raise_ns %llu "
 	       "raise_dispatch_ns %llu wake_timer %llu wake_fd %llu identified %llu raise_opp %u stamped %llu "
 	       "clamped %llu chan_stamped %llu mid_checks %llu mid_changes %llu watcher %d hold_opp %u ring_last %u "
-	       "ring_seen %llu ring_looks %llu ring_clamped %llu ring_visited %llu\n",
+	       "ring_seen %llu ring_looks %llu ring_clamped %llu ring_visited %llu dispatch_raise_ns %llu\n",
 	       st.opp, st.floor_opp, st.khz, (unsigned long long)st.requests,
 	       (unsigned long long)st.changes, (unsigned long long)st.timer_checks,
 	       (unsigned long long)st.last_raise_ns, (unsigned long long)st.last_raise_dispatch_ns,
@@ -143,7 +143,8 @@ static void on_usr1(thoth_loop_t *loop, const struct signalfd_siginfo *info, voi
 	       (unsigned long long)st.stamps_clamped, (unsigned long long)st.chan_stamped,
 	       (unsigned long long)st.mid_checks, (unsigned long long)st.mid_changes, (int)st.watcher,
 	       hold_opp, st.ring_last, (unsigned long long)st.ring_seen, (unsigned long long)st.ring_looks,
-	       (unsigned long long)st.ring_clamped, (unsigned long long)st.ring_visited);
+	       (unsigned long long)st.ring_clamped, (unsigned long long)st.ring_visited,
+	       (unsigned long long)st.last_dispatch_raise_ns);
 	fflush(stdout);
 }
 

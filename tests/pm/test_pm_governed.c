@@ -102,6 +102,7 @@ static int lines(char *last, size_t cap)
 typedef struct stats {
 	unsigned long long opp, floor, khz, requests, changes, checks, raise_ns, raise_dispatch_ns,
 		wake_timer, wake_fd, identified;
+	unsigned long long dispatch_raise_ns; /* the last raise decided at a dispatch */
 } stats_t;
 
 /* SIGUSR1 the service and wait (deadline 5 s) for its new stats line. */
@@ -119,6 +120,9 @@ static stats_t ask(void)
 				"wake_fd %llu identified %llu", &s.opp, &s.floor, &s.khz, &s.requests,
 				&s.changes, &s.checks, &s.raise_ns, &s.raise_dispatch_ns, &s.wake_timer,
 				&s.wake_fd, &s.identified), 11);
+	const char *p = strstr(last, " dispatch_raise_ns ");
+	assert_non_null(p);
+	assert_int_equal(sscanf(p, " dispatch_raise_ns %llu", &s.dispatch_raise_ns), 1);
 	return s;
 }
 
@@ -346,9 +350,13 @@ static void test_a_burst_raises_the_frequency_at_once_and_idle_lowers_it_to_zero
 		call(600);
 		stats_t burst = ask(); /* the first request's raise is the last so far */
 		assert_true(burst.changes > before.changes);
-		assert_true(burst.raise_ns >= sent);
-		assert_int_equal(burst.raise_ns, burst.raise_dispatch_ns); /* at the dispatch itself */
-		uint64_t reaction = burst.raise_ns - sent, r[3];
+		/* raised at the dispatch itself (the only dispatch since SENT);
+		 * a check while the 600 us handler runs past its 0.5 ms bound
+		 * may raise again after it, which the dispatch's raise need not
+		 * have reached the top to avoid: the governor plans the work it
+		 * learnt (the largest of the recent ones), not the top */
+		assert_true(burst.dispatch_raise_ns >= sent);
+		uint64_t reaction = burst.dispatch_raise_ns - sent, r[3];
 		for (int i = 0; i < 3; i++)
 			r[i] = call(0);
 		uint64_t now_rtt = r[0] > r[1] ? (r[1] > r[2] ? r[1] : (r[0] > r[2] ? r[2] : r[0]))

@@ -2,7 +2,8 @@
  * test_pm_live_feasible.c - bench_pm_live's feasibility check
  * (bench/pm/live_feasible.h) on cases computed by hand, the case that
  * made the live Juno A53 figures meaningless (the chain cell's work
- * unscaled on a cluster of capacity 447), and the work scaling that fixes it.
+ * unscaled on a cluster of capacity 447), and the work scaling that fixes it;
+ * and what the --diag replay's look at the rings sees.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -145,6 +146,38 @@ static void test_the_scaled_spec_keeps_every_other_key(void **state)
 	assert_int_equal(thoth_pm_live_spec(a53, "chain depth=3 work_us=2000 deadline_us=10000", true, out, 10), -1);
 }
 
+/*
+ * The --diag replay's look at the rings (governed.c announce_waiting):
+ * request 0 dispatched late, due at 10 ms (its send + 10 ms); at 4 ms
+ * requests 1 (sent at 1 ms, 10 ms bound: own 11 ms) and 3 (sent at 3 ms, a
+ * 5 ms bound: own 8 ms) have been sent, request 2 (at 2 ms) too, and
+ * request 4 (at 5 ms) not yet.  Each is due with the running request or
+ * earlier by its own: 8, 10, 10 ms, earliest first.  Without stamps a
+ * request is dated from the look (4 ms): 9, 10, 10.  At most MAX.
+ */
+static void test_the_replays_look_sees_the_requests_sent_each_due_with_the_running_one_or_earlier(void **state)
+{
+	static const spec_job_t s[] = {
+		{ 0, 1 * MS, 10 * MS, 1 }, { 1 * MS, 1 * MS, 10 * MS, 2 }, { 2 * MS, 1 * MS, 10 * MS, 3 },
+		{ 3 * MS, 1 * MS, 5 * MS, 4 }, { 5 * MS, 1 * MS, 10 * MS, 5 },
+	};
+	thoth_pm_job_t jobs[5];
+	thoth_pm_trace_t t = trace_of(jobs, s, 5);
+	uint64_t due[8];
+	assert_int_equal(thoth_pm_live_replay_look(&t, 0, 4 * MS, true, 10 * MS, due, 8), 3);
+	assert_int_equal(due[0], 8 * MS);
+	assert_int_equal(due[1], 10 * MS);
+	assert_int_equal(due[2], 10 * MS);
+	assert_int_equal(thoth_pm_live_replay_look(&t, 0, 4 * MS, false, 10 * MS, due, 8), 3);
+	assert_int_equal(due[0], 9 * MS);
+	assert_int_equal(due[1], 10 * MS);
+	assert_int_equal(thoth_pm_live_replay_look(&t, 0, 4 * MS, true, 10 * MS, due, 2), 2);
+	/* the one dispatched is not waiting, nor what came before it */
+	assert_int_equal(thoth_pm_live_replay_look(&t, 3, 5 * MS, true, 8 * MS, due, 8), 1);
+	assert_int_equal(due[0], 8 * MS);
+	assert_int_equal(thoth_pm_live_replay_look(&t, 4, 9 * MS, true, 15 * MS, due, 8), 0);
+}
+
 static void test_bad_input_is_refused_with_a_reason(void **state)
 {
 	thoth_pm_job_t jobs[1];
@@ -170,6 +203,7 @@ int main(void)
 		cmocka_unit_test(test_the_chain_cell_is_infeasible_on_juno_a53_unless_scaled_to_it),
 		cmocka_unit_test(test_the_scaled_spec_keeps_every_other_key),
 		cmocka_unit_test(test_bad_input_is_refused_with_a_reason),
+		cmocka_unit_test(test_the_replays_look_sees_the_requests_sent_each_due_with_the_running_one_or_earlier),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

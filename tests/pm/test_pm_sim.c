@@ -368,6 +368,62 @@ static void test_queued_requests_are_planned_on_one_margin_growing_as_the_root_o
 }
 
 /*
+ * The work estimate, once 8 requests have completed: the largest of the
+ * last 32 works x 1.01, not the mean + 2 mean deviations (whose deviation,
+ * gain 1/4, follows the last few requests).  HiKey, one request queued due
+ * at D, planned at 432 MHz (369) for the 1 ms lead then 729 MHz (622).
+ *
+ * (a) Works alternating 1.6 and 2.4 ms: the deviation settles near 0.4 ms,
+ *     so mean + 2 deviations plans ~2.8 ms, above any work seen; the
+ *     window plans 2.424 ms (2.48e9 capacity-ns), which 432 -> 729 gives
+ *     by D = 4.7 ms (2.67e9): 432, where the old estimate needs 729.
+ * (b) 2 ms works with one of 2.4 ms 8 requests ago: the deviation has
+ *     decayed ((3/4)^7) and plans ~2.05 ms, which 432 -> 729 gives by
+ *     D = 4.1 ms (2.30e9); a work as large as the one just seen (2.48e9)
+ *     does not fit there: the window plans for it, 729.
+ */
+static void test_work_is_planned_on_the_largest_of_the_recent_works(void **state)
+{
+	const thoth_pm_cpu_model_t *m = hikey();
+	thoth_pm_governor_t g;
+	thoth_pm_governor_init(&g, THOTH_PM_GOV_THOTH, m, 0);
+	thoth_pm_governor_set_options(&g, 0);
+	for (int i = 0; i < 32; i++)
+		thoth_pm_governor_completed(&g, i % 2 ? 2.4e6 : 1.6e6);
+	assert_true(g.est_mean + 2 * g.est_dev > 2.6e6); /* what the old rule planned */
+	thoth_pm_pending_t q[1] = { due(4700 * US) };
+	assert_int_equal(thoth_pm_governor_update(&g, 0, 0, q, 1), 1);
+
+	thoth_pm_governor_init(&g, THOTH_PM_GOV_THOTH, m, 0);
+	thoth_pm_governor_set_options(&g, 0);
+	for (int i = 0; i < 40; i++)
+		thoth_pm_governor_completed(&g, i == 32 ? 2.4e6 : 2e6);
+	assert_true(g.est_mean + 2 * g.est_dev < 2.1e6);
+	q[0] = due(4100 * US);
+	assert_int_equal(thoth_pm_governor_update(&g, 0, 0, q, 1), 2);
+}
+
+/*
+ * The running request that has run past the mean has shown part of its
+ * margin.  HiKey, mean 2 ms, deviation 0.2 ms (planned on 2.4 ms); the
+ * running request has done 2.3 ms and is due in 0.6 ms.  It needs at most
+ * 0.1 ms more (0.10e9 capacity-ns), which 432 MHz gives in 0.6 ms (0.22e9);
+ * planned on the whole 0.4 ms margin (0.41e9) it took 960 MHz.
+ */
+static void test_the_running_requests_margin_shrinks_as_it_runs_past_the_mean(void **state)
+{
+	const thoth_pm_cpu_model_t *m = hikey();
+	thoth_pm_governor_t g;
+	taught(&g, m, 2e6, 0.2e6);
+	thoth_pm_pending_t q[1] = { { 600 * US, 2.3e6 } };
+	assert_int_equal(thoth_pm_governor_update(&g, 0, 0, q, 1), 1);
+	/* one that has not run past the mean keeps the whole margin */
+	taught(&g, m, 2e6, 0.2e6);
+	q[0] = (thoth_pm_pending_t){ 600 * US, 2e6 };
+	assert_int_equal(thoth_pm_governor_update(&g, 0, 0, q, 1), 3);
+}
+
+/*
  * A request due in 2.5 ms with 2 ms of work takes HiKey to 960 MHz (819).
  * Once what is queued fits the floor alone (one request due in 20 ms), the
  * governor lowers at once: nothing known would take it back up, so the
@@ -488,6 +544,41 @@ static void test_a_chain_that_another_may_overlap_runs_ahead_where_that_pays(voi
 		thoth_pm_pending_t q[1] = { due(t + 10 * MS) };
 		assert_int_equal(thoth_pm_governor_update(&g, t, 0, q, 1), apart ? 1 : 2);
 	}
+}
+
+/*
+ * Two clients' chains overlap; their predicted steps are checked in the
+ * order they will arrive (and be served), not client by client.  HiKey,
+ * 1.75 ms of work per request, learned exactly (no margin); clients 5 and
+ * 6 send chains of 3 steps 2.02 ms apart, each due 10 ms after it is sent.
+ * Client 6's chain starts at T, client 5's at T + 1.5 ms (now).  Due from
+ * now: queued 8.5 and 10 ms; predicted 6's 10.52 and 12.54 ms, 5's 12.02
+ * and 14.04 ms.  In arrival order the tightest prefix is all 6 requests
+ * (10.75e9 capacity-ns) by 14.04 ms, which 729 MHz for the 1 ms lead then
+ * 960 MHz (819) gives (11.30e9).  Client by client (slot 5 first) client
+ * 6's last step was checked with client 5's two later steps: 6 requests by
+ * 12.54 ms, more than 729 -> 960 gives (10.07e9): 960 MHz.
+ */
+static void test_overlapping_chains_predicted_steps_are_planned_in_arrival_order(void **state)
+{
+	const thoth_pm_cpu_model_t *m = hikey();
+	thoth_pm_governor_t g;
+	taught(&g, m, 1.75e6, 0);
+	thoth_pm_governor_set_options(&g, THOTH_PM_GOV_CHAIN_PREDICT);
+	uint64_t t = 0;
+	for (int c = 0; c < 4; c++, t += 100 * MS)
+		for (uint32_t client = 5; client <= 6; client++)
+			for (int k = 0; k < 3; k++) {
+				uint64_t at = t + (client - 5) * 50 * MS + k * 2020 * US;
+				thoth_pm_governor_arrived(&g, at, client, at + 10 * MS);
+			}
+	uint64_t now = t + 1500 * US;
+	thoth_pm_governor_arrived(&g, t, 6, t + 10 * MS);
+	thoth_pm_governor_arrived(&g, now, 5, now + 10 * MS);
+	assert_int_equal(g.clients[5].depth, 3);
+	assert_int_equal(g.clients[6].depth, 3);
+	thoth_pm_pending_t q[2] = { due(t + 10 * MS), due(now + 10 * MS) };
+	assert_int_equal(thoth_pm_governor_update(&g, now, 0, q, 2), 2);
 }
 
 /* The generator gives each chain (and each burst, each single request) one
@@ -730,6 +821,8 @@ int main(void)
 		cmocka_unit_test(test_optimum_bends_where_an_arrival_forces_it),
 		cmocka_unit_test(test_governors_on_one_request),
 		cmocka_unit_test(test_queued_requests_are_planned_on_one_margin_growing_as_the_root_of_their_count),
+		cmocka_unit_test(test_work_is_planned_on_the_largest_of_the_recent_works),
+		cmocka_unit_test(test_the_running_requests_margin_shrinks_as_it_runs_past_the_mean),
 		cmocka_unit_test(test_a_lower_opp_that_carries_all_queued_demand_is_taken_at_once),
 		cmocka_unit_test(test_the_lowest_opp_that_carries_all_queued_demand_is_taken_at_once),
 		cmocka_unit_test(test_demand_known_at_arrival_reaches_speed_at_once),
@@ -737,6 +830,7 @@ int main(void)
 		cmocka_unit_test(test_an_arrival_that_finds_another_queued_runs_the_faster_opp_first),
 		cmocka_unit_test(test_the_chain_predictor_plans_a_clients_next_steps),
 		cmocka_unit_test(test_a_chain_that_another_may_overlap_runs_ahead_where_that_pays),
+		cmocka_unit_test(test_overlapping_chains_predicted_steps_are_planned_in_arrival_order),
 		cmocka_unit_test(test_generated_requests_carry_their_sender),
 		cmocka_unit_test(test_the_default_options_bring_chains_to_speed_within_2ms),
 		cmocka_unit_test(test_overlapping_chains_are_listed_in_arrival_order_with_their_own_deadlines),
