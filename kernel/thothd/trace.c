@@ -546,8 +546,19 @@ int thothd_tracer_new(thothd_t *d, thothd_tracer_t **out)
 	 * few processes (test_thothd_live_drain); never above MAX_SOURCES. */
 	t->max_sources = MAX_SOURCES;
 	const char *max_sources = getenv("THOTHD_MAX_SOURCES");
-	if (max_sources && atoi(max_sources) >= 2 && atoi(max_sources) <= MAX_SOURCES)
-		t->max_sources = (uint32_t)atoi(max_sources);
+	if (max_sources) {
+		char *end;
+		errno = 0;
+		unsigned long n = strtoul(max_sources, &end, 10);
+		if (errno || end == max_sources || *end || max_sources[0] == '-' || n < 2 || n > MAX_SOURCES)
+			thothd_info("trace: THOTHD_MAX_SOURCES=%s ignored: want 2..%u", max_sources,
+				    (unsigned)MAX_SOURCES);
+		else {
+			t->max_sources = (uint32_t)n;
+			thothd_info("trace: at most %u trace buffers attached (THOTHD_MAX_SOURCES)",
+				    t->max_sources);
+		}
+	}
 	pthread_condattr_t ca;
 	if (pthread_mutex_init(&t->mu, NULL) || pthread_condattr_init(&ca)) {
 		free(t);
