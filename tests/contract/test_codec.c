@@ -837,6 +837,85 @@ static void test_whole_message_encoders_and_body_decoders_match_the_builder(void
 	assert_null(test_alltypes_Kitchen_poke_info.resp_encode_whole);
 }
 
+/* Stubs from an older thothc have no whole-message encoders or body
+ * decoders (NULL): the RPC layer then takes the builder path, on both
+ * sides, with the same results. */
+static thoth_method_info_t old_methods[4];
+static const thoth_method_info_t *old_table[4];
+static thoth_interface_info_t old_iface;
+
+static const thoth_method_info_t *as_old(const thoth_method_info_t *m)
+{
+	for (size_t i = 0; i < test_alltypes_Kitchen_info.n_methods; i++)
+		if (test_alltypes_Kitchen_info.methods[i] == m)
+			return &old_methods[i];
+	fail_msg("%s is not a Kitchen method", m->name);
+	return NULL;
+}
+
+static int old_serve(void *ctx, uint8_t *req, size_t len, thoth_msg_t *resp)
+{
+	loop_ctx_t *c = ctx;
+	thoth_arena_t a;
+	thoth_arena_init(&a, c->scratch, sizeof c->scratch);
+	thoth_server_io_t io = { .out = (uint8_t *)c->resp, .cap = sizeof c->resp, .arena = &a };
+	int r = thoth_server_dispatch(&old_iface, test_alltypes_Kitchen_invoke, &kitchen, NULL, req, len, &io);
+	if (r)
+		return r;
+	resp->data = (uint8_t *)c->resp;
+	resp->len = io.out_len;
+	return 0;
+}
+
+static const thoth_transport_ops_t old_loopback = {
+	.get_buffer = lb_get_buffer, .call = old_serve, .release = lb_release,
+};
+
+static void test_stubs_without_whole_encoders_take_the_builder_path(void **state)
+{
+	assert_true(test_alltypes_Kitchen_info.n_methods <= 4);
+	for (size_t i = 0; i < test_alltypes_Kitchen_info.n_methods; i++) {
+		old_methods[i] = *test_alltypes_Kitchen_info.methods[i];
+		old_methods[i].req_encode_whole = NULL;
+		old_methods[i].req_decode_body = NULL;
+		old_methods[i].resp_encode_whole = NULL;
+		old_methods[i].resp_decode_body = NULL;
+		old_table[i] = &old_methods[i];
+	}
+	old_iface = test_alltypes_Kitchen_info;
+	old_iface.methods = old_table;
+
+	static loop_ctx_t ctx;
+	thoth_arena_t a;
+	sink_req_t req;
+	test_alltypes_Kitchen_sink_resp_t resp;
+	fill_everything(&req.e);
+	/* Old client, old server; old client, new server; new client, old server. */
+	for (int k = 0; k < 3; k++) {
+		thoth_client_t c;
+		thoth_client_init(&c, k == 1 ? &loopback : &old_loopback, &ctx, 0);
+		const thoth_method_info_t *sink = k == 2 ? SINK : as_old(SINK);
+		thoth_arena_init(&a, arena_mem, sizeof arena_mem);
+		memset(&resp, 0, sizeof resp);
+		assert_int_equal(thoth_client_call(&c, sink, &req, &resp, &a), 0);
+		assert_everything_equal(&req.e, &resp.echo);
+		test_alltypes_Node_t leaves[2] = { { 3, { NULL, 0 } }, { 4, { NULL, 0 } } };
+		test_alltypes_Kitchen_tree_req_t treq = { .root = { 10, { leaves, 2 } } };
+		test_alltypes_Kitchen_tree_resp_t tresp;
+		const thoth_method_info_t *tree = k == 2 ? &test_alltypes_Kitchen_tree_info
+							 : as_old(&test_alltypes_Kitchen_tree_info);
+		assert_int_equal(thoth_client_call(&c, tree, &treq, &tresp, &a), 0);
+		assert_int_equal(tresp.sum, 17);
+		/* An application error comes back the same way. */
+		sink_req_t bad;
+		memset(&bad, 0, sizeof bad);
+		bad.e.name = thoth_str("fail");
+		assert_int_equal(thoth_client_call(&c, sink, &bad, &resp, &a), THOTH_E_REMOTE);
+		assert_int_equal(c.remote_code, TEST_ALLTYPES_ERR_NOPE);
+		thoth_client_release(&c);
+	}
+}
+
 static void test_contract_selftest_passes_for_generated_code(void **state)
 {
 	char why[256];
@@ -917,6 +996,7 @@ int main(void)
 		cmocka_unit_test(test_server_answers_malformed_request_with_error_response),
 		cmocka_unit_test(test_commit_fast_path_refuses_what_the_full_checks_refuse),
 		cmocka_unit_test(test_whole_message_encoders_and_body_decoders_match_the_builder),
+		cmocka_unit_test(test_stubs_without_whole_encoders_take_the_builder_path),
 		cmocka_unit_test(test_contract_selftest_passes_for_generated_code),
 		cmocka_unit_test(test_contract_verify_accepts_own_claim_and_names_each_mismatch),
 		cmocka_unit_test(test_contract_compatible_requires_same_major_and_same_hash_at_same_version),
