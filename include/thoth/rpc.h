@@ -36,6 +36,21 @@ typedef struct thoth_method_info {
 	size_t n_errors;
 	bool idempotent;                /* @idempotent: an instance pool may retry it on another
 					 * instance when the first died (SCALE-3) */
+	/* Optional (NULL in code from an older thothc): the same work as the
+	 * functions above, with the builder or decoder the function's own, so
+	 * that it lives in registers and its start is known (a root frame at
+	 * body offset 0).  *_whole writes the whole message into BUF of CAP
+	 * bytes, as thoth_builder_init + *_encode + thoth_builder_finish with
+	 * the method's header and META's features, trace_id and request_id
+	 * would; *_body decodes a body of LEN bytes (the header already
+	 * checked) as thoth_decoder_init + *_decode would.  Byte for byte and
+	 * check for check the same: they are the same generated code. */
+	int (*req_encode_whole)(void *buf, size_t cap, const thoth_msg_header_t *meta,
+				const void *req, size_t *len);
+	int (*req_decode_body)(const uint8_t *body, uint32_t len, thoth_arena_t *arena, void *req);
+	int (*resp_encode_whole)(void *buf, size_t cap, const thoth_msg_header_t *meta,
+				 const void *resp, size_t *len);
+	int (*resp_decode_body)(const uint8_t *body, uint32_t len, thoth_arena_t *arena, void *resp);
 } thoth_method_info_t;
 
 typedef struct thoth_interface_info {

@@ -154,6 +154,12 @@ static inline int thoth_wire_header_decode(const uint8_t *msg, size_t len, thoth
 	uint16_t f = h->flags;
 	if (f > THOTH_MSG_FLAGS_KNOWN || !((THOTH_WIRE_VALID_FLAGS >> f) & 1u))
 		return THOTH_E_BAD_FLAGS;
+	/* The usual case in one test: the body is the rest of the message,
+	 * padded and within the limit.  Otherwise the checks below say which
+	 * rule it breaks, in their order. */
+	if ((size_t)h->body_len == len - THOTH_WIRE_HEADER_SIZE &&
+	    !(h->body_len % 8u) && h->body_len <= THOTH_WIRE_MAX_BODY)
+		return 0;
 	if (h->body_len > THOTH_WIRE_MAX_BODY)
 		return THOTH_E_TOO_LARGE;
 	if (h->body_len % 8u)
@@ -265,7 +271,12 @@ typedef struct thoth_builder {
 static inline void thoth_builder_init(thoth_builder_t *b, void *buf, size_t cap)
 {
 	b->buf = (uint8_t *)buf;
-	b->cap = cap;
+	/* Room past a maximal message is never used: with the cap clamped
+	 * there, an object that fits the cap also fits THOTH_WIRE_MAX_BODY, so
+	 * each allocation tests the cap alone and tells TOO_LARGE from
+	 * NO_SPACE only when it fails (the same answers, in the same cases). */
+	b->cap = cap < THOTH_WIRE_HEADER_SIZE + (size_t)THOTH_WIRE_MAX_BODY
+		 ? cap : THOTH_WIRE_HEADER_SIZE + (size_t)THOTH_WIRE_MAX_BODY;
 	b->len = THOTH_WIRE_HEADER_SIZE;
 	b->err = 0;
 	if (!buf || cap < THOTH_WIRE_HEADER_SIZE)
@@ -292,10 +303,9 @@ static inline int thoth_builder_alloc_raw(thoth_builder_t *b, size_t n, uint32_t
 		return b->err;
 	size_t start = thoth_wire_pad8(b->len);
 	size_t body_start = start - THOTH_WIRE_HEADER_SIZE;
-	if (n > THOTH_WIRE_MAX_BODY || body_start + n > THOTH_WIRE_MAX_BODY)
-		return b->err = THOTH_E_TOO_LARGE;
-	if (start > b->cap || n > b->cap - start)
-		return b->err = THOTH_E_NO_SPACE;
+	if (start > b->cap || n > b->cap - start)       /* cap <= header + MAX_BODY */
+		return b->err = n > THOTH_WIRE_MAX_BODY || body_start + n > THOTH_WIRE_MAX_BODY
+				? THOTH_E_TOO_LARGE : THOTH_E_NO_SPACE;
 	/* The gap is usually empty (frames and pads keep 8-alignment): a
 	 * library call to zero nothing costs ~15 instructions per object. */
 	if (start != b->len)

@@ -170,9 +170,6 @@ int thoth_client_begin(thoth_client_t *c, const thoth_method_info_t *m, const vo
 	int r = c->ops->get_buffer(c->ctx, len, &buf);
 	if (r)
 		return r;
-	thoth_builder_t b;
-	thoth_builder_init(&b, buf, len);
-	r = m->req_encode(&b, req);
 	thoth_msg_header_t h = {
 		.schema_major = m->major,
 		.schema_minor = m->minor,
@@ -183,8 +180,15 @@ int thoth_client_begin(thoth_client_t *c, const thoth_method_info_t *m, const vo
 		.trace_id = c->trace_id,
 		.request_id = m->oneway ? 0 : c->next_request_id,
 	};
-	if (!r)
-		r = thoth_builder_finish(&b, &h, &len);
+	if (m->req_encode_whole) {
+		r = m->req_encode_whole(buf, len, &h, req, &len);
+	} else {
+		thoth_builder_t b;
+		thoth_builder_init(&b, buf, len);
+		r = m->req_encode(&b, req);
+		if (!r)
+			r = thoth_builder_finish(&b, &h, &len);
+	}
 	if (r) {
 		if (c->ops->discard)
 			c->ops->discard(c->ctx, buf);
@@ -221,14 +225,40 @@ int thoth_client_commit(thoth_client_t *c, thoth_call_t *call, void *resp, thoth
 		return r;
 	c->holding_reply = true;
 
+	thoth_decoder_t d;
+	const uint8_t *p = c->reply.data;
+	size_t n = c->reply.len;
+	/* The answer this call expects, its header read once in four words:
+	 * magic, the method's major, any minor, flags exactly RESPONSE, the
+	 * method, the request, and a padded body that is the rest of the
+	 * message.  Anything else (an error frame, a bad header, a stranger's
+	 * answer) goes the full way below, which says what it is: this path
+	 * accepts only what that one accepts. */
+	if (n >= THOTH_WIRE_HEADER_SIZE) {
+		uint64_t w0 = thoth_le64(p) & ~((uint64_t)0xff << 40);      /* minor */
+		uint64_t want0 = THOTH_WIRE_MAGIC | (uint64_t)m->major << 32 |
+				 (uint64_t)THOTH_MSG_RESPONSE << 48;
+		uint64_t w1 = thoth_le64(p + 8);
+		uint64_t want1 = m->interface_id | (uint64_t)m->ordinal << 32;
+		uint32_t body = thoth_le32(p + 36);
+		if (w0 == want0 && w1 == want1 && thoth_le32(p + 32) == call->request_id &&
+		    (size_t)body == n - THOTH_WIRE_HEADER_SIZE && !(body % 8u) &&
+		    body <= THOTH_WIRE_MAX_BODY) {
+			if (m->resp_decode_body) {
+				r = m->resp_decode_body(p + THOTH_WIRE_HEADER_SIZE, body, arena, resp);
+				goto decoded;
+			}
+			thoth_decoder_init(&d, p + THOTH_WIRE_HEADER_SIZE, body, arena);
+			goto decode;
+		}
+	}
 	thoth_msg_header_t rh = { 0 };
-	r = thoth_wire_header_decode(c->reply.data, c->reply.len, &rh);
+	r = thoth_wire_header_decode(p, n, &rh);
 	if (!r)
 		r = check_response(m, &rh, call->request_id);
 	if (r)
 		return r;
-	thoth_decoder_t d;
-	thoth_decoder_init(&d, c->reply.data + THOTH_WIRE_HEADER_SIZE, rh.body_len, arena);
+	thoth_decoder_init(&d, p + THOTH_WIRE_HEADER_SIZE, rh.body_len, arena);
 	if (rh.flags & THOTH_MSG_ERROR) {
 		uint32_t code;
 		int32_t status;
@@ -241,10 +271,12 @@ int thoth_client_commit(thoth_client_t *c, thoth_call_t *call, void *resp, thoth
 		snprintf(c->remote_message, sizeof c->remote_message, "%.*s", (int)msg.len, msg.ptr);
 		return THOTH_E_REMOTE;
 	}
+decode:
+	r = m->resp_decode(&d, resp);
+decoded:
 	/* Every generated decoder zeroes RESP before reading a field; zeroed
 	 * here only when decoding failed (possibly before that point), so a
 	 * caller never sees its own stale values beside an error. */
-	r = m->resp_decode(&d, resp);
 	if (r)
 		memset(resp, 0, m->resp_struct_size);
 	return r;
@@ -356,9 +388,13 @@ int thoth_server_dispatch(const thoth_interface_info_t *iface, thoth_invoke_fn i
 		if (!req || !resp)
 			return FAIL(THOTH_E_NO_SPACE, "server scratch arena exhausted");
 	}
-	thoth_decoder_t d;
-	thoth_decoder_init(&d, msg + THOTH_WIRE_HEADER_SIZE, h.body_len, io->arena);
-	r = m->req_decode(&d, req);
+	if (m->req_decode_body) {
+		r = m->req_decode_body(msg + THOTH_WIRE_HEADER_SIZE, h.body_len, io->arena, req);
+	} else {
+		thoth_decoder_t d;
+		thoth_decoder_init(&d, msg + THOTH_WIRE_HEADER_SIZE, h.body_len, io->arena);
+		r = m->req_decode(&d, req);
+	}
 	if (r)
 		return FAIL(r, thoth_strerror(r));
 
@@ -378,12 +414,20 @@ int thoth_server_dispatch(const thoth_interface_info_t *iface, thoth_invoke_fn i
 	r = out_buffer(io, THOTH_WIRE_HEADER_SIZE + m->resp_size(resp));
 	if (r)
 		return respond_error(io, &rh, 0, r, "no buffer for the response (pool exhausted)");
-	thoth_builder_t b;
-	thoth_builder_init(&b, io->out, io->cap);
-	r = m->resp_encode(&b, resp);
 	rh.flags = THOTH_MSG_RESPONSE;
-	if (!r)
-		r = thoth_builder_finish(&b, &rh, &io->out_len);
+	if (m->resp_encode_whole && m->interface_id == rh.interface_id && m->major == rh.schema_major &&
+	    m->minor == rh.schema_minor) {
+		/* Its header words are rh's (the ordinal was matched above; a
+		 * table listing another interface's method takes the long
+		 * way); rh's features, trace and request id are passed. */
+		r = m->resp_encode_whole(io->out, io->cap, &rh, resp, &io->out_len);
+	} else {
+		thoth_builder_t b;
+		thoth_builder_init(&b, io->out, io->cap);
+		r = m->resp_encode(&b, resp);
+		if (!r)
+			r = thoth_builder_finish(&b, &rh, &io->out_len);
+	}
 	if (r)
 		return respond_error(io, &rh, 0, r, "server could not encode its response");
 	return 0;

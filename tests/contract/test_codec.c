@@ -639,6 +639,283 @@ static void test_server_answers_malformed_request_with_error_response(void **sta
 
 /* ---- contract check -------------------------------------------------------- */
 
+/* ---- the RPC layer's fast paths refuse what its full checks refuse ---- */
+
+/* A transport whose call answers with the bytes in `answer` (the request is
+ * dropped): the peer's reply, hostile or not. */
+static uint64_t answer[64];
+static size_t answer_len;
+static uint64_t req_space[512];
+
+static int rp_get_buffer(void *ctx, size_t len, uint8_t **buf)
+{
+	if (len > sizeof req_space)
+		return THOTH_E_NO_SPACE;
+	*buf = (uint8_t *)req_space;
+	return 0;
+}
+
+static int rp_call(void *ctx, uint8_t *req, size_t len, thoth_msg_t *resp)
+{
+	resp->data = (const uint8_t *)answer;
+	resp->len = answer_len;
+	resp->handle = NULL;
+	return 0;
+}
+
+static void rp_release(void *ctx, thoth_msg_t *resp)
+{
+}
+
+static const thoth_transport_ops_t replay = {
+	.get_buffer = rp_get_buffer, .call = rp_call, .release = rp_release,
+};
+
+/* What thoth_client_commit must answer for the reply MSG of LEN bytes to
+ * request ID of method M, by the rules (docs/WIRE.md, include/thoth/rpc.h)
+ * rather than by the code under test: the header's own checks, then a
+ * response to this method and request, then the schema major, then an
+ * error frame or the body's verdict. */
+static int expected_verdict(const thoth_method_info_t *m, const uint8_t *msg, size_t len,
+			    uint32_t id, void *out)
+{
+	thoth_msg_header_t h;
+	int r = thoth_wire_header_decode(msg, len, &h);
+	if (r)
+		return r;
+	if (!(h.flags & THOTH_MSG_RESPONSE) || h.interface_id != m->interface_id ||
+	    h.method != m->ordinal || h.request_id != id)
+		return THOTH_E_PROTOCOL;
+	if (h.schema_major != m->major)
+		return THOTH_E_BAD_VERSION;
+	thoth_arena_t a;
+	thoth_arena_init(&a, arena_mem, sizeof arena_mem);
+	thoth_decoder_t d;
+	thoth_decoder_init(&d, msg + THOTH_WIRE_HEADER_SIZE, h.body_len, &a);
+	if (h.flags & THOTH_MSG_ERROR) {
+		uint32_t code;
+		int32_t status;
+		thoth_str_t text;
+		r = thoth_wire_decode_error(&d, &code, &status, &text);
+		return r ? r : THOTH_E_REMOTE;
+	}
+	return m->resp_decode(&d, out);
+}
+
+static int commit_with_answer(const thoth_method_info_t *m, const void *req, void *resp)
+{
+	thoth_client_t c;
+	thoth_call_t call;
+	thoth_client_init(&c, &replay, NULL, 0);
+	int r = thoth_client_begin(&c, m, req, &call);
+	assert_int_equal(r, 0);
+	assert_int_equal(call.request_id, 1);
+	thoth_arena_t a;
+	thoth_arena_init(&a, arena_mem, sizeof arena_mem);
+	r = thoth_client_commit(&c, &call, resp, &a);
+	thoth_client_release(&c);
+	return r;
+}
+
+/* thoth_client_commit reads an expected answer's header in four words and
+ * decodes its body with the method's own decoder; every other answer goes
+ * through the full header checks.  Each byte of a valid answer (tree's
+ * u32 sum) changed in several ways, and each length change: the verdict
+ * must be the rules' one, and a value only when they accept. */
+static void test_commit_fast_path_refuses_what_the_full_checks_refuse(void **state)
+{
+	const thoth_method_info_t *m = &test_alltypes_Kitchen_tree_info;
+	test_alltypes_Kitchen_tree_req_t treq = { .root = { 1, { NULL, 0 } } };
+	test_alltypes_Kitchen_tree_resp_t good = { .sum = 0x12345678u }, got, want;
+	thoth_msg_header_t meta = { .request_id = 1, .trace_id = 7 };
+	uint64_t valid[64];
+	size_t vlen;
+	assert_int_equal(test_alltypes_Kitchen_tree_resp_encode_msg(valid, sizeof valid, &meta, &good, &vlen), 0);
+	memcpy(answer, valid, vlen);
+	answer_len = vlen;
+	assert_int_equal(commit_with_answer(m, &treq, &got), 0);
+	assert_int_equal(got.sum, good.sum);
+
+	static const uint8_t flips[] = { 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80, 0xff };
+	unsigned accepted = 0, refused = 0;
+	for (size_t at = 0; at < vlen; at++)
+		for (size_t k = 0; k < sizeof flips; k++) {
+			memcpy(answer, valid, vlen);
+			((uint8_t *)answer)[at] ^= flips[k];
+			answer_len = vlen;
+			memset(&want, 0xa5, sizeof want);
+			int e = expected_verdict(m, (const uint8_t *)answer, vlen, 1, &want);
+			memset(&got, 0x5a, sizeof got);
+			int r = commit_with_answer(m, &treq, &got);
+			if (r != e)
+				fail_msg("byte %zu ^ 0x%02x: commit says %d, the rules %d", at, flips[k], r, e);
+			if (!r) {
+				assert_int_equal(got.sum, want.sum);
+				accepted++;
+			} else {
+				refused++;
+			}
+		}
+	/* Lengths: shorter and longer than the header says, and below a header. */
+	static const int deltas[] = { -1, -8, 1, 8, -(int)THOTH_WIRE_HEADER_SIZE };
+	for (size_t k = 0; k < sizeof deltas / sizeof deltas[0]; k++) {
+		memset(answer, 0, sizeof answer);
+		memcpy(answer, valid, vlen);
+		answer_len = (size_t)((int)vlen + deltas[k]);
+		int e = expected_verdict(m, (const uint8_t *)answer, answer_len, 1, &want);
+		assert_int_not_equal(e, 0);
+		assert_int_equal(commit_with_answer(m, &treq, &got), e);
+	}
+	/* The minor version is anyone's (accepted), an error frame is an error. */
+	assert_true(accepted > 0 && refused > 0);
+	memcpy(answer, valid, vlen);
+	((uint8_t *)answer)[5] = 9;
+	answer_len = vlen;
+	assert_int_equal(commit_with_answer(m, &treq, &got), 0);
+	assert_int_equal(got.sum, good.sum);
+}
+
+/* The generated whole-message encoders and body decoders that the RPC
+ * layer calls (thoth_method_info_t's *_whole / *_body) against the
+ * builder and decoder functions: the same bytes, and the same verdict on
+ * every corruption of a body. */
+static void check_whole_and_body(const thoth_method_info_t *m, bool response, const void *value,
+				 void *out_a, void *out_b)
+{
+	static uint64_t a[1 << 12], b[1 << 12];
+	thoth_msg_header_t meta = { .features = 5, .trace_id = 0x1122334455667788ull, .request_id = 42 };
+	size_t la = 0, lb = 0;
+	int (*whole)(void *, size_t, const thoth_msg_header_t *, const void *, size_t *) =
+		response ? m->resp_encode_whole : m->req_encode_whole;
+	int (*body)(const uint8_t *, uint32_t, thoth_arena_t *, void *) =
+		response ? m->resp_decode_body : m->req_decode_body;
+	int (*dec)(thoth_decoder_t *, void *) = response ? m->resp_decode : m->req_decode;
+	assert_non_null(whole);
+	assert_non_null(body);
+	memset(a, 0x77, sizeof a);
+	memset(b, 0x77, sizeof b);
+	assert_int_equal(whole(a, sizeof a, &meta, value, &la), 0);
+	assert_int_equal(thoth_method_encode(m, response, value, &meta, b, sizeof b, &lb), 0);
+	assert_int_equal(la, lb);
+	assert_memory_equal(a, b, la);
+	/* Too small a buffer: the same refusal. */
+	assert_int_equal(whole(a, la - 8, &meta, value, &la), THOTH_E_NO_SPACE);
+
+	uint8_t *msg = (uint8_t *)a;
+	uint32_t blen = (uint32_t)(lb - THOTH_WIRE_HEADER_SIZE);
+	for (uint32_t at = 0; at < blen; at++)
+		for (unsigned flip = 1; flip < 256; flip <<= 1) {
+			memcpy(a, b, lb);
+			msg[THOTH_WIRE_HEADER_SIZE + at] ^= (uint8_t)flip;
+			thoth_arena_t aa, ab;
+			thoth_arena_init(&aa, arena_mem, sizeof arena_mem / 2);
+			thoth_arena_init(&ab, arena_mem + sizeof arena_mem / 16, sizeof arena_mem / 2);
+			int ra = body(msg + THOTH_WIRE_HEADER_SIZE, blen, &aa, out_a);
+			thoth_decoder_t d;
+			thoth_decoder_init(&d, msg + THOTH_WIRE_HEADER_SIZE, blen, &ab);
+			int rb = dec(&d, out_b);
+			if (ra != rb)
+				fail_msg("%s %s byte %u ^ 0x%02x: body decoder %d, decoder %d", m->name,
+					 response ? "response" : "request", at, flip, ra, rb);
+		}
+}
+
+static void test_whole_message_encoders_and_body_decoders_match_the_builder(void **state)
+{
+	sink_req_t req, o1, o2;
+	fill_everything(&req.e);
+	check_whole_and_body(SINK, false, &req, &o1, &o2);
+	test_alltypes_Kitchen_sink_resp_t resp = { .echo = req.e }, p1, p2;
+	check_whole_and_body(SINK, true, &resp, &p1, &p2);
+	test_alltypes_Node_t leaves[2] = { { 3, { NULL, 0 } }, { 4, { NULL, 0 } } };
+	test_alltypes_Kitchen_tree_req_t treq = { .root = { 10, { leaves, 2 } } }, t1, t2;
+	check_whole_and_body(&test_alltypes_Kitchen_tree_info, false, &treq, &t1, &t2);
+	test_alltypes_Kitchen_tree_resp_t tresp = { .sum = 17 }, s1, s2;
+	check_whole_and_body(&test_alltypes_Kitchen_tree_info, true, &tresp, &s1, &s2);
+	test_alltypes_Kitchen_poke_req_t preq = { 99 }, q1, q2;
+	check_whole_and_body(&test_alltypes_Kitchen_poke_info, false, &preq, &q1, &q2);
+	assert_null(test_alltypes_Kitchen_poke_info.resp_encode_whole);
+}
+
+/* Stubs from an older thothc have no whole-message encoders or body
+ * decoders (NULL): the RPC layer then takes the builder path, on both
+ * sides, with the same results. */
+static thoth_method_info_t old_methods[4];
+static const thoth_method_info_t *old_table[4];
+static thoth_interface_info_t old_iface;
+
+static const thoth_method_info_t *as_old(const thoth_method_info_t *m)
+{
+	for (size_t i = 0; i < test_alltypes_Kitchen_info.n_methods; i++)
+		if (test_alltypes_Kitchen_info.methods[i] == m)
+			return &old_methods[i];
+	fail_msg("%s is not a Kitchen method", m->name);
+	return NULL;
+}
+
+static int old_serve(void *ctx, uint8_t *req, size_t len, thoth_msg_t *resp)
+{
+	loop_ctx_t *c = ctx;
+	thoth_arena_t a;
+	thoth_arena_init(&a, c->scratch, sizeof c->scratch);
+	thoth_server_io_t io = { .out = (uint8_t *)c->resp, .cap = sizeof c->resp, .arena = &a };
+	int r = thoth_server_dispatch(&old_iface, test_alltypes_Kitchen_invoke, &kitchen, NULL, req, len, &io);
+	if (r)
+		return r;
+	resp->data = (uint8_t *)c->resp;
+	resp->len = io.out_len;
+	return 0;
+}
+
+static const thoth_transport_ops_t old_loopback = {
+	.get_buffer = lb_get_buffer, .call = old_serve, .release = lb_release,
+};
+
+static void test_stubs_without_whole_encoders_take_the_builder_path(void **state)
+{
+	assert_true(test_alltypes_Kitchen_info.n_methods <= 4);
+	for (size_t i = 0; i < test_alltypes_Kitchen_info.n_methods; i++) {
+		old_methods[i] = *test_alltypes_Kitchen_info.methods[i];
+		old_methods[i].req_encode_whole = NULL;
+		old_methods[i].req_decode_body = NULL;
+		old_methods[i].resp_encode_whole = NULL;
+		old_methods[i].resp_decode_body = NULL;
+		old_table[i] = &old_methods[i];
+	}
+	old_iface = test_alltypes_Kitchen_info;
+	old_iface.methods = old_table;
+
+	static loop_ctx_t ctx;
+	thoth_arena_t a;
+	sink_req_t req;
+	test_alltypes_Kitchen_sink_resp_t resp;
+	fill_everything(&req.e);
+	/* Old client, old server; old client, new server; new client, old server. */
+	for (int k = 0; k < 3; k++) {
+		thoth_client_t c;
+		thoth_client_init(&c, k == 1 ? &loopback : &old_loopback, &ctx, 0);
+		const thoth_method_info_t *sink = k == 2 ? SINK : as_old(SINK);
+		thoth_arena_init(&a, arena_mem, sizeof arena_mem);
+		memset(&resp, 0, sizeof resp);
+		assert_int_equal(thoth_client_call(&c, sink, &req, &resp, &a), 0);
+		assert_everything_equal(&req.e, &resp.echo);
+		test_alltypes_Node_t leaves[2] = { { 3, { NULL, 0 } }, { 4, { NULL, 0 } } };
+		test_alltypes_Kitchen_tree_req_t treq = { .root = { 10, { leaves, 2 } } };
+		test_alltypes_Kitchen_tree_resp_t tresp;
+		const thoth_method_info_t *tree = k == 2 ? &test_alltypes_Kitchen_tree_info
+							 : as_old(&test_alltypes_Kitchen_tree_info);
+		assert_int_equal(thoth_client_call(&c, tree, &treq, &tresp, &a), 0);
+		assert_int_equal(tresp.sum, 17);
+		/* An application error comes back the same way. */
+		sink_req_t bad;
+		memset(&bad, 0, sizeof bad);
+		bad.e.name = thoth_str("fail");
+		assert_int_equal(thoth_client_call(&c, sink, &bad, &resp, &a), THOTH_E_REMOTE);
+		assert_int_equal(c.remote_code, TEST_ALLTYPES_ERR_NOPE);
+		thoth_client_release(&c);
+	}
+}
+
 static void test_contract_selftest_passes_for_generated_code(void **state)
 {
 	char why[256];
@@ -717,6 +994,9 @@ int main(void)
 		cmocka_unit_test(test_oneway_is_delivered_without_response),
 		cmocka_unit_test(test_method_requiring_unnegotiated_feature_fails_before_sending),
 		cmocka_unit_test(test_server_answers_malformed_request_with_error_response),
+		cmocka_unit_test(test_commit_fast_path_refuses_what_the_full_checks_refuse),
+		cmocka_unit_test(test_whole_message_encoders_and_body_decoders_match_the_builder),
+		cmocka_unit_test(test_stubs_without_whole_encoders_take_the_builder_path),
 		cmocka_unit_test(test_contract_selftest_passes_for_generated_code),
 		cmocka_unit_test(test_contract_verify_accepts_own_claim_and_names_each_mismatch),
 		cmocka_unit_test(test_contract_compatible_requires_same_major_and_same_hash_at_same_version),

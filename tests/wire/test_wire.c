@@ -163,6 +163,35 @@ static void test_builder_reports_no_space_and_stays_failed(void **state)
 	assert_int_equal(thoth_builder_finish(&b, &h, &len), THOTH_E_NO_SPACE);
 }
 
+/* The builder clamps its cap at a maximal message and tells TOO_LARGE from
+ * NO_SPACE only when an allocation fails: the answers of the two separate
+ * tests it had, case by case (alloc_raw writes nothing but a gap, so a cap
+ * larger than the buffer is safe here while every object fits BUF). */
+static void test_builder_tells_too_large_from_no_space(void **state)
+{
+	thoth_builder_t b;
+	uint32_t off;
+	/* Larger than a body may be: TOO_LARGE, whatever the cap. */
+	thoth_builder_init(&b, buf, SIZE_MAX);
+	assert_int_equal(thoth_builder_alloc_raw(&b, (size_t)THOTH_WIRE_MAX_BODY + 1, &off), THOTH_E_TOO_LARGE);
+	thoth_builder_init(&b, buf, 64);
+	assert_int_equal(thoth_builder_alloc_raw(&b, (size_t)THOTH_WIRE_MAX_BODY + 1, &off), THOTH_E_TOO_LARGE);
+	/* Within MAX_BODY alone but not after what is there: TOO_LARGE. */
+	thoth_builder_init(&b, buf, SIZE_MAX);
+	assert_int_equal(thoth_builder_alloc_raw(&b, 16, &off), 0);
+	assert_int_equal(thoth_builder_alloc_raw(&b, THOTH_WIRE_MAX_BODY - 8, &off), THOTH_E_TOO_LARGE);
+	/* Exactly a maximal body fits a cap that large (nothing written). */
+	thoth_builder_init(&b, buf, SIZE_MAX);
+	assert_int_equal(thoth_builder_alloc_raw(&b, THOTH_WIRE_MAX_BODY, &off), 0);
+	assert_int_equal(off, 0);
+	assert_int_equal(b.len, THOTH_WIRE_HEADER_SIZE + (size_t)THOTH_WIRE_MAX_BODY);
+	/* Small enough for a message, too large for the cap: NO_SPACE. */
+	thoth_builder_init(&b, buf, 64);
+	assert_int_equal(thoth_builder_alloc_raw(&b, 32, &off), THOTH_E_NO_SPACE);
+	thoth_builder_init(&b, buf, 64);
+	assert_int_equal(thoth_builder_alloc_raw(&b, 24, &off), 0);
+}
+
 static void test_builder_refuses_invalid_strings(void **state)
 {
 	thoth_builder_t b;
@@ -348,6 +377,7 @@ int main(void)
 		cmocka_unit_test(test_utf8_accepts_valid_and_rejects_invalid),
 		cmocka_unit_test(test_builder_aligns_objects_and_pads_body),
 		cmocka_unit_test(test_builder_reports_no_space_and_stays_failed),
+		cmocka_unit_test(test_builder_tells_too_large_from_no_space),
 		cmocka_unit_test(test_builder_refuses_invalid_strings),
 		cmocka_unit_test(test_builder_reserve_returns_writable_space_without_copy),
 		cmocka_unit_test(test_decoder_rejects_pointer_outside_body),

@@ -1019,11 +1019,15 @@ static void emit_interface_source(gen_t *g, const tidl_decl_t *d, uint64_t hash)
 			const char *rs = resp ? "resp" : "req";
 			const char *flags = resp ? "THOTH_MSG_RESPONSE"
 					  : m->oneway ? "THOTH_MSG_REQUEST | THOTH_MSG_ONEWAY" : "THOTH_MSG_REQUEST";
-			sb_addf(c, "int %s_%s_encode_msg(void *buf, size_t cap, const thoth_msg_header_t *meta,\n"
-				   "\t\tconst %s_%s_t *v, size_t *len)\n{\n"
+			/* The whole message: one body, inlined in the public
+			 * function and in the adapter thoth_method_info_t
+			 * holds for the RPC layer (a local builder: kept in
+			 * registers, its start known). */
+			sb_addf(c, "static inline THOTH_WIRE_ALWAYS_INLINE int %s_%s__encode_msg_in(void *buf, size_t cap,\n"
+				   "\t\tconst thoth_msg_header_t *meta, const %s_%s_t *v, size_t *len)\n{\n"
 				   "\tthoth_builder_t b;\n\tuint32_t off, flen;\n"
 				   "\tthoth_builder_init(&b, buf, cap);\n"
-				   "\tint r = %s_%s__encode_frame(&b, v, &off, &flen, 0);\n"
+				   "\tint r = %s_%s__encode_frame_in(&b, v, &off, &flen, 0);\n"
 				   "\tif (r)\n\t\treturn r;\n"
 				   "\tthoth_msg_header_t h = { .schema_major = %u, .schema_minor = %u,\n"
 				   "\t\t.flags = %s, .interface_id = 0x%08xu, .method = %u };\n"
@@ -1032,6 +1036,16 @@ static void emit_interface_source(gen_t *g, const tidl_decl_t *d, uint64_t hash)
 				   "\treturn thoth_builder_finish(&b, &h, len);\n}\n\n",
 				mn, rs, mn, rs, mn, rs, g->file->version.major, g->file->version.minor, flags,
 				thoth_wire_fnv1a32(qual), m->ordinal);
+			sb_addf(c, "int %s_%s_encode_msg(void *buf, size_t cap, const thoth_msg_header_t *meta,\n"
+				   "\t\tconst %s_%s_t *v, size_t *len)\n{\n"
+				   "\treturn %s_%s__encode_msg_in(buf, cap, meta, v, len);\n}\n\n"
+				   "static int %s_%s_encode_whole_any(void *buf, size_t cap, const thoth_msg_header_t *meta,\n"
+				   "\t\tconst void *v, size_t *len)\n{\n"
+				   "\treturn %s_%s__encode_msg_in(buf, cap, meta, v, len);\n}\n\n"
+				   "static int %s_%s_decode_body_any(const uint8_t *body, uint32_t blen, thoth_arena_t *arena, void *v)\n{\n"
+				   "\tthoth_decoder_t d;\n\tthoth_decoder_init(&d, body, blen, arena);\n"
+				   "\treturn %s_%s__decode_frame_in(&d, 0, 0, v, 0);\n}\n\n",
+				mn, rs, mn, rs, mn, rs, mn, rs, mn, rs, mn, rs, mn, rs);
 			sb_addf(c, "int %s_%s_decode_msg(const uint8_t *msg, size_t len, %s_%s_t *out,\n"
 				   "\t\tthoth_arena_t *arena)\n{\n"
 				   "\tthoth_decoder_t d;\n"
@@ -1055,15 +1069,19 @@ static void emit_interface_source(gen_t *g, const tidl_decl_t *d, uint64_t hash)
 			   "\t.major = %u,\n\t.minor = %u,\n\t.requires_bit = %d,\n\t.oneway = %s,\n"
 			   "\t.req_struct_size = sizeof(%s_req_t),\n"
 			   "\t.req_size = %s_req_size_any,\n\t.req_encode = %s_req_encode_any,\n"
-			   "\t.req_decode = %s_req_decode_any,\n",
+			   "\t.req_decode = %s_req_decode_any,\n"
+			   "\t.req_encode_whole = %s_req_encode_whole_any,\n"
+			   "\t.req_decode_body = %s_req_decode_body_any,\n",
 			mn, d->name, m->name, thoth_wire_fnv1a32(qual), m->ordinal,
 			g->file->version.major, g->file->version.minor,
 			m->requires ? (int)m->requires->u.feature.bit : -1,
-			m->oneway ? "true" : "false", mn, mn, mn, mn);
+			m->oneway ? "true" : "false", mn, mn, mn, mn, mn, mn);
 		if (!m->oneway)
 			sb_addf(c, "\t.resp_struct_size = sizeof(%s_resp_t),\n"
 				   "\t.resp_size = %s_resp_size_any,\n\t.resp_encode = %s_resp_encode_any,\n"
-				   "\t.resp_decode = %s_resp_decode_any,\n", mn, mn, mn, mn);
+				   "\t.resp_decode = %s_resp_decode_any,\n"
+				   "\t.resp_encode_whole = %s_resp_encode_whole_any,\n"
+				   "\t.resp_decode_body = %s_resp_decode_body_any,\n", mn, mn, mn, mn, mn, mn);
 		if (m->n_errors)
 			sb_addf(c, "\t.error_codes = %s_error_codes,\n\t.error_names = %s_error_names,\n"
 				   "\t.n_errors = %zu,\n", mn, mn, m->n_errors);
