@@ -17,6 +17,8 @@
 extern "C" {
 #endif
 
+#define THOTH_METHOD_INFO_REV 1
+
 typedef struct thoth_method_info {
 	const char *name;               /* "Registry.resolve" */
 	uint32_t interface_id;
@@ -36,6 +38,13 @@ typedef struct thoth_method_info {
 	size_t n_errors;
 	bool idempotent;                /* @idempotent: an instance pool may retry it on another
 					 * instance when the first died (SCALE-3) */
+	/* THOTH_METHOD_INFO_REV in code from a thothc that knows the members
+	 * below.  A program built from an older thothc and header has none of
+	 * them, and reads 0 here: this byte was the padding after
+	 * `idempotent`, zero in a static object.  The library reads the
+	 * members below only where this is >= 1, so old binaries keep
+	 * working against a newer libthoth.so.0. */
+	uint8_t revision;
 	/* Optional (NULL in code from an older thothc): the same work as the
 	 * functions above, with the builder or decoder the function's own, so
 	 * that it lives in registers and its start is known (a root frame at
@@ -52,6 +61,9 @@ typedef struct thoth_method_info {
 				 const void *resp, size_t *len);
 	int (*resp_decode_body)(const uint8_t *body, uint32_t len, thoth_arena_t *arena, void *resp);
 } thoth_method_info_t;
+
+/* The whole-message and body functions of M, where its code has them. */
+#define THOTH_METHOD_HAS(m, fn) ((m)->revision >= 1 && (m)->fn)
 
 typedef struct thoth_interface_info {
 	const char *package;            /* "thoth.registry" */

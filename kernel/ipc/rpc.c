@@ -180,7 +180,7 @@ int thoth_client_begin(thoth_client_t *c, const thoth_method_info_t *m, const vo
 		.trace_id = c->trace_id,
 		.request_id = m->oneway ? 0 : c->next_request_id,
 	};
-	if (m->req_encode_whole) {
+	if (THOTH_METHOD_HAS(m, req_encode_whole)) {
 		r = m->req_encode_whole(buf, len, &h, req, &len);
 	} else {
 		thoth_builder_t b;
@@ -244,7 +244,7 @@ int thoth_client_commit(thoth_client_t *c, thoth_call_t *call, void *resp, thoth
 		if (w0 == want0 && w1 == want1 && thoth_le32(p + 32) == call->request_id &&
 		    (size_t)body == n - THOTH_WIRE_HEADER_SIZE && !(body % 8u) &&
 		    body <= THOTH_WIRE_MAX_BODY) {
-			if (m->resp_decode_body) {
+			if (THOTH_METHOD_HAS(m, resp_decode_body)) {
 				r = m->resp_decode_body(p + THOTH_WIRE_HEADER_SIZE, body, arena, resp);
 				goto decoded;
 			}
@@ -388,7 +388,7 @@ int thoth_server_dispatch(const thoth_interface_info_t *iface, thoth_invoke_fn i
 		if (!req || !resp)
 			return FAIL(THOTH_E_NO_SPACE, "server scratch arena exhausted");
 	}
-	if (m->req_decode_body) {
+	if (THOTH_METHOD_HAS(m, req_decode_body)) {
 		r = m->req_decode_body(msg + THOTH_WIRE_HEADER_SIZE, h.body_len, io->arena, req);
 	} else {
 		thoth_decoder_t d;
@@ -415,7 +415,7 @@ int thoth_server_dispatch(const thoth_interface_info_t *iface, thoth_invoke_fn i
 	if (r)
 		return respond_error(io, &rh, 0, r, "no buffer for the response (pool exhausted)");
 	rh.flags = THOTH_MSG_RESPONSE;
-	if (m->resp_encode_whole && m->interface_id == rh.interface_id && m->major == rh.schema_major &&
+	if (THOTH_METHOD_HAS(m, resp_encode_whole) && m->interface_id == rh.interface_id && m->major == rh.schema_major &&
 	    m->minor == rh.schema_minor) {
 		/* Its header words are rh's (the ordinal was matched above; a
 		 * table listing another interface's method takes the long

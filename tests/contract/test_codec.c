@@ -838,8 +838,8 @@ static void test_whole_message_encoders_and_body_decoders_match_the_builder(void
 }
 
 /* Stubs from an older thothc have no whole-message encoders or body
- * decoders (NULL): the RPC layer then takes the builder path, on both
- * sides, with the same results. */
+ * decoders (revision 0, the members absent): the RPC layer then takes
+ * the builder path, on both sides, with the same results. */
 static thoth_method_info_t old_methods[4];
 static const thoth_method_info_t *old_table[4];
 static thoth_interface_info_t old_iface;
@@ -871,15 +871,34 @@ static const thoth_transport_ops_t old_loopback = {
 	.get_buffer = lb_get_buffer, .call = old_serve, .release = lb_release,
 };
 
+/* What an older program's method info has past `idempotent`: not these
+ * members at all, so whatever follows it in its data.  The library must
+ * not call them (revision 0). */
+static int trap_whole(void *buf, size_t cap, const thoth_msg_header_t *meta, const void *v, size_t *len)
+{
+	(void)buf, (void)cap, (void)meta, (void)v, (void)len;
+	fail_msg("a revision-0 method info's whole-message encoder was called");
+	return THOTH_E_INVAL;
+}
+
+static int trap_body(const uint8_t *body, uint32_t len, thoth_arena_t *arena, void *v)
+{
+	(void)body, (void)len, (void)arena, (void)v;
+	fail_msg("a revision-0 method info's body decoder was called");
+	return THOTH_E_INVAL;
+}
+
 static void test_stubs_without_whole_encoders_take_the_builder_path(void **state)
 {
 	assert_true(test_alltypes_Kitchen_info.n_methods <= 4);
 	for (size_t i = 0; i < test_alltypes_Kitchen_info.n_methods; i++) {
+		assert_int_equal(test_alltypes_Kitchen_info.methods[i]->revision, THOTH_METHOD_INFO_REV);
 		old_methods[i] = *test_alltypes_Kitchen_info.methods[i];
-		old_methods[i].req_encode_whole = NULL;
-		old_methods[i].req_decode_body = NULL;
-		old_methods[i].resp_encode_whole = NULL;
-		old_methods[i].resp_decode_body = NULL;
+		old_methods[i].revision = 0;
+		old_methods[i].req_encode_whole = trap_whole;
+		old_methods[i].req_decode_body = trap_body;
+		old_methods[i].resp_encode_whole = trap_whole;
+		old_methods[i].resp_decode_body = trap_body;
 		old_table[i] = &old_methods[i];
 	}
 	old_iface = test_alltypes_Kitchen_info;

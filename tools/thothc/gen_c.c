@@ -1070,6 +1070,7 @@ static void emit_interface_source(gen_t *g, const tidl_decl_t *d, uint64_t hash)
 			   "\t.req_struct_size = sizeof(%s_req_t),\n"
 			   "\t.req_size = %s_req_size_any,\n\t.req_encode = %s_req_encode_any,\n"
 			   "\t.req_decode = %s_req_decode_any,\n"
+			   "\t.revision = THOTH_METHOD_INFO_REV,\n"
 			   "\t.req_encode_whole = %s_req_encode_whole_any,\n"
 			   "\t.req_decode_body = %s_req_decode_body_any,\n",
 			mn, d->name, m->name, thoth_wire_fnv1a32(qual), m->ordinal,
