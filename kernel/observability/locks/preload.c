@@ -1978,6 +1978,16 @@ static inline void keep_entries(held_t *h, thothlock_tstat_t *ts, thothlock_key_
 	}
 }
 
+/* A lock call's result that leaves the lock held: 0, or EOWNERDEAD (a
+ * robust mutex whose owner died: glibc's trylock and lock take it and
+ * say so).  Calling the real lock again after such a trylock would take
+ * a mutex this thread already holds: a normal robust one hangs, an
+ * errorcheck one says EDEADLK, a recursive one counts two. */
+static inline bool now_held(int rc)
+{
+	return rc == 0 || rc == EOWNERDEAD;
+}
+
 /* The trylock failed with EBUSY: time the wait (the blocking call
  * between two clock reads) and keep it in the private held entry. */
 /* All mode passes the entries it looked up before the trylock (ts, or k
@@ -2000,7 +2010,7 @@ acquire_contended(thread_state_t *t, void *lock, uint32_t kind, lock_fn blocking
 	t->in_hook = 0;
 	int rc = timed ? timed(lock, abstime) : blocking(lock);
 	uint64_t t1 = ticks();
-	if (rc != 0) {
+	if (!now_held(rc)) {
 		if (rc == ETIMEDOUT)
 			commit_timeout(t, key, pc, kind, t0, elapsed_ns(t0, t1));
 		return rc;
@@ -2021,7 +2031,7 @@ acquire_contended(thread_state_t *t, void *lock, uint32_t kind, lock_fn blocking
 		h->t_acquired = t1;
 		keep_entries(h, ts, k, s);
 	}
-	return 0;
+	return rc;
 }
 
 /* All mode's entries of (lock, pc), looked up before the trylock (and
@@ -2052,10 +2062,10 @@ static inline int acquire(void *lock, uint32_t kind, try_fn try, lock_fn blockin
 	if (all)
 		ts = all_mode_entries(t, (uintptr_t)lock, kind, pc, &k, &s);
 	int rc = try(lock);
-	if (__builtin_expect(rc == 0, 1)) {
+	if (__builtin_expect(now_held(rc), 1)) {
 		if (!all) {
 			acquired(t, (uintptr_t)lock, kind);   /* no held entry (contention mode) */
-			return 0;
+			return rc;
 		}
 		held_t *h = push_held(t, (uintptr_t)lock, pc, kind);
 		if (h) {
@@ -2066,8 +2076,10 @@ static inline int acquire(void *lock, uint32_t kind, try_fn try, lock_fn blockin
 			if (hold)
 				h->t_acquired = ticks();
 		}
-		return 0;
+		return rc;
 	}
+	if (rc == ENOTRECOVERABLE)
+		return rc;   /* what the real lock would say too */
 	if (rc != EBUSY)
 		/* Not contention: EDEADLK, EAGAIN, EINVAL... let the real call say it. */
 		return timed ? timed(lock, abstime) : blocking(lock);
@@ -2085,9 +2097,9 @@ static inline int try_acquire(void *lock, uint32_t kind, try_fn try, uintptr_t p
 	if (mode == THOTHLOCK_MODE_ALL)
 		ts = all_mode_entries(t, (uintptr_t)lock, kind, pc, &k, &s);
 	int rc = try(lock);
-	if (rc == 0 && mode != THOTHLOCK_MODE_ALL) {
+	if (now_held(rc) && mode != THOTHLOCK_MODE_ALL) {
 		acquired(t, (uintptr_t)lock, kind);
-	} else if (rc == 0) {
+	} else if (now_held(rc)) {
 		held_t *h = push_held(t, (uintptr_t)lock, pc, kind);
 		if (h) {
 			uint32_t hold = hold_flags(t);
@@ -2225,12 +2237,20 @@ static inline __attribute__((always_inline)) thread_state_t *fast_self(void)
 }
 
 /* The trylock said something else than "taken": EBUSY is contention
- * (timed in acquire_contended); anything else (EDEADLK, EAGAIN, EINVAL...)
- * is not, and the real call says it. */
+ * (timed in acquire_contended); EOWNERDEAD took the lock (a robust mutex
+ * whose owner died: an acquisition, returned as glibc returns it);
+ * ENOTRECOVERABLE is what the lock would say; anything else (EDEADLK,
+ * EAGAIN, EINVAL...) is not contention, and the real call says it. */
 static __attribute__((noinline, cold)) int
 acquire_busy(thread_state_t *t, void *lock, uint32_t kind, int rc, lock_fn blocking,
              timed_fn timed, const struct timespec *abstime, uintptr_t pc)
 {
+	if (rc == EOWNERDEAD) {
+		acquired(t, (uintptr_t)lock, kind);
+		return rc;
+	}
+	if (rc == ENOTRECOVERABLE)
+		return rc;
 	if (rc != EBUSY)
 		return timed ? timed(lock, abstime) : blocking(lock);
 	return acquire_contended(t, lock, kind, blocking, timed, abstime, pc, NULL, NULL, NULL);
