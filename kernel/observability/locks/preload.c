@@ -899,6 +899,27 @@ static void thread_exit(void *arg)
 	atomic_store_explicit(&t->tid, 0, memory_order_release);
 }
 
+/* A thread's counting and sampling state as a new thread starts it: its
+ * slot claimed, or the forking thread in a child, whose table is new (the
+ * parent's periods and weights, its exact count and its miss count
+ * describe the parent's table: a child's first counted acquisition
+ * carried the parent's weight, its counts reported exact). */
+static void reset_counting(thread_state_t *t)
+{
+	uint32_t i = t->index;
+	t->misses = 0;
+	t->countdown = 0;
+	t->hold_countdown = 0;      /* the thread's first hold is timed */
+	t->hold_rng = (0x9e3779b9u ^ (i * 2654435761u)) | 1u;
+	t->acq_countdown = 1;       /* counted one by one at first */
+	t->acq_period = 1;
+	t->acq_exact = 0;
+	t->acq_rng = (0x85ebca6bu ^ (i * 2246822519u)) | 1u;
+	atomic_store_explicit(&t->waited_for, 0, memory_order_relaxed);
+	atomic_store_explicit(&t->released, 0, memory_order_relaxed);
+	atomic_store_explicit(&t->release_pc, 0, memory_order_relaxed);
+}
+
 static thread_state_t *claim_thread(void)
 {
 	if (self_unavailable)
@@ -912,16 +933,8 @@ static thread_state_t *claim_thread(void)
 			t->depth = 0;
 			t->in_hook = 0;
 			t->index = i;
-			t->misses = 0;
 			t->cache = &caches[i];
-			t->hold_countdown = 0;      /* the thread's first hold is timed */
-			t->hold_rng = (0x9e3779b9u ^ (i * 2654435761u)) | 1u;
-			t->acq_countdown = 1;       /* counted one by one at first */
-			t->acq_period = 1;
-			t->acq_exact = 0;
-			t->acq_rng = (0x85ebca6bu ^ (i * 2246822519u)) | 1u;
-			atomic_store_explicit(&t->waited_for, 0, memory_order_relaxed);
-			atomic_store_explicit(&t->released, 0, memory_order_relaxed);
+			reset_counting(t);
 			uint32_t high = atomic_load(&threads_high);
 			while (high < i + 1 && !atomic_compare_exchange_weak(&threads_high, &high, i + 1))
 				;
@@ -1155,8 +1168,7 @@ static void after_fork_child(void)
 	}
 	if (me) {
 		atomic_store(&me->tid, (int)syscall(SYS_gettid));
-		atomic_store(&me->waited_for, 0);
-		atomic_store(&me->released, 0);
+		reset_counting(me);
 		for (uint32_t i = 0; i < me->depth; i++)
 			me->held[i].flags = HELD_INHERITED;
 	}
