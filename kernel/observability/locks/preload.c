@@ -34,6 +34,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -219,17 +220,27 @@ typedef struct {
 	uint32_t acq_rng;               /* xorshift state of the counting period */
 	/* Contention mode's holder side (no held entry for an uncontended
 	 * hold): a waiter names the lock it sleeps on here; this thread,
-	 * releasing a lock with a sleeper, says where it released it. */
-	_Atomic(uintptr_t) waited_for;  /* a waiter asks for our stack at this lock's release */
+	 * releasing a lock with a sleeper, says where it released it.  A line
+	 * of their own: other threads write waited_for and read the other two,
+	 * while this thread writes the fields above on every lock (its
+	 * countdown, depth, re-entrancy flag): sharing a line made each
+	 * waiter's store steal it from the holder inside its hold. */
+	_Alignas(64) _Atomic(uintptr_t) waited_for; /* a waiter asks for our stack at this
+	                                             * lock's release */
 	_Atomic(uintptr_t) released;    /* the last lock released to a sleeper, */
 	_Atomic(uintptr_t) release_pc;  /* and the unlock's call site */
-	thothlock_cache_t *cache;       /* &caches[index], in the current table */
+	_Alignas(64) thothlock_cache_t *cache; /* &caches[index], in the current table */
 	uint32_t *tix;                  /* all mode: the slot's index, tix_mask + 1 slots */
 	uint32_t tix_mask;
 	uint32_t tix_used;
 	uint32_t chunk_next, chunk_end; /* pool entries claimed for the slot, not used yet */
 	held_t held[HELD_DEPTH];
 } thread_state_t;
+
+_Static_assert(offsetof(thread_state_t, waited_for) % 64 == 0 &&
+               offsetof(thread_state_t, cache) - offsetof(thread_state_t, waited_for) == 64 &&
+               offsetof(thread_state_t, acq_rng) < offsetof(thread_state_t, waited_for),
+               "the waiter-written fields have a cache line of their own");
 
 static thread_state_t threads[THOTHLOCK_THREAD_CAPACITY];
 static _Atomic(uint32_t) threads_high;          /* slots ever used: scan bound */
