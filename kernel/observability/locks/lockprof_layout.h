@@ -52,6 +52,10 @@
                                               * 7: contention mode counts one acquisition
                                               *    in N past a thread's first ones
                                               *    (header.acq_sample) */
+/* The oldest version the readers accept: 7 only added acq_sample in the
+ * header's spare room (a version-6 table reads 0 there: every acquisition
+ * counted, as it was), so a reader of 7 reads 6 as it is. */
+#define THOTHLOCK_VERSION_MIN  6u
 #define THOTHLOCK_HEADER_SIZE  4096u
 #define THOTHLOCK_HIST_BUCKETS 32u            /* log2(ns) buckets, see below */
 #define THOTHLOCK_STACK_DEPTH  16u

@@ -563,7 +563,8 @@ int thothlock_table_load_with(const char *path, thothlock_symbols_t *syms, thoth
 	const char *bad = NULL;
 	if (got < THOTHLOCK_HEADER_SIZE || h->magic != THOTHLOCK_MAGIC)
 		bad = "bad magic";
-	else if (h->version != THOTHLOCK_VERSION || h->header_size != THOTHLOCK_HEADER_SIZE)
+	else if (h->version < THOTHLOCK_VERSION_MIN || h->version > THOTHLOCK_VERSION ||
+	         h->header_size != THOTHLOCK_HEADER_SIZE)
 		bad = "unsupported version";
 	else if (h->stack_depth != THOTHLOCK_STACK_DEPTH || h->lock_capacity == 0 ||
 	         h->lock_capacity > (1u << 20) || h->site_capacity > (1u << 20) ||
@@ -1638,7 +1639,8 @@ int thothlock_ring_open(const char *path, thothlock_ring_t **out, char *why, siz
 		goto fail;
 	}
 	const thothlock_header_t *h = &r->hdr;
-	if (h->version != THOTHLOCK_VERSION || h->header_size != THOTHLOCK_HEADER_SIZE) {
+	if (h->version < THOTHLOCK_VERSION_MIN || h->version > THOTHLOCK_VERSION ||
+	    h->header_size != THOTHLOCK_HEADER_SIZE) {
 		bad = "unsupported version";
 		goto fail;
 	}
