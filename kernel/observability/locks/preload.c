@@ -12,8 +12,9 @@
  *    Bookkeeping inside the critical section would lengthen every hold and
  *    so inflate the contention being measured (async-profiler's lesson).
  *  - The uncontended path of contention mode is glibc's own protocol and a
- *    per-thread count down (acquisitions counted one in N): no held entry,
- *    no clock read, no shared cache line written.  Only a contended
+ *    per-thread count down (acquisitions counted one in N, before the
+ *    attempt, never inside the hold): no held entry, no clock read, no
+ *    shared cache line written.  Only a contended
  *    acquisition gets a held entry; the holder's side of a contention is
  *    done where glibc's unlock finds a sleeper (the lock word above 1).
  *  - No malloc, no recursion: the real functions come from dlsym once; the
@@ -1339,8 +1340,8 @@ __attribute__((destructor)) static void thothlock_stop(void)
  * recorded with that weight, the others leave the cache as it is.  Hits
  * stay exact; programs with few locks never sample; the header says when
  * a process's counts became estimates. */
-static __attribute__((noinline)) void cache_miss(thread_state_t *t, thothlock_cache_entry_t *w,
-                                                 uintptr_t lock, uint32_t kind, uint64_t weight)
+static __attribute__((noinline)) uint64_t cache_miss(thread_state_t *t, thothlock_cache_entry_t *w,
+                                                     uintptr_t lock, uint32_t kind, uint64_t weight)
 {
 	if (__builtin_expect(t->misses >= THOTHLOCK_EXACT_MISSES, 0)) {
 		/* count_acquisition counted the countdown down to 0: this miss
@@ -1366,25 +1367,42 @@ static __attribute__((noinline)) void cache_miss(thread_state_t *t, thothlock_ca
 	}
 	__atomic_store_n(&w->addr, lock, __ATOMIC_RELAXED);
 	__atomic_store_n(&w->count, weight, __ATOMIC_RELAXED);
+	return weight;
 }
 
-static inline void count_acquisition(thread_state_t *t, uintptr_t lock, uint32_t kind,
-                                     uint64_t weight)
+/* The thread's cache way of `lock`. */
+static inline thothlock_cache_entry_t *cache_way(thread_state_t *t, uintptr_t lock)
 {
 	/* Fibonacci hashing: one multiply, the top log2(WAYS) bits. */
 	_Static_assert(THOTHLOCK_CACHE_WAYS == 512, "the way is the product's top 9 bits");
-	thothlock_cache_entry_t *w = &t->cache->way[((uint64_t)lock * 0x9e3779b97f4a7c15ull) >> 55];
-	if (__builtin_expect(w->addr == lock, 1))
-		__atomic_store_n(&w->count, w->count + weight, __ATOMIC_RELAXED);
-	else if (t->misses >= THOTHLOCK_EXACT_MISSES && --t->countdown != 0)
-		;   /* a miss the sampling leaves out */
-	else
-		cache_miss(t, w, lock, kind, weight);
+	return &t->cache->way[((uint64_t)lock * 0x9e3779b97f4a7c15ull) >> 55];
 }
 
-/* Contention mode counts acquisitions when they are made, not at the
- * release (the release of an uncontended hold is glibc's and nothing
- * else: no held entry says what it released).  A thread's first
+/* Counts `weight` acquisitions of `lock`; returns what it added to the
+ * lock's way (0: a miss the sampling left out). */
+static inline uint64_t count_acquisition(thread_state_t *t, uintptr_t lock, uint32_t kind,
+                                         uint64_t weight)
+{
+	thothlock_cache_entry_t *w = cache_way(t, lock);
+	if (__builtin_expect(w->addr == lock, 1)) {
+		__atomic_store_n(&w->count, w->count + weight, __ATOMIC_RELAXED);
+		return weight;
+	}
+	if (t->misses >= THOTHLOCK_EXACT_MISSES && --t->countdown != 0)
+		return 0;   /* a miss the sampling leaves out */
+	return cache_miss(t, w, lock, kind, weight);
+}
+
+/* Contention mode counts an acquisition before it is attempted, never
+ * inside the hold (the release of an uncontended hold is glibc's and
+ * nothing else: no held entry says what it released, so it cannot be
+ * counted after the release as it was).  The lock and trylock wrappers
+ * count their attempt down first; the attempt that ends the period is
+ * counted here, out of line, before the lock is tried.  An attempt that
+ * does not acquire (a busy trylock, a timeout, EDEADLK...) is taken back
+ * (count_failed): the countdown restored, a counted one's count
+ * subtracted from its way, so the counts are of acquisitions alone.  A
+ * thread's first
  * THOTHLOCK_EXACT_ACQUISITIONS are each counted in its cache; after that
  * one in acq_sample on average (THOTHLOCK_ACQ_SAMPLE=N; a random period
  * of 1 .. 2N-1, so a program cycling through its locks is not sampled in
@@ -1392,10 +1410,15 @@ static inline void count_acquisition(thread_state_t *t, uintptr_t lock, uint32_t
  * a thread's counts then add up to its acquisitions up to its last
  * counted one (at most 2N-2 short), a lock's are an estimate (the header
  * says so: sampling_threads).  The fast paths only count down
- * (acquired(): a decrement and a branch); this is the rest, out of line.
- * Returns 0: the lock wrappers end in a tail call to it. */
-static __attribute__((noinline)) int acquisition_counted(thread_state_t *t, uintptr_t lock,
-                                                         uint32_t kind)
+ * (a decrement and a branch, before the attempt); this is the rest, out
+ * of line.  Returns the attempt's token for count_failed. */
+typedef struct {
+	uint64_t added;      /* what the count added to the lock's way */
+	uint32_t weight;     /* the period it ended (0: the attempt was not counted) */
+} count_tok_t;
+
+static inline __attribute__((always_inline)) count_tok_t
+count_before_inline(thread_state_t *t, uintptr_t lock, uint32_t kind)
 {
 	uint32_t weight = t->acq_period;
 	uint32_t period = 1;
@@ -1412,16 +1435,40 @@ static __attribute__((noinline)) int acquisition_counted(thread_state_t *t, uint
 	}
 	t->acq_period = period;
 	t->acq_countdown = period;
+	count_tok_t tok = { 0, weight };
 	if (t->cache)
-		count_acquisition(t, lock, kind, weight);
-	return 0;
+		tok.added = count_acquisition(t, lock, kind, weight);
+	return tok;
 }
 
-static inline __attribute__((always_inline)) void acquired(thread_state_t *t, uintptr_t lock,
-                                                           uint32_t kind)
+/* (Out of line for the general paths; the default mutex's counted lock
+ * and trylock, already out of line, have it inline.) */
+static __attribute__((noinline)) count_tok_t count_before(thread_state_t *t, uintptr_t lock,
+                                                          uint32_t kind)
 {
-	if (__builtin_expect(--t->acq_countdown == 0, 0))
-		acquisition_counted(t, lock, kind);
+	return count_before_inline(t, lock, kind);
+}
+
+/* The attempt TOK was counted down for did not acquire: as if it had not
+ * been made.  Uncounted (weight 0): the countdown back up by one.
+ * Counted: its count off its way (unless the way moved on meanwhile), and
+ * the next acquisition is the counted one, with the same weight.  (The
+ * period drawn for after it is lost: the next is drawn anew; a counted
+ * attempt in the exact phase still counts towards the thread's 4,096.) */
+static __attribute__((noinline, cold)) void count_failed(thread_state_t *t, uintptr_t lock,
+                                                        count_tok_t tok)
+{
+	if (!tok.weight) {
+		t->acq_countdown++;
+		return;
+	}
+	if (tok.added && t->cache) {
+		thothlock_cache_entry_t *w = cache_way(t, lock);
+		if (w->addr == lock && w->count >= tok.added)
+			__atomic_store_n(&w->count, w->count - tok.added, __ATOMIC_RELAXED);
+	}
+	t->acq_countdown = 1;
+	t->acq_period = tok.weight;
 }
 
 /* All mode: whether the hold of the acquisition being made is timed, as
@@ -2040,8 +2087,7 @@ acquire_contended(thread_state_t *t, void *lock, uint32_t kind, lock_fn blocking
 	}
 	if (o)
 		owner_pc = release_site(o, key);
-	if (!all)
-		acquired(t, key, kind);
+	/* (contention mode: counted by the caller, before the attempt) */
 	held_t *h = push_held(t, key, pc, kind);
 	if (h) {
 		/* The wait is always timed; in all mode the hold after it as the
@@ -2055,6 +2101,40 @@ acquire_contended(thread_state_t *t, void *lock, uint32_t kind, lock_fn blocking
 		keep_entries(h, ts, k, s);
 	}
 	return rc;
+}
+
+/* Contention mode: the trylock said something else than "taken".  EBUSY
+ * is contention (timed in acquire_contended); EOWNERDEAD took the lock (a
+ * robust mutex whose owner died: an acquisition, returned as glibc
+ * returns it); ENOTRECOVERABLE is what the lock would say; anything else
+ * (EDEADLK, EAGAIN, EINVAL...) is not contention, and the real call says
+ * it.  TOK: the attempt's count, taken back if it does not acquire. */
+static __attribute__((noinline, cold)) int
+acquire_busy(thread_state_t *t, void *lock, uint32_t kind, int rc, lock_fn blocking,
+             timed_fn timed, const struct timespec *abstime, uintptr_t pc, count_tok_t tok)
+{
+	if (rc == EOWNERDEAD)
+		return rc;
+	if (rc == EBUSY)
+		rc = acquire_contended(t, lock, kind, blocking, timed, abstime, pc, NULL, NULL, NULL);
+	else if (rc != ENOTRECOVERABLE)
+		rc = timed ? timed(lock, abstime) : blocking(lock);
+	if (!now_held(rc))
+		count_failed(t, (uintptr_t)lock, tok);
+	return rc;
+}
+
+/* Contention mode: the attempt that ends the thread's counting period,
+ * counted before it is made (outside any hold), then made. */
+static __attribute__((noinline)) int
+acquire_counted(thread_state_t *t, void *lock, uint32_t kind, try_fn try, lock_fn blocking,
+                timed_fn timed, const struct timespec *abstime, uintptr_t pc)
+{
+	count_tok_t tok = count_before(t, (uintptr_t)lock, kind);
+	int rc = try(lock);
+	if (__builtin_expect(rc == 0, 1))
+		return 0;
+	return acquire_busy(t, lock, kind, rc, blocking, timed, abstime, pc, tok);
 }
 
 /* All mode's entries of (lock, pc), looked up before the trylock (and
@@ -2078,18 +2158,21 @@ static inline int acquire(void *lock, uint32_t kind, try_fn try, lock_fn blockin
 	thread_state_t *t = enter();
 	if (__builtin_expect(!t, 0))
 		return timed ? timed(lock, abstime) : blocking(lock);
-	int all = mode == THOTHLOCK_MODE_ALL;
+	if (mode != THOTHLOCK_MODE_ALL) {
+		/* counted down before the attempt; no held entry unless contended */
+		if (__builtin_expect(--t->acq_countdown == 0, 0))
+			return acquire_counted(t, lock, kind, try, blocking, timed, abstime, pc);
+		int rc = try(lock);
+		if (__builtin_expect(rc == 0, 1))
+			return 0;
+		return acquire_busy(t, lock, kind, rc, blocking, timed, abstime, pc,
+		                    (count_tok_t){ 0, 0 });
+	}
 	thothlock_key_t *k = NULL;
 	thothlock_site_t *s = NULL;
-	thothlock_tstat_t *ts = NULL;
-	if (all)
-		ts = all_mode_entries(t, (uintptr_t)lock, kind, pc, &k, &s);
+	thothlock_tstat_t *ts = all_mode_entries(t, (uintptr_t)lock, kind, pc, &k, &s);
 	int rc = try(lock);
 	if (__builtin_expect(now_held(rc), 1)) {
-		if (!all) {
-			acquired(t, (uintptr_t)lock, kind);   /* no held entry (contention mode) */
-			return rc;
-		}
 		held_t *h = push_held(t, (uintptr_t)lock, pc, kind);
 		if (h) {
 			uint32_t hold = hold_flags(t);
@@ -2117,12 +2200,22 @@ static inline int try_acquire(void *lock, uint32_t kind, try_fn try, uintptr_t p
 	thothlock_key_t *k = NULL;
 	thothlock_site_t *s = NULL;
 	thothlock_tstat_t *ts = NULL;
-	if (mode == THOTHLOCK_MODE_ALL)
-		ts = all_mode_entries(t, (uintptr_t)lock, kind, pc, &k, &s);
+	if (mode != THOTHLOCK_MODE_ALL) {
+		/* counted before the attempt, taken back if it finds the lock busy */
+		count_tok_t tok = { 0, 0 };
+		if (--t->acq_countdown == 0)
+			tok = count_before(t, (uintptr_t)lock, kind);
+		int rc = try(lock);
+		if (!now_held(rc)) {
+			count_failed(t, (uintptr_t)lock, tok);
+			if (rc == EBUSY)
+				count_trylock_busy(t, (uintptr_t)lock, kind);
+		}
+		return rc;
+	}
+	ts = all_mode_entries(t, (uintptr_t)lock, kind, pc, &k, &s);
 	int rc = try(lock);
-	if (now_held(rc) && mode != THOTHLOCK_MODE_ALL) {
-		acquired(t, (uintptr_t)lock, kind);
-	} else if (now_held(rc)) {
+	if (now_held(rc)) {
 		held_t *h = push_held(t, (uintptr_t)lock, pc, kind);
 		if (h) {
 			uint32_t hold = hold_flags(t);
@@ -2259,26 +2352,6 @@ static inline __attribute__((always_inline)) thread_state_t *fast_self(void)
 	return t;
 }
 
-/* The trylock said something else than "taken": EBUSY is contention
- * (timed in acquire_contended); EOWNERDEAD took the lock (a robust mutex
- * whose owner died: an acquisition, returned as glibc returns it);
- * ENOTRECOVERABLE is what the lock would say; anything else (EDEADLK,
- * EAGAIN, EINVAL...) is not contention, and the real call says it. */
-static __attribute__((noinline, cold)) int
-acquire_busy(thread_state_t *t, void *lock, uint32_t kind, int rc, lock_fn blocking,
-             timed_fn timed, const struct timespec *abstime, uintptr_t pc)
-{
-	if (rc == EOWNERDEAD) {
-		acquired(t, (uintptr_t)lock, kind);
-		return rc;
-	}
-	if (rc == ENOTRECOVERABLE)
-		return rc;
-	if (rc != EBUSY)
-		return timed ? timed(lock, abstime) : blocking(lock);
-	return acquire_contended(t, lock, kind, blocking, timed, abstime, pc, NULL, NULL, NULL);
-}
-
 /* Which wrapper the slow path serves: the real functions are looked up
  * again there, after init(), since the fast path may have read them unset. */
 enum acquire_op { OP_MUTEX, OP_MUTEX_TIMED, OP_RD, OP_WR, OP_RD_TIMED, OP_WR_TIMED,
@@ -2348,12 +2421,13 @@ acquire_fast(void *lock, enum acquire_op op, uint32_t kind, try_fn try, lock_fn 
 {
 	thread_state_t *t = fast_self();
 	if (__builtin_expect(t != NULL && mode == THOTHLOCK_MODE_CONTENTION, 1)) {
+		if (__builtin_expect(--t->acq_countdown == 0, 0))
+			return acquire_counted(t, lock, kind, try, blocking, timed, abstime, pc);
 		int rc = try(lock);
-		if (__builtin_expect(rc == 0, 1)) {
-			acquired(t, (uintptr_t)lock, kind);
+		if (__builtin_expect(rc == 0, 1))
 			return 0;
-		}
-		return acquire_busy(t, lock, kind, rc, blocking, timed, abstime, pc);
+		return acquire_busy(t, lock, kind, rc, blocking, timed, abstime, pc,
+		                    (count_tok_t){ 0, 0 });
 	}
 	return acquire_slow(lock, op, abstime, pc);
 }
@@ -2606,6 +2680,8 @@ static __attribute__((noinline)) int mutex_lock_general(pthread_mutex_t *m, uint
 	                    (lock_fn)real.mutex_lock, NULL, NULL, pc);
 }
 
+/* (A default mutex's lock acquires or blocks for ever: no attempt to
+ * take back.) */
 static __attribute__((noinline)) int mutex_lock_busy(thread_state_t *t, pthread_mutex_t *m,
                                                      uintptr_t pc)
 {
@@ -2613,9 +2689,22 @@ static __attribute__((noinline)) int mutex_lock_busy(thread_state_t *t, pthread_
 	                         pc, NULL, NULL, NULL);
 }
 
+/* The lock that ends the thread's counting period: counted first, outside
+ * the hold, then taken. */
+static __attribute__((noinline)) int mutex_lock_counted(thread_state_t *t, pthread_mutex_t *m,
+                                                        uintptr_t pc)
+{
+	count_before_inline(t, (uintptr_t)m, THOTHLOCK_KIND_MUTEX);
+	if (__builtin_expect(!mutex_trylock_inline(m, atomic_load_explicit(&t->tid,
+	                                                                   memory_order_relaxed)),
+	                     0))
+		return mutex_lock_busy(t, m, pc);
+	return 0;
+}
+
 /* Contention mode's lock of a default mutex: glibc's own protocol inline
  * (mutex_trylock_inline) and a count down to the next acquisition counted
- * (acquired()): no held entry, nothing else.  Where the hold ends is
+ * (count_before): no held entry, nothing else.  Where the hold ends is
  * glibc's unlock too (pthread_mutex_unlock); only a contended acquisition
  * gets a held entry (acquire_contended), for the wait and hold it commits. */
 EXPORT int pthread_mutex_lock(pthread_mutex_t *m)
@@ -2626,12 +2715,12 @@ EXPORT int pthread_mutex_lock(pthread_mutex_t *m)
 	                         __atomic_load_n(&m->__data.__kind, __ATOMIC_RELAXED) != 0,
 	                     0))
 		return mutex_lock_general(m, pc);
+	if (__builtin_expect(--t->acq_countdown == 0, 0))
+		return mutex_lock_counted(t, m, pc);
 	if (__builtin_expect(!mutex_trylock_inline(m, atomic_load_explicit(&t->tid,
 	                                                                   memory_order_relaxed)),
 	                     0))
 		return mutex_lock_busy(t, m, pc);
-	if (__builtin_expect(--t->acq_countdown == 0, 0))
-		return acquisition_counted(t, (uintptr_t)m, THOTHLOCK_KIND_MUTEX);
 	return 0;
 }
 
@@ -2663,6 +2752,19 @@ static __attribute__((noinline)) int mutex_trylock_general(pthread_mutex_t *m, u
 
 static __attribute__((noinline)) int mutex_trylock_busy(thread_state_t *t, pthread_mutex_t *m)
 {
+	t->acq_countdown++;   /* the attempt counted down acquired nothing */
+	count_trylock_busy(t, (uintptr_t)m, THOTHLOCK_KIND_MUTEX);
+	return EBUSY;
+}
+
+/* The trylock that ends the thread's counting period: counted first, taken
+ * back if the mutex is busy. */
+static __attribute__((noinline)) int mutex_trylock_counted(thread_state_t *t, pthread_mutex_t *m)
+{
+	count_tok_t tok = count_before_inline(t, (uintptr_t)m, THOTHLOCK_KIND_MUTEX);
+	if (mutex_trylock_inline(m, atomic_load_explicit(&t->tid, memory_order_relaxed)))
+		return 0;
+	count_failed(t, (uintptr_t)m, tok);
 	count_trylock_busy(t, (uintptr_t)m, THOTHLOCK_KIND_MUTEX);
 	return EBUSY;
 }
@@ -2679,12 +2781,12 @@ EXPORT int pthread_mutex_trylock(pthread_mutex_t *m)
 	                         __atomic_load_n(&m->__data.__kind, __ATOMIC_RELAXED) != 0,
 	                     0))
 		return mutex_trylock_general(m, pc);
+	if (__builtin_expect(--t->acq_countdown == 0, 0))
+		return mutex_trylock_counted(t, m);
 	if (__builtin_expect(!mutex_trylock_inline(m, atomic_load_explicit(&t->tid,
 	                                                                   memory_order_relaxed)),
 	                     0))
 		return mutex_trylock_busy(t, m);
-	if (__builtin_expect(--t->acq_countdown == 0, 0))
-		return acquisition_counted(t, (uintptr_t)m, THOTHLOCK_KIND_MUTEX);
 	return 0;
 }
 
