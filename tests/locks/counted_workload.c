@@ -10,6 +10,12 @@
  * a library that counts after the lock returns shows 1.  Then main
  * releases, the waiter takes and releases it: 2 at exit.  Every thread is
  * within its first 4,096 acquisitions: each one counted.
+ *
+ * `counted_workload misses`: one thread takes 2,048 mutexes in turn, 3,072
+ * acquisitions: past 1,024 misses of its 512-way cache (its misses are
+ * sampled from then on), within its first 4,096 acquisitions (none of them
+ * sampled).  The report must say that cache misses were sampled, not
+ * acquisitions.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -63,8 +69,23 @@ static void *waiter(void *arg)
 	return NULL;
 }
 
-int main(void)
+static pthread_mutex_t many[2048];
+
+static int misses(void)
 {
+	for (int i = 0; i < 2048; i++)
+		pthread_mutex_init(&many[i], NULL);
+	for (int i = 0; i < 3072; i++) {
+		pthread_mutex_lock(&many[i % 2048]);
+		pthread_mutex_unlock(&many[i % 2048]);
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 1 && strcmp(argv[1], "misses") == 0)
+		return misses();
 	pthread_t f, w;
 	void *ret;
 	pthread_mutex_lock(&held_lock);

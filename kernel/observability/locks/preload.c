@@ -219,6 +219,7 @@ typedef struct {
 	uint32_t acq_period;            /* ... the period it ends (the counted one's weight) */
 	uint32_t acq_exact;             /* ... acquisitions counted one by one so far */
 	uint32_t acq_rng;               /* xorshift state of the counting period */
+	uint32_t sampling;              /* SAMPLING_*: what this thread samples (counted once) */
 	/* Contention mode's holder side (no held entry for an uncontended
 	 * hold): a waiter names the lock it sleeps on here; this thread,
 	 * releasing a lock with a sleeper, says where it released it.  A line
@@ -242,6 +243,9 @@ _Static_assert(offsetof(thread_state_t, waited_for) % 64 == 0 &&
                offsetof(thread_state_t, cache) - offsetof(thread_state_t, waited_for) == 64 &&
                offsetof(thread_state_t, acq_rng) < offsetof(thread_state_t, waited_for),
                "the waiter-written fields have a cache line of their own");
+
+#define SAMPLING_MISSES 1u
+#define SAMPLING_ACQ    2u
 
 static thread_state_t threads[THOTHLOCK_THREAD_CAPACITY];
 static _Atomic(uint32_t) threads_high;          /* slots ever used: scan bound */
@@ -927,6 +931,7 @@ static void reset_counting(thread_state_t *t)
 	t->acq_period = 1;
 	t->acq_exact = 0;
 	t->acq_rng = (0x85ebca6bu ^ (i * 2246822519u)) | 1u;
+	t->sampling = 0;
 	atomic_store_explicit(&t->waited_for, 0, memory_order_relaxed);
 	atomic_store_explicit(&t->released, 0, memory_order_relaxed);
 	atomic_store_explicit(&t->release_pc, 0, memory_order_relaxed);
@@ -1267,9 +1272,16 @@ static void choose_acq_sample(void)
 		if (n > THOTHLOCK_HOLD_SAMPLE_MAX)
 			ok = false;
 	}
+	if (mode == THOTHLOCK_MODE_ALL) {
+		if (!ok || n != 1)
+			warn3("THOTHLOCK_ACQ_SAMPLE=", v,
+			      " applies to contention-only mode: all mode counts every acquisition");
+		return;
+	}
 	if (!ok || n < 1) {
 		warn3("THOTHLOCK_ACQ_SAMPLE=", v,
-		      ": not an integer from 1 to 65536; counting one acquisition in 64");
+		      ": not an integer from 1 to 65536; counting one acquisition in 64 "
+		      "(THOTHLOCK_ACQ_SAMPLE=64)");
 		return;
 	}
 	acq_sample = (uint32_t)n;
@@ -1340,6 +1352,18 @@ __attribute__((destructor)) static void thothlock_stop(void)
  * recorded with that weight, the others leave the cache as it is.  Hits
  * stay exact; programs with few locks never sample; the header says when
  * a process's counts became estimates. */
+/* The thread starts sampling WHAT (SAMPLING_*): the header counts it, in
+ * sampling_threads once however many kinds it samples. */
+static __attribute__((noinline, cold)) void start_sampling(thread_state_t *t, uint32_t what)
+{
+	if ((t->sampling & what) || !table)
+		return;
+	if (!t->sampling)
+		add(&table->sampling_threads, 1);
+	t->sampling |= what;
+	add(what == SAMPLING_MISSES ? &table->miss_sampling_threads : &table->acq_sampling_threads, 1);
+}
+
 static __attribute__((noinline)) uint64_t cache_miss(thread_state_t *t, thothlock_cache_entry_t *w,
                                                      uintptr_t lock, uint32_t kind, uint64_t weight)
 {
@@ -1354,7 +1378,7 @@ static __attribute__((noinline)) uint64_t cache_miss(thread_state_t *t, thothloc
 	} else if (++t->misses == THOTHLOCK_EXACT_MISSES) {
 		t->rng = 2463534242u ^ (uint32_t)t->index;
 		t->countdown = 1;
-		add(&table->sampling_threads, 1);
+		start_sampling(t, SAMPLING_MISSES);
 	}
 	if (w->addr) {
 		t->in_hook = 1;
@@ -1423,8 +1447,8 @@ count_before_inline(thread_state_t *t, uintptr_t lock, uint32_t kind)
 	uint32_t weight = t->acq_period;
 	uint32_t period = 1;
 	if (acq_sample > 1 && t->acq_exact < THOTHLOCK_EXACT_ACQUISITIONS &&
-	    ++t->acq_exact == THOTHLOCK_EXACT_ACQUISITIONS && table)
-		add(&table->sampling_threads, 1);   /* from the next period on: estimates */
+	    ++t->acq_exact == THOTHLOCK_EXACT_ACQUISITIONS)
+		start_sampling(t, SAMPLING_ACQ);    /* from the next period on: estimates */
 	if (acq_sample > 1 && t->acq_exact >= THOTHLOCK_EXACT_ACQUISITIONS) {
 		uint32_t x = t->acq_rng;
 		x ^= x << 13;
