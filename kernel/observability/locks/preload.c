@@ -1224,67 +1224,62 @@ static int find_own_text(struct dl_phdr_info *info, size_t size, void *arg)
 	return 0;
 }
 
-/* THOTHLOCK_HOLD_SAMPLE=N (all mode): time one hold in N.  Anything but
- * a decimal integer from 1 to THOTHLOCK_HOLD_SAMPLE_MAX is refused by
- * name on stderr, and every hold is timed (the default). */
-static void choose_hold_sample(void)
+/* A sampling period from the environment, NAME=N: a decimal integer from
+ * 1 to THOTHLOCK_HOLD_SAMPLE_MAX.  *N: the value; *VALUE: the text (NULL:
+ * unset); false if unset or not such a number. */
+static bool sample_env(const char *name, const char **value, uint32_t *n)
 {
-	hold_sample = 1;
-	const char *v = getenv("THOTHLOCK_HOLD_SAMPLE");
+	const char *v = getenv(name);
+	*value = v;
 	if (!v)
-		return;
-	unsigned long n = 0;
+		return false;
+	unsigned long x = 0;
 	bool ok = *v != 0;
 	for (const char *p = v; ok && *p; p++) {
 		ok = *p >= '0' && *p <= '9';
-		n = n * 10 + (unsigned long)(*p - '0');
-		if (n > THOTHLOCK_HOLD_SAMPLE_MAX)
+		x = x * 10 + (unsigned long)(*p - '0');
+		if (x > THOTHLOCK_HOLD_SAMPLE_MAX)
 			ok = false;
 	}
-	if (!ok || n < 1) {
+	if (!ok || x < 1)
+		return false;
+	*n = (uint32_t)x;
+	return true;
+}
+
+/* THOTHLOCK_HOLD_SAMPLE=N (all mode): time one hold in N.  Anything but
+ * a decimal integer from 1 to THOTHLOCK_HOLD_SAMPLE_MAX is refused by
+ * name on stderr, and every hold is timed (the default).
+ * THOTHLOCK_ACQ_SAMPLE=N (contention mode): count one acquisition in N
+ * past a thread's first THOTHLOCK_EXACT_ACQUISITIONS; 1 counts every one
+ * (exact, at the cost of a call per acquisition).  Bad values are refused
+ * by name and the default kept; in all mode (every acquisition counted)
+ * any value but 1 is said not to apply. */
+static void choose_samples(void)
+{
+	const char *v;
+	uint32_t n = 1;
+	hold_sample = 1;
+	bool ok = sample_env("THOTHLOCK_HOLD_SAMPLE", &v, &n);
+	if (v && !ok)
 		warn3("THOTHLOCK_HOLD_SAMPLE=", v,
 		      ": not an integer from 1 to 65536; timing every hold (THOTHLOCK_HOLD_SAMPLE=1)");
-		return;
-	}
-	if (n > 1 && mode != THOTHLOCK_MODE_ALL) {
+	else if (ok && n > 1 && mode != THOTHLOCK_MODE_ALL)
 		warn3("THOTHLOCK_HOLD_SAMPLE=", v,
 		      " applies to all mode (THOTHLOCK_MODE=all) only: contention mode times "
 		      "only the holds that followed a wait");
-		return;
-	}
-	hold_sample = (uint32_t)n;
-}
-
-/* THOTHLOCK_ACQ_SAMPLE=N (contention mode): count one acquisition in N
- * past a thread's first THOTHLOCK_EXACT_ACQUISITIONS; 1 counts every one
- * (exact, at the cost of a call per acquisition).  Bad values are refused
- * by name and the default kept. */
-static void choose_acq_sample(void)
-{
-	const char *v = getenv("THOTHLOCK_ACQ_SAMPLE");
-	if (!v)
-		return;
-	unsigned long n = 0;
-	bool ok = *v != 0;
-	for (const char *p = v; ok && *p; p++) {
-		ok = *p >= '0' && *p <= '9';
-		n = n * 10 + (unsigned long)(*p - '0');
-		if (n > THOTHLOCK_HOLD_SAMPLE_MAX)
-			ok = false;
-	}
-	if (mode == THOTHLOCK_MODE_ALL) {
-		if (!ok || n != 1)
-			warn3("THOTHLOCK_ACQ_SAMPLE=", v,
-			      " applies to contention-only mode: all mode counts every acquisition");
-		return;
-	}
-	if (!ok || n < 1) {
+	else if (ok)
+		hold_sample = n;
+	ok = sample_env("THOTHLOCK_ACQ_SAMPLE", &v, &n);
+	if (v && mode == THOTHLOCK_MODE_ALL && !(ok && n == 1))
+		warn3("THOTHLOCK_ACQ_SAMPLE=", v,
+		      " applies to contention-only mode: all mode counts every acquisition");
+	else if (v && !ok)
 		warn3("THOTHLOCK_ACQ_SAMPLE=", v,
 		      ": not an integer from 1 to 65536; counting one acquisition in 64 "
 		      "(THOTHLOCK_ACQ_SAMPLE=64)");
-		return;
-	}
-	acq_sample = (uint32_t)n;
+	else if (ok && mode != THOTHLOCK_MODE_ALL)
+		acq_sample = n;
 }
 
 static void init(void)
@@ -1303,8 +1298,7 @@ static void init(void)
 	const char *m = getenv("THOTHLOCK_MODE");
 	if (m && strcmp(m, "all") == 0)
 		mode = THOTHLOCK_MODE_ALL;
-	choose_hold_sample();
-	choose_acq_sample();
+	choose_samples();
 	const char *sd = getenv("THOTHLOCK_TEST_SITE_DELAY_US");
 	if (sd)
 		site_test_delay_us = (uint32_t)strtoul(sd, NULL, 10);
@@ -1364,16 +1358,27 @@ static __attribute__((noinline, cold)) void start_sampling(thread_state_t *t, ui
 	add(what == SAMPLING_MISSES ? &table->miss_sampling_threads : &table->acq_sampling_threads, 1);
 }
 
+/* A random sampling period of 1 .. 2 x MEAN - 1 (mean MEAN), from the
+ * xorshift32 state *RNG: random, so that a program taking its locks in a
+ * fixed cycle is not sampled in step with it (a fixed period of 2 would
+ * see one of two alternating locks only). */
+static inline uint32_t draw_period(uint32_t *rng, uint32_t mean)
+{
+	uint32_t x = *rng;
+	x ^= x << 13;
+	x ^= x >> 17;
+	x ^= x << 5;
+	*rng = x;
+	return 1 + x % (2 * mean - 1);
+}
+
 static __attribute__((noinline)) uint64_t cache_miss(thread_state_t *t, thothlock_cache_entry_t *w,
                                                      uintptr_t lock, uint32_t kind, uint64_t weight)
 {
 	if (__builtin_expect(t->misses >= THOTHLOCK_EXACT_MISSES, 0)) {
 		/* count_acquisition counted the countdown down to 0: this miss
 		 * is sampled. */
-		t->rng ^= t->rng << 13;
-		t->rng ^= t->rng >> 17;
-		t->rng ^= t->rng << 5;
-		t->countdown = 1 + t->rng % (2 * THOTHLOCK_MISS_SAMPLE - 1);   /* mean SAMPLE */
+		t->countdown = draw_period(&t->rng, THOTHLOCK_MISS_SAMPLE);
 		weight *= THOTHLOCK_MISS_SAMPLE;
 	} else if (++t->misses == THOTHLOCK_EXACT_MISSES) {
 		t->rng = 2463534242u ^ (uint32_t)t->index;
@@ -1449,14 +1454,8 @@ count_before_inline(thread_state_t *t, uintptr_t lock, uint32_t kind)
 	if (acq_sample > 1 && t->acq_exact < THOTHLOCK_EXACT_ACQUISITIONS &&
 	    ++t->acq_exact == THOTHLOCK_EXACT_ACQUISITIONS)
 		start_sampling(t, SAMPLING_ACQ);    /* from the next period on: estimates */
-	if (acq_sample > 1 && t->acq_exact >= THOTHLOCK_EXACT_ACQUISITIONS) {
-		uint32_t x = t->acq_rng;
-		x ^= x << 13;
-		x ^= x >> 17;
-		x ^= x << 5;
-		t->acq_rng = x;
-		period = 1 + x % (2 * acq_sample - 1);
-	}
+	if (acq_sample > 1 && t->acq_exact >= THOTHLOCK_EXACT_ACQUISITIONS)
+		period = draw_period(&t->acq_rng, acq_sample);
 	t->acq_period = period;
 	t->acq_countdown = period;
 	count_tok_t tok = { 0, weight };
@@ -1504,12 +1503,7 @@ static __attribute__((noinline, cold)) void count_failed(thread_state_t *t, uint
  * fixed period of 2 would time one of two alternating locks only). */
 static __attribute__((noinline)) uint32_t hold_period(thread_state_t *t)
 {
-	uint32_t x = t->hold_rng;
-	x ^= x << 13;
-	x ^= x >> 17;
-	x ^= x << 5;
-	t->hold_rng = x;
-	return 1 + x % (2 * hold_sample - 1);
+	return draw_period(&t->hold_rng, hold_sample);
 }
 
 static inline uint32_t hold_flags(thread_state_t *t)
@@ -2281,7 +2275,40 @@ static inline bool still_held_after(void *lock, uint32_t kind)
 	       m->__data.__count > 1;
 }
 
-static __attribute__((noinline)) void futex_wake_one(int *word);
+
+/* glibc's unlock of a default mutex, inline (nptl/pthread_mutex_unlock.c,
+ * glibc 2.36, PTHREAD_MUTEX_TIMED_NP): the owner and user count reset,
+ * the lock word exchanged for 0 (a release), and a futex wake of one
+ * waiter when it was above 1 (someone sleeps on it).  glibc stores 0
+ * plainly when the process has one thread; the exchange is right in both
+ * cases.  Spares the call through real.mutex_unlock and glibc's type
+ * dispatch: ~17 of the 59 instructions contention-only mode added to an
+ * uncontended pair (callgrind).  Only where the inline trylock is on
+ * (check_inline_trylock checks this one too) and for __kind 0.
+ * mutex_release_word is all of it but the wake: it says whether the old
+ * word was above 1, so that each caller wakes (futex_wake_one) where it
+ * needs to (after publishing the release site; as a tail call). */
+/* glibc's lll_unlock wake, errno kept as glibc's internal syscall keeps it
+ * (EFAULT is legal: the mutex freed by its next owner after our swap). */
+static __attribute__((noinline)) void futex_wake_one(int *word)
+{
+	int saved = errno;
+	syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+	errno = saved;
+}
+
+static inline __attribute__((always_inline)) bool mutex_release_word(pthread_mutex_t *m)
+{
+	m->__data.__owner = 0;
+	m->__data.__nusers--;
+	return __builtin_expect(__atomic_exchange_n(&m->__data.__lock, 0, __ATOMIC_RELEASE) > 1, 0);
+}
+
+static inline __attribute__((always_inline)) void mutex_unlock_inline(pthread_mutex_t *m)
+{
+	if (mutex_release_word(m))
+		futex_wake_one(&m->__data.__lock);
+}
 
 /* Contention mode's release when there is something to do besides
  * glibc's unlock: the thread has a contended acquisition in flight (its
@@ -2305,9 +2332,7 @@ static __attribute__((noinline)) int release_contention(thread_state_t *t, void 
 	pthread_mutex_t *m = lock;
 	if (kind == THOTHLOCK_KIND_MUTEX && fast_mutex &&
 	    __atomic_load_n(&m->__data.__kind, __ATOMIC_RELAXED) == 0) {
-		m->__data.__owner = 0;
-		m->__data.__nusers--;
-		if (__atomic_exchange_n(&m->__data.__lock, 0, __ATOMIC_RELEASE) > 1) {
+		if (mutex_release_word(m)) {
 			if (!asked)
 				note_release(t, (uintptr_t)lock, pc);
 			futex_wake_one(&m->__data.__lock);
@@ -2528,32 +2553,6 @@ static __attribute__((noinline)) int release_all_mode(void *lock, uint32_t kind)
 	if (release_all_fast(lock, kind, &rc))
 		return rc;
 	return release_slow(lock, kind, 0);
-}
-
-/* glibc's unlock of a default mutex, inline (nptl/pthread_mutex_unlock.c,
- * glibc 2.36, PTHREAD_MUTEX_TIMED_NP): the owner and user count reset,
- * the lock word exchanged for 0 (a release), and a futex wake of one
- * waiter when it was above 1 (someone sleeps on it).  glibc stores 0
- * plainly when the process has one thread; the exchange is right in both
- * cases.  Spares the call through real.mutex_unlock and glibc's type
- * dispatch: ~17 of the 59 instructions contention-only mode added to an
- * uncontended pair (callgrind).  Only where the inline trylock is on
- * (check_inline_trylock checks this one too) and for __kind 0. */
-/* glibc's lll_unlock wake, errno kept as glibc's internal syscall keeps it
- * (EFAULT is legal: the mutex freed by its next owner after our swap). */
-static __attribute__((noinline)) void futex_wake_one(int *word)
-{
-	int saved = errno;
-	syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-	errno = saved;
-}
-
-static inline __attribute__((always_inline)) void mutex_unlock_inline(pthread_mutex_t *m)
-{
-	m->__data.__owner = 0;
-	m->__data.__nusers--;
-	if (__builtin_expect(__atomic_exchange_n(&m->__data.__lock, 0, __ATOMIC_RELEASE) > 1, 0))
-		futex_wake_one(&m->__data.__lock);
 }
 
 /* Contention mode's release of a lock (rwlocks, mutexes of other types,
@@ -2834,8 +2833,7 @@ static __attribute__((noinline)) int mutex_unlock_wake(thread_state_t *t, pthrea
 }
 
 /* Contention mode's release of a default mutex: glibc's unlock inline
- * (mutex_unlock_inline, spelled out here so that the wake is a tail
- * call), after one check that this thread has no contended acquisition
+ * (mutex_release_word, the wake a tail call), after one check that this thread has no contended acquisition
  * in flight (held[] empty: the uncontended holds have no entry).  The
  * "above 1" branch is exactly the contended release, where the holder
  * does its part (mutex_unlock_wake). */
@@ -2851,9 +2849,7 @@ EXPORT int pthread_mutex_unlock(pthread_mutex_t *m)
 	                         __atomic_load_n(&m->__data.__kind, __ATOMIC_RELAXED) != 0,
 	                     0))
 		return mutex_unlock_general(m, CALLER());
-	m->__data.__owner = 0;
-	m->__data.__nusers--;
-	if (__builtin_expect(__atomic_exchange_n(&m->__data.__lock, 0, __ATOMIC_RELEASE) > 1, 0))
+	if (mutex_release_word(m))
 		return mutex_unlock_wake(t, m, CALLER());
 	return 0;
 }
