@@ -1,7 +1,12 @@
 #!/usr/bin/env python3
 """test_locks_fork: a forking program gets one table per process.
 
-  check_fork.py THOTHLOCK FORK_WORKLOAD
+  check_fork.py THOTHLOCK FORK_WORKLOAD [--all]
+
+Then `fork_workload warm`: a parent thread past its 4,096 exact
+acquisitions (sampling one in 64) forks; the child's 100 acquisitions of
+child_lock are exact and its process not marked sampled (the child's
+thread starts its counting afresh).
 
 fork_workload holds fork_lock across fork(); then the child forces 3
 contended acquisitions and the parent 5.  The report must list both
@@ -19,9 +24,10 @@ import tempfile
 
 def main():
     thothlock, program = sys.argv[1:3]
+    mode = sys.argv[3:4]
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "report.json")
-        p = subprocess.run([thothlock, "--json", "--output", out, "--", program],
+        p = subprocess.run([thothlock, "--json", *mode, "--output", out, "--", program],
                            stdout=subprocess.PIPE, text=True, timeout=60)
         if p.returncode != 0:
             sys.exit(f"FAIL fork_workload exited {p.returncode}")
@@ -40,7 +46,29 @@ def main():
             sys.exit(f"FAIL pid {pid}: fork_lock {l and (l['contentions'], l['acquisitions'])}, "
                      f"expected contentions {cont}, acquisitions {acq}")
         print(f"ok pid {pid}: {cont} contentions, {acq} acquisitions")
+    warm(thothlock, program, mode)
     print("PASS")
+
+
+def warm(thothlock, program, mode):
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "report.json")
+        p = subprocess.run([thothlock, "--json", *mode, "--output", out, "--", program, "warm"],
+                           stdout=subprocess.PIPE, text=True, timeout=60)
+        if p.returncode != 0:
+            sys.exit(f"FAIL fork_workload warm exited {p.returncode}")
+        child = int(p.stdout.split()[1])
+        with open(out) as f:
+            report = json.load(f)
+    procs = {pr["pid"]: pr for pr in report["processes"]}
+    if child not in procs:
+        sys.exit(f"FAIL warm: no table of the child {child}: {report['processes']}")
+    if procs[child].get("acquisitions_sampled"):
+        sys.exit(f"FAIL warm: the child's counts are marked sampled: {procs[child]}")
+    l = [l for l in report["locks"] if l["name"] == "child_lock" and l["pid"] == child]
+    if len(l) != 1 or l[0]["acquisitions"] != 100:
+        sys.exit(f"FAIL warm: the child's child_lock {l}, expected 100 acquisitions exactly")
+    print("ok warm parent's child: child_lock 100 acquisitions, exact")
 
 
 if __name__ == "__main__":

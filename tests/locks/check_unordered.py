@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """test_locks_unordered: releases out of order and trylocks count exactly,
 and contention mode's counted sample of acquisitions (preload.c:
-acquisition_counted; docs/LOCKS.md "The uncontended fast path") is
+count_before, count_failed; docs/LOCKS.md "The uncontended fast path") is
 right and says it is an estimate.
 
   check_unordered.py LIBTHOTHLOCK UNORDERED_WORKLOAD LOCK_REPORT_DUMP

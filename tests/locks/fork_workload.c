@@ -5,6 +5,13 @@
  * parent 5 (a second thread asleep in pthread_mutex_lock while the
  * holder still holds it).  Under thothlock each process has its own table:
  * 3 in the child's, 5 in the parent's, none counted twice.
+ *
+ * `fork_workload warm`: the parent's main thread takes warm_lock 5,000
+ * times (past contention mode's 4,096 exact acquisitions: it samples one
+ * in 64), then forks; the child takes child_lock 100 times.  The child's
+ * thread starts afresh: 100 exact, nothing sampled (it inherited the
+ * parent's sampling state: 136, the first count carrying the parent's
+ * weight).
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -68,8 +75,36 @@ static int contend(int n)
 	return pthread_join(th, NULL) != 0;
 }
 
-int main(void)
+pthread_mutex_t warm_lock = PTHREAD_MUTEX_INITIALIZER;
+pthread_mutex_t child_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int warm(void)
 {
+	for (int i = 0; i < 5000; i++) {
+		pthread_mutex_lock(&warm_lock);
+		pthread_mutex_unlock(&warm_lock);
+	}
+	pid_t pid = fork();
+	if (pid < 0)
+		return 1;
+	if (pid == 0) {
+		for (int i = 0; i < 100; i++) {
+			pthread_mutex_lock(&child_lock);
+			pthread_mutex_unlock(&child_lock);
+		}
+		_exit(0);
+	}
+	int status;
+	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		return 1;
+	printf("child %d\n", (int)pid);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 1 && strcmp(argv[1], "warm") == 0)
+		return warm();
 	pthread_mutex_lock(&fork_lock);
 	pid_t pid = fork();
 	if (pid < 0)

@@ -21,6 +21,9 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,6 +126,73 @@ static void *rec_waiter(void *arg)
 	pause_ms(20);
 	pthread_mutex_unlock(m);
 	return NULL;
+}
+
+/* Robust mutexes: a thread takes one and exits holding it. */
+static void *lock_and_exit(void *arg)
+{
+	return (void *)(intptr_t)pthread_mutex_lock(arg);
+}
+
+static void alarm_fired(int sig)
+{
+	(void)sig;
+	static const char msg[] = "FAIL robust mutex: a lock hung (alarm)\n";
+	(void)!write(2, msg, sizeof msg - 1);
+	_exit(3);
+}
+
+/* A robust mutex of TYPE whose owner died: the next lock (TIMED: timedlock)
+ * takes it with EOWNERDEAD, as glibc says; consistent, unlock, relock 0.
+ * The profiler's trylock-first must not take it a second time (it hung). */
+static void robust_case(int type, bool timed, const char *name)
+{
+	pthread_mutexattr_t a;
+	pthread_mutex_t m;
+	pthread_t t;
+	void *ret;
+	char what[128];
+	pthread_mutexattr_init(&a);
+	pthread_mutexattr_settype(&a, type);
+	pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+	pthread_mutex_init(&m, &a);
+	pthread_create(&t, NULL, lock_and_exit, &m);
+	pthread_join(t, &ret);
+	snprintf(what, sizeof what, "robust %s: the owner's lock", name);
+	CHECK((intptr_t)ret == 0, what);
+	alarm(10);
+	int rc;
+	if (timed) {
+		struct timespec limit;
+		clock_gettime(CLOCK_REALTIME, &limit);
+		limit.tv_sec += 5;
+		rc = pthread_mutex_timedlock(&m, &limit);
+	} else {
+		rc = pthread_mutex_lock(&m);
+	}
+	alarm(0);
+	snprintf(what, sizeof what, "robust %s%s: lock after the owner died is EOWNERDEAD (got %d)",
+	         name, timed ? " timedlock" : "", rc);
+	CHECK(rc == EOWNERDEAD, what);
+	/* held once, not twice (recursive): one unlock frees it, a second is
+	 * EPERM (a robust mutex checks its owner, every type) */
+	snprintf(what, sizeof what, "robust %s: consistent, unlock, unlock EPERM, relock 0, unlock",
+	         name);
+	CHECK(rc == EOWNERDEAD && pthread_mutex_consistent(&m) == 0 &&
+	      pthread_mutex_unlock(&m) == 0 && pthread_mutex_unlock(&m) == EPERM &&
+	      pthread_mutex_lock(&m) == 0 && pthread_mutex_unlock(&m) == 0, what);
+	/* trylock of a dead owner's robust mutex: EOWNERDEAD too */
+	pthread_create(&t, NULL, lock_and_exit, &m);
+	pthread_join(t, NULL);
+	rc = pthread_mutex_trylock(&m);
+	snprintf(what, sizeof what, "robust %s: trylock after the owner died is EOWNERDEAD (got %d)",
+	         name, rc);
+	CHECK(rc == EOWNERDEAD, what);
+	CHECK(rc == EOWNERDEAD && pthread_mutex_consistent(&m) == 0 &&
+	      pthread_mutex_unlock(&m) == 0 && pthread_mutex_unlock(&m) == EPERM,
+	      "robust: consistent and unlock after trylock");
+	pthread_mutex_destroy(&m);
+	pthread_mutexattr_destroy(&a);
 }
 
 static void *unlock_foreign(void *arg)
@@ -257,6 +327,13 @@ int main(int argc, char **argv)
 	pause_ms(2);
 	CHECK(pthread_mutex_unlock(&rec) == 0, "recursive: unlock wakes the waiter");
 	pthread_join(t, NULL);
+
+	signal(SIGALRM, alarm_fired);
+	robust_case(PTHREAD_MUTEX_NORMAL, false, "normal");
+	robust_case(PTHREAD_MUTEX_ERRORCHECK, false, "errorcheck");
+	robust_case(PTHREAD_MUTEX_RECURSIVE, false, "recursive");
+	robust_case(PTHREAD_MUTEX_NORMAL, true, "normal");
+	robust_case(PTHREAD_MUTEX_ERRORCHECK, true, "errorcheck");
 
 	FILE *f = fopen(argv[1], "w");
 	if (f) {

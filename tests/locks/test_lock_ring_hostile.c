@@ -109,6 +109,27 @@ static void test_bad_headers_are_refused_with_their_reason(void **state)
 	refused("bad magic");
 }
 
+/* Version 6 (before contention mode's acquisition sampling) is read by
+ * both readers: its acq_sample reads 0 = every acquisition counted. */
+static void test_version_6_is_read_5_and_8_are_not(void **state)
+{
+	(void)state;
+	thothlock_header_t h = good(4, 0);
+	h.version = 6;
+	write_table(&h, 4, NULL);
+	thothlock_ring_t *r = NULL;
+	char why[400] = "";
+	if (thothlock_ring_open(path, &r, why, sizeof why) != 0)
+		fail_msg("a version-6 ring was refused: %s", why);
+	thothlock_ring_free(r);
+	h.version = 5;
+	write_table(&h, 4, NULL);
+	refused("unsupported version");
+	h.version = THOTHLOCK_VERSION + 1;
+	write_table(&h, 4, NULL);
+	refused("unsupported version");
+}
+
 static void test_a_fifo_is_refused_without_blocking(void **state)
 {
 	(void)state;
@@ -318,6 +339,32 @@ static void table_refused(const char *reason)
 		fail_msg("refusal \"%s\" does not say \"%s\"", why, reason);
 }
 
+static void table_refused(const char *reason);
+
+/* The whole table of version 6 loads and reports every count exact
+ * (acquisitions_sample 1); 5 and 8 are refused by name. */
+static void test_version_6_table_is_read(void **state)
+{
+	(void)state;
+	size_t size;
+	uint8_t *t = small_table(&size);
+	thothlock_header_t *h = (thothlock_header_t *)t;
+	h->version = 6;
+	h->acq_sample = 0;                                /* not in a version-6 header */
+	write_bytes(t, size);
+	char *text = report_of();
+	if (!strstr(text, "\"acquisitions_sampled\":false,\"acquisitions_sample\":1,"))
+		fail_msg("version 6 not reported exact: %s", text);
+	free(text);
+	h->version = 5;
+	write_bytes(t, size);
+	table_refused("unsupported version");
+	h->version = THOTHLOCK_VERSION + 1;
+	write_bytes(t, size);
+	table_refused("unsupported version");
+	free(t);
+}
+
 /* Per-thread entries (all mode) name the key and site they add to: an
  * entry naming a key out of range or unused, or a site that is not its
  * key's, adds nothing there; a claimed count past the pool is clamped. */
@@ -487,6 +534,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bad_headers_are_refused_with_their_reason),
+		cmocka_unit_test(test_version_6_is_read_5_and_8_are_not),
+		cmocka_unit_test(test_version_6_table_is_read),
 		cmocka_unit_test(test_a_fifo_is_refused_without_blocking),
 		cmocka_unit_test(test_overwritten_events_are_lost_and_uncommitted_ones_read_later),
 		cmocka_unit_test(test_a_ring_cut_short_after_open_gives_nothing),

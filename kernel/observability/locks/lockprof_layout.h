@@ -52,6 +52,10 @@
                                               * 7: contention mode counts one acquisition
                                               *    in N past a thread's first ones
                                               *    (header.acq_sample) */
+/* The oldest version the readers accept: 7 only added acq_sample in the
+ * header's spare room (a version-6 table reads 0 there: every acquisition
+ * counted, as it was), so a reader of 7 reads 6 as it is. */
+#define THOTHLOCK_VERSION_MIN  6u
 #define THOTHLOCK_HEADER_SIZE  4096u
 #define THOTHLOCK_HIST_BUCKETS 32u            /* log2(ns) buckets, see below */
 #define THOTHLOCK_STACK_DEPTH  16u
@@ -140,8 +144,9 @@ typedef struct {
 	 * THOTHLOCK_EXACT_MISSES times: from then on their misses are sampled
 	 * (1 in THOTHLOCK_MISS_SAMPLE on average, each counted that many
 	 * times); version 7: also threads past THOTHLOCK_EXACT_ACQUISITIONS
-	 * in contention mode (acq_sample > 1).  Either way the process's
-	 * per-lock `acquisitions` are estimates;
+	 * in contention mode (acq_sample > 1), each thread once (which kind:
+	 * miss_sampling_threads, acq_sampling_threads).  Either way the
+	 * process's per-lock `acquisitions` are estimates;
 	 * 0 = every count exact.  (Appended in the header's spare room: a
 	 * table written before it reads 0.) */
 	uint64_t sampling_threads;
@@ -174,6 +179,14 @@ typedef struct {
 	 * region (each first touch is a page fault). */
 	uint64_t site_slots_offset;
 	uint64_t sites_used;         /* entries claimed (<= site_capacity) */
+	/* Version 7 (appended in the spare room: a table written before reads
+	 * 0): what sampling_threads' threads sample.  sampling_threads counts
+	 * each thread once however much it samples; these count the threads
+	 * whose cache misses are sampled (past THOTHLOCK_EXACT_MISSES) and,
+	 * contention mode, those whose acquisitions are (past
+	 * THOTHLOCK_EXACT_ACQUISITIONS, acq_sample > 1). */
+	uint64_t miss_sampling_threads;
+	uint64_t acq_sampling_threads;
 } thothlock_header_t;
 _Static_assert(sizeof(thothlock_header_t) <= THOTHLOCK_HEADER_SIZE, "the header fits its page");
 

@@ -563,7 +563,8 @@ int thothlock_table_load_with(const char *path, thothlock_symbols_t *syms, thoth
 	const char *bad = NULL;
 	if (got < THOTHLOCK_HEADER_SIZE || h->magic != THOTHLOCK_MAGIC)
 		bad = "bad magic";
-	else if (h->version != THOTHLOCK_VERSION || h->header_size != THOTHLOCK_HEADER_SIZE)
+	else if (h->version < THOTHLOCK_VERSION_MIN || h->version > THOTHLOCK_VERSION ||
+	         h->header_size != THOTHLOCK_HEADER_SIZE)
 		bad = "unsupported version";
 	else if (h->stack_depth != THOTHLOCK_STACK_DEPTH || h->lock_capacity == 0 ||
 	         h->lock_capacity > (1u << 20) || h->site_capacity > (1u << 20) ||
@@ -1394,6 +1395,41 @@ static void text_stack(FILE *o, const thothlock_table_t *t, const thothlock_stac
 	}
 }
 
+/* What a table's estimated acquisitions were sampled by, as the text
+ * report says it: acquisitions (contention mode, past each thread's first
+ * 4,096), cache misses (past a thread's first 1,024), or both.  A table
+ * without the two counters (before them) says what its sampling_threads
+ * meant: misses (version 6), or acquisitions if N > 1. */
+static void sampling_words(const thothlock_header_t *h, char *buf, size_t len, bool process)
+{
+	buf[0] = 0;
+	if (!h->sampling_threads)
+		return;
+	bool acq = h->acq_sampling_threads && h->mode != THOTHLOCK_MODE_ALL && h->acq_sample > 1;
+	bool miss = h->miss_sampling_threads != 0;
+	if (!acq && !miss) {            /* a table before the counters */
+		acq = h->version >= 7 && h->mode != THOTHLOCK_MODE_ALL && h->acq_sample > 1;
+		miss = !acq;
+	}
+	if (process && acq && miss)
+		snprintf(buf, len, " (acquisitions estimated: 1 in %u counted past each thread's first %u,"
+		         " cache misses 1 in %u past its first %u)", h->acq_sample,
+		         THOTHLOCK_EXACT_ACQUISITIONS, THOTHLOCK_MISS_SAMPLE, THOTHLOCK_EXACT_MISSES);
+	else if (process && acq)
+		snprintf(buf, len, " (acquisitions estimated: 1 in %u counted past each thread's first %u)",
+		         h->acq_sample, THOTHLOCK_EXACT_ACQUISITIONS);
+	else if (process)
+		snprintf(buf, len, " (acquisitions estimated: cache misses 1 in %u counted past a "
+		         "thread's first %u)", THOTHLOCK_MISS_SAMPLE, THOTHLOCK_EXACT_MISSES);
+	else if (acq && miss)
+		snprintf(buf, len, " (estimated, 1 in %u counted, cache misses 1 in %u)", h->acq_sample,
+		         THOTHLOCK_MISS_SAMPLE);
+	else if (acq)
+		snprintf(buf, len, " (estimated, 1 in %u counted)", h->acq_sample);
+	else
+		snprintf(buf, len, " (estimated, cache misses 1 in %u counted)", THOTHLOCK_MISS_SAMPLE);
+}
+
 static void text_lock(FILE *o, unsigned rank, const lock_view_t *v)
 {
 	const thothlock_lock_t *l = v->lock;
@@ -1412,11 +1448,8 @@ static void text_lock(FILE *o, unsigned rank, const lock_view_t *v)
 	fprintf(o, "#%u %s %s%s0x%" PRIx64 "%s in %s (pid %d)\n", rank, kind_name(l->kind), name,
 	        name[0] ? " (" : "", l->addr, name[0] ? ")" : "", storage[0] ? storage : "heap or stack",
 	        t->hdr->pid);
-	char est[48] = "";
-	if (t->hdr->sampling_threads && t->hdr->acq_sample > 1)
-		snprintf(est, sizeof est, " (estimated, 1 in %u counted)", t->hdr->acq_sample);
-	else if (t->hdr->sampling_threads)
-		snprintf(est, sizeof est, " (estimated)");
+	char est[96] = "";
+	sampling_words(t->hdr, est, sizeof est, false);
 	fprintf(o, "   acquisitions %" PRIu64 "%s, contentions %" PRIu64 ", owner changes %" PRIu64
 	        ", timeouts %" PRIu64 ", failed trylocks %" PRIu64 "\n",
 	        v->acquisitions, est, l->contentions, l->owner_changes, l->timeouts, l->trylock_busy);
@@ -1544,6 +1577,7 @@ int thothlock_report_write(FILE *o, thothlock_table_t *const *tables, size_t n,
 			        ",\"held_overflow\":%" PRIu64 ",\"thread_overflow\":%" PRIu64
 			        "},\"cond_waits\":%" PRIu64 ",\"fast_path\":\"%s\","
 			        "\"acquisitions_sampled\":%s,\"acquisitions_sample\":%u,"
+			        "\"acq_sampling_threads\":%" PRIu64 ",\"miss_sampling_threads\":%" PRIu64 ","
 			        "\"owner_site\":\"%s\",\"hold_sample\":%u,"
 			        "\"clock\":\"%s\",\"tsc_hz\":%" PRIu64 "}",
 			        h->mode == THOTHLOCK_MODE_ALL ? "all" : "contention",
@@ -1553,6 +1587,7 @@ int thothlock_report_write(FILE *o, thothlock_table_t *const *tables, size_t n,
 			        h->flags & THOTHLOCK_FLAG_INLINE_TRYLOCK ? "inline" : "glibc",
 			        h->sampling_threads ? "true" : "false",
 			        h->mode == THOTHLOCK_MODE_ALL || !h->acq_sample ? 1u : h->acq_sample,
+			        h->acq_sampling_threads, h->miss_sampling_threads,
 			        h->mode == THOTHLOCK_MODE_ALL ? "acquisition" : "release",
 			        holds_sampled(tables[i]) ? h->hold_sample : 1u,
 			        h->flags & THOTHLOCK_FLAG_TSC ? "tsc" : "monotonic",
@@ -1573,14 +1608,12 @@ int thothlock_report_write(FILE *o, thothlock_table_t *const *tables, size_t n,
 			prog[sizeof h->program] = 0;
 			uint64_t end = h->end_ns ? h->end_ns : h->start_ns;
 			fmt_ns(end > h->start_ns ? end - h->start_ns : 0, dur, sizeof dur);
-			char sampled[96] = "";
+			char sampled[192] = "";
 			if (holds_sampled(tables[i]))
 				snprintf(sampled, sizeof sampled, " (holds sampled: 1 in %u timed)",
 				         h->hold_sample);
-			else if (h->sampling_threads && h->mode != THOTHLOCK_MODE_ALL && h->acq_sample > 1)
-				snprintf(sampled, sizeof sampled,
-				         " (acquisitions estimated: 1 in %u counted past each thread's first %u)",
-				         h->acq_sample, THOTHLOCK_EXACT_ACQUISITIONS);
+			else
+				sampling_words(h, sampled, sizeof sampled, true);
 			fprintf(o, "thothlock: pid %d (%s), %s mode%s, %s%s\n", h->pid, prog,
 			        h->mode == THOTHLOCK_MODE_ALL ? "all-acquisitions" : "contention-only",
 			        sampled, h->exited ? "ran " : "running", h->exited ? dur : "");
@@ -1638,7 +1671,8 @@ int thothlock_ring_open(const char *path, thothlock_ring_t **out, char *why, siz
 		goto fail;
 	}
 	const thothlock_header_t *h = &r->hdr;
-	if (h->version != THOTHLOCK_VERSION || h->header_size != THOTHLOCK_HEADER_SIZE) {
+	if (h->version < THOTHLOCK_VERSION_MIN || h->version > THOTHLOCK_VERSION ||
+	    h->header_size != THOTHLOCK_HEADER_SIZE) {
 		bad = "unsupported version";
 		goto fail;
 	}

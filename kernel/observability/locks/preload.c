@@ -12,8 +12,9 @@
  *    Bookkeeping inside the critical section would lengthen every hold and
  *    so inflate the contention being measured (async-profiler's lesson).
  *  - The uncontended path of contention mode is glibc's own protocol and a
- *    per-thread count down (acquisitions counted one in N): no held entry,
- *    no clock read, no shared cache line written.  Only a contended
+ *    per-thread count down (acquisitions counted one in N, before the
+ *    attempt, never inside the hold): no held entry, no clock read, no
+ *    shared cache line written.  Only a contended
  *    acquisition gets a held entry; the holder's side of a contention is
  *    done where glibc's unlock finds a sleeper (the lock word above 1).
  *  - No malloc, no recursion: the real functions come from dlsym once; the
@@ -34,6 +35,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -217,19 +219,33 @@ typedef struct {
 	uint32_t acq_period;            /* ... the period it ends (the counted one's weight) */
 	uint32_t acq_exact;             /* ... acquisitions counted one by one so far */
 	uint32_t acq_rng;               /* xorshift state of the counting period */
+	uint32_t sampling;              /* SAMPLING_*: what this thread samples (counted once) */
 	/* Contention mode's holder side (no held entry for an uncontended
 	 * hold): a waiter names the lock it sleeps on here; this thread,
-	 * releasing a lock with a sleeper, says where it released it. */
-	_Atomic(uintptr_t) waited_for;  /* a waiter asks for our stack at this lock's release */
+	 * releasing a lock with a sleeper, says where it released it.  A line
+	 * of their own: other threads write waited_for and read the other two,
+	 * while this thread writes the fields above on every lock (its
+	 * countdown, depth, re-entrancy flag): sharing a line made each
+	 * waiter's store steal it from the holder inside its hold. */
+	_Alignas(64) _Atomic(uintptr_t) waited_for; /* a waiter asks for our stack at this
+	                                             * lock's release */
 	_Atomic(uintptr_t) released;    /* the last lock released to a sleeper, */
 	_Atomic(uintptr_t) release_pc;  /* and the unlock's call site */
-	thothlock_cache_t *cache;       /* &caches[index], in the current table */
+	_Alignas(64) thothlock_cache_t *cache; /* &caches[index], in the current table */
 	uint32_t *tix;                  /* all mode: the slot's index, tix_mask + 1 slots */
 	uint32_t tix_mask;
 	uint32_t tix_used;
 	uint32_t chunk_next, chunk_end; /* pool entries claimed for the slot, not used yet */
 	held_t held[HELD_DEPTH];
 } thread_state_t;
+
+_Static_assert(offsetof(thread_state_t, waited_for) % 64 == 0 &&
+               offsetof(thread_state_t, cache) - offsetof(thread_state_t, waited_for) == 64 &&
+               offsetof(thread_state_t, acq_rng) < offsetof(thread_state_t, waited_for),
+               "the waiter-written fields have a cache line of their own");
+
+#define SAMPLING_MISSES 1u
+#define SAMPLING_ACQ    2u
 
 static thread_state_t threads[THOTHLOCK_THREAD_CAPACITY];
 static _Atomic(uint32_t) threads_high;          /* slots ever used: scan bound */
@@ -899,6 +915,28 @@ static void thread_exit(void *arg)
 	atomic_store_explicit(&t->tid, 0, memory_order_release);
 }
 
+/* A thread's counting and sampling state as a new thread starts it: its
+ * slot claimed, or the forking thread in a child, whose table is new (the
+ * parent's periods and weights, its exact count and its miss count
+ * describe the parent's table: a child's first counted acquisition
+ * carried the parent's weight, its counts reported exact). */
+static void reset_counting(thread_state_t *t)
+{
+	uint32_t i = t->index;
+	t->misses = 0;
+	t->countdown = 0;
+	t->hold_countdown = 0;      /* the thread's first hold is timed */
+	t->hold_rng = (0x9e3779b9u ^ (i * 2654435761u)) | 1u;
+	t->acq_countdown = 1;       /* counted one by one at first */
+	t->acq_period = 1;
+	t->acq_exact = 0;
+	t->acq_rng = (0x85ebca6bu ^ (i * 2246822519u)) | 1u;
+	t->sampling = 0;
+	atomic_store_explicit(&t->waited_for, 0, memory_order_relaxed);
+	atomic_store_explicit(&t->released, 0, memory_order_relaxed);
+	atomic_store_explicit(&t->release_pc, 0, memory_order_relaxed);
+}
+
 static thread_state_t *claim_thread(void)
 {
 	if (self_unavailable)
@@ -912,16 +950,8 @@ static thread_state_t *claim_thread(void)
 			t->depth = 0;
 			t->in_hook = 0;
 			t->index = i;
-			t->misses = 0;
 			t->cache = &caches[i];
-			t->hold_countdown = 0;      /* the thread's first hold is timed */
-			t->hold_rng = (0x9e3779b9u ^ (i * 2654435761u)) | 1u;
-			t->acq_countdown = 1;       /* counted one by one at first */
-			t->acq_period = 1;
-			t->acq_exact = 0;
-			t->acq_rng = (0x85ebca6bu ^ (i * 2246822519u)) | 1u;
-			atomic_store_explicit(&t->waited_for, 0, memory_order_relaxed);
-			atomic_store_explicit(&t->released, 0, memory_order_relaxed);
+			reset_counting(t);
 			uint32_t high = atomic_load(&threads_high);
 			while (high < i + 1 && !atomic_compare_exchange_weak(&threads_high, &high, i + 1))
 				;
@@ -1155,8 +1185,7 @@ static void after_fork_child(void)
 	}
 	if (me) {
 		atomic_store(&me->tid, (int)syscall(SYS_gettid));
-		atomic_store(&me->waited_for, 0);
-		atomic_store(&me->released, 0);
+		reset_counting(me);
 		for (uint32_t i = 0; i < me->depth; i++)
 			me->held[i].flags = HELD_INHERITED;
 	}
@@ -1195,60 +1224,62 @@ static int find_own_text(struct dl_phdr_info *info, size_t size, void *arg)
 	return 0;
 }
 
-/* THOTHLOCK_HOLD_SAMPLE=N (all mode): time one hold in N.  Anything but
- * a decimal integer from 1 to THOTHLOCK_HOLD_SAMPLE_MAX is refused by
- * name on stderr, and every hold is timed (the default). */
-static void choose_hold_sample(void)
+/* A sampling period from the environment, NAME=N: a decimal integer from
+ * 1 to THOTHLOCK_HOLD_SAMPLE_MAX.  *N: the value; *VALUE: the text (NULL:
+ * unset); false if unset or not such a number. */
+static bool sample_env(const char *name, const char **value, uint32_t *n)
 {
-	hold_sample = 1;
-	const char *v = getenv("THOTHLOCK_HOLD_SAMPLE");
+	const char *v = getenv(name);
+	*value = v;
 	if (!v)
-		return;
-	unsigned long n = 0;
+		return false;
+	unsigned long x = 0;
 	bool ok = *v != 0;
 	for (const char *p = v; ok && *p; p++) {
 		ok = *p >= '0' && *p <= '9';
-		n = n * 10 + (unsigned long)(*p - '0');
-		if (n > THOTHLOCK_HOLD_SAMPLE_MAX)
+		x = x * 10 + (unsigned long)(*p - '0');
+		if (x > THOTHLOCK_HOLD_SAMPLE_MAX)
 			ok = false;
 	}
-	if (!ok || n < 1) {
+	if (!ok || x < 1)
+		return false;
+	*n = (uint32_t)x;
+	return true;
+}
+
+/* THOTHLOCK_HOLD_SAMPLE=N (all mode): time one hold in N.  Anything but
+ * a decimal integer from 1 to THOTHLOCK_HOLD_SAMPLE_MAX is refused by
+ * name on stderr, and every hold is timed (the default).
+ * THOTHLOCK_ACQ_SAMPLE=N (contention mode): count one acquisition in N
+ * past a thread's first THOTHLOCK_EXACT_ACQUISITIONS; 1 counts every one
+ * (exact, at the cost of a call per acquisition).  Bad values are refused
+ * by name and the default kept; in all mode (every acquisition counted)
+ * any value but 1 is said not to apply. */
+static void choose_samples(void)
+{
+	const char *v;
+	uint32_t n = 1;
+	hold_sample = 1;
+	bool ok = sample_env("THOTHLOCK_HOLD_SAMPLE", &v, &n);
+	if (v && !ok)
 		warn3("THOTHLOCK_HOLD_SAMPLE=", v,
 		      ": not an integer from 1 to 65536; timing every hold (THOTHLOCK_HOLD_SAMPLE=1)");
-		return;
-	}
-	if (n > 1 && mode != THOTHLOCK_MODE_ALL) {
+	else if (ok && n > 1 && mode != THOTHLOCK_MODE_ALL)
 		warn3("THOTHLOCK_HOLD_SAMPLE=", v,
 		      " applies to all mode (THOTHLOCK_MODE=all) only: contention mode times "
 		      "only the holds that followed a wait");
-		return;
-	}
-	hold_sample = (uint32_t)n;
-}
-
-/* THOTHLOCK_ACQ_SAMPLE=N (contention mode): count one acquisition in N
- * past a thread's first THOTHLOCK_EXACT_ACQUISITIONS; 1 counts every one
- * (exact, at the cost of a call per acquisition).  Bad values are refused
- * by name and the default kept. */
-static void choose_acq_sample(void)
-{
-	const char *v = getenv("THOTHLOCK_ACQ_SAMPLE");
-	if (!v)
-		return;
-	unsigned long n = 0;
-	bool ok = *v != 0;
-	for (const char *p = v; ok && *p; p++) {
-		ok = *p >= '0' && *p <= '9';
-		n = n * 10 + (unsigned long)(*p - '0');
-		if (n > THOTHLOCK_HOLD_SAMPLE_MAX)
-			ok = false;
-	}
-	if (!ok || n < 1) {
+	else if (ok)
+		hold_sample = n;
+	ok = sample_env("THOTHLOCK_ACQ_SAMPLE", &v, &n);
+	if (v && mode == THOTHLOCK_MODE_ALL && !(ok && n == 1))
 		warn3("THOTHLOCK_ACQ_SAMPLE=", v,
-		      ": not an integer from 1 to 65536; counting one acquisition in 64");
-		return;
-	}
-	acq_sample = (uint32_t)n;
+		      " applies to contention-only mode: all mode counts every acquisition");
+	else if (v && !ok)
+		warn3("THOTHLOCK_ACQ_SAMPLE=", v,
+		      ": not an integer from 1 to 65536; counting one acquisition in 64 "
+		      "(THOTHLOCK_ACQ_SAMPLE=64)");
+	else if (ok && mode != THOTHLOCK_MODE_ALL)
+		acq_sample = n;
 }
 
 static void init(void)
@@ -1267,8 +1298,7 @@ static void init(void)
 	const char *m = getenv("THOTHLOCK_MODE");
 	if (m && strcmp(m, "all") == 0)
 		mode = THOTHLOCK_MODE_ALL;
-	choose_hold_sample();
-	choose_acq_sample();
+	choose_samples();
 	const char *sd = getenv("THOTHLOCK_TEST_SITE_DELAY_US");
 	if (sd)
 		site_test_delay_us = (uint32_t)strtoul(sd, NULL, 10);
@@ -1316,21 +1346,44 @@ __attribute__((destructor)) static void thothlock_stop(void)
  * recorded with that weight, the others leave the cache as it is.  Hits
  * stay exact; programs with few locks never sample; the header says when
  * a process's counts became estimates. */
-static __attribute__((noinline)) void cache_miss(thread_state_t *t, thothlock_cache_entry_t *w,
-                                                 uintptr_t lock, uint32_t kind, uint64_t weight)
+/* The thread starts sampling WHAT (SAMPLING_*): the header counts it, in
+ * sampling_threads once however many kinds it samples. */
+static __attribute__((noinline, cold)) void start_sampling(thread_state_t *t, uint32_t what)
+{
+	if ((t->sampling & what) || !table)
+		return;
+	if (!t->sampling)
+		add(&table->sampling_threads, 1);
+	t->sampling |= what;
+	add(what == SAMPLING_MISSES ? &table->miss_sampling_threads : &table->acq_sampling_threads, 1);
+}
+
+/* A random sampling period of 1 .. 2 x MEAN - 1 (mean MEAN), from the
+ * xorshift32 state *RNG: random, so that a program taking its locks in a
+ * fixed cycle is not sampled in step with it (a fixed period of 2 would
+ * see one of two alternating locks only). */
+static inline uint32_t draw_period(uint32_t *rng, uint32_t mean)
+{
+	uint32_t x = *rng;
+	x ^= x << 13;
+	x ^= x >> 17;
+	x ^= x << 5;
+	*rng = x;
+	return 1 + x % (2 * mean - 1);
+}
+
+static __attribute__((noinline)) uint64_t cache_miss(thread_state_t *t, thothlock_cache_entry_t *w,
+                                                     uintptr_t lock, uint32_t kind, uint64_t weight)
 {
 	if (__builtin_expect(t->misses >= THOTHLOCK_EXACT_MISSES, 0)) {
 		/* count_acquisition counted the countdown down to 0: this miss
 		 * is sampled. */
-		t->rng ^= t->rng << 13;
-		t->rng ^= t->rng >> 17;
-		t->rng ^= t->rng << 5;
-		t->countdown = 1 + t->rng % (2 * THOTHLOCK_MISS_SAMPLE - 1);   /* mean SAMPLE */
+		t->countdown = draw_period(&t->rng, THOTHLOCK_MISS_SAMPLE);
 		weight *= THOTHLOCK_MISS_SAMPLE;
 	} else if (++t->misses == THOTHLOCK_EXACT_MISSES) {
 		t->rng = 2463534242u ^ (uint32_t)t->index;
 		t->countdown = 1;
-		add(&table->sampling_threads, 1);
+		start_sampling(t, SAMPLING_MISSES);
 	}
 	if (w->addr) {
 		t->in_hook = 1;
@@ -1343,25 +1396,42 @@ static __attribute__((noinline)) void cache_miss(thread_state_t *t, thothlock_ca
 	}
 	__atomic_store_n(&w->addr, lock, __ATOMIC_RELAXED);
 	__atomic_store_n(&w->count, weight, __ATOMIC_RELAXED);
+	return weight;
 }
 
-static inline void count_acquisition(thread_state_t *t, uintptr_t lock, uint32_t kind,
-                                     uint64_t weight)
+/* The thread's cache way of `lock`. */
+static inline thothlock_cache_entry_t *cache_way(thread_state_t *t, uintptr_t lock)
 {
 	/* Fibonacci hashing: one multiply, the top log2(WAYS) bits. */
 	_Static_assert(THOTHLOCK_CACHE_WAYS == 512, "the way is the product's top 9 bits");
-	thothlock_cache_entry_t *w = &t->cache->way[((uint64_t)lock * 0x9e3779b97f4a7c15ull) >> 55];
-	if (__builtin_expect(w->addr == lock, 1))
-		__atomic_store_n(&w->count, w->count + weight, __ATOMIC_RELAXED);
-	else if (t->misses >= THOTHLOCK_EXACT_MISSES && --t->countdown != 0)
-		;   /* a miss the sampling leaves out */
-	else
-		cache_miss(t, w, lock, kind, weight);
+	return &t->cache->way[((uint64_t)lock * 0x9e3779b97f4a7c15ull) >> 55];
 }
 
-/* Contention mode counts acquisitions when they are made, not at the
- * release (the release of an uncontended hold is glibc's and nothing
- * else: no held entry says what it released).  A thread's first
+/* Counts `weight` acquisitions of `lock`; returns what it added to the
+ * lock's way (0: a miss the sampling left out). */
+static inline uint64_t count_acquisition(thread_state_t *t, uintptr_t lock, uint32_t kind,
+                                         uint64_t weight)
+{
+	thothlock_cache_entry_t *w = cache_way(t, lock);
+	if (__builtin_expect(w->addr == lock, 1)) {
+		__atomic_store_n(&w->count, w->count + weight, __ATOMIC_RELAXED);
+		return weight;
+	}
+	if (t->misses >= THOTHLOCK_EXACT_MISSES && --t->countdown != 0)
+		return 0;   /* a miss the sampling leaves out */
+	return cache_miss(t, w, lock, kind, weight);
+}
+
+/* Contention mode counts an acquisition before it is attempted, never
+ * inside the hold (the release of an uncontended hold is glibc's and
+ * nothing else: no held entry says what it released, so it cannot be
+ * counted after the release as it was).  The lock and trylock wrappers
+ * count their attempt down first; the attempt that ends the period is
+ * counted here, out of line, before the lock is tried.  An attempt that
+ * does not acquire (a busy trylock, a timeout, EDEADLK...) is taken back
+ * (count_failed): the countdown restored, a counted one's count
+ * subtracted from its way, so the counts are of acquisitions alone.  A
+ * thread's first
  * THOTHLOCK_EXACT_ACQUISITIONS are each counted in its cache; after that
  * one in acq_sample on average (THOTHLOCK_ACQ_SAMPLE=N; a random period
  * of 1 .. 2N-1, so a program cycling through its locks is not sampled in
@@ -1369,36 +1439,59 @@ static inline void count_acquisition(thread_state_t *t, uintptr_t lock, uint32_t
  * a thread's counts then add up to its acquisitions up to its last
  * counted one (at most 2N-2 short), a lock's are an estimate (the header
  * says so: sampling_threads).  The fast paths only count down
- * (acquired(): a decrement and a branch); this is the rest, out of line.
- * Returns 0: the lock wrappers end in a tail call to it. */
-static __attribute__((noinline)) int acquisition_counted(thread_state_t *t, uintptr_t lock,
-                                                         uint32_t kind)
+ * (a decrement and a branch, before the attempt); this is the rest, out
+ * of line.  Returns the attempt's token for count_failed. */
+typedef struct {
+	uint64_t added;      /* what the count added to the lock's way */
+	uint32_t weight;     /* the period it ended (0: the attempt was not counted) */
+} count_tok_t;
+
+static inline __attribute__((always_inline)) count_tok_t
+count_before_inline(thread_state_t *t, uintptr_t lock, uint32_t kind)
 {
 	uint32_t weight = t->acq_period;
 	uint32_t period = 1;
 	if (acq_sample > 1 && t->acq_exact < THOTHLOCK_EXACT_ACQUISITIONS &&
-	    ++t->acq_exact == THOTHLOCK_EXACT_ACQUISITIONS && table)
-		add(&table->sampling_threads, 1);   /* from the next period on: estimates */
-	if (acq_sample > 1 && t->acq_exact >= THOTHLOCK_EXACT_ACQUISITIONS) {
-		uint32_t x = t->acq_rng;
-		x ^= x << 13;
-		x ^= x >> 17;
-		x ^= x << 5;
-		t->acq_rng = x;
-		period = 1 + x % (2 * acq_sample - 1);
-	}
+	    ++t->acq_exact == THOTHLOCK_EXACT_ACQUISITIONS)
+		start_sampling(t, SAMPLING_ACQ);    /* from the next period on: estimates */
+	if (acq_sample > 1 && t->acq_exact >= THOTHLOCK_EXACT_ACQUISITIONS)
+		period = draw_period(&t->acq_rng, acq_sample);
 	t->acq_period = period;
 	t->acq_countdown = period;
+	count_tok_t tok = { 0, weight };
 	if (t->cache)
-		count_acquisition(t, lock, kind, weight);
-	return 0;
+		tok.added = count_acquisition(t, lock, kind, weight);
+	return tok;
 }
 
-static inline __attribute__((always_inline)) void acquired(thread_state_t *t, uintptr_t lock,
-                                                           uint32_t kind)
+/* (Out of line for the general paths; the default mutex's counted lock
+ * and trylock, already out of line, have it inline.) */
+static __attribute__((noinline)) count_tok_t count_before(thread_state_t *t, uintptr_t lock,
+                                                          uint32_t kind)
 {
-	if (__builtin_expect(--t->acq_countdown == 0, 0))
-		acquisition_counted(t, lock, kind);
+	return count_before_inline(t, lock, kind);
+}
+
+/* The attempt TOK was counted down for did not acquire: as if it had not
+ * been made.  Uncounted (weight 0): the countdown back up by one.
+ * Counted: its count off its way (unless the way moved on meanwhile), and
+ * the next acquisition is the counted one, with the same weight.  (The
+ * period drawn for after it is lost: the next is drawn anew; a counted
+ * attempt in the exact phase still counts towards the thread's 4,096.) */
+static __attribute__((noinline, cold)) void count_failed(thread_state_t *t, uintptr_t lock,
+                                                        count_tok_t tok)
+{
+	if (!tok.weight) {
+		t->acq_countdown++;
+		return;
+	}
+	if (tok.added && t->cache) {
+		thothlock_cache_entry_t *w = cache_way(t, lock);
+		if (w->addr == lock && w->count >= tok.added)
+			__atomic_store_n(&w->count, w->count - tok.added, __ATOMIC_RELAXED);
+	}
+	t->acq_countdown = 1;
+	t->acq_period = tok.weight;
 }
 
 /* All mode: whether the hold of the acquisition being made is timed, as
@@ -1410,12 +1503,7 @@ static inline __attribute__((always_inline)) void acquired(thread_state_t *t, ui
  * fixed period of 2 would time one of two alternating locks only). */
 static __attribute__((noinline)) uint32_t hold_period(thread_state_t *t)
 {
-	uint32_t x = t->hold_rng;
-	x ^= x << 13;
-	x ^= x >> 17;
-	x ^= x << 5;
-	t->hold_rng = x;
-	return 1 + x % (2 * hold_sample - 1);
+	return draw_period(&t->hold_rng, hold_sample);
 }
 
 static inline uint32_t hold_flags(thread_state_t *t)
@@ -1978,6 +2066,16 @@ static inline void keep_entries(held_t *h, thothlock_tstat_t *ts, thothlock_key_
 	}
 }
 
+/* A lock call's result that leaves the lock held: 0, or EOWNERDEAD (a
+ * robust mutex whose owner died: glibc's trylock and lock take it and
+ * say so).  Calling the real lock again after such a trylock would take
+ * a mutex this thread already holds: a normal robust one hangs, an
+ * errorcheck one says EDEADLK, a recursive one counts two. */
+static inline bool now_held(int rc)
+{
+	return rc == 0 || rc == EOWNERDEAD;
+}
+
 /* The trylock failed with EBUSY: time the wait (the blocking call
  * between two clock reads) and keep it in the private held entry. */
 /* All mode passes the entries it looked up before the trylock (ts, or k
@@ -2000,15 +2098,14 @@ acquire_contended(thread_state_t *t, void *lock, uint32_t kind, lock_fn blocking
 	t->in_hook = 0;
 	int rc = timed ? timed(lock, abstime) : blocking(lock);
 	uint64_t t1 = ticks();
-	if (rc != 0) {
+	if (!now_held(rc)) {
 		if (rc == ETIMEDOUT)
 			commit_timeout(t, key, pc, kind, t0, elapsed_ns(t0, t1));
 		return rc;
 	}
 	if (o)
 		owner_pc = release_site(o, key);
-	if (!all)
-		acquired(t, key, kind);
+	/* (contention mode: counted by the caller, before the attempt) */
 	held_t *h = push_held(t, key, pc, kind);
 	if (h) {
 		/* The wait is always timed; in all mode the hold after it as the
@@ -2021,7 +2118,41 @@ acquire_contended(thread_state_t *t, void *lock, uint32_t kind, lock_fn blocking
 		h->t_acquired = t1;
 		keep_entries(h, ts, k, s);
 	}
-	return 0;
+	return rc;
+}
+
+/* Contention mode: the trylock said something else than "taken".  EBUSY
+ * is contention (timed in acquire_contended); EOWNERDEAD took the lock (a
+ * robust mutex whose owner died: an acquisition, returned as glibc
+ * returns it); ENOTRECOVERABLE is what the lock would say; anything else
+ * (EDEADLK, EAGAIN, EINVAL...) is not contention, and the real call says
+ * it.  TOK: the attempt's count, taken back if it does not acquire. */
+static __attribute__((noinline, cold)) int
+acquire_busy(thread_state_t *t, void *lock, uint32_t kind, int rc, lock_fn blocking,
+             timed_fn timed, const struct timespec *abstime, uintptr_t pc, count_tok_t tok)
+{
+	if (rc == EOWNERDEAD)
+		return rc;
+	if (rc == EBUSY)
+		rc = acquire_contended(t, lock, kind, blocking, timed, abstime, pc, NULL, NULL, NULL);
+	else if (rc != ENOTRECOVERABLE)
+		rc = timed ? timed(lock, abstime) : blocking(lock);
+	if (!now_held(rc))
+		count_failed(t, (uintptr_t)lock, tok);
+	return rc;
+}
+
+/* Contention mode: the attempt that ends the thread's counting period,
+ * counted before it is made (outside any hold), then made. */
+static __attribute__((noinline)) int
+acquire_counted(thread_state_t *t, void *lock, uint32_t kind, try_fn try, lock_fn blocking,
+                timed_fn timed, const struct timespec *abstime, uintptr_t pc)
+{
+	count_tok_t tok = count_before(t, (uintptr_t)lock, kind);
+	int rc = try(lock);
+	if (__builtin_expect(rc == 0, 1))
+		return 0;
+	return acquire_busy(t, lock, kind, rc, blocking, timed, abstime, pc, tok);
 }
 
 /* All mode's entries of (lock, pc), looked up before the trylock (and
@@ -2045,18 +2176,21 @@ static inline int acquire(void *lock, uint32_t kind, try_fn try, lock_fn blockin
 	thread_state_t *t = enter();
 	if (__builtin_expect(!t, 0))
 		return timed ? timed(lock, abstime) : blocking(lock);
-	int all = mode == THOTHLOCK_MODE_ALL;
+	if (mode != THOTHLOCK_MODE_ALL) {
+		/* counted down before the attempt; no held entry unless contended */
+		if (__builtin_expect(--t->acq_countdown == 0, 0))
+			return acquire_counted(t, lock, kind, try, blocking, timed, abstime, pc);
+		int rc = try(lock);
+		if (__builtin_expect(rc == 0, 1))
+			return 0;
+		return acquire_busy(t, lock, kind, rc, blocking, timed, abstime, pc,
+		                    (count_tok_t){ 0, 0 });
+	}
 	thothlock_key_t *k = NULL;
 	thothlock_site_t *s = NULL;
-	thothlock_tstat_t *ts = NULL;
-	if (all)
-		ts = all_mode_entries(t, (uintptr_t)lock, kind, pc, &k, &s);
+	thothlock_tstat_t *ts = all_mode_entries(t, (uintptr_t)lock, kind, pc, &k, &s);
 	int rc = try(lock);
-	if (__builtin_expect(rc == 0, 1)) {
-		if (!all) {
-			acquired(t, (uintptr_t)lock, kind);   /* no held entry (contention mode) */
-			return 0;
-		}
+	if (__builtin_expect(now_held(rc), 1)) {
 		held_t *h = push_held(t, (uintptr_t)lock, pc, kind);
 		if (h) {
 			uint32_t hold = hold_flags(t);
@@ -2066,8 +2200,10 @@ static inline int acquire(void *lock, uint32_t kind, try_fn try, lock_fn blockin
 			if (hold)
 				h->t_acquired = ticks();
 		}
-		return 0;
+		return rc;
 	}
+	if (rc == ENOTRECOVERABLE)
+		return rc;   /* what the real lock would say too */
 	if (rc != EBUSY)
 		/* Not contention: EDEADLK, EAGAIN, EINVAL... let the real call say it. */
 		return timed ? timed(lock, abstime) : blocking(lock);
@@ -2082,12 +2218,22 @@ static inline int try_acquire(void *lock, uint32_t kind, try_fn try, uintptr_t p
 	thothlock_key_t *k = NULL;
 	thothlock_site_t *s = NULL;
 	thothlock_tstat_t *ts = NULL;
-	if (mode == THOTHLOCK_MODE_ALL)
-		ts = all_mode_entries(t, (uintptr_t)lock, kind, pc, &k, &s);
+	if (mode != THOTHLOCK_MODE_ALL) {
+		/* counted before the attempt, taken back if it finds the lock busy */
+		count_tok_t tok = { 0, 0 };
+		if (--t->acq_countdown == 0)
+			tok = count_before(t, (uintptr_t)lock, kind);
+		int rc = try(lock);
+		if (!now_held(rc)) {
+			count_failed(t, (uintptr_t)lock, tok);
+			if (rc == EBUSY)
+				count_trylock_busy(t, (uintptr_t)lock, kind);
+		}
+		return rc;
+	}
+	ts = all_mode_entries(t, (uintptr_t)lock, kind, pc, &k, &s);
 	int rc = try(lock);
-	if (rc == 0 && mode != THOTHLOCK_MODE_ALL) {
-		acquired(t, (uintptr_t)lock, kind);
-	} else if (rc == 0) {
+	if (now_held(rc)) {
 		held_t *h = push_held(t, (uintptr_t)lock, pc, kind);
 		if (h) {
 			uint32_t hold = hold_flags(t);
@@ -2129,7 +2275,40 @@ static inline bool still_held_after(void *lock, uint32_t kind)
 	       m->__data.__count > 1;
 }
 
-static __attribute__((noinline)) void futex_wake_one(int *word);
+
+/* glibc's unlock of a default mutex, inline (nptl/pthread_mutex_unlock.c,
+ * glibc 2.36, PTHREAD_MUTEX_TIMED_NP): the owner and user count reset,
+ * the lock word exchanged for 0 (a release), and a futex wake of one
+ * waiter when it was above 1 (someone sleeps on it).  glibc stores 0
+ * plainly when the process has one thread; the exchange is right in both
+ * cases.  Spares the call through real.mutex_unlock and glibc's type
+ * dispatch: ~17 of the 59 instructions contention-only mode added to an
+ * uncontended pair (callgrind).  Only where the inline trylock is on
+ * (check_inline_trylock checks this one too) and for __kind 0.
+ * mutex_release_word is all of it but the wake: it says whether the old
+ * word was above 1, so that each caller wakes (futex_wake_one) where it
+ * needs to (after publishing the release site; as a tail call). */
+/* glibc's lll_unlock wake, errno kept as glibc's internal syscall keeps it
+ * (EFAULT is legal: the mutex freed by its next owner after our swap). */
+static __attribute__((noinline)) void futex_wake_one(int *word)
+{
+	int saved = errno;
+	syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+	errno = saved;
+}
+
+static inline __attribute__((always_inline)) bool mutex_release_word(pthread_mutex_t *m)
+{
+	m->__data.__owner = 0;
+	m->__data.__nusers--;
+	return __builtin_expect(__atomic_exchange_n(&m->__data.__lock, 0, __ATOMIC_RELEASE) > 1, 0);
+}
+
+static inline __attribute__((always_inline)) void mutex_unlock_inline(pthread_mutex_t *m)
+{
+	if (mutex_release_word(m))
+		futex_wake_one(&m->__data.__lock);
+}
 
 /* Contention mode's release when there is something to do besides
  * glibc's unlock: the thread has a contended acquisition in flight (its
@@ -2153,9 +2332,7 @@ static __attribute__((noinline)) int release_contention(thread_state_t *t, void 
 	pthread_mutex_t *m = lock;
 	if (kind == THOTHLOCK_KIND_MUTEX && fast_mutex &&
 	    __atomic_load_n(&m->__data.__kind, __ATOMIC_RELAXED) == 0) {
-		m->__data.__owner = 0;
-		m->__data.__nusers--;
-		if (__atomic_exchange_n(&m->__data.__lock, 0, __ATOMIC_RELEASE) > 1) {
+		if (mutex_release_word(m)) {
 			if (!asked)
 				note_release(t, (uintptr_t)lock, pc);
 			futex_wake_one(&m->__data.__lock);
@@ -2222,18 +2399,6 @@ static inline __attribute__((always_inline)) thread_state_t *fast_self(void)
 	if (__builtin_expect(t == NULL || t->in_hook, 0))
 		return NULL;
 	return t;
-}
-
-/* The trylock said something else than "taken": EBUSY is contention
- * (timed in acquire_contended); anything else (EDEADLK, EAGAIN, EINVAL...)
- * is not, and the real call says it. */
-static __attribute__((noinline, cold)) int
-acquire_busy(thread_state_t *t, void *lock, uint32_t kind, int rc, lock_fn blocking,
-             timed_fn timed, const struct timespec *abstime, uintptr_t pc)
-{
-	if (rc != EBUSY)
-		return timed ? timed(lock, abstime) : blocking(lock);
-	return acquire_contended(t, lock, kind, blocking, timed, abstime, pc, NULL, NULL, NULL);
 }
 
 /* Which wrapper the slow path serves: the real functions are looked up
@@ -2305,12 +2470,13 @@ acquire_fast(void *lock, enum acquire_op op, uint32_t kind, try_fn try, lock_fn 
 {
 	thread_state_t *t = fast_self();
 	if (__builtin_expect(t != NULL && mode == THOTHLOCK_MODE_CONTENTION, 1)) {
+		if (__builtin_expect(--t->acq_countdown == 0, 0))
+			return acquire_counted(t, lock, kind, try, blocking, timed, abstime, pc);
 		int rc = try(lock);
-		if (__builtin_expect(rc == 0, 1)) {
-			acquired(t, (uintptr_t)lock, kind);
+		if (__builtin_expect(rc == 0, 1))
 			return 0;
-		}
-		return acquire_busy(t, lock, kind, rc, blocking, timed, abstime, pc);
+		return acquire_busy(t, lock, kind, rc, blocking, timed, abstime, pc,
+		                    (count_tok_t){ 0, 0 });
 	}
 	return acquire_slow(lock, op, abstime, pc);
 }
@@ -2387,32 +2553,6 @@ static __attribute__((noinline)) int release_all_mode(void *lock, uint32_t kind)
 	if (release_all_fast(lock, kind, &rc))
 		return rc;
 	return release_slow(lock, kind, 0);
-}
-
-/* glibc's unlock of a default mutex, inline (nptl/pthread_mutex_unlock.c,
- * glibc 2.36, PTHREAD_MUTEX_TIMED_NP): the owner and user count reset,
- * the lock word exchanged for 0 (a release), and a futex wake of one
- * waiter when it was above 1 (someone sleeps on it).  glibc stores 0
- * plainly when the process has one thread; the exchange is right in both
- * cases.  Spares the call through real.mutex_unlock and glibc's type
- * dispatch: ~17 of the 59 instructions contention-only mode added to an
- * uncontended pair (callgrind).  Only where the inline trylock is on
- * (check_inline_trylock checks this one too) and for __kind 0. */
-/* glibc's lll_unlock wake, errno kept as glibc's internal syscall keeps it
- * (EFAULT is legal: the mutex freed by its next owner after our swap). */
-static __attribute__((noinline)) void futex_wake_one(int *word)
-{
-	int saved = errno;
-	syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-	errno = saved;
-}
-
-static inline __attribute__((always_inline)) void mutex_unlock_inline(pthread_mutex_t *m)
-{
-	m->__data.__owner = 0;
-	m->__data.__nusers--;
-	if (__builtin_expect(__atomic_exchange_n(&m->__data.__lock, 0, __ATOMIC_RELEASE) > 1, 0))
-		futex_wake_one(&m->__data.__lock);
 }
 
 /* Contention mode's release of a lock (rwlocks, mutexes of other types,
@@ -2563,6 +2703,8 @@ static __attribute__((noinline)) int mutex_lock_general(pthread_mutex_t *m, uint
 	                    (lock_fn)real.mutex_lock, NULL, NULL, pc);
 }
 
+/* (A default mutex's lock acquires or blocks for ever: no attempt to
+ * take back.) */
 static __attribute__((noinline)) int mutex_lock_busy(thread_state_t *t, pthread_mutex_t *m,
                                                      uintptr_t pc)
 {
@@ -2570,9 +2712,22 @@ static __attribute__((noinline)) int mutex_lock_busy(thread_state_t *t, pthread_
 	                         pc, NULL, NULL, NULL);
 }
 
+/* The lock that ends the thread's counting period: counted first, outside
+ * the hold, then taken. */
+static __attribute__((noinline)) int mutex_lock_counted(thread_state_t *t, pthread_mutex_t *m,
+                                                        uintptr_t pc)
+{
+	count_before_inline(t, (uintptr_t)m, THOTHLOCK_KIND_MUTEX);
+	if (__builtin_expect(!mutex_trylock_inline(m, atomic_load_explicit(&t->tid,
+	                                                                   memory_order_relaxed)),
+	                     0))
+		return mutex_lock_busy(t, m, pc);
+	return 0;
+}
+
 /* Contention mode's lock of a default mutex: glibc's own protocol inline
  * (mutex_trylock_inline) and a count down to the next acquisition counted
- * (acquired()): no held entry, nothing else.  Where the hold ends is
+ * (count_before): no held entry, nothing else.  Where the hold ends is
  * glibc's unlock too (pthread_mutex_unlock); only a contended acquisition
  * gets a held entry (acquire_contended), for the wait and hold it commits. */
 EXPORT int pthread_mutex_lock(pthread_mutex_t *m)
@@ -2583,12 +2738,12 @@ EXPORT int pthread_mutex_lock(pthread_mutex_t *m)
 	                         __atomic_load_n(&m->__data.__kind, __ATOMIC_RELAXED) != 0,
 	                     0))
 		return mutex_lock_general(m, pc);
+	if (__builtin_expect(--t->acq_countdown == 0, 0))
+		return mutex_lock_counted(t, m, pc);
 	if (__builtin_expect(!mutex_trylock_inline(m, atomic_load_explicit(&t->tid,
 	                                                                   memory_order_relaxed)),
 	                     0))
 		return mutex_lock_busy(t, m, pc);
-	if (__builtin_expect(--t->acq_countdown == 0, 0))
-		return acquisition_counted(t, (uintptr_t)m, THOTHLOCK_KIND_MUTEX);
 	return 0;
 }
 
@@ -2620,6 +2775,19 @@ static __attribute__((noinline)) int mutex_trylock_general(pthread_mutex_t *m, u
 
 static __attribute__((noinline)) int mutex_trylock_busy(thread_state_t *t, pthread_mutex_t *m)
 {
+	t->acq_countdown++;   /* the attempt counted down acquired nothing */
+	count_trylock_busy(t, (uintptr_t)m, THOTHLOCK_KIND_MUTEX);
+	return EBUSY;
+}
+
+/* The trylock that ends the thread's counting period: counted first, taken
+ * back if the mutex is busy. */
+static __attribute__((noinline)) int mutex_trylock_counted(thread_state_t *t, pthread_mutex_t *m)
+{
+	count_tok_t tok = count_before_inline(t, (uintptr_t)m, THOTHLOCK_KIND_MUTEX);
+	if (mutex_trylock_inline(m, atomic_load_explicit(&t->tid, memory_order_relaxed)))
+		return 0;
+	count_failed(t, (uintptr_t)m, tok);
 	count_trylock_busy(t, (uintptr_t)m, THOTHLOCK_KIND_MUTEX);
 	return EBUSY;
 }
@@ -2636,12 +2804,12 @@ EXPORT int pthread_mutex_trylock(pthread_mutex_t *m)
 	                         __atomic_load_n(&m->__data.__kind, __ATOMIC_RELAXED) != 0,
 	                     0))
 		return mutex_trylock_general(m, pc);
+	if (__builtin_expect(--t->acq_countdown == 0, 0))
+		return mutex_trylock_counted(t, m);
 	if (__builtin_expect(!mutex_trylock_inline(m, atomic_load_explicit(&t->tid,
 	                                                                   memory_order_relaxed)),
 	                     0))
 		return mutex_trylock_busy(t, m);
-	if (__builtin_expect(--t->acq_countdown == 0, 0))
-		return acquisition_counted(t, (uintptr_t)m, THOTHLOCK_KIND_MUTEX);
 	return 0;
 }
 
@@ -2665,8 +2833,7 @@ static __attribute__((noinline)) int mutex_unlock_wake(thread_state_t *t, pthrea
 }
 
 /* Contention mode's release of a default mutex: glibc's unlock inline
- * (mutex_unlock_inline, spelled out here so that the wake is a tail
- * call), after one check that this thread has no contended acquisition
+ * (mutex_release_word, the wake a tail call), after one check that this thread has no contended acquisition
  * in flight (held[] empty: the uncontended holds have no entry).  The
  * "above 1" branch is exactly the contended release, where the holder
  * does its part (mutex_unlock_wake). */
@@ -2682,9 +2849,7 @@ EXPORT int pthread_mutex_unlock(pthread_mutex_t *m)
 	                         __atomic_load_n(&m->__data.__kind, __ATOMIC_RELAXED) != 0,
 	                     0))
 		return mutex_unlock_general(m, CALLER());
-	m->__data.__owner = 0;
-	m->__data.__nusers--;
-	if (__builtin_expect(__atomic_exchange_n(&m->__data.__lock, 0, __ATOMIC_RELEASE) > 1, 0))
+	if (mutex_release_word(m))
 		return mutex_unlock_wake(t, m, CALLER());
 	return 0;
 }
