@@ -1185,6 +1185,8 @@ static void after_fork_child(void)
 	}
 	if (me) {
 		atomic_store(&me->tid, (int)syscall(SYS_gettid));
+		me->cache = NULL;       /* in the parent's table, unmapped below: nothing counts
+					 * into it until open_table gives the child its own */
 		reset_counting(me);
 		for (uint32_t i = 0; i < me->depth; i++)
 			me->held[i].flags = HELD_INHERITED;
@@ -1352,10 +1354,12 @@ static __attribute__((noinline, cold)) void start_sampling(thread_state_t *t, ui
 {
 	if ((t->sampling & what) || !table)
 		return;
+	/* The kind first: a live reader that sees sampling_threads go up
+	 * finds the kind counted already, and never guesses it. */
+	add(what == SAMPLING_MISSES ? &table->miss_sampling_threads : &table->acq_sampling_threads, 1);
 	if (!t->sampling)
 		add(&table->sampling_threads, 1);
 	t->sampling |= what;
-	add(what == SAMPLING_MISSES ? &table->miss_sampling_threads : &table->acq_sampling_threads, 1);
 }
 
 /* A random sampling period of 1 .. 2 x MEAN - 1 (mean MEAN), from the
