@@ -156,6 +156,10 @@ typedef struct thoth_pm_chain_client {
 #define THOTH_PM_GOV_WORK_WINDOW 32
 #define THOTH_PM_GOV_WORK_MIN 8
 #define THOTH_PM_GOV_WORK_HEADROOM 1.01
+/* A work alone above this x the window's next largest is an outlier, left
+ * out of the estimate until a second as large comes (docs/PM.md "The work
+ * estimate"). */
+#define THOTH_PM_GOV_WORK_OUTLIER 2.0
 
 typedef struct thoth_pm_governor {
 	thoth_pm_governor_kind_t kind;

@@ -404,6 +404,28 @@ static void test_work_is_planned_on_the_largest_of_the_recent_works(void **state
 }
 
 /*
+ * One outlier work (live: a handler that faulted its pages in) does not set
+ * the plan for the next 32 requests.  HiKey, works of 2 ms and one of 8 ms
+ * just completed; one request queued due in 4.1 ms.  Planned on 2 ms x
+ * 1.01 (2.07e9 capacity-ns), 432 MHz for the 1 ms lead then 729 MHz gives
+ * it (2.30e9): 432.  Planned on 8.08 ms it took the top OPP.  A second
+ * 8 ms work confirms it: then the plan is 8.08 ms again (top).
+ */
+static void test_one_outlier_work_does_not_set_the_plan(void **state)
+{
+	const thoth_pm_cpu_model_t *m = hikey();
+	thoth_pm_governor_t g;
+	thoth_pm_governor_init(&g, THOTH_PM_GOV_THOTH, m, 0);
+	thoth_pm_governor_set_options(&g, 0);
+	for (int i = 0; i < 40; i++)
+		thoth_pm_governor_completed(&g, i == 39 ? 8e6 : 2e6);
+	thoth_pm_pending_t q[1] = { due(4100 * US) };
+	assert_int_equal(thoth_pm_governor_update(&g, 0, 0, q, 1), 1);
+	thoth_pm_governor_completed(&g, 8e6);
+	assert_int_equal(thoth_pm_governor_update(&g, 0, 0, q, 1), 4);
+}
+
+/*
  * The running request that has run past the mean has shown part of its
  * margin.  HiKey, mean 2 ms, deviation 0.2 ms (planned on 2.4 ms); the
  * running request has done 2.3 ms and is due in 0.6 ms.  It needs at most
@@ -823,6 +845,7 @@ int main(void)
 		cmocka_unit_test(test_queued_requests_are_planned_on_one_margin_growing_as_the_root_of_their_count),
 		cmocka_unit_test(test_work_is_planned_on_the_largest_of_the_recent_works),
 		cmocka_unit_test(test_the_running_requests_margin_shrinks_as_it_runs_past_the_mean),
+		cmocka_unit_test(test_one_outlier_work_does_not_set_the_plan),
 		cmocka_unit_test(test_a_lower_opp_that_carries_all_queued_demand_is_taken_at_once),
 		cmocka_unit_test(test_the_lowest_opp_that_carries_all_queued_demand_is_taken_at_once),
 		cmocka_unit_test(test_demand_known_at_arrival_reaches_speed_at_once),
