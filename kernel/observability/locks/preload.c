@@ -2159,6 +2159,20 @@ acquire_counted(thread_state_t *t, void *lock, uint32_t kind, try_fn try, lock_f
 	return acquire_busy(t, lock, kind, rc, blocking, timed, abstime, pc, tok);
 }
 
+/* Contention mode's acquisition: counted down before the attempt; no held
+ * entry unless contended. */
+static inline __attribute__((always_inline)) int
+acquire_contention_mode(thread_state_t *t, void *lock, uint32_t kind, try_fn try, lock_fn blocking,
+                        timed_fn timed, const struct timespec *abstime, uintptr_t pc)
+{
+	if (__builtin_expect(--t->acq_countdown == 0, 0))
+		return acquire_counted(t, lock, kind, try, blocking, timed, abstime, pc);
+	int rc = try(lock);
+	if (__builtin_expect(rc == 0, 1))
+		return 0;
+	return acquire_busy(t, lock, kind, rc, blocking, timed, abstime, pc, (count_tok_t){ 0, 0 });
+}
+
 /* All mode's entries of (lock, pc), looked up before the trylock (and
  * the site's stack taken the first time), outside any hold: the thread's
  * own entry, or without one the shared key and site. */
@@ -2180,16 +2194,8 @@ static inline int acquire(void *lock, uint32_t kind, try_fn try, lock_fn blockin
 	thread_state_t *t = enter();
 	if (__builtin_expect(!t, 0))
 		return timed ? timed(lock, abstime) : blocking(lock);
-	if (mode != THOTHLOCK_MODE_ALL) {
-		/* counted down before the attempt; no held entry unless contended */
-		if (__builtin_expect(--t->acq_countdown == 0, 0))
-			return acquire_counted(t, lock, kind, try, blocking, timed, abstime, pc);
-		int rc = try(lock);
-		if (__builtin_expect(rc == 0, 1))
-			return 0;
-		return acquire_busy(t, lock, kind, rc, blocking, timed, abstime, pc,
-		                    (count_tok_t){ 0, 0 });
-	}
+	if (mode != THOTHLOCK_MODE_ALL)
+		return acquire_contention_mode(t, lock, kind, try, blocking, timed, abstime, pc);
 	thothlock_key_t *k = NULL;
 	thothlock_site_t *s = NULL;
 	thothlock_tstat_t *ts = all_mode_entries(t, (uintptr_t)lock, kind, pc, &k, &s);
@@ -2473,15 +2479,8 @@ acquire_fast(void *lock, enum acquire_op op, uint32_t kind, try_fn try, lock_fn 
              timed_fn timed, const struct timespec *abstime, uintptr_t pc)
 {
 	thread_state_t *t = fast_self();
-	if (__builtin_expect(t != NULL && mode == THOTHLOCK_MODE_CONTENTION, 1)) {
-		if (__builtin_expect(--t->acq_countdown == 0, 0))
-			return acquire_counted(t, lock, kind, try, blocking, timed, abstime, pc);
-		int rc = try(lock);
-		if (__builtin_expect(rc == 0, 1))
-			return 0;
-		return acquire_busy(t, lock, kind, rc, blocking, timed, abstime, pc,
-		                    (count_tok_t){ 0, 0 });
-	}
+	if (__builtin_expect(t != NULL && mode == THOTHLOCK_MODE_CONTENTION, 1))
+		return acquire_contention_mode(t, lock, kind, try, blocking, timed, abstime, pc);
 	return acquire_slow(lock, op, abstime, pc);
 }
 
