@@ -149,7 +149,10 @@ void thoth_pm_governor_arrived(thoth_pm_governor_t *g, uint64_t now_ns, uint32_t
  * expected to arrive, which is the order they will be served in (first
  * come, first served): `fits` checks each one with all the work listed
  * before it, so two overlapping chains' steps listed client by client
- * checked a step against a later step of the other chain. */
+ * checked a step against a later step of the other chain.  With more
+ * than MAX steps the earliest MAX are kept, whichever client sends them
+ * (stopping at MAX in client order kept an early client's late steps and
+ * dropped a later client's next ones). */
 static size_t predicted_steps(const thoth_pm_governor_t *g, uint64_t now, thoth_pm_pending_t *out,
 			      size_t max)
 {
@@ -163,9 +166,12 @@ static size_t predicted_steps(const thoth_pm_governor_t *g, uint64_t now, thoth_
 		    (double)now > (double)c->last_arrival_ns + 2 * c->gap_ns)
 			continue;
 		uint32_t left = c->depth - c->steps;
-		for (uint32_t k = 1; k <= left && n < max; k++) {
+		for (uint32_t k = 1; k <= left; k++) {
 			uint64_t arrival = (uint64_t)((double)c->last_arrival_ns + k * c->gap_ns);
-			size_t j = n++;  /* insertion by expected arrival */
+			/* Full: this client's later steps come later still. */
+			if (n == max && (!max || at[n - 1] <= arrival))
+				break;
+			size_t j = n < max ? n++ : n - 1;  /* insertion by expected arrival */
 			for (; j > 0 && at[j - 1] > arrival; j--) {
 				at[j] = at[j - 1];
 				out[j] = out[j - 1];

@@ -603,6 +603,37 @@ static void test_overlapping_chains_predicted_steps_are_planned_in_arrival_order
 	assert_int_equal(thoth_pm_governor_update(&g, now, 0, q, 2), 2);
 }
 
+/* More chains running than predicted steps fit (32): the earliest are kept,
+ * whichever client sends them.  Client 3's 15 steps, 2 ms apart and each
+ * due 10 ms after it is sent, carry 1.8 ms of work each: 27 ms of work due
+ * by 40 ms needs capacity ~1024 x 27 / 40 = 691 after the first interval,
+ * over 729 MHz's 622, so the plan is 729 MHz then 960; its first two
+ * alone fit at 432 MHz.  Clients 1 and 2 (lower slots) each still send 15
+ * steps, 50 ms apart and due a second later: nothing that must be met
+ * soon, so with them present the plan must not change.  Listed client by
+ * client up to the cap, their 30 steps took 30 places and left client 3
+ * two: the plan with them present dropped to 432 MHz. */
+static void test_the_earliest_predicted_steps_are_kept_whichever_client_sends_them(void **state)
+{
+	(void)state;
+	const thoth_pm_cpu_model_t *m = hikey();
+	uint64_t now = 100 * MS;
+	uint32_t opp[2];
+	for (int others = 0; others < 2; others++) {
+		thoth_pm_governor_t g;
+		taught(&g, m, 1.8e6, 0);
+		thoth_pm_governor_set_options(&g, THOTH_PM_GOV_CHAIN_PREDICT);
+		for (uint32_t client = others ? 1 : 3; client <= 3; client++)
+			g.clients[client] = (thoth_pm_chain_client_t){
+				.id = client, .steps = 1, .last_arrival_ns = now, .depth = 16,
+				.rel_deadline_ns = client == 3 ? 10 * MS : 1000 * MS,
+				.gap_ns = client == 3 ? 2e6 : 50e6 };
+		opp[others] = thoth_pm_governor_update(&g, now, 0, NULL, 0);
+	}
+	assert_true(m->opps[opp[0]].capacity >= 622);
+	assert_int_equal(opp[1], opp[0]);
+}
+
 /* The generator gives each chain (and each burst, each single request) one
  * sender, clients 1..C in turn; clients=0 is refused by name. */
 static void test_generated_requests_carry_their_sender(void **state)
@@ -848,6 +879,7 @@ int main(void)
 		cmocka_unit_test(test_one_outlier_work_does_not_set_the_plan),
 		cmocka_unit_test(test_a_lower_opp_that_carries_all_queued_demand_is_taken_at_once),
 		cmocka_unit_test(test_the_lowest_opp_that_carries_all_queued_demand_is_taken_at_once),
+		cmocka_unit_test(test_the_earliest_predicted_steps_are_kept_whichever_client_sends_them),
 		cmocka_unit_test(test_demand_known_at_arrival_reaches_speed_at_once),
 		cmocka_unit_test(test_a_late_ramp_is_told_apart_from_one_that_needed_a_later_request),
 		cmocka_unit_test(test_an_arrival_that_finds_another_queued_runs_the_faster_opp_first),
