@@ -668,32 +668,47 @@ static void test_hostile_channel_stamps_cost_energy_or_latency_never_a_crash(voi
  * no check runs and nothing changes mid-handler. */
 static void test_a_handler_running_past_its_estimate_is_sped_up_while_it_runs(void **state)
 {
-	teach_100us();
-	ask();
-	char last[1024] = "";
-	unsigned long long checks0, changes0, checks1, changes1;
-	int watcher;
-	lines(last, sizeof last);
-	const char *p = strstr(last, " mid_checks ");
-	assert_non_null(p);
-	assert_int_equal(sscanf(p, " mid_checks %llu mid_changes %llu watcher %d", &checks0, &changes0, &watcher), 3);
-	assert_int_equal(watcher, 1);
-	uint64_t sent = now_ns();
-	call(20000);
-	stats_t s = ask();
-	lines(last, sizeof last);
-	p = strstr(last, " mid_checks ");
-	assert_non_null(p);
-	assert_int_equal(sscanf(p, " mid_checks %llu mid_changes %llu", &checks1, &changes1), 2);
-	print_message("20 ms handler: %llu checks while it ran, %llu changed the OPP\n", checks1 - checks0,
-		      changes1 - changes0);
-	assert_true(checks1 > checks0);
-	assert_true(changes1 > changes0);       /* raised while it ran */
-	assert_true(s.raise_ns > sent);
-	unsigned opp;
-	unsigned long long stamped, clamped;
-	ask_stamps(&opp, &stamped, &clamped);
-	assert_true(opp > 1);                   /* above the floor (OPP 1, 432 MHz) */
+	for (int attempt = 1;; attempt++) {
+		teach_100us();
+		ask();
+		char last[1024] = "";
+		unsigned long long checks0, changes0, checks1, changes1;
+		int watcher;
+		lines(last, sizeof last);
+		const char *p = strstr(last, " mid_checks ");
+		assert_non_null(p);
+		assert_int_equal(sscanf(p, " mid_checks %llu mid_changes %llu watcher %d", &checks0, &changes0,
+					&watcher), 3);
+		assert_int_equal(watcher, 1);
+		uint64_t sent = now_ns();
+		call(20000);
+		stats_t s = ask();
+		lines(last, sizeof last);
+		p = strstr(last, " mid_checks ");
+		assert_non_null(p);
+		assert_int_equal(sscanf(p, " mid_checks %llu mid_changes %llu", &checks1, &changes1), 2);
+		unsigned opp;
+		unsigned long long stamped, clamped;
+		ask_stamps(&opp, &stamped, &clamped);
+		print_message("20 ms handler: %llu checks while it ran, %llu changed the OPP (OPP %u, "
+			      "attempt %d)\n", checks1 - checks0, changes1 - changes0, opp, attempt);
+		assert_true(checks1 > checks0);
+		if (changes1 == changes0 && opp == 4 && s.dispatch_raise_ns >= sent && attempt < 3) {
+			/* Its dispatch already went to the top: the governor
+			 * plans on the largest of the last 32 works, and some
+			 * teaching requests were measured slow (ASan, a
+			 * loaded machine), so nothing was left to raise while
+			 * it ran.  The case this test is about did not
+			 * happen: teach again.  (Nothing raised at all fails
+			 * below, as does a watcher that never checks.) */
+			assert_true(wait_for_khz(432000, 5000));
+			continue;
+		}
+		assert_true(changes1 > changes0);       /* raised while it ran */
+		assert_true(s.raise_ns > sent);
+		assert_true(opp > 1);                   /* above the floor (OPP 1, 432 MHz) */
+		return;
+	}
 }
 
 /* Send one request burning BUSY_US (HOLD_US: held, governed_service.c) on
