@@ -594,6 +594,17 @@ static thoth_nvmemod_t *start_1ms(thoth_nvme_fake_t *fake, thoth_loop_t **loop, 
 	return m;
 }
 
+/* start_1ms, then one request issued and none completed: the loop busy. */
+static thoth_nvmemod_t *start_issued(thoth_nvme_fake_t *fake, thoth_loop_t **loop, ctx_t *c,
+				     uint32_t stall_us)
+{
+	thoth_nvmemod_t *m = start_1ms(fake, loop, stall_us);
+	*c = (ctx_t){ m, fake };
+	put_counters_inflight(1000, 300, 1);
+	assert_true(test_loop_until(*loop, is_busy, c, 2000));
+	return m;
+}
+
 /* A first request slower than a sample period (an NVMe drive leaving a
  * deep power state takes about 10 ms): the wake-up rang at its issue
  * (here the stat file rewritten with in_flight 1, which inotify sees as
@@ -605,10 +616,8 @@ static void test_a_slow_first_request_keeps_the_loop_awake(void **state)
 	(void)state;
 	thoth_nvme_fake_t fake;
 	thoth_loop_t *loop;
-	thoth_nvmemod_t *m = start_1ms(&fake, &loop, 10000000);  /* the bound has a test of its own */
-	ctx_t c = { m, &fake };
-	put_counters_inflight(1000, 300, 1);              /* issued */
-	assert_true(test_loop_until(loop, is_busy, &c, 2000));
+	ctx_t c;
+	thoth_nvmemod_t *m = start_issued(&fake, &loop, &c, 10000000);  /* the bound has a test of its own */
 	thoth_nvmemod_stats_t st0, st;
 	thoth_nvmemod_stats(m, &st0);
 	stays_busy_for_5_samples(loop, m, &st0, "a slow first request");
@@ -666,10 +675,8 @@ static void test_a_device_that_never_completes_costs_at_most_a_wake_up_a_second(
 	(void)state;
 	thoth_nvme_fake_t fake;
 	thoth_loop_t *loop;
-	thoth_nvmemod_t *m = start_1ms(&fake, &loop, 20000);
-	ctx_t c = { m, &fake };
-	put_counters_inflight(1000, 300, 1);              /* issued, never completed */
-	assert_true(test_loop_until(loop, is_busy, &c, 2000));
+	ctx_t c;
+	thoth_nvmemod_t *m = start_issued(&fake, &loop, &c, 20000);
 	assert_true(test_loop_until(loop, is_stalled, &c, 3000));
 	thoth_nvmemod_stats_t st0, st;
 	thoth_nvmemod_stats(m, &st0);
@@ -734,10 +741,8 @@ static void test_io_in_the_gap_before_backing_off_is_seen_at_once(void **state)
 	(void)state;
 	thoth_nvme_fake_t fake;
 	thoth_loop_t *loop;
-	thoth_nvmemod_t *m = start_1ms(&fake, &loop, 20000);
-	ctx_t c = { m, &fake };
-	put_counters_inflight(1000, 300, 1);              /* issued, never completed */
-	assert_true(test_loop_until(loop, is_busy, &c, 2000));
+	ctx_t c;
+	thoth_nvmemod_t *m = start_issued(&fake, &loop, &c, 20000);
 	thoth_nvmemod_stats_t st0, st;
 	thoth_nvmemod_stats(m, &st0);
 	/* A second request, issued as it backs off. */

@@ -528,6 +528,27 @@ static unsigned long long ask_chan_stamped(void)
 	return n;
 }
 
+/* Send one request burning BUSY_US (HOLD_US: held, governed_service.c) on
+ * CH, as request REQUEST_ID, without waiting for its answer. */
+#define HOLD_US 0xffffffffu
+static void send_request(uint32_t busy_us, uint64_t request_id)
+{
+	uint8_t payload[8] = { (uint8_t)busy_us, (uint8_t)(busy_us >> 8), (uint8_t)(busy_us >> 16),
+			       (uint8_t)(busy_us >> 24) };
+	thoth_echo_Echo_echo_req_t req = { .data = { .ptr = payload, .len = sizeof payload } };
+	thoth_msg_header_t meta = { .request_id = request_id };
+	uint8_t *buf;
+	size_t len = 0;
+	assert_int_equal(thoth_chan_alloc(ch, 200, &buf, 1000), 0);
+	assert_int_equal(thoth_echo_Echo_echo_req_encode_msg(buf, 200, &meta, &req, &len), 0);
+	assert_int_equal(thoth_chan_send(ch, buf, len, 1000), 0);
+}
+
+static void send_only(uint32_t busy_us)
+{
+	send_request(busy_us, 78);
+}
+
 /* Stop the service, publish one plain request burning BUSY_US (no stamp in
  * its data: the channel's stamp is all it has), then, with STAMP nonzero,
  * overwrite the slot's stamp word with STAMP as a hostile client would,
@@ -539,15 +560,7 @@ static size_t call_held(uint32_t busy_us, bool rewrite, uint32_t stamp, unsigned
 	assert_int_equal(kill(service, SIGSTOP), 0);
 	assert_int_equal(waitpid(service, &st, WUNTRACED), service);
 	assert_true(WIFSTOPPED(st));
-	uint8_t payload[8] = { (uint8_t)busy_us, (uint8_t)(busy_us >> 8), (uint8_t)(busy_us >> 16),
-			       (uint8_t)(busy_us >> 24) };
-	thoth_echo_Echo_echo_req_t req = { .data = { .ptr = payload, .len = sizeof payload } };
-	thoth_msg_header_t meta = { .request_id = 77 };
-	uint8_t *buf;
-	size_t len = 0;
-	assert_int_equal(thoth_chan_alloc(ch, 200, &buf, 1000), 0);
-	assert_int_equal(thoth_echo_Echo_echo_req_encode_msg(buf, 200, &meta, &req, &len), 0);
-	assert_int_equal(thoth_chan_send(ch, buf, len, 1000), 0);
+	send_request(busy_us, 77);
 	if (rewrite) {
 		/* the slot just published; the stopped service has not read it */
 		chan_end_t *e = thoth_chan__end(ch);
@@ -659,6 +672,19 @@ static void test_hostile_channel_stamps_cost_energy_or_latency_never_a_crash(voi
 	assert_int_equal(kill(service, 0), 0);
 }
 
+/* The last stats line's decisions while handlers ran (checks, those that
+ * changed the OPP); returns its watcher flag. */
+static int mid_counts(unsigned long long *checks, unsigned long long *changes)
+{
+	char last[1024] = "";
+	int watcher;
+	lines(last, sizeof last);
+	const char *p = strstr(last, " mid_checks ");
+	assert_non_null(p);
+	assert_int_equal(sscanf(p, " mid_checks %llu mid_changes %llu watcher %d", checks, changes, &watcher), 3);
+	return watcher;
+}
+
 /* Deciding while a handler runs (governed.h): the service learnt 100 us
  * requests, which the floor carries from their dispatch; one that burns
  * 20 ms is dispatched at the floor, and only a decision while it runs can
@@ -671,22 +697,12 @@ static void test_a_handler_running_past_its_estimate_is_sped_up_while_it_runs(vo
 	for (int attempt = 1;; attempt++) {
 		teach_100us();
 		ask();
-		char last[1024] = "";
 		unsigned long long checks0, changes0, checks1, changes1;
-		int watcher;
-		lines(last, sizeof last);
-		const char *p = strstr(last, " mid_checks ");
-		assert_non_null(p);
-		assert_int_equal(sscanf(p, " mid_checks %llu mid_changes %llu watcher %d", &checks0, &changes0,
-					&watcher), 3);
-		assert_int_equal(watcher, 1);
+		assert_int_equal(mid_counts(&checks0, &changes0), 1);   /* the watcher runs */
 		uint64_t sent = now_ns();
 		call(20000);
 		stats_t s = ask();
-		lines(last, sizeof last);
-		p = strstr(last, " mid_checks ");
-		assert_non_null(p);
-		assert_int_equal(sscanf(p, " mid_checks %llu mid_changes %llu", &checks1, &changes1), 2);
+		mid_counts(&checks1, &changes1);
 		unsigned opp;
 		unsigned long long stamped, clamped;
 		ask_stamps(&opp, &stamped, &clamped);
@@ -709,22 +725,6 @@ static void test_a_handler_running_past_its_estimate_is_sped_up_while_it_runs(vo
 		assert_true(opp > 1);                   /* above the floor (OPP 1, 432 MHz) */
 		return;
 	}
-}
-
-/* Send one request burning BUSY_US (HOLD_US: held, governed_service.c) on
- * CH without waiting for its answer. */
-#define HOLD_US 0xffffffffu
-static void send_only(uint32_t busy_us)
-{
-	uint8_t payload[8] = { (uint8_t)busy_us, (uint8_t)(busy_us >> 8), (uint8_t)(busy_us >> 16),
-			       (uint8_t)(busy_us >> 24) };
-	thoth_echo_Echo_echo_req_t req = { .data = { .ptr = payload, .len = sizeof payload } };
-	thoth_msg_header_t meta = { .request_id = 78 };
-	uint8_t *buf;
-	size_t len = 0;
-	assert_int_equal(thoth_chan_alloc(ch, 200, &buf, 1000), 0);
-	assert_int_equal(thoth_echo_Echo_echo_req_encode_msg(buf, 200, &meta, &req, &len), 0);
-	assert_int_equal(thoth_chan_send(ch, buf, len, 1000), 0);
 }
 
 static bool file_exists(const char *suffix)
