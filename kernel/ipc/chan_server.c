@@ -92,7 +92,7 @@ struct conn {
 	uint64_t slept_at;              /* when it last went back to the loop to wait */
 	bool waits_slot;                /* SERVE_IDLE armed CHAN_WAIT_SLOT (else CHAN_WAIT_RECV) */
 	bool bell_edge;                 /* socket watched edge-triggered: doorbells read back every
-					 * CHAN_BELL_DRAIN_EVERY arms (bell_wakeup) */
+					 * CHAN_BELL_DRAIN_EVERY arms (bell_skip) */
 	bool bell_level;                /* level triggered for good: no promise kept, the end, or no edge mode */
 	uint64_t pl_calls, pl_wakes;    /* placement window: calls, doorbell wake-ups */
 	uint64_t pl_busy0;              /* the client's CPU ns at the window's start (0 = none) */
@@ -970,8 +970,10 @@ static bool late_drain_pays(const conn_t *c)
  * no longer waits for a recv), and then the condition the channel sleeps
  * on is checked again; when it holds, the channel is served again within
  * the same turn's budget.  Why that re-check loses no wake-up (docs/IPC.md,
- * "Reading doorbells back late"): the socket is level-triggered, so a
- * doorbell sent after our read keeps it readable and the loop comes back;
+ * "Reading doorbells back late"): a doorbell sent after our read keeps the
+ * socket readable (level triggered) or is an arrival of its own (edge
+ * triggered: an event even while older bytes sit unread), and the loop
+ * comes back;
  * a doorbell our read took was sent after the thing it announces was
  * published (publish, fence, load the waiting flag, send), so that thing
  * is visible now.  It must be exactly the condition whose flag is set:
@@ -979,7 +981,9 @@ static bool late_drain_pays(const conn_t *c)
  * "I took an answer", not "a request came", and a request it sends then
  * rings nobody (the receive flag is clear) -- checking only for a request
  * there sleeps for ever (test_channel: test_late_drain_rechecks_a_free_slot;
- * no re-check at all: test_late_drain_rechecks_a_request).
+ * no re-check at all: test_late_drain_rechecks_a_request).  Edge triggered
+ * (bell_skip), most wake-ups make no read at all: the turn alone, whose
+ * flags were set before the doorbell's claim, serves what it announced.
  */
 static void on_sock(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t events, void *arg)
 {
