@@ -312,8 +312,11 @@ static void futex_wake(_Atomic uint32_t *word)
  * description is ours alone (the peer cannot clear its O_NONBLOCK, as it
  * could on a shared eventfd), and MSG_DONTWAIT makes this one call
  * non-blocking whatever the flags say.  EAGAIN means the socket already
- * holds unread doorbells: the peer is awake enough.  docs/IPC.md, "Wake-ups
- * a peer cannot block".
+ * holds unread doorbells: a level-triggered peer is awake enough; an
+ * edge-triggered one (CHAN_BELL_ONCE) leaves at most CHAN_BELL_DRAIN_EVERY
+ * + CHAN_BELL_SLACK unread, which our socket holds (chan_client.c,
+ * bell_room), so we never meet it there.  docs/IPC.md, "Wake-ups a peer
+ * cannot block", "Edge-triggered doorbells".
  */
 static void wake_peer(chan_end_t *e, _Atomic uint32_t *word, uint32_t waiting)
 {
