@@ -1159,8 +1159,9 @@ static bool spin_may(chan_end_t *e, bool published)
 /*
  * chan_spin, for chan_wait too.  PUBLISHED: our presence was published an
  * instant ago (chan_wait's first step), so the first check does not read
- * our CPU again.  *STARTED: the clock reading the spin is timed from, or 0
- * when it read none (a hit in the first round of polls, or no spin).
+ * our CPU again.  *STARTED: the time the spin is timed from (its first
+ * clock reading less one round), or 0 when it read the clock not at all (a
+ * hit in the first round of polls, or no spin).
  */
 static bool spin_for(chan_end_t *e, enum chan_cond cond, size_t len, bool published, uint64_t *started)
 {
@@ -1195,9 +1196,12 @@ static bool spin_for(chan_end_t *e, enum chan_cond cond, size_t len, bool publis
 	 * last reading was the start), and a spinning pair's answer usually
 	 * comes within it, so most waits read no clock at all (a kvm-clock
 	 * read costs tens of ns, before every wait on both sides: stop 31).
-	 * The spin is timed from that reading, so it may last one round (64
-	 * pauses, a few hundred ns) longer than its budget. */
+	 * The untimed round counts as long as the last timed one
+	 * (spin_round_ns; the pauses make most of a round, whatever the
+	 * condition), so a spin ends when it did when the clock was read
+	 * before it (after one round at the floor budget, not two). */
 	uint64_t start = 0, t = 0;
+	bool timed = false;
 	for (;;) {
 		for (unsigned i = 0; i < 64 * polls; i++) {
 			/* A receiver polls only its slot's tag: head's line
@@ -1205,7 +1209,7 @@ static bool spin_for(chan_end_t *e, enum chan_cond cond, size_t len, bool publis
 			 * the spin is over). */
 			if (cond == CHAN_WAIT_RECV ? e->err || rx_tagged(e) : chan_ready(e, cond, len)) {
 				/* How long it took, as of the last clock reading
-				 * (at most two rounds of polls short): no clock read between
+				 * (at most 64 pauses short): no clock read between
 				 * the peer's message and its handling, where a
 				 * kvm-clock read costs tens of ns of the round
 				 * trip.  It only ever grows the budget. */
@@ -1221,10 +1225,16 @@ static bool spin_for(chan_end_t *e, enum chan_cond cond, size_t len, bool publis
 			if (i % polls == polls - 1)
 				cpu_relax();
 		}
+		uint64_t last = t;
 		t = thoth_clock_now();
-		if (!start)
-			*started = start = t;
-		else if (t - start >= budget)
+		if (!timed) {
+			timed = true;
+			start = t > e->spin_round_ns ? t - e->spin_round_ns : t;
+			*started = start;
+		} else if (t - last < UINT32_MAX) {
+			e->spin_round_ns = (uint32_t)(t - last);
+		}
+		if (t - start >= budget)
 			break;
 		/* Every 64 pauses (a few hundred ns): the peer may have gone to
 		 * sleep or moved to our CPU, and we may have moved. */
