@@ -1418,9 +1418,10 @@ int chan_wait(chan_end_t *e, enum chan_cond cond, size_t len, int timeout_ms)
 		return ready_result(e);
 	if (timeout_ms == 0)
 		return THOTH_E_AGAIN;
-	/* The wait is timed from the spin's first clock reading (one round
-	 * of polls in), or from now when it read none: one clock read and
-	 * one presence update fewer on every wait that spins. */
+	/* The wait is timed from its spin's start as the spin reckoned it
+	 * (its first clock reading, one round of polls in, less that
+	 * round), or from now when it read no clock: one clock read and one
+	 * presence update fewer on every wait that spins. */
 	uint64_t start;
 	if (spin_for(e, cond, len, true, &start))
 		return ready_result(e);
