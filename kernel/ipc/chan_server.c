@@ -576,9 +576,14 @@ static enum serve_result conn_serve(conn_t *c, unsigned *budget)
 		}
 		thoth_msg_t msg;
 		int r = chan_try_recv(e, &msg);
+		/* A spin that sees the request takes it at once, not through
+		 * the loop's top again: nothing checked there changed since
+		 * (the budget is untouched, our ring's free slots only grow,
+		 * and a closing client's queued request is served anyway), and
+		 * this is the path the client waits on. */
+		if (r == THOTH_E_AGAIN && may_spin && chan_spin(e, CHAN_WAIT_RECV, 0))
+			r = chan_try_recv(e, &msg);
 		if (r == THOTH_E_AGAIN) {
-			if (may_spin && chan_spin(e, CHAN_WAIT_RECV, 0))
-				continue;
 			/* The client needs our CPU: nap on the ring's futex
 			 * rather than in the loop's wait (chan_nap). */
 			uint64_t idle_at = 0;

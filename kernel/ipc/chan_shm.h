@@ -257,6 +257,7 @@ typedef struct chan_end {
 	thoth_chan_wait_t wait;
 	uint32_t spin_max, spin_budget;   /* ns */
 	uint32_t spin_waits;              /* spin decisions made: every SPIN_PROBE-th tries spin_max */
+	uint32_t spin_round_ns;           /* the last timed round of polls (chan_spin's first is not) */
 	uint32_t presence;                /* last value we published in our presence word */
 	bool rang;                        /* we woke the peer since our last spin decision */
 	bool nap_ok;                      /* chan_nap may nap: the last wait took <= spin_max */
