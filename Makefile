@@ -9,7 +9,7 @@
 #   make fuzz     build the libFuzzer targets with clang and run each for a bounded time
 #   make soak     the reliability suite's long variants, SOAK_SECONDS per scenario
 #   make numa-vm  SCALE-1 on two NUMA nodes: a 2-node QEMU guest (KVM where /dev/kvm can run
-#                 it, else TCG: ~40 s here) runs the placement test and the cross-node
+#                 it, else TCG: ~30 s here) runs the placement test and the cross-node
 #                 benchmark (scripts/qemu-numa.sh; fetches Debian's kernel package once)
 #   make install  build optimised (no tests) and install under PREFIX (default
 #                 /usr/local), staged under DESTDIR if set (docs/INSTALL.md)
