@@ -8,9 +8,9 @@
 #   make bench    build optimised and run every benchmark under bench/
 #   make fuzz     build the libFuzzer targets with clang and run each for a bounded time
 #   make soak     the reliability suite's long variants, SOAK_SECONDS per scenario
-#   make numa-vm  SCALE-1 on two NUMA nodes: a 2-node QEMU guest (TCG, 1-2 min) runs the
-#                 placement test and the cross-node benchmark (scripts/qemu-numa.sh; fetches
-#                 Debian's kernel package once for its vmlinuz)
+#   make numa-vm  SCALE-1 on two NUMA nodes: a 2-node QEMU guest (KVM where /dev/kvm can run
+#                 it, else TCG: ~30 s here) runs the placement test and the cross-node
+#                 benchmark (scripts/qemu-numa.sh; fetches Debian's kernel package once)
 #   make install  build optimised (no tests) and install under PREFIX (default
 #                 /usr/local), staged under DESTDIR if set (docs/INSTALL.md)
 #   make deb      Debian packages libthoth0, libthoth-dev, thoth-tools in build/deb
