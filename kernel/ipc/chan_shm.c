@@ -1283,9 +1283,17 @@ static bool spin_for(chan_end_t *e, enum chan_cond cond, size_t len, bool publis
 		t = thoth_clock_now();
 		if (!timed) {
 			timed = true;
-			start = t > e->spin_round_ns ? t - e->spin_round_ns : t;
+			/* At most half of spin_max, whatever the word says: a
+			 * full-budget (probe) spin always times a round. */
+			uint64_t credit = e->spin_round_ns < e->spin_max / 2 ? e->spin_round_ns : e->spin_max / 2;
+			start = t > credit ? t - credit : t;
 			*started = start;
-		} else if (t - last < UINT32_MAX) {
+		} else if (t - last < e->spin_max / 2) {
+			/* Only a round that ran undisturbed: one taken off the
+			 * CPU (preempted, stopped) would be credited to every
+			 * later spin's first round, and one of spin_max or more
+			 * would end each of them there, before any round could
+			 * be timed again to correct it (review of stop 31). */
 			e->spin_round_ns = (uint32_t)(t - last);
 		}
 		if (t - start >= budget)
@@ -1492,7 +1500,7 @@ int chan_wait(chan_end_t *e, enum chan_cond cond, size_t len, int timeout_ms)
 		uint32_t expect = 0;
 		_Atomic uint32_t *word = chan_wait_word(e, cond, &expect);
 		uint64_t now = thoth_clock_now();
-		uint64_t slice = deadline - now < SLEEP_SLICE_NS ? deadline - now : SLEEP_SLICE_NS;
+		uint64_t slice = now >= deadline ? 1 : deadline - now < SLEEP_SLICE_NS ? deadline - now : SLEEP_SLICE_NS;
 		if (mod_by) {
 			uint64_t left = mod_by > now ? mod_by - now : 1;
 			slice = left < slice ? left : slice;

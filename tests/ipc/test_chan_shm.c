@@ -535,6 +535,43 @@ static int pin_here(cpu_set_t *saved)
 }
 
 /*
+ * A stale round never cuts spins short (review of stop 31): a spin's
+ * untimed first round is credited the last timed round's length, and a
+ * word saying 300 ms (a round taken off the CPU) once ended every later
+ * spin after one round and moved chan_wait's deadline 300 ms early.  The
+ * credit is at most half of spin_max: a full-budget spin still spins at
+ * least the other half, times a round again, and a timed wait is not
+ * early.  Only lower bounds on time: a loaded machine only adds.
+ */
+static void test_a_stale_round_never_cuts_spins_short(void **state)
+{
+	(void)state;
+	cpu_set_t saved;
+	int cpu = pin_here(&saved);
+	pair_t *p = pair_new(8, 8, 4096);
+	chan_ctl_t *ctl = (chan_ctl_t *)p->base;
+	/* The peer runs on another CPU: a spin pays. */
+	atomic_store(&ctl->presence[CHAN_CLIENT].word, CHAN_PRESENCE_RUNNING | (uint32_t)(cpu + 2));
+	p->srv.wait = THOTH_CHAN_SPIN;
+	p->srv.spin_max = p->srv.spin_budget = 50000;
+	p->srv.spin_round_ns = 300000000u;
+	uint64_t t0 = now_ns();
+	assert_false(chan_spin(&p->srv, CHAN_WAIT_RECV, 0));
+	uint64_t took = now_ns() - t0;
+	if (took < p->srv.spin_max / 2)
+		fail_msg("a 50 us spin ended after %llu ns", (unsigned long long)took);
+	assert_true(p->srv.spin_round_ns < p->srv.spin_max / 2);       /* timed again */
+	p->srv.spin_round_ns = 300000000u;
+	t0 = now_ns();
+	assert_int_equal(chan_wait(&p->srv, CHAN_WAIT_RECV, 0, 20), THOTH_E_TIMEDOUT);
+	took = now_ns() - t0;
+	if (took < 20000000u)
+		fail_msg("a 20 ms wait timed out after %llu ns", (unsigned long long)took);
+	pair_free(p);
+	sched_setaffinity(0, sizeof saved, &saved);
+}
+
+/*
  * chan_nap: naps only for a peer on our CPU, in SPIN mode, without
  * moderation, before UNTIL; a message published during the nap ends it
  * (the producer, another process on our CPU, sends only once it sees the
@@ -1001,6 +1038,7 @@ int main(void)
 		cmocka_unit_test(test_control_page_mismatch_is_refused),
 		cmocka_unit_test(test_a_napping_service_is_woken_without_a_doorbell),
 		cmocka_unit_test(test_unread_doorbells_are_bounded_by_the_arms),
+		cmocka_unit_test(test_a_stale_round_never_cuts_spins_short),
 		cmocka_unit_test(test_nap_takes_a_message_and_learns_from_a_miss),
 		cmocka_unit_test(test_naps_back_off_after_misses_and_yield_to_a_faster_loop),
 		cmocka_unit_test(test_send_stamps_are_written_only_when_the_consumer_asked),
