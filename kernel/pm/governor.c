@@ -297,7 +297,7 @@ typedef struct estimate {
  * where the governor lowers at once (the faster old OPP runs first: a
  * lower OPP needs to carry the queue only from the end of the switch); the
  * search for the wanted OPP below the current one takes no such credit
- * (with it there too, misses over the 27 cells rose 51 -> 66: docs/PM.md
+ * (with it there too, misses over the 27 cells rose 51 -> 64-66: docs/PM.md
  * "The switch in the plan").
  *
  * The first K queued requests are planned on K means plus ONE margin of
