@@ -289,6 +289,17 @@ typedef struct estimate {
  * interval (plus a switch) and at HI after it?  This is how a CPU between
  * two OPPs time-shares them, as the optimum does (sim_cpu.c).
  *
+ * FIRST is the OPP that runs while the CPU switches to LO (FIRST == LO: no
+ * switch): a frequency change takes the switch latency, during which the
+ * old OPP runs (sim_cpu.c, and cpufreq drivers).  The callers pass the
+ * current OPP where the plan raises it (the slower old OPP runs first: a
+ * raise counted as instant planned 0.5 ms of work that was not done) and
+ * where the governor lowers at once (the faster old OPP runs first: a
+ * lower OPP needs to carry the queue only from the end of the switch); the
+ * search for the wanted OPP below the current one takes no such credit
+ * (with it there too, misses over the 27 cells rose 51 -> 64-66: docs/PM.md
+ * "The switch in the plan").
+ *
  * The first K queued requests are planned on K means plus ONE margin of
  * 2 deviations x sqrt(K), not K margins: their works are independent, so
  * the spread of their sum grows as sqrt(K) (K margins planned two chains
@@ -306,9 +317,10 @@ typedef struct estimate {
  * whole margin to come. */
 static bool fits(const thoth_pm_cpu_model_t *m, uint64_t now, const thoth_pm_pending_t *pending,
 		 size_t count, const thoth_pm_pending_t *predicted, size_t npredicted, estimate_t e,
-		 uint32_t lo, uint32_t hi)
+		 uint32_t first, uint32_t lo, uint32_t hi)
 {
-	double lead = (double)(THOTH_PM_THOTH_DECISION_NS + m->switch_latency_ns);
+	double sw = (double)m->switch_latency_ns;
+	double lead = (double)THOTH_PM_THOTH_DECISION_NS + sw;
 	double cumulative = 0;
 	double shown = count && pending[0].done_work > e.mean ? pending[0].done_work - e.mean : 0;
 	if (shown > e.est - e.mean)
@@ -328,8 +340,10 @@ static bool fits(const thoth_pm_cpu_model_t *m, uint64_t now, const thoth_pm_pen
 		if (margin < 0)
 			margin = 0;
 		double slack = (double)p->deadline_ns - (double)now;
-		double can = m->opps[lo].capacity * (slack < lead ? slack : lead) +
-			     m->opps[hi].capacity * (slack > lead ? slack - lead : 0);
+		double pre = first != lo ? (slack < sw ? slack : sw) : 0;
+		double rest = slack - pre, at_lo = hi != lo ? (rest < lead ? rest : lead) : rest;
+		double can = m->opps[first].capacity * pre + m->opps[lo].capacity * at_lo +
+			     m->opps[hi].capacity * (rest - at_lo);
 		if ((cumulative + margin) * 1024.0 > can)
 			return false;
 	}
@@ -343,27 +357,131 @@ static double active_per_work(const thoth_pm_cpu_model_t *m, uint32_t i)
 	return ((double)thoth_pm_opp_power_mw(m, i) - (double)m->sleep_mw) / m->opps[i].capacity;
 }
 
-/* The reserve against an overlapping chain (governor.h, CHAIN_PREDICT):
- * with NP predicted steps in PREDICTED, WANT or the efficient OPP above
- * it.  Doing a unit of work ahead at A instead of W costs e(A) - e(W) for
- * sure; if another chain starts before the last predicted step is due
- * (probability P, chain starts taken as Poisson at the learned rate), that
- * unit is one the overlap would have pushed to B, saving e(B) - e(A). */
+/* The lower convex hull of the efficient OPPs' (capacity, active power)
+ * and idle at (0, 0), as the optimum time-shares them (sim_cpu.c). */
+typedef struct hull {
+	uint32_t n;
+	double x[THOTH_PM_MODEL_MAX_OPPS + 1], y[THOTH_PM_MODEL_MAX_OPPS + 1];
+} hull_t;
+
+static void hull_build(const thoth_pm_cpu_model_t *m, hull_t *h)
+{
+	h->n = 1;
+	h->x[0] = h->y[0] = 0;
+	for (uint32_t i = 0; i < m->opp_count; i++) {
+		if (thoth_pm_opp_inefficient(m, i))
+			continue;
+		double x = m->opps[i].capacity, y = thoth_pm_opp_power_mw(m, i) - (double)m->sleep_mw;
+		/* drop points on or above the chord to this one (x increases) */
+		while (h->n >= 2 && (h->y[h->n - 1] - h->y[h->n - 2]) * (x - h->x[h->n - 2]) >=
+					    (y - h->y[h->n - 2]) * (h->x[h->n - 1] - h->x[h->n - 2]))
+			h->n--;
+		h->x[h->n] = x;
+		h->y[h->n++] = y;
+	}
+}
+
+/* Active energy per unit of work at an average capacity V on the hull; the
+ * top OPP's beyond it. */
+static double hull_per_work(const hull_t *h, double v)
+{
+	for (uint32_t i = 1; i < h->n; i++)
+		if (v <= h->x[i])
+			return (h->y[i - 1] + (h->y[i] - h->y[i - 1]) * (v - h->x[i - 1]) /
+						      (h->x[i] - h->x[i - 1])) / v;
+	return h->y[h->n - 1] / h->x[h->n - 1];
+}
+
+/* The steps of the overlap reserve's expected cost (expected_cost). */
+#define OVERLAP_STEPS 16
+
+/*
+ * The expected active energy of running the known demand, R (capacity-ns of
+ * expected work, its last deadline T ns away), at capacity C (active energy
+ * E_C per unit of work) until it is done, when another chain of expected
+ * work X, due within L of its start, starts at a Poisson time (mean gap
+ * GAP).  If it starts at S before the known work is done, what is left of
+ * it and the new chain run together at the speed the later of their
+ * deadlines needs (the fluid optimum over the two, time-sharing the hull);
+ * otherwise each runs at its own.  The chance over [0, horizon] in
+ * OVERLAP_STEPS slices (midpoints); the new chain's own cost is counted in
+ * every case, so the candidates compare what the overlap adds.
+ */
+static double expected_cost(const hull_t *h, double c, double e_c, double r, double t, double x,
+			    double l, double gap)
+{
+	double done_at = r * 1024.0 / c, horizon = t > done_at ? t : done_at;
+	double alone = r * e_c + x * hull_per_work(h, x * 1024.0 / l);
+	double cost = 0, mass = 0;
+	for (int k = 0; k < OVERLAP_STEPS; k++) {
+		double s0 = horizon * k / OVERLAP_STEPS, s1 = horizon * (k + 1) / OVERLAP_STEPS;
+		double s = (s0 + s1) / 2, p = exp(-s0 / gap) - exp(-s1 / gap);
+		mass += p;
+		if (s >= done_at) {
+			cost += p * alone;
+			continue;
+		}
+		double left = r - c * s / 1024.0;
+		double v = (left + x) * 1024.0 / l, own = t - s > 0 ? left * 1024.0 / (t - s) : INFINITY;
+		if (own > v)
+			v = own;
+		cost += p * ((r - left) * e_c + (left + x) * hull_per_work(h, v));
+	}
+	return cost + (1 - mass) * alone;
+}
+
+/*
+ * The reserve against an overlapping chain (governor.h, CHAIN_PREDICT):
+ * WANT, or the efficient OPP above it where that costs less in
+ * expectation (expected_cost).  Work done ahead at the faster OPP costs
+ * more for sure; if another chain starts before the known work is done,
+ * less of it is left to share the overlap's speed, which on a steep table
+ * (HiKey: 729 -> 960 MHz +24% per unit of work, 960 -> 1200 +41%) is what
+ * the optimum, seeing the chain coming, avoids.  The rate of chain starts
+ * is learned (any client; start_gap_ns); the new chain is the clients'
+ * typical one (their learned depths x the mean work, due within their
+ * step spacing x (depth - 1) + their deadline).  It replaces a rule that
+ * compared P x (e(B) - e(A)) with e(A) - e(W), P the chance of a start
+ * before the last predicted deadline: that one counted every unit worked
+ * ahead as saving the B - A difference, whatever the amount and whenever
+ * the chain came (docs/PM.md "The overlap reserve in expectation").
+ */
 static uint32_t overlap_reserve(const thoth_pm_governor_t *g, uint64_t now,
-				const thoth_pm_pending_t *predicted, size_t np, uint32_t want)
+				const thoth_pm_pending_t *pending, size_t count,
+				const thoth_pm_pending_t *predicted, size_t np, estimate_t e, uint32_t want)
 {
 	const thoth_pm_cpu_model_t *m = g->model;
-	uint32_t a = next_efficient(m, want), b = next_efficient(m, a);
-	if (!np || g->start_gap_ns <= 0 || a == want || b == a)
+	uint32_t a = next_efficient(m, want);
+	if ((!np && !count) || g->start_gap_ns <= 0 || e.mean <= 0 || a == want)
 		return want;
-	double span = 0;
-	for (size_t i = 0; i < np; i++)
-		if ((double)predicted[i].deadline_ns - (double)now > span)
-			span = (double)predicted[i].deadline_ns - (double)now;
-	double p = 1 - exp(-span / g->start_gap_ns);
-	double cost = active_per_work(m, a) - active_per_work(m, want);
-	double saving = active_per_work(m, b) - active_per_work(m, a);
-	return p * saving > cost ? a : want;
+	double r = (double)np * e.mean, t = 0;
+	for (size_t i = 0; i < count + np; i++) {
+		const thoth_pm_pending_t *p = i < count ? &pending[i] : &predicted[i - count];
+		if (i < count && p->done_work < e.mean)
+			r += e.mean - p->done_work;
+		if ((double)p->deadline_ns - (double)now > t)
+			t = (double)p->deadline_ns - (double)now;
+	}
+	double depth = 0, span = 0;
+	int n = 0;
+	for (int i = 0; i < THOTH_PM_GOV_CLIENTS; i++) {
+		const thoth_pm_chain_client_t *c = &g->clients[i];
+		if (!c->id || !c->depth || c->gap_ns <= 0)
+			continue;
+		depth += c->depth;
+		span += c->gap_ns * (c->depth - 1) + (double)c->rel_deadline_ns;
+		n++;
+	}
+	if (!n || t <= 0 || r <= 0)
+		return want;
+	double x = depth / n * e.mean, l = span / n;
+	hull_t h;
+	hull_build(m, &h);
+	double stay = expected_cost(&h, m->opps[want].capacity, active_per_work(m, want), r, t, x, l,
+				    g->start_gap_ns);
+	double ahead = expected_cost(&h, m->opps[a].capacity, active_per_work(m, a), r, t, x, l,
+				     g->start_gap_ns);
+	return ahead < stay ? a : want;
 }
 
 static uint32_t thoth_gov(thoth_pm_governor_t *g, uint64_t now, const thoth_pm_pending_t *pending,
@@ -399,20 +517,22 @@ static uint32_t thoth_gov(thoth_pm_governor_t *g, uint64_t now, const thoth_pm_p
 	if (g->options & THOTH_PM_GOV_CHAIN_PREDICT)
 		np = predicted_steps(g, now, predicted, sizeof predicted / sizeof predicted[0]);
 	uint32_t want = thoth_pm_opp_for_capacity(m, count ? 0 : (uint32_t)ceil(g->pelt.util));
+	uint32_t cur = g->opp;
 	while (want + 1 < m->opp_count &&
-	       !fits(m, now, pending, count, predicted, np, est, want, next_efficient(m, want)))
+	       !fits(m, now, pending, count, predicted, np, est, cur < want ? cur : want, want,
+		     next_efficient(m, want)))
 		want = next_efficient(m, want);
 	/* An arrival that finds another request queued: if staying at WANT
 	 * beyond the interval would not do, go faster now. */
 	bool arrival = count > g->last_count || g->arrived;
 	g->last_count = count;
 	g->arrived = false;
-	if ((g->options & THOTH_PM_GOV_FASTER_ON_QUEUE) && arrival && count >= 2 &&
+	if ((g->options & THOTH_PM_GOV_FASTER_ON_QUEUE) && arrival && count >= 2 && !np &&
 	    next_efficient(m, want) != want &&
-	    !fits(m, now, pending, count, NULL, 0, est, want, want))
+	    !fits(m, now, pending, count, NULL, 0, est, cur < want ? cur : want, want, want))
 		want = next_efficient(m, want);
 	if (g->options & THOTH_PM_GOV_CHAIN_PREDICT)
-		want = overlap_reserve(g, now, predicted, np, want);
+		want = overlap_reserve(g, now, pending, count, predicted, np, est, want);
 	if (want >= g->opp) {
 		g->holding_down = false;
 		return want;
@@ -427,7 +547,7 @@ static uint32_t thoth_gov(thoth_pm_governor_t *g, uint64_t now, const thoth_pm_p
 	 * and live, where a client's next request is seen only when it is
 	 * dispatched, dropping at each completion would switch twice per
 	 * request. */
-	if (count && fits(m, now, pending, count, predicted, np, est, want, want)) {
+	if (count && fits(m, now, pending, count, predicted, np, est, cur, want, want)) {
 		g->holding_down = false;
 		return want;
 	}
@@ -439,7 +559,7 @@ static uint32_t thoth_gov(thoth_pm_governor_t *g, uint64_t now, const thoth_pm_p
 	 * per unit of work. */
 	if (count)
 		for (uint32_t o = next_efficient(m, want); o < g->opp; o = next_efficient(m, o)) {
-			if (fits(m, now, pending, count, predicted, np, est, o, o)) {
+			if (fits(m, now, pending, count, predicted, np, est, cur, o, o)) {
 				g->holding_down = false;
 				return o;
 			}

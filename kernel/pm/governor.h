@@ -29,7 +29,9 @@
  *                margin x sqrt(K), and the running request's margin shrinks
  *                as it runs past the mean),
  *                if the CPU moves to the next efficient OPP after this
- *                interval: the two-OPP time-sharing the optimum uses.  With
+ *                interval: the two-OPP time-sharing the optimum uses (a
+ *                raise, and a lowering taken at once, planned with the
+ *                old OPP running during the switch latency).  With
  *                nothing queued, what PELT says the thread uses.  Raises at
  *                once; lowers at once when the lower OPP alone carries all
  *                that is queued, otherwise only after lower targets held for
@@ -111,19 +113,22 @@ typedef struct thoth_pm_pending {
  *                    planned for as demand (the estimated work each, due
  *                    the client's relative deadline after their expected
  *                    arrival).  And a reserve against another chain
- *                    overlapping this one: the time between chain starts
- *                    (any client) is learned, and while a chain has steps
- *                    to come, the governor runs the next efficient OPP A
- *                    above its choice W when P x (e(B) - e(A)) > e(A) -
- *                    e(W), where e is an OPP's active energy per unit of
- *                    work ((power - idle power) / capacity), B the
- *                    efficient OPP above A, and P = 1 - exp(-span / gap)
- *                    the chance that another chain starts before the last
- *                    step to come is due (Poisson starts): the work done
- *                    ahead at A is what an overlap would otherwise push to
- *                    B.  On HiKey (432 -> 729 MHz costs 5% more per unit
- *                    of work, 729 -> 960 24%) it acts at P > 0.20; the
- *                    Juno tables need P > 0.55 (A53) / 0.73 (A57).
+ *                    overlapping this one, in expectation: the time
+ *                    between chain starts (any client) is learned, and
+ *                    while requests are queued the governor runs the next
+ *                    efficient OPP above its choice when that costs less
+ *                    active energy in expectation: the known work run at
+ *                    each until done, and a typical chain (the clients'
+ *                    learned depth x the mean work, due within their
+ *                    spacing x (depth - 1) + their deadline) starting at a
+ *                    Poisson time, what is then left of the known work
+ *                    sharing its speed (the hull's, as the optimum would
+ *                    time-share).  On HiKey (729 -> 960 MHz +24% per unit
+ *                    of work, 960 -> 1200 +41%) it runs the bench's
+ *                    chains, 50 ms apart, ahead at 729 MHz; on the flatter
+ *                    Juno tables it rarely acts.  With steps predicted,
+ *                    FASTER_ON_QUEUE stays silent: the plan already holds
+ *                    the chain's next steps.
  */
 #define THOTH_PM_GOV_FASTER_ON_QUEUE 0x1u
 #define THOTH_PM_GOV_CHAIN_PREDICT 0x2u

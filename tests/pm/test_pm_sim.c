@@ -428,25 +428,31 @@ static void test_one_outlier_work_does_not_set_the_plan(void **state)
 /*
  * The running request that has run past the mean has shown part of its
  * margin.  HiKey, mean 2 ms, deviation 0.2 ms (planned on 2.4 ms); the
- * running request has done 2.3 ms and is due in 0.6 ms.  It needs at most
- * 0.1 ms more (0.10e9 capacity-ns), which 432 MHz gives in 0.6 ms (0.22e9);
- * planned on the whole 0.4 ms margin (0.41e9) it took 960 MHz.
+ * running request has done 2.3 ms and is due in 0.6 ms, the CPU already at
+ * 960 MHz (no switch from 432 MHz in the plan).  It needs at most 0.1 ms
+ * more (0.10e9 capacity-ns), which 432 MHz gives in 0.6 ms (0.22e9), the
+ * switch's 0.5 ms at 960 included (0.45e9); planned on the whole 0.4 ms
+ * margin (0.41e9) it kept 960 MHz.
  */
 static void test_the_running_requests_margin_shrinks_as_it_runs_past_the_mean(void **state)
 {
 	const thoth_pm_cpu_model_t *m = hikey();
 	thoth_pm_governor_t g;
 	taught(&g, m, 2e6, 0.2e6);
+	g.opp = 3;
 	thoth_pm_pending_t q[1] = { { 600 * US, 2.3e6 } };
 	assert_int_equal(thoth_pm_governor_update(&g, 0, 0, q, 1), 1);
 	/* one that has not run past the mean keeps the whole margin */
 	taught(&g, m, 2e6, 0.2e6);
+	g.opp = 3;
 	q[0] = (thoth_pm_pending_t){ 600 * US, 2e6 };
 	assert_int_equal(thoth_pm_governor_update(&g, 0, 0, q, 1), 3);
 }
 
 /*
- * A request due in 2.5 ms with 2 ms of work takes HiKey to 960 MHz (819).
+ * A request due in 2.6 ms with 2 ms of work takes HiKey to 960 MHz (819:
+ * 432 MHz during the 0.5 ms switch, 960 for the 1 ms lead, then 1200 MHz
+ * gives 2.13e9 of the 2.05e9 capacity-ns).
  * Once what is queued fits the floor alone (one request due in 20 ms), the
  * governor lowers at once: nothing known would take it back up, so the
  * 2 ms hold has no back-and-forth to damp.  With nothing queued it keeps
@@ -460,7 +466,7 @@ static void test_a_lower_opp_that_carries_all_queued_demand_is_taken_at_once(voi
 	for (int queued = 0; queued < 2; queued++) {
 		thoth_pm_governor_t g;
 		taught(&g, m, 2e6, 0);
-		thoth_pm_pending_t q[1] = { due(2500 * US) };
+		thoth_pm_pending_t q[1] = { due(2600 * US) };
 		assert_int_equal(thoth_pm_governor_update(&g, 0, 0, q, 1), 3);
 		q[0] = due(20 * MS);
 		assert_int_equal(thoth_pm_governor_update(&g, 100 * US, 0, q, queued), queued ? 1 : 3);
@@ -537,23 +543,33 @@ static void test_the_chain_predictor_plans_a_clients_next_steps(void **state)
 }
 
 /*
- * The reserve against an overlapping chain.  HiKey, 2 ms of work per
- * request (learned exactly: no margin); client 7 sends chains of 3 steps
- * 2.02 ms apart, each due 10 ms after it is sent, a chain every G.  At a new
- * chain's first step (at T) the predictor plans 6 ms of work by T + 14.04
- * ms: 432 MHz for the 1 ms lead then 729 MHz gives 369 x 1 ms + 622 x
- * 13.04 ms = 8.48e9 capacity-ns >= 6.14e9, so the base rule runs 432 MHz.
- * Active energy per unit of work (HiKey idles at 0 mW): 432 MHz 153/369 =
- * 0.4146, 729 MHz 271/622 = 0.4357, 960 MHz 442/819 = 0.5397; working ahead
- * at 729 costs 0.0211 and saves 0.1040 if another chain starts within the
- * 14.04 ms, so it pays from P > 0.2025.  G = 50 ms: P = 1 - exp(-14.04/50)
- * = 0.245 -> 729 MHz; G = 100 ms: P = 0.131 -> 432 MHz.
+ * The reserve against an overlapping chain, in expectation.  HiKey, 2 ms of
+ * work per request (learned exactly: no margin); client 7 sends chains of
+ * 3 steps 2.02 ms apart, each due 10 ms after it is sent, a chain every G.
+ * At a new chain's first step (at T) the predictor plans 6 ms of work (R =
+ * 6e6 capacity-ns) by T + 14.04 ms: 432 MHz for the 1 ms lead then 729 MHz
+ * gives 8.48e9 >= 6.14e9, so the base rule runs 432 MHz.  The typical
+ * chain that may start meanwhile: 3 x 2 ms due within 2 x 2.02 + 10 =
+ * 14.04 ms of its start.  The expected active energy of running R at 432
+ * vs 729 MHz (governor.c expected_cost; HiKey idles at 0 mW: 432 MHz 153 mW
+ * / 369 = 0.4146 per unit of work, 729 MHz 271 / 622 = 0.4357), in units
+ * of 1e6 capacity-ns x mW / capacity, computed with the same 16 slices
+ * (bench/pm's arithmetic, by hand in a script): G = 50 ms 5.372 vs 5.251
+ * -> 729 MHz; G = 100 ms 5.214 vs 5.202 -> 729 MHz; G = 200 ms 5.123 vs
+ * 5.176 -> 432 MHz.  The rule it replaced (P x (e(960) - e(729)) > e(729)
+ * - e(432), P = 1 - exp(-14.04 / G)) ran 432 MHz at G = 100 ms (P = 0.131
+ * < 0.2025): it counted every unit worked ahead as saving the same, not
+ * how much of the known work an overlap would find left.
  */
 static void test_a_chain_that_another_may_overlap_runs_ahead_where_that_pays(void **state)
 {
 	const thoth_pm_cpu_model_t *m = hikey();
-	for (int apart = 0; apart < 2; apart++) {
-		uint64_t gap = apart ? 100 * MS : 50 * MS, t = 0;
+	static const struct {
+		uint64_t gap;
+		uint32_t opp;
+	} cases[] = { { 50 * MS, 2 }, { 100 * MS, 2 }, { 200 * MS, 1 } };
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		uint64_t gap = cases[i].gap, t = 0;
 		thoth_pm_governor_t g;
 		taught(&g, m, 2e6, 0);
 		thoth_pm_governor_set_options(&g, THOTH_PM_GOV_CHAIN_PREDICT);
@@ -564,7 +580,69 @@ static void test_a_chain_that_another_may_overlap_runs_ahead_where_that_pays(voi
 		assert_close(g.start_gap_ns, (double)gap, 1.0);
 		assert_int_equal(g.clients[7].depth, 3);
 		thoth_pm_pending_t q[1] = { due(t + 10 * MS) };
-		assert_int_equal(thoth_pm_governor_update(&g, t, 0, q, 1), apart ? 1 : 2);
+		assert_int_equal(thoth_pm_governor_update(&g, t, 0, q, 1), cases[i].opp);
+	}
+}
+
+/*
+ * A frequency change takes the switch latency (0.5 ms on these models),
+ * during which the old OPP runs, and the plan says so.  HiKey, 2 ms of work
+ * (2.05e9 capacity-ns), learned exactly.
+ * - Raising: at 432 MHz, a request due in 2.5 ms.  Counted as instant, 960
+ *   MHz for the 1 ms lead then 1200 gives 0.82e9 + 1.54e9 = 2.36e9: 960.
+ *   With the switch at 432 MHz first (0.18e9), 960 for 1 ms and 1200 for
+ *   the last 1 ms give 2.03e9, short: 1200 MHz.
+ * - Lowering at once: at 960 MHz, a request due in 3.2 ms.  729 MHz alone
+ *   (622 x 3.2 ms = 1.99e9) does not carry it, so the 2 ms hold kept 960;
+ *   but the switch runs 960 for its 0.5 ms (0.41e9) and 729 then gives
+ *   1.68e9: 2.09e9, carried: 729 at once.
+ */
+static void test_the_plan_runs_the_old_opp_during_a_switch(void **state)
+{
+	const thoth_pm_cpu_model_t *m = hikey();
+	thoth_pm_governor_t g;
+	taught(&g, m, 2e6, 0);
+	thoth_pm_pending_t q[1] = { due(2500 * US) };
+	assert_int_equal(g.opp, 1);
+	assert_int_equal(thoth_pm_governor_update(&g, 0, 0, q, 1), 4);
+	taught(&g, m, 2e6, 0);
+	g.opp = 3;
+	q[0] = due(3200 * US);
+	assert_int_equal(thoth_pm_governor_update(&g, 0, 0, q, 1), 2);
+}
+
+/*
+ * Faster-first leaves a chain the predictor already planned to that plan.
+ * HiKey, 2.4 ms of work per request (learned exactly), client 7's chains
+ * of 3 steps 2.02 ms apart every 500 ms (too far apart for the overlap
+ * reserve).  A new chain's first step runs at 432 MHz; its second arrives
+ * at T + 2.02 ms, when the first has done 0.73e6 capacity-ns: the queue
+ * and the predicted third step (6.47e6 to come, the last by T + 14.04 ms)
+ * fit 432 MHz for the lead then 729 MHz.  The two queued alone do not fit
+ * 432 MHz alone (4.19e9 by their deadline, 432 gives 3.68e9), which is
+ * where faster-first ran 729 MHz at once: for a second request no one
+ * foresaw, not for a step the plan already holds.  With the predictor off
+ * it still does.
+ */
+static void test_faster_first_leaves_a_predicted_chain_to_its_plan(void **state)
+{
+	const thoth_pm_cpu_model_t *m = hikey();
+	for (int predict = 0; predict < 2; predict++) {
+		thoth_pm_governor_t g;
+		taught(&g, m, 2.4e6, 0);
+		thoth_pm_governor_set_options(&g, THOTH_PM_GOV_FASTER_ON_QUEUE |
+							  (predict ? THOTH_PM_GOV_CHAIN_PREDICT : 0));
+		uint64_t t = 0;
+		for (int c = 0; c < 4; c++, t += 500 * MS)
+			for (int k = 0; k < 3; k++)
+				thoth_pm_governor_arrived(&g, t + k * 2020 * US, 7, t + k * 2020 * US + 10 * MS);
+		thoth_pm_governor_arrived(&g, t, 7, t + 10 * MS);
+		thoth_pm_pending_t q[2] = { due(t + 10 * MS), due(t + 2020 * US + 10 * MS) };
+		assert_int_equal(thoth_pm_governor_update(&g, t, 0, q, 1), 1);
+		q[0].done_work = 369 * 2.02e6 / 1024;
+		uint64_t now = t + 2020 * US;
+		thoth_pm_governor_arrived(&g, now, 7, now + 10 * MS);
+		assert_int_equal(thoth_pm_governor_update(&g, now, 2020 * US, q, 2), predict ? 1 : 2);
 	}
 }
 
@@ -885,6 +963,8 @@ int main(void)
 		cmocka_unit_test(test_an_arrival_that_finds_another_queued_runs_the_faster_opp_first),
 		cmocka_unit_test(test_the_chain_predictor_plans_a_clients_next_steps),
 		cmocka_unit_test(test_a_chain_that_another_may_overlap_runs_ahead_where_that_pays),
+		cmocka_unit_test(test_the_plan_runs_the_old_opp_during_a_switch),
+		cmocka_unit_test(test_faster_first_leaves_a_predicted_chain_to_its_plan),
 		cmocka_unit_test(test_overlapping_chains_predicted_steps_are_planned_in_arrival_order),
 		cmocka_unit_test(test_generated_requests_carry_their_sender),
 		cmocka_unit_test(test_the_default_options_bring_chains_to_speed_within_2ms),
