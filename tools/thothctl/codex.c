@@ -14,6 +14,7 @@
  * shared-memory channel.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -193,9 +194,10 @@ static int cmd_stats(thoth_chan_t *ch, const thothctl_opts_t *opts)
 static int parse_u64(const char *opt, const char *s, uint64_t *out)
 {
 	char *end;
+	errno = 0;
 	unsigned long long v = strtoull(s, &end, 10);
-	if (!*s || *end || *s == '-') {
-		fprintf(stderr, "thothctl: codex: %s %s: not a number\n", opt, s);
+	if (!*s || *end || *s == '-' || errno) {    /* errno: ERANGE, not UINT64_MAX */
+		fprintf(stderr, "thothctl: codex: %s %s: not a number (0..18446744073709551615)\n", opt, s);
 		return 2;
 	}
 	*out = v;

@@ -188,7 +188,7 @@ int main(int argc, char **argv)
 	int opt;
 	opterr = 0;
 	/* '+': stop at the first non-option, PROGRAM's options are its own. */
-	while ((opt = getopt_long(argc, argv, "+o:t:h", options, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+:o:t:h", options, NULL)) != -1) {
 		switch (opt) {
 		case 'j': opts.json = true; break;
 		case 'a': all = true; break;
@@ -221,6 +221,10 @@ int main(int argc, char **argv)
 		}
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("thothlock %s\n", THOTH_VERSION_STRING); return 0;
+		case ':':
+			fprintf(stderr, "thothlock: missing value for '%s'\n", argv[optind - 1]);
+			usage(stderr);
+			return 2;
 		default:
 			fprintf(stderr, "thothlock: unknown option '%s'\n", argv[optind - 1]);
 			usage(stderr);

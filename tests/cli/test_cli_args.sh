@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# tests/cli/test_cli_args.sh SOURCE_DIR BUILD_DIR
+#
+# Bad arguments to the programs a user types (thothctl, thothd, thothc,
+# thothlock, codex) are refused with a message that names the problem and
+# a non-zero exit: never a number silently read as 0 or cut to 32 bits
+# (`probe attach --pid 4294967297` was pid 1), never an overflow taken as
+# the largest value, never a wrong input file read as an empty result with
+# exit 0.  None of these needs a running thothd: each is refused before
+# connecting (the runtime dir below does not exist).
+set -uo pipefail
+SRC=$1 BUILD=$2
+THOTHD=$BUILD/kernel/thothd/thothd THOTHCTL=$BUILD/tools/thothctl/thothctl
+THOTHC=$BUILD/tools/thothc/thothc THOTHLOCK=$BUILD/tools/thothlock/thothlock
+CODEX=$BUILD/codex/codex
+TMP=$(mktemp -d /tmp/thoth-cli-args-XXXXXX)
+trap 'rm -rf "$TMP"' EXIT
+export THOTH_RUNTIME_DIR=$TMP/no-thothd
+failures=0
+
+# refused RC PATTERN PROGRAM ARGS...: PROGRAM exits RC and its stderr
+# contains PATTERN (fixed string).  Each run is bounded: a hang is a failure.
+refused() {
+  local want=$1 pattern=$2
+  shift 2
+  timeout 20 "$@" >"$TMP/out" 2>"$TMP/err"
+  local rc=$?
+  if [ "$rc" != "$want" ] || ! grep -qF -- "$pattern" "$TMP/err"; then
+    echo "FAIL: $(basename "$1") ${*:2}: exit $rc (want $want), stderr:"
+    sed 's/^/  | /' "$TMP/err" | head -5
+    failures=$((failures + 1))
+  else
+    echo "ok: $(basename "$1") ${*:2}: $(head -1 "$TMP/err")"
+  fi
+}
+
+OBJ=$TMP/p.o   # never read: the arguments are refused first
+: >"$OBJ"
+
+# thothctl probe: pids, ids and seconds are numbers, whole, in range.
+refused 2 "--pid" "$THOTHCTL" probe attach "$OBJ" --pid 12abc
+refused 2 "--pid" "$THOTHCTL" probe attach "$OBJ" --pid 4294967297
+refused 2 "--pid" "$THOTHCTL" probe attach "$OBJ" --pid -1
+refused 2 "--wait" "$THOTHCTL" probe attach "$OBJ" --pid 1 --wait -5
+refused 2 "--wait" "$THOTHCTL" probe attach "$OBJ" --pid 1 --wait nan
+refused 2 "--wait" "$THOTHCTL" probe attach "$OBJ" --pid 1 --wait 1e300
+refused 2 "--pid" "$THOTHCTL" probe run 'loop_wakeup { @n = count(); }' --pid abc
+refused 2 "--duration" "$THOTHCTL" probe run 'loop_wakeup { @n = count(); }' --pid 1 --duration 5s
+refused 2 "--duration" "$THOTHCTL" probe kernel "$OBJ" --duration abc
+refused 2 "--every" "$THOTHCTL" probe kernel "$OBJ" --every -1
+refused 2 "probe ID" "$THOTHCTL" probe detach abc
+refused 2 "probe ID" "$THOTHCTL" probe detach 99999999999999999999999
+refused 2 "probe ID" "$THOTHCTL" probe maps 7x
+
+# thothctl sched --from: a file that is not a trace is an error.
+printf 'root:x:0:0:root:/root:/bin/bash\n' >"$TMP/passwd"
+: >"$TMP/empty.json"
+refused 1 "not a Chrome JSON trace" "$THOTHCTL" sched --from "$TMP/passwd"
+refused 1 "not a Chrome JSON trace" "$THOTHCTL" sched --from "$TMP/empty.json"
+refused 1 "not a Chrome JSON trace" "$THOTHCTL" --json sched --from "$TMP/empty.json"
+
+# thothctl moderation: a named interface that does not exist; the usage
+# offers only the policies --policy takes.
+refused 1 "no such network interface" "$THOTHCTL" moderation --dev nosuch0x
+if "$THOTHCTL" moderation --help | grep -q 'none|fixed'; then
+  echo "FAIL: thothctl moderation --help offers --policy fixed, which it refuses"
+  failures=$((failures + 1))
+fi
+
+# thothctl codex: a sequence number beyond 64 bits is not UINT64_MAX.
+refused 2 "--from" "$THOTHCTL" codex read s --from 99999999999999999999999
+
+# codex: sizes that are negative, empty or beyond 64 bits.
+refused 2 "--segment-bytes" "$CODEX" --data-dir "$TMP/cx" --segment-bytes -5
+refused 2 "--segment-bytes" "$CODEX" --data-dir "$TMP/cx" --segment-bytes 99999999999999999999999
+refused 2 "--retain-bytes" "$CODEX" --data-dir "$TMP/cx" --retain-bytes ''
+refused 2 "--workers" "$CODEX" --data-dir "$TMP/cx" --workers ''
+
+# thothc: a --c-prefix that is not a C identifier.
+printf 'package t.args;\nversion 1.0;\n\ninterface I {\n  1: f(string s) -> (string t);\n}\n' \
+  >"$TMP/t.tidl"
+mkdir -p "$TMP/gen"
+refused 2 "not a C identifier" "$THOTHC" gen --lang c --c-prefix 'a b;' -o "$TMP/gen" "$TMP/t.tidl"
+refused 2 "not a C identifier" "$THOTHC" gen --lang c --c-prefix '9v_' -o "$TMP/gen" "$TMP/t.tidl"
+refused 2 "not a C identifier" "$THOTHC" gen --lang c --c-prefix '' -o "$TMP/gen" "$TMP/t.tidl"
+"$THOTHC" gen --lang c --c-prefix v2_ -o "$TMP/gen" "$TMP/t.tidl" ||
+  { echo "FAIL: thothc --c-prefix v2_ refused"; failures=$((failures + 1)); }
+
+# thothd: a token file whose token is longer than the 255 bytes kept (it
+# was cut silently: every request then got 401).
+head -c 300 /dev/zero | tr '\0' 'k' >"$TMP/token"
+refused 1 "longer than 255 bytes" "$THOTHD" --runtime-dir "$TMP/rt" --http-token-file "$TMP/token"
+[ ! -e "$TMP/rt" ] || { echo "FAIL: thothd started before refusing its token"; failures=$((failures + 1)); }
+
+# thothlock: an option's missing value says so.
+refused 2 "missing value for '--top'" "$THOTHLOCK" --top
+
+[ "$failures" = 0 ] || { echo "FAIL: $failures case(s)"; exit 1; }
+echo "PASS"
