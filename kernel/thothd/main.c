@@ -188,6 +188,12 @@ int main(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
 		switch (opt) {
 		case 'r':
+			/* Empty (an unset variable) would mean the default dir:
+			 * perhaps another thothd's, certainly not the one meant. */
+			if (!*optarg) {
+				fprintf(stderr, "thothd: --runtime-dir needs a directory, not an empty string\n");
+				return 2;
+			}
 			runtime_arg = optarg;
 			break;
 		case 'f':

@@ -95,5 +95,15 @@ refused 1 "longer than 255 bytes" "$THOTHD" --runtime-dir "$TMP/rt" --http-token
 # thothlock: an option's missing value says so.
 refused 2 "missing value for '--top'" "$THOTHLOCK" --top
 
+# The runtime dir: an empty value is not the default dir (another
+# thothd's); one too long for a socket path says so.
+refused 2 "--runtime-dir needs a directory" "$THOTHCTL" --runtime-dir '' status
+refused 2 "--runtime-dir needs a directory" "$THOTHCTL" status --runtime-dir=
+refused 2 "--runtime-dir needs a directory" "$THOTHD" --runtime-dir ''
+LONG=$TMP/$(head -c 150 /dev/zero | tr '\0' d)
+refused 1 "socket path too long" "$THOTHCTL" --runtime-dir "$LONG" status
+touch "$TMP/file"
+refused 1 "$TMP/file is not a directory: refusing" "$THOTHCTL" --runtime-dir "$TMP/file" status
+
 [ "$failures" = 0 ] || { echo "FAIL: $failures case(s)"; exit 1; }
 echo "PASS"
