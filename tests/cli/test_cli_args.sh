@@ -7,7 +7,8 @@
 # (`probe attach --pid 4294967297` was pid 1), never an overflow taken as
 # the largest value, never a wrong input file read as an empty result with
 # exit 0.  None of these needs a running thothd: each is refused before
-# connecting (the runtime dir below does not exist).
+# connecting (the runtime dir below does not exist); the last case (a
+# watch whose thothd dies) starts one.
 set -uo pipefail
 SRC=$1 BUILD=$2
 THOTHD=$BUILD/kernel/thothd/thothd THOTHCTL=$BUILD/tools/thothctl/thothctl
@@ -104,6 +105,36 @@ LONG=$TMP/$(head -c 150 /dev/zero | tr '\0' d)
 refused 1 "socket path too long" "$THOTHCTL" --runtime-dir "$LONG" status
 touch "$TMP/file"
 refused 1 "$TMP/file is not a directory: refusing" "$THOTHCTL" --runtime-dir "$TMP/file" status
+
+# With a thothd: `status --watch` reads thothd's shared table, which keeps
+# its last status when thothd dies (the uptime went on growing, the watch
+# never ended): it must end, exit 1, saying thothd exited.
+RT=$TMP/rt-live
+mkdir -m 700 "$RT"
+mkfifo "$RT/ready"
+"$THOTHD" --runtime-dir "$RT" --http-port off --ready-fd 3 3>"$RT/ready" 2>"$RT/thothd.log" &
+thothd_pid=$!
+read -r -t 30 ready <"$RT/ready" || true
+if [ "${ready:-}" != READY=1 ]; then
+  echo "FAIL: thothd not ready"; cat "$RT/thothd.log"; kill "$thothd_pid"; exit 1
+fi
+"$THOTHCTL" --runtime-dir "$RT" status --watch 20 >"$RT/watch.out" 2>"$RT/watch.err" &
+watch_pid=$!
+until [ -s "$RT/watch.out" ]; do sleep 0.02; done       # it watches
+kill -KILL "$thothd_pid"
+wait "$thothd_pid" 2>/dev/null
+# bounded: a watch that never ends is killed after 30 s (exit 143)
+( sleep 30; kill "$watch_pid" 2>/dev/null ) &
+guard=$!
+wait "$watch_pid"
+rc=$?
+kill "$guard" 2>/dev/null
+if [ "$rc" != 1 ] || ! grep -qF "thothd (pid $thothd_pid) exited" "$RT/watch.err"; then
+  echo "FAIL: status --watch after thothd died: exit $rc, stderr: $(cat "$RT/watch.err")"
+  failures=$((failures + 1))
+else
+  echo "ok: status --watch ended when thothd died: $(cat "$RT/watch.err")"
+fi
 
 [ "$failures" = 0 ] || { echo "FAIL: $failures case(s)"; exit 1; }
 echo "PASS"
