@@ -118,6 +118,12 @@ read -r -t 30 ready <"$RT/ready" || true
 if [ "${ready:-}" != READY=1 ]; then
   echo "FAIL: thothd not ready"; cat "$RT/thothd.log"; kill "$thothd_pid"; exit 1
 fi
+# A pid that serves nothing is "not found" (exit 1), in text and JSON; no
+# --pid and nothing serving is an empty answer (exit 0).
+refused 1 "no connected process with pid 1 serves" "$THOTHCTL" --runtime-dir "$RT" serve --pid 1
+refused 1 "no connected process with pid 1 serves" "$THOTHCTL" --runtime-dir "$RT" --json serve --pid 1
+"$THOTHCTL" --runtime-dir "$RT" serve >/dev/null ||
+  { echo "FAIL: thothctl serve with nothing serving exited $?"; failures=$((failures + 1)); }
 "$THOTHCTL" --runtime-dir "$RT" status --watch 20 >"$RT/watch.out" 2>"$RT/watch.err" &
 watch_pid=$!
 until [ -s "$RT/watch.out" ]; do sleep 0.02; done       # it watches
