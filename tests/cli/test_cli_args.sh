@@ -70,6 +70,12 @@ fi
 
 # thothctl codex: a sequence number beyond 64 bits is not UINT64_MAX.
 refused 2 "--from" "$THOTHCTL" codex read s --from 99999999999999999999999
+# ... and an option of another subcommand is not silently ignored.
+refused 2 "--sync/--deferred is not an option of create" "$THOTHCTL" codex create s --sync
+refused 2 "--sync/--deferred is not an option of read" "$THOTHCTL" codex read s --deferred
+refused 2 "--from/--to/--since/--until is not an option of stats" "$THOTHCTL" codex stats --from 3
+refused 2 "--budget-ms is not an option of read" "$THOTHCTL" codex read s --budget-ms 5
+refused 2 "--sync or --deferred, not both" "$THOTHCTL" codex append s --sync --deferred
 
 # codex: sizes that are negative, empty or beyond 64 bits.
 refused 2 "--segment-bytes" "$CODEX" --data-dir "$TMP/cx" --segment-bytes -5
