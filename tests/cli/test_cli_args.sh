@@ -124,6 +124,10 @@ read -r -t 30 ready <"$RT/ready" || true
 if [ "${ready:-}" != READY=1 ]; then
   echo "FAIL: thothd not ready"; cat "$RT/thothd.log"; kill "$thothd_pid"; exit 1
 fi
+# A bad name or version thothd refuses is explained (it said "BadName").
+refused 1 "'Echo' is not a service name" "$THOTHCTL" --runtime-dir "$RT" resolve Echo
+refused 1 "--min-version '1.x' is not a version" "$THOTHCTL" --runtime-dir "$RT" resolve echo --min-version 1.x
+
 # A pid that serves nothing is "not found" (exit 1), in text and JSON; no
 # --pid and nothing serving is an empty answer (exit 0).
 refused 1 "no connected process with pid 1 serves" "$THOTHCTL" --runtime-dir "$RT" serve --pid 1

@@ -416,6 +416,18 @@ static int cmd_resolve(thoth_control_t *ctl, const char *name, const char *min_v
 			*min_version ? " compatible with " : "", min_version);
 		return 1;
 	}
+	/* thothd answers these with the error's name alone ("BadName"): say
+	 * what a good one is (idl/registry.tidl). */
+	if (r == THOTH_E_REMOTE && ctl->client.remote_code == THOTH_REGISTRY_ERR_BAD_NAME) {
+		fprintf(stderr, "thothctl: resolve: '%s' is not a service name (1..128 of [a-z0-9_.-], "
+			"starting with a letter)\n", name);
+		return 1;
+	}
+	if (r == THOTH_E_REMOTE && ctl->client.remote_code == THOTH_REGISTRY_ERR_BAD_VERSION) {
+		fprintf(stderr, "thothctl: resolve: --min-version '%s' is not a version (MAJOR.MINOR.PATCH)\n",
+			min_version);
+		return 1;
+	}
 	if (r)
 		return thothctl_call_failed(ctl, "resolve", r);
 	if (json) {
