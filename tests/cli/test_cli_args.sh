@@ -152,5 +152,23 @@ else
   echo "ok: status --watch ended when thothd died: $(cat "$RT/watch.err")"
 fi
 
+# An --etcd nothing answers at (a wrong URL, etcd down): thothd serves on,
+# and its log says so (it said nothing but "federation: host ...").
+RT=$TMP/rt-etcd
+mkdir -m 700 "$RT"
+"$THOTHD" --runtime-dir "$RT" --http-port off --etcd http://127.0.0.1:1 2>"$RT/thothd.log" &
+thothd_pid=$!
+deadline=$((SECONDS + 30))
+until grep -q "etcd at http://127.0.0.1:1 does not answer (connection refused)" "$RT/thothd.log" ||
+      [ $SECONDS -ge $deadline ]; do sleep 0.05; done
+if grep -q "does not answer" "$RT/thothd.log" && "$THOTHCTL" --runtime-dir "$RT" status >/dev/null; then
+  echo "ok: $(grep -o 'federation: etcd.*' "$RT/thothd.log")"
+else
+  echo "FAIL: thothd with an unreachable etcd: $(cat "$RT/thothd.log")"
+  failures=$((failures + 1))
+fi
+kill "$thothd_pid"
+wait "$thothd_pid"
+
 [ "$failures" = 0 ] || { echo "FAIL: $failures case(s)"; exit 1; }
 echo "PASS"
