@@ -60,6 +60,11 @@ refused 1 "not a Chrome JSON trace" "$THOTHCTL" sched --from "$TMP/passwd"
 refused 1 "not a Chrome JSON trace" "$THOTHCTL" sched --from "$TMP/empty.json"
 refused 1 "not a Chrome JSON trace" "$THOTHCTL" --json sched --from "$TMP/empty.json"
 
+# thothctl pm sim: getopt's own "sim: option ..." named neither thothctl
+# nor the command.
+refused 2 "thothctl pm sim: missing value for --policy" "$THOTHCTL" pm sim x --policy
+refused 2 "thothctl pm sim: unknown option --bogus" "$THOTHCTL" pm sim x --bogus
+
 # thothctl moderation: a named interface that does not exist; the usage
 # offers only the policies --policy takes.
 refused 1 "no such network interface" "$THOTHCTL" moderation --dev nosuch0x
