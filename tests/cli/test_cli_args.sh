@@ -59,6 +59,8 @@ printf 'root:x:0:0:root:/root:/bin/bash\n' >"$TMP/passwd"
 refused 1 "not a Chrome JSON trace" "$THOTHCTL" sched --from "$TMP/passwd"
 refused 1 "not a Chrome JSON trace" "$THOTHCTL" sched --from "$TMP/empty.json"
 refused 1 "not a Chrome JSON trace" "$THOTHCTL" --json sched --from "$TMP/empty.json"
+refused 1 "is a directory, not a trace" "$THOTHCTL" sched --from "$TMP"
+refused 2 "not a regular file" "$THOTHCTL" probe attach "$TMP" --pid 1
 
 # thothctl pm sim: getopt's own "sim: option ..." named neither thothctl
 # nor the command.

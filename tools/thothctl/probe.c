@@ -223,6 +223,11 @@ static int read_file(const char *path, uint8_t **out, size_t *len)
 			close(fd);
 		return 2;
 	}
+	if (!S_ISREG(st.st_mode)) {     /* a directory read as "short read" */
+		fprintf(stderr, "thothctl: %s: not a regular file\n", path);
+		close(fd);
+		return 2;
+	}
 	if (st.st_size <= 0 || st.st_size > (off_t)THOTH_PROBE_MAX_OBJECT) {
 		fprintf(stderr, "thothctl: %s: %lld bytes (1 to %u)\n", path, (long long)st.st_size,
 		        THOTH_PROBE_MAX_OBJECT);

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "thoth/loop.h"
@@ -438,6 +439,12 @@ int thothctl_sched(int argc, char **argv, const thothctl_opts_t *opts)
 		fprintf(stderr, "thothctl: sched: cannot read %s: %s\n", path, strerror(errno));
 		if (!from)
 			unlink(tmp);
+		return 1;
+	}
+	struct stat st;
+	if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "thothctl: sched: %s is a directory, not a trace\n", path);
+		fclose(f);
 		return 1;
 	}
 	sched_report_t r = { 0 };
