@@ -135,6 +135,13 @@ fi
 refused 1 "'Echo' is not a service name" "$THOTHCTL" --runtime-dir "$RT" resolve Echo
 refused 1 "--min-version '1.x' is not a version" "$THOTHCTL" --runtime-dir "$RT" resolve echo --min-version 1.x
 
+# thothd cannot read RUNTIME_DIR/locks (here a file; EACCES for a user's
+# thothd): the reason and the path, not "cannot read the runtime
+# directory's locks/".
+touch "$RT/locks"
+refused 1 "cannot read $RT/locks: Not a directory" "$THOTHCTL" --runtime-dir "$RT" locks
+rm -f "$RT/locks"
+
 # A pid that serves nothing is "not found" (exit 1), in text and JSON; no
 # --pid and nothing serving is an empty answer (exit 0).
 refused 1 "no connected process with pid 1 serves" "$THOTHCTL" --runtime-dir "$RT" serve --pid 1
