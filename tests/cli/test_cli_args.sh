@@ -142,6 +142,19 @@ touch "$RT/locks"
 refused 1 "cannot read $RT/locks: Not a directory" "$THOTHCTL" --runtime-dir "$RT" locks
 rm -f "$RT/locks"
 
+# A trace session for a pid no process has (above pid_max) starts, as
+# documented (a process may connect later), but warns: it said nothing.
+nopid=$(( $(cat /proc/sys/kernel/pid_max) + 1 ))
+"$THOTHCTL" --runtime-dir "$RT" trace start --pid "$nopid" >/dev/null 2>"$RT/trace.err"
+rc=$?
+"$THOTHCTL" --runtime-dir "$RT" trace stop >/dev/null 2>&1
+if [ "$rc" != 0 ] || ! grep -qF "no process has pid $nopid" "$RT/trace.err"; then
+  echo "FAIL: trace start --pid $nopid: exit $rc, stderr: $(cat "$RT/trace.err")"
+  failures=$((failures + 1))
+else
+  echo "ok: trace start --pid $nopid: $(cat "$RT/trace.err")"
+fi
+
 # A pid that serves nothing is "not found" (exit 1), in text and JSON; no
 # --pid and nothing serving is an empty answer (exit 0).
 refused 1 "no connected process with pid 1 serves" "$THOTHCTL" --runtime-dir "$RT" serve --pid 1
