@@ -108,6 +108,13 @@ refused 1 "longer than 255 bytes" "$THOTHD" --runtime-dir "$TMP/rt" --http-token
 
 # thothlock: an option's missing value says so.
 refused 2 "missing value for '--top'" "$THOTHLOCK" --top
+# A program that cannot be run: said once, exit 127, and no second
+# message about a lock table it never had the chance to leave.
+refused 127 "$TMP/nosuch: No such file or directory" "$THOTHLOCK" -- "$TMP/nosuch"
+if grep -q "left no lock table" "$TMP/err"; then
+  echo "FAIL: thothlock -- NOSUCH also blamed the lock table: $(cat "$TMP/err")"
+  failures=$((failures + 1))
+fi
 
 # The runtime dir: an empty value is not the default dir (another
 # thothd's); one too long for a socket path says so.
