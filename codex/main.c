@@ -282,30 +282,34 @@ int main(int argc, char **argv)
 		case 'p': element = optarg; break;
 		case 'n': element = NULL; break;
 		case 'w':
+			errno = 0;
 			workers = strtol(optarg, &end, 10);
-			if (*end || workers < 1 || workers > MAX_WORKERS) {
+			if (*end || !*optarg || errno || workers < 1 || workers > MAX_WORKERS) {
 				fprintf(stderr, "codex: --workers %s: must be 1..64\n", optarg);
 				return 2;
 			}
 			break;
 		case 's':
+			errno = 0;
 			seg = strtoull(optarg, &end, 10);
-			if (*end || seg < 4096) {
+			if (*end || errno || *optarg == '-' || seg < 4096) {
 				fprintf(stderr, "codex: --segment-bytes %s: must be a number >= 4096\n", optarg);
 				return 2;
 			}
 			break;
 		case 'R':
+			errno = 0;
 			retain = strtoull(optarg, &end, 10);
-			if (*end || *optarg == '-') {
+			if (*end || !*optarg || errno || *optarg == '-') {
 				fprintf(stderr, "codex: --retain-bytes %s: must be a number of bytes (0: keep everything)\n",
 					optarg);
 				return 2;
 			}
 			break;
 		case 'g':
+			errno = 0;
 			window = strtol(optarg, &end, 10);
-			if (*end || window < 1 || window > (long)CX_GC_WINDOW_MAX_US) {
+			if (*end || errno || window < 1 || window > (long)CX_GC_WINDOW_MAX_US) {
 				fprintf(stderr, "codex: --group-window-us %s: must be 1..2000\n", optarg);
 				return 2;
 			}

@@ -1,7 +1,8 @@
 /*
  * bench_codex - codex's writeback alignment and sync throughput (PM-4).
  *
- *   bench_codex [DIR]     (DIR: where the stores go, default ./bench-codex-data;
+ *   bench_codex [DIR]     (the stores go in a new DIR/bench-codex-XXXXXX, removed at
+ *                          the end; DIR defaults to .;
  *                          BENCH_CODEX_SECONDS per throughput run, default 1.5;
  *                          BENCH_CODEX_REPS runs per point, median printed, default 3)
  *
@@ -28,8 +29,10 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <ftw.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,12 +62,19 @@ static uint64_t mono(void)
 	return (uint64_t)ts.tv_sec * S + (uint64_t)ts.tv_nsec;
 }
 
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st, (void)flag, (void)ftw;
+	remove(path);
+	return 0;
+}
+
+/* Remove PATH and what it holds (only the bench's own directories: BASE is
+ * one it made).  nftw, not `rm -rf` through a shell: a quote in DIR would
+ * have been shell syntax. */
 static void rm_rf(const char *path)
 {
-	char cmd[1200];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
-	if (system(cmd)) {
-	}
+	nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 /* ---- part 1: the trace --------------------------------------------------- */
@@ -550,8 +560,22 @@ static void part2(void)
 
 int main(int argc, char **argv)
 {
-	snprintf(base, sizeof base, "%s", argc > 1 ? argv[1] : "./bench-codex-data");
-	mkdir(base, 0700);
+	/* DIR is where the bench makes its own directory (and removes it at
+	 * the end): removing DIR itself, as it did, would take whatever the
+	 * user kept there; an option (--help, a typo) is not a DIR. */
+	if (argc > 2 || (argc == 2 && argv[1][0] == '-')) {
+		bool help = argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"));
+		fprintf(help ? stdout : stderr,
+			"usage: bench_codex [DIR]   (the stores go in a new DIR/bench-codex-XXXXXX,\n"
+			"                           removed at the end; DIR defaults to .)\n");
+		return help ? 0 : 2;
+	}
+	const char *dir = argc > 1 ? argv[1] : ".";
+	if (snprintf(base, sizeof base, "%s/bench-codex-XXXXXX", dir) >= (int)sizeof base || !mkdtemp(base)) {
+		fprintf(stderr, "bench_codex: cannot make a directory in %s: %s\n", dir,
+			strlen(dir) + 20 > sizeof base ? "path too long" : strerror(errno));
+		return 1;
+	}
 	if (!getenv("BENCH_CODEX_ONLY"))
 		part1();
 	part2();

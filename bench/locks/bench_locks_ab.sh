@@ -14,6 +14,11 @@ set -eu
 CPUTIME=@CPUTIME_PATH@
 [ $# -ge 1 ] || { echo "bench_locks_ab: skipped (give another build's libthothlock.so to compare)"; exit 0; }
 A=$1; B=${2:-@THOTHLOCK_LIB_PATH@}; REPS=${3:-7}
+# Checked first: an option or a typo is not a library, junk not a count.
+for lib in "$A" "$B"; do
+	[ -f "$lib" ] || { echo "bench_locks_ab: $lib: no such library (usage: bench_locks_ab LIB_A [LIB_B [REPS ...]])" >&2; exit 2; }
+done
+case $REPS in ''|*[!0-9]*|0) echo "bench_locks_ab: REPS wants a count, not '$REPS'" >&2; exit 2 ;; esac
 if [ $# -ge 3 ]; then shift 3; else shift $#; fi
 if [ "${1:-}" = -- ]; then
 	shift

@@ -45,6 +45,7 @@ LIB=${THOTHLOCK_LIB:-@THOTHLOCK_LIB_PATH@}
 if [ "${1:-}" = pairs ]; then
 	shift
 	REPS=${1:-21}
+	case $REPS in ''|*[!0-9]*|0) echo "bench_locks_sample: pairs REPS wants a count, not '$REPS'" >&2; exit 2 ;; esac
 	if [ $# -ge 1 ]; then shift; fi
 	command -v sysbench >/dev/null 2>&1 || { echo "bench_locks_sample: skipped (sysbench not installed)"; exit 0; }
 	[ $# -gt 0 ] || set -- mutex --threads=4
@@ -156,6 +157,9 @@ if [ "${1:-}" = callgrind ]; then
 	exit 0
 fi
 REPS=${1:-9}
+case $REPS in
+''|*[!0-9]*|0) echo "bench_locks_sample: REPS wants a count (or pairs, events, events-memcached, callgrind), not '$REPS'" >&2; exit 2 ;;
+esac
 if [ $# -ge 1 ]; then shift; fi
 if [ "${1:-}" = -- ]; then
 	shift

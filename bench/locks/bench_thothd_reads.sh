@@ -19,6 +19,11 @@
 # clients (each client: blocking round trips).
 set -eu
 ROUNDS=${1:-5}
+# Checked before anything is built: junk (--help, a typo) is not a count.
+case $ROUNDS in
+''|*[!0-9]*|0) echo "usage: bench_thothd_reads [ROUNDS]   (a count, default 5; not '$ROUNDS')" >&2; exit 2 ;;
+esac
+[ $# -le 1 ] || { echo "usage: bench_thothd_reads [ROUNDS]" >&2; exit 2; }
 SRC=@PROJECT_SOURCE_DIR@
 BUILD=@CMAKE_BINARY_DIR@
 THIS=@THOTHD_AFTER@

@@ -716,6 +716,10 @@ int main(int argc, char **argv)
 		thoth_pm_engine_free(e);
 		return 0;
 	}
+	if (argc > 1) {         /* junk is not "run everything" */
+		fprintf(stderr, "usage: bench_pm [--options | --decisions N]\n");
+		return 2;
+	}
 	printf("bench_pm: all energy figures are MODELLED (no RAPL, no cpufreq on this machine)\n\n");
 	efficiency();
 	devices(device_specs, sizeof(device_specs) / sizeof(device_specs[0]), true,

@@ -17,6 +17,7 @@
  * live LTTng session).
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <sched.h>
@@ -210,8 +211,16 @@ static double sustained_rate(uint64_t n, uint64_t *dropped)
 
 int main(int argc, char **argv)
 {
-	if (argc > 1)
-		events_per_run = strtoull(argv[1], NULL, 0);
+	if (argc > 1) {
+		/* checked whole: junk (--help) is not 0 events, silently 1000 */
+		char *end;
+		errno = 0;
+		events_per_run = strtoull(argv[1], &end, 0);
+		if (argc > 2 || !*argv[1] || *end || errno || argv[1][0] == '-') {
+			fprintf(stderr, "usage: bench_trace [events-per-run]   (a number, not '%s')\n", argv[1]);
+			return 2;
+		}
+	}
 	if (events_per_run < 1000)
 		events_per_run = 1000;
 

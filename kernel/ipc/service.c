@@ -43,6 +43,7 @@
 #include "log_internal.h"
 #include "timerpage.h"
 #include "unixsock.h"
+#include "why.h"
 
 enum {
 	ANSWER_TIMEOUT_MS = 2000,       /* a thothd that does not answer is dropped */
@@ -222,8 +223,18 @@ static int control_open(thoth_control_t *ctl, const char *runtime_dir, unsigned 
 	memset(ctl, 0, sizeof *ctl);
 	ctl->sock.fd = -1;
 	int r = thoth_control_socket(runtime_dir, ctl->path, sizeof ctl->path);
-	if (r)
+	if (r) {
+		/* Say why: "invalid argument" and a cut path named nothing. */
+		char dir[4096];
+		if (thoth_runtime_dir(runtime_dir, dir, sizeof dir))
+			thoth__why(ctl->why, sizeof ctl->why, "runtime dir path too long");
+		else
+			thoth__why(ctl->why, sizeof ctl->why, "socket path too long: %zu bytes of "
+				   "runtime dir, a Unix socket path holds %zu with \"/thothd.sock\"",
+				   strlen(dir), sizeof ctl->path - sizeof "/thothd.sock");
+		ctl->path[0] = 0;
 		return THOTH_E_INVAL;
+	}
 	r = thoth__unix_connect(ctl->path, THOTH__UNIX_CHECK_DIR | flags, timeout_ms, fd, ctl->why,
 				sizeof ctl->why);
 	return r;

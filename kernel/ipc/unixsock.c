@@ -55,8 +55,8 @@ int thoth__unix_check_dir(const char *dir, char *why, size_t why_len)
 		return e == ENOENT || e == ENOTDIR ? THOTH_E_NOT_RUNNING : THOTH_E_IO;
 	}
 	if (S_ISLNK(st.st_mode) || !S_ISDIR(st.st_mode)) {
-		thoth__why(why, why_len, "runtime dir %s is %s, not a directory: refusing to talk to "
-			   "whatever is behind it", dir, S_ISLNK(st.st_mode) ? "a symlink" : "not a directory");
+		thoth__why(why, why_len, "runtime dir %s is %s: refusing to talk to whatever is behind "
+			   "it", dir, S_ISLNK(st.st_mode) ? "a symlink, not a directory" : "not a directory");
 		return THOTH_E_PERM;
 	}
 	if (st.st_uid != geteuid()) {

@@ -78,6 +78,7 @@ struct thothd_federation {
 	fed_http_t *http;
 	/* lease */
 	uint64_t lease;                 /* 0: none */
+	bool etcd_down;                 /* said so in the log: a lease call failed */
 	fed_req_t *lease_req;
 	thoth_timer_t *lease_timer;
 	/* writer */
@@ -277,6 +278,22 @@ static void lease_lost(thothd_federation_t *f, const char *why)
 	lease_grant(f);
 }
 
+/* A lease call failed or succeeded: the log says once that etcd does not
+ * answer (a wrong --etcd, etcd down) and once that it answers again; in
+ * between, the retries are silent.  Without it a thothd whose etcd never
+ * answered ran on with nothing in its log but "federation: host ...". */
+static void etcd_answered(thothd_federation_t *f, bool ok, int err, long status)
+{
+	if (ok && f->etcd_down)
+		thothd_info("federation: etcd at %s answers again", f->url_base);
+	else if (!ok && !f->etcd_down)
+		thothd_warn("federation: etcd at %s does not answer (%s): serving this host's "
+			    "services only, retrying", f->url_base,
+			    err == THOTH_E_NOT_RUNNING ? "connection refused" : err ? thoth_strerror(err)
+			    : status && status != 200 ? "an HTTP error status" : "not an etcd answer");
+	f->etcd_down = !ok;
+}
+
 static void keepalive_done(void *arg, int err, long status, const char *body, size_t len)
 {
 	thothd_federation_t *f = arg;
@@ -287,6 +304,7 @@ static void keepalive_done(void *arg, int err, long status, const char *body, si
 	json_object *res = NULL;
 	if (o)
 		json_object_object_get_ex(o, "result", &res);
+	etcd_answered(f, res != NULL, err, status);
 	if (!res) {
 		f->stats.errors++;
 		json_object_put(o);
@@ -331,6 +349,7 @@ static void grant_done(void *arg, int err, long status, const char *body, size_t
 	json_object *o = err || status != 200 ? NULL : json_tokener_parse(body);
 	uint64_t id = json_u64(o, "ID"), ttl = json_u64(o, "TTL");
 	json_object_put(o);
+	etcd_answered(f, id && ttl, err, status);
 	if (!id || !ttl) {
 		f->stats.errors++;
 		lease_arm(f, 500);      /* lease_timer_fired grants again */

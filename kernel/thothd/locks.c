@@ -261,6 +261,7 @@ typedef struct report_job {
 	uint64_t client;                /* the asker's id: its snapshot */
 	int status;                     /* of the scan or the report */
 	const char *why;
+	char why_buf[4300];             /* why, when it names the dir (dir[4200]) and an errno */
 	thothd_lock_scan_t *scan;       /* the scan's refusals (tables freed) */
 	char *buf;                      /* the report */
 	size_t size;
@@ -275,11 +276,15 @@ static void report_work(void *arg)
 	thothd_lock_scan_t *scan = job->scan;
 	uint64_t t0 = now_ns();
 	pthread_mutex_lock(&l->syms_mu);
+	errno = 0;
 	int r = thothd_lock_scan_cached(l->dir, (int)job->pid, l->syms, scan);
 	if (r) {
+		int e = errno;          /* opendir's: say which dir and why */
 		pthread_mutex_unlock(&l->syms_mu);
 		job->status = r;
-		job->why = "cannot read the runtime directory's locks/";
+		snprintf(job->why_buf, sizeof job->why_buf, "cannot read %s: %s", l->dir,
+			 e ? strerror(e) : thoth_strerror(r));
+		job->why = job->why_buf;
 		return;
 	}
 	if (scan->n) {

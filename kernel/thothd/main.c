@@ -188,6 +188,12 @@ int main(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
 		switch (opt) {
 		case 'r':
+			/* Empty (an unset variable) would mean the default dir:
+			 * perhaps another thothd's, certainly not the one meant. */
+			if (!*optarg) {
+				fprintf(stderr, "thothd: --runtime-dir needs a directory, not an empty string\n");
+				return 2;
+			}
 			runtime_arg = optarg;
 			break;
 		case 'f':
@@ -333,7 +339,16 @@ int main(int argc, char **argv)
 				fclose(tf);
 			return 1;
 		}
+		/* fgets stops at the buffer's end: a longer first line would be cut
+		 * silently to a token no client has (every request then 401). */
+		bool whole = strchr(token, '\n') || feof(tf);
+		int next = whole ? EOF : fgetc(tf);
 		fclose(tf);
+		if (!whole && next != EOF && next != '\n' && next != '\r') {
+			fprintf(stderr, "thothd: the token in %s is longer than %zu bytes\n", token_file,
+				sizeof token - 1);
+			return 1;
+		}
 		token[strcspn(token, "\r\n")] = 0;
 		if (!token[0]) {
 			fprintf(stderr, "thothd: the token in %s is empty\n", token_file);

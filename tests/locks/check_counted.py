@@ -138,6 +138,27 @@ def bad_values(lib, workload, tool):
                 if doc["processes"][0]["acquisitions_sample"] != 1:
                     fail(f"all mode: acquisitions_sample {doc['processes'][0]['acquisitions_sample']}")
             print(f"ok {mode} THOTHLOCK_ACQ_SAMPLE={bad!r}: {err.strip()}")
+    # THOTHLOCK_MODE and THOTHLOCK_CLOCK: a typo is named on stderr (it was
+    # silently contention mode / the TSC), the run goes on in the default.
+    for var, bad, default in (("THOTHLOCK_MODE", "ALL", "contention"),
+                              ("THOTHLOCK_MODE", "bogus", "contention"),
+                              ("THOTHLOCK_CLOCK", "monotnic", None)):
+        with tempfile.TemporaryDirectory() as tmp:
+            env = {k: v for k, v in os.environ.items() if not k.startswith("THOTHLOCK_")}
+            env.update(LD_PRELOAD=lib, THOTHLOCK_DIR=tmp, **{var: bad})
+            p = subprocess.run([workload, "misses"], env=env, capture_output=True,
+                               text=True, timeout=60)
+            if p.returncode != 0:
+                fail(f"{var}={bad!r}: exit {p.returncode}")
+            if f"{var}={bad}" not in p.stderr:
+                fail(f"{var}={bad!r}: stderr {p.stderr!r} does not name it")
+            if default:
+                table = [f for f in os.listdir(tmp) if f.endswith(".table")][0]
+                table = os.path.join(tmp, table)
+                doc = dump(tool, table, table[:-len("table")] + "maps")
+                if doc["processes"][0]["mode"] != default:
+                    fail(f"{var}={bad!r}: mode {doc['processes'][0]['mode']}")
+        print(f"ok {var}={bad!r}: {p.stderr.strip()}")
 
 
 if __name__ == "__main__":

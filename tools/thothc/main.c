@@ -9,7 +9,9 @@
  * Exit status: 0 success, 1 incompatible (check), not canonical (fmt
  * --check) or findings (lint), 2 usage, syntax or semantic error.
  */
+#include <ctype.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -84,6 +86,17 @@ static int cmd_gen(int argc, char **argv)
 	}
 	if (prefix && argc - first > 1)
 		return bad_usage("--c-prefix applies to one file at a time");
+	/* The prefix starts every generated name (and, upper-cased, every
+	 * macro): anything but a C identifier would only show up later as
+	 * the C compiler's errors in the generated files. */
+	if (prefix) {
+		bool ident = (prefix[0] == '_' || isalpha((unsigned char)prefix[0]));
+		for (const char *c = prefix; ident && *c; c++)
+			ident = *c == '_' || isalnum((unsigned char)*c);
+		if (!ident)
+			return bad_usage("--c-prefix '%s' is not a C identifier ([A-Za-z_][A-Za-z0-9_]*)",
+					 prefix);
+	}
 	int status = 0;
 	for (int i = first; i < argc; i++) {
 		if (argv[i][0] == '-')

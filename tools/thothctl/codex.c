@@ -14,6 +14,7 @@
  * shared-memory channel.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -193,9 +194,10 @@ static int cmd_stats(thoth_chan_t *ch, const thothctl_opts_t *opts)
 static int parse_u64(const char *opt, const char *s, uint64_t *out)
 {
 	char *end;
+	errno = 0;
 	unsigned long long v = strtoull(s, &end, 10);
-	if (!*s || *end || *s == '-') {
-		fprintf(stderr, "thothctl: codex: %s %s: not a number\n", opt, s);
+	if (!*s || *end || *s == '-' || errno) {    /* errno: ERANGE, not UINT64_MAX */
+		fprintf(stderr, "thothctl: codex: %s %s: not a number (0..18446744073709551615)\n", opt, s);
 		return 2;
 	}
 	*out = v;
@@ -221,18 +223,20 @@ int thothctl_codex(int argc, char **argv, const thothctl_opts_t *opts)
 	int dur = THOTH_CODEX_DURABILITY_SYNC;
 	uint64_t budget = 0, from = 1, to = 0, since = 0, until = 0;
 	bool by_time = false;
+	unsigned given = 0;             /* which options came: G_* below */
+	enum { G_SYNC = 1, G_DEFERRED = 2, G_BUDGET = 4, G_RANGE = 8 };
 	int opt, rc;
 	optind = has_sub ? 2 : 1;
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
 		switch (opt) {
-		case 'S': dur = THOTH_CODEX_DURABILITY_SYNC; break;
-		case 'D': dur = THOTH_CODEX_DURABILITY_DEFERRED; break;
-		case 'b': if ((rc = parse_u64("--budget-ms", optarg, &budget))) return rc; break;
-		case 'f': if ((rc = parse_u64("--from", optarg, &from))) return rc; break;
-		case 't': if ((rc = parse_u64("--to", optarg, &to))) return rc; break;
-		case 's': if ((rc = parse_u64("--since", optarg, &since))) return rc; by_time = true; break;
-		case 'u': if ((rc = parse_u64("--until", optarg, &until))) return rc; by_time = true; break;
+		case 'S': dur = THOTH_CODEX_DURABILITY_SYNC; given |= G_SYNC; break;
+		case 'D': dur = THOTH_CODEX_DURABILITY_DEFERRED; given |= G_DEFERRED; break;
+		case 'b': if ((rc = parse_u64("--budget-ms", optarg, &budget))) return rc; given |= G_BUDGET; break;
+		case 'f': if ((rc = parse_u64("--from", optarg, &from))) return rc; given |= G_RANGE; break;
+		case 't': if ((rc = parse_u64("--to", optarg, &to))) return rc; given |= G_RANGE; break;
+		case 's': if ((rc = parse_u64("--since", optarg, &since))) return rc; by_time = true; given |= G_RANGE; break;
+		case 'u': if ((rc = parse_u64("--until", optarg, &until))) return rc; by_time = true; given |= G_RANGE; break;
 		case 'h':
 			printf("usage: thothctl codex [stats] [--json]\n"
 			       "       thothctl codex create STREAM [--budget-ms N]\n"
@@ -255,6 +259,21 @@ int thothctl_codex(int argc, char **argv, const thothctl_opts_t *opts)
 	}
 	if (needs_stream && (!stream || optind + 1 != argc)) {
 		fprintf(stderr, "thothctl: codex %s: needs one STREAM\n", sub);
+		return 2;
+	}
+	/* An option of another subcommand was silently ignored (`create S
+	 * --sync`, `read S --deferred`), and --sync --deferred kept the last. */
+	unsigned allowed = !strcmp(sub, "append") ? G_SYNC | G_DEFERRED | G_BUDGET
+			 : !strcmp(sub, "create") ? G_BUDGET : !strcmp(sub, "read") ? G_RANGE : 0;
+	if (given & ~allowed) {
+		unsigned extra = given & ~allowed;
+		fprintf(stderr, "thothctl: codex %s: %s is not an option of %s\n", sub,
+			extra & (G_SYNC | G_DEFERRED) ? "--sync/--deferred" : extra & G_BUDGET ? "--budget-ms"
+			: "--from/--to/--since/--until", sub);
+		return 2;
+	}
+	if ((given & G_SYNC) && (given & G_DEFERRED)) {
+		fprintf(stderr, "thothctl: codex append: --sync or --deferred, not both\n");
 		return 2;
 	}
 	if (budget > 86400000ull) {
@@ -280,6 +299,11 @@ int thothctl_codex(int argc, char **argv, const thothctl_opts_t *opts)
 		while ((n = getline(&line, &cap, stdin)) >= 0) {
 			if (n && line[n - 1] == '\n')
 				line[--n] = 0;
+			if ((uint64_t)n > UINT32_MAX) {    /* the length is 32 bits on the wire */
+				fprintf(stderr, "thothctl: codex append %s: a line of %zd bytes\n", stream, n);
+				rc = 1;
+				break;
+			}
 			thoth_bytes_t rec = { .ptr = (const uint8_t *)line, .len = (uint32_t)n };
 			thoth_codex_Codex_append_req_t req = {
 				.stream = thoth_str(stream), .records = { .items = &rec, .count = 1 },

@@ -416,6 +416,18 @@ static int cmd_resolve(thoth_control_t *ctl, const char *name, const char *min_v
 			*min_version ? " compatible with " : "", min_version);
 		return 1;
 	}
+	/* thothd answers these with the error's name alone ("BadName"): say
+	 * what a good one is (idl/registry.tidl). */
+	if (r == THOTH_E_REMOTE && ctl->client.remote_code == THOTH_REGISTRY_ERR_BAD_NAME) {
+		fprintf(stderr, "thothctl: resolve: '%s' is not a service name (1..128 of [a-z0-9_.-], "
+			"starting with a letter)\n", name);
+		return 1;
+	}
+	if (r == THOTH_E_REMOTE && ctl->client.remote_code == THOTH_REGISTRY_ERR_BAD_VERSION) {
+		fprintf(stderr, "thothctl: resolve: --min-version '%s' is not a version (MAJOR.MINOR.PATCH)\n",
+			min_version);
+		return 1;
+	}
 	if (r)
 		return thothctl_call_failed(ctl, "resolve", r);
 	if (json) {
@@ -442,9 +454,13 @@ int thothctl_connect(thoth_control_t *ctl, const char *runtime_dir)
 				ctl->path);
 		return 1;
 	}
+	if (r && !ctl->path[0]) {       /* no socket path: the runtime dir's is too long */
+		fprintf(stderr, "thothctl: cannot reach thothd: %s\n",
+			ctl->why[0] ? ctl->why : "runtime dir path too long");
+		return 1;
+	}
 	if (r) {
-		fprintf(stderr, "thothctl: cannot reach thothd at %s: %s\n",
-			ctl->path[0] ? ctl->path : "(runtime dir path too long)",
+		fprintf(stderr, "thothctl: cannot reach thothd at %s: %s\n", ctl->path,
 			ctl->why[0] ? ctl->why : thoth_strerror(r));
 		return 1;
 	}
@@ -580,17 +596,21 @@ static int global_option(int argc, char **argv, int *i, thothctl_opts_t *opts, b
 			return -1;
 		}
 		opts->runtime_dir = argv[++*i];
-		return 1;
-	}
-	if (strncmp(a, "--runtime-dir=", 14) == 0) {
+	} else if (strncmp(a, "--runtime-dir=", 14) == 0) {
 		opts->runtime_dir = a + 14;
-		return 1;
-	}
-	if (json_is_global && strcmp(a, "--json") == 0) {
+	} else if (json_is_global && strcmp(a, "--json") == 0) {
 		opts->json = true;
 		return 1;
+	} else {
+		return 0;
 	}
-	return 0;
+	/* An empty value (an unset variable: --runtime-dir "$DIR") would
+	 * silently mean the default runtime dir, another thothd's. */
+	if (!opts->runtime_dir[0]) {
+		usage_error("--runtime-dir needs a directory, not an empty string", NULL);
+		return -1;
+	}
+	return 1;
 }
 
 int main(int argc, char **argv)

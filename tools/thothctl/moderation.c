@@ -9,7 +9,7 @@
  *       when set) the counters the NVMe loop samples and its interrupt
  *       coalescing (feature 0x08), or why not.  --probe also tries to change rx-usecs, rx-frames and adaptive-rx
  *       (restoring them) and says which changes the device really takes.
- *   thothctl moderation --policy none|fixed|dim|adaptive --rate MSG_PER_S [--json]
+ *   thothctl moderation --policy none|dim|adaptive --rate MSG_PER_S [--json]
  *       the profile {messages, us} the policy settles on for a steady
  *       producer at that rate (the same code the channels run).
  */
@@ -17,6 +17,7 @@
 #include <dirent.h>
 #include <getopt.h>
 #include <limits.h>
+#include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +33,8 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: thothctl moderation [--dev IF] [--probe] [--json]\n"
-		   "       thothctl moderation --policy none|fixed|dim|adaptive --rate MSG_PER_S [--json]\n");
+		   "       thothctl moderation --policy none|dim|adaptive --rate MSG_PER_S [--json]\n"
+		   "(fixed takes its profile from the channel's configuration: no rate picks one)\n");
 }
 
 static void driver_of(const char *ifname, char *out, size_t len)
@@ -328,6 +330,13 @@ int thothctl_moderation(int argc, char **argv, const thothctl_opts_t *opts)
 	if (dev && (!*dev || strlen(dev) >= 16 || strchr(dev, '/'))) {
 		fprintf(stderr, "thothctl moderation: --dev %s: an interface name of 1 to 15 bytes\n", dev);
 		return 2;
+	}
+	/* A named interface that does not exist is an error, not a line among
+	 * the devices (ethtool's "no device" is taken for "nothing to show"
+	 * when every interface is listed). */
+	if (dev && !if_nametoindex(dev)) {
+		fprintf(stderr, "thothctl moderation: --dev %s: no such network interface\n", dev);
+		return 1;
 	}
 	if (policy || rate)
 		return show_policy(policy, rate, opts->json);

@@ -201,7 +201,8 @@ int thothctl_pm_sim(int argc, char **argv, const thothctl_opts_t *opts)
 	unsigned gov_options = THOTH_PM_GOV_DEFAULT_OPTIONS;
 	int opt;
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+	opterr = 0;     /* our messages, not getopt's "sim: option ..." */
+	while ((opt = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
 		switch (opt) {
 		case 'p': policy = optarg; break;
 		case 'd': device = optarg; break;
@@ -226,7 +227,8 @@ int thothctl_pm_sim(int argc, char **argv, const thothctl_opts_t *opts)
 				return bad("--gov-options: expected none, ff, chain or ff+chain, not", optarg);
 			break;
 		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case ':': return bad("missing value for", argv[optind - 1]);
+		default: return bad("unknown option", argv[optind - 1]);
 		}
 	}
 	if (optind != argc - 1)

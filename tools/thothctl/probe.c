@@ -73,6 +73,49 @@ static int usage(FILE *out, int status)
 	return status;
 }
 
+/*
+ * Numbers on the command line, checked whole: a pid or id that is not a
+ * number (or does not fit: 4294967297 must not become pid 1), or seconds
+ * that are negative, NaN or beyond MAX, are usage errors naming the option
+ * -- never a silent 0 that picks another target or waits forever.  Each
+ * returns 0, or 2 after the message.
+ */
+static int parse_u64_arg(const char *what, const char *s, uint64_t max, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (!*s || *end || errno || s[0] < '0' || s[0] > '9' || v == 0 || v > max) {
+		fprintf(stderr, "thothctl: probe: %s wants a number 1..%" PRIu64 ", not '%s'\n", what,
+		        max, s);
+		return 2;
+	}
+	*out = v;
+	return 0;
+}
+
+static int parse_pid_arg(const char *s, uint32_t *pid)
+{
+	uint64_t v;
+	int r = parse_u64_arg("--pid", s, INT32_MAX, &v);
+	if (!r)
+		*pid = (uint32_t)v;
+	return r;
+}
+
+static int parse_seconds_arg(const char *what, const char *s, double max, double *out)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (!*s || *end || errno || !(v >= 0 && v <= max)) {
+		fprintf(stderr, "thothctl: probe: %s wants seconds 0..%g, not '%s'\n", what, max, s);
+		return 2;
+	}
+	*out = v;
+	return 0;
+}
+
 static int probe_check(int argc, char **argv, const thothctl_opts_t *opts)
 {
 	if (argc != 2)
@@ -180,6 +223,11 @@ static int read_file(const char *path, uint8_t **out, size_t *len)
 			close(fd);
 		return 2;
 	}
+	if (!S_ISREG(st.st_mode)) {     /* a directory read as "short read" */
+		fprintf(stderr, "thothctl: %s: not a regular file\n", path);
+		close(fd);
+		return 2;
+	}
 	if (st.st_size <= 0 || st.st_size > (off_t)THOTH_PROBE_MAX_OBJECT) {
 		fprintf(stderr, "thothctl: %s: %lld bytes (1 to %u)\n", path, (long long)st.st_size,
 		        THOTH_PROBE_MAX_OBJECT);
@@ -222,16 +270,19 @@ static int probe_attach(int argc, char **argv, const thothctl_opts_t *opts)
 	uint32_t pid = 0;
 	double wait_s = 5;
 	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--pid") && i + 1 < argc)
-			pid = (uint32_t)strtoul(argv[++i], NULL, 10);
-		else if (!strcmp(argv[i], "--wait") && i + 1 < argc)
-			wait_s = strtod(argv[++i], NULL);
-		else if (!strcmp(argv[i], "--service") && i + 1 < argc)
+		if (!strcmp(argv[i], "--pid") && i + 1 < argc) {
+			if (parse_pid_arg(argv[++i], &pid))
+				return 2;
+		} else if (!strcmp(argv[i], "--wait") && i + 1 < argc) {
+			if (parse_seconds_arg("--wait", argv[++i], 3600, &wait_s))
+				return 2;
+		} else if (!strcmp(argv[i], "--service") && i + 1 < argc) {
 			service = argv[++i];
-		else if (argv[i][0] != '-' && !path)
+		} else if (argv[i][0] != '-' && !path) {
 			path = argv[i];
-		else
+		} else {
 			return usage(stderr, 2);
+		}
 	}
 	if (!path || (!pid) == (!service) || (service && !service[0]))
 		return usage(stderr, 2);   /* exactly one of --pid and --service */
@@ -406,10 +457,13 @@ static int probe_detach(int argc, char **argv, const thothctl_opts_t *opts)
 {
 	if (argc != 2)
 		return usage(stderr, 2);
+	uint64_t id;
+	if (parse_u64_arg("a probe ID", argv[1], UINT64_MAX, &id))
+		return 2;
 	session_t s;
 	if (session_open(&s, opts))
 		return 1;
-	thoth_probe_ProbeControl_detach_req_t req = { .id = strtoull(argv[1], NULL, 10) };
+	thoth_probe_ProbeControl_detach_req_t req = { .id = id };
 	thoth_probe_ProbeControl_detach_resp_t resp;
 	int r = thoth_probe_ProbeControl_detach(&s.ctl.client, &req, &resp, &s.arena);
 	if (r)
@@ -484,7 +538,9 @@ static int probe_maps(int argc, char **argv, const thothctl_opts_t *opts)
 {
 	if (argc != 2)
 		return usage(stderr, 2);
-	uint64_t id = strtoull(argv[1], NULL, 10);
+	uint64_t id;
+	if (parse_u64_arg("a probe ID", argv[1], UINT64_MAX, &id))
+		return 2;
 	session_t s;
 	if (session_open(&s, opts))
 		return 1;
@@ -567,22 +623,26 @@ static int probe_run(int argc, char **argv, const thothctl_opts_t *opts)
 	uint32_t pid = 0;
 	double duration = 5, wait_s = 5;
 	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--pid") && i + 1 < argc)
-			pid = (uint32_t)strtoul(argv[++i], NULL, 10);
-		else if (!strcmp(argv[i], "--service") && i + 1 < argc)
+		if (!strcmp(argv[i], "--pid") && i + 1 < argc) {
+			if (parse_pid_arg(argv[++i], &pid))
+				return 2;
+		} else if (!strcmp(argv[i], "--service") && i + 1 < argc) {
 			service = argv[++i];
-		else if (!strcmp(argv[i], "--duration") && i + 1 < argc)
-			duration = strtod(argv[++i], NULL);
-		else if (!strcmp(argv[i], "--wait") && i + 1 < argc)
-			wait_s = strtod(argv[++i], NULL);
-		else if (!strcmp(argv[i], "--emit") && i + 1 < argc)
+		} else if (!strcmp(argv[i], "--duration") && i + 1 < argc) {
+			if (parse_seconds_arg("--duration", argv[++i], 86400, &duration))
+				return 2;
+		} else if (!strcmp(argv[i], "--wait") && i + 1 < argc) {
+			if (parse_seconds_arg("--wait", argv[++i], 3600, &wait_s))
+				return 2;
+		} else if (!strcmp(argv[i], "--emit") && i + 1 < argc) {
 			emit = argv[++i];
-		else if (!script && (argv[i][0] != '-' || argv[i][1] == '\0'))
+		} else if (!script && (argv[i][0] != '-' || argv[i][1] == '\0')) {
 			script = argv[i];
-		else
+		} else {
 			return usage(stderr, 2);
+		}
 	}
-	if (!script || !(duration >= 0 && duration <= 86400) || !(wait_s >= 0 && wait_s <= 3600))
+	if (!script)
 		return usage(stderr, 2);
 	if (!emit && (!pid) == (!service))
 		return usage(stderr, 2);   /* exactly one target, or --emit */
@@ -754,18 +814,21 @@ static int probe_kernel(int argc, char **argv, const thothctl_opts_t *opts)
 	double duration = 5, every = 0;
 	bool keep = false;
 	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--duration") == 0 && i + 1 < argc)
-			duration = strtod(argv[++i], NULL);
-		else if (strcmp(argv[i], "--every") == 0 && i + 1 < argc)
-			every = strtod(argv[++i], NULL);
-		else if (strcmp(argv[i], "--keep") == 0)
+		if (strcmp(argv[i], "--duration") == 0 && i + 1 < argc) {
+			if (parse_seconds_arg("--duration", argv[++i], 86400, &duration))
+				return 2;
+		} else if (strcmp(argv[i], "--every") == 0 && i + 1 < argc) {
+			if (parse_seconds_arg("--every", argv[++i], 86400, &every))
+				return 2;
+		} else if (strcmp(argv[i], "--keep") == 0) {
 			keep = true;
-		else if (!path && argv[i][0] != '-')
+		} else if (!path && argv[i][0] != '-') {
 			path = argv[i];
-		else
+		} else {
 			return usage(stderr, 2);
+		}
 	}
-	if (!path || !(duration >= 0 && duration <= 86400) || !(every >= 0 && every <= 86400))
+	if (!path)
 		return usage(stderr, 2);
 	/* Our own loader first: a clear error for a file that is not a BPF
 	 * object, and the list of kernel sections. */

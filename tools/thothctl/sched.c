@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "thoth/loop.h"
@@ -114,12 +115,17 @@ static int cmp_tw(const void *a, const void *b)
 	return x->ts < y->ts ? -1 : x->ts > y->ts;
 }
 
-/* Read a Chrome JSON trace as thothd writes it (one record per line). */
+/* Read a Chrome JSON trace as thothd writes it (one record per line).
+ * -1: out of memory; -2: not such a trace (no "traceEvents" line: a wrong
+ * file would otherwise read as a trace with no wake-up, and exit 0). */
 static int read_trace(FILE *f, sched_report_t *r)
 {
 	char *line = NULL;
 	size_t cap = 0;
+	bool is_trace = false;
 	while (getline(&line, &cap, f) > 0) {
+		if (!is_trace && !(is_trace = strstr(line, "\"traceEvents\":[") != NULL))
+			continue;
 		static const char meta[] = "{\"ph\":\"M\",\"name\":\"process_name\"";
 		if (strncmp(line, meta, sizeof meta - 1) == 0) {
 			proc_t *p = proc_of(r, (uint32_t)num_after(line, "\"pid\":"));
@@ -211,6 +217,8 @@ static int read_trace(FILE *f, sched_report_t *r)
 		}
 	}
 	free(line);
+	if (!is_trace)
+		return -2;
 	/* Timer wake-ups of different processes within SHARE_NS: shared. */
 	if (r->ntw)                     /* qsort(NULL, 0, ...) is undefined (UBSan) */
 		qsort(r->tw, r->ntw, sizeof *r->tw, cmp_tw);
@@ -433,12 +441,21 @@ int thothctl_sched(int argc, char **argv, const thothctl_opts_t *opts)
 			unlink(tmp);
 		return 1;
 	}
+	struct stat st;
+	if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "thothctl: sched: %s is a directory, not a trace\n", path);
+		fclose(f);
+		return 1;
+	}
 	sched_report_t r = { 0 };
 	int rc = read_trace(f, &r);
 	fclose(f);
 	if (!from)
 		unlink(tmp);
-	if (rc) {
+	if (rc == -2) {
+		fprintf(stderr, "thothctl: sched: %s is not a Chrome JSON trace as `thothctl trace dump "
+			"--json` writes it (no \"traceEvents\")\n", path);
+	} else if (rc) {
 		fprintf(stderr, "thothctl: sched: out of memory reading the trace\n");
 	} else {
 		print_report(&r, from ? 0 : duration, json);

@@ -117,9 +117,18 @@ int thothctl_serve(int argc, char **argv, const thothctl_opts_t *opts)
 		thoth_control_close(&ctl);
 		return st;
 	}
+	/* --pid names one process: none is "not found" (exit 1, as resolve's
+	 * is), not an empty answer. */
+	if (!resp.services.count && pid) {
+		fprintf(stderr, "thothctl: serve: no connected process with pid %u serves (a service "
+			"needs a trace buffer: thoth_trace_init_process)\n", pid);
+		free(mem);
+		thoth_control_close(&ctl);
+		return 1;
+	}
 	if (!resp.services.count && !opts->json)
-		printf("no connected process serves%s (a service needs a trace buffer: "
-		       "thoth_trace_init_process)\n", pid ? " with that pid" : "");
+		printf("no connected process serves (a service needs a trace buffer: "
+		       "thoth_trace_init_process)\n");
 	for (uint32_t i = 0; i < resp.services.count; i++) {
 		if (opts->json)
 			print_json(&resp.services.items[i]);

@@ -4,13 +4,19 @@
  * thoth_rtable_status), until interrupted.  The table is taken once (one
  * round trip); every line after that costs thothd nothing: no message, no
  * wake-up, so a monitor polling it does not load thothd's one thread.
+ * A thothd that is gone leaves its last status in the table (and the
+ * uptime would go on growing): thothd's pidfd ends the watch when it exits.
  */
 #define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "thoth/error.h"
 #include "thoth/rtable.h"
@@ -51,6 +57,19 @@ static void print_status(const thoth_rtable_status_t *s, const thoth_rtable_stat
 	fflush(stdout);
 }
 
+/* Whether PID's command name is thothd's (/proc/PID/comm). */
+static bool is_thothd(uint32_t pid)
+{
+	char path[64], comm[32] = "";
+	snprintf(path, sizeof path, "/proc/%u/comm", pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return false;
+	bool yes = fgets(comm, sizeof comm, f) && strcmp(comm, "thothd\n") == 0;
+	fclose(f);
+	return yes;
+}
+
 int thothctl_status_watch(const thothctl_opts_t *opts, unsigned interval_ms)
 {
 	thoth_rtable_t *t = NULL;
@@ -65,7 +84,7 @@ int thothctl_status_watch(const thothctl_opts_t *opts, unsigned interval_ms)
 	sigaction(SIGTERM, &sa, NULL);
 	thoth_rtable_status_t prev, cur;
 	bool have_prev = false;
-	int status = 0;
+	int status = 0, pidfd = -1;
 	while (!interrupted) {
 		r = thoth_rtable_status(t, &cur);
 		if (r) {
@@ -74,12 +93,35 @@ int thothctl_status_watch(const thothctl_opts_t *opts, unsigned interval_ms)
 			status = 1;
 			break;
 		}
+		/* thothd's pidfd, once its pid is known: readable when it exits
+		 * (ESRCH: gone already; no pidfd (old kernel, EPERM), or the pid
+		 * is not a thothd here (another pid namespace): no check). */
+		if (!have_prev && cur.pid) {
+			pidfd = (int)syscall(SYS_pidfd_open, (pid_t)cur.pid, 0);
+			if (pidfd < 0 && errno == ESRCH) {
+				fprintf(stderr, "thothctl: status --watch: thothd (pid %u) is gone\n", cur.pid);
+				status = 1;
+				break;
+			}
+			if (pidfd >= 0 && !is_thothd(cur.pid)) {
+				close(pidfd);
+				pidfd = -1;
+			}
+		}
 		print_status(&cur, have_prev ? &prev : NULL, opts->json);
 		prev = cur;
 		have_prev = true;
-		struct timespec ts = { interval_ms / 1000, (long)(interval_ms % 1000) * 1000000L };
-		nanosleep(&ts, NULL);   /* EINTR on a signal: the loop sees it */
+		/* Sleep the interval, or until thothd exits (EINTR on a signal:
+		 * the loop sees it). */
+		struct pollfd pfd = { .fd = pidfd, .events = POLLIN };
+		if (poll(&pfd, 1, (int)interval_ms) > 0 && (pfd.revents & (POLLIN | POLLHUP))) {
+			fprintf(stderr, "thothctl: status --watch: thothd (pid %u) exited\n", cur.pid);
+			status = 1;
+			break;
+		}
 	}
+	if (pidfd >= 0)
+		close(pidfd);
 	thoth_rtable_close(t);
 	return status;
 }

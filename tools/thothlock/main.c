@@ -19,6 +19,7 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
@@ -188,7 +189,7 @@ int main(int argc, char **argv)
 	int opt;
 	opterr = 0;
 	/* '+': stop at the first non-option, PROGRAM's options are its own. */
-	while ((opt = getopt_long(argc, argv, "+o:t:h", options, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+:o:t:h", options, NULL)) != -1) {
 		switch (opt) {
 		case 'j': opts.json = true; break;
 		case 'a': all = true; break;
@@ -221,6 +222,10 @@ int main(int argc, char **argv)
 		}
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("thothlock %s\n", THOTH_VERSION_STRING); return 0;
+		case ':':
+			fprintf(stderr, "thothlock: missing value for '%s'\n", argv[optind - 1]);
+			usage(stderr);
+			return 2;
 		default:
 			fprintf(stderr, "thothlock: unknown option '%s'\n", argv[optind - 1]);
 			usage(stderr);
@@ -275,6 +280,12 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
 		sigaction(sigs[i], &sa, NULL);
 
+	/* A close-on-exec pipe tells an exec that failed (the child writes its
+	 * errno) from a program that ran and exited 127: after a failed exec
+	 * there is no table to look for, and no "left no lock table" to say. */
+	int exec_pipe[2];
+	if (pipe2(exec_pipe, O_CLOEXEC) < 0)
+		exec_pipe[0] = exec_pipe[1] = -1;
 	pid_t pid = fork();
 	if (pid < 0) {
 		fprintf(stderr, "thothlock: fork: %s\n", strerror(errno));
@@ -282,10 +293,19 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (pid == 0) {
+		if (exec_pipe[0] >= 0)
+			close(exec_pipe[0]);
 		execvp(argv[optind], argv + optind);
-		fprintf(stderr, "thothlock: %s: %s\n", argv[optind], strerror(errno));
+		int e = errno;
+		fprintf(stderr, "thothlock: %s: %s\n", argv[optind], strerror(e));
+		if (exec_pipe[1] >= 0) {
+			ssize_t w = write(exec_pipe[1], &e, sizeof e);
+			(void)w;        /* unread: the parent reports anyway */
+		}
 		_exit(127);
 	}
+	if (exec_pipe[1] >= 0)
+		close(exec_pipe[1]);
 	child_pid = pid;
 	int wstatus = 0;
 	while (waitpid(pid, &wstatus, 0) < 0) {
@@ -296,8 +316,16 @@ int main(int argc, char **argv)
 	}
 	int code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus)
 	           : WIFSIGNALED(wstatus) ? 128 + WTERMSIG(wstatus) : 1;
-	if (code == 127 && WIFEXITED(wstatus)) {
-		/* exec failed (already said) or the program's own 127: report anyway. */
+	int exec_errno = 0;
+	bool exec_failed = exec_pipe[0] >= 0 &&
+			   read(exec_pipe[0], &exec_errno, sizeof exec_errno) == (ssize_t)sizeof exec_errno;
+	if (exec_pipe[0] >= 0)
+		close(exec_pipe[0]);
+	if (exec_failed) {              /* said by the child; nothing ran, nothing to report */
+		rmdir(dir);
+		if (out != stderr)
+			fclose(out);
+		return 127;
 	}
 	int rc = report(dir, out, &opts);
 	if (out != stderr && fclose(out) != 0) {

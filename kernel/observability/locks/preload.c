@@ -394,6 +394,8 @@ static void choose_clock(void)
 	const char *c = getenv("THOTHLOCK_CLOCK");
 	if (c && strcmp(c, "monotonic") == 0)
 		return;
+	if (c && strcmp(c, "tsc") != 0)
+		warn3("THOTHLOCK_CLOCK=", c, ": not monotonic or tsc; the TSC where it is invariant");
 	if (!invariant_tsc())
 		return;
 	uint64_t t0 = 0, n0 = 0, t1 = 0, n1 = 0;   /* set by clock_pair (-O3 cannot tell) */
@@ -1297,9 +1299,13 @@ static void init(void)
 	}
 	resolve_real();
 	atomic_store_explicit(&resolved, 1, memory_order_release);
+	/* Bad values are refused by name, as THOTHLOCK_ACQ_SAMPLE's are:
+	 * THOTHLOCK_MODE=ALL (or a typo) silently profiled in the other mode. */
 	const char *m = getenv("THOTHLOCK_MODE");
 	if (m && strcmp(m, "all") == 0)
 		mode = THOTHLOCK_MODE_ALL;
+	else if (m && strcmp(m, "contention") != 0)
+		warn3("THOTHLOCK_MODE=", m, ": not all or contention; contention-only mode");
 	choose_samples();
 	const char *sd = getenv("THOTHLOCK_TEST_SITE_DELAY_US");
 	if (sd)

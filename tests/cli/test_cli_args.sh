@@ -1,0 +1,208 @@
+#!/usr/bin/env bash
+# tests/cli/test_cli_args.sh SOURCE_DIR BUILD_DIR
+#
+# Bad arguments to the programs a user types (thothctl, thothd, thothc,
+# thothlock, codex) are refused with a message that names the problem and
+# a non-zero exit: never a number silently read as 0 or cut to 32 bits
+# (`probe attach --pid 4294967297` was pid 1), never an overflow taken as
+# the largest value, never a wrong input file read as an empty result with
+# exit 0.  None of these needs a running thothd: each is refused before
+# connecting (the runtime dir below does not exist); the last case (a
+# watch whose thothd dies) starts one.
+set -uo pipefail
+SRC=$1 BUILD=$2
+THOTHD=$BUILD/kernel/thothd/thothd THOTHCTL=$BUILD/tools/thothctl/thothctl
+THOTHC=$BUILD/tools/thothc/thothc THOTHLOCK=$BUILD/tools/thothlock/thothlock
+CODEX=$BUILD/codex/codex
+TMP=$(mktemp -d /tmp/thoth-cli-args-XXXXXX)
+trap 'rm -rf "$TMP"' EXIT
+export THOTH_RUNTIME_DIR=$TMP/no-thothd
+failures=0
+
+# refused RC PATTERN PROGRAM ARGS...: PROGRAM exits RC and its stderr
+# contains PATTERN (fixed string).  Each run is bounded: a hang is a failure.
+refused() {
+  local want=$1 pattern=$2
+  shift 2
+  timeout 20 "$@" >"$TMP/out" 2>"$TMP/err"
+  local rc=$?
+  if [ "$rc" != "$want" ] || ! grep -qF -- "$pattern" "$TMP/err"; then
+    echo "FAIL: $(basename "$1") ${*:2}: exit $rc (want $want), stderr:"
+    sed 's/^/  | /' "$TMP/err" | head -5
+    failures=$((failures + 1))
+  else
+    echo "ok: $(basename "$1") ${*:2}: $(head -1 "$TMP/err")"
+  fi
+}
+
+OBJ=$TMP/p.o   # never read: the arguments are refused first
+: >"$OBJ"
+
+# thothctl probe: pids, ids and seconds are numbers, whole, in range.
+refused 2 "--pid" "$THOTHCTL" probe attach "$OBJ" --pid 12abc
+refused 2 "--pid" "$THOTHCTL" probe attach "$OBJ" --pid 4294967297
+refused 2 "--pid" "$THOTHCTL" probe attach "$OBJ" --pid -1
+refused 2 "--wait" "$THOTHCTL" probe attach "$OBJ" --pid 1 --wait -5
+refused 2 "--wait" "$THOTHCTL" probe attach "$OBJ" --pid 1 --wait nan
+refused 2 "--wait" "$THOTHCTL" probe attach "$OBJ" --pid 1 --wait 1e300
+refused 2 "--pid" "$THOTHCTL" probe run 'loop_wakeup { @n = count(); }' --pid abc
+refused 2 "--duration" "$THOTHCTL" probe run 'loop_wakeup { @n = count(); }' --pid 1 --duration 5s
+refused 2 "--duration" "$THOTHCTL" probe kernel "$OBJ" --duration abc
+refused 2 "--every" "$THOTHCTL" probe kernel "$OBJ" --every -1
+refused 2 "probe ID" "$THOTHCTL" probe detach abc
+refused 2 "probe ID" "$THOTHCTL" probe detach 99999999999999999999999
+refused 2 "probe ID" "$THOTHCTL" probe maps 7x
+
+# thothctl sched --from: a file that is not a trace is an error.
+printf 'root:x:0:0:root:/root:/bin/bash\n' >"$TMP/passwd"
+: >"$TMP/empty.json"
+refused 1 "not a Chrome JSON trace" "$THOTHCTL" sched --from "$TMP/passwd"
+refused 1 "not a Chrome JSON trace" "$THOTHCTL" sched --from "$TMP/empty.json"
+refused 1 "not a Chrome JSON trace" "$THOTHCTL" --json sched --from "$TMP/empty.json"
+refused 1 "is a directory, not a trace" "$THOTHCTL" sched --from "$TMP"
+refused 2 "not a regular file" "$THOTHCTL" probe attach "$TMP" --pid 1
+
+# thothctl pm sim: getopt's own "sim: option ..." named neither thothctl
+# nor the command.
+refused 2 "thothctl pm sim: missing value for --policy" "$THOTHCTL" pm sim x --policy
+refused 2 "thothctl pm sim: unknown option --bogus" "$THOTHCTL" pm sim x --bogus
+
+# thothctl moderation: a named interface that does not exist; the usage
+# offers only the policies --policy takes.
+refused 1 "no such network interface" "$THOTHCTL" moderation --dev nosuch0x
+if "$THOTHCTL" moderation --help | grep -q 'none|fixed'; then
+  echo "FAIL: thothctl moderation --help offers --policy fixed, which it refuses"
+  failures=$((failures + 1))
+fi
+
+# thothctl codex: a sequence number beyond 64 bits is not UINT64_MAX.
+refused 2 "--from" "$THOTHCTL" codex read s --from 99999999999999999999999
+# ... and an option of another subcommand is not silently ignored.
+refused 2 "--sync/--deferred is not an option of create" "$THOTHCTL" codex create s --sync
+refused 2 "--sync/--deferred is not an option of read" "$THOTHCTL" codex read s --deferred
+refused 2 "--from/--to/--since/--until is not an option of stats" "$THOTHCTL" codex stats --from 3
+refused 2 "--budget-ms is not an option of read" "$THOTHCTL" codex read s --budget-ms 5
+refused 2 "--sync or --deferred, not both" "$THOTHCTL" codex append s --sync --deferred
+
+# codex: sizes that are negative, empty or beyond 64 bits.
+refused 2 "--segment-bytes" "$CODEX" --data-dir "$TMP/cx" --segment-bytes -5
+refused 2 "--segment-bytes" "$CODEX" --data-dir "$TMP/cx" --segment-bytes 99999999999999999999999
+refused 2 "--retain-bytes" "$CODEX" --data-dir "$TMP/cx" --retain-bytes ''
+refused 2 "--workers" "$CODEX" --data-dir "$TMP/cx" --workers ''
+
+# thothc: a --c-prefix that is not a C identifier.
+printf 'package t.args;\nversion 1.0;\n\ninterface I {\n  1: f(string s) -> (string t);\n}\n' \
+  >"$TMP/t.tidl"
+mkdir -p "$TMP/gen"
+refused 2 "not a C identifier" "$THOTHC" gen --lang c --c-prefix 'a b;' -o "$TMP/gen" "$TMP/t.tidl"
+refused 2 "not a C identifier" "$THOTHC" gen --lang c --c-prefix '9v_' -o "$TMP/gen" "$TMP/t.tidl"
+refused 2 "not a C identifier" "$THOTHC" gen --lang c --c-prefix '' -o "$TMP/gen" "$TMP/t.tidl"
+"$THOTHC" gen --lang c --c-prefix v2_ -o "$TMP/gen" "$TMP/t.tidl" ||
+  { echo "FAIL: thothc --c-prefix v2_ refused"; failures=$((failures + 1)); }
+
+# thothd: a token file whose token is longer than the 255 bytes kept (it
+# was cut silently: every request then got 401).
+head -c 300 /dev/zero | tr '\0' 'k' >"$TMP/token"
+refused 1 "longer than 255 bytes" "$THOTHD" --runtime-dir "$TMP/rt" --http-token-file "$TMP/token"
+[ ! -e "$TMP/rt" ] || { echo "FAIL: thothd started before refusing its token"; failures=$((failures + 1)); }
+
+# thothlock: an option's missing value says so.
+refused 2 "missing value for '--top'" "$THOTHLOCK" --top
+# A program that cannot be run: said once, exit 127, and no second
+# message about a lock table it never had the chance to leave.
+refused 127 "$TMP/nosuch: No such file or directory" "$THOTHLOCK" -- "$TMP/nosuch"
+if grep -q "left no lock table" "$TMP/err"; then
+  echo "FAIL: thothlock -- NOSUCH also blamed the lock table: $(cat "$TMP/err")"
+  failures=$((failures + 1))
+fi
+
+# The runtime dir: an empty value is not the default dir (another
+# thothd's); one too long for a socket path says so.
+refused 2 "--runtime-dir needs a directory" "$THOTHCTL" --runtime-dir '' status
+refused 2 "--runtime-dir needs a directory" "$THOTHCTL" status --runtime-dir=
+refused 2 "--runtime-dir needs a directory" "$THOTHD" --runtime-dir ''
+LONG=$TMP/$(head -c 150 /dev/zero | tr '\0' d)
+refused 1 "socket path too long" "$THOTHCTL" --runtime-dir "$LONG" status
+touch "$TMP/file"
+refused 1 "$TMP/file is not a directory: refusing" "$THOTHCTL" --runtime-dir "$TMP/file" status
+
+# With a thothd: `status --watch` reads thothd's shared table, which keeps
+# its last status when thothd dies (the uptime went on growing, the watch
+# never ended): it must end, exit 1, saying thothd exited.
+RT=$TMP/rt-live
+mkdir -m 700 "$RT"
+mkfifo "$RT/ready"
+"$THOTHD" --runtime-dir "$RT" --http-port off --ready-fd 3 3>"$RT/ready" 2>"$RT/thothd.log" &
+thothd_pid=$!
+read -r -t 30 ready <"$RT/ready" || true
+if [ "${ready:-}" != READY=1 ]; then
+  echo "FAIL: thothd not ready"; cat "$RT/thothd.log"; kill "$thothd_pid"; exit 1
+fi
+# A bad name or version thothd refuses is explained (it said "BadName").
+refused 1 "'Echo' is not a service name" "$THOTHCTL" --runtime-dir "$RT" resolve Echo
+refused 1 "--min-version '1.x' is not a version" "$THOTHCTL" --runtime-dir "$RT" resolve echo --min-version 1.x
+
+# thothd cannot read RUNTIME_DIR/locks (here a file; EACCES for a user's
+# thothd): the reason and the path, not "cannot read the runtime
+# directory's locks/".
+touch "$RT/locks"
+refused 1 "cannot read $RT/locks: Not a directory" "$THOTHCTL" --runtime-dir "$RT" locks
+rm -f "$RT/locks"
+
+# A trace session for a pid no process has (above pid_max) starts, as
+# documented (a process may connect later), but warns: it said nothing.
+nopid=$(( $(cat /proc/sys/kernel/pid_max) + 1 ))
+"$THOTHCTL" --runtime-dir "$RT" trace start --pid "$nopid" >/dev/null 2>"$RT/trace.err"
+rc=$?
+"$THOTHCTL" --runtime-dir "$RT" trace stop >/dev/null 2>&1
+if [ "$rc" != 0 ] || ! grep -qF "no process has pid $nopid" "$RT/trace.err"; then
+  echo "FAIL: trace start --pid $nopid: exit $rc, stderr: $(cat "$RT/trace.err")"
+  failures=$((failures + 1))
+else
+  echo "ok: trace start --pid $nopid: $(cat "$RT/trace.err")"
+fi
+
+# A pid that serves nothing is "not found" (exit 1), in text and JSON; no
+# --pid and nothing serving is an empty answer (exit 0).
+refused 1 "no connected process with pid 1 serves" "$THOTHCTL" --runtime-dir "$RT" serve --pid 1
+refused 1 "no connected process with pid 1 serves" "$THOTHCTL" --runtime-dir "$RT" --json serve --pid 1
+"$THOTHCTL" --runtime-dir "$RT" serve >/dev/null ||
+  { echo "FAIL: thothctl serve with nothing serving exited $?"; failures=$((failures + 1)); }
+"$THOTHCTL" --runtime-dir "$RT" status --watch 20 >"$RT/watch.out" 2>"$RT/watch.err" &
+watch_pid=$!
+until [ -s "$RT/watch.out" ]; do sleep 0.02; done       # it watches
+kill -KILL "$thothd_pid"
+{ wait "$thothd_pid"; } 2>/dev/null     # no "Killed" line
+# bounded: a watch still running after 30 s is killed (exit 143)
+deadline=$((SECONDS + 30))
+while kill -0 "$watch_pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.05; done
+kill "$watch_pid" 2>/dev/null
+wait "$watch_pid"
+rc=$?
+if [ "$rc" != 1 ] || ! grep -qF "thothd (pid $thothd_pid) exited" "$RT/watch.err"; then
+  echo "FAIL: status --watch after thothd died: exit $rc, stderr: $(cat "$RT/watch.err")"
+  failures=$((failures + 1))
+else
+  echo "ok: status --watch ended when thothd died: $(cat "$RT/watch.err")"
+fi
+
+# An --etcd nothing answers at (a wrong URL, etcd down): thothd serves on,
+# and its log says so (it said nothing but "federation: host ...").
+RT=$TMP/rt-etcd
+mkdir -m 700 "$RT"
+"$THOTHD" --runtime-dir "$RT" --http-port off --etcd http://127.0.0.1:1 2>"$RT/thothd.log" &
+thothd_pid=$!
+deadline=$((SECONDS + 30))
+until grep -q "etcd at http://127.0.0.1:1 does not answer (connection refused)" "$RT/thothd.log" ||
+      [ $SECONDS -ge $deadline ]; do sleep 0.05; done
+if grep -q "does not answer" "$RT/thothd.log" && "$THOTHCTL" --runtime-dir "$RT" status >/dev/null; then
+  echo "ok: $(grep -o 'federation: etcd.*' "$RT/thothd.log")"
+else
+  echo "FAIL: thothd with an unreachable etcd: $(cat "$RT/thothd.log")"
+  failures=$((failures + 1))
+fi
+kill "$thothd_pid"
+wait "$thothd_pid"
+
+[ "$failures" = 0 ] || { echo "FAIL: $failures case(s)"; exit 1; }
+echo "PASS"
