@@ -292,7 +292,7 @@ int main(int argc, char **argv)
 		case 's':
 			errno = 0;
 			seg = strtoull(optarg, &end, 10);
-			if (*end || errno || *optarg == '-' || seg < 4096) {
+			if (*optarg < '0' || *optarg > '9' || *end || errno || seg < 4096) {
 				fprintf(stderr, "codex: --segment-bytes %s: must be a number >= 4096\n", optarg);
 				return 2;
 			}
@@ -300,7 +300,7 @@ int main(int argc, char **argv)
 		case 'R':
 			errno = 0;
 			retain = strtoull(optarg, &end, 10);
-			if (*end || !*optarg || errno || *optarg == '-') {
+			if (*optarg < '0' || *optarg > '9' || *end || errno) {
 				fprintf(stderr, "codex: --retain-bytes %s: must be a number of bytes (0: keep everything)\n",
 					optarg);
 				return 2;

@@ -196,7 +196,7 @@ static int parse_u64(const char *opt, const char *s, uint64_t *out)
 	char *end;
 	errno = 0;
 	unsigned long long v = strtoull(s, &end, 10);
-	if (!*s || *end || *s == '-' || errno) {    /* errno: ERANGE, not UINT64_MAX */
+	if (*s < '0' || *s > '9' || *end || errno) {    /* a digit first: no sign, no space; errno: ERANGE */
 		fprintf(stderr, "thothctl: codex: %s %s: not a number (0..18446744073709551615)\n", opt, s);
 		return 2;
 	}

@@ -22,6 +22,10 @@
 #include "thoth/rtable.h"
 #include "thothctl.h"
 
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+
 static volatile sig_atomic_t interrupted;
 
 static void on_signal(int signo)
@@ -83,7 +87,7 @@ int thothctl_status_watch(const thothctl_opts_t *opts, unsigned interval_ms)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	thoth_rtable_status_t prev, cur;
-	bool have_prev = false;
+	bool have_prev = false, pid_checked = false;
 	int status = 0, pidfd = -1;
 	while (!interrupted) {
 		r = thoth_rtable_status(t, &cur);
@@ -94,14 +98,21 @@ int thothctl_status_watch(const thothctl_opts_t *opts, unsigned interval_ms)
 			break;
 		}
 		/* thothd's pidfd, once its pid is known: readable when it exits
-		 * (ESRCH: gone already; no pidfd (old kernel, EPERM), or the pid
-		 * is not a thothd here (another pid namespace): no check). */
-		if (!have_prev && cur.pid) {
+		 * (no pidfd (old kernel, EPERM), or the pid is not a thothd here
+		 * (another pid namespace): no check).  ESRCH: gone already, or
+		 * a thothd in another pid namespace (the table holds its pid
+		 * there): its control socket tells which. */
+		if (!pid_checked && cur.pid) {
+			pid_checked = true;
 			pidfd = (int)syscall(SYS_pidfd_open, (pid_t)cur.pid, 0);
 			if (pidfd < 0 && errno == ESRCH) {
-				fprintf(stderr, "thothctl: status --watch: thothd (pid %u) is gone\n", cur.pid);
-				status = 1;
-				break;
+				thoth_control_t ctl;
+				if (thothctl_connect(&ctl, opts->runtime_dir)) {
+					fprintf(stderr, "thothctl: status --watch: thothd (pid %u) is gone\n", cur.pid);
+					status = 1;
+					break;
+				}
+				thoth_control_close(&ctl);
 			}
 			if (pidfd >= 0 && !is_thothd(cur.pid)) {
 				close(pidfd);

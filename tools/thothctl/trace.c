@@ -126,7 +126,7 @@ static int do_start(thoth_control_t *ctl, uint64_t categories, uint32_t pid)
 		printf("trace session %llu started\n", (unsigned long long)resp.session_id);
 	/* A session for a pid no process has (a typo) is legal -- a process
 	 * that connects later joins -- but would collect nothing, silently. */
-	if (pid && kill((pid_t)pid, 0) < 0 && errno == ESRCH)
+	if (pid && pid <= INT32_MAX && kill((pid_t)pid, 0) < 0 && errno == ESRCH)
 		fprintf(stderr, "thothctl: trace start: warning: no process has pid %u now: the session "
 			"collects only if one connects to thothd with it\n", pid);
 	return 0;
