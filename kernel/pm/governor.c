@@ -403,14 +403,18 @@ static double hull_per_work(const hull_t *h, double v)
  * GAP).  If it starts at S before the known work is done, what is left of
  * it and the new chain run together at the speed the later of their
  * deadlines needs (the fluid optimum over the two, time-sharing the hull);
- * otherwise each runs at its own.  The chance over [0, horizon] in
- * OVERLAP_STEPS slices (midpoints); the new chain's own cost is counted in
- * every case, so the candidates compare what the overlap adds.
+ * otherwise each runs at its own.  The chance over [0, done] in
+ * OVERLAP_STEPS slices (midpoints): after the known work is done the cost
+ * is ALONE whenever the chain starts (the 1 - mass term), and slices
+ * spread to a far deadline put the first midpoint past the work's end,
+ * where the reserve never acted (review of stop 31); the new chain's own
+ * cost is counted in every case, so the candidates compare what the
+ * overlap adds.
  */
 static double expected_cost(const hull_t *h, double c, double e_c, double r, double t, double x,
 			    double l, double gap)
 {
-	double done_at = r * 1024.0 / c, horizon = t > done_at ? t : done_at;
+	double done_at = r * 1024.0 / c, horizon = done_at;
 	double alone = r * e_c + x * hull_per_work(h, x * 1024.0 / l);
 	double cost = 0, mass = 0;
 	for (int k = 0; k < OVERLAP_STEPS; k++) {
