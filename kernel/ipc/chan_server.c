@@ -178,6 +178,7 @@ struct worker {
 	 * still be inside pthread_barrier_wait. */
 	pthread_barrier_t ready;
 	bool ready_init;
+	thoth_numa_stack_t stack;       /* on its CPU's node (start_on_node); freed after the join */
 };
 
 static void q_push(conn_queue_t *q, conn_t *c)
@@ -1724,6 +1725,35 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+/*
+ * Start a worker thread whose stack is on CPU's node.  Pinning inside the
+ * thread (worker_main) is too late for its stack: glibc's pthread_create
+ * maps it in the creating thread and writes the new thread's descriptor
+ * and TLS at its top there, on the creator's node under the default local
+ * policy -- with transparent huge pages a whole 2 MiB page, so the worker's
+ * first frames too.  The 2-node guest caught it (a worker on node 1 with
+ * its stack on node 0, 1 run in 11).  So the stack is ours, mapped and
+ * mbind'ed MPOL_PREFERRED to the node before that first touch
+ * (thoth__numa_stack_for_cpu).  Starting each worker from a thread already
+ * on its node would also do, but needs a starter per node and still leaves
+ * glibc's stack cache free to hand back a stack first touched elsewhere.
+ * Placement off or one node: glibc's stack, exactly as before; a stack
+ * that cannot be placed is not a start-up failure (glibc's, too).
+ */
+static int start_on_node(pthread_t *t, int cpu, thoth_numa_stack_t *st, void *(*fn)(void *), void *arg)
+{
+	pthread_attr_t attr;
+	int e = pthread_attr_init(&attr);
+	if (e)
+		return e;
+	thoth__numa_stack_for_cpu(&attr, cpu, st);
+	e = pthread_create(t, &attr, fn, arg);
+	pthread_attr_destroy(&attr);
+	if (e)
+		thoth__numa_stack_free(st);
+	return e;
+}
+
 /* The listening worker (worker 0) and the ones it starts: runs on a thread
  * of its own (thoth_serve_per_cpu). */
 static int serve_workers(const thoth_chan_server_config_t *cfg, const cpu_set_t *allowed_set)
@@ -1781,7 +1811,7 @@ static int serve_workers(const thoth_chan_server_config_t *cfg, const cpu_set_t 
 		}
 		w[i].ready_init = true;
 		worker_start_t ws = { &w[i], &c };
-		if (pthread_create(&w[i].thread, NULL, worker_main, &ws)) {
+		if (start_on_node(&w[i].thread, w[i].cpu, &w[i].stack, worker_main, &ws)) {
 			r = THOTH_E_NOMEM;
 			break;
 		}
@@ -1818,6 +1848,7 @@ static int serve_workers(const thoth_chan_server_config_t *cfg, const cpu_set_t 
 		if (write(w[i].pipe_wr, &stop, sizeof stop) != (ssize_t)sizeof stop && w[i].loop)
 			thoth_loop_stop(w[i].loop);
 		pthread_join(w[i].thread, NULL);
+		thoth__numa_stack_free(&w[i].stack);
 		thoth_chan_server_free(w[i].srv);
 		thoth_loop_free(w[i].loop);
 	}
@@ -1876,13 +1907,20 @@ int thoth_serve_per_cpu(const thoth_chan_server_config_t *cfg)
 	sigaddset(&stop, SIGTERM);
 	sigaddset(&stop, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &stop, &old);
+	/* Worker 0 serves the first allowed CPU (serve_workers): its stack on
+	 * that CPU's node, like every worker's (start_on_node). */
+	int cpu0 = 0;
+	while (cpu0 < CPU_SETSIZE - 1 && !CPU_ISSET(cpu0, &ps.allowed))
+		cpu0++;
 	pthread_t t;
-	int e = pthread_create(&t, NULL, per_cpu_main, &ps);
+	thoth_numa_stack_t stack0;
+	int e = start_on_node(&t, cpu0, &stack0, per_cpu_main, &ps);
 	if (e) {
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		return thoth_error_io(e, "pthread_create (thoth_serve_per_cpu's first worker)");
 	}
 	pthread_join(t, NULL);
+	thoth__numa_stack_free(&stack0);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (ps.r == THOTH_E_IO && ps.err.code == THOTH_E_IO)
 		thoth_error_io(ps.err.sys_errno, "%s", ps.err.what);

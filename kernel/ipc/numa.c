@@ -3,10 +3,14 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <limits.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <pthread.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -123,7 +127,7 @@ int thoth__numa_prefer(void *addr, size_t len, unsigned node)
 		int e = errno;
 		if (__atomic_fetch_add(&st_failed, 1, __ATOMIC_RELAXED) == 0)
 			thoth__log(THOTH_LOG_WARN, "numa", "mbind(MPOL_PREFERRED, node %u) of %zu bytes: %s "
-				   "(channel memory stays where the kernel puts it)", node, len, strerror(e));
+				   "(the memory stays where the kernel puts it)", node, len, strerror(e));
 		errno = e;
 		return THOTH_E_IO;
 	}
@@ -158,6 +162,73 @@ int thoth__numa_page_node(void *addr)
 		return -1;
 	}
 	return status[0];
+}
+
+int thoth__numa_cpu_node(int cpu)
+{
+	char path[64];
+	if (cpu < 0)
+		return -1;
+	snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu%d", cpu);
+	DIR *d = opendir(path);
+	if (!d)
+		return -1;
+	int node = -1;
+	for (struct dirent *e; node < 0 && (e = readdir(d));) {
+		char *end;
+		if (!strncmp(e->d_name, "node", 4) && e->d_name[4] >= '0' && e->d_name[4] <= '9') {
+			long v = strtol(e->d_name + 4, &end, 10);
+			if (!*end && v >= 0 && v < NUMA_MASK_BITS)
+				node = (int)v;
+		}
+	}
+	closedir(d);
+	if (node < 0 && thoth__numa_nodes_online() == 1)
+		node = 0;               /* a kernel without NUMA links its CPUs to no node */
+	return node;
+}
+
+int thoth__numa_stack_for_cpu(pthread_attr_t *attr, int cpu, thoth_numa_stack_t *st)
+{
+	*st = (thoth_numa_stack_t){ 0 };
+	if (!thoth__numa_enabled())
+		return 0;
+	int node = thoth__numa_cpu_node(cpu);
+	if (node < 0)
+		return 0;
+	/* pthread_attr_getstacksize of an attr whose size was never set
+	 * answers glibc's default (RLIMIT_STACK, or its built-in size), and
+	 * pthread_attr_init's guard is one page: the sizes glibc would map. */
+	size_t size = 0, guard = 0, page = (size_t)sysconf(_SC_PAGESIZE);
+	if (pthread_attr_getstacksize(attr, &size) || pthread_attr_getguardsize(attr, &guard))
+		return THOTH_E_INVAL;
+	if (size < (size_t)PTHREAD_STACK_MIN)
+		size = (size_t)PTHREAD_STACK_MIN;
+	size = (size + page - 1) & ~(page - 1);
+	guard = (guard + page - 1) & ~(page - 1);
+	uint8_t *m = mmap(NULL, guard + size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK,
+			  -1, 0);
+	if (m == MAP_FAILED)
+		return THOTH_E_NOMEM;
+	/* Stacks grow down: the guard is the low end.  The policy before the
+	 * first touch (pthread_create's, on the creator's CPU): a fault on
+	 * any CPU, huge page or not, then allocates on NODE. */
+	if ((guard && mprotect(m, guard, PROT_NONE)) || thoth__numa_prefer(m + guard, size, (unsigned)node) ||
+	    pthread_attr_setstack(attr, m + guard, size)) {
+		int e = errno;
+		munmap(m, guard + size);
+		errno = e;
+		return THOTH_E_IO;
+	}
+	*st = (thoth_numa_stack_t){ .map = m, .len = guard + size, .node = (unsigned)node };
+	return 0;
+}
+
+void thoth__numa_stack_free(thoth_numa_stack_t *st)
+{
+	if (st->map)
+		munmap(st->map, st->len);
+	*st = (thoth_numa_stack_t){ 0 };
 }
 
 void thoth__numa_stats(thoth_numa_stats_t *out)

@@ -14,6 +14,7 @@
 #ifndef THOTH_IPC_NUMA_H
 #define THOTH_IPC_NUMA_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -48,6 +49,33 @@ THOTH__HIDDEN int thoth__numa_policy_of(void *addr, int *mode, int *node);
 /* Node holding the page at ADDR (move_pages query; the page must be
  * resident); -1 with errno when it is not. */
 THOTH__HIDDEN int thoth__numa_page_node(void *addr);
+
+/* Node of CPU (sysfs: /sys/devices/system/cpu/cpuN/nodeM); on a machine
+ * without node links and one node online, 0; -1 when unknown. */
+THOTH__HIDDEN int thoth__numa_cpu_node(int cpu);
+
+/*
+ * A thread stack preferred on CPU's node (thoth_serve_per_cpu's workers,
+ * docs/SCALE.md "A worker's stack").  glibc's pthread_create maps a stack
+ * in the *creating* thread and writes the new thread's descriptor and TLS
+ * at its top there, so under the default local policy that memory (a whole
+ * 2 MiB huge page with THP) lands on the creator's node.  Instead: map
+ * ATTR's stack size (glibc's default when unset) plus ATTR's guard below
+ * it, mbind the usable part MPOL_PREFERRED to the node before anything
+ * touches it, and give it to ATTR (pthread_attr_setstack).  With placement
+ * off (thoth__numa_enabled false) or the node unknown, ATTR is left as it
+ * is and *ST empty: the thread gets glibc's own stack, as before.
+ * 0, or THOTH_E_NOMEM/THOTH_E_IO (ATTR untouched, *ST empty: the caller
+ * may still start the thread on glibc's stack).  Free with
+ * thoth__numa_stack_free after the thread was joined.
+ */
+typedef struct thoth_numa_stack {
+	void *map;              /* guard + stack as mapped; NULL: glibc's stack */
+	size_t len;
+	unsigned node;
+} thoth_numa_stack_t;
+THOTH__HIDDEN int thoth__numa_stack_for_cpu(pthread_attr_t *attr, int cpu, thoth_numa_stack_t *st);
+THOTH__HIDDEN void thoth__numa_stack_free(thoth_numa_stack_t *st);
 
 /* Counters of this process (thothctl, tests). */
 typedef struct thoth_numa_stats {

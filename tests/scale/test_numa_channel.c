@@ -12,6 +12,8 @@
  * so instead of pretending.
  */
 #define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
 #include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -304,9 +306,11 @@ static void test_on_two_nodes_every_page_lands_on_its_readers_node(void **state)
  * touched there under Linux's local policy, in its own malloc arena.  The
  * handler, on the worker serving the calling client, reports the node of
  * its CPU, of the call's arena memory, of a fresh heap block and of its
- * stack; every one must be the worker's node, for a client on every CPU.
+ * stack (a frame's page, the top page, and the frame's policy: preferred
+ * on the worker's node); every one must be the worker's node, for a client
+ * on every CPU.
  */
-enum { WHERE_CPU, WHERE_NODE, WHERE_ARENA, WHERE_HEAP, WHERE_STACK, WHERE_N };
+enum { WHERE_CPU, WHERE_NODE, WHERE_ARENA, WHERE_HEAP, WHERE_STACK, WHERE_STACK_TOP, WHERE_STACK_PREF, WHERE_N };
 
 static int on_where(void *self, const thoth_chantest_Test_echo_req_t *req,
 		    thoth_chantest_Test_echo_resp_t *resp, thoth_arena_t *arena)
@@ -326,6 +330,22 @@ static int on_where(void *self, const thoth_chantest_Test_echo_req_t *req,
 	b[WHERE_ARENA] = (uint8_t)thoth__numa_page_node(b);
 	b[WHERE_HEAP] = (uint8_t)thoth__numa_page_node(heap);
 	b[WHERE_STACK] = (uint8_t)thoth__numa_page_node((void *)&on_stack);
+	/* The stack's top page (glibc's thread descriptor, written by the
+	 * starting thread) and the policy of the handler's frame: preferred
+	 * on the worker's node (255: not preferred). */
+	pthread_attr_t a;
+	void *lo = NULL;
+	size_t size = 0;
+	int mode = -1, pnode = -1;
+	b[WHERE_STACK_TOP] = b[WHERE_STACK_PREF] = 255;
+	if (!pthread_getattr_np(pthread_self(), &a)) {
+		pthread_attr_getstack(&a, &lo, &size);
+		pthread_attr_destroy(&a);
+		b[WHERE_STACK_TOP] = (uint8_t)thoth__numa_page_node((void *)(((uintptr_t)lo + size - 1) & ~(uintptr_t)4095));
+	}
+	if (!thoth__numa_policy_of((void *)((uintptr_t)&on_stack & ~(uintptr_t)4095), &mode, &pnode) &&
+	    mode == MPOL_PREFERRED)
+		b[WHERE_STACK_PREF] = (uint8_t)pnode;
 	free(heap);
 	resp->data.ptr = b;
 	resp->data.len = WHERE_N;
@@ -372,8 +392,9 @@ static void test_on_two_nodes_each_worker_keeps_its_state_on_its_node(void **sta
 			fail_msg("client on CPU %d: exit %d", cpus[i], WIFEXITED(st) ? WEXITSTATUS(st) : -1);
 		const uint8_t *w = got[i];
 		print_message("client on CPU %d: served on CPU %u (node %u); call arena on node %u, heap block "
-			      "on node %u, stack on node %u\n", cpus[i], w[WHERE_CPU], w[WHERE_NODE],
-			      w[WHERE_ARENA], w[WHERE_HEAP], w[WHERE_STACK]);
+			      "on node %u, stack on node %u (its top on %u, preferred %u)\n", cpus[i], w[WHERE_CPU],
+			      w[WHERE_NODE], w[WHERE_ARENA], w[WHERE_HEAP], w[WHERE_STACK], w[WHERE_STACK_TOP],
+			      w[WHERE_STACK_PREF]);
 		nodes_seen |= 1u << (w[WHERE_NODE] & 31);
 	}
 	/* Every client reported first, then judged: one run shows them all. */
@@ -383,10 +404,176 @@ static void test_on_two_nodes_each_worker_keeps_its_state_on_its_node(void **sta
 		assert_int_equal(w[WHERE_ARENA], w[WHERE_NODE]);
 		assert_int_equal(w[WHERE_HEAP], w[WHERE_NODE]);
 		assert_int_equal(w[WHERE_STACK], w[WHERE_NODE]);
+		assert_int_equal(w[WHERE_STACK_TOP], w[WHERE_NODE]);
+		assert_int_equal(w[WHERE_STACK_PREF], w[WHERE_NODE]);
 	}
 	assert_true(__builtin_popcount(nodes_seen) >= 2);  /* workers on both nodes were checked */
 	munmap(got, 4096);
 	stop_service();
+}
+
+/*
+ * Each worker's stack is the one thoth_serve_per_cpu mapped for it
+ * (thoth__numa_stack_for_cpu, docs/SCALE.md "A worker's stack"), preferred
+ * on its CPU's node before glibc's pthread_create first touched its top on
+ * the starting thread.  Forced on (THOTH_NUMA=on) so that it runs on one
+ * node too: there every node is 0, so the page nodes only prove the path
+ * runs; what fails without the change is the policy, which only our mbind
+ * sets (glibc's own stack has the default one), and the size and guard.
+ * The handler, on the worker serving the calling client, reports where
+ * its stack is (pthread_getattr_np), whether a local of its lies in it,
+ * the policy and node of that local's page and of the stack's top page
+ * (glibc's thread descriptor), its size and whether the page below it is
+ * an inaccessible guard.
+ */
+enum { SW_CPU, SW_NODE, SW_CPU_NODE, SW_LOCAL_IN, SW_LOCAL_MODE, SW_LOCAL_PNODE, SW_LOCAL_NODE, SW_TOP_MODE,
+       SW_TOP_PNODE, SW_TOP_NODE, SW_SIZE_OK, SW_GUARD, SW_N };
+
+/* Whether the page below ADDR is mapped with no access (/proc/self/maps). */
+static int guard_below(uintptr_t addr)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	if (!f)
+		return -1;
+	char line[512];
+	int r = 0;
+	while (fgets(line, sizeof line, f)) {
+		unsigned long lo, hi;
+		char perm[5];
+		if (sscanf(line, "%lx-%lx %4s", &lo, &hi, perm) == 3 && lo < addr && addr - 1 < hi)
+			r = !strncmp(perm, "---", 3);
+	}
+	fclose(f);
+	return r;
+}
+
+/* Each worker's stack as its handler saw it, by CPU: shared with the
+ * service process, which checks after thoth_serve_per_cpu returned that
+ * every one was unmapped (every worker joined, no stack leaked). */
+static uintptr_t (*stacks_seen)[2];
+enum { STACKS_MAX = 4096 / (2 * sizeof(uintptr_t)) };
+
+static int on_stack_where(void *self, const thoth_chantest_Test_echo_req_t *req,
+			  thoth_chantest_Test_echo_resp_t *resp, thoth_arena_t *arena)
+{
+	(void)self;
+	(void)req;
+	int32_t *b = thoth_arena_alloc(arena, SW_N * sizeof *b);
+	if (!b)
+		return THOTH_E_NOMEM;
+	volatile uint8_t local = 1;
+	pthread_attr_t a, def;
+	void *lo = NULL;
+	size_t size = 0, want = 0;
+	if (pthread_getattr_np(pthread_self(), &a))
+		return THOTH_E_IO;
+	pthread_attr_getstack(&a, &lo, &size);
+	pthread_attr_destroy(&a);
+	pthread_attr_init(&def);
+	pthread_attr_getstacksize(&def, &want);       /* glibc's default size */
+	pthread_attr_destroy(&def);
+	uint8_t *top = (uint8_t *)(((uintptr_t)lo + size - 1) & ~(uintptr_t)4095);
+	b[SW_CPU] = sched_getcpu();
+	b[SW_NODE] = (int32_t)thoth__numa_current_node();
+	b[SW_CPU_NODE] = thoth__numa_cpu_node(b[SW_CPU]);
+	b[SW_LOCAL_IN] = (uintptr_t)&local >= (uintptr_t)lo && (uintptr_t)&local < (uintptr_t)lo + size;
+	b[SW_LOCAL_MODE] = b[SW_LOCAL_PNODE] = b[SW_TOP_MODE] = b[SW_TOP_PNODE] = -1;
+	thoth__numa_policy_of((void *)((uintptr_t)&local & ~(uintptr_t)4095), &b[SW_LOCAL_MODE], &b[SW_LOCAL_PNODE]);
+	thoth__numa_policy_of(top, &b[SW_TOP_MODE], &b[SW_TOP_PNODE]);
+	b[SW_LOCAL_NODE] = thoth__numa_page_node((void *)&local);
+	b[SW_TOP_NODE] = thoth__numa_page_node(top);
+	b[SW_SIZE_OK] = size >= want;
+	b[SW_GUARD] = guard_below((uintptr_t)lo);
+	if (b[SW_CPU] >= 0 && b[SW_CPU] < STACKS_MAX) {
+		stacks_seen[b[SW_CPU]][0] = (uintptr_t)lo;
+		stacks_seen[b[SW_CPU]][1] = (uintptr_t)top;
+	}
+	resp->data.ptr = (uint8_t *)b;
+	resp->data.len = SW_N * sizeof *b;
+	return 0;
+}
+
+static void test_each_workers_stack_is_its_own_on_its_node(void **state)
+{
+	setenv("THOTH_NUMA", "on", 1);
+	thoth__numa_reset();
+	int cpus[64], n = test_allowed_cpus(cpus, 64);
+	if (n < 2) {
+		print_message("one CPU allowed: thoth_serve_per_cpu serves on the caller's thread; skipped\n");
+		skip();
+	}
+	if (thoth__numa_nodes_online() < 2)
+		print_message("one NUMA node: every node is 0, the policy and the guard are what is checked\n");
+	static const thoth_chantest_Test_handlers_t where = { .echo = on_stack_where };
+	stacks_seen = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	assert_true(stacks_seen != MAP_FAILED);
+	unlink(sock_path);
+	service_pid = fork();
+	assert_true(service_pid >= 0);
+	if (service_pid == 0) {
+		int r = test_serve_echo_per_cpu(sock_path, &where);
+		/* Stopped: every stack a handler ran on is unmapped (mincore
+		 * fails with ENOMEM on an address with no mapping). */
+		unsigned char v;
+		for (int c = 0; c < STACKS_MAX; c++)
+			for (int k = 0; k < 2; k++)
+				if (stacks_seen[c][k] && (mincore((void *)stacks_seen[c][k], 1, &v) == 0 || errno != ENOMEM))
+					_exit(5);
+		_exit(r ? 1 : 0);
+	}
+	for (int i = 0; i < 1000 && access(sock_path, F_OK) != 0; i++)
+		usleep(5000);
+	assert_int_equal(access(sock_path, F_OK), 0);
+	int32_t (*got)[SW_N + 1] = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	assert_true(got != MAP_FAILED && (size_t)n * sizeof *got <= 4096);
+	for (int i = 0; i < n; i++) {
+		pid_t c = fork();
+		assert_true(c >= 0);
+		if (c == 0) {
+			thoth_chan_t *ch = test_echo_client_on_cpu(sock_path, cpus[i]);
+			if (test_echo_call_copy(ch, 0, (uint8_t *)got[i], SW_N * sizeof(int32_t)) !=
+			    (int)(SW_N * sizeof(int32_t)))
+				_exit(4);
+			got[i][SW_N] = 1;
+			thoth_chan_close(ch);
+			_exit(0);
+		}
+		int st;
+		assert_int_equal(waitpid(c, &st, 0), c);
+		if (!WIFEXITED(st) || WEXITSTATUS(st) || !got[i][SW_N])
+			fail_msg("client on CPU %d: exit %d", cpus[i], WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+		const int32_t *w = got[i];
+		print_message("client on CPU %d: served on CPU %d (node %d, sysfs %d); local in stack %d, its page "
+			      "policy %d node %d, on node %d; stack top policy %d node %d, on node %d; size ok %d, "
+			      "guard %d\n", cpus[i], w[SW_CPU], w[SW_NODE], w[SW_CPU_NODE], w[SW_LOCAL_IN],
+			      w[SW_LOCAL_MODE], w[SW_LOCAL_PNODE], w[SW_LOCAL_NODE], w[SW_TOP_MODE], w[SW_TOP_PNODE],
+			      w[SW_TOP_NODE], w[SW_SIZE_OK], w[SW_GUARD]);
+	}
+	for (int i = 0; i < n; i++) {
+		const int32_t *w = got[i];
+		assert_int_equal(w[SW_CPU], cpus[i]);
+		assert_int_equal(w[SW_CPU_NODE], w[SW_NODE]);
+		assert_int_equal(w[SW_LOCAL_IN], 1);
+		assert_int_equal(w[SW_LOCAL_MODE], MPOL_PREFERRED);
+		assert_int_equal(w[SW_LOCAL_PNODE], w[SW_NODE]);
+		assert_int_equal(w[SW_LOCAL_NODE], w[SW_NODE]);
+		assert_int_equal(w[SW_TOP_MODE], MPOL_PREFERRED);
+		assert_int_equal(w[SW_TOP_PNODE], w[SW_NODE]);
+		assert_int_equal(w[SW_TOP_NODE], w[SW_NODE]);
+		assert_int_equal(w[SW_SIZE_OK], 1);
+		assert_int_equal(w[SW_GUARD], 1);
+	}
+	munmap(got, 4096);
+	/* Stop it: thoth_serve_per_cpu returns 0 and no worker's stack is
+	 * left mapped (exit 5 otherwise). */
+	int st;
+	kill(service_pid, SIGTERM);
+	assert_int_equal(waitpid(service_pid, &st, 0), service_pid);
+	service_pid = 0;
+	if (!WIFEXITED(st) || WEXITSTATUS(st))
+		fail_msg("service: %s %d (5: a worker's stack still mapped after it stopped)",
+			 WIFEXITED(st) ? "exit" : "signal", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+	munmap(stacks_seen, 4096);
 }
 
 /* ---- the decision on machines this one is not ------------------------- */
@@ -544,6 +731,7 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_on_two_nodes_every_page_lands_on_its_readers_node, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_each_workers_stack_is_its_own_on_its_node, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_on_two_nodes_each_worker_keeps_its_state_on_its_node, setup,
 						teardown),
 		cmocka_unit_test(test_on_multi_node_topologies_each_side_reads_from_its_cpus_node),
