@@ -1747,7 +1747,9 @@ static int start_on_node(pthread_t *t, int cpu, thoth_numa_stack_t *st, void *(*
 	if (e)
 		return e;
 	thoth__numa_stack_for_cpu(&attr, cpu, st);
-	e = pthread_create(t, &attr, fn, arg);
+	/* No stack of ours: exactly the old start (a NULL attr takes the
+	 * process's pthread_setattr_default_np defaults). */
+	e = pthread_create(t, st->map ? &attr : NULL, fn, arg);
 	pthread_attr_destroy(&attr);
 	if (e)
 		thoth__numa_stack_free(st);

@@ -188,10 +188,38 @@ int thoth__numa_cpu_node(int cpu)
 	return node;
 }
 
+/*
+ * Does this process run with an executable stack (an object asked for one
+ * by PT_GNU_STACK: GCC's nested-function trampolines)?  glibc then maps
+ * its thread stacks executable, but never a stack given to it: a worker on
+ * ours would fault in a trampoline.  The main thread's stack tells.
+ */
+static bool stack_exec(void)
+{
+	static int known;       /* 0 unknown, 1 no, 2 yes */
+	int k = __atomic_load_n(&known, __ATOMIC_RELAXED);
+	if (k)
+		return k == 2;
+	bool yes = true;        /* unreadable: glibc's own stacks, as before */
+	FILE *f = fopen("/proc/self/maps", "re");
+	if (f) {
+		char line[512];
+		while (fgets(line, sizeof line, f))
+			if (strstr(line, "[stack]")) {
+				char perms[5] = "";
+				yes = sscanf(line, "%*s %4s", perms) != 1 || perms[2] != '-';
+				break;
+			}
+		fclose(f);
+	}
+	__atomic_store_n(&known, yes ? 2 : 1, __ATOMIC_RELAXED);
+	return yes;
+}
+
 int thoth__numa_stack_for_cpu(pthread_attr_t *attr, int cpu, thoth_numa_stack_t *st)
 {
 	*st = (thoth_numa_stack_t){ 0 };
-	if (!thoth__numa_enabled())
+	if (!thoth__numa_enabled() || stack_exec())
 		return 0;
 	int node = thoth__numa_cpu_node(cpu);
 	if (node < 0)

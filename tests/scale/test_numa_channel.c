@@ -419,10 +419,11 @@ static void test_on_two_nodes_each_worker_keeps_its_state_on_its_node(void **sta
  * the starting thread.  Forced on (THOTH_NUMA=on) so that it runs on one
  * node too: there every node is 0, so the page nodes only prove the path
  * runs; what fails without the change is the policy, which only our mbind
- * sets (glibc's own stack has the default one), and the size and guard.
+ * sets (glibc's own stack has the default one; its size and guard pass
+ * either way).
  * The handler, on the worker serving the calling client, reports where
- * its stack is (pthread_getattr_np), whether a local of its lies in it,
- * the policy and node of that local's page and of the stack's top page
+ * its stack is (pthread_getattr_np), whether its frame lies in it,
+ * the policy and node of that frame's page and of the stack's top page
  * (glibc's thread descriptor), its size and whether the page below it is
  * an inaccessible guard.
  */
@@ -461,7 +462,9 @@ static int on_stack_where(void *self, const thoth_chantest_Test_echo_req_t *req,
 	int32_t *b = thoth_arena_alloc(arena, SW_N * sizeof *b);
 	if (!b)
 		return THOTH_E_NOMEM;
-	volatile uint8_t local = 1;
+	/* The frame, not a local's address: ASan's use-after-return mode
+	 * moves address-taken locals to a heap "fake stack". */
+	uint8_t *local = __builtin_frame_address(0);
 	pthread_attr_t a, def;
 	void *lo = NULL;
 	size_t size = 0, want = 0;
@@ -476,11 +479,11 @@ static int on_stack_where(void *self, const thoth_chantest_Test_echo_req_t *req,
 	b[SW_CPU] = sched_getcpu();
 	b[SW_NODE] = (int32_t)thoth__numa_current_node();
 	b[SW_CPU_NODE] = thoth__numa_cpu_node(b[SW_CPU]);
-	b[SW_LOCAL_IN] = (uintptr_t)&local >= (uintptr_t)lo && (uintptr_t)&local < (uintptr_t)lo + size;
+	b[SW_LOCAL_IN] = (uintptr_t)local >= (uintptr_t)lo && (uintptr_t)local < (uintptr_t)lo + size;
 	b[SW_LOCAL_MODE] = b[SW_LOCAL_PNODE] = b[SW_TOP_MODE] = b[SW_TOP_PNODE] = -1;
-	thoth__numa_policy_of((void *)((uintptr_t)&local & ~(uintptr_t)4095), &b[SW_LOCAL_MODE], &b[SW_LOCAL_PNODE]);
+	thoth__numa_policy_of((void *)((uintptr_t)local & ~(uintptr_t)4095), &b[SW_LOCAL_MODE], &b[SW_LOCAL_PNODE]);
 	thoth__numa_policy_of(top, &b[SW_TOP_MODE], &b[SW_TOP_PNODE]);
-	b[SW_LOCAL_NODE] = thoth__numa_page_node((void *)&local);
+	b[SW_LOCAL_NODE] = thoth__numa_page_node((void *)local);
 	b[SW_TOP_NODE] = thoth__numa_page_node(top);
 	b[SW_SIZE_OK] = size >= want;
 	b[SW_GUARD] = guard_below((uintptr_t)lo);
