@@ -1347,9 +1347,14 @@ void chan_spin_slept(chan_end_t *e, uint64_t waited_ns)
  * Which way of waiting serves this peer faster, timed in epochs of
  * CHAN_NAP_EPOCH decisions: the first CHAN_NAP_RUN nap, the next
  * CHAN_NAP_RUN wait in the loop, and the median cycle of each run (its
- * first NAP_SETTLE left out) decides the rest of the epoch.  A cycle: from one idle moment to the next
- * with exactly one message between, i.e. the peer's round trip as this side
- * sees it.  Not the wait alone: a doorbell's synchronous wake-up runs us
+ * first NAP_SETTLE left out) decides the rest of the epoch.  A cycle: from
+ * one idle moment to the next, over the messages between, i.e. the peer's
+ * round trip as this side sees it.  Any number of messages, not exactly
+ * one: on one CPU the client woken by our answer often runs before we
+ * wait again and its next request is there, so a napping run held 2-4
+ * messages in most cycles, too few one-message samples to decide, and the
+ * service kept napping at ~1.4x the loop's round trip (stop 31 made the
+ * loop's wait cheaper: edge-triggered doorbells).  Not the wait alone: a doorbell's synchronous wake-up runs us
  * sooner than a FUTEX_WAKE but delays the peer, whose round trip is what
  * counts.  Runs, not single probes: one nap between loop waits measured
  * 2-3x longer than naps in a row, and medians, not means: the tail of a
@@ -1358,10 +1363,10 @@ void chan_spin_slept(chan_end_t *e, uint64_t waited_ns)
  */
 static void nap_cycle(chan_end_t *e, uint64_t now)
 {
-	if ((e->nap_cycle_way & NAP_WAY_TIMED) && e->st.received == e->nap_cycle_rx + 1 &&
-	    now > e->nap_cycle_at) {
+	uint64_t msgs = e->st.received - e->nap_cycle_rx;
+	if ((e->nap_cycle_way & NAP_WAY_TIMED) && msgs && now > e->nap_cycle_at) {
 		unsigned w = e->nap_cycle_way & NAP_WAY_NAP ? 0 : 1;
-		uint64_t ns = now - e->nap_cycle_at;
+		uint64_t ns = (now - e->nap_cycle_at) / msgs;
 		if (e->nap_n[w] < CHAN_NAP_SAMPLES)
 			e->nap_s[w][e->nap_n[w]++] = ns < UINT32_MAX ? (uint32_t)ns : UINT32_MAX;
 	}
