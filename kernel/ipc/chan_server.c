@@ -887,12 +887,11 @@ static void conn_woke(conn_t *c)
 static void bell_to_level(conn_t *c)
 {
 	c->bell_level = true;
-	/* A switch that fails leaves bell_edge set: conn_drain then reads
-	 * until nothing is left, since no later arrival may come to report
-	 * what one read leaves (the end of the connection above all). */
-	if (c->bell_edge && (!c->sock_src ||
-			     thoth_loop_modify_fd(c->srv->loop, c->sock_src, THOTH_LOOP_READ) == 0))
-		c->bell_edge = false;
+	if (!c->bell_edge)
+		return;
+	c->bell_edge = false;
+	if (c->sock_src)
+		thoth_loop_modify_fd(c->srv->loop, c->sock_src, THOTH_LOOP_READ);
 }
 
 /* Read the doorbells back.  At the socket's end (the client went) mark the
@@ -903,11 +902,6 @@ static void bell_to_level(conn_t *c)
 static bool conn_drain(conn_t *c)
 {
 	int gone = chan_bell_drain(&c->end);
-	/* Edge triggered for good against our wish (bell_to_level's switch
-	 * failed): read all of it, the end included.  Bounded by what the
-	 * client's socket holds. */
-	while (!gone && c->bell_edge && c->bell_level && c->end.bell_read == CHAN_BELL_READ)
-		gone = chan_bell_drain(&c->end);
 	/* More bytes than the sleeps they could ring for: the client does
 	 * not keep its promise of one doorbell per sleep (a flood, a bug).
 	 * Level triggered from now on, read back at every wake-up, as for
@@ -939,20 +933,18 @@ static bool conn_drain(conn_t *c)
  */
 static bool bell_skip(conn_t *c, uint32_t events)
 {
-	if (c->bell_level)
-		return false;
-	if (events & THOTH_LOOP_HUP) {
-		bell_to_level(c);
-		return false;
-	}
 	if (!c->bell_edge) {
-		if (chan_bell_promised(&c->end)) {
+		if (!c->bell_level && chan_bell_promised(&c->end)) {
 			if (thoth_loop_modify_fd(c->srv->loop, c->sock_src, THOTH_LOOP_READ | THOTH_LOOP_EDGE))
 				c->bell_level = true;
 			else
 				c->bell_edge = true;
 		}
 		return false;   /* this wake-up reads them back, as before */
+	}
+	if (events & THOTH_LOOP_HUP) {
+		bell_to_level(c);
+		return false;
 	}
 	return c->end.bell_arms < CHAN_BELL_DRAIN_EVERY;
 }
@@ -1023,7 +1015,7 @@ static void on_sock(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t ev
 		 * one, as before. */
 		unsigned budget = CONN_BUDGET;
 		for (;;) {
-			uint64_t rx = c->end.st.received;
+			uint64_t calls = c->pl_calls;
 			conn_woke(c);
 			enum serve_result sr = conn_serve(c, &budget);
 			if (sr == SERVE_CLOSED)
@@ -1037,10 +1029,9 @@ static void on_sock(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t ev
 			/* Left unread, rung for something: every byte's
 			 * arrival was its own wake-up.  Rung for nothing
 			 * (more doorbells than sleeps: a flood, or one whose
-			 * message a re-check already served), or the turn
-			 * armed us up to the count: read them back now, as
-			 * the late drain does, and count them. */
-			if (skip && c->end.st.received != rx && c->end.bell_arms < CHAN_BELL_DRAIN_EVERY)
+			 * message a re-check already served): read them back
+			 * now, as the late drain does, and count them. */
+			if (skip && c->pl_calls != calls)
 				return;
 			skip = false;
 			/* SERVE_IDLE: one flag is set, the one waits_slot names. */

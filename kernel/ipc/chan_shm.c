@@ -361,7 +361,7 @@ int chan_bell_drain(chan_end_t *e)
 {
 	if (e->sock < 0)
 		return 0;
-	char bells[CHAN_BELL_READ];
+	char bells[256];
 	/* One read: a peer ringing without pause cannot keep us here; what is
 	 * left keeps the socket readable and the loop comes back (level
 	 * triggered), or is counted against the peer's promise (edge
@@ -1126,30 +1126,12 @@ static void presence_publish(chan_end_t *e, bool running)
 	}
 }
 
-/*
- * Count one more nonzero store of a waiting flag.  At CHAN_BELL_ARMS_MAX
- * since the last read-back, read them back here, before the store: each
- * byte read was sent for an earlier arm, after what it announced was
- * published, so the re-check that follows the store sees a request it
- * announced, and a free slot it announced was taken before we came to
- * wait for anything else.  Rare (the loop reads back at
- * CHAN_BELL_DRAIN_EVERY); it bounds unread doorbells whatever the loop
- * runs between two read-backs.  The end of the connection read here is
- * read again by the loop (it stays readable).
- */
-static inline void bell_arm_count(chan_end_t *e)
-{
-	if (e->bell_arms >= CHAN_BELL_ARMS_MAX)
-		(void)chan_bell_drain(e);
-	e->bell_arms++;
-}
-
 int chan_arm(chan_end_t *e, enum chan_cond cond, size_t len)
 {
 	chan_rx_settle(e);              /* never sleep owing a sleeping producer its wake-up */
 	_Atomic uint32_t *flag = wait_flag(e, cond);
 	presence_publish(e, false);
-	bell_arm_count(e);              /* at most one doorbell byte per store (ring_if_waiting) */
+	e->bell_arms++;                 /* at most one doorbell byte per store (ring_if_waiting) */
 	atomic_store_explicit(flag, 1, memory_order_relaxed);
 	atomic_thread_fence(memory_order_seq_cst);
 	if (chan_ready(e, cond, len)) {
@@ -1431,7 +1413,7 @@ bool chan_nap(chan_end_t *e, uint64_t until)
 		slice = until - start;
 	_Atomic uint32_t *flag = &e->ctl->dir[e->rx].cons_waiting;
 	presence_publish(e, false);
-	bell_arm_count(e);              /* a claim returning 1 after we re-armed rings (ring_if_waiting) */
+	e->bell_arms++;                 /* a claim returning 1 after we re-armed rings (ring_if_waiting) */
 	atomic_store_explicit(flag, CHAN_WAITING_FUTEX, memory_order_relaxed);
 	atomic_thread_fence(memory_order_seq_cst);
 	bool got = chan_ready(e, CHAN_WAIT_RECV, 0);

@@ -141,20 +141,10 @@ typedef struct chan_ctl {
 /* More bytes than arms + this at a read-back: not one bell per sleep (a
  * flood, a bug): the service watches that channel level-triggered again. */
 #define CHAN_BELL_SLACK 8u
-/* The most doorbell bytes one read-back takes (chan_bell_drain). */
-#define CHAN_BELL_READ 256u
-/* The hard bound: the service reads back at its count of
- * CHAN_BELL_DRAIN_EVERY when a doorbell's wake-up finds it there, but the
- * turns between two such wake-ups (the ready queue's, a moderation
- * timer's, re-checks) can arm ~2 times per message of a turn's budget
- * each; an arm that finds this many since the last read-back reads them
- * back itself, before its store (chan_arm, chan_nap). */
-#define CHAN_BELL_ARMS_MAX (2u * CHAN_BELL_DRAIN_EVERY)
 /* The unread one-byte sends a peer promising CHAN_BELL_ONCE must be able
- * to queue (what an honest peer can leave unread, CHAN_BELL_ARMS_MAX +
- * CHAN_BELL_SLACK, with CHAN_BELL_SLACK to spare), and the send buffer
- * that takes them with room to spare (~766 B per byte). */
-#define CHAN_BELL_ROOM (CHAN_BELL_ARMS_MAX + 2u * CHAN_BELL_SLACK)
+ * to queue (twice what an honest peer ever leaves unread), and the send
+ * buffer that takes them with room to spare (~766 B per byte). */
+#define CHAN_BELL_ROOM (2u * (CHAN_BELL_DRAIN_EVERY + CHAN_BELL_SLACK))
 #define CHAN_BELL_SNDBUF (CHAN_BELL_ROOM * 1024u)
 
 #define CHAN_STAMPS_MONOTONIC 1u
