@@ -1299,10 +1299,9 @@ void chan_spin_slept(chan_end_t *e, uint64_t waited_ns)
  * one: on one CPU the client woken by our answer often runs before we
  * wait again and its next request is there, so a napping run held 2-4
  * messages in most cycles, too few one-message samples to decide, and the
- * service kept napping at ~1.4x the loop's round trip (stop 31 made the
- * loop's wait cheaper: edge-triggered doorbells).  Not the wait alone: a
- * doorbell's synchronous wake-up runs us sooner than a FUTEX_WAKE but delays the peer, whose round trip is what
- * counts.  Runs, not single probes: one nap between loop waits measured
+ * service kept napping, measured at ~1.4x the loop's round trip.  Not
+ * the wait alone: a doorbell's synchronous wake-up runs us sooner than a
+ * FUTEX_WAKE but delays the peer, whose round trip is what counts.  Runs, not single probes: one nap between loop waits measured
  * 2-3x longer than naps in a row, and medians, not means: the tail of a
  * loaded machine (preemptions, naps that time out) is not the typical
  * round trip.  NOW: this idle moment.
