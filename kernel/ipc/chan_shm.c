@@ -705,27 +705,25 @@ static inline void copy16(uint8_t *to, const uint8_t *from)
  * instructions a move (its counter, test and branch), this 2: at 120 bytes
  * (a 64 B call's message) 8 moves and two tests instead of ~50
  * instructions, four copies per round trip (stop 31). */
+static inline __attribute__((always_inline)) void copy_halves(uint8_t *to, const uint8_t *from, size_t n,
+								size_t half)
+{
+	for (size_t i = 0; i < half; i += 16)
+		copy16(to + i, from + i);
+	for (size_t i = half; i > 0; i -= 16)
+		copy16(to + n - i, from + n - i);
+}
+
 static inline __attribute__((always_inline)) void copy_moves(uint8_t *to, const uint8_t *from, size_t n)
 {
-	if (n <= 32) {
-		copy16(to, from);
-		copy16(to + n - 16, from + n - 16);
-	} else if (n <= 64) {
-		for (size_t i = 0; i < 32; i += 16)
-			copy16(to + i, from + i);
-		for (size_t i = 32; i > 0; i -= 16)
-			copy16(to + n - i, from + n - i);
-	} else if (n <= 128) {
-		for (size_t i = 0; i < 64; i += 16)
-			copy16(to + i, from + i);
-		for (size_t i = 64; i > 0; i -= 16)
-			copy16(to + n - i, from + n - i);
-	} else {
-		for (size_t i = 0; i < 128; i += 16)
-			copy16(to + i, from + i);
-		for (size_t i = 128; i > 0; i -= 16)
-			copy16(to + n - i, from + n - i);
-	}
+	if (n <= 32)
+		copy_halves(to, from, n, 16);
+	else if (n <= 64)
+		copy_halves(to, from, n, 32);
+	else if (n <= 128)
+		copy_halves(to, from, n, 64);
+	else
+		copy_halves(to, from, n, 128);
 }
 
 _Static_assert(THOTH_CHAN_INLINE_MAX <= 256, "copy_moves copies at most 256 bytes");
