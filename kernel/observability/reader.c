@@ -40,6 +40,8 @@ struct thoth_trace_reader {
 	char names[THOTH_TRACE_MAX_NAMES][THOTH_TRACE_NAME_MAX + 1];
 	reader_ring_t *rings;
 	thoth_trace_stats_t stats;
+	thoth__trace_lost_fn lost_fn;   /* told each run of overwritten records (may be NULL) */
+	void *lost_ctx;
 };
 
 /* Names from shared memory end up in JSON and file names: ASCII only. */
@@ -209,12 +211,35 @@ static bool writer_is_dead(const thoth_trace_reader_t *r, const reader_ring_t *r
 	return syscall(SYS_tgkill, (pid_t)rr->pid, (pid_t)rr->tid, 0) != 0 && errno == ESRCH;
 }
 
-static void count_lost(thoth_trace_reader_t *r, uint64_t n)
+/* Records [from, to) of one ring, lost to its writer, not yet told to
+ * lost_fn: consecutive losses (the lap, then records overwritten while we
+ * copied them) go out as one range. */
+typedef struct lost_run {
+	uint64_t from, to;
+} lost_run_t;
+
+static void lost_flush(thoth_trace_reader_t *r, uint32_t index, lost_run_t *run)
 {
-	if (r->full_policy == THOTH_TRACE_OVERWRITE_OLDEST)
-		r->stats.overwritten += n;
-	else
-		r->stats.invalid += n;  /* a DROP_NEWEST writer never laps */
+	if (run->to > run->from && r->lost_fn)
+		r->lost_fn(index, run->from, run->to, r->lost_ctx);
+	run->from = run->to = 0;
+}
+
+/* Ring INDEX's records [FROM, TO) are gone: counted, and told by sequence
+ * to lost_fn (through RUN) when they were overwritten. */
+static void count_lost(thoth_trace_reader_t *r, uint32_t index, lost_run_t *run, uint64_t from,
+                       uint64_t to)
+{
+	if (r->full_policy != THOTH_TRACE_OVERWRITE_OLDEST) {
+		r->stats.invalid += to - from;  /* a DROP_NEWEST writer never laps */
+		return;
+	}
+	r->stats.overwritten += to - from;
+	if (run->to != from || run->to == run->from) {
+		lost_flush(r, index, run);
+		run->from = from;
+	}
+	run->to = to;
 }
 
 /* Decode a copied record; false when a field is impossible. */
@@ -285,6 +310,7 @@ static int drain_ring(thoth_trace_reader_t *r, uint32_t index, reader_ring_t *rr
 	thoth_trace_record_t *slots = thoth_trace_ring_records(ring);
 	uint64_t mask = r->ring_records - 1;
 	uint64_t head = __atomic_load_n(&ring->head, __ATOMIC_ACQUIRE);
+	lost_run_t run = { 0, 0 };
 	int rc = 0;
 
 	if (head < rr->pos) {  /* head went backwards: nothing sane to read */
@@ -292,7 +318,8 @@ static int drain_ring(thoth_trace_reader_t *r, uint32_t index, reader_ring_t *rr
 		rr->pos = head;
 	}
 	if (head - rr->pos > r->ring_records) {
-		count_lost(r, head - rr->pos - r->ring_records);
+		/* lapped: what we had not read of [pos, head - capacity) */
+		count_lost(r, index, &run, rr->pos, head - r->ring_records);
 		rr->pos = head - r->ring_records;
 	}
 	uint64_t end = head < cap ? head : cap;
@@ -302,7 +329,7 @@ static int drain_ring(thoth_trace_reader_t *r, uint32_t index, reader_ring_t *rr
 		uint64_t word0;
 		thoth_trace_event_t ev;
 		if (!copy_record(&slots[seq & mask], seq, &copy, &word0)) {
-			count_lost(r, 1);
+			count_lost(r, index, &run, seq, seq + 1);
 			continue;
 		}
 		if (!decode(r, &copy, word0, clock, &ev)) {
@@ -315,6 +342,7 @@ static int drain_ring(thoth_trace_reader_t *r, uint32_t index, reader_ring_t *rr
 		r->stats.read++;
 		rc = fn(&ev, ctx);
 	}
+	lost_flush(r, index, &run);
 	/* Release: our copies are done before a DROP_NEWEST writer reuses them. */
 	__atomic_store_n(&ring->tail, rr->pos, __ATOMIC_RELEASE);
 
@@ -464,6 +492,28 @@ uint64_t thoth__trace_reader_unread(const thoth_trace_reader_t *r)
 			n += head - pos < r->ring_records ? head - pos : r->ring_records;
 	}
 	return n;
+}
+
+void thoth__trace_reader_refused(const thoth_trace_reader_t *r, uint64_t *dropped, uint64_t *no_ring)
+{
+	*dropped = *no_ring = 0;
+	if (!r || !r->base)
+		return;
+	uint32_t claimed = __atomic_load_n(&control(r)->rings_claimed, __ATOMIC_ACQUIRE);
+	if (claimed > r->ring_count)
+		claimed = r->ring_count;
+	for (uint32_t i = 0; i < claimed; i++)
+		*dropped += __atomic_load_n(&thoth_trace_ring_at(r->base, r->ring_records, i)->dropped,
+		                            __ATOMIC_RELAXED);
+	*no_ring = __atomic_load_n(&control(r)->no_ring, __ATOMIC_RELAXED);
+}
+
+void thoth__trace_reader_on_lost(thoth_trace_reader_t *r, thoth__trace_lost_fn fn, void *ctx)
+{
+	if (!r)
+		return;
+	r->lost_fn = fn;
+	r->lost_ctx = fn ? ctx : NULL;
 }
 
 void thoth__trace_reader_heads(const thoth_trace_reader_t *r, uint64_t *heads, uint32_t n)

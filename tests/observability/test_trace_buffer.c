@@ -199,6 +199,96 @@ static void test_overwrite_oldest_keeps_newest_and_counts_the_rest(void **state)
 	event_list_free(&l);
 }
 
+/* The ranges thoth__trace_reader_on_lost reports (ring, [from, to)). */
+typedef struct lost_ranges {
+	unsigned n;
+	uint32_t ring[8];
+	uint64_t from[8], to[8];
+} lost_ranges_t;
+
+static void lost_range_add(uint32_t ring, uint64_t from, uint64_t to, void *ctx)
+{
+	lost_ranges_t *lr = ctx;
+	assert_true(lr->n < 8);
+	lr->ring[lr->n] = ring;
+	lr->from[lr->n] = from;
+	lr->to[lr->n] = to;
+	lr->n++;
+}
+
+/* What a reader counts as overwritten it also tells by sequence: the lap,
+ * [its position, head - capacity), one range a ring per poll; records
+ * overwritten while it copies them, runs of consecutive ones as one range.
+ * A collector splits a ring's loss by a cut with it (thothd: a session's
+ * loss is only what was lapped from its start on, not the older records a
+ * ring held when it started). */
+static void test_overwritten_records_are_told_by_sequence(void **state)
+{
+	start_tracing(64, THOTH_TRACE_OVERWRITE_OLDEST, THOTH_TRACE_ALL_CATEGORIES);
+	thoth_trace_reader_t *r = open_reader();
+	lost_ranges_t lr = { 0 };
+	thoth__trace_reader_on_lost(r, lost_range_add, &lr);
+	for (int i = 0; i < 10; i++)
+		THOTH_TRACE(USER, older, i, 0);         /* before the cut */
+	uint64_t cut;
+	thoth__trace_reader_heads(r, &cut, 1);
+	assert_int_equal(cut, 10);
+	for (int i = 0; i < 100; i++)
+		THOTH_TRACE(USER, newer, i, 0);         /* 110 in a ring of 64 */
+	event_list_t l = { 0 };
+	thoth_trace_stats_t st = poll_into(r, &l);
+	assert_int_equal(l.count, 64);
+	assert_int_equal(st.overwritten, 46);
+	assert_int_equal(lr.n, 1);
+	assert_int_equal(lr.ring[0], 0);
+	assert_int_equal(lr.from[0], 0);
+	assert_int_equal(lr.to[0], 46);
+	/* split by the cut: 10 older, 36 from the cut on */
+	uint64_t after = lr.to[0] - (lr.from[0] > cut ? lr.from[0] : cut);
+	assert_int_equal(after, 36);
+
+	/* The next lap starts at the reader's position: [110, 116). */
+	for (int i = 0; i < 70; i++)
+		THOTH_TRACE(USER, again, i, 0);
+	st = poll_into(r, &l);
+	assert_int_equal(st.overwritten, 52);
+	assert_int_equal(lr.n, 2);
+	assert_int_equal(lr.from[1], 110);
+	assert_int_equal(lr.to[1], 116);
+
+	/* Records overwritten under the copy (their commit words no longer
+	 * theirs): 3 consecutive ones, then 1 apart: two ranges. */
+	for (int i = 0; i < 8; i++)
+		THOTH_TRACE(USER, torn, i, 0);          /* seq 180..187 */
+	thoth_trace_ring_header_t *ring = thoth_trace_thread_ring();
+	thoth_trace_record_t *slots = thoth_trace_ring_records(ring);
+	for (uint64_t seq = 181; seq <= 183; seq++)
+		__atomic_store_n(&slots[seq & 63].word0, thoth_trace_commit_for(seq + 64), __ATOMIC_RELAXED);
+	__atomic_store_n(&slots[186 & 63].word0, thoth_trace_commit_for(186 + 64), __ATOMIC_RELAXED);
+	st = poll_into(r, &l);
+	assert_int_equal(st.overwritten, 56);
+	assert_int_equal(lr.n, 4);
+	assert_int_equal(lr.from[2], 181);
+	assert_int_equal(lr.to[2], 184);
+	assert_int_equal(lr.from[3], 186);
+	assert_int_equal(lr.to[3], 187);
+	assert_int_equal(l.count, 64 + 64 + 4);
+	uint64_t told = 0;
+	for (unsigned i = 0; i < lr.n; i++)
+		told += lr.to[i] - lr.from[i];
+	assert_int_equal(told, st.overwritten);
+
+	/* NULL: no more calls, still counted. */
+	thoth__trace_reader_on_lost(r, NULL, NULL);
+	for (int i = 0; i < 70; i++)
+		THOTH_TRACE(USER, quiet, i, 0);
+	st = poll_into(r, &l);
+	assert_int_equal(st.overwritten, 62);
+	assert_int_equal(lr.n, 4);
+	thoth_trace_reader_close(r);
+	event_list_free(&l);
+}
+
 static void test_drop_newest_keeps_oldest_and_counts_drops_exactly(void **state)
 {
 	start_tracing(8, THOTH_TRACE_DROP_NEWEST, THOTH_TRACE_ALL_CATEGORIES);
@@ -627,6 +717,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_queue_delay_in_ticks_is_delivered_in_ns, teardown),
 		cmocka_unit_test_teardown(test_overwrite_oldest_keeps_newest_and_counts_the_rest,
 		                          teardown),
+		cmocka_unit_test_teardown(test_overwritten_records_are_told_by_sequence, teardown),
 		cmocka_unit_test_teardown(test_drop_newest_keeps_oldest_and_counts_drops_exactly,
 		                          teardown),
 		cmocka_unit_test_teardown(test_ring_wraps_around_without_loss_when_drained, teardown),
