@@ -95,6 +95,11 @@ typedef struct trace_source {
 	uint32_t ring_records;          /* geometry, for the fill figure */
 	uint32_t last_drain_max;        /* most events one ring gave at the last drain */
 	thoth_trace_stats_t base;       /* reader stats when the session took it */
+	/* Records of the session lapped in its rings (source_lost): only those
+	 * from its cut on (and before its stop's), not the older ones a ring
+	 * held when the session started (the reader's total, the dashboard's
+	 * loss counter, has those).  Replaces overwritten - base.overwritten. */
+	uint64_t session_overwritten;
 	/* Cuts (thoth__trace_reader_heads, n_cut rings each): records before
 	 * the session's cut are not the session's, records before the live
 	 * cut not the observer's.  NULL: no cut.  Set on the loop thread
@@ -284,6 +289,25 @@ static void source_poll_routed(thothd_tracer_t *t, trace_source_t *s)
 
 /* ---- sources ---------------------------------------------------------------- */
 
+/* The reader lost ring RING's records [FROM, TO) to its writer (mu held:
+ * every poll of a source's reader is): the session's share is what lies
+ * within its cuts, [session cut, stop cut), or all while it has none
+ * (without the observer a session's start read its sources to the end). */
+static void source_lost(uint32_t ring, uint64_t from, uint64_t to, void *ctx)
+{
+	trace_source_t *s = ctx;
+	if (!s->in_session)
+		return;
+	if (ring < s->n_cut) {
+		if (s->session_cut && from < s->session_cut[ring])
+			from = s->session_cut[ring];
+		if (s->stop_cut && to > s->stop_cut[ring])
+			to = s->stop_cut[ring];
+	}
+	if (to > from)
+		s->session_overwritten += to - from;
+}
+
 /* A cut of S's rings now, in *CUT (allocated once per source); false when
  * there is no memory for it (the caller drains instead, as before cuts). */
 static bool cut_now(trace_source_t *s, uint64_t **cut)
@@ -430,6 +454,11 @@ static void source_join_session(thothd_tracer_t *t, trace_source_t *s)
 		thoth_trace_reader_poll(s->reader, skip_event, NULL);
 	}
 	thoth_trace_reader_stats(s->reader, &s->base);
+	/* Beside a cut the last poll may be old: records refused since (a
+	 * full DROP_NEWEST ring, no free ring) came before the session. */
+	if (s->session_cut)
+		thoth__trace_reader_refused(s->reader, &s->base.dropped, &s->base.no_ring);
+	s->session_overwritten = 0;
 	s->in_session = true;
 	thoth_trace_reader_set_enabled(s->reader, source_mask(t, s));
 }
@@ -446,6 +475,7 @@ static trace_source_t *source_add(thothd_tracer_t *t, thoth_trace_reader_t *read
 	s->ino = st->st_ino;
 	s->client = client;
 	thoth_trace_reader_geometry(reader, NULL, &s->ring_records);
+	thoth__trace_reader_on_lost(reader, source_lost, s);
 	s->next = t->sources;
 	t->sources = s;
 	t->n_sources++;
@@ -1038,11 +1068,13 @@ static void session_end(thothd_tracer_t *t, uint64_t *events, uint64_t *dropped,
 		thoth_trace_stats_t st;
 		thoth_trace_reader_stats(s->reader, &st);
 		sum.read += st.read - s->base.read;
-		sum.dropped += st.dropped - s->base.dropped;
-		sum.overwritten += st.overwritten - s->base.overwritten;
+		/* (saturated: a poll to a cut reads the dropped counters of
+		 * the rings it reads only) */
+		sum.dropped += st.dropped > s->base.dropped ? st.dropped - s->base.dropped : 0;
+		sum.overwritten += s->session_overwritten;
 		sum.torn += st.torn - s->base.torn;
 		sum.invalid += st.invalid - s->base.invalid;
-		sum.no_ring += st.no_ring - s->base.no_ring;
+		sum.no_ring += st.no_ring > s->base.no_ring ? st.no_ring - s->base.no_ring : 0;
 		s->in_session = false;
 		processes++;
 	}

@@ -95,13 +95,27 @@ static _Noreturn void stream(void)
 	}
 }
 
+static int spawn(harness_t *h, uint32_t ring_records, uint32_t per_s, uint32_t policy,
+		 live_traced_t *out);
+
 int live_traced_spawn(harness_t *h, uint32_t ring_records, live_traced_t *out)
 {
-	return live_traced_spawn_streaming(h, ring_records, 0, out);
+	return spawn(h, ring_records, 0, THOTH_TRACE_OVERWRITE_OLDEST, out);
+}
+
+int live_traced_spawn_dropping(harness_t *h, uint32_t ring_records, live_traced_t *out)
+{
+	return spawn(h, ring_records, 0, THOTH_TRACE_DROP_NEWEST, out);
 }
 
 int live_traced_spawn_streaming(harness_t *h, uint32_t ring_records, uint32_t per_s,
 				live_traced_t *out)
+{
+	return spawn(h, ring_records, per_s, THOTH_TRACE_OVERWRITE_OLDEST, out);
+}
+
+static int spawn(harness_t *h, uint32_t ring_records, uint32_t per_s, uint32_t policy,
+		 live_traced_t *out)
 {
 	int go[2], done[2];
 	if (h->n_children >= HARNESS_MAX_CHILDREN || pipe2(go, O_CLOEXEC))
@@ -122,7 +136,7 @@ int live_traced_spawn_streaming(harness_t *h, uint32_t ring_records, uint32_t pe
 			if (fd != go[0] && fd != done[1])
 				close(fd);
 		thoth_trace_config_t cfg = { .ring_count = 2, .ring_records = ring_records,
-					     .full_policy = THOTH_TRACE_OVERWRITE_OLDEST,
+					     .full_policy = policy,
 					     .process_name = "busy" };
 		thoth_control_t ctl;
 		if (thoth_trace_init(&cfg) || harness_connect(h, &ctl))

@@ -546,6 +546,113 @@ static void test_a_session_start_beside_a_backlog_leaves_it_to_the_drain(void **
 	fixture_down(&f);
 }
 
+/*
+ * A session's loss count is its own: a ring that overflows before the
+ * first drain after the session's start beside the dashboard.  The traced
+ * process's ring (LAP_RING records) holds LAP_OLD records written just
+ * after a tick (the dashboard's: before the session's cut), then the
+ * session starts and the process writes LAP_NEW more (the session's): the
+ * next drain finds the ring lapped by LAP_OLD + LAP_NEW - LAP_RING records,
+ * of which only LAP_NEW - LAP_RING are the session's.  Exact: the session
+ * holds the LAP_RING it could read and reports exactly LAP_NEW - LAP_RING
+ * lost (its events and losses add up to what it was written); the reader's
+ * total (the dashboard's loss counter) has them all.  The code before
+ * counted every record lapped against the session (LAP_OLD more: test
+ * fails).  Retried when a drain came between the two bursts (a loaded
+ * machine: the ring was not lapped as planned, the dashboard's count says).
+ */
+static void test_a_sessions_loss_count_excludes_older_lapped_records(void **state)
+{
+	(void)state;
+	enum { LAP_RING = 1 << 14, LAP_OLD = 10000, LAP_NEW = 20000 };
+	fixture_t f;
+	static const char *const env[] = { "THOTHD_TRACE_DRAIN_MS=5000", NULL };
+	fixture_up(&f, env, FX_PAGE);
+	assert_int_equal(live_traced_spawn(&f.h, LAP_RING, &f.busy), 0);
+	uint64_t total = 0, lost_total = 0, lost = 0;
+	thoth_trace_TraceControl_stop_resp_t presp = { 0 };
+	int attempt;
+	for (attempt = 1; attempt <= 3; attempt++) {
+		next_tick(f.page);
+		burst(&f.busy, LAP_OLD);
+		session_start(&f.ctl, f.busy.pid);
+		burst(&f.busy, LAP_NEW);
+		/* The ring's loss, as the dashboard counts it (a scrape drains). */
+		total += LAP_RING;
+		lost_total += LAP_OLD + LAP_NEW - LAP_RING;
+		uint64_t seen = live_wait_wakeups(f.port, f.busy.pid, total, 10000);
+		char *m = metrics(f.port);
+		lost = live_metric_sum(m, "thoth_trace_events_lost_total", f.busy.pid, "reason=\"overwritten\"");
+		free(m);
+		presp = session_stop(&f.ctl);
+		fprintf(stderr, "# attempt %d: a ring of %d records, %d of the dashboard's waiting, %d of "
+			"the session's after its start: the session %llu events, %llu lost (its own lapped: "
+			"%d); the dashboard %llu read, %llu overwritten in all (%llu planned)\n", attempt,
+			LAP_RING, LAP_OLD, LAP_NEW, (unsigned long long)presp.events,
+			(unsigned long long)presp.dropped, LAP_NEW - LAP_RING, (unsigned long long)seen,
+			(unsigned long long)lost, (unsigned long long)lost_total);
+		if (seen == total && lost == lost_total)
+			break;          /* lapped as planned */
+		total = seen;
+		lost_total = lost;
+	}
+	assert_true(attempt <= 3);
+	assert_int_equal(presp.events, LAP_RING);
+	assert_int_equal(presp.dropped, LAP_NEW - LAP_RING);
+	fixture_down(&f);
+}
+
+/*
+ * The same with a ring that keeps the oldest (DROP_NEWEST): records its
+ * writer refused have no sequence to cut by, so the session's start reads
+ * the rings' `dropped` counters with its cut.  The ring (LAP_RING records)
+ * is filled by LAP_OLD written just after a tick (LAP_OLD - LAP_RING of
+ * them refused: the dashboard's), then the session starts and LAP_NEW more
+ * are refused (the session's, the ring still full).  Exact: the session
+ * holds nothing and lost exactly LAP_NEW; the dashboard read LAP_RING and
+ * counts every refusal.  The code before took the counters of the last
+ * drain before the start (LAP_OLD - LAP_RING more: test fails).
+ */
+static void test_a_sessions_drop_count_excludes_older_refusals(void **state)
+{
+	(void)state;
+	enum { LAP_RING = 1 << 14, LAP_OLD = 20000, LAP_NEW = 10000 };
+	fixture_t f;
+	static const char *const env[] = { "THOTHD_TRACE_DRAIN_MS=5000", NULL };
+	fixture_up(&f, env, FX_PAGE);
+	assert_int_equal(live_traced_spawn_dropping(&f.h, LAP_RING, &f.busy), 0);
+	uint64_t total = 0, refused_total = 0, refused = 0;
+	thoth_trace_TraceControl_stop_resp_t presp = { 0 };
+	int attempt;
+	for (attempt = 1; attempt <= 3; attempt++) {
+		next_tick(f.page);
+		burst(&f.busy, LAP_OLD);
+		session_start(&f.ctl, f.busy.pid);
+		burst(&f.busy, LAP_NEW);
+		total += LAP_RING;
+		refused_total += LAP_OLD + LAP_NEW - LAP_RING;
+		uint64_t seen = live_wait_wakeups(f.port, f.busy.pid, total, 10000);
+		char *m = metrics(f.port);
+		refused = live_metric_sum(m, "thoth_trace_events_lost_total", f.busy.pid, "reason=\"dropped\"");
+		free(m);
+		presp = session_stop(&f.ctl);
+		fprintf(stderr, "# attempt %d: a DROP_NEWEST ring of %d records, %d written before the "
+			"session's start, %d after it: the session %llu events, %llu lost (refused after "
+			"its start: %d); the dashboard %llu read, %llu refused in all (%llu planned)\n",
+			attempt, LAP_RING, LAP_OLD, LAP_NEW, (unsigned long long)presp.events,
+			(unsigned long long)presp.dropped, LAP_NEW, (unsigned long long)seen,
+			(unsigned long long)refused, (unsigned long long)refused_total);
+		if (seen == total && refused == refused_total)
+			break;          /* refused as planned: no drain between the bursts */
+		total = seen;
+		refused_total = refused;
+	}
+	assert_true(attempt <= 3);
+	assert_int_equal(presp.events, 0);
+	assert_int_equal(presp.dropped, LAP_NEW);
+	fixture_down(&f);
+}
+
 /* Wait until thothd has said N times that collection went off. */
 static void wait_offs(const char *log, int n)
 {
@@ -1062,6 +1169,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_a_busy_backlog_is_drained_off_the_loop_thread),
 		cmocka_unit_test(test_a_session_beside_the_dashboard_is_drained_off_the_loop_thread),
 		cmocka_unit_test(test_a_session_start_beside_a_backlog_leaves_it_to_the_drain),
+		cmocka_unit_test(test_a_sessions_loss_count_excludes_older_lapped_records),
+		cmocka_unit_test(test_a_sessions_drop_count_excludes_older_refusals),
 		cmocka_unit_test(test_collection_stop_leaves_the_backlog),
 		cmocka_unit_test(test_a_stop_beside_the_dashboard_drains_off_the_loop_thread),
 		cmocka_unit_test(test_a_stop_beside_a_busy_first_ring_keeps_a_later_rings_records),
