@@ -30,6 +30,8 @@ struct thoth_pm_dvfs {
 	thoth_pm_pending_t queue[MAX_QUEUED];
 	uint32_t queued;
 	uint32_t announced;             /* queue's tail entries: requests seen waiting, not yet dispatched */
+	bool not_head;                  /* the running time the next update reports was not queue[0]'s
+					 * (thoth_pm_dvfs_update) */
 	int tids[MAX_THREADS];          /* uclamp: the threads whose clamps carry the choice */
 	uint32_t n_tids;
 	char uclamp_why[200];           /* why uclamp is not the backend ("": it is) */
@@ -184,6 +186,9 @@ int thoth_pm_dvfs_dispatched(thoth_pm_dvfs_t *d, uint64_t now_ns, uint32_t clien
 		d->queue[d->queued++] = (thoth_pm_pending_t){ deadline_ns, 0 };
 	}
 	thoth_pm_governor_arrived(&d->gov, now_ns, client, deadline_ns);
+	/* What ran since the last update came before this dispatch (the loop,
+	 * the previous request's tail): not this request's work. */
+	d->not_head = true;
 	/* The requests behind it are demand too (the dispatcher knows they
 	 * wait); announcements it no longer sees are dropped, never kept as
 	 * phantom demand.  Their deadline: as if they arrived now. */
@@ -231,6 +236,9 @@ void thoth_pm_dvfs_set_options(thoth_pm_dvfs_t *d, unsigned options)
 
 void thoth_pm_dvfs_completed(thoth_pm_dvfs_t *d, uint64_t cpu_ns)
 {
+	/* What ran since the last update was this request's: it must not
+	 * count as done work of the one now at the head (thoth_pm_dvfs_update). */
+	d->not_head = true;
 	/* frequency invariance: CPU time at capacity c is c/1024 of the work */
 	double work = (double)cpu_ns * d->model->opps[d->gov.opp].capacity / 1024.0;
 	thoth_pm_governor_completed(&d->gov, work);
@@ -253,10 +261,18 @@ static uint32_t host_khz(const thoth_pm_dvfs_t *d, uint32_t i)
 int thoth_pm_dvfs_update(thoth_pm_dvfs_t *d, uint64_t now_ns, uint64_t running_ns,
 			 uint32_t *opp_out)
 {
-	/* the head request ran for RUNNING_NS at the current OPP */
-	if (d->queued)
+	/* The head request ran for RUNNING_NS at the current OPP, unless a
+	 * completion or a dispatch came since the last update: then that time
+	 * was the completed request's (the tail of its handler since the last
+	 * check; governed.c decides right after thoth_pm_dvfs_completed) or
+	 * came before the dispatch.  Credited to the new head, a request seen
+	 * waiting that has not started, it made the plan take that request for
+	 * partly done, by up to a whole handler's CPU time
+	 * (test_the_cpu_time_at_a_completion_is_the_completed_requests). */
+	if (d->queued && !d->not_head)
 		d->queue[0].done_work += (double)running_ns *
 					 d->model->opps[d->gov.opp].capacity / 1024.0;
+	d->not_head = false;
 	uint32_t opp = thoth_pm_governor_update(&d->gov, now_ns, running_ns, d->queue, d->queued);
 	if (opp_out)
 		*opp_out = opp;

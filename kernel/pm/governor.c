@@ -69,6 +69,29 @@ double thoth_pm_pelt_update(thoth_pm_pelt_t *p, uint64_t now_ns, uint64_t runnin
 	return p->util;
 }
 
+/* The lower convex hull of the efficient OPPs' (capacity, active power)
+ * and idle at (0, 0), as the optimum time-shares them (sim_cpu.c): what the
+ * overlap reserve prices a shared speed on (overlap_reserve).  It depends
+ * on the model alone, so it is built once, at init, into G's cache. */
+static void hull_build(thoth_pm_governor_t *h, const thoth_pm_cpu_model_t *m)
+{
+	h->hull_n = 1;
+	h->hull_x[0] = h->hull_y[0] = 0;
+	for (uint32_t i = 0; i < m->opp_count; i++) {
+		if (thoth_pm_opp_inefficient(m, i))
+			continue;
+		double x = m->opps[i].capacity, y = thoth_pm_opp_power_mw(m, i) - (double)m->sleep_mw;
+		/* drop points on or above the chord to this one (x increases) */
+		uint32_t n = h->hull_n;
+		while (n >= 2 && (h->hull_y[n - 1] - h->hull_y[n - 2]) * (x - h->hull_x[n - 2]) >=
+					 (y - h->hull_y[n - 2]) * (h->hull_x[n - 1] - h->hull_x[n - 2]))
+			n--;
+		h->hull_x[n] = x;
+		h->hull_y[n++] = y;
+		h->hull_n = n;
+	}
+}
+
 void thoth_pm_governor_init(thoth_pm_governor_t *g, thoth_pm_governor_kind_t kind,
 			    const thoth_pm_cpu_model_t *model, uint64_t now_ns)
 {
@@ -82,6 +105,37 @@ void thoth_pm_governor_init(thoth_pm_governor_t *g, thoth_pm_governor_kind_t kin
 		g->opp = thoth_pm_opp_for_capacity(model, 0);
 	g->options = THOTH_PM_GOV_DEFAULT_OPTIONS;
 	g->last_change_ns = now_ns;
+	hull_build(g, model);
+	for (uint32_t i = 0; i < model->opp_count && i < THOTH_PM_MODEL_MAX_OPPS; i++) {
+		g->next_eff[i] = (uint8_t)i;
+		for (uint32_t j = i + 1; j < model->opp_count; j++)
+			if (!thoth_pm_opp_inefficient(model, j)) {
+				g->next_eff[i] = (uint8_t)j;
+				break;
+			}
+	}
+}
+
+/* The clients' typical learned chain for the overlap reserve: the sums of
+ * their learned depths and spans (step spacing x (depth - 1) + deadline)
+ * over the clients that have one.  Kept in G and redone when a client's
+ * learned chain changes (thoth_pm_governor_arrived) rather than at each
+ * decision, where the reserve asks for it while requests are queued. */
+static void typical_chain(thoth_pm_governor_t *g)
+{
+	double depth = 0, span = 0;
+	int n = 0;
+	for (int i = 0; i < THOTH_PM_GOV_CLIENTS; i++) {
+		const thoth_pm_chain_client_t *c = &g->clients[i];
+		if (!c->id || !c->depth || c->gap_ns <= 0)
+			continue;
+		depth += c->depth;
+		span += c->gap_ns * (c->depth - 1) + (double)c->rel_deadline_ns;
+		n++;
+	}
+	g->chain_depth_sum = depth;
+	g->chain_span_sum = span;
+	g->chain_clients = n;
 }
 
 void thoth_pm_governor_set_options(thoth_pm_governor_t *g, unsigned options)
@@ -114,6 +168,7 @@ void thoth_pm_governor_arrived(thoth_pm_governor_t *g, uint64_t now_ns, uint32_t
 	if (c->id != client || now_ns < c->last_arrival_ns) {
 		*c = (thoth_pm_chain_client_t){ .id = client, .steps = 1, .last_arrival_ns = now_ns,
 						.rel_deadline_ns = rel };
+		typical_chain(g);
 		return;
 	}
 	double gap = (double)(now_ns - c->last_arrival_ns);
@@ -140,6 +195,7 @@ void thoth_pm_governor_arrived(thoth_pm_governor_t *g, uint64_t now_ns, uint32_t
 	}
 	c->last_arrival_ns = now_ns;
 	c->rel_deadline_ns = rel;
+	typical_chain(g);
 }
 
 /* The steps the clients' running chains are still expected to send, as
@@ -270,13 +326,11 @@ static uint32_t ondemand(thoth_pm_governor_t *g, uint64_t now, uint64_t running_
 	return m->opp_count - 1;
 }
 
-/* The next efficient OPP above I (I itself at the top). */
-static uint32_t next_efficient(const thoth_pm_cpu_model_t *m, uint32_t i)
+/* The next efficient OPP above I (I itself at the top), from the table
+ * built at init (each lookup used to walk the OPPs and price each). */
+static uint32_t next_efficient(const thoth_pm_governor_t *g, uint32_t i)
 {
-	for (uint32_t j = i + 1; j < m->opp_count; j++)
-		if (!thoth_pm_opp_inefficient(m, j))
-			return j;
-	return i;
+	return i < g->model->opp_count ? g->next_eff[i] : i;
 }
 
 /* The work estimate: each request's MEAN, and EST, what one request is
@@ -357,39 +411,16 @@ static double active_per_work(const thoth_pm_cpu_model_t *m, uint32_t i)
 	return ((double)thoth_pm_opp_power_mw(m, i) - (double)m->sleep_mw) / m->opps[i].capacity;
 }
 
-/* The lower convex hull of the efficient OPPs' (capacity, active power)
- * and idle at (0, 0), as the optimum time-shares them (sim_cpu.c). */
-typedef struct hull {
-	uint32_t n;
-	double x[THOTH_PM_MODEL_MAX_OPPS + 1], y[THOTH_PM_MODEL_MAX_OPPS + 1];
-} hull_t;
-
-static void hull_build(const thoth_pm_cpu_model_t *m, hull_t *h)
+/* Active energy per unit of work at an average capacity V on the hull (the
+ * governor's cached one, hull_build); the top OPP's beyond it. */
+static double hull_per_work(const thoth_pm_governor_t *h, double v)
 {
-	h->n = 1;
-	h->x[0] = h->y[0] = 0;
-	for (uint32_t i = 0; i < m->opp_count; i++) {
-		if (thoth_pm_opp_inefficient(m, i))
-			continue;
-		double x = m->opps[i].capacity, y = thoth_pm_opp_power_mw(m, i) - (double)m->sleep_mw;
-		/* drop points on or above the chord to this one (x increases) */
-		while (h->n >= 2 && (h->y[h->n - 1] - h->y[h->n - 2]) * (x - h->x[h->n - 2]) >=
-					    (y - h->y[h->n - 2]) * (h->x[h->n - 1] - h->x[h->n - 2]))
-			h->n--;
-		h->x[h->n] = x;
-		h->y[h->n++] = y;
-	}
-}
-
-/* Active energy per unit of work at an average capacity V on the hull; the
- * top OPP's beyond it. */
-static double hull_per_work(const hull_t *h, double v)
-{
-	for (uint32_t i = 1; i < h->n; i++)
-		if (v <= h->x[i])
-			return (h->y[i - 1] + (h->y[i] - h->y[i - 1]) * (v - h->x[i - 1]) /
-						      (h->x[i] - h->x[i - 1])) / v;
-	return h->y[h->n - 1] / h->x[h->n - 1];
+	for (uint32_t i = 1; i < h->hull_n; i++)
+		if (v <= h->hull_x[i])
+			return (h->hull_y[i - 1] + (h->hull_y[i] - h->hull_y[i - 1]) *
+							   (v - h->hull_x[i - 1]) /
+							   (h->hull_x[i] - h->hull_x[i - 1])) / v;
+	return h->hull_y[h->hull_n - 1] / h->hull_x[h->hull_n - 1];
 }
 
 /* The steps of the overlap reserve's expected cost (expected_cost). */
@@ -411,15 +442,23 @@ static double hull_per_work(const hull_t *h, double v)
  * cost is counted in every case, so the candidates compare what the
  * overlap adds.
  */
-static double expected_cost(const hull_t *h, double c, double e_c, double r, double t, double x,
-			    double l, double gap)
+static double expected_cost(const thoth_pm_governor_t *h, double c, double e_c, double r,
+			    double t, double x, double l, double gap)
 {
 	double done_at = r * 1024.0 / c, horizon = done_at;
 	double alone = r * e_c + x * hull_per_work(h, x * 1024.0 / l);
 	double cost = 0, mass = 0;
+	/* The chance of a start in slice k, exp(-s0 / gap) - exp(-s1 / gap):
+	 * the slices are equal, so exp(-s / gap) at their bounds is q^k, one
+	 * exp() per call instead of two per slice (most of a decision's cost,
+	 * measured with callgrind: docs/PM.md "What the reserve's decision
+	 * costs"). */
+	double q = exp(-horizon / OVERLAP_STEPS / gap), e0 = 1;
 	for (int k = 0; k < OVERLAP_STEPS; k++) {
 		double s0 = horizon * k / OVERLAP_STEPS, s1 = horizon * (k + 1) / OVERLAP_STEPS;
-		double s = (s0 + s1) / 2, p = exp(-s0 / gap) - exp(-s1 / gap);
+		double e1 = e0 * q;
+		double s = (s0 + s1) / 2, p = e0 - e1;
+		e0 = e1;
 		mass += p;
 		if (s >= done_at) {
 			cost += p * alone;
@@ -455,7 +494,7 @@ static uint32_t overlap_reserve(const thoth_pm_governor_t *g, uint64_t now,
 				const thoth_pm_pending_t *predicted, size_t np, estimate_t e, uint32_t want)
 {
 	const thoth_pm_cpu_model_t *m = g->model;
-	uint32_t a = next_efficient(m, want);
+	uint32_t a = next_efficient(g, want);
 	if ((!np && !count) || g->start_gap_ns <= 0 || e.mean <= 0 || a == want)
 		return want;
 	double r = (double)np * e.mean, t = 0;
@@ -466,24 +505,13 @@ static uint32_t overlap_reserve(const thoth_pm_governor_t *g, uint64_t now,
 		if ((double)p->deadline_ns - (double)now > t)
 			t = (double)p->deadline_ns - (double)now;
 	}
-	double depth = 0, span = 0;
-	int n = 0;
-	for (int i = 0; i < THOTH_PM_GOV_CLIENTS; i++) {
-		const thoth_pm_chain_client_t *c = &g->clients[i];
-		if (!c->id || !c->depth || c->gap_ns <= 0)
-			continue;
-		depth += c->depth;
-		span += c->gap_ns * (c->depth - 1) + (double)c->rel_deadline_ns;
-		n++;
-	}
+	int n = g->chain_clients;
 	if (!n || t <= 0 || r <= 0)
 		return want;
-	double x = depth / n * e.mean, l = span / n;
-	hull_t h;
-	hull_build(m, &h);
-	double stay = expected_cost(&h, m->opps[want].capacity, active_per_work(m, want), r, t, x, l,
+	double x = g->chain_depth_sum / n * e.mean, l = g->chain_span_sum / n;
+	double stay = expected_cost(g, m->opps[want].capacity, active_per_work(m, want), r, t, x, l,
 				    g->start_gap_ns);
-	double ahead = expected_cost(&h, m->opps[a].capacity, active_per_work(m, a), r, t, x, l,
+	double ahead = expected_cost(g, m->opps[a].capacity, active_per_work(m, a), r, t, x, l,
 				     g->start_gap_ns);
 	return ahead < stay ? a : want;
 }
@@ -524,17 +552,17 @@ static uint32_t thoth_gov(thoth_pm_governor_t *g, uint64_t now, const thoth_pm_p
 	uint32_t cur = g->opp;
 	while (want + 1 < m->opp_count &&
 	       !fits(m, now, pending, count, predicted, np, est, cur < want ? cur : want, want,
-		     next_efficient(m, want)))
-		want = next_efficient(m, want);
+		     next_efficient(g, want)))
+		want = next_efficient(g, want);
 	/* An arrival that finds another request queued: if staying at WANT
 	 * beyond the interval would not do, go faster now. */
 	bool arrival = count > g->last_count || g->arrived;
 	g->last_count = count;
 	g->arrived = false;
 	if ((g->options & THOTH_PM_GOV_FASTER_ON_QUEUE) && arrival && count >= 2 && !np &&
-	    next_efficient(m, want) != want &&
+	    next_efficient(g, want) != want &&
 	    !fits(m, now, pending, count, NULL, 0, est, cur < want ? cur : want, want, want))
-		want = next_efficient(m, want);
+		want = next_efficient(g, want);
 	if (g->options & THOTH_PM_GOV_CHAIN_PREDICT)
 		want = overlap_reserve(g, now, pending, count, predicted, np, est, want);
 	if (want >= g->opp) {
@@ -562,12 +590,12 @@ static uint32_t thoth_gov(thoth_pm_governor_t *g, uint64_t now, const thoth_pm_p
 	 * OPP for 2 ms ran the rest of both chains at its 41% higher energy
 	 * per unit of work. */
 	if (count)
-		for (uint32_t o = next_efficient(m, want); o < g->opp; o = next_efficient(m, o)) {
+		for (uint32_t o = next_efficient(g, want); o < g->opp; o = next_efficient(g, o)) {
 			if (fits(m, now, pending, count, predicted, np, est, cur, o, o)) {
 				g->holding_down = false;
 				return o;
 			}
-			if (next_efficient(m, o) == o)
+			if (next_efficient(g, o) == o)
 				break;
 		}
 	/* Otherwise lower only once lower targets held for the whole hold

@@ -187,6 +187,17 @@ typedef struct thoth_pm_governor {
 	double win_mean, win_max; /* WORKS' mean and largest */
 	bool holding_down;       /* thoth: targets below opp since down_since_ns */
 	uint64_t down_since_ns;
+	/* Cached, so that a decision does not redo them (governor.c): from
+	 * the model at init, the next efficient OPP above each and, for
+	 * CHAIN_PREDICT's overlap reserve (overlap_reserve), the efficient
+	 * OPPs' lower hull; the clients' typical learned chain (sums over the
+	 * clients with a learned chain), redone in thoth_pm_governor_arrived,
+	 * the only place a client's learned chain changes. */
+	uint8_t next_eff[THOTH_PM_MODEL_MAX_OPPS]; /* the next efficient OPP above each */
+	uint32_t hull_n;
+	double hull_x[THOTH_PM_MODEL_MAX_OPPS + 1], hull_y[THOTH_PM_MODEL_MAX_OPPS + 1];
+	double chain_depth_sum, chain_span_sum;
+	int chain_clients;
 } thoth_pm_governor_t;
 
 void thoth_pm_governor_init(thoth_pm_governor_t *g, thoth_pm_governor_kind_t kind,

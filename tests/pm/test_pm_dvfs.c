@@ -185,6 +185,50 @@ static void test_requests_waiting_behind_a_dispatch_are_demand_counted_once(void
 	thoth_pm_dvfs_free(queued);
 }
 
+/*
+ * The CPU time reported at a completion's update is the completed request's
+ * (the tail of its handler since the last check), not the next one's.
+ * governed.c decides right after thoth_pm_dvfs_completed, with the thread's
+ * CPU time since its previous decision; dvfs credited that to the queue's
+ * new head, a request seen waiting that had not started, so the plan took
+ * it for nearly done.  HiKey, options off, 2 ms of work per request
+ * (learned exactly: the plan's margin is the 1% headroom).  A is
+ * dispatched at T with B seen waiting, due at T + 8.5 ms; A burns 5.55 ms
+ * of CPU at 432 MHz (its 2 ms of work) with no check in between, then
+ * completes.  B, untouched, has 2.02 ms of work (2.07e9 capacity-ns) due
+ * in 2.95 ms; a raise runs 432 MHz for the 0.5 ms switch first, then the
+ * wanted OPP for the 1 ms lead, then the next: 432 -> 729 gives 1.58e9,
+ * 729 -> 960 1.99e9, 960 -> 1200 2.49e9: 960 MHz.  With A's 5.55 ms
+ * credited to B (2.0e6 of its 2e6 taken as done) it stayed at 432 MHz.
+ */
+static void test_the_cpu_time_at_a_completion_is_the_completed_requests(void **state)
+{
+	const thoth_pm_cpu_model_t *m = hikey();
+	thoth_pm_dvfs_t *d;
+	assert_int_equal(thoth_pm_dvfs_new(0, m, 0, &d), 0);
+	thoth_pm_dvfs_set_options(d, 0);
+	uint32_t opp = 0;
+	uint64_t t = 10 * MS, burn = 2000000ull * 1024 / 369;   /* 2 ms of work at 432 MHz */
+	for (int i = 0; i < 10; i++, t += 200 * MS) {
+		assert_int_equal(thoth_pm_dvfs_dispatched(d, t, 7, t + 100 * MS, 0), 0);
+		assert_int_equal(thoth_pm_dvfs_update(d, t, 0, &opp), 0);
+		assert_int_equal(opp, 1);
+		assert_int_equal(thoth_pm_dvfs_update(d, t + burn, burn, &opp), 0);
+		thoth_pm_dvfs_completed(d, burn);
+		assert_int_equal(thoth_pm_dvfs_update(d, t + burn, 0, &opp), 0);
+	}
+	uint64_t b_due = t + 8500 * US;
+	assert_int_equal(thoth_pm_dvfs_dispatched(d, t, 7, t + 100 * MS, 0), 0);
+	thoth_pm_dvfs_waiting_due(d, &b_due, 1);
+	assert_int_equal(thoth_pm_dvfs_update(d, t, 0, &opp), 0);
+	assert_int_equal(opp, 1);
+	thoth_pm_dvfs_completed(d, burn);
+	assert_int_equal(thoth_pm_dvfs_queued(d), 1);           /* B, seen waiting */
+	assert_int_equal(thoth_pm_dvfs_update(d, t + burn, burn, &opp), 0);
+	assert_int_equal(opp, 3);
+	thoth_pm_dvfs_free(d);
+}
+
 /* The client a dispatcher names reaches the chain predictor: client 5's
  * chains of 3 steps 2.02 ms apart (3 ms of work each, due 10 ms after
  * dispatch; test_pm_sim's case, through dvfs as governed.c drives it).  At
@@ -543,6 +587,7 @@ int main(void)
 		cmocka_unit_test(test_a_send_stamp_dates_the_deadline_within_the_bound),
 		cmocka_unit_test_setup_teardown(test_requests_waiting_behind_a_dispatch_are_demand_counted_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_a_dispatchers_client_ids_let_the_chain_predictor_plan_a_chain, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_the_cpu_time_at_a_completion_is_the_completed_requests, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_userspace_governor_gets_scaling_setspeed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_other_governors_get_pinned_limits_on_the_hosts_frequencies, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_a_failed_write_is_reported_with_its_path, setup, teardown),
