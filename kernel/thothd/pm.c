@@ -803,6 +803,13 @@ static void name_holder(thothd_pm_t *pm, const thothd_client_t *c)
 			comm[strcspn(comm, "\n")] = 0;
 		fclose(f);
 	}
+	/* A process names itself (PR_SET_NAME): any byte but NUL.  The name
+	 * goes out in state() as a wire string, which must be UTF-8 -- one
+	 * byte 0xff made every state() answer undecodable for everyone -- and
+	 * is printed by `thothctl pm` to a terminal: printable ASCII only. */
+	for (char *p = comm; *p; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
+			*p = '?';
 	snprintf(name, sizeof name, "pid %u (%s)", c->pid, comm);
 	thoth_pm_broker_name_holder(pm->broker, c->id, name);
 }
