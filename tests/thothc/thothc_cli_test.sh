@@ -85,6 +85,15 @@ else
 	failures=$((failures + 1))
 fi
 
+# docs/IDL.md's example, as written, next to the system's common.tidl it
+# imports (it used a thoth.common.ServiceId that common.tidl never had).
+root=$dir/../../..
+mkdir -p "$tmp/idl-example"
+cp "$root/idl/common.tidl" "$tmp/idl-example/"
+awk '/^## An example/ { on = 1; next } on && /^```/ { if (inblock) exit; inblock = 1; next }
+     inblock { print }' "$root/docs/IDL.md" >"$tmp/idl-example/registry.tidl"
+expect 0 '' "$thothc" gen --lang c -o "$tmp/idl-example" "$tmp/idl-example/registry.tidl"
+
 expect 0 'usage: thothc' "$thothc" --help
 expect 0 '^thothc ' "$thothc" --version
 
