@@ -85,6 +85,28 @@ else
 	failures=$((failures + 1))
 fi
 
+# Import chains: 64 files deep is the limit and compiles; 80 is refused by
+# name.  The file table was grown before a file's imports had added their
+# own: a chain of 10 wrote past it, and 80 aborted ("corrupted size").
+mkdir -p "$tmp/imports"
+i=0
+while [ $i -lt 80 ]; do
+	next=$((i + 1))
+	{
+		printf 'package t.f%d;\nversion 1.0;\n' $i
+		[ $next -lt 64 ] && printf 'import "f%d.tidl";\n' $next
+		printf 'struct S%d { 1: u8 x; }\n' $i
+	} >"$tmp/imports/f$i.tidl"
+	{
+		printf 'package t.g%d;\nversion 1.0;\n' $i
+		[ $next -lt 80 ] && printf 'import "g%d.tidl";\n' $next
+		printf 'struct T%d { 1: u8 x; }\n' $i
+	} >"$tmp/imports/g$i.tidl"
+	i=$next
+done
+expect 0 '' "$thothc" gen --lang c -o "$tmp/imports" "$tmp/imports/f0.tidl"
+expect 2 'imports nested deeper than 64' "$thothc" gen --lang c -o "$tmp/imports" "$tmp/imports/g0.tidl"
+
 # docs/IDL.md's example, as written, next to the system's common.tidl it
 # imports (it used a thoth.common.ServiceId that common.tidl never had).
 root=$dir/../../..
