@@ -16,7 +16,11 @@ BUILD=$(cd "$1" && pwd) || usage; shift
 FOR=""
 while [ $# -gt 0 ]; do
   case $1 in
-    --for) [ $# -ge 2 ] || usage; FOR=$2; shift 2 ;;
+    --for) [ $# -ge 2 ] || usage; FOR=$2; shift 2
+           # a number of seconds (3, 3.5): sleep's own error came after the
+           # whole system had started, and the demo then ended at once
+           [[ $FOR =~ ^[0-9]+(\.[0-9]+)?$ ]] ||
+             { echo "run.sh: --for '$FOR' is not a number of seconds" >&2; exit 2; } ;;
     *) usage ;;
   esac
 done
@@ -45,6 +49,7 @@ cleanup() {
     kill -TERM "${PIDS[$i]}" 2>/dev/null || true
     wait "${PIDS[$i]}" 2>/dev/null || true
   done
+  [ -z "${TIMER:-}" ] || kill "$TIMER" 2>/dev/null || true
   rm -rf "$RT"
   echo "stopped; removed $RT; logs kept in $LOGS"
 }
@@ -110,10 +115,23 @@ Try: kill -9 ${PIDS[1]}   (its instance disappears at once; the client moves on)
 MSG
 "$THOTHCTL" --runtime-dir "$RT" services
 echo
+TIMER=""
 if [ -n "$FOR" ]; then
   echo "(running for $FOR s)"
-  sleep "$FOR" & wait $! || true
+  sleep "$FOR" &
+  TIMER=$!
 else
   echo "(Ctrl-C to stop)"
-  wait "${PIDS[0]}" || true     # returns on Ctrl-C (trap) or if thothd dies
+fi
+# Returns at the end of --for, or if thothd dies; Ctrl-C and SIGTERM run
+# the trap instead.  thothd dying is a failure the user must see (it ended
+# the demo with "stopping" and exit 0, as if it had been asked to).
+ended=""
+status=0
+wait -n -p ended "${PIDS[0]}" $TIMER || status=$?
+if [ "$ended" = "${PIDS[0]}" ]; then
+  [ -z "$TIMER" ] || kill "$TIMER" 2>/dev/null || true
+  echo "run.sh: thothd (pid ${PIDS[0]}) exited on its own (status $status); the end of $LOGS/thothd.log:" >&2
+  tail -n 5 "$LOGS/thothd.log" >&2
+  exit 1
 fi

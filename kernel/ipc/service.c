@@ -301,9 +301,10 @@ static void set_state(thoth_service_t *s, thoth_service_state_t state, int err, 
 			   (unsigned long long)s->lease);
 	else if (state == THOTH_SERVICE_REFUSED)
 		thoth__log(THOTH_LOG_ERROR, "service", "%s refused by thothd: %s", s->name, why);
-	else
-		thoth__log(THOTH_LOG_WARN, "service", "%s not registered: %s (%s); retrying", s->name,
-			   why && *why ? why : "-", thoth_strerror(err));
+	else    /* WHY, when given, already says what ERR would ("nothing listens at
+		 * X (not running (nothing listens at its socket))" said it twice) */
+		thoth__log(THOTH_LOG_WARN, "service", "%s not registered: %s; retrying", s->name,
+			   why && *why ? why : thoth_strerror(err));
 	s->state = state;
 	if (s->cfg.on_state)
 		s->cfg.on_state(s->cfg.arg, state, err, why ? why : "");

@@ -68,12 +68,32 @@ typedef struct sse_client {
 	struct sse_client *prev, *next;
 } sse_client_t;
 
+/*
+ * A connection whose request head (request line and headers) is awaited.
+ * MHD's timeout is an idle timeout, reset by every byte: a client sending
+ * one header byte every few seconds (slowloris) would hold its connection
+ * for ever, and a few hundred such clients every connection the dashboard
+ * has.  So the whole head must arrive within the timeout of the
+ * connection's start (or of the end of its previous request): connections
+ * waiting for a head are kept in deadline order (every deadline is now +
+ * the same limit, so appending keeps the order), and one past its deadline
+ * is shut down, which MHD then sees as the peer's close.
+ */
+typedef struct head_wait {
+	int fd;
+	bool linked;
+	uint64_t deadline_ns;
+	struct head_wait *prev, *next;
+} head_wait_t;
+
 struct thothd_http {
 	thothd_t *d;
 	thoth_loop_t *loop;
 	struct MHD_Daemon *mhd;
 	thoth_source_t *source;
 	thoth_timer_t *mhd_timer;       /* MHD's timeout: only while connections exist */
+	head_wait_t *heads, *heads_tail;        /* awaiting a request head, by deadline */
+	uint64_t head_limit_ns;         /* the connection timeout */
 	bool run_deferred;
 	char token[256];
 	thothd_live_t *live;
@@ -109,9 +129,45 @@ static void deferred_run(thoth_loop_t *loop, void *arg)
 	http_run(h);
 }
 
-/* Let MHD do its work, then arm (or drop) the one timer its timeout needs. */
+static void head_unlink(thothd_http_t *h, head_wait_t *w)
+{
+	if (!w || !w->linked)
+		return;
+	*(w->prev ? &w->prev->next : &h->heads) = w->next;
+	*(w->next ? &w->next->prev : &h->heads_tail) = w->prev;
+	w->prev = w->next = NULL;
+	w->linked = false;
+}
+
+/* A request head is awaited on W from now on. */
+static void head_link(thothd_http_t *h, head_wait_t *w)
+{
+	head_unlink(h, w);
+	w->deadline_ns = thoth_loop_now(h->loop) + h->head_limit_ns;
+	w->prev = h->heads_tail;
+	*(h->heads_tail ? &h->heads_tail->next : &h->heads) = w;
+	h->heads_tail = w;
+	w->linked = true;
+}
+
+/* Shut down the connections whose request head is late; MHD closes them
+ * when it next runs (the shutdown wakes its epoll set). */
+static void heads_expire(thothd_http_t *h, uint64_t now)
+{
+	while (h->heads && h->heads->deadline_ns <= now) {
+		head_wait_t *w = h->heads;
+		head_unlink(h, w);
+		thothd_debug("dashboard: closing a connection whose request head took more than %llu s",
+			     (unsigned long long)(h->head_limit_ns / S_NS));
+		shutdown(w->fd, SHUT_RDWR);
+	}
+}
+
+/* Let MHD do its work, then arm (or drop) the one timer its timeout and
+ * the request-head deadlines need. */
 static void http_run(thothd_http_t *h)
 {
+	heads_expire(h, thoth_loop_now(h->loop));
 	/* At its connection limit MHD takes the listening socket out of its
 	 * epoll set, and puts it back at the start of a run: when a run closes
 	 * a connection at the limit, run once more or the connections waiting
@@ -123,7 +179,8 @@ static void http_run(thothd_http_t *h)
 			break;
 	}
 	MHD_UNSIGNED_LONG_LONG ms = 0;
-	if (MHD_get_timeout(h->mhd, &ms) != MHD_YES) {
+	bool mhd_deadline = MHD_get_timeout(h->mhd, &ms) == MHD_YES;
+	if (!mhd_deadline && !h->heads) {
 		/* No connection with a deadline: nothing to wake up for. */
 		if (h->mhd_timer) {
 			thoth_timer_cancel(h->loop, h->mhd_timer);
@@ -131,14 +188,18 @@ static void http_run(thothd_http_t *h)
 		}
 		return;
 	}
-	if (ms == 0) {
+	if (mhd_deadline && ms == 0) {
 		/* Work already pending inside MHD (buffered data, resumed
 		 * connections): run again before the loop sleeps. */
 		if (!h->run_deferred && thoth_loop_defer(h->loop, deferred_run, h) == 0)
 			h->run_deferred = true;
 		return;
 	}
-	uint64_t at = thoth_loop_now(h->loop) + ms * MS_NS, slack = ms * MS_NS / 10;
+	uint64_t now = thoth_loop_now(h->loop);
+	uint64_t at = mhd_deadline ? now + ms * MS_NS : UINT64_MAX;
+	if (h->heads && h->heads->deadline_ns < at)
+		at = h->heads->deadline_ns;
+	uint64_t slack = at > now ? (at - now) / 10 : 0;
 	int r = h->mhd_timer ? thoth_timer_rearm(h->loop, h->mhd_timer, at, slack)
 			     : thoth_loop_add_timer(h->loop, at, slack, mhd_timer_fired, h, &h->mhd_timer);
 	if (r) {
@@ -506,6 +567,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 				  size_t *upload_data_size, void **con_cls)
 {
 	thothd_http_t *h = cls;
+	/* The head has arrived: from now on only the idle timeout applies
+	 * (an event stream lasts as long as its page). */
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	if (ci)
+		head_unlink(h, ci->socket_context);
 	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
 		return reply_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET and HEAD\n");
 	if (*upload_data_size) {
@@ -567,11 +633,32 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 	thothd_http_t *h = cls;
 	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
 		h->connections++;
+		/* Without memory the connection has only the idle timeout. */
+		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		head_wait_t *w = ci ? calloc(1, sizeof *w) : NULL;
+		if (w) {
+			w->fd = ci->connect_fd;
+			head_link(h, w);
+		}
+		*socket_context = w;
 	} else {
 		if (h->connections >= h->max_connections)
 			h->rerun = true;
 		h->connections--;
+		head_unlink(h, *socket_context);
+		free(*socket_context);
+		*socket_context = NULL;
 	}
+}
+
+/* A request ended; on a kept-alive connection the next head is awaited. */
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	thothd_http_t *h = cls;
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	if (ci && ci->socket_context && !h->stopping && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+		head_link(h, ci->socket_context);
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
@@ -640,11 +727,13 @@ int thothd_http_start(thothd_t *d, const thothd_http_config_t *cfg, thothd_http_
 		goto err;
 	}
 	h->max_connections = max_conn;
+	h->head_limit_ns = (uint64_t)(cfg->timeout_s ? cfg->timeout_s : 10) * S_NS;
 	h->mhd = MHD_start_daemon(
 		flags, (uint16_t)cfg->port, NULL, NULL, on_request, h,
 		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
 		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 		MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+		MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned)max_conn,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(cfg->timeout_s ? cfg->timeout_s : 10),
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)MEMORY_LIMIT,

@@ -514,6 +514,11 @@ bool thothd_lock_rings_poll_steps(thothd_lock_rings_t *r, const char *locks_dir,
 				if (fgets(pos->name, sizeof pos->name, cf))
 					pos->name[strcspn(pos->name, "\n")] = 0;
 				fclose(cf);
+				/* the process chose it (PR_SET_NAME): printable
+				 * ASCII only, for the dashboard's JSON and labels */
+				for (char *p = pos->name; *p; p++)
+					if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
+						*p = '?';
 			}
 		}
 		pos->seen = r->polls;

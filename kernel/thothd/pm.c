@@ -803,6 +803,13 @@ static void name_holder(thothd_pm_t *pm, const thothd_client_t *c)
 			comm[strcspn(comm, "\n")] = 0;
 		fclose(f);
 	}
+	/* A process names itself (PR_SET_NAME): any byte but NUL.  The name
+	 * goes out in state() as a wire string, which must be UTF-8 -- one
+	 * byte 0xff made every state() answer undecodable for everyone -- and
+	 * is printed by `thothctl pm` to a terminal: printable ASCII only. */
+	for (char *p = comm; *p; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
+			*p = '?';
 	snprintf(name, sizeof name, "pid %u (%s)", c->pid, comm);
 	thoth_pm_broker_name_holder(pm->broker, c->id, name);
 }
@@ -957,11 +964,18 @@ static int on_lease(void *self, const thoth_pm_PowerBroker_lease_req_t *req,
 	if (r)
 		return map_error(call, r);
 	THOTH_TRACE(PM, pm_lease_grant, resp->lease, (uint64_t)id << 32 | req->level);
-	/* The status as of now; later changes come as lease_status events. */
-	for (uint32_t i = 0; i < thoth_pm_broker_lease_count(pm->broker); i++) {
-		thoth_pm_lease_info_t l;
-		if (!thoth_pm_broker_lease_at(pm->broker, i, &l) && l.id == resp->lease)
-			resp->status = (thoth_pm_LeaseStatus_t)l.status;
+	/* The status as of now; later changes come as lease_status events.
+	 * A new lease is the broker's last: looked up there first, not by a
+	 * scan of every lease (a third of thothd's time in a flood of leases
+	 * from one client, each call a little slower than the one before). */
+	uint32_t n = thoth_pm_broker_lease_count(pm->broker);
+	thoth_pm_lease_info_t l;
+	if (n && !thoth_pm_broker_lease_at(pm->broker, n - 1, &l) && l.id == resp->lease) {
+		resp->status = (thoth_pm_LeaseStatus_t)l.status;
+	} else {
+		for (uint32_t i = 0; i < n; i++)
+			if (!thoth_pm_broker_lease_at(pm->broker, i, &l) && l.id == resp->lease)
+				resp->status = (thoth_pm_LeaseStatus_t)l.status;
 	}
 	update_qos(pm);
 	return 0;

@@ -71,6 +71,10 @@ enum {
 	BODY_TRACE_PATHS = 16 << 10,
 	BODY_SMALL = 4 << 10,
 	BODY_PROBE_OBJECT = 1 << 20,    /* ProbeControl.attach, kernel_attach: an eBPF ELF object */
+	/* PowerBroker.declare: up to 64 elements of 16 levels and 16
+	 * dependencies, ~3 KiB each at the longest names (a driver of many
+	 * devices declares them all in one call, all or none). */
+	BODY_PM_DECLARE = 256 << 10,
 };
 
 static uint32_t request_body_limit(void *arg, const uint8_t *header)
@@ -86,6 +90,8 @@ static uint32_t request_body_limit(void *arg, const uint8_t *header)
 		limit = BODY_TRACE_PATHS;
 	else if (iface == THOTH_PROBE_PROBE_CONTROL_ID && (method == 1 || method == 4))
 		limit = BODY_PROBE_OBJECT;
+	else if (iface == THOTH_PM_POWER_BROKER_ID && method == THOTH_PM_POWER_BROKER_DECLARE)
+		limit = BODY_PM_DECLARE;
 	return limit < c->d->cfg.max_body ? limit : c->d->cfg.max_body;
 }
 

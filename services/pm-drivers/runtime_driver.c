@@ -127,10 +127,30 @@ int main(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--runtime-dir") && i + 1 < argc)
 			dir = argv[++i];
-		else if (!strcmp(argv[i], "--device") && i + 1 < argc && d.n < MAX_DEVICES)
+		else if (!strcmp(argv[i], "--device") && i + 1 < argc) {
+			if (d.n == MAX_DEVICES) {
+				fprintf(stderr, "pm-runtime-driver: at most %d --device\n", MAX_DEVICES);
+				return 2;
+			}
+			if (strlen(argv[i + 1]) >= sizeof d.devices[0]) {
+				fprintf(stderr, "pm-runtime-driver: --device %s: longer than %zu bytes\n",
+					argv[i + 1], sizeof d.devices[0] - 1);
+				return 2;
+			}
 			snprintf(d.devices[d.n++], sizeof d.devices[0], "%s", argv[++i]);
-		else if (!strcmp(argv[i], "--max") && i + 1 < argc)
-			max = (uint32_t)strtoul(argv[++i], NULL, 10);
+		} else if (!strcmp(argv[i], "--max") && i + 1 < argc) {
+			/* "--max abc" was 0 devices, reported as "no device with
+			 * runtime PM found" */
+			char *end;
+			errno = 0;
+			unsigned long v = strtoul(argv[++i], &end, 10);
+			if (errno || end == argv[i] || *end || argv[i][0] == '-' || v < 1 || v > MAX_DEVICES) {
+				fprintf(stderr, "pm-runtime-driver: --max '%s' is not a number of devices (1..%d)\n",
+					argv[i], MAX_DEVICES);
+				return 2;
+			}
+			max = (uint32_t)v;
+		}
 		else if (!strcmp(argv[i], "--power-table") && i + 1 < argc)
 			table = argv[++i];
 		else if (!strcmp(argv[i], "--show"))
@@ -141,8 +161,6 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (max > MAX_DEVICES)
-		max = MAX_DEVICES;
 	if (!d.n)
 		thoth_pm_runtime_scan(d.devices, max, &d.n);
 	thoth_pm_Element_t *els = calloc(d.n ? d.n : 1, sizeof *els);

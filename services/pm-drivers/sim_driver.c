@@ -43,33 +43,38 @@ static const kind_t kinds[] = {
 	{ "input", 2, { L("SUSPENDED", 0.0, 100, 2000), L("ON", 5.0, 0, 0) }, 1 },
 };
 
-#define MAX_QUEUE 256
+/* An event received inside a call, waiting for the main loop. */
+typedef struct queued {
+	struct queued *next;
+	size_t len;
+	_Alignas(8) uint8_t msg[];
+} queued_t;
 
 typedef struct driver {
 	thoth_control_t ctl;
 	const kind_t *kind;
 	uint32_t element, level;
 	/* Events arrive inside calls too; they are queued and handled in order
-	 * by the main loop, never re-entrantly. */
-	uint8_t *queue[MAX_QUEUE];
-	size_t queue_len[MAX_QUEUE];
-	uint32_t head, tail;
+	 * by the main loop, never re-entrantly.  Unbounded: one serve event
+	 * per queued request, and the broker releases them all at once when
+	 * the device comes up -- a fixed 256 dropped the rest, and their
+	 * requesters waited for ever.  thothd bounds the requests. */
+	queued_t *head, **tail;
 } driver_t;
 
 static void on_event(void *arg, const uint8_t *msg, size_t len)
 {
 	driver_t *d = arg;
-	if (d->tail - d->head == MAX_QUEUE) {
-		fprintf(stderr, "pm-sim-driver: event queue full, dropping an event\n");
+	queued_t *q = malloc(sizeof *q + len);
+	if (!q) {
+		fprintf(stderr, "pm-sim-driver: out of memory: an event from thothd is lost\n");
 		return;
 	}
-	uint8_t *copy = NULL;
-	if (posix_memalign((void **)&copy, 8, len ? len : 8))
-		return;
-	memcpy(copy, msg, len);
-	d->queue[d->tail % MAX_QUEUE] = copy;
-	d->queue_len[d->tail % MAX_QUEUE] = len;
-	d->tail++;
+	q->next = NULL;
+	q->len = len;
+	memcpy(q->msg, msg, len);
+	*d->tail = q;
+	d->tail = &q->next;
 }
 
 static void sleep_us(int64_t us)
@@ -128,7 +133,13 @@ int main(int argc, char **argv)
 {
 	const char *kind_name = argc > 1 ? argv[1] : "", *name = NULL, *needs = NULL, *dir = NULL,
 		   *service = NULL;
-	for (int i = 2; i + 1 < argc; i += 2) {
+	for (int i = 2; i < argc; i += 2) {
+		/* an option without its value was dropped silently: "disk --name"
+		 * declared "disk" */
+		if (i + 1 >= argc) {
+			fprintf(stderr, "pm-sim-driver: %s needs a value\n", argv[i]);
+			return 2;
+		}
 		if (!strcmp(argv[i], "--name"))
 			name = argv[i + 1];
 		else if (!strcmp(argv[i], "--needs"))
@@ -143,6 +154,7 @@ int main(int argc, char **argv)
 		}
 	}
 	driver_t d = { 0 };
+	d.tail = &d.head;
 	for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
 		if (!strcmp(kinds[i].name, kind_name))
 			d.kind = &kinds[i];
@@ -211,12 +223,13 @@ int main(int argc, char **argv)
 		fflush(stdout);
 	}
 	for (;;) {
-		while (d.head != d.tail) {
-			uint8_t *msg = d.queue[d.head % MAX_QUEUE];
-			size_t len = d.queue_len[d.head % MAX_QUEUE];
-			d.head++;
-			handle(&d, msg, len);
-			free(msg);
+		while (d.head) {
+			queued_t *q = d.head;
+			d.head = q->next;
+			if (!d.head)
+				d.tail = &d.head;
+			handle(&d, q->msg, q->len);
+			free(q);
 		}
 		r = thoth_sock_client_poll_event(&d.ctl.sock, -1);
 		if (r < 0) {

@@ -106,6 +106,19 @@ head -c 300 /dev/zero | tr '\0' 'k' >"$TMP/token"
 refused 1 "longer than 255 bytes" "$THOTHD" --runtime-dir "$TMP/rt" --http-token-file "$TMP/token"
 [ ! -e "$TMP/rt" ] || { echo "FAIL: thothd started before refusing its token"; failures=$((failures + 1)); }
 
+# The PM drivers: an option without its value, or a count that is not one,
+# is refused (pm-sim-driver "disk --name" declared "disk"; pm-runtime-driver
+# "--max abc" scanned 0 devices and said "no device with runtime PM found").
+SIMDRV=$BUILD/services/pm-sim-driver RTDRV=$BUILD/services/pm-runtime-driver
+refused 2 "--name needs a value" "$SIMDRV" disk --name
+refused 2 "--needs needs a value" "$SIMDRV" disk --name d2 --needs
+refused 2 "--max 'abc' is not a number of devices (1..64)" "$RTDRV" --max abc --show
+refused 2 "--max '0' is not a number of devices (1..64)" "$RTDRV" --max 0 --show
+refused 2 "--max '65' is not a number of devices (1..64)" "$RTDRV" --max 65 --show
+many=()
+for i in $(seq 1 65); do many+=(--device "/sys/devices/d$i"); done
+refused 2 "at most 64 --device" "$RTDRV" "${many[@]}" --show
+
 # thothlock: an option's missing value says so.
 refused 2 "missing value for '--top'" "$THOTHLOCK" --top
 # A program that cannot be run: said once, exit 127, and no second

@@ -2,12 +2,13 @@
 """test_dashboard_hostile.py BUILD_DIR: bad input to thothd's HTTP server is
 answered with an error (or a close) while everything else keeps working:
 bad or missing token, path traversal, methods other than GET/HEAD, oversized
-headers, slow clients (slowloris), a thousand connections, more connections
+headers, slow clients (slowloris, idle or trickling), a thousand connections, more connections
 than the limit.  After each attack a well-formed request and thothd's
 control socket (`thothctl status`) must still be answered.
 """
 import os
 import resource
+import select
 import socket
 import sys
 import time
@@ -137,6 +138,42 @@ def test_slow_clients_are_timed_out(s, timeout_s):
           (took, timeout_s))
 
 
+def test_trickling_clients_are_timed_out(s, timeout_s):
+    # Slowloris that trickles: each client sends a header byte every 0.3 s.
+    # The idle timeout never fires (every byte resets it); the request head
+    # as a whole must still arrive within the timeout, or the connection
+    # closes (it stayed open for as long as the client kept trickling).
+    conns = []
+    for _ in range(5):
+        c = s.connect()
+        c.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        conns.append(c)
+    start = time.monotonic()
+    open_ = list(conns)
+    while open_ and time.monotonic() - start < timeout_s + 15:
+        readable, _, _ = select.select(open_, [], [], 0.3)
+        for c in readable:
+            try:
+                if c.recv(4096) == b"":
+                    open_.remove(c)
+            except ConnectionResetError:
+                open_.remove(c)
+        for c in list(open_):
+            try:
+                c.sendall(b"a")
+            except (BrokenPipeError, ConnectionResetError):
+                open_.remove(c)
+    took = time.monotonic() - start
+    for c in conns:
+        c.close()
+    if open_:
+        fail("%d trickling clients were still connected after %.1f s (timeout %d s)" %
+             (len(open_), took, timeout_s))
+    still_works(s, "trickling clients")
+    print("ok: 5 clients trickling a header byte every 0.3 s closed within %.1f s (timeout %d s)" %
+          (took, timeout_s))
+
+
 def test_a_thousand_connections(s):
     conns = []
     for _ in range(1000):
@@ -217,6 +254,7 @@ def main():
             test_other_methods_are_refused(s)
             test_oversized_headers_are_refused(s)
             test_slow_clients_are_timed_out(s, timeout_s)
+            test_trickling_clients_are_timed_out(s, timeout_s)
             test_a_thousand_connections(s)
     finally:
         os.unlink(tokdir)

@@ -5,6 +5,7 @@
  * suspended device replayed after resume, refusals naming the field, and
  * the CPU latency bound held on a fixture /dev/cpu_dma_latency.
  */
+#define _GNU_SOURCE     /* memmem */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -35,6 +37,7 @@ typedef struct client {
 	int n_satisfied;
 	struct { uint64_t request; bool ok; char result[128]; } done[64];
 	int n_done;
+	int n_done_ok;                  /* all of them, past the 64 kept */
 } client_t;
 
 static void on_event(void *arg, const uint8_t *msg, size_t len)
@@ -51,6 +54,8 @@ static void on_event(void *arg, const uint8_t *msg, size_t len)
 			c->satisfied[c->n_satisfied++] = ev.lease;
 	} else if (method == THOTH_PM_POWER_EVENTS_REQUEST_DONE) {
 		thoth_pm_PowerEvents_request_done_req_t ev;
+		if (!thoth_pm_PowerEvents_request_done_req_decode_msg(msg, len, &ev, &arena) && ev.ok)
+			c->n_done_ok++;
 		if (!thoth_pm_PowerEvents_request_done_req_decode_msg(msg, len, &ev, &arena) && c->n_done < 64) {
 			c->done[c->n_done].request = ev.request;
 			c->done[c->n_done].ok = ev.ok;
@@ -399,6 +404,29 @@ static void test_requests_to_suspended_disk_are_replayed_after_resume(void **sta
 	harness_teardown(&h);
 }
 
+/* Requests queued while the disk cannot rise (its bus's driver stopped)
+ * are all released when it does, in one burst of serve events that reach
+ * the disk's driver inside its level_reached call: the driver kept 256
+ * and dropped the rest, whose requesters then waited for ever. */
+static void test_a_burst_of_600_queued_requests_is_served_in_full(void **state)
+{
+	harness_t h;
+	client_t c;
+	drivers_t d;
+	start(&h, &c, BUS_AND_DISK, &d);
+	kill(d.bus, SIGSTOP);
+	enum { N = 600 };
+	for (int i = 0; i < N; i++) {
+		uint64_t id;
+		submit(&c, "disk", 2, "k", &id);
+	}
+	kill(d.bus, SIGCONT);
+	wait_event(&c, &c.n_done_ok, N);
+	assert_int_equal(c.n_done_ok, N);
+	thoth_control_close(&c.ctl);
+	harness_teardown(&h);
+}
+
 static void test_kill_9_of_driver_fails_its_queued_requests(void **state)
 {
 	harness_t h;
@@ -442,6 +470,97 @@ static void test_declaration_with_negative_latency_is_refused_naming_the_field(v
 	/* The connection stays usable: a refusal is an answer, not a crash. */
 	snapshot_t s;
 	assert_int_equal(snapshot(&c, &s), 0);
+	thoth_control_close(&c.ctl);
+	harness_teardown(&h);
+}
+
+/* The schema allows 64 elements of 16 levels in one declaration (a driver
+ * of many devices, pm-runtime-driver's 64, declares them all at once, all
+ * or none); thothd's request size limit for PowerBroker (4 KiB) refused
+ * anything past a handful, and the driver only saw its connection closed. */
+static void test_declaration_of_64_elements_of_16_levels_is_accepted(void **state)
+{
+	harness_t h;
+	client_t c;
+	start(&h, &c, NO_DRIVERS, NULL);
+	enum { N = 64, L = 16 };
+	static char names_buf[N][64], level_names[L][32];
+	static thoth_pm_Level_t lv[L];
+	static thoth_pm_Element_t els[N];
+	for (int l = 0; l < L; l++) {
+		snprintf(level_names[l], sizeof level_names[l], "LEVEL_%02d_%.*s", l, 22,
+			 "padded_to_thirty_one_characters");
+		lv[l] = (thoth_pm_Level_t){ .name = thoth_str(level_names[l]), .power_mw = 10.0 * l,
+					    .entry_latency_us = 100, .exit_latency_us = (L - 1 - l) * 100 };
+	}
+	for (int i = 0; i < N; i++) {
+		/* 63 characters: the longest name an element may have */
+		snprintf(names_buf[i], sizeof names_buf[i], "dev%02d.%.*s", i, 57,
+			 "a_long_element_name_of_sixty_three_characters_in_total_xxxxxxx");
+		els[i] = (thoth_pm_Element_t){ .name = thoth_str(names_buf[i]), .levels = { lv, L } };
+	}
+	thoth_pm_PowerBroker_declare_req_t req = { .elements = { els, N } };
+	thoth_pm_PowerBroker_declare_resp_t resp;
+	uint64_t scratch[256];
+	thoth_arena_t arena;
+	thoth_arena_init(&arena, scratch, sizeof scratch);
+	int r = thoth_pm_PowerBroker_declare(&c.ctl.client, &req, &resp, &arena);
+	if (r)
+		fail_msg("64 elements of 16 levels: %s (%s)", thoth_strerror(r), c.ctl.client.remote_message);
+	assert_int_equal(resp.ids.count, N);
+	/* A 65th is beyond the schema's limit: refused by name, connection kept. */
+	thoth_pm_Element_t more[N + 1];
+	memcpy(more, els, sizeof els);
+	more[N] = els[0];
+	req.elements.items = more;
+	req.elements.count = N + 1;
+	thoth_arena_init(&arena, scratch, sizeof scratch);
+	assert_int_equal(thoth_pm_PowerBroker_declare(&c.ctl.client, &req, &resp, &arena), THOTH_E_REMOTE);
+	assert_non_null(strstr(c.ctl.client.remote_message, "1..64 per declaration"));
+	snapshot_t s;
+	assert_int_equal(snapshot(&c, &s), 0);
+	thoth_control_close(&c.ctl);
+	harness_teardown(&h);
+}
+
+/* A holder's name is "pid N (comm)", and a process chooses its comm
+ * (prctl PR_SET_NAME): one that is not UTF-8 made every state() answer
+ * undecodable (strings on the wire are UTF-8), so `thothctl pm` and every
+ * driver's view failed for everyone while that process held a lease. */
+static void test_holder_whose_name_is_not_utf8_leaves_state_readable(void **state)
+{
+	harness_t h;
+	client_t c;
+	start(&h, &c, BUS, NULL);
+	char old[17] = "";
+	prctl(PR_GET_NAME, old);
+	prctl(PR_SET_NAME, "evil\xff\xfe\x1b[2J");
+	client_t hostile;
+	client_connect(&h, &hostile);
+	uint64_t id;
+	int r = lease(&hostile, "bus", 1, THOTH_PM_LEASE_KIND_ASSERTIVE, 0, &id, NULL);
+	prctl(PR_SET_NAME, old);
+	assert_int_equal(r, 0);
+	wait_level(&c, 0, 1);
+	static uint64_t scratch[1 << 14];
+	thoth_arena_t arena;
+	thoth_arena_init(&arena, scratch, sizeof scratch);
+	thoth_pm_PowerBroker_state_req_t req = { 0 };
+	thoth_pm_PowerBroker_state_resp_t resp;
+	r = thoth_pm_PowerBroker_state(&c.ctl.client, &req, &resp, &arena);
+	if (r)
+		fail_msg("state() with a holder named \\xff: %s", thoth_strerror(r));
+	bool seen = false;
+	for (uint32_t k = 0; k < resp.keepers.count; k++) {
+		const thoth_str_t *n = &resp.keepers.items[k].holder;
+		if (memmem(n->ptr, n->len, "(evil", 5)) {
+			seen = true;
+			for (uint32_t i = 0; i < n->len; i++)      /* printable, the escape too */
+				assert_true(n->ptr[i] >= 0x20 && n->ptr[i] < 0x7f);
+		}
+	}
+	assert_true(seen);
+	thoth_control_close(&hostile.ctl);
 	thoth_control_close(&c.ctl);
 	harness_teardown(&h);
 }
@@ -995,7 +1114,10 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_kill_9_of_holder_frees_its_lease_within_1ms),
 		cmocka_unit_test(test_requests_to_suspended_disk_are_replayed_after_resume),
 		cmocka_unit_test(test_kill_9_of_driver_fails_its_queued_requests),
+		cmocka_unit_test(test_a_burst_of_600_queued_requests_is_served_in_full),
 		cmocka_unit_test(test_declaration_with_negative_latency_is_refused_naming_the_field),
+		cmocka_unit_test(test_declaration_of_64_elements_of_16_levels_is_accepted),
+		cmocka_unit_test(test_holder_whose_name_is_not_utf8_leaves_state_readable),
 		cmocka_unit_test(test_latency_bound_holds_cpu_dma_latency_open_and_keeps_disk_idle),
 		cmocka_unit_test(test_thothctl_pm_json_lists_every_element_with_levels_and_leases),
 		cmocka_unit_test(test_runtime_pm_driver_writes_power_control_on_a_fixture_tree),

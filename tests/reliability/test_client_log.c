@@ -90,6 +90,8 @@ static void test_handler_receives_messages_by_level(void **state)
 	assert_int_equal(seen.level, THOTH_LOG_WARN);
 	assert_string_equal(seen.component, "service");
 	assert_non_null(strstr(seen.message, "echo not registered"));
+	/* the reason once, not followed by its error code's own wording */
+	assert_null(strstr(seen.message, "(not running (nothing listens"));
 	/* Filtered: nothing below ERROR gets through. */
 	seen_t quiet = { 0 };
 	thoth_log_set_handler(remember, &quiet, THOTH_LOG_ERROR);

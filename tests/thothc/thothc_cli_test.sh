@@ -60,6 +60,62 @@ expect 1 "v1_2_removed.tidl:3:8: warning: ordinal 2 of struct 'Point' is neither
 	"$thothc" lint "$c/v1_2_removed.tidl"
 expect 0 '' "$thothc" lint "$c/v1.tidl" "$c/v1_2_retired.tidl"
 
+# gen -o: a missing output directory is made (the tutorial's
+# `thothc gen --lang c -o gen greeter.tidl` in a fresh folder said "output
+# directory 'gen' does not exist"); a file there is named as such.
+expect 0 '' "$thothc" gen --lang c -o "$tmp/newgen" "$c/v1.tidl"
+[ -s "$tmp/newgen/v1.thoth.h" ] || { echo "FAIL: gen -o a missing dir wrote nothing"; failures=$((failures + 1)); }
+: >"$tmp/afile"
+expect 2 "output directory '$tmp/afile' is not a directory" "$thothc" gen --lang c -o "$tmp/afile" "$c/v1.tidl"
+expect 2 "cannot create output directory '$tmp/no/such'" "$thothc" gen --lang c -o "$tmp/no/such" "$c/v1.tidl"
+
+# gen on a long chain of structs each holding the next by value, declared
+# outermost first: the C header must order them innermost first, which
+# took cubic time (1,600 structs 8 s, 4,000 about two minutes: a hang).
+# Bounded generously: a linear order takes well under a second.
+chain=$tmp/chain.tidl
+awk 'BEGIN { print "package t.chain;\nversion 1.0;";
+             for (i = 0; i < 4000; i++) printf "struct S%d { 1: optional S%d next; }\n", i, i + 1;
+             print "struct S4000 { 1: u8 x; }" }' >"$chain"
+mkdir -p "$tmp/chain"
+if timeout 60 "$thothc" gen --lang c -o "$tmp/chain" "$chain" >"$tmp/chain.out" 2>&1; then
+	echo "ok: gen of 4,000 chained structs"
+else
+	echo "FAIL: gen of 4,000 chained structs: exit $? (124: more than 60 s)"; cat "$tmp/chain.out"
+	failures=$((failures + 1))
+fi
+
+# Import chains: 64 files deep is the limit and compiles; 80 is refused by
+# name.  The file table was grown before a file's imports had added their
+# own: a chain of 10 wrote past it, and 80 aborted ("corrupted size").
+mkdir -p "$tmp/imports"
+i=0
+while [ $i -lt 80 ]; do
+	next=$((i + 1))
+	{
+		printf 'package t.f%d;\nversion 1.0;\n' $i
+		[ $next -lt 64 ] && printf 'import "f%d.tidl";\n' $next
+		printf 'struct S%d { 1: u8 x; }\n' $i
+	} >"$tmp/imports/f$i.tidl"
+	{
+		printf 'package t.g%d;\nversion 1.0;\n' $i
+		[ $next -lt 80 ] && printf 'import "g%d.tidl";\n' $next
+		printf 'struct T%d { 1: u8 x; }\n' $i
+	} >"$tmp/imports/g$i.tidl"
+	i=$next
+done
+expect 0 '' "$thothc" gen --lang c -o "$tmp/imports" "$tmp/imports/f0.tidl"
+expect 2 'imports nested deeper than 64' "$thothc" gen --lang c -o "$tmp/imports" "$tmp/imports/g0.tidl"
+
+# docs/IDL.md's example, as written, next to the system's common.tidl it
+# imports (it used a thoth.common.ServiceId that common.tidl never had).
+root=$dir/../../..
+mkdir -p "$tmp/idl-example"
+cp "$root/idl/common.tidl" "$tmp/idl-example/"
+awk '/^## An example/ { on = 1; next } on && /^```/ { if (inblock) exit; inblock = 1; next }
+     inblock { print }' "$root/docs/IDL.md" >"$tmp/idl-example/registry.tidl"
+expect 0 '' "$thothc" gen --lang c -o "$tmp/idl-example" "$tmp/idl-example/registry.tidl"
+
 expect 0 'usage: thothc' "$thothc" --help
 expect 0 '^thothc ' "$thothc" --version
 

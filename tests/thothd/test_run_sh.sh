@@ -27,4 +27,29 @@ for pid in $(sed -n 's/^  \(thothd\|echo\|echo-client\) *pid \([0-9]*\).*/\2/p' 
     echo "FAIL: pid $pid still running"; exit 1
   fi
 done
+
+# --for takes seconds: anything else is refused before anything starts.
+if "$ROOT/scripts/run.sh" "$BUILD" --for 3s >"$out" 2>&1 ||
+   ! grep -q "run.sh: --for '3s' is not a number of seconds" "$out"; then
+  cat "$out"; echo "FAIL: run.sh --for 3s was not refused"; exit 1
+fi
+grep -q "ThothOS is running" "$out" && { echo "FAIL: run.sh --for 3s started the system"; exit 1; }
+
+# thothd dying under the demo is reported, exit 1 (it said "stopping",
+# exit 0, as after Ctrl-C).
+"$ROOT/scripts/run.sh" "$BUILD" --for 60 >"$out" 2>&1 &
+run_pid=$!
+deadline=$((SECONDS + 30))
+until grep -q "^  thothd *pid" "$out" || [ $SECONDS -ge $deadline ]; do sleep 0.05; done
+thothd_pid=$(sed -n 's/^  thothd *pid \([0-9]*\).*/\1/p' "$out")
+[ -n "$thothd_pid" ] || { cat "$out"; kill "$run_pid"; echo "FAIL: no thothd pid printed"; exit 1; }
+kill -KILL "$thothd_pid"
+rc=0
+wait "$run_pid" || rc=$?
+cat "$out"
+logs=$(sed -n 's/^stopped; .*; logs kept in \(.*\)$/\1/p' "$out")
+[ -z "$logs" ] || rm -rf "$logs"
+[ "$rc" = 1 ] || { echo "FAIL: run.sh exited $rc after thothd was killed (want 1)"; exit 1; }
+grep -q "run.sh: thothd (pid $thothd_pid) exited on its own (status 137)" "$out" ||
+  { echo "FAIL: thothd's death not reported"; exit 1; }
 echo "PASS"

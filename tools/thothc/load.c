@@ -125,15 +125,6 @@ static int load(tidl_program_t *p, const char *path, const char *text, size_t le
 	size_t errors_before = p->n_errors;
 	tidl_parse_file(&ps);
 
-	/* register before loading imports so diamonds share one file */
-	if (p->n_files == p->cap_files) {
-		size_t cap = p->cap_files ? p->cap_files * 2 : 8;
-		tidl_file_t **nf = realloc(p->files, cap * sizeof *nf);
-		if (!nf)
-			abort();
-		p->files = nf;
-		p->cap_files = cap;
-	}
 	const char **nl = realloc(p->loading, (p->n_loading + 1) * sizeof *nl);
 	if (!nl)
 		abort();
@@ -144,6 +135,17 @@ static int load(tidl_program_t *p, const char *path, const char *text, size_t le
 		load(p, ip, NULL, 0, f->imports[i].loc, &f->imports[i].file);
 	}
 	p->n_loading--;
+	/* Grown here, after the imports: they add their own files first, so a
+	 * capacity checked before them was stale (an import chain of 10 files
+	 * wrote past the array: heap corruption, "corrupted size" at 80). */
+	if (p->n_files == p->cap_files) {
+		size_t cap = p->cap_files ? p->cap_files * 2 : 8;
+		tidl_file_t **nf = realloc(p->files, cap * sizeof *nf);
+		if (!nf)
+			abort();
+		p->files = nf;
+		p->cap_files = cap;
+	}
 	p->files[p->n_files++] = f;
 	if (!ps.failed) {
 		for (size_t i = 0; i < f->n_imports; i++)

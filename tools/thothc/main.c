@@ -79,9 +79,20 @@ static int cmd_gen(int argc, char **argv)
 		return bad_usage("gen needs -o OUTDIR");
 	if (first >= argc)
 		return bad_usage("gen needs at least one .tidl file");
+	/* A missing output directory is made (its parent must exist), so that
+	 * `thothc gen --lang c -o gen x.tidl` works in a fresh folder, as
+	 * docs/TUTORIAL.md and docs/INSTALL.md write it. */
 	struct stat st;
-	if (stat(outdir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-		fprintf(stderr, "thothc: output directory '%s' does not exist\n", outdir);
+	if (stat(outdir, &st) != 0 && errno == ENOENT && mkdir(outdir, 0777) != 0 && errno != EEXIST) {
+		fprintf(stderr, "thothc: cannot create output directory '%s': %s\n", outdir, strerror(errno));
+		return 2;
+	}
+	if (stat(outdir, &st) != 0) {
+		fprintf(stderr, "thothc: output directory '%s': %s\n", outdir, strerror(errno));
+		return 2;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "thothc: output directory '%s' is not a directory\n", outdir);
 		return 2;
 	}
 	if (prefix && argc - first > 1)
