@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <sched.h>
 #include <sys/mman.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -669,6 +670,42 @@ static void take_request(pair_t *p)
 }
 
 /* Naps taken until the next one: NAPS decisions made, how many napped. */
+/* Unread doorbells are bounded by the arms themselves, whatever the loop
+ * does between its read-backs: 300 sleeps, each rung once by a request
+ * (one bell per sleep: the claim), none read back by a loop: an arm that
+ * finds CHAN_BELL_ARMS_MAX since the last read-back reads them back
+ * before its store.  Without it all 300 would sit in the socket (the
+ * default holds ~278: an honest client's doorbell would meet EAGAIN). */
+static void test_unread_doorbells_are_bounded_by_the_arms(void **state)
+{
+	(void)state;
+	pair_t *p = pair_new(8, 8, 4096);
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	p->cli.sock = sv[0];
+	p->cli.peer_bell = true;
+	p->srv.sock = sv[1];
+	int most = 0;
+	for (uint32_t i = 0; i < 300; i++) {
+		assert_int_equal(chan_arm(&p->srv, CHAN_WAIT_RECV, 0), 0);
+		queue_request(p, i + 1);
+		assert_int_equal(p->cli.st.wakes, i + 1);      /* one bell for this sleep */
+		take_request(p);
+		int unread = 0;
+		assert_int_equal(ioctl(sv[1], FIONREAD, &unread), 0);
+		if (unread > most)
+			most = unread;
+	}
+	if (most > (int)CHAN_BELL_ARMS_MAX)
+		fail_msg("%d doorbells unread, the bound is %u", most, CHAN_BELL_ARMS_MAX);
+	assert_true(most >= (int)CHAN_BELL_ARMS_MAX - 1);  /* and they were left unread up to it */
+	close(sv[0]);
+	close(sv[1]);
+	p->cli.sock = p->srv.sock = -1;
+	pair_free(p);
+}
+
+
 static unsigned naps_in(pair_t *p, unsigned decisions)
 {
 	unsigned napped = 0;
@@ -1015,6 +1052,7 @@ int main(void)
 		cmocka_unit_test(test_wait_flags_make_the_producer_wake),
 		cmocka_unit_test(test_control_page_mismatch_is_refused),
 		cmocka_unit_test(test_a_napping_service_is_woken_without_a_doorbell),
+		cmocka_unit_test(test_unread_doorbells_are_bounded_by_the_arms),
 		cmocka_unit_test(test_a_stale_round_never_cuts_spins_short),
 		cmocka_unit_test(test_nap_takes_a_message_and_learns_from_a_miss),
 		cmocka_unit_test(test_naps_back_off_after_misses_and_yield_to_a_faster_loop),
