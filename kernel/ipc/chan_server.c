@@ -1043,14 +1043,27 @@ static void on_sock(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t ev
 			if (skip && c->end.st.received != rx && c->end.bell_arms < CHAN_BELL_DRAIN_EVERY)
 				return;
 			skip = false;
-			/* SERVE_IDLE: one flag is set, the one waits_slot names. */
+			/* SERVE_IDLE armed one flag, the one waits_slot names;
+			 * it may be claimed already (below). */
 			if (conn_drain(c)) {
 				conn_turn(c);   /* it went: serve what is left, then close */
 				return;
 			}
 			enum chan_cond cond = c->waits_slot ? CHAN_WAIT_SLOT : CHAN_WAIT_RECV;
-			if (!chan_ready(&c->end, cond, 0))
-				return;         /* asleep: a later doorbell keeps the socket readable */
+			/* Armed again, not only checked again: a doorbell we
+			 * just read may be the claim of the flag our turn set
+			 * (ring_if_waiting exchanged it to 0) by a message we
+			 * had already served -- the client stores its tag,
+			 * we take it by the tag, answer and arm for the next,
+			 * and only then does the client store head, fence and
+			 * claim.  A check alone then sleeps with the flag
+			 * clear, and the next message rings nobody
+			 * (test_channel: test_late_drain_rearms_a_claimed_flag,
+			 * test_hammering_clients_lose_no_wakeup on io_uring).
+			 * chan_arm stores the flag (one more arm: one more
+			 * doorbell the promise allows), fences and checks. */
+			if (!chan_arm(&c->end, cond, 0))
+				return;         /* asleep, flag set: a later doorbell keeps the socket readable */
 			/* A doorbell we read announced it: the wake-up it
 			 * would have been, served now (conn_serve disarms). */
 			if (!budget) {

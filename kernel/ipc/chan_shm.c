@@ -347,6 +347,10 @@ static void wake_peer(chan_end_t *e, _Atomic uint32_t *word, uint32_t waiting)
  * awake and re-arms with store, fence, re-check.  A peer napping on the
  * futex (CHAN_WAITING_FUTEX) is woken by the value the claim returned: a
  * nap that ended and re-armed for its loop meanwhile returns 1 and is rung.
+ * The claim may be for a message the peer already took by its tag (we had
+ * not stored head yet) and so end the sleep it armed for the next one: a
+ * peer that reads doorbells back must re-arm, not only re-check, before it
+ * sleeps again (chan_server.c, on_sock's late drain; docs/IPC.md).
  */
 static void ring_if_waiting(chan_end_t *e, _Atomic uint32_t *flag, _Atomic uint32_t *word, bool nap_word)
 {
