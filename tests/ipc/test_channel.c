@@ -1097,6 +1097,80 @@ static void test_late_drain_rearms_a_claimed_flag(void **state)
 }
 
 /*
+ * The same claim on the other flag the late drain can find set: the slot
+ * flag of a service whose answer ring is full.  A client's owed settle
+ * (its receive stored tail; the fence and the check of the service's slot
+ * flag wait for its next step) can claim an arm the service made after it
+ * had already seen that tail, and ring: the drain reads that byte, the ring
+ * is full, and a service that only checked sleeps with the slot flag
+ * clear.  The client then takes both answers and sends its next two
+ * requests: its settle finds the flag clear and rings nobody, its requests
+ * ring nobody (the service waits for a slot, its receive flag is clear),
+ * and nothing is answered though both rings have room.  Re-armed, the flag
+ * is set again and the settle rings.  Two slots; the client withdraws its
+ * promise of one doorbell per sleep before its first message, so the
+ * service stays level triggered and reads back after every turn on both
+ * loop backends (edge triggered it reads back only every 32nd arm, and
+ * this window opens only then).  A re-arm of the receive flag alone fails
+ * here, test_late_drain_rearms_a_claimed_flag does not see it.
+ */
+static void test_late_drain_rearms_a_claimed_slot_flag(void **state)
+{
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_int_equal(fcntl(sv[0], F_SETFD, FD_CLOEXEC), 0);   /* the service gets sv[1] only */
+	char arg[16];
+	snprintf(arg, sizeof arg, "%d", sv[1]);
+	start_service("--hold-drains", arg, "--sleep", "--slots", "2", NULL);
+	close(sv[1]);
+	hold_sock = sv[0];
+	pin_apart();                    /* the late drain: the client runs beside the service */
+	thoth_chan_t *ch = open_slots(2);
+	chan_end_t *e = thoth_chan__end(ch);
+	__atomic_store_n(&e->ctl->bell[e->side], 0, __ATOMIC_RELAXED);    /* level triggered: no promise */
+	_Atomic uint32_t *flag = &e->ctl->dir[e->rx].prod_waiting;    /* the service's slot flag */
+	enum { ROUNDS = 30 };
+	uint32_t raced = 0;
+	for (uint32_t r = 0; r < ROUNDS; r++) {
+		uint32_t a = 2 * r + 1, b = 2 * r + 2;
+		/* The first send pays our owed settle: it rings for the
+		 * slot only if the service's flag is set. */
+		send_echo(ch, a);
+		send_echo(ch, b);
+		uint64_t progress = now_ns();
+		for (bool done = false; !done;) {
+			if (hold_wait(1)) {
+				/* Both answered, the ring full, the slot flag
+				 * armed, its drain held: the late claim. */
+				if (answers_queued(ch) == 2 && atomic_load(flag)) {
+					assert_int_equal(atomic_exchange(flag, 0), 1);
+					assert_int_equal(send(e->sock, "", 1, MSG_DONTWAIT | MSG_NOSIGNAL), 1);
+					raced++;
+					done = true;
+				}
+				hold_go();
+				progress = now_ns();
+			} else if (answers_queued(ch) == 2 && now_ns() - progress > 100000000ull) {
+				done = true;    /* it slept without a drain we saw */
+			} else if (now_ns() - progress > 3000000000ull) {
+				fail_msg("requests %u and %u not answered in 3 s with room in both rings: the service "
+					 "sleeps with its slot flag clear, claimed by a doorbell its late drain read "
+					 "(%u claims before)", a, b, raced);
+			}
+		}
+		/* After its drain and re-check: the service sleeps in its
+		 * loop, the ring full, before we take anything. */
+		usleep(20000);
+		assert_int_equal(take_echo(ch, a), 1);
+		assert_int_equal(take_echo(ch, b), 1);
+	}
+	if (raced < ROUNDS / 3)
+		fail_msg("only %u of %u rounds found the service armed for a slot before its drain", raced, ROUNDS);
+	print_message("late drain, claimed slot flag: %u of %u rounds raced\n", raced, ROUNDS);
+	thoth_chan_close(ch);
+}
+
+/*
  * No held drains: clients that never pause, each on its own channel with
  * four slots, mixing round trips, oneway bursts three rings long (the
  * client waits for slots) and pipelined bursts two rings and one ring long
@@ -1216,6 +1290,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_late_drain_rechecks_a_request, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_late_drain_rechecks_a_free_slot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_late_drain_rearms_a_claimed_flag, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_late_drain_rearms_a_claimed_slot_flag, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hammering_clients_lose_no_wakeup, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
