@@ -374,7 +374,8 @@ static void test_client_refuses_a_fifo_as_channel_memory(void **state)
 /* A service that says "ring me" and never reads its socket: the client
  * rings it for every sleep it announces (it announces one again as soon as
  * a ring took the last), its socket fills, and further rings get EAGAIN
- * instead of blocking: 20,000 oneway messages go through in bounded time
+ * instead of blocking: the client's oneway messages go on until it has
+ * rung 2,000 times (at least 1,000 within the 30 s bound for a hang),
  * while only a few hundred doorbells fit in the socket. */
 static void test_client_is_never_blocked_by_a_service_that_never_reads(void **state)
 {
@@ -392,9 +393,12 @@ static void test_client_is_never_blocked_by_a_service_that_never_reads(void **st
 	uint64_t t0 = chan_now_ns();
 	/* Until it rang far more often than the socket holds (278 one-byte
 	 * sends here): with one ring per announced sleep, how many messages
-	 * that takes depends on how often the fake runs. */
+	 * that takes depends on how often the fake runs, which on a loaded
+	 * machine is when the scheduler lets it (about 100 re-announcements
+	 * a second at load 18-20 on two CPUs: 1,083-1,981 rings in 10 s,
+	 * where 2,000 were asked).  The bound is for a hang, not a speed. */
 	int sent = 0;
-	while (e->st.wakes < 2000 && chan_now_ns() - t0 < 10000000000ull) {
+	while (e->st.wakes < 2000 && chan_now_ns() - t0 < 30000000000ull) {
 		thoth_chantest_Test_note_req_t rq = { .value = (uint64_t)sent };
 		r = thoth_chantest_Test_note(thoth_chan_client(ch), &rq);
 		if (r)
@@ -404,8 +408,8 @@ static void test_client_is_never_blocked_by_a_service_that_never_reads(void **st
 	uint64_t took = chan_now_ns() - t0;
 	chan_nap_ms(20);                        /* the fake samples its socket now and then */
 	int unread = atomic_load(fake_unread);
-	/* Most rings found the socket full. */
-	if (e->st.wakes < 2000)
+	/* Most rings found the socket full: over three times what it holds. */
+	if (e->st.wakes < 1000)
 		fail_msg("only %llu rings for %d messages in %llu ms", (unsigned long long)e->st.wakes, sent,
 			 (unsigned long long)(took / 1000000u));
 	if (unread <= 0 || (uint64_t)unread >= e->st.wakes / 2)
