@@ -35,6 +35,12 @@ typedef struct thoth_timer thoth_timer_t;     /* a one-shot timer */
 #define THOTH_LOOP_READ  0x1u
 #define THOTH_LOOP_WRITE 0x2u
 #define THOTH_LOOP_HUP   0x4u   /* reported only: peer hung up or error */
+/* With READ: edge triggered, reported once per arrival of new data (and at
+ * the hang-up), not while data stays unread.  Only the epoll backend has it:
+ * add/modify answer THOTH_E_NO_FEATURE on the others, which then watch
+ * nothing new (docs/LOOP.md).  A caller that leaves data unread must know
+ * another arrival will come (docs/IPC.md, "Edge-triggered doorbells"). */
+#define THOTH_LOOP_EDGE  0x8u
 
 typedef void (*thoth_fd_fn)(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t events,
 			    void *arg);

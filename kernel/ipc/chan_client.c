@@ -29,6 +29,21 @@
 #include "thoth/contract.h"
 #include "thoth/stream.h"
 
+/* Does our end of the socket take CHAN_BELL_ROOM unread one-byte sends
+ * (CHAN_BELL_SNDBUF, ~1 KiB each with the skb: 278 fit in the default
+ * 212,992 B here)?  Grows a smaller buffer once. */
+static bool bell_room(int sock)
+{
+	int have = 0;
+	socklen_t l = sizeof have;
+	if (getsockopt(sock, SOL_SOCKET, SO_SNDBUF, &have, &l) == 0 && have >= (int)CHAN_BELL_SNDBUF)
+		return true;
+	int want = (int)CHAN_BELL_SNDBUF;       /* the kernel doubles it, within wmem_max */
+	l = sizeof have;
+	return setsockopt(sock, SOL_SOCKET, SO_SNDBUF, &want, sizeof want) == 0 &&
+	       getsockopt(sock, SOL_SOCKET, SO_SNDBUF, &have, &l) == 0 && have >= (int)CHAN_BELL_SNDBUF;
+}
+
 static int send_with_fds(int sock, const void *buf, size_t len, const int *fds, int nfds)
 {
 	ssize_t r = thoth_fdpass_send(sock, buf, len, fds, (size_t)nfds);
@@ -459,6 +474,15 @@ int thoth_chan_connect(const char *path, const thoth_chan_config_t *cfg, thoth_c
 	if (getsockopt(ch->sock, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0)
 		ch->end.service_pid = (uint32_t)cred.pid;
 	ch->end.sock = ch->sock;
+	/* We ring at most once per sleep of the service (ring_if_waiting), so
+	 * it may leave our doorbells unread for up to CHAN_BELL_DRAIN_EVERY of
+	 * its sleeps, edge-triggered (docs/IPC.md, "Edge-triggered
+	 * doorbells"); promised only where our send buffer holds twice that
+	 * with room to spare: a doorbell that does not fit is a lost wake-up
+	 * then.  The default buffer (212,992 B) does; a smaller one is grown
+	 * within net.core.wmem_max, else we stay level triggered. */
+	if (bell_room(ch->sock))
+		chan_bell_promise(&ch->end);
 	ch->end.wait = cfg->wait;
 	ch->end.spin_max = ch->end.spin_budget =
 		cfg->wait == THOTH_CHAN_SLEEP ? 0 : (cfg->spin_ns ? cfg->spin_ns : THOTH_CHAN_DEFAULT_SPIN_NS);

@@ -91,6 +91,9 @@ struct conn {
 	uint8_t *pending_out;           /* buffer handed to dispatch, not yet sent */
 	uint64_t slept_at;              /* when it last went back to the loop to wait */
 	bool waits_slot;                /* SERVE_IDLE armed CHAN_WAIT_SLOT (else CHAN_WAIT_RECV) */
+	bool bell_edge;                 /* socket watched edge-triggered: doorbells read back every
+					 * CHAN_BELL_DRAIN_EVERY arms (bell_skip) */
+	bool bell_level;                /* level triggered for good: no promise kept, the end, or no edge mode */
 	uint64_t pl_calls, pl_wakes;    /* placement window: calls, doorbell wake-ups */
 	uint64_t pl_busy0;              /* the client's CPU ns at the window's start (0 = none) */
 	thoth_timer_t *mod_timer;       /* moderation: we wake by ourselves then (PM-3) */
@@ -880,6 +883,18 @@ static void conn_woke(conn_t *c)
 	chan_mod_woke(&c->end, false);
 }
 
+/* Watch the channel's socket level-triggered again, for good. */
+static void bell_to_level(conn_t *c)
+{
+	c->bell_level = true;
+	/* A switch that fails leaves bell_edge set: conn_drain then reads
+	 * until nothing is left, since no later arrival may come to report
+	 * what one read leaves (the end of the connection above all). */
+	if (c->bell_edge && (!c->sock_src ||
+			     thoth_loop_modify_fd(c->srv->loop, c->sock_src, THOTH_LOOP_READ) == 0))
+		c->bell_edge = false;
+}
+
 /* Read the doorbells back.  At the socket's end (the client went) mark the
  * client's side closed and stop watching the socket (its end would be
  * reported at every poll); true then.  What the client queued before it
@@ -887,12 +902,59 @@ static void conn_woke(conn_t *c)
  * closes the channel once the ring is empty, as the closed flag says. */
 static bool conn_drain(conn_t *c)
 {
-	if (!chan_bell_drain(&c->end))
+	int gone = chan_bell_drain(&c->end);
+	/* Edge triggered for good against our wish (bell_to_level's switch
+	 * failed): read all of it, the end included.  Bounded by what the
+	 * client's socket holds. */
+	while (!gone && c->bell_edge && c->bell_level && c->end.bell_read == CHAN_BELL_READ)
+		gone = chan_bell_drain(&c->end);
+	/* More bytes than the sleeps they could ring for: the client does
+	 * not keep its promise of one doorbell per sleep (a flood, a bug).
+	 * Level triggered from now on, read back at every wake-up, as for
+	 * a client that promised nothing: a flood then costs what it costs
+	 * there, and its own wake-ups are not lost in a full socket. */
+	if (c->bell_edge && c->end.bell_read > c->end.bell_arms_read + CHAN_BELL_SLACK)
+		bell_to_level(c);
+	if (!gone)
 		return false;
 	atomic_store_explicit(&c->end.ctl->closed[CHAN_CLIENT], 1, memory_order_release);
 	thoth_loop_remove_fd(c->srv->loop, c->sock_src);
 	c->sock_src = NULL;
 	return true;
+}
+
+/*
+ * May this wake-up leave the doorbells unread (docs/IPC.md, "Edge-triggered
+ * doorbells")?  Only while the socket is watched edge-triggered, which it
+ * is from the first wake-up after the client promised one doorbell per
+ * sleep (chan_bell_promised: one epoll_ctl); the loop's backend may have
+ * no edge mode (io_uring), and then nothing changes.  Then every arrival
+ * is reported once, whether or not earlier bytes sit unread, so a
+ * doorbell sent for a sleep is a wake-up whatever we left unread; unread
+ * bytes are bounded by our arms since the last read-back (one per arm, the
+ * promise), and we read them back once there are CHAN_BELL_DRAIN_EVERY
+ * (well inside what the client's socket takes: CHAN_BELL_ROOM).  The end
+ * of the connection: level triggered again for good, which reads the
+ * bytes back until recv says 0, as before.
+ */
+static bool bell_skip(conn_t *c, uint32_t events)
+{
+	if (c->bell_level)
+		return false;
+	if (events & THOTH_LOOP_HUP) {
+		bell_to_level(c);
+		return false;
+	}
+	if (!c->bell_edge) {
+		if (chan_bell_promised(&c->end)) {
+			if (thoth_loop_modify_fd(c->srv->loop, c->sock_src, THOTH_LOOP_READ | THOTH_LOOP_EDGE))
+				c->bell_level = true;
+			else
+				c->bell_edge = true;
+		}
+		return false;   /* this wake-up reads them back, as before */
+	}
+	return c->end.bell_arms < CHAN_BELL_DRAIN_EVERY;
 }
 
 /*
@@ -922,8 +984,10 @@ static bool late_drain_pays(const conn_t *c)
  * no longer waits for a recv), and then the condition the channel sleeps
  * on is checked again; when it holds, the channel is served again within
  * the same turn's budget.  Why that re-check loses no wake-up (docs/IPC.md,
- * "Reading doorbells back late"): the socket is level-triggered, so a
- * doorbell sent after our read keeps it readable and the loop comes back;
+ * "Reading doorbells back late"): a doorbell sent after our read keeps the
+ * socket readable (level triggered) or is an arrival of its own (edge
+ * triggered: an event even while older bytes sit unread), and the loop
+ * comes back;
  * a doorbell our read took was sent after the thing it announces was
  * published (publish, fence, load the waiting flag, send), so that thing
  * is visible now.  It must be exactly the condition whose flag is set:
@@ -931,17 +995,23 @@ static bool late_drain_pays(const conn_t *c)
  * "I took an answer", not "a request came", and a request it sends then
  * rings nobody (the receive flag is clear) -- checking only for a request
  * there sleeps for ever (test_channel: test_late_drain_rechecks_a_free_slot;
- * no re-check at all: test_late_drain_rechecks_a_request).
+ * no re-check at all: test_late_drain_rechecks_a_request).  Edge triggered
+ * (bell_skip), most wake-ups make no read at all: the turn alone, whose
+ * flags were set before the doorbell's claim, serves what it announced.
  */
 static void on_sock(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t events, void *arg)
 {
 	conn_t *c = arg;
 	if (c->open) {
+		/* Edge triggered and under the count: no read-back at all,
+		 * unless the turn finds nothing (below). */
+		bool skip = bell_skip(c, events);
 		if (c->queue) {         /* its turn comes in on_kick, flags clear */
-			conn_drain(c);
+			if (!skip)
+				conn_drain(c);
 			return;
 		}
-		if (!late_drain_pays(c)) {
+		if (!skip && !late_drain_pays(c)) {
 			/* Early: read the doorbells back, then serve. */
 			conn_drain(c);
 			conn_woke(c);
@@ -953,23 +1023,47 @@ static void on_sock(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t ev
 		 * one, as before. */
 		unsigned budget = CONN_BUDGET;
 		for (;;) {
+			uint64_t rx = c->end.st.received;
 			conn_woke(c);
 			enum serve_result sr = conn_serve(c, &budget);
 			if (sr == SERVE_CLOSED)
 				return;
 			if (sr == SERVE_MORE) {
 				ready_push(c);
-				conn_drain(c);  /* flags clear: the queued turn serves what they rang for */
+				if (!skip)
+					conn_drain(c);  /* flags clear: the queued turn serves what they rang for */
 				return;
 			}
-			/* SERVE_IDLE: one flag is set, the one waits_slot names. */
+			/* Left unread, rung for something: every byte's
+			 * arrival was its own wake-up.  Rung for nothing
+			 * (more doorbells than sleeps: a flood, or one whose
+			 * message a re-check already served), or the turn
+			 * armed us up to the count: read them back now, as
+			 * the late drain does, and count them. */
+			if (skip && c->end.st.received != rx && c->end.bell_arms < CHAN_BELL_DRAIN_EVERY)
+				return;
+			skip = false;
+			/* SERVE_IDLE armed one flag, the one waits_slot names;
+			 * it may be claimed already (below). */
 			if (conn_drain(c)) {
 				conn_turn(c);   /* it went: serve what is left, then close */
 				return;
 			}
 			enum chan_cond cond = c->waits_slot ? CHAN_WAIT_SLOT : CHAN_WAIT_RECV;
-			if (!chan_ready(&c->end, cond, 0))
-				return;         /* asleep: a later doorbell keeps the socket readable */
+			/* Armed again, not only checked again: a doorbell we
+			 * just read may be the claim of the flag our turn set
+			 * (ring_if_waiting exchanged it to 0) by a message we
+			 * had already served -- the client stores its tag,
+			 * we take it by the tag, answer and arm for the next,
+			 * and only then does the client store head, fence and
+			 * claim.  A check alone then sleeps with the flag
+			 * clear, and the next message rings nobody
+			 * (test_channel: test_late_drain_rearms_a_claimed_flag,
+			 * test_hammering_clients_lose_no_wakeup on io_uring).
+			 * chan_arm stores the flag (one more arm: one more
+			 * doorbell the promise allows), fences and checks. */
+			if (!chan_arm(&c->end, cond, 0))
+				return;         /* asleep, flag set: a later doorbell keeps the socket readable */
 			/* A doorbell we read announced it: the wake-up it
 			 * would have been, served now (conn_serve disarms). */
 			if (!budget) {

@@ -312,8 +312,11 @@ static void futex_wake(_Atomic uint32_t *word)
  * description is ours alone (the peer cannot clear its O_NONBLOCK, as it
  * could on a shared eventfd), and MSG_DONTWAIT makes this one call
  * non-blocking whatever the flags say.  EAGAIN means the socket already
- * holds unread doorbells: the peer is awake enough.  docs/IPC.md, "Wake-ups
- * a peer cannot block".
+ * holds unread doorbells: a level-triggered peer is awake enough; an
+ * edge-triggered one (CHAN_BELL_ONCE) leaves at most CHAN_BELL_DRAIN_EVERY
+ * + CHAN_BELL_SLACK unread, which our socket holds (chan_client.c,
+ * bell_room), so we never meet it there.  docs/IPC.md, "Wake-ups a peer
+ * cannot block", "Edge-triggered doorbells".
  */
 static void wake_peer(chan_end_t *e, _Atomic uint32_t *word, uint32_t waiting)
 {
@@ -331,20 +334,62 @@ static void wake_peer(chan_end_t *e, _Atomic uint32_t *word, uint32_t waiting)
 	}
 }
 
+/*
+ * Producer, after the fence that follows what we published: wake the peer
+ * if FLAG says it may sleep.  The flag is claimed (exchanged to 0) and only
+ * the claim rings, so each sleep of the peer (each nonzero store of its
+ * flag) costs at most one doorbell byte however many messages follow it:
+ * what lets a service leave our doorbells unread and count them
+ * (CHAN_BELL_ONCE).  The plain load first keeps the locked exchange off
+ * the path where the peer is awake.  Why the claim loses no wake-up: the
+ * exchange reads the flag as the load did, after our fence (the Dekker
+ * pair of "Memory ordering", point 4); the peer clears its flag only when
+ * awake and re-arms with store, fence, re-check.  A peer napping on the
+ * futex (CHAN_WAITING_FUTEX) is woken by the value the claim returned: a
+ * nap that ended and re-armed for its loop meanwhile returns 1 and is rung.
+ * The claim may be for a message the peer already took by its tag (we had
+ * not stored head yet) and so end the sleep it armed for the next one: a
+ * peer that reads doorbells back must re-arm, not only re-check, before it
+ * sleeps again (chan_server.c, on_sock's late drain; docs/IPC.md).
+ */
+static void ring_if_waiting(chan_end_t *e, _Atomic uint32_t *flag, _Atomic uint32_t *word, bool nap_word)
+{
+	if (!atomic_load_explicit(flag, memory_order_relaxed))
+		return;
+	uint32_t waiting = atomic_exchange_explicit(flag, 0, memory_order_relaxed);
+	if (waiting)
+		wake_peer(e, word, nap_word ? waiting : CHAN_WAITING_BELL);
+}
+
 int chan_bell_drain(chan_end_t *e)
 {
 	if (e->sock < 0)
 		return 0;
-	char bells[256];
+	char bells[CHAN_BELL_READ];
 	/* One read: a peer ringing without pause cannot keep us here; what is
-	 * left keeps the socket readable and the loop comes back. */
+	 * left keeps the socket readable and the loop comes back (level
+	 * triggered), or is counted against the peer's promise (edge
+	 * triggered: the caller compares bell_read with bell_arms_read). */
 	ssize_t r = recv(e->sock, bells, sizeof bells, MSG_DONTWAIT);
+	e->bell_arms_read = e->bell_arms;
+	e->bell_arms = 0;
+	e->bell_read = r > 0 ? (uint32_t)r : 0;
 	/* Not sticky: what the peer queued before it went may still be
 	 * served (a service answers a dead client's oneway messages); the
 	 * liveness check makes it sticky when the caller asks. */
 	if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
 		return THOTH_E_PEER_GONE;
 	return 0;
+}
+
+void chan_bell_promise(chan_end_t *e)
+{
+	__atomic_store_n(&e->ctl->bell[e->side], CHAN_BELL_ONCE, __ATOMIC_RELAXED);
+}
+
+bool chan_bell_promised(const chan_end_t *e)
+{
+	return __atomic_load_n(&e->ctl->bell[e->side ^ 1], __ATOMIC_RELAXED) == CHAN_BELL_ONCE;
 }
 
 static uint32_t runs_of(const chan_end_t *e, size_t len)
@@ -635,9 +680,7 @@ void chan_mod_flush(chan_end_t *e)
 	e->mod.owed = false;
 	chan_dir_t *d = &e->ctl->dir[e->tx];
 	atomic_thread_fence(memory_order_seq_cst);
-	uint32_t waiting = atomic_load_explicit(&d->cons_waiting, memory_order_relaxed);
-	if (waiting)
-		wake_peer(e, &d->head, waiting);
+	ring_if_waiting(e, &d->cons_waiting, &d->head, true);
 }
 
 /* Publish the message in SLOT (everything but its tag written) of kind KIND:
@@ -655,18 +698,16 @@ static void publish(chan_end_t *e, uint8_t *slot, uint32_t kind, unsigned flags)
 	if (e->rx_settle) {
 		chan_dir_t *rd = &e->ctl->dir[e->rx];
 		e->rx_settle = false;
-		if (atomic_load_explicit(&rd->prod_waiting, memory_order_relaxed))
-			wake_peer(e, &rd->tail, CHAN_WAITING_BELL);
+		ring_if_waiting(e, &rd->prod_waiting, &rd->tail, false);
 	}
-	uint32_t waiting = atomic_load_explicit(&d->cons_waiting, memory_order_relaxed);
-	if (waiting) {
+	if (atomic_load_explicit(&d->cons_waiting, memory_order_relaxed)) {
 		if (!(flags & THOTH_CHAN_URGENT) && mod_defer(e)) {
 			e->st.bells_deferred++;
 			e->mod.owed = true;
 			return;
 		}
 		e->mod.owed = false;
-		wake_peer(e, &d->head, waiting);
+		ring_if_waiting(e, &d->cons_waiting, &d->head, true);
 	}
 }
 
@@ -882,8 +923,7 @@ void chan_rx_settle_owed(chan_end_t *e)
 	chan_dir_t *d = &e->ctl->dir[e->rx];
 	e->rx_settle = false;
 	atomic_thread_fence(memory_order_seq_cst);
-	if (atomic_load_explicit(&d->prod_waiting, memory_order_relaxed))
-		wake_peer(e, &d->tail, CHAN_WAITING_BELL);
+	ring_if_waiting(e, &d->prod_waiting, &d->tail, false);
 }
 
 int chan_try_recv(chan_end_t *e, thoth_msg_t *msg)
@@ -971,8 +1011,7 @@ int chan_release(chan_end_t *e, thoth_msg_t *msg)
 	e->rel_push++;
 	atomic_store_explicit(&d->rel_head, e->rel_push, memory_order_release);
 	atomic_thread_fence(memory_order_seq_cst);
-	if (atomic_load_explicit(&d->owner_waiting, memory_order_relaxed))
-		wake_peer(e, &d->rel_head, CHAN_WAITING_BELL);
+	ring_if_waiting(e, &d->owner_waiting, &d->rel_head, false);
 	return 0;
 }
 
@@ -1089,11 +1128,30 @@ static void presence_publish(chan_end_t *e, bool running)
 	}
 }
 
+/*
+ * Count one more nonzero store of a waiting flag.  At CHAN_BELL_ARMS_MAX
+ * since the last read-back, read them back here, before the store: each
+ * byte read was sent for an earlier arm, after what it announced was
+ * published, so the re-check that follows the store sees a request it
+ * announced, and a free slot it announced was taken before we came to
+ * wait for anything else.  Rare (the loop reads back at
+ * CHAN_BELL_DRAIN_EVERY); it bounds unread doorbells whatever the loop
+ * runs between two read-backs.  The end of the connection read here is
+ * read again by the loop (it stays readable).
+ */
+static inline void bell_arm_count(chan_end_t *e)
+{
+	if (e->bell_arms >= CHAN_BELL_ARMS_MAX)
+		(void)chan_bell_drain(e);
+	e->bell_arms++;
+}
+
 int chan_arm(chan_end_t *e, enum chan_cond cond, size_t len)
 {
 	chan_rx_settle(e);              /* never sleep owing a sleeping producer its wake-up */
 	_Atomic uint32_t *flag = wait_flag(e, cond);
 	presence_publish(e, false);
+	bell_arm_count(e);              /* at most one doorbell byte per store (ring_if_waiting) */
 	atomic_store_explicit(flag, 1, memory_order_relaxed);
 	atomic_thread_fence(memory_order_seq_cst);
 	if (chan_ready(e, cond, len)) {
@@ -1374,6 +1432,7 @@ bool chan_nap(chan_end_t *e, uint64_t until)
 		slice = until - start;
 	_Atomic uint32_t *flag = &e->ctl->dir[e->rx].cons_waiting;
 	presence_publish(e, false);
+	bell_arm_count(e);              /* a claim returning 1 after we re-armed rings (ring_if_waiting) */
 	atomic_store_explicit(flag, CHAN_WAITING_FUTEX, memory_order_relaxed);
 	atomic_thread_fence(memory_order_seq_cst);
 	bool got = chan_ready(e, CHAN_WAIT_RECV, 0);

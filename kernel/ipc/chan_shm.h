@@ -113,7 +113,49 @@ typedef struct chan_ctl {
 	 * Zero (an older peer, or one that did not ask) or any other value:
 	 * no stamps beyond the tracer's. */
 	_Alignas(64) uint32_t stamps[2];
+	/* Side i's doorbell promise, written by side i once at attach, before
+	 * its first message: CHAN_BELL_ONCE = "I ring you at most once per
+	 * sleep: I claim your waiting flag (exchange to 0) and only the claim
+	 * rings; my socket holds CHAN_BELL_ROOM unread doorbells".  A service
+	 * then watches the channel's socket edge-triggered and reads the
+	 * doorbells back only every CHAN_BELL_DRAIN_EVERY arms (docs/IPC.md,
+	 * "Edge-triggered doorbells").  Zero (an older peer) or any other
+	 * value: level triggered, read back at every wake-up.  A lie only
+	 * costs the liar its own wake-ups (a flood makes the service fall
+	 * back to level). */
+	uint32_t bell[2];
 } chan_ctl_t;
+
+#define CHAN_BELL_ONCE 1u
+/* Arms (nonzero stores of our waiting flags) between two read-backs of the
+ * doorbells, edge-triggered.  An honest peer sends at most one byte per
+ * arm, so at most this many (plus CHAN_BELL_SLACK in flight: a claim made
+ * before our last read whose byte arrived after it, a close) sit unread;
+ * a Unix stream socket at the default SO_SNDBUF (212,992 B) takes 278
+ * one-byte sends before EAGAIN on this kernel (6.18; each byte costs an
+ * skb of ~766 B).  A build may override it (-DCHAN_BELL_DRAIN_EVERY=N,
+ * e.g. huge to show what never reading back loses). */
+#ifndef CHAN_BELL_DRAIN_EVERY
+#define CHAN_BELL_DRAIN_EVERY 32u
+#endif
+/* More bytes than arms + this at a read-back: not one bell per sleep (a
+ * flood, a bug): the service watches that channel level-triggered again. */
+#define CHAN_BELL_SLACK 8u
+/* The most doorbell bytes one read-back takes (chan_bell_drain). */
+#define CHAN_BELL_READ 256u
+/* The hard bound: the service reads back at its count of
+ * CHAN_BELL_DRAIN_EVERY when a doorbell's wake-up finds it there, but the
+ * turns between two such wake-ups (the ready queue's, a moderation
+ * timer's, re-checks) can arm ~2 times per message of a turn's budget
+ * each; an arm that finds this many since the last read-back reads them
+ * back itself, before its store (chan_arm, chan_nap). */
+#define CHAN_BELL_ARMS_MAX (2u * CHAN_BELL_DRAIN_EVERY)
+/* The unread one-byte sends a peer promising CHAN_BELL_ONCE must be able
+ * to queue (what an honest peer can leave unread, CHAN_BELL_ARMS_MAX +
+ * CHAN_BELL_SLACK, with CHAN_BELL_SLACK to spare), and the send buffer
+ * that takes them with room to spare (~766 B per byte). */
+#define CHAN_BELL_ROOM (CHAN_BELL_ARMS_MAX + 2u * CHAN_BELL_SLACK)
+#define CHAN_BELL_SNDBUF (CHAN_BELL_ROOM * 1024u)
 
 #define CHAN_STAMPS_MONOTONIC 1u
 
@@ -242,6 +284,9 @@ typedef struct chan_end {
 	bool stamp_tx;                    /* the consumer of what we send asked for send stamps */
 	bool stamp_rx;                    /* we asked for send stamps on what we receive */
 	uint32_t rx_stamp;                /* the stamp word of the message last received */
+	uint32_t bell_arms;               /* nonzero stores of our waiting flags since our last read-back */
+	uint32_t bell_read;               /* doorbell bytes our last read-back took */
+	uint32_t bell_arms_read;          /* bell_arms when it did */
 	thoth_chan_stats_t st;
 	chan_mod_end_t mod;
 } chan_end_t;
@@ -409,10 +454,17 @@ int chan_try_send_flags(chan_end_t *e, uint8_t *buf, size_t len, unsigned flags)
 /* Is the peer still there?  0 or THOTH_E_PEER_GONE (sets e->err). */
 int chan_check_peer(chan_end_t *e);
 
-/* Take the doorbell bytes the peer sent on our socket (never blocks):
- * 0, or THOTH_E_PEER_GONE when the socket reached its end (not sticky:
- * chan_check_peer sets e->err). */
+/* Take the doorbell bytes the peer sent on our socket (never blocks, one
+ * recv of up to 256): 0, or THOTH_E_PEER_GONE when the socket reached its
+ * end (not sticky: chan_check_peer sets e->err).  Sets bell_read and
+ * bell_arms_read, and starts a new count of bell_arms. */
 int chan_bell_drain(chan_end_t *e);
+
+/* Doorbell promise (chan_ctl_t.bell): made by a side about its own
+ * doorbells once at attach, read by the peer; the value is the promiser's
+ * word, so the reader treats it as a claim. */
+void chan_bell_promise(chan_end_t *e);
+bool chan_bell_promised(const chan_end_t *e);
 
 /* Mark our side closed and wake the peer. */
 void chan_end_close(chan_end_t *e);

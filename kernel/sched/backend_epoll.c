@@ -1,6 +1,7 @@
 /*
  * backend_epoll.c - the default thoth_loop backend: one epoll instance,
- * level triggered; one epoll_wait per wake-up.  No asynchronous file I/O:
+ * level triggered (EPOLLET for a source added with THOTH_LOOP_EDGE); one
+ * epoll_wait per wake-up.  No asynchronous file I/O:
  * loop.c runs those requests inline and reports them on the next
  * iteration (loop_backend.h).
  */
@@ -41,7 +42,8 @@ static void ep_destroy(void *state)
 static uint32_t to_epoll(uint32_t events)
 {
 	return (events & THOTH_LOOP_READ ? EPOLLIN | EPOLLRDHUP : 0) |
-	       (events & THOTH_LOOP_WRITE ? EPOLLOUT : 0);
+	       (events & THOTH_LOOP_WRITE ? EPOLLOUT : 0) |
+	       (events & THOTH_LOOP_EDGE ? EPOLLET : 0);
 }
 
 static int ep_ctl(ep_t *ep, int op, int fd, uint32_t events, void *ptr)
@@ -95,6 +97,7 @@ static int ep_wait(void *state, loop_ev_t *out, int max, bool block, uint64_t *s
 
 const loop_backend_t loop_backend_epoll = {
 	.name = "epoll",
+	.edge = true,
 	.create = ep_create,
 	.destroy = ep_destroy,
 	.add = ep_add,

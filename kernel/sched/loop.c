@@ -248,8 +248,10 @@ void thoth_loop_free(thoth_loop_t *loop)
 int thoth_loop_add_fd(thoth_loop_t *loop, int fd, uint32_t events, thoth_fd_fn fn, void *arg,
 		      thoth_source_t **out)
 {
-	if (fd < 0 || !fn || (events & ~(THOTH_LOOP_READ | THOTH_LOOP_WRITE)))
+	if (fd < 0 || !fn || (events & ~(THOTH_LOOP_READ | THOTH_LOOP_WRITE | THOTH_LOOP_EDGE)))
 		return THOTH_E_INVAL;
+	if ((events & THOTH_LOOP_EDGE) && !loop->be->edge)
+		return THOTH_E_NO_FEATURE;
 	thoth_source_t *s = calloc(1, sizeof *s);
 	if (!s)
 		return THOTH_E_NOMEM;
@@ -271,8 +273,10 @@ int thoth_loop_add_fd(thoth_loop_t *loop, int fd, uint32_t events, thoth_fd_fn f
 
 int thoth_loop_modify_fd(thoth_loop_t *loop, thoth_source_t *s, uint32_t events)
 {
-	if (s->dead || (events & ~(THOTH_LOOP_READ | THOTH_LOOP_WRITE)))
+	if (s->dead || (events & ~(THOTH_LOOP_READ | THOTH_LOOP_WRITE | THOTH_LOOP_EDGE)))
 		return THOTH_E_INVAL;
+	if ((events & THOTH_LOOP_EDGE) && !loop->be->edge)
+		return THOTH_E_NO_FEATURE;
 	int r = loop->be->modify(loop->bs, s->fd, events, s, &s->bh);
 	if (r)
 		return r;

@@ -40,11 +40,13 @@ typedef struct loop_ev {
 
 typedef struct loop_backend {
 	const char *name;
+	bool edge;                    /* add/modify take THOTH_LOOP_EDGE */
 	int (*create)(void **state);
 	void (*destroy)(void *state);
 	/* Watch FD for EVENTS (THOTH_LOOP_READ/WRITE), reporting PTR; *HANDLE
 	 * is the backend's own record (may be replaced by modify).  Level
-	 * triggered: an fd stays reported while it is ready. */
+	 * triggered: an fd stays reported while it is ready; with
+	 * THOTH_LOOP_EDGE (only where .edge) once per change. */
 	int (*add)(void *state, int fd, uint32_t events, void *ptr, void **handle);
 	int (*modify)(void *state, int fd, uint32_t events, void *ptr, void **handle);
 	/* Stop reporting PTR; the fd may already be closed.  No event for it

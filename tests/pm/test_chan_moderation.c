@@ -127,6 +127,10 @@ static void test_urgent_messages_bypass_moderation(void **state)
 		deferred[0] = p->cli.st.bells_deferred, wakes[0] = p->cli.st.wakes;
 		send_one(&p->cli, THOTH_CHAN_URGENT);
 		deferred[1] = p->cli.st.bells_deferred, wakes[1] = p->cli.st.wakes, urgent = p->cli.st.urgent;
+		/* The ring claimed the flag (one doorbell per sleep); the
+		 * consumer sleeps again before it takes anything. */
+		uint32_t claimed = atomic_load(&p->srv.ctl->dir[CHAN_REQ].cons_waiting);
+		atomic_store(&p->srv.ctl->dir[CHAN_REQ].cons_waiting, 1);
 		/* N = 4: the third waiting message is deferred, the fourth fills
 		 * the batch and rings. */
 		send_one(&p->cli, 0);
@@ -141,6 +145,7 @@ static void test_urgent_messages_bypass_moderation(void **state)
 		assert_int_equal(deferred[0], 1);
 		assert_int_equal(wakes[0], 0);
 		assert_int_equal(wakes[1], 1);
+		assert_int_equal(claimed, 0);
 		assert_int_equal(urgent, 1);
 		assert_int_equal(deferred[1], 1);
 		assert_int_equal(deferred[2], 2);
@@ -212,10 +217,15 @@ static bool lying_consumer(bool last)
 	send_one(&p->cli, 0);
 	assert_int_equal(p->cli.st.bells_deferred, 0);
 	assert_int_equal(p->cli.st.wakes, 1);
+	/* The ring claimed the flag; the liar says "ring me" again before
+	 * each message from here on. */
+	assert_int_equal(atomic_load(waiting), 0);
 	/* A deadline in the past, or none: rung at once. */
 	atomic_store(&ctl->mod[CHAN_REQ].wake_by, 1);
+	atomic_store(waiting, 1);
 	send_one(&p->cli, 0);
 	atomic_store(&ctl->mod[CHAN_REQ].wake_by, 0);
+	atomic_store(waiting, 1);
 	send_one(&p->cli, 0);
 	assert_int_equal(p->cli.st.wakes, 3);
 	/* Plausible words from a consumer that will not wake by itself: the
@@ -224,6 +234,7 @@ static bool lying_consumer(bool last)
 	uint64_t by = thoth_clock_now() + 800000;
 	atomic_store(&ctl->mod[CHAN_REQ].profile, 64u | 800u << 16);
 	atomic_store(&ctl->mod[CHAN_REQ].wake_by, by);
+	atomic_store(waiting, 1);
 	send_one(&p->cli, 0);
 	if (late(p, by, last))
 		return false;

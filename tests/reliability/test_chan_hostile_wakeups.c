@@ -301,15 +301,20 @@ static void fake_service(int lfd, fake_kind_t kind)
 		_exit(2);
 	if (base) {
 		/* "I am asleep, ring me" for ever, and never read a doorbell;
-		 * take every request off the ring so the client can go on. */
+		 * take every request off the ring so the client can go on.
+		 * The client claims the flag with each ring (one doorbell per
+		 * sleep), so say it again as soon as it is taken. */
 		chan_ctl_t *ctl = (chan_ctl_t *)base;
-		for (;;) {
-			atomic_store(&ctl->dir[CHAN_REQ].cons_waiting, 1);
+		for (unsigned k = 0;; k++) {
+			if (!atomic_load(&ctl->dir[CHAN_REQ].cons_waiting))
+				atomic_store(&ctl->dir[CHAN_REQ].cons_waiting, 1);
 			atomic_store(&ctl->dir[CHAN_REQ].tail, atomic_load(&ctl->dir[CHAN_REQ].head));
+			if (k % 4096)
+				continue;
 			int unread = 0;
 			ioctl(sock, FIONREAD, &unread);
 			atomic_store(fake_unread, unread);
-			struct timespec ts = { 0, 200000 };
+			struct timespec ts = { 0, 20000 };
 			nanosleep(&ts, NULL);
 		}
 	}
@@ -367,9 +372,11 @@ static void test_client_refuses_a_fifo_as_channel_memory(void **state)
 }
 
 /* A service that says "ring me" and never reads its socket: the client
- * rings it for every message, its socket fills, and further rings get
- * EAGAIN instead of blocking: 20,000 oneway messages go through in bounded
- * time while only a few hundred doorbells fit in the socket. */
+ * rings it for every sleep it announces (it announces one again as soon as
+ * a ring took the last), its socket fills, and further rings get EAGAIN
+ * instead of blocking: the client's oneway messages go on until it has
+ * rung 2,000 times (at least 1,000 within the 30 s bound for a hang),
+ * while only a few hundred doorbells fit in the socket. */
 static void test_client_is_never_blocked_by_a_service_that_never_reads(void **state)
 {
 	start_fake_service(FAKE_NEVER_READS);
@@ -384,23 +391,30 @@ static void test_client_is_never_blocked_by_a_service_that_never_reads(void **st
 	     !atomic_load(&e->ctl->dir[CHAN_REQ].cons_waiting) && chan_now_ns() < end;)
 		chan_nap_ms(1);
 	uint64_t t0 = chan_now_ns();
-	const int total = 20000;
-	for (int i = 0; i < total; i++) {
-		thoth_chantest_Test_note_req_t rq = { .value = (uint64_t)i };
+	/* Until it rang far more often than the socket holds (278 one-byte
+	 * sends here): with one ring per announced sleep, how many messages
+	 * that takes depends on how often the fake runs, which on a loaded
+	 * machine is when the scheduler lets it (about 100 re-announcements
+	 * a second at load 18-20 on two CPUs: 1,083-1,981 rings in 10 s,
+	 * where 2,000 were asked).  The bound is for a hang, not a speed. */
+	int sent = 0;
+	while (e->st.wakes < 2000 && chan_now_ns() - t0 < 30000000000ull) {
+		thoth_chantest_Test_note_req_t rq = { .value = (uint64_t)sent };
 		r = thoth_chantest_Test_note(thoth_chan_client(ch), &rq);
 		if (r)
-			fail_msg("note %d: %s", i, thoth_strerror(r));
+			fail_msg("note %d: %s", sent, thoth_strerror(r));
+		sent++;
 	}
 	uint64_t took = chan_now_ns() - t0;
-	chan_nap_ms(20);                        /* the fake samples its socket every 0.2 ms */
+	chan_nap_ms(20);                        /* the fake samples its socket now and then */
 	int unread = atomic_load(fake_unread);
-	/* It rang for every message; most rings found the socket full. */
-	assert_true(e->st.wakes >= (uint64_t)total);
+	/* Most rings found the socket full: over three times what it holds. */
+	if (e->st.wakes < 1000)
+		fail_msg("only %llu rings for %d messages in %llu ms", (unsigned long long)e->st.wakes, sent,
+			 (unsigned long long)(took / 1000000u));
 	if (unread <= 0 || (uint64_t)unread >= e->st.wakes / 2)
 		fail_msg("%d doorbells wait in the service's socket after %llu rings: expected a full socket",
 			 unread, (unsigned long long)e->st.wakes);
-	if (took > 10000000000ull)
-		fail_msg("%d oneway sends took %llu ms", total, (unsigned long long)(took / 1000000u));
 	thoth_chan_close(ch);
 	chan_service_stop(&env);
 }
