@@ -477,11 +477,14 @@ int thoth_chan_connect(const char *path, const thoth_chan_config_t *cfg, thoth_c
 	/* We ring at most once per sleep of the service (ring_if_waiting), so
 	 * it may leave our doorbells unread for up to CHAN_BELL_DRAIN_EVERY of
 	 * its sleeps, edge-triggered (docs/IPC.md, "Edge-triggered
-	 * doorbells"); promised only where our send buffer holds twice that
-	 * with room to spare: a doorbell that does not fit is a lost wake-up
-	 * then.  The default buffer (212,992 B) does; a smaller one is grown
+	 * doorbells"); promised only where we claim its flags, which a
+	 * service allows by advertising that it re-arms after a read-back
+	 * (chan_bell_attach: an older one only re-checks, and a claim could
+	 * leave it asleep for good), and where our send buffer holds twice
+	 * that with room to spare: a doorbell that does not fit is a lost
+	 * wake-up then.  The default buffer does; a smaller one is grown
 	 * within net.core.wmem_max, else we stay level triggered. */
-	if (bell_room(ch->sock))
+	if (chan_bell_attach(&ch->end) && bell_room(ch->sock))
 		chan_bell_promise(&ch->end);
 	ch->end.wait = cfg->wait;
 	ch->end.spin_max = ch->end.spin_budget =

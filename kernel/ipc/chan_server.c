@@ -843,6 +843,10 @@ static void handle_open(conn_t *c)
 	c->end.sock = c->sock;
 	c->end.own_bell = true;
 	c->end.peer_bell = req.client_wakeup;
+	/* Before the memfd is shared: we re-arm after reading doorbells back
+	 * (on_sock), so a client may claim our flags and promise one doorbell
+	 * per sleep; a client without it (older) rings as before. */
+	chan_bell_advertise(&c->end);
 	c->end.service_pid = (uint32_t)getpid();
 	c->end.wait = s->cfg.wait;
 	c->end.spin_max = c->end.spin_budget =
