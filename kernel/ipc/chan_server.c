@@ -1026,12 +1026,18 @@ static void on_sock(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t ev
 		 * included: other channels wait at most one turn of this
 		 * one, as before. */
 		unsigned budget = CONN_BUDGET;
+		bool recheck = false;
 		for (;;) {
 			uint64_t rx = c->end.st.received;
 			conn_woke(c);
 			enum serve_result sr = conn_serve(c, &budget);
 			if (sr == SERVE_CLOSED)
 				return;
+			/* A re-check that held but whose pass took nothing
+			 * (a client flipping its slot's tag) still costs one
+			 * unit: the loop stays within one turn's budget. */
+			if (recheck && c->end.st.received == rx && budget)
+				budget--;
 			if (sr == SERVE_MORE) {
 				ready_push(c);
 				if (!skip)
@@ -1076,6 +1082,7 @@ static void on_sock(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t ev
 				ready_push(c);
 				return;
 			}
+			recheck = true;
 		}
 	}
 	ssize_t r = thoth__chan_recv_fds(fd, c->hs + c->hs_len, HANDSHAKE_MAX - c->hs_len, c->hs_fds,

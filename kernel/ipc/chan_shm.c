@@ -1170,6 +1170,8 @@ static void presence_publish(chan_end_t *e, bool running)
  */
 static inline void bell_arm_count(chan_end_t *e)
 {
+	if (!e->own_bell)
+		return;                 /* no doorbells of ours to count: a futex sleeper */
 	if (e->bell_arms >= CHAN_BELL_ARMS_MAX)
 		(void)chan_bell_drain(e);
 	e->bell_arms++;

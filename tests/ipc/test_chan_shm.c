@@ -845,6 +845,24 @@ static void test_a_futex_sleepers_flag_is_never_claimed(void **state)
 	pair_free(p);
 }
 
+/* Only an end that is rung on its socket counts its arms (and reads
+ * doorbells back at CHAN_BELL_ARMS_MAX): a futex sleeper has none, and a
+ * recv per CHAN_BELL_ARMS_MAX arms would be wasted. */
+static void test_a_futex_sleeper_counts_no_arms(void **state)
+{
+	(void)state;
+	pair_t *p = pair_new(8, 8, 4096);
+	for (unsigned i = 0; i < 3 * CHAN_BELL_ARMS_MAX; i++) {
+		assert_int_equal(chan_arm(&p->cli, CHAN_WAIT_RECV, 0), 0);
+		chan_disarm(&p->cli, CHAN_WAIT_RECV);
+	}
+	assert_int_equal(p->cli.bell_arms, 0);
+	p->srv.own_bell = true;                         /* a loop-served end counts */
+	assert_int_equal(chan_arm(&p->srv, CHAN_WAIT_RECV, 0), 0);
+	assert_int_equal(p->srv.bell_arms, 1);
+	pair_free(p);
+}
+
 static unsigned naps_in(pair_t *p, unsigned decisions)
 {
 	unsigned napped = 0;
@@ -1194,6 +1212,7 @@ int main(void)
 		cmocka_unit_test(test_unread_doorbells_are_bounded_by_the_arms),
 		cmocka_unit_test(test_a_client_claims_only_where_the_service_rearms),
 		cmocka_unit_test(test_a_futex_sleepers_flag_is_never_claimed),
+		cmocka_unit_test(test_a_futex_sleeper_counts_no_arms),
 		cmocka_unit_test(test_a_stale_round_never_cuts_spins_short),
 		cmocka_unit_test(test_nap_takes_a_message_and_learns_from_a_miss),
 		cmocka_unit_test(test_naps_back_off_after_misses_and_yield_to_a_faster_loop),
