@@ -164,6 +164,11 @@ typedef struct chan_ctl {
  * that takes them with room to spare (~766 B per byte). */
 #define CHAN_BELL_ROOM (CHAN_BELL_ARMS_MAX + 2u * CHAN_BELL_SLACK)
 #define CHAN_BELL_SNDBUF (CHAN_BELL_ROOM * 1024u)
+/* The one-byte sends a socket with SO_SNDBUF = CHAN_BELL_SNDBUF took
+ * before EAGAIN, counted once per process on a socketpair (chan_client.c;
+ * capped at 4 x CHAN_BELL_ROOM; 0 if it could not be counted): a client
+ * promises CHAN_BELL_ONCE only where it is at least CHAN_BELL_ROOM. */
+unsigned chan_bell_room_sends(void);
 
 #define CHAN_STAMPS_MONOTONIC 1u
 

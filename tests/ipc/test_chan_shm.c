@@ -863,6 +863,32 @@ static void test_a_futex_sleeper_counts_no_arms(void **state)
 	pair_free(p);
 }
 
+/* The room a client promises from is counted, not assumed: the library's
+ * count of one-byte sends at SO_SNDBUF = CHAN_BELL_SNDBUF is what such a
+ * socket takes here (a kernel with fatter skbs takes fewer, and then
+ * nobody promises). */
+static void test_the_doorbell_room_is_counted(void **state)
+{
+	(void)state;
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	int want = (int)CHAN_BELL_SNDBUF / 2, have = 0;
+	socklen_t l = sizeof have;
+	assert_int_equal(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &want, sizeof want), 0);
+	assert_int_equal(getsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &have, &l), 0);
+	assert_int_equal(have, (int)CHAN_BELL_SNDBUF);
+	unsigned n = 0;
+	while (n < 4 * CHAN_BELL_ROOM && send(sv[0], "", 1, MSG_DONTWAIT | MSG_NOSIGNAL) == 1)
+		n++;
+	close(sv[0]);
+	close(sv[1]);
+	unsigned lib = chan_bell_room_sends();
+	print_message("one-byte sends at SO_SNDBUF %u: %u (library: %u; room needed %u)\n",
+		      CHAN_BELL_SNDBUF, n, lib, CHAN_BELL_ROOM);
+	assert_int_equal(lib, n);
+	assert_int_equal(chan_bell_room_sends(), lib);  /* counted once */
+}
+
 static unsigned naps_in(pair_t *p, unsigned decisions)
 {
 	unsigned napped = 0;
@@ -1213,6 +1239,7 @@ int main(void)
 		cmocka_unit_test(test_a_client_claims_only_where_the_service_rearms),
 		cmocka_unit_test(test_a_futex_sleepers_flag_is_never_claimed),
 		cmocka_unit_test(test_a_futex_sleeper_counts_no_arms),
+		cmocka_unit_test(test_the_doorbell_room_is_counted),
 		cmocka_unit_test(test_a_stale_round_never_cuts_spins_short),
 		cmocka_unit_test(test_nap_takes_a_message_and_learns_from_a_miss),
 		cmocka_unit_test(test_naps_back_off_after_misses_and_yield_to_a_faster_loop),
