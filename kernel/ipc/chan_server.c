@@ -887,6 +887,10 @@ static void conn_woke(conn_t *c)
 	chan_mod_woke(&c->end, false);
 }
 
+/* The most reads of doorbells in one conn_drain while the socket stays
+ * edge triggered against our wish (4 KiB at CHAN_BELL_READ each). */
+#define CONN_DRAIN_PASSES 16u
+
 /* Watch the channel's socket level-triggered again, for good. */
 static void bell_to_level(conn_t *c)
 {
@@ -908,10 +912,23 @@ static bool conn_drain(conn_t *c)
 {
 	int gone = chan_bell_drain(&c->end);
 	/* Edge triggered for good against our wish (bell_to_level's switch
-	 * failed): read all of it, the end included.  Bounded by what the
-	 * client's socket holds. */
-	while (!gone && c->bell_edge && c->bell_level && c->end.bell_read == CHAN_BELL_READ)
-		gone = chan_bell_drain(&c->end);
+	 * failed): read until recv says EAGAIN or 0, since no later arrival
+	 * may come to report what one read leaves, the end of the connection
+	 * above all (a short read is no sign the socket is empty).  At most
+	 * CONN_DRAIN_PASSES reads (an honest client's socket holds a few
+	 * hundred doorbells at most, CHAN_BELL_ROOM of them promised): bytes
+	 * still coming after that are a flood we can neither watch nor
+	 * leave unread, and the channel is taken as gone (what it queued is
+	 * served, then it is closed). */
+	if (c->bell_edge && c->bell_level) {
+		for (unsigned n = 1; !gone && c->end.bell_read; n++) {
+			if (n >= CONN_DRAIN_PASSES) {
+				gone = THOTH_E_PEER_GONE;
+				break;
+			}
+			gone = chan_bell_drain(&c->end);
+		}
+	}
 	/* More bytes than the sleeps they could ring for: the client does
 	 * not keep its promise of one doorbell per sleep (a flood, a bug).
 	 * Level triggered from now on, read back at every wake-up, as for

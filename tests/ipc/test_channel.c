@@ -1097,6 +1097,56 @@ static void test_late_drain_rearms_a_claimed_flag(void **state)
 }
 
 /*
+ * A client that dies with doorbells unread on its edge-triggered socket,
+ * where the switch back to level fails (chan_service --fail-level-switch:
+ * the epoll_ctl fails): its hang-up is one event, and the bytes come
+ * before recv says 0.  A drain that stops at a short read leaves the end
+ * unread with no later arrival to report it: the channel is never closed
+ * (a leak).  It must read until recv says EAGAIN or 0.  The client exits
+ * without closing the channel (as if killed): only the socket says it went.
+ */
+static void test_a_hangup_is_seen_when_the_level_switch_fails(void **state)
+{
+	start_service("--sleep", "--fail-level-switch", NULL);
+	thoth_chan_t *mon = open_chan();
+	thoth_chantest_Test_health_resp_t h;
+	pid_t child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		thoth_chan_config_t cfg = { .iface = &thoth_chantest_Test_info, .wait = THOTH_CHAN_SLEEP };
+		thoth_chan_t *ch = NULL;
+		char why[200];
+		if (thoth_chan_connect(sock_path, &cfg, &ch, why, sizeof why))
+			_exit(2);
+		uint8_t data[8] = { 0 };
+		for (int i = 0; i < 8; i++) {   /* doorbells, most left unread (edge triggered) */
+			thoth_chantest_Test_echo_req_t rq = { .data = { .ptr = data, .len = sizeof data } };
+			thoth_chantest_Test_echo_resp_t rs;
+			uint64_t ab[64];
+			thoth_arena_t a;
+			thoth_arena_init(&a, ab, sizeof ab);
+			if (thoth_chantest_Test_echo(thoth_chan_client(ch), &rq, &rs, &a))
+				_exit(3);
+		}
+		_exit(0);                       /* no close */
+	}
+	int status = 0;
+	assert_int_equal(waitpid(child, &status, 0), child);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	uint64_t until = now_ns() + 10000000000ull;     /* generous: never, before */
+	for (;;) {
+		health(mon, &h);
+		if (h.clients == 1)
+			break;
+		if (now_ns() > until)
+			fail_msg("the dead client's channel is still open after 10 s (%u channels)", h.clients);
+		usleep(10000);
+	}
+	thoth_chan_close(mon);
+}
+
+/*
  * No held drains: clients that never pause, each on its own channel with
  * four slots, mixing round trips, oneway bursts three rings long (the
  * client waits for slots) and pipelined bursts two rings and one ring long
@@ -1216,6 +1266,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_late_drain_rechecks_a_request, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_late_drain_rechecks_a_free_slot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_late_drain_rearms_a_claimed_flag, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_hangup_is_seen_when_the_level_switch_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hammering_clients_lose_no_wakeup, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
