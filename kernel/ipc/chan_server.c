@@ -1050,9 +1050,12 @@ static void on_sock(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t ev
 			enum serve_result sr = conn_serve(c, &budget);
 			if (sr == SERVE_CLOSED)
 				return;
-			/* A re-check that held but whose pass took nothing
-			 * (a client flipping its slot's tag) still costs one
-			 * unit: the loop stays within one turn's budget. */
+			/* A re-check for a request that held but whose pass
+			 * took nothing (a client flipping its slot's tag)
+			 * still costs one unit: the loop stays within one
+			 * turn's budget.  One for a free slot does not: it
+			 * held because we had served requests, and the pass
+			 * after it waits for a request again. */
 			if (recheck && c->end.st.received == rx && budget)
 				budget--;
 			if (sr == SERVE_MORE) {
@@ -1099,7 +1102,7 @@ static void on_sock(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t ev
 				ready_push(c);
 				return;
 			}
-			recheck = true;
+			recheck = cond == CHAN_WAIT_RECV;
 		}
 	}
 	ssize_t r = thoth__chan_recv_fds(fd, c->hs + c->hs_len, HANDSHAKE_MAX - c->hs_len, c->hs_fds,
