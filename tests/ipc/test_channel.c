@@ -1070,8 +1070,11 @@ static void test_late_drain_rearms_a_claimed_flag(void **state)
 		for (;;) {
 			if (hold_wait(1)) {
 				/* Answered N and armed for N+1, its drain held:
-				 * the late claim of N's publish. */
-				if (answers_queued(ch) && atomic_load(flag)) {
+				 * the late claim of N's publish -- made only
+				 * where the library claims (the service
+				 * advertised CHAN_BELL_REARMS); against an older
+				 * service it loads and rings, the flag stays. */
+				if (e->claim && answers_queued(ch) && atomic_load(flag)) {
 					assert_int_equal(atomic_exchange(flag, 0), 1);
 					assert_int_equal(send(e->sock, "", 1, MSG_DONTWAIT | MSG_NOSIGNAL), 1);
 					raced++;
@@ -1090,7 +1093,7 @@ static void test_late_drain_rearms_a_claimed_flag(void **state)
 	 * (epoll, our promise) a turn that served a call mostly skips the
 	 * drain, but the first wake-up and every CHAN_BELL_DRAIN_EVERY-th
 	 * arm still read back. */
-	if (!raced)
+	if (!raced && e->claim)
 		fail_msg("none of %u rounds found the service armed before its drain", ROUNDS);
 	print_message("late drain, claimed flag: %u of %u rounds raced\n", raced, ROUNDS);
 	thoth_chan_close(ch);
