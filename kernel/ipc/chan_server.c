@@ -1082,7 +1082,7 @@ static void on_sock(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t ev
 			enum chan_cond cond = c->waits_slot ? CHAN_WAIT_SLOT : CHAN_WAIT_RECV;
 			/* Armed again, not only checked again: a doorbell we
 			 * just read may be the claim of the flag our turn set
-			 * (ring_if_waiting exchanged it to 0) by a message we
+			 * (ring_if_waiting took it 1 -> 0) by a message we
 			 * had already served -- the client stores its tag,
 			 * we take it by the tag, answer and arm for the next,
 			 * and only then does the client store head, fence and

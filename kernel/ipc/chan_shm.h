@@ -115,7 +115,7 @@ typedef struct chan_ctl {
 	_Alignas(64) uint32_t stamps[2];
 	/* Side i's doorbell promise, written by side i once at attach, before
 	 * its first message: CHAN_BELL_ONCE = "I ring you at most once per
-	 * sleep: I claim your waiting flag (exchange to 0) and only the claim
+	 * sleep: I claim your waiting flag (1 -> 0) and only the claim
 	 * rings; my socket holds CHAN_BELL_ROOM unread doorbells".  A service
 	 * then watches the channel's socket edge-triggered and reads the
 	 * doorbells back only every CHAN_BELL_DRAIN_EVERY arms (docs/IPC.md,
