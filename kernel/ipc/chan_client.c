@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -29,11 +30,49 @@
 #include "thoth/contract.h"
 #include "thoth/stream.h"
 
-/* Does our end of the socket take CHAN_BELL_ROOM unread one-byte sends
- * (CHAN_BELL_SNDBUF, ~1 KiB each with the skb: 278 fit in the default
- * 212,992 B here)?  Grows a smaller buffer once. */
+/*
+ * How many unread one-byte sends a Unix stream socket whose SO_SNDBUF is
+ * CHAN_BELL_SNDBUF (the smallest bell_room accepts) takes before EAGAIN:
+ * counted once per process on a socketpair, not assumed, since each byte
+ * costs an skb whose size is the kernel's (766 B with 6.18 here; ~450 B
+ * more with CONFIG_MAX_SKB_FRAGS=45).  0 when it cannot be counted.
+ */
+static pthread_once_t bell_probe_once = PTHREAD_ONCE_INIT;
+static unsigned bell_probe_sends;
+
+static void bell_probe(void)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
+		return;
+	int want = (int)CHAN_BELL_SNDBUF / 2, have = 0;    /* the kernel doubles it */
+	socklen_t l = sizeof have;
+	unsigned n = 0;
+	if (!setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &want, sizeof want) &&
+	    !getsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &have, &l) && have <= (int)CHAN_BELL_SNDBUF) {
+		/* At most 4 x what we need: the answer is only "enough or not". */
+		while (n < 4 * CHAN_BELL_ROOM && send(sv[0], "", 1, MSG_DONTWAIT | MSG_NOSIGNAL) == 1)
+			n++;
+	}
+	close(sv[0]);
+	close(sv[1]);
+	bell_probe_sends = n;
+}
+
+unsigned chan_bell_room_sends(void)
+{
+	pthread_once(&bell_probe_once, bell_probe);
+	return bell_probe_sends;
+}
+
+/* Does our end of the socket take CHAN_BELL_ROOM unread one-byte sends?
+ * Its buffer is made at least CHAN_BELL_SNDBUF (grown once, within
+ * net.core.wmem_max), and a buffer that size was seen to take them
+ * (chan_bell_room_sends); else no promise. */
 static bool bell_room(int sock)
 {
+	if (chan_bell_room_sends() < CHAN_BELL_ROOM)
+		return false;
 	int have = 0;
 	socklen_t l = sizeof have;
 	if (getsockopt(sock, SOL_SOCKET, SO_SNDBUF, &have, &l) == 0 && have >= (int)CHAN_BELL_SNDBUF)
@@ -477,11 +516,14 @@ int thoth_chan_connect(const char *path, const thoth_chan_config_t *cfg, thoth_c
 	/* We ring at most once per sleep of the service (ring_if_waiting), so
 	 * it may leave our doorbells unread for up to CHAN_BELL_DRAIN_EVERY of
 	 * its sleeps, edge-triggered (docs/IPC.md, "Edge-triggered
-	 * doorbells"); promised only where our send buffer holds twice that
-	 * with room to spare: a doorbell that does not fit is a lost wake-up
-	 * then.  The default buffer (212,992 B) does; a smaller one is grown
+	 * doorbells"); promised only where we claim its flags, which a
+	 * service allows by advertising that it re-arms after a read-back
+	 * (chan_bell_attach: an older one only re-checks, and a claim could
+	 * leave it asleep for good), and where our send buffer holds twice
+	 * that with room to spare: a doorbell that does not fit is a lost
+	 * wake-up then.  The default buffer does; a smaller one is grown
 	 * within net.core.wmem_max, else we stay level triggered. */
-	if (bell_room(ch->sock))
+	if (chan_bell_attach(&ch->end) && bell_room(ch->sock))
 		chan_bell_promise(&ch->end);
 	ch->end.wait = cfg->wait;
 	ch->end.spin_max = ch->end.spin_budget =

@@ -336,29 +336,45 @@ static void wake_peer(chan_end_t *e, _Atomic uint32_t *word, uint32_t waiting)
 
 /*
  * Producer, after the fence that follows what we published: wake the peer
- * if FLAG says it may sleep.  The flag is claimed (exchanged to 0) and only
- * the claim rings, so each sleep of the peer (each nonzero store of its
- * flag) costs at most one doorbell byte however many messages follow it:
- * what lets a service leave our doorbells unread and count them
- * (CHAN_BELL_ONCE).  The plain load first keeps the locked exchange off
- * the path where the peer is awake.  Why the claim loses no wake-up: the
- * exchange reads the flag as the load did, after our fence (the Dekker
- * pair of "Memory ordering", point 4); the peer clears its flag only when
- * awake and re-arms with store, fence, re-check.  A peer napping on the
- * futex (CHAN_WAITING_FUTEX) is woken by the value the claim returned: a
- * nap that ended and re-armed for its loop meanwhile returns 1 and is rung.
- * The claim may be for a message the peer already took by its tag (we had
- * not stored head yet) and so end the sleep it armed for the next one: a
- * peer that reads doorbells back must re-arm, not only re-check, before it
- * sleeps again (chan_server.c, on_sock's late drain; docs/IPC.md).
+ * if FLAG says it may sleep.  Where we ring with a doorbell byte and the
+ * peer re-arms after reading doorbells back (e->claim: a service that
+ * advertised CHAN_BELL_REARMS, or a loop_wakeup client, which reads back
+ * before it arms), a flag of 1 is claimed (compare-exchange 1 -> 0) and
+ * only the claim rings, so each sleep of the peer (each store of 1) costs
+ * at most one doorbell byte however many messages follow it: what lets a
+ * service leave our doorbells unread and count them (CHAN_BELL_ONCE).
+ * The plain load first keeps the locked instruction off the path where
+ * the peer is awake.  Why the claim loses no wake-up: the exchange reads
+ * the flag as the load did, after our fence (the Dekker pair of "Memory
+ * ordering", point 4); the peer clears its flag only when awake and
+ * re-arms with store, fence, re-check.  The claim may be for a message
+ * the peer already took by its tag (we had not stored head yet) and so end
+ * the sleep it armed for the next one: the byte stays in the socket until
+ * read, and a peer that reads doorbells back must re-arm, not only
+ * re-check, before it sleeps again (chan_server.c, on_sock's late drain;
+ * docs/IPC.md) -- what an older service does not (no CHAN_BELL_REARMS:
+ * no claim, the flag stays set, as before the claim).
+ * A futex wake is not a byte that stays around: a stale FUTEX_WAKE that
+ * lands before the peer's FUTEX_WAIT wakes nothing, so a flag whose wake
+ * goes to a futex (a nap's CHAN_WAITING_FUTEX, a peer without a bell) is
+ * never claimed: it stays set and the next message wakes the sleeper.
  */
 static void ring_if_waiting(chan_end_t *e, _Atomic uint32_t *flag, _Atomic uint32_t *word, bool nap_word)
 {
-	if (!atomic_load_explicit(flag, memory_order_relaxed))
+	uint32_t waiting = atomic_load_explicit(flag, memory_order_relaxed);
+	if (!waiting)
 		return;
-	uint32_t waiting = atomic_exchange_explicit(flag, 0, memory_order_relaxed);
-	if (waiting)
-		wake_peer(e, word, nap_word ? waiting : CHAN_WAITING_BELL);
+	if (e->claim && waiting == CHAN_WAITING_BELL) {
+		if (atomic_compare_exchange_strong_explicit(flag, &waiting, 0, memory_order_relaxed,
+							    memory_order_relaxed)) {
+			wake_peer(e, word, CHAN_WAITING_BELL);
+			return;
+		}
+		if (!waiting)
+			return;         /* the peer woke and disarmed: awake */
+		/* Changed under us (a nap began: 2): woken as it says, unclaimed. */
+	}
+	wake_peer(e, word, nap_word ? waiting : CHAN_WAITING_BELL);
 }
 
 int chan_bell_drain(chan_end_t *e)
@@ -390,6 +406,19 @@ void chan_bell_promise(chan_end_t *e)
 bool chan_bell_promised(const chan_end_t *e)
 {
 	return __atomic_load_n(&e->ctl->bell[e->side ^ 1], __ATOMIC_RELAXED) == CHAN_BELL_ONCE;
+}
+
+void chan_bell_advertise(chan_end_t *e)
+{
+	__atomic_store_n(&e->ctl->bell[e->side], CHAN_BELL_REARMS, __ATOMIC_RELAXED);
+	e->claim = e->peer_bell;
+}
+
+bool chan_bell_attach(chan_end_t *e)
+{
+	e->claim = e->peer_bell &&
+		   __atomic_load_n(&e->ctl->bell[e->side ^ 1], __ATOMIC_RELAXED) == CHAN_BELL_REARMS;
+	return e->claim;
 }
 
 static uint32_t runs_of(const chan_end_t *e, size_t len)
@@ -1141,6 +1170,8 @@ static void presence_publish(chan_end_t *e, bool running)
  */
 static inline void bell_arm_count(chan_end_t *e)
 {
+	if (!e->own_bell)
+		return;                 /* no doorbells of ours to count: a futex sleeper */
 	if (e->bell_arms >= CHAN_BELL_ARMS_MAX)
 		(void)chan_bell_drain(e);
 	e->bell_arms++;

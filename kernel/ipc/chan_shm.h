@@ -115,18 +115,26 @@ typedef struct chan_ctl {
 	_Alignas(64) uint32_t stamps[2];
 	/* Side i's doorbell promise, written by side i once at attach, before
 	 * its first message: CHAN_BELL_ONCE = "I ring you at most once per
-	 * sleep: I claim your waiting flag (exchange to 0) and only the claim
+	 * sleep: I claim your waiting flag (1 -> 0) and only the claim
 	 * rings; my socket holds CHAN_BELL_ROOM unread doorbells".  A service
 	 * then watches the channel's socket edge-triggered and reads the
 	 * doorbells back only every CHAN_BELL_DRAIN_EVERY arms (docs/IPC.md,
 	 * "Edge-triggered doorbells").  Zero (an older peer) or any other
 	 * value: level triggered, read back at every wake-up.  A lie only
 	 * costs the liar its own wake-ups (a flood makes the service fall
-	 * back to level). */
+	 * back to level).
+	 * The service's word (bell[CHAN_SERVER]), written in handle_open
+	 * before the memfd is shared: CHAN_BELL_REARMS = "after reading
+	 * doorbells back I re-arm (store, fence, check), not only re-check":
+	 * a client may claim the service's flags only then, so only then
+	 * may it promise CHAN_BELL_ONCE.  An older service (zero) only
+	 * re-checks after its late drain, and a claim made for a message it
+	 * already took would leave it asleep with its flag clear for good. */
 	uint32_t bell[2];
 } chan_ctl_t;
 
 #define CHAN_BELL_ONCE 1u
+#define CHAN_BELL_REARMS 2u
 /* Arms (nonzero stores of our waiting flags) between two read-backs of the
  * doorbells, edge-triggered.  An honest peer sends at most one byte per
  * arm, so at most this many (plus CHAN_BELL_SLACK in flight: a claim made
@@ -156,6 +164,11 @@ typedef struct chan_ctl {
  * that takes them with room to spare (~766 B per byte). */
 #define CHAN_BELL_ROOM (CHAN_BELL_ARMS_MAX + 2u * CHAN_BELL_SLACK)
 #define CHAN_BELL_SNDBUF (CHAN_BELL_ROOM * 1024u)
+/* The one-byte sends a socket with SO_SNDBUF = CHAN_BELL_SNDBUF took
+ * before EAGAIN, counted once per process on a socketpair (chan_client.c;
+ * capped at 4 x CHAN_BELL_ROOM; 0 if it could not be counted): a client
+ * promises CHAN_BELL_ONCE only where it is at least CHAN_BELL_ROOM. */
+unsigned chan_bell_room_sends(void);
 
 #define CHAN_STAMPS_MONOTONIC 1u
 
@@ -263,6 +276,8 @@ typedef struct chan_end {
 					   * liveness of the peer (EOF = gone) and doorbells */
 	bool peer_bell;                   /* wake the peer with a doorbell byte on sock, not a futex */
 	bool own_bell;                    /* we wait on sock (a loop watches it), not on a futex */
+	bool claim;                       /* claim the peer's flags before a doorbell byte (ring_if_waiting):
+					   * only where the peer re-arms after reading doorbells back */
 	uint32_t service_pid;             /* traced as service_id: the service instance */
 	thoth_chan_wait_t wait;
 	uint32_t spin_max, spin_budget;   /* ns */
@@ -465,6 +480,15 @@ int chan_bell_drain(chan_end_t *e);
  * word, so the reader treats it as a claim. */
 void chan_bell_promise(chan_end_t *e);
 bool chan_bell_promised(const chan_end_t *e);
+
+/* The service, before the memfd is shared: advertise CHAN_BELL_REARMS in
+ * its word, and claim the client's flags where it rings a doorbell byte
+ * (a loop_wakeup client, which reads its doorbells back before it arms). */
+void chan_bell_advertise(chan_end_t *e);
+/* The client, at attach (peer_bell set): claim the service's flags only if
+ * it advertised CHAN_BELL_REARMS.  Returns e->claim: whether it may
+ * promise CHAN_BELL_ONCE. */
+bool chan_bell_attach(chan_end_t *e);
 
 /* Mark our side closed and wake the peer. */
 void chan_end_close(chan_end_t *e);

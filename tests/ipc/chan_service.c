@@ -5,6 +5,7 @@
  *   chan_service SOCKET [--sleep] [--features N] [--slots N] [--bufs N] [--buf-size N]
  *                [--peers uid|group|any] [--group GID] [--socket-mode OCTAL]
  *                [--handshake-ms N] [--max-pending N] [--nofile N] [--hold-drains FD]
+ *                [--fail-level-switch]
  *
  * --nofile lowers RLIMIT_NOFILE before serving (the fd-limit tests).
  * --hold-drains FD: every read-back of a channel's doorbells (the server's
@@ -13,11 +14,19 @@
  * acts as a client in the moment between the service's turn and its drain
  * (test_channel, "the late doorbell drain").  recv is wrapped at link time
  * (-Wl,--wrap=recv); without the option the wrapper only passes through.
+ * --fail-level-switch: an EPOLL_CTL_MOD that would watch an fd
+ * level-triggered again after it was made edge-triggered fails (ENOMEM):
+ * the channel's socket stays edge triggered against the server's wish
+ * (chan_server.c, bell_to_level).  epoll_ctl is wrapped at link time too.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/resource.h>
 #include <stdio.h>
@@ -45,6 +54,27 @@ ssize_t __wrap_recv(int fd, void *buf, size_t len, int flags)
 	}
 	return __real_recv(fd, buf, len, flags);
 }
+static bool fail_level_switch;
+static uint8_t edge_fds[1024];
+
+int __real_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev);
+int __wrap_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev);
+
+int __wrap_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+	if (fail_level_switch && op == EPOLL_CTL_MOD && fd >= 0 && fd < (int)sizeof edge_fds) {
+		if (ev->events & EPOLLET) {
+			edge_fds[fd] = 1;
+		} else if (edge_fds[fd]) {
+			errno = ENOMEM;
+			return -1;
+		}
+	}
+	if (fd >= 0 && fd < (int)sizeof edge_fds && op == EPOLL_CTL_ADD)
+		edge_fds[fd] = 0;
+	return __real_epoll_ctl(epfd, op, fd, ev);
+}
+
 static thoth_loop_t *main_loop;
 static uint64_t note_count, note_sum;
 
@@ -151,7 +181,7 @@ int main(int argc, char **argv)
 	if (argc < 2) {
 		fprintf(stderr, "usage: chan_service SOCKET [--sleep] [--features N] [--slots N] [--bufs N] [--buf-size N] "
 			"[--peers uid|group|any] [--group GID] [--socket-mode OCTAL] [--handshake-ms N] [--max-pending N] "
-			"[--nofile N] [--hold-drains FD]\n");
+			"[--nofile N] [--hold-drains FD] [--fail-level-switch]\n");
 		return 2;
 	}
 	thoth_chan_server_config_t cfg = {
@@ -190,6 +220,8 @@ int main(int argc, char **argv)
 			}
 		} else if (!strcmp(argv[i], "--hold-drains") && i + 1 < argc) {
 			hold_fd = (int)strtol(argv[++i], NULL, 10);
+		} else if (!strcmp(argv[i], "--fail-level-switch")) {
+			fail_level_switch = true;
 		} else {
 			fprintf(stderr, "chan_service: unknown argument %s\n", argv[i]);
 			return 2;

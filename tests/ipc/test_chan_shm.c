@@ -699,6 +699,9 @@ static void test_unread_doorbells_are_bounded_by_the_arms(void **state)
 	p->cli.sock = sv[0];
 	p->cli.peer_bell = true;
 	p->srv.sock = sv[1];
+	p->srv.own_bell = true;
+	chan_bell_advertise(&p->srv);
+	assert_true(chan_bell_attach(&p->cli));
 	int most = 0;
 	for (uint32_t i = 0; i < 300; i++) {
 		assert_int_equal(chan_arm(&p->srv, CHAN_WAIT_RECV, 0), 0);
@@ -719,6 +722,186 @@ static void test_unread_doorbells_are_bounded_by_the_arms(void **state)
 	pair_free(p);
 }
 
+
+/*
+ * A client claims the service's flags only where the service advertised
+ * that it re-arms after reading doorbells back (CHAN_BELL_REARMS).  An
+ * older service's late drain only re-checks: a claim made for a message it
+ * already took by its tag would leave it asleep with its flag clear, and
+ * the next request would ring nobody, for good (test_channel,
+ * test_late_drain_rearms_a_claimed_flag against main's chan_service).
+ * Without the word the client rings as before the claim: the flag stays
+ * set after its publish, and each publish rings.
+ */
+static void test_a_client_claims_only_where_the_service_rearms(void **state)
+{
+	(void)state;
+	pair_t *p = pair_new(8, 8, 4096);
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	chan_ctl_t *ctl = (chan_ctl_t *)p->base;
+	_Atomic uint32_t *flag = &ctl->dir[CHAN_REQ].cons_waiting;
+	p->cli.sock = sv[0];
+	p->cli.peer_bell = true;
+	p->srv.sock = sv[1];
+	p->srv.own_bell = true;
+	/* An older service: bell[CHAN_SERVER] stays 0. */
+	assert_false(chan_bell_attach(&p->cli));
+	assert_int_equal(chan_arm(&p->srv, CHAN_WAIT_RECV, 0), 0);
+	queue_request(p, 1);
+	assert_int_equal(atomic_load(flag), CHAN_WAITING_BELL);    /* not claimed */
+	queue_request(p, 2);                                        /* still rings */
+	assert_int_equal(p->cli.st.wakes, 2);
+	int unread = 0;
+	assert_int_equal(ioctl(sv[1], FIONREAD, &unread), 0);
+	assert_int_equal(unread, 2);
+	take_request(p);
+	take_request(p);
+	chan_disarm(&p->srv, CHAN_WAIT_RECV);
+	assert_int_equal(chan_bell_drain(&p->srv), 0);
+	/* One that advertises: claimed, one doorbell for the sleep. */
+	chan_bell_advertise(&p->srv);
+	assert_int_equal(ctl->bell[CHAN_SERVER], CHAN_BELL_REARMS);
+	assert_false(p->srv.claim);                     /* a futex client: never claimed */
+	assert_true(chan_bell_attach(&p->cli));
+	assert_int_equal(chan_arm(&p->srv, CHAN_WAIT_RECV, 0), 0);
+	queue_request(p, 3);
+	assert_int_equal(atomic_load(flag), 0);
+	queue_request(p, 4);
+	assert_int_equal(p->cli.st.wakes, 3);
+	assert_int_equal(ioctl(sv[1], FIONREAD, &unread), 0);
+	assert_int_equal(unread, 1);
+	close(sv[0]);
+	close(sv[1]);
+	p->cli.sock = p->srv.sock = -1;
+	pair_free(p);
+}
+
+/*
+ * A futex sleeper's flag is never claimed.  The late producer: the
+ * service's owed wake-up of a response (chan_mod_flush), its owed settle
+ * of a slot (chan_rx_settle_owed), its release of a pool buffer
+ * (chan_release), each run after the client armed for its next wait.  A
+ * claim would clear the flag and its FUTEX_WAKE may land before the
+ * client's FUTEX_WAIT: then the client sleeps with its flag clear, and the
+ * message it waits for wakes nobody (a SLEEP_SLICE_NS stall, 10 ms).
+ * Unclaimed, the flag stays set and the next publish wakes it.
+ */
+static void test_a_futex_sleepers_flag_is_never_claimed(void **state)
+{
+	(void)state;
+	pair_t *p = pair_new(4, 8, 4096);
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	chan_ctl_t *ctl = (chan_ctl_t *)p->base;
+	p->cli.sock = sv[0];
+	p->cli.peer_bell = true;
+	p->srv.sock = sv[1];
+	p->srv.own_bell = true;
+	chan_bell_advertise(&p->srv);                   /* peer_bell false: a futex client */
+	assert_true(chan_bell_attach(&p->cli));
+	uint8_t *buf;
+
+	/* RECV: the client arms for the answer; the service's owed wake-up of
+	 * an earlier answer comes late. */
+	assert_int_equal(chan_arm(&p->cli, CHAN_WAIT_RECV, 0), 0);
+	p->srv.mod.owed = true;
+	chan_mod_flush(&p->srv);
+	assert_int_equal(p->srv.st.wakes, 1);                           /* a FUTEX_WAKE */
+	assert_int_equal(atomic_load(&ctl->dir[CHAN_RESP].cons_waiting), CHAN_WAITING_BELL);
+	assert_int_equal(chan_try_alloc(&p->srv, 64, &buf), 0);
+	fake_msg(buf, 64, 1);
+	buf[6] = THOTH_MSG_RESPONSE;
+	assert_int_equal(chan_try_send(&p->srv, buf, 64), 0);
+	assert_int_equal(p->srv.st.wakes, 2);                           /* the answer wakes it */
+	assert_int_equal(chan_wait(&p->cli, CHAN_WAIT_RECV, 0, 10000), 0);
+	thoth_msg_t m;
+	assert_int_equal(chan_try_recv(&p->cli, &m), 0);
+	assert_int_equal(chan_release(&p->cli, &m), 0);
+
+	/* SLOT: the client armed for a free request slot; the service's
+	 * owed settle of a request it took comes after. */
+	atomic_store(&ctl->dir[CHAN_REQ].prod_waiting, CHAN_WAITING_BELL);
+	p->srv.rx_settle = true;
+	uint64_t wakes = p->srv.st.wakes;
+	chan_rx_settle_owed(&p->srv);
+	assert_int_equal(p->srv.st.wakes, wakes + 1);
+	assert_int_equal(atomic_load(&ctl->dir[CHAN_REQ].prod_waiting), CHAN_WAITING_BELL);
+	atomic_store(&ctl->dir[CHAN_REQ].prod_waiting, 0);
+
+	/* POOL: the client armed for a released buffer; the service's
+	 * release of one comes. */
+	assert_int_equal(chan_try_alloc(&p->cli, 2 * 4096, &buf), 0);
+	fake_msg(buf, 2 * 4096, 20);
+	assert_int_equal(chan_try_send(&p->cli, buf, 2 * 4096), 0);
+	assert_int_equal(chan_try_recv(&p->srv, &m), 0);
+	atomic_store(&ctl->dir[CHAN_REQ].owner_waiting, CHAN_WAITING_BELL);
+	wakes = p->srv.st.wakes;
+	assert_int_equal(chan_release(&p->srv, &m), 0);
+	assert_int_equal(p->srv.st.wakes, wakes + 1);
+	assert_int_equal(atomic_load(&ctl->dir[CHAN_REQ].owner_waiting), CHAN_WAITING_BELL);
+	atomic_store(&ctl->dir[CHAN_REQ].owner_waiting, 0);
+
+	/* A service napping on the futex (2) is not claimed either: its
+	 * flag stays 2, and the next request wakes the nap again. */
+	atomic_store(&ctl->dir[CHAN_REQ].cons_waiting, CHAN_WAITING_FUTEX);
+	wakes = p->cli.st.wakes;
+	queue_request(p, 30);
+	assert_int_equal(atomic_load(&ctl->dir[CHAN_REQ].cons_waiting), CHAN_WAITING_FUTEX);
+	queue_request(p, 31);
+	assert_int_equal(p->cli.st.wakes, wakes + 2);
+	int unread = -1;
+	assert_int_equal(ioctl(sv[1], FIONREAD, &unread), 0);
+	assert_int_equal(unread, 0);                    /* FUTEX_WAKEs, no doorbell */
+	close(sv[0]);
+	close(sv[1]);
+	p->cli.sock = p->srv.sock = -1;
+	pair_free(p);
+}
+
+/* Only an end that is rung on its socket counts its arms (and reads
+ * doorbells back at CHAN_BELL_ARMS_MAX): a futex sleeper has none, and a
+ * recv per CHAN_BELL_ARMS_MAX arms would be wasted. */
+static void test_a_futex_sleeper_counts_no_arms(void **state)
+{
+	(void)state;
+	pair_t *p = pair_new(8, 8, 4096);
+	for (unsigned i = 0; i < 3 * CHAN_BELL_ARMS_MAX; i++) {
+		assert_int_equal(chan_arm(&p->cli, CHAN_WAIT_RECV, 0), 0);
+		chan_disarm(&p->cli, CHAN_WAIT_RECV);
+	}
+	assert_int_equal(p->cli.bell_arms, 0);
+	p->srv.own_bell = true;                         /* a loop-served end counts */
+	assert_int_equal(chan_arm(&p->srv, CHAN_WAIT_RECV, 0), 0);
+	assert_int_equal(p->srv.bell_arms, 1);
+	pair_free(p);
+}
+
+/* The room a client promises from is counted, not assumed: the library's
+ * count of one-byte sends at SO_SNDBUF = CHAN_BELL_SNDBUF is what such a
+ * socket takes here (a kernel with fatter skbs takes fewer, and then
+ * nobody promises). */
+static void test_the_doorbell_room_is_counted(void **state)
+{
+	(void)state;
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	int want = (int)CHAN_BELL_SNDBUF / 2, have = 0;
+	socklen_t l = sizeof have;
+	assert_int_equal(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &want, sizeof want), 0);
+	assert_int_equal(getsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &have, &l), 0);
+	assert_int_equal(have, (int)CHAN_BELL_SNDBUF);
+	unsigned n = 0;
+	while (n < 4 * CHAN_BELL_ROOM && send(sv[0], "", 1, MSG_DONTWAIT | MSG_NOSIGNAL) == 1)
+		n++;
+	close(sv[0]);
+	close(sv[1]);
+	unsigned lib = chan_bell_room_sends();
+	print_message("one-byte sends at SO_SNDBUF %u: %u (library: %u; room needed %u)\n",
+		      CHAN_BELL_SNDBUF, n, lib, CHAN_BELL_ROOM);
+	assert_int_equal(lib, n);
+	assert_int_equal(chan_bell_room_sends(), lib);  /* counted once */
+}
 
 static unsigned naps_in(pair_t *p, unsigned decisions)
 {
@@ -1067,6 +1250,10 @@ int main(void)
 		cmocka_unit_test(test_control_page_mismatch_is_refused),
 		cmocka_unit_test(test_a_napping_service_is_woken_without_a_doorbell),
 		cmocka_unit_test(test_unread_doorbells_are_bounded_by_the_arms),
+		cmocka_unit_test(test_a_client_claims_only_where_the_service_rearms),
+		cmocka_unit_test(test_a_futex_sleepers_flag_is_never_claimed),
+		cmocka_unit_test(test_a_futex_sleeper_counts_no_arms),
+		cmocka_unit_test(test_the_doorbell_room_is_counted),
 		cmocka_unit_test(test_a_stale_round_never_cuts_spins_short),
 		cmocka_unit_test(test_nap_takes_a_message_and_learns_from_a_miss),
 		cmocka_unit_test(test_naps_back_off_after_misses_and_yield_to_a_faster_loop),
