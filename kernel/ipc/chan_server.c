@@ -876,10 +876,14 @@ static void conn_woke(conn_t *c)
 	if (c->slept_at) {
 		/* Slept until the loop's wake-up (its clock reading just after
 		 * the wait returned), not until now: no clock read of our own
-		 * on the round trip's path (stop 32).  A re-check after the
-		 * late drain comes back here within the same wake-up, after a
-		 * turn that armed later than that reading: it slept not at all. */
+		 * on the round trip's path (stop 32).  A turn within the same
+		 * wake-up (a re-check after the late drain, a queued turn)
+		 * armed after that reading: then now, as before (a sleep of
+		 * 0 ns would set a spin budget of 0, which no spin or probe
+		 * leaves until the next sleep). */
 		uint64_t woke = thoth_loop_now(s->loop);
+		if (woke <= c->slept_at)
+			woke = thoth_clock_now();
 		chan_spin_slept(&c->end, woke > c->slept_at ? woke - c->slept_at : 0);
 		c->slept_at = 0;
 		c->pl_wakes++;          /* its doorbell ended our sleep */

@@ -418,7 +418,8 @@ int chan_wait(chan_end_t *e, enum chan_cond cond, size_t len, int timeout_ms);
  * loop, and whichever gave the shorter median round trip (idle moment to
  * idle moment, one message between) is used for the other 224: with other
  * work runnable on the CPU napping measured 2-3x slower than the loop's
- * wait.  chan_server
+ * wait.  While the loop keeps winning, epochs without runs follow each
+ * win (1, 2, 4, 8, then 15).  chan_server
  * naps only while its thread is confined to one CPU (serve_pinned).  true
  * when a message came (serve it), false otherwise (flag cleared: arm for
  * the loop as usual).  SPIN mode only; never with moderation.  docs/IPC.md,
