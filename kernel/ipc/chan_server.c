@@ -590,7 +590,7 @@ static enum serve_result conn_serve(conn_t *c, unsigned *budget)
 			uint64_t idle_at = 0;
 			if (may_spin && e->nap_ok && serve_pinned(s)) {
 				idle_at = thoth_clock_now();
-				if (chan_nap(e, thoth_loop_quiet_until(s->loop))) {
+				if (chan_nap(e, thoth_loop_quiet_until(s->loop), idle_at)) {
 					c->pl_wakes++;          /* its wake-up ended our sleep */
 					continue;
 				}
@@ -878,7 +878,17 @@ static void conn_woke(conn_t *c)
 {
 	thoth_chan_server_t *s = c->srv;
 	if (c->slept_at) {
-		chan_spin_slept(&c->end, thoth_clock_now() - c->slept_at);
+		/* Slept until the loop's wake-up (its clock reading just after
+		 * the wait returned), not until now: no clock read of our own
+		 * on the round trip's path (stop 32).  A turn within the same
+		 * wake-up (a re-check after the late drain, a queued turn)
+		 * armed after that reading: then now, as before (a sleep of
+		 * 0 ns would set a spin budget of 0, which no spin or probe
+		 * leaves until the next sleep). */
+		uint64_t woke = thoth_loop_now(s->loop);
+		if (woke <= c->slept_at)
+			woke = thoth_clock_now();
+		chan_spin_slept(&c->end, woke > c->slept_at ? woke - c->slept_at : 0);
 		c->slept_at = 0;
 		c->pl_wakes++;          /* its doorbell ended our sleep */
 	}

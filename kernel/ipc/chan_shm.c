@@ -1407,25 +1407,55 @@ static void nap_cycle(chan_end_t *e, uint64_t now)
 	e->nap_cycle_way = 0;            /* set below once the way is chosen */
 }
 
-/* This decision's way: NAP_WAY_NAP or NAP_WAY_LOOP, | NAP_WAY_TIMED. */
+/*
+ * This decision's way: NAP_WAY_NAP or NAP_WAY_LOOP, | NAP_WAY_TIMED.
+ *
+ * Quiet epochs: while the loop keeps winning, the nap run, which is the
+ * slower way then, is not paid every epoch.  Each loop win makes the next
+ * 1, 2, 4, 8, then 15 epochs quiet (no runs: the loop for all their 256
+ * decisions); a nap win, or an epoch that does not decide, makes none.
+ * Why: on this VM a nap's own timer costs ~1.5 us (its 50 us futex
+ * timeout is the CPU's earliest timer, and programming it exits to the
+ * host), so the 16 naps of each epoch's run were ~1.3-2.2 us slower each,
+ * ~100 ns per round trip of the one-CPU cell spread over the epoch
+ * (docs/SCHED.md, "Stop 32").  Where naps win, every epoch still runs
+ * both ways; where the loop wins, conditions that change are seen again
+ * within 16 epochs (4,096 waits, tens of ms on one CPU).
+ */
 static uint8_t nap_way(chan_end_t *e)
 {
 	unsigned t = e->nap_turns++ % CHAN_NAP_EPOCH;
-	if (t == 0)
+	if (t == 0) {
 		e->nap_n[0] = e->nap_n[1] = 0;
+		e->nap_epoch_quiet = e->nap_quiet > 0;
+		if (e->nap_quiet)
+			e->nap_quiet--;
+	}
+	if (e->nap_epoch_quiet)
+		return e->nap_loop_wins ? NAP_WAY_LOOP : NAP_WAY_NAP;
 	if (t < CHAN_NAP_RUN)
 		return NAP_WAY_NAP | (t >= NAP_SETTLE ? NAP_WAY_TIMED : 0);
 	if (t < 2 * CHAN_NAP_RUN)
 		return NAP_WAY_LOOP | (t >= CHAN_NAP_RUN + NAP_SETTLE ? NAP_WAY_TIMED : 0);
-	if (t == 2 * CHAN_NAP_RUN && e->nap_n[0] >= CHAN_NAP_SAMPLES / 2 && e->nap_n[1] >= CHAN_NAP_SAMPLES / 2) {
-		e->nap_avg_ns = median_of(e->nap_s[0], e->nap_n[0]);
-		e->loop_avg_ns = median_of(e->nap_s[1], e->nap_n[1]);
-		e->nap_loop_wins = e->loop_avg_ns < e->nap_avg_ns;
+	if (t == 2 * CHAN_NAP_RUN) {
+		bool decided = e->nap_n[0] >= CHAN_NAP_SAMPLES / 2 && e->nap_n[1] >= CHAN_NAP_SAMPLES / 2;
+		if (decided) {
+			e->nap_avg_ns = median_of(e->nap_s[0], e->nap_n[0]);
+			e->loop_avg_ns = median_of(e->nap_s[1], e->nap_n[1]);
+			e->nap_loop_wins = e->loop_avg_ns < e->nap_avg_ns;
+		}
+		if (decided && e->nap_loop_wins) {
+			unsigned q = e->nap_quiet_next ? e->nap_quiet_next : 1;
+			e->nap_quiet = (uint8_t)q;
+			e->nap_quiet_next = (uint8_t)(2 * q < CHAN_NAP_QUIET_MAX ? 2 * q : CHAN_NAP_QUIET_MAX);
+		} else {
+			e->nap_quiet = e->nap_quiet_next = 0;
+		}
 	}
 	return e->nap_loop_wins ? NAP_WAY_LOOP : NAP_WAY_NAP;
 }
 
-bool chan_nap(chan_end_t *e, uint64_t until)
+bool chan_nap(chan_end_t *e, uint64_t until, uint64_t now)
 {
 	chan_rx_settle(e);
 	if (e->wait != THOTH_CHAN_SPIN || e->mod.on || e->err || !e->nap_ok || e->spin_max < NAP_MIN_NS) {
@@ -1441,7 +1471,7 @@ bool chan_nap(chan_end_t *e, uint64_t until)
 		e->nap_cycle_way = 0;
 		return false;
 	}
-	uint64_t start = thoth_clock_now();
+	uint64_t start = now ? now : thoth_clock_now();
 	nap_cycle(e, start);
 	if (until <= start + NAP_MIN_NS)
 		return false;                   /* a timer is due: back to the loop */
@@ -1525,7 +1555,10 @@ int chan_wait(chan_end_t *e, enum chan_cond cond, size_t len, int timeout_ms)
 	uint64_t start;
 	if (spin_for(e, cond, len, true, &start))
 		return ready_result(e);
-	if (!start)
+	/* Read here, an arm before the first sleep (a spin's start may be
+	 * spin_max old): that sleep's slice is taken from it. */
+	bool fresh = !start;
+	if (fresh)
 		start = thoth_clock_now();
 	uint64_t deadline = timeout_ms > 0 ? start + (uint64_t)timeout_ms * 1000000u : UINT64_MAX;
 
@@ -1536,7 +1569,12 @@ int chan_wait(chan_end_t *e, enum chan_cond cond, size_t len, int timeout_ms)
 			return ready_result(e);
 		uint32_t expect = 0;
 		_Atomic uint32_t *word = chan_wait_word(e, cond, &expect);
-		uint64_t now = thoth_clock_now();
+		/* The first sleep's slice from the start read an arm ago when
+		 * no spin read the clock (a slice longer by that arm at most):
+		 * a clock read fewer on every wait that sleeps without a spin,
+		 * as each one-CPU round trip's client does (stop 32). */
+		uint64_t now = fresh ? start : thoth_clock_now();
+		fresh = false;
 		uint64_t slice = now >= deadline ? 1 : deadline - now < SLEEP_SLICE_NS ? deadline - now : SLEEP_SLICE_NS;
 		if (mod_by) {
 			uint64_t left = mod_by > now ? mod_by - now : 1;

@@ -244,6 +244,9 @@ int chan_layout_compute(const thoth_chan_limits_t *lim, chan_layout_t *out);
 #define CHAN_NAP_EPOCH 256u
 #define CHAN_NAP_RUN 16u
 #define CHAN_NAP_SAMPLES 12u
+/* Epochs without runs after the loop won one: 1, 2, 4, 8, then at most
+ * this many (nap_way; a nap win puts it back to none). */
+#define CHAN_NAP_QUIET_MAX 15u
 
 /* One side's private state. */
 typedef struct chan_end {
@@ -291,6 +294,9 @@ typedef struct chan_end {
 	uint16_t nap_turns;               /* chan_nap decisions made (epochs: nap_way) */
 	uint8_t nap_cycle_way;            /* how the wait begun at nap_cycle_at is waited (NAP_WAY_*) */
 	bool nap_loop_wins;               /* the last epoch's loop run beat its nap run */
+	bool nap_epoch_quiet;             /* this epoch runs no nap and loop runs (nap_way) */
+	uint8_t nap_quiet;                /* epochs still to run quiet */
+	uint8_t nap_quiet_next;           /* quiet epochs after the loop's next win (0 = 1; 2, 4, 8, 15) */
 	uint8_t nap_n[2];                 /* cycles timed this epoch: napping, in the loop */
 	uint32_t nap_s[2][CHAN_NAP_SAMPLES];
 	uint32_t nap_avg_ns, loop_avg_ns; /* the last epoch's median cycles napping / in the loop (ns) */
@@ -427,13 +433,18 @@ int chan_wait(chan_end_t *e, enum chan_cond cond, size_t len, int timeout_ms);
  * loop, and whichever gave the shorter median round trip (idle moment to
  * idle moment, one message between) is used for the other 224: with other
  * work runnable on the CPU napping measured 2-3x slower than the loop's
- * wait.  chan_server
+ * wait.  While the loop keeps winning, epochs without runs follow each
+ * win (1, 2, 4, 8, then 15).  chan_server
  * naps only while its thread is confined to one CPU (serve_pinned).  true
  * when a message came (serve it), false otherwise (flag cleared: arm for
  * the loop as usual).  SPIN mode only; never with moderation.  docs/IPC.md,
- * "Naps".
+ * "Naps".  NOW: the idle moment the caller just read (its CLOCK_MONOTONIC
+ * ns), which the nap is timed from and its cycle ends at; 0 = read the
+ * clock here.  The server reads it anyway (how long the channel sleeps),
+ * and a second reading an instant later cost a clock read per idle
+ * transition on the one-CPU round trip's path (docs/SCHED.md, "Stop 32").
  */
-bool chan_nap(chan_end_t *e, uint64_t until);
+bool chan_nap(chan_end_t *e, uint64_t until, uint64_t now);
 #define CHAN_NAP_BACKOFF_MAX 64u
 
 /* Spin (SPIN mode) for at most the adaptive budget until COND holds. */

@@ -602,31 +602,31 @@ static void test_nap_takes_a_message_and_learns_from_a_miss(void **state)
 
 	/* The peer on another CPU (a spin can pay there): no nap. */
 	atomic_store(peer, CHAN_PRESENCE_RUNNING | (uint32_t)(cpu + 2));
-	assert_false(chan_nap(&p->srv, UINT64_MAX));
+	assert_false(chan_nap(&p->srv, UINT64_MAX, 0));
 	assert_true(p->srv.nap_ok);
 	/* On our CPU, but a timer is due: no nap. */
 	atomic_store(peer, (uint32_t)(cpu + 1));
-	assert_false(chan_nap(&p->srv, now_ns()));
+	assert_false(chan_nap(&p->srv, now_ns(), 0));
 	/* Always-sleep mode, or moderated: no nap. */
 	p->srv.wait = THOTH_CHAN_SLEEP;
-	assert_false(chan_nap(&p->srv, UINT64_MAX));
+	assert_false(chan_nap(&p->srv, UINT64_MAX, 0));
 	p->srv.wait = THOTH_CHAN_SPIN;
 	assert_int_equal(p->srv.st.sleeps, 0);
 
 	/* Nothing comes: the nap ends by its bound, clears the flag and stops
 	 * naps; a short wait turns them on again. */
 	p->srv.spin_max = 200000;                   /* 200 us */
-	assert_false(chan_nap(&p->srv, UINT64_MAX));
+	assert_false(chan_nap(&p->srv, UINT64_MAX, 0));
 	assert_int_equal(p->srv.st.sleeps, 1);
 	assert_int_equal(atomic_load(flag), 0);
 	assert_false(p->srv.nap_ok);
-	assert_false(chan_nap(&p->srv, UINT64_MAX));
+	assert_false(chan_nap(&p->srv, UINT64_MAX, 0));
 	assert_int_equal(p->srv.st.sleeps, 1);      /* did not nap */
 	chan_spin_slept(&p->srv, 1000);
 	assert_true(p->srv.nap_ok);
 	/* ... after the back-off: one miss, one nap skipped. */
 	assert_int_equal(p->srv.nap_skip, 1);
-	assert_false(chan_nap(&p->srv, UINT64_MAX));
+	assert_false(chan_nap(&p->srv, UINT64_MAX, 0));
 	assert_int_equal(p->srv.st.sleeps, 1);      /* skipped: did not nap */
 	assert_int_equal(p->srv.nap_skip, 0);
 
@@ -652,7 +652,7 @@ static void test_nap_takes_a_message_and_learns_from_a_miss(void **state)
 		_exit(p->cli.st.wakes == 1 ? 0 : 2);        /* 2: no FUTEX_WAKE */
 	}
 	uint64_t t0 = now_ns();
-	assert_true(chan_nap(&p->srv, UINT64_MAX));
+	assert_true(chan_nap(&p->srv, UINT64_MAX, 0));
 	uint64_t took = now_ns() - t0;
 	print_message("nap ended by the message after %.3f ms\n", took / 1e6);
 	assert_true(took < 4000000000ull);
@@ -907,7 +907,7 @@ static unsigned naps_in(pair_t *p, unsigned decisions)
 {
 	unsigned napped = 0;
 	for (unsigned i = 0; i < decisions; i++)
-		napped += chan_nap(&p->srv, UINT64_MAX);
+		napped += chan_nap(&p->srv, UINT64_MAX, 0);
 	return napped;
 }
 
@@ -923,19 +923,19 @@ static void test_naps_back_off_after_misses_and_yield_to_a_faster_loop(void **st
 	/* Each miss doubles the naps skipped after it: 1, 2, 4, 8. */
 	for (unsigned k = 1; k <= 8; k *= 2) {
 		uint64_t sleeps = p->srv.st.sleeps;
-		assert_false(chan_nap(&p->srv, UINT64_MAX));
+		assert_false(chan_nap(&p->srv, UINT64_MAX, 0));
 		assert_int_equal(p->srv.st.sleeps, sleeps + 1);
 		assert_int_equal(p->srv.nap_backoff, k);
 		assert_int_equal(p->srv.nap_skip, k);
 		chan_spin_slept(&p->srv, 1000);     /* a short wait: naps allowed */
 		for (unsigned i = 0; i < k; i++)
-			assert_false(chan_nap(&p->srv, UINT64_MAX));
+			assert_false(chan_nap(&p->srv, UINT64_MAX, 0));
 		assert_int_equal(p->srv.st.sleeps, sleeps + 1);   /* skipped */
 		assert_int_equal(p->srv.nap_skip, 0);
 	}
 	/* An answered nap halves it and skips nothing. */
 	queue_request(p, 1);
-	assert_true(chan_nap(&p->srv, UINT64_MAX));
+	assert_true(chan_nap(&p->srv, UINT64_MAX, 0));
 	take_request(p);
 	assert_int_equal(p->srv.nap_backoff, 4);
 	assert_int_equal(p->srv.nap_skip, 0);
@@ -966,6 +966,9 @@ static void test_naps_back_off_after_misses_and_yield_to_a_faster_loop(void **st
 	assert_true(p->srv.nap_loop_wins);
 	assert_int_equal(p->srv.nap_avg_ns, 30006);
 	assert_int_equal(p->srv.loop_avg_ns, 12006);
+	/* The loop won: the next epoch is quiet, no runs (stop 32; the
+	 * back-off itself: test_a_loop_that_keeps_winning_quiets_nap_runs). */
+	assert_int_equal(naps_in(p, CHAN_NAP_EPOCH), 0);
 	/* The next epoch times both again; naps faster: they are kept. */
 	assert_int_equal(naps_in(p, CHAN_NAP_RUN), CHAN_NAP_RUN);
 	assert_int_equal(naps_in(p, CHAN_NAP_RUN), 0);
@@ -981,12 +984,12 @@ static void test_naps_back_off_after_misses_and_yield_to_a_faster_loop(void **st
 	 * a run's last CHAN_NAP_SAMPLES decisions. */
 	p->srv.nap_turns = CHAN_NAP_RUN - 5;
 	p->srv.nap_n[0] = 0;
-	assert_true(chan_nap(&p->srv, UINT64_MAX));
+	assert_true(chan_nap(&p->srv, UINT64_MAX, 0));
 	take_request(p);
 	queue_request(p, 3);
-	assert_true(chan_nap(&p->srv, UINT64_MAX)); /* times the nap's cycle */
+	assert_true(chan_nap(&p->srv, UINT64_MAX, 0)); /* times the nap's cycle */
 	assert_int_equal(p->srv.nap_n[0], 1);
-	assert_true(chan_nap(&p->srv, UINT64_MAX)); /* no message between: not timed */
+	assert_true(chan_nap(&p->srv, UINT64_MAX, 0)); /* no message between: not timed */
 	assert_int_equal(p->srv.nap_n[0], 1);
 	/* Two messages between (the client, woken on our CPU, ran before we
 	 * waited again and its next request was there): timed as well, as
@@ -999,7 +1002,7 @@ static void test_naps_back_off_after_misses_and_yield_to_a_faster_loop(void **st
 	take_request(p);
 	queue_request(p, 5);
 	p->srv.nap_cycle_at = thoth_clock_now() - 1000000000u;     /* 1 s ago */
-	assert_true(chan_nap(&p->srv, UINT64_MAX));
+	assert_true(chan_nap(&p->srv, UINT64_MAX, 0));
 	assert_int_equal(p->srv.nap_n[0], 2);
 	assert_true(p->srv.nap_s[0][1] >= 500000000u);  /* (1 s + this test's time) / 2 */
 	assert_true(p->srv.nap_s[0][1] < 1000000000u);
@@ -1008,11 +1011,109 @@ static void test_naps_back_off_after_misses_and_yield_to_a_faster_loop(void **st
 	take_request(p);
 	p->srv.spin_max = 5000;
 	p->srv.nap_skip = 0;
-	assert_false(chan_nap(&p->srv, UINT64_MAX));
+	assert_false(chan_nap(&p->srv, UINT64_MAX, 0));
 	assert_false(p->srv.nap_ok);
 	assert_int_equal(p->srv.nap_n[0], 4);       /* the cycle before it, and the miss */
 	assert_int_equal(p->srv.nap_s[0][3], 10000);
 	queue_request(p, 5);
+	take_request(p);
+	pair_free(p);
+	sched_setaffinity(0, sizeof saved, &saved);
+}
+
+/*
+ * Stop 32: chan_nap is timed from the idle moment its caller read (the
+ * server reads it anyway, for how long the channel sleeps), not from a
+ * clock reading of its own an instant later: the cycle ends exactly
+ * there and the next one starts there.  Fails against a chan_nap that
+ * reads the clock itself (its cycle starts now, not 10 ms ago).
+ */
+static void test_a_nap_is_timed_from_the_callers_idle_moment(void **state)
+{
+	cpu_set_t saved;
+	int cpu = pin_here(&saved);
+	pair_t *p = pair_new(8, 8, 4096);
+	chan_ctl_t *ctl = (chan_ctl_t *)p->base;
+	atomic_store(&ctl->presence[CHAN_CLIENT].word, (uint32_t)(cpu + 1));
+	p->srv.spin_max = 1000000000;           /* every wait below is "short" */
+	chan_spin_slept(&p->srv, 1000);
+	p->srv.nap_turns = CHAN_NAP_RUN - 5;    /* the nap run's timed decisions */
+	uint64_t at = thoth_clock_now() - 10000000u;     /* 10 ms ago */
+	queue_request(p, 1);
+	assert_true(chan_nap(&p->srv, UINT64_MAX, at));
+	assert_int_equal(p->srv.nap_cycle_at, at);
+	assert_int_equal(p->srv.nap_n[0], 0);   /* no cycle before the first moment */
+	take_request(p);
+	queue_request(p, 2);
+	assert_true(chan_nap(&p->srv, UINT64_MAX, at + 4000000u));
+	assert_int_equal(p->srv.nap_n[0], 1);
+	assert_int_equal(p->srv.nap_s[0][0], 4000000);  /* one message in 4 ms */
+	assert_int_equal(p->srv.nap_cycle_at, at + 4000000u);
+	take_request(p);
+	pair_free(p);
+	sched_setaffinity(0, sizeof saved, &saved);
+}
+
+/* One epoch that runs both ways; the loop's run is made the faster
+ * (LOOP_WINS) or the slower by the samples set before it decides. */
+static void run_epoch(pair_t *p, bool loop_wins)
+{
+	assert_int_equal(p->srv.nap_turns % CHAN_NAP_EPOCH, 0);
+	assert_int_equal(naps_in(p, CHAN_NAP_RUN), CHAN_NAP_RUN);
+	assert_int_equal(naps_in(p, CHAN_NAP_RUN), 0);
+	for (unsigned i = 0; i < CHAN_NAP_SAMPLES; i++) {
+		p->srv.nap_s[0][i] = loop_wins ? 30000 : 10000;
+		p->srv.nap_s[1][i] = loop_wins ? 12000 : 14000;
+	}
+	p->srv.nap_n[0] = p->srv.nap_n[1] = CHAN_NAP_SAMPLES;
+	assert_int_equal(naps_in(p, CHAN_NAP_EPOCH - 2 * CHAN_NAP_RUN),
+			 loop_wins ? 0 : CHAN_NAP_EPOCH - 2 * CHAN_NAP_RUN);
+	assert_int_equal(p->srv.nap_loop_wins, loop_wins);
+}
+
+/*
+ * Stop 32: while the loop keeps winning, epochs without runs follow each
+ * win, 1, 2, 4, 8, then 15 (no nap at all in them: the nap run is the
+ * slower way then, and on this VM a nap's timer alone costs ~1.5 us); a
+ * nap win brings back a run in every epoch.  Fails against the chooser
+ * that runs both ways in every epoch (16 naps in the first quiet one).
+ */
+static void test_a_loop_that_keeps_winning_quiets_nap_runs(void **state)
+{
+	cpu_set_t saved;
+	int cpu = pin_here(&saved);
+	pair_t *p = pair_new(8, 8, 4096);
+	chan_ctl_t *ctl = (chan_ctl_t *)p->base;
+	atomic_store(&ctl->presence[CHAN_CLIENT].word, (uint32_t)(cpu + 1));
+	p->srv.spin_max = 1000000000;           /* every wait below is "short" */
+	chan_spin_slept(&p->srv, 1000);
+	p->srv.nap_turns = 0;
+	queue_request(p, 1);                    /* a nap taken ends at once */
+	const unsigned quiet[] = { 1, 2, 4, 8, 15, 15 };
+	for (unsigned k = 0; k < sizeof quiet / sizeof quiet[0]; k++) {
+		run_epoch(p, true);
+		assert_int_equal(p->srv.nap_quiet, quiet[k]);
+		assert_int_equal(naps_in(p, quiet[k] * CHAN_NAP_EPOCH), 0);
+		assert_int_equal(p->srv.nap_quiet, 0);
+	}
+	/* Naps win once: no quiet epoch after it, and the next loop win
+	 * starts the back-off from 1 again. */
+	run_epoch(p, false);
+	assert_int_equal(p->srv.nap_quiet, 0);
+	run_epoch(p, true);
+	assert_int_equal(p->srv.nap_quiet, 1);
+	assert_int_equal(naps_in(p, CHAN_NAP_EPOCH), 0);
+	/* An epoch whose runs gather too few cycles to decide keeps the
+	 * last verdict but quiets nothing after it. */
+	assert_int_equal(naps_in(p, CHAN_NAP_RUN), CHAN_NAP_RUN);
+	assert_int_equal(naps_in(p, CHAN_NAP_RUN), 0);
+	p->srv.nap_n[0] = p->srv.nap_n[1] = 0;
+	assert_int_equal(naps_in(p, CHAN_NAP_EPOCH - 2 * CHAN_NAP_RUN), 0);
+	assert_true(p->srv.nap_loop_wins);
+	assert_int_equal(p->srv.nap_quiet, 0);
+	assert_int_equal(p->srv.nap_quiet_next, 0);
+	run_epoch(p, true);
+	assert_int_equal(p->srv.nap_quiet, 1);
 	take_request(p);
 	pair_free(p);
 	sched_setaffinity(0, sizeof saved, &saved);
@@ -1256,6 +1357,8 @@ int main(void)
 		cmocka_unit_test(test_the_doorbell_room_is_counted),
 		cmocka_unit_test(test_a_stale_round_never_cuts_spins_short),
 		cmocka_unit_test(test_nap_takes_a_message_and_learns_from_a_miss),
+		cmocka_unit_test(test_a_nap_is_timed_from_the_callers_idle_moment),
+		cmocka_unit_test(test_a_loop_that_keeps_winning_quiets_nap_runs),
 		cmocka_unit_test(test_naps_back_off_after_misses_and_yield_to_a_faster_loop),
 		cmocka_unit_test(test_send_stamps_are_written_only_when_the_consumer_asked),
 		cmocka_unit_test(test_a_stamp_is_read_around_now_whatever_its_bits),
