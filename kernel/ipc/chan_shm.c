@@ -643,6 +643,8 @@ void chan_mod_flush(chan_end_t *e)
 /* Publish the message in SLOT (everything but its tag written) of kind KIND:
  * the tag (release: the consumer polls it), then head (release: a sleeping
  * consumer's futex word, and what its checks compare with). */
+static int publish_wakes(chan_end_t *e, bool bell_tail, unsigned flags) __attribute__((noinline));
+
 static int publish(chan_end_t *e, uint8_t *slot, uint32_t kind, unsigned flags)
 {
 	chan_dir_t *d = &e->ctl->dir[e->tx];
@@ -651,13 +653,28 @@ static int publish(chan_end_t *e, uint8_t *slot, uint32_t kind, unsigned flags)
 	atomic_store_explicit(&d->head, e->tx_head, memory_order_release);
 	atomic_thread_fence(memory_order_seq_cst);
 	/* The fence also orders the tail our last receive stored before this
-	 * load: what that receive owed (chan_rx_settle), on our own line. */
+	 * load: what that receive owed (chan_rx_settle), on our own line.
+	 * A peer to wake is publish_wakes', out of line: with nobody
+	 * waiting (a spinning or running peer) publish saves no register. */
 	if (e->rx_settle) {
 		chan_dir_t *rd = &e->ctl->dir[e->rx];
 		e->rx_settle = false;
 		if (atomic_load_explicit(&rd->prod_waiting, memory_order_relaxed))
-			wake_peer(e, &rd->tail, CHAN_WAITING_BELL);
+			return publish_wakes(e, true, flags);
 	}
+	if (atomic_load_explicit(&d->cons_waiting, memory_order_relaxed))
+		return publish_wakes(e, false, flags);
+	return 0;   /* 0 always: a send ends in a tail call here */
+}
+
+/* publish()'s wake-ups, in its order: a producer asleep on our full ring
+ * (BELL_TAIL: what our last receive owed), then a consumer waiting for
+ * this message, unless moderation defers its bell. */
+static int publish_wakes(chan_end_t *e, bool bell_tail, unsigned flags)
+{
+	chan_dir_t *d = &e->ctl->dir[e->tx];
+	if (bell_tail)
+		wake_peer(e, &e->ctl->dir[e->rx].tail, CHAN_WAITING_BELL);
 	uint32_t waiting = atomic_load_explicit(&d->cons_waiting, memory_order_relaxed);
 	if (waiting) {
 		if (!(flags & THOTH_CHAN_URGENT) && mod_defer(e)) {
@@ -668,7 +685,7 @@ static int publish(chan_end_t *e, uint8_t *slot, uint32_t kind, unsigned flags)
 		e->mod.owed = false;
 		wake_peer(e, &d->head, waiting);
 	}
-	return 0;   /* 0 always: a send ends in a tail call here */
+	return 0;
 }
 
 int chan_try_send(chan_end_t *e, uint8_t *buf, size_t len)
