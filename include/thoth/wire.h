@@ -371,6 +371,57 @@ static inline int thoth_builder_str(thoth_builder_t *b, uint32_t slot, thoth_str
 	return 0;
 }
 
+/* The largest payload a generated encoder's straight-line path copies
+ * itself (thoth_wire_copy_small); a longer one takes the builder path. */
+#define THOTH_WIRE_COPY_INLINE 128u
+
+typedef uint8_t thoth_wire_v16 __attribute__((vector_size(16)));
+
+/* 16 bytes at FROM + I to TO + I, as one unaligned vector load and store. */
+static inline THOTH_WIRE_ALWAYS_INLINE void thoth_wire_move16(uint8_t *to, const uint8_t *from, size_t i)
+{
+	thoth_wire_v16 x;
+	memcpy(&x, from + i, 16);
+	memcpy(to + i, &x, 16);
+}
+
+/* N bytes, HALF < N <= 2 * HALF (HALF a constant: the loops unroll). */
+static inline THOTH_WIRE_ALWAYS_INLINE void thoth_wire_halves(uint8_t *to, const uint8_t *from, size_t n,
+							      size_t half)
+{
+	for (size_t i = 0; i < half; i += 16)
+		thoth_wire_move16(to, from, i);
+	for (size_t i = half; i > 0; i -= 16)
+		thoth_wire_move16(to, from, n - i);
+}
+
+/* Copy N <= THOTH_WIRE_COPY_INLINE bytes with no call: 16-byte moves by
+ * size class, the class's first half from the start and its second half
+ * ending exactly at N (they overlap unless N is the class's top), so
+ * nothing past N is read or written; below 16, two 8-byte moves or single
+ * bytes.  A small payload is the usual case, and a memcpy with a variable
+ * size costs a call and ~15 instructions around its few moves (and makes
+ * its caller save registers). */
+static inline THOTH_WIRE_ALWAYS_INLINE void thoth_wire_copy_small(uint8_t *to, const uint8_t *from, size_t n)
+{
+	if (n > 64) {
+		thoth_wire_halves(to, from, n, 64);
+	} else if (n > 32) {
+		thoth_wire_halves(to, from, n, 32);
+	} else if (n >= 16) {
+		thoth_wire_halves(to, from, n, 16);
+	} else if (n >= 8) {
+		uint64_t x, z;
+		memcpy(&x, from, 8);
+		memcpy(&z, from + n - 8, 8);
+		memcpy(to, &x, 8);
+		memcpy(to + n - 8, &z, 8);
+	} else {
+		for (size_t i = 0; i < n; i++)
+			to[i] = from[i];
+	}
+}
+
 /* Encode bytes into SLOT (or reserve them: see thoth_bytes_t). */
 int thoth_builder_bytes(thoth_builder_t *b, uint32_t slot, const thoth_bytes_t *v);
 
