@@ -87,8 +87,10 @@ PIDS+=($!)
 "$CODEX" --runtime-dir "$RT" --data-dir "$LOGS/codex-data" --workers 2 2>"$LOGS/codex.log" &
 PIDS+=($!)
 
+# Neither this nor the listing below may end the script under set -e: a
+# thothd that died meanwhile is reported by the wait at the end.
 DASHBOARD=$("$THOTHCTL" --runtime-dir "$RT" --json status |
-  sed -n 's/.*"dashboard_url":"\([^"]*\)".*/\1/p')
+  sed -n 's/.*"dashboard_url":"\([^"]*\)".*/\1/p') || true
 cat <<MSG
 ThothOS is running (runtime dir $RT):
   thothd       pid ${PIDS[0]}
@@ -113,7 +115,7 @@ Inspect it from another terminal:
 Try: kill -9 ${PIDS[1]}   (its instance disappears at once; the client moves on)
 
 MSG
-"$THOTHCTL" --runtime-dir "$RT" services
+"$THOTHCTL" --runtime-dir "$RT" services || true
 echo
 TIMER=""
 if [ -n "$FOR" ]; then
@@ -126,10 +128,20 @@ fi
 # Returns at the end of --for, or if thothd dies; Ctrl-C and SIGTERM run
 # the trap instead.  thothd dying is a failure the user must see (it ended
 # the demo with "stopping" and exit 0, as if it had been asked to).
+# A thothd that died before the wait (a signal, while thothctl ran above)
+# is no longer a job bash can `wait -n` for: its status is still there for
+# a plain `wait PID`.
 ended=""
 status=0
-wait -n -p ended "${PIDS[0]}" $TIMER || status=$?
-if [ "$ended" = "${PIDS[0]}" ]; then
+if kill -0 "${PIDS[0]}" 2>/dev/null; then
+  wait -n -p ended "${PIDS[0]}" ${TIMER:+"$TIMER"} 2>/dev/null || status=$?
+fi
+if [ "${ended:-}" != "${PIDS[0]}" ] && ! kill -0 "${PIDS[0]}" 2>/dev/null; then
+  ended=${PIDS[0]}
+  status=0
+  wait "${PIDS[0]}" 2>/dev/null || status=$?
+fi
+if [ "${ended:-}" = "${PIDS[0]}" ]; then
   [ -z "$TIMER" ] || kill "$TIMER" 2>/dev/null || true
   echo "run.sh: thothd (pid ${PIDS[0]}) exited on its own (status $status); the end of $LOGS/thothd.log:" >&2
   tail -n 5 "$LOGS/thothd.log" >&2

@@ -58,18 +58,27 @@ typedef struct driver {
 	 * by the main loop, never re-entrantly.  Unbounded: one serve event
 	 * per queued request, and the broker releases them all at once when
 	 * the device comes up -- a fixed 256 dropped the rest, and their
-	 * requesters waited for ever.  thothd bounds the requests. */
+	 * requesters waited for ever.  thothd bounds the requests (65,536);
+	 * beyond EVENTS_MAX, or without memory, the driver exits rather than
+	 * drop one: thothd fails a dead driver's queued requests, a dropped
+	 * event would leave its requester waiting for ever. */
 	queued_t *head, **tail;
+	size_t queued;
 } driver_t;
+
+enum { EVENTS_MAX = 1 << 20 };
 
 static void on_event(void *arg, const uint8_t *msg, size_t len)
 {
 	driver_t *d = arg;
-	queued_t *q = malloc(sizeof *q + len);
+	queued_t *q = d->queued < EVENTS_MAX ? malloc(sizeof *q + len) : NULL;
 	if (!q) {
-		fprintf(stderr, "pm-sim-driver: out of memory: an event from thothd is lost\n");
-		return;
+		fprintf(stderr, "pm-sim-driver: %s with %zu events queued: exiting rather than lose one "
+			"(thothd fails this driver's requests)\n",
+			d->queued < EVENTS_MAX ? "out of memory" : "over the limit of queued events", d->queued);
+		exit(1);
 	}
+	d->queued++;
 	q->next = NULL;
 	q->len = len;
 	memcpy(q->msg, msg, len);
@@ -226,6 +235,7 @@ int main(int argc, char **argv)
 		while (d.head) {
 			queued_t *q = d.head;
 			d.head = q->next;
+			d.queued--;
 			if (!d.head)
 				d.tail = &d.head;
 			handle(&d, q->msg, q->len);
