@@ -131,7 +131,7 @@ void thoth__trace_reader_refused(const thoth_trace_reader_t *r, uint64_t *droppe
  * or overwritten while it copied them, a run of consecutive ones in one
  * call: the lap and the copies that failed right after it make one call,
  * but copies failing one in two (a writer racing the copy) make one call
- * each, up to ring_records / 2 a ring per poll.  FN runs within the poll
+ * each, about ring_records / 2 a ring per poll at most.  FN runs within the poll
  * that counts them, on its thread; the TO - FROM it is told add up to what
  * stats.overwritten grew by (until that saturates: a lying head).  The
  * reader knows these ranges anyway: nothing is added to the writers'
@@ -162,6 +162,7 @@ static inline uint64_t thoth__trace_cut_share(uint64_t from, uint64_t to, const 
 		to = *stop;
 	return to > from ? to - from : 0;
 }
+
 /* thoth_trace_reader_poll, reading each ring I < N only up to UPTO[I] (a
  * cut taken by thoth__trace_reader_heads) and rings from N on not at all:
  * what came before the cut, however fast writers add after it, so a drain
