@@ -230,11 +230,14 @@ static void lost_flush(thoth_trace_reader_t *r, uint32_t index, lost_run_t *run)
 static void count_lost(thoth_trace_reader_t *r, uint32_t index, lost_run_t *run, uint64_t from,
                        uint64_t to)
 {
+	/* Saturated: a lying head (a hostile writer) makes the counts absurd,
+	 * never wrapped round to small. */
 	if (r->full_policy != THOTH_TRACE_OVERWRITE_OLDEST) {
-		r->stats.invalid += to - from;  /* a DROP_NEWEST writer never laps */
+		/* a DROP_NEWEST writer never laps */
+		r->stats.invalid = thoth__trace_sat_add(r->stats.invalid, to - from);
 		return;
 	}
-	r->stats.overwritten += to - from;
+	r->stats.overwritten = thoth__trace_sat_add(r->stats.overwritten, to - from);
 	if (run->to != from || run->to == run->from) {
 		lost_flush(r, index, run);
 		run->from = from;
@@ -386,21 +389,18 @@ static int reader_poll(thoth_trace_reader_t *r, const uint64_t *upto, uint32_t n
 	uint32_t claimed = __atomic_load_n(&control(r)->rings_claimed, __ATOMIC_ACQUIRE);
 	if (claimed > r->ring_count)
 		claimed = r->ring_count;
-	uint64_t dropped = 0;
-	for (uint32_t i = 0; i < claimed; i++) {
+	int rc = 0;
+	for (uint32_t i = 0; i < claimed && rc == 0; i++) {
 		reader_ring_t *rr = &r->rings[i];
 		uint64_t cap = !upto ? UINT64_MAX : i < n ? upto[i] : 0;
 		if (cap == 0 || (!rr->known && !adopt_ring(r, i, rr)))
 			continue;
-		int rc = drain_ring(r, i, rr, cap, &clock, fn, ctx);
-		if (rc)
-			return rc;
-		dropped += __atomic_load_n(&thoth_trace_ring_at(r->base, r->ring_records, i)->dropped,
-		                           __ATOMIC_RELAXED);
+		rc = drain_ring(r, i, rr, cap, &clock, fn, ctx);
 	}
-	r->stats.dropped = dropped;
-	r->stats.no_ring = __atomic_load_n(&control(r)->no_ring, __ATOMIC_RELAXED);
-	return 0;
+	/* Every claimed ring's, however far the poll went (one stopped by FN,
+	 * one to a cut): the writers' counters now, never an older sum. */
+	thoth__trace_reader_refused(r, &r->stats.dropped, &r->stats.no_ring);
+	return rc;
 }
 
 int thoth_trace_reader_poll(thoth_trace_reader_t *r, thoth_trace_event_fn fn, void *ctx)
@@ -503,8 +503,8 @@ void thoth__trace_reader_refused(const thoth_trace_reader_t *r, uint64_t *droppe
 	if (claimed > r->ring_count)
 		claimed = r->ring_count;
 	for (uint32_t i = 0; i < claimed; i++)
-		*dropped += __atomic_load_n(&thoth_trace_ring_at(r->base, r->ring_records, i)->dropped,
-		                            __ATOMIC_RELAXED);
+		*dropped = thoth__trace_sat_add(*dropped, __atomic_load_n(
+			&thoth_trace_ring_at(r->base, r->ring_records, i)->dropped, __ATOMIC_RELAXED));
 	*no_ring = __atomic_load_n(&control(r)->no_ring, __ATOMIC_RELAXED);
 }
 

@@ -121,23 +121,48 @@ uint64_t thoth__trace_reader_unread(const thoth_trace_reader_t *r);
  * reading any.  The writer owns the heads: a hostile one misplaces only its
  * own records. */
 void thoth__trace_reader_heads(const thoth_trace_reader_t *r, uint64_t *heads, uint32_t n);
+/* The writers' own loss counters now, as every poll reads them into
+ * stats.dropped and stats.no_ring (one load a claimed ring, the sum
+ * saturated): with a cut (thoth__trace_reader_heads) they say what was
+ * refused before it, for records that never got a sequence to be cut by. */
+void thoth__trace_reader_refused(const thoth_trace_reader_t *r, uint64_t *dropped, uint64_t *no_ring);
 /* What READER counts as overwritten (an OVERWRITE_OLDEST ring), by
  * sequence: ring RING's records [FROM, TO), lapped before it got to them
  * or overwritten while it copied them, a run of consecutive ones in one
- * call (at most a few a ring per poll: the lap, then what a writer lapping
- * the copy took).  FN runs within the poll that counts them, on its
- * thread; the TO - FROM it is told add up to what stats.overwritten grew
- * by.  The reader knows these ranges anyway: nothing is added to the
- * writers' path.  thothd splits them by its cuts (trace.c: a session's
- * loss is what it lost after its start and before its stop).  NULL FN:
- * none. */
-/* The writers' own loss counters now, as a poll would read them into
- * stats.dropped and stats.no_ring (one load a ring): with a cut
- * (thoth__trace_reader_heads) they say what was refused before it, for
- * records that never got a sequence to be cut by. */
-void thoth__trace_reader_refused(const thoth_trace_reader_t *r, uint64_t *dropped, uint64_t *no_ring);
+ * call: the lap and the copies that failed right after it make one call,
+ * but copies failing one in two (a writer racing the copy) make one call
+ * each, about ring_records / 2 a ring per poll at most.  FN runs within the poll
+ * that counts them, on its thread; the TO - FROM it is told add up to what
+ * stats.overwritten grew by (until that saturates: a lying head).  The
+ * reader knows these ranges anyway: nothing is added to the writers'
+ * path.  thothd splits them by its cuts (trace.c: a session's loss is
+ * what it lost after its start and before its stop).  NULL FN: none. */
 typedef void (*thoth__trace_lost_fn)(uint32_t ring, uint64_t from, uint64_t to, void *ctx);
 void thoth__trace_reader_on_lost(thoth_trace_reader_t *r, thoth__trace_lost_fn fn, void *ctx);
+
+/* A + B, or UINT64_MAX where that would wrap: a loss count a lying ring
+ * head makes absurd stays absurd, never wraps round to a small one (nor
+ * takes from a sum of other processes' losses). */
+static inline uint64_t thoth__trace_sat_add(uint64_t a, uint64_t b)
+{
+	uint64_t sum;
+	return __builtin_add_overflow(a, b, &sum) ? UINT64_MAX : sum;
+}
+
+/* How many of a ring's records [FROM, TO) lie within [*START, *STOP):
+ * those of a collection cut at START (its first record) and at STOP (the
+ * first not its own).  START NULL: no cut before (from the ring's first);
+ * STOP NULL: none after. */
+static inline uint64_t thoth__trace_cut_share(uint64_t from, uint64_t to, const uint64_t *start,
+                                              const uint64_t *stop)
+{
+	if (start && from < *start)
+		from = *start;
+	if (stop && to > *stop)
+		to = *stop;
+	return to > from ? to - from : 0;
+}
+
 /* thoth_trace_reader_poll, reading each ring I < N only up to UPTO[I] (a
  * cut taken by thoth__trace_reader_heads) and rings from N on not at all:
  * what came before the cut, however fast writers add after it, so a drain

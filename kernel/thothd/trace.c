@@ -107,8 +107,12 @@ typedef struct trace_source {
 	 * records later, on whichever thread, sorts them). */
 	uint64_t *session_cut, *live_cut;
 	/* The stop's cut (set by a stop beside the live observer): records
-	 * from it on are not the session's, whoever drains them. */
+	 * from it on are not the session's, whoever drains them.  With it the
+	 * writers' refusal counters then (thoth__trace_reader_refused): the
+	 * observer's categories stay on, so later refusals are not the
+	 * session's either. */
 	uint64_t *stop_cut;
+	uint64_t stop_dropped, stop_no_ring;
 	uint32_t n_cut;
 	/* Its connection closed and a drain has read what it left (its last
 	 * records, the observer's): pruning may free it.  A big rest is read
@@ -298,14 +302,10 @@ static void source_lost(uint32_t ring, uint64_t from, uint64_t to, void *ctx)
 	trace_source_t *s = ctx;
 	if (!s->in_session)
 		return;
-	if (ring < s->n_cut) {
-		if (s->session_cut && from < s->session_cut[ring])
-			from = s->session_cut[ring];
-		if (s->stop_cut && to > s->stop_cut[ring])
-			to = s->stop_cut[ring];
-	}
-	if (to > from)
-		s->session_overwritten += to - from;
+	const uint64_t *start = s->session_cut && ring < s->n_cut ? &s->session_cut[ring] : NULL;
+	const uint64_t *stop = s->stop_cut && ring < s->n_cut ? &s->stop_cut[ring] : NULL;
+	s->session_overwritten = thoth__trace_sat_add(s->session_overwritten,
+						      thoth__trace_cut_share(from, to, start, stop));
 }
 
 /* A cut of S's rings now, in *CUT (allocated once per source); false when
@@ -369,6 +369,9 @@ static void source_free(thothd_tracer_t *t, trace_source_t *s)
 	 * a mask the process set itself (THOTH_TRACE=...) is left alone. */
 	if (s->in_session || t->live_fn)
 		thoth_trace_reader_set_enabled(s->reader, 0);
+	/* A worker may close the reader after S is freed: nothing of it may
+	 * be called back with S then. */
+	thoth__trace_reader_on_lost(s->reader, NULL, NULL);
 	const uint8_t *base;
 	size_t size = 0;
 	if (t->freeing || thoth__trace_reader_mapping(s->reader, &base, &size) || size < CLOSE_ASIDE_BYTES ||
@@ -442,6 +445,7 @@ static void source_join_session(thothd_tracer_t *t, trace_source_t *s)
 {
 	if (t->pid_filter && s->pid != t->pid_filter)
 		return;
+	bool polled = true;
 	if (t->live_fn) {
 		/* What waits is the observer's only: its next drain (a busy
 		 * backlog on the task thread) hands it out, the cut keeps it from
@@ -449,14 +453,16 @@ static void source_join_session(thothd_tracer_t *t, trace_source_t *s)
 		 * (the old path, the benchmarks' baseline), drained here. */
 		if (t->d->defer_off || !cut_now(s, &s->session_cut))
 			source_poll_routed(t, s);
+		else
+			polled = false;
 		s->mixed = true;
 	} else {
 		thoth_trace_reader_poll(s->reader, skip_event, NULL);
 	}
 	thoth_trace_reader_stats(s->reader, &s->base);
-	/* Beside a cut the last poll may be old: records refused since (a
-	 * full DROP_NEWEST ring, no free ring) came before the session. */
-	if (s->session_cut)
+	/* Without a poll here the last one may be old: records refused since
+	 * (a full DROP_NEWEST ring, no free ring) came before the session. */
+	if (!polled)
 		thoth__trace_reader_refused(s->reader, &s->base.dropped, &s->base.no_ring);
 	s->session_overwritten = 0;
 	s->in_session = true;
@@ -729,7 +735,8 @@ static void drain_sources(thothd_tracer_t *t);
 static void poll_extra_source(thothd_tracer_t *t)
 {
 	if (t->active && t->source_fn && (t->categories & t->source_mask))
-		t->source_lost += t->source_fn(t, t->session_start_ns, t->source_ctx);
+		t->source_lost = thoth__trace_sat_add(t->source_lost,
+						      t->source_fn(t, t->session_start_ns, t->source_ctx));
 }
 
 /* Every source into the collection, then the extra source (mu held). */
@@ -1067,25 +1074,39 @@ static void session_end(thothd_tracer_t *t, uint64_t *events, uint64_t *dropped,
 			continue;
 		thoth_trace_stats_t st;
 		thoth_trace_reader_stats(s->reader, &st);
+		/* Refusals up to the stop's cut where it took one (the observer
+		 * keeps its categories on: later ones are its own), else now:
+		 * never a poll's older figure.  The writer owns the counters:
+		 * one that lowers them loses only its own count. */
+		uint64_t end_dropped = s->stop_dropped, end_no_ring = s->stop_no_ring;
+		if (!s->stop_cut)
+			thoth__trace_reader_refused(s->reader, &end_dropped, &end_no_ring);
+		/* Saturated: a hostile writer's absurd count stays absurd, never
+		 * takes from the other processes' counts. */
 		sum.read += st.read - s->base.read;
-		/* (saturated: a poll to a cut reads the dropped counters of
-		 * the rings it reads only) */
-		sum.dropped += st.dropped > s->base.dropped ? st.dropped - s->base.dropped : 0;
-		sum.overwritten += s->session_overwritten;
+		sum.dropped = thoth__trace_sat_add(sum.dropped, end_dropped > s->base.dropped ?
+						   end_dropped - s->base.dropped : 0);
+		sum.overwritten = thoth__trace_sat_add(sum.overwritten, s->session_overwritten);
 		sum.torn += st.torn - s->base.torn;
-		sum.invalid += st.invalid - s->base.invalid;
-		sum.no_ring += st.no_ring > s->base.no_ring ? st.no_ring - s->base.no_ring : 0;
+		sum.invalid = thoth__trace_sat_add(sum.invalid, st.invalid - s->base.invalid);
+		sum.no_ring = thoth__trace_sat_add(sum.no_ring, end_no_ring > s->base.no_ring ?
+						   end_no_ring - s->base.no_ring : 0);
 		s->in_session = false;
 		processes++;
 	}
 	for (trace_source_t *s = t->sources; s; s = s->next) {
 		cut_drop(&s->session_cut);
 		cut_drop(&s->stop_cut);
+		s->stop_dropped = s->stop_no_ring = 0;
 		s->mixed = false;
 	}
 	*events = thoth_trace_collection_count(t->collection);
-	*dropped = sum.dropped + sum.overwritten + sum.torn + sum.invalid + sum.no_ring +
-		   t->discarded + t->source_lost;
+	uint64_t lost = 0;
+	const uint64_t parts[] = { sum.dropped, sum.overwritten, sum.torn, sum.invalid, sum.no_ring,
+				   t->discarded, t->source_lost };
+	for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+		lost = thoth__trace_sat_add(lost, parts[i]);
+	*dropped = lost;
 	t->last_events = *events;
 	t->last_dropped = *dropped;
 	t->stopping = false;
@@ -1139,6 +1160,8 @@ static void stop_switch_off(thothd_tracer_t *t)
 		 * after the stop, until it ends: as before cuts. */
 		if (t->live_fn && !cut_now(s, &s->stop_cut))
 			cut_drop(&s->stop_cut);
+		if (s->stop_cut)
+			thoth__trace_reader_refused(s->reader, &s->stop_dropped, &s->stop_no_ring);
 	}
 }
 
@@ -1150,6 +1173,7 @@ static void stop_switch_on(thothd_tracer_t *t)
 			continue;
 		thoth_trace_reader_set_enabled(s->reader, source_mask(t, s));
 		cut_drop(&s->stop_cut);
+		s->stop_dropped = s->stop_no_ring = 0;
 	}
 }
 

@@ -244,8 +244,8 @@ static void test_overwritten_records_are_told_by_sequence(void **state)
 	assert_int_equal(lr.from[0], 0);
 	assert_int_equal(lr.to[0], 46);
 	/* split by the cut: 10 older, 36 from the cut on */
-	uint64_t after = lr.to[0] - (lr.from[0] > cut ? lr.from[0] : cut);
-	assert_int_equal(after, 36);
+	assert_int_equal(thoth__trace_cut_share(lr.from[0], lr.to[0], &cut, NULL), 36);
+	assert_int_equal(thoth__trace_cut_share(lr.from[0], lr.to[0], NULL, &cut), 10);
 
 	/* The next lap starts at the reader's position: [110, 116). */
 	for (int i = 0; i < 70; i++)
@@ -287,6 +287,115 @@ static void test_overwritten_records_are_told_by_sequence(void **state)
 	assert_int_equal(lr.n, 4);
 	thoth_trace_reader_close(r);
 	event_list_free(&l);
+}
+
+/* A collector's share of a lost range is what lies between its cuts
+ * (thothd: a session's loss, from its start's cut to its stop's). */
+static void test_a_cut_share_is_what_lies_between_the_cuts(void **state)
+{
+	(void)state;
+	const uint64_t start = 100, stop = 200;
+	assert_int_equal(thoth__trace_cut_share(10, 50, NULL, NULL), 40);     /* no cut */
+	assert_int_equal(thoth__trace_cut_share(10, 100, &start, &stop), 0);  /* wholly before */
+	assert_int_equal(thoth__trace_cut_share(200, 300, &start, &stop), 0); /* wholly after */
+	assert_int_equal(thoth__trace_cut_share(250, 300, NULL, &stop), 0);
+	assert_int_equal(thoth__trace_cut_share(10, 50, &start, NULL), 0);
+	assert_int_equal(thoth__trace_cut_share(90, 150, &start, &stop), 50); /* straddles the start */
+	assert_int_equal(thoth__trace_cut_share(90, 150, &start, NULL), 50);
+	assert_int_equal(thoth__trace_cut_share(150, 250, &start, &stop), 50); /* straddles the stop */
+	assert_int_equal(thoth__trace_cut_share(150, 250, NULL, &stop), 50);
+	assert_int_equal(thoth__trace_cut_share(50, 250, &start, &stop), 100); /* both */
+	assert_int_equal(thoth__trace_cut_share(120, 130, &start, &stop), 10); /* within */
+	assert_int_equal(thoth__trace_cut_share(150, 150, &start, &stop), 0);  /* empty */
+	assert_int_equal(thoth__trace_sat_add(1, 2), 3);
+	assert_int_equal(thoth__trace_sat_add(UINT64_MAX - 1, 1), UINT64_MAX);
+	assert_int_equal(thoth__trace_sat_add(UINT64_MAX - 1, 5), UINT64_MAX);
+}
+
+/* A ring's writer owns its head: a lying one makes the loss count absurd,
+ * told in one call a lap (not a call a record), and the count saturates
+ * rather than wrapping round to a small one.  The head far ahead, back to
+ * 0 (counted invalid, followed), far ahead again: two laps of nearly 2^64
+ * each.  The code before wrapped (2^64 - 32 overwritten: test fails). */
+static void test_a_lying_head_is_told_once_and_saturates(void **state)
+{
+	start_tracing(64, THOTH_TRACE_OVERWRITE_OLDEST, THOTH_TRACE_ALL_CATEGORIES);
+	thoth_trace_reader_t *r = open_reader();
+	lost_ranges_t lr = { 0 };
+	thoth__trace_reader_on_lost(r, lost_range_add, &lr);
+	for (int i = 0; i < 10; i++)
+		THOTH_TRACE(USER, honest, i, 0);
+	event_list_t l = { 0 };
+	thoth_trace_stats_t st = poll_into(r, &l);
+	assert_int_equal(l.count, 10);
+	thoth_trace_ring_header_t *ring = thoth_trace_thread_ring();
+	uint64_t honest_head = __atomic_load_n(&ring->head, __ATOMIC_RELAXED);
+	assert_int_equal(honest_head, 10);
+
+	__atomic_store_n(&ring->head, UINT64_MAX - 10, __ATOMIC_RELEASE);
+	st = poll_into(r, &l);
+	assert_int_equal(lr.n, 1);      /* the lap and the copies after it: one range */
+	assert_int_equal(lr.from[0], 10);
+	assert_int_equal(lr.to[0], UINT64_MAX - 10);
+	assert_int_equal(st.overwritten, UINT64_MAX - 20);
+	assert_int_equal(l.count, 10);
+
+	__atomic_store_n(&ring->head, 0, __ATOMIC_RELEASE);
+	uint64_t invalid = st.invalid;
+	st = poll_into(r, &l);
+	assert_int_equal(st.invalid, invalid + 1);
+	assert_int_equal(lr.n, 1);
+
+	__atomic_store_n(&ring->head, UINT64_MAX - 10, __ATOMIC_RELEASE);
+	st = poll_into(r, &l);
+	assert_int_equal(lr.n, 2);
+	assert_int_equal(lr.from[1], 0);
+	assert_int_equal(lr.to[1], UINT64_MAX - 10);
+	assert_int_equal(st.overwritten, UINT64_MAX);
+	assert_int_equal(l.count, 10);
+
+	__atomic_store_n(&ring->head, honest_head, __ATOMIC_RELEASE);
+	thoth_trace_reader_close(r);
+	event_list_free(&l);
+}
+
+static int stop_at_first(const thoth_trace_event_t *ev, void *ctx)
+{
+	(void)ev;
+	(*(unsigned *)ctx)++;
+	return 1;
+}
+
+/* A poll reads the writers' refusal counters whatever stops it: one ended
+ * by its callback (thothd's chunked drains end so) still says what was
+ * refused, as does one to an empty cut of that ring.  The code before
+ * summed only the rings a poll finished, and nothing when it stopped
+ * early (0 here: test fails). */
+static void test_a_poll_stopped_early_still_counts_refusals(void **state)
+{
+	start_tracing(8, THOTH_TRACE_DROP_NEWEST, THOTH_TRACE_ALL_CATEGORIES);
+	thoth_trace_reader_t *r = open_reader();
+	for (int i = 0; i < 20; i++)
+		THOTH_TRACE(USER, counted, i, 0);
+	unsigned seen = 0;
+	assert_int_equal(thoth_trace_reader_poll(r, stop_at_first, &seen), 1);
+	assert_int_equal(seen, 1);
+	thoth_trace_stats_t st;
+	assert_int_equal(thoth_trace_reader_stats(r, &st), 0);
+	assert_int_equal(st.dropped, 12);
+	uint64_t dropped, no_ring;
+	thoth__trace_reader_refused(r, &dropped, &no_ring);
+	assert_int_equal(dropped, 12);
+	/* 3 more refused (the ring still holds 7): a poll to a cut that
+	 * reads none of this ring counts them too. */
+	for (int i = 0; i < 4; i++)
+		THOTH_TRACE(USER, counted, i, 0);
+	uint64_t none = 0;
+	assert_int_equal(thoth__trace_reader_poll_upto(r, &none, 1, stop_at_first, &seen), 0);
+	assert_int_equal(seen, 1);
+	assert_int_equal(thoth_trace_reader_stats(r, &st), 0);
+	assert_int_equal(st.dropped, 15);
+	thoth_trace_reader_close(r);
 }
 
 static void test_drop_newest_keeps_oldest_and_counts_drops_exactly(void **state)
@@ -718,6 +827,9 @@ int main(void)
 		cmocka_unit_test_teardown(test_overwrite_oldest_keeps_newest_and_counts_the_rest,
 		                          teardown),
 		cmocka_unit_test_teardown(test_overwritten_records_are_told_by_sequence, teardown),
+		cmocka_unit_test(test_a_cut_share_is_what_lies_between_the_cuts),
+		cmocka_unit_test_teardown(test_a_lying_head_is_told_once_and_saturates, teardown),
+		cmocka_unit_test_teardown(test_a_poll_stopped_early_still_counts_refusals, teardown),
 		cmocka_unit_test_teardown(test_drop_newest_keeps_oldest_and_counts_drops_exactly,
 		                          teardown),
 		cmocka_unit_test_teardown(test_ring_wraps_around_without_loss_when_drained, teardown),

@@ -96,25 +96,6 @@ static _Noreturn void stream(void)
 }
 
 static int spawn(harness_t *h, uint32_t ring_records, uint32_t per_s, uint32_t policy,
-		 live_traced_t *out);
-
-int live_traced_spawn(harness_t *h, uint32_t ring_records, live_traced_t *out)
-{
-	return spawn(h, ring_records, 0, THOTH_TRACE_OVERWRITE_OLDEST, out);
-}
-
-int live_traced_spawn_dropping(harness_t *h, uint32_t ring_records, live_traced_t *out)
-{
-	return spawn(h, ring_records, 0, THOTH_TRACE_DROP_NEWEST, out);
-}
-
-int live_traced_spawn_streaming(harness_t *h, uint32_t ring_records, uint32_t per_s,
-				live_traced_t *out)
-{
-	return spawn(h, ring_records, per_s, THOTH_TRACE_OVERWRITE_OLDEST, out);
-}
-
-static int spawn(harness_t *h, uint32_t ring_records, uint32_t per_s, uint32_t policy,
 		 live_traced_t *out)
 {
 	int go[2], done[2];
@@ -126,8 +107,13 @@ static int spawn(harness_t *h, uint32_t ring_records, uint32_t per_s, uint32_t p
 		return -1;
 	}
 	pid_t p = fork();
-	if (p < 0)
+	if (p < 0) {
+		close(go[0]);
+		close(go[1]);
+		close(done[0]);
+		close(done[1]);
 		return -1;
+	}
 	if (p == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		/* Only its own ends: an earlier traced process's GO, inherited,
@@ -156,6 +142,22 @@ static int spawn(harness_t *h, uint32_t ring_records, uint32_t per_s, uint32_t p
 	h->children[h->n_children++] = p;
 	*out = (live_traced_t){ .pid = p, .go = go[1], .done = done[0] };
 	return 0;
+}
+
+int live_traced_spawn(harness_t *h, uint32_t ring_records, live_traced_t *out)
+{
+	return spawn(h, ring_records, 0, THOTH_TRACE_OVERWRITE_OLDEST, out);
+}
+
+int live_traced_spawn_dropping(harness_t *h, uint32_t ring_records, live_traced_t *out)
+{
+	return spawn(h, ring_records, 0, THOTH_TRACE_DROP_NEWEST, out);
+}
+
+int live_traced_spawn_streaming(harness_t *h, uint32_t ring_records, uint32_t per_s,
+				live_traced_t *out)
+{
+	return spawn(h, ring_records, per_s, THOTH_TRACE_OVERWRITE_OLDEST, out);
 }
 
 int live_traced_burst(const live_traced_t *p, uint32_t n)

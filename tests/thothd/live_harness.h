@@ -28,8 +28,8 @@ typedef struct live_traced {
 } live_traced_t;
 
 int live_traced_spawn(harness_t *h, uint32_t ring_records, live_traced_t *out);
-/* The same with rings that keep the oldest (DROP_NEWEST): a burst into a
- * full ring is refused, counted in the ring's `dropped`. */
+/* The same, its rings DROP_NEWEST: a record written into a full ring is
+ * refused (counted in that ring's `dropped`), the ring keeps its oldest. */
 int live_traced_spawn_dropping(harness_t *h, uint32_t ring_records, live_traced_t *out);
 /* The same, and its main thread, the first to claim a ring (ring 0),
  * writes loop_wakeup records (reason fd, arg1 counting) on its own while
