@@ -344,7 +344,7 @@ static void wake_peer(chan_end_t *e, _Atomic uint32_t *word, uint32_t waiting)
  * at most one doorbell byte however many messages follow it: what lets a
  * service leave our doorbells unread and count them (CHAN_BELL_ONCE).
  * The plain load first keeps the locked instruction off the path where
- * the peer is awake.  Why the claim loses no wake-up: the exchange reads
+ * the peer is awake.  Why the claim loses no wake-up: the compare-exchange reads
  * the flag as the load did, after our fence (the Dekker pair of "Memory
  * ordering", point 4); the peer clears its flag only when awake and
  * re-arms with store, fence, re-check.  The claim may be for a message

@@ -141,6 +141,12 @@ static void test_bytes_fields(void **state)
 			test_flat_Flat_put_resp_t rs = { .ack = bytes_way(way, lens[i], &where) };
 			each_cap(put_resp, &test_flat_Flat_put_info, true, &rs, way >= 2 ? &where : NULL, need);
 		}
+	/* a reservation near 4 GiB: refused both ways (on a 32-bit target its
+	 * padded length wrapped the fast path's sum below the cap) */
+	for (int way = 2; way < 4; way++) {
+		test_flat_Flat_put_req_t big = { .data = bytes_way(way, 0xFFFFFFF9u, &where) };
+		each_cap(put_req, &test_flat_Flat_put_info, false, &big, &where, 4096);
+	}
 	/* a pointer given together with a reservation: the reservation wins */
 	test_flat_Flat_put_req_t rq = { .data = { .ptr = payload, .len = 20, .reserve = &where } };
 	each_cap(put_req, &test_flat_Flat_put_info, false, &rq, &where, 40 + 16 + 24);

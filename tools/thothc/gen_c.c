@@ -1052,7 +1052,7 @@ static void emit_encode_fast(strbuf_t *c, const rec_t *r, unsigned major, unsign
 {
 	char lv[300];
 	sb_addf(c, "\t{\n\t\t/* straight-line when nothing can fail (thothc: emit_encode_fast) */\n"
-		   "\t\tuint8_t *p = (uint8_t *)buf;\n\t\tsize_t need = THOTH_WIRE_HEADER_SIZE + 8 + %u;\n"
+		   "\t\tuint8_t *p = (uint8_t *)buf;\n\t\tuint64_t need = THOTH_WIRE_HEADER_SIZE + 8 + %u;\n"
 		   "\t\tbool fast = p && !((uintptr_t)p & (THOTH_WIRE_ALIGN - 1));\n", r->fixed);
 	/* each string and bytes field read once: a store into the message
 	 * could alias the value for all the compiler knows */
@@ -1075,9 +1075,9 @@ static void emit_encode_fast(strbuf_t *c, const rec_t *r, unsigned major, unsign
 		/* bytes: a copy up to THOTH_WIRE_COPY_INLINE or space reserved
 		 * uninitialised (zeroed space and longer copies: the builder) */
 		if (t->kind == TIDL_BYTES)
-			sb_addf(c, "%sfast &= !f%zu.len || (f%zu.reserve ? f%zu.uninit\n"
+			sb_addf(c, "%sfast &= !f%zu.len || (f%zu.reserve ? f%zu.uninit && f%zu.len <= THOTH_WIRE_MAX_BODY\n"
 				   "%s\t\t: f%zu.ptr && f%zu.len <= THOTH_WIRE_COPY_INLINE);\n"
-				   "%sneed += thoth_wire_pad8(f%zu.len);\n", ind, i, i, i, ind, i, i, ind, i);
+				   "%sneed += thoth_wire_pad8(f%zu.len);\n", ind, i, i, i, i, ind, i, i, ind, i);
 		else if (t->kind == TIDL_STRING)
 			sb_addf(c, "%sfast &= !f%zu.len || (f%zu.ptr && f%zu.len <= THOTH_WIRE_COPY_INLINE &&\n"
 				   "%s\t!thoth_wire_check_utf8((const uint8_t *)f%zu.ptr, f%zu.len));\n"
@@ -1089,7 +1089,10 @@ static void emit_encode_fast(strbuf_t *c, const rec_t *r, unsigned major, unsign
 	}
 	/* The builder's cap is CAP clamped at a maximal message; the message
 	 * fits it iff every allocation and the final pad do (each ends at or
-	 * before NEED). */
+	 * before NEED).  NEED is 64-bit and adds only lengths already bounded
+	 * (a reservation by THOTH_WIRE_MAX_BODY, a copy by
+	 * THOTH_WIRE_COPY_INLINE): on a 32-bit target a 4 GiB reservation
+	 * wrapped a size_t sum below CAP. */
 	sb_addf(c, "\t\tif (fast && need <= cap && need <= THOTH_WIRE_HEADER_SIZE + (size_t)THOTH_WIRE_MAX_BODY) {\n"
 		   "\t\t\tuint8_t *fr = p + THOTH_WIRE_HEADER_SIZE;\n"
 		   "\t\t\tsize_t at = 8 + %u;   /* the next object's body offset */\n"
