@@ -684,6 +684,27 @@ static void take_request(pair_t *p)
 }
 
 /* Naps taken until the next one: NAPS decisions made, how many napped. */
+
+/* The pair's doorbell sockets: the client rings them, the service owns its
+ * bell. */
+static void pair_bells(pair_t *p)
+{
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	p->cli.sock = sv[0];
+	p->cli.peer_bell = true;
+	p->srv.sock = sv[1];
+	p->srv.own_bell = true;
+}
+
+static void pair_bells_free(pair_t *p)
+{
+	close(p->cli.sock);
+	close(p->srv.sock);
+	p->cli.sock = p->srv.sock = -1;
+	pair_free(p);
+}
+
 /* Unread doorbells are bounded by the arms themselves, whatever the loop
  * does between its read-backs: 300 sleeps, each rung once by a request
  * (one bell per sleep: the claim), none read back by a loop: an arm that
@@ -694,12 +715,7 @@ static void test_unread_doorbells_are_bounded_by_the_arms(void **state)
 {
 	(void)state;
 	pair_t *p = pair_new(8, 8, 4096);
-	int sv[2];
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	p->cli.sock = sv[0];
-	p->cli.peer_bell = true;
-	p->srv.sock = sv[1];
-	p->srv.own_bell = true;
+	pair_bells(p);
 	chan_bell_advertise(&p->srv);
 	assert_true(chan_bell_attach(&p->cli));
 	int most = 0;
@@ -709,17 +725,14 @@ static void test_unread_doorbells_are_bounded_by_the_arms(void **state)
 		assert_int_equal(p->cli.st.wakes, i + 1);      /* one bell for this sleep */
 		take_request(p);
 		int unread = 0;
-		assert_int_equal(ioctl(sv[1], FIONREAD, &unread), 0);
+		assert_int_equal(ioctl(p->srv.sock, FIONREAD, &unread), 0);
 		if (unread > most)
 			most = unread;
 	}
 	if (most > (int)CHAN_BELL_ARMS_MAX)
 		fail_msg("%d doorbells unread, the bound is %u", most, CHAN_BELL_ARMS_MAX);
 	assert_true(most >= (int)CHAN_BELL_ARMS_MAX - 1);  /* and they were left unread up to it */
-	close(sv[0]);
-	close(sv[1]);
-	p->cli.sock = p->srv.sock = -1;
-	pair_free(p);
+	pair_bells_free(p);
 }
 
 
@@ -737,14 +750,9 @@ static void test_a_client_claims_only_where_the_service_rearms(void **state)
 {
 	(void)state;
 	pair_t *p = pair_new(8, 8, 4096);
-	int sv[2];
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	pair_bells(p);
 	chan_ctl_t *ctl = (chan_ctl_t *)p->base;
 	_Atomic uint32_t *flag = &ctl->dir[CHAN_REQ].cons_waiting;
-	p->cli.sock = sv[0];
-	p->cli.peer_bell = true;
-	p->srv.sock = sv[1];
-	p->srv.own_bell = true;
 	/* An older service: bell[CHAN_SERVER] stays 0. */
 	assert_false(chan_bell_attach(&p->cli));
 	assert_int_equal(chan_arm(&p->srv, CHAN_WAIT_RECV, 0), 0);
@@ -753,7 +761,7 @@ static void test_a_client_claims_only_where_the_service_rearms(void **state)
 	queue_request(p, 2);                                        /* still rings */
 	assert_int_equal(p->cli.st.wakes, 2);
 	int unread = 0;
-	assert_int_equal(ioctl(sv[1], FIONREAD, &unread), 0);
+	assert_int_equal(ioctl(p->srv.sock, FIONREAD, &unread), 0);
 	assert_int_equal(unread, 2);
 	take_request(p);
 	take_request(p);
@@ -769,12 +777,9 @@ static void test_a_client_claims_only_where_the_service_rearms(void **state)
 	assert_int_equal(atomic_load(flag), 0);
 	queue_request(p, 4);
 	assert_int_equal(p->cli.st.wakes, 3);
-	assert_int_equal(ioctl(sv[1], FIONREAD, &unread), 0);
+	assert_int_equal(ioctl(p->srv.sock, FIONREAD, &unread), 0);
 	assert_int_equal(unread, 1);
-	close(sv[0]);
-	close(sv[1]);
-	p->cli.sock = p->srv.sock = -1;
-	pair_free(p);
+	pair_bells_free(p);
 }
 
 /*
@@ -791,13 +796,8 @@ static void test_a_futex_sleepers_flag_is_never_claimed(void **state)
 {
 	(void)state;
 	pair_t *p = pair_new(4, 8, 4096);
-	int sv[2];
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	pair_bells(p);
 	chan_ctl_t *ctl = (chan_ctl_t *)p->base;
-	p->cli.sock = sv[0];
-	p->cli.peer_bell = true;
-	p->srv.sock = sv[1];
-	p->srv.own_bell = true;
 	chan_bell_advertise(&p->srv);                   /* peer_bell false: a futex client */
 	assert_true(chan_bell_attach(&p->cli));
 	uint8_t *buf;
@@ -851,12 +851,9 @@ static void test_a_futex_sleepers_flag_is_never_claimed(void **state)
 	queue_request(p, 31);
 	assert_int_equal(p->cli.st.wakes, wakes + 2);
 	int unread = -1;
-	assert_int_equal(ioctl(sv[1], FIONREAD, &unread), 0);
+	assert_int_equal(ioctl(p->srv.sock, FIONREAD, &unread), 0);
 	assert_int_equal(unread, 0);                    /* FUTEX_WAKEs, no doorbell */
-	close(sv[0]);
-	close(sv[1]);
-	p->cli.sock = p->srv.sock = -1;
-	pair_free(p);
+	pair_bells_free(p);
 }
 
 /* Only an end that is rung on its socket counts its arms (and reads
