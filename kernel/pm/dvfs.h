@@ -88,7 +88,12 @@ void thoth_pm_dvfs_set_options(thoth_pm_dvfs_t *d, unsigned options);
 /* Re-decide at NOW_NS given RUNNING_NS of CPU time since the last call
  * (thoth_pm_thread_cpu_ns differences); writes the backend when the OPP
  * changes.  *OPP_OUT: the OPP index chosen.  THOTH_E_IO (with errno kept
- * in thoth_pm_dvfs_error) if the write failed. */
+ * in thoth_pm_dvfs_error) if the write failed.  The first call after
+ * thoth_pm_dvfs_completed or thoth_pm_dvfs_dispatched credits RUNNING_NS
+ * to no request (it is the finished handler's tail, or the loop's time
+ * before the dispatch): call it right after either, or the new head's own
+ * time until then is not counted as done (a cautious plan until its
+ * completion). */
 int thoth_pm_dvfs_update(thoth_pm_dvfs_t *d, uint64_t now_ns, uint64_t running_ns,
 			 uint32_t *opp_out);
 

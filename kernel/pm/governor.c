@@ -330,7 +330,7 @@ static uint32_t ondemand(thoth_pm_governor_t *g, uint64_t now, uint64_t running_
  * built at init (each lookup used to walk the OPPs and price each). */
 static uint32_t next_efficient(const thoth_pm_governor_t *g, uint32_t i)
 {
-	return i < g->model->opp_count ? g->next_eff[i] : i;
+	return i < g->model->opp_count && i < THOTH_PM_MODEL_MAX_OPPS ? g->next_eff[i] : i;
 }
 
 /* The work estimate: each request's MEAN, and EST, what one request is
