@@ -94,6 +94,7 @@ struct conn {
 	bool bell_edge;                 /* socket watched edge-triggered: doorbells read back every
 					 * CHAN_BELL_DRAIN_EVERY arms (bell_skip) */
 	bool bell_level;                /* level triggered for good: no promise kept, the end, or no edge mode */
+	bool peer_gone;                 /* conn_drain took the client as gone: ours, not the shared closed word */
 	uint64_t pl_calls, pl_wakes;    /* placement window: calls, doorbell wake-ups */
 	uint64_t pl_busy0;              /* the client's CPU ns at the window's start (0 = none) */
 	thoth_timer_t *mod_timer;       /* moderation: we wake by ourselves then (PM-3) */
@@ -550,7 +551,8 @@ static enum serve_result conn_serve(conn_t *c, unsigned *budget)
 		 * it here would cost a system call per message).  What the
 		 * client queued before closing is still served: a oneway
 		 * message sent just before close is not lost. */
-		bool closing = atomic_load_explicit(&e->ctl->closed[CHAN_CLIENT], memory_order_acquire);
+		bool closing = c->peer_gone ||
+			       atomic_load_explicit(&e->ctl->closed[CHAN_CLIENT], memory_order_acquire);
 		if (closing && !chan_ready(e, CHAN_WAIT_RECV, 0)) {
 			ST_ADD(s, peer_gone, 1);
 			conn_close(c);
@@ -948,6 +950,11 @@ static bool conn_drain(conn_t *c)
 		bell_to_level(c);
 	if (!gone)
 		return false;
+	/* The shared word tells a napping or spinning end; our own flag is
+	 * what closes the channel: a flooding client is alive and could
+	 * store 0 back into the shared one, keeping a channel nothing wakes
+	 * any more (its socket is no longer watched). */
+	c->peer_gone = true;
 	atomic_store_explicit(&c->end.ctl->closed[CHAN_CLIENT], 1, memory_order_release);
 	thoth_loop_remove_fd(c->srv->loop, c->sock_src);
 	c->sock_src = NULL;
