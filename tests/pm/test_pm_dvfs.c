@@ -229,6 +229,35 @@ static void test_the_cpu_time_at_a_completion_is_the_completed_requests(void **s
 	thoth_pm_dvfs_free(d);
 }
 
+/* The same at a dispatch: the CPU time the update right after it reports
+ * is the loop's before the handler began (receiving, a stats print), no
+ * request's work.  The service learnt 2 ms of work at capacity 1024 (5.55
+ * ms of CPU at 432 MHz); a request due 3 ms after its dispatch, with 4 ms
+ * of CPU reported at the update after it: credited, 1.44 ms of its work
+ * look done and the rest fits the floor (1.55 ms at 432 MHz); uncredited,
+ * the whole 2 ms must be done in 3 ms: above the floor. */
+static void test_the_cpu_time_at_a_dispatch_is_no_requests(void **state)
+{
+	const thoth_pm_cpu_model_t *m = hikey();
+	thoth_pm_dvfs_t *d;
+	assert_int_equal(thoth_pm_dvfs_new(0, m, 0, &d), 0);
+	thoth_pm_dvfs_set_options(d, 0);
+	uint32_t opp = 0;
+	uint64_t t = 10 * MS, burn = 2000000ull * 1024 / 369;   /* 2 ms of work, CPU time at 432 MHz */
+	for (int i = 0; i < 10; i++, t += 200 * MS) {
+		assert_int_equal(thoth_pm_dvfs_dispatched(d, t, 7, t + 100 * MS, 0), 0);
+		assert_int_equal(thoth_pm_dvfs_update(d, t, 0, &opp), 0);
+		assert_int_equal(opp, 1);
+		assert_int_equal(thoth_pm_dvfs_update(d, t + burn, burn, &opp), 0);
+		thoth_pm_dvfs_completed(d, burn);
+		assert_int_equal(thoth_pm_dvfs_update(d, t + burn, 0, &opp), 0);
+	}
+	assert_int_equal(thoth_pm_dvfs_dispatched(d, t, 7, t + 3 * MS, 0), 0);
+	assert_int_equal(thoth_pm_dvfs_update(d, t, 4 * MS, &opp), 0);
+	assert_true(opp > 1);
+	thoth_pm_dvfs_free(d);
+}
+
 /* The client a dispatcher names reaches the chain predictor: client 5's
  * chains of 3 steps 2.02 ms apart (3 ms of work each, due 10 ms after
  * dispatch; test_pm_sim's case, through dvfs as governed.c drives it).  At
@@ -588,6 +617,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_requests_waiting_behind_a_dispatch_are_demand_counted_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_a_dispatchers_client_ids_let_the_chain_predictor_plan_a_chain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_the_cpu_time_at_a_completion_is_the_completed_requests, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_the_cpu_time_at_a_dispatch_is_no_requests, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_userspace_governor_gets_scaling_setspeed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_other_governors_get_pinned_limits_on_the_hosts_frequencies, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_a_failed_write_is_reported_with_its_path, setup, teardown),
