@@ -484,6 +484,21 @@ static void test_a_request_that_waited_is_planned_against_the_deadline_of_its_se
 		pause_ms(2);
 	}
 	assert_true(wait_for_khz(432000, 5000));
+	/* A control stamped "sent now", what a stamp from the future is
+	 * clamped to: where even it goes to the top at its dispatch, the
+	 * learnt work is past what the floor carries in 0.5 ms (works measured
+	 * slow: TSan, a loaded machine) and the first case proves nothing. */
+	stats_t c0 = ask();
+	call_stamped(TEACH_US, now_ns());
+	stats_t c1 = ask();
+	unsigned opp_c;
+	unsigned long long stamped_c, clamped_c;
+	ask_stamps(&opp_c, &stamped_c, &clamped_c);
+	bool control_top = c1.changes != c0.changes && opp_c == 4 && c1.raise_ns == c1.raise_dispatch_ns;
+	if (control_top)
+		print_message("a request stamped now went to the top at its dispatch: the learnt work "
+			      "is past the floor's, the future stamp's case is not judged\n");
+	assert_true(wait_for_khz(432000, 5000));
 	stats_t s0 = ask();
 	unsigned opp0;
 	unsigned long long stamped0, clamped0;
@@ -498,7 +513,7 @@ static void test_a_request_that_waited_is_planned_against_the_deadline_of_its_se
 	assert_int_equal(clamped1, clamped0 + 1);
 	/* not raised to the top at its dispatch; the watcher may still raise
 	 * while a slowed (TSan, loaded machine) handler runs past its estimate */
-	assert_true(s1.changes == s0.changes || opp1 < 4 || s1.raise_ns != s1.raise_dispatch_ns);
+	assert_true(control_top || s1.changes == s0.changes || opp1 < 4 || s1.raise_ns != s1.raise_dispatch_ns);
 	assert_true(wait_for_khz(432000, 5000));
 	/* sent (it says) 490 us ago: 10 us left of its 0.5 ms */
 	uint64_t sent = now_ns();
@@ -634,12 +649,25 @@ static void test_a_request_that_waited_in_its_ring_is_dated_by_the_channels_send
 static void test_hostile_channel_stamps_cost_energy_or_latency_never_a_crash(void **state)
 {
 	teach();
-	stats_t s0 = ask();
 	unsigned opp;
 	unsigned long long stamped0, clamped0, stamped, clamped;
+	uint64_t resumed;
+	/* A control with no stamp (dated from its dispatch, what a stamp from
+	 * the future is clamped to): as in the test above, where even it goes
+	 * to the top at its dispatch the first case is not judged. */
+	stats_t c0 = ask();
+	assert_int_equal(call_held(TEACH_US, true, 0, 1, &resumed), 8);
+	stats_t c1 = ask();
+	ask_stamps(&opp, &stamped0, &clamped0);
+	bool control_top = c1.changes != c0.changes && c1.raise_ns >= resumed && opp == 4 &&
+			   c1.raise_ns == c1.raise_dispatch_ns;
+	if (control_top)
+		print_message("an unstamped request went to the top at its dispatch: the learnt work "
+			      "is past the floor's, the future stamp's case is not judged\n");
+	assert_true(wait_for_khz(432000, 5000));
+	stats_t s0 = ask();
 	ask_stamps(&opp, &stamped0, &clamped0);
 	unsigned long long chan0 = ask_chan_stamped();
-	uint64_t resumed;
 	uint32_t now_lo = (uint32_t)now_ns();
 
 	/* from the future (0.5 s ahead, well inside the stamp's 2.1 s window) */
@@ -650,7 +678,7 @@ static void test_hostile_channel_stamps_cost_energy_or_latency_never_a_crash(voi
 	assert_int_equal(clamped, clamped0 + 1);
 	/* not the top for TEACH_US at its dispatch (the watcher may raise while a
 	 * slowed handler runs past its estimate) */
-	assert_true(s1.raise_ns < resumed || opp < 4 || s1.raise_ns != s1.raise_dispatch_ns);
+	assert_true(control_top || s1.raise_ns < resumed || opp < 4 || s1.raise_ns != s1.raise_dispatch_ns);
 	assert_true(wait_for_khz(432000, 5000));
 
 	/* 1 s old: due now */
