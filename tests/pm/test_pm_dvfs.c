@@ -185,6 +185,27 @@ static void test_requests_waiting_behind_a_dispatch_are_demand_counted_once(void
 	thoth_pm_dvfs_free(queued);
 }
 
+/* A HiKey dvfs, options off, taught 2 ms of work per request (*BURN: its
+ * CPU time at 432 MHz) by ten lone requests; *T: the time after them. */
+static thoth_pm_dvfs_t *taught_2ms(uint64_t *t, uint64_t *burn)
+{
+	thoth_pm_dvfs_t *d;
+	assert_int_equal(thoth_pm_dvfs_new(0, hikey(), 0, &d), 0);
+	thoth_pm_dvfs_set_options(d, 0);
+	uint32_t opp = 0;
+	*t = 10 * MS;
+	*burn = 2000000ull * 1024 / 369;
+	for (int i = 0; i < 10; i++, *t += 200 * MS) {
+		assert_int_equal(thoth_pm_dvfs_dispatched(d, *t, 7, *t + 100 * MS, 0), 0);
+		assert_int_equal(thoth_pm_dvfs_update(d, *t, 0, &opp), 0);
+		assert_int_equal(opp, 1);
+		assert_int_equal(thoth_pm_dvfs_update(d, *t + *burn, *burn, &opp), 0);
+		thoth_pm_dvfs_completed(d, *burn);
+		assert_int_equal(thoth_pm_dvfs_update(d, *t + *burn, 0, &opp), 0);
+	}
+	return d;
+}
+
 /*
  * The CPU time reported at a completion's update is the completed request's
  * (the tail of its handler since the last check), not the next one's.
@@ -203,20 +224,9 @@ static void test_requests_waiting_behind_a_dispatch_are_demand_counted_once(void
  */
 static void test_the_cpu_time_at_a_completion_is_the_completed_requests(void **state)
 {
-	const thoth_pm_cpu_model_t *m = hikey();
-	thoth_pm_dvfs_t *d;
-	assert_int_equal(thoth_pm_dvfs_new(0, m, 0, &d), 0);
-	thoth_pm_dvfs_set_options(d, 0);
+	uint64_t t, burn;
+	thoth_pm_dvfs_t *d = taught_2ms(&t, &burn);
 	uint32_t opp = 0;
-	uint64_t t = 10 * MS, burn = 2000000ull * 1024 / 369;   /* 2 ms of work at 432 MHz */
-	for (int i = 0; i < 10; i++, t += 200 * MS) {
-		assert_int_equal(thoth_pm_dvfs_dispatched(d, t, 7, t + 100 * MS, 0), 0);
-		assert_int_equal(thoth_pm_dvfs_update(d, t, 0, &opp), 0);
-		assert_int_equal(opp, 1);
-		assert_int_equal(thoth_pm_dvfs_update(d, t + burn, burn, &opp), 0);
-		thoth_pm_dvfs_completed(d, burn);
-		assert_int_equal(thoth_pm_dvfs_update(d, t + burn, 0, &opp), 0);
-	}
 	uint64_t b_due = t + 8500 * US;
 	assert_int_equal(thoth_pm_dvfs_dispatched(d, t, 7, t + 100 * MS, 0), 0);
 	thoth_pm_dvfs_waiting_due(d, &b_due, 1);
@@ -238,20 +248,9 @@ static void test_the_cpu_time_at_a_completion_is_the_completed_requests(void **s
  * the whole 2 ms must be done in 3 ms: above the floor. */
 static void test_the_cpu_time_at_a_dispatch_is_no_requests(void **state)
 {
-	const thoth_pm_cpu_model_t *m = hikey();
-	thoth_pm_dvfs_t *d;
-	assert_int_equal(thoth_pm_dvfs_new(0, m, 0, &d), 0);
-	thoth_pm_dvfs_set_options(d, 0);
+	uint64_t t, burn;
+	thoth_pm_dvfs_t *d = taught_2ms(&t, &burn);
 	uint32_t opp = 0;
-	uint64_t t = 10 * MS, burn = 2000000ull * 1024 / 369;   /* 2 ms of work, CPU time at 432 MHz */
-	for (int i = 0; i < 10; i++, t += 200 * MS) {
-		assert_int_equal(thoth_pm_dvfs_dispatched(d, t, 7, t + 100 * MS, 0), 0);
-		assert_int_equal(thoth_pm_dvfs_update(d, t, 0, &opp), 0);
-		assert_int_equal(opp, 1);
-		assert_int_equal(thoth_pm_dvfs_update(d, t + burn, burn, &opp), 0);
-		thoth_pm_dvfs_completed(d, burn);
-		assert_int_equal(thoth_pm_dvfs_update(d, t + burn, 0, &opp), 0);
-	}
 	assert_int_equal(thoth_pm_dvfs_dispatched(d, t, 7, t + 3 * MS, 0), 0);
 	assert_int_equal(thoth_pm_dvfs_update(d, t, 4 * MS, &opp), 0);
 	assert_true(opp > 1);
