@@ -336,8 +336,9 @@ static void cpus(void)
 	printf("ratio = energy / schedutil; opt = energy / offline optimum; miss = deadline misses;\n"
 	       "ineff = busy time at inefficient OPPs; ramp = p95 time from arrival to the optimum's "
 	       "speed;\nlate = requests with a ramp over 2 ms (in brackets: those whose right speed the "
-	       "requests arrived by then, with their exact work,\nalready implied; the others needed "
-	       "requests that had not arrived yet)\n");
+	       "requests arrived by then, with their exact work,\nalready implied / of the others, "
+	       "those implied once their own chain's later steps (the same sender's) are added;\nthe "
+	       "rest needed another sender's requests that had not arrived yet)\n");
 	for (size_t mi = 0; thoth_pm_cpu_model_at(mi); mi++) {
 		const thoth_pm_cpu_model_t *m = thoth_pm_cpu_model_at(mi);
 		thoth_pm_trace_t traces[MAX_TRACES];
@@ -360,8 +361,10 @@ static void cpus(void)
 				const char *name = k == THOTH_PM_CPU_OPTIMUM ? "optimum" : thoth_pm_governor_name(k);
 				char late[32] = "";
 				if (k != THOTH_PM_CPU_OPTIMUM)
-					snprintf(late, sizeof late, "%llu(%llu)", (unsigned long long)r[k].ramp_late,
-						 (unsigned long long)r[k].ramp_late_knowable);
+					snprintf(late, sizeof late, "%llu(%llu/%llu)",
+						 (unsigned long long)r[k].ramp_late,
+						 (unsigned long long)r[k].ramp_late_knowable,
+						 (unsigned long long)r[k].ramp_late_chain);
 				printf("%-14.14s %-11s %9.1f %6.3fx %6.3fx %5llu %5.1f%% %7.2fms %11s%s\n",
 				       k ? "" : traces[ti].name, name, r[k].energy_mj, r[k].energy_mj / su,
 				       r[k].energy_mj / opt, (unsigned long long)r[k].deadline_misses,
