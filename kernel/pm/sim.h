@@ -160,8 +160,13 @@ typedef struct thoth_pm_cpu_result {
 	/* Requests whose ramp exceeded THOTH_PM_RAMP_TARGET_NS, and of those
 	 * how many had a right speed that the requests arrived by then already
 	 * imply (the optimum over them alone gives as much): the others were
-	 * late only because of requests that had not arrived yet. */
-	uint64_t ramp_late, ramp_late_knowable;
+	 * late only because of requests that had not arrived yet.  Of those
+	 * others, ramp_late_chain: implied once the request's own chain's later
+	 * steps are added (its sender's next requests, each sent before the
+	 * previous one was due: what a perfect predictor of that sender's
+	 * chains would know); the rest needed another sender's requests (an
+	 * overlap no prediction of the sender's own chain foresees). */
+	uint64_t ramp_late, ramp_late_knowable, ramp_late_chain;
 	bool optimum_exact;          /* false if the optimum had to split a busy period */
 } thoth_pm_cpu_result_t;
 

@@ -223,9 +223,14 @@ static uint32_t right_opp(const thoth_pm_cpu_model_t *m, double speed)
 /* Could job J's right speed (capacity RIGHT) be known when it arrived?  The
  * optimum over the requests arrived by then (those due within the last
  * 50 ms, at most 64 before it: older ones are long served, and the window
- * bounds the cost on dense traces) gives it at least RIGHT. */
+ * bounds the cost on dense traces) gives it at least RIGHT.  With CHAIN,
+ * J's own chain's later steps are added, with their exact works: its
+ * sender's next requests, each sent before the previous one was due (the
+ * chain predictor's rule, governor.c), which is the most a predictor of
+ * that sender's chains could know; what still falls short needed another
+ * sender's requests. */
 static bool right_speed_knowable(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *t, size_t j,
-				 uint32_t right)
+				 uint32_t right, bool chain)
 {
 	size_t lo = j, hi = j + 1;
 	uint64_t a = t->jobs[j].arrival_ns;
@@ -233,14 +238,30 @@ static bool right_speed_knowable(const thoth_pm_cpu_model_t *m, const thoth_pm_t
 		lo--;
 	while (hi < t->count && hi - j < 64 && t->jobs[hi].arrival_ns <= a)
 		hi++;
+	thoth_pm_job_t *jobs = malloc((hi - lo + 64) * sizeof(*jobs));
+	double *speed = calloc(hi - lo + 64, sizeof(*speed)), e;
+	bool known = false;
+	if (!jobs || !speed)
+		goto out;
+	size_t n = hi - lo;
+	memcpy(jobs, t->jobs + lo, n * sizeof(*jobs));
+	uint32_t client = t->jobs[j].client;
+	uint64_t due = t->jobs[j].deadline_ns;
+	for (size_t k = hi; chain && client && k < t->count && k - hi < 64; k++) {
+		if (t->jobs[k].arrival_ns > due)
+			break;
+		if (t->jobs[k].client != client)
+			continue;
+		jobs[n++] = t->jobs[k];
+		due = t->jobs[k].deadline_ns;
+	}
 	thoth_pm_trace_t prefix = *t;
-	prefix.jobs = t->jobs + lo;
-	prefix.count = hi - lo;
-	double *speed = calloc(prefix.count, sizeof(*speed)), e;
-	if (!speed)
-		return false;
+	prefix.jobs = jobs;
+	prefix.count = n;
 	thoth_pm_cpu_optimum(m, &prefix, speed, &e);
-	bool known = m->opps[right_opp(m, speed[j - lo])].capacity >= right;
+	known = m->opps[right_opp(m, speed[j - lo])].capacity >= right;
+out:
+	free(jobs);
 	free(speed);
 	return known;
 }
@@ -363,7 +384,10 @@ int thoth_pm_sim_cpu_options(const thoth_pm_cpu_model_t *m, const thoth_pm_trace
 	for (size_t j = 0; j < t->count; j++)
 		if (ramp[j] > THOTH_PM_RAMP_TARGET_NS) {
 			out->ramp_late++;
-			out->ramp_late_knowable += right_speed_knowable(m, t, j, (uint32_t)speed[j]);
+			if (right_speed_knowable(m, t, j, (uint32_t)speed[j], false))
+				out->ramp_late_knowable++;
+			else if (right_speed_knowable(m, t, j, (uint32_t)speed[j], true))
+				out->ramp_late_chain++;
 		}
 	if (t->count) {
 		qsort(ramp, t->count, sizeof(*ramp), cmp_u64);

@@ -294,6 +294,36 @@ static void test_a_late_ramp_is_told_apart_from_one_that_needed_a_later_request(
 	thoth_pm_trace_free(&t);
 }
 
+/*
+ * Of the late ramps that the requests arrived could not tell, those their
+ * own chain's later steps would have: the trace above, A and B sent by one
+ * sender (B, sent at 2 ms before A was due at 10 ms, is A's chain's next
+ * step) and by two.  A's right speed, 819 (both by 10 ms: 8 ms of work at
+ * 0.8), follows from A and B; A alone needs 307 (369).  One sender: A's
+ * late ramp is its own chain's (a perfect predictor of the sender's chains
+ * knew it): chain 1.  Two senders: B is another sender's overlap, which no
+ * prediction of A's chain foresees: chain 0.  B's own late ramp stays the
+ * knowable one either way; unknown senders (0) have no chain.
+ */
+static void test_a_late_ramp_its_own_chain_implies_is_told_apart_from_an_overlap(void **state)
+{
+	static const struct {
+		uint32_t a, b, chain;
+	} cases[] = { { 1, 1, 1 }, { 1, 2, 0 }, { 0, 0, 0 } };
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		thoth_pm_trace_t t;
+		load_text("0 3000 10000\n2000 5000 8000\n", &t);
+		t.jobs[0].client = cases[i].a;
+		t.jobs[1].client = cases[i].b;
+		thoth_pm_cpu_result_t r;
+		assert_int_equal(thoth_pm_sim_cpu(hikey(), &t, THOTH_PM_GOV_THOTH, &r), 0);
+		assert_int_equal(r.ramp_late, 2);
+		assert_int_equal(r.ramp_late_knowable, 1);
+		assert_int_equal(r.ramp_late_chain, cases[i].chain);
+		thoth_pm_trace_free(&t);
+	}
+}
+
 /* ---- the thoth governor's options (docs/PM.md "The governor's options") ------------- */
 
 static thoth_pm_pending_t due(uint64_t deadline_ns)
@@ -960,6 +990,7 @@ int main(void)
 		cmocka_unit_test(test_the_earliest_predicted_steps_are_kept_whichever_client_sends_them),
 		cmocka_unit_test(test_demand_known_at_arrival_reaches_speed_at_once),
 		cmocka_unit_test(test_a_late_ramp_is_told_apart_from_one_that_needed_a_later_request),
+		cmocka_unit_test(test_a_late_ramp_its_own_chain_implies_is_told_apart_from_an_overlap),
 		cmocka_unit_test(test_an_arrival_that_finds_another_queued_runs_the_faster_opp_first),
 		cmocka_unit_test(test_the_chain_predictor_plans_a_clients_next_steps),
 		cmocka_unit_test(test_a_chain_that_another_may_overlap_runs_ahead_where_that_pays),
