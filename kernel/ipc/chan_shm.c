@@ -246,6 +246,11 @@ int chan_end_init(chan_end_t *e, uint8_t *base, const chan_layout_t *lay, int si
 	e->side = side;
 	e->tx = side == CHAN_CLIENT ? CHAN_REQ : CHAN_RESP;
 	e->rx = side == CHAN_CLIENT ? CHAN_RESP : CHAN_REQ;
+	e->txd = &e->ctl->dir[e->tx];
+	e->rxd = &e->ctl->dir[e->rx];
+	e->tx_ring = base + lay->ring_off[e->tx];
+	e->rx_ring = base + lay->ring_off[e->rx];
+	e->slot_mask = lay->lim.slots - 1;
 	e->sock = -1;
 	e->wait = THOTH_CHAN_SPIN;
 	e->spin_max = e->spin_budget = THOTH_CHAN_DEFAULT_SPIN_NS;
@@ -719,7 +724,7 @@ static int publish_wakes(chan_end_t *e, bool bell_tail, unsigned flags) __attrib
 
 static int publish(chan_end_t *e, uint8_t *slot, uint32_t kind, unsigned flags)
 {
-	chan_dir_t *d = &e->ctl->dir[e->tx];
+	chan_dir_t *d = e->txd;
 	st32_rel(slot, chan_slot_tag(kind, e->tx_head));
 	e->tx_head++;
 	atomic_store_explicit(&d->head, e->tx_head, memory_order_release);
@@ -729,7 +734,7 @@ static int publish(chan_end_t *e, uint8_t *slot, uint32_t kind, unsigned flags)
 	 * A peer to wake is publish_wakes', out of line: with nobody
 	 * waiting (a spinning or running peer) publish saves no register. */
 	if (e->rx_settle) {
-		chan_dir_t *rd = &e->ctl->dir[e->rx];
+		chan_dir_t *rd = e->rxd;
 		e->rx_settle = false;
 		if (atomic_load_explicit(&rd->prod_waiting, memory_order_relaxed))
 			return publish_wakes(e, true, flags);
@@ -877,7 +882,7 @@ int chan_try_send_flags(chan_end_t *e, uint8_t *buf, size_t len, unsigned flags)
 		e->inline_pending = NULL;
 		e->st.sent_inline++;
 		e->st.urgent += flags & THOTH_CHAN_URGENT;
-		uint8_t *slot = slot_at(e, e->tx, e->tx_head);
+		uint8_t *slot = chan_tx_slot(e, e->tx_head);
 		slot_fill(slot, buf, len);
 		return publish(e, slot, CHAN_SLOT_INLINE, flags);
 	}
@@ -894,7 +899,7 @@ static int send_inline_stamped(chan_end_t *e, uint8_t *buf, size_t len, unsigned
 	e->inline_pending = NULL;
 	e->st.sent_inline++;
 	e->st.urgent += flags & THOTH_CHAN_URGENT;
-	uint8_t *slot = slot_at(e, e->tx, e->tx_head);
+	uint8_t *slot = chan_tx_slot(e, e->tx_head);
 	/* In the slot's last line, only while tracing or asked for (the
 	 * tag says so), and first, so that it cannot hold up the stores below. */
 	/* The consumer's send stamp where it asked for one (docs/IPC.md
@@ -921,7 +926,7 @@ static int send_pool(chan_end_t *e, uint8_t *buf, size_t len, unsigned flags)
 	int r = tx_slot_free(e);
 	if (r)
 		return r;
-	uint8_t *slot = slot_at(e, e->tx, e->tx_head);
+	uint8_t *slot = chan_tx_slot(e, e->tx_head);
 	st32(slot + 4, (uint32_t)len);
 	st32(slot + 8, (uint32_t)b);
 	uint64_t ts = trace_time();
@@ -1000,8 +1005,8 @@ int chan_try_recv(chan_end_t *e, thoth_msg_t *msg)
 	if (e->err)
 		return e->err;
 	chan_rx_settle(e);
-	chan_dir_t *d = &e->ctl->dir[e->rx];
-	const uint8_t *slot = slot_at(e, e->rx, e->rx_tail);
+	chan_dir_t *d = e->rxd;
+	const uint8_t *slot = chan_rx_slot(e, e->rx_tail);
 	uint32_t tag = ld32_acq(slot);
 	if (!chan_slot_tag_is(tag, e->rx_tail)) {
 		int r = rx_untagged(e, slot, &tag);
@@ -1062,7 +1067,7 @@ int chan_try_recv(chan_end_t *e, thoth_msg_t *msg)
 	return 0;
 }
 
-int chan_release(chan_end_t *e, thoth_msg_t *msg)
+int chan_release_pool(chan_end_t *e, thoth_msg_t *msg)
 {
 	if (!msg->handle)
 		return 0;

@@ -255,6 +255,12 @@ typedef struct chan_end {
 	chan_ctl_t *ctl;
 	int side;
 	int tx, rx;                       /* direction we produce / consume */
+	/* Worked out once at attach from the fields above (chan_end_init),
+	 * never from shared memory: a send or receive used to recompute them
+	 * from base, lay and tx/rx every time (~8 instructions a message). */
+	chan_dir_t *txd, *rxd;            /* &ctl->dir[tx], &ctl->dir[rx] */
+	uint8_t *tx_ring, *rx_ring;       /* slot 0 of each direction's ring */
+	uint32_t slot_mask;               /* lay.lim.slots - 1 */
 
 	uint32_t tx_head;                 /* our producer index (private truth) */
 	uint32_t tx_tail_seen;            /* the peer's tail as last loaded and checked: reloaded
@@ -338,6 +344,19 @@ static inline uint8_t *chan_slot_at(const chan_end_t *e, int d, uint32_t idx)
 	return e->base + e->lay.ring_off[d] + (size_t)(idx & (e->lay.lim.slots - 1)) * THOTH_CHAN_SLOT_SIZE;
 }
 
+/* The slot of index IDX in the ring we send on / receive from: the same
+ * address as chan_slot_at(e, e->tx / e->rx, idx), from the ring bases
+ * worked out at attach. */
+static inline uint8_t *chan_tx_slot(const chan_end_t *e, uint32_t idx)
+{
+	return e->tx_ring + (size_t)(idx & e->slot_mask) * THOTH_CHAN_SLOT_SIZE;
+}
+
+static inline uint8_t *chan_rx_slot(const chan_end_t *e, uint32_t idx)
+{
+	return e->rx_ring + (size_t)(idx & e->slot_mask) * THOTH_CHAN_SLOT_SIZE;
+}
+
 /* chan_try_alloc without a call in its common case (an inline message, no
  * slot promised yet, a free slot by the tail last seen: only our own
  * words are read); anything else, with every answer, is chan_try_alloc's. */
@@ -365,7 +384,15 @@ static inline void chan_rx_settle(chan_end_t *e)
 	if (e->rx_settle)
 		chan_rx_settle_owed(e);
 }
-int chan_release(chan_end_t *e, thoth_msg_t *msg);
+/* Hand a received message back: its pool buffer, if it has one, goes to
+ * the peer's release ring.  An inline message (no handle: it was copied
+ * out at receive) has nothing to give back, decided here without a call:
+ * every message of a small call is inline. */
+int chan_release_pool(chan_end_t *e, thoth_msg_t *msg);
+static inline int chan_release(chan_end_t *e, thoth_msg_t *msg)
+{
+	return msg->handle ? chan_release_pool(e, msg) : 0;
+}
 
 /*
  * The messages published to us and not yet taken, read only (no index,

@@ -1,0 +1,23 @@
+/*
+ * rpc_full_way.c - kernel/ipc/rpc.c built a second time, every public
+ * function renamed thoth_full_*, with the dispatcher's plain-request test
+ * switched off (THOTH_RPC_FULL_WAY_ONLY): every request takes the full
+ * header decode and the checks after it.  test_dispatch_fast compares
+ * thoth_server_dispatch against it, as test_encode_fast compares thothc's
+ * straight-line encoder against the builder.
+ */
+#define THOTH_RPC_FULL_WAY_ONLY 1
+#define thoth_interface_method thoth_full_interface_method
+#define thoth_wire_encode_error thoth_full_wire_encode_error
+#define thoth_wire_decode_error thoth_full_wire_decode_error
+#define thoth_method_size thoth_full_method_size
+#define thoth_method_encode thoth_full_method_encode
+#define thoth_method_decode thoth_full_method_decode
+#define thoth_client_init thoth_full_client_init
+#define thoth_client_release thoth_full_client_release
+#define thoth_client_begin thoth_full_client_begin
+#define thoth_client_abort thoth_full_client_abort
+#define thoth_client_commit thoth_full_client_commit
+#define thoth_client_call thoth_full_client_call
+#define thoth_server_dispatch thoth_full_server_dispatch
+#include "../../kernel/ipc/rpc.c"

@@ -1,0 +1,260 @@
+/*
+ * test_dispatch_fast.c - thoth_server_dispatch's plain-request test
+ * (kernel/ipc/rpc.c, plain_request: a request with flags exactly REQUEST,
+ * our interface and major, the body the rest of the message, read straight
+ * into the answer's header) against the full header decode and checks it
+ * stands in for (the same source built without it: rpc_full_way.c).
+ * Every request of test.flat's Flat interface, valid and with every header
+ * byte mutated, cut short or padded, is dispatched both ways with the same
+ * garbage in the answer buffers: the return codes, the answers' lengths
+ * and bytes (past the answer too), and what the handlers were called with
+ * must be the same.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "flat.thoth.h"
+#include "rpc_full_way.h"
+
+typedef int (*dispatch_fn)(const thoth_interface_info_t *iface, thoth_invoke_fn invoke, const void *handlers,
+			   void *self, const uint8_t *msg, size_t len, thoth_server_io_t *io);
+
+/* What the handlers saw: calls, and a hash of every field they were given. */
+typedef struct seen {
+	unsigned calls;
+	uint64_t hash;
+} seen_t;
+
+static void mix(seen_t *s, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	for (size_t i = 0; i < n; i++)
+		s->hash = (s->hash ^ b[i]) * 0x100000001b3ull;
+	s->hash = (s->hash ^ n) * 0x100000001b3ull;
+}
+
+static uint8_t ack[80];
+
+static int on_put(void *self, const test_flat_Flat_put_req_t *req, test_flat_Flat_put_resp_t *resp,
+		  thoth_arena_t *arena)
+{
+	seen_t *s = self;
+	s->calls++;
+	mix(s, req->data.ptr, req->data.len);
+	if (req->data.len == 5)
+		return 7;                       /* an application error */
+	if (req->data.len == 6)
+		return THOTH_E_NO_SPACE;        /* a library one */
+	size_t n = req->data.len < sizeof ack ? req->data.len : sizeof ack;
+	for (size_t i = 0; i < n; i++)
+		ack[i] = (uint8_t)(req->data.ptr[i] ^ 0x5a);
+	resp->ack.ptr = ack;
+	resp->ack.len = n;
+	return 0;
+}
+
+static int on_mixed(void *self, const test_flat_Flat_mixed_req_t *req, test_flat_Flat_mixed_resp_t *resp,
+		    thoth_arena_t *arena)
+{
+	seen_t *s = self;
+	s->calls++;
+	uint64_t v[] = { req->b, req->x, (uint64_t)req->mode, req->y, req->z, (uint64_t)req->w, (uint64_t)req->loose };
+	mix(s, v, sizeof v);
+	mix(s, req->name.ptr, req->name.len);
+	mix(s, req->blob.ptr, req->blob.len);
+	resp->n = req->x + req->y + req->z;
+	return 0;
+}
+
+static int on_opts(void *self, const test_flat_Flat_opts_req_t *req, test_flat_Flat_opts_resp_t *resp,
+		   thoth_arena_t *arena)
+{
+	seen_t *s = self;
+	s->calls++;
+	uint64_t v[] = { req->has_n, req->n, req->has_blob, req->has_s, req->has_m, (uint64_t)req->m };
+	mix(s, v, sizeof v);
+	mix(s, req->tail.ptr, req->tail.len);
+	resp->has_back = req->tail.len > 0;
+	resp->back = req->tail;
+	return 0;
+}
+
+static void on_note(void *self, const test_flat_Flat_note_req_t *req)
+{
+	seen_t *s = self;
+	s->calls++;
+	mix(s, req->text.ptr, req->text.len);
+	mix(s, req->data.ptr, req->data.len);
+}
+
+static const test_flat_Flat_handlers_t handlers = {
+	.put = on_put, .mixed = on_mixed, .opts = on_opts, .note = on_note,
+};
+
+enum { OUT = 2048 };
+
+/* One side's run: the answer buffer (io->out, or the transport's through
+ * get_out), the arena, what its handlers saw. */
+typedef struct side {
+	uint64_t out[OUT / 8], given[OUT / 8], arena[OUT / 8];
+	size_t given_len;
+	seen_t seen;
+} side_t;
+
+static side_t one, two;
+
+static int get_out(void *ctx, size_t len, uint8_t **buf)
+{
+	side_t *s = ctx;
+	if (len > sizeof s->given)
+		return THOTH_E_NO_SPACE;
+	s->given_len = len;
+	*buf = (uint8_t *)s->given;
+	return 0;
+}
+
+static void garbage(side_t *s)
+{
+	for (size_t i = 0; i < sizeof s->out; i++) {
+		((uint8_t *)s->out)[i] = (uint8_t)(i * 37 + 11);
+		((uint8_t *)s->given)[i] = (uint8_t)(i * 53 + 7);
+		((uint8_t *)s->arena)[i] = (uint8_t)(i * 29 + 3);
+	}
+	s->given_len = 0;
+	memset(&s->seen, 0, sizeof s->seen);
+}
+
+static unsigned n_checked, n_plain;
+
+/* Does MSG take the plain way?  The rule, written out independently, to
+ * show both ways are covered. */
+static bool plain(const uint8_t *msg, size_t len)
+{
+	if (len < THOTH_WIRE_HEADER_SIZE)
+		return false;
+	uint32_t body = thoth_le32(msg + 36);
+	return thoth_le32(msg) == THOTH_WIRE_MAGIC && msg[4] == test_flat_Flat_info.major &&
+	       thoth_le16(msg + 6) == THOTH_MSG_REQUEST && thoth_le32(msg + 8) == test_flat_Flat_info.id &&
+	       body == len - THOTH_WIRE_HEADER_SIZE && body % 8 == 0;
+}
+
+static int run(dispatch_fn f, side_t *s, const uint8_t *msg, size_t len, uint64_t features, bool transport,
+	       size_t *out_len)
+{
+	garbage(s);
+	thoth_arena_t a;
+	thoth_arena_init(&a, s->arena, sizeof s->arena);
+	thoth_server_io_t io = { .out = (uint8_t *)s->out, .cap = sizeof s->out, .out_len = 99, .arena = &a,
+				 .features = features, .get_out = transport ? get_out : NULL, .out_ctx = s };
+	int r = f(&test_flat_Flat_info, test_flat_Flat_invoke, &handlers, &s->seen, msg, len, &io);
+	*out_len = io.out_len;
+	return r;
+}
+
+/* Dispatch MSG both ways, with and without a transport buffer and with
+ * two feature sets; everything observable must be the same. */
+static void same(const uint8_t *msg, size_t len)
+{
+	static const uint64_t features[] = { 0, ~0ull };
+	for (int t = 0; t < 2; t++) {
+		for (size_t fi = 0; fi < 2; fi++) {
+			size_t l1, l2;
+			int r1 = run(thoth_server_dispatch, &one, msg, len, features[fi], t, &l1);
+			int r2 = run(thoth_full_server_dispatch, &two, msg, len, features[fi], t, &l2);
+			if (r1 != r2 || l1 != l2 || one.given_len != two.given_len ||
+			    memcmp(one.out, two.out, sizeof one.out) || memcmp(one.given, two.given, sizeof one.given) ||
+			    one.seen.calls != two.seen.calls || one.seen.hash != two.seen.hash)
+				fail_msg("len %zu (header %02x %02x %02x %02x flags %04x body %u), transport %d, features %d: "
+					 "dispatch %d / %zu bytes / %u calls, the full way %d / %zu bytes / %u calls",
+					 len, msg[0], msg[4], msg[5], msg[8], len >= 8 ? thoth_le16(msg + 6) : 0,
+					 len >= 40 ? thoth_le32(msg + 36) : 0, t, (int)fi, r1, l1, one.seen.calls, r2, l2,
+					 two.seen.calls);
+			n_checked++;
+		}
+	}
+	n_plain += plain(msg, len);
+}
+
+/* MSG as is, every header byte changed four ways, cut short and padded. */
+static void variants(const uint8_t *msg, size_t len)
+{
+	static uint8_t m[OUT] __attribute__((aligned(8)));
+	assert_true(len + 16 <= sizeof m);
+	memcpy(m, msg, len);
+	same(m, len);
+	for (size_t pos = 0; pos < THOTH_WIRE_HEADER_SIZE; pos++) {
+		uint8_t b = msg[pos];
+		const uint8_t vals[] = { (uint8_t)(b ^ 1), (uint8_t)(b ^ 0x80), 0, 0xff, (uint8_t)(b + 1), (uint8_t)(b ^ 4) };
+		for (size_t v = 0; v < sizeof vals; v++) {
+			m[pos] = vals[v];
+			same(m, len);
+		}
+		m[pos] = b;
+	}
+	/* Every valid flag word and a few invalid ones. */
+	for (uint16_t f = 0; f < 20; f++) {
+		thoth_st16(m + 6, f);
+		same(m, len);
+	}
+	thoth_st16(m + 6, thoth_le16(msg + 6));
+	/* The length against body_len. */
+	memset(m + len, 0, 16);
+	const size_t lens[] = { 0, 1, 39, 40, len - 8, len - 1, len + 1, len + 8, len + 16 };
+	for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++)
+		if (lens[i] <= len + 16)
+			same(m, lens[i]);
+	const uint32_t body = thoth_le32(msg + 36);
+	const uint32_t bodies[] = { body + 8, body - 8, body + 1, THOTH_WIRE_MAX_BODY + 8, UINT32_MAX };
+	for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+		thoth_st32(m + 36, bodies[i]);
+		same(m, len);
+		same(m, THOTH_WIRE_HEADER_SIZE + (size_t)bodies[i] <= len + 16 ? THOTH_WIRE_HEADER_SIZE + bodies[i] : len);
+	}
+}
+
+static void encode_and_check(const thoth_method_info_t *mi, const void *req)
+{
+	static uint64_t buf[OUT / 8];
+	const thoth_msg_header_t meta = { .features = 0x5, .trace_id = 0x1122334455667788ull, .request_id = 0x77 };
+	size_t len;
+	assert_int_equal(thoth_method_encode(mi, false, req, &meta, buf, sizeof buf, &len), 0);
+	variants((const uint8_t *)buf, len);
+}
+
+static void test_dispatch_plain_requests_match_the_full_way(void **state)
+{
+	static uint8_t payload[300];
+	for (size_t i = 0; i < sizeof payload; i++)
+		payload[i] = (uint8_t)(i * 7 + 1);
+	const size_t lens[] = { 0, 1, 5, 6, 8, 63, 64, 65, 200 };
+	for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+		test_flat_Flat_put_req_t rq = { .data = { .ptr = payload, .len = lens[i] } };
+		encode_and_check(&test_flat_Flat_put_info, &rq);
+	}
+	test_flat_Flat_mixed_req_t mx = { .b = true, .x = 3, .mode = TEST_FLAT_MODE_ON, .y = 700,
+					  .name = thoth_str("name"), .z = 123456,
+					  .blob = { .ptr = payload, .len = 17 }, .w = -5, .loose = TEST_FLAT_LOOSE_B };
+	encode_and_check(&test_flat_Flat_mixed_info, &mx);
+	test_flat_Flat_opts_req_t op = { .has_n = true, .n = 9, .has_s = true, .s = thoth_str("s"),
+					 .tail = { .ptr = payload, .len = 30 } };
+	encode_and_check(&test_flat_Flat_opts_info, &op);
+	test_flat_Flat_note_req_t nt = { .text = thoth_str("oneway"), .data = { .ptr = payload, .len = 9 } };
+	encode_and_check(&test_flat_Flat_note_info, &nt);
+	/* Both ways covered, many times over. */
+	assert_true(n_plain >= 12);
+	assert_true(n_checked / 4 - n_plain >= 1000);
+	print_message("dispatched %u times both ways, %u messages plain requests\n", n_checked, n_plain);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_dispatch_plain_requests_match_the_full_way),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
