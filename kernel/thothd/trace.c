@@ -129,6 +129,7 @@ struct thothd_tracer {
 	trace_source_t *sources;
 	uint32_t n_sources;
 	uint32_t max_sources;           /* MAX_SOURCES, or less: THOTHD_MAX_SOURCES (tests) */
+	uint32_t detach_hold_ms;        /* THOTHD_TEST_DETACH_HOLD_MS: a detached end's drain held (tests) */
 	bool active;
 	uint64_t session_id, next_session_id;
 	uint64_t categories;
@@ -578,6 +579,12 @@ int thothd_tracer_new(thothd_t *d, thothd_tracer_t **out)
 	if (period && atoi(period) >= 10 && atoi(period) <= 60000)
 		t->drain_period_ns = (uint64_t)atoi(period) * MS_NS;
 	t->drain_slack_ns = t->drain_period_ns / 2;
+	/* THOTHD_TEST_DETACH_HOLD_MS: a detached session's last drain holds the
+	 * task thread this long, so that a test's stop lands while it runs
+	 * (thothd_hostile.py detach). */
+	const char *hold = getenv("THOTHD_TEST_DETACH_HOLD_MS");
+	if (hold && atoi(hold) > 0 && atoi(hold) <= 10000)
+		t->detach_hold_ms = (uint32_t)atoi(hold);
 	/* THOTHD_MAX_SOURCES: a lower limit, for tests that reach it with a
 	 * few processes (test_thothd_live_drain); never above MAX_SOURCES. */
 	t->max_sources = MAX_SOURCES;
@@ -1146,6 +1153,7 @@ typedef struct stop_job {
 	thothd_tracer_t *t;
 	uint64_t session_id;
 	bool drained;                   /* stop_drain read everything up to the cut */
+	bool detached;                  /* the end of a session whose owner went away */
 } stop_job_t;
 
 /* Switch the session's sources off for its categories and, beside the
@@ -1203,6 +1211,8 @@ static void stop_drain(void *arg)
 {
 	stop_job_t *job = arg;
 	thothd_tracer_t *t = job->t;
+	if (job->detached && t->detach_hold_ms)
+		usleep(t->detach_hold_ms * 1000u);
 	pthread_mutex_lock(&t->mu);
 	if (t->active && t->session_id == job->session_id) {
 		if (t->live_fn) {
@@ -1283,7 +1293,7 @@ static void detached_session_fired(thoth_loop_t *loop, thoth_timer_t *timer, voi
 		/* Its last drain on the task thread, the end back here. */
 		stop_job_t *job = malloc(sizeof *job);
 		if (job) {
-			*job = (stop_job_t){ .t = t, .session_id = t->session_id };
+			*job = (stop_job_t){ .t = t, .session_id = t->session_id, .detached = true };
 			stop_switch_off(t);
 			if (thothd_defer_task(t->d, &detach_ops, job) == 0) {
 				t->stopping = true;
@@ -1331,7 +1341,10 @@ static int on_stop(void *self, const thoth_trace_TraceControl_stop_req_t *req,
 		return THOTH_TRACE_ERR_NOT_RUNNING;
 	}
 	if (t->stopping) {
-		call->reason = "the session is being stopped (another stop is draining it)";
+		/* A session ending because its owner went away says so from the
+		 * moment it is logged, not only once its last drain is done. */
+		call->reason = t->ended_why[0] ? t->ended_why
+					       : "the session is being stopped (another stop is draining it)";
 		tracer_unlock(t);
 		return THOTH_TRACE_ERR_NOT_RUNNING;
 	}
