@@ -1114,7 +1114,7 @@ static void emit_encode_fast(strbuf_t *c, const rec_t *r, unsigned major, unsign
 			sb_addf(c, "%sif (f%zu.len) {\n", ind, i);
 			sb_addf(c, "%s\tthoth_st64(fr + at + thoth_wire_pad8(f%zu.len) - 8, 0);   /* the pad */\n", ind, i);
 			sb_addf(c, "%s\tif (f%zu.reserve)\n%s\t\t*f%zu.reserve = fr + at;\n", ind, i, ind, i);
-			sb_addf(c, "%s\telse\n%s\t\tthoth_wire_copy_small(fr + at, f%zu.ptr, f%zu.len);\n",
+			sb_addf(c, "%s\telse\n%s\t\tthoth__wire_copy_small(fr + at, f%zu.ptr, f%zu.len);\n",
 				ind, ind, i, i);
 			sb_addf(c, "%s\tthoth_st64(fr + %u, (uint32_t)at | (uint64_t)f%zu.len << 32);\n", ind, slot, i);
 			sb_addf(c, "%s\tat += thoth_wire_pad8(f%zu.len);\n", ind, i);
@@ -1124,7 +1124,7 @@ static void emit_encode_fast(strbuf_t *c, const rec_t *r, unsigned major, unsign
 			sb_addf(c, "%sif (f%zu.len) {\n", ind, i);
 			sb_addf(c, "%s\tthoth_st64(fr + at + thoth_wire_str_size(f%zu) - 8, 0);   /* the pad and the NUL */\n",
 				ind, i);
-			sb_addf(c, "%s\tthoth_wire_copy_small(fr + at, (const uint8_t *)f%zu.ptr, f%zu.len);\n", ind, i, i);
+			sb_addf(c, "%s\tthoth__wire_copy_small(fr + at, (const uint8_t *)f%zu.ptr, f%zu.len);\n", ind, i, i);
 			sb_addf(c, "%s\tthoth_st64(fr + %u, (uint32_t)at | (uint64_t)f%zu.len << 32);\n", ind, slot, i);
 			sb_addf(c, "%s\tat += thoth_wire_str_size(f%zu);\n%s}\n", ind, i, ind);
 		} else {
