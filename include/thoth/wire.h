@@ -401,9 +401,20 @@ static inline THOTH_WIRE_ALWAYS_INLINE void thoth_wire_halves(uint8_t *to, const
  * nothing past N is read or written; below 16, two 8-byte moves or single
  * bytes.  A small payload is the usual case, and a memcpy with a variable
  * size costs a call and ~15 instructions around its few moves (and makes
- * its caller save registers). */
-static inline THOTH_WIRE_ALWAYS_INLINE void thoth_wire_copy_small(uint8_t *to, const uint8_t *from, size_t n)
+ * its caller save registers).
+ *
+ * Unchecked, and for thothc's encoders only: they call it after testing
+ * every length against THOTH_WIRE_COPY_INLINE (the `fast` test), a bound
+ * the compiler cannot see through that flag, so a check here would cost
+ * each field a compare and branch.  Above the bound the size classes
+ * would copy the first and last 64 bytes and leave the middle unwritten;
+ * a debug build stops there instead. */
+static inline THOTH_WIRE_ALWAYS_INLINE void thoth__wire_copy_small(uint8_t *to, const uint8_t *from, size_t n)
 {
+#ifndef NDEBUG
+	if (n > THOTH_WIRE_COPY_INLINE)
+		__builtin_trap();
+#endif
 	if (n > 64) {
 		thoth_wire_halves(to, from, n, 64);
 	} else if (n > 32) {
@@ -420,6 +431,17 @@ static inline THOTH_WIRE_ALWAYS_INLINE void thoth_wire_copy_small(uint8_t *to, c
 		for (size_t i = 0; i < n; i++)
 			to[i] = from[i];
 	}
+}
+
+/* Copy N bytes, any N: the inline moves up to THOTH_WIRE_COPY_INLINE,
+ * memcpy above it.  Where N is a constant, or bounded where the compiler
+ * can see it, the test folds away. */
+static inline THOTH_WIRE_ALWAYS_INLINE void thoth_wire_copy_small(uint8_t *to, const uint8_t *from, size_t n)
+{
+	if (n > THOTH_WIRE_COPY_INLINE)
+		memcpy(to, from, n);
+	else
+		thoth__wire_copy_small(to, from, n);
 }
 
 /* Encode bytes into SLOT (or reserve them: see thoth_bytes_t). */

@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,33 +37,53 @@
  * counted once per process on a socketpair, not assumed, since each byte
  * costs an skb whose size is the kernel's (766 B with 6.18 here; ~450 B
  * more with CONFIG_MAX_SKB_FRAGS=45).  0 when it cannot be counted.
+ *
+ * Only a count is kept.  A probe that could not count (no fd for the
+ * socketpair under EMFILE or ENFILE, no memory for an skb) says nothing
+ * about the kernel, so that connect makes no promise and the next one
+ * probes again; once counted, never again.  A pthread_once kept the
+ * failure as "no promise" for the life of the process.
  */
-static pthread_once_t bell_probe_once = PTHREAD_ONCE_INIT;
-static unsigned bell_probe_sends;
+static pthread_mutex_t bell_probe_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic unsigned bell_probe_state;       /* 0: not counted; else the count + 1 */
 
-static void bell_probe(void)
+/* The count into *SENDS, or false where the probe could not count. */
+static bool bell_probe(unsigned *sends)
 {
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
-		return;
+		return false;
 	int want = (int)CHAN_BELL_SNDBUF / 2, have = 0;    /* the kernel doubles it */
 	socklen_t l = sizeof have;
 	unsigned n = 0;
+	bool counted = true;
 	if (!setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &want, sizeof want) &&
 	    !getsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &have, &l) && have <= (int)CHAN_BELL_SNDBUF) {
 		/* At most 4 x what we need: the answer is only "enough or not". */
 		while (n < 4 * CHAN_BELL_ROOM && send(sv[0], "", 1, MSG_DONTWAIT | MSG_NOSIGNAL) == 1)
 			n++;
+		/* a full buffer ends it with EAGAIN; anything else (ENOBUFS,
+		 * ENOMEM) is a moment's shortage, not the buffer's room */
+		counted = n == 4 * CHAN_BELL_ROOM || errno == EAGAIN || errno == EWOULDBLOCK;
 	}
 	close(sv[0]);
 	close(sv[1]);
-	bell_probe_sends = n;
+	*sends = n;
+	return counted;
 }
 
 unsigned chan_bell_room_sends(void)
 {
-	pthread_once(&bell_probe_once, bell_probe);
-	return bell_probe_sends;
+	unsigned s = atomic_load_explicit(&bell_probe_state, memory_order_acquire);
+	if (s)
+		return s - 1;
+	pthread_mutex_lock(&bell_probe_lock);       /* one probe at a time: a count is made once */
+	s = atomic_load_explicit(&bell_probe_state, memory_order_relaxed);
+	unsigned n = 0;
+	if (!s && bell_probe(&n))
+		atomic_store_explicit(&bell_probe_state, s = n + 1, memory_order_release);
+	pthread_mutex_unlock(&bell_probe_lock);
+	return s ? s - 1 : 0;
 }
 
 /* Does our end of the socket take CHAN_BELL_ROOM unread one-byte sends?

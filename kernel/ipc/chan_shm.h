@@ -166,7 +166,9 @@ typedef struct chan_ctl {
 #define CHAN_BELL_SNDBUF (CHAN_BELL_ROOM * 1024u)
 /* The one-byte sends a socket with SO_SNDBUF = CHAN_BELL_SNDBUF took
  * before EAGAIN, counted once per process on a socketpair (chan_client.c;
- * capped at 4 x CHAN_BELL_ROOM; 0 if it could not be counted): a client
+ * capped at 4 x CHAN_BELL_ROOM; 0 if it could not be counted, and then
+ * counted again at the next call: a shortage of fds is not the kernel's
+ * answer): a client
  * promises CHAN_BELL_ONCE only where it is at least CHAN_BELL_ROOM. */
 unsigned chan_bell_room_sends(void);
 

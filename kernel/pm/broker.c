@@ -16,9 +16,14 @@
  *   3. dead elements nobody needs any more are removed, then 1-2 again.
  *   4. lease status and ready requests are reported.
  *
- * Graphs are small (a machine has tens of power elements), so everything is
- * a linear scan over arrays; elements are individually allocated so that
- * dependency pointers stay valid.
+ * Graphs are small (a machine has tens of power elements), so everything
+ * about elements is a linear scan over arrays; elements are individually
+ * allocated so that dependency pointers stay valid.  Leases are many (one
+ * per client and resource, up to max_leases), so no lease call scans them:
+ * each element keeps its leases on a list and counts what converge needs
+ * of them (assertive leases and latency floors per level, the holders it
+ * credits), a hash finds a lease by id, and report looks only at the leases
+ * of elements whose level moved (docs/PM.md, "Cost of a lease call").
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -32,6 +37,14 @@
 #define KEEPER_STATS_MAX 64             /* keeper rows per element; more go to holder 0 */
 #define HOLDER_NAMES_MAX 1024
 #define OTHERS UINT64_MAX               /* keeper row of holders past KEEPER_STATS_MAX */
+#define NONE UINT32_MAX                 /* no lease (list links, lookups) */
+
+/* A holder of assertive leases above level 0 on an element, credited as
+ * its keeper, and how many such leases it holds there. */
+typedef struct lease_keeper {
+	uint64_t holder;
+	uint32_t n;
+} lease_keeper_t;
 
 typedef struct keeper_stat {
 	uint64_t holder;
@@ -58,6 +71,16 @@ typedef struct elem {
 	int idle_reported;              /* -1: not yet, else the last idle reported */
 	uint64_t keeper_ids[KEEPERS_MAX];
 	uint32_t n_keeper_ids;
+	/* Its leases (maintained by add_lease / remove_lease) */
+	uint32_t lease_head, lease_tail;        /* indices into b->leases, NONE-ended */
+	uint32_t n_assert_at[THOTH_PM_MAX_LEVELS];     /* assertive leases per level */
+	uint32_t n_floor_at[THOTH_PM_MAX_LEVELS];      /* latency bounds per level they floor it at */
+	uint32_t n_assertive;
+	lease_keeper_t lease_keepers[KEEPERS_MAX];     /* the first holders, in arrival order */
+	uint32_t n_lease_keepers;
+	uint32_t keeper_overflow;       /* their leases by holders past KEEPERS_MAX */
+	bool keepers_stale;             /* a keeper left while others waited: rebuild */
+	uint32_t reported_lo;           /* occ_lo() when its leases' status was last reported */
 } elem_t;
 
 typedef struct lease {
@@ -67,6 +90,8 @@ typedef struct lease {
 	thoth_pm_lease_kind_t kind;
 	thoth_pm_lease_status_t status;
 	uint64_t granted_ns;
+	uint32_t floor;                 /* qos_floor() of qos_us, when qos_us */
+	uint32_t prev, next;            /* its element's list */
 } lease_t;
 
 typedef struct request {
@@ -90,6 +115,10 @@ struct thoth_pm_broker {
 	uint32_t next_elem_id;
 	lease_t *leases;
 	uint32_t n_leases, cap_leases;
+	uint32_t *by_id;                /* open addressing: lease index + 1, 0 empty */
+	uint32_t by_id_cap;             /* a power of 2, > 2 x n_leases; 0 before the first */
+	uint32_t new_lease;             /* added since the last report (NONE: none) */
+	uint32_t qos_min, qos_min_n;    /* the tightest bound and how many leases have it */
 	request_t *reqs;                /* FIFO: submission order */
 	uint32_t n_reqs, cap_reqs;
 	uint64_t next_id;               /* leases and requests */
@@ -166,6 +195,7 @@ int thoth_pm_broker_new(const thoth_pm_broker_ops_t *ops, const thoth_pm_broker_
 	}
 	b->next_elem_id = 1;
 	b->next_id = 1;
+	b->new_lease = NONE;
 	b->accounted_ns = now_ns;
 	*out = b;
 	return 0;
@@ -182,6 +212,7 @@ void thoth_pm_broker_free(thoth_pm_broker_t *b)
 	free(b->elems);
 	free(b->order);
 	free(b->leases);
+	free(b->by_id);
 	free(b->reqs);
 	free(b->names);
 	free(b);
@@ -347,6 +378,8 @@ int thoth_pm_broker_declare(thoth_pm_broker_t *b, uint64_t driver, const thoth_p
 		e->decl = decls[i];
 		e->level = decls[i].initial_level;
 		e->idle_reported = -1;
+		e->lease_head = e->lease_tail = NONE;
+		e->reported_lo = occ_lo(e);
 		b->elems[b->n_elems++] = e;
 		if (ids)
 			ids[i] = e->id;
@@ -379,24 +412,18 @@ static uint32_t qos_floor(const elem_t *e, uint32_t qos_us)
 
 static void compute_wants(thoth_pm_broker_t *b)
 {
+	/* Leases by their counts per level: the highest level an assertive
+	 * lease or a latency bound holds. */
 	for (uint32_t i = 0; i < b->n_elems; i++) {
 		elem_t *e = b->elems[i];
 		e->want = 0;
-		e->asserted = false;
+		e->asserted = e->n_assertive > 0;
 		e->cap = e->decl.n_levels - 1;
-	}
-	for (uint32_t i = 0; i < b->n_leases; i++) {
-		lease_t *l = &b->leases[i];
-		if (l->kind == THOTH_PM_LEASE_ASSERTIVE) {
-			l->e->asserted = true;
-			if (l->level > l->e->want)
-				l->e->want = l->level;
-		}
-		if (l->qos_us) {
-			uint32_t f = qos_floor(l->e, l->qos_us);
-			if (f > l->e->want)
-				l->e->want = f;
-		}
+		for (uint32_t l = e->decl.n_levels; l-- > 1;)
+			if (e->n_assert_at[l] || e->n_floor_at[l]) {
+				e->want = l;
+				break;
+			}
 	}
 	for (uint32_t i = 0; i < b->n_reqs; i++) {
 		request_t *r = &b->reqs[i];
@@ -532,17 +559,32 @@ static void remove_elem(thoth_pm_broker_t *b, uint32_t index)
 	reorder(b);
 }
 
+static void report_lease(thoth_pm_broker_t *b, lease_t *l)
+{
+	thoth_pm_lease_status_t s = occ_lo(l->e) >= l->level ? THOTH_PM_LEASE_SATISFIED : THOTH_PM_LEASE_PENDING;
+	if (s != l->status) {
+		l->status = s;
+		if (b->ops.lease_status)
+			b->ops.lease_status(b->ops.arg, l->id, l->holder, s);
+	}
+}
+
+/* A lease's status changes only with its element's lower level, or when
+ * it is new: only those leases are looked at. */
 static void report(thoth_pm_broker_t *b)
 {
-	for (uint32_t i = 0; i < b->n_leases; i++) {
-		lease_t *l = &b->leases[i];
-		thoth_pm_lease_status_t s = occ_lo(l->e) >= l->level ? THOTH_PM_LEASE_SATISFIED
-								    : THOTH_PM_LEASE_PENDING;
-		if (s != l->status) {
-			l->status = s;
-			if (b->ops.lease_status)
-				b->ops.lease_status(b->ops.arg, l->id, l->holder, s);
-		}
+	if (b->new_lease != NONE) {
+		report_lease(b, &b->leases[b->new_lease]);
+		b->new_lease = NONE;
+	}
+	for (uint32_t i = 0; i < b->n_elems; i++) {
+		elem_t *e = b->elems[i];
+		uint32_t lo = occ_lo(e);
+		if (lo == e->reported_lo)
+			continue;
+		e->reported_lo = lo;
+		for (uint32_t j = e->lease_head; j != NONE; j = b->leases[j].next)
+			report_lease(b, &b->leases[j]);
 	}
 	for (uint32_t i = 0; i < b->n_reqs; i++) {
 		request_t *r = &b->reqs[i];
@@ -647,17 +689,213 @@ static keeper_stat_t *keeper_row(elem_t *e, uint64_t holder)
 	return k;
 }
 
+/* ---- leases: the element's list and counts, the id hash ----------------------------- */
+
+static bool keeps(const lease_t *l)
+{
+	return l->kind == THOTH_PM_LEASE_ASSERTIVE && l->level > 0;
+}
+
+/* HOLDER holds one more keeping lease on E (COUNT: -1 one less). */
+static void count_keeper(elem_t *e, uint64_t holder, int count)
+{
+	for (uint32_t h = 0; h < e->n_lease_keepers; h++) {
+		lease_keeper_t *k = &e->lease_keepers[h];
+		if (k->holder != holder)
+			continue;
+		if (count > 0) {
+			k->n++;
+		} else if (--k->n == 0) {
+			memmove(k, k + 1, (e->n_lease_keepers - h - 1) * sizeof *k);
+			e->n_lease_keepers--;
+			/* a holder past the table may take its place: only the
+			 * element's own leases know which */
+			if (e->keeper_overflow)
+				e->keepers_stale = true;
+		}
+		return;
+	}
+	if (count < 0)
+		e->keeper_overflow--;
+	else if (e->n_lease_keepers < KEEPERS_MAX)
+		e->lease_keepers[e->n_lease_keepers++] = (lease_keeper_t){ holder, 1 };
+	else
+		e->keeper_overflow++;
+}
+
+static void rebuild_lease_keepers(thoth_pm_broker_t *b, elem_t *e)
+{
+	e->n_lease_keepers = e->keeper_overflow = 0;
+	e->keepers_stale = false;
+	for (uint32_t j = e->lease_head; j != NONE; j = b->leases[j].next)
+		if (keeps(&b->leases[j]))
+			count_keeper(e, b->leases[j].holder, 1);
+}
+
+static uint32_t id_slot(const thoth_pm_broker_t *b, uint64_t id)
+{
+	return (uint32_t)((id * 0x9E3779B97F4A7C15ull) >> 32) & (b->by_id_cap - 1);
+}
+
+static uint32_t lease_by_id(const thoth_pm_broker_t *b, uint64_t id)
+{
+	if (!b->by_id_cap)
+		return NONE;
+	for (uint32_t s = id_slot(b, id);; s = (s + 1) & (b->by_id_cap - 1)) {
+		uint32_t v = b->by_id[s];
+		if (!v)
+			return NONE;
+		if (b->leases[v - 1].id == id)
+			return v - 1;
+	}
+}
+
+/* Point ID's entry at INDEX + 1 (0: remove it, shifting back the run after). */
+static void set_by_id(thoth_pm_broker_t *b, uint64_t id, uint32_t v)
+{
+	uint32_t m = b->by_id_cap - 1, s = id_slot(b, id);
+	while (b->by_id[s] && b->leases[b->by_id[s] - 1].id != id)
+		s = (s + 1) & m;
+	if (v || !b->by_id[s]) {
+		b->by_id[s] = v;
+		return;
+	}
+	/* Backward-shift deletion: an entry after the hole moves into it
+	 * unless its home slot lies cyclically in (hole, its slot]. */
+	uint32_t hole = s;
+	for (uint32_t j = (s + 1) & m; b->by_id[j]; j = (j + 1) & m) {
+		uint32_t home = id_slot(b, b->leases[b->by_id[j] - 1].id);
+		if (((j - home) & m) >= ((j - hole) & m)) {
+			b->by_id[hole] = b->by_id[j];
+			hole = j;
+		}
+	}
+	b->by_id[hole] = 0;
+}
+
+/* Room in the hash for one more lease (before anything changes). */
+static int reserve_by_id(thoth_pm_broker_t *b)
+{
+	if (2 * ((uint64_t)b->n_leases + 1) < b->by_id_cap)
+		return 0;
+	uint32_t cap = b->by_id_cap ? b->by_id_cap * 2 : 64;
+	uint32_t *t = calloc(cap, sizeof *t);
+	if (!t)
+		return THOTH_E_NOMEM;
+	free(b->by_id);
+	b->by_id = t;
+	b->by_id_cap = cap;
+	for (uint32_t i = 0; i < b->n_leases; i++)
+		set_by_id(b, b->leases[i].id, i + 1);
+	return 0;
+}
+
+static void qos_rescan(thoth_pm_broker_t *b)
+{
+	b->qos_min = b->qos_min_n = 0;
+	for (uint32_t i = 0; i < b->n_leases; i++) {
+		uint32_t q = b->leases[i].qos_us;
+		if (!q || (b->qos_min && q > b->qos_min))
+			continue;
+		if (q != b->qos_min)
+			b->qos_min = q, b->qos_min_n = 0;
+		b->qos_min_n++;
+	}
+}
+
+/* The lease L, appended (reserve_by_id and the array's room come first). */
+static void add_lease(thoth_pm_broker_t *b, const lease_t *l)
+{
+	uint32_t i = b->n_leases++;
+	lease_t *n = &b->leases[i];
+	elem_t *e = l->e;
+	*n = *l;
+	n->prev = e->lease_tail;
+	n->next = NONE;
+	if (e->lease_tail != NONE)
+		b->leases[e->lease_tail].next = i;
+	else
+		e->lease_head = i;
+	e->lease_tail = i;
+	if (n->kind == THOTH_PM_LEASE_ASSERTIVE) {
+		e->n_assertive++;
+		e->n_assert_at[n->level]++;
+	}
+	if (n->qos_us) {
+		n->floor = qos_floor(e, n->qos_us);
+		e->n_floor_at[n->floor]++;
+		if (!b->qos_min || n->qos_us < b->qos_min)
+			b->qos_min = n->qos_us, b->qos_min_n = 0;
+		if (n->qos_us == b->qos_min)
+			b->qos_min_n++;
+	}
+	if (keeps(n))
+		count_keeper(e, n->holder, 1);
+	set_by_id(b, n->id, i + 1);
+	b->new_lease = i;
+}
+
+/* Lease I, gone: the last lease takes its index. */
+static void remove_lease(thoth_pm_broker_t *b, uint32_t i)
+{
+	lease_t *l = &b->leases[i];
+	elem_t *e = l->e;
+	if (l->prev != NONE)
+		b->leases[l->prev].next = l->next;
+	else
+		e->lease_head = l->next;
+	if (l->next != NONE)
+		b->leases[l->next].prev = l->prev;
+	else
+		e->lease_tail = l->prev;
+	if (l->kind == THOTH_PM_LEASE_ASSERTIVE) {
+		e->n_assertive--;
+		e->n_assert_at[l->level]--;
+	}
+	bool rescan = false;
+	if (l->qos_us) {
+		e->n_floor_at[l->floor]--;
+		rescan = l->qos_us == b->qos_min && --b->qos_min_n == 0;
+	}
+	if (keeps(l))
+		count_keeper(e, l->holder, -1);
+	set_by_id(b, l->id, 0);
+	if (b->new_lease == i)
+		b->new_lease = NONE;
+	uint32_t last = --b->n_leases;
+	if (i != last) {
+		lease_t *m = &b->leases[i];
+		*m = b->leases[last];
+		if (m->prev != NONE)
+			b->leases[m->prev].next = i;
+		else
+			m->e->lease_head = i;
+		if (m->next != NONE)
+			b->leases[m->next].prev = i;
+		else
+			m->e->lease_tail = i;
+		set_by_id(b, m->id, i + 1);
+		if (b->new_lease == last)
+			b->new_lease = i;
+	}
+	if (rescan)
+		qos_rescan(b);  /* the last tightest bound left: the only scan, and only then */
+}
+
 void thoth_pm_broker_account(thoth_pm_broker_t *b, uint64_t now_ns)
 {
 	if (now_ns <= b->accounted_ns)
 		return;
 	uint64_t dt = now_ns - b->accounted_ns;
 	b->accounted_ns = now_ns;
-	for (uint32_t i = 0; i < b->n_elems; i++)
-		b->elems[i]->n_keeper_ids = 0;
-	for (uint32_t i = 0; i < b->n_leases; i++)
-		if (b->leases[i].kind == THOTH_PM_LEASE_ASSERTIVE && b->leases[i].level > 0)
-			add_keeper(b->leases[i].e, b->leases[i].holder);
+	for (uint32_t i = 0; i < b->n_elems; i++) {
+		elem_t *e = b->elems[i];
+		if (e->keepers_stale)
+			rebuild_lease_keepers(b, e);
+		for (uint32_t h = 0; h < e->n_lease_keepers; h++)
+			e->keeper_ids[h] = e->lease_keepers[h].holder;
+		e->n_keeper_ids = e->n_lease_keepers;
+	}
 	for (uint32_t i = 0; i < b->n_reqs; i++)
 		if (b->reqs[i].level > 0)
 			add_keeper(b->reqs[i].e, b->reqs[i].holder);
@@ -736,7 +974,7 @@ void thoth_pm_broker_driver_gone(thoth_pm_broker_t *b, uint64_t driver, uint64_t
 		}
 		if (b->ops.lease_status)
 			b->ops.lease_status(b->ops.arg, l->id, l->holder, THOTH_PM_LEASE_LOST);
-		b->leases[i] = b->leases[--b->n_leases];
+		remove_lease(b, i);
 	}
 	for (uint32_t i = 0; i < b->n_reqs;) {
 		request_t *r = &b->reqs[i];
@@ -833,16 +1071,16 @@ int thoth_pm_broker_lease(thoth_pm_broker_t *b, uint64_t holder, uint32_t elemen
 		return r;
 	if (b->n_leases >= b->lim.max_leases)
 		return refuse(b, THOTH_E_LIMIT, "leases: the broker's limit of %u is reached", b->lim.max_leases);
-	if (grow((void **)&b->leases, &b->cap_leases, b->n_leases, sizeof *b->leases))
+	if (grow((void **)&b->leases, &b->cap_leases, b->n_leases, sizeof *b->leases) || reserve_by_id(b))
 		return THOTH_E_NOMEM;
 	thoth_pm_broker_account(b, now_ns);
-	lease_t *l = &b->leases[b->n_leases++];
-	*l = (lease_t){
+	lease_t l = {
 		.id = b->next_id++, .holder = holder, .e = e, .level = level, .qos_us = qos_us,
 		.kind = kind, .status = THOTH_PM_LEASE_PENDING, .granted_ns = now_ns,
 	};
+	add_lease(b, &l);
 	if (lease)
-		*lease = l->id;
+		*lease = l.id;
 	converge(b);
 	return 0;
 }
@@ -850,18 +1088,15 @@ int thoth_pm_broker_lease(thoth_pm_broker_t *b, uint64_t holder, uint32_t elemen
 int thoth_pm_broker_drop(thoth_pm_broker_t *b, uint64_t holder, uint64_t lease, uint64_t now_ns)
 {
 	b->refusal[0] = 0;
-	for (uint32_t i = 0; i < b->n_leases; i++) {
-		if (b->leases[i].id != lease)
-			continue;
-		if (b->leases[i].holder != holder)
-			return refuse(b, THOTH_E_PERM, "lease: %llu is not this holder's",
-				      (unsigned long long)lease);
-		thoth_pm_broker_account(b, now_ns);
-		b->leases[i] = b->leases[--b->n_leases];
-		converge(b);
-		return 0;
-	}
-	return refuse(b, THOTH_E_NOT_FOUND, "lease: no lease %llu", (unsigned long long)lease);
+	uint32_t i = lease_by_id(b, lease);
+	if (i == NONE)
+		return refuse(b, THOTH_E_NOT_FOUND, "lease: no lease %llu", (unsigned long long)lease);
+	if (b->leases[i].holder != holder)
+		return refuse(b, THOTH_E_PERM, "lease: %llu is not this holder's", (unsigned long long)lease);
+	thoth_pm_broker_account(b, now_ns);
+	remove_lease(b, i);
+	converge(b);
+	return 0;
 }
 
 void thoth_pm_broker_holder_gone(thoth_pm_broker_t *b, uint64_t holder, uint64_t now_ns)
@@ -870,7 +1105,7 @@ void thoth_pm_broker_holder_gone(thoth_pm_broker_t *b, uint64_t holder, uint64_t
 	bool any = false;
 	for (uint32_t i = 0; i < b->n_leases;) {
 		if (b->leases[i].holder == holder) {
-			b->leases[i] = b->leases[--b->n_leases];
+			remove_lease(b, i);
 			any = true;
 		} else {
 			i++;
@@ -980,11 +1215,7 @@ int thoth_pm_broker_request_done(thoth_pm_broker_t *b, uint64_t request, uint64_
 
 uint32_t thoth_pm_broker_min_qos_us(const thoth_pm_broker_t *b)
 {
-	uint32_t q = 0;
-	for (uint32_t i = 0; i < b->n_leases; i++)
-		if (b->leases[i].qos_us && (!q || b->leases[i].qos_us < q))
-			q = b->leases[i].qos_us;
-	return q;
+	return b->qos_min;
 }
 
 /* ---- introspection ------------------------------------------------------------------ */
@@ -1080,6 +1311,66 @@ int thoth_pm_broker_keeper_at(const thoth_pm_broker_t *b, uint32_t index, thoth_
 	return THOTH_E_NOT_FOUND;
 }
 
+/* What add_lease / remove_lease maintain, recounted from the array. */
+static int check_lease_index(const thoth_pm_broker_t *b, char *why, size_t cap)
+{
+	uint32_t qmin = 0, qn = 0, listed = 0;
+	for (uint32_t i = 0; i < b->n_leases; i++) {
+		const lease_t *l = &b->leases[i];
+		if (lease_by_id(b, l->id) != i) {
+			snprintf(why, cap, "lease %llu is not found by its id", (unsigned long long)l->id);
+			return THOTH_E_CORRUPT;
+		}
+		/* report looks only where something moved: nothing it skipped is stale */
+		if (l->status != (occ_lo(l->e) >= l->level ? THOTH_PM_LEASE_SATISFIED : THOTH_PM_LEASE_PENDING)) {
+			snprintf(why, cap, "lease %llu's status %d was not reported", (unsigned long long)l->id,
+				 (int)l->status);
+			return THOTH_E_CORRUPT;
+		}
+		if (l->qos_us && (!qmin || l->qos_us <= qmin)) {
+			qn = l->qos_us == qmin ? qn + 1 : 1;
+			qmin = l->qos_us;
+		}
+	}
+	if (qmin != b->qos_min || qn != b->qos_min_n) {
+		snprintf(why, cap, "tightest bound %u us x %u, counted %u us x %u", qmin, qn, b->qos_min,
+			 b->qos_min_n);
+		return THOTH_E_CORRUPT;
+	}
+	for (uint32_t i = 0; i < b->n_elems; i++) {
+		const elem_t *e = b->elems[i];
+		uint32_t at[THOTH_PM_MAX_LEVELS] = { 0 }, fl[THOTH_PM_MAX_LEVELS] = { 0 }, na = 0, nk = 0;
+		uint32_t prev = NONE;
+		for (uint32_t j = e->lease_head; j != NONE; prev = j, j = b->leases[j].next) {
+			const lease_t *l = &b->leases[j];
+			if (j >= b->n_leases || l->e != e || l->prev != prev || ++listed > b->n_leases) {
+				snprintf(why, cap, "\"%s\"'s lease list is broken at %u", e->decl.name, j);
+				return THOTH_E_CORRUPT;
+			}
+			if (l->kind == THOTH_PM_LEASE_ASSERTIVE)
+				na++, at[l->level]++;
+			if (l->qos_us)
+				fl[qos_floor(e, l->qos_us)]++;
+			nk += keeps(l);
+		}
+		uint32_t kept = e->keeper_overflow;
+		for (uint32_t h = 0; h < e->n_lease_keepers; h++)
+			kept += e->lease_keepers[h].n;
+		/* and no holder waits for a keeper's place while the table has room */
+		bool waits = e->keeper_overflow && e->n_lease_keepers < KEEPERS_MAX;
+		if (prev != e->lease_tail || na != e->n_assertive || memcmp(at, e->n_assert_at, sizeof at) ||
+		    memcmp(fl, e->n_floor_at, sizeof fl) || (!e->keepers_stale && (kept != nk || waits))) {
+			snprintf(why, cap, "\"%s\"'s lease counts differ from its leases", e->decl.name);
+			return THOTH_E_CORRUPT;
+		}
+	}
+	if (listed != b->n_leases) {
+		snprintf(why, cap, "%u leases on element lists, %u held", listed, b->n_leases);
+		return THOTH_E_CORRUPT;
+	}
+	return 0;
+}
+
 int thoth_pm_broker_check(const thoth_pm_broker_t *b, char *why, size_t cap)
 {
 	for (uint32_t i = 0; i < b->n_elems; i++) {
@@ -1106,5 +1397,5 @@ int thoth_pm_broker_check(const thoth_pm_broker_t *b, char *why, size_t cap)
 				 b->leases[i].e->decl.name);
 			return THOTH_E_CORRUPT;
 		}
-	return 0;
+	return check_lease_index(b, why, cap);
 }

@@ -469,6 +469,44 @@ static void test_keeper_rows_are_bounded_and_totals_kept(void **state)
 	thoth_pm_broker_free(b);
 }
 
+/* 32 holders are credited per element and interval (KEEPERS_MAX).  With
+ * 40 holding the disk, a keeper that leaves makes room for one of the 8
+ * waiting: 32 holders are credited in the next interval too.  The broker
+ * keeps its keepers per element as leases come and go (no scan of every
+ * lease per call), so the waiting holder must be found again. */
+static void test_a_keeper_that_leaves_makes_room_for_a_waiting_holder(void **state)
+{
+	rec_t r;
+	thoth_pm_broker_t *b = new_broker(&r);
+	uint32_t bus, disk;
+	declare_bus_disk(b, &bus, &disk, THOTH_PM_ASSERTIVE);
+	int done = 0;
+	uint64_t l[41];
+	for (uint64_t h = 1; h <= 40; h++) {
+		assert_int_equal(thoth_pm_broker_lease(b, h, disk, 1, THOTH_PM_LEASE_ASSERTIVE, 0, 0, &l[h]), 0);
+		finish_all(b, &r, &done, 0);
+	}
+	thoth_pm_broker_account(b, 1 * SEC);
+	assert_int_equal(thoth_pm_broker_drop(b, 1, l[1], 1 * SEC), 0);
+	finish_all(b, &r, &done, 1 * SEC);
+	thoth_pm_broker_account(b, 2 * SEC);
+	char why[200];
+	assert_int_equal(thoth_pm_broker_check(b, why, sizeof why), 0);
+	uint64_t total = 0;
+	uint32_t waited = 0;
+	for (uint32_t i = 0; i < thoth_pm_broker_keeper_count(b); i++) {
+		thoth_pm_keeper_info_t k;
+		assert_int_equal(thoth_pm_broker_keeper_at(b, i, &k), 0);
+		if (k.element != disk)
+			continue;
+		total += k.awake_ns;
+		waited += k.holder > 32 && k.holder <= 40 && k.awake_ns == 1 * SEC;
+	}
+	assert_int_equal(total, 64 * SEC);     /* 32 holders x 2 intervals of 1 s */
+	assert_int_equal(waited, 1);
+	thoth_pm_broker_free(b);
+}
+
 static void test_idle_is_reported_when_nothing_holds_an_element(void **state)
 {
 	rec_t r;
@@ -517,6 +555,7 @@ int main(void)
 		cmocka_unit_test(test_accounting_credits_who_kept_the_bus_awake),
 		cmocka_unit_test(test_restarted_driver_rebinds_its_dependents),
 		cmocka_unit_test(test_keeper_rows_are_bounded_and_totals_kept),
+		cmocka_unit_test(test_a_keeper_that_leaves_makes_room_for_a_waiting_holder),
 		cmocka_unit_test(test_idle_is_reported_when_nothing_holds_an_element),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -5,7 +5,7 @@
 if(NOT TARGET thoth_channel OR NOT TARGET chan_service)
   return()
 endif()
-foreach(t test_chan_hostile_wakeups test_chan_bells test_chan_fairness test_chan_limits test_chan_socket_policy)
+foreach(t test_chan_hostile_wakeups test_chan_bells test_chan_bell_probe test_chan_fairness test_chan_limits test_chan_socket_policy)
   thoth_add_test(${t} SOURCES ${CMAKE_CURRENT_LIST_DIR}/${t}.c LIBS thoth_channel test_chantest_idl)
   target_compile_definitions(${t} PRIVATE CHAN_SERVICE="$<TARGET_FILE:chan_service>")
   add_dependencies(${t} chan_service)

@@ -379,6 +379,23 @@ static void test_missing_root_file_is_reported(void **state)
 	assert_non_null(tidl_test_find_diag(tidl_test_prog(), want));
 }
 
+/* An import with errors fails its importers, which are not checked against
+ * it: no_package.tidl has no package (its package line is refused), and
+ * resolving x.A in an importer took the strlen of that NULL package (a
+ * crash found by fuzz_tidl_files), the second importer through the cached
+ * file as well.  The import's own error is the only one reported. */
+static void test_an_import_with_errors_fails_its_importers_unchecked(void **state)
+{
+	tidl_file_t *f;
+	assert_int_not_equal(tidl_test_load_file("bad/imports_no_package.tidl", &f), 0);
+	const tidl_program_t *p = tidl_test_prog();
+	assert_non_null(tidl_test_find_diag(p, "expected a package name"));
+	if (tidl_program_error_count(p) != 1) {
+		tidl_test_dump(p);
+		fail_msg("%zu errors, want only the import's own", tidl_program_error_count(p));
+	}
+}
+
 static void test_importing_a_directory_is_refused(void **state)
 {
 	char text[1400];
@@ -665,6 +682,7 @@ int main(void)
 		T(test_import_cycle_is_reported),
 		T(test_missing_root_file_is_reported),
 		T(test_importing_a_directory_is_refused),
+		T(test_an_import_with_errors_fails_its_importers_unchecked),
 		T(test_duplicate_method_ordinal_is_error),
 		T(test_method_ordinal_zero_is_error),
 		T(test_field_ordinal_zero_is_error),

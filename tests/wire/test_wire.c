@@ -365,6 +365,35 @@ static void test_every_error_code_has_a_name(void **state)
 	assert_string_equal(thoth_strerror(-9999), "unknown error");
 }
 
+/* thoth_wire_copy_small is public: any length copies exactly, nothing
+ * past it written.  Its size classes stop at THOTH_WIRE_COPY_INLINE; a
+ * longer copy once went to them too and left all but the first and last
+ * 64 bytes unwritten. */
+static void test_copy_small_is_exact_at_any_length(void **state)
+{
+	(void)state;
+	enum { MAX = 3 * THOTH_WIRE_COPY_INLINE, GUARD = 32 };
+	static uint8_t src[MAX], dst[MAX + GUARD];
+	for (size_t i = 0; i < MAX; i++)
+		src[i] = (uint8_t)(i * 7 + 1);
+	for (size_t n = 0; n <= MAX; n++) {
+		memset(dst, 0xEE, sizeof dst);
+		thoth_wire_copy_small(dst, src, n);
+		if (n)
+			assert_memory_equal(dst, src, n);
+		for (size_t i = n; i < n + GUARD; i++)
+			assert_int_equal(dst[i], 0xEE);
+	}
+	/* the generator's own, within its bound */
+	for (size_t n = 0; n <= THOTH_WIRE_COPY_INLINE; n++) {
+		memset(dst, 0xEE, sizeof dst);
+		thoth__wire_copy_small(dst, src, n);
+		if (n)
+			assert_memory_equal(dst, src, n);
+		assert_int_equal(dst[n], 0xEE);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -388,6 +417,7 @@ int main(void)
 		cmocka_unit_test(test_decoder_frame_checks),
 		cmocka_unit_test(test_scalar_list_copies_into_arena_when_misaligned),
 		cmocka_unit_test(test_every_error_code_has_a_name),
+		cmocka_unit_test(test_copy_small_is_exact_at_any_length),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

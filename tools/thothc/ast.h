@@ -162,6 +162,7 @@ typedef struct tidl_file {
 	tidl_decl_t **decls;    size_t n_decls;   /* in source order */
 	const char *source;         /* whole file text, NUL-terminated (for diagnostics, fmt) */
 	size_t source_len;
+	bool failed;                /* it or an import of it had errors: never checked against */
 } tidl_file_t;
 
 /* ---- diagnostics ---------------------------------------------------- */
@@ -195,6 +196,12 @@ int tidl_program_load(tidl_program_t *prog, const char *path, tidl_file_t **out)
  * to the current directory. */
 int tidl_program_load_buffer(tidl_program_t *prog, const char *name,
 			     const char *text, size_t len, tidl_file_t **out);
+
+/* Make PATH, with TEXT, a file the loader reads from memory (the fuzzer:
+ * a set of files that import each other).  Once one is added, imports are
+ * looked up among these only, by the path the loader computes (relative to
+ * the importer's folder, as on disk), and never read from the disk. */
+void tidl_program_add_memory_file(tidl_program_t *prog, const char *path, const char *text, size_t len);
 
 size_t tidl_program_diag_count(const tidl_program_t *prog);
 const tidl_diag_t *tidl_program_diag(const tidl_program_t *prog, size_t i);

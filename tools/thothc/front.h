@@ -47,6 +47,13 @@ struct tidl_program {
 	size_t n_files, cap_files;
 	const char **loading;           /* import stack, for cycle reports */
 	size_t n_loading;
+	struct mem_file *mem;           /* tidl_program_add_memory_file: read instead of the disk */
+	size_t n_mem;
+};
+
+struct mem_file {
+	const char *path, *text;        /* copies in the arena */
+	size_t len;
 };
 
 /* Zeroed memory from the program's arena (never NULL: aborts when out of memory). */

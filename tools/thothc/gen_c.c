@@ -1114,7 +1114,7 @@ static void emit_encode_fast(strbuf_t *c, const rec_t *r, unsigned major, unsign
 			sb_addf(c, "%sif (f%zu.len) {\n", ind, i);
 			sb_addf(c, "%s\tthoth_st64(fr + at + thoth_wire_pad8(f%zu.len) - 8, 0);   /* the pad */\n", ind, i);
 			sb_addf(c, "%s\tif (f%zu.reserve)\n%s\t\t*f%zu.reserve = fr + at;\n", ind, i, ind, i);
-			sb_addf(c, "%s\telse\n%s\t\tthoth_wire_copy_small(fr + at, f%zu.ptr, f%zu.len);\n",
+			sb_addf(c, "%s\telse\n%s\t\tthoth__wire_copy_small(fr + at, f%zu.ptr, f%zu.len);\n",
 				ind, ind, i, i);
 			sb_addf(c, "%s\tthoth_st64(fr + %u, (uint32_t)at | (uint64_t)f%zu.len << 32);\n", ind, slot, i);
 			sb_addf(c, "%s\tat += thoth_wire_pad8(f%zu.len);\n", ind, i);
@@ -1124,7 +1124,7 @@ static void emit_encode_fast(strbuf_t *c, const rec_t *r, unsigned major, unsign
 			sb_addf(c, "%sif (f%zu.len) {\n", ind, i);
 			sb_addf(c, "%s\tthoth_st64(fr + at + thoth_wire_str_size(f%zu) - 8, 0);   /* the pad and the NUL */\n",
 				ind, i);
-			sb_addf(c, "%s\tthoth_wire_copy_small(fr + at, (const uint8_t *)f%zu.ptr, f%zu.len);\n", ind, i, i);
+			sb_addf(c, "%s\tthoth__wire_copy_small(fr + at, (const uint8_t *)f%zu.ptr, f%zu.len);\n", ind, i, i);
 			sb_addf(c, "%s\tthoth_st64(fr + %u, (uint32_t)at | (uint64_t)f%zu.len << 32);\n", ind, slot, i);
 			sb_addf(c, "%s\tat += thoth_wire_str_size(f%zu);\n%s}\n", ind, i, ind);
 		} else {
@@ -1338,7 +1338,28 @@ int thothc_gen_c_prefixed(const tidl_file_t *file, const char *outdir, const cha
 	return r;
 }
 
+static int gen_c(const tidl_file_t *file, const char *outdir, FILE *err, thothc_gen_out_t *mem);
+
 int thothc_gen_c(const tidl_file_t *file, const char *outdir, FILE *err)
+{
+	return gen_c(file, outdir, err, NULL);
+}
+
+int thothc_gen_c_mem(const tidl_file_t *file, thothc_gen_out_t *out)
+{
+	*out = (thothc_gen_out_t){ 0 };
+	return gen_c(file, NULL, NULL, out);
+}
+
+void thothc_gen_out_free(thothc_gen_out_t *out)
+{
+	free(out->h);
+	free(out->c);
+	*out = (thothc_gen_out_t){ 0 };
+}
+
+/* To OUTDIR's two files, or (OUTDIR NULL) into MEM. */
+static int gen_c(const tidl_file_t *file, const char *outdir, FILE *err, thothc_gen_out_t *mem)
 {
 	gen_t g = { .file = file };
 	char prefix[256], up[256], base[256];
@@ -1446,12 +1467,20 @@ int thothc_gen_c(const tidl_file_t *file, const char *outdir, FILE *err)
 		if (file->decls[i]->kind == TIDL_DECL_INTERFACE)
 			emit_interface_source(&g, file->decls[i], hash);
 
-	char hpath[4096], cpath[4096];
-	snprintf(hpath, sizeof hpath, "%s/%s.thoth.h", outdir, base);
-	snprintf(cpath, sizeof cpath, "%s/%s.thoth.c", outdir, base);
-	int rc = write_file(hpath, &g.h, err);
-	if (!rc)
-		rc = write_file(cpath, &g.c, err);
+	int rc = 0;
+	if (mem) {
+		snprintf(mem->base, sizeof mem->base, "%s", base);
+		mem->h = g.h.s, mem->h_len = g.h.len;
+		mem->c = g.c.s, mem->c_len = g.c.len;
+		g.h.s = g.c.s = NULL;
+	} else {
+		char hpath[4096], cpath[4096];
+		snprintf(hpath, sizeof hpath, "%s/%s.thoth.h", outdir, base);
+		snprintf(cpath, sizeof cpath, "%s/%s.thoth.c", outdir, base);
+		rc = write_file(hpath, &g.h, err);
+		if (!rc)
+			rc = write_file(cpath, &g.c, err);
+	}
 
 	for (size_t i = 0; i < n_recs; i++)
 		rec_free(&recs[i]);

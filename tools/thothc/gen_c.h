@@ -21,4 +21,15 @@ int thothc_gen_c(const tidl_file_t *file, const char *outdir, FILE *err);
 int thothc_gen_c_prefixed(const tidl_file_t *file, const char *outdir, const char *c_prefix,
 			  FILE *err);
 
+/* What thothc_gen_c writes, in memory instead (the fuzzer; no file is
+ * touched): BASE is the name the files would have, <base>.thoth.{h,c}. */
+typedef struct thothc_gen_out {
+	char base[256];
+	char *h, *c;                    /* malloc'd, not NUL-terminated when empty */
+	size_t h_len, c_len;
+} thothc_gen_out_t;
+
+int thothc_gen_c_mem(const tidl_file_t *file, thothc_gen_out_t *out);
+void thothc_gen_out_free(thothc_gen_out_t *out);
+
 #endif

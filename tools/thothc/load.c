@@ -74,6 +74,25 @@ static const char *import_path(tidl_program_t *p, const char *importer, const ch
 	return r;
 }
 
+/* The file whose import is being loaded (its line is quoted in a diagnostic). */
+static const tidl_file_t *importer_of(const tidl_program_t *p)
+{
+	if (p->n_loading)
+		for (size_t i = 0; i < p->n_files; i++)
+			if (strcmp(p->files[i]->path, p->loading[p->n_loading - 1]) == 0)
+				return p->files[i];
+	return NULL;
+}
+
+void tidl_program_add_memory_file(tidl_program_t *p, const char *path, const char *text, size_t len)
+{
+	struct mem_file *m = realloc(p->mem, (p->n_mem + 1) * sizeof *m);
+	if (!m)
+		abort();
+	p->mem = m;
+	m[p->n_mem++] = (struct mem_file){ tidl_pstrndup(p, path, strlen(path)), tidl_pstrndup(p, text, len), len };
+}
+
 static int load(tidl_program_t *p, const char *path, const char *text, size_t len,
 		tidl_loc_t from, tidl_file_t **out)
 {
@@ -93,7 +112,7 @@ static int load(tidl_program_t *p, const char *path, const char *text, size_t le
 	for (size_t i = 0; i < p->n_files; i++)
 		if (strcmp(p->files[i]->path, path) == 0) {
 			*out = p->files[i];
-			return 0;
+			return p->files[i]->failed ? -1 : 0;    /* a second importer fails too */
 		}
 	if (p->n_loading >= MAX_IMPORT_DEPTH) {
 		tidl_diag(p, NULL, TIDL_ERROR, from, "imports nested deeper than %d", MAX_IMPORT_DEPTH);
@@ -101,13 +120,18 @@ static int load(tidl_program_t *p, const char *path, const char *text, size_t le
 	}
 	tidl_file_t *f = tidl_palloc(p, sizeof *f);
 	f->path = tidl_pstrndup(p, path, strlen(path));
-	if (!text) {
-		const tidl_file_t *importer = NULL;
-		if (p->n_loading)
-			for (size_t i = 0; i < p->n_files; i++)
-				if (strcmp(p->files[i]->path, p->loading[p->n_loading - 1]) == 0)
-					importer = p->files[i];
-		char *buf = read_file(p, path, &len, from, importer);
+	if (!text && p->n_mem) {
+		size_t i = 0;
+		while (i < p->n_mem && strcmp(p->mem[i].path, path) != 0)
+			i++;
+		if (i == p->n_mem) {
+			tidl_diag(p, importer_of(p), TIDL_ERROR, from, "cannot open '%s': no such file", path);
+			return -1;
+		}
+		text = p->mem[i].text;          /* a copy in the arena, NUL-terminated */
+		len = p->mem[i].len;
+	} else if (!text) {
+		char *buf = read_file(p, path, &len, from, importer_of(p));
 		if (!buf)
 			return -1;
 		text = buf;
@@ -130,10 +154,18 @@ static int load(tidl_program_t *p, const char *path, const char *text, size_t le
 		abort();
 	p->loading = nl;
 	p->loading[p->n_loading++] = f->path;
+	/* An import with errors of its own fails its importer: it may lack
+	 * its package or its checked types, and sema would resolve names
+	 * against it (a missing package was a NULL strlen: fuzz_tidl_files).
+	 * Its errors are reported where they are. */
+	bool import_failed = false;
 	for (size_t i = 0; i < f->n_imports && !ps.failed; i++) {
 		const char *ip = import_path(p, f->path, f->imports[i].path);
-		load(p, ip, NULL, 0, f->imports[i].loc, &f->imports[i].file);
+		if (load(p, ip, NULL, 0, f->imports[i].loc, &f->imports[i].file) != 0)
+			import_failed = true;
 	}
+	if (import_failed)
+		ps.failed = true;
 	p->n_loading--;
 	/* Grown here, after the imports: they add their own files first, so a
 	 * capacity checked before them was stale (an import chain of 10 files
@@ -155,7 +187,8 @@ static int load(tidl_program_t *p, const char *path, const char *text, size_t le
 	if (!ps.failed)
 		tidl_sema_file(p, f);
 	*out = f;
-	return p->n_errors > errors_before ? -1 : 0;
+	f->failed = ps.failed || p->n_errors > errors_before;
+	return f->failed ? -1 : 0;
 }
 
 int tidl_program_load(tidl_program_t *p, const char *path, tidl_file_t **out)

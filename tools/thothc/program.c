@@ -68,6 +68,7 @@ void tidl_program_free(tidl_program_t *p)
 	free(p->diags);
 	free(p->files);
 	free(p->loading);
+	free(p->mem);
 	free(p);
 }
 
