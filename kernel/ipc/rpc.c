@@ -345,18 +345,22 @@ static int respond_error(thoth_server_io_t *io, const thoth_msg_header_t *rq,
  * of the message, padded, within the limit.  Anything else (oneway, a bad
  * header, another interface or major) goes the full way, which says what
  * it is: this accepts only what that accepts, and checks no less.
+ * HD is the caller's own copy of the header, never the message itself: a
+ * request sent through the pool is dispatched in place, in the client's
+ * pool, which the client can still write, so a word checked here and read
+ * again from MSG (body_len) could have changed in between.
  */
-static inline bool plain_request(const thoth_interface_info_t *iface, const uint8_t *msg, size_t len)
+static inline bool plain_request(const thoth_interface_info_t *iface, const uint8_t *hd, size_t len)
 {
 #ifdef THOTH_RPC_FULL_WAY_ONLY
 	return false;   /* tests/contract/rpc_full_way.c: the full way, to compare with */
 #endif
 	if (len < THOTH_WIRE_HEADER_SIZE)
 		return false;
-	uint64_t w0 = thoth_le64(msg) & ~((uint64_t)0xff << 40);    /* minor */
+	uint64_t w0 = thoth_le64(hd) & ~((uint64_t)0xff << 40);     /* minor */
 	uint64_t want0 = THOTH_WIRE_MAGIC | (uint64_t)iface->major << 32 | (uint64_t)THOTH_MSG_REQUEST << 48;
-	uint32_t body = thoth_le32(msg + 36);
-	return w0 == want0 && thoth_le32(msg + 8) == iface->id &&
+	uint32_t body = thoth_le32(hd + 36);
+	return w0 == want0 && thoth_le32(hd + 8) == iface->id &&
 	       (size_t)body == len - THOTH_WIRE_HEADER_SIZE && !(body % 8u) && body <= THOTH_WIRE_MAX_BODY;
 }
 
@@ -374,7 +378,11 @@ int thoth_server_dispatch(const thoth_interface_info_t *iface, thoth_invoke_fn i
 	bool oneway;
 	int r;
 #define FAIL(status, text) (oneway ? 0 : respond_error(io, &rh, 0, (status), (text)))
-	if (plain_request(iface, msg, len)) {
+	/* The header read once, into our own copy (plain_request says why). */
+	uint8_t hd[THOTH_WIRE_HEADER_SIZE];
+	if (len >= THOTH_WIRE_HEADER_SIZE)
+		memcpy(hd, msg, sizeof hd);
+	if (len >= THOTH_WIRE_HEADER_SIZE && plain_request(iface, hd, len)) {
 		/* Every check of the full way below passed in four tests;
 		 * the header is read straight into the answer's. */
 		oneway = false;
@@ -384,15 +392,15 @@ int thoth_server_dispatch(const thoth_interface_info_t *iface, thoth_invoke_fn i
 			.schema_minor = iface->minor,
 			.flags = THOTH_MSG_REQUEST,
 			.interface_id = iface->id,
-			.method = thoth_le32(msg + 12),
+			.method = thoth_le32(hd + 12),
 			.features = io->features,
-			.trace_id = thoth_le64(msg + 24),
-			.request_id = thoth_le32(msg + 32),
-			.body_len = thoth_le32(msg + 36),
+			.trace_id = thoth_le64(hd + 24),
+			.request_id = thoth_le32(hd + 32),
+			.body_len = thoth_le32(hd + 36),
 		};
 		h.method = rh.method;
 		h.body_len = rh.body_len;
-		h.features = thoth_le64(msg + 16);
+		h.features = thoth_le64(hd + 16);
 	} else {
 		h = (thoth_msg_header_t){ 0 };
 		r = thoth_wire_header_decode(msg, len, &h);
