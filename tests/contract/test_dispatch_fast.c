@@ -19,6 +19,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "alltypes.thoth.h"
 #include "flat.thoth.h"
 #include "rpc_full_way.h"
 
@@ -253,6 +254,62 @@ static void test_dispatch_plain_requests_match_the_full_way(void **state)
 }
 
 /*
+ * The feature gate: Flat has no method that requires a feature, so a fast
+ * path that ignored the request's features would pass everything above.
+ * Kitchen.fancy requires `extra`: dispatched both ways with the request's
+ * and the channel's features each in {none, extra, another bit, all}, it
+ * runs exactly when both carry extra, and both ways answer the same bytes.
+ */
+static int on_fancy(void *self, const test_alltypes_Kitchen_fancy_req_t *req, test_alltypes_Kitchen_fancy_resp_t *resp,
+		    thoth_arena_t *arena)
+{
+	(void)arena;
+	(*(unsigned *)self)++;
+	resp->m = req->n + 1;
+	return 0;
+}
+
+static void test_the_feature_gate_is_the_same_both_ways(void **state)
+{
+	(void)state;
+	static const test_alltypes_Kitchen_handlers_t kh = { .fancy = on_fancy };
+	const uint64_t fs[] = { 0, TEST_ALLTYPES_FEATURE_EXTRA, 1ull << 3, ~0ull };
+	unsigned plain_seen = 0;
+	for (size_t i = 0; i < 4; i++) {
+		uint64_t buf[16];
+		size_t len;
+		test_alltypes_Kitchen_fancy_req_t rq = { .n = 41 };
+		thoth_msg_header_t meta = { .request_id = 9, .trace_id = 5, .features = fs[i] };
+		assert_int_equal(thoth_method_encode(&test_alltypes_Kitchen_fancy_info, false, &rq, &meta, buf,
+						     sizeof buf, &len), 0);
+		plain_seen += thoth_le16((const uint8_t *)buf + 6) == THOTH_MSG_REQUEST;
+		for (size_t j = 0; j < 4; j++) {
+			uint64_t out1[32], out2[32], ar1[64], ar2[64];
+			unsigned calls1 = 0, calls2 = 0;
+			memset(out1, 0x5a, sizeof out1);
+			memset(out2, 0x5a, sizeof out2);
+			thoth_arena_t a1, a2;
+			thoth_arena_init(&a1, ar1, sizeof ar1);
+			thoth_arena_init(&a2, ar2, sizeof ar2);
+			thoth_server_io_t io1 = { .out = (uint8_t *)out1, .cap = sizeof out1, .arena = &a1, .features = fs[j] };
+			thoth_server_io_t io2 = { .out = (uint8_t *)out2, .cap = sizeof out2, .arena = &a2, .features = fs[j] };
+			int r1 = thoth_server_dispatch(&test_alltypes_Kitchen_info, test_alltypes_Kitchen_invoke, &kh,
+						       &calls1, (const uint8_t *)buf, len, &io1);
+			int r2 = thoth_full_server_dispatch(&test_alltypes_Kitchen_info, test_alltypes_Kitchen_invoke, &kh,
+							    &calls2, (const uint8_t *)buf, len, &io2);
+			bool both = fs[i] & fs[j] & TEST_ALLTYPES_FEATURE_EXTRA;
+			if (r1 != r2 || io1.out_len != io2.out_len || memcmp(out1, out2, sizeof out1) || calls1 != calls2 ||
+			    calls1 != (both ? 1u : 0u))
+				fail_msg("request features %#llx, channel %#llx: dispatch %d / %zu bytes / %u calls, "
+					 "the full way %d / %zu bytes / %u calls",
+					 (unsigned long long)fs[i], (unsigned long long)fs[j], r1, io1.out_len, calls1, r2,
+					 io2.out_len, calls2);
+		}
+	}
+	assert_int_equal(plain_seen, 4);        /* every one took the plain way */
+}
+
+/*
  * A request sent through the pool is dispatched in place, in the client's
  * pool, which the client can still write.  A put request cut to 16 body
  * bytes whose data lies past them is refused; a peer flipping body_len
@@ -319,6 +376,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_dispatch_plain_requests_match_the_full_way),
+		cmocka_unit_test(test_the_feature_gate_is_the_same_both_ways),
 		cmocka_unit_test(test_a_body_len_rewritten_during_dispatch_is_read_once),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
