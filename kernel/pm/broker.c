@@ -119,6 +119,7 @@ struct thoth_pm_broker {
 	uint32_t by_id_cap;             /* a power of 2, > 2 x n_leases; 0 before the first */
 	uint32_t new_lease;             /* added since the last report (NONE: none) */
 	uint32_t qos_min, qos_min_n;    /* the tightest bound and how many leases have it */
+	uint64_t qos_scans;             /* qos_rescan calls (thoth_pm_broker_qos_scans) */
 	request_t *reqs;                /* FIFO: submission order */
 	uint32_t n_reqs, cap_reqs;
 	uint64_t next_id;               /* leases and requests */
@@ -792,6 +793,7 @@ static int reserve_by_id(thoth_pm_broker_t *b)
 
 static void qos_rescan(thoth_pm_broker_t *b)
 {
+	b->qos_scans++;
 	b->qos_min = b->qos_min_n = 0;
 	for (uint32_t i = 0; i < b->n_leases; i++) {
 		uint32_t q = b->leases[i].qos_us;
@@ -835,8 +837,13 @@ static void add_lease(thoth_pm_broker_t *b, const lease_t *l)
 	b->new_lease = i;
 }
 
-/* Lease I, gone: the last lease takes its index. */
-static void remove_lease(thoth_pm_broker_t *b, uint32_t i)
+/* Lease I, gone: the last lease takes its index.  True when the last
+ * lease holding the tightest bound left: the bound must be found again
+ * (qos_rescan), once, by the caller; until then qos_min_n stays 0 and
+ * later removals leave it so.  A holder's or a driver's many leases go
+ * with one scan, not one each (a holder ordering its bounds so that every
+ * removal is the last tightest one made that k scans of n leases). */
+static bool unlink_lease(thoth_pm_broker_t *b, uint32_t i)
 {
 	lease_t *l = &b->leases[i];
 	elem_t *e = l->e;
@@ -855,7 +862,7 @@ static void remove_lease(thoth_pm_broker_t *b, uint32_t i)
 	bool rescan = false;
 	if (l->qos_us) {
 		e->n_floor_at[l->floor]--;
-		rescan = l->qos_us == b->qos_min && --b->qos_min_n == 0;
+		rescan = b->qos_min_n && l->qos_us == b->qos_min && --b->qos_min_n == 0;
 	}
 	if (keeps(l))
 		count_keeper(e, l->holder, -1);
@@ -878,7 +885,12 @@ static void remove_lease(thoth_pm_broker_t *b, uint32_t i)
 		if (b->new_lease == last)
 			b->new_lease = i;
 	}
-	if (rescan)
+	return rescan;
+}
+
+static void remove_lease(thoth_pm_broker_t *b, uint32_t i)
+{
+	if (unlink_lease(b, i))
 		qos_rescan(b);  /* the last tightest bound left: the only scan, and only then */
 }
 
@@ -966,6 +978,7 @@ void thoth_pm_broker_driver_gone(thoth_pm_broker_t *b, uint64_t driver, uint64_t
 	}
 	if (!any)
 		return;
+	bool rescan = false;
 	for (uint32_t i = 0; i < b->n_leases;) {
 		lease_t *l = &b->leases[i];
 		if (!l->e->dead) {
@@ -974,8 +987,10 @@ void thoth_pm_broker_driver_gone(thoth_pm_broker_t *b, uint64_t driver, uint64_t
 		}
 		if (b->ops.lease_status)
 			b->ops.lease_status(b->ops.arg, l->id, l->holder, THOTH_PM_LEASE_LOST);
-		remove_lease(b, i);
+		rescan |= unlink_lease(b, i);
 	}
+	if (rescan)
+		qos_rescan(b);
 	for (uint32_t i = 0; i < b->n_reqs;) {
 		request_t *r = &b->reqs[i];
 		if (!r->e->dead) {
@@ -1102,15 +1117,17 @@ int thoth_pm_broker_drop(thoth_pm_broker_t *b, uint64_t holder, uint64_t lease, 
 void thoth_pm_broker_holder_gone(thoth_pm_broker_t *b, uint64_t holder, uint64_t now_ns)
 {
 	thoth_pm_broker_account(b, now_ns);
-	bool any = false;
+	bool any = false, rescan = false;
 	for (uint32_t i = 0; i < b->n_leases;) {
 		if (b->leases[i].holder == holder) {
-			remove_lease(b, i);
+			rescan |= unlink_lease(b, i);
 			any = true;
 		} else {
 			i++;
 		}
 	}
+	if (rescan)
+		qos_rescan(b);
 	/* Its requests are withdrawn: nobody is left to receive the answer. */
 	for (uint32_t i = 0; i < b->n_reqs;) {
 		if (b->reqs[i].holder == holder) {
@@ -1211,6 +1228,11 @@ int thoth_pm_broker_request_done(thoth_pm_broker_t *b, uint64_t request, uint64_
 		return 0;
 	}
 	return refuse(b, THOTH_E_NOT_FOUND, "request: no request %llu", (unsigned long long)request);
+}
+
+uint64_t thoth_pm_broker_qos_scans(const thoth_pm_broker_t *b)
+{
+	return b->qos_scans;
 }
 
 uint32_t thoth_pm_broker_min_qos_us(const thoth_pm_broker_t *b)

@@ -130,6 +130,10 @@ int thoth_pm_broker_set_policy_level(thoth_pm_broker_t *b, uint32_t element, uin
 
 /* The tightest latency bound of all leases, in us (0: none). */
 uint32_t thoth_pm_broker_min_qos_us(const thoth_pm_broker_t *b);
+/* How often every lease was scanned for the tightest bound (only when the
+ * last lease holding it left; a holder's or driver's leases going at once
+ * cost one scan): for tests. */
+uint64_t thoth_pm_broker_qos_scans(const thoth_pm_broker_t *b);
 
 /* Bring residency and energy accounting up to NOW_NS. */
 void thoth_pm_broker_account(thoth_pm_broker_t *b, uint64_t now_ns);

@@ -55,8 +55,8 @@ static void on_status(void *arg, uint64_t lease, uint64_t holder, thoth_pm_lease
 {
 	rec_t *r = arg;
 	r->last_status = s;
-	if (s == THOTH_PM_LEASE_LOST)
-		r->lost[r->n_lost++] = lease;
+	if (s == THOTH_PM_LEASE_LOST && r->n_lost++ < 64)
+		r->lost[r->n_lost - 1] = lease;
 }
 
 static void on_ready(void *arg, uint64_t req, uint64_t holder, uint32_t e)
@@ -507,6 +507,41 @@ static void test_a_keeper_that_leaves_makes_room_for_a_waiting_holder(void **sta
 	thoth_pm_broker_free(b);
 }
 
+/* A holder ordering its bounds so that each removal is the last lease
+ * holding the tightest one (1, then N..2: the last takes the removed one's
+ * index) cost one scan of every lease per removal when it went away: k
+ * leases, k scans of n.  Its leases go with one scan, and the bound left
+ * is another holder's. */
+static void test_a_holders_leases_go_with_one_bound_scan(void **state)
+{
+	rec_t r;
+	thoth_pm_broker_t *b = new_broker(&r);
+	uint32_t bus, disk;
+	declare_bus_disk(b, &bus, &disk, THOTH_PM_ASSERTIVE);
+	uint64_t l;
+	enum { N = 200 };
+	assert_int_equal(thoth_pm_broker_lease(b, 9, disk, 0, THOTH_PM_LEASE_OPPORTUNISTIC, 100000, 0, &l), 0);
+	assert_int_equal(thoth_pm_broker_lease(b, 7, disk, 0, THOTH_PM_LEASE_OPPORTUNISTIC, 1, 0, &l), 0);
+	for (uint32_t q = N; q >= 2; q--)
+		assert_int_equal(thoth_pm_broker_lease(b, 7, disk, 0, THOTH_PM_LEASE_OPPORTUNISTIC, q, 0, &l), 0);
+	assert_int_equal(thoth_pm_broker_min_qos_us(b), 1);
+	uint64_t scans = thoth_pm_broker_qos_scans(b);
+	thoth_pm_broker_holder_gone(b, 7, 1);
+	assert_true(thoth_pm_broker_qos_scans(b) - scans <= 1);
+	assert_int_equal(thoth_pm_broker_min_qos_us(b), 100000);
+	char why[200];
+	assert_int_equal(thoth_pm_broker_check(b, why, sizeof why), 0);
+	/* The same through the driver's death: every lease lost, one scan. */
+	for (uint32_t q = N; q >= 1; q--)
+		assert_int_equal(thoth_pm_broker_lease(b, 7, disk, 0, THOTH_PM_LEASE_OPPORTUNISTIC, q, 2, &l), 0);
+	scans = thoth_pm_broker_qos_scans(b);
+	thoth_pm_broker_driver_gone(b, 7, 3);
+	assert_true(thoth_pm_broker_qos_scans(b) - scans <= 1);
+	assert_int_equal(thoth_pm_broker_min_qos_us(b), 0);
+	assert_int_equal(thoth_pm_broker_check(b, why, sizeof why), 0);
+	thoth_pm_broker_free(b);
+}
+
 static void test_idle_is_reported_when_nothing_holds_an_element(void **state)
 {
 	rec_t r;
@@ -557,6 +592,7 @@ int main(void)
 		cmocka_unit_test(test_keeper_rows_are_bounded_and_totals_kept),
 		cmocka_unit_test(test_a_keeper_that_leaves_makes_room_for_a_waiting_holder),
 		cmocka_unit_test(test_idle_is_reported_when_nothing_holds_an_element),
+		cmocka_unit_test(test_a_holders_leases_go_with_one_bound_scan),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
