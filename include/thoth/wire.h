@@ -372,7 +372,7 @@ static inline int thoth_builder_str(thoth_builder_t *b, uint32_t slot, thoth_str
 }
 
 /* The largest payload a generated encoder's straight-line path copies
- * itself (thoth_wire_copy_small); a longer one takes the builder path. */
+ * itself (thoth__wire_copy_small); a longer one takes the builder path. */
 #define THOTH_WIRE_COPY_INLINE 128u
 
 typedef uint8_t thoth_wire_v16 __attribute__((vector_size(16)));
