@@ -107,6 +107,10 @@ static int cmd_gen(int argc, char **argv)
 		if (!ident)
 			return bad_usage("--c-prefix '%s' is not a C identifier ([A-Za-z_][A-Za-z0-9_]*)",
 					 prefix);
+		/* as long as a package may be: every generated name then fits
+		 * the generator's buffers (a longer one aborted thothc) */
+		if (strlen(prefix) > 128)
+			return bad_usage("--c-prefix is %zu characters long: at most 128", strlen(prefix));
 	}
 	int status = 0;
 	for (int i = first; i < argc; i++) {
