@@ -116,6 +116,15 @@ awk '/^## An example/ { on = 1; next } on && /^```/ { if (inblock) exit; inblock
      inblock { print }' "$root/docs/IDL.md" >"$tmp/idl-example/registry.tidl"
 expect 0 '' "$thothc" gen --lang c -o "$tmp/idl-example" "$tmp/idl-example/registry.tidl"
 
+# A byte-order mark (Windows editors write one) and a name in another script
+# were both "unexpected byte 0x..": say what the schema allows.
+printf '\357\273\277package a;\nversion 1.0;\n' >"$tmp/bom.tidl"
+expect 2 'bom.tidl:1:1: error: the file starts with a UTF-8 byte-order mark (EF BB BF): save it without one' \
+	"$thothc" gen --lang c -o "$tmp" "$tmp/bom.tidl"
+printf 'package a;\nversion 1.0;\n// caf\303\251 in a comment is fine\nstruct Caf\303\251 {\n}\n' >"$tmp/name.tidl"
+expect 2 'name.tidl:4:11: error: unexpected byte 0xc3: outside comments and strings a schema is ASCII' \
+	"$thothc" gen --lang c -o "$tmp" "$tmp/name.tidl"
+
 expect 0 'usage: thothc' "$thothc" --help
 expect 0 '^thothc ' "$thothc" --version
 
