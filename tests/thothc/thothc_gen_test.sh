@@ -1,13 +1,15 @@
 #!/bin/sh
-# thothc_gen_test.sh THOTHC CC INCLUDE_DIR - thothc gen on the schema's
+# thothc_gen_test.sh THOTHC CC INCLUDE_DIR CXX - thothc gen on the schema's
 # edges: every schema either generates C that compiles warning-free
 # (-std=c11 -Wall -Wextra -Werror -pedantic) or is refused by thothc (exit
-# 2) with a message that names the schema members at fault.  Before, an
+# 2) with a message that names the schema members at fault; and its header
+# compiles as C++17 and C++20 (extern "C", like every public header).  Before, an
 # i64 enum's minimum and every collision of generated names (below) passed
 # thothc and failed later, in the C compiler, inside the generated files.
 thothc=$1
 cc=$2
 inc=$3
+cxx=$4
 failures=0
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -23,7 +25,15 @@ compiles() {
 		echo "FAIL: the C generated from $1.tidl does not compile"; echo "$out" | head -20
 		failures=$((failures + 1)); return
 	fi
-	echo "ok: $1.tidl generates C that compiles"
+	printf '#include "%s.thoth.h"\nint thoth_gen_test_tu;\n' "$1" >"$tmp/$1.cpp"
+	for std in c++17 c++20; do
+		if ! out=$("$cxx" -std=$std -Wall -Wextra -Werror -c -I"$inc" -I"$tmp/gen-$1" \
+				"$tmp/$1.cpp" -o "$tmp/$1.cpp.o" 2>&1); then
+			echo "FAIL: the header generated from $1.tidl does not compile as $std"
+			echo "$out" | head -20; failures=$((failures + 1)); return
+		fi
+	done
+	echo "ok: $1.tidl generates C that compiles (and a header that C++ includes)"
 }
 
 # refused NAME PATTERN...: thothc gen exits 2, writes nothing, and says
@@ -71,6 +81,27 @@ interface for {
 }
 T
 compiles keywords
+
+# C++ keywords (and alternative tokens) as names: the header did not
+# compile as C++ (a member called class, new, this, or ...).
+cat >"$tmp/cxxwords.tidl" <<'T'
+package gen.cxxwords;
+version 1.0;
+struct S {
+  1: u32 class;
+  2: string new;
+  3: optional u32 this;
+  4: u32 template;
+  5: u32 private;
+  6: bool or;
+  7: u32 requires;
+}
+interface I {
+  1: delete(u32 operator) -> (u32 namespace);
+  2: oneway throw(u32 x);
+}
+T
+compiles cxxwords
 
 cat >"$tmp/edges.tidl" <<'T'
 package gen.edges;

@@ -114,10 +114,14 @@ static const char *upper(const char *s)
 	return out;
 }
 
-/* C keywords cannot be member or function names: append an underscore. */
+/* Keywords cannot be member names: append an underscore.  C's, and C++'s
+ * and C23's too: the generated header is included from C++ (extern "C",
+ * like every public header, docs/INSTALL.md), where a field called `class`,
+ * `new`, `this` or `or` (an alternative token) did not compile. */
 static const char *cid(const char *name)
 {
 	static const char *const kw[] = {
+		/* C11 */
 		"auto", "break", "case", "char", "const", "continue", "default", "do",
 		"double", "else", "enum", "extern", "float", "for", "goto", "if", "inline",
 		"int", "long", "register", "restrict", "return", "short", "signed", "sizeof",
@@ -125,6 +129,17 @@ static const char *cid(const char *name)
 		"volatile", "while", "bool", "true", "false", "_Bool", "_Complex",
 		"_Imaginary", "_Alignas", "_Alignof", "_Atomic", "_Generic", "_Noreturn",
 		"_Static_assert", "_Thread_local", "asm", "typeof", "NULL",
+		/* C23 */
+		"alignas", "alignof", "constexpr", "nullptr", "static_assert", "thread_local",
+		"typeof_unqual", "_BitInt", "_Decimal32", "_Decimal64", "_Decimal128",
+		/* C++20 (and its alternative tokens) */
+		"and", "and_eq", "bitand", "bitor", "catch", "char8_t", "char16_t", "char32_t",
+		"class", "compl", "concept", "consteval", "constinit", "const_cast", "co_await",
+		"co_return", "co_yield", "decltype", "delete", "dynamic_cast", "explicit",
+		"export", "friend", "mutable", "namespace", "new", "noexcept", "not", "not_eq",
+		"operator", "or", "or_eq", "private", "protected", "public", "reinterpret_cast",
+		"requires", "static_cast", "template", "this", "throw", "try", "typeid",
+		"typename", "using", "virtual", "wchar_t", "xor", "xor_eq",
 	};
 	for (size_t i = 0; i < sizeof kw / sizeof kw[0]; i++) {
 		if (strcmp(kw[i], name) == 0) {
