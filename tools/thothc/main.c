@@ -9,14 +9,18 @@
  * Exit status: 0 success, 1 incompatible (check), not canonical (fmt
  * --check) or findings (lint), 2 usage, syntax or semantic error.
  */
+#define _GNU_SOURCE             /* realpath, mkstemp, fchmod */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "ast.h"
 #include "compat.h"
@@ -206,6 +210,61 @@ static bool read_source(const char *path, tidl_file_t *f)
 	return true;
 }
 
+/* Replace PATH's contents with TEXT so that a failure leaves the old file
+ * whole: write a temporary file beside it (the link's target, for a
+ * symlink), with its mode and owner, and rename it over.  fmt used to
+ * truncate the file and then write: a full disk (or a file size limit) left
+ * the user's schema empty.  Where no file can be created beside it (a
+ * directory we may not write to) it is written in place, as before. */
+static int write_replacing(const char *path, const char *text)
+{
+	char real[PATH_MAX], tmp[PATH_MAX + 8];
+	struct stat st;
+	if (!realpath(path, real) || stat(real, &st) != 0)
+		return -1;
+	if (snprintf(tmp, sizeof tmp, "%s.XXXXXX", real) >= (int)sizeof tmp) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	size_t len = strlen(text), off = 0;
+	int fd = mkstemp(tmp);
+	if (fd < 0) {
+		if (errno != EACCES && errno != EPERM && errno != EROFS)
+			return -1;
+		FILE *fp = fopen(real, "w");
+		if (!fp)
+			return -1;
+		bool ok = fputs(text, fp) >= 0;
+		return fclose(fp) == 0 && ok ? 0 : -1;
+	}
+	int e = 0;
+	while (!e && off < len) {
+		ssize_t n = write(fd, text + off, len - off);
+		if (n > 0)
+			off += (size_t)n;
+		else if (n < 0 && errno != EINTR)
+			e = errno;
+		else if (n == 0)
+			e = EIO;
+	}
+	if (!e && fchmod(fd, st.st_mode & 07777) != 0)
+		e = errno;
+	if (!e && fchown(fd, st.st_uid, st.st_gid) != 0 && errno != EPERM)
+		e = errno;
+	if (!e && fsync(fd) != 0)
+		e = errno;
+	if (close(fd) != 0 && !e)
+		e = errno;
+	if (!e && rename(tmp, real) != 0)
+		e = errno;
+	if (e) {
+		unlink(tmp);
+		errno = e;
+		return -1;
+	}
+	return 0;
+}
+
 static int cmd_fmt(int argc, char **argv)
 {
 	bool check = false, to_stdout = false;
@@ -246,10 +305,9 @@ static int cmd_fmt(int argc, char **argv)
 				if (status == 0)
 					status = 1;
 			} else {
-				FILE *fp = fopen(argv[i], "w");
-				if (!fp || fputs(out, fp) < 0 || fclose(fp) != 0) {
-					fprintf(stderr, "thothc: cannot write '%s': %s\n", argv[i],
-						strerror(errno));
+				if (write_replacing(argv[i], out) != 0) {
+					fprintf(stderr, "thothc: cannot write '%s' (left as it was): %s\n",
+						argv[i], strerror(errno));
 					status = 2;
 				}
 			}
