@@ -140,6 +140,23 @@ interface Edges {
 T
 compiles edges
 
+# A failed write (a file size limit here, a full disk alike) leaves the
+# generated files as they were: a header cut at the limit was taken as up to
+# date by the next build.
+cp "$tmp/gen-edges/edges.thoth.h" "$tmp/edges.h.before"
+echo '// changed' >>"$tmp/edges.tidl"
+out=$( (ulimit -f 1; trap '' XFSZ; "$thothc" gen --lang c -o "$tmp/gen-edges" "$tmp/edges.tidl"; echo "exit $?") 2>&1 | cat)
+if ! printf '%s\n' "$out" | grep -q "exit 2"; then
+	echo "FAIL: gen with a failed write: $out"; failures=$((failures + 1))
+elif ! cmp -s "$tmp/gen-edges/edges.thoth.h" "$tmp/edges.h.before"; then
+	echo "FAIL: gen with a failed write left a changed header ($(wc -c <"$tmp/gen-edges/edges.thoth.h") bytes)"
+	failures=$((failures + 1))
+elif ls "$tmp/gen-edges" | grep -qv '^edges\.thoth\.[ch]$'; then
+	echo "FAIL: gen with a failed write left a temporary file"; failures=$((failures + 1))
+else
+	echo "ok: gen with a failed write leaves the generated files whole"
+fi
+
 # Every name at its limit (package 128 characters, names 64 (a letter and 63), lists nested
 # 16 deep): the generator's 256-byte name buffers made thothc abort (core
 # dump) on this legal schema.

@@ -21,11 +21,14 @@
  * The generated code is meant to be read: every declaration carries a
  * comment with the schema line it came from.
  */
+#define _GNU_SOURCE             /* mkstemp, fchmod */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "gen_c.h"
 #include "thoth/wire.h"
@@ -1654,16 +1657,40 @@ static size_t check_c_names(const gen_t *g, const rec_t *recs, size_t n_recs, FI
 	return found;
 }
 
+/* Write PATH whole or not at all: a temporary file beside it, renamed
+ * over it.  Written in place, a failed write (a full disk) left a truncated
+ * header that a build run again took as up to date and compiled. */
 static int write_file(const char *path, const strbuf_t *sb, FILE *err)
 {
-	FILE *f = fopen(path, "w");
-	if (!f) {
+	char tmp[4096 + 8];
+	snprintf(tmp, sizeof tmp, "%s.XXXXXX", path);
+	int fd = mkstemp(tmp);
+	if (fd < 0) {
 		fprintf(err, "thothc: cannot create '%s': %s\n", path, strerror(errno));
 		return -1;
 	}
-	size_t n = sb->len ? fwrite(sb->s, 1, sb->len, f) : 0;
-	if (fclose(f) != 0 || n != sb->len) {
-		fprintf(err, "thothc: cannot write '%s': %s\n", path, strerror(errno));
+	mode_t mask = umask(0);         /* mkstemp made it 0600: as fopen would */
+	umask(mask);
+	int e = 0;
+	size_t off = 0;
+	while (!e && off < sb->len) {
+		ssize_t n = write(fd, sb->s + off, sb->len - off);
+		if (n > 0)
+			off += (size_t)n;
+		else if (n < 0 && errno != EINTR)
+			e = errno;
+		else if (n == 0)
+			e = EIO;
+	}
+	if (!e && fchmod(fd, 0666 & ~mask) != 0)
+		e = errno;
+	if (close(fd) != 0 && !e)
+		e = errno;
+	if (!e && rename(tmp, path) != 0)
+		e = errno;
+	if (e) {
+		unlink(tmp);
+		fprintf(err, "thothc: cannot write '%s': %s\n", path, strerror(e));
 		return -1;
 	}
 	return 0;
