@@ -1515,13 +1515,19 @@ static void cn_file(cnames_t *cn, const tidl_file_t *f)
 				cn_name(cn, om, "%s_%s", in, m->name);
 				cn_name(cn, om, "%s_%s", iup, upper(m->name));
 				cn_name(cn, om, "%s_%s_info", in, m->name);
-				cn_name(cn, om, "%s_%s_error_codes", in, m->name);
-				cn_name(cn, om, "%s_%s_error_names", in, m->name);
+				if (m->n_errors) {      /* emitted only then */
+					cn_name(cn, om, "%s_%s_error_codes", in, m->name);
+					cn_name(cn, om, "%s_%s_error_names", in, m->name);
+				}
 				char r[2 * CNAME_MAX];
 				snprintf(r, sizeof r, "%s_%s_req", in, m->name);
 				cn_record(cn, om, r, true);
 				snprintf(r, sizeof r, "%s_%s_resp", in, m->name);
-				cn_record(cn, om, r, true);
+				cn_record(cn, om, r, !m->oneway);
+				if (m->oneway) {        /* an unused response: frames only */
+					cn_name(cn, om, "%s__encode_frame_in", r);
+					cn_name(cn, om, "%s__decode_frame_in", r);
+				}
 			}
 			break;
 		}
