@@ -21,17 +21,15 @@
  * The generated code is meant to be read: every declaration carries a
  * comment with the schema line it came from.
  */
-#define _GNU_SOURCE             /* mkstemp, fchmod */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "gen_c.h"
 #include "thoth/wire.h"
+#include "writefile.h"
 
 /* ---- small string helpers ----------------------------------------------- */
 
@@ -1668,35 +1666,8 @@ static size_t check_c_names(const gen_t *g, const rec_t *recs, size_t n_recs, FI
  * header that a build run again took as up to date and compiled. */
 static int write_file(const char *path, const strbuf_t *sb, FILE *err)
 {
-	char tmp[4096 + 8];
-	snprintf(tmp, sizeof tmp, "%s.XXXXXX", path);
-	int fd = mkstemp(tmp);
-	if (fd < 0) {
-		fprintf(err, "thothc: cannot create '%s': %s\n", path, strerror(errno));
-		return -1;
-	}
-	mode_t mask = umask(0);         /* mkstemp made it 0600: as fopen would */
-	umask(mask);
-	int e = 0;
-	size_t off = 0;
-	while (!e && off < sb->len) {
-		ssize_t n = write(fd, sb->s + off, sb->len - off);
-		if (n > 0)
-			off += (size_t)n;
-		else if (n < 0 && errno != EINTR)
-			e = errno;
-		else if (n == 0)
-			e = EIO;
-	}
-	if (!e && fchmod(fd, 0666 & ~mask) != 0)
-		e = errno;
-	if (close(fd) != 0 && !e)
-		e = errno;
-	if (!e && rename(tmp, path) != 0)
-		e = errno;
-	if (e) {
-		unlink(tmp);
-		fprintf(err, "thothc: cannot write '%s': %s\n", path, strerror(e));
+	if (thothc_write_whole(path, sb->s ? sb->s : "", sb->len, NULL) != 0) {
+		fprintf(err, "thothc: cannot write '%s': %s\n", path, strerror(errno));
 		return -1;
 	}
 	return 0;

@@ -9,10 +9,9 @@
  * Exit status: 0 success, 1 incompatible (check), not canonical (fmt
  * --check) or findings (lint), 2 usage, syntax or semantic error.
  */
-#define _GNU_SOURCE             /* realpath, mkstemp, fchmod */
+#define _GNU_SOURCE             /* realpath */
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -25,6 +24,7 @@
 #include "ast.h"
 #include "compat.h"
 #include "fmt.h"
+#include "writefile.h"
 #include "thoth/version.h"
 #ifndef THOTHC_NO_GEN
 #include "gen_c.h"
@@ -218,51 +218,19 @@ static bool read_source(const char *path, tidl_file_t *f)
  * directory we may not write to) it is written in place, as before. */
 static int write_replacing(const char *path, const char *text)
 {
-	char real[PATH_MAX], tmp[PATH_MAX + 8];
+	char real[PATH_MAX];
 	struct stat st;
 	if (!realpath(path, real) || stat(real, &st) != 0)
 		return -1;
-	if (snprintf(tmp, sizeof tmp, "%s.XXXXXX", real) >= (int)sizeof tmp) {
-		errno = ENAMETOOLONG;
+	if (thothc_write_whole(real, text, strlen(text), &st) == 0)
+		return 0;
+	if (errno != EACCES && errno != EPERM && errno != EROFS)
 		return -1;
-	}
-	size_t len = strlen(text), off = 0;
-	int fd = mkstemp(tmp);
-	if (fd < 0) {
-		if (errno != EACCES && errno != EPERM && errno != EROFS)
-			return -1;
-		FILE *fp = fopen(real, "w");
-		if (!fp)
-			return -1;
-		bool ok = fputs(text, fp) >= 0;
-		return fclose(fp) == 0 && ok ? 0 : -1;
-	}
-	int e = 0;
-	while (!e && off < len) {
-		ssize_t n = write(fd, text + off, len - off);
-		if (n > 0)
-			off += (size_t)n;
-		else if (n < 0 && errno != EINTR)
-			e = errno;
-		else if (n == 0)
-			e = EIO;
-	}
-	if (!e && fchmod(fd, st.st_mode & 07777) != 0)
-		e = errno;
-	if (!e && fchown(fd, st.st_uid, st.st_gid) != 0 && errno != EPERM)
-		e = errno;
-	if (!e && fsync(fd) != 0)
-		e = errno;
-	if (close(fd) != 0 && !e)
-		e = errno;
-	if (!e && rename(tmp, real) != 0)
-		e = errno;
-	if (e) {
-		unlink(tmp);
-		errno = e;
+	FILE *fp = fopen(real, "w");
+	if (!fp)
 		return -1;
-	}
-	return 0;
+	bool ok = fputs(text, fp) >= 0;
+	return fclose(fp) == 0 && ok ? 0 : -1;
 }
 
 static int cmd_fmt(int argc, char **argv)
