@@ -39,8 +39,10 @@ int main(void)
 {
 	char dir[4096], sock[108];
 	if (thoth_runtime_dir(NULL, dir, sizeof dir) ||
-	    snprintf(sock, sizeof sock, "%s/greeter-%d.sock", dir, (int)getpid()) >= (int)sizeof sock)
+	    snprintf(sock, sizeof sock, "%s/greeter-%d.sock", dir, (int)getpid()) >= (int)sizeof sock) {
+		fprintf(stderr, "greeter-service: runtime dir path too long for a socket\n");
 		return 1;
+	}
 	thoth_trace_init_process("greeter");    /* off until `thothctl trace start` */
 
 	thoth_loop_t *loop;

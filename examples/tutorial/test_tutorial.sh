@@ -74,4 +74,12 @@ if not flows:
 if problems:
     sys.exit("greeter-trace.json: " + "; ".join(problems) + f" (events: {sorted(names)})")
 PY
+# The service says why it cannot start (it exited 1 without a word when the
+# runtime dir was too long for a socket path).
+long=$T/$(printf 'd%.0s' $(seq 100))
+mkdir -m 700 "$long"
+if THOTH_RUNTIME_DIR=$long build/greeter-service 2>"$T/long.err"; then
+  echo "greeter-service started with a socket path over 108 bytes"; exit 1
+fi
+grep -q "runtime dir path too long" "$T/long.err" || { echo "greeter-service exited without saying why:"; cat "$T/long.err"; exit 1; }
 echo "tutorial: ok"

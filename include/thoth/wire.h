@@ -250,7 +250,9 @@ static inline void thoth_arena_init(thoth_arena_t *a, void *buf, size_t cap)
 	a->used = 0;
 }
 
-/* 8-aligned, zeroed allocation; NULL when the arena is exhausted. */
+/* 8-aligned, zeroed allocation; NULL when the arena is exhausted or A is
+ * NULL (a stub called with no arena: a decode that needs one then fails
+ * with THOTH_E_NO_SPACE). */
 void *thoth_arena_alloc(thoth_arena_t *a, size_t n);
 
 /* ---- builder: encoding into a caller-provided buffer ------------------- */

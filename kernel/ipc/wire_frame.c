@@ -13,6 +13,12 @@
 
 void *thoth_arena_alloc(thoth_arena_t *a, size_t n)
 {
+	/* A NULL arena is what a caller passes for results it thinks need
+	 * none (the tutorial's hello does); a response with a list of strings
+	 * or structs, or a misaligned scalar list (a peer decides both), then
+	 * crashed the client here instead of failing the call. */
+	if (!a)
+		return NULL;
 	size_t start = thoth_wire_pad8(a->used);
 	if (!a->buf || start > a->cap || n > a->cap - start)
 		return NULL;

@@ -9,6 +9,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <hwloc.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,6 +145,35 @@ static int copy_topology(thoth_topo_t *t, hwloc_topology_t h, char *why, size_t 
 	return 0;
 }
 
+/* The CPUs a synthetic description makes: the product of its levels'
+ * arities ("node:2 core:4 pu:2" makes 16; attributes in parentheses and
+ * memory levels in brackets do not multiply), saturated.  hwloc builds
+ * such a machine in time that grows much faster than its CPU count
+ * ("node:2 pu:5000" took minutes in hwloc_topology_load), and the arrays
+ * here hold CPU_SETSIZE CPUs anyway: a larger one is refused first. */
+static unsigned long synthetic_cpus(const char *s)
+{
+	unsigned long n = 1;
+	while (*s) {
+		while (*s == ' ' || *s == '\t')
+			s++;
+		if (!*s)
+			break;
+		const char *tok = s;
+		while (*s && *s != ' ' && *s != '\t')
+			s++;
+		if (*tok == '[')
+			continue;
+		const char *colon = memchr(tok, ':', (size_t)(s - tok));
+		const char *digits = colon ? colon + 1 : tok;
+		if (*digits < '0' || *digits > '9')
+			continue;
+		unsigned long a = strtoul(digits, NULL, 10);
+		n = a && n > ULONG_MAX / a ? ULONG_MAX : n * a;
+	}
+	return n;
+}
+
 int thoth_topo_load(const thoth_topo_source_t *src, thoth_topo_t **out, char *why, size_t why_len)
 {
 	*out = NULL;
@@ -170,7 +200,12 @@ int thoth_topo_load(const thoth_topo_source_t *src, thoth_topo_t **out, char *wh
 		if (hwloc_topology_set_xml(h, src->xml_path))
 			r = thoth__why_err(why, why_len, THOTH_E_IO, "topology XML %s: %s", src->xml_path, strerror(errno));
 	} else if (src->synthetic) {
-		if (hwloc_topology_set_synthetic(h, src->synthetic))
+		unsigned long cpus = synthetic_cpus(src->synthetic);
+		if (cpus > CPU_SETSIZE)
+			r = thoth__why_err(why, why_len, THOTH_E_INVAL,
+					   "synthetic topology \"%s\" has %lu CPUs: more than the %d a cpu_set_t holds",
+					   src->synthetic, cpus, CPU_SETSIZE);
+		else if (hwloc_topology_set_synthetic(h, src->synthetic))
 			r = thoth__why_err(why, why_len, THOTH_E_INVAL, "bad synthetic topology \"%s\"", src->synthetic);
 	}
 	if (!r && hwloc_topology_load(h))

@@ -439,8 +439,10 @@ static enum MHD_Result serve_events(thothd_http_t *h, struct MHD_Connection *con
 
 /* ---- other routes ------------------------------------------------------------------- */
 
-static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const char *type,
-			     void *body, size_t len, enum MHD_ResponseMemoryMode mode)
+/* A response with the usual headers, and HEADER: VALUE if HEADER is set. */
+static enum MHD_Result reply_with(struct MHD_Connection *conn, unsigned status, const char *type,
+				  void *body, size_t len, enum MHD_ResponseMemoryMode mode,
+				  const char *header, const char *value)
 {
 	struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, mode);
 	if (!resp) {
@@ -451,9 +453,17 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const
 	MHD_add_response_header(resp, "Content-Type", type);
 	MHD_add_response_header(resp, "Cache-Control", "no-store");
 	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	if (header)
+		MHD_add_response_header(resp, header, value);
 	enum MHD_Result ret = MHD_queue_response(conn, status, resp);
 	MHD_destroy_response(resp);
 	return ret;
+}
+
+static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const char *type,
+			     void *body, size_t len, enum MHD_ResponseMemoryMode mode)
+{
+	return reply_with(conn, status, type, body, len, mode, NULL, NULL);
 }
 
 static enum MHD_Result reply_text(struct MHD_Connection *conn, unsigned status, const char *text)
@@ -573,7 +583,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	if (ci)
 		head_unlink(h, ci->socket_context);
 	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
-		return reply_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET and HEAD\n");
+		return reply_with(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain; charset=utf-8",
+				  (void *)"only GET and HEAD\n", strlen("only GET and HEAD\n"),
+				  MHD_RESPMEM_PERSISTENT, "Allow", "GET, HEAD");
 	if (*upload_data_size) {
 		*upload_data_size = 0;  /* a GET with a body: ignore the body */
 		return MHD_YES;

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -27,6 +28,7 @@
 #include "runtime.h"
 #include "timerpage.h"
 #include "sd.h"
+#include "thoth/trace.h"
 #include "thoth/version.h"
 #include "thothd.h"
 #include "topology.h"
@@ -110,6 +112,27 @@ static int run_loop(thoth_loop_t *loop, thothd_t *d)
 		thothd_rtable_publish_status(d);
 	}
 	return 0;
+}
+
+/*
+ * The environment switches libthoth reads in every process, said once here
+ * when their value means nothing: the library never prints, so a typo
+ * (THOTH_LOOP_BACKEND=io-uring, THOTH_TRACE=ipc,lop) silently gave epoll or
+ * no tracing at all in every program started from this shell.
+ */
+static void warn_unknown_env(void)
+{
+	const char *v = getenv("THOTH_LOOP_BACKEND");
+	if (v && *v && strcmp(v, "uring") && strcmp(v, "io_uring") && strcmp(v, "epoll"))
+		thothd_warn("THOTH_LOOP_BACKEND=%s is not uring, io_uring or epoll: every loop uses epoll", v);
+	v = getenv("THOTH_TRACE");
+	uint64_t mask;
+	if (v && *v && strcasecmp(v, "off") && strcmp(v, "0") && thoth_trace_parse_categories(v, &mask))
+		thothd_warn("THOTH_TRACE=%s names no category list (off, or e.g. ipc,loop): "
+			    "processes start with tracing off", v);
+	v = getenv("THOTH_PLACEMENT");
+	if (v && *v && strcmp(v, "off") && strcmp(v, "0") && strcmp(v, "on") && strcmp(v, "1"))
+		thothd_warn("THOTH_PLACEMENT=%s is not off or 0: placement stays on", v);
 }
 
 /*
@@ -409,6 +432,7 @@ int main(int argc, char **argv)
 	int status = 1;
 	thoth_loop_t *loop = NULL;
 	thothd_t *d = NULL;
+	warn_unknown_env();
 	uint32_t *distances = load_distances(&cfg.n_nodes);
 	cfg.node_distance = distances;
 	thothd_http_t *http = NULL;

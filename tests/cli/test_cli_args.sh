@@ -217,5 +217,27 @@ fi
 kill "$thothd_pid"
 wait "$thothd_pid"
 
+# THOTH_* switches with a value that means nothing: libthoth never prints,
+# so a typo gave epoll / no tracing / placement on in every process without
+# a word; thothd says so at start (its log is where an operator looks).
+RT=$TMP/rt-env
+mkdir -m 700 "$RT"
+mkfifo "$RT/ready"
+THOTH_LOOP_BACKEND=io-uring THOTH_TRACE=ipc,lop THOTH_PLACEMENT=no \
+  "$THOTHD" --runtime-dir "$RT" --http-port off --ready-fd 3 3>"$RT/ready" 2>"$RT/thothd.log" &
+thothd_pid=$!
+read -r -t 30 ready <"$RT/ready" || true
+for want in "THOTH_LOOP_BACKEND=io-uring is not uring, io_uring or epoll" \
+            "THOTH_TRACE=ipc,lop names no category list" "THOTH_PLACEMENT=no is not off or 0"; do
+  if grep -qF "$want" "$RT/thothd.log"; then
+    echo "ok: thothd says $want"
+  else
+    echo "FAIL: thothd's log lacks '$want': $(cat "$RT/thothd.log")"
+    failures=$((failures + 1))
+  fi
+done
+kill "$thothd_pid"
+wait "$thothd_pid" || true
+
 [ "$failures" = 0 ] || { echo "FAIL: $failures case(s)"; exit 1; }
 echo "PASS"

@@ -92,8 +92,12 @@ def test_other_methods_are_refused(s):
                   b" HTTP/1.0\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
         if " 405 " not in status_line(ans):
             fail("%s answered %r" % (method, status_line(ans)))
+        # RFC 9110 15.5.6: a 405 says which methods the resource takes
+        # (it had no Allow header: a client could not tell what to use)
+        if b"\r\nAllow: GET, HEAD\r\n" not in ans.split(b"\r\n\r\n")[0] + b"\r\n":
+            fail("%s: the 405 has no 'Allow: GET, HEAD': %r" % (method, ans[:300]))
     still_works(s, "other methods")
-    print("ok: POST/PUT/DELETE/TRACE get 405")
+    print("ok: POST/PUT/DELETE/TRACE get 405 with Allow: GET, HEAD")
 
 
 def test_oversized_headers_are_refused(s):

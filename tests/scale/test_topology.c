@@ -188,6 +188,18 @@ static void test_bad_sources_are_refused_with_the_reason(void **state)
 	thoth_topo_source_t huge = { .synthetic = "node:65 core:1 pu:1" };
 	assert_int_equal(thoth_topo_load(&huge, &t, why, sizeof why), THOTH_E_INVAL);
 	assert_non_null(strstr(why, "65 NUMA nodes"));
+	/* More CPUs than a cpu_set_t holds: refused before hwloc builds it
+	 * (hwloc_topology_load of this one ran for minutes). */
+	thoth_topo_source_t wide = { .synthetic = "node:2 core:1 pu:50000" };
+	t = (thoth_topo_t *)1;
+	assert_int_equal(thoth_topo_load(&wide, &t, why, sizeof why), THOTH_E_INVAL);
+	assert_null(t);
+	assert_non_null(strstr(why, "has 100000 CPUs: more than the 1024"));
+	/* the count multiplies levels, ignoring attributes and memory levels */
+	thoth_topo_source_t attrs = { .synthetic = "pack:2 [numa(memory=1000000)] core:4(indexes=0,1,2,3) pu:2" };
+	assert_int_equal(thoth_topo_load(&attrs, &t, why, sizeof why), 0);
+	assert_int_equal(thoth_topo_cpus(t), 16);
+	thoth_topo_free(t);
 }
 
 static void test_this_machine_and_the_environment_override(void **state)

@@ -31,7 +31,14 @@ cat <&3 >"$RT/thothd.log" &
 out=$("$THOTHCTL" --runtime-dir "$RT" --json status) || { echo "FAIL: status"; cat "$RT/thothd.log"; exit 1; }
 echo "$out"
 grep -q "\"pid\":$pid," <<<"$out" || { echo "FAIL: status does not name pid $pid"; exit 1; }
-grep -q "socket activation" "$RT/thothd.log" || { echo "FAIL: thothd did not say it took the passed socket"; cat "$RT/thothd.log"; exit 1; }
+# The log reaches the file through the cat above, maybe after status has
+# answered (on a loaded machine the line was not there yet: a failed run):
+# wait for it, bounded.
+deadline=$((SECONDS + 20))
+until grep -q "socket activation" "$RT/thothd.log"; do
+  [ $SECONDS -lt $deadline ] || { echo "FAIL: thothd did not say it took the passed socket"; cat "$RT/thothd.log"; exit 1; }
+  sleep 0.02
+done
 kill -TERM "$pid"
 wait "$pid" || { echo "FAIL: thothd exited $? on SIGTERM"; exit 1; }
 pid=""

@@ -116,6 +116,34 @@ awk '/^## An example/ { on = 1; next } on && /^```/ { if (inblock) exit; inblock
      inblock { print }' "$root/docs/IDL.md" >"$tmp/idl-example/registry.tidl"
 expect 0 '' "$thothc" gen --lang c -o "$tmp/idl-example" "$tmp/idl-example/registry.tidl"
 
+# A byte-order mark (Windows editors write one) and a name in another script
+# were both "unexpected byte 0x..": say what the schema allows.
+printf '\357\273\277package a;\nversion 1.0;\n' >"$tmp/bom.tidl"
+expect 2 'bom.tidl:1:1: error: the file starts with a UTF-8 byte-order mark (EF BB BF): save it without one' \
+	"$thothc" gen --lang c -o "$tmp" "$tmp/bom.tidl"
+printf 'package a;\nversion 1.0;\n// caf\303\251 in a comment is fine\nstruct Caf\303\251 {\n}\n' >"$tmp/name.tidl"
+expect 2 'name.tidl:4:11: error: unexpected byte 0xc3: outside comments and strings a schema is ASCII' \
+	"$thothc" gen --lang c -o "$tmp" "$tmp/name.tidl"
+
+# fmt whose write fails (here a file size limit; a full disk alike) leaves
+# the schema as it was: it truncated the file first, then failed, and the
+# user's schema was empty.  Through a symlink the link stays a link.
+printf 'package a;\nversion 1.0;\nstruct S {\n1: u32 x;\n}\n' >"$tmp/full.tidl"
+before=$(cat "$tmp/full.tidl")
+out=$( (ulimit -f 0; trap '' XFSZ; "$thothc" fmt "$tmp/full.tidl"; echo "exit $?") 2>&1 | cat)
+if [ "$(cat "$tmp/full.tidl")" != "$before" ]; then
+	echo "FAIL: fmt with a failed write changed the file:"; cat "$tmp/full.tidl"; failures=$((failures + 1))
+elif ! printf '%s\n' "$out" | grep -q "cannot write '$tmp/full.tidl' (left as it was)"; then
+	echo "FAIL: fmt with a failed write said: $out"; failures=$((failures + 1))
+else
+	echo "ok: fmt with a failed write leaves the file whole"
+fi
+ln -s full.tidl "$tmp/link.tidl"
+expect 0 '' "$thothc" fmt "$tmp/link.tidl"
+if [ ! -L "$tmp/link.tidl" ] || ! grep -q '^  1: u32 x;' "$tmp/full.tidl"; then
+	echo "FAIL: fmt through a symlink did not format its target in place"; failures=$((failures + 1))
+fi
+
 expect 0 'usage: thothc' "$thothc" --help
 expect 0 '^thothc ' "$thothc" --version
 

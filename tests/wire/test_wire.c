@@ -353,6 +353,11 @@ static void test_scalar_list_copies_into_arena_when_misaligned(void **state)
 	thoth_arena_init(&a, scratch, 4);           /* too small */
 	thoth_decoder_init(&d, body, 24, &a);
 	assert_int_equal(thoth_decoder_scalar_list(&d, 8, 4, &items, &n), THOTH_E_NO_SPACE);
+	/* no arena at all (a stub called with NULL): the call fails, the
+	 * client does not crash (it did, in thoth_arena_alloc) */
+	thoth_decoder_init(&d, body, 24, NULL);
+	assert_int_equal(thoth_decoder_scalar_list(&d, 8, 4, &items, &n), THOTH_E_NO_SPACE);
+	assert_null(thoth_arena_alloc(NULL, 8));
 }
 
 static void test_every_error_code_has_a_name(void **state)

@@ -29,6 +29,7 @@
 
 #include "gen_c.h"
 #include "thoth/wire.h"
+#include "writefile.h"
 
 /* ---- small string helpers ----------------------------------------------- */
 
@@ -63,10 +64,17 @@ static void sb_addf(strbuf_t *sb, const char *fmt, ...)
 	}
 }
 
+/* Every C name fits CNAME_MAX with room to spare: sema bounds names to 64
+ * characters and packages (and main.c --c-prefix) to 128, so the longest,
+ * a list nested 16 deep of a struct, is 129 + 64 + 16 * 5 + 2 = 275 and a
+ * method's request or response 129 + 64 + 1 + 64 + 5 = 263 (buffers of 256
+ * made thothc abort on a schema at those limits). */
+#define CNAME_MAX 512
+
 /* Names are short; a ring of static buffers keeps call sites readable. */
 static char *tmpname(void)
 {
-	static char ring[16][256];
+	static char ring[16][CNAME_MAX];
 	static unsigned next;
 	return ring[next++ % 16];
 }
@@ -81,10 +89,10 @@ static const char *prefix_of(const tidl_file_t *f)
 	char *out = tmpname();
 	size_t j = 0;
 	if (f == override_file && override_prefix) {
-		snprintf(out, 256, "%s", override_prefix);
+		snprintf(out, CNAME_MAX, "%s", override_prefix);
 		return out;
 	}
-	for (const char *p = f->package; *p && j < 250; p++)
+	for (const char *p = f->package; *p && j < CNAME_MAX - 2; p++)
 		out[j++] = *p == '.' ? '_' : *p;
 	out[j++] = '_';
 	out[j] = 0;
@@ -97,7 +105,7 @@ static const char *upper(const char *s)
 {
 	char *out = tmpname();
 	size_t j = 0;
-	for (size_t i = 0; s[i] && j < 250; i++) {
+	for (size_t i = 0; s[i] && j < CNAME_MAX - 2; i++) {
 		char c = s[i];
 		if (c >= 'A' && c <= 'Z' && i > 0 && s[i - 1] >= 'a' && s[i - 1] <= 'z')
 			out[j++] = '_';
@@ -107,10 +115,14 @@ static const char *upper(const char *s)
 	return out;
 }
 
-/* C keywords cannot be member or function names: append an underscore. */
+/* Keywords cannot be member names: append an underscore.  C's, and C++'s
+ * and C23's too: the generated header is included from C++ (extern "C",
+ * like every public header, docs/INSTALL.md), where a field called `class`,
+ * `new`, `this` or `or` (an alternative token) did not compile. */
 static const char *cid(const char *name)
 {
 	static const char *const kw[] = {
+		/* C11 */
 		"auto", "break", "case", "char", "const", "continue", "default", "do",
 		"double", "else", "enum", "extern", "float", "for", "goto", "if", "inline",
 		"int", "long", "register", "restrict", "return", "short", "signed", "sizeof",
@@ -118,11 +130,22 @@ static const char *cid(const char *name)
 		"volatile", "while", "bool", "true", "false", "_Bool", "_Complex",
 		"_Imaginary", "_Alignas", "_Alignof", "_Atomic", "_Generic", "_Noreturn",
 		"_Static_assert", "_Thread_local", "asm", "typeof", "NULL",
+		/* C23 */
+		"alignas", "alignof", "constexpr", "nullptr", "static_assert", "thread_local",
+		"typeof_unqual", "_BitInt", "_Decimal32", "_Decimal64", "_Decimal128",
+		/* C++20 (and its alternative tokens) */
+		"and", "and_eq", "bitand", "bitor", "catch", "char8_t", "char16_t", "char32_t",
+		"class", "compl", "concept", "consteval", "constinit", "const_cast", "co_await",
+		"co_return", "co_yield", "decltype", "delete", "dynamic_cast", "explicit",
+		"export", "friend", "mutable", "namespace", "new", "noexcept", "not", "not_eq",
+		"operator", "or", "or_eq", "private", "protected", "public", "reinterpret_cast",
+		"requires", "static_cast", "template", "this", "throw", "try", "typeid",
+		"typename", "using", "virtual", "wchar_t", "xor", "xor_eq",
 	};
 	for (size_t i = 0; i < sizeof kw / sizeof kw[0]; i++) {
 		if (strcmp(kw[i], name) == 0) {
 			char *out = tmpname();
-			snprintf(out, 256, "%s_", name);
+			snprintf(out, CNAME_MAX, "%s_", name);
 			return out;
 		}
 	}
@@ -194,10 +217,10 @@ static const char *builtin_ctype(tidl_kind_t k)
 /* C name (without "_t") of a declared type: "thoth_registry_Endpoint". */
 static const char *decl_cname(const tidl_decl_t *d)
 {
-	char prefix[256];
+	char prefix[CNAME_MAX];
 	snprintf(prefix, sizeof prefix, "%s", prefix_of(d->file));
 	char *out = tmpname();
-	if (snprintf(out, 256, "%s%s", prefix, d->name) >= 256)
+	if (snprintf(out, CNAME_MAX, "%s%s", prefix, d->name) >= CNAME_MAX)
 		abort();        /* sema bounds names to 64 and packages to 128 chars */
 	return out;
 }
@@ -208,14 +231,21 @@ static const char *decl_cname(const tidl_decl_t *d)
  * thoth_list_u32_list. */
 static const char *list_cname(const tidl_type_t *t)
 {
+	/* One ring buffer whatever the depth: a recursion took one per level,
+	 * so a list nested 14 or more deep (16 are allowed) wrapped the ring
+	 * of 16 and overwrote the caller's names (C that did not compile). */
+	unsigned depth = 0;
 	const tidl_type_t *e = t->elem;
+	for (; e->kind == TIDL_LIST; e = e->elem)
+		depth++;
 	char *out = tmpname();
-	if (e->kind <= TIDL_BYTES && e->kind != TIDL_LIST)
-		snprintf(out, 256, "thoth_list_%s", tidl_kind_name(e->kind));
-	else if (e->kind == TIDL_LIST)
-		snprintf(out, 256, "%s_list", list_cname(e));
+	int n;
+	if (e->kind <= TIDL_BYTES)
+		n = snprintf(out, CNAME_MAX, "thoth_list_%s", tidl_kind_name(e->kind));
 	else
-		snprintf(out, 256, "%s_list", decl_cname(e->decl));
+		n = snprintf(out, CNAME_MAX, "%s_list", decl_cname(e->decl));
+	while (depth-- && n > 0 && n < CNAME_MAX)
+		n += snprintf(out + n, CNAME_MAX - (size_t)n, "_list");
 	return out;
 }
 
@@ -228,11 +258,11 @@ static const char *ctype(const tidl_type_t *t)
 {
 	char *out = tmpname();
 	if (t->kind == TIDL_ENUM || t->kind == TIDL_STRUCT)
-		snprintf(out, 256, "%s_t", decl_cname(t->decl));
+		snprintf(out, CNAME_MAX, "%s_t", decl_cname(t->decl));
 	else if (t->kind == TIDL_LIST)
-		snprintf(out, 256, "%s_t", list_cname(t));
+		snprintf(out, CNAME_MAX, "%s_t", list_cname(t));
 	else
-		snprintf(out, 256, "%s", builtin_ctype(t->kind));
+		snprintf(out, CNAME_MAX, "%s", builtin_ctype(t->kind));
 	return out;
 }
 
@@ -316,7 +346,7 @@ static void note_list(gen_t *g, const tidl_type_t *t)
 	if (t->kind != TIDL_LIST)
 		return;
 	note_list(g, t->elem);
-	char name[256];
+	char name[CNAME_MAX];
 	snprintf(name, sizeof name, "%s", list_cname(t));
 	for (size_t i = 0; i < g->n_lists; i++)
 		if (strcmp(list_cname(g->lists[i]), name) == 0)
@@ -340,24 +370,24 @@ static int cmp_depth(const void *a, const void *b)
 static const char *loc_str(const tidl_loc_t *l)
 {
 	char *out = tmpname();
-	snprintf(out, 256, "%s:%u", basename_of(l->file), l->line);
+	snprintf(out, CNAME_MAX, "%s:%u", basename_of(l->file), l->line);
 	return out;
 }
 
 static const char *type_str(const tidl_type_t *t)
 {
 	char *out = tmpname();
-	return tidl_type_name(t, out, 256);
+	return tidl_type_name(t, out, CNAME_MAX);
 }
 
 static const char *field_str(const tidl_field_t *f)
 {
 	char *out = tmpname();
-	snprintf(out, 256, "%u: %s%s %s", f->ordinal, f->optional ? "optional " : "",
+	snprintf(out, CNAME_MAX, "%u: %s%s %s", f->ordinal, f->optional ? "optional " : "",
 		 type_str(f->type), f->name);
 	if (f->has_since) {
 		size_t n = strlen(out);
-		snprintf(out + n, 256 - n, " @since(%u.%u)", f->since.major, f->since.minor);
+		snprintf(out + n, CNAME_MAX - n, " @since(%u.%u)", f->since.major, f->since.minor);
 	}
 	return out;
 }
@@ -395,11 +425,11 @@ static const char *size_expr(const tidl_type_t *t, const char *expr)
 {
 	char *out = tmpname();
 	switch (t->kind) {
-	case TIDL_STRING: snprintf(out, 256, "thoth_wire_str_size(%s)", expr); break;
-	case TIDL_BYTES: snprintf(out, 256, "thoth_wire_bytes_size(&%s)", expr); break;
-	case TIDL_STRUCT: snprintf(out, 256, "%s__size(&%s)", decl_cname(t->decl), expr); break;
-	case TIDL_LIST: snprintf(out, 256, "size_%s(&%s)", list_cname(t), expr); break;
-	default: snprintf(out, 256, "0"); break;
+	case TIDL_STRING: snprintf(out, CNAME_MAX, "thoth_wire_str_size(%s)", expr); break;
+	case TIDL_BYTES: snprintf(out, CNAME_MAX, "thoth_wire_bytes_size(&%s)", expr); break;
+	case TIDL_STRUCT: snprintf(out, CNAME_MAX, "%s__size(&%s)", decl_cname(t->decl), expr); break;
+	case TIDL_LIST: snprintf(out, CNAME_MAX, "size_%s(&%s)", list_cname(t), expr); break;
+	default: snprintf(out, CNAME_MAX, "0"); break;
 	}
 	return out;
 }
@@ -486,10 +516,10 @@ static void emit_list_funcs(gen_t *g, const tidl_type_t *t)
 {
 	strbuf_t *c = &g->c;
 	const tidl_type_t *e = t->elem;
-	char n[256];
+	char n[CNAME_MAX];
 	snprintf(n, sizeof n, "%s", list_cname(t));
 	const char *et = ctype(e);
-	char etype[256];
+	char etype[CNAME_MAX];
 	snprintf(etype, sizeof etype, "%s", et);
 	sb_addf(c, "/* %s */\n", type_str(t));
 
@@ -561,7 +591,7 @@ static void emit_rec_funcs(gen_t *g, const rec_t *r, bool root)
 {
 	strbuf_t *c = &g->c;
 	const char *n = r->cname;
-	char slot[64], lv[300], ind[8];
+	char slot[64], lv[CNAME_MAX], ind[8];
 	const char *storage = root ? "static inline THOTH_WIRE_ALWAYS_INLINE int" : "int";
 	const char *in = root ? "_in" : "";
 
@@ -769,11 +799,11 @@ static uint64_t schema_hash(const tidl_file_t *file)
 static void method_rec(const tidl_decl_t *iface, const tidl_method_t *m, bool response,
 		       const char *prefix, rec_t *r, char *cname, char *what)
 {
-	/* sema bounds names to 64 and packages to 128 chars: these always fit */
-	if (snprintf(cname, 256, "%s%s_%s_%s", prefix, iface->name, m->name,
-		     response ? "resp" : "req") >= 256 ||
-	    snprintf(what, 256, "%s.%s %s", iface->name, m->name,
-		     response ? "response" : "request") >= 256)
+	/* these always fit (CNAME_MAX) */
+	if (snprintf(cname, CNAME_MAX, "%s%s_%s_%s", prefix, iface->name, m->name,
+		     response ? "resp" : "req") >= CNAME_MAX ||
+	    snprintf(what, CNAME_MAX, "%s.%s %s", iface->name, m->name,
+		     response ? "response" : "request") >= CNAME_MAX)
 		abort();
 	memset(r, 0, sizeof *r);
 	r->cname = cname;
@@ -803,7 +833,7 @@ static void emit_header_prologue(gen_t *g, uint64_t hash)
 	sb_addf(h, "#include <stdbool.h>\n#include <stddef.h>\n#include <stdint.h>\n\n"
 		   "#include \"thoth/rpc.h\"\n");
 	for (size_t i = 0; i < f->n_imports; i++) {
-		char inc[256];
+		char inc[CNAME_MAX];
 		snprintf(inc, sizeof inc, "%s", basename_of(f->imports[i].path));
 		char *dot = strstr(inc, ".tidl");
 		if (dot)
@@ -848,18 +878,24 @@ static void emit_enums(gen_t *g)
 		if (d->kind != TIDL_DECL_ENUM)
 			continue;
 		const char *cn = decl_cname(d);
-		char cname[256];
+		char cname[CNAME_MAX];
 		snprintf(cname, sizeof cname, "%s", cn);
 		sb_addf(&g->h, "/* %s: %senum %s : %s */\ntypedef %s %s_t;\n", loc_str(&d->loc),
 			d->u.enum_.strict ? "strict " : "", d->name,
 			tidl_kind_name(d->u.enum_.underlying), builtin_ctype(d->u.enum_.underlying),
 			cname);
-		char up[256];
+		char up[CNAME_MAX];
 		snprintf(up, sizeof up, "%s%s", g->up, upper(d->name));
 		bool is_signed = d->u.enum_.underlying >= TIDL_I8;
 		for (size_t k = 0; k < d->u.enum_.n_values; k++) {
 			const tidl_enum_value_t *v = &d->u.enum_.values[k];
-			if (is_signed)
+			/* -9223372036854775808 is not a C constant (the literal
+			 * is unsigned, then negated): the one i64 value that
+			 * must be written as an expression. */
+			if (is_signed && (int64_t)v->value == INT64_MIN)
+				sb_addf(&g->h, "#define %s_%s ((%s_t)(-0x7fffffffffffffffll - 1))\n", up,
+					v->name, cname);
+			else if (is_signed)
 				sb_addf(&g->h, "#define %s_%s ((%s_t)%lld)\n", up, v->name, cname,
 					(long long)v->value);
 			else
@@ -942,9 +978,9 @@ static void emit_struct_defs(gen_t *g, rec_t *recs, const tidl_decl_t **decls, s
 static void emit_interface_header(gen_t *g, const tidl_decl_t *d)
 {
 	strbuf_t *h = &g->h;
-	char in[256];
+	char in[CNAME_MAX];
 	snprintf(in, sizeof in, "%s%s", g->prefix, d->name);
-	char iup[256];
+	char iup[CNAME_MAX];
 	snprintf(iup, sizeof iup, "%s%s", g->up, upper(d->name));
 	char qual[512];
 	snprintf(qual, sizeof qual, "%s.%s", g->file->package, d->name);
@@ -1050,7 +1086,7 @@ static bool rec_is_flat(const rec_t *r)
 static void emit_encode_fast(strbuf_t *c, const rec_t *r, unsigned major, unsigned minor,
 			     const char *flags, uint32_t iface_id, uint32_t ordinal)
 {
-	char lv[300];
+	char lv[CNAME_MAX];
 	sb_addf(c, "\t{\n\t\t/* straight-line when nothing can fail (thothc: emit_encode_fast) */\n"
 		   "\t\tuint8_t *p = (uint8_t *)buf;\n\t\tuint64_t need = THOTH_WIRE_HEADER_SIZE + 8 + %u;\n"
 		   "\t\tbool fast = p && !((uintptr_t)p & (THOTH_WIRE_ALIGN - 1));\n", r->fixed);
@@ -1148,7 +1184,7 @@ static void emit_encode_fast(strbuf_t *c, const rec_t *r, unsigned major, unsign
 static void emit_interface_source(gen_t *g, const tidl_decl_t *d, uint64_t hash)
 {
 	strbuf_t *c = &g->c;
-	char in[256];
+	char in[CNAME_MAX];
 	snprintf(in, sizeof in, "%s%s", g->prefix, d->name);
 	char qual[512];
 	snprintf(qual, sizeof qual, "%s.%s", g->file->package, d->name);
@@ -1160,7 +1196,7 @@ static void emit_interface_source(gen_t *g, const tidl_decl_t *d, uint64_t hash)
 	sb_addf(c, "/* ==== interface %s (%s) ==== */\n\n", d->name, loc_str(&d->loc));
 	for (size_t k = 0; k < d->u.iface.n_methods; k++) {
 		const tidl_method_t *m = &d->u.iface.methods[k];
-		char mn[300];
+		char mn[2 * CNAME_MAX];
 		snprintf(mn, sizeof mn, "%s_%s", in, m->name);
 		/* type-erased adapters for thoth_method_info_t */
 		sb_addf(c, "static size_t %s_req_size_any(const void *v) { return %s_req__size(v); }\n"
@@ -1183,7 +1219,7 @@ static void emit_interface_source(gen_t *g, const tidl_decl_t *d, uint64_t hash)
 			 * holds for the RPC layer (a local builder: kept in
 			 * registers, its start known). */
 			rec_t mr;
-			char mcname[256], mwhat[256];
+			char mcname[CNAME_MAX], mwhat[CNAME_MAX];
 			method_rec(d, m, resp, g->prefix, &mr, mcname, mwhat);
 			bool flat = rec_is_flat(&mr);
 			/* A flat message's builder path is the straight-line
@@ -1312,15 +1348,325 @@ static void emit_interface_source(gen_t *g, const tidl_decl_t *d, uint64_t hash)
 		in, in, in, in);
 }
 
+/* ---- C names: refuse a schema whose generated names collide ----------------
+ *
+ * Schema names are unique per scope, but the C names made of them are not:
+ * method `m_req` of interface `I` and method `req` of `I_m` both make
+ * `P_I_m_req_req_t`; a method `info` makes a stub `P_I_info` beside the
+ * interface's `P_I_info`; a method `id` makes the ordinal macro `P_I_ID` that
+ * replaces the interface id; a struct `S_list` is also `list<S>`'s type; a
+ * field `has_x` is also optional `x`'s presence flag.  The C compiler then
+ * fails inside the generated files (or, for a redefined macro without
+ * -Werror, compiles a wrong constant), far from the schema.  So before
+ * anything is written every file-scope name the generated header and source
+ * hold (of this file and of the files whose headers it includes) and every
+ * member of every generated struct is listed with the schema member it
+ * comes from; a name made twice is an error at the schema's line that says
+ * which two members made it.  Renaming one fixes it and is wire-compatible
+ * (names are not on the wire). */
+
+typedef struct cn_origin {
+	size_t what;                    /* offset in the pool: "method 'I.m'" */
+	tidl_loc_t loc;
+} cn_origin_t;
+
+typedef struct cn_ent {
+	size_t name;                    /* offset in the pool */
+	uint32_t origin;
+} cn_ent_t;
+
+typedef struct cnames {
+	strbuf_t pool;                  /* NUL-separated strings */
+	cn_origin_t *origins;
+	size_t n_origins, cap_origins;
+	cn_ent_t *ents;
+	size_t n, cap;
+	const tidl_file_t **files;      /* visited: a diamond of imports is listed once */
+	size_t n_files, cap_files;
+} cnames_t;
+
+static size_t cn_str(cnames_t *cn, const char *fmt, va_list ap)
+{
+	char tmp[600];
+	vsnprintf(tmp, sizeof tmp, fmt, ap);
+	size_t at = cn->pool.len;
+	sb_addf(&cn->pool, "%s%c", tmp, 0);
+	return at;
+}
+
+static uint32_t cn_origin(cnames_t *cn, tidl_loc_t loc, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static uint32_t cn_origin(cnames_t *cn, tidl_loc_t loc, const char *fmt, ...)
+{
+	if (cn->n_origins == cn->cap_origins) {
+		cn->cap_origins = cn->cap_origins ? cn->cap_origins * 2 : 64;
+		cn->origins = realloc(cn->origins, cn->cap_origins * sizeof *cn->origins);
+		if (!cn->origins)
+			abort();
+	}
+	va_list ap;
+	va_start(ap, fmt);
+	cn->origins[cn->n_origins] = (cn_origin_t){ .what = cn_str(cn, fmt, ap), .loc = loc };
+	va_end(ap);
+	return (uint32_t)cn->n_origins++;
+}
+
+static void cn_name(cnames_t *cn, uint32_t origin, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void cn_name(cnames_t *cn, uint32_t origin, const char *fmt, ...)
+{
+	if (cn->n == cn->cap) {
+		cn->cap = cn->cap ? cn->cap * 2 : 256;
+		cn->ents = realloc(cn->ents, cn->cap * sizeof *cn->ents);
+		if (!cn->ents)
+			abort();
+	}
+	va_list ap;
+	va_start(ap, fmt);
+	cn->ents[cn->n++] = (cn_ent_t){ .name = cn_str(cn, fmt, ap), .origin = origin };
+	va_end(ap);
+}
+
+/* The file-scope names of a record's C struct and codec (R is its C name). */
+static void cn_record(cnames_t *cn, uint32_t o, const char *r, bool message)
+{
+	static const char *const common[] = { "_t", "__size", "__encode_frame", "__decode_frame" };
+	static const char *const msg[] = {
+		"__encode_frame_in", "__decode_frame_in", "__encode_msg_in", "__encode_msg_builder",
+		"_encode_msg", "_decode_msg", "_size_any", "_encode_any", "_decode_any",
+		"_encode_whole_any", "_decode_body_any",
+	};
+	for (size_t i = 0; i < sizeof common / sizeof common[0]; i++)
+		cn_name(cn, o, "%s%s", r, common[i]);
+	for (size_t i = 0; message && i < sizeof msg / sizeof msg[0]; i++)
+		cn_name(cn, o, "%s%s", r, msg[i]);
+}
+
+/* Every file-scope name the generated files of F declare or define. */
+static void cn_file(cnames_t *cn, const tidl_file_t *f)
+{
+	for (size_t i = 0; i < cn->n_files; i++)
+		if (cn->files[i] == f)
+			return;
+	if (cn->n_files == cn->cap_files) {
+		cn->cap_files = cn->cap_files ? cn->cap_files * 2 : 16;
+		cn->files = realloc(cn->files, cn->cap_files * sizeof *cn->files);
+		if (!cn->files)
+			abort();
+	}
+	cn->files[cn->n_files++] = f;
+	/* imports first: a collision is then reported at the importing
+	 * file's member, the one its author can rename */
+	for (size_t i = 0; i < f->n_imports; i++)
+		if (f->imports[i].file)
+			cn_file(cn, f->imports[i].file);
+	char p[CNAME_MAX], up[CNAME_MAX];
+	snprintf(p, sizeof p, "%s", prefix_of(f));
+	snprintf(up, sizeof up, "%s", upper(p));
+	uint32_t o = cn_origin(cn, f->version_loc, "the constants of package '%s'", f->package);
+	static const char *const fixed[] = { "THOTH_H", "VERSION_MAJOR", "VERSION_MINOR",
+					     "SCHEMA_HASH", "FEATURES_ALL" };
+	for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+		cn_name(cn, o, "%s%s", up, fixed[i]);
+	for (size_t i = 0; i < f->n_decls; i++) {
+		const tidl_decl_t *d = f->decls[i];
+		switch (d->kind) {
+		case TIDL_DECL_FEATURE:
+			o = cn_origin(cn, d->loc, "feature '%s'", d->name);
+			cn_name(cn, o, "%sFEATURE_%s", up, upper(d->name));
+			cn_name(cn, o, "%sFEATURE_%s_BIT", up, upper(d->name));
+			break;
+		case TIDL_DECL_ERROR:
+			o = cn_origin(cn, d->loc, "error '%s'", d->name);
+			cn_name(cn, o, "%sERR_%s", up, upper(d->name));
+			break;
+		case TIDL_DECL_ENUM:
+			o = cn_origin(cn, d->loc, "enum '%s'", d->name);
+			cn_name(cn, o, "%s%s_t", p, d->name);
+			cn_name(cn, o, "%s%s_is_known", p, d->name);
+			for (size_t k = 0; k < d->u.enum_.n_values; k++) {
+				const tidl_enum_value_t *v = &d->u.enum_.values[k];
+				uint32_t ov = cn_origin(cn, v->loc, "enum value '%s.%s'", d->name, v->name);
+				cn_name(cn, ov, "%s%s_%s", up, upper(d->name), v->name);
+			}
+			break;
+		case TIDL_DECL_STRUCT: {
+			o = cn_origin(cn, d->loc, "struct '%s'", d->name);
+			char r[CNAME_MAX];
+			snprintf(r, sizeof r, "%s%s", p, d->name);
+			cn_record(cn, o, r, false);
+			break;
+		}
+		case TIDL_DECL_INTERFACE: {
+			o = cn_origin(cn, d->loc, "interface '%s'", d->name);
+			char in[CNAME_MAX], iup[CNAME_MAX];
+			snprintf(in, sizeof in, "%s%s", p, d->name);
+			snprintf(iup, sizeof iup, "%s%s", up, upper(d->name));
+			static const char *const iface[] = { "_info", "_handlers_t", "_dispatch",
+							     "_invoke", "_methods" };
+			for (size_t k = 0; k < sizeof iface / sizeof iface[0]; k++)
+				cn_name(cn, o, "%s%s", in, iface[k]);
+			cn_name(cn, o, "%s_ID", iup);
+			for (size_t k = 0; k < d->u.iface.n_methods; k++) {
+				const tidl_method_t *m = &d->u.iface.methods[k];
+				uint32_t om = cn_origin(cn, m->loc, "method '%s.%s'", d->name, m->name);
+				cn_name(cn, om, "%s_%s", in, m->name);
+				cn_name(cn, om, "%s_%s", iup, upper(m->name));
+				cn_name(cn, om, "%s_%s_info", in, m->name);
+				if (m->n_errors) {      /* emitted only then */
+					cn_name(cn, om, "%s_%s_error_codes", in, m->name);
+					cn_name(cn, om, "%s_%s_error_names", in, m->name);
+				}
+				char r[2 * CNAME_MAX];
+				snprintf(r, sizeof r, "%s_%s_req", in, m->name);
+				cn_record(cn, om, r, true);
+				snprintf(r, sizeof r, "%s_%s_resp", in, m->name);
+				cn_record(cn, om, r, !m->oneway);
+				if (m->oneway) {        /* an unused response: frames only */
+					cn_name(cn, om, "%s__encode_frame_in", r);
+					cn_name(cn, om, "%s__decode_frame_in", r);
+				}
+			}
+			break;
+		}
+		}
+	}
+}
+
+/* The members of one generated struct: fields (C keywords get an
+ * underscore) and the presence flag of each optional one. */
+static void cn_members(cnames_t *cn, const char *scope, const tidl_field_t *fields, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const tidl_field_t *f = &fields[i];
+		uint32_t o = cn_origin(cn, f->loc, "%s'%s' of %s", f->optional ? "optional " : "",
+				       f->name, scope);
+		cn_name(cn, o, "%s.%s", scope, cid(f->name));
+		if (f->optional)
+			cn_name(cn, o, "%s.has_%s", scope, f->name);
+	}
+}
+
+static const cnames_t *cn_sort_ctx;
+
+static int cmp_cn_ent(const void *a, const void *b)
+{
+	const cn_ent_t *x = a, *y = b;
+	int c = strcmp(cn_sort_ctx->pool.s + x->name, cn_sort_ctx->pool.s + y->name);
+	if (c)
+		return c;
+	return x->origin < y->origin ? -1 : x->origin > y->origin;
+}
+
+typedef struct cn_pair {
+	uint32_t first, second;         /* origins, first <= second */
+	size_t name;
+} cn_pair_t;
+
+static int cmp_cn_pair(const void *a, const void *b)
+{
+	const cn_pair_t *x = a, *y = b;
+	if (x->second != y->second)
+		return x->second < y->second ? -1 : 1;
+	if (x->first != y->first)
+		return x->first < y->first ? -1 : 1;
+	return x->name < y->name ? -1 : x->name > y->name;
+}
+
+/* Returns the number of colliding pairs of schema members (0: none). */
+static size_t check_c_names(const gen_t *g, const rec_t *recs, size_t n_recs, FILE *err)
+{
+	cnames_t cn = { 0 };
+	cn_file(&cn, g->file);
+	for (size_t i = 0; i < g->n_lists; i++) {
+		const tidl_type_t *t = g->lists[i];
+		if (list_is_builtin(t))
+			continue;
+		char ln[CNAME_MAX];
+		snprintf(ln, sizeof ln, "%s", list_cname(t));
+		uint32_t o = cn_origin(&cn, t->loc, "type %s", type_str(t));
+		cn_name(&cn, o, "%s_t", ln);
+	}
+	/* Members are named "STRUCT.member": a '.' is in no C name, so these
+	 * only ever meet the members of the same struct. */
+	for (size_t i = 0; i < n_recs; i++)
+		cn_members(&cn, recs[i].what, recs[i].fields, recs[i].n);
+	for (size_t i = 0; i < g->file->n_decls; i++) {
+		const tidl_decl_t *d = g->file->decls[i];
+		if (d->kind != TIDL_DECL_INTERFACE)
+			continue;
+		char scope[CNAME_MAX];
+		snprintf(scope, sizeof scope, "the handlers of interface '%s'", d->name);
+		for (size_t k = 0; k < d->u.iface.n_methods; k++) {
+			const tidl_method_t *m = &d->u.iface.methods[k];
+			uint32_t o = cn_origin(&cn, m->loc, "method '%s.%s'", d->name, m->name);
+			cn_name(&cn, o, "%s.%s", scope, cid(m->name));
+		}
+	}
+
+	cn_sort_ctx = &cn;
+	qsort(cn.ents, cn.n, sizeof *cn.ents, cmp_cn_ent);
+	cn_pair_t *pairs = NULL;
+	size_t n_pairs = 0, cap_pairs = 0;
+	for (size_t i = 0; i < cn.n;) {
+		size_t j = i + 1;
+		while (j < cn.n && strcmp(cn.pool.s + cn.ents[j].name, cn.pool.s + cn.ents[i].name) == 0)
+			j++;
+		for (size_t a = i; a < j; a++) {
+			/* a window: a name made by many members still gives
+			 * every one of them a partner, at bounded cost */
+			for (size_t b = a + 1; b < j && b < a + 8; b++) {
+				if (n_pairs == cap_pairs) {
+					cap_pairs = cap_pairs ? cap_pairs * 2 : 16;
+					pairs = realloc(pairs, cap_pairs * sizeof *pairs);
+					if (!pairs)
+						abort();
+				}
+				uint32_t x = cn.ents[a].origin, y = cn.ents[b].origin;
+				pairs[n_pairs++] = (cn_pair_t){ x < y ? x : y, x < y ? y : x, cn.ents[a].name };
+			}
+		}
+		i = j;
+	}
+	size_t found = 0;
+	if (n_pairs)
+		qsort(pairs, n_pairs, sizeof *pairs, cmp_cn_pair);
+	for (size_t i = 0; i < n_pairs; i++) {
+		if (i && pairs[i].first == pairs[i - 1].first && pairs[i].second == pairs[i - 1].second)
+			continue;
+		if (found++ >= 200)
+			continue;
+		const cn_origin_t *a = &cn.origins[pairs[i].first], *b = &cn.origins[pairs[i].second];
+		const char *name = cn.pool.s + pairs[i].name;
+		const char *dot = strchr(name, '.');
+		if (a == b)
+			fprintf(err, "%s:%u:%u: error: %s makes the C %s '%s' twice (the C names fold "
+				     "case and join with '_'); rename it\n",
+				b->loc.file, b->loc.line, b->loc.col, cn.pool.s + b->what,
+				dot ? "member" : "name", dot ? dot + 1 : name);
+		else
+			fprintf(err, "%s:%u:%u: error: %s makes the C %s '%s', as does %s (%s:%u:%u); "
+				     "rename one (names are not on the wire)\n",
+				b->loc.file, b->loc.line, b->loc.col, cn.pool.s + b->what,
+				dot ? "member" : "name", dot ? dot + 1 : name, cn.pool.s + a->what,
+				a->loc.file, a->loc.line, a->loc.col);
+	}
+	if (found > 200)
+		fprintf(err, "thothc: %zu more colliding C names not shown\n", found - 200);
+	free(pairs);
+	free(cn.ents);
+	free(cn.origins);
+	free(cn.files);
+	free(cn.pool.s);
+	return found;
+}
+
+/* Write PATH whole or not at all: a temporary file beside it, renamed
+ * over it.  Written in place, a failed write (a full disk) left a truncated
+ * header that a build run again took as up to date and compiled. */
 static int write_file(const char *path, const strbuf_t *sb, FILE *err)
 {
-	FILE *f = fopen(path, "w");
-	if (!f) {
-		fprintf(err, "thothc: cannot create '%s': %s\n", path, strerror(errno));
-		return -1;
-	}
-	size_t n = sb->len ? fwrite(sb->s, 1, sb->len, f) : 0;
-	if (fclose(f) != 0 || n != sb->len) {
+	if (thothc_write_whole(path, sb->s ? sb->s : "", sb->len, NULL) != 0) {
 		fprintf(err, "thothc: cannot write '%s': %s\n", path, strerror(errno));
 		return -1;
 	}
@@ -1362,7 +1708,7 @@ void thothc_gen_out_free(thothc_gen_out_t *out)
 static int gen_c(const tidl_file_t *file, const char *outdir, FILE *err, thothc_gen_out_t *mem)
 {
 	gen_t g = { .file = file };
-	char prefix[256], up[256], base[256];
+	char prefix[CNAME_MAX], up[CNAME_MAX], base[CNAME_MAX];
 	snprintf(prefix, sizeof prefix, "%s", prefix_of(file));
 	snprintf(up, sizeof up, "%s", upper(prefix));
 	snprintf(base, sizeof base, "%s", basename_of(file->path));
@@ -1385,7 +1731,7 @@ static int gen_c(const tidl_file_t *file, const char *outdir, FILE *err, thothc_
 	}
 	rec_t *recs = calloc(n_recs ? n_recs : 1, sizeof *recs);
 	const tidl_decl_t **sdecls = calloc(n_structs ? n_structs : 1, sizeof *sdecls);
-	char (*names)[2][256] = calloc(n_recs ? n_recs : 1, sizeof *names);
+	char (*names)[2][CNAME_MAX] = calloc(n_recs ? n_recs : 1, sizeof *names);
 	if (!recs || !sdecls || !names)
 		abort();
 	size_t ri = 0;
@@ -1393,8 +1739,8 @@ static int gen_c(const tidl_file_t *file, const char *outdir, FILE *err, thothc_
 		const tidl_decl_t *d = file->decls[i];
 		if (d->kind != TIDL_DECL_STRUCT)
 			continue;
-		snprintf(names[ri][0], 256, "%s%s", prefix, d->name);
-		snprintf(names[ri][1], 256, "struct %s", d->name);
+		snprintf(names[ri][0], CNAME_MAX, "%s%s", prefix, d->name);
+		snprintf(names[ri][1], CNAME_MAX, "struct %s", d->name);
 		recs[ri] = (rec_t){ .cname = names[ri][0], .what = names[ri][1],
 				    .fields = d->u.struct_.fields, .n = d->u.struct_.n_fields,
 				    .res = d->u.struct_.reserved, .n_res = d->u.struct_.n_reserved,
@@ -1420,6 +1766,11 @@ static int gen_c(const tidl_file_t *file, const char *outdir, FILE *err, thothc_
 	}
 	if (g.n_lists)
 		qsort(g.lists, g.n_lists, sizeof *g.lists, cmp_depth);
+	int rc = 0;
+	if (check_c_names(&g, recs, n_recs, err)) {
+		rc = -1;
+		goto out;
+	}
 
 	/* ---- header ---- */
 	emit_header_prologue(&g, hash);
@@ -1433,7 +1784,7 @@ static int gen_c(const tidl_file_t *file, const char *outdir, FILE *err, thothc_
 		if (list_is_builtin(t))
 			continue;
 		const char *ln = list_cname(t);
-		char lname[256];
+		char lname[CNAME_MAX];
 		snprintf(lname, sizeof lname, "%s", ln);
 		sb_addf(&g.h, "#ifndef THOTH_HAVE_%s\n#define THOTH_HAVE_%s\n"
 			      "/* %s */\ntypedef struct %s { const %s *items; uint32_t count; } %s_t;\n#endif\n",
@@ -1467,7 +1818,6 @@ static int gen_c(const tidl_file_t *file, const char *outdir, FILE *err, thothc_
 		if (file->decls[i]->kind == TIDL_DECL_INTERFACE)
 			emit_interface_source(&g, file->decls[i], hash);
 
-	int rc = 0;
 	if (mem) {
 		snprintf(mem->base, sizeof mem->base, "%s", base);
 		mem->h = g.h.s, mem->h_len = g.h.len;
@@ -1481,7 +1831,7 @@ static int gen_c(const tidl_file_t *file, const char *outdir, FILE *err, thothc_
 		if (!rc)
 			rc = write_file(cpath, &g.c, err);
 	}
-
+out:
 	for (size_t i = 0; i < n_recs; i++)
 		rec_free(&recs[i]);
 	free(recs);

@@ -9,18 +9,22 @@
  * Exit status: 0 success, 1 incompatible (check), not canonical (fmt
  * --check) or findings (lint), 2 usage, syntax or semantic error.
  */
+#define _GNU_SOURCE             /* realpath */
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "ast.h"
 #include "compat.h"
 #include "fmt.h"
+#include "writefile.h"
 #include "thoth/version.h"
 #ifndef THOTHC_NO_GEN
 #include "gen_c.h"
@@ -107,6 +111,10 @@ static int cmd_gen(int argc, char **argv)
 		if (!ident)
 			return bad_usage("--c-prefix '%s' is not a C identifier ([A-Za-z_][A-Za-z0-9_]*)",
 					 prefix);
+		/* as long as a package may be: every generated name then fits
+		 * the generator's buffers (a longer one aborted thothc) */
+		if (strlen(prefix) > 128)
+			return bad_usage("--c-prefix is %zu characters long: at most 128", strlen(prefix));
 	}
 	int status = 0;
 	for (int i = first; i < argc; i++) {
@@ -202,6 +210,29 @@ static bool read_source(const char *path, tidl_file_t *f)
 	return true;
 }
 
+/* Replace PATH's contents with TEXT so that a failure leaves the old file
+ * whole: write a temporary file beside it (the link's target, for a
+ * symlink), with its mode and owner, and rename it over.  fmt used to
+ * truncate the file and then write: a full disk (or a file size limit) left
+ * the user's schema empty.  Where no file can be created beside it (a
+ * directory we may not write to) it is written in place, as before. */
+static int write_replacing(const char *path, const char *text)
+{
+	char real[PATH_MAX];
+	struct stat st;
+	if (!realpath(path, real) || stat(real, &st) != 0)
+		return -1;
+	if (thothc_write_whole(real, text, strlen(text), &st) == 0)
+		return 0;
+	if (errno != EACCES && errno != EPERM && errno != EROFS)
+		return -1;
+	FILE *fp = fopen(real, "w");
+	if (!fp)
+		return -1;
+	bool ok = fputs(text, fp) >= 0;
+	return fclose(fp) == 0 && ok ? 0 : -1;
+}
+
 static int cmd_fmt(int argc, char **argv)
 {
 	bool check = false, to_stdout = false;
@@ -242,10 +273,9 @@ static int cmd_fmt(int argc, char **argv)
 				if (status == 0)
 					status = 1;
 			} else {
-				FILE *fp = fopen(argv[i], "w");
-				if (!fp || fputs(out, fp) < 0 || fclose(fp) != 0) {
-					fprintf(stderr, "thothc: cannot write '%s': %s\n", argv[i],
-						strerror(errno));
+				if (write_replacing(argv[i], out) != 0) {
+					fprintf(stderr, "thothc: cannot write '%s' (left as it was): %s\n",
+						argv[i], strerror(errno));
 					status = 2;
 				}
 			}

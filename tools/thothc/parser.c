@@ -39,6 +39,15 @@ static void syntax_error(parser_t *ps, const char *fmt, ...)
 			tidl_diag(ps->prog, ps->file, TIDL_ERROR, ps->tok.loc, "%s", ps->tok.text);
 		else if ((unsigned char)ps->tok.punct >= 0x20 && (unsigned char)ps->tok.punct < 0x7f)
 			tidl_diag(ps->prog, ps->file, TIDL_ERROR, ps->tok.loc, "unexpected character '%c'", ps->tok.punct);
+		else if (ps->tok.loc.line == 1 && ps->tok.loc.col == 1 && ps->file->source_len >= 3 &&
+			 !memcmp(ps->file->source, "\xef\xbb\xbf", 3))
+			tidl_diag(ps->prog, ps->file, TIDL_ERROR, ps->tok.loc,
+				  "the file starts with a UTF-8 byte-order mark (EF BB BF): save it without one");
+		else if ((unsigned char)ps->tok.punct >= 0x80)
+			/* a name in another script, or a BOM: say what is allowed */
+			tidl_diag(ps->prog, ps->file, TIDL_ERROR, ps->tok.loc,
+				  "unexpected byte 0x%02x: outside comments and strings a schema is ASCII "
+				  "(names are [A-Za-z_][A-Za-z0-9_]*)", (unsigned char)ps->tok.punct);
 		else
 			tidl_diag(ps->prog, ps->file, TIDL_ERROR, ps->tok.loc, "unexpected byte 0x%02x",
 			     (unsigned char)ps->tok.punct);

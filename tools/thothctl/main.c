@@ -216,6 +216,9 @@ int thothctl_call_failed(thoth_control_t *ctl, const char *what, int r)
 {
 	if (r == THOTH_E_REMOTE)
 		fprintf(stderr, "thothctl: %s: %s\n", what, ctl->client.remote_message);
+	else if (r == THOTH_E_PEER_GONE)        /* not the bare "peer gone" */
+		fprintf(stderr, "thothctl: %s: thothd went away (exited or killed: its log says why)\n",
+			what);
 	else
 		fprintf(stderr, "thothctl: %s: %s\n", what, thoth_strerror(r));
 	return 1;

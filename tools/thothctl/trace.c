@@ -22,7 +22,9 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,19 +201,44 @@ static void on_interrupt(int sig)
 	interrupted = 1;
 }
 
-/* Sleep SECONDS, or less if interrupted (Ctrl-C: stop and write early). */
-static void wait_for(double seconds)
+/* Sleep SECONDS, or less if interrupted (Ctrl-C: stop and write early) or
+ * if thothd hangs up: a thothd that died at the first second of `trace
+ * --duration 3600` (or `sched --duration`) was noticed only an hour later,
+ * by the stop.  Only a hang-up is polled for (POLLRDHUP): nothing thothd
+ * sends on the connection is read here.  Returns false if thothd went away. */
+static bool wait_for(double seconds, int ctl_fd)
 {
 	struct sigaction sa = { .sa_handler = on_interrupt };
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-	struct timespec left = {
-		.tv_sec = (time_t)seconds,
-		.tv_nsec = (long)((seconds - (double)(time_t)seconds) * 1e9),
-	};
-	while (!interrupted && nanosleep(&left, &left) != 0 && errno == EINTR)
-		;
+	struct timespec now, end;
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_sec += (time_t)seconds;
+	end.tv_nsec += (long)((seconds - (double)(time_t)seconds) * 1e9);
+	if (end.tv_nsec >= 1000000000L) {
+		end.tv_sec++;
+		end.tv_nsec -= 1000000000L;
+	}
+	while (!interrupted) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec > end.tv_sec || (now.tv_sec == end.tv_sec && now.tv_nsec >= end.tv_nsec))
+			return true;
+		struct timespec left = { end.tv_sec - now.tv_sec, end.tv_nsec - now.tv_nsec };
+		if (left.tv_nsec < 0) {
+			left.tv_sec--;
+			left.tv_nsec += 1000000000L;
+		}
+		struct pollfd pfd = { .fd = ctl_fd, .events = POLLRDHUP };
+		int n = ppoll(&pfd, 1, &left, NULL);
+		if (n > 0 && (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR)))
+			return false;
+		if (n < 0 && errno != EINTR)
+			return true;    /* cannot watch: sleep out the rest by the clock */
+		if (n > 0)      /* POLLNVAL: not a socket we can watch; plain sleep */
+			ctl_fd = -1;
+	}
+	return true;
 }
 
 int thothctl_trace(int argc, char **argv, const thothctl_opts_t *opts)
@@ -324,7 +351,12 @@ int thothctl_trace(int argc, char **argv, const thothctl_opts_t *opts)
 		if (status)
 			break;
 		fflush(stdout);
-		wait_for(duration);
+		if (!wait_for(duration, ctl.sock.fd)) {
+			fprintf(stderr, "thothctl: trace: thothd went away during the session "
+					"(exited or killed: its log says why); nothing collected\n");
+			status = 1;
+			break;
+		}
 		status = do_stop(&ctl);
 		if (!status)
 			status = do_write(&ctl, json, ctf);

@@ -1,0 +1,261 @@
+#!/bin/sh
+# thothc_gen_test.sh THOTHC CC INCLUDE_DIR CXX - thothc gen on the schema's
+# edges: every schema either generates C that compiles warning-free
+# (-std=c11 -Wall -Wextra -Werror -pedantic) or is refused by thothc (exit
+# 2) with a message that names the schema members at fault; and its header
+# compiles as C++17 and C++20 (extern "C", like every public header).  Before, an
+# i64 enum's minimum and every collision of generated names (below) passed
+# thothc and failed later, in the C compiler, inside the generated files.
+thothc=$1
+cc=$2
+inc=$3
+cxx=$4
+failures=0
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# compiles NAME: NAME.tidl (in $tmp) generates and compiles.
+compiles() {
+	out=$("$thothc" gen --lang c -o "$tmp/gen-$1" "$tmp/$1.tidl" 2>&1)
+	if [ $? != 0 ]; then
+		echo "FAIL: thothc gen $1.tidl refused it"; echo "$out"; failures=$((failures + 1)); return
+	fi
+	if ! out=$("$cc" -std=c11 -Wall -Wextra -Werror -pedantic -c -I"$inc" -I"$tmp/gen-$1" \
+			"$tmp/gen-$1/$1.thoth.c" -o "$tmp/$1.o" 2>&1); then
+		echo "FAIL: the C generated from $1.tidl does not compile"; echo "$out" | head -20
+		failures=$((failures + 1)); return
+	fi
+	printf '#include "%s.thoth.h"\nint thoth_gen_test_tu;\n' "$1" >"$tmp/$1.cpp"
+	for std in c++17 c++20; do
+		if ! out=$("$cxx" -std=$std -Wall -Wextra -Werror -c -I"$inc" -I"$tmp/gen-$1" \
+				"$tmp/$1.cpp" -o "$tmp/$1.cpp.o" 2>&1); then
+			echo "FAIL: the header generated from $1.tidl does not compile as $std"
+			echo "$out" | head -20; failures=$((failures + 1)); return
+		fi
+	done
+	echo "ok: $1.tidl generates C that compiles (and a header that C++ includes)"
+}
+
+# refused NAME PATTERN...: thothc gen exits 2, writes nothing, and says
+# each PATTERN.
+refused() {
+	name=$1
+	shift
+	out=$("$thothc" gen --lang c -o "$tmp/gen-$name" "$tmp/$name.tidl" 2>&1)
+	got=$?
+	if [ "$got" != 2 ]; then
+		echo "FAIL: thothc gen $name.tidl exited $got, want 2"; echo "$out"
+		failures=$((failures + 1)); return
+	fi
+	if [ -e "$tmp/gen-$name/$name.thoth.h" ]; then
+		echo "FAIL: thothc gen $name.tidl wrote a header it refused"; failures=$((failures + 1)); return
+	fi
+	for p in "$@"; do
+		if ! printf '%s\n' "$out" | grep -qF -- "$p"; then
+			echo "FAIL: thothc gen $name.tidl does not say '$p'"; echo "$out"
+			failures=$((failures + 1)); return
+		fi
+	done
+	echo "ok: $name.tidl refused"
+}
+
+cat >"$tmp/keywords.tidl" <<'T'
+package gen.keywords;
+version 1.0;
+error int = 1;
+enum switch : u8 {
+  case = 0;
+  default = 1;
+}
+struct struct_ {
+  1: u32 int;
+  2: string char;
+  3: switch while;
+  4: optional u64 register;
+}
+struct if {
+}
+interface for {
+  1: do(u32 return, struct_ goto) -> (u32 break, if continue) error int;
+  2: oneway sizeof(bool static);
+}
+T
+compiles keywords
+
+# C++ keywords (and alternative tokens) as names: the header did not
+# compile as C++ (a member called class, new, this, or ...).
+cat >"$tmp/cxxwords.tidl" <<'T'
+package gen.cxxwords;
+version 1.0;
+struct S {
+  1: u32 class;
+  2: string new;
+  3: optional u32 this;
+  4: u32 template;
+  5: u32 private;
+  6: bool or;
+  7: u32 requires;
+}
+interface I {
+  1: delete(u32 operator) -> (u32 namespace);
+  2: oneway throw(u32 x);
+}
+T
+compiles cxxwords
+
+cat >"$tmp/edges.tidl" <<'T'
+package gen.edges;
+version 1.0;
+struct Empty {
+}
+enum Min64 : i64 {
+  MIN = -9223372036854775808;
+  MAX = 9223372036854775807;
+}
+enum Min32 : i32 {
+  MIN = -2147483648;
+  MAX = 2147483647;
+}
+enum Max64 : u64 {
+  ZERO = 0;
+  MAX = 18446744073709551615;
+}
+strict enum Min8 : i8 {
+  MIN = -128;
+  ZERO = 0;
+}
+struct Node {
+  1: Min64 a;
+  2: Min32 b;
+  3: Max64 c;
+  4: Min8 d;
+  5: list<Node> kids;
+  6: optional list<list<list<Empty>>> deep;
+}
+interface Edges {
+  1: nothing() -> ();
+  2: empty(Empty e) -> (Empty f);
+  3: tree(Node n) -> (optional Node m);
+}
+T
+compiles edges
+
+# A failed write (a file size limit here, a full disk alike) leaves the
+# generated files as they were: a header cut at the limit was taken as up to
+# date by the next build.
+cp "$tmp/gen-edges/edges.thoth.h" "$tmp/edges.h.before"
+echo '// changed' >>"$tmp/edges.tidl"
+out=$( (ulimit -f 1; trap '' XFSZ; "$thothc" gen --lang c -o "$tmp/gen-edges" "$tmp/edges.tidl"; echo "exit $?") 2>&1 | cat)
+if ! printf '%s\n' "$out" | grep -q "exit 2"; then
+	echo "FAIL: gen with a failed write: $out"; failures=$((failures + 1))
+elif ! cmp -s "$tmp/gen-edges/edges.thoth.h" "$tmp/edges.h.before"; then
+	echo "FAIL: gen with a failed write left a changed header ($(wc -c <"$tmp/gen-edges/edges.thoth.h") bytes)"
+	failures=$((failures + 1))
+elif ls "$tmp/gen-edges" | grep -qv '^edges\.thoth\.[ch]$'; then
+	echo "FAIL: gen with a failed write left a temporary file"; failures=$((failures + 1))
+else
+	echo "ok: gen with a failed write leaves the generated files whole"
+fi
+
+# Every name at its limit (package 128 characters, names 64 (a letter and 63), lists nested
+# 16 deep): the generator's 256-byte name buffers made thothc abort (core
+# dump) on this legal schema.
+p31=ppppppppppppppppppppppppppppppp
+n63=nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn
+l16="list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<S$n63"
+cat >"$tmp/limits.tidl" <<T
+package $p31.$p31.$p31.${p31}q;
+version 1.0;
+struct S$n63 {
+  1: u32 x;
+}
+struct T$n63 {
+  1: $l16>>>>>>>>>>>>>>>> f$n63;
+}
+interface I$n63 {
+  1: m$n63(T$n63 a$n63) -> (S$n63 r$n63);
+}
+T
+compiles limits
+
+# Two interfaces whose methods join to one name: I.m_req and I_m.req both
+# made c_I_m_req_req_t (and I.m's info is I_m's interface info).
+cat >"$tmp/joined.tidl" <<'T'
+package c;
+version 1.0;
+interface I {
+  1: m() -> ();
+  2: m_req() -> ();
+}
+interface I_m {
+  1: req() -> ();
+}
+T
+refused joined "joined.tidl:8:3: error: method 'I_m.req' makes the C name 'c_I_m_req', as does method 'I.m_req' (" \
+	"joined.tidl:7:11: error: interface 'I_m' makes the C name 'c_I_m_info', as does method 'I.m' ("
+
+# Methods called info and id: the stub c_Dev_info was the interface's
+# info, and the ordinal macro C_DEV_ID replaced the interface id (without
+# -Werror, silently: C_DEV_ID was 2).
+cat >"$tmp/methods.tidl" <<'T'
+package c;
+version 1.0;
+interface Dev {
+  1: info() -> (u32 x);
+  2: id() -> (u32 y);
+  3: do() -> ();
+  4: do_() -> ();
+}
+T
+refused methods "methods.tidl:4:3: error: method 'Dev.info' makes the C name 'c_Dev_info', as does interface 'Dev'" \
+	"methods.tidl:5:3: error: method 'Dev.id' makes the C name 'C_DEV_ID', as does interface 'Dev'" \
+	"methods.tidl:7:3: error: method 'Dev.do_' makes the C member 'do_', as does method 'Dev.do'"
+
+# A struct named like a list's type, enum values that join, a field named
+# like another's presence flag or C-keyword escape.
+cat >"$tmp/types.tidl" <<'T'
+package c;
+version 1.0;
+struct S {
+  1: u32 x;
+}
+struct S_list {
+  1: list<S> y;
+}
+enum E : u8 {
+  A_B = 0;
+}
+enum E_A : u8 {
+  B = 1;
+}
+struct T {
+  1: u32 has_x;
+  2: optional u32 x;
+  3: u32 int;
+  4: u32 int_;
+}
+T
+refused types "types.tidl:13:3: error: enum value 'E_A.B' makes the C name 'C_E_A_B', as does enum value 'E.A_B'" \
+	"error: type list<S> makes the C name 'c_S_list_t', as does struct 'S_list'" \
+	"types.tidl:17:3: error: optional 'x' of struct T makes the C member 'has_x', as does 'has_x' of struct T" \
+	"types.tidl:19:3: error: 'int_' of struct T makes the C member 'int_', as does 'int' of struct T"
+
+# Across files: an import whose package joins with a name of this one.
+cat >"$tmp/a_b.tidl" <<'T'
+package a.b;
+version 1.0;
+struct S {
+  1: u32 x;
+}
+T
+cat >"$tmp/across.tidl" <<'T'
+package a;
+version 1.0;
+import "a_b.tidl";
+struct b_S {
+  1: a.b.S s;
+}
+T
+refused across "across.tidl:4:8: error: struct 'b_S' makes the C name 'a_b_S_t', as does struct 'S' ("
+
+[ "$failures" = 0 ] || { echo "$failures failure(s)"; exit 1; }

@@ -1,0 +1,61 @@
+/*
+ * writefile.c - replace a file whole or not at all (writefile.h).  fmt and
+ * gen both truncated the file and then wrote it: a failure in between left
+ * a user's schema empty, or a generated header cut short that the next
+ * build took as up to date.
+ */
+#define _GNU_SOURCE             /* mkstemp, fchmod, fchown */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "writefile.h"
+
+int thothc_write_whole(const char *path, const void *buf, size_t len, const struct stat *keep)
+{
+	char tmp[4096 + 8];
+	if (snprintf(tmp, sizeof tmp, "%s.XXXXXX", path) >= (int)sizeof tmp) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	int fd = mkstemp(tmp);
+	if (fd < 0)
+		return -1;
+	mode_t mode;
+	if (keep) {
+		mode = keep->st_mode & 07777;
+	} else {
+		mode_t mask = umask(0);         /* mkstemp made it 0600: as fopen would */
+		umask(mask);
+		mode = 0666 & ~mask;
+	}
+	int e = 0;
+	size_t off = 0;
+	while (!e && off < len) {
+		ssize_t n = write(fd, (const char *)buf + off, len - off);
+		if (n > 0)
+			off += (size_t)n;
+		else if (n < 0 && errno != EINTR)
+			e = errno;
+		else if (n == 0)
+			e = EIO;
+	}
+	if (!e && fchmod(fd, mode) != 0)
+		e = errno;
+	if (!e && keep && fchown(fd, keep->st_uid, keep->st_gid) != 0 && errno != EPERM)
+		e = errno;
+	if (!e && keep && fsync(fd) != 0)       /* a user's file: on disk before it replaces the old */
+		e = errno;
+	if (close(fd) != 0 && !e)
+		e = errno;
+	if (!e && rename(tmp, path) != 0)
+		e = errno;
+	if (e) {
+		unlink(tmp);
+		errno = e;
+		return -1;
+	}
+	return 0;
+}

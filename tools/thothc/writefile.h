@@ -1,0 +1,17 @@
+/* writefile.h - replace a file whole or not at all (thothc fmt and gen). */
+#ifndef THOTHC_WRITEFILE_H
+#define THOTHC_WRITEFILE_H
+
+#include <stddef.h>
+#include <sys/stat.h>
+
+/*
+ * Write LEN bytes of BUF to a temporary file beside PATH and rename it over
+ * PATH, so that a failed write (a full disk, a file size limit) leaves PATH
+ * as it was and no temporary file behind.  KEEP: the mode and owner to give
+ * it (an existing file's), or NULL for a new file's 0666 & ~umask.  Returns
+ * 0, or -1 with errno set; PATH must not be a symlink (resolve it first).
+ */
+int thothc_write_whole(const char *path, const void *buf, size_t len, const struct stat *keep);
+
+#endif
