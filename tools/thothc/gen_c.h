@@ -24,7 +24,7 @@ int thothc_gen_c_prefixed(const tidl_file_t *file, const char *outdir, const cha
 /* What thothc_gen_c writes, in memory instead (the fuzzer; no file is
  * touched): BASE is the name the files would have, <base>.thoth.{h,c}. */
 typedef struct thothc_gen_out {
-	char base[256];
+	char base[512];         /* gen_c.c CNAME_MAX */
 	char *h, *c;                    /* malloc'd, not NUL-terminated when empty */
 	size_t h_len, c_len;
 } thothc_gen_out_t;
