@@ -52,6 +52,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -178,6 +179,10 @@ struct thothd_tracer {
 	void *source_ctx;
 	uint64_t session_start_ns;
 	uint64_t source_lost;           /* this session's */
+	/* THOTHD_TEST_STOP_GATE (a FIFO's path; tests only, NULL: none): a
+	 * stop beside the observer waits there, its cut taken, its drain not
+	 * yet started, until a byte comes (stop_gate). */
+	char *stop_gate;
 	/* Deferred answers (defer.c): a stop whose last drain runs on a
 	 * worker; write/dump jobs reading a collection (loop thread only). */
 	bool stopping;
@@ -602,8 +607,15 @@ int thothd_tracer_new(thothd_t *d, thothd_tracer_t **out)
 				    t->max_sources);
 		}
 	}
+	const char *gate = getenv("THOTHD_TEST_STOP_GATE");
+	if (gate && *gate) {
+		t->stop_gate = strdup(gate);
+		thothd_info("trace: a stop beside the dashboard waits at %s after its cut "
+			    "(THOTHD_TEST_STOP_GATE)", gate);
+	}
 	pthread_condattr_t ca;
 	if (pthread_mutex_init(&t->mu, NULL) || pthread_condattr_init(&ca)) {
+		free(t->stop_gate);
 		free(t);
 		return THOTH_E_NOMEM;
 	}
@@ -612,6 +624,7 @@ int thothd_tracer_new(thothd_t *d, thothd_tracer_t **out)
 	pthread_condattr_destroy(&ca);
 	if (e) {
 		pthread_mutex_destroy(&t->mu);
+		free(t->stop_gate);
 		free(t);
 		return THOTH_E_NOMEM;
 	}
@@ -654,6 +667,7 @@ void thothd_tracer_free(thothd_tracer_t *t)
 	}
 	pthread_cond_destroy(&t->wake);
 	pthread_mutex_destroy(&t->mu);
+	free(t->stop_gate);
 	free(t);
 }
 
@@ -1173,6 +1187,24 @@ static void stop_switch_off(thothd_tracer_t *t)
 	}
 }
 
+/* THOTHD_TEST_STOP_GATE: the loop thread waits, the stop's cut taken and
+ * its drain not started, until a byte is written to the FIFO (a test's
+ * writer refuses records meanwhile: deterministically after the cut and
+ * before the drain that reads to it, where a racing writer would need
+ * luck).  Tests only; nothing else runs on the loop thread meanwhile. */
+static void stop_gate(thothd_tracer_t *t)
+{
+	if (!t->stop_gate || !t->live_fn)
+		return;
+	thothd_info("trace: the stop's cut is taken; waiting at %s", t->stop_gate);
+	int fd = open(t->stop_gate, O_RDONLY | O_CLOEXEC);
+	char byte;
+	if (fd < 0 || read(fd, &byte, 1) != 1)
+		thothd_warn("trace: stop gate %s: %s", t->stop_gate, fd < 0 ? strerror(errno) : "no byte");
+	if (fd >= 0)
+		close(fd);
+}
+
 /* A refused stop: the session goes on, switched back on, uncut. */
 static void stop_switch_on(thothd_tracer_t *t)
 {
@@ -1360,6 +1392,7 @@ static int on_stop(void *self, const thoth_trace_TraceControl_stop_req_t *req,
 	const thothd_job_ops_t *ops = t->live_fn ? &stop_live_ops : &stop_ops;
 	t->stopping = true;
 	tracer_unlock(t);
+	stop_gate(t);
 	int r = thothd_defer_or_run(call, ops, job, resp, arena);
 	if (r < 0) {
 		tracer_lock(t);

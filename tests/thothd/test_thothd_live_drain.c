@@ -653,6 +653,78 @@ static void test_a_sessions_drop_count_excludes_older_refusals(void **state)
 	fixture_down(&f);
 }
 
+/* A stop on its own thread (the test's main thread refuses records while
+ * thothd waits at the stop gate); no cmocka assertion off the main thread. */
+typedef struct stop_call {
+	thoth_control_t *ctl;
+	int rc;
+	thoth_trace_TraceControl_stop_resp_t resp;
+} stop_call_t;
+
+static void *stop_thread(void *arg)
+{
+	stop_call_t *c = arg;
+	thoth_trace_TraceControl_stop_req_t req = { 0 };
+	c->rc = thoth_trace_TraceControl_stop(&c->ctl->client, &req, &c->resp, NULL);
+	return NULL;
+}
+
+/*
+ * Refusals after a stop's cut are not the session's: beside the dashboard
+ * its categories stay on, so a DROP_NEWEST ring goes on refusing after the
+ * stop, and the stop reads the writers' counters with its cut.  Made
+ * deterministic by THOTHD_TEST_STOP_GATE: thothd waits after taking the
+ * cut, before its drain; meanwhile the traced process, its ring of
+ * GATE_RING records already full, writes GATE_AFTER more (nothing drains:
+ * the loop thread waits), at least GATE_AFTER - GATE_RING of them refused.
+ * The session wrote GATE_BEFORE records before the cut: its events and
+ * its losses add up to exactly that, whoever drained in between.  With
+ * the stop-side read removed (session_end reading the counters at its
+ * end, or the drain's poll's figure, both after the cut) the session
+ * counts the later refusals too: 16,384 or more over (test fails).
+ */
+static void test_refusals_after_a_stops_cut_are_not_the_sessions(void **state)
+{
+	(void)state;
+	enum { GATE_RING = 1 << 14, GATE_BEFORE = 20000, GATE_AFTER = 2 * GATE_RING };
+	fixture_t f;
+	fixture_setup(&f);
+	char gate[sizeof f.h.dir + 16];
+	snprintf(gate, sizeof gate, "%s/stop-gate", f.h.dir);
+	assert_int_equal(mkfifo(gate, 0600), 0);
+	static char gate_env[sizeof gate + 32];
+	snprintf(gate_env, sizeof gate_env, "THOTHD_TEST_STOP_GATE=%s", gate);
+	const char *const env[] = { "THOTHD_TRACE_DRAIN_MS=5000", gate_env, NULL };
+	fixture_start(&f, env, FX_PAGE);
+	assert_int_equal(live_traced_spawn_dropping(&f.h, GATE_RING, &f.busy), 0);
+	session_start(&f.ctl, f.busy.pid);
+	burst(&f.busy, GATE_BEFORE);
+	stop_call_t call = { .ctl = &f.ctl, .rc = -1 };
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, stop_thread, &call), 0);
+	uint64_t deadline = now_us() + 30000000ull;
+	while (live_log_count(f.h.log, "the stop's cut is taken") < 1 && now_us() < deadline)
+		usleep(2000);
+	int at_gate = live_log_count(f.h.log, "the stop's cut is taken");
+	if (at_gate == 1)
+		burst(&f.busy, GATE_AFTER);
+	/* Open the gate even when the wait failed: the stop thread must end. */
+	int fd = open(gate, O_WRONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "g", 1), 1);
+	close(fd);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	fprintf(stderr, "# a DROP_NEWEST ring of %d records, %d written before the stop's cut, %d "
+		"after it (thothd at the gate): the session %llu events + %llu lost = %llu (want %d)\n",
+		GATE_RING, GATE_BEFORE, GATE_AFTER, (unsigned long long)call.resp.events,
+		(unsigned long long)call.resp.dropped,
+		(unsigned long long)(call.resp.events + call.resp.dropped), GATE_BEFORE);
+	assert_int_equal(at_gate, 1);
+	assert_int_equal(call.rc, 0);
+	assert_int_equal(call.resp.events + call.resp.dropped, GATE_BEFORE);
+	fixture_down(&f);
+}
+
 /* Wait until thothd has said N times that collection went off. */
 static void wait_offs(const char *log, int n)
 {
@@ -1171,6 +1243,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_a_session_start_beside_a_backlog_leaves_it_to_the_drain),
 		cmocka_unit_test(test_a_sessions_loss_count_excludes_older_lapped_records),
 		cmocka_unit_test(test_a_sessions_drop_count_excludes_older_refusals),
+		cmocka_unit_test(test_refusals_after_a_stops_cut_are_not_the_sessions),
 		cmocka_unit_test(test_collection_stop_leaves_the_backlog),
 		cmocka_unit_test(test_a_stop_beside_the_dashboard_drains_off_the_loop_thread),
 		cmocka_unit_test(test_a_stop_beside_a_busy_first_ring_keeps_a_later_rings_records),
