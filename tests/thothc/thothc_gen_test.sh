@@ -102,6 +102,44 @@ interface I {
 }
 T
 compiles cxxwords
+# ... while C code keeps the schema's names (renaming them for C too broke
+# every C service that set .delete = on_delete), and C++ code gets NAME_.
+cat >"$tmp/cxxwords_use.c" <<'T'
+#include "cxxwords.thoth.h"
+static int on_delete(void *self, const gen_cxxwords_I_delete_req_t *req, gen_cxxwords_I_delete_resp_t *resp,
+		     thoth_arena_t *arena)
+{
+	(void)self; (void)arena;
+	resp->namespace = req->operator;
+	return 0;
+}
+const gen_cxxwords_I_handlers_t cxxwords_handlers = { .delete = on_delete };
+unsigned cxxwords_class(const gen_cxxwords_S_t *s) { return s->class + s->this + s->or; }
+T
+cat >"$tmp/cxxwords_use.cpp" <<'T'
+#include "cxxwords.thoth.h"
+unsigned cxxwords_class(const gen_cxxwords_S_t *s) { return s->class_ + s->this_ + s->or_ + s->new_.len; }
+T
+if ! out=$("$cc" -std=c11 -Wall -Wextra -Werror -pedantic -c -I"$inc" -I"$tmp/gen-cxxwords" \
+		"$tmp/cxxwords_use.c" -o "$tmp/cxxwords_use.o" 2>&1); then
+	echo "FAIL: C code using cxxwords' names as the schema gives them does not compile"; echo "$out" | head -20
+	failures=$((failures + 1))
+elif ! out=$("$cxx" -std=c++17 -Wall -Wextra -Werror -c -I"$inc" -I"$tmp/gen-cxxwords" \
+		"$tmp/cxxwords_use.cpp" -o "$tmp/cxxwords_use.cpp.o" 2>&1); then
+	echo "FAIL: C++ code using cxxwords' NAME_ members does not compile"; echo "$out" | head -20
+	failures=$((failures + 1))
+else
+	echo "ok: C keeps the schema's names, C++ gets NAME_"
+fi
+cat >"$tmp/cxxclash.tidl" <<'T'
+package gen.cxxclash;
+version 1.0;
+struct S {
+  1: u32 new;
+  2: u32 new_;
+}
+T
+refused cxxclash "makes the C member 'new_'"
 
 cat >"$tmp/edges.tidl" <<'T'
 package gen.edges;

@@ -115,10 +115,8 @@ static const char *upper(const char *s)
 	return out;
 }
 
-/* Keywords cannot be member names: append an underscore.  C's, and C++'s
- * and C23's too: the generated header is included from C++ (extern "C",
- * like every public header, docs/INSTALL.md), where a field called `class`,
- * `new`, `this` or `or` (an alternative token) did not compile. */
+/* Keywords cannot be member names: append an underscore.  C11's and
+ * C23's (a C23 compiler refuses a field called `constexpr` or `nullptr`). */
 static const char *cid(const char *name)
 {
 	static const char *const kw[] = {
@@ -133,14 +131,6 @@ static const char *cid(const char *name)
 		/* C23 */
 		"alignas", "alignof", "constexpr", "nullptr", "static_assert", "thread_local",
 		"typeof_unqual", "_BitInt", "_Decimal32", "_Decimal64", "_Decimal128",
-		/* C++20 (and its alternative tokens) */
-		"and", "and_eq", "bitand", "bitor", "catch", "char8_t", "char16_t", "char32_t",
-		"class", "compl", "concept", "consteval", "constinit", "const_cast", "co_await",
-		"co_return", "co_yield", "decltype", "delete", "dynamic_cast", "explicit",
-		"export", "friend", "mutable", "namespace", "new", "noexcept", "not", "not_eq",
-		"operator", "or", "or_eq", "private", "protected", "public", "reinterpret_cast",
-		"requires", "static_cast", "template", "this", "throw", "try", "typeid",
-		"typename", "using", "virtual", "wchar_t", "xor", "xor_eq",
 	};
 	for (size_t i = 0; i < sizeof kw / sizeof kw[0]; i++) {
 		if (strcmp(kw[i], name) == 0) {
@@ -150,6 +140,58 @@ static const char *cid(const char *name)
 		}
 	}
 	return name;
+}
+
+/* C++20's keywords and alternative tokens, which C allows as names.  The
+ * generated header is included from C++ (extern "C", docs/INSTALL.md),
+ * where a member called `class`, `new`, `delete` or `or` does not compile;
+ * so the header declares such a member NAME_ under __cplusplus and NAME
+ * otherwise (same type and place: the layout is one), and C code, the
+ * generated .c included, keeps the name the schema gives (renaming it for
+ * C too broke every C service that set `.delete = on_delete`). */
+static bool cxx_keyword(const char *name)
+{
+	static const char *const kw[] = {
+		"and", "and_eq", "bitand", "bitor", "catch", "char8_t", "char16_t", "char32_t",
+		"class", "compl", "concept", "consteval", "constinit", "const_cast", "co_await",
+		"co_return", "co_yield", "decltype", "delete", "dynamic_cast", "explicit",
+		"export", "friend", "mutable", "namespace", "new", "noexcept", "not", "not_eq",
+		"operator", "or", "or_eq", "private", "protected", "public", "reinterpret_cast",
+		"requires", "static_cast", "template", "this", "throw", "try", "typeid",
+		"typename", "using", "virtual", "wchar_t", "xor", "xor_eq",
+	};
+	for (size_t i = 0; i < sizeof kw / sizeof kw[0]; i++)
+		if (strcmp(kw[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* The names a header declares member NAME under: OUT[0] only, or, for a
+ * C++ keyword, OUT[0] = NAME_ under __cplusplus and OUT[1] = NAME
+ * otherwise (member_variant opens each, member_end closes). */
+static int member_names(const char *name, const char *out[2])
+{
+	if (!cxx_keyword(name)) {
+		out[0] = cid(name);
+		return 1;
+	}
+	char *cxx = tmpname();
+	snprintf(cxx, CNAME_MAX, "%s_", name);
+	out[0] = cxx;
+	out[1] = name;
+	return 2;
+}
+
+static void member_variant(strbuf_t *h, int n, int v)
+{
+	if (n == 2)
+		sb_addf(h, v ? "#else\n" : "#ifdef __cplusplus\n");
+}
+
+static void member_end(strbuf_t *h, int n)
+{
+	if (n == 2)
+		sb_addf(h, "#endif\n");
 }
 
 static const char *basename_of(const char *path)
@@ -404,8 +446,14 @@ static void emit_rec_struct(gen_t *g, const rec_t *r)
 		const tidl_field_t *f = &r->fields[i];
 		if (f->optional)
 			sb_addf(h, "\tbool has_%s;\n", f->name);
-		sb_addf(h, "\t%s %s;", ctype(f->type), cid(f->name));
-		sb_addf(h, " /* %s */\n", field_str(f));
+		const char *nm[2];
+		int n = member_names(f->name, nm);
+		for (int v = 0; v < n; v++) {
+			member_variant(h, n, v);
+			sb_addf(h, "\t%s %s;", ctype(f->type), nm[v]);
+			sb_addf(h, " /* %s */\n", field_str(f));
+		}
+		member_end(h, n);
 	}
 	sb_addf(h, "};\n\n");
 }
@@ -1038,13 +1086,19 @@ static void emit_interface_header(gen_t *g, const tidl_decl_t *d)
 	sb_addf(h, "typedef struct %s_handlers {\n", in);
 	for (size_t k = 0; k < d->u.iface.n_methods; k++) {
 		const tidl_method_t *m = &d->u.iface.methods[k];
-		if (m->oneway)
-			sb_addf(h, "\tvoid (*%s)(void *self, const %s_%s_req_t *req);\n", cid(m->name),
-				in, m->name);
-		else
-			sb_addf(h, "\tint (*%s)(void *self, const %s_%s_req_t *req, %s_%s_resp_t *resp,\n"
-				   "\t\t\tthoth_arena_t *arena);\n",
-				cid(m->name), in, m->name, in, m->name);
+		const char *nm[2];
+		int n = member_names(m->name, nm);
+		for (int v = 0; v < n; v++) {
+			member_variant(h, n, v);
+			if (m->oneway)
+				sb_addf(h, "\tvoid (*%s)(void *self, const %s_%s_req_t *req);\n", nm[v],
+					in, m->name);
+			else
+				sb_addf(h, "\tint (*%s)(void *self, const %s_%s_req_t *req, %s_%s_resp_t *resp,\n"
+					   "\t\t\tthoth_arena_t *arena);\n",
+					nm[v], in, m->name, in, m->name);
+		}
+		member_end(h, n);
 	}
 	sb_addf(h, "} %s_handlers_t;\n\n", in);
 	sb_addf(h, "int %s_dispatch(const %s_handlers_t *handlers, void *self,\n"
@@ -1542,6 +1596,8 @@ static void cn_members(cnames_t *cn, const char *scope, const tidl_field_t *fiel
 		uint32_t o = cn_origin(cn, f->loc, "%s'%s' of %s", f->optional ? "optional " : "",
 				       f->name, scope);
 		cn_name(cn, o, "%s.%s", scope, cid(f->name));
+		if (cxx_keyword(f->name))
+			cn_name(cn, o, "%s.%s_", scope, f->name);       /* its C++ name */
 		if (f->optional)
 			cn_name(cn, o, "%s.has_%s", scope, f->name);
 	}
@@ -1601,6 +1657,8 @@ static size_t check_c_names(const gen_t *g, const rec_t *recs, size_t n_recs, FI
 			const tidl_method_t *m = &d->u.iface.methods[k];
 			uint32_t o = cn_origin(&cn, m->loc, "method '%s.%s'", d->name, m->name);
 			cn_name(&cn, o, "%s.%s", scope, cid(m->name));
+			if (cxx_keyword(m->name))
+				cn_name(&cn, o, "%s.%s_", scope, m->name);
 		}
 	}
 
@@ -1637,8 +1695,9 @@ static size_t check_c_names(const gen_t *g, const rec_t *recs, size_t n_recs, FI
 		if (found++ >= 200)
 			continue;
 		const cn_origin_t *a = &cn.origins[pairs[i].first], *b = &cn.origins[pairs[i].second];
+		/* "I.m request.x": the scope may hold a dot, a member never does. */
 		const char *name = cn.pool.s + pairs[i].name;
-		const char *dot = strchr(name, '.');
+		const char *dot = strrchr(name, '.');
 		if (a == b)
 			fprintf(err, "%s:%u:%u: error: %s makes the C %s '%s' twice (the C names fold "
 				     "case and join with '_'); rename it\n",
