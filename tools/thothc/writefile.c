@@ -44,7 +44,9 @@ int thothc_write_whole(const char *path, const void *buf, size_t len, const stru
 	}
 	if (!e && fchmod(fd, mode) != 0)
 		e = errno;
-	if (!e && keep && fchown(fd, keep->st_uid, keep->st_gid) != 0 && errno != EPERM)
+	/* An owner we cannot give it (EPERM) fails: the caller writes in place
+	 * rather than hand the user's file to us. */
+	if (!e && keep && fchown(fd, keep->st_uid, keep->st_gid) != 0)
 		e = errno;
 	if (!e && keep && fsync(fd) != 0)       /* a user's file: on disk before it replaces the old */
 		e = errno;
