@@ -543,8 +543,7 @@ static enum serve_result conn_serve(conn_t *c, unsigned *budget)
 	thoth_chan_server_t *s = c->srv;
 	chan_end_t *e = &c->end;
 	conn_to_front(c);
-	chan_disarm(e, CHAN_WAIT_RECV);
-	chan_disarm(e, CHAN_WAIT_SLOT);
+	chan_disarm_both(e);            /* RECV and SLOT: one sched_getcpu, not two */
 	ST_ADD(s, turns, 1);
 	for (;;) {
 		/* An orderly close (the socket's end is seen by on_sock; reading

@@ -1248,6 +1248,26 @@ void chan_disarm(chan_end_t *e, enum chan_cond cond)
 	presence_publish(e, true);
 }
 
+/*
+ * chan_disarm of RECV and SLOT with one presence_publish (one sched_getcpu),
+ * a server's turn start.  Nothing orders the three relaxed stores against
+ * each other or against the checks that follow, here or in two
+ * chan_disarm calls: clearing a flag only spares the peer a doorbell, and
+ * a wake-up is never lost to it because a sleep always goes through
+ * chan_arm (store 1, seq_cst fence, re-check).  The presence published is
+ * the value the second chan_disarm published last, read no earlier: the
+ * first one's store differed from it only if we migrated in between.
+ */
+void chan_disarm_both(chan_end_t *e)
+{
+	_Atomic uint32_t *rx = wait_flag(e, CHAN_WAIT_RECV), *tx = wait_flag(e, CHAN_WAIT_SLOT);
+	if (atomic_load_explicit(rx, memory_order_relaxed))
+		atomic_store_explicit(rx, 0, memory_order_relaxed);
+	if (atomic_load_explicit(tx, memory_order_relaxed))
+		atomic_store_explicit(tx, 0, memory_order_relaxed);
+	presence_publish(e, true);
+}
+
 int chan_check_peer(chan_end_t *e)
 {
 	if (e->err)

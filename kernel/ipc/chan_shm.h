@@ -434,6 +434,8 @@ static inline int chan_tx_ready(chan_end_t *e)
  */
 int chan_arm(chan_end_t *e, enum chan_cond cond, size_t len);
 void chan_disarm(chan_end_t *e, enum chan_cond cond);
+/* Both RECV and SLOT, one presence update (a server turn's start). */
+void chan_disarm_both(chan_end_t *e);
 /* The futex word a sleeper on COND waits on, and the value to wait for. */
 _Atomic uint32_t *chan_wait_word(chan_end_t *e, enum chan_cond cond, uint32_t *expect);
 

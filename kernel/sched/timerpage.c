@@ -153,7 +153,7 @@ void timerpage_release(timerpage_t *pg, int slot, uint32_t owner)
  * costs 4 KiB per thothd restart seen by the process.  The mapping is of a
  * memfd sealed against shrinking: no other process can make it fault.
  */
-static _Atomic(timerpage_t *) current;
+_Atomic(timerpage_t *) thoth__timerpage_cur;   /* timerpage.h: read inline by rearm */
 static _Atomic uint64_t current_dev, current_ino;
 static int created_fd = -1;             /* thothd: the memfd it hands out */
 static timerpage_t *created;            /* thothd: its page (reap) */
@@ -183,7 +183,7 @@ int thoth__timerpage_bell_path(const timerpage_t *pg, int slot, char *out, size_
 
 timerpage_t *thoth__timerpage_current(void)
 {
-	return atomic_load_explicit(&current, memory_order_acquire);
+	return timerpage_current_inline();
 }
 
 int thoth__timerpage_fd(void)
@@ -215,7 +215,7 @@ static void install(timerpage_t *pg, const struct stat *st)
 {
 	atomic_store(&current_dev, (uint64_t)st->st_dev);
 	atomic_store(&current_ino, (uint64_t)st->st_ino);
-	atomic_store_explicit(&current, pg, memory_order_release);
+	atomic_store_explicit(&thoth__timerpage_cur, pg, memory_order_release);
 }
 
 enum { SEALS_NEEDED = F_SEAL_SHRINK | F_SEAL_GROW };

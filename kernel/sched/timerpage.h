@@ -109,6 +109,15 @@ int thoth__timerpage_fd(void);
 int thoth__timerpage_adopt(int fd, const char *dir);
 /* The page in use (NULL = none: the grid). */
 timerpage_t *thoth__timerpage_current(void);
+/* The same, inline, for the loop's check on every wake-up (rearm): an
+ * acquire load (a plain load on x86), no call.  Written only by
+ * thoth__timerpage_adopt (release, after the page's doorbell dir and
+ * generation are recorded). */
+extern _Atomic(timerpage_t *) thoth__timerpage_cur;
+static inline timerpage_t *timerpage_current_inline(void)
+{
+	return atomic_load_explicit(&thoth__timerpage_cur, memory_order_acquire);
+}
 /* The doorbell socket path of SLOT of PG ("DIR/tk.GEN.SLOT", GEN naming
  * the page, so loops of an old and a new thothd's page never share a
  * name); 0 or THOTH_E_NO_SPACE / THOTH_E_INVAL (PG is not a page this

@@ -74,6 +74,7 @@ void timerq_init(timerq_t *q)
 	q->deadline_heap = NULL;
 	q->latest_heap = NULL;
 	q->n = q->cap = 0;
+	q->gen = 0;
 }
 
 void timerq_free(timerq_t *q)
@@ -104,6 +105,7 @@ int timerq_insert(timerq_t *q, timerq_entry_t *e, uint64_t deadline, uint64_t sl
 	place(q->latest_heap, i, e, 1);
 	sift_up(q->deadline_heap, i, 0);
 	sift_up(q->latest_heap, i, 1);
+	q->gen++;
 	return 0;
 }
 
@@ -115,6 +117,7 @@ void timerq_remove(timerq_t *q, timerq_entry_t *e)
 	heap_remove(q->latest_heap, q->n, e->by_latest, 1);
 	q->n--;
 	e->by_deadline = e->by_latest = TIMERQ_NONE;
+	q->gen++;
 }
 
 timerq_entry_t *timerq_pop_due(timerq_t *q, uint64_t now)

@@ -25,6 +25,9 @@ typedef struct timerq {
 	timerq_entry_t **deadline_heap;
 	timerq_entry_t **latest_heap;
 	size_t n, cap;
+	/* Bumped by every insert and every remove of a queued entry (pop
+	 * included): equal generations, the same set of (deadline, latest). */
+	uint64_t gen;
 } timerq_t;
 
 void timerq_init(timerq_t *q);

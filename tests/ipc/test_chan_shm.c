@@ -478,6 +478,34 @@ static void test_wait_flags_make_the_producer_wake(void **state)
 	pair_free(p);
 }
 
+/* A service turn's start (conn_serve): both flags cleared, and the one
+ * presence store says running on our CPU, as two chan_disarm calls did. */
+static void test_disarm_both_clears_both_flags_and_says_running(void **state)
+{
+	pair_t *p = pair_new(8, 8, 4096);
+	chan_ctl_t *ctl = (chan_ctl_t *)p->base;
+	cpu_set_t old, one;
+	assert_int_equal(sched_getaffinity(0, sizeof old, &old), 0);
+	int cpu = sched_getcpu();
+	assert_true(cpu >= 0);
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	assert_int_equal(sched_setaffinity(0, sizeof one, &one), 0);   /* no migration in between */
+	cpu = sched_getcpu();
+	assert_int_equal(chan_arm(&p->srv, CHAN_WAIT_RECV, 0), 0);     /* asleep: not running */
+	atomic_store(&ctl->dir[p->srv.tx].prod_waiting, 1);
+	assert_int_equal(atomic_load(&ctl->presence[CHAN_SERVER].word) & CHAN_PRESENCE_RUNNING, 0);
+	chan_disarm_both(&p->srv);
+	assert_int_equal(atomic_load(&ctl->dir[p->srv.rx].cons_waiting), 0);
+	assert_int_equal(atomic_load(&ctl->dir[p->srv.tx].prod_waiting), 0);
+	assert_int_equal(atomic_load(&ctl->presence[CHAN_SERVER].word),
+			 CHAN_PRESENCE_RUNNING | (uint32_t)(cpu + 1));
+	/* The client's flags and word are not ours to touch. */
+	assert_int_equal(atomic_load(&ctl->dir[p->cli.rx].cons_waiting), 0);
+	assert_int_equal(sched_setaffinity(0, sizeof old, &old), 0);
+	pair_free(p);
+}
+
 static uint64_t now_ns(void)
 {
 	struct timespec ts;
@@ -1345,6 +1373,7 @@ int main(void)
 		cmocka_unit_test(test_receive_takes_and_refuses_by_the_rules),
 		cmocka_unit_test(test_double_release_is_detected),
 		cmocka_unit_test(test_wait_flags_make_the_producer_wake),
+		cmocka_unit_test(test_disarm_both_clears_both_flags_and_says_running),
 		cmocka_unit_test(test_control_page_mismatch_is_refused),
 		cmocka_unit_test(test_a_napping_service_is_woken_without_a_doorbell),
 		cmocka_unit_test(test_unread_doorbells_are_bounded_by_the_arms),

@@ -223,6 +223,81 @@ static void test_timerfd_disarmed_when_no_timers(void **state)
 	thoth_loop_free(loop);
 }
 
+/* An fd callback that arms a timer on its first call and cancels it on
+ * its second: timer changes made inside a wake-up that had none before. */
+typedef struct arm_from_fd {
+	int fd;
+	int calls;
+	uint64_t delay, deadline, slack;
+	thoth_timer_t *t;
+	fired_t f;
+} arm_from_fd_t;
+
+static void on_fd_arm(thoth_loop_t *loop, thoth_source_t *s, int fd, uint32_t events, void *arg)
+{
+	arm_from_fd_t *a = arg;
+	char b;
+	assert_int_equal(read(fd, &b, 1), 1);
+	if (a->calls++ == 0) {
+		a->deadline = thoth_clock_now() + a->delay;
+		assert_int_equal(thoth_loop_add_timer(loop, a->deadline, a->slack, on_timer, &a->f, &a->t), 0);
+	} else {
+		thoth_timer_cancel(loop, a->t);
+	}
+}
+
+/*
+ * The loop re-arms its timerfd after a wake-up only when the timer set
+ * changed: a timer added, or cancelled, from an fd callback during a
+ * wake-up that changed no timer before it must still be armed (in its
+ * window) or disarmed when run_once returns.  armed_at is read, not
+ * waited for: a wrongly skipped re-arm fails here, it does not hang.
+ */
+static void test_timer_changed_from_fd_callback_is_armed(void **state)
+{
+	thoth_loop_t *loop = new_loop();
+	arm_from_fd_t a = { .delay = 30 * MS, .slack = 10 * MS };
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(thoth_loop_add_fd(loop, p[0], THOTH_LOOP_READ, on_fd_arm, &a, NULL), 0);
+	/* Quiet iterations: the re-arms that follow find nothing changed. */
+	assert_int_equal(thoth_loop_run_once(loop, false), 0);
+	assert_int_equal(thoth_loop_run_once(loop, false), 0);
+	assert_int_equal(thoth_loop_armed_at(loop), 0);
+
+	assert_int_equal(write(p[1], "x", 1), 1);
+	assert_int_equal(thoth_loop_run_once(loop, false), 1);
+	assert_int_equal(a.calls, 1);
+	uint64_t at = thoth_loop_armed_at(loop);
+	assert_true(at >= a.deadline && at <= a.deadline + a.slack);
+	/* ... and it fires, in its window. */
+	uint64_t end = a.deadline + 2000 * MS;
+	while (a.f.count == 0) {
+		assert_true(thoth_clock_now() < end);
+		assert_true(thoth_loop_run_once(loop, true) >= 0);
+	}
+	assert_true(a.f.at[0] >= a.deadline);
+	assert_int_equal(thoth_loop_armed_at(loop), 0);
+
+	/* Again, and this time cancelled from the next fd wake-up: disarmed. */
+	a.calls = 0;
+	a.f.count = 0;
+	a.delay = 10000 * MS;           /* never due while the test runs */
+	assert_int_equal(write(p[1], "x", 1), 1);
+	assert_int_equal(thoth_loop_run_once(loop, false), 1);
+	assert_true(thoth_loop_armed_at(loop) >= a.deadline);
+	assert_int_equal(thoth_loop_run_once(loop, false), 0);
+	assert_true(thoth_loop_armed_at(loop) >= a.deadline);    /* a quiet wake-up keeps it */
+	assert_int_equal(write(p[1], "x", 1), 1);
+	assert_int_equal(thoth_loop_run_once(loop, false), 1);
+	assert_int_equal(a.calls, 2);
+	assert_int_equal(thoth_loop_armed_at(loop), 0);
+	assert_int_equal(a.f.count, 0);
+	close(p[0]);
+	close(p[1]);
+	thoth_loop_free(loop);
+}
+
 static void test_bad_arguments_are_refused(void **state)
 {
 	thoth_loop_t *loop = new_loop();
@@ -552,6 +627,7 @@ int main(void)
 		cmocka_unit_test(test_signal_delivered_via_signalfd),
 		cmocka_unit_test(test_deferred_runs_before_sleep),
 		cmocka_unit_test(test_timerfd_disarmed_when_no_timers),
+		cmocka_unit_test(test_timer_changed_from_fd_callback_is_armed),
 		cmocka_unit_test(test_bad_arguments_are_refused),
 		cmocka_unit_test(test_idle_loop_never_wakes),
 		cmocka_unit_test(test_many_random_timers_fire_in_window_and_deadline_order),

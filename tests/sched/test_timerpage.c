@@ -686,6 +686,62 @@ static int teardown(void **state)
 	return system(cmd) == 0 ? 0 : -1;
 }
 
+static int slot_of(const timerpage_t *pg, uint32_t owner)
+{
+	for (unsigned i = 0; i < THOTH_TIMERPAGE_SLOTS; i++)
+		if (atomic_load(&pg->slot[i].owner) == owner)
+			return (int)i;
+	return -1;
+}
+
+/*
+ * A loop whose timers do not change skips its re-arm (loop.c: the timer
+ * set's generation), but not the move to a new page: a quiet wake-up
+ * after thothd's page was replaced claims a slot on the new page, posts
+ * its instant there and gives the old slot back.  Fails if the skip
+ * ignores the page.
+ */
+static void test_a_quiet_loop_still_moves_to_a_new_page(void **state)
+{
+	fflush(NULL);
+	pid_t child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		uint32_t me = (uint32_t)gettid();
+		thoth_loop_t *loop;
+		if (thoth__timerpage_create(dir) || thoth_loop_new(&loop))
+			_exit(10);
+		uint64_t deadline = thoth_clock_now() + 10000 * MS, slack = 1000 * MS;
+		if (thoth_loop_add_timer(loop, deadline, slack, (thoth_timer_fn)abort, NULL, NULL) ||
+		    thoth_loop_run_once(loop, false) != 0)
+			_exit(11);
+		timerpage_t *a = thoth__timerpage_current();
+		int sa = slot_of(a, me);
+		if (sa < 0 || atomic_load(&a->slot[sa].at) != deadline + slack ||
+		    atomic_load(&a->slot[sa].due) != deadline)
+			_exit(12);
+		if (thoth__timerpage_create(dir))
+			_exit(13);
+		timerpage_t *b = thoth__timerpage_current();
+		if (b == a || slot_of(b, me) >= 0)
+			_exit(14);
+		if (thoth_loop_run_once(loop, false) != 0)     /* no timer changed */
+			_exit(15);
+		int sb = slot_of(b, me);
+		if (sb < 0 || atomic_load(&b->slot[sb].at) != deadline + slack ||
+		    atomic_load(&b->slot[sb].due) != deadline)
+			_exit(16);
+		if (slot_of(a, me) >= 0 || atomic_load(&a->slot[sa].at) != 0)
+			_exit(17);
+		thoth_loop_free(loop);
+		_exit(0);
+	}
+	int st;
+	assert_int_equal(waitpid(child, &st, 0), child);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -698,6 +754,7 @@ int main(void)
 		cmocka_unit_test(test_dead_loops_slots_and_doorbells_are_reaped),
 		cmocka_unit_test(test_a_thread_reaped_while_its_state_is_read_is_gone),
 		cmocka_unit_test(test_a_full_page_gives_a_zombies_slot_to_a_new_loop),
+		cmocka_unit_test(test_a_quiet_loop_still_moves_to_a_new_page),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
