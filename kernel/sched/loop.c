@@ -433,8 +433,12 @@ static __attribute__((noinline)) int rearm_now(thoth_loop_t *loop)
 	its.it_value.tv_nsec = (long)(at % 1000000000ull);
 	/* A failure is surfaced, never ignored: the next deadline would be
 	 * silently missed (the caller gets THOTH_E_IO with errno kept). */
-	if (timerfd_settime(loop->timerfd, TFD_TIMER_ABSTIME, &its, NULL) < 0)
+	if (timerfd_settime(loop->timerfd, TFD_TIMER_ABSTIME, &its, NULL) < 0) {
+		/* Not synced: the page (moved by page_of) already says AT, so
+		 * only this keeps the next rearm from skipping the retry. */
+		loop->synced = false;
 		return thoth_error_io(errno, "timerfd_settime");
+	}
 	loop->armed_at = at;
 	loop->stats.timerfd_arms++;
 synced:

@@ -113,7 +113,7 @@ timerpage_t *thoth__timerpage_current(void);
  * acquire load (a plain load on x86), no call.  Written only by
  * thoth__timerpage_adopt (release, after the page's doorbell dir and
  * generation are recorded). */
-extern _Atomic(timerpage_t *) thoth__timerpage_cur;
+extern _Atomic(timerpage_t *) thoth__timerpage_cur __attribute__((visibility("hidden")));
 static inline timerpage_t *timerpage_current_inline(void)
 {
 	return atomic_load_explicit(&thoth__timerpage_cur, memory_order_acquire);
