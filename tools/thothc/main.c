@@ -12,7 +12,6 @@
 #define _GNU_SOURCE             /* realpath */
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -212,50 +211,13 @@ static bool read_source(const char *path, tidl_file_t *f)
 	return true;
 }
 
-/* TEXT over the file REAL in place: its inode, so its owner, mode and hard
- * links stay.  The room is reserved first (posix_fallocate): a full disk
- * fails before a byte is written; *TOUCHED says whether the file may have
- * been changed when it fails anyway (a file size limit, an I/O error). */
-static int write_in_place(const char *real, const char *text, size_t len, bool *touched)
-{
-	int fd = open(real, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	int e = posix_fallocate(fd, 0, (off_t)len);
-	if (e && e != EOPNOTSUPP && e != EINVAL) {
-		close(fd);
-		errno = e;
-		return -1;
-	}
-	e = 0;
-	*touched = true;
-	size_t off = 0;
-	while (!e && off < len) {
-		ssize_t n = pwrite(fd, text + off, len - off, (off_t)off);
-		if (n > 0)
-			off += (size_t)n;
-		else if (n < 0 && errno != EINTR)
-			e = errno;
-		else if (n == 0)
-			e = EIO;
-	}
-	if (!e && ftruncate(fd, (off_t)len) != 0)
-		e = errno;
-	if (!e && fsync(fd) != 0)
-		e = errno;
-	if (close(fd) != 0 && !e)
-		e = errno;
-	errno = e;
-	return e ? -1 : 0;
-}
-
 /* Replace PATH's contents with TEXT so that a failure leaves the old file
  * whole: write a temporary file beside it (the link's target, for a
  * symlink), with its mode and owner, and rename it over.  fmt used to
  * truncate the file and then write: a full disk (or a file size limit) left
  * the user's schema empty.  A file with other hard links, one whose owner we
  * cannot give a new file, or one in a directory we may not write to is
- * written in place (write_in_place: room reserved first). */
+ * written in place (thothc_write_in_place). */
 static int write_replacing(const char *path, const char *text, bool *touched)
 {
 	char real[PATH_MAX];
@@ -269,7 +231,7 @@ static int write_replacing(const char *path, const char *text, bool *touched)
 		if (errno != EACCES && errno != EPERM && errno != EROFS)
 			return -1;
 	}
-	return write_in_place(real, text, strlen(text), touched);
+	return thothc_write_in_place(real, text, strlen(text), touched);
 }
 
 static int cmd_fmt(int argc, char **argv)

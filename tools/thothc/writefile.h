@@ -2,6 +2,7 @@
 #ifndef THOTHC_WRITEFILE_H
 #define THOTHC_WRITEFILE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/stat.h>
 
@@ -13,5 +14,14 @@
  * 0, or -1 with errno set; PATH must not be a symlink (resolve it first).
  */
 int thothc_write_whole(const char *path, const void *buf, size_t len, const struct stat *keep);
+
+/*
+ * BUF over the file PATH in place (its inode: owner, mode and hard links
+ * stay), for where no file can replace it.  The room is reserved first
+ * (posix_fallocate), so a full disk fails before a byte is written;
+ * *TOUCHED says whether PATH may have changed when it fails anyway (a file
+ * size limit, an I/O error).  Returns 0, or -1 with errno set.
+ */
+int thothc_write_in_place(const char *path, const void *buf, size_t len, bool *touched);
 
 #endif
