@@ -218,6 +218,12 @@ int thoth_client_commit(thoth_client_t *c, thoth_call_t *call, void *resp, thoth
 	const thoth_method_info_t *m = call->m;
 	if (!m || !call->buf)
 		return THOTH_E_INVAL;
+	if (!resp && !m->oneway) {
+		/* Nowhere to decode the answer (a NULL response crashed in the
+		 * decoder after the request went out): said before sending. */
+		thoth_client_abort(c, call);
+		return THOTH_E_INVAL;
+	}
 	uint8_t *buf = call->buf;
 	call->buf = NULL;               /* the transport owns it from here */
 	if (m->oneway)

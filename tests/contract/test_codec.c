@@ -610,6 +610,20 @@ static void test_method_requiring_unnegotiated_feature_fails_before_sending(void
 	assert_int_equal(ctx.calls, 1);
 }
 
+/* A two-way call with no response struct: THOTH_E_INVAL before anything
+ * is sent (it crashed in the decoder once the answer came back). */
+static void test_a_two_way_call_without_a_response_fails_before_sending(void **state)
+{
+	static loop_ctx_t ctx;
+	thoth_client_t c;
+	thoth_client_init(&c, &loopback, &ctx, 0);
+	test_alltypes_Kitchen_tree_req_t req = { 0 };
+	thoth_arena_t a;
+	thoth_arena_init(&a, arena_mem, sizeof arena_mem);
+	assert_int_equal(test_alltypes_Kitchen_tree(&c, &req, NULL, &a), THOTH_E_INVAL);
+	assert_int_equal(ctx.calls, 0);
+}
+
 static void test_server_answers_malformed_request_with_error_response(void **state)
 {
 	static loop_ctx_t ctx;
@@ -1012,6 +1026,7 @@ int main(void)
 		cmocka_unit_test(test_application_error_reaches_client_by_code_and_name),
 		cmocka_unit_test(test_oneway_is_delivered_without_response),
 		cmocka_unit_test(test_method_requiring_unnegotiated_feature_fails_before_sending),
+		cmocka_unit_test(test_a_two_way_call_without_a_response_fails_before_sending),
 		cmocka_unit_test(test_server_answers_malformed_request_with_error_response),
 		cmocka_unit_test(test_commit_fast_path_refuses_what_the_full_checks_refuse),
 		cmocka_unit_test(test_whole_message_encoders_and_body_decoders_match_the_builder),
