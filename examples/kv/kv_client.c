@@ -60,7 +60,9 @@ int main(int argc, char **argv)
 		argc -= 2;
 		argv += 2;
 	}
-	if (argc < 3 || (!strcmp(argv[1], "put") && argc != 4)) {
+	/* put takes two arguments, get and forget one: an extra one is a
+	 * mistake said, not a word silently dropped. */
+	if (argc < 3 || argc != (!strcmp(argv[1], "put") ? 4 : 3)) {
 		fprintf(stderr, "usage: kv-client [--runtime-dir DIR] put KEY VALUE | get KEY | forget KEY\n");
 		return 2;
 	}

@@ -28,6 +28,9 @@ done
 kv() { "$client" --runtime-dir "$dir" "$@"; }
 kv put greeting "hello, thoth"      # waits (bounded) until kv has registered
 test "$(kv get greeting)" = "hello, thoth"
+# a word too many is said, not dropped (exit 2, the usage)
+if kv get greeting extra 2>"$dir/err"; then echo "get with an extra argument succeeded" >&2; exit 1; fi
+grep -q usage "$dir/err"
 # the registry names it, with its endpoint in the runtime dir
 "$thothctl" --runtime-dir "$dir" services kv | grep -q "kv-$spid.sock"
 # a key never put: the service's declared error, by name
