@@ -132,6 +132,7 @@ fi
 # The runtime dir: an empty value is not the default dir (another
 # thothd's); one too long for a socket path says so.
 refused 2 "--runtime-dir needs a directory" "$THOTHCTL" --runtime-dir '' status
+refused 2 "an interval is 10..3600000 ms, not -5" "$THOTHCTL" status --watch -5
 refused 2 "--runtime-dir needs a directory" "$THOTHCTL" status --runtime-dir=
 refused 2 "--runtime-dir needs a directory" "$THOTHD" --runtime-dir ''
 LONG=$TMP/$(head -c 150 /dev/zero | tr '\0' d)

@@ -20,6 +20,7 @@
  * Exit status: 0 done, 1 failed (thothd not running, name not found, ...),
  * 2 bad arguments.  Errors are one line on stderr.
  */
+#include <ctype.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -516,7 +517,11 @@ static int parse_cmd_options(int argc, char **argv, bool *watch, const char **mi
 		case 'v': *min_version = optarg; break;
 		case 'h': usage(stdout); return 0;
 		case ':': return usage_error("missing value for", argv[optind - 1]);
-		default: return usage_error("unknown option", argv[optind - 1]);
+		default:
+			/* "--watch -5": a number meant as the interval, said so */
+			if (argv[optind - 1][0] == '-' && isdigit((unsigned char)argv[optind - 1][1]))
+				return usage_error("an interval is 10..3600000 ms, not", argv[optind - 1]);
+			return usage_error("unknown option", argv[optind - 1]);
 		}
 	}
 	return -1;
