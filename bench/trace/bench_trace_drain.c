@@ -11,6 +11,10 @@
  *   valgrind --tool=callgrind --toggle-collect=thoth_trace_reader_poll \
  *       bench_trace_drain --mode plain|lost|cut [--lap] [--rounds N]
  *
+ * With no --mode (or --mode all) the three run in one process, alternated
+ * three times, and the poll time a record (wall clock) is printed with
+ * lost's and cut's ratios to plain, the baseline.
+ *
  * plain: no on_lost hook, a callback that counts; lost: on_lost hooked to
  * trace.c's split (a start and a stop cut); cut: that, and each record
  * checked against both cuts as trace.c's route_event does.  --lap writes
@@ -19,10 +23,12 @@
  * Ir / records read (printed), a mode's cost = its Ir less plain's.
  */
 #define _GNU_SOURCE
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "thoth/trace.h"
 #include "trace_layout.h"
@@ -63,9 +69,48 @@ static int count_event(const thoth_trace_event_t *ev, void *ctx)
 	return 0;
 }
 
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ROUNDS rounds of MODE on R: writes, then polls (only the polls timed).
+ * Prints the mode's line; *NS_PER_READ its poll time per record read.
+ * False when a count is wrong. */
+static bool run(thoth_trace_reader_t *r, const char *mode, bool lap, uint64_t rounds, double *ns_per_read)
+{
+	bool hook = strcmp(mode, "plain") != 0, cuts = !strcmp(mode, "cut");
+	/* The session's cuts: from the first record on, never stopped (every
+	 * record and every lapped one is the session's: the checks all run
+	 * to the end, none short-circuits). */
+	session_t s = { .session_cut = 0, .stop_cut = UINT64_MAX, .n_cut = 1, .in_session = true,
+			.check_cuts = cuts };
+	thoth__trace_reader_on_lost(r, hook ? source_lost : NULL, &s);
+	thoth_trace_stats_t st0, st;
+	thoth_trace_reader_stats(r, &st0);
+	uint64_t per_round = lap ? 2 * RING : RING / 2, ns = 0;
+	for (uint64_t i = 0; i < rounds; i++) {
+		for (uint64_t j = 0; j < per_round; j++)
+			THOTH_TRACE(USER, drain_bench, j, i);
+		uint64_t t = now_ns();
+		thoth_trace_reader_poll(r, count_event, &s);
+		ns += now_ns() - t;
+	}
+	thoth_trace_reader_stats(r, &st);
+	uint64_t read = st.read - st0.read, lost = st.overwritten - st0.overwritten;
+	*ns_per_read = read ? (double)ns / (double)read : 0;
+	printf("mode %s%s: %llu rounds, %llu records read, %llu overwritten (session's share %llu), "
+	       "%.2f ns a record in the polls\n", mode, lap ? " --lap" : "", (unsigned long long)rounds,
+	       (unsigned long long)read, (unsigned long long)lost, (unsigned long long)s.session_overwritten,
+	       *ns_per_read);
+	return s.counted == read && (!hook || s.session_overwritten == lost);
+}
+
 int main(int argc, char **argv)
 {
-	const char *mode = "plain";
+	const char *mode = "all";
 	bool lap = false;
 	uint64_t rounds = 200;
 	for (int i = 1; i < argc; i++) {
@@ -76,12 +121,12 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--rounds") && i + 1 < argc)
 			rounds = strtoull(argv[++i], NULL, 0);
 		else {
-			fprintf(stderr, "usage: bench_trace_drain [--mode plain|lost|cut] [--lap] [--rounds N]\n");
+			fprintf(stderr, "usage: bench_trace_drain [--mode all|plain|lost|cut] [--lap] [--rounds N]\n");
 			return 2;
 		}
 	}
-	bool hook = strcmp(mode, "plain") != 0, cuts = !strcmp(mode, "cut");
-	if (!rounds || (!cuts && hook && strcmp(mode, "lost"))) {
+	bool all = !strcmp(mode, "all");
+	if (!rounds || (!all && strcmp(mode, "plain") && strcmp(mode, "lost") && strcmp(mode, "cut"))) {
 		fprintf(stderr, "bench_trace_drain: bad --mode or --rounds\n");
 		return 2;
 	}
@@ -98,25 +143,28 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench_trace_drain: no trace buffer\n");
 		return 1;
 	}
-	/* The session's cuts: from the first record on, never stopped (every
-	 * record and every lapped one is the session's: the checks all run
-	 * to the end, none short-circuits). */
-	session_t s = { .session_cut = 0, .stop_cut = UINT64_MAX, .n_cut = 1, .in_session = true,
-			.check_cuts = cuts };
-	if (hook)
-		thoth__trace_reader_on_lost(r, source_lost, &s);
-	uint64_t per_round = lap ? 2 * RING : RING / 2;
-	for (uint64_t i = 0; i < rounds; i++) {
-		for (uint64_t j = 0; j < per_round; j++)
-			THOTH_TRACE(USER, drain_bench, j, i);
-		thoth_trace_reader_poll(r, count_event, &s);
+	bool ok = true;
+	if (!all) {
+		double ns;
+		ok = run(r, mode, lap, rounds, &ns);
+	} else {
+		/* The baseline (plain) and both hooked modes in this run, alternated
+		 * three times; medians of the poll time per record, and ratios. */
+		static const char *const modes[] = { "plain", "lost", "cut" };
+		double ns[3][3];
+		for (int k = 0; k < 3; k++)
+			for (int m = 0; m < 3; m++)
+				ok &= run(r, modes[m], lap, rounds, &ns[m][k]);
+		double med[3];
+		for (int m = 0; m < 3; m++) {
+			double lo = fmin(ns[m][0], ns[m][1]), hi = fmax(ns[m][0], ns[m][1]);
+			med[m] = fmax(lo, fmin(hi, ns[m][2]));
+		}
+		printf("poll time a record read (wall clock, medians of 3; instructions: one --mode under callgrind):\n"
+		       "  plain %.2f ns, lost %.2f ns (%.3fx plain), cut %.2f ns (%.3fx plain)\n",
+		       med[0], med[1], med[0] ? med[1] / med[0] : 0, med[2], med[0] ? med[2] / med[0] : 0);
 	}
-	thoth_trace_stats_t st;
-	thoth_trace_reader_stats(r, &st);
-	printf("mode %s%s: %llu rounds, %llu records read, %llu overwritten (session's share %llu)\n", mode,
-	       lap ? " --lap" : "", (unsigned long long)rounds, (unsigned long long)st.read,
-	       (unsigned long long)st.overwritten, (unsigned long long)s.session_overwritten);
 	thoth_trace_reader_close(r);
 	thoth_trace_shutdown();
-	return s.counted == st.read && (!hook || s.session_overwritten == st.overwritten) ? 0 : 1;
+	return ok ? 0 : 1;
 }
