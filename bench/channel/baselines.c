@@ -136,6 +136,18 @@ static const char *const stage_names[] = {
 	[ST_IO] = "transport",
 };
 
+pid_t bench_start_hog(int cpu)
+{
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid != 0)
+		return pid;
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	bench_pin_cpu(cpu);
+	for (volatile uint64_t n = 0;; n++)
+		;
+}
+
 int bench_pin_cpu(int cpu)
 {
 	if (cpu == BENCH_CPU_ANY) {          /* unpinned: every online CPU, the kernel decides */

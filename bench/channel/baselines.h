@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 typedef struct bench_rt_result {
@@ -56,6 +57,10 @@ static inline uint64_t bench_cpu_ns(void) { return bench_clock_ns(CLOCK_PROCESS_
  * online CPU): 0, or -1 (errno set). */
 #define BENCH_CPU_ANY (-1)
 int bench_pin_cpu(int cpu);
+
+/* A busy process pinned to CPU (the "hog" of the unpinned + hog placement),
+ * killed with its parent: its pid (kill and reap it), or -1. */
+pid_t bench_start_hog(int cpu);
 
 /* The P-th percentile (P in [0, 100], nearest rank on the sorted samples) of
  * N samples; sorts SAMPLES in place.  0 when N is 0. */

@@ -24,7 +24,6 @@
 #define _GNU_SOURCE
 #include <sched.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -210,19 +209,6 @@ static bool measure(const char *kind, size_t size, unsigned runs, bool quick, in
 
 /* ---- the placement matrix (issue 13 section 5) --------------------------- */
 
-/* A busy process pinned to CPU: the "hog" of the last placement. */
-static pid_t start_hog(int cpu)
-{
-	fflush(NULL);
-	pid_t pid = fork();
-	if (pid != 0)
-		return pid;
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	bench_pin_cpu(cpu);
-	for (volatile uint64_t n = 0;; n++)
-		;
-}
-
 typedef struct placement {
 	const char *name;
 	int cc, cs;     /* client, service CPU (BENCH_CPU_ANY: unpinned) */
@@ -280,7 +266,7 @@ static int matrix(unsigned runs, bool quick)
 			printf("%-13s (needs 2 CPUs)\n", pl[p].name);
 			continue;
 		}
-		pid_t hog = pl[p].hog ? start_hog((int)ncpu - 1) : -1;
+		pid_t hog = pl[p].hog ? bench_start_hog((int)ncpu - 1) : -1;
 		for (unsigned s = 0; s < MX_S; s++)
 			for (unsigned k = 0; k < MX_K; k++) {
 				bench_rt_result_t *r = &res[p][s][k];

@@ -558,18 +558,6 @@ static bool uring_futex_supported(void)
 #endif
 }
 
-static pid_t start_hog(int cpu)
-{
-	fflush(NULL);
-	pid_t pid = fork();
-	if (pid != 0)
-		return pid;
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	bench_pin_cpu(cpu);
-	for (volatile uint64_t n = 0;; n++)
-		;
-}
-
 typedef struct placement {
 	const char *name;
 	int cc, cs;
@@ -661,7 +649,7 @@ int main(int argc, char **argv)
 			continue;
 		if (ncpu < 2 && (pl->cs == 1 || pl->hog))
 			continue;
-		pid_t hog = pl->hog ? start_hog((int)ncpu - 1) : -1;
+		pid_t hog = pl->hog ? bench_start_hog((int)ncpu - 1) : -1;
 		for (unsigned r = 0; r < runs; r++) {
 			result_t res[K_N];
 			for (unsigned j = 0; j < nk; j++) {
