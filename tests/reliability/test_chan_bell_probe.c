@@ -21,6 +21,7 @@
 #include "chan_shm.h"
 #include "chantest.thoth.h"
 #include "thoth/channel.h"
+#include "chan_call.h"
 
 static chan_proc_env_t env;
 
@@ -43,12 +44,7 @@ static thoth_chan_t *open_chan(void)
 {
 	thoth_chan_config_t cfg = { .iface = &thoth_chantest_Test_info, .wait = THOTH_CHAN_SLEEP,
 				    .timeout_ms = 3000 };
-	thoth_chan_t *ch = NULL;
-	char why[300];
-	int r = thoth_chan_connect(env.sock, &cfg, &ch, why, sizeof why);
-	if (r)
-		fail_msg("connect: %s: %s", thoth_strerror(r), why);
-	return ch;
+	return chan_open(&env, &cfg);
 }
 
 /* The probe as a connect runs it, with no fd left to open. */

@@ -33,6 +33,7 @@
 #include "chan_shm.h"
 #include "chantest.thoth.h"
 #include "thoth/channel.h"
+#include "chan_call.h"
 
 static chan_proc_env_t env;
 
@@ -56,26 +57,7 @@ static thoth_chan_t *open_chan(void)
 	 * request finds the service asleep in its loop (it is --sleep). */
 	thoth_chan_config_t cfg = { .iface = &thoth_chantest_Test_info, .wait = THOTH_CHAN_SLEEP,
 				    .timeout_ms = 3000 };
-	thoth_chan_t *ch = NULL;
-	char why[300];
-	int r = thoth_chan_connect(env.sock, &cfg, &ch, why, sizeof why);
-	if (r)
-		fail_msg("connect: %s: %s", thoth_strerror(r), why);
-	return ch;
-}
-
-static int echo(thoth_chan_t *ch)
-{
-	uint8_t data[64] = { 1, 2, 3 };
-	thoth_chantest_Test_echo_req_t rq = { .data = { .ptr = data, .len = sizeof data } };
-	thoth_chantest_Test_echo_resp_t rs;
-	uint64_t ab[64];
-	thoth_arena_t a;
-	thoth_arena_init(&a, ab, sizeof ab);
-	int r = thoth_chantest_Test_echo(thoth_chan_client(ch), &rq, &rs, &a);
-	if (!r && (rs.data.len != 64 || rs.data.ptr[2] != 3))
-		return THOTH_E_PROTOCOL;
-	return r;
+	return chan_open(&env, &cfg);
 }
 
 /* A call a ms after the last: the service is asleep in its loop when it
@@ -83,7 +65,7 @@ static int echo(thoth_chan_t *ch)
 static int echo_apart(thoth_chan_t *ch)
 {
 	chan_nap_ms(1);
-	return echo(ch);
+	return chan_echo64(ch);
 }
 
 /* Sockets the process PID's epolls watch: edge-triggered ones in *ET, all
@@ -203,7 +185,7 @@ static void test_more_sleeps_than_the_socket_holds_lose_no_wakeup(void **state)
 	const int calls = 2000;
 	assert_true(calls > 4 * room);
 	for (int i = 0; i < calls; i++) {
-		int r = echo(ch);
+		int r = chan_echo64(ch);
 		if (r)
 			fail_msg("call %d: %s (%d doorbells unread, the socket holds %d)", i, thoth_strerror(r),
 				 unread_bells(ch, cost), room);
@@ -366,7 +348,7 @@ static void test_a_flooding_client_is_read_back_and_watched_level(void **state)
 	}
 	assert_true(flooded > 4096);
 	for (int i = 0; i < 20; i++)
-		assert_int_equal(echo(good), 0);
+		assert_int_equal(chan_echo64(good), 0);
 	for (int i = 0; i < 50; i++) {
 		int r = echo_apart(bad);
 		if (r)
@@ -382,13 +364,13 @@ static void test_a_flooding_client_is_read_back_and_watched_level(void **state)
 			flooded += n;
 		}
 		for (int i = 0; i < 20; i++)
-			assert_int_equal(echo(good), 0);
+			assert_int_equal(chan_echo64(good), 0);
 	}
 	assert_true(flooded > 1000);
 	/* The flooder is served, read back, and level-triggered from now on;
 	 * the innocent one is still edge-triggered. */
 	for (int i = 0; i < 200; i++) {
-		int r = echo(bad);
+		int r = chan_echo64(bad);
 		if (r)
 			fail_msg("flooder's call %d after %ld bytes: %s", i, flooded, thoth_strerror(r));
 	}
@@ -404,7 +386,7 @@ static void test_a_flooding_client_is_read_back_and_watched_level(void **state)
 	if (w1 - w0 > 20)
 		fail_msg("the idle service woke %ld times in 200 ms after a flood", w1 - w0);
 	for (int i = 0; i < 50; i++)
-		assert_int_equal(echo(good), 0);
+		assert_int_equal(chan_echo64(good), 0);
 	thoth_chan_close(bad);
 	thoth_chan_close(good);
 	assert_true(chan_service_stop(&env) >= 0);
@@ -466,7 +448,7 @@ static void test_a_client_dying_with_bells_unread_is_seen_gone(void **state)
 			fail_msg("round %d: the service holds %d descriptors, %d before the client came and died", round,
 				 fds, fds0);
 	}
-	assert_int_equal(echo(probe), 0);
+	assert_int_equal(chan_echo64(probe), 0);
 	thoth_chan_close(probe);
 	assert_true(chan_service_stop(&env) >= 0);
 }
@@ -481,7 +463,7 @@ static void test_uring_loop_stays_level_and_loses_nothing(void **state)
 	thoth_chan_t *ch = open_chan();
 	int room = socket_room();
 	for (int i = 0; i < 2 * room; i++) {
-		int r = echo(ch);
+		int r = chan_echo64(ch);
 		if (r)
 			fail_msg("call %d on the io_uring loop: %s", i, thoth_strerror(r));
 	}

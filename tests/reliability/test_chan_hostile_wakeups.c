@@ -28,6 +28,7 @@
 #include "chantest.thoth.h"
 #include "fdpass.h"
 #include "thoth/channel.h"
+#include "chan_call.h"
 
 static chan_proc_env_t env;
 
@@ -47,26 +48,7 @@ static thoth_chan_t *open_chan(bool loop_wakeup)
 {
 	thoth_chan_config_t cfg = { .iface = &thoth_chantest_Test_info, .loop_wakeup = loop_wakeup,
 				    .timeout_ms = 2000 };
-	thoth_chan_t *ch = NULL;
-	char why[300];
-	int r = thoth_chan_connect(env.sock, &cfg, &ch, why, sizeof why);
-	if (r)
-		fail_msg("connect: %s: %s", thoth_strerror(r), why);
-	return ch;
-}
-
-static int echo(thoth_chan_t *ch)
-{
-	uint8_t data[64] = { 1, 2, 3 };
-	thoth_chantest_Test_echo_req_t rq = { .data = { .ptr = data, .len = sizeof data } };
-	thoth_chantest_Test_echo_resp_t rs;
-	uint64_t ab[64];
-	thoth_arena_t a;
-	thoth_arena_init(&a, ab, sizeof ab);
-	int r = thoth_chantest_Test_echo(thoth_chan_client(ch), &rq, &rs, &a);
-	if (!r && (rs.data.len != 64 || rs.data.ptr[2] != 3))
-		return THOTH_E_PROTOCOL;
-	return r;
+	return chan_open(&env, &cfg);
 }
 
 /* An innocent client: 200 calls, each answered within its 2 s timeout. */
@@ -74,7 +56,7 @@ static void innocent_is_served(void)
 {
 	thoth_chan_t *ch = open_chan(false);
 	for (int i = 0; i < 200; i++)
-		assert_int_equal(echo(ch), 0);
+		assert_int_equal(chan_echo64(ch), 0);
 	thoth_chan_close(ch);
 }
 
