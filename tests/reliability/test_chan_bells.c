@@ -31,6 +31,7 @@
 
 #include "chan_proc.h"
 #include "chan_shm.h"
+#include "../common/chan_pair.h"
 #include "chantest.thoth.h"
 #include "thoth/channel.h"
 #include "chan_call.h"
@@ -217,17 +218,8 @@ typedef struct pair {
 static pair_t *pair_new(void)
 {
 	pair_t *p = calloc(1, sizeof *p);
-	thoth_chan_limits_t lim = { 64, 4096, 4 };
-	assert_int_equal(thoth_chan_limits_resolve(&lim, NULL, 0), 0);
-	assert_int_equal(chan_layout_compute(&lim, &p->lay), 0);
-	p->fd = memfd_create("test-chan-bells", MFD_CLOEXEC);
-	assert_true(p->fd >= 0);
-	assert_int_equal(ftruncate(p->fd, (off_t)p->lay.size), 0);
-	p->base = chan_shm_map(p->fd, p->lay.size);
-	assert_non_null(p->base);
-	chan_shm_format(p->base, &p->lay);
-	assert_int_equal(chan_end_init(&p->srv, p->base, &p->lay, CHAN_SERVER), 0);
-	assert_int_equal(chan_end_init(&p->cli, p->base, &p->lay, CHAN_CLIENT), 0);
+	chan_pair_map("test-chan-bells", (thoth_chan_limits_t){ 64, 4096, 4 }, &p->fd, &p->base, &p->lay,
+		      &p->srv, &p->cli);
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p->sv), 0);
 	p->cli.wait = p->srv.wait = THOTH_CHAN_SLEEP;
 	p->cli.sock = p->sv[0];
@@ -242,10 +234,7 @@ static pair_t *pair_new(void)
 static void pair_free(pair_t *p)
 {
 	p->cli.sock = p->srv.sock = -1;
-	chan_end_fini(&p->cli);
-	chan_end_fini(&p->srv);
-	chan_shm_unmap(p->base, p->lay.size);
-	close(p->fd);
+	chan_pair_unmap(p->fd, p->base, &p->lay, &p->srv, &p->cli);
 	close(p->sv[0]);
 	close(p->sv[1]);
 	free(p);
