@@ -163,6 +163,9 @@ typedef struct tidl_file {
 	const char *source;         /* whole file text, NUL-terminated (for diagnostics, fmt) */
 	size_t source_len;
 	bool failed;                /* it or an import of it had errors: never checked against */
+	bool on_disk;               /* dev, ino: the file's identity (a symlink or another
+				     * spelling of its path is the same file) */
+	unsigned long long dev, ino;
 } tidl_file_t;
 
 /* ---- diagnostics ---------------------------------------------------- */

@@ -32,6 +32,7 @@
 #define MAX_MEMBERS    4096    /* declarations per file, members per declaration: keeps
 				* the quadratic duplicate checks fast on any input */
 #define MAX_DIAGS      200     /* diagnostics kept; later ones are counted, not stored */
+#define MAX_PATH_LEN   4096    /* an import's path once joined to its importer's folder */
 
 typedef struct chunk {
 	struct chunk *next;
@@ -45,7 +46,7 @@ struct tidl_program {
 	size_t n_diags, cap_diags, n_errors;
 	tidl_file_t **files;
 	size_t n_files, cap_files;
-	const char **loading;           /* import stack, for cycle reports */
+	tidl_file_t **loading;          /* import stack, for cycle reports */
 	size_t n_loading;
 	struct mem_file *mem;           /* tidl_program_add_memory_file: read instead of the disk */
 	size_t n_mem;
@@ -71,6 +72,15 @@ void *tidl_vec_push(tidl_program_t *p, vec_t *v);
 /* A diagnostic at LOC; F (or NULL) is the file LOC points into. */
 void tidl_diag(tidl_program_t *p, const tidl_file_t *f, tidl_severity_t sev, tidl_loc_t loc,
 	       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* ---- load.c ---- */
+
+/* REL (an import as written) relative to the folder of IMPORTER, with "."
+ * and empty components dropped and "x/.." folded as written (lexically):
+ * one spelling per file, for the memory files and the disk alike.  A
+ * leading ".." of a relative path stays; "/.." is "/".  NULL if longer
+ * than MAX_PATH_LEN. */
+char *tidl_import_path(tidl_program_t *p, const char *importer, const char *rel);
 
 /* ---- lexer.c ---- */
 

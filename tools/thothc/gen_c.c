@@ -1725,8 +1725,9 @@ static size_t check_c_names(const gen_t *g, const rec_t *recs, size_t n_recs, FI
  * header that a build run again took as up to date and compiled. */
 static int write_file(const char *path, const strbuf_t *sb, FILE *err)
 {
-	if (thothc_write_whole(path, sb->s ? sb->s : "", sb->len, NULL) != 0) {
-		fprintf(err, "thothc: cannot write '%s': %s\n", path, strerror(errno));
+	const char *what;
+	if (thothc_write_whole(path, sb->s ? sb->s : "", sb->len, NULL, &what) != 0) {
+		fprintf(err, "thothc: cannot write '%s' (%s): %s\n", path, what, strerror(errno));
 		return -1;
 	}
 	return 0;

@@ -3,8 +3,10 @@
  * limit), parse, load imports (relative to the importer, cycles and depth
  * reported), check.
  */
+#define _GNU_SOURCE             /* realpath */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +21,7 @@ static int load(tidl_program_t *p, const char *path, const char *text, size_t le
 		tidl_loc_t from, tidl_file_t **out);
 
 static char *read_file(tidl_program_t *p, const char *path, size_t *len, tidl_loc_t from,
-		       const tidl_file_t *importer)
+		       const tidl_file_t *importer, struct stat *id)
 {
 	/* O_NONBLOCK: opening a FIFO named by an import must not hang; only
 	 * regular files are read, so a device or directory is refused. */
@@ -55,33 +57,116 @@ static char *read_file(tidl_program_t *p, const char *path, size_t *len, tidl_lo
 	}
 	buf[n] = 0;
 	*len = n;
+	*id = st;
 out:
 	close(fd);
 	return buf;
 }
 
-static const char *import_path(tidl_program_t *p, const char *importer, const char *rel)
+char *tidl_import_path(tidl_program_t *p, const char *importer, const char *rel)
 {
-	if (rel[0] == '/')
-		return rel;
-	const char *slash = strrchr(importer, '/');
-	if (!slash)
-		return rel;
-	size_t dlen = (size_t)(slash - importer) + 1;
-	char *r = tidl_palloc(p, dlen + strlen(rel) + 1);
-	memcpy(r, importer, dlen);
-	strcpy(r + dlen, rel);
-	return r;
+	size_t dlen = 0;
+	if (rel[0] != '/' && importer) {
+		const char *slash = strrchr(importer, '/');
+		dlen = slash ? (size_t)(slash - importer) + 1 : 0;
+	}
+	size_t rlen = strlen(rel);
+	if (dlen + rlen > MAX_PATH_LEN)
+		return NULL;
+	char *in = tidl_palloc(p, dlen + rlen + 1), *out = tidl_palloc(p, dlen + rlen + 2);
+	memcpy(in, importer, dlen);
+	memcpy(in + dlen, rel, rlen + 1);
+	bool abs = in[0] == '/';
+	size_t o = 0, keep = 0;         /* keep: leading ".." components that stay */
+	if (abs)
+		out[o++] = '/';
+	size_t base = o;
+	for (const char *c = in; *c;) {
+		while (*c == '/')
+			c++;
+		const char *e = c;
+		while (*e && *e != '/')
+			e++;
+		size_t n = (size_t)(e - c);
+		if (n == 0 || (n == 1 && c[0] == '.')) {
+			/* nothing */
+		} else if (n == 2 && c[0] == '.' && c[1] == '.') {
+			if (o > base + keep * 3) {      /* drop the last component */
+				while (o > base && out[o - 1] != '/')
+					o--;
+				if (o > base)
+					o--;            /* its separator */
+			} else if (!abs) {      /* above the start of a relative path */
+				if (o > base)
+					out[o++] = '/';
+				out[o++] = '.';
+				out[o++] = '.';
+				keep++;
+			}                       /* "/.." is "/" */
+		} else {
+			if (o > base)
+				out[o++] = '/';
+			memcpy(out + o, c, n);
+			o += n;
+		}
+		c = e;
+	}
+	if (o == 0)
+		out[o++] = '.';
+	out[o] = 0;
+	return out;
 }
 
 /* The file whose import is being loaded (its line is quoted in a diagnostic). */
 static const tidl_file_t *importer_of(const tidl_program_t *p)
 {
-	if (p->n_loading)
-		for (size_t i = 0; i < p->n_files; i++)
-			if (strcmp(p->files[i]->path, p->loading[p->n_loading - 1]) == 0)
-				return p->files[i];
-	return NULL;
+	return p->n_loading ? p->loading[p->n_loading - 1] : NULL;
+}
+
+/* "import cycle: a -> b -> a", from the I-th file of the import stack. */
+static void cycle(tidl_program_t *p, size_t i, const char *path, tidl_loc_t from)
+{
+	char chain[1024] = "";
+	for (size_t k = i; k < p->n_loading; k++) {
+		strncat(chain, p->loading[k]->path, sizeof chain - strlen(chain) - 1);
+		strncat(chain, " -> ", sizeof chain - strlen(chain) - 1);
+	}
+	strncat(chain, path, sizeof chain - strlen(chain) - 1);
+	tidl_diag(p, NULL, TIDL_ERROR, from, "import cycle: %s", chain);
+}
+
+/* On disk, '..' after a symlinked folder leaves the link's target, not the
+ * folder it sits in: RAW (the import joined as written) and PATH (folded)
+ * would name different files.  Refused rather than guessed: 0 or -1. */
+static int check_dotdot(tidl_program_t *p, const char *importer, const char *rel,
+			const char *path, tidl_loc_t from)
+{
+	if (rel[0] == '/' || !importer)
+		importer = "";
+	bool dotdot = false;
+	for (const char *c = rel; (c = strstr(c, "..")) != NULL; c += 2)
+		if ((c == rel || c[-1] == '/') && (c[2] == 0 || c[2] == '/'))
+			dotdot = true;
+	if (!dotdot)
+		return 0;
+	const char *slash = strrchr(importer, '/');
+	size_t dlen = slash ? (size_t)(slash - importer) + 1 : 0;
+	char *raw = tidl_palloc(p, dlen + strlen(rel) + 1);
+	memcpy(raw, importer, dlen);
+	strcpy(raw + dlen, rel);
+	/* Nothing on disk as joined (a folder before '..' that does not
+	 * exist): no other file to confuse it with, so as written. */
+	struct stat a, b;
+	if (stat(raw, &a) != 0)
+		return 0;
+	if (stat(path, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+		return 0;
+	char real[PATH_MAX];
+	tidl_diag(p, importer_of(p), TIDL_ERROR, from,
+		  "import '%s': '..' here leaves a symlinked folder, so on disk it is '%s', "
+		  "not '%s'; write the path without '..' across the symlink", rel,
+		  realpath(raw, real) ? real : raw, path);
+	return -1;
 }
 
 void tidl_program_add_memory_file(tidl_program_t *p, const char *path, const char *text, size_t len)
@@ -90,7 +175,10 @@ void tidl_program_add_memory_file(tidl_program_t *p, const char *path, const cha
 	if (!m)
 		abort();
 	p->mem = m;
-	m[p->n_mem++] = (struct mem_file){ tidl_pstrndup(p, path, strlen(path)), tidl_pstrndup(p, text, len), len };
+	/* spelled as the loader spells the imports it resolves */
+	const char *norm = tidl_import_path(p, NULL, path);
+	m[p->n_mem++] = (struct mem_file){ norm ? norm : tidl_pstrndup(p, path, strlen(path)),
+					    tidl_pstrndup(p, text, len), len };
 }
 
 static int load(tidl_program_t *p, const char *path, const char *text, size_t len,
@@ -98,14 +186,8 @@ static int load(tidl_program_t *p, const char *path, const char *text, size_t le
 {
 	*out = NULL;
 	for (size_t i = 0; i < p->n_loading; i++) {
-		if (strcmp(p->loading[i], path) == 0) {
-			char chain[1024] = "";
-			for (size_t k = i; k < p->n_loading; k++) {
-				strncat(chain, p->loading[k], sizeof chain - strlen(chain) - 1);
-				strncat(chain, " -> ", sizeof chain - strlen(chain) - 1);
-			}
-			strncat(chain, path, sizeof chain - strlen(chain) - 1);
-			tidl_diag(p, NULL, TIDL_ERROR, from, "import cycle: %s", chain);
+		if (strcmp(p->loading[i]->path, path) == 0) {
+			cycle(p, i, path, from);
 			return -1;
 		}
 	}
@@ -131,9 +213,29 @@ static int load(tidl_program_t *p, const char *path, const char *text, size_t le
 		text = p->mem[i].text;          /* a copy in the arena, NUL-terminated */
 		len = p->mem[i].len;
 	} else if (!text) {
-		char *buf = read_file(p, path, &len, from, importer_of(p));
+		struct stat id;
+		char *buf = read_file(p, path, &len, from, importer_of(p), &id);
 		if (!buf)
 			return -1;
+		/* The same file by another path (a symlink, a hard link, "./"
+		 * in the root's path): one file, so a cycle through it is a
+		 * cycle and a second import of it the same declarations, not
+		 * a twin package whose names all clash. */
+		for (size_t i = 0; i < p->n_loading; i++)
+			if (p->loading[i]->on_disk && p->loading[i]->dev == (unsigned long long)id.st_dev &&
+			    p->loading[i]->ino == (unsigned long long)id.st_ino) {
+				cycle(p, i, path, from);
+				return -1;
+			}
+		for (size_t i = 0; i < p->n_files; i++)
+			if (p->files[i]->on_disk && p->files[i]->dev == (unsigned long long)id.st_dev &&
+			    p->files[i]->ino == (unsigned long long)id.st_ino) {
+				*out = p->files[i];
+				return p->files[i]->failed ? -1 : 0;
+			}
+		f->on_disk = true;
+		f->dev = (unsigned long long)id.st_dev;
+		f->ino = (unsigned long long)id.st_ino;
 		text = buf;
 	} else {
 		char *copy = tidl_palloc(p, len + 1);
@@ -149,20 +251,27 @@ static int load(tidl_program_t *p, const char *path, const char *text, size_t le
 	size_t errors_before = p->n_errors;
 	tidl_parse_file(&ps);
 
-	const char **nl = realloc(p->loading, (p->n_loading + 1) * sizeof *nl);
+	tidl_file_t **nl = realloc(p->loading, (p->n_loading + 1) * sizeof *nl);
 	if (!nl)
 		abort();
 	p->loading = nl;
-	p->loading[p->n_loading++] = f->path;
+	p->loading[p->n_loading++] = f;
 	/* An import with errors of its own fails its importer: it may lack
 	 * its package or its checked types, and sema would resolve names
 	 * against it (a missing package was a NULL strlen: fuzz_tidl_files).
 	 * Its errors are reported where they are. */
 	bool import_failed = false;
 	for (size_t i = 0; i < f->n_imports && !ps.failed; i++) {
-		const char *ip = import_path(p, f->path, f->imports[i].path);
-		if (load(p, ip, NULL, 0, f->imports[i].loc, &f->imports[i].file) != 0)
+		const char *rel = f->imports[i].path;
+		const char *ip = tidl_import_path(p, f->path, rel);
+		if (!ip) {
+			tidl_diag(p, f, TIDL_ERROR, f->imports[i].loc,
+				  "import path longer than %d characters", MAX_PATH_LEN);
 			import_failed = true;
+		} else if ((!p->n_mem && check_dotdot(p, f->path, rel, ip, f->imports[i].loc) != 0) ||
+			   load(p, ip, NULL, 0, f->imports[i].loc, &f->imports[i].file) != 0) {
+			import_failed = true;
+		}
 	}
 	if (import_failed)
 		ps.failed = true;

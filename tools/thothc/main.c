@@ -226,10 +226,13 @@ static int write_replacing(const char *path, const char *text, bool *touched)
 	if (!realpath(path, real) || stat(real, &st) != 0)
 		return -1;
 	if (st.st_nlink <= 1) {
-		if (thothc_write_whole(real, text, strlen(text), &st) == 0)
+		const char *what;
+		if (thothc_write_whole(real, text, strlen(text), &st, &what) == 0)
 			return 0;
 		if (errno != EACCES && errno != EPERM && errno != EROFS)
 			return -1;
+		if (strncmp(what, "fsync of its folder", 19) == 0)
+			return -1;      /* replaced already: not again in place */
 	}
 	return thothc_write_in_place(real, text, strlen(text), touched);
 }

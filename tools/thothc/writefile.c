@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -54,8 +55,38 @@ int thothc_write_in_place(const char *path, const void *buf, size_t len, bool *t
 	return e ? -1 : 0;
 }
 
-int thothc_write_whole(const char *path, const void *buf, size_t len, const struct stat *keep)
+/* The folder that holds PATH, synced so that the rename replacing PATH is
+ * on disk too: 0 or an errno.  A folder we may not open (write and search
+ * only) cannot be synced by us: left to the kernel's writeback. */
+static int sync_folder(const char *path)
 {
+	char dir[4096 + 8];
+	const char *slash = strrchr(path, '/');
+	if (!slash)
+		snprintf(dir, sizeof dir, ".");
+	else if (slash == path)
+		snprintf(dir, sizeof dir, "/");
+	else
+		snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == EACCES || errno == EPERM ? 0 : errno;
+	int e = 0;
+	/* EINVAL: a file system that cannot sync folders (it has no
+	 * journal to order the rename); nothing more to do there */
+	if (fsync(fd) != 0 && errno != EINVAL)
+		e = errno;
+	close(fd);
+	return e;
+}
+
+int thothc_write_whole(const char *path, const void *buf, size_t len, const struct stat *keep,
+		       const char **what)
+{
+	const char *step_;
+	if (!what)
+		what = &step_;
+	*what = "create a temporary file beside it";
 	char tmp[4096 + 8];
 	if (snprintf(tmp, sizeof tmp, "%s.XXXXXX", path) >= (int)sizeof tmp) {
 		errno = ENAMETOOLONG;
@@ -72,23 +103,35 @@ int thothc_write_whole(const char *path, const void *buf, size_t len, const stru
 		umask(mask);
 		mode = 0666 & ~mask;
 	}
+	*what = "write";
 	int e = write_all(fd, buf, len);
-	if (!e && fchmod(fd, mode) != 0)
+	if (!e && (*what = "chmod", fchmod(fd, mode) != 0))
 		e = errno;
 	/* An owner we cannot give it (EPERM) fails: the caller writes in place
 	 * rather than hand the user's file to us. */
-	if (!e && keep && fchown(fd, keep->st_uid, keep->st_gid) != 0)
+	if (!e && keep && (*what = "chown", fchown(fd, keep->st_uid, keep->st_gid) != 0))
 		e = errno;
-	if (!e && keep && fsync(fd) != 0)       /* a user's file: on disk before it replaces the old */
+	/* On disk before it replaces the old: without it, a crash after the
+	 * rename could leave the new name on an empty file (the data not yet
+	 * written back), a generated header that the next build takes as up
+	 * to date. */
+	if (!e && (*what = "fsync", fsync(fd) != 0))
 		e = errno;
 	if (close(fd) != 0 && !e)
-		e = errno;
-	if (!e && rename(tmp, path) != 0)
+		*what = "close", e = errno;
+	if (!e && (*what = "rename", rename(tmp, path) != 0))
 		e = errno;
 	if (e) {
 		unlink(tmp);
 		errno = e;
 		return -1;
 	}
+	/* and the rename itself, in the folder's entries */
+	if ((e = sync_folder(path)) != 0) {
+		*what = "fsync of its folder (the file was replaced)";
+		errno = e;
+		return -1;
+	}
+	*what = NULL;
 	return 0;
 }

@@ -7,13 +7,18 @@
 #include <sys/stat.h>
 
 /*
- * Write LEN bytes of BUF to a temporary file beside PATH and rename it over
- * PATH, so that a failed write (a full disk, a file size limit) leaves PATH
- * as it was and no temporary file behind.  KEEP: the mode and owner to give
- * it (an existing file's), or NULL for a new file's 0666 & ~umask.  Returns
- * 0, or -1 with errno set; PATH must not be a symlink (resolve it first).
+ * Write LEN bytes of BUF to a temporary file beside PATH, fsync it, rename
+ * it over PATH and fsync PATH's folder, so that a failed write (a full disk,
+ * a file size limit) leaves PATH as it was and no temporary file behind, and
+ * a crash leaves the old file or the whole new one, never an empty one.
+ * KEEP: the mode and owner to give it (an existing file's), or NULL for a
+ * new file's 0666 & ~umask.  Returns 0, or -1 with errno set and *WHAT (if
+ * WHAT is not NULL) the step that failed ("write", "fsync", "rename", ...;
+ * after "fsync of its folder" PATH has been replaced).  PATH must not be a
+ * symlink (resolve it first).
  */
-int thothc_write_whole(const char *path, const void *buf, size_t len, const struct stat *keep);
+int thothc_write_whole(const char *path, const void *buf, size_t len, const struct stat *keep,
+		       const char **what);
 
 /*
  * BUF over the file PATH in place (its inode: owner, mode and hard links

@@ -1,0 +1,292 @@
+/*
+ * test_thothc_imports.c - how an import's path becomes a file, in memory
+ * (the fuzzer's resolver) and on disk: ".." folded as written, one file
+ * however it is spelled (symlinks, "./"), a cycle through either reported
+ * as a cycle, and '..' across a symlinked folder refused by name.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "front.h"
+
+static tidl_program_t *prog;
+
+static int teardown(void **state)
+{
+	(void)state;
+	tidl_program_free(prog);
+	prog = NULL;
+	return 0;
+}
+
+static const tidl_diag_t *find(const char *needle)
+{
+	for (size_t i = 0; i < tidl_program_diag_count(prog); i++)
+		if (strstr(tidl_program_diag(prog, i)->message, needle))
+			return tidl_program_diag(prog, i);
+	tidl_program_print_diags(prog, stderr);
+	fail_msg("no diagnostic containing \"%s\"", needle);
+	return NULL;
+}
+
+static void mem(const char *path, const char *text)
+{
+	tidl_program_add_memory_file(prog, path, text, strlen(text));
+}
+
+static int load_mem(const char *root)
+{
+	tidl_file_t *f;
+	const tidl_diag_t *d = NULL;
+	for (size_t i = 0; i < prog->n_mem; i++)
+		if (strcmp(prog->mem[i].path, root) == 0)
+			return tidl_program_load_buffer(prog, root, prog->mem[i].text, prog->mem[i].len, &f);
+	(void)d;
+	fail_msg("no memory file %s", root);
+	return -1;
+}
+
+/* ---- the spelling of a path ---------------------------------------------- */
+
+static void expect_path(const char *importer, const char *rel, const char *want)
+{
+	char *got = tidl_import_path(prog, importer, rel);
+	if (!got || strcmp(got, want) != 0)
+		fail_msg("%s + %s: '%s', want '%s'", importer ? importer : "(none)", rel,
+			 got ? got : "(null)", want);
+}
+
+static void test_import_paths_fold_dot_and_dotdot_as_written(void **state)
+{
+	(void)state;
+	prog = tidl_program_new();
+	expect_path("main.tidl", "a.tidl", "a.tidl");
+	expect_path("sub/c.tidl", "../a.tidl", "a.tidl");
+	expect_path("sub/deep/e.tidl", "../../sub/./d.tidl", "sub/d.tidl");
+	expect_path("sub/c.tidl", "deep//e.tidl", "sub/deep/e.tidl");
+	expect_path("main.tidl", "../x.tidl", "../x.tidl");
+	expect_path("../up/m.tidl", "../../x.tidl", "../../x.tidl");
+	expect_path("a/b/m.tidl", "../../../x.tidl", "../x.tidl");
+	expect_path("/s/m.tidl", "../../../x.tidl", "/x.tidl");
+	expect_path("sub/c.tidl", "/abs/./y/../z.tidl", "/abs/z.tidl");
+	expect_path("sub/c.tidl", "..", "."); /* a folder: refused when opened */
+	expect_path(NULL, "./sub//c.tidl", "sub/c.tidl");
+	char *longp = malloc(MAX_PATH_LEN + 2);
+	memset(longp, 'a', MAX_PATH_LEN + 1);
+	longp[MAX_PATH_LEN + 1] = 0;
+	assert_null(tidl_import_path(prog, "m.tidl", longp));
+	free(longp);
+}
+
+/* ---- in memory (fuzz_tidl_files' resolver) -------------------------------- */
+
+/* sub/c.tidl imports "../a.tidl": the same file main.tidl imports.  The old
+ * resolver looked for "sub/../a.tidl" among the memory files: no such file. */
+static void test_memory_imports_resolve_dotdot(void **state)
+{
+	(void)state;
+	prog = tidl_program_new();
+	mem("main.tidl", "package m;\nversion 1.0;\nimport \"a.tidl\";\nimport \"sub/c.tidl\";\n"
+			 "struct M { 1: a.A x; 2: c.C y; }\n");
+	mem("a.tidl", "package a;\nversion 1.0;\nstruct A { 1: u8 v; }\n");
+	mem("sub/c.tidl", "package c;\nversion 1.0;\nimport \"../a.tidl\";\nstruct C { 1: a.A v; }\n");
+	if (load_mem("main.tidl") != 0) {
+		tidl_program_print_diags(prog, stderr);
+		fail_msg("did not load");
+	}
+	assert_int_equal(prog->n_files, 3);     /* a.tidl once */
+}
+
+/* A cycle through '..' is a cycle (it was "no such file" in memory and, on
+ * disk, a path growing by "sub/../" per level until 64 levels). */
+static void test_memory_cycle_through_dotdot_is_a_cycle(void **state)
+{
+	(void)state;
+	prog = tidl_program_new();
+	mem("main.tidl", "package m;\nversion 1.0;\nimport \"sub/c.tidl\";\n");
+	mem("sub/c.tidl", "package c;\nversion 1.0;\nimport \"../main.tidl\";\n");
+	assert_int_not_equal(load_mem("main.tidl"), 0);
+	const tidl_diag_t *d = find("import cycle");
+	assert_string_equal(d->message, "import cycle: main.tidl -> sub/c.tidl -> main.tidl");
+	assert_int_equal(tidl_program_error_count(prog), 1);
+}
+
+static void test_memory_import_above_the_set_is_not_found(void **state)
+{
+	(void)state;
+	prog = tidl_program_new();
+	mem("main.tidl", "package m;\nversion 1.0;\nimport \"../../x.tidl\";\n");
+	assert_int_not_equal(load_mem("main.tidl"), 0);
+	assert_int_equal(find("cannot open '../../x.tidl': no such file")->loc.line, 3);
+}
+
+/* ---- on disk -------------------------------------------------------------- */
+
+static char dir[64];
+
+static int setup_dir(void **state)
+{
+	(void)state;
+	strcpy(dir, "/tmp/thothc_imports.XXXXXX");
+	return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown_dir(void **state)
+{
+	teardown(state);
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static void put(const char *rel, const char *text)
+{
+	char path[256];
+	snprintf(path, sizeof path, "%s/%s", dir, rel);
+	char *slash = strrchr(path, '/');
+	*slash = 0;
+	char cmd[300];
+	snprintf(cmd, sizeof cmd, "mkdir -p '%s'", path);
+	assert_int_equal(system(cmd), 0);
+	*slash = '/';
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static void link_(const char *target, const char *rel)
+{
+	char path[256];
+	snprintf(path, sizeof path, "%s/%s", dir, rel);
+	assert_int_equal(symlink(target, path), 0);
+}
+
+static int load_disk(const char *rel)
+{
+	char path[256];
+	snprintf(path, sizeof path, "%s/%s", dir, rel);
+	tidl_file_t *f;
+	prog = tidl_program_new();
+	return tidl_program_load(prog, path, &f);
+}
+
+static void test_disk_dotdot_imports_resolve(void **state)
+{
+	(void)state;
+	put("main.tidl", "package m;\nversion 1.0;\nimport \"a.tidl\";\nimport \"sub/c.tidl\";\n"
+			 "struct M { 1: a.A x; 2: c.C y; }\n");
+	put("a.tidl", "package a;\nversion 1.0;\nstruct A { 1: u8 v; }\n");
+	put("sub/c.tidl", "package c;\nversion 1.0;\nimport \"../a.tidl\";\nstruct C { 1: a.A v; }\n");
+	if (load_disk("main.tidl") != 0) {
+		tidl_program_print_diags(prog, stderr);
+		fail_msg("did not load");
+	}
+	assert_int_equal(prog->n_files, 3);
+}
+
+/* The same file through a symlink is one file: imported twice it is loaded
+ * once (it was two files of one package, whose types were ambiguous), and
+ * importing its importer back through the link is a cycle (it was 64
+ * levels of imports and "imports nested deeper than 64"). */
+static void test_disk_a_symlinked_file_is_one_file(void **state)
+{
+	(void)state;
+	put("main.tidl", "package m;\nversion 1.0;\nimport \"a.tidl\";\nimport \"alias.tidl\";\n"
+			 "struct M { 1: A x; }\n");
+	put("a.tidl", "package a;\nversion 1.0;\nstruct A { 1: u8 v; }\n");
+	link_("a.tidl", "alias.tidl");
+	if (load_disk("main.tidl") != 0) {
+		tidl_program_print_diags(prog, stderr);
+		fail_msg("did not load");
+	}
+	assert_int_equal(prog->n_files, 2);
+}
+
+static void test_disk_cycle_through_a_symlink_is_a_cycle(void **state)
+{
+	(void)state;
+	put("main.tidl", "package m;\nversion 1.0;\nimport \"sub/c.tidl\";\n");
+	put("sub/c.tidl", "package c;\nversion 1.0;\nimport \"me.tidl\";\n");
+	link_("../main.tidl", "sub/me.tidl");
+	assert_int_not_equal(load_disk("main.tidl"), 0);
+	find("import cycle:");
+	assert_int_equal(tidl_program_error_count(prog), 1);
+}
+
+static void test_disk_cycle_through_dotdot_is_a_cycle(void **state)
+{
+	(void)state;
+	put("sub/c.tidl", "package c;\nversion 1.0;\nimport \"../sub/c.tidl\";\n");
+	assert_int_not_equal(load_disk("sub/c.tidl"), 0);
+	find("import cycle:");
+	assert_int_equal(tidl_program_error_count(prog), 1);
+}
+
+/* link -> elsewhere/deep: "link/../x.tidl" is elsewhere/x.tidl on disk but
+ * x.tidl as written: refused, naming both, rather than either guessed.
+ * (A missing folder before '..', "nope/../a.tidl", is no such doubt.) */
+static void test_disk_dotdot_across_a_symlinked_folder_is_refused(void **state)
+{
+	(void)state;
+	put("main.tidl", "package m;\nversion 1.0;\nimport \"link/../x.tidl\";\n");
+	put("x.tidl", "package x;\nversion 1.0;\n");
+	put("elsewhere/deep/y.tidl", "package y;\nversion 1.0;\n");
+	put("elsewhere/x.tidl", "package x2;\nversion 1.0;\n");
+	link_("elsewhere/deep", "link");
+	assert_int_not_equal(load_disk("main.tidl"), 0);
+	const tidl_diag_t *d = find("leaves a symlinked folder");
+	assert_int_equal(d->loc.line, 3);
+	assert_non_null(strstr(d->message, "/elsewhere/x.tidl', not '"));
+}
+
+static void test_disk_absolute_import_with_dotdot(void **state)
+{
+	(void)state;
+	put("a.tidl", "package a;\nversion 1.0;\nstruct A { 1: u8 v; }\n");
+	char text[512];
+	snprintf(text, sizeof text, "package m;\nversion 1.0;\nimport \"%s/nope/../a.tidl\";\n"
+				    "struct M { 1: a.A x; }\n", dir);
+	put("sub/main.tidl", text);
+	if (load_disk("sub/main.tidl") != 0) {
+		tidl_program_print_diags(prog, stderr);
+		fail_msg("did not load");
+	}
+}
+
+static void test_disk_missing_import_names_the_folded_path(void **state)
+{
+	(void)state;
+	put("sub/main.tidl", "package m;\nversion 1.0;\nimport \"./../gone.tidl\";\n");
+	assert_int_not_equal(load_disk("sub/main.tidl"), 0);
+	char want[300];
+	snprintf(want, sizeof want, "cannot open '%s/gone.tidl': No such file", dir);
+	assert_int_equal(find(want)->loc.line, 3);
+}
+
+int main(void)
+{
+#define T(f) cmocka_unit_test_teardown(f, teardown)
+#define D(f) cmocka_unit_test_setup_teardown(f, setup_dir, teardown_dir)
+	const struct CMUnitTest tests[] = {
+		T(test_import_paths_fold_dot_and_dotdot_as_written),
+		T(test_memory_imports_resolve_dotdot),
+		T(test_memory_cycle_through_dotdot_is_a_cycle),
+		T(test_memory_import_above_the_set_is_not_found),
+		D(test_disk_dotdot_imports_resolve),
+		D(test_disk_a_symlinked_file_is_one_file),
+		D(test_disk_cycle_through_a_symlink_is_a_cycle),
+		D(test_disk_cycle_through_dotdot_is_a_cycle),
+		D(test_disk_dotdot_across_a_symlinked_folder_is_refused),
+		D(test_disk_absolute_import_with_dotdot),
+		D(test_disk_missing_import_names_the_folded_path),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
