@@ -1,7 +1,7 @@
 #!/bin/sh
 # thothc_gen_test.sh THOTHC CC INCLUDE_DIR CXX - thothc gen on the schema's
 # edges: every schema either generates C that compiles warning-free
-# (-std=c11 -Wall -Wextra -Werror -pedantic) or is refused by thothc (exit
+# (-std=c11 and -std=gnu11, -Wall -Wextra -Werror -pedantic) or is refused by thothc (exit
 # 2) with a message that names the schema members at fault; and its header
 # compiles as C++17 and C++20 (extern "C", like every public header).  Before, an
 # i64 enum's minimum and every collision of generated names (below) passed
@@ -20,11 +20,14 @@ compiles() {
 	if [ $? != 0 ]; then
 		echo "FAIL: thothc gen $1.tidl refused it"; echo "$out"; failures=$((failures + 1)); return
 	fi
-	if ! out=$("$cc" -std=c11 -Wall -Wextra -Werror -pedantic -c -I"$inc" -I"$tmp/gen-$1" \
-			"$tmp/gen-$1/$1.thoth.c" -o "$tmp/$1.o" 2>&1); then
-		echo "FAIL: the C generated from $1.tidl does not compile"; echo "$out" | head -20
-		failures=$((failures + 1)); return
-	fi
+	# gnu11 too, the project's dialect: `linux`, `unix`, `i386` are macros there
+	for std in c11 gnu11; do
+		if ! out=$("$cc" -std=$std -Wall -Wextra -Werror -pedantic -c -I"$inc" -I"$tmp/gen-$1" \
+				"$tmp/gen-$1/$1.thoth.c" -o "$tmp/$1.o" 2>&1); then
+			echo "FAIL: the C generated from $1.tidl does not compile as $std"
+			echo "$out" | head -20; failures=$((failures + 1)); return
+		fi
+	done
 	printf '#include "%s.thoth.h"\nint thoth_gen_test_tu;\n' "$1" >"$tmp/$1.cpp"
 	for std in c++17 c++20; do
 		if ! out=$("$cxx" -std=$std -Wall -Wextra -Werror -c -I"$inc" -I"$tmp/gen-$1" \
@@ -58,6 +61,58 @@ refused() {
 	done
 	echo "ok: $name.tidl refused"
 }
+
+# GNU dialects predefine `linux`, `unix` and (32-bit x86) `i386` as 1: a
+# member so named was `1` to gcc -std=gnu11 (the project's dialect) and the
+# generated C did not compile.  They get an underscore, as keywords do; a
+# program that uses the member writes `linux_` in any dialect.
+cat >"$tmp/gnumacros.tidl" <<'T'
+package gen.gnumacros;
+version 1.0;
+feature linux = 0;
+error unix = 1;
+enum i386 : u8 {
+  linux = 0;
+  unix = 1;
+  i386 = 2;
+}
+struct S {
+  1: u32 linux;
+  2: optional string unix;
+  3: i386 i386;
+}
+interface I {
+  1: linux(u32 unix, S i386) -> (u32 linux) error unix;
+  2: oneway i386(bool linux) @requires(linux);
+  3: unix();
+}
+T
+compiles gnumacros
+cat >"$tmp/use_gnumacros.c" <<'T'
+#include "gnumacros.thoth.h"
+int use(void);
+int use(void)
+{
+	gen_gnumacros_S_t s = { .linux_ = 1, .has_unix = false, .i386_ = GEN_GNUMACROS_I386_i386 };
+	gen_gnumacros_I_linux_req_t r = { .unix_ = 2, .i386_ = s };
+	gen_gnumacros_I_handlers_t h = { .linux_ = 0, .i386_ = 0, .unix_ = 0 };
+	return (int)(r.unix_ + r.i386_.linux_) + (h.linux_ != 0);
+}
+T
+if ! out=$("$cc" -std=gnu11 -Wall -Wextra -Werror -c -I"$inc" -I"$tmp/gen-gnumacros" \
+		"$tmp/use_gnumacros.c" -o "$tmp/use_gnumacros.o" 2>&1); then
+	echo "FAIL: a program using gnumacros' members as linux_, unix_, i386_ does not compile"
+	echo "$out" | head -20; failures=$((failures + 1))
+fi
+cat >"$tmp/gnuclash.tidl" <<'T'
+package gen.gnuclash;
+version 1.0;
+struct S {
+  1: u32 linux;
+  2: u32 linux_;
+}
+T
+refused gnuclash "gnuclash.tidl:5:3: error: 'linux_' of struct S makes the C member 'linux_', as does 'linux' of struct S"
 
 cat >"$tmp/keywords.tidl" <<'T'
 package gen.keywords;

@@ -116,7 +116,9 @@ static const char *upper(const char *s)
 }
 
 /* Keywords cannot be member names: append an underscore.  C11's and
- * C23's (a C23 compiler refuses a field called `constexpr` or `nullptr`). */
+ * C23's (a C23 compiler refuses a field called `constexpr` or `nullptr`),
+ * and the macros GNU dialects predefine to 1 (gcc and clang -std=gnu11, the
+ * project's dialect and gcc's default: a member `linux` was `1`). */
 static const char *cid(const char *name)
 {
 	static const char *const kw[] = {
@@ -131,6 +133,8 @@ static const char *cid(const char *name)
 		/* C23 */
 		"alignas", "alignof", "constexpr", "nullptr", "static_assert", "thread_local",
 		"typeof_unqual", "_BitInt", "_Decimal32", "_Decimal64", "_Decimal128",
+		/* GNU dialects' predefined macros (Linux; i386 on 32-bit x86) */
+		"linux", "unix", "i386",
 	};
 	for (size_t i = 0; i < sizeof kw / sizeof kw[0]; i++) {
 		if (strcmp(kw[i], name) == 0) {
