@@ -9,7 +9,8 @@
  * sub/deep/e.tidl.  They live in memory (tidl_program_add_memory_file): an
  * import is resolved relative to the importer's folder as on disk, but
  * nothing is read from the disk.  Where every file loads, each one is
- * generated to memory (thothc_gen_c_mem: both outputs must be non-empty)
+ * generated to memory (thothc_gen_c_mem: both outputs non-empty, or the
+ * schema refused for names that make one C name)
  * and the root is checked compatible with itself; diagnostics are printed
  * to /dev/null either way.  fuzz_tidl_parse covers the formatter.
  */
@@ -55,9 +56,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	tidl_file_t *root = NULL;
 	if (tidl_program_load_buffer(prog, names[0], text[0], len[0], &root) == 0) {
 		for (size_t i = 0; i < prog->n_files; i++) {
+			/* A schema that loads generates, or is refused for names
+			 * that make one C name (the only refusal in memory; it
+			 * printed to the NULL stream the fuzzer passes: a crash). */
 			thothc_gen_out_t out;
-			if (thothc_gen_c_mem(prog->files[i], &out) != 0 || !out.h_len || !out.c_len)
-				abort();        /* a schema that loads always generates */
+			int r = thothc_gen_c_mem(prog->files[i], &out);
+			if (r == 0 && (!out.h_len || !out.c_len))
+				abort();
 			thothc_gen_out_free(&out);
 		}
 		tidl_program_t *findings = tidl_program_new();

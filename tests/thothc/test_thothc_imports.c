@@ -127,6 +127,21 @@ static void test_memory_import_above_the_set_is_not_found(void **state)
 	assert_int_equal(find("cannot open '../../x.tidl': no such file")->loc.line, 3);
 }
 
+/* One file imported twice, under two spellings: refused at the second. */
+static void test_a_file_imported_twice_is_refused(void **state)
+{
+	(void)state;
+	prog = tidl_program_new();
+	mem("main.tidl", "package m;\nversion 1.0;\nimport \"sub/c.tidl\";\n"
+			 "import \"sub/../sub/c.tidl\";\n");
+	mem("sub/c.tidl", "package c;\nversion 1.0;\n");
+	assert_int_not_equal(load_mem("main.tidl"), 0);
+	const tidl_diag_t *d = find("is imported already");
+	assert_string_equal(d->message, "'sub/../sub/c.tidl' is imported already, at line 3 (as 'sub/c.tidl')");
+	assert_int_equal(d->loc.line, 4);
+	assert_int_equal(tidl_program_error_count(prog), 1);
+}
+
 /* ---- on disk -------------------------------------------------------------- */
 
 static char dir[64];
@@ -192,22 +207,28 @@ static void test_disk_dotdot_imports_resolve(void **state)
 	assert_int_equal(prog->n_files, 3);
 }
 
-/* The same file through a symlink is one file: imported twice it is loaded
- * once (it was two files of one package, whose types were ambiguous), and
+/* The same file through a symlink is one file: reached twice it is loaded
+ * once (it was two files of one package, the twin's names clashing), and
  * importing its importer back through the link is a cycle (it was 64
  * levels of imports and "imports nested deeper than 64"). */
 static void test_disk_a_symlinked_file_is_one_file(void **state)
 {
 	(void)state;
-	put("main.tidl", "package m;\nversion 1.0;\nimport \"a.tidl\";\nimport \"alias.tidl\";\n"
-			 "struct M { 1: A x; }\n");
+	put("main.tidl", "package m;\nversion 1.0;\nimport \"a.tidl\";\nimport \"sub/c.tidl\";\n"
+			 "struct M { 1: A x; 2: C y; }\n");
 	put("a.tidl", "package a;\nversion 1.0;\nstruct A { 1: u8 v; }\n");
+	put("sub/c.tidl", "package c;\nversion 1.0;\nimport \"../alias.tidl\";\nstruct C { 1: A v; }\n");
 	link_("a.tidl", "alias.tidl");
 	if (load_disk("main.tidl") != 0) {
 		tidl_program_print_diags(prog, stderr);
 		fail_msg("did not load");
 	}
-	assert_int_equal(prog->n_files, 2);
+	assert_int_equal(prog->n_files, 3);
+	/* and in one file, the second spelling is a second import of it */
+	tidl_program_free(prog);
+	put("twice.tidl", "package t;\nversion 1.0;\nimport \"a.tidl\";\nimport \"alias.tidl\";\n");
+	assert_int_not_equal(load_disk("twice.tidl"), 0);
+	assert_int_equal(find("is imported already")->loc.line, 4);
 }
 
 static void test_disk_cycle_through_a_symlink_is_a_cycle(void **state)
@@ -280,6 +301,7 @@ int main(void)
 		T(test_memory_imports_resolve_dotdot),
 		T(test_memory_cycle_through_dotdot_is_a_cycle),
 		T(test_memory_import_above_the_set_is_not_found),
+		T(test_a_file_imported_twice_is_refused),
 		D(test_disk_dotdot_imports_resolve),
 		D(test_disk_a_symlinked_file_is_one_file),
 		D(test_disk_cycle_through_a_symlink_is_a_cycle),

@@ -410,6 +410,20 @@ static void test_duplicate_method_ordinal_is_error(void **state)
 	expect_error_at(HEADER "interface I {\n  1: a();\n  1: b();\n}", "duplicate method ordinal 1 (first used at test.tidl:4:3)", 5, 3);
 }
 
+/* Ordinals are 32 bits: a larger one is named (it was clamped in silence,
+ * so two of them were one "duplicate ordinal 4294967295"). */
+static void test_ordinal_over_32_bits_is_error(void **state)
+{
+	expect_error_at(HEADER "struct S {\n  4294967296: u8 a;\n}", "ordinal 4294967296 is larger than 4294967295", 4, 3);
+	expect_error_at(HEADER "interface I {\n  1: a();\n  99999999999: b();\n}",
+			"ordinal 99999999999 is larger than 4294967295", 5, 3);
+	expect_error_at(HEADER "interface I {\n  reserved 2, 4294967296;\n}",
+			"ordinal 4294967296 is larger than 4294967295", 4, 15);
+	expect_error_at(HEADER "struct S {\n  reserved 4294967297: u8;\n}",
+			"ordinal 4294967297 is larger than 4294967295", 4, 12);
+	expect_ok(HEADER "struct S {\n  4294967295: u8 a;\n}\ninterface I {\n  4294967295: a();\n}");
+}
+
 static void test_method_ordinal_zero_is_error(void **state)
 {
 	expect_error_at(HEADER "interface I {\n  0: a();\n}", "method ordinals start at 1", 4, 3);
@@ -685,6 +699,7 @@ int main(void)
 		T(test_an_import_with_errors_fails_its_importers_unchecked),
 		T(test_duplicate_method_ordinal_is_error),
 		T(test_method_ordinal_zero_is_error),
+		T(test_ordinal_over_32_bits_is_error),
 		T(test_field_ordinal_zero_is_error),
 		T(test_duplicate_declaration_name_is_error),
 		T(test_duplicate_field_name_is_error),

@@ -114,6 +114,31 @@ struct S {
 T
 refused gnuclash "gnuclash.tidl:5:3: error: 'linux_' of struct S makes the C member 'linux_', as does 'linux' of struct S"
 
+# A lattice of imports (each file imports the next two) reaches the last
+# file by fib(40) paths, and the schema hash read each path's files: gen
+# never finished.  Refused at once, by name.
+mkdir -p "$tmp/lattice"
+i=0
+while [ $i -le 41 ]; do
+	{
+		printf 'package l%d;\nversion 1.0;\n' $i
+		[ $i -lt 40 ] && printf 'import "l%d.tidl";\nimport "l%d.tidl";\n' $((i + 1)) $((i + 2))
+		[ $i = 40 ] && printf 'import "l41.tidl";\n'
+		printf 'struct S {\n  1: u8 v;\n}\n'
+	} >"$tmp/lattice/l$i.tidl"
+	i=$((i + 1))
+done
+out=$(timeout 60 "$thothc" gen --lang c -o "$tmp/gen-lattice" "$tmp/lattice/l0.tidl" 2>&1)
+got=$?
+if [ $got != 2 ] || ! printf '%s\n' "$out" | grep -qF "l0.tidl: error: its imports reach the same files"; then
+	echo "FAIL: a lattice of 42 imports: exit $got (124: it did not finish), want 2 and the reason"
+	echo "$out" | head -5; failures=$((failures + 1))
+else
+	echo "ok: a lattice of imports refused"
+fi
+"$thothc" gen --lang c -o "$tmp/gen-lattice" "$tmp/lattice/l30.tidl" ||
+	{ echo "FAIL: a lattice of 12 imports refused"; failures=$((failures + 1)); }
+
 cat >"$tmp/keywords.tidl" <<'T'
 package gen.keywords;
 version 1.0;

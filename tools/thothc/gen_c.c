@@ -837,6 +837,38 @@ static void canon_file(strbuf_t *s, const tidl_file_t *file, int depth)
 	}
 }
 
+/* What canon_file reads for F, imports and all, in source bytes: a file is
+ * read once per path that reaches it, so a lattice of imports (each file
+ * importing the next two) doubles it per level.  Memoised per file;
+ * saturates at LIMIT. */
+typedef struct canon_memo {
+	const tidl_file_t *f;
+	uint64_t n;
+} canon_memo_t;
+
+static uint64_t canon_reach(const tidl_file_t *f, int depth, canon_memo_t **memo, size_t *n_memo,
+			    uint64_t limit)
+{
+	if (depth > 64)
+		return 0;
+	for (size_t i = 0; i < *n_memo; i++)
+		if ((*memo)[i].f == f)
+			return (*memo)[i].n;
+	uint64_t n = f->source_len + 1;
+	for (size_t i = 0; i < f->n_imports && n < limit; i++)
+		n += canon_reach(f->imports[i].file, depth + 1, memo, n_memo, limit);
+	if (n > limit)
+		n = limit;
+	canon_memo_t *m = realloc(*memo, (*n_memo + 1) * sizeof *m);
+	if (!m)
+		abort();
+	*memo = m;
+	m[(*n_memo)++] = (canon_memo_t){ f, n };
+	return n;
+}
+
+#define CANON_LIMIT (64u << 20)
+
 static uint64_t schema_hash(const tidl_file_t *file)
 {
 	strbuf_t s = { 0 };
@@ -1444,6 +1476,8 @@ typedef struct cnames {
 } cnames_t;
 
 static size_t cn_str(cnames_t *cn, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));      /* clang's -Wformat-nonliteral: the fuzz build */
+static size_t cn_str(cnames_t *cn, const char *fmt, va_list ap)
 {
 	char tmp[600];
 	vsnprintf(tmp, sizeof tmp, fmt, ap);
@@ -1696,7 +1730,7 @@ static size_t check_c_names(const gen_t *g, const rec_t *recs, size_t n_recs, FI
 	for (size_t i = 0; i < n_pairs; i++) {
 		if (i && pairs[i].first == pairs[i - 1].first && pairs[i].second == pairs[i - 1].second)
 			continue;
-		if (found++ >= 200)
+		if (found++ >= 200 || !err)     /* !err: thothc_gen_c_mem, counted only */
 			continue;
 		const cn_origin_t *a = &cn.origins[pairs[i].first], *b = &cn.origins[pairs[i].second];
 		/* "I.m request.x": the scope may hold a dot, a member never does. */
@@ -1714,7 +1748,7 @@ static size_t check_c_names(const gen_t *g, const rec_t *recs, size_t n_recs, FI
 				dot ? "member" : "name", dot ? dot + 1 : name, cn.pool.s + a->what,
 				a->loc.file, a->loc.line, a->loc.col);
 	}
-	if (found > 200)
+	if (found > 200 && err)
 		fprintf(err, "thothc: %zu more colliding C names not shown\n", found - 200);
 	free(pairs);
 	free(cn.ents);
@@ -1782,6 +1816,18 @@ static int gen_c(const tidl_file_t *file, const char *outdir, FILE *err, thothc_
 	g.prefix = prefix;
 	g.up = up;
 	g.base = base;
+	canon_memo_t *memo = NULL;
+	size_t n_memo = 0;
+	uint64_t reach = canon_reach(file, 0, &memo, &n_memo, CANON_LIMIT);
+	free(memo);
+	if (reach >= CANON_LIMIT) {
+		if (err)
+			fprintf(err, "%s: error: its imports reach the same files over more paths than "
+				     "the schema hash can read (%u MiB of schema text, diamonds of imports "
+				     "nested too deep); import fewer files from each\n",
+				file->path, CANON_LIMIT >> 20);
+		return -1;
+	}
 	uint64_t hash = schema_hash(file);
 
 	/* Records: every struct, then every method's request and response. */

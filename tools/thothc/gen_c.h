@@ -29,6 +29,8 @@ typedef struct thothc_gen_out {
 	size_t h_len, c_len;
 } thothc_gen_out_t;
 
+/* -1: names of the schema make one C name (refused as thothc_gen_c does,
+ * counted, not printed). */
 int thothc_gen_c_mem(const tidl_file_t *file, thothc_gen_out_t *out);
 void thothc_gen_out_free(thothc_gen_out_t *out);
 

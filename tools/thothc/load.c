@@ -74,7 +74,8 @@ char *tidl_import_path(tidl_program_t *p, const char *importer, const char *rel)
 	if (dlen + rlen > MAX_PATH_LEN)
 		return NULL;
 	char *in = tidl_palloc(p, dlen + rlen + 1), *out = tidl_palloc(p, dlen + rlen + 2);
-	memcpy(in, importer, dlen);
+	if (dlen)
+		memcpy(in, importer, dlen);
 	memcpy(in + dlen, rel, rlen + 1);
 	bool abs = in[0] == '/';
 	size_t o = 0, keep = 0;         /* keep: leading ".." components that stay */
@@ -272,6 +273,17 @@ static int load(tidl_program_t *p, const char *path, const char *text, size_t le
 			   load(p, ip, NULL, 0, f->imports[i].loc, &f->imports[i].file) != 0) {
 			import_failed = true;
 		}
+		/* A file imported twice (under any spelling) is a mistake, and
+		 * each copy doubled what the schema hash reads: 30 imports of
+		 * the next file in a chain of six never finished gen. */
+		for (size_t j = 0; j < i && f->imports[i].file; j++)
+			if (f->imports[j].file == f->imports[i].file) {
+				tidl_diag(p, f, TIDL_ERROR, f->imports[i].loc,
+					  "'%s' is imported already, at line %u (as '%s')", rel,
+					  f->imports[j].loc.line, f->imports[j].path);
+				import_failed = true;
+				break;
+			}
 	}
 	if (import_failed)
 		ps.failed = true;

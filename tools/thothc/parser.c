@@ -123,6 +123,18 @@ static bool expect_uint(parser_t *ps, const char *what, uint64_t *v, tidl_loc_t 
 	return true;
 }
 
+/* An ordinal as written, V, in 32 bits: a larger one is an error of its own
+ * (it was clamped to 4294967295 in silence, so two of them were reported
+ * as one duplicate ordinal that the file does not contain). */
+static uint32_t ordinal32(parser_t *ps, uint64_t v, tidl_loc_t loc)
+{
+	if (v <= UINT32_MAX)
+		return (uint32_t)v;
+	tidl_diag(ps->prog, ps->file, TIDL_ERROR, loc, "ordinal %llu is larger than 4294967295",
+		  (unsigned long long)v);
+	return UINT32_MAX;
+}
+
 static bool parse_version(parser_t *ps, tidl_version_t *v)
 {
 	if (ps->tok.kind == T_INT && !ps->tok.overflow && ps->tok.value <= 255) {
@@ -375,6 +387,8 @@ static bool parse_reserved_list(parser_t *ps, vec_t *out, bool neg_ok, const cha
 			ps->failed = true;
 			return false;
 		}
+		if (!neg_ok)
+			v = ordinal32(ps, v, r->loc);
 		r->value = neg && v ? (uint64_t)(-(int64_t)(v - 1) - 1) : v;
 	} while (accept_punct(ps, ','));
 	return expect_punct(ps, ';', "after the reserved list");
@@ -396,7 +410,7 @@ static bool parse_struct_reserved(parser_t *ps, vec_t *out)
 		uint64_t ord;
 		if (!expect_uint(ps, "an ordinal to reserve", &ord, &f->loc))
 			return false;
-		f->ordinal = ord > UINT32_MAX ? UINT32_MAX : (uint32_t)ord;
+		f->ordinal = ordinal32(ps, ord, f->loc);
 		if (is_punct(ps, ':') && out->n - first > 1) {
 			syntax_error(ps, "a reserved slot with a type takes one ordinal: expected ';'");
 			return false;
@@ -503,7 +517,7 @@ static bool parse_field(parser_t *ps, vec_t *fields)
 	if (!expect_uint(ps, "a field ordinal or '}'", &ord, &f->loc) ||
 	    !expect_punct(ps, ':', "after the field ordinal"))
 		return false;
-	f->ordinal = ord > UINT32_MAX ? UINT32_MAX : (uint32_t)ord;
+	f->ordinal = ordinal32(ps, ord, f->loc);
 	if (is_word(ps, "optional")) {
 		f->optional = true;
 		tidl_lex(ps);
@@ -600,7 +614,7 @@ static void parse_interface(parser_t *ps, vec_t *decls)
 		if (!expect_uint(ps, "a method ordinal or '}'", &ord, &m->loc) ||
 		    !expect_punct(ps, ':', "after the method ordinal"))
 			return;
-		m->ordinal = ord > UINT32_MAX ? UINT32_MAX : (uint32_t)ord;
+		m->ordinal = ordinal32(ps, ord, m->loc);
 		if (is_word(ps, "oneway")) {
 			m->oneway = true;
 			tidl_lex(ps);
