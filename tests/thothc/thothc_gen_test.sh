@@ -28,6 +28,19 @@ compiles() {
 			echo "$out" | head -20; failures=$((failures + 1)); return
 		fi
 	done
+	# beside every header of libthoth: a generated name that libthoth
+	# declares too breaks here (gen refuses those: "libthoth declares")
+	{
+		for h in "$inc"/thoth/*.h; do printf '#include "thoth/%s"\n' "${h##*/}"; done
+		printf '#include "%s.thoth.h"\nint thoth_gen_test_all;\n' "$1"
+	} >"$tmp/$1.all.c"
+	for std in c11 gnu11; do
+		if ! out=$("$cc" -std=$std -Wall -Wextra -Werror -c -I"$inc" -I"$tmp/gen-$1" \
+				"$tmp/$1.all.c" -o "$tmp/$1.all.o" 2>&1); then
+			echo "FAIL: the header generated from $1.tidl does not compile beside libthoth's ($std)"
+			echo "$out" | head -20; failures=$((failures + 1)); return
+		fi
+	done
 	printf '#include "%s.thoth.h"\nint thoth_gen_test_tu;\n' "$1" >"$tmp/$1.cpp"
 	for std in c++17 c++20; do
 		if ! out=$("$cxx" -std=$std -Wall -Wextra -Werror -c -I"$inc" -I"$tmp/gen-$1" \
@@ -113,6 +126,53 @@ struct S {
 }
 T
 refused gnuclash "gnuclash.tidl:5:3: error: 'linux_' of struct S makes the C member 'linux_', as does 'linux' of struct S"
+
+# libthoth's own names.  A package `thoth` makes THOTH_VERSION_MAJOR, which
+# thoth/version.h defines; `thoth.chan` with a struct `limits` makes
+# thoth_chan_limits_t of thoth/channel.h; a struct `loop` in `thoth` the
+# loop's thoth_loop_t.  Each compiled alone and clashed only in a program
+# that included both: refused by name now.  A package of the system (idl/)
+# in another file (its C is in libthoth already) too, unless --c-prefix
+# gives it other names.
+cat >"$tmp/thothpkg.tidl" <<'T'
+package thoth;
+version 1.0;
+struct Frame {
+  1: u8 v;
+}
+T
+refused thothpkg "thothpkg.tidl:2:1: error: the constants of package 'thoth' makes the C name 'THOTH_VERSION_MAJOR', which libthoth declares (<thoth/version.h>)"
+cat >"$tmp/thothchan.tidl" <<'T'
+package thoth.chan;
+version 1.0;
+struct limits {
+  1: u8 v;
+}
+struct Frame {
+  1: u8 v;
+}
+T
+refused thothchan "thothchan.tidl:3:8: error: struct 'limits' makes the C name 'thoth_chan_limits_t', which libthoth declares (<thoth/channel.h>)"
+sed -i 's/^struct limits {/struct Limits {/' "$tmp/thothchan.tidl"
+compiles thothchan
+cat >"$tmp/thothloop.tidl" <<'T'
+package thoth;
+version 1.0;
+struct loop {
+  1: u8 v;
+}
+T
+refused thothloop "struct 'loop' makes the C name 'thoth_loop_t', which libthoth declares (<thoth/loop.h>)"
+cat >"$tmp/myregistry.tidl" <<'T'
+package thoth.registry;
+version 1.0;
+struct Mine {
+  1: u8 v;
+}
+T
+refused myregistry "myregistry.tidl: error: package 'thoth.registry' is the system's (idl/registry.tidl)"
+"$thothc" gen --lang c --c-prefix mine_ -o "$tmp/gen-myregistry" "$tmp/myregistry.tidl" ||
+	{ echo "FAIL: thoth.registry with --c-prefix refused"; failures=$((failures + 1)); }
 
 # A lattice of imports (each file imports the next two) reaches the last
 # file by fib(40) paths, and the schema hash read each path's files: gen

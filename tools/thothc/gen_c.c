@@ -1667,6 +1667,67 @@ static int cmp_cn_pair(const void *a, const void *b)
 	return x->name < y->name ? -1 : x->name > y->name;
 }
 
+/* ---- libthoth's own names ---------------------------------------------------- */
+
+static int cmp_libname(const void *a, const void *b)
+{
+	return strcmp(((const thothc_libname_t *)a)->name, ((const thothc_libname_t *)b)->name);
+}
+
+/*
+ * The file-scope names of CN (a '.' marks a member: skipped) that libthoth's
+ * public headers declare (thothc_libthoth_names), one error per schema
+ * member.  A package `thoth` makes THOTH_VERSION_MAJOR (thoth/version.h), a
+ * package `thoth.chan` with a struct `limits` thoth_chan_limits_t and the
+ * tag `struct thoth_chan_limits` (thoth/channel.h): the clash showed only
+ * in the C compiler, in a program that includes both.  Returns the count.
+ */
+static size_t check_libthoth(const cnames_t *cn, FILE *err)
+{
+	static thothc_libname_t *lib;
+	static size_t n_lib;
+	if (!lib) {
+		while (thothc_libthoth_names[n_lib].name)
+			n_lib++;
+		lib = malloc((n_lib ? n_lib : 1) * sizeof *lib);
+		if (!lib)
+			abort();
+		memcpy(lib, thothc_libthoth_names, n_lib * sizeof *lib);
+		qsort(lib, n_lib, sizeof *lib, cmp_libname);
+	}
+	bool *told = calloc(cn->n_origins ? cn->n_origins : 1, sizeof *told);
+	if (!told)
+		abort();
+	size_t found = 0;
+	for (size_t i = 0; i < cn->n; i++) {
+		const char *name = cn->pool.s + cn->ents[i].name;
+		uint32_t o = cn->ents[i].origin;
+		if (told[o] || strchr(name, '.') || (name[0] != 't' && name[0] != 'T'))
+			continue;
+		thothc_libname_t key = { name, NULL };
+		const thothc_libname_t *hit = bsearch(&key, lib, n_lib, sizeof *lib, cmp_libname);
+		char tag[CNAME_MAX];
+		size_t len = strlen(name);
+		if (!hit && len > 2 && len < sizeof tag && strcmp(name + len - 2, "_t") == 0) {
+			snprintf(tag, sizeof tag, "%.*s", (int)(len - 2), name);     /* struct TAG */
+			key.name = tag;
+			hit = bsearch(&key, lib, n_lib, sizeof *lib, cmp_libname);
+		}
+		if (!hit)
+			continue;
+		told[o] = true;
+		if (found++ < 200 && err) {
+			const cn_origin_t *a = &cn->origins[o];
+			fprintf(err, "%s:%u:%u: error: %s makes the C name '%s', which libthoth "
+				     "declares (<%s>); rename it, or the package (or give --c-prefix)\n",
+				a->loc.file, a->loc.line, a->loc.col, cn->pool.s + a->what, hit->name,
+				hit->where);
+		}
+	}
+	free(told);
+	return found;
+}
+
 /* Returns the number of colliding pairs of schema members (0: none). */
 static size_t check_c_names(const gen_t *g, const rec_t *recs, size_t n_recs, FILE *err)
 {
@@ -1750,6 +1811,7 @@ static size_t check_c_names(const gen_t *g, const rec_t *recs, size_t n_recs, FI
 	}
 	if (found > 200 && err)
 		fprintf(err, "thothc: %zu more colliding C names not shown\n", found - 200);
+	found += check_libthoth(&cn, err);
 	free(pairs);
 	free(cn.ents);
 	free(cn.origins);
@@ -1816,6 +1878,19 @@ static int gen_c(const tidl_file_t *file, const char *outdir, FILE *err, thothc_
 	g.prefix = prefix;
 	g.up = up;
 	g.base = base;
+	/* A system package (idl/) in another file than the system's: its C
+	 * (thoth_registry_*) is in libthoth already, a second one links or
+	 * includes twice.  Not for the fuzzer's memory output, which links
+	 * nothing and names its files main.tidl, a.tidl, ... */
+	for (const thothc_libname_t *sp = thothc_system_packages; sp->name && !mem; sp++) {
+		if (strcmp(sp->name, file->package) != 0 || (override_file == file && override_prefix) ||
+		    strcmp(sp->where, basename_of(file->path)) == 0)
+			continue;
+		fprintf(err, "%s: error: package '%s' is the system's (idl/%s), whose C names (%s*) "
+			     "libthoth holds; name the package otherwise (or give --c-prefix)\n",
+			file->path, file->package, sp->where, prefix);
+		return -1;
+	}
 	canon_memo_t *memo = NULL;
 	size_t n_memo = 0;
 	uint64_t reach = canon_reach(file, 0, &memo, &n_memo, CANON_LIMIT);
