@@ -174,6 +174,22 @@ refused myregistry "myregistry.tidl: error: package 'thoth.registry' is the syst
 "$thothc" gen --lang c --c-prefix mine_ -o "$tmp/gen-myregistry" "$tmp/myregistry.tidl" ||
 	{ echo "FAIL: thoth.registry with --c-prefix refused"; failures=$((failures + 1)); }
 
+# Two files whose headers have one name (a.tidl, sub/a.tidl: a.thoth.h):
+# the importer's header included one of them twice and did not compile,
+# and generated into one folder the second replaced the first.
+mkdir -p "$tmp/samebase/sub"
+printf 'package x;\nversion 1.0;\nstruct A {\n  1: u8 v;\n}\n' >"$tmp/samebase/a.tidl"
+printf 'package y;\nversion 1.0;\nstruct B {\n  1: u8 v;\n}\n' >"$tmp/samebase/sub/a.tidl"
+printf 'package m;\nversion 1.0;\nimport "a.tidl";\nimport "sub/a.tidl";\n' >"$tmp/samebase/samebase.tidl"
+out=$("$thothc" gen --lang c -o "$tmp/gen-samebase" "$tmp/samebase/samebase.tidl" 2>&1)
+got=$?
+if [ $got != 2 ] || ! printf '%s\n' "$out" | grep -qF "sub/a.tidl: error: its header, 'a.thoth.h', has the name of $tmp/samebase/a.tidl's"; then
+	echo "FAIL: imports a.tidl and sub/a.tidl: exit $got, want 2 and the reason"; echo "$out"
+	failures=$((failures + 1))
+else
+	echo "ok: two imports with one header name refused"
+fi
+
 # A lattice of imports (each file imports the next two) reaches the last
 # file by fib(40) paths, and the schema hash read each path's files: gen
 # never finished.  Refused at once, by name.

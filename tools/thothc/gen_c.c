@@ -1667,6 +1667,62 @@ static int cmp_cn_pair(const void *a, const void *b)
 	return x->name < y->name ? -1 : x->name > y->name;
 }
 
+/* ---- header names ------------------------------------------------------------ */
+
+/* "dir/a.tidl" -> "a": the <base>.thoth.h a file's header has, which
+ * importers include by that name alone. */
+static void header_base(const char *path, char *out, size_t len)
+{
+	snprintf(out, len, "%s", basename_of(path));
+	char *dot = strstr(out, ".tidl");
+	if (dot)
+		*dot = 0;
+}
+
+/* Files F reaches (itself, its imports, theirs) into SEEN, each once. */
+static void reach_files(const tidl_file_t *f, const tidl_file_t ***seen, size_t *n, int depth)
+{
+	if (!f || depth > 64)
+		return;
+	for (size_t i = 0; i < *n; i++)
+		if ((*seen)[i] == f)
+			return;
+	const tidl_file_t **s = realloc(*seen, (*n + 1) * sizeof *s);
+	if (!s)
+		abort();
+	*seen = s;
+	s[(*n)++] = f;
+	for (size_t i = 0; i < f->n_imports; i++)
+		reach_files(f->imports[i].file, seen, n, depth + 1);
+}
+
+/* Two files of one program whose headers have one name (a.tidl and
+ * sub/a.tidl: both a.thoth.h) cannot both be included, and generated into
+ * one folder one replaces the other: the importer then failed to compile,
+ * on types the header it got does not have.  Returns the count. */
+static size_t check_header_names(const tidl_file_t *root, FILE *err)
+{
+	const tidl_file_t **seen = NULL;
+	size_t n = 0, found = 0;
+	reach_files(root, &seen, &n, 0);
+	for (size_t i = 1; i < n; i++) {
+		char bi[CNAME_MAX], bj[CNAME_MAX];
+		header_base(seen[i]->path, bi, sizeof bi);
+		for (size_t j = 0; j < i; j++) {
+			header_base(seen[j]->path, bj, sizeof bj);
+			if (strcmp(bi, bj) != 0)
+				continue;
+			if (found++ < 200 && err)
+				fprintf(err, "%s: error: its header, '%s.thoth.h', has the name of %s's; "
+					     "rename one of the files (a program includes both)\n",
+					seen[i]->path, bi, seen[j]->path);
+			break;
+		}
+	}
+	free(seen);
+	return found;
+}
+
 /* ---- libthoth's own names ---------------------------------------------------- */
 
 static int cmp_libname(const void *a, const void *b)
@@ -1891,6 +1947,8 @@ static int gen_c(const tidl_file_t *file, const char *outdir, FILE *err, thothc_
 			file->path, file->package, sp->where, prefix);
 		return -1;
 	}
+	if (check_header_names(file, err))
+		return -1;
 	canon_memo_t *memo = NULL;
 	size_t n_memo = 0;
 	uint64_t reach = canon_reach(file, 0, &memo, &n_memo, CANON_LIMIT);
