@@ -1669,8 +1669,8 @@ int chan_wait(chan_end_t *e, enum chan_cond cond, size_t len, int timeout_ms)
 	 * sizes spins and allows naps: a spin refused for this wait is
 	 * refused by the presence it reads, not by that budget, and naps
 	 * are a serving loop's, never chan_wait's.  Each one-CPU round trip's
-	 * client sleeps here: two clock reads fewer, a kvm-clock read ~70 ns
-	 * on this VM (docs/SCHED.md, "Stop 34").  The first sleep's slice
+	 * client sleeps here: two clock reads fewer, a CLOCK_MONOTONIC read
+	 * 55-95 ns on this VM (docs/SCHED.md, "Stop 34").  The first sleep's slice
 	 * is SLEEP_SLICE_NS whatever the time with no deadline.
 	 */
 	bool clockless = refused && timeout_ms < 0 && !e->mod.on;
