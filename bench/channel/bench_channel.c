@@ -225,6 +225,13 @@ enum { MX_K = sizeof mx_kinds / sizeof mx_kinds[0], MX_THOTH = 3, MX_P = 4, MX_S
  * transports of the matrix (NULL = all). */
 static const char *mx_only, *mx_kinds_only;
 
+/* --iters N: round trips per 64 B cell (N / 4 + 1 at 64 KiB) instead of
+ * 5000 (1000 with --quick); --sizes with --matrix: only the listed ones of
+ * its two sizes (64 and 65536). For instruction counts under valgrind: two
+ * runs that differ only in N, subtracted, give one round trip's work. */
+static unsigned mx_iters_arg;
+static bool mx_size_only[2] = { true, true };
+
 static bool in_list(const char *list, const char *name)
 {
 	if (!list)
@@ -253,7 +260,7 @@ static int matrix(unsigned runs, bool quick)
 	const size_t sizes[MX_S] = { 64, 65536 };
 	static bench_rt_result_t res[MX_P][MX_S][MX_K];
 	static bool ok[MX_P][MX_S][MX_K];
-	matrix_iters = quick ? 1000 : 5000;
+	matrix_iters = mx_iters_arg ? mx_iters_arg : quick ? 1000 : 5000;
 	printf("\n# placement matrix: %u round trips per cell at 64 B, %u at 64 KiB, median of %u run(s);\n"
 	       "# cpu = CPU ns per round trip, client + service; hog = a busy loop pinned to CPU %ld\n",
 	       matrix_iters, matrix_iters / 4 + 1, runs, ncpu - 1);
@@ -270,7 +277,7 @@ static int matrix(unsigned runs, bool quick)
 		for (unsigned s = 0; s < MX_S; s++)
 			for (unsigned k = 0; k < MX_K; k++) {
 				bench_rt_result_t *r = &res[p][s][k];
-				if (!in_list(mx_kinds_only, mx_kinds[k])) {
+				if (!in_list(mx_kinds_only, mx_kinds[k]) || !mx_size_only[s]) {
 					ok[p][s][k] = false;
 					continue;
 				}
@@ -357,7 +364,7 @@ int main(int argc, char **argv)
 {
 	size_t sizes[8] = { 64, 4096, 65536, 1u << 20, 16u << 20 };
 	unsigned nsizes = 5, runs = 3;
-	bool quick = false, only_matrix = false;
+	bool quick = false, only_matrix = false, sizes_given = false;
 	const char *only = NULL;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	int cc = 0, cs = ncpu > 1 ? 1 : 0;
@@ -378,16 +385,19 @@ int main(int argc, char **argv)
 			mx_only = argv[++i];
 		} else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
 			only = argv[++i];
+		} else if (!strcmp(argv[i], "--iters") && i + 1 < argc) {
+			mx_iters_arg = (unsigned)atoi(argv[++i]);
 		} else if (!strcmp(argv[i], "--runs") && i + 1 < argc) {
 			runs = (unsigned)atoi(argv[++i]);
 		} else if (!strcmp(argv[i], "--sizes") && i + 1 < argc) {
 			nsizes = 0;
+			sizes_given = true;
 			for (char *s = strtok(argv[++i], ","); s && nsizes < 8; s = strtok(NULL, ","))
 				sizes[nsizes++] = strtoull(s, NULL, 0);
 		} else {
 			fprintf(stderr, "usage: bench_channel [--quick] [--runs N] [--sizes 64,4096,...] [--only TRANSPORT]\n"
 					"                     [--cpus CLIENT,SERVICE] [--matrix [--placement ROW,...] [--only KIND,...]]\n"
-					"                     [--send-stamps]\n");
+					"                     [--iters N] [--send-stamps]\n");
 			return 2;
 		}
 	}
@@ -396,6 +406,11 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (only_matrix) {
 		mx_kinds_only = only;
+		if (sizes_given) {
+			mx_size_only[0] = mx_size_only[1] = false;
+			for (unsigned s = 0; s < nsizes; s++)
+				mx_size_only[0] |= sizes[s] == 64, mx_size_only[1] |= sizes[s] == 65536;
+		}
 		return matrix(runs, quick);
 	}
 	static const char *kinds[] = { "thoth-spin", "thoth-sleep", "pipe", "unix-stream",

@@ -106,7 +106,8 @@ const char *thoth_loop_backend(const thoth_loop_t *loop);
 void thoth_loop_free(thoth_loop_t *loop);
 
 /* CLOCK_MONOTONIC in ns: thoth_clock_now reads the clock, thoth_loop_now
- * returns the value cached at the last wake-up (cheap, stable in a batch). */
+ * returns the value read at the first call after the last wake-up (cheap,
+ * stable in a batch; a wake-up that asks no time reads no clock). */
 uint64_t thoth_clock_now(void);
 uint64_t thoth_loop_now(const thoth_loop_t *loop);
 

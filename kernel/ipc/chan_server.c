@@ -89,7 +89,8 @@ struct conn {
 	bool mapped;
 	uint64_t features;
 	uint8_t *pending_out;           /* buffer handed to dispatch, not yet sent */
-	uint64_t slept_at;              /* when it last went back to the loop to wait */
+	uint64_t slept_at;              /* when it last went back to the loop to wait, or: */
+#define SLEPT_UNTIMED 1                 /* it did, and the sleep is not timed (chan_nap_at's quiet) */
 	bool waits_slot;                /* SERVE_IDLE armed CHAN_WAIT_SLOT (else CHAN_WAIT_RECV) */
 	bool bell_edge;                 /* socket watched edge-triggered: doorbells read back every
 					 * CHAN_BELL_DRAIN_EVERY arms (bell_skip) */
@@ -485,11 +486,27 @@ static void place_eval(thoth_chan_server_t *s, uint64_t now)
 	}
 }
 
+/*
+ * CLOCK_MONOTONIC_COARSE in ns (the last tick's time: a few ms behind, no
+ * TSC read, ~10 ns against ~70-100 ns for CLOCK_MONOTONIC on this VM), for
+ * what is judged in seconds: placement's windows and serve_pinned's
+ * affinity check.  They asked the loop's now, which made every service
+ * wake-up read the precise clock though nothing else in it needs one
+ * (docs/SCHED.md, "Stop 34").  Only ever compared with itself.
+ */
+static uint64_t coarse_now(void)
+{
+	struct timespec ts;
+	if (clock_gettime(CLOCK_MONOTONIC_COARSE, &ts))
+		return thoth_clock_now();
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 /* Per call: the first starts a window, the first after a window's end
- * judges it and starts the next (one clock read: the loop's cached now). */
+ * judges it and starts the next (one coarse clock read). */
 static void place_call(thoth_chan_server_t *s)
 {
-	uint64_t now = thoth_loop_now(s->loop);
+	uint64_t now = coarse_now();
 	if (!s->pl_start) {
 		place_window_start(s, now);
 	} else if (now - s->pl_start >= PLACE_WINDOW_MS * 1000000ull) {
@@ -509,7 +526,7 @@ static void place_call(thoth_chan_server_t *s)
  */
 static bool serve_pinned(thoth_chan_server_t *s)
 {
-	uint64_t now = thoth_loop_now(s->loop);
+	uint64_t now = coarse_now();
 	if (!s->one_cpu_at || now - s->one_cpu_at >= 1000000000ull) {
 		cpu_set_t set;
 		s->one_cpu = sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) == 1;
@@ -589,9 +606,9 @@ static enum serve_result conn_serve(conn_t *c, unsigned *budget)
 			/* The client needs our CPU: nap on the ring's futex
 			 * rather than in the loop's wait (chan_nap). */
 			uint64_t idle_at = 0;
+			bool quiet = false;     /* chan_nap_at: this sleep needs no timing */
 			if (may_spin && e->nap_ok && serve_pinned(s)) {
-				idle_at = thoth_clock_now();
-				if (chan_nap(e, thoth_loop_quiet_until(s->loop), idle_at)) {
+				if (chan_nap_at(e, thoth_loop_quiet_until(s->loop), &idle_at, &quiet)) {
 					c->pl_wakes++;          /* its wake-up ended our sleep */
 					continue;
 				}
@@ -601,7 +618,7 @@ static enum serve_result conn_serve(conn_t *c, unsigned *budget)
 				continue;
 			c->waits_slot = false;
 			/* on_sock learns how long it slept (a nap included) */
-			c->slept_at = idle_at ? idle_at : thoth_clock_now();
+			c->slept_at = idle_at ? idle_at : quiet ? SLEPT_UNTIMED : thoth_clock_now();
 			mod_timer_set(c, wake_by);
 			return SERVE_IDLE;
 		}
@@ -878,7 +895,10 @@ static void handle_open(conn_t *c)
 static void conn_woke(conn_t *c)
 {
 	thoth_chan_server_t *s = c->srv;
-	if (c->slept_at) {
+	if (c->slept_at == SLEPT_UNTIMED) {
+		c->slept_at = 0;
+		c->pl_wakes++;
+	} else if (c->slept_at) {
 		/* Slept until the loop's wake-up (its clock reading just after
 		 * the wait returned), not until now: no clock read of our own
 		 * on the round trip's path (stop 32).  A turn within the same

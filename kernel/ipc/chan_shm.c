@@ -1313,16 +1313,29 @@ static bool spin_may(chan_end_t *e, bool published)
  * instant ago (chan_wait's first step), so the first check does not read
  * our CPU again.  *STARTED: the time the spin is timed from (its first
  * clock reading less one round), or 0 when it read the clock not at all (a
- * hit in the first round of polls, or no spin).
+ * hit in the first round of polls, or no spin).  *REFUSED (may be NULL):
+ * no spin at all because none may be made whatever a timed sleep would
+ * teach (always-sleep mode, or spin_may's first answer: a peer that needs
+ * our CPU to answer, or one asleep and not rung); not for a budget of 0,
+ * which only a timed sleep raises again (chan_spin_slept).
  */
-static bool spin_for(chan_end_t *e, enum chan_cond cond, size_t len, bool published, uint64_t *started)
+static bool spin_for(chan_end_t *e, enum chan_cond cond, size_t len, bool published, uint64_t *started,
+		     bool *refused)
 {
 	*started = 0;
 	chan_rx_settle(e);              /* a producer may wait for the slot we freed */
-	if (e->wait != THOTH_CHAN_SPIN || !e->spin_budget)
+	if (e->wait != THOTH_CHAN_SPIN) {
+		if (refused)
+			*refused = true;
 		return false;
-	if (!spin_may(e, published))
+	}
+	if (!e->spin_budget)
 		return false;
+	if (!spin_may(e, published)) {
+		if (refused)
+			*refused = true;
+		return false;
+	}
 	/* The budget shrinks while waits end in sleeps longer than spin_max
 	 * (a slow peer).  But a sleeping pair on two CPUs is slow *because*
 	 * both sleep: each wait then costs two cross-CPU wake-ups, which on a
@@ -1410,7 +1423,7 @@ static bool spin_for(chan_end_t *e, enum chan_cond cond, size_t len, bool publis
 bool chan_spin(chan_end_t *e, enum chan_cond cond, size_t len)
 {
 	uint64_t started;
-	return spin_for(e, cond, len, false, &started);
+	return spin_for(e, cond, len, false, &started, NULL);
 }
 
 /* Median of the N (<= CHAN_NAP_SAMPLES) samples at V (sorted in place). */
@@ -1520,8 +1533,25 @@ static uint8_t nap_way(chan_end_t *e)
 	return e->nap_loop_wins ? NAP_WAY_LOOP : NAP_WAY_NAP;
 }
 
+/* The next nap_way is the loop's and untimed, and closes no timed cycle:
+ * not an epoch's first decision (it may start runs), not inside the runs,
+ * not the deciding one; a quiet epoch, or past the runs, the loop winning. */
+static bool nap_way_settled_loop(const chan_end_t *e)
+{
+	unsigned t = e->nap_turns % CHAN_NAP_EPOCH;
+	return t != 0 && e->nap_loop_wins && (e->nap_epoch_quiet || t > 2 * CHAN_NAP_RUN) &&
+	       !(e->nap_cycle_way & NAP_WAY_TIMED);
+}
+
 bool chan_nap(chan_end_t *e, uint64_t until, uint64_t now)
 {
+	bool quiet;
+	return chan_nap_at(e, until, &now, &quiet);
+}
+
+bool chan_nap_at(chan_end_t *e, uint64_t until, uint64_t *now, bool *quiet)
+{
+	*quiet = false;
 	chan_rx_settle(e);
 	if (e->wait != THOTH_CHAN_SPIN || e->mod.on || e->err || !e->nap_ok || e->spin_max < NAP_MIN_NS) {
 		e->nap_cycle_way = 0;    /* no cycle is timed across this wait */
@@ -1536,7 +1566,17 @@ bool chan_nap(chan_end_t *e, uint64_t until, uint64_t now)
 		e->nap_cycle_way = 0;
 		return false;
 	}
-	uint64_t start = now ? now : thoth_clock_now();
+	/* What follows with a reading, minus the reading: nap_cycle would
+	 * record nothing (the last way was untimed) and start a cycle no
+	 * one times; no timer can be due; nap_way answers the loop. */
+	if (!*now && until == UINT64_MAX && !e->nap_skip && e->spin_budget && nap_way_settled_loop(e)) {
+		e->nap_cycle_rx = e->st.received;
+		e->nap_cycle_way = nap_way(e);
+		*quiet = true;
+		return false;
+	}
+	uint64_t start = *now ? *now : thoth_clock_now();
+	*now = start;
 	nap_cycle(e, start);
 	if (until <= start + NAP_MIN_NS)
 		return false;                   /* a timer is due: back to the loop */
@@ -1618,11 +1658,25 @@ int chan_wait(chan_end_t *e, enum chan_cond cond, size_t len, int timeout_ms)
 	 * round), or from now when it read no clock: one clock read and one
 	 * presence update fewer on every wait that spins. */
 	uint64_t start;
-	if (spin_for(e, cond, len, true, &start))
+	bool refused = false;
+	if (spin_for(e, cond, len, true, &start, &refused))
 		return ready_result(e);
+	/*
+	 * No clock at all for a wait with nothing to time: no deadline, not
+	 * moderated, and no spin made or possible (always-sleep mode, or a
+	 * peer that needs our CPU to answer, or one asleep and not rung).
+	 * Its only use was the sleep's length for chan_spin_slept, which
+	 * sizes spins and allows naps: a spin refused for this wait is
+	 * refused by the presence it reads, not by that budget, and naps
+	 * are a serving loop's, never chan_wait's.  Each one-CPU round trip's
+	 * client sleeps here: two clock reads fewer, a CLOCK_MONOTONIC read
+	 * 55-95 ns on this VM (docs/SCHED.md, "Stop 34").  The first sleep's slice
+	 * is SLEEP_SLICE_NS whatever the time with no deadline.
+	 */
+	bool clockless = refused && timeout_ms < 0 && !e->mod.on;
 	/* Read here, an arm before the first sleep (a spin's start may be
 	 * spin_max old): that sleep's slice is taken from it. */
-	bool fresh = !start;
+	bool fresh = !start && !clockless;
 	if (fresh)
 		start = thoth_clock_now();
 	uint64_t deadline = timeout_ms > 0 ? start + (uint64_t)timeout_ms * 1000000u : UINT64_MAX;
@@ -1638,7 +1692,7 @@ int chan_wait(chan_end_t *e, enum chan_cond cond, size_t len, int timeout_ms)
 		 * no spin read the clock (a slice longer by that arm at most):
 		 * a clock read fewer on every wait that sleeps without a spin,
 		 * as each one-CPU round trip's client does (stop 32). */
-		uint64_t now = fresh ? start : thoth_clock_now();
+		uint64_t now = clockless ? 0 : fresh ? start : thoth_clock_now();
 		fresh = false;
 		uint64_t slice = now >= deadline ? 1 : deadline - now < SLEEP_SLICE_NS ? deadline - now : SLEEP_SLICE_NS;
 		if (mod_by) {
@@ -1659,13 +1713,14 @@ int chan_wait(chan_end_t *e, enum chan_cond cond, size_t len, int timeout_ms)
 		if (cond == CHAN_WAIT_RECV)
 			chan_mod_woke(e, mod_by && thoth_clock_now() >= mod_by);
 		if (chan_ready(e, cond, len)) {
-			chan_spin_slept(e, thoth_clock_now() - start);
+			if (!clockless)
+				chan_spin_slept(e, thoth_clock_now() - start);
 			return ready_result(e);
 		}
 		int r = chan_check_peer(e);
 		if (r)
 			return r;
-		if (thoth_clock_now() >= deadline)
+		if (!clockless && thoth_clock_now() >= deadline)
 			return THOTH_E_TIMEDOUT;
 	}
 }

@@ -476,6 +476,20 @@ int chan_wait(chan_end_t *e, enum chan_cond cond, size_t len, int timeout_ms);
  * transition on the one-CPU round trip's path (docs/SCHED.md, "Stop 32").
  */
 bool chan_nap(chan_end_t *e, uint64_t until, uint64_t now);
+/*
+ * chan_nap with a clock read only where one is needed.  *NOW: in, the
+ * caller's reading or 0; out, the reading the decision used, or 0 when it
+ * needed none.  That is a wait with no timer in the loop (UNTIL ==
+ * UINT64_MAX), no naps to skip, no cycle of the chooser to close or start
+ * (the way is the loop's, settled: a quiet epoch, or the rest of an epoch
+ * whose runs are over, the loop having won) and a spin budget above 0:
+ * then *QUIET is set, the decision is the loop's, and the caller's sleep
+ * needs no timing either (its only use, chan_spin_slept, sizes spins, which
+ * a peer on our CPU never gets, and allows naps, which are allowed already).
+ * Every decision is the one chan_nap makes with a reading; the one-CPU
+ * service's idle moment costs no clock read (docs/SCHED.md, "Stop 34").
+ */
+bool chan_nap_at(chan_end_t *e, uint64_t until, uint64_t *now, bool *quiet);
 #define CHAN_NAP_BACKOFF_MAX 64u
 
 /* Spin (SPIN mode) for at most the adaptive budget until COND holds. */

@@ -95,7 +95,8 @@ struct thoth_loop {
 	int bell_fd;                /* our slot's doorbell (datagram socket), -1 none */
 	void *bell_bh;
 	char bell_path[108];
-	uint64_t now;
+	uint64_t now;                   /* thoth_loop_now's reading; read again when: */
+	bool now_stale;                 /* set at each wake-up: the next thoth_loop_now reads */
 	deferred_t *deferred;
 	size_t n_deferred, cap_deferred;
 	thoth_source_t *live;       /* all sources not removed */
@@ -121,8 +122,22 @@ uint64_t thoth_clock_now(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/*
+ * The clock is read at the first call after a wake-up, not at every
+ * wake-up: a wake-up that runs no timer and whose callbacks ask no time
+ * reads no clock (a CLOCK_MONOTONIC read costs 55-95 ns on this VM, and the
+ * one-CPU channel service's loop wakes once a round trip: docs/SCHED.md,
+ * "Stop 34").  Stable for the rest of the wake-up's batch, as before.  The
+ * loop is logically const here: NOW is a cache (every loop is
+ * heap-allocated, never a const object).
+ */
 uint64_t thoth_loop_now(const thoth_loop_t *loop)
 {
+	if (loop->now_stale) {
+		thoth_loop_t *l = (thoth_loop_t *)loop;
+		l->now = thoth_clock_now();
+		l->now_stale = false;
+	}
 	return loop->now;
 }
 
@@ -387,7 +402,7 @@ static void ring(int slot, void *arg)
 static void ring_due_sleepers(thoth_loop_t *loop)
 {
 	if (loop->tp && loop->tp_slot >= 0 && loop->bell_fd >= 0)
-		timerpage_due_sleepers(loop->tp, loop->tp_slot, loop->now, BELL_MARGIN_NS, ring, loop);
+		timerpage_due_sleepers(loop->tp, loop->tp_slot, thoth_loop_now(loop), BELL_MARGIN_NS, ring, loop);
 }
 
 /*
@@ -540,7 +555,8 @@ static int fire_due(thoth_loop_t *loop)
 	 * or cancel timers while we walk it. */
 	thoth_timer_t *head = NULL, **tail = &head;
 	timerq_entry_t *e;
-	while ((e = timerq_pop_due(&loop->timers, loop->now))) {
+	uint64_t now = thoth_loop_now(loop);
+	while ((e = timerq_pop_due(&loop->timers, now))) {
 		thoth_timer_t *t = (thoth_timer_t *)e;
 		t->firing = true;
 		t->next_fire = NULL;
@@ -553,7 +569,7 @@ static int fire_due(thoth_loop_t *loop)
 		head = t->next_fire;
 		/* skip one cancelled, or re-armed by an earlier callback of this batch */
 		if (!t->cancelled && !timerq_queued(&t->q)) {
-			THOTH_TRACE(TIMER, timer_fire, loop->now - t->q.deadline,
+			THOTH_TRACE(TIMER, timer_fire, now - t->q.deadline,
 				    t->q.latest - t->q.deadline);
 			loop->stats.timers_fired++;
 			if (ran++)
@@ -777,7 +793,7 @@ int thoth_loop_run_once(thoth_loop_t *loop, bool block)
 	int n = loop->be->wait(loop->bs, ev, MAX_EVENTS, sleep, &loop->stats.backend_syscalls);
 	if (n < 0)
 		return n;
-	loop->now = thoth_clock_now();
+	loop->now_stale = true;         /* read when first asked (thoth_loop_now) */
 	loop->stats.wakeups++;
 	/* Why we are awake, for the trace (a scan of at most MAX_EVENTS tags).
 	 * Made on every wake-up, not only while the LOOP category is on: the

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
+#include <pthread.h>
 #include <sched.h>
 #include <sys/mman.h>
 #include <sys/ioctl.h>
@@ -1133,6 +1134,147 @@ static void test_a_loop_that_keeps_winning_quiets_nap_runs(void **state)
 	sched_setaffinity(0, sizeof saved, &saved);
 }
 
+/* The service end answers 20 ms after the client starts to wait. */
+static void *answer_later(void *arg)
+{
+	pair_t *p = arg;
+	usleep(20000);
+	uint8_t *buf;
+	assert_int_equal(chan_try_alloc(&p->srv, 64, &buf), 0);
+	fake_msg(buf, 64, 9);
+	assert_int_equal(chan_try_send(&p->srv, buf, 64), 0);
+	return NULL;
+}
+
+static unsigned wait_answered_later(pair_t *p, int timeout_ms)
+{
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, answer_later, p), 0);
+	assert_int_equal(chan_wait(&p->cli, CHAN_WAIT_RECV, 0, timeout_ms), 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	thoth_msg_t m;
+	assert_int_equal(chan_try_recv(&p->cli, &m), 0);
+	assert_int_equal(chan_release(&p->cli, &m), 0);
+	return p->cli.spin_budget;
+}
+
+/*
+ * Stop 34: a wait that may not spin (its peer needs our CPU to answer) and
+ * has no deadline reads no clock, so its sleep is not timed: the spin
+ * budget, which a timed sleep sets (chan_spin_slept: halved after a sleep
+ * longer than spin_max), stays as it was.  With a deadline the sleep is
+ * timed as before.  Fails against stop 33's chan_wait, which halved the
+ * budget after the untimed-deadline wait too.
+ */
+static void test_a_wait_for_a_peer_on_our_cpu_reads_no_clock(void **state)
+{
+	(void)state;
+	cpu_set_t saved;
+	int cpu = pin_here(&saved);
+	pair_t *p = pair_new(8, 8, 4096);
+	chan_ctl_t *ctl = (chan_ctl_t *)p->base;
+	/* The service runs, on our CPU: a spin cannot pay. */
+	atomic_store(&ctl->presence[CHAN_SERVER].word, CHAN_PRESENCE_RUNNING | (uint32_t)(cpu + 1));
+	p->cli.wait = THOTH_CHAN_SPIN;
+	p->cli.spin_max = 50000;
+	p->cli.spin_budget = 12346;
+	uint64_t skips = p->cli.st.spin_skips;
+	assert_int_equal(wait_answered_later(p, -1), 12346);
+	assert_true(p->cli.st.spin_skips > skips);      /* the spin was refused, not made */
+	assert_true(p->cli.st.sleeps >= 1);
+	/* A deadline needs the clock: the 20 ms sleep is timed and the
+	 * budget halves (longer than spin_max). */
+	assert_int_equal(wait_answered_later(p, 5000), 12346 / 2);
+	/* Always-sleep mode with no deadline: no clock either. */
+	p->cli.wait = THOTH_CHAN_SLEEP;
+	p->cli.spin_budget = 12346;
+	assert_int_equal(wait_answered_later(p, -1), 12346);
+	pair_free(p);
+	sched_setaffinity(0, sizeof saved, &saved);
+}
+
+/* The chooser's state that decides naps (all of it but nap_cycle_at). */
+static void assert_same_chooser(const chan_end_t *a, const chan_end_t *b)
+{
+	assert_int_equal(a->nap_turns, b->nap_turns);
+	assert_int_equal(a->nap_n[0], b->nap_n[0]);
+	assert_int_equal(a->nap_n[1], b->nap_n[1]);
+	assert_int_equal(a->nap_quiet, b->nap_quiet);
+	assert_int_equal(a->nap_quiet_next, b->nap_quiet_next);
+	assert_int_equal(a->nap_epoch_quiet, b->nap_epoch_quiet);
+	assert_int_equal(a->nap_loop_wins, b->nap_loop_wins);
+	assert_int_equal(a->nap_cycle_way, b->nap_cycle_way);
+	assert_int_equal(a->nap_cycle_rx, b->nap_cycle_rx);
+	assert_int_equal(a->nap_skip, b->nap_skip);
+	assert_int_equal(a->nap_ok, b->nap_ok);
+}
+
+/*
+ * Stop 34: chan_nap_at makes chan_nap's every decision, and reads no clock
+ * only where the decision needs none: the loop's way settled (a quiet
+ * epoch, or the rest of an epoch the loop won), nothing to time.  Two
+ * services side by side over eight epochs (loop wins, a quiet epoch, naps
+ * win, loop wins again...): one given a reading at every decision, one
+ * lazily; same returns, same chooser state after every decision.  Fails
+ * against a lazy path that also takes an epoch's first decision (the run
+ * that follows a quiet epoch starts with a nap) or the runs.
+ */
+static void test_a_lazy_nap_decides_as_a_timed_one(void **state)
+{
+	(void)state;
+	cpu_set_t saved;
+	int cpu = pin_here(&saved);
+	pair_t *a = pair_new(8, 8, 4096), *b = pair_new(8, 8, 4096);
+	pair_t *both[2] = { a, b };
+	for (int k = 0; k < 2; k++) {
+		chan_ctl_t *ctl = (chan_ctl_t *)both[k]->base;
+		atomic_store(&ctl->presence[CHAN_CLIENT].word, (uint32_t)(cpu + 1));
+		both[k]->srv.spin_max = 1000000000;     /* every wait below is "short" */
+		chan_spin_slept(&both[k]->srv, 1000);
+		both[k]->srv.nap_turns = 0;
+		queue_request(both[k], 1);              /* a nap taken ends at once */
+	}
+	const bool loop_wins[] = { true, true, false, true, true, true, false, true };
+	unsigned epoch = 0, quiet_n = 0, lazy_read = 0;
+	for (unsigned i = 0; i < 8 * CHAN_NAP_EPOCH + 17; i++) {
+		if (a->srv.nap_turns % CHAN_NAP_EPOCH == 2 * CHAN_NAP_RUN && !a->srv.nap_epoch_quiet) {
+			bool lw = loop_wins[epoch++ % 8];
+			for (int k = 0; k < 2; k++) {
+				for (unsigned j = 0; j < CHAN_NAP_SAMPLES; j++) {
+					both[k]->srv.nap_s[0][j] = lw ? 30000 : 10000;
+					both[k]->srv.nap_s[1][j] = lw ? 12000 : 14000;
+				}
+				both[k]->srv.nap_n[0] = both[k]->srv.nap_n[1] = CHAN_NAP_SAMPLES;
+			}
+		}
+		bool ra = chan_nap(&a->srv, UINT64_MAX, thoth_clock_now());
+		uint64_t now = 0;
+		bool quiet = true;
+		bool rb = chan_nap_at(&b->srv, UINT64_MAX, &now, &quiet);
+		assert_int_equal(ra, rb);
+		assert_same_chooser(&a->srv, &b->srv);
+		if (quiet) {
+			assert_false(rb);
+			assert_int_equal(now, 0);
+			assert_int_equal(b->srv.nap_cycle_way, 2);   /* NAP_WAY_LOOP, untimed */
+			quiet_n++;
+		} else {
+			lazy_read += now != 0;
+		}
+	}
+	/* Most decisions need no clock; the runs and each epoch's first do. */
+	print_message("lazy: %u of %u decisions without a clock read, %u with\n", quiet_n,
+		      8 * CHAN_NAP_EPOCH + 17, lazy_read);
+	assert_true(epoch >= 3);
+	assert_true(quiet_n > 4 * CHAN_NAP_EPOCH);
+	assert_true(lazy_read >= 2 * CHAN_NAP_RUN);
+	take_request(a);
+	take_request(b);
+	pair_free(a);
+	pair_free(b);
+	sched_setaffinity(0, sizeof saved, &saved);
+}
+
 static void test_control_page_mismatch_is_refused(void **state)
 {
 	pair_t *p = pair_new(8, 8, 4096);
@@ -1374,6 +1516,8 @@ int main(void)
 		cmocka_unit_test(test_nap_takes_a_message_and_learns_from_a_miss),
 		cmocka_unit_test(test_a_nap_is_timed_from_the_callers_idle_moment),
 		cmocka_unit_test(test_a_loop_that_keeps_winning_quiets_nap_runs),
+		cmocka_unit_test(test_a_wait_for_a_peer_on_our_cpu_reads_no_clock),
+		cmocka_unit_test(test_a_lazy_nap_decides_as_a_timed_one),
 		cmocka_unit_test(test_naps_back_off_after_misses_and_yield_to_a_faster_loop),
 		cmocka_unit_test(test_send_stamps_are_written_only_when_the_consumer_asked),
 		cmocka_unit_test(test_a_stamp_is_read_around_now_whatever_its_bits),
