@@ -52,12 +52,19 @@
  *      resolve (THOTHD_DEFER=off drains on the loop thread; the code
  *      before drained there by default: THOTH_BENCH_THOTHD=old thothd).
  *      Sections 10-11 share tests/thothd/live_harness.h with the tests.
+ *  12. the dashboard's inline limit: small backlogs (0 to 2,048 records,
+ *      thothd's THOTHD_LIVE_INLINE_MAX) scraped from /metrics, drained on
+ *      the loop thread (the default) vs every drain with a record waiting
+ *      handed to the task thread (THOTHD_LIVE_INLINE=0): the loop thread's
+ *      CPU per scrape, the scrape's round trip (a small collection's
+ *      latency: /metrics waits for the drain), and another connection's
+ *      resolves meanwhile (p99, longest) in a second pass.
  *
  *   bench_scale [--quick] [--section N]... [--threads N] [--clients N] [--trace-procs N]
  *               [--trace-burst N]  (section 7: N events per 10 ms per traced process)
  *               [--live-rate N]    (section 9: records a second, in bursts every 10 ms)
  *               [--cold-reports]   (section 9: a profiled process appears every 1.3 s)
- *      (N = 1..11 above; default all; --threads: lookups and counters at
+ *      (N = 1..12 above; default all; --threads: lookups and counters at
  *      1, 2, 4.. up to N threads even above the CPU count (oversubscribed);
  *      --clients: thothd resolves with 1, 2, 4.. up to N client processes)
  *   bench_scale --instr N      N calls of each lookup kind, for callgrind
@@ -2417,6 +2424,133 @@ static void bench_stop_beside_dashboard(int reps)
 		       "(DEFER=off / default)\n", k + 1, drains[0][k][0], drains[1][k][0], drains[0][k][1],
 		       drains[1][k][1], drains[0][k][2], drains[1][k][2]);
 }
+/* ---- 12. the dashboard's inline limit: small backlogs, either thread ---- */
+
+enum { IL_SIZES = 4, IL_SCRAPES = 40, THOTHD_LIVE_INLINE_MAX_BENCH = 2048 };  /* thothd.h's */
+static const uint32_t il_sizes[IL_SIZES] = { 0, 256, 1024, 2048 };
+
+typedef struct il_result {
+	double loop_us[IL_SIZES], rt_us[IL_SIZES];      /* medians over the scrapes */
+	double res_p99_us[IL_SIZES], res_max_us[IL_SIZES], quiet_p99_us, quiet_max_us;
+} il_result_t;
+
+static int cmp_u64_il(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* R's resolves that ended inside [from, to): their p99 and longest (us). */
+static void il_resolves(const cs_resolver_t *r, size_t i0, size_t i1, double *p99, double *mx)
+{
+	size_t n = i1 > i0 ? i1 - i0 : 0;
+	uint64_t *v = malloc((n ? n : 1) * sizeof *v);
+	if (!v)
+		die("resolves", THOTH_E_NOMEM);
+	memcpy(v, r->lat + i0, n * sizeof *v);
+	qsort(v, n, sizeof *v, cmp_u64_il);
+	*p99 = n ? (double)v[n - n / 100 - 1] / 1e3 : 0;
+	*mx = n ? (double)v[n - 1] / 1e3 : 0;
+	free(v);
+}
+
+/* One fresh thothd, its inline limit LIMIT ("" : the default): for each
+ * size, IL_SCRAPES scrapes each after a burst of that many records (the
+ * loop thread's CPU and the round trip of each), then again with a
+ * resolver running (its round trips during the scrapes). */
+static void il_run(const char *limit, il_result_t *out)
+{
+	harness_t h;
+	thoth_control_t svc, ctl;
+	int port = cs_thothd(&h, false, "THOTHD_LIVE_INLINE", limit, &svc, &ctl);
+	live_traced_t busy;
+	if (port <= 0 || live_traced_spawn(&h, LD_RING, &busy))
+		die("set-up", THOTH_E_IO);
+	cs_attached(&ctl, 3);
+	int page = live_page_open(port);        /* collection on all along */
+	if (page < 0)
+		die("event stream", THOTH_E_IO);
+	cs_tick(page);
+	cs_burst(&busy, 1);                     /* LOOP on in the traced process */
+	free(live_metrics(port));
+	for (int pass = 0; pass < 2; pass++) {
+		cs_resolver_t r = { 0 };
+		pthread_t th = 0;
+		if (pass == 1) {
+			cs_resolver_start(&r, &h, &th);
+			usleep(300000);
+			il_resolves(&r, 0, r.n, &out->quiet_p99_us, &out->quiet_max_us);
+		}
+		for (int k = 0; k < IL_SIZES; k++) {
+			double loop[IL_SCRAPES], rt[IL_SCRAPES];
+			size_t i0 = pass ? __atomic_load_n(&r.n, __ATOMIC_ACQUIRE) : 0;
+			for (int i = 0; i < IL_SCRAPES; i++) {
+				if (il_sizes[k])
+					cs_burst(&busy, il_sizes[k]);
+				double cpu0 = cs_loop_cpu_ms(h.thothd);
+				uint64_t t0 = now_ns();
+				char *m = live_metrics(port);
+				uint64_t t1 = now_ns();
+				loop[i] = (cs_loop_cpu_ms(h.thothd) - cpu0) * 1e3;
+				rt[i] = (double)(t1 - t0) / 1e3;
+				if (!m)
+					die("scrape", THOTH_E_IO);
+				free(m);
+			}
+			if (pass == 0) {
+				out->loop_us[k] = median(loop, IL_SCRAPES);
+				out->rt_us[k] = median(rt, IL_SCRAPES);
+			} else {
+				il_resolves(&r, i0, __atomic_load_n(&r.n, __ATOMIC_ACQUIRE), &out->res_p99_us[k],
+					    &out->res_max_us[k]);
+			}
+		}
+		if (pass == 1)
+			cs_resolver_stop(&r, th);
+	}
+	close(page);
+	live_traced_close(&busy);
+	thoth_control_close(&ctl);
+	thoth_control_close(&svc);
+	harness_teardown(&h);
+}
+
+static void bench_inline_limit(int reps)
+{
+	printf("\n12. the dashboard's inline limit: a scrape of /metrics after a burst of N records (%d scrapes\n"
+	       "   each), the drain on the loop thread up to %d records waiting (the default) vs every drain\n"
+	       "   with a record waiting on the task thread (THOTHD_LIVE_INLINE=0); the loop thread's CPU a\n"
+	       "   scrape and the scrape's round trip (us, medians of the scrapes), then another connection's\n"
+	       "   resolves during the scrapes (p99, longest; us); a fresh thothd per run, alternating,\n"
+	       "   median of %d runs\n", IL_SCRAPES, (int)THOTHD_LIVE_INLINE_MAX_BENCH, reps);
+	il_result_t res[2][9];
+	for (int k = 0; k < reps; k++)
+		for (int mode = 0; mode < 2; mode++)
+			il_run(mode == 0 ? "" : "0", &res[mode][k]);
+	printf("   %-34s %6s %9s %9s %9s %9s\n", "", "N", "loop cpu", "scrape rt", "res p99", "res max");
+	for (int mode = 0; mode < 2; mode++) {
+		for (int n = 0; n < IL_SIZES; n++) {
+			double c[4][9];
+			for (int k = 0; k < reps; k++) {
+				c[0][k] = res[mode][k].loop_us[n];
+				c[1][k] = res[mode][k].rt_us[n];
+				c[2][k] = res[mode][k].res_p99_us[n];
+				c[3][k] = res[mode][k].res_max_us[n];
+			}
+			printf("   %-34s %6u %9.1f %9.1f %9.1f %9.1f\n",
+			       n ? "" : mode == 0 ? "inline up to the limit (default)" : "all on the task thread (=0)",
+			       il_sizes[n], median(c[0], reps), median(c[1], reps), median(c[2], reps),
+			       median(c[3], reps));
+		}
+		double q[2][9];
+		for (int k = 0; k < reps; k++) {
+			q[0][k] = res[mode][k].quiet_p99_us;
+			q[1][k] = res[mode][k].quiet_max_us;
+		}
+		printf("   %-34s %6s %9s %9s %9.1f %9.1f\n", "", "quiet", "", "", median(q[0], reps),
+		       median(q[1], reps));
+	}
+}
 
 int main(int argc, char **argv)
 {
@@ -2433,8 +2567,8 @@ int main(int argc, char **argv)
 			quick = true;
 		} else if (!strcmp(argv[i], "--section") && i + 1 < argc) {
 			int n = atoi(argv[++i]);
-			if (n < 1 || n > 11) {
-				fprintf(stderr, "bench_scale: --section takes 1..11\n");
+			if (n < 1 || n > 12) {
+				fprintf(stderr, "bench_scale: --section takes 1..12\n");
 				return 2;
 			}
 			only |= 1u << (n - 1);
@@ -2470,7 +2604,7 @@ int main(int argc, char **argv)
 		}
 	}
 	if (!only)
-		only = 0x7ff;
+		only = 0xfff;
 	if (quick)
 		run_s = 0.2;
 	signal(SIGPIPE, SIG_IGN);
@@ -2511,5 +2645,7 @@ int main(int argc, char **argv)
 		bench_session_cuts(reps);
 	if (only & 1024)
 		bench_stop_beside_dashboard(reps);
+	if (only & 2048)
+		bench_inline_limit(reps);
 	return 0;
 }
