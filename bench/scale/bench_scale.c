@@ -52,7 +52,7 @@
  *      resolve (THOTHD_DEFER=off drains on the loop thread; the code
  *      before drained there by default: THOTH_BENCH_THOTHD=old thothd).
  *      Sections 10-11 share tests/thothd/live_harness.h with the tests.
- *  12. the dashboard's inline limit: small backlogs (0 to 2,048 records,
+ *  12. the dashboard's inline limit: small backlogs (0 to 1,536 records,
  *      thothd's THOTHD_LIVE_INLINE_MAX) scraped from /metrics, drained on
  *      the loop thread (the default) vs every drain with a record waiting
  *      handed to the task thread (THOTHD_LIVE_INLINE=0): the loop thread's
@@ -2426,8 +2426,10 @@ static void bench_stop_beside_dashboard(int reps)
 }
 /* ---- 12. the dashboard's inline limit: small backlogs, either thread ---- */
 
-enum { IL_SIZES = 4, IL_SCRAPES = 40, THOTHD_LIVE_INLINE_MAX_BENCH = 2048 };  /* thothd.h's */
-static const uint32_t il_sizes[IL_SIZES] = { 0, 256, 1024, 2048 };
+enum { IL_SIZES = 4, IL_SCRAPES = 60, THOTHD_LIVE_INLINE_MAX_BENCH = 2048 };  /* thothd.h's */
+/* Below the limit with room for thothd's own records (its loop's wake-ups
+ * while LOOP is on: they wait in its own buffer too). */
+static const uint32_t il_sizes[IL_SIZES] = { 0, 256, 1024, 1536 };
 
 typedef struct il_result {
 	double loop_us[IL_SIZES], rt_us[IL_SIZES];      /* medians over the scrapes */
@@ -2454,65 +2456,93 @@ static void il_resolves(const cs_resolver_t *r, size_t i0, size_t i1, double *p9
 	free(v);
 }
 
-/* One fresh thothd, its inline limit LIMIT ("" : the default): for each
- * size, IL_SCRAPES scrapes each after a burst of that many records (the
- * loop thread's CPU and the round trip of each), then again with a
- * resolver running (its round trips during the scrapes). */
-static void il_run(const char *limit, il_result_t *out)
-{
+/* One thothd with its inline limit LIMIT ("": the default), a traced
+ * process and a page on /events (collection on all along). */
+typedef struct il_inst {
 	harness_t h;
 	thoth_control_t svc, ctl;
-	int port = cs_thothd(&h, false, "THOTHD_LIVE_INLINE", limit, &svc, &ctl);
 	live_traced_t busy;
-	if (port <= 0 || live_traced_spawn(&h, LD_RING, &busy))
+	int port, page;
+} il_inst_t;
+
+static void il_up(il_inst_t *x, const char *limit)
+{
+	x->port = cs_thothd(&x->h, false, "THOTHD_LIVE_INLINE", limit, &x->svc, &x->ctl);
+	if (x->port <= 0 || live_traced_spawn(&x->h, LD_RING, &x->busy))
 		die("set-up", THOTH_E_IO);
-	cs_attached(&ctl, 3);
-	int page = live_page_open(port);        /* collection on all along */
-	if (page < 0)
+	cs_attached(&x->ctl, 3);
+	x->page = live_page_open(x->port);
+	if (x->page < 0)
 		die("event stream", THOTH_E_IO);
-	cs_tick(page);
-	cs_burst(&busy, 1);                     /* LOOP on in the traced process */
-	free(live_metrics(port));
-	for (int pass = 0; pass < 2; pass++) {
-		cs_resolver_t r = { 0 };
-		pthread_t th = 0;
-		if (pass == 1) {
-			cs_resolver_start(&r, &h, &th);
-			usleep(300000);
-			il_resolves(&r, 0, r.n, &out->quiet_p99_us, &out->quiet_max_us);
+	cs_tick(x->page);
+	cs_burst(&x->busy, 1);                  /* LOOP on in the traced process */
+	free(live_metrics(x->port));
+}
+
+static void il_down(il_inst_t *x)
+{
+	close(x->page);
+	live_traced_close(&x->busy);
+	thoth_control_close(&x->ctl);
+	thoth_control_close(&x->svc);
+	harness_teardown(&x->h);
+}
+
+/* A burst of N records into X's traced process, then a scrape: the loop
+ * thread's CPU across the scrape and its round trip (us). */
+static void il_scrape(il_inst_t *x, uint32_t n, double *loop_us, double *rt_us)
+{
+	if (n)
+		cs_burst(&x->busy, n);
+	double cpu0 = cs_loop_cpu_ms(x->h.thothd);
+	uint64_t t0 = now_ns();
+	char *m = live_metrics(x->port);
+	uint64_t t1 = now_ns();
+	*loop_us = (cs_loop_cpu_ms(x->h.thothd) - cpu0) * 1e3;
+	*rt_us = (double)(t1 - t0) / 1e3;
+	if (!m)
+		die("scrape", THOTH_E_IO);
+	free(m);
+}
+
+/* Both placements side by side, each its own thothd: the scrapes
+ * alternate between them (the same moment's load for both), then, size
+ * by size, a resolver on each in turn during its scrapes. */
+static void il_run(il_result_t out[2])
+{
+	static il_inst_t x[2];
+	il_up(&x[0], "");
+	il_up(&x[1], "0");
+	for (int k = 0; k < IL_SIZES; k++) {
+		double loop[2][IL_SCRAPES], rt[2][IL_SCRAPES];
+		for (int i = 0; i < IL_SCRAPES; i++)
+			for (int m = 0; m < 2; m++)
+				il_scrape(&x[(i + m) % 2], il_sizes[k], &loop[(i + m) % 2][i], &rt[(i + m) % 2][i]);
+		for (int m = 0; m < 2; m++) {
+			out[m].loop_us[k] = median(loop[m], IL_SCRAPES);
+			out[m].rt_us[k] = median(rt[m], IL_SCRAPES);
 		}
-		for (int k = 0; k < IL_SIZES; k++) {
-			double loop[IL_SCRAPES], rt[IL_SCRAPES];
-			size_t i0 = pass ? __atomic_load_n(&r.n, __ATOMIC_ACQUIRE) : 0;
-			for (int i = 0; i < IL_SCRAPES; i++) {
-				if (il_sizes[k])
-					cs_burst(&busy, il_sizes[k]);
-				double cpu0 = cs_loop_cpu_ms(h.thothd);
-				uint64_t t0 = now_ns();
-				char *m = live_metrics(port);
-				uint64_t t1 = now_ns();
-				loop[i] = (cs_loop_cpu_ms(h.thothd) - cpu0) * 1e3;
-				rt[i] = (double)(t1 - t0) / 1e3;
-				if (!m)
-					die("scrape", THOTH_E_IO);
-				free(m);
-			}
-			if (pass == 0) {
-				out->loop_us[k] = median(loop, IL_SCRAPES);
-				out->rt_us[k] = median(rt, IL_SCRAPES);
-			} else {
-				il_resolves(&r, i0, __atomic_load_n(&r.n, __ATOMIC_ACQUIRE), &out->res_p99_us[k],
-					    &out->res_max_us[k]);
-			}
-		}
-		if (pass == 1)
-			cs_resolver_stop(&r, th);
 	}
-	close(page);
-	live_traced_close(&busy);
-	thoth_control_close(&ctl);
-	thoth_control_close(&svc);
-	harness_teardown(&h);
+	for (int m = 0; m < 2; m++) {
+		cs_resolver_t r;
+		pthread_t th;
+		cs_resolver_start(&r, &x[m].h, &th);
+		usleep(300000);
+		il_resolves(&r, 0, __atomic_load_n(&r.n, __ATOMIC_ACQUIRE), &out[m].quiet_p99_us,
+			    &out[m].quiet_max_us);
+		for (int k = 0; k < IL_SIZES; k++) {
+			size_t i0 = __atomic_load_n(&r.n, __ATOMIC_ACQUIRE);
+			for (int i = 0; i < IL_SCRAPES; i++) {
+				double l, t;
+				il_scrape(&x[m], il_sizes[k], &l, &t);
+			}
+			il_resolves(&r, i0, __atomic_load_n(&r.n, __ATOMIC_ACQUIRE), &out[m].res_p99_us[k],
+				    &out[m].res_max_us[k]);
+		}
+		cs_resolver_stop(&r, th);
+	}
+	il_down(&x[0]);
+	il_down(&x[1]);
 }
 
 static void bench_inline_limit(int reps)
@@ -2521,12 +2551,14 @@ static void bench_inline_limit(int reps)
 	       "   each), the drain on the loop thread up to %d records waiting (the default) vs every drain\n"
 	       "   with a record waiting on the task thread (THOTHD_LIVE_INLINE=0); the loop thread's CPU a\n"
 	       "   scrape and the scrape's round trip (us, medians of the scrapes), then another connection's\n"
-	       "   resolves during the scrapes (p99, longest; us); a fresh thothd per run, alternating,\n"
-	       "   median of %d runs\n", IL_SCRAPES, (int)THOTHD_LIVE_INLINE_MAX_BENCH, reps);
-	il_result_t res[2][9];
-	for (int k = 0; k < reps; k++)
-		for (int mode = 0; mode < 2; mode++)
-			il_run(mode == 0 ? "" : "0", &res[mode][k]);
+	       "   resolves during the scrapes (p99, longest; us); two thothds side by side, the scrapes\n"
+	       "   alternating between them; fresh ones per run, median of %d runs\n", IL_SCRAPES, (int)THOTHD_LIVE_INLINE_MAX_BENCH, reps);
+	il_result_t res[2][9], pair[2];
+	for (int k = 0; k < reps; k++) {
+		il_run(pair);
+		res[0][k] = pair[0];
+		res[1][k] = pair[1];
+	}
 	printf("   %-34s %6s %9s %9s %9s %9s\n", "", "N", "loop cpu", "scrape rt", "res p99", "res max");
 	for (int mode = 0; mode < 2; mode++) {
 		for (int n = 0; n < IL_SIZES; n++) {
