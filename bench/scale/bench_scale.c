@@ -2426,10 +2426,10 @@ static void bench_stop_beside_dashboard(int reps)
 }
 /* ---- 12. the dashboard's inline limit: small backlogs, either thread ---- */
 
-enum { IL_SIZES = 4, IL_SCRAPES = 60, THOTHD_LIVE_INLINE_MAX_BENCH = 2048 };  /* thothd.h's */
+enum { IL_SIZES = 5, IL_SCRAPES = 60, THOTHD_LIVE_INLINE_MAX_BENCH = 2048 };  /* thothd.h's */
 /* Below the limit with room for thothd's own records (its loop's wake-ups
  * while LOOP is on: they wait in its own buffer too). */
-static const uint32_t il_sizes[IL_SIZES] = { 0, 256, 1024, 1536 };
+static const uint32_t il_sizes[IL_SIZES] = { 0, 256, 512, 1024, 1536 };
 
 typedef struct il_result {
 	double loop_us[IL_SIZES], rt_us[IL_SIZES];      /* medians over the scrapes */
