@@ -52,13 +52,13 @@
  *      resolve (THOTHD_DEFER=off drains on the loop thread; the code
  *      before drained there by default: THOTH_BENCH_THOTHD=old thothd).
  *      Sections 10-11 share tests/thothd/live_harness.h with the tests.
- *  12. the dashboard's inline limit: small backlogs (0 to 1,536 records,
- *      thothd's THOTHD_LIVE_INLINE_MAX) scraped from /metrics, drained on
- *      the loop thread (the default) vs every drain with a record waiting
- *      handed to the task thread (THOTHD_LIVE_INLINE=0): the loop thread's
- *      CPU per scrape, the scrape's round trip (a small collection's
- *      latency: /metrics waits for the drain), and another connection's
- *      resolves meanwhile (p99, longest) in a second pass.
+ *  12. the dashboard's inline limit: small backlogs (0 to 1,536 records)
+ *      scraped from /metrics, drained on the loop thread up to the limit
+ *      (THOTHD_LIVE_INLINE: 2,048, the old limit; 512, the default; 0,
+ *      every drain with a record waiting handed to the task thread): the
+ *      loop thread's CPU per scrape, the scrape's round trip (a small
+ *      collection's latency: /metrics waits for the drain), and another
+ *      connection's resolves meanwhile (p99, longest) in a second pass.
  *
  *   bench_scale [--quick] [--section N]... [--threads N] [--clients N] [--trace-procs N]
  *               [--trace-burst N]  (section 7: N events per 10 ms per traced process)
@@ -2426,7 +2426,7 @@ static void bench_stop_beside_dashboard(int reps)
 }
 /* ---- 12. the dashboard's inline limit: small backlogs, either thread ---- */
 
-enum { IL_SIZES = 5, IL_SCRAPES = 60, THOTHD_LIVE_INLINE_MAX_BENCH = 2048 };  /* thothd.h's */
+enum { IL_SIZES = 5, IL_SCRAPES = 60 };
 /* Below the limit with room for thothd's own records (its loop's wake-ups
  * while LOOP is on: they wait in its own buffer too). */
 static const uint32_t il_sizes[IL_SIZES] = { 0, 256, 512, 1024, 1536 };
@@ -2505,25 +2505,35 @@ static void il_scrape(il_inst_t *x, uint32_t n, double *loop_us, double *rt_us)
 	free(m);
 }
 
-/* Both placements side by side, each its own thothd: the scrapes
- * alternate between them (the same moment's load for both), then, size
- * by size, a resolver on each in turn during its scrapes. */
-static void il_run(il_result_t out[2])
+/* The placements side by side, each its own thothd: the old limit (2,048
+ * records inline), the default (THOTHD_LIVE_INLINE_MAX) and none (every
+ * drain with a record waiting on the task thread).  The scrapes rotate
+ * between them (the same moment's load for all), then, size by size, a
+ * resolver on each in turn during its scrapes. */
+enum { IL_MODES = 3 };
+static const char *const il_limit[IL_MODES] = { "2048", "", "0" };
+static const char *const il_name[IL_MODES] = { "inline up to 2,048 (the old limit)",
+					       "inline up to 512 (the default)",
+					       "all on the task thread (=0)" };
+
+static void il_run(il_result_t out[IL_MODES])
 {
-	static il_inst_t x[2];
-	il_up(&x[0], "");
-	il_up(&x[1], "0");
+	static il_inst_t x[IL_MODES];
+	for (int m = 0; m < IL_MODES; m++)
+		il_up(&x[m], il_limit[m]);
 	for (int k = 0; k < IL_SIZES; k++) {
-		double loop[2][IL_SCRAPES], rt[2][IL_SCRAPES];
+		double loop[IL_MODES][IL_SCRAPES], rt[IL_MODES][IL_SCRAPES];
 		for (int i = 0; i < IL_SCRAPES; i++)
-			for (int m = 0; m < 2; m++)
-				il_scrape(&x[(i + m) % 2], il_sizes[k], &loop[(i + m) % 2][i], &rt[(i + m) % 2][i]);
-		for (int m = 0; m < 2; m++) {
+			for (int j = 0; j < IL_MODES; j++) {
+				int m = (i + j) % IL_MODES;
+				il_scrape(&x[m], il_sizes[k], &loop[m][i], &rt[m][i]);
+			}
+		for (int m = 0; m < IL_MODES; m++) {
 			out[m].loop_us[k] = median(loop[m], IL_SCRAPES);
 			out[m].rt_us[k] = median(rt[m], IL_SCRAPES);
 		}
 	}
-	for (int m = 0; m < 2; m++) {
+	for (int m = 0; m < IL_MODES; m++) {
 		cs_resolver_t r;
 		pthread_t th;
 		cs_resolver_start(&r, &x[m].h, &th);
@@ -2541,26 +2551,27 @@ static void il_run(il_result_t out[2])
 		}
 		cs_resolver_stop(&r, th);
 	}
-	il_down(&x[0]);
-	il_down(&x[1]);
+	for (int m = 0; m < IL_MODES; m++)
+		il_down(&x[m]);
 }
 
 static void bench_inline_limit(int reps)
 {
 	printf("\n12. the dashboard's inline limit: a scrape of /metrics after a burst of N records (%d scrapes\n"
-	       "   each), the drain on the loop thread up to %d records waiting (the default) vs every drain\n"
-	       "   with a record waiting on the task thread (THOTHD_LIVE_INLINE=0); the loop thread's CPU a\n"
-	       "   scrape and the scrape's round trip (us, medians of the scrapes), then another connection's\n"
-	       "   resolves during the scrapes (p99, longest; us); two thothds side by side, the scrapes\n"
-	       "   alternating between them; fresh ones per run, median of %d runs\n", IL_SCRAPES, (int)THOTHD_LIVE_INLINE_MAX_BENCH, reps);
-	il_result_t res[2][9], pair[2];
+	       "   each), the drain on the loop thread up to the limit, above it on the task thread\n"
+	       "   (THOTHD_LIVE_INLINE: 2,048 the old limit, 512 the default, 0 every drain with a record\n"
+	       "   waiting); the loop thread's CPU a scrape and the scrape's round trip (us, medians of the\n"
+	       "   scrapes), then another connection's resolves during the scrapes (p99, longest; us); three\n"
+	       "   thothds side by side, the scrapes rotating between them; fresh ones per run, median of %d\n"
+	       "   runs\n", IL_SCRAPES, reps);
+	il_result_t res[IL_MODES][9], run[IL_MODES];
 	for (int k = 0; k < reps; k++) {
-		il_run(pair);
-		res[0][k] = pair[0];
-		res[1][k] = pair[1];
+		il_run(run);
+		for (int m = 0; m < IL_MODES; m++)
+			res[m][k] = run[m];
 	}
 	printf("   %-34s %6s %9s %9s %9s %9s\n", "", "N", "loop cpu", "scrape rt", "res p99", "res max");
-	for (int mode = 0; mode < 2; mode++) {
+	for (int mode = 0; mode < IL_MODES; mode++) {
 		for (int n = 0; n < IL_SIZES; n++) {
 			double c[4][9];
 			for (int k = 0; k < reps; k++) {
@@ -2569,8 +2580,7 @@ static void bench_inline_limit(int reps)
 				c[2][k] = res[mode][k].res_p99_us[n];
 				c[3][k] = res[mode][k].res_max_us[n];
 			}
-			printf("   %-34s %6u %9.1f %9.1f %9.1f %9.1f\n",
-			       n ? "" : mode == 0 ? "inline up to the limit (default)" : "all on the task thread (=0)",
+			printf("   %-34s %6u %9.1f %9.1f %9.1f %9.1f\n", n ? "" : il_name[mode],
 			       il_sizes[n], median(c[0], reps), median(c[1], reps), median(c[2], reps),
 			       median(c[3], reps));
 		}

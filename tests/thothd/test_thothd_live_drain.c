@@ -425,6 +425,39 @@ static thoth_trace_TraceControl_stop_resp_t session_stop(thoth_control_t *ctl)
 }
 
 /*
+ * The inline limit (THOTHD_LIVE_INLINE_MAX, 512 records: bench_scale
+ * section 12 measured the hand-off against the drain): a scrape right
+ * after a tick with SMALL records waiting drains them on the loop thread
+ * (no drain logged on a worker), one with MID waiting hands them to the
+ * task thread (one logged there), and the dashboard counts each exactly.
+ * With the old limit of 2,048 the MID backlog was drained on the loop
+ * thread too (no worker drain: test fails).
+ */
+static void test_a_backlog_above_the_inline_limit_is_drained_off_the_loop_thread(void **state)
+{
+	(void)state;
+	enum { SMALL = 100, MID = 1000 };       /* with thothd's own few records: below, above 512 */
+	fixture_t f;
+	fixture_up(&f, NULL, FX_TRACED | FX_PAGE);
+	next_tick(f.page);                      /* the collection's first ring poll is done */
+	drains_t d0 = drains_logged(f.h.log, 0);
+	burst_counted(&f, SMALL, SMALL);
+	drains_t d1 = drains_logged(f.h.log, 0);
+	next_tick(f.page);
+	drains_t d2 = drains_logged(f.h.log, 0);
+	burst_counted(&f, MID, SMALL + MID);
+	drains_t d3 = drains_logged(f.h.log, 0);
+	for (uint64_t deadline = now_us() + 2000000; d3.worker == d2.worker && now_us() < deadline;
+	     usleep(10000))
+		d3 = drains_logged(f.h.log, 0);
+	fprintf(stderr, "# drains logged on a worker: %d for %d records, %d for %d\n",
+		d1.worker - d0.worker, SMALL, d3.worker - d2.worker, MID);
+	assert_int_equal(d1.worker, d0.worker);
+	assert_true(d3.worker >= d2.worker + 1);
+	fixture_down(&f);
+}
+
+/*
  * A trace session of the traced process running beside the dashboard: its
  * 100 ms drain follows the dashboard's rule (a busy backlog on the task
  * thread, which hands each record to the session too).  No resolver here:
@@ -1443,6 +1476,7 @@ int main(int argc, char **argv)
 		cmocka_set_test_filter(argv[1]);        /* one test by name (a pattern) */
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_a_busy_backlog_is_drained_off_the_loop_thread),
+		cmocka_unit_test(test_a_backlog_above_the_inline_limit_is_drained_off_the_loop_thread),
 		cmocka_unit_test(test_a_session_beside_the_dashboard_is_drained_off_the_loop_thread),
 		cmocka_unit_test(test_a_session_start_beside_a_backlog_leaves_it_to_the_drain),
 		cmocka_unit_test(test_a_sessions_loss_count_excludes_older_lapped_records),
