@@ -52,12 +52,19 @@
  *      resolve (THOTHD_DEFER=off drains on the loop thread; the code
  *      before drained there by default: THOTH_BENCH_THOTHD=old thothd).
  *      Sections 10-11 share tests/thothd/live_harness.h with the tests.
+ *  12. the dashboard's inline limit: small backlogs (0 to 1,536 records)
+ *      scraped from /metrics, drained on the loop thread up to the limit
+ *      (THOTHD_LIVE_INLINE: 2,048, the old limit; 512, the default; 0,
+ *      every drain with a record waiting handed to the task thread): the
+ *      loop thread's CPU per scrape, the scrape's round trip (a small
+ *      collection's latency: /metrics waits for the drain), and another
+ *      connection's resolves meanwhile (p99, longest) in a second pass.
  *
  *   bench_scale [--quick] [--section N]... [--threads N] [--clients N] [--trace-procs N]
  *               [--trace-burst N]  (section 7: N events per 10 ms per traced process)
  *               [--live-rate N]    (section 9: records a second, in bursts every 10 ms)
  *               [--cold-reports]   (section 9: a profiled process appears every 1.3 s)
- *      (N = 1..11 above; default all; --threads: lookups and counters at
+ *      (N = 1..12 above; default all; --threads: lookups and counters at
  *      1, 2, 4.. up to N threads even above the CPU count (oversubscribed);
  *      --clients: thothd resolves with 1, 2, 4.. up to N client processes)
  *   bench_scale --instr N      N calls of each lookup kind, for callgrind
@@ -2417,6 +2424,175 @@ static void bench_stop_beside_dashboard(int reps)
 		       "(DEFER=off / default)\n", k + 1, drains[0][k][0], drains[1][k][0], drains[0][k][1],
 		       drains[1][k][1], drains[0][k][2], drains[1][k][2]);
 }
+/* ---- 12. the dashboard's inline limit: small backlogs, either thread ---- */
+
+enum { IL_SIZES = 5, IL_SCRAPES = 60 };
+/* Below the limit with room for thothd's own records (its loop's wake-ups
+ * while LOOP is on: they wait in its own buffer too). */
+static const uint32_t il_sizes[IL_SIZES] = { 0, 256, 512, 1024, 1536 };
+
+typedef struct il_result {
+	double loop_us[IL_SIZES], rt_us[IL_SIZES];      /* medians over the scrapes */
+	double res_p99_us[IL_SIZES], res_max_us[IL_SIZES], quiet_p99_us, quiet_max_us;
+} il_result_t;
+
+static int cmp_u64_il(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* R's resolves that ended inside [from, to): their p99 and longest (us). */
+static void il_resolves(const cs_resolver_t *r, size_t i0, size_t i1, double *p99, double *mx)
+{
+	size_t n = i1 > i0 ? i1 - i0 : 0;
+	uint64_t *v = malloc((n ? n : 1) * sizeof *v);
+	if (!v)
+		die("resolves", THOTH_E_NOMEM);
+	memcpy(v, r->lat + i0, n * sizeof *v);
+	qsort(v, n, sizeof *v, cmp_u64_il);
+	*p99 = n ? (double)v[n - n / 100 - 1] / 1e3 : 0;
+	*mx = n ? (double)v[n - 1] / 1e3 : 0;
+	free(v);
+}
+
+/* One thothd with its inline limit LIMIT ("": the default), a traced
+ * process and a page on /events (collection on all along). */
+typedef struct il_inst {
+	harness_t h;
+	thoth_control_t svc, ctl;
+	live_traced_t busy;
+	int port, page;
+} il_inst_t;
+
+static void il_up(il_inst_t *x, const char *limit)
+{
+	x->port = cs_thothd(&x->h, false, "THOTHD_LIVE_INLINE", limit, &x->svc, &x->ctl);
+	if (x->port <= 0 || live_traced_spawn(&x->h, LD_RING, &x->busy))
+		die("set-up", THOTH_E_IO);
+	cs_attached(&x->ctl, 3);
+	x->page = live_page_open(x->port);
+	if (x->page < 0)
+		die("event stream", THOTH_E_IO);
+	cs_tick(x->page);
+	cs_burst(&x->busy, 1);                  /* LOOP on in the traced process */
+	free(live_metrics(x->port));
+}
+
+static void il_down(il_inst_t *x)
+{
+	close(x->page);
+	live_traced_close(&x->busy);
+	thoth_control_close(&x->ctl);
+	thoth_control_close(&x->svc);
+	harness_teardown(&x->h);
+}
+
+/* A burst of N records into X's traced process, then a scrape: the loop
+ * thread's CPU across the scrape and its round trip (us). */
+static void il_scrape(il_inst_t *x, uint32_t n, double *loop_us, double *rt_us)
+{
+	if (n)
+		cs_burst(&x->busy, n);
+	double cpu0 = cs_loop_cpu_ms(x->h.thothd);
+	uint64_t t0 = now_ns();
+	char *m = live_metrics(x->port);
+	uint64_t t1 = now_ns();
+	*loop_us = (cs_loop_cpu_ms(x->h.thothd) - cpu0) * 1e3;
+	*rt_us = (double)(t1 - t0) / 1e3;
+	if (!m)
+		die("scrape", THOTH_E_IO);
+	free(m);
+}
+
+/* The placements side by side, each its own thothd: the old limit (2,048
+ * records inline), the default (THOTHD_LIVE_INLINE_MAX) and none (every
+ * drain with a record waiting on the task thread).  The scrapes rotate
+ * between them (the same moment's load for all), then, size by size, a
+ * resolver on each in turn during its scrapes. */
+enum { IL_MODES = 3 };
+static const char *const il_limit[IL_MODES] = { "2048", "", "0" };
+static const char *const il_name[IL_MODES] = { "inline up to 2,048 (the old limit)",
+					       "inline up to 512 (the default)",
+					       "all on the task thread (=0)" };
+
+static void il_run(il_result_t out[IL_MODES])
+{
+	static il_inst_t x[IL_MODES];
+	for (int m = 0; m < IL_MODES; m++)
+		il_up(&x[m], il_limit[m]);
+	for (int k = 0; k < IL_SIZES; k++) {
+		double loop[IL_MODES][IL_SCRAPES], rt[IL_MODES][IL_SCRAPES];
+		for (int i = 0; i < IL_SCRAPES; i++)
+			for (int j = 0; j < IL_MODES; j++) {
+				int m = (i + j) % IL_MODES;
+				il_scrape(&x[m], il_sizes[k], &loop[m][i], &rt[m][i]);
+			}
+		for (int m = 0; m < IL_MODES; m++) {
+			out[m].loop_us[k] = median(loop[m], IL_SCRAPES);
+			out[m].rt_us[k] = median(rt[m], IL_SCRAPES);
+		}
+	}
+	for (int m = 0; m < IL_MODES; m++) {
+		cs_resolver_t r;
+		pthread_t th;
+		cs_resolver_start(&r, &x[m].h, &th);
+		usleep(300000);
+		il_resolves(&r, 0, __atomic_load_n(&r.n, __ATOMIC_ACQUIRE), &out[m].quiet_p99_us,
+			    &out[m].quiet_max_us);
+		for (int k = 0; k < IL_SIZES; k++) {
+			size_t i0 = __atomic_load_n(&r.n, __ATOMIC_ACQUIRE);
+			for (int i = 0; i < IL_SCRAPES; i++) {
+				double l, t;
+				il_scrape(&x[m], il_sizes[k], &l, &t);
+			}
+			il_resolves(&r, i0, __atomic_load_n(&r.n, __ATOMIC_ACQUIRE), &out[m].res_p99_us[k],
+				    &out[m].res_max_us[k]);
+		}
+		cs_resolver_stop(&r, th);
+	}
+	for (int m = 0; m < IL_MODES; m++)
+		il_down(&x[m]);
+}
+
+static void bench_inline_limit(int reps)
+{
+	printf("\n12. the dashboard's inline limit: a scrape of /metrics after a burst of N records (%d scrapes\n"
+	       "   each), the drain on the loop thread up to the limit, above it on the task thread\n"
+	       "   (THOTHD_LIVE_INLINE: 2,048 the old limit, 512 the default, 0 every drain with a record\n"
+	       "   waiting); the loop thread's CPU a scrape and the scrape's round trip (us, medians of the\n"
+	       "   scrapes), then another connection's resolves during the scrapes (p99, longest; us); three\n"
+	       "   thothds side by side, the scrapes rotating between them; fresh ones per run, median of %d\n"
+	       "   runs\n", IL_SCRAPES, reps);
+	il_result_t res[IL_MODES][9], run[IL_MODES];
+	for (int k = 0; k < reps; k++) {
+		il_run(run);
+		for (int m = 0; m < IL_MODES; m++)
+			res[m][k] = run[m];
+	}
+	printf("   %-34s %6s %9s %9s %9s %9s\n", "", "N", "loop cpu", "scrape rt", "res p99", "res max");
+	for (int mode = 0; mode < IL_MODES; mode++) {
+		for (int n = 0; n < IL_SIZES; n++) {
+			double c[4][9];
+			for (int k = 0; k < reps; k++) {
+				c[0][k] = res[mode][k].loop_us[n];
+				c[1][k] = res[mode][k].rt_us[n];
+				c[2][k] = res[mode][k].res_p99_us[n];
+				c[3][k] = res[mode][k].res_max_us[n];
+			}
+			printf("   %-34s %6u %9.1f %9.1f %9.1f %9.1f\n", n ? "" : il_name[mode],
+			       il_sizes[n], median(c[0], reps), median(c[1], reps), median(c[2], reps),
+			       median(c[3], reps));
+		}
+		double q[2][9];
+		for (int k = 0; k < reps; k++) {
+			q[0][k] = res[mode][k].quiet_p99_us;
+			q[1][k] = res[mode][k].quiet_max_us;
+		}
+		printf("   %-34s %6s %9s %9s %9.1f %9.1f\n", "", "quiet", "", "", median(q[0], reps),
+		       median(q[1], reps));
+	}
+}
 
 int main(int argc, char **argv)
 {
@@ -2433,8 +2609,8 @@ int main(int argc, char **argv)
 			quick = true;
 		} else if (!strcmp(argv[i], "--section") && i + 1 < argc) {
 			int n = atoi(argv[++i]);
-			if (n < 1 || n > 11) {
-				fprintf(stderr, "bench_scale: --section takes 1..11\n");
+			if (n < 1 || n > 12) {
+				fprintf(stderr, "bench_scale: --section takes 1..12\n");
 				return 2;
 			}
 			only |= 1u << (n - 1);
@@ -2470,7 +2646,7 @@ int main(int argc, char **argv)
 		}
 	}
 	if (!only)
-		only = 0x7ff;
+		only = 0xfff;
 	if (quick)
 		run_s = 0.2;
 	signal(SIGPIPE, SIG_IGN);
@@ -2511,5 +2687,7 @@ int main(int argc, char **argv)
 		bench_session_cuts(reps);
 	if (only & 1024)
 		bench_stop_beside_dashboard(reps);
+	if (only & 2048)
+		bench_inline_limit(reps);
 	return 0;
 }

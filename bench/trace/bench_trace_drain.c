@@ -40,19 +40,22 @@ typedef struct session {
 	uint64_t session_cut, stop_cut;         /* one ring */
 	uint32_t n_cut;
 	bool in_session, check_cuts;
-	uint64_t counted, session_overwritten;
+	uint64_t counted, session_overwritten, session_torn, session_invalid;
 } session_t;
 
 /* trace.c source_lost */
-static void source_lost(uint32_t ring, uint64_t from, uint64_t to, void *ctx)
+static void source_lost(uint32_t ring, uint32_t kind, uint64_t from, uint64_t to, void *ctx)
 {
 	session_t *s = ctx;
 	if (!s->in_session)
 		return;
 	const uint64_t *start = ring < s->n_cut ? &s->session_cut : NULL;
 	const uint64_t *stop = ring < s->n_cut ? &s->stop_cut : NULL;
-	s->session_overwritten = thoth__trace_sat_add(s->session_overwritten,
-						      thoth__trace_cut_share(from, to, start, stop));
+	uint64_t n = kind == THOTH__TRACE_LOST_UNPLACED ? to - from
+							: thoth__trace_cut_share(from, to, start, stop);
+	uint64_t *sum = kind == THOTH__TRACE_LOST_OVERWRITTEN ? &s->session_overwritten
+		      : kind == THOTH__TRACE_LOST_TORN ? &s->session_torn : &s->session_invalid;
+	*sum = thoth__trace_sat_add(*sum, n);
 }
 
 /* trace.c before_cut / in_session, for each drained record */

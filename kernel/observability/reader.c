@@ -40,7 +40,7 @@ struct thoth_trace_reader {
 	char names[THOTH_TRACE_MAX_NAMES][THOTH_TRACE_NAME_MAX + 1];
 	reader_ring_t *rings;
 	thoth_trace_stats_t stats;
-	thoth__trace_lost_fn lost_fn;   /* told each run of overwritten records (may be NULL) */
+	thoth__trace_lost_fn lost_fn;   /* told each run of lost records (may be NULL) */
 	void *lost_ctx;
 };
 
@@ -211,38 +211,68 @@ static bool writer_is_dead(const thoth_trace_reader_t *r, const reader_ring_t *r
 	return syscall(SYS_tgkill, (pid_t)rr->pid, (pid_t)rr->tid, 0) != 0 && errno == ESRCH;
 }
 
-/* Records [from, to) of one ring, lost to its writer, not yet told to
- * lost_fn: consecutive losses (the lap, then records overwritten while we
- * copied them) go out as one range. */
+/* Records [from, to) of one ring, lost to its writer, of one kind, not yet
+ * told to lost_fn: consecutive losses of a kind (the lap, then records
+ * overwritten while we copied them; a run of invalid ones) go out as one
+ * range. */
 typedef struct lost_run {
 	uint64_t from, to;
+	uint32_t kind;
 } lost_run_t;
 
 static void lost_flush(thoth_trace_reader_t *r, uint32_t index, lost_run_t *run)
 {
 	if (run->to > run->from && r->lost_fn)
-		r->lost_fn(index, run->from, run->to, r->lost_ctx);
+		r->lost_fn(index, run->kind, run->from, run->to, r->lost_ctx);
 	run->from = run->to = 0;
 }
 
+/* Ring INDEX's records [FROM, TO), lost as KIND: told by sequence to
+ * lost_fn through RUN (the caller counted them in the stats).  Cold and
+ * out of line: inlined, it cost the drain loop 4 instructions a record
+ * (callgrind, bench_trace_drain). */
+__attribute__((cold, noinline))
+static void lost_add(thoth_trace_reader_t *r, uint32_t index, lost_run_t *run, uint32_t kind,
+                     uint64_t from, uint64_t to)
+{
+	if (run->to != from || run->to == run->from || run->kind != kind) {
+		lost_flush(r, index, run);
+		run->from = from;
+		run->kind = kind;
+	}
+	run->to = to;
+}
+
 /* Ring INDEX's records [FROM, TO) are gone: counted, and told by sequence
- * to lost_fn (through RUN) when they were overwritten. */
+ * to lost_fn (through RUN). */
 static void count_lost(thoth_trace_reader_t *r, uint32_t index, lost_run_t *run, uint64_t from,
                        uint64_t to)
 {
 	/* Saturated: a lying head (a hostile writer) makes the counts absurd,
 	 * never wrapped round to small. */
 	if (r->full_policy != THOTH_TRACE_OVERWRITE_OLDEST) {
-		/* a DROP_NEWEST writer never laps */
+		/* a DROP_NEWEST writer never laps: a lie, or a slot it broke */
 		r->stats.invalid = thoth__trace_sat_add(r->stats.invalid, to - from);
+		lost_add(r, index, run, THOTH__TRACE_LOST_INVALID, from, to);
 		return;
 	}
 	r->stats.overwritten = thoth__trace_sat_add(r->stats.overwritten, to - from);
-	if (run->to != from || run->to == run->from) {
-		lost_flush(r, index, run);
-		run->from = from;
-	}
-	run->to = to;
+	lost_add(r, index, run, THOTH__TRACE_LOST_OVERWRITTEN, from, to);
+}
+
+/* Ring INDEX's record at HEAD is mid-write (BUSY): once its writer is gone
+ * it never completes.  Counted once a ring, told as the record HEAD (the
+ * head never moves after its writer died). */
+static void check_torn(thoth_trace_reader_t *r, uint32_t index, reader_ring_t *rr,
+                       const thoth_trace_record_t *slots, uint64_t head)
+{
+	uint64_t w = __atomic_load_n(&slots[head & (r->ring_records - 1)].word0, __ATOMIC_ACQUIRE);
+	if ((uint32_t)w != THOTH_TRACE_COMMIT_BUSY || !writer_is_dead(r, rr))
+		return;
+	r->stats.torn++;
+	rr->torn_counted = true;
+	if (r->lost_fn)
+		r->lost_fn(index, THOTH__TRACE_LOST_TORN, head, head + 1, r->lost_ctx);
 }
 
 /* Decode a copied record; false when a field is impossible. */
@@ -313,12 +343,15 @@ static int drain_ring(thoth_trace_reader_t *r, uint32_t index, reader_ring_t *rr
 	thoth_trace_record_t *slots = thoth_trace_ring_records(ring);
 	uint64_t mask = r->ring_records - 1;
 	uint64_t head = __atomic_load_n(&ring->head, __ATOMIC_ACQUIRE);
-	lost_run_t run = { 0, 0 };
+	lost_run_t run = { 0, 0, 0 };
 	int rc = 0;
 
 	if (head < rr->pos) {  /* head went backwards: nothing sane to read */
 		r->stats.invalid++;
 		rr->pos = head;
+		/* No sequence to place it by: whoever is told counts it. */
+		if (r->lost_fn)
+			r->lost_fn(index, THOTH__TRACE_LOST_UNPLACED, 0, 1, r->lost_ctx);
 	}
 	if (head - rr->pos > r->ring_records) {
 		/* lapped: what we had not read of [pos, head - capacity) */
@@ -337,6 +370,7 @@ static int drain_ring(thoth_trace_reader_t *r, uint32_t index, reader_ring_t *rr
 		}
 		if (!decode(r, &copy, word0, clock, &ev)) {
 			r->stats.invalid++;
+			lost_add(r, index, &run, THOTH__TRACE_LOST_INVALID, seq, seq + 1);
 			continue;
 		}
 		ev.seq = seq;
@@ -349,13 +383,8 @@ static int drain_ring(thoth_trace_reader_t *r, uint32_t index, reader_ring_t *rr
 	/* Release: our copies are done before a DROP_NEWEST writer reuses them. */
 	__atomic_store_n(&ring->tail, rr->pos, __ATOMIC_RELEASE);
 
-	if (rr->pos == head && !rr->torn_counted) {
-		uint64_t w = __atomic_load_n(&slots[head & mask].word0, __ATOMIC_ACQUIRE);
-		if ((uint32_t)w == THOTH_TRACE_COMMIT_BUSY && writer_is_dead(r, rr)) {
-			r->stats.torn++;
-			rr->torn_counted = true;
-		}
-	}
+	if (rr->pos == head && !rr->torn_counted)
+		check_torn(r, index, rr, slots, head);
 	return rc;
 }
 
@@ -514,6 +543,23 @@ void thoth__trace_reader_on_lost(thoth_trace_reader_t *r, thoth__trace_lost_fn f
 		return;
 	r->lost_fn = fn;
 	r->lost_ctx = fn ? ctx : NULL;
+}
+
+void thoth__trace_reader_find_torn(thoth_trace_reader_t *r)
+{
+	if (!r || !r->base)
+		return;
+	uint32_t claimed = __atomic_load_n(&control(r)->rings_claimed, __ATOMIC_ACQUIRE);
+	if (claimed > r->ring_count)
+		claimed = r->ring_count;
+	for (uint32_t i = 0; i < claimed; i++) {
+		reader_ring_t *rr = &r->rings[i];
+		if (rr->torn_counted || (!rr->known && !adopt_ring(r, i, rr)))
+			continue;
+		thoth_trace_ring_header_t *ring = thoth_trace_ring_at(r->base, r->ring_records, i);
+		check_torn(r, i, rr, thoth_trace_ring_records(ring),
+			   __atomic_load_n(&ring->head, __ATOMIC_ACQUIRE));
+	}
 }
 
 void thoth__trace_reader_heads(const thoth_trace_reader_t *r, uint64_t *heads, uint32_t n)

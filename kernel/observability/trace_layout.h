@@ -126,19 +126,46 @@ void thoth__trace_reader_heads(const thoth_trace_reader_t *r, uint64_t *heads, u
  * saturated): with a cut (thoth__trace_reader_heads) they say what was
  * refused before it, for records that never got a sequence to be cut by. */
 void thoth__trace_reader_refused(const thoth_trace_reader_t *r, uint64_t *dropped, uint64_t *no_ring);
-/* What READER counts as overwritten (an OVERWRITE_OLDEST ring), by
- * sequence: ring RING's records [FROM, TO), lapped before it got to them
- * or overwritten while it copied them, a run of consecutive ones in one
- * call: the lap and the copies that failed right after it make one call,
- * but copies failing one in two (a writer racing the copy) make one call
- * each, about ring_records / 2 a ring per poll at most.  FN runs within the poll
- * that counts them, on its thread; the TO - FROM it is told add up to what
- * stats.overwritten grew by (until that saturates: a lying head).  The
+/* What READER counts as lost to a ring's writer, by sequence, each run of
+ * consecutive records of one kind in one call: ring RING's records [FROM,
+ * TO) of KIND (thoth__trace_lost_kind), as the reader counts them:
+ *   OVERWRITTEN  (stats.overwritten) an OVERWRITE_OLDEST ring's records
+ *                lapped before it got to them or overwritten while it
+ *                copied them: the lap and the copies that failed right
+ *                after it make one call, but copies failing one in two (a
+ *                writer racing the copy) make one call each, about
+ *                ring_records / 2 a ring per poll at most;
+ *   INVALID      (stats.invalid) records whose fields do not decode, and a
+ *                DROP_NEWEST ring's lap or broken copies (its writer never
+ *                laps: a lie or a broken slot), runs as above;
+ *   TORN         (stats.torn) the record at a ring's head left mid-write by
+ *                a writer that died in it: [head, head + 1), once a ring
+ *                (the head never moves after);
+ *   UNPLACED     (stats.invalid) a head gone backwards (a lying writer): no
+ *                sequence, FROM 0 and TO 1, whoever is told counts it.
+ * FN runs within the poll (or thoth__trace_reader_find_torn) that counts
+ * them, on its thread; the TO - FROM it is told of a kind add up to what
+ * that kind's stats grew by (until they saturate: a lying head).  The
  * reader knows these ranges anyway: nothing is added to the writers'
  * path.  thothd splits them by its cuts (trace.c: a session's loss is
  * what it lost after its start and before its stop).  NULL FN: none. */
-typedef void (*thoth__trace_lost_fn)(uint32_t ring, uint64_t from, uint64_t to, void *ctx);
+enum thoth__trace_lost_kind {
+	THOTH__TRACE_LOST_OVERWRITTEN,
+	THOTH__TRACE_LOST_INVALID,
+	THOTH__TRACE_LOST_TORN,
+	THOTH__TRACE_LOST_UNPLACED,
+};
+typedef void (*thoth__trace_lost_fn)(uint32_t ring, uint32_t kind, uint64_t from, uint64_t to,
+                                     void *ctx);
 void thoth__trace_reader_on_lost(thoth_trace_reader_t *r, thoth__trace_lost_fn fn, void *ctx);
+/* Count every claimed ring's torn head now (its record mid-write, its
+ * writer gone), as a poll reaching it would, telling it to the on_lost
+ * hook: one load a ring, a tgkill only for a ring whose head slot is
+ * BUSY.  With a cut (thoth__trace_reader_heads) it places what the cut
+ * alone cannot: a torn record's sequence is the head, equal to a cut taken
+ * after its writer died and to one taken while it was still writing.  Found
+ * here, at the cut, it came before it; found later, after it. */
+void thoth__trace_reader_find_torn(thoth_trace_reader_t *r);
 
 /* A + B, or UINT64_MAX where that would wrap: a loss count a lying ring
  * head makes absurd stays absurd, never wraps round to a small one (nor

@@ -408,8 +408,13 @@ void thothd_tracer_live_stop(thothd_tracer_t *t);
  * sources: drained here and now; more: drained by a worker
  * (thothd_defer_task), the loop thread going back to its clients; while
  * that drain runs a call does nothing (at most one in flight).
- * THOTHD_DEFER=off drains here always (the old path, the baseline). */
-enum { THOTHD_LIVE_INLINE_MAX = 2048 };
+ * THOTHD_DEFER=off drains here always (the old path, the baseline).
+ * 512 (~40 us of loop CPU, 2,048 before): the hand-off costs the loop
+ * thread 10-27 us and a scrape 18-43 us more, about what 200-250
+ * records' drain costs, so below that handing over costs more than it
+ * saves and from 512 on it saves 18-83 us a drain (bench_scale section
+ * 12, docs/SCALE.md "Where the inline limit sits"). */
+enum { THOTHD_LIVE_INLINE_MAX = 512 };
 void thothd_tracer_live_drain(thothd_tracer_t *t);
 /* Loop thread: is a worker draining for the observer?  While it is, the
  * observer's readers should wait for it (thothd_tracer_live_on_drained:

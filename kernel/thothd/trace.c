@@ -96,11 +96,12 @@ typedef struct trace_source {
 	uint32_t ring_records;          /* geometry, for the fill figure */
 	uint32_t last_drain_max;        /* most events one ring gave at the last drain */
 	thoth_trace_stats_t base;       /* reader stats when the session took it */
-	/* Records of the session lapped in its rings (source_lost): only those
-	 * from its cut on (and before its stop's), not the older ones a ring
-	 * held when the session started (the reader's total, the dashboard's
-	 * loss counter, has those).  Replaces overwritten - base.overwritten. */
-	uint64_t session_overwritten;
+	/* Records of the session lapped, torn or invalid in its rings
+	 * (source_lost, by sequence): only those from its cut on (and before
+	 * its stop's), not the older ones a ring held when the session started
+	 * (the reader's totals, the dashboard's loss counters, have those).
+	 * Replace the reader's stats less the base taken at the start. */
+	uint64_t session_overwritten, session_torn, session_invalid;
 	/* Cuts (thoth__trace_reader_heads, n_cut rings each): records before
 	 * the session's cut are not the session's, records before the live
 	 * cut not the observer's.  NULL: no cut.  Set on the loop thread
@@ -159,6 +160,7 @@ struct thothd_tracer {
 	void *live_drained_ctx;
 	trace_source_t *live_cur, *live_next;
 	uint64_t live_deferred, live_inline_big;        /* drains of a backlog, each way */
+	uint32_t live_inline_max;       /* THOTHD_LIVE_INLINE_MAX, or THOTHD_LIVE_INLINE (benchmarks) */
 	/* Guards everything above once the collector thread runs; taken by
 	 * every tracer entry point (tracer_lock on the loop thread). */
 	pthread_mutex_t mu;
@@ -299,19 +301,27 @@ static void source_poll_routed(thothd_tracer_t *t, trace_source_t *s)
 
 /* ---- sources ---------------------------------------------------------------- */
 
-/* The reader lost ring RING's records [FROM, TO) to its writer (mu held:
- * every poll of a source's reader is): the session's share is what lies
- * within its cuts, [session cut, stop cut), or all while it has none
- * (without the observer a session's start read its sources to the end). */
-static void source_lost(uint32_t ring, uint64_t from, uint64_t to, void *ctx)
+/* The reader lost ring RING's records [FROM, TO) to its writer, as KIND
+ * (mu held: every poll of a source's reader is, and find_torn's caller):
+ * the session's share is what lies within its cuts, [session cut, stop
+ * cut), or all while it has none (without the observer a session's start
+ * read its sources to the end).  A torn record's sequence is its ring's
+ * head, which a cut equals whether its writer died before or after it:
+ * the start's and the stop's cuts look for torn heads (find_torn), so one
+ * found later came after the cut.  A head gone backwards has no sequence:
+ * counted by whichever session sees it. */
+static void source_lost(uint32_t ring, uint32_t kind, uint64_t from, uint64_t to, void *ctx)
 {
 	trace_source_t *s = ctx;
 	if (!s->in_session)
 		return;
 	const uint64_t *start = s->session_cut && ring < s->n_cut ? &s->session_cut[ring] : NULL;
 	const uint64_t *stop = s->stop_cut && ring < s->n_cut ? &s->stop_cut[ring] : NULL;
-	s->session_overwritten = thoth__trace_sat_add(s->session_overwritten,
-						      thoth__trace_cut_share(from, to, start, stop));
+	uint64_t n = kind == THOTH__TRACE_LOST_UNPLACED ? to - from
+							: thoth__trace_cut_share(from, to, start, stop);
+	uint64_t *sum = kind == THOTH__TRACE_LOST_OVERWRITTEN ? &s->session_overwritten
+		      : kind == THOTH__TRACE_LOST_TORN ? &s->session_torn : &s->session_invalid;
+	*sum = thoth__trace_sat_add(*sum, n);
 }
 
 /* A cut of S's rings now, in *CUT (allocated once per source); false when
@@ -411,7 +421,7 @@ static void prune(thothd_tracer_t *t, bool finish)
 		}
 		if (t->live_fn && !s->final_drained) {
 			if (!finish && !t->d->defer_off &&
-			    thoth__trace_reader_unread(s->reader) > THOTHD_LIVE_INLINE_MAX && live_kick(t)) {
+			    thoth__trace_reader_unread(s->reader) > t->live_inline_max && live_kick(t)) {
 				pp = &s->next;
 				continue;
 			}
@@ -461,6 +471,10 @@ static void source_join_session(thothd_tracer_t *t, trace_source_t *s)
 			source_poll_routed(t, s);
 		else
 			polled = false;
+		/* Torn heads found now are from before the cut (not yet in the
+		 * session): found later, they are its own. */
+		if (!polled)
+			thoth__trace_reader_find_torn(s->reader);
 		s->mixed = true;
 	} else {
 		thoth_trace_reader_poll(s->reader, skip_event, NULL);
@@ -470,7 +484,7 @@ static void source_join_session(thothd_tracer_t *t, trace_source_t *s)
 	 * (a full DROP_NEWEST ring, no free ring) came before the session. */
 	if (!polled)
 		thoth__trace_reader_refused(s->reader, &s->base.dropped, &s->base.no_ring);
-	s->session_overwritten = 0;
+	s->session_overwritten = s->session_torn = s->session_invalid = 0;
 	s->in_session = true;
 	thoth_trace_reader_set_enabled(s->reader, source_mask(t, s));
 }
@@ -584,6 +598,20 @@ int thothd_tracer_new(thothd_t *d, thothd_tracer_t **out)
 	if (period && atoi(period) >= 10 && atoi(period) <= 60000)
 		t->drain_period_ns = (uint64_t)atoi(period) * MS_NS;
 	t->drain_slack_ns = t->drain_period_ns / 2;
+	/* THOTHD_LIVE_INLINE: the observer's inline limit, for benchmarks that
+	 * move where it lies (bench_scale section 12; 0: every drain with a
+	 * record waiting on the task thread). */
+	t->live_inline_max = THOTHD_LIVE_INLINE_MAX;
+	const char *inline_max = getenv("THOTHD_LIVE_INLINE");
+	if (inline_max && *inline_max) {
+		char *end;
+		errno = 0;
+		unsigned long n = strtoul(inline_max, &end, 10);
+		if (errno || *end || inline_max[0] == '-' || n > 1u << 20)
+			thothd_info("trace: THOTHD_LIVE_INLINE=%s ignored: want 0..%u", inline_max, 1u << 20);
+		else
+			t->live_inline_max = (uint32_t)n;
+	}
 	/* THOTHD_TEST_DETACH_HOLD_MS: a detached session's last drain holds the
 	 * task thread this long, so that a test's stop lands while it runs
 	 * (thothd_hostile.py detach). */
@@ -1108,8 +1136,8 @@ static void session_end(thothd_tracer_t *t, uint64_t *events, uint64_t *dropped,
 		sum.dropped = thoth__trace_sat_add(sum.dropped, end_dropped > s->base.dropped ?
 						   end_dropped - s->base.dropped : 0);
 		sum.overwritten = thoth__trace_sat_add(sum.overwritten, s->session_overwritten);
-		sum.torn += st.torn - s->base.torn;
-		sum.invalid = thoth__trace_sat_add(sum.invalid, st.invalid - s->base.invalid);
+		sum.torn = thoth__trace_sat_add(sum.torn, s->session_torn);
+		sum.invalid = thoth__trace_sat_add(sum.invalid, s->session_invalid);
 		sum.no_ring = thoth__trace_sat_add(sum.no_ring, end_no_ring > s->base.no_ring ?
 						   end_no_ring - s->base.no_ring : 0);
 		s->in_session = false;
@@ -1178,8 +1206,12 @@ static void stop_switch_off(thothd_tracer_t *t)
 		if (!s->in_session)
 			continue;
 		thoth_trace_reader_set_enabled(s->reader, t->live_fn ? t->live_mask : 0);
-		/* Without memory for a cut the session may get records written
-		 * after the stop, until it ends: as before cuts. */
+		/* Torn heads found before the cut are the session's (found
+		 * later, after it: not).  Without memory for a cut the session
+		 * may get records written after the stop, until it ends: as
+		 * before cuts. */
+		if (t->live_fn)
+			thoth__trace_reader_find_torn(s->reader);
 		if (t->live_fn && !cut_now(s, &s->stop_cut))
 			cut_drop(&s->stop_cut);
 		if (s->stop_cut)
@@ -1937,7 +1969,7 @@ void thothd_tracer_live_drain(thothd_tracer_t *t)
 	for (const trace_source_t *s = t->sources; s; s = s->next)
 		waiting += thoth__trace_reader_unread(s->reader);
 	bool heavy = t->live_heavy && t->live_heavy(t->live_ctx);
-	if (waiting > THOTHD_LIVE_INLINE_MAX || heavy) {
+	if (waiting > t->live_inline_max || heavy) {
 		live_job_t *job = calloc(1, sizeof *job);
 		if (job)
 			job->t = t;

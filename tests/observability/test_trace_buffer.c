@@ -199,18 +199,19 @@ static void test_overwrite_oldest_keeps_newest_and_counts_the_rest(void **state)
 	event_list_free(&l);
 }
 
-/* The ranges thoth__trace_reader_on_lost reports (ring, [from, to)). */
+/* The ranges thoth__trace_reader_on_lost reports (ring, kind, [from, to)). */
 typedef struct lost_ranges {
 	unsigned n;
-	uint32_t ring[8];
+	uint32_t ring[8], kind[8];
 	uint64_t from[8], to[8];
 } lost_ranges_t;
 
-static void lost_range_add(uint32_t ring, uint64_t from, uint64_t to, void *ctx)
+static void lost_range_add(uint32_t ring, uint32_t kind, uint64_t from, uint64_t to, void *ctx)
 {
 	lost_ranges_t *lr = ctx;
 	assert_true(lr->n < 8);
 	lr->ring[lr->n] = ring;
+	lr->kind[lr->n] = kind;
 	lr->from[lr->n] = from;
 	lr->to[lr->n] = to;
 	lr->n++;
@@ -344,13 +345,17 @@ static void test_a_lying_head_is_told_once_and_saturates(void **state)
 	uint64_t invalid = st.invalid;
 	st = poll_into(r, &l);
 	assert_int_equal(st.invalid, invalid + 1);
-	assert_int_equal(lr.n, 1);
+	/* gone backwards: one invalid record with no sequence to place it by */
+	assert_int_equal(lr.n, 2);
+	assert_int_equal(lr.kind[1], THOTH__TRACE_LOST_UNPLACED);
+	assert_int_equal(lr.to[1] - lr.from[1], 1);
 
 	__atomic_store_n(&ring->head, UINT64_MAX - 10, __ATOMIC_RELEASE);
 	st = poll_into(r, &l);
-	assert_int_equal(lr.n, 2);
-	assert_int_equal(lr.from[1], 0);
-	assert_int_equal(lr.to[1], UINT64_MAX - 10);
+	assert_int_equal(lr.n, 3);
+	assert_int_equal(lr.kind[2], THOTH__TRACE_LOST_OVERWRITTEN);
+	assert_int_equal(lr.from[2], 0);
+	assert_int_equal(lr.to[2], UINT64_MAX - 10);
 	assert_int_equal(st.overwritten, UINT64_MAX);
 	assert_int_equal(l.count, 10);
 
@@ -725,6 +730,76 @@ static void test_unfinished_record_of_a_live_writer_is_not_torn(void **state)
 	event_list_free(&l);
 }
 
+/* Torn and invalid records are told by sequence too, as lapped ones are
+ * (thothd splits a session's share of them by its cuts): records whose
+ * fields do not decode as runs of [from, to), a torn head as [head, head +
+ * 1), found by a poll or, at a cut, by thoth__trace_reader_find_torn, and
+ * counted once either way.  The code before told only lapped records. */
+static void test_torn_and_invalid_records_are_told_by_sequence(void **state)
+{
+	start_tracing(64, THOTH_TRACE_OVERWRITE_OLDEST, THOTH_TRACE_ALL_CATEGORIES);
+	thoth_trace_reader_t *r = open_reader();
+	lost_ranges_t lr = { 0 };
+	thoth__trace_reader_on_lost(r, lost_range_add, &lr);
+	for (int i = 0; i < 6; i++)
+		THOTH_TRACE(USER, decoded, i, 0);       /* seq 0..5 */
+	thoth_trace_ring_header_t *ring = thoth_trace_thread_ring();
+	thoth_trace_record_t *slots = thoth_trace_ring_records(ring);
+	for (uint64_t seq = 2; seq <= 3; seq++)  /* committed, but flags no writer sets */
+		__atomic_store_n(&slots[seq].word0, thoth_trace_word0(thoth_trace_commit_for(seq), 0,
+								      THOTH_TRACE_CAT_USER, 0xe0),
+				 __ATOMIC_RELEASE);
+	__atomic_store_n(&slots[5].word0, thoth_trace_word0(thoth_trace_commit_for(5), 0, 64, 0),
+			 __ATOMIC_RELEASE);     /* no such category */
+	event_list_t l = { 0 };
+	thoth_trace_stats_t st = poll_into(r, &l);
+	assert_int_equal(l.count, 3);
+	assert_int_equal(st.invalid, 3);
+	assert_int_equal(lr.n, 2);
+	assert_int_equal(lr.kind[0], THOTH__TRACE_LOST_INVALID);
+	assert_int_equal(lr.from[0], 2);
+	assert_int_equal(lr.to[0], 4);
+	assert_int_equal(lr.kind[1], THOTH__TRACE_LOST_INVALID);
+	assert_int_equal(lr.from[1], 5);
+	assert_int_equal(lr.to[1], 6);
+
+	/* A child claims the next ring, commits 3 records and dies in its
+	 * fourth: found at a cut without reading the ring, told once. */
+	pid_t child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		for (int i = 0; i < 3; i++)
+			THOTH_TRACE(USER, before_crash, i, 0);
+		thoth_trace_ring_header_t *cr = thoth_trace_thread_ring();
+		__atomic_store_n(&thoth_trace_ring_records(cr)[cr->head & 63].word0,
+				 THOTH_TRACE_COMMIT_BUSY, __ATOMIC_RELAXED);
+		raise(SIGKILL);
+		_exit(1);
+	}
+	int status;
+	assert_int_equal(waitpid(child, &status, 0), child);
+	thoth__trace_reader_find_torn(r);
+	assert_int_equal(thoth_trace_reader_stats(r, &st), 0);
+	assert_int_equal(st.torn, 1);
+	assert_int_equal(lr.n, 3);
+	assert_int_equal(lr.kind[2], THOTH__TRACE_LOST_TORN);
+	assert_int_equal(lr.ring[2], 1);
+	assert_int_equal(lr.from[2], 3);
+	assert_int_equal(lr.to[2], 4);
+	st = poll_into(r, &l);                  /* its 3 records; the torn one not again */
+	assert_int_equal(l.count, 6);
+	assert_int_equal(st.torn, 1);
+	thoth__trace_reader_find_torn(r);
+	assert_int_equal(lr.n, 3);
+	uint64_t told[4] = { 0 };
+	for (unsigned i = 0; i < lr.n; i++)
+		told[lr.kind[i]] += lr.to[i] - lr.from[i];
+	assert_int_equal(told[THOTH__TRACE_LOST_INVALID], st.invalid);
+	assert_int_equal(told[THOTH__TRACE_LOST_TORN], st.torn);
+	thoth_trace_reader_close(r);
+	event_list_free(&l);
+}
+
 #define LIVE_EVENTS 20000
 
 /* The child is the collector: it opens the parent's memfd by its /proc path
@@ -841,6 +916,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_reader_skips_half_written_record, teardown),
 		cmocka_unit_test_teardown(test_unfinished_record_of_a_live_writer_is_not_torn,
 		                          teardown),
+		cmocka_unit_test_teardown(test_torn_and_invalid_records_are_told_by_sequence, teardown),
 		cmocka_unit_test_teardown(test_reader_in_another_process_drains_live_buffer, teardown),
 		cmocka_unit_test_teardown(test_unread_count_is_bounded_whatever_the_rings_say, teardown),
 		cmocka_unit_test_teardown(test_a_drain_to_a_cut_reads_exactly_what_came_before_it, teardown),

@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -44,6 +45,8 @@
 #include "thoth/rpc.h"
 #include "thoth/trace.h"
 #include "trace.thoth.h"
+#include "trace_internal.h"         /* thoth_trace_thread_ring: the hostile writer */
+#include "trace_layout.h"
 
 enum {
 	BURSTS = 4,
@@ -422,6 +425,39 @@ static thoth_trace_TraceControl_stop_resp_t session_stop(thoth_control_t *ctl)
 }
 
 /*
+ * The inline limit (THOTHD_LIVE_INLINE_MAX, 512 records: bench_scale
+ * section 12 measured the hand-off against the drain): a scrape right
+ * after a tick with SMALL records waiting drains them on the loop thread
+ * (no drain logged on a worker), one with MID waiting hands them to the
+ * task thread (one logged there), and the dashboard counts each exactly.
+ * With the old limit of 2,048 the MID backlog was drained on the loop
+ * thread too (no worker drain: test fails).
+ */
+static void test_a_backlog_above_the_inline_limit_is_drained_off_the_loop_thread(void **state)
+{
+	(void)state;
+	enum { SMALL = 100, MID = 1000 };       /* with thothd's own few records: below, above 512 */
+	fixture_t f;
+	fixture_up(&f, NULL, FX_TRACED | FX_PAGE);
+	next_tick(f.page);                      /* the collection's first ring poll is done */
+	drains_t d0 = drains_logged(f.h.log, 0);
+	burst_counted(&f, SMALL, SMALL);
+	drains_t d1 = drains_logged(f.h.log, 0);
+	next_tick(f.page);
+	drains_t d2 = drains_logged(f.h.log, 0);
+	burst_counted(&f, MID, SMALL + MID);
+	drains_t d3 = drains_logged(f.h.log, 0);
+	for (uint64_t deadline = now_us() + 2000000; d3.worker == d2.worker && now_us() < deadline;
+	     usleep(10000))
+		d3 = drains_logged(f.h.log, 0);
+	fprintf(stderr, "# drains logged on a worker: %d for %d records, %d for %d\n",
+		d1.worker - d0.worker, SMALL, d3.worker - d2.worker, MID);
+	assert_int_equal(d1.worker, d0.worker);
+	assert_true(d3.worker >= d2.worker + 1);
+	fixture_down(&f);
+}
+
+/*
  * A trace session of the traced process running beside the dashboard: its
  * 100 ms drain follows the dashboard's rule (a busy backlog on the task
  * thread, which hands each record to the session too).  No resolver here:
@@ -653,6 +689,138 @@ static void test_a_sessions_drop_count_excludes_older_refusals(void **state)
 	fixture_down(&f);
 }
 
+/* ---- a traced process that tears and breaks records ---- */
+
+/* Its commands on GO (a uint32_t each), each answered by a byte on DONE:
+ * a new thread writes one loop_wakeup record (claiming a ring of its own)
+ * and then, with BAD_CMD | N, N records whose flags no writer sets (they
+ * do not decode: invalid), or, with TEAR_CMD, starts a record at its head
+ * and exits inside it (torn: its writer is gone); the thread is joined
+ * before the answer.  Neither thread writes again: its raw records moved
+ * the head past the writer's own count. */
+enum { BAD_CMD = 1u << 31, TEAR_CMD = 1u << 30 };
+
+static void *hostile_thread(void *arg)
+{
+	uint32_t cmd = (uint32_t)(uintptr_t)arg;
+	THOTH_TRACE(LOOP, loop_wakeup, THOTH_LOOP_WAKE_TIMER, 0);
+	thoth_trace_ring_header_t *ring = thoth_trace_thread_ring();
+	if (!ring)
+		return (void *)1;
+	thoth_trace_record_t *slots = thoth_trace_ring_records(ring);
+	uint32_t mask = 1024 - 1;       /* hostile_spawn's rings */
+	uint64_t seq = __atomic_load_n(&ring->head, __ATOMIC_RELAXED);
+	if (cmd & TEAR_CMD) {
+		__atomic_store_n(&slots[seq & mask].word0, THOTH_TRACE_COMMIT_BUSY, __ATOMIC_RELAXED);
+		return NULL;
+	}
+	for (uint32_t i = 0; i < (cmd & ~BAD_CMD); i++, seq++) {
+		thoth_trace_record_t *rec = &slots[seq & mask];
+		__atomic_store_n(&rec->word0, THOTH_TRACE_COMMIT_BUSY, __ATOMIC_RELAXED);
+		__atomic_thread_fence(__ATOMIC_RELEASE);
+		rec->arg0 = i;
+		__atomic_store_n(&rec->word0, thoth_trace_word0(thoth_trace_commit_for(seq), 0,
+								THOTH_TRACE_CAT_LOOP, 0xe0),
+				 __ATOMIC_RELEASE);
+		__atomic_store_n(&ring->head, seq + 1, __ATOMIC_RELEASE);
+	}
+	return NULL;
+}
+
+static pid_t hostile_spawn(harness_t *h, live_traced_t *out)
+{
+	int go[2], done[2];
+	assert_true(h->n_children < HARNESS_MAX_CHILDREN);
+	assert_int_equal(pipe2(go, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(done, O_CLOEXEC), 0);
+	pid_t p = fork();
+	assert_true(p >= 0);
+	if (p == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		/* Only its own ends of what the test holds (the page, ...). */
+		for (int fd = 3; fd < 1024; fd++)
+			if (fd != go[0] && fd != done[1])
+				close(fd);
+		thoth_trace_config_t cfg = { .ring_count = 8, .ring_records = 1024,
+					     .full_policy = THOTH_TRACE_OVERWRITE_OLDEST,
+					     .process_name = "hostile" };
+		thoth_control_t ctl;
+		if (thoth_trace_init(&cfg) || harness_connect(h, &ctl))
+			_exit(1);
+		uint32_t cmd;
+		while (read(go[0], &cmd, sizeof cmd) == (ssize_t)sizeof cmd) {
+			for (int i = 0; i < 20000 && !THOTH_TRACE_IS_ON(LOOP); i++)
+				usleep(500);    /* until thothd's live collection switches it on */
+			pthread_t th;
+			void *ret;
+			if (!THOTH_TRACE_IS_ON(LOOP) ||
+			    pthread_create(&th, NULL, hostile_thread, (void *)(uintptr_t)cmd) ||
+			    pthread_join(th, &ret) || ret || write(done[1], "d", 1) != 1)
+				_exit(3);
+		}
+		_exit(0);
+	}
+	close(go[0]);
+	close(done[1]);
+	h->children[h->n_children++] = p;
+	*out = (live_traced_t){ .pid = p, .go = go[1], .done = done[0] };
+	return p;
+}
+
+/*
+ * A session counts only its own torn and invalid records, as it does its
+ * lapped ones: a traced process (8 rings of 1,024) tears a ring and writes
+ * BAD_OLD invalid records in another just after a tick, before the
+ * session's start (no drain between: they wait in the rings), then, in the
+ * session, BAD_NEW invalid records in a third ring and tears a fourth.
+ * Each thread also writes one valid record.  The session: exactly the 2
+ * valid records written in it, and BAD_NEW + 1 lost (its invalid ones and
+ * its torn ring); the dashboard counts all 4 valid, 2 torn and BAD_OLD +
+ * BAD_NEW invalid.  The code before took the reader's counts at the last
+ * drain before the start and counted both torn rings and every invalid
+ * record against the session (BAD_OLD + 1 more: test fails, unless a
+ * drain came between the tick and the start, which nothing here asks for;
+ * the new code's figures are the same either way).
+ */
+static void test_a_sessions_torn_and_invalid_counts_are_its_own(void **state)
+{
+	(void)state;
+	enum { BAD_OLD = 100, BAD_NEW = 30 };
+	fixture_t f;
+	static const char *const env[] = { "THOTHD_TRACE_DRAIN_MS=5000", NULL };
+	fixture_up(&f, env, FX_PAGE);
+	hostile_spawn(&f.h, &f.busy);
+	next_tick(f.page);
+	burst(&f.busy, TEAR_CMD);
+	burst(&f.busy, BAD_CMD | BAD_OLD);
+	session_start(&f.ctl, f.busy.pid);
+	burst(&f.busy, BAD_CMD | BAD_NEW);
+	burst(&f.busy, TEAR_CMD);
+	uint64_t seen = live_wait_wakeups(f.port, f.busy.pid, 4, 10000), torn = 0, invalid = 0;
+	for (int i = 0; i < 500; i++) {
+		char *m = metrics(f.port);
+		torn = live_metric_sum(m, "thoth_trace_events_lost_total", f.busy.pid, "reason=\"torn\"");
+		invalid = live_metric_sum(m, "thoth_trace_events_lost_total", f.busy.pid,
+					  "reason=\"invalid\"");
+		free(m);
+		if (torn == 2 && invalid == BAD_OLD + BAD_NEW)
+			break;
+		usleep(20000);
+	}
+	thoth_trace_TraceControl_stop_resp_t presp = session_stop(&f.ctl);
+	fprintf(stderr, "# a torn ring and %d invalid records before the session's start, %d invalid "
+		"and a torn ring in it: the session %llu events, %llu lost (its own: %d); the "
+		"dashboard %llu valid, %llu torn, %llu invalid\n", BAD_OLD, BAD_NEW,
+		(unsigned long long)presp.events, (unsigned long long)presp.dropped, BAD_NEW + 1,
+		(unsigned long long)seen, (unsigned long long)torn, (unsigned long long)invalid);
+	assert_int_equal(seen, 4);
+	assert_int_equal(torn, 2);
+	assert_int_equal(invalid, BAD_OLD + BAD_NEW);
+	assert_int_equal(presp.events, 2);
+	assert_int_equal(presp.dropped, BAD_NEW + 1);
+	fixture_down(&f);
+}
+
 /* A stop on its own thread (the test's main thread refuses records while
  * thothd waits at the stop gate); no cmocka assertion off the main thread. */
 typedef struct stop_call {
@@ -722,6 +890,75 @@ static void test_refusals_after_a_stops_cut_are_not_the_sessions(void **state)
 	assert_int_equal(at_gate, 1);
 	assert_int_equal(call.rc, 0);
 	assert_int_equal(call.resp.events + call.resp.dropped, GATE_BEFORE);
+	fixture_down(&f);
+}
+
+/*
+ * The stop's side of torn and invalid records: beside the dashboard the
+ * rings stay on after a stop, and what breaks after its cut is not the
+ * session's.  THOTHD_TEST_STOP_GATE holds the stop after its cut; the
+ * traced process (hostile_spawn) then writes BAD_LATE invalid records in a
+ * new ring and tears another, each thread with one valid record.  In the
+ * session, before the stop: BAD_IN invalid records and one valid.  The
+ * session: 1 event, BAD_IN lost; the dashboard counts all.  The code
+ * before counted what the stop's drain read past the cut for the
+ * dashboard (BAD_LATE + 1 more: test fails).
+ */
+static void test_torn_and_invalid_records_after_a_stops_cut_are_not_the_sessions(void **state)
+{
+	(void)state;
+	enum { BAD_IN = 20, BAD_LATE = 50 };
+	fixture_t f;
+	fixture_setup(&f);
+	char gate[sizeof f.h.dir + 16];
+	snprintf(gate, sizeof gate, "%s/stop-gate", f.h.dir);
+	assert_int_equal(mkfifo(gate, 0600), 0);
+	static char gate_env[sizeof gate + 32];
+	snprintf(gate_env, sizeof gate_env, "THOTHD_TEST_STOP_GATE=%s", gate);
+	const char *const env[] = { "THOTHD_TRACE_DRAIN_MS=5000", gate_env, NULL };
+	fixture_start(&f, env, FX_PAGE);
+	hostile_spawn(&f.h, &f.busy);
+	session_start(&f.ctl, f.busy.pid);
+	burst(&f.busy, BAD_CMD | BAD_IN);
+	stop_call_t call = { .ctl = &f.ctl, .rc = -1 };
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, stop_thread, &call), 0);
+	uint64_t deadline = now_us() + 30000000ull;
+	while (live_log_count(f.h.log, "the stop's cut is taken") < 1 && now_us() < deadline)
+		usleep(2000);
+	int at_gate = live_log_count(f.h.log, "the stop's cut is taken");
+	if (at_gate == 1) {
+		burst(&f.busy, BAD_CMD | BAD_LATE);
+		burst(&f.busy, TEAR_CMD);
+	}
+	int fd = open(gate, O_WRONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "g", 1), 1);
+	close(fd);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	uint64_t seen = live_wait_wakeups(f.port, f.busy.pid, 3, 10000), torn = 0, invalid = 0;
+	for (int i = 0; i < 500; i++) {
+		char *m = metrics(f.port);
+		torn = live_metric_sum(m, "thoth_trace_events_lost_total", f.busy.pid, "reason=\"torn\"");
+		invalid = live_metric_sum(m, "thoth_trace_events_lost_total", f.busy.pid,
+					  "reason=\"invalid\"");
+		free(m);
+		if (torn == 1 && invalid == BAD_IN + BAD_LATE)
+			break;
+		usleep(20000);
+	}
+	fprintf(stderr, "# %d invalid records in the session, %d and a torn ring after its stop's cut: "
+		"the session %llu events, %llu lost (its own: %d); the dashboard %llu valid, %llu torn, "
+		"%llu invalid\n", BAD_IN, BAD_LATE, (unsigned long long)call.resp.events,
+		(unsigned long long)call.resp.dropped, BAD_IN, (unsigned long long)seen,
+		(unsigned long long)torn, (unsigned long long)invalid);
+	assert_int_equal(at_gate, 1);
+	assert_int_equal(call.rc, 0);
+	assert_int_equal(seen, 3);
+	assert_int_equal(torn, 1);
+	assert_int_equal(invalid, BAD_IN + BAD_LATE);
+	assert_int_equal(call.resp.events, 1);
+	assert_int_equal(call.resp.dropped, BAD_IN);
 	fixture_down(&f);
 }
 
@@ -1239,11 +1476,14 @@ int main(int argc, char **argv)
 		cmocka_set_test_filter(argv[1]);        /* one test by name (a pattern) */
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_a_busy_backlog_is_drained_off_the_loop_thread),
+		cmocka_unit_test(test_a_backlog_above_the_inline_limit_is_drained_off_the_loop_thread),
 		cmocka_unit_test(test_a_session_beside_the_dashboard_is_drained_off_the_loop_thread),
 		cmocka_unit_test(test_a_session_start_beside_a_backlog_leaves_it_to_the_drain),
 		cmocka_unit_test(test_a_sessions_loss_count_excludes_older_lapped_records),
 		cmocka_unit_test(test_a_sessions_drop_count_excludes_older_refusals),
+		cmocka_unit_test(test_a_sessions_torn_and_invalid_counts_are_its_own),
 		cmocka_unit_test(test_refusals_after_a_stops_cut_are_not_the_sessions),
+		cmocka_unit_test(test_torn_and_invalid_records_after_a_stops_cut_are_not_the_sessions),
 		cmocka_unit_test(test_collection_stop_leaves_the_backlog),
 		cmocka_unit_test(test_a_stop_beside_the_dashboard_drains_off_the_loop_thread),
 		cmocka_unit_test(test_a_stop_beside_a_busy_first_ring_keeps_a_later_rings_records),
