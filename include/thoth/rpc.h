@@ -65,7 +65,22 @@ typedef struct thoth_method_info {
 /* The whole-message and body functions of M, where its code has them. */
 #define THOTH_METHOD_HAS(m, fn) ((m)->revision >= 1 && (m)->fn)
 
-typedef struct thoth_interface_info {
+typedef struct thoth_server_io thoth_server_io_t;
+typedef struct thoth_interface_info thoth_interface_info_t;
+
+/* Generated per interface: calls the typed handler for M. Returns 0, a
+ * positive application error code, or a negative THOTH_E_* code. */
+typedef int (*thoth_invoke_fn)(const void *handlers, void *self, const thoth_method_info_t *m,
+			       const void *req, void *resp, thoth_arena_t *arena);
+
+/* thoth_server_dispatch's signature: what thoth_interface_info_t.dispatch is. */
+typedef int (*thoth_dispatch_fn)(const thoth_interface_info_t *iface, thoth_invoke_fn invoke,
+				 const void *handlers, void *self, const uint8_t *msg, size_t len,
+				 thoth_server_io_t *io);
+
+#define THOTH_INTERFACE_INFO_REV 1
+
+struct thoth_interface_info {
 	const char *package;            /* "thoth.registry" */
 	const char *name;               /* "Registry" */
 	uint32_t id;                    /* FNV-1a 32 of "package.Name" */
@@ -76,7 +91,22 @@ typedef struct thoth_interface_info {
 	size_t n_methods;
 	uint8_t shard_algo;             /* @sharded(ALGO): a thoth_shard_algo_t (thoth/shard.h),
 					 * 0 when not sharded (SCALE-4) */
-} thoth_interface_info_t;
+	/* THOTH_INTERFACE_INFO_REV in code from a thothc that knows the
+	 * members below; 0 in older code (this byte was the padding after
+	 * `shard_algo`, zero in a static object), which the library then
+	 * never reads past: see thoth_method_info_t.revision. */
+	uint8_t revision;
+	/* Optional (NULL in code from an older thothc): thothc's dispatcher
+	 * for this interface.  thoth_server_dispatch hands every call to it;
+	 * it serves a plain request (thoth__plain_request) for one of this
+	 * interface's methods itself, in one function (a switch on the
+	 * ordinal, the method's decoder, typed handler, size and encoder
+	 * inlined, none through a pointer), when called with this very
+	 * interface info and its generated invoke, and gives everything else
+	 * to thoth__server_dispatch_table: the same checks, codes and bytes
+	 * either way (tests/contract/test_dispatch_fast.c). */
+	thoth_dispatch_fn dispatch;
+};
 
 const thoth_method_info_t *thoth_interface_method(const thoth_interface_info_t *iface,
 						  uint32_t ordinal);
@@ -159,12 +189,7 @@ void thoth_client_abort(thoth_client_t *c, thoth_call_t *call);
 
 /* ---- server ----------------------------------------------------------- */
 
-/* Generated per interface: calls the typed handler for M. Returns 0, a
- * positive application error code, or a negative THOTH_E_* code. */
-typedef int (*thoth_invoke_fn)(const void *handlers, void *self, const thoth_method_info_t *m,
-			       const void *req, void *resp, thoth_arena_t *arena);
-
-typedef struct thoth_server_io {
+struct thoth_server_io {
 	uint8_t *out;                   /* response buffer, 8-aligned */
 	size_t cap;
 	size_t out_len;                 /* set: 0 when nothing is to be sent (oneway) */
@@ -175,7 +200,7 @@ typedef struct thoth_server_io {
 	 * place; out/cap are then ignored.  0 or a THOTH_E_* code. */
 	int (*get_out)(void *ctx, size_t len, uint8_t **buf);
 	void *out_ctx;
-} thoth_server_io_t;
+};
 
 /*
  * Decode a request, run its handler, and encode the response (or an error
@@ -186,6 +211,79 @@ typedef struct thoth_server_io {
 int thoth_server_dispatch(const thoth_interface_info_t *iface, thoth_invoke_fn invoke,
 			  const void *handlers, void *self,
 			  const uint8_t *msg, size_t len, thoth_server_io_t *io);
+
+/* ---- for thothc's per-interface dispatchers (not for hand-written code) ---- */
+
+/* Request and response structs up to this size are kept on the
+ * dispatcher's stack; larger ones come from io->arena. */
+#define THOTH_DISPATCH_SMALL 512
+
+/* thoth_server_dispatch as if IFACE had no dispatcher of its own: the
+ * table-driven way (method lookup, decode, invoke, size and encode through
+ * thoth_method_info_t).  What a generated dispatcher falls back on. */
+int thoth__server_dispatch_table(const thoth_interface_info_t *iface, thoth_invoke_fn invoke,
+				 const void *handlers, void *self, const uint8_t *msg, size_t len,
+				 thoth_server_io_t *io);
+
+/* The answer when a step after the method's checks fails: the request's
+ * body did not decode (R), the handler returned STATUS != 0 (R: an
+ * application error is named from M's list), no buffer for the response,
+ * or the response did not encode.  RH is the answer's header.  The same
+ * function and texts for the table-driven way and the generated one. */
+enum { THOTH__FAIL_DECODE, THOTH__FAIL_STATUS, THOTH__FAIL_OUT, THOTH__FAIL_ENCODE };
+int thoth__server_fail(const thoth_method_info_t *m, thoth_server_io_t *io, const thoth_msg_header_t *rh,
+		       int stage, int r);
+
+/*
+ * Is HD (the first THOTH_WIRE_HEADER_SIZE bytes of a LEN-byte message, LEN
+ * at least that, in the caller's own copy) a request that
+ * thoth_wire_header_decode accepts, with flags exactly REQUEST (not
+ * oneway), for interface IFACE_ID and MAJOR (any minor)?  Then every check
+ * of thoth_server_dispatch up to the method lookup passes.  Four word
+ * tests: magic, major and flags; the interface; the body the rest of the
+ * message, padded, within the limit.  HD must be a private copy: a request
+ * in the client's pool can be rewritten while it is dispatched, so a word
+ * checked here and read again from the message (body_len) could change.
+ */
+static inline bool thoth__plain_request(const uint8_t *hd, size_t len, uint32_t iface_id, uint8_t major)
+{
+	uint64_t w0 = thoth_le64(hd) & ~((uint64_t)0xff << 40);     /* minor */
+	uint64_t want0 = THOTH_WIRE_MAGIC | (uint64_t)major << 32 | (uint64_t)THOTH_MSG_REQUEST << 48;
+	uint32_t body = thoth_le32(hd + 36);
+	return w0 == want0 && thoth_le32(hd + 8) == iface_id &&
+	       (size_t)body == len - THOTH_WIRE_HEADER_SIZE && !(body % 8u) && body <= THOTH_WIRE_MAX_BODY;
+}
+
+/* The answer's header for a plain request HD: the request's with our
+ * schema version and the channel's FEATURES (flags still REQUEST). */
+static inline void thoth__plain_answer_header(thoth_msg_header_t *rh, const uint8_t *hd, uint32_t iface_id,
+					      uint8_t major, uint8_t minor, uint64_t features)
+{
+	rh->magic = THOTH_WIRE_MAGIC;
+	rh->schema_major = major;
+	rh->schema_minor = minor;
+	rh->flags = THOTH_MSG_REQUEST;
+	rh->interface_id = iface_id;
+	rh->method = thoth_le32(hd + 12);
+	rh->features = features;
+	rh->trace_id = thoth_le64(hd + 24);
+	rh->request_id = thoth_le32(hd + 32);
+	rh->body_len = thoth_le32(hd + 36);
+}
+
+/* Point io->out at a buffer for LEN bytes: the transport's, when it offers one. */
+static inline int thoth__server_out(thoth_server_io_t *io, size_t len)
+{
+	if (!io->get_out)
+		return 0;
+	uint8_t *buf;
+	int r = io->get_out(io->out_ctx, len, &buf);
+	if (r)
+		return r;
+	io->out = buf;
+	io->cap = len;
+	return 0;
+}
 
 /* ---- whole messages without a transport (tests, golden vectors, tools) ---- */
 

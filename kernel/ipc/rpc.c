@@ -301,20 +301,6 @@ int thoth_client_call(thoth_client_t *c, const thoth_method_info_t *m,
 
 /* ---- server ------------------------------------------------------------ */
 
-/* Point io->out at a buffer for LEN bytes: the transport's, when it offers one. */
-static int out_buffer(thoth_server_io_t *io, size_t len)
-{
-	if (!io->get_out)
-		return 0;
-	uint8_t *buf;
-	int r = io->get_out(io->out_ctx, len, &buf);
-	if (r)
-		return r;
-	io->out = buf;
-	io->cap = len;
-	return 0;
-}
-
 static int respond_error(thoth_server_io_t *io, const thoth_msg_header_t *rq,
 			 uint32_t code, int32_t status, const char *message)
 {
@@ -323,7 +309,7 @@ static int respond_error(thoth_server_io_t *io, const thoth_msg_header_t *rq,
 	/* header + frame header + {code, status, message ptr} + the string */
 	size_t need = THOTH_WIRE_HEADER_SIZE + 8 + ERR_FIXED +
 		      thoth_wire_str_size(thoth_str(message));
-	int r = out_buffer(io, need);
+	int r = thoth__server_out(io, need);
 	if (r) {
 		io->out_len = 0;
 		return r;
@@ -340,42 +326,64 @@ static int respond_error(thoth_server_io_t *io, const thoth_msg_header_t *rq,
 	return r;
 }
 
+int thoth__server_fail(const thoth_method_info_t *m, thoth_server_io_t *io, const thoth_msg_header_t *rh,
+		       int stage, int r)
+{
+	switch (stage) {
+	case THOTH__FAIL_DECODE:
+		return respond_error(io, rh, 0, r, thoth_strerror(r));
+	case THOTH__FAIL_STATUS:
+		if (r > 0) {
+			const char *name = "application error";
+			for (size_t i = 0; i < m->n_errors; i++)
+				if (m->error_codes[i] == (uint32_t)r)
+					name = m->error_names[i];
+			return respond_error(io, rh, (uint32_t)r, THOTH_E_REMOTE, name);
+		}
+		return respond_error(io, rh, 0, r, thoth_strerror(r));
+	case THOTH__FAIL_OUT:
+		return respond_error(io, rh, 0, r, "no buffer for the response (pool exhausted)");
+	default:
+		return respond_error(io, rh, 0, r, "server could not encode its response");
+	}
+}
+
 /*
- * Is MSG (LEN bytes, the peer's) a request that thoth_wire_header_decode
- * accepts, with flags exactly REQUEST (not oneway), for IFACE's id and
- * major (any minor)?  Then thoth_server_dispatch's checks up to the
- * method lookup all pass, and it reads the header's words straight into
- * the answer's header instead of decoding it into one struct and copying
- * that into another.  The same four-word test as the client's answer
- * (thoth_client_commit): magic, major, flags; interface; the body the rest
- * of the message, padded, within the limit.  Anything else (oneway, a bad
- * header, another interface or major) goes the full way, which says what
- * it is: this accepts only what that accepts, and checks no less.
- * HD is the caller's own copy of the header, never the message itself: a
- * request sent through the pool is dispatched in place, in the client's
- * pool, which the client can still write, so a word checked here and read
- * again from MSG (body_len) could have changed in between.
+ * Is MSG (LEN bytes, the peer's) a plain request for IFACE
+ * (thoth__plain_request, thoth/rpc.h)?  Then thoth_server_dispatch's checks
+ * up to the method lookup all pass, and it reads the header's words
+ * straight into the answer's header instead of decoding it into one struct
+ * and copying that into another.  The same four-word test as the client's
+ * answer (thoth_client_commit).  Anything else (oneway, a bad header,
+ * another interface or major) goes the full way, which says what it is:
+ * this accepts only what that accepts, and checks no less.  HD is the
+ * caller's own copy of the header, never the message itself.
  */
 static inline bool plain_request(const thoth_interface_info_t *iface, const uint8_t *hd, size_t len)
 {
 #ifdef THOTH_RPC_FULL_WAY_ONLY
 	return false;   /* tests/contract/rpc_full_way.c: the full way, to compare with */
 #endif
-	if (len < THOTH_WIRE_HEADER_SIZE)
-		return false;
-	uint64_t w0 = thoth_le64(hd) & ~((uint64_t)0xff << 40);     /* minor */
-	uint64_t want0 = THOTH_WIRE_MAGIC | (uint64_t)iface->major << 32 | (uint64_t)THOTH_MSG_REQUEST << 48;
-	uint32_t body = thoth_le32(hd + 36);
-	return w0 == want0 && thoth_le32(hd + 8) == iface->id &&
-	       (size_t)body == len - THOTH_WIRE_HEADER_SIZE && !(body % 8u) && body <= THOTH_WIRE_MAX_BODY;
+	return len >= THOTH_WIRE_HEADER_SIZE && thoth__plain_request(hd, len, iface->id, iface->major);
 }
 
-/* Request/response structs up to this size are kept on the stack. */
-enum { DISPATCH_SMALL = 512 };
-
+/* An interface's own dispatcher, where its code has one (thothc emits it:
+ * thoth_interface_info_t.dispatch); it gives what it does not serve itself
+ * to thoth__server_dispatch_table. */
 int thoth_server_dispatch(const thoth_interface_info_t *iface, thoth_invoke_fn invoke,
 			  const void *handlers, void *self,
 			  const uint8_t *msg, size_t len, thoth_server_io_t *io)
+{
+#ifndef THOTH_RPC_FULL_WAY_ONLY
+	if (iface->revision >= 1 && iface->dispatch)
+		return iface->dispatch(iface, invoke, handlers, self, msg, len, io);
+#endif
+	return thoth__server_dispatch_table(iface, invoke, handlers, self, msg, len, io);
+}
+
+int thoth__server_dispatch_table(const thoth_interface_info_t *iface, thoth_invoke_fn invoke,
+				 const void *handlers, void *self, const uint8_t *msg, size_t len,
+				 thoth_server_io_t *io)
 {
 	io->out_len = 0;
 	/* rh: the answer's header (the request's, with our schema version
@@ -392,18 +400,7 @@ int thoth_server_dispatch(const thoth_interface_info_t *iface, thoth_invoke_fn i
 		/* Every check of the full way below passed in four tests;
 		 * the header is read straight into the answer's. */
 		oneway = false;
-		rh = (thoth_msg_header_t){
-			.magic = THOTH_WIRE_MAGIC,
-			.schema_major = iface->major,
-			.schema_minor = iface->minor,
-			.flags = THOTH_MSG_REQUEST,
-			.interface_id = iface->id,
-			.method = thoth_le32(hd + 12),
-			.features = io->features,
-			.trace_id = thoth_le64(hd + 24),
-			.request_id = thoth_le32(hd + 32),
-			.body_len = thoth_le32(hd + 36),
-		};
+		thoth__plain_answer_header(&rh, hd, iface->id, iface->major, iface->minor, io->features);
 		h.method = rh.method;
 		h.body_len = rh.body_len;
 		h.features = thoth_le64(hd + 16);
@@ -438,7 +435,7 @@ int thoth_server_dispatch(const thoth_interface_info_t *iface, thoth_invoke_fn i
 	 * and saving two allocations per call; the request is not zeroed here
 	 * because every generated decoder zeroes its struct before reading a
 	 * field (the handler runs only when decoding succeeded). */
-	uint64_t req_small[DISPATCH_SMALL / 8], resp_small[DISPATCH_SMALL / 8];
+	uint64_t req_small[THOTH_DISPATCH_SMALL / 8], resp_small[THOTH_DISPATCH_SMALL / 8];
 	void *req, *resp;
 	if (m->req_struct_size <= sizeof req_small && m->resp_struct_size <= sizeof resp_small) {
 		req = req_small;
@@ -464,24 +461,17 @@ int thoth_server_dispatch(const thoth_interface_info_t *iface, thoth_invoke_fn i
 		r = m->req_decode(&d, req);
 	}
 	if (r)
-		return FAIL(r, thoth_strerror(r));
+		return oneway ? 0 : thoth__server_fail(m, io, &rh, THOTH__FAIL_DECODE, r);
 
 	int status = invoke(handlers, self, m, req, resp, io->arena);
 	if (oneway)
 		return 0;
-	if (status > 0) {
-		const char *name = "application error";
-		for (size_t i = 0; i < m->n_errors; i++)
-			if (m->error_codes[i] == (uint32_t)status)
-				name = m->error_names[i];
-		return respond_error(io, &rh, (uint32_t)status, THOTH_E_REMOTE, name);
-	}
-	if (status < 0)
-		return respond_error(io, &rh, 0, status, thoth_strerror(status));
+	if (status)
+		return thoth__server_fail(m, io, &rh, THOTH__FAIL_STATUS, status);
 
-	r = out_buffer(io, THOTH_WIRE_HEADER_SIZE + m->resp_size(resp));
+	r = thoth__server_out(io, THOTH_WIRE_HEADER_SIZE + m->resp_size(resp));
 	if (r)
-		return respond_error(io, &rh, 0, r, "no buffer for the response (pool exhausted)");
+		return thoth__server_fail(m, io, &rh, THOTH__FAIL_OUT, r);
 	rh.flags = THOTH_MSG_RESPONSE;
 	if (THOTH_METHOD_HAS(m, resp_encode_whole) && m->interface_id == rh.interface_id && m->major == rh.schema_major &&
 	    m->minor == rh.schema_minor) {
@@ -497,7 +487,7 @@ int thoth_server_dispatch(const thoth_interface_info_t *iface, thoth_invoke_fn i
 			r = thoth_builder_finish(&b, &rh, &io->out_len);
 	}
 	if (r)
-		return respond_error(io, &rh, 0, r, "server could not encode its response");
+		return thoth__server_fail(m, io, &rh, THOTH__FAIL_ENCODE, r);
 	return 0;
 #undef FAIL
 }

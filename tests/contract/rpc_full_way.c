@@ -20,4 +20,6 @@
 #define thoth_client_commit thoth_full_client_commit
 #define thoth_client_call thoth_full_client_call
 #define thoth_server_dispatch thoth_full_server_dispatch
+#define thoth__server_dispatch_table thoth_full__server_dispatch_table
+#define thoth__server_fail thoth_full__server_fail
 #include "../../kernel/ipc/rpc.c"

@@ -915,8 +915,11 @@ static void test_stubs_without_whole_encoders_take_the_builder_path(void **state
 		old_methods[i].resp_decode_body = trap_body;
 		old_table[i] = &old_methods[i];
 	}
+	assert_int_equal(test_alltypes_Kitchen_info.revision, THOTH_INTERFACE_INFO_REV);
 	old_iface = test_alltypes_Kitchen_info;
 	old_iface.methods = old_table;
+	old_iface.revision = 0;         /* and no dispatcher of its own */
+	old_iface.dispatch = NULL;
 
 	static loop_ctx_t ctx;
 	thoth_arena_t a;

@@ -9,6 +9,13 @@
  * garbage in the answer buffers: the return codes, the answers' lengths
  * and bytes (past the answer too), and what the handlers were called with
  * must be the same.
+ *
+ * Since stop 34 thoth_server_dispatch hands a call to the interface's own
+ * dispatcher, emitted by thothc (thoth_interface_info_t.dispatch: a switch
+ * on the ordinal, the method's decoder, handler, size and encoder inlined),
+ * which serves plain requests itself and gives the rest to the table-driven
+ * way (thoth__server_dispatch_table, itself with the plain-request test):
+ * all three are compared here, with and without handlers.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -97,6 +104,10 @@ static void on_note(void *self, const test_flat_Flat_note_req_t *req)
 static const test_flat_Flat_handlers_t handlers = {
 	.put = on_put, .mixed = on_mixed, .opts = on_opts, .note = on_note,
 };
+/* No handler for put or opts: answered THOTH_E_UNKNOWN_METHOD, after the
+ * request decoded (a bad body is still refused as such). */
+static const test_flat_Flat_handlers_t some_handlers = { .mixed = on_mixed, .note = on_note };
+static const test_flat_Flat_handlers_t *run_handlers = &handlers;
 
 enum { OUT = 2048 };
 
@@ -153,32 +164,44 @@ static int run(dispatch_fn f, side_t *s, const uint8_t *msg, size_t len, uint64_
 	thoth_arena_init(&a, s->arena, sizeof s->arena);
 	thoth_server_io_t io = { .out = (uint8_t *)s->out, .cap = sizeof s->out, .out_len = 99, .arena = &a,
 				 .features = features, .get_out = transport ? get_out : NULL, .out_ctx = s };
-	int r = f(&test_flat_Flat_info, test_flat_Flat_invoke, &handlers, &s->seen, msg, len, &io);
+	int r = f(&test_flat_Flat_info, test_flat_Flat_invoke, run_handlers, &s->seen, msg, len, &io);
 	*out_len = io.out_len;
 	return r;
 }
 
-/* Dispatch MSG both ways, with and without a transport buffer and with
- * two feature sets; everything observable must be the same. */
+/* Dispatch MSG the three ways (the interface's dispatcher through
+ * thoth_server_dispatch, the table-driven way, the full way), with and
+ * without a transport buffer, with two feature sets and two handler sets;
+ * everything observable must be the same. */
 static void same(const uint8_t *msg, size_t len)
 {
 	static const uint64_t features[] = { 0, ~0ull };
-	for (int t = 0; t < 2; t++) {
-		for (size_t fi = 0; fi < 2; fi++) {
-			size_t l1, l2;
-			int r1 = run(thoth_server_dispatch, &one, msg, len, features[fi], t, &l1);
-			int r2 = run(thoth_full_server_dispatch, &two, msg, len, features[fi], t, &l2);
-			if (r1 != r2 || l1 != l2 || one.given_len != two.given_len ||
-			    memcmp(one.out, two.out, sizeof one.out) || memcmp(one.given, two.given, sizeof one.given) ||
-			    one.seen.calls != two.seen.calls || one.seen.hash != two.seen.hash)
-				fail_msg("len %zu (header %02x %02x %02x %02x flags %04x body %u), transport %d, features %d: "
-					 "dispatch %d / %zu bytes / %u calls, the full way %d / %zu bytes / %u calls",
-					 len, msg[0], msg[4], msg[5], msg[8], len >= 8 ? thoth_le16(msg + 6) : 0,
-					 len >= 40 ? thoth_le32(msg + 36) : 0, t, (int)fi, r1, l1, one.seen.calls, r2, l2,
-					 two.seen.calls);
-			n_checked++;
+	static const dispatch_fn ways[] = { thoth_server_dispatch, thoth__server_dispatch_table };
+	static const char *const names[] = { "the interface's dispatcher", "the table-driven way" };
+	for (int hs = 0; hs < 2; hs++) {
+		run_handlers = hs ? &some_handlers : &handlers;
+		for (int t = 0; t < 2; t++) {
+			for (size_t fi = 0; fi < 2; fi++) {
+				for (int w = 0; w < 2; w++) {
+					size_t l1, l2;
+					int r1 = run(ways[w], &one, msg, len, features[fi], t, &l1);
+					int r2 = run(thoth_full_server_dispatch, &two, msg, len, features[fi], t, &l2);
+					if (r1 != r2 || l1 != l2 || one.given_len != two.given_len ||
+					    memcmp(one.out, two.out, sizeof one.out) ||
+					    memcmp(one.given, two.given, sizeof one.given) ||
+					    one.seen.calls != two.seen.calls || one.seen.hash != two.seen.hash)
+						fail_msg("len %zu (header %02x %02x %02x %02x flags %04x body %u), transport %d, "
+							 "features %d, handlers %d: %s %d / %zu bytes / %u calls, the full way "
+							 "%d / %zu bytes / %u calls",
+							 len, msg[0], msg[4], msg[5], msg[8], len >= 8 ? thoth_le16(msg + 6) : 0,
+							 len >= 40 ? thoth_le32(msg + 36) : 0, t, (int)fi, hs, names[w], r1, l1,
+							 one.seen.calls, r2, l2, two.seen.calls);
+					n_checked++;
+				}
+			}
 		}
 	}
+	run_handlers = &handlers;
 	n_plain += plain(msg, len);
 }
 
@@ -249,7 +272,7 @@ static void test_dispatch_plain_requests_match_the_full_way(void **state)
 	encode_and_check(&test_flat_Flat_note_info, &nt);
 	/* Both ways covered, many times over. */
 	assert_true(n_plain >= 12);
-	assert_true(n_checked / 4 - n_plain >= 1000);
+	assert_true(n_checked / 16 - n_plain >= 1000);
 	print_message("dispatched %u times both ways, %u messages plain requests\n", n_checked, n_plain);
 }
 
@@ -283,7 +306,8 @@ static void test_the_feature_gate_is_the_same_both_ways(void **state)
 		assert_int_equal(thoth_method_encode(&test_alltypes_Kitchen_fancy_info, false, &rq, &meta, buf,
 						     sizeof buf, &len), 0);
 		plain_seen += thoth_le16((const uint8_t *)buf + 6) == THOTH_MSG_REQUEST;
-		for (size_t j = 0; j < 4; j++) {
+		for (size_t j = 0; j < 8; j++) {
+			dispatch_fn way = j < 4 ? thoth_server_dispatch : thoth__server_dispatch_table;
 			uint64_t out1[32], out2[32], ar1[64], ar2[64];
 			unsigned calls1 = 0, calls2 = 0;
 			memset(out1, 0x5a, sizeof out1);
@@ -291,22 +315,88 @@ static void test_the_feature_gate_is_the_same_both_ways(void **state)
 			thoth_arena_t a1, a2;
 			thoth_arena_init(&a1, ar1, sizeof ar1);
 			thoth_arena_init(&a2, ar2, sizeof ar2);
-			thoth_server_io_t io1 = { .out = (uint8_t *)out1, .cap = sizeof out1, .arena = &a1, .features = fs[j] };
-			thoth_server_io_t io2 = { .out = (uint8_t *)out2, .cap = sizeof out2, .arena = &a2, .features = fs[j] };
-			int r1 = thoth_server_dispatch(&test_alltypes_Kitchen_info, test_alltypes_Kitchen_invoke, &kh,
-						       &calls1, (const uint8_t *)buf, len, &io1);
+			thoth_server_io_t io1 = { .out = (uint8_t *)out1, .cap = sizeof out1, .arena = &a1, .features = fs[j % 4] };
+			thoth_server_io_t io2 = { .out = (uint8_t *)out2, .cap = sizeof out2, .arena = &a2, .features = fs[j % 4] };
+			int r1 = way(&test_alltypes_Kitchen_info, test_alltypes_Kitchen_invoke, &kh,
+				     &calls1, (const uint8_t *)buf, len, &io1);
 			int r2 = thoth_full_server_dispatch(&test_alltypes_Kitchen_info, test_alltypes_Kitchen_invoke, &kh,
 							    &calls2, (const uint8_t *)buf, len, &io2);
-			bool both = fs[i] & fs[j] & TEST_ALLTYPES_FEATURE_EXTRA;
+			bool both = fs[i] & fs[j % 4] & TEST_ALLTYPES_FEATURE_EXTRA;
 			if (r1 != r2 || io1.out_len != io2.out_len || memcmp(out1, out2, sizeof out1) || calls1 != calls2 ||
 			    calls1 != (both ? 1u : 0u))
-				fail_msg("request features %#llx, channel %#llx: dispatch %d / %zu bytes / %u calls, "
+				fail_msg("request features %#llx, channel %#llx: %s %d / %zu bytes / %u calls, "
 					 "the full way %d / %zu bytes / %u calls",
-					 (unsigned long long)fs[i], (unsigned long long)fs[j], r1, io1.out_len, calls1, r2,
+					 (unsigned long long)fs[i], (unsigned long long)fs[j % 4],
+					 j < 4 ? "the interface's dispatcher" : "the table-driven way", r1, io1.out_len, calls1, r2,
 					 io2.out_len, calls2);
 		}
 	}
 	assert_int_equal(plain_seen, 4);        /* every one took the plain way */
+}
+
+/*
+ * The interface's dispatcher serves only calls made with its own interface
+ * info and its own invoke: a transport handed another invoke (a wrapper
+ * that counts, as a test or a shim would) or a copy of the info (as
+ * test_codec's "old stubs" are) must see that invoke run and the copy's
+ * method table used, as the table-driven way does.  A dispatcher that
+ * skipped either check would call the handler straight and pass every
+ * test above.
+ */
+static unsigned wrapped;
+
+static int counting_invoke(const void *h, void *self, const thoth_method_info_t *m, const void *req, void *resp,
+			   thoth_arena_t *arena)
+{
+	wrapped++;
+	return test_flat_Flat_invoke(h, self, m, req, resp, arena);
+}
+
+static int trap_body(const uint8_t *body, uint32_t len, thoth_arena_t *arena, void *v)
+{
+	(void)body, (void)len, (void)arena, (void)v;
+	wrapped += 100;
+	return THOTH_E_INVAL;
+}
+
+static void test_another_invoke_or_a_copied_info_takes_the_table_way(void **state)
+{
+	(void)state;
+	assert_int_equal(test_flat_Flat_info.revision, THOTH_INTERFACE_INFO_REV);
+	assert_non_null(test_flat_Flat_info.dispatch);
+	static uint64_t enc[32], out[64], arena_mem[64];
+	static const uint8_t payload[8] = "payload";
+	test_flat_Flat_put_req_t rq = { .data = { .ptr = payload, .len = sizeof payload } };
+	thoth_msg_header_t meta = { .request_id = 3 };
+	size_t len;
+	assert_int_equal(thoth_method_encode(&test_flat_Flat_put_info, false, &rq, &meta, enc, sizeof enc, &len), 0);
+	seen_t seen = { 0 };
+	thoth_arena_t a;
+	thoth_arena_init(&a, arena_mem, sizeof arena_mem);
+	thoth_server_io_t io = { .out = (uint8_t *)out, .cap = sizeof out, .arena = &a };
+	wrapped = 0;
+	assert_int_equal(thoth_server_dispatch(&test_flat_Flat_info, counting_invoke, &handlers, &seen,
+					       (const uint8_t *)enc, len, &io), 0);
+	assert_int_equal(wrapped, 1);
+	assert_int_equal(seen.calls, 1);
+	assert_true(io.out_len > THOTH_WIRE_HEADER_SIZE);
+
+	/* A copy whose put decodes through a trap: the copy's table is used. */
+	static thoth_method_info_t put;
+	static const thoth_method_info_t *table[4];
+	static thoth_interface_info_t copy;
+	put = test_flat_Flat_put_info;
+	put.req_decode_body = trap_body;
+	copy = test_flat_Flat_info;
+	for (size_t i = 0; i < copy.n_methods; i++)
+		table[i] = copy.methods[i] == &test_flat_Flat_put_info ? &put : copy.methods[i];
+	copy.methods = table;
+	thoth_arena_init(&a, arena_mem, sizeof arena_mem);
+	io = (thoth_server_io_t){ .out = (uint8_t *)out, .cap = sizeof out, .arena = &a };
+	wrapped = 0;
+	thoth_server_dispatch(&copy, test_flat_Flat_invoke, &handlers, &seen, (const uint8_t *)enc, len, &io);
+	assert_int_equal(wrapped, 100);
+	assert_int_equal(seen.calls, 1);        /* refused before the handler */
 }
 
 /*
@@ -378,6 +468,7 @@ int main(void)
 		cmocka_unit_test(test_dispatch_plain_requests_match_the_full_way),
 		cmocka_unit_test(test_the_feature_gate_is_the_same_both_ways),
 		cmocka_unit_test(test_a_body_len_rewritten_during_dispatch_is_read_once),
+		cmocka_unit_test(test_another_invoke_or_a_copied_info_takes_the_table_way),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1271,6 +1271,79 @@ static void emit_encode_fast(strbuf_t *c, const rec_t *r, unsigned major, unsign
 		major, minor, flags, iface_id, ordinal);
 }
 
+/*
+ * The interface's own dispatcher (thoth_interface_info_t.dispatch): a plain
+ * request (thoth__plain_request: flags exactly REQUEST, this interface and
+ * major, the body the rest of the message) for one of its two-way methods
+ * is served here, in one function: a switch on the ordinal, then the
+ * method's decoder, typed handler, size and encoder, inlined, none called
+ * through a pointer (the table-driven way makes five such calls a request).
+ * Every step and its order are thoth__server_dispatch_table's: the
+ * request's struct is zeroed by its decoder, the response's here; the
+ * structs are on the stack only when the table-driven way would keep them
+ * there (THOTH_DISPATCH_SMALL), a failed step answers through the same
+ * thoth__server_fail.  Everything it does not serve itself (not a plain
+ * request, an unknown or oneway method, a feature the request or the
+ * channel lacks, large structs, another interface info or invoke than
+ * these, as a test's copy of the info would be) goes the table-driven way
+ * from the start, which sees the message afresh.  The header is read once,
+ * into a private copy (a request in the client's pool can change under us).
+ */
+static void emit_dispatcher(strbuf_t *c, const tidl_decl_t *d, const char *in, uint32_t id,
+			    unsigned major, unsigned minor)
+{
+	sb_addf(c, "static int %s__dispatch(const thoth_interface_info_t *iface, thoth_invoke_fn invoke,\n"
+		   "\t\tconst void *handlers, void *self, const uint8_t *msg, size_t len, thoth_server_io_t *io)\n{\n"
+		   "\tuint8_t hd[THOTH_WIRE_HEADER_SIZE];\n"
+		   "\tif (iface != &%s_info || invoke != %s_invoke || len < THOTH_WIRE_HEADER_SIZE)\n"
+		   "\t\tgoto table;\n"
+		   "\tmemcpy(hd, msg, sizeof hd);\n"
+		   "\tif (!thoth__plain_request(hd, len, 0x%08xu, %u))\n"
+		   "\t\tgoto table;\n"
+		   "\tconst %s_handlers_t *h = (const %s_handlers_t *)handlers;\n"
+		   "\tconst uint64_t features = thoth_le64(hd + 16);\n"
+		   "\tthoth_msg_header_t rh;\n"
+		   "\tthoth__plain_answer_header(&rh, hd, 0x%08xu, %u, %u, io->features);\n"
+		   "\t(void)h;\n\t(void)features;\n"
+		   "\tswitch (rh.method) {\n",
+		in, in, in, id, major, in, in, id, major, minor);
+	for (size_t k = 0; k < d->u.iface.n_methods; k++) {
+		const tidl_method_t *m = &d->u.iface.methods[k];
+		if (m->oneway)
+			continue;
+		char mn[2 * CNAME_MAX];
+		snprintf(mn, sizeof mn, "%s_%s", in, m->name);
+		const char *fn = cid(m->name);
+		sb_addf(c, "\tcase %u: {\n"
+			   "\t\tif (sizeof(%s_req_t) > THOTH_DISPATCH_SMALL || sizeof(%s_resp_t) > THOTH_DISPATCH_SMALL)\n"
+			   "\t\t\tbreak;\n",
+			m->ordinal, mn, mn);
+		if (m->requires)
+			sb_addf(c, "\t\tif (!(features & io->features & (1ull << %u)))\n\t\t\tbreak;\n",
+				(unsigned)m->requires->u.feature.bit);
+		sb_addf(c, "\t\t%s_req_t q;\n\t\t%s_resp_t s;\n"
+			   "\t\tthoth_decoder_t d;\n"
+			   "\t\tio->out_len = 0;\n"
+			   "\t\tmemset(&s, 0, sizeof s);\n"
+			   "\t\tthoth_decoder_init(&d, msg + THOTH_WIRE_HEADER_SIZE, rh.body_len, io->arena);\n"
+			   "\t\tint r = %s_req__decode_frame_in(&d, 0, 0, &q, 0);\n"
+			   "\t\tif (r)\n"
+			   "\t\t\treturn thoth__server_fail(&%s_info, io, &rh, THOTH__FAIL_DECODE, r);\n"
+			   "\t\tif ((r = h->%s ? h->%s(self, &q, &s, io->arena) : THOTH_E_UNKNOWN_METHOD))\n"
+			   "\t\t\treturn thoth__server_fail(&%s_info, io, &rh, THOTH__FAIL_STATUS, r);\n"
+			   "\t\tif ((r = thoth__server_out(io, THOTH_WIRE_HEADER_SIZE + %s_resp__size(&s))))\n"
+			   "\t\t\treturn thoth__server_fail(&%s_info, io, &rh, THOTH__FAIL_OUT, r);\n"
+			   "\t\trh.flags = THOTH_MSG_RESPONSE;\n"
+			   "\t\tif ((r = %s_resp__encode_msg_in(io->out, io->cap, &rh, &s, &io->out_len)))\n"
+			   "\t\t\treturn thoth__server_fail(&%s_info, io, &rh, THOTH__FAIL_ENCODE, r);\n"
+			   "\t\treturn 0;\n\t}\n",
+			mn, mn, mn, mn, fn, fn, mn, mn, mn, mn, mn);
+	}
+	sb_addf(c, "\t}\n"
+		   "table:\n"
+		   "\treturn thoth__server_dispatch_table(iface, invoke, handlers, self, msg, len, io);\n}\n\n");
+}
+
 static void emit_interface_source(gen_t *g, const tidl_decl_t *d, uint64_t hash)
 {
 	strbuf_t *c = &g->c;
@@ -1398,6 +1471,9 @@ static void emit_interface_source(gen_t *g, const tidl_decl_t *d, uint64_t hash)
 		sb_addf(c, "};\n\n");
 	}
 
+	sb_addf(c, "static int %s__dispatch(const thoth_interface_info_t *iface, thoth_invoke_fn invoke,\n"
+		   "\t\tconst void *handlers, void *self, const uint8_t *msg, size_t len, thoth_server_io_t *io);\n\n",
+		in);
 	sb_addf(c, "static const thoth_method_info_t *const %s_methods[] = {\n", in);
 	for (size_t k = 0; k < d->u.iface.n_methods; k++)
 		sb_addf(c, "\t&%s_%s_info,\n", in, d->u.iface.methods[k].name);
@@ -1415,7 +1491,7 @@ static void emit_interface_source(gen_t *g, const tidl_decl_t *d, uint64_t hash)
 	if (d->u.iface.shard_algo)
 		sb_addf(c, "\t.shard_algo = %d,\n", !strcmp(d->u.iface.shard_algo, "maglev") ? 1 :
 			!strcmp(d->u.iface.shard_algo, "jump") ? 2 : 3);
-	sb_addf(c, "};\n\n");
+	sb_addf(c, "\t.revision = THOTH_INTERFACE_INFO_REV,\n\t.dispatch = %s__dispatch,\n};\n\n", in);
 
 	/* invoke: type-erased call into the typed handler table */
 	sb_addf(c, "int %s_invoke(const void *handlers, void *self, const thoth_method_info_t *m,\n"
@@ -1432,10 +1508,11 @@ static void emit_interface_source(gen_t *g, const tidl_decl_t *d, uint64_t hash)
 			sb_addf(c, "\t\treturn h->%s(self, req, resp, arena);\n", fn);
 	}
 	sb_addf(c, "\t}\n\treturn THOTH_E_UNKNOWN_METHOD;\n}\n\n");
+	emit_dispatcher(c, d, in, thoth_wire_fnv1a32(qual), g->file->version.major, g->file->version.minor);
 	sb_addf(c, "int %s_dispatch(const %s_handlers_t *handlers, void *self,\n"
 		   "\t\tconst uint8_t *msg, size_t len, thoth_server_io_t *io)\n{\n"
-		   "\treturn thoth_server_dispatch(&%s_info, %s_invoke, handlers, self, msg, len, io);\n}\n\n",
-		in, in, in, in);
+		   "\treturn %s__dispatch(&%s_info, %s_invoke, handlers, self, msg, len, io);\n}\n\n",
+		in, in, in, in, in);
 }
 
 /* ---- C names: refuse a schema whose generated names collide ----------------
@@ -1595,7 +1672,7 @@ static void cn_file(cnames_t *cn, const tidl_file_t *f)
 			snprintf(in, sizeof in, "%s%s", p, d->name);
 			snprintf(iup, sizeof iup, "%s%s", up, upper(d->name));
 			static const char *const iface[] = { "_info", "_handlers_t", "_dispatch",
-							     "_invoke", "_methods" };
+							     "_invoke", "_methods", "__dispatch" };
 			for (size_t k = 0; k < sizeof iface / sizeof iface[0]; k++)
 				cn_name(cn, o, "%s%s", in, iface[k]);
 			cn_name(cn, o, "%s_ID", iup);
