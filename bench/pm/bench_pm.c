@@ -624,31 +624,41 @@ static void options(void)
 /* What keeps the chain cells above 1.03x the optimum: the same chains with
  * the switch latency removed (the optimum ignores it), with every
  * request's work equal (work_jitter=0: after the first completion the
- * estimate is exact, which no online governor has on the real traces), and
+ * estimate is exact, which no online governor has on the real traces),
  * ten times further apart (mean gap 500 ms: two chains rarely overlap, so
  * what remains is the planning of one chain; with 50 ms about 4 requests in
  * 10 belong to chains that overlap another, whose arrival no online
- * governor knows and the optimum does).  Medians over seeds 1..SEEDS,
- * default options. */
+ * governor knows and the optimum does), and both (a lone chain whose works
+ * are known: what is left is the governor's own mechanics, docs/PM.md
+ * "pm34").  Medians over seeds 1..SEEDS, default options; then where each
+ * ran its work, by OPP, the seeds pooled: the governor's, and the
+ * optimum's time-sharing. */
 static void chain_limits(void)
 {
+	enum { CASES = 5 };
+	static const char *const split_names[CASES] = { "chain", NULL, "equal work", "10x apart",
+							"10x apart, equal work" };
 	printf("\nSCHED-1 chain cells, what the gap to the optimum is made of (MODELLED energy, thoth "
 	       "governor, default options,\nmedians over seeds 1..%d): thoth / optimum as in the "
 	       "table; without switch latency; with every request's work equal; chains 10x further "
-	       "apart\n(rarely overlapping)\n", SEEDS);
+	       "apart\n(rarely overlapping); 10x apart with every work equal (the governor's own "
+	       "mechanics); then the work run at each OPP\n(%% of all, seeds pooled), thoth / "
+	       "optimum\n", SEEDS);
 	for (size_t mi = 0; thoth_pm_cpu_model_at(mi); mi++) {
 		const thoth_pm_cpu_model_t *m = thoth_pm_cpu_model_at(mi);
 		thoth_pm_cpu_model_t instant = *m;
 		instant.switch_latency_ns = 0;
-		double r[4][SEEDS];
+		double r[CASES][SEEDS];
+		double work[CASES][2][THOTH_PM_MODEL_MAX_OPPS] = { 0 };
 		for (unsigned sd = 0; sd < SEEDS; sd++) {
-			for (int k = 0; k < 4; k++) {
+			for (int k = 0; k < CASES; k++) {
 				char spec[256];
+				bool apart = k >= 3, equal = k == 2 || k == 4;
 				snprintf(spec, sizeof spec, "chain depth=3 mean_gap_us=%d work_us=%.1f "
 					 "deadline_us=10000 duration_ms=%d seed=%u%s",
-					 k == 3 ? 500000 : 50000,
+					 apart ? 500000 : 50000,
 					 2000.0 * m->opps[m->opp_count - 1].capacity / 1024.0,
-					 k == 3 ? 100000 : 20000, sd + 1, k == 2 ? " work_jitter=0" : "");
+					 apart ? 100000 : 20000, sd + 1, equal ? " work_jitter=0" : "");
 				const thoth_pm_cpu_model_t *use = k == 1 ? &instant : m;
 				thoth_pm_trace_t t;
 				const char *why;
@@ -660,13 +670,34 @@ static void chain_limits(void)
 				thoth_pm_sim_cpu(use, &t, THOTH_PM_CPU_OPTIMUM, &o);
 				thoth_pm_sim_cpu(use, &t, THOTH_PM_GOV_THOTH, &th);
 				r[k][sd] = th.energy_mj / o.energy_mj;
+				for (uint32_t i = 0; i < m->opp_count; i++) {
+					work[k][0][i] += th.opp_work_ns[i];
+					work[k][1][i] += o.opp_work_ns[i];
+				}
 				thoth_pm_trace_free(&t);
 			}
 		}
-		double a = median(r[0], SEEDS), b = median(r[1], SEEDS), c = median(r[2], SEEDS),
-		       d = median(r[3], SEEDS);
-		printf("  %-10s chain %.3fx; no switch latency %.3fx; equal work %.3fx; 10x apart %.3fx\n",
-		       m->name, a, b, c, d);
+		printf("  %-10s chain %.3fx; no switch latency %.3fx; equal work %.3fx; 10x apart %.3fx; "
+		       "10x apart, equal work %.3fx\n",
+		       m->name, median(r[0], SEEDS), median(r[1], SEEDS), median(r[2], SEEDS),
+		       median(r[3], SEEDS), median(r[4], SEEDS));
+		for (int k = 0; k < CASES; k++) {
+			if (!split_names[k])
+				continue;
+			printf("  %-10s %-22s", "", split_names[k]);
+			for (int who = 0; who < 2; who++) {
+				double all = 0;
+				for (uint32_t i = 0; i < m->opp_count; i++)
+					all += work[k][who][i];
+				printf("%s", who ? " / " : "");
+				for (uint32_t i = 0; i < m->opp_count; i++)
+					printf("%s%.1f", i ? " " : "", all > 0 ? 100 * work[k][who][i] / all : 0.0);
+			}
+			printf("  (MHz");
+			for (uint32_t i = 0; i < m->opp_count; i++)
+				printf(" %u", m->opps[i].freq_khz / 1000);
+			printf(")\n");
+		}
 	}
 }
 

@@ -168,6 +168,12 @@ typedef struct thoth_pm_cpu_result {
 	 * overlap no prediction of the sender's own chain foresees). */
 	uint64_t ramp_late, ramp_late_knowable, ramp_late_chain;
 	bool optimum_exact;          /* false if the optimum had to split a busy period */
+	/* The work run at each OPP (ns at capacity 1024): where the governor
+	 * ran it, or for THOTH_PM_CPU_OPTIMUM where the optimum's
+	 * time-sharing of the hull's two OPPs runs it (a segment infeasible at
+	 * any OPP: at the top).  What tells a governor's energy gap apart by
+	 * OPP (docs/PM.md "pm34"). */
+	double opp_work_ns[THOTH_PM_MODEL_MAX_OPPS];
 } thoth_pm_cpu_result_t;
 
 /* Replay T on CPU model M under governor KIND (a thoth_pm_governor_kind_t

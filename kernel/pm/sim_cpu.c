@@ -31,16 +31,20 @@
 typedef struct hull {
 	uint32_t n;
 	double cap[THOTH_PM_MODEL_MAX_OPPS + 1], mw[THOTH_PM_MODEL_MAX_OPPS + 1];
+	int opp[THOTH_PM_MODEL_MAX_OPPS + 1]; /* the OPP of each point; -1: idle */
 } hull_t;
 
 static void build_hull(const thoth_pm_cpu_model_t *m, hull_t *h)
 {
 	double x[THOTH_PM_MODEL_MAX_OPPS + 1], y[THOTH_PM_MODEL_MAX_OPPS + 1];
+	int opp[THOTH_PM_MODEL_MAX_OPPS + 1];
 	uint32_t n = 0;
 	x[n] = 0;
+	opp[n] = -1;
 	y[n++] = m->sleep_mw;
 	for (uint32_t i = 0; i < m->opp_count; i++) {
 		x[n] = m->opps[i].capacity;
+		opp[n] = (int)i;
 		y[n++] = thoth_pm_opp_power_mw(m, i);
 	}
 	/* Andrew's monotone chain, lower half (x is increasing) */
@@ -55,6 +59,7 @@ static void build_hull(const thoth_pm_cpu_model_t *m, hull_t *h)
 				break;
 		}
 		h->cap[h->n] = x[i];
+		h->opp[h->n] = opp[i];
 		h->mw[h->n++] = y[i];
 	}
 }
@@ -67,6 +72,22 @@ static double hull_power(const hull_t *h, double c)
 			return h->mw[i - 1] + (h->mw[i] - h->mw[i - 1]) * (c - h->cap[i - 1]) /
 							(h->cap[i] - h->cap[i - 1]);
 	return h->mw[h->n - 1];
+}
+
+/* Book into WORK[opp] (ns at capacity 1024) the work that running DT ns
+ * at average capacity C does, time-sharing the two hull points around C:
+ * the upper one for the share (C - lo) / (hi - lo) of the time. */
+static void hull_work(const hull_t *h, double c, double dt, double *work)
+{
+	for (uint32_t i = 1; i < h->n; i++)
+		if (c <= h->cap[i]) {
+			double up = (c - h->cap[i - 1]) / (h->cap[i] - h->cap[i - 1]);
+			if (h->opp[i] >= 0)
+				work[h->opp[i]] += up * dt * h->cap[i] / 1024.0;
+			if (h->opp[i - 1] >= 0)
+				work[h->opp[i - 1]] += (1 - up) * dt * h->cap[i - 1] / 1024.0;
+			return;
+		}
 }
 
 /* ---- the optimum ----------------------------------------------------------------------- */
@@ -164,8 +185,10 @@ static size_t taut_string(const thoth_pm_trace_t *t, segment_t **seg_out)
 	return ns;
 }
 
-bool thoth_pm_cpu_optimum(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *t,
-			  double *speed, double *energy_mj)
+/* thoth_pm_cpu_optimum, and the work it runs at each OPP into WORK (NULL:
+ * not asked). */
+static bool optimum(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *t, double *speed,
+		    double *energy_mj, double *work)
 {
 	hull_t h;
 	build_hull(m, &h);
@@ -184,10 +207,14 @@ bool thoth_pm_cpu_optimum(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t 
 			double run = dc * 1024.0 / cap_max;
 			e += run * thoth_pm_opp_power_mw(m, m->opp_count - 1);
 			busy_span += run;
+			if (work)
+				work[m->opp_count - 1] += dc;
 			continue;
 		}
 		e += dt * hull_power(&h, c);
 		busy_span += dt;
+		if (work)
+			hull_work(&h, c, dt, work);
 	}
 	/* time outside the segments (after the last deadline) sleeps */
 	if ((double)t->end_ns > busy_span)
@@ -205,6 +232,12 @@ bool thoth_pm_cpu_optimum(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t 
 	}
 	free(seg);
 	return feasible;
+}
+
+bool thoth_pm_cpu_optimum(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *t,
+			  double *speed, double *energy_mj)
+{
+	return optimum(m, t, speed, energy_mj, NULL);
 }
 
 /* ---- the governors, stepped ------------------------------------------------------------- */
@@ -295,7 +328,8 @@ int thoth_pm_sim_cpu_options(const thoth_pm_cpu_model_t *m, const thoth_pm_trace
 		return THOTH_E_NOMEM;
 	}
 	double opt_mj;
-	out->optimum_exact = thoth_pm_cpu_optimum(m, t, speed, &opt_mj);
+	out->optimum_exact = optimum(m, t, speed, &opt_mj,
+				     kind == THOTH_PM_CPU_OPTIMUM ? out->opp_work_ns : NULL);
 	if (kind == THOTH_PM_CPU_OPTIMUM) {
 		out->energy_mj = opt_mj;
 		free(speed);
@@ -376,6 +410,7 @@ int thoth_pm_sim_cpu_options(const thoth_pm_cpu_model_t *m, const thoth_pm_trace
 		energy += (double)thoth_pm_opp_power_mw(m, cur) * (double)busy +
 			  (double)m->sleep_mw * budget;
 		out->busy_ns += busy;
+		out->opp_work_ns[cur] += (double)busy * cap / 1024.0;
 		if (thoth_pm_opp_inefficient(m, cur))
 			out->inefficient_busy_ns += busy;
 		last_running = busy;

@@ -254,6 +254,46 @@ static void test_governors_on_one_request(void **state)
 	thoth_pm_trace_free(&t);
 }
 
+/* The work run at each OPP (pm34), ns at capacity 1024, by hand on HiKey
+ * (capacity 178 / 369 / 622 / 819 / 1024; the hull from idle at 0 mW is
+ * 369, 622, 819, 1024: 208 MHz is off it). */
+static void test_the_work_run_at_each_opp_is_booked_where_it_ran(void **state)
+{
+	thoth_pm_trace_t t;
+	thoth_pm_cpu_result_t r;
+	/* 6 ms due in 10 ms: 614.4 capacity, 432 and 729 MHz time-shared, 729
+	 * for (614.4 - 369) / (622 - 369) of the 10 ms: 5.8917 ms of the work
+	 * there, 0.1083 ms at 432 */
+	load_text("0 6000 10000\n", &t);
+	assert_int_equal(thoth_pm_sim_cpu(hikey(), &t, THOTH_PM_CPU_OPTIMUM, &r), 0);
+	double up = (614.4 - 369.0) / (622.0 - 369.0);
+	assert_close(r.opp_work_ns[2], up * 10e6 * 622.0 / 1024.0, 1e-3);
+	assert_close(r.opp_work_ns[1], (1 - up) * 10e6 * 369.0 / 1024.0, 1e-3);
+	assert_close(r.opp_work_ns[0] + r.opp_work_ns[3] + r.opp_work_ns[4], 0, 1e-9);
+	thoth_pm_trace_free(&t);
+	/* the bend: 204.8 capacity for 5 ms (432 MHz and idle: its 1 ms at
+	 * 432), then 1024 for 1 ms (1200 MHz alone) */
+	load_text("0 1000 5000\n5000 1000 1000\n", &t);
+	assert_int_equal(thoth_pm_sim_cpu(hikey(), &t, THOTH_PM_CPU_OPTIMUM, &r), 0);
+	assert_close(r.opp_work_ns[1], 1e6, 1e-3);
+	assert_close(r.opp_work_ns[4], 1e6, 1e-3);
+	thoth_pm_trace_free(&t);
+	/* 2 ms due in 1 ms: infeasible at any OPP, run flat out at the top */
+	load_text("0 2000 1000\n", &t);
+	assert_int_equal(thoth_pm_sim_cpu(hikey(), &t, THOTH_PM_CPU_OPTIMUM, &r), 0);
+	assert_false(r.optimum_exact);
+	assert_close(r.opp_work_ns[4], 2e6, 1e-3);
+	thoth_pm_trace_free(&t);
+	/* governors: where they ran it, all of one job's 1 ms */
+	load_text(one_job, &t);
+	assert_int_equal(thoth_pm_sim_cpu(hikey(), &t, THOTH_PM_GOV_PERFORMANCE, &r), 0);
+	assert_close(r.opp_work_ns[4], 1e6, 1.0);
+	assert_int_equal(thoth_pm_sim_cpu(hikey(), &t, THOTH_PM_GOV_POWERSAVE, &r), 0);
+	assert_close(r.opp_work_ns[0], 1e6, 1.0);
+	assert_close(r.opp_work_ns[4], 0, 1e-9);
+	thoth_pm_trace_free(&t);
+}
+
 static void test_demand_known_at_arrival_reaches_speed_at_once(void **state)
 {
 	/* 80 ms of work due in 100 ms, every 200 ms: needs ~819+ capacity.
@@ -981,6 +1021,7 @@ int main(void)
 		cmocka_unit_test(test_optimum_runs_at_the_hull_speed),
 		cmocka_unit_test(test_optimum_bends_where_an_arrival_forces_it),
 		cmocka_unit_test(test_governors_on_one_request),
+		cmocka_unit_test(test_the_work_run_at_each_opp_is_booked_where_it_ran),
 		cmocka_unit_test(test_queued_requests_are_planned_on_one_margin_growing_as_the_root_of_their_count),
 		cmocka_unit_test(test_work_is_planned_on_the_largest_of_the_recent_works),
 		cmocka_unit_test(test_the_running_requests_margin_shrinks_as_it_runs_past_the_mean),
