@@ -52,6 +52,15 @@ want='[{"seq": 1, "data": "first"}, {"seq": 2, "data": "second \"quoted\""}, {"s
 [ "$("$THOTHCTL" codex read logs --from 4 --json)" = '[{"seq": 4, "data": "last"}]' ] || fail "read --from 4"
 echo "ok: create, append --sync, read --json"
 
+# a record that is not UTF-8: read --json is still UTF-8 (U+FFFD in
+# "data") and gives the exact bytes in "base64"
+[ "$(printf '\xff\xfe bin\n' | "$THOTHCTL" codex append logs)" = 5 ] || fail "append of a binary record"
+got=$("$THOTHCTL" codex read logs --from 5 --json) || fail "read --from 5"
+printf '%s' "$got" | iconv -f UTF-8 -t UTF-8 >/dev/null 2>&1 || fail "read --json wrote bytes that are not UTF-8: $got"
+[ "$(json -r '.[0].data' <<<"$got")" = $'\ufffd\ufffd bin' ] || fail "data of a binary record: $got"
+json -r '.[0].base64' <<<"$got" | base64 -d | cmp -s - <(printf '\xff\xfe bin') || fail "base64 of a binary record: $got"
+echo "ok: a record that is not UTF-8 reads back as JSON, exactly in base64"
+
 # bad input: clear errors, nothing else lost
 err=$(echo x | "$THOTHCTL" codex append nosuch 2>&1) && fail "append to an unknown stream succeeded"
 grep -q "no such stream" <<<"$err" || fail "unknown stream said: $err"
@@ -60,7 +69,7 @@ grep -q "record too large" <<<"$err" || fail "oversized record said: $err"
 err=$("$THOTHCTL" codex create 'Bad Name' 2>&1) && fail "a bad stream name was accepted"
 grep -q "bad stream name" <<<"$err" || fail "bad name said: $err"
 [ "$("$PROBE" bad-durability logs)" = "THOTH_E_REMOTE BadDurability" ] || fail "unknown durability class: $("$PROBE" bad-durability logs)"
-[ "$("$THOTHCTL" codex read logs --json | json 'length')" = 4 ] || fail "bad input cost records"
+[ "$("$THOTHCTL" codex read logs --json | json 'length')" = 5 ] || fail "bad input cost records"
 echo "ok: unknown stream, oversized record, bad name, unknown durability class refused; nothing lost"
 
 # a client killed in the middle of its stream: what it had acknowledged stays, codex goes on

@@ -8,7 +8,8 @@
  *       record's sequence number once it is acknowledged (for --sync: after
  *       its fdatasync), one a line
  *   thothctl codex read STREAM [--from SEQ] [--to SEQ] [--since NS] [--until NS] [--json]
- *       --json: one JSON array of {"seq": N, "data": "..."}
+ *       --json: one JSON array of {"seq": N, "data": "..."}; a record that
+ *       is not UTF-8 shows U+FFFD in "data" and is given whole in "base64"
  *
  * codex is found through thothd's registry ("codex") and called on a
  * shared-memory channel.
@@ -191,6 +192,25 @@ static int cmd_stats(thoth_chan_t *ch, const thothctl_opts_t *opts)
 	return 0;
 }
 
+/* DATA as a quoted base64 string (RFC 4648, padded). */
+static void base64_json(const uint8_t *data, size_t len)
+{
+	static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	putchar('"');
+	for (size_t i = 0; i < len; i += 3) {
+		uint32_t v = (uint32_t)data[i] << 16;
+		if (i + 1 < len)
+			v |= (uint32_t)data[i + 1] << 8;
+		if (i + 2 < len)
+			v |= data[i + 2];
+		putchar(abc[v >> 18 & 63]);
+		putchar(abc[v >> 12 & 63]);
+		putchar(i + 1 < len ? abc[v >> 6 & 63] : '=');
+		putchar(i + 2 < len ? abc[v & 63] : '=');
+	}
+	putchar('"');
+}
+
 static int parse_u64(const char *opt, const char *s, uint64_t *out)
 {
 	char *end;
@@ -359,6 +379,12 @@ int thothctl_codex(int argc, char **argv, const thothctl_opts_t *opts)
 				if (opts->json) {
 					printf("%s{\"seq\": %llu, \"data\": ", first ? "" : ", ", (unsigned long long)rec->seq);
 					thothctl_json_str((const char *)rec->data.ptr, rec->data.len);
+					/* "data" showed U+FFFD for bytes that are not
+					 * UTF-8: the record itself, exactly */
+					if (!thothctl_utf8_valid((const char *)rec->data.ptr, rec->data.len)) {
+						printf(", \"base64\": ");
+						base64_json(rec->data.ptr, rec->data.len);
+					}
 					printf("}");
 				} else {
 					printf("%llu\t%.*s\n", (unsigned long long)rec->seq, (int)rec->data.len,

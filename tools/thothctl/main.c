@@ -97,21 +97,6 @@ static int usage_error(const char *what, const char *arg)
 
 /* ---- output helpers ---------------------------------------------------------------- */
 
-void thothctl_json_str(const char *s, size_t len)
-{
-	putchar('"');
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c == '"' || c == '\\')
-			printf("\\%c", c);
-		else if (c < 0x20)
-			printf("\\u%04x", c);
-		else
-			putchar(c);
-	}
-	putchar('"');
-}
-
 static const char *locality_name(thoth_common_Locality_t l)
 {
 	switch (l) {
@@ -162,8 +147,13 @@ static void instance_json(const thoth_registry_Instance_t *in, const char *event
 	       in->owner_uid);
 	for (uint32_t i = 0; i < r->claims.count; i++) {
 		const thoth_common_InterfaceClaim_t *c = &r->claims.items[i];
-		printf("%s{\"interface\":\"%s.%s\",\"version\":\"%u.%u\",\"schema_hash\":\"%016llx\"}",
-		       i ? "," : "", c->package.ptr, c->interface.ptr, c->major, c->minor,
+		/* package and interface come from the registrant: escaped */
+		char qualified[512];
+		int n = snprintf(qualified, sizeof qualified, "%.*s.%.*s", (int)c->package.len,
+				 c->package.ptr, (int)c->interface.len, c->interface.ptr);
+		printf("%s{\"interface\":", i ? "," : "");
+		thothctl_json_str(qualified, n < 0 ? 0 : (size_t)n < sizeof qualified ? (size_t)n : sizeof qualified - 1);
+		printf(",\"version\":\"%u.%u\",\"schema_hash\":\"%016llx\"}", c->major, c->minor,
 		       (unsigned long long)c->schema_hash);
 	}
 	printf("]}\n");
