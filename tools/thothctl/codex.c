@@ -59,6 +59,19 @@ static int open_codex(const thothctl_opts_t *opts, thoth_chan_t **ch)
 	return 0;
 }
 
+/* ": why" the journal stopped, as codex's stats say (a codex older than
+ * Stats.failure, or one that cannot answer: nothing). */
+static void failure_of(thoth_chan_t *ch, char *out, size_t cap)
+{
+	thoth_codex_Codex_stats_req_t req = { 0 };
+	thoth_codex_Codex_stats_resp_t resp;
+	static uint64_t scratch[1 << 14];
+	thoth_arena_t arena;
+	thoth_arena_init(&arena, scratch, sizeof scratch);
+	if (!thoth_codex_Codex_stats(thoth_chan_client(ch), &req, &resp, &arena) && resp.stats.failure.len)
+		snprintf(out, cap, ": %.*s", (int)resp.stats.failure.len, resp.stats.failure.ptr);
+}
+
 /* A clear sentence for codex's application errors. */
 static int failed(thoth_chan_t *ch, const char *what, const char *stream, int r)
 {
@@ -79,7 +92,11 @@ static int failed(thoth_chan_t *ch, const char *what, const char *stream, int r)
 	case THOTH_CODEX_ERR_EMPTY: msg = "no records"; break;
 	default: msg = c->remote_message; break;
 	}
-	fprintf(stderr, "thothctl: codex %s %s: %s (%s)\n", what, stream ? stream : "", msg, c->remote_message);
+	char remote[sizeof c->remote_message], cause[200] = "";
+	snprintf(remote, sizeof remote, "%s", c->remote_message);      /* before another call */
+	if (c->remote_code == THOTH_CODEX_ERR_FAILED)
+		failure_of(ch, cause, sizeof cause);
+	fprintf(stderr, "thothctl: codex %s %s: %s%s (%s)\n", what, stream ? stream : "", msg, cause, remote);
 	return 1;
 }
 
@@ -116,6 +133,8 @@ static int cmd_stats(thoth_chan_t *ch, const thothctl_opts_t *opts)
 		printf(",\"pm_leased\":%s,\"pm_awake\":%s,\"pm_note\":", s->pm_leased ? "true" : "false",
 		       s->pm_awake ? "true" : "false");
 		thothctl_json_str(s->pm_note.ptr, s->pm_note.len);
+		printf(",\"failure\":");
+		thothctl_json_str(s->failure.ptr, s->failure.len);
 		printf(",\"segment_bytes\":%llu,\"retain_bytes\":%llu,\"compactions\":%llu,\"compacted_segments\":%llu,"
 		       "\"compacted_records\":%llu,\"compacted_bytes\":%llu",
 		       (unsigned long long)s->segment_bytes, (unsigned long long)s->retain_bytes,
@@ -142,6 +161,9 @@ static int cmd_stats(thoth_chan_t *ch, const thothctl_opts_t *opts)
 		printf("]}\n");
 		return 0;
 	}
+	if (s->failure.len)
+		printf("STOPPED: %.*s (nothing more is acknowledged until codex restarts)\n",
+		       (int)s->failure.len, s->failure.ptr);
 	printf("deferred pending: %llu bytes in %llu records, oldest %.3f s\n", (unsigned long long)s->pending_bytes,
 	       (unsigned long long)s->pending_records, s->oldest_pending_age_ns / 1e9);
 	printf("flush epochs: %llu (", (unsigned long long)s->epochs);
