@@ -155,6 +155,21 @@ fi
 # A bad name or version thothd refuses is explained (it said "BadName").
 refused 1 "'Echo' is not a service name" "$THOTHCTL" --runtime-dir "$RT" resolve Echo
 refused 1 "--min-version '1.x' is not a version" "$THOTHCTL" --runtime-dir "$RT" resolve echo --min-version 1.x
+# Names and versions above thothd's request limit (4 KiB): thothd drops such
+# a connection unanswered, and thothctl said "thothd went away (exited or
+# killed)" of a thothd that runs on.  Said as a bad name; the list is empty.
+long=$(printf 'a%.0s' $(seq 5000))
+refused 1 "(5000 bytes) is not a service name" "$THOTHCTL" --runtime-dir "$RT" resolve "$long"
+refused 1 "(5000 bytes) is not a version" "$THOTHCTL" --runtime-dir "$RT" resolve echo --min-version "$long"
+out=$("$THOTHCTL" --runtime-dir "$RT" services "$long" 2>&1)
+rc=$?
+if [ "$rc" != 0 ] || [[ "$out" != "no services registered under 'aaaa"* ]]; then
+  echo "FAIL: services with a 5000-byte prefix: exit $rc: ${out:0:200}"
+  failures=$((failures + 1))
+else
+  echo "ok: services with a 5000-byte prefix: ${out:0:60}"
+fi
+grep -q "message too large" "$RT/thothd.log" && { echo "FAIL: thothctl sent thothd a request it drops"; failures=$((failures + 1)); }
 
 # thothd cannot read RUNTIME_DIR/locks (here a file; EACCES for a user's
 # thothd): the reason and the path, not "cannot read the runtime
