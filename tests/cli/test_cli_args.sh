@@ -135,6 +135,13 @@ refused 2 "--runtime-dir needs a directory" "$THOTHCTL" --runtime-dir '' status
 refused 2 "an interval is 10..3600000 ms, not -5" "$THOTHCTL" status --watch -5
 refused 2 "--runtime-dir needs a directory" "$THOTHCTL" status --runtime-dir=
 refused 2 "--runtime-dir needs a directory" "$THOTHD" --runtime-dir ''
+# a relative runtime dir: thothd listened on rel/thothd.sock, services
+# registered rel/NAME.sock, and a client in another directory found nothing
+cd "$TMP" || exit 1
+refused 1 "runtime dir 'rel' is relative" "$THOTHD" --runtime-dir rel --http-port off
+THOTH_RUNTIME_DIR=rel refused 1 "is relative" "$THOTHD" --http-port off
+cd - >/dev/null || exit 1
+[ ! -e "$TMP/rel" ] || { echo "FAIL: thothd made a relative runtime dir"; failures=$((failures + 1)); }
 LONG=$TMP/$(head -c 150 /dev/zero | tr '\0' d)
 refused 1 "socket path too long" "$THOTHCTL" --runtime-dir "$LONG" status
 touch "$TMP/file"
