@@ -53,6 +53,12 @@ refused 2 "probe ID" "$THOTHCTL" probe detach abc
 refused 2 "probe ID" "$THOTHCTL" probe detach 99999999999999999999999
 refused 2 "probe ID" "$THOTHCTL" probe maps 7x
 
+# thothctl moderation --rate: a negative number wrapped to a small one
+# ("-18446744073709551615" was 1 message/s).
+refused 2 "--rate 1..100000000" "$THOTHCTL" moderation --policy dim --rate -18446744073709551615
+refused 2 "--rate 1..100000000" "$THOTHCTL" moderation --policy dim --rate " 5"
+refused 2 "--rate 1..100000000" "$THOTHCTL" moderation --policy dim --rate 18446744073709551617
+
 # thothctl sched --from: a file that is not a trace is an error.
 printf 'root:x:0:0:root:/root:/bin/bash\n' >"$TMP/passwd"
 : >"$TMP/empty.json"
