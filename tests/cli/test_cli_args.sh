@@ -53,6 +53,10 @@ refused 2 "probe ID" "$THOTHCTL" probe detach abc
 refused 2 "probe ID" "$THOTHCTL" probe detach 99999999999999999999999
 refused 2 "probe ID" "$THOTHCTL" probe maps 7x
 
+# thothctl trace --pid: "-18446744073709551615" was pid 1 (strtoul wraps)
+refused 2 "--pid wants a process id" "$THOTHCTL" trace start --pid -18446744073709551615
+refused 2 "--pid wants a process id" "$THOTHCTL" trace --duration 1 --pid " 7" --json "$TMP/t.json"
+
 # thothctl moderation --rate: a negative number wrapped to a small one
 # ("-18446744073709551615" was 1 message/s).
 refused 2 "--rate 1..100000000" "$THOTHCTL" moderation --policy dim --rate -18446744073709551615

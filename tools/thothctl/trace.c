@@ -269,8 +269,10 @@ int thothctl_trace(int argc, char **argv, const thothctl_opts_t *opts)
 			have_categories = true;
 			break;
 		case 'p': {
+			errno = 0;
 			unsigned long v = strtoul(optarg, &end, 10);
-			if (*end || !*optarg || v == 0 || v > UINT32_MAX)
+			/* a digit first: strtoul reads "-18446744073709551615" as 1 */
+			if (*end || errno || optarg[0] < '0' || optarg[0] > '9' || v == 0 || v > UINT32_MAX)
 				return trace_usage_error("--pid wants a process id, not", optarg);
 			pid = (uint32_t)v;
 			have_pid = true;
