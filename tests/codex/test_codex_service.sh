@@ -59,6 +59,10 @@ got=$("$THOTHCTL" codex read logs --from 5 --json) || fail "read --from 5"
 printf '%s' "$got" | iconv -f UTF-8 -t UTF-8 >/dev/null 2>&1 || fail "read --json wrote bytes that are not UTF-8: $got"
 [ "$(json -r '.[0].data' <<<"$got")" = $'\ufffd\ufffd bin' ] || fail "data of a binary record: $got"
 json -r '.[0].base64' <<<"$got" | base64 -d | cmp -s - <(printf '\xff\xfe bin') || fail "base64 of a binary record: $got"
+# ... and as text, shown as \xNN, not written raw to the terminal (as an
+# escape sequence another client appended would be)
+[ "$("$THOTHCTL" codex read logs --from 5)" = "$(printf '5\t\\xff\\xfe bin')" ] ||
+	fail "text read of a binary record: $("$THOTHCTL" codex read logs --from 5 | od -c | head -3)"
 echo "ok: a record that is not UTF-8 reads back as JSON, exactly in base64"
 
 # bad input: clear errors, nothing else lost
@@ -66,6 +70,11 @@ err=$(echo x | "$THOTHCTL" codex append nosuch 2>&1) && fail "append to an unkno
 grep -q "no such stream" <<<"$err" || fail "unknown stream said: $err"
 err=$({ head -c 300000 /dev/zero | tr '\0' y; echo; } | "$THOTHCTL" codex append logs 2>&1) && fail "an oversized record was accepted"
 grep -q "record too large" <<<"$err" || fail "oversized record said: $err"
+# an endless line: refused as too large at once, in bounded memory (getline
+# grew it until malloc failed, then ended the input as done: exit 0)
+err=$(head -c 400M /dev/zero | (ulimit -v 262144; "$THOTHCTL" codex append logs) 2>&1) &&
+	fail "an endless line was taken as the end of the input"
+grep -q "record too large" <<<"$err" || fail "an endless line said: $err"
 err=$("$THOTHCTL" codex create 'Bad Name' 2>&1) && fail "a bad stream name was accepted"
 grep -q "bad stream name" <<<"$err" || fail "bad name said: $err"
 [ "$("$PROBE" bad-durability logs)" = "THOTH_E_REMOTE BadDurability" ] || fail "unknown durability class: $("$PROBE" bad-durability logs)"

@@ -214,6 +214,49 @@ static int cmd_stats(thoth_chan_t *ch, const thothctl_opts_t *opts)
 	return 0;
 }
 
+enum { RECORD_MAX = 262144 };   /* codex's largest record (idl/codex.tidl TooLarge) */
+#define READ_EOF ((size_t)-1)
+#define READ_LONG ((size_t)-2)
+
+/* The next line of IN into BUF (without its newline), its length; READ_EOF
+ * at the end (or an error: ferror), READ_LONG when it does not fit in CAP
+ * - 1 bytes (the rest of it is not read). */
+static size_t read_line(char *buf, size_t cap, FILE *in)
+{
+	size_t n = 0;
+	int ch;
+	while ((ch = getc(in)) != EOF) {
+		if (ch == '\n')
+			return n;
+		if (n == cap - 1)
+			return READ_LONG;
+		buf[n++] = (char)ch;
+	}
+	return ferror(in) || !n ? READ_EOF : n;   /* a last line without its newline is one */
+}
+
+/* A record on one line of a terminal: what any client appended is shown,
+ * never obeyed -- control bytes (an escape sequence, a newline, a NUL that
+ * cut the record short under %.*s) and bytes that are not UTF-8 as \xNN;
+ * `read --json` gives the exact bytes. */
+static void text_record(const uint8_t *data, size_t len)
+{
+	for (size_t i = 0; i < len;) {
+		size_t n = thothctl_utf8_seq(data + i, len - i);
+		if (n > 1) {
+			fwrite(data + i, 1, n, stdout);
+			i += n;
+			continue;
+		}
+		uint8_t c = data[i++];
+		if (n == 1 && (c >= 0x20 || c == '\t') && c != 0x7f)
+			putchar(c);
+		else
+			printf("\\x%02x", c);
+	}
+	putchar('\n');
+}
+
 /* DATA as a quoted base64 string (RFC 4648, padded). */
 static void base64_json(const uint8_t *data, size_t len)
 {
@@ -335,14 +378,16 @@ int thothctl_codex(int argc, char **argv, const thothctl_opts_t *opts)
 		int r = thoth_codex_Codex_create(c, &req, &resp, NULL);
 		rc = r ? failed(ch, "create", stream, r) : 0;
 	} else if (!strcmp(sub, "append")) {
-		char *line = NULL;
-		size_t cap = 0;
-		ssize_t n;
-		while ((n = getline(&line, &cap, stdin)) >= 0) {
-			if (n && line[n - 1] == '\n')
-				line[--n] = 0;
-			if ((uint64_t)n > UINT32_MAX) {    /* the length is 32 bits on the wire */
-				fprintf(stderr, "thothctl: codex append %s: a line of %zd bytes\n", stream, n);
+		/* A line is read into a buffer one byte longer than a record
+		 * may be: getline grew it without bound, so `< /dev/zero` ate
+		 * memory until malloc failed -- and then ended the input as if
+		 * it were done, exit 0, the rest not appended. */
+		static char line[RECORD_MAX + 1];
+		size_t n;
+		while ((n = read_line(line, sizeof line, stdin)) != READ_EOF) {
+			if (n == READ_LONG) {
+				fprintf(stderr, "thothctl: codex append %s: record too large (at most %u bytes): "
+					"a longer line; nothing after it was appended\n", stream, RECORD_MAX);
 				rc = 1;
 				break;
 			}
@@ -360,7 +405,10 @@ int thothctl_codex(int argc, char **argv, const thothctl_opts_t *opts)
 			printf("%llu\n", (unsigned long long)resp.first_seq);
 			fflush(stdout);
 		}
-		free(line);
+		if (rc == 0 && ferror(stdin)) {
+			fprintf(stderr, "thothctl: codex append %s: reading the input: %s\n", stream, strerror(errno));
+			rc = 1;
+		}
 	} else {
 		if (by_time) {
 			thoth_codex_Codex_time_range_req_t req = { .stream = thoth_str(stream), .from_ns = since, .to_ns = until };
@@ -409,8 +457,8 @@ int thothctl_codex(int argc, char **argv, const thothctl_opts_t *opts)
 					}
 					printf("}");
 				} else {
-					printf("%llu\t%.*s\n", (unsigned long long)rec->seq, (int)rec->data.len,
-					       (const char *)rec->data.ptr);
+					printf("%llu\t", (unsigned long long)rec->seq);
+					text_record(rec->data.ptr, rec->data.len);
 				}
 				first = false;
 			}
