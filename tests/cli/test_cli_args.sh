@@ -13,7 +13,7 @@ set -uo pipefail
 SRC=$1 BUILD=$2
 THOTHD=$BUILD/kernel/thothd/thothd THOTHCTL=$BUILD/tools/thothctl/thothctl
 THOTHC=$BUILD/tools/thothc/thothc THOTHLOCK=$BUILD/tools/thothlock/thothlock
-CODEX=$BUILD/codex/codex
+CODEX=$BUILD/codex/codex ECHO_CLIENT=$BUILD/services/echo-client
 TMP=$(mktemp -d /tmp/thoth-cli-args-XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
 export THOTH_RUNTIME_DIR=$TMP/no-thothd
@@ -53,6 +53,13 @@ refused 2 "probe ID" "$THOTHCTL" probe detach abc
 refused 2 "probe ID" "$THOTHCTL" probe detach 99999999999999999999999
 refused 2 "probe ID" "$THOTHCTL" probe maps 7x
 
+# echo-client (make run's client): --rate abc was 0 calls/s, --rate -1
+# 4294967295, and --report's seconds overflowed; none of them was refused.
+refused 2 "--rate wants a number 1..1000000" "$ECHO_CLIENT" --rate abc
+refused 2 "--rate wants a number 1..1000000" "$ECHO_CLIENT" --rate -1
+refused 2 "--rate wants a number 1..1000000" "$ECHO_CLIENT" --rate 0
+refused 2 "--report wants a number 1..86400" "$ECHO_CLIENT" --report 18446744073709551615
+
 # thothctl trace --pid: "-18446744073709551615" was pid 1 (strtoul wraps)
 refused 2 "--pid wants a process id" "$THOTHCTL" trace start --pid -18446744073709551615
 refused 2 "--pid wants a process id" "$THOTHCTL" trace --duration 1 --pid " 7" --json "$TMP/t.json"
@@ -68,6 +75,8 @@ printf 'root:x:0:0:root:/root:/bin/bash\n' >"$TMP/passwd"
 : >"$TMP/empty.json"
 refused 1 "not a Chrome JSON trace" "$THOTHCTL" sched --from "$TMP/passwd"
 refused 1 "not a Chrome JSON trace" "$THOTHCTL" sched --from "$TMP/empty.json"
+printf '{"displayTimeUnit":"ns","traceEvents":[\n{"ph":"M","name":"trace_source","pid":0,"tid":0,"args":{"name":"thoth"}},\n' >"$TMP/cut.json"
+refused 1 "is cut short" "$THOTHCTL" sched --from "$TMP/cut.json"
 refused 1 "not a Chrome JSON trace" "$THOTHCTL" --json sched --from "$TMP/empty.json"
 refused 1 "is a directory, not a trace" "$THOTHCTL" sched --from "$TMP"
 refused 2 "not a regular file" "$THOTHCTL" probe attach "$TMP" --pid 1
