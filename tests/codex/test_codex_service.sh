@@ -150,3 +150,22 @@ check_retained "running"
 kill $CODEX_PID; wait $CODEX_PID 2>/dev/null
 start_codex --segment-bytes 4096 --retain-bytes 16384
 check_retained "after a restart"
+
+# codex killed while `codex append` streams into it: thothctl ends at once,
+# exit 1, saying codex went away and that only the printed records are
+# kept (it said "peer gone")
+mkfifo "$THOTH_RUNTIME_DIR/in"
+"$THOTHCTL" codex append bulk <"$THOTH_RUNTIME_DIR/in" >"$THOTH_RUNTIME_DIR/app.out" 2>"$THOTH_RUNTIME_DIR/app.err" &
+ap=$!
+exec 8>"$THOTH_RUNTIME_DIR/in"
+echo one-more >&8
+wait_for "the streamed record's acknowledgement" grep -q 601 "$THOTH_RUNTIME_DIR/app.out"
+kill -9 $CODEX_PID; wait $CODEX_PID 2>/dev/null
+echo after-the-kill >&8
+exec 8>&-
+wait $ap && fail "append went on after codex was killed"
+grep -q "codex went away" "$THOTH_RUNTIME_DIR/app.err" || fail "codex killed mid-append said: $(cat "$THOTH_RUNTIME_DIR/app.err")"
+start_codex --segment-bytes 4096 --retain-bytes 16384
+[ "$("$THOTHCTL" codex read bulk --from 601 --json)" = '[{"seq": 601, "data": "one-more"}]' ] ||
+	fail "the acknowledged record after the kill: $("$THOTHCTL" codex read bulk --from 601 --json)"
+echo "ok: codex killed mid-append: thothctl says so, the acknowledged record is kept"

@@ -76,6 +76,13 @@ static void failure_of(thoth_chan_t *ch, char *out, size_t cap)
 static int failed(thoth_chan_t *ch, const char *what, const char *stream, int r)
 {
 	thoth_client_t *c = thoth_chan_client(ch);
+	if (r == THOTH_E_PEER_GONE) {           /* not the bare "peer gone" */
+		fprintf(stderr, "thothctl: codex %s%s%s: codex went away (exited or killed: its log says "
+			"why)%s\n", what, stream ? " " : "", stream ? stream : "",
+			strcmp(what, "append") ? "" : "; the records whose numbers were printed are kept, "
+			"the rest were not appended");
+		return 1;
+	}
 	if (r != THOTH_E_REMOTE) {
 		fprintf(stderr, "thothctl: codex %s: %s\n", what, thoth_strerror(r));
 		return 1;
