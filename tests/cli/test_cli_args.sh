@@ -60,6 +60,9 @@ refused 2 "--rate wants a number 1..1000000" "$ECHO_CLIENT" --rate -1
 refused 2 "--rate wants a number 1..1000000" "$ECHO_CLIENT" --rate 0
 refused 2 "--report wants a number 1..86400" "$ECHO_CLIENT" --report 18446744073709551615
 
+# thothctl codex stats takes no stream (an extra word was ignored)
+refused 2 "unexpected argument logs" "$THOTHCTL" codex stats logs
+
 # thothctl trace --pid: "-18446744073709551615" was pid 1 (strtoul wraps)
 refused 2 "--pid wants a process id" "$THOTHCTL" trace start --pid -18446744073709551615
 refused 2 "--pid wants a process id" "$THOTHCTL" trace --duration 1 --pid " 7" --json "$TMP/t.json"

@@ -40,6 +40,12 @@ static int open_codex(const thothctl_opts_t *opts, thoth_chan_t **ch)
 	thoth_arena_t arena;
 	thoth_arena_init(&arena, scratch, sizeof scratch);
 	int r = thoth_registry_Registry_resolve(&ctl.client, &req, &resp, &arena);
+	if (r == THOTH_E_REMOTE && ctl.client.remote_code == THOTH_REGISTRY_ERR_NOT_FOUND) {
+		fprintf(stderr, "thothctl: codex is not running (nothing is registered as \"codex\" with thothd; "
+			"start it: codex --data-dir DIR)\n");
+		thoth_control_close(&ctl);
+		return 1;
+	}
 	if (r) {
 		int rc = thothctl_call_failed(&ctl, "resolve codex (is codex running?)", r);
 		thoth_control_close(&ctl);
@@ -351,6 +357,11 @@ int thothctl_codex(int argc, char **argv, const thothctl_opts_t *opts)
 	}
 	if (needs_stream && (!stream || optind + 1 != argc)) {
 		fprintf(stderr, "thothctl: codex %s: needs one STREAM\n", sub);
+		return 2;
+	}
+	if (!needs_stream && stream) {          /* `codex stats logs` printed the stats */
+		fprintf(stderr, "thothctl: codex stats: unexpected argument %s (stats covers every stream)\n",
+			stream);
 		return 2;
 	}
 	/* An option of another subcommand was silently ignored (`create S
