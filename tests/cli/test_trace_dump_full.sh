@@ -38,9 +38,9 @@ for _ in $(seq 100); do "$THOTHCTL" resolve echo >/dev/null 2>&1 && break; sleep
 cp "$OUT/t.json" "$OUT/first.json"
 [ "$(stat -c %s "$OUT/first.json")" -lt 65536 ] || fail "the first dump is already over the limit"
 
-"$ECHO_CLIENT" --rate 2000 --report 60 >/dev/null 2>&1 & client=$!
+"$ECHO_CLIENT" --rate 500 --report 60 >/dev/null 2>&1 & client=$!
 pids+=($client)
-sleep 2
+sleep 1
 kill "$client"
 "$THOTHCTL" trace dump --json "$OUT/t.json" 2>"$OUT/dump.err" && fail "a dump over the file size limit succeeded"
 grep -q "t.json" "$OUT/dump.err" || fail "the failed dump did not name its file: $(cat "$OUT/dump.err")"
@@ -57,3 +57,27 @@ echo "ok: a dump that does not fit fails and keeps the earlier one whole"
 jq -e .traceEvents "$OUT/t.json" >/dev/null || fail "the new dump is not JSON"
 "$THOTHCTL" trace stop >/dev/null
 echo "ok: a dump that fits replaces the file"
+
+# A stop (or dump) that takes thothd longer than a call's 5 s: thothctl
+# waits for it (it said "timed out" while thothd went on).  The slow stop
+# is THOTHD_TEST_STOP_GATE: beside the dashboard's live observer a stop
+# waits at a FIFO until a byte comes, here after 7 s.
+"$THOTHCTL" trace stop >/dev/null 2>&1
+kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null
+RT2=$RT/slow
+mkdir -m 700 "$RT2"
+mkfifo "$RT2/gate" "$RT2/ready"
+THOTHD_TEST_STOP_GATE=$RT2/gate "$THOTHD" --runtime-dir "$RT2" --http-port 0 --ready-fd 3 3>"$RT2/ready" \
+  2>"$OUT/thothd2.log" &
+pids+=($!)
+read -r -t 30 ready <"$RT2/ready" || true
+[ "${ready:-}" = READY=1 ] || fail "the second thothd not ready"
+url=$("$THOTHCTL" --runtime-dir "$RT2" --json status | jq -r .dashboard_url)
+curl -sf "${url}metrics" >/dev/null || fail "no /metrics at $url"    # the live observer on
+"$THOTHCTL" --runtime-dir "$RT2" trace start >/dev/null || fail "trace start (slow)"
+"$THOTHCTL" --runtime-dir "$RT2" trace stop >"$OUT/stop.out" 2>"$OUT/stop.err" & stopper=$!
+sleep 7
+printf x >"$RT2/gate"
+wait $stopper || fail "a stop that took thothd 7 s: $(cat "$OUT/stop.err")"
+grep -q "trace stopped" "$OUT/stop.out" || fail "the slow stop printed: $(cat "$OUT/stop.out")"
+echo "ok: a stop that takes thothd 7 s is waited for"
