@@ -33,6 +33,9 @@ struct cx_journal {
 	uint32_t readers;               /* between locating records and reading them (store fds) */
 	bool readmiss_ev, awake_ev, create_ev, shutdown, stopped;
 	int failed;
+	char failure[160];              /* why, in words (journal_stop) */
+	void (*on_failure)(void *arg, const char *why);
+	void *on_failure_arg;
 	uint64_t gc_window_ns;
 
 	/* the committer (its thread only, except where noted) */
@@ -86,6 +89,20 @@ static void kick(cx_journal_t *j)
 	(void)w;        /* EAGAIN: the counter is already non-zero, the kick is pending */
 }
 
+/* The journal stops (mu held) with error R: the first error is kept, in
+ * words too -- the call and errno, from this thread's last error, which
+ * the failing call just set -- for stats and for the operator's log:
+ * "the journal stopped after an I/O error" alone names no disk, no cause. */
+static void journal_stop(cx_journal_t *j, int r)
+{
+	if (j->failed)
+		return;
+	j->failed = r;
+	thoth_strerror_r(r, j->failure, sizeof j->failure);
+	if (j->on_failure)
+		j->on_failure(j->on_failure_arg, j->failure);
+}
+
 /* ---- epochs -------------------------------------------------------------- */
 
 static void evaluate(cx_journal_t *j);
@@ -100,7 +117,7 @@ static void epoch_done(cx_journal_t *j)
 		/* After a failed fdatasync the kernel may have dropped the dirty
 		 * pages: nothing written since the last good epoch can be
 		 * called durable, so the journal stops (no retry, no ack). */
-		j->failed = j->fl_err;
+		journal_stop(j, j->fl_err);
 	} else {
 		cx_store_synced(j->st, j->fl, j->nfl, j->fl_dir);
 		if (!j->readers)
@@ -204,8 +221,15 @@ static void evaluate(cx_journal_t *j)
 {
 	pthread_mutex_lock(&j->mu);
 	if (j->in_flight || j->failed) {
-		if (j->failed)
+		if (j->failed) {
 			pthread_cond_broadcast(&j->cv);
+			/* A stopped journal makes no more epochs, the shutdown one
+			 * included: waiting for it kept codex from exiting. */
+			if (j->shutdown && !j->in_flight) {
+				j->stopped = true;
+				thoth_loop_stop(j->loop);
+			}
+		}
 		pthread_mutex_unlock(&j->mu);
 		return;
 	}
@@ -474,6 +498,8 @@ int cx_journal_open(const cx_journal_config_t *cfg, cx_journal_t **out, cx_recov
 	pthread_condattr_destroy(&ca);
 	cx_wb_init(&j->wb);
 	j->gc_window_ns = (cfg->gc_window_us ? cfg->gc_window_us : 1000u) * 1000ull;
+	j->on_failure = cfg->on_failure;
+	j->on_failure_arg = cfg->on_failure_arg;
 	if (cfg->pm_element)
 		snprintf(j->pm_element, sizeof j->pm_element, "%s", cfg->pm_element);
 	if (cfg->runtime_dir) {
@@ -575,7 +601,7 @@ int cx_journal_create(cx_journal_t *j, const char *name, size_t len, uint32_t bu
 		j->create_ev = true;
 		r = wait_durable(j, cx_store_last_lsn(j->st));
 	} else if (r == THOTH_E_IO) {
-		j->failed = r;
+		journal_stop(j, r);
 	}
 	pthread_mutex_unlock(&j->mu);
 	return r;
@@ -606,7 +632,7 @@ int cx_journal_append(cx_journal_t *j, const char *name, size_t len, const cx_io
 				    first_seq);
 		j->appending--;
 		if (r == THOTH_E_IO)
-			j->failed = r;
+			journal_stop(j, r);
 	}
 	if (r) {
 		pthread_mutex_unlock(&j->mu);
@@ -748,6 +774,7 @@ void cx_journal_stats(cx_journal_t *j, cx_journal_stats_t *out, cx_stream_info_t
 	out->pm_awake = j->pm_awake;
 	snprintf(out->pm_note, sizeof out->pm_note, "%s", j->pm_note);
 	out->failed = j->failed;
+	snprintf(out->failure, sizeof out->failure, "%s", j->failure);
 	size_t n = cx_store_streams(j->st, streams, cap);
 	if (n_streams)
 		*n_streams = n;

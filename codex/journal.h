@@ -45,6 +45,10 @@ typedef struct cx_journal_config {
 	const char *runtime_dir;        /* thothd's, for the PM broker (NULL: the default rule) */
 	bool epoll;                     /* the committer's loop on epoll (tests of both backends) */
 	uint64_t retain_bytes;          /* retention (store.h); 0 = keep everything */
+	/* Called once (journal lock held) when an I/O error stops the
+	 * journal, with why (the call and errno); NULL: nothing said. */
+	void (*on_failure)(void *arg, const char *why);
+	void *on_failure_arg;
 } cx_journal_config_t;
 
 typedef struct cx_epoch {
@@ -73,6 +77,7 @@ typedef struct cx_journal_stats {
 	bool pm_leased, pm_awake;       /* opportunistic lease held / satisfied now */
 	char pm_note[96];               /* why there is no lease, when there is none */
 	int failed;                     /* 0, or the error that stopped the journal */
+	char failure[160];              /* ... said in words ("" while it runs) */
 	cx_epoch_t recent[CX_RECENT_EPOCHS];
 	size_t n_recent;                /* newest last */
 } cx_journal_stats_t;

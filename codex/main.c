@@ -182,6 +182,7 @@ static int on_stats(void *self, const thoth_codex_Codex_stats_req_t *req, thoth_
 		.segment_bytes = s->segment_bytes_now, .retain_bytes = retain_bytes,
 		.compactions = s->compact.compactions, .compacted_segments = s->compact.segments,
 		.compacted_records = s->compact.records, .compacted_bytes = s->compact.bytes,
+		.failure = thoth_str(s->failure),
 	};
 	return 0;
 }
@@ -194,6 +195,14 @@ static const thoth_codex_Codex_handlers_t handlers = {
 static void log_line(void *arg, const char *message)
 {
 	fprintf(stderr, "codex[%d]: %s\n", (int)getpid(), message);
+}
+
+/* The journal stopped (an I/O error: a full disk, a failed fdatasync):
+ * said once, with the cause, where the operator looks first. */
+static void journal_failed(void *arg, const char *why)
+{
+	fprintf(stderr, "codex[%d]: the journal stopped: %s; nothing more is acknowledged "
+		"until codex restarts (it recovers what reached the disk)\n", (int)getpid(), why);
 }
 
 static void on_stop_fd(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t events, void *arg)
@@ -344,6 +353,7 @@ int main(int argc, char **argv)
 	cx_journal_config_t jcfg = {
 		.data_dir = data_dir, .segment_bytes = seg, .gc_window_us = (uint32_t)window,
 		.pm_element = element, .runtime_dir = runtime_arg, .retain_bytes = retain,
+		.on_failure = journal_failed,
 	};
 	int r = cx_journal_open(&jcfg, &journal, &rep, why, sizeof why);
 	if (r) {

@@ -752,7 +752,8 @@ int cx_store_open(const cx_store_config_t *cfg, cx_store_t **out, cx_recovery_t 
 	for (size_t k = 0; k + 1 < s->nsegs; k++)
 		s->segs[k].sealed = true;
 	if (!s->nsegs && (r = seg_create(s, first_no ? first_no : 1))) {
-		snprintf(why, why_len, "cannot create the first segment: %s", thoth_strerror(r));
+		char e[200];    /* the call and errno: "system call failed" alone says nothing */
+		snprintf(why, why_len, "cannot create the first segment: %s", thoth_strerror_r(r, e, sizeof e));
 		goto fail;
 	}
 	/* Whatever a crash left in the page cache is made durable now, once:

@@ -336,7 +336,11 @@ static int read_handshake(int sock, uint8_t *buf, size_t *len, int *fds, int *nf
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
-			return errno == EAGAIN || errno == EWOULDBLOCK ? THOTH_E_TIMEDOUT : THOTH_E_IO;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return THOTH_E_TIMEDOUT;
+			/* A service killed with our handshake unread resets the
+			 * connection: it is gone, as on a plain close. */
+			return errno == ECONNRESET ? THOTH_E_PEER_GONE : THOTH_E_IO;
 		}
 		have += (size_t)r;
 		int e = thoth__chan_msg_length(buf, have, &need);
@@ -453,9 +457,15 @@ int thoth_chan_connect(const char *path, const thoth_chan_config_t *cfg, thoth_c
 		r = sent;
 		goto fail;
 	}
+	if (r == THOTH_E_PEER_GONE) {
+		thoth__chan_why(why, why_len, "the service at %s closed the connection before answering the "
+				"handshake (it exited or was killed)", path);
+		goto fail;
+	}
 	if (r) {
+		int e = errno;
 		thoth__chan_why(why, why_len, "reading the service's handshake reply from %s: %s", path,
-			r == THOTH_E_TIMEDOUT ? "no answer in time" : thoth_strerror(r));
+			r == THOTH_E_TIMEDOUT ? "no answer in time" : r == THOTH_E_IO ? strerror(e) : thoth_strerror(r));
 		goto fail;
 	}
 	uint64_t scratch[64];

@@ -596,6 +596,28 @@ static thoth_str_t copy_str(char **cursor, thoth_str_t s)
 	return (thoth_str_t){ p, s.len };
 }
 
+/* A claim's names as thothc accepts them in a schema: an identifier
+ * ([A-Za-z_][A-Za-z0-9_]*), for a package several joined by dots.  They
+ * are shown (thothctl services, the dashboard's interface names, /metrics
+ * labels): bytes no schema can hold (quotes, controls, stray non-UTF-8)
+ * are refused here rather than escaped by every reader. */
+static bool claim_name_valid(thoth_str_t s, bool dotted)
+{
+	bool start = true;
+	for (size_t i = 0; i < s.len; i++) {
+		char c = s.ptr[i];
+		bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+		if (dotted && c == '.' && !start && i + 1 < s.len) {
+			start = true;
+			continue;
+		}
+		if (!alpha && (start || c < '0' || c > '9'))
+			return false;
+		start = false;
+	}
+	return s.len > 0;
+}
+
 static int check_claims(thoth_registry_t *reg, const thoth_registry_Registration_t *r)
 {
 	const thoth_common_InterfaceClaim_list_t *claims = &r->claims;
@@ -610,6 +632,11 @@ static int check_claims(thoth_registry_t *reg, const thoth_registry_Registration
 		    c->interface.len > CLAIM_STR_MAX) {
 			refuse(reg, "claim %u: package and interface must be 1..%d characters", i,
 			       CLAIM_STR_MAX);
+			return THOTH_REGISTRY_ERR_CONTRACT_REFUSED;
+		}
+		if (!claim_name_valid(c->package, true) || !claim_name_valid(c->interface, false)) {
+			refuse(reg, "claim %u: package and interface must be names as in a schema "
+			       "(identifiers of [A-Za-z0-9_], the package's joined by dots)", i);
 			return THOTH_REGISTRY_ERR_CONTRACT_REFUSED;
 		}
 		snprintf(qualified, sizeof qualified, "%.*s.%.*s", (int)c->package.len,

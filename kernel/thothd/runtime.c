@@ -21,6 +21,14 @@ int thothd_runtime_dir(const char *explicit_dir, char *out, size_t cap)
 
 int thothd_runtime_dir_prepare(const char *dir, char *why, size_t why_len)
 {
+	/* Every endpoint is a path in it, which services register and clients
+	 * open from their own working directories: a relative one names
+	 * another place (or nothing) for each of them. */
+	if (dir[0] != '/') {
+		snprintf(why, why_len, "runtime dir '%s' is relative: services and clients started "
+			 "elsewhere would not find its sockets; give an absolute path", dir);
+		return THOTH_E_INVAL;
+	}
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
 		snprintf(why, why_len, "cannot create runtime dir %s: %s", dir, strerror(errno));
 		return THOTH_E_IO;

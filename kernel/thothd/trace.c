@@ -1462,11 +1462,35 @@ static int output_error(thothd_call_t *call, const char *path, int err)
 	return r;
 }
 
+/*
+ * The JSON trace is written whole or not at all: into a new file beside
+ * PATH, renamed over it once complete.  fopen(PATH, "w") truncated an
+ * earlier dump first, so a full disk lost it and left a cut one (or an
+ * empty file) that `thothctl sched --from` then refused.  A PATH that
+ * exists and is not a regular file (a FIFO, /dev/stdout, a symlink the
+ * user chose) is written in place, as before: renaming over it would
+ * replace it.
+ */
 static int write_json(const thoth_trace_collection_t *c, const char *path, char *why, size_t why_len)
 {
-	FILE *f = fopen(path, "w");
-	if (!f)
-		return output_status(path, errno, why, why_len);
+	static atomic_uint seq;
+	struct stat st;
+	bool in_place = lstat(path, &st) == 0 && !S_ISREG(st.st_mode);
+	char tmp[4200];
+	if (!in_place && snprintf(tmp, sizeof tmp, "%s.tmp-%d-%u", path, (int)getpid(),
+				  atomic_fetch_add(&seq, 1)) >= (int)sizeof tmp)
+		return output_status(path, ENAMETOOLONG, why, why_len);
+	int fd = in_place ? open(path, O_WRONLY | O_TRUNC | O_CLOEXEC)
+			  : open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	if (!f) {
+		int err = errno;
+		if (fd >= 0)
+			close(fd);
+		if (!in_place && fd >= 0)
+			unlink(tmp);
+		return output_status(path, err, why, why_len);
+	}
 	errno = 0;
 	int r = thoth_trace_export_chrome_json(c, f);
 	int err = errno;
@@ -1474,8 +1498,13 @@ static int write_json(const thoth_trace_collection_t *c, const char *path, char 
 		err = errno;
 	if (fclose(f) != 0 && !err)
 		err = errno;
-	if (r || err)
+	if (!r && !err && !in_place && rename(tmp, path) != 0)
+		err = errno;
+	if (r || err) {
+		if (!in_place)
+			unlink(tmp);
 		return output_status(path, err ? err : EIO, why, why_len);
+	}
 	return 0;
 }
 

@@ -13,6 +13,7 @@
  *
  *   echo-client [--runtime-dir DIR] [--rate CALLS_PER_S] [--report SECONDS]
  */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -137,6 +138,21 @@ static void report(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
 	thoth_timer_rearm(loop, timer, now + s->report_ns, s->report_ns / 10);
 }
 
+/* OPT's value S as a whole number in 1..MAX (strtoul took "abc" as 0 and
+ * "-1" as 4294967295 calls/s, and --report's seconds overflowed). */
+static bool parse_count(const char *opt, const char *s, unsigned long max, unsigned long *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (s[0] < '0' || s[0] > '9' || *end || errno || v < 1 || v > max) {
+		fprintf(stderr, "echo-client: %s wants a number 1..%lu, not '%s'\n", opt, max, s);
+		return false;
+	}
+	*out = v;
+	return true;
+}
+
 static void on_stop(thoth_loop_t *loop, const struct signalfd_siginfo *info, void *arg)
 {
 	thoth_loop_stop(loop);
@@ -153,11 +169,20 @@ int main(int argc, char **argv)
 	};
 	client_state_t s = { .rate = 200, .report_ns = 3000000000ull };
 	int opt;
+	unsigned long v;
 	while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
 		switch (opt) {
 		case 'r': s.runtime_dir = optarg; break;
-		case 'n': s.rate = (uint32_t)strtoul(optarg, NULL, 10); break;
-		case 'p': s.report_ns = strtoull(optarg, NULL, 10) * 1000000000ull; break;
+		case 'n':
+			if (!parse_count("--rate", optarg, 1000000, &v))
+				return 2;
+			s.rate = (uint32_t)v;
+			break;
+		case 'p':
+			if (!parse_count("--report", optarg, 86400, &v))
+				return 2;
+			s.report_ns = v * 1000000000ull;
+			break;
 		case 'h':
 			printf("usage: echo-client [--runtime-dir DIR] [--rate N] [--report SECONDS]\n");
 			return 0;
@@ -165,8 +190,6 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (!s.report_ns)
-		s.report_ns = 1000000000ull;
 	signal(SIGPIPE, SIG_IGN);
 	/* A trace buffer, all categories off: thothd switches them on when
 	 * someone runs `thothctl trace` (handed over when we connect). */

@@ -13,7 +13,7 @@ set -uo pipefail
 SRC=$1 BUILD=$2
 THOTHD=$BUILD/kernel/thothd/thothd THOTHCTL=$BUILD/tools/thothctl/thothctl
 THOTHC=$BUILD/tools/thothc/thothc THOTHLOCK=$BUILD/tools/thothlock/thothlock
-CODEX=$BUILD/codex/codex
+CODEX=$BUILD/codex/codex ECHO_CLIENT=$BUILD/services/echo-client
 TMP=$(mktemp -d /tmp/thoth-cli-args-XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
 export THOTH_RUNTIME_DIR=$TMP/no-thothd
@@ -53,11 +53,33 @@ refused 2 "probe ID" "$THOTHCTL" probe detach abc
 refused 2 "probe ID" "$THOTHCTL" probe detach 99999999999999999999999
 refused 2 "probe ID" "$THOTHCTL" probe maps 7x
 
+# echo-client (make run's client): --rate abc was 0 calls/s, --rate -1
+# 4294967295, and --report's seconds overflowed; none of them was refused.
+refused 2 "--rate wants a number 1..1000000" "$ECHO_CLIENT" --rate abc
+refused 2 "--rate wants a number 1..1000000" "$ECHO_CLIENT" --rate -1
+refused 2 "--rate wants a number 1..1000000" "$ECHO_CLIENT" --rate 0
+refused 2 "--report wants a number 1..86400" "$ECHO_CLIENT" --report 18446744073709551615
+
+# thothctl codex stats takes no stream (an extra word was ignored)
+refused 2 "unexpected argument logs" "$THOTHCTL" codex stats logs
+
+# thothctl trace --pid: "-18446744073709551615" was pid 1 (strtoul wraps)
+refused 2 "--pid wants a process id" "$THOTHCTL" trace start --pid -18446744073709551615
+refused 2 "--pid wants a process id" "$THOTHCTL" trace --duration 1 --pid " 7" --json "$TMP/t.json"
+
+# thothctl moderation --rate: a negative number wrapped to a small one
+# ("-18446744073709551615" was 1 message/s).
+refused 2 "--rate 1..100000000" "$THOTHCTL" moderation --policy dim --rate -18446744073709551615
+refused 2 "--rate 1..100000000" "$THOTHCTL" moderation --policy dim --rate " 5"
+refused 2 "--rate 1..100000000" "$THOTHCTL" moderation --policy dim --rate 18446744073709551617
+
 # thothctl sched --from: a file that is not a trace is an error.
 printf 'root:x:0:0:root:/root:/bin/bash\n' >"$TMP/passwd"
 : >"$TMP/empty.json"
 refused 1 "not a Chrome JSON trace" "$THOTHCTL" sched --from "$TMP/passwd"
 refused 1 "not a Chrome JSON trace" "$THOTHCTL" sched --from "$TMP/empty.json"
+printf '{"displayTimeUnit":"ns","traceEvents":[\n{"ph":"M","name":"trace_source","pid":0,"tid":0,"args":{"name":"thoth"}},\n' >"$TMP/cut.json"
+refused 1 "is cut short" "$THOTHCTL" sched --from "$TMP/cut.json"
 refused 1 "not a Chrome JSON trace" "$THOTHCTL" --json sched --from "$TMP/empty.json"
 refused 1 "is a directory, not a trace" "$THOTHCTL" sched --from "$TMP"
 refused 2 "not a regular file" "$THOTHCTL" probe attach "$TMP" --pid 1
@@ -135,6 +157,13 @@ refused 2 "--runtime-dir needs a directory" "$THOTHCTL" --runtime-dir '' status
 refused 2 "an interval is 10..3600000 ms, not -5" "$THOTHCTL" status --watch -5
 refused 2 "--runtime-dir needs a directory" "$THOTHCTL" status --runtime-dir=
 refused 2 "--runtime-dir needs a directory" "$THOTHD" --runtime-dir ''
+# a relative runtime dir: thothd listened on rel/thothd.sock, services
+# registered rel/NAME.sock, and a client in another directory found nothing
+cd "$TMP" || exit 1
+refused 1 "runtime dir 'rel' is relative" "$THOTHD" --runtime-dir rel --http-port off
+THOTH_RUNTIME_DIR=rel refused 1 "is relative" "$THOTHD" --http-port off
+cd - >/dev/null || exit 1
+[ ! -e "$TMP/rel" ] || { echo "FAIL: thothd made a relative runtime dir"; failures=$((failures + 1)); }
 LONG=$TMP/$(head -c 150 /dev/zero | tr '\0' d)
 refused 1 "socket path too long" "$THOTHCTL" --runtime-dir "$LONG" status
 touch "$TMP/file"
@@ -155,6 +184,21 @@ fi
 # A bad name or version thothd refuses is explained (it said "BadName").
 refused 1 "'Echo' is not a service name" "$THOTHCTL" --runtime-dir "$RT" resolve Echo
 refused 1 "--min-version '1.x' is not a version" "$THOTHCTL" --runtime-dir "$RT" resolve echo --min-version 1.x
+# Names and versions above thothd's request limit (4 KiB): thothd drops such
+# a connection unanswered, and thothctl said "thothd went away (exited or
+# killed)" of a thothd that runs on.  Said as a bad name; the list is empty.
+long=$(printf 'a%.0s' $(seq 5000))
+refused 1 "(5000 bytes) is not a service name" "$THOTHCTL" --runtime-dir "$RT" resolve "$long"
+refused 1 "(5000 bytes) is not a version" "$THOTHCTL" --runtime-dir "$RT" resolve echo --min-version "$long"
+out=$("$THOTHCTL" --runtime-dir "$RT" services "$long" 2>&1)
+rc=$?
+if [ "$rc" != 0 ] || [[ "$out" != "no services registered under 'aaaa"* ]]; then
+  echo "FAIL: services with a 5000-byte prefix: exit $rc: ${out:0:200}"
+  failures=$((failures + 1))
+else
+  echo "ok: services with a 5000-byte prefix: ${out:0:60}"
+fi
+grep -q "message too large" "$RT/thothd.log" && { echo "FAIL: thothctl sent thothd a request it drops"; failures=$((failures + 1)); }
 
 # thothd cannot read RUNTIME_DIR/locks (here a file; EACCES for a user's
 # thothd): the reason and the path, not "cannot read the runtime

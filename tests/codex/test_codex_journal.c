@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -327,6 +329,74 @@ static void test_a_real_read_miss_flushes_deferred_data(void **state)
 	cx_journal_close(j);
 }
 
+/* An I/O error stops the journal: said once, in words (the call and
+ * errno: a full disk is not "an I/O error" to an operator), kept in the
+ * stats, and the journal still closes (codex exits on SIGTERM: its
+ * committer used to wait for ever for a shutdown epoch a stopped journal
+ * never makes).  The error is a write past RLIMIT_FSIZE (EFBIG), the
+ * closest to a full disk a test can make without a mount. */
+static int failures_said;
+static char failure_said[160];
+
+static void on_failure(void *arg, const char *why)
+{
+	failures_said++;
+	snprintf(failure_said, sizeof failure_said, "%s", why);
+}
+
+static void *close_j(void *arg)
+{
+	cx_journal_close(arg);
+	return NULL;
+}
+
+static void test_an_io_error_stops_the_journal_says_why_and_it_still_closes(void **state)
+{
+	cx_journal_t *j;
+	char why[300];
+	failures_said = 0;
+	cx_journal_config_t cfg = { .data_dir = dir, .epoll = use_epoll, .on_failure = on_failure };
+	assert_int_equal(cx_journal_open(&cfg, &j, NULL, why, sizeof why), 0);
+	assert_int_equal(cx_journal_create(j, "s", 1, 0), 0);
+	assert_int_equal(append1(j, "s", "kept", CX_DUR_SYNC, 0), 0);
+
+	static char big[8192];
+	memset(big, 'x', sizeof big - 1);
+	struct rlimit old, lim;
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = (struct rlimit){ .rlim_cur = 4096, .rlim_max = old.rlim_max };
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	int r = append1(j, "s", big, CX_DUR_SYNC, 0);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, SIG_DFL);
+	assert_int_equal(r, THOTH_E_IO);
+	assert_int_equal(append1(j, "s", "after", CX_DUR_SYNC, 0), THOTH_E_IO);
+	assert_int_equal(cx_journal_create(j, "t", 1, 0), THOTH_E_IO);
+
+	cx_journal_stats_t s = stats(j);
+	assert_int_equal(s.failed, THOTH_E_IO);
+	assert_non_null(strstr(s.failure, "append to segment"));
+	assert_non_null(strstr(s.failure, "EFBIG"));
+	assert_int_equal(failures_said, 1);             /* once, not per refused call */
+	assert_string_equal(failure_said, s.failure);
+
+	/* close returns (bounded: a hang fails the test instead of ctest's timeout) */
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, close_j, j), 0);
+	struct timespec dl;
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += 30;
+	int jr = pthread_timedjoin_np(t, NULL, &dl);
+	if (jr)
+		fail_msg("cx_journal_close of a stopped journal did not return");
+
+	/* what was acknowledged before the error is still there */
+	j = open_j();
+	assert_int_equal(stats(j).failed, 0);
+	cx_journal_close(j);
+}
+
 static void test_policy_decisions(void **state)
 {
 	cx_wb_t w;
@@ -367,6 +437,8 @@ int main(int argc, char **argv)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_deferred_without_other_activity_causes_no_epoch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_a_real_read_miss_flushes_deferred_data, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_an_io_error_stops_the_journal_says_why_and_it_still_closes,
+						setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

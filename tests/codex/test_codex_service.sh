@@ -52,15 +52,33 @@ want='[{"seq": 1, "data": "first"}, {"seq": 2, "data": "second \"quoted\""}, {"s
 [ "$("$THOTHCTL" codex read logs --from 4 --json)" = '[{"seq": 4, "data": "last"}]' ] || fail "read --from 4"
 echo "ok: create, append --sync, read --json"
 
+# a record that is not UTF-8: read --json is still UTF-8 (U+FFFD in
+# "data") and gives the exact bytes in "base64"
+[ "$(printf '\xff\xfe bin\n' | "$THOTHCTL" codex append logs)" = 5 ] || fail "append of a binary record"
+got=$("$THOTHCTL" codex read logs --from 5 --json) || fail "read --from 5"
+printf '%s' "$got" | iconv -f UTF-8 -t UTF-8 >/dev/null 2>&1 || fail "read --json wrote bytes that are not UTF-8: $got"
+[ "$(json -r '.[0].data' <<<"$got")" = $'\ufffd\ufffd bin' ] || fail "data of a binary record: $got"
+json -r '.[0].base64' <<<"$got" | base64 -d | cmp -s - <(printf '\xff\xfe bin') || fail "base64 of a binary record: $got"
+# ... and as text, shown as \xNN, not written raw to the terminal (as an
+# escape sequence another client appended would be)
+[ "$("$THOTHCTL" codex read logs --from 5)" = "$(printf '5\t\\xff\\xfe bin')" ] ||
+	fail "text read of a binary record: $("$THOTHCTL" codex read logs --from 5 | od -c | head -3)"
+echo "ok: a record that is not UTF-8 reads back as JSON, exactly in base64"
+
 # bad input: clear errors, nothing else lost
 err=$(echo x | "$THOTHCTL" codex append nosuch 2>&1) && fail "append to an unknown stream succeeded"
 grep -q "no such stream" <<<"$err" || fail "unknown stream said: $err"
 err=$({ head -c 300000 /dev/zero | tr '\0' y; echo; } | "$THOTHCTL" codex append logs 2>&1) && fail "an oversized record was accepted"
 grep -q "record too large" <<<"$err" || fail "oversized record said: $err"
+# an endless line: refused as too large at once, in bounded memory (getline
+# grew it until malloc failed, then ended the input as done: exit 0)
+err=$(head -c 400M /dev/zero | (ulimit -v 262144; "$THOTHCTL" codex append logs) 2>&1) &&
+	fail "an endless line was taken as the end of the input"
+grep -q "record too large" <<<"$err" || fail "an endless line said: $err"
 err=$("$THOTHCTL" codex create 'Bad Name' 2>&1) && fail "a bad stream name was accepted"
 grep -q "bad stream name" <<<"$err" || fail "bad name said: $err"
 [ "$("$PROBE" bad-durability logs)" = "THOTH_E_REMOTE BadDurability" ] || fail "unknown durability class: $("$PROBE" bad-durability logs)"
-[ "$("$THOTHCTL" codex read logs --json | json 'length')" = 4 ] || fail "bad input cost records"
+[ "$("$THOTHCTL" codex read logs --json | json 'length')" = 5 ] || fail "bad input cost records"
 echo "ok: unknown stream, oversized record, bad name, unknown durability class refused; nothing lost"
 
 # a client killed in the middle of its stream: what it had acknowledged stays, codex goes on
@@ -132,3 +150,22 @@ check_retained "running"
 kill $CODEX_PID; wait $CODEX_PID 2>/dev/null
 start_codex --segment-bytes 4096 --retain-bytes 16384
 check_retained "after a restart"
+
+# codex killed while `codex append` streams into it: thothctl ends at once,
+# exit 1, saying codex went away and that only the printed records are
+# kept (it said "peer gone")
+mkfifo "$THOTH_RUNTIME_DIR/in"
+"$THOTHCTL" codex append bulk <"$THOTH_RUNTIME_DIR/in" >"$THOTH_RUNTIME_DIR/app.out" 2>"$THOTH_RUNTIME_DIR/app.err" &
+ap=$!
+exec 8>"$THOTH_RUNTIME_DIR/in"
+echo one-more >&8
+wait_for "the streamed record's acknowledgement" grep -q 601 "$THOTH_RUNTIME_DIR/app.out"
+kill -9 $CODEX_PID; wait $CODEX_PID 2>/dev/null
+echo after-the-kill >&8
+exec 8>&-
+wait $ap && fail "append went on after codex was killed"
+grep -q "codex went away" "$THOTH_RUNTIME_DIR/app.err" || fail "codex killed mid-append said: $(cat "$THOTH_RUNTIME_DIR/app.err")"
+start_codex --segment-bytes 4096 --retain-bytes 16384
+[ "$("$THOTHCTL" codex read bulk --from 601 --json)" = '[{"seq": 601, "data": "one-more"}]' ] ||
+	fail "the acknowledged record after the kill: $("$THOTHCTL" codex read bulk --from 601 --json)"
+echo "ok: codex killed mid-append: thothctl says so, the acknowledged record is kept"

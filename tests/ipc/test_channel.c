@@ -31,6 +31,7 @@
 #include <sys/socket.h>
 #include <sys/ioctl.h>
 #include <linux/sockios.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -510,6 +511,48 @@ static void test_handshake_refusals_say_why(void **state)
 	thoth_chantest_Test_health_resp_t h;
 	health_now(&h);
 	assert_int_equal(h.clients, 1);
+}
+
+/* A "service" that takes the connection, waits for the handshake and dies
+ * (closes) without reading it: what a service killed -9 mid-handshake
+ * does.  The unread bytes make the kernel reset the connection. */
+static void *die_during_handshake(void *arg)
+{
+	int lfd = *(int *)arg;
+	int fd = accept(lfd, NULL, NULL);
+	if (fd >= 0) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		poll(&p, 1, 5000);
+		close(fd);
+	}
+	return NULL;
+}
+
+static void test_service_dying_in_handshake_says_so(void **state)
+{
+	char path[400];
+	snprintf(path, sizeof path, "%s/dies.sock", dir);
+	int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(lfd >= 0);
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	assert_true(strlen(path) < sizeof sa.sun_path);
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+	assert_int_equal(listen(lfd, 4), 0);
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, die_during_handshake, &lfd), 0);
+	thoth_chan_config_t cfg = { .iface = &thoth_chantest_Test_info, .handshake_timeout_ms = 10000 };
+	thoth_chan_t *ch = NULL;
+	char why[300];
+	int r = thoth_chan_connect(path, &cfg, &ch, why, sizeof why);
+	pthread_join(t, NULL);
+	close(lfd);
+	unlink(path);
+	assert_null(ch);
+	/* peer gone, said as such: not "system call failed" */
+	assert_int_equal(r, THOTH_E_PEER_GONE);
+	assert_non_null(strstr(why, "closed the connection"));
+	assert_non_null(strstr(why, "dies.sock"));
 }
 
 /* Ring full: the service is busy, 2 slots are queued, the third waits. */
@@ -1368,6 +1411,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_many_clients_one_service, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_features_are_negotiated, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_handshake_refusals_say_why, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_service_dying_in_handshake_says_so, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_full_ring_gives_again_or_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_exhausted_pool_gives_again_or_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_service_killed_mid_call, setup, teardown),

@@ -313,6 +313,37 @@ static void test_claim_with_wrong_interface_id_is_refused(void **state)
 	assert_non_null(strstr(thoth_registry_refusal(f->reg), "interface id"));
 }
 
+/* Claim names are shown by thothctl, the dashboard and /metrics: only names
+ * a schema can hold are taken (a quote or a stray byte is refused, with the
+ * interface id computed right so that only the name check can refuse it). */
+static void test_claim_names_must_be_schema_names(void **state)
+{
+	fixture_t *f = *state;
+	static const char *const bad_packages[] = {
+		"thoth.\"x\"", "thoth.\xff", "thoth..echo", ".thoth", "thoth.", "thoth echo", "1thoth",
+		"thoth.\n", "th\xc3\xa9",
+	};
+	static const char *const bad_ifaces[] = { "Echo\"", "Ec.ho", "\xff", "9Echo", "Echo\x7f" };
+	thoth_registry_Registration_t r = reg_of("echo", "1.0.0", 0, LOCAL, 1000);
+	uint64_t lease;
+	for (size_t i = 0; i < sizeof bad_packages / sizeof bad_packages[0]; i++) {
+		thoth_common_InterfaceClaim_t c = claim_of(bad_packages[i], "Echo", 0, 0x1111);
+		r.claims = (thoth_common_InterfaceClaim_list_t){ &c, 1 };
+		assert_int_equal(thoth_registry_register(f->reg, f->alice, &r, 0, &lease),
+				 THOTH_REGISTRY_ERR_CONTRACT_REFUSED);
+		assert_non_null(strstr(thoth_registry_refusal(f->reg), "names as in a schema"));
+	}
+	for (size_t i = 0; i < sizeof bad_ifaces / sizeof bad_ifaces[0]; i++) {
+		thoth_common_InterfaceClaim_t c = claim_of("thoth.echo", bad_ifaces[i], 0, 0x1111);
+		r.claims = (thoth_common_InterfaceClaim_list_t){ &c, 1 };
+		assert_int_equal(thoth_registry_register(f->reg, f->alice, &r, 0, &lease),
+				 THOTH_REGISTRY_ERR_CONTRACT_REFUSED);
+	}
+	thoth_common_InterfaceClaim_t ok = claim_of("my_pkg.v2.x", "_Echo9", 0, 0x1111);
+	r.claims = (thoth_common_InterfaceClaim_list_t){ &ok, 1 };
+	assert_int_equal(thoth_registry_register(f->reg, f->alice, &r, 0, &lease), 0);
+}
+
 static void test_claim_against_known_schema_is_checked(void **state)
 {
 	fixture_t *f = *state;
@@ -626,6 +657,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_per_client_limit, setup_limit_3, teardown),
 		cmocka_unit_test_setup_teardown(test_contract_mismatch_with_live_instance_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_claim_with_wrong_interface_id_is_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_claim_names_must_be_schema_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_claim_against_known_schema_is_checked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_renew_by_other_owner_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_renew_extends_the_lease, setup, teardown),

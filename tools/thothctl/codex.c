@@ -8,7 +8,8 @@
  *       record's sequence number once it is acknowledged (for --sync: after
  *       its fdatasync), one a line
  *   thothctl codex read STREAM [--from SEQ] [--to SEQ] [--since NS] [--until NS] [--json]
- *       --json: one JSON array of {"seq": N, "data": "..."}
+ *       --json: one JSON array of {"seq": N, "data": "..."}; a record that
+ *       is not UTF-8 shows U+FFFD in "data" and is given whole in "base64"
  *
  * codex is found through thothd's registry ("codex") and called on a
  * shared-memory channel.
@@ -39,6 +40,12 @@ static int open_codex(const thothctl_opts_t *opts, thoth_chan_t **ch)
 	thoth_arena_t arena;
 	thoth_arena_init(&arena, scratch, sizeof scratch);
 	int r = thoth_registry_Registry_resolve(&ctl.client, &req, &resp, &arena);
+	if (r == THOTH_E_REMOTE && ctl.client.remote_code == THOTH_REGISTRY_ERR_NOT_FOUND) {
+		fprintf(stderr, "thothctl: codex is not running (nothing is registered as \"codex\" with thothd; "
+			"start it: codex --data-dir DIR)\n");
+		thoth_control_close(&ctl);
+		return 1;
+	}
 	if (r) {
 		int rc = thothctl_call_failed(&ctl, "resolve codex (is codex running?)", r);
 		thoth_control_close(&ctl);
@@ -58,10 +65,30 @@ static int open_codex(const thothctl_opts_t *opts, thoth_chan_t **ch)
 	return 0;
 }
 
+/* ": why" the journal stopped, as codex's stats say (a codex older than
+ * Stats.failure, or one that cannot answer: nothing). */
+static void failure_of(thoth_chan_t *ch, char *out, size_t cap)
+{
+	thoth_codex_Codex_stats_req_t req = { 0 };
+	thoth_codex_Codex_stats_resp_t resp;
+	static uint64_t scratch[1 << 14];
+	thoth_arena_t arena;
+	thoth_arena_init(&arena, scratch, sizeof scratch);
+	if (!thoth_codex_Codex_stats(thoth_chan_client(ch), &req, &resp, &arena) && resp.stats.failure.len)
+		snprintf(out, cap, ": %.*s", (int)resp.stats.failure.len, resp.stats.failure.ptr);
+}
+
 /* A clear sentence for codex's application errors. */
 static int failed(thoth_chan_t *ch, const char *what, const char *stream, int r)
 {
 	thoth_client_t *c = thoth_chan_client(ch);
+	if (r == THOTH_E_PEER_GONE) {           /* not the bare "peer gone" */
+		fprintf(stderr, "thothctl: codex %s%s%s: codex went away (exited or killed: its log says "
+			"why)%s\n", what, stream ? " " : "", stream ? stream : "",
+			strcmp(what, "append") ? "" : "; the records whose numbers were printed are kept, "
+			"the rest were not appended");
+		return 1;
+	}
 	if (r != THOTH_E_REMOTE) {
 		fprintf(stderr, "thothctl: codex %s: %s\n", what, thoth_strerror(r));
 		return 1;
@@ -78,7 +105,11 @@ static int failed(thoth_chan_t *ch, const char *what, const char *stream, int r)
 	case THOTH_CODEX_ERR_EMPTY: msg = "no records"; break;
 	default: msg = c->remote_message; break;
 	}
-	fprintf(stderr, "thothctl: codex %s %s: %s (%s)\n", what, stream ? stream : "", msg, c->remote_message);
+	char remote[sizeof c->remote_message], cause[200] = "";
+	snprintf(remote, sizeof remote, "%s", c->remote_message);      /* before another call */
+	if (c->remote_code == THOTH_CODEX_ERR_FAILED)
+		failure_of(ch, cause, sizeof cause);
+	fprintf(stderr, "thothctl: codex %s %s: %s%s (%s)\n", what, stream ? stream : "", msg, cause, remote);
 	return 1;
 }
 
@@ -115,6 +146,8 @@ static int cmd_stats(thoth_chan_t *ch, const thothctl_opts_t *opts)
 		printf(",\"pm_leased\":%s,\"pm_awake\":%s,\"pm_note\":", s->pm_leased ? "true" : "false",
 		       s->pm_awake ? "true" : "false");
 		thothctl_json_str(s->pm_note.ptr, s->pm_note.len);
+		printf(",\"failure\":");
+		thothctl_json_str(s->failure.ptr, s->failure.len);
 		printf(",\"segment_bytes\":%llu,\"retain_bytes\":%llu,\"compactions\":%llu,\"compacted_segments\":%llu,"
 		       "\"compacted_records\":%llu,\"compacted_bytes\":%llu",
 		       (unsigned long long)s->segment_bytes, (unsigned long long)s->retain_bytes,
@@ -141,6 +174,9 @@ static int cmd_stats(thoth_chan_t *ch, const thothctl_opts_t *opts)
 		printf("]}\n");
 		return 0;
 	}
+	if (s->failure.len)
+		printf("STOPPED: %.*s (nothing more is acknowledged until codex restarts)\n",
+		       (int)s->failure.len, s->failure.ptr);
 	printf("deferred pending: %llu bytes in %llu records, oldest %.3f s\n", (unsigned long long)s->pending_bytes,
 	       (unsigned long long)s->pending_records, s->oldest_pending_age_ns / 1e9);
 	printf("flush epochs: %llu (", (unsigned long long)s->epochs);
@@ -189,6 +225,68 @@ static int cmd_stats(thoth_chan_t *ch, const thothctl_opts_t *opts)
 		printf("\n");
 	}
 	return 0;
+}
+
+enum { RECORD_MAX = 262144 };   /* codex's largest record (idl/codex.tidl TooLarge) */
+#define READ_EOF ((size_t)-1)
+#define READ_LONG ((size_t)-2)
+
+/* The next line of IN into BUF (without its newline), its length; READ_EOF
+ * at the end (or an error: ferror), READ_LONG when it does not fit in CAP
+ * - 1 bytes (the rest of it is not read). */
+static size_t read_line(char *buf, size_t cap, FILE *in)
+{
+	size_t n = 0;
+	int ch;
+	while ((ch = getc(in)) != EOF) {
+		if (ch == '\n')
+			return n;
+		if (n == cap - 1)
+			return READ_LONG;
+		buf[n++] = (char)ch;
+	}
+	return ferror(in) || !n ? READ_EOF : n;   /* a last line without its newline is one */
+}
+
+/* A record on one line of a terminal: what any client appended is shown,
+ * never obeyed -- control bytes (an escape sequence, a newline, a NUL that
+ * cut the record short under %.*s) and bytes that are not UTF-8 as \xNN;
+ * `read --json` gives the exact bytes. */
+static void text_record(const uint8_t *data, size_t len)
+{
+	for (size_t i = 0; i < len;) {
+		size_t n = thothctl_utf8_seq(data + i, len - i);
+		if (n > 1) {
+			fwrite(data + i, 1, n, stdout);
+			i += n;
+			continue;
+		}
+		uint8_t c = data[i++];
+		if (n == 1 && (c >= 0x20 || c == '\t') && c != 0x7f)
+			putchar(c);
+		else
+			printf("\\x%02x", c);
+	}
+	putchar('\n');
+}
+
+/* DATA as a quoted base64 string (RFC 4648, padded). */
+static void base64_json(const uint8_t *data, size_t len)
+{
+	static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	putchar('"');
+	for (size_t i = 0; i < len; i += 3) {
+		uint32_t v = (uint32_t)data[i] << 16;
+		if (i + 1 < len)
+			v |= (uint32_t)data[i + 1] << 8;
+		if (i + 2 < len)
+			v |= data[i + 2];
+		putchar(abc[v >> 18 & 63]);
+		putchar(abc[v >> 12 & 63]);
+		putchar(i + 1 < len ? abc[v >> 6 & 63] : '=');
+		putchar(i + 2 < len ? abc[v & 63] : '=');
+	}
+	putchar('"');
 }
 
 static int parse_u64(const char *opt, const char *s, uint64_t *out)
@@ -261,6 +359,11 @@ int thothctl_codex(int argc, char **argv, const thothctl_opts_t *opts)
 		fprintf(stderr, "thothctl: codex %s: needs one STREAM\n", sub);
 		return 2;
 	}
+	if (!needs_stream && stream) {          /* `codex stats logs` printed the stats */
+		fprintf(stderr, "thothctl: codex stats: unexpected argument %s (stats covers every stream)\n",
+			stream);
+		return 2;
+	}
 	/* An option of another subcommand was silently ignored (`create S
 	 * --sync`, `read S --deferred`), and --sync --deferred kept the last. */
 	unsigned allowed = !strcmp(sub, "append") ? G_SYNC | G_DEFERRED | G_BUDGET
@@ -293,14 +396,16 @@ int thothctl_codex(int argc, char **argv, const thothctl_opts_t *opts)
 		int r = thoth_codex_Codex_create(c, &req, &resp, NULL);
 		rc = r ? failed(ch, "create", stream, r) : 0;
 	} else if (!strcmp(sub, "append")) {
-		char *line = NULL;
-		size_t cap = 0;
-		ssize_t n;
-		while ((n = getline(&line, &cap, stdin)) >= 0) {
-			if (n && line[n - 1] == '\n')
-				line[--n] = 0;
-			if ((uint64_t)n > UINT32_MAX) {    /* the length is 32 bits on the wire */
-				fprintf(stderr, "thothctl: codex append %s: a line of %zd bytes\n", stream, n);
+		/* A line is read into a buffer one byte longer than a record
+		 * may be: getline grew it without bound, so `< /dev/zero` ate
+		 * memory until malloc failed -- and then ended the input as if
+		 * it were done, exit 0, the rest not appended. */
+		static char line[RECORD_MAX + 1];
+		size_t n;
+		while ((n = read_line(line, sizeof line, stdin)) != READ_EOF) {
+			if (n == READ_LONG) {
+				fprintf(stderr, "thothctl: codex append %s: record too large (at most %u bytes): "
+					"a longer line; nothing after it was appended\n", stream, RECORD_MAX);
 				rc = 1;
 				break;
 			}
@@ -318,7 +423,10 @@ int thothctl_codex(int argc, char **argv, const thothctl_opts_t *opts)
 			printf("%llu\n", (unsigned long long)resp.first_seq);
 			fflush(stdout);
 		}
-		free(line);
+		if (rc == 0 && ferror(stdin)) {
+			fprintf(stderr, "thothctl: codex append %s: reading the input: %s\n", stream, strerror(errno));
+			rc = 1;
+		}
 	} else {
 		if (by_time) {
 			thoth_codex_Codex_time_range_req_t req = { .stream = thoth_str(stream), .from_ns = since, .to_ns = until };
@@ -359,10 +467,16 @@ int thothctl_codex(int argc, char **argv, const thothctl_opts_t *opts)
 				if (opts->json) {
 					printf("%s{\"seq\": %llu, \"data\": ", first ? "" : ", ", (unsigned long long)rec->seq);
 					thothctl_json_str((const char *)rec->data.ptr, rec->data.len);
+					/* "data" showed U+FFFD for bytes that are not
+					 * UTF-8: the record itself, exactly */
+					if (!thothctl_utf8_valid((const char *)rec->data.ptr, rec->data.len)) {
+						printf(", \"base64\": ");
+						base64_json(rec->data.ptr, rec->data.len);
+					}
 					printf("}");
 				} else {
-					printf("%llu\t%.*s\n", (unsigned long long)rec->seq, (int)rec->data.len,
-					       (const char *)rec->data.ptr);
+					printf("%llu\t", (unsigned long long)rec->seq);
+					text_record(rec->data.ptr, rec->data.len);
 				}
 				first = false;
 			}

@@ -97,21 +97,6 @@ static int usage_error(const char *what, const char *arg)
 
 /* ---- output helpers ---------------------------------------------------------------- */
 
-void thothctl_json_str(const char *s, size_t len)
-{
-	putchar('"');
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c == '"' || c == '\\')
-			printf("\\%c", c);
-		else if (c < 0x20)
-			printf("\\u%04x", c);
-		else
-			putchar(c);
-	}
-	putchar('"');
-}
-
 static const char *locality_name(thoth_common_Locality_t l)
 {
 	switch (l) {
@@ -162,8 +147,13 @@ static void instance_json(const thoth_registry_Instance_t *in, const char *event
 	       in->owner_uid);
 	for (uint32_t i = 0; i < r->claims.count; i++) {
 		const thoth_common_InterfaceClaim_t *c = &r->claims.items[i];
-		printf("%s{\"interface\":\"%s.%s\",\"version\":\"%u.%u\",\"schema_hash\":\"%016llx\"}",
-		       i ? "," : "", c->package.ptr, c->interface.ptr, c->major, c->minor,
+		/* package and interface come from the registrant: escaped */
+		char qualified[512];
+		int n = snprintf(qualified, sizeof qualified, "%.*s.%.*s", (int)c->package.len,
+				 c->package.ptr, (int)c->interface.len, c->interface.ptr);
+		printf("%s{\"interface\":", i ? "," : "");
+		thothctl_json_str(qualified, n < 0 ? 0 : (size_t)n < sizeof qualified ? (size_t)n : sizeof qualified - 1);
+		printf(",\"version\":\"%u.%u\",\"schema_hash\":\"%016llx\"}", c->major, c->minor,
 		       (unsigned long long)c->schema_hash);
 	}
 	printf("]}\n");
@@ -404,6 +394,25 @@ static int cmd_services(thoth_control_t *ctl, const char *prefix, bool watch)
 	}
 }
 
+/*
+ * thothd's registry takes names of at most 128 bytes and versions of at
+ * most 64 (kernel/thothd/registry.c); a request above its small-body limit
+ * (4 KiB) is not answered at all: thothd drops the connection as a hostile
+ * client's, and thothctl said "thothd went away (exited or killed)" of a
+ * thothd that runs on.  Longer arguments are answered here, as thothd
+ * would answer the shorter ones.
+ */
+enum { NAME_MAX_LEN = 128, VERSION_MAX_LEN = 64 };
+
+static bool bad_name_said(const char *name)
+{
+	if (strlen(name) <= NAME_MAX_LEN)
+		return false;
+	fprintf(stderr, "thothctl: resolve: '%.40s...' (%zu bytes) is not a service name (1..128 of "
+		"[a-z0-9_.-], starting with a letter)\n", name, strlen(name));
+	return true;
+}
+
 static int cmd_resolve(thoth_control_t *ctl, const char *name, const char *min_version)
 {
 	thoth_registry_Registry_resolve_req_t req = {
@@ -567,6 +576,13 @@ static int cmd_services_main(int argc, char **argv, const thothctl_opts_t *opts)
 		return r;
 	if (argc - optind > 1 || min_version)
 		return usage_error("usage: services [--watch] [PREFIX]", NULL);
+	if (optind < argc && strlen(argv[optind]) > NAME_MAX_LEN) {
+		/* no name starts with it: the empty list thothd gives a long one */
+		if (!json)
+			printf("no services registered under '%.40s...' (%zu bytes: names are at most 128)\n",
+			       argv[optind], strlen(argv[optind]));
+		return 0;
+	}
 	thoth_control_t ctl;
 	if (thothctl_connect(&ctl, opts->runtime_dir))
 		return 1;
@@ -584,6 +600,13 @@ static int cmd_resolve_main(int argc, char **argv, const thothctl_opts_t *opts)
 		return r;
 	if (argc - optind != 1 || watch)
 		return usage_error("usage: resolve NAME [--min-version V]", NULL);
+	if (bad_name_said(argv[optind]))
+		return 1;
+	if (min_version && strlen(min_version) > VERSION_MAX_LEN) {
+		fprintf(stderr, "thothctl: resolve: --min-version '%.20s...' (%zu bytes) is not a version "
+			"(MAJOR.MINOR.PATCH)\n", min_version, strlen(min_version));
+		return 1;
+	}
 	thoth_control_t ctl;
 	if (thothctl_connect(&ctl, opts->runtime_dir))
 		return 1;

@@ -15,6 +15,7 @@
  */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <net/if.h>
@@ -257,9 +258,11 @@ static int show_policy(const char *name, const char *rate_s, bool json)
 {
 	thoth_mod_kind_t kind;
 	char *end;
+	errno = 0;
 	unsigned long long rate = rate_s ? strtoull(rate_s, &end, 10) : 0;
-	if (thoth_mod_kind_parse(name, &kind) || kind == THOTH_MOD_FIXED || !rate_s || *end || rate < 1 ||
-	    rate > 100000000ull) {
+	/* a digit first: strtoull takes "-18446744073709551615" as 1 */
+	if (thoth_mod_kind_parse(name, &kind) || kind == THOTH_MOD_FIXED || !rate_s || *end || errno ||
+	    rate_s[0] < '0' || rate_s[0] > '9' || rate < 1 || rate > 100000000ull) {
 		fprintf(stderr, "thothctl moderation: --policy none|dim|adaptive and --rate 1..100000000 messages/s\n");
 		return 2;
 	}

@@ -116,6 +116,16 @@ static int parse_seconds_arg(const char *what, const char *s, double max, double
 	return 0;
 }
 
+/* The start of a `probe check --json` line: section and program names come
+ * from the object file, whatever bytes it holds: escaped. */
+static void section_json(const char *section, const char *name)
+{
+	printf("{\"section\":");
+	thothctl_json_str(section, strlen(section));
+	printf(",\"name\":");
+	thothctl_json_str(name, strlen(name));
+}
+
 static int probe_check(int argc, char **argv, const thothctl_opts_t *opts)
 {
 	if (argc != 2)
@@ -139,30 +149,32 @@ static int probe_check(int argc, char **argv, const thothctl_opts_t *opts)
 		char msg[4096];
 		r = thoth_probe_verify(obj, i, msg, sizeof msg);
 		if (r == THOTH_E_NOT_FOUND) {
-			if (opts->json)
-				printf("{\"section\":\"%s\",\"name\":\"%s\",\"result\":\"kernel\"}\n",
-				       section, name);
-			else
+			if (opts->json) {
+				section_json(section, name);
+				printf(",\"result\":\"kernel\"}\n");
+			} else {
 				printf("%s (%s): kernel program, %zu instructions (the Linux verifier "
 				       "checks it at attach)\n", section, name, insns);
+			}
 			continue;
 		}
 		if (r < 0) {
 			rejected++;
 			fprintf(stderr, "thothctl: rejected: %s\n", msg);
 			if (opts->json) {
-				printf("{\"section\":\"%s\",\"name\":\"%s\",\"result\":\"rejected\","
-				       "\"reason\":", section, name);
+				section_json(section, name);
+				printf(",\"result\":\"rejected\",\"reason\":");
 				thothctl_json_str(msg, strlen(msg));
 				printf("}\n");
 			}
 			continue;
 		}
-		if (opts->json)
-			printf("{\"section\":\"%s\",\"name\":\"%s\",\"result\":\"accepted\","
-			       "\"insns\":%zu}\n", section, name, insns);
-		else
+		if (opts->json) {
+			section_json(section, name);
+			printf(",\"result\":\"accepted\",\"insns\":%zu}\n", insns);
+		} else {
 			printf("%s (%s): accepted, %zu instructions\n", section, name, insns);
+		}
 	}
 	thoth_probe_object_free(obj);
 	return rejected ? 1 : 0;
@@ -385,11 +397,10 @@ static int attach_bytes(uint8_t *bytes, size_t len, const char *path, uint32_t p
 					continue;
 				if (!strncmp(p->state.ptr, "failed", 6))
 					status = 1;
-				if (opts->json)
-					printf("{\"id\":%" PRIu64 ",\"pid\":%u,\"program\":\"%.*s\","
-					       "\"state\":", p->id, p->pid, (int)p->program.len,
-					       p->program.ptr);
 				if (opts->json) {
+					printf("{\"id\":%" PRIu64 ",\"pid\":%u,\"program\":", p->id, p->pid);
+					thothctl_json_str(p->program.ptr, p->program.len);
+					printf(",\"state\":");
 					thothctl_json_str(p->state.ptr, p->state.len);
 					printf("}\n");
 				} else {

@@ -117,15 +117,17 @@ static int cmp_tw(const void *a, const void *b)
 
 /* Read a Chrome JSON trace as thothd writes it (one record per line).
  * -1: out of memory; -2: not such a trace (no "traceEvents" line: a wrong
- * file would otherwise read as a trace with no wake-up, and exit 0). */
+ * file would otherwise read as a trace with no wake-up, and exit 0); -3:
+ * cut short (no closing "]}" line: the same, for a truncated dump). */
 static int read_trace(FILE *f, sched_report_t *r)
 {
 	char *line = NULL;
 	size_t cap = 0;
-	bool is_trace = false;
+	bool is_trace = false, ended = false;
 	while (getline(&line, &cap, f) > 0) {
 		if (!is_trace && !(is_trace = strstr(line, "\"traceEvents\":[") != NULL))
 			continue;
+		ended = strncmp(line, "]}", 2) == 0;    /* the writer's last line */
 		static const char meta[] = "{\"ph\":\"M\",\"name\":\"process_name\"";
 		if (strncmp(line, meta, sizeof meta - 1) == 0) {
 			proc_t *p = proc_of(r, (uint32_t)num_after(line, "\"pid\":"));
@@ -219,6 +221,8 @@ static int read_trace(FILE *f, sched_report_t *r)
 	free(line);
 	if (!is_trace)
 		return -2;
+	if (!ended)             /* cut short: it read as fewer wake-ups, exit 0 */
+		return -3;
 	/* Timer wake-ups of different processes within SHARE_NS: shared. */
 	if (r->ntw)                     /* qsort(NULL, 0, ...) is undefined (UBSan) */
 		qsort(r->tw, r->ntw, sizeof *r->tw, cmp_tw);
@@ -455,6 +459,9 @@ int thothctl_sched(int argc, char **argv, const thothctl_opts_t *opts)
 	if (rc == -2) {
 		fprintf(stderr, "thothctl: sched: %s is not a Chrome JSON trace as `thothctl trace dump "
 			"--json` writes it (no \"traceEvents\")\n", path);
+	} else if (rc == -3) {
+		fprintf(stderr, "thothctl: sched: %s is cut short: it ends before the trace's closing \"]}\" "
+			"(a dump that did not finish?)\n", path);
 	} else if (rc) {
 		fprintf(stderr, "thothctl: sched: out of memory reading the trace\n");
 	} else {

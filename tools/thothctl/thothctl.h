@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "thoth/service.h"
 
@@ -23,8 +24,15 @@ typedef struct thothctl_opts {
  * Add a row to `commands` in main.c for a new one. */
 typedef int thothctl_cmd_fn(int argc, char **argv, const thothctl_opts_t *opts);
 
-/* Write S as a JSON string (quoted, escaped) to stdout. */
+/* Write S as a JSON string (quoted, escaped) to stdout (or F): valid JSON
+ * whatever S holds -- a byte that is not part of well-formed UTF-8 is
+ * written as U+FFFD (json.c). */
 void thothctl_json_str(const char *s, size_t len);
+void thothctl_json_fstr(FILE *f, const char *s, size_t len);
+/* Whether S is well-formed UTF-8; the length of the sequence at S (0: not
+ * well-formed). */
+bool thothctl_utf8_valid(const char *s, size_t len);
+size_t thothctl_utf8_seq(const unsigned char *s, size_t left);
 
 /* Connect to thothd; on failure print why (no thothd: "thothd is not
  * running (no socket at PATH)") and return non-zero. */

@@ -134,13 +134,33 @@ static int do_start(thoth_control_t *ctl, uint64_t categories, uint32_t pid)
 	return 0;
 }
 
+/*
+ * stop (its last drain) and dump (the export) take as long as the session
+ * is big: seconds for half a million events, more on a loaded machine.
+ * The connection's 5 s per call made thothctl say "timed out" while thothd
+ * went on and wrote the file.  A thothd that dies ends the call at once
+ * (its socket closes), so the wait is long; past it, say what goes on.
+ */
+enum { SLOW_CALL_MS = 600000 };
+
+static int slow_call_failed(thoth_control_t *ctl, const char *what, int r)
+{
+	if (r == THOTH_E_TIMEDOUT) {
+		fprintf(stderr, "thothctl: %s: thothd did not answer in %d s; it may still be at it "
+			"(its log says when it is done)\n", what, SLOW_CALL_MS / 1000);
+		return 1;
+	}
+	return thothctl_call_failed(ctl, what, r);
+}
+
 static int do_stop(thoth_control_t *ctl)
 {
 	thoth_trace_TraceControl_stop_req_t req = { .session_id = 0 };
 	thoth_trace_TraceControl_stop_resp_t resp;
+	ctl->sock.timeout_ms = SLOW_CALL_MS;
 	int r = thoth_trace_TraceControl_stop(&ctl->client, &req, &resp, NULL);
 	if (r)
-		return thothctl_call_failed(ctl, "trace stop", r);
+		return slow_call_failed(ctl, "trace stop", r);
 	if (json_out)
 		printf("{\"event\":\"stopped\",\"events\":%llu,\"lost\":%llu}\n",
 		       (unsigned long long)resp.events, (unsigned long long)resp.dropped);
@@ -157,6 +177,7 @@ static int do_write(thoth_control_t *ctl, const char *json, const char *ctf)
 		.ctf_dir = thoth_str(ctf ? ctf : ""),
 	};
 	thoth_trace_TraceControl_write_resp_t resp;
+	ctl->sock.timeout_ms = SLOW_CALL_MS;
 	int r = thoth_trace_TraceControl_write(&ctl->client, &req, &resp, NULL);
 	if (r == THOTH_E_REMOTE) {
 		const char *why = "";
@@ -170,7 +191,7 @@ static int do_write(thoth_control_t *ctl, const char *json, const char *ctf)
 		return 1;
 	}
 	if (r)
-		return thothctl_call_failed(ctl, "trace dump", r);
+		return slow_call_failed(ctl, "trace dump", r);
 	if (json_out) {
 		printf("{\"event\":\"written\",\"events\":%llu,\"json\":", (unsigned long long)resp.events);
 		if (json)
@@ -269,8 +290,10 @@ int thothctl_trace(int argc, char **argv, const thothctl_opts_t *opts)
 			have_categories = true;
 			break;
 		case 'p': {
+			errno = 0;
 			unsigned long v = strtoul(optarg, &end, 10);
-			if (*end || !*optarg || v == 0 || v > UINT32_MAX)
+			/* a digit first: strtoul reads "-18446744073709551615" as 1 */
+			if (*end || errno || optarg[0] < '0' || optarg[0] > '9' || v == 0 || v > UINT32_MAX)
 				return trace_usage_error("--pid wants a process id, not", optarg);
 			pid = (uint32_t)v;
 			have_pid = true;

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# tests/cli/test_trace_dump_full.sh BUILD_DIR
+#
+# `thothctl trace dump --json FILE` on a full disk: the write fails, says
+# so, and FILE keeps the earlier dump whole, with no temporary file left.
+# thothd truncated FILE first (fopen "w"), so the failure lost the earlier
+# dump and left a cut one.  The full disk is thothd's RLIMIT_FSIZE (EFBIG,
+# with SIGXFSZ ignored): the closest to a full disk without a mount.
+set -uo pipefail
+BUILD=$1
+THOTHD=$BUILD/kernel/thothd/thothd THOTHCTL=$BUILD/tools/thothctl/thothctl
+ECHO=$BUILD/services/echo ECHO_CLIENT=$BUILD/services/echo-client
+RT=$(mktemp -d /tmp/thoth-dump-full-XXXXXX)
+OUT=$(mktemp -d /tmp/thoth-dump-full-out-XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+  wait 2>/dev/null
+  rm -rf "$RT" "$OUT"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*"; tail -5 "$OUT/thothd.log" 2>/dev/null; exit 1; }
+export THOTH_RUNTIME_DIR=$RT
+
+mkfifo "$RT/ready"
+# 64 KiB per file for thothd; SIGXFSZ ignored (inherited), so a longer
+# write fails with EFBIG instead of killing thothd
+(trap '' XFSZ; exec prlimit --fsize=65536 "$THOTHD" --http-port off --ready-fd 3 3>"$RT/ready" \
+   2>"$OUT/thothd.log") &
+pids+=($!)
+read -r -t 30 ready <"$RT/ready" || true
+[ "${ready:-}" = READY=1 ] || fail "thothd not ready"
+"$ECHO" 2>"$OUT/echo.log" & pids+=($!)
+for _ in $(seq 100); do "$THOTHCTL" resolve echo >/dev/null 2>&1 && break; sleep 0.05; done
+
+"$THOTHCTL" trace start >/dev/null || fail "trace start"
+"$THOTHCTL" trace dump --json "$OUT/t.json" || fail "the first (small) dump"
+cp "$OUT/t.json" "$OUT/first.json"
+[ "$(stat -c %s "$OUT/first.json")" -lt 65536 ] || fail "the first dump is already over the limit"
+
+"$ECHO_CLIENT" --rate 500 --report 60 >/dev/null 2>&1 & client=$!
+pids+=($client)
+sleep 1
+kill "$client"
+"$THOTHCTL" trace dump --json "$OUT/t.json" 2>"$OUT/dump.err" && fail "a dump over the file size limit succeeded"
+grep -q "t.json" "$OUT/dump.err" || fail "the failed dump did not name its file: $(cat "$OUT/dump.err")"
+cmp -s "$OUT/t.json" "$OUT/first.json" ||
+  fail "the failed dump damaged the earlier one ($(stat -c %s "$OUT/t.json") bytes, was $(stat -c %s "$OUT/first.json"))"
+leftover=$(ls "$OUT" | grep -c 'tmp-' || true)
+[ "$leftover" = 0 ] || fail "temporary files left: $(ls "$OUT")"
+echo "ok: a dump that does not fit fails and keeps the earlier one whole"
+
+# a dump that fits replaces it (after the session is stopped, a new small one)
+"$THOTHCTL" trace stop >/dev/null || fail "trace stop"
+"$THOTHCTL" trace start >/dev/null || fail "trace start again"
+"$THOTHCTL" trace dump --json "$OUT/t.json" || fail "a small dump after the failure"
+jq -e .traceEvents "$OUT/t.json" >/dev/null || fail "the new dump is not JSON"
+"$THOTHCTL" trace stop >/dev/null
+echo "ok: a dump that fits replaces the file"
+
+# A stop (or dump) that takes thothd longer than a call's 5 s: thothctl
+# waits for it (it said "timed out" while thothd went on).  The slow stop
+# is THOTHD_TEST_STOP_GATE: beside the dashboard's live observer a stop
+# waits at a FIFO until a byte comes, here after 7 s.
+"$THOTHCTL" trace stop >/dev/null 2>&1
+kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null
+RT2=$RT/slow
+mkdir -m 700 "$RT2"
+mkfifo "$RT2/gate" "$RT2/ready"
+THOTHD_TEST_STOP_GATE=$RT2/gate "$THOTHD" --runtime-dir "$RT2" --http-port 0 --ready-fd 3 3>"$RT2/ready" \
+  2>"$OUT/thothd2.log" &
+pids+=($!)
+read -r -t 30 ready <"$RT2/ready" || true
+[ "${ready:-}" = READY=1 ] || fail "the second thothd not ready"
+url=$("$THOTHCTL" --runtime-dir "$RT2" --json status | jq -r .dashboard_url)
+curl -sf "${url}metrics" >/dev/null || fail "no /metrics at $url"    # the live observer on
+"$THOTHCTL" --runtime-dir "$RT2" trace start >/dev/null || fail "trace start (slow)"
+"$THOTHCTL" --runtime-dir "$RT2" trace stop >"$OUT/stop.out" 2>"$OUT/stop.err" & stopper=$!
+sleep 7
+printf x >"$RT2/gate"
+wait $stopper || fail "a stop that took thothd 7 s: $(cat "$OUT/stop.err")"
+grep -q "trace stopped" "$OUT/stop.out" || fail "the slow stop printed: $(cat "$OUT/stop.out")"
+echo "ok: a stop that takes thothd 7 s is waited for"
