@@ -88,6 +88,10 @@ static void hull_work(const hull_t *h, double c, double dt, double *work)
 				work[h->opp[i - 1]] += (1 - up) * dt * h->cap[i - 1] / 1024.0;
 			return;
 		}
+	/* Past the hull's end (not reached: callers stop at its top), as
+	 * hull_power: the top point runs it. */
+	if (h->n && h->opp[h->n - 1] >= 0)
+		work[h->opp[h->n - 1]] += dt * c / 1024.0;
 }
 
 /* ---- the optimum ----------------------------------------------------------------------- */
@@ -410,7 +414,7 @@ int thoth_pm_sim_cpu_options(const thoth_pm_cpu_model_t *m, const thoth_pm_trace
 		energy += (double)thoth_pm_opp_power_mw(m, cur) * (double)busy +
 			  (double)m->sleep_mw * budget;
 		out->busy_ns += busy;
-		out->opp_work_ns[cur] += (double)busy * cap / 1024.0;
+		out->opp_work_ns[cur] += ((double)dt - budget) * cap / 1024.0;
 		if (thoth_pm_opp_inefficient(m, cur))
 			out->inefficient_busy_ns += busy;
 		last_running = busy;

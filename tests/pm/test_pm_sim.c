@@ -262,8 +262,8 @@ static void test_the_work_run_at_each_opp_is_booked_where_it_ran(void **state)
 	thoth_pm_trace_t t;
 	thoth_pm_cpu_result_t r;
 	/* 6 ms due in 10 ms: 614.4 capacity, 432 and 729 MHz time-shared, 729
-	 * for (614.4 - 369) / (622 - 369) of the 10 ms: 5.8917 ms of the work
-	 * there, 0.1083 ms at 432 */
+	 * for (614.4 - 369) / (622 - 369) of the 10 ms: 5.8918 ms of the work
+	 * there, 0.1082 ms at 432 */
 	load_text("0 6000 10000\n", &t);
 	assert_int_equal(thoth_pm_sim_cpu(hikey(), &t, THOTH_PM_CPU_OPTIMUM, &r), 0);
 	double up = (614.4 - 369.0) / (622.0 - 369.0);
@@ -284,12 +284,19 @@ static void test_the_work_run_at_each_opp_is_booked_where_it_ran(void **state)
 	assert_false(r.optimum_exact);
 	assert_close(r.opp_work_ns[4], 2e6, 1e-3);
 	thoth_pm_trace_free(&t);
+	/* 1 ms due at once: a jump no OPP meets, booked at the top */
+	load_text("0 1000 0\n", &t);
+	assert_int_equal(thoth_pm_sim_cpu(hikey(), &t, THOTH_PM_CPU_OPTIMUM, &r), 0);
+	assert_close(r.opp_work_ns[4], 1e6, 1e-3);
+	assert_close(r.opp_work_ns[0] + r.opp_work_ns[1] + r.opp_work_ns[2] + r.opp_work_ns[3], 0,
+		     1e-9);
+	thoth_pm_trace_free(&t);
 	/* governors: where they ran it, all of one job's 1 ms */
 	load_text(one_job, &t);
 	assert_int_equal(thoth_pm_sim_cpu(hikey(), &t, THOTH_PM_GOV_PERFORMANCE, &r), 0);
-	assert_close(r.opp_work_ns[4], 1e6, 1.0);
+	assert_close(r.opp_work_ns[4], 1e6, 1e-3);
 	assert_int_equal(thoth_pm_sim_cpu(hikey(), &t, THOTH_PM_GOV_POWERSAVE, &r), 0);
-	assert_close(r.opp_work_ns[0], 1e6, 1.0);
+	assert_close(r.opp_work_ns[0], 1e6, 1e-2);
 	assert_close(r.opp_work_ns[4], 0, 1e-9);
 	thoth_pm_trace_free(&t);
 }
