@@ -1884,9 +1884,9 @@ static int write_file(const char *path, const strbuf_t *sb, FILE *err)
 	const char *what;
 	if (thothc_write_whole(path, sb->s ? sb->s : "", sb->len, NULL, &what) != 0) {
 		fprintf(err, "thothc: cannot write '%s' (%s): %s\n", path, what, strerror(errno));
-		return -1;
+		return THOTHC_GEN_FAILED;
 	}
-	return 0;
+	return THOTHC_GEN_OK;
 }
 
 int thothc_gen_c_prefixed(const tidl_file_t *file, const char *outdir, const char *c_prefix,
@@ -1945,10 +1945,10 @@ static int gen_c(const tidl_file_t *file, const char *outdir, FILE *err, thothc_
 		fprintf(err, "%s: error: package '%s' is the system's (idl/%s), whose C names (%s*) "
 			     "libthoth holds; name the package otherwise (or give --c-prefix)\n",
 			file->path, file->package, sp->where, prefix);
-		return -1;
+		return THOTHC_GEN_REFUSED;
 	}
 	if (check_header_names(file, err))
-		return -1;
+		return THOTHC_GEN_REFUSED;
 	canon_memo_t *memo = NULL;
 	size_t n_memo = 0;
 	uint64_t reach = canon_reach(file, 0, &memo, &n_memo, CANON_LIMIT);
@@ -1959,7 +1959,7 @@ static int gen_c(const tidl_file_t *file, const char *outdir, FILE *err, thothc_
 				     "the schema hash can read (%u MiB of schema text, diamonds of imports "
 				     "nested too deep); import fewer files from each\n",
 				file->path, CANON_LIMIT >> 20);
-		return -1;
+		return THOTHC_GEN_REFUSED;
 	}
 	uint64_t hash = schema_hash(file);
 
@@ -2009,9 +2009,9 @@ static int gen_c(const tidl_file_t *file, const char *outdir, FILE *err, thothc_
 	}
 	if (g.n_lists)
 		qsort(g.lists, g.n_lists, sizeof *g.lists, cmp_depth);
-	int rc = 0;
+	int rc = THOTHC_GEN_OK;
 	if (check_c_names(&g, recs, n_recs, err)) {
-		rc = -1;
+		rc = THOTHC_GEN_REFUSED;
 		goto out;
 	}
 
