@@ -1671,7 +1671,7 @@ static int cmp_cn_pair(const void *a, const void *b)
 
 /* "dir/a.tidl" -> "a": the <base>.thoth.h a file's header has, which
  * importers include by that name alone. */
-static void header_base(const char *path, char *out, size_t len)
+void thothc_header_base(const char *path, char *out, size_t len)
 {
 	snprintf(out, len, "%s", basename_of(path));
 	char *dot = strstr(out, ".tidl");
@@ -1707,9 +1707,9 @@ static size_t check_header_names(const tidl_file_t *root, FILE *err)
 	reach_files(root, &seen, &n, 0);
 	for (size_t i = 1; i < n; i++) {
 		char bi[CNAME_MAX], bj[CNAME_MAX];
-		header_base(seen[i]->path, bi, sizeof bi);
+		thothc_header_base(seen[i]->path, bi, sizeof bi);
 		for (size_t j = 0; j < i; j++) {
-			header_base(seen[j]->path, bj, sizeof bj);
+			thothc_header_base(seen[j]->path, bj, sizeof bj);
 			if (strcmp(bi, bj) != 0)
 				continue;
 			if (found++ < 200 && err)
@@ -1927,10 +1927,7 @@ static int gen_c(const tidl_file_t *file, const char *outdir, FILE *err, thothc_
 	char prefix[CNAME_MAX], up[CNAME_MAX], base[CNAME_MAX];
 	snprintf(prefix, sizeof prefix, "%s", prefix_of(file));
 	snprintf(up, sizeof up, "%s", upper(prefix));
-	snprintf(base, sizeof base, "%s", basename_of(file->path));
-	char *dot = strstr(base, ".tidl");
-	if (dot)
-		*dot = 0;
+	thothc_header_base(file->path, base, sizeof base);
 	g.prefix = prefix;
 	g.up = up;
 	g.base = base;

@@ -32,6 +32,9 @@ int thothc_gen_c(const tidl_file_t *file, const char *outdir, FILE *err);
 int thothc_gen_c_prefixed(const tidl_file_t *file, const char *outdir, const char *c_prefix,
 			  FILE *err);
 
+/* The <base> of PATH's files ("dir/a.tidl": "a") into OUT. */
+void thothc_header_base(const char *path, char *out, size_t len);
+
 /* What thothc_gen_c writes, in memory instead (the fuzzer; no file is
  * touched): BASE is the name the files would have, <base>.thoth.{h,c}. */
 typedef struct thothc_gen_out {
