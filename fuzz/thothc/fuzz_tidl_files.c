@@ -7,8 +7,9 @@
  * valid .tidl, so a single file's input is just that file): the first is
  * main.tidl, the others a.tidl, b.tidl, sub/c.tidl, sub/d.tidl,
  * sub/deep/e.tidl.  They live in memory (tidl_program_add_memory_file): an
- * import is resolved relative to the importer's folder as on disk, but
- * nothing is read from the disk.  Where every file loads, each one is
+ * import is resolved relative to the importer's folder as on disk where
+ * every folder is real ("x/.." folded as written), but nothing is read
+ * from the disk.  Where every file loads, each one is
  * generated to memory (thothc_gen_c_mem: both outputs non-empty, or the
  * schema refused, THOTHC_GEN_REFUSED, with none; any other answer aborts)
  * and the root is checked compatible with itself; diagnostics are printed
