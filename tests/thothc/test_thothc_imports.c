@@ -2,7 +2,8 @@
  * test_thothc_imports.c - how an import's path becomes a file, in memory
  * (the fuzzer's resolver) and on disk: ".." folded as written, one file
  * however it is spelled (symlinks, "./"), a cycle through either reported
- * as a cycle, and '..' across a symlinked folder refused by name.
+ * as a cycle, and on disk '..' as the kernel resolves it (after a symlinked
+ * or a missing folder it is not folded).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -251,35 +252,98 @@ static void test_disk_cycle_through_dotdot_is_a_cycle(void **state)
 	assert_int_equal(tidl_program_error_count(prog), 1);
 }
 
-/* link -> elsewhere/deep: "link/../x.tidl" is elsewhere/x.tidl on disk but
- * x.tidl as written: refused, naming both, rather than either guessed.
- * (A missing folder before '..', "nope/../a.tidl", is no such doubt.) */
-static void test_disk_dotdot_across_a_symlinked_folder_is_refused(void **state)
+static tidl_file_t *loaded(const char *package)
+{
+	for (size_t i = 0; i < prog->n_files; i++)
+		if (prog->files[i]->package && strcmp(prog->files[i]->package, package) == 0)
+			return prog->files[i];
+	return NULL;
+}
+
+static void must_load(const char *rel)
+{
+	if (load_disk(rel) != 0) {
+		tidl_program_print_diags(prog, stderr);
+		fail_msg("%s did not load", rel);
+	}
+}
+
+/* link -> elsewhere/deep: "link/../x.tidl" is elsewhere/x.tidl, as the
+ * kernel resolves it (and as thothc read it before imports were folded),
+ * not the x.tidl beside main.tidl that folding it as written names.  The
+ * path keeps the '..' that is not folded, so a message names it so. */
+static void test_disk_dotdot_after_a_symlinked_folder_is_the_kernels(void **state)
 {
 	(void)state;
 	put("main.tidl", "package m;\nversion 1.0;\nimport \"link/../x.tidl\";\n");
-	put("x.tidl", "package x;\nversion 1.0;\n");
+	put("x.tidl", "package decoy;\nversion 1.0;\n");
 	put("elsewhere/deep/y.tidl", "package y;\nversion 1.0;\n");
-	put("elsewhere/x.tidl", "package x2;\nversion 1.0;\n");
+	put("elsewhere/x.tidl", "package x;\nversion 1.0;\n");
 	link_("elsewhere/deep", "link");
-	assert_int_not_equal(load_disk("main.tidl"), 0);
-	const tidl_diag_t *d = find("leaves a symlinked folder");
-	assert_int_equal(d->loc.line, 3);
-	assert_non_null(strstr(d->message, "/elsewhere/x.tidl', not '"));
+	must_load("main.tidl");
+	assert_null(loaded("decoy"));
+	const tidl_file_t *x = loaded("x");
+	assert_non_null(x);
+	char want[300];
+	snprintf(want, sizeof want, "%s/link/../x.tidl", dir);
+	assert_string_equal(x->path, want);
 }
 
+/* The root's own path as given: "link/../z.tidl" is real/z.tidl, whose
+ * import "y2.tidl" is real/y2.tidl.  Folded with the root's path as
+ * written it was ./y2.tidl: "cannot open", or with one there, that one. */
+static void test_disk_dotdot_in_the_roots_path_is_the_kernels(void **state)
+{
+	(void)state;
+	put("real/sub/keep.tidl", "package keep;\nversion 1.0;\n");
+	put("real/z.tidl", "package z;\nversion 1.0;\nimport \"y2.tidl\";\nstruct Z { 1: y2.Y v; }\n");
+	put("real/y2.tidl", "package y2;\nversion 1.0;\nstruct Y { 1: u8 v; }\n");
+	link_("real/sub", "link");
+	must_load("link/../z.tidl");
+	assert_int_equal(prog->n_files, 2);
+	tidl_program_free(prog);
+	put("y2.tidl", "package y2;\nversion 1.0;\nstruct Decoy { 1: u8 v; }\n");
+	must_load("link/../z.tidl");        /* not the decoy: Z's field resolves */
+	assert_non_null(loaded("y2"));
+	assert_non_null(tidl_file_find_decl(loaded("y2"), "Y"));
+	assert_null(tidl_file_find_decl(loaded("y2"), "Decoy"));
+}
+
+/* link/x.tidl imports "../y.tidl": real/y.tidl, which does not exist.
+ * Folded as written it was ./y.tidl, which does: loaded in its place. */
+static void test_disk_missing_file_after_a_symlinked_folder_is_missing(void **state)
+{
+	(void)state;
+	put("real/sub/x.tidl", "package x;\nversion 1.0;\nimport \"../y.tidl\";\n");
+	put("y.tidl", "package y;\nversion 1.0;\n");
+	link_("real/sub", "link");
+	assert_int_not_equal(load_disk("link/x.tidl"), 0);
+	char want[300];
+	snprintf(want, sizeof want, "cannot open '%s/link/../y.tidl': No such file", dir);
+	assert_int_equal(find(want)->loc.line, 3);
+	assert_null(loaded("y"));
+}
+
+/* A missing folder before '..' is an error, as the kernel has it: folded,
+ * "nope/../a.tidl" was a.tidl.  A real folder before it folds. */
 static void test_disk_absolute_import_with_dotdot(void **state)
 {
 	(void)state;
 	put("a.tidl", "package a;\nversion 1.0;\nstruct A { 1: u8 v; }\n");
 	char text[512];
-	snprintf(text, sizeof text, "package m;\nversion 1.0;\nimport \"%s/nope/../a.tidl\";\n"
+	snprintf(text, sizeof text, "package m;\nversion 1.0;\nimport \"%s/sub/../a.tidl\";\n"
 				    "struct M { 1: a.A x; }\n", dir);
 	put("sub/main.tidl", text);
-	if (load_disk("sub/main.tidl") != 0) {
-		tidl_program_print_diags(prog, stderr);
-		fail_msg("did not load");
-	}
+	must_load("sub/main.tidl");
+	char want[300];
+	snprintf(want, sizeof want, "%s/a.tidl", dir);
+	assert_string_equal(loaded("a")->path, want);
+	tidl_program_free(prog);
+	snprintf(text, sizeof text, "package m;\nversion 1.0;\nimport \"%s/nope/../a.tidl\";\n", dir);
+	put("sub/main.tidl", text);
+	assert_int_not_equal(load_disk("sub/main.tidl"), 0);
+	snprintf(want, sizeof want, "cannot open '%s/nope/../a.tidl': No such file", dir);
+	assert_int_equal(find(want)->loc.line, 3);
 }
 
 static void test_disk_missing_import_names_the_folded_path(void **state)
@@ -306,7 +370,9 @@ int main(void)
 		D(test_disk_a_symlinked_file_is_one_file),
 		D(test_disk_cycle_through_a_symlink_is_a_cycle),
 		D(test_disk_cycle_through_dotdot_is_a_cycle),
-		D(test_disk_dotdot_across_a_symlinked_folder_is_refused),
+		D(test_disk_dotdot_after_a_symlinked_folder_is_the_kernels),
+		D(test_disk_dotdot_in_the_roots_path_is_the_kernels),
+		D(test_disk_missing_file_after_a_symlinked_folder_is_missing),
 		D(test_disk_absolute_import_with_dotdot),
 		D(test_disk_missing_import_names_the_folded_path),
 	};

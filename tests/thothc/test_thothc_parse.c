@@ -422,6 +422,35 @@ static void test_ordinal_over_32_bits_is_error(void **state)
 	expect_error_at(HEADER "struct S {\n  reserved 4294967297: u8;\n}",
 			"ordinal 4294967297 is larger than 4294967295", 4, 12);
 	expect_ok(HEADER "struct S {\n  4294967295: u8 a;\n}\ninterface I {\n  4294967295: a();\n}");
+	/* One error per bad ordinal, no more: the stand-in 4294967295 made
+	 * "duplicate ordinal 4294967295" (and "reserved twice", "uses
+	 * ordinal ..., which ... reserves") of numbers the file lacks. */
+	static const struct { const char *text; unsigned errors; } once[] = {
+		{ "struct S {\n  4294967296: u8 a;\n  4294967297: u8 b;\n}", 2 },
+		{ "struct S {\n  4294967296: u8 a;\n  4294967295: u8 b;\n}", 1 },
+		{ "struct S {\n  reserved 4294967296, 4294967297;\n}", 2 },
+		{ "struct S {\n  reserved 4294967296;\n  4294967297: u8 a;\n}", 2 },
+		{ "struct S {\n  reserved 4294967295;\n  4294967297: u8 a;\n}", 1 },
+		{ "interface I {\n  4294967296: a();\n  4294967297: b();\n}", 2 },
+		{ "interface I {\n  reserved 4294967296, 4294967297;\n}", 2 },
+		{ "interface I {\n  reserved 4294967296;\n  4294967295: a();\n}", 1 },
+		{ "interface I {\n  reserved 4294967295;\n  4294967296: a();\n}", 1 },
+	};
+	for (size_t i = 0; i < sizeof once / sizeof once[0]; i++) {
+		char text[256];
+		snprintf(text, sizeof text, HEADER "%s", once[i].text);
+		tidl_file_t *f;
+		assert_int_not_equal(tidl_test_load_text(text, &f), 0);
+		tidl_program_t *p = tidl_test_prog();
+		unsigned big = 0;
+		for (size_t k = 0; k < tidl_program_diag_count(p); k++)
+			big += strstr(tidl_program_diag(p, k)->message, "is larger than 4294967295") != NULL;
+		if (tidl_program_error_count(p) != once[i].errors || big != once[i].errors) {
+			tidl_test_dump(p);
+			fail_msg("case %zu: %zu errors, %u of them 'larger than', want %u", i,
+				 tidl_program_error_count(p), big, once[i].errors);
+		}
+	}
 }
 
 static void test_method_ordinal_zero_is_error(void **state)

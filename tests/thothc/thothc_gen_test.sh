@@ -190,6 +190,21 @@ else
 	echo "ok: two imports with one header name refused"
 fi
 
+# Two roots of one run with one header name: the second's a.thoth.h and
+# a.thoth.c replaced the first's in silence.  Refused before writing,
+# naming both; one file given twice (by two paths) is fine.
+out=$(cd "$tmp/samebase" && "$thothc" gen --lang c -o roots a.tidl sub/a.tidl 2>&1)
+got=$?
+if [ $got != 2 ] || [ -e "$tmp/samebase/roots/a.thoth.h" ] ||
+   ! printf '%s\n' "$out" | grep -qF "thothc: 'a.tidl' and 'sub/a.tidl' both make roots/a.thoth.h"; then
+	echo "FAIL: roots a.tidl and sub/a.tidl: exit $got, want 2, the reason and nothing written"
+	echo "$out"; ls "$tmp/samebase/roots" 2>&1; failures=$((failures + 1))
+elif ! out=$(cd "$tmp/samebase" && "$thothc" gen --lang c -o twice a.tidl ./a.tidl 2>&1); then
+	echo "FAIL: one root given twice refused"; echo "$out"; failures=$((failures + 1))
+else
+	echo "ok: two roots with one header name refused"
+fi
+
 # A lattice of imports (each file imports the next two) reaches the last
 # file by fib(40) paths, and the schema hash read each path's files: gen
 # never finished.  Refused at once, by name.

@@ -78,12 +78,14 @@ typedef struct tidl_field {
 	bool has_since;
 	tidl_version_t since;       /* valid when has_since */
 	tidl_loc_t loc;             /* location of the ordinal (or of the name for params) */
+	bool bad_ordinal;           /* over 32 bits: reported, in no other check */
 } tidl_field_t;
 
 /* A reserved method ordinal or enum value: "reserved 4, 7;". */
 typedef struct tidl_reserved {
 	uint64_t value;             /* method ordinal, or enum value (as the enum stores it) */
 	tidl_loc_t loc;
+	bool bad_ordinal;           /* over 32 bits: reported, in no other check */
 } tidl_reserved_t;
 
 typedef struct tidl_enum_value {
@@ -96,6 +98,7 @@ typedef struct tidl_enum_value {
 
 typedef struct tidl_method {
 	uint32_t ordinal;           /* >= 1, unique in the interface */
+	bool bad_ordinal;           /* over 32 bits: reported, in no other check */
 	const char *name;
 	bool oneway;                /* oneway methods have no results and no errors */
 	tidl_field_t *params;   size_t n_params;

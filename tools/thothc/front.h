@@ -77,9 +77,10 @@ void tidl_diag(tidl_program_t *p, const tidl_file_t *f, tidl_severity_t sev, tid
 
 /* REL (an import as written) relative to the folder of IMPORTER, with "."
  * and empty components dropped and "x/.." folded as written (lexically):
- * one spelling per file, for the memory files and the disk alike.  A
- * leading ".." of a relative path stays; "/.." is "/".  NULL if longer
- * than MAX_PATH_LEN. */
+ * one spelling per file, for the memory files.  A leading ".." of a
+ * relative path stays; "/.." is "/".  NULL if longer than MAX_PATH_LEN.
+ * On disk the loader folds "x/.." only where x is a real folder (not a
+ * symlink, not missing), so the path still names what the kernel opens. */
 char *tidl_import_path(tidl_program_t *p, const char *importer, const char *rel);
 
 /* ---- lexer.c ---- */

@@ -1748,7 +1748,7 @@ static int cmp_cn_pair(const void *a, const void *b)
 
 /* "dir/a.tidl" -> "a": the <base>.thoth.h a file's header has, which
  * importers include by that name alone. */
-static void header_base(const char *path, char *out, size_t len)
+void thothc_header_base(const char *path, char *out, size_t len)
 {
 	snprintf(out, len, "%s", basename_of(path));
 	char *dot = strstr(out, ".tidl");
@@ -1784,9 +1784,9 @@ static size_t check_header_names(const tidl_file_t *root, FILE *err)
 	reach_files(root, &seen, &n, 0);
 	for (size_t i = 1; i < n; i++) {
 		char bi[CNAME_MAX], bj[CNAME_MAX];
-		header_base(seen[i]->path, bi, sizeof bi);
+		thothc_header_base(seen[i]->path, bi, sizeof bi);
 		for (size_t j = 0; j < i; j++) {
-			header_base(seen[j]->path, bj, sizeof bj);
+			thothc_header_base(seen[j]->path, bj, sizeof bj);
 			if (strcmp(bi, bj) != 0)
 				continue;
 			if (found++ < 200 && err)
@@ -1961,9 +1961,9 @@ static int write_file(const char *path, const strbuf_t *sb, FILE *err)
 	const char *what;
 	if (thothc_write_whole(path, sb->s ? sb->s : "", sb->len, NULL, &what) != 0) {
 		fprintf(err, "thothc: cannot write '%s' (%s): %s\n", path, what, strerror(errno));
-		return -1;
+		return THOTHC_GEN_FAILED;
 	}
-	return 0;
+	return THOTHC_GEN_OK;
 }
 
 int thothc_gen_c_prefixed(const tidl_file_t *file, const char *outdir, const char *c_prefix,
@@ -2004,10 +2004,7 @@ static int gen_c(const tidl_file_t *file, const char *outdir, FILE *err, thothc_
 	char prefix[CNAME_MAX], up[CNAME_MAX], base[CNAME_MAX];
 	snprintf(prefix, sizeof prefix, "%s", prefix_of(file));
 	snprintf(up, sizeof up, "%s", upper(prefix));
-	snprintf(base, sizeof base, "%s", basename_of(file->path));
-	char *dot = strstr(base, ".tidl");
-	if (dot)
-		*dot = 0;
+	thothc_header_base(file->path, base, sizeof base);
 	g.prefix = prefix;
 	g.up = up;
 	g.base = base;
@@ -2022,10 +2019,10 @@ static int gen_c(const tidl_file_t *file, const char *outdir, FILE *err, thothc_
 		fprintf(err, "%s: error: package '%s' is the system's (idl/%s), whose C names (%s*) "
 			     "libthoth holds; name the package otherwise (or give --c-prefix)\n",
 			file->path, file->package, sp->where, prefix);
-		return -1;
+		return THOTHC_GEN_REFUSED;
 	}
 	if (check_header_names(file, err))
-		return -1;
+		return THOTHC_GEN_REFUSED;
 	canon_memo_t *memo = NULL;
 	size_t n_memo = 0;
 	uint64_t reach = canon_reach(file, 0, &memo, &n_memo, CANON_LIMIT);
@@ -2036,7 +2033,7 @@ static int gen_c(const tidl_file_t *file, const char *outdir, FILE *err, thothc_
 				     "the schema hash can read (%u MiB of schema text, diamonds of imports "
 				     "nested too deep); import fewer files from each\n",
 				file->path, CANON_LIMIT >> 20);
-		return -1;
+		return THOTHC_GEN_REFUSED;
 	}
 	uint64_t hash = schema_hash(file);
 
@@ -2086,9 +2083,9 @@ static int gen_c(const tidl_file_t *file, const char *outdir, FILE *err, thothc_
 	}
 	if (g.n_lists)
 		qsort(g.lists, g.n_lists, sizeof *g.lists, cmp_depth);
-	int rc = 0;
+	int rc = THOTHC_GEN_OK;
 	if (check_c_names(&g, recs, n_recs, err)) {
-		rc = -1;
+		rc = THOTHC_GEN_REFUSED;
 		goto out;
 	}
 

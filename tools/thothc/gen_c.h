@@ -5,10 +5,21 @@
 #include <stdio.h>
 #include "ast.h"
 
+/* What the generator answers: written (or made, in memory); the schema
+ * REFUSED, each reason named on ERR (names that make one C name or one of
+ * libthoth's, a system package, two header names alike, imports the schema
+ * hash cannot read); or FAILED, a file that could not be written.  The
+ * fuzzer takes anything but the first two from memory as a bug. */
+enum {
+	THOTHC_GEN_OK = 0,
+	THOTHC_GEN_REFUSED = 1,
+	THOTHC_GEN_FAILED = -1,
+};
+
 /*
  * Write OUTDIR/<base>.thoth.h and OUTDIR/<base>.thoth.c for FILE, where
- * <base> is the file name without ".tidl".  Errors (cannot create files) are
- * reported on ERR; returns 0 or -1.
+ * <base> is the file name without ".tidl".  Refusals and failures are
+ * reported on ERR; returns a THOTHC_GEN_* value.
  */
 int thothc_gen_c(const tidl_file_t *file, const char *outdir, FILE *err);
 
@@ -21,6 +32,9 @@ int thothc_gen_c(const tidl_file_t *file, const char *outdir, FILE *err);
 int thothc_gen_c_prefixed(const tidl_file_t *file, const char *outdir, const char *c_prefix,
 			  FILE *err);
 
+/* The <base> of PATH's files ("dir/a.tidl": "a") into OUT. */
+void thothc_header_base(const char *path, char *out, size_t len);
+
 /* What thothc_gen_c writes, in memory instead (the fuzzer; no file is
  * touched): BASE is the name the files would have, <base>.thoth.{h,c}. */
 typedef struct thothc_gen_out {
@@ -29,8 +43,8 @@ typedef struct thothc_gen_out {
 	size_t h_len, c_len;
 } thothc_gen_out_t;
 
-/* -1: names of the schema make one C name (refused as thothc_gen_c does,
- * counted, not printed). */
+/* THOTHC_GEN_OK with both outputs, or THOTHC_GEN_REFUSED (as thothc_gen_c
+ * refuses, counted, not printed) with none. */
 int thothc_gen_c_mem(const tidl_file_t *file, thothc_gen_out_t *out);
 void thothc_gen_out_free(thothc_gen_out_t *out);
 

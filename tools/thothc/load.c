@@ -3,10 +3,9 @@
  * limit), parse, load imports (relative to the importer, cycles and depth
  * reported), check.
  */
-#define _GNU_SOURCE             /* realpath */
+#define _GNU_SOURCE             /* lstat */
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,7 +62,23 @@ out:
 	return buf;
 }
 
-char *tidl_import_path(tidl_program_t *p, const char *importer, const char *rel)
+/* Whether OUT[0..O) names a folder itself on disk, not a symlink to one
+ * (lstat: the kernel follows the links before it, as it would). */
+static bool real_folder(char *out, size_t o)
+{
+	struct stat st;
+	char c = out[o];
+	out[o] = 0;
+	bool r = lstat(out, &st) == 0 && S_ISDIR(st.st_mode);
+	out[o] = c;
+	return r;
+}
+
+/* tidl_import_path, and on disk (ON_DISK) "x/.." folded only where x is a
+ * real folder: after a symlinked folder the kernel's ".." leaves the link's
+ * target, and after a missing one it fails; kept as written there, the
+ * path names the file the kernel opens, never a different one. */
+static char *join_fold(tidl_program_t *p, const char *importer, const char *rel, bool on_disk)
 {
 	size_t dlen = 0;
 	if (rel[0] != '/' && importer) {
@@ -78,7 +93,7 @@ char *tidl_import_path(tidl_program_t *p, const char *importer, const char *rel)
 		memcpy(in, importer, dlen);
 	memcpy(in + dlen, rel, rlen + 1);
 	bool abs = in[0] == '/';
-	size_t o = 0, keep = 0;         /* keep: leading ".." components that stay */
+	size_t o = 0;
 	if (abs)
 		out[o++] = '/';
 	size_t base = o;
@@ -90,32 +105,39 @@ char *tidl_import_path(tidl_program_t *p, const char *importer, const char *rel)
 			e++;
 		size_t n = (size_t)(e - c);
 		if (n == 0 || (n == 1 && c[0] == '.')) {
-			/* nothing */
-		} else if (n == 2 && c[0] == '.' && c[1] == '.') {
-			if (o > base + keep * 3) {      /* drop the last component */
-				while (o > base && out[o - 1] != '/')
-					o--;
-				if (o > base)
-					o--;            /* its separator */
-			} else if (!abs) {      /* above the start of a relative path */
-				if (o > base)
-					out[o++] = '/';
-				out[o++] = '.';
-				out[o++] = '.';
-				keep++;
-			}                       /* "/.." is "/" */
-		} else {
-			if (o > base)
-				out[o++] = '/';
-			memcpy(out + o, c, n);
-			o += n;
+			c = e;
+			continue;
 		}
+		if (n == 2 && c[0] == '.' && c[1] == '.') {
+			size_t last = o;        /* the start of the last component */
+			while (last > base && out[last - 1] != '/')
+				last--;
+			bool up = o - last == 2 && out[last] == '.' && out[last + 1] == '.';
+			if (o > base && !up && (!on_disk || real_folder(out, o))) {
+				o = last > base ? last - 1 : base;      /* drop it and its '/' */
+				c = e;
+				continue;
+			}
+			if (o == base && abs) {         /* "/.." is "/" */
+				c = e;
+				continue;
+			}
+		}
+		if (o > base)
+			out[o++] = '/';
+		memcpy(out + o, c, n);
+		o += n;
 		c = e;
 	}
 	if (o == 0)
 		out[o++] = '.';
 	out[o] = 0;
 	return out;
+}
+
+char *tidl_import_path(tidl_program_t *p, const char *importer, const char *rel)
+{
+	return join_fold(p, importer, rel, false);
 }
 
 /* The file whose import is being loaded (its line is quoted in a diagnostic). */
@@ -134,40 +156,6 @@ static void cycle(tidl_program_t *p, size_t i, const char *path, tidl_loc_t from
 	}
 	strncat(chain, path, sizeof chain - strlen(chain) - 1);
 	tidl_diag(p, NULL, TIDL_ERROR, from, "import cycle: %s", chain);
-}
-
-/* On disk, '..' after a symlinked folder leaves the link's target, not the
- * folder it sits in: RAW (the import joined as written) and PATH (folded)
- * would name different files.  Refused rather than guessed: 0 or -1. */
-static int check_dotdot(tidl_program_t *p, const char *importer, const char *rel,
-			const char *path, tidl_loc_t from)
-{
-	if (rel[0] == '/' || !importer)
-		importer = "";
-	bool dotdot = false;
-	for (const char *c = rel; (c = strstr(c, "..")) != NULL; c += 2)
-		if ((c == rel || c[-1] == '/') && (c[2] == 0 || c[2] == '/'))
-			dotdot = true;
-	if (!dotdot)
-		return 0;
-	const char *slash = strrchr(importer, '/');
-	size_t dlen = slash ? (size_t)(slash - importer) + 1 : 0;
-	char *raw = tidl_palloc(p, dlen + strlen(rel) + 1);
-	memcpy(raw, importer, dlen);
-	strcpy(raw + dlen, rel);
-	/* Nothing on disk as joined (a folder before '..' that does not
-	 * exist): no other file to confuse it with, so as written. */
-	struct stat a, b;
-	if (stat(raw, &a) != 0)
-		return 0;
-	if (stat(path, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
-		return 0;
-	char real[PATH_MAX];
-	tidl_diag(p, importer_of(p), TIDL_ERROR, from,
-		  "import '%s': '..' here leaves a symlinked folder, so on disk it is '%s', "
-		  "not '%s'; write the path without '..' across the symlink", rel,
-		  realpath(raw, real) ? real : raw, path);
-	return -1;
 }
 
 void tidl_program_add_memory_file(tidl_program_t *p, const char *path, const char *text, size_t len)
@@ -264,13 +252,13 @@ static int load(tidl_program_t *p, const char *path, const char *text, size_t le
 	bool import_failed = false;
 	for (size_t i = 0; i < f->n_imports && !ps.failed; i++) {
 		const char *rel = f->imports[i].path;
-		const char *ip = tidl_import_path(p, f->path, rel);
+		/* memory files: as written; the disk: as the kernel resolves */
+		const char *ip = join_fold(p, f->path, rel, !p->n_mem);
 		if (!ip) {
 			tidl_diag(p, f, TIDL_ERROR, f->imports[i].loc,
 				  "import path longer than %d characters", MAX_PATH_LEN);
 			import_failed = true;
-		} else if ((!p->n_mem && check_dotdot(p, f->path, rel, ip, f->imports[i].loc) != 0) ||
-			   load(p, ip, NULL, 0, f->imports[i].loc, &f->imports[i].file) != 0) {
+		} else if (load(p, ip, NULL, 0, f->imports[i].loc, &f->imports[i].file) != 0) {
 			import_failed = true;
 		}
 		/* A file imported twice (under any spelling) is a mistake, and

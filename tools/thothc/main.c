@@ -60,6 +60,36 @@ static int bad_usage(const char *fmt, ...)
 	return 2;
 }
 
+#ifndef THOTHC_NO_GEN
+/* Two files of one run whose headers have one name ("a.tidl sub/a.tidl":
+ * both OUTDIR/a.thoth.h) would overwrite each other in silence, the last
+ * one kept: refused before anything is written, naming both.  One file
+ * given twice (by any path: its inode) is no clash. */
+static bool header_names_clash(char **files, int n, const char *outdir)
+{
+	bool clash = false;
+	for (int i = 1; i < n; i++) {
+		char bi[512], bj[512];
+		thothc_header_base(files[i], bi, sizeof bi);
+		for (int j = 0; j < i; j++) {
+			thothc_header_base(files[j], bj, sizeof bj);
+			if (strcmp(bi, bj) != 0)
+				continue;
+			struct stat si, sj;
+			if (stat(files[i], &si) == 0 && stat(files[j], &sj) == 0 &&
+			    si.st_dev == sj.st_dev && si.st_ino == sj.st_ino)
+				continue;
+			fprintf(stderr, "thothc: '%s' and '%s' both make %s/%s.thoth.h (and .thoth.c); "
+					"generate them into different folders or rename one\n",
+				files[j], files[i], outdir, bi);
+			clash = true;
+			break;
+		}
+	}
+	return clash;
+}
+#endif
+
 static int cmd_gen(int argc, char **argv)
 {
 	const char *outdir = NULL, *lang = NULL, *prefix = NULL;
@@ -117,10 +147,15 @@ static int cmd_gen(int argc, char **argv)
 		if (strlen(prefix) > 128)
 			return bad_usage("--c-prefix is %zu characters long: at most 128", strlen(prefix));
 	}
-	int status = 0;
-	for (int i = first; i < argc; i++) {
+	for (int i = first; i < argc; i++)
 		if (argv[i][0] == '-')
 			return bad_usage("options must come before the files: '%s'", argv[i]);
+#ifndef THOTHC_NO_GEN
+	if (header_names_clash(argv + first, argc - first, outdir))
+		return 2;
+#endif
+	int status = 0;
+	for (int i = first; i < argc; i++) {
 		tidl_program_t *prog = tidl_program_new();
 		tidl_file_t *file;
 		if (!prog)

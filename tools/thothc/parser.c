@@ -125,10 +125,13 @@ static bool expect_uint(parser_t *ps, const char *what, uint64_t *v, tidl_loc_t 
 
 /* An ordinal as written, V, in 32 bits: a larger one is an error of its own
  * (it was clamped to 4294967295 in silence, so two of them were reported
- * as one duplicate ordinal that the file does not contain). */
-static uint32_t ordinal32(parser_t *ps, uint64_t v, tidl_loc_t loc)
+ * as one duplicate ordinal that the file does not contain).  *BAD marks it
+ * for sema, which leaves it out of the duplicate and reserved checks: its
+ * 4294967295 stands in for a number the file does not have. */
+static uint32_t ordinal32(parser_t *ps, uint64_t v, tidl_loc_t loc, bool *bad)
 {
-	if (v <= UINT32_MAX)
+	*bad = v > UINT32_MAX;
+	if (!*bad)
 		return (uint32_t)v;
 	tidl_diag(ps->prog, ps->file, TIDL_ERROR, loc, "ordinal %llu is larger than 4294967295",
 		  (unsigned long long)v);
@@ -388,7 +391,7 @@ static bool parse_reserved_list(parser_t *ps, vec_t *out, bool neg_ok, const cha
 			return false;
 		}
 		if (!neg_ok)
-			v = ordinal32(ps, v, r->loc);
+			v = ordinal32(ps, v, r->loc, &r->bad_ordinal);
 		r->value = neg && v ? (uint64_t)(-(int64_t)(v - 1) - 1) : v;
 	} while (accept_punct(ps, ','));
 	return expect_punct(ps, ';', "after the reserved list");
@@ -410,7 +413,7 @@ static bool parse_struct_reserved(parser_t *ps, vec_t *out)
 		uint64_t ord;
 		if (!expect_uint(ps, "an ordinal to reserve", &ord, &f->loc))
 			return false;
-		f->ordinal = ordinal32(ps, ord, f->loc);
+		f->ordinal = ordinal32(ps, ord, f->loc, &f->bad_ordinal);
 		if (is_punct(ps, ':') && out->n - first > 1) {
 			syntax_error(ps, "a reserved slot with a type takes one ordinal: expected ';'");
 			return false;
@@ -517,7 +520,7 @@ static bool parse_field(parser_t *ps, vec_t *fields)
 	if (!expect_uint(ps, "a field ordinal or '}'", &ord, &f->loc) ||
 	    !expect_punct(ps, ':', "after the field ordinal"))
 		return false;
-	f->ordinal = ordinal32(ps, ord, f->loc);
+	f->ordinal = ordinal32(ps, ord, f->loc, &f->bad_ordinal);
 	if (is_word(ps, "optional")) {
 		f->optional = true;
 		tidl_lex(ps);
@@ -614,7 +617,7 @@ static void parse_interface(parser_t *ps, vec_t *decls)
 		if (!expect_uint(ps, "a method ordinal or '}'", &ord, &m->loc) ||
 		    !expect_punct(ps, ':', "after the method ordinal"))
 			return;
-		m->ordinal = ordinal32(ps, ord, m->loc);
+		m->ordinal = ordinal32(ps, ord, m->loc, &m->bad_ordinal);
 		if (is_word(ps, "oneway")) {
 			m->oneway = true;
 			tidl_lex(ps);

@@ -115,7 +115,8 @@ static void check_fields(tidl_program_t *p, tidl_file_t *f, tidl_field_t *fields
 			if (strcmp(fields[k].name, fields[i].name) == 0)
 				tidl_diag(p, f, TIDL_ERROR, fields[i].loc, "duplicate name '%s' in %s (first at line %u)",
 				     fields[i].name, owner, fields[k].loc.line);
-			if (!positional && fields[k].ordinal == fields[i].ordinal)
+			if (!positional && fields[k].ordinal == fields[i].ordinal &&
+			    !fields[k].bad_ordinal && !fields[i].bad_ordinal)
 				tidl_diag(p, f, TIDL_ERROR, fields[i].loc,
 				     "duplicate ordinal %u in %s (first used at %s:%u:%u)", fields[i].ordinal,
 				     owner, fields[k].loc.file, fields[k].loc.line, fields[k].loc.col);
@@ -142,9 +143,9 @@ static void check_struct_reserved(tidl_program_t *p, tidl_file_t *f, tidl_decl_t
 			resolve_type(p, f, res[i].type);
 		if (res[i].ordinal == 0)
 			tidl_diag(p, f, TIDL_ERROR, res[i].loc, "ordinals start at 1 in struct '%s'", d->name);
-		bool twice = false;
+		bool twice = res[i].bad_ordinal;       /* and no field check either */
 		for (size_t k = 0; k < i && !twice; k++)
-			if (res[k].ordinal == res[i].ordinal) {
+			if (res[k].ordinal == res[i].ordinal && !res[k].bad_ordinal) {
 				tidl_diag(p, f, TIDL_ERROR, res[i].loc,
 				     "ordinal %u of struct '%s' is reserved twice (first at line %u)",
 				     res[i].ordinal, d->name, res[k].loc.line);
@@ -152,7 +153,7 @@ static void check_struct_reserved(tidl_program_t *p, tidl_file_t *f, tidl_decl_t
 			}
 		for (size_t k = 0; k < d->u.struct_.n_fields && !twice; k++) {
 			const tidl_field_t *fl = &d->u.struct_.fields[k];
-			if (fl->ordinal == res[i].ordinal)
+			if (fl->ordinal == res[i].ordinal && !fl->bad_ordinal)
 				tidl_diag(p, f, TIDL_ERROR, fl->loc,
 				     "field '%s' uses ordinal %u, which struct '%s' reserves at line %u",
 				     fl->name, fl->ordinal, d->name, res[i].loc.line);
@@ -174,8 +175,8 @@ static void check_reserved_unique(tidl_program_t *p, tidl_file_t *f, tidl_reserv
 				  size_t n, const char *what, const char *owner, bool is_signed)
 {
 	for (size_t i = 0; i < n; i++)
-		for (size_t k = 0; k < i; k++)
-			if (res[k].value == res[i].value) {
+		for (size_t k = 0; k < i && !res[i].bad_ordinal; k++)
+			if (res[k].value == res[i].value && !res[k].bad_ordinal) {
 				if (is_signed)
 					tidl_diag(p, f, TIDL_ERROR, res[i].loc,
 					     "%s %lld of %s is reserved twice (first at line %u)", what,
@@ -408,7 +409,8 @@ void tidl_sema_file(tidl_program_t *p, tidl_file_t *f)
 				if (m->ordinal == 0)
 					tidl_diag(p, f, TIDL_ERROR, m->loc, "method ordinals start at 1");
 				for (size_t j = 0; j < k; j++) {
-					if (ms[j].ordinal == m->ordinal)
+					if (ms[j].ordinal == m->ordinal && !ms[j].bad_ordinal &&
+					    !m->bad_ordinal)
 						tidl_diag(p, f, TIDL_ERROR, m->loc,
 						     "duplicate method ordinal %u (first used at %s:%u:%u)",
 						     m->ordinal, ms[j].loc.file, ms[j].loc.line, ms[j].loc.col);
@@ -444,8 +446,8 @@ void tidl_sema_file(tidl_program_t *p, tidl_file_t *f)
 				if (rm[k].value == 0 || rm[k].value > UINT32_MAX)
 					tidl_diag(p, f, TIDL_ERROR, rm[k].loc,
 					     "reserved method ordinals of %s must be 1..4294967295", iowner);
-				for (size_t j = 0; j < d->u.iface.n_methods; j++)
-					if (ms[j].ordinal == rm[k].value)
+				for (size_t j = 0; j < d->u.iface.n_methods && !rm[k].bad_ordinal; j++)
+					if (ms[j].ordinal == rm[k].value && !ms[j].bad_ordinal)
 						tidl_diag(p, f, TIDL_ERROR, ms[j].loc,
 						     "method '%s' uses ordinal %u, which %s reserves at line %u",
 						     ms[j].name, ms[j].ordinal, iowner, rm[k].loc.line);
