@@ -16,8 +16,8 @@
  * seqpacket, eventfd + shm, futex + shm, busy-polled shm, epoll + shm} at 64 B and
  * 64 KiB, with the targets checked at the end.
  *
- *   bench_channel [--quick] [--sizes 64,4096,...] [--runs N] [--cpus C,S] [--matrix]
- *                 [--send-stamps]
+ *   bench_channel [--quick] [--sizes 64,4096,...] [--runs N] [--cpus C,S] [--send-stamps]
+ *                 [--matrix [--placement ROW,...] [--only KIND,...] [--iters N]]
  * --send-stamps: every thoth service asks its clients for send stamps (one
  * clock read per request on the client: docs/IPC.md "Send stamps").
  */
@@ -386,7 +386,15 @@ int main(int argc, char **argv)
 		} else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
 			only = argv[++i];
 		} else if (!strcmp(argv[i], "--iters") && i + 1 < argc) {
-			mx_iters_arg = (unsigned)atoi(argv[++i]);
+			/* Refused, not wrapped: atoi's -1 was ~4e9 round trips. */
+			char *end;
+			long n = strtol(argv[++i], &end, 10);
+			if (*end || end == argv[i] || n < 1 || n > 100000000) {
+				fprintf(stderr, "bench_channel: --iters N: round trips per cell, 1 to 100000000 "
+						"(got \"%s\")\n", argv[i]);
+				return 2;
+			}
+			mx_iters_arg = (unsigned)n;
 		} else if (!strcmp(argv[i], "--runs") && i + 1 < argc) {
 			runs = (unsigned)atoi(argv[++i]);
 		} else if (!strcmp(argv[i], "--sizes") && i + 1 < argc) {
@@ -396,13 +404,17 @@ int main(int argc, char **argv)
 				sizes[nsizes++] = strtoull(s, NULL, 0);
 		} else {
 			fprintf(stderr, "usage: bench_channel [--quick] [--runs N] [--sizes 64,4096,...] [--only TRANSPORT]\n"
-					"                     [--cpus CLIENT,SERVICE] [--matrix [--placement ROW,...] [--only KIND,...]]\n"
-					"                     [--iters N] [--send-stamps]\n");
+					"                     [--cpus CLIENT,SERVICE] [--send-stamps]\n"
+					"                     [--matrix [--placement ROW,...] [--only KIND,...] [--iters N]]\n");
 			return 2;
 		}
 	}
 	if (runs < 1)
 		runs = 1;
+	if (mx_iters_arg && !only_matrix) {
+		fprintf(stderr, "bench_channel: --iters is for --matrix only (the table sizes its runs by payload)\n");
+		return 2;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	if (only_matrix) {
 		mx_kinds_only = only;
@@ -410,6 +422,11 @@ int main(int argc, char **argv)
 			mx_size_only[0] = mx_size_only[1] = false;
 			for (unsigned s = 0; s < nsizes; s++)
 				mx_size_only[0] |= sizes[s] == 64, mx_size_only[1] |= sizes[s] == 65536;
+			if (!mx_size_only[0] && !mx_size_only[1]) {
+				fprintf(stderr, "bench_channel: --matrix --sizes: the matrix has 64 and 65536 only, "
+						"and the list names neither\n");
+				return 2;
+			}
 		}
 		return matrix(runs, quick);
 	}

@@ -303,9 +303,13 @@ static void record_lateness(rshared_t *sh, uint64_t late, uint64_t slack)
 static void rfire(thoth_loop_t *loop, thoth_timer_t *t, void *arg)
 {
 	rtimer_t *r = arg;
-	/* The wake-up instant is what the CPU sees: thoth_loop_now() is read
-	 * once per wake-up, so timers of one batch log the same value.  The
-	 * lateness is NOT taken here: the timer_fire trace point records it. */
+	/* thoth_loop_now() is read once per wake-up, so timers of one batch
+	 * log the same value.  Since stop 34 that read is lazy: the batch's
+	 * first caller, after the fd callbacks run before the timers, so the
+	 * value (and timer_fire's lateness) includes their time; figures
+	 * before and after stop 34 are not directly comparable
+	 * (docs/BENCHMARKS.md).  The lateness is NOT taken here: the
+	 * timer_fire trace point records it. */
 	uint64_t now = thoth_loop_now(loop), d = thoth_timer_deadline(t);
 	record_fire(r->sh, now, d, r->slack, r->fires, r->early, r->late);
 	thoth_timer_rearm(loop, t, d + r->period, r->slack);

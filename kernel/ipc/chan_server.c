@@ -139,7 +139,7 @@ struct thoth_chan_server {
 	bool pl_on, pl_colocated;
 	int pl_cpu;                     /* co-located: the one CPU we gave this thread */
 	bool one_cpu;                   /* this thread may run on one CPU only (naps: serve_pinned) */
-	uint64_t one_cpu_at;            /* when that was last read (loop time), 0 = never */
+	uint64_t one_cpu_at;            /* when that was last read (coarse clock), 0 = never */
 	uint64_t pl_start, pl_busy0, pl_last_move;
 	double pl_cycle_before;
 	/* thoth_serve_per_cpu: the listening server routes each connection to
@@ -899,13 +899,18 @@ static void conn_woke(conn_t *c)
 		c->slept_at = 0;
 		c->pl_wakes++;
 	} else if (c->slept_at) {
-		/* Slept until the loop's wake-up (its clock reading just after
-		 * the wait returned), not until now: no clock read of our own
-		 * on the round trip's path (stop 32).  A turn within the same
-		 * wake-up (a re-check after the late drain, a queued turn)
-		 * armed after that reading: then now, as before (a sleep of
-		 * 0 ns would set a spin budget of 0, which no spin or probe
-		 * leaves until the next sleep). */
+		/* Slept until the loop's reading of this wake-up, not until
+		 * now: no clock read of our own on the round trip's path (stop
+		 * 32).  Since stop 34 that reading is lazy: the batch's first
+		 * thoth_loop_now (a timer's, or this), so it may come after
+		 * other connections' handlers ran in the same batch and the
+		 * sleep reads long by their time (alone in its batch, it is
+		 * read here first).  Over-long errs toward "slow peer":
+		 * a halved budget, no naps until a short sleep.  A turn
+		 * within the same wake-up (a re-check after the late drain, a
+		 * queued turn) armed after that reading: then now, as before
+		 * (a sleep of 0 ns would set a spin budget of 0, which no spin
+		 * or probe leaves until the next sleep). */
 		uint64_t woke = thoth_loop_now(s->loop);
 		if (woke <= c->slept_at)
 			woke = thoth_clock_now();

@@ -1535,11 +1535,17 @@ static uint8_t nap_way(chan_end_t *e)
 
 /* The next nap_way is the loop's and untimed, and closes no timed cycle:
  * not an epoch's first decision (it may start runs), not inside the runs,
- * not the deciding one; a quiet epoch, or past the runs, the loop winning. */
+ * not the deciding one; a quiet epoch, or past the runs, the loop winning.
+ * Not an epoch's last either: the sleep after it is timed, and its length
+ * (chan_spin_slept: nap_ok false after one longer than spin_max) decides
+ * whether the next epoch's first decision may nap at all, as it did before
+ * stop 34 -- a client on our CPU that now thinks longer than spin_max
+ * costs no missed nap and back-off.  Two clock reads per epoch. */
 static bool nap_way_settled_loop(const chan_end_t *e)
 {
 	unsigned t = e->nap_turns % CHAN_NAP_EPOCH;
-	return t != 0 && e->nap_loop_wins && (e->nap_epoch_quiet || t > 2 * CHAN_NAP_RUN) &&
+	return t != 0 && t != CHAN_NAP_EPOCH - 1 && e->nap_loop_wins &&
+	       (e->nap_epoch_quiet || t > 2 * CHAN_NAP_RUN) &&
 	       !(e->nap_cycle_way & NAP_WAY_TIMED);
 }
 

@@ -482,10 +482,16 @@ bool chan_nap(chan_end_t *e, uint64_t until, uint64_t now);
  * needed none.  That is a wait with no timer in the loop (UNTIL ==
  * UINT64_MAX), no naps to skip, no cycle of the chooser to close or start
  * (the way is the loop's, settled: a quiet epoch, or the rest of an epoch
- * whose runs are over, the loop having won) and a spin budget above 0:
- * then *QUIET is set, the decision is the loop's, and the caller's sleep
- * needs no timing either (its only use, chan_spin_slept, sizes spins, which
- * a peer on our CPU never gets, and allows naps, which are allowed already).
+ * whose runs are over, the loop having won; never its last decision) and a
+ * spin budget above 0: then *QUIET is set, the decision is the loop's, and
+ * the caller's sleep needs no timing either.  Its use, chan_spin_slept,
+ * sizes spins, which a peer on our CPU never gets, and sets nap_ok (false
+ * after a sleep longer than spin_max), which no quiet decision reads: the
+ * epoch's last decision is timed, so its sleep sets nap_ok for the next
+ * epoch's first, the one that may nap.  What an untimed sleep leaves out:
+ * a long one mid-epoch neither halves the spin budget (stale until the
+ * next timed sleep, should the peer move off our CPU) nor stops the
+ * epoch's count of decisions, as nap_ok false used to.
  * Every decision is the one chan_nap makes with a reading; the one-CPU
  * service's idle moment costs no clock read (docs/SCHED.md, "Stop 34").
  */

@@ -15,7 +15,9 @@
  *
  * Trace points (OBS-1, category LOOP / TIMER): loop_wakeup(reasons, events)
  * after each epoll_wait that returns something to do, timer_fire(lateness
- * in ns past the deadline, slack in ns) before each timer callback.
+ * in ns past the deadline, slack in ns) before each timer callback; the
+ * lateness is from the batch's lazily read thoth_loop_now, so it includes
+ * the fd callbacks run before the timers in that batch (since stop 34).
  */
 #define _GNU_SOURCE
 #include <errno.h>
