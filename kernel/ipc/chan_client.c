@@ -156,7 +156,7 @@ static int alloc_wait(thoth_chan_t *ch, size_t len, uint8_t **buf, int timeout_m
 
 /* The first try inline, the waiting loop apart (alloc_wait): most calls find
  * a free slot at once and then pay for none of the loop's registers. */
-int thoth_chan_alloc(thoth_chan_t *ch, size_t len, uint8_t **buf, int timeout_ms)
+THOTH_HOT_CLIENT int thoth_chan_alloc(thoth_chan_t *ch, size_t len, uint8_t **buf, int timeout_ms)
 {
 	int r = chan_try_alloc_fast(&ch->end, len, buf);
 	if (r != THOTH_E_AGAIN || timeout_ms == 0)
@@ -190,7 +190,7 @@ void thoth_chan_flush(thoth_chan_t *ch)
 	chan_mod_flush(&ch->end);
 }
 
-int thoth_chan_send_flags(thoth_chan_t *ch, uint8_t *buf, size_t len, int timeout_ms, unsigned flags)
+THOTH_HOT_CLIENT int thoth_chan_send_flags(thoth_chan_t *ch, uint8_t *buf, size_t len, int timeout_ms, unsigned flags)
 {
 	uint64_t deadline = 0;
 	for (;;) {
@@ -211,7 +211,7 @@ void thoth_chan_discard(thoth_chan_t *ch, uint8_t *buf)
 	chan_discard(&ch->end, buf);
 }
 
-int thoth_chan_recv(thoth_chan_t *ch, thoth_msg_t *msg, int timeout_ms)
+THOTH_HOT_CLIENT int thoth_chan_recv(thoth_chan_t *ch, thoth_msg_t *msg, int timeout_ms)
 {
 	uint64_t deadline = 0;
 	for (;;) {
@@ -239,13 +239,13 @@ void thoth_chan_release(thoth_chan_t *ch, thoth_msg_t *msg)
 
 /* ---- the transport generated stubs call through ---- */
 
-static int tr_get_buffer(void *ctx, size_t len, uint8_t **buf)
+THOTH_HOT_CLIENT static int tr_get_buffer(void *ctx, size_t len, uint8_t **buf)
 {
 	thoth_chan_t *ch = ctx;
 	return thoth_chan_alloc(ch, len, buf, ch->timeout_ms);
 }
 
-static int tr_send(void *ctx, uint8_t *msg, size_t len)
+THOTH_HOT_CLIENT static int tr_send(void *ctx, uint8_t *msg, size_t len)
 {
 	thoth_chan_t *ch = ctx;
 	int r = thoth_chan_send(ch, msg, len, ch->timeout_ms);
@@ -254,7 +254,7 @@ static int tr_send(void *ctx, uint8_t *msg, size_t len)
 	return r;
 }
 
-static int tr_call(void *ctx, uint8_t *req, size_t len, thoth_msg_t *resp)
+THOTH_HOT_CLIENT static int tr_call(void *ctx, uint8_t *req, size_t len, thoth_msg_t *resp)
 {
 	thoth_chan_t *ch = ctx;
 	/* Urgent: we wait for the answer, so a deferred wake-up is pure delay. */
@@ -266,7 +266,7 @@ static int tr_call(void *ctx, uint8_t *req, size_t len, thoth_msg_t *resp)
 	return thoth_chan_recv(ch, resp, ch->timeout_ms);
 }
 
-static void tr_release(void *ctx, thoth_msg_t *resp)
+THOTH_HOT_CLIENT static void tr_release(void *ctx, thoth_msg_t *resp)
 {
 	thoth_chan_t *ch = ctx;
 	if (resp->handle)               /* an inline reply has nothing to give back */
@@ -387,7 +387,7 @@ int thoth_chan_connect(const char *path, const thoth_chan_config_t *cfg, thoth_c
 		return THOTH_E_INVAL;
 	}
 
-	thoth_chan_t *ch = calloc(1, sizeof *ch);
+	thoth_chan_t *ch = chan_zalloc_unsplit(sizeof *ch);
 	if (!ch)
 		return THOTH_E_NOMEM;
 	ch->sock = -1;

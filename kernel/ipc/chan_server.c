@@ -324,7 +324,7 @@ static void hs_timer_fire(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
 		thoth_timer_rearm(loop, s->hs_timer, s->pending.head->hs_deadline, hs_slack(s));
 }
 
-static int conn_get_out(void *ctx, size_t len, uint8_t **buf)
+THOTH_HOT_SERVE static int conn_get_out(void *ctx, size_t len, uint8_t **buf)
 {
 	conn_t *c = ctx;
 	if (c->pending_out) {
@@ -406,7 +406,7 @@ static uint64_t client_cpu_ns(const conn_t *c)
 	return cpu_ns(p);
 }
 
-static void place_window_start(thoth_chan_server_t *s, uint64_t now)
+THOTH_HOT_SERVE static void place_window_start(thoth_chan_server_t *s, uint64_t now)
 {
 	s->pl_start = now;
 	s->pl_busy0 = cpu_ns("/proc/thread-self/schedstat");
@@ -555,7 +555,7 @@ static void conn_to_front(conn_t *c)
 	s->conns = c;
 }
 
-static enum serve_result conn_serve(conn_t *c, unsigned *budget)
+THOTH_HOT_SERVE static enum serve_result conn_serve(conn_t *c, unsigned *budget)
 {
 	thoth_chan_server_t *s = c->srv;
 	chan_end_t *e = &c->end;
@@ -892,7 +892,7 @@ static void handle_open(conn_t *c)
 /* The client's doorbell ended our sleep (or on_sock's re-check found what a
  * doorbell it read back announced: the same wake-up, taken without the loop's
  * wait).  Before the channel's turn. */
-static void conn_woke(conn_t *c)
+THOTH_HOT_SERVE static void conn_woke(conn_t *c)
 {
 	thoth_chan_server_t *s = c->srv;
 	if (c->slept_at == SLEPT_UNTIMED) {
@@ -944,7 +944,7 @@ static void bell_to_level(conn_t *c)
  * reported at every poll); true then.  What the client queued before it
  * went is still served (it may have been oneway messages): conn_serve
  * closes the channel once the ring is empty, as the closed flag says. */
-static bool conn_drain(conn_t *c)
+THOTH_HOT_SERVE static bool conn_drain(conn_t *c)
 {
 	int gone = chan_bell_drain(&c->end);
 	/* Edge triggered for good against our wish (bell_to_level's switch
@@ -1061,7 +1061,7 @@ static bool late_drain_pays(const conn_t *c)
  * (bell_skip), most wake-ups make no read at all: the turn alone, whose
  * flags were set before the doorbell's claim, serves what it announced.
  */
-static void on_sock(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t events, void *arg)
+THOTH_HOT_SERVE static void on_sock(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t events, void *arg)
 {
 	conn_t *c = arg;
 	if (c->open) {
@@ -1225,7 +1225,7 @@ static void adopt(thoth_chan_server_t *s, int cfd, const struct ucred *cred)
 		ST_ADD(s, handshake_dropped, 1);
 		conn_close(old);
 	}
-	conn_t *c = calloc(1, sizeof *c);
+	conn_t *c = chan_zalloc_unsplit(sizeof *c);
 	uint8_t *hs = aligned_alloc(8, HANDSHAKE_MAX);
 	if (!c || !hs) {
 		free(c);

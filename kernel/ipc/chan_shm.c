@@ -32,6 +32,7 @@
 
 #include "chan_shm.h"
 #include "moderation.h"
+#include "thoth/hot.h"
 #include "thoth/loop.h"
 #include "ipc_trace.h"
 
@@ -364,7 +365,7 @@ static void wake_peer(chan_end_t *e, _Atomic uint32_t *word, uint32_t waiting)
  * goes to a futex (a nap's CHAN_WAITING_FUTEX, a peer without a bell) is
  * never claimed: it stays set and the next message wakes the sleeper.
  */
-static void ring_if_waiting(chan_end_t *e, _Atomic uint32_t *flag, _Atomic uint32_t *word, bool nap_word)
+THOTH_HOT static void ring_if_waiting(chan_end_t *e, _Atomic uint32_t *flag, _Atomic uint32_t *word, bool nap_word)
 {
 	uint32_t waiting = atomic_load_explicit(flag, memory_order_relaxed);
 	if (!waiting)
@@ -382,7 +383,7 @@ static void ring_if_waiting(chan_end_t *e, _Atomic uint32_t *flag, _Atomic uint3
 	wake_peer(e, word, nap_word ? waiting : CHAN_WAITING_BELL);
 }
 
-int chan_bell_drain(chan_end_t *e)
+THOTH_HOT_SERVE int chan_bell_drain(chan_end_t *e)
 {
 	if (e->sock < 0)
 		return 0;
@@ -493,7 +494,7 @@ static inline int tx_space(chan_end_t *e, uint32_t *space)
 }
 
 /* The ring looks full from the tail last seen: load and check the peer's. */
-static int tx_space_reload(chan_end_t *e, uint32_t *space)
+THOTH_HOT static int tx_space_reload(chan_end_t *e, uint32_t *space)
 {
 	uint32_t tail = atomic_load_explicit(&e->ctl->dir[e->tx].tail, memory_order_acquire);
 	uint32_t used = e->tx_head - tail;
@@ -529,7 +530,7 @@ static int alloc_pool(chan_end_t *e, size_t len, uint8_t **buf) __attribute__((n
 
 /* The inline case is every small call's: kept apart from the pool's
  * bookkeeping (alloc_pool), so it pays for no registers that needs. */
-int chan_try_alloc(chan_end_t *e, size_t len, uint8_t **buf)
+THOTH_HOT int chan_try_alloc(chan_end_t *e, size_t len, uint8_t **buf)
 {
 	if (e->err)
 		return e->err;
@@ -547,7 +548,7 @@ int chan_try_alloc(chan_end_t *e, size_t len, uint8_t **buf)
 	return alloc_pool(e, len, buf);
 }
 
-static int alloc_pool(chan_end_t *e, size_t len, uint8_t **buf)
+THOTH_HOT static int alloc_pool(chan_end_t *e, size_t len, uint8_t **buf)
 {
 	if (len > thoth_chan_max_message(&e->lay.lim) || !e->lay.lim.pool_bufs)
 		return THOTH_E_TOO_LARGE;
@@ -598,7 +599,7 @@ static inline uint32_t send_stamp(uint64_t ts)
 /* The stamp of a message whose consumer asked for send stamps: CLOCK_MONOTONIC
  * ns, shared with the tracer's reading TS when that is the same clock (one
  * clock reading per message), else read here. */
-static __attribute__((noinline)) uint32_t mono_stamp(uint64_t ts)
+THOTH_HOT static __attribute__((noinline)) uint32_t mono_stamp(uint64_t ts)
 {
 	uint64_t ns = ts && thoth_trace_clock_kind == THOTH_TRACE_CLOCK_MONOTONIC ? ts : thoth_clock_now();
 	return ((uint32_t)ns & ~3u) | CHAN_STAMP_SET;
@@ -622,7 +623,7 @@ static inline uint64_t trace_time(void)
 
 #define MOD_MSGS_MASK 0xffffu
 
-bool chan_mod_may_defer(uint32_t profile, uint64_t wake_by, uint32_t backlog, uint64_t now)
+THOTH_HOT bool chan_mod_may_defer(uint32_t profile, uint64_t wake_by, uint32_t backlog, uint64_t now)
 {
 	uint32_t n = profile & MOD_MSGS_MASK;
 	if (n > THOTH_CHAN_MOD_MAX_MSGS)
@@ -665,7 +666,7 @@ int chan_mod_config(chan_end_t *e, const thoth_chan_moderation_cfg_t *cfg)
 	return 0;
 }
 
-uint64_t chan_mod_sleep(chan_end_t *e)
+THOTH_HOT uint64_t chan_mod_sleep(chan_end_t *e)
 {
 	if (!e->mod.on)
 		return 0;
@@ -697,7 +698,7 @@ uint64_t chan_mod_sleep(chan_end_t *e)
 	return by;
 }
 
-void chan_mod_woke(chan_end_t *e, bool by_timer)
+THOTH_HOT void chan_mod_woke(chan_end_t *e, bool by_timer)
 {
 	if (!e->mod.on)
 		return;
@@ -707,7 +708,7 @@ void chan_mod_woke(chan_end_t *e, bool by_timer)
 	e->mod.rx_at_wake = e->st.received;
 }
 
-void chan_mod_flush(chan_end_t *e)
+THOTH_HOT void chan_mod_flush(chan_end_t *e)
 {
 	if (!e->mod.owed)
 		return;
@@ -722,7 +723,7 @@ void chan_mod_flush(chan_end_t *e)
  * consumer's futex word, and what its checks compare with). */
 static int publish_wakes(chan_end_t *e, bool bell_tail, unsigned flags) __attribute__((noinline));
 
-static int publish(chan_end_t *e, uint8_t *slot, uint32_t kind, unsigned flags)
+THOTH_HOT static int publish(chan_end_t *e, uint8_t *slot, uint32_t kind, unsigned flags)
 {
 	chan_dir_t *d = e->txd;
 	st32_rel(slot, chan_slot_tag(kind, e->tx_head));
@@ -747,7 +748,7 @@ static int publish(chan_end_t *e, uint8_t *slot, uint32_t kind, unsigned flags)
 /* publish()'s wake-ups, in its order: a producer asleep on our full ring
  * (BELL_TAIL: what our last receive owed), then a consumer waiting for
  * this message, unless moderation defers its bell. */
-static int publish_wakes(chan_end_t *e, bool bell_tail, unsigned flags)
+THOTH_HOT static int publish_wakes(chan_end_t *e, bool bell_tail, unsigned flags)
 {
 	chan_dir_t *d = &e->ctl->dir[e->tx];
 	if (bell_tail) {
@@ -766,7 +767,7 @@ static int publish_wakes(chan_end_t *e, bool bell_tail, unsigned flags)
 	return 0;
 }
 
-int chan_try_send(chan_end_t *e, uint8_t *buf, size_t len)
+THOTH_HOT int chan_try_send(chan_end_t *e, uint8_t *buf, size_t len)
 {
 	return chan_try_send_flags(e, buf, len, 0);
 }
@@ -863,7 +864,7 @@ static inline void slot_fill(uint8_t *slot, const uint8_t *msg, size_t len)
 static int send_inline_stamped(chan_end_t *e, uint8_t *buf, size_t len, unsigned flags, bool traced)
 	__attribute__((noinline));
 
-int chan_try_send_flags(chan_end_t *e, uint8_t *buf, size_t len, unsigned flags)
+THOTH_HOT int chan_try_send_flags(chan_end_t *e, uint8_t *buf, size_t len, unsigned flags)
 {
 	if (e->err)
 		return e->err;
@@ -970,7 +971,7 @@ void chan_discard(chan_end_t *e, uint8_t *buf)
  */
 static int rx_untagged(chan_end_t *e, const uint8_t *slot, uint32_t *tag) __attribute__((noinline));
 
-static int rx_untagged(chan_end_t *e, const uint8_t *slot, uint32_t *tag)
+THOTH_HOT static int rx_untagged(chan_end_t *e, const uint8_t *slot, uint32_t *tag)
 {
 	uint32_t head = atomic_load_explicit(&e->ctl->dir[e->rx].head, memory_order_acquire);
 	uint32_t avail = head - e->rx_tail;
@@ -992,7 +993,7 @@ static int rx_untagged(chan_end_t *e, const uint8_t *slot, uint32_t *tag)
 /* What a receive owed: the fence after its tail store, then wake a
  * producer that went to sleep on a full ring before it saw that tail
  * (the Dekker pair of "Memory ordering", point 4). */
-void chan_rx_settle_owed(chan_end_t *e)
+THOTH_HOT void chan_rx_settle_owed(chan_end_t *e)
 {
 	chan_dir_t *d = &e->ctl->dir[e->rx];
 	e->rx_settle = false;
@@ -1000,7 +1001,7 @@ void chan_rx_settle_owed(chan_end_t *e)
 	ring_if_waiting(e, &d->prod_waiting, &d->tail, false);
 }
 
-int chan_try_recv(chan_end_t *e, thoth_msg_t *msg)
+THOTH_HOT int chan_try_recv(chan_end_t *e, thoth_msg_t *msg)
 {
 	if (e->err)
 		return e->err;
@@ -1089,7 +1090,7 @@ int chan_release_pool(chan_end_t *e, thoth_msg_t *msg)
 	return 0;
 }
 
-uint32_t chan_rx_peek(const chan_end_t *e, uint32_t max, uint32_t *stamps)
+THOTH_HOT_SERVE uint32_t chan_rx_peek(const chan_end_t *e, uint32_t max, uint32_t *stamps)
 {
 	if (e->err)
 		return 0;
@@ -1117,7 +1118,7 @@ static inline bool rx_tagged(const chan_end_t *e)
 	return chan_slot_tag_is(ld32_acq(slot_at(e, e->rx, e->rx_tail)), e->rx_tail);
 }
 
-int chan_ready(chan_end_t *e, enum chan_cond cond, size_t len)
+THOTH_HOT int chan_ready(chan_end_t *e, enum chan_cond cond, size_t len)
 {
 	if (e->err)
 		return 1;
@@ -1152,7 +1153,7 @@ static _Atomic uint32_t *wait_flag(chan_end_t *e, enum chan_cond cond)
 	return NULL;
 }
 
-_Atomic uint32_t *chan_wait_word(chan_end_t *e, enum chan_cond cond, uint32_t *expect)
+THOTH_HOT_CLIENT _Atomic uint32_t *chan_wait_word(chan_end_t *e, enum chan_cond cond, uint32_t *expect)
 {
 	switch (cond) {
 	case CHAN_WAIT_RECV: {
@@ -1176,7 +1177,7 @@ _Atomic uint32_t *chan_wait_word(chan_end_t *e, enum chan_cond cond, uint32_t *e
 
 /* ---- presence: spin only when it can pay (docs/IPC.md, "Presence") ------- */
 
-bool chan_spin_pays(uint32_t peer, int my_cpu, bool rang)
+THOTH_HOT bool chan_spin_pays(uint32_t peer, int my_cpu, bool rang)
 {
 	if (peer & ~(CHAN_PRESENCE_RUNNING | CHAN_PRESENCE_CPU_MASK))
 		return true;                     /* not a value we write: unknown */
@@ -1222,7 +1223,7 @@ static inline void bell_arm_count(chan_end_t *e)
 	e->bell_arms++;
 }
 
-int chan_arm(chan_end_t *e, enum chan_cond cond, size_t len)
+THOTH_HOT int chan_arm(chan_end_t *e, enum chan_cond cond, size_t len)
 {
 	chan_rx_settle(e);              /* never sleep owing a sleeping producer its wake-up */
 	_Atomic uint32_t *flag = wait_flag(e, cond);
@@ -1238,7 +1239,7 @@ int chan_arm(chan_end_t *e, enum chan_cond cond, size_t len)
 	return 0;
 }
 
-void chan_disarm(chan_end_t *e, enum chan_cond cond)
+THOTH_HOT_CLIENT void chan_disarm(chan_end_t *e, enum chan_cond cond)
 {
 	/* A store only when set: the peer reads the flag after every message,
 	 * and a store, even of the same value, would take its line away. */
@@ -1258,7 +1259,7 @@ void chan_disarm(chan_end_t *e, enum chan_cond cond)
  * the value the second chan_disarm published last, read no earlier: the
  * first one's store differed from it only if we migrated in between.
  */
-void chan_disarm_both(chan_end_t *e)
+THOTH_HOT_SERVE void chan_disarm_both(chan_end_t *e)
 {
 	_Atomic uint32_t *rx = wait_flag(e, CHAN_WAIT_RECV), *tx = wait_flag(e, CHAN_WAIT_SLOT);
 	if (atomic_load_explicit(rx, memory_order_relaxed))
@@ -1268,7 +1269,7 @@ void chan_disarm_both(chan_end_t *e)
 	presence_publish(e, true);
 }
 
-int chan_check_peer(chan_end_t *e)
+THOTH_HOT_CLIENT int chan_check_peer(chan_end_t *e)
 {
 	if (e->err)
 		return e->err;
@@ -1293,7 +1294,7 @@ static int ready_result(chan_end_t *e)
 
 /* May we (go on) spinning?  Reads the peer's presence once; counts a skip
  * when not.  Seeing the peer running ends "we rang it". */
-static bool spin_may(chan_end_t *e, bool published)
+THOTH_HOT static bool spin_may(chan_end_t *e, bool published)
 {
 	uint32_t peer = atomic_load_explicit(&e->ctl->presence[e->side ^ 1].word, memory_order_relaxed);
 	if (peer & CHAN_PRESENCE_RUNNING)
@@ -1319,7 +1320,7 @@ static bool spin_may(chan_end_t *e, bool published)
  * our CPU to answer, or one asleep and not rung); not for a budget of 0,
  * which only a timed sleep raises again (chan_spin_slept).
  */
-static bool spin_for(chan_end_t *e, enum chan_cond cond, size_t len, bool published, uint64_t *started,
+THOTH_HOT static bool spin_for(chan_end_t *e, enum chan_cond cond, size_t len, bool published, uint64_t *started,
 		     bool *refused)
 {
 	*started = 0;
@@ -1420,7 +1421,7 @@ static bool spin_for(chan_end_t *e, enum chan_cond cond, size_t len, bool publis
 	return false;
 }
 
-bool chan_spin(chan_end_t *e, enum chan_cond cond, size_t len)
+THOTH_HOT bool chan_spin(chan_end_t *e, enum chan_cond cond, size_t len)
 {
 	uint64_t started;
 	return spin_for(e, cond, len, false, &started, NULL);
@@ -1438,7 +1439,7 @@ static uint32_t median_of(uint32_t *v, unsigned n)
 	return v[n / 2];
 }
 
-void chan_spin_slept(chan_end_t *e, uint64_t waited_ns)
+THOTH_HOT_SERVE void chan_spin_slept(chan_end_t *e, uint64_t waited_ns)
 {
 	if (e->wait != THOTH_CHAN_SPIN || !e->spin_max)
 		return;
@@ -1555,7 +1556,7 @@ bool chan_nap(chan_end_t *e, uint64_t until, uint64_t now)
 	return chan_nap_at(e, until, &now, &quiet);
 }
 
-bool chan_nap_at(chan_end_t *e, uint64_t until, uint64_t *now, bool *quiet)
+THOTH_HOT_SERVE bool chan_nap_at(chan_end_t *e, uint64_t until, uint64_t *now, bool *quiet)
 {
 	*quiet = false;
 	chan_rx_settle(e);
@@ -1648,7 +1649,7 @@ bool chan_nap_at(chan_end_t *e, uint64_t until, uint64_t *now, bool *quiet)
 	return got;
 }
 
-int chan_wait(chan_end_t *e, enum chan_cond cond, size_t len, int timeout_ms)
+THOTH_HOT_CLIENT int chan_wait(chan_end_t *e, enum chan_cond cond, size_t len, int timeout_ms)
 {
 	/* Running, and where: also when the wait is over at once (a side that
 	 * always finds its data ready would otherwise never tell its peer). */

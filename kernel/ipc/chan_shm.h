@@ -13,13 +13,37 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "thoth/channel.h"
+#include "thoth/hot.h"
 
 #define CHAN_MAGIC  0x31434854u   /* 'T' 'H' 'C' '1' */
 #define CHAN_LAYOUT 3u   /* 2: cons_waiting on its own cache line; 3: 8-byte slot
 			  * descriptors whose tag publishes the message */
 #define CHAN_PAGE   4096u
+
+/*
+ * A zeroed allocation for one side's channel state (thoth_chan_t, the
+ * service's conn_t): aligned to the power of two at or above its size, up
+ * to a page, so an object that fits in a page never straddles two.  Both
+ * sides read it on every round trip, right after a context switch on one
+ * CPU, where each distinct page costs more than its lines (docs/SCHED.md,
+ * stop 35); malloc put it across a boundary about as often as not.  Freed
+ * with free().
+ */
+static inline void *chan_zalloc_unsplit(size_t size)
+{
+	size_t align = 64;
+	while (align < size && align < CHAN_PAGE)
+		align <<= 1;
+	size_t rounded = (size + align - 1) & ~(align - 1);
+	void *p = aligned_alloc(align, rounded);
+	if (p)
+		memset(p, 0, rounded);
+	return p;
+}
 
 enum { CHAN_REQ = 0, CHAN_RESP = 1 };          /* ring directions */
 enum { CHAN_CLIENT = 0, CHAN_SERVER = 1 };     /* sides */

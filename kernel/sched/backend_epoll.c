@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "loop_backend.h"
+#include "thoth/hot.h"
 
 typedef struct ep {
 	int fd;
@@ -72,7 +73,7 @@ static void ep_del(void *state, int fd, void *handle)
 	epoll_ctl(ep->fd, EPOLL_CTL_DEL, fd, NULL);   /* the fd may be closed already */
 }
 
-static int ep_wait(void *state, loop_ev_t *out, int max, bool block, uint64_t *syscalls)
+THOTH_HOT_SERVE static int ep_wait(void *state, loop_ev_t *out, int max, bool block, uint64_t *syscalls)
 {
 	ep_t *ep = state;
 	struct epoll_event ev[64];

@@ -34,6 +34,7 @@
 #include <liburing.h>
 
 #include "loop_backend.h"
+#include "thoth/hot.h"
 
 #define RING_ENTRIES 256u
 
@@ -256,7 +257,7 @@ static uint32_t from_poll(int res)
 	return o;
 }
 
-static int ur_wait(void *state, loop_ev_t *out, int max, bool block, uint64_t *syscalls)
+THOTH_HOT_SERVE static int ur_wait(void *state, loop_ev_t *out, int max, bool block, uint64_t *syscalls)
 {
 	ur_t *u = state;
 	int r = ur_enable(u);

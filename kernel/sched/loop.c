@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "thoth/error.h"
+#include "thoth/hot.h"
 #include "thoth/loop.h"
 #include "thoth/trace.h"
 #include "timerq.h"
@@ -117,7 +118,7 @@ struct thoth_loop {
 /* epoll user data for the loop's own fds (sources are heap pointers). */
 static char timerfd_tag, sigfd_tag, bell_tag;
 
-uint64_t thoth_clock_now(void)
+THOTH_HOT_SERVE uint64_t thoth_clock_now(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -133,7 +134,7 @@ uint64_t thoth_clock_now(void)
  * loop is logically const here: NOW is a cache (every loop is
  * heap-allocated, never a const object).
  */
-uint64_t thoth_loop_now(const thoth_loop_t *loop)
+THOTH_HOT_SERVE uint64_t thoth_loop_now(const thoth_loop_t *loop)
 {
 	if (loop->now_stale) {
 		thoth_loop_t *l = (thoth_loop_t *)loop;
@@ -778,7 +779,7 @@ static int run_io_done(thoth_loop_t *loop)
 
 /* ---- running ------------------------------------------------------------------ */
 
-int thoth_loop_run_once(thoth_loop_t *loop, bool block)
+THOTH_HOT_SERVE int thoth_loop_run_once(thoth_loop_t *loop, bool block)
 {
 	int ran = run_deferred(loop);
 	if (ran < 0)
@@ -857,7 +858,7 @@ int thoth_loop_run_once(thoth_loop_t *loop, bool block)
 	return ran;
 }
 
-int thoth_loop_run(thoth_loop_t *loop)
+THOTH_HOT_SERVE int thoth_loop_run(thoth_loop_t *loop)
 {
 	loop->stopped = false;
 	while (!loop->stopped) {

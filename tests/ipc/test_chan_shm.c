@@ -1230,6 +1230,31 @@ static void assert_same_chooser(const chan_end_t *a, const chan_end_t *b)
  * leaves the sleep before an epoch's first decision untimed (nap_ok then
  * never learns that a peer on our CPU got slow).
  */
+/* Stop 35: a channel side's state (thoth_chan_t, conn_t) is read on every
+ * round trip right after a switch; an object that fits in a page must
+ * never cost two.  Every size up to a page, kept allocated so malloc's
+ * placement moves along: with calloc some of them straddle. */
+static void test_channel_state_never_straddles_a_page(void **state)
+{
+	(void)state;
+	enum { N = 4096 / 16 };
+	void *p[N];
+	int straddled = 0;
+	for (int i = 0; i < N; i++) {
+		size_t size = (size_t)(i + 1) * 16;
+		p[i] = chan_zalloc_unsplit(size);
+		assert_non_null(p[i]);
+		uintptr_t a = (uintptr_t)p[i];
+		straddled += (a >> 12) != ((a + size - 1) >> 12);
+		for (size_t k = 0; k < size; k++)
+			assert_int_equal(((unsigned char *)p[i])[k], 0);
+		memset(p[i], 0xa5, size);       /* dirty, for the next one's zero check */
+	}
+	for (int i = 0; i < N; i++)
+		free(p[i]);
+	assert_int_equal(straddled, 0);
+}
+
 static void test_a_lazy_nap_decides_as_a_timed_one(void **state)
 {
 	(void)state;
@@ -1533,6 +1558,7 @@ int main(void)
 		cmocka_unit_test(test_a_loop_that_keeps_winning_quiets_nap_runs),
 		cmocka_unit_test(test_a_wait_for_a_peer_on_our_cpu_reads_no_clock),
 		cmocka_unit_test(test_a_lazy_nap_decides_as_a_timed_one),
+		cmocka_unit_test(test_channel_state_never_straddles_a_page),
 		cmocka_unit_test(test_naps_back_off_after_misses_and_yield_to_a_faster_loop),
 		cmocka_unit_test(test_send_stamps_are_written_only_when_the_consumer_asked),
 		cmocka_unit_test(test_a_stamp_is_read_around_now_whatever_its_bits),

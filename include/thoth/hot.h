@@ -1,0 +1,29 @@
+/*
+ * hot.h - code layout for the round trip's path.
+ *
+ * On one CPU every round trip switches process twice, and each side then
+ * runs its part of the path on a cold TLB and cold caches: what costs is
+ * the number of distinct pages touched more than the instructions (docs/
+ * SCHED.md, stops 34-35).  The functions that run on every round trip
+ * were spread over ~12 code pages per side among their cold neighbours
+ * (setup, handshake, errors).  THOTH_HOT* put a function in an input
+ * section that the default GNU ld script gathers with the other hot ones
+ * ahead of `.text`, so the path packs into a few pages.  A section, not __attribute__((hot)): the code generated is
+ * the same, only its place moves.  Mark only what runs on every round
+ * trip (a cold function marked here spreads the hot ones again).
+ */
+#ifndef THOTH_HOT_H
+#define THOTH_HOT_H
+
+/*
+ * Three groups in `.text.sorted.*` sections, which the default script
+ * (binutils 2.40: `*(SORT(.text.sorted.*))`, right after .text.hot) lays
+ * out by name whatever the order of the objects: a channel's client side,
+ * then what both sides run, then the serving side and its loop.  A client
+ * then touches the first two groups' pages and a service the last two.
+ */
+#define THOTH_HOT_CLIENT __attribute__((section(".text.sorted.thoth_1")))
+#define THOTH_HOT        __attribute__((section(".text.sorted.thoth_2")))
+#define THOTH_HOT_SERVE  __attribute__((section(".text.sorted.thoth_3")))
+
+#endif
