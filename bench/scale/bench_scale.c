@@ -54,7 +54,7 @@
  *      Sections 10-11 share tests/thothd/live_harness.h with the tests.
  *  12. the dashboard's inline limit: small backlogs (0 to 1,536 records)
  *      scraped from /metrics, drained on the loop thread up to the limit
- *      (THOTHD_LIVE_INLINE: 2,048, the old limit; 512, the default; 0,
+ *      (THOTHD_TEST_LIVE_INLINE: 2,048, the old limit; 512, the default; 0,
  *      every drain with a record waiting handed to the task thread): the
  *      loop thread's CPU per scrape, the scrape's round trip (a small
  *      collection's latency: /metrics waits for the drain), and another
@@ -2467,7 +2467,7 @@ typedef struct il_inst {
 
 static void il_up(il_inst_t *x, const char *limit)
 {
-	x->port = cs_thothd(&x->h, false, "THOTHD_LIVE_INLINE", limit, &x->svc, &x->ctl);
+	x->port = cs_thothd(&x->h, false, "THOTHD_TEST_LIVE_INLINE", limit, &x->svc, &x->ctl);
 	if (x->port <= 0 || live_traced_spawn(&x->h, LD_RING, &x->busy))
 		die("set-up", THOTH_E_IO);
 	cs_attached(&x->ctl, 3);
@@ -2559,7 +2559,7 @@ static void bench_inline_limit(int reps)
 {
 	printf("\n12. the dashboard's inline limit: a scrape of /metrics after a burst of N records (%d scrapes\n"
 	       "   each), the drain on the loop thread up to the limit, above it on the task thread\n"
-	       "   (THOTHD_LIVE_INLINE: 2,048 the old limit, 512 the default, 0 every drain with a record\n"
+	       "   (THOTHD_TEST_LIVE_INLINE: 2,048 the old limit, 512 the default, 0 every drain with a record\n"
 	       "   waiting); the loop thread's CPU a scrape and the scrape's round trip (us, medians of the\n"
 	       "   scrapes), then another connection's resolves during the scrapes (p99, longest; us); three\n"
 	       "   thothds side by side, the scrapes rotating between them; fresh ones per run, median of %d\n"

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -35,6 +36,7 @@ struct thoth_trace_reader {
 	uint32_t ring_count, ring_records, full_policy, clock_kind;
 	uint64_t anchor_ticks, anchor_ns;
 	uint32_t pid;
+	uint32_t peer_pid;       /* thoth__trace_reader_set_peer: 0, every pid probed */
 	char process_name[32];
 	uint32_t names_known;
 	char names[THOTH_TRACE_MAX_NAMES][THOTH_TRACE_NAME_MAX + 1];
@@ -201,14 +203,43 @@ static void refresh_names(thoth_trace_reader_t *r)
 		r->names_known = n;
 }
 
-/* Only asked about a ring whose head slot is mid-write: is its writer gone? */
+/* PID/TID's thread a zombie (state Z or X) or gone: crashed but not yet
+ * reaped, tgkill(2) still finds it.  Bounded read; the comm the writer
+ * chose may hold ") Z", so the state is after the last ')' (the fields
+ * after it are numbers, and a comm of 15 bytes ends well inside BUF). */
+static bool thread_is_zombie(uint32_t pid, uint32_t tid)
+{
+	char path[64], buf[128];
+	snprintf(path, sizeof path, "/proc/%u/task/%u/stat", pid, tid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT || errno == ESRCH;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	const char *p = strrchr(buf, ')');
+	return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
+}
+
+/* Only asked about a ring whose head slot is mid-write: is its writer gone?
+ * The ring's pid and tid are the writer's word: probing any it names would
+ * tell it (through the torn count) whether that thread exists anywhere on
+ * the host, with thothd's privileges.  With a verified peer pid
+ * (thoth__trace_reader_set_peer) only that process's threads are probed;
+ * a ring naming another pid reads as alive, never torn. */
 static bool writer_is_dead(const thoth_trace_reader_t *r, const reader_ring_t *rr)
 {
 	if (r->image)
 		return true;
 	if (rr->pid == 0 || rr->tid == 0 || rr->pid > INT32_MAX || rr->tid > INT32_MAX)
 		return true;
-	return syscall(SYS_tgkill, (pid_t)rr->pid, (pid_t)rr->tid, 0) != 0 && errno == ESRCH;
+	if (r->peer_pid && rr->pid != r->peer_pid)
+		return false;
+	if (syscall(SYS_tgkill, (pid_t)rr->pid, (pid_t)rr->tid, 0) != 0)
+		return errno == ESRCH;
+	return thread_is_zombie(rr->pid, rr->tid);
 }
 
 /* Records [from, to) of one ring, lost to its writer, of one kind, not yet
@@ -267,9 +298,11 @@ static void check_torn(thoth_trace_reader_t *r, uint32_t index, reader_ring_t *r
                        const thoth_trace_record_t *slots, uint64_t head)
 {
 	uint64_t w = __atomic_load_n(&slots[head & (r->ring_records - 1)].word0, __ATOMIC_ACQUIRE);
-	if ((uint32_t)w != THOTH_TRACE_COMMIT_BUSY || !writer_is_dead(r, rr))
+	/* A head of UINT64_MAX is a lie (no writer gets there): [head, head +
+	 * 1) would wrap, told as nothing while torn grew by one. */
+	if ((uint32_t)w != THOTH_TRACE_COMMIT_BUSY || head == UINT64_MAX || !writer_is_dead(r, rr))
 		return;
-	r->stats.torn++;
+	r->stats.torn = thoth__trace_sat_add(r->stats.torn, 1);
 	rr->torn_counted = true;
 	if (r->lost_fn)
 		r->lost_fn(index, THOTH__TRACE_LOST_TORN, head, head + 1, r->lost_ctx);
@@ -347,7 +380,7 @@ static int drain_ring(thoth_trace_reader_t *r, uint32_t index, reader_ring_t *rr
 	int rc = 0;
 
 	if (head < rr->pos) {  /* head went backwards: nothing sane to read */
-		r->stats.invalid++;
+		r->stats.invalid = thoth__trace_sat_add(r->stats.invalid, 1);
 		rr->pos = head;
 		/* No sequence to place it by: whoever is told counts it. */
 		if (r->lost_fn)
@@ -369,7 +402,7 @@ static int drain_ring(thoth_trace_reader_t *r, uint32_t index, reader_ring_t *rr
 			continue;
 		}
 		if (!decode(r, &copy, word0, clock, &ev)) {
-			r->stats.invalid++;
+			r->stats.invalid = thoth__trace_sat_add(r->stats.invalid, 1);
 			lost_add(r, index, &run, THOTH__TRACE_LOST_INVALID, seq, seq + 1);
 			continue;
 		}
@@ -543,6 +576,12 @@ void thoth__trace_reader_on_lost(thoth_trace_reader_t *r, thoth__trace_lost_fn f
 		return;
 	r->lost_fn = fn;
 	r->lost_ctx = fn ? ctx : NULL;
+}
+
+void thoth__trace_reader_set_peer(thoth_trace_reader_t *r, uint32_t pid)
+{
+	if (r)
+		r->peer_pid = pid;
 }
 
 void thoth__trace_reader_find_torn(thoth_trace_reader_t *r)

@@ -158,10 +158,19 @@ enum thoth__trace_lost_kind {
 typedef void (*thoth__trace_lost_fn)(uint32_t ring, uint32_t kind, uint64_t from, uint64_t to,
                                      void *ctx);
 void thoth__trace_reader_on_lost(thoth_trace_reader_t *r, thoth__trace_lost_fn fn, void *ctx);
+/* The process whose threads the reader may probe to find a torn ring's
+ * writer gone (tgkill, /proc/PID/task/TID/stat): the pid a verified channel
+ * gave (thothd: the connection's SO_PEERCRED pid).  A ring naming another
+ * pid is never found torn: the pid and tid in a ring are its writer's word,
+ * and probing any would tell a hostile writer whether that thread exists
+ * on the host.  0 (the default): any pid is probed (a reader of its own or
+ * its children's buffer). */
+void thoth__trace_reader_set_peer(thoth_trace_reader_t *r, uint32_t pid);
 /* Count every claimed ring's torn head now (its record mid-write, its
  * writer gone), as a poll reaching it would, telling it to the on_lost
- * hook: one load a ring, a tgkill only for a ring whose head slot is
- * BUSY.  With a cut (thoth__trace_reader_heads) it places what the cut
+ * hook: two loads a ring (its head and its head slot's word0; a ring not
+ * seen before is adopted first, adopt_ring), a tgkill only for a ring
+ * whose head slot is BUSY.  With a cut (thoth__trace_reader_heads) it places what the cut
  * alone cannot: a torn record's sequence is the head, equal to a cut taken
  * after its writer died and to one taken while it was still writing.  Found
  * here, at the cut, it came before it; found later, after it. */

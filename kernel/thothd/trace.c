@@ -160,7 +160,7 @@ struct thothd_tracer {
 	void *live_drained_ctx;
 	trace_source_t *live_cur, *live_next;
 	uint64_t live_deferred, live_inline_big;        /* drains of a backlog, each way */
-	uint32_t live_inline_max;       /* THOTHD_LIVE_INLINE_MAX, or THOTHD_LIVE_INLINE (benchmarks) */
+	uint32_t live_inline_max;       /* THOTHD_LIVE_INLINE_MAX, or THOTHD_TEST_LIVE_INLINE (benchmarks) */
 	/* Guards everything above once the collector thread runs; taken by
 	 * every tracer entry point (tracer_lock on the loop thread). */
 	pthread_mutex_t mu;
@@ -505,7 +505,10 @@ static trace_source_t *source_add(thothd_tracer_t *t, thoth_trace_reader_t *read
 	s->next = t->sources;
 	t->sources = s;
 	t->n_sources++;
-	if (t->active)
+	/* Not while a stop runs (its cut taken, its buffers being switched
+	 * off, session_end to come): a buffer joining then would be switched
+	 * on after the switch-off and counted in a session already cut. */
+	if (t->active && !t->stopping)
 		source_join_session(t, s);
 	if (t->live_fn && !s->in_session)
 		thoth_trace_reader_set_enabled(reader, t->live_mask);
@@ -564,6 +567,11 @@ static int attach_fd(thothd_tracer_t *t, int fd, const thothd_client_t *client, 
 		snprintf(why, why_len, "not a valid trace buffer: %s", thoth_strerror(r));
 		goto out;
 	}
+	/* Only the attaching process's threads are probed for a torn ring's
+	 * dead writer (its SO_PEERCRED pid; ours for our own buffer): the pid
+	 * in a ring is the writer's word.  A peer of unknown pid: none. */
+	thoth__trace_reader_set_peer(reader, own ? (uint32_t)getpid()
+					   : client && client->pid ? client->pid : UINT32_MAX);
 	uint32_t pid = 0;
 	const char *name = "";
 	thoth_trace_reader_process(reader, &pid, &name);
@@ -598,17 +606,18 @@ int thothd_tracer_new(thothd_t *d, thothd_tracer_t **out)
 	if (period && atoi(period) >= 10 && atoi(period) <= 60000)
 		t->drain_period_ns = (uint64_t)atoi(period) * MS_NS;
 	t->drain_slack_ns = t->drain_period_ns / 2;
-	/* THOTHD_LIVE_INLINE: the observer's inline limit, for benchmarks that
-	 * move where it lies (bench_scale section 12; 0: every drain with a
-	 * record waiting on the task thread). */
+	/* THOTHD_TEST_LIVE_INLINE: the observer's inline limit, for tests and
+	 * benchmarks that move where it lies (bench_scale section 12; 0: every
+	 * drain with a record waiting on the task thread).  At most 4,096: a
+	 * larger one would put drains of milliseconds back on the loop thread. */
 	t->live_inline_max = THOTHD_LIVE_INLINE_MAX;
-	const char *inline_max = getenv("THOTHD_LIVE_INLINE");
+	const char *inline_max = getenv("THOTHD_TEST_LIVE_INLINE");
 	if (inline_max && *inline_max) {
 		char *end;
 		errno = 0;
 		unsigned long n = strtoul(inline_max, &end, 10);
-		if (errno || *end || inline_max[0] == '-' || n > 1u << 20)
-			thothd_info("trace: THOTHD_LIVE_INLINE=%s ignored: want 0..%u", inline_max, 1u << 20);
+		if (errno || *end || inline_max[0] == '-' || n > 4096)
+			thothd_warn("trace: THOTHD_TEST_LIVE_INLINE=%s ignored: want 0..4096", inline_max);
 		else
 			t->live_inline_max = (uint32_t)n;
 	}
@@ -1209,7 +1218,13 @@ static void stop_switch_off(thothd_tracer_t *t)
 		/* Torn heads found before the cut are the session's (found
 		 * later, after it: not).  Without memory for a cut the session
 		 * may get records written after the stop, until it ends: as
-		 * before cuts. */
+		 * before cuts.  The start does it the other way round (cut,
+		 * then find_torn, then the base counts: source_join_session):
+		 * there what find_torn finds goes into the base, so it looks
+		 * after the cut; here what it finds before the cut is the
+		 * session's.  Either way a head torn between the two steps is
+		 * not the session's (here: found later, its sequence is the
+		 * cut's), and none is counted twice. */
 		if (t->live_fn)
 			thoth__trace_reader_find_torn(s->reader);
 		if (t->live_fn && !cut_now(s, &s->stop_cut))
@@ -1430,6 +1445,10 @@ static int on_stop(void *self, const thoth_trace_TraceControl_stop_req_t *req,
 		tracer_lock(t);
 		t->stopping = false;    /* refused: the session goes on */
 		stop_switch_on(t);
+		/* and takes the buffers attached while it was stopping */
+		for (trace_source_t *s = t->sources; s; s = s->next)
+			if (!s->in_session)
+				source_join_session(t, s);
 		tracer_unlock(t);
 	}
 	return r;

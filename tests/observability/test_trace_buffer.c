@@ -800,6 +800,156 @@ static void test_torn_and_invalid_records_are_told_by_sequence(void **state)
 	event_list_free(&l);
 }
 
+/* A thread that writes one record, names PID/TID as its ring's writer
+ * where asked (a lying writer), leaves its head slot mid-write and exits. */
+typedef struct tear_arg {
+	uint32_t pid, tid;      /* 0: the ring's own */
+} tear_arg_t;
+
+static void *tear_and_exit(void *arg)
+{
+	const tear_arg_t *a = arg;
+	THOTH_TRACE(USER, before_tear, 1, 0);
+	thoth_trace_ring_header_t *ring = thoth_trace_thread_ring();
+	if (a->pid) {
+		ring->owner_pid = a->pid;
+		ring->owner_tid = a->tid;
+	}
+	__atomic_store_n(&thoth_trace_ring_records(ring)[ring->head & 63].word0,
+			 THOTH_TRACE_COMMIT_BUSY, __ATOMIC_RELAXED);
+	return NULL;
+}
+
+static void tear_in_thread(uint32_t pid, uint32_t tid)
+{
+	tear_arg_t a = { pid, tid };
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, tear_and_exit, &a), 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+}
+
+/* The pid and tid in a ring are its writer's word: a reader told its peer
+ * (thothd: the connection's SO_PEERCRED pid) probes that process's threads
+ * only.  Three torn rings: one of ours (its thread exited), one naming a
+ * reaped child, one naming a live child.  Probing every pid named (the
+ * code before, and a reader with no peer) tells the writer which of the
+ * two others exists (torn 2: the reaped one counted); with its peer set,
+ * only our own ring is counted (torn 1). */
+static void test_a_ring_naming_another_pid_is_not_probed(void **state)
+{
+	start_tracing(64, THOTH_TRACE_OVERWRITE_OLDEST, THOTH_TRACE_ALL_CATEGORIES);
+	int hold[2];
+	assert_int_equal(pipe(hold), 0);
+	pid_t live = fork();
+	assert_true(live >= 0);
+	if (live == 0) {
+		char b;
+		close(hold[1]);
+		_exit(read(hold[0], &b, 1) < 0);
+	}
+	close(hold[0]);
+	pid_t gone = fork();
+	assert_true(gone >= 0);
+	if (gone == 0)
+		_exit(0);
+	int status;
+	assert_int_equal(waitpid(gone, &status, 0), gone);
+
+	tear_in_thread(0, 0);                                   /* ring 0: ours */
+	tear_in_thread((uint32_t)gone, (uint32_t)gone);         /* ring 1 */
+	tear_in_thread((uint32_t)live, (uint32_t)live);         /* ring 2 */
+
+	thoth_trace_reader_t *any = open_reader(), *peer = open_reader();
+	thoth__trace_reader_set_peer(peer, (uint32_t)getpid());
+	lost_ranges_t lr = { 0 };
+	thoth__trace_reader_on_lost(peer, lost_range_add, &lr);
+	thoth__trace_reader_find_torn(any);
+	thoth__trace_reader_find_torn(peer);
+	thoth_trace_stats_t st_any, st_peer;
+	assert_int_equal(thoth_trace_reader_stats(any, &st_any), 0);
+	assert_int_equal(thoth_trace_reader_stats(peer, &st_peer), 0);
+	close(hold[1]);
+	assert_int_equal(waitpid(live, &status, 0), live);
+	assert_int_equal(st_any.torn, 2);
+	assert_int_equal(st_peer.torn, 1);
+	assert_int_equal(lr.n, 1);
+	assert_int_equal(lr.ring[0], 0);
+	assert_int_equal(lr.kind[0], THOTH__TRACE_LOST_TORN);
+	thoth_trace_reader_close(any);
+	thoth_trace_reader_close(peer);
+}
+
+/* A writer that crashed mid-record but is not reaped yet (a zombie) is
+ * dead: tgkill(2) still finds it, its state (Z) says it.  The code before
+ * counted it alive (torn 0) until its parent reaped it. */
+static void test_a_zombie_writer_is_dead(void **state)
+{
+	start_tracing(64, THOTH_TRACE_OVERWRITE_OLDEST, THOTH_TRACE_ALL_CATEGORIES);
+	thoth_trace_reader_t *r = open_reader();
+	THOTH_TRACE(USER, parent, 1, 0);
+	pid_t child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		tear_arg_t a = { 0, 0 };
+		tear_and_exit(&a);
+		raise(SIGKILL);
+		_exit(1);
+	}
+	siginfo_t si;
+	assert_int_equal(waitid(P_PID, (id_t)child, &si, WEXITED | WNOWAIT), 0);
+	thoth__trace_reader_set_peer(r, (uint32_t)child);
+	thoth__trace_reader_find_torn(r);
+	thoth_trace_stats_t st;
+	assert_int_equal(thoth_trace_reader_stats(r, &st), 0);
+	int status;
+	assert_int_equal(waitpid(child, &status, 0), child);
+	assert_int_equal(st.torn, 1);
+	thoth_trace_reader_close(r);
+}
+
+/* A lying head of UINT64_MAX over a torn slot: [head, head + 1) would wrap
+ * to [UINT64_MAX, 0), nothing to a collector's cut while torn grew by one.
+ * Not counted.  And a count an absurd head saturated stays saturated when a
+ * head going backwards adds one (the code before wrapped it round to 0). */
+static void test_a_lying_head_neither_wraps_torn_nor_invalid(void **state)
+{
+	start_tracing(64, THOTH_TRACE_DROP_NEWEST, THOTH_TRACE_ALL_CATEGORIES);
+	pid_t child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		THOTH_TRACE(USER, child_record, 1, 0);
+		thoth_trace_ring_header_t *ring = thoth_trace_thread_ring();
+		thoth_trace_record_t *slots = thoth_trace_ring_records(ring);
+		for (int i = 0; i < 64; i++)
+			__atomic_store_n(&slots[i].word0, THOTH_TRACE_COMMIT_BUSY, __ATOMIC_RELAXED);
+		__atomic_store_n(&ring->head, UINT64_MAX, __ATOMIC_RELEASE);
+		_exit(0);
+	}
+	int status;
+	assert_int_equal(waitpid(child, &status, 0), child);
+	thoth_trace_reader_t *r = open_reader();
+	lost_ranges_t lr = { 0 };
+	thoth__trace_reader_on_lost(r, lost_range_add, &lr);
+	thoth__trace_reader_find_torn(r);
+	thoth_trace_stats_t st;
+	assert_int_equal(thoth_trace_reader_stats(r, &st), 0);
+	assert_int_equal(st.torn, 0);
+	assert_int_equal(lr.n, 0);
+
+	event_list_t l = { 0 };
+	st = poll_into(r, &l);                  /* lap + 64 broken copies: saturated */
+	assert_int_equal(l.count, 0);
+	assert_true(st.invalid == UINT64_MAX);
+	assert_int_equal(st.torn, 0);
+	thoth_trace_ring_header_t *ring = thoth_trace_ring_at(
+	        (uint8_t *)thoth__trace_reader_control_page(r), 64, 0);
+	__atomic_store_n(&ring->head, 5, __ATOMIC_RELEASE);     /* backwards */
+	st = poll_into(r, &l);
+	assert_true(st.invalid == UINT64_MAX);
+	thoth_trace_reader_close(r);
+	event_list_free(&l);
+}
+
 #define LIVE_EVENTS 20000
 
 /* The child is the collector: it opens the parent's memfd by its /proc path
@@ -920,6 +1070,9 @@ int main(void)
 		cmocka_unit_test_teardown(test_reader_in_another_process_drains_live_buffer, teardown),
 		cmocka_unit_test_teardown(test_unread_count_is_bounded_whatever_the_rings_say, teardown),
 		cmocka_unit_test_teardown(test_a_drain_to_a_cut_reads_exactly_what_came_before_it, teardown),
+		cmocka_unit_test_teardown(test_a_ring_naming_another_pid_is_not_probed, teardown),
+		cmocka_unit_test_teardown(test_a_zombie_writer_is_dead, teardown),
+		cmocka_unit_test_teardown(test_a_lying_head_neither_wraps_torn_nor_invalid, teardown),
 		cmocka_unit_test(test_reader_refuses_a_memfd_that_can_shrink),
 		cmocka_unit_test(test_reader_rejects_images_with_bad_geometry),
 	};

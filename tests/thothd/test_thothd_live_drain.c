@@ -1252,7 +1252,8 @@ static void test_an_attach_at_the_limit_finishes_gone_processes(void **state)
 	live_traced_t gone[GONE], fresh;
 	for (int i = 0; i < GONE; i++) {
 		assert_int_equal(live_traced_spawn(&f.h, RING_RECORDS, &gone[i]), 0);
-		burst(&gone[i], FIRST);         /* attached, LOOP on: a few records drained inline */
+		burst(&gone[i], FIRST);         /* attached, LOOP on: counted (more than
+					 * THOTHD_LIVE_INLINE_MAX: on the task thread) */
 		counted(f.port, gone[i].pid, FIRST);
 	}
 	/* While thothd is stopped nothing asserts: it is let go first. */
