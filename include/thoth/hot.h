@@ -4,12 +4,18 @@
  * On one CPU every round trip switches process twice, and each side then
  * runs its part of the path on a cold TLB and cold caches: what costs is
  * the number of distinct pages touched more than the instructions (docs/
- * SCHED.md, stops 34-35).  The functions that run on every round trip
+ * SCHED.md, stop 34).  The functions that run on every round trip
  * were spread over ~12 code pages per side among their cold neighbours
  * (setup, handshake, errors).  THOTH_HOT* put a function in an input
  * section that the default GNU ld script gathers with the other hot ones
- * ahead of `.text`, so the path packs into a few pages.  A section, not __attribute__((hot)): the code generated is
- * the same, only its place moves.  Mark only what runs on every round
+ * ahead of `.text`, so the path packs into a few pages.  A section, not
+ * __attribute__((hot)).  Not quite the same code: GCC neither splits a
+ * function with a section attribute into hot and .cold parts nor inlines
+ * it partially, so the error paths of the marked functions (~380 bytes)
+ * sit on the hot pages too; clang without a profile splits nothing.
+ * Other linkers: gold orders the groups too; lld and binutils before
+ * ~2.36 keep input order (the grouping is lost, nothing breaks).  Not
+ * installed (cmake/ThothInstall.cmake): a build-time layout detail.  Mark only what runs on every round
  * trip (a cold function marked here spreads the hot ones again).
  */
 #ifndef THOTH_HOT_H

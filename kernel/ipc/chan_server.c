@@ -406,7 +406,7 @@ static uint64_t client_cpu_ns(const conn_t *c)
 	return cpu_ns(p);
 }
 
-THOTH_HOT_SERVE static void place_window_start(thoth_chan_server_t *s, uint64_t now)
+static void place_window_start(thoth_chan_server_t *s, uint64_t now)
 {
 	s->pl_start = now;
 	s->pl_busy0 = cpu_ns("/proc/thread-self/schedstat");

@@ -30,12 +30,14 @@
  * to a page, so an object that fits in a page never straddles two.  Both
  * sides read it on every round trip, right after a context switch on one
  * CPU, where each distinct page costs more than its lines (docs/SCHED.md,
- * stop 35); malloc put it across a boundary about as often as not.  Freed
+ * stop 34, pages34); malloc put it across a boundary about as often as not.  Freed
  * with free().
  */
 static inline void *chan_zalloc_unsplit(size_t size)
 {
 	size_t align = 64;
+	if (size > SIZE_MAX - CHAN_PAGE)
+		return NULL;
 	while (align < size && align < CHAN_PAGE)
 		align <<= 1;
 	size_t rounded = (size + align - 1) & ~(align - 1);

@@ -16,10 +16,11 @@
 
 /* What trace points read without a buffer, and the pointer they read it
  * through: every trace point that is off loads both, so they share a
- * 32-byte section of their own, each 16-aligned -- one page (unless the
- * section lands across a page's last 16 bytes), and one line in the
- * builds checked -- where they used to sit on two data pages, each
- * touched every round trip (docs/SCHED.md, stop 35). */
+ * section of their own (24 bytes, 16-aligned: the words at 0 and 16, in
+ * either order by compiler) -- one page unless the section starts in a
+ * page's last 16 bytes (1 placement in 256), one 64-byte line unless it
+ * starts at 48 mod 64 (1 in 4) -- where they used to sit on two data
+ * pages, each touched every round trip (docs/SCHED.md, stop 34, pages34). */
 #define TRACE_OFF_SECTION __attribute__((section(".data.thoth_trace_off"), aligned(16)))
 static uint64_t disabled_word TRACE_OFF_SECTION = 0;
 uint64_t *thoth_trace_enabled_word TRACE_OFF_SECTION = &disabled_word;

@@ -118,7 +118,7 @@ struct thoth_loop {
 /* epoll user data for the loop's own fds (sources are heap pointers). */
 static char timerfd_tag, sigfd_tag, bell_tag;
 
-THOTH_HOT_SERVE uint64_t thoth_clock_now(void)
+THOTH_HOT uint64_t thoth_clock_now(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);

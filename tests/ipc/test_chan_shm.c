@@ -1218,19 +1218,7 @@ static void assert_same_chooser(const chan_end_t *a, const chan_end_t *b)
 	assert_int_equal(a->nap_ok, b->nap_ok);
 }
 
-/*
- * Stop 34: chan_nap_at makes chan_nap's every decision, and reads no clock
- * only where the decision needs none: the loop's way settled (a quiet
- * epoch, or the rest of an epoch the loop won), nothing to time.  Two
- * services side by side over eight epochs (loop wins, a quiet epoch, naps
- * win, loop wins again...): one given a reading at every decision, one
- * lazily; same returns, same chooser state after every decision.  Fails
- * against a lazy path that also takes an epoch's first decision (the run
- * that follows a quiet epoch starts with a nap) or the runs, or one that
- * leaves the sleep before an epoch's first decision untimed (nap_ok then
- * never learns that a peer on our CPU got slow).
- */
-/* Stop 35: a channel side's state (thoth_chan_t, conn_t) is read on every
+/* Stop 34 (pages34): a channel side's state (thoth_chan_t, conn_t) is read on every
  * round trip right after a switch; an object that fits in a page must
  * never cost two.  Every size up to a page, kept allocated so malloc's
  * placement moves along: with calloc some of them straddle. */
@@ -1253,8 +1241,21 @@ static void test_channel_state_never_straddles_a_page(void **state)
 	for (int i = 0; i < N; i++)
 		free(p[i]);
 	assert_int_equal(straddled, 0);
+	assert_null(chan_zalloc_unsplit(SIZE_MAX - 100));   /* no wrap to a small block */
 }
 
+/*
+ * Stop 34: chan_nap_at makes chan_nap's every decision, and reads no clock
+ * only where the decision needs none: the loop's way settled (a quiet
+ * epoch, or the rest of an epoch the loop won), nothing to time.  Two
+ * services side by side over eight epochs (loop wins, a quiet epoch, naps
+ * win, loop wins again...): one given a reading at every decision, one
+ * lazily; same returns, same chooser state after every decision.  Fails
+ * against a lazy path that also takes an epoch's first decision (the run
+ * that follows a quiet epoch starts with a nap) or the runs, or one that
+ * leaves the sleep before an epoch's first decision untimed (nap_ok then
+ * never learns that a peer on our CPU got slow).
+ */
 static void test_a_lazy_nap_decides_as_a_timed_one(void **state)
 {
 	(void)state;
