@@ -33,7 +33,7 @@ struct cx_journal {
 	uint32_t readers;               /* between locating records and reading them (store fds) */
 	bool readmiss_ev, awake_ev, create_ev, shutdown, stopped;
 	int failed;
-	char failure[160];              /* why, in words (journal_stop) */
+	char failure[CX_FAILURE_LEN];   /* why, in words (journal_stop); set once */
 	void (*on_failure)(void *arg, const char *why);
 	void *on_failure_arg;
 	uint64_t gc_window_ns;
@@ -49,6 +49,7 @@ struct cx_journal {
 	bool fl_dir;
 	uint64_t fl_lsn, fl_start, fl_deferred_bytes;
 	int fl_pending, fl_err;
+	char fl_why[CX_FAILURE_LEN];    /* fl_err in words, taken in on_fsync */
 	uint32_t fl_group;
 	cx_wb_reason_t fl_reason;
 
@@ -90,16 +91,30 @@ static void kick(cx_journal_t *j)
 }
 
 /* The journal stops (mu held) with error R: the first error is kept, in
- * words too -- the call and errno, from this thread's last error, which
- * the failing call just set -- for stats and for the operator's log:
- * "the journal stopped after an I/O error" alone names no disk, no cause. */
-static void journal_stop(cx_journal_t *j, int r)
+ * words too -- WHY, or the call and errno from this thread's last error,
+ * which the failing call just set -- for stats and for the operator's log:
+ * "the journal stopped after an I/O error" alone names no disk, no cause.
+ * Returns true if this stopped it: the caller then calls tell_failure once
+ * mu is released. */
+static bool journal_stop(cx_journal_t *j, int r, const char *why)
 {
 	if (j->failed)
-		return;
+		return false;
 	j->failed = r;
-	thoth_strerror_r(r, j->failure, sizeof j->failure);
-	if (j->on_failure)
+	if (why && *why)
+		snprintf(j->failure, sizeof j->failure, "%s", why);
+	else
+		thoth_strerror_r(r, j->failure, sizeof j->failure);
+	return true;
+}
+
+/* on_failure (codex: an fprintf to stderr, which may block on a pipe) is
+ * called without mu, which every append, read and stats call takes.
+ * j->failure is written once, under mu, before `failed` is seen set, and
+ * never again: reading it here needs no lock. */
+static void tell_failure(cx_journal_t *j, bool stopped)
+{
+	if (stopped && j->on_failure)
 		j->on_failure(j->on_failure_arg, j->failure);
 }
 
@@ -113,11 +128,12 @@ static void epoch_done(cx_journal_t *j)
 		cx_crash_hook(CX_PT_EPOCH_SYNCED);
 	pthread_mutex_lock(&j->mu);
 	uint64_t now = mono_ns();
+	bool stopped = false;
 	if (j->fl_err) {
 		/* After a failed fdatasync the kernel may have dropped the dirty
 		 * pages: nothing written since the last good epoch can be
 		 * called durable, so the journal stops (no retry, no ack). */
-		journal_stop(j, j->fl_err);
+		stopped = journal_stop(j, j->fl_err, j->fl_why);
 	} else {
 		cx_store_synced(j->st, j->fl, j->nfl, j->fl_dir);
 		if (!j->readers)
@@ -153,14 +169,19 @@ static void epoch_done(cx_journal_t *j)
 	j->in_flight = false;
 	pthread_cond_broadcast(&j->cv);
 	pthread_mutex_unlock(&j->mu);
+	tell_failure(j, stopped);
 	evaluate(j);
 }
 
 static void on_fsync(thoth_loop_t *loop, int64_t result, int err, void *arg)
 {
 	cx_journal_t *j = arg;
-	if (result < 0 && !j->fl_err)
+	if (result < 0 && !j->fl_err) {
 		j->fl_err = thoth_error_io(err, "fdatasync");
+		/* in words now: by epoch_done another call may have set the
+		 * thread's last error */
+		thoth_strerror_r(j->fl_err, j->fl_why, sizeof j->fl_why);
+	}
 	if (--j->fl_pending == 0)
 		epoch_done(j);
 }
@@ -176,6 +197,7 @@ static void start_epoch(cx_journal_t *j, cx_wb_reason_t reason)
 	j->fl_reason = reason;
 	j->fl_start = mono_ns();
 	j->fl_err = 0;
+	j->fl_why[0] = '\0';
 	j->fl_deferred_bytes = 0;
 	j->first_wait_ns = 0;
 	j->in_flight = true;
@@ -600,10 +622,10 @@ int cx_journal_create(cx_journal_t *j, const char *name, size_t len, uint32_t bu
 	if (!r) {
 		j->create_ev = true;
 		r = wait_durable(j, cx_store_last_lsn(j->st));
-	} else if (r == THOTH_E_IO) {
-		journal_stop(j, r);
 	}
+	bool stopped = r == THOTH_E_IO && journal_stop(j, r, NULL);
 	pthread_mutex_unlock(&j->mu);
+	tell_failure(j, stopped);
 	return r;
 }
 
@@ -631,11 +653,11 @@ int cx_journal_append(cx_journal_t *j, const char *name, size_t len, const cx_io
 		r = cx_store_append(j->st, id, recs, n, dur == CX_DUR_SYNC ? CX_REC_F_SYNC : 0, real_ns(),
 				    first_seq);
 		j->appending--;
-		if (r == THOTH_E_IO)
-			journal_stop(j, r);
 	}
 	if (r) {
+		bool stopped = r == THOTH_E_IO && journal_stop(j, r, NULL);
 		pthread_mutex_unlock(&j->mu);
+		tell_failure(j, stopped);
 		return r;
 	}
 	uint64_t lsn = cx_store_last_lsn(j->st);

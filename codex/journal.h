@@ -63,6 +63,11 @@ typedef struct cx_epoch {
 #define CX_RECENT_EPOCHS 32
 #define CX_GROUP_BUCKETS 8           /* 0, 1, 2-3, 4-7, 8-15, 16-31, 32-63, 64+ */
 
+/* Stats.failure: room for "I/O error: " + thoth_error_info_t.what (up to
+ * 159: a call and a path under the data dir) + ": EFBIG (File too large)":
+ * at 160 a long data dir cut off the errno, the part that says why. */
+#define CX_FAILURE_LEN 384
+
 typedef struct cx_journal_stats {
 	uint64_t pending_bytes, pending_records, oldest_pending_age_ns;
 	uint64_t epochs, epochs_by_reason[CX_WB_NREASONS];
@@ -77,7 +82,7 @@ typedef struct cx_journal_stats {
 	bool pm_leased, pm_awake;       /* opportunistic lease held / satisfied now */
 	char pm_note[96];               /* why there is no lease, when there is none */
 	int failed;                     /* 0, or the error that stopped the journal */
-	char failure[160];              /* ... said in words ("" while it runs) */
+	char failure[CX_FAILURE_LEN];   /* ... said in words ("" while it runs) */
 	cx_epoch_t recent[CX_RECENT_EPOCHS];
 	size_t n_recent;                /* newest last */
 } cx_journal_stats_t;

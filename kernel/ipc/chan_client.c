@@ -458,8 +458,11 @@ int thoth_chan_connect(const char *path, const thoth_chan_config_t *cfg, thoth_c
 		goto fail;
 	}
 	if (r == THOTH_E_PEER_GONE) {
+		/* a live service at max_clients, max_pending or its fd limit
+		 * closes too: its log tells which */
 		thoth__chan_why(why, why_len, "the service at %s closed the connection before answering the "
-				"handshake (it exited or was killed)", path);
+				"handshake (it exited, was killed, or is at a connection limit: its log says which)",
+				path);
 		goto fail;
 	}
 	if (r) {

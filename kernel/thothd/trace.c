@@ -1489,18 +1489,46 @@ static int output_error(thothd_call_t *call, const char *path, int err)
  * exists and is not a regular file (a FIFO, /dev/stdout, a symlink the
  * user chose) is written in place, as before: renaming over it would
  * replace it.
+ *
+ * The new file takes the old one's mode (and owner, when thothd is root):
+ * `thothctl sched` dumps into a mkstemp 0600 file in /tmp, which the rename
+ * of a 0666&~umask temporary made world-readable.  The temporary is created
+ * 0600 so it is never more open than the old file while being written.  A
+ * directory thothd cannot create in (an existing writable file in it: the
+ * dump worked there before the rename), or a name too long for the
+ * temporary's suffix, falls back to writing in place.
  */
+static bool cannot_create_beside(int err)
+{
+	return err == EACCES || err == EPERM || err == EROFS || err == ENAMETOOLONG;
+}
+
 static int write_json(const thoth_trace_collection_t *c, const char *path, char *why, size_t why_len)
 {
 	static atomic_uint seq;
 	struct stat st;
-	bool in_place = lstat(path, &st) == 0 && !S_ISREG(st.st_mode);
+	bool existed = lstat(path, &st) == 0;
+	bool in_place = existed && !S_ISREG(st.st_mode);
 	char tmp[4200];
 	if (!in_place && snprintf(tmp, sizeof tmp, "%s.tmp-%d-%u", path, (int)getpid(),
 				  atomic_fetch_add(&seq, 1)) >= (int)sizeof tmp)
-		return output_status(path, ENAMETOOLONG, why, why_len);
-	int fd = in_place ? open(path, O_WRONLY | O_TRUNC | O_CLOEXEC)
-			  : open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+		in_place = true;
+	int fd = -1;
+	if (!in_place) {
+		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, existed ? 0600 : 0666);
+		if (fd < 0 && cannot_create_beside(errno))
+			in_place = true;
+		else if (fd >= 0 && existed &&
+			 ((geteuid() == 0 && fchown(fd, st.st_uid, st.st_gid) != 0) ||
+			  fchmod(fd, st.st_mode & 07777) != 0)) {
+			int err = errno;
+			close(fd);
+			unlink(tmp);
+			return output_status(path, err, why, why_len);
+		}
+	}
+	if (in_place)
+		fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC | (existed ? 0 : O_CREAT), 0666);
 	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
 	if (!f) {
 		int err = errno;
@@ -1514,6 +1542,9 @@ static int write_json(const thoth_trace_collection_t *c, const char *path, char 
 	int r = thoth_trace_export_chrome_json(c, f);
 	int err = errno;
 	if (fflush(f) != 0 && !err)
+		err = errno;
+	/* on disk before the rename: a crash must not leave an empty PATH */
+	if (!r && !err && !in_place && fsync(fileno(f)) != 0)
 		err = errno;
 	if (fclose(f) != 0 && !err)
 		err = errno;

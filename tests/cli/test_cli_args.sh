@@ -80,6 +80,15 @@ refused 1 "not a Chrome JSON trace" "$THOTHCTL" sched --from "$TMP/passwd"
 refused 1 "not a Chrome JSON trace" "$THOTHCTL" sched --from "$TMP/empty.json"
 printf '{"displayTimeUnit":"ns","traceEvents":[\n{"ph":"M","name":"trace_source","pid":0,"tid":0,"args":{"name":"thoth"}},\n' >"$TMP/cut.json"
 refused 1 "is cut short" "$THOTHCTL" sched --from "$TMP/cut.json"
+# ... but a whole trace with a trailing blank line (an editor's, or `echo
+# >>`) is whole: the "]}" check skips blank lines
+printf '{"displayTimeUnit":"ns","traceEvents":[\n{"ph":"M","name":"trace_source","pid":0,"tid":0,"args":{"name":"thoth"}}\n]}\n\n \r\n' >"$TMP/blank.json"
+if timeout 20 "$THOTHCTL" sched --from "$TMP/blank.json" >/dev/null 2>"$TMP/blank.err"; then
+  echo "ok: sched --from reads a trace with a trailing blank line"
+else
+  echo "FAIL: sched --from refused a whole trace with a trailing blank line: $(cat "$TMP/blank.err")"
+  failures=$((failures + 1))
+fi
 refused 1 "not a Chrome JSON trace" "$THOTHCTL" --json sched --from "$TMP/empty.json"
 refused 1 "is a directory, not a trace" "$THOTHCTL" sched --from "$TMP"
 refused 2 "not a regular file" "$THOTHCTL" probe attach "$TMP" --pid 1

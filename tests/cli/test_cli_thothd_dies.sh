@@ -66,3 +66,28 @@ until "$THOTHCTL" --runtime-dir "$RT" --json status | grep -q '"clients":[2-9]';
 done
 kill -KILL "$thothd"
 gone "$ctl" sched
+
+# A stuck thothd (stopped, not dead) once `trace --duration` has slept its
+# duration: the stop waits up to 10 minutes for the answer.  Ctrl-C there
+# used to only set the flag of the sleep's handler and was never looked at;
+# now the default disposition is back and SIGINT ends thothctl at once.
+start_thothd
+"$THOTHCTL" --runtime-dir "$RT" trace --duration 1 --json "$RT/t2.json" >"$RT/stuck.out" 2>"$RT/stuck.err" &
+ctl=$!
+pids+=("$ctl")
+deadline=$((SECONDS + 30))
+until grep -q "started" "$RT/stuck.out"; do
+  [ $SECONDS -lt $deadline ] || { cat "$RT/stuck.err"; fail "trace session did not start"; }
+  sleep 0.02
+done
+kill -STOP "$thothd"
+sleep 2    # past the 1 s duration: thothctl now waits on the stop
+kill -INT "$ctl"
+deadline=$((SECONDS + 10))
+while kill -0 "$ctl" 2>/dev/null; do
+  [ $SECONDS -lt $deadline ] || fail "trace ignores SIGINT while a stopped thothd holds up its stop"
+  sleep 0.05
+done
+if wait "$ctl"; then fail "trace exited 0 after SIGINT"; fi
+echo "ok: SIGINT ends trace waiting on a stuck thothd"
+kill -CONT "$thothd" 2>/dev/null || true

@@ -53,8 +53,12 @@ echo "ok: a dump that does not fit fails and keeps the earlier one whole"
 # a dump that fits replaces it (after the session is stopped, a new small one)
 "$THOTHCTL" trace stop >/dev/null || fail "trace stop"
 "$THOTHCTL" trace start >/dev/null || fail "trace start again"
+# the replaced file keeps its mode: `thothctl sched` dumps into a mkstemp
+# 0600 file, which the rename of a 0666&~umask temporary made world-readable
+chmod 0600 "$OUT/t.json"
 "$THOTHCTL" trace dump --json "$OUT/t.json" || fail "a small dump after the failure"
 jq -e .traceEvents "$OUT/t.json" >/dev/null || fail "the new dump is not JSON"
+[ "$(stat -c %a "$OUT/t.json")" = 600 ] || fail "the dump changed the file's mode 600 to $(stat -c %a "$OUT/t.json")"
 "$THOTHCTL" trace stop >/dev/null
 echo "ok: a dump that fits replaces the file"
 

@@ -336,12 +336,20 @@ static void test_a_real_read_miss_flushes_deferred_data(void **state)
  * never makes).  The error is a write past RLIMIT_FSIZE (EFBIG), the
  * closest to a full disk a test can make without a mount. */
 static int failures_said;
-static char failure_said[160];
+static char failure_said[CX_FAILURE_LEN];
+static bool failure_unlocked;
+static cx_journal_t *failing_j;
 
+/* Called without the journal's lock (codex writes to stderr here, which
+ * can block): taking the stats, which lock it, deadlocked the old code. */
 static void on_failure(void *arg, const char *why)
 {
 	failures_said++;
 	snprintf(failure_said, sizeof failure_said, "%s", why);
+	cx_journal_stats_t s;
+	size_t n;
+	cx_journal_stats(failing_j, &s, NULL, 0, &n);
+	failure_unlocked = s.failed != 0;
 }
 
 static void *close_j(void *arg)
@@ -355,8 +363,10 @@ static void test_an_io_error_stops_the_journal_says_why_and_it_still_closes(void
 	cx_journal_t *j;
 	char why[300];
 	failures_said = 0;
+	failure_unlocked = false;
 	cx_journal_config_t cfg = { .data_dir = dir, .epoll = use_epoll, .on_failure = on_failure };
 	assert_int_equal(cx_journal_open(&cfg, &j, NULL, why, sizeof why), 0);
+	failing_j = j;
 	assert_int_equal(cx_journal_create(j, "s", 1, 0), 0);
 	assert_int_equal(append1(j, "s", "kept", CX_DUR_SYNC, 0), 0);
 
@@ -379,6 +389,7 @@ static void test_an_io_error_stops_the_journal_says_why_and_it_still_closes(void
 	assert_non_null(strstr(s.failure, "append to segment"));
 	assert_non_null(strstr(s.failure, "EFBIG"));
 	assert_int_equal(failures_said, 1);             /* once, not per refused call */
+	assert_true(failure_unlocked);
 	assert_string_equal(failure_said, s.failure);
 
 	/* close returns (bounded: a hang fails the test instead of ctest's timeout) */

@@ -65,6 +65,14 @@ json -r '.[0].base64' <<<"$got" | base64 -d | cmp -s - <(printf '\xff\xfe bin') 
 	fail "text read of a binary record: $("$THOTHCTL" codex read logs --from 5 | od -c | head -3)"
 echo "ok: a record that is not UTF-8 reads back as JSON, exactly in base64"
 
+# C1 controls are UTF-8 (U+009B is c2 9b) but a terminal obeys U+009B as
+# CSI: shown as \xNN too, while other UTF-8 (é) is written as it is
+"$THOTHCTL" codex create c1 || fail "create c1"
+[ "$(printf '\xc2\x9b31mred \xc3\xa9\xc2\x80\n' | "$THOTHCTL" codex append c1)" = 1 ] || fail "append of a C1 record"
+[ "$("$THOTHCTL" codex read c1)" = "$(printf '1\t\\xc2\\x9b31mred \xc3\xa9\\xc2\\x80')" ] ||
+	fail "text read of a C1 record: $("$THOTHCTL" codex read c1 | od -c | head -3)"
+echo "ok: C1 controls read back as \\xNN"
+
 # bad input: clear errors, nothing else lost
 err=$(echo x | "$THOTHCTL" codex append nosuch 2>&1) && fail "append to an unknown stream succeeded"
 grep -q "no such stream" <<<"$err" || fail "unknown stream said: $err"

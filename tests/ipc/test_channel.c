@@ -552,6 +552,9 @@ static void test_service_dying_in_handshake_says_so(void **state)
 	/* peer gone, said as such: not "system call failed" */
 	assert_int_equal(r, THOTH_E_PEER_GONE);
 	assert_non_null(strstr(why, "closed the connection"));
+	/* nor only "exited or was killed": a live service at its
+	 * connection limit closes the same way */
+	assert_non_null(strstr(why, "is at a connection limit"));
 	assert_non_null(strstr(why, "dies.sock"));
 }
 

@@ -256,6 +256,13 @@ static void text_record(const uint8_t *data, size_t len)
 {
 	for (size_t i = 0; i < len;) {
 		size_t n = thothctl_utf8_seq(data + i, len - i);
+		/* C1 controls U+0080..U+009F (c2 80..c2 9f) are valid UTF-8, but
+		 * xterm and others obey U+009B as CSI: shown as bytes too */
+		if (n == 2 && data[i] == 0xc2 && data[i + 1] <= 0x9f) {
+			printf("\\x%02x\\x%02x", data[i], data[i + 1]);
+			i += 2;
+			continue;
+		}
 		if (n > 1) {
 			fwrite(data + i, 1, n, stdout);
 			i += n;

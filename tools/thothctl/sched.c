@@ -127,7 +127,11 @@ static int read_trace(FILE *f, sched_report_t *r)
 	while (getline(&line, &cap, f) > 0) {
 		if (!is_trace && !(is_trace = strstr(line, "\"traceEvents\":[") != NULL))
 			continue;
-		ended = strncmp(line, "]}", 2) == 0;    /* the writer's last line */
+		/* the writer's last line; blank lines after it (an editor's
+		 * trailing newline) leave the trace ended */
+		if (line[strspn(line, " \t\r\n")] == '\0')
+			continue;
+		ended = strncmp(line, "]}", 2) == 0;
 		static const char meta[] = "{\"ph\":\"M\",\"name\":\"process_name\"";
 		if (strncmp(line, meta, sizeof meta - 1) == 0) {
 			proc_t *p = proc_of(r, (uint32_t)num_after(line, "\"pid\":"));

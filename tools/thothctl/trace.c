@@ -227,12 +227,30 @@ static void on_interrupt(int sig)
  * --duration 3600` (or `sched --duration`) was noticed only an hour later,
  * by the stop.  Only a hang-up is polled for (POLLRDHUP): nothing thothd
  * sends on the connection is read here.  Returns false if thothd went away. */
+static bool wait_sleep(double seconds, int ctl_fd);
+
+/* The handler is for the sleep only: after it, the stop and the write wait
+ * up to SLOW_CALL_MS for a slow thothd, and the IPC wait retries on EINTR,
+ * so a handler that only sets a flag made Ctrl-C (and SIGTERM) do nothing
+ * for 10 minutes when thothd is stuck.  Back to the default, a signal then
+ * ends thothctl at once; SA_RESETHAND makes a second Ctrl-C during the
+ * sleep do the same. */
 static bool wait_for(double seconds, int ctl_fd)
 {
-	struct sigaction sa = { .sa_handler = on_interrupt };
+	struct sigaction sa = { .sa_handler = on_interrupt, .sa_flags = SA_RESETHAND };
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	bool alive = wait_sleep(seconds, ctl_fd);
+	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	sigemptyset(&dfl.sa_mask);
+	sigaction(SIGINT, &dfl, NULL);
+	sigaction(SIGTERM, &dfl, NULL);
+	return alive;
+}
+
+static bool wait_sleep(double seconds, int ctl_fd)
+{
 	struct timespec now, end;
 	clock_gettime(CLOCK_MONOTONIC, &end);
 	end.tv_sec += (time_t)seconds;
