@@ -104,7 +104,11 @@ struct thoth_interface_info {
 	 * inlined, none through a pointer), when called with this very
 	 * interface info and its generated invoke, and gives everything else
 	 * to thoth__server_dispatch_table: the same checks, codes and bytes
-	 * either way (tests/contract/test_dispatch_fast.c). */
+	 * either way (tests/contract/test_dispatch_fast.c).  Read only when
+	 * `revision` is exactly THOTH_INTERFACE_INFO_REV.  Never
+	 * thoth_server_dispatch itself: that hands the call straight back
+	 * here, without end (a hand-built info wanting the table-driven way
+	 * leaves this NULL). */
 	thoth_dispatch_fn dispatch;
 };
 

@@ -375,7 +375,10 @@ int thoth_server_dispatch(const thoth_interface_info_t *iface, thoth_invoke_fn i
 			  const uint8_t *msg, size_t len, thoth_server_io_t *io)
 {
 #ifndef THOTH_RPC_FULL_WAY_ONLY
-	if (iface->revision >= 1 && iface->dispatch)
+	/* Exactly our revision, not >= 1: a hand-built info in automatic
+	 * storage compiled against an older header may carry a stray byte
+	 * where `revision` now is, and nothing past it. */
+	if (iface->revision == THOTH_INTERFACE_INFO_REV && iface->dispatch)
 		return iface->dispatch(iface, invoke, handlers, self, msg, len, io);
 #endif
 	return thoth__server_dispatch_table(iface, invoke, handlers, self, msg, len, io);

@@ -27,6 +27,7 @@
 #include <cmocka.h>
 
 #include "alltypes.thoth.h"
+#include "big.thoth.h"
 #include "flat.thoth.h"
 #include "rpc_full_way.h"
 
@@ -462,6 +463,98 @@ static void test_a_body_len_rewritten_during_dispatch_is_read_once(void **state)
 	assert_int_equal(seen.calls, 0);
 }
 
+/*
+ * A method whose request struct (test.big's wide, 200 x u64) is over
+ * THOTH_DISPATCH_SMALL is left to the table-driven way (its structs come
+ * from the arena there): its answer is the full way's, byte for byte.
+ * And the dispatcher must not reserve its structs in its own frame: a
+ * small method's handler runs less than one such struct below the caller
+ * (the dispatcher once declared every method's structs in its case, and
+ * under ASan the narrow handler ran 2,864 bytes below big_run, 1,104 since).
+ */
+static uintptr_t big_base, big_depth;
+
+static int on_wide(void *self, const test_big_Big_wide_req_t *req, test_big_Big_wide_resp_t *resp,
+		   thoth_arena_t *arena)
+{
+	(void)arena;
+	(*(unsigned *)self)++;
+	const uint64_t *a = &req->a0;
+	for (size_t i = 0; i < 200; i++)
+		resp->sum += a[i] * (i + 1);
+	return 0;
+}
+
+static int on_narrow(void *self, const test_big_Big_narrow_req_t *req, test_big_Big_narrow_resp_t *resp,
+		     thoth_arena_t *arena)
+{
+	(void)arena;
+	(*(unsigned *)self)++;
+	big_depth = big_base - (uintptr_t)__builtin_frame_address(0);
+	resp->n = req->x + 1ull;
+	return 0;
+}
+
+static const test_big_Big_handlers_t big_handlers = { .wide = on_wide, .narrow = on_narrow };
+
+static int big_run(dispatch_fn f, const uint8_t *msg, size_t len, uint64_t *out, size_t cap, size_t *out_len,
+		   unsigned *calls)
+{
+	static uint64_t arena_mem[1024];
+	thoth_arena_t a;
+	thoth_arena_init(&a, arena_mem, sizeof arena_mem);
+	memset(out, 0xa5, cap);
+	thoth_server_io_t io = { .out = (uint8_t *)out, .cap = cap, .arena = &a };
+	big_base = (uintptr_t)__builtin_frame_address(0);
+	int r = f(&test_big_Big_info, test_big_Big_invoke, &big_handlers, calls, msg, len, &io);
+	*out_len = io.out_len;
+	return r;
+}
+
+static void test_a_large_method_goes_the_table_way(void **state)
+{
+	(void)state;
+	assert_true(sizeof(test_big_Big_wide_req_t) > THOTH_DISPATCH_SMALL);
+	assert_non_null(test_big_Big_info.dispatch);
+	static uint64_t enc[256], o1[256], o2[256];
+	static test_big_Big_wide_req_t w;
+	uint64_t *a = &w.a0;
+	for (size_t i = 0; i < 200; i++)
+		a[i] = i * 0x0101010101ull + 3;
+	const thoth_msg_header_t meta = { .request_id = 9 };
+	size_t len, l1, l2;
+	assert_int_equal(thoth_method_encode(&test_big_Big_wide_info, false, &w, &meta, enc, sizeof enc, &len), 0);
+	for (size_t cut = 0; cut < 3; cut++) {     /* whole, one word short, 8 bytes of body */
+		size_t n = cut == 0 ? len : cut == 1 ? len - 8 : THOTH_WIRE_HEADER_SIZE + 8;
+		if (cut)
+			thoth_st32((uint8_t *)enc + 36, (uint32_t)(n - THOTH_WIRE_HEADER_SIZE));
+		unsigned c1 = 0, c2 = 0;
+		int r1 = big_run(thoth_server_dispatch, (const uint8_t *)enc, n, o1, sizeof o1, &l1, &c1);
+		int r2 = big_run(thoth_full_server_dispatch, (const uint8_t *)enc, n, o2, sizeof o2, &l2, &c2);
+		assert_int_equal(r1, r2);
+		assert_int_equal(l1, l2);
+		assert_int_equal(c1, c2);
+		assert_int_equal(c1, cut == 0);
+		assert_memory_equal(o1, o2, sizeof o1);
+		assert_true(l1 > THOTH_WIRE_HEADER_SIZE);
+	}
+
+	test_big_Big_narrow_req_t nq = { .x = 41 };
+	assert_int_equal(thoth_method_encode(&test_big_Big_narrow_info, false, &nq, &meta, enc, sizeof enc, &len), 0);
+	unsigned c1 = 0, c2 = 0;
+	big_depth = 0;
+	assert_int_equal(big_run(thoth_server_dispatch, (const uint8_t *)enc, len, o1, sizeof o1, &l1, &c1), 0);
+	uintptr_t depth = big_depth;
+	assert_int_equal(big_run(thoth_full_server_dispatch, (const uint8_t *)enc, len, o2, sizeof o2, &l2, &c2), 0);
+	assert_int_equal(c1, 1);
+	assert_int_equal(l1, l2);
+	assert_memory_equal(o1, o2, sizeof o1);
+	print_message("narrow's handler ran %zu bytes below its caller (wide's request: %zu bytes)\n",
+		      (size_t)depth, sizeof(test_big_Big_wide_req_t));
+	assert_true(depth > 0);
+	assert_true(depth < sizeof(test_big_Big_wide_req_t));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -469,6 +562,7 @@ int main(void)
 		cmocka_unit_test(test_the_feature_gate_is_the_same_both_ways),
 		cmocka_unit_test(test_a_body_len_rewritten_during_dispatch_is_read_once),
 		cmocka_unit_test(test_another_invoke_or_a_copied_info_takes_the_table_way),
+		cmocka_unit_test(test_a_large_method_goes_the_table_way),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

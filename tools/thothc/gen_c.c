@@ -1292,6 +1292,46 @@ static void emit_encode_fast(strbuf_t *c, const rec_t *r, unsigned major, unsign
 static void emit_dispatcher(strbuf_t *c, const tidl_decl_t *d, const char *in, uint32_t id,
 			    unsigned major, unsigned minor)
 {
+	/* Each method's body in a function of its own (X__serve), called
+	 * from its case only when neither struct is over THOTH_DISPATCH_SMALL:
+	 * thothc does not know the C sizes, and an `if (sizeof ...) break;`
+	 * before locals in the case itself still reserves them in the
+	 * dispatcher's frame (at -O0 and under ASan a 200 x u64 method made it
+	 * 3.5-7.5 KB, with the table-driven way's frame on top).  A call that
+	 * can never run costs no frame.  When optimising, a live one is
+	 * inlined (always_inline: GCC -O2 kept it out of line, +23
+	 * instructions a loopback round trip), and a dead one is gone before
+	 * inlining (the sizeof test folds to a constant); at -O0 none is. */
+	sb_addf(c, "#ifndef THOTH__SERVE_INLINE\n#ifdef __OPTIMIZE__\n"
+		   "#define THOTH__SERVE_INLINE inline __attribute__((always_inline))\n"
+		   "#else\n#define THOTH__SERVE_INLINE\n#endif\n#endif\n");
+	for (size_t k = 0; k < d->u.iface.n_methods; k++) {
+		const tidl_method_t *m = &d->u.iface.methods[k];
+		if (m->oneway)
+			continue;
+		char mn[2 * CNAME_MAX];
+		snprintf(mn, sizeof mn, "%s_%s", in, m->name);
+		const char *fn = cid(m->name);
+		sb_addf(c, "static THOTH__SERVE_INLINE int %s__serve(const %s_handlers_t *h, void *self, const uint8_t *msg,\n"
+			   "\t\tthoth_msg_header_t *rh, thoth_server_io_t *io)\n{\n"
+			   "\t%s_req_t q;\n\t%s_resp_t s;\n"
+			   "\tthoth_decoder_t d;\n"
+			   "\tio->out_len = 0;\n"
+			   "\tmemset(&s, 0, sizeof s);\n"
+			   "\tthoth_decoder_init(&d, msg + THOTH_WIRE_HEADER_SIZE, rh->body_len, io->arena);\n"
+			   "\tint r = %s_req__decode_frame_in(&d, 0, 0, &q, 0);\n"
+			   "\tif (r)\n"
+			   "\t\treturn thoth__server_fail(&%s_info, io, rh, THOTH__FAIL_DECODE, r);\n"
+			   "\tif ((r = h->%s ? h->%s(self, &q, &s, io->arena) : THOTH_E_UNKNOWN_METHOD))\n"
+			   "\t\treturn thoth__server_fail(&%s_info, io, rh, THOTH__FAIL_STATUS, r);\n"
+			   "\tif ((r = thoth__server_out(io, THOTH_WIRE_HEADER_SIZE + %s_resp__size(&s))))\n"
+			   "\t\treturn thoth__server_fail(&%s_info, io, rh, THOTH__FAIL_OUT, r);\n"
+			   "\trh->flags = THOTH_MSG_RESPONSE;\n"
+			   "\tif ((r = %s_resp__encode_msg_in(io->out, io->cap, rh, &s, &io->out_len)))\n"
+			   "\t\treturn thoth__server_fail(&%s_info, io, rh, THOTH__FAIL_ENCODE, r);\n"
+			   "\treturn 0;\n}\n\n",
+			mn, in, mn, mn, mn, mn, fn, fn, mn, mn, mn, mn, mn);
+	}
 	sb_addf(c, "static int %s__dispatch(const thoth_interface_info_t *iface, thoth_invoke_fn invoke,\n"
 		   "\t\tconst void *handlers, void *self, const uint8_t *msg, size_t len, thoth_server_io_t *io)\n{\n"
 		   "\tuint8_t hd[THOTH_WIRE_HEADER_SIZE];\n"
@@ -1313,31 +1353,14 @@ static void emit_dispatcher(strbuf_t *c, const tidl_decl_t *d, const char *in, u
 			continue;
 		char mn[2 * CNAME_MAX];
 		snprintf(mn, sizeof mn, "%s_%s", in, m->name);
-		const char *fn = cid(m->name);
-		sb_addf(c, "\tcase %u: {\n"
+		sb_addf(c, "\tcase %u:\n"
 			   "\t\tif (sizeof(%s_req_t) > THOTH_DISPATCH_SMALL || sizeof(%s_resp_t) > THOTH_DISPATCH_SMALL)\n"
 			   "\t\t\tbreak;\n",
 			m->ordinal, mn, mn);
 		if (m->requires)
 			sb_addf(c, "\t\tif (!(features & io->features & (1ull << %u)))\n\t\t\tbreak;\n",
 				(unsigned)m->requires->u.feature.bit);
-		sb_addf(c, "\t\t%s_req_t q;\n\t\t%s_resp_t s;\n"
-			   "\t\tthoth_decoder_t d;\n"
-			   "\t\tio->out_len = 0;\n"
-			   "\t\tmemset(&s, 0, sizeof s);\n"
-			   "\t\tthoth_decoder_init(&d, msg + THOTH_WIRE_HEADER_SIZE, rh.body_len, io->arena);\n"
-			   "\t\tint r = %s_req__decode_frame_in(&d, 0, 0, &q, 0);\n"
-			   "\t\tif (r)\n"
-			   "\t\t\treturn thoth__server_fail(&%s_info, io, &rh, THOTH__FAIL_DECODE, r);\n"
-			   "\t\tif ((r = h->%s ? h->%s(self, &q, &s, io->arena) : THOTH_E_UNKNOWN_METHOD))\n"
-			   "\t\t\treturn thoth__server_fail(&%s_info, io, &rh, THOTH__FAIL_STATUS, r);\n"
-			   "\t\tif ((r = thoth__server_out(io, THOTH_WIRE_HEADER_SIZE + %s_resp__size(&s))))\n"
-			   "\t\t\treturn thoth__server_fail(&%s_info, io, &rh, THOTH__FAIL_OUT, r);\n"
-			   "\t\trh.flags = THOTH_MSG_RESPONSE;\n"
-			   "\t\tif ((r = %s_resp__encode_msg_in(io->out, io->cap, &rh, &s, &io->out_len)))\n"
-			   "\t\t\treturn thoth__server_fail(&%s_info, io, &rh, THOTH__FAIL_ENCODE, r);\n"
-			   "\t\treturn 0;\n\t}\n",
-			mn, mn, mn, mn, fn, fn, mn, mn, mn, mn, mn);
+		sb_addf(c, "\t\treturn %s__serve(h, self, msg, &rh, io);\n", mn);
 	}
 	sb_addf(c, "\t}\n"
 		   "table:\n"
