@@ -212,8 +212,8 @@ static bool thread_is_zombie(uint32_t pid, uint32_t tid)
 	char path[64], buf[128];
 	snprintf(path, sizeof path, "/proc/%u/task/%u/stat", pid, tid);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT || errno == ESRCH;
+	if (fd < 0)     /* /proc missing or hidden: gone only if tgkill says so */
+		return syscall(SYS_tgkill, (pid_t)pid, (pid_t)tid, 0) != 0 && errno == ESRCH;
 	ssize_t n = read(fd, buf, sizeof buf - 1);
 	close(fd);
 	if (n <= 0)

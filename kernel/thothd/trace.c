@@ -1521,10 +1521,16 @@ static int write_json(const thoth_trace_collection_t *c, const char *path, char 
 		else if (fd >= 0 && existed &&
 			 ((geteuid() == 0 && fchown(fd, st.st_uid, st.st_gid) != 0) ||
 			  fchmod(fd, st.st_mode & 07777) != 0)) {
+			/* a file system that keeps no owners or modes (NFS
+			 * root_squash, vfat): the old file, written in place,
+			 * keeps its own */
 			int err = errno;
 			close(fd);
+			fd = -1;
 			unlink(tmp);
-			return output_status(path, err, why, why_len);
+			if (err != EPERM && err != ENOTSUP && err != EINVAL)
+				return output_status(path, err, why, why_len);
+			in_place = true;
 		}
 	}
 	if (in_place)

@@ -70,7 +70,7 @@ gone "$ctl" sched
 # A stuck thothd (stopped, not dead) once `trace --duration` has slept its
 # duration: the stop waits up to 10 minutes for the answer.  Ctrl-C there
 # used to only set the flag of the sleep's handler and was never looked at;
-# now the default disposition is back and SIGINT ends thothctl at once.
+# now the first says what thothctl waits for and the second ends it.
 start_thothd
 "$THOTHCTL" --runtime-dir "$RT" trace --duration 1 --json "$RT/t2.json" >"$RT/stuck.out" 2>"$RT/stuck.err" &
 ctl=$!
@@ -84,10 +84,17 @@ kill -STOP "$thothd"
 sleep 2    # past the 1 s duration: thothctl now waits on the stop
 kill -INT "$ctl"
 deadline=$((SECONDS + 10))
+until grep -q "waiting for thothd to stop" "$RT/stuck.err"; do
+  [ $SECONDS -lt $deadline ] || { cat "$RT/stuck.err"; fail "trace says nothing on SIGINT while a stopped thothd holds up its stop"; }
+  sleep 0.05
+done
+kill -0 "$ctl" 2>/dev/null || fail "one SIGINT ended trace: a healthy but slow thothd gets no chance to write"
+kill -INT "$ctl"
+deadline=$((SECONDS + 10))
 while kill -0 "$ctl" 2>/dev/null; do
   [ $SECONDS -lt $deadline ] || fail "trace ignores SIGINT while a stopped thothd holds up its stop"
   sleep 0.05
 done
 if wait "$ctl"; then fail "trace exited 0 after SIGINT"; fi
-echo "ok: SIGINT ends trace waiting on a stuck thothd"
+echo "ok: a second SIGINT ends trace waiting on a stuck thothd"
 kill -CONT "$thothd" 2>/dev/null || true

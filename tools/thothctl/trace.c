@@ -229,24 +229,58 @@ static void on_interrupt(int sig)
  * sends on the connection is read here.  Returns false if thothd went away. */
 static bool wait_sleep(double seconds, int ctl_fd);
 
-/* The handler is for the sleep only: after it, the stop and the write wait
- * up to SLOW_CALL_MS for a slow thothd, and the IPC wait retries on EINTR,
- * so a handler that only sets a flag made Ctrl-C (and SIGTERM) do nothing
- * for 10 minutes when thothd is stuck.  Back to the default, a signal then
- * ends thothctl at once; SA_RESETHAND makes a second Ctrl-C during the
- * sleep do the same. */
+/* Ctrl-C (or SIGTERM) during the sleep stops and writes early.  After it,
+ * the stop and the write wait up to SLOW_CALL_MS for a slow thothd and the
+ * IPC wait retries on EINTR, so a handler that only set a flag made Ctrl-C
+ * do nothing for 10 minutes when thothd was stuck.  Now the first signal
+ * there says what thothctl waits for and the next one ends it (the
+ * handler resets itself): one Ctrl-C still lets a slow but healthy thothd
+ * finish (and `thothctl sched` remove its temporary file after), two end
+ * it against a stuck one.  A signal the caller ignored (a background job's
+ * SIGINT) stays ignored, and the caller's dispositions come back at the
+ * end.  The sleep blocks both signals outside ppoll: one that arrives
+ * between the flag's test and the wait is taken by the wait. */
+static struct sigaction saved_int, saved_term;
+static bool took_int, took_term;
+
+static void on_late_signal(int sig)
+{
+	static const char msg[] = "\nthothctl: trace: waiting for thothd to stop and write the "
+				  "collection (again to quit without it)\n";
+	(void)sig;
+	ssize_t w = write(2, msg, sizeof msg - 1);
+	(void)w;
+}
+
+static void take_signals(void (*fn)(int))
+{
+	struct sigaction sa = { .sa_handler = fn, .sa_flags = SA_RESETHAND };
+	sigemptyset(&sa.sa_mask);
+	if (took_int)
+		sigaction(SIGINT, &sa, NULL);
+	if (took_term)
+		sigaction(SIGTERM, &sa, NULL);
+}
+
 static bool wait_for(double seconds, int ctl_fd)
 {
-	struct sigaction sa = { .sa_handler = on_interrupt, .sa_flags = SA_RESETHAND };
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, NULL, &saved_int);
+	sigaction(SIGTERM, NULL, &saved_term);
+	took_int = saved_int.sa_handler != SIG_IGN;
+	took_term = saved_term.sa_handler != SIG_IGN;
+	take_signals(on_interrupt);
 	bool alive = wait_sleep(seconds, ctl_fd);
-	struct sigaction dfl = { .sa_handler = SIG_DFL };
-	sigemptyset(&dfl.sa_mask);
-	sigaction(SIGINT, &dfl, NULL);
-	sigaction(SIGTERM, &dfl, NULL);
+	take_signals(on_late_signal);
 	return alive;
+}
+
+static void give_back_signals(void)
+{
+	if (took_int)
+		sigaction(SIGINT, &saved_int, NULL);
+	if (took_term)
+		sigaction(SIGTERM, &saved_term, NULL);
+	took_int = took_term = false;
 }
 
 static bool wait_sleep(double seconds, int ctl_fd)
@@ -259,25 +293,37 @@ static bool wait_sleep(double seconds, int ctl_fd)
 		end.tv_sec++;
 		end.tv_nsec -= 1000000000L;
 	}
+	sigset_t block, old;
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	sigprocmask(SIG_BLOCK, &block, &old);
+	bool alive = true;
 	while (!interrupted) {
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		if (now.tv_sec > end.tv_sec || (now.tv_sec == end.tv_sec && now.tv_nsec >= end.tv_nsec))
-			return true;
+			break;
 		struct timespec left = { end.tv_sec - now.tv_sec, end.tv_nsec - now.tv_nsec };
 		if (left.tv_nsec < 0) {
 			left.tv_sec--;
 			left.tv_nsec += 1000000000L;
 		}
 		struct pollfd pfd = { .fd = ctl_fd, .events = POLLRDHUP };
-		int n = ppoll(&pfd, 1, &left, NULL);
-		if (n > 0 && (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR)))
-			return false;
-		if (n < 0 && errno != EINTR)
-			return true;    /* cannot watch: sleep out the rest by the clock */
+		int n = ppoll(&pfd, 1, &left, &old);
+		if (n > 0 && (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+			alive = false;
+			break;
+		}
+		if (n < 0 && errno != EINTR) {
+			if (ctl_fd < 0)
+				break;  /* cannot even sleep in ppoll */
+			ctl_fd = -1;    /* cannot watch: sleep out the rest by the clock */
+		}
 		if (n > 0)      /* POLLNVAL: not a socket we can watch; plain sleep */
 			ctl_fd = -1;
 	}
-	return true;
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	return alive;
 }
 
 int thothctl_trace(int argc, char **argv, const thothctl_opts_t *opts)
@@ -393,14 +439,17 @@ int thothctl_trace(int argc, char **argv, const thothctl_opts_t *opts)
 			break;
 		fflush(stdout);
 		if (!wait_for(duration, ctl.sock.fd)) {
+			give_back_signals();
 			fprintf(stderr, "thothctl: trace: thothd went away during the session "
 					"(exited or killed: its log says why); nothing collected\n");
 			status = 1;
 			break;
 		}
 		status = do_stop(&ctl);
+		fflush(stdout);    /* said before a second Ctrl-C may end us */
 		if (!status)
 			status = do_write(&ctl, json, ctf);
+		give_back_signals();
 		break;
 	}
 	thoth_control_close(&ctl);
