@@ -82,19 +82,24 @@ until grep -q "started" "$RT/stuck.out"; do
 done
 kill -STOP "$thothd"
 sleep 2    # past the 1 s duration: thothctl now waits on the stop
+# A background job of a script starts with SIGINT ignored: it stays so.
 kill -INT "$ctl"
+sleep 0.5
+kill -0 "$ctl" 2>/dev/null || fail "an ignored SIGINT ended trace"
+grep -q "waiting for thothd" "$RT/stuck.err" && fail "an ignored SIGINT was taken"
+kill -TERM "$ctl"
 deadline=$((SECONDS + 10))
 until grep -q "waiting for thothd to stop" "$RT/stuck.err"; do
-  [ $SECONDS -lt $deadline ] || { cat "$RT/stuck.err"; fail "trace says nothing on SIGINT while a stopped thothd holds up its stop"; }
+  [ $SECONDS -lt $deadline ] || { cat "$RT/stuck.err"; fail "trace says nothing on SIGTERM while a stopped thothd holds up its stop"; }
   sleep 0.05
 done
-kill -0 "$ctl" 2>/dev/null || fail "one SIGINT ended trace: a healthy but slow thothd gets no chance to write"
-kill -INT "$ctl"
+kill -0 "$ctl" 2>/dev/null || fail "one SIGTERM ended trace: a healthy but slow thothd gets no chance to write"
+kill -TERM "$ctl"
 deadline=$((SECONDS + 10))
 while kill -0 "$ctl" 2>/dev/null; do
-  [ $SECONDS -lt $deadline ] || fail "trace ignores SIGINT while a stopped thothd holds up its stop"
+  [ $SECONDS -lt $deadline ] || fail "trace ignores a second SIGTERM while a stopped thothd holds up its stop"
   sleep 0.05
 done
-if wait "$ctl"; then fail "trace exited 0 after SIGINT"; fi
-echo "ok: a second SIGINT ends trace waiting on a stuck thothd"
+if wait "$ctl"; then fail "trace exited 0 after SIGTERM"; fi
+echo "ok: a second SIGTERM ends trace waiting on a stuck thothd; an ignored SIGINT stays ignored"
 kill -CONT "$thothd" 2>/dev/null || true
