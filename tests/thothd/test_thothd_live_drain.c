@@ -767,6 +767,23 @@ static pid_t hostile_spawn(harness_t *h, live_traced_t *out)
 	return p;
 }
 
+
+/* The dashboard's torn and invalid loss counts of PID, polled for up to
+ * 10 s until they read TORN_WANT and INVALID_WANT; what they read last. */
+static void wait_torn_invalid(int port, pid_t pid, uint64_t torn_want, uint64_t invalid_want,
+			      uint64_t *torn, uint64_t *invalid)
+{
+	for (int i = 0; i < 500; i++) {
+		char *m = metrics(port);
+		*torn = live_metric_sum(m, "thoth_trace_events_lost_total", pid, "reason=\"torn\"");
+		*invalid = live_metric_sum(m, "thoth_trace_events_lost_total", pid, "reason=\"invalid\"");
+		free(m);
+		if (*torn == torn_want && *invalid == invalid_want)
+			return;
+		usleep(20000);
+	}
+}
+
 /*
  * A session counts only its own torn and invalid records, as it does its
  * lapped ones: a traced process (8 rings of 1,024) tears a ring and writes
@@ -796,17 +813,8 @@ static void test_a_sessions_torn_and_invalid_counts_are_its_own(void **state)
 	session_start(&f.ctl, f.busy.pid);
 	burst(&f.busy, BAD_CMD | BAD_NEW);
 	burst(&f.busy, TEAR_CMD);
-	uint64_t seen = live_wait_wakeups(f.port, f.busy.pid, 4, 10000), torn = 0, invalid = 0;
-	for (int i = 0; i < 500; i++) {
-		char *m = metrics(f.port);
-		torn = live_metric_sum(m, "thoth_trace_events_lost_total", f.busy.pid, "reason=\"torn\"");
-		invalid = live_metric_sum(m, "thoth_trace_events_lost_total", f.busy.pid,
-					  "reason=\"invalid\"");
-		free(m);
-		if (torn == 2 && invalid == BAD_OLD + BAD_NEW)
-			break;
-		usleep(20000);
-	}
+	uint64_t seen = live_wait_wakeups(f.port, f.busy.pid, 4, 10000), torn, invalid;
+	wait_torn_invalid(f.port, f.busy.pid, 2, BAD_OLD + BAD_NEW, &torn, &invalid);
 	thoth_trace_TraceControl_stop_resp_t presp = session_stop(&f.ctl);
 	fprintf(stderr, "# a torn ring and %d invalid records before the session's start, %d invalid "
 		"and a torn ring in it: the session %llu events, %llu lost (its own: %d); the "
@@ -936,17 +944,8 @@ static void test_torn_and_invalid_records_after_a_stops_cut_are_not_the_sessions
 	assert_int_equal(write(fd, "g", 1), 1);
 	close(fd);
 	assert_int_equal(pthread_join(th, NULL), 0);
-	uint64_t seen = live_wait_wakeups(f.port, f.busy.pid, 3, 10000), torn = 0, invalid = 0;
-	for (int i = 0; i < 500; i++) {
-		char *m = metrics(f.port);
-		torn = live_metric_sum(m, "thoth_trace_events_lost_total", f.busy.pid, "reason=\"torn\"");
-		invalid = live_metric_sum(m, "thoth_trace_events_lost_total", f.busy.pid,
-					  "reason=\"invalid\"");
-		free(m);
-		if (torn == 1 && invalid == BAD_IN + BAD_LATE)
-			break;
-		usleep(20000);
-	}
+	uint64_t seen = live_wait_wakeups(f.port, f.busy.pid, 3, 10000), torn, invalid;
+	wait_torn_invalid(f.port, f.busy.pid, 1, BAD_IN + BAD_LATE, &torn, &invalid);
 	fprintf(stderr, "# %d invalid records in the session, %d and a torn ring after its stop's cut: "
 		"the session %llu events, %llu lost (its own: %d); the dashboard %llu valid, %llu torn, "
 		"%llu invalid\n", BAD_IN, BAD_LATE, (unsigned long long)call.resp.events,
