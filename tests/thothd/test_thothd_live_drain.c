@@ -845,6 +845,43 @@ static void *stop_thread(void *arg)
 	return NULL;
 }
 
+/* THOTHD_TEST_STOP_GATE: thothd holds a stop between its cut and its
+ * drain until a byte comes down the FIFO. */
+typedef struct stop_gate {
+	char path[sizeof(((harness_t *)0)->dir) + 16];
+	char env[sizeof(((harness_t *)0)->dir) + 48];
+} stop_gate_t;
+
+/* The FIFO in F's runtime dir; the environment entry that names it. */
+static const char *stop_gate_make(stop_gate_t *g, fixture_t *f)
+{
+	snprintf(g->path, sizeof g->path, "%s/stop-gate", f->h.dir);
+	assert_int_equal(mkfifo(g->path, 0600), 0);
+	snprintf(g->env, sizeof g->env, "THOTHD_TEST_STOP_GATE=%s", g->path);
+	return g->env;
+}
+
+/* Start CALL's stop on thread *TH and wait (30 s at most) until thothd
+ * says the stop's cut is taken; how many times it said so. */
+static int stop_gate_hold(fixture_t *f, stop_call_t *call, pthread_t *th)
+{
+	assert_int_equal(pthread_create(th, NULL, stop_thread, call), 0);
+	uint64_t deadline = now_us() + 30000000ull;
+	while (live_log_count(f->h.log, "the stop's cut is taken") < 1 && now_us() < deadline)
+		usleep(2000);
+	return live_log_count(f->h.log, "the stop's cut is taken");
+}
+
+/* Open the gate (even when the wait failed: the stop thread must end). */
+static void stop_gate_release(const stop_gate_t *g, pthread_t th)
+{
+	int fd = open(g->path, O_WRONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "g", 1), 1);
+	close(fd);
+	assert_int_equal(pthread_join(th, NULL), 0);
+}
+
 /*
  * Refusals after a stop's cut are not the session's: beside the dashboard
  * its categories stay on, so a DROP_NEWEST ring goes on refusing after the
@@ -865,31 +902,18 @@ static void test_refusals_after_a_stops_cut_are_not_the_sessions(void **state)
 	enum { GATE_RING = 1 << 14, GATE_BEFORE = 20000, GATE_AFTER = 2 * GATE_RING };
 	fixture_t f;
 	fixture_setup(&f);
-	char gate[sizeof f.h.dir + 16];
-	snprintf(gate, sizeof gate, "%s/stop-gate", f.h.dir);
-	assert_int_equal(mkfifo(gate, 0600), 0);
-	static char gate_env[sizeof gate + 32];
-	snprintf(gate_env, sizeof gate_env, "THOTHD_TEST_STOP_GATE=%s", gate);
-	const char *const env[] = { "THOTHD_TRACE_DRAIN_MS=5000", gate_env, NULL };
+	static stop_gate_t g;
+	const char *const env[] = { "THOTHD_TRACE_DRAIN_MS=5000", stop_gate_make(&g, &f), NULL };
 	fixture_start(&f, env, FX_PAGE);
 	assert_int_equal(live_traced_spawn_dropping(&f.h, GATE_RING, &f.busy), 0);
 	session_start(&f.ctl, f.busy.pid);
 	burst(&f.busy, GATE_BEFORE);
 	stop_call_t call = { .ctl = &f.ctl, .rc = -1 };
 	pthread_t th;
-	assert_int_equal(pthread_create(&th, NULL, stop_thread, &call), 0);
-	uint64_t deadline = now_us() + 30000000ull;
-	while (live_log_count(f.h.log, "the stop's cut is taken") < 1 && now_us() < deadline)
-		usleep(2000);
-	int at_gate = live_log_count(f.h.log, "the stop's cut is taken");
+	int at_gate = stop_gate_hold(&f, &call, &th);
 	if (at_gate == 1)
 		burst(&f.busy, GATE_AFTER);
-	/* Open the gate even when the wait failed: the stop thread must end. */
-	int fd = open(gate, O_WRONLY | O_CLOEXEC);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, "g", 1), 1);
-	close(fd);
-	assert_int_equal(pthread_join(th, NULL), 0);
+	stop_gate_release(&g, th);
 	fprintf(stderr, "# a DROP_NEWEST ring of %d records, %d written before the stop's cut, %d "
 		"after it (thothd at the gate): the session %llu events + %llu lost = %llu (want %d)\n",
 		GATE_RING, GATE_BEFORE, GATE_AFTER, (unsigned long long)call.resp.events,
@@ -918,32 +942,20 @@ static void test_torn_and_invalid_records_after_a_stops_cut_are_not_the_sessions
 	enum { BAD_IN = 20, BAD_LATE = 50 };
 	fixture_t f;
 	fixture_setup(&f);
-	char gate[sizeof f.h.dir + 16];
-	snprintf(gate, sizeof gate, "%s/stop-gate", f.h.dir);
-	assert_int_equal(mkfifo(gate, 0600), 0);
-	static char gate_env[sizeof gate + 32];
-	snprintf(gate_env, sizeof gate_env, "THOTHD_TEST_STOP_GATE=%s", gate);
-	const char *const env[] = { "THOTHD_TRACE_DRAIN_MS=5000", gate_env, NULL };
+	static stop_gate_t g;
+	const char *const env[] = { "THOTHD_TRACE_DRAIN_MS=5000", stop_gate_make(&g, &f), NULL };
 	fixture_start(&f, env, FX_PAGE);
 	hostile_spawn(&f.h, &f.busy);
 	session_start(&f.ctl, f.busy.pid);
 	burst(&f.busy, BAD_CMD | BAD_IN);
 	stop_call_t call = { .ctl = &f.ctl, .rc = -1 };
 	pthread_t th;
-	assert_int_equal(pthread_create(&th, NULL, stop_thread, &call), 0);
-	uint64_t deadline = now_us() + 30000000ull;
-	while (live_log_count(f.h.log, "the stop's cut is taken") < 1 && now_us() < deadline)
-		usleep(2000);
-	int at_gate = live_log_count(f.h.log, "the stop's cut is taken");
+	int at_gate = stop_gate_hold(&f, &call, &th);
 	if (at_gate == 1) {
 		burst(&f.busy, BAD_CMD | BAD_LATE);
 		burst(&f.busy, TEAR_CMD);
 	}
-	int fd = open(gate, O_WRONLY | O_CLOEXEC);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, "g", 1), 1);
-	close(fd);
-	assert_int_equal(pthread_join(th, NULL), 0);
+	stop_gate_release(&g, th);
 	uint64_t seen = live_wait_wakeups(f.port, f.busy.pid, 3, 10000), torn, invalid;
 	wait_torn_invalid(f.port, f.busy.pid, 1, BAD_IN + BAD_LATE, &torn, &invalid);
 	fprintf(stderr, "# %d invalid records in the session, %d and a torn ring after its stop's cut: "
