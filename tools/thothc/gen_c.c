@@ -1575,6 +1575,19 @@ typedef struct cnames {
 	size_t n_files, cap_files;
 } cnames_t;
 
+/* ARR (of *CAP elements of SIZE) with room for element N: doubled, FIRST
+ * to start; out of memory aborts, as the rest of the generator does. */
+static void *cn_room(void *arr, size_t *cap, size_t n, size_t size, size_t first)
+{
+	if (n < *cap)
+		return arr;
+	*cap = *cap ? *cap * 2 : first;
+	arr = realloc(arr, *cap * size);
+	if (!arr)
+		abort();
+	return arr;
+}
+
 static size_t cn_str(cnames_t *cn, const char *fmt, va_list ap)
 	__attribute__((format(printf, 2, 0)));      /* clang's -Wformat-nonliteral: the fuzz build */
 static size_t cn_str(cnames_t *cn, const char *fmt, va_list ap)
@@ -1590,12 +1603,7 @@ static uint32_t cn_origin(cnames_t *cn, tidl_loc_t loc, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static uint32_t cn_origin(cnames_t *cn, tidl_loc_t loc, const char *fmt, ...)
 {
-	if (cn->n_origins == cn->cap_origins) {
-		cn->cap_origins = cn->cap_origins ? cn->cap_origins * 2 : 64;
-		cn->origins = realloc(cn->origins, cn->cap_origins * sizeof *cn->origins);
-		if (!cn->origins)
-			abort();
-	}
+	cn->origins = cn_room(cn->origins, &cn->cap_origins, cn->n_origins, sizeof *cn->origins, 64);
 	va_list ap;
 	va_start(ap, fmt);
 	cn->origins[cn->n_origins] = (cn_origin_t){ .what = cn_str(cn, fmt, ap), .loc = loc };
@@ -1607,12 +1615,7 @@ static void cn_name(cnames_t *cn, uint32_t origin, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static void cn_name(cnames_t *cn, uint32_t origin, const char *fmt, ...)
 {
-	if (cn->n == cn->cap) {
-		cn->cap = cn->cap ? cn->cap * 2 : 256;
-		cn->ents = realloc(cn->ents, cn->cap * sizeof *cn->ents);
-		if (!cn->ents)
-			abort();
-	}
+	cn->ents = cn_room(cn->ents, &cn->cap, cn->n, sizeof *cn->ents, 256);
 	va_list ap;
 	va_start(ap, fmt);
 	cn->ents[cn->n++] = (cn_ent_t){ .name = cn_str(cn, fmt, ap), .origin = origin };
@@ -1640,12 +1643,7 @@ static void cn_file(cnames_t *cn, const tidl_file_t *f)
 	for (size_t i = 0; i < cn->n_files; i++)
 		if (cn->files[i] == f)
 			return;
-	if (cn->n_files == cn->cap_files) {
-		cn->cap_files = cn->cap_files ? cn->cap_files * 2 : 16;
-		cn->files = realloc(cn->files, cn->cap_files * sizeof *cn->files);
-		if (!cn->files)
-			abort();
-	}
+	cn->files = cn_room(cn->files, &cn->cap_files, cn->n_files, sizeof *cn->files, 16);
 	cn->files[cn->n_files++] = f;
 	/* imports first: a collision is then reported at the importing
 	 * file's member, the one its author can rename */
