@@ -197,20 +197,51 @@ static void test_same_cpu_pair_sleeps_at_once(void **state)
 
 /* On two CPUs spinning still pays: the rule must not collapse into
  * always-sleep (after one sleep, each side sees the other asleep; the
- * "we woke it" exception lets it spin for the peer's wake-up). */
+ * "we woke it" exception lets it spin for the peer's wake-up).
+ *
+ * What is asserted is what the waiter decided, not how many of its spins
+ * the machine's moment let succeed.  A wait that spun to an end, hit or
+ * miss (spin_hits + spin_misses), is a wait whose presence check said
+ * the peer runs on another CPU or was just woken by us: the decision this
+ * test guards.  A wait the rule refused, or cut short when the peer's
+ * word turned, counts in spin_skips.  A loaded machine takes the peer's
+ * CPU at times and turns hits into misses (this test once asserted hits
+ * >= 1/4 of the round trips and failed 3 of 10 ASan runs under load, then
+ * 0 of 30): decided spins stay decided.  Collapsed into always-sleep, or
+ * with the spin decision forced off, the waits become skips (or decide
+ * nothing) and the test fails; that was checked by hand against both
+ * builds (docs/SCHED.md, "Stop 35").
+ *
+ * A window where too few waits decided anything (answers already there
+ * when the client came to wait: it was off its CPU after each send) says
+ * nothing either way and is measured again, three windows at most; then
+ * the test fails rather than pass on no evidence. */
+enum { SPIN_WINDOWS = 3, SPIN_DECIDED_MIN = ROUND_TRIPS / 8 };
+
 static void test_two_cpu_pair_keeps_spinning(void **state)
 {
 	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
 		skip();
-	run_t spin;
-	ping_pong(0, 1, THOTH_CHAN_SPIN, &spin);
-	print_message("two CPUs: spin-then-sleep p50 %.0f ns; spin hits %llu misses %llu skips %llu sleeps %llu\n",
-		      spin.median_ns, (unsigned long long)spin.st.spin_hits,
-		      (unsigned long long)spin.st.spin_misses, (unsigned long long)spin.st.spin_skips,
-		      (unsigned long long)spin.st.sleeps);
-	/* Loaded machine: the peer's CPU may be taken by others at times;
-	 * most waits of the reply still end while spinning. */
-	assert_true(spin.st.spin_hits >= ROUND_TRIPS / 4);
+	uint64_t hits = 0, misses = 0, skips = 0;
+	for (unsigned w = 0; w < SPIN_WINDOWS; w++) {
+		run_t spin;
+		ping_pong(0, 1, THOTH_CHAN_SPIN, &spin);
+		print_message("two CPUs, window %u: spin-then-sleep p50 %.0f ns; spin hits %llu misses %llu "
+			      "skips %llu sleeps %llu\n", w, spin.median_ns, (unsigned long long)spin.st.spin_hits,
+			      (unsigned long long)spin.st.spin_misses, (unsigned long long)spin.st.spin_skips,
+			      (unsigned long long)spin.st.sleeps);
+		hits += spin.st.spin_hits;
+		misses += spin.st.spin_misses;
+		skips += spin.st.spin_skips;
+		if (hits + misses >= SPIN_DECIDED_MIN && hits > 0)
+			break;
+	}
+	/* Enough waits decided to spin, and at least one spin paid. */
+	assert_true(hits + misses >= SPIN_DECIDED_MIN);
+	assert_true(hits > 0);
+	/* And the rule chose spinning for most of the waits it decided:
+	 * collapsed, nearly every decision is a skip. */
+	assert_true(skips * 4 <= hits + misses);
 }
 
 /* A hostile peer that claims to run on another CPU while it sleeps: the
