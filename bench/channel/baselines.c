@@ -308,7 +308,17 @@ static int client_rt(const end_t *e, const uint8_t *payload, uint8_t *reply)
 		uint32_t old = atomic_load_explicit(&e->seq->rep, memory_order_relaxed);
 		memcpy(e->shm, payload, e->payload);
 		atomic_fetch_add_explicit(&e->seq->req, 1, memory_order_release);
-		if (send(e->tx, "", 1, MSG_DONTWAIT | MSG_NOSIGNAL) != 1 || seq_wait(e, &e->seq->rep, old))
+		/* A full socket (EAGAIN) is bells pending: the service's next
+		 * epoll_wait returns at once, so no wake-up is lost (thoth's
+		 * rule too).  The service reads bells only when it sleeps, so
+		 * where it is often awake at its check (both ends on one CPU,
+		 * the woken service preempted after its answer) unread bells
+		 * filled the socket and the client failed ("Resource
+		 * temporarily unavailable" at round trip 278-874, unpinned +
+		 * hog, 2026-12-02). */
+		ssize_t s = send(e->tx, "", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if ((s != 1 && !(s < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))) ||
+		    seq_wait(e, &e->seq->rep, old))
 			return -1;
 		memcpy(reply, e->shm + e->payload, REPLY_SIZE);
 		CLOBBER(reply);
