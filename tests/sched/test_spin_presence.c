@@ -210,7 +210,7 @@ static void test_same_cpu_pair_sleeps_at_once(void **state)
  * 0 of 30): decided spins stay decided.  Collapsed into always-sleep, or
  * with the spin decision forced off, the waits become skips (or decide
  * nothing) and the test fails; that was checked by hand against both
- * builds (docs/SCHED.md, "Stop 35").
+ * builds (docs/SCHED.md, section 1).
  *
  * A window where too few waits decided anything (answers already there
  * when the client came to wait: it was off its CPU after each send) says
