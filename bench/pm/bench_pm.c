@@ -701,6 +701,80 @@ static void chain_limits(void)
 	}
 }
 
+/* The chain cells' gap to the optimum by decision (sim.h, "the gap by
+ * decision"; docs/PM.md "pm35"): each step's work booked to what set its
+ * OPP, against the optimum's energy for the same work; the chain cell and
+ * the same chains 10x further apart (lone chains), seeds FIRST..LAST
+ * pooled. */
+static void gap_table(unsigned first, unsigned last)
+{
+	printf("\nSCHED-1 chain cells, the gap to the optimum BY DECISION (MODELLED energy, thoth "
+	       "governor, default options, seeds %u..%u pooled):\neach 50 us step's work booked to "
+	       "what set its OPP; gap = (that work's energy - the optimum's for the same work) / "
+	       "the optimum's\nenergy, where the step ran faster / not faster than the optimum's "
+	       "speed; work = %% of all work; late = requests still\nbelow their right speed 2 ms "
+	       "after arriving, by the decision then (in brackets: another sender's request "
+	       "queued)\n", first, last);
+	for (size_t mi = 0; thoth_pm_cpu_model_at(mi); mi++) {
+		const thoth_pm_cpu_model_t *m = thoth_pm_cpu_model_at(mi);
+		for (int lone = 0; lone < 2; lone++) {
+			double gap[THOTH_PM_GAP_KINDS][2] = { 0 }, work[THOTH_PM_GAP_KINDS][2] = { 0 };
+			unsigned long long late[THOTH_PM_GAP_KINDS] = { 0 }, late2[THOTH_PM_GAP_KINDS] = { 0 };
+			double opt = 0, th = 0, rest = 0, all = 0, ratio[64];
+			unsigned long long misses = 0;
+			size_t n = 0;
+			for (unsigned sd = first; sd <= last && n < 64; sd++) {
+				char spec[256];
+				snprintf(spec, sizeof spec, "chain depth=3 mean_gap_us=%d work_us=%.1f "
+					 "deadline_us=10000 duration_ms=%d seed=%u",
+					 lone ? 500000 : 50000,
+					 2000.0 * m->opps[m->opp_count - 1].capacity / 1024.0,
+					 lone ? 100000 : 20000, sd);
+				thoth_pm_trace_t t;
+				const char *why;
+				if (thoth_pm_trace_generate(spec, "chain", &t, &why)) {
+					printf("  bad spec: %s\n", why);
+					return;
+				}
+				thoth_pm_cpu_result_t o, r;
+				thoth_pm_sim_cpu(m, &t, THOTH_PM_CPU_OPTIMUM, &o);
+				thoth_pm_sim_cpu(m, &t, THOTH_PM_GOV_THOTH, &r);
+				ratio[n++] = r.energy_mj / o.energy_mj;
+				opt += o.energy_mj;
+				th += r.energy_mj;
+				rest += r.gap_rest_mj;
+				misses += r.deadline_misses;
+				for (int k = 0; k < THOTH_PM_GAP_KINDS; k++)
+					for (int side = 0; side < 2; side++) {
+						gap[k][side] += r.gap_mj[k][side];
+						work[k][side] += r.gap_work_ns[k][side];
+						all += r.gap_work_ns[k][side];
+					}
+				for (int k = 0; k < THOTH_PM_GAP_KINDS; k++) {
+					late[k] += r.late_by[k];
+					late2[k] += r.late_by_overlap[k];
+				}
+				thoth_pm_trace_free(&t);
+			}
+			printf("-- %s, %s: thoth / optimum %.4fx pooled, median %.4fx, misses %llu; the gap "
+			       "%.4f = the steps below %+.4f, idle %+.4f\n",
+			       m->name, lone ? "lone chains (500 ms apart, 100 s)" : "the chain cell",
+			       th / opt, median(ratio, n), misses, th / opt - 1, (th - opt - rest) / opt,
+			       rest / opt);
+			printf("   %-26s %7s %7s %9s %9s %11s\n", "decision", "work>", "work<=", "gap>",
+			       "gap<=", "late");
+			for (int k = 0; k < THOTH_PM_GAP_KINDS; k++) {
+				if (work[k][0] + work[k][1] <= 0 && !late[k])
+					continue;
+				printf("   %-26s %6.2f%% %6.2f%% %+9.5f %+9.5f %6llu (%llu)\n",
+				       thoth_pm_gap_kind_name(k), all > 0 ? 100 * work[k][0] / all : 0.0,
+				       all > 0 ? 100 * work[k][1] / all : 0.0, gap[k][0] / opt, gap[k][1] / opt,
+				       late[k], late2[k]);
+			}
+		}
+	}
+}
+
 /* ---- the efficiency analysis of the published tables ----------------------------------- */
 
 static void efficiency(void)
@@ -812,8 +886,18 @@ int main(int argc, char **argv)
 		held_out_seeds((unsigned)first, (unsigned)last);
 		return 0;
 	}
+	if (argc == 4 && strcmp(argv[1], "--gap") == 0) {
+		int first = atoi(argv[2]), last = atoi(argv[3]);
+		if (first < 1 || last < first || last - first >= 64) {
+			fprintf(stderr, "bench_pm --gap FIRST LAST: 1 <= FIRST <= LAST, at most 64 seeds\n");
+			return 2;
+		}
+		gap_table((unsigned)first, (unsigned)last);
+		return 0;
+	}
 	if (argc > 1) {         /* junk is not "run everything" */
-		fprintf(stderr, "usage: bench_pm [--options | --decisions N | --seeds FIRST LAST]\n");
+		fprintf(stderr, "usage: bench_pm [--options | --decisions N | --seeds FIRST LAST | "
+				"--gap FIRST LAST]\n");
 		return 2;
 	}
 	printf("bench_pm: all energy figures are MODELLED (no RAPL, no cpufreq on this machine)\n\n");
@@ -825,6 +909,7 @@ int main(int argc, char **argv)
 		"PM-2 device policies, HELD-OUT traces (not used to choose any constant)");
 	cpus();
 	options();
+	gap_table(1, SEEDS);
 	timer_input();
 	decision_cost();
 	return 0;

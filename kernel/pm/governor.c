@@ -549,11 +549,19 @@ static uint32_t thoth_gov(thoth_pm_governor_t *g, uint64_t now, const thoth_pm_p
 	if (g->options & THOTH_PM_GOV_CHAIN_PREDICT)
 		np = predicted_steps(g, now, predicted, sizeof predicted / sizeof predicted[0]);
 	uint32_t want = thoth_pm_opp_for_capacity(m, count ? 0 : (uint32_t)ceil(g->pelt.util));
-	uint32_t cur = g->opp;
+	uint32_t cur = g->opp, below = want;
 	while (want + 1 < m->opp_count &&
 	       !fits(m, now, pending, count, predicted, np, est, cur < want ? cur : want, want,
-		     next_efficient(g, want)))
+		     next_efficient(g, want))) {
+		below = want;
 		want = next_efficient(g, want);
+	}
+	/* Why (an observation, g->why): the predicted steps raised the plan
+	 * when the OPP below it carries the queued requests alone. */
+	g->why = !count ? THOTH_PM_WHY_PELT : THOTH_PM_WHY_PLAN;
+	if (np && count && below != want &&
+	    fits(m, now, pending, count, NULL, 0, est, cur < below ? cur : below, below, want))
+		g->why = THOTH_PM_WHY_PREDICTED;
 	/* An arrival that finds another request queued: if staying at WANT
 	 * beyond the interval would not do, go faster now. */
 	bool arrival = count > g->last_count || g->arrived;
@@ -561,10 +569,16 @@ static uint32_t thoth_gov(thoth_pm_governor_t *g, uint64_t now, const thoth_pm_p
 	g->arrived = false;
 	if ((g->options & THOTH_PM_GOV_FASTER_ON_QUEUE) && arrival && count >= 2 && !np &&
 	    next_efficient(g, want) != want &&
-	    !fits(m, now, pending, count, NULL, 0, est, cur < want ? cur : want, want, want))
+	    !fits(m, now, pending, count, NULL, 0, est, cur < want ? cur : want, want, want)) {
 		want = next_efficient(g, want);
-	if (g->options & THOTH_PM_GOV_CHAIN_PREDICT)
-		want = overlap_reserve(g, now, pending, count, predicted, np, est, want);
+		g->why = THOTH_PM_WHY_FASTER_FIRST;
+	}
+	if (g->options & THOTH_PM_GOV_CHAIN_PREDICT) {
+		uint32_t reserve = overlap_reserve(g, now, pending, count, predicted, np, est, want);
+		if (reserve != want)
+			g->why = THOTH_PM_WHY_RESERVE;
+		want = reserve;
+	}
 	if (want >= g->opp) {
 		g->holding_down = false;
 		return want;
@@ -581,6 +595,7 @@ static uint32_t thoth_gov(thoth_pm_governor_t *g, uint64_t now, const thoth_pm_p
 	 * request. */
 	if (count && fits(m, now, pending, count, predicted, np, est, cur, want, want)) {
 		g->holding_down = false;
+		g->why = THOTH_PM_WHY_LOWER;
 		return want;
 	}
 	/* For the same reason, the lowest efficient OPP between WANT and the
@@ -593,6 +608,7 @@ static uint32_t thoth_gov(thoth_pm_governor_t *g, uint64_t now, const thoth_pm_p
 		for (uint32_t o = next_efficient(g, want); o < g->opp; o = next_efficient(g, o)) {
 			if (fits(m, now, pending, count, predicted, np, est, cur, o, o)) {
 				g->holding_down = false;
+				g->why = THOTH_PM_WHY_LOWER;
 				return o;
 			}
 			if (next_efficient(g, o) == o)
@@ -604,9 +620,12 @@ static uint32_t thoth_gov(thoth_pm_governor_t *g, uint64_t now, const thoth_pm_p
 		g->holding_down = true;
 		g->down_since_ns = now;
 	}
-	if (now - g->down_since_ns < THOTH_PM_THOTH_DOWN_HOLD_NS)
+	if (now - g->down_since_ns < THOTH_PM_THOTH_DOWN_HOLD_NS) {
+		g->why = count ? THOTH_PM_WHY_HOLD : THOTH_PM_WHY_PELT;
 		return g->opp;
+	}
 	g->holding_down = false;
+	g->why = count ? THOTH_PM_WHY_LOWER : THOTH_PM_WHY_PELT;
 	return want;
 }
 

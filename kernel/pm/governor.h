@@ -166,8 +166,26 @@ typedef struct thoth_pm_chain_client {
  * estimate"). */
 #define THOTH_PM_GOV_WORK_OUTLIER 2.0
 
+/*
+ * Why the thoth governor chose its latest OPP (thoth_pm_governor_t.why):
+ * an observation only, which no decision reads.  The simulator books each
+ * step's energy against the offline optimum to it (sim.h, "the gap by
+ * decision"; docs/PM.md "pm35").
+ */
+typedef enum thoth_pm_gov_why {
+	THOTH_PM_WHY_PELT,         /* nothing queued: utilisation (or the floor) */
+	THOTH_PM_WHY_PLAN,         /* the slowest OPP whose plan carries the queued demand */
+	THOTH_PM_WHY_PREDICTED,    /* ... raised by the chain predictor's steps to come */
+	THOTH_PM_WHY_FASTER_FIRST, /* raised by faster-first (an arrival found a queue) */
+	THOTH_PM_WHY_RESERVE,      /* raised by the overlap reserve */
+	THOTH_PM_WHY_LOWER,        /* lowered (at once, or the hold ran out) */
+	THOTH_PM_WHY_HOLD,         /* kept above the plan's OPP by the 2 ms hold */
+	THOTH_PM_WHY_COUNT
+} thoth_pm_gov_why_t;
+
 typedef struct thoth_pm_governor {
 	thoth_pm_governor_kind_t kind;
+	thoth_pm_gov_why_t why;  /* thoth: why the latest OPP (observation only) */
 	unsigned options;        /* THOTH_PM_GOV_* options (thoth only) */
 	size_t last_count;       /* queued requests at the previous update */
 	bool arrived;            /* thoth_pm_governor_arrived since the previous update */

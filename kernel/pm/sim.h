@@ -147,6 +147,33 @@ int thoth_pm_sim_device_timers(const thoth_pm_device_model_t *m, uint64_t qos_ns
 /* SCHED-1: "at the right speed within 2 ms of a request arriving". */
 #define THOTH_PM_RAMP_TARGET_NS (2ull * 1000000ull)
 
+/*
+ * The thoth governor's energy gap to the optimum, booked per decision
+ * (pm35, docs/PM.md "pm35").  Energy is the integral over the work of the
+ * energy per unit of work it ran at (both serve the same requests first
+ * come first served, so the same unit of work is the same request's), so
+ * the gap is a sum over each step's work of (the governor's OPP's active
+ * energy per unit of work - the optimum's for that same work), booked to
+ * what set the step's OPP: the governor's reason (thoth_pm_gov_why_t, the
+ * first kinds, same order); a step faster than the optimum's speed whose
+ * OPP the queued requests' exact remaining work needed at a constant speed
+ * from then on is a CATCH_UP (it pays for slower work before, or for a
+ * request that arrived unannounced), not the reason's; a HOLD or CATCH_UP
+ * with another sender's request queued behind the running one is counted
+ * apart (_OVERLAP: two chains at once); a step inside a switch runs the
+ * old OPP (SWITCH_UP: the slower one while raising, SWITCH_DOWN: the
+ * faster one while lowering).
+ */
+typedef enum thoth_pm_gap_kind {
+	THOTH_PM_GAP_HOLD_OVERLAP = THOTH_PM_WHY_COUNT,
+	THOTH_PM_GAP_CATCH_UP,
+	THOTH_PM_GAP_CATCH_UP_OVERLAP,
+	THOTH_PM_GAP_SWITCH_UP,
+	THOTH_PM_GAP_SWITCH_DOWN,
+	THOTH_PM_GAP_KINDS
+} thoth_pm_gap_kind_t;
+const char *thoth_pm_gap_kind_name(int kind);
+
 typedef struct thoth_pm_cpu_result {
 	double energy_mj;            /* modelled */
 	uint64_t jobs;
@@ -174,6 +201,18 @@ typedef struct thoth_pm_cpu_result {
 	 * any OPP: at the top).  What tells a governor's energy gap apart by
 	 * OPP (docs/PM.md "pm34"). */
 	double opp_work_ns[THOTH_PM_MODEL_MAX_OPPS];
+	/* The thoth governor only (zero for the others): the gap by decision
+	 * (thoth_pm_gap_kind_t above): modelled energy above the optimum's
+	 * (mJ, negative where the work ran cheaper than the optimum ran it)
+	 * and the work (ns at capacity 1024), [0] of the steps faster than the
+	 * optimum's speed for their work, [1] the others; GAP_REST_MJ is what
+	 * no step holds (idle at the sleep power over different spans), so
+	 * energy_mj - the optimum's = the sum + gap_rest_mj.  LATE_BY: the
+	 * requests still below their right speed THOTH_PM_RAMP_TARGET_NS after
+	 * arriving, by the kind of that step; LATE_BY_OVERLAP of them, those
+	 * with another sender's request queued then. */
+	double gap_mj[THOTH_PM_GAP_KINDS][2], gap_work_ns[THOTH_PM_GAP_KINDS][2], gap_rest_mj;
+	uint64_t late_by[THOTH_PM_GAP_KINDS], late_by_overlap[THOTH_PM_GAP_KINDS];
 } thoth_pm_cpu_result_t;
 
 /* Replay T on CPU model M under governor KIND (a thoth_pm_governor_kind_t

@@ -190,9 +190,10 @@ static size_t taut_string(const thoth_pm_trace_t *t, segment_t **seg_out)
 }
 
 /* thoth_pm_cpu_optimum, and the work it runs at each OPP into WORK (NULL:
- * not asked). */
+ * not asked); its segments into *KEEP and *NKEEP (KEEP NULL: not asked;
+ * the caller frees them). */
 static bool optimum(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *t, double *speed,
-		    double *energy_mj, double *work)
+		    double *energy_mj, double *work, segment_t **keep, size_t *nkeep)
 {
 	hull_t h;
 	build_hull(m, &h);
@@ -234,14 +235,19 @@ static bool optimum(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *t, do
 		speed[j] = ns && dt > 0 ? 1024.0 * (seg[k].c1 - seg[k].c0) / dt : cap_max;
 		cum += (double)t->jobs[j].work_ns;
 	}
-	free(seg);
+	if (keep) {
+		*keep = seg;
+		*nkeep = ns;
+	} else {
+		free(seg);
+	}
 	return feasible;
 }
 
 bool thoth_pm_cpu_optimum(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *t,
 			  double *speed, double *energy_mj)
 {
-	return optimum(m, t, speed, energy_mj, NULL);
+	return optimum(m, t, speed, energy_mj, NULL, NULL, NULL);
 }
 
 /* ---- the governors, stepped ------------------------------------------------------------- */
@@ -303,6 +309,104 @@ out:
 	return known;
 }
 
+/* ---- the gap by decision (sim.h) ------------------------------------------------------ */
+
+static const char *const gap_names[THOTH_PM_GAP_KINDS] = {
+	"nothing queued", "plan", "predicted steps", "faster-first", "overlap reserve", "lowered",
+	"hold", "hold, 2 senders", "catch-up", "catch-up, 2 senders", "switch up (old slower)",
+	"switch down (old faster)",
+};
+
+const char *thoth_pm_gap_kind_name(int kind)
+{
+	return kind >= 0 && kind < THOTH_PM_GAP_KINDS ? gap_names[kind] : "?";
+}
+
+/* The optimum's active energy per unit of work (mW ns per capacity-ns)
+ * and its speed over the segment S (flat out at the top where no OPP
+ * meets it, as optimum() runs it). */
+static double segment_per_work(const thoth_pm_cpu_model_t *m, const hull_t *h, const segment_t *s,
+			       double *speed)
+{
+	double dt = s->t1 - s->t0, dc = s->c1 - s->c0;
+	double top = m->opps[m->opp_count - 1].capacity;
+	*speed = dt > 0 ? 1024.0 * dc / dt : INFINITY;
+	if (*speed > top)
+		return ((double)thoth_pm_opp_power_mw(m, m->opp_count - 1) - m->sleep_mw) * 1024.0 / top;
+	return (hull_power(h, *speed) - m->sleep_mw) * dt / dc;
+}
+
+/* The lowest efficient OPP whose constant speed from NOW carries the queued
+ * jobs [HEAD, NEXT)'s exact remaining work by their deadlines (the top if
+ * none does). */
+static uint32_t exact_need(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *t,
+			   const thoth_pm_pending_t *pending, size_t head, size_t next, uint64_t now)
+{
+	for (uint32_t o = thoth_pm_opp_for_capacity(m, 0); o < m->opp_count; o++) {
+		if (thoth_pm_opp_inefficient(m, o))
+			continue;
+		double cum = 0;
+		bool ok = true;
+		for (size_t j = head; j < next && ok; j++) {
+			cum += (double)t->jobs[j].work_ns - pending[j].done_work;
+			ok = cum * 1024.0 / m->opps[o].capacity <= (double)t->jobs[j].deadline_ns - (double)now;
+		}
+		if (ok)
+			return o;
+	}
+	return m->opp_count - 1;
+}
+
+/* Is a request of another sender than J's queued in [HEAD, NEXT)? */
+static bool other_sender(const thoth_pm_trace_t *t, size_t head, size_t next, size_t j)
+{
+	for (size_t k = head; k < next; k++)
+		if (t->jobs[k].client != t->jobs[j].client)
+			return true;
+	return false;
+}
+
+typedef struct gap_book {
+	const segment_t *seg;
+	size_t ns, k;
+	double at; /* the governor's cumulative work so far */
+	hull_t hull;
+} gap_book_t;
+
+/* Book the work W (capacity-ns) the governor ran in one step at capacity
+ * CAP (OPP OPP), under KIND, against the optimum's cost of the same work. */
+static void gap_book(const thoth_pm_cpu_model_t *m, gap_book_t *b, thoth_pm_cpu_result_t *out,
+		     int kind, bool catch_up, bool overlap, uint32_t opp, double w)
+{
+	double cap = m->opps[opp].capacity;
+	double own = ((double)thoth_pm_opp_power_mw(m, opp) - m->sleep_mw) * 1024.0 / cap;
+	double end = b->at + w;
+	while (b->at < end && b->k < b->ns) {
+		const segment_t *s = &b->seg[b->k];
+		if (s->c1 <= b->at) {
+			b->k++;
+			continue;
+		}
+		double upto = end < s->c1 ? end : s->c1, speed;
+		double theirs = segment_per_work(m, &b->hull, s, &speed);
+		/* Below the hull's first OPP the optimum time-shares it with
+		 * idle: it runs that OPP, so a step there is not faster. */
+		if (b->hull.n > 1 && speed < b->hull.cap[1])
+			speed = b->hull.cap[1];
+		int side = cap > speed * (1 + 1e-9) ? 0 : 1, k = kind;
+		if (side == 0 && catch_up)
+			k = THOTH_PM_GAP_CATCH_UP;
+		if (overlap && k == THOTH_PM_WHY_HOLD)
+			k = THOTH_PM_GAP_HOLD_OVERLAP;
+		else if (overlap && k == THOTH_PM_GAP_CATCH_UP)
+			k = THOTH_PM_GAP_CATCH_UP_OVERLAP;
+		out->gap_mj[k][side] += (upto - b->at) * (own - theirs) / 1e9;
+		out->gap_work_ns[k][side] += upto - b->at;
+		b->at = upto;
+	}
+	b->at = end;
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -332,10 +436,17 @@ int thoth_pm_sim_cpu_options(const thoth_pm_cpu_model_t *m, const thoth_pm_trace
 		return THOTH_E_NOMEM;
 	}
 	double opt_mj;
+	bool gap = kind == THOTH_PM_GOV_THOTH;
+	gap_book_t book = { 0 };
+	segment_t *seg = NULL;
 	out->optimum_exact = optimum(m, t, speed, &opt_mj,
-				     kind == THOTH_PM_CPU_OPTIMUM ? out->opp_work_ns : NULL);
+				     kind == THOTH_PM_CPU_OPTIMUM ? out->opp_work_ns : NULL,
+				     gap ? &seg : NULL, &book.ns);
+	book.seg = seg;
+	build_hull(m, &book.hull);
 	if (kind == THOTH_PM_CPU_OPTIMUM) {
 		out->energy_mj = opt_mj;
+		free(seg);
 		free(speed);
 		free(ramp);
 		free(pending);
@@ -355,6 +466,7 @@ int thoth_pm_sim_cpu_options(const thoth_pm_cpu_model_t *m, const thoth_pm_trace
 	size_t next = 0, head = 0; /* jobs [head, next) are queued */
 	bool *reached = calloc(t->count + 1, sizeof(*reached));
 	if (!reached) {
+		free(seg);
 		free(speed);
 		free(ramp);
 		free(pending);
@@ -384,6 +496,23 @@ int thoth_pm_sim_cpu_options(const thoth_pm_cpu_model_t *m, const thoth_pm_trace
 			out->switches++;
 		}
 		uint32_t cap = m->opps[cur].capacity;
+		/* What set this step's OPP (sim.h, the gap by decision). */
+		int why = cur != switching_to ?
+				  (m->opps[switching_to].capacity > cap ? THOTH_PM_GAP_SWITCH_UP :
+									  THOTH_PM_GAP_SWITCH_DOWN) :
+				  (int)g.why;
+		for (size_t j = head; gap && j < next; j++)
+			if (!reached[j] && cap < speed[j] &&
+			    now - t->jobs[j].arrival_ns >= THOTH_PM_RAMP_TARGET_NS &&
+			    now - t->jobs[j].arrival_ns < THOTH_PM_RAMP_TARGET_NS + dt) {
+				out->late_by[why]++;
+				out->late_by_overlap[why] += other_sender(t, head, next, j);
+			}
+		bool catch_up = false, overlap = false;
+		if (gap && head < next && why < THOTH_PM_GAP_SWITCH_UP) {
+			catch_up = exact_need(m, t, pending, head, next, now) >= cur;
+			overlap = other_sender(t, head, next, head);
+		}
 		for (size_t j = head; j < next; j++)
 			if (!reached[j] && cap >= speed[j]) {
 				reached[j] = true;
@@ -410,6 +539,9 @@ int thoth_pm_sim_cpu_options(const thoth_pm_cpu_model_t *m, const thoth_pm_trace
 				budget = 0;
 			}
 		}
+		if (gap && budget < (double)dt)
+			gap_book(m, &book, out, why, catch_up, overlap, cur,
+				 ((double)dt - budget) * cap / 1024.0);
 		uint64_t busy = dt - (uint64_t)budget;
 		energy += (double)thoth_pm_opp_power_mw(m, cur) * (double)busy +
 			  (double)m->sleep_mw * budget;
@@ -420,6 +552,11 @@ int thoth_pm_sim_cpu_options(const thoth_pm_cpu_model_t *m, const thoth_pm_trace
 		last_running = busy;
 	}
 	out->energy_mj = energy / 1e9;
+	if (gap) {
+		out->gap_rest_mj = out->energy_mj - opt_mj;
+		for (int k = 0; k < THOTH_PM_GAP_KINDS; k++)
+			out->gap_rest_mj -= out->gap_mj[k][0] + out->gap_mj[k][1];
+	}
 	for (size_t j = 0; j < t->count; j++)
 		if (ramp[j] > THOTH_PM_RAMP_TARGET_NS) {
 			out->ramp_late++;
@@ -435,6 +572,7 @@ int thoth_pm_sim_cpu_options(const thoth_pm_cpu_model_t *m, const thoth_pm_trace
 		out->ramp_max_ns = ramp[t->count - 1];
 	}
 	free(reached);
+	free(seg);
 	free(speed);
 	free(ramp);
 	free(pending);

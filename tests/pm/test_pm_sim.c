@@ -301,6 +301,58 @@ static void test_the_work_run_at_each_opp_is_booked_where_it_ran(void **state)
 	thoth_pm_trace_free(&t);
 }
 
+/* pm35: the thoth governor's gap to the optimum booked per decision (sim.h,
+ * "the gap by decision"). */
+static void test_the_gap_is_booked_per_decision_and_adds_up(void **state)
+{
+	(void)state;
+	thoth_pm_trace_t t;
+	thoth_pm_cpu_result_t r, o;
+	/* 1 ms due in 20 ms: the optimum runs 51.2 capacity, 432 MHz
+	 * time-shared with idle (HiKey's sleep power is 0), which costs what
+	 * 432 MHz alone costs per unit of work; the governor runs it at 432
+	 * (its floor): no gap, all of it booked to the plan, not faster. */
+	load_text("0 1000 20000\n", &t);
+	assert_int_equal(thoth_pm_sim_cpu(hikey(), &t, THOTH_PM_GOV_THOTH, &r), 0);
+	assert_int_equal(thoth_pm_sim_cpu(hikey(), &t, THOTH_PM_CPU_OPTIMUM, &o), 0);
+	assert_close(r.opp_work_ns[1], 1e6, 1e-3);
+	/* (1e-6: the simulator counts busy time in whole ns) */
+	assert_close(r.energy_mj, o.energy_mj, 1e-6 * o.energy_mj);
+	assert_close(r.gap_work_ns[THOTH_PM_WHY_PLAN][1], 1e6, 1e-3);
+	for (int k = 0; k < THOTH_PM_GAP_KINDS; k++) {
+		assert_close(r.gap_mj[k][0], 0, 1e-9 * o.energy_mj);
+		assert_close(r.gap_mj[k][1], 0, 1e-9 * o.energy_mj);
+		if (k != THOTH_PM_WHY_PLAN)
+			assert_close(r.gap_work_ns[k][0] + r.gap_work_ns[k][1], 0, 1e-9);
+	}
+	thoth_pm_trace_free(&t);
+	/* The bench's chain cell (2 s): every unit of work booked once, and
+	 * the booked energies are the governor's and the optimum's (HiKey
+	 * sleeps at 0 mW, so nothing is left for idle). */
+	const char *why;
+	assert_int_equal(thoth_pm_trace_generate("chain depth=3 mean_gap_us=50000 work_us=2000 "
+						 "deadline_us=10000 duration_ms=2000 seed=1",
+						 "chain", &t, &why),
+			 0);
+	assert_int_equal(thoth_pm_sim_cpu(hikey(), &t, THOTH_PM_GOV_THOTH, &r), 0);
+	assert_int_equal(thoth_pm_sim_cpu(hikey(), &t, THOTH_PM_CPU_OPTIMUM, &o), 0);
+	double work = 0, booked = 0, gap = 0, switching = 0;
+	for (size_t j = 0; j < t.count; j++)
+		work += (double)t.jobs[j].work_ns;
+	for (int k = 0; k < THOTH_PM_GAP_KINDS; k++) {
+		booked += r.gap_work_ns[k][0] + r.gap_work_ns[k][1];
+		gap += r.gap_mj[k][0] + r.gap_mj[k][1];
+	}
+	switching = r.gap_work_ns[THOTH_PM_GAP_SWITCH_UP][0] + r.gap_work_ns[THOTH_PM_GAP_SWITCH_UP][1] +
+		    r.gap_work_ns[THOTH_PM_GAP_SWITCH_DOWN][0] + r.gap_work_ns[THOTH_PM_GAP_SWITCH_DOWN][1];
+	assert_true(r.energy_mj > o.energy_mj);
+	assert_close(booked, work, 1e-6 * work);
+	assert_close(gap, r.energy_mj - o.energy_mj, 1e-6 * r.energy_mj);
+	assert_close(r.gap_rest_mj, 0, 1e-6 * r.energy_mj);
+	assert_true(switching > 0); /* the chains raise and lower */
+	thoth_pm_trace_free(&t);
+}
+
 static void test_demand_known_at_arrival_reaches_speed_at_once(void **state)
 {
 	/* 80 ms of work due in 100 ms, every 200 ms: needs ~819+ capacity.
@@ -1029,6 +1081,7 @@ int main(void)
 		cmocka_unit_test(test_optimum_bends_where_an_arrival_forces_it),
 		cmocka_unit_test(test_governors_on_one_request),
 		cmocka_unit_test(test_the_work_run_at_each_opp_is_booked_where_it_ran),
+		cmocka_unit_test(test_the_gap_is_booked_per_decision_and_adds_up),
 		cmocka_unit_test(test_queued_requests_are_planned_on_one_margin_growing_as_the_root_of_their_count),
 		cmocka_unit_test(test_work_is_planned_on_the_largest_of_the_recent_works),
 		cmocka_unit_test(test_the_running_requests_margin_shrinks_as_it_runs_past_the_mean),
