@@ -75,6 +75,19 @@ typedef struct thoth_trace_control {
  *   cmd_seq   collector: store-release after the command fields
  *   ack_seq   process: store-release after ack_status, maps_fd, ack_msg
  *   slots     process: refreshed while probes run (relaxed; informative)
+ *   claim_seq the last command taken, by whoever took it: the process
+ *             (to act on it) or the collector (to withdraw it unacted);
+ *             compare-and-swap upwards only, so exactly one side wins a
+ *             command.  A process whose features word lacks
+ *             THOTH_TRACE_PROBE_FEAT_WITHDRAW (an older libthoth: the
+ *             word was zero) never claims, so a collector must not
+ *             withdraw there.
+ *   features  process: THOTH_TRACE_PROBE_FEAT_*, written at creation
+ * A collector withdraws a command nobody took (an idle target that never
+ * reaches a trace point: `thothctl probe run` twice in a row blocked on
+ * the first one, which then attached long after its run had ended) by
+ * claiming it and acknowledging it itself with THOTH_E_CLOSED; the
+ * process, finding it claimed, skips it.
  */
 #define THOTH_TRACE_PROBE_MAILBOX_OFFSET 2048u
 #define THOTH_TRACE_PROBE_SLOTS 12u
@@ -83,6 +96,7 @@ typedef struct thoth_trace_control {
 #define THOTH_TRACE_PROBE_FREE 0u
 #define THOTH_TRACE_PROBE_RUNNING 1u
 #define THOTH_TRACE_PROBE_STOPPED 2u    /* detached by the process (budget): reason */
+#define THOTH_TRACE_PROBE_FEAT_WITHDRAW 1u  /* the process claims commands (claim_seq) */
 
 typedef struct thoth_trace_probe_slot {
 	uint64_t probe_id;       /*  0 the collector's id */
@@ -104,6 +118,9 @@ typedef struct thoth_trace_probe_mailbox {
 	int32_t maps_fd;         /*  44 attach: the maps memfd in the process's fd table */
 	char ack_msg[464];       /*  48 why it failed (the verifier's message) */
 	thoth_trace_probe_slot_t slots[THOTH_TRACE_PROBE_SLOTS]; /* 512 */
+	uint64_t claim_seq;      /* 1952 */
+	uint32_t features;       /* 1960 THOTH_TRACE_PROBE_FEAT_* */
+	uint32_t reserved;       /* 1964 */
 } thoth_trace_probe_mailbox_t;
 
 /* The control page a reader maps (read-write): the collector's side of the mailbox. */
