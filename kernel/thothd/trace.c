@@ -1564,15 +1564,24 @@ static int write_json(const thoth_trace_collection_t *c, const char *path, char 
 	return 0;
 }
 
+/* The CTF trace is whole or not at all too: written into a temporary
+ * directory inside DIR and renamed into it once complete
+ * (thoth_trace_export_ctf), so a full disk or a kill mid-write leaves an
+ * earlier trace in DIR as it was.  The reason names the file that failed. */
 static int write_ctf(const thoth_trace_collection_t *c, const char *dir, char *why, size_t why_len)
 {
 	if (mkdir(dir, 0755) != 0 && errno != EEXIST)
 		return output_status(dir, errno, why, why_len);
-	errno = 0;
 	int r = thoth_trace_export_ctf(c, dir);
-	if (r)
-		return output_status(dir, errno ? errno : EIO, why, why_len);
-	return 0;
+	if (!r)
+		return 0;
+	const thoth_error_info_t *e = thoth_last_error();
+	if (r != THOTH_E_IO || e->code != THOTH_E_IO || !e->sys_errno)
+		return output_status(dir, r == THOTH_E_NOMEM ? ENOMEM : EIO, why, why_len);
+	/* "write DIR/stream_1_2": the call and its file */
+	int st = output_status(dir, e->sys_errno, why, why_len);
+	snprintf(why, why_len, "%s: %s", e->what, strerror(e->sys_errno));
+	return st;
 }
 
 /* A request string as a C string: decoded strings are NUL-terminated in the
