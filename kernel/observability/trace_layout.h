@@ -13,6 +13,7 @@
 #ifndef THOTH_TRACE_LAYOUT_H
 #define THOTH_TRACE_LAYOUT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -183,6 +184,15 @@ void thoth__trace_reader_on_lost(thoth_trace_reader_t *r, thoth__trace_lost_fn f
  * on the host.  0 (the default): any pid is probed (a reader of its own or
  * its children's buffer). */
 void thoth__trace_reader_set_peer(thoth_trace_reader_t *r, uint32_t pid);
+/* Another process verified to hold the same buffer (thothd: a second
+ * connection handing over the same memfd, by SO_PEERCRED pid: a forked
+ * child that shares its parent's buffer and connected itself): its
+ * threads may be probed too, so that a child dying mid-record counts its
+ * ring torn.  At most THOTH__TRACE_READER_PEERS pids besides set_peer's
+ * (later ones are ignored, their rings never torn: it returns false); any
+ * thread may add while another polls.  No effect while no peer is set. */
+#define THOTH__TRACE_READER_PEERS 15u
+bool thoth__trace_reader_add_peer(thoth_trace_reader_t *r, uint32_t pid);
 /* Count every claimed ring's torn head now (its record mid-write, its
  * writer gone), as a poll reaching it would, telling it to the on_lost
  * hook: two loads a ring (its head and its head slot's word0; a ring not
