@@ -343,13 +343,13 @@ int thoth_trace_export_ctf(const thoth_trace_collection_t *c, const char *dir)
 	if (dfd < 0)
 		return thoth_error_io(errno, "open the CTF directory %s", dir);
 	int err = 0;
-	while (flock(dfd, LOCK_EX) != 0)
-		if (errno != EINTR) {
-			err = thoth_error_io(errno, "lock the CTF directory %s", dir);
-			close(dfd);
-			return err;
-		}
-	remove_stale(dfd);
+	/* A file system without flock (ENOLCK, EOPNOTSUPP): unlocked, and no
+	 * temporary is taken for stale (it may be a concurrent export's). */
+	int locked;
+	while ((locked = flock(dfd, LOCK_EX)) != 0 && errno == EINTR)
+		;
+	if (locked == 0)
+		remove_stale(dfd);
 	char tmp[64];
 	snprintf(tmp, sizeof tmp, TMP_PREFIX "%d-%u", (int)getpid(), atomic_fetch_add(&seq, 1));
 	out_dir_t out = { .fd = -1, .dir = dir };

@@ -235,9 +235,9 @@ void thoth__probe_poll(void)
 		/* Claimed after the copy: a command thothd withdrew may have been
 		 * replaced by its next one while we copied; then the claim fails
 		 * and the copy is dropped (the next poll takes the new one). */
-		if (!claim(mb, seq))
-			;       /* withdrawn: thothd acknowledged it */
-		else if (cmd == THOTH_TRACE_PROBE_CMD_ATTACH)
+		if (!claim(mb, seq)) {
+			/* withdrawn: thothd claimed it and acknowledged it */
+		} else if (cmd == THOTH_TRACE_PROBE_CMD_ATTACH)
 			do_attach(mb, seq, from, fd, len, id);
 		else if (cmd == THOTH_TRACE_PROBE_CMD_DETACH)
 			do_detach(mb, seq, id);
