@@ -88,6 +88,10 @@ int thoth_trace_init(const thoth_trace_config_t *config)
 	sv->slot_size = THOTH_TRACE_SERVE_SLOT;
 	sv->slot_count = serve_slots;
 	sv->region_offset = serve_off;
+	/* We claim probe commands before acting on them (mailbox.c), so thothd
+	 * may withdraw one we have not taken (trace_layout.h). */
+	((thoth_trace_probe_mailbox_t *)((char *)base + THOTH_TRACE_PROBE_MAILBOX_OFFSET))->features =
+		THOTH_TRACE_PROBE_FEAT_WITHDRAW;
 	thoth_trace_clock_init(0, &c->clock_kind, &c->clock_anchor_ticks, &c->clock_anchor_ns);
 	if (cfg.process_name)
 		strncpy(c->process_name, cfg.process_name, sizeof c->process_name - 1);

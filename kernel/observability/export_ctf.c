@@ -9,19 +9,76 @@
  * CLOCK_MONOTONIC measured at export, so viewers show wall-clock times (a
  * trace exported in the boot it was recorded in, which is how thothd does
  * it; a clock step between recording and export shifts the dates by it).
+ *
+ * All or nothing: the files are written into a new directory inside DIR
+ * (TMP_PREFIX<pid>-<n>), each fsynced, and only once every one is complete
+ * are they renamed into DIR; a failure (a full disk, an unwritable file, a
+ * kill mid-write) leaves DIR as it was and the temporary removed (a killed
+ * writer's is removed by the next export into DIR).  Written in place, a
+ * failed export cut the metadata or a stream and left an earlier trace's
+ * streams of other threads beside the new ones, read by babeltrace2 as
+ * one trace.  The renames: the old metadata goes first, then the old
+ * trace's streams the new one lacks, the new streams, the new metadata
+ * last; a kill between them leaves a directory without metadata (no
+ * trace, refused by readers), never one trace's metadata over another's
+ * streams.  Files that are not a trace's (no `metadata`, no `stream_`
+ * prefix) are kept.  An flock on DIR keeps two exports into it apart.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "collection.h"
 
 #define CTF_MAGIC            0xC1FC1FC1u
 #define CTF_PACKET_HEAD_SIZE (8u + 40u)  /* packet.header + packet.context */
+#define TMP_PREFIX           ".thoth-ctf.tmp-"
+
+/* Where the files go: the temporary directory (TMP, its fd) and the names
+ * errors give (DIR's). */
+typedef struct out_dir {
+	int fd;
+	const char *dir;
+} out_dir_t;
+
+/* NAME created in OUT, written through a FILE, then flushed and fsynced
+ * by close_file: a file is either whole on disk or the export fails. */
+static FILE *open_file(const out_dir_t *out, const char *name, int *err)
+{
+	int fd = openat(out->fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	if (!f) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		*err = thoth_error_io(e, "open %s/%s", out->dir, name);
+	}
+	return f;
+}
+
+static int close_file(const out_dir_t *out, const char *name, FILE *f, int err)
+{
+	if (!err && ferror(f))
+		err = thoth_error_io(errno ? errno : EIO, "write %s/%s", out->dir, name);
+	if (!err && fflush(f) != 0)
+		err = thoth_error_io(errno, "write %s/%s", out->dir, name);
+	if (!err && fsync(fileno(f)) != 0)
+		err = thoth_error_io(errno, "fsync %s/%s", out->dir, name);
+	if (fclose(f) != 0 && !err)
+		err = thoth_error_io(errno, "close %s/%s", out->dir, name);
+	return err;
+}
 
 static const char metadata_prologue[] =
 	"/* CTF 1.8 */\n"
@@ -93,14 +150,13 @@ static void put_bytes(uint8_t **p, const void *v, size_t n)
 }
 #define PUT(p, v) put_bytes(p, &(v), sizeof(v))
 
-static int write_metadata(const thoth_trace_collection_t *c, const char *dir)
+static int write_metadata(const thoth_trace_collection_t *c, const out_dir_t *out)
 {
-	char path[4096];
-	if ((size_t)snprintf(path, sizeof path, "%s/metadata", dir) >= sizeof path)
-		return THOTH_E_INVAL;
-	FILE *f = fopen(path, "w");
+	int err = 0;
+	FILE *f = open_file(out, "metadata", &err);
 	if (!f)
-		return thoth_error_io(errno, "open %s", path);
+		return err;
+	errno = 0;
 	/* where CLOCK_MONOTONIC's zero lies in CLOCK_REALTIME */
 	struct timespec mono, real;
 	clock_gettime(CLOCK_MONOTONIC, &mono);
@@ -121,15 +177,12 @@ static int write_metadata(const thoth_trace_collection_t *c, const char *dir)
 	for (size_t i = 0; i < c->name_count; i++)
 		fprintf(f, "\nevent {\n\tname = \"%s\";\n\tid = %zu;\n\tstream_id = 0;\n%s};\n",
 		        c->names[i], i, event_fields);
-	int err = ferror(f) ? thoth_error_io(errno, "write %s", path) : 0;
-	if (fclose(f) != 0 && !err)
-		err = thoth_error_io(errno, "close %s", path);
-	return err;
+	return close_file(out, "metadata", f, 0);
 }
 
 /* One thread's stream: the SORTED events whose (pid, tid) match. */
 static int write_stream(const thoth_trace_collection_t *c, const collected_thread_t *t,
-                        const collected_event_t **sorted, const char *dir)
+                        const collected_event_t **sorted, const out_dir_t *out)
 {
 	size_t n = 0;
 	for (size_t i = 0; i < c->count; i++)
@@ -181,36 +234,148 @@ static int write_stream(const thoth_trace_collection_t *c, const collected_threa
 		PUT(&p, ev->arg0);
 		PUT(&p, ev->arg1);
 	}
-	char path[4096];
-	int err = THOTH_E_INVAL;
-	if ((size_t)snprintf(path, sizeof path, "%s/stream_%" PRIu32 "_%" PRIu32, dir, t->pid,
-	                     t->tid) >= sizeof path)
-		goto out;
-	FILE *f = fopen(path, "wb");
-	if (!f) {
-		err = thoth_error_io(errno, "open %s", path);
-		goto out;
+	char name[64];
+	snprintf(name, sizeof name, "stream_%" PRIu32 "_%" PRIu32, t->pid, t->tid);
+	int err = 0;
+	FILE *f = open_file(out, name, &err);
+	if (f) {
+		errno = 0;
+		if (fwrite(buf, 1, size, f) != size)
+			err = thoth_error_io(errno ? errno : EIO, "write %s/%s", out->dir, name);
+		err = close_file(out, name, f, err);
 	}
-	err = fwrite(buf, 1, size, f) == size ? 0 : thoth_error_io(errno, "write %s", path);
-	if (fclose(f) != 0 && !err)
-		err = thoth_error_io(errno, "close %s", path);
-out:
 	free(buf);
+	return err;
+}
+
+/* Directory NAME in DFD and everything in it (one level: what we wrote). */
+static void remove_tmp(int dfd, const char *name)
+{
+	int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+	} else {
+		struct dirent *e;
+		while ((e = readdir(d)))
+			if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+				unlinkat(dirfd(d), e->d_name, 0);
+		closedir(d);
+	}
+	unlinkat(dfd, name, AT_REMOVEDIR);
+}
+
+/* Temporaries of exports killed mid-write: under the lock, nobody's now.
+ * (Each listing opens "." anew: a dup would share the offset, and the
+ * next listing would start where this one ended.) */
+static void remove_stale(int dfd)
+{
+	int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	char names[16][64];
+	size_t n = 0;
+	struct dirent *e;
+	while ((e = readdir(d)) && n < 16)
+		if (strncmp(e->d_name, TMP_PREFIX, strlen(TMP_PREFIX)) == 0 &&
+		    strlen(e->d_name) < sizeof names[0])
+			strcpy(names[n++], e->d_name);
+	closedir(d);
+	for (size_t i = 0; i < n; i++)
+		remove_tmp(dfd, names[i]);
+}
+
+/* The complete trace in TMP (in DFD) moves into DFD: see the top. */
+static int move_in(int dfd, const char *tmp, const char *dir)
+{
+	int tfd = openat(dfd, tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (tfd < 0)
+		return thoth_error_io(errno, "open %s/%s", dir, tmp);
+	int err = 0;
+	if (unlinkat(dfd, "metadata", 0) != 0 && errno != ENOENT)
+		err = thoth_error_io(errno, "unlink %s/metadata", dir);
+	/* the old trace's streams the new one does not replace */
+	int fd = err ? -1 : openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!err && !d) {
+		err = thoth_error_io(errno, "read %s", dir);
+		if (fd >= 0)
+			close(fd);
+	}
+	struct dirent *e;
+	while (d && !err && (e = readdir(d)))
+		if (strncmp(e->d_name, "stream_", 7) == 0 && faccessat(tfd, e->d_name, F_OK, 0) != 0 &&
+		    unlinkat(dfd, e->d_name, 0) != 0 && errno != ENOENT)
+			err = thoth_error_io(errno, "unlink %s/%s", dir, e->d_name);
+	if (d)
+		closedir(d);
+	fd = err ? -1 : openat(tfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!err && !d) {
+		err = thoth_error_io(errno, "read %s/%s", dir, tmp);
+		if (fd >= 0)
+			close(fd);
+	}
+	while (d && !err && (e = readdir(d)))
+		if (strncmp(e->d_name, "stream_", 7) == 0 && renameat(tfd, e->d_name, dfd, e->d_name) != 0)
+			err = thoth_error_io(errno, "rename %s/%s/%s", dir, tmp, e->d_name);
+	if (d)
+		closedir(d);
+	if (!err && renameat(tfd, "metadata", dfd, "metadata") != 0)
+		err = thoth_error_io(errno, "rename %s/%s/metadata", dir, tmp);
+	if (!err && fsync(dfd) != 0)
+		err = thoth_error_io(errno, "fsync %s", dir);
+	close(tfd);
 	return err;
 }
 
 int thoth_trace_export_ctf(const thoth_trace_collection_t *c, const char *dir)
 {
+	static atomic_uint seq;
 	if (!c || !dir)
 		return THOTH_E_INVAL;
-	int err = write_metadata(c, dir);
-	if (err)
-		return err;
-	const collected_event_t **sorted;
-	if ((err = thoth_trace_collection_sorted(c, &sorted)))
-		return err;
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return thoth_error_io(errno, "open the CTF directory %s", dir);
+	int err = 0;
+	/* A file system without flock (ENOLCK, EOPNOTSUPP): unlocked, and no
+	 * temporary is taken for stale (it may be a concurrent export's). */
+	int locked;
+	while ((locked = flock(dfd, LOCK_EX)) != 0 && errno == EINTR)
+		;
+	if (locked == 0)
+		remove_stale(dfd);
+	char tmp[64];
+	snprintf(tmp, sizeof tmp, TMP_PREFIX "%d-%u", (int)getpid(), atomic_fetch_add(&seq, 1));
+	out_dir_t out = { .fd = -1, .dir = dir };
+	if (mkdirat(dfd, tmp, 0755) != 0) {
+		err = thoth_error_io(errno, "create a directory in %s", dir);
+		goto unlock;
+	}
+	out.fd = openat(dfd, tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (out.fd < 0)
+		err = thoth_error_io(errno, "open %s/%s", dir, tmp);
+	if (!err)
+		err = write_metadata(c, &out);
+	const collected_event_t **sorted = NULL;
+	if (!err)
+		err = thoth_trace_collection_sorted(c, &sorted);
 	for (size_t i = 0; i < c->thread_count && !err; i++)
-		err = write_stream(c, &c->threads[i], sorted, dir);
+		err = write_stream(c, &c->threads[i], sorted, &out);
 	free(sorted);
+	if (!err && fsync(out.fd) != 0)
+		err = thoth_error_io(errno, "fsync %s/%s", dir, tmp);
+	if (out.fd >= 0)
+		close(out.fd);
+	if (!err)
+		err = move_in(dfd, tmp, dir);
+	remove_tmp(dfd, tmp);   /* records no error: the first failure's stays */
+unlock:
+	close(dfd);     /* and the lock with it */
 	return err;
 }

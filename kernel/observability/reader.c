@@ -37,6 +37,9 @@ struct thoth_trace_reader {
 	uint64_t anchor_ticks, anchor_ns;
 	uint32_t pid;
 	uint32_t peer_pid;       /* thoth__trace_reader_set_peer: 0, every pid probed */
+	/* thoth__trace_reader_add_peer's: 0 = free; written once each
+	 * (compare-and-swap), read atomically by whichever thread polls */
+	uint32_t more_peers[THOTH__TRACE_READER_PEERS];
 	char process_name[32];
 	uint32_t names_known;
 	char names[THOTH_TRACE_MAX_NAMES][THOTH_TRACE_NAME_MAX + 1];
@@ -223,6 +226,18 @@ static bool thread_is_zombie(uint32_t pid, uint32_t tid)
 	return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
 }
 
+static bool is_added_peer(const thoth_trace_reader_t *r, uint32_t pid)
+{
+	for (uint32_t i = 0; i < THOTH__TRACE_READER_PEERS; i++) {
+		uint32_t p = __atomic_load_n(&r->more_peers[i], __ATOMIC_RELAXED);
+		if (!p)
+			return false;   /* filled in order */
+		if (p == pid)
+			return true;
+	}
+	return false;
+}
+
 /* Only asked about a ring whose head slot is mid-write: is its writer gone?
  * The ring's pid and tid are the writer's word: probing any it names would
  * tell it (through the torn count) whether that thread exists anywhere on
@@ -235,7 +250,7 @@ static bool writer_is_dead(const thoth_trace_reader_t *r, const reader_ring_t *r
 		return true;
 	if (rr->pid == 0 || rr->tid == 0 || rr->pid > INT32_MAX || rr->tid > INT32_MAX)
 		return true;
-	if (r->peer_pid && rr->pid != r->peer_pid)
+	if (r->peer_pid && rr->pid != r->peer_pid && !is_added_peer(r, rr->pid))
 		return false;
 	if (syscall(SYS_tgkill, (pid_t)rr->pid, (pid_t)rr->tid, 0) != 0)
 		return errno == ESRCH;
@@ -582,6 +597,21 @@ void thoth__trace_reader_set_peer(thoth_trace_reader_t *r, uint32_t pid)
 {
 	if (r)
 		r->peer_pid = pid;
+}
+
+bool thoth__trace_reader_add_peer(thoth_trace_reader_t *r, uint32_t pid)
+{
+	if (!r || !pid || pid > INT32_MAX)
+		return false;
+	if (pid == __atomic_load_n(&r->peer_pid, __ATOMIC_RELAXED))
+		return true;
+	for (uint32_t i = 0; i < THOTH__TRACE_READER_PEERS; i++) {
+		uint32_t p = 0;
+		if (__atomic_compare_exchange_n(&r->more_peers[i], &p, pid, false, __ATOMIC_RELAXED,
+						__ATOMIC_RELAXED) || p == pid)
+			return true;
+	}
+	return false;
 }
 
 void thoth__trace_reader_find_torn(thoth_trace_reader_t *r)

@@ -13,6 +13,7 @@
 #ifndef THOTH_TRACE_LAYOUT_H
 #define THOTH_TRACE_LAYOUT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -75,6 +76,19 @@ typedef struct thoth_trace_control {
  *   cmd_seq   collector: store-release after the command fields
  *   ack_seq   process: store-release after ack_status, maps_fd, ack_msg
  *   slots     process: refreshed while probes run (relaxed; informative)
+ *   claim_seq the last command taken, by whoever took it: the process
+ *             (to act on it) or the collector (to withdraw it unacted);
+ *             compare-and-swap upwards only, so exactly one side wins a
+ *             command.  A process whose features word lacks
+ *             THOTH_TRACE_PROBE_FEAT_WITHDRAW (an older libthoth: the
+ *             word was zero) never claims, so a collector must not
+ *             withdraw there.
+ *   features  process: THOTH_TRACE_PROBE_FEAT_*, written at creation
+ * A collector withdraws a command nobody took (an idle target that never
+ * reaches a trace point: `thothctl probe run` twice in a row blocked on
+ * the first one, which then attached long after its run had ended) by
+ * claiming it and acknowledging it itself with THOTH_E_CLOSED; the
+ * process, finding it claimed, skips it.
  */
 #define THOTH_TRACE_PROBE_MAILBOX_OFFSET 2048u
 #define THOTH_TRACE_PROBE_SLOTS 12u
@@ -83,6 +97,7 @@ typedef struct thoth_trace_control {
 #define THOTH_TRACE_PROBE_FREE 0u
 #define THOTH_TRACE_PROBE_RUNNING 1u
 #define THOTH_TRACE_PROBE_STOPPED 2u    /* detached by the process (budget): reason */
+#define THOTH_TRACE_PROBE_FEAT_WITHDRAW 1u  /* the process claims commands (claim_seq) */
 
 typedef struct thoth_trace_probe_slot {
 	uint64_t probe_id;       /*  0 the collector's id */
@@ -104,6 +119,9 @@ typedef struct thoth_trace_probe_mailbox {
 	int32_t maps_fd;         /*  44 attach: the maps memfd in the process's fd table */
 	char ack_msg[464];       /*  48 why it failed (the verifier's message) */
 	thoth_trace_probe_slot_t slots[THOTH_TRACE_PROBE_SLOTS]; /* 512 */
+	uint64_t claim_seq;      /* 1952 */
+	uint32_t features;       /* 1960 THOTH_TRACE_PROBE_FEAT_* */
+	uint32_t reserved;       /* 1964 */
 } thoth_trace_probe_mailbox_t;
 
 /* The control page a reader maps (read-write): the collector's side of the mailbox. */
@@ -166,6 +184,15 @@ void thoth__trace_reader_on_lost(thoth_trace_reader_t *r, thoth__trace_lost_fn f
  * on the host.  0 (the default): any pid is probed (a reader of its own or
  * its children's buffer). */
 void thoth__trace_reader_set_peer(thoth_trace_reader_t *r, uint32_t pid);
+/* Another process verified to hold the same buffer (thothd: a second
+ * connection handing over the same memfd, by SO_PEERCRED pid: a forked
+ * child that shares its parent's buffer and connected itself): its
+ * threads may be probed too, so that a child dying mid-record counts its
+ * ring torn.  At most THOTH__TRACE_READER_PEERS pids besides set_peer's
+ * (later ones are ignored, their rings never torn: it returns false); any
+ * thread may add while another polls.  No effect while no peer is set. */
+#define THOTH__TRACE_READER_PEERS 15u
+bool thoth__trace_reader_add_peer(thoth_trace_reader_t *r, uint32_t pid);
 /* Count every claimed ring's torn head now (its record mid-write, its
  * writer gone), as a poll reaching it would, telling it to the on_lost
  * hook: two loads a ring (its head and its head slot's word0; a ring not

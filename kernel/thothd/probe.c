@@ -96,6 +96,7 @@ static void prune(thothd_probes_t *p, uint32_t need)
 			bool done = r->kernel ? !r->kp
 					      : r->object_fd < 0 && (!strncmp(r->state, "detached", 8) ||
 								     !strncmp(r->state, "failed", 6) ||
+								     !strncmp(r->state, "withdrawn", 9) ||
 								     !strncmp(r->state, "gone", 4));
 			if (done)
 				victim = pp;    /* the list is newest first: keep the last one */
@@ -201,7 +202,7 @@ static void refresh(thothd_t *d)
 				continue;
 			}
 		}
-		if (strncmp(r->state, "failed", 6) == 0)
+		if (strncmp(r->state, "failed", 6) == 0 || strncmp(r->state, "withdrawn", 9) == 0)
 			continue;
 		if (r->detach_seq && acked >= r->detach_seq) {
 			snprintf(r->state, sizeof r->state, "detached (thothctl probe detach)");
@@ -252,6 +253,69 @@ static int sealed_copy(const uint8_t *bytes, uint32_t len)
 		return -1;
 	}
 	return fd;
+}
+
+/* Why pid PID's mailbox takes no command now, into MSG: the command it has
+ * not taken, by probe id, and how to withdraw it when that is one of ours
+ * (an attach its thothctl gave up on: `probe run` on an idle service). */
+static void busy_reason(thothd_t *d, uint32_t pid, char *msg, size_t len)
+{
+	refresh(d);
+	thoth_trace_probe_mailbox_t *mb = mailbox_of(d, pid);
+	bool can = mb && (__atomic_load_n(&mb->features, __ATOMIC_RELAXED) &
+			  THOTH_TRACE_PROBE_FEAT_WITHDRAW);
+	for (probe_rec_t *r = d->probes->recs; r; r = r->next)
+		if (!r->kernel && r->pid == pid && !strncmp(r->state, "pending", 7)) {
+			if (can)
+				snprintf(msg, len, "pid %u has not taken probe %llu yet (taken at its next "
+					 "trace point; `thothctl probe detach %llu` withdraws it)",
+					 pid, (unsigned long long)r->id, (unsigned long long)r->id);
+			else
+				snprintf(msg, len, "pid %u has not taken probe %llu yet (taken at its next "
+					 "trace point; its libthoth cannot withdraw it)",
+					 pid, (unsigned long long)r->id);
+			return;
+		}
+	snprintf(msg, len, "pid %u has not taken the previous probe command yet (it takes them "
+		 "at its next trace point)", pid);
+}
+
+/* Withdraw the attach REC was posted with, which its process has not taken
+ * (trace_layout.h: claimed here, acknowledged here).  0; THOTH_E_BUSY when
+ * the process is taking it at this moment (a detach moments later finds
+ * it attached); THOTH_E_NO_FEATURE when its libthoth predates withdrawal. */
+static int withdraw(thothd_t *d, probe_rec_t *rec, thoth_trace_probe_mailbox_t *mb)
+{
+	if (!(__atomic_load_n(&mb->features, __ATOMIC_RELAXED) & THOTH_TRACE_PROBE_FEAT_WITHDRAW))
+		return THOTH_E_NO_FEATURE;
+	uint64_t seq = rec->attach_seq;
+	if (__atomic_load_n(&mb->cmd_seq, __ATOMIC_ACQUIRE) != seq)
+		return THOTH_E_BUSY;
+	uint64_t c = __atomic_load_n(&mb->claim_seq, __ATOMIC_ACQUIRE);
+	bool won = false;
+	while (c < seq && !won)
+		won = __atomic_compare_exchange_n(&mb->claim_seq, &c, seq, false, __ATOMIC_ACQ_REL,
+						  __ATOMIC_ACQUIRE);
+	if (!won)
+		return THOTH_E_BUSY;
+	mb->ack_status = THOTH_E_CLOSED;
+	mb->maps_fd = -1;
+	snprintf(mb->ack_msg, sizeof mb->ack_msg, "withdrawn by thothd before it was taken");
+	__atomic_store_n(&mb->ack_seq, seq, __ATOMIC_RELEASE);
+	/* Every program of that object was posted in the one command. */
+	for (probe_rec_t *r = d->probes->recs; r; r = r->next) {
+		if (r->kernel || r->pid != rec->pid || r->attach_seq != seq)
+			continue;
+		if (r->object_fd >= 0) {
+			close(r->object_fd);
+			r->object_fd = -1;
+		}
+		snprintf(r->state, sizeof r->state, "withdrawn (pid %u never took it: it reached no "
+			 "trace point)", r->pid);
+	}
+	thothd_info("probe %llu: withdrawn from pid %u, which never took it",
+		    (unsigned long long)rec->id, rec->pid);
+	return 0;
 }
 
 static int on_attach(void *self, const thoth_probe_ProbeControl_attach_req_t *req,
@@ -307,8 +371,7 @@ static int on_attach(void *self, const thoth_probe_ProbeControl_attach_req_t *re
 	prune(d->probes, n);
 	if (mailbox_busy(mb) || d->probes->n + n > MAX_RECORDS) {
 		thoth_probe_object_free(obj);
-		snprintf(msg, 4096, "pid %u has not taken the previous probe command yet (it takes "
-		         "them at its next trace point)", req->pid);
+		busy_reason(d, req->pid, msg, 4096);
 		call->reason = msg;
 		return THOTH_PROBE_ERR_BUSY;
 	}
@@ -391,11 +454,30 @@ static int on_detach(void *self, const thoth_probe_ProbeControl_detach_req_t *re
 			kernel_detach(r, "thothctl probe detach");
 			return 0;
 		}
+		if (!strncmp(r->state, "withdrawn", 9))
+			return 0;       /* with another program of its object: nothing runs */
+		thoth_trace_probe_mailbox_t *mb = mailbox_of(d, r->pid);
+		if (mb && !strncmp(r->state, "pending", 7)) {
+			/* Posted, never taken (an idle process): withdrawn, so that
+			 * it neither blocks the next command nor attaches later,
+			 * long after whoever asked for it stopped reading it. */
+			int w = withdraw(d, r, mb);
+			if (w == THOTH_E_NO_FEATURE) {
+				/* the wire's error message holds 127 bytes */
+				call->reason = "not taken yet, and that process's libthoth cannot withdraw "
+					       "it: it attaches at its next trace point (detach it then)";
+				return THOTH_PROBE_ERR_BUSY;
+			}
+			if (w) {
+				call->reason = "the process is taking that probe right now: detach it again";
+				return THOTH_PROBE_ERR_BUSY;
+			}
+			return 0;
+		}
 		if (r->detach_seq || strncmp(r->state, "running", 7) != 0) {
 			call->reason = "that probe is not running";
 			return THOTH_PROBE_ERR_NOT_FOUND;
 		}
-		thoth_trace_probe_mailbox_t *mb = mailbox_of(d, r->pid);
 		if (!mb)
 			return THOTH_PROBE_ERR_NOT_FOUND;
 		if (mailbox_busy(mb)) {

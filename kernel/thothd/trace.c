@@ -83,6 +83,7 @@ enum {
  * ms of callbacks) before it looks whether the loop thread waits for it. */
 enum { LIVE_CHUNK = 4096, ROUTE_CHUNK_END = 1 };
 static const uint64_t DRAIN_PERIOD_NS = 100 * MS_NS;   /* THOTHD_TRACE_DRAIN_MS: tests */
+enum { MAX_HOLDERS = 16 };      /* connections recorded as holding one buffer */
 
 
 typedef struct trace_source {
@@ -90,7 +91,16 @@ typedef struct trace_source {
 	uint32_t pid;
 	dev_t dev;
 	ino_t ino;                      /* (dev, ino): one buffer attached twice is one source */
-	const thothd_client_t *client;  /* NULL: connection closed (or thothd's own buffer) */
+	const thothd_client_t *client;  /* holders[0]; NULL: every one closed (or thothd's own buffer) */
+	/* Every connection that handed this buffer over (at most MAX_HOLDERS;
+	 * later ones are not recorded): a process hands it on each of its
+	 * connections, and a forked child sharing its parent's buffer on its
+	 * own.  The source is gone once all have closed.  With one pointer
+	 * (the last to hand it over) a child's exit, or a process's second
+	 * connection closing, made a live process's buffer gone: drained a
+	 * last time, unmapped, and its later records never collected. */
+	const thothd_client_t *holders[MAX_HOLDERS];
+	uint32_t n_holders;
 	bool own;                       /* thothd's own buffer */
 	bool in_session;                /* switched on by the active session */
 	uint32_t ring_records;          /* geometry, for the fill figure */
@@ -489,6 +499,40 @@ static void source_join_session(thothd_tracer_t *t, trace_source_t *s)
 	thoth_trace_reader_set_enabled(s->reader, source_mask(t, s));
 }
 
+/* C holds S's buffer too (mu held). */
+static void holder_add(trace_source_t *s, const thothd_client_t *c)
+{
+	for (uint32_t i = 0; i < s->n_holders; i++)
+		if (s->holders[i] == c)
+			return;
+	if (s->n_holders == MAX_HOLDERS) {
+		thothd_debug("trace: buffer of pid %u handed over on more than %d connections: the "
+			     "later ones not recorded", s->pid, MAX_HOLDERS);
+		return;
+	}
+	s->holders[s->n_holders++] = c;
+	s->client = s->holders[0];
+}
+
+/* C closed (mu held): S is gone once no holder is left. */
+static void holder_remove(trace_source_t *s, const thothd_client_t *c)
+{
+	for (uint32_t i = 0; i < s->n_holders; i++)
+		if (s->holders[i] == c) {
+			s->holders[i] = s->holders[--s->n_holders];
+			break;
+		}
+	s->client = s->n_holders ? s->holders[0] : NULL;
+}
+
+static bool held_by(const trace_source_t *s, const thothd_client_t *c)
+{
+	for (uint32_t i = 0; i < s->n_holders; i++)
+		if (s->holders[i] == c)
+			return true;
+	return false;
+}
+
 static trace_source_t *source_add(thothd_tracer_t *t, thoth_trace_reader_t *reader, uint32_t pid,
 				  const struct stat *st, const thothd_client_t *client)
 {
@@ -499,7 +543,8 @@ static trace_source_t *source_add(thothd_tracer_t *t, thoth_trace_reader_t *read
 	s->pid = pid;
 	s->dev = st->st_dev;
 	s->ino = st->st_ino;
-	s->client = client;
+	if (client)
+		holder_add(s, client);
 	thoth_trace_reader_geometry(reader, NULL, &s->ring_records);
 	thoth__trace_reader_on_lost(reader, source_lost, s);
 	s->next = t->sources;
@@ -535,8 +580,15 @@ static int attach_fd(thothd_tracer_t *t, int fd, const thothd_client_t *client, 
 	for (trace_source_t *s = t->sources; s; s = s->next) {
 		if (s->dev == st.st_dev && s->ino == st.st_ino) {
 			if (client) {
-				s->client = client;     /* a reconnect: same buffer */
+				/* a reconnect, another connection of the process */
+				holder_add(s, client);
 				s->final_drained = false;
+				/* or another process holding it (a forked child
+				 * sharing its parent's buffer): its SO_PEERCRED pid
+				 * proves it, so its threads may be probed for a torn
+				 * ring (their rings name its pid, not the first's) */
+				if (!own && client->pid && client->pid != s->pid)
+					thoth__trace_reader_add_peer(s->reader, client->pid);
 			}
 			*pid_out = s->pid;
 			goto out;
@@ -731,7 +783,7 @@ bool thothd_tracer_holds(const thothd_tracer_t *ct, const thothd_client_t *c)
 	if (t->active && t->session_owner == c)
 		holds = true;
 	for (const trace_source_t *s = t->sources; s && !holds; s = s->next)
-		if (s->client == c)
+		if (held_by(s, c))
 			holds = true;
 	tracer_unlock(t);
 	return holds;
@@ -745,8 +797,7 @@ void thothd_tracer_client_closed(thothd_tracer_t *t, const thothd_client_t *c)
 		return;
 	tracer_lock(t);
 	for (trace_source_t *s = t->sources; s; s = s->next)
-		if (s->client == c)
-			s->client = NULL;
+		holder_remove(s, c);
 	if (t->active && t->session_owner == c) {
 		/* Nobody will stop it: bound it in time (its events are bounded
 		 * by MAX_EVENTS already). */
@@ -1564,15 +1615,24 @@ static int write_json(const thoth_trace_collection_t *c, const char *path, char 
 	return 0;
 }
 
+/* The CTF trace is whole or not at all too: written into a temporary
+ * directory inside DIR and renamed into it once complete
+ * (thoth_trace_export_ctf), so a full disk or a kill mid-write leaves an
+ * earlier trace in DIR as it was.  The reason names the file that failed. */
 static int write_ctf(const thoth_trace_collection_t *c, const char *dir, char *why, size_t why_len)
 {
 	if (mkdir(dir, 0755) != 0 && errno != EEXIST)
 		return output_status(dir, errno, why, why_len);
-	errno = 0;
 	int r = thoth_trace_export_ctf(c, dir);
-	if (r)
-		return output_status(dir, errno ? errno : EIO, why, why_len);
-	return 0;
+	if (!r)
+		return 0;
+	const thoth_error_info_t *e = thoth_last_error();
+	if (r != THOTH_E_IO || e->code != THOTH_E_IO || !e->sys_errno)
+		return output_status(dir, r == THOTH_E_NOMEM ? ENOMEM : EIO, why, why_len);
+	/* "write DIR/stream_1_2": the call and its file */
+	int st = output_status(dir, e->sys_errno, why, why_len);
+	snprintf(why, why_len, "%s: %s", e->what, strerror(e->sys_errno));
+	return st;
 }
 
 /* A request string as a C string: decoded strings are NUL-terminated in the

@@ -5,7 +5,8 @@
 #  - `--version` of thothd, thothctl and thothc prints the one version
 #    (CMake project(VERSION), via thoth/version.h);
 #  - every thothctl command honours the global --json, before or after the
-#    command name: each line of output is a JSON object (python3 parses it);
+#    command name: each line of output is a JSON object (python3 parses it),
+#    --version and --help (global or a command's) included;
 #  - the man pages are built from man/*.scd; the bash completions complete.
 set -euo pipefail
 SRC=$1 BUILD=$2 PY=$3
@@ -91,7 +92,27 @@ json_lines --runtime-dir "$RT" sched --from "$RT/t.json" --json
 json_lines --runtime-dir "$RT" --json topology echo
 json_lines --json moderation --policy adaptive --rate 100000
 json_lines moderation --policy dim --rate 1000 --json
+# --version and --help answer in JSON under --json too (they printed text),
+# in either order, and each command's --help as well.
+json_lines --json --version
+json_lines --version --json
+json_lines --json --help
+for c in status services resolve trace sched codex topology serve locks moderation probe; do
+  json_lines --json "$c" --help
+done
+json_lines --json pm sim --help
 check_json
+[ "$("$THOTHCTL" --json --version | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["version"])')" = "$V" ] ||
+  fail "thothctl --json --version: $("$THOTHCTL" --json --version)"
+"$THOTHCTL" --json trace --help | "$PY" -c 'import json,sys; d=json.load(sys.stdin); assert d["command"] == "trace" and "--duration" in d["usage"], d' ||
+  fail "thothctl --json trace --help: $("$THOTHCTL" --json trace --help)"
+# Errors under --json stay one line on stderr, nothing on stdout, exit 2
+# for usage errors: `help` is no command.
+set +e
+out=$("$THOTHCTL" --json help 2>"$RT/help.err"); rc=$?
+set -e
+[ $rc = 2 ] && [ -z "$out" ] && grep -q "unknown command: help" "$RT/help.err" ||
+  fail "thothctl --json help: exit $rc, stdout '$out', stderr $(head -1 "$RT/help.err")"
 # After `trace`, --json names the output file: without --json before it,
 # the result is text.
 out=$("$THOTHCTL" --runtime-dir "$RT" trace dump --json "$RT/t2.json")

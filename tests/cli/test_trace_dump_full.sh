@@ -2,7 +2,8 @@
 # tests/cli/test_trace_dump_full.sh BUILD_DIR
 #
 # `thothctl trace dump --json FILE` on a full disk: the write fails, says
-# so, and FILE keeps the earlier dump whole, with no temporary file left.
+# so, and FILE keeps the earlier dump whole, with no temporary file left;
+# `--ctf DIR` likewise keeps the earlier trace in DIR whole.
 # thothd truncated FILE first (fopen "w"), so the failure lost the earlier
 # dump and left a cut one.  The full disk is thothd's RLIMIT_FSIZE (EFBIG,
 # with SIGXFSZ ignored): the closest to a full disk without a mount.
@@ -36,6 +37,9 @@ for _ in $(seq 100); do "$THOTHCTL" resolve echo >/dev/null 2>&1 && break; sleep
 "$THOTHCTL" trace start >/dev/null || fail "trace start"
 "$THOTHCTL" trace dump --json "$OUT/t.json" || fail "the first (small) dump"
 cp "$OUT/t.json" "$OUT/first.json"
+"$THOTHCTL" trace dump --ctf "$OUT/ctf" || fail "the first (small) CTF dump"
+ctf_state() { (cd "$OUT/ctf" && ls -A && cat metadata stream_* | md5sum); }
+ctf_first=$(ctf_state)
 [ "$(stat -c %s "$OUT/first.json")" -lt 65536 ] || fail "the first dump is already over the limit"
 
 "$ECHO_CLIENT" --rate 500 --report 60 >/dev/null 2>&1 & client=$!
@@ -50,6 +54,19 @@ leftover=$(ls "$OUT" | grep -c 'tmp-' || true)
 [ "$leftover" = 0 ] || fail "temporary files left: $(ls "$OUT")"
 echo "ok: a dump that does not fit fails and keeps the earlier one whole"
 
+# The same for CTF: a stream over the limit fails the dump, which names the
+# file, and the directory keeps the earlier trace exactly (its metadata and
+# streams were overwritten in place, one by one, up to the failure).
+"$ECHO_CLIENT" --rate 500 --report 60 >/dev/null 2>&1 & client=$!
+pids+=($client)
+sleep 1
+kill "$client"
+"$THOTHCTL" trace dump --ctf "$OUT/ctf" 2>"$OUT/ctf.err" && fail "a CTF dump over the file size limit succeeded"
+grep -q "$OUT/ctf/stream_" "$OUT/ctf.err" || fail "the failed CTF dump did not name its file: $(cat "$OUT/ctf.err")"
+grep -q "File too large" "$OUT/ctf.err" || fail "the failed CTF dump did not say why: $(cat "$OUT/ctf.err")"
+[ "$(ctf_state)" = "$ctf_first" ] || fail "the failed CTF dump changed the earlier trace: $(ls -lA "$OUT/ctf")"
+echo "ok: a CTF dump that does not fit fails and keeps the earlier trace whole"
+
 # a dump that fits replaces it (after the session is stopped, a new small one)
 "$THOTHCTL" trace stop >/dev/null || fail "trace stop"
 "$THOTHCTL" trace start >/dev/null || fail "trace start again"
@@ -58,6 +75,9 @@ echo "ok: a dump that does not fit fails and keeps the earlier one whole"
 chmod 0600 "$OUT/t.json"
 "$THOTHCTL" trace dump --json "$OUT/t.json" || fail "a small dump after the failure"
 jq -e .traceEvents "$OUT/t.json" >/dev/null || fail "the new dump is not JSON"
+"$THOTHCTL" trace dump --ctf "$OUT/ctf" || fail "a small CTF dump after the failure"
+[ "$(ctf_state)" != "$ctf_first" ] || fail "the CTF dump that fits did not replace the trace"
+ls -A "$OUT/ctf" | grep -q tmp && fail "a temporary left in the CTF directory: $(ls -A "$OUT/ctf")"
 [ "$(stat -c %a "$OUT/t.json")" = 600 ] || fail "the dump changed the file's mode 600 to $(stat -c %a "$OUT/t.json")"
 "$THOTHCTL" trace stop >/dev/null
 echo "ok: a dump that fits replaces the file"

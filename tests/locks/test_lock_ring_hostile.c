@@ -17,7 +17,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -365,6 +369,139 @@ static void test_version_6_table_is_read(void **state)
 	free(t);
 }
 
+/* The report of the table at PATH after FATE(table) (NULL: none), text or
+ * JSON. */
+static char *report_after(void (*fate)(thothlock_table_t *, void *), void *arg, bool json)
+{
+	thothlock_table_t *t = NULL;
+	char why[400] = "";
+	if (thothlock_table_load(path, &t, why, sizeof why) != 0)
+		fail_msg("a good table was refused: %s", why);
+	if (fate)
+		fate(t, arg);
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&text, &len);
+	assert_non_null(out);
+	thothlock_report_opts_t opts = { .json = json, .show_uncontended = true };
+	thothlock_table_t *const tables[1] = { t };
+	assert_int_equal(thothlock_report_write(out, tables, 1, &opts), 0);
+	fclose(out);
+	thothlock_table_free(t);
+	return text;
+}
+
+static void fate_check(thothlock_table_t *t, void *arg)
+{
+	(void)arg;
+	thothlock_table_check_alive(t);
+}
+
+static void fate_reaped(thothlock_table_t *t, void *arg)
+{
+	thothlock_table_set_reaped(t, *(int *)arg, 0);
+}
+
+static uint64_t monotonic_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void expect(const char *text, const char *want)
+{
+	if (!strstr(text, want))
+		fail_msg("\"%s\" not in the report: %s", want, text);
+}
+
+/*
+ * A table whose exit path never ran is not "running" when its process is
+ * gone: thothlock reported a program killed with -9 (no destructor, no
+ * end_ns) as running.  Its own child, reaped: killed by the signal (or
+ * exited by _exit); any other: /proc says, a zombie or a reaped process
+ * being dead and a live pid that started after the table being another
+ * process (pid reuse), not the table's.
+ */
+static void test_a_killed_process_is_not_reported_running(void **state)
+{
+	(void)state;
+	size_t size;
+	uint8_t *t = small_table(&size);
+	thothlock_header_t *h = (thothlock_header_t *)t;
+	/* alive: ourselves, the table started after us */
+	h->pid = getpid();
+	h->start_ns = monotonic_ns();
+	write_bytes(t, size);
+	char *text = report_after(fate_check, NULL, false);
+	expect(text, ", running\n");
+	free(text);
+	text = report_after(fate_check, NULL, true);
+	expect(text, "\"state\":\"running\"");
+	expect(text, "\"exited\":false");
+	free(text);
+	/* no check asked for (thothd's live reports): running, as before */
+	text = report_after(NULL, NULL, true);
+	expect(text, "\"state\":\"running\"");
+	free(text);
+	/* our pid, but a table older than our process: a reused pid */
+	h->start_ns = 1;
+	write_bytes(t, size);
+	text = report_after(fate_check, NULL, false);
+	expect(text, "died without running its exit path (killed or crashed)");
+	free(text);
+	/* a zombie, then a reaped child */
+	pid_t child = fork();
+	assert_true(child >= 0);
+	if (child == 0)
+		_exit(0);
+	for (int i = 0; i < 2000; i++) {        /* until it is a zombie */
+		char p[64], buf[256];
+		snprintf(p, sizeof p, "/proc/%d/stat", (int)child);
+		FILE *f = fopen(p, "r");
+		size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+		if (f)
+			fclose(f);
+		buf[n] = 0;
+		char *c = strrchr(buf, ')');
+		if (c && c[1] == ' ' && c[2] == 'Z')
+			break;
+		usleep(1000);
+	}
+	h->pid = child;
+	h->start_ns = monotonic_ns();
+	write_bytes(t, size);
+	text = report_after(fate_check, NULL, true);
+	expect(text, "\"state\":\"killed\"");
+	expect(text, "\"exited\":true");
+	free(text);
+	int status;
+	assert_int_equal(waitpid(child, &status, 0), child);
+	text = report_after(fate_check, NULL, false);
+	expect(text, "died without running its exit path");
+	free(text);
+	/* thothlock's own child, reaped: SIGKILL, or _exit(3) */
+	int killed = SIGKILL;           /* a wait status: the signal in the low bits */
+	text = report_after(fate_reaped, &killed, false);
+	expect(text, "killed by signal 9 (SIGKILL)");
+	free(text);
+	text = report_after(fate_reaped, &killed, true);
+	expect(text, "\"state\":\"killed\",\"signal\":9,");
+	free(text);
+	int exited3 = 3 << 8;
+	text = report_after(fate_reaped, &exited3, false);
+	expect(text, "exited with status 3 without its exit path (_exit)");
+	free(text);
+	/* a process that ran its exit path is exited, whatever else is said */
+	h->exited = 1;
+	h->end_ns = h->start_ns + 1500000;
+	write_bytes(t, size);
+	text = report_after(fate_reaped, &killed, false);
+	expect(text, "ran 1.5");
+	free(text);
+	free(t);
+}
+
 /* Per-thread entries (all mode) name the key and site they add to: an
  * entry naming a key out of range or unused, or a site that is not its
  * key's, adds nothing there; a claimed count past the pool is clamped. */
@@ -540,6 +677,7 @@ int main(void)
 		cmocka_unit_test(test_overwritten_events_are_lost_and_uncommitted_ones_read_later),
 		cmocka_unit_test(test_a_ring_cut_short_after_open_gives_nothing),
 		cmocka_unit_test(test_tstat_entries_add_only_to_what_they_rightly_name),
+		cmocka_unit_test(test_a_killed_process_is_not_reported_running),
 		cmocka_unit_test(test_tstat_entries_without_a_site_get_one_with_their_pcs_stack),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

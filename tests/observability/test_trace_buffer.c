@@ -907,6 +907,57 @@ static void test_a_zombie_writer_is_dead(void **state)
 	thoth_trace_reader_close(r);
 }
 
+/*
+ * A forked child shares its parent's buffer and writes a ring naming its
+ * own pid.  Killed mid-record, its ring is torn, but a reader told only the
+ * parent as its peer never probes the child (a ring naming another pid is
+ * the writer's word): torn 0, the loss never counted.  Once the child is
+ * verified to hold the buffer too (thothd: its own connection handed over
+ * the same memfd), its threads are probed: torn 1.  A pid never added is
+ * still not probed.
+ */
+static void test_a_forked_child_sharing_the_buffer_is_counted_torn_once_added(void **state)
+{
+	start_tracing(64, THOTH_TRACE_OVERWRITE_OLDEST, THOTH_TRACE_ALL_CATEGORIES);
+	THOTH_TRACE(USER, parent, 1, 0);                       /* ring 0: ours */
+	pid_t child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {               /* forgets our ring, claims ring 1 as its own */
+		tear_arg_t a = { 0, 0 };
+		tear_and_exit(&a);
+		raise(SIGKILL);
+		_exit(1);
+	}
+	int status;
+	assert_int_equal(waitpid(child, &status, 0), child);
+	assert_true(WIFSIGNALED(status));
+	thoth_trace_reader_t *r = open_reader(), *other = open_reader();
+	thoth__trace_reader_set_peer(r, (uint32_t)getpid());
+	thoth__trace_reader_set_peer(other, (uint32_t)getpid());
+	thoth__trace_reader_find_torn(r);
+	thoth_trace_stats_t st;
+	assert_int_equal(thoth_trace_reader_stats(r, &st), 0);
+	assert_int_equal(st.torn, 0);                          /* not probed */
+	assert_true(thoth__trace_reader_add_peer(r, (uint32_t)child));
+	assert_true(thoth__trace_reader_add_peer(r, (uint32_t)child));     /* once */
+	assert_true(thoth__trace_reader_add_peer(other, (uint32_t)child + 1));
+	thoth__trace_reader_find_torn(r);
+	thoth__trace_reader_find_torn(other);
+	assert_int_equal(thoth_trace_reader_stats(r, &st), 0);
+	assert_int_equal(st.torn, 1);
+	assert_int_equal(thoth_trace_reader_stats(other, &st), 0);
+	assert_int_equal(st.torn, 0);                          /* another pid added: still not */
+	/* a full set refuses more, never overwrites */
+	for (uint32_t i = 2; i < 2 + THOTH__TRACE_READER_PEERS - 1; i++)
+		assert_true(thoth__trace_reader_add_peer(other, (uint32_t)child + i));
+	assert_false(thoth__trace_reader_add_peer(other, (uint32_t)child));
+	thoth__trace_reader_find_torn(other);
+	assert_int_equal(thoth_trace_reader_stats(other, &st), 0);
+	assert_int_equal(st.torn, 0);
+	thoth_trace_reader_close(r);
+	thoth_trace_reader_close(other);
+}
+
 /* A lying head of UINT64_MAX over a torn slot: [head, head + 1) would wrap
  * to [UINT64_MAX, 0), nothing to a collector's cut while torn grew by one.
  * Not counted.  And a count an absurd head saturated stays saturated when a
@@ -1072,6 +1123,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_a_drain_to_a_cut_reads_exactly_what_came_before_it, teardown),
 		cmocka_unit_test_teardown(test_a_ring_naming_another_pid_is_not_probed, teardown),
 		cmocka_unit_test_teardown(test_a_zombie_writer_is_dead, teardown),
+		cmocka_unit_test_teardown(test_a_forked_child_sharing_the_buffer_is_counted_torn_once_added,
+		                          teardown),
 		cmocka_unit_test_teardown(test_a_lying_head_neither_wraps_torn_nor_invalid, teardown),
 		cmocka_unit_test(test_reader_refuses_a_memfd_that_can_shrink),
 		cmocka_unit_test(test_reader_rejects_images_with_bad_geometry),

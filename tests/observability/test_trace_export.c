@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -288,8 +290,121 @@ static void test_export_to_a_missing_directory_says_which_file_and_why(void **st
 	snprintf(dir, sizeof dir, "%s/no/such/dir", t->dir);
 	assert_int_equal(thoth_trace_export_ctf(t->collection, dir), THOTH_E_IO);
 	assert_int_equal(thoth_last_errno(), ENOENT);
-	snprintf(want, sizeof want, "open %s/metadata", dir);
+	snprintf(want, sizeof want, "open the CTF directory %s", dir);
 	assert_string_equal(thoth_last_error()->what, want);
+}
+
+/* Every entry of DIR (names and bytes, sorted) as one string: what a
+ * failed export must leave unchanged. */
+static char *dir_snapshot(const char *dir)
+{
+	char cmd[256], *out;
+	snprintf(cmd, sizeof cmd, "cd '%s' && ls -A && cat metadata stream_* 2>/dev/null | md5sum", dir);
+	assert_int_equal(run_capture(cmd, &out), 0);
+	char *copy = strdup(out);       /* run_capture's buffer is reused */
+	assert_non_null(copy);
+	return copy;
+}
+
+/*
+ * A second export into a directory holding an earlier trace replaces it
+ * whole: the earlier trace's stream of a thread the new one lacks goes (it
+ * was left beside the new streams, and babeltrace2 read both as one trace),
+ * files that are not a trace's stay, and no temporary is left.
+ */
+static void test_a_ctf_export_replaces_an_earlier_trace_whole(void **state)
+{
+	two_process_trace_t *t = *state;
+	char ctf[128], path[192];
+	snprintf(ctf, sizeof ctf, "%s/ctf_again", t->dir);
+	assert_int_equal(mkdir(ctf, 0700), 0);
+	assert_int_equal(thoth_trace_export_ctf(t->collection, ctf), 0);
+	snprintf(path, sizeof path, "%s/stream_999999_999999", ctf);    /* an older trace's thread */
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("old", f);
+	assert_int_equal(fclose(f), 0);
+	snprintf(path, sizeof path, "%s/notes.txt", ctf);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("mine", f);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(thoth_trace_export_ctf(t->collection, ctf), 0);
+	char cmd[256], *out;
+	snprintf(cmd, sizeof cmd, "ls -A '%s'", ctf);
+	assert_int_equal(run_capture(cmd, &out), 0);
+	assert_null(strstr(out, "stream_999999_999999"));
+	assert_non_null(strstr(out, "notes.txt"));
+	assert_null(strstr(out, ".thoth-ctf.tmp"));
+	assert_int_equal(count_substr(out, "stream_"), 2);      /* a thread of each process */
+	unlink(path);           /* babeltrace2 reads every file there as a stream */
+	snprintf(cmd, sizeof cmd, "'%s' '%s' 2>&1", THOTH_BABELTRACE2, ctf);
+	int status = run_capture(cmd, &out);
+	if (status != 0)
+		print_error("%s", out);
+	assert_int_equal(status, 0);
+	assert_int_equal(count_substr(out, "\n"), 6);
+}
+
+/*
+ * A CTF export that fails (here a file size limit, EFBIG: a full disk as
+ * near as a test gets without a mount) leaves the earlier trace in the
+ * directory exactly as it was and no temporary; the error names the file.
+ * Written in place, the failure cut the earlier metadata to the limit.
+ */
+static void test_a_failed_ctf_export_leaves_the_earlier_trace(void **state)
+{
+	two_process_trace_t *t = *state;
+	char ctf[128];
+	snprintf(ctf, sizeof ctf, "%s/ctf_full", t->dir);
+	assert_int_equal(mkdir(ctf, 0700), 0);
+	assert_int_equal(thoth_trace_export_ctf(t->collection, ctf), 0);
+	char *before = dir_snapshot(ctf);
+	fflush(NULL);
+	pid_t child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		signal(SIGXFSZ, SIG_IGN);
+		struct rlimit rl = { 256, 256 };
+		if (setrlimit(RLIMIT_FSIZE, &rl) != 0)
+			_exit(10);
+		int r = thoth_trace_export_ctf(t->collection, ctf);
+		char want[160];
+		snprintf(want, sizeof want, "write %s/metadata", ctf);
+		_exit(r != THOTH_E_IO ? 11 : thoth_last_errno() != EFBIG ? 12
+		      : strcmp(thoth_last_error()->what, want) != 0 ? 13 : 0);
+	}
+	int status;
+	assert_int_equal(waitpid(child, &status, 0), child);
+	char *after = dir_snapshot(ctf);
+	assert_string_equal(after, before);
+	assert_null(strstr(after, ".thoth-ctf.tmp"));
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);       /* 11-13: the error, its errno, its file */
+	free(before);
+	free(after);
+}
+
+/* A temporary left by an export killed mid-write goes with the next one. */
+static void test_a_killed_exports_temporary_is_removed_by_the_next(void **state)
+{
+	two_process_trace_t *t = *state;
+	char ctf[128], path[256];
+	snprintf(ctf, sizeof ctf, "%s/ctf_killed", t->dir);
+	assert_int_equal(mkdir(ctf, 0700), 0);
+	snprintf(path, sizeof path, "%s/.thoth-ctf.tmp-1-0", ctf);
+	assert_int_equal(mkdir(path, 0700), 0);
+	snprintf(path, sizeof path, "%s/.thoth-ctf.tmp-1-0/metadata", ctf);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("/* CTF 1.8 */ cut", f);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(thoth_trace_export_ctf(t->collection, ctf), 0);
+	char cmd[256], *out;
+	snprintf(cmd, sizeof cmd, "ls -A '%s'", ctf);
+	assert_int_equal(run_capture(cmd, &out), 0);
+	assert_null(strstr(out, ".thoth-ctf.tmp"));
+	assert_non_null(strstr(out, "metadata"));
 }
 
 int main(void)
@@ -298,6 +413,9 @@ int main(void)
 		cmocka_unit_test(test_chrome_json_has_tracks_and_cross_process_flows),
 		cmocka_unit_test(test_chrome_json_checker_rejects_a_trace_without_flows),
 		cmocka_unit_test(test_babeltrace2_reads_the_ctf_trace),
+		cmocka_unit_test(test_a_ctf_export_replaces_an_earlier_trace_whole),
+		cmocka_unit_test(test_a_failed_ctf_export_leaves_the_earlier_trace),
+		cmocka_unit_test(test_a_killed_exports_temporary_is_removed_by_the_next),
 		cmocka_unit_test(test_ctf_clock_carries_the_realtime_offset),
 		cmocka_unit_test(test_export_to_a_missing_directory_says_which_file_and_why),
 	};

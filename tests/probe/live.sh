@@ -3,7 +3,7 @@
 # without restarting it: thothctl probe attach / list / maps / detach, a
 # rejected object refused with the verifier's reason, a missing target.
 set -u
-THOTHD=$1 THOTHCTL=$2 TARGET=$3 CORPUS=$4 ECHO=${5:-}
+THOTHD=$1 THOTHCTL=$2 TARGET=$3 CORPUS=$4 ECHO=${5:-} ECHO_CLIENT=${6:-}
 # The python3 CMake found (THOTH_PYTHON3_EXE, tests/CMakeLists.txt): not a
 # version manager's shim, which costs ~0.7 s of CPU per start.
 PYTHON3=${THOTH_PYTHON3:-python3}
@@ -101,6 +101,50 @@ if [ -n "$ECHO" ]; then
   case $out in *"no process for service 'no-such-service'"*) ;; *) fail "no service: $out" ;; esac
   ctl probe attach "$CORPUS/a01_count.o" --service probe-echo --pid "$TPID" >/dev/null 2>&1
   [ $? = 2 ] || fail "--pid with --service must be a usage error (2)"
+fi
+
+# `probe run` twice in a row on an idle service (no client: it reaches no
+# trace point, so it never takes the attach).  Each run says that nothing
+# ran and withdraws its probe; the second is not refused as Busy; and when
+# the service wakes up later, neither abandoned script attaches there.
+# The old code: the first run failed ("no maps yet", exit 1), the second
+# got "has not taken the previous probe command yet", and the first
+# script attached at the service's first request, running with nobody
+# to detach it.
+if [ -n "$ECHO" ] && [ -n "$ECHO_CLIENT" ]; then
+  "$ECHO" --runtime-dir "$RT" 2>"$RT/idle-echo.err" &
+  IPID=$!
+  pids+=($IPID)
+  for _ in $(seq 1 500); do ctl resolve echo >/dev/null 2>&1 && break; sleep 0.02; done
+  sleep 0.3     # its buffer reaches thothd by a oneway attach
+  for i in 1 2; do
+    out=$(ctl probe run 'chan_send { @n = count() }' --service echo --duration 0.3 --wait 0.3 2>&1) ||
+      fail "probe run $i on an idle service: exit $?: $out"
+    case $out in *"pid $IPID reached no trace point"*"withdrawn"*) ;; *) fail "probe run $i on an idle service: $out" ;; esac
+  done
+  json=$(ctl --json probe run 'chan_send { @n = count() }' --service echo --duration 0.3 --wait 0.3 2>&1) ||
+    fail "probe run --json on an idle service: $json"
+  echo "$json" | "$PYTHON3" -c 'import json,sys; d=json.loads(sys.stdin.read().strip().splitlines()[-1]); assert d["ran"] is False and d["maps"] == [], d' ||
+    fail "probe run --json on an idle service: $json"
+  # A plain attach left pending is withdrawn by its detach, and frees the mailbox.
+  out=$(ctl probe attach "$CORPUS/a01_count.o" --pid "$IPID" --wait 0.2 2>&1) || fail "idle attach: $out"
+  id=$(echo "$out" | sed -n 's/^probe \([0-9]*\): .*pending.*/\1/p')
+  [ -n "$id" ] || fail "idle attach not pending: $out"
+  out=$(ctl probe attach "$CORPUS/a01_count.o" --pid "$IPID" --wait 0.2 2>&1) && fail "a second command while one is pending: $out"
+  case $out in *"has not taken probe $id yet"*"probe detach $id"*) ;; *) fail "busy message: $out" ;; esac
+  ctl probe detach "$id" || fail "detach of a pending probe"
+  ctl probe list | grep -q "^$id .*withdrawn" || fail "not withdrawn: $(ctl probe list)"
+  # Wake it: its trace points now find the withdrawn commands and skip them.
+  "$ECHO_CLIENT" --runtime-dir "$RT" --rate 200 --report 60 >/dev/null 2>&1 &
+  cpid=$!
+  sleep 1
+  kill "$cpid"; wait "$cpid" 2>/dev/null
+  ctl probe list | awk -v p="$IPID" '$2 == p' >"$RT/idle.list"
+  [ "$(wc -l <"$RT/idle.list")" = 4 ] || fail "idle service's probes: $(cat "$RT/idle.list")"
+  grep -v withdrawn "$RT/idle.list" && fail "an abandoned probe attached: $(cat "$RT/idle.list")"
+  # and the mailbox takes the next command at once
+  out=$(ctl probe attach "$CORPUS/a01_count.o" --pid "$IPID" --wait 0.2 2>&1) || fail "attach after withdrawals: $out"
+  echo "ok: probe run twice on an idle service"
 fi
 
 # The target was never restarted.

@@ -33,6 +33,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -44,6 +45,7 @@
 #include "thoth/loop.h"
 #include "thoth/rpc.h"
 #include "thoth/trace.h"
+#include "daemon.thoth.h"
 #include "trace.thoth.h"
 #include "trace_internal.h"         /* thoth_trace_thread_ring: the hostile writer */
 #include "trace_layout.h"
@@ -698,7 +700,7 @@ static void test_a_sessions_drop_count_excludes_older_refusals(void **state)
  * and exits inside it (torn: its writer is gone); the thread is joined
  * before the answer.  Neither thread writes again: its raw records moved
  * the head past the writer's own count. */
-enum { BAD_CMD = 1u << 31, TEAR_CMD = 1u << 30 };
+enum { BAD_CMD = 1u << 31, TEAR_CMD = 1u << 30, FORK_TEAR_CMD = 1u << 29 };
 
 static void *hostile_thread(void *arg)
 {
@@ -727,6 +729,33 @@ static void *hostile_thread(void *arg)
 	return NULL;
 }
 
+/* FORK_TEAR_CMD: a forked child, sharing our buffer, connects to thothd
+ * itself (handing the same buffer over: thothd learns its pid holds it),
+ * claims a ring of its own (its pid in it), tears its head and is killed
+ * by SIGKILL; reaped before the answer.  0, or -1. */
+static int hostile_fork_tear(harness_t *h)
+{
+	pid_t c = fork();
+	if (c < 0)
+		return -1;
+	if (c == 0) {
+		thoth_control_t ctl;
+		thoth_daemon_Daemon_status_req_t req = { 0 };
+		thoth_daemon_Daemon_status_resp_t resp;
+		/* the round trip: the attach (a oneway before it) is handled */
+		if (harness_connect(h, &ctl) ||
+		    thoth_daemon_Daemon_status(&ctl.client, &req, &resp, NULL) ||
+		    hostile_thread((void *)(uintptr_t)TEAR_CMD))
+			_exit(1);
+		raise(SIGKILL);
+		_exit(2);
+	}
+	int status;
+	if (waitpid(c, &status, 0) != c)
+		return -1;
+	return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL ? 0 : -1;
+}
+
 static pid_t hostile_spawn(harness_t *h, live_traced_t *out)
 {
 	int go[2], done[2];
@@ -751,6 +780,12 @@ static pid_t hostile_spawn(harness_t *h, live_traced_t *out)
 		while (read(go[0], &cmd, sizeof cmd) == (ssize_t)sizeof cmd) {
 			for (int i = 0; i < 20000 && !THOTH_TRACE_IS_ON(LOOP); i++)
 				usleep(500);    /* until thothd's live collection switches it on */
+			if (cmd & FORK_TEAR_CMD) {
+				if (!THOTH_TRACE_IS_ON(LOOP) || hostile_fork_tear(h) ||
+				    write(done[1], "d", 1) != 1)
+					_exit(3);
+				continue;
+			}
 			pthread_t th;
 			void *ret;
 			if (!THOTH_TRACE_IS_ON(LOOP) ||
@@ -970,6 +1005,179 @@ static void test_torn_and_invalid_records_after_a_stops_cut_are_not_the_sessions
 	assert_int_equal(invalid, BAD_IN + BAD_LATE);
 	assert_int_equal(call.resp.events, 1);
 	assert_int_equal(call.resp.dropped, BAD_IN);
+	fixture_down(&f);
+}
+
+/* The `enabled` word of PID's trace buffer (its thoth-trace memfd, found
+ * in /proc/PID/fd): the categories thothd has switched on there. */
+static uint64_t traced_enabled(pid_t pid)
+{
+	char dir[64];
+	snprintf(dir, sizeof dir, "/proc/%d/fd", (int)pid);
+	DIR *d = opendir(dir);
+	assert_non_null(d);
+	uint64_t enabled = UINT64_MAX;
+	struct dirent *e;
+	while ((e = readdir(d)) && enabled == UINT64_MAX) {
+		char path[320], target[256];
+		snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+		ssize_t n = readlink(path, target, sizeof target - 1);
+		if (n <= 0)
+			continue;
+		target[n] = 0;
+		if (!strstr(target, "memfd:thoth-trace"))
+			continue;
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		assert_true(fd >= 0);
+		void *m = mmap(NULL, THOTH_TRACE_CONTROL_SIZE, PROT_READ, MAP_SHARED, fd, 0);
+		close(fd);
+		assert_true(m != MAP_FAILED);
+		enabled = __atomic_load_n(&((const thoth_trace_control_t *)m)->enabled, __ATOMIC_RELAXED);
+		munmap(m, THOTH_TRACE_CONTROL_SIZE);
+	}
+	closedir(d);
+	assert_true(enabled != UINT64_MAX);     /* no trace buffer found */
+	return enabled & THOTH_TRACE_ALL_CATEGORIES;
+}
+
+/*
+ * A buffer attaching while a session is stopping does not join it: the
+ * stop has switched the session's buffers off and cut them, and one joining
+ * then would be switched on after that and counted in a session already
+ * cut.  The stop is held open deterministically: a session whose owner
+ * closed its connection ends --trace-detach-ms later, its last drain held
+ * by THOTHD_TEST_DETACH_HOLD_MS on the task thread (`stopping` all along),
+ * while the loop thread takes a new traced process's buffer.  Its attach
+ * is logged before the session's end, without "joins the active session";
+ * when the session has ended the process's categories are off; the next
+ * session takes it.  With source_add's `!t->stopping` removed, the buffer
+ * joins the stopping session (logged "joins the active session": test
+ * fails; checked).
+ */
+static void test_a_buffer_attaching_while_a_session_stops_does_not_join_it(void **state)
+{
+	(void)state;
+	fixture_t f;
+	fixture_setup(&f);
+	const char *const args[] = { "--http-port", "off", "--trace-detach-ms", "100", NULL };
+	assert_int_equal(setenv("THOTHD_TEST_DETACH_HOLD_MS", "3000", 1), 0);
+	assert_true(harness_start_thothd(&f.h, args) > 0);
+	unsetenv("THOTHD_TEST_DETACH_HOLD_MS");
+	assert_int_equal(thoth_control_connect(&f.ctl, f.h.dir, 120000), 0);
+	thoth_control_t owner;
+	assert_int_equal(thoth_control_connect(&owner, f.h.dir, 120000), 0);
+	session_start(&owner, 0);
+	thoth_control_close(&owner);            /* detached: ends 100 ms later, held 3 s */
+	uint64_t deadline = now_us() + 10000000ull;
+	while (live_log_count(f.h.log, "after the connection that started it closed") < 1 &&
+	       now_us() < deadline)
+		usleep(2000);
+	assert_int_equal(live_log_count(f.h.log, "after the connection that started it closed"), 1);
+	assert_int_equal(live_traced_spawn(&f.h, 1024, &f.busy), 0);
+	char attached[96], joined[128];
+	snprintf(attached, sizeof attached, "trace buffer of pid %d (busy) attached", (int)f.busy.pid);
+	snprintf(joined, sizeof joined, "%s, joins the active session", attached);
+	deadline = now_us() + 10000000ull;
+	while (live_log_count(f.h.log, attached) < 1 && now_us() < deadline)
+		usleep(2000);
+	int stopped_at_attach = live_log_count(f.h.log, "trace session 1 stopped");
+	deadline = now_us() + 20000000ull;
+	while (live_log_count(f.h.log, "trace session 1 stopped") < 1 && now_us() < deadline)
+		usleep(5000);
+	uint64_t after_end = traced_enabled(f.busy.pid);
+	fprintf(stderr, "# attached while the session stopped: %d (want 1, before its end: %d); "
+		"joined it: %d; its categories after the end %#llx (want 0)\n",
+		live_log_count(f.h.log, attached), stopped_at_attach == 0,
+		live_log_count(f.h.log, joined), (unsigned long long)after_end);
+	assert_int_equal(live_log_count(f.h.log, attached), 1);
+	assert_int_equal(stopped_at_attach, 0);
+	assert_int_equal(live_log_count(f.h.log, "trace session 1 stopped"), 1);
+	assert_int_equal(live_log_count(f.h.log, joined), 0);
+	assert_int_equal(after_end, 0);
+	/* attached all the same: the next session switches it on */
+	session_start(&f.ctl, 0);
+	assert_int_equal(traced_enabled(f.busy.pid), THOTH_TRACE_MASK(LOOP));
+	session_stop(&f.ctl);
+	assert_int_equal(traced_enabled(f.busy.pid), 0);
+	fixture_down(&f);
+}
+
+/* One Daemon.status round trip on CTL: what CTL sent before (its trace
+ * buffer's attach, a oneway) has been handled. */
+static void round_trip(thoth_control_t *ctl)
+{
+	thoth_daemon_Daemon_status_req_t req = { 0 };
+	thoth_daemon_Daemon_status_resp_t resp;
+	assert_int_equal(thoth_daemon_Daemon_status(&ctl->client, &req, &resp, NULL), 0);
+}
+
+/*
+ * A process hands its trace buffer over on every control connection (and
+ * a forked child sharing its parent's buffer on its own): the buffer is
+ * one source, and it stays collected while any of them is open.  Here this
+ * process opens two, closes the second, and a session afterwards gets its
+ * records.  thothd kept one pointer, the last connection's: its close made
+ * the buffer "gone", a session then found nothing of it (0 events: test
+ * fails on the old code).
+ */
+static void test_a_buffer_stays_collected_while_one_of_its_connections_is_open(void **state)
+{
+	(void)state;
+	enum { N = 10 };
+	fixture_t f;
+	fixture_setup(&f);
+	const char *const args[] = { "--http-port", "off", NULL };
+	assert_true(harness_start_thothd(&f.h, args) > 0);
+	thoth_trace_config_t cfg = { .ring_count = 4, .ring_records = 64,
+				     .process_name = "twoconn" };
+	assert_int_equal(thoth_trace_init(&cfg), 0);
+	thoth_control_t second;
+	assert_int_equal(thoth_control_connect(&f.ctl, f.h.dir, 120000), 0);
+	assert_int_equal(thoth_control_connect(&second, f.h.dir, 120000), 0);
+	round_trip(&f.ctl);
+	round_trip(&second);
+	thoth_control_close(&second);
+	usleep(300000);                         /* thothd sees the close */
+	round_trip(&f.ctl);
+	thoth_trace_TraceControl_start_pid_req_t req = { .categories = THOTH_TRACE_MASK(USER),
+							  .pid = (uint32_t)getpid() };
+	thoth_trace_TraceControl_start_pid_resp_t resp;
+	int r = thoth_trace_TraceControl_start_pid(&f.ctl.client, &req, &resp, NULL);
+	for (int i = 0; i < N; i++)
+		THOTH_TRACE(USER, two_connections, i, 0);
+	thoth_trace_TraceControl_stop_resp_t st = { 0 };
+	if (r == 0)
+		st = session_stop(&f.ctl);
+	fprintf(stderr, "# one of two connections closed: the session's start %d, %llu events (want "
+		"%d)\n", r, (unsigned long long)st.events, N);
+	thoth_trace_shutdown();
+	assert_int_equal(r, 0);
+	assert_int_equal(st.events, N);
+	fixture_down(&f);
+}
+
+/*
+ * A forked child sharing its parent's trace buffer writes a ring naming
+ * its own pid; killed by SIGKILL mid-record, that ring is torn.  thothd
+ * probes only the threads of pids that proved they hold the buffer (a
+ * ring's pid is the writer's word): the child did, by handing the same
+ * buffer over on its own connection, so the dashboard counts its ring
+ * torn, once.  The code before probed the attaching process's pid only:
+ * torn 0 (test fails; checked against the thothd before).
+ */
+static void test_a_forked_child_sharing_the_buffer_is_counted_torn(void **state)
+{
+	(void)state;
+	fixture_t f;
+	fixture_up(&f, NULL, FX_PAGE);
+	hostile_spawn(&f.h, &f.busy);
+	burst(&f.busy, FORK_TEAR_CMD);
+	uint64_t torn, invalid;
+	wait_torn_invalid(f.port, f.busy.pid, 1, 0, &torn, &invalid);
+	fprintf(stderr, "# a forked child sharing the buffer killed mid-record: %llu torn (want 1), "
+		"%llu invalid (want 0)\n", (unsigned long long)torn, (unsigned long long)invalid);
+	assert_int_equal(torn, 1);
+	assert_int_equal(invalid, 0);
 	fixture_down(&f);
 }
 
@@ -1503,6 +1711,9 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_an_attach_at_the_limit_finishes_gone_processes),
 		cmocka_unit_test(test_busy_lock_rings_are_polled_off_the_loop_thread),
 		cmocka_unit_test(test_a_collections_first_lock_poll_is_made_off_the_loop_thread),
+		cmocka_unit_test(test_a_buffer_attaching_while_a_session_stops_does_not_join_it),
+		cmocka_unit_test(test_a_buffer_stays_collected_while_one_of_its_connections_is_open),
+		cmocka_unit_test(test_a_forked_child_sharing_the_buffer_is_counted_torn),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

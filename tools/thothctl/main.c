@@ -20,13 +20,17 @@
  * Exit status: 0 done, 1 failed (thothd not running, name not found, ...),
  * 2 bad arguments.  Errors are one line on stderr.
  */
+#define _GNU_SOURCE
 #include <ctype.h>
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "daemon.thoth.h"
 #include "registry.thoth.h"
@@ -644,11 +648,108 @@ static int global_option(int argc, char **argv, int *i, thothctl_opts_t *opts, b
 	return 1;
 }
 
+/* --help and --version answer in the output asked for: under --json one
+ * object (the usage as one string), as every command's output is; text
+ * on stdout broke a script reading `thothctl --json --version` as JSON. */
+static int help_or_version(bool help, bool as_json)
+{
+	if (!as_json) {
+		if (help)
+			usage(stdout);
+		else
+			printf("thothctl %s\n", THOTH_VERSION_STRING);
+		return 0;
+	}
+	printf("{\"tool\":\"thothctl\",\"version\":");
+	thothctl_json_str(THOTH_VERSION_STRING, strlen(THOTH_VERSION_STRING));
+	if (help) {
+		char *text = NULL;
+		size_t len = 0;
+		FILE *f = open_memstream(&text, &len);
+		if (!f) {
+			fprintf(stderr, "thothctl: out of memory\n");
+			return 1;
+		}
+		usage(f);
+		fclose(f);
+		printf(",\"usage\":");
+		thothctl_json_str(text, len);
+		free(text);
+	}
+	printf("}\n");
+	return 0;
+}
+
+/* -h or --help among a command's arguments (before "--"). */
+static bool asks_help(int argc, char **argv)
+{
+	for (int k = 1; k < argc && strcmp(argv[k], "--") != 0; k++)
+		if (strcmp(argv[k], "-h") == 0 || strcmp(argv[k], "--help") == 0)
+			return true;
+	return false;
+}
+
+/*
+ * `thothctl --json COMMAND --help`: the command's usage as one JSON object,
+ * {"tool","version","command","usage"}, as for `--json --help`.  Each
+ * command prints its own text; it is caught here (stdout on a memfd while
+ * it runs) rather than taught JSON in a dozen places.  A command that
+ * fails (exit status not 0) passes through unwrapped: its error is on
+ * stderr, and whatever it printed is given as it was.
+ */
+static int help_as_json(const struct thothctl_command *cmd, int argc, char **argv,
+			const thothctl_opts_t *opts)
+{
+	thothctl_opts_t text = *opts;
+	text.json = false;
+	fflush(stdout);
+	int mem = memfd_create("thothctl-help", MFD_CLOEXEC), saved = dup(STDOUT_FILENO);
+	if (mem < 0 || saved < 0 || dup2(mem, STDOUT_FILENO) < 0) {
+		fprintf(stderr, "thothctl: %s --help under --json: %s\n", cmd->name, strerror(errno));
+		if (mem >= 0)
+			close(mem);
+		if (saved >= 0)
+			close(saved);
+		return 1;
+	}
+	json = false;
+	int r = cmd->fn(argc, argv, &text);
+	json = opts->json;
+	fflush(stdout);
+	dup2(saved, STDOUT_FILENO);
+	close(saved);
+	off_t len = lseek(mem, 0, SEEK_END);
+	char *buf = len >= 0 ? malloc((size_t)len + 1) : NULL;
+	if (!buf || pread(mem, buf, (size_t)len, 0) != len) {
+		fprintf(stderr, "thothctl: %s --help under --json: cannot read its usage back\n",
+			cmd->name);
+		free(buf);
+		close(mem);
+		return 1;
+	}
+	close(mem);
+	if (r == 0) {
+		printf("{\"tool\":\"thothctl\",\"version\":");
+		thothctl_json_str(THOTH_VERSION_STRING, strlen(THOTH_VERSION_STRING));
+		printf(",\"command\":");
+		thothctl_json_str(cmd->name, strlen(cmd->name));
+		printf(",\"usage\":");
+		thothctl_json_str(buf, (size_t)len);
+		printf("}\n");
+	} else {
+		fwrite(buf, 1, (size_t)len, stdout);
+	}
+	free(buf);
+	return r;
+}
+
 int main(int argc, char **argv)
 {
 	thothctl_opts_t opts = { NULL, false };
 	int i = 1;
-	/* Global options before the command. */
+	bool help = false, version = false;
+	/* Global options before the command; --help and --version answer once
+	 * all are read (`--version --json` is as `--json --version`). */
 	for (; i < argc && argv[i][0] == '-'; i++) {
 		int g = global_option(argc, argv, &i, &opts, true);
 		if (g < 0)
@@ -656,15 +757,17 @@ int main(int argc, char **argv)
 		if (g)
 			continue;
 		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-			usage(stdout);
-			return 0;
+			help = true;
+			continue;
 		}
 		if (strcmp(argv[i], "--version") == 0) {
-			printf("thothctl %s\n", THOTH_VERSION_STRING);
-			return 0;
+			version = true;
+			continue;
 		}
 		return usage_error("unknown option", argv[i]);
 	}
+	if (help || version)
+		return help_or_version(help, opts.json);
 	if (i >= argc)
 		return usage_error("no command given", NULL);
 	const struct thothctl_command *cmd = NULL;
@@ -699,7 +802,8 @@ int main(int argc, char **argv)
 	}
 	cargv[cargc] = NULL;
 	json = opts.json;
-	int r = cmd->fn(cargc, cargv, &opts);
+	int r = opts.json && asks_help(cargc, cargv) ? help_as_json(cmd, cargc, cargv, &opts)
+						    : cmd->fn(cargc, cargv, &opts);
 	free(cargv);
 	return r;
 }

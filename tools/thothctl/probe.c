@@ -628,6 +628,60 @@ static void run_on_signal(int sig)
 	run_stop = 1;
 }
 
+/*
+ * The end of a run whose probe its process never took: it reached no trace
+ * point (an idle service), so nothing ran and there are no maps.  The
+ * attach is withdrawn (else it blocked the next command to that process:
+ * a second `probe run` got "has not taken the previous probe command yet",
+ * and the abandoned script attached at the process's next trace point, to
+ * run there with nobody to detach it) and the run says so: -1 after
+ * printing, 1 after an error, 0 when the probe was taken after all (the
+ * caller prints its maps).  A process taking it at this very moment makes
+ * thothd answer Busy for an instant: asked again.
+ */
+static int run_withdraw_untaken(uint64_t id, double duration, const thothctl_opts_t *opts)
+{
+	session_t s;
+	if (session_open(&s, opts))
+		return 1;
+	int status = 0;
+	for (int tries = 0; tries < 100; tries++) {
+		thoth_probe_ProbeControl_list_resp_t l;
+		if (list_probes(&s, &l)) {
+			status = 1;
+			break;
+		}
+		const thoth_probe_ProbeInfo_t *p = find_probe(&l, id);
+		if (!p || strncmp(p->state.ptr, "pending", 7) != 0)
+			break;          /* taken (or gone): the maps say what it saw */
+		uint32_t pid = p->pid;
+		thoth_probe_ProbeControl_detach_req_t req = { .id = id };
+		thoth_probe_ProbeControl_detach_resp_t resp;
+		int r = thoth_probe_ProbeControl_detach(&s.ctl.client, &req, &resp, &s.arena);
+		bool busy = r == THOTH_E_REMOTE && s.ctl.client.remote_code == THOTH_PROBE_ERR_BUSY &&
+			    strstr(s.ctl.client.remote_message, "right now");
+		if (r && !busy) {
+			status = thothctl_call_failed(&s.ctl, "probe run: withdraw", r);
+			thoth_client_release(&s.ctl.client);
+			break;
+		}
+		thoth_client_release(&s.ctl.client);
+		if (busy) {
+			usleep(10000);
+			continue;
+		}
+		if (opts->json)
+			printf("{\"id\":%" PRIu64 ",\"pid\":%u,\"ran\":false,\"maps\":[]}\n", id, pid);
+		else
+			printf("probe %" PRIu64 ": pid %u reached no trace point in %g s (idle?): the "
+			       "probe never ran and was withdrawn\n", id, pid, duration);
+		status = -1;
+		break;
+	}
+	session_close(&s);
+	return status;
+}
+
 static int probe_run(int argc, char **argv, const thothctl_opts_t *opts)
 {
 	const char *script = NULL, *service = NULL, *emit = NULL;
@@ -713,21 +767,30 @@ static int probe_run(int argc, char **argv, const thothctl_opts_t *opts)
 	}
 	signal(SIGINT, SIG_DFL);
 	signal(SIGTERM, SIG_DFL);
+	int never = run_withdraw_untaken(ids[0], duration, opts);
+	if (never != 0)
+		return never < 0 ? 0 : never;
 	char idstr[32];
 	snprintf(idstr, sizeof idstr, "%" PRIu64, ids[0]);
 	char *margv[] = { "maps", idstr, NULL };
 	int status = probe_maps(2, margv, opts);
-	/* detach quietly: the maps were the output */
+	/* detach quietly: the maps were the output; a failure is said */
 	session_t s;
 	if (session_open(&s, opts) == 0) {
 		for (uint32_t i = 0; i < n; i++) {
 			thoth_probe_ProbeControl_detach_req_t req = { .id = ids[i] };
 			thoth_probe_ProbeControl_detach_resp_t resp;
-			if (thoth_probe_ProbeControl_detach(&s.ctl.client, &req, &resp, &s.arena))
-				status = 1;
+			int dr = thoth_probe_ProbeControl_detach(&s.ctl.client, &req, &resp, &s.arena);
+			if (dr) {
+				char what[64];
+				snprintf(what, sizeof what, "probe run: detach %" PRIu64, ids[i]);
+				status = thothctl_call_failed(&s.ctl, what, dr);
+			}
 			thoth_client_release(&s.ctl.client);
 		}
 		session_close(&s);
+	} else {
+		status = 1;
 	}
 	return status;
 }

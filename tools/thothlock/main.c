@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lockprof_report.h"
@@ -111,8 +112,20 @@ static int set_preload(const char *lib)
 	return rc;
 }
 
-/* Report every table the run left in `dir`, then remove the directory. */
-static int report(const char *dir, FILE *out, const thothlock_report_opts_t *opts)
+static uint64_t monotonic_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Report every table the run left in `dir`, then remove the directory.
+ * CHILD ended with WSTATUS at REAPED_NS: its table, if its exit path never
+ * ran, is reported killed by that signal; every other process's (a forked
+ * one) by what /proc says of it now (running, or died without its exit
+ * path).  Both were reported "running", a SIGKILL's victims too. */
+static int report(const char *dir, FILE *out, const thothlock_report_opts_t *opts, pid_t child,
+		  int wstatus, uint64_t reaped_ns)
 {
 	int status = 0;
 	thothlock_table_t *tables[256];
@@ -142,6 +155,10 @@ static int report(const char *dir, FILE *out, const thothlock_report_opts_t *opt
 		}
 		snprintf(path, sizeof path, "%s/%.*s.maps", dir, (int)(l - 6), e->d_name);
 		(void)thothlock_table_set_maps_file(t, path);   /* none: raw addresses */
+		if (thothlock_table_pid(t) == child)
+			thothlock_table_set_reaped(t, wstatus, reaped_ns);
+		else
+			thothlock_table_check_alive(t);
 		tables[n++] = t;
 	}
 	closedir(d);
@@ -314,6 +331,7 @@ int main(int argc, char **argv)
 			break;
 		}
 	}
+	uint64_t reaped_ns = monotonic_ns();
 	int code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus)
 	           : WIFSIGNALED(wstatus) ? 128 + WTERMSIG(wstatus) : 1;
 	int exec_errno = 0;
@@ -327,7 +345,7 @@ int main(int argc, char **argv)
 			fclose(out);
 		return 127;
 	}
-	int rc = report(dir, out, &opts);
+	int rc = report(dir, out, &opts, pid, wstatus, reaped_ns);
 	if (out != stderr && fclose(out) != 0) {
 		fprintf(stderr, "thothlock: %s: %s\n", output, strerror(errno));
 		rc = 1;

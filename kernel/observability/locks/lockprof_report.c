@@ -21,9 +21,12 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lockprof_layout.h"
+#include "procstat.h"
 #include "thoth/error.h"
 
 typedef struct frame frame_t;
@@ -91,6 +94,12 @@ struct thothlock_table {
 	 * here from their per-thread entries, with their pc's stack. */
 	thothlock_site_t *extra;
 	size_t extra_count;
+	/* thothlock_table_set_killed / _check_alive: the process ended without
+	 * its exit path (killed); the signal (0: unknown) and when (0: unknown). */
+	bool killed;
+	int signal;
+	int status;                        /* exited by _exit with it; -1: no */
+	uint64_t reaped_ns;
 };
 
 /* Whether the file page holding *p was ever written (a hole reads as
@@ -656,6 +665,61 @@ int thothlock_table_pid(const thothlock_table_t *t)
 bool thothlock_table_exited(const thothlock_table_t *t)
 {
 	return t->hdr->exited != 0;
+}
+
+static void set_ended(thothlock_table_t *t, int signal, int status, uint64_t reaped_ns)
+{
+	if (t->hdr->exited)
+		return;         /* it ran its exit path: ended normally, its end_ns says when */
+	t->killed = true;
+	t->signal = signal;
+	t->status = status;
+	t->reaped_ns = reaped_ns;
+}
+
+void thothlock_table_set_reaped(thothlock_table_t *t, int wait_status, uint64_t reaped_ns)
+{
+	if (WIFSIGNALED(wait_status))
+		set_ended(t, WTERMSIG(wait_status), -1, reaped_ns);
+	else if (WIFEXITED(wait_status))
+		set_ended(t, 0, WEXITSTATUS(wait_status), reaped_ns);
+	else
+		set_ended(t, 0, -1, reaped_ns);
+}
+
+static uint64_t clock_ns(clockid_t id)
+{
+	struct timespec ts;
+	clock_gettime(id, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void thothlock_table_check_alive(thothlock_table_t *t)
+{
+	const thothlock_header_t *h = t->hdr;
+	if (h->exited || t->killed || h->pid <= 0)
+		return;
+	char path[64], buf[1024];
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)h->pid);
+	const char *state = thoth__proc_stat_field(path, 3, buf, sizeof buf);
+	bool alive = state && *state != 'Z' && *state != 'X';
+	if (alive) {
+		/* Field 22, clock ticks since boot (CLOCK_BOOTTIME): the process
+		 * started before its table did (start_ns, CLOCK_MONOTONIC at the
+		 * library's start-up, moved to boot time with today's offset, which
+		 * only grows), else the pid was reused by a later process. */
+		const char *f = thoth__proc_stat_field(path, 22, buf, sizeof buf);
+		long hz = sysconf(_SC_CLK_TCK);
+		uint64_t mono = clock_ns(CLOCK_MONOTONIC);      /* first: boot time >= it */
+		uint64_t boot = clock_ns(CLOCK_BOOTTIME);
+		uint64_t offset = boot > mono ? boot - mono : 0;
+		if (!f || hz <= 0)
+			alive = false;
+		else if (strtoull(f, NULL, 10) * (1000000000ull / (uint64_t)hz) > h->start_ns + offset)
+			alive = false;
+	}
+	if (!alive)
+		set_ended(t, 0, -1, 0);
 }
 
 static char *debuginfo_path;
@@ -1569,9 +1633,17 @@ int thothlock_report_write(FILE *o, thothlock_table_t *const *tables, size_t n,
 			char prog[sizeof h->program + 1];
 			memcpy(prog, h->program, sizeof h->program);
 			prog[sizeof h->program] = 0;
-			uint64_t end = h->end_ns ? h->end_ns : h->start_ns;
+			const thothlock_table_t *tb = tables[i];
+			uint64_t end = h->end_ns ? h->end_ns
+				       : tb->killed && tb->reaped_ns ? tb->reaped_ns : h->start_ns;
 			fprintf(o, "%s{\"pid\":%d,\"program\":", i ? "," : "", h->pid);
 			json_str(o, prog);
+			fprintf(o, ",\"state\":\"%s\"", h->exited || (tb->killed && tb->status >= 0)
+							       ? "exited" : tb->killed ? "killed" : "running");
+			if (tb->killed && tb->signal)
+				fprintf(o, ",\"signal\":%d", tb->signal);
+			if (tb->killed && tb->status >= 0)
+				fprintf(o, ",\"status\":%d,\"exit_path\":false", tb->status);
 			fprintf(o, ",\"mode\":\"%s\",\"exited\":%s,\"duration_ns\":%" PRIu64
 			        ",\"losses\":{\"lock_table_full\":%" PRIu64 ",\"site_table_full\":%" PRIu64
 			        ",\"held_overflow\":%" PRIu64 ",\"thread_overflow\":%" PRIu64
@@ -1581,7 +1653,8 @@ int thothlock_report_write(FILE *o, thothlock_table_t *const *tables, size_t n,
 			        "\"owner_site\":\"%s\",\"hold_sample\":%u,"
 			        "\"clock\":\"%s\",\"tsc_hz\":%" PRIu64 "}",
 			        h->mode == THOTHLOCK_MODE_ALL ? "all" : "contention",
-			        h->exited ? "true" : "false", end > h->start_ns ? end - h->start_ns : 0,
+			        h->exited || tb->killed ? "true" : "false",
+			        end > h->start_ns ? end - h->start_ns : 0,
 			        h->lock_table_full, h->site_table_full, h->held_overflow,
 			        h->thread_overflow, h->cond_waits,
 			        h->flags & THOTHLOCK_FLAG_INLINE_TRYLOCK ? "inline" : "glibc",
@@ -1606,17 +1679,35 @@ int thothlock_report_write(FILE *o, thothlock_table_t *const *tables, size_t n,
 			char prog[sizeof h->program + 1], dur[32];
 			memcpy(prog, h->program, sizeof h->program);
 			prog[sizeof h->program] = 0;
-			uint64_t end = h->end_ns ? h->end_ns : h->start_ns;
+			const thothlock_table_t *tb = tables[i];
+			uint64_t end = h->end_ns ? h->end_ns
+				       : tb->killed && tb->reaped_ns ? tb->reaped_ns : h->start_ns;
 			fmt_ns(end > h->start_ns ? end - h->start_ns : 0, dur, sizeof dur);
+			char fate[128];
+			if (h->exited)
+				snprintf(fate, sizeof fate, "ran %s", dur);
+			else if (tb->killed && tb->signal)
+				snprintf(fate, sizeof fate, "killed by signal %d (SIG%s)%s%s", tb->signal,
+					 sigabbrev_np(tb->signal) ? sigabbrev_np(tb->signal) : "?",
+					 tb->reaped_ns ? " after " : "", tb->reaped_ns ? dur : "");
+			else if (tb->killed && tb->status >= 0)
+				snprintf(fate, sizeof fate, "exited with status %d%s%s without its exit "
+					 "path (_exit)", tb->status, tb->reaped_ns ? " after " : "",
+					 tb->reaped_ns ? dur : "");
+			else if (tb->killed)
+				snprintf(fate, sizeof fate, "died without running its exit path (killed "
+					 "or crashed)");
+			else
+				snprintf(fate, sizeof fate, "running");
 			char sampled[192] = "";
 			if (holds_sampled(tables[i]))
 				snprintf(sampled, sizeof sampled, " (holds sampled: 1 in %u timed)",
 				         h->hold_sample);
 			else
 				sampling_words(h, sampled, sizeof sampled, true);
-			fprintf(o, "thothlock: pid %d (%s), %s mode%s, %s%s\n", h->pid, prog,
+			fprintf(o, "thothlock: pid %d (%s), %s mode%s, %s\n", h->pid, prog,
 			        h->mode == THOTHLOCK_MODE_ALL ? "all-acquisitions" : "contention-only",
-			        sampled, h->exited ? "ran " : "running", h->exited ? dur : "");
+			        sampled, fate);
 			if (h->lock_table_full || h->site_table_full || h->held_overflow || h->thread_overflow)
 				fprintf(o, "  losses: lock table full %" PRIu64 ", site table full %" PRIu64
 				        ", held depth overflow %" PRIu64 ", thread slots full %" PRIu64 "\n",

@@ -23,6 +23,22 @@ void thothlock_table_free(thothlock_table_t *table);
 int thothlock_table_pid(const thothlock_table_t *table);
 bool thothlock_table_exited(const thothlock_table_t *table);
 
+/*
+ * What became of the table's process, for a report made after the fact
+ * (thothlock): a table whose exit path never ran (killed by SIGKILL,
+ * crashed, or still running) said "running" whatever the truth.
+ *   set_reaped: the caller reaped it (thothlock's own child): its wait
+ *     status (killed by a signal, or exited by _exit without the exit
+ *     path) and CLOCK_MONOTONIC when it was reaped (0: unknown).
+ *   check_alive: /proc says: the pid alive and the same process (started
+ *     no later than the table, so not a reused pid), not a zombie, is
+ *     still running; otherwise the process died without its exit path.
+ * Neither called (thothd's live reports, whose tables are of processes
+ * mapping them now): a table not marked exited is reported running.
+ */
+void thothlock_table_set_reaped(thothlock_table_t *table, int wait_status, uint64_t reaped_ns);
+void thothlock_table_check_alive(thothlock_table_t *table);
+
 /* How addresses become names: a saved /proc/PID/maps copy (the process is
  * gone) or a live pid's own maps.  Neither: raw addresses. */
 int thothlock_table_set_maps_file(thothlock_table_t *table, const char *maps_path);

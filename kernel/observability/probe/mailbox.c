@@ -206,6 +206,18 @@ static void do_detach(thoth_trace_probe_mailbox_t *mb, uint64_t seq, uint64_t id
 	ack(mb, seq, THOTH_E_NOT_FOUND, -1, "no such probe in this process");
 }
 
+/* Command SEQ ours to act on, unless thothd withdrew it first (claimed it
+ * and acknowledged it itself: trace_layout.h).  Exactly one side wins. */
+static bool claim(thoth_trace_probe_mailbox_t *mb, uint64_t seq)
+{
+	uint64_t c = __atomic_load_n(&mb->claim_seq, __ATOMIC_ACQUIRE);
+	while (c < seq)
+		if (__atomic_compare_exchange_n(&mb->claim_seq, &c, seq, false, __ATOMIC_ACQ_REL,
+						__ATOMIC_ACQUIRE))
+			return true;
+	return false;
+}
+
 void thoth__probe_poll(void)
 {
 	thoth_trace_probe_mailbox_t *mb = mailbox();
@@ -220,7 +232,12 @@ void thoth__probe_poll(void)
 		int32_t fd = mb->object_fd;
 		uint64_t id = mb->probe_id;
 		__atomic_store_n(&taken_seq, seq, __ATOMIC_RELAXED);
-		if (cmd == THOTH_TRACE_PROBE_CMD_ATTACH)
+		/* Claimed after the copy: a command thothd withdrew may have been
+		 * replaced by its next one while we copied; then the claim fails
+		 * and the copy is dropped (the next poll takes the new one). */
+		if (!claim(mb, seq)) {
+			/* withdrawn: thothd claimed it and acknowledged it */
+		} else if (cmd == THOTH_TRACE_PROBE_CMD_ATTACH)
 			do_attach(mb, seq, from, fd, len, id);
 		else if (cmd == THOTH_TRACE_PROBE_CMD_DETACH)
 			do_detach(mb, seq, id);

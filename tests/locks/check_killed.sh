@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# test_locks_killed THOTHLOCK: a program killed with -9 (no exit path, no
+# end time in its table) is reported killed, not "running"; so is a forked
+# process killed before the report, while one still alive is running.
+set -uo pipefail
+THOTHLOCK=$1
+T=$(mktemp -d /tmp/thoth-locks-killed-XXXXXX)
+alive=
+cleanup() { [ -n "$alive" ] && kill -9 "$alive" 2>/dev/null; rm -rf "$T"; }
+trap cleanup EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+
+# thothlock's own child, SIGKILLed: exit 137 and "killed by signal 9"
+"$THOTHLOCK" --output "$T/text" -- bash -c 'kill -9 $$'
+rc=$?
+[ $rc = 137 ] || fail "exit $rc, want 137 (128 + SIGKILL)"
+grep -q "killed by signal 9 (SIGKILL)" "$T/text" || fail "text report: $(cat "$T/text")"
+grep -q "running" "$T/text" && fail "a killed program reported running: $(cat "$T/text")"
+echo "ok: thothlock's child killed by SIGKILL"
+
+# a forked process SIGKILLed (reaped by its parent, which then exits
+# normally) and another still running when the report is made (the parent
+# waits for its table: the sleep's, after its exec)
+"$THOTHLOCK" --json --output "$T/json" -- bash -c \
+  'bash -c "kill -9 \$\$"; sleep 300 & echo $! >'"$T/alive"'
+   for i in $(seq 500); do [ -e "$THOTHLOCK_DIR/$!.table" ] && [ "$(readlink /proc/$!/exe)" != "$BASH" ] && break; sleep 0.01; done
+   sleep 0.2; exit 0'
+rc=$?
+[ $rc = 0 ] || fail "exit $rc, want 0"
+alive=$(cat "$T/alive")
+jq -e . "$T/json" >/dev/null || fail "not JSON: $(cat "$T/json")"
+states() { jq -c '[.processes[] | {pid, program, state, exited}]' "$T/json"; }
+# (the script's own helpers, seq and readlink, exited too)
+[ "$(jq -r '[.processes[] | select(.state == "killed")] | length' "$T/json")" = 1 ] ||
+  fail "not one killed process: $(states)"
+[ "$(jq -r '[.processes[] | select(.state == "killed" and .exited and .program == "bash")] | length' "$T/json")" = 1 ] ||
+  fail "the killed child not killed: $(states)"
+[ "$(jq -r '[.processes[] | select(.state == "running")] | map(.pid) | @text' "$T/json")" = "[$alive]" ] ||
+  fail "the live child ($alive) not the one running: $(states)"
+[ "$(jq -r '[.processes[] | select(.state == "running" and .exited)] | length' "$T/json")" = 0 ] ||
+  fail "a running process said exited: $(states)"
+[ "$(jq -r '[.processes[] | select(.state == "exited" and (.exited | not))] | length' "$T/json")" = 0 ] ||
+  fail "an exited process said not exited: $(states)"
+echo "ok: a forked process killed by SIGKILL is killed, a live one running"
