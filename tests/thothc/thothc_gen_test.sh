@@ -170,9 +170,37 @@ struct Mine {
   1: u8 v;
 }
 T
-refused myregistry "myregistry.tidl: error: package 'thoth.registry' is the system's (idl/registry.tidl)"
+refused myregistry "myregistry.tidl:1:1: error: package 'thoth.registry' is the system's (idl/registry.tidl), but this file is not that schema"
 "$thothc" gen --lang c --c-prefix mine_ -o "$tmp/gen-myregistry" "$tmp/myregistry.tidl" ||
 	{ echo "FAIL: thoth.registry with --c-prefix refused"; failures=$((failures + 1)); }
+# What makes a system package the system's is its schema, not its file's
+# name: a user's own registry.tidl declaring thoth.registry passed (its
+# C names are libthoth's, with other meanings), and the system's own
+# schema copied under another name was refused.
+mkdir -p "$tmp/mine" "$tmp/copy"
+cp "$tmp/myregistry.tidl" "$tmp/mine/registry.tidl"
+out=$("$thothc" gen --lang c -o "$tmp/mine/gen" "$tmp/mine/registry.tidl" 2>&1)
+got=$?
+if [ $got != 2 ] || [ -e "$tmp/mine/gen/registry.thoth.h" ] ||
+   ! printf '%s\n' "$out" | grep -qF "mine/registry.tidl:1:1: error: package 'thoth.registry' is the system's (idl/registry.tidl), but this file is not that schema"; then
+	echo "FAIL: a user's registry.tidl declaring thoth.registry: exit $got, want 2 and the reason"
+	echo "$out"; failures=$((failures + 1))
+else
+	echo "ok: a user's registry.tidl declaring thoth.registry refused"
+fi
+idl=$(dirname "$inc")/idl
+cp "$idl/registry.tidl" "$tmp/copy/my_registry.tidl"
+cp "$idl/common.tidl" "$tmp/copy/common.tidl"
+if ! out=$("$thothc" gen --lang c -o "$tmp/copy/gen" "$tmp/copy/my_registry.tidl" "$tmp/copy/common.tidl" 2>&1); then
+	echo "FAIL: the system's registry.tidl under another name refused"; echo "$out"
+	failures=$((failures + 1))
+elif ! out=$("$cc" -std=gnu11 -Wall -Wextra -Werror -c -I"$inc" -I"$tmp/copy/gen" \
+		"$tmp/copy/gen/my_registry.thoth.c" -o "$tmp/copy/r.o" 2>&1); then
+	echo "FAIL: the system's registry.tidl under another name does not compile"; echo "$out" | head
+	failures=$((failures + 1))
+else
+	echo "ok: the system's registry.tidl under another name generates"
+fi
 
 # Two files whose headers have one name (a.tidl, sub/a.tidl: a.thoth.h):
 # the importer's header included one of them twice and did not compile,

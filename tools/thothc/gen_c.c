@@ -2018,6 +2018,62 @@ void thothc_gen_out_free(thothc_gen_out_t *out)
 	*out = (thothc_gen_out_t){ 0 };
 }
 
+/* The schema hash of system schema SYS as this thothc was built with it
+ * (idl/, embedded whole: libthoth_names.cmake), its imports the other
+ * system schemas; 0 if it does not load (it always does: the build
+ * generated libthoth from it). */
+static uint64_t system_hash(const thothc_system_schema_t *sys)
+{
+	static uint64_t memo[64];       /* per schema, +1 (0: not yet) */
+	size_t at = (size_t)(sys - thothc_system_schemas);
+	if (at < 64 && memo[at])
+		return memo[at] - 1;
+	tidl_program_t *p = tidl_program_new();
+	if (!p)
+		abort();
+	for (const thothc_system_schema_t *s = thothc_system_schemas; s->package; s++)
+		tidl_program_add_memory_file(p, s->file, (const char *)s->text, s->len);
+	tidl_file_t *f = NULL;
+	uint64_t h = 0;
+	if (tidl_program_load_buffer(p, sys->file, (const char *)sys->text, sys->len, &f) == 0 && f)
+		h = schema_hash(f);
+	tidl_program_free(p);
+	if (at < 64)
+		memo[at] = h + 1;
+	return h;
+}
+
+/*
+ * A file declaring a system package (idl/: thoth.registry, ...) is the
+ * system's schema only if it is that schema: the same schema hash (every
+ * declaration of it and of its imports), whatever the file is called or
+ * where it is (the installed share/thoth/idl/registry.tidl, a copy).  Its
+ * C is then libthoth's own.  Any other file declaring that package would
+ * make C names (thoth_registry_*) that libthoth holds with other meanings:
+ * refused, at its package line.  The file's name proved nothing: a user's
+ * own registry.tidl declaring thoth.registry passed, a copy of the
+ * system's under another name was refused.
+ */
+static int check_system_package(const tidl_file_t *file, uint64_t hash, const char *prefix, FILE *err)
+{
+	for (const thothc_system_schema_t *sys = thothc_system_schemas; sys->package; sys++) {
+		if (strcmp(sys->package, file->package) != 0)
+			continue;
+		uint64_t want = system_hash(sys);
+		if (want == hash)
+			return 0;
+		if (err)
+			fprintf(err, "%s:%u:%u: error: package '%s' is the system's (idl/%s), but this "
+				     "file is not that schema (schema hash 0x%016llx, the system's "
+				     "0x%016llx): its C names (%s*) are libthoth's; name the package "
+				     "otherwise (or give --c-prefix)\n",
+				file->path, file->package_loc.line, file->package_loc.col, file->package, sys->file, (unsigned long long)hash,
+				(unsigned long long)want, prefix);
+		return 1;
+	}
+	return 0;
+}
+
 /* To OUTDIR's two files, or (OUTDIR NULL) into MEM. */
 static int gen_c(const tidl_file_t *file, const char *outdir, FILE *err, thothc_gen_out_t *mem)
 {
@@ -2029,19 +2085,6 @@ static int gen_c(const tidl_file_t *file, const char *outdir, FILE *err, thothc_
 	g.prefix = prefix;
 	g.up = up;
 	g.base = base;
-	/* A system package (idl/) in another file than the system's: its C
-	 * (thoth_registry_*) is in libthoth already, a second one links or
-	 * includes twice.  Not for the fuzzer's memory output, which links
-	 * nothing and names its files main.tidl, a.tidl, ... */
-	for (const thothc_libname_t *sp = thothc_system_packages; sp->name && !mem; sp++) {
-		if (strcmp(sp->name, file->package) != 0 || (override_file == file && override_prefix) ||
-		    strcmp(sp->where, basename_of(file->path)) == 0)
-			continue;
-		fprintf(err, "%s: error: package '%s' is the system's (idl/%s), whose C names (%s*) "
-			     "libthoth holds; name the package otherwise (or give --c-prefix)\n",
-			file->path, file->package, sp->where, prefix);
-		return THOTHC_GEN_REFUSED;
-	}
 	if (check_header_names(file, err))
 		return THOTHC_GEN_REFUSED;
 	canon_memo_t *memo = NULL;
@@ -2057,6 +2100,8 @@ static int gen_c(const tidl_file_t *file, const char *outdir, FILE *err, thothc_
 		return THOTHC_GEN_REFUSED;
 	}
 	uint64_t hash = schema_hash(file);
+	if (!(override_file == file && override_prefix) && check_system_package(file, hash, prefix, err))
+		return THOTHC_GEN_REFUSED;
 
 	/* Records: every struct, then every method's request and response. */
 	size_t n_recs = 0, n_structs = 0;
