@@ -115,10 +115,19 @@ static const char *upper(const char *s)
 	return out;
 }
 
+static int cmp_cstr(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 /* Keywords cannot be member names: append an underscore.  C11's and
  * C23's (a C23 compiler refuses a field called `constexpr` or `nullptr`),
  * and the macros GNU dialects predefine to 1 (gcc and clang -std=gnu11, the
- * project's dialect and gcc's default: a member `linux` was `1`). */
+ * project's dialect and gcc's default: a member `linux` was `1`), names
+ * reserved to the implementation (`__STDC__`, `__func__`, `_Bool`), and the
+ * C library's object-like macros (libc_macros.c: `errno`, `stdin`, `EOF`,
+ * `SIZE_MAX`, glibc's `st_mtime`; a member so named did not compile in a
+ * program that included the macro's header first). */
 static const char *cid(const char *name)
 {
 	static const char *const kw[] = {
@@ -136,17 +145,23 @@ static const char *cid(const char *name)
 		/* GNU dialects' predefined macros (Linux; i386 on 32-bit x86) */
 		"linux", "unix", "i386",
 	};
-	for (size_t i = 0; i < sizeof kw / sizeof kw[0]; i++) {
-		if (strcmp(kw[i], name) == 0) {
-			char *out = tmpname();
-			snprintf(out, CNAME_MAX, "%s_", name);
-			return out;
-		}
+	/* the implementation's own names (__STDC__, __func__, __x86_64__,
+	 * _Bool): reserved in C, many predefined */
+	bool hit = name[0] == '_' && (name[1] == '_' || (name[1] >= 'A' && name[1] <= 'Z'));
+	hit = hit || bsearch(&name, thothc_libc_macros, thothc_n_libc_macros, sizeof *thothc_libc_macros,
+			   cmp_cstr) != NULL;
+	for (size_t i = 0; i < sizeof kw / sizeof kw[0] && !hit; i++)
+		hit = strcmp(kw[i], name) == 0;
+	if (hit) {
+		char *out = tmpname();
+		snprintf(out, CNAME_MAX, "%s_", name);
+		return out;
 	}
 	return name;
 }
 
-/* C++20's keywords and alternative tokens, which C allows as names.  The
+/* C++20's keywords and alternative tokens (and the header's own types),
+ * which C allows as names.  The
  * generated header is included from C++ (extern "C", docs/INSTALL.md),
  * where a member called `class`, `new`, `delete` or `or` does not compile;
  * so the header declares such a member NAME_ under __cplusplus and NAME
@@ -163,6 +178,11 @@ static bool cxx_keyword(const char *name)
 		"operator", "or", "or_eq", "private", "protected", "public", "reinterpret_cast",
 		"requires", "static_cast", "template", "this", "throw", "try", "typeid",
 		"typename", "using", "virtual", "wchar_t", "xor", "xor_eq",
+		/* the types the header's members use: in a C++ class a member
+		 * `uint32_t` changes what the next `uint32_t x;` means (an
+		 * error); C keeps members and typedefs apart */
+		"int8_t", "int16_t", "int32_t", "int64_t", "uint8_t", "uint16_t", "uint32_t",
+		"uint64_t", "size_t", "thoth_str_t", "thoth_bytes_t",
 	};
 	for (size_t i = 0; i < sizeof kw / sizeof kw[0]; i++)
 		if (strcmp(kw[i], name) == 0)
@@ -170,10 +190,25 @@ static bool cxx_keyword(const char *name)
 	return false;
 }
 
+/* <iso646.h>'s macros, C++'s alternative tokens: in C a member `or` is
+ * `||` once that header is included. */
+static bool iso646(const char *name)
+{
+	static const char *const t[] = {
+		"and", "and_eq", "bitand", "bitor", "compl", "not", "not_eq", "or", "or_eq", "xor", "xor_eq",
+	};
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+		if (strcmp(t[i], name) == 0)
+			return true;
+	return false;
+}
+
 /* The names a header declares member NAME under: OUT[0] only, or, for a
  * C++ keyword, OUT[0] = NAME_ under __cplusplus and OUT[1] = NAME
- * otherwise (member_variant opens each, member_end closes). */
-static int member_names(const char *name, const char *out[2])
+ * otherwise, or, for an alternative token, a middle OUT[1] = NAME_ where
+ * <iso646.h> made NAME a macro (member_variant opens each, member_end
+ * closes; `#elif`: C++ cannot read `defined(or)`). */
+static int member_names(const char *name, const char *out[3])
 {
 	if (!cxx_keyword(name)) {
 		out[0] = cid(name);
@@ -182,19 +217,30 @@ static int member_names(const char *name, const char *out[2])
 	char *cxx = tmpname();
 	snprintf(cxx, CNAME_MAX, "%s_", name);
 	out[0] = cxx;
-	out[1] = name;
-	return 2;
+	if (!iso646(name)) {
+		out[1] = name;
+		return 2;
+	}
+	out[1] = cxx;
+	out[2] = name;
+	return 3;
 }
 
-static void member_variant(strbuf_t *h, int n, int v)
+static void member_variant(strbuf_t *h, const char *name, int n, int v)
 {
-	if (n == 2)
-		sb_addf(h, v ? "#else\n" : "#ifdef __cplusplus\n");
+	if (n < 2)
+		return;
+	if (v == 0)
+		sb_addf(h, "#ifdef __cplusplus\n");
+	else if (v == 1 && n == 3)
+		sb_addf(h, "#elif defined(%s)  /* <iso646.h> */\n", name);
+	else
+		sb_addf(h, "#else\n");
 }
 
 static void member_end(strbuf_t *h, int n)
 {
-	if (n == 2)
+	if (n >= 2)
 		sb_addf(h, "#endif\n");
 }
 
@@ -450,10 +496,10 @@ static void emit_rec_struct(gen_t *g, const rec_t *r)
 		const tidl_field_t *f = &r->fields[i];
 		if (f->optional)
 			sb_addf(h, "\tbool has_%s;\n", f->name);
-		const char *nm[2];
+		const char *nm[3];
 		int n = member_names(f->name, nm);
 		for (int v = 0; v < n; v++) {
-			member_variant(h, n, v);
+			member_variant(h, f->name, n, v);
 			sb_addf(h, "\t%s %s;", ctype(f->type), nm[v]);
 			sb_addf(h, " /* %s */\n", field_str(f));
 		}
@@ -1122,10 +1168,10 @@ static void emit_interface_header(gen_t *g, const tidl_decl_t *d)
 	sb_addf(h, "typedef struct %s_handlers {\n", in);
 	for (size_t k = 0; k < d->u.iface.n_methods; k++) {
 		const tidl_method_t *m = &d->u.iface.methods[k];
-		const char *nm[2];
+		const char *nm[3];
 		int n = member_names(m->name, nm);
 		for (int v = 0; v < n; v++) {
-			member_variant(h, n, v);
+			member_variant(h, m->name, n, v);
 			if (m->oneway)
 				sb_addf(h, "\tvoid (*%s)(void *self, const %s_%s_req_t *req);\n", nm[v],
 					in, m->name);
@@ -1322,7 +1368,7 @@ static void emit_dispatcher(strbuf_t *c, const tidl_decl_t *d, const char *in, u
 			   "\tint r = %s_req__decode_frame_in(&d, 0, 0, &q, 0);\n"
 			   "\tif (r)\n"
 			   "\t\treturn thoth__server_fail(&%s_info, io, rh, THOTH__FAIL_DECODE, r);\n"
-			   "\tif ((r = h->%s ? h->%s(self, &q, &s, io->arena) : THOTH_E_UNKNOWN_METHOD))\n"
+			   "\tif ((r = h->%s ? (h->%s)(self, &q, &s, io->arena) : THOTH_E_UNKNOWN_METHOD))\n"
 			   "\t\treturn thoth__server_fail(&%s_info, io, rh, THOTH__FAIL_STATUS, r);\n"
 			   "\tif ((r = thoth__server_out(io, THOTH_WIRE_HEADER_SIZE + %s_resp__size(&s))))\n"
 			   "\t\treturn thoth__server_fail(&%s_info, io, rh, THOTH__FAIL_OUT, r);\n"
@@ -1526,9 +1572,9 @@ static void emit_interface_source(gen_t *g, const tidl_decl_t *d, uint64_t hash)
 		const char *fn = cid(m->name);
 		sb_addf(c, "\tcase %u:\n\t\tif (!h->%s)\n\t\t\treturn THOTH_E_UNKNOWN_METHOD;\n", m->ordinal, fn);
 		if (m->oneway)
-			sb_addf(c, "\t\th->%s(self, req);\n\t\treturn 0;\n", fn);
+			sb_addf(c, "\t\t(h->%s)(self, req);\n\t\treturn 0;\n", fn);
 		else
-			sb_addf(c, "\t\treturn h->%s(self, req, resp, arena);\n", fn);
+			sb_addf(c, "\t\treturn (h->%s)(self, req, resp, arena);\n", fn);
 	}
 	sb_addf(c, "\t}\n\treturn THOTH_E_UNKNOWN_METHOD;\n}\n\n");
 	emit_dispatcher(c, d, in, thoth_wire_fnv1a32(qual), g->file->version.major, g->file->version.minor);

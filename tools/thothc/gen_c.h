@@ -69,4 +69,8 @@ typedef struct thothc_system_schema {
 
 extern const thothc_system_schema_t thothc_system_schemas[];
 
+/* libc_macros.c: the C library's object-like macros, sorted (strcmp). */
+extern const char *const thothc_libc_macros[];
+extern const size_t thothc_n_libc_macros;
+
 #endif
