@@ -281,6 +281,20 @@ else
 	echo "ok: two imports with one header name refused"
 fi
 
+# An import's path is quoted in a comment of the importer's header: a folder
+# called x* made it '/* import "x*/y.tidl" */', the comment ended early and
+# the rest of the #include line was C.
+mkdir -p "$tmp/star/x*"
+printf 'package y;\nversion 1.0;\nstruct Y {\n  1: u8 v;\n}\n' >"$tmp/star/x*/y.tidl"
+printf 'package star;\nversion 1.0;\nimport "x*/y.tidl";\nstruct S {\n  1: y.Y v;\n}\n' >"$tmp/star/star.tidl"
+if ! out=$("$thothc" gen --lang c -o "$tmp/star/gen" "$tmp/star/star.tidl" "$tmp/star/x*/y.tidl" 2>&1) ||
+   ! out=$("$cc" -std=c11 -Wall -Wextra -Werror -pedantic -c -I"$inc" -I"$tmp/star/gen" \
+		"$tmp/star/gen/star.thoth.c" -o "$tmp/star/star.o" 2>&1); then
+	echo "FAIL: an import from a folder called x* does not compile"; echo "$out" | head; failures=$((failures + 1))
+else
+	echo "ok: an import path with */ in it compiles"
+fi
+
 # Two roots of one run with one header name: the second's a.thoth.h and
 # a.thoth.c replaced the first's in silence.  Refused before writing,
 # naming both; one file given twice (by two paths) is fine.

@@ -39,6 +39,20 @@ typedef struct strbuf {
 } strbuf_t;
 
 static void sb_addf(strbuf_t *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* TEXT from the schema inside a generated block comment: a "*" "/" in it
+ * ended the comment (import "x*" "/y.tidl": the rest of the line was C), a
+ * "/" "*" is -Wcomment's; each gets a backslash between, control
+ * characters are '?'. */
+static void sb_add_comment_text(strbuf_t *sb, const char *text)
+{
+	for (const char *c = text; *c; c++) {
+		unsigned char u = (unsigned char)*c;
+		sb_addf(sb, "%c", u < 0x20 || u == 0x7f ? '?' : *c);
+		if ((c[0] == '*' && c[1] == '/') || (c[0] == '/' && c[1] == '*'))
+			sb_addf(sb, "\\");
+	}
+}
 static void sb_addf(strbuf_t *sb, const char *fmt, ...)
 {
 	va_list ap;
@@ -968,7 +982,9 @@ static void emit_header_prologue(gen_t *g, uint64_t hash)
 		char *dot = strstr(inc, ".tidl");
 		if (dot)
 			*dot = 0;
-		sb_addf(h, "#include \"%s.thoth.h\"  /* import \"%s\" */\n", inc, f->imports[i].path);
+		sb_addf(h, "#include \"%s.thoth.h\"  /* import \"", inc);
+		sb_add_comment_text(h, f->imports[i].path);
+		sb_addf(h, "\" */\n");
 	}
 	sb_addf(h, "\n#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n");
 	sb_addf(h, "#define %sVERSION_MAJOR %u\n#define %sVERSION_MINOR %u\n"
@@ -1849,6 +1865,26 @@ static size_t check_header_names(const tidl_file_t *root, FILE *err)
 	const tidl_file_t **seen = NULL;
 	size_t n = 0, found = 0;
 	reach_files(root, &seen, &n, 0);
+	/* Each header name in a C #include "NAME.thoth.h": a '"' ended it
+	 * early (a"b.tidl: "extra tokens at end of #include"); C leaves ', \
+	 * undefined there, and a control character or "??" (a trigraph in
+	 * -std=c11) is not what the file is called. */
+	for (size_t i = 0; i < n; i++) {
+		char b[CNAME_MAX];
+		thothc_header_base(seen[i]->path, b, sizeof b);
+		const char *bad = NULL;
+		for (const char *c = b; *c && !bad; c++) {
+			if (*c == '"' || *c == '\'' || *c == '\\')
+				bad = *c == '"' ? "a '\"'" : *c == '\'' ? "a \"'\"" : "a '\\'";
+			else if ((unsigned char)*c < 0x20 || *c == 0x7f)
+				bad = "a control character";
+			else if (c[0] == '?' && c[1] == '?')
+				bad = "\"??\", a trigraph in C11";
+		}
+		if (bad && found++ < 200 && err)
+			fprintf(err, "%s: error: its header's name, '%s.thoth.h', cannot be written in a C "
+				     "#include (it has %s); rename the file\n", seen[i]->path, b, bad);
+	}
 	for (size_t i = 1; i < n; i++) {
 		char bi[CNAME_MAX], bj[CNAME_MAX];
 		thothc_header_base(seen[i]->path, bi, sizeof bi);

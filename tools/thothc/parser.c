@@ -50,6 +50,10 @@ static void syntax_error(parser_t *ps, const char *fmt, ...)
 			tidl_diag(ps->prog, ps->file, TIDL_ERROR, ps->tok.loc,
 				  "unexpected byte 0x%02x: outside comments and strings a schema is ASCII "
 				  "(names are [A-Za-z_][A-Za-z0-9_]*)", (unsigned char)ps->tok.punct);
+		else if (ps->tok.punct == '\v' || ps->tok.punct == '\f')
+			tidl_diag(ps->prog, ps->file, TIDL_ERROR, ps->tok.loc,
+				  "unexpected byte 0x%02x (a %s): spaces, tabs and line ends separate tokens",
+				  (unsigned char)ps->tok.punct, ps->tok.punct == '\v' ? "vertical tab" : "form feed");
 		else
 			tidl_diag(ps->prog, ps->file, TIDL_ERROR, ps->tok.loc, "unexpected byte 0x%02x",
 			     (unsigned char)ps->tok.punct);
@@ -699,9 +703,36 @@ static void parse_interface(parser_t *ps, vec_t *decls)
 	d->u.iface.n_reserved = reserved.n;
 }
 
+/* A carriage return not followed by a line feed (old Mac line endings, a
+ * stray CR): an editor starts a line there, thothc did not, so every
+ * diagnostic after it named another line than the one shown (a CR-only
+ * file was one line: "cr.tidl:1:55").  Refused at the first, by the line
+ * and column both agree on. */
+static bool lone_cr(parser_t *ps)
+{
+	uint32_t line = 1, col = 1;
+	for (const char *c = ps->s; c < ps->end; c++) {
+		if (*c == '\r' && (c + 1 == ps->end || c[1] != '\n')) {
+			tidl_loc_t at = { ps->file->path, line, col };
+			tidl_diag(ps->prog, ps->file, TIDL_ERROR, at,
+				  "a carriage return (CR) without a line feed after it: lines end in LF "
+				  "or CRLF (save the file with those line endings)");
+			ps->failed = true;
+			return true;
+		}
+		if (*c == '\n')
+			line++, col = 1;
+		else
+			col++;
+	}
+	return false;
+}
+
 void tidl_parse_file(parser_t *ps)
 {
 	tidl_file_t *f = ps->file;
+	if (lone_cr(ps))
+		return;
 	tidl_lex(ps);
 	if (!is_word(ps, "package")) {
 		syntax_error(ps, "expected 'package NAME;' at the start of the file");
