@@ -175,8 +175,8 @@ static const char *cid(const char *name)
 }
 
 /* C++20's keywords and alternative tokens (and the header's own types),
- * which C allows as names.  The
- * generated header is included from C++ (extern "C", docs/INSTALL.md),
+ * which C allows as names.  The generated header is included from C++
+ * (extern "C", docs/INSTALL.md),
  * where a member called `class`, `new`, `delete` or `or` does not compile;
  * so the header declares such a member NAME_ under __cplusplus and NAME
  * otherwise (same type and place: the layout is one), and C code, the
