@@ -116,6 +116,42 @@ static void test_a_system_package_elsewhere_is_refused(void **state)
 	assert_int_equal(gen_disk(f, dir, "is the system's"), THOTHC_GEN_REFUSED);
 }
 
+/* The file's name proved nothing: a user's own registry.tidl declaring
+ * thoth.registry was taken for the system's (its C names are libthoth's,
+ * with other meanings), in memory (the fuzzer) as on disk. */
+static void test_a_system_package_in_a_file_named_like_the_systems_is_refused(void **state)
+{
+	(void)state;
+	tidl_file_t *f = load("registry.tidl", "\n// mine\npackage thoth.registry;\nversion 1.0;\n"
+					       "struct S { 1: u8 v; }\n");
+	assert_int_equal(gen_disk(f, dir, "registry.tidl:3:1: error: package 'thoth.registry' is the "
+					  "system's (idl/registry.tidl), but this file is not that schema"),
+			 THOTHC_GEN_REFUSED);
+	expect_mem(f, THOTHC_GEN_REFUSED);
+}
+
+/* ... and the system's own schema under another name (a copy, the
+ * installed one beside the user's) is the system's: it generates. */
+static void test_the_systems_schema_under_another_name_generates(void **state)
+{
+	(void)state;
+	const thothc_system_schema_t *reg = NULL;
+	for (const thothc_system_schema_t *s = thothc_system_schemas; s->package; s++) {
+		mem(s->file, (const char *)s->text);
+		if (strcmp(s->package, "thoth.registry") == 0)
+			reg = s;
+	}
+	assert_non_null(reg);
+	tidl_file_t *f = NULL;
+	if (tidl_program_load_buffer(prog, "copy_of_registry.tidl", (const char *)reg->text, reg->len,
+				     &f) != 0) {
+		tidl_program_print_diags(prog, stderr);
+		fail_msg("the system's registry.tidl did not load");
+	}
+	assert_int_equal(gen_disk(f, dir, NULL), THOTHC_GEN_OK);
+	expect_mem(f, THOTHC_GEN_OK);
+}
+
 /* A folder that is not there: the schema is fine, the write fails. */
 static void test_a_file_that_cannot_be_written_is_a_failure(void **state)
 {
@@ -134,6 +170,8 @@ int main(void)
 		T(test_names_that_make_one_c_name_are_refused),
 		T(test_two_header_names_alike_are_refused),
 		T(test_a_system_package_elsewhere_is_refused),
+		T(test_a_system_package_in_a_file_named_like_the_systems_is_refused),
+		T(test_the_systems_schema_under_another_name_generates),
 		T(test_a_file_that_cannot_be_written_is_a_failure),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

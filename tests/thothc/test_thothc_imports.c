@@ -3,7 +3,8 @@
  * (the fuzzer's resolver) and on disk: ".." folded as written, one file
  * however it is spelled (symlinks, "./"), a cycle through either reported
  * as a cycle, and on disk '..' as the kernel resolves it (after a symlinked
- * or a missing folder it is not folded).
+ * or a missing folder it is not folded), a message naming the import as
+ * written, the path looked for and, after a symlinked folder, the real one.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -318,10 +319,46 @@ static void test_disk_missing_file_after_a_symlinked_folder_is_missing(void **st
 	put("y.tidl", "package y;\nversion 1.0;\n");
 	link_("real/sub", "link");
 	assert_int_not_equal(load_disk("link/x.tidl"), 0);
-	char want[300];
-	snprintf(want, sizeof want, "cannot open '%s/link/../y.tidl': No such file", dir);
+	/* named as written, then where it was looked for and why there */
+	char want[600];
+	snprintf(want, sizeof want, "cannot open '../y.tidl' (looked for %s/link/../y.tidl, which is "
+		 "%s/real/y.tidl: '..' after a symlinked folder is its target's parent): No such file",
+		 dir, dir);
 	assert_int_equal(find(want)->loc.line, 3);
 	assert_null(loaded("y"));
+}
+
+/* A schema tree reached through a symlinked folder (proj/schemas ->
+ * shared/idl) resolves where it really is: "../common/c.tidl" of
+ * proj/schemas/a.tidl is shared/common/c.tidl, as for the kernel, cc's
+ * #include "..." and an editor, not proj/common/c.tidl; a tree moves
+ * with its imports wherever it is linked from.  Missing there, the message
+ * says the import as written, the path and the real place. */
+static void test_disk_a_tree_through_a_symlinked_folder_resolves_where_it_is(void **state)
+{
+	(void)state;
+	put("shared/idl/a.tidl", "package a;\nversion 1.0;\nimport \"../common/c.tidl\";\n"
+				 "import \"sub/b.tidl\";\nstruct A { 1: c.C x; 2: b.B y; }\n");
+	put("shared/idl/sub/b.tidl", "package b;\nversion 1.0;\nimport \"../../common/c.tidl\";\n"
+				     "struct B { 1: c.C x; }\n");
+	put("shared/common/c.tidl", "package c;\nversion 1.0;\nstruct C { 1: u8 v; }\n");
+	put("proj/common/c.tidl", "package c;\nversion 1.0;\nstruct Decoy { 1: u8 v; }\n");
+	link_("../shared/idl", "proj/schemas");
+	must_load("proj/schemas/a.tidl");
+	assert_int_equal(prog->n_files, 3);     /* c.tidl once, by both spellings */
+	assert_non_null(tidl_file_find_decl(loaded("c"), "C"));
+	tidl_program_free(prog);
+	char gone[300];
+	snprintf(gone, sizeof gone, "%s/shared/common/c.tidl", dir);
+	assert_int_equal(unlink(gone), 0);
+	assert_int_not_equal(load_disk("proj/schemas/a.tidl"), 0);
+	char want[700];
+	snprintf(want, sizeof want, "cannot open '../common/c.tidl' (looked for %s/proj/schemas/../common/c.tidl, "
+		 "which is %s/shared/common/c.tidl: '..' after a symlinked folder is its target's parent)", dir, dir);
+	const tidl_diag_t *d = find(want);
+	assert_int_equal(d->loc.line, 3);
+	snprintf(want, sizeof want, "%s/proj/schemas/a.tidl", dir);
+	assert_string_equal(d->loc.file, want);         /* the importer as the user named it */
 }
 
 /* A missing folder before '..' is an error, as the kernel has it: folded,
@@ -346,13 +383,13 @@ static void test_disk_absolute_import_with_dotdot(void **state)
 	assert_int_equal(find(want)->loc.line, 3);
 }
 
-static void test_disk_missing_import_names_the_folded_path(void **state)
+static void test_disk_missing_import_named_as_written_and_as_looked_for(void **state)
 {
 	(void)state;
 	put("sub/main.tidl", "package m;\nversion 1.0;\nimport \"./../gone.tidl\";\n");
 	assert_int_not_equal(load_disk("sub/main.tidl"), 0);
 	char want[300];
-	snprintf(want, sizeof want, "cannot open '%s/gone.tidl': No such file", dir);
+	snprintf(want, sizeof want, "cannot open './../gone.tidl' (looked for %s/gone.tidl): No such file", dir);
 	assert_int_equal(find(want)->loc.line, 3);
 }
 
@@ -373,8 +410,9 @@ int main(void)
 		D(test_disk_dotdot_after_a_symlinked_folder_is_the_kernels),
 		D(test_disk_dotdot_in_the_roots_path_is_the_kernels),
 		D(test_disk_missing_file_after_a_symlinked_folder_is_missing),
+		D(test_disk_a_tree_through_a_symlinked_folder_resolves_where_it_is),
 		D(test_disk_absolute_import_with_dotdot),
-		D(test_disk_missing_import_names_the_folded_path),
+		D(test_disk_missing_import_named_as_written_and_as_looked_for),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

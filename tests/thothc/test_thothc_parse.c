@@ -148,6 +148,20 @@ static void test_line_and_block_comments_are_ignored(void **state)
 	expect_ok("// leading\npackage t; /* inline */ version 1.0;\n/* multi\n line */ struct S {}\n");
 }
 
+/* Blanks and comments between the parts of a dotted name are not part of
+ * it: "package a . b;" was the package "a . b" (the C prefix "a _ b_",
+ * another interface id than a.b), a type "a . b.S" never resolved. */
+static void test_dotted_names_are_their_parts_joined_by_dots(void **state)
+{
+	tidl_file_t *f = expect_ok("package a . b /* c */\n\t. c;\nversion 1.0;\n"
+				   "struct S { 1: list<a .b. c . S> x; 2: list<S> y; }\n");
+	assert_string_equal(f->package, "a.b.c");
+	assert_int_equal(f->package_loc.line, 1);
+	assert_int_equal(f->package_loc.col, 1);
+	tidl_decl_t *st = tidl_file_find_decl(f, "S");
+	assert_ptr_equal(st->u.struct_.fields[0].type->elem->decl, st);
+}
+
 static void test_imported_names_resolve_qualified_and_unqualified(void **state)
 {
 	tidl_file_t *f;
@@ -694,6 +708,7 @@ int main(void)
 #define T(name) cmocka_unit_test_teardown(name, teardown)
 		T(test_issue_example_schema_loads_with_everything_resolved),
 		T(test_fields_are_sorted_by_ordinal),
+		T(test_dotted_names_are_their_parts_joined_by_dots),
 		T(test_methods_are_sorted_and_may_leave_gaps),
 		T(test_line_and_block_comments_are_ignored),
 		T(test_imported_names_resolve_qualified_and_unqualified),

@@ -125,6 +125,31 @@ printf 'package a;\nversion 1.0;\n// caf\303\251 in a comment is fine\nstruct Ca
 expect 2 'name.tidl:4:11: error: unexpected byte 0xc3: outside comments and strings a schema is ASCII' \
 	"$thothc" gen --lang c -o "$tmp" "$tmp/name.tidl"
 
+# Line ends as editors have them: a CR-only file (old Mac) was one line to
+# thothc, so every diagnostic named line 1 and a column past the end (and
+# printed the whole file); a stray CR in a comment shifted every later line.
+# Refused at the first lone CR, by the line and column both agree on;
+# CRLF is fine (and its CR not shown in the quoted line).
+printf 'package crlf;\rversion 1.0;\rstruct S {\r  1: strng b;\r}\r' >"$tmp/cr.tidl"
+expect 2 'cr.tidl:1:14: error: a carriage return (CR) without a line feed after it: lines end in LF or CRLF' \
+	"$thothc" gen --lang c -o "$tmp" "$tmp/cr.tidl"
+printf 'package a;\nversion 1.0;\n// fine\r\n/* a\rb */\n' >"$tmp/cr2.tidl"
+expect 2 'cr2.tidl:4:5: error: a carriage return (CR)' "$thothc" check "$tmp/cr2.tidl" "$tmp/cr2.tidl"
+printf 'package crlf;\r\nversion 1.0;\r\nstruct S {\r\n  1: strng b;\r\n}\r\n' >"$tmp/crlf.tidl"
+expect 2 'crlf.tidl:4:6: error: unknown type .strng.$' "$thothc" gen --lang c -o "$tmp" "$tmp/crlf.tidl"
+printf 'package a;\nversion 1.0;\nstruct S {\n\t1: u8 a\v;\n}\n' >"$tmp/vt.tidl"
+expect 2 'vt.tidl:4:9: error: unexpected byte 0x0b (a vertical tab): spaces, tabs and line ends separate tokens' \
+	"$thothc" gen --lang c -o "$tmp" "$tmp/vt.tidl"
+# A file name a C #include cannot hold: a"b.tidl made '#include "a"b.thoth.h"'
+# (extra tokens, missing terminating "), a\b.tidl and a??=b.tidl undefined or
+# a trigraph (-std=c11 -Wall: an error with -Werror).  Refused by name.
+for n in 'q"b:a .".' 'q\b:a .[\].' 'q??=b:"??", a trigraph'; do
+	why=${n#*:} n=${n%%:*}
+	printf 'package q;\nversion 1.0;\nstruct S {\n  1: u8 v;\n}\n' >"$tmp/$n.tidl"
+	expect 2 ".thoth.h', cannot be written in a C #include (it has $why" "$thothc" gen --lang c -o "$tmp" "$tmp/$n.tidl"
+	rm -f "$tmp/$n.tidl"
+done
+
 # fmt whose write fails (here a file size limit; a full disk alike) leaves
 # the schema as it was: it truncated the file first, then failed, and the
 # user's schema was empty.  Through a symlink the link stays a link.

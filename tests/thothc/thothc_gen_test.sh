@@ -14,6 +14,17 @@ failures=0
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
+# 32-bit x86 too, where the compiler can build for it (gcc-multilib): GNU
+# dialects predefine `i386` there, and pointers and size_t are 32 bits.
+# Skipped, saying so, where it cannot.
+printf '#include <stdint.h>\n#include <string.h>\nint m32_probe;\n' >"$tmp/m32.c"
+if "$cc" -m32 -c "$tmp/m32.c" -o "$tmp/m32.o" 2>/dev/null; then
+	m32=yes
+else
+	m32=
+	echo "skip: 32-bit x86 compiles (-m32): $cc cannot build for it here (Debian: gcc-multilib)"
+fi
+
 # compiles NAME: NAME.tidl (in $tmp) generates and compiles.
 compiles() {
 	out=$("$thothc" gen --lang c -o "$tmp/gen-$1" "$tmp/$1.tidl" 2>&1)
@@ -21,8 +32,10 @@ compiles() {
 		echo "FAIL: thothc gen $1.tidl refused it"; echo "$out"; failures=$((failures + 1)); return
 	fi
 	# gnu11 too, the project's dialect: `linux`, `unix`, `i386` are macros there
-	for std in c11 gnu11; do
-		if ! out=$("$cc" -std=$std -Wall -Wextra -Werror -pedantic -c -I"$inc" -I"$tmp/gen-$1" \
+	# (`i386` only on 32-bit x86: gnu11-m32, where the compiler can)
+	for std in c11 gnu11 ${m32:+gnu11-m32}; do
+		case $std in *-m32) arch=-m32;; *) arch=;; esac
+		if ! out=$("$cc" $arch -std=${std%-m32} -Wall -Wextra -Werror -pedantic -c -I"$inc" -I"$tmp/gen-$1" \
 				"$tmp/gen-$1/$1.thoth.c" -o "$tmp/$1.o" 2>&1); then
 			echo "FAIL: the C generated from $1.tidl does not compile as $std"
 			echo "$out" | head -20; failures=$((failures + 1)); return
@@ -112,11 +125,13 @@ int use(void)
 	return (int)(r.unix_ + r.i386_.linux_) + (h.linux_ != 0);
 }
 T
-if ! out=$("$cc" -std=gnu11 -Wall -Wextra -Werror -c -I"$inc" -I"$tmp/gen-gnumacros" \
-		"$tmp/use_gnumacros.c" -o "$tmp/use_gnumacros.o" 2>&1); then
-	echo "FAIL: a program using gnumacros' members as linux_, unix_, i386_ does not compile"
-	echo "$out" | head -20; failures=$((failures + 1))
-fi
+for arch in "" ${m32:+-m32}; do
+	if ! out=$("$cc" $arch -std=gnu11 -Wall -Wextra -Werror -c -I"$inc" -I"$tmp/gen-gnumacros" \
+			"$tmp/use_gnumacros.c" -o "$tmp/use_gnumacros.o" 2>&1); then
+		echo "FAIL: a program using gnumacros' members as linux_, unix_, i386_ does not compile ($arch)"
+		echo "$out" | head -20; failures=$((failures + 1))
+	fi
+done
 cat >"$tmp/gnuclash.tidl" <<'T'
 package gen.gnuclash;
 version 1.0;
@@ -126,6 +141,54 @@ struct S {
 }
 T
 refused gnuclash "gnuclash.tidl:5:3: error: 'linux_' of struct S makes the C member 'linux_', as does 'linux' of struct S"
+
+# Members named like the C library's macros, included before the header by
+# the program: `errno`, `stdin`, `EOF`, `NULL`, `SIZE_MAX`, glibc's
+# `st_mtime` (st_mtim.tv_sec) were their expansions and did not compile;
+# `__STDC__`, `__func__` are the compiler's; a member `uint32_t` changed
+# what the next `uint32_t` meant in C++; a handler named `assert` or `log`
+# (tgmath) was called as the macro.  Every object-like macro this machine's
+# headers define is a field here (thothc's list is fixed: a new one fails
+# this test), the function-like ones are fields and methods.
+hdrs="assert complex ctype errno fenv float inttypes iso646 limits locale math setjmp signal
+stdalign stdarg stdatomic stdbool stddef stdint stdio stdlib stdnoreturn string tgmath threads time
+uchar wchar wctype unistd fcntl sys/types sys/stat pthread"
+for h in $hdrs; do printf '#include <%s.h>\n' "$h"; done >"$tmp/libc_all.h"
+"$cc" -std=gnu11 -dM -E "$tmp/libc_all.h" | awk '$1 == "#define" { print $2 }' | grep -v '^_' >"$tmp/libc_macros"
+grep -v '(' "$tmp/libc_macros" | sort -u >"$tmp/libc_obj"
+grep '(' "$tmp/libc_macros" | sed 's/(.*//' | grep '^[a-z]' | sort -u >"$tmp/libc_fn"
+{
+	printf 'package gen.libcnames;\nversion 1.0;\nstruct S {\n'
+	n=1
+	for name in $(cat "$tmp/libc_obj" "$tmp/libc_fn") __STDC__ __func__ __LINE__ __x86_64__ _Bool \
+			uint32_t size_t int8_t thoth_str_t; do
+		printf '  %d: u32 %s;\n' $n "$name"; n=$((n + 1))
+	done
+	printf '  %d: optional u32 errno_t;\n}\ninterface I {\n' $n
+	n=1
+	for name in assert offsetof log round floor setjmp va_arg isnan errno stdin EOF NULL; do
+		printf '  %d: %s(S s, u32 uint32_t) -> (u32 or);\n' $n "$name"; n=$((n + 1))
+	done
+	printf '  %d: oneway and(u32 not);\n}\n' $n
+} >"$tmp/libcnames.tidl"
+compiles libcnames
+# ... with every one of those headers included first, as C and C++ (the
+# headers C++ has), and 32-bit below
+{ cat "$tmp/libc_all.h"; printf '#include "libcnames.thoth.h"\nint libcnames_errno(const gen_libcnames_S_t *s);\n'
+  printf 'int libcnames_errno(const gen_libcnames_S_t *s) { return (int)(s->errno_ + s->EOF_ + s->stdin_ + s->st_mtime_); }\n'; } >"$tmp/libcnames_use.c"
+grep -vE 'complex|stdatomic|tgmath|threads|stdnoreturn|stdalign' "$tmp/libc_all.h" >"$tmp/libcnames_use.cpp"
+printf '#include "libcnames.thoth.h"\nint libcnames_or(const gen_libcnames_I_assert_resp_t *r) { return (int)r->or_; }\n' \
+	>>"$tmp/libcnames_use.cpp"
+for std in c11 gnu11 c++17 c++20 ${m32:+gnu11-m32}; do
+	case $std in c*+*) c=$cxx; src=$tmp/libcnames_use.cpp;; *) c=$cc; src=$tmp/libcnames_use.c;; esac
+	case $std in *-m32) arch=-m32;; *) arch=;; esac
+	if ! out=$("$c" $arch -std=${std%-m32} -Wall -Wextra -Werror -c -I"$inc" -I"$tmp/gen-libcnames" "$src" \
+			-o "$tmp/libcnames_use.o" 2>&1); then
+		echo "FAIL: libcnames' header after the C library's headers does not compile as $std"
+		echo "$out" | head -20; failures=$((failures + 1))
+	fi
+done
+echo "ok: members named like the C library's macros compile after its headers"
 
 # libthoth's own names.  A package `thoth` makes THOTH_VERSION_MAJOR, which
 # thoth/version.h defines; `thoth.chan` with a struct `limits` makes
@@ -170,9 +233,37 @@ struct Mine {
   1: u8 v;
 }
 T
-refused myregistry "myregistry.tidl: error: package 'thoth.registry' is the system's (idl/registry.tidl)"
+refused myregistry "myregistry.tidl:1:1: error: package 'thoth.registry' is the system's (idl/registry.tidl), but this file is not that schema"
 "$thothc" gen --lang c --c-prefix mine_ -o "$tmp/gen-myregistry" "$tmp/myregistry.tidl" ||
 	{ echo "FAIL: thoth.registry with --c-prefix refused"; failures=$((failures + 1)); }
+# What makes a system package the system's is its schema, not its file's
+# name: a user's own registry.tidl declaring thoth.registry passed (its
+# C names are libthoth's, with other meanings), and the system's own
+# schema copied under another name was refused.
+mkdir -p "$tmp/mine" "$tmp/copy"
+cp "$tmp/myregistry.tidl" "$tmp/mine/registry.tidl"
+out=$("$thothc" gen --lang c -o "$tmp/mine/gen" "$tmp/mine/registry.tidl" 2>&1)
+got=$?
+if [ $got != 2 ] || [ -e "$tmp/mine/gen/registry.thoth.h" ] ||
+   ! printf '%s\n' "$out" | grep -qF "mine/registry.tidl:1:1: error: package 'thoth.registry' is the system's (idl/registry.tidl), but this file is not that schema"; then
+	echo "FAIL: a user's registry.tidl declaring thoth.registry: exit $got, want 2 and the reason"
+	echo "$out"; failures=$((failures + 1))
+else
+	echo "ok: a user's registry.tidl declaring thoth.registry refused"
+fi
+idl=$(dirname "$inc")/idl
+cp "$idl/registry.tidl" "$tmp/copy/my_registry.tidl"
+cp "$idl/common.tidl" "$tmp/copy/common.tidl"
+if ! out=$("$thothc" gen --lang c -o "$tmp/copy/gen" "$tmp/copy/my_registry.tidl" "$tmp/copy/common.tidl" 2>&1); then
+	echo "FAIL: the system's registry.tidl under another name refused"; echo "$out"
+	failures=$((failures + 1))
+elif ! out=$("$cc" -std=gnu11 -Wall -Wextra -Werror -c -I"$inc" -I"$tmp/copy/gen" \
+		"$tmp/copy/gen/my_registry.thoth.c" -o "$tmp/copy/r.o" 2>&1); then
+	echo "FAIL: the system's registry.tidl under another name does not compile"; echo "$out" | head
+	failures=$((failures + 1))
+else
+	echo "ok: the system's registry.tidl under another name generates"
+fi
 
 # Two files whose headers have one name (a.tidl, sub/a.tidl: a.thoth.h):
 # the importer's header included one of them twice and did not compile,
@@ -188,6 +279,20 @@ if [ $got != 2 ] || ! printf '%s\n' "$out" | grep -qF "sub/a.tidl: error: its he
 	failures=$((failures + 1))
 else
 	echo "ok: two imports with one header name refused"
+fi
+
+# An import's path is quoted in a comment of the importer's header: a folder
+# called x* made it '/* import "x*/y.tidl" */', the comment ended early and
+# the rest of the #include line was C.
+mkdir -p "$tmp/star/x*"
+printf 'package y;\nversion 1.0;\nstruct Y {\n  1: u8 v;\n}\n' >"$tmp/star/x*/y.tidl"
+printf 'package star;\nversion 1.0;\nimport "x*/y.tidl";\nstruct S {\n  1: y.Y v;\n}\n' >"$tmp/star/star.tidl"
+if ! out=$("$thothc" gen --lang c -o "$tmp/star/gen" "$tmp/star/star.tidl" "$tmp/star/x*/y.tidl" 2>&1) ||
+   ! out=$("$cc" -std=c11 -Wall -Wextra -Werror -pedantic -c -I"$inc" -I"$tmp/star/gen" \
+		"$tmp/star/gen/star.thoth.c" -o "$tmp/star/star.o" 2>&1); then
+	echo "FAIL: an import from a folder called x* does not compile"; echo "$out" | head; failures=$((failures + 1))
+else
+	echo "ok: an import path with */ in it compiles"
 fi
 
 # Two roots of one run with one header name: the second's a.thoth.h and

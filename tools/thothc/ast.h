@@ -159,6 +159,7 @@ typedef struct tidl_import {
 typedef struct tidl_file {
 	const char *path;           /* as opened */
 	const char *package;        /* "thoth.registry" */
+	tidl_loc_t package_loc;     /* the word "package" */
 	tidl_version_t version;
 	tidl_loc_t version_loc;
 	tidl_import_t *imports; size_t n_imports;

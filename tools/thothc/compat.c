@@ -110,11 +110,22 @@ static bool same_slot(const tidl_field_t *a, const tidl_field_t *b)
 	       slot_bytes(a->type) == slot_bytes(b->type);
 }
 
+/* Binary search: sema sorts a struct's fields and reservations by ordinal,
+ * and a parameter list's ordinals are its positions.  (A linear search per
+ * field made `check` quadratic: 26 s on a 3.6 MB schema of 4,096-field
+ * structs, the largest a file may be.) */
 static const tidl_field_t *by_ordinal(const tidl_field_t *f, size_t n, uint32_t ord)
 {
-	for (size_t i = 0; i < n; i++)
-		if (f[i].ordinal == ord)
-			return &f[i];
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (f[mid].ordinal == ord)
+			return &f[mid];
+		if (f[mid].ordinal < ord)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
 	return NULL;
 }
 

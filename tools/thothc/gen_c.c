@@ -39,6 +39,20 @@ typedef struct strbuf {
 } strbuf_t;
 
 static void sb_addf(strbuf_t *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* TEXT from the schema inside a generated block comment: a "*" "/" in it
+ * ended the comment (import "x*" "/y.tidl": the rest of the line was C), a
+ * "/" "*" is -Wcomment's; each gets a backslash between, control
+ * characters are '?'. */
+static void sb_add_comment_text(strbuf_t *sb, const char *text)
+{
+	for (const char *c = text; *c; c++) {
+		unsigned char u = (unsigned char)*c;
+		sb_addf(sb, "%c", u < 0x20 || u == 0x7f ? '?' : *c);
+		if ((c[0] == '*' && c[1] == '/') || (c[0] == '/' && c[1] == '*'))
+			sb_addf(sb, "\\");
+	}
+}
 static void sb_addf(strbuf_t *sb, const char *fmt, ...)
 {
 	va_list ap;
@@ -115,10 +129,19 @@ static const char *upper(const char *s)
 	return out;
 }
 
+static int cmp_cstr(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 /* Keywords cannot be member names: append an underscore.  C11's and
  * C23's (a C23 compiler refuses a field called `constexpr` or `nullptr`),
  * and the macros GNU dialects predefine to 1 (gcc and clang -std=gnu11, the
- * project's dialect and gcc's default: a member `linux` was `1`). */
+ * project's dialect and gcc's default: a member `linux` was `1`), names
+ * reserved to the implementation (`__STDC__`, `__func__`, `_Bool`), and the
+ * C library's object-like macros (libc_macros.c: `errno`, `stdin`, `EOF`,
+ * `SIZE_MAX`, glibc's `st_mtime`; a member so named did not compile in a
+ * program that included the macro's header first). */
 static const char *cid(const char *name)
 {
 	static const char *const kw[] = {
@@ -136,18 +159,24 @@ static const char *cid(const char *name)
 		/* GNU dialects' predefined macros (Linux; i386 on 32-bit x86) */
 		"linux", "unix", "i386",
 	};
-	for (size_t i = 0; i < sizeof kw / sizeof kw[0]; i++) {
-		if (strcmp(kw[i], name) == 0) {
-			char *out = tmpname();
-			snprintf(out, CNAME_MAX, "%s_", name);
-			return out;
-		}
+	/* the implementation's own names (__STDC__, __func__, __x86_64__,
+	 * _Bool): reserved in C, many predefined */
+	bool hit = name[0] == '_' && (name[1] == '_' || (name[1] >= 'A' && name[1] <= 'Z'));
+	hit = hit || bsearch(&name, thothc_libc_macros, thothc_n_libc_macros, sizeof *thothc_libc_macros,
+			   cmp_cstr) != NULL;
+	for (size_t i = 0; i < sizeof kw / sizeof kw[0] && !hit; i++)
+		hit = strcmp(kw[i], name) == 0;
+	if (hit) {
+		char *out = tmpname();
+		snprintf(out, CNAME_MAX, "%s_", name);
+		return out;
 	}
 	return name;
 }
 
-/* C++20's keywords and alternative tokens, which C allows as names.  The
- * generated header is included from C++ (extern "C", docs/INSTALL.md),
+/* C++20's keywords and alternative tokens (and the header's own types),
+ * which C allows as names.  The generated header is included from C++
+ * (extern "C", docs/INSTALL.md),
  * where a member called `class`, `new`, `delete` or `or` does not compile;
  * so the header declares such a member NAME_ under __cplusplus and NAME
  * otherwise (same type and place: the layout is one), and C code, the
@@ -163,6 +192,11 @@ static bool cxx_keyword(const char *name)
 		"operator", "or", "or_eq", "private", "protected", "public", "reinterpret_cast",
 		"requires", "static_cast", "template", "this", "throw", "try", "typeid",
 		"typename", "using", "virtual", "wchar_t", "xor", "xor_eq",
+		/* the types the header's members use: in a C++ class a member
+		 * `uint32_t` changes what the next `uint32_t x;` means (an
+		 * error); C keeps members and typedefs apart */
+		"int8_t", "int16_t", "int32_t", "int64_t", "uint8_t", "uint16_t", "uint32_t",
+		"uint64_t", "size_t", "thoth_str_t", "thoth_bytes_t",
 	};
 	for (size_t i = 0; i < sizeof kw / sizeof kw[0]; i++)
 		if (strcmp(kw[i], name) == 0)
@@ -170,10 +204,25 @@ static bool cxx_keyword(const char *name)
 	return false;
 }
 
+/* <iso646.h>'s macros, C++'s alternative tokens: in C a member `or` is
+ * `||` once that header is included. */
+static bool iso646(const char *name)
+{
+	static const char *const t[] = {
+		"and", "and_eq", "bitand", "bitor", "compl", "not", "not_eq", "or", "or_eq", "xor", "xor_eq",
+	};
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+		if (strcmp(t[i], name) == 0)
+			return true;
+	return false;
+}
+
 /* The names a header declares member NAME under: OUT[0] only, or, for a
  * C++ keyword, OUT[0] = NAME_ under __cplusplus and OUT[1] = NAME
- * otherwise (member_variant opens each, member_end closes). */
-static int member_names(const char *name, const char *out[2])
+ * otherwise, or, for an alternative token, a middle OUT[1] = NAME_ where
+ * <iso646.h> made NAME a macro (member_variant opens each, member_end
+ * closes; `#elif`: C++ cannot read `defined(or)`). */
+static int member_names(const char *name, const char *out[3])
 {
 	if (!cxx_keyword(name)) {
 		out[0] = cid(name);
@@ -182,19 +231,30 @@ static int member_names(const char *name, const char *out[2])
 	char *cxx = tmpname();
 	snprintf(cxx, CNAME_MAX, "%s_", name);
 	out[0] = cxx;
-	out[1] = name;
-	return 2;
+	if (!iso646(name)) {
+		out[1] = name;
+		return 2;
+	}
+	out[1] = cxx;
+	out[2] = name;
+	return 3;
 }
 
-static void member_variant(strbuf_t *h, int n, int v)
+static void member_variant(strbuf_t *h, const char *name, int n, int v)
 {
-	if (n == 2)
-		sb_addf(h, v ? "#else\n" : "#ifdef __cplusplus\n");
+	if (n < 2)
+		return;
+	if (v == 0)
+		sb_addf(h, "#ifdef __cplusplus\n");
+	else if (v == 1 && n == 3)
+		sb_addf(h, "#elif defined(%s)  /* <iso646.h> */\n", name);
+	else
+		sb_addf(h, "#else\n");
 }
 
 static void member_end(strbuf_t *h, int n)
 {
-	if (n == 2)
+	if (n >= 2)
 		sb_addf(h, "#endif\n");
 }
 
@@ -450,10 +510,10 @@ static void emit_rec_struct(gen_t *g, const rec_t *r)
 		const tidl_field_t *f = &r->fields[i];
 		if (f->optional)
 			sb_addf(h, "\tbool has_%s;\n", f->name);
-		const char *nm[2];
+		const char *nm[3];
 		int n = member_names(f->name, nm);
 		for (int v = 0; v < n; v++) {
-			member_variant(h, n, v);
+			member_variant(h, f->name, n, v);
 			sb_addf(h, "\t%s %s;", ctype(f->type), nm[v]);
 			sb_addf(h, " /* %s */\n", field_str(f));
 		}
@@ -922,7 +982,9 @@ static void emit_header_prologue(gen_t *g, uint64_t hash)
 		char *dot = strstr(inc, ".tidl");
 		if (dot)
 			*dot = 0;
-		sb_addf(h, "#include \"%s.thoth.h\"  /* import \"%s\" */\n", inc, f->imports[i].path);
+		sb_addf(h, "#include \"%s.thoth.h\"  /* import \"", inc);
+		sb_add_comment_text(h, f->imports[i].path);
+		sb_addf(h, "\" */\n");
 	}
 	sb_addf(h, "\n#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n");
 	sb_addf(h, "#define %sVERSION_MAJOR %u\n#define %sVERSION_MINOR %u\n"
@@ -1122,10 +1184,10 @@ static void emit_interface_header(gen_t *g, const tidl_decl_t *d)
 	sb_addf(h, "typedef struct %s_handlers {\n", in);
 	for (size_t k = 0; k < d->u.iface.n_methods; k++) {
 		const tidl_method_t *m = &d->u.iface.methods[k];
-		const char *nm[2];
+		const char *nm[3];
 		int n = member_names(m->name, nm);
 		for (int v = 0; v < n; v++) {
-			member_variant(h, n, v);
+			member_variant(h, m->name, n, v);
 			if (m->oneway)
 				sb_addf(h, "\tvoid (*%s)(void *self, const %s_%s_req_t *req);\n", nm[v],
 					in, m->name);
@@ -1322,7 +1384,7 @@ static void emit_dispatcher(strbuf_t *c, const tidl_decl_t *d, const char *in, u
 			   "\tint r = %s_req__decode_frame_in(&d, 0, 0, &q, 0);\n"
 			   "\tif (r)\n"
 			   "\t\treturn thoth__server_fail(&%s_info, io, rh, THOTH__FAIL_DECODE, r);\n"
-			   "\tif ((r = h->%s ? h->%s(self, &q, &s, io->arena) : THOTH_E_UNKNOWN_METHOD))\n"
+			   "\tif ((r = h->%s ? (h->%s)(self, &q, &s, io->arena) : THOTH_E_UNKNOWN_METHOD))\n"
 			   "\t\treturn thoth__server_fail(&%s_info, io, rh, THOTH__FAIL_STATUS, r);\n"
 			   "\tif ((r = thoth__server_out(io, THOTH_WIRE_HEADER_SIZE + %s_resp__size(&s))))\n"
 			   "\t\treturn thoth__server_fail(&%s_info, io, rh, THOTH__FAIL_OUT, r);\n"
@@ -1526,9 +1588,9 @@ static void emit_interface_source(gen_t *g, const tidl_decl_t *d, uint64_t hash)
 		const char *fn = cid(m->name);
 		sb_addf(c, "\tcase %u:\n\t\tif (!h->%s)\n\t\t\treturn THOTH_E_UNKNOWN_METHOD;\n", m->ordinal, fn);
 		if (m->oneway)
-			sb_addf(c, "\t\th->%s(self, req);\n\t\treturn 0;\n", fn);
+			sb_addf(c, "\t\t(h->%s)(self, req);\n\t\treturn 0;\n", fn);
 		else
-			sb_addf(c, "\t\treturn h->%s(self, req, resp, arena);\n", fn);
+			sb_addf(c, "\t\treturn (h->%s)(self, req, resp, arena);\n", fn);
 	}
 	sb_addf(c, "\t}\n\treturn THOTH_E_UNKNOWN_METHOD;\n}\n\n");
 	emit_dispatcher(c, d, in, thoth_wire_fnv1a32(qual), g->file->version.major, g->file->version.minor);
@@ -1803,6 +1865,26 @@ static size_t check_header_names(const tidl_file_t *root, FILE *err)
 	const tidl_file_t **seen = NULL;
 	size_t n = 0, found = 0;
 	reach_files(root, &seen, &n, 0);
+	/* Each header name in a C #include "NAME.thoth.h": a '"' ended it
+	 * early (a"b.tidl: "extra tokens at end of #include"); C leaves ', \
+	 * undefined there, and a control character or "??" (a trigraph in
+	 * -std=c11) is not what the file is called. */
+	for (size_t i = 0; i < n; i++) {
+		char b[CNAME_MAX];
+		thothc_header_base(seen[i]->path, b, sizeof b);
+		const char *bad = NULL;
+		for (const char *c = b; *c && !bad; c++) {
+			if (*c == '"' || *c == '\'' || *c == '\\')
+				bad = *c == '"' ? "a '\"'" : *c == '\'' ? "a \"'\"" : "a '\\'";
+			else if ((unsigned char)*c < 0x20 || *c == 0x7f)
+				bad = "a control character";
+			else if (c[0] == '?' && c[1] == '?')
+				bad = "\"??\", a trigraph in C11";
+		}
+		if (bad && found++ < 200 && err)
+			fprintf(err, "%s: error: its header's name, '%s.thoth.h', cannot be written in a C "
+				     "#include (it has %s); rename the file\n", seen[i]->path, b, bad);
+	}
 	for (size_t i = 1; i < n; i++) {
 		char bi[CNAME_MAX], bj[CNAME_MAX];
 		thothc_header_base(seen[i]->path, bi, sizeof bi);
@@ -2018,6 +2100,62 @@ void thothc_gen_out_free(thothc_gen_out_t *out)
 	*out = (thothc_gen_out_t){ 0 };
 }
 
+/* The schema hash of system schema SYS as this thothc was built with it
+ * (idl/, embedded whole: libthoth_names.cmake), its imports the other
+ * system schemas; 0 if it does not load (it always does: the build
+ * generated libthoth from it). */
+static uint64_t system_hash(const thothc_system_schema_t *sys)
+{
+	static uint64_t memo[64];       /* per schema, +1 (0: not yet) */
+	size_t at = (size_t)(sys - thothc_system_schemas);
+	if (at < 64 && memo[at])
+		return memo[at] - 1;
+	tidl_program_t *p = tidl_program_new();
+	if (!p)
+		abort();
+	for (const thothc_system_schema_t *s = thothc_system_schemas; s->package; s++)
+		tidl_program_add_memory_file(p, s->file, (const char *)s->text, s->len);
+	tidl_file_t *f = NULL;
+	uint64_t h = 0;
+	if (tidl_program_load_buffer(p, sys->file, (const char *)sys->text, sys->len, &f) == 0 && f)
+		h = schema_hash(f);
+	tidl_program_free(p);
+	if (at < 64)
+		memo[at] = h + 1;
+	return h;
+}
+
+/*
+ * A file declaring a system package (idl/: thoth.registry, ...) is the
+ * system's schema only if it is that schema: the same schema hash (every
+ * declaration of it and of its imports), whatever the file is called or
+ * where it is (the installed share/thoth/idl/registry.tidl, a copy).  Its
+ * C is then libthoth's own.  Any other file declaring that package would
+ * make C names (thoth_registry_*) that libthoth holds with other meanings:
+ * refused, at its package line.  The file's name proved nothing: a user's
+ * own registry.tidl declaring thoth.registry passed, a copy of the
+ * system's under another name was refused.
+ */
+static int check_system_package(const tidl_file_t *file, uint64_t hash, const char *prefix, FILE *err)
+{
+	for (const thothc_system_schema_t *sys = thothc_system_schemas; sys->package; sys++) {
+		if (strcmp(sys->package, file->package) != 0)
+			continue;
+		uint64_t want = system_hash(sys);
+		if (want == hash)
+			return 0;
+		if (err)
+			fprintf(err, "%s:%u:%u: error: package '%s' is the system's (idl/%s), but this "
+				     "file is not that schema (schema hash 0x%016llx, the system's "
+				     "0x%016llx): its C names (%s*) are libthoth's; name the package "
+				     "otherwise (or give --c-prefix)\n",
+				file->path, file->package_loc.line, file->package_loc.col, file->package, sys->file, (unsigned long long)hash,
+				(unsigned long long)want, prefix);
+		return 1;
+	}
+	return 0;
+}
+
 /* To OUTDIR's two files, or (OUTDIR NULL) into MEM. */
 static int gen_c(const tidl_file_t *file, const char *outdir, FILE *err, thothc_gen_out_t *mem)
 {
@@ -2029,19 +2167,6 @@ static int gen_c(const tidl_file_t *file, const char *outdir, FILE *err, thothc_
 	g.prefix = prefix;
 	g.up = up;
 	g.base = base;
-	/* A system package (idl/) in another file than the system's: its C
-	 * (thoth_registry_*) is in libthoth already, a second one links or
-	 * includes twice.  Not for the fuzzer's memory output, which links
-	 * nothing and names its files main.tidl, a.tidl, ... */
-	for (const thothc_libname_t *sp = thothc_system_packages; sp->name && !mem; sp++) {
-		if (strcmp(sp->name, file->package) != 0 || (override_file == file && override_prefix) ||
-		    strcmp(sp->where, basename_of(file->path)) == 0)
-			continue;
-		fprintf(err, "%s: error: package '%s' is the system's (idl/%s), whose C names (%s*) "
-			     "libthoth holds; name the package otherwise (or give --c-prefix)\n",
-			file->path, file->package, sp->where, prefix);
-		return THOTHC_GEN_REFUSED;
-	}
 	if (check_header_names(file, err))
 		return THOTHC_GEN_REFUSED;
 	canon_memo_t *memo = NULL;
@@ -2057,6 +2182,8 @@ static int gen_c(const tidl_file_t *file, const char *outdir, FILE *err, thothc_
 		return THOTHC_GEN_REFUSED;
 	}
 	uint64_t hash = schema_hash(file);
+	if (!(override_file == file && override_prefix) && check_system_package(file, hash, prefix, err))
+		return THOTHC_GEN_REFUSED;
 
 	/* Records: every struct, then every method's request and response. */
 	size_t n_recs = 0, n_structs = 0;

@@ -6,6 +6,7 @@
 #define _GNU_SOURCE             /* lstat */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,27 +17,76 @@
 
 /* ---- loading files ---------------------------------------------------------- */
 
-static int load(tidl_program_t *p, const char *path, const char *text, size_t len,
-		tidl_loc_t from, tidl_file_t **out);
+static int load(tidl_program_t *p, const char *path, const char *written, const char *text,
+		size_t len, tidl_loc_t from, tidl_file_t **out);
+static char *join_fold(tidl_program_t *p, const char *importer, const char *rel, bool on_disk);
 
-static char *read_file(tidl_program_t *p, const char *path, size_t *len, tidl_loc_t from,
-		       const tidl_file_t *importer, struct stat *id)
+/*
+ * How a message names the file PATH that import "WRITTEN" of IMPORTER
+ * became: as written, then the path thothc opened, and where a '..' after
+ * a symlinked folder made that a place other than the import read as
+ * written, the real one, saying why: "'../y.tidl' (looked for
+ * link/../y.tidl, which is /srv/real/y.tidl: '..' after a symlinked folder
+ * is its target's parent)".  The root file (no WRITTEN) and an import
+ * whose path is what was written: just 'PATH'.
+ */
+static const char *describe(tidl_program_t *p, const char *importer, const char *written,
+			    const char *path)
 {
+	size_t cap = 2 * strlen(path) + (written ? strlen(written) : 0) + PATH_MAX + 160;
+	char *out = tidl_palloc(p, cap);
+	if (!written || strcmp(written, path) == 0) {
+		snprintf(out, cap, "'%s'", path);
+		return out;
+	}
+	const char *lexical = join_fold(p, importer, written, false);
+	const char *real = NULL;
+	if (lexical && strcmp(lexical, path) != 0) {
+		/* the folder's real path, then the file's name */
+		const char *slash = strrchr(path, '/');
+		size_t dl = slash ? (size_t)(slash - path) : 0;
+		char *folder = tidl_pstrndup(p, slash ? path : ".", slash ? (dl ? dl : 1) : 1);
+		char *rf = realpath(folder, NULL);
+		if (rf) {
+			const char *base = slash ? slash + 1 : path;
+			size_t n = strlen(rf) + strlen(base) + 2;
+			char *r = tidl_palloc(p, n);
+			snprintf(r, n, "%s/%s", strcmp(rf, "/") ? rf : "", base);
+			real = r;
+			free(rf);
+		}
+	}
+	if (real)
+		snprintf(out, cap, "'%s' (looked for %s, which is %s: '..' after a symlinked folder is "
+				   "its target's parent)", written, path, real);
+	else
+		snprintf(out, cap, "'%s' (looked for %s)", written, path);
+	return out;
+}
+
+static char *read_file(tidl_program_t *p, const char *path, const char *written, size_t *len,
+		       tidl_loc_t from, const tidl_file_t *importer, struct stat *id)
+{
+	const char *ipath = importer ? importer->path : NULL;
 	/* O_NONBLOCK: opening a FIFO named by an import must not hang; only
 	 * regular files are read, so a device or directory is refused. */
 	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0) {
-		tidl_diag(p, importer, TIDL_ERROR, from, "cannot open '%s': %s", path, strerror(errno));
+		int e = errno;
+		tidl_diag(p, importer, TIDL_ERROR, from, "cannot open %s: %s",
+			  describe(p, ipath, written, path), strerror(e));
 		return NULL;
 	}
 	struct stat st;
 	char *buf = NULL;
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		tidl_diag(p, importer, TIDL_ERROR, from, "cannot open '%s': not a regular file", path);
+		tidl_diag(p, importer, TIDL_ERROR, from, "cannot open %s: not a regular file",
+			  describe(p, ipath, written, path));
 		goto out;
 	}
 	if (st.st_size > (off_t)MAX_FILE_SIZE) {
-		tidl_diag(p, importer, TIDL_ERROR, from, "'%s' is larger than %u bytes", path, MAX_FILE_SIZE);
+		tidl_diag(p, importer, TIDL_ERROR, from, "%s is larger than %u bytes",
+			  describe(p, ipath, written, path), MAX_FILE_SIZE);
 		goto out;
 	}
 	size_t want = (size_t)st.st_size, n = 0;
@@ -46,7 +96,9 @@ static char *read_file(tidl_program_t *p, const char *path, size_t *len, tidl_lo
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
-			tidl_diag(p, importer, TIDL_ERROR, from, "cannot read '%s': %s", path, strerror(errno));
+			int e = errno;
+			tidl_diag(p, importer, TIDL_ERROR, from, "cannot read %s: %s",
+				  describe(p, ipath, written, path), strerror(e));
 			buf = NULL;
 			goto out;
 		}
@@ -170,8 +222,8 @@ void tidl_program_add_memory_file(tidl_program_t *p, const char *path, const cha
 					    tidl_pstrndup(p, text, len), len };
 }
 
-static int load(tidl_program_t *p, const char *path, const char *text, size_t len,
-		tidl_loc_t from, tidl_file_t **out)
+static int load(tidl_program_t *p, const char *path, const char *written, const char *text,
+		size_t len, tidl_loc_t from, tidl_file_t **out)
 {
 	*out = NULL;
 	for (size_t i = 0; i < p->n_loading; i++) {
@@ -196,14 +248,16 @@ static int load(tidl_program_t *p, const char *path, const char *text, size_t le
 		while (i < p->n_mem && strcmp(p->mem[i].path, path) != 0)
 			i++;
 		if (i == p->n_mem) {
-			tidl_diag(p, importer_of(p), TIDL_ERROR, from, "cannot open '%s': no such file", path);
+			const tidl_file_t *imp = importer_of(p);
+			tidl_diag(p, imp, TIDL_ERROR, from, "cannot open %s: no such file",
+				  describe(p, imp ? imp->path : NULL, written, path));
 			return -1;
 		}
 		text = p->mem[i].text;          /* a copy in the arena, NUL-terminated */
 		len = p->mem[i].len;
 	} else if (!text) {
 		struct stat id;
-		char *buf = read_file(p, path, &len, from, importer_of(p), &id);
+		char *buf = read_file(p, path, written, &len, from, importer_of(p), &id);
 		if (!buf)
 			return -1;
 		/* The same file by another path (a symlink, a hard link, "./"
@@ -258,7 +312,7 @@ static int load(tidl_program_t *p, const char *path, const char *text, size_t le
 			tidl_diag(p, f, TIDL_ERROR, f->imports[i].loc,
 				  "import path longer than %d characters", MAX_PATH_LEN);
 			import_failed = true;
-		} else if (load(p, ip, NULL, 0, f->imports[i].loc, &f->imports[i].file) != 0) {
+		} else if (load(p, ip, rel, NULL, 0, f->imports[i].loc, &f->imports[i].file) != 0) {
 			import_failed = true;
 		}
 		/* A file imported twice (under any spelling) is a mistake, and
@@ -303,7 +357,7 @@ static int load(tidl_program_t *p, const char *path, const char *text, size_t le
 int tidl_program_load(tidl_program_t *p, const char *path, tidl_file_t **out)
 {
 	tidl_loc_t from = { path, 0, 0 };
-	int r = load(p, path, NULL, 0, from, out);
+	int r = load(p, path, NULL, NULL, 0, from, out);
 	return r || p->n_errors ? -1 : 0;
 }
 
@@ -315,6 +369,6 @@ int tidl_program_load_buffer(tidl_program_t *p, const char *name, const char *te
 		tidl_diag(p, NULL, TIDL_ERROR, from, "input larger than %u bytes", MAX_FILE_SIZE);
 		return -1;
 	}
-	int r = load(p, name, text, len, from, out);
+	int r = load(p, name, NULL, text, len, from, out);
 	return r || p->n_errors ? -1 : 0;
 }

@@ -3,7 +3,9 @@
  * (docs/IDL.md, "Grammar").  It stops at the first syntax error of a file.
  */
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "front.h"
@@ -48,6 +50,10 @@ static void syntax_error(parser_t *ps, const char *fmt, ...)
 			tidl_diag(ps->prog, ps->file, TIDL_ERROR, ps->tok.loc,
 				  "unexpected byte 0x%02x: outside comments and strings a schema is ASCII "
 				  "(names are [A-Za-z_][A-Za-z0-9_]*)", (unsigned char)ps->tok.punct);
+		else if (ps->tok.punct == '\v' || ps->tok.punct == '\f')
+			tidl_diag(ps->prog, ps->file, TIDL_ERROR, ps->tok.loc,
+				  "unexpected byte 0x%02x (a %s): spaces, tabs and line ends separate tokens",
+				  (unsigned char)ps->tok.punct, ps->tok.punct == '\v' ? "vertical tab" : "form feed");
 		else
 			tidl_diag(ps->prog, ps->file, TIDL_ERROR, ps->tok.loc, "unexpected byte 0x%02x",
 			     (unsigned char)ps->tok.punct);
@@ -102,6 +108,44 @@ static const char *expect_ident(parser_t *ps, const char *what, tidl_loc_t *loc)
 		*loc = ps->tok.loc;
 	const char *r = tidl_pstrndup(ps->prog, ps->tok.text, ps->tok.len);
 	tidl_lex(ps);
+	return r;
+}
+
+/* NAME { "." NAME }, the current token an identifier, joined by '.' alone:
+ * comments and blanks between the parts are not part of the name (they
+ * were: "package a . b;" made the C prefix "a _ b_" and another interface
+ * id than "a.b").  NULL after a syntax error; MAX bounds the length (the
+ * longer one is still returned, the caller names the limit). */
+static char *parse_qname(parser_t *ps, const char *after_dot, size_t max)
+{
+	size_t cap = ps->tok.len + 1, n = 0;
+	char *out = malloc(cap);
+	if (!out)
+		abort();
+	for (;;) {
+		if (n + ps->tok.len + 2 > cap) {
+			cap = (n + ps->tok.len + 2) * 2;
+			char *o = realloc(out, cap);
+			if (!o)
+				abort();
+			out = o;
+		}
+		if (n)
+			out[n++] = '.';
+		memcpy(out + n, ps->tok.text, ps->tok.len);
+		n += ps->tok.len;
+		tidl_lex(ps);
+		if (!is_punct(ps, '.') || n > max)
+			break;
+		tidl_lex(ps);
+		if (ps->tok.kind != T_IDENT) {
+			syntax_error(ps, "%s", after_dot);
+			free(out);
+			return NULL;
+		}
+	}
+	char *r = tidl_pstrndup(ps->prog, out, n);
+	free(out);
 	return r;
 }
 
@@ -304,20 +348,8 @@ static tidl_type_t *parse_type(parser_t *ps, int depth)
 		}
 	}
 	/* a (possibly qualified) name */
-	const char *start = ps->tok.text;
-	const char *stop = ps->tok.text + ps->tok.len;
-	tidl_lex(ps);
-	while (is_punct(ps, '.')) {
-		tidl_lex(ps);
-		if (ps->tok.kind != T_IDENT) {
-			syntax_error(ps, "expected a name after '.'");
-			return NULL;
-		}
-		stop = ps->tok.text + ps->tok.len;
-		tidl_lex(ps);
-	}
 	t->kind = TIDL_STRUCT;          /* resolved by sema */
-	t->ref_name = tidl_pstrndup(ps->prog, start, (size_t)(stop - start));
+	t->ref_name = parse_qname(ps, "expected a name after '.'", SIZE_MAX);
 	return t;
 }
 
@@ -671,39 +703,58 @@ static void parse_interface(parser_t *ps, vec_t *decls)
 	d->u.iface.n_reserved = reserved.n;
 }
 
+/* A carriage return not followed by a line feed (old Mac line endings, a
+ * stray CR): an editor starts a line there, thothc did not, so every
+ * diagnostic after it named another line than the one shown (a CR-only
+ * file was one line: "cr.tidl:1:55").  Refused at the first, by the line
+ * and column both agree on. */
+static bool lone_cr(parser_t *ps)
+{
+	uint32_t line = 1, col = 1;
+	for (const char *c = ps->s; c < ps->end; c++) {
+		if (*c == '\r' && (c + 1 == ps->end || c[1] != '\n')) {
+			tidl_loc_t at = { ps->file->path, line, col };
+			tidl_diag(ps->prog, ps->file, TIDL_ERROR, at,
+				  "a carriage return (CR) without a line feed after it: lines end in LF "
+				  "or CRLF (save the file with those line endings)");
+			ps->failed = true;
+			return true;
+		}
+		if (*c == '\n')
+			line++, col = 1;
+		else
+			col++;
+	}
+	return false;
+}
+
 void tidl_parse_file(parser_t *ps)
 {
 	tidl_file_t *f = ps->file;
+	if (lone_cr(ps))
+		return;
 	tidl_lex(ps);
 	if (!is_word(ps, "package")) {
 		syntax_error(ps, "expected 'package NAME;' at the start of the file");
 		return;
 	}
+	f->package_loc = ps->tok.loc;
 	tidl_lex(ps);
-	const char *start = ps->tok.text;
-	if (!expect_ident(ps, "a package name", NULL))
+	if (ps->tok.kind != T_IDENT) {
+		syntax_error(ps, "expected a package name");
 		return;
-	const char *stop = ps->tok.text;
-	while (is_punct(ps, '.')) {
-		tidl_lex(ps);
-		if (ps->tok.kind != T_IDENT) {
-			syntax_error(ps, "expected a name after '.' in the package name");
-			return;
-		}
-		tidl_lex(ps);
-		stop = ps->tok.text;
 	}
-	/* the package text runs up to (not including) the current token */
-	const char *e = stop;
-	while (e > start && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
-		e--;
-	if ((size_t)(e - start) > MAX_PACKAGE_LEN) {
-		tidl_diag(ps->prog, ps->file, TIDL_ERROR, f->version_loc.line ? f->version_loc : ps->tok.loc,
+	tidl_loc_t name_loc = ps->tok.loc;
+	char *pkg = parse_qname(ps, "expected a name after '.' in the package name", MAX_PACKAGE_LEN);
+	if (!pkg)
+		return;
+	if (strlen(pkg) > MAX_PACKAGE_LEN) {
+		tidl_diag(ps->prog, ps->file, TIDL_ERROR, name_loc,
 		     "package name longer than %d characters", MAX_PACKAGE_LEN);
 		ps->failed = true;
 		return;
 	}
-	f->package = tidl_pstrndup(ps->prog, start, (size_t)(e - start));
+	f->package = pkg;
 	if (!expect_punct(ps, ';', "after the package name"))
 		return;
 	if (!is_word(ps, "version")) {

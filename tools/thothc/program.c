@@ -85,7 +85,7 @@ static void line_of(const tidl_file_t *f, uint32_t line, const char **text, size
 		if (*s == '\n')
 			l++;
 	const char *e = s;
-	while (e < end && *e != '\n')
+	while (e < end && *e != '\n' && *e != '\r')  /* a CRLF's CR is not shown */
 		e++;
 	*text = s;
 	*len = (size_t)(e - s);
