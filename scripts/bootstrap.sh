@@ -26,15 +26,24 @@ run|test|bench|all) ;;
 *) echo "usage: $0 [run|test|bench|all] [--list]" >&2; exit 2 ;;
 esac
 
+ARCH=$(dpkg --print-architecture 2>/dev/null || echo unknown)
 # Build-Depends as one entry a line: "name profile" (profile: - when none).
 # The field runs from its name to the next field; '#' lines are comments.
 entries=$(awk '
 	/^#/ { next }
 	/^[A-Za-z-]+:/ { infield = ($1 == "Build-Depends:"); sub(/^Build-Depends:/, "") }
 	infield { print }
-' "$CONTROL" | tr ',' '\n' | sed 's/([^)]*)//g' | awk 'NF {
+' "$CONTROL" | tr ',' '\n' | sed 's/([^)]*)//g' | awk -v arch="$ARCH" 'NF {
 	name = $1; prof = "-"
 	if (match($0, /<[^>]*>/)) prof = substr($0, RSTART + 1, RLENGTH - 2)
+	# An architecture list ("[amd64]", "[!arm64]") as dpkg reads it:
+	# a plain list names the only architectures, a negated one those left out.
+	if (match($0, /\[[^]]*\]/)) {
+		n = split(substr($0, RSTART + 1, RLENGTH - 2), a, " ")
+		neg = (a[1] ~ /^!/); hit = 0
+		for (i = 1; i <= n; i++) { x = a[i]; sub(/^!/, "", x); if (x == arch) hit = 1 }
+		if (neg ? hit : !hit) next
+	}
 	print name, prof
 }')
 [ -n "$entries" ] || { echo "bootstrap: no Build-Depends in $CONTROL" >&2; exit 1; }
