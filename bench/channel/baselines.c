@@ -32,8 +32,15 @@
  *                   and nothing else: the futex-shm mapping and words; the
  *                   client bumps the request word, rings one byte on a
  *                   socketpair (the doorbell) and FUTEX_WAITs on the reply
- *                   word; the service sleeps in epoll_wait on the doorbell,
- *                   drains it with one recv, answers and FUTEX_WAKEs.  The
+ *                   word; the service re-reads the request word and only
+ *                   when about to sleep waits in epoll_wait on the
+ *                   doorbell and drains it with one recv, then answers and
+ *                   FUTEX_WAKEs.  Bells are read only then, so they pile
+ *                   up while it is awake: a full doorbell (EAGAIN) is bells
+ *                   pending, not an error (counted as refused bells), with
+ *                   a seq_cst fence on each side between the word and the
+ *                   socket so that none is lost, and the client rings
+ *                   again each 10 ms it waits for a reply.  The
  *                   least a service that waits on many channels and fds at
  *                   once (epoll) can pay per sleeping round trip: the
  *                   bound for thoth's sleeping cells (docs/SCHED.md).
@@ -261,6 +268,28 @@ static int wait_bell(int efd, uint64_t *v)
 	}
 }
 
+/* epoll-shm bells the full socket refused, counted by the client (the
+ * calling process) for bench_rt_result_t.refused_bells. */
+static uint64_t refused_bells;
+
+/* epoll-shm: ring the service's doorbell, one byte.  A full socket (EAGAIN)
+ * is bells pending, not an error: see client_rt.  The caller has bumped
+ * the request word and fenced (seq_cst) before this send reads the
+ * socket's space, so that a service whose recv emptied the socket and
+ * which then re-reads the word (after its own fence) sees the bump
+ * whenever this send still saw the socket full. */
+static int epoll_ring(const end_t *e)
+{
+	ssize_t s = send(e->tx, "", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (s == 1)
+		return 0;
+	if (s < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		refused_bells++;
+		return 0;
+	}
+	return -1;
+}
+
 static void seq_bump(const end_t *e, _Atomic uint32_t *w)
 {
 	atomic_fetch_add_explicit(w, 1, memory_order_release);
@@ -280,7 +309,13 @@ static int seq_wait(const end_t *e, _Atomic uint32_t *w, uint32_t old)
 		}
 		if (e->kind == K_FUTEX || e->kind == K_EPOLL) {
 			struct timespec ts = { 0, 10000000 };   /* re-check FAIL every 10 ms */
-			syscall(SYS_futex, (uint32_t *)w, FUTEX_WAIT, old, &ts, NULL, 0);
+			long r = syscall(SYS_futex, (uint32_t *)w, FUTEX_WAIT, old, &ts, NULL, 0);
+			/* epoll-shm: only the client waits here, for the reply to
+			 * an outstanding request; 10 ms without it, ring again
+			 * (a bell lost by any path costs 10 ms, not the run). */
+			if (r < 0 && errno == ETIMEDOUT && e->kind == K_EPOLL && w == &e->seq->rep &&
+			    epoll_ring(e))
+				return -1;
 		} else if (n % 1024 == 0) {
 			sched_yield();
 		} else {
@@ -310,15 +345,19 @@ static int client_rt(const end_t *e, const uint8_t *payload, uint8_t *reply)
 		atomic_fetch_add_explicit(&e->seq->req, 1, memory_order_release);
 		/* A full socket (EAGAIN) is bells pending: the service's next
 		 * epoll_wait returns at once, so no wake-up is lost (thoth's
-		 * rule too).  The service reads bells only when it sleeps, so
-		 * where it is often awake at its check (both ends on one CPU,
-		 * the woken service preempted after its answer) unread bells
-		 * filled the socket and the client failed ("Resource
-		 * temporarily unavailable" at round trip 278-874, unpinned +
-		 * hog, 2026-12-02). */
-		ssize_t s = send(e->tx, "", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
-		if ((s != 1 && !(s < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))) ||
-		    seq_wait(e, &e->seq->rep, old))
+		 * rule too).  The service reads bells only when it is about
+		 * to sleep, so where it is often awake at its check (both
+		 * ends on one CPU, the woken service preempted after its
+		 * answer) unread bells filled the socket and the client failed
+		 * ("Resource temporarily unavailable" at round trip 278-874,
+		 * unpinned + hog, 2026-12-02).  "Pending" needs an order the
+		 * socket's locks do not give on arm64 (a store, then a load):
+		 * this fence puts the bump before the send's look at the
+		 * socket's space, the service's after its recv puts the drain
+		 * before its re-read of the word, so one of the two sees the
+		 * other. */
+		atomic_thread_fence(memory_order_seq_cst);
+		if (epoll_ring(e) || seq_wait(e, &e->seq->rep, old))
 			return -1;
 		memcpy(reply, e->shm + e->payload, REPLY_SIZE);
 		CLOBBER(reply);
@@ -371,6 +410,8 @@ static int server_rt(const end_t *e, uint8_t *buf, uint8_t *reply)
 				errno = ECONNRESET;     /* the client is gone */
 			if (r <= 0 && !(r < 0 && errno == EAGAIN))
 				return -1;
+			/* The drain before the re-read of REQ (client_rt). */
+			atomic_thread_fence(memory_order_seq_cst);
 		}
 		seen++;
 		memcpy(buf, e->shm, e->payload);
@@ -495,6 +536,7 @@ int bench_baseline_rt(const char *kind_name, size_t payload, unsigned warmup, un
 			"unix-seqpacket, eventfd-shm, futex-shm, spin-shm, epoll-shm)\n", kind_name ? kind_name : "(null)");
 		return -1;
 	}
+	refused_bells = 0;
 	if (!payload || !iters || !out || (unsigned)-1 - warmup < iters) {
 		fprintf(stderr, "bench_baseline_rt: %s: need payload >= 1, iters >= 1 and a "
 			"result\n", kind_name);
@@ -721,6 +763,7 @@ int bench_baseline_rt(const char *kind_name, size_t payload, unsigned warmup, un
 	out->msgs_per_s = secs > 0 ? (double)iters / secs : 0;
 	out->client_cpu_ns = (double)(c_end - c_start) / iters;
 	out->server_cpu_ns = (double)sres.cpu_ns / iters;
+	out->refused_bells = refused_bells;
 	rc = 0;
 	goto out;
 

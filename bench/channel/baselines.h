@@ -18,6 +18,8 @@ typedef struct bench_rt_result {
 	double client_cpu_ns;   /* client process CPU time per round trip (CLOCK_PROCESS_CPUTIME_ID) */
 	double server_cpu_ns;   /* server process CPU time per round trip (measured in the server,
 	                         * sent back at the end) */
+	uint64_t refused_bells; /* epoll-shm: doorbell sends a full socket refused (warm-up
+	                         * and timed loop; bells pending, not errors); else 0 */
 } bench_rt_result_t;
 
 /*
