@@ -23,6 +23,12 @@ foreach(m ${THOTH_MODULES})
     message(FATAL_ERROR "libthoth: module '${m}' is listed in `thoth` but is no target")
   endif()
   list(APPEND _objs $<TARGET_OBJECTS:${m}>)
+  # The code thothc generates for libthoth's own interfaces (registry,
+  # codex, pm, ...) stays out of the hot groups (include/thoth/hot.h): it
+  # is on no channel round trip's path, and in libthoth.so it would spread
+  # the client and serving groups over every interface's adapters.  A
+  # program's own generated code keeps them (docs/SCHED.md, stop 35).
+  target_compile_definitions(${m} PRIVATE THOTH__HOT_CLIENT= THOTH__HOT_SERVE=)
   list(APPEND _archives $<TARGET_FILE:${m}>)
   list(APPEND _deps ${m})
   # Libraries a module links besides other modules (m, liburing through

@@ -14,7 +14,13 @@
  * it partially, so the error paths of the marked functions (~380 bytes)
  * sit on the hot pages too; clang without a profile splits nothing.
  * Other linkers: gold orders the groups too; lld and binutils before
- * ~2.36 keep input order (the grouping is lost, nothing breaks).  Not
+ * ~2.36 keep input order (the grouping is lost, nothing breaks but the
+ * ctest hot_layout, tests/ipc/hot_layout_test.sh, which checks the built
+ * libthoth.so).  Two empty page-aligned anchors in chan_shm.c
+ * (.text.sorted.thoth_0 and thoth_1z) start the client and the shared
+ * group on page boundaries; thothc's generated adapters and dispatchers
+ * join groups 1 and 3 (THOTH__HOT_CLIENT / THOTH__HOT_SERVE, spelt out in
+ * the generated code, off for libthoth's own interfaces).  Not
  * installed (cmake/ThothInstall.cmake): a build-time layout detail.  Mark only what runs on every round
  * trip (a cold function marked here spreads the hot ones again).
  */

@@ -4,6 +4,7 @@
  */
 #include <stdio.h>
 
+#include "thoth/hot.h"
 #include "thoth/rpc.h"
 
 static const thoth_method_info_t *method_search(const thoth_interface_info_t *iface,
@@ -151,7 +152,8 @@ static int check_response(const thoth_method_info_t *m, const thoth_msg_header_t
 	return 0;
 }
 
-int thoth_client_begin(thoth_client_t *c, const thoth_method_info_t *m, const void *req,
+/* begin, commit and the dispatcher run every round trip: thoth/hot.h. */
+THOTH_HOT_CLIENT int thoth_client_begin(thoth_client_t *c, const thoth_method_info_t *m, const void *req,
 		       thoth_call_t *call)
 {
 	if (c->holding_reply) {         /* the call only when there is one */
@@ -213,7 +215,7 @@ void thoth_client_abort(thoth_client_t *c, thoth_call_t *call)
 	call->buf = NULL;
 }
 
-int thoth_client_commit(thoth_client_t *c, thoth_call_t *call, void *resp, thoth_arena_t *arena)
+THOTH_HOT_CLIENT int thoth_client_commit(thoth_client_t *c, thoth_call_t *call, void *resp, thoth_arena_t *arena)
 {
 	const thoth_method_info_t *m = call->m;
 	if (!m || !call->buf)
@@ -370,7 +372,7 @@ static inline bool plain_request(const thoth_interface_info_t *iface, const uint
 /* An interface's own dispatcher, where its code has one (thothc emits it:
  * thoth_interface_info_t.dispatch); it gives what it does not serve itself
  * to thoth__server_dispatch_table. */
-int thoth_server_dispatch(const thoth_interface_info_t *iface, thoth_invoke_fn invoke,
+THOTH_HOT_SERVE int thoth_server_dispatch(const thoth_interface_info_t *iface, thoth_invoke_fn invoke,
 			  const void *handlers, void *self,
 			  const uint8_t *msg, size_t len, thoth_server_io_t *io)
 {
