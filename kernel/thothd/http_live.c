@@ -1701,12 +1701,15 @@ int thothd_live_metrics(thothd_live_t *l, char **text, size_t *len)
 			fprintf(f, "\"} %.6f\n", (double)e->residency_ns.items[k] / 1e9);
 		}
 	}
-	metric_head(f, "thoth_pm_element_energy_millijoules_total", "counter",
-		    "Modelled energy of each PM element: declared power x residency.");
+	/* In joules, Prometheus's base unit: promtool's lint refused the
+	 * millijoules this was exported in, whenever an element existed. */
+	metric_head(f, "thoth_pm_element_energy_modelled_joules_total", "counter",
+		    "Modelled, not measured: energy of each PM element, its declared power x "
+		    "residency.");
 	for (uint32_t i = 0; v.ok && i < v.st.elements.count; i++) {
-		fprintf(f, "thoth_pm_element_energy_millijoules_total{element=\"");
+		fprintf(f, "thoth_pm_element_energy_modelled_joules_total{element=\"");
 		put_escaped(f, v.st.elements.items[i].name.ptr);
-		fprintf(f, "\"} %.6f\n", v.st.elements.items[i].energy_mj);
+		fprintf(f, "\"} %.9f\n", v.st.elements.items[i].energy_mj / 1e3);
 	}
 	metric_head(f, "thoth_pm_element_transitions_total", "counter", "Level changes of each PM element.");
 	for (uint32_t i = 0; v.ok && i < v.st.elements.count; i++) {
