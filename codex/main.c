@@ -377,6 +377,15 @@ int main(int argc, char **argv)
 		(int)getpid(), (unsigned long long)rep.records, rep.segments, rep.indexed,
 		(unsigned long long)rep.truncated_bytes, rep.orphaned, rep.removed, (unsigned long long)rep.base_lsn,
 		rep.compacted);
+	/* A cut is a crash's torn tail, or a record damaged on the disk after
+	 * it was written, with whatever followed it: said, with where it is. */
+	if (rep.cut_kept_bytes)
+		fprintf(stderr, "codex[%d]: the %llu bytes cut were copied aside first, to %s/seg-*.log.cut-OFFSET "
+			"(kept, never read: if records were damaged on the disk, the ones after them are there)\n",
+			(int)getpid(), (unsigned long long)rep.cut_kept_bytes, data_dir);
+	if (rep.cut_keep_errno)
+		fprintf(stderr, "codex[%d]: %llu bytes cut could not be kept aside: %s\n", (int)getpid(),
+			(unsigned long long)(rep.truncated_bytes - rep.cut_kept_bytes), strerror(rep.cut_keep_errno));
 	retain_bytes = retain;
 	static worker_t ws[MAX_WORKERS];
 	int started = 0;
