@@ -584,6 +584,42 @@ static void test_state_stays_readable_at_the_most_leases_thothd_takes(void **sta
 	harness_teardown(&h);
 }
 
+static bool log_has_refusal(void *arg)
+{
+	return harness_file_contains(arg, "pm declare refused");
+}
+
+/* A driver killed while its dependent is moving, and restarted at once:
+ * the dead element stays until the dependent is down, and the new driver's
+ * declaration was refused ("declared already") -- pm-sim-driver then
+ * exited, and the bus never came back.  Now the refusal says the old
+ * element is still held, and the driver declares again until it is gone. */
+static void test_driver_restarted_while_its_dead_element_is_held_comes_back(void **state)
+{
+	harness_t h;
+	client_t c;
+	drivers_t d;
+	start(&h, &c, BUS_AND_DISK, &d);
+	uint64_t l;
+	assert_int_equal(lease(&c, "disk", 2, THOTH_PM_LEASE_KIND_ASSERTIVE, 0, &l, NULL), 0);
+	wait_level(&c, 1, 2);
+	/* The disk cannot come down (its driver is stopped), so the dead bus
+	 * stays while the new bus driver declares. */
+	kill(d.disk, SIGSTOP);
+	harness_kill(&h, d.bus, SIGKILL);
+	start_driver(&h, "bus", NULL);
+	if (!harness_wait_until(log_has_refusal, h.log, THOTH_TEST_DEADLINE_MS(10000)))
+		fail_msg("the restarted bus driver's declaration was not refused while the old bus was held");
+	assert_true(harness_file_contains(h.log, "is still held: its driver is gone"));
+	kill(d.disk, SIGCONT);
+	/* The disk comes down, the dead bus goes, the new driver's bus is
+	 * declared and the lease raises both again. */
+	wait_level(&c, 0, 1);
+	wait_level(&c, 1, 2);
+	thoth_control_close(&c.ctl);
+	harness_teardown(&h);
+}
+
 static void test_declaration_with_negative_latency_is_refused_naming_the_field(void **state)
 {
 	harness_t h;
@@ -1251,6 +1287,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_served_from_another_connection_is_refused_and_the_driver_answers),
 		cmocka_unit_test(test_unknown_dependency_and_lease_kinds_are_refused_naming_the_field),
 		cmocka_unit_test(test_state_stays_readable_at_the_most_leases_thothd_takes),
+		cmocka_unit_test(test_driver_restarted_while_its_dead_element_is_held_comes_back),
 		cmocka_unit_test(test_declaration_of_64_elements_of_16_levels_is_accepted),
 		cmocka_unit_test(test_holder_whose_name_is_not_utf8_leaves_state_readable),
 		cmocka_unit_test(test_latency_bound_holds_cpu_dma_latency_open_and_keeps_disk_idle),
