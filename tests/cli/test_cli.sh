@@ -119,6 +119,14 @@ complete_words() {   # WORD...: COMPREPLY for the last word
 [ "$(complete_words thothctl tr)" = trace ] || fail "thothctl tr<TAB>: $(complete_words thothctl tr)"
 [ "$(complete_words thothctl trace '')" = "start stop dump" ] || fail "thothctl trace <TAB>"
 [ "$(complete_words thothctl --runtime-dir /tmp res)" = resolve ] || fail "thothctl --runtime-dir X res<TAB>"
+# every command `thothctl --help` lists completes (locks and probe did not)
+for c in $("$THOTHCTL" --help | sed -n '/^commands:/,/^options:/p' | sed -n 's/^  \([a-z][a-z]*\).*/\1/p' | sort -u); do
+  case " $(complete_words thothctl '') " in
+    *" $c "*) ;;
+    *) fail "thothctl <TAB> does not offer $c (thothctl --help lists it)" ;;
+  esac
+done
+[ "$(complete_words thothctl codex '')" = "stats create append read" ] || fail "thothctl codex <TAB>: $(complete_words thothctl codex '')"
 [ "$(complete_words thothc g)" = gen ] || fail "thothc g<TAB>"
 [ "$(complete_words thothc gen --la)" = --lang ] || fail "thothc gen --la<TAB>"
 echo "PASS"
