@@ -79,6 +79,7 @@ typedef struct export_job {
 	char *json;
 	size_t len;
 	int status;
+	char *gate;                     /* THOTHD_TEST_EXPORT_GATE, the job's own copy */
 	bool done;                      /* the worker finished (loop thread's view) */
 	bool linked;
 	struct export_job *prev, *next; /* h->exports: made, not yet answered */
@@ -568,6 +569,7 @@ static void export_free(export_job_t *j)
 {
 	thoth_trace_collection_free(j->c);
 	free(j->json);
+	free(j->gate);
 	free(j);
 }
 
@@ -575,10 +577,11 @@ static void export_free(export_job_t *j)
 static void export_work(void *arg)
 {
 	export_job_t *j = arg;
-	if (j->h && j->h->export_gate) {
+	if (j->gate) {
 		/* Tests: the export waits here until a byte comes, so a test
-		 * sees it in flight without timing it. */
-		FILE *g = fopen(j->h->export_gate, "r");
+		 * sees it in flight without timing it.  (Not j->h: the loop
+		 * thread clears it when the job is orphaned.) */
+		FILE *g = fopen(j->gate, "r");
 		if (g) {
 			(void)fgetc(g);
 			fclose(g);
@@ -695,6 +698,10 @@ static enum MHD_Result serve_trace(thothd_http_t *h, struct MHD_Connection *conn
 		return reply_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot export the window\n");
 	}
 	*j = (export_job_t){ .h = h, .conn = conn, .c = c, .from = from, .to = to };
+	if (h->export_gate && !(j->gate = strdup(h->export_gate))) {
+		export_free(j);
+		return reply_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot export the window\n");
+	}
 	h->n_exports++;
 	if (thothd_defer_task_slow(h->d, &export_ops, j) == 0) {
 		j->next = h->exports;
