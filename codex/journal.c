@@ -732,8 +732,16 @@ int cx_journal_read(cx_journal_t *j, const char *name, size_t len, uint64_t from
 		cx_rec_t rec;
 		bool miss;
 		r = cx_store_read_at(&locs[k], buf, &rec, &miss);
-		if (r)
+		if (r) {
+			/* A record damaged on the disk (or a failed read) is that
+			 * record's problem, not the journal's: the answer ends
+			 * before it (next_seq names it), and a read that starts
+			 * at it is THOTH_E_CORRUPT, this thread's last error
+			 * saying why.  It was reported as the journal having
+			 * stopped, and the good records before it went unread. */
+			r = k ? 0 : THOTH_E_CORRUPT;
 			break;
+		}
 		missed |= miss;
 		fn(arg, &rec);
 		*next_seq = rec.seq + 1;

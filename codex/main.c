@@ -55,6 +55,7 @@ typedef struct worker {
 	thoth_codex_Epoch_t epochs[CX_RECENT_EPOCHS];
 	uint64_t by_reason[CX_WB_NREASONS], hist[CX_GROUP_BUCKETS];
 	cx_journal_stats_t st;
+	uint64_t last_unreadable;       /* the record whose damage was logged last */
 } worker_t;
 
 static cx_journal_t *journal;
@@ -129,6 +130,17 @@ static int on_read(void *self, const thoth_codex_Codex_read_req_t *req, thoth_co
 	/* one record may be up to CX_REC_MAX: the buffer holds the byte cap plus one */
 	int r = cx_journal_read(journal, req->stream.ptr, req->stream.len, req->from_seq, req->to_seq, max,
 				READ_MAX_BYTES, collect, w, &resp->next_seq);
+	if (r == THOTH_E_CORRUPT) {
+		/* Said once per record (a reader retrying would repeat it). */
+		if (w->last_unreadable != resp->next_seq) {
+			char why[300];
+			fprintf(stderr, "codex[%d]: read of %.*s: record %llu does not read back intact: %s\n",
+				(int)getpid(), (int)req->stream.len, req->stream.ptr,
+				(unsigned long long)resp->next_seq, thoth_strerror_r(THOTH_E_IO, why, sizeof why));
+			w->last_unreadable = resp->next_seq;
+		}
+		return THOTH_CODEX_ERR_UNREADABLE;
+	}
 	if (r)
 		return map_err(r);
 	resp->records = (thoth_codex_Record_list_t){ .items = w->recs, .count = w->nrecs };
@@ -365,6 +377,15 @@ int main(int argc, char **argv)
 		(int)getpid(), (unsigned long long)rep.records, rep.segments, rep.indexed,
 		(unsigned long long)rep.truncated_bytes, rep.orphaned, rep.removed, (unsigned long long)rep.base_lsn,
 		rep.compacted);
+	/* A cut is a crash's torn tail, or a record damaged on the disk after
+	 * it was written, with whatever followed it: said, with where it is. */
+	if (rep.cut_kept_bytes)
+		fprintf(stderr, "codex[%d]: the %llu bytes cut were copied aside first, to %s/seg-*.log.cut-OFFSET "
+			"(kept, never read: if records were damaged on the disk, the ones after them are there)\n",
+			(int)getpid(), (unsigned long long)rep.cut_kept_bytes, data_dir);
+	if (rep.cut_keep_errno)
+		fprintf(stderr, "codex[%d]: %llu bytes cut could not be kept aside: %s\n", (int)getpid(),
+			(unsigned long long)(rep.truncated_bytes - rep.cut_kept_bytes), strerror(rep.cut_keep_errno));
 	retain_bytes = retain;
 	static worker_t ws[MAX_WORKERS];
 	int started = 0;

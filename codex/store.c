@@ -85,6 +85,58 @@ static int fail_io(const char *what, char *why, size_t why_len)
 	return thoth_error_io(e, "%s", what);
 }
 
+/*
+ * Recovery is about to cut segment PATH (open as FD, SIZE bytes) at END:
+ * copy [END, SIZE) aside first, to PATH.cut-END (hex; -2, -3... if taken),
+ * kept and never read, like an *.orphan segment.  After a crash the cut is
+ * a torn tail nobody was told about; but a record damaged on the disk
+ * later (a flipped bit) ends the log just as well, and every record after
+ * it -- acknowledged, durable -- was destroyed by the truncation.  0, or
+ * errno (nothing kept: the caller cuts anyway, as before; a full disk
+ * cannot take a copy, and after ENOSPC the tail is the unacknowledged
+ * write that failed).
+ */
+static int keep_cut(int fd, const char *path, uint64_t end, uint64_t size)
+{
+	char dst[4400];
+	int out = -1;
+	for (int n = 1; n <= 100 && out < 0; n++) {
+		if (n == 1)
+			snprintf(dst, sizeof dst, "%s.cut-%" PRIx64, path, end);
+		else
+			snprintf(dst, sizeof dst, "%s.cut-%" PRIx64 "-%d", path, end, n);
+		out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (out < 0 && errno != EEXIST)
+			return errno;
+	}
+	if (out < 0)
+		return EEXIST;
+	uint8_t buf[65536];
+	int e = 0;
+	for (uint64_t off = end; off < size && !e;) {
+		size_t want = size - off < sizeof buf ? (size_t)(size - off) : sizeof buf;
+		ssize_t got = pread(fd, buf, want, (off_t)off);
+		if (got <= 0) {
+			e = got < 0 ? errno : EIO;
+			break;
+		}
+		for (ssize_t w = 0; w < got && !e;) {
+			ssize_t put = write(out, buf + w, (size_t)(got - w));
+			if (put < 0)
+				e = errno;
+			else
+				w += put;
+		}
+		off += (uint64_t)got;
+	}
+	if (!e && fdatasync(out))
+		e = errno;
+	close(out);
+	if (e)
+		unlink(dst);
+	return e;
+}
+
 static stream_t *stream_get(const cx_store_t *s, uint32_t id)
 {
 	return id >= 1 && id <= s->nstreams ? &s->streams[id - 1] : NULL;
@@ -737,6 +789,11 @@ int cx_store_open(const cx_store_config_t *cfg, cx_store_t **out, cx_recovery_t 
 			goto fail;
 		}
 		if (end < size) {
+			int kept = keep_cut(fd, path, end, size);
+			if (!kept)
+				rep->cut_kept_bytes += size - end;
+			else
+				rep->cut_keep_errno = kept;
 			if (ftruncate(fd, (off_t)end)) {
 				r = fail_io("truncate torn segment", why, why_len);
 				goto fail;

@@ -18,14 +18,16 @@ _thothctl()
 		# After `trace`, --json names an output file; before, it is a flag.
 		if [ "$cmd" = trace ]; then COMPREPLY=($(compgen -f -- "$cur")); return; fi ;;
 	--categories)
-		COMPREPLY=($(compgen -W "all ipc registry timer loop pm user" -- "$cur")); return ;;
+		COMPREPLY=($(compgen -W "all ipc registry timer loop pm user lock" -- "$cur")); return ;;
 	--pid|--duration|--min-version)
 		return ;;
 	esac
 	local global="--runtime-dir --json --help --version"
 	case $cmd in
 	"")
-		COMPREPLY=($(compgen -W "status services resolve trace sched pm codex topology serve moderation $global" -- "$cur")) ;;
+		# every command of `thothctl --help` (test_cli.sh checks): locks
+		# and probe were missing
+		COMPREPLY=($(compgen -W "status services resolve trace sched pm codex topology serve locks moderation probe $global" -- "$cur")) ;;
 	status)
 		COMPREPLY=($(compgen -W "--watch --json --runtime-dir" -- "$cur")) ;;
 	services)
@@ -45,13 +47,32 @@ _thothctl()
 		fi ;;
 	sched)
 		COMPREPLY=($(compgen -W "--duration --from --json --runtime-dir" -- "$cur")) ;;
+	codex)
+		if [ -z "$sub" ] && [[ $cur != -* ]]; then
+			COMPREPLY=($(compgen -W "stats create append read" -- "$cur"))
+		else
+			case $sub in
+			create) COMPREPLY=($(compgen -W "--budget-ms" -- "$cur")) ;;
+			append) COMPREPLY=($(compgen -W "--sync --deferred --budget-ms" -- "$cur")) ;;
+			read) COMPREPLY=($(compgen -W "--from --to --since --until --json" -- "$cur")) ;;
+			*) COMPREPLY=($(compgen -W "--json --help" -- "$cur")) ;;
+			esac
+		fi ;;
+	locks)
+		COMPREPLY=($(compgen -W "--pid --top --verbose --json --runtime-dir" -- "$cur")) ;;
+	probe)
+		if [ -z "$sub" ] && [[ $cur != -* ]]; then
+			COMPREPLY=($(compgen -W "check attach list detach maps kernel run" -- "$cur"))
+		else
+			COMPREPLY=($(compgen -W "--pid --service --wait --keep --emit --help" -- "$cur") $(compgen -f -- "$cur"))
+		fi ;;
 	moderation)
 		COMPREPLY=($(compgen -W "--dev --probe --policy --rate --json --help" -- "$cur")) ;;
 	pm)
 		if [ -z "$sub" ] && [[ $cur != -* ]]; then
 			COMPREPLY=($(compgen -W "sim" -- "$cur"))
 		else
-			COMPREPLY=($(compgen -W "--policy --device --cpu --json --help" -- "$cur") $(compgen -f -- "$cur"))
+			COMPREPLY=($(compgen -W "--policy --device --cpu --qos-us --deadline-us --pid --json --export-list --gov-options --help" -- "$cur") $(compgen -f -- "$cur"))
 		fi ;;
 	*)
 		COMPREPLY=($(compgen -W "--json --runtime-dir --help" -- "$cur")) ;;

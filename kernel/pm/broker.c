@@ -307,7 +307,15 @@ int thoth_pm_broker_declare(thoth_pm_broker_t *b, uint64_t driver, const thoth_p
 	for (uint32_t i = 0; i < n; i++) {
 		if (thoth_pm_element_validate(&decls[i], why, sizeof why))
 			return refuse(b, THOTH_E_INVAL, "elements[%u] (\"%.63s\"): %s", i, decls[i].name, why);
-		if (elem_by_name(b, decls[i].name))
+		const elem_t *old = elem_by_name(b, decls[i].name);
+		/* A dead element stays while its dependents come down: a
+		 * driver restarted in that window was told "declared already"
+		 * of an element no live driver had. */
+		if (old && old->dead)
+			return refuse(b, THOTH_E_EXISTS, "elements[%u].name: \"%s\" is still held: its driver "
+				      "is gone and the elements that need it are not down yet (declare it "
+				      "again once they are)", i, decls[i].name);
+		if (old)
 			return refuse(b, THOTH_E_EXISTS, "elements[%u].name: \"%s\" is declared already", i,
 				      decls[i].name);
 		for (uint32_t j = 0; j < i; j++)

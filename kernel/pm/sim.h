@@ -65,7 +65,8 @@ typedef struct thoth_pm_trace {
  * seed=S (default 1), work_jitter=F (0..1, default 0.2: work uniform in
  * W*(1-F)..W*(1+F)), clients=C (default 8: each group - a burst, a
  * chain, a single request - is sent by client 1..C in turn; the chain
- * predictor keys on it).  *WHY names the bad field.
+ * predictor keys on it).  *WHY names the bad field and the value written
+ * (a buffer of the calling thread's, valid until its next call).
  */
 int thoth_pm_trace_generate(const char *spec, const char *name, thoth_pm_trace_t *out,
 			    const char **why);

@@ -175,6 +175,21 @@ static const char *const keys[P_COUNT] = {
 };
 /* gap_us is bursty's in-burst spacing: an alias read into P_GAP */
 
+/* *WHY of a refusal that names what the user wrote ("spec: unknown key
+ * gap", not "spec: unknown key"): this thread's, valid until its next call. */
+static _Thread_local char spec_why[160];
+
+static const char *spec_refusal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static const char *spec_refusal(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(spec_why, sizeof spec_why, fmt, ap);
+	va_end(ap);
+	return spec_why;
+}
+
 int thoth_pm_trace_generate(const char *spec, const char *name, thoth_pm_trace_t *out,
 			    const char **why)
 {
@@ -209,7 +224,7 @@ int thoth_pm_trace_generate(const char *spec, const char *name, thoth_pm_trace_t
 	while ((tok = strtok_r(NULL, " \t", &save))) {
 		char *eq = strchr(tok, '=');
 		if (!eq) {
-			*why = "spec: expected key=value";
+			*why = spec_refusal("spec: \"%.40s\" is not key=value", tok);
 			return THOTH_E_INVAL;
 		}
 		*eq = '\0';
@@ -220,14 +235,14 @@ int thoth_pm_trace_generate(const char *spec, const char *name, thoth_pm_trace_t
 		if (strcmp(tok, "gap_us") == 0)
 			key = P_GAP;
 		if (key < 0) {
-			*why = "spec: unknown key";
+			*why = spec_refusal("spec: unknown key \"%.40s\" (sim.h lists the keys)", tok);
 			return THOTH_E_INVAL;
 		}
 		char *end;
 		errno = 0;
 		double x = strtod(eq + 1, &end);
 		if (end == eq + 1 || *end || errno || !isfinite(x) || x < 0 || x > 1e12) {
-			*why = "spec: a value is not a number in 0..1e12";
+			*why = spec_refusal("spec: %s=%.40s is not a number in 0..1e12", tok, eq + 1);
 			return THOTH_E_INVAL;
 		}
 		v[key] = x;
@@ -242,18 +257,32 @@ int thoth_pm_trace_generate(const char *spec, const char *name, thoth_pm_trace_t
 	};
 	for (int i = 0; i < 3; i++)
 		if (need[kind][i] >= 0 && (!set[need[kind][i]] || v[need[kind][i]] <= 0)) {
-			*why = "spec: a required key is missing or 0 (see sim.h)";
+			*why = spec_refusal("spec: %s needs %s > 0%s", kinds[kind], keys[need[kind][i]],
+					    set[need[kind][i]] ? "" : " (missing)");
 			return THOTH_E_INVAL;
 		}
 	if (kind == K_BURSTY && (!set[P_WORK] || v[P_WORK] <= 0)) {
 		*why = "spec: work_us missing or 0";
 		return THOTH_E_INVAL;
 	}
-	if (v[P_JITTER_W] > 1 || v[P_DURATION] > 3600e3 || v[P_DURATION] < 1 ||
-	    (kind == K_PARETO && v[P_ALPHA] <= 1.0) || v[P_DEPTH] > 1000 || v[P_BURST] > 1e6 ||
-	    v[P_DEADLINE] < 1 || v[P_CLIENTS] < 1 || v[P_CLIENTS] > 65536) {
-		*why = "spec: out of range (work_jitter <= 1, duration_ms 1..3600000, "
-		       "deadline_us >= 1, alpha > 1, depth <= 1000, burst <= 1e6, clients 1..65536)";
+	/* Each range with the value given: "out of range (six rules)" left the
+	 * user to find which of their keys broke which. */
+	static const struct { int key; double lo, hi; const char *range; } ranges[] = {
+		{ P_JITTER_W, 0, 1, "0..1" },
+		{ P_DURATION, 1, 3600e3, "1..3600000" },
+		{ P_DEPTH, 0, 1000, "at most 1000" },
+		{ P_BURST, 0, 1e6, "at most 1e6" },
+		{ P_DEADLINE, 1, 1e12, "at least 1" },
+		{ P_CLIENTS, 1, 65536, "1..65536" },
+	};
+	for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++)
+		if (v[ranges[i].key] < ranges[i].lo || v[ranges[i].key] > ranges[i].hi) {
+			*why = spec_refusal("spec: %s=%g is out of range (%s)", keys[ranges[i].key],
+					    v[ranges[i].key], ranges[i].range);
+			return THOTH_E_INVAL;
+		}
+	if (kind == K_PARETO && v[P_ALPHA] <= 1.0) {
+		*why = spec_refusal("spec: alpha=%g is out of range (above 1: a finite mean gap)", v[P_ALPHA]);
 		return THOTH_E_INVAL;
 	}
 

@@ -13,7 +13,8 @@
  *   /, /index.html, /dashboard.js, /dashboard.css   embedded web/ files
  *   /metrics      Prometheus text exposition (http_live.c)
  *   /events       Server-Sent Events, one `data:` object a second
- *   /trace.json?from_ns=A&to_ns=B   Chrome JSON of that window (Perfetto)
+ *   /trace.json?from_ns=A&to_ns=B   Chrome JSON of that window (Perfetto),
+ *                 made on a worker thread, at most EXPORTS_MAX at once
  * Any other path is 404: files are served from the table compiled in, never
  * from the file system, so no path can reach outside it.
  *
@@ -56,7 +57,33 @@ enum {
 	SSE_MAX_BACKLOG = 256 << 10,    /* a page that does not read is closed beyond this */
 	MEMORY_LIMIT = 16 << 10,        /* per connection: request line + headers must fit */
 	MAX_WINDOW_S = 120,
+	/* Window exports made or being sent at once: each is up to ~22 MB
+	 * (65,536 kept events), and 30 clients that asked and did not read
+	 * grew thothd by 400 MB in 8 s.  Beyond: 503 with Retry-After. */
+	EXPORTS_MAX = 4,
 };
+
+/*
+ * A /trace.json answer.  The events are copied on the loop thread (quick,
+ * thothd_live_window); the JSON is written on a worker (~0.3 s for a full
+ * window: on the loop thread it held every other client that long, 30
+ * requests 10 s) while the connection is suspended; the loop thread then
+ * resumes it and MHD asks again (on_request) for the answer.  It lives
+ * until MHD has sent the body (export_sent).
+ */
+typedef struct export_job {
+	struct thothd_http *h;          /* NULL: orphaned (connection or dashboard gone) */
+	struct MHD_Connection *conn;
+	thoth_trace_collection_t *c;
+	uint64_t from, to;
+	char *json;
+	size_t len;
+	int status;
+	char *gate;                     /* THOTHD_TEST_EXPORT_GATE, the job's own copy */
+	bool done;                      /* the worker finished (loop thread's view) */
+	bool linked;
+	struct export_job *prev, *next; /* h->exports: made, not yet answered */
+} export_job_t;
 
 typedef struct sse_client {
 	struct thothd_http *h;
@@ -102,6 +129,9 @@ struct thothd_http {
 	thoth_timer_t *tick;            /* only while collecting */
 	bool tick_waits;                /* a tick came while a worker drained: run at its end */
 	struct MHD_Connection **waiting;        /* requests suspended until the drain ends */
+	export_job_t *exports;          /* window exports not yet answered */
+	uint32_t n_exports;             /* ...and those being sent (EXPORTS_MAX) */
+	char *export_gate;              /* THOTHD_TEST_EXPORT_GATE: a FIFO (tests) */
 	size_t n_waiting, cap_waiting;
 	uint64_t hold_until_ns;         /* collect until then after a scrape */
 	uint64_t hold_ns;               /* LIVE_HOLD_NS, or THOTHD_LIVE_HOLD_MS (tests) */
@@ -524,34 +554,168 @@ static enum MHD_Result serve_serve_stats(thothd_http_t *h, struct MHD_Connection
 	return reply(conn, MHD_HTTP_OK, "application/json", json, len, MHD_RESPMEM_MUST_FREE);
 }
 
+static void export_unlink(thothd_http_t *h, export_job_t *j)
+{
+	if (!j->linked)
+		return;
+	*(j->prev ? &j->prev->next : &h->exports) = j->next;
+	if (j->next)
+		j->next->prev = j->prev;
+	j->prev = j->next = NULL;
+	j->linked = false;
+}
+
+static void export_free(export_job_t *j)
+{
+	thoth_trace_collection_free(j->c);
+	free(j->json);
+	free(j->gate);
+	free(j);
+}
+
+/* Worker thread: only what the job owns. */
+static void export_work(void *arg)
+{
+	export_job_t *j = arg;
+	if (j->gate) {
+		/* Tests: the export waits here until a byte comes, so a test
+		 * sees it in flight without timing it.  (Not j->h: the loop
+		 * thread clears it when the job is orphaned.) */
+		FILE *g = fopen(j->gate, "r");
+		if (g) {
+			(void)fgetc(g);
+			fclose(g);
+		}
+	}
+	j->status = thothd_live_window_json(j->c, &j->json, &j->len);
+	thoth_trace_collection_free(j->c);
+	j->c = NULL;
+}
+
+/* Loop thread: the request takes its answer (MHD calls on_request again). */
+static int export_done(void *arg, bool ran, void *resp, thoth_arena_t *arena, const char **reason)
+{
+	(void)resp;
+	(void)arena;
+	(void)reason;
+	export_job_t *j = arg;
+	if (!j->h)
+		return 0;               /* orphaned: export_release frees it */
+	if (!ran)
+		j->status = THOTH_E_CLOSED;      /* thothd is stopping */
+	j->done = true;
+	MHD_resume_connection(j->conn);
+	http_run(j->h);
+	return 0;
+}
+
+static void export_release(void *arg)
+{
+	export_job_t *j = arg;
+	if (!j->h)
+		export_free(j);         /* else the connection owns it */
+}
+
+static const thothd_job_ops_t export_ops = {
+	.method = NULL,
+	.work = export_work,
+	.done = export_done,
+	.release = export_release,
+};
+
+/* MHD is done with the body (sent, or its connection closed). */
+static void export_sent(void *cls)
+{
+	export_job_t *j = cls;
+	if (j->h)
+		j->h->n_exports--;
+	export_free(j);
+}
+
+/* The connection of J's request ended before its answer was queued. */
+static void export_drop(thothd_http_t *h, export_job_t *j)
+{
+	export_unlink(h, j);
+	if (!j->done) {
+		if (j->h)
+			h->n_exports--;
+		j->h = NULL;            /* the worker's: export_release frees it */
+		return;
+	}
+	h->n_exports--;
+	export_free(j);
+}
+
+static enum MHD_Result export_reply(thothd_http_t *h, struct MHD_Connection *conn, void **con_cls,
+				    export_job_t *j)
+{
+	export_unlink(h, j);
+	*con_cls = NULL;
+	if (j->status) {
+		h->n_exports--;
+		export_free(j);
+		return reply_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot export the window\n");
+	}
+	struct MHD_Response *resp =
+		MHD_create_response_from_buffer_with_free_callback_cls(j->len, j->json, export_sent, j);
+	if (!resp) {
+		h->n_exports--;
+		export_free(j);
+		return MHD_NO;
+	}
+	char disp[96];
+	snprintf(disp, sizeof disp, "attachment; filename=\"thoth-%llu-%llu.json\"",
+		 (unsigned long long)j->from, (unsigned long long)j->to);
+	MHD_add_response_header(resp, "Content-Type", "application/json");
+	MHD_add_response_header(resp, "Content-Disposition", disp);
+	MHD_add_response_header(resp, "Cache-Control", "no-store");
+	enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_OK, resp);
+	MHD_destroy_response(resp);     /* export_sent frees the job with the body */
+	return ret;
+}
+
 static enum MHD_Result serve_trace(thothd_http_t *h, struct MHD_Connection *conn, void **con_cls)
 {
+	if (*con_cls && *con_cls != &waited_mark)       /* its export is made */
+		return export_reply(h, conn, con_cls, *con_cls);
 	uint64_t from, to;
 	if (!arg_u64(conn, "from_ns", &from) || !arg_u64(conn, "to_ns", &to) || to <= from)
 		return reply_text(conn, MHD_HTTP_BAD_REQUEST,
 				  "trace.json wants from_ns and to_ns (CLOCK_MONOTONIC ns, from < to)\n");
 	if (to - from > MAX_WINDOW_S * S_NS)
 		return reply_text(conn, MHD_HTTP_BAD_REQUEST, "window longer than 120 s\n");
+	if (h->n_exports >= EXPORTS_MAX)
+		return reply_with(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain; charset=utf-8",
+				  (void *)"window exports are being made for other requests: retry\n",
+				  strlen("window exports are being made for other requests: retry\n"),
+				  MHD_RESPMEM_PERSISTENT, "Retry-After", "1");
 	if (wait_for_drain(h, conn, con_cls))
 		return MHD_YES;
-	char *json;
-	size_t len;
-	if (thothd_live_export(h->live, from, to, &json, &len))
+	thoth_trace_collection_t *c = NULL;
+	export_job_t *j = calloc(1, sizeof *j);
+	if (!j || thothd_live_window(h->live, from, to, &c)) {
+		free(j);
 		return reply_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot export the window\n");
-	struct MHD_Response *resp = MHD_create_response_from_buffer(len, json, MHD_RESPMEM_MUST_FREE);
-	if (!resp) {
-		free(json);
-		return MHD_NO;
 	}
-	char disp[96];
-	snprintf(disp, sizeof disp, "attachment; filename=\"thoth-%llu-%llu.json\"",
-		 (unsigned long long)from, (unsigned long long)to);
-	MHD_add_response_header(resp, "Content-Type", "application/json");
-	MHD_add_response_header(resp, "Content-Disposition", disp);
-	MHD_add_response_header(resp, "Cache-Control", "no-store");
-	enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_OK, resp);
-	MHD_destroy_response(resp);
-	return ret;
+	*j = (export_job_t){ .h = h, .conn = conn, .c = c, .from = from, .to = to };
+	if (h->export_gate && !(j->gate = strdup(h->export_gate))) {
+		export_free(j);
+		return reply_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot export the window\n");
+	}
+	h->n_exports++;
+	if (thothd_defer_task_slow(h->d, &export_ops, j) == 0) {
+		j->next = h->exports;
+		if (h->exports)
+			h->exports->prev = j;
+		h->exports = j;
+		j->linked = true;
+		*con_cls = j;
+		MHD_suspend_connection(conn);
+		return MHD_YES;
+	}
+	/* Not deferred (THOTHD_DEFER=off, or no worker): made here. */
+	export_work(j);
+	return export_reply(h, conn, con_cls, j);
 }
 
 /* Constant-time comparison: the token is a secret. */
@@ -668,6 +832,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 			 enum MHD_RequestTerminationCode toe)
 {
 	thothd_http_t *h = cls;
+	if (*con_cls && *con_cls != &waited_mark) {
+		export_drop(h, *con_cls);       /* ended before its export was answered */
+		*con_cls = NULL;
+	}
 	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 	if (ci && ci->socket_context && !h->stopping && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
 		head_link(h, ci->socket_context);
@@ -733,6 +901,11 @@ int thothd_http_start(thothd_t *d, const thothd_http_config_t *cfg, thothd_http_
 		h->hold_ns = (uint64_t)atoi(hold) * MS_NS;
 	if (cfg->token)
 		snprintf(h->token, sizeof h->token, "%s", cfg->token);
+	const char *gate = getenv("THOTHD_TEST_EXPORT_GATE");
+	if (gate && *gate) {
+		h->export_gate = strdup(gate);
+		thothd_info("dashboard: window exports wait at %s (THOTHD_TEST_EXPORT_GATE)", gate);
+	}
 	int r = thothd_live_new(d, &h->live);
 	if (r) {
 		snprintf(why, why_len, "out of memory");
@@ -784,6 +957,7 @@ err:
 	if (h->mhd)
 		MHD_stop_daemon(h->mhd);
 	thothd_live_free(h->live);
+	free(h->export_gate);
 	free(h);
 	return r;
 }
@@ -809,9 +983,20 @@ void thothd_http_stop(thothd_http_t *h)
 	for (size_t i = 0; i < h->n_waiting; i++)
 		MHD_resume_connection(h->waiting[i]);
 	h->n_waiting = 0;
+	/* Exports still on a worker are theirs from now on (export_release);
+	 * their connections, suspended, are resumed for MHD to close. */
+	for (export_job_t *j = h->exports, *next; j; j = next) {
+		next = j->next;
+		if (!j->done) {
+			export_unlink(h, j);
+			j->h = NULL;
+			MHD_resume_connection(j->conn);
+		}
+	}
 	MHD_stop_daemon(h->mhd);
 	thothd_live_stop(h->live);
 	thothd_live_free(h->live);
 	free(h->waiting);
+	free(h->export_gate);
 	free(h);
 }

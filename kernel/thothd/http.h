@@ -61,9 +61,15 @@ bool thothd_live_busy(const thothd_live_t *l);
 int thothd_live_tick(thothd_live_t *l, char **json, size_t *len);
 /* The Prometheus text exposition (format 0.0.4), malloc'ed. */
 int thothd_live_metrics(thothd_live_t *l, char **text, size_t *len);
-/* Chrome JSON of the events kept between FROM_NS and TO_NS (CLOCK_MONOTONIC). */
-int thothd_live_export(thothd_live_t *l, uint64_t from_ns, uint64_t to_ns, char **json,
-		       size_t *len);
+/* The events kept between FROM_NS and TO_NS (CLOCK_MONOTONIC), copied into a
+ * collection of their own (loop thread: the copy is quick, under the
+ * tracer's mutex).  The caller frees *OUT. */
+int thothd_live_window(thothd_live_t *l, uint64_t from_ns, uint64_t to_ns,
+		       thoth_trace_collection_t **out);
+/* Chrome JSON of such a collection, malloc'ed.  Touches nothing else, so it
+ * runs on a worker: 65,536 kept events are ~22 MB of JSON and ~0.3 s of
+ * CPU, which on the loop thread kept every other client waiting. */
+int thothd_live_window_json(const thoth_trace_collection_t *c, char **json, size_t *len);
 
 /* ---- the embedded web/ files (generated from web/ by web/embed.cmake) ---------- */
 

@@ -1701,12 +1701,15 @@ int thothd_live_metrics(thothd_live_t *l, char **text, size_t *len)
 			fprintf(f, "\"} %.6f\n", (double)e->residency_ns.items[k] / 1e9);
 		}
 	}
-	metric_head(f, "thoth_pm_element_energy_millijoules_total", "counter",
-		    "Modelled energy of each PM element: declared power x residency.");
+	/* In joules, Prometheus's base unit: promtool's lint refused the
+	 * millijoules this was exported in, whenever an element existed. */
+	metric_head(f, "thoth_pm_element_energy_modelled_joules_total", "counter",
+		    "Modelled, not measured: energy of each PM element, its declared power x "
+		    "residency.");
 	for (uint32_t i = 0; v.ok && i < v.st.elements.count; i++) {
-		fprintf(f, "thoth_pm_element_energy_millijoules_total{element=\"");
+		fprintf(f, "thoth_pm_element_energy_modelled_joules_total{element=\"");
 		put_escaped(f, v.st.elements.items[i].name.ptr);
-		fprintf(f, "\"} %.6f\n", v.st.elements.items[i].energy_mj);
+		fprintf(f, "\"} %.9f\n", v.st.elements.items[i].energy_mj / 1e3);
 	}
 	metric_head(f, "thoth_pm_element_transitions_total", "counter", "Level changes of each PM element.");
 	for (uint32_t i = 0; v.ok && i < v.st.elements.count; i++) {
@@ -1736,7 +1739,8 @@ int thothd_live_metrics(thothd_live_t *l, char **text, size_t *len)
 
 /* ---- window export ------------------------------------------------------------------------ */
 
-int thothd_live_export(thothd_live_t *l, uint64_t from_ns, uint64_t to_ns, char **json, size_t *len)
+int thothd_live_window(thothd_live_t *l, uint64_t from_ns, uint64_t to_ns,
+		       thoth_trace_collection_t **out)
 {
 	thoth_trace_collection_t *c;
 	int r = thoth_trace_collection_new(&c);
@@ -1756,16 +1760,24 @@ int thothd_live_export(thothd_live_t *l, uint64_t from_ns, uint64_t to_ns, char 
 		}
 	}
 	thothd_tracer_live_unlock(l->d->tracer);
+	if (r) {
+		thoth_trace_collection_free(c);
+		return r;
+	}
+	*out = c;
+	return 0;
+}
+
+int thothd_live_window_json(const thoth_trace_collection_t *c, char **json, size_t *len)
+{
 	char *buf = NULL;
 	size_t n = 0;
-	FILE *f = r ? NULL : open_memstream(&buf, &n);
-	if (!r && !f)
+	FILE *f = open_memstream(&buf, &n);
+	if (!f)
+		return THOTH_E_NOMEM;
+	int r = thoth_trace_export_chrome_json(c, f);
+	if (fclose(f) != 0 && !r)
 		r = THOTH_E_NOMEM;
-	if (!r)
-		r = thoth_trace_export_chrome_json(c, f);
-	if (f && fclose(f) != 0 && !r)
-		r = THOTH_E_NOMEM;
-	thoth_trace_collection_free(c);
 	if (r) {
 		free(buf);
 		return r;

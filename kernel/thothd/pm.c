@@ -45,6 +45,7 @@ typedef struct pm_request {
 	uint64_t requester;             /* 0: the requester is gone (the answer is dropped) */
 	uint8_t *payload;
 	uint32_t len;
+	uint32_t element;               /* whose driver alone may answer it (served) */
 } pm_request_t;
 
 /*
@@ -450,7 +451,16 @@ int thothd_pm_new(thothd_t *d, thothd_pm_t **out)
 		.request_ready = on_request_ready, .request_failed = on_request_failed,
 		.idle = on_idle, .arg = pm,
 	};
-	int r = thoth_pm_broker_new(&ops, NULL, thothd_now(d), &pm->broker);
+	/* state() lists every lease, and thothd drops a client whose unsent
+	 * answers pass its backlog limit (8 MiB, server.c): at the broker's
+	 * default of 65,536 leases, ~130 bytes each on an element with a
+	 * 63-character name, one client taking leases for two seconds made
+	 * state() an 8.4 MB answer nobody could be given.  16,384 leases are
+	 * ~2.2 MB; with 256 elements of 16 levels (~0.4 MB), their 64 keeper
+	 * rows each (~2.8 MB) and the service bounds (~0.3 MB) the longest
+	 * answer stays near 6 MB. */
+	const thoth_pm_broker_limits_t limits = { .max_leases = 16384 };
+	int r = thoth_pm_broker_new(&ops, &limits, thothd_now(d), &pm->broker);
 	if (!r)
 		r = thoth_pm_qos_open(&pm->qos);
 	if (r) {
@@ -885,8 +895,12 @@ static int on_declare(void *self, const thoth_pm_PowerBroker_declare_req_t *req,
 			}
 			d->deps[k].level = dep->level;
 			d->deps[k].required_level = dep->required_level;
+			/* The enum is open on the wire: an unknown kind goes to the
+			 * validation as it came, which refuses it by name (read as
+			 * ASSERTIVE, a mistyped kind silently raised devices). */
 			d->deps[k].kind = dep->kind == THOTH_PM_DEP_KIND_OPPORTUNISTIC ? THOTH_PM_OPPORTUNISTIC
-										 : THOTH_PM_ASSERTIVE;
+					  : dep->kind == THOTH_PM_DEP_KIND_ASSERTIVE ? THOTH_PM_ASSERTIVE
+					  : (thoth_pm_dep_kind_t)dep->kind;
 		}
 	}
 	if (!status) {
@@ -952,6 +966,16 @@ static int on_lease(void *self, const thoth_pm_PowerBroker_lease_req_t *req,
 {
 	thothd_call_t *call = self;
 	thothd_pm_t *pm = call->d->pm;
+	if (req->kind != THOTH_PM_LEASE_KIND_ASSERTIVE && req->kind != THOTH_PM_LEASE_KIND_OPPORTUNISTIC) {
+		/* An open enum: an unknown kind is refused, not taken as ASSERTIVE. */
+		char *why = malloc(64);
+		if (why)
+			snprintf(why, 64, "kind: %u is neither ASSERTIVE nor OPPORTUNISTIC",
+				 (unsigned)req->kind);
+		call->scratch = why;            /* freed after the answer */
+		call->reason = why ? why : "kind: neither ASSERTIVE nor OPPORTUNISTIC";
+		return THOTH_E_INVAL;
+	}
 	uint32_t id;
 	int r = find_element(call, req->element, &id);
 	if (r)
@@ -1011,7 +1035,7 @@ static int on_request(void *self, const thoth_pm_PowerBroker_request_req_t *req,
 		pm->cap_reqs = cap;
 	}
 	pm_request_t *q = &pm->reqs[pm->n_reqs];
-	*q = (pm_request_t){ .requester = call->client->id, .len = req->payload.len };
+	*q = (pm_request_t){ .requester = call->client->id, .len = req->payload.len, .element = id };
 	q->payload = malloc(req->payload.len ? req->payload.len : 1);
 	if (!q->payload)
 		return THOTH_E_NOMEM;
@@ -1042,6 +1066,15 @@ static int on_served(void *self, const thoth_pm_PowerBroker_served_req_t *req,
 	pm_request_t *q = find_request(pm, req->request);
 	if (!q)
 		return 0;               /* its requester left: nobody waits for the answer */
+	/* Only the driver it was handed to answers it: request ids are
+	 * sequential, and another connection's served() would hand the
+	 * requester its own bytes and let the element come down unserved. */
+	thoth_pm_element_info_t info;
+	if (thoth_pm_broker_element_info(pm->broker, q->element, &info) ||
+	    info.driver != call->client->id) {
+		call->reason = "request: another connection's driver serves it";
+		return THOTH_PM_ERR_NOT_OWNER;
+	}
 	uint64_t requester = q->requester;
 	int r = thoth_pm_broker_request_done(pm->broker, req->request, thothd_now(call->d));
 	if (r)

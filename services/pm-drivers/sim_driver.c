@@ -194,12 +194,18 @@ int main(int argc, char **argv)
 	thoth_arena_t arena;
 	thoth_arena_init(&arena, scratch, sizeof scratch);
 	/* Drivers start in any order: while the element this one needs is not
-	 * declared yet, ask again (for up to 5 s). */
+	 * declared yet, ask again (for up to 5 s).  The same while an element
+	 * whose driver died is still held (this one's own name, restarted
+	 * while its dependents come down, or the one it needs): it goes once
+	 * nothing needs it, and this driver was refused for good. */
 	for (int tries = 0;; tries++) {
 		thoth_arena_init(&arena, scratch, sizeof scratch);
 		r = thoth_pm_PowerBroker_declare(&d.ctl.client, &req, &resp, &arena);
-		if (r != THOTH_E_REMOTE || d.ctl.client.remote_code != THOTH_PM_ERR_BAD_DECLARATION ||
-		    !strstr(d.ctl.client.remote_message, "no element") || tries == 500)
+		bool transient = r == THOTH_E_REMOTE &&
+				 d.ctl.client.remote_code == THOTH_PM_ERR_BAD_DECLARATION &&
+				 (strstr(d.ctl.client.remote_message, "no element") ||
+				  strstr(d.ctl.client.remote_message, "driver is gone"));
+		if (!transient || tries == 500)
 			break;
 		sleep_us(10000);
 	}

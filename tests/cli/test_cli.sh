@@ -123,6 +123,34 @@ set +e
 set -e
 [ $rc = 2 ] || fail "unknown command exited $rc, not 2"
 
+# A thothd at its per-uid connection limit closes a new connection at once:
+# thothctl says so (it said "peer gone", as if thothd had gone).
+RT2=$RT/limited
+mkdir -m 700 "$RT2"
+mkfifo "$RT2/ready"
+"$THOTHD" --runtime-dir "$RT2" --http-port off --max-clients-per-uid 1 --ready-fd 3 3>"$RT2/ready" \
+  2>"$RT2/thothd.log" &
+pids+=($!)
+read -r -t 30 ready <"$RT2/ready" || true
+[ "${ready:-}" = READY=1 ] || { cat "$RT2/thothd.log"; fail "the limited thothd not ready"; }
+"$THOTHCTL" --runtime-dir "$RT2" services --watch >"$RT2/watch.out" 2>&1 &
+pids+=($!)
+# the watch holds the one connection once it says so (before, its
+# connection is idle and thothd would evict it for the next one)
+deadline=$((SECONDS + 60))
+until grep -q "watching" "$RT2/watch.out"; do
+  [ $SECONDS -lt $deadline ] || fail "the watch did not start: $(cat "$RT2/watch.out")"
+  sleep 0.02
+done
+set +e
+err=$("$THOTHCTL" --runtime-dir "$RT2" status 2>&1 >/dev/null); rc=$?
+set -e
+[ $rc = 1 ] || fail "status past the connection limit exited $rc: $err"
+case $err in
+  *"closed the connection at once"*"--max-clients-per-uid"*) ;;
+  *) fail "status past the connection limit said: $err" ;;
+esac
+
 # Man pages (scdoc) built, one per program and tidl(5).
 for page in thothd.8 thothctl.1 thothc.1 tidl.5; do
   grep -q '^\.SH NAME' "$BUILD/man/$page" || fail "man page $page not built"
@@ -140,6 +168,14 @@ complete_words() {   # WORD...: COMPREPLY for the last word
 [ "$(complete_words thothctl tr)" = trace ] || fail "thothctl tr<TAB>: $(complete_words thothctl tr)"
 [ "$(complete_words thothctl trace '')" = "start stop dump" ] || fail "thothctl trace <TAB>"
 [ "$(complete_words thothctl --runtime-dir /tmp res)" = resolve ] || fail "thothctl --runtime-dir X res<TAB>"
+# every command `thothctl --help` lists completes (locks and probe did not)
+for c in $("$THOTHCTL" --help | sed -n '/^commands:/,/^options:/p' | sed -n 's/^  \([a-z][a-z]*\).*/\1/p' | sort -u); do
+  case " $(complete_words thothctl '') " in
+    *" $c "*) ;;
+    *) fail "thothctl <TAB> does not offer $c (thothctl --help lists it)" ;;
+  esac
+done
+[ "$(complete_words thothctl codex '')" = "stats create append read" ] || fail "thothctl codex <TAB>: $(complete_words thothctl codex '')"
 [ "$(complete_words thothc g)" = gen ] || fail "thothc g<TAB>"
 [ "$(complete_words thothc gen --la)" = --lang ] || fail "thothc gen --la<TAB>"
 echo "PASS"

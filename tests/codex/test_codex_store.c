@@ -247,6 +247,61 @@ static void test_a_bit_flip_in_the_tail_ends_the_log_before_the_damaged_record(v
 	unlink(copy);
 }
 
+/* A bit flipped in the middle of the log, long after the record was made
+ * durable: recovery ends the log before it, as for a torn tail -- and cut
+ * away with the truncation every acknowledged record after it.  The cut
+ * bytes are now copied aside first (SEG.log.cut-OFFSET, never read), so the
+ * records after the damage are still on the disk, byte for byte. */
+static void test_a_cut_tail_is_copied_aside_before_the_segment_is_truncated(void **state)
+{
+	cx_store_t *s = open_store(0, NULL);
+	uint32_t a;
+	assert_int_equal(cx_store_stream_create(s, "t", 1, 0, 1, &a), 0);
+	append_n(s, a, 1, 30);
+	cx_loc_t loc10;
+	assert_int_equal(cx_store_locate(s, a, 10, &loc10), 0);
+	cx_store_close(s);
+	char path[300];
+	snprintf(path, sizeof path, "%s/seg-0000000000000001.log", dir);
+	off_t full = file_size(path);
+	int fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	size_t tail_len = (size_t)(full - (off_t)loc10.off);
+	uint8_t *tail = malloc(tail_len);
+	assert_non_null(tail);
+	assert_int_equal(pread(fd, tail, tail_len, (off_t)loc10.off), (ssize_t)tail_len);
+	uint8_t byte = tail[CX_REC_HDR + 2] ^ 0x10;     /* in record 10's payload */
+	assert_int_equal(pwrite(fd, &byte, 1, (off_t)loc10.off + CX_REC_HDR + 2), 1);
+	tail[CX_REC_HDR + 2] = byte;
+	close(fd);
+	cx_recovery_t rep;
+	s = open_store(0, &rep);
+	assert_int_equal(cx_store_stream_find(s, "t", 1, &a), 0);
+	check_n(s, a, 9);
+	cx_store_close(s);
+	assert_int_equal(rep.truncated_bytes, tail_len);
+	assert_int_equal(rep.cut_kept_bytes, tail_len);
+	assert_int_equal(rep.cut_keep_errno, 0);
+	char kept[400];
+	snprintf(kept, sizeof kept, "%s.cut-%llx", path, (unsigned long long)loc10.off);
+	assert_int_equal(file_size(kept), (off_t)tail_len);
+	uint8_t *got = malloc(tail_len);
+	assert_non_null(got);
+	fd = open(kept, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(read(fd, got, tail_len), (ssize_t)tail_len);
+	close(fd);
+	assert_memory_equal(got, tail, tail_len);       /* records 10..30, the damaged byte included */
+	/* Kept, never read: a second recovery ignores it and cuts nothing. */
+	s = open_store(0, &rep);
+	assert_int_equal(rep.truncated_bytes, 0);
+	assert_int_equal(cx_store_stream_find(s, "t", 1, &a), 0);
+	check_n(s, a, 9);
+	cx_store_close(s);
+	free(got);
+	free(tail);
+}
+
 static void test_segments_roll_and_sealed_ones_load_from_their_index(void **state)
 {
 	cx_store_t *s = open_store(4096, NULL);
@@ -499,6 +554,8 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_a_bit_flip_in_the_tail_ends_the_log_before_the_damaged_record,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_cut_tail_is_copied_aside_before_the_segment_is_truncated, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_segments_roll_and_sealed_ones_load_from_their_index, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_a_damaged_segment_sets_aside_the_segments_after_it, setup,

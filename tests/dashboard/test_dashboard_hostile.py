@@ -6,6 +6,7 @@ headers, slow clients (slowloris, idle or trickling), a thousand connections, mo
 than the limit.  After each attack a well-formed request and thothd's
 control socket (`thothctl status`) must still be answered.
 """
+import json
 import os
 import resource
 import select
@@ -229,6 +230,110 @@ def test_connections_beyond_the_limit_wait_then_are_served(build):
     print("ok: at --http-max-connections 40 the 10 extra connections waited, then were served")
 
 
+def test_window_exports_are_made_off_the_loop_and_bounded(build):
+    # A full window is ~22 MB of JSON and ~0.3 s of CPU.  Made on thothd's
+    # loop thread and kept until sent, 30 clients that asked for one and
+    # did not read held thothd's control socket 10 s and grew it by 400 MB
+    # in 8 s.  Now each is made on a worker while its connection waits, at
+    # most EXPORTS_MAX (4, http.c) are made or sent at once, and the rest
+    # are told 503 with Retry-After.  THOTHD_TEST_EXPORT_GATE (a FIFO) holds
+    # every export on its worker until a byte comes: no timing.
+    gate = os.path.join(os.environ.get("TMPDIR", "/tmp"), "thoth-export-gate-%d" % os.getpid())
+    os.mkfifo(gate)
+    try:
+        with System(build, env={"THOTHD_TEST_EXPORT_GATE": gate}) as s:
+            if s.get("/metrics")[0] != 200:      # collection on: events are kept
+                fail("no /metrics")
+            now = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+            req = ("GET /trace.json?from_ns=%d&to_ns=%d HTTP/1.0\r\n\r\n"
+                   % (now - 60 * 10**9, now + 60 * 10**9)).encode()
+            held = []
+            for _ in range(4):
+                c = s.connect()
+                c.sendall(req)
+                held.append(c)
+
+            def fifth_refused():
+                c = s.connect()
+                c.settimeout(10)
+                c.sendall(req)
+                answer = raw_recv(c)
+                c.close()
+                if answer.startswith(b"HTTP/1.1 200"):
+                    fail("a fifth window export was made while four waited at the gate "
+                         "(exports are not made on a worker, or not bounded)")
+                return answer.startswith(b"HTTP/1.1 503") and b"Retry-After: 1" in answer
+            wait_for("a fifth export refused with 503", fifth_refused)
+            # Held on the workers: nothing answered, and thothd serves on.
+            ready, _, _ = select.select(held, [], [], 0)
+            if ready:
+                fail("%d exports answered while the gate was closed" % len(ready))
+            still_works_plain(s, "four exports held on workers")
+
+            # Open the gate until all four are answered, each a JSON trace.
+            answers = [b""] * 4
+            done = [False] * 4
+            deadline = time.time() + 30
+            while not all(done) and time.time() < deadline:
+                try:
+                    fd = os.open(gate, os.O_WRONLY | os.O_NONBLOCK)
+                    os.write(fd, b"x")
+                    os.close(fd)
+                except OSError:
+                    pass            # no export at the gate now (ENXIO)
+                ready, _, _ = select.select([c for c, d in zip(held, done) if not d], [], [], 0.05)
+                for c in ready:
+                    i = held.index(c)
+                    chunk = c.recv(1 << 20)
+                    if chunk:
+                        answers[i] += chunk
+                    else:
+                        done[i] = True
+            for i, a in enumerate(answers):
+                if not a.startswith(b"HTTP/1.1 200"):
+                    fail("export %d answered %r" % (i, a[:80]))
+                json.loads(a.split(b"\r\n\r\n", 1)[1])
+            for c in held:
+                c.close()
+            # Sent: room for the next ones.
+            wait_for("an export made again", lambda: export_after_gate(s, req, gate))
+    finally:
+        os.unlink(gate)
+    print("ok: window exports made on workers (4 held at a gate, thothd served on), "
+          "a fifth told 503 Retry-After, all four answered once let go")
+
+
+def export_after_gate(s, req, gate):
+    c = s.connect()
+    c.settimeout(0.2)
+    c.sendall(req)
+    answer = b""
+    for _ in range(50):
+        try:
+            fd = os.open(gate, os.O_WRONLY | os.O_NONBLOCK)
+            os.write(fd, b"x")
+            os.close(fd)
+        except OSError:
+            pass
+        try:
+            chunk = c.recv(1 << 20)
+        except socket.timeout:
+            continue
+        if not chunk:
+            break
+        answer += chunk
+    c.close()
+    return answer.startswith(b"HTTP/1.1 200")
+
+
+def still_works_plain(s, why):
+    code, _, body = s.get("/metrics")
+    if code != 200 or b"thothd_uptime_seconds" not in body:
+        fail("after %s, /metrics answered %s" % (why, code))
+    if not s.thothctl("status").stdout.startswith("{"):
+        fail("after %s, thothd's control socket does not answer" % why)
+
+
 def raw_recv(c):
     out = b""
     try:
@@ -263,6 +368,7 @@ def main():
     finally:
         os.unlink(tokdir)
     test_connections_beyond_the_limit_wait_then_are_served(BUILD)
+    test_window_exports_are_made_off_the_loop_and_bounded(BUILD)
     print("PASS")
 
 

@@ -288,6 +288,24 @@ def test_idle_thothd_never_wakes_without_a_client(build):
     print("ok: 0 thothd wake-ups in 2 s with no client, before and after one")
 
 
+def test_metrics_with_a_power_element_pass_promtool(build):
+    # promtool's lint wants base units: with any PM element declared the
+    # element's energy, exported in millijoules, failed `promtool check
+    # metrics` ("use base unit joules"), which the demo without a driver
+    # never showed.
+    with System(build, pm_driver=True) as s:
+        def nic_listed():
+            code, _, body = s.get("/metrics")
+            return code == 200 and b'thoth_pm_element_level{element="nic"}' in body and body
+        text = wait_for("the nic element in /metrics", nic_listed).decode()
+        r = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True)
+        if r.returncode != 0:
+            fail("promtool check metrics with a PM element: %s%s" % (r.stdout, r.stderr))
+        if 'thoth_pm_element_energy_modelled_joules_total{element="nic"}' not in text:
+            fail("no modelled energy in joules for the nic element")
+    print("ok: /metrics with a PM element passes promtool check metrics")
+
+
 def main():
     with System(BUILD, env={"THOTH_SYSFS_ROOT": FIXTURE}, governed=True) as s:
         test_status_reports_dashboard_url(s)
@@ -295,6 +313,7 @@ def main():
         tick = test_event_stream_delivers_live_data(s)
         test_metrics_pass_promtool(s)
         test_window_exports_as_chrome_json(s, tick)
+    test_metrics_with_a_power_element_pass_promtool(BUILD)
     test_idle_thothd_never_wakes_without_a_client(BUILD)
     print("PASS")
 

@@ -80,5 +80,14 @@ set -e
 test $rc = 2
 grep -q "unknown policy nonsense" "$dir/err"
 if "$thothctl" pm sim 'synthetic:poisson work_us=5' 2>"$dir/err"; then exit 1; fi
-grep -q "required key" "$dir/err"
+grep -q "poisson needs mean_gap_us > 0 (missing)" "$dir/err"
+# a trace whose file name is UTF-8 keeps it in --json (each byte of "é"
+# was escaped as a code point of its own: "\u00c3\u00a9")
+cp "$traces/echo-50hz.txt" "$dir/é.txt"
+"$thothctl" pm sim "$dir/é.txt" --policy oracle --json >"$dir/utf8"
+"$python" - "$dir/utf8" <<'PY'
+import json, sys
+o = json.load(open(sys.argv[1], encoding="utf-8"))
+assert o["trace"] == "\u00e9.txt", o["trace"]
+PY
 echo "thothctl pm sim: ok"

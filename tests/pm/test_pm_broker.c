@@ -423,6 +423,11 @@ static void test_restarted_driver_rebinds_its_dependents(void **state)
 	assert_int_equal(thoth_pm_broker_lease(b, 3, disk_id, 2, THOTH_PM_LEASE_ASSERTIVE, 0, 0, &l), 0);
 	finish_all(b, &r, &done, 1);
 	thoth_pm_broker_driver_gone(b, 1, 2);   /* the bus driver dies */
+	/* Restarted before the disk is down: the dead bus is still there, and
+	 * the refusal says so (it said "declared already"). */
+	uint32_t again;
+	assert_int_equal(thoth_pm_broker_declare(b, 4, &bus, 1, 2, &again), THOTH_E_EXISTS);
+	assert_non_null(strstr(thoth_pm_broker_refusal(b), "its driver is gone"));
 	finish_all(b, &r, &done, 3);
 	thoth_pm_element_info_t info;
 	assert_int_equal(thoth_pm_broker_element_info(b, disk_id, &info), 0);

@@ -937,10 +937,27 @@ static void test_bad_traces_are_refused_naming_the_problem(void **state)
 	assert_int_equal(thoth_pm_trace_generate("sawtooth x=1", NULL, &t, &w), THOTH_E_INVAL);
 	assert_non_null(strstr(w, "kind"));
 	assert_int_equal(thoth_pm_trace_generate("poisson work_us=5", NULL, &t, &w), THOTH_E_INVAL);
+	assert_non_null(strstr(w, "poisson needs mean_gap_us > 0 (missing)"));
 	assert_int_equal(thoth_pm_trace_generate("pareto xmin_us=10 alpha=0.5 work_us=5", NULL, &t, &w),
 			 THOTH_E_INVAL);
+	assert_non_null(strstr(w, "alpha=0.5"));
 	assert_int_equal(thoth_pm_trace_generate("poisson mean_gap_us=nan work_us=5", NULL, &t, &w),
 			 THOTH_E_INVAL);
+	assert_non_null(strstr(w, "mean_gap_us=nan"));
+	/* Every refusal names what the user wrote: they said "unknown key",
+	 * "out of range (work_jitter <= 1, duration_ms ..., clients ...)" and
+	 * "a required key is missing or 0 (see sim.h)" whichever it was. */
+	assert_int_equal(thoth_pm_trace_generate("poisson mean_gap_us=5 work_us=5 bogus=3", NULL, &t, &w),
+			 THOTH_E_INVAL);
+	assert_non_null(strstr(w, "unknown key \"bogus\""));
+	assert_int_equal(thoth_pm_trace_generate("poisson mean_gap_us=5 work_us=5 clients=0", NULL, &t, &w),
+			 THOTH_E_INVAL);
+	assert_non_null(strstr(w, "clients=0 is out of range (1..65536)"));
+	assert_int_equal(thoth_pm_trace_generate("chain depth=2000 mean_gap_us=5 work_us=5", NULL, &t, &w),
+			 THOTH_E_INVAL);
+	assert_non_null(strstr(w, "depth=2000"));
+	assert_int_equal(thoth_pm_trace_generate("poisson mean_gap_us=5 work_us", NULL, &t, &w), THOTH_E_INVAL);
+	assert_non_null(strstr(w, "\"work_us\" is not key=value"));
 }
 
 static void test_chrome_json_requests_pair_receive_and_response(void **state)

@@ -452,6 +452,174 @@ static void test_kill_9_of_driver_fails_its_queued_requests(void **state)
 	harness_teardown(&h);
 }
 
+/* served() is the driver's answer to a request it was handed: thothd took
+ * it from any connection, so a client that guessed a request id (they are
+ * sequential) answered another client's request with bytes of its own and
+ * the element came down before the driver had served it. */
+static void test_served_from_another_connection_is_refused_and_the_driver_answers(void **state)
+{
+	harness_t h;
+	client_t c, x;
+	drivers_t d;
+	start(&h, &c, BUS_AND_DISK, &d);
+	client_connect(&h, &x);
+	uint64_t l;
+	assert_int_equal(lease(&c, "disk", 2, THOTH_PM_LEASE_KIND_ASSERTIVE, 0, &l, NULL), 0);
+	wait_level(&c, 1, 2);
+	/* The disk is ACTIVE: the request is ready at once and handed to its
+	 * driver, which is stopped before it can answer. */
+	kill(d.disk, SIGSTOP);
+	uint64_t id;
+	submit(&c, "disk", 2, "real", &id);
+	thoth_pm_PowerBroker_served_req_t sr = {
+		.request = id, .result = { .ptr = (const uint8_t *)"forged", .len = 6 },
+	};
+	thoth_pm_PowerBroker_served_resp_t sresp;
+	int r = thoth_pm_PowerBroker_served(&x.ctl.client, &sr, &sresp, NULL);
+	kill(d.disk, SIGCONT);
+	assert_int_equal(r, THOTH_E_REMOTE);
+	assert_int_equal(x.ctl.client.remote_code, THOTH_PM_ERR_NOT_OWNER);
+	assert_non_null(strstr(x.ctl.client.remote_message, "request"));
+	/* The driver's own answer is the one the requester gets. */
+	wait_event(&c, &c.n_done, 1);
+	assert_true(c.done[0].request == id);
+	assert_true(c.done[0].ok);
+	assert_string_equal(c.done[0].result, "real@2");
+	thoth_control_close(&x.ctl);
+	thoth_control_close(&c.ctl);
+	harness_teardown(&h);
+}
+
+/* DepKind and LeaseKind are open enums on the wire: an unknown value
+ * reaches thothd, which read every value but OPPORTUNISTIC as ASSERTIVE,
+ * so the broker's own check ("neither ASSERTIVE nor OPPORTUNISTIC") never
+ * saw it and a mistyped kind silently raised devices. */
+static void test_unknown_dependency_and_lease_kinds_are_refused_naming_the_field(void **state)
+{
+	harness_t h;
+	client_t c;
+	start(&h, &c, BUS, NULL);
+	thoth_pm_Level_t lv[2] = {
+		{ .name = thoth_str("OFF"), .power_mw = 0, .entry_latency_us = 5, .exit_latency_us = 10 },
+		{ .name = thoth_str("ON"), .power_mw = 1 },
+	};
+	thoth_pm_Dependency_t dep = { .level = 1, .required = thoth_str("bus"), .required_level = 1,
+				      .kind = (thoth_pm_DepKind_t)7 };
+	thoth_pm_Element_t el = { .name = thoth_str("odd"), .levels = { lv, 2 }, .deps = { &dep, 1 } };
+	thoth_pm_PowerBroker_declare_req_t req = { .elements = { &el, 1 } };
+	thoth_pm_PowerBroker_declare_resp_t resp;
+	assert_int_equal(thoth_pm_PowerBroker_declare(&c.ctl.client, &req, &resp, NULL), THOTH_E_REMOTE);
+	assert_int_equal(c.ctl.client.remote_code, THOTH_PM_ERR_BAD_DECLARATION);
+	assert_non_null(strstr(c.ctl.client.remote_message, "deps[0].kind: 7"));
+	uint64_t id = 0;
+	assert_int_equal(lease(&c, "bus", 1, (thoth_pm_LeaseKind_t)9, 0, &id, NULL), THOTH_E_REMOTE);
+	assert_int_equal(c.ctl.client.remote_status, THOTH_E_INVAL);
+	assert_non_null(strstr(c.ctl.client.remote_message, "kind: 9"));
+	/* Nothing was raised by either. */
+	snapshot_t s;
+	assert_int_equal(snapshot(&c, &s), 0);
+	assert_int_equal(s.leases, 0);
+	assert_int_equal(s.level[0], 0);
+	thoth_control_close(&c.ctl);
+	harness_teardown(&h);
+}
+
+/* state() lists every lease, and thothd drops a client whose unsent
+ * answers pass 8 MiB: 65,536 leases (the broker's default limit) on an
+ * element with a 63-character name made a 8.4 MB answer, so one client
+ * taking leases for two seconds left `thothctl pm` and every driver's
+ * state() with "thothd went away" while thothd ran on.  thothd's own limit
+ * keeps the longest answer well inside what it will queue. */
+static void test_state_stays_readable_at_the_most_leases_thothd_takes(void **state)
+{
+	harness_t h;
+	client_t c, x;
+	start(&h, &c, NO_DRIVERS, NULL);
+	client_connect(&h, &x);
+	static const char name[] = "a.name.of.sixty.three.characters.the.longest.an.element.may.hav";
+	assert_int_equal(strlen(name), 63);
+	thoth_pm_Level_t lv[2] = {
+		{ .name = thoth_str("OFF"), .power_mw = 0, .entry_latency_us = 1, .exit_latency_us = 1 },
+		{ .name = thoth_str("ON"), .power_mw = 1 },
+	};
+	thoth_pm_Element_t el = { .name = thoth_str(name), .levels = { lv, 2 } };
+	thoth_pm_PowerBroker_declare_req_t dreq = { .elements = { &el, 1 } };
+	thoth_pm_PowerBroker_declare_resp_t dresp;
+	uint64_t small[64];
+	thoth_arena_t arena;
+	thoth_arena_init(&arena, small, sizeof small);
+	assert_int_equal(thoth_pm_PowerBroker_declare(&c.ctl.client, &dreq, &dresp, &arena), 0);
+	/* Opportunistic leases at level 0: bookkeeping only, nothing moves. */
+	uint32_t n = 0;
+	int r = 0;
+	uint64_t id;
+	while (n < 70000 && !(r = lease(&x, name, 0, THOTH_PM_LEASE_KIND_OPPORTUNISTIC, 0, &id, NULL)))
+		n++;
+	assert_int_equal(r, THOTH_E_REMOTE);
+	assert_int_equal(x.ctl.client.remote_code, THOTH_PM_ERR_TOO_MANY);
+	/* Every lease is listed, to anyone who asks. */
+	size_t cap = 16u << 20;
+	void *big = malloc(cap);
+	assert_non_null(big);
+	thoth_arena_init(&arena, big, cap);
+	thoth_pm_PowerBroker_state_req_t sreq = { 0 };
+	thoth_pm_PowerBroker_state_resp_t st;
+	r = thoth_pm_PowerBroker_state(&c.ctl.client, &sreq, &st, &arena);
+	if (r)
+		fail_msg("state() with %u leases: %s", n, thoth_strerror(r));
+	assert_int_equal(st.leases.count, n);
+	free(big);
+	char cmd[600], out[4096];
+	snprintf(cmd, sizeof cmd, "%s --runtime-dir %s --json pm > %s/pm.json && %s -c "
+		 "'import json,sys; d=json.load(open(sys.argv[1])); print(len(d[\"elements\"][0][\"leases\"]))' %s/pm.json",
+		 THOTHCTL_PATH, h.dir, h.dir, THOTH_PYTHON3, h.dir);
+	const char *sh[] = { "/bin/sh", "-c", cmd, NULL };
+	int status;
+	assert_int_equal(harness_run(&h, sh, out, sizeof out, &status), 0);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		fail_msg("thothctl --json pm with %u leases: %s", n, out);
+	assert_int_equal(strtoul(out, NULL, 10), n);
+	thoth_control_close(&x.ctl);
+	thoth_control_close(&c.ctl);
+	harness_teardown(&h);
+}
+
+static bool log_has_refusal(void *arg)
+{
+	return harness_file_contains(arg, "pm declare refused");
+}
+
+/* A driver killed while its dependent is moving, and restarted at once:
+ * the dead element stays until the dependent is down, and the new driver's
+ * declaration was refused ("declared already") -- pm-sim-driver then
+ * exited, and the bus never came back.  Now the refusal says the old
+ * element is still held, and the driver declares again until it is gone. */
+static void test_driver_restarted_while_its_dead_element_is_held_comes_back(void **state)
+{
+	harness_t h;
+	client_t c;
+	drivers_t d;
+	start(&h, &c, BUS_AND_DISK, &d);
+	uint64_t l;
+	assert_int_equal(lease(&c, "disk", 2, THOTH_PM_LEASE_KIND_ASSERTIVE, 0, &l, NULL), 0);
+	wait_level(&c, 1, 2);
+	/* The disk cannot come down (its driver is stopped), so the dead bus
+	 * stays while the new bus driver declares. */
+	kill(d.disk, SIGSTOP);
+	harness_kill(&h, d.bus, SIGKILL);
+	start_driver(&h, "bus", NULL);
+	if (!harness_wait_until(log_has_refusal, h.log, THOTH_TEST_DEADLINE_MS(10000)))
+		fail_msg("the restarted bus driver's declaration was not refused while the old bus was held");
+	assert_true(harness_file_contains(h.log, "is still held: its driver is gone"));
+	kill(d.disk, SIGCONT);
+	/* The disk comes down, the dead bus goes, the new driver's bus is
+	 * declared and the lease raises both again. */
+	wait_level(&c, 0, 1);
+	wait_level(&c, 1, 2);
+	thoth_control_close(&c.ctl);
+	harness_teardown(&h);
+}
+
 static void test_declaration_with_negative_latency_is_refused_naming_the_field(void **state)
 {
 	harness_t h;
@@ -1116,6 +1284,10 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_kill_9_of_driver_fails_its_queued_requests),
 		cmocka_unit_test(test_a_burst_of_600_queued_requests_is_served_in_full),
 		cmocka_unit_test(test_declaration_with_negative_latency_is_refused_naming_the_field),
+		cmocka_unit_test(test_served_from_another_connection_is_refused_and_the_driver_answers),
+		cmocka_unit_test(test_unknown_dependency_and_lease_kinds_are_refused_naming_the_field),
+		cmocka_unit_test(test_state_stays_readable_at_the_most_leases_thothd_takes),
+		cmocka_unit_test(test_driver_restarted_while_its_dead_element_is_held_comes_back),
 		cmocka_unit_test(test_declaration_of_64_elements_of_16_levels_is_accepted),
 		cmocka_unit_test(test_holder_whose_name_is_not_utf8_leaves_state_readable),
 		cmocka_unit_test(test_latency_bound_holds_cpu_dma_latency_open_and_keeps_disk_idle),

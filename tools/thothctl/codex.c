@@ -103,6 +103,7 @@ static int failed(thoth_chan_t *ch, const char *what, const char *stream, int r)
 	case THOTH_CODEX_ERR_EXISTS: msg = "the stream exists already"; break;
 	case THOTH_CODEX_ERR_FAILED: msg = "the journal stopped after an I/O error"; break;
 	case THOTH_CODEX_ERR_EMPTY: msg = "no records"; break;
+	case THOTH_CODEX_ERR_UNREADABLE: msg = "a record does not read back intact"; break;
 	default: msg = c->remote_message; break;
 	}
 	char remote[sizeof c->remote_message], cause[200] = "";
@@ -466,7 +467,18 @@ int thothctl_codex(int argc, char **argv, const thothctl_opts_t *opts)
 			if (r) {
 				if (opts->json)
 					printf("]\n");
-				rc = failed(ch, "read", stream, r);
+				if (r == THOTH_E_REMOTE && c->remote_code == THOTH_CODEX_ERR_UNREADABLE) {
+					/* The answers before ended just before it: FROM is
+					 * the damaged record (or the first one asked for). */
+					fflush(stdout);
+					fprintf(stderr, "thothctl: codex read %s: record %llu does not read back "
+						"intact (damaged on the disk: codex's log says how); the journal "
+						"runs on: --from %llu reads past it\n", stream,
+						(unsigned long long)from, (unsigned long long)from + 1);
+					rc = 1;
+				} else {
+					rc = failed(ch, "read", stream, r);
+				}
 				goto out;
 			}
 			for (uint32_t k = 0; k < resp.records.count; k++) {

@@ -28,7 +28,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -207,10 +209,30 @@ static void table_row(const widths_t *w, const thoth_registry_Instance_t *in, co
 
 /* ---- commands ------------------------------------------------------------------------ */
 
+/* Does something still listen at PATH?  A connection thothd closed is told
+ * apart from a thothd that exited: it closes one that does not read its
+ * answers (8 MiB unsent) or is past a connection limit, and runs on. */
+static bool still_listening(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	if (!path[0] || strlen(path) >= sizeof sa.sun_path)
+		return false;
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return false;
+	bool up = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+	close(fd);
+	return up;
+}
+
 int thothctl_call_failed(thoth_control_t *ctl, const char *what, int r)
 {
 	if (r == THOTH_E_REMOTE)
 		fprintf(stderr, "thothctl: %s: %s\n", what, ctl->client.remote_message);
+	else if (r == THOTH_E_PEER_GONE && still_listening(ctl->path))
+		fprintf(stderr, "thothctl: %s: thothd closed this connection and still runs (an answer "
+			"it would not queue, or a connection limit: its log says which)\n", what);
 	else if (r == THOTH_E_PEER_GONE)        /* not the bare "peer gone" */
 		fprintf(stderr, "thothctl: %s: thothd went away (exited or killed: its log says why)\n",
 			what);
@@ -474,6 +496,13 @@ int thothctl_connect(thoth_control_t *ctl, const char *runtime_dir)
 	if (r && !ctl->path[0]) {       /* no socket path: the runtime dir's is too long */
 		fprintf(stderr, "thothctl: cannot reach thothd: %s\n",
 			ctl->why[0] ? ctl->why : "runtime dir path too long");
+		return 1;
+	}
+	if (r == THOTH_E_PEER_GONE && !ctl->why[0]) {
+		/* Accepted, then closed at once: thothd refuses a connection past
+		 * its limits (it said "peer gone", which names nothing). */
+		fprintf(stderr, "thothctl: thothd at %s closed the connection at once: it takes no more "
+			"connections (--max-clients, --max-clients-per-uid: its log says which)\n", ctl->path);
 		return 1;
 	}
 	if (r) {

@@ -62,19 +62,11 @@ static bool parse_u64(const char *s, uint64_t max, uint64_t *out)
 	return true;
 }
 
+/* thothctl's JSON string (json.c): a trace named "é.txt" came out as
+ * "\u00c3\u00a9.txt" (each UTF-8 byte escaped as a code point of its own). */
 static void json_string(const char *s)
 {
-	putchar('"');
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			printf("\\%c", c);
-		else if (c < 0x20 || c > 0x7e)
-			printf("\\u%04x", c);
-		else
-			putchar(c);
-	}
-	putchar('"');
+	thothctl_json_str(s, strlen(s));
 }
 
 static int run_device(const thoth_pm_trace_t *t, const thoth_pm_device_model_t *m, uint64_t qos,

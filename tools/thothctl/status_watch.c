@@ -1,5 +1,5 @@
 /*
- * status_watch.c - `thothctl status --watch [--interval MS]`: thothd's
+ * status_watch.c - `thothctl status --watch [MS]`: thothd's
  * status once per interval from the shared table's status block (SCALE-2,
  * thoth_rtable_status), until interrupted.  The table is taken once (one
  * round trip); every line after that costs thothd nothing: no message, no

@@ -58,7 +58,7 @@ thothctl_cmd_fn thothctl_pm;
 thothctl_cmd_fn thothctl_codex;
 /* `thothctl topology [NAME]` (topology.c, SCALE-1/2). */
 thothctl_cmd_fn thothctl_topology;
-/* `thothctl status --watch [--interval MS]` (status_watch.c, SCALE-2): the
+/* `thothctl status --watch [MS]` (status_watch.c, SCALE-2): the
  * status from the shared table every INTERVAL_MS, no round trip each. */
 int thothctl_status_watch(const thothctl_opts_t *opts, unsigned interval_ms);
 /* `thothctl moderation ...` (moderation.c, PM-3).  Needs no thothd. */
