@@ -18,6 +18,7 @@
 
 #include "engine.h"
 #include "sim.h"
+#include "thoth/error.h"
 
 #define US 1000ull
 #define MS 1000000ull
@@ -737,8 +738,18 @@ static void gap_table(unsigned first, unsigned last)
 					return;
 				}
 				thoth_pm_cpu_result_t o, r;
-				thoth_pm_sim_cpu(m, &t, THOTH_PM_CPU_OPTIMUM, &o);
-				thoth_pm_sim_cpu(m, &t, THOTH_PM_GOV_THOTH, &r);
+				int rc = thoth_pm_sim_cpu(m, &t, THOTH_PM_CPU_OPTIMUM, &o);
+				if (!rc)
+					rc = thoth_pm_sim_cpu_options(m, &t, THOTH_PM_GOV_THOTH,
+								      THOTH_PM_GOV_DEFAULT_OPTIONS |
+									      THOTH_PM_SIM_BOOK_GAP,
+								      &r);
+				thoth_pm_trace_free(&t);
+				if (rc || !(o.energy_mj > 0)) { /* no figure from a failed run */
+					fprintf(stderr, "bench_pm --gap: %s seed %u: the simulation failed (%d%s)\n",
+						m->name, sd, rc, rc == THOTH_E_NOMEM ? ", out of memory" : "");
+					exit(1);
+				}
 				ratio[n++] = r.energy_mj / o.energy_mj;
 				opt += o.energy_mj;
 				th += r.energy_mj;
@@ -754,7 +765,6 @@ static void gap_table(unsigned first, unsigned last)
 					late[k] += r.late_by[k];
 					late2[k] += r.late_by_overlap[k];
 				}
-				thoth_pm_trace_free(&t);
 			}
 			printf("-- %s, %s: thoth / optimum %.4fx pooled, median %.4fx, misses %llu; the gap "
 			       "%.4f = the steps below %+.4f, idle %+.4f\n",
