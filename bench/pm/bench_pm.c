@@ -9,6 +9,8 @@
  * system's own services (the .json files in bench/pm/traces, `thothctl trace`).
  */
 #include <dirent.h>
+#include <errno.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <math.h>
 #include <stdio.h>
@@ -18,6 +20,7 @@
 
 #include "engine.h"
 #include "sim.h"
+#include "thoth/error.h"
 
 #define US 1000ull
 #define MS 1000000ull
@@ -737,8 +740,18 @@ static void gap_table(unsigned first, unsigned last)
 					return;
 				}
 				thoth_pm_cpu_result_t o, r;
-				thoth_pm_sim_cpu(m, &t, THOTH_PM_CPU_OPTIMUM, &o);
-				thoth_pm_sim_cpu(m, &t, THOTH_PM_GOV_THOTH, &r);
+				int rc = thoth_pm_sim_cpu(m, &t, THOTH_PM_CPU_OPTIMUM, &o);
+				if (!rc)
+					rc = thoth_pm_sim_cpu_options(m, &t, THOTH_PM_GOV_THOTH,
+								      THOTH_PM_GOV_DEFAULT_OPTIONS |
+									      THOTH_PM_SIM_BOOK_GAP,
+								      &r);
+				thoth_pm_trace_free(&t);
+				if (rc || !(o.energy_mj > 0)) { /* no figure from a failed run */
+					fprintf(stderr, "bench_pm --gap: %s seed %u: the simulation failed (%d%s)\n",
+						m->name, sd, rc, rc == THOTH_E_NOMEM ? ", out of memory" : "");
+					exit(1);
+				}
 				ratio[n++] = r.energy_mj / o.energy_mj;
 				opt += o.energy_mj;
 				th += r.energy_mj;
@@ -754,7 +767,6 @@ static void gap_table(unsigned first, unsigned last)
 					late[k] += r.late_by[k];
 					late2[k] += r.late_by_overlap[k];
 				}
-				thoth_pm_trace_free(&t);
 			}
 			printf("-- %s, %s: thoth / optimum %.4fx pooled, median %.4fx, misses %llu; the gap "
 			       "%.4f = the steps below %+.4f, idle %+.4f\n",
@@ -861,6 +873,23 @@ static void decision_cost(void)
 	thoth_pm_engine_free(e);
 }
 
+/* The command-line number ARG named NAME in 0..MAX: all of it digits (no
+ * "1x", no sign), no overflow; anything else is refused with exit 2 (atoi
+ * took "1x" as 1 and overflow is undefined). */
+static unsigned arg_number(const char *name, const char *arg, unsigned long max)
+{
+	char *end = NULL;
+	unsigned long v = 0;
+	errno = 0;
+	if (arg[0] >= '0' && arg[0] <= '9') /* strtoul takes " 1" and "-1" */
+		v = strtoul(arg, &end, 10);
+	if (!end || *end || errno == ERANGE || v > max) {
+		fprintf(stderr, "bench_pm: %s: \"%s\" is not a number in 0..%lu\n", name, arg, max);
+		exit(2);
+	}
+	return (unsigned)v;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 2 && strcmp(argv[1], "--options") == 0) {
@@ -873,26 +902,28 @@ int main(int argc, char **argv)
 		uint64_t x = 88172645463325252ull;
 		if (thoth_pm_engine_new(&thoth_pm_device_model_find("nvme-samsung-950")->desc, &e, NULL))
 			return 1;
-		decisions(e, &c, atoi(argv[2]), &x);
+		decisions(e, &c, (int)arg_number("--decisions N", argv[2], INT_MAX), &x);
 		thoth_pm_engine_free(e);
 		return 0;
 	}
 	if (argc == 4 && strcmp(argv[1], "--seeds") == 0) {
-		int first = atoi(argv[2]), last = atoi(argv[3]);
+		unsigned first = arg_number("--seeds FIRST", argv[2], 1000000),
+			 last = arg_number("--seeds LAST", argv[3], 1000000);
 		if (first < 1 || last < first || last - first >= 64) {
 			fprintf(stderr, "bench_pm --seeds FIRST LAST: 1 <= FIRST <= LAST, at most 64 seeds\n");
 			return 2;
 		}
-		held_out_seeds((unsigned)first, (unsigned)last);
+		held_out_seeds(first, last);
 		return 0;
 	}
 	if (argc == 4 && strcmp(argv[1], "--gap") == 0) {
-		int first = atoi(argv[2]), last = atoi(argv[3]);
+		unsigned first = arg_number("--gap FIRST", argv[2], 1000000),
+			 last = arg_number("--gap LAST", argv[3], 1000000);
 		if (first < 1 || last < first || last - first >= 64) {
 			fprintf(stderr, "bench_pm --gap FIRST LAST: 1 <= FIRST <= LAST, at most 64 seeds\n");
 			return 2;
 		}
-		gap_table((unsigned)first, (unsigned)last);
+		gap_table(first, last);
 		return 0;
 	}
 	if (argc > 1) {         /* junk is not "run everything" */

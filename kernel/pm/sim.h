@@ -202,7 +202,7 @@ typedef struct thoth_pm_cpu_result {
 	 * any OPP: at the top).  What tells a governor's energy gap apart by
 	 * OPP (docs/PM.md "pm34"). */
 	double opp_work_ns[THOTH_PM_MODEL_MAX_OPPS];
-	/* The thoth governor only (zero for the others): the gap by decision
+	/* The thoth governor with THOTH_PM_SIM_BOOK_GAP only (zero otherwise): the gap by decision
 	 * (thoth_pm_gap_kind_t above): modelled energy above the optimum's
 	 * (mJ, negative where the work ran cheaper than the optimum ran it)
 	 * and the work (ns at capacity 1024), [0] of the steps faster than the
@@ -221,7 +221,14 @@ typedef struct thoth_pm_cpu_result {
 int thoth_pm_sim_cpu(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *t, int kind,
 		     thoth_pm_cpu_result_t *out);
 /* The same with the thoth governor's OPTIONS (THOTH_PM_GOV_* bits) in
- * place of THOTH_PM_GOV_DEFAULT_OPTIONS. */
+ * place of THOTH_PM_GOV_DEFAULT_OPTIONS, plus the simulator's own bits
+ * below (never passed to the governor). */
+/* Book the thoth governor's gap by decision (gap_mj, gap_work_ns,
+ * gap_rest_mj, late_by*): opt-in, it costs about a tenth of a run, so
+ * only bench_pm --gap and the tests ask for it. */
+#define THOTH_PM_SIM_BOOK_GAP 0x80000000u
+_Static_assert((THOTH_PM_SIM_BOOK_GAP & THOTH_PM_GOV_OPTIONS_ALL) == 0,
+	       "the simulator's option bits stay clear of the governor's");
 int thoth_pm_sim_cpu_options(const thoth_pm_cpu_model_t *m, const thoth_pm_trace_t *t, int kind,
 			     unsigned options, thoth_pm_cpu_result_t *out);
 

@@ -311,11 +311,14 @@ out:
 
 /* ---- the gap by decision (sim.h) ------------------------------------------------------ */
 
-static const char *const gap_names[THOTH_PM_GAP_KINDS] = {
+static const char *const gap_names[] = {
 	"nothing queued", "plan", "predicted steps", "faster-first", "overlap reserve", "lowered",
 	"hold", "hold, 2 senders", "catch-up", "catch-up, 2 senders", "switch up (old slower)",
 	"switch down (old faster)",
 };
+/* A kind added to thoth_pm_gap_kind_t (or thoth_pm_gov_why_t) needs its name here. */
+_Static_assert(sizeof(gap_names) / sizeof(gap_names[0]) == THOTH_PM_GAP_KINDS,
+	       "gap_names names every thoth_pm_gap_kind_t");
 
 const char *thoth_pm_gap_kind_name(int kind)
 {
@@ -436,7 +439,7 @@ int thoth_pm_sim_cpu_options(const thoth_pm_cpu_model_t *m, const thoth_pm_trace
 		return THOTH_E_NOMEM;
 	}
 	double opt_mj;
-	bool gap = kind == THOTH_PM_GOV_THOTH;
+	bool gap = kind == THOTH_PM_GOV_THOTH && (options & THOTH_PM_SIM_BOOK_GAP);
 	gap_book_t book = { 0 };
 	segment_t *seg = NULL;
 	out->optimum_exact = optimum(m, t, speed, &opt_mj,

@@ -303,6 +303,7 @@ static void test_the_work_run_at_each_opp_is_booked_where_it_ran(void **state)
 
 /* pm35: the thoth governor's gap to the optimum booked per decision (sim.h,
  * "the gap by decision"). */
+#define BOOK (THOTH_PM_GOV_DEFAULT_OPTIONS | THOTH_PM_SIM_BOOK_GAP)
 static void test_the_gap_is_booked_per_decision_and_adds_up(void **state)
 {
 	(void)state;
@@ -313,7 +314,7 @@ static void test_the_gap_is_booked_per_decision_and_adds_up(void **state)
 	 * 432 MHz alone costs per unit of work; the governor runs it at 432
 	 * (its floor): no gap, all of it booked to the plan, not faster. */
 	load_text("0 1000 20000\n", &t);
-	assert_int_equal(thoth_pm_sim_cpu(hikey(), &t, THOTH_PM_GOV_THOTH, &r), 0);
+	assert_int_equal(thoth_pm_sim_cpu_options(hikey(), &t, THOTH_PM_GOV_THOTH, BOOK, &r), 0);
 	assert_int_equal(thoth_pm_sim_cpu(hikey(), &t, THOTH_PM_CPU_OPTIMUM, &o), 0);
 	assert_close(r.opp_work_ns[1], 1e6, 1e-3);
 	/* (1e-6: the simulator counts busy time in whole ns) */
@@ -334,7 +335,11 @@ static void test_the_gap_is_booked_per_decision_and_adds_up(void **state)
 						 "deadline_us=10000 duration_ms=2000 seed=1",
 						 "chain", &t, &why),
 			 0);
+	/* opt-in: a plain run books nothing */
 	assert_int_equal(thoth_pm_sim_cpu(hikey(), &t, THOTH_PM_GOV_THOTH, &r), 0);
+	for (int k = 0; k < THOTH_PM_GAP_KINDS; k++)
+		assert_true(r.gap_work_ns[k][0] + r.gap_work_ns[k][1] == 0 && !r.late_by[k]);
+	assert_int_equal(thoth_pm_sim_cpu_options(hikey(), &t, THOTH_PM_GOV_THOTH, BOOK, &r), 0);
 	assert_int_equal(thoth_pm_sim_cpu(hikey(), &t, THOTH_PM_CPU_OPTIMUM, &o), 0);
 	double work = 0, booked = 0, gap = 0, switching = 0;
 	for (size_t j = 0; j < t.count; j++)
@@ -348,8 +353,39 @@ static void test_the_gap_is_booked_per_decision_and_adds_up(void **state)
 	assert_true(r.energy_mj > o.energy_mj);
 	assert_close(booked, work, 1e-6 * work);
 	assert_close(gap, r.energy_mj - o.energy_mj, 1e-6 * r.energy_mj);
-	assert_close(r.gap_rest_mj, 0, 1e-6 * r.energy_mj);
 	assert_true(switching > 0); /* the chains raise and lower */
+	/* Each decision the chain cell lives on holds some of the work (a
+	 * booking that put it all under one label fails here), and a late
+	 * request is counted once, under one decision. */
+	static const int used[] = { THOTH_PM_WHY_HOLD, THOTH_PM_GAP_CATCH_UP,
+				    THOTH_PM_WHY_PREDICTED, THOTH_PM_WHY_RESERVE };
+	for (size_t i = 0; i < sizeof(used) / sizeof(used[0]); i++)
+		assert_true(r.gap_work_ns[used[i]][0] + r.gap_work_ns[used[i]][1] > 0);
+	uint64_t late = 0;
+	for (int k = 0; k < THOTH_PM_GAP_KINDS; k++) {
+		assert_true(r.late_by_overlap[k] <= r.late_by[k]);
+		late += r.late_by[k];
+	}
+	assert_true(late <= r.ramp_late);
+	thoth_pm_trace_free(&t);
+	/* Juno's A57 sleeps at 24 mW: the steps book the energy above the
+	 * sleep power, and the rest is the idle difference, the governor's
+	 * whole 50 us steps past the trace's end (21.03 ms: its last request
+	 * is done long before, so it runs 421 steps) at the sleep power. */
+	const thoth_pm_cpu_model_t *juno = thoth_pm_cpu_model_find("juno-a57");
+	assert_non_null(juno);
+	assert_true(juno->sleep_mw > 0);
+	load_text("0 1000 4000\n200 1000 3800\n9000 2000 11030\n", &t);
+	assert_int_equal(t.end_ns, 21030000);
+	assert_int_equal(thoth_pm_sim_cpu_options(juno, &t, THOTH_PM_GOV_THOTH, BOOK, &r), 0);
+	assert_int_equal(thoth_pm_sim_cpu(juno, &t, THOTH_PM_CPU_OPTIMUM, &o), 0);
+	double idle = juno->sleep_mw * (421.0 * THOTH_PM_SIM_STEP_NS - (double)t.end_ns) / 1e9;
+	gap = 0;
+	for (int k = 0; k < THOTH_PM_GAP_KINDS; k++)
+		gap += r.gap_mj[k][0] + r.gap_mj[k][1];
+	assert_true(gap > 1e-3 * o.energy_mj); /* a gap to book */
+	assert_close(gap + idle, r.energy_mj - o.energy_mj, 1e-6 * r.energy_mj);
+	assert_close(r.gap_rest_mj, idle, 1e-6 * r.energy_mj);
 	thoth_pm_trace_free(&t);
 }
 
