@@ -417,6 +417,30 @@ struct S {
 T
 refused cxxclash "makes the C member 'new_'"
 
+# A member named like a type the header uses (the struct's own type, the
+# arena, a list's type): in a C++ struct the member hides the typedef for
+# the members after it, so every NAME ending in _t gets the C++ variant.
+cat >"$tmp/cxxtypes.tidl" <<'T'
+package gen.cxxtypes;
+version 1.0;
+struct T {
+  1: u32 x;
+}
+struct S {
+  1: T gen_cxxtypes_T_t;
+  2: T y;
+  3: list<u32> thoth_list_u32_t;
+  4: list<u32> z;
+  5: string thoth_str_t;
+  6: string s;
+}
+interface I {
+  1: thoth_arena_t(u32 a) -> (u32 b);
+  2: f(u32 a) -> (u32 b);
+}
+T
+compiles cxxtypes
+
 cat >"$tmp/edges.tidl" <<'T'
 package gen.edges;
 version 1.0;
