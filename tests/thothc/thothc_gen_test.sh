@@ -189,6 +189,33 @@ for std in c11 gnu11 c++17 c++20 ${m32:+gnu11-m32}; do
 	fi
 done
 echo "ok: members named like the C library's macros compile after its headers"
+# POSIX's lowercase macros outside those headers, in thothc's list by hand:
+# <netdb.h>'s h_errno (a function call) and h_addr, <netinet/in.h>'s
+# s6_addr* and <dirent.h>'s d_fileno (member paths).
+cat >"$tmp/posixnames.tidl" <<'T'
+package gen.posixnames;
+version 1.0;
+struct S {
+  1: u32 h_errno;
+  2: u32 h_addr;
+  3: u32 s6_addr;
+  4: u32 s6_addr16;
+  5: u32 s6_addr32;
+  6: u32 d_fileno;
+}
+T
+compiles posixnames
+printf '#include <netdb.h>\n#include <netinet/in.h>\n#include <dirent.h>\n#include "posixnames.thoth.h"
+unsigned posixnames_sum(const gen_posixnames_S_t *s);
+unsigned posixnames_sum(const gen_posixnames_S_t *s) { return s->h_errno_ + s->s6_addr_ + s->d_fileno_; }\n' \
+	>"$tmp/posixnames_use.c"
+if ! out=$("$cc" -std=gnu11 -Wall -Wextra -Werror -c -I"$inc" -I"$tmp/gen-posixnames" "$tmp/posixnames_use.c" \
+		-o "$tmp/posixnames_use.o" 2>&1); then
+	echo "FAIL: posixnames' header after <netdb.h>, <netinet/in.h>, <dirent.h> does not compile"
+	echo "$out" | head -20; failures=$((failures + 1))
+else
+	echo "ok: h_errno, h_addr, s6_addr*, d_fileno as members"
+fi
 
 # libthoth's own names.  A package `thoth` makes THOTH_VERSION_MAJOR, which
 # thoth/version.h defines; `thoth.chan` with a struct `limits` makes
@@ -416,6 +443,30 @@ struct S {
 }
 T
 refused cxxclash "makes the C member 'new_'"
+
+# A member named like a type the header uses (the struct's own type, the
+# arena, a list's type): in a C++ struct the member hides the typedef for
+# the members after it, so every NAME ending in _t gets the C++ variant.
+cat >"$tmp/cxxtypes.tidl" <<'T'
+package gen.cxxtypes;
+version 1.0;
+struct T {
+  1: u32 x;
+}
+struct S {
+  1: T gen_cxxtypes_T_t;
+  2: T y;
+  3: list<u32> thoth_list_u32_t;
+  4: list<u32> z;
+  5: string thoth_str_t;
+  6: string s;
+}
+interface I {
+  1: thoth_arena_t(u32 a) -> (u32 b);
+  2: f(u32 a) -> (u32 b);
+}
+T
+compiles cxxtypes
 
 cat >"$tmp/edges.tidl" <<'T'
 package gen.edges;

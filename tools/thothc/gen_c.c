@@ -192,12 +192,15 @@ static bool cxx_keyword(const char *name)
 		"operator", "or", "or_eq", "private", "protected", "public", "reinterpret_cast",
 		"requires", "static_cast", "template", "this", "throw", "try", "typeid",
 		"typename", "using", "virtual", "wchar_t", "xor", "xor_eq",
-		/* the types the header's members use: in a C++ class a member
-		 * `uint32_t` changes what the next `uint32_t x;` means (an
-		 * error); C keeps members and typedefs apart */
-		"int8_t", "int16_t", "int32_t", "int64_t", "uint8_t", "uint16_t", "uint32_t",
-		"uint64_t", "size_t", "thoth_str_t", "thoth_bytes_t",
 	};
+	/* the types the header uses all end in _t (uint32_t, thoth_str_t,
+	 * thoth_list_u32_t, thoth_arena_t, a struct's PKG_NAME_t): in a C++
+	 * class a member `uint32_t` changes what the next `uint32_t x;`
+	 * means (an error); C keeps members and typedefs apart.  Every
+	 * name ending in _t, not a list that misses the next type. */
+	size_t len = strlen(name);
+	if (len >= 2 && strcmp(name + len - 2, "_t") == 0)
+		return true;
 	for (size_t i = 0; i < sizeof kw / sizeof kw[0]; i++)
 		if (strcmp(kw[i], name) == 0)
 			return true;

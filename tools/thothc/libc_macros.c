@@ -24,6 +24,11 @@
  *   grep -vxE 'and|and_eq|bitand|bitor|compl|not|not_eq|or|or_eq|xor|xor_eq' |
  *   LC_ALL=C sort -u
  *
+ * and, by hand, POSIX's lowercase object-like macros of other headers
+ * (<netdb.h>'s h_errno and h_addr, <netinet/in.h>'s s6_addr, s6_addr16,
+ * s6_addr32, <dirent.h>'s d_fileno): the uppercase ones of those headers
+ * (IPPROTO_*, AI_*, DT_*) are not in it.
+ *
  * The list is fixed (not read from the build host's headers): the C a
  * schema makes must not depend on the machine thothc was built on.
  */
@@ -832,11 +837,17 @@ const char *const thothc_libc_macros[] = {
 	"alignof",
 	"bool",
 	"complex",
+	"d_fileno",
 	"errno",
 	"false",
+	"h_addr",
+	"h_errno",
 	"linux",
 	"math_errhandling",
 	"noreturn",
+	"s6_addr",
+	"s6_addr16",
+	"s6_addr32",
 	"sa_handler",
 	"sa_sigaction",
 	"sched_priority",

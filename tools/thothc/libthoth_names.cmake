@@ -57,11 +57,16 @@ foreach(t ${IDL})
          "\\1\n\t" bytes "${bytes}")
   string(APPEND texts "static const unsigned char sys_${n}[] = {\n\t${bytes}0\n};\n")
   file(STRINGS "${t}" pl REGEX "^package [A-Za-z0-9_.]+;")
-  set(p "")
-  if(pl)
-    list(GET pl 0 p)
-    string(REGEX REPLACE "^package ([A-Za-z0-9_.]+);.*" "\\1" p "${p}")
+  # the plain form only: a package line this regex misses (blanks or a
+  # comment inside, `package  x ;`) would silently drop the package's
+  # protection (check_system_package), so the build stops instead
+  if(NOT pl)
+    message(FATAL_ERROR "libthoth_names.cmake: ${t}: no line 'package NAME;' "
+            "(written plainly, at the start of a line, no blanks inside): "
+            "thothc could not protect this system package")
   endif()
+  list(GET pl 0 p)
+  string(REGEX REPLACE "^package ([A-Za-z0-9_.]+);.*" "\\1" p "${p}")
   string(APPEND pkgs "\t{ \"${p}\", \"${base}\", sys_${n}, ${len} },\n")
   math(EXPR n "${n} + 1")
 endforeach()
