@@ -473,7 +473,7 @@ static int on_detach(void *self, const thoth_probe_ProbeControl_detach_req_t *re
 			}
 			if (w) {
 				call->reason = "the process is taking that probe right now: detach it again";
-				return THOTH_PROBE_ERR_BUSY;
+				return THOTH_PROBE_ERR_TAKING;
 			}
 			return 0;
 		}

@@ -956,8 +956,23 @@ static void test_a_forked_child_sharing_the_buffer_is_counted_torn_once_added(vo
 	thoth__trace_reader_find_torn(other);
 	assert_int_equal(thoth_trace_reader_stats(other, &st), 0);
 	assert_int_equal(st.torn, 0);
+	/* removed (its last connection closed), a pid frees its slot */
+	thoth__trace_reader_remove_peer(other, (uint32_t)child + 2);
+	assert_true(thoth__trace_reader_add_peer(other, (uint32_t)child));
+	thoth__trace_reader_find_torn(other);
+	assert_int_equal(thoth_trace_reader_stats(other, &st), 0);
+	assert_int_equal(st.torn, 1);
 	thoth_trace_reader_close(r);
 	thoth_trace_reader_close(other);
+	/* and is probed no more (its pid may go to another process) */
+	r = open_reader();
+	thoth__trace_reader_set_peer(r, (uint32_t)getpid());
+	assert_true(thoth__trace_reader_add_peer(r, (uint32_t)child));
+	thoth__trace_reader_remove_peer(r, (uint32_t)child);
+	thoth__trace_reader_find_torn(r);
+	assert_int_equal(thoth_trace_reader_stats(r, &st), 0);
+	assert_int_equal(st.torn, 0);
+	thoth_trace_reader_close(r);
 }
 
 /* A lying head of UINT64_MAX over a torn slot: [head, head + 1) would wrap
