@@ -22,7 +22,10 @@
  * last; a kill between them leaves a directory without metadata (no
  * trace, refused by readers), never one trace's metadata over another's
  * streams.  Files that are not a trace's (no `metadata`, no `stream_`
- * prefix) are kept.  An flock on DIR keeps two exports into it apart.
+ * prefix, or a `stream_*` that is no regular file) are kept; a directory
+ * where a new file must go refuses the export before anything is deleted.
+ * An flock on DIR keeps two exports into it apart; an export waits for it
+ * at most a second (a user's `flock DIR sleep inf` must not stall thothd).
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -290,37 +293,72 @@ static void remove_stale(int dfd)
 		remove_tmp(dfd, names[i]);
 }
 
-/* The complete trace in TMP (in DFD) moves into DFD: see the top. */
+/* NAME in DFD is a regular file (not followed): an old trace's. Anything
+ * else named stream_* (a directory, a link) is the user's and stays. */
+static bool is_regular(int dfd, const struct dirent *e)
+{
+	if (e->d_type != DT_UNKNOWN)
+		return e->d_type == DT_REG;
+	struct stat st;
+	return fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
+}
+
+static bool is_dir_at(int dfd, const char *name)
+{
+	struct stat st;
+	return fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* A listing of DFD's "." anew (see remove_stale), or NULL with the error. */
+static DIR *list_dir(int dfd, const char *dir, const char *tmp, int *err)
+{
+	int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		*err = tmp ? thoth_error_io(errno, "read %s/%s", dir, tmp)
+			   : thoth_error_io(errno, "read %s", dir);
+		if (fd >= 0)
+			close(fd);
+	}
+	return d;
+}
+
+/*
+ * The complete trace in TMP (in DFD) moves into DFD: see the top. Whatever
+ * can refuse is checked before the old trace loses a file: a directory
+ * where the new metadata or a new stream must go (rename fails EISDIR),
+ * a directory we may not write. Deleted then are only regular files.
+ */
 static int move_in(int dfd, const char *tmp, const char *dir)
 {
 	int tfd = openat(dfd, tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (tfd < 0)
 		return thoth_error_io(errno, "open %s/%s", dir, tmp);
 	int err = 0;
-	if (unlinkat(dfd, "metadata", 0) != 0 && errno != ENOENT)
-		err = thoth_error_io(errno, "unlink %s/metadata", dir);
-	/* the old trace's streams the new one does not replace */
-	int fd = err ? -1 : openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	if (!err && !d) {
-		err = thoth_error_io(errno, "read %s", dir);
-		if (fd >= 0)
-			close(fd);
-	}
+	if (faccessat(dfd, ".", W_OK | X_OK, AT_EACCESS) != 0)
+		err = thoth_error_io(errno, "write %s", dir);
+	if (!err && is_dir_at(dfd, "metadata"))
+		err = thoth_error_io(EISDIR, "replace %s/metadata", dir);
+	DIR *d = err ? NULL : list_dir(tfd, dir, tmp, &err);
 	struct dirent *e;
 	while (d && !err && (e = readdir(d)))
-		if (strncmp(e->d_name, "stream_", 7) == 0 && faccessat(tfd, e->d_name, F_OK, 0) != 0 &&
+		if (strncmp(e->d_name, "stream_", 7) == 0 && is_dir_at(dfd, e->d_name))
+			err = thoth_error_io(EISDIR, "replace %s/%s", dir, e->d_name);
+	if (d)
+		closedir(d);
+	/* nothing left to refuse: the old trace goes, metadata first */
+	if (!err && unlinkat(dfd, "metadata", 0) != 0 && errno != ENOENT)
+		err = thoth_error_io(errno, "unlink %s/metadata", dir);
+	/* the old trace's streams the new one does not replace */
+	d = err ? NULL : list_dir(dfd, dir, NULL, &err);
+	while (d && !err && (e = readdir(d)))
+		if (strncmp(e->d_name, "stream_", 7) == 0 && is_regular(dfd, e) &&
+		    faccessat(tfd, e->d_name, F_OK, AT_SYMLINK_NOFOLLOW) != 0 &&
 		    unlinkat(dfd, e->d_name, 0) != 0 && errno != ENOENT)
 			err = thoth_error_io(errno, "unlink %s/%s", dir, e->d_name);
 	if (d)
 		closedir(d);
-	fd = err ? -1 : openat(tfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	d = fd >= 0 ? fdopendir(fd) : NULL;
-	if (!err && !d) {
-		err = thoth_error_io(errno, "read %s/%s", dir, tmp);
-		if (fd >= 0)
-			close(fd);
-	}
+	d = err ? NULL : list_dir(tfd, dir, tmp, &err);
 	while (d && !err && (e = readdir(d)))
 		if (strncmp(e->d_name, "stream_", 7) == 0 && renameat(tfd, e->d_name, dfd, e->d_name) != 0)
 			err = thoth_error_io(errno, "rename %s/%s/%s", dir, tmp, e->d_name);
@@ -334,6 +372,28 @@ static int move_in(int dfd, const char *tmp, const char *dir)
 	return err;
 }
 
+/*
+ * The directory's lock, never waited on for long: a holder that never
+ * lets go (`flock DIR sleep inf`) would otherwise stall thothd's worker
+ * and its shutdown. Up to a second of 10 ms naps, then refused. Returns
+ * 0 locked, 1 unlockable file system (ENOLCK, EOPNOTSUPP: go on
+ * unlocked), or the error.
+ */
+static int lock_dir(int dfd, const char *dir)
+{
+	for (int i = 0;; i++) {
+		if (flock(dfd, LOCK_EX | LOCK_NB) == 0)
+			return 0;
+		if (errno == EINTR)
+			continue;
+		if (errno != EWOULDBLOCK)
+			return 1;
+		if (i >= 100)
+			return thoth_error_io(EWOULDBLOCK, "%s is locked by another export", dir);
+		nanosleep(&(struct timespec){ .tv_nsec = 10 * 1000 * 1000 }, NULL);
+	}
+}
+
 int thoth_trace_export_ctf(const thoth_trace_collection_t *c, const char *dir)
 {
 	static atomic_uint seq;
@@ -345,9 +405,11 @@ int thoth_trace_export_ctf(const thoth_trace_collection_t *c, const char *dir)
 	int err = 0;
 	/* A file system without flock (ENOLCK, EOPNOTSUPP): unlocked, and no
 	 * temporary is taken for stale (it may be a concurrent export's). */
-	int locked;
-	while ((locked = flock(dfd, LOCK_EX)) != 0 && errno == EINTR)
-		;
+	int locked = lock_dir(dfd, dir);
+	if (locked < 0) {
+		close(dfd);
+		return locked;
+	}
 	if (locked == 0)
 		remove_stale(dfd);
 	char tmp[64];

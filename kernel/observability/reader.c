@@ -37,7 +37,7 @@ struct thoth_trace_reader {
 	uint64_t anchor_ticks, anchor_ns;
 	uint32_t pid;
 	uint32_t peer_pid;       /* thoth__trace_reader_set_peer: 0, every pid probed */
-	/* thoth__trace_reader_add_peer's: 0 = free; written once each
+	/* thoth__trace_reader_add_peer's: 0 = free (remove_peer frees one)
 	 * (compare-and-swap), read atomically by whichever thread polls */
 	uint32_t more_peers[THOTH__TRACE_READER_PEERS];
 	char process_name[32];
@@ -230,9 +230,7 @@ static bool is_added_peer(const thoth_trace_reader_t *r, uint32_t pid)
 {
 	for (uint32_t i = 0; i < THOTH__TRACE_READER_PEERS; i++) {
 		uint32_t p = __atomic_load_n(&r->more_peers[i], __ATOMIC_RELAXED);
-		if (!p)
-			return false;   /* filled in order */
-		if (p == pid)
+		if (p == pid)   /* holes: remove_peer's */
 			return true;
 	}
 	return false;
@@ -612,6 +610,17 @@ bool thoth__trace_reader_add_peer(thoth_trace_reader_t *r, uint32_t pid)
 			return true;
 	}
 	return false;
+}
+
+void thoth__trace_reader_remove_peer(thoth_trace_reader_t *r, uint32_t pid)
+{
+	if (!r || !pid)
+		return;
+	for (uint32_t i = 0; i < THOTH__TRACE_READER_PEERS; i++) {
+		uint32_t p = pid;
+		__atomic_compare_exchange_n(&r->more_peers[i], &p, 0, false, __ATOMIC_RELAXED,
+					    __ATOMIC_RELAXED);
+	}
 }
 
 void thoth__trace_reader_find_torn(thoth_trace_reader_t *r)

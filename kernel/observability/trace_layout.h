@@ -193,6 +193,10 @@ void thoth__trace_reader_set_peer(thoth_trace_reader_t *r, uint32_t pid);
  * thread may add while another polls.  No effect while no peer is set. */
 #define THOTH__TRACE_READER_PEERS 15u
 bool thoth__trace_reader_add_peer(thoth_trace_reader_t *r, uint32_t pid);
+/* PID holds the buffer no more (thothd: its last connection closed): its
+ * slot freed for another, its threads no longer probed (its pid may be
+ * reused by an unrelated process).  Not concurrently with add_peer. */
+void thoth__trace_reader_remove_peer(thoth_trace_reader_t *r, uint32_t pid);
 /* Count every claimed ring's torn head now (its record mid-write, its
  * writer gone), as a poll reaching it would, telling it to the on_lost
  * hook: two loads a ring (its head and its head slot's word0; a ring not

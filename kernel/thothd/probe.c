@@ -204,7 +204,10 @@ static void refresh(thothd_t *d)
 		}
 		if (strncmp(r->state, "failed", 6) == 0 || strncmp(r->state, "withdrawn", 9) == 0)
 			continue;
-		if (r->detach_seq && acked >= r->detach_seq) {
+		if (r->detach_seq && acked == r->detach_seq && mb->ack_status != 0) {
+			/* refused (no such probe there): it runs on as it was */
+			r->detach_seq = 0;
+		} else if (r->detach_seq && acked >= r->detach_seq) {
 			snprintf(r->state, sizeof r->state, "detached (thothctl probe detach)");
 			continue;
 		}
@@ -470,7 +473,7 @@ static int on_detach(void *self, const thoth_probe_ProbeControl_detach_req_t *re
 			}
 			if (w) {
 				call->reason = "the process is taking that probe right now: detach it again";
-				return THOTH_PROBE_ERR_BUSY;
+				return THOTH_PROBE_ERR_TAKING;
 			}
 			return 0;
 		}

@@ -83,7 +83,6 @@ enum {
  * ms of callbacks) before it looks whether the loop thread waits for it. */
 enum { LIVE_CHUNK = 4096, ROUTE_CHUNK_END = 1 };
 static const uint64_t DRAIN_PERIOD_NS = 100 * MS_NS;   /* THOTHD_TRACE_DRAIN_MS: tests */
-enum { MAX_HOLDERS = 16 };      /* connections recorded as holding one buffer */
 
 
 typedef struct trace_source {
@@ -92,15 +91,16 @@ typedef struct trace_source {
 	dev_t dev;
 	ino_t ino;                      /* (dev, ino): one buffer attached twice is one source */
 	const thothd_client_t *client;  /* holders[0]; NULL: every one closed (or thothd's own buffer) */
-	/* Every connection that handed this buffer over (at most MAX_HOLDERS;
-	 * later ones are not recorded): a process hands it on each of its
+	/* Every connection that handed this buffer over (as many as there
+	 * are: a bound let the 17th go unrecorded, and the buffer was gone
+	 * once the first 16 closed): a process hands it on each of its
 	 * connections, and a forked child sharing its parent's buffer on its
 	 * own.  The source is gone once all have closed.  With one pointer
 	 * (the last to hand it over) a child's exit, or a process's second
 	 * connection closing, made a live process's buffer gone: drained a
 	 * last time, unmapped, and its later records never collected. */
-	const thothd_client_t *holders[MAX_HOLDERS];
-	uint32_t n_holders;
+	const thothd_client_t **holders;
+	uint32_t n_holders, cap_holders;
 	bool own;                       /* thothd's own buffer */
 	bool in_session;                /* switched on by the active session */
 	uint32_t ring_records;          /* geometry, for the fill figure */
@@ -406,6 +406,7 @@ static void source_free(thothd_tracer_t *t, trace_source_t *s)
 	cut_drop(&s->session_cut);
 	cut_drop(&s->live_cut);
 	cut_drop(&s->stop_cut);
+	free(s->holders);
 	free(s);
 }
 
@@ -499,19 +500,24 @@ static void source_join_session(thothd_tracer_t *t, trace_source_t *s)
 	thoth_trace_reader_set_enabled(s->reader, source_mask(t, s));
 }
 
-/* C holds S's buffer too (mu held). */
-static void holder_add(trace_source_t *s, const thothd_client_t *c)
+/* C holds S's buffer too (mu held).  0, or THOTH_E_NOMEM: then C is not
+ * recorded and must not attach (its close would not be seen). */
+static int holder_add(trace_source_t *s, const thothd_client_t *c)
 {
 	for (uint32_t i = 0; i < s->n_holders; i++)
 		if (s->holders[i] == c)
-			return;
-	if (s->n_holders == MAX_HOLDERS) {
-		thothd_debug("trace: buffer of pid %u handed over on more than %d connections: the "
-			     "later ones not recorded", s->pid, MAX_HOLDERS);
-		return;
+			return 0;
+	if (s->n_holders == s->cap_holders) {
+		uint32_t cap = s->cap_holders ? 2 * s->cap_holders : 4;
+		const thothd_client_t **h = realloc(s->holders, cap * sizeof *h);
+		if (!h)
+			return THOTH_E_NOMEM;
+		s->holders = h;
+		s->cap_holders = cap;
 	}
 	s->holders[s->n_holders++] = c;
 	s->client = s->holders[0];
+	return 0;
 }
 
 /* C closed (mu held): S is gone once no holder is left. */
@@ -543,8 +549,10 @@ static trace_source_t *source_add(thothd_tracer_t *t, thoth_trace_reader_t *read
 	s->pid = pid;
 	s->dev = st->st_dev;
 	s->ino = st->st_ino;
-	if (client)
-		holder_add(s, client);
+	if (client && holder_add(s, client) != 0) {
+		free(s);
+		return NULL;
+	}
 	thoth_trace_reader_geometry(reader, NULL, &s->ring_records);
 	thoth__trace_reader_on_lost(reader, source_lost, s);
 	s->next = t->sources;
@@ -581,7 +589,11 @@ static int attach_fd(thothd_tracer_t *t, int fd, const thothd_client_t *client, 
 		if (s->dev == st.st_dev && s->ino == st.st_ino) {
 			if (client) {
 				/* a reconnect, another connection of the process */
-				holder_add(s, client);
+				if (holder_add(s, client) != 0) {
+					snprintf(why, why_len, "out of memory");
+					r = THOTH_E_NOMEM;
+					goto out;
+				}
 				s->final_drained = false;
 				/* or another process holding it (a forked child
 				 * sharing its parent's buffer): its SO_PEERCRED pid

@@ -106,6 +106,13 @@ check_json
   fail "thothctl --json --version: $("$THOTHCTL" --json --version)"
 "$THOTHCTL" --json trace --help | "$PY" -c 'import json,sys; d=json.load(sys.stdin); assert d["command"] == "trace" and "--duration" in d["usage"], d' ||
   fail "thothctl --json trace --help: $("$THOTHCTL" --json trace --help)"
+# -h right after the command asks its usage; a later -h may be an option's
+# value (`--service -h`) and is the command's to judge, not usage (it was).
+"$THOTHCTL" --json trace -h | "$PY" -c 'import json,sys; d=json.load(sys.stdin); assert d["command"] == "trace" and "usage" in d, d' ||
+  fail "thothctl --json trace -h: $("$THOTHCTL" --json trace -h)"
+out=$(cd "$RT" && "$THOTHCTL" --json pm sim 'synthetic:poisson mean_gap_us=20000 work_us=500' --export-list -h)
+case $out in *'"usage"'*|'') fail "thothctl --json pm sim ... --export-list -h answered usage: $out" ;; esac
+[ -s "$RT/-h" ] || fail "thothctl pm sim --export-list -h wrote no list"
 # Errors under --json stay one line on stderr, nothing on stdout, exit 2
 # for usage errors: `help` is no command.
 set +e

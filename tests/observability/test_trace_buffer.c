@@ -10,6 +10,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <sys/mman.h>
@@ -18,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "thoth/error.h"
 #include "thoth/trace.h"
 #include "trace_internal.h"
 #include "trace_test_util.h"
@@ -954,8 +956,23 @@ static void test_a_forked_child_sharing_the_buffer_is_counted_torn_once_added(vo
 	thoth__trace_reader_find_torn(other);
 	assert_int_equal(thoth_trace_reader_stats(other, &st), 0);
 	assert_int_equal(st.torn, 0);
+	/* removed (its last connection closed), a pid frees its slot */
+	thoth__trace_reader_remove_peer(other, (uint32_t)child + 2);
+	assert_true(thoth__trace_reader_add_peer(other, (uint32_t)child));
+	thoth__trace_reader_find_torn(other);
+	assert_int_equal(thoth_trace_reader_stats(other, &st), 0);
+	assert_int_equal(st.torn, 1);
 	thoth_trace_reader_close(r);
 	thoth_trace_reader_close(other);
+	/* and is probed no more (its pid may go to another process) */
+	r = open_reader();
+	thoth__trace_reader_set_peer(r, (uint32_t)getpid());
+	assert_true(thoth__trace_reader_add_peer(r, (uint32_t)child));
+	thoth__trace_reader_remove_peer(r, (uint32_t)child);
+	thoth__trace_reader_find_torn(r);
+	assert_int_equal(thoth_trace_reader_stats(r, &st), 0);
+	assert_int_equal(st.torn, 0);
+	thoth_trace_reader_close(r);
 }
 
 /* A lying head of UINT64_MAX over a torn slot: [head, head + 1) would wrap
@@ -1092,6 +1109,46 @@ static void test_reader_rejects_images_with_bad_geometry(void **state)
 	assert_null(r);
 }
 
+/* runtime.c's (probe_runtime.h): set the probe bits as thothd does. */
+void thoth__probe_bits(bool any);
+
+/*
+ * A forked child shares its parent's buffer and so its probe mailbox: the
+ * command is the parent's (thothd addresses it by the buffer's pid; an
+ * ATTACH's maps fd lives in the parent's fd table), so a trace point in
+ * the child never takes it; the parent's next one does.  The child took
+ * it (the claim let exactly one process win, either).
+ */
+static void test_a_forked_child_never_takes_the_parents_probe_command(void **state)
+{
+	start_tracing(64, THOTH_TRACE_OVERWRITE_OLDEST, THOTH_TRACE_ALL_CATEGORIES);
+	thoth_trace_probe_mailbox_t *mb =
+		(void *)((char *)thoth_trace_buffer.control + THOTH_TRACE_PROBE_MAILBOX_OFFSET);
+	uint64_t seq = __atomic_load_n(&mb->ack_seq, __ATOMIC_ACQUIRE) + 1;
+	mb->cmd = THOTH_TRACE_PROBE_CMD_DETACH;
+	mb->from_pid = (uint32_t)getpid();
+	mb->object_fd = -1;
+	mb->probe_id = 0x7777;          /* no such probe: acknowledged NOT_FOUND */
+	__atomic_store_n(&mb->cmd_seq, seq, __ATOMIC_RELEASE);
+	thoth__probe_bits(true);
+	fflush(NULL);
+	pid_t child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		THOTH_TRACE(USER, child_point, 1, 0);
+		THOTH_TRACE(USER, child_point, 2, 0);
+		_exit(0);
+	}
+	int status;
+	assert_int_equal(waitpid(child, &status, 0), child);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_int_equal(__atomic_load_n(&mb->ack_seq, __ATOMIC_ACQUIRE), seq - 1);
+	assert_true(__atomic_load_n(&mb->claim_seq, __ATOMIC_ACQUIRE) < seq);
+	THOTH_TRACE(USER, parent_point, 1, 0);
+	assert_int_equal(__atomic_load_n(&mb->ack_seq, __ATOMIC_ACQUIRE), seq);
+	assert_int_equal(mb->ack_status, THOTH_E_NOT_FOUND);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1122,6 +1179,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_unread_count_is_bounded_whatever_the_rings_say, teardown),
 		cmocka_unit_test_teardown(test_a_drain_to_a_cut_reads_exactly_what_came_before_it, teardown),
 		cmocka_unit_test_teardown(test_a_ring_naming_another_pid_is_not_probed, teardown),
+		cmocka_unit_test_teardown(test_a_forked_child_never_takes_the_parents_probe_command, teardown),
 		cmocka_unit_test_teardown(test_a_zombie_writer_is_dead, teardown),
 		cmocka_unit_test_teardown(test_a_forked_child_sharing_the_buffer_is_counted_torn_once_added,
 		                          teardown),

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -407,6 +408,114 @@ static void test_a_killed_exports_temporary_is_removed_by_the_next(void **state)
 	assert_non_null(strstr(out, "metadata"));
 }
 
+/*
+ * A directory named stream_* is the user's, not an old trace's stream: the
+ * export keeps it and succeeds. It was unlinked after the old metadata
+ * went, failed EISDIR, and left neither trace.
+ */
+static void test_a_stream_named_directory_is_kept(void **state)
+{
+	two_process_trace_t *t = *state;
+	char ctf[128], path[192];
+	snprintf(ctf, sizeof ctf, "%s/ctf_keep", t->dir);
+	assert_int_equal(mkdir(ctf, 0700), 0);
+	assert_int_equal(thoth_trace_export_ctf(t->collection, ctf), 0);
+	snprintf(path, sizeof path, "%s/stream_keep", ctf);
+	assert_int_equal(mkdir(path, 0700), 0);
+	assert_int_equal(thoth_trace_export_ctf(t->collection, ctf), 0);
+	char cmd[256], *out;
+	snprintf(cmd, sizeof cmd, "ls -A '%s'", ctf);
+	assert_int_equal(run_capture(cmd, &out), 0);
+	assert_non_null(strstr(out, "stream_keep"));
+	assert_non_null(strstr(out, "metadata"));
+	assert_int_equal(count_substr(out, "stream_"), 3);
+	rmdir(path);
+}
+
+/*
+ * A directory where a new stream must go refuses the export before the
+ * old trace loses a file: the directory is as it was.
+ */
+static void test_a_directory_in_a_new_streams_place_refuses_first(void **state)
+{
+	two_process_trace_t *t = *state;
+	char ctf[128], path[256];
+	snprintf(ctf, sizeof ctf, "%s/ctf_blocked", t->dir);
+	assert_int_equal(mkdir(ctf, 0700), 0);
+	assert_int_equal(thoth_trace_export_ctf(t->collection, ctf), 0);
+	char cmd[256], *out;
+	snprintf(cmd, sizeof cmd, "cd '%s' && ls -d stream_* | head -1", ctf);
+	assert_int_equal(run_capture(cmd, &out), 0);
+	out[strcspn(out, "\n")] = 0;
+	snprintf(path, sizeof path, "%s/%s", ctf, out);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(mkdir(path, 0700), 0);
+	char *before = dir_snapshot(ctf);
+	assert_int_equal(thoth_trace_export_ctf(t->collection, ctf), THOTH_E_IO);
+	assert_int_equal(thoth_last_errno(), EISDIR);
+	char *after = dir_snapshot(ctf);
+	assert_string_equal(after, before);
+	assert_non_null(strstr(after, "metadata"));
+	free(before);
+	free(after);
+	rmdir(path);
+}
+
+/*
+ * A lock held by someone else (a forked child here, as `flock DIR sleep
+ * inf` would) refuses the export after a bounded wait; it waited forever.
+ */
+static void test_a_held_lock_refuses_the_export(void **state)
+{
+	two_process_trace_t *t = *state;
+	char ctf[128];
+	snprintf(ctf, sizeof ctf, "%s/ctf_locked", t->dir);
+	assert_int_equal(mkdir(ctf, 0700), 0);
+	int pipefd[2], go[2];
+	assert_int_equal(pipe(pipefd), 0);
+	assert_int_equal(pipe(go), 0);
+	fflush(NULL);
+	pid_t child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		close(pipefd[0]);
+		close(go[1]);
+		int fd = open(ctf, O_RDONLY | O_DIRECTORY);
+		if (fd < 0 || flock(fd, LOCK_EX) != 0)
+			_exit(1);
+		char c = 1;
+		if (write(pipefd[1], &c, 1) != 1)
+			_exit(2);
+		(void)!read(go[0], &c, 1);      /* holds until the parent says */
+		_exit(0);
+	}
+	close(pipefd[1]);
+	close(go[0]);
+	char c;
+	assert_int_equal(read(pipefd[0], &c, 1), 1);
+	/* an alarm turns the old endless wait into a failure, not a hang */
+	pid_t tester = fork();
+	assert_true(tester >= 0);
+	if (tester == 0) {
+		alarm(30);
+		int r = thoth_trace_export_ctf(t->collection, ctf);
+		char want[200];
+		snprintf(want, sizeof want, "%s is locked by another export", ctf);
+		_exit(r != THOTH_E_IO ? 11 : strcmp(thoth_last_error()->what, want) != 0 ? 12 : 0);
+	}
+	int status;
+	assert_int_equal(waitpid(tester, &status, 0), tester);
+	close(go[1]);
+	int cs;
+	assert_int_equal(waitpid(child, &cs, 0), child);
+	close(pipefd[0]);
+	assert_true(WIFEXITED(status));         /* killed by SIGALRM: it waited */
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_true(WIFEXITED(cs) && WEXITSTATUS(cs) == 0);
+	/* released, the next export goes through */
+	assert_int_equal(thoth_trace_export_ctf(t->collection, ctf), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -416,6 +525,9 @@ int main(void)
 		cmocka_unit_test(test_a_ctf_export_replaces_an_earlier_trace_whole),
 		cmocka_unit_test(test_a_failed_ctf_export_leaves_the_earlier_trace),
 		cmocka_unit_test(test_a_killed_exports_temporary_is_removed_by_the_next),
+		cmocka_unit_test(test_a_stream_named_directory_is_kept),
+		cmocka_unit_test(test_a_directory_in_a_new_streams_place_refuses_first),
+		cmocka_unit_test(test_a_held_lock_refuses_the_export),
 		cmocka_unit_test(test_ctf_clock_carries_the_realtime_offset),
 		cmocka_unit_test(test_export_to_a_missing_directory_says_which_file_and_why),
 	};

@@ -1157,6 +1157,51 @@ static void test_a_buffer_stays_collected_while_one_of_its_connections_is_open(v
 }
 
 /*
+ * Past 16 connections: 16 hand the buffer over first, then a 17th (the one
+ * this process keeps), and the 16 close.  thothd recorded at most 16
+ * holders: the 17th went unrecorded, and the 16 closing made a live
+ * process's buffer gone (0 events: test fails on the code before).
+ */
+static void test_a_buffer_stays_collected_past_sixteen_connections(void **state)
+{
+	(void)state;
+	enum { N = 10, EXTRA = 16 };
+	fixture_t f;
+	fixture_setup(&f);
+	const char *const args[] = { "--http-port", "off", NULL };
+	assert_true(harness_start_thothd(&f.h, args) > 0);
+	thoth_trace_config_t cfg = { .ring_count = 4, .ring_records = 64,
+				     .process_name = "manyconn" };
+	assert_int_equal(thoth_trace_init(&cfg), 0);
+	static thoth_control_t extra[EXTRA];
+	for (int i = 0; i < EXTRA; i++) {
+		assert_int_equal(thoth_control_connect(&extra[i], f.h.dir, 120000), 0);
+		round_trip(&extra[i]);
+	}
+	assert_int_equal(thoth_control_connect(&f.ctl, f.h.dir, 120000), 0);
+	round_trip(&f.ctl);
+	for (int i = 0; i < EXTRA; i++)
+		thoth_control_close(&extra[i]);
+	usleep(300000);                         /* thothd sees the closes */
+	round_trip(&f.ctl);
+	thoth_trace_TraceControl_start_pid_req_t req = { .categories = THOTH_TRACE_MASK(USER),
+							  .pid = (uint32_t)getpid() };
+	thoth_trace_TraceControl_start_pid_resp_t resp;
+	int r = thoth_trace_TraceControl_start_pid(&f.ctl.client, &req, &resp, NULL);
+	for (int i = 0; i < N; i++)
+		THOTH_TRACE(USER, many_connections, i, 0);
+	thoth_trace_TraceControl_stop_resp_t st = { 0 };
+	if (r == 0)
+		st = session_stop(&f.ctl);
+	fprintf(stderr, "# 16 of 17 connections closed: the session's start %d, %llu events (want "
+		"%d)\n", r, (unsigned long long)st.events, N);
+	thoth_trace_shutdown();
+	assert_int_equal(r, 0);
+	assert_int_equal(st.events, N);
+	fixture_down(&f);
+}
+
+/*
  * A forked child sharing its parent's trace buffer writes a ring naming
  * its own pid; killed by SIGKILL mid-record, that ring is torn.  thothd
  * probes only the threads of pids that proved they hold the buffer (a
@@ -1713,6 +1758,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_a_collections_first_lock_poll_is_made_off_the_loop_thread),
 		cmocka_unit_test(test_a_buffer_attaching_while_a_session_stops_does_not_join_it),
 		cmocka_unit_test(test_a_buffer_stays_collected_while_one_of_its_connections_is_open),
+		cmocka_unit_test(test_a_buffer_stays_collected_past_sixteen_connections),
 		cmocka_unit_test(test_a_forked_child_sharing_the_buffer_is_counted_torn),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -709,11 +709,15 @@ static int help_or_version(bool help, bool as_json)
 	return 0;
 }
 
-/* -h or --help among a command's arguments (before "--"). */
+/* --help among a command's arguments (before "--"), or -h right after its
+ * name: a later -h may be an option's value (`--service -h`), which the
+ * command itself refuses or takes, and must not be answered with usage. */
 static bool asks_help(int argc, char **argv)
 {
+	if (argc > 1 && strcmp(argv[1], "-h") == 0)
+		return true;
 	for (int k = 1; k < argc && strcmp(argv[k], "--") != 0; k++)
-		if (strcmp(argv[k], "-h") == 0 || strcmp(argv[k], "--help") == 0)
+		if (strcmp(argv[k], "--help") == 0)
 			return true;
 	return false;
 }

@@ -658,8 +658,8 @@ static int run_withdraw_untaken(uint64_t id, double duration, const thothctl_opt
 		thoth_probe_ProbeControl_detach_req_t req = { .id = id };
 		thoth_probe_ProbeControl_detach_resp_t resp;
 		int r = thoth_probe_ProbeControl_detach(&s.ctl.client, &req, &resp, &s.arena);
-		bool busy = r == THOTH_E_REMOTE && s.ctl.client.remote_code == THOTH_PROBE_ERR_BUSY &&
-			    strstr(s.ctl.client.remote_message, "right now");
+		/* its own code: a message is for people, and may change */
+		bool busy = r == THOTH_E_REMOTE && s.ctl.client.remote_code == THOTH_PROBE_ERR_TAKING;
 		if (r && !busy) {
 			status = thothctl_call_failed(&s.ctl, "probe run: withdraw", r);
 			thoth_client_release(&s.ctl.client);

@@ -221,7 +221,10 @@ static bool claim(thoth_trace_probe_mailbox_t *mb, uint64_t seq)
 void thoth__probe_poll(void)
 {
 	thoth_trace_probe_mailbox_t *mb = mailbox();
-	if (!mb)
+	/* A forked child shares its parent's buffer, mailbox and all: the
+	 * commands are the creator's (thothd addresses them by its pid, an
+	 * ATTACH's maps fd is read in its fd table), so only it takes them. */
+	if (!mb || thoth_trace_buffer.pid != (uint32_t)getpid())
 		return;
 	uint64_t seq = __atomic_load_n(&mb->cmd_seq, __ATOMIC_ACQUIRE);
 	if (pthread_mutex_trylock(&mb_lock))
