@@ -57,11 +57,21 @@ start_thothd
 "$THOTHCTL" --runtime-dir "$RT" sched --duration 600 >"$RT/sched.out" 2>"$RT/sched.err" &
 ctl=$!
 pids+=("$ctl")
-# sched prints nothing until its report: wait until thothd counts it as a
-# client (thothctl status is one more).
+# sched prints nothing until its report: wait until it sleeps out its
+# duration, blocked in a wait with a signal mask (its sleep's ppoll; the
+# calls before it wait in plain poll: fields 5 and 6 of /proc/PID/syscall
+# are ppoll's sigmask and its size).  Waiting only until thothd counted it
+# as a client lost to a loaded machine: thothd was killed while sched's
+# trace start was still unanswered, and sched rightly said it could not
+# reach thothd, not that thothd went away in its wait.
+in_sleep() {
+  local nr a0 a1 a2 a3 a4 rest
+  read -r nr a0 a1 a2 a3 a4 rest <"/proc/$1/syscall" 2>/dev/null || return 1
+  [ "$a3" != 0x0 ] && [ "$a4" = 0x8 ]
+}
 deadline=$((SECONDS + 30))
-until "$THOTHCTL" --runtime-dir "$RT" --json status | grep -q '"clients":[2-9]'; do
-  [ $SECONDS -lt $deadline ] || { cat "$RT/sched.err"; fail "sched did not connect"; }
+until in_sleep "$ctl"; do
+  [ $SECONDS -lt $deadline ] || { cat "$RT/sched.err"; cat "/proc/$ctl/syscall"; fail "sched did not start its sleep"; }
   sleep 0.02
 done
 kill -KILL "$thothd"
@@ -81,7 +91,20 @@ until grep -q "started" "$RT/stuck.out"; do
   sleep 0.02
 done
 kill -STOP "$thothd"
-sleep 2    # past the 1 s duration: thothctl now waits on the stop
+# Past the 1 s duration thothctl sends the stop and waits for the answer:
+# wait until the stopped thothd holds it unread on the connection (Recv-Q).
+# A fixed `sleep 2` here lost to a loaded machine (a package build beside
+# it, the ASan build): thothctl was still in its sleep, where a SIGTERM
+# ends the sleep early and says nothing, and the wait for the message
+# below failed.
+stop_sent() {
+  ss -xHp 2>/dev/null | awk -v p="pid=$thothd," 'index($0, p) && $3 > 0 { f = 1 } END { exit !f }'
+}
+deadline=$((SECONDS + 30))
+until stop_sent; do
+  [ $SECONDS -lt $deadline ] || { cat "$RT/stuck.err"; ss -xHp; fail "trace sent no stop to the stopped thothd"; }
+  sleep 0.05
+done
 # A background job of a script starts with SIGINT ignored: it stays so.
 kill -INT "$ctl"
 sleep 0.5
