@@ -612,17 +612,26 @@ int thoth_nvme_perf_wake_open(const uint32_t *devs, uint32_t ndevs, thoth_nvme_p
 	/* The samples a full ring dropped are counted apart (PERF_FORMAT_LOST):
 	 * the tally tells a ring that filled up (other processes' I/O on the
 	 * same disk: it rang, and a waiter woke) from a count that never rang.
-	 * A kernel before 6.0 refuses the format (EINVAL): then without it. */
+	 * A kernel before 6.0 refuses the format (EINVAL): then without it,
+	 * decided on the first CPU that opens at all, so every fd reads the
+	 * same size (an EINVAL later is an offline CPU, and one that refuses
+	 * both ways says nothing of the format). */
 	struct perf_event_attr a = { .type = PERF_TYPE_TRACEPOINT, .size = sizeof a, .config = id,
 				     .sample_period = 1, .wakeup_events = 1, .disabled = 1,
 				     .read_format = PERF_FORMAT_LOST };
 	w->lost_known = true;
 	for (long cpu = 0; cpu < ncpu; cpu++) {
 		int fd = (int)syscall(SYS_perf_event_open, &a, -1, (int)cpu, -1, PERF_FLAG_FD_CLOEXEC);
-		if (fd < 0 && errno == EINVAL && w->lost_known) {
+		if (fd < 0 && errno == EINVAL && w->lost_known && !w->n) {
 			a.read_format = 0;
 			w->lost_known = false;
 			fd = (int)syscall(SYS_perf_event_open, &a, -1, (int)cpu, -1, PERF_FLAG_FD_CLOEXEC);
+			if (fd < 0) {
+				int e = errno;
+				a.read_format = PERF_FORMAT_LOST;
+				w->lost_known = true;
+				errno = e;
+			}
 		}
 		if (fd < 0) {
 			int e = errno;
