@@ -244,9 +244,9 @@ int thoth_nvme_perf_wake_open(const uint32_t *devs, uint32_t ndevs, thoth_nvme_p
 /* Arm (empty the rings, zero the counts, enable) or disarm (disable). */
 int thoth_nvme_perf_wake_arm(thoth_nvme_perf_wake_t *w, bool on);
 /* Since the last arm, over every CPU: the requests the events COUNTED, the
- * doorbells (samples) they WROTE, and those a full ring LOST (512 unread
- * doorbells: it rang already; always 0 on a kernel before 6.0, which
- * cannot say).  WRITTEN + LOST < COUNTED means the kernel counted a
+ * doorbells (samples) they WROTE, and those a full ring LOST (a page of
+ * unread doorbells, 511 on 4 KiB pages: it rang already; always 0 on a
+ * kernel before 6.0, which cannot say).  WRITTEN + LOST < COUNTED means the kernel counted a
  * request without ringing, a wake-up that never came (what
  * block_rq_complete does on this kernel, docs/PM.md "Why
  * block_rq_issue").  THOTH_E_IO (a count unreadable), THOTH_E_PROTOCOL (a

@@ -989,8 +989,8 @@ static void test_the_perf_wakeup_rings_on_every_real_block_request(void **state)
 		/* Every request the events counted rang: a count without its
 		 * doorbell is a wake-up that would never come on an idle
 		 * machine, even if another one rang this round.  A doorbell a
-		 * full ring dropped is no such thing (the ring rang 512 times
-		 * before it): another process's I/O on the same disk filled a
+		 * full ring dropped is no such thing (the ring rang 511 times
+		 * before it, on 4 KiB pages): another process's I/O on the same disk filled a
 		 * ring in a full ctest -j2 at load 13-22, "counted 590 ... but
 		 * rang for 515".  A sample counted by an event on another CPU
 		 * just as the round ended is written microseconds later: read
