@@ -535,6 +535,7 @@ struct thoth_nvme_perf_wake {
 	size_t ring_len;
 	bool lost_known;     /* read() gives { count, lost } (PERF_FORMAT_LOST, Linux 6.0) */
 	uint64_t lost_armed; /* the lost samples at the last arm: RESET zeroes only the count */
+	bool tallied;        /* a tally was asked for: arms read LOST for its baseline */
 };
 
 static int tracepoint_id(uint64_t *id, char *why, size_t why_len)
@@ -680,8 +681,13 @@ int thoth_nvme_perf_wake_arm(thoth_nvme_perf_wake_t *w, bool on)
 			__atomic_store_n(&mp->data_tail, head, __ATOMIC_RELEASE);
 			if (ioctl(w->fds[i], PERF_EVENT_IOC_RESET, 0))
 				return THOTH_E_IO;
+			/* The baseline costs a read per CPU per arm, for the
+			 * tally alone: the idle loop never asks for one.  Until
+			 * the first tally none is needed (nothing is lost while
+			 * disabled, and the fds open disabled): every arm
+			 * before it is one round for the tally. */
 			uint64_t v[2];
-			if (w->lost_known) {
+			if (w->lost_known && w->tallied) {
 				if (read(w->fds[i], v, sizeof v) != (ssize_t)sizeof v)
 					return THOTH_E_IO;
 				w->lost_armed += v[1];
@@ -693,10 +699,11 @@ int thoth_nvme_perf_wake_arm(thoth_nvme_perf_wake_t *w, bool on)
 	return 0;
 }
 
-int thoth_nvme_perf_wake_tally(const thoth_nvme_perf_wake_t *w, uint64_t *counted, uint64_t *written,
+int thoth_nvme_perf_wake_tally(thoth_nvme_perf_wake_t *w, uint64_t *counted, uint64_t *written,
 			       uint64_t *lost)
 {
 	*counted = *written = *lost = 0;
+	w->tallied = true;
 	size_t page = w->ring_len / 2;
 	/* Counts first: a doorbell is written after its count, so one read
 	 * after the counts holds at least as many as they say, unless the
