@@ -134,6 +134,14 @@ static int locks_thothd(thoth_control_t *ctl, long pid, const thothlock_report_o
 		free(scratch);
 		return 1;
 	}
+	if (r == THOTH_E_TIMEDOUT) {
+		/* Alive but wedged or starved: say what is known, not a
+		 * bare "timed out". */
+		free(scratch);
+		fprintf(stderr, "thothctl: locks: thothd did not answer in %d s; it may still be at it\n",
+			LOCKS_CALL_MS / 1000);
+		return 1;
+	}
 	if (r) {
 		free(scratch);
 		return thothctl_call_failed(ctl, "locks", r);
