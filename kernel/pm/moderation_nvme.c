@@ -533,6 +533,9 @@ struct thoth_nvme_perf_wake {
 	int *fds;
 	void **rings;
 	size_t ring_len;
+	bool lost_known;     /* read() gives { count, lost } (PERF_FORMAT_LOST, Linux 6.0) */
+	uint64_t lost_armed; /* the lost samples at the last arm: RESET zeroes only the count */
+	bool tallied;        /* a tally was asked for: arms read LOST for its baseline */
 };
 
 static int tracepoint_id(uint64_t *id, char *why, size_t why_len)
@@ -607,10 +610,30 @@ int thoth_nvme_perf_wake_open(const uint32_t *devs, uint32_t ndevs, thoth_nvme_p
 	}
 	/* One metadata page and one data page: records are only doorbells. */
 	w->ring_len = 2 * (size_t)sysconf(_SC_PAGESIZE);
+	/* The samples a full ring dropped are counted apart (PERF_FORMAT_LOST):
+	 * the tally tells a ring that filled up (other processes' I/O on the
+	 * same disk: it rang, and a waiter woke) from a count that never rang.
+	 * A kernel before 6.0 refuses the format (EINVAL): then without it,
+	 * decided on the first CPU that opens at all, so every fd reads the
+	 * same size (an EINVAL later is an offline CPU, and one that refuses
+	 * both ways says nothing of the format). */
 	struct perf_event_attr a = { .type = PERF_TYPE_TRACEPOINT, .size = sizeof a, .config = id,
-				     .sample_period = 1, .wakeup_events = 1, .disabled = 1 };
+				     .sample_period = 1, .wakeup_events = 1, .disabled = 1,
+				     .read_format = PERF_FORMAT_LOST };
+	w->lost_known = true;
 	for (long cpu = 0; cpu < ncpu; cpu++) {
 		int fd = (int)syscall(SYS_perf_event_open, &a, -1, (int)cpu, -1, PERF_FLAG_FD_CLOEXEC);
+		if (fd < 0 && errno == EINVAL && w->lost_known && !w->n) {
+			a.read_format = 0;
+			w->lost_known = false;
+			fd = (int)syscall(SYS_perf_event_open, &a, -1, (int)cpu, -1, PERF_FLAG_FD_CLOEXEC);
+			if (fd < 0) {
+				int e = errno;
+				a.read_format = PERF_FORMAT_LOST;
+				w->lost_known = true;
+				errno = e;
+			}
+		}
 		if (fd < 0) {
 			int e = errno;
 			if (e == ENODEV || e == EINVAL)
@@ -645,6 +668,8 @@ int thoth_nvme_perf_wake_open(const uint32_t *devs, uint32_t ndevs, thoth_nvme_p
 
 int thoth_nvme_perf_wake_arm(thoth_nvme_perf_wake_t *w, bool on)
 {
+	if (on)
+		w->lost_armed = 0;
 	for (uint32_t i = 0; i < w->n; i++) {
 		if (on) {
 			/* Free the ring: what was written while armed before is
@@ -656,6 +681,17 @@ int thoth_nvme_perf_wake_arm(thoth_nvme_perf_wake_t *w, bool on)
 			__atomic_store_n(&mp->data_tail, head, __ATOMIC_RELEASE);
 			if (ioctl(w->fds[i], PERF_EVENT_IOC_RESET, 0))
 				return THOTH_E_IO;
+			/* The baseline costs a read per CPU per arm, for the
+			 * tally alone: the idle loop never asks for one.  Until
+			 * the first tally none is needed (nothing is lost while
+			 * disabled, and the fds open disabled): every arm
+			 * before it is one round for the tally. */
+			uint64_t v[2];
+			if (w->lost_known && w->tallied) {
+				if (read(w->fds[i], v, sizeof v) != (ssize_t)sizeof v)
+					return THOTH_E_IO;
+				w->lost_armed += v[1];
+			}
 		}
 		if (ioctl(w->fds[i], on ? PERF_EVENT_IOC_ENABLE : PERF_EVENT_IOC_DISABLE, 0))
 			return THOTH_E_IO;
@@ -663,19 +699,24 @@ int thoth_nvme_perf_wake_arm(thoth_nvme_perf_wake_t *w, bool on)
 	return 0;
 }
 
-int thoth_nvme_perf_wake_tally(const thoth_nvme_perf_wake_t *w, uint64_t *counted, uint64_t *written)
+int thoth_nvme_perf_wake_tally(thoth_nvme_perf_wake_t *w, uint64_t *counted, uint64_t *written,
+			       uint64_t *lost)
 {
-	*counted = *written = 0;
+	*counted = *written = *lost = 0;
+	w->tallied = true;
 	size_t page = w->ring_len / 2;
 	/* Counts first: a doorbell is written after its count, so one read
 	 * after the counts holds at least as many as they say, unless the
-	 * kernel dropped some. */
+	 * kernel dropped some (a full ring: LOST says how many). */
 	for (uint32_t i = 0; i < w->n; i++) {
-		uint64_t v;
-		if (read(w->fds[i], &v, sizeof v) != (ssize_t)sizeof v)
+		uint64_t v[2] = { 0, 0 };
+		ssize_t want = (ssize_t)(w->lost_known ? sizeof v : sizeof v[0]);
+		if (read(w->fds[i], v, (size_t)want) != want)
 			return THOTH_E_IO;
-		*counted += v;
+		*counted += v[0];
+		*lost += v[1];
 	}
+	*lost -= *lost >= w->lost_armed ? w->lost_armed : *lost;
 	for (uint32_t i = 0; i < w->n; i++) {
 		const struct perf_event_mmap_page *mp = w->rings[i];
 		const unsigned char *data = (const unsigned char *)mp + page;

@@ -243,14 +243,18 @@ int thoth_nvme_perf_wake_open(const uint32_t *devs, uint32_t ndevs, thoth_nvme_p
 			      size_t why_len);
 /* Arm (empty the rings, zero the counts, enable) or disarm (disable). */
 int thoth_nvme_perf_wake_arm(thoth_nvme_perf_wake_t *w, bool on);
-/* Since the last arm, over every CPU: the requests the events COUNTED and
- * the doorbells (samples) they WROTE.  WRITTEN < COUNTED means the kernel
- * counted a request without ringing, a wake-up that never came (what
- * block_rq_complete does on this kernel, docs/PM.md "Why
- * block_rq_issue"); a ring full of 511 unread doorbells does it too.
- * THOTH_E_IO (a count unreadable), THOTH_E_PROTOCOL (a ring that does not
- * parse). */
-int thoth_nvme_perf_wake_tally(const thoth_nvme_perf_wake_t *w, uint64_t *counted, uint64_t *written);
+/* Since the last arm, over every CPU: the requests the events COUNTED, the
+ * doorbells (samples) they WROTE, and those a full ring LOST (a page of
+ * unread doorbells, 511 on 4 KiB pages: it rang already; always 0 on a
+ * kernel before 6.0, which cannot say).  LOST is since the last arm once
+ * a first tally was asked for, since the open before it (arms read its
+ * baseline only for the tally's sake): tally every round, or from the
+ * first.  WRITTEN + LOST < COUNTED means the kernel counted a request
+ * without ringing, a wake-up that never came (what block_rq_complete does
+ * on this kernel, docs/PM.md "Why block_rq_issue").  THOTH_E_IO (a count unreadable), THOTH_E_PROTOCOL (a
+ * ring that does not parse). */
+int thoth_nvme_perf_wake_tally(thoth_nvme_perf_wake_t *w, uint64_t *counted, uint64_t *written,
+			       uint64_t *lost);
 /* Its descriptors (one per online CPU). */
 uint32_t thoth_nvme_perf_wake_fds(const thoth_nvme_perf_wake_t *w, const int **fds);
 void thoth_nvme_perf_wake_close(thoth_nvme_perf_wake_t *w);

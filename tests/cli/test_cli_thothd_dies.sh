@@ -9,6 +9,18 @@ set -euo pipefail
 BUILD=$1
 THOTHD=$BUILD/kernel/thothd/thothd THOTHCTL=$BUILD/tools/thothctl/thothctl
 fail() { echo "FAIL: $*"; exit 1; }
+skip() { echo "SKIP: $*"; exit 77; }
+
+# What the waits below read: ppoll's number in /proc/PID/syscall (the
+# sched case), and the bytes a stopped thothd holds unread (Recv-Q, which
+# ss has only from the kernel's unix_diag; probed once thothd listens).
+case $(uname -m) in
+  x86_64) PPOLL_NR=271 ;;
+  aarch64|riscv64) PPOLL_NR=73 ;;   # the generic syscall table
+  *) skip "needs a known architecture for ppoll's syscall number (not $(uname -m))" ;;
+esac
+command -v ss >/dev/null || skip "needs ss (iproute2)"
+read -r _ </proc/$$/syscall 2>/dev/null || skip "cannot read /proc/PID/syscall"
 
 RT=$(mktemp -d /tmp/thoth-dies-XXXXXX)
 pids=()
@@ -28,6 +40,13 @@ start_thothd() {
   [ "${ready:-}" = READY=1 ] || { cat "$RT/thothd.log"; fail "thothd not ready"; }
 }
 
+# Without unix_diag ss reads /proc/net/unix and shows every queue as 0: a
+# listening socket's Send-Q (its backlog) is the tell.
+probe_unix_diag() {
+  ss -xlH 2>/dev/null | awk -v d="$RT/" 'index($0, d) && $4 > 0 { f = 1 } END { exit !f }' ||
+    skip "ss shows no socket queues (no unix_diag in this kernel)"
+}
+
 # gone PID WHAT: PID exits within 30 s of thothd's death (the command asked
 # for 600 s), non-zero, and its stderr says thothd went away.
 gone() {
@@ -42,6 +61,7 @@ gone() {
 }
 
 start_thothd
+probe_unix_diag
 "$THOTHCTL" --runtime-dir "$RT" trace --duration 600 --json "$RT/t.json" >"$RT/trace.out" 2>"$RT/trace.err" &
 ctl=$!
 pids+=("$ctl")
@@ -57,11 +77,23 @@ start_thothd
 "$THOTHCTL" --runtime-dir "$RT" sched --duration 600 >"$RT/sched.out" 2>"$RT/sched.err" &
 ctl=$!
 pids+=("$ctl")
-# sched prints nothing until its report: wait until thothd counts it as a
-# client (thothctl status is one more).
+# sched prints nothing until its report: wait until it sleeps out its
+# duration, blocked in a wait with a signal mask (its sleep's ppoll; the
+# calls before it wait in plain poll, whose leftover registers can look
+# like ppoll's arguments, hence the number: then fields 5 and 6 of
+# /proc/PID/syscall are ppoll's sigmask and its size).  Waiting only until thothd counted it
+# as a client lost to a loaded machine: thothd was killed while sched's
+# trace start was still unanswered, and sched rightly said it could not
+# reach thothd, not that thothd went away in its wait.
+in_sleep() {
+  local nr a0 a1 a2 a3 a4 rest
+  read -r nr a0 a1 a2 a3 a4 rest <"/proc/$1/syscall" 2>/dev/null || return 1
+  [ "$nr" = "$PPOLL_NR" ] && [ "$a3" != 0x0 ] && [ "$a4" = 0x8 ]
+}
 deadline=$((SECONDS + 30))
-until "$THOTHCTL" --runtime-dir "$RT" --json status | grep -q '"clients":[2-9]'; do
-  [ $SECONDS -lt $deadline ] || { cat "$RT/sched.err"; fail "sched did not connect"; }
+until in_sleep "$ctl"; do
+  kill -0 "$ctl" 2>/dev/null || { cat "$RT/sched.err"; fail "sched ended before its sleep"; }
+  [ $SECONDS -lt $deadline ] || { cat "$RT/sched.err"; cat "/proc/$ctl/syscall" || true; fail "sched did not start its sleep"; }
   sleep 0.02
 done
 kill -KILL "$thothd"
@@ -81,7 +113,23 @@ until grep -q "started" "$RT/stuck.out"; do
   sleep 0.02
 done
 kill -STOP "$thothd"
-sleep 2    # past the 1 s duration: thothctl now waits on the stop
+# Past the 1 s duration thothctl sends the stop and waits for the answer:
+# wait until the stopped thothd holds it unread on the connection (Recv-Q)
+# and thothctl has left its sleep (so the bytes held are its stop, not
+# something sent before it).
+# A fixed `sleep 2` here lost to a loaded machine (a package build beside
+# it, the ASan build): thothctl was still in its sleep, where a SIGTERM
+# ends the sleep early and says nothing, and the wait for the message
+# below failed.
+stop_sent() {
+  ! in_sleep "$ctl" &&
+  ss -xHp 2>/dev/null | awk -v p="pid=$thothd," 'index($0, p) && $3 > 0 { f = 1 } END { exit !f }'
+}
+deadline=$((SECONDS + 30))
+until stop_sent; do
+  [ $SECONDS -lt $deadline ] || { cat "$RT/stuck.err"; ss -xHp || true; fail "trace sent no stop to the stopped thothd"; }
+  sleep 0.05
+done
 # A background job of a script starts with SIGINT ignored: it stays so.
 kill -INT "$ctl"
 sleep 0.5

@@ -983,19 +983,32 @@ static void test_the_perf_wakeup_rings_on_every_real_block_request(void **state)
 		if (!any_readable(w, PERF_ROUND_MS))
 			fail_msg("round %d of %d: a write + fdatasync on %u:%u woke nothing within %d ms", i + 1,
 				 PERF_ROUNDS, disk >> 20, disk & 0xfffff, PERF_ROUND_MS);
+		/* Disarmed: the kernel stops counting and writing, so the
+		 * counts hold still while the rings are read. */
+		assert_int_equal(thoth_nvme_perf_wake_arm(w, false), 0);
 		/* Every request the events counted rang: a count without its
 		 * doorbell is a wake-up that would never come on an idle
-		 * machine, even if another one rang this round. */
-		usleep(20000);
-		uint64_t counted, written;
-		assert_int_equal(thoth_nvme_perf_wake_tally(w, &counted, &written), 0);
+		 * machine, even if another one rang this round.  A doorbell a
+		 * full ring dropped is no such thing (the ring rang 511 times
+		 * before it, on 4 KiB pages): another process's I/O on the same disk filled a
+		 * ring in a full ctest -j2 at load 13-22, "counted 590 ... but
+		 * rang for 515".  A sample counted by an event on another CPU
+		 * just as the round ended is written microseconds later: read
+		 * again for up to 1 s before calling it missing (a missing one
+		 * never comes; the pass reads once). */
+		uint64_t counted, written, lost;
+		for (int tries = 0;; tries++) {
+			assert_int_equal(thoth_nvme_perf_wake_tally(w, &counted, &written, &lost), 0);
+			if (written + lost >= counted || tries == 100)
+				break;
+			usleep(10000);
+		}
 		assert_true(counted >= 1);
-		if (written < counted)
-			fail_msg("round %d of %d: the events counted %llu requests on %u:%u but rang for %llu", i + 1,
-				 PERF_ROUNDS, (unsigned long long)counted, disk >> 20, disk & 0xfffff,
-				 (unsigned long long)written);
-		/* Disarmed: the kernel stops writing. */
-		assert_int_equal(thoth_nvme_perf_wake_arm(w, false), 0);
+		if (written + lost < counted)
+			fail_msg("round %d of %d: the events counted %llu requests on %u:%u but rang for %llu "
+				 "(and a full ring lost %llu)",
+				 i + 1, PERF_ROUNDS, (unsigned long long)counted, disk >> 20, disk & 0xfffff,
+				 (unsigned long long)written, (unsigned long long)lost);
 	}
 	assert_false(any_readable(none, 0));
 	close(fd);

@@ -107,6 +107,8 @@ static int locks_direct(const char *rt, long pid, const thothlock_report_opts_t 
 	return status;
 }
 
+enum { LOCKS_CALL_MS = 120000 };
+
 static int locks_thothd(thoth_control_t *ctl, long pid, const thothlock_report_opts_t *ropts)
 {
 	size_t cap = 2u << 20;
@@ -120,10 +122,24 @@ static int locks_thothd(thoth_control_t *ctl, long pid, const thothlock_report_o
 		.verbose = ropts->show_uncontended,
 	};
 	thoth_locks_LockReports_report_resp_t resp;
+	/* A report takes thothd as long as the symbols it reads: a process's
+	 * first is ~100 ms of CPU, a 201-lock one several times that, and a
+	 * loaded machine stretched one past the connection's 5 s per call
+	 * (test_locks_thothd: "locks: timed out" while thothd worked on).  A
+	 * thothd that dies ends the call at once (its socket closes). */
+	ctl->sock.timeout_ms = LOCKS_CALL_MS;
 	int r = thoth_locks_LockReports_report(&ctl->client, &req, &resp, &arena);
 	if (r == THOTH_LOCKS_ERR_NO_TABLES) {
 		no_tables(pid, "thothd's runtime directory");
 		free(scratch);
+		return 1;
+	}
+	if (r == THOTH_E_TIMEDOUT) {
+		/* Alive but wedged or starved: say what is known, not a
+		 * bare "timed out". */
+		free(scratch);
+		fprintf(stderr, "thothctl: locks: thothd did not answer in %d s; it may still be at it\n",
+			LOCKS_CALL_MS / 1000);
 		return 1;
 	}
 	if (r) {
