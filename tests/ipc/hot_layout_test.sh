@@ -17,16 +17,42 @@
 #     nothing but marked functions between the first and the last;
 #   - the whole span within the groups' sizes plus the anchors' padding;
 #   - the anchors on page boundaries.
+#
+# Exit 77 (skipped) where LLD linked LIB: it keeps input order (no
+# .text.sorted.* grouping), a valid build that only loses the layout.
 lib=$1
 shift
 MIN_HOT=30
+
+# Without the tools every check below would read nothing and report the
+# marks as gone.
+for t in objdump nm readelf; do
+	if ! command -v "$t" >/dev/null 2>&1; then
+		echo "FAIL: $t (binutils) is not installed: the test cannot read the symbol tables"
+		exit 1
+	fi
+done
+# (LLD writes "Linker: LLD 17.0.6", Debian's "Linker: Debian LLD 14.0.6".)
+linker=$(readelf -p .comment "$lib" 2>/dev/null | grep -o 'Linker: .*LLD.*' | head -1)
+if [ -n "$linker" ]; then
+	echo "SKIP: $lib was linked by LLD ($linker),"
+	echo "      which keeps input order (no .text.sorted.* grouping): the hot layout is GNU ld's (docs/SCHED.md, stop 35)"
+	exit 77
+fi
+
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 # The marked functions: "GROUP NAME SIZE" from the objects' symbol tables
-# (objdump -t: "ADDR FLAGS F SECTION SIZE NAME").
+# (objdump -t: "ADDR FLAGS F SECTION SIZE NAME", with a visibility token
+# before NAME for a hidden, protected or internal symbol: dropped first,
+# or the fields counted from the end are off by one).
 for a in "$@"; do
-	objdump -t "$a" 2>/dev/null
+	if ! objdump -t "$a" >"$tmp/objdump.out" 2>"$tmp/objdump.err"; then
+		echo "FAIL: objdump -t $a failed:"; cat "$tmp/objdump.err"
+		exit 1
+	fi
+	sed -E 's/[[:space:]]+\.(hidden|protected|internal)[[:space:]]+/ /' "$tmp/objdump.out"
 done | awk 'NF >= 6 && $(NF-2) ~ /^\.text\.sorted\.thoth_/ && $(NF-3) == "F" {
 	g = $(NF-2); sub(/^\.text\.sorted\.thoth_/, "", g); print g, $NF, $(NF-1) }' |
 	sort -u >"$tmp/hot"
