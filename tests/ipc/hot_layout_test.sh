@@ -16,7 +16,11 @@
 #   - each group's functions together, the groups in order 1, 2, 3, and
 #     nothing but marked functions between the first and the last;
 #   - the whole span within the groups' sizes plus the anchors' padding;
-#   - the anchors on page boundaries.
+#   - the anchors on page boundaries;
+#   - with HOT_MAX_PAGES="C S" set (optimised builds: tests/ipc/CMakeLists.txt),
+#     the client's part (groups 1 and 2 from its anchor) within C pages and
+#     the service's (groups 2 and 3 from theirs) within S, the pages
+#     docs/SCHED.md quotes (stop 35).
 #
 # Exit 77 (skipped) where LLD linked LIB: it keeps input order (no
 # .text.sorted.* grouping), a valid build that only loses the layout.
@@ -72,7 +76,7 @@ if [ ! -s "$tmp/syms" ]; then
 	exit 1
 fi
 
-awk -v page=4096 '
+awk -v page=4096 -v maxpages="${HOT_MAX_PAGES:-}" '
 function hex(s,   i, c, v) {
 	v = 0
 	for (i = 1; i <= length(s); i++) {
@@ -81,7 +85,7 @@ function hex(s,   i, c, v) {
 	}
 	return v
 }
-FNR == NR { grp[$2] = $1; sz[$1] += hex($3); next }
+FNR == NR { grp[$2] = $1; fsz[$2] = hex($3); sz[$1] += fsz[$2]; next }
 { a = hex($1); cnt[$3]++; addr[$3] = a; name[FNR] = $3; at[FNR] = a; rows = FNR }
 END {
 	bad = 0
@@ -95,6 +99,7 @@ END {
 		if (addr[f] > hi) hi = addr[f]
 		if (!(grp[f] in gmin) || addr[f] < gmin[grp[f]]) gmin[grp[f]] = addr[f]
 		if (addr[f] > gmax[grp[f]]) gmax[grp[f]] = addr[f]
+		if (addr[f] + fsz[f] > gend[grp[f]]) gend[grp[f]] = addr[f] + fsz[f]
 	}
 	if (bad) exit 1
 	for (g = 1; g <= 2; g++)
@@ -127,7 +132,22 @@ END {
 		       addr["hot_anchor_client"], addr["hot_anchor_shared"], gmin["1"], gmin["2"]
 		bad = 1
 	}
+	# The pages each side executes its groups in, against the docs.
+	if (!bad && maxpages != "") {
+		split(maxpages, mp, " ")
+		cpages = int((gend["2"] - addr["hot_anchor_client"] + page - 1) / page)
+		spages = int((gend["3"] - addr["hot_anchor_shared"] + page - 1) / page)
+		if (cpages > mp[1] || spages > mp[2]) {
+			printf "FAIL: the client\x27s groups (1-2) span %d pages, the service\x27s (2-3) %d: docs/SCHED.md (stop 35) quotes %d and %d\n",
+			       cpages, spages, mp[1], mp[2]
+			bad = 1
+		}
+	}
 	if (bad) exit 1
 	printf "ok: %d hot functions in %d bytes (groups %d + %d + %d bytes), in order, nothing else between\n",
 	       length(grp), span, sz["1"], sz["2"], sz["3"]
+	printf "ok: client groups on %d pages, service groups on %d%s\n",
+	       int((gend["2"] - addr["hot_anchor_client"] + page - 1) / page),
+	       int((gend["3"] - addr["hot_anchor_shared"] + page - 1) / page),
+	       maxpages == "" ? " (not checked: HOT_MAX_PAGES unset)" : " (at most " maxpages ")"
 }' "$tmp/hot" "$tmp/syms"
