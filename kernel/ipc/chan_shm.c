@@ -61,17 +61,28 @@ enum { BUF_FREE = 0, BUF_ALLOCATED = 1, BUF_LENT = 2 };
  * shared one) and the service's (the shared group, then its own) then
  * each span the fewest pages their sizes allow, where a group that starts
  * mid-page costs a side one page more (docs/SCHED.md, stop 35); the cost
- * is the padding, under two pages of file.  Never called. */
-__attribute__((section(".text.sorted.thoth_0"), aligned(4096), used, noinline))
+ * is the padding, under two pages of file.  Never called.
+ *
+ * `used` keeps them in the object, not in a program's static link with
+ * --gc-sections, which drops a section nothing refers to: `retain`
+ * (SHF_GNU_RETAIN) keeps them there too, where the compiler has it. */
+#if defined(__has_attribute)
+#if __has_attribute(retain)
+#define HOT_ANCHOR_RETAIN retain,
+#endif
+#endif
+#ifndef HOT_ANCHOR_RETAIN
+#define HOT_ANCHOR_RETAIN
+#endif
+__attribute__((section(".text.sorted.thoth_0"), aligned(4096), used, HOT_ANCHOR_RETAIN noinline))
 static void hot_anchor_client(void)
 {
 }
 
-__attribute__((section(".text.sorted.thoth_1z"), aligned(4096), used, noinline))
+__attribute__((section(".text.sorted.thoth_1z"), aligned(4096), used, HOT_ANCHOR_RETAIN noinline))
 static void hot_anchor_shared(void)
 {
 }
-
 
 static void presence_publish(chan_end_t *e, bool running);
 

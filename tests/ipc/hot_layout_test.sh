@@ -16,17 +16,47 @@
 #   - each group's functions together, the groups in order 1, 2, 3, and
 #     nothing but marked functions between the first and the last;
 #   - the whole span within the groups' sizes plus the anchors' padding;
-#   - the anchors on page boundaries.
+#   - the anchors on page boundaries;
+#   - with HOT_MAX_PAGES="C S" set (optimised builds: tests/ipc/CMakeLists.txt),
+#     the client's part (groups 1 and 2 from its anchor) within C pages and
+#     the service's (groups 2 and 3 from theirs) within S, the pages
+#     docs/SCHED.md quotes (stop 35).
+#
+# Exit 77 (skipped) where LLD linked LIB: it keeps input order (no
+# .text.sorted.* grouping), a valid build that only loses the layout.
 lib=$1
 shift
 MIN_HOT=30
+
+# Without the tools every check below would read nothing and report the
+# marks as gone.
+for t in objdump nm readelf; do
+	if ! command -v "$t" >/dev/null 2>&1; then
+		echo "FAIL: $t (binutils) is not installed: the test cannot read the symbol tables"
+		exit 1
+	fi
+done
+# (LLD writes "Linker: LLD 17.0.6", Debian's "Linker: Debian LLD 14.0.6".)
+linker=$(readelf -p .comment "$lib" 2>/dev/null | grep -o 'Linker: .*LLD.*' | head -1)
+if [ -n "$linker" ]; then
+	echo "SKIP: $lib was linked by LLD ($linker),"
+	echo "      which keeps input order (no .text.sorted.* grouping): the hot layout is GNU ld's (docs/SCHED.md, stop 35)"
+	exit 77
+fi
+
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 # The marked functions: "GROUP NAME SIZE" from the objects' symbol tables
-# (objdump -t: "ADDR FLAGS F SECTION SIZE NAME").
+# (objdump -t: "ADDR FLAGS F SECTION SIZE NAME", with a visibility token
+# before NAME for a hidden, protected or internal symbol: dropped first,
+# or the fields counted from the end are off by one).
 for a in "$@"; do
-	objdump -t "$a" 2>/dev/null
+	if ! objdump -t "$a" >"$tmp/objdump.out" 2>"$tmp/objdump.err"; then
+		echo "FAIL: objdump -t $a failed:"; cat "$tmp/objdump.err"
+		exit 1
+	fi
+	sed -E 's/[[:space:]]+\.(hidden|protected|internal)[[:space:]]+/ /' "$tmp/objdump.out"
 done | awk 'NF >= 6 && $(NF-2) ~ /^\.text\.sorted\.thoth_/ && $(NF-3) == "F" {
 	g = $(NF-2); sub(/^\.text\.sorted\.thoth_/, "", g); print g, $NF, $(NF-1) }' |
 	sort -u >"$tmp/hot"
@@ -46,7 +76,7 @@ if [ ! -s "$tmp/syms" ]; then
 	exit 1
 fi
 
-awk -v page=4096 '
+awk -v page=4096 -v maxpages="${HOT_MAX_PAGES:-}" '
 function hex(s,   i, c, v) {
 	v = 0
 	for (i = 1; i <= length(s); i++) {
@@ -55,7 +85,7 @@ function hex(s,   i, c, v) {
 	}
 	return v
 }
-FNR == NR { grp[$2] = $1; sz[$1] += hex($3); next }
+FNR == NR { grp[$2] = $1; fsz[$2] = hex($3); sz[$1] += fsz[$2]; next }
 { a = hex($1); cnt[$3]++; addr[$3] = a; name[FNR] = $3; at[FNR] = a; rows = FNR }
 END {
 	bad = 0
@@ -69,6 +99,7 @@ END {
 		if (addr[f] > hi) hi = addr[f]
 		if (!(grp[f] in gmin) || addr[f] < gmin[grp[f]]) gmin[grp[f]] = addr[f]
 		if (addr[f] > gmax[grp[f]]) gmax[grp[f]] = addr[f]
+		if (addr[f] + fsz[f] > gend[grp[f]]) gend[grp[f]] = addr[f] + fsz[f]
 	}
 	if (bad) exit 1
 	for (g = 1; g <= 2; g++)
@@ -101,7 +132,22 @@ END {
 		       addr["hot_anchor_client"], addr["hot_anchor_shared"], gmin["1"], gmin["2"]
 		bad = 1
 	}
+	# The pages each side executes its groups in, against the docs.
+	if (!bad && maxpages != "") {
+		split(maxpages, mp, " ")
+		cpages = int((gend["2"] - addr["hot_anchor_client"] + page - 1) / page)
+		spages = int((gend["3"] - addr["hot_anchor_shared"] + page - 1) / page)
+		if (cpages > mp[1] || spages > mp[2]) {
+			printf "FAIL: the client\x27s groups (1-2) span %d pages, the service\x27s (2-3) %d: docs/SCHED.md (stop 35) quotes %d and %d\n",
+			       cpages, spages, mp[1], mp[2]
+			bad = 1
+		}
+	}
 	if (bad) exit 1
 	printf "ok: %d hot functions in %d bytes (groups %d + %d + %d bytes), in order, nothing else between\n",
 	       length(grp), span, sz["1"], sz["2"], sz["3"]
+	printf "ok: client groups on %d pages, service groups on %d%s\n",
+	       int((gend["2"] - addr["hot_anchor_client"] + page - 1) / page),
+	       int((gend["3"] - addr["hot_anchor_shared"] + page - 1) / page),
+	       maxpages == "" ? " (not checked: HOT_MAX_PAGES unset)" : " (at most " maxpages ")"
 }' "$tmp/hot" "$tmp/syms"

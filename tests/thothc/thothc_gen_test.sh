@@ -505,6 +505,20 @@ interface Edges {
 T
 compiles edges
 
+# The generated C marks its call path with THOTH__HOT_CLIENT and
+# THOTH__HOT_SERVE (libthoth's hot groups); a program opts out by
+# predefining either empty.  One #ifndef guarded both: predefining one alone
+# left the other undefined and the .c did not compile.
+for m in THOTH__HOT_CLIENT THOTH__HOT_SERVE; do
+	if ! out=$("$cc" -std=c11 -Wall -Wextra -Werror -pedantic -c -I"$inc" -I"$tmp/gen-edges" "-D$m=" \
+			"$tmp/gen-edges/edges.thoth.c" -o "$tmp/edges.$m.o" 2>&1); then
+		echo "FAIL: the C generated from edges.tidl does not compile with -D$m= alone"
+		echo "$out" | head -10; failures=$((failures + 1))
+	else
+		echo "ok: the generated C compiles with -D$m= alone"
+	fi
+done
+
 # A failed write (a file size limit here, a full disk alike) leaves the
 # generated files as they were: a header cut at the limit was taken as up to
 # date by the next build.

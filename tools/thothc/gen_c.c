@@ -2279,9 +2279,13 @@ static int gen_c(const tidl_file_t *file, const char *outdir, FILE *err, thothc_
 	/* The call path's adapters and the dispatcher join libthoth's hot
 	 * groups (kernel/ipc's thoth/hot.h, not installed: the section names
 	 * are spelt here), so a round trip's generated code lies on the pages
-	 * its RPC layer and channel already touch (docs/SCHED.md, stop 35). */
+	 * its RPC layer and channel already touch (docs/SCHED.md, stop 35).
+	 * A program opts out of either by predefining it empty: each has its
+	 * own guard, so one predefined alone leaves the other (docs/IDL.md). */
 	sb_addf(&g.c, "#ifndef THOTH__HOT_CLIENT\n"
 		      "#define THOTH__HOT_CLIENT __attribute__((section(\".text.sorted.thoth_1\")))\n"
+		      "#endif\n"
+		      "#ifndef THOTH__HOT_SERVE\n"
 		      "#define THOTH__HOT_SERVE __attribute__((section(\".text.sorted.thoth_3\")))\n"
 		      "#endif\n\n");
 	for (size_t i = 0; i < g.n_lists; i++)
