@@ -159,6 +159,25 @@ static void deferred_run(thoth_loop_t *loop, void *arg)
 	http_run(h);
 }
 
+/* Run MHD on a later loop iteration, not from inside the caller. */
+static void http_run_soon(thothd_http_t *h)
+{
+	if (h->run_deferred)
+		return;
+	if (thoth_loop_defer(h->loop, deferred_run, h) == 0) {
+		h->run_deferred = true;
+		return;
+	}
+	/* No memory for the deferral: the timer, due now, does it instead. */
+	uint64_t now = thoth_loop_now(h->loop);
+	int r = h->mhd_timer ? thoth_timer_rearm(h->loop, h->mhd_timer, now, 0)
+			     : thoth_loop_add_timer(h->loop, now, 0, mhd_timer_fired, h, &h->mhd_timer);
+	if (r) {
+		h->mhd_timer = NULL;
+		thothd_error("dashboard: cannot schedule an HTTP run: %s", thoth_strerror(r));
+	}
+}
+
 static void head_unlink(thothd_http_t *h, head_wait_t *w)
 {
 	if (!w || !w->linked)
@@ -605,7 +624,10 @@ static int export_done(void *arg, bool ran, void *resp, thoth_arena_t *arena, co
 		j->status = THOTH_E_CLOSED;      /* thothd is stopping */
 	j->done = true;
 	MHD_resume_connection(j->conn);
-	http_run(j->h);
+	/* Not http_run here: that run may answer the request and free J
+	 * (export_sent, or on_completed's export_drop) while the job layer
+	 * still holds it for export_release.  A deferred run comes after. */
+	http_run_soon(j->h);
 	return 0;
 }
 
