@@ -34,6 +34,7 @@ typedef struct cx_recovery {
 	uint64_t records;               /* records recovered (all streams, meta included) */
 	uint64_t truncated_bytes;       /* torn or corrupt tail cut off */
 	uint64_t cut_kept_bytes;        /* ...of which copied aside first (SEG.log.cut-OFFSET) */
+	uint64_t cut_lost_bytes;        /* ...of which a copy was tried and failed */
 	int cut_keep_errno;             /* why a cut tail could not be kept (0: none failed) */
 	uint32_t orphaned;              /* segments after a cut, renamed *.orphan */
 	uint32_t removed;               /* empty or headerless last segments removed */

@@ -281,6 +281,7 @@ static void test_a_cut_tail_is_copied_aside_before_the_segment_is_truncated(void
 	cx_store_close(s);
 	assert_int_equal(rep.truncated_bytes, tail_len);
 	assert_int_equal(rep.cut_kept_bytes, tail_len);
+	assert_int_equal(rep.cut_lost_bytes, 0);
 	assert_int_equal(rep.cut_keep_errno, 0);
 	char kept[400];
 	snprintf(kept, sizeof kept, "%s.cut-%llx", path, (unsigned long long)loc10.off);
