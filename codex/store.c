@@ -1148,10 +1148,12 @@ int cx_store_read_at(const cx_loc_t *loc, uint8_t *buf, cx_rec_t *rec, bool *mis
 		got = pread(loc->fd, buf, size, (off_t)loc->off);
 	}
 	if (got < 0)
-		return thoth_error_io(errno, "read record");
+		return thoth_error_io(errno, "read record");   /* the read, not the record */
 	size_t rs;
 	if ((size_t)got < size || cx_rec_parse(buf, size, loc->lsn, rec, &rs) != CX_OK ||
-	    rec->seq != loc->seq || rec->stream != loc->stream)
-		return thoth_error_io(EIO, "record %" PRIu64 " fails its checksum", loc->seq);
+	    rec->seq != loc->seq || rec->stream != loc->stream) {
+		(void)thoth_error_io(EIO, "record %" PRIu64 " fails its checksum", loc->seq);
+		return THOTH_E_CORRUPT;
+	}
 	return 0;
 }

@@ -137,7 +137,8 @@ uint64_t cx_store_next_seq(const cx_store_t *s, uint32_t stream);
 uint64_t cx_store_first_seq(const cx_store_t *s, uint32_t stream);
 
 /* Read and verify the record at LOC into BUF (cx_rec_size(loc->len) bytes):
- * a copy that fails its checksum is THOTH_E_IO, never returned.  *MISS
+ * a copy that fails its checksum (or is short) is THOTH_E_CORRUPT, never
+ * returned; a failed read is THOTH_E_IO (the record may be good).  *MISS
  * says the data was not in the page cache (the read woke the disk). */
 int cx_store_read_at(const cx_loc_t *loc, uint8_t *buf, cx_rec_t *rec, bool *miss);
 
