@@ -738,8 +738,11 @@ int cx_journal_read(cx_journal_t *j, const char *name, size_t len, uint64_t from
 			 * before it (next_seq names it), and a read that starts
 			 * at it is THOTH_E_CORRUPT, this thread's last error
 			 * saying why.  It was reported as the journal having
-			 * stopped, and the good records before it went unread. */
-			r = k ? 0 : THOTH_E_CORRUPT;
+			 * stopped, and the good records before it went unread.
+			 * A failed pread (THOTH_E_IO) stays THOTH_E_IO: the
+			 * record may be good, and Unreadable's advice (read
+			 * from the next one) would skip it. */
+			r = k ? 0 : r;
 			break;
 		}
 		missed |= miss;

@@ -109,7 +109,8 @@ int cx_journal_append(cx_journal_t *j, const char *name, size_t len, const cx_io
  * FN(ARG, rec) for each, in order.  *NEXT_SEQ: where to continue.  A record
  * that does not read back intact ends the answer before it; when it is the
  * first, THOTH_E_CORRUPT (the thread's last error, thoth_last_error, says
- * why): the journal runs on, and FROM_SEQ + 1 reads past it. */
+ * why): the journal runs on, and FROM_SEQ + 1 reads past it.  A read that
+ * failed (pread's error, not the record's) is THOTH_E_IO: try it again. */
 typedef void (*cx_read_fn)(void *arg, const cx_rec_t *rec);
 int cx_journal_read(cx_journal_t *j, const char *name, size_t len, uint64_t from_seq, uint64_t to_seq,
 		    size_t max_records, size_t max_bytes, cx_read_fn fn, void *arg, uint64_t *next_seq);

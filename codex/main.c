@@ -385,7 +385,7 @@ int main(int argc, char **argv)
 			(int)getpid(), (unsigned long long)rep.cut_kept_bytes, data_dir);
 	if (rep.cut_keep_errno)
 		fprintf(stderr, "codex[%d]: %llu bytes cut could not be kept aside: %s\n", (int)getpid(),
-			(unsigned long long)(rep.truncated_bytes - rep.cut_kept_bytes), strerror(rep.cut_keep_errno));
+			(unsigned long long)rep.cut_lost_bytes, strerror(rep.cut_keep_errno));
 	retain_bytes = retain;
 	static worker_t ws[MAX_WORKERS];
 	int started = 0;

@@ -91,12 +91,13 @@ static int fail_io(const char *what, char *why, size_t why_len)
  * kept and never read, like an *.orphan segment.  After a crash the cut is
  * a torn tail nobody was told about; but a record damaged on the disk
  * later (a flipped bit) ends the log just as well, and every record after
- * it -- acknowledged, durable -- was destroyed by the truncation.  0, or
+ * it -- acknowledged, durable -- was destroyed by the truncation.  The copy
+ * and the directory (DIRFD) are synced before the caller cuts.  0, or
  * errno (nothing kept: the caller cuts anyway, as before; a full disk
  * cannot take a copy, and after ENOSPC the tail is the unacknowledged
  * write that failed).
  */
-static int keep_cut(int fd, const char *path, uint64_t end, uint64_t size)
+static int keep_cut(int dirfd, int fd, const char *path, uint64_t end, uint64_t size)
 {
 	char dst[4400];
 	int out = -1;
@@ -130,6 +131,11 @@ static int keep_cut(int fd, const char *path, uint64_t end, uint64_t size)
 		off += (uint64_t)got;
 	}
 	if (!e && fdatasync(out))
+		e = errno;
+	/* The copy's name durable before the cut: POSIX does not order the
+	 * directory entry's creation before the ftruncate that follows, and a
+	 * crash between them must not lose both the tail and its copy. */
+	if (!e && fsync(dirfd))
 		e = errno;
 	close(out);
 	if (e)
@@ -789,11 +795,13 @@ int cx_store_open(const cx_store_config_t *cfg, cx_store_t **out, cx_recovery_t 
 			goto fail;
 		}
 		if (end < size) {
-			int kept = keep_cut(fd, path, end, size);
-			if (!kept)
+			int kept = keep_cut(s->dirfd, fd, path, end, size);
+			if (!kept) {
 				rep->cut_kept_bytes += size - end;
-			else
+			} else {
 				rep->cut_keep_errno = kept;
+				rep->cut_lost_bytes += size - end;
+			}
 			if (ftruncate(fd, (off_t)end)) {
 				r = fail_io("truncate torn segment", why, why_len);
 				goto fail;
@@ -1140,10 +1148,12 @@ int cx_store_read_at(const cx_loc_t *loc, uint8_t *buf, cx_rec_t *rec, bool *mis
 		got = pread(loc->fd, buf, size, (off_t)loc->off);
 	}
 	if (got < 0)
-		return thoth_error_io(errno, "read record");
+		return thoth_error_io(errno, "read record");   /* the read, not the record */
 	size_t rs;
 	if ((size_t)got < size || cx_rec_parse(buf, size, loc->lsn, rec, &rs) != CX_OK ||
-	    rec->seq != loc->seq || rec->stream != loc->stream)
-		return thoth_error_io(EIO, "record %" PRIu64 " fails its checksum", loc->seq);
+	    rec->seq != loc->seq || rec->stream != loc->stream) {
+		(void)thoth_error_io(EIO, "record %" PRIu64 " fails its checksum", loc->seq);
+		return THOTH_E_CORRUPT;
+	}
 	return 0;
 }

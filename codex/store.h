@@ -34,6 +34,7 @@ typedef struct cx_recovery {
 	uint64_t records;               /* records recovered (all streams, meta included) */
 	uint64_t truncated_bytes;       /* torn or corrupt tail cut off */
 	uint64_t cut_kept_bytes;        /* ...of which copied aside first (SEG.log.cut-OFFSET) */
+	uint64_t cut_lost_bytes;        /* ...of which a copy was tried and failed */
 	int cut_keep_errno;             /* why a cut tail could not be kept (0: none failed) */
 	uint32_t orphaned;              /* segments after a cut, renamed *.orphan */
 	uint32_t removed;               /* empty or headerless last segments removed */
@@ -136,7 +137,8 @@ uint64_t cx_store_next_seq(const cx_store_t *s, uint32_t stream);
 uint64_t cx_store_first_seq(const cx_store_t *s, uint32_t stream);
 
 /* Read and verify the record at LOC into BUF (cx_rec_size(loc->len) bytes):
- * a copy that fails its checksum is THOTH_E_IO, never returned.  *MISS
+ * a copy that fails its checksum (or is short) is THOTH_E_CORRUPT, never
+ * returned; a failed read is THOTH_E_IO (the record may be good).  *MISS
  * says the data was not in the page cache (the read woke the disk). */
 int cx_store_read_at(const cx_loc_t *loc, uint8_t *buf, cx_rec_t *rec, bool *miss);
 

@@ -35,8 +35,10 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -157,6 +159,25 @@ static void deferred_run(thoth_loop_t *loop, void *arg)
 	thothd_http_t *h = arg;
 	h->run_deferred = false;
 	http_run(h);
+}
+
+/* Run MHD on a later loop iteration, not from inside the caller. */
+static void http_run_soon(thothd_http_t *h)
+{
+	if (h->run_deferred)
+		return;
+	if (thoth_loop_defer(h->loop, deferred_run, h) == 0) {
+		h->run_deferred = true;
+		return;
+	}
+	/* No memory for the deferral: the timer, due now, does it instead. */
+	uint64_t now = thoth_loop_now(h->loop);
+	int r = h->mhd_timer ? thoth_timer_rearm(h->loop, h->mhd_timer, now, 0)
+			     : thoth_loop_add_timer(h->loop, now, 0, mhd_timer_fired, h, &h->mhd_timer);
+	if (r) {
+		h->mhd_timer = NULL;
+		thothd_error("dashboard: cannot schedule an HTTP run: %s", thoth_strerror(r));
+	}
 }
 
 static void head_unlink(thothd_http_t *h, head_wait_t *w)
@@ -573,6 +594,32 @@ static void export_free(export_job_t *j)
 	free(j);
 }
 
+/* THOTHD_TEST_EXPORT_GATE: wait for a byte at the FIFO PATH, at most
+ * EXPORT_GATE_MS.  Non-blocking open, then poll: a blocking open of a FIFO
+ * no one writes would hold the worker for ever were the variable to leak
+ * into a real start.  A writer that closes without a byte lets it go too. */
+#define EXPORT_GATE_MS 60000
+static void export_gate_wait(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		thothd_warn("dashboard: export gate %s: %s", path, strerror(errno));
+		return;
+	}
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	int r;
+	do
+		r = poll(&p, 1, EXPORT_GATE_MS);
+	while (r < 0 && errno == EINTR);
+	char byte;
+	if (r == 0)
+		thothd_warn("dashboard: export gate %s: no byte in %d s; going on", path,
+			    EXPORT_GATE_MS / 1000);
+	else if (r > 0 && (p.revents & POLLIN))
+		(void)!read(fd, &byte, 1);
+	close(fd);
+}
+
 /* Worker thread: only what the job owns. */
 static void export_work(void *arg)
 {
@@ -581,11 +628,7 @@ static void export_work(void *arg)
 		/* Tests: the export waits here until a byte comes, so a test
 		 * sees it in flight without timing it.  (Not j->h: the loop
 		 * thread clears it when the job is orphaned.) */
-		FILE *g = fopen(j->gate, "r");
-		if (g) {
-			(void)fgetc(g);
-			fclose(g);
-		}
+		export_gate_wait(j->gate);
 	}
 	j->status = thothd_live_window_json(j->c, &j->json, &j->len);
 	thoth_trace_collection_free(j->c);
@@ -605,7 +648,10 @@ static int export_done(void *arg, bool ran, void *resp, thoth_arena_t *arena, co
 		j->status = THOTH_E_CLOSED;      /* thothd is stopping */
 	j->done = true;
 	MHD_resume_connection(j->conn);
-	http_run(j->h);
+	/* Not http_run here: that run may answer the request and free J
+	 * (export_sent, or on_completed's export_drop) while the job layer
+	 * still holds it for export_release.  A deferred run comes after. */
+	http_run_soon(j->h);
 	return 0;
 }
 
@@ -904,7 +950,8 @@ int thothd_http_start(thothd_t *d, const thothd_http_config_t *cfg, thothd_http_
 	const char *gate = getenv("THOTHD_TEST_EXPORT_GATE");
 	if (gate && *gate) {
 		h->export_gate = strdup(gate);
-		thothd_info("dashboard: window exports wait at %s (THOTHD_TEST_EXPORT_GATE)", gate);
+		thothd_warn("dashboard: a test gate is active: window exports wait at %s "
+			    "(THOTHD_TEST_EXPORT_GATE; tests only)", gate);
 	}
 	int r = thothd_live_new(d, &h->live);
 	if (r) {

@@ -281,6 +281,7 @@ static void test_a_cut_tail_is_copied_aside_before_the_segment_is_truncated(void
 	cx_store_close(s);
 	assert_int_equal(rep.truncated_bytes, tail_len);
 	assert_int_equal(rep.cut_kept_bytes, tail_len);
+	assert_int_equal(rep.cut_lost_bytes, 0);
 	assert_int_equal(rep.cut_keep_errno, 0);
 	char kept[400];
 	snprintf(kept, sizeof kept, "%s.cut-%llx", path, (unsigned long long)loc10.off);
@@ -545,6 +546,39 @@ static void test_a_crash_at_any_step_of_a_compaction_recovers_whole(void **state
 	assert_non_null(strstr(why, "catalog"));
 }
 
+/* A record that fails its checksum is THOTH_E_CORRUPT (codex answers
+ * Unreadable: read past it); a read that failed is THOTH_E_IO (Failed: the
+ * record may be good, and reading past it would skip it). */
+static void test_a_damaged_record_is_corrupt_and_a_failed_read_is_io(void **state)
+{
+	int err;
+	char why[300], path[300];
+	cx_store_t *s = open_retain(1 << 20, 0, NULL, &err, why);
+	assert_non_null(s);
+	uint32_t a;
+	assert_int_equal(cx_store_stream_create(s, "a", 1, 0, 1, &a), 0);
+	append_n(s, a, 1, 3);
+	cx_loc_t loc;
+	assert_int_equal(cx_store_locate(s, a, 2, &loc), 0);
+	uint8_t rb[cx_rec_size(256)];
+	cx_rec_t rec;
+	bool miss;
+	cx_loc_t bad = loc;
+	bad.fd = -1;                    /* pread fails: EBADF */
+	assert_int_equal(cx_store_read_at(&bad, rb, &rec, &miss), THOTH_E_IO);
+	snprintf(path, sizeof path, "%s/seg-0000000000000001.log", dir);
+	int fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	uint8_t byte;
+	off_t at = (off_t)(loc.off + CX_REC_HDR);     /* the first payload byte */
+	assert_int_equal(pread(fd, &byte, 1, at), 1);
+	byte ^= 0x10;
+	assert_int_equal(pwrite(fd, &byte, 1, at), 1);
+	close(fd);
+	assert_int_equal(cx_store_read_at(&loc, rb, &rec, &miss), THOTH_E_CORRUPT);
+	cx_store_close(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -555,6 +589,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_a_bit_flip_in_the_tail_ends_the_log_before_the_damaged_record,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_a_cut_tail_is_copied_aside_before_the_segment_is_truncated, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_a_damaged_record_is_corrupt_and_a_failed_read_is_io, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_segments_roll_and_sealed_ones_load_from_their_index, setup,
 						teardown),

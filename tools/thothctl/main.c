@@ -218,10 +218,14 @@ static bool still_listening(const char *path)
 	if (!path[0] || strlen(path) >= sizeof sa.sun_path)
 		return false;
 	memcpy(sa.sun_path, path, strlen(path) + 1);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* Non-blocking: a blocking connect waits while thothd's backlog is
+	 * full or its loop is stopped.  EAGAIN (backlog full) is a listener
+	 * too; ECONNREFUSED or ENOENT is none. */
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return false;
-	bool up = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+	bool up = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0 || errno == EAGAIN ||
+		  errno == EINPROGRESS;
 	close(fd);
 	return up;
 }
