@@ -371,6 +371,11 @@ static int on_attach(void *self, const thoth_probe_ProbeControl_attach_req_t *re
 		call->reason = msg;
 		return THOTH_PROBE_ERR_NO_TARGET;
 	}
+	/* Read the last ack before posting over it: a refused detach is told
+	 * only while it is the last acknowledged command (refresh's
+	 * acked == detach_seq); after this attach's OK ack it would be lost
+	 * and the probe, still running, shown detached. */
+	refresh(d);
 	prune(d->probes, n);
 	if (mailbox_busy(mb) || d->probes->n + n > MAX_RECORDS) {
 		thoth_probe_object_free(obj);

@@ -772,6 +772,17 @@ void thothd_tracer_free(thothd_tracer_t *t)
 	free(t);
 }
 
+/* Its creator still holds it: a source outlives it while a forked child
+ * (another pid) holds the buffer, and the mailbox's commands are taken
+ * only by the creator (mailbox.c), so they would wait there for no one. */
+static bool creator_holds(const trace_source_t *s)
+{
+	for (uint32_t i = 0; i < s->n_holders; i++)
+		if (s->holders[i]->pid == s->pid)
+			return true;
+	return false;
+}
+
 /* The buffer of live process PID (connected, or thothd itself), for the
  * probe mailbox (probe.c); NULL when none. */
 thoth_trace_reader_t *thothd_tracer_reader(thothd_tracer_t *t, uint32_t pid)
@@ -779,7 +790,7 @@ thoth_trace_reader_t *thothd_tracer_reader(thothd_tracer_t *t, uint32_t pid)
 	thoth_trace_reader_t *r = NULL;
 	tracer_lock(t);
 	for (trace_source_t *s = t->sources; s && !r; s = s->next)
-		if (s->pid == pid && (s->client || s->own))
+		if (s->pid == pid && (s->own || creator_holds(s)))
 			r = s->reader;
 	tracer_unlock(t);
 	return r;       /* valid until the loop thread itself drops the source */

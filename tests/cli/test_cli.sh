@@ -113,6 +113,12 @@ check_json
 out=$(cd "$RT" && "$THOTHCTL" --json pm sim 'synthetic:poisson mean_gap_us=20000 work_us=500' --export-list -h)
 case $out in *'"usage"'*|'') fail "thothctl --json pm sim ... --export-list -h answered usage: $out" ;; esac
 [ -s "$RT/-h" ] || fail "thothctl pm sim --export-list -h wrote no list"
+# serve and topology parse their own arguments: the same rule there.
+for c in "serve -x -h" "topology x -h"; do
+  out=$("$THOTHCTL" $c 2>/dev/null) && fail "thothctl $c succeeded: $out"
+  case $out in *usage*) fail "thothctl $c answered usage: $out" ;; esac
+done
+"$THOTHCTL" topology -h | grep -q '^usage' || fail "thothctl topology -h: no usage"
 # Errors under --json stay one line on stderr, nothing on stdout, exit 2
 # for usage errors: `help` is no command.
 set +e

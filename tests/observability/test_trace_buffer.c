@@ -1111,6 +1111,8 @@ static void test_reader_rejects_images_with_bad_geometry(void **state)
 
 /* runtime.c's (probe_runtime.h): set the probe bits as thothd does. */
 void thoth__probe_bits(bool any);
+/* mailbox.c's: the last command this process saw (the fire path's compare). */
+extern uint64_t thoth__probe_taken_seq;
 
 /*
  * A forked child shares its parent's buffer and so its probe mailbox: the
@@ -1136,17 +1138,74 @@ static void test_a_forked_child_never_takes_the_parents_probe_command(void **sta
 	assert_true(child >= 0);
 	if (child == 0) {
 		THOTH_TRACE(USER, child_point, 1, 0);
-		THOTH_TRACE(USER, child_point, 2, 0);
-		_exit(0);
+		/* Seen once: the child's trace points compare equal from now
+		 * on and never come back to poll (a getpid() each). */
+		int polled_again = __atomic_load_n(&thoth__probe_taken_seq, __ATOMIC_RELAXED) != seq;
+		for (int i = 0; i < 1000; i++)
+			THOTH_TRACE(USER, child_point, 2, 0);
+		_exit(polled_again ? 3 : 0);
 	}
 	int status;
 	assert_int_equal(waitpid(child, &status, 0), child);
-	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
 	assert_int_equal(__atomic_load_n(&mb->ack_seq, __ATOMIC_ACQUIRE), seq - 1);
 	assert_true(__atomic_load_n(&mb->claim_seq, __ATOMIC_ACQUIRE) < seq);
 	THOTH_TRACE(USER, parent_point, 1, 0);
 	assert_int_equal(__atomic_load_n(&mb->ack_seq, __ATOMIC_ACQUIRE), seq);
 	assert_int_equal(mb->ack_status, THOTH_E_NOT_FOUND);
+}
+
+/*
+ * The parent takes a command after the fork: the child's private
+ * taken_seq still names the old one, so its next trace point polls; that
+ * one poll marks the command seen and the rest stay on the fast path.
+ */
+static void test_a_forked_child_polls_once_per_parent_command(void **state)
+{
+	start_tracing(64, THOTH_TRACE_OVERWRITE_OLDEST, THOTH_TRACE_ALL_CATEGORIES);
+	thoth_trace_probe_mailbox_t *mb =
+		(void *)((char *)thoth_trace_buffer.control + THOTH_TRACE_PROBE_MAILBOX_OFFSET);
+	thoth__probe_bits(true);
+	int go[2];
+	assert_int_equal(pipe(go), 0);
+	fflush(NULL);
+	pid_t child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		char b;
+		close(go[1]);
+		if (read(go[0], &b, 1) != 1)
+			_exit(4);
+		uint64_t seq = __atomic_load_n(&mb->cmd_seq, __ATOMIC_ACQUIRE);
+		int stale = __atomic_load_n(&thoth__probe_taken_seq, __ATOMIC_RELAXED) == seq;
+		for (int i = 0; i < 1000; i++)
+			THOTH_TRACE(USER, child_point, (uint64_t)i, 0);
+		int seen = __atomic_load_n(&thoth__probe_taken_seq, __ATOMIC_RELAXED) == seq;
+		_exit(stale ? 5 : seen ? 0 : 3);
+	}
+	close(go[0]);
+	/* Past what this process saw in an earlier test's buffer, too. */
+	uint64_t seq = __atomic_load_n(&mb->ack_seq, __ATOMIC_ACQUIRE);
+	if (seq < thoth__probe_taken_seq)
+		seq = thoth__probe_taken_seq;
+	seq++;
+	mb->cmd = THOTH_TRACE_PROBE_CMD_DETACH;
+	mb->from_pid = (uint32_t)getpid();
+	mb->object_fd = -1;
+	mb->probe_id = 0x7778;
+	__atomic_store_n(&mb->cmd_seq, seq, __ATOMIC_RELEASE);
+	THOTH_TRACE(USER, parent_point, 1, 0);     /* the parent takes it */
+	uint64_t acked = __atomic_load_n(&mb->ack_seq, __ATOMIC_ACQUIRE);
+	thoth__probe_bits(true);     /* taking it found no probe and cleared them */
+	ssize_t w = write(go[1], "g", 1);
+	close(go[1]);
+	int status;
+	assert_int_equal(waitpid(child, &status, 0), child);
+	assert_int_equal(w, 1);
+	assert_int_equal(acked, seq);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
 }
 
 int main(void)
@@ -1180,6 +1239,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_a_drain_to_a_cut_reads_exactly_what_came_before_it, teardown),
 		cmocka_unit_test_teardown(test_a_ring_naming_another_pid_is_not_probed, teardown),
 		cmocka_unit_test_teardown(test_a_forked_child_never_takes_the_parents_probe_command, teardown),
+		cmocka_unit_test_teardown(test_a_forked_child_polls_once_per_parent_command, teardown),
 		cmocka_unit_test_teardown(test_a_zombie_writer_is_dead, teardown),
 		cmocka_unit_test_teardown(test_a_forked_child_sharing_the_buffer_is_counted_torn_once_added,
 		                          teardown),

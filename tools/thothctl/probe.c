@@ -658,8 +658,15 @@ static int run_withdraw_untaken(uint64_t id, double duration, const thothctl_opt
 		thoth_probe_ProbeControl_detach_req_t req = { .id = id };
 		thoth_probe_ProbeControl_detach_resp_t resp;
 		int r = thoth_probe_ProbeControl_detach(&s.ctl.client, &req, &resp, &s.arena);
-		/* its own code: a message is for people, and may change */
-		bool busy = r == THOTH_E_REMOTE && s.ctl.client.remote_code == THOTH_PROBE_ERR_TAKING;
+		/* Its own code (probe.tidl 1.2): a message is for people, and may
+		 * change.  A thothd before 1.2 answers Busy with "... right now:
+		 * detach it again" for the same case; that one is still matched
+		 * so that this thothctl serves an older thothd. */
+		int code = s.ctl.client.remote_code;
+		bool busy = r == THOTH_E_REMOTE &&
+		            (code == THOTH_PROBE_ERR_TAKING ||
+		             (code == THOTH_PROBE_ERR_BUSY &&
+		              strstr(s.ctl.client.remote_message, "right now")));
 		if (r && !busy) {
 			status = thothctl_call_failed(&s.ctl, "probe run: withdraw", r);
 			thoth_client_release(&s.ctl.client);

@@ -76,7 +76,9 @@ int thothctl_serve(int argc, char **argv, const thothctl_opts_t *opts)
 {
 	uint32_t pid = 0;
 	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+		/* -h only right after the command, as main.c's asks_help:
+		 * later it may be an option's value, and is refused as one */
+		if (!strcmp(argv[i], "--help") || (i == 1 && !strcmp(argv[i], "-h"))) {
 			printf("usage: thothctl [--json] serve [--pid PID]\n"
 			       "  counters of the processes serving with thoth_serve / thoth_serve_per_cpu\n"
 			       "  (their workers folded by thothd; the process needs a trace buffer)\n");

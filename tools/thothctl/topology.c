@@ -24,7 +24,9 @@ int thothctl_topology(int argc, char **argv, const thothctl_opts_t *opts)
 {
 	const char *name = NULL;
 	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+		/* -h only right after the command, as main.c's asks_help:
+		 * later it may be an option's value, and is refused as one */
+		if (!strcmp(argv[i], "--help") || (i == 1 && !strcmp(argv[i], "-h"))) {
 			printf("usage: thothctl [--json] topology [NAME]\n");
 			return 0;
 		}

@@ -223,10 +223,17 @@ void thoth__probe_poll(void)
 	thoth_trace_probe_mailbox_t *mb = mailbox();
 	/* A forked child shares its parent's buffer, mailbox and all: the
 	 * commands are the creator's (thothd addresses them by its pid, an
-	 * ATTACH's maps fd is read in its fd table), so only it takes them. */
-	if (!mb || thoth_trace_buffer.pid != (uint32_t)getpid())
+	 * ATTACH's maps fd is read in its fd table), so only it takes them.
+	 * The child still marks the command seen in its private taken_seq:
+	 * else every trace point of it would come here (a getpid() syscall)
+	 * for as long as the probe bits are on; so it polls once a command. */
+	if (!mb)
 		return;
 	uint64_t seq = __atomic_load_n(&mb->cmd_seq, __ATOMIC_ACQUIRE);
+	if (thoth_trace_buffer.pid != (uint32_t)getpid()) {
+		__atomic_store_n(&taken_seq, seq, __ATOMIC_RELAXED);
+		return;
+	}
 	if (pthread_mutex_trylock(&mb_lock))
 		return;     /* another thread takes it */
 	if (seq != taken_seq) {
