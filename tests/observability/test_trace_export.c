@@ -447,7 +447,8 @@ static void test_a_directory_in_a_new_streams_place_refuses_first(void **state)
 	snprintf(cmd, sizeof cmd, "cd '%s' && ls -d stream_* | head -1", ctf);
 	assert_int_equal(run_capture(cmd, &out), 0);
 	out[strcspn(out, "\n")] = 0;
-	snprintf(path, sizeof path, "%s/%s", ctf, out);
+	int n = snprintf(path, sizeof path, "%s/%s", ctf, out);
+	assert_true(n > 0 && (size_t)n < sizeof path);
 	assert_int_equal(unlink(path), 0);
 	assert_int_equal(mkdir(path, 0700), 0);
 	char *before = dir_snapshot(ctf);
