@@ -1112,6 +1112,31 @@ static void round_trip(thoth_control_t *ctl)
 }
 
 /*
+ * The end of the two held-buffer tests below: after the closes, a session
+ * started on the connection still open gets this process's N records.
+ */
+enum { HELD_EVENTS = 10 };
+
+static void expect_held_buffer_collected(fixture_t *f, const char *what)
+{
+	round_trip(&f->ctl);
+	thoth_trace_TraceControl_start_pid_req_t req = { .categories = THOTH_TRACE_MASK(USER),
+							  .pid = (uint32_t)getpid() };
+	thoth_trace_TraceControl_start_pid_resp_t resp;
+	int r = thoth_trace_TraceControl_start_pid(&f->ctl.client, &req, &resp, NULL);
+	for (int i = 0; i < HELD_EVENTS; i++)
+		THOTH_TRACE(USER, held_buffer, i, 0);
+	thoth_trace_TraceControl_stop_resp_t st = { 0 };
+	if (r == 0)
+		st = session_stop(&f->ctl);
+	fprintf(stderr, "# %s: the session's start %d, %llu events (want %d)\n", what, r,
+		(unsigned long long)st.events, (int)HELD_EVENTS);
+	thoth_trace_shutdown();
+	assert_int_equal(r, 0);
+	assert_int_equal(st.events, HELD_EVENTS);
+}
+
+/*
  * A process hands its trace buffer over on every control connection (and
  * a forked child sharing its parent's buffer on its own): the buffer is
  * one source, and it stays collected while any of them is open.  Here this
@@ -1123,7 +1148,6 @@ static void round_trip(thoth_control_t *ctl)
 static void test_a_buffer_stays_collected_while_one_of_its_connections_is_open(void **state)
 {
 	(void)state;
-	enum { N = 10 };
 	fixture_t f;
 	fixture_setup(&f);
 	const char *const args[] = { "--http-port", "off", NULL };
@@ -1138,21 +1162,7 @@ static void test_a_buffer_stays_collected_while_one_of_its_connections_is_open(v
 	round_trip(&second);
 	thoth_control_close(&second);
 	usleep(300000);                         /* thothd sees the close */
-	round_trip(&f.ctl);
-	thoth_trace_TraceControl_start_pid_req_t req = { .categories = THOTH_TRACE_MASK(USER),
-							  .pid = (uint32_t)getpid() };
-	thoth_trace_TraceControl_start_pid_resp_t resp;
-	int r = thoth_trace_TraceControl_start_pid(&f.ctl.client, &req, &resp, NULL);
-	for (int i = 0; i < N; i++)
-		THOTH_TRACE(USER, two_connections, i, 0);
-	thoth_trace_TraceControl_stop_resp_t st = { 0 };
-	if (r == 0)
-		st = session_stop(&f.ctl);
-	fprintf(stderr, "# one of two connections closed: the session's start %d, %llu events (want "
-		"%d)\n", r, (unsigned long long)st.events, N);
-	thoth_trace_shutdown();
-	assert_int_equal(r, 0);
-	assert_int_equal(st.events, N);
+	expect_held_buffer_collected(&f, "one of two connections closed");
 	fixture_down(&f);
 }
 
@@ -1165,7 +1175,7 @@ static void test_a_buffer_stays_collected_while_one_of_its_connections_is_open(v
 static void test_a_buffer_stays_collected_past_sixteen_connections(void **state)
 {
 	(void)state;
-	enum { N = 10, EXTRA = 16 };
+	enum { EXTRA = 16 };
 	fixture_t f;
 	fixture_setup(&f);
 	const char *const args[] = { "--http-port", "off", NULL };
@@ -1183,21 +1193,7 @@ static void test_a_buffer_stays_collected_past_sixteen_connections(void **state)
 	for (int i = 0; i < EXTRA; i++)
 		thoth_control_close(&extra[i]);
 	usleep(300000);                         /* thothd sees the closes */
-	round_trip(&f.ctl);
-	thoth_trace_TraceControl_start_pid_req_t req = { .categories = THOTH_TRACE_MASK(USER),
-							  .pid = (uint32_t)getpid() };
-	thoth_trace_TraceControl_start_pid_resp_t resp;
-	int r = thoth_trace_TraceControl_start_pid(&f.ctl.client, &req, &resp, NULL);
-	for (int i = 0; i < N; i++)
-		THOTH_TRACE(USER, many_connections, i, 0);
-	thoth_trace_TraceControl_stop_resp_t st = { 0 };
-	if (r == 0)
-		st = session_stop(&f.ctl);
-	fprintf(stderr, "# 16 of 17 connections closed: the session's start %d, %llu events (want "
-		"%d)\n", r, (unsigned long long)st.events, N);
-	thoth_trace_shutdown();
-	assert_int_equal(r, 0);
-	assert_int_equal(st.events, N);
+	expect_held_buffer_collected(&f, "16 of 17 connections closed");
 	fixture_down(&f);
 }
 
