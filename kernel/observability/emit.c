@@ -45,10 +45,26 @@ static void claim_ring(thoth_trace_buffer_t *b, uint32_t gen)
 	thread_ring.ring = NULL;
 	thread_ring.head = 0;
 	thread_ring.tid = (uint32_t)gettid();
-	/* The private counter decides; the shared one only informs readers
-	 * (a reset by a hostile reader must not hand one ring to two threads). */
-	uint32_t index = __atomic_fetch_add(&b->rings_claimed, 1, __ATOMIC_RELAXED);
-	__atomic_fetch_add(&b->control->rings_claimed, 1, __ATOMIC_RELAXED);
+	/* The private counter decides: each claim moves it strictly upwards,
+	 * so two threads of this process never share a ring whatever a
+	 * hostile reader writes into the shared one.  But a forked child's
+	 * private counter is its parent's at the fork: children forked in
+	 * turn claimed the same ring (the second overwrote the first's owner
+	 * under a reader that had adopted it: its records never read, its
+	 * death probed by the first's pid).  The shared counter, which every
+	 * process sharing the buffer bumps, puts a claim past theirs (a
+	 * reader lowering it can make a parent and a child share a ring, as
+	 * always before: its own loss). */
+	uint32_t shared = __atomic_fetch_add(&b->control->rings_claimed, 1, __ATOMIC_RELAXED);
+	uint32_t index = __atomic_load_n(&b->rings_claimed, __ATOMIC_RELAXED);
+	uint32_t claim;
+	do {
+		claim = index > shared ? index : shared;
+		if (claim >= b->ring_count)
+			break;          /* none left: counted in no_ring, the counter kept */
+	} while (!__atomic_compare_exchange_n(&b->rings_claimed, &index, claim + 1, false,
+					      __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+	index = claim;
 	if (index >= b->ring_count)
 		return;
 	thoth_trace_ring_header_t *ring = thoth_trace_ring_at(b->base, b->ring_records, index);

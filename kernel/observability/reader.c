@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -19,6 +20,13 @@
 
 #include "trace_clock.h"
 #include "trace_layout.h"
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef PIDFD_THREAD
+#define PIDFD_THREAD O_EXCL     /* Linux 6.9: a pidfd for one thread */
+#endif
 
 /* The reader's private view of one ring. */
 typedef struct reader_ring {
@@ -37,9 +45,22 @@ struct thoth_trace_reader {
 	uint64_t anchor_ticks, anchor_ns;
 	uint32_t pid;
 	uint32_t peer_pid;       /* thoth__trace_reader_set_peer: 0, every pid probed */
-	/* thoth__trace_reader_add_peer's: 0 = free (remove_peer frees one)
-	 * (compare-and-swap), read atomically by whichever thread polls */
-	uint32_t more_peers[THOTH__TRACE_READER_PEERS];
+	/* thoth__trace_reader_add_peer's, in this private memory (never in the
+	 * shared mapping: the traced process would write its own verdicts):
+	 * pid 0 = free.  Each holds a pidfd of the process verified, so its
+	 * exit is known without trusting its pid number (reused after it). */
+	struct reader_peer {
+		uint32_t pid;
+		int pidfd;
+		bool closed;     /* remove_peer: freed once reap_peers finds it safe */
+	} peers[THOTH__TRACE_READER_PEERS];
+	uint32_t n_closed;       /* peers closed, not yet freed: a poll tries them */
+	/* The last BUSY head's writer thread found alive: its pidfd (Linux
+	 * 6.9's PIDFD_THREAD), so the next poll meeting it asks with one
+	 * poll(2), not 4 calls.  One a reader: a writer can make every ring's
+	 * head BUSY, and thothd maps 1,024 buffers. */
+	uint32_t watch_ring;
+	int watch_fd;            /* -1: none */
 	char process_name[32];
 	uint32_t names_known;
 	char names[THOTH_TRACE_MAX_NAMES][THOTH_TRACE_NAME_MAX + 1];
@@ -96,6 +117,13 @@ static int check_control(thoth_trace_reader_t *r)
 	return r->rings ? 0 : THOTH_E_NOMEM;
 }
 
+static void reader_init_fds(thoth_trace_reader_t *r)
+{
+	r->watch_fd = -1;
+	for (uint32_t i = 0; i < THOTH__TRACE_READER_PEERS; i++)
+		r->peers[i].pidfd = -1;
+}
+
 int thoth_trace_reader_open(int fd, thoth_trace_reader_t **out)
 {
 	if (fd < 0 || !out)
@@ -112,6 +140,7 @@ int thoth_trace_reader_open(int fd, thoth_trace_reader_t **out)
 	if (!r)
 		return THOTH_E_NOMEM;
 	r->size = (size_t)st.st_size;
+	reader_init_fds(r);
 	int err = THOTH_E_TRUNCATED;
 	if (r->size < THOTH_TRACE_RINGS_OFFSET)
 		goto err_free;
@@ -142,6 +171,7 @@ int thoth_trace_reader_open_image(const void *bytes, size_t len, thoth_trace_rea
 		return THOTH_E_NOMEM;
 	r->image = true;
 	r->size = len;
+	reader_init_fds(r);
 	r->base = malloc(len ? len : 1);
 	int err = THOTH_E_NOMEM;
 	if (!r->base)
@@ -168,6 +198,11 @@ void thoth_trace_reader_close(thoth_trace_reader_t *r)
 		free(r->base);
 	else
 		munmap(r->base, r->size);
+	if (r->watch_fd >= 0)
+		close(r->watch_fd);
+	for (uint32_t i = 0; i < THOTH__TRACE_READER_PEERS; i++)
+		if (r->peers[i].pidfd >= 0)
+			close(r->peers[i].pidfd);
 	free(r->rings);
 	free(r);
 }
@@ -226,13 +261,63 @@ static bool thread_is_zombie(uint32_t pid, uint32_t tid)
 	return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
 }
 
-static bool is_added_peer(const thoth_trace_reader_t *r, uint32_t pid)
+/* PIDFD's process (or thread, PIDFD_THREAD) has exited: a zombie or
+ * reaped.  One poll(2), no /proc: exact whatever its number became since. */
+static bool pidfd_exited(int pidfd)
 {
-	for (uint32_t i = 0; i < THOTH__TRACE_READER_PEERS; i++) {
-		uint32_t p = __atomic_load_n(&r->more_peers[i], __ATOMIC_RELAXED);
-		if (p == pid)   /* holes: remove_peer's */
-			return true;
+	struct pollfd p = { .fd = pidfd, .events = POLLIN };
+	return poll(&p, 1, 0) == 1 && (p.revents & (POLLIN | POLLHUP));
+}
+
+static struct reader_peer *added_peer(thoth_trace_reader_t *r, uint32_t pid)
+{
+	for (uint32_t i = 0; i < THOTH__TRACE_READER_PEERS; i++)
+		if (r->peers[i].pid == pid)
+			return &r->peers[i];
+	return NULL;
+}
+
+static void watch_drop(thoth_trace_reader_t *r)
+{
+	if (r->watch_fd >= 0)
+		close(r->watch_fd);
+	r->watch_fd = -1;
+}
+
+/* Thread TID of process PID (a verified one) gone or a zombie.  The ring
+ * watched last asks its cached thread pidfd: one poll(2).  Another opens
+ * one (PIDFD_THREAD), checks that it is PID's thread (tgkill after the
+ * open: a tid of another process reads as gone, as tgkill alone said),
+ * and keeps it while the thread lives.  Without PIDFD_THREAD (a kernel
+ * before 6.9) or a free fd: tgkill, then /proc (thread_is_zombie). */
+static bool thread_is_gone(thoth_trace_reader_t *r, uint32_t index, uint32_t pid, uint32_t tid)
+{
+	if (r->watch_fd >= 0 && r->watch_ring == index) {
+		if (!pidfd_exited(r->watch_fd))
+			return false;
+		watch_drop(r);
+		return true;
 	}
+	int fd = (int)syscall(SYS_pidfd_open, (pid_t)tid, PIDFD_THREAD);
+	if (fd < 0) {
+		if (errno == ESRCH)
+			return true;
+		if (syscall(SYS_tgkill, (pid_t)pid, (pid_t)tid, 0) != 0)
+			return errno == ESRCH;
+		return thread_is_zombie(pid, tid);
+	}
+	if (syscall(SYS_tgkill, (pid_t)pid, (pid_t)tid, 0) != 0) {
+		bool gone = errno == ESRCH;
+		close(fd);
+		return gone;
+	}
+	if (pidfd_exited(fd)) {
+		close(fd);
+		return true;
+	}
+	watch_drop(r);
+	r->watch_fd = fd;
+	r->watch_ring = index;
 	return false;
 }
 
@@ -240,19 +325,25 @@ static bool is_added_peer(const thoth_trace_reader_t *r, uint32_t pid)
  * The ring's pid and tid are the writer's word: probing any it names would
  * tell it (through the torn count) whether that thread exists anywhere on
  * the host, with thothd's privileges.  With a verified peer pid
- * (thoth__trace_reader_set_peer) only that process's threads are probed;
- * a ring naming another pid reads as alive, never torn. */
-static bool writer_is_dead(const thoth_trace_reader_t *r, const reader_ring_t *rr)
+ * (thoth__trace_reader_set_peer) only that process's threads are probed,
+ * and an added peer's (add_peer) while its pidfd says it lives: once it
+ * exited every thread of it is gone, and its number is not asked about
+ * again (another process may hold it).  A ring naming another pid reads
+ * as alive, never torn. */
+static bool writer_is_dead(thoth_trace_reader_t *r, uint32_t index, const reader_ring_t *rr)
 {
 	if (r->image)
 		return true;
 	if (rr->pid == 0 || rr->tid == 0 || rr->pid > INT32_MAX || rr->tid > INT32_MAX)
 		return true;
-	if (r->peer_pid && rr->pid != r->peer_pid && !is_added_peer(r, rr->pid))
-		return false;
-	if (syscall(SYS_tgkill, (pid_t)rr->pid, (pid_t)rr->tid, 0) != 0)
-		return errno == ESRCH;
-	return thread_is_zombie(rr->pid, rr->tid);
+	if (r->peer_pid && rr->pid != r->peer_pid) {
+		const struct reader_peer *p = added_peer(r, rr->pid);
+		if (!p)
+			return false;
+		if (pidfd_exited(p->pidfd))
+			return true;
+	}
+	return thread_is_gone(r, index, rr->pid, rr->tid);
 }
 
 /* Records [from, to) of one ring, lost to its writer, of one kind, not yet
@@ -313,10 +404,12 @@ static void check_torn(thoth_trace_reader_t *r, uint32_t index, reader_ring_t *r
 	uint64_t w = __atomic_load_n(&slots[head & (r->ring_records - 1)].word0, __ATOMIC_ACQUIRE);
 	/* A head of UINT64_MAX is a lie (no writer gets there): [head, head +
 	 * 1) would wrap, told as nothing while torn grew by one. */
-	if ((uint32_t)w != THOTH_TRACE_COMMIT_BUSY || head == UINT64_MAX || !writer_is_dead(r, rr))
+	if ((uint32_t)w != THOTH_TRACE_COMMIT_BUSY || head == UINT64_MAX || !writer_is_dead(r, index, rr))
 		return;
 	r->stats.torn = thoth__trace_sat_add(r->stats.torn, 1);
 	rr->torn_counted = true;
+	if (r->watch_ring == index)
+		watch_drop(r);
 	if (r->lost_fn)
 		r->lost_fn(index, THOTH__TRACE_LOST_TORN, head, head + 1, r->lost_ctx);
 }
@@ -434,6 +527,151 @@ static int drain_ring(thoth_trace_reader_t *r, uint32_t index, reader_ring_t *rr
 	return rc;
 }
 
+/* Every record PID's rings hold has been read and each torn head among
+ * them counted: nothing of PID is left for its slot to decide.  A claimed
+ * ring not adopted yet may be PID's: not settled until a poll adopts it.
+ * Two loads a ring (its head and, at a BUSY-looking head, its word0). */
+static bool peer_settled(const thoth_trace_reader_t *r, uint32_t pid)
+{
+	uint32_t claimed = __atomic_load_n(&control(r)->rings_claimed, __ATOMIC_ACQUIRE);
+	if (claimed > r->ring_count)
+		claimed = r->ring_count;
+	for (uint32_t i = 0; i < claimed; i++) {
+		const reader_ring_t *rr = &r->rings[i];
+		thoth_trace_ring_header_t *ring = thoth_trace_ring_at(r->base, r->ring_records, i);
+		if (!rr->known) {
+			if (__atomic_load_n(&ring->state, __ATOMIC_ACQUIRE) == THOTH_TRACE_RING_CLAIMED)
+				return false;
+			continue;
+		}
+		if (rr->pid != pid)
+			continue;
+		uint64_t head = __atomic_load_n(&ring->head, __ATOMIC_ACQUIRE);
+		if (rr->pos != head)
+			return false;
+		uint64_t w = __atomic_load_n(
+			&thoth_trace_ring_records(ring)[head & (r->ring_records - 1)].word0,
+			__ATOMIC_ACQUIRE);
+		if (!rr->torn_counted && (uint32_t)w == THOTH_TRACE_COMMIT_BUSY && head != UINT64_MAX)
+			return false;
+	}
+	return true;
+}
+
+static void peer_free(thoth_trace_reader_t *r, struct reader_peer *p)
+{
+	if (p->closed)
+		r->n_closed--;
+	close(p->pidfd);
+	p->pidfd = -1;
+	p->pid = 0;
+	p->closed = false;
+}
+
+/* Free each slot (only those closed: ONLY_CLOSED) whose process has
+ * exited (its pidfd: the very process verified, whatever its number
+ * became) and whose records are all read, torn heads counted
+ * (peer_settled).  Before that its pid stays a peer: a child's exit
+ * closes its connections before its torn ring can be found. */
+static void reap_peers(thoth_trace_reader_t *r, bool only_closed)
+{
+	for (uint32_t i = 0; i < THOTH__TRACE_READER_PEERS; i++) {
+		struct reader_peer *p = &r->peers[i];
+		if (p->pid && (p->closed || !only_closed) && pidfd_exited(p->pidfd) &&
+		    peer_settled(r, p->pid))
+			peer_free(r, p);
+	}
+}
+
+/* PID (PIDFD: that very process, consumed) into a slot, CLOSED as
+ * remove_peer leaves it.  False: the set is full of the living or the
+ * unsettled. */
+static bool peer_take(thoth_trace_reader_t *r, uint32_t pid, int pidfd, bool closed)
+{
+	struct reader_peer *p = added_peer(r, pid);
+	if (p) {
+		/* Again (another connection), or its number now another
+		 * verified process's (the first exited): the live one's pidfd. */
+		if (pidfd_exited(p->pidfd)) {
+			close(p->pidfd);
+			p->pidfd = pidfd;
+		} else {
+			close(pidfd);
+		}
+		if (p->closed && !closed) {
+			p->closed = false;
+			r->n_closed--;
+		}
+		return true;
+	}
+	if (!(p = added_peer(r, 0))) {
+		reap_peers(r, false);   /* full: the exited and settled make room */
+		p = added_peer(r, 0);
+	}
+	if (!p) {
+		close(pidfd);
+		return false;
+	}
+	p->pid = pid;
+	p->pidfd = pidfd;
+	p->closed = closed;
+	r->n_closed += closed;
+	return true;
+}
+
+/* PID's parent, from /proc/PID/stat (after the last ')': the comm is the
+ * process's choice).  False: unreadable. */
+static bool read_ppid(uint32_t pid, uint32_t *ppid)
+{
+	char path[48], buf[160];
+	snprintf(path, sizeof path, "/proc/%u/stat", pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	const char *p = strrchr(buf, ')');
+	unsigned long v;
+	char state;
+	if (!p || sscanf(p + 1, " %c %lu", &state, &v) != 2 || v == 0 || v > INT32_MAX)
+		return false;
+	*ppid = (uint32_t)v;
+	return true;
+}
+
+/* A ring naming PID, neither the peer nor an added one: a forked child
+ * writing into the buffer it inherited that never connected to thothd
+ * (nothing else proves it holds the buffer)?  Verified when PID's parent
+ * is a verified process, the peer or a living added peer: it is that
+ * process's own child, whose life that process knows anyway, so probing
+ * it tells the writer nothing; a pid of anyone else reads as before
+ * (never probed, never torn) whether it exists or not.  Its pidfd is
+ * taken first and checked unreaped after the /proc read (the read was of
+ * that process, not of a reuse of its number).  Added closed (no
+ * connection will close it): freed once it exited and was read out.
+ * Once a ring, at its adoption: a child reaped before the reader first
+ * saw its ring stays unverified. */
+static void adopt_child_peer(thoth_trace_reader_t *r, uint32_t pid)
+{
+	if (r->image || !r->peer_pid || pid == r->peer_pid || pid == 0 || pid > INT32_MAX ||
+	    added_peer(r, pid))
+		return;
+	int fd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+	if (fd < 0)
+		return;
+	uint32_t ppid = 0;
+	struct pollfd pf = { .fd = fd, .events = POLLIN };
+	bool ok = read_ppid(pid, &ppid) && poll(&pf, 1, 0) >= 0 && !(pf.revents & POLLHUP);
+	const struct reader_peer *parent = ok && ppid != r->peer_pid ? added_peer(r, ppid) : NULL;
+	if (ok && (ppid == r->peer_pid || (parent && !pidfd_exited(parent->pidfd))))
+		peer_take(r, pid, fd, true);
+	else
+		close(fd);
+}
+
 /* First sight of a claimed ring: copy its owner, start at its tail. */
 static bool adopt_ring(thoth_trace_reader_t *r, uint32_t index, reader_ring_t *rr)
 {
@@ -449,6 +687,7 @@ static bool adopt_ring(thoth_trace_reader_t *r, uint32_t index, reader_ring_t *r
 	uint64_t tail = __atomic_load_n(&ring->tail, __ATOMIC_ACQUIRE);
 	rr->pos = tail <= head ? tail : head;
 	rr->known = true;
+	adopt_child_peer(r, rr->pid);
 	return true;
 }
 
@@ -475,6 +714,10 @@ static int reader_poll(thoth_trace_reader_t *r, const uint64_t *upto, uint32_t n
 	/* Every claimed ring's, however far the poll went (one stopped by FN,
 	 * one to a cut): the writers' counters now, never an older sum. */
 	thoth__trace_reader_refused(r, &r->stats.dropped, &r->stats.no_ring);
+	/* Peers whose connections closed: freed once exited and read out
+	 * (a poll(2) each, only while one is waiting). */
+	if (r->n_closed)
+		reap_peers(r, true);
 	return rc;
 }
 
@@ -597,30 +840,40 @@ void thoth__trace_reader_set_peer(thoth_trace_reader_t *r, uint32_t pid)
 		r->peer_pid = pid;
 }
 
-bool thoth__trace_reader_add_peer(thoth_trace_reader_t *r, uint32_t pid)
+bool thoth__trace_reader_add_peer(thoth_trace_reader_t *r, uint32_t pid, int pidfd)
 {
-	if (!r || !pid || pid > INT32_MAX)
+	if (!r || !pid || pid > INT32_MAX || pidfd < 0 || r->image) {
+		if (pidfd >= 0)
+			close(pidfd);
 		return false;
-	if (pid == __atomic_load_n(&r->peer_pid, __ATOMIC_RELAXED))
-		return true;
-	for (uint32_t i = 0; i < THOTH__TRACE_READER_PEERS; i++) {
-		uint32_t p = 0;
-		if (__atomic_compare_exchange_n(&r->more_peers[i], &p, pid, false, __ATOMIC_RELAXED,
-						__ATOMIC_RELAXED) || p == pid)
-			return true;
 	}
-	return false;
+	if (pid == r->peer_pid) {
+		close(pidfd);
+		return true;
+	}
+	return peer_take(r, pid, pidfd, false);
 }
 
 void thoth__trace_reader_remove_peer(thoth_trace_reader_t *r, uint32_t pid)
 {
 	if (!r || !pid)
 		return;
-	for (uint32_t i = 0; i < THOTH__TRACE_READER_PEERS; i++) {
-		uint32_t p = pid;
-		__atomic_compare_exchange_n(&r->more_peers[i], &p, 0, false, __ATOMIC_RELAXED,
-					    __ATOMIC_RELAXED);
+	struct reader_peer *p = added_peer(r, pid);
+	if (!p)
+		return;
+	if (!p->closed) {
+		p->closed = true;
+		r->n_closed++;
 	}
+	reap_peers(r, true);
+}
+
+uint32_t thoth__trace_reader_peer_count(const thoth_trace_reader_t *r)
+{
+	uint32_t n = 0;
+	for (uint32_t i = 0; r && i < THOTH__TRACE_READER_PEERS; i++)
+		n += r->peers[i].pid != 0;
+	return n;
 }
 
 void thoth__trace_reader_find_torn(thoth_trace_reader_t *r)

@@ -188,20 +188,31 @@ void thoth__trace_reader_set_peer(thoth_trace_reader_t *r, uint32_t pid);
  * connection handing over the same memfd, by SO_PEERCRED pid: a forked
  * child that shares its parent's buffer and connected itself): its
  * threads may be probed too, so that a child dying mid-record counts its
- * ring torn.  At most THOTH__TRACE_READER_PEERS pids besides set_peer's
- * (later ones are ignored, their rings never torn: it returns false); any
- * thread may add while another polls.  No effect while no peer is set. */
+ * ring torn.  PIDFD: a pidfd of that very process (thothd: SO_PEERPIDFD),
+ * consumed whatever the answer: once it says the process exited, its
+ * threads are dead without asking about its pid number again (another
+ * process may have it).  At most THOTH__TRACE_READER_PEERS pids besides
+ * set_peer's at once; a full set first frees those exited and settled (as
+ * remove_peer), else refuses (false: that pid's rings never torn).  Like
+ * every peer call here, serialized with the reader's polls (thothd: mu).
+ * No effect while no peer is set. */
 #define THOTH__TRACE_READER_PEERS 15u
-bool thoth__trace_reader_add_peer(thoth_trace_reader_t *r, uint32_t pid);
+bool thoth__trace_reader_add_peer(thoth_trace_reader_t *r, uint32_t pid, int pidfd);
 /* PID holds the buffer no more (thothd: its last connection closed): its
- * slot freed for another, its threads no longer probed (its pid may be
- * reused by an unrelated process).  Not concurrently with add_peer. */
+ * slot is freed once that is safe -- its process exited (its pidfd says
+ * so: a reused pid number cannot fake it) and every record of its rings
+ * was read, their torn heads counted -- now, or at the first poll that
+ * finds it so (a poll(2) a poll while one waits).  Until then it is still
+ * probed: a child's exit closes its connections before it is a zombie,
+ * and its torn ring is found after.  A PID added again before is kept. */
 void thoth__trace_reader_remove_peer(thoth_trace_reader_t *r, uint32_t pid);
+/* Slots in use (tests, thothd's status). */
+uint32_t thoth__trace_reader_peer_count(const thoth_trace_reader_t *r);
 /* Count every claimed ring's torn head now (its record mid-write, its
  * writer gone), as a poll reaching it would, telling it to the on_lost
  * hook: two loads a ring (its head and its head slot's word0; a ring not
- * seen before is adopted first, adopt_ring), a tgkill only for a ring
- * whose head slot is BUSY.  With a cut (thoth__trace_reader_heads) it places what the cut
+ * seen before is adopted first, adopt_ring), system calls only for a ring
+ * whose head slot is BUSY (reader.c writer_is_dead).  With a cut (thoth__trace_reader_heads) it places what the cut
  * alone cannot: a torn record's sequence is the head, equal to a cut taken
  * after its writer died and to one taken while it was still writing.  Found
  * here, at the cut, it came before it; found later, after it. */

@@ -60,7 +60,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -568,6 +570,31 @@ static trace_source_t *source_add(thothd_tracer_t *t, thoth_trace_reader_t *read
 	return s;
 }
 
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77         /* Linux 6.5 */
+#endif
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+
+/* A pidfd of the process at the other end of C's connection: the one
+ * SO_PEERCRED named, so a pid number reused since cannot stand in for it
+ * (SO_PEERPIDFD).  Without it (a kernel before 6.5, an in-process client)
+ * the number, opened now while its connection is open: what add_peer
+ * trusted before it took pidfds.  -1: none (the process is gone). */
+static int client_pidfd(const thothd_client_t *c)
+{
+	if (c->fd >= 0) {
+		int fd = -1;
+		socklen_t len = sizeof fd;
+		if (getsockopt(c->fd, SOL_SOCKET, SO_PEERPIDFD, &fd, &len) == 0)
+			return fd;
+		if (errno == ESRCH)
+			return -1;      /* exited: nothing proves it held the buffer */
+	}
+	return (int)syscall(SYS_pidfd_open, (pid_t)c->pid, 0);
+}
+
 /* Map the trace buffer FD (consumed).  0, or a reason in WHY. */
 static int attach_fd(thothd_tracer_t *t, int fd, const thothd_client_t *client, bool own,
 		     uint32_t *pid_out, char *why, size_t why_len)
@@ -600,7 +627,8 @@ static int attach_fd(thothd_tracer_t *t, int fd, const thothd_client_t *client, 
 				 * proves it, so its threads may be probed for a torn
 				 * ring (their rings name its pid, not the first's) */
 				if (!own && client->pid && client->pid != s->pid)
-					thoth__trace_reader_add_peer(s->reader, client->pid);
+					thoth__trace_reader_add_peer(s->reader, client->pid,
+								     client_pidfd(client));
 			}
 			*pid_out = s->pid;
 			goto out;
@@ -819,8 +847,19 @@ void thothd_tracer_client_closed(thothd_tracer_t *t, const thothd_client_t *c)
 	if (!t)
 		return;
 	tracer_lock(t);
-	for (trace_source_t *s = t->sources; s; s = s->next)
+	for (trace_source_t *s = t->sources; s; s = s->next) {
+		if (!held_by(s, c))
+			continue;
 		holder_remove(s, c);
+		/* Its process's last connection holding S: the reader frees its
+		 * peer slot once it exited and its records are read (a 16th
+		 * forked child gets one then; before, never). */
+		bool more = false;
+		for (uint32_t i = 0; i < s->n_holders && !more; i++)
+			more = s->holders[i]->pid == c->pid;
+		if (!more && c->pid)
+			thoth__trace_reader_remove_peer(s->reader, c->pid);
+	}
 	if (t->active && t->session_owner == c) {
 		/* Nobody will stop it: bound it in time (its events are bounded
 		 * by MAX_EVENTS already). */

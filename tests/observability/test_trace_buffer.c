@@ -13,7 +13,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <dirent.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -31,6 +33,18 @@ static void start_tracing(uint32_t ring_records, uint32_t policy, uint64_t enabl
 		.ring_records = ring_records,
 		.full_policy = policy,
 		.enabled = enabled,
+		.process_name = "buffer-test",
+	};
+	assert_int_equal(thoth_trace_init(&cfg), 0);
+}
+
+static void start_tracing_rings(uint32_t rings)
+{
+	thoth_trace_config_t cfg = {
+		.ring_count = rings,
+		.ring_records = 64,
+		.full_policy = THOTH_TRACE_OVERWRITE_OLDEST,
+		.enabled = THOTH_TRACE_ALL_CATEGORIES,
 		.process_name = "buffer-test",
 	};
 	assert_int_equal(thoth_trace_init(&cfg), 0);
@@ -909,70 +923,306 @@ static void test_a_zombie_writer_is_dead(void **state)
 	thoth_trace_reader_close(r);
 }
 
-/*
- * A forked child shares its parent's buffer and writes a ring naming its
- * own pid.  Killed mid-record, its ring is torn, but a reader told only the
- * parent as its peer never probes the child (a ring naming another pid is
- * the writer's word): torn 0, the loss never counted.  Once the child is
- * verified to hold the buffer too (thothd: its own connection handed over
- * the same memfd), its threads are probed: torn 1.  A pid never added is
- * still not probed.
- */
-static void test_a_forked_child_sharing_the_buffer_is_counted_torn_once_added(void **state)
+/* A pidfd of PID (as thothd takes one with SO_PEERPIDFD). */
+static int pidfd_of(pid_t pid)
 {
-	start_tracing(64, THOTH_TRACE_OVERWRITE_OLDEST, THOTH_TRACE_ALL_CATEGORIES);
-	THOTH_TRACE(USER, parent, 1, 0);                       /* ring 0: ours */
-	pid_t child = fork();
-	assert_true(child >= 0);
-	if (child == 0) {               /* forgets our ring, claims ring 1 as its own */
+	int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+	assert_true(fd >= 0);
+	return fd;
+}
+
+/* A forked child sharing our buffer that waits for a byte on *GO, then
+ * claims a ring of its own (its pid in it), writes a record, leaves its
+ * head mid-write and is killed (SIGKILL) in it.  With TEAR false it
+ * exits cleanly instead, after its record. */
+static pid_t fork_writer(int *go, bool tear)
+{
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	pid_t c = fork();
+	assert_true(c >= 0);
+	if (c == 0) {
+		char b;
+		close(p[1]);
+		if (read(p[0], &b, 1) != 1)
+			_exit(1);
+		if (!tear) {
+			THOTH_TRACE(USER, child_record, 1, 0);
+			_exit(0);
+		}
 		tear_arg_t a = { 0, 0 };
 		tear_and_exit(&a);
 		raise(SIGKILL);
 		_exit(1);
 	}
+	close(p[0]);
+	*go = p[1];
+	return c;
+}
+
+/* Let it go and reap it. */
+static void writer_run(pid_t c, int go)
+{
+	assert_int_equal(write(go, "g", 1), 1);
+	close(go);
 	int status;
-	assert_int_equal(waitpid(child, &status, 0), child);
-	assert_true(WIFSIGNALED(status));
-	thoth_trace_reader_t *r = open_reader(), *other = open_reader();
+	assert_int_equal(waitpid(c, &status, 0), c);
+}
+
+/* N children that live until HOLD's write end closes: one pipe for all
+ * (each child closes its copy of the write end, a pipe each would be held
+ * open by the children forked after). */
+static void fork_sleepers(pid_t *pids, uint32_t n, int *hold)
+{
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	for (uint32_t i = 0; i < n; i++) {
+		pids[i] = fork();
+		assert_true(pids[i] >= 0);
+		if (pids[i] == 0) {
+			char b;
+			close(p[1]);
+			_exit(read(p[0], &b, 1) < 0);
+		}
+	}
+	close(p[0]);
+	*hold = p[1];
+}
+
+static void sleepers_end(const pid_t *pids, uint32_t n, int hold)
+{
+	close(hold);
+	for (uint32_t i = 0; i < n; i++) {
+		int status;
+		assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
+	}
+}
+
+/*
+ * A forked child shares its parent's buffer and writes a ring naming its
+ * own pid.  Killed mid-record, its ring is torn, but a reader told only the
+ * parent as its peer never probes the child (a ring naming another pid is
+ * the writer's word) unless it is verified: added (thothd: its own
+ * connection handed over the same memfd) with a pidfd taken while it
+ * lived, then its threads are probed: torn 1.  Another pid added does not
+ * make it probed, a full set refuses more, and a pid removed while it
+ * lives stays probed (its connection closed, it has not exited yet).
+ */
+static void test_a_forked_child_sharing_the_buffer_is_counted_torn_once_added(void **state)
+{
+	start_tracing(64, THOTH_TRACE_OVERWRITE_OLDEST, THOTH_TRACE_ALL_CATEGORIES);
+	THOTH_TRACE(USER, parent, 1, 0);                       /* ring 0: ours */
+	thoth_trace_reader_t *r = open_reader(), *other = open_reader(), *none = open_reader();
 	thoth__trace_reader_set_peer(r, (uint32_t)getpid());
 	thoth__trace_reader_set_peer(other, (uint32_t)getpid());
+	thoth__trace_reader_set_peer(none, (uint32_t)getpid());
+	int go;
+	pid_t child = fork_writer(&go, true);
+	assert_true(thoth__trace_reader_add_peer(r, (uint32_t)child, pidfd_of(child)));
+	assert_true(thoth__trace_reader_add_peer(r, (uint32_t)child, pidfd_of(child)));   /* once */
+	assert_int_equal(thoth__trace_reader_peer_count(r), 1);
+	thoth__trace_reader_remove_peer(r, (uint32_t)child);   /* alive: kept, still probed */
+	assert_int_equal(thoth__trace_reader_peer_count(r), 1);
+	/* a full set (15 living pids besides the peer) refuses more */
+	enum { N = THOTH__TRACE_READER_PEERS };
+	pid_t sleepers[N];
+	int hold;
+	fork_sleepers(sleepers, N, &hold);
+	for (uint32_t i = 0; i < N; i++)
+		assert_true(thoth__trace_reader_add_peer(other, (uint32_t)sleepers[i],
+							 pidfd_of(sleepers[i])));
+	assert_false(thoth__trace_reader_add_peer(other, (uint32_t)child, pidfd_of(child)));
+	assert_false(thoth__trace_reader_add_peer(r, (uint32_t)child, -1));     /* no pidfd */
+	writer_run(child, go);
+	/* the child's ring was never adopted by NONE while it lived: unverified */
 	thoth__trace_reader_find_torn(r);
+	thoth__trace_reader_find_torn(other);
+	thoth__trace_reader_find_torn(none);
 	thoth_trace_stats_t st;
 	assert_int_equal(thoth_trace_reader_stats(r, &st), 0);
-	assert_int_equal(st.torn, 0);                          /* not probed */
-	assert_true(thoth__trace_reader_add_peer(r, (uint32_t)child));
-	assert_true(thoth__trace_reader_add_peer(r, (uint32_t)child));     /* once */
-	assert_true(thoth__trace_reader_add_peer(other, (uint32_t)child + 1));
-	thoth__trace_reader_find_torn(r);
-	thoth__trace_reader_find_torn(other);
-	assert_int_equal(thoth_trace_reader_stats(r, &st), 0);
 	assert_int_equal(st.torn, 1);
 	assert_int_equal(thoth_trace_reader_stats(other, &st), 0);
-	assert_int_equal(st.torn, 0);                          /* another pid added: still not */
-	/* a full set refuses more, never overwrites */
-	for (uint32_t i = 2; i < 2 + THOTH__TRACE_READER_PEERS - 1; i++)
-		assert_true(thoth__trace_reader_add_peer(other, (uint32_t)child + i));
-	assert_false(thoth__trace_reader_add_peer(other, (uint32_t)child));
-	thoth__trace_reader_find_torn(other);
-	assert_int_equal(thoth_trace_reader_stats(other, &st), 0);
+	assert_int_equal(st.torn, 0);                          /* never added: not probed */
+	assert_int_equal(thoth_trace_reader_stats(none, &st), 0);
 	assert_int_equal(st.torn, 0);
-	/* removed (its last connection closed), a pid frees its slot */
-	thoth__trace_reader_remove_peer(other, (uint32_t)child + 2);
-	assert_true(thoth__trace_reader_add_peer(other, (uint32_t)child));
-	thoth__trace_reader_find_torn(other);
-	assert_int_equal(thoth_trace_reader_stats(other, &st), 0);
-	assert_int_equal(st.torn, 1);
+	sleepers_end(sleepers, N, hold);
 	thoth_trace_reader_close(r);
 	thoth_trace_reader_close(other);
-	/* and is probed no more (its pid may go to another process) */
-	r = open_reader();
+	thoth_trace_reader_close(none);
+}
+
+/*
+ * More than 15 short-lived forked writers in sequence, each verified while
+ * it lives, each killed mid-record: every one is counted torn.  A slot is
+ * freed only once its process exited (its pidfd) and its records were read
+ * (its torn head counted): removed before the poll that reads it, a dead
+ * child keeps its slot; the poll frees it.  Half are never removed (a
+ * process that never said its connection closed): a full set frees those
+ * exited and read out to make room.  The code before never freed a slot:
+ * the 16th child's add_peer failed, its ring never torn (the thothd test
+ * test_thothd_live_drain's test_more_than_fifteen_forked_children_are_each_counted_torn
+ * shows it on the old code; this API took no pidfd then).
+ */
+static void test_more_than_fifteen_short_lived_children_each_get_a_slot(void **state)
+{
+	enum { CHILDREN = 2 * THOTH__TRACE_READER_PEERS + 3 };
+	start_tracing_rings(CHILDREN + 2);
+	THOTH_TRACE(USER, parent, 1, 0);                       /* ring 0: ours */
+	thoth_trace_reader_t *r = open_reader();
 	thoth__trace_reader_set_peer(r, (uint32_t)getpid());
-	assert_true(thoth__trace_reader_add_peer(r, (uint32_t)child));
-	thoth__trace_reader_remove_peer(r, (uint32_t)child);
-	thoth__trace_reader_find_torn(r);
-	assert_int_equal(thoth_trace_reader_stats(r, &st), 0);
-	assert_int_equal(st.torn, 0);
+	event_list_t l = { 0 };
+	thoth_trace_stats_t st = poll_into(r, &l);
+	for (uint32_t i = 0; i < CHILDREN; i++) {
+		int go;
+		pid_t c = fork_writer(&go, true);
+		assert_true(thoth__trace_reader_add_peer(r, (uint32_t)c, pidfd_of(c)));
+		writer_run(c, go);
+		if (i == 0) {
+			/* dead, but its record unread: still a peer */
+			thoth__trace_reader_remove_peer(r, (uint32_t)c);
+			assert_int_equal(thoth__trace_reader_peer_count(r), 1);
+		}
+		st = poll_into(r, &l);
+		assert_int_equal(st.torn, i + 1);
+		if (i % 2 == 0)
+			thoth__trace_reader_remove_peer(r, (uint32_t)c);
+		/* the odd ones kept until a 16th pid finds the set full of
+		 * them (child 30): then every one exited and read out is freed */
+		if (i % 2 == 0 && i < 2 * THOTH__TRACE_READER_PEERS)
+			assert_int_equal(thoth__trace_reader_peer_count(r), (i + 1) / 2);
+	}
+	assert_int_equal(thoth__trace_reader_peer_count(r), 1);  /* child 31 */
+	/* each child's first record, each in a ring of its own (children
+	 * forked in turn all claimed their parent's next ring: the second
+	 * overwrote the first's, its record never read) */
+	assert_int_equal(l.count, 1 + CHILDREN);
 	thoth_trace_reader_close(r);
+	event_list_free(&l);
+}
+
+/*
+ * A forked child that writes into the buffer it inherited but never
+ * connects to thothd: nothing proves it holds the buffer, but its parent
+ * is the verified peer, so it is that process's own child.  Seen alive
+ * (its ring adopted by a poll while it lives), it is verified then and
+ * counted torn when it dies mid-record.  The code before never counted it
+ * (torn 0: test fails on it).  A ring naming a process that is not our
+ * child (our parent) stays unprobed.
+ */
+static void test_an_unconnected_forked_child_seen_alive_is_counted_torn(void **state)
+{
+	start_tracing(64, THOTH_TRACE_OVERWRITE_OLDEST, THOTH_TRACE_ALL_CATEGORIES);
+	THOTH_TRACE(USER, parent, 1, 0);                       /* ring 0: ours */
+	thoth_trace_reader_t *r = open_reader();
+	thoth__trace_reader_set_peer(r, (uint32_t)getpid());
+	event_list_t l = { 0 };
+	poll_into(r, &l);
+	/* a child that writes, waits, then tears: adopted while alive */
+	int p[2], q[2];
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(pipe(q), 0);
+	pid_t c = fork();
+	assert_true(c >= 0);
+	if (c == 0) {
+		char b;
+		close(p[1]);
+		close(q[0]);
+		THOTH_TRACE(USER, child_first, 1, 0);
+		if (write(q[1], "w", 1) != 1 || read(p[0], &b, 1) != 1)
+			_exit(1);
+		tear_arg_t a = { 0, 0 };
+		tear_and_exit(&a);
+		raise(SIGKILL);
+		_exit(1);
+	}
+	close(p[0]);
+	close(q[1]);
+	char b;
+	assert_int_equal(read(q[0], &b, 1), 1);
+	close(q[0]);
+	tear_in_thread((uint32_t)getppid(), (uint32_t)getppid());  /* not ours: never probed */
+	thoth_trace_stats_t st = poll_into(r, &l);                  /* adopts both rings */
+	assert_int_equal(st.torn, 0);
+	assert_int_equal(thoth__trace_reader_peer_count(r), 1);
+	writer_run(c, p[1]);
+	st = poll_into(r, &l);
+	assert_int_equal(st.torn, 1);
+	assert_int_equal(thoth__trace_reader_peer_count(r), 0);    /* exited, read out: freed */
+	thoth_trace_reader_close(r);
+	event_list_free(&l);
+}
+
+static int open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	assert_non_null(d);
+	int n = 0;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+typedef struct stuck_writer {
+	int go[2], ready[2];
+} stuck_writer_t;
+
+/* A thread stopped mid-record (its head slot BUSY) until GO. */
+static void *stuck_thread(void *arg)
+{
+	stuck_writer_t *w = arg;
+	THOTH_TRACE(USER, before_stuck, 1, 0);
+	thoth_trace_ring_header_t *ring = thoth_trace_thread_ring();
+	__atomic_store_n(&thoth_trace_ring_records(ring)[ring->head & 63].word0,
+			 THOTH_TRACE_COMMIT_BUSY, __ATOMIC_RELAXED);
+	char b;
+	if (write(w->ready[1], "r", 1) != 1 || read(w->go[0], &b, 1) != 1)
+		return (void *)1;
+	return NULL;
+}
+
+/*
+ * A writer stopped mid-record is asked about at every poll that meets its
+ * BUSY head: the reader keeps its thread's pidfd between polls (one
+ * poll(2) a time, bench_trace_torn).  Alive, never torn, however many
+ * polls; once the thread exits, the next poll counts it torn, once; the
+ * kept pidfd is closed then and with the reader.
+ */
+static void test_a_stuck_writer_is_watched_until_it_dies(void **state)
+{
+	start_tracing(64, THOTH_TRACE_OVERWRITE_OLDEST, THOTH_TRACE_ALL_CATEGORIES);
+	int fds0 = open_fds();
+	thoth_trace_reader_t *r = open_reader();
+	thoth__trace_reader_set_peer(r, (uint32_t)getpid());
+	stuck_writer_t w;
+	assert_int_equal(pipe(w.go), 0);
+	assert_int_equal(pipe(w.ready), 0);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, stuck_thread, &w), 0);
+	char b;
+	assert_int_equal(read(w.ready[0], &b, 1), 1);
+	event_list_t l = { 0 };
+	thoth_trace_stats_t st;
+	for (int i = 0; i < 5; i++) {
+		st = poll_into(r, &l);
+		assert_int_equal(st.torn, 0);
+	}
+	assert_int_equal(write(w.go[1], "g", 1), 1);
+	void *ret;
+	assert_int_equal(pthread_join(th, &ret), 0);
+	assert_null(ret);
+	for (int i = 0; i < 3; i++) {
+		st = poll_into(r, &l);
+		assert_int_equal(st.torn, 1);
+	}
+	assert_int_equal(l.count, 1);
+	thoth_trace_reader_close(r);
+	for (int i = 0; i < 2; i++) {
+		close(w.go[i]);
+		close(w.ready[i]);
+	}
+	assert_int_equal(open_fds(), fds0);             /* the watched thread's pidfd closed */
+	event_list_free(&l);
 }
 
 /* A lying head of UINT64_MAX over a torn slot: [head, head + 1) would wrap
@@ -1243,6 +1493,11 @@ int main(void)
 		cmocka_unit_test_teardown(test_a_zombie_writer_is_dead, teardown),
 		cmocka_unit_test_teardown(test_a_forked_child_sharing_the_buffer_is_counted_torn_once_added,
 		                          teardown),
+		cmocka_unit_test_teardown(test_more_than_fifteen_short_lived_children_each_get_a_slot,
+		                          teardown),
+		cmocka_unit_test_teardown(test_an_unconnected_forked_child_seen_alive_is_counted_torn,
+		                          teardown),
+		cmocka_unit_test_teardown(test_a_stuck_writer_is_watched_until_it_dies, teardown),
 		cmocka_unit_test_teardown(test_a_lying_head_neither_wraps_torn_nor_invalid, teardown),
 		cmocka_unit_test(test_reader_refuses_a_memfd_that_can_shrink),
 		cmocka_unit_test(test_reader_rejects_images_with_bad_geometry),

@@ -756,7 +756,7 @@ static int hostile_fork_tear(harness_t *h)
 	return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL ? 0 : -1;
 }
 
-static pid_t hostile_spawn(harness_t *h, live_traced_t *out)
+static pid_t hostile_spawn_rings(harness_t *h, live_traced_t *out, uint32_t rings)
 {
 	int go[2], done[2];
 	assert_true(h->n_children < HARNESS_MAX_CHILDREN);
@@ -770,7 +770,7 @@ static pid_t hostile_spawn(harness_t *h, live_traced_t *out)
 		for (int fd = 3; fd < 1024; fd++)
 			if (fd != go[0] && fd != done[1])
 				close(fd);
-		thoth_trace_config_t cfg = { .ring_count = 8, .ring_records = 1024,
+		thoth_trace_config_t cfg = { .ring_count = rings, .ring_records = 1024,
 					     .full_policy = THOTH_TRACE_OVERWRITE_OLDEST,
 					     .process_name = "hostile" };
 		thoth_control_t ctl;
@@ -800,6 +800,11 @@ static pid_t hostile_spawn(harness_t *h, live_traced_t *out)
 	h->children[h->n_children++] = p;
 	*out = (live_traced_t){ .pid = p, .go = go[1], .done = done[0] };
 	return p;
+}
+
+static pid_t hostile_spawn(harness_t *h, live_traced_t *out)
+{
+	return hostile_spawn_rings(h, out, 8);
 }
 
 
@@ -1218,6 +1223,38 @@ static void test_a_forked_child_sharing_the_buffer_is_counted_torn(void **state)
 	fprintf(stderr, "# a forked child sharing the buffer killed mid-record: %llu torn (want 1), "
 		"%llu invalid (want 0)\n", (unsigned long long)torn, (unsigned long long)invalid);
 	assert_int_equal(torn, 1);
+	assert_int_equal(invalid, 0);
+	fixture_down(&f);
+}
+
+/*
+ * More than 15 short-lived forked children in sequence, each sharing its
+ * parent's buffer, connecting itself, killed mid-record: the dashboard
+ * counts every one torn.  thothd verifies each child's pid (its
+ * connection handed the buffer over) into one of the reader's 15 peer
+ * slots; the code before never freed one (nothing called remove_peer):
+ * from the 16th child on, add_peer failed and torn stayed at 15 (test
+ * fails on the code before: checked).  Now a child's slot is freed once
+ * its connection closed, its process exited and its ring was read.
+ */
+static void test_more_than_fifteen_forked_children_are_each_counted_torn(void **state)
+{
+	(void)state;
+	enum { CHILDREN = 18 };
+	fixture_t f;
+	fixture_up(&f, NULL, FX_PAGE);
+	hostile_spawn_rings(&f.h, &f.busy, CHILDREN + 2);
+	uint64_t torn = 0, invalid = 0;
+	for (uint64_t i = 1; i <= CHILDREN; i++) {
+		burst(&f.busy, FORK_TEAR_CMD);
+		wait_torn_invalid(f.port, f.busy.pid, i, 0, &torn, &invalid);
+		if (torn != i)
+			break;
+	}
+	fprintf(stderr, "# %d forked children sharing the buffer, each killed mid-record: %llu torn "
+		"(want %d), %llu invalid (want 0)\n", (int)CHILDREN, (unsigned long long)torn,
+		(int)CHILDREN, (unsigned long long)invalid);
+	assert_int_equal(torn, CHILDREN);
 	assert_int_equal(invalid, 0);
 	fixture_down(&f);
 }
@@ -1756,6 +1793,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_a_buffer_stays_collected_while_one_of_its_connections_is_open),
 		cmocka_unit_test(test_a_buffer_stays_collected_past_sixteen_connections),
 		cmocka_unit_test(test_a_forked_child_sharing_the_buffer_is_counted_torn),
+		cmocka_unit_test(test_more_than_fifteen_forked_children_are_each_counted_torn),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
