@@ -1419,7 +1419,9 @@ static int server_new(thoth_loop_t *loop, const thoth_chan_server_config_t *cfg,
 		thoth__chan_why(why, why_len, "bad channel limits: %s", lwhy);
 		return THOTH_E_INVAL;
 	}
-	thoth_chan_server_t *s = calloc(1, sizeof *s);
+	/* Unsplit: conn_serve reads it on every round trip (docs/SCHED.md,
+	 * stop 36: calloc'd after a page-aligned loop it straddled a page). */
+	thoth_chan_server_t *s = chan_zalloc_unsplit(sizeof *s);
 	if (!s)
 		return THOTH_E_NOMEM;
 	s->loop = loop;

@@ -24,6 +24,17 @@
 #define TRACE_OFF_SECTION __attribute__((section(".data.thoth_trace_off"), aligned(16)))
 static uint64_t disabled_word TRACE_OFF_SECTION = 0;
 uint64_t *thoth_trace_enabled_word TRACE_OFF_SECTION = &disabled_word;
+/*
+ * The loop's window page pointer (kernel/sched/timerpage.h, whose module
+ * owns it) is defined here, in the same section: every loop wake-up reads
+ * it (rearm's check) and every round trip reads the two words above, and
+ * alone in .bss it was one more data page per wake-up (docs/SCHED.md, stop
+ * 36).  Only an input section of one object is kept together by every
+ * linker; the three words (48 bytes) share a page unless the section
+ * starts in a page's last 32 bytes.
+ */
+struct timerpage;
+__attribute__((visibility("hidden"))) _Atomic(struct timerpage *) thoth__timerpage_cur TRACE_OFF_SECTION = NULL;
 
 thoth_trace_buffer_t thoth_trace_buffer = {
 	.fd = -1,

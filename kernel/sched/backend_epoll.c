@@ -6,6 +6,7 @@
  * iteration (loop_backend.h).
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <unistd.h>
@@ -13,31 +14,31 @@
 #include "loop_backend.h"
 #include "thoth/hot.h"
 
-typedef struct ep {
-	int fd;
-} ep_t;
+/*
+ * The state is the epoll fd itself, stored as fd + 1 in the state pointer
+ * (never NULL): a wake-up's epoll_wait then reads no memory of ours for it,
+ * where a malloc'd record was one more heap page per wake-up of a one-CPU
+ * channel service (docs/SCHED.md, stop 36).
+ */
+static inline int ep_fd(void *state)
+{
+	return (int)((intptr_t)state - 1);
+}
 
 static int ep_create(void **state)
 {
-	ep_t *ep = malloc(sizeof *ep);
-	if (!ep)
-		return THOTH_E_NOMEM;
-	ep->fd = epoll_create1(EPOLL_CLOEXEC);
-	if (ep->fd < 0) {
-		free(ep);
+	int fd = epoll_create1(EPOLL_CLOEXEC);
+	if (fd < 0)
 		return THOTH_E_IO;
-	}
-	*state = ep;
+	*state = (void *)((intptr_t)fd + 1);
 	return 0;
 }
 
 static void ep_destroy(void *state)
 {
-	ep_t *ep = state;
-	if (!ep)
+	if (!state)
 		return;
-	close(ep->fd);
-	free(ep);
+	close(ep_fd(state));
 }
 
 static uint32_t to_epoll(uint32_t events)
@@ -47,10 +48,10 @@ static uint32_t to_epoll(uint32_t events)
 	       (events & THOTH_LOOP_EDGE ? EPOLLET : 0);
 }
 
-static int ep_ctl(ep_t *ep, int op, int fd, uint32_t events, void *ptr)
+static int ep_ctl(void *state, int op, int fd, uint32_t events, void *ptr)
 {
 	struct epoll_event ev = { .events = to_epoll(events), .data.ptr = ptr };
-	if (epoll_ctl(ep->fd, op, fd, &ev) == 0)
+	if (epoll_ctl(ep_fd(state), op, fd, &ev) == 0)
 		return 0;
 	int e = errno;
 	return e == EEXIST ? THOTH_E_EXISTS : e == EBADF || e == EPERM ? THOTH_E_INVAL : THOTH_E_IO;
@@ -69,17 +70,15 @@ static int ep_modify(void *state, int fd, uint32_t events, void *ptr, void **han
 
 static void ep_del(void *state, int fd, void *handle)
 {
-	ep_t *ep = state;
-	epoll_ctl(ep->fd, EPOLL_CTL_DEL, fd, NULL);   /* the fd may be closed already */
+	epoll_ctl(ep_fd(state), EPOLL_CTL_DEL, fd, NULL);   /* the fd may be closed already */
 }
 
 THOTH_HOT_SERVE static int ep_wait(void *state, loop_ev_t *out, int max, bool block, uint64_t *syscalls)
 {
-	ep_t *ep = state;
 	struct epoll_event ev[64];
 	if (max > 64)
 		max = 64;
-	int n = epoll_wait(ep->fd, ev, max, block ? -1 : 0);
+	int n = epoll_wait(ep_fd(state), ev, max, block ? -1 : 0);
 	++*syscalls;
 	if (n < 0)
 		return errno == EINTR ? 0 : THOTH_E_IO;

@@ -22,6 +22,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -70,50 +71,79 @@ typedef struct deferred {
 	void *arg;
 } deferred_t;
 
+/*
+ * The loop's memory, laid out for the wake-up (docs/SCHED.md, stop 36).  A
+ * one-CPU round trip wakes a serving loop after a process switch, on a cold
+ * TLB, and a distinct page costs more than a line there (stop 34); lackey
+ * found a wake-up touching four pages of the loop's: the struct's first
+ * line (be, bs) and its tail (timers, flags, stats) across a page boundary
+ * (the 1 KiB signal table between them), the socket's source in its own
+ * calloc, and the 4 KiB event array in thoth_loop_run_once's frame, which
+ * put every callback a stack page deeper.  So: what a wake-up reads or
+ * writes comes first, then the first LOOP_INLINE_SOURCES sources and the
+ * event array, all in one page-aligned allocation whose first page holds
+ * the fields, those sources and the first events; the rest (signals, the
+ * window page's slot, the I/O records, setup) after.
+ */
+#define LOOP_INLINE_SOURCES 8
+
 struct thoth_loop {
+	/* ---- every wake-up ---- */
 	const loop_backend_t *be;
 	void *bs;                   /* backend state */
-	void *timer_bh, *sig_bh;    /* backend records of our own fds */
-	int timerfd;
-	int sigfd;
-	sigset_t sigmask;
-	struct {
-		thoth_signal_fn fn;
-		void *arg;
-	} signals[MAX_SIGNAL];
-	timerq_t timers;
-	uint64_t armed_at;          /* timerfd expiry as armed, 0 = disarmed */
+	uint64_t now;                   /* thoth_loop_now's reading; read again when: */
+	bool now_stale;                 /* set at each wake-up: the next thoth_loop_now reads */
 	/* rearm's inputs as of its last complete run: the timer set's
 	 * generation, and whether armed_at is still what it armed (false
 	 * from the start, after a failed arm and once the timerfd fired). */
-	uint64_t synced_gen;
 	bool synced;
-	bool grid;                  /* wake on the per-boot grid (timergrid.h) */
 	bool page;                  /* ... or join instants posted on the window page (timerpage.h) */
-	uint64_t grid_pert;
+	bool stopped;
+	bool dispatching;
+	uint8_t src_used;           /* bit i: src[i] holds a source */
+	uint16_t depth;             /* thoth_loop_run_once calls in progress (ev is the outermost's) */
+	uint64_t synced_gen;
 	timerpage_t *tp;            /* the window page our slot is in (NULL: none claimed) */
+	timerq_t timers;
+	deferred_t *deferred;
+	size_t n_deferred, cap_deferred;
+	loop_io_t *io_done, **io_done_tail;   /* epoll backend: done inline, callback pending */
+	thoth_source_t *dead;       /* removed during dispatch, freed after */
+	thoth_loop_stats_t stats;
+	thoth_source_t src[LOOP_INLINE_SOURCES];   /* the first sources (alloc_source) */
+	loop_ev_t ev[MAX_EVENTS];   /* the outermost wake-up's events (the first ones on page 0) */
+	/* ---- the rest ---- */
+	void *timer_bh, *sig_bh;    /* backend records of our own fds */
+	int timerfd;
+	int sigfd;
+	uint64_t armed_at;          /* timerfd expiry as armed, 0 = disarmed */
+	bool grid;                  /* wake on the per-boot grid (timergrid.h) */
+	uint64_t grid_pert;
 	int tp_slot;
 	uint32_t tp_owner;
 	uint64_t tp_posted, tp_posted_due;   /* what our slot says */
 	int bell_fd;                /* our slot's doorbell (datagram socket), -1 none */
 	void *bell_bh;
-	char bell_path[108];
-	uint64_t now;                   /* thoth_loop_now's reading; read again when: */
-	bool now_stale;                 /* set at each wake-up: the next thoth_loop_now reads */
-	deferred_t *deferred;
-	size_t n_deferred, cap_deferred;
 	thoth_source_t *live;       /* all sources not removed */
-	thoth_source_t *dead;       /* removed during dispatch, freed after */
-	bool stopped;
-	bool dispatching;
-	loop_io_t *io_done, **io_done_tail;   /* epoll backend: done inline, callback pending */
 	loop_io_t *io_free;                   /* records of completed requests, for the next ones */
 	/* Every record ever allocated (linked once, at malloc), freed with the
 	 * loop: a record is never unlinked per I/O, and the records in use
 	 * never exceed the most requests this loop had outstanding at once. */
 	loop_io_t *io_all;
-	thoth_loop_stats_t stats;
+	sigset_t sigmask;
+	char bell_path[108];
+	struct {
+		thoth_signal_fn fn;
+		void *arg;
+	} signals[MAX_SIGNAL];
 };
+
+#define LOOP_PAGE 4096
+/* The wake-up's fields and the inline sources on the first page, with
+ * room for the first 16 events (a wake-up that finds one uses ev[0]). */
+_Static_assert(offsetof(struct thoth_loop, ev) + 16 * sizeof(loop_ev_t) <= LOOP_PAGE,
+	       "a loop's wake-up fields, first sources and first events fit its first page");
+_Static_assert(LOOP_INLINE_SOURCES <= 8, "src_used is 8 bits");
 
 /* epoll user data for the loop's own fds (sources are heap pointers). */
 static char timerfd_tag, sigfd_tag, bell_tag;
@@ -162,9 +192,11 @@ int thoth_loop_new_with(const thoth_loop_options_t *opts, thoth_loop_t **out)
 {
 	if (!out || (opts && (unsigned)opts->backend > THOTH_LOOP_BACKEND_URING))
 		return THOTH_E_INVAL;
-	thoth_loop_t *loop = calloc(1, sizeof *loop);
-	if (!loop)
+	/* Page-aligned, so that the wake-up's fields never straddle (above). */
+	thoth_loop_t *loop;
+	if (posix_memalign((void **)&loop, LOOP_PAGE, sizeof *loop))
 		return THOTH_E_NOMEM;
+	memset(loop, 0, sizeof *loop);
 	loop->sigfd = -1;
 	loop->timerfd = -1;
 	loop->io_done_tail = &loop->io_done;
@@ -222,12 +254,35 @@ const char *thoth_loop_backend(const thoth_loop_t *loop)
 
 static void page_leave(thoth_loop_t *loop);
 
+/* A source: one of the loop's inline slots while one is free (on the page
+ * a wake-up reads anyway), else its own allocation.  Zeroed. */
+static thoth_source_t *alloc_source(thoth_loop_t *loop)
+{
+	for (unsigned i = 0; i < LOOP_INLINE_SOURCES; i++) {
+		if (!(loop->src_used & (1u << i))) {
+			loop->src_used |= (uint8_t)(1u << i);
+			memset(&loop->src[i], 0, sizeof loop->src[i]);
+			return &loop->src[i];
+		}
+	}
+	return calloc(1, sizeof(thoth_source_t));
+}
+
+static void free_source(thoth_loop_t *loop, thoth_source_t *s)
+{
+	uintptr_t off = (uintptr_t)s - (uintptr_t)loop->src;   /* huge if below */
+	if (off < sizeof loop->src)
+		loop->src_used &= (uint8_t)~(1u << (off / sizeof loop->src[0]));
+	else
+		free(s);
+}
+
 static void free_dead(thoth_loop_t *loop)
 {
 	while (loop->dead) {
 		thoth_source_t *s = loop->dead;
 		loop->dead = s->next_dead;
-		free(s);
+		free_source(loop, s);
 	}
 }
 
@@ -241,7 +296,7 @@ void thoth_loop_free(thoth_loop_t *loop)
 	while (loop->live) {
 		thoth_source_t *s = loop->live;
 		loop->live = s->next;
-		free(s);
+		free_source(loop, s);
 	}
 	while (loop->timers.n) {
 		timerq_entry_t *e = loop->timers.deadline_heap[0];
@@ -275,13 +330,13 @@ int thoth_loop_add_fd(thoth_loop_t *loop, int fd, uint32_t events, thoth_fd_fn f
 		return THOTH_E_INVAL;
 	if ((events & THOTH_LOOP_EDGE) && !loop->be->edge)
 		return THOTH_E_NO_FEATURE;
-	thoth_source_t *s = calloc(1, sizeof *s);
+	thoth_source_t *s = alloc_source(loop);
 	if (!s)
 		return THOTH_E_NOMEM;
 	*s = (thoth_source_t){ .fd = fd, .events = events, .fn = fn, .arg = arg };
 	int r = loop->be->add(loop->bs, fd, events, s, &s->bh);
 	if (r) {
-		free(s);
+		free_source(loop, s);
 		return r;
 	}
 	loop->stats.fd_sources++;
@@ -779,7 +834,7 @@ static int run_io_done(thoth_loop_t *loop)
 
 /* ---- running ------------------------------------------------------------------ */
 
-THOTH_HOT_SERVE int thoth_loop_run_once(thoth_loop_t *loop, bool block)
+static inline __attribute__((always_inline)) int run_once(thoth_loop_t *loop, bool block, loop_ev_t *ev)
 {
 	int ran = run_deferred(loop);
 	if (ran < 0)
@@ -789,7 +844,6 @@ THOTH_HOT_SERVE int thoth_loop_run_once(thoth_loop_t *loop, bool block)
 	int armed = rearm(loop);
 	if (armed)
 		return armed;
-	loop_ev_t ev[MAX_EVENTS];
 	/* Sleep only if this iteration has nothing done or queued: deferred
 	 * work that ran may have changed what the caller is waiting for. */
 	bool sleep = block && ran == 0 && loop->n_deferred == 0 && !loop->io_done && !loop->stopped;
@@ -856,6 +910,23 @@ THOTH_HOT_SERVE int thoth_loop_run_once(thoth_loop_t *loop, bool block)
 	if (n == 0 && !sleep && ran > 0)
 		loop->stats.wakeups_deferred++;
 	return ran;
+}
+
+/* A call from a callback of an outer wake-up (a synchronous pool call
+ * inside a handler) must not overwrite the events the outer one is still
+ * walking: it takes its own array, on the stack. */
+static __attribute__((noinline)) int run_nested(thoth_loop_t *loop, bool block)
+{
+	loop_ev_t ev[MAX_EVENTS];
+	return run_once(loop, block, ev);
+}
+
+THOTH_HOT_SERVE int thoth_loop_run_once(thoth_loop_t *loop, bool block)
+{
+	loop->depth++;
+	int r = loop->depth == 1 ? run_once(loop, block, loop->ev) : run_nested(loop, block);
+	loop->depth--;
+	return r;
 }
 
 THOTH_HOT_SERVE int thoth_loop_run(thoth_loop_t *loop)

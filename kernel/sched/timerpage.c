@@ -153,7 +153,8 @@ void timerpage_release(timerpage_t *pg, int slot, uint32_t owner)
  * costs 4 KiB per thothd restart seen by the process.  The mapping is of a
  * memfd sealed against shrinking: no other process can make it fault.
  */
-_Atomic(timerpage_t *) thoth__timerpage_cur;   /* timerpage.h: read inline by rearm */
+/* thoth__timerpage_cur (timerpage.h: read inline by rearm) is defined
+ * beside the trace switch, kernel/observability/buffer.c, for its page. */
 static _Atomic uint64_t current_dev, current_ino;
 static int created_fd = -1;             /* thothd: the memfd it hands out */
 static timerpage_t *created;            /* thothd: its page (reap) */
