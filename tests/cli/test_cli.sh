@@ -97,7 +97,7 @@ json_lines moderation --policy dim --rate 1000 --json
 json_lines --json --version
 json_lines --version --json
 json_lines --json --help
-for c in status services resolve trace sched codex topology serve locks moderation probe; do
+for c in status services resolve trace sched codex topology serve locks moderation probe pm; do
   json_lines --json "$c" --help
 done
 json_lines --json pm sim --help
