@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""tests/cli/check_tracker_tests.py SOURCE_DIR [BUILD_DIR] [TRACKER.md]
+"""tests/cli/check_tracker_tests.py SOURCE_DIR [BUILD_DIR] [DOC.md...]
 
-Every `test_*` name docs/TRACKER.md gives as evidence exists in the tree:
+Every `test_*` name docs/TRACKER.md gives as evidence (and README.md and
+every other docs/*.md: by default all of them) exists in the tree:
 a CTest test (of BUILD_DIR's `ctest -N`, or named by an add_test /
 thoth_add_test in a CMakeLists.txt or .cmake file), a test function
 defined in C, shell or Python under tests/, bench/, fuzz/ or examples/,
@@ -16,7 +17,8 @@ import sys
 
 SRC = os.path.abspath(sys.argv[1])
 BUILD = sys.argv[2] if len(sys.argv) > 2 and sys.argv[2] else None
-TRACKER = sys.argv[3] if len(sys.argv) > 3 else os.path.join(SRC, "docs/TRACKER.md")
+DOCS = sys.argv[3:] or [os.path.join(SRC, "README.md")] + sorted(
+    os.path.join(SRC, "docs", f) for f in os.listdir(os.path.join(SRC, "docs")) if f.endswith(".md"))
 
 known = set()
 if BUILD:
@@ -44,16 +46,17 @@ for top in ("tests", "bench", "fuzz", "examples", "cmake", "."):
                 for m in FUNC.finditer(text):
                     known.add(next(g for g in m.groups() if g))
 
-text = open(TRACKER, encoding="utf-8").read()
 missing = []
-for name, star in sorted(set(re.findall(r"(test_\w+)(\*?)", text))):
-    if star:
-        ok = any(k.startswith(name) for k in known)
-    else:
-        ok = name in known
-    if not ok:
-        missing.append(name + star)
+for doc in DOCS:
+    text = open(doc, encoding="utf-8").read()
+    for name, star in sorted(set(re.findall(r"(?<!\w)(test_\w+)(\*?)", text))):
+        if star:
+            ok = any(k.startswith(name) for k in known)
+        else:
+            ok = name in known
+        if not ok:
+            missing.append(f"{os.path.relpath(doc, SRC)} names {name}{star}")
 for m in missing:
-    print(f"FAIL: {os.path.relpath(TRACKER, SRC)} names {m}: no such test, test function or file")
+    print(f"FAIL: {m}: no such test, test function or file")
 print("PASS" if not missing else f"{len(missing)} missing")
 sys.exit(1 if missing else 0)

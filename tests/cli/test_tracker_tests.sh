@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/cli/test_tracker_tests.sh SOURCE_DIR BUILD_DIR PYTHON3
 #
-# Every test docs/TRACKER.md cites exists (check_tracker_tests.py); and a
+# Every test docs/TRACKER.md (README.md, docs/*.md) cites exists (check_tracker_tests.py); and a
 # copy of the tracker citing a test that does not must fail the check.
 set -euo pipefail
 SRC=$1 BUILD=$2 PY=$3
