@@ -11,7 +11,7 @@ was an error):
     `thothctl CMD --help` == the flags of thothctl(1)'s entry == the flags
     the bash completion offers after CMD (and its subcommands); the same
     three agree on the commands and each command's subcommands;
-  - thothd, thothc, codex: `--help`'s flags == the man page's (thothd's
+  - thothd, thothc, codex, thothlock: `--help`'s flags == the man page's (thothd's
     also == the synopsis in docs/THOTHD.md "Running it"); thothc's
     subcommands and their flags == its completion's;
   - every program, the services included: `--help` exits 0, and every
@@ -231,6 +231,15 @@ if os.path.exists(CODEX):
     compare("codex options", "codex --help", flags(h) | {"--help", "--version"}, "codex(8)",
             set(MAN_FLAG.findall(man_section(man, "SYNOPSIS") + man_section(man, "OPTIONS"))))
     in_code("codex", flags(h), sources("codex"))
+
+# ---- thothlock ----
+LOCK = os.path.join(BUILD, "tools/thothlock/thothlock")
+if os.path.exists(LOCK):
+    h = run([LOCK, "--help"])
+    man = read(os.path.join(SRC, "man/thothlock.1.scd"))
+    compare("thothlock options", "thothlock --help", flags(h) | {"--help", "--version"},
+            "thothlock(1)", set(MAN_FLAG.findall(man_section(man, "SYNOPSIS") +
+                                                 man_section(man, "OPTIONS"))) - {"--"})
 
 # ---- the other programs: --help answers, and what it lists is parsed ----
 for rel, srcdir in [("tools/thothlock/thothlock", "tools/thothlock"),

@@ -165,7 +165,7 @@ case $err in
 esac
 
 # Man pages (scdoc) built, one per program and tidl(5).
-for page in thothd.8 thothctl.1 thothc.1 tidl.5; do
+for page in thothd.8 thothctl.1 thothc.1 tidl.5 codex.8 thothlock.1; do
   grep -q '^\.SH NAME' "$BUILD/man/$page" || fail "man page $page not built"
 done
 
