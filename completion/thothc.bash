@@ -5,7 +5,7 @@ _thothc()
 	local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
 	local cmd=${COMP_WORDS[1]}
 	if [ "$COMP_CWORD" -eq 1 ]; then
-		COMPREPLY=($(compgen -W "gen check --help --version" -- "$cur"))
+		COMPREPLY=($(compgen -W "gen check fmt lint --help --version" -- "$cur"))
 		return
 	fi
 	case $prev in
@@ -13,9 +13,11 @@ _thothc()
 	--lang) COMPREPLY=($(compgen -W "c" -- "$cur")); return ;;
 	--c-prefix) return ;;
 	esac
-	if [ "$cmd" = gen ] && [[ $cur == -* ]]; then
-		COMPREPLY=($(compgen -W "--lang -o --c-prefix" -- "$cur"))
-		return
+	if [[ $cur == -* ]]; then
+		case $cmd in
+		gen) COMPREPLY=($(compgen -W "--lang -o --c-prefix" -- "$cur")); return ;;
+		fmt) COMPREPLY=($(compgen -W "--check --stdout" -- "$cur")); return ;;
+		esac
 	fi
 	# Schemas: *.tidl files and folders to descend into.
 	COMPREPLY=($(compgen -f -X '!*.tidl' -- "$cur") $(compgen -d -- "$cur"))

@@ -64,7 +64,7 @@ _thothctl()
 		if [ -z "$sub" ] && [[ $cur != -* ]]; then
 			COMPREPLY=($(compgen -W "check attach list detach maps kernel run" -- "$cur"))
 		else
-			COMPREPLY=($(compgen -W "--pid --service --wait --keep --emit --help" -- "$cur") $(compgen -f -- "$cur"))
+			COMPREPLY=($(compgen -W "--pid --service --wait --duration --every --keep --emit --help" -- "$cur") $(compgen -f -- "$cur"))
 		fi ;;
 	moderation)
 		COMPREPLY=($(compgen -W "--dev --probe --policy --rate --json --help" -- "$cur")) ;;
@@ -74,6 +74,8 @@ _thothctl()
 		else
 			COMPREPLY=($(compgen -W "--policy --device --cpu --qos-us --deadline-us --pid --json --export-list --gov-options --help" -- "$cur") $(compgen -f -- "$cur"))
 		fi ;;
+	serve)
+		COMPREPLY=($(compgen -W "--pid --json --runtime-dir --help" -- "$cur")) ;;
 	*)
 		COMPREPLY=($(compgen -W "--json --runtime-dir --help" -- "$cur")) ;;
 	esac

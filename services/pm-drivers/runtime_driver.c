@@ -25,6 +25,7 @@
  * trees; without it this writes the host's real power/control files).
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,9 +157,12 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--show"))
 			show = 1;
 		else {
-			fprintf(stderr, "usage: pm-runtime-driver [--runtime-dir DIR] [--device PATH]... "
+			/* --help is a question, not a mistake: usage on stdout, 0 */
+			bool help = !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h");
+			fprintf(help ? stdout : stderr,
+				"usage: pm-runtime-driver [--runtime-dir DIR] [--device PATH]... "
 				"[--max N] [--power-table FILE] [--show]\n");
-			return 2;
+			return help ? 0 : 2;
 		}
 	}
 	if (!d.n)

@@ -142,6 +142,12 @@ int main(int argc, char **argv)
 {
 	const char *kind_name = argc > 1 ? argv[1] : "", *name = NULL, *needs = NULL, *dir = NULL,
 		   *service = NULL;
+	/* --help is a question, not a mistake: usage on stdout, 0 */
+	if (!strcmp(kind_name, "--help") || !strcmp(kind_name, "-h")) {
+		printf("usage: pm-sim-driver bus|disk|nic|input [--name NAME] [--needs ELEMENT] "
+		       "[--service SERVICE] [--runtime-dir DIR]\n");
+		return 0;
+	}
 	for (int i = 2; i < argc; i += 2) {
 		/* an option without its value was dropped silently: "disk --name"
 		 * declared "disk" */

@@ -97,7 +97,7 @@ json_lines moderation --policy dim --rate 1000 --json
 json_lines --json --version
 json_lines --version --json
 json_lines --json --help
-for c in status services resolve trace sched codex topology serve locks moderation probe; do
+for c in status services resolve trace sched codex topology serve locks moderation probe pm; do
   json_lines --json "$c" --help
 done
 json_lines --json pm sim --help
@@ -165,7 +165,7 @@ case $err in
 esac
 
 # Man pages (scdoc) built, one per program and tidl(5).
-for page in thothd.8 thothctl.1 thothc.1 tidl.5; do
+for page in thothd.8 thothctl.1 thothc.1 tidl.5 codex.8 thothlock.1; do
   grep -q '^\.SH NAME' "$BUILD/man/$page" || fail "man page $page not built"
 done
 

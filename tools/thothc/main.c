@@ -372,6 +372,15 @@ int main(int argc, char **argv)
 		printf("thothc %s (wire format 1)\n", THOTH_VERSION_STRING);
 		return 0;
 	}
+	/* `thothc CMD --help` (or -h) right after the command: the usage, as
+	 * for `thothc --help`; gen and fmt refused it as an unknown option and
+	 * lint and check took it for a file. */
+	if (argc > 2 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0) &&
+	    (strcmp(argv[1], "gen") == 0 || strcmp(argv[1], "check") == 0 ||
+	     strcmp(argv[1], "fmt") == 0 || strcmp(argv[1], "lint") == 0)) {
+		usage(stdout);
+		return 0;
+	}
 	if (strcmp(argv[1], "gen") == 0)
 		return cmd_gen(argc, argv);
 	if (strcmp(argv[1], "check") == 0)

@@ -8,7 +8,7 @@
  *   thothctl [--runtime-dir DIR] [--json] sched ...  (sched.c)
  *   thothctl [--runtime-dir DIR] [--json] pm  (pm.c)
  *   thothctl [--json] pm sim TRACE --policy P ...  (pm_sim.c; needs no thothd)
- *   thothctl [--runtime-dir DIR] [--json] locks [--pid P] [--top N]  (locks.c; needs no thothd)
+ *   thothctl [--runtime-dir DIR] [--json] locks [--pid P] [--top N] [--verbose]  (locks.c; needs no thothd)
  *   thothctl --help | --version
  *
  * The global options (--runtime-dir, --json, --help, --version) are parsed
@@ -72,7 +72,8 @@ static void usage(FILE *out)
 		"                                  a caller on each node is given\n"
 		"  serve [--pid PID]               counters of processes serving with\n"
 		"                                  thoth_serve(_per_cpu), workers folded\n"
-		"  locks [--pid P] [--top N]       lock contention per lock and call site of\n"
+		"  locks [--pid P] [--top N] [--verbose]\n"
+		"                                  lock contention per lock and call site of\n"
 		"                                  processes run with libthothlock.so\n"
 		"  pm sim TRACE --policy P [--device D | --cpu M] [--json]\n"
 		"                                  replay a trace on the PM simulator\n"
@@ -81,8 +82,11 @@ static void usage(FILE *out)
 		"                                  NIC / NVMe interrupt coalescing, or the\n"
 		"                                  profile a moderation policy picks (PM-3)\n"
 		"  probe check FILE.o              verify an eBPF object (`thothctl probe --help`)\n"
-		"  probe attach FILE.o --pid PID | list | detach ID | maps ID\n"
+		"  probe attach FILE.o (--pid PID | --service NAME) | list | detach ID | maps ID\n"
 		"                                  eBPF probes in running processes\n"
+		"  probe kernel FILE.o | run 'SCRIPT' (--pid PID | --service NAME)\n"
+		"                                  kernel programs held by thothd; the\n"
+		"                                  one-line script language\n"
 		"\n"
 		"options:\n"
 		"  --runtime-dir DIR   thothd's runtime dir (default: $THOTH_RUNTIME_DIR,\n"

@@ -59,9 +59,11 @@ static void usage(FILE *out)
 		"  --all          time every acquisition and hold (default: only contended ones)\n"
 		"  --hold-sample N  with --all: time one hold in N (1 to 65536; default 1); hold\n"
 		"                 totals become estimates, counts and waits stay exact\n"
-		"  --top N        the N locks with the most total wait\n"
-		"  --output FILE  write the report to FILE (default: stderr)\n"
+		"  -t, --top N    the N locks with the most total wait\n"
+		"  -o, --output FILE  write the report to FILE (default: stderr)\n"
 		"  --verbose      text: list locks that never waited too\n"
+		"  -h, --help     this text\n"
+		"  --version      print the version\n"
 		"\n"
 		"Contention-only mode counts a thread's acquisitions one in 64 past its first\n"
 		"4096 (marked estimated); THOTHLOCK_ACQ_SAMPLE=1 counts every one.\n");
