@@ -195,6 +195,8 @@ static int on_stats(void *self, const thoth_codex_Codex_stats_req_t *req, thoth_
 		.compactions = s->compact.compactions, .compacted_segments = s->compact.segments,
 		.compacted_records = s->compact.records, .compacted_bytes = s->compact.bytes,
 		.failure = thoth_str(s->failure),
+		.cut_files = s->compact.cut_held, .cut_bytes = s->compact.cut_held_bytes,
+		.cut_files_removed = s->compact.cut_files, .cut_bytes_removed = s->compact.cut_bytes,
 	};
 	return 0;
 }
@@ -386,6 +388,17 @@ int main(int argc, char **argv)
 	if (rep.cut_keep_errno)
 		fprintf(stderr, "codex[%d]: %llu bytes cut could not be kept aside: %s\n", (int)getpid(),
 			(unsigned long long)rep.cut_lost_bytes, strerror(rep.cut_keep_errno));
+	/* The evidence on the disk, and how long it stays (docs/CODEX.md). */
+	if (rep.cut_files)
+		fprintf(stderr, "codex[%d]: %u cut file%s (%llu bytes) held in %s (seg-*.log.cut-*): %s\n",
+			(int)getpid(), rep.cut_files, rep.cut_files == 1 ? "" : "s",
+			(unsigned long long)rep.cut_file_bytes, data_dir,
+			retain ? "counted by --retain-bytes and removed with the oldest segments"
+			       : "kept (no --retain-bytes: nothing is removed)");
+	if (rep.cut_foreign)
+		fprintf(stderr, "codex[%d]: %u entr%s in %s named like cut files but not regular files "
+			"(directory, FIFO, symlink...): left alone, not counted\n",
+			(int)getpid(), rep.cut_foreign, rep.cut_foreign == 1 ? "y" : "ies", data_dir);
 	retain_bytes = retain;
 	static worker_t ws[MAX_WORKERS];
 	int started = 0;

@@ -51,6 +51,15 @@ typedef struct stream {
 	uint64_t bytes, last_time;
 } stream_t;
 
+/* A tail recovery set aside (keep_cut): evidence, never read, counted by
+ * retention with the segments and removed oldest first (compact). */
+typedef struct cut_file {
+	uint64_t segno, off;            /* seg-SEGNO.log.cut-OFF[-N] */
+	uint32_t n;                     /* 1: no -N suffix */
+	uint64_t size;
+	char name[64];
+} cut_file_t;
+
 typedef struct seg {
 	uint64_t no, first_lsn, last_lsn;
 	int fd;
@@ -75,6 +84,8 @@ struct cx_store {
 	int *retired;                   /* fds of dropped segments, closed by cx_store_release_retired */
 	size_t nretired, retired_cap;
 	cx_compact_stats_t cstats;
+	cut_file_t *cuts;               /* oldest first: by segment, offset, suffix */
+	size_t ncuts, cuts_cap;
 };
 
 static int fail_io(const char *what, char *why, size_t why_len)
@@ -141,6 +152,96 @@ static int keep_cut(int dirfd, int fd, const char *path, uint64_t end, uint64_t 
 	if (e)
 		unlink(dst);
 	return e;
+}
+
+/* NAME is a cut file's, exactly as keep_cut writes it (lower-case hex, no
+ * leading zeros, a suffix 2..100): its segment, offset and suffix.  A name
+ * that only looks like one is not. */
+static bool cut_name_parse(const char *name, cut_file_t *c)
+{
+	unsigned long long no, off;
+	int n = 1, used = 0;
+	if (strlen(name) >= sizeof c->name ||
+	    sscanf(name, "seg-%16llx.log.cut-%16llx%n", &no, &off, &used) != 2)
+		return false;
+	if (name[used] == '-' && sscanf(name + used, "-%3d", &n) != 1)
+		return false;
+	char canon[sizeof c->name];
+	if (n == 1)
+		snprintf(canon, sizeof canon, "seg-%016llx.log.cut-%llx", no, off);
+	else
+		snprintf(canon, sizeof canon, "seg-%016llx.log.cut-%llx-%d", no, off, n);
+	if (strcmp(canon, name) || n < 1 || n > 100)
+		return false;
+	*c = (cut_file_t){ .segno = no, .off = off, .n = (uint32_t)n };
+	memcpy(c->name, canon, strlen(canon) + 1);
+	return true;
+}
+
+static int cut_cmp(const void *a, const void *b)
+{
+	const cut_file_t *x = a, *y = b;
+	if (x->segno != y->segno)
+		return x->segno < y->segno ? -1 : 1;
+	if (x->off != y->off)
+		return x->off < y->off ? -1 : 1;
+	return (x->n > y->n) - (x->n < y->n);
+}
+
+/*
+ * The cut files in the data directory, for retention.  The directory is
+ * taken as it is: an entry named like a cut file is looked at with
+ * fstatat(AT_SYMLINK_NOFOLLOW), never opened, and only a regular file is
+ * counted (and later removed); a directory, FIFO, socket, device or
+ * symlink is left alone, counted in *FOREIGN for the log -- opening a FIFO
+ * would block, following a symlink would count (and remove) a file
+ * outside the journal.
+ */
+static int cuts_scan(cx_store_t *s, uint32_t *foreign)
+{
+	*foreign = 0;
+	int fd = openat(s->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return thoth_error_io(errno, "list data dir for cut files");
+	}
+	int r = 0;
+	for (struct dirent *de; !r && (de = readdir(d));) {
+		cut_file_t c;
+		struct stat st;
+		if (!cut_name_parse(de->d_name, &c))
+			continue;
+		if (fstatat(s->dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISREG(st.st_mode)) {
+			(*foreign)++;
+			continue;
+		}
+		c.size = (uint64_t)st.st_size;
+		if (s->ncuts == s->cuts_cap) {
+			size_t cap = s->cuts_cap ? 2 * s->cuts_cap : 16;
+			cut_file_t *n = realloc(s->cuts, cap * sizeof *n);
+			if (!n) {
+				r = THOTH_E_NOMEM;
+				break;
+			}
+			s->cuts = n;
+			s->cuts_cap = cap;
+		}
+		s->cuts[s->ncuts++] = c;
+	}
+	closedir(d);
+	if (s->ncuts)
+		qsort(s->cuts, s->ncuts, sizeof *s->cuts, cut_cmp);
+	return r;
+}
+
+static uint64_t cuts_bytes(const cx_store_t *s)
+{
+	uint64_t n = 0;
+	for (size_t k = 0; k < s->ncuts; k++)
+		n += s->cuts[k].size;
+	return n;
 }
 
 static stream_t *stream_get(const cx_store_t *s, uint32_t id)
@@ -538,26 +639,69 @@ void cx_store_release_retired(cx_store_t *s)
 	s->nretired = 0;
 }
 
+/* Remove the N oldest cut files (compact chose them). */
+static void cuts_remove(cx_store_t *s, size_t n)
+{
+	for (size_t k = 0; k < n; k++) {
+		/* unlinkat never follows: if the name is no longer a regular
+		 * file (replaced since the scan), a directory fails EISDIR and
+		 * stays, anything else loses only its name.  Forgotten either
+		 * way: retention does not stick on a name it cannot remove. */
+		if (!unlinkat(s->dirfd, s->cuts[k].name, 0) || errno == ENOENT) {
+			s->cstats.cut_files++;
+			s->cstats.cut_bytes += s->cuts[k].size;
+		}
+	}
+	memmove(s->cuts, s->cuts + n, (s->ncuts - n) * sizeof *s->cuts);
+	s->ncuts -= n;
+	fsync(s->dirfd);        /* best effort: a cut file back after a crash is removed again */
+}
+
 static void compact(cx_store_t *s)
 {
-	uint64_t left = 0;
+	uint64_t left = cuts_bytes(s);
 	for (size_t k = 0; k < s->nsegs; k++)
 		left += s->segs[k].size;
-	/* The oldest segments, while what stays is still at least the
-	 * retention: sealed, synced, indexed and named durably in the
-	 * directory (so their records are on the disk and nothing in flight
-	 * refers to them). */
-	size_t k = 0;
-	while (k + 1 < s->nsegs) {
-		const seg_t *sg = &s->segs[k];
-		if (!sg->sealed || !sg->idx_done || sg->synced != sg->size || !sg->dir_synced ||
-		    left - sg->size < s->retain_bytes)
+	/*
+	 * Oldest first, segments and cut files alike, while what stays is
+	 * still at least the retention.  A cut file of segment N is older than
+	 * segment N: its bytes were written before everything the segment
+	 * holds past the cut, and so the cuts of the active segment (repeated
+	 * crashes before a roll) go too.  Segments go only from the front and
+	 * only when sealed, synced, indexed and named durably in the directory
+	 * (so their records are on the disk and nothing in flight refers to
+	 * them); one that is not yet (or the active one) stays, counted, and
+	 * the cut files after it may still go.  A cut file is never read: it
+	 * goes whenever its turn comes.
+	 */
+	size_t k = 0, c = 0;
+	bool segs_done = false;
+	for (;;) {
+		if (!segs_done && k + 1 >= s->nsegs)
+			segs_done = true;
+		if (c < s->ncuts && (segs_done || s->cuts[c].segno <= s->segs[k].no)) {
+			if (left - s->cuts[c].size < s->retain_bytes)
+				break;
+			left -= s->cuts[c++].size;
+			continue;
+		}
+		if (segs_done)
 			break;
+		const seg_t *sg = &s->segs[k];
+		if (left - sg->size < s->retain_bytes)
+			break;
+		if (!sg->sealed || !sg->idx_done || sg->synced != sg->size || !sg->dir_synced) {
+			segs_done = true;
+			continue;
+		}
 		left -= sg->size;
 		k++;
 	}
-	if (!k)
+	if (!k) {
+		if (c)
+			cuts_remove(s, c);
 		return;
+	}
 	size_t len;
 	uint8_t *b = cat_build(s, k, &len);
 	char path[4200], tmp[4200];
@@ -618,11 +762,15 @@ static void compact(cx_store_t *s)
 	s->cstats.segments += k;
 	s->cstats.bytes += bytes;
 	s->cstats.records += records;
+	if (c)
+		cuts_remove(s, c);
 }
 
 void cx_store_compact_stats(const cx_store_t *s, cx_compact_stats_t *out)
 {
 	*out = s->cstats;
+	out->cut_held = (uint32_t)s->ncuts;
+	out->cut_held_bytes = cuts_bytes(s);
 }
 
 uint64_t cx_store_bytes(const cx_store_t *s)
@@ -816,6 +964,13 @@ int cx_store_open(const cx_store_config_t *cfg, cx_store_t **out, cx_recovery_t 
 	}
 	for (size_t k = 0; k + 1 < s->nsegs; k++)
 		s->segs[k].sealed = true;
+	/* The cut files, this recovery's included, for retention to count. */
+	if ((r = cuts_scan(s, &rep->cut_foreign))) {
+		snprintf(why, why_len, "cannot list the cut files in the data dir");
+		goto fail;
+	}
+	rep->cut_files = (uint32_t)s->ncuts;
+	rep->cut_file_bytes = cuts_bytes(s);
 	if (!s->nsegs && (r = seg_create(s, first_no ? first_no : 1))) {
 		char e[200];    /* the call and errno: "system call failed" alone says nothing */
 		snprintf(why, why_len, "cannot create the first segment: %s", thoth_strerror_r(r, e, sizeof e));
@@ -862,6 +1017,7 @@ void cx_store_close(cx_store_t *s)
 		close(s->dirfd);
 	cx_store_release_retired(s);
 	free(s->retired);
+	free(s->cuts);
 	free(s->segs);
 	free(s->streams);
 	free(s->buf);

@@ -40,6 +40,14 @@ typedef struct cx_recovery {
 	uint32_t removed;               /* empty or headerless last segments removed */
 	uint32_t compacted;             /* segments a crash left behind a committed catalog, removed */
 	uint64_t base_lsn;              /* the log starts here (1 until a compaction) */
+	/* Cut files (SEG.log.cut-OFFSET) on the disk after recovery, this
+	 * one's included: counted by retention, removed oldest first. */
+	uint32_t cut_files;
+	uint64_t cut_file_bytes;
+	/* Entries named like cut files that are not regular files (a
+	 * directory, FIFO, symlink...): never opened or followed, not
+	 * counted, left alone. */
+	uint32_t cut_foreign;
 } cx_recovery_t;
 
 typedef struct cx_iov {
@@ -70,6 +78,9 @@ typedef struct cx_stream_info {
 typedef struct cx_compact_stats {
 	uint64_t compactions;           /* catalogs committed */
 	uint64_t segments, bytes, records;   /* dropped by them */
+	uint64_t cut_files, cut_bytes;  /* cut files removed by retention */
+	uint32_t cut_held;              /* cut files on the disk now (regular files only) */
+	uint64_t cut_held_bytes;
 } cx_compact_stats_t;
 
 /* Crash-test points (tests/codex/test_codex_crash.c): when set, called at
@@ -124,7 +135,7 @@ void cx_store_synced(cx_store_t *s, const cx_dirty_t *d, size_t n, bool dir);
  * holds a copied fd). */
 void cx_store_release_retired(cx_store_t *s);
 void cx_store_compact_stats(const cx_store_t *s, cx_compact_stats_t *out);
-/* Bytes in segment files now. */
+/* Bytes in segment files now (cut files not included: cx_store_compact_stats). */
 uint64_t cx_store_bytes(const cx_store_t *s);
 
 /* Where record SEQ of STREAM is (THOTH_E_NOT_FOUND past the end or

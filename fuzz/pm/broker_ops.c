@@ -222,7 +222,8 @@ static void op_lease(model_t *m)
 	thoth_pm_lease_kind_t kind = (x & 0x40) ? THOTH_PM_LEASE_OPPORTUNISTIC : THOTH_PM_LEASE_ASSERTIVE;
 	uint32_t qos = (x & 0x80) ? (uint32_t)take(m) * 10 : 0;
 	uint64_t id;
-	if (thoth_pm_broker_lease(m->b, holder, e, level, kind, qos, m->now, &id))
+	/* Holders in three groups (thothd: uids), held to the shares. */
+	if (thoth_pm_broker_lease_in(m->b, holder, 1 + holder % 3, e, level, kind, qos, m->now, &id))
 		return;
 	if (m->n_leases == MAX_LEASES) {
 		thoth_pm_broker_drop(m->b, holder, id, m->now);
@@ -379,7 +380,8 @@ int pm_ops_run(const uint8_t *data, size_t len, pm_ops_stats_t *stats, char *why
 		.transition = on_transition, .lease_status = on_lease_status,
 		.request_ready = on_ready, .request_failed = on_failed, .idle = on_idle, .arg = m,
 	};
-	thoth_pm_broker_limits_t lim = { .max_elements = 32, .max_leases = 512, .max_requests = 512 };
+	thoth_pm_broker_limits_t lim = { .max_elements = 32, .max_leases = 512, .max_requests = 512,
+					 .fair_share = true, .max_group_leases = 384 };
 	if (thoth_pm_broker_new(&ops, &lim, m->now, &m->b)) {
 		free(m);
 		snprintf(why, cap, "broker_new failed");

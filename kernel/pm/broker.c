@@ -85,6 +85,7 @@ typedef struct elem {
 
 typedef struct lease {
 	uint64_t id, holder;
+	uint64_t group;                 /* the holder's group (0: none) */
 	elem_t *e;
 	uint32_t level, qos_us;
 	thoth_pm_lease_kind_t kind;
@@ -100,6 +101,20 @@ typedef struct request {
 	uint32_t level;
 	bool ready;
 } request_t;
+
+/* Leases per holder and per holder group (for the fair share): open
+ * addressing by key, an entry removed when it reaches 0, so a table holds
+ * one entry per holder (group) of leases. */
+typedef struct key_count {
+	uint64_t key;                   /* 0: empty (0 is never a holder or group) */
+	uint32_t n;
+} key_count_t;
+
+typedef struct count_table {
+	key_count_t *e;
+	uint32_t cap;                   /* a power of 2, > 2 x n; 0 before the first */
+	uint32_t n;
+} count_table_t;
 
 typedef struct holder_name {
 	uint64_t holder;
@@ -118,6 +133,8 @@ struct thoth_pm_broker {
 	uint32_t *by_id;                /* open addressing: lease index + 1, 0 empty */
 	uint32_t by_id_cap;             /* a power of 2, > 2 x n_leases; 0 before the first */
 	uint32_t new_lease;             /* added since the last report (NONE: none) */
+	count_table_t per_holder;       /* leases per holder */
+	count_table_t per_group;        /* leases per holder group (thothd: per uid) */
 	uint32_t qos_min, qos_min_n;    /* the tightest bound and how many leases have it */
 	uint64_t qos_scans;             /* qos_rescan calls (thoth_pm_broker_qos_scans) */
 	request_t *reqs;                /* FIFO: submission order */
@@ -214,6 +231,8 @@ void thoth_pm_broker_free(thoth_pm_broker_t *b)
 	free(b->order);
 	free(b->leases);
 	free(b->by_id);
+	free(b->per_holder.e);
+	free(b->per_group.e);
 	free(b->reqs);
 	free(b->names);
 	free(b);
@@ -799,6 +818,77 @@ static int reserve_by_id(thoth_pm_broker_t *b)
 	return 0;
 }
 
+static uint32_t count_slot(const count_table_t *t, uint64_t key)
+{
+	uint32_t m = t->cap - 1, s = (uint32_t)((key * 0x9E3779B97F4A7C15ull) >> 32) & m;
+	while (t->e[s].key && t->e[s].key != key)
+		s = (s + 1) & m;
+	return s;
+}
+
+static uint32_t count_of(const count_table_t *t, uint64_t key)
+{
+	return t->cap && key ? t->e[count_slot(t, key)].n : 0;
+}
+
+uint32_t thoth_pm_broker_holder_lease_count(const thoth_pm_broker_t *b, uint64_t holder)
+{
+	return count_of(&b->per_holder, holder);
+}
+
+uint32_t thoth_pm_broker_group_lease_count(const thoth_pm_broker_t *b, uint64_t group)
+{
+	return count_of(&b->per_group, group);
+}
+
+/* Room for one more key in T (before anything changes). */
+static int count_reserve(count_table_t *t)
+{
+	if (2 * ((uint64_t)t->n + 1) < t->cap)
+		return 0;
+	uint32_t cap = t->cap ? t->cap * 2 : 64, old_cap = t->cap;
+	key_count_t *e = calloc(cap, sizeof *e), *old = t->e;
+	if (!e)
+		return THOTH_E_NOMEM;
+	t->e = e;
+	t->cap = cap;
+	for (uint32_t i = 0; i < old_cap; i++)
+		if (old[i].key)
+			e[count_slot(t, old[i].key)] = old[i];
+	free(old);
+	return 0;
+}
+
+/* KEY's count up or down by one (room reserved; 0 is never counted). */
+static void count_add(count_table_t *t, uint64_t key, int delta)
+{
+	if (!key)
+		return;
+	uint32_t m = t->cap - 1, s = count_slot(t, key);
+	key_count_t *h = &t->e[s];
+	if (delta > 0) {
+		if (!h->key) {
+			h->key = key;
+			t->n++;
+		}
+		h->n++;
+		return;
+	}
+	if (!h->key || --h->n)
+		return;
+	/* Its last lease: backward-shift deletion, as set_by_id. */
+	t->n--;
+	uint32_t hole = s;
+	for (uint32_t j = (s + 1) & m; t->e[j].key; j = (j + 1) & m) {
+		uint32_t home = (uint32_t)((t->e[j].key * 0x9E3779B97F4A7C15ull) >> 32) & m;
+		if (((j - home) & m) >= ((j - hole) & m)) {
+			t->e[hole] = t->e[j];
+			hole = j;
+		}
+	}
+	t->e[hole] = (key_count_t){ 0 };
+}
+
 static void qos_rescan(thoth_pm_broker_t *b)
 {
 	b->qos_scans++;
@@ -841,6 +931,8 @@ static void add_lease(thoth_pm_broker_t *b, const lease_t *l)
 	}
 	if (keeps(n))
 		count_keeper(e, n->holder, 1);
+	count_add(&b->per_holder, n->holder, 1);
+	count_add(&b->per_group, n->group, 1);
 	set_by_id(b, n->id, i + 1);
 	b->new_lease = i;
 }
@@ -874,6 +966,8 @@ static bool unlink_lease(thoth_pm_broker_t *b, uint32_t i)
 	}
 	if (keeps(l))
 		count_keeper(e, l->holder, -1);
+	count_add(&b->per_holder, l->holder, -1);
+	count_add(&b->per_group, l->group, -1);
 	set_by_id(b, l->id, 0);
 	if (b->new_lease == i)
 		b->new_lease = NONE;
@@ -1080,6 +1174,24 @@ static int live_elem(thoth_pm_broker_t *b, uint32_t element, uint32_t level, ele
 int thoth_pm_broker_lease(thoth_pm_broker_t *b, uint64_t holder, uint32_t element, uint32_t level,
 			  thoth_pm_lease_kind_t kind, uint32_t qos_us, uint64_t now_ns, uint64_t *lease)
 {
+	return thoth_pm_broker_lease_in(b, holder, 0, element, level, kind, qos_us, now_ns, lease);
+}
+
+/* The fair share (broker.h): HOLDER holds HELD and may not take one more
+ * when that is not fewer than remain free.  0, or THOTH_E_LIMIT. */
+static int share_check(thoth_pm_broker_t *b, uint32_t held)
+{
+	uint32_t free_now = b->lim.max_leases - b->n_leases;
+	if (held < free_now)
+		return 0;
+	return refuse(b, THOTH_E_LIMIT, "leases: fair share reached: this holder holds %u, no fewer than remain "
+		      "free (%u of the limit of %u)", held, free_now, b->lim.max_leases);
+}
+
+int thoth_pm_broker_lease_in(thoth_pm_broker_t *b, uint64_t holder, uint64_t group, uint32_t element,
+			     uint32_t level, thoth_pm_lease_kind_t kind, uint32_t qos_us, uint64_t now_ns,
+			     uint64_t *lease)
+{
 	b->refusal[0] = 0;
 	if (!holder)
 		return refuse(b, THOTH_E_INVAL, "holder: 0 is not a holder");
@@ -1094,11 +1206,22 @@ int thoth_pm_broker_lease(thoth_pm_broker_t *b, uint64_t holder, uint32_t elemen
 		return r;
 	if (b->n_leases >= b->lim.max_leases)
 		return refuse(b, THOTH_E_LIMIT, "leases: the broker's limit of %u is reached", b->lim.max_leases);
-	if (grow((void **)&b->leases, &b->cap_leases, b->n_leases, sizeof *b->leases) || reserve_by_id(b))
+	/* The fair share: one holder never takes the last free leases from
+	 * the others, however many it asks for; nor one group more than its
+	 * cap (broker.h). */
+	if (b->lim.fair_share && (r = share_check(b, count_of(&b->per_holder, holder))))
+		return r;
+	uint32_t in_group = count_of(&b->per_group, group);
+	if (group && b->lim.max_group_leases && in_group >= b->lim.max_group_leases)
+		return refuse(b, THOTH_E_LIMIT, "leases: %s %llu holds %u, its limit (of %u in all)",
+			      b->lim.group_word ? b->lim.group_word : "group", (unsigned long long)(group - 1),
+			      in_group, b->lim.max_leases);
+	if (grow((void **)&b->leases, &b->cap_leases, b->n_leases, sizeof *b->leases) || reserve_by_id(b) ||
+	    count_reserve(&b->per_holder) || count_reserve(&b->per_group))
 		return THOTH_E_NOMEM;
 	thoth_pm_broker_account(b, now_ns);
 	lease_t l = {
-		.id = b->next_id++, .holder = holder, .e = e, .level = level, .qos_us = qos_us,
+		.id = b->next_id++, .holder = holder, .group = group, .e = e, .level = level, .qos_us = qos_us,
 		.kind = kind, .status = THOTH_PM_LEASE_PENDING, .granted_ns = now_ns,
 	};
 	add_lease(b, &l);
@@ -1360,6 +1483,40 @@ static int check_lease_index(const thoth_pm_broker_t *b, char *why, size_t cap)
 		if (l->qos_us && (!qmin || l->qos_us <= qmin)) {
 			qn = l->qos_us == qmin ? qn + 1 : 1;
 			qmin = l->qos_us;
+		}
+	}
+	/* Leases per holder and group: every lease counted, the counts adding
+	 * up to all leases, each found where it lives (one pass each). */
+	const count_table_t *tables[2] = { &b->per_holder, &b->per_group };
+	for (int t = 0; t < 2; t++) {
+		uint32_t keys = 0;
+		uint64_t counted = 0, want = 0;
+		for (uint32_t i = 0; i < tables[t]->cap; i++) {
+			const key_count_t *h = &tables[t]->e[i];
+			if (!h->key)
+				continue;
+			keys++;
+			counted += h->n;
+			if (!h->n || count_slot(tables[t], h->key) != i) {
+				snprintf(why, cap, "%s %llu's count (%u) is misplaced", t ? "group" : "holder",
+					 (unsigned long long)h->key, h->n);
+				return THOTH_E_CORRUPT;
+			}
+		}
+		for (uint32_t i = 0; i < b->n_leases; i++) {
+			uint64_t key = t ? b->leases[i].group : b->leases[i].holder;
+			want += key != 0;
+			if (key && !count_of(tables[t], key)) {
+				snprintf(why, cap, "lease %llu's %s is not counted", (unsigned long long)b->leases[i].id,
+					 t ? "group" : "holder");
+				return THOTH_E_CORRUPT;
+			}
+		}
+		if (keys != tables[t]->n || counted != want) {
+			snprintf(why, cap, "%u %ss of %llu leases counted, %u listed, %llu leases", keys,
+				 t ? "group" : "holder", (unsigned long long)counted, tables[t]->n,
+				 (unsigned long long)want);
+			return THOTH_E_CORRUPT;
 		}
 	}
 	if (qmin != b->qos_min || qn != b->qos_min_n) {

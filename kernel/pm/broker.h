@@ -72,6 +72,17 @@ typedef struct thoth_pm_broker_ops {
 typedef struct thoth_pm_broker_limits {
 	uint32_t max_elements;          /* 0: 256 */
 	uint32_t max_leases;            /* 0: 65536 */
+	/* A holder may take a lease only while it holds fewer than remain free
+	 * (max_leases minus all leases held): one holder gets at most half,
+	 * the next at most half of the rest...  Refused THOTH_E_LIMIT naming
+	 * the share (docs/PM.md, "What thothd refuses"). */
+	bool fair_share;
+	/* The leases of one group of holders together (thoth_pm_broker_lease_in;
+	 * thothd: a uid's connections), refused THOTH_E_LIMIT past it (0: no
+	 * limit).  The share alone lets holders that come one after another
+	 * fill the broker (a 15th takes the last one). */
+	uint32_t max_group_leases;
+	const char *group_word;         /* names a group in refusals ("uid"; NULL: "group") */
 	uint32_t max_requests;          /* queued or in service (0: 65536) */
 } thoth_pm_broker_limits_t;
 
@@ -103,6 +114,12 @@ int thoth_pm_broker_find(const thoth_pm_broker_t *b, const char *name, uint32_t 
  */
 int thoth_pm_broker_lease(thoth_pm_broker_t *b, uint64_t holder, uint32_t element, uint32_t level,
 			  thoth_pm_lease_kind_t kind, uint32_t qos_us, uint64_t now_ns, uint64_t *lease);
+/* The same for HOLDER in GROUP (0: none), whose leases together are held
+ * to max_group_leases.  A refusal names the group as GROUP - 1 (thothd
+ * passes uid + 1: uid 0 is a group). */
+int thoth_pm_broker_lease_in(thoth_pm_broker_t *b, uint64_t holder, uint64_t group, uint32_t element,
+			     uint32_t level, thoth_pm_lease_kind_t kind, uint32_t qos_us, uint64_t now_ns,
+			     uint64_t *lease);
 /* THOTH_E_NOT_FOUND, or THOTH_E_PERM when HOLDER does not hold it. */
 int thoth_pm_broker_drop(thoth_pm_broker_t *b, uint64_t holder, uint64_t lease, uint64_t now_ns);
 /* HOLDER is gone: its leases end, its requests are withdrawn. */
@@ -180,6 +197,9 @@ uint32_t thoth_pm_broker_element_count(const thoth_pm_broker_t *b);
 int thoth_pm_broker_element_at(const thoth_pm_broker_t *b, uint32_t index, thoth_pm_element_info_t *info);
 int thoth_pm_broker_element_info(const thoth_pm_broker_t *b, uint32_t element, thoth_pm_element_info_t *info);
 uint32_t thoth_pm_broker_lease_count(const thoth_pm_broker_t *b);
+/* Leases HOLDER (GROUP) holds now (a hash lookup: no scan). */
+uint32_t thoth_pm_broker_holder_lease_count(const thoth_pm_broker_t *b, uint64_t holder);
+uint32_t thoth_pm_broker_group_lease_count(const thoth_pm_broker_t *b, uint64_t group);
 int thoth_pm_broker_lease_at(const thoth_pm_broker_t *b, uint32_t index, thoth_pm_lease_info_t *info);
 uint32_t thoth_pm_broker_keeper_count(const thoth_pm_broker_t *b);
 int thoth_pm_broker_keeper_at(const thoth_pm_broker_t *b, uint32_t index, thoth_pm_keeper_info_t *info);

@@ -40,6 +40,9 @@
 #include "thoth/trace.h"
 #include "timerpage.h"
 
+#define PM_MAX_LEASES 16384             /* in all (thothd_pm_new says why) */
+#define PM_MAX_LEASES_PER_UID (PM_MAX_LEASES / 4 * 3)   /* a uid's connections together */
+
 typedef struct pm_request {
 	uint64_t id;
 	uint64_t requester;             /* 0: the requester is gone (the answer is dropped) */
@@ -74,7 +77,7 @@ typedef struct pm_engine_slot {
 typedef struct pm_svc_qos {
 	uint64_t id;
 	uint64_t client;                /* the holder's connection (and broker holder id) */
-	uint32_t holder_pid;
+	uint32_t holder_pid, uid;       /* uid: its leases count in that uid's share */
 	uint32_t qos_us;
 	uint64_t granted_ns;
 	char service[129];
@@ -118,6 +121,8 @@ struct thothd_pm {
 	uint64_t next_svc_id;
 	bool svc_dirty;                 /* instances or elements changed: reconcile */
 	bool svc_leasing;               /* inside svc_reconcile: no lease_status pushes */
+	uint64_t share_refusals;        /* lease calls refused for the connection's fair share */
+	uint64_t share_warned;          /* the connection last logged for it (once per run) */
 };
 
 static thothd_client_t *client_by_id(thothd_t *d, uint64_t id)
@@ -458,8 +463,20 @@ int thothd_pm_new(thothd_t *d, thothd_pm_t **out)
 	 * state() an 8.4 MB answer nobody could be given.  16,384 leases are
 	 * ~2.2 MB; with 256 elements of 16 levels (~0.4 MB), their 64 keeper
 	 * rows each (~2.8 MB) and the service bounds (~0.3 MB) the longest
-	 * answer stays near 6 MB. */
-	const thoth_pm_broker_limits_t limits = { .max_leases = 16384 };
+	 * answer stays near 6 MB.
+	 *
+	 * Within that, a connection holds at most as many leases as remain
+	 * free (the broker's fair share): one connection alone stops at 8,192
+	 * and the next finds half of the rest.  A fixed per-connection cap
+	 * would be beaten by opening more connections (a uid may hold 768);
+	 * the share alone by connections opened one after another (the 15th
+	 * takes the last lease), so a uid's connections together hold at most
+	 * 3/4 (12,288), as a uid holds at most 3/4 of the connections, and
+	 * other uids always find 4,096 (docs/PM.md, "What thothd refuses"). */
+	const thoth_pm_broker_limits_t limits = {
+		.max_leases = PM_MAX_LEASES, .fair_share = true, .max_group_leases = PM_MAX_LEASES_PER_UID,
+		.group_word = "uid",
+	};
 	int r = thoth_pm_broker_new(&ops, &limits, thothd_now(d), &pm->broker);
 	if (!r)
 		r = thoth_pm_qos_open(&pm->qos);
@@ -707,8 +724,8 @@ static void svc_reconcile(thothd_pm_t *pm, pm_svc_qos_t *q)
 		/* Opportunistic at level 0: it asserts nothing, so the element
 		 * stays free for the engine, whose choice the bound's floor
 		 * limits ("the deepest state whose exit latency fits"). */
-		int r = thoth_pm_broker_lease(pm->broker, q->client, info.id, 0, THOTH_PM_LEASE_OPPORTUNISTIC,
-					      q->qos_us, now, &lease);
+		int r = thoth_pm_broker_lease_in(pm->broker, q->client, (uint64_t)q->uid + 1, info.id, 0,
+						 THOTH_PM_LEASE_OPPORTUNISTIC, q->qos_us, now, &lease);
 		if (r) {
 			thothd_warn("pm: service_qos %llu (%s): cannot lease %s: %s",
 				    (unsigned long long)q->id, q->service, info.decl->name,
@@ -981,10 +998,24 @@ static int on_lease(void *self, const thoth_pm_PowerBroker_lease_req_t *req,
 	if (r)
 		return r;
 	name_holder(pm, call->client);
-	r = thoth_pm_broker_lease(pm->broker, call->client->id, id, req->level,
-				  req->kind == THOTH_PM_LEASE_KIND_OPPORTUNISTIC ? THOTH_PM_LEASE_OPPORTUNISTIC
-										 : THOTH_PM_LEASE_ASSERTIVE,
-				  req->qos_us, thothd_now(call->d), &resp->lease);
+	/* Held to the fair share as a connection and with its uid's other
+	 * connections (uid + 1: the broker's group 0 is none, uid 0 is root). */
+	r = thoth_pm_broker_lease_in(pm->broker, call->client->id, (uint64_t)call->client->uid + 1, id,
+				     req->level,
+				     req->kind == THOTH_PM_LEASE_KIND_OPPORTUNISTIC ? THOTH_PM_LEASE_OPPORTUNISTIC
+										    : THOTH_PM_LEASE_ASSERTIVE,
+				     req->qos_us, thothd_now(call->d), &resp->lease);
+	if (r == THOTH_E_LIMIT && thoth_pm_broker_lease_count(pm->broker) < PM_MAX_LEASES) {
+		/* A share, not the total: counted for state(), logged once
+		 * per run of refusals to that connection (a greedy client asks
+		 * again and again). */
+		pm->share_refusals++;
+		if (pm->share_warned != call->client->id)
+			thothd_warn("pm: client %llu (pid %u, uid %u): %s: further leases refused",
+				    (unsigned long long)call->client->id, call->client->pid, call->client->uid,
+				    thoth_pm_broker_refusal(pm->broker));
+		pm->share_warned = call->client->id;
+	}
 	if (r)
 		return map_error(call, r);
 	THOTH_TRACE(PM, pm_lease_grant, resp->lease, (uint64_t)id << 32 | req->level);
@@ -1139,6 +1170,7 @@ static int on_service_qos(void *self, const thoth_pm_PowerBroker_service_qos_req
 	pm_svc_qos_t *q = &pm->svc[pm->n_svc++];
 	*q = (pm_svc_qos_t){
 		.id = ++pm->next_svc_id, .client = call->client->id, .holder_pid = call->client->pid,
+		.uid = call->client->uid,
 		.qos_us = req->qos_us, .granted_ns = thothd_now(call->d),
 	};
 	memcpy(q->service, req->service.ptr, req->service.len);
@@ -1288,6 +1320,8 @@ static int on_state(void *self, const thoth_pm_PowerBroker_state_req_t *req,
 	resp->services.count = pm->n_svc;
 	resp->qos_us = lease_bound_us(pm);
 	resp->now_ns = now;
+	resp->lease_limit = PM_MAX_LEASES;
+	resp->share_refusals = pm->share_refusals;
 	update_qos(pm);                 /* what is held as of now */
 	resp->cpu = (thoth_pm_CpuQos_t){
 		.request_us = pm->cpu_req.request_us, .lease_us = resp->qos_us,

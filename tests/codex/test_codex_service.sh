@@ -6,7 +6,7 @@
 # costs nothing else; the disk's power element at its active level (another
 # client's assertive lease, through the PM broker) flushes deferred data;
 # retention (--retain-bytes) bounds the log and keeps every newer record,
-# across a restart.
+# across a restart; a cut tail is shown and removed by retention.
 set -u
 THOTHD=$1 THOTHCTL=$2 CODEX=$3 DRIVER=$4 PROBE=$5
 export THOTH_RUNTIME_DIR
@@ -198,3 +198,27 @@ grep -q "record 2 does not read back intact" "$THOTH_RUNTIME_DIR/dmg.err" &&
 [ "$(echo dmg-four | "$THOTHCTL" codex append dmg)" = 4 ] || fail "append after a damaged read"
 grep -q "record 2 does not read back intact" "$THOTH_RUNTIME_DIR/codex.log" || fail "codex did not log the damaged record"
 echo "ok: a record damaged on the disk: the ones before it read, it is named, the journal runs on"
+
+# a restart cuts the log at the damaged record: the tail is copied aside to
+# a cut file, which codex's log and `thothctl codex stats` show and which
+# retention counts and removes once enough newer data follows (cut files
+# were never removed: a crash loop grew the disk without bound).  An entry
+# named like a cut file that is not a regular file -- a FIFO, which would
+# block codex's start if opened -- is left alone and said so.
+mkfifo "$DATA/seg-0000000000000001.log.cut-99" || fail "mkfifo"
+kill $CODEX_PID; wait $CODEX_PID 2>/dev/null
+start_codex --segment-bytes 4096 --retain-bytes 16384
+grep -q "cut files\{0,1\} ([0-9]* bytes) held in .*counted by --retain-bytes" "$THOTH_RUNTIME_DIR/codex.log" ||
+	fail "codex's log does not show the cut files: $(grep cut "$THOTH_RUNTIME_DIR/codex.log")"
+grep -q "1 entry in .* named like cut files but not regular files" "$THOTH_RUNTIME_DIR/codex.log" ||
+	fail "codex's log does not name the FIFO: $(grep cut "$THOTH_RUNTIME_DIR/codex.log")"
+st=$("$THOTHCTL" codex stats --json)
+[ "$(json '.cut_files >= 1 and .cut_bytes > 0' <<<"$st")" = true ] || fail "stats do not show the cut files: $st"
+"$THOTHCTL" codex stats | grep -q "cut files (seg-\*.log.cut-\*, tails set aside by recovery): [1-9]" ||
+	fail "thothctl codex stats does not show the cut files: $("$THOTHCTL" codex stats)"
+seq 1 599 | sed 's/^/after-the-cut-number-/' | "$THOTHCTL" codex append bulk --deferred >/dev/null || fail "append after the cut"
+echo after-the-cut-600 | "$THOTHCTL" codex append bulk --sync >/dev/null || fail "append --sync after the cut"
+wait_for "retention to remove the cut files" sh -c "'$THOTHCTL' codex stats --json | jq -e '.cut_files == 0 and .cut_files_removed >= 1'"
+ls "$DATA"/seg-*.log.cut-* 2>/dev/null | grep -v 'cut-99$' && fail "cut files left: $(ls "$DATA")"
+[ -p "$DATA/seg-0000000000000001.log.cut-99" ] || fail "the FIFO named like a cut file was touched"
+echo "ok: the cut tail is shown (log, stats) and removed by retention; a FIFO named like one is left alone"

@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <errno.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -579,6 +581,220 @@ static void test_a_damaged_record_is_corrupt_and_a_failed_read_is_io(void **stat
 	cx_store_close(s);
 }
 
+/* ---- cut files and retention ------------------------------------------------ */
+
+/* The last segment file in the data dir, into PATH. */
+static void last_segment(char *path, size_t cap)
+{
+	DIR *d = opendir(dir);
+	assert_non_null(d);
+	unsigned long long best = 0, no;
+	int used;
+	for (struct dirent *de; (de = readdir(d));)
+		if (sscanf(de->d_name, "seg-%16llx.log%n", &no, &used) == 1 && de->d_name[used] == 0 && no > best)
+			best = no;
+	closedir(d);
+	assert_true(best > 0);
+	snprintf(path, cap, "%s/seg-%016llx.log", dir, best);
+}
+
+/* Cut files in the data dir (regular files named as keep_cut names them),
+ * sorted by name (= by segment, for one offset width); their bytes. */
+static int list_cuts(char names[][64], int cap, uint64_t *bytes)
+{
+	DIR *d = opendir(dir);
+	assert_non_null(d);
+	int n = 0;
+	*bytes = 0;
+	for (struct dirent *de; (de = readdir(d));) {
+		struct stat st;
+		if (!strstr(de->d_name, ".log.cut-") || fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) ||
+		    !S_ISREG(st.st_mode))
+			continue;
+		assert_true(n < cap);
+		assert_true(strlen(de->d_name) < 64);
+		memcpy(names[n++], de->d_name, strlen(de->d_name) + 1);
+		*bytes += (uint64_t)st.st_size;
+	}
+	closedir(d);
+	qsort(names, (size_t)n, 64, (int (*)(const void *, const void *))strcmp);
+	return n;
+}
+
+/* A crash with a torn tail of LEN bytes at the end of the last segment. */
+static void tear_tail(size_t len)
+{
+	char path[300];
+	last_segment(path, sizeof path);
+	int fd = open(path, O_WRONLY | O_APPEND);
+	assert_true(fd >= 0);
+	uint8_t junk[4096];
+	memset(junk, 0xab, sizeof junk);
+	assert_true(len <= sizeof junk);
+	assert_int_equal(write(fd, junk, len), (ssize_t)len);
+	close(fd);
+}
+
+/* Repeated crashes each leave a tail set aside (SEG.log.cut-OFFSET).  They
+ * were never removed and not counted by retention, so a crash loop grew
+ * the disk without bound; now they count with the segments and go oldest
+ * first (a cut file before its own segment), and the newest stay. */
+static void test_retention_counts_cut_files_and_removes_the_oldest_first(void **state)
+{
+	(void)state;
+	enum { SEG = 4096, RETAIN = 3 * 4096, CRASHES = 24, TORN = 1500 };
+	int err;
+	char why[300];
+	uint64_t next = 1;
+	static char made[CRASHES][64];
+	for (int crash = 0; crash < CRASHES; crash++) {
+		cx_recovery_t rep;
+		cx_store_t *s = open_retain(SEG, RETAIN, &rep, &err, why);
+		if (err)
+			fail_msg("open: %s", why);
+		if (crash) {
+			assert_int_equal(rep.cut_kept_bytes, TORN);
+			assert_true(rep.cut_files >= 1);
+		}
+		uint32_t a;
+		if (cx_store_stream_find(s, "a", 1, &a))
+			assert_int_equal(cx_store_stream_create(s, "a", 1, 0, 1, &a), 0);
+		append_n(s, a, next, 15);
+		next += 15;
+		epoch(s);
+		cx_store_close(s);
+		tear_tail(TORN);
+		/* the name recovery will give it: the last segment, cut at its size now - TORN */
+		char path[300];
+		last_segment(path, sizeof path);
+		snprintf(made[crash], 64, "%s.cut-%llx", strrchr(path, '/') + 1,
+			 (unsigned long long)(file_size(path) - TORN));
+	}
+	cx_recovery_t rep;
+	cx_store_t *s = open_retain(SEG, RETAIN, &rep, &err, why);
+	assert_int_equal(err, 0);
+	assert_int_equal(rep.cut_foreign, 0);
+	uint32_t a;
+	assert_int_equal(cx_store_stream_find(s, "a", 1, &a), 0);
+	append_n(s, a, next, 15);
+	epoch(s);
+	cx_compact_stats_t cs;
+	cx_store_compact_stats(s, &cs);
+	char left[CRASHES][64];
+	uint64_t cut_bytes;
+	int n = list_cuts(left, CRASHES, &cut_bytes);
+	print_message("%d crashes: %d cut files left (%llu bytes), %llu removed; %llu bytes in segments\n", CRASHES,
+		      n, (unsigned long long)cut_bytes, (unsigned long long)cs.cut_files,
+		      (unsigned long long)cx_store_bytes(s));
+	/* Bounded: segments and cut files together, as for segments alone. */
+	assert_true(cx_store_bytes(s) + cut_bytes >= RETAIN);
+	assert_true(cx_store_bytes(s) + cut_bytes < RETAIN + SEG + TORN);
+	assert_true(n >= 1 && n < CRASHES);
+	assert_int_equal(cs.cut_held, n);
+	assert_int_equal(cs.cut_held_bytes, cut_bytes);
+	assert_int_equal(cut_bytes, (uint64_t)n * TORN);
+	/* Oldest first: what is left is the newest crashes' evidence. */
+	for (int i = 0; i < CRASHES; i++) {
+		char path[400];
+		snprintf(path, sizeof path, "%s/%s", dir, made[i]);
+		if ((access(path, F_OK) == 0) != (i >= CRASHES - n))
+			fail_msg("crash %d's cut file %s is %s", i, made[i], i >= CRASHES - n ? "gone" : "still there");
+	}
+	/* Every record newer than the dropped segments is intact. */
+	check_range(s, a, cx_store_first_seq(s, a), next + 14);
+	cx_store_close(s);
+
+	/* Without retention nothing is removed: the evidence stays. */
+	s = open_retain(SEG, 0, &rep, &err, why);
+	assert_int_equal(err, 0);
+	assert_int_equal(rep.cut_files, n);
+	append_n(s, a, next + 15, 200);
+	epoch(s);
+	cx_store_compact_stats(s, &cs);
+	assert_int_equal(cs.cut_files, 0);
+	assert_int_equal(cs.cut_held, n);
+	cx_store_close(s);
+}
+
+/* Entries named like cut files that are not regular files: a directory, a
+ * FIFO (opening it would block), symlinks (to a file outside the journal,
+ * and dangling), and a name that only looks like one.  Recovery and
+ * retention never open, follow or count them, and leave them be; the one
+ * real cut file is counted and removed. */
+static void test_entries_named_like_cut_files_are_taken_by_kind(void **state)
+{
+	(void)state;
+	enum { SEG = 4096, RETAIN = 2 * 4096 };
+	char p[400], outside[300];
+	snprintf(outside, sizeof outside, "%s.outside", dir);
+	int fd = open(outside, O_CREAT | O_WRONLY | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	static uint8_t big[256 << 10];
+	assert_int_equal(write(fd, big, sizeof big), (ssize_t)sizeof big);
+	close(fd);
+	snprintf(p, sizeof p, "%s/seg-0000000000000001.log.cut-10", dir);
+	assert_int_equal(mkdir(p, 0700), 0);
+	snprintf(p, sizeof p, "%s/seg-0000000000000001.log.cut-10/inside", dir);
+	fd = open(p, O_CREAT | O_WRONLY, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	snprintf(p, sizeof p, "%s/seg-0000000000000001.log.cut-20", dir);
+	assert_int_equal(mkfifo(p, 0600), 0);
+	snprintf(p, sizeof p, "%s/seg-0000000000000001.log.cut-30", dir);
+	assert_int_equal(symlink(outside, p), 0);
+	snprintf(p, sizeof p, "%s/seg-0000000000000001.log.cut-40", dir);
+	assert_int_equal(symlink("/nonexistent/codex", p), 0);
+	snprintf(p, sizeof p, "%s/seg-0000000000000001.log.cut-0050", dir);     /* not keep_cut's */
+	fd = open(p, O_CREAT | O_WRONLY, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, big, 3000), 3000);
+	close(fd);
+	snprintf(p, sizeof p, "%s/seg-0000000000000001.log.cut-60", dir);     /* a real one */
+	fd = open(p, O_CREAT | O_WRONLY, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, big, 3000), 3000);
+	close(fd);
+
+	cx_recovery_t rep;
+	int err;
+	char why[300];
+	cx_store_t *s = open_retain(SEG, RETAIN, &rep, &err, why);
+	if (err)
+		fail_msg("open: %s", why);
+	assert_int_equal(rep.cut_foreign, 4);
+	assert_int_equal(rep.cut_files, 1);
+	assert_int_equal(rep.cut_file_bytes, 3000);
+	uint32_t a;
+	assert_int_equal(cx_store_stream_create(s, "a", 1, 0, 1, &a), 0);
+	for (uint64_t i = 1; i <= 300; i += 10) {
+		append_n(s, a, i, 10);
+		epoch(s);
+	}
+	cx_compact_stats_t cs;
+	cx_store_compact_stats(s, &cs);
+	assert_int_equal(cs.cut_files, 1);
+	assert_int_equal(cs.cut_held, 0);
+	cx_store_close(s);
+	struct stat st;
+	snprintf(p, sizeof p, "%s/seg-0000000000000001.log.cut-60", dir);
+	assert_int_equal(lstat(p, &st), -1);                    /* removed */
+	snprintf(p, sizeof p, "%s/seg-0000000000000001.log.cut-10/inside", dir);
+	assert_int_equal(lstat(p, &st), 0);
+	snprintf(p, sizeof p, "%s/seg-0000000000000001.log.cut-20", dir);
+	assert_int_equal(lstat(p, &st), 0);
+	assert_true(S_ISFIFO(st.st_mode));
+	snprintf(p, sizeof p, "%s/seg-0000000000000001.log.cut-30", dir);
+	assert_int_equal(lstat(p, &st), 0);
+	assert_true(S_ISLNK(st.st_mode));
+	snprintf(p, sizeof p, "%s/seg-0000000000000001.log.cut-40", dir);
+	assert_int_equal(lstat(p, &st), 0);
+	snprintf(p, sizeof p, "%s/seg-0000000000000001.log.cut-0050", dir);
+	assert_int_equal(lstat(p, &st), 0);
+	assert_int_equal(stat(outside, &st), 0);
+	assert_int_equal(st.st_size, (off_t)sizeof big);        /* the file outside: untouched */
+	unlink(outside);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -599,6 +815,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_retention_drops_old_segments_and_keeps_every_newer_record, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_a_crash_at_any_step_of_a_compaction_recovers_whole, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_retention_counts_cut_files_and_removes_the_oldest_first, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_entries_named_like_cut_files_are_taken_by_kind, setup,
 						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -577,6 +577,130 @@ static void test_idle_is_reported_when_nothing_holds_an_element(void **state)
 	thoth_pm_broker_free(b);
 }
 
+/* One holder may not take every lease (docs/PM.md, "What thothd refuses"):
+ * with the fair share it holds at most as many as remain free, so a greedy
+ * holder stops at half, a second one still gets leases, then a third, and
+ * when the greedy one goes its count goes with it. */
+static void test_fair_share_leaves_leases_for_other_holders(void **state)
+{
+	rec_t r;
+	memset(&r, 0, sizeof r);
+	thoth_pm_broker_ops_t ops = { on_tr, on_status, on_ready, on_failed, on_idle, &r };
+	thoth_pm_broker_limits_t lim = { .max_leases = 64, .fair_share = true };
+	thoth_pm_broker_t *b;
+	assert_int_equal(thoth_pm_broker_new(&ops, &lim, 0, &b), 0);
+	thoth_pm_element_decl_t bus = bus_decl();
+	uint32_t bus_id;
+	assert_int_equal(thoth_pm_broker_declare(b, 1, &bus, 1, 0, &bus_id), 0);
+	uint64_t id;
+	uint32_t n = 0;
+	int rc;
+	while ((rc = thoth_pm_broker_lease(b, 9, bus_id, 0, THOTH_PM_LEASE_OPPORTUNISTIC, 0, 1, &id)) == 0)
+		n++;
+	assert_int_equal(rc, THOTH_E_LIMIT);
+	assert_int_equal(n, 32);
+	assert_int_equal(thoth_pm_broker_holder_lease_count(b, 9), 32);
+	const char *why = thoth_pm_broker_refusal(b);
+	if (!strstr(why, "fair share") || !strstr(why, "holds 32") || !strstr(why, "limit of 64"))
+		fail_msg("refusal \"%s\" does not name the share and the limit", why);
+	/* Another holder: while it holds fewer than remain free. */
+	uint32_t m = 0;
+	while (thoth_pm_broker_lease(b, 10, bus_id, 0, THOTH_PM_LEASE_OPPORTUNISTIC, 0, 1, &id) == 0)
+		m++;
+	assert_int_equal(m, 16);
+	assert_int_equal(thoth_pm_broker_lease(b, 11, bus_id, 0, THOTH_PM_LEASE_OPPORTUNISTIC, 0, 1, &id), 0);
+	char buf[256];
+	assert_int_equal(thoth_pm_broker_check(b, buf, sizeof buf), 0);
+	/* Dropping one makes room for its holder again. */
+	assert_int_equal(thoth_pm_broker_drop(b, 11, id, 2), 0);
+	assert_int_equal(thoth_pm_broker_holder_lease_count(b, 11), 0);
+	thoth_pm_broker_holder_gone(b, 9, 3);
+	assert_int_equal(thoth_pm_broker_holder_lease_count(b, 9), 0);
+	assert_int_equal(thoth_pm_broker_holder_lease_count(b, 10), 16);
+	assert_int_equal(thoth_pm_broker_lease_count(b), 16);
+	assert_int_equal(thoth_pm_broker_check(b, buf, sizeof buf), 0);
+	assert_int_equal(thoth_pm_broker_lease(b, 9, bus_id, 0, THOTH_PM_LEASE_OPPORTUNISTIC, 0, 4, &id), 0);
+	/* Without the share (the broker's default) one holder takes them all. */
+	thoth_pm_broker_free(b);
+	lim.fair_share = false;
+	assert_int_equal(thoth_pm_broker_new(&ops, &lim, 0, &b), 0);
+	assert_int_equal(thoth_pm_broker_declare(b, 1, &bus, 1, 0, &bus_id), 0);
+	for (n = 0; thoth_pm_broker_lease(b, 9, bus_id, 0, THOTH_PM_LEASE_OPPORTUNISTIC, 0, 1, &id) == 0;)
+		n++;
+	assert_int_equal(n, 64);
+	assert_int_equal(thoth_pm_broker_check(b, buf, sizeof buf), 0);
+	thoth_pm_broker_free(b);
+}
+
+/* Holders of one group (thothd: the connections of one uid) are held to
+ * the group's cap together: connections of one uid opened one after
+ * another, each taking all its share allows, filled the broker (the 7th
+ * took the last one at 64); now the uid stops at its cap, another group
+ * still gets leases, and the count goes with the holders. */
+static void test_a_group_of_holders_is_held_to_its_cap_together(void **state)
+{
+	rec_t r;
+	memset(&r, 0, sizeof r);
+	thoth_pm_broker_ops_t ops = { on_tr, on_status, on_ready, on_failed, on_idle, &r };
+	thoth_pm_broker_limits_t lim = { .max_leases = 64, .fair_share = true, .max_group_leases = 48,
+					 .group_word = "uid" };
+	thoth_pm_broker_t *b;
+	assert_int_equal(thoth_pm_broker_new(&ops, &lim, 0, &b), 0);
+	thoth_pm_element_decl_t bus = bus_decl();
+	uint32_t bus_id;
+	assert_int_equal(thoth_pm_broker_declare(b, 1, &bus, 1, 0, &bus_id), 0);
+	uint64_t id;
+	uint32_t total = 0;
+	for (uint64_t h = 100; h < 120; h++)    /* 20 holders of uid 1000, one after another */
+		while (thoth_pm_broker_lease_in(b, h, 1001, bus_id, 0, THOTH_PM_LEASE_OPPORTUNISTIC, 0, 1, &id) == 0)
+			total++;
+	assert_int_equal(total, 48);            /* 32 + 16: the second holder's share meets the cap */
+	assert_int_equal(thoth_pm_broker_group_lease_count(b, 1001), 48);
+	assert_int_equal(thoth_pm_broker_holder_lease_count(b, 102), 0);
+	const char *why = thoth_pm_broker_refusal(b);
+	if (!strstr(why, "uid 1000 holds 48, its limit") || !strstr(why, "64"))
+		fail_msg("refusal \"%s\" does not name the uid and the limit", why);
+	/* Another uid (root: group 1) still gets leases, its own share of the rest. */
+	uint32_t other = 0;
+	while (thoth_pm_broker_lease_in(b, 200, 1, bus_id, 0, THOTH_PM_LEASE_OPPORTUNISTIC, 0, 1, &id) == 0)
+		other++;
+	assert_int_equal(other, 8);
+	char buf[256];
+	if (thoth_pm_broker_check(b, buf, sizeof buf))
+		fail_msg("%s", buf);
+	for (uint64_t h = 100; h < 120; h++)
+		thoth_pm_broker_holder_gone(b, h, 2);
+	assert_int_equal(thoth_pm_broker_group_lease_count(b, 1001), 0);
+	assert_int_equal(thoth_pm_broker_group_lease_count(b, 1), 8);
+	assert_int_equal(thoth_pm_broker_check(b, buf, sizeof buf), 0);
+	thoth_pm_broker_free(b);
+}
+
+/* Many holders coming and going: the per-holder counts stay exact through
+ * the hash's growth and backward-shift deletions. */
+static void test_holder_counts_survive_growth_and_removal(void **state)
+{
+	rec_t r;
+	thoth_pm_broker_t *b = new_broker(&r);
+	thoth_pm_element_decl_t bus = bus_decl();
+	uint32_t bus_id;
+	assert_int_equal(thoth_pm_broker_declare(b, 1, &bus, 1, 0, &bus_id), 0);
+	uint64_t id;
+	for (uint64_t h = 100; h < 400; h++)
+		for (uint64_t k = 0; k < h % 5 + 1; k++)
+			assert_int_equal(thoth_pm_broker_lease(b, h, bus_id, 0, THOTH_PM_LEASE_OPPORTUNISTIC, 0, 1, &id),
+					 0);
+	char why[256];
+	assert_int_equal(thoth_pm_broker_check(b, why, sizeof why), 0);
+	for (uint64_t h = 100; h < 400; h += 3)
+		thoth_pm_broker_holder_gone(b, h, 2);
+	if (thoth_pm_broker_check(b, why, sizeof why))
+		fail_msg("%s", why);
+	for (uint64_t h = 100; h < 400; h++)
+		assert_int_equal(thoth_pm_broker_holder_lease_count(b, h), (h - 100) % 3 ? h % 5 + 1 : 0);
+	thoth_pm_broker_free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -598,6 +722,9 @@ int main(void)
 		cmocka_unit_test(test_a_keeper_that_leaves_makes_room_for_a_waiting_holder),
 		cmocka_unit_test(test_idle_is_reported_when_nothing_holds_an_element),
 		cmocka_unit_test(test_a_holders_leases_go_with_one_bound_scan),
+		cmocka_unit_test(test_fair_share_leaves_leases_for_other_holders),
+		cmocka_unit_test(test_holder_counts_survive_growth_and_removal),
+		cmocka_unit_test(test_a_group_of_holders_is_held_to_its_cap_together),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

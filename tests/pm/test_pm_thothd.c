@@ -524,6 +524,70 @@ static void test_unknown_dependency_and_lease_kinds_are_refused_naming_the_field
 	harness_teardown(&h);
 }
 
+/* A greedy client in its own process: leases ELEMENT at level 0 until
+ * thothd refuses, tells the count and the refusal on a pipe, waits to die
+ * (with the test process at the latest). */
+static pid_t greedy_child(harness_t *h, const char *element, uint32_t *taken, char *why, size_t why_cap)
+{
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(p[0]);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		client_t c;
+		if (thoth_control_connect(&c.ctl, h->dir, 2000))
+			_exit(1);
+		uint32_t n = 0;
+		uint64_t id;
+		int r;
+		while (n < 70000 && !(r = lease(&c, element, 0, THOTH_PM_LEASE_KIND_OPPORTUNISTIC, 0, &id, NULL)))
+			n++;
+		char msg[400];
+		int len = snprintf(msg, sizeof msg, "%u %d %u %s", n, r, c.ctl.client.remote_code,
+				   c.ctl.client.remote_message);
+		if (write(p[1], msg, (size_t)len) != len)
+			_exit(1);
+		close(p[1]);
+		for (;;)
+			pause();
+	}
+	close(p[1]);
+	char msg[400];
+	ssize_t got, len = 0;
+	while ((got = read(p[0], msg + len, sizeof msg - 1 - (size_t)len)) > 0)
+		len += got;
+	close(p[0]);
+	msg[len > 0 ? len : 0] = 0;
+	int r = 0, used = 0;
+	unsigned code = 0;
+	if (sscanf(msg, "%u %d %u %n", taken, &r, &code, &used) != 3)
+		fail_msg("the greedy client said \"%s\"", msg);
+	assert_int_equal(r, THOTH_E_REMOTE);
+	assert_int_equal(code, THOTH_PM_ERR_TOO_MANY);
+	snprintf(why, why_cap, "%s", msg + used);
+	return pid;
+}
+
+/* How many leases state() lists (into an arena that holds 16,384 of them:
+ * snapshot()'s is for a handful); -1 when state() fails. */
+static int lease_total(client_t *c)
+{
+	static uint64_t big[(8u << 20) / sizeof(uint64_t)];
+	thoth_arena_t arena;
+	thoth_arena_init(&arena, big, sizeof big);
+	thoth_pm_PowerBroker_state_req_t req = { 0 };
+	thoth_pm_PowerBroker_state_resp_t resp;
+	return thoth_pm_PowerBroker_state(&c->ctl.client, &req, &resp, &arena) ? -1 : (int)resp.leases.count;
+}
+
+static bool leases_are(void *arg)
+{
+	wait_arg_t *w = arg;
+	return lease_total(w->c) == w->leases;
+}
+
 /* state() lists every lease, and thothd drops a client whose unsent
  * answers pass 8 MiB: 65,536 leases (the broker's default limit) on an
  * element with a 63-character name made a 8.4 MB answer, so one client
@@ -533,9 +597,8 @@ static void test_unknown_dependency_and_lease_kinds_are_refused_naming_the_field
 static void test_state_stays_readable_at_the_most_leases_thothd_takes(void **state)
 {
 	harness_t h;
-	client_t c, x;
+	client_t c, x[3];
 	start(&h, &c, NO_DRIVERS, NULL);
-	client_connect(&h, &x);
 	static const char name[] = "a.name.of.sixty.three.characters.the.longest.an.element.may.hav";
 	assert_int_equal(strlen(name), 63);
 	thoth_pm_Level_t lv[2] = {
@@ -549,14 +612,27 @@ static void test_state_stays_readable_at_the_most_leases_thothd_takes(void **sta
 	thoth_arena_t arena;
 	thoth_arena_init(&arena, small, sizeof small);
 	assert_int_equal(thoth_pm_PowerBroker_declare(&c.ctl.client, &dreq, &dresp, &arena), 0);
-	/* Opportunistic leases at level 0: bookkeeping only, nothing moves. */
+	/* Opportunistic leases at level 0: bookkeeping only, nothing moves.
+	 * A connection holds at most as many as remain free (its share) and a
+	 * uid's connections 12,288 together: this uid's first connection takes
+	 * 8,192, the second 4,096, a third none.  (Other uids could take the
+	 * last 4,096: the answer for 16,384 is the arithmetic above.) */
 	uint32_t n = 0;
 	int r = 0;
 	uint64_t id;
-	while (n < 70000 && !(r = lease(&x, name, 0, THOTH_PM_LEASE_KIND_OPPORTUNISTIC, 0, &id, NULL)))
-		n++;
-	assert_int_equal(r, THOTH_E_REMOTE);
-	assert_int_equal(x.ctl.client.remote_code, THOTH_PM_ERR_TOO_MANY);
+	for (int k = 0; k < 3; k++) {
+		client_connect(&h, &x[k]);
+		uint32_t mine = 0;
+		while (mine < 70000 && !(r = lease(&x[k], name, 0, THOTH_PM_LEASE_KIND_OPPORTUNISTIC, 0, &id, NULL)))
+			mine++;
+		assert_int_equal(r, THOTH_E_REMOTE);
+		assert_int_equal(x[k].ctl.client.remote_code, THOTH_PM_ERR_TOO_MANY);
+		assert_int_equal(mine, k < 2 ? 8192u >> k : 0);
+		n += mine;
+	}
+	if (!strstr(x[2].ctl.client.remote_message, "holds 12288, its limit"))
+		fail_msg("this uid's third connection was refused \"%s\"", x[2].ctl.client.remote_message);
+	assert_int_equal(n, 12288);
 	/* Every lease is listed, to anyone who asks. */
 	size_t cap = 16u << 20;
 	void *big = malloc(cap);
@@ -579,6 +655,96 @@ static void test_state_stays_readable_at_the_most_leases_thothd_takes(void **sta
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
 		fail_msg("thothctl --json pm with %u leases: %s", n, out);
 	assert_int_equal(strtoul(out, NULL, 10), n);
+	for (int k = 0; k < 3; k++)
+		thoth_control_close(&x[k].ctl);
+	thoth_control_close(&c.ctl);
+	harness_teardown(&h);
+}
+
+/* One connection may not take every lease thothd holds (16,384): it holds
+ * at most as many as remain free, so a greedy client in its own process
+ * stops at 8,192 with TooMany naming its share, another client still gets
+ * leases, a third connection of the same uid stops at the uid's 12,288,
+ * thothctl pm shows who holds what, and kill -9 of the greedy one ends all
+ * of its leases.  Before the shares the greedy client took all 16,384 and every
+ * other lease was refused. */
+static void test_a_greedy_connection_stops_at_its_share_and_others_still_get_leases(void **state)
+{
+	harness_t h;
+	client_t c, x, y;
+	start(&h, &c, NO_DRIVERS, NULL);
+	thoth_pm_Level_t lv[2] = {
+		{ .name = thoth_str("OFF"), .power_mw = 0, .entry_latency_us = 1, .exit_latency_us = 1 },
+		{ .name = thoth_str("ON"), .power_mw = 1 },
+	};
+	thoth_pm_Element_t el = { .name = thoth_str("pool"), .levels = { lv, 2 } };
+	thoth_pm_PowerBroker_declare_req_t dreq = { .elements = { &el, 1 } };
+	thoth_pm_PowerBroker_declare_resp_t dresp;
+	uint64_t small[64];
+	thoth_arena_t arena;
+	thoth_arena_init(&arena, small, sizeof small);
+	assert_int_equal(thoth_pm_PowerBroker_declare(&c.ctl.client, &dreq, &dresp, &arena), 0);
+	uint32_t taken = 0;
+	char why[400];
+	pid_t greedy = greedy_child(&h, "pool", &taken, why, sizeof why);
+	print_message("greedy pid %d: %u leases, then: %s\n", (int)greedy, taken, why);
+	assert_int_equal(taken, 8192);
+	if (!strstr(why, "fair share") || !strstr(why, "holds 8192") || !strstr(why, "limit of 16384"))
+		fail_msg("the refusal \"%s\" does not name the share and the limit", why);
+	/* Another client still gets leases. */
+	client_connect(&h, &x);
+	uint64_t id;
+	for (int i = 0; i < 1000; i++)
+		assert_int_equal(lease(&x, "pool", 0, THOTH_PM_LEASE_KIND_OPPORTUNISTIC, 0, &id, NULL), 0);
+	/* A third connection of the same uid stops at the uid's 12,288, which
+	 * leaves 4,096 for other uids (test_pm_broker: another group still
+	 * gets its share; a client of another uid cannot connect here: the
+	 * library talks only to a thothd of its own uid). */
+	client_connect(&h, &y);
+	uint32_t mine = 0;
+	int r;
+	while (!(r = lease(&y, "pool", 0, THOTH_PM_LEASE_KIND_OPPORTUNISTIC, 0, &id, NULL)))
+		mine++;
+	assert_int_equal(r, THOTH_E_REMOTE);
+	assert_int_equal(y.ctl.client.remote_code, THOTH_PM_ERR_TOO_MANY);
+	assert_int_equal(mine, 12288 - 9192);
+	char uid_needle[64];
+	snprintf(uid_needle, sizeof uid_needle, "uid %u holds 12288, its limit (of 16384", (unsigned)geteuid());
+	if (!strstr(y.ctl.client.remote_message, uid_needle))
+		fail_msg("the refusal \"%s\" does not name the uid's limit", y.ctl.client.remote_message);
+	/* thothd says so: state() counts the refusals, thothctl pm names the holders. */
+	size_t cap = 8u << 20;
+	void *big = malloc(cap);
+	assert_non_null(big);
+	thoth_arena_init(&arena, big, cap);
+	thoth_pm_PowerBroker_state_req_t sreq = { 0 };
+	thoth_pm_PowerBroker_state_resp_t st;
+	assert_int_equal(thoth_pm_PowerBroker_state(&c.ctl.client, &sreq, &st, &arena), 0);
+	assert_int_equal(st.leases.count, 12288);
+	assert_int_equal(st.lease_limit, 16384);
+	assert_true(st.share_refusals >= 2);
+	free(big);
+	static char out[1 << 22];
+	int status;
+	const char *text[] = { THOTHCTL_PATH, "--runtime-dir", h.dir, "pm", NULL };
+	assert_int_equal(harness_run(&h, text, out, sizeof out, &status), 0);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	char needle[64];
+	snprintf(needle, sizeof needle, "pid %d holds 8192\n", (int)greedy);
+	if (!strstr(out, "leases: 12288 held of 16384 (4096 free") || !strstr(out, needle))
+		fail_msg("thothctl pm does not show the holders: %.600s", out);
+	assert_true(harness_file_contains(h.log, "fair share reached"));
+	/* kill -9 of the greedy one: every one of its leases ends. */
+	kill(greedy, SIGKILL);
+	waitpid(greedy, NULL, 0);
+	wait_arg_t w = { &c, -1, 0, 12288 - 8192 };
+	if (!harness_wait_until(leases_are, &w, THOTH_TEST_DEADLINE_MS(10000)))
+		fail_msg("after kill -9 of the greedy client %d leases are left, not %d", lease_total(&c),
+			 12288 - 8192);
+	/* ...and its share is free again for the others. */
+	for (int i = 0; i < 2000; i++)
+		assert_int_equal(lease(&x, "pool", 0, THOTH_PM_LEASE_KIND_OPPORTUNISTIC, 0, &id, NULL), 0);
+	thoth_control_close(&y.ctl);
 	thoth_control_close(&x.ctl);
 	thoth_control_close(&c.ctl);
 	harness_teardown(&h);
@@ -1287,6 +1453,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_served_from_another_connection_is_refused_and_the_driver_answers),
 		cmocka_unit_test(test_unknown_dependency_and_lease_kinds_are_refused_naming_the_field),
 		cmocka_unit_test(test_state_stays_readable_at_the_most_leases_thothd_takes),
+		cmocka_unit_test(test_a_greedy_connection_stops_at_its_share_and_others_still_get_leases),
 		cmocka_unit_test(test_driver_restarted_while_its_dead_element_is_held_comes_back),
 		cmocka_unit_test(test_declaration_of_64_elements_of_16_levels_is_accepted),
 		cmocka_unit_test(test_holder_whose_name_is_not_utf8_leaves_state_readable),

@@ -154,6 +154,9 @@ static int cmd_stats(thoth_chan_t *ch, const thothctl_opts_t *opts)
 		       (unsigned long long)s->segment_bytes, (unsigned long long)s->retain_bytes,
 		       (unsigned long long)s->compactions, (unsigned long long)s->compacted_segments,
 		       (unsigned long long)s->compacted_records, (unsigned long long)s->compacted_bytes);
+		printf(",\"cut_files\":%u,\"cut_bytes\":%llu,\"cut_files_removed\":%llu,\"cut_bytes_removed\":%llu",
+		       s->cut_files, (unsigned long long)s->cut_bytes, (unsigned long long)s->cut_files_removed,
+		       (unsigned long long)s->cut_bytes_removed);
 		printf(",\"recent\":[");
 		for (uint32_t k = 0; k < s->recent.count; k++) {
 			const thoth_codex_Epoch_t *e = &s->recent.items[k];
@@ -203,6 +206,12 @@ static int cmd_stats(thoth_chan_t *ch, const thothctl_opts_t *opts)
 		       (unsigned long long)s->compacted_records, (unsigned long long)s->compacted_bytes);
 	else
 		printf("retention: keep everything (%llu bytes in segments)\n", (unsigned long long)s->segment_bytes);
+	/* Tails recovery set aside: evidence, counted by retention (codex 1.3). */
+	if (s->cut_files || s->cut_files_removed)
+		printf("cut files (seg-*.log.cut-*, tails set aside by recovery): %u held, %llu bytes; "
+		       "%llu removed by retention (%llu bytes)\n",
+		       s->cut_files, (unsigned long long)s->cut_bytes, (unsigned long long)s->cut_files_removed,
+		       (unsigned long long)s->cut_bytes_removed);
 	printf("disk power element: %s%.*s\n",
 	       s->pm_leased ? (s->pm_awake ? "opportunistic lease satisfied (awake)" : "opportunistic lease pending (asleep)")
 			    : "no lease: ",

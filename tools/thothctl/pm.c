@@ -5,8 +5,9 @@
  * engine's (pm_sim.c); main.c sends `pm sim` there, and so does this file
  * for `pm --json sim`.
  *
- * --json prints one object: {"now_ns", "qos_us", "cpu_qos", "services": [...],
- * "elements": [...]}; "services" lists the latency bounds clients attached
+ * --json prints one object: {"now_ns", "qos_us", "cpu_qos", "lease_limit",
+ * "share_refusals", "lease_holders": [{"pid", "leases"}, ...] (most first),
+ * "services": [...], "elements": [...]}; "services" lists the latency bounds clients attached
  * to a resolve (service_qos: service, qos_us, holder_pid, elements); each element has "levels", "current_level",
  * "leases" and "residency_ns" (one entry per level).  Energy figures are
  * modelled (declared power x residency) and named so.
@@ -50,6 +51,47 @@ static const char *kind_name(thoth_pm_LeaseKind_t k)
 static bool same(thoth_str_t a, thoth_str_t b)
 {
 	return a.len == b.len && !memcmp(a.ptr, b.ptr, a.len);
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Leases per holder pid, most first, into ROWS (pid, count); how many.
+ * N_LEASES pids sorted once, then counted in runs: no quadratic scan of
+ * 16,384 leases. */
+typedef struct pid_count { uint32_t pid, n; } pid_count_t;
+
+static int cmp_count(const void *a, const void *b)
+{
+	const pid_count_t *x = a, *y = b;
+	return x->n != y->n ? (x->n < y->n ? 1 : -1) : (x->pid > y->pid) - (x->pid < y->pid);
+}
+
+static uint32_t leases_by_pid(const thoth_pm_PowerBroker_state_resp_t *st, pid_count_t **rows)
+{
+	uint32_t n = st->leases.count, k = 0;
+	uint32_t *pids = malloc((n ? n : 1) * sizeof *pids);
+	*rows = malloc((n ? n : 1) * sizeof **rows);
+	if (!pids || !*rows) {
+		free(pids);
+		free(*rows);
+		*rows = NULL;
+		return 0;
+	}
+	for (uint32_t i = 0; i < n; i++)
+		pids[i] = st->leases.items[i].holder_pid;
+	qsort(pids, n, sizeof *pids, cmp_u32);
+	for (uint32_t i = 0; i < n; i++) {
+		if (!k || (*rows)[k - 1].pid != pids[i])
+			(*rows)[k++] = (pid_count_t){ pids[i], 0 };
+		(*rows)[k - 1].n++;
+	}
+	free(pids);
+	qsort(*rows, k, sizeof **rows, cmp_count);
+	return k;
 }
 
 static void print_cpu_json(const thoth_pm_CpuQos_t *c)
@@ -96,6 +138,14 @@ static void print_json(const thoth_pm_PowerBroker_state_resp_t *st)
 	printf("{\"now_ns\":%llu,\"qos_us\":%u,\"energy_is\":\"modelled\",",
 	       (unsigned long long)st->now_ns, st->qos_us);
 	print_cpu_json(&st->cpu);
+	printf("\"lease_limit\":%u,\"share_refusals\":%llu,\"lease_holders\":[", st->lease_limit,
+	       (unsigned long long)st->share_refusals);
+	pid_count_t *rows;
+	uint32_t nh = leases_by_pid(st, &rows);
+	for (uint32_t i = 0; i < nh; i++)
+		printf("%s{\"pid\":%u,\"leases\":%u}", i ? "," : "", rows[i].pid, rows[i].n);
+	free(rows);
+	printf("],");
 	printf("\"services\":[");
 	for (uint32_t i = 0; i < st->services.count; i++) {
 		const thoth_pm_ServiceQos_t *q = &st->services.items[i];
@@ -162,9 +212,31 @@ static void print_json(const thoth_pm_PowerBroker_state_resp_t *st)
 	printf("]}\n");
 }
 
+/* How many leases are held against thothd's limit, who holds them, and
+ * how often a connection was refused for its fair share (pm.tidl 1.3; an
+ * older thothd sends no limit: 0). */
+static void print_lease_summary_text(const thoth_pm_PowerBroker_state_resp_t *st)
+{
+	if (!st->leases.count && !st->share_refusals)
+		return;
+	printf("leases: %u held", st->leases.count);
+	if (st->lease_limit)
+		printf(" of %u (%u free; a connection holds at most as many as remain free)", st->lease_limit,
+		       st->lease_limit > st->leases.count ? st->lease_limit - st->leases.count : 0);
+	printf(", %llu refused for a connection's or a uid's share\n", (unsigned long long)st->share_refusals);
+	pid_count_t *rows;
+	uint32_t k = leases_by_pid(st, &rows);
+	for (uint32_t i = 0; i < k && i < 8; i++)
+		printf("  pid %u holds %u\n", rows[i].pid, rows[i].n);
+	if (k > 8)
+		printf("  ... and %u more holders\n", k - 8);
+	free(rows);
+}
+
 static void print_text(const thoth_pm_PowerBroker_state_resp_t *st)
 {
 	print_cpu_text(&st->cpu);
+	print_lease_summary_text(st);
 	for (uint32_t i = 0; i < st->services.count; i++) {
 		const thoth_pm_ServiceQos_t *q = &st->services.items[i];
 		printf("service %.*s: answer within %u us, asked by pid %u (resolve); elements:",
