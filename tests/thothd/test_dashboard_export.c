@@ -266,7 +266,7 @@ static double worker_copy_ms(const char *log, uint64_t *events)
  * its worker is under a quarter of what the worker then spends copying
  * the same events out (thothd logs that).  On the code before, the copy
  * was made on the loop thread under the tracer's mutex: the loop thread
- * spent 4.5 ms here (default build, load 15; now 0.14-0.17 ms) and
+ * spent 4.9-5.5 ms here (default build, load 2-15; now 0.11-0.20 ms) and
  * thothd logged no worker copy: the test fails there.
  */
 static void test_a_full_windows_export_takes_the_loop_thread_a_view_only(void **state)
