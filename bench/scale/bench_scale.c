@@ -59,12 +59,19 @@
  *      loop thread's CPU per scrape, the scrape's round trip (a small
  *      collection's latency: /metrics waits for the drain), and another
  *      connection's resolves meanwhile (p99, longest) in a second pass.
+ *  13. window exports beside the dashboard: a full window (the 65,536
+ *      events kept) exported again and again from /trace.json while
+ *      another connection resolves back to back: its longest and median
+ *      round trip during the exports and in 300 quiet ms before, the
+ *      loop thread's CPU per export (resolver paused), the export's round
+ *      trip; a fresh thothd per run (THOTH_BENCH_THOTHD=<thothd before>
+ *      for the code before: run the section with each, alternating).
  *
  *   bench_scale [--quick] [--section N]... [--threads N] [--clients N] [--trace-procs N]
  *               [--trace-burst N]  (section 7: N events per 10 ms per traced process)
  *               [--live-rate N]    (section 9: records a second, in bursts every 10 ms)
  *               [--cold-reports]   (section 9: a profiled process appears every 1.3 s)
- *      (N = 1..12 above; default all; --threads: lookups and counters at
+ *      (N = 1..13 above; default all; --threads: lookups and counters at
  *      1, 2, 4.. up to N threads even above the CPU count (oversubscribed);
  *      --clients: thothd resolves with 1, 2, 4.. up to N client processes)
  *   bench_scale --instr N      N calls of each lookup kind, for callgrind
@@ -2594,6 +2601,113 @@ static void bench_inline_limit(int reps)
 	}
 }
 
+/* ---- 13. window exports beside the dashboard ---- */
+
+enum { WX_BURST = 70000, WX_EXPORTS = 8 };
+
+typedef struct wx_result {
+	double res_max_ms, res_p50_us, quiet_max_ms, loop_ms, rt_ms;
+} wx_result_t;
+
+static double wx_export(int port)
+{
+	uint64_t t = now_ns();
+	char path[128];
+	snprintf(path, sizeof path, "/trace.json?from_ns=%llu&to_ns=%llu",
+		 (unsigned long long)(t - 60000000000ull), (unsigned long long)(t + 50000000000ull));
+	size_t len = 0;
+	char *a = live_http_get(port, path, &len);
+	if (!a || !strstr(a, " 200 ") || len < (10u << 20))
+		die("window export", THOTH_E_IO);
+	free(a);
+	return (double)(now_ns() - t) / 1e6;
+}
+
+static int cmp_u64_wx(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void wx_run(wx_result_t *out)
+{
+	harness_t h;
+	thoth_control_t svc, ctl;
+	int port = cs_thothd(&h, false, "THOTHD_LIVE_HOLD_MS", "120000", &svc, &ctl);
+	live_traced_t busy;
+	if (port <= 0 || live_traced_spawn(&h, 1 << 18, &busy))
+		die("set-up", THOTH_E_IO);
+	cs_attached(&ctl, 3);
+	cs_resolver_t r;
+	pthread_t th;
+	cs_resolver_start(&r, &h, &th);
+	int page = cs_page_quiet(port, &r, &out->quiet_max_ms);
+	cs_burst(&busy, WX_BURST);
+	sw_counted(port, busy.pid, WX_BURST);   /* the kept ring: full */
+	cs_tick(page);
+
+	/* The loop thread's CPU per export, nobody else to serve. */
+	sw_pause(&r, true);
+	double cpu0 = cs_loop_cpu_ms(h.thothd);
+	for (int i = 0; i < 3; i++)
+		wx_export(port);
+	out->loop_ms = (cs_loop_cpu_ms(h.thothd) - cpu0) / 3;
+	sw_pause(&r, false);
+
+	/* Exports back to back; the resolver's round trips meanwhile. */
+	double rts[WX_EXPORTS];
+	size_t n0 = r.n;
+	uint64_t t0 = now_ns();
+	for (int i = 0; i < WX_EXPORTS; i++)
+		rts[i] = wx_export(port);
+	uint64_t t1 = now_ns();
+	usleep(20000);
+	out->res_max_ms = cs_max_ms(&r, t0, t1);
+	size_t n1 = r.n, m = 0;
+	uint64_t *lat = malloc((n1 - n0 + 1) * sizeof *lat);
+	for (size_t i = n0; lat && i < n1; i++)
+		if (r.t0[i] >= t0 && r.t0[i] < t1)
+			lat[m++] = r.lat[i];
+	qsort(lat, m, sizeof *lat, cmp_u64_wx);
+	out->res_p50_us = m ? (double)lat[m / 2] / 1e3 : 0;
+	free(lat);
+	out->rt_ms = median(rts, WX_EXPORTS);
+	cs_resolver_stop(&r, th);
+	close(page);
+	live_traced_close(&busy);
+	thoth_control_close(&ctl);
+	thoth_control_close(&svc);
+	harness_teardown(&h);
+}
+
+static void bench_window_exports(int reps)
+{
+	const char *which = getenv("THOTH_BENCH_THOTHD");
+	printf("\n13. window exports beside the dashboard (a page on /events, the 65,536 kept events of a\n"
+	       "   %d-record burst): %d full-window exports from /trace.json back to back while another\n"
+	       "   connection resolves: its longest and median resolve during them, its longest in 300\n"
+	       "   quiet ms before; the loop thread's CPU per export (3, resolver paused; sending the\n"
+	       "   ~22 MB answer included) and the export's round trip; a fresh thothd per run, median\n"
+	       "   of %d; thothd: %s\n", WX_BURST, WX_EXPORTS, reps, which ? which : "this build's");
+	wx_result_t res[9];
+	for (int k = 0; k < reps; k++)
+		wx_run(&res[k]);
+	double c[5][9];
+	for (int k = 0; k < reps; k++) {
+		c[0][k] = res[k].res_max_ms;
+		c[1][k] = res[k].res_p50_us;
+		c[2][k] = res[k].quiet_max_ms;
+		c[3][k] = res[k].loop_ms;
+		c[4][k] = res[k].rt_ms;
+		printf("   run %d: resolve longest %.2f ms, median %.1f us, quiet longest %.2f ms; loop CPU "
+		       "%.2f ms an export; export %.1f ms\n", k + 1, c[0][k], c[1][k], c[2][k], c[3][k],
+		       c[4][k]);
+	}
+	printf("   median: resolve longest %.2f ms, median %.1f us, quiet longest %.2f ms; loop CPU %.2f ms "
+	       "an export; export %.1f ms\n", median(c[0], reps), median(c[1], reps), median(c[2], reps),
+	       median(c[3], reps), median(c[4], reps));
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 2 && !strcmp(argv[1], "--instr")) {
@@ -2609,8 +2723,8 @@ int main(int argc, char **argv)
 			quick = true;
 		} else if (!strcmp(argv[i], "--section") && i + 1 < argc) {
 			int n = atoi(argv[++i]);
-			if (n < 1 || n > 12) {
-				fprintf(stderr, "bench_scale: --section takes 1..12\n");
+			if (n < 1 || n > 13) {
+				fprintf(stderr, "bench_scale: --section takes 1..13\n");
 				return 2;
 			}
 			only |= 1u << (n - 1);
@@ -2646,7 +2760,7 @@ int main(int argc, char **argv)
 		}
 	}
 	if (!only)
-		only = 0xfff;
+		only = 0x1fff;
 	if (quick)
 		run_s = 0.2;
 	signal(SIGPIPE, SIG_IGN);
@@ -2689,5 +2803,7 @@ int main(int argc, char **argv)
 		bench_stop_beside_dashboard(reps);
 	if (only & 2048)
 		bench_inline_limit(reps);
+	if (only & 4096)
+		bench_window_exports(reps);
 	return 0;
 }

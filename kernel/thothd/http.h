@@ -28,6 +28,7 @@ typedef struct thothd_http_config {
 	const char *token;              /* NULL or "": none; else required on every request */
 	uint32_t max_connections;       /* 0: 1024 (capped by RLIMIT_NOFILE / 4) */
 	uint32_t timeout_s;             /* idle connection timeout (0: 10 s) */
+	size_t events_memory;           /* event streams' buffers in all, bytes (0: 16 MiB) */
 } thothd_http_config_t;
 
 typedef struct thothd_http thothd_http_t;
@@ -61,11 +62,18 @@ bool thothd_live_busy(const thothd_live_t *l);
 int thothd_live_tick(thothd_live_t *l, char **json, size_t *len);
 /* The Prometheus text exposition (format 0.0.4), malloc'ed. */
 int thothd_live_metrics(thothd_live_t *l, char **text, size_t *len);
-/* The events kept between FROM_NS and TO_NS (CLOCK_MONOTONIC), copied into a
- * collection of their own (loop thread: the copy is quick, under the
- * tracer's mutex).  The caller frees *OUT. */
-int thothd_live_window(thothd_live_t *l, uint64_t from_ns, uint64_t to_ns,
-		       thoth_trace_collection_t **out);
+/* A window export's view of the events kept (the last 65,536 routed), as
+ * they are now: taken on the loop thread under the tracer's mutex, in time
+ * bounded by the segments, names and processes (references to the kept
+ * segments, no event copied); read later on a worker without the mutex,
+ * the routing path leaving the segments it holds alone. */
+typedef struct thothd_live_window thothd_live_window_t;
+int thothd_live_window(thothd_live_t *l, thothd_live_window_t **out);
+void thothd_live_window_free(thothd_live_window_t *w);
+/* Worker: the window's events between FROM_NS and TO_NS (CLOCK_MONOTONIC)
+ * in a collection of their own; the caller frees *OUT. */
+int thothd_live_window_collect(thothd_live_window_t *w, uint64_t from_ns, uint64_t to_ns,
+			       thoth_trace_collection_t **out);
 /* Chrome JSON of such a collection, malloc'ed.  Touches nothing else, so it
  * runs on a worker: 65,536 kept events are ~22 MB of JSON and ~0.3 s of
  * CPU, which on the loop thread kept every other client waiting. */

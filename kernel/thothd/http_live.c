@@ -40,6 +40,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,6 +171,104 @@ typedef struct kept_event {
 	uint16_t name;
 } kept_event_t;
 
+/*
+ * The kept events, for the window export: a ring of RETAIN_EVENTS in
+ * KEPT_SEGS segments, each counted by reference.  An export takes a
+ * reference to every segment under the tracer's mutex, and copies only
+ * the older lap still held by the segment being written (fewer than
+ * KEPT_SEG events: the loop thread's share, bounded by the segment size,
+ * not by the window); a worker reads the rest later without the mutex.
+ * The routing path (on_event, mutex held) writes the current segment past
+ * the head the export saw (slots the export took from its copy), and when
+ * it comes back round to a segment an export still holds, leaves that
+ * segment to the export and takes a fresh one (the lap it replaces stays
+ * readable as OLD until the writer leaves the segment).  So an export is
+ * exactly the ring as it was when asked for, however long the worker
+ * takes, and the copy of up to 65,536 events is no longer on the loop
+ * thread.
+ */
+enum { KEPT_SEG = 1024, KEPT_SEGS = RETAIN_EVENTS / KEPT_SEG };
+
+typedef struct kept_seg {
+	atomic_uint refs;
+	kept_event_t ev[KEPT_SEG];
+} kept_seg_t;
+
+typedef struct kept_ring {
+	kept_seg_t *seg[KEPT_SEGS];     /* allocated as the first lap reaches them */
+	kept_seg_t *old;                /* the previous lap of the segment being rewritten */
+	uint64_t old_base;              /* index of OLD's first event */
+	uint64_t head;                  /* events ever kept; the ring holds the last RETAIN */
+} kept_ring_t;
+
+static void seg_put(kept_seg_t *s)
+{
+	if (s && atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1)
+		free(s);
+}
+
+static const kept_event_t *kept_at(const kept_ring_t *k, uint64_t i)
+{
+	if (k->old && i >= k->old_base && i < k->old_base + KEPT_SEG)
+		return &k->old->ev[i % KEPT_SEG];
+	return &k->seg[(i / KEPT_SEG) % KEPT_SEGS]->ev[i % KEPT_SEG];
+}
+
+static uint64_t kept_first(const kept_ring_t *k)
+{
+	return k->head > RETAIN_EVENTS ? k->head - RETAIN_EVENTS : 0;
+}
+
+static void kept_clear(kept_ring_t *k)
+{
+	for (int i = 0; i < KEPT_SEGS; i++)
+		seg_put(k->seg[i]);
+	seg_put(k->old);
+	*k = (kept_ring_t){ 0 };
+}
+
+/* The slot for the next event, or NULL (no memory for a segment: the
+ * event is not kept; the next one tries again). */
+static kept_event_t *kept_next(kept_ring_t *k)
+{
+	uint64_t i = k->head;
+	kept_seg_t **slot = &k->seg[(i / KEPT_SEG) % KEPT_SEGS];
+	if (i % KEPT_SEG == 0) {
+		seg_put(k->old);        /* its lap has left the window */
+		k->old = NULL;
+		if (!*slot || atomic_load_explicit(&(*slot)->refs, memory_order_acquire) > 1) {
+			kept_seg_t *n = malloc(sizeof *n);
+			if (!n)
+				return NULL;
+			atomic_init(&n->refs, 1);
+			if (*slot) {    /* an export holds it: its lap stays readable */
+				k->old = *slot;
+				k->old_base = i - RETAIN_EVENTS;
+			}
+			*slot = n;
+		}
+	}
+	k->head++;
+	return &(*slot)->ev[i % KEPT_SEG];
+}
+
+/* A window export's view of the kept events and the names they need. */
+typedef struct proc_name_entry {
+	uint32_t pid, order;
+	char name[32];
+} proc_name_entry_t;
+
+struct thothd_live_window {
+	kept_ring_t ring;               /* its references */
+	uint64_t first;
+	kept_event_t *tail;             /* the current segment's older lap, copied */
+	uint64_t tail_base, tail_n;     /* its first index and length */
+	char (*names)[THOTH_TRACE_NAME_MAX + 1];
+	uint32_t n_names;
+	proc_name_entry_t *procs;       /* sorted by pid on the worker */
+	uint32_t n_procs;
+};
+
 typedef struct cpu_state {
 	char name[32];
 	uint64_t usage, time_us, above, below;
@@ -196,8 +295,7 @@ struct thothd_live {
 	pending_t *pending;
 	thread_wake_t threads[THREAD_SLOTS];
 	uint64_t unmatched;             /* SENDs overwritten before their RECV */
-	kept_event_t *kept;
-	uint64_t kept_head;             /* events ever kept; the ring holds the last RETAIN */
+	kept_ring_t kept;               /* while collecting */
 	char names[MAX_NAMES][THOTH_TRACE_NAME_MAX + 1];
 	uint32_t n_names;
 	uint64_t events;                /* routed since collection started */
@@ -344,7 +442,7 @@ void thothd_live_free(thothd_live_t *l)
 	if (l->locks_job)
 		locks_orphan(l->locks_job);     /* its report is dropped when it is done */
 	free(l->pending);
-	free(l->kept);
+	kept_clear(&l->kept);
 	free(l->locks_json);
 	thothd_lock_rings_free(l->rings);
 	free(l);
@@ -378,17 +476,11 @@ int thothd_live_start(thothd_live_t *l)
 		return 0;
 	/* Kept only while collecting: an idle thothd holds none of it. */
 	l->pending = calloc(PENDING_SLOTS, sizeof *l->pending);
-	l->kept = calloc(RETAIN_EVENTS, sizeof *l->kept);
-	if (!l->pending || !l->kept) {
-		free(l->pending);
-		free(l->kept);
-		l->pending = NULL;
-		l->kept = NULL;
+	if (!l->pending)
 		return THOTH_E_NOMEM;
-	}
 	l->n_procs = l->n_chans = l->n_names = 0;
 	l->last_proc = 0;
-	l->kept_head = l->events = l->unmatched = l->chans_over = 0;
+	l->events = l->unmatched = l->chans_over = 0;  /* kept: emptied at the stop */
 	l->have_prev_energy = false;
 	memset(l->threads, 0, sizeof l->threads);
 	free(l->locks_json);            /* refreshed below */
@@ -409,9 +501,7 @@ int thothd_live_start(thothd_live_t *l)
 					 on_event, l);
 	if (r) {
 		free(l->pending);
-		free(l->kept);
 		l->pending = NULL;
-		l->kept = NULL;
 		return r;
 	}
 	l->collecting = true;
@@ -430,9 +520,13 @@ void thothd_live_stop(thothd_live_t *l)
 	thothd_tracer_live_stop(l->d->tracer);
 	l->collecting = false;
 	free(l->pending);
-	free(l->kept);
 	l->pending = NULL;
-	l->kept = NULL;
+	/* Under the mutex: a task of this collection may still be routing (it
+	 * stops at its next chunk once it sees the observer gone).  Exports
+	 * keep the segments they hold. */
+	thothd_tracer_live_lock(l->d->tracer);
+	kept_clear(&l->kept);
+	thothd_tracer_live_unlock(l->d->tracer);
 }
 
 /* ---- events ------------------------------------------------------------------------------ */
@@ -576,10 +670,12 @@ static void on_event(const thoth_trace_event_t *ev, const char *process, void *c
 {
 	thothd_live_t *l = ctx;
 	l->events++;
-	kept_event_t *k = &l->kept[l->kept_head++ & (RETAIN_EVENTS - 1)];
-	k->ev = *ev;
-	k->ev.name = NULL;
-	k->name = name_of(l, ev->name ? ev->name : "?");
+	kept_event_t *k = kept_next(&l->kept);
+	if (k) {
+		k->ev = *ev;
+		k->ev.name = NULL;
+		k->name = name_of(l, ev->name ? ev->name : "?");
+	}
 	const char *n = ev->name ? ev->name : "";
 	if (ev->category == THOTH_TRACE_CAT_LOOP && strcmp(n, "loop_wakeup") == 0) {
 		if (!proc_of(l, ev->pid, process))
@@ -1164,9 +1260,7 @@ int thothd_live_tick(thothd_live_t *l, char **json, size_t *len)
 	note_ring_set(l);
 	fprintf(f, "{\"t_ns\":%llu,\"interval_s\":%.3f,\"kept_from_ns\":%llu,\"events\":%llu",
 		(unsigned long long)now, dt,
-		(unsigned long long)(l->kept_head ? l->kept[l->kept_head > RETAIN_EVENTS
-								 ? l->kept_head & (RETAIN_EVENTS - 1)
-								 : 0].ev.timestamp_ns
+		(unsigned long long)(l->kept.head ? kept_at(&l->kept, kept_first(&l->kept))->ev.timestamp_ns
 						  : now),
 		(unsigned long long)l->events);
 
@@ -1739,27 +1833,116 @@ int thothd_live_metrics(thothd_live_t *l, char **text, size_t *len)
 
 /* ---- window export ------------------------------------------------------------------------ */
 
-int thothd_live_window(thothd_live_t *l, uint64_t from_ns, uint64_t to_ns,
-		       thoth_trace_collection_t **out)
+int thothd_live_window(thothd_live_t *l, thothd_live_window_t **out)
+{
+	thothd_live_window_t *w = calloc(1, sizeof *w);
+	if (!w)
+		return THOTH_E_NOMEM;
+	/* Room for every name before the mutex: nothing allocated under it. */
+	w->names = malloc(MAX_NAMES * sizeof *w->names);
+	w->procs = malloc((MAX_PROCS + THOTHD_LOCKS_MAX_RINGS) * sizeof *w->procs);
+	w->tail = malloc(KEPT_SEG * sizeof *w->tail);
+	if (!w->names || !w->procs || !w->tail) {
+		thothd_live_window_free(w);
+		return THOTH_E_NOMEM;
+	}
+	thothd_tracer_live_lock(l->d->tracer);     /* kept, names, procs: on_event's */
+	if (l->collecting) {
+		/* References, not a copy: the loop thread's share is bounded by
+		 * KEPT_SEGS, one segment's copy, the names and the processes,
+		 * not by the events. */
+		w->ring = l->kept;
+		for (int i = 0; i < KEPT_SEGS; i++)
+			if (w->ring.seg[i])
+				atomic_fetch_add_explicit(&w->ring.seg[i]->refs, 1, memory_order_relaxed);
+		if (w->ring.old)
+			atomic_fetch_add_explicit(&w->ring.old->refs, 1, memory_order_relaxed);
+		w->first = kept_first(&w->ring);
+		/* The segment being written holds the older lap past the head:
+		 * the writer overwrites it next, in place, so that part is
+		 * copied (fewer than KEPT_SEG events). */
+		uint64_t head = w->ring.head;
+		if (head >= RETAIN_EVENTS && head % KEPT_SEG) {
+			w->tail_base = w->first;
+			w->tail_n = KEPT_SEG - head % KEPT_SEG;
+			for (uint64_t i = 0; i < w->tail_n; i++)
+				w->tail[i] = *kept_at(&w->ring, w->tail_base + i);
+		}
+		w->n_names = l->n_names;
+		memcpy(w->names, l->names, l->n_names * sizeof *w->names);
+		for (uint32_t i = 0; i < l->n_procs; i++) {
+			proc_name_entry_t *e = &w->procs[w->n_procs];
+			e->pid = l->procs[i].pid;
+			e->order = w->n_procs++;
+			memcpy(e->name, l->procs[i].name, sizeof e->name);
+		}
+		for (uint32_t i = 0; i < THOTHD_LOCKS_MAX_RINGS; i++) {
+			const char *name;
+			uint32_t pid = thothd_lock_rings_at(l->rings, i, &name);
+			if (!pid)
+				continue;
+			proc_name_entry_t *e = &w->procs[w->n_procs];
+			e->pid = pid;
+			e->order = w->n_procs++;
+			snprintf(e->name, sizeof e->name, "%s", name);
+		}
+	}
+	thothd_tracer_live_unlock(l->d->tracer);
+	*out = w;
+	return 0;
+}
+
+void thothd_live_window_free(thothd_live_window_t *w)
+{
+	if (!w)
+		return;
+	kept_clear(&w->ring);
+	free(w->tail);
+	free(w->names);
+	free(w->procs);
+	free(w);
+}
+
+static int cmp_proc_entry(const void *a, const void *b)
+{
+	const proc_name_entry_t *x = a, *y = b;
+	if (x->pid != y->pid)
+		return x->pid < y->pid ? -1 : 1;
+	return x->order < y->order ? -1 : x->order > y->order;
+}
+
+/* proc_name's answer as it was when the window was taken: the first
+ * process of that pid, else a preloaded program's ring, else "?". */
+static const char *window_proc_name(const thothd_live_window_t *w, uint32_t pid)
+{
+	size_t lo = 0, hi = w->n_procs;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (w->procs[mid].pid < pid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < w->n_procs && w->procs[lo].pid == pid ? w->procs[lo].name : "?";
+}
+
+int thothd_live_window_collect(thothd_live_window_t *w, uint64_t from_ns, uint64_t to_ns,
+			       thoth_trace_collection_t **out)
 {
 	thoth_trace_collection_t *c;
 	int r = thoth_trace_collection_new(&c);
 	if (r)
 		return r;
-	thothd_tracer_live_lock(l->d->tracer);     /* kept, names, procs: on_event's */
-	if (l->collecting && l->kept) {
-		uint64_t first = l->kept_head > RETAIN_EVENTS ? l->kept_head - RETAIN_EVENTS : 0;
-		for (uint64_t i = first; i < l->kept_head && !r; i++) {
-			const kept_event_t *k = &l->kept[i & (RETAIN_EVENTS - 1)];
-			if (k->ev.timestamp_ns < from_ns || k->ev.timestamp_ns > to_ns ||
-			    k->name >= l->n_names)
-				continue;
-			thoth_trace_event_t ev = k->ev;
-			ev.name = l->names[k->name];
-			r = thoth_trace_collection_add_event(c, &ev, proc_name(l, ev.pid), "");
-		}
+	qsort(w->procs, w->n_procs, sizeof *w->procs, cmp_proc_entry);
+	for (uint64_t i = w->first; i < w->ring.head && !r; i++) {
+		const kept_event_t *k = i >= w->tail_base && i < w->tail_base + w->tail_n
+						? &w->tail[i - w->tail_base] : kept_at(&w->ring, i);
+		if (k->ev.timestamp_ns < from_ns || k->ev.timestamp_ns > to_ns || k->name >= w->n_names)
+			continue;
+		thoth_trace_event_t ev = k->ev;
+		ev.name = w->names[k->name];
+		r = thoth_trace_collection_add_event(c, &ev, window_proc_name(w, ev.pid), "");
 	}
-	thothd_tracer_live_unlock(l->d->tracer);
 	if (r) {
 		thoth_trace_collection_free(c);
 		return r;

@@ -160,5 +160,8 @@ void thothd_lock_rings_last(const thothd_lock_rings_t *r, uint32_t *files, uint6
 uint64_t thothd_lock_rings_unfollowed(const thothd_lock_rings_t *r);
 /* The name (/proc/PID/comm when first seen) of a followed process, or NULL. */
 const char *thothd_lock_rings_name(const thothd_lock_rings_t *r, uint32_t pid);
+/* The pid of the process whose ring is followed in slot I (0: none), its
+ * name in *NAME (possibly ""): a window export's copy of the names. */
+uint32_t thothd_lock_rings_at(const thothd_lock_rings_t *r, uint32_t i, const char **name);
 
 #endif

@@ -554,6 +554,14 @@ void thothd_lock_rings_last(const thothd_lock_rings_t *r, uint32_t *files, uint6
 	*waits = r->last_waits;
 }
 
+uint32_t thothd_lock_rings_at(const thothd_lock_rings_t *r, uint32_t i, const char **name)
+{
+	if (i >= THOTHD_LOCKS_MAX_RINGS || !r->pos[i].pid || !r->pos[i].name[0])
+		return 0;
+	*name = r->pos[i].name;
+	return (uint32_t)r->pos[i].pid;
+}
+
 const char *thothd_lock_rings_name(const thothd_lock_rings_t *r, uint32_t pid)
 {
 	for (uint32_t i = 0; i < THOTHD_LOCKS_MAX_RINGS; i++)

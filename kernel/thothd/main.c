@@ -65,6 +65,8 @@ static void usage(FILE *out)
 		"  --http-token-file F   require the token in F (first line) on every request\n"
 		"  --http-timeout-s S    close HTTP connections idle for S seconds (default 10)\n"
 		"  --http-max-connections N  HTTP connections at once (default 1024)\n"
+		"  --http-events-memory-kib N  event streams' unsent data in all (default\n"
+		"                        16384); beyond, the largest backlog's stream is closed\n"
 		"  --etcd URL            federate: mirror this host's tcp: registrations into\n"
 		"                        etcd at URL (http://HOST:PORT) and take the other\n"
 		"                        hosts' in as remote instances (docs/FEDERATION.md)\n"
@@ -190,6 +192,7 @@ int main(int argc, char **argv)
 		{ "http-token-file", required_argument, NULL, 'K' },
 		{ "http-timeout-s", required_argument, NULL, 'O' },
 		{ "http-max-connections", required_argument, NULL, 'M' },
+		{ "http-events-memory-kib", required_argument, NULL, 'B' },
 		{ "etcd", required_argument, NULL, 'E' },
 		{ "host-id", required_argument, NULL, 'H' },
 		{ "advertise", required_argument, NULL, 'a' },
@@ -284,6 +287,7 @@ int main(int argc, char **argv)
 		}
 		case 'P':
 		case 'O':
+		case 'B':
 		case 'M': {
 			if (opt == 'P' && strcmp(optarg, "off") == 0) {
 				http_off = true;
@@ -291,13 +295,15 @@ int main(int argc, char **argv)
 			}
 			char *end;
 			unsigned long n = strtoul(optarg, &end, 10);
-			unsigned long max = opt == 'P' ? 65535 : opt == 'O' ? 3600 : 100000;
-			if (*end || !*optarg || n > max || (opt != 'P' && n == 0)) {
+			unsigned long max = opt == 'P' ? 65535 : opt == 'O' ? 3600 : opt == 'B' ? 4194304
+					    : 100000;
+			unsigned long min = opt == 'P' ? 0 : opt == 'B' ? 64 : 1;
+			if (*end || !*optarg || n > max || n < min) {
 				fprintf(stderr, "thothd: --%s wants %s, not '%s'\n",
 					opt == 'P' ? "http-port" : opt == 'O' ? "http-timeout-s"
-					: "http-max-connections",
+					: opt == 'B' ? "http-events-memory-kib" : "http-max-connections",
 					opt == 'P' ? "a port 0..65535 or off" : opt == 'O' ? "1..3600"
-					: "1..100000", optarg);
+					: opt == 'B' ? "64..4194304" : "1..100000", optarg);
 				return 2;
 			}
 			if (opt == 'P') {
@@ -305,6 +311,8 @@ int main(int argc, char **argv)
 				http_port_given = true;
 			} else if (opt == 'O') {
 				http_cfg.timeout_s = (uint32_t)n;
+			} else if (opt == 'B') {
+				http_cfg.events_memory = (size_t)n << 10;
 			} else {
 				http_cfg.max_connections = (uint32_t)n;
 			}

@@ -3,7 +3,8 @@
 answered with an error (or a close) while everything else keeps working:
 bad or missing token, path traversal, methods other than GET/HEAD, oversized
 headers, slow clients (slowloris, idle or trickling), a thousand connections, more connections
-than the limit.  After each attack a well-formed request and thothd's
+than the limit, window exports held on workers, hundreds of event streams that never
+read (their memory bounded in all).  After each attack a well-formed request and thothd's
 control socket (`thothctl status`) must still be answered.
 """
 import json
@@ -15,7 +16,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import System, fail, wait_for  # noqa: E402
+from harness import EventStream, System, fail, wait_for  # noqa: E402
 
 BUILD = sys.argv[1]
 TOKEN = "s3cret-token-for-the-test"
@@ -303,6 +304,95 @@ def test_window_exports_are_made_off_the_loop_and_bounded(build):
           "a fifth told 503 Retry-After, all four answered once let go")
 
 
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    fail("no VmRSS for %d" % pid)
+
+
+def metric(body, name):
+    for line in body.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    fail("/metrics has no %s" % name)
+
+
+def test_event_streams_that_do_not_read_are_bounded_in_all(build):
+    # Each page on /events that does not read is closed at 256 KiB of its
+    # own backlog, but 1,024 of them held up to 256 MiB (each tick copied
+    # to each stream).  The objects are now shared by the streams, and what
+    # they hold is bounded in all (--http-events-memory-kib, here 64 KiB,
+    # less than one stream's own limit so that the test reaches it): when
+    # an object would take them beyond it, the streams with the largest
+    # backlog are closed, the largest first, until it fits.  300 real pages
+    # that never read (a small receive buffer each, so the kernel takes
+    # little for them) and one that reads, against thothd with the demo's
+    # services (a tick of ~2.6 KiB; an event stream's socket takes ~32 KiB).
+    limit_kib = 64
+    idle_n = 300
+    # A long idle timeout: a page whose socket takes nothing for 10 s (the
+    # default) is closed by libmicrohttpd before its backlog grows.
+    with System(build, thothd_args=("--http-events-memory-kib", str(limit_kib),
+                                    "--http-timeout-s", "3600")) as s:
+        reader = EventStream(s)
+        reader.next_tick(timeout=15)
+        rss0 = rss_kib(s.thothd.pid)
+        req = b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        idle = []
+        for _ in range(idle_n):
+            c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+            c.connect(("127.0.0.1", s.port))
+            c.sendall(req)
+            idle.append(c)
+        reader.sock.setblocking(False)
+        seen = {"max_bytes": 0, "ticks": 0}
+
+        def read_page():
+            try:
+                while True:
+                    chunk = reader.sock.recv(1 << 20)
+                    if not chunk:
+                        fail("thothd closed the page that reads")
+                    seen["ticks"] += chunk.count(b"event: tick")
+            except BlockingIOError:
+                pass
+
+        def closed_for_memory():
+            read_page()
+            code, _, body = s.get("/metrics")
+            if code != 200:
+                fail("/metrics answered %d beside %d pages that do not read" % (code, idle_n))
+            held = metric(body, "thoth_dashboard_event_stream_bytes")
+            seen["max_bytes"] = max(seen["max_bytes"], held)
+            if held > limit_kib * 1024:
+                fail("the event streams hold %d bytes, beyond their bound of %d KiB"
+                     % (held, limit_kib))
+            if metric(body, "thoth_dashboard_event_stream_bytes_limit") != limit_kib * 1024:
+                fail("/metrics shows another bound")
+            return metric(body, 'thoth_dashboard_event_streams_closed_total{reason="memory"}') >= 20
+        wait_for("pages that do not read closed at the memory bound", closed_for_memory,
+                 timeout=150, step=0.5)
+        # The page that reads is served on: more ticks, never closed.
+        ticks = seen["ticks"]
+        wait_for("two more ticks on the page that reads",
+                 lambda: (read_page(), seen["ticks"] >= ticks + 2)[1], timeout=15, step=0.1)
+        closed_for_memory()
+        still_works_plain(s, "%d event streams that do not read" % idle_n)
+        rss1 = rss_kib(s.thothd.pid)
+        code, _, body = s.get("/metrics")
+        closed = metric(body, 'thoth_dashboard_event_streams_closed_total{reason="memory"}')
+        for c in idle:
+            c.close()
+        reader.close()
+    print("ok: %d pages that do not read: %d closed at the 64 KiB bound (largest backlog "
+          "first), at most %d bytes held; thothd's RSS %d -> %d KiB; the page that reads, "
+          "/metrics and the control socket served" % (idle_n, closed, seen["max_bytes"], rss0,
+                                                       rss1))
+
+
 def export_after_gate(s, req, gate):
     c = s.connect()
     c.settimeout(0.2)
@@ -369,6 +459,7 @@ def main():
         os.unlink(tokdir)
     test_connections_beyond_the_limit_wait_then_are_served(BUILD)
     test_window_exports_are_made_off_the_loop_and_bounded(BUILD)
+    test_event_streams_that_do_not_read_are_bounded_in_all(BUILD)
     print("PASS")
 
 

@@ -268,6 +268,55 @@ int live_page_tick(int page, int timeout_ms)
 	return -1;
 }
 
+int live_http_send(int port, const char *path)
+{
+	char req[1200];
+	int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
+	int fd = n > 0 && (size_t)n < sizeof req ? live_http_connect(port) : -1;
+	if (fd >= 0 && write(fd, req, (size_t)n) != n) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+char *live_http_read(int fd, size_t *len)
+{
+	size_t cap = 1u << 20, n = 0;
+	char *buf = malloc(cap + 1);
+	while (buf) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		if (poll(&pfd, 1, 120000) != 1)
+			break;
+		ssize_t r = read(fd, buf + n, cap - n);
+		if (r < 0)
+			break;
+		if (r == 0) {
+			close(fd);
+			buf[n] = 0;
+			*len = n;
+			return buf;
+		}
+		n += (size_t)r;
+		if (n == cap) {
+			char *p = realloc(buf, 2 * cap + 1);
+			if (!p)
+				break;
+			buf = p;
+			cap *= 2;
+		}
+	}
+	free(buf);
+	close(fd);
+	return NULL;
+}
+
+char *live_http_get(int port, const char *path, size_t *len)
+{
+	int fd = live_http_send(port, path);
+	return fd < 0 ? NULL : live_http_read(fd, len);
+}
+
 char *live_metrics(int port)
 {
 	int fd = live_http_connect(port);

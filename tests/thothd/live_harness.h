@@ -61,6 +61,13 @@ int live_page_tick(int page, int timeout_ms);
 /* GET /metrics (each scrape drains what waits): the response, malloc'd,
  * or NULL (no answer, or not 200). */
 char *live_metrics(int port);
+/* GET PATH (HTTP/1.0): the whole answer, head and body, malloc'd and
+ * NUL-terminated, its length in *LEN; NULL on an error (none in 120 s). */
+char *live_http_get(int port, const char *path, size_t *len);
+/* Send GET PATH on a new connection without reading: its fd, or -1. */
+int live_http_send(int port, const char *path);
+/* Read FD's answer to its end (120 s at most), as live_http_get. */
+char *live_http_read(int fd, size_t *len);
 /* The sum of METRIC{pid="PID",...} lines whose labels contain WITH (NULL:
  * any). */
 uint64_t live_metric_sum(const char *text, const char *metric, pid_t pid, const char *with);
