@@ -60,6 +60,30 @@ static void host_start(cluster_t *c, int i)
 	assert_true(harness_start_thothd(&c->host[i], extra) > 0);
 }
 
+/* Host I under the host id ID (host_start names them hosta, hostb, ...). */
+static void host_start_as(cluster_t *c, int i, const char *id)
+{
+	char ttl[8];
+	snprintf(ttl, sizeof ttl, "%d", TTL_S);
+	const char *extra[] = { "--http-port", "off", "--etcd", c->url, "--host-id", id, "--etcd-ttl", ttl, NULL };
+	assert_true(harness_start_thothd(&c->host[i], extra) > 0);
+}
+
+typedef struct { const char *file, *text; } log_arg_t;
+
+static bool log_has(void *p)
+{
+	log_arg_t *a = p;
+	return harness_file_contains(a->file, a->text);
+}
+
+static void expect_log(harness_t *host, const char *text, int ms)
+{
+	log_arg_t a = { host->log, text };
+	if (!harness_wait_until(log_has, &a, ms))
+		fail_msg("%s: no \"%s\" within %d ms", host->log, text, ms);
+}
+
 static int setup(void **state)
 {
 	if (access(ETCD_PATH, X_OK) != 0) {
@@ -465,6 +489,58 @@ static void test_federation_pool_spans_local_and_remote_instance(void **state)
 	thoth_loop_free(loop);
 }
 
+/*
+ * Two thothds with one --host-id (two machines with one host name, a cloned
+ * VM): each ignores the other's keys as its own, so neither sees the
+ * other's instances, and the old thothd said nothing at all.  The one that
+ * sees the other's key written after it started says so, naming the id.
+ */
+static void test_federation_two_hosts_with_one_host_id_are_told(void **state)
+{
+	NEED_ETCD();
+	cluster_t *c = *state;
+	etcd_start(c);
+	host_start_as(c, 0, "twin");
+	expect_log(&c->host[0], "federation: host twin holds lease", 10000);
+	host_start_as(c, 1, "twin");
+	expect_log(&c->host[1], "federation: host twin holds lease", 10000);
+	thoth_control_t b;
+	assert_int_equal(harness_connect(&c->host[1], &b), 0);
+	assert_int_equal(register_at(&b, "echo", "tcp:127.0.0.1:7003", NULL), 0);
+	expect_log(&c->host[0], "two hosts share one --host-id", 5000);
+	assert_true(harness_file_contains(c->host[0].log, "this host's id twin"));
+	thoth_control_close(&b);
+}
+
+/*
+ * A remote host whose instances are all gone is forgotten (host ids come
+ * and go: a container's host name is new on every start); the old thothd
+ * kept each host it ever saw, with a registry owner, for its whole life.
+ * Counted in the line thothd logs as it stops.
+ */
+static void test_federation_a_host_with_nothing_left_is_forgotten(void **state)
+{
+	NEED_ETCD();
+	cluster_t *c = *state;
+	etcd_start(c);
+	host_start(c, 0);
+	host_start(c, 1);
+	host_start(c, 2);
+	thoth_control_t b, d;
+	assert_int_equal(harness_connect(&c->host[1], &b), 0);
+	assert_int_equal(harness_connect(&c->host[2], &d), 0);
+	uint64_t lease = 0;
+	assert_int_equal(register_at(&b, "echo", "tcp:127.0.0.1:7001", &lease), 0);
+	assert_int_equal(register_at(&d, "echo", "tcp:127.0.0.1:7002", NULL), 0);
+	expect_list(&c->host[0], "tcp:127.0.0.1:7001 tcp:127.0.0.1:7002", 5000);
+	assert_int_equal(withdraw_at(&b, lease), 0);
+	expect_list(&c->host[0], "tcp:127.0.0.1:7002", 5000);
+	assert_int_equal(harness_stop_thothd(&c->host[0]), 0);
+	assert_true(harness_file_contains(c->host[0].log, "1 remote instances of 1 other hosts"));
+	thoth_control_close(&b);
+	thoth_control_close(&d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -474,6 +550,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_federation_killed_host_leaves_within_ttl_plus_1s, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_federation_remote_call_through_resolver, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_federation_pool_spans_local_and_remote_instance, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_federation_two_hosts_with_one_host_id_are_told, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_federation_a_host_with_nothing_left_is_forgotten, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
