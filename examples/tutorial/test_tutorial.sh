@@ -18,9 +18,9 @@ unset THOTH_RUNTIME_DIR XDG_RUNTIME_DIR
 PY=$(command -v /usr/bin/python3 || command -v python3)
 
 # The text's files and commands.
-"$PY" - "$SRC/docs/TUTORIAL.md" "$SRC/examples/tutorial" "$HOME/greeter" "$T/steps.sh" <<'PY'
+"$PY" - "$SRC/docs/TUTORIAL.md" "$SRC/examples/tutorial" "$HOME/greeter" "$T/steps.sh" "$T/pkgconfig.sh" <<'PY'
 import os, re, sys
-doc, srcdir, work, steps = sys.argv[1:]
+doc, srcdir, work, steps, pcsteps = sys.argv[1:]
 blocks = re.findall(r"^```(\S*)([^\n]*)\n(.*?)^```$", open(doc).read(), re.S | re.M)
 os.makedirs(work)
 shown, sh = set(), []
@@ -35,11 +35,18 @@ for lang, info, body in blocks:
         shown.add(name)
     elif lang == "sh":
         sh.append(body)
+    elif "pkg-config --cflags thoth" in body:
+        pc = body                       # "Without CMake": run as well, below
 missing = set(os.listdir(srcdir)) - shown - {"test_tutorial.sh"}
 if missing:
     sys.exit(f"examples/tutorial has files the tutorial does not show: {sorted(missing)}")
 if len(sh) < 4:
     sys.exit("TUTORIAL.md lost its sh blocks")
+if "pc" not in dir():
+    sys.exit("TUTORIAL.md lost its pkg-config block")
+with open(pcsteps, "w") as f:
+    # in the session section 1 set up: its PATH
+    f.write("set -euo pipefail\nexport PATH=$HOME/thoth/bin:$HOME/thoth/sbin:$PATH\n" + pc)
 with open(steps, "w") as f:
     f.write("set -euo pipefail\n"
             "trap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n" + "\n".join(sh))
@@ -74,6 +81,17 @@ if not flows:
 if problems:
     sys.exit("greeter-trace.json: " + "; ".join(problems) + f" (events: {sorted(names)})")
 PY
+# Section 5's other way, "Without CMake", as written, in a copy of the
+# project folder: pkg-config's flags must lead to the installed tree.  They
+# led to /usr/local, the prefix the build was configured with, whatever
+# `cmake --install --prefix` installed to ("thoth/channel.h: No such file
+# or directory"); step 1's stand-in installs that way.
+mkdir "$HOME/greeter-pc"
+cp greeter.tidl greeter_service.c greeter_client.c "$HOME/greeter-pc/"
+( cd "$HOME/greeter-pc" && bash "$T/pkgconfig.sh" ) >"$T/pc.out" 2>&1 ||
+  { cat "$T/pc.out"; echo "the tutorial's pkg-config commands failed"; exit 1; }
+"$HOME/greeter-pc/build/greeter-client" 2>"$T/pc.err" && { echo "greeter-client without NAME exited 0"; exit 1; }
+grep -q "usage: greeter-client NAME" "$T/pc.err" || { cat "$T/pc.err"; echo "the pkg-config greeter-client does not start"; exit 1; }
 # The service says why it cannot start (it exited 1 without a word when the
 # runtime dir was too long for a socket path).
 long=$T/$(printf 'd%.0s' $(seq 100))
