@@ -779,6 +779,18 @@ int thoth_registry_register(thoth_registry_t *reg, thoth_registry_owner_t *owner
 		refuse(reg, "endpoint address longer than %d bytes", ADDR_MAX_LEN);
 		return THOTH_REGISTRY_ERR_CONTRACT_REFUSED;
 	}
+	/* Printed as they are by `thothctl services`, the log and the
+	 * dashboard: a newline or an escape in an address forged whole lines
+	 * of the table (an instance that is not there) or drove the reader's
+	 * terminal.  A socket path may hold them; none worth serving does. */
+	for (uint32_t i = 0; i < ep->addr.len; i++) {
+		unsigned char ch = (unsigned char)ep->addr.ptr[i];
+		if (ch < 0x20 || ch == 0x7f) {
+			refuse(reg, "endpoint address holds control byte 0x%02x at offset %u: "
+			       "addresses are shown as they are, so none is taken", ch, i);
+			return THOTH_REGISTRY_ERR_CONTRACT_REFUSED;
+		}
+	}
 	if (owner->count >= reg->cfg.max_per_owner && !owner->federated) {
 		refuse(reg, "this connection already holds %zu registrations (limit %u)",
 		       owner->count, reg->cfg.max_per_owner);

@@ -253,6 +253,31 @@ static void test_bad_version_is_refused(void **state)
 	assert_int_equal(thoth_registry_count(f->reg), 0);
 }
 
+/* An endpoint address with a control byte was taken and shown as it was:
+ * a newline forged a whole line of `thothctl services` (an instance that
+ * is not there), an escape drove the reader's terminal. */
+static void test_endpoint_with_control_bytes_is_refused(void **state)
+{
+	fixture_t *f = *state;
+	static const char *const bad[] = {
+		"/run/x.sock\necho  1.0.0  /run/fake.sock", "/run/\x1b[2Jx.sock", "/run/x\x7f.sock",
+		"/run/x\t.sock",
+	};
+	uint64_t lease;
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		thoth_registry_Registration_t r = reg_of("echo", "1.0.0", 0, LOCAL, 1000);
+		r.endpoint.addr = thoth_str(bad[i]);
+		assert_int_equal(thoth_registry_register(f->reg, f->alice, &r, 0, &lease),
+				 THOTH_REGISTRY_ERR_CONTRACT_REFUSED);
+		assert_non_null(strstr(thoth_registry_refusal(f->reg), "control byte"));
+	}
+	assert_int_equal(thoth_registry_count(f->reg), 0);
+	/* Spaces and UTF-8 are a path's business. */
+	thoth_registry_Registration_t r = reg_of("echo", "1.0.0", 0, LOCAL, 1000);
+	r.endpoint.addr = thoth_str("/run/my service \xc3\xa9.sock");
+	assert_int_equal(thoth_registry_register(f->reg, f->alice, &r, 0, &lease), 0);
+}
+
 static void test_per_client_limit(void **state)
 {
 	fixture_t *f = *state;
@@ -695,6 +720,7 @@ int main(void)
 		cmocka_unit_test(test_semver_parse_is_strict),
 		cmocka_unit_test_setup_teardown(test_bad_names_are_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_version_is_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_endpoint_with_control_bytes_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_per_client_limit, setup_limit_3, teardown),
 		cmocka_unit_test_setup_teardown(test_contract_mismatch_with_live_instance_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remote_instances_neither_block_nor_are_blocked_by_local_claims,
