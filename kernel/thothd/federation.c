@@ -103,6 +103,7 @@ struct thothd_federation {
 	/* lease_per_registration (benchmark) */
 	thoth_timer_t *items_timer;
 	thothd_federation_stats_t stats;
+	thothd_log_limit_t bad_log;     /* other hosts' unusable keys: a peer may write many */
 };
 
 static void write_next(thothd_federation_t *f);
@@ -759,6 +760,24 @@ static bool key_host(const thothd_federation_t *f, const char *key, const char *
 	return true;
 }
 
+static bool host_id_valid_n(const char *s, size_t n);
+
+/* KEY for the log: a peer writes what it likes, and a newline or an
+ * escape in a key forged thothd's log lines or drove the reader's
+ * terminal.  Bytes outside printable ASCII as \xHH, cut at 200. */
+static const char *printable(const char *key, char *out, size_t cap)
+{
+	size_t o = 0;
+	for (const unsigned char *p = (const unsigned char *)key; *p && o + 5 < cap && o < 200; p++) {
+		if (*p >= 0x20 && *p < 0x7f && *p != '\\')
+			out[o++] = (char)*p;
+		else
+			o += (size_t)snprintf(out + o, cap - o, "\\x%02x", *p);
+	}
+	out[o] = 0;
+	return out;
+}
+
 /*
  * A key under our own host id written, after we started, under LEASE, an
  * etcd lease that is not ours: another thothd runs with our --host-id (two
@@ -792,6 +811,18 @@ static void apply(thothd_federation_t *f, bool put, const char *key_b64, const c
 		free(key);              /* not an instance */
 		return;
 	}
+	if (!host_id_valid_n(host, hlen)) {
+		/* Not a host id any thothd writes (--host-id is checked): a peer
+		 * that lies.  The old code made it a remote host, whatever its
+		 * bytes, and logged them raw. */
+		char shown[256];
+		f->stats.bad_values++;
+		thothd_log_limited(&f->bad_log, THOTHD_LOG_WARN, "federation: ignoring %s from etcd: its "
+				   "host id is not 1..63 characters of [A-Za-z0-9_.-]",
+				   printable(key, shown, sizeof shown));
+		free(key);
+		return;
+	}
 	if (hlen == strlen(f->host_id) && memcmp(host, f->host_id, hlen) == 0) {
 		if (put && watched)     /* ours, or a twin's (a key of the range may be our
 					 * previous thothd's, whose lease is ending) */
@@ -819,9 +850,12 @@ static void apply(thothd_federation_t *f, bool put, const char *key_b64, const c
 	uint64_t lease = 0;
 	if (!o || parse_instance(o, &r, claims, 32) || !(h = host_get(f, host, hlen)) ||
 	    thoth_registry_register(f->reg, h->owner, &r, thoth_clock_now(), &lease)) {
+		char shown[256];
 		f->stats.bad_values++;
-		thothd_warn("federation: ignoring %s from etcd: %s", key,
-			    !o ? "its value is not JSON" : h ? thoth_registry_refusal(f->reg) : "not a valid instance");
+		thothd_log_limited(&f->bad_log, THOTHD_LOG_WARN, "federation: ignoring %s from etcd: %s",
+				   printable(key, shown, sizeof shown),
+				   !o ? "its value is not JSON" : h ? thoth_registry_refusal(f->reg)
+								 : "not a valid instance");
 		json_object_put(o);
 		free(value);
 		free(key);
@@ -1060,16 +1094,22 @@ static void read_start(thothd_federation_t *f)
 
 /* ---- life ----------------------------------------------------------------------- */
 
-static bool host_id_valid(const char *s)
+static bool host_id_valid_n(const char *s, size_t n)
 {
-	size_t n = strlen(s);
 	if (!n || n > 63)
 		return false;
-	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-		      *s == '_' || *s == '.' || *s == '-'))
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '.' || c == '-'))
 			return false;
+	}
 	return true;
+}
+
+static bool host_id_valid(const char *s)
+{
+	return host_id_valid_n(s, strlen(s));
 }
 
 /* Revoke the lease a previous thothd of this host left in STATE_FILE, so its
@@ -1141,6 +1181,7 @@ int thothd_federation_new(thoth_loop_t *loop, thoth_registry_t *reg, const thoth
 	f->reg = reg;
 	f->cfg = *cfg;
 	f->cfg.ttl_s = ttl;
+	f->bad_log = (thothd_log_limit_t){ .burst = 20, .per_second = 5 };
 	size_t ul = strlen(cfg->etcd_url);
 	f->url_base = strndup(cfg->etcd_url, cfg->etcd_url[ul - 1] == '/' ? ul - 1 : ul);
 	f->prefix = strdup(cfg->prefix ? cfg->prefix : "/thoth/v1/");

@@ -22,6 +22,7 @@
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -191,6 +192,52 @@ static void expect_list(harness_t *host, const char *want, int ms)
 	list_arg_t a = { host, want, "" };
 	if (!harness_wait_until(list_is, &a, ms))
 		fail_msg("remote instances: want \"%s\", have \"%s\"", want, a.got);
+}
+
+static void b64(const char *in, size_t n, char *out)
+{
+	static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t o = 0;
+	for (size_t i = 0; i < n; i += 3) {
+		uint32_t v = (uint32_t)(unsigned char)in[i] << 16;
+		if (i + 1 < n)
+			v |= (uint32_t)(unsigned char)in[i + 1] << 8;
+		if (i + 2 < n)
+			v |= (unsigned char)in[i + 2];
+		out[o++] = t[v >> 18 & 63];
+		out[o++] = t[v >> 12 & 63];
+		out[o++] = i + 1 < n ? t[v >> 6 & 63] : '=';
+		out[o++] = i + 2 < n ? t[v & 63] : '=';
+	}
+	out[o] = 0;
+}
+
+/* Write KEY = VALUE into etcd ourselves, as a peer that lies would (no
+ * lease: it stays until deleted).  True when etcd said 200. */
+static bool etcd_put(cluster_t *c, const char *key, const char *value)
+{
+	char kb[512], vb[1024], body[1700], req[2048], resp[512] = "";
+	b64(key, strlen(key), kb);
+	b64(value, strlen(value), vb);
+	int bl = snprintf(body, sizeof body, "{\"key\":\"%s\",\"value\":\"%s\"}", kb, vb);
+	int rl = snprintf(req, sizeof req, "POST /v3/kv/put HTTP/1.0\r\nContent-Type: application/json\r\n"
+			  "Content-Length: %d\r\n\r\n%s", bl, body);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(c->client_port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	bool ok = false;
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+	    send(fd, req, (size_t)rl, MSG_NOSIGNAL) == rl) {
+		size_t got = 0;
+		ssize_t n;
+		while (got < sizeof resp - 1 && (n = recv(fd, resp + got, sizeof resp - 1 - got, 0)) > 0)
+			got += (size_t)n;
+		resp[got] = 0;
+		ok = strstr(resp, " 200 ") != NULL;
+	}
+	if (fd >= 0)
+		close(fd);
+	return ok;
 }
 
 /* ---- tests ------------------------------------------------------------------------ */
@@ -541,6 +588,65 @@ static void test_federation_a_host_with_nothing_left_is_forgotten(void **state)
 	thoth_control_close(&d);
 }
 
+/*
+ * A peer that lies writes an instance key whose host id no thothd would
+ * write (--host-id is 1..63 of [A-Za-z0-9_.-]): a newline and an escape in
+ * it.  The old thothd made it a remote host and its instance resolvable,
+ * and logged nothing about it; its other warnings printed such keys raw (a
+ * forged log line, a cleared terminal).  Now it is ignored, and the line
+ * that says so shows the key's bytes escaped.
+ */
+static void test_federation_a_key_with_a_forged_host_id_is_ignored(void **state)
+{
+	NEED_ETCD();
+	cluster_t *c = *state;
+	etcd_start(c);
+	host_start(c, 0);
+	expect_log(&c->host[0], "holds lease", 10000);
+	assert_true(etcd_put(c, "/thoth/v1/inst/evil\nthothd: forged\x1b[2J/1",
+			     "{\"name\":\"echo\",\"version\":\"1.0.0\",\"addr\":\"tcp:127.0.0.1:7009\"}"));
+	/* After it in etcd's order: once this one is listed, the first was read. */
+	assert_true(etcd_put(c, "/thoth/v1/inst/good/2",
+			     "{\"name\":\"echo\",\"version\":\"1.0.0\",\"addr\":\"tcp:127.0.0.1:7010\"}"));
+	expect_list(&c->host[0], "tcp:127.0.0.1:7010", 5000);
+	assert_true(harness_file_contains(c->host[0].log, "inst/evil\\x0athothd: forged\\x1b[2J/1"));
+	assert_false(harness_file_contains(c->host[0].log, "\nthothd: forged"));
+}
+
+/*
+ * `thothctl probe attach OBJ --service NAME` took the pid of the instance
+ * the registry picked; when only another host serves NAME, that pid is the
+ * other host's, and the probe went to whatever process of this host has
+ * the same number.  Here the lying peer names host 0's thothd's own pid (a
+ * probe target thothd accepts): the old thothctl attached the probe to
+ * thothd.  Now it refuses, naming the other host's address.
+ */
+static void test_federation_probe_attach_refuses_a_service_only_another_host_serves(void **state)
+{
+	NEED_ETCD();
+	cluster_t *c = *state;
+	if (access(PROBE_OBJECT, R_OK) != 0) {
+		fprintf(stderr, "SKIP: no probe object %s (no clang -target bpf)\n", PROBE_OBJECT);
+		skip();
+	}
+	etcd_start(c);
+	host_start(c, 0);
+	expect_log(&c->host[0], "holds lease", 10000);
+	char value[256];
+	snprintf(value, sizeof value, "{\"name\":\"faraway\",\"version\":\"1.0.0\",\"addr\":\"tcp:127.0.0.1:7011\","
+		 "\"pid\":%d}", (int)c->host[0].thothd);
+	assert_true(etcd_put(c, "/thoth/v1/inst/other/1", value));
+	expect_list(&c->host[0], "tcp:127.0.0.1:7011", 5000);
+	const char *argv[] = { THOTHCTL_PATH, "--runtime-dir", c->host[0].dir, "probe", "attach", PROBE_OBJECT,
+			       "--service", "faraway", NULL };
+	char out[4096];
+	int status = 0;
+	assert_int_equal(harness_run(&c->host[0], argv, out, sizeof out, &status), 0);
+	fprintf(stderr, "# thothctl probe attach --service faraway: %s", out);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+	assert_non_null(strstr(out, "is served only on another host (tcp:127.0.0.1:7011)"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -552,6 +658,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_federation_pool_spans_local_and_remote_instance, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_federation_two_hosts_with_one_host_id_are_told, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_federation_a_host_with_nothing_left_is_forgotten, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_federation_a_key_with_a_forged_host_id_is_ignored, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_federation_probe_attach_refuses_a_service_only_another_host_serves,
+						setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
