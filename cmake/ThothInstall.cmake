@@ -46,7 +46,12 @@ foreach(l ${THOTH_SYSTEM_LIBS})
   string(APPEND THOTH_PC_PRIVATE " -l${l}")
 endforeach()
 configure_file(${PROJECT_SOURCE_DIR}/cmake/thoth.pc.in ${CMAKE_CURRENT_BINARY_DIR}/thoth.pc @ONLY)
-install(FILES ${CMAKE_CURRENT_BINARY_DIR}/thoth.pc
+# Installed with the prefix it is installed under (`cmake --install
+# --prefix P`), not the configured one: ThothInstallPc.cmake.
+install(CODE "set(THOTH_PC_BUILT \"${CMAKE_CURRENT_BINARY_DIR}/thoth.pc\")
+set(THOTH_PC_OUT \"${CMAKE_CURRENT_BINARY_DIR}/pc-installed/thoth.pc\")" COMPONENT dev)
+install(SCRIPT ${PROJECT_SOURCE_DIR}/cmake/ThothInstallPc.cmake COMPONENT dev)
+install(FILES ${CMAKE_CURRENT_BINARY_DIR}/pc-installed/thoth.pc
         DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT dev)
 
 # CMake package

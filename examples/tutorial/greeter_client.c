@@ -33,6 +33,8 @@ static int resolve(char *addr, size_t cap)
 	if (!r)
 		snprintf(addr, cap, "%.*s", (int)resp.instance.registration.endpoint.addr.len,
 			 resp.instance.registration.endpoint.addr.ptr);
+	else if (r == THOTH_E_REMOTE && ctl.client.remote_code == THOTH_REGISTRY_ERR_NOT_FOUND)
+		r = THOTH_E_NOT_FOUND;  /* thothd's answer: no live instance of that name */
 	thoth_control_close(&ctl);
 	return r;
 }
@@ -50,10 +52,14 @@ int main(int argc, char **argv)
 	int r;
 	for (int tries = 0; (r = resolve(addr, sizeof addr)) && tries < 250; tries++)
 		nanosleep(&(struct timespec){ .tv_nsec = 20 * 1000 * 1000 }, NULL);
-	if (r) {
-		fprintf(stderr, "greeter-client: no greeter: %s\n", thoth_strerror(r));
+	if (r == THOTH_E_NOT_RUNNING)
+		fprintf(stderr, "greeter-client: thothd is not running (start it first)\n");
+	else if (r == THOTH_E_NOT_FOUND)
+		fprintf(stderr, "greeter-client: no greeter registered with thothd (is greeter-service running?)\n");
+	else if (r)
+		fprintf(stderr, "greeter-client: cannot ask thothd for greeter: %s\n", thoth_strerror(r));
+	if (r)
 		return 1;
-	}
 
 	thoth_chan_config_t cfg = { .iface = &tutorial_greeter_Greeter_info };
 	thoth_chan_t *ch;

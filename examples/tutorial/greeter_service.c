@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <thoth/channel.h>
+#include <thoth/log.h>
 #include <thoth/loop.h>
 #include <thoth/service.h>
 #include <thoth/trace.h>
@@ -35,6 +36,19 @@ static void on_stop(thoth_loop_t *loop, const struct signalfd_siginfo *info, voi
 	thoth_loop_stop(loop);
 }
 
+/* thothd's answer to the registration: a refusal (the name is another
+ * program's, a bad version, ...) is final, so the service stops. */
+static int status;
+static void on_state(void *loop, thoth_service_state_t state, int err, const char *why)
+{
+	if (state == THOTH_SERVICE_REGISTERED)
+		fprintf(stderr, "greeter-service: registered\n");
+	if (state == THOTH_SERVICE_REFUSED) {
+		status = 1;
+		thoth_loop_stop(loop);
+	}
+}
+
 int main(void)
 {
 	char dir[4096], sock[108];
@@ -44,6 +58,9 @@ int main(void)
 		return 1;
 	}
 	thoth_trace_init_process("greeter");    /* off until `thothctl trace start` */
+	/* the library says why it cannot register ("nothing listens at
+	 * .../thothd.sock; retrying", "refused by thothd: ...") */
+	thoth_log_set_handler(thoth_log_stderr, NULL, THOTH_LOG_WARN);
 
 	thoth_loop_t *loop;
 	if (thoth_loop_new(&loop))
@@ -69,6 +86,7 @@ int main(void)
 	thoth_service_config_t cfg = {
 		.name = "greeter", .version = "1.0.0", .endpoint = sock,
 		.numa_node = THOTH_SERVICE_NUMA_AUTO, .interfaces = ifaces, .n_interfaces = 1,
+		.on_state = on_state, .arg = loop,
 	};
 	thoth_service_t *svc;
 	if (thoth_service_register(loop, &cfg, &svc, why, sizeof why)) {
@@ -76,10 +94,10 @@ int main(void)
 		return 1;
 	}
 
-	/* 3. run until SIGINT/SIGTERM */
+	/* 3. run until SIGINT/SIGTERM, or a refusal */
 	thoth_loop_run(loop);
 	thoth_service_withdraw(svc);
 	thoth_chan_server_free(srv);
 	thoth_loop_free(loop);
-	return 0;
+	return status;
 }

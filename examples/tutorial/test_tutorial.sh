@@ -18,9 +18,9 @@ unset THOTH_RUNTIME_DIR XDG_RUNTIME_DIR
 PY=$(command -v /usr/bin/python3 || command -v python3)
 
 # The text's files and commands.
-"$PY" - "$SRC/docs/TUTORIAL.md" "$SRC/examples/tutorial" "$HOME/greeter" "$T/steps.sh" <<'PY'
+"$PY" - "$SRC/docs/TUTORIAL.md" "$SRC/examples/tutorial" "$HOME/greeter" "$T/steps.sh" "$T/pkgconfig.sh" <<'PY'
 import os, re, sys
-doc, srcdir, work, steps = sys.argv[1:]
+doc, srcdir, work, steps, pcsteps = sys.argv[1:]
 blocks = re.findall(r"^```(\S*)([^\n]*)\n(.*?)^```$", open(doc).read(), re.S | re.M)
 os.makedirs(work)
 shown, sh = set(), []
@@ -35,11 +35,18 @@ for lang, info, body in blocks:
         shown.add(name)
     elif lang == "sh":
         sh.append(body)
+    elif "pkg-config --cflags thoth" in body:
+        pc = body                       # "Without CMake": run as well, below
 missing = set(os.listdir(srcdir)) - shown - {"test_tutorial.sh"}
 if missing:
     sys.exit(f"examples/tutorial has files the tutorial does not show: {sorted(missing)}")
 if len(sh) < 4:
     sys.exit("TUTORIAL.md lost its sh blocks")
+if "pc" not in dir():
+    sys.exit("TUTORIAL.md lost its pkg-config block")
+with open(pcsteps, "w") as f:
+    # in the session section 1 set up: its PATH
+    f.write("set -euo pipefail\nexport PATH=$HOME/thoth/bin:$HOME/thoth/sbin:$PATH\n" + pc)
 with open(steps, "w") as f:
     f.write("set -euo pipefail\n"
             "trap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n" + "\n".join(sh))
@@ -74,6 +81,44 @@ if not flows:
 if problems:
     sys.exit("greeter-trace.json: " + "; ".join(problems) + f" (events: {sorted(names)})")
 PY
+# Section 5's other way, "Without CMake", as written, in a copy of the
+# project folder: pkg-config's flags must lead to the installed tree.  They
+# led to /usr/local, the prefix the build was configured with, whatever
+# `cmake --install --prefix` installed to ("thoth/channel.h: No such file
+# or directory"); step 1's stand-in installs that way.
+mkdir "$HOME/greeter-pc"
+cp greeter.tidl greeter_service.c greeter_client.c "$HOME/greeter-pc/"
+( cd "$HOME/greeter-pc" && bash "$T/pkgconfig.sh" ) >"$T/pc.out" 2>&1 ||
+  { cat "$T/pc.out"; echo "the tutorial's pkg-config commands failed"; exit 1; }
+"$HOME/greeter-pc/build/greeter-client" 2>"$T/pc.err" && { echo "greeter-client without NAME exited 0"; exit 1; }
+grep -q "usage: greeter-client NAME" "$T/pc.err" || { cat "$T/pc.err"; echo "the pkg-config greeter-client does not start"; exit 1; }
+# What a newcomer meets when a step is skipped or done twice: each says
+# what is wrong.  The client said "no greeter: not running (nothing listens
+# at its socket)" without thothd and "no greeter: peer returned an
+# application error" without the service; a second greeter-service built
+# elsewhere was refused the name and served on, unregistered, in silence.
+export THOTH_RUNTIME_DIR=$(mktemp -d)
+tutorial_fail() { echo "$1:"; cat "$2"; exit 1; }
+if build/greeter-client world 2>"$T/c1.err"; then tutorial_fail "greeter-client answered without thothd" "$T/c1.err"; fi
+grep -q "thothd is not running" "$T/c1.err" || tutorial_fail "greeter-client without thothd does not say so" "$T/c1.err"
+"$HOME/thoth/sbin/thothd" 2>"$T/thothd2.log" &
+THOTHD2=$!
+until "$HOME/thoth/bin/thothctl" status >/dev/null 2>&1; do sleep 0.1; done
+if build/greeter-client world 2>"$T/c2.err"; then tutorial_fail "greeter-client answered without the service" "$T/c2.err"; fi
+grep -q "no greeter registered with thothd (is greeter-service running?)" "$T/c2.err" ||
+  tutorial_fail "greeter-client without the service does not say so" "$T/c2.err"
+build/greeter-service 2>"$T/s1.err" &
+SERVICE2=$!
+until grep -q "greeter-service: registered" "$T/s1.err"; do sleep 0.05; done
+cp build/greeter-service build/greeter-copy       # another executable: the name is not its
+rc=0
+timeout 20 build/greeter-copy 2>"$T/s2.err" || rc=$?
+[ "$rc" = 1 ] || tutorial_fail "a second greeter-service refused the name exited $rc, not 1" "$T/s2.err"
+grep -q "refused by thothd: name \"greeter\" is held by another executable" "$T/s2.err" ||
+  tutorial_fail "a refused greeter-service does not say why" "$T/s2.err"
+kill "$SERVICE2" "$THOTHD2"
+wait "$SERVICE2" "$THOTHD2" 2>/dev/null || true
+unset THOTH_RUNTIME_DIR
 # The service says why it cannot start (it exited 1 without a word when the
 # runtime dir was too long for a socket path).
 long=$T/$(printf 'd%.0s' $(seq 100))

@@ -78,6 +78,8 @@ struct thothd_federation {
 	fed_http_t *http;
 	/* lease */
 	uint64_t lease;                 /* 0: none */
+	uint64_t lost_lease;            /* the one before, while its keys may linger */
+	uint64_t twin_lease;            /* another thothd's lease on our host id (said once) */
 	bool etcd_down;                 /* said so in the log: a lease call failed */
 	fed_req_t *lease_req;
 	thoth_timer_t *lease_timer;
@@ -101,6 +103,7 @@ struct thothd_federation {
 	/* lease_per_registration (benchmark) */
 	thoth_timer_t *items_timer;
 	thothd_federation_stats_t stats;
+	thothd_log_limit_t bad_log;     /* other hosts' unusable keys: a peer may write many */
 };
 
 static void write_next(thothd_federation_t *f);
@@ -260,6 +263,7 @@ static void lease_lost(thothd_federation_t *f, const char *why)
 		return;                 /* already granting a new one */
 	thothd_warn("federation: host lease %" PRIx64 " %s: granting a new one and writing every "
 		    "registration again", f->lease, why);
+	f->lost_lease = f->lease;
 	f->lease = 0;
 	f->stats.lease_alive = false;
 	f->host_key_written = false;
@@ -672,15 +676,34 @@ static remote_item_t **remote_slot(thothd_federation_t *f, const char *key)
 	return p;
 }
 
+/* A host with nothing left goes: host ids come and go (a container's host
+ * name is new on every start), and the old code kept every one it ever saw,
+ * each with a registry owner, for thothd's life. */
+static void host_release(thothd_federation_t *f, remote_host_t *h)
+{
+	if (h->count)
+		return;
+	remote_host_t **p = &f->hosts;
+	while (*p != h)
+		p = &(*p)->next;
+	*p = h->next;
+	thoth_registry_owner_drop(f->reg, h->owner);
+	free(h->id);
+	free(h);
+	f->stats.hosts--;
+}
+
 static void remote_remove(thothd_federation_t *f, remote_item_t **slot)
 {
 	remote_item_t *ri = *slot;
 	*slot = ri->next;
-	thoth_registry_withdraw(f->reg, ri->host->owner, ri->local_lease);
-	ri->host->count--;
+	remote_host_t *h = ri->host;
+	thoth_registry_withdraw(f->reg, h->owner, ri->local_lease);
+	h->count--;
 	f->stats.remote--;
 	free(ri->key);
 	free(ri);
+	host_release(f, h);
 }
 
 /* Parse another host's instance JSON into R (strings point into O). */
@@ -737,8 +760,46 @@ static bool key_host(const thothd_federation_t *f, const char *key, const char *
 	return true;
 }
 
-/* Apply one key-value (a PUT) or its absence (DELETE). */
-static void apply(thothd_federation_t *f, bool put, const char *key_b64, const char *value_b64, uint64_t mod_rev)
+static bool host_id_valid_n(const char *s, size_t n);
+
+/* KEY for the log: a peer writes what it likes, and a newline or an
+ * escape in a key forged thothd's log lines or drove the reader's
+ * terminal.  Bytes outside printable ASCII as \xHH, cut at 200. */
+static const char *printable(const char *key, char *out, size_t cap)
+{
+	size_t o = 0;
+	for (const unsigned char *p = (const unsigned char *)key; *p && o + 5 < cap && o < 200; p++) {
+		if (*p >= 0x20 && *p < 0x7f && *p != '\\')
+			out[o++] = (char)*p;
+		else
+			o += (size_t)snprintf(out + o, cap - o, "\\x%02x", *p);
+	}
+	out[o] = 0;
+	return out;
+}
+
+/*
+ * A key under our own host id written, after we started, under LEASE, an
+ * etcd lease that is not ours: another thothd runs with our --host-id (two
+ * machines with one host name, a cloned VM).  Each ignores the other's
+ * instances as its own, and nothing said so: say it, once per lease.
+ */
+static void twin_check(thothd_federation_t *f, uint64_t lease)
+{
+	if (!lease || !f->lease || f->cfg.lease_per_registration || lease == f->lease ||
+	    lease == f->lost_lease || lease == f->twin_lease)
+		return;
+	f->twin_lease = lease;
+	f->stats.twins++;
+	thothd_error("federation: another thothd writes under this host's id %s (etcd lease %" PRIx64
+		     ", ours %" PRIx64 "): two hosts share one --host-id, and each ignores the other's "
+		     "instances as its own; give each host its own --host-id", f->host_id, lease, f->lease);
+}
+
+/* Apply one key-value (a PUT) or its absence (DELETE); KV_LEASE: its etcd
+ * lease, WATCHED: it comes from the watch (written after we started). */
+static void apply(thothd_federation_t *f, bool put, const char *key_b64, const char *value_b64, uint64_t mod_rev,
+		  uint64_t kv_lease, bool watched)
 {
 	size_t klen, vlen;
 	char *key = key_b64 ? unb64(key_b64, 1024, &klen) : NULL;
@@ -746,9 +807,27 @@ static void apply(thothd_federation_t *f, bool put, const char *key_b64, const c
 		return;
 	const char *host;
 	size_t hlen;
-	if (!key_host(f, key, &host, &hlen) ||
-	    (hlen == strlen(f->host_id) && memcmp(host, f->host_id, hlen) == 0)) {
-		free(key);              /* not an instance, or our own */
+	if (!key_host(f, key, &host, &hlen)) {
+		free(key);              /* not an instance */
+		return;
+	}
+	if (!host_id_valid_n(host, hlen)) {
+		/* Not a host id any thothd writes (--host-id is checked): a peer
+		 * that lies.  The old code made it a remote host, whatever its
+		 * bytes, and logged them raw. */
+		char shown[256];
+		f->stats.bad_values++;
+		thothd_log_limited(&f->bad_log, THOTHD_LOG_WARN, "federation: ignoring %s from etcd: its "
+				   "host id is not 1..63 characters of [A-Za-z0-9_.-]",
+				   printable(key, shown, sizeof shown));
+		free(key);
+		return;
+	}
+	if (hlen == strlen(f->host_id) && memcmp(host, f->host_id, hlen) == 0) {
+		if (put && watched)     /* ours, or a twin's (a key of the range may be our
+					 * previous thothd's, whose lease is ending) */
+			twin_check(f, kv_lease);
+		free(key);
 		return;
 	}
 	remote_item_t **slot = remote_slot(f, key);
@@ -771,24 +850,32 @@ static void apply(thothd_federation_t *f, bool put, const char *key_b64, const c
 	uint64_t lease = 0;
 	if (!o || parse_instance(o, &r, claims, 32) || !(h = host_get(f, host, hlen)) ||
 	    thoth_registry_register(f->reg, h->owner, &r, thoth_clock_now(), &lease)) {
+		char shown[256];
 		f->stats.bad_values++;
-		thothd_warn("federation: ignoring %s from etcd: %s", key,
-			    !o ? "its value is not JSON" : h ? thoth_registry_refusal(f->reg) : "not a valid instance");
+		thothd_log_limited(&f->bad_log, THOTHD_LOG_WARN, "federation: ignoring %s from etcd: %s",
+				   printable(key, shown, sizeof shown),
+				   !o ? "its value is not JSON" : h ? thoth_registry_refusal(f->reg)
+								 : "not a valid instance");
 		json_object_put(o);
 		free(value);
 		free(key);
+		if (h)
+			host_release(f, h);     /* new and empty: not kept */
 		return;
 	}
 	json_object_put(o);
 	free(value);
-	if (*slot)
-		remote_remove(f, slot);         /* replaced by a newer value */
 	remote_item_t *ri = calloc(1, sizeof *ri);
 	if (!ri) {
 		thoth_registry_withdraw(f->reg, h->owner, lease);
+		host_release(f, h);
 		free(key);
 		return;
 	}
+	h->count++;                     /* before the old value goes: H holds the new one */
+	f->stats.remote++;
+	if (*slot)
+		remote_remove(f, slot);         /* replaced by a newer value */
 	ri->key = key;
 	ri->host = h;
 	ri->local_lease = lease;
@@ -796,8 +883,6 @@ static void apply(thothd_federation_t *f, bool put, const char *key_b64, const c
 	ri->seen = true;
 	ri->next = *slot;
 	*slot = ri;
-	h->count++;
-	f->stats.remote++;
 }
 
 static void after_change(thothd_federation_t *f)
@@ -847,7 +932,8 @@ static void range_done(void *arg, int err, long status, const char *body, size_t
 		size_t n = json_object_array_length(kvs);
 		for (size_t i = 0; i < n; i++) {
 			json_object *kv = json_object_array_get_idx(kvs, i);
-			apply(f, true, json_str(kv, "key"), json_str(kv, "value"), json_u64(kv, "mod_revision"));
+			apply(f, true, json_str(kv, "key"), json_str(kv, "value"), json_u64(kv, "mod_revision"),
+			      json_u64(kv, "lease"), false);
 		}
 	}
 	/* What the full read no longer holds left while we were not watching. */
@@ -894,7 +980,8 @@ static int watch_line(thothd_federation_t *f, const char *text)
 			json_object_object_get_ex(ev, "kv", &kv);
 			const char *type = json_str(ev, "type");
 			bool put = !type || strcmp(type, "PUT") == 0;
-			apply(f, put, json_str(kv, "key"), json_str(kv, "value"), json_u64(kv, "mod_revision"));
+			apply(f, put, json_str(kv, "key"), json_str(kv, "value"), json_u64(kv, "mod_revision"),
+			      json_u64(kv, "lease"), true);
 			f->stats.watch_events++;
 			uint64_t mr = json_u64(kv, "mod_revision");
 			if (mr > f->stats.revision)
@@ -1007,16 +1094,22 @@ static void read_start(thothd_federation_t *f)
 
 /* ---- life ----------------------------------------------------------------------- */
 
-static bool host_id_valid(const char *s)
+static bool host_id_valid_n(const char *s, size_t n)
 {
-	size_t n = strlen(s);
 	if (!n || n > 63)
 		return false;
-	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-		      *s == '_' || *s == '.' || *s == '-'))
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '.' || c == '-'))
 			return false;
+	}
 	return true;
+}
+
+static bool host_id_valid(const char *s)
+{
+	return host_id_valid_n(s, strlen(s));
 }
 
 /* Revoke the lease a previous thothd of this host left in STATE_FILE, so its
@@ -1088,6 +1181,7 @@ int thothd_federation_new(thoth_loop_t *loop, thoth_registry_t *reg, const thoth
 	f->reg = reg;
 	f->cfg = *cfg;
 	f->cfg.ttl_s = ttl;
+	f->bad_log = (thothd_log_limit_t){ .burst = 20, .per_second = 5 };
 	size_t ul = strlen(cfg->etcd_url);
 	f->url_base = strndup(cfg->etcd_url, cfg->etcd_url[ul - 1] == '/' ? ul - 1 : ul);
 	f->prefix = strdup(cfg->prefix ? cfg->prefix : "/thoth/v1/");

@@ -89,7 +89,8 @@ typedef struct thothd_federation_stats {
 	uint32_t local;                 /* local registrations mirrored */
 	uint32_t pending;               /* ... not yet written to etcd */
 	uint32_t remote;                /* other hosts' instances in the registry */
-	uint32_t hosts;                 /* other hosts seen */
+	uint32_t hosts;                 /* other hosts with instances here */
+	uint32_t twins;                 /* other thothds seen writing under our host id */
 	bool lease_alive;               /* we hold a live host lease */
 	bool watching;                  /* the watch stream is open */
 } thothd_federation_stats_t;

@@ -556,9 +556,10 @@ out:
 		thothd_federation_t *fed = federation;
 		thothd_federation_stats_t fs;
 		thothd_federation_stats(fed, &fs);
-		thothd_info("federation: %llu requests (%llu bytes) to etcd, %llu lease renewals, %u remote instances",
-			    (unsigned long long)fs.requests, (unsigned long long)fs.bytes_sent,
-			    (unsigned long long)fs.keepalives, fs.remote);
+		thothd_info("federation: %llu requests (%llu bytes) to etcd, %llu lease renewals, %u remote "
+			    "instances of %u other hosts", (unsigned long long)fs.requests,
+			    (unsigned long long)fs.bytes_sent, (unsigned long long)fs.keepalives, fs.remote,
+			    fs.hosts);
 		d->change_hook = NULL;  /* no more mirroring while the clients close */
 		thothd_federation_free(fed);
 	}

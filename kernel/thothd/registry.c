@@ -618,7 +618,8 @@ static bool claim_name_valid(thoth_str_t s, bool dotted)
 	return s.len > 0;
 }
 
-static int check_claims(thoth_registry_t *reg, const thoth_registry_Registration_t *r)
+/* FEDERATED: R is another host's instance (its owner is federated). */
+static int check_claims(thoth_registry_t *reg, const thoth_registry_Registration_t *r, bool federated)
 {
 	const thoth_common_InterfaceClaim_list_t *claims = &r->claims;
 	if (claims->count > CLAIMS_MAX) {
@@ -664,10 +665,17 @@ static int check_claims(thoth_registry_t *reg, const thoth_registry_Registration
 				return THOTH_REGISTRY_ERR_CONTRACT_REFUSED;
 			}
 		}
-		/* Against what live instances of the same name claim for it. */
-		group_t *g = *group_slot(reg, r->name.ptr, r->name.len,
-					 hash_name(r->name.ptr, r->name.len));
+		/* Against what live instances of the same name claim for it:
+		 * this host's among themselves only.  Another host's instance
+		 * was held to its own host's instances there, as with name
+		 * ownership; compared here, one mirrored with another major (a
+		 * rolling upgrade, or a peer that lies) refused this host's own
+		 * service, or the first of either kept the other out. */
+		group_t *g = federated ? NULL : *group_slot(reg, r->name.ptr, r->name.len,
+							    hash_name(r->name.ptr, r->name.len));
 		for (size_t k = 0; g && k < g->count; k++) {
+			if (g->entries[k]->owner->federated)
+				continue;
 			const thoth_common_InterfaceClaim_list_t *other =
 				&g->entries[k]->inst.registration.claims;
 			for (uint32_t m = 0; m < other->count; m++) {
@@ -771,6 +779,18 @@ int thoth_registry_register(thoth_registry_t *reg, thoth_registry_owner_t *owner
 		refuse(reg, "endpoint address longer than %d bytes", ADDR_MAX_LEN);
 		return THOTH_REGISTRY_ERR_CONTRACT_REFUSED;
 	}
+	/* Printed as they are by `thothctl services`, the log and the
+	 * dashboard: a newline or an escape in an address forged whole lines
+	 * of the table (an instance that is not there) or drove the reader's
+	 * terminal.  A socket path may hold them; none worth serving does. */
+	for (uint32_t i = 0; i < ep->addr.len; i++) {
+		unsigned char ch = (unsigned char)ep->addr.ptr[i];
+		if (ch < 0x20 || ch == 0x7f) {
+			refuse(reg, "endpoint address holds control byte 0x%02x at offset %u: "
+			       "addresses are shown as they are, so none is taken", ch, i);
+			return THOTH_REGISTRY_ERR_CONTRACT_REFUSED;
+		}
+	}
 	if (owner->count >= reg->cfg.max_per_owner && !owner->federated) {
 		refuse(reg, "this connection already holds %zu registrations (limit %u)",
 		       owner->count, reg->cfg.max_per_owner);
@@ -796,7 +816,7 @@ int thoth_registry_register(thoth_registry_t *reg, thoth_registry_owner_t *owner
 			return THOTH_REGISTRY_ERR_NOT_OWNER;
 		}
 	}
-	int err = check_claims(reg, r);
+	int err = check_claims(reg, r, owner->federated);
 	if (err)
 		return err;
 	if (reserve_one(reg, g))

@@ -94,8 +94,9 @@ void thoth_registry_owner_drop(thoth_registry_t *reg, thoth_registry_owner_t *ow
 /* OWNER feeds other hosts' instances (issue 19, federation.c): its
  * registrations are REMOTE, held without a TTL until it withdraws them or
  * is dropped, not limited by max_per_owner, and outside the name-ownership
- * rule (their host applied it; they neither hold a name here nor are held
- * to its local holder). */
+ * rule and the claims check against live instances (their host applied
+ * both; they neither hold a name here nor are held to its local holder or
+ * its local instances' contracts, nor do local instances answer to theirs). */
 void thoth_registry_owner_set_federated(thoth_registry_owner_t *owner);
 /* The executable OWNER's process runs (st_dev, st_ino of /proc/PID/exe;
  * 0, 0 when unknown): part of the name-ownership rule (register). */

@@ -16,7 +16,10 @@
  *         not take is queued and flushed on EPOLLOUT.  Above a pause
  *         threshold the client is not read (a flood of requests from one
  *         client cannot grow thothd's memory); above max_backlog it is
- *         dropped (a watcher that never reads).
+ *         dropped (a watcher that never reads).  All queues together are
+ *         bounded too (max_output): past it the client whose queue moved
+ *         least recently is dropped (output_account), and a drained queue
+ *         above OUTQ_KEEP gives its memory back.
  * Bad input (bad header, a response or oneway where none belongs, a body
  * that does not decode, oversized) closes that client only, with a reason
  * in the log (rate-limited).  Its registrations go at once, as for any
@@ -52,6 +55,7 @@ enum {
 	ARENA_MIN = 1 << 16,
 	FD_HEADROOM = 24,               /* descriptors kept for anything but client sockets */
 	READ_CHUNK = 4096,              /* a reader's resting buffer (stream.c) */
+	OUTQ_KEEP = 64 << 10,           /* a drained output queue above this is freed */
 };
 
 #define MS_NS 1000000ull
@@ -172,6 +176,8 @@ int thothd_new(const thothd_config_t *cfg, thoth_loop_t *loop, thothd_t **out)
 		c->trace_detach_ns = 60000 * MS_NS;
 	if (!c->max_backlog)
 		c->max_backlog = 8u << 20;
+	if (!c->max_output)
+		c->max_output = 64u << 20;
 	if (!c->expiry_slack_ns)
 		c->expiry_slack_ns = 20ull * 1000000ull;
 	if (!c->runtime_dir)
@@ -457,6 +463,7 @@ static void client_close(thothd_t *d, thothd_client_t *c)
 		close(c->fd);
 	partial_unlink(d, c);
 	d->input_bytes -= c->input_counted;
+	d->output_bytes -= c->output_counted;
 	uid_count_add(d, c->uid, -1);
 	thoth_stream_reader_free(&c->reader);
 	thoth__outq_free(&c->out);
@@ -513,11 +520,53 @@ static void update_interest(thothd_client_t *c)
 		thothd_client_doom(c, "cannot update its epoll interest");
 }
 
+/*
+ * Account C's output queue in the daemon's total.  Each client's queue is
+ * bounded (max_backlog, 8 MiB), but not their sum: 700 watchers that never
+ * read, and a storm of registrations, held 8 MiB each (5.6 GiB) until each
+ * crossed its own limit.  Past max_output the client whose queue has not
+ * moved for the longest is dropped, until the total is back under it: that
+ * is a reader that stopped, not one draining a large answer now.  A dropped
+ * client's queue is freed at once (nothing more is sent to it).
+ */
+static void output_account(thothd_t *d, thothd_client_t *c)
+{
+	d->output_bytes = d->output_bytes - c->output_counted + c->out.cap;
+	c->output_counted = c->out.cap;
+	while (d->output_bytes > d->cfg.max_output) {
+		thothd_client_t *worst = NULL;
+		for (thothd_client_t *o = d->clients; o; o = o->next)
+			if (backlog(o) && !o->doomed &&
+			    (!worst || o->out_progress_ns < worst->out_progress_ns))
+				worst = o;
+		if (!worst)
+			break;
+		d->over_output_budget++;
+		thothd_client_doom(worst, "does not read: %zu bytes unsent while thothd's output budget "
+				   "(%zu bytes, all clients) is spent; its queue moved least recently",
+				   backlog(worst), d->cfg.max_output);
+		thoth__outq_free(&worst->out);
+		d->output_bytes -= worst->output_counted;
+		worst->output_counted = 0;
+	}
+}
+
 /* Send what the socket takes now.  0, or doomed. */
 static void flush(thothd_client_t *c)
 {
-	if (thoth__outq_flush(&c->out, c->fd))
+	size_t before = backlog(c);
+	if (thoth__outq_flush(&c->out, c->fd)) {
 		thothd_client_doom(c, "closed (write: %s)", strerror(errno));
+		return;
+	}
+	if (backlog(c) != before)
+		c->out_progress_ns = thoth_clock_now();
+	if (!backlog(c) && c->out.cap > OUTQ_KEEP) {
+		/* Drained after a burst: the memory goes back, not kept for
+		 * the connection's life. */
+		thoth__outq_free(&c->out);
+		output_account(c->d, c);
+	}
 }
 
 void thothd_client_send(thothd_client_t *c, const void *buf, size_t len)
@@ -533,12 +582,16 @@ void thothd_client_send(thothd_client_t *c, const void *buf, size_t len)
 	}
 	bool was_empty = backlog(c) == 0;
 	int r = thoth__outq_send(&c->out, c->fd, buf, len);
-	if (r == THOTH_E_NOMEM)
+	if (r == THOTH_E_NOMEM) {
 		thothd_client_doom(c, "out of memory for its output");
-	else if (r)
+	} else if (r) {
 		thothd_client_doom(c, "closed (write: %s)", strerror(errno));
-	else if (was_empty && backlog(c))
+	} else if (was_empty && backlog(c)) {
+		c->out_progress_ns = thoth_clock_now();
 		update_interest(c);
+	}
+	if (c->out.cap != c->output_counted)
+		output_account(c->d, c);
 }
 
 /* ---- answers held behind a deferred one (defer.c) ---------------------------------- */

@@ -68,6 +68,8 @@ typedef struct thothd_config {
 					 * begun, must be complete within this (0: 5 s) */
 	size_t max_input;               /* bytes buffered for incomplete messages, all
 					 * clients together (0: 32 MiB) */
+	size_t max_output;              /* bytes held for clients that have not read them,
+					 * all clients together (0: 64 MiB) */
 	uint64_t trace_detach_ns;       /* a trace session outlives the connection that
 					 * started it by this much (0: 60 s) */
 	bool trace_collect_on_loop;     /* --trace-collector loop: the session's buffers are
@@ -113,6 +115,9 @@ struct thothd_client {
 	bool in_partial;
 	thothd_client_t *partial_prev, *partial_next;
 	size_t input_counted;           /* reader bytes counted in d->input_bytes */
+	size_t output_counted;          /* output queue bytes counted in d->output_bytes */
+	uint64_t out_progress_ns;       /* its queue last began or moved (the output budget
+					 * closes the one that moved least recently) */
 	bool doomed;                    /* to be closed by reap_doomed() */
 	char doom_reason[160];
 	/* Deferred answers (defer.c): while one of this connection's requests
@@ -145,6 +150,7 @@ struct thothd {
 	thothd_client_t *partial_head, *partial_tail;
 	thoth_timer_t *frame_timer;
 	size_t input_bytes;             /* read buffers beyond one chunk, all clients */
+	size_t output_bytes;            /* output queues, all clients (max_output) */
 	struct thothd_uid_count { uint32_t uid, n; } *uids;   /* connections per uid */
 	size_t n_uids, uids_cap;
 	int reserve_fd;                 /* closed to accept-and-close at the fd limit */
@@ -184,7 +190,7 @@ struct thothd {
 	size_t event_cap;
 	/* Counters (Daemon.status, tests). */
 	uint64_t messages, closed_bad_input;
-	uint64_t refused, evicted, timed_out, over_budget, fd_limit_hits;
+	uint64_t refused, evicted, timed_out, over_budget, over_output_budget, fd_limit_hits;
 	thothd_log_limit_t refuse_log;  /* refused/evicted connections, accept errors */
 	thothd_log_limit_t drop_log;    /* clients dropped for bad input */
 };

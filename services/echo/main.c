@@ -98,12 +98,27 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	/* The name is part of the socket's file name: a '/' in it put the
+	 * socket outside the runtime dir (or failed to bind) before thothd
+	 * refused the name; say so first. */
+	if (!*name || strchr(name, '/')) {
+		fprintf(stderr, "echo: --name '%s' is not a service name (1..128 of [a-z0-9_.-], "
+			"starting with a letter)\n", name);
+		return 2;
+	}
 	char dir[4096];
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	if (thoth_runtime_dir(runtime_arg, dir, sizeof dir) ||
-	    snprintf(sa.sun_path, sizeof sa.sun_path, "%s/%s-%d.sock", dir, name, (int)getpid()) >=
-		    (int)sizeof sa.sun_path) {
+	if (thoth_runtime_dir(runtime_arg, dir, sizeof dir)) {
 		fprintf(stderr, "echo: runtime dir path too long\n");
+		return 1;
+	}
+	int n = snprintf(sa.sun_path, sizeof sa.sun_path, "%s/%s-%d.sock", dir, name, (int)getpid());
+	if (n >= (int)sizeof sa.sun_path) {
+		/* A long --name makes it too long as well as a long runtime dir:
+		 * "runtime dir path too long" blamed the dir for a 128-byte name. */
+		fprintf(stderr, "echo: socket path %s/%s-%d.sock is %d bytes, a Unix socket path holds "
+			"%zu: a shorter --name or runtime dir\n", dir, name, (int)getpid(), n,
+			sizeof sa.sun_path - 1);
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);

@@ -13,7 +13,7 @@ set -uo pipefail
 SRC=$1 BUILD=$2
 THOTHD=$BUILD/kernel/thothd/thothd THOTHCTL=$BUILD/tools/thothctl/thothctl
 THOTHC=$BUILD/tools/thothc/thothc THOTHLOCK=$BUILD/tools/thothlock/thothlock
-CODEX=$BUILD/codex/codex ECHO_CLIENT=$BUILD/services/echo-client
+CODEX=$BUILD/codex/codex ECHO_CLIENT=$BUILD/services/echo-client ECHO=$BUILD/services/echo
 TMP=$(mktemp -d /tmp/thoth-cli-args-XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
 export THOTH_RUNTIME_DIR=$TMP/no-thothd
@@ -55,6 +55,13 @@ refused 2 "probe ID" "$THOTHCTL" probe maps 7x
 
 # echo-client (make run's client): --rate abc was 0 calls/s, --rate -1
 # 4294967295, and --report's seconds overflowed; none of them was refused.
+# echo's --name is part of its socket's file name: a 128-byte name (legal)
+# made the path too long and echo blamed the runtime dir ("runtime dir path
+# too long"); a '/' put the socket outside the runtime dir before thothd
+# refused the name.
+mkdir -p "$TMP/echo-rt" && chmod 700 "$TMP/echo-rt"
+refused 1 "a Unix socket path holds 107: a shorter --name or runtime dir" "$ECHO" --runtime-dir "$TMP/echo-rt" --name "$(printf 'a%.0s' $(seq 128))"
+refused 2 "--name '../x' is not a service name" "$ECHO" --runtime-dir "$TMP/echo-rt" --name ../x
 refused 2 "--rate wants a number 1..1000000" "$ECHO_CLIENT" --rate abc
 refused 2 "--rate wants a number 1..1000000" "$ECHO_CLIENT" --rate -1
 refused 2 "--rate wants a number 1..1000000" "$ECHO_CLIENT" --rate 0

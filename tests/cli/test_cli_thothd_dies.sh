@@ -151,3 +151,19 @@ done
 if wait "$ctl"; then fail "trace exited 0 after SIGTERM"; fi
 echo "ok: a second SIGTERM ends trace waiting on a stuck thothd; an ignored SIGINT stays ignored"
 kill -CONT "$thothd" 2>/dev/null || true
+kill -KILL "$thothd" 2>/dev/null || true
+wait "$thothd" 2>/dev/null || true
+
+# A stopped thothd (SIGSTOP, a debugger) takes the connection and answers
+# nothing: `thothctl status` said "status: timed out", naming neither
+# thothd nor what was wrong with it.  Now it says thothd is stopped, with
+# its pid and the command that wakes it.  (The old text fails the grep.)
+start_thothd
+kill -STOP "$thothd"
+if "$THOTHCTL" --runtime-dir "$RT" status >"$RT/stopped.out" 2>"$RT/stopped.err"; then
+  fail "status answered by a stopped thothd"
+fi
+grep -q "thothd (pid $thothd) is stopped (SIGSTOP or a debugger).*kill -CONT $thothd" "$RT/stopped.err" ||
+  { cat "$RT/stopped.err"; fail "status does not say that thothd is stopped"; }
+kill -CONT "$thothd"
+echo "ok: a stopped thothd is named as stopped, with its pid"

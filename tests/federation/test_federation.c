@@ -22,6 +22,7 @@
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -58,6 +59,30 @@ static void host_start(cluster_t *c, int i)
 	snprintf(ttl, sizeof ttl, "%d", TTL_S);
 	const char *extra[] = { "--http-port", "off", "--etcd", c->url, "--host-id", id, "--etcd-ttl", ttl, NULL };
 	assert_true(harness_start_thothd(&c->host[i], extra) > 0);
+}
+
+/* Host I under the host id ID (host_start names them hosta, hostb, ...). */
+static void host_start_as(cluster_t *c, int i, const char *id)
+{
+	char ttl[8];
+	snprintf(ttl, sizeof ttl, "%d", TTL_S);
+	const char *extra[] = { "--http-port", "off", "--etcd", c->url, "--host-id", id, "--etcd-ttl", ttl, NULL };
+	assert_true(harness_start_thothd(&c->host[i], extra) > 0);
+}
+
+typedef struct { const char *file, *text; } log_arg_t;
+
+static bool log_has(void *p)
+{
+	log_arg_t *a = p;
+	return harness_file_contains(a->file, a->text);
+}
+
+static void expect_log(harness_t *host, const char *text, int ms)
+{
+	log_arg_t a = { host->log, text };
+	if (!harness_wait_until(log_has, &a, ms))
+		fail_msg("%s: no \"%s\" within %d ms", host->log, text, ms);
 }
 
 static int setup(void **state)
@@ -167,6 +192,52 @@ static void expect_list(harness_t *host, const char *want, int ms)
 	list_arg_t a = { host, want, "" };
 	if (!harness_wait_until(list_is, &a, ms))
 		fail_msg("remote instances: want \"%s\", have \"%s\"", want, a.got);
+}
+
+static void b64(const char *in, size_t n, char *out)
+{
+	static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t o = 0;
+	for (size_t i = 0; i < n; i += 3) {
+		uint32_t v = (uint32_t)(unsigned char)in[i] << 16;
+		if (i + 1 < n)
+			v |= (uint32_t)(unsigned char)in[i + 1] << 8;
+		if (i + 2 < n)
+			v |= (unsigned char)in[i + 2];
+		out[o++] = t[v >> 18 & 63];
+		out[o++] = t[v >> 12 & 63];
+		out[o++] = i + 1 < n ? t[v >> 6 & 63] : '=';
+		out[o++] = i + 2 < n ? t[v & 63] : '=';
+	}
+	out[o] = 0;
+}
+
+/* Write KEY = VALUE into etcd ourselves, as a peer that lies would (no
+ * lease: it stays until deleted).  True when etcd said 200. */
+static bool etcd_put(cluster_t *c, const char *key, const char *value)
+{
+	char kb[512], vb[1024], body[1700], req[2048], resp[512] = "";
+	b64(key, strlen(key), kb);
+	b64(value, strlen(value), vb);
+	int bl = snprintf(body, sizeof body, "{\"key\":\"%s\",\"value\":\"%s\"}", kb, vb);
+	int rl = snprintf(req, sizeof req, "POST /v3/kv/put HTTP/1.0\r\nContent-Type: application/json\r\n"
+			  "Content-Length: %d\r\n\r\n%s", bl, body);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(c->client_port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	bool ok = false;
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+	    send(fd, req, (size_t)rl, MSG_NOSIGNAL) == rl) {
+		size_t got = 0;
+		ssize_t n;
+		while (got < sizeof resp - 1 && (n = recv(fd, resp + got, sizeof resp - 1 - got, 0)) > 0)
+			got += (size_t)n;
+		resp[got] = 0;
+		ok = strstr(resp, " 200 ") != NULL;
+	}
+	if (fd >= 0)
+		close(fd);
+	return ok;
 }
 
 /* ---- tests ------------------------------------------------------------------------ */
@@ -465,6 +536,117 @@ static void test_federation_pool_spans_local_and_remote_instance(void **state)
 	thoth_loop_free(loop);
 }
 
+/*
+ * Two thothds with one --host-id (two machines with one host name, a cloned
+ * VM): each ignores the other's keys as its own, so neither sees the
+ * other's instances, and the old thothd said nothing at all.  The one that
+ * sees the other's key written after it started says so, naming the id.
+ */
+static void test_federation_two_hosts_with_one_host_id_are_told(void **state)
+{
+	NEED_ETCD();
+	cluster_t *c = *state;
+	etcd_start(c);
+	host_start_as(c, 0, "twin");
+	expect_log(&c->host[0], "federation: host twin holds lease", 10000);
+	host_start_as(c, 1, "twin");
+	expect_log(&c->host[1], "federation: host twin holds lease", 10000);
+	thoth_control_t b;
+	assert_int_equal(harness_connect(&c->host[1], &b), 0);
+	assert_int_equal(register_at(&b, "echo", "tcp:127.0.0.1:7003", NULL), 0);
+	expect_log(&c->host[0], "two hosts share one --host-id", 5000);
+	assert_true(harness_file_contains(c->host[0].log, "this host's id twin"));
+	thoth_control_close(&b);
+}
+
+/*
+ * A remote host whose instances are all gone is forgotten (host ids come
+ * and go: a container's host name is new on every start); the old thothd
+ * kept each host it ever saw, with a registry owner, for its whole life.
+ * Counted in the line thothd logs as it stops.
+ */
+static void test_federation_a_host_with_nothing_left_is_forgotten(void **state)
+{
+	NEED_ETCD();
+	cluster_t *c = *state;
+	etcd_start(c);
+	host_start(c, 0);
+	host_start(c, 1);
+	host_start(c, 2);
+	thoth_control_t b, d;
+	assert_int_equal(harness_connect(&c->host[1], &b), 0);
+	assert_int_equal(harness_connect(&c->host[2], &d), 0);
+	uint64_t lease = 0;
+	assert_int_equal(register_at(&b, "echo", "tcp:127.0.0.1:7001", &lease), 0);
+	assert_int_equal(register_at(&d, "echo", "tcp:127.0.0.1:7002", NULL), 0);
+	expect_list(&c->host[0], "tcp:127.0.0.1:7001 tcp:127.0.0.1:7002", 5000);
+	assert_int_equal(withdraw_at(&b, lease), 0);
+	expect_list(&c->host[0], "tcp:127.0.0.1:7002", 5000);
+	assert_int_equal(harness_stop_thothd(&c->host[0]), 0);
+	assert_true(harness_file_contains(c->host[0].log, "1 remote instances of 1 other hosts"));
+	thoth_control_close(&b);
+	thoth_control_close(&d);
+}
+
+/*
+ * A peer that lies writes an instance key whose host id no thothd would
+ * write (--host-id is 1..63 of [A-Za-z0-9_.-]): a newline and an escape in
+ * it.  The old thothd made it a remote host and its instance resolvable,
+ * and logged nothing about it; its other warnings printed such keys raw (a
+ * forged log line, a cleared terminal).  Now it is ignored, and the line
+ * that says so shows the key's bytes escaped.
+ */
+static void test_federation_a_key_with_a_forged_host_id_is_ignored(void **state)
+{
+	NEED_ETCD();
+	cluster_t *c = *state;
+	etcd_start(c);
+	host_start(c, 0);
+	expect_log(&c->host[0], "holds lease", 10000);
+	assert_true(etcd_put(c, "/thoth/v1/inst/evil\nthothd: forged\x1b[2J/1",
+			     "{\"name\":\"echo\",\"version\":\"1.0.0\",\"addr\":\"tcp:127.0.0.1:7009\"}"));
+	/* After it in etcd's order: once this one is listed, the first was read. */
+	assert_true(etcd_put(c, "/thoth/v1/inst/good/2",
+			     "{\"name\":\"echo\",\"version\":\"1.0.0\",\"addr\":\"tcp:127.0.0.1:7010\"}"));
+	expect_list(&c->host[0], "tcp:127.0.0.1:7010", 5000);
+	assert_true(harness_file_contains(c->host[0].log, "inst/evil\\x0athothd: forged\\x1b[2J/1"));
+	assert_false(harness_file_contains(c->host[0].log, "\nthothd: forged"));
+}
+
+/*
+ * `thothctl probe attach OBJ --service NAME` took the pid of the instance
+ * the registry picked; when only another host serves NAME, that pid is the
+ * other host's, and the probe went to whatever process of this host has
+ * the same number.  Here the lying peer names host 0's thothd's own pid (a
+ * probe target thothd accepts): the old thothctl attached the probe to
+ * thothd.  Now it refuses, naming the other host's address.
+ */
+static void test_federation_probe_attach_refuses_a_service_only_another_host_serves(void **state)
+{
+	NEED_ETCD();
+	cluster_t *c = *state;
+	if (access(PROBE_OBJECT, R_OK) != 0) {
+		fprintf(stderr, "SKIP: no probe object %s (no clang -target bpf)\n", PROBE_OBJECT);
+		skip();
+	}
+	etcd_start(c);
+	host_start(c, 0);
+	expect_log(&c->host[0], "holds lease", 10000);
+	char value[256];
+	snprintf(value, sizeof value, "{\"name\":\"faraway\",\"version\":\"1.0.0\",\"addr\":\"tcp:127.0.0.1:7011\","
+		 "\"pid\":%d}", (int)c->host[0].thothd);
+	assert_true(etcd_put(c, "/thoth/v1/inst/other/1", value));
+	expect_list(&c->host[0], "tcp:127.0.0.1:7011", 5000);
+	const char *argv[] = { THOTHCTL_PATH, "--runtime-dir", c->host[0].dir, "probe", "attach", PROBE_OBJECT,
+			       "--service", "faraway", NULL };
+	char out[4096];
+	int status = 0;
+	assert_int_equal(harness_run(&c->host[0], argv, out, sizeof out, &status), 0);
+	fprintf(stderr, "# thothctl probe attach --service faraway: %s", out);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+	assert_non_null(strstr(out, "is served only on another host (tcp:127.0.0.1:7011)"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -474,6 +656,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_federation_killed_host_leaves_within_ttl_plus_1s, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_federation_remote_call_through_resolver, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_federation_pool_spans_local_and_remote_instance, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_federation_two_hosts_with_one_host_id_are_told, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_federation_a_host_with_nothing_left_is_forgotten, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_federation_a_key_with_a_forged_host_id_is_ignored, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_federation_probe_attach_refuses_a_service_only_another_host_serves,
+						setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -253,6 +253,31 @@ static void test_bad_version_is_refused(void **state)
 	assert_int_equal(thoth_registry_count(f->reg), 0);
 }
 
+/* An endpoint address with a control byte was taken and shown as it was:
+ * a newline forged a whole line of `thothctl services` (an instance that
+ * is not there), an escape drove the reader's terminal. */
+static void test_endpoint_with_control_bytes_is_refused(void **state)
+{
+	fixture_t *f = *state;
+	static const char *const bad[] = {
+		"/run/x.sock\necho  1.0.0  /run/fake.sock", "/run/\x1b[2Jx.sock", "/run/x\x7f.sock",
+		"/run/x\t.sock",
+	};
+	uint64_t lease;
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		thoth_registry_Registration_t r = reg_of("echo", "1.0.0", 0, LOCAL, 1000);
+		r.endpoint.addr = thoth_str(bad[i]);
+		assert_int_equal(thoth_registry_register(f->reg, f->alice, &r, 0, &lease),
+				 THOTH_REGISTRY_ERR_CONTRACT_REFUSED);
+		assert_non_null(strstr(thoth_registry_refusal(f->reg), "control byte"));
+	}
+	assert_int_equal(thoth_registry_count(f->reg), 0);
+	/* Spaces and UTF-8 are a path's business. */
+	thoth_registry_Registration_t r = reg_of("echo", "1.0.0", 0, LOCAL, 1000);
+	r.endpoint.addr = thoth_str("/run/my service \xc3\xa9.sock");
+	assert_int_equal(thoth_registry_register(f->reg, f->alice, &r, 0, &lease), 0);
+}
+
 static void test_per_client_limit(void **state)
 {
 	fixture_t *f = *state;
@@ -298,6 +323,47 @@ static void test_contract_mismatch_with_live_instance_is_refused(void **state)
 	thoth_common_InterfaceClaim_t c3 = claim_of("thoth.echo", "Echo", 1, 0x3333);
 	r.claims = (thoth_common_InterfaceClaim_list_t){ &c3, 1 };
 	assert_int_equal(thoth_registry_register(f->reg, f->bob, &r, 0, &lease), 0);
+}
+
+/* Another host's instances (federation, docs/FEDERATION.md) are held to
+ * their own host's rules, not this one's: an instance of "echo" that a peer
+ * mirrors with another major (a rolling upgrade, or a peer that lies) must
+ * not lock this host's own "echo" out of its registry, and this host's
+ * instances must not keep a peer's out either.  The old code compared every
+ * claim with every live instance's, remote ones included: the local
+ * registration was refused ("conflicts with live instance"). */
+static void test_remote_instances_neither_block_nor_are_blocked_by_local_claims(void **state)
+{
+	fixture_t *f = *state;
+	thoth_registry_owner_t *peer;
+	assert_int_equal(thoth_registry_owner_new(f->reg, 1000, 0, "peer", &peer), 0);
+	thoth_registry_owner_set_federated(peer);
+	thoth_common_InterfaceClaim_t v2 = claim_of("thoth.echo", "Echo", 0, 0x2222);
+	v2.major = 2;
+	thoth_registry_Registration_t r = reg_of("echo", "2.0.0", 0, REMOTE, 0);
+	r.endpoint.addr = thoth_str("tcp:10.0.0.9:7001");
+	r.claims = (thoth_common_InterfaceClaim_list_t){ &v2, 1 };
+	uint64_t remote_lease, lease;
+	assert_int_equal(thoth_registry_register(f->reg, peer, &r, 0, &remote_lease), 0);
+	/* This host's echo 1.x registers beside it... */
+	thoth_common_InterfaceClaim_t v1 = claim_of("thoth.echo", "Echo", 0, 0x1111);
+	thoth_registry_Registration_t l = reg_of("echo", "1.0.0", 0, LOCAL, 1000);
+	l.claims = (thoth_common_InterfaceClaim_list_t){ &v1, 1 };
+	assert_int_equal(thoth_registry_register(f->reg, f->alice, &l, 0, &lease), 0);
+	/* ...and is what a local caller is given. */
+	uint64_t got;
+	assert_int_equal(resolve(f, "echo", "", LOCAL, 0, 1, &got), 0);
+	assert_true(got == lease);
+	/* A second peer instance of 2.x (another host's) is not refused for
+	 * the local 1.x either. */
+	r.endpoint.addr = thoth_str("tcp:10.0.0.10:7001");
+	assert_int_equal(thoth_registry_register(f->reg, peer, &r, 0, &got), 0);
+	/* Between local instances the rule holds as before. */
+	thoth_common_InterfaceClaim_t bad = claim_of("thoth.echo", "Echo", 0, 0x3333);
+	l.claims = (thoth_common_InterfaceClaim_list_t){ &bad, 1 };
+	assert_int_equal(thoth_registry_register(f->reg, f->alice, &l, 0, &got),
+			 THOTH_REGISTRY_ERR_CONTRACT_REFUSED);
+	thoth_registry_owner_drop(f->reg, peer);
 }
 
 static void test_claim_with_wrong_interface_id_is_refused(void **state)
@@ -654,8 +720,11 @@ int main(void)
 		cmocka_unit_test(test_semver_parse_is_strict),
 		cmocka_unit_test_setup_teardown(test_bad_names_are_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_version_is_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_endpoint_with_control_bytes_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_per_client_limit, setup_limit_3, teardown),
 		cmocka_unit_test_setup_teardown(test_contract_mismatch_with_live_instance_is_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_remote_instances_neither_block_nor_are_blocked_by_local_claims,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_claim_with_wrong_interface_id_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_claim_names_must_be_schema_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_claim_against_known_schema_is_checked, setup, teardown),

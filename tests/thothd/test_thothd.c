@@ -533,6 +533,81 @@ static void test_request_flood_without_reading_is_bounded(void **state)
 	thoth_control_close(&good);
 }
 
+/* True once thothd closed FD's connection (its unread data left unread). */
+static bool hung_up(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLRDHUP };
+	return poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLRDHUP | POLLERR));
+}
+
+/*
+ * Watchers that never read, and a storm of registrations: each watcher's
+ * queue is bounded (8 MiB), and so must be their sum.  The old thothd held
+ * up to 8 MiB for every one of them (40 here: 320 MiB; 700 of one uid:
+ * 5.6 GiB) and closed none before it crossed its own 8 MiB.  Now past the
+ * output budget (64 MiB, all clients) the one whose queue moved least
+ * recently goes: the first of the 40 is closed well before 8 MiB were
+ * pushed to each.  Counted in bytes pushed, not timed.  A watcher that
+ * reads throughout, and thothd's other clients, are untouched.
+ */
+static void test_watchers_that_never_read_cannot_hold_unbounded_output(void **state)
+{
+	harness_t *h = *state;
+	enum { WATCHERS = 40 };
+	static thoth_control_t w[WATCHERS];
+	thoth_registry_Registry_watch_req_t wreq = { .prefix = thoth_str("") };
+	thoth_registry_Registry_watch_resp_t wresp;
+	for (int i = 0; i < WATCHERS; i++) {
+		assert_int_equal(harness_connect(h, &w[i]), 0);
+		int small = 4096;
+		setsockopt(w[i].sock.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+		assert_int_equal(thoth_registry_Registry_watch(&w[i].client, &wreq, &wresp, NULL), 0);
+	}
+	thoth_control_t good, storm;
+	assert_int_equal(harness_connect(h, &good), 0);
+	assert_int_equal(thoth_registry_Registry_watch(&good.client, &wreq, &wresp, NULL), 0);
+	assert_int_equal(harness_connect(h, &storm), 0);
+
+	/* Large events: a 128-byte name and a 1,000-byte endpoint. */
+	static char name[129], addr[1001];
+	memset(name, 'a', 128);
+	addr[0] = '/';
+	memset(addr + 1, 'x', 999);
+	thoth_registry_Registry_register_req_t rq = {
+		.reg = { .name = thoth_str(name), .version = thoth_str("1.0.0"),
+			 .endpoint = { .addr = thoth_str(addr), .locality = THOTH_COMMON_LOCALITY_HOST },
+			 .ttl_ms = 60000 },
+	};
+	size_t pushed = 0, event = THOTH_WIRE_HEADER_SIZE + 128 + 1000 + 64, first_closed = 0;
+	char sink[65536];
+	while (pushed < (12u << 20) && !first_closed) {
+		thoth_registry_Registry_register_resp_t rr;
+		assert_int_equal(thoth_registry_Registry_register(&storm.client, &rq, &rr, NULL), 0);
+		thoth_registry_Registry_withdraw_req_t wd = { .lease = rr.lease };
+		thoth_registry_Registry_withdraw_resp_t wr;
+		assert_int_equal(thoth_registry_Registry_withdraw(&storm.client, &wd, &wr, NULL), 0);
+		pushed += 2 * event;
+		while (recv(good.sock.fd, sink, sizeof sink, MSG_DONTWAIT) > 0)
+			;
+		for (int i = 0; i < WATCHERS && !first_closed; i++)
+			if (hung_up(w[i].sock.fd))
+				first_closed = pushed;
+	}
+	fprintf(stderr, "# first of %d silent watchers closed after %zu KiB pushed to each\n", WATCHERS,
+		first_closed >> 10);
+	assert_true(first_closed != 0);
+	assert_true(first_closed < (6u << 20));
+	/* The reader kept up and stays; thothd answers everyone else. */
+	assert_false(hung_up(good.sock.fd));
+	thoth_daemon_Daemon_status_resp_t st;
+	assert_int_equal(harness_status(&storm, &st), 0);
+	assert_true(harness_file_contains(h->log, "output budget"));
+	for (int i = 0; i < WATCHERS; i++)
+		thoth_control_close(&w[i]);
+	thoth_control_close(&good);
+	thoth_control_close(&storm);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -553,6 +628,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_response_sent_as_request_closes_client, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_registration_flood_is_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_request_flood_without_reading_is_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_watchers_that_never_read_cannot_hold_unbounded_output, setup,
+						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

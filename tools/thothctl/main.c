@@ -234,9 +234,56 @@ static bool still_listening(const char *path)
 	return up;
 }
 
+/*
+ * thothd took the connection and did not answer: it said "status: timed
+ * out", naming neither thothd nor what is wrong with it.  Its pid file
+ * (beside the socket) and /proc tell a stopped thothd (SIGSTOP, a
+ * debugger: state T or t) from a busy or wedged one.
+ */
+static void say_no_answer(const thoth_control_t *ctl, const char *what)
+{
+	char pidfile[sizeof ctl->path + 16], stat[64], buf[512];
+	const char *slash = strrchr(ctl->path, '/');
+	int pid = 0;
+	char state = 0;
+	if (slash && snprintf(pidfile, sizeof pidfile, "%.*s/thothd.pid", (int)(slash - ctl->path),
+			      ctl->path) < (int)sizeof pidfile) {
+		FILE *f = fopen(pidfile, "r");
+		if (f) {
+			if (fscanf(f, "%d", &pid) != 1 || pid <= 0)
+				pid = 0;
+			fclose(f);
+		}
+	}
+	if (pid) {
+		snprintf(stat, sizeof stat, "/proc/%d/stat", pid);
+		FILE *f = fopen(stat, "r");
+		/* "PID (COMM) STATE ...": COMM may hold spaces and parentheses. */
+		if (f && fgets(buf, sizeof buf, f)) {
+			const char *close = strrchr(buf, ')');
+			if (close && close[1] == ' ')
+				state = close[2];
+		}
+		if (f)
+			fclose(f);
+	}
+	unsigned s = ctl->sock.timeout_ms ? (ctl->sock.timeout_ms + 999) / 1000 : 0;
+	if (state == 'T' || state == 't')
+		fprintf(stderr, "thothctl: %s: thothd (pid %d) is stopped (SIGSTOP or a debugger) and "
+			"answers nothing: kill -CONT %d\n", what, pid, pid);
+	else if (pid && state)
+		fprintf(stderr, "thothctl: %s: thothd at %s (pid %d) did not answer within %u s: busy "
+			"or stuck (its log may say which)\n", what, ctl->path, pid, s);
+	else
+		fprintf(stderr, "thothctl: %s: the process listening at %s did not answer within %u s "
+			"(no thothd pid file beside it: is it thothd?)\n", what, ctl->path, s);
+}
+
 int thothctl_call_failed(thoth_control_t *ctl, const char *what, int r)
 {
-	if (r == THOTH_E_REMOTE)
+	if (r == THOTH_E_TIMEDOUT)
+		say_no_answer(ctl, what);
+	else if (r == THOTH_E_REMOTE)
 		fprintf(stderr, "thothctl: %s: %s\n", what, ctl->client.remote_message);
 	else if (r == THOTH_E_PEER_GONE && still_listening(ctl->path))
 		fprintf(stderr, "thothctl: %s: thothd closed this connection and still runs (an answer "

@@ -350,6 +350,19 @@ static int attach_bytes(uint8_t *bytes, size_t len, const char *path, uint32_t p
 		};
 		thoth_registry_Registry_resolve_resp_t rs;
 		r = thoth_registry_Registry_resolve(&s.ctl.client, &rq, &rs, &s.arena);
+		if (r == 0 && rs.instance.registration.endpoint.locality == THOTH_COMMON_LOCALITY_REMOTE) {
+			/* Only another host serves it (federation): its pid is that
+			 * host's, and the probe went to whatever process has the
+			 * same number here (thothd itself, say). */
+			const thoth_str_t *a = &rs.instance.registration.endpoint.addr;
+			fprintf(stderr, "thothctl: probe attach: service '%s' is served only on another "
+				"host (%.*s): a probe attaches to a process of this host (attach it "
+				"through that host's thothd)\n", service, (int)a->len, a->ptr);
+			thoth_client_release(&s.ctl.client);
+			free(bytes);
+			session_close(&s);
+			return 1;
+		}
 		if (r == 0)
 			pid = rs.instance.registration.endpoint.pid;
 		thoth_client_release(&s.ctl.client);
