@@ -867,6 +867,10 @@ static inline __attribute__((always_inline)) int run_once(thoth_loop_t *loop, bo
 		THOTH_TRACE(LOOP, loop_wakeup, reasons, n);
 	bool saw_fd = false, saw_timer = false, saw_signal = false, saw_io = false;
 	bool rang_own_timer = false;
+	/* A nested run (a callback calling thoth_loop_run_once) must leave
+	 * the removed sources alone: the outer batch, still being walked,
+	 * may name them, and a freed inline slot is the next source added. */
+	bool outer = !loop->dispatching;
 	loop->dispatching = true;
 	for (int i = 0; i < n; i++) {
 		void *p = ev[i].ptr;
@@ -896,8 +900,10 @@ static inline __attribute__((always_inline)) int run_once(thoth_loop_t *loop, bo
 			ran++;
 		}
 	}
-	loop->dispatching = false;
-	free_dead(loop);
+	if (outer) {
+		loop->dispatching = false;
+		free_dead(loop);
+	}
 	if (rang_own_timer)
 		ring_due_sleepers(loop);
 	int rearmed = rearm(loop);

@@ -577,6 +577,101 @@ static void test_a_nested_run_leaves_the_outer_batch_intact(void **state)
 }
 
 /*
+ * A nested run inside a callback must not free what the OUTER batch still
+ * names.  The first of three ready sources removes the other two (one
+ * before, one after its nested run), runs the loop nested, then adds two
+ * sources on pipes never written.  Had the nested run freed the removed
+ * ones, the new ones would take their slots (an inline slot at once; a
+ * heap one from malloc's free list) and the outer batch would hand the old
+ * sources' events to the new callbacks (with sources beyond the inline
+ * ones: a heap use after free, which ASan names).  FILLERS first fills
+ * the inline slots, so the test runs once inline and once on the heap.
+ */
+typedef struct nest_rm {
+	thoth_source_t *src[3], *added[2];
+	int rfd[3], quiet[2];
+	int calls[3], added_calls, depth;
+} nest_rm_t;
+
+static void on_added(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t ev, void *arg)
+{
+	((nest_rm_t *)arg)->added_calls++;
+}
+
+static void on_nest_rm(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t ev, void *arg)
+{
+	nest_rm_t *n = arg;
+	int i = 0;
+	while (n->src[i] != src)
+		i++;
+	n->calls[i]++;
+	if (n->depth || n->calls[0] + n->calls[1] + n->calls[2] > 1)
+		return;
+	thoth_loop_remove_fd(loop, n->src[(i + 1) % 3]);   /* before the nested run */
+	n->depth++;
+	assert_true(thoth_loop_run_once(loop, false) >= 0);
+	n->depth--;
+	thoth_loop_remove_fd(loop, n->src[(i + 2) % 3]);   /* after it */
+	for (int k = 0; k < 2; k++)
+		assert_int_equal(thoth_loop_add_fd(loop, n->quiet[k], THOTH_LOOP_READ, on_added, n,
+						   &n->added[k]), 0);
+}
+
+static void nested_run_then_add(int fillers)
+{
+	thoth_loop_t *loop = new_loop();
+	int fp[8][2], p[3][2], q[2][2];
+	level_t fl = { 0 };
+	for (int i = 0; i < fillers; i++) {
+		assert_int_equal(pipe(fp[i]), 0);
+		assert_int_equal(thoth_loop_add_fd(loop, fp[i][0], THOTH_LOOP_READ, on_ready_leave_data, &fl, NULL), 0);
+	}
+	nest_rm_t n = { 0 };
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(pipe2(p[i], O_NONBLOCK), 0);
+		n.rfd[i] = p[i][0];
+		assert_int_equal(thoth_loop_add_fd(loop, p[i][0], THOTH_LOOP_READ, on_nest_rm, &n, &n.src[i]), 0);
+	}
+	for (int k = 0; k < 2; k++) {
+		assert_int_equal(pipe2(q[k], O_NONBLOCK), 0);
+		n.quiet[k] = q[k][0];
+	}
+	assert_true(thoth_loop_run_once(loop, false) >= 0);   /* uring: the polls submitted */
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(write(p[i][1], "x", 1), 1);
+	for (int round = 0; round < 100 && !(n.calls[0] + n.calls[1] + n.calls[2]); round++)
+		assert_true(thoth_loop_run_once(loop, false) >= 0);
+	assert_true(n.calls[0] + n.calls[1] + n.calls[2] >= 1);
+	for (int round = 0; round < 3; round++)
+		assert_true(thoth_loop_run_once(loop, false) >= 0);
+	assert_int_equal(n.added_calls, 0);     /* their pipes were never written */
+	assert_int_equal(fl.calls, 0);
+	thoth_loop_free(loop);
+	for (int i = 0; i < fillers; i++) {
+		close(fp[i][0]);
+		close(fp[i][1]);
+	}
+	for (int i = 0; i < 3; i++) {
+		close(p[i][0]);
+		close(p[i][1]);
+	}
+	for (int k = 0; k < 2; k++) {
+		close(q[k][0]);
+		close(q[k][1]);
+	}
+}
+
+static void test_a_nested_run_frees_nothing_the_outer_batch_names(void **state)
+{
+	nested_run_then_add(0);
+}
+
+static void test_a_nested_run_frees_nothing_the_outer_batch_names_heap(void **state)
+{
+	nested_run_then_add(8);
+}
+
+/*
  * Stop 36's layout: a loop is page-aligned and its first sources are in
  * it, on its first page, with the fields a wake-up reads (one data page a
  * wake-up where there were four: docs/SCHED.md).  Sources beyond the
@@ -746,6 +841,8 @@ int main(void)
 		cmocka_unit_test(test_queued_reads_complete_in_batches),
 		cmocka_unit_test(test_free_with_io_in_flight),
 		cmocka_unit_test(test_a_nested_run_leaves_the_outer_batch_intact),
+		cmocka_unit_test(test_a_nested_run_frees_nothing_the_outer_batch_names),
+		cmocka_unit_test(test_a_nested_run_frees_nothing_the_outer_batch_names_heap),
 		cmocka_unit_test(test_a_loops_first_sources_share_its_first_page),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
