@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -671,6 +672,123 @@ static void test_a_nested_run_frees_nothing_the_outer_batch_names_heap(void **st
 	nested_run_then_add(8);
 }
 
+/* Run FN in a child with its stderr in OUT (NUL-terminated); its wait status. */
+static int in_child(void (*fn)(void), char *out, size_t cap)
+{
+	int pe[2];
+	assert_int_equal(pipe(pe), 0);
+	fflush(NULL);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(pe[1], 2);
+		close(pe[0]);
+		fn();
+		_exit(0);
+	}
+	close(pe[1]);
+	size_t len = 0;
+	ssize_t r;
+	while (len + 1 < cap && (r = read(pe[0], out + len, cap - 1 - len)) > 0)
+		len += (size_t)r;
+	out[len] = 0;
+	close(pe[0]);
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	return st;
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+#define TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TEST_ASAN 1
+#endif
+#endif
+
+#ifdef TEST_ASAN
+static void use_after_remove_inline(void)
+{
+	thoth_loop_t *loop = new_loop();
+	int p[2];
+	level_t l = { 0 };
+	thoth_source_t *s;
+	if (pipe(p) || thoth_loop_add_fd(loop, p[0], THOTH_LOOP_READ, on_ready_leave_data, &l, &s))
+		_exit(2);
+	thoth_loop_remove_fd(loop, s);
+	(void)thoth_loop_modify_fd(loop, s, THOTH_LOOP_READ);   /* reads the freed slot */
+}
+#endif
+
+/* ASan builds: a removed inline source is poisoned like a freed heap one,
+ * so using it after thoth_loop_remove_fd is reported. */
+static void test_an_inline_source_used_after_remove_is_caught_by_asan(void **state)
+{
+#ifdef TEST_ASAN
+	char out[16384];
+	int st = in_child(use_after_remove_inline, out, sizeof out);
+	assert_false(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	assert_non_null(strstr(out, "use-after-poison"));
+#else
+	skip();
+#endif
+}
+
+
+static void close_before_remove(void)
+{
+	thoth_loop_t *loop = new_loop();
+	level_t l = { 0 };
+	thoth_source_t *s;
+	int p[2];
+	/* removed, then closed: nothing to say */
+	if (pipe(p) || thoth_loop_add_fd(loop, p[0], THOTH_LOOP_READ, on_ready_leave_data, &l, &s))
+		_exit(2);
+	thoth_loop_remove_fd(loop, s);
+	close(p[0]);
+	close(p[1]);
+	/* closed while a copy lives, then removed, twice: said once */
+	for (int k = 0; k < 2; k++) {
+		if (pipe(p) || thoth_loop_add_fd(loop, p[0], THOTH_LOOP_READ, on_ready_leave_data, &l, &s))
+			_exit(2);
+		int keep = dup(p[0]);
+		close(p[0]);
+		thoth_loop_remove_fd(loop, s);
+		if (k == 0)
+			fprintf(stderr, "[fd %d]\n", p[0]);
+		close(keep);
+		close(p[1]);
+	}
+	thoth_loop_free(loop);
+}
+
+/* Closing a source's fd before removing it is a caller's error epoll cannot
+ * undo (a live copy keeps the registration and its stale pointer): the
+ * epoll backend says so on stderr, once, naming the fd. */
+static void test_closing_before_remove_is_reported(void **state)
+{
+	thoth_loop_t *loop = new_loop();
+	bool epoll = strcmp(thoth_loop_backend(loop), "epoll") == 0;
+	thoth_loop_free(loop);
+	char out[4096];
+	int st = in_child(close_before_remove, out, sizeof out);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	if (!epoll) {
+		assert_null(strstr(out, "closed before"));   /* io_uring removes by its own record */
+		return;
+	}
+	const char *w = strstr(out, "closed before thoth_loop_remove_fd");
+	assert_non_null(w);
+	assert_null(strstr(w + 1, "closed before"));      /* once */
+	int fd = -1;
+	const char *tag = strstr(out, "[fd ");
+	assert_non_null(tag);
+	assert_int_equal(sscanf(tag, "[fd %d]", &fd), 1);
+	char want[64];
+	snprintf(want, sizeof want, "fd %d closed before", fd);
+	assert_non_null(strstr(out, want));
+}
+
 /*
  * Stop 36's layout: a loop is page-aligned and its first sources are in
  * it, on its first page, with the fields a wake-up reads (one data page a
@@ -843,6 +961,8 @@ int main(void)
 		cmocka_unit_test(test_a_nested_run_leaves_the_outer_batch_intact),
 		cmocka_unit_test(test_a_nested_run_frees_nothing_the_outer_batch_names),
 		cmocka_unit_test(test_a_nested_run_frees_nothing_the_outer_batch_names_heap),
+		cmocka_unit_test(test_an_inline_source_used_after_remove_is_caught_by_asan),
+		cmocka_unit_test(test_closing_before_remove_is_reported),
 		cmocka_unit_test(test_a_loops_first_sources_share_its_first_page),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
