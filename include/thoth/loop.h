@@ -116,7 +116,12 @@ uint64_t thoth_loop_now(const thoth_loop_t *loop);
 int thoth_loop_add_fd(thoth_loop_t *loop, int fd, uint32_t events, thoth_fd_fn fn, void *arg,
 		      thoth_source_t **out);
 int thoth_loop_modify_fd(thoth_loop_t *loop, thoth_source_t *src, uint32_t events);
-/* Stop watching; the fd itself is not closed.  Safe from any callback. */
+/* Stop watching; the fd itself is not closed.  Safe from any callback.
+ * Remove a source BEFORE closing its fd: epoll can only unregister through
+ * the fd, so one closed first while a copy of it lives on (dup, fork,
+ * SCM_RIGHTS) stays registered and its events name the freed source, or
+ * the next source given its memory.  The epoll backend warns (stderr, once)
+ * when it sees the fd closed.  SRC must not be used after this call. */
 void thoth_loop_remove_fd(thoth_loop_t *loop, thoth_source_t *src);
 
 /* ---- timers --------------------------------------------------------------- */

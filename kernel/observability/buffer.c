@@ -31,7 +31,9 @@ uint64_t *thoth_trace_enabled_word TRACE_OFF_SECTION = &disabled_word;
  * alone in .bss it was one more data page per wake-up (docs/SCHED.md, stop
  * 36).  Only an input section of one object is kept together by every
  * linker; the three words (48 bytes) share a page unless the section
- * starts in a page's last 32 bytes.
+ * starts in a page's last 32 bytes.  Not in a program linked to
+ * libthoth.so that uses THOTH_TRACE itself: a copy relocation moves
+ * thoth_trace_enabled_word into the executable (docs/SCHED.md, stop 36).
  */
 struct timerpage;
 __attribute__((visibility("hidden"))) _Atomic(struct timerpage *) thoth__timerpage_cur TRACE_OFF_SECTION = NULL;

@@ -6,7 +6,9 @@
  * iteration (loop_backend.h).
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <unistd.h>
@@ -68,9 +70,23 @@ static int ep_modify(void *state, int fd, uint32_t events, void *ptr, void **han
 	return ep_ctl(state, EPOLL_CTL_MOD, fd, events, ptr) ? THOTH_E_IO : 0;
 }
 
+/*
+ * A source must be removed before its fd is closed (thoth/loop.h).  Closed
+ * first, the DEL fails with EBADF; harmless if that was the file's last
+ * descriptor (the kernel dropped the registration with the file), but if a
+ * copy lives on (dup, fork, SCM_RIGHTS) epoll keeps reporting the source's
+ * pointer after loop.c frees it: events for a freed source, or for the
+ * next source given its slot.  epoll cannot name the registration without
+ * the fd, so all we can do is say so, once per process.
+ */
 static void ep_del(void *state, int fd, void *handle)
 {
-	epoll_ctl(ep_fd(state), EPOLL_CTL_DEL, fd, NULL);   /* the fd may be closed already */
+	static atomic_bool warned;
+	if (epoll_ctl(ep_fd(state), EPOLL_CTL_DEL, fd, NULL) < 0 && errno == EBADF &&
+	    !atomic_exchange_explicit(&warned, true, memory_order_relaxed))
+		fprintf(stderr,
+			"thoth loop: fd %d closed before thoth_loop_remove_fd; if a copy of it is "
+			"still open, epoll keeps reporting the removed source (remove first)\n", fd);
 }
 
 THOTH_HOT_SERVE static int ep_wait(void *state, loop_ev_t *out, int max, bool block, uint64_t *syscalls)

@@ -38,6 +38,24 @@
 #include "timerq.h"
 #include "loop_backend.h"
 #include "timergrid.h"
+
+/* ASan: a free inline slot is poisoned, so a use after thoth_loop_remove_fd
+ * of an inline source is reported as a heap source's would be. */
+#if defined(__SANITIZE_ADDRESS__)
+#define LOOP_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define LOOP_ASAN 1
+#endif
+#endif
+#ifdef LOOP_ASAN
+#include <sanitizer/asan_interface.h>
+#define slot_poison(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define slot_unpoison(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define slot_poison(p, n) ((void)(p), (void)(n))
+#define slot_unpoison(p, n) ((void)(p), (void)(n))
+#endif
 #include "timerpage.h"
 
 #define MAX_EVENTS 256   /* per wake-up; the epoll backend takes at most 64 */
@@ -197,6 +215,7 @@ int thoth_loop_new_with(const thoth_loop_options_t *opts, thoth_loop_t **out)
 	if (posix_memalign((void **)&loop, LOOP_PAGE, sizeof *loop))
 		return THOTH_E_NOMEM;
 	memset(loop, 0, sizeof *loop);
+	slot_poison(loop->src, sizeof loop->src);   /* all free */
 	loop->sigfd = -1;
 	loop->timerfd = -1;
 	loop->io_done_tail = &loop->io_done;
@@ -261,6 +280,7 @@ static thoth_source_t *alloc_source(thoth_loop_t *loop)
 	for (unsigned i = 0; i < LOOP_INLINE_SOURCES; i++) {
 		if (!(loop->src_used & (1u << i))) {
 			loop->src_used |= (uint8_t)(1u << i);
+			slot_unpoison(&loop->src[i], sizeof loop->src[i]);
 			memset(&loop->src[i], 0, sizeof loop->src[i]);
 			return &loop->src[i];
 		}
@@ -271,10 +291,12 @@ static thoth_source_t *alloc_source(thoth_loop_t *loop)
 static void free_source(thoth_loop_t *loop, thoth_source_t *s)
 {
 	uintptr_t off = (uintptr_t)s - (uintptr_t)loop->src;   /* huge if below */
-	if (off < sizeof loop->src)
+	if (off < sizeof loop->src) {
 		loop->src_used &= (uint8_t)~(1u << (off / sizeof loop->src[0]));
-	else
+		slot_poison(s, sizeof *s);
+	} else {
 		free(s);
+	}
 }
 
 static void free_dead(thoth_loop_t *loop)
@@ -366,7 +388,7 @@ void thoth_loop_remove_fd(thoth_loop_t *loop, thoth_source_t *s)
 {
 	if (!s || s->dead)
 		return;
-	loop->be->del(loop->bs, s->fd, s->bh);   /* the fd may be closed already */
+	loop->be->del(loop->bs, s->fd, s->bh);   /* before its fd is closed (backend_epoll.c) */
 	s->bh = NULL;
 	s->dead = true;
 	loop->stats.fd_sources--;
@@ -867,6 +889,10 @@ static inline __attribute__((always_inline)) int run_once(thoth_loop_t *loop, bo
 		THOTH_TRACE(LOOP, loop_wakeup, reasons, n);
 	bool saw_fd = false, saw_timer = false, saw_signal = false, saw_io = false;
 	bool rang_own_timer = false;
+	/* A nested run (a callback calling thoth_loop_run_once) must leave
+	 * the removed sources alone: the outer batch, still being walked,
+	 * may name them, and a freed inline slot is the next source added. */
+	bool outer = !loop->dispatching;
 	loop->dispatching = true;
 	for (int i = 0; i < n; i++) {
 		void *p = ev[i].ptr;
@@ -896,8 +922,10 @@ static inline __attribute__((always_inline)) int run_once(thoth_loop_t *loop, bo
 			ran++;
 		}
 	}
-	loop->dispatching = false;
-	free_dead(loop);
+	if (outer) {
+		loop->dispatching = false;
+		free_dead(loop);
+	}
 	if (rang_own_timer)
 		ring_due_sleepers(loop);
 	int rearmed = rearm(loop);

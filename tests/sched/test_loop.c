@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -512,18 +513,32 @@ static void test_remove_then_close_then_reuse_fd(void **state)
  * A callback that runs the loop again (a synchronous pool call inside a
  * handler does) gets events of its own: the outer wake-up's array, which
  * since stop 36 lives in the loop, must not be overwritten under the outer
- * dispatch.  Four pipes ready at once, each callback drains its own; the
- * first runs a nested iteration that reports the other three; the outer
- * one then still calls each source it found exactly once (with the nested
- * call writing into the outer's events, one source was called twice and
- * one never).
+ * dispatch.  Four pipes (the batch) ready at once; the first callback
+ * drains all four, makes four other pipes (the fresh ones) ready and runs
+ * a nested iteration, which reports the fresh ones only.  The outer
+ * dispatch then calls each batch source at most once and no fresh one
+ * (with the nested call writing into the outer's events, the outer one
+ * dispatched the nested one's: a fresh source, on either backend).  Rounds
+ * repeat until the nested run has seen at least two events (one could
+ * only overwrite the entry being dispatched), asserted at the end, so the
+ * test cannot pass by the nested run seeing nothing.
  */
+#define NEST_BATCH 4
+#define NEST_ALL (2 * NEST_BATCH)
+
 typedef struct nest {
-	int fds[4];
-	thoth_source_t *src[4];
-	int outer[4], inner[4];
+	int fds[NEST_ALL], wfds[NEST_ALL];
+	thoth_source_t *src[NEST_ALL];
+	int outer[NEST_ALL], inner[NEST_ALL];
 	int depth;
 } nest_t;
+
+static void drain(int fd)
+{
+	char buf[64];
+	while (read(fd, buf, sizeof buf) > 0)
+		;
+}
 
 static void on_nest(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t ev, void *arg)
 {
@@ -531,15 +546,20 @@ static void on_nest(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t ev
 	int i = 0;
 	while (n->src[i] != src)
 		i++;
-	char c;
-	(void)!read(fd, &c, 1);         /* drained: a nested wait reports only the others */
+	drain(fd);
 	if (n->depth) {
 		n->inner[i]++;
 		return;
 	}
 	n->outer[i]++;
-	int before = n->outer[0] + n->outer[1] + n->outer[2] + n->outer[3];
+	int before = 0;
+	for (int k = 0; k < NEST_ALL; k++)
+		before += n->outer[k];
 	if (before == 1) {
+		for (int k = 0; k < NEST_BATCH; k++) {
+			drain(n->fds[k]);                 /* the nested wait reports ... */
+			assert_int_equal(write(n->wfds[NEST_BATCH + k], "x", 1), 1);   /* ... these */
+		}
 		n->depth++;
 		assert_true(thoth_loop_run_once(loop, false) >= 0);
 		n->depth--;
@@ -550,30 +570,259 @@ static void test_a_nested_run_leaves_the_outer_batch_intact(void **state)
 {
 	thoth_loop_t *loop = new_loop();
 	nest_t n = { 0 };
-	int p[4][2];
-	for (int i = 0; i < 4; i++) {
+	int p[NEST_ALL][2];
+	for (int i = 0; i < NEST_ALL; i++) {
 		assert_int_equal(pipe2(p[i], O_NONBLOCK), 0);
 		n.fds[i] = p[i][0];
+		n.wfds[i] = p[i][1];
 		assert_int_equal(thoth_loop_add_fd(loop, p[i][0], THOTH_LOOP_READ, on_nest, &n, &n.src[i]), 0);
-		assert_int_equal(write(p[i][1], "x", 1), 1);
 	}
-	/* uring: the first iteration may only submit the polls */
-	for (int round = 0; round < 100 && !(n.outer[0] + n.outer[1] + n.outer[2] + n.outer[3]); round++)
-		assert_true(thoth_loop_run_once(loop, false) >= 0);
-	int outer = 0, inner = 0;
-	for (int i = 0; i < 4; i++) {
-		assert_true(n.outer[i] <= 1);   /* no event of the outer batch dispatched twice */
-		outer += n.outer[i];
-		inner += n.inner[i];
+	assert_true(thoth_loop_run_once(loop, false) >= 0);   /* uring: the polls submitted */
+	int inner = 0;
+	for (int round = 0; round < 20 && inner < 2; round++) {
+		memset(n.outer, 0, sizeof n.outer);
+		memset(n.inner, 0, sizeof n.inner);
+		for (int i = 0; i < NEST_BATCH; i++)
+			assert_int_equal(write(p[i][1], "x", 1), 1);
+		int outer = 0;
+		for (int it = 0; it < 100 && !outer; it++) {
+			assert_true(thoth_loop_run_once(loop, false) >= 0);
+			for (int i = 0; i < NEST_ALL; i++)
+				outer += n.outer[i];
+		}
+		assert_true(outer >= 1);
+		inner = 0;
+		for (int i = 0; i < NEST_ALL; i++) {
+			assert_true(n.outer[i] <= 1);   /* no event of the outer batch dispatched twice */
+			if (i >= NEST_BATCH)
+				assert_int_equal(n.outer[i], 0);   /* nor one of the nested run's */
+			inner += n.inner[i];
+		}
+		/* before another round: nothing left readable, nothing pending */
+		for (int i = 0; i < NEST_ALL; i++)
+			drain(p[i][0]);
+		for (int it = 0; it < 3; it++)
+			assert_true(thoth_loop_run_once(loop, false) >= 0);
 	}
-	assert_true(outer >= 1);
-	(void)inner;
-	for (int i = 0; i < 4; i++) {
+	assert_true(inner >= 2);
+	for (int i = 0; i < NEST_ALL; i++) {
 		thoth_loop_remove_fd(loop, n.src[i]);
 		close(p[i][0]);
 		close(p[i][1]);
 	}
 	thoth_loop_free(loop);
+}
+
+/*
+ * A nested run inside a callback must not free what the OUTER batch still
+ * names.  The first of three ready sources removes the other two (one
+ * before, one after its nested run), runs the loop nested, then adds two
+ * sources on pipes never written.  Had the nested run freed the removed
+ * ones, the new ones would take their slots (an inline slot at once; a
+ * heap one from malloc's free list) and the outer batch would hand the old
+ * sources' events to the new callbacks (with sources beyond the inline
+ * ones: a heap use after free, which ASan names).  FILLERS first fills
+ * the inline slots, so the test runs once inline and once on the heap.
+ */
+typedef struct nest_rm {
+	thoth_source_t *src[3], *added[2];
+	int rfd[3], quiet[2];
+	int calls[3], added_calls, depth;
+} nest_rm_t;
+
+static void on_added(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t ev, void *arg)
+{
+	((nest_rm_t *)arg)->added_calls++;
+}
+
+static void on_nest_rm(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t ev, void *arg)
+{
+	nest_rm_t *n = arg;
+	int i = 0;
+	while (n->src[i] != src)
+		i++;
+	n->calls[i]++;
+	if (n->depth || n->calls[0] + n->calls[1] + n->calls[2] > 1)
+		return;
+	thoth_loop_remove_fd(loop, n->src[(i + 1) % 3]);   /* before the nested run */
+	n->depth++;
+	assert_true(thoth_loop_run_once(loop, false) >= 0);
+	n->depth--;
+	thoth_loop_remove_fd(loop, n->src[(i + 2) % 3]);   /* after it */
+	for (int k = 0; k < 2; k++)
+		assert_int_equal(thoth_loop_add_fd(loop, n->quiet[k], THOTH_LOOP_READ, on_added, n,
+						   &n->added[k]), 0);
+}
+
+static void nested_run_then_add(int fillers)
+{
+	thoth_loop_t *loop = new_loop();
+	int fp[8][2], p[3][2], q[2][2];
+	level_t fl = { 0 };
+	for (int i = 0; i < fillers; i++) {
+		assert_int_equal(pipe(fp[i]), 0);
+		assert_int_equal(thoth_loop_add_fd(loop, fp[i][0], THOTH_LOOP_READ, on_ready_leave_data, &fl, NULL), 0);
+	}
+	nest_rm_t n = { 0 };
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(pipe2(p[i], O_NONBLOCK), 0);
+		n.rfd[i] = p[i][0];
+		assert_int_equal(thoth_loop_add_fd(loop, p[i][0], THOTH_LOOP_READ, on_nest_rm, &n, &n.src[i]), 0);
+	}
+	for (int k = 0; k < 2; k++) {
+		assert_int_equal(pipe2(q[k], O_NONBLOCK), 0);
+		n.quiet[k] = q[k][0];
+	}
+	assert_true(thoth_loop_run_once(loop, false) >= 0);   /* uring: the polls submitted */
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(write(p[i][1], "x", 1), 1);
+	for (int round = 0; round < 100 && !(n.calls[0] + n.calls[1] + n.calls[2]); round++)
+		assert_true(thoth_loop_run_once(loop, false) >= 0);
+	assert_true(n.calls[0] + n.calls[1] + n.calls[2] >= 1);
+	for (int round = 0; round < 3; round++)
+		assert_true(thoth_loop_run_once(loop, false) >= 0);
+	assert_int_equal(n.added_calls, 0);     /* their pipes were never written */
+	assert_int_equal(fl.calls, 0);
+	thoth_loop_free(loop);
+	for (int i = 0; i < fillers; i++) {
+		close(fp[i][0]);
+		close(fp[i][1]);
+	}
+	for (int i = 0; i < 3; i++) {
+		close(p[i][0]);
+		close(p[i][1]);
+	}
+	for (int k = 0; k < 2; k++) {
+		close(q[k][0]);
+		close(q[k][1]);
+	}
+}
+
+static void test_a_nested_run_frees_nothing_the_outer_batch_names(void **state)
+{
+	nested_run_then_add(0);
+}
+
+static void test_a_nested_run_frees_nothing_the_outer_batch_names_heap(void **state)
+{
+	nested_run_then_add(8);
+}
+
+/* Run FN in a child with its stderr in OUT (NUL-terminated); its wait status. */
+static int in_child(void (*fn)(void), char *out, size_t cap)
+{
+	int pe[2];
+	assert_int_equal(pipe(pe), 0);
+	fflush(NULL);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(pe[1], 2);
+		close(pe[0]);
+		fn();
+		_exit(0);
+	}
+	close(pe[1]);
+	size_t len = 0;
+	ssize_t r;
+	while (len + 1 < cap && (r = read(pe[0], out + len, cap - 1 - len)) > 0)
+		len += (size_t)r;
+	out[len] = 0;
+	close(pe[0]);
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	return st;
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+#define TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TEST_ASAN 1
+#endif
+#endif
+
+#ifdef TEST_ASAN
+static void use_after_remove_inline(void)
+{
+	thoth_loop_t *loop = new_loop();
+	int p[2];
+	level_t l = { 0 };
+	thoth_source_t *s;
+	if (pipe(p) || thoth_loop_add_fd(loop, p[0], THOTH_LOOP_READ, on_ready_leave_data, &l, &s))
+		_exit(2);
+	thoth_loop_remove_fd(loop, s);
+	(void)thoth_loop_modify_fd(loop, s, THOTH_LOOP_READ);   /* reads the freed slot */
+}
+#endif
+
+/* ASan builds: a removed inline source is poisoned like a freed heap one,
+ * so using it after thoth_loop_remove_fd is reported. */
+static void test_an_inline_source_used_after_remove_is_caught_by_asan(void **state)
+{
+#ifdef TEST_ASAN
+	char out[16384];
+	int st = in_child(use_after_remove_inline, out, sizeof out);
+	assert_false(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	assert_non_null(strstr(out, "use-after-poison"));
+#else
+	skip();
+#endif
+}
+
+
+static void close_before_remove(void)
+{
+	thoth_loop_t *loop = new_loop();
+	level_t l = { 0 };
+	thoth_source_t *s;
+	int p[2];
+	/* removed, then closed: nothing to say */
+	if (pipe(p) || thoth_loop_add_fd(loop, p[0], THOTH_LOOP_READ, on_ready_leave_data, &l, &s))
+		_exit(2);
+	thoth_loop_remove_fd(loop, s);
+	close(p[0]);
+	close(p[1]);
+	/* closed while a copy lives, then removed, twice: said once */
+	for (int k = 0; k < 2; k++) {
+		if (pipe(p) || thoth_loop_add_fd(loop, p[0], THOTH_LOOP_READ, on_ready_leave_data, &l, &s))
+			_exit(2);
+		int keep = dup(p[0]);
+		close(p[0]);
+		thoth_loop_remove_fd(loop, s);
+		if (k == 0)
+			fprintf(stderr, "[fd %d]\n", p[0]);
+		close(keep);
+		close(p[1]);
+	}
+	thoth_loop_free(loop);
+}
+
+/* Closing a source's fd before removing it is a caller's error epoll cannot
+ * undo (a live copy keeps the registration and its stale pointer): the
+ * epoll backend says so on stderr, once, naming the fd. */
+static void test_closing_before_remove_is_reported(void **state)
+{
+	thoth_loop_t *loop = new_loop();
+	bool epoll = strcmp(thoth_loop_backend(loop), "epoll") == 0;
+	thoth_loop_free(loop);
+	char out[4096];
+	int st = in_child(close_before_remove, out, sizeof out);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	if (!epoll) {
+		assert_null(strstr(out, "closed before"));   /* io_uring removes by its own record */
+		return;
+	}
+	const char *w = strstr(out, "closed before thoth_loop_remove_fd");
+	assert_non_null(w);
+	assert_null(strstr(w + 1, "closed before"));      /* once */
+	int fd = -1;
+	const char *tag = strstr(out, "[fd ");
+	assert_non_null(tag);
+	assert_int_equal(sscanf(tag, "[fd %d]", &fd), 1);
+	char want[64];
+	snprintf(want, sizeof want, "fd %d closed before", fd);
+	assert_non_null(strstr(out, want));
 }
 
 /*
@@ -746,6 +995,10 @@ int main(void)
 		cmocka_unit_test(test_queued_reads_complete_in_batches),
 		cmocka_unit_test(test_free_with_io_in_flight),
 		cmocka_unit_test(test_a_nested_run_leaves_the_outer_batch_intact),
+		cmocka_unit_test(test_a_nested_run_frees_nothing_the_outer_batch_names),
+		cmocka_unit_test(test_a_nested_run_frees_nothing_the_outer_batch_names_heap),
+		cmocka_unit_test(test_an_inline_source_used_after_remove_is_caught_by_asan),
+		cmocka_unit_test(test_closing_before_remove_is_reported),
 		cmocka_unit_test(test_a_loops_first_sources_share_its_first_page),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
