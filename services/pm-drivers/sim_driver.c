@@ -19,6 +19,7 @@
  * labelled so in docs/PM.md; nothing here touches real hardware.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,8 +143,13 @@ int main(int argc, char **argv)
 {
 	const char *kind_name = argc > 1 ? argv[1] : "", *name = NULL, *needs = NULL, *dir = NULL,
 		   *service = NULL;
-	/* --help is a question, not a mistake: usage on stdout, 0 */
-	if (!strcmp(kind_name, "--help") || !strcmp(kind_name, "-h")) {
+	/* --help is a question, not a mistake: usage on stdout, 0; asked
+	 * anywhere (`disk --help` said "--help needs a value"), so every
+	 * argument is looked at before any is parsed. */
+	bool help = false;
+	for (int i = 1; i < argc; i++)
+		help |= !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h");
+	if (help) {
 		printf("usage: pm-sim-driver bus|disk|nic|input [--name NAME] [--needs ELEMENT] "
 		       "[--service SERVICE] [--runtime-dir DIR]\n");
 		return 0;

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""tests/cli/check_tracker_tests.py SOURCE_DIR [BUILD_DIR] [DOC.md...]
+"""tests/cli/check_tracker_tests.py [--ctest=CTEST] SOURCE_DIR [BUILD_DIR] [DOC.md...]
 
 Every `test_*` name docs/TRACKER.md gives as evidence (and README.md and
 every other docs/*.md: by default all of them) exists in the tree:
@@ -15,15 +15,27 @@ import re
 import subprocess
 import sys
 
-SRC = os.path.abspath(sys.argv[1])
-BUILD = sys.argv[2] if len(sys.argv) > 2 and sys.argv[2] else None
-DOCS = sys.argv[3:] or [os.path.join(SRC, "README.md")] + sorted(
+# The ctest of the CMake that configured BUILD_DIR (${CMAKE_CTEST_COMMAND}):
+# whichever ctest is first on PATH may be another version, or none.
+CTEST = next((a[len("--ctest="):] for a in sys.argv[1:] if a.startswith("--ctest=")), None)
+ARGS = [a for a in sys.argv[1:] if not a.startswith("--ctest=")]
+SRC = os.path.abspath(ARGS[0])
+BUILD = ARGS[1] if len(ARGS) > 1 and ARGS[1] else None
+if BUILD and not CTEST:
+    sys.exit("check_tracker_tests.py: BUILD_DIR needs --ctest=CTEST (CMake's ${CMAKE_CTEST_COMMAND})")
+DOCS = ARGS[2:] or [os.path.join(SRC, "README.md")] + sorted(
     os.path.join(SRC, "docs", f) for f in os.listdir(os.path.join(SRC, "docs")) if f.endswith(".md"))
 
 known = set()
 if BUILD:
-    out = subprocess.run(["ctest", "--test-dir", BUILD, "-N"], capture_output=True, text=True,
-                         timeout=60).stdout
+    try:
+        p = subprocess.run([CTEST, "--test-dir", BUILD, "-N"], capture_output=True, text=True,
+                           timeout=60)
+    except OSError as e:
+        sys.exit(f"check_tracker_tests.py: cannot run {CTEST}: {e.strerror}")
+    if p.returncode != 0:
+        sys.exit(f"check_tracker_tests.py: `{CTEST} --test-dir {BUILD} -N` exited {p.returncode}")
+    out = p.stdout
     known |= set(re.findall(r"Test +#\d+: (\S+)", out))
 FUNC = re.compile(r"^[A-Za-z_].*[\s*](test_\w+)\s*\(|^(test_\w+)\s*\(\)|^\s*def (test_\w+)\(", re.M)
 for top in ("tests", "bench", "fuzz", "examples", "cmake", "."):

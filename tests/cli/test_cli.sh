@@ -164,6 +164,53 @@ case $err in
   *) fail "status past the connection limit said: $err" ;;
 esac
 
+# --help is a question wherever docs/THOTHD.md and the man pages say so, and
+# only there.  thothc: help when no file is named (`fmt --check --help`
+# too); with files, --help is no question (`check --help X` answered
+# "wire-compatible", exit 0, and `gen --help ... x.tidl` exited 0 having
+# generated nothing), and ./--help is a file.
+code_of() { local rc=0; "$@" >"$RT/q.out" 2>"$RT/q.err" || rc=$?; echo $rc; }
+said() { cat "$RT/q.out" "$RT/q.err" | head -1; }   # what the last code_of printed first
+for args in "check --help" "gen --help" "fmt --help" "lint --help" "fmt --check --help" \
+            "gen --lang c --help" "lint -h"; do
+  # shellcheck disable=SC2086
+  [ "$(code_of "$THOTHC" $args)" = 0 ] && grep -q "^usage: thothc gen" "$RT/q.out" ||
+    fail "thothc $args: exit $(code_of "$THOTHC" $args), $(said)"
+done
+mkdir -p "$RT/tidl"
+cp "$SRC/idl/common.tidl" "$RT/tidl/--help"
+for args in "check --help /nonexistent.tidl" "gen --help --lang c -o $RT/gen $RT/tidl/--help" \
+            "fmt --check --help $RT/tidl/--help" "lint --help /nonexistent.tidl"; do
+  # shellcheck disable=SC2086
+  rc=$(code_of "$THOTHC" $args)
+  [ "$rc" = 2 ] && ! grep -q "^usage: thothc gen" "$RT/q.out" ||
+    fail "thothc $args: exit $rc (help or success for a command given files): $(said)"
+done
+[ ! -e "$RT/gen" ] || fail "thothc gen --help ... generated $(ls "$RT/gen")"
+( cd "$RT/tidl" && "$THOTHC" check ./--help ./--help >"$RT/q.out" && "$THOTHC" lint ./--help >/dev/null ) ||
+  fail "thothc check/lint ./--help: a file named --help is not read ($(cat "$RT/q.out"))"
+# thothctl: status, services and resolve give their own usage (they gave
+# the global one), probe's subcommands theirs (check read a file named
+# --help, detach wanted a number).
+for c in status services resolve; do
+  [ "$(code_of "$THOTHCTL" "$c" --help)" = 0 ] &&
+    grep -q "^usage: thothctl \[--runtime-dir DIR\] \[--json\] $c" "$RT/q.out" ||
+    fail "thothctl $c --help: $(said)"
+done
+for sub in check attach list detach maps kernel run; do
+  [ "$(code_of "$THOTHCTL" probe "$sub" --help)" = 0 ] && grep -q "^usage: thothctl probe check" "$RT/q.out" ||
+    fail "thothctl probe $sub --help: exit $(code_of "$THOTHCTL" probe "$sub" --help), $(said)"
+done
+# pm sim's --policy is optional (it defaults to all), and said so.
+"$THOTHCTL" --help | grep -q "pm sim TRACE \[--policy P\]" || fail "thothctl --help: pm sim's --policy shown as required"
+"$THOTHCTL" pm --help | grep -q "pm sim TRACE \[--policy P\]" || fail "thothctl pm --help: pm sim's --policy shown as required"
+# pm-sim-driver: --help after the kind is a question too ("needs a value")
+for args in "--help" "disk --help" "disk --name d -h" "bus --name --help"; do
+  # shellcheck disable=SC2086
+  [ "$(code_of "$BUILD/services/pm-sim-driver" $args)" = 0 ] && grep -q "^usage: pm-sim-driver" "$RT/q.out" ||
+    fail "pm-sim-driver $args: $(said)"
+done
+
 # Man pages (scdoc) built, one per program and tidl(5).
 for page in thothd.8 thothctl.1 thothc.1 tidl.5 codex.8 thothlock.1; do
   grep -q '^\.SH NAME' "$BUILD/man/$page" || fail "man page $page not built"

@@ -44,7 +44,10 @@ static void usage(FILE *out)
 	      "       change listed), 2 if either file has errors\n"
 	      "fmt    rewrite files in the canonical layout (docs/IDL.md); --check only\n"
 	      "       lists the files that are not canonical (exit 1), --stdout prints\n"
-	      "lint   naming, @since, unused imports, reuse, gaps: exit 1 if any finding\n", out);
+	      "lint   naming, @since, unused imports, reuse, gaps: exit 1 if any finding\n"
+	      "\n"
+	      "-h, --help  this text; after a command too, when no file is named\n"
+	      "            (a file named --help is ./--help)\n", out);
 }
 
 static int bad_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -101,6 +104,8 @@ static int cmd_gen(int argc, char **argv)
 				return bad_usage("option %s needs a value", argv[i]);
 			const char **dst = argv[i][1] == 'o' ? &outdir : argv[i][2] == 'l' ? &lang : &prefix;
 			*dst = argv[++i];
+		} else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			return bad_usage("%s goes without files (a file named so is ./%s)", argv[i], argv[i]);
 		} else if (argv[i][0] == '-') {
 			return bad_usage("unknown option '%s'", argv[i]);
 		} else {
@@ -281,6 +286,8 @@ static int cmd_fmt(int argc, char **argv)
 			check = true;
 		else if (strcmp(argv[i], "--stdout") == 0)
 			to_stdout = true;
+		else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+			return bad_usage("%s goes without files (a file named so is ./%s)", argv[i], argv[i]);
 		else
 			return bad_usage("unknown option '%s'", argv[i]);
 	}
@@ -357,6 +364,23 @@ static int cmd_lint(int argc, char **argv)
 	return status;
 }
 
+/* --help or -h among options only: no file after the command (gen's
+ * option values are no files). */
+static bool help_alone(int argc, char **argv)
+{
+	bool help = false;
+	for (int i = 2; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+			help = true;
+		else if (strcmp(argv[1], "gen") == 0 && (strcmp(argv[i], "-o") == 0 ||
+			 strcmp(argv[i], "--lang") == 0 || strcmp(argv[i], "--c-prefix") == 0))
+			i++;
+		else if (argv[i][0] != '-')
+			return false;
+	}
+	return help;
+}
+
 int main(int argc, char **argv)
 {
 	/* Past a file size limit a write fails with EFBIG, said by name, and
@@ -372,14 +396,17 @@ int main(int argc, char **argv)
 		printf("thothc %s (wire format 1)\n", THOTH_VERSION_STRING);
 		return 0;
 	}
-	/* `thothc CMD --help` (or -h) right after the command: the usage, as
-	 * for `thothc --help`; gen and fmt refused it as an unknown option and
-	 * lint and check took it for a file. */
-	if (argc > 2 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0) &&
-	    (strcmp(argv[1], "gen") == 0 || strcmp(argv[1], "check") == 0 ||
-	     strcmp(argv[1], "fmt") == 0 || strcmp(argv[1], "lint") == 0)) {
-		usage(stdout);
-		return 0;
+	/* `thothc CMD --help`: the usage when no file is named (`fmt --check
+	 * --help` too); with files, --help is not a question: check and lint
+	 * read it as a file (`check --help x.tidl` answered "wire-compatible"
+	 * before) and gen and fmt refuse it, rather than exit 0 having done
+	 * nothing.  A file named --help is ./--help. */
+	if (strcmp(argv[1], "gen") == 0 || strcmp(argv[1], "check") == 0 ||
+	    strcmp(argv[1], "fmt") == 0 || strcmp(argv[1], "lint") == 0) {
+		if (help_alone(argc, argv)) {
+			usage(stdout);
+			return 0;
+		}
 	}
 	if (strcmp(argv[1], "gen") == 0)
 		return cmd_gen(argc, argv);

@@ -7,7 +7,7 @@
  *   thothctl [--runtime-dir DIR] [--json] trace start|stop|dump|--duration S ...  (trace.c)
  *   thothctl [--runtime-dir DIR] [--json] sched ...  (sched.c)
  *   thothctl [--runtime-dir DIR] [--json] pm  (pm.c)
- *   thothctl [--json] pm sim TRACE --policy P ...  (pm_sim.c; needs no thothd)
+ *   thothctl [--json] pm sim TRACE [--policy P] ...  (pm_sim.c; needs no thothd)
  *   thothctl [--runtime-dir DIR] [--json] locks [--pid P] [--top N] [--verbose]  (locks.c; needs no thothd)
  *   thothctl --help | --version
  *
@@ -75,7 +75,7 @@ static void usage(FILE *out)
 		"  locks [--pid P] [--top N] [--verbose]\n"
 		"                                  lock contention per lock and call site of\n"
 		"                                  processes run with libthothlock.so\n"
-		"  pm sim TRACE --policy P [--device D | --cpu M] [--json]\n"
+		"  pm sim TRACE [--policy P] [--device D | --cpu M] [--json]\n"
 		"                                  replay a trace on the PM simulator\n"
 		"                                  (modelled energy; `thothctl pm sim --help`)\n"
 		"  moderation [--dev IF] [--probe] | --policy P --rate N\n"
@@ -595,6 +595,24 @@ static const struct thothctl_command {
 	{ "serve", thothctl_serve, false }, /* serve.c: serving processes' counters (SCALE-2) */
 };
 
+/* The usage of status, services or resolve alone: `thothctl CMD --help`
+ * gives the command's own (docs/THOTHD.md), as the other commands do. */
+static void cmd_usage(const char *cmd)
+{
+	static const char *const lines[][2] = {
+		{ "status", "status [--watch [MS]]\n"
+			    "thothd's state; with --watch, the shared table every MS ms (1000)" },
+		{ "services", "services [--watch] [PREFIX]\n"
+			      "the registered instances whose name starts with PREFIX;\n"
+			      "with --watch, then every change as it happens" },
+		{ "resolve", "resolve NAME [--min-version V]\n"
+			     "the instance of NAME a caller here is given" },
+	};
+	for (size_t k = 0; k < sizeof lines / sizeof lines[0]; k++)
+		if (strcmp(cmd, lines[k][0]) == 0)
+			printf("usage: thothctl [--runtime-dir DIR] [--json] %s\n", lines[k][1]);
+}
+
 /* The options of status/services/resolve, after the global ones are gone:
  * -1 to go on, else the exit status (help printed, or a usage error). */
 static int parse_cmd_options(int argc, char **argv, bool *watch, const char **min_version)
@@ -612,7 +630,7 @@ static int parse_cmd_options(int argc, char **argv, bool *watch, const char **mi
 		switch (opt) {
 		case 'w': *watch = true; break;
 		case 'v': *min_version = optarg; break;
-		case 'h': usage(stdout); return 0;
+		case 'h': cmd_usage(argv[0]); return 0;
 		case ':': return usage_error("missing value for", argv[optind - 1]);
 		default:
 			/* "--watch -5": a number meant as the interval, said so */

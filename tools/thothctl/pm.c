@@ -299,7 +299,7 @@ int thothctl_pm(int argc, char **argv, const thothctl_opts_t *opts)
 			/* Every command answers --help (thothctl(1)); pm said
 			 * "unknown argument" and exited 2. */
 			printf("usage: thothctl [--runtime-dir DIR] [--json] pm\n"
-			       "       thothctl pm sim TRACE --policy P [--device D | --cpu M] [--json]\n"
+			       "       thothctl pm sim TRACE [--policy P] [--device D | --cpu M] [--json]\n"
 			       "The power broker's elements, their levels and leases, who kept them\n"
 			       "awake, the CPU idle hint and the modelled energy (docs/PM.md);\n"
 			       "`pm sim` replays a trace on the simulator (`thothctl pm sim --help`).\n");

@@ -1033,8 +1033,14 @@ int thothctl_probe(int argc, char **argv, const thothctl_opts_t *opts)
 {
 	if (argc < 2)
 		return usage(stderr, 2);
-	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)
+	if (strcmp(argv[1], "-h") == 0)
 		return usage(stdout, 0);
+	/* --help anywhere before "--", as getopt finds it for the other
+	 * commands: `probe check --help` read a file named --help and `probe
+	 * detach --help` wanted a number (./--help is still a file). */
+	for (int k = 1; k < argc && strcmp(argv[k], "--") != 0; k++)
+		if (strcmp(argv[k], "--help") == 0)
+			return usage(stdout, 0);
 	if (strcmp(argv[1], "check") == 0)
 		return probe_check(argc - 1, argv + 1, opts);
 	if (strcmp(argv[1], "attach") == 0)
