@@ -119,6 +119,13 @@ refused 2 "--sync or --deferred, not both" "$THOTHCTL" codex append s --sync --d
 refused 2 "--segment-bytes" "$CODEX" --data-dir "$TMP/cx" --segment-bytes -5
 refused 2 "--segment-bytes" "$CODEX" --data-dir "$TMP/cx" --segment-bytes 99999999999999999999999
 refused 2 "--retain-bytes" "$CODEX" --data-dir "$TMP/cx" --retain-bytes ''
+refused 2 "--cut-bytes" "$CODEX" --data-dir "$TMP/cx" --cut-bytes 0
+refused 2 "--cut-bytes" "$CODEX" --data-dir "$TMP/cx" --cut-bytes 4k
+"$CODEX" --help 2>&1 | grep -q -- "--cut-bytes N" ||
+  { echo "FAIL: codex --help does not name --cut-bytes"; failures=$((failures + 1)); }
+for f in man/codex.8.scd docs/CODEX.md; do
+  grep -q -- "--cut-bytes" "$SRC/$f" || { echo "FAIL: $f does not name --cut-bytes"; failures=$((failures + 1)); }
+done
 refused 2 "--workers" "$CODEX" --data-dir "$TMP/cx" --workers ''
 
 # thothc: a --c-prefix that is not a C identifier.
