@@ -629,7 +629,7 @@ static void test_state_stays_readable_at_the_most_leases_thothd_takes(void **sta
 	/* Opportunistic leases at level 0: bookkeeping only, nothing moves.
 	 * A connection holds at most as many as remain free (its share): the
 	 * first takes 8,192, each next one half of the rest, until thothd's
-	 * own limit refuses (the 16th connection takes the last lease). */
+	 * own limit refuses (the 15th connection takes the last lease). */
 	uint32_t n = 0;
 	int r = 0, k = 0;
 	uint64_t id;
