@@ -531,7 +531,8 @@ int cx_journal_open(const cx_journal_config_t *cfg, cx_journal_t **out, cx_recov
 	if (!j->pm_element[0])
 		snprintf(j->pm_note, sizeof j->pm_note, "not asked to (no --pm-element)");
 	cx_store_config_t scfg = { .dir = cfg->data_dir, .segment_bytes = cfg->segment_bytes,
-				   .retain_bytes = cfg->retain_bytes };
+				   .retain_bytes = cfg->retain_bytes,
+				   .cut_budget_bytes = cfg->cut_budget_bytes };
 	int r = cx_store_open(&scfg, &j->st, rep, why, why_len);
 	if (r)
 		goto fail;

@@ -45,6 +45,7 @@ typedef struct cx_journal_config {
 	const char *runtime_dir;        /* thothd's, for the PM broker (NULL: the default rule) */
 	bool epoll;                     /* the committer's loop on epoll (tests of both backends) */
 	uint64_t retain_bytes;          /* retention (store.h); 0 = keep everything */
+	uint64_t cut_budget_bytes;      /* cut files kept with retention (store.h; 0: segment_bytes) */
 	/* Called once (journal lock released) when an I/O error stops the
 	 * journal, with why (the call and errno); NULL: nothing said. */
 	void (*on_failure)(void *arg, const char *why);

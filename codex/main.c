@@ -2,6 +2,7 @@
  * codex - the system's journal service (PM-4, docs/CODEX.md).
  *
  *   codex --runtime-dir DIR --data-dir DIR [--workers N] [--segment-bytes N]
+ *         [--retain-bytes N] [--cut-bytes N]
  *         [--pm-element NAME] [--no-pm] [--group-window-us N]
  *
  * Serves thoth.codex.Codex (idl/codex.tidl) on shared-memory channels.
@@ -197,6 +198,7 @@ static int on_stats(void *self, const thoth_codex_Codex_stats_req_t *req, thoth_
 		.failure = thoth_str(s->failure),
 		.cut_files = s->compact.cut_held, .cut_bytes = s->compact.cut_held_bytes,
 		.cut_files_removed = s->compact.cut_files, .cut_bytes_removed = s->compact.cut_bytes,
+		.cut_budget_bytes = s->compact.cut_budget_bytes, .cut_files_stuck = s->compact.cut_stuck,
 	};
 	return 0;
 }
@@ -274,6 +276,7 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: codex --data-dir DIR [--runtime-dir DIR] [--workers N (1..64, 8)]\n"
 		   "             [--segment-bytes N] [--retain-bytes N (0: keep all)]\n"
+		   "             [--cut-bytes N (cut files kept with --retain-bytes; --segment-bytes)]\n"
 		   "             [--pm-element NAME (disk)] [--no-pm]\n"
 		   "             [--group-window-us N (1..2000, 1000)]\n");
 }
@@ -286,6 +289,7 @@ int main(int argc, char **argv)
 		{ "workers", required_argument, NULL, 'w' },
 		{ "segment-bytes", required_argument, NULL, 's' },
 		{ "retain-bytes", required_argument, NULL, 'R' },
+		{ "cut-bytes", required_argument, NULL, 'c' },
 		{ "pm-element", required_argument, NULL, 'p' },
 		{ "no-pm", no_argument, NULL, 'n' },
 		{ "group-window-us", required_argument, NULL, 'g' },
@@ -295,7 +299,7 @@ int main(int argc, char **argv)
 	};
 	const char *data_dir = NULL, *element = "disk";
 	long workers = 8, window = 1000;
-	unsigned long long seg = 0, retain = 0;
+	unsigned long long seg = 0, retain = 0, cut = 0;
 	char *end;
 	int opt;
 	while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
@@ -326,6 +330,14 @@ int main(int argc, char **argv)
 			if (*optarg < '0' || *optarg > '9' || *end || errno) {
 				fprintf(stderr, "codex: --retain-bytes %s: must be a number of bytes (0: keep everything)\n",
 					optarg);
+				return 2;
+			}
+			break;
+		case 'c':
+			errno = 0;
+			cut = strtoull(optarg, &end, 10);
+			if (*optarg < '0' || *optarg > '9' || *end || errno || !cut) {
+				fprintf(stderr, "codex: --cut-bytes %s: must be a number of bytes >= 1\n", optarg);
 				return 2;
 			}
 			break;
@@ -367,7 +379,7 @@ int main(int argc, char **argv)
 	cx_journal_config_t jcfg = {
 		.data_dir = data_dir, .segment_bytes = seg, .gc_window_us = (uint32_t)window,
 		.pm_element = element, .runtime_dir = runtime_arg, .retain_bytes = retain,
-		.on_failure = journal_failed,
+		.cut_budget_bytes = cut, .on_failure = journal_failed,
 	};
 	int r = cx_journal_open(&jcfg, &journal, &rep, why, sizeof why);
 	if (r) {
@@ -393,7 +405,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "codex[%d]: %u cut file%s (%llu bytes) held in %s (seg-*.log.cut-*): %s\n",
 			(int)getpid(), rep.cut_files, rep.cut_files == 1 ? "" : "s",
 			(unsigned long long)rep.cut_file_bytes, data_dir,
-			retain ? "counted by --retain-bytes and removed with the oldest segments"
+			retain ? "the oldest removed beyond --cut-bytes (default --segment-bytes)"
 			       : "kept (no --retain-bytes: nothing is removed)");
 	if (rep.cut_foreign)
 		fprintf(stderr, "codex[%d]: %u entr%s in %s named like cut files but not regular files "

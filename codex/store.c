@@ -51,11 +51,12 @@ typedef struct stream {
 	uint64_t bytes, last_time;
 } stream_t;
 
-/* A tail recovery set aside (keep_cut): evidence, never read, counted by
- * retention with the segments and removed oldest first (compact). */
+/* A tail recovery set aside (keep_cut): evidence, never read, kept by
+ * retention within its own budget and removed oldest first (cuts_trim). */
 typedef struct cut_file {
 	uint64_t segno, off;            /* seg-SEGNO.log.cut-OFF[-N] */
 	uint32_t n;                     /* 1: no -N suffix */
+	int stuck;                      /* errno of the last removal that failed (0: none) */
 	uint64_t size;
 	char name[64];
 } cut_file_t;
@@ -71,6 +72,7 @@ struct cx_store {
 	char dir[4096];
 	int dirfd;
 	uint64_t segment_bytes, retain_bytes;
+	uint64_t cut_budget;            /* bytes of cut files retention keeps */
 	uint64_t base_lsn;              /* the first lsn of the first segment kept */
 	seg_t *segs;
 	size_t nsegs, segs_cap;
@@ -639,69 +641,63 @@ void cx_store_release_retired(cx_store_t *s)
 	s->nretired = 0;
 }
 
-/* Remove the N oldest cut files (compact chose them). */
-static void cuts_remove(cx_store_t *s, size_t n)
+/*
+ * The cut files beyond their budget, oldest first, until what stays is
+ * within it.  Their own budget, not the segments' retention: counted with
+ * the segments, a cut file pushed acknowledged records out of retention
+ * (a segment of records dropped to keep a tail nobody reads); and done
+ * before the segments' catalog commit, whose failure (EIO, a full disk)
+ * left them to pile up.  unlinkat never follows: a name no longer a
+ * regular file (replaced since the scan) that cannot be removed (EISDIR,
+ * EACCES, EBUSY) stays listed and counted -- its bytes are still on the
+ * disk -- marked stuck for the stats, and the next ones may go instead.
+ */
+static void cuts_trim(cx_store_t *s)
 {
-	for (size_t k = 0; k < n; k++) {
-		/* unlinkat never follows: if the name is no longer a regular
-		 * file (replaced since the scan), a directory fails EISDIR and
-		 * stays, anything else loses only its name.  Forgotten either
-		 * way: retention does not stick on a name it cannot remove. */
-		if (!unlinkat(s->dirfd, s->cuts[k].name, 0) || errno == ENOENT) {
-			s->cstats.cut_files++;
-			s->cstats.cut_bytes += s->cuts[k].size;
+	uint64_t held = cuts_bytes(s);
+	size_t w = 0;
+	bool removed = false;
+	for (size_t k = 0; k < s->ncuts; k++) {
+		cut_file_t *c = &s->cuts[k];
+		if (held > s->cut_budget) {
+			if (!unlinkat(s->dirfd, c->name, 0) || errno == ENOENT) {
+				s->cstats.cut_files++;
+				s->cstats.cut_bytes += c->size;
+				held -= c->size;
+				removed = true;
+				continue;
+			}
+			c->stuck = errno;
 		}
+		s->cuts[w++] = *c;
 	}
-	memmove(s->cuts, s->cuts + n, (s->ncuts - n) * sizeof *s->cuts);
-	s->ncuts -= n;
-	fsync(s->dirfd);        /* best effort: a cut file back after a crash is removed again */
+	s->ncuts = w;
+	if (removed)
+		fsync(s->dirfd);        /* best effort: a cut file back after a crash is removed again */
 }
 
 static void compact(cx_store_t *s)
 {
-	uint64_t left = cuts_bytes(s);
+	cuts_trim(s);
+	uint64_t left = 0;
 	for (size_t k = 0; k < s->nsegs; k++)
 		left += s->segs[k].size;
-	/*
-	 * Oldest first, segments and cut files alike, while what stays is
-	 * still at least the retention.  A cut file of segment N is older than
-	 * segment N: its bytes were written before everything the segment
-	 * holds past the cut, and so the cuts of the active segment (repeated
-	 * crashes before a roll) go too.  Segments go only from the front and
-	 * only when sealed, synced, indexed and named durably in the directory
-	 * (so their records are on the disk and nothing in flight refers to
-	 * them); one that is not yet (or the active one) stays, counted, and
-	 * the cut files after it may still go.  A cut file is never read: it
-	 * goes whenever its turn comes.
-	 */
-	size_t k = 0, c = 0;
-	bool segs_done = false;
-	for (;;) {
-		if (!segs_done && k + 1 >= s->nsegs)
-			segs_done = true;
-		if (c < s->ncuts && (segs_done || s->cuts[c].segno <= s->segs[k].no)) {
-			if (left - s->cuts[c].size < s->retain_bytes)
-				break;
-			left -= s->cuts[c++].size;
-			continue;
-		}
-		if (segs_done)
-			break;
+	/* The oldest segments, while what stays is still at least the
+	 * retention (segments alone: the cut files have their own budget):
+	 * sealed, synced, indexed and named durably in the directory (so
+	 * their records are on the disk and nothing in flight refers to
+	 * them). */
+	size_t k = 0;
+	while (k + 1 < s->nsegs) {
 		const seg_t *sg = &s->segs[k];
-		if (left - sg->size < s->retain_bytes)
+		if (!sg->sealed || !sg->idx_done || sg->synced != sg->size || !sg->dir_synced ||
+		    left - sg->size < s->retain_bytes)
 			break;
-		if (!sg->sealed || !sg->idx_done || sg->synced != sg->size || !sg->dir_synced) {
-			segs_done = true;
-			continue;
-		}
 		left -= sg->size;
 		k++;
 	}
-	if (!k) {
-		if (c)
-			cuts_remove(s, c);
+	if (!k)
 		return;
-	}
 	size_t len;
 	uint8_t *b = cat_build(s, k, &len);
 	char path[4200], tmp[4200];
@@ -762,8 +758,6 @@ static void compact(cx_store_t *s)
 	s->cstats.segments += k;
 	s->cstats.bytes += bytes;
 	s->cstats.records += records;
-	if (c)
-		cuts_remove(s, c);
 }
 
 void cx_store_compact_stats(const cx_store_t *s, cx_compact_stats_t *out)
@@ -771,6 +765,14 @@ void cx_store_compact_stats(const cx_store_t *s, cx_compact_stats_t *out)
 	*out = s->cstats;
 	out->cut_held = (uint32_t)s->ncuts;
 	out->cut_held_bytes = cuts_bytes(s);
+	out->cut_budget_bytes = s->cut_budget;
+	out->cut_stuck = 0;
+	out->cut_stuck_errno = 0;
+	for (size_t k = 0; k < s->ncuts; k++)
+		if (s->cuts[k].stuck) {
+			out->cut_stuck++;
+			out->cut_stuck_errno = s->cuts[k].stuck;
+		}
 }
 
 uint64_t cx_store_bytes(const cx_store_t *s)
@@ -834,6 +836,7 @@ int cx_store_open(const cx_store_config_t *cfg, cx_store_t **out, cx_recovery_t 
 	if (s->segment_bytes < 4096)
 		s->segment_bytes = 4096;
 	s->retain_bytes = cfg->retain_bytes;
+	s->cut_budget = cfg->cut_budget_bytes ? cfg->cut_budget_bytes : s->segment_bytes;
 	s->next_lsn = s->base_lsn = 1;
 	s->dirfd = -1;
 	uint64_t *nos = NULL;

@@ -26,6 +26,10 @@ typedef struct cx_store_config {
 	 * What a dropped segment held is retired by policy, never lost
 	 * before it: docs/CODEX.md, "Retention and compaction". */
 	uint64_t retain_bytes;
+	/* With retain_bytes: the cut files (SEG.log.cut-OFFSET) kept, the
+	 * oldest removed while theirs together pass it (0: segment_bytes).
+	 * Their own budget: they never push records out of retention. */
+	uint64_t cut_budget_bytes;
 } cx_store_config_t;
 
 typedef struct cx_recovery {
@@ -41,7 +45,7 @@ typedef struct cx_recovery {
 	uint32_t compacted;             /* segments a crash left behind a committed catalog, removed */
 	uint64_t base_lsn;              /* the log starts here (1 until a compaction) */
 	/* Cut files (SEG.log.cut-OFFSET) on the disk after recovery, this
-	 * one's included: counted by retention, removed oldest first. */
+	 * one's included: kept within their budget, removed oldest first. */
 	uint32_t cut_files;
 	uint64_t cut_file_bytes;
 	/* Entries named like cut files that are not regular files (a
@@ -81,6 +85,9 @@ typedef struct cx_compact_stats {
 	uint64_t cut_files, cut_bytes;  /* cut files removed by retention */
 	uint32_t cut_held;              /* cut files on the disk now (regular files only) */
 	uint64_t cut_held_bytes;
+	uint64_t cut_budget_bytes;      /* what retention keeps of them */
+	uint32_t cut_stuck;             /* ...of those held, ones retention could not remove */
+	int cut_stuck_errno;            /* why (the last one's errno; 0: none) */
 } cx_compact_stats_t;
 
 /* Crash-test points (tests/codex/test_codex_crash.c): when set, called at

@@ -19,6 +19,9 @@
 #define MAX_LEASES 1024
 #define N_HOLDERS 8
 #define N_DRIVERS 4
+#define N_GROUPS 3              /* holder H is in group 1 + H % N_GROUPS */
+#define LIM_LEASES 64           /* small enough for the shares to be reached */
+#define LIM_GROUP 48
 
 enum req_state { REQ_QUEUED, REQ_READY, REQ_DONE, REQ_FAILED, REQ_WITHDRAWN };
 
@@ -33,6 +36,8 @@ typedef struct model {
 	uint32_t n_reqs;
 	struct { uint64_t id, holder; } leases[MAX_LEASES];
 	uint32_t n_leases;
+	uint32_t held[N_HOLDERS + 1];   /* leases per holder, as the model counts them */
+	uint32_t in_group[N_GROUPS + 1];
 	uint32_t next_name;
 	uint64_t idle_calls;
 	pm_ops_stats_t st;
@@ -52,6 +57,25 @@ static void fail(model_t *m, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(m->why, m->cap, fmt, ap);
 	va_end(ap);
+}
+
+static uint64_t group_of(uint64_t holder)
+{
+	return 1 + holder % N_GROUPS;
+}
+
+/* The model's counts follow its lease list: one lease of HOLDER more or less. */
+static void count(model_t *m, uint64_t holder, int delta)
+{
+	m->held[holder] += (uint32_t)delta;
+	m->in_group[group_of(holder)] += (uint32_t)delta;
+}
+
+/* The model's lease I is gone. */
+static void forget_lease(model_t *m, uint32_t i)
+{
+	count(m, m->leases[i].holder, -1);
+	m->leases[i] = m->leases[--m->n_leases];
 }
 
 static uint8_t take(model_t *m)
@@ -99,7 +123,7 @@ static void on_lease_status(void *arg, uint64_t lease, uint64_t holder, thoth_pm
 		return;
 	for (uint32_t i = 0; i < m->n_leases; i++)
 		if (m->leases[i].id == lease) {
-			m->leases[i] = m->leases[--m->n_leases];
+			forget_lease(m, i);
 			return;
 		}
 	fail(m, "lease %llu reported lost but not held", (unsigned long long)lease);
@@ -213,6 +237,49 @@ static void op_declare(model_t *m)
 	}
 }
 
+static void lease_one(model_t *m, uint64_t holder, uint32_t e, uint32_t level, thoth_pm_lease_kind_t kind,
+		      uint32_t qos)
+{
+	uint64_t id;
+	/* Holders in three groups (thothd: uids), held to the shares, each
+	 * grant and refusal checked against the rule (broker.h): the total,
+	 * the group's cap, then the share of what remains free to the holder
+	 * (the broker's free leases, or its group's room when less). */
+	uint64_t g = group_of(holder);
+	uint32_t total = m->n_leases, held = m->held[holder], in_g = m->in_group[g];
+	uint32_t room = LIM_LEASES - total;
+	if (LIM_GROUP - in_g < room)
+		room = LIM_GROUP - in_g;
+	bool limit = total >= LIM_LEASES || in_g >= LIM_GROUP || held >= room;
+	int r = thoth_pm_broker_lease_in(m->b, holder, g, e, level, kind, qos, m->now, &id);
+	if (r) {
+		if (r == THOTH_E_LIMIT) {
+			m->st.refused_leases++;
+			if (!limit)
+				fail(m, "holder %llu (%u held, group %llu %u, %u in all) refused a lease its share "
+				     "allows: %s", (unsigned long long)holder, held, (unsigned long long)g, in_g, total,
+				     thoth_pm_broker_refusal(m->b));
+		}
+		if (!thoth_pm_broker_refusal(m->b)[0])
+			fail(m, "lease refused (%d) without a reason", r);
+		return;
+	}
+	if (limit)
+		fail(m, "holder %llu (%u held, group %llu %u, %u in all) granted a lease past its share",
+		     (unsigned long long)holder, held, (unsigned long long)g, in_g, total);
+	if (m->n_leases == MAX_LEASES) {
+		fail(m, "more than %d leases granted", MAX_LEASES);
+		return;
+	}
+	m->leases[m->n_leases].id = id;
+	m->leases[m->n_leases].holder = holder;
+	m->n_leases++;
+	count(m, holder, 1);
+	m->st.leases++;
+}
+
+/* One lease, or (x & 0x20) a burst of up to 32 by one holder: a greedy
+ * holder, so the shares and the caps are reached, not only read. */
 static void op_lease(model_t *m)
 {
 	uint64_t holder = 1 + take(m) % N_HOLDERS;
@@ -221,18 +288,9 @@ static void op_lease(model_t *m)
 	uint32_t level = x % 5;
 	thoth_pm_lease_kind_t kind = (x & 0x40) ? THOTH_PM_LEASE_OPPORTUNISTIC : THOTH_PM_LEASE_ASSERTIVE;
 	uint32_t qos = (x & 0x80) ? (uint32_t)take(m) * 10 : 0;
-	uint64_t id;
-	/* Holders in three groups (thothd: uids), held to the shares. */
-	if (thoth_pm_broker_lease_in(m->b, holder, 1 + holder % 3, e, level, kind, qos, m->now, &id))
-		return;
-	if (m->n_leases == MAX_LEASES) {
-		thoth_pm_broker_drop(m->b, holder, id, m->now);
-		return;
-	}
-	m->leases[m->n_leases].id = id;
-	m->leases[m->n_leases].holder = holder;
-	m->n_leases++;
-	m->st.leases++;
+	uint32_t n = (x & 0x20) ? 1 + take(m) % 32 : 1;
+	for (uint32_t i = 0; i < n && !m->failed; i++)
+		lease_one(m, holder, e, level, kind, qos);
 }
 
 static void op_drop(model_t *m)
@@ -243,7 +301,7 @@ static void op_drop(model_t *m)
 	uint32_t i = x % m->n_leases;
 	if (thoth_pm_broker_drop(m->b, m->leases[i].holder, m->leases[i].id, m->now))
 		fail(m, "dropping held lease %llu failed", (unsigned long long)m->leases[i].id);
-	m->leases[i] = m->leases[--m->n_leases];
+	forget_lease(m, i);
 }
 
 static void op_kill_holder(model_t *m)
@@ -252,7 +310,7 @@ static void op_kill_holder(model_t *m)
 	thoth_pm_broker_holder_gone(m->b, holder, m->now);
 	for (uint32_t i = 0; i < m->n_leases;)
 		if (m->leases[i].holder == holder)
-			m->leases[i] = m->leases[--m->n_leases];
+			forget_lease(m, i);
 		else
 			i++;
 	for (uint32_t i = 0; i < m->n_reqs; i++)
@@ -332,6 +390,17 @@ static void check(model_t *m)
 	char why[256];
 	if (!m->failed && thoth_pm_broker_check(m->b, why, sizeof why))
 		fail(m, "invariant: %s", why);
+	/* The broker's counts are the model's. */
+	if (thoth_pm_broker_lease_count(m->b) != m->n_leases)
+		fail(m, "the broker holds %u leases, the model %u", thoth_pm_broker_lease_count(m->b), m->n_leases);
+	for (uint64_t h = 1; h <= N_HOLDERS; h++)
+		if (thoth_pm_broker_holder_lease_count(m->b, h) != m->held[h])
+			fail(m, "holder %llu: the broker counts %u leases, the model %u", (unsigned long long)h,
+			     thoth_pm_broker_holder_lease_count(m->b, h), m->held[h]);
+	for (uint64_t g = 1; g <= N_GROUPS; g++)
+		if (thoth_pm_broker_group_lease_count(m->b, g) != m->in_group[g])
+			fail(m, "group %llu: the broker counts %u leases, the model %u", (unsigned long long)g,
+			     thoth_pm_broker_group_lease_count(m->b, g), m->in_group[g]);
 }
 
 /* Finish every transition and serve every ready request until quiet; then
@@ -380,8 +449,8 @@ int pm_ops_run(const uint8_t *data, size_t len, pm_ops_stats_t *stats, char *why
 		.transition = on_transition, .lease_status = on_lease_status,
 		.request_ready = on_ready, .request_failed = on_failed, .idle = on_idle, .arg = m,
 	};
-	thoth_pm_broker_limits_t lim = { .max_elements = 32, .max_leases = 512, .max_requests = 512,
-					 .fair_share = true, .max_group_leases = 384 };
+	thoth_pm_broker_limits_t lim = { .max_elements = 32, .max_leases = LIM_LEASES, .max_requests = 512,
+					 .fair_share = true, .max_group_leases = LIM_GROUP };
 	if (thoth_pm_broker_new(&ops, &lim, m->now, &m->b)) {
 		free(m);
 		snprintf(why, cap, "broker_new failed");

@@ -13,8 +13,9 @@ int main(int argc, char **argv)
 {
 	unsigned long ops = argc > 1 ? strtoul(argv[1], NULL, 0) : 100000;
 	unsigned long long x = argc > 2 ? strtoull(argv[2], NULL, 0) : 0x9e3779b97f4a7c15ull;
-	/* About 2.5 bytes per operation; 4 per op leaves room for operands. */
-	size_t len = ops * 4;
+	/* About 2.5 bytes per operation (a burst of leases one more); 5 per
+	 * op leaves room for operands. */
+	size_t len = ops * 5;
 	uint8_t *buf = malloc(len);
 	if (!buf)
 		return 2;
@@ -36,9 +37,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	double s = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) * 1e-9;
-	printf("ops %llu (declared %llu, refused %llu, leases %llu, requests %llu: served %llu failed %llu withdrawn %llu; transitions %llu, kills %llu) in %.3f s: %.0f ops/s\n",
+	printf("ops %llu (declared %llu, refused %llu, leases %llu (%llu refused at a limit), requests %llu: served %llu failed %llu withdrawn %llu; transitions %llu, kills %llu) in %.3f s: %.0f ops/s\n",
 	       (unsigned long long)st.ops, (unsigned long long)st.declared,
 	       (unsigned long long)st.refused_declarations, (unsigned long long)st.leases,
+	       (unsigned long long)st.refused_leases,
 	       (unsigned long long)st.requests, (unsigned long long)st.served,
 	       (unsigned long long)st.failed, (unsigned long long)st.withdrawn,
 	       (unsigned long long)st.transitions, (unsigned long long)st.kills, s, (double)st.ops / s);

@@ -86,6 +86,7 @@ typedef struct elem {
 typedef struct lease {
 	uint64_t id, holder;
 	uint64_t group;                 /* the holder's group (0: none) */
+	bool internal;                  /* thoth_pm_broker_lease_internal: outside the shares, uncounted */
 	elem_t *e;
 	uint32_t level, qos_us;
 	thoth_pm_lease_kind_t kind;
@@ -931,8 +932,10 @@ static void add_lease(thoth_pm_broker_t *b, const lease_t *l)
 	}
 	if (keeps(n))
 		count_keeper(e, n->holder, 1);
-	count_add(&b->per_holder, n->holder, 1);
-	count_add(&b->per_group, n->group, 1);
+	if (!n->internal) {
+		count_add(&b->per_holder, n->holder, 1);
+		count_add(&b->per_group, n->group, 1);
+	}
 	set_by_id(b, n->id, i + 1);
 	b->new_lease = i;
 }
@@ -966,8 +969,10 @@ static bool unlink_lease(thoth_pm_broker_t *b, uint32_t i)
 	}
 	if (keeps(l))
 		count_keeper(e, l->holder, -1);
-	count_add(&b->per_holder, l->holder, -1);
-	count_add(&b->per_group, l->group, -1);
+	if (!l->internal) {
+		count_add(&b->per_holder, l->holder, -1);
+		count_add(&b->per_group, l->group, -1);
+	}
 	set_by_id(b, l->id, 0);
 	if (b->new_lease == i)
 		b->new_lease = NONE;
@@ -1171,26 +1176,36 @@ static int live_elem(thoth_pm_broker_t *b, uint32_t element, uint32_t level, ele
 	return 0;
 }
 
-int thoth_pm_broker_lease(thoth_pm_broker_t *b, uint64_t holder, uint32_t element, uint32_t level,
-			  thoth_pm_lease_kind_t kind, uint32_t qos_us, uint64_t now_ns, uint64_t *lease)
-{
-	return thoth_pm_broker_lease_in(b, holder, 0, element, level, kind, qos_us, now_ns, lease);
-}
-
-/* The fair share (broker.h): HOLDER holds HELD and may not take one more
- * when that is not fewer than remain free.  0, or THOTH_E_LIMIT. */
-static int share_check(thoth_pm_broker_t *b, uint32_t held)
+/*
+ * The fair share (broker.h): HOLDER holds HELD and may not take one more
+ * when that is not fewer than remain free to it -- the broker's free
+ * leases, or what its group may still take when that is less.  Measured
+ * against the broker alone, two holders of one group took the group's
+ * whole cap between them (a half, then the rest) and every other holder
+ * of the group got none; against the group's room the third still finds
+ * an eighth.  0, or THOTH_E_LIMIT.
+ */
+static int share_check(thoth_pm_broker_t *b, uint32_t held, uint64_t group, uint32_t in_group)
 {
 	uint32_t free_now = b->lim.max_leases - b->n_leases;
+	bool by_group = group && b->lim.max_group_leases && b->lim.max_group_leases - in_group < free_now;
+	if (by_group)
+		free_now = b->lim.max_group_leases - in_group;  /* in_group < the cap: checked first */
 	if (held < free_now)
 		return 0;
+	if (by_group)
+		/* Short: thothd's error message holds 128 bytes. */
+		return refuse(b, THOTH_E_LIMIT, "leases: fair share: this holder holds %u, no fewer than %s %llu "
+			      "may still take (%u of %u; limit of %u)", held,
+			      b->lim.group_word ? b->lim.group_word : "group", (unsigned long long)(group - 1),
+			      free_now, b->lim.max_group_leases, b->lim.max_leases);
 	return refuse(b, THOTH_E_LIMIT, "leases: fair share reached: this holder holds %u, no fewer than remain "
 		      "free (%u of the limit of %u)", held, free_now, b->lim.max_leases);
 }
 
-int thoth_pm_broker_lease_in(thoth_pm_broker_t *b, uint64_t holder, uint64_t group, uint32_t element,
-			     uint32_t level, thoth_pm_lease_kind_t kind, uint32_t qos_us, uint64_t now_ns,
-			     uint64_t *lease)
+static int lease_add(thoth_pm_broker_t *b, uint64_t holder, uint64_t group, bool internal, uint32_t element,
+		     uint32_t level, thoth_pm_lease_kind_t kind, uint32_t qos_us, uint64_t now_ns,
+		     uint64_t *lease)
 {
 	b->refusal[0] = 0;
 	if (!holder)
@@ -1206,29 +1221,53 @@ int thoth_pm_broker_lease_in(thoth_pm_broker_t *b, uint64_t holder, uint64_t gro
 		return r;
 	if (b->n_leases >= b->lim.max_leases)
 		return refuse(b, THOTH_E_LIMIT, "leases: the broker's limit of %u is reached", b->lim.max_leases);
-	/* The fair share: one holder never takes the last free leases from
-	 * the others, however many it asks for; nor one group more than its
-	 * cap (broker.h). */
-	if (b->lim.fair_share && (r = share_check(b, count_of(&b->per_holder, holder))))
-		return r;
+	/* The group's cap, then the fair share: one holder never takes the
+	 * last free leases from the others, however many it asks for, nor
+	 * the last of its group's room from the group's other holders; nor
+	 * one group more than its cap (broker.h).  The host's own leases
+	 * (internal) are held only to the total. */
 	uint32_t in_group = count_of(&b->per_group, group);
-	if (group && b->lim.max_group_leases && in_group >= b->lim.max_group_leases)
+	if (!internal && group && b->lim.max_group_leases && in_group >= b->lim.max_group_leases)
 		return refuse(b, THOTH_E_LIMIT, "leases: %s %llu holds %u, its limit (of %u in all)",
 			      b->lim.group_word ? b->lim.group_word : "group", (unsigned long long)(group - 1),
 			      in_group, b->lim.max_leases);
+	if (!internal && b->lim.fair_share &&
+	    (r = share_check(b, count_of(&b->per_holder, holder), group, in_group)))
+		return r;
 	if (grow((void **)&b->leases, &b->cap_leases, b->n_leases, sizeof *b->leases) || reserve_by_id(b) ||
 	    count_reserve(&b->per_holder) || count_reserve(&b->per_group))
 		return THOTH_E_NOMEM;
 	thoth_pm_broker_account(b, now_ns);
 	lease_t l = {
-		.id = b->next_id++, .holder = holder, .group = group, .e = e, .level = level, .qos_us = qos_us,
-		.kind = kind, .status = THOTH_PM_LEASE_PENDING, .granted_ns = now_ns,
+		.id = b->next_id++, .holder = holder, .group = internal ? 0 : group, .internal = internal,
+		.e = e, .level = level, .qos_us = qos_us, .kind = kind, .status = THOTH_PM_LEASE_PENDING,
+		.granted_ns = now_ns,
 	};
 	add_lease(b, &l);
 	if (lease)
 		*lease = l.id;
 	converge(b);
 	return 0;
+}
+
+int thoth_pm_broker_lease(thoth_pm_broker_t *b, uint64_t holder, uint32_t element, uint32_t level,
+			  thoth_pm_lease_kind_t kind, uint32_t qos_us, uint64_t now_ns, uint64_t *lease)
+{
+	return lease_add(b, holder, 0, false, element, level, kind, qos_us, now_ns, lease);
+}
+
+int thoth_pm_broker_lease_in(thoth_pm_broker_t *b, uint64_t holder, uint64_t group, uint32_t element,
+			     uint32_t level, thoth_pm_lease_kind_t kind, uint32_t qos_us, uint64_t now_ns,
+			     uint64_t *lease)
+{
+	return lease_add(b, holder, group, false, element, level, kind, qos_us, now_ns, lease);
+}
+
+int thoth_pm_broker_lease_internal(thoth_pm_broker_t *b, uint64_t holder, uint32_t element, uint32_t level,
+				   thoth_pm_lease_kind_t kind, uint32_t qos_us, uint64_t now_ns,
+				   uint64_t *lease)
+{
+	return lease_add(b, holder, 0, true, element, level, kind, qos_us, now_ns, lease);
 }
 
 int thoth_pm_broker_drop(thoth_pm_broker_t *b, uint64_t holder, uint64_t lease, uint64_t now_ns)
@@ -1485,39 +1524,56 @@ static int check_lease_index(const thoth_pm_broker_t *b, char *why, size_t cap)
 			qmin = l->qos_us;
 		}
 	}
-	/* Leases per holder and group: every lease counted, the counts adding
-	 * up to all leases, each found where it lives (one pass each). */
+	/* Leases per holder and group: each key's count recounted from the
+	 * leases (a drift that keeps the total, one holder's lease counted
+	 * as another's, passed a check of the sum alone), each found where
+	 * it lives, none listed with 0. */
 	const count_table_t *tables[2] = { &b->per_holder, &b->per_group };
 	for (int t = 0; t < 2; t++) {
+		const count_table_t *tb = tables[t];
+		const char *what = t ? "group" : "holder";
 		uint32_t keys = 0;
-		uint64_t counted = 0, want = 0;
-		for (uint32_t i = 0; i < tables[t]->cap; i++) {
-			const key_count_t *h = &tables[t]->e[i];
+		for (uint32_t i = 0; i < tb->cap; i++) {
+			const key_count_t *h = &tb->e[i];
 			if (!h->key)
 				continue;
 			keys++;
-			counted += h->n;
-			if (!h->n || count_slot(tables[t], h->key) != i) {
-				snprintf(why, cap, "%s %llu's count (%u) is misplaced", t ? "group" : "holder",
+			if (!h->n || count_slot(tb, h->key) != i) {
+				snprintf(why, cap, "%s %llu's count (%u) is misplaced", what,
 					 (unsigned long long)h->key, h->n);
 				return THOTH_E_CORRUPT;
 			}
 		}
-		for (uint32_t i = 0; i < b->n_leases; i++) {
-			uint64_t key = t ? b->leases[i].group : b->leases[i].holder;
-			want += key != 0;
-			if (key && !count_of(tables[t], key)) {
-				snprintf(why, cap, "lease %llu's %s is not counted", (unsigned long long)b->leases[i].id,
-					 t ? "group" : "holder");
-				return THOTH_E_CORRUPT;
-			}
-		}
-		if (keys != tables[t]->n || counted != want) {
-			snprintf(why, cap, "%u %ss of %llu leases counted, %u listed, %llu leases", keys,
-				 t ? "group" : "holder", (unsigned long long)counted, tables[t]->n,
-				 (unsigned long long)want);
+		if (keys != tb->n) {
+			snprintf(why, cap, "%u %ss counted, %u listed", keys, what, tb->n);
 			return THOTH_E_CORRUPT;
 		}
+		uint32_t *re = tb->cap ? calloc(tb->cap, sizeof *re) : NULL;
+		if (tb->cap && !re) {
+			snprintf(why, cap, "out of memory recounting the %ss' leases", what);
+			return THOTH_E_NOMEM;
+		}
+		for (uint32_t i = 0; i < b->n_leases; i++) {
+			const lease_t *l = &b->leases[i];
+			uint64_t key = t ? l->group : l->holder;
+			if (l->internal || !key)
+				continue;
+			uint32_t s = tb->cap ? count_slot(tb, key) : 0;
+			if (!tb->cap || tb->e[s].key != key) {
+				snprintf(why, cap, "lease %llu's %s is not counted", (unsigned long long)l->id, what);
+				free(re);
+				return THOTH_E_CORRUPT;
+			}
+			re[s]++;
+		}
+		for (uint32_t i = 0; i < tb->cap; i++)
+			if (tb->e[i].key && tb->e[i].n != re[i]) {
+				snprintf(why, cap, "%s %llu counted %u leases, holds %u", what,
+					 (unsigned long long)tb->e[i].key, tb->e[i].n, re[i]);
+				free(re);
+				return THOTH_E_CORRUPT;
+			}
+		free(re);
 	}
 	if (qmin != b->qos_min || qn != b->qos_min_n) {
 		snprintf(why, cap, "tightest bound %u us x %u, counted %u us x %u", qmin, qn, b->qos_min,

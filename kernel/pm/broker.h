@@ -73,8 +73,9 @@ typedef struct thoth_pm_broker_limits {
 	uint32_t max_elements;          /* 0: 256 */
 	uint32_t max_leases;            /* 0: 65536 */
 	/* A holder may take a lease only while it holds fewer than remain free
-	 * (max_leases minus all leases held): one holder gets at most half,
-	 * the next at most half of the rest...  Refused THOTH_E_LIMIT naming
+	 * to it (max_leases minus all leases held; for a holder in a group
+	 * with a cap, no more than the group may still take): one holder gets
+	 * at most half, the next at most half of the rest...  Refused THOTH_E_LIMIT naming
 	 * the share (docs/PM.md, "What thothd refuses"). */
 	bool fair_share;
 	/* The leases of one group of holders together (thoth_pm_broker_lease_in;
@@ -120,6 +121,13 @@ int thoth_pm_broker_lease(thoth_pm_broker_t *b, uint64_t holder, uint32_t elemen
 int thoth_pm_broker_lease_in(thoth_pm_broker_t *b, uint64_t holder, uint64_t group, uint32_t element,
 			     uint32_t level, thoth_pm_lease_kind_t kind, uint32_t qos_us, uint64_t now_ns,
 			     uint64_t *lease);
+/* A lease the host takes for HOLDER on its own account (thothd: a
+ * service_qos bound's leases, bounded per connection): outside the fair
+ * share and any group's cap, and not counted in them, but within
+ * max_leases; dropped and ended with HOLDER like any other. */
+int thoth_pm_broker_lease_internal(thoth_pm_broker_t *b, uint64_t holder, uint32_t element, uint32_t level,
+				   thoth_pm_lease_kind_t kind, uint32_t qos_us, uint64_t now_ns,
+				   uint64_t *lease);
 /* THOTH_E_NOT_FOUND, or THOTH_E_PERM when HOLDER does not hold it. */
 int thoth_pm_broker_drop(thoth_pm_broker_t *b, uint64_t holder, uint64_t lease, uint64_t now_ns);
 /* HOLDER is gone: its leases end, its requests are withdrawn. */

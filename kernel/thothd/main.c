@@ -51,6 +51,9 @@ static void usage(FILE *out)
 		"                        RLIMIT_NOFILE is lower)\n"
 		"  --max-clients-per-uid N  connections one uid may hold (default 3/4 of\n"
 		"                        --max-clients); idle ones are evicted first\n"
+		"  --max-leases-per-uid N  PM leases one uid's connections may hold together\n"
+		"                        (default 12288, 3/4 of the 16384 thothd holds;\n"
+		"                        at most 16384)\n"
 		"  --frame-timeout-ms MS a connection's first message, and any message\n"
 		"                        once begun, must arrive within MS (default 5000)\n"
 		"  --trace-detach-ms MS  a trace session ends MS after the connection that\n"
@@ -183,6 +186,7 @@ int main(int argc, char **argv)
 		{ "max-per-client", required_argument, NULL, 'm' },
 		{ "max-clients", required_argument, NULL, 'C' },
 		{ "max-clients-per-uid", required_argument, NULL, 'U' },
+		{ "max-leases-per-uid", required_argument, NULL, 'Q' },
 		{ "frame-timeout-ms", required_argument, NULL, 'F' },
 		{ "trace-detach-ms", required_argument, NULL, 'T' },
 		{ "trace-collector", required_argument, NULL, 'c' },
@@ -242,6 +246,17 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			cfg.max_per_client = (uint32_t)n;
+			break;
+		}
+		case 'Q': {
+			char *end;
+			unsigned long n = strtoul(optarg, &end, 10);
+			if (*end || !*optarg || n == 0 || n > THOTHD_PM_MAX_LEASES) {
+				fprintf(stderr, "thothd: --max-leases-per-uid wants a number 1..%u\n",
+					THOTHD_PM_MAX_LEASES);
+				return 2;
+			}
+			cfg.max_leases_per_uid = (uint32_t)n;
 			break;
 		}
 		case 'C':

@@ -40,8 +40,7 @@
 #include "thoth/trace.h"
 #include "timerpage.h"
 
-#define PM_MAX_LEASES 16384             /* in all (thothd_pm_new says why) */
-#define PM_MAX_LEASES_PER_UID (PM_MAX_LEASES / 4 * 3)   /* a uid's connections together */
+#define PM_MAX_LEASES THOTHD_PM_MAX_LEASES  /* in all (thothd_pm_new says why) */
 
 typedef struct pm_request {
 	uint64_t id;
@@ -77,7 +76,7 @@ typedef struct pm_engine_slot {
 typedef struct pm_svc_qos {
 	uint64_t id;
 	uint64_t client;                /* the holder's connection (and broker holder id) */
-	uint32_t holder_pid, uid;       /* uid: its leases count in that uid's share */
+	uint32_t holder_pid;
 	uint32_t qos_us;
 	uint64_t granted_ns;
 	char service[129];
@@ -122,7 +121,8 @@ struct thothd_pm {
 	bool svc_dirty;                 /* instances or elements changed: reconcile */
 	bool svc_leasing;               /* inside svc_reconcile: no lease_status pushes */
 	uint64_t share_refusals;        /* lease calls refused for the connection's fair share */
-	uint64_t share_warned;          /* the connection last logged for it (once per run) */
+	uint64_t svc_warn_ns;           /* the last "service_qos: cannot lease" logged (rate limit) */
+	uint64_t svc_warn_quiet;        /* those not logged since */
 };
 
 static thothd_client_t *client_by_id(thothd_t *d, uint64_t id)
@@ -471,11 +471,19 @@ int thothd_pm_new(thothd_t *d, thothd_pm_t **out)
 	 * would be beaten by opening more connections (a uid may hold 768);
 	 * the share alone by connections opened one after another (the 15th
 	 * takes the last lease), so a uid's connections together hold at most
-	 * 3/4 (12,288), as a uid holds at most 3/4 of the connections, and
-	 * other uids always find 4,096 (docs/PM.md, "What thothd refuses"). */
+	 * 3/4 (12,288, --max-leases-per-uid), as a uid holds at most 3/4 of
+	 * the connections, and other uids always find 4,096 (docs/PM.md,
+	 * "What thothd refuses"); a deployment with one user may raise it to
+	 * the whole limit.  A connection's share is of what its uid may still
+	 * take: the third connection of a uid finds 1,536 after two greedy
+	 * ones, not none. */
+	uint32_t per_uid = d->cfg.max_leases_per_uid;
+	if (!per_uid)
+		per_uid = PM_MAX_LEASES / 4 * 3;
+	if (per_uid > PM_MAX_LEASES)
+		per_uid = PM_MAX_LEASES;
 	const thoth_pm_broker_limits_t limits = {
-		.max_leases = PM_MAX_LEASES, .fair_share = true, .max_group_leases = PM_MAX_LEASES_PER_UID,
-		.group_word = "uid",
+		.max_leases = PM_MAX_LEASES, .fair_share = true, .max_group_leases = per_uid, .group_word = "uid",
 	};
 	int r = thoth_pm_broker_new(&ops, &limits, thothd_now(d), &pm->broker);
 	if (!r)
@@ -723,13 +731,26 @@ static void svc_reconcile(thothd_pm_t *pm, pm_svc_qos_t *q)
 		uint64_t lease;
 		/* Opportunistic at level 0: it asserts nothing, so the element
 		 * stays free for the engine, whose choice the bound's floor
-		 * limits ("the deepest state whose exit latency fits"). */
-		int r = thoth_pm_broker_lease_in(pm->broker, q->client, (uint64_t)q->uid + 1, info.id, 0,
-						 THOTH_PM_LEASE_OPPORTUNISTIC, q->qos_us, now, &lease);
+		 * limits ("the deepest state whose exit latency fits").  thothd's
+		 * own lease, outside the connection's share and its uid's cap:
+		 * held to them, a client that had taken its share lost the bound
+		 * it asked for, silently (each record holds at most
+		 * SVC_QOS_MAX_ELEMENTS, a connection SVC_QOS_PER_CLIENT records). */
+		int r = thoth_pm_broker_lease_internal(pm->broker, q->client, info.id, 0,
+						       THOTH_PM_LEASE_OPPORTUNISTIC, q->qos_us, now, &lease);
 		if (r) {
-			thothd_warn("pm: service_qos %llu (%s): cannot lease %s: %s",
-				    (unsigned long long)q->id, q->service, info.decl->name,
-				    thoth_pm_broker_refusal(pm->broker));
+			/* Only the total can refuse it now; every reconcile
+			 * would say so again: once per 10 s, with the count. */
+			if (!pm->svc_warn_ns || now - pm->svc_warn_ns >= 10000000000ull) {
+				thothd_warn("pm: service_qos %llu (%s): cannot lease %s: %s (%llu more not logged)",
+					    (unsigned long long)q->id, q->service, info.decl->name,
+					    thoth_pm_broker_refusal(pm->broker),
+					    (unsigned long long)pm->svc_warn_quiet);
+				pm->svc_warn_ns = now ? now : 1;
+				pm->svc_warn_quiet = 0;
+			} else {
+				pm->svc_warn_quiet++;
+			}
 			continue;
 		}
 		THOTH_TRACE(PM, pm_lease_grant, lease, (uint64_t)info.id << 32);
@@ -1008,14 +1029,17 @@ static int on_lease(void *self, const thoth_pm_PowerBroker_lease_req_t *req,
 	if (r == THOTH_E_LIMIT && thoth_pm_broker_lease_count(pm->broker) < PM_MAX_LEASES) {
 		/* A share, not the total: counted for state(), logged once
 		 * per run of refusals to that connection (a greedy client asks
-		 * again and again). */
+		 * again and again; one flag per connection, so greedy clients
+		 * taking turns do not log every call). */
 		pm->share_refusals++;
-		if (pm->share_warned != call->client->id)
+		if (!call->client->pm_share_warned)
 			thothd_warn("pm: client %llu (pid %u, uid %u): %s: further leases refused",
 				    (unsigned long long)call->client->id, call->client->pid, call->client->uid,
 				    thoth_pm_broker_refusal(pm->broker));
-		pm->share_warned = call->client->id;
+		call->client->pm_share_warned = true;
 	}
+	if (!r)
+		call->client->pm_share_warned = false;  /* a new run of refusals is logged again */
 	if (r)
 		return map_error(call, r);
 	THOTH_TRACE(PM, pm_lease_grant, resp->lease, (uint64_t)id << 32 | req->level);
@@ -1170,7 +1194,6 @@ static int on_service_qos(void *self, const thoth_pm_PowerBroker_service_qos_req
 	pm_svc_qos_t *q = &pm->svc[pm->n_svc++];
 	*q = (pm_svc_qos_t){
 		.id = ++pm->next_svc_id, .client = call->client->id, .holder_pid = call->client->pid,
-		.uid = call->client->uid,
 		.qos_us = req->qos_us, .granted_ns = thothd_now(call->d),
 	};
 	memcpy(q->service, req->service.ptr, req->service.len);

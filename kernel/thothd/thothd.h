@@ -64,6 +64,8 @@ typedef struct thothd_config {
 	uint32_t max_watches_per_client;/* (0: 16) */
 	uint64_t expiry_slack_ns;       /* slack of the lease-expiry timer (0: 20 ms) */
 	uint32_t max_clients_per_uid;   /* connections one uid may hold (0: 3/4 of max_clients) */
+	uint32_t max_leases_per_uid;    /* PM leases of one uid's connections together
+					 * (0: 3/4 of THOTHD_PM_MAX_LEASES; docs/PM.md) */
 	uint64_t frame_timeout_ns;      /* a connection's first message, and any message once
 					 * begun, must be complete within this (0: 5 s) */
 	size_t max_input;               /* bytes buffered for incomplete messages, all
@@ -95,6 +97,7 @@ typedef struct thothd_locks thothd_locks_t;
 /* File descriptors a client may have in flight (SCM_RIGHTS) before the
  * message that uses them is handled; more doom the client. */
 #define THOTHD_CLIENT_MAX_FDS 4
+#define THOTHD_PM_MAX_LEASES 16384      /* PM leases in all (pm.c, thothd_pm_new, says why) */
 
 struct thothd_client {
 	thothd_t *d;
@@ -110,6 +113,7 @@ struct thothd_client {
 	bool paused;                    /* not reading: backlog above the pause threshold */
 	bool said_hello;                /* has sent one complete message */
 	bool exe_known;                 /* its executable was looked up (name ownership) */
+	bool pm_share_warned;           /* pm.c: its lease share refusal was logged; cleared by a grant */
 	uint64_t last_active_ns;        /* last complete message (eviction picks the oldest) */
 	uint64_t partial_since;         /* in d's partial list since (frame deadline) */
 	bool in_partial;

@@ -126,6 +126,13 @@ refused 2 "--sync or --deferred, not both" "$THOTHCTL" codex append s --sync --d
 refused 2 "--segment-bytes" "$CODEX" --data-dir "$TMP/cx" --segment-bytes -5
 refused 2 "--segment-bytes" "$CODEX" --data-dir "$TMP/cx" --segment-bytes 99999999999999999999999
 refused 2 "--retain-bytes" "$CODEX" --data-dir "$TMP/cx" --retain-bytes ''
+refused 2 "--cut-bytes" "$CODEX" --data-dir "$TMP/cx" --cut-bytes 0
+refused 2 "--cut-bytes" "$CODEX" --data-dir "$TMP/cx" --cut-bytes 4k
+"$CODEX" --help 2>&1 | grep -q -- "--cut-bytes N" ||
+  { echo "FAIL: codex --help does not name --cut-bytes"; failures=$((failures + 1)); }
+for f in man/codex.8.scd docs/CODEX.md; do
+  grep -q -- "--cut-bytes" "$SRC/$f" || { echo "FAIL: $f does not name --cut-bytes"; failures=$((failures + 1)); }
+done
 refused 2 "--workers" "$CODEX" --data-dir "$TMP/cx" --workers ''
 
 # thothc: a --c-prefix that is not a C identifier.
@@ -143,6 +150,19 @@ refused 2 "not a C identifier" "$THOTHC" gen --lang c --c-prefix '' -o "$TMP/gen
 head -c 300 /dev/zero | tr '\0' 'k' >"$TMP/token"
 refused 1 "longer than 255 bytes" "$THOTHD" --runtime-dir "$TMP/rt" --http-token-file "$TMP/token"
 [ ! -e "$TMP/rt" ] || { echo "FAIL: thothd started before refusing its token"; failures=$((failures + 1)); }
+
+# thothd --max-leases-per-uid: a count of 1..16384 (thothd's whole limit),
+# whole; and named in --help and thothd(8).
+refused 2 "--max-leases-per-uid wants a number 1..16384" "$THOTHD" --runtime-dir "$TMP/rt" --max-leases-per-uid 0
+refused 2 "--max-leases-per-uid wants a number 1..16384" "$THOTHD" --runtime-dir "$TMP/rt" --max-leases-per-uid 16385
+refused 2 "--max-leases-per-uid wants a number 1..16384" "$THOTHD" --runtime-dir "$TMP/rt" --max-leases-per-uid 12k
+"$THOTHD" --help | grep -q -- "--max-leases-per-uid N" ||
+  { echo "FAIL: thothd --help does not name --max-leases-per-uid"; failures=$((failures + 1)); }
+for f in man/thothd.8.scd docs/THOTHD.md docs/PM.md; do
+  grep -q -- "--max-leases-per-uid" "$SRC/$f" ||
+    { echo "FAIL: $f does not name --max-leases-per-uid"; failures=$((failures + 1)); }
+done
+[ ! -e "$TMP/rt" ] || rm -rf "$TMP/rt"
 
 # The PM drivers: an option without its value, or a count that is not one,
 # is refused (pm-sim-driver "disk --name" declared "disk"; pm-runtime-driver

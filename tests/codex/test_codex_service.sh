@@ -201,14 +201,14 @@ echo "ok: a record damaged on the disk: the ones before it read, it is named, th
 
 # a restart cuts the log at the damaged record: the tail is copied aside to
 # a cut file, which codex's log and `thothctl codex stats` show and which
-# retention counts and removes once enough newer data follows (cut files
-# were never removed: a crash loop grew the disk without bound).  An entry
+# retention removes beyond its budget (--cut-bytes 1 here: every one; cut
+# files were never removed: a crash loop grew the disk without bound).  An entry
 # named like a cut file that is not a regular file -- a FIFO, which would
 # block codex's start if opened -- is left alone and said so.
 mkfifo "$DATA/seg-0000000000000001.log.cut-99" || fail "mkfifo"
 kill $CODEX_PID; wait $CODEX_PID 2>/dev/null
-start_codex --segment-bytes 4096 --retain-bytes 16384
-grep -q "cut files\{0,1\} ([0-9]* bytes) held in .*counted by --retain-bytes" "$THOTH_RUNTIME_DIR/codex.log" ||
+start_codex --segment-bytes 4096 --retain-bytes 16384 --cut-bytes 1
+grep -q "cut files\{0,1\} ([0-9]* bytes) held in .*the oldest removed beyond --cut-bytes" "$THOTH_RUNTIME_DIR/codex.log" ||
 	fail "codex's log does not show the cut files: $(grep cut "$THOTH_RUNTIME_DIR/codex.log")"
 grep -q "1 entry in .* named like cut files but not regular files" "$THOTH_RUNTIME_DIR/codex.log" ||
 	fail "codex's log does not name the FIFO: $(grep cut "$THOTH_RUNTIME_DIR/codex.log")"
@@ -221,4 +221,6 @@ echo after-the-cut-600 | "$THOTHCTL" codex append bulk --sync >/dev/null || fail
 wait_for "retention to remove the cut files" sh -c "'$THOTHCTL' codex stats --json | jq -e '.cut_files == 0 and .cut_files_removed >= 1'"
 ls "$DATA"/seg-*.log.cut-* 2>/dev/null | grep -v 'cut-99$' && fail "cut files left: $(ls "$DATA")"
 [ -p "$DATA/seg-0000000000000001.log.cut-99" ] || fail "the FIFO named like a cut file was touched"
+[ "$("$THOTHCTL" codex stats --json | jq -c '[.cut_budget_bytes, .cut_files_stuck]')" = "[1,0]" ] ||
+	fail "stats do not show the cut budget: $("$THOTHCTL" codex stats --json)"
 echo "ok: the cut tail is shown (log, stats) and removed by retention; a FIFO named like one is left alone"

@@ -2,6 +2,9 @@
 # and sysfs backends (multi-process and fixture trees).
 if(TARGET thoth_pm)
   thoth_add_test(test_pm_broker SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_pm_broker.c LIBS thoth_pm)
+  # White-box: the broker's source included, its counts changed behind its
+  # back (thoth_pm_broker_check must find a drift that keeps the total).
+  thoth_add_test(test_pm_broker_counts SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_pm_broker_counts.c LIBS thoth_pm)
   # The sysfs backends on the fixture trees (never the host's knobs).
   thoth_add_test(test_pm_backends SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_pm_backends.c LIBS thoth_pm)
   target_compile_definitions(test_pm_backends PRIVATE

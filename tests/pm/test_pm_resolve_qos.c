@@ -45,7 +45,7 @@ typedef struct fixture {
 	int qos_fd;                     /* the fixture cpu_dma_latency */
 } fixture_t;
 
-static void start(fixture_t *f)
+static void start_with(fixture_t *f, const char *const *extra)
 {
 	assert_int_equal(harness_setup(&f->h), 0);
 	char path[300];
@@ -57,10 +57,15 @@ static void start(fixture_t *f)
 	snprintf(path, sizeof path, "%s/root/dev/cpu_dma_latency", f->h.dir);
 	f->qos_fd = open(path, O_CREAT | O_RDWR, 0600);
 	assert_true(f->qos_fd >= 0);
-	pid_t d = harness_start_thothd(&f->h, NULL);
+	pid_t d = harness_start_thothd(&f->h, extra);
 	unsetenv("THOTH_SYSFS_ROOT");
 	assert_true(d > 0);
 	assert_int_equal(harness_connect(&f->h, &f->ctl), 0);
+}
+
+static void start(fixture_t *f)
+{
+	start_with(f, NULL);
 }
 
 static void stop(fixture_t *f)
@@ -447,6 +452,41 @@ static void expect_refusal(thoth_control_t *ctl, int r, uint32_t code, const cha
 		fail_msg("refusal \"%s\" does not name %s", ctl->client.remote_message, field);
 }
 
+/* A bound's leases are thothd's own: a connection that has taken all the
+ * leases its share allows still gets the bound it asks for.  Held to the
+ * share (and its uid's cap), the lease on the service's element was
+ * refused, only logged, and the bound covered nothing.  The uid's cap is
+ * lowered to 8 (--max-leases-per-uid) so the share is reached in 4. */
+static void test_a_bound_asked_by_a_connection_past_its_share_still_covers_the_service(void **state)
+{
+	fixture_t f;
+	const char *const extra[] = { "--max-leases-per-uid", "8", NULL };
+	start_with(&f, extra);
+	start_driver(&f, "bus", NULL, NULL);
+	start_driver(&f, "disk", "bus", "store");
+	wait_for(&f, NULL, DISK_OFF, 0, -1, 0);
+	thoth_control_t own;
+	assert_int_equal(harness_connect(&f.h, &own), 0);
+	thoth_pm_PowerBroker_lease_req_t lr = {
+		.element = thoth_str("bus"), .level = 0, .kind = THOTH_PM_LEASE_KIND_OPPORTUNISTIC,
+	};
+	thoth_pm_PowerBroker_lease_resp_t lresp;
+	int n = 0, r;
+	while (n < 100 && !(r = thoth_pm_PowerBroker_lease(&own.client, &lr, &lresp, NULL)))
+		n++;
+	assert_int_equal(n, 4);
+	expect_refusal(&own, r, THOTH_PM_ERR_TOO_MANY, "fair share");
+	assert_int_equal(service_qos(&own, "store", BOUND_US, NULL), 0);
+	wait_for(&f, NULL, DISK_IDLE, 1, 1, BOUND_US);
+	view_t v;
+	assert_int_equal(look(&f, &v), 0);
+	assert_int_equal(v.service_elements, 1);
+	assert_int_equal(v.leases, 5);          /* its 4 and the bound's */
+	assert_false(harness_file_contains(f.h.log, "cannot lease"));
+	thoth_control_close(&own);
+	stop(&f);
+}
+
 static void test_bad_bounds_are_refused_naming_the_field_and_the_resolver_reports_why(void **state)
 {
 	fixture_t f;
@@ -503,6 +543,7 @@ int main(void)
 		cmocka_unit_test(test_a_bound_asked_before_the_service_exists_covers_it_when_it_registers_and_restarts),
 		cmocka_unit_test(test_resolver_bound_can_be_changed_and_dropped_without_reconnecting),
 		cmocka_unit_test(test_bad_bounds_are_refused_naming_the_field_and_the_resolver_reports_why),
+		cmocka_unit_test(test_a_bound_asked_by_a_connection_past_its_share_still_covers_the_service),
 		cmocka_unit_test(test_a_pool_passes_its_bound_to_thothd_and_kill_9_of_the_pool_process_releases_it),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -157,6 +157,8 @@ static int cmd_stats(thoth_chan_t *ch, const thothctl_opts_t *opts)
 		printf(",\"cut_files\":%u,\"cut_bytes\":%llu,\"cut_files_removed\":%llu,\"cut_bytes_removed\":%llu",
 		       s->cut_files, (unsigned long long)s->cut_bytes, (unsigned long long)s->cut_files_removed,
 		       (unsigned long long)s->cut_bytes_removed);
+		printf(",\"cut_budget_bytes\":%llu,\"cut_files_stuck\":%u", (unsigned long long)s->cut_budget_bytes,
+		       s->cut_files_stuck);
 		printf(",\"recent\":[");
 		for (uint32_t k = 0; k < s->recent.count; k++) {
 			const thoth_codex_Epoch_t *e = &s->recent.items[k];
@@ -206,12 +208,19 @@ static int cmd_stats(thoth_chan_t *ch, const thothctl_opts_t *opts)
 		       (unsigned long long)s->compacted_records, (unsigned long long)s->compacted_bytes);
 	else
 		printf("retention: keep everything (%llu bytes in segments)\n", (unsigned long long)s->segment_bytes);
-	/* Tails recovery set aside: evidence, counted by retention (codex 1.3). */
-	if (s->cut_files || s->cut_files_removed)
+	/* Tails recovery set aside: evidence, kept by retention within their
+	 * own budget (codex 1.3). */
+	if (s->cut_files || s->cut_files_removed) {
 		printf("cut files (seg-*.log.cut-*, tails set aside by recovery): %u held, %llu bytes; "
-		       "%llu removed by retention (%llu bytes)\n",
+		       "%llu removed by retention (%llu bytes)",
 		       s->cut_files, (unsigned long long)s->cut_bytes, (unsigned long long)s->cut_files_removed,
 		       (unsigned long long)s->cut_bytes_removed);
+		if (s->retain_bytes && s->cut_budget_bytes)
+			printf("; %llu bytes kept (--cut-bytes)", (unsigned long long)s->cut_budget_bytes);
+		if (s->cut_files_stuck)
+			printf("; %u could not be removed (see codex's data dir)", s->cut_files_stuck);
+		printf("\n");
+	}
 	printf("disk power element: %s%.*s\n",
 	       s->pm_leased ? (s->pm_awake ? "opportunistic lease satisfied (awake)" : "opportunistic lease pending (asleep)")
 			    : "no lease: ",
