@@ -38,6 +38,18 @@ static void register_atfork(void)
 	pthread_atfork(NULL, NULL, forget_ring_in_child);
 }
 
+/* Ring INDEX taken by this thread, or by none yet: its state moved from
+ * free to CLAIMING (the owner fields are written before CLAIMED publishes
+ * them).  One compare-exchange in the shared page decides between every
+ * process sharing the buffer, whatever the counters said. */
+static bool take_ring(thoth_trace_buffer_t *b, uint32_t index)
+{
+	uint32_t free_state = 0;
+	thoth_trace_ring_header_t *ring = thoth_trace_ring_at(b->base, b->ring_records, index);
+	return __atomic_compare_exchange_n(&ring->state, &free_state, THOTH_TRACE_RING_CLAIMING,
+					   false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+}
+
 static void claim_ring(thoth_trace_buffer_t *b, uint32_t gen)
 {
 	pthread_once(&atfork_once, register_atfork);
@@ -45,25 +57,31 @@ static void claim_ring(thoth_trace_buffer_t *b, uint32_t gen)
 	thread_ring.ring = NULL;
 	thread_ring.head = 0;
 	thread_ring.tid = (uint32_t)gettid();
-	/* The private counter decides: each claim moves it strictly upwards,
-	 * so two threads of this process never share a ring whatever a
-	 * hostile reader writes into the shared one.  But a forked child's
-	 * private counter is its parent's at the fork: children forked in
-	 * turn claimed the same ring (the second overwrote the first's owner
-	 * under a reader that had adopted it: its records never read, its
-	 * death probed by the first's pid).  The shared counter, which every
-	 * process sharing the buffer bumps, puts a claim past theirs (a
-	 * reader lowering it can make a parent and a child share a ring, as
-	 * always before: its own loss). */
+	/* The counters propose, the ring's state decides (take_ring).  The
+	 * private counter moves strictly upwards, so this process's threads
+	 * never propose one ring twice; a forked child's is its parent's at
+	 * the fork, so the shared counter, which every process sharing the
+	 * buffer bumps, proposes a ring past theirs.  Past the end while the
+	 * private one is not (rings taken by siblings, or a hostile write of
+	 * rings_claimed denying our later threads any), or a proposed ring
+	 * already taken: the next free one from the private counter on. */
 	uint32_t shared = __atomic_fetch_add(&b->control->rings_claimed, 1, __ATOMIC_RELAXED);
 	uint32_t index = __atomic_load_n(&b->rings_claimed, __ATOMIC_RELAXED);
 	uint32_t claim;
-	do {
+	for (;;) {
 		claim = index > shared ? index : shared;
 		if (claim >= b->ring_count)
+			claim = index;
+		if (claim >= b->ring_count)
 			break;          /* none left: counted in no_ring, the counter kept */
-	} while (!__atomic_compare_exchange_n(&b->rings_claimed, &index, claim + 1, false,
-					      __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+		if (!__atomic_compare_exchange_n(&b->rings_claimed, &index, claim + 1, false,
+						 __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+			continue;
+		if (take_ring(b, claim))
+			break;
+		index = claim + 1;      /* taken (by a sibling): propose the next */
+		shared = 0;
+	}
 	index = claim;
 	if (index >= b->ring_count)
 		return;

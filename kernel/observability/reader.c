@@ -32,6 +32,7 @@
 typedef struct reader_ring {
 	bool known;              /* owner fields copied (ring was claimed) */
 	bool torn_counted;
+	bool readopt;            /* its pid's adopted slot was evicted: re-derive it once */
 	uint64_t pos;            /* next seq to read */
 	uint32_t pid, tid;
 	char thread_name[16];
@@ -45,6 +46,7 @@ struct thoth_trace_reader {
 	uint64_t anchor_ticks, anchor_ns;
 	uint32_t pid;
 	uint32_t peer_pid;       /* thoth__trace_reader_set_peer: 0, every pid probed */
+	int peer_pidfd;          /* that very process (-1: none, no child adopted) */
 	/* thoth__trace_reader_add_peer's, in this private memory (never in the
 	 * shared mapping: the traced process would write its own verdicts):
 	 * pid 0 = free.  Each holds a pidfd of the process verified, so its
@@ -53,8 +55,10 @@ struct thoth_trace_reader {
 		uint32_t pid;
 		int pidfd;
 		bool closed;     /* remove_peer: freed once reap_peers finds it safe */
+		bool adopted;    /* never connected (adopt_child_peer): re-derivable */
 	} peers[THOTH__TRACE_READER_PEERS];
 	uint32_t n_closed;       /* peers closed, not yet freed: a poll tries them */
+	uint32_t n_adopted;      /* at most THOTH__TRACE_READER_ADOPTED */
 	/* The last BUSY head's writer thread found alive: its pidfd (Linux
 	 * 6.9's PIDFD_THREAD), so the next poll meeting it asks with one
 	 * poll(2), not 4 calls.  One a reader: a writer can make every ring's
@@ -69,6 +73,49 @@ struct thoth_trace_reader {
 	thoth__trace_lost_fn lost_fn;   /* told each run of lost records (may be NULL) */
 	void *lost_ctx;
 };
+
+/* Every pidfd the readers of this process hold, against one budget
+ * (thoth__trace_reader_pidfd_budget): thothd maps up to 1,024 buffers, and
+ * each reader could hold 17, far past the descriptors it keeps beside its
+ * clients'.  Over budget a reader holds none: a stuck writer is asked
+ * about by tgkill and /proc, an added or adopted peer is refused (its
+ * rings never torn, as before peers). */
+static uint32_t pidfd_budget = UINT32_MAX;
+static uint32_t pidfds_held;
+
+void thoth__trace_reader_pidfd_budget(uint32_t n)
+{
+	__atomic_store_n(&pidfd_budget, n, __ATOMIC_RELAXED);
+}
+
+uint32_t thoth__trace_reader_pidfds_held(void)
+{
+	return __atomic_load_n(&pidfds_held, __ATOMIC_RELAXED);
+}
+
+/* FD (a pidfd) kept against the budget; false: over it, FD closed. */
+static bool pidfd_keep(int fd)
+{
+	if (fd < 0)
+		return false;
+	uint32_t n = __atomic_load_n(&pidfds_held, __ATOMIC_RELAXED);
+	do {
+		if (n >= __atomic_load_n(&pidfd_budget, __ATOMIC_RELAXED)) {
+			close(fd);
+			return false;
+		}
+	} while (!__atomic_compare_exchange_n(&pidfds_held, &n, n + 1, false, __ATOMIC_RELAXED,
+					      __ATOMIC_RELAXED));
+	return true;
+}
+
+static void pidfd_release(int fd)
+{
+	if (fd < 0)
+		return;
+	close(fd);
+	__atomic_fetch_sub(&pidfds_held, 1, __ATOMIC_RELAXED);
+}
 
 /* Names from shared memory end up in JSON and file names: ASCII only. */
 static void make_printable(char *s)
@@ -120,6 +167,7 @@ static int check_control(thoth_trace_reader_t *r)
 static void reader_init_fds(thoth_trace_reader_t *r)
 {
 	r->watch_fd = -1;
+	r->peer_pidfd = -1;
 	for (uint32_t i = 0; i < THOTH__TRACE_READER_PEERS; i++)
 		r->peers[i].pidfd = -1;
 }
@@ -198,11 +246,10 @@ void thoth_trace_reader_close(thoth_trace_reader_t *r)
 		free(r->base);
 	else
 		munmap(r->base, r->size);
-	if (r->watch_fd >= 0)
-		close(r->watch_fd);
+	pidfd_release(r->watch_fd);
+	pidfd_release(r->peer_pidfd);
 	for (uint32_t i = 0; i < THOTH__TRACE_READER_PEERS; i++)
-		if (r->peers[i].pidfd >= 0)
-			close(r->peers[i].pidfd);
+		pidfd_release(r->peers[i].pidfd);
 	free(r->rings);
 	free(r);
 }
@@ -279,8 +326,7 @@ static struct reader_peer *added_peer(thoth_trace_reader_t *r, uint32_t pid)
 
 static void watch_drop(thoth_trace_reader_t *r)
 {
-	if (r->watch_fd >= 0)
-		close(r->watch_fd);
+	pidfd_release(r->watch_fd);
 	r->watch_fd = -1;
 }
 
@@ -316,10 +362,14 @@ static bool thread_is_gone(thoth_trace_reader_t *r, uint32_t index, uint32_t pid
 		return true;
 	}
 	watch_drop(r);
+	if (!pidfd_keep(fd))    /* over the budget: asked as before, none kept */
+		return thread_is_zombie(pid, tid);
 	r->watch_fd = fd;
 	r->watch_ring = index;
 	return false;
 }
+
+static void adopt_child_peer(thoth_trace_reader_t *r, uint32_t pid);
 
 /* Only asked about a ring whose head slot is mid-write: is its writer gone?
  * The ring's pid and tid are the writer's word: probing any it names would
@@ -330,7 +380,7 @@ static bool thread_is_gone(thoth_trace_reader_t *r, uint32_t index, uint32_t pid
  * exited every thread of it is gone, and its number is not asked about
  * again (another process may hold it).  A ring naming another pid reads
  * as alive, never torn. */
-static bool writer_is_dead(thoth_trace_reader_t *r, uint32_t index, const reader_ring_t *rr)
+static bool writer_is_dead(thoth_trace_reader_t *r, uint32_t index, reader_ring_t *rr)
 {
 	if (r->image)
 		return true;
@@ -338,6 +388,12 @@ static bool writer_is_dead(thoth_trace_reader_t *r, uint32_t index, const reader
 		return true;
 	if (r->peer_pid && rr->pid != r->peer_pid) {
 		const struct reader_peer *p = added_peer(r, rr->pid);
+		if (!p && rr->readopt) {
+			/* its adopted slot gave way to a connecting peer: once */
+			rr->readopt = false;
+			adopt_child_peer(r, rr->pid);
+			p = added_peer(r, rr->pid);
+		}
 		if (!p)
 			return false;
 		if (pidfd_exited(p->pidfd))
@@ -404,7 +460,14 @@ static void check_torn(thoth_trace_reader_t *r, uint32_t index, reader_ring_t *r
 	uint64_t w = __atomic_load_n(&slots[head & (r->ring_records - 1)].word0, __ATOMIC_ACQUIRE);
 	/* A head of UINT64_MAX is a lie (no writer gets there): [head, head +
 	 * 1) would wrap, told as nothing while torn grew by one. */
-	if ((uint32_t)w != THOTH_TRACE_COMMIT_BUSY || head == UINT64_MAX || !writer_is_dead(r, index, rr))
+	if ((uint32_t)w != THOTH_TRACE_COMMIT_BUSY || head == UINT64_MAX) {
+		/* the watched writer finished its record: its pidfd is not
+		 * worth a descriptor until its head is stuck again */
+		if (r->watch_ring == index)
+			watch_drop(r);
+		return;
+	}
+	if (!writer_is_dead(r, index, rr))
 		return;
 	r->stats.torn = thoth__trace_sat_add(r->stats.torn, 1);
 	rr->torn_counted = true;
@@ -562,10 +625,30 @@ static void peer_free(thoth_trace_reader_t *r, struct reader_peer *p)
 {
 	if (p->closed)
 		r->n_closed--;
-	close(p->pidfd);
+	if (p->adopted)
+		r->n_adopted--;
+	pidfd_release(p->pidfd);
 	p->pidfd = -1;
 	p->pid = 0;
 	p->closed = false;
+	p->adopted = false;
+}
+
+/* An adopted slot given up for a connecting peer: its pid's rings may
+ * adopt it again at their next BUSY head (writer_is_dead). */
+static bool peer_evict_adopted(thoth_trace_reader_t *r)
+{
+	for (uint32_t i = 0; i < THOTH__TRACE_READER_PEERS; i++) {
+		struct reader_peer *p = &r->peers[i];
+		if (!p->pid || !p->adopted)
+			continue;
+		for (uint32_t k = 0; k < r->ring_count; k++)
+			if (r->rings[k].known && r->rings[k].pid == p->pid)
+				r->rings[k].readopt = true;
+		peer_free(r, p);
+		return true;
+	}
+	return false;
 }
 
 /* Free each slot (only those closed: ONLY_CLOSED) whose process has
@@ -583,39 +666,59 @@ static void reap_peers(thoth_trace_reader_t *r, bool only_closed)
 	}
 }
 
-/* PID (PIDFD: that very process, consumed) into a slot, CLOSED as
- * remove_peer leaves it.  False: the set is full of the living or the
- * unsettled. */
-static bool peer_take(thoth_trace_reader_t *r, uint32_t pid, int pidfd, bool closed)
+/* PID (PIDFD: that very process, consumed) into a slot: ADOPTED (never
+ * connected, added closed as remove_peer leaves it) or connected.  False:
+ * the set is full of the living or the unsettled, or the pidfd budget is
+ * spent. */
+static bool peer_take(thoth_trace_reader_t *r, uint32_t pid, int pidfd, bool adopted)
 {
 	struct reader_peer *p = added_peer(r, pid);
 	if (p) {
 		/* Again (another connection), or its number now another
 		 * verified process's (the first exited): the live one's pidfd. */
 		if (pidfd_exited(p->pidfd)) {
-			close(p->pidfd);
+			close(p->pidfd);        /* its budget passes to PIDFD */
 			p->pidfd = pidfd;
 		} else {
 			close(pidfd);
 		}
-		if (p->closed && !closed) {
+		if (p->closed && !adopted) {
 			p->closed = false;
 			r->n_closed--;
 		}
+		if (p->adopted && !adopted) {
+			p->adopted = false;     /* connected now: never evicted */
+			r->n_adopted--;
+		}
 		return true;
+	}
+	if (adopted && r->n_adopted >= THOTH__TRACE_READER_ADOPTED) {
+		reap_peers(r, false);
+		if (r->n_adopted >= THOTH__TRACE_READER_ADOPTED) {
+			close(pidfd);
+			return false;
+		}
 	}
 	if (!(p = added_peer(r, 0))) {
 		reap_peers(r, false);   /* full: the exited and settled make room */
 		p = added_peer(r, 0);
 	}
-	if (!p) {
-		close(pidfd);
+	/* Still full: a connecting peer takes an adopted one's slot (that
+	 * one's parent is known, it can be adopted again; a refused
+	 * connection is never asked again). */
+	if (!p && !adopted && peer_evict_adopted(r))
+		p = added_peer(r, 0);
+	if (!p || !pidfd_keep(pidfd)) {
+		if (!p)
+			close(pidfd);
 		return false;
 	}
 	p->pid = pid;
 	p->pidfd = pidfd;
-	p->closed = closed;
-	r->n_closed += closed;
+	p->closed = adopted;
+	p->adopted = adopted;
+	r->n_closed += adopted;
+	r->n_adopted += adopted;
 	return true;
 }
 
@@ -656,8 +759,13 @@ static bool read_ppid(uint32_t pid, uint32_t *ppid)
  * saw its ring stays unverified. */
 static void adopt_child_peer(thoth_trace_reader_t *r, uint32_t pid)
 {
-	if (r->image || !r->peer_pid || pid == r->peer_pid || pid == 0 || pid > INT32_MAX ||
-	    added_peer(r, pid))
+	if (r->image || !r->peer_pid || pid == r->peer_pid || pid == 0 || pid > INT32_MAX)
+		return;
+	/* A slot of PID whose process exited: PID may be a new process now
+	 * (its number reused), verified afresh and given the slot, not judged
+	 * dead by the old one's pidfd. */
+	const struct reader_peer *had = added_peer(r, pid);
+	if (had && !pidfd_exited(had->pidfd))
 		return;
 	int fd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
 	if (fd < 0)
@@ -665,8 +773,16 @@ static void adopt_child_peer(thoth_trace_reader_t *r, uint32_t pid)
 	uint32_t ppid = 0;
 	struct pollfd pf = { .fd = fd, .events = POLLIN };
 	bool ok = read_ppid(pid, &ppid) && poll(&pf, 1, 0) >= 0 && !(pf.revents & POLLHUP);
-	const struct reader_peer *parent = ok && ppid != r->peer_pid ? added_peer(r, ppid) : NULL;
-	if (ok && (ppid == r->peer_pid || (parent && !pidfd_exited(parent->pidfd))))
+	/* The parent alive after the read: that very process, not one that
+	 * took its number since (the peer's by its pidfd too). */
+	bool parent_ok = false;
+	if (ok && ppid == r->peer_pid) {
+		parent_ok = r->peer_pidfd >= 0 && !pidfd_exited(r->peer_pidfd);
+	} else if (ok) {
+		const struct reader_peer *parent = added_peer(r, ppid);
+		parent_ok = parent && !pidfd_exited(parent->pidfd);
+	}
+	if (parent_ok)
 		peer_take(r, pid, fd, true);
 	else
 		close(fd);
@@ -834,10 +950,29 @@ void thoth__trace_reader_on_lost(thoth_trace_reader_t *r, thoth__trace_lost_fn f
 	r->lost_ctx = fn ? ctx : NULL;
 }
 
+void thoth__trace_reader_set_peer_pidfd(thoth_trace_reader_t *r, uint32_t pid, int pidfd)
+{
+	if (!r) {
+		if (pidfd >= 0)
+			close(pidfd);
+		return;
+	}
+	pidfd_release(r->peer_pidfd);
+	r->peer_pidfd = -1;
+	r->peer_pid = pid;
+	if (pid && !r->image && pidfd_keep(pidfd))
+		r->peer_pidfd = pidfd;
+	else if (pidfd >= 0 && (!pid || r->image))
+		close(pidfd);
+}
+
 void thoth__trace_reader_set_peer(thoth_trace_reader_t *r, uint32_t pid)
 {
-	if (r)
-		r->peer_pid = pid;
+	/* By number: for the caller's own pid or its child's, which cannot
+	 * be reused under it (thothd's clients: set_peer_pidfd). */
+	thoth__trace_reader_set_peer_pidfd(r, pid,
+					   pid && pid <= INT32_MAX ? (int)syscall(SYS_pidfd_open, (pid_t)pid, 0)
+								   : -1);
 }
 
 bool thoth__trace_reader_add_peer(thoth_trace_reader_t *r, uint32_t pid, int pidfd)

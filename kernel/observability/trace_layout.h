@@ -184,6 +184,17 @@ void thoth__trace_reader_on_lost(thoth_trace_reader_t *r, thoth__trace_lost_fn f
  * on the host.  0 (the default): any pid is probed (a reader of its own or
  * its children's buffer). */
 void thoth__trace_reader_set_peer(thoth_trace_reader_t *r, uint32_t pid);
+/* The same with PIDFD, a pidfd of that very process (consumed; -1: none):
+ * a forked child that never connected is adopted only while it says its
+ * parent lives (a reused number is not the parent).  set_peer opens one by
+ * number: for the caller's own pid or its child's. */
+void thoth__trace_reader_set_peer_pidfd(thoth_trace_reader_t *r, uint32_t pid, int pidfd);
+/* The most pidfds all readers of this process hold at once (default: no
+ * limit; thothd takes them off its clients' descriptors).  Over it a
+ * reader keeps none: a stuck writer asked by tgkill and /proc, a peer or
+ * adopted child refused.  Held now: thoth__trace_reader_pidfds_held. */
+void thoth__trace_reader_pidfd_budget(uint32_t n);
+uint32_t thoth__trace_reader_pidfds_held(void);
 /* Another process verified to hold the same buffer (thothd: a second
  * connection handing over the same memfd, by SO_PEERCRED pid: a forked
  * child that shares its parent's buffer and connected itself): its
@@ -197,6 +208,11 @@ void thoth__trace_reader_set_peer(thoth_trace_reader_t *r, uint32_t pid);
  * every peer call here, serialized with the reader's polls (thothd: mu).
  * No effect while no peer is set. */
 #define THOTH__TRACE_READER_PEERS 15u
+/* Of those, forked children that never connected (adopted at their ring's
+ * first sight): fewer, so that connected ones find room; a connecting peer
+ * takes an adopted one's slot when none is free (it is adopted again at
+ * its ring's next BUSY head). */
+#define THOTH__TRACE_READER_ADOPTED 8u
 bool thoth__trace_reader_add_peer(thoth_trace_reader_t *r, uint32_t pid, int pidfd);
 /* PID holds the buffer no more (thothd: its last connection closed): its
  * slot is freed once that is safe -- its process exited (its pidfd says
@@ -330,6 +346,7 @@ typedef struct thoth_trace_ring_header {
 } thoth_trace_ring_header_t;
 
 #define THOTH_TRACE_RING_CLAIMED 1u
+#define THOTH_TRACE_RING_CLAIMING 2u   /* taken, owner fields being written (emit.c) */
 
 /*
  * One record, 64 bytes, one cache line.  Word 0 is the commit word:

@@ -47,6 +47,7 @@
 #include "unixsock.h"
 #include "log.h"
 #include "thothd.h"
+#include "trace_layout.h"
 
 enum {
 	PAUSE_BACKLOG = 1 << 20,        /* stop reading a client above this much unsent output */
@@ -54,6 +55,7 @@ enum {
 	ACCEPTS_PER_WAKEUP = 64,        /* fairness between the listener and clients */
 	ARENA_MIN = 1 << 16,
 	FD_HEADROOM = 24,               /* descriptors kept for anything but client sockets */
+	TRACE_PIDFDS_MAX = 4096,        /* the tracer's pidfds at most (reader.c's budget) */
 	READ_CHUNK = 4096,              /* a reader's resting buffer (stream.c) */
 	OUTQ_KEEP = 64 << 10,           /* a drained output queue above this is freed */
 };
@@ -161,6 +163,12 @@ int thothd_new(const thothd_config_t *cfg, thoth_loop_t *loop, thothd_t **out)
 	if (loop && getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY) {
 		rlim_t usable = nofile.rlim_cur > 2 * FD_HEADROOM ? nofile.rlim_cur - FD_HEADROOM
 								 : nofile.rlim_cur / 2;
+		/* The tracer's pidfds (a reader holds up to 17, and 1,024
+		 * buffers may be mapped): a quarter of the rest, taken off the
+		 * clients', so neither runs the other out of descriptors. */
+		rlim_t pidfds = usable / 4 < TRACE_PIDFDS_MAX ? usable / 4 : TRACE_PIDFDS_MAX;
+		thoth__trace_reader_pidfd_budget((uint32_t)pidfds);
+		usable -= pidfds;
 		if (usable < c->max_clients)
 			c->max_clients = (uint32_t)usable;
 	}

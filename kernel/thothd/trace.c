@@ -589,8 +589,11 @@ static int client_pidfd(const thothd_client_t *c)
 		socklen_t len = sizeof fd;
 		if (getsockopt(c->fd, SOL_SOCKET, SO_PEERPIDFD, &fd, &len) == 0)
 			return fd;
-		if (errno == ESRCH)
-			return -1;      /* exited: nothing proves it held the buffer */
+		/* Only a kernel without the option falls back to the number.
+		 * Any other error (ESRCH; EINVAL from 6.5 to ~6.15 for a reaped
+		 * peer) is a peer gone: its number may be another's now. */
+		if (errno != ENOPROTOOPT)
+			return -1;
 	}
 	return (int)syscall(SYS_pidfd_open, (pid_t)c->pid, 0);
 }
@@ -662,8 +665,10 @@ static int attach_fd(thothd_tracer_t *t, int fd, const thothd_client_t *client, 
 	/* Only the attaching process's threads are probed for a torn ring's
 	 * dead writer (its SO_PEERCRED pid; ours for our own buffer): the pid
 	 * in a ring is the writer's word.  A peer of unknown pid: none. */
-	thoth__trace_reader_set_peer(reader, own ? (uint32_t)getpid()
-					   : client && client->pid ? client->pid : UINT32_MAX);
+	if (!own && client && client->pid)      /* its pidfd: that very process */
+		thoth__trace_reader_set_peer_pidfd(reader, client->pid, client_pidfd(client));
+	else
+		thoth__trace_reader_set_peer(reader, own ? (uint32_t)getpid() : UINT32_MAX);
 	uint32_t pid = 0;
 	const char *name = "";
 	thoth_trace_reader_process(reader, &pid, &name);

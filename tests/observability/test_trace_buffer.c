@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -25,6 +26,10 @@
 #include "thoth/trace.h"
 #include "trace_internal.h"
 #include "trace_test_util.h"
+
+#ifndef PIDFD_THREAD
+#define PIDFD_THREAD O_EXCL     /* Linux 6.9 */
+#endif
 
 static void start_tracing(uint32_t ring_records, uint32_t policy, uint64_t enabled)
 {
@@ -571,6 +576,54 @@ static void test_thread_without_a_free_ring_is_counted(void **state)
 	assert_int_equal(st.no_ring, 5);
 	thoth_trace_reader_close(r);
 	event_list_free(&l);
+}
+
+static pid_t fork_writer(int *go, bool tear);
+static void writer_run(pid_t c, int go);
+
+static void *ring_thread(void *arg)
+{
+	(void)arg;
+	THOTH_TRACE(USER, ring_thread, 1, 0);
+	return thoth_trace_thread_ring();
+}
+
+static thoth_trace_ring_header_t *ring_of_a_new_thread(void)
+{
+	pthread_t t;
+	void *ring;
+	assert_int_equal(pthread_create(&t, NULL, ring_thread, NULL), 0);
+	assert_int_equal(pthread_join(t, &ring), 0);
+	return ring;
+}
+
+/* The shared rings_claimed is anyone's to write.  Lowered (to 0, after a
+ * forked child claimed ring 1): our next thread's proposal is a ring the
+ * child holds, refused by the ring's own state, so the next free one (the
+ * code before took ring 1 too: two writers on one ring).  Raised to the
+ * ring count: our later threads still get the free rings (the code
+ * before: none, each counted in no_ring). */
+static void test_a_thread_claims_a_free_ring_whatever_the_shared_counter_says(void **state)
+{
+	start_tracing_rings(8);
+	THOTH_TRACE(USER, parent, 1, 0);                       /* ring 0 */
+	int go;
+	pid_t c = fork_writer(&go, false);
+	writer_run(c, go);                                      /* ring 1: the child's */
+	thoth_trace_reader_t *r = open_reader();
+	thoth_trace_control_t *ctl = thoth__trace_reader_control_page(r);
+	uint8_t *base = (uint8_t *)ctl;
+	assert_int_equal(thoth_trace_ring_at(base, 64, 1)->owner_pid, (uint32_t)c);
+	__atomic_store_n(&ctl->rings_claimed, 0, __ATOMIC_RELAXED);
+	/* the writer maps the buffer elsewhere: rings by index from ours */
+	uint8_t *ring0 = (uint8_t *)thoth_trace_thread_ring();
+	size_t stride = (size_t)((uint8_t *)thoth_trace_ring_at(base, 64, 1) - base) -
+	                (size_t)((uint8_t *)thoth_trace_ring_at(base, 64, 0) - base);
+	assert_ptr_equal(ring_of_a_new_thread(), ring0 + 2 * stride);
+	assert_int_equal(thoth_trace_ring_at(base, 64, 1)->owner_pid, (uint32_t)c);
+	__atomic_store_n(&ctl->rings_claimed, 8, __ATOMIC_RELAXED);
+	assert_ptr_equal(ring_of_a_new_thread(), ring0 + 3 * stride);
+	thoth_trace_reader_close(r);
 }
 
 static void *cut_thread(void *arg)
@@ -1168,9 +1221,12 @@ typedef struct stuck_writer {
 } stuck_writer_t;
 
 /* A thread stopped mid-record (its head slot BUSY) until GO. */
+static pid_t stuck_tid;
+
 static void *stuck_thread(void *arg)
 {
 	stuck_writer_t *w = arg;
+	stuck_tid = gettid();
 	THOTH_TRACE(USER, before_stuck, 1, 0);
 	thoth_trace_ring_header_t *ring = thoth_trace_thread_ring();
 	__atomic_store_n(&thoth_trace_ring_records(ring)[ring->head & 63].word0,
@@ -1201,16 +1257,28 @@ static void test_a_stuck_writer_is_watched_until_it_dies(void **state)
 	assert_int_equal(pthread_create(&th, NULL, stuck_thread, &w), 0);
 	char b;
 	assert_int_equal(read(w.ready[0], &b, 1), 1);
+	/* the thread's own pidfd: pthread_join returns before the kernel
+	 * marks the thread exited (tgkill still finds it, its pidfd not yet
+	 * readable), so its exit is waited for on this one */
+	int tfd = (int)syscall(SYS_pidfd_open, stuck_tid, PIDFD_THREAD);
+	assert_true(tfd >= 0);
+	int fds1 = open_fds();
 	event_list_t l = { 0 };
 	thoth_trace_stats_t st;
 	for (int i = 0; i < 5; i++) {
 		st = poll_into(r, &l);
 		assert_int_equal(st.torn, 0);
+		/* one pidfd kept across the polls (a reader opening and
+		 * closing one each poll would leave the count as it was) */
+		assert_int_equal(open_fds(), fds1 + 1);
 	}
 	assert_int_equal(write(w.go[1], "g", 1), 1);
 	void *ret;
 	assert_int_equal(pthread_join(th, &ret), 0);
 	assert_null(ret);
+	struct pollfd pf = { .fd = tfd, .events = POLLIN };
+	assert_int_equal(poll(&pf, 1, 60000), 1);       /* generous: not a timing assertion */
+	close(tfd);
 	for (int i = 0; i < 3; i++) {
 		st = poll_into(r, &l);
 		assert_int_equal(st.torn, 1);
@@ -1222,6 +1290,222 @@ static void test_a_stuck_writer_is_watched_until_it_dies(void **state)
 		close(w.ready[i]);
 	}
 	assert_int_equal(open_fds(), fds0);             /* the watched thread's pidfd closed */
+	event_list_free(&l);
+}
+
+/* A stuck writer's head committed again (its thread alive): the next poll
+ * meeting it closes the thread's pidfd, a descriptor thothd holds for
+ * nothing otherwise (the code before kept it until the thread exited or
+ * another ring stuck: fds stay one up, this test fails).  Under a pidfd
+ * budget of none, readers hold no pidfd: a stuck writer is asked about by
+ * tgkill and /proc (torn once it exits, as before), an added peer is
+ * refused. */
+static void test_the_pidfds_readers_hold_are_bounded(void **state)
+{
+	start_tracing(64, THOTH_TRACE_OVERWRITE_OLDEST, THOTH_TRACE_ALL_CATEGORIES);
+	THOTH_TRACE(USER, parent, 1, 0);
+	thoth_trace_reader_t *r = open_reader();
+	thoth__trace_reader_set_peer(r, (uint32_t)getpid());
+	uint32_t held0 = thoth__trace_reader_pidfds_held();
+	stuck_writer_t w;
+	assert_int_equal(pipe(w.go), 0);
+	assert_int_equal(pipe(w.ready), 0);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, stuck_thread, &w), 0);
+	char b;
+	assert_int_equal(read(w.ready[0], &b, 1), 1);
+	event_list_t l = { 0 };
+	int fds0 = open_fds();
+	thoth_trace_stats_t st = poll_into(r, &l);
+	assert_int_equal(st.torn, 0);
+	assert_int_equal(open_fds(), fds0 + 1);                 /* watched */
+	assert_int_equal(thoth__trace_reader_pidfds_held(), held0 + 1);
+	/* the record committed, the thread alive */
+	thoth_trace_ring_header_t *ring = thoth_trace_ring_at(
+	        (uint8_t *)thoth__trace_reader_control_page(r), 64, 1);
+	thoth_trace_record_t *slot = &thoth_trace_ring_records(ring)[ring->head & 63];
+	uint64_t busy = __atomic_load_n(&slot->word0, __ATOMIC_RELAXED);
+	assert_int_equal((uint32_t)busy, THOTH_TRACE_COMMIT_BUSY);
+	__atomic_store_n(&slot->word0, 0, __ATOMIC_RELEASE);
+	st = poll_into(r, &l);
+	assert_int_equal(open_fds(), fds0);                     /* dropped */
+	assert_int_equal(thoth__trace_reader_pidfds_held(), held0);
+	__atomic_store_n(&slot->word0, busy, __ATOMIC_RELEASE); /* stuck again */
+
+	/* no budget: nothing kept, the answers the same */
+	thoth__trace_reader_pidfd_budget(0);
+	for (int i = 0; i < 3; i++) {
+		st = poll_into(r, &l);
+		assert_int_equal(st.torn, 0);
+		assert_int_equal(open_fds(), fds0);
+	}
+	int go;
+	pid_t c = fork_writer(&go, false);
+	assert_false(thoth__trace_reader_add_peer(r, (uint32_t)c, pidfd_of(c)));
+	assert_int_equal(open_fds(), fds0 + 1);                 /* the pipe to C only */
+	writer_run(c, go);
+	int tfd = (int)syscall(SYS_pidfd_open, stuck_tid, PIDFD_THREAD);
+	assert_true(tfd >= 0);
+	assert_int_equal(write(w.go[1], "g", 1), 1);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	struct pollfd pf = { .fd = tfd, .events = POLLIN };
+	assert_int_equal(poll(&pf, 1, 60000), 1);
+	close(tfd);
+	st = poll_into(r, &l);
+	assert_int_equal(st.torn, 1);
+	thoth__trace_reader_pidfd_budget(UINT32_MAX);
+	thoth_trace_reader_close(r);
+	assert_int_equal(thoth__trace_reader_pidfds_held(), held0 - 1);    /* set_peer's */
+	for (int i = 0; i < 2; i++) {
+		close(w.go[i]);
+		close(w.ready[i]);
+	}
+	event_list_free(&l);
+}
+
+/* N children that traced (a ring each, their pid in it) and live until
+ * HOLD's write end closes. */
+static void fork_tracing_sleepers(pid_t *pids, uint32_t n, int *hold)
+{
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	for (uint32_t i = 0; i < n; i++) {
+		int q[2];
+		assert_int_equal(pipe(q), 0);
+		pids[i] = fork();
+		assert_true(pids[i] >= 0);
+		if (pids[i] == 0) {
+			char b;
+			close(p[1]);
+			THOTH_TRACE(USER, sleeper, 1, 0);
+			if (write(q[1], "t", 1) != 1)
+				_exit(1);
+			_exit(read(p[0], &b, 1) < 0);
+		}
+		char b;
+		assert_int_equal(read(q[0], &b, 1), 1);
+		close(q[0]);
+		close(q[1]);
+	}
+	close(p[0]);
+	*hold = p[1];
+}
+
+static void reap_all(const pid_t *pids, uint32_t n, int hold)
+{
+	close(hold);
+	for (uint32_t i = 0; i < n; i++) {
+		int status;
+		assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
+	}
+}
+
+/* Forked children that never connected are adopted up to
+ * THOTH__TRACE_READER_ADOPTED, and give their slots up to connecting
+ * peers: the code before adopted 15, and the 16th process to connect was
+ * refused (its rings never torn, never asked again). */
+static void test_adopted_children_give_way_to_connecting_ones(void **state)
+{
+	enum { N = THOTH__TRACE_READER_PEERS };
+	start_tracing_rings(2 * N + 2);
+	THOTH_TRACE(USER, parent, 1, 0);
+	thoth_trace_reader_t *r = open_reader();
+	thoth__trace_reader_set_peer(r, (uint32_t)getpid());
+	event_list_t l = { 0 };
+	poll_into(r, &l);
+	pid_t kids[N], conn[N];
+	int hold, hold2;
+	fork_tracing_sleepers(kids, N, &hold);
+	poll_into(r, &l);                                       /* adopts */
+	assert_int_equal(thoth__trace_reader_peer_count(r), THOTH__TRACE_READER_ADOPTED);
+	assert_true(thoth__trace_reader_peer_count(r) < N);    /* room for connecting ones */
+	fork_tracing_sleepers(conn, N, &hold2);
+	for (uint32_t i = 0; i < N; i++)
+		assert_true(thoth__trace_reader_add_peer(r, (uint32_t)conn[i], pidfd_of(conn[i])));
+	assert_int_equal(thoth__trace_reader_peer_count(r), N);
+	poll_into(r, &l);                                       /* none adopted again */
+	assert_int_equal(thoth__trace_reader_peer_count(r), N);
+	thoth_trace_reader_close(r);
+	reap_all(conn, N, hold2);       /* first: they hold KIDS' pipe too */
+	reap_all(kids, N, hold);
+	event_list_free(&l);
+}
+
+/* The peer's pidfd (set_peer_pidfd) says whether the parent a child's
+ * /proc names is that process: here a pidfd of one that exited (as when
+ * the peer died and its number went to another), so a live child of ours
+ * is not adopted.  The code before trusted the number: adopted. */
+static void test_a_child_is_adopted_only_while_the_peer_lives(void **state)
+{
+	start_tracing_rings(8);
+	THOTH_TRACE(USER, parent, 1, 0);
+	int go;
+	pid_t gone = fork_writer(&go, false);
+	int gone_fd = pidfd_of(gone);
+	writer_run(gone, go);
+	thoth_trace_reader_t *r = open_reader();
+	thoth__trace_reader_set_peer_pidfd(r, (uint32_t)getpid(), gone_fd);
+	thoth_trace_reader_t *live = open_reader();
+	thoth__trace_reader_set_peer(live, (uint32_t)getpid());
+	pid_t kid;
+	int hold;
+	fork_tracing_sleepers(&kid, 1, &hold);
+	event_list_t l = { 0 };
+	poll_into(r, &l);
+	poll_into(live, &l);
+	assert_int_equal(thoth__trace_reader_peer_count(r), 0);
+	assert_int_equal(thoth__trace_reader_peer_count(live), 1);
+	thoth_trace_reader_close(r);
+	thoth_trace_reader_close(live);
+	reap_all(&kid, 1, hold);
+	event_list_free(&l);
+}
+
+/* A slot whose process exited, its number now a child of ours (reused):
+ * the child's ring, met at first sight, is verified afresh and the slot
+ * takes its pidfd.  The code before judged the live child by the exited
+ * one's pidfd: its BUSY head counted torn while it lived. */
+static void test_a_reused_pid_is_verified_afresh(void **state)
+{
+	start_tracing_rings(8);
+	THOTH_TRACE(USER, parent, 1, 0);
+	int go;
+	pid_t gone = fork_writer(&go, false);
+	int gone_fd = pidfd_of(gone);
+	writer_run(gone, go);
+	thoth_trace_reader_t *r = open_reader();
+	thoth__trace_reader_set_peer(r, (uint32_t)getpid());
+	event_list_t l = { 0 };
+	poll_into(r, &l);
+	/* a live child, stuck mid-record until P closes */
+	int p[2], q[2];
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(pipe(q), 0);
+	pid_t c = fork();
+	assert_true(c >= 0);
+	if (c == 0) {
+		char b;
+		close(p[1]);
+		tear_arg_t a = { 0, 0 };
+		tear_and_exit(&a);
+		if (write(q[1], "w", 1) != 1 || read(p[0], &b, 1) != 1)
+			_exit(1);
+		raise(SIGKILL);
+		_exit(1);
+	}
+	close(p[0]);
+	char b;
+	assert_int_equal(read(q[0], &b, 1), 1);
+	close(q[0]);
+	close(q[1]);
+	/* its number's slot holds the pidfd of a process that exited */
+	assert_true(thoth__trace_reader_add_peer(r, (uint32_t)c, gone_fd));
+	thoth_trace_stats_t st = poll_into(r, &l);
+	assert_int_equal(st.torn, 0);
+	writer_run(c, p[1]);
+	st = poll_into(r, &l);
+	assert_int_equal(st.torn, 1);
+	thoth_trace_reader_close(r);
 	event_list_free(&l);
 }
 
@@ -1480,6 +1764,8 @@ int main(void)
 		cmocka_unit_test_teardown(
 		        test_concurrent_writers_overwrite_mode_lose_nothing_uncounted, teardown),
 		cmocka_unit_test_teardown(test_thread_without_a_free_ring_is_counted, teardown),
+		cmocka_unit_test_teardown(test_a_thread_claims_a_free_ring_whatever_the_shared_counter_says,
+					  teardown),
 		cmocka_unit_test_teardown(test_reader_skips_half_written_record, teardown),
 		cmocka_unit_test_teardown(test_unfinished_record_of_a_live_writer_is_not_torn,
 		                          teardown),
@@ -1498,6 +1784,10 @@ int main(void)
 		cmocka_unit_test_teardown(test_an_unconnected_forked_child_seen_alive_is_counted_torn,
 		                          teardown),
 		cmocka_unit_test_teardown(test_a_stuck_writer_is_watched_until_it_dies, teardown),
+		cmocka_unit_test_teardown(test_the_pidfds_readers_hold_are_bounded, teardown),
+		cmocka_unit_test_teardown(test_adopted_children_give_way_to_connecting_ones, teardown),
+		cmocka_unit_test_teardown(test_a_child_is_adopted_only_while_the_peer_lives, teardown),
+		cmocka_unit_test_teardown(test_a_reused_pid_is_verified_afresh, teardown),
 		cmocka_unit_test_teardown(test_a_lying_head_neither_wraps_torn_nor_invalid, teardown),
 		cmocka_unit_test(test_reader_refuses_a_memfd_that_can_shrink),
 		cmocka_unit_test(test_reader_rejects_images_with_bad_geometry),
