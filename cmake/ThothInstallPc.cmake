@@ -8,4 +8,7 @@
 # part of CMAKE_INSTALL_PREFIX: a staged package still names its real prefix.
 file(READ "${THOTH_PC_BUILT}" pc)
 string(REGEX REPLACE "^prefix=[^\n]*" "prefix=${CMAKE_INSTALL_PREFIX}" pc "${pc}")
+# Unlinked first: one left by an install as another user (root) is replaced,
+# not refused (the build dir is its owner's, the file may not be).
+file(REMOVE "${THOTH_PC_OUT}")
 file(WRITE "${THOTH_PC_OUT}" "${pc}")

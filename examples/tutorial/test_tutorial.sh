@@ -10,7 +10,13 @@
 set -euo pipefail
 SRC=$1 BUILD=$2
 T=$(mktemp -d /tmp/thoth-tutorial-XXXXXX)
-trap 'rm -rf "$T"' EXIT
+THOTHD2= SERVICE2=
+# The checks below start their own thothd and service: killed whatever happens.
+tutorial_cleanup() {
+  for p in $SERVICE2 $THOTHD2; do kill -KILL "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  rm -rf "$T"
+}
+trap tutorial_cleanup EXIT
 export HOME=$T TMPDIR=$T
 unset THOTH_RUNTIME_DIR XDG_RUNTIME_DIR
 # The checks' python3: Debian's where there is one (a version manager's shim
@@ -97,19 +103,29 @@ grep -q "usage: greeter-client NAME" "$T/pc.err" || { cat "$T/pc.err"; echo "the
 # at its socket)" without thothd and "no greeter: peer returned an
 # application error" without the service; a second greeter-service built
 # elsewhere was refused the name and served on, unregistered, in silence.
-export THOTH_RUNTIME_DIR=$(mktemp -d)
+export THOTH_RUNTIME_DIR=$(mktemp -d "$T/run-XXXXXX")     # under $T: removed with it
 tutorial_fail() { echo "$1:"; cat "$2"; exit 1; }
+# wait_for WHAT LOG CMD...: CMD succeeds within 30 s, or the test fails.
+wait_for() {
+  local what=$1 log=$2 deadline=$((SECONDS + 30))
+  shift 2
+  until "$@"; do
+    [ $SECONDS -lt $deadline ] || tutorial_fail "$what within 30 s" "$log"
+    sleep 0.05
+  done
+}
 if build/greeter-client world 2>"$T/c1.err"; then tutorial_fail "greeter-client answered without thothd" "$T/c1.err"; fi
 grep -q "thothd is not running" "$T/c1.err" || tutorial_fail "greeter-client without thothd does not say so" "$T/c1.err"
 "$HOME/thoth/sbin/thothd" 2>"$T/thothd2.log" &
 THOTHD2=$!
-until "$HOME/thoth/bin/thothctl" status >/dev/null 2>&1; do sleep 0.1; done
+thothd2_answers() { "$HOME/thoth/bin/thothctl" status >/dev/null 2>&1; }
+wait_for "thothd did not answer" "$T/thothd2.log" thothd2_answers
 if build/greeter-client world 2>"$T/c2.err"; then tutorial_fail "greeter-client answered without the service" "$T/c2.err"; fi
 grep -q "no greeter registered with thothd (is greeter-service running?)" "$T/c2.err" ||
   tutorial_fail "greeter-client without the service does not say so" "$T/c2.err"
 build/greeter-service 2>"$T/s1.err" &
 SERVICE2=$!
-until grep -q "greeter-service: registered" "$T/s1.err"; do sleep 0.05; done
+wait_for "greeter-service did not register" "$T/s1.err" grep -q "greeter-service: registered" "$T/s1.err"
 cp build/greeter-service build/greeter-copy       # another executable: the name is not its
 rc=0
 timeout 20 build/greeter-copy 2>"$T/s2.err" || rc=$?
@@ -118,6 +134,7 @@ grep -q "refused by thothd: name \"greeter\" is held by another executable" "$T/
   tutorial_fail "a refused greeter-service does not say why" "$T/s2.err"
 kill "$SERVICE2" "$THOTHD2"
 wait "$SERVICE2" "$THOTHD2" 2>/dev/null || true
+THOTHD2= SERVICE2=
 unset THOTH_RUNTIME_DIR
 # The service says why it cannot start (it exited 1 without a word when the
 # runtime dir was too long for a socket path).

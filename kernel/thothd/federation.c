@@ -43,6 +43,7 @@
 #define BUCKETS 4096u
 #define MAX_VALUE (16u << 10)           /* an instance's JSON */
 #define MAX_LINE (64u << 20)            /* one watch response */
+#define LOST_LEASES 4u                  /* leases lost recently, not a twin's (twin_check) */
 
 typedef struct local_item {
 	struct local_item *next;        /* hash chain by lease */
@@ -78,7 +79,10 @@ struct thothd_federation {
 	fed_http_t *http;
 	/* lease */
 	uint64_t lease;                 /* 0: none */
-	uint64_t lost_lease;            /* the one before, while its keys may linger */
+	/* The last few leases lost, while their keys may linger: two quick losses
+	 * made the older one's keys look like a twin thothd's. */
+	uint64_t lost_leases[LOST_LEASES];
+	unsigned lost_next;             /* the slot the next loss takes */
 	uint64_t twin_lease;            /* another thothd's lease on our host id (said once) */
 	bool etcd_down;                 /* said so in the log: a lease call failed */
 	fed_req_t *lease_req;
@@ -263,7 +267,7 @@ static void lease_lost(thothd_federation_t *f, const char *why)
 		return;                 /* already granting a new one */
 	thothd_warn("federation: host lease %" PRIx64 " %s: granting a new one and writing every "
 		    "registration again", f->lease, why);
-	f->lost_lease = f->lease;
+	f->lost_leases[f->lost_next++ % LOST_LEASES] = f->lease;
 	f->lease = 0;
 	f->stats.lease_alive = false;
 	f->host_key_written = false;
@@ -787,8 +791,11 @@ static const char *printable(const char *key, char *out, size_t cap)
 static void twin_check(thothd_federation_t *f, uint64_t lease)
 {
 	if (!lease || !f->lease || f->cfg.lease_per_registration || lease == f->lease ||
-	    lease == f->lost_lease || lease == f->twin_lease)
+	    lease == f->twin_lease)
 		return;
+	for (unsigned i = 0; i < LOST_LEASES; i++)
+		if (lease == f->lost_leases[i])
+			return;
 	f->twin_lease = lease;
 	f->stats.twins++;
 	thothd_error("federation: another thothd writes under this host's id %s (etcd lease %" PRIx64

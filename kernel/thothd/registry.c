@@ -908,19 +908,61 @@ uint32_t thoth_registry_node_distance(const thoth_registry_t *reg, uint16_t a, u
 	return reg->node_distance[(size_t)a * reg->n_nodes + b];
 }
 
+static thoth_contract_claim_t claim_view(const thoth_common_InterfaceClaim_t *o)
+{
+	return (thoth_contract_claim_t){
+		.package = o->package.ptr, .interface = o->interface.ptr,
+		.interface_id = o->interface_id, .major = o->major, .minor = o->minor,
+		.schema_hash = o->schema_hash, .features = o->features,
+	};
+}
+
+/* Another host's instance E whose claims conflict with a live local instance
+ * of the same name (G): it was not held to this host's claims at
+ * registration (that refused this host's own service during a rolling
+ * upgrade), so it is handed out last, never before a local instance of the
+ * major this host serves (resolve with prefer ANY gave it as often as the
+ * local one). */
+static bool remote_conflicts(const group_t *g, const entry_t *e, uint64_t now_ns)
+{
+	if (!e->owner->federated)
+		return false;
+	const thoth_common_InterfaceClaim_list_t *mine = &e->inst.registration.claims;
+	char why[160];
+	for (size_t k = 0; k < g->count; k++) {
+		const entry_t *l = g->entries[k];
+		if (l->owner->federated || l->inst.expires_at_ns <= now_ns)
+			continue;
+		const thoth_common_InterfaceClaim_list_t *theirs = &l->inst.registration.claims;
+		for (uint32_t i = 0; i < mine->count; i++)
+			for (uint32_t j = 0; j < theirs->count; j++) {
+				if (mine->items[i].interface_id != theirs->items[j].interface_id)
+					continue;
+				thoth_contract_claim_t a = claim_view(&theirs->items[j]);
+				thoth_contract_claim_t b = claim_view(&mine->items[i]);
+				if (thoth_contract_compatible(&a, &b, why, sizeof why))
+					return true;
+			}
+	}
+	return false;
+}
+
 /* Rank of E for a caller on NUMA_NODE under PREFER (lower is better).
  * NUMA: 0 same node; another local node 1 + its distance from the
  * caller's (SCALE-1: nearer nodes first, equal distances tie and share
- * the round robin); remote last.  HOST: local 0, remote 1. */
-static unsigned rank_of(const thoth_registry_t *reg, const entry_t *e, thoth_common_Locality_t prefer,
-			uint16_t numa_node)
+ * the round robin); remote last.  HOST: local 0, remote 1.  A remote
+ * instance whose claims conflict with a live local one: last under any. */
+static unsigned rank_of(const thoth_registry_t *reg, const group_t *g, const entry_t *e,
+			thoth_common_Locality_t prefer, uint16_t numa_node, uint64_t now_ns)
 {
 	const thoth_common_Endpoint_t *ep = &e->inst.registration.endpoint;
 	bool remote = ep->locality == THOTH_COMMON_LOCALITY_REMOTE;
+	if (remote_conflicts(g, e, now_ns))
+		return UINT32_MAX - 1;  /* last under any preference */
 	switch (prefer) {
 	case THOTH_COMMON_LOCALITY_NUMA:
 		if (remote)
-			return UINT32_MAX - 1;
+			return UINT32_MAX - 2;
 		if (ep->numa_node == numa_node)
 			return 0;
 		return 1 + thoth_registry_node_distance(reg, numa_node, ep->numa_node);
@@ -958,7 +1000,7 @@ int thoth_registry_resolve(thoth_registry_t *reg, thoth_str_t name, thoth_str_t 
 		const entry_t *e = g->entries[i];
 		if (e->inst.expires_at_ns <= now_ns || !version_ok(e, minp))
 			continue;
-		unsigned r = rank_of(reg, e, prefer, numa_node);
+		unsigned r = rank_of(reg, g, e, prefer, numa_node, now_ns);
 		if (r < best) {
 			best = r;
 			ties = 0;
@@ -972,7 +1014,7 @@ int thoth_registry_resolve(thoth_registry_t *reg, thoth_str_t name, thoth_str_t 
 	for (size_t i = 0; i < g->count; i++) {
 		const entry_t *e = g->entries[i];
 		if (e->inst.expires_at_ns <= now_ns || !version_ok(e, minp) ||
-		    rank_of(reg, e, prefer, numa_node) != best)
+		    rank_of(reg, g, e, prefer, numa_node, now_ns) != best)
 			continue;
 		if (pick-- == 0) {
 			*out = &e->inst;

@@ -17,9 +17,10 @@
  *         threshold the client is not read (a flood of requests from one
  *         client cannot grow thothd's memory); above max_backlog it is
  *         dropped (a watcher that never reads).  All queues together are
- *         bounded too (max_output): past it the client whose queue moved
- *         least recently is dropped (output_account), and a drained queue
- *         above OUTQ_KEEP gives its memory back.
+ *         bounded too (max_output, unsent bytes): past it the largest queue
+ *         of the uid holding the most unsent output is dropped
+ *         (output_account); a drained queue above OUTQ_KEEP gives its memory
+ *         back, and so does any drained queue once OUTQ_KEPT_MAX is kept.
  * Bad input (bad header, a response or oneway where none belongs, a body
  * that does not decode, oversized) closes that client only, with a reason
  * in the log (rate-limited).  Its registrations go at once, as for any
@@ -59,6 +60,9 @@ enum {
 	READ_CHUNK = 4096,              /* a reader's resting buffer (stream.c) */
 	OUTQ_KEEP = 64 << 10,           /* a drained output queue above this is freed */
 };
+/* Drained queues' capacity kept, all clients: past it a drained queue is freed
+ * (768 idle connections keeping 64 KiB each pinned 48 MiB). */
+#define OUTQ_KEPT_MAX ((size_t)4 << 20)
 
 #define MS_NS 1000000ull
 static const uint64_t ACCEPT_BACKOFF_NS = 100 * MS_NS;  /* at the fd limit */
@@ -430,6 +434,18 @@ int thothd_client_open(thothd_t *d, int fd, uint32_t uid, uint32_t pid, thothd_c
 	return 0;
 }
 
+/* Free C's output queue and take it out of the totals (doomed or closed). */
+static void output_release(thothd_t *d, thothd_client_t *c)
+{
+	struct thothd_uid_count *u = uid_find(d, c->uid);
+	if (u)
+		u->unsent -= c->output_counted;
+	d->output_bytes -= c->output_counted;
+	d->kept_bytes -= c->kept_counted;
+	c->output_counted = c->kept_counted = 0;
+	thoth__outq_free(&c->out);
+}
+
 void thothd_client_doom(thothd_client_t *c, const char *fmt, ...)
 {
 	if (c->doomed)
@@ -441,6 +457,9 @@ void thothd_client_doom(thothd_client_t *c, const char *fmt, ...)
 	va_end(ap);
 	c->next_doomed = c->d->doomed;
 	c->d->doomed = c;
+	/* Nothing more is sent to it: its queue goes now, so the output budget's
+	 * victim loop sees the room made at once (not one client too many). */
+	output_release(c->d, c);
 }
 
 static void client_close(thothd_t *d, thothd_client_t *c)
@@ -471,10 +490,9 @@ static void client_close(thothd_t *d, thothd_client_t *c)
 		close(c->fd);
 	partial_unlink(d, c);
 	d->input_bytes -= c->input_counted;
-	d->output_bytes -= c->output_counted;
+	output_release(d, c);
 	uid_count_add(d, c->uid, -1);
 	thoth_stream_reader_free(&c->reader);
-	thoth__outq_free(&c->out);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -529,33 +547,49 @@ static void update_interest(thothd_client_t *c)
 }
 
 /*
- * Account C's output queue in the daemon's total.  Each client's queue is
- * bounded (max_backlog, 8 MiB), but not their sum: 700 watchers that never
- * read, and a storm of registrations, held 8 MiB each (5.6 GiB) until each
- * crossed its own limit.  Past max_output the client whose queue has not
- * moved for the longest is dropped, until the total is back under it: that
- * is a reader that stopped, not one draining a large answer now.  A dropped
- * client's queue is freed at once (nothing more is sent to it).
+ * Account C's output in the daemon's totals.  Each client's queue is bounded
+ * (max_backlog, 8 MiB), but not their sum: 700 watchers that never read, and
+ * a storm of registrations, held 8 MiB each (5.6 GiB) until each crossed its
+ * own limit.  The budget (max_output) counts unsent bytes only, so it closes
+ * at what it says, not at half of it as capacity doubling did, and a drained
+ * queue never counts (a queue's capacity is at most twice its unsent bytes,
+ * plus what drained queues keep, bounded apart by OUTQ_KEPT_MAX).  Past the
+ * budget the largest queue of the uid holding the most unsent output goes,
+ * until the total is back under it: the uid that causes the pressure pays,
+ * and no uid can make another's briefly paused client the victim by keeping
+ * its own queues moving (least-recently-moved was gameable that way).
  */
 static void output_account(thothd_t *d, thothd_client_t *c)
 {
-	d->output_bytes = d->output_bytes - c->output_counted + c->out.cap;
-	c->output_counted = c->out.cap;
+	size_t unsent = backlog(c), kept = unsent ? 0 : c->out.cap;
+	if (kept && (kept > OUTQ_KEEP || d->kept_bytes - c->kept_counted + kept > OUTQ_KEPT_MAX)) {
+		thoth__outq_free(&c->out);      /* drained: the memory goes back */
+		kept = 0;
+	}
+	d->kept_bytes = d->kept_bytes - c->kept_counted + kept;
+	c->kept_counted = kept;
+	struct thothd_uid_count *u = uid_find(d, c->uid);
+	if (u)
+		u->unsent = u->unsent - c->output_counted + unsent;
+	d->output_bytes = d->output_bytes - c->output_counted + unsent;
+	c->output_counted = unsent;
 	while (d->output_bytes > d->cfg.max_output) {
+		struct thothd_uid_count *top = NULL;
+		for (size_t i = 0; i < d->n_uids; i++)
+			if (!top || d->uids[i].unsent > top->unsent)
+				top = &d->uids[i];
 		thothd_client_t *worst = NULL;
-		for (thothd_client_t *o = d->clients; o; o = o->next)
-			if (backlog(o) && !o->doomed &&
-			    (!worst || o->out_progress_ns < worst->out_progress_ns))
+		for (thothd_client_t *o = d->clients; top && o; o = o->next)
+			if (o->uid == top->uid && !o->doomed && o->output_counted &&
+			    (!worst || o->output_counted > worst->output_counted))
 				worst = o;
 		if (!worst)
 			break;
 		d->over_output_budget++;
-		thothd_client_doom(worst, "does not read: %zu bytes unsent while thothd's output budget "
-				   "(%zu bytes, all clients) is spent; its queue moved least recently",
-				   backlog(worst), d->cfg.max_output);
-		thoth__outq_free(&worst->out);
-		d->output_bytes -= worst->output_counted;
-		worst->output_counted = 0;
+		/* Doom frees its queue and takes it out of the totals. */
+		thothd_client_doom(worst, "does not read: %zu bytes unsent, the largest queue of the uid "
+				   "with the most, past thothd's output budget (%zu bytes, all clients)",
+				   worst->output_counted, d->cfg.max_output);
 	}
 }
 
@@ -568,13 +602,7 @@ static void flush(thothd_client_t *c)
 		return;
 	}
 	if (backlog(c) != before)
-		c->out_progress_ns = thoth_clock_now();
-	if (!backlog(c) && c->out.cap > OUTQ_KEEP) {
-		/* Drained after a burst: the memory goes back, not kept for
-		 * the connection's life. */
-		thoth__outq_free(&c->out);
 		output_account(c->d, c);
-	}
 }
 
 void thothd_client_send(thothd_client_t *c, const void *buf, size_t len)
@@ -595,10 +623,9 @@ void thothd_client_send(thothd_client_t *c, const void *buf, size_t len)
 	} else if (r) {
 		thothd_client_doom(c, "closed (write: %s)", strerror(errno));
 	} else if (was_empty && backlog(c)) {
-		c->out_progress_ns = thoth_clock_now();
 		update_interest(c);
 	}
-	if (c->out.cap != c->output_counted)
+	if (!c->doomed && (backlog(c) != c->output_counted || c->out.cap != c->kept_counted))
 		output_account(c->d, c);
 }
 

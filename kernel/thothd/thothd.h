@@ -70,8 +70,9 @@ typedef struct thothd_config {
 					 * begun, must be complete within this (0: 5 s) */
 	size_t max_input;               /* bytes buffered for incomplete messages, all
 					 * clients together (0: 32 MiB) */
-	size_t max_output;              /* bytes held for clients that have not read them,
-					 * all clients together (0: 64 MiB) */
+	size_t max_output;              /* bytes held for clients that have not read them
+					 * (unsent, not queue capacity), all clients together
+					 * (0: 64 MiB) */
 	uint64_t trace_detach_ns;       /* a trace session outlives the connection that
 					 * started it by this much (0: 60 s) */
 	bool trace_collect_on_loop;     /* --trace-collector loop: the session's buffers are
@@ -119,9 +120,8 @@ struct thothd_client {
 	bool in_partial;
 	thothd_client_t *partial_prev, *partial_next;
 	size_t input_counted;           /* reader bytes counted in d->input_bytes */
-	size_t output_counted;          /* output queue bytes counted in d->output_bytes */
-	uint64_t out_progress_ns;       /* its queue last began or moved (the output budget
-					 * closes the one that moved least recently) */
+	size_t output_counted;          /* unsent bytes counted in d->output_bytes */
+	size_t kept_counted;            /* a drained queue's capacity counted in d->kept_bytes */
 	bool doomed;                    /* to be closed by reap_doomed() */
 	char doom_reason[160];
 	/* Deferred answers (defer.c): while one of this connection's requests
@@ -154,8 +154,12 @@ struct thothd {
 	thothd_client_t *partial_head, *partial_tail;
 	thoth_timer_t *frame_timer;
 	size_t input_bytes;             /* read buffers beyond one chunk, all clients */
-	size_t output_bytes;            /* output queues, all clients (max_output) */
-	struct thothd_uid_count { uint32_t uid, n; } *uids;   /* connections per uid */
+	size_t output_bytes;            /* unsent output, all clients (max_output) */
+	size_t kept_bytes;              /* capacity of drained queues kept (OUTQ_KEPT_MAX) */
+	struct thothd_uid_count {       /* connections and their unsent output per uid */
+		uint32_t uid, n;
+		size_t unsent;
+	} *uids;
 	size_t n_uids, uids_cap;
 	int reserve_fd;                 /* closed to accept-and-close at the fd limit */
 	thoth_timer_t *accept_timer;    /* accepting paused (fd limit) until it fires */

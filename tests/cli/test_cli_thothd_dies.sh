@@ -167,3 +167,39 @@ grep -q "thothd (pid $thothd) is stopped (SIGSTOP or a debugger).*kill -CONT $th
   { cat "$RT/stopped.err"; fail "status does not say that thothd is stopped"; }
 kill -CONT "$thothd"
 echo "ok: a stopped thothd is named as stopped, with its pid"
+
+# Not thothd at all: a listener on thothd.sock that answers nothing, and a
+# stale thothd.pid naming an unrelated stopped process.  thothctl trusted
+# the pid file and said "thothd (pid SLEEP) is stopped ... kill -CONT SLEEP";
+# now the pid comes from the socket (SO_PEERCRED), names the listener, and
+# the sleep is not named.
+kill -TERM "$thothd"
+wait "$thothd" 2>/dev/null || true
+command -v python3 >/dev/null || skip "needs python3 for the impostor listener"
+sleep 600 &
+sleeper=$!
+pids+=("$sleeper")
+kill -STOP "$sleeper"
+rm -f "$RT/thothd.sock"
+python3 -c '
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(8)
+open(sys.argv[2], "w").write("up")
+time.sleep(600)' "$RT/thothd.sock" "$RT/impostor.up" &
+impostor=$!
+pids+=("$impostor")
+deadline=$((SECONDS + 30))
+until [ -e "$RT/impostor.up" ]; do
+  [ $SECONDS -lt $deadline ] || fail "the impostor listener did not start"
+  sleep 0.05
+done
+echo "$sleeper" >"$RT/thothd.pid"
+if "$THOTHCTL" --runtime-dir "$RT" status >"$RT/impostor.out" 2>"$RT/impostor.err"; then
+  fail "status answered by a listener that is not thothd"
+fi
+if grep -q "pid $sleeper\|kill -CONT" "$RT/impostor.err"; then
+  cat "$RT/impostor.err"; fail "status names the stale pid file's stopped process"
+fi
+grep -q "(pid $impostor, python3.*it is not thothd" "$RT/impostor.err" ||
+  { cat "$RT/impostor.err"; fail "status does not name the listener as not thothd"; }
+echo "ok: a stale pid file is not trusted; the listener is named by its socket"

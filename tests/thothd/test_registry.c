@@ -354,6 +354,15 @@ static void test_remote_instances_neither_block_nor_are_blocked_by_local_claims(
 	uint64_t got;
 	assert_int_equal(resolve(f, "echo", "", LOCAL, 0, 1, &got), 0);
 	assert_true(got == lease);
+	/* With no preference too (ANY ranked them equal and the round robin
+	 * handed out the 2.x every other call): the conflicting remote is last. */
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(resolve(f, "echo", "", ANY, 0, 1, &got), 0);
+		assert_true(got == lease);
+	}
+	/* A caller that asks for 2.x still gets the remote one. */
+	assert_int_equal(resolve(f, "echo", "2.0.0", ANY, 0, 1, &got), 0);
+	assert_true(got == remote_lease);
 	/* A second peer instance of 2.x (another host's) is not refused for
 	 * the local 1.x either. */
 	r.endpoint.addr = thoth_str("tcp:10.0.0.10:7001");

@@ -597,6 +597,10 @@ static void test_watchers_that_never_read_cannot_hold_unbounded_output(void **st
 		first_closed >> 10);
 	assert_true(first_closed != 0);
 	assert_true(first_closed < (6u << 20));
+	/* The budget counts unsent bytes, not queue capacity: with 40 equal
+	 * queues none goes before about 64 MiB / 40 is unsent in each (counting
+	 * capacity, doubling closed the first at 1037 KiB, about half). */
+	assert_true(first_closed >= (size_t)(64u << 20) / WATCHERS * 8 / 10);
 	/* The reader kept up and stays; thothd answers everyone else. */
 	assert_false(hung_up(good.sock.fd));
 	thoth_daemon_Daemon_status_resp_t st;
@@ -605,6 +609,82 @@ static void test_watchers_that_never_read_cannot_hold_unbounded_output(void **st
 	for (int i = 0; i < WATCHERS; i++)
 		thoth_control_close(&w[i]);
 	thoth_control_close(&good);
+	thoth_control_close(&storm);
+}
+
+/*
+ * Who pays when the output budget is spent: the largest queue of the uid
+ * holding the most unsent output, not the queue that moved least recently.
+ * That choice was gameable: a hostile client that keeps reading a little
+ * keeps its queue "fresh" while it grows, and a client that paused briefly
+ * became the victim.  Here (one uid: all test clients are root) 30 fillers
+ * and one hog read a little every round, so their queues move but grow, the
+ * hog's fastest; a pauser reads everything and then stops near the end.  The
+ * hog is closed; the pauser, whose queue moved least recently, stays.
+ */
+static void test_output_budget_closes_the_largest_queue_not_the_paused_one(void **state)
+{
+	harness_t *h = *state;
+	enum { FILLERS = 30 };
+	static thoth_control_t f[FILLERS];
+	thoth_control_t hog, pauser, storm;
+	thoth_registry_Registry_watch_req_t wreq = { .prefix = thoth_str("") };
+	thoth_registry_Registry_watch_resp_t wresp;
+	int small = 4096;
+	for (int i = 0; i < FILLERS + 2; i++) {
+		thoth_control_t *w = i < FILLERS ? &f[i] : i == FILLERS ? &hog : &pauser;
+		assert_int_equal(harness_connect(h, w), 0);
+		setsockopt(w->sock.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+		assert_int_equal(thoth_registry_Registry_watch(&w->client, &wreq, &wresp, NULL), 0);
+	}
+	assert_int_equal(harness_connect(h, &storm), 0);
+
+	static char name[129], addr[1001];
+	memset(name, 'a', 128);
+	addr[0] = '/';
+	memset(addr + 1, 'x', 999);
+	thoth_registry_Registry_register_req_t rq = {
+		.reg = { .name = thoth_str(name), .version = thoth_str("1.0.0"),
+			 .endpoint = { .addr = thoth_str(addr), .locality = THOTH_COMMON_LOCALITY_HOST },
+			 .ttl_ms = 60000 },
+	};
+	const size_t event = THOTH_WIRE_HEADER_SIZE + 128 + 1000 + 64;
+	/* 30 fillers grow one event a round, the hog about 1.5: the budget is
+	 * spent after about 64 MiB / 32 events rounds; the pauser stops well
+	 * before, so its queue has not moved for hundreds of rounds. */
+	const size_t pause_at = ((size_t)64 << 20) / (FILLERS + 2) / event * 8 / 10;
+	char sink[65536];
+	bool closed = false;
+	for (size_t round = 0; round < 20000 && !closed; round++) {
+		thoth_registry_Registry_register_resp_t rr;
+		assert_int_equal(thoth_registry_Registry_register(&storm.client, &rq, &rr, NULL), 0);
+		thoth_registry_Registry_withdraw_req_t wd = { .lease = rr.lease };
+		thoth_registry_Registry_withdraw_resp_t wr;
+		assert_int_equal(thoth_registry_Registry_withdraw(&storm.client, &wd, &wr, NULL), 0);
+		for (int i = 0; i < FILLERS; i++)
+			(void)!recv(f[i].sock.fd, sink, event, MSG_DONTWAIT);
+		(void)!recv(hog.sock.fd, sink, event / 2, MSG_DONTWAIT);
+		if (round < pause_at)
+			while (recv(pauser.sock.fd, sink, sizeof sink, MSG_DONTWAIT) > 0)
+				;
+		closed = hung_up(hog.sock.fd) || hung_up(pauser.sock.fd);
+		for (int i = 0; i < FILLERS && !closed; i++)
+			closed = hung_up(f[i].sock.fd);
+	}
+	assert_true(closed);
+	assert_true(hung_up(hog.sock.fd));
+	assert_false(hung_up(pauser.sock.fd));
+	thoth_daemon_Daemon_status_resp_t st;
+	assert_int_equal(harness_status(&storm, &st), 0);
+	/* The log is over 1 MiB of registrations (harness_file_contains reads
+	 * the first MiB): grep it all. */
+	char cmd[1024];
+	snprintf(cmd, sizeof cmd, "grep -q 'largest queue of the uid' '%s'", h->log);
+	assert_int_equal(system(cmd), 0);
+	for (int i = 0; i < FILLERS; i++)
+		thoth_control_close(&f[i]);
+	thoth_control_close(&hog);
+	thoth_control_close(&pauser);
 	thoth_control_close(&storm);
 }
 
@@ -630,6 +710,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_request_flood_without_reading_is_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_watchers_that_never_read_cannot_hold_unbounded_output, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_output_budget_closes_the_largest_queue_not_the_paused_one,
+						setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -23,10 +23,13 @@
 #define _GNU_SOURCE
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -235,48 +238,91 @@ static bool still_listening(const char *path)
 }
 
 /*
+ * The pid of whoever holds the other end of CTL, and its command name.
+ * SO_PEERCRED of the connected socket names the listener itself; the pid
+ * file beside the socket only when the socket cannot say, and only while a
+ * thothd holds its lock (runtime.c): a stale file names whatever process
+ * later took that pid (a stopped sleep was told "kill -CONT").  WHY gets why
+ * no pid is known.
+ */
+static int listener_pid(const thoth_control_t *ctl, char *why, size_t why_len)
+{
+	struct ucred cred;
+	socklen_t len = sizeof cred;
+	if (ctl->sock.fd >= 0 && getsockopt(ctl->sock.fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
+	    cred.pid > 0)
+		return cred.pid;
+	char pidfile[sizeof ctl->path + 16];
+	const char *slash = strrchr(ctl->path, '/');
+	if (!slash || snprintf(pidfile, sizeof pidfile, "%.*s/thothd.pid", (int)(slash - ctl->path),
+			       ctl->path) >= (int)sizeof pidfile) {
+		snprintf(why, why_len, "no pid file path beside it");
+		return 0;
+	}
+	int fd = open(pidfile, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		snprintf(why, why_len, errno == ENOENT ? "no thothd pid file beside it: is it thothd?" :
+			 "its pid file %s cannot be read: %s", pidfile, strerror(errno));
+		return 0;
+	}
+	/* Held: thothd's exclusive lock refuses our shared one. */
+	bool held = flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK;
+	if (!held)
+		flock(fd, LOCK_UN);
+	char buf[32] = { 0 };
+	ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+	int e = errno;
+	close(fd);
+	int pid = n > 0 ? atoi(buf) : 0;
+	if (n < 0)
+		snprintf(why, why_len, "its pid file %s cannot be read: %s", pidfile, strerror(e));
+	else if (!held)
+		snprintf(why, why_len, "its pid file %s is stale: no thothd holds it", pidfile);
+	else if (pid <= 0)
+		snprintf(why, why_len, "its pid file %s holds no pid", pidfile);
+	return held && pid > 0 ? pid : 0;
+}
+
+/*
  * thothd took the connection and did not answer: it said "status: timed
- * out", naming neither thothd nor what is wrong with it.  Its pid file
- * (beside the socket) and /proc tell a stopped thothd (SIGSTOP, a
- * debugger: state T or t) from a busy or wedged one.
+ * out", naming neither thothd nor what is wrong with it.  The listener's
+ * pid and /proc tell a stopped thothd (SIGSTOP, a debugger: state T or t)
+ * from a busy or wedged one, and a listener that is not thothd at all.
  */
 static void say_no_answer(const thoth_control_t *ctl, const char *what)
 {
-	char pidfile[sizeof ctl->path + 16], stat[64], buf[512];
-	const char *slash = strrchr(ctl->path, '/');
-	int pid = 0;
+	char path[64], buf[512], comm[64] = "", why[sizeof ctl->path + 128] = "";
 	char state = 0;
-	if (slash && snprintf(pidfile, sizeof pidfile, "%.*s/thothd.pid", (int)(slash - ctl->path),
-			      ctl->path) < (int)sizeof pidfile) {
-		FILE *f = fopen(pidfile, "r");
-		if (f) {
-			if (fscanf(f, "%d", &pid) != 1 || pid <= 0)
-				pid = 0;
-			fclose(f);
-		}
-	}
+	int pid = listener_pid(ctl, why, sizeof why);
 	if (pid) {
-		snprintf(stat, sizeof stat, "/proc/%d/stat", pid);
-		FILE *f = fopen(stat, "r");
+		snprintf(path, sizeof path, "/proc/%d/stat", pid);
+		FILE *f = fopen(path, "r");
 		/* "PID (COMM) STATE ...": COMM may hold spaces and parentheses. */
 		if (f && fgets(buf, sizeof buf, f)) {
-			const char *close = strrchr(buf, ')');
-			if (close && close[1] == ' ')
-				state = close[2];
+			const char *open_ = strchr(buf, '('), *close_ = strrchr(buf, ')');
+			if (close_ && close_[1] == ' ')
+				state = close_[2];
+			if (open_ && close_ > open_)
+				snprintf(comm, sizeof comm, "%.*s", (int)(close_ - open_ - 1), open_ + 1);
 		}
 		if (f)
 			fclose(f);
 	}
 	unsigned s = ctl->sock.timeout_ms ? (ctl->sock.timeout_ms + 999) / 1000 : 0;
-	if (state == 'T' || state == 't')
+	bool thothd = strcmp(comm, "thothd") == 0;
+	if (thothd && (state == 'T' || state == 't'))
 		fprintf(stderr, "thothctl: %s: thothd (pid %d) is stopped (SIGSTOP or a debugger) and "
 			"answers nothing: kill -CONT %d\n", what, pid, pid);
-	else if (pid && state)
+	else if (thothd)
 		fprintf(stderr, "thothctl: %s: thothd at %s (pid %d) did not answer within %u s: busy "
 			"or stuck (its log may say which)\n", what, ctl->path, pid, s);
+	else if (pid && state)
+		fprintf(stderr, "thothctl: %s: the process listening at %s (pid %d, %s%s) did not answer "
+			"within %u s: it is not thothd\n", what, ctl->path, pid, comm,
+			state == 'T' || state == 't' ? ", stopped" : "", s);
 	else
 		fprintf(stderr, "thothctl: %s: the process listening at %s did not answer within %u s "
-			"(no thothd pid file beside it: is it thothd?)\n", what, ctl->path, s);
+			"(%s)\n", what, ctl->path, s, why[0] ? why : "its pid is unknown");
 }
 
 int thothctl_call_failed(thoth_control_t *ctl, const char *what, int r)
