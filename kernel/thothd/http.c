@@ -109,6 +109,10 @@ typedef struct sse_ref {
 	sse_obj_t *obj;
 	struct sse_ref *next;
 } sse_ref_t;
+/* What a reference is counted at: glibc's smallest chunk, 32 bytes, which
+ * a 16-byte sse_ref_t takes (its 8-byte header and 16-byte alignment). */
+#define SSE_REF_BYTES ((size_t)32)
+_Static_assert(sizeof(sse_ref_t) <= 24, "sse_ref_t outgrows the chunk it is counted at");
 
 typedef struct sse_client {
 	struct thothd_http *h;
@@ -158,6 +162,9 @@ struct thothd_http {
 	uint64_t sse_closed_backlog;    /* streams closed at SSE_MAX_BACKLOG of their own */
 	uint64_t sse_closed_memory;     /* ...or for the bound in all */
 	uint64_t sse_refused;           /* new streams refused: no room, nothing to close */
+	uint64_t sse_refused_alloc;     /* ...or no memory from malloc */
+	size_t sse_tick_bytes;          /* the newest tick object, left out of the bound */
+	bool sse_tick_warned;           /* a tick near the bound was logged */
 	thoth_timer_t *tick;            /* only while collecting */
 	bool tick_waits;                /* a tick came while a worker drained: run at its end */
 	struct MHD_Connection **waiting;        /* requests suspended until the drain ends */
@@ -167,6 +174,7 @@ struct thothd_http {
 	size_t n_waiting, cap_waiting;
 	uint64_t hold_until_ns;         /* collect until then after a scrape */
 	uint64_t hold_ns;               /* LIVE_HOLD_NS, or THOTHD_LIVE_HOLD_MS (tests) */
+	size_t tick_pad;                /* THOTHD_TEST_TICK_PAD: spaces after each tick (tests) */
 	uint16_t port;
 	uint32_t connections, max_connections;
 	bool rerun;                     /* a connection closed at the limit: run MHD again */
@@ -375,7 +383,7 @@ static void sse_clear(thothd_http_t *h, sse_client_t *c)
 		c->head = r->next;
 		sse_obj_put(h, r->obj);
 		free(r);
-		h->sse_bytes -= sizeof *r;
+		h->sse_bytes -= SSE_REF_BYTES;
 	}
 	c->tail = NULL;
 	c->off = c->unsent = 0;
@@ -407,13 +415,24 @@ static void sse_drop(sse_client_t *c, bool memory)
 
 /* Within the bound in all, with NEED bytes more to come: close the streams
  * with the largest backlog (pages that do not read), the largest first,
- * until it fits.  False if it does not (no stream holds anything). */
+ * until it fits.  False if it does not: no stream is more than one object
+ * behind.  Two rules keep a page that reads from being closed when a tick
+ * is large beside the bound (a 192-CPU host's tick is ~69 KiB): the newest
+ * tick object is left out of the sum (every page gets it, reading or not),
+ * and a stream holding a single object (the previous tick, a page one tick
+ * behind, or nothing at all) is never closed for room.  The bound can thus
+ * be passed by those two ticks' objects; it is a backstop, not a quota. */
 static bool sse_room(thothd_http_t *h, size_t need)
 {
-	while (h->sse_bytes + need > h->events_memory) {
+	for (;;) {
+		size_t held = h->sse_bytes - (h->sse_tick_bytes < h->sse_bytes ? h->sse_tick_bytes
+						: h->sse_bytes);
+		if (held + need <= h->events_memory)
+			break;
 		sse_client_t *big = NULL;
 		for (sse_client_t *c = h->sse; c; c = c->next)
-			if (!c->dropped && c->unsent && (!big || c->unsent > big->unsent))
+			if (!c->dropped && c->head && c->head != c->tail &&
+			    (!big || c->unsent > big->unsent))
 				big = c;
 		if (!big)
 			return false;
@@ -433,7 +452,7 @@ static int sse_push(thothd_http_t *h, sse_client_t *c, sse_obj_t *o)
 	sse_ref_t *r = malloc(sizeof *r);
 	if (!r)
 		return SSE_NO_ROOM;
-	h->sse_bytes += sizeof *r;
+	h->sse_bytes += SSE_REF_BYTES;
 	o->refs++;
 	*r = (sse_ref_t){ .obj = o };
 	*(c->tail ? &c->tail->next : &c->head) = r;
@@ -451,18 +470,36 @@ static void tick_run(thothd_http_t *h)
 	int r = thothd_live_tick(h->live, &json, &len);
 	if (r)
 		thothd_warn("dashboard: cannot compute the live data: %s", thoth_strerror(r));
+	if (json && h->tick_pad) {
+		char *p = realloc(json, len + h->tick_pad);
+		if (p) {
+			memset(p + len, ' ', h->tick_pad);
+			json = p;
+			len += h->tick_pad;
+		}
+	}
 	sse_obj_t *o = json ? sse_obj_new(h, "event: tick\ndata: ", 18, json, len, "\n\n", 2) : NULL;
 	free(json);
 	if (!o)
 		return;
 	o->refs++;              /* ours while it is handed out */
-	bool room = sse_room(h, h->n_sse * sizeof(sse_ref_t));
+	h->sse_tick_bytes = sizeof *o + o->len;
+	if (!h->sse_tick_warned && h->sse_tick_bytes > h->events_memory / 4) {
+		h->sse_tick_warned = true;
+		thothd_warn("dashboard: a tick takes %zu bytes, more than a quarter of the event "
+			    "streams' bound of %zu: raise --http-events-memory-kib (streams more "
+			    "than a tick behind are closed early)",
+			    h->sse_tick_bytes, h->events_memory);
+	}
+	/* Close what is more than a tick behind; what is not gets the tick
+	 * even past the bound (see sse_room). */
+	sse_room(h, h->n_sse * SSE_REF_BYTES);
 	for (sse_client_t *c = h->sse; c; c = c->next) {
 		if (c->closing)
 			continue;
-		int e = room ? sse_push(h, c, o) : SSE_NO_ROOM;
+		int e = sse_push(h, c, o);
 		if (e)
-			sse_drop(c, e == SSE_NO_ROOM);
+			sse_drop(c, false);
 		sse_wake(c);
 	}
 	sse_obj_put(h, o);
@@ -555,7 +592,7 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 			c->off = 0;
 			sse_obj_put(c->h, o);
 			free(r);
-			c->h->sse_bytes -= sizeof *r;
+			c->h->sse_bytes -= SSE_REF_BYTES;
 		}
 	}
 	if (n)
@@ -595,18 +632,22 @@ static enum MHD_Result serve_events(thothd_http_t *h, struct MHD_Connection *con
 	/* The browser reconnects after 2 s if the stream breaks. */
 	static const char hello[] = "retry: 2000\n: thothd dashboard, one event a second\n\n";
 	sse_obj_t *o = NULL;
-	if (!sse_room(h, sizeof *o + sizeof hello + sizeof(sse_ref_t)) ||
-	    !(o = sse_obj_new(h, hello, sizeof hello - 1, "", 0, "", 0)) || sse_push(h, c, o)) {
-		/* No room, and no other stream's backlog to close for it. */
+	bool room = sse_room(h, sizeof *o + sizeof hello + SSE_REF_BYTES);
+	if (!room || !(o = sse_obj_new(h, hello, sizeof hello - 1, "", 0, "", 0)) ||
+	    sse_push(h, c, o)) {
+		/* No room and no stream more than a tick behind to close for
+		 * it (a bound too small for the objects of the pages that
+		 * read), or malloc failed. */
 		if (o && !o->refs)
 			sse_obj_put(h, o);
 		sse_clear(h, c);
 		free(c);
-		h->sse_refused++;
+		*(room ? &h->sse_refused_alloc : &h->sse_refused) += 1;
 		static const char busy[] = "event streams at their memory bound: retry\n";
+		static const char oom[] = "out of memory for an event stream: retry\n";
 		return reply_with(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain; charset=utf-8",
-				  (void *)busy, sizeof busy - 1, MHD_RESPMEM_PERSISTENT, "Retry-After",
-				  "2");
+				  (void *)(room ? oom : busy), room ? sizeof oom - 1 : sizeof busy - 1,
+				  MHD_RESPMEM_PERSISTENT, "Retry-After", "2");
 	}
 	struct MHD_Response *resp =
 		MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sse_read, c, sse_free);
@@ -688,16 +729,20 @@ static int metrics_streams(thothd_http_t *h, char **text, size_t *len)
 		"# TYPE thoth_dashboard_event_stream_bytes_limit gauge\n"
 		"thoth_dashboard_event_stream_bytes_limit %zu\n"
 		"# HELP thoth_dashboard_event_streams_closed_total Event streams closed for their unsent "
-		"data: backlog, 256 KiB of their own; memory, the largest when all reached the bound.\n"
+		"data: backlog, 256 KiB of their own; memory, the largest backlog (more than one tick "
+		"behind) when all reached the bound.\n"
 		"# TYPE thoth_dashboard_event_streams_closed_total counter\n"
 		"thoth_dashboard_event_streams_closed_total{reason=\"backlog\"} %llu\n"
 		"thoth_dashboard_event_streams_closed_total{reason=\"memory\"} %llu\n"
-		"# HELP thoth_dashboard_event_streams_refused_total New event streams answered 503: the "
-		"bound reached and no other stream's backlog to close.\n"
+		"# HELP thoth_dashboard_event_streams_refused_total New event streams answered 503: "
+		"memory, the bound reached with no stream more than a tick behind to close (a bound "
+		"too small for the ticks); alloc, malloc failed.\n"
 		"# TYPE thoth_dashboard_event_streams_refused_total counter\n"
-		"thoth_dashboard_event_streams_refused_total %llu\n",
+		"thoth_dashboard_event_streams_refused_total{reason=\"memory\"} %llu\n"
+		"thoth_dashboard_event_streams_refused_total{reason=\"alloc\"} %llu\n",
 		h->n_sse, h->sse_bytes, h->events_memory, (unsigned long long)h->sse_closed_backlog,
-		(unsigned long long)h->sse_closed_memory, (unsigned long long)h->sse_refused);
+		(unsigned long long)h->sse_closed_memory, (unsigned long long)h->sse_refused,
+		(unsigned long long)h->sse_refused_alloc);
 	if (n < 0 || (size_t)n >= sizeof add)
 		return THOTH_E_INVAL;
 	char *p = realloc(*text, *len + (size_t)n + 1);
@@ -1160,6 +1205,15 @@ int thothd_http_start(thothd_t *d, const thothd_http_config_t *cfg, thothd_http_
 		h->hold_ns = (uint64_t)atoi(hold) * MS_NS;
 	if (cfg->token)
 		snprintf(h->token, sizeof h->token, "%s", cfg->token);
+	/* THOTHD_TEST_TICK_PAD: each tick's JSON padded with that many spaces
+	 * (still valid JSON), so that a test makes the ticks of a 192-CPU
+	 * host on this one (test_dashboard_hostile). */
+	const char *pad = getenv("THOTHD_TEST_TICK_PAD");
+	if (pad && atoi(pad) > 0 && atoi(pad) <= 1 << 20) {
+		h->tick_pad = (size_t)atoi(pad);
+		thothd_warn("dashboard: ticks padded by %zu bytes (THOTHD_TEST_TICK_PAD; tests only)",
+			    h->tick_pad);
+	}
 	const char *gate = getenv("THOTHD_TEST_EXPORT_GATE");
 	if (gate && *gate) {
 		h->export_gate = strdup(gate);

@@ -15,6 +15,7 @@
 #include <getopt.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -310,15 +311,19 @@ int main(int argc, char **argv)
 			}
 			char *end;
 			unsigned long n = strtoul(optarg, &end, 10);
-			unsigned long max = opt == 'P' ? 65535 : opt == 'O' ? 3600 : opt == 'B' ? 4194304
+			/* KiB to bytes must not wrap a 32-bit size_t: 4 GiB less 1 KiB there. */
+			unsigned long kib_max = 4194304UL < SIZE_MAX >> 10 ? 4194304UL
+						: (unsigned long)(SIZE_MAX >> 10);
+			unsigned long max = opt == 'P' ? 65535 : opt == 'O' ? 3600 : opt == 'B' ? kib_max
 					    : 100000;
 			unsigned long min = opt == 'P' ? 0 : opt == 'B' ? 64 : 1;
 			if (*end || !*optarg || n > max || n < min) {
+				char range[32];
+				snprintf(range, sizeof range, "%lu..%lu", min, max);
 				fprintf(stderr, "thothd: --%s wants %s, not '%s'\n",
 					opt == 'P' ? "http-port" : opt == 'O' ? "http-timeout-s"
 					: opt == 'B' ? "http-events-memory-kib" : "http-max-connections",
-					opt == 'P' ? "a port 0..65535 or off" : opt == 'O' ? "1..3600"
-					: opt == 'B' ? "64..4194304" : "1..100000", optarg);
+					opt == 'P' ? "a port 0..65535 or off" : range, optarg);
 				return 2;
 			}
 			if (opt == 'P') {

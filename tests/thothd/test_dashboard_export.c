@@ -296,7 +296,13 @@ static void test_a_full_windows_export_takes_the_loop_thread_a_view_only(void **
 		"the worker; the worker's copy of %" PRIu64 " events %.3f ms\n", loop_ms, copied, copy_ms);
 	assert_int_equal(copied, KEPT);
 	assert_true(copy_ms > 0);
-	assert_true(loop_ms < copy_ms / 4);
+	/* A quarter of the copy, plus up to 2 ms more: a tick or a drain
+	 * landing in the window takes the loop ~1 ms, which a quarter of a
+	 * ~5 ms copy (1.25 ms) would not absorb.  At most half the copy in
+	 * all, so the loop doing the copy itself (the old way, at least
+	 * copy_ms) fails whatever the copy takes. */
+	double slack = copy_ms / 4 < 2.0 ? copy_ms / 4 : 2.0;
+	assert_true(loop_ms < copy_ms / 4 + slack);
 	fixture_down(&f);
 }
 
