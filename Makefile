@@ -26,9 +26,11 @@ ASAN_BUILD ?= build/asan
 TSAN_BUILD ?= build/tsan
 # The concurrency tests the ThreadSanitizer build makes and runs (label tsan):
 # the lock-free resolve table and the per-thread counters (docs/SCALE.md);
-# a governed service's loop thread and its watcher (docs/PM.md).
+# a governed service's loop thread and its watcher (docs/PM.md); the
+# dashboard's /trace.json view copied by a worker (docs/DASHBOARD.md).
 TSAN_TARGETS = test_rtable test_pcounter test_trace_collector test_serve_counters thothd \
-               test_thothd_deferred test_thothd_live_drain governed_service test_pm_governed
+               test_thothd_deferred test_thothd_live_drain governed_service test_pm_governed \
+               test_dashboard_export
 FUZZ_BUILD ?= build/fuzz
 INSTALL_BUILD ?= build/install
 DEB_OUT    ?= build/deb
