@@ -70,12 +70,29 @@ echo "ok: a CTF dump that does not fit fails and keeps the earlier trace whole"
 # a dump that fits replaces it (after the session is stopped, a new small one)
 "$THOTHCTL" trace stop >/dev/null || fail "trace stop"
 "$THOTHCTL" trace start >/dev/null || fail "trace start again"
+# The new session must record something of its own.  With echo idle it
+# records nothing, and a CTF dump of no events is its metadata alone, which
+# differs from the first one only in the clock offset (CLOCK_REALTIME -
+# CLOCK_MONOTONIC, read afresh by each dump): two reads that often come out
+# the same to the nanosecond, so "replaced" held by chance.  A slow client
+# (2 calls/s: a few events, far under the 64 KiB limit), until a probe dump
+# sees its events or a deadline passes.
+"$ECHO_CLIENT" --rate 2 --report 60 >/dev/null 2>&1 & client=$!
+pids+=($client)
+deadline=$((SECONDS + 30))
+until n=$("$THOTHCTL" trace dump --json "$OUT/probe.json" | sed -n 's/^wrote \([0-9]*\) events.*/\1/p')
+      [ "${n:-0}" -gt 0 ]; do
+  [ "$SECONDS" -lt "$deadline" ] || fail "the new session recorded no event in 30 s"
+  sleep 0.1
+done
+kill "$client"; wait "$client" 2>/dev/null
 # the replaced file keeps its mode: `thothctl sched` dumps into a mkstemp
 # 0600 file, which the rename of a 0666&~umask temporary made world-readable
 chmod 0600 "$OUT/t.json"
 "$THOTHCTL" trace dump --json "$OUT/t.json" || fail "a small dump after the failure"
 jq -e .traceEvents "$OUT/t.json" >/dev/null || fail "the new dump is not JSON"
 "$THOTHCTL" trace dump --ctf "$OUT/ctf" || fail "a small CTF dump after the failure"
+ls -A "$OUT/ctf" | grep -q '^stream_' || fail "the new CTF dump has no stream: $(ls -A "$OUT/ctf")"
 [ "$(ctf_state)" != "$ctf_first" ] || fail "the CTF dump that fits did not replace the trace"
 ls -A "$OUT/ctf" | grep -q tmp && fail "a temporary left in the CTF directory: $(ls -A "$OUT/ctf")"
 [ "$(stat -c %a "$OUT/t.json")" = 600 ] || fail "the dump changed the file's mode 600 to $(stat -c %a "$OUT/t.json")"
