@@ -1024,22 +1024,43 @@ static void writer_run(pid_t c, int go)
 
 /* N children that live until HOLD's write end closes: one pipe for all
  * (each child closes its copy of the write end, a pipe each would be held
- * open by the children forked after). */
-static void fork_sleepers(pid_t *pids, uint32_t n, int *hold)
+ * open by the children forked after).  TRACE: each traces first (a ring
+ * each, its pid in it), and is waited for until it has. */
+static void fork_sleepers_tracing(pid_t *pids, uint32_t n, int *hold, bool trace)
 {
 	int p[2];
 	assert_int_equal(pipe(p), 0);
 	for (uint32_t i = 0; i < n; i++) {
+		int q[2];
+		assert_int_equal(pipe(q), 0);
 		pids[i] = fork();
 		assert_true(pids[i] >= 0);
 		if (pids[i] == 0) {
 			char b;
 			close(p[1]);
+			if (trace)
+				THOTH_TRACE(USER, sleeper, 1, 0);
+			if (write(q[1], "t", 1) != 1)
+				_exit(1);
 			_exit(read(p[0], &b, 1) < 0);
 		}
+		char b;
+		assert_int_equal(read(q[0], &b, 1), 1);
+		close(q[0]);
+		close(q[1]);
 	}
 	close(p[0]);
 	*hold = p[1];
+}
+
+static void fork_sleepers(pid_t *pids, uint32_t n, int *hold)
+{
+	fork_sleepers_tracing(pids, n, hold, false);
+}
+
+static void fork_tracing_sleepers(pid_t *pids, uint32_t n, int *hold)
+{
+	fork_sleepers_tracing(pids, n, hold, true);
 }
 
 static void sleepers_end(const pid_t *pids, uint32_t n, int hold)
@@ -1363,43 +1384,6 @@ static void test_the_pidfds_readers_hold_are_bounded(void **state)
 	event_list_free(&l);
 }
 
-/* N children that traced (a ring each, their pid in it) and live until
- * HOLD's write end closes. */
-static void fork_tracing_sleepers(pid_t *pids, uint32_t n, int *hold)
-{
-	int p[2];
-	assert_int_equal(pipe(p), 0);
-	for (uint32_t i = 0; i < n; i++) {
-		int q[2];
-		assert_int_equal(pipe(q), 0);
-		pids[i] = fork();
-		assert_true(pids[i] >= 0);
-		if (pids[i] == 0) {
-			char b;
-			close(p[1]);
-			THOTH_TRACE(USER, sleeper, 1, 0);
-			if (write(q[1], "t", 1) != 1)
-				_exit(1);
-			_exit(read(p[0], &b, 1) < 0);
-		}
-		char b;
-		assert_int_equal(read(q[0], &b, 1), 1);
-		close(q[0]);
-		close(q[1]);
-	}
-	close(p[0]);
-	*hold = p[1];
-}
-
-static void reap_all(const pid_t *pids, uint32_t n, int hold)
-{
-	close(hold);
-	for (uint32_t i = 0; i < n; i++) {
-		int status;
-		assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
-	}
-}
-
 /* Forked children that never connected are adopted up to
  * THOTH__TRACE_READER_ADOPTED, and give their slots up to connecting
  * peers: the code before adopted 15, and the 16th process to connect was
@@ -1426,8 +1410,8 @@ static void test_adopted_children_give_way_to_connecting_ones(void **state)
 	poll_into(r, &l);                                       /* none adopted again */
 	assert_int_equal(thoth__trace_reader_peer_count(r), N);
 	thoth_trace_reader_close(r);
-	reap_all(conn, N, hold2);       /* first: they hold KIDS' pipe too */
-	reap_all(kids, N, hold);
+	sleepers_end(conn, N, hold2);       /* first: they hold KIDS' pipe too */
+	sleepers_end(kids, N, hold);
 	event_list_free(&l);
 }
 
@@ -1457,7 +1441,7 @@ static void test_a_child_is_adopted_only_while_the_peer_lives(void **state)
 	assert_int_equal(thoth__trace_reader_peer_count(live), 1);
 	thoth_trace_reader_close(r);
 	thoth_trace_reader_close(live);
-	reap_all(&kid, 1, hold);
+	sleepers_end(&kid, 1, hold);
 	event_list_free(&l);
 }
 

@@ -540,6 +540,33 @@ static bool hung_up(int fd)
 	return poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLRDHUP | POLLERR));
 }
 
+/* Large events for the watchers: a 128-byte name and a 1,000-byte
+ * endpoint. */
+static thoth_registry_Registry_register_req_t large_register_req(void)
+{
+	static char name[129], addr[1001];
+	memset(name, 'a', 128);
+	addr[0] = '/';
+	memset(addr + 1, 'x', 999);
+	return (thoth_registry_Registry_register_req_t){
+		.reg = { .name = thoth_str(name), .version = thoth_str("1.0.0"),
+			 .endpoint = { .addr = thoth_str(addr), .locality = THOTH_COMMON_LOCALITY_HOST },
+			 .ttl_ms = 60000 },
+	};
+}
+
+/* C connected and watching everything, with a small receive buffer so its
+ * queue at thothd grows as soon as it stops reading. */
+static void slow_watcher(harness_t *h, thoth_control_t *c)
+{
+	thoth_registry_Registry_watch_req_t wreq = { .prefix = thoth_str("") };
+	thoth_registry_Registry_watch_resp_t wresp;
+	int small = 4096;
+	assert_int_equal(harness_connect(h, c), 0);
+	setsockopt(c->sock.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+	assert_int_equal(thoth_registry_Registry_watch(&c->client, &wreq, &wresp, NULL), 0);
+}
+
 /*
  * Watchers that never read, and a storm of registrations: each watcher's
  * queue is bounded (8 MiB), and so must be their sum.  The old thothd held
@@ -558,26 +585,14 @@ static void test_watchers_that_never_read_cannot_hold_unbounded_output(void **st
 	thoth_registry_Registry_watch_req_t wreq = { .prefix = thoth_str("") };
 	thoth_registry_Registry_watch_resp_t wresp;
 	for (int i = 0; i < WATCHERS; i++) {
-		assert_int_equal(harness_connect(h, &w[i]), 0);
-		int small = 4096;
-		setsockopt(w[i].sock.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-		assert_int_equal(thoth_registry_Registry_watch(&w[i].client, &wreq, &wresp, NULL), 0);
+		slow_watcher(h, &w[i]);
 	}
 	thoth_control_t good, storm;
 	assert_int_equal(harness_connect(h, &good), 0);
 	assert_int_equal(thoth_registry_Registry_watch(&good.client, &wreq, &wresp, NULL), 0);
 	assert_int_equal(harness_connect(h, &storm), 0);
 
-	/* Large events: a 128-byte name and a 1,000-byte endpoint. */
-	static char name[129], addr[1001];
-	memset(name, 'a', 128);
-	addr[0] = '/';
-	memset(addr + 1, 'x', 999);
-	thoth_registry_Registry_register_req_t rq = {
-		.reg = { .name = thoth_str(name), .version = thoth_str("1.0.0"),
-			 .endpoint = { .addr = thoth_str(addr), .locality = THOTH_COMMON_LOCALITY_HOST },
-			 .ttl_ms = 60000 },
-	};
+	thoth_registry_Registry_register_req_t rq = large_register_req();
 	size_t pushed = 0, event = THOTH_WIRE_HEADER_SIZE + 128 + 1000 + 64, first_closed = 0;
 	char sink[65536];
 	while (pushed < (12u << 20) && !first_closed) {
@@ -628,26 +643,11 @@ static void test_output_budget_closes_the_largest_queue_not_the_paused_one(void 
 	enum { FILLERS = 30 };
 	static thoth_control_t f[FILLERS];
 	thoth_control_t hog, pauser, storm;
-	thoth_registry_Registry_watch_req_t wreq = { .prefix = thoth_str("") };
-	thoth_registry_Registry_watch_resp_t wresp;
-	int small = 4096;
-	for (int i = 0; i < FILLERS + 2; i++) {
-		thoth_control_t *w = i < FILLERS ? &f[i] : i == FILLERS ? &hog : &pauser;
-		assert_int_equal(harness_connect(h, w), 0);
-		setsockopt(w->sock.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-		assert_int_equal(thoth_registry_Registry_watch(&w->client, &wreq, &wresp, NULL), 0);
-	}
+	for (int i = 0; i < FILLERS + 2; i++)
+		slow_watcher(h, i < FILLERS ? &f[i] : i == FILLERS ? &hog : &pauser);
 	assert_int_equal(harness_connect(h, &storm), 0);
 
-	static char name[129], addr[1001];
-	memset(name, 'a', 128);
-	addr[0] = '/';
-	memset(addr + 1, 'x', 999);
-	thoth_registry_Registry_register_req_t rq = {
-		.reg = { .name = thoth_str(name), .version = thoth_str("1.0.0"),
-			 .endpoint = { .addr = thoth_str(addr), .locality = THOTH_COMMON_LOCALITY_HOST },
-			 .ttl_ms = 60000 },
-	};
+	thoth_registry_Registry_register_req_t rq = large_register_req();
 	const size_t event = THOTH_WIRE_HEADER_SIZE + 128 + 1000 + 64;
 	/* 30 fillers grow one event a round, the hog about 1.5: the budget is
 	 * spent after about 64 MiB / 32 events rounds; the pauser stops well
