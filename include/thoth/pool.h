@@ -94,7 +94,9 @@ typedef struct thoth_pool_result {
 	uint64_t instance_id;           /* the instance that answered (or last failed) */
 	uint32_t pid;
 	uint32_t attempts;              /* 1, or more when an idempotent call was retried */
-	uint32_t remote_code;           /* THOTH_E_REMOTE: the service's IDL error code */
+	uint32_t remote_code;           /* THOTH_E_REMOTE: the service's IDL error code
+					 * (an instance that predates the method answers
+					 * THOTH_E_UNKNOWN_METHOD: thoth_remote_result()) */
 	const char *why;                /* on failure: what happened ("" otherwise) */
 } thoth_pool_result_t;
 

@@ -148,11 +148,37 @@ typedef struct thoth_client {
 	uint32_t next_request_id;
 	thoth_msg_t reply;              /* decoded results point into it */
 	bool holding_reply;
-	/* After THOTH_E_REMOTE: the peer's application error. */
+	/* After an error answer (THOTH_E_REMOTE, or one of the schema-skew
+	 * codes of thoth_remote_result()): the peer's error code, status and
+	 * message. */
 	uint32_t remote_code;
 	int remote_status;
 	char remote_message[128];
 } thoth_client_t;
+
+/*
+ * What a call returns for an error answer whose frame says STATUS
+ * (docs/WIRE.md, "Error responses").  The peer's refusals that say the
+ * two schemas differ come back as themselves, so that a client built from
+ * a newer schema can tell "this service predates the method" and fall
+ * back (docs/IDL.md): THOTH_E_UNKNOWN_METHOD, THOTH_E_UNKNOWN_IFACE,
+ * THOTH_E_BAD_VERSION, THOTH_E_NO_FEATURE.  Everything else -- the
+ * application's errors and the server's own failures (a request it could
+ * not decode, no memory) -- is THOTH_E_REMOTE, never a code that a
+ * caller would take for a failure on its own side.
+ */
+static inline int thoth_remote_result(int status)
+{
+	switch (status) {
+	case THOTH_E_UNKNOWN_METHOD:
+	case THOTH_E_UNKNOWN_IFACE:
+	case THOTH_E_BAD_VERSION:
+	case THOTH_E_NO_FEATURE:
+		return status;
+	default:
+		return THOTH_E_REMOTE;
+	}
+}
 
 void thoth_client_init(thoth_client_t *c, const thoth_transport_ops_t *ops, void *ctx,
 		       uint64_t negotiated_features);
@@ -165,8 +191,9 @@ void thoth_client_release(thoth_client_t *c);
  * The generic call path behind every generated stub: check the feature the
  * method requires (THOTH_E_NO_FEATURE before anything is sent), encode the
  * request in a transport buffer, send, wait, verify and decode the response.
- * Returns 0, a transport error, a decode error, or THOTH_E_REMOTE with
- * c->remote_* filled in.
+ * Returns 0, a transport error, a decode error, or for an error answer
+ * thoth_remote_result() of its status (THOTH_E_REMOTE, or THOTH_E_UNKNOWN_METHOD
+ * and the other schema-skew refusals) with c->remote_* filled in.
  */
 int thoth_client_call(thoth_client_t *c, const thoth_method_info_t *m,
 		      const void *req, void *resp, thoth_arena_t *arena);

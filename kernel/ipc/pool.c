@@ -466,7 +466,7 @@ static void handle_message(thoth_pool_t *p, inst_t *in, const thoth_msg_t *msg)
 		int r = thoth_wire_decode_error(&d, &code, &status, &text);
 		snprintf(why, sizeof why, "%.*s", r ? 0 : (int)text.len, r ? "" : (const char *)text.ptr);
 		in->consecutive = 0;    /* an answer: the instance works */
-		finish(p, c, r ? r : THOTH_E_REMOTE, NULL, in, code, why);
+		finish(p, c, r ? r : thoth_remote_result(status), NULL, in, code, why);
 		return;
 	}
 	if (c->raw) {

@@ -280,7 +280,7 @@ THOTH_HOT_CLIENT int thoth_client_commit(thoth_client_t *c, thoth_call_t *call, 
 		c->remote_code = code;
 		c->remote_status = status;
 		snprintf(c->remote_message, sizeof c->remote_message, "%.*s", (int)msg.len, msg.ptr);
-		return THOTH_E_REMOTE;
+		return thoth_remote_result(status);
 	}
 decode:
 	r = m->resp_decode(&d, resp);

@@ -278,6 +278,111 @@ static void test_retired_method_sent_to_new_server_is_unknown_method(void **stat
 	assert_int_equal(status, THOTH_E_UNKNOWN_METHOD);
 }
 
+/* ---- what a client stub returns when the service predates the method ---- */
+
+/* A loopback transport into an old server's generated dispatcher. */
+typedef struct old_link {
+	int (*dispatch)(const void *handlers, void *self, uint8_t *msg, size_t len,
+			thoth_server_io_t *io);
+	const void *handlers;
+	uint64_t req[512], resp[512], sc[512];
+} old_link_t;
+
+static int ol_get_buffer(void *ctx, size_t len, uint8_t **out)
+{
+	old_link_t *l = ctx;
+	if (len > sizeof l->req)
+		return THOTH_E_NO_SPACE;
+	*out = (uint8_t *)l->req;
+	return 0;
+}
+
+static int ol_call(void *ctx, uint8_t *req, size_t len, thoth_msg_t *resp)
+{
+	old_link_t *l = ctx;
+	thoth_arena_t a;
+	thoth_arena_init(&a, l->sc, sizeof l->sc);
+	thoth_server_io_t io = { .out = (uint8_t *)l->resp, .cap = sizeof l->resp, .arena = &a,
+				 .features = ~0ull };
+	int r = l->dispatch(l->handlers, NULL, req, len, &io);
+	resp->data = (uint8_t *)l->resp;
+	resp->len = io.out_len;
+	return r;
+}
+
+static void ol_release(void *ctx, thoth_msg_t *resp)
+{
+}
+
+static const thoth_transport_ops_t old_link_ops = {
+	.get_buffer = ol_get_buffer, .call = ol_call, .release = ol_release,
+};
+
+static int v11_dispatch(const void *h, void *self, uint8_t *msg, size_t len, thoth_server_io_t *io)
+{
+	return v11_Registry_dispatch(h, self, msg, len, io);
+}
+
+static int v14_dispatch(const void *h, void *self, uint8_t *msg, size_t len, thoth_server_io_t *io)
+{
+	return v14_Registry_dispatch(h, self, msg, len, io);
+}
+
+/* docs/IDL.md: a method added in a newer version, or retired, gets
+ * THOTH_E_UNKNOWN_METHOD from a service that does not have it, "which
+ * callers must handle anyway".  The stub returned THOTH_E_REMOTE ("peer
+ * returned an application error"), so a client checking for
+ * THOTH_E_UNKNOWN_METHOD to fall back to the old method never saw it. */
+static void test_a_stub_calling_a_method_the_service_lacks_returns_unknown_method(void **state)
+{
+	static old_link_t old = { .dispatch = v11_dispatch, .handlers = &old_server };
+	thoth_client_t c;
+	thoth_client_init(&c, &old_link_ops, &old, V13_FEATURE_BATCH_RESOLVE);
+	static const thoth_str_t names[] = { { "a", 1 } };
+	v13_Registry_batch_resolve_req_t req = { .names = { names, 1 } };
+	v13_Registry_batch_resolve_resp_t resp;
+	thoth_arena_t a;
+	thoth_arena_init(&a, scratch, sizeof scratch);
+	assert_int_equal(v13_Registry_batch_resolve(&c, &req, &resp, &a), THOTH_E_UNKNOWN_METHOD);
+	assert_int_equal(c.remote_status, THOTH_E_UNKNOWN_METHOD);
+	assert_int_equal(c.remote_code, 0);
+
+	/* a retired method, called by an old client of a new service */
+	static const v14_Registry_handlers_t newer = { .register_ = new_register };
+	static old_link_t new_link = { .dispatch = v14_dispatch, .handlers = &newer };
+	thoth_client_init(&c, &old_link_ops, &new_link, 0);
+	v13_Registry_resolve_req_t rreq = { .name = thoth_str("a") };
+	v13_Registry_resolve_resp_t rresp;
+	thoth_arena_init(&a, scratch, sizeof scratch);
+	assert_int_equal(v13_Registry_resolve(&c, &rreq, &rresp, &a), THOTH_E_UNKNOWN_METHOD);
+
+	/* the method the old service has still works on the same client */
+	thoth_client_init(&c, &old_link_ops, &old, 0);
+	v13_Registry_register_req_t reg = { .name = thoth_str("n"), .ttl_ms = 41 };
+	fill_v13(&reg.ep);
+	v13_Registry_register_resp_t rr;
+	thoth_arena_init(&a, scratch, sizeof scratch);
+	assert_int_equal(v13_Registry_register(&c, &reg, &rr, &a), 0);
+	assert_int_equal(rr.lease, 42);
+}
+
+/* The rule itself: only the schema-skew refusals come back as themselves;
+ * an application error and the server's own failures stay THOTH_E_REMOTE
+ * (a server's "truncated" is about our request, not our answer). */
+static void test_only_schema_skew_refusals_pass_through(void **state)
+{
+	assert_int_equal(thoth_remote_result(THOTH_E_UNKNOWN_METHOD), THOTH_E_UNKNOWN_METHOD);
+	assert_int_equal(thoth_remote_result(THOTH_E_UNKNOWN_IFACE), THOTH_E_UNKNOWN_IFACE);
+	assert_int_equal(thoth_remote_result(THOTH_E_BAD_VERSION), THOTH_E_BAD_VERSION);
+	assert_int_equal(thoth_remote_result(THOTH_E_NO_FEATURE), THOTH_E_NO_FEATURE);
+	assert_int_equal(thoth_remote_result(THOTH_E_REMOTE), THOTH_E_REMOTE);
+	assert_int_equal(thoth_remote_result(THOTH_E_TRUNCATED), THOTH_E_REMOTE);
+	assert_int_equal(thoth_remote_result(THOTH_E_NOMEM), THOTH_E_REMOTE);
+	assert_int_equal(thoth_remote_result(THOTH_E_PEER_GONE), THOTH_E_REMOTE);
+	assert_int_equal(thoth_remote_result(0), THOTH_E_REMOTE);
+	assert_int_equal(thoth_remote_result(7), THOTH_E_REMOTE);
+}
+
 static void test_gap_and_kept_slot_match_the_golden_vector(void **state)
 {
 	static uint64_t golden[512];
@@ -329,6 +434,8 @@ int main(void)
 		cmocka_unit_test(test_field_after_a_gap_roundtrips),
 		cmocka_unit_test(test_retired_method_sent_to_new_server_is_unknown_method),
 		cmocka_unit_test(test_gap_and_kept_slot_match_the_golden_vector),
+		cmocka_unit_test(test_a_stub_calling_a_method_the_service_lacks_returns_unknown_method),
+		cmocka_unit_test(test_only_schema_skew_refusals_pass_through),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
