@@ -613,6 +613,82 @@ static void test_compat_enum_value_removed_without_reserving_names_the_fix(void 
 }
 
 
+/* ---- imported files ------------------------------------------------------ */
+
+static const char IMP_ROOT_OLD[] =
+	"package t.shop;\nversion 1.0;\nimport \"common.tidl\";\n"
+	"interface Store {\n  1: get(u64 id) -> (Item item);\n}\n";
+static const char IMP_COMMON_OLD[] =
+	"package t.common;\nversion 1.0;\n"
+	"enum Color : u8 {\n  RED = 0;\n}\n"
+	"struct Item {\n  1: string name;\n  2: Color color;\n}\n";
+
+/* OLD and NEW roots, each with its own common.tidl, checked as `thothc
+ * check old/shop.tidl new/shop.tidl` would. */
+static void check_imports(const char *new_root, const char *new_common)
+{
+	tidl_file_t *of, *nf;
+	old_prog = tidl_program_new();
+	new_prog = tidl_program_new();
+	findings = tidl_program_new();
+	tidl_program_add_memory_file(old_prog, "old/shop.tidl", IMP_ROOT_OLD, strlen(IMP_ROOT_OLD));
+	tidl_program_add_memory_file(old_prog, "old/common.tidl", IMP_COMMON_OLD, strlen(IMP_COMMON_OLD));
+	tidl_program_add_memory_file(new_prog, "new/shop.tidl", new_root, strlen(new_root));
+	tidl_program_add_memory_file(new_prog, "new/common.tidl", new_common, strlen(new_common));
+	if (tidl_program_load_buffer(old_prog, "old/shop.tidl", IMP_ROOT_OLD, strlen(IMP_ROOT_OLD), &of) ||
+	    tidl_program_load_buffer(new_prog, "new/shop.tidl", new_root, strlen(new_root), &nf)) {
+		tidl_program_print_diags(old_prog, stderr);
+		tidl_program_print_diags(new_prog, stderr);
+		fail_msg("a test schema does not load");
+	}
+	breaks = thothc_compat_check(of, nf, findings);
+	assert_int_equal((size_t)breaks, tidl_program_error_count(findings));
+}
+
+/* A struct of an imported file travels inside the root's messages: a
+ * field inserted into it without @since breaks the root's peers.  `thothc
+ * check` compared the root file only and answered "compatible" (exit 0). */
+static void test_compat_breaking_change_in_an_imported_struct_breaks(void **state)
+{
+	check_imports(IMP_ROOT_OLD,
+		      "package t.common;\nversion 1.0;\n"
+		      "enum Color : u8 {\n  RED = 0;\n}\n"
+		      "struct Item {\n  1: u32 weight;\n  2: string name;\n  3: Color color;\n}\n");
+	assert_true(breaks > 0);
+	const tidl_diag_t *d = finding("field 'weight' of struct 'Item' changed type from string to u32");
+	assert_int_equal(d->severity, TIDL_ERROR);
+	assert_string_equal(d->loc.file, "new/common.tidl");
+	assert_int_equal(d->loc.line, 7);
+}
+
+static void test_compat_removed_enum_value_in_an_import_breaks(void **state)
+{
+	check_imports("package t.shop;\nversion 1.1;\nimport \"common.tidl\";\n"
+		      "interface Store {\n  1: get(u64 id) -> (Item item);\n}\n",
+		      "package t.common;\nversion 1.1;\n"
+		      "enum Color : u8 {\n}\n"
+		      "struct Item {\n  1: string name;\n  2: Color color;\n}\n");
+	assert_true(breaks > 0);
+	assert_string_equal(finding("RED")->loc.file, "old/common.tidl");
+}
+
+/* The compatible evolution of an import, each addition with its own
+ * file's @since, is still compatible. */
+static void test_compat_compatible_change_in_an_import_is_compatible(void **state)
+{
+	check_imports("package t.shop;\nversion 1.1;\nimport \"common.tidl\";\n"
+		      "interface Store {\n  1: get(u64 id) -> (Item item);\n"
+		      "  2: count() -> (u32 n) @since(1.1);\n}\n",
+		      "package t.common;\nversion 1.1;\n"
+		      "enum Color : u8 {\n  RED = 0;\n  BLUE = 1 @since(1.1);\n}\n"
+		      "struct Item {\n  1: string name;\n  2: Color color;\n"
+		      "  3: optional string origin @since(1.1);\n}\n");
+	if (breaks) {
+		tidl_program_print_diags(findings, stderr);
+		fail_msg("%d breaking change(s) reported", breaks);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -691,6 +767,9 @@ int main(void)
 		T(test_compat_enum_value_retired_from_a_strict_enum_breaks),
 		T(test_compat_reserved_enum_value_reused_breaks),
 		T(test_compat_enum_value_removed_without_reserving_names_the_fix),
+		T(test_compat_breaking_change_in_an_imported_struct_breaks),
+		T(test_compat_removed_enum_value_in_an_import_breaks),
+		T(test_compat_compatible_change_in_an_import_is_compatible),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

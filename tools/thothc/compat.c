@@ -8,6 +8,7 @@
  * to it), and by ordinal/value/bit inside them.
  */
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -430,7 +431,7 @@ static void check_interface(checker_t *c, const tidl_decl_t *o, const tidl_decl_
 	}
 }
 
-int thothc_compat_check(const tidl_file_t *of, const tidl_file_t *nf, tidl_program_t *diags)
+static int check_file(const tidl_file_t *of, const tidl_file_t *nf, tidl_program_t *diags)
 {
 	checker_t c = { of, nf, diags, 0 };
 	if (strcmp(of->package, nf->package) != 0) {
@@ -502,4 +503,79 @@ int thothc_compat_check(const tidl_file_t *of, const tidl_file_t *nf, tidl_progr
 		check_added(&c, n->has_since, n->since, n->loc, what);
 	}
 	return c.breaks;
+}
+
+/* Every file ROOT imports, directly or not, ROOT first, each once, into
+ * *OUT (malloc'ed); their number, or -1 without memory. */
+static long import_closure(const tidl_file_t *root, const tidl_file_t ***out)
+{
+	size_t n = 0, cap = 16;
+	const tidl_file_t **v = malloc(cap * sizeof *v);
+	if (!v)
+		return -1;
+	v[n++] = root;
+	for (size_t i = 0; i < n; i++)
+		for (size_t k = 0; k < v[i]->n_imports; k++) {
+			const tidl_file_t *f = v[i]->imports[k].file;
+			bool seen = !f;
+			for (size_t j = 0; j < n && !seen; j++)
+				seen = v[j] == f;
+			if (seen)
+				continue;
+			if (n == cap) {
+				const tidl_file_t **w = realloc(v, 2 * cap * sizeof *v);
+				if (!w) {
+					free(v);
+					return -1;
+				}
+				v = w;
+				cap *= 2;
+			}
+			v[n++] = f;
+		}
+	*out = v;
+	return (long)n;
+}
+
+static const char *base_name(const char *path)
+{
+	const char *s = strrchr(path, '/');
+	return s ? s + 1 : path;
+}
+
+/*
+ * The root files, then every imported file of NEW against OLD's file of
+ * the same package (of the same file name where a package spans several):
+ * a struct or enum of an import travels inside the root's messages, so
+ * changing it breaks the root's peers as surely as changing the root.  An
+ * import NEW added has nothing to break; one NEW dropped shows as the
+ * root's changed field types.
+ */
+int thothc_compat_check(const tidl_file_t *of, const tidl_file_t *nf, tidl_program_t *diags)
+{
+	int breaks = check_file(of, nf, diags);
+	if (strcmp(of->package, nf->package) != 0)
+		return breaks;
+	const tidl_file_t **ov = NULL, **nv = NULL;
+	long on = import_closure(of, &ov), nn = on < 0 ? -1 : import_closure(nf, &nv);
+	if (on < 0 || nn < 0) {
+		free(ov);
+		tidl_program_add_diag(diags, nf, TIDL_ERROR, nf->version_loc,
+				      "out of memory comparing the imported files");
+		return breaks + 1;
+	}
+	for (long i = 1; i < nn; i++) {
+		const tidl_file_t *match = NULL;
+		for (long j = 1; j < on; j++) {
+			if (strcmp(ov[j]->package, nv[i]->package) != 0)
+				continue;
+			if (!match || strcmp(base_name(ov[j]->path), base_name(nv[i]->path)) == 0)
+				match = ov[j];
+		}
+		if (match)
+			breaks += check_file(match, nv[i], diags);
+	}
+	free(ov);
+	free(nv);
+	return breaks;
 }
