@@ -163,7 +163,7 @@ static void test_compat_removed_field_breaks(void **state)
 
 static void test_compat_renamed_field_is_a_warning(void **state)
 {
-	assert_warns(edit("i32 x;", "i32 left;"), "field 1 of struct 'Point' renamed from 'x' to 'left' (compatible)", 15);
+	assert_warns(bump("i32 x;", "i32 left;"), "field 1 of struct 'Point' renamed from 'x' to 'left' (compatible)", 15);
 }
 
 static void test_compat_renumbered_field_breaks(void **state)
@@ -247,9 +247,21 @@ static void test_compat_raised_version_is_compatible(void **state)
 	assert_compatible(edit("version 1.0;", "version 1.7;"));
 }
 
-static void test_compat_same_version_without_additions_is_compatible(void **state)
+/* Names are in the schema hash: two builds that claim one version with a
+ * rename between them refuse each other at the handshake ("schema changed
+ * without a version bump").  `thothc check` called this compatible. */
+static void test_compat_same_version_with_a_rename_breaks(void **state)
 {
-	assert_compatible(edit("i32 x;", "i32 left;"));
+	assert_breaks(edit("i32 x;", "i32 left;"), "but the version stays 1.0: peers built from the two refuse each other",
+		      "new.tidl", 2);
+	/* the rename itself is still only a warning */
+	assert_int_equal(finding("renamed from 'x' to 'left'")->severity, TIDL_WARNING);
+}
+
+/* What is not in the schema (layout, comments) may change at any version. */
+static void test_compat_same_version_with_only_comments_and_layout_changed_is_compatible(void **state)
+{
+	assert_compatible(edit("  GREEN = 1;\n", "  GREEN   =   1;   // the colour of grass\n"));
 }
 
 static void test_compat_same_version_with_an_addition_breaks(void **state)
@@ -268,7 +280,7 @@ static void test_compat_removed_method_breaks(void **state)
 
 static void test_compat_renamed_method_is_a_warning(void **state)
 {
-	assert_warns(edit("oneway ping(", "oneway beat("), "method 2 of 'Shapes' renamed from 'ping' to 'beat' (compatible)", 22);
+	assert_warns(bump("oneway ping(", "oneway beat("), "method 2 of 'Shapes' renamed from 'ping' to 'beat' (compatible)", 22);
 }
 
 static void test_compat_renumbered_method_breaks(void **state)
@@ -327,7 +339,7 @@ static void test_compat_parameter_made_optional_breaks(void **state)
 
 static void test_compat_renamed_parameter_is_a_warning(void **state)
 {
-	assert_warns(edit("get(string key)", "get(string name)"),
+	assert_warns(bump("get(string key)", "get(string name)"),
 		     "parameter 1 of the request of method 'Shapes.get' renamed from 'key' to 'name' (compatible)", 21);
 }
 
@@ -379,14 +391,14 @@ static void test_compat_added_requires_breaks(void **state)
 
 static void test_compat_added_error_in_a_method_is_compatible(void **state)
 {
-	char *first = strdup(edit("error NotFound = 1;", "error NotFound = 1; error Gone = 2;"));
+	char *first = strdup(bump("error NotFound = 1;", "error NotFound = 1; error Gone = 2;"));
 	assert_compatible(edit_of(first, "error NotFound;", "error NotFound | Gone;"));
 	free(first);
 }
 
 static void test_compat_removed_error_in_a_method_is_compatible(void **state)
 {
-	assert_compatible(edit(" error NotFound;", ";"));
+	assert_compatible(bump(" error NotFound;", ";"));
 }
 
 static void test_compat_changed_error_code_breaks(void **state)
@@ -403,7 +415,7 @@ static void test_compat_removed_enum_value_breaks(void **state)
 
 static void test_compat_renamed_enum_value_is_a_warning(void **state)
 {
-	assert_warns(edit("GREEN = 1;", "LIME = 1;"), "enum value 1 of 'Color' renamed from 'GREEN' to 'LIME' (compatible)", 8);
+	assert_warns(bump("GREEN = 1;", "LIME = 1;"), "enum value 1 of 'Color' renamed from 'GREEN' to 'LIME' (compatible)", 8);
 }
 
 static void test_compat_renumbered_enum_value_breaks(void **state)
@@ -442,7 +454,7 @@ static void test_compat_flexible_enum_made_strict_breaks(void **state)
 
 static void test_compat_strict_enum_made_flexible_is_compatible(void **state)
 {
-	assert_compatible(edit("strict enum Mode", "enum Mode"));
+	assert_compatible(bump("strict enum Mode", "enum Mode"));
 }
 
 static void test_compat_changed_enum_underlying_type_breaks(void **state)
@@ -467,7 +479,7 @@ static void test_compat_removed_feature_breaks(void **state)
 
 static void test_compat_renamed_feature_is_a_warning(void **state)
 {
-	char *first = strdup(edit("feature trace = 0;", "feature tracing = 0;"));
+	char *first = strdup(bump("feature trace = 0;", "feature tracing = 0;"));
 	assert_warns(edit_of(first, "@requires(trace)", "@requires(tracing)"),
 		     "feature bit 0 renamed from 'trace' to 'tracing' (compatible)", 4);
 	free(first);
@@ -549,9 +561,10 @@ static void test_compat_dropped_field_reservation_breaks(void **state)
 
 static void test_compat_kept_reservation_is_compatible(void **state)
 {
-	const char *nw = from_reserved("  3: optional u64 id;", "  reserved 3: optional u64 id;",
-				       "  4: Color color;", "  4: Color colour;");
-	assert_compatible(nw);
+	char *nw = strdup(from_reserved("  3: optional u64 id;", "  reserved 3: optional u64 id;",
+					"  4: Color color;", "  4: Color colour;"));
+	assert_compatible(edit_of(nw, "version 1.1;", "version 1.2;"));
+	free(nw);
 }
 
 static void test_compat_field_added_into_a_gap_before_old_fields_breaks(void **state)
@@ -672,6 +685,23 @@ static void test_compat_removed_enum_value_in_an_import_breaks(void **state)
 	assert_string_equal(finding("RED")->loc.file, "old/common.tidl");
 }
 
+/* An import that evolves (compatibly, with its own version) under a root
+ * that keeps its version: the root's schema hash changes while both sides
+ * claim one version, so they refuse each other.  `thothc check` said
+ * compatible. */
+static void test_compat_import_changed_under_the_same_root_version_breaks(void **state)
+{
+	check_imports(IMP_ROOT_OLD,
+		      "package t.common;\nversion 1.1;\n"
+		      "enum Color : u8 {\n  RED = 0;\n}\n"
+		      "struct Item {\n  1: string name;\n  2: Color color;\n"
+		      "  3: optional string origin @since(1.1);\n}\n");
+	assert_int_equal(breaks, 1);
+	const tidl_diag_t *d = finding("the version stays 1.0");
+	assert_string_equal(d->loc.file, "new/shop.tidl");
+	assert_int_equal(d->loc.line, 2);
+}
+
 /* The compatible evolution of an import, each addition with its own
  * file's @since, is still compatible. */
 static void test_compat_compatible_change_in_an_import_is_compatible(void **state)
@@ -710,7 +740,8 @@ int main(void)
 		T(test_compat_changed_package_breaks),
 		T(test_compat_lowered_version_breaks),
 		T(test_compat_raised_version_is_compatible),
-		T(test_compat_same_version_without_additions_is_compatible),
+		T(test_compat_same_version_with_a_rename_breaks),
+		T(test_compat_same_version_with_only_comments_and_layout_changed_is_compatible),
 		T(test_compat_same_version_with_an_addition_breaks),
 		T(test_compat_removed_method_breaks),
 		T(test_compat_renamed_method_is_a_warning),
@@ -770,6 +801,7 @@ int main(void)
 		T(test_compat_breaking_change_in_an_imported_struct_breaks),
 		T(test_compat_removed_enum_value_in_an_import_breaks),
 		T(test_compat_compatible_change_in_an_import_is_compatible),
+		T(test_compat_import_changed_under_the_same_root_version_breaks),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "canon.h"
 #include "compat.h"
 
 typedef struct checker {
@@ -551,11 +552,38 @@ static const char *base_name(const char *path)
  * import NEW added has nothing to break; one NEW dropped shows as the
  * root's changed field types.
  */
+/* Do OF and NF claim one version with different schemas?  Then peers built
+ * from them refuse each other at the handshake: the contract check compares
+ * schema hashes when the versions are equal (docs/WIRE.md).  -1: the texts
+ * are too large to build (gen refuses such a schema anyway). */
+static int same_version_other_schema(const tidl_file_t *of, const tidl_file_t *nf)
+{
+	if (of == nf || tidl_version_cmp(of->version, nf->version) != 0)
+		return 0;
+	if (tidl_canon_reach(of, TIDL_CANON_LIMIT) >= TIDL_CANON_LIMIT ||
+	    tidl_canon_reach(nf, TIDL_CANON_LIMIT) >= TIDL_CANON_LIMIT)
+		return -1;
+	size_t ol, nl;
+	char *ot = tidl_canon_text(of, &ol), *nt = tidl_canon_text(nf, &nl);
+	int differ = ol != nl || memcmp(ot, nt, ol) != 0;
+	free(ot);
+	free(nt);
+	return differ;
+}
+
 int thothc_compat_check(const tidl_file_t *of, const tidl_file_t *nf, tidl_program_t *diags)
 {
 	int breaks = check_file(of, nf, diags);
 	if (strcmp(of->package, nf->package) != 0)
 		return breaks;
+	if (same_version_other_schema(of, nf) > 0) {
+		tidl_program_add_diag(diags, nf, TIDL_ERROR, nf->version_loc,
+				      "the schema changed (a name, a declaration, or an imported file) but "
+				      "the version stays %u.%u: peers built from the two refuse each other "
+				      "(\"schema changed without a version bump\"); raise the version",
+				      nf->version.major, nf->version.minor);
+		breaks++;
+	}
 	const tidl_file_t **ov = NULL, **nv = NULL;
 	long on = import_closure(of, &ov), nn = on < 0 ? -1 : import_closure(nf, &nv);
 	if (on < 0 || nn < 0) {

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "canon.h"
 #include "gen_c.h"
 #include "thoth/wire.h"
 #include "writefile.h"
@@ -792,152 +793,17 @@ static void emit_rec_funcs(gen_t *g, const rec_t *r, bool root)
 			   "\treturn %s__decode_frame_in(d, off, expect_len, out, depth);\n}\n\n", n, n, n);
 }
 
-/* ---- schema hash ----------------------------------------------------------
- * FNV-1a 64 over a canonical text of everything that matters on the wire
- * (package, version, declarations with ordinals, types, values, @since,
- * @requires, error codes) of the file and, recursively, its imports.  Names
- * are included: a rename without a version bump changes the hash, which the
- * contract check then reports as "schema changed without a version bump". */
+/* ---- schema hash: FNV-1a 64 over the canonical text (canon.c) ---------- */
 
-static void canon_type(strbuf_t *s, const tidl_type_t *t)
-{
-	if (t->kind == TIDL_LIST) {
-		sb_addf(s, "list<");
-		canon_type(s, t->elem);
-		sb_addf(s, ">");
-	} else if (t->kind == TIDL_ENUM || t->kind == TIDL_STRUCT) {
-		sb_addf(s, "%s.%s", t->decl->file->package, t->decl->name);
-	} else {
-		sb_addf(s, "%s", tidl_kind_name(t->kind));
-	}
-}
 
-static void canon_since(strbuf_t *s, bool has, tidl_version_t v)
-{
-	if (has)
-		sb_addf(s, "@%u.%u", v.major, v.minor);
-}
-
-static void canon_fields(strbuf_t *s, const tidl_field_t *f, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		sb_addf(s, "%u:%s", f[i].ordinal, f[i].optional ? "?" : "");
-		canon_type(s, f[i].type);
-		sb_addf(s, " %s", f[i].name);
-		canon_since(s, f[i].has_since, f[i].since);
-		sb_addf(s, ";");
-	}
-}
-
-static void canon_file(strbuf_t *s, const tidl_file_t *file, int depth)
-{
-	if (depth > 64)
-		return;
-	for (size_t i = 0; i < file->n_imports; i++)
-		canon_file(s, file->imports[i].file, depth + 1);
-	sb_addf(s, "package %s;version %u.%u;", file->package, file->version.major,
-		file->version.minor);
-	for (size_t i = 0; i < file->n_decls; i++) {
-		const tidl_decl_t *d = file->decls[i];
-		switch (d->kind) {
-		case TIDL_DECL_FEATURE:
-			sb_addf(s, "feature %s=%u", d->name, d->u.feature.bit);
-			break;
-		case TIDL_DECL_ERROR:
-			sb_addf(s, "error %s=%u", d->name, d->u.error.code);
-			break;
-		case TIDL_DECL_ENUM:
-			sb_addf(s, "%senum %s:%s{", d->u.enum_.strict ? "strict " : "", d->name,
-				tidl_kind_name(d->u.enum_.underlying));
-			for (size_t k = 0; k < d->u.enum_.n_values; k++) {
-				const tidl_enum_value_t *v = &d->u.enum_.values[k];
-				sb_addf(s, "%s=%llu", v->name, (unsigned long long)v->value);
-				canon_since(s, v->has_since, v->since);
-				sb_addf(s, ";");
-			}
-			for (size_t k = 0; k < d->u.enum_.n_reserved; k++)
-				sb_addf(s, "reserved %llu;", (unsigned long long)d->u.enum_.reserved[k].value);
-			sb_addf(s, "}");
-			break;
-		case TIDL_DECL_STRUCT:
-			sb_addf(s, "struct %s{", d->name);
-			canon_fields(s, d->u.struct_.fields, d->u.struct_.n_fields);
-			/* reservations only when present: hashes of older schemas stay */
-			for (size_t k = 0; k < d->u.struct_.n_reserved; k++) {
-				const tidl_field_t *f = &d->u.struct_.reserved[k];
-				sb_addf(s, "reserved %u", f->ordinal);
-				if (f->type) {
-					sb_addf(s, ":%s", f->optional ? "?" : "");
-					canon_type(s, f->type);
-				}
-				sb_addf(s, ";");
-			}
-			sb_addf(s, "}");
-			break;
-		case TIDL_DECL_INTERFACE:
-			sb_addf(s, "interface %s{", d->name);
-			for (size_t k = 0; k < d->u.iface.n_methods; k++) {
-				const tidl_method_t *m = &d->u.iface.methods[k];
-				sb_addf(s, "%u:%s%s(", m->ordinal, m->oneway ? "oneway " : "", m->name);
-				canon_fields(s, m->params, m->n_params);
-				sb_addf(s, ")->(");
-				canon_fields(s, m->results, m->n_results);
-				sb_addf(s, ")");
-				for (size_t e = 0; e < m->n_errors; e++)
-					sb_addf(s, "!%s", m->errors[e]->name);
-				if (m->requires)
-					sb_addf(s, "#%s", m->requires->name);
-				canon_since(s, m->has_since, m->since);
-				sb_addf(s, ";");
-			}
-			for (size_t k = 0; k < d->u.iface.n_reserved; k++)
-				sb_addf(s, "reserved %llu;", (unsigned long long)d->u.iface.reserved[k].value);
-			sb_addf(s, "}");
-			break;
-		}
-		canon_since(s, d->has_since, d->since);
-		sb_addf(s, ";");
-	}
-}
-
-/* What canon_file reads for F, imports and all, in source bytes: a file is
- * read once per path that reaches it, so a lattice of imports (each file
- * importing the next two) doubles it per level.  Memoised per file;
- * saturates at LIMIT. */
-typedef struct canon_memo {
-	const tidl_file_t *f;
-	uint64_t n;
-} canon_memo_t;
-
-static uint64_t canon_reach(const tidl_file_t *f, int depth, canon_memo_t **memo, size_t *n_memo,
-			    uint64_t limit)
-{
-	if (depth > 64)
-		return 0;
-	for (size_t i = 0; i < *n_memo; i++)
-		if ((*memo)[i].f == f)
-			return (*memo)[i].n;
-	uint64_t n = f->source_len + 1;
-	for (size_t i = 0; i < f->n_imports && n < limit; i++)
-		n += canon_reach(f->imports[i].file, depth + 1, memo, n_memo, limit);
-	if (n > limit)
-		n = limit;
-	canon_memo_t *m = realloc(*memo, (*n_memo + 1) * sizeof *m);
-	if (!m)
-		abort();
-	*memo = m;
-	m[(*n_memo)++] = (canon_memo_t){ f, n };
-	return n;
-}
-
-#define CANON_LIMIT (64u << 20)
+#define CANON_LIMIT TIDL_CANON_LIMIT
 
 static uint64_t schema_hash(const tidl_file_t *file)
 {
-	strbuf_t s = { 0 };
-	canon_file(&s, file, 0);
-	uint64_t h = thoth_wire_fnv1a64(s.s, s.len, THOTH_FNV64_SEED);
-	free(s.s);
+	size_t len;
+	char *text = tidl_canon_text(file, &len);
+	uint64_t h = thoth_wire_fnv1a64(text, len, THOTH_FNV64_SEED);
+	free(text);
 	return h;
 }
 
@@ -2173,10 +2039,7 @@ static int gen_c(const tidl_file_t *file, const char *outdir, FILE *err, thothc_
 	g.base = base;
 	if (check_header_names(file, err))
 		return THOTHC_GEN_REFUSED;
-	canon_memo_t *memo = NULL;
-	size_t n_memo = 0;
-	uint64_t reach = canon_reach(file, 0, &memo, &n_memo, CANON_LIMIT);
-	free(memo);
+	uint64_t reach = tidl_canon_reach(file, CANON_LIMIT);
 	if (reach >= CANON_LIMIT) {
 		if (err)
 			fprintf(err, "%s: error: its imports reach the same files over more paths than "
