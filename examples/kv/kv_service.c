@@ -2,15 +2,19 @@
  * kv-service - the example service: a key-value store on a channel,
  * registered with thothd so that clients find it by name.
  *
- *   kv-service [--runtime-dir DIR]
+ *   kv-service [--runtime-dir DIR] [--max-bytes N]
  *
  * Everything a service needs: implement the generated handlers, serve them
  * on a channel socket, register that socket with thothd as "kv", run the
  * loop.  Requests arrive through shared memory; strings and bytes in a
  * request point into the channel (no copy), so a handler that keeps them
- * must copy them, as put() does.  SIGINT/SIGTERM stop it; thothd drops the
- * registration when the process goes.
+ * must copy them, as put() does.  What clients put is bounded in total
+ * (--max-bytes, keys and values together, default 64 MiB): a put past it is
+ * refused with the declared error Full, and the store keeps what it had.
+ * SIGINT/SIGTERM stop it; thothd drops the registration when the process
+ * goes.
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,16 +31,20 @@
 typedef struct entry {
 	struct entry *next;
 	char *key;
+	uint32_t klen;
 	uint8_t *value;
 	uint32_t len;
 } entry_t;
 
 static entry_t *table;
+static uint64_t held, max_bytes = 64u << 20;    /* keys + values stored, and the bound */
 
+/* Keys are compared by length and bytes: a key may hold a NUL (it is a
+ * thoth string, pointer + length), which strndup() and strlen() cut. */
 static entry_t *find(thoth_str_t key)
 {
 	for (entry_t *e = table; e; e = e->next)
-		if (strlen(e->key) == key.len && !memcmp(e->key, key.ptr, key.len))
+		if (e->klen == key.len && !memcmp(e->key, key.ptr, key.len))
 			return e;
 	return NULL;
 }
@@ -45,20 +53,30 @@ static int on_put(void *self, const example_kv_Kv_put_req_t *req, example_kv_Kv_
 		  thoth_arena_t *arena)
 {
 	entry_t *e = find(req->key);
-	if (!e) {
-		e = calloc(1, sizeof *e);
-		if (!e || !(e->key = strndup(req->key.ptr, req->key.len)))
-			return THOTH_E_NOMEM;
-		e->next = table;
-		table = e;
-	}
+	/* every client's puts together: refused, not grown, past the bound */
+	uint64_t after = held - (e ? e->len : 0) + (e ? 0 : req->key.len) + req->value.len;
+	if (after > max_bytes)
+		return EXAMPLE_KV_ERR_FULL;
 	uint8_t *copy = malloc(req->value.len ? req->value.len : 1);
 	if (!copy)
 		return THOTH_E_NOMEM;
 	memcpy(copy, req->value.ptr, req->value.len);
+	if (!e) {
+		e = calloc(1, sizeof *e);
+		if (!e || !(e->key = malloc(req->key.len ? req->key.len : 1))) {
+			free(e);
+			free(copy);
+			return THOTH_E_NOMEM;
+		}
+		memcpy(e->key, req->key.ptr, req->key.len);
+		e->klen = req->key.len;
+		e->next = table;
+		table = e;
+	}
 	free(e->value);
 	e->value = copy;
 	e->len = req->value.len;
+	held = after;
 	return 0;
 }
 
@@ -82,6 +100,7 @@ static void on_forget(void *self, const example_kv_Kv_forget_req_t *req)
 	while (*p != e)
 		p = &(*p)->next;
 	*p = e->next;
+	held -= e->klen + e->len;
 	free(e->key);
 	free(e->value);
 	free(e);
@@ -101,11 +120,22 @@ static void on_state(void *arg, thoth_service_state_t state, int err, const char
 int main(int argc, char **argv)
 {
 	const char *runtime_arg = NULL;
-	if (argc == 3 && strcmp(argv[1], "--runtime-dir") == 0) {
-		runtime_arg = argv[2];
-	} else if (argc != 1) {
-		fprintf(stderr, "usage: kv-service [--runtime-dir DIR]\n");
-		return 2;
+	for (int i = 1; i < argc; i += 2) {
+		char *end = NULL;
+		if (i + 1 < argc && strcmp(argv[i], "--runtime-dir") == 0) {
+			runtime_arg = argv[i + 1];
+		} else if (i + 1 < argc && strcmp(argv[i], "--max-bytes") == 0) {
+			errno = 0;
+			max_bytes = strtoull(argv[i + 1], &end, 10);
+			if (errno || end == argv[i + 1] || *end || argv[i + 1][0] == '-') {
+				fprintf(stderr, "kv-service: --max-bytes: '%s' is not a number of bytes\n",
+					argv[i + 1]);
+				return 2;
+			}
+		} else {
+			fprintf(stderr, "usage: kv-service [--runtime-dir DIR] [--max-bytes N]\n");
+			return 2;
+		}
 	}
 	/* our channel socket lives in the runtime dir, next to thothd's */
 	char dir[4096], sock[108];
@@ -139,7 +169,7 @@ int main(int argc, char **argv)
 	}
 	const thoth_interface_info_t *ifaces[] = { &example_kv_Kv_info };
 	thoth_service_config_t cfg = {
-		.runtime_dir = runtime_arg, .name = "kv", .version = "1.0.0", .endpoint = sock,
+		.runtime_dir = runtime_arg, .name = "kv", .version = "1.1.0", .endpoint = sock,
 		.numa_node = THOTH_SERVICE_NUMA_AUTO, .interfaces = ifaces, .n_interfaces = 1,
 		.on_state = on_state,
 	};

@@ -24,7 +24,8 @@ i=0; until "$thothctl" --runtime-dir "$dir" status >/dev/null 2>&1; do
 	i=$((i+1)); [ $i -lt 250 ] || { echo "thothd did not start" >&2; cat "$dir/thothd.log" >&2; exit 1; }
 	sleep 0.02
 done
-"$service" --runtime-dir "$dir" 2>"$dir/kv.log" & spid=$!
+# a small store: 64 bytes of keys and values in all
+"$service" --runtime-dir "$dir" --max-bytes 64 2>"$dir/kv.log" & spid=$!
 kv() { "$client" --runtime-dir "$dir" "$@"; }
 kv put greeting "hello, thoth"      # waits (bounded) until kv has registered
 test "$(kv get greeting)" = "hello, thoth"
@@ -36,6 +37,22 @@ grep -q usage "$dir/err"
 # a key never put: the service's declared error, by name
 if kv get nothing 2>"$dir/err"; then echo "get of a missing key succeeded" >&2; exit 1; fi
 grep -q NotFound "$dir/err"
+# the store is bounded in total: a put past it is refused by name and the
+# store keeps what it had; replacing a value counts only the difference
+if kv put big "$(printf '%060d' 0)" 2>"$dir/err"; then echo "a put past --max-bytes succeeded" >&2; exit 1; fi
+grep -q Full "$dir/err"
+test "$(kv get greeting)" = "hello, thoth"
+kv put greeting "hello again, thoth"
+# a second key is counted beside the first
+kv put greet x
+test "$(kv get greeting)" = "hello again, thoth"
+test "$(kv get greet)" = "x"
+kv forget greet
+i=0; while kv get greet >/dev/null 2>&1; do
+	i=$((i+1)); [ $i -lt 100 ] || { echo "forget was lost" >&2; exit 1; }; sleep 0.01
+done
+# forgetting gave its bytes back: a put that fits only then succeeds
+kv put other "$(printf '%030d' 0)"
 # forget is oneway: it is served even though the client closes at once, but
 # messages on two different channels are not ordered, so wait for it
 kv forget greeting
