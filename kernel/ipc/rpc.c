@@ -2,10 +2,12 @@
  * rpc.c - the generic client call path and server dispatch that generated
  * stubs delegate to (include/thoth/rpc.h).  Transport-agnostic.
  */
+#include <stdatomic.h>
 #include <stdio.h>
 
 #include "thoth/hot.h"
 #include "thoth/rpc.h"
+#include "log_internal.h"
 
 static const thoth_method_info_t *method_search(const thoth_interface_info_t *iface,
 						 uint32_t ordinal) __attribute__((noinline));
@@ -350,6 +352,27 @@ int thoth__server_fail(const thoth_method_info_t *m, thoth_server_io_t *io, cons
 	}
 }
 
+
+/* A oneway request the server cannot serve (a method or interface of
+ * another schema version, a missing feature, a body that does not decode)
+ * has nobody to answer to; it was dropped without a word, so a client of
+ * a newer schema calling a oneway method an older service lacks lost every
+ * call silently.  Now a warning, rate-limited against a peer that floods:
+ * the first 8, then every 1024th, each with the count so far. */
+static _Atomic uint64_t oneways_dropped;
+
+static int oneway_dropped(const thoth_msg_header_t *h, int status, const char *why)
+{
+	uint64_t n = atomic_fetch_add_explicit(&oneways_dropped, 1, memory_order_relaxed) + 1;
+	if (n <= 8 || n % 1024 == 0)
+		thoth__log(THOTH_LOG_WARN, "rpc",
+			   "dropped a oneway call to method %u of interface %08x (schema %u.%u): %s "
+			   "(%llu oneway calls dropped so far)",
+			   h->method, h->interface_id, h->schema_major, h->schema_minor,
+			   why ? why : thoth_strerror(status), (unsigned long long)n);
+	return 0;
+}
+
 /*
  * Is MSG (LEN bytes, the peer's) a plain request for IFACE
  * (thoth__plain_request, thoth/rpc.h)?  Then thoth_server_dispatch's checks
@@ -396,7 +419,8 @@ int thoth__server_dispatch_table(const thoth_interface_info_t *iface, thoth_invo
 	thoth_msg_header_t h, rh;
 	bool oneway;
 	int r;
-#define FAIL(status, text) (oneway ? 0 : respond_error(io, &rh, 0, (status), (text)))
+#define FAIL(status, text) (oneway ? oneway_dropped(&h, (status), (text)) : \
+				   respond_error(io, &rh, 0, (status), (text)))
 	/* The header read once, into our own copy (plain_request says why). */
 	uint8_t hd[THOTH_WIRE_HEADER_SIZE];
 	if (len >= THOTH_WIRE_HEADER_SIZE)
@@ -466,7 +490,8 @@ int thoth__server_dispatch_table(const thoth_interface_info_t *iface, thoth_invo
 		r = m->req_decode(&d, req);
 	}
 	if (r)
-		return oneway ? 0 : thoth__server_fail(m, io, &rh, THOTH__FAIL_DECODE, r);
+		return oneway ? oneway_dropped(&h, r, thoth_strerror(r))
+			      : thoth__server_fail(m, io, &rh, THOTH__FAIL_DECODE, r);
 
 	int status = invoke(handlers, self, m, req, resp, io->arena);
 	if (oneway)

@@ -7,11 +7,14 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <cmocka.h>
 
 #include "alltypes.thoth.h"
 #include "thoth/contract.h"
+#include "thoth/log.h"
 
 #define SINK (&test_alltypes_Kitchen_sink_info)
 
@@ -591,6 +594,45 @@ static void test_oneway_is_delivered_without_response(void **state)
 	assert_int_equal(ctx.calls, 0);
 }
 
+static char logged[512];
+static int n_logged;
+
+static void capture_log(void *arg, thoth_log_level_t level, const char *component, const char *msg)
+{
+	if (level == THOTH_LOG_WARN && !strcmp(component, "rpc")) {
+		snprintf(logged, sizeof logged, "%s", msg);
+		n_logged++;
+	}
+}
+
+/* A oneway call the service cannot serve -- here a method of a newer
+ * schema that this service lacks -- has no answer to carry an error; it
+ * was dropped without a word.  The server now says so in its log. */
+static void test_a_oneway_call_the_service_cannot_serve_is_logged(void **state)
+{
+	static loop_ctx_t ctx;
+	thoth_client_t c;
+	thoth_client_init(&c, &loopback, &ctx, 0);
+	thoth_method_info_t newer = test_alltypes_Kitchen_poke_info;
+	newer.ordinal = 99;                     /* a oneway method added in a later version */
+	newer.revision = 0;                     /* no fast paths: the generic encoder */
+	test_alltypes_Kitchen_poke_req_t req = { 7 };
+	poked = 0;
+	n_logged = 0;
+	thoth_log_set_handler(capture_log, NULL, THOTH_LOG_WARN);
+	assert_int_equal(thoth_client_call(&c, &newer, &req, NULL, NULL), 0);
+	assert_int_equal(ctx.sends, 1);
+	assert_int_equal(poked, 0);
+	assert_int_equal(n_logged, 1);
+	assert_non_null(strstr(logged, "dropped a oneway call to method 99 of interface"));
+	assert_non_null(strstr(logged, "unknown method"));
+	/* served ones are not logged */
+	assert_int_equal(test_alltypes_Kitchen_poke(&c, &req), 0);
+	assert_int_equal(poked, 7);
+	assert_int_equal(n_logged, 1);
+	thoth_log_set_handler(NULL, NULL, THOTH_LOG_WARN);
+}
+
 static void test_method_requiring_unnegotiated_feature_fails_before_sending(void **state)
 {
 	static loop_ctx_t ctx;
@@ -1039,6 +1081,7 @@ int main(void)
 		cmocka_unit_test(test_application_error_reaches_client_by_code_and_name),
 		cmocka_unit_test(test_oneway_is_delivered_without_response),
 		cmocka_unit_test(test_method_requiring_unnegotiated_feature_fails_before_sending),
+		cmocka_unit_test(test_a_oneway_call_the_service_cannot_serve_is_logged),
 		cmocka_unit_test(test_a_two_way_call_without_a_response_fails_before_sending),
 		cmocka_unit_test(test_server_answers_malformed_request_with_error_response),
 		cmocka_unit_test(test_commit_fast_path_refuses_what_the_full_checks_refuse),
