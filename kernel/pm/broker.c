@@ -1372,6 +1372,19 @@ int thoth_pm_broker_request(thoth_pm_broker_t *b, uint64_t holder, uint32_t elem
 	if (b->n_reqs >= b->lim.max_requests)
 		return refuse(b, THOTH_E_LIMIT, "requests: the broker's limit of %u is reached",
 			      b->lim.max_requests);
+	/* The share of leases, for requests too: a holder queues a request only
+	 * while it holds fewer than remain free, so one client that never lets
+	 * its requests be served (asks for a level nobody reaches, or a driver
+	 * that never answers) cannot take every slot from the others. */
+	if (b->lim.fair_share) {
+		uint32_t mine = 0;
+		for (uint32_t i = 0; i < b->n_reqs; i++)
+			mine += b->reqs[i].holder == holder;
+		if (mine >= b->lim.max_requests - b->n_reqs)
+			return refuse(b, THOTH_E_LIMIT, "requests: fair share reached: this holder has %u "
+				      "queued or in service and %u are free (limit of %u in all)",
+				      mine, b->lim.max_requests - b->n_reqs, b->lim.max_requests);
+	}
 	if (grow((void **)&b->reqs, &b->cap_reqs, b->n_reqs, sizeof *b->reqs))
 		return THOTH_E_NOMEM;
 	thoth_pm_broker_account(b, now_ns);

@@ -76,7 +76,9 @@ typedef struct thoth_pm_broker_limits {
 	 * to it (max_leases minus all leases held; for a holder in a group
 	 * with a cap, no more than the group may still take): one holder gets
 	 * at most half, the next at most half of the rest...  Refused THOTH_E_LIMIT naming
-	 * the share (docs/PM.md, "What thothd refuses"). */
+	 * the share (docs/PM.md, "What thothd refuses").  The same for
+	 * requests against max_requests (they had no share: one client took
+	 * all 65,536). */
 	bool fair_share;
 	/* The leases of one group of holders together (thoth_pm_broker_lease_in;
 	 * thothd: a uid's connections), refused THOTH_E_LIMIT past it (0: no

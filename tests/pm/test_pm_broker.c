@@ -239,6 +239,42 @@ static void test_drop_by_another_holder_is_refused(void **state)
 	thoth_pm_broker_free(b);
 }
 
+/* Requests have the leases' share: one holder whose requests never get
+ * served (the level is never reached) stops at half of the slots, the next
+ * at half of the rest.  It took all of them (thothd: 65,536 requests of up
+ * to 4 KiB each, and every other client refused TooMany). */
+static void test_requests_follow_the_fair_share(void **state)
+{
+	rec_t r;
+	memset(&r, 0, sizeof r);
+	thoth_pm_broker_ops_t ops = { on_tr, on_status, on_ready, on_failed, on_idle, &r };
+	thoth_pm_broker_limits_t lim = { .max_leases = 64, .fair_share = true, .max_requests = 64 };
+	thoth_pm_broker_t *b;
+	assert_int_equal(thoth_pm_broker_new(&ops, &lim, 0, &b), 0);
+	uint32_t bus, disk;
+	declare_bus_disk(b, &bus, &disk, THOTH_PM_ASSERTIVE);
+	uint64_t q;
+	uint32_t n = 0, m = 0;
+	int rc;
+	while ((rc = thoth_pm_broker_request(b, 9, disk, 2, 0, &q)) == 0)
+		n++;
+	assert_int_equal(rc, THOTH_E_LIMIT);
+	assert_int_equal(n, 32);
+	const char *why = thoth_pm_broker_refusal(b);
+	if (!strstr(why, "fair share") || !strstr(why, "has 32") || !strstr(why, "limit of 64"))
+		fail_msg("refusal \"%s\" does not name the share and the limit", why);
+	while (thoth_pm_broker_request(b, 10, disk, 2, 0, &q) == 0)
+		m++;
+	assert_int_equal(m, 16);
+	assert_int_equal(thoth_pm_broker_request(b, 11, disk, 2, 0, &q), 0);
+	/* the holder gone, its requests go, and others have room again */
+	thoth_pm_broker_holder_gone(b, 9, 1);
+	assert_int_equal(thoth_pm_broker_request(b, 12, disk, 2, 0, &q), 0);
+	char buf[256];
+	assert_int_equal(thoth_pm_broker_check(b, buf, sizeof buf), 0);
+	thoth_pm_broker_free(b);
+}
+
 static void test_request_on_suspended_element_is_queued_and_replayed_after_resume(void **state)
 {
 	rec_t r;
@@ -713,6 +749,7 @@ int main(void)
 		cmocka_unit_test(test_declare_refuses_negative_latency_naming_the_field),
 		cmocka_unit_test(test_declare_refuses_absurd_latency_and_power),
 		cmocka_unit_test(test_declare_refuses_dependency_cycle),
+		cmocka_unit_test(test_requests_follow_the_fair_share),
 		cmocka_unit_test(test_declare_refuses_unknown_levels_and_elements),
 		cmocka_unit_test(test_lease_raises_dependencies_first),
 		cmocka_unit_test(test_drop_lowers_in_reverse_order),
