@@ -124,6 +124,8 @@ typedef struct chaos {
 	pid_t fds_of;                   /* the instance fds_baseline belongs to */
 	int clients_baseline, watches_baseline;
 	int sockets_extra;              /* thothd's sockets that are no connection (listeners) */
+	pid_t svc_fds_of[R_COUNT];      /* services: the instance svc_fds belongs to */
+	int svc_fds[R_COUNT];           /* its descriptors when first settled */
 	long rss_first_kb;
 	char why[1024];
 } chaos_t;
@@ -686,6 +688,30 @@ static bool leases_freed(void *arg)
 	return leases_of(a->c, a->dead, NULL) == 0;
 }
 
+#define SVC_FD_SLACK 12
+
+typedef struct {
+	chaos_t *c;
+	role_t r;
+	int slack;
+} svc_arg_t;
+
+/* A service's descriptors, less codex's segment files: codex keeps each
+ * segment open for reads, one more per roll (docs/CODEX.md, Limits), which
+ * is the journal's growth, not a dead client's leftovers. */
+static int svc_fd_count(pid_t pid)
+{
+	static char list[65536];
+	client_proc_fd_list(pid, list, sizeof list);
+	return client_proc_fds(pid) - count_in(list, "/journal/seg-");
+}
+
+static bool svc_fds_back(void *arg)
+{
+	svc_arg_t *a = arg;
+	return svc_fd_count(a->c->p[a->r].pid) <= a->c->svc_fds[a->r] + a->slack;
+}
+
 /* Everything back: restart whoever is down, wait for the registry and
  * leases, then the invariants. */
 static void restart_down(chaos_t *c)
@@ -765,6 +791,23 @@ static void settle(chaos_t *c, role_t victim)
 			}
 		}
 	}
+	/* Services give back what a killed client's channel held: within
+	 * SVC_FD_SLACK of the count their instance settled at (channels come
+	 * and go with the load: a few descriptors each), and at the end, once
+	 * every client has stopped, at most that count (shut_down). */
+	for (role_t r = R_ECHO1; r <= R_CODEX; r++) {
+		svc_arg_t a = { c, r, SVC_FD_SLACK };
+		if (c->svc_fds_of[r] != c->p[r].pid) {
+			c->svc_fds_of[r] = c->p[r].pid;
+			c->svc_fds[r] = svc_fd_count(c->p[r].pid);
+		} else if (!harness_wait_until(svc_fds_back, &a, SETTLE_MS)) {
+			char list[4096];
+			client_proc_fd_list(c->p[r].pid, list, sizeof list);
+			CHAOS_FAIL(c, "%s holds %d descriptors, %d + %d when it settled, after %s was killed: %s",
+				   role_names[r], svc_fd_count(c->p[r].pid), c->svc_fds[r], SVC_FD_SLACK,
+				   role_names[victim], list);
+		}
+	}
 	t0 = harness_now_ms();
 	while (!no_stale_sockets(c)) {
 		pump(c, 20, victim);
@@ -788,6 +831,14 @@ static void shut_down(chaos_t *c)
 		proc_t *p = &c->p[r];
 		if (p->pid <= 0)
 			continue;
+		svc_arg_t a = { c, r, 0 };
+		if (r >= R_ECHO1 && r <= R_CODEX && c->svc_fds_of[r] == p->pid &&
+		    !harness_wait_until(svc_fds_back, &a, SETTLE_MS)) {
+			char list[4096];
+			client_proc_fd_list(p->pid, list, sizeof list);
+			CHAOS_FAIL(c, "%s holds %d descriptors with every client gone, %d when it settled: %s",
+				   role_names[r], svc_fd_count(p->pid), c->svc_fds[r], list);
+		}
 		if (p->in >= 0) {
 			close(p->in);
 			p->in = -1;
