@@ -9,6 +9,9 @@
  *       "ok MS", "err MS NAME" (the call failed: NAME is the error's name)
  *       or "none" (no instance known); kv also checks what it reads back
  *       ("bad MS" when it differs from what it put)
+ *   chaos_client DIR status DEADLINE_MS  calls thothd itself (Daemon.status)
+ *       every 20 ms on one control connection, made again after a failure;
+ *       reports as the others ("err MS NAME" while thothd is away)
  *   chaos_client DIR lease ELEMENT LEVEL  takes an assertive lease through
  *       thothd's PowerBroker, prints "lease ID STATUS", holds it, takes a
  *       new one when it is LOST (the element's driver died: asked again
@@ -22,6 +25,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <time.h>
+
+#include "daemon.thoth.h"
 #include "echo.thoth.h"
 #include "kv.thoth.h"
 #include "pm.thoth.h"
@@ -202,12 +208,51 @@ static int run_lease(const char *dir, const char *element, uint32_t level)
 	return 3;
 }
 
+static uint64_t now_ms(void)
+{
+	return thoth_clock_now() / 1000000;
+}
+
+static int run_status(const char *dir, int deadline_ms)
+{
+	thoth_control_t ctl;
+	bool open = false;
+	for (;;) {          /* until SIGTERM or SIGKILL */
+		uint64_t t0 = now_ms();
+		int r = 0;
+		if (!open) {
+			r = thoth_control_connect(&ctl, dir, deadline_ms);
+			open = r == 0;
+			if (open)
+				ctl.sock.timeout_ms = deadline_ms;
+		}
+		if (open) {
+			thoth_daemon_Daemon_status_req_t req = { 0 };
+			thoth_daemon_Daemon_status_resp_t st;
+			r = thoth_daemon_Daemon_status(&ctl.client, &req, &st, NULL);
+			if (r) {
+				thoth_control_close(&ctl);
+				open = false;
+			}
+		}
+		if (r)
+			printf("err %llu %s\n", (unsigned long long)(now_ms() - t0), thoth_errname(r));
+		else
+			printf("ok %llu\n", (unsigned long long)(now_ms() - t0));
+		fflush(stdout);
+		nanosleep(&(struct timespec){ .tv_nsec = 20 * 1000 * 1000 }, NULL);
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 4 && !strcmp(argv[2], "status"))
+		return run_status(argv[1], atoi(argv[3]));
 	if (argc == 4 && (!strcmp(argv[2], "echo") || !strcmp(argv[2], "kv")))
 		return run_load(argv[1], argv[2], atoi(argv[3]));
 	if (argc == 5 && !strcmp(argv[2], "lease"))
 		return run_lease(argv[1], argv[3], (uint32_t)atoi(argv[4]));
-	fprintf(stderr, "usage: chaos_client DIR echo|kv DEADLINE_MS | DIR lease ELEMENT LEVEL\n");
+	fprintf(stderr, "usage: chaos_client DIR echo|kv|status DEADLINE_MS | DIR lease ELEMENT LEVEL\n");
 	return 2;
 }

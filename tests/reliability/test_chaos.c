@@ -9,7 +9,8 @@
  *   two echo services, examples/kv's kv-service, codex (4 KiB segments, so
  *   appends roll segments all the time), pm-sim-driver declaring "disk";
  *   load: chaos_client calling echo and kv every 20 ms through resolvers
- *   (2 s call deadline), chaos_client holding an assertive lease on disk,
+ *   (2 s call deadline) and thothd itself (Daemon.status on a control
+ *   connection), chaos_client holding an assertive lease on disk,
  *   two `thothctl codex append` (one --sync, one --deferred) fed a record
  *   every ~20 ms and printing each acknowledged sequence number.
  *
@@ -76,13 +77,13 @@
 
 typedef enum role {
 	R_ECHO1, R_ECHO2, R_KV, R_CODEX, R_BUS, R_DRIVER,
-	R_LOAD_ECHO, R_LOAD_KV, R_LEASE, R_APPEND_SYNC, R_APPEND_DEFERRED,
+	R_LOAD_ECHO, R_LOAD_KV, R_LOAD_CTL, R_LEASE, R_APPEND_SYNC, R_APPEND_DEFERRED,
 	R_THOTHD, R_COUNT
 } role_t;
 
 static const char *const role_names[R_COUNT + 1] = {
 	"echo 1", "echo 2", "kv-service", "codex", "bus driver", "disk driver",
-	"echo load", "kv load", "lease holder", "sync appender", "deferred appender", "thothd",
+	"echo load", "kv load", "status load", "lease holder", "sync appender", "deferred appender", "thothd",
 	"nothing",      /* R_COUNT: no victim (start-up) */
 };
 
@@ -248,11 +249,15 @@ static void start_role(chaos_t *c, role_t r)
 		return;
 	}
 	case R_LOAD_ECHO:
-	case R_LOAD_KV: {
+	case R_LOAD_KV:
+	case R_LOAD_CTL: {
 		char deadline[16];
 		snprintf(deadline, sizeof deadline, "%d", CALL_DEADLINE_MS);
-		const char *argv[] = { CHAOS_CLIENT_PATH, d, r == R_LOAD_ECHO ? "echo" : "kv", deadline, NULL };
-		spawn_proc(c, p, r == R_LOAD_ECHO ? "load-echo" : "load-kv", argv, true, false);
+		const char *kind = r == R_LOAD_ECHO ? "echo" : r == R_LOAD_KV ? "kv" : "status";
+		const char *argv[] = { CHAOS_CLIENT_PATH, d, kind, deadline, NULL };
+		char log_name[32];
+		snprintf(log_name, sizeof log_name, "load-%s", kind);
+		spawn_proc(c, p, log_name, argv, true, false);
 		return;
 	}
 	case R_LEASE: {
@@ -366,7 +371,7 @@ static void feed_appender(chaos_t *c, role_t r)
 static void check_hangs(chaos_t *c)
 {
 	uint64_t now = harness_now_ms();
-	for (role_t r = R_LOAD_ECHO; r <= R_LOAD_KV; r++)
+	for (role_t r = R_LOAD_ECHO; r <= R_LOAD_CTL; r++)
 		if (c->p[r].pid > 0 && now - c->p[r].last_report_ms > CALL_DEADLINE_MS + HANG_SLACK_MS)
 			CHAOS_FAIL(c, "%s (pid %d) has reported nothing for %llu ms: a call hangs past its "
 				   "%d ms deadline", role_names[r], (int)c->p[r].pid,
@@ -840,7 +845,7 @@ static void settle(chaos_t *c, role_t victim)
  * handler; under ASan a leak found at exit is a non-zero exit. */
 static void shut_down(chaos_t *c)
 {
-	static const role_t order[] = { R_APPEND_SYNC, R_APPEND_DEFERRED, R_LOAD_ECHO, R_LOAD_KV, R_LEASE,
+	static const role_t order[] = { R_APPEND_SYNC, R_APPEND_DEFERRED, R_LOAD_ECHO, R_LOAD_KV, R_LOAD_CTL, R_LEASE,
 					R_ECHO1, R_ECHO2, R_KV, R_CODEX, R_BUS, R_DRIVER, R_THOTHD };
 	for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
 		role_t r = order[i];
@@ -939,7 +944,7 @@ static void test_random_sigkills_lose_nothing_and_hang_nothing(void **state)
 		pump(&c, 100 + rnd(&c, 600), R_COUNT);
 		/* thothd and codex more often than the rest: they hold the promises */
 		static const role_t bag[] = { R_THOTHD, R_THOTHD, R_CODEX, R_CODEX, R_CODEX, R_ECHO1, R_ECHO2, R_KV,
-					      R_DRIVER, R_BUS, R_LOAD_ECHO, R_LOAD_KV, R_LEASE, R_LEASE, R_APPEND_SYNC,
+					      R_DRIVER, R_BUS, R_LOAD_ECHO, R_LOAD_KV, R_LOAD_CTL, R_LEASE, R_LEASE, R_APPEND_SYNC,
 					      R_APPEND_DEFERRED };
 		role_t victim = bag[rnd(&c, sizeof bag / sizeof bag[0])];
 		proc_t *p = &c.p[victim];
@@ -999,15 +1004,15 @@ static void test_random_sigkills_lose_nothing_and_hang_nothing(void **state)
 	fprintf(stderr, "# chaos: seed %u: %u rounds, %u kills:", seed0, c.round, kills);
 	for (role_t r = 0; r < R_COUNT; r++)
 		fprintf(stderr, " %s %u%s", role_names[r], c.kills[r], r + 1 < R_COUNT ? "," : "\n");
-	fprintf(stderr, "# chaos: calls answered/failed: echo %lu/%lu, kv %lu/%lu; codex records acknowledged and "
-		"read back: sync %zu, deferred %zu\n", c.p[R_LOAD_ECHO].ok, c.p[R_LOAD_ECHO].failed,
+	fprintf(stderr, "# chaos: calls answered/failed: status %lu/%lu, echo %lu/%lu, kv %lu/%lu; codex records acknowledged and "
+		"read back: sync %zu, deferred %zu\n", c.p[R_LOAD_CTL].ok, c.p[R_LOAD_CTL].failed, c.p[R_LOAD_ECHO].ok, c.p[R_LOAD_ECHO].failed,
 		c.p[R_LOAD_KV].ok, c.p[R_LOAD_KV].failed, c.n_acked[0], c.n_acked[1]);
 	fprintf(stderr, "# chaos: slowest exit after the death it reacts to: sync appender %llu ms, deferred "
 		"appender %llu ms, lease holder %llu ms\n",
 		(unsigned long long)c.exit_after_kill_ms[R_APPEND_SYNC],
 		(unsigned long long)c.exit_after_kill_ms[R_APPEND_DEFERRED],
 		(unsigned long long)c.exit_after_kill_ms[R_LEASE]);
-	for (role_t r = R_LOAD_ECHO; r <= R_LOAD_KV; r++) {
+	for (role_t r = R_LOAD_ECHO; r <= R_LOAD_CTL; r++) {
 		fprintf(stderr, "# chaos: %s failures:", role_names[r]);
 		for (int k = 0; k < 8 && c.p[r].errors[k].name[0]; k++)
 			fprintf(stderr, " %s %lu", c.p[r].errors[k].name, c.p[r].errors[k].n);
