@@ -10,6 +10,10 @@
  *   pm-sim-driver KIND [--name NAME] [--needs ELEMENT] [--service SERVICE]
  *                 [--runtime-dir DIR]
  *
+ * When thothd goes away (killed, restarted) the driver stays and declares
+ * its element (and registers SERVICE) again once a thothd answers, asking
+ * every 20 ms doubling to 1 s meanwhile.
+ *
  * --service registers SERVICE in the registry from this process, over a
  * second connection as a real service's own registration would be: a
  * latency bound a client attaches when it resolves SERVICE
@@ -139,6 +143,105 @@ static int handle(driver_t *d, const uint8_t *msg, size_t len)
 	return 0;
 }
 
+/* Events queued for a thothd that is gone: dropped. */
+static void drop_events(driver_t *d)
+{
+	while (d->head) {
+		queued_t *q = d->head;
+		d->head = q->next;
+		free(q);
+	}
+	d->tail = &d->head;
+	d->queued = 0;
+}
+
+/* Connect to thothd, declare the element and register SERVICE (over
+ * REG_CTL, held open by the caller).  0; THOTH_E_AGAIN when no thothd
+ * answers (FIRST: said and refused instead, as at start-up nobody is
+ * waited for); another error, said, when the declaration or registration
+ * is refused. */
+static int attach(driver_t *d, const char *dir, const char *name, const char *needs, const char *service,
+		  thoth_control_t *reg_ctl, bool first)
+{
+	int r = thoth_control_connect(&d->ctl, dir, 2000);
+	if (r) {
+		if (!first)
+			return THOTH_E_AGAIN;
+		fprintf(stderr, "pm-sim-driver: cannot reach thothd: %s\n", thoth_strerror(r));
+		return r;
+	}
+	d->ctl.sock.on_event = on_event;
+	d->ctl.sock.event_arg = d;
+	thoth_pm_Dependency_t dep = {
+		.level = d->kind->dep_level, .required = thoth_str(needs), .required_level = 1,
+		.kind = THOTH_PM_DEP_KIND_ASSERTIVE,
+	};
+	thoth_pm_Element_t el = {
+		.name = thoth_str(name ? name : d->kind->name),
+		.levels = { .items = d->kind->levels, .count = d->kind->n },
+		.deps = { .items = &dep, .count = needs ? 1 : 0 },
+	};
+	thoth_pm_PowerBroker_declare_req_t req = { .elements = { .items = &el, .count = 1 } };
+	thoth_pm_PowerBroker_declare_resp_t resp;
+	uint64_t scratch[64];
+	thoth_arena_t arena;
+	/* Drivers start in any order: while the element this one needs is not
+	 * declared yet, ask again (for up to 5 s).  The same while an element
+	 * whose driver died is still held (this one's own name, restarted
+	 * while its dependents come down, or the one it needs): it goes once
+	 * nothing needs it, and this driver was refused for good. */
+	for (int tries = 0;; tries++) {
+		thoth_arena_init(&arena, scratch, sizeof scratch);
+		r = thoth_pm_PowerBroker_declare(&d->ctl.client, &req, &resp, &arena);
+		bool transient = r == THOTH_E_REMOTE &&
+				 d->ctl.client.remote_code == THOTH_PM_ERR_BAD_DECLARATION &&
+				 (strstr(d->ctl.client.remote_message, "no element") ||
+				  strstr(d->ctl.client.remote_message, "driver is gone"));
+		if (!transient || tries == 500)
+			break;
+		sleep_us(10000);
+	}
+	if (r && r != THOTH_E_REMOTE && !first) {
+		thoth_control_close(&d->ctl);   /* that thothd went too: wait for the next */
+		return THOTH_E_AGAIN;
+	}
+	if (r) {
+		fprintf(stderr, "pm-sim-driver: declare refused: %s: %s\n", thoth_strerror(r),
+			d->ctl.client.remote_message);
+		thoth_control_close(&d->ctl);
+		return r;
+	}
+	d->element = resp.ids.items[0];
+	printf("declared %s as element %u\n", el.name.ptr, d->element);
+	fflush(stdout);
+	if (!service)
+		return 0;
+	r = thoth_control_connect(reg_ctl, dir, 2000);
+	char addr[96];
+	snprintf(addr, sizeof addr, "pm-sim:%s", name ? name : d->kind->name);
+	thoth_registry_Registry_register_req_t rr = {
+		.reg = { .name = thoth_str(service), .version = thoth_str("1.0.0"),
+			 .endpoint = { .addr = thoth_str(addr),
+				       .locality = THOTH_COMMON_LOCALITY_HOST } },
+	};
+	thoth_registry_Registry_register_resp_t rresp;
+	if (!r) {
+		r = thoth_registry_Registry_register(&reg_ctl->client, &rr, &rresp, NULL);
+		if (r)
+			thoth_control_close(reg_ctl);
+	}
+	if (r) {
+		thoth_control_close(&d->ctl);
+		if (!first && r != THOTH_E_REMOTE)
+			return THOTH_E_AGAIN;
+		fprintf(stderr, "pm-sim-driver: cannot register %s: %s\n", service, thoth_strerror(r));
+		return r;
+	}
+	printf("registered %s\n", service);
+	fflush(stdout);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *kind_name = argc > 1 ? argv[1] : "", *name = NULL, *needs = NULL, *dir = NULL,
@@ -184,71 +287,10 @@ int main(int argc, char **argv)
 				"[--service SERVICE] [--runtime-dir DIR]\n");
 		return 2;
 	}
-	int r = thoth_control_connect(&d.ctl, dir, 2000);
-	if (r) {
-		fprintf(stderr, "pm-sim-driver: cannot reach thothd: %s\n", thoth_strerror(r));
-		return 1;
-	}
-	d.ctl.sock.on_event = on_event;
-	d.ctl.sock.event_arg = &d;
-	thoth_pm_Dependency_t dep = {
-		.level = d.kind->dep_level, .required = thoth_str(needs), .required_level = 1,
-		.kind = THOTH_PM_DEP_KIND_ASSERTIVE,
-	};
-	thoth_pm_Element_t el = {
-		.name = thoth_str(name ? name : d.kind->name),
-		.levels = { .items = d.kind->levels, .count = d.kind->n },
-		.deps = { .items = &dep, .count = needs ? 1 : 0 },
-	};
-	thoth_pm_PowerBroker_declare_req_t req = { .elements = { .items = &el, .count = 1 } };
-	thoth_pm_PowerBroker_declare_resp_t resp;
-	uint64_t scratch[64];
-	thoth_arena_t arena;
-	thoth_arena_init(&arena, scratch, sizeof scratch);
-	/* Drivers start in any order: while the element this one needs is not
-	 * declared yet, ask again (for up to 5 s).  The same while an element
-	 * whose driver died is still held (this one's own name, restarted
-	 * while its dependents come down, or the one it needs): it goes once
-	 * nothing needs it, and this driver was refused for good. */
-	for (int tries = 0;; tries++) {
-		thoth_arena_init(&arena, scratch, sizeof scratch);
-		r = thoth_pm_PowerBroker_declare(&d.ctl.client, &req, &resp, &arena);
-		bool transient = r == THOTH_E_REMOTE &&
-				 d.ctl.client.remote_code == THOTH_PM_ERR_BAD_DECLARATION &&
-				 (strstr(d.ctl.client.remote_message, "no element") ||
-				  strstr(d.ctl.client.remote_message, "driver is gone"));
-		if (!transient || tries == 500)
-			break;
-		sleep_us(10000);
-	}
-	if (r) {
-		fprintf(stderr, "pm-sim-driver: declare refused: %s: %s\n", thoth_strerror(r),
-			d.ctl.client.remote_message);
-		return 1;
-	}
-	d.element = resp.ids.items[0];
-	printf("declared %s as element %u\n", el.name.ptr, d.element);
-	fflush(stdout);
 	thoth_control_t reg_ctl;        /* held open: the registration lives with it */
-	if (service) {
-		r = thoth_control_connect(&reg_ctl, dir, 2000);
-		char addr[96];
-		snprintf(addr, sizeof addr, "pm-sim:%s", name ? name : d.kind->name);
-		thoth_registry_Registry_register_req_t rr = {
-			.reg = { .name = thoth_str(service), .version = thoth_str("1.0.0"),
-				 .endpoint = { .addr = thoth_str(addr),
-					       .locality = THOTH_COMMON_LOCALITY_HOST } },
-		};
-		thoth_registry_Registry_register_resp_t rresp;
-		if (!r)
-			r = thoth_registry_Registry_register(&reg_ctl.client, &rr, &rresp, NULL);
-		if (r) {
-			fprintf(stderr, "pm-sim-driver: cannot register %s: %s\n", service, thoth_strerror(r));
-			return 1;
-		}
-		printf("registered %s\n", service);
-		fflush(stdout);
-	}
+	int r = attach(&d, dir, name, needs, service, &reg_ctl, true);
+	if (r)
+		return 1;
 	for (;;) {
 		while (d.head) {
 			queued_t *q = d.head;
@@ -260,9 +302,25 @@ int main(int argc, char **argv)
 			free(q);
 		}
 		r = thoth_sock_client_poll_event(&d.ctl.sock, -1);
-		if (r < 0) {
-			fprintf(stderr, "pm-sim-driver: thothd went away: %s\n", thoth_strerror(r));
-			return 1;
+		if (r >= 0)
+			continue;
+		/* thothd died (or was restarted): its broker, and with it this
+		 * element, is gone.  A driver outlives it like any service
+		 * (docs/RELIABILITY.md) and declares again when a thothd
+		 * listens; it exited here, so after a thothd restart the
+		 * element stayed gone and every lease on it was refused. */
+		fprintf(stderr, "pm-sim-driver: thothd went away: %s; declaring %s again when it is back\n",
+			thoth_strerror(r), name ? name : d.kind->name);
+		drop_events(&d);        /* for the dead broker, which failed their requests */
+		thoth_control_close(&d.ctl);
+		if (service)
+			thoth_control_close(&reg_ctl);
+		int64_t backoff_us = 20000;
+		while ((r = attach(&d, dir, name, needs, service, &reg_ctl, false)) == THOTH_E_AGAIN) {
+			sleep_us(backoff_us);
+			backoff_us = backoff_us * 2 > 1000000 ? 1000000 : backoff_us * 2;
 		}
+		if (r)
+			return 1;
 	}
 }

@@ -897,6 +897,35 @@ static void test_driver_restarted_while_its_dead_element_is_held_comes_back(void
 	harness_teardown(&h);
 }
 
+/* thothd killed (-9) and started again: its broker starts empty, and the
+ * drivers must declare their elements to the new one, as services register
+ * again.  pm-sim-driver exited instead ("thothd went away"), so after an
+ * operator restarted thothd the bus and disk were gone for good and every
+ * lease on them was refused (found by test_chaos). */
+static void test_drivers_declare_again_after_thothd_restarts(void **state)
+{
+	harness_t h;
+	client_t c;
+	drivers_t d;
+	start(&h, &c, BUS_AND_DISK, &d);
+	thoth_control_close(&c.ctl);
+	harness_kill(&h, h.thothd, SIGKILL);
+	assert_true(harness_start_thothd(&h, NULL) > 0);
+	client_connect(&h, &c);
+	wait_level(&c, 0, 0);   /* declared to the new thothd (-1 while absent) */
+	wait_level(&c, 1, 0);
+	assert_int_equal(waitpid(d.bus, NULL, WNOHANG), 0);
+	assert_int_equal(waitpid(d.disk, NULL, WNOHANG), 0);
+	/* and they serve it: a lease on the disk raises the bus, then the disk */
+	uint64_t id = 0;
+	assert_int_equal(lease(&c, "disk", 2, THOTH_PM_LEASE_KIND_ASSERTIVE, 0, &id, NULL), 0);
+	wait_event(&c, &c.n_satisfied, 1);
+	wait_level(&c, 0, 1);
+	wait_level(&c, 1, 2);
+	thoth_control_close(&c.ctl);
+	harness_teardown(&h);
+}
+
 static void test_declaration_with_negative_latency_is_refused_naming_the_field(void **state)
 {
 	harness_t h;
@@ -1567,6 +1596,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_a_greedy_connection_stops_at_its_share_and_others_still_get_leases),
 		cmocka_unit_test(test_greedy_connections_taking_turns_are_each_logged_once_per_run),
 		cmocka_unit_test(test_driver_restarted_while_its_dead_element_is_held_comes_back),
+		cmocka_unit_test(test_drivers_declare_again_after_thothd_restarts),
 		cmocka_unit_test(test_declaration_of_64_elements_of_16_levels_is_accepted),
 		cmocka_unit_test(test_holder_whose_name_is_not_utf8_leaves_state_readable),
 		cmocka_unit_test(test_latency_bound_holds_cpu_dma_latency_open_and_keeps_disk_idle),
