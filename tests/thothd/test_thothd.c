@@ -206,6 +206,41 @@ static void test_bad_name_is_refused_with_reason(void **state)
 	thoth_control_close(&c);
 }
 
+/* A registration of NAME and VERSION sent as is (unchecked here). */
+static int register_raw(thoth_control_t *c, const char *name, const char *version)
+{
+	thoth_registry_Registry_register_req_t rq = {
+		.reg = { .name = thoth_str(name), .version = thoth_str(version),
+			 .endpoint = { .addr = thoth_str("/tmp/x.sock"), .locality = THOTH_COMMON_LOCALITY_HOST },
+			 .ttl_ms = 60000 },
+	};
+	thoth_registry_Registry_register_resp_t rr;
+	return thoth_registry_Registry_register(&c->client, &rq, &rr, NULL);
+}
+
+/*
+ * Text a peer sends reaches thothd's log: a refused registration's reason
+ * quotes its name or version.  A newline in it forged a log line of its
+ * own ("thothd[1] error: ..."), an escape drove the reader's terminal.
+ * Now every control byte of a log line is written \xHH (as federation
+ * keys were already).
+ */
+static void test_peer_text_in_the_log_is_escaped(void **state)
+{
+	harness_t *h = *state;
+	thoth_control_t c;
+	assert_int_equal(harness_connect(h, &c), 0);
+	assert_int_equal(register_raw(&c, "echo", "1.0\nthothd[1] error: forged version\x1b[2J"), THOTH_E_REMOTE);
+	assert_int_equal(register_raw(&c, "bad\nthothd[1] error: forged name\x07", "1.0.0"), THOTH_E_REMOTE);
+	/* The refusal is logged before it is answered. */
+	assert_true(harness_file_contains(h->log, "1.0\\x0athothd[1] error: forged version\\x1b[2J"));
+	assert_true(harness_file_contains(h->log, "bad\\x0athothd[1] error: forged name\\x07"));
+	assert_false(harness_file_contains(h->log, "\nthothd[1] error: forged"));
+	assert_false(harness_file_contains(h->log, "\x1b"));
+	assert_false(harness_file_contains(h->log, "\x07"));
+	thoth_control_close(&c);
+}
+
 static void test_watch_sees_service_come_and_go(void **state)
 {
 	harness_t *h = *state;
@@ -694,6 +729,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_register_then_resolve, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_service_process_registers_and_resolves, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_name_is_refused_with_reason, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_peer_text_in_the_log_is_escaped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_watch_sees_service_come_and_go, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lease_expires_without_heartbeats, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_peer_death_removes_instance_at_once, setup, teardown),
