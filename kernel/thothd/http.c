@@ -756,6 +756,46 @@ static int metrics_streams(thothd_http_t *h, char **text, size_t *len)
 	return 0;
 }
 
+/* thothd's control clients' output (server.c's output budget): unsent
+ * bytes against max_output, the capacity drained queues keep against its
+ * own bound, and the clients closed for the budget. */
+static int metrics_output(thothd_http_t *h, char **text, size_t *len)
+{
+	const thothd_t *d = h->d;
+	char add[1200];
+	int n = snprintf(add, sizeof add,
+		"# HELP thoth_thothd_output_unsent_bytes Control clients' unsent output, in all.\n"
+		"# TYPE thoth_thothd_output_unsent_bytes gauge\n"
+		"thoth_thothd_output_unsent_bytes %zu\n"
+		"# HELP thoth_thothd_output_unsent_bytes_limit Its bound (the output budget).\n"
+		"# TYPE thoth_thothd_output_unsent_bytes_limit gauge\n"
+		"thoth_thothd_output_unsent_bytes_limit %zu\n"
+		"# HELP thoth_thothd_output_kept_bytes Capacity that drained output queues keep for "
+		"their next answers, in all (outside the budget).\n"
+		"# TYPE thoth_thothd_output_kept_bytes gauge\n"
+		"thoth_thothd_output_kept_bytes %zu\n"
+		"# HELP thoth_thothd_output_kept_bytes_limit Its bound.\n"
+		"# TYPE thoth_thothd_output_kept_bytes_limit gauge\n"
+		"thoth_thothd_output_kept_bytes_limit %zu\n"
+		"# HELP thoth_thothd_output_budget_closed_total Control clients closed past the output "
+		"budget.\n"
+		"# TYPE thoth_thothd_output_budget_closed_total counter\n"
+		"thoth_thothd_output_budget_closed_total %llu\n",
+		d->output_bytes, d->cfg.max_output, d->kept_bytes, thothd_output_kept_max(),
+		(unsigned long long)d->over_output_budget);
+	if (n < 0 || (size_t)n >= sizeof add)
+		return THOTH_E_INVAL;
+	char *p = realloc(*text, *len + (size_t)n + 1);
+	if (!p) {
+		free(*text);
+		return THOTH_E_NOMEM;
+	}
+	memcpy(p + *len, add, (size_t)n + 1);
+	*text = p;
+	*len += (size_t)n;
+	return 0;
+}
+
 static enum MHD_Result serve_metrics(thothd_http_t *h, struct MHD_Connection *conn, void **con_cls)
 {
 	/* A scraper wants counters that keep counting between its scrapes. */
@@ -768,6 +808,8 @@ static enum MHD_Result serve_metrics(thothd_http_t *h, struct MHD_Connection *co
 	int r = thothd_live_metrics(h->live, &text, &len);
 	if (!r)
 		r = metrics_streams(h, &text, &len);
+	if (!r)
+		r = metrics_output(h, &text, &len);
 	if (r)
 		return reply_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot produce metrics\n");
 	return reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", text, len,

@@ -527,6 +527,8 @@ int thothd_reserve_response(thothd_call_t *call, const thoth_method_info_t *m, c
 
 /* Now, in ns of CLOCK_MONOTONIC (the loop's cached time when there is a loop). */
 uint64_t thothd_now(const thothd_t *d);
+/* The capacity drained output queues may keep, all clients (server.c). */
+size_t thothd_output_kept_max(void);
 
 /* The calling thread's CPU time, ns (CLOCK_THREAD_CPUTIME_ID): what a drain
  * or a report cost the thread that ran it (server.c). */

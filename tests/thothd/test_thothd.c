@@ -23,6 +23,7 @@
 #include <cmocka.h>
 
 #include "harness.h"
+#include "live_harness.h"
 
 static int setup(void **state)
 {
@@ -723,6 +724,122 @@ static void test_output_budget_closes_the_largest_queue_not_the_paused_one(void 
 	thoth_control_close(&storm);
 }
 
+static int setup_http(void **state)
+{
+	harness_t *h = calloc(1, sizeof *h);
+	assert_int_equal(harness_setup(h), 0);
+	const char *const args[] = { "--http-port", "0", NULL };
+	assert_true(harness_start_thothd(h, args) > 0);
+	*state = h;
+	return 0;
+}
+
+/* A plain /metrics figure (no labels); UINT64_MAX when absent. */
+static uint64_t plain_metric(int port, const char *name)
+{
+	char *m = live_metrics(port);
+	char key[128];
+	snprintf(key, sizeof key, "\n%s ", name);
+	const char *p = m ? strstr(m, key) : NULL;
+	uint64_t v = p ? strtoull(p + strlen(key), NULL, 10) : UINT64_MAX;
+	free(m);
+	return v;
+}
+
+typedef struct drained_arg {
+	int port;
+	thoth_control_t *w;
+	int n;
+} drained_arg_t;
+
+/* Every watcher read all it was sent, and thothd holds nothing unsent. */
+static bool all_drained(void *p)
+{
+	drained_arg_t *a = p;
+	char sink[65536];
+	for (int i = 0; i < a->n; i++)
+		while (recv(a->w[i].sock.fd, sink, sizeof sink, MSG_DONTWAIT) > 0)
+			;
+	return plain_metric(a->port, "thoth_thothd_output_unsent_bytes") == 0;
+}
+
+static bool nothing_kept(void *p)
+{
+	return plain_metric(*(int *)p, "thoth_thothd_output_kept_bytes") == 0;
+}
+
+/* Register and withdraw the large registration until thothd holds at least
+ * WANT unsent bytes in all (/metrics), its watchers reading nothing. */
+static void push_unsent(thoth_control_t *storm, int port, uint64_t want)
+{
+	thoth_registry_Registry_register_req_t rq = large_register_req();
+	for (int round = 0; round < 20000; round++) {
+		uint64_t unsent = plain_metric(port, "thoth_thothd_output_unsent_bytes");
+		assert_true(unsent != UINT64_MAX);
+		if (unsent >= want)
+			return;
+		thoth_registry_Registry_register_resp_t rr;
+		assert_int_equal(thoth_registry_Registry_register(&storm->client, &rq, &rr, NULL), 0);
+		thoth_registry_Registry_withdraw_req_t wd = { .lease = rr.lease };
+		thoth_registry_Registry_withdraw_resp_t wr;
+		assert_int_equal(thoth_registry_Registry_withdraw(&storm->client, &wd, &wr, NULL), 0);
+	}
+	fail_msg("thothd never held %llu unsent bytes", (unsigned long long)want);
+}
+
+/*
+ * A drained output queue keeps its capacity for its next answers, but only
+ * up to 64 KiB each (OUTQ_KEEP) and 4 MiB in all (OUTQ_KEPT_MAX), outside
+ * the output budget: 768 idle connections that once queued 64 KiB each
+ * pinned 48 MiB.  One watcher first, whose queue grew past 64 KiB: nothing
+ * kept once it reads.  Then 100 whose queues grew to a 64 KiB capacity
+ * (40-60 KiB unsent each): 6.4 MiB would be kept without the bound in all;
+ * about 4 MiB is (more than 3.9 MiB: the bound is reached, so the test
+ * shows it binds).  Counted by thothd's /metrics, not by RSS.
+ */
+static void test_drained_output_queues_keep_a_bounded_capacity(void **state)
+{
+	harness_t *h = *state;
+	enum { WATCHERS = 100 };
+	static thoth_control_t w[WATCHERS];
+	thoth_control_t storm;
+	assert_int_equal(harness_connect(h, &storm), 0);
+	int port = live_dashboard_port(&storm);
+	assert_true(port > 0);
+	assert_int_equal(plain_metric(port, "thoth_thothd_output_kept_bytes_limit"), 4u << 20);
+
+	slow_watcher(h, &w[0]);
+	push_unsent(&storm, port, 80u << 10);
+	drained_arg_t one = { port, w, 1 };
+	assert_true(harness_wait_until(all_drained, &one, 30000));
+	assert_int_equal(plain_metric(port, "thoth_thothd_output_kept_bytes"), 0);
+	thoth_control_close(&w[0]);
+
+	for (int i = 0; i < WATCHERS; i++)
+		slow_watcher(h, &w[i]);
+	/* Each queue between 32 and 64 KiB unsent: a 64 KiB capacity, the
+	 * most one drained queue may keep.  The kernel's socket buffers take
+	 * the same for each, so the queues stay within an event of each
+	 * other. */
+	push_unsent(&storm, port, (uint64_t)WATCHERS * (40u << 10));
+	uint64_t unsent = plain_metric(port, "thoth_thothd_output_unsent_bytes");
+	fprintf(stderr, "# %d watchers hold %llu KiB unsent each\n", WATCHERS,
+		(unsigned long long)(unsent / WATCHERS >> 10));
+	assert_true(unsent < (uint64_t)WATCHERS * (60u << 10));
+	drained_arg_t all = { port, w, WATCHERS };
+	assert_true(harness_wait_until(all_drained, &all, 60000));
+	uint64_t kept = plain_metric(port, "thoth_thothd_output_kept_bytes");
+	fprintf(stderr, "# drained queues keep %llu KiB in all\n", (unsigned long long)(kept >> 10));
+	assert_true(kept <= (4u << 20));
+	assert_true(kept > (4u << 20) - (64u << 10) * 2);
+	assert_int_equal(plain_metric(port, "thoth_thothd_output_budget_closed_total"), 0);
+	for (int i = 0; i < WATCHERS; i++)
+		thoth_control_close(&w[i]);
+	/* Closed connections take their kept capacity with them. */
+	assert_true(harness_wait_until(nothing_kept, &port, 30000));
+	thoth_control_close(&storm);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -748,6 +865,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_output_budget_closes_the_largest_queue_not_the_paused_one,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_drained_output_queues_keep_a_bounded_capacity, setup_http,
+						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
