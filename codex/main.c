@@ -199,6 +199,8 @@ static int on_stats(void *self, const thoth_codex_Codex_stats_req_t *req, thoth_
 		.cut_files = s->compact.cut_held, .cut_bytes = s->compact.cut_held_bytes,
 		.cut_files_removed = s->compact.cut_files, .cut_bytes_removed = s->compact.cut_bytes,
 		.cut_budget_bytes = s->compact.cut_budget_bytes, .cut_files_stuck = s->compact.cut_stuck,
+		.orphan_files = s->compact.orphan_held, .orphan_bytes = s->compact.orphan_held_bytes,
+		.orphan_files_removed = s->compact.orphan_files, .orphan_bytes_removed = s->compact.orphan_bytes,
 	};
 	return 0;
 }
@@ -406,6 +408,12 @@ int main(int argc, char **argv)
 			(int)getpid(), rep.cut_files, rep.cut_files == 1 ? "" : "s",
 			(unsigned long long)rep.cut_file_bytes, data_dir,
 			retain ? "the oldest removed beyond --cut-bytes (default --segment-bytes)"
+			       : "kept (no --retain-bytes: nothing is removed)");
+	if (rep.orphan_files)
+		fprintf(stderr, "codex[%d]: %u orphan segment%s (%llu bytes) held in %s (seg-*.log.orphan): %s\n",
+			(int)getpid(), rep.orphan_files, rep.orphan_files == 1 ? "" : "s",
+			(unsigned long long)rep.orphan_file_bytes, data_dir,
+			retain ? "the oldest removed beyond --cut-bytes with the cut files"
 			       : "kept (no --retain-bytes: nothing is removed)");
 	if (rep.cut_foreign)
 		fprintf(stderr, "codex[%d]: %u entr%s in %s named like cut files but not regular files "

@@ -51,11 +51,15 @@ typedef struct stream {
 	uint64_t bytes, last_time;
 } stream_t;
 
-/* A tail recovery set aside (keep_cut): evidence, never read, kept by
- * retention within its own budget and removed oldest first (cuts_trim). */
+/* A tail recovery set aside (keep_cut), or a segment after the end of the
+ * log renamed *.orphan: evidence, never read, kept by retention within
+ * their own budget and removed oldest first (cuts_trim).  An orphan of
+ * segment N sorts after N's cut files (its bytes were written after
+ * them). */
 typedef struct cut_file {
-	uint64_t segno, off;            /* seg-SEGNO.log.cut-OFF[-N] */
+	uint64_t segno, off;            /* seg-SEGNO.log.cut-OFF[-N]; an orphan: UINT64_MAX */
 	uint32_t n;                     /* 1: no -N suffix */
+	bool orphan;                    /* seg-SEGNO.log.orphan */
 	int stuck;                      /* errno of the last removal that failed (0: none) */
 	uint64_t size;
 	char name[64];
@@ -163,12 +167,21 @@ static bool cut_name_parse(const char *name, cut_file_t *c)
 {
 	unsigned long long no, off;
 	int n = 1, used = 0;
+	char canon[sizeof c->name];
+	if (strlen(name) < sizeof c->name && sscanf(name, "seg-%16llx.log.orphan%n", &no, &used) == 1 &&
+	    !name[used]) {
+		snprintf(canon, sizeof canon, "seg-%016llx.log.orphan", no);
+		if (strcmp(canon, name))
+			return false;
+		*c = (cut_file_t){ .segno = no, .off = UINT64_MAX, .n = 1, .orphan = true };
+		memcpy(c->name, canon, strlen(canon) + 1);
+		return true;
+	}
 	if (strlen(name) >= sizeof c->name ||
 	    sscanf(name, "seg-%16llx.log.cut-%16llx%n", &no, &off, &used) != 2)
 		return false;
 	if (name[used] == '-' && sscanf(name + used, "-%3d", &n) != 1)
 		return false;
-	char canon[sizeof c->name];
 	if (n == 1)
 		snprintf(canon, sizeof canon, "seg-%016llx.log.cut-%llx", no, off);
 	else
@@ -238,11 +251,19 @@ static int cuts_scan(cx_store_t *s, uint32_t *foreign)
 	return r;
 }
 
-static uint64_t cuts_bytes(const cx_store_t *s)
+/* The bytes of the listed evidence of one kind (ORPHANS: *.orphan
+ * segments, else cut files), stuck entries included: on the disk. */
+static uint64_t cuts_bytes(const cx_store_t *s, bool orphans, uint32_t *files)
 {
 	uint64_t n = 0;
+	uint32_t f = 0;
 	for (size_t k = 0; k < s->ncuts; k++)
-		n += s->cuts[k].size;
+		if (s->cuts[k].orphan == orphans) {
+			n += s->cuts[k].size;
+			f++;
+		}
+	if (files)
+		*files = f;
 	return n;
 }
 
@@ -642,31 +663,39 @@ void cx_store_release_retired(cx_store_t *s)
 }
 
 /*
- * The cut files beyond their budget, oldest first, until what stays is
- * within it.  Their own budget, not the segments' retention: counted with
+ * The cut files and orphan segments beyond their budget, oldest first,
+ * until what stays is within it.  Their own budget, not the segments' retention: counted with
  * the segments, a cut file pushed acknowledged records out of retention
  * (a segment of records dropped to keep a tail nobody reads); and done
  * before the segments' catalog commit, whose failure (EIO, a full disk)
  * left them to pile up.  unlinkat never follows: a name no longer a
  * regular file (replaced since the scan) that cannot be removed (EISDIR,
- * EACCES, EBUSY) stays listed and counted -- its bytes are still on the
- * disk -- marked stuck for the stats, and the next ones may go instead.
+ * EACCES, EBUSY) stays listed and counted in the stats -- its bytes may
+ * still be on the disk -- marked stuck, and is tried again each time; but
+ * it no longer counts against the budget: it did, and one stuck name held
+ * the budget's room for good, so every newer cut file went at once.
  */
 static void cuts_trim(cx_store_t *s)
 {
-	uint64_t held = cuts_bytes(s);
+	uint64_t held = 0;
+	for (size_t k = 0; k < s->ncuts; k++)
+		if (!s->cuts[k].stuck)
+			held += s->cuts[k].size;
 	size_t w = 0;
 	bool removed = false;
 	for (size_t k = 0; k < s->ncuts; k++) {
 		cut_file_t *c = &s->cuts[k];
-		if (held > s->cut_budget) {
+		if (c->stuck || held > s->cut_budget) {
 			if (!unlinkat(s->dirfd, c->name, 0) || errno == ENOENT) {
-				s->cstats.cut_files++;
-				s->cstats.cut_bytes += c->size;
-				held -= c->size;
+				*(c->orphan ? &s->cstats.orphan_files : &s->cstats.cut_files) += 1;
+				*(c->orphan ? &s->cstats.orphan_bytes : &s->cstats.cut_bytes) += c->size;
+				if (!c->stuck)
+					held -= c->size;
 				removed = true;
 				continue;
 			}
+			if (!c->stuck)
+				held -= c->size;
 			c->stuck = errno;
 		}
 		s->cuts[w++] = *c;
@@ -763,8 +792,8 @@ static void compact(cx_store_t *s)
 void cx_store_compact_stats(const cx_store_t *s, cx_compact_stats_t *out)
 {
 	*out = s->cstats;
-	out->cut_held = (uint32_t)s->ncuts;
-	out->cut_held_bytes = cuts_bytes(s);
+	out->cut_held_bytes = cuts_bytes(s, false, &out->cut_held);
+	out->orphan_held_bytes = cuts_bytes(s, true, &out->orphan_held);
 	out->cut_budget_bytes = s->cut_budget;
 	out->cut_stuck = 0;
 	out->cut_stuck_errno = 0;
@@ -972,8 +1001,8 @@ int cx_store_open(const cx_store_config_t *cfg, cx_store_t **out, cx_recovery_t 
 		snprintf(why, why_len, "cannot list the cut files in the data dir");
 		goto fail;
 	}
-	rep->cut_files = (uint32_t)s->ncuts;
-	rep->cut_file_bytes = cuts_bytes(s);
+	rep->cut_file_bytes = cuts_bytes(s, false, &rep->cut_files);
+	rep->orphan_file_bytes = cuts_bytes(s, true, &rep->orphan_files);
 	if (!s->nsegs && (r = seg_create(s, first_no ? first_no : 1))) {
 		char e[200];    /* the call and errno: "system call failed" alone says nothing */
 		snprintf(why, why_len, "cannot create the first segment: %s", thoth_strerror_r(r, e, sizeof e));

@@ -48,6 +48,10 @@ typedef struct cx_recovery {
 	 * one's included: kept within their budget, removed oldest first. */
 	uint32_t cut_files;
 	uint64_t cut_file_bytes;
+	/* Segments set aside as *.orphan on the disk after recovery (this
+	 * one's and earlier ones'): kept with the cut files, in their budget. */
+	uint32_t orphan_files;
+	uint64_t orphan_file_bytes;
 	/* Entries named like cut files that are not regular files (a
 	 * directory, FIFO, symlink...): never opened or followed, not
 	 * counted, left alone. */
@@ -83,6 +87,9 @@ typedef struct cx_compact_stats {
 	uint64_t compactions;           /* catalogs committed */
 	uint64_t segments, bytes, records;   /* dropped by them */
 	uint64_t cut_files, cut_bytes;  /* cut files removed by retention */
+	uint64_t orphan_files, orphan_bytes;    /* *.orphan segments removed by retention */
+	uint32_t orphan_held;           /* *.orphan segments on the disk now (regular files only) */
+	uint64_t orphan_held_bytes;
 	uint32_t cut_held;              /* cut files on the disk now (regular files only) */
 	uint64_t cut_held_bytes;
 	uint64_t cut_budget_bytes;      /* what retention keeps of them */

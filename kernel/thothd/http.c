@@ -161,6 +161,7 @@ struct thothd_http {
 	size_t events_memory;           /* ...at most this */
 	uint64_t sse_closed_backlog;    /* streams closed at SSE_MAX_BACKLOG of their own */
 	uint64_t sse_closed_memory;     /* ...or for the bound in all */
+	uint64_t sse_closed_alloc;      /* ...or malloc failed for a tick's reference */
 	uint64_t sse_refused;           /* new streams refused: no room, nothing to close */
 	uint64_t sse_refused_alloc;     /* ...or no memory from malloc */
 	size_t sse_tick_bytes;          /* the newest tick object, left out of the bound */
@@ -175,6 +176,7 @@ struct thothd_http {
 	uint64_t hold_until_ns;         /* collect until then after a scrape */
 	uint64_t hold_ns;               /* LIVE_HOLD_NS, or THOTHD_LIVE_HOLD_MS (tests) */
 	size_t tick_pad;                /* THOTHD_TEST_TICK_PAD: spaces after each tick (tests) */
+	int64_t ref_allocs_left;        /* THOTHD_TEST_SSE_REF_ALLOCS: then malloc "fails" (tests); -1 */
 	uint16_t port;
 	uint32_t connections, max_connections;
 	bool rerun;                     /* a connection closed at the limit: run MHD again */
@@ -389,23 +391,32 @@ static void sse_clear(thothd_http_t *h, sse_client_t *c)
 	c->off = c->unsent = 0;
 }
 
-/* Close C's stream now for its backlog (at SSE_MAX_BACKLOG of its own, or
- * MEMORY: the largest when all of them reach events_memory): its unsent
+enum sse_close_reason { SSE_CLOSE_BACKLOG, SSE_CLOSE_MEMORY, SSE_CLOSE_ALLOC };
+
+/* Close C's stream now (WHY: its backlog at SSE_MAX_BACKLOG of its own;
+ * MEMORY: the largest when all of them reach events_memory; ALLOC: no
+ * memory for the reference to a tick, counted apart so that /metrics does
+ * not blame a page that reads for thothd's malloc failing): its unsent
  * objects let go, its socket shut down, which MHD sees at its next run as
  * the peer's close (sse_free follows).  A page that does not read would
  * never take the rest; a browser reconnects after 2 s and starts afresh.
  * Were the data sent out first, as before, a page that does not read
  * would hold it until the idle timeout. */
-static void sse_drop(sse_client_t *c, bool memory)
+static void sse_drop(sse_client_t *c, enum sse_close_reason why)
 {
 	thothd_http_t *h = c->h;
 	if (c->dropped)
 		return;
-	thothd_info("dashboard: closing an event stream that does not read (%zu bytes unsent%s)",
-		    c->unsent, memory ? "; event streams at their memory bound" : "");
+	if (why == SSE_CLOSE_ALLOC)
+		thothd_warn("dashboard: closing an event stream: out of memory for its next tick "
+			    "(%zu bytes unsent)", c->unsent);
+	else
+		thothd_info("dashboard: closing an event stream that does not read (%zu bytes unsent%s)",
+			    c->unsent, why == SSE_CLOSE_MEMORY ? "; event streams at their memory bound" : "");
 	sse_clear(h, c);
 	c->closing = c->dropped = true;
-	*(memory ? &h->sse_closed_memory : &h->sse_closed_backlog) += 1;
+	*(why == SSE_CLOSE_ALLOC ? &h->sse_closed_alloc :
+	  why == SSE_CLOSE_MEMORY ? &h->sse_closed_memory : &h->sse_closed_backlog) += 1;
 	const union MHD_ConnectionInfo *ci =
 		MHD_get_connection_info(c->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
 	if (ci)
@@ -436,7 +447,7 @@ static bool sse_room(thothd_http_t *h, size_t need)
 				big = c;
 		if (!big)
 			return false;
-		sse_drop(big, true);
+		sse_drop(big, SSE_CLOSE_MEMORY);
 	}
 	return true;
 }
@@ -449,7 +460,12 @@ static int sse_push(thothd_http_t *h, sse_client_t *c, sse_obj_t *o)
 {
 	if (c->dropped || c->unsent + o->len > SSE_MAX_BACKLOG)
 		return SSE_FULL;
-	sse_ref_t *r = malloc(sizeof *r);
+	sse_ref_t *r = NULL;
+	if (h->ref_allocs_left != 0) {
+		r = malloc(sizeof *r);
+		if (h->ref_allocs_left > 0)
+			h->ref_allocs_left--;
+	}
 	if (!r)
 		return SSE_NO_ROOM;
 	h->sse_bytes += SSE_REF_BYTES;
@@ -499,7 +515,7 @@ static void tick_run(thothd_http_t *h)
 			continue;
 		int e = sse_push(h, c, o);
 		if (e)
-			sse_drop(c, false);
+			sse_drop(c, e == SSE_NO_ROOM ? SSE_CLOSE_ALLOC : SSE_CLOSE_BACKLOG);
 		sse_wake(c);
 	}
 	sse_obj_put(h, o);
@@ -717,7 +733,7 @@ static enum MHD_Result reply_text(struct MHD_Connection *conn, unsigned status, 
  * the bound in all, and the streams closed or refused for it. */
 static int metrics_streams(thothd_http_t *h, char **text, size_t *len)
 {
-	char add[1400];
+	char add[2048];
 	int n = snprintf(add, sizeof add,
 		"# HELP thoth_dashboard_event_streams Event streams (/events) connected.\n"
 		"# TYPE thoth_dashboard_event_streams gauge\n"
@@ -730,10 +746,11 @@ static int metrics_streams(thothd_http_t *h, char **text, size_t *len)
 		"thoth_dashboard_event_stream_bytes_limit %zu\n"
 		"# HELP thoth_dashboard_event_streams_closed_total Event streams closed for their unsent "
 		"data: backlog, 256 KiB of their own; memory, the largest backlog (more than one tick "
-		"behind) when all reached the bound.\n"
+		"behind) when all reached the bound; alloc, malloc failed for a tick.\n"
 		"# TYPE thoth_dashboard_event_streams_closed_total counter\n"
 		"thoth_dashboard_event_streams_closed_total{reason=\"backlog\"} %llu\n"
 		"thoth_dashboard_event_streams_closed_total{reason=\"memory\"} %llu\n"
+		"thoth_dashboard_event_streams_closed_total{reason=\"alloc\"} %llu\n"
 		"# HELP thoth_dashboard_event_streams_refused_total New event streams answered 503: "
 		"memory, the bound reached with no stream more than a tick behind to close (a bound "
 		"too small for the ticks); alloc, malloc failed.\n"
@@ -741,8 +758,49 @@ static int metrics_streams(thothd_http_t *h, char **text, size_t *len)
 		"thoth_dashboard_event_streams_refused_total{reason=\"memory\"} %llu\n"
 		"thoth_dashboard_event_streams_refused_total{reason=\"alloc\"} %llu\n",
 		h->n_sse, h->sse_bytes, h->events_memory, (unsigned long long)h->sse_closed_backlog,
-		(unsigned long long)h->sse_closed_memory, (unsigned long long)h->sse_refused,
+		(unsigned long long)h->sse_closed_memory, (unsigned long long)h->sse_closed_alloc,
+		(unsigned long long)h->sse_refused,
 		(unsigned long long)h->sse_refused_alloc);
+	if (n < 0 || (size_t)n >= sizeof add)
+		return THOTH_E_INVAL;
+	char *p = realloc(*text, *len + (size_t)n + 1);
+	if (!p) {
+		free(*text);
+		return THOTH_E_NOMEM;
+	}
+	memcpy(p + *len, add, (size_t)n + 1);
+	*text = p;
+	*len += (size_t)n;
+	return 0;
+}
+
+/* thothd's control clients' output (server.c's output budget): unsent
+ * bytes against max_output, the capacity drained queues keep against its
+ * own bound, and the clients closed for the budget. */
+static int metrics_output(thothd_http_t *h, char **text, size_t *len)
+{
+	const thothd_t *d = h->d;
+	char add[1200];
+	int n = snprintf(add, sizeof add,
+		"# HELP thoth_thothd_output_unsent_bytes Control clients' unsent output, in all.\n"
+		"# TYPE thoth_thothd_output_unsent_bytes gauge\n"
+		"thoth_thothd_output_unsent_bytes %zu\n"
+		"# HELP thoth_thothd_output_unsent_bytes_limit Its bound (the output budget).\n"
+		"# TYPE thoth_thothd_output_unsent_bytes_limit gauge\n"
+		"thoth_thothd_output_unsent_bytes_limit %zu\n"
+		"# HELP thoth_thothd_output_kept_bytes Capacity that drained output queues keep for "
+		"their next answers, in all (outside the budget).\n"
+		"# TYPE thoth_thothd_output_kept_bytes gauge\n"
+		"thoth_thothd_output_kept_bytes %zu\n"
+		"# HELP thoth_thothd_output_kept_bytes_limit Its bound.\n"
+		"# TYPE thoth_thothd_output_kept_bytes_limit gauge\n"
+		"thoth_thothd_output_kept_bytes_limit %zu\n"
+		"# HELP thoth_thothd_output_budget_closed_total Control clients closed past the output "
+		"budget.\n"
+		"# TYPE thoth_thothd_output_budget_closed_total counter\n"
+		"thoth_thothd_output_budget_closed_total %llu\n",
+		d->output_bytes, d->cfg.max_output, d->kept_bytes, thothd_output_kept_max(),
+		(unsigned long long)d->over_output_budget);
 	if (n < 0 || (size_t)n >= sizeof add)
 		return THOTH_E_INVAL;
 	char *p = realloc(*text, *len + (size_t)n + 1);
@@ -768,6 +826,8 @@ static enum MHD_Result serve_metrics(thothd_http_t *h, struct MHD_Connection *co
 	int r = thothd_live_metrics(h->live, &text, &len);
 	if (!r)
 		r = metrics_streams(h, &text, &len);
+	if (!r)
+		r = metrics_output(h, &text, &len);
 	if (r)
 		return reply_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot produce metrics\n");
 	return reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", text, len,
@@ -1213,6 +1273,16 @@ int thothd_http_start(thothd_t *d, const thothd_http_config_t *cfg, thothd_http_
 		h->tick_pad = (size_t)atoi(pad);
 		thothd_warn("dashboard: ticks padded by %zu bytes (THOTHD_TEST_TICK_PAD; tests only)",
 			    h->tick_pad);
+	}
+	/* THOTHD_TEST_SSE_REF_ALLOCS=N: after N references to event-stream
+	 * objects, their malloc fails (a malloc-failure seam for
+	 * test_dashboard_hostile: a stream closed for it is counted apart). */
+	h->ref_allocs_left = -1;
+	const char *allocs = getenv("THOTHD_TEST_SSE_REF_ALLOCS");
+	if (allocs && *allocs && atoi(allocs) >= 0) {
+		h->ref_allocs_left = atoi(allocs);
+		thothd_warn("dashboard: event-stream references fail after %lld (THOTHD_TEST_SSE_REF_ALLOCS; "
+			    "tests only)", (long long)h->ref_allocs_left);
 	}
 	const char *gate = getenv("THOTHD_TEST_EXPORT_GATE");
 	if (gate && *gate) {

@@ -3,7 +3,11 @@
  * One fprintf per line, so lines from one process never interleave.
  * Lines a peer can trigger at will go through a token bucket
  * (thothd_log_limited): a flood of refused connections costs a few lines a
- * second, not a disk.
+ * second, not a disk.  Control bytes are written as \xHH, whoever put
+ * them in the message: names, versions, addresses and reasons a peer sent
+ * reach many lines, and a newline in one forged a line of its own, an
+ * escape drove the reader's terminal.  thothd's own messages hold none.
+ * (Federation keys are escaped before, backslashes too: federation.c.)
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -48,8 +52,16 @@ static void log_line(thothd_log_level_t level, const char *fmt, va_list ap, uint
 	gmtime_r(&ts.tv_sec, &tm);
 	char when[32];
 	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
-	char text[1024];
-	vsnprintf(text, sizeof text, fmt, ap);
+	char raw[1024], text[4 * sizeof raw];
+	vsnprintf(raw, sizeof raw, fmt, ap);
+	size_t o = 0;
+	for (const unsigned char *p = (const unsigned char *)raw; *p; p++) {
+		if (*p >= 0x20 && *p != 0x7f)
+			text[o++] = (char)*p;
+		else
+			o += (size_t)snprintf(text + o, sizeof text - o, "\\x%02x", *p);
+	}
+	text[o] = 0;
 	char more[64] = "";
 	if (suppressed)
 		snprintf(more, sizeof more, " (%llu similar lines suppressed)",

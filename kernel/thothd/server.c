@@ -64,6 +64,11 @@ enum {
  * (768 idle connections keeping 64 KiB each pinned 48 MiB). */
 #define OUTQ_KEPT_MAX ((size_t)4 << 20)
 
+size_t thothd_output_kept_max(void)
+{
+	return OUTQ_KEPT_MAX;
+}
+
 #define MS_NS 1000000ull
 static const uint64_t ACCEPT_BACKOFF_NS = 100 * MS_NS;  /* at the fd limit */
 

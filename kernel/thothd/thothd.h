@@ -38,6 +38,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "../ipc/stream_buf.h"     /* relative: not every includer has kernel/ipc on its path */
 #include "daemon.thoth.h"
@@ -527,6 +528,13 @@ int thothd_reserve_response(thothd_call_t *call, const thoth_method_info_t *m, c
 
 /* Now, in ns of CLOCK_MONOTONIC (the loop's cached time when there is a loop). */
 uint64_t thothd_now(const thothd_t *d);
+/* A pidfd of C's peer (SO_PEERPIDFD; before Linux 6.5 the pid number
+ * opened), -1 when the peer is gone (trace.c).  The getsockopt it asks
+ * through is a seam for test_thothd_peer_pidfd. */
+int thothd__client_pidfd(const thothd_client_t *c);
+extern int (*thothd__peer_getsockopt)(int fd, int level, int name, void *value, socklen_t *len);
+/* The capacity drained output queues may keep, all clients (server.c). */
+size_t thothd_output_kept_max(void);
 
 /* The calling thread's CPU time, ns (CLOCK_THREAD_CPUTIME_ID): what a drain
  * or a report cost the thread that ran it (server.c). */

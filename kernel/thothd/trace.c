@@ -577,17 +577,22 @@ static trace_source_t *source_add(thothd_tracer_t *t, thoth_trace_reader_t *read
 #define SYS_pidfd_open 434
 #endif
 
+/* What thothd__client_pidfd asks SO_PEERPIDFD through: getsockopt, or a
+ * test's stand-in playing an older kernel (test_thothd_peer_pidfd: this
+ * one, 6.18, never answers EINVAL or ENOPROTOOPT for a live peer). */
+int (*thothd__peer_getsockopt)(int fd, int level, int name, void *value, socklen_t *len) = getsockopt;
+
 /* A pidfd of the process at the other end of C's connection: the one
  * SO_PEERCRED named, so a pid number reused since cannot stand in for it
  * (SO_PEERPIDFD).  Without it (a kernel before 6.5, an in-process client)
  * the number, opened now while its connection is open: what add_peer
  * trusted before it took pidfds.  -1: none (the process is gone). */
-static int client_pidfd(const thothd_client_t *c)
+int thothd__client_pidfd(const thothd_client_t *c)
 {
 	if (c->fd >= 0) {
 		int fd = -1;
 		socklen_t len = sizeof fd;
-		if (getsockopt(c->fd, SOL_SOCKET, SO_PEERPIDFD, &fd, &len) == 0)
+		if (thothd__peer_getsockopt(c->fd, SOL_SOCKET, SO_PEERPIDFD, &fd, &len) == 0)
 			return fd;
 		/* Only a kernel without the option falls back to the number.
 		 * Any other error (ESRCH; EINVAL from 6.5 to ~6.15 for a reaped
@@ -631,7 +636,7 @@ static int attach_fd(thothd_tracer_t *t, int fd, const thothd_client_t *client, 
 				 * ring (their rings name its pid, not the first's) */
 				if (!own && client->pid && client->pid != s->pid)
 					thoth__trace_reader_add_peer(s->reader, client->pid,
-								     client_pidfd(client));
+								     thothd__client_pidfd(client));
 			}
 			*pid_out = s->pid;
 			goto out;
@@ -666,7 +671,7 @@ static int attach_fd(thothd_tracer_t *t, int fd, const thothd_client_t *client, 
 	 * dead writer (its SO_PEERCRED pid; ours for our own buffer): the pid
 	 * in a ring is the writer's word.  A peer of unknown pid: none. */
 	if (!own && client && client->pid)      /* its pidfd: that very process */
-		thoth__trace_reader_set_peer_pidfd(reader, client->pid, client_pidfd(client));
+		thoth__trace_reader_set_peer_pidfd(reader, client->pid, thothd__client_pidfd(client));
 	else
 		thoth__trace_reader_set_peer(reader, own ? (uint32_t)getpid() : UINT32_MAX);
 	uint32_t pid = 0;

@@ -824,9 +824,12 @@ static void test_cut_files_are_removed_even_when_the_catalog_commit_fails(void *
 
 /* A cut file whose name cannot be removed when retention's turn comes (it
  * became a directory since the scan: EISDIR; EACCES and EBUSY alike) stays
- * listed and counted -- its bytes are still on the disk -- and is reported
+ * listed and counted -- its bytes may still be on the disk -- and is reported
  * as stuck; the next ones go while the budget is passed.  It was dropped from the list while
- * its bytes left the count, so the stats said less than the disk held. */
+ * its bytes left the count, so the stats said less than the disk held.  It
+ * no longer counts against the budget: it did, and held the budget's room
+ * for good, so every newer cut file went (here the newest, cut-30, went
+ * too). */
 static void test_a_cut_file_that_cannot_be_removed_stays_counted_and_reported(void **state)
 {
 	(void)state;
@@ -858,23 +861,75 @@ static void test_a_cut_file_that_cannot_be_removed_stays_counted_and_reported(vo
 	}
 	cx_compact_stats_t cs;
 	cx_store_compact_stats(s, &cs);
-	/* The stuck one stays, counted (its 3,000 bytes are on the disk,
-	 * within the budget of 4,096 alone); the two after it go. */
-	assert_int_equal(cs.cut_held, 1);
-	assert_int_equal(cs.cut_held_bytes, CUT);
+	/* The stuck one stays, counted as held, not against the budget of
+	 * 4,096: of the two after it the older goes, the newer fits. */
+	assert_int_equal(cs.cut_held, 2);
+	assert_int_equal(cs.cut_held_bytes, 2 * CUT);
 	assert_int_equal(cs.cut_stuck, 1);
 	assert_int_equal(cs.cut_stuck_errno, EISDIR);
-	assert_int_equal(cs.cut_files, 2);
+	assert_int_equal(cs.cut_files, 1);
 	cx_store_close(s);
 	struct stat st;
 	snprintf(p, sizeof p, "%s/seg-0000000000000001.log.cut-20", dir);
 	assert_int_equal(lstat(p, &st), -1);
 	snprintf(p, sizeof p, "%s/seg-0000000000000001.log.cut-30", dir);
-	assert_int_equal(lstat(p, &st), -1);
+	assert_int_equal(lstat(p, &st), 0);
+	assert_int_equal(unlink(p), 0);
 	snprintf(p, sizeof p, "%s/seg-0000000000000001.log.cut-10/inside", dir);
 	unlink(p);
 	snprintf(p, sizeof p, "%s/seg-0000000000000001.log.cut-10", dir);
 	rmdir(p);
+}
+
+/* Segments recovery set aside as *.orphan (after a damaged middle
+ * segment) were never counted or removed: each such recovery left its
+ * segments on the disk for good.  Now they are evidence like the cut
+ * files: held in the same budget (--cut-bytes), oldest first (an orphan of
+ * segment N after N's cut files), counted apart in the stats. */
+static void test_orphan_segments_are_counted_and_kept_within_the_cut_budget(void **state)
+{
+	(void)state;
+	enum { SEG = 4096, RETAIN = 2 * 4096, LEN = 3000 };
+	make_cut("seg-0000000000000001.log.cut-10", LEN);
+	make_cut("seg-0000000000000002.log.orphan", LEN);
+	make_cut("seg-0000000000000003.log.orphan", LEN);
+	make_cut("seg-0000000000000004.log.orphan.x", LEN);     /* not one: left alone */
+	cx_recovery_t rep;
+	int err;
+	char why[300];
+	cx_store_t *s = open_retain(SEG, RETAIN, &rep, &err, why);
+	if (err)
+		fail_msg("open: %s", why);
+	assert_int_equal(rep.cut_files, 1);
+	assert_int_equal(rep.orphan_files, 2);
+	assert_int_equal(rep.orphan_file_bytes, 2 * LEN);
+	uint32_t a;
+	assert_int_equal(cx_store_stream_create(s, "a", 1, 0, 1, &a), 0);
+	for (uint64_t i = 1; i <= 300; i += 10) {
+		append_n(s, a, i, 10);
+		epoch(s);
+	}
+	cx_compact_stats_t cs;
+	cx_store_compact_stats(s, &cs);
+	/* 9,000 bytes of evidence, a budget of 4,096: the cut file of
+	 * segment 1 and the orphan of segment 2 go, the newest stays. */
+	assert_int_equal(cs.cut_files, 1);
+	assert_int_equal(cs.orphan_files, 1);
+	assert_int_equal(cs.orphan_bytes, LEN);
+	assert_int_equal(cs.cut_held, 0);
+	assert_int_equal(cs.orphan_held, 1);
+	assert_int_equal(cs.orphan_held_bytes, LEN);
+	cx_store_close(s);
+	struct stat st;
+	char p[400];
+	snprintf(p, sizeof p, "%s/seg-0000000000000002.log.orphan", dir);
+	assert_int_equal(lstat(p, &st), -1);
+	snprintf(p, sizeof p, "%s/seg-0000000000000003.log.orphan", dir);
+	assert_int_equal(lstat(p, &st), 0);
+	assert_int_equal(unlink(p), 0);
+	snprintf(p, sizeof p, "%s/seg-0000000000000004.log.orphan.x", dir);
+	assert_int_equal(lstat(p, &st), 0);
+	assert_int_equal(unlink(p), 0);
 }
 
 /* Entries named like cut files that are not regular files: a directory, a
@@ -985,6 +1040,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_a_cut_file_that_cannot_be_removed_stays_counted_and_reported,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_orphan_segments_are_counted_and_kept_within_the_cut_budget, setup,
+						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -437,6 +437,38 @@ def test_a_page_that_reads_survives_ticks_larger_than_the_bound(build):
           "the one that does not read closed for memory")
 
 
+def test_a_stream_closed_for_malloc_is_not_counted_as_backlog(build):
+    # A tick's reference to its object cannot be allocated for a stream
+    # that reads (THOTHD_TEST_SSE_REF_ALLOCS=2: the hello and the first
+    # tick, then malloc "fails"): the stream is closed, and /metrics said
+    # reason="backlog", blaming a page that reads for thothd's memory.  Now
+    # it is reason="alloc", and backlog stays 0.
+    with System(build, env={"THOTHD_TEST_SSE_REF_ALLOCS": "2"}) as s:
+        reader = EventStream(s)
+        reader.next_tick(timeout=15)
+        deadline = time.monotonic() + 15
+        while True:             # to the close: the next tick's reference fails
+            left = deadline - time.monotonic()
+            if left <= 0:
+                fail("the stream was not closed when malloc failed at a tick")
+            reader.sock.settimeout(left)
+            try:
+                if not reader.sock.recv(65536):
+                    break
+            except socket.timeout:
+                pass
+        reader.close()
+        code, _, body = s.get("/metrics")
+        if code != 200:
+            fail("/metrics answered %d" % code)
+        backlog = metric(body, 'thoth_dashboard_event_streams_closed_total{reason="backlog"}')
+        alloc = metric(body, 'thoth_dashboard_event_streams_closed_total{reason="alloc"}')
+        if backlog != 0 or alloc != 1:
+            fail("a stream closed for malloc counted as backlog %d, alloc %d (want 0, 1)"
+                 % (backlog, alloc))
+    print("ok: a stream closed when malloc failed at a tick is counted as alloc, not backlog")
+
+
 def export_after_gate(s, req, gate):
     c = s.connect()
     c.settimeout(0.2)
@@ -505,6 +537,7 @@ def main():
     test_window_exports_are_made_off_the_loop_and_bounded(BUILD)
     test_event_streams_that_do_not_read_are_bounded_in_all(BUILD)
     test_a_page_that_reads_survives_ticks_larger_than_the_bound(BUILD)
+    test_a_stream_closed_for_malloc_is_not_counted_as_backlog(BUILD)
     print("PASS")
 
 

@@ -20,6 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -212,25 +215,23 @@ static void b64(const char *in, size_t n, char *out)
 	out[o] = 0;
 }
 
-/* Write KEY = VALUE into etcd ourselves, as a peer that lies would (no
- * lease: it stays until deleted).  True when etcd said 200. */
-static bool etcd_put(cluster_t *c, const char *key, const char *value)
+/* POST BODY to etcd's gateway at PATH ourselves; RESP gets the answer.
+ * True when etcd said 200. */
+static bool etcd_post(cluster_t *c, const char *path, const char *body, char *resp, size_t cap)
 {
-	char kb[512], vb[1024], body[1700], req[2048], resp[512] = "";
-	b64(key, strlen(key), kb);
-	b64(value, strlen(value), vb);
-	int bl = snprintf(body, sizeof body, "{\"key\":\"%s\",\"value\":\"%s\"}", kb, vb);
-	int rl = snprintf(req, sizeof req, "POST /v3/kv/put HTTP/1.0\r\nContent-Type: application/json\r\n"
-			  "Content-Length: %d\r\n\r\n%s", bl, body);
+	char req[2048];
+	int rl = snprintf(req, sizeof req, "POST %s HTTP/1.0\r\nContent-Type: application/json\r\n"
+			  "Content-Length: %zu\r\n\r\n%s", path, strlen(body), body);
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(c->client_port),
 				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	bool ok = false;
+	resp[0] = 0;
 	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
 	    send(fd, req, (size_t)rl, MSG_NOSIGNAL) == rl) {
 		size_t got = 0;
 		ssize_t n;
-		while (got < sizeof resp - 1 && (n = recv(fd, resp + got, sizeof resp - 1 - got, 0)) > 0)
+		while (got < cap - 1 && (n = recv(fd, resp + got, cap - 1 - got, 0)) > 0)
 			got += (size_t)n;
 		resp[got] = 0;
 		ok = strstr(resp, " 200 ") != NULL;
@@ -238,6 +239,142 @@ static bool etcd_put(cluster_t *c, const char *key, const char *value)
 	if (fd >= 0)
 		close(fd);
 	return ok;
+}
+
+/* Write KEY = VALUE into etcd ourselves, as a peer that lies would (no
+ * lease: it stays until deleted).  True when etcd said 200. */
+static bool etcd_put(cluster_t *c, const char *key, const char *value)
+{
+	char kb[512], vb[1024], body[1700], resp[512];
+	b64(key, strlen(key), kb);
+	b64(value, strlen(value), vb);
+	snprintf(body, sizeof body, "{\"key\":\"%s\",\"value\":\"%s\"}", kb, vb);
+	return etcd_post(c, "/v3/kv/put", body, resp, sizeof resp);
+}
+
+/*
+ * A TCP proxy between thothd and etcd that can hold back what etcd sends
+ * on the watch stream (the connection whose requests name /v3/watch), as a
+ * slow network or a busy etcd does, while every other call goes through.
+ * One thread, poll(2); ended through a pipe.
+ */
+enum { PROXY_PAIRS = 32 };
+
+typedef struct etcd_proxy {
+	uint16_t etcd_port, port;
+	int listen_fd, stop[2];
+	int client[PROXY_PAIRS], etcd[PROXY_PAIRS];
+	bool watch[PROXY_PAIRS];
+	atomic_bool hold;               /* etcd's watch stream waits in its socket */
+	pthread_t thread;
+} etcd_proxy_t;
+
+static void proxy_close(etcd_proxy_t *p, int i)
+{
+	close(p->client[i]);
+	close(p->etcd[i]);
+	p->client[i] = p->etcd[i] = -1;
+}
+
+/* Copy what FROM has to TO; false when either side is done. */
+static bool proxy_copy(int from, int to)
+{
+	char buf[16384];
+	ssize_t n = recv(from, buf, sizeof buf, 0);
+	return n > 0 && send(to, buf, (size_t)n, MSG_NOSIGNAL) == n;
+}
+
+static void *proxy_run(void *arg)
+{
+	etcd_proxy_t *p = arg;
+	for (;;) {
+		struct pollfd fds[2 + 2 * PROXY_PAIRS];
+		int n = 0, at[2 + 2 * PROXY_PAIRS];
+		fds[n++] = (struct pollfd){ .fd = p->stop[0], .events = POLLIN };
+		fds[n++] = (struct pollfd){ .fd = p->listen_fd, .events = POLLIN };
+		bool hold = atomic_load(&p->hold);
+		for (int i = 0; i < PROXY_PAIRS; i++) {
+			if (p->client[i] < 0)
+				continue;
+			at[n] = i;
+			fds[n++] = (struct pollfd){ .fd = p->client[i], .events = POLLIN };
+			at[n] = i;
+			/* Held: not read, so not passed on (and no busy poll). */
+			fds[n++] = (struct pollfd){ .fd = p->etcd[i], .events = p->watch[i] && hold ? 0 : POLLIN };
+		}
+		if (poll(fds, (nfds_t)n, 20) < 0)
+			continue;
+		if (fds[0].revents)
+			return NULL;
+		if (fds[1].revents & POLLIN) {
+			int c = accept4(p->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+			int i = 0;
+			while (i < PROXY_PAIRS && p->client[i] >= 0)
+				i++;
+			int e = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+			struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(p->etcd_port),
+						  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+			if (c >= 0 && i < PROXY_PAIRS && e >= 0 && connect(e, (struct sockaddr *)&sa, sizeof sa) == 0) {
+				p->client[i] = c;
+				p->etcd[i] = e;
+				p->watch[i] = false;
+			} else {
+				if (c >= 0)
+					close(c);
+				if (e >= 0)
+					close(e);
+			}
+		}
+		for (int k = 2; k < n; k += 2) {
+			int i = at[k];
+			if (p->client[i] < 0)
+				continue;
+			if (fds[k].revents) {
+				char peek[4096];
+				ssize_t m = recv(p->client[i], peek, sizeof peek - 1, MSG_PEEK);
+				if (m > 0) {
+					peek[m] = 0;
+					if (strstr(peek, "/v3/watch"))
+						p->watch[i] = true;
+				}
+				if (!proxy_copy(p->client[i], p->etcd[i])) {
+					proxy_close(p, i);
+					continue;
+				}
+			}
+			if (fds[k + 1].revents && !proxy_copy(p->etcd[i], p->client[i]))
+				proxy_close(p, i);
+		}
+	}
+}
+
+static void proxy_start(etcd_proxy_t *p, uint16_t etcd_port)
+{
+	memset(p, 0, sizeof *p);
+	for (int i = 0; i < PROXY_PAIRS; i++)
+		p->client[i] = p->etcd[i] = -1;
+	p->etcd_port = etcd_port;
+	p->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof sa;
+	assert_int_equal(bind(p->listen_fd, (struct sockaddr *)&sa, sizeof sa), 0);
+	assert_int_equal(listen(p->listen_fd, 16), 0);
+	assert_int_equal(getsockname(p->listen_fd, (struct sockaddr *)&sa, &len), 0);
+	p->port = ntohs(sa.sin_port);
+	assert_int_equal(pipe2(p->stop, O_CLOEXEC), 0);
+	assert_int_equal(pthread_create(&p->thread, NULL, proxy_run, p), 0);
+}
+
+static void proxy_stop(etcd_proxy_t *p)
+{
+	assert_int_equal(write(p->stop[1], "x", 1), 1);
+	pthread_join(p->thread, NULL);
+	for (int i = 0; i < PROXY_PAIRS; i++)
+		if (p->client[i] >= 0)
+			proxy_close(p, i);
+	close(p->listen_fd);
+	close(p->stop[0]);
+	close(p->stop[1]);
 }
 
 /* ---- tests ------------------------------------------------------------------------ */
@@ -559,6 +696,122 @@ static void test_federation_two_hosts_with_one_host_id_are_told(void **state)
 	thoth_control_close(&b);
 }
 
+/* The leases host H's log says it held, in order; how many (at most MAX). */
+static int leases_held(harness_t *h, uint64_t *leases, int max)
+{
+	FILE *f = fopen(h->log, "r");
+	char line[1024];
+	int n = 0;
+	while (f && fgets(line, sizeof line, f)) {
+		const char *p = strstr(line, " holds lease ");
+		if (p && n < max)
+			leases[n++] = strtoull(p + strlen(" holds lease "), NULL, 16);
+	}
+	if (f)
+		fclose(f);
+	return n;
+}
+
+typedef struct lease_arg {
+	harness_t *h;
+	int want;
+	uint64_t *leases;
+} lease_arg_t;
+
+static bool holds_lease_number(void *p)
+{
+	lease_arg_t *a = p;
+	uint64_t l[8];
+	return leases_held(a->h, a->leases ? a->leases : l, 8) >= a->want;
+}
+
+typedef struct key_lease_arg {
+	cluster_t *c;
+	const char *prefix;
+	uint64_t lease;
+} key_lease_arg_t;
+
+/* A key under PREFIX is in etcd under LEASE (etcd's gateway gives leases
+ * in decimal). */
+static bool key_under_lease(void *p)
+{
+	key_lease_arg_t *a = p;
+	char kb[256], end[256], eb[256], body[800], resp[8192], want[48];
+	b64(a->prefix, strlen(a->prefix), kb);
+	snprintf(end, sizeof end, "%s", a->prefix);
+	end[strlen(end) - 1]++;
+	b64(end, strlen(end), eb);
+	snprintf(body, sizeof body, "{\"key\":\"%s\",\"range_end\":\"%s\"}", kb, eb);
+	snprintf(want, sizeof want, "\"lease\":\"%llu\"", (unsigned long long)a->lease);
+	return etcd_post(a->c, "/v3/kv/range", body, resp, sizeof resp) && strstr(resp, want);
+}
+
+static void lease_revoke(cluster_t *c, uint64_t lease)
+{
+	char body[64], resp[1024];
+	snprintf(body, sizeof body, "{\"ID\":%llu}", (unsigned long long)lease);
+	assert_true(etcd_post(c, "/v3/lease/revoke", body, resp, sizeof resp));
+}
+
+/*
+ * An etcd flap: the host lease is lost twice in quick succession (each
+ * time thothd grants a new one and writes its registrations again) while
+ * the watch stream lags behind.  When the lagging events arrive, the key
+ * thothd wrote under its first lease is its own, not a twin's: the old
+ * thothd remembered one lost lease and warned "two hosts share one
+ * --host-id" about itself.  Now the last 4 lost leases are remembered.
+ * The lag is made by a proxy holding back etcd's watch stream; the losses
+ * by revoking thothd's leases in etcd.
+ */
+static void test_federation_an_etcd_flap_is_not_taken_for_a_twin(void **state)
+{
+	NEED_ETCD();
+	cluster_t *c = *state;
+	etcd_start(c);
+	etcd_proxy_t proxy;
+	proxy_start(&proxy, c->client_port);
+	char url[64], ttl[8];
+	snprintf(url, sizeof url, "http://127.0.0.1:%u", proxy.port);
+	snprintf(ttl, sizeof ttl, "%d", TTL_S);
+	const char *extra[] = { "--http-port", "off", "--etcd", url, "--host-id", "hosta", "--etcd-ttl", ttl, NULL };
+	assert_true(harness_start_thothd(&c->host[0], extra) > 0);
+	uint64_t lease[8];
+	lease_arg_t la = { &c->host[0], 1, lease };
+	assert_true(harness_wait_until(holds_lease_number, &la, 10000));
+	thoth_control_t a;
+	assert_int_equal(harness_connect(&c->host[0], &a), 0);
+	/* Wait until the watch is open (a sentinel key of another host
+	 * listed), then hold it back. */
+	assert_true(etcd_put(c, "/thoth/v1/inst/other/1",
+			     "{\"name\":\"echo\",\"version\":\"1.0.0\",\"addr\":\"tcp:127.0.0.1:7020\"}"));
+	expect_list(&c->host[0], "tcp:127.0.0.1:7020", 5000);
+	atomic_store(&proxy.hold, true);
+
+	assert_int_equal(register_at(&a, "echo", "tcp:127.0.0.1:7021", NULL), 0);
+	key_lease_arg_t ka = { c, "/thoth/v1/inst/hosta/", lease[0] };
+	assert_true(harness_wait_until(key_under_lease, &ka, 10000));
+	for (int loss = 1; loss <= 2; loss++) {
+		lease_revoke(c, lease[loss - 1]);
+		la.want = loss + 1;
+		assert_true(harness_wait_until(holds_lease_number, &la, 10000));
+		ka.lease = lease[loss];
+		assert_true(harness_wait_until(key_under_lease, &ka, 10000));
+	}
+	fprintf(stderr, "# leases %llx, %llx lost, %llx held; the watch stream released\n",
+		(unsigned long long)lease[0], (unsigned long long)lease[1], (unsigned long long)lease[2]);
+	atomic_store(&proxy.hold, false);
+	/* After them in etcd's order: once this one is listed, the held
+	 * events were read. */
+	assert_true(etcd_put(c, "/thoth/v1/inst/other/2",
+			     "{\"name\":\"echo\",\"version\":\"1.0.0\",\"addr\":\"tcp:127.0.0.1:7022\"}"));
+	expect_list(&c->host[0], "tcp:127.0.0.1:7020 tcp:127.0.0.1:7022", 5000);
+	assert_true(harness_file_contains(c->host[0].log, "was refused by a put") ||
+		    harness_file_contains(c->host[0].log, "is gone from etcd"));
+	assert_false(harness_file_contains(c->host[0].log, "two hosts share one --host-id"));
+	thoth_control_close(&a);
+	proxy_stop(&proxy);
+}
+
 /*
  * A remote host whose instances are all gone is forgotten (host ids come
  * and go: a container's host name is new on every start); the old thothd
@@ -657,6 +910,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_federation_remote_call_through_resolver, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_federation_pool_spans_local_and_remote_instance, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_federation_two_hosts_with_one_host_id_are_told, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_federation_an_etcd_flap_is_not_taken_for_a_twin, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_federation_a_host_with_nothing_left_is_forgotten, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_federation_a_key_with_a_forged_host_id_is_ignored, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_federation_probe_attach_refuses_a_service_only_another_host_serves,

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -23,6 +24,7 @@
 #include <cmocka.h>
 
 #include "harness.h"
+#include "live_harness.h"
 
 static int setup(void **state)
 {
@@ -203,6 +205,41 @@ static void test_bad_name_is_refused_with_reason(void **state)
 	assert_int_equal(harness_register(&c, "Bad Name", 1000, NULL), THOTH_E_REMOTE);
 	assert_int_equal(harness_remote_code(&c), THOTH_REGISTRY_ERR_BAD_NAME);
 	assert_non_null(strstr(c.client.remote_message, "bad name"));
+	thoth_control_close(&c);
+}
+
+/* A registration of NAME and VERSION sent as is (unchecked here). */
+static int register_raw(thoth_control_t *c, const char *name, const char *version)
+{
+	thoth_registry_Registry_register_req_t rq = {
+		.reg = { .name = thoth_str(name), .version = thoth_str(version),
+			 .endpoint = { .addr = thoth_str("/tmp/x.sock"), .locality = THOTH_COMMON_LOCALITY_HOST },
+			 .ttl_ms = 60000 },
+	};
+	thoth_registry_Registry_register_resp_t rr;
+	return thoth_registry_Registry_register(&c->client, &rq, &rr, NULL);
+}
+
+/*
+ * Text a peer sends reaches thothd's log: a refused registration's reason
+ * quotes its name or version.  A newline in it forged a log line of its
+ * own ("thothd[1] error: ..."), an escape drove the reader's terminal.
+ * Now every control byte of a log line is written \xHH (as federation
+ * keys were already).
+ */
+static void test_peer_text_in_the_log_is_escaped(void **state)
+{
+	harness_t *h = *state;
+	thoth_control_t c;
+	assert_int_equal(harness_connect(h, &c), 0);
+	assert_int_equal(register_raw(&c, "echo", "1.0\nthothd[1] error: forged version\x1b[2J"), THOTH_E_REMOTE);
+	assert_int_equal(register_raw(&c, "bad\nthothd[1] error: forged name\x07", "1.0.0"), THOTH_E_REMOTE);
+	/* The refusal is logged before it is answered. */
+	assert_true(harness_file_contains(h->log, "1.0\\x0athothd[1] error: forged version\\x1b[2J"));
+	assert_true(harness_file_contains(h->log, "bad\\x0athothd[1] error: forged name\\x07"));
+	assert_false(harness_file_contains(h->log, "\nthothd[1] error: forged"));
+	assert_false(harness_file_contains(h->log, "\x1b"));
+	assert_false(harness_file_contains(h->log, "\x07"));
 	thoth_control_close(&c);
 }
 
@@ -688,12 +725,181 @@ static void test_output_budget_closes_the_largest_queue_not_the_paused_one(void 
 	thoth_control_close(&storm);
 }
 
+static int setup_http(void **state)
+{
+	harness_t *h = calloc(1, sizeof *h);
+	assert_int_equal(harness_setup(h), 0);
+	const char *const args[] = { "--http-port", "0", NULL };
+	assert_true(harness_start_thothd(h, args) > 0);
+	*state = h;
+	return 0;
+}
+
+/* A plain /metrics figure (no labels); UINT64_MAX when absent. */
+static uint64_t plain_metric(int port, const char *name)
+{
+	char *m = live_metrics(port);
+	char key[128];
+	snprintf(key, sizeof key, "\n%s ", name);
+	const char *p = m ? strstr(m, key) : NULL;
+	uint64_t v = p ? strtoull(p + strlen(key), NULL, 10) : UINT64_MAX;
+	free(m);
+	return v;
+}
+
+typedef struct drained_arg {
+	int port;
+	thoth_control_t *w;
+	int n;
+} drained_arg_t;
+
+/* Every watcher read all it was sent, and thothd holds nothing unsent. */
+static bool all_drained(void *p)
+{
+	drained_arg_t *a = p;
+	char sink[65536];
+	for (int i = 0; i < a->n; i++)
+		while (recv(a->w[i].sock.fd, sink, sizeof sink, MSG_DONTWAIT) > 0)
+			;
+	return plain_metric(a->port, "thoth_thothd_output_unsent_bytes") == 0;
+}
+
+static bool nothing_kept(void *p)
+{
+	return plain_metric(*(int *)p, "thoth_thothd_output_kept_bytes") == 0;
+}
+
+/* Register and withdraw the large registration until thothd holds at least
+ * WANT unsent bytes in all (/metrics), its watchers reading nothing. */
+static void push_unsent(thoth_control_t *storm, int port, uint64_t want)
+{
+	thoth_registry_Registry_register_req_t rq = large_register_req();
+	for (int round = 0; round < 20000; round++) {
+		uint64_t unsent = plain_metric(port, "thoth_thothd_output_unsent_bytes");
+		assert_true(unsent != UINT64_MAX);
+		if (unsent >= want)
+			return;
+		thoth_registry_Registry_register_resp_t rr;
+		assert_int_equal(thoth_registry_Registry_register(&storm->client, &rq, &rr, NULL), 0);
+		thoth_registry_Registry_withdraw_req_t wd = { .lease = rr.lease };
+		thoth_registry_Registry_withdraw_resp_t wr;
+		assert_int_equal(thoth_registry_Registry_withdraw(&storm->client, &wd, &wr, NULL), 0);
+	}
+	fail_msg("thothd never held %llu unsent bytes", (unsigned long long)want);
+}
+
+/*
+ * A drained output queue keeps its capacity for its next answers, but only
+ * up to 64 KiB each (OUTQ_KEEP) and 4 MiB in all (OUTQ_KEPT_MAX), outside
+ * the output budget: 768 idle connections that once queued 64 KiB each
+ * pinned 48 MiB.  One watcher first, whose queue grew past 64 KiB: nothing
+ * kept once it reads.  Then 100 whose queues grew to a 64 KiB capacity
+ * (40-60 KiB unsent each): 6.4 MiB would be kept without the bound in all;
+ * about 4 MiB is (more than 3.9 MiB: the bound is reached, so the test
+ * shows it binds).  Counted by thothd's /metrics, not by RSS.
+ */
+static void test_drained_output_queues_keep_a_bounded_capacity(void **state)
+{
+	harness_t *h = *state;
+	enum { WATCHERS = 100 };
+	static thoth_control_t w[WATCHERS];
+	thoth_control_t storm;
+	assert_int_equal(harness_connect(h, &storm), 0);
+	int port = live_dashboard_port(&storm);
+	assert_true(port > 0);
+	assert_int_equal(plain_metric(port, "thoth_thothd_output_kept_bytes_limit"), 4u << 20);
+
+	slow_watcher(h, &w[0]);
+	push_unsent(&storm, port, 80u << 10);
+	drained_arg_t one = { port, w, 1 };
+	assert_true(harness_wait_until(all_drained, &one, 30000));
+	assert_int_equal(plain_metric(port, "thoth_thothd_output_kept_bytes"), 0);
+	thoth_control_close(&w[0]);
+
+	for (int i = 0; i < WATCHERS; i++)
+		slow_watcher(h, &w[i]);
+	/* Each queue between 32 and 64 KiB unsent: a 64 KiB capacity, the
+	 * most one drained queue may keep.  The kernel's socket buffers take
+	 * the same for each, so the queues stay within an event of each
+	 * other. */
+	push_unsent(&storm, port, (uint64_t)WATCHERS * (40u << 10));
+	uint64_t unsent = plain_metric(port, "thoth_thothd_output_unsent_bytes");
+	fprintf(stderr, "# %d watchers hold %llu KiB unsent each\n", WATCHERS,
+		(unsigned long long)(unsent / WATCHERS >> 10));
+	assert_true(unsent < (uint64_t)WATCHERS * (60u << 10));
+	drained_arg_t all = { port, w, WATCHERS };
+	assert_true(harness_wait_until(all_drained, &all, 60000));
+	uint64_t kept = plain_metric(port, "thoth_thothd_output_kept_bytes");
+	fprintf(stderr, "# drained queues keep %llu KiB in all\n", (unsigned long long)(kept >> 10));
+	assert_true(kept <= (4u << 20));
+	assert_true(kept > (4u << 20) - (64u << 10) * 2);
+	assert_int_equal(plain_metric(port, "thoth_thothd_output_budget_closed_total"), 0);
+	for (int i = 0; i < WATCHERS; i++)
+		thoth_control_close(&w[i]);
+	/* Closed connections take their kept capacity with them. */
+	assert_true(harness_wait_until(nothing_kept, &port, 30000));
+	thoth_control_close(&storm);
+}
+
+/*
+ * The tracer's pidfds share thothd's descriptors with its clients: under a
+ * 1,024-descriptor limit, 24 are kept for anything else and a quarter of
+ * the rest (250) for the tracer's pidfds (up to 15 peers and a watch for
+ * each of up to 1,024 buffers would need far more), so 750 clients at
+ * most; without the share thothd sized max_clients to all 1,000 and a
+ * tracer opening pidfds then ran it out of descriptors.  800 connections of
+ * one uid (its cap raised to the total): the oldest quiet ones are evicted
+ * down to 750.  Lowers this process's hard RLIMIT_NOFILE for good (thothd
+ * raises its soft limit to the hard one): the last test of the file.
+ */
+static void test_the_tracers_pidfds_are_taken_off_the_clients_descriptors(void **state)
+{
+	harness_t *h = *state;
+	enum { CONNECTIONS = 800, LIMIT = 1024, WANT = (LIMIT - 24) - (LIMIT - 24) / 4 };
+	struct rlimit lim;
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &lim), 0);
+	if (lim.rlim_max < LIMIT) {
+		fprintf(stderr, "SKIP: the hard descriptor limit is %llu, under %d\n",
+			(unsigned long long)lim.rlim_max, LIMIT);
+		skip();
+	}
+	assert_int_equal(harness_stop_thothd(h), 0);
+	lim = (struct rlimit){ LIMIT, LIMIT };
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &lim), 0);
+	const char *const args[] = { "--max-clients-per-uid", "100000", NULL };
+	assert_true(harness_start_thothd(h, args) > 0);
+	static int fd[CONNECTIONS];
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	snprintf(a.sun_path, sizeof a.sun_path, "%s/thothd.sock", h->dir);
+	for (int i = 0; i < CONNECTIONS; i++) {
+		fd[i] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		assert_true(fd[i] >= 0);
+		assert_int_equal(connect(fd[i], (struct sockaddr *)&a, sizeof a), 0);
+	}
+	/* Answered after thothd accepted every connection before it. */
+	thoth_control_t c;
+	assert_int_equal(harness_connect(h, &c), 0);
+	thoth_daemon_Daemon_status_resp_t st;
+	assert_int_equal(harness_status(&c, &st), 0);
+	int alive = 0;
+	for (int i = 0; i < CONNECTIONS; i++) {
+		alive += !hung_up(fd[i]);
+		close(fd[i]);
+	}
+	fprintf(stderr, "# %d of %d connections kept under a %d-descriptor limit (and this one)\n", alive,
+		CONNECTIONS, LIMIT);
+	assert_int_equal(alive + 1, WANT);
+	assert_true(harness_file_contains(h->log, "evict"));
+	thoth_control_close(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_register_then_resolve, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_service_process_registers_and_resolves, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_name_is_refused_with_reason, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_peer_text_in_the_log_is_escaped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_watch_sees_service_come_and_go, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lease_expires_without_heartbeats, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_peer_death_removes_instance_at_once, setup, teardown),
@@ -711,6 +917,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_watchers_that_never_read_cannot_hold_unbounded_output, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_output_budget_closes_the_largest_queue_not_the_paused_one,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_drained_output_queues_keep_a_bounded_capacity, setup_http,
+						teardown),
+		/* Last: it lowers this process's descriptor limit for good. */
+		cmocka_unit_test_setup_teardown(test_the_tracers_pidfds_are_taken_off_the_clients_descriptors,
 						setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

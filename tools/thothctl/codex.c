@@ -159,6 +159,9 @@ static int cmd_stats(thoth_chan_t *ch, const thothctl_opts_t *opts)
 		       (unsigned long long)s->cut_bytes_removed);
 		printf(",\"cut_budget_bytes\":%llu,\"cut_files_stuck\":%u", (unsigned long long)s->cut_budget_bytes,
 		       s->cut_files_stuck);
+		printf(",\"orphan_files\":%u,\"orphan_bytes\":%llu,\"orphan_files_removed\":%llu,"
+		       "\"orphan_bytes_removed\":%llu", s->orphan_files, (unsigned long long)s->orphan_bytes,
+		       (unsigned long long)s->orphan_files_removed, (unsigned long long)s->orphan_bytes_removed);
 		printf(",\"recent\":[");
 		for (uint32_t k = 0; k < s->recent.count; k++) {
 			const thoth_codex_Epoch_t *e = &s->recent.items[k];
@@ -221,6 +224,13 @@ static int cmd_stats(thoth_chan_t *ch, const thothctl_opts_t *opts)
 			printf("; %u could not be removed (see codex's data dir)", s->cut_files_stuck);
 		printf("\n");
 	}
+	/* Segments after the end of the log, set aside: in the same budget
+	 * (codex 1.4). */
+	if (s->orphan_files || s->orphan_files_removed)
+		printf("orphan segments (seg-*.log.orphan, set aside by recovery after a damaged segment): "
+		       "%u held, %llu bytes; %llu removed by retention (%llu bytes), in the cut files' budget\n",
+		       s->orphan_files, (unsigned long long)s->orphan_bytes,
+		       (unsigned long long)s->orphan_files_removed, (unsigned long long)s->orphan_bytes_removed);
 	printf("disk power element: %s%.*s\n",
 	       s->pm_leased ? (s->pm_awake ? "opportunistic lease satisfied (awake)" : "opportunistic lease pending (asleep)")
 			    : "no lease: ",

@@ -243,12 +243,16 @@ static bool still_listening(const char *path)
  * file beside the socket only when the socket cannot say, and only while a
  * thothd holds its lock (runtime.c): a stale file names whatever process
  * later took that pid (a stopped sleep was told "kill -CONT").  WHY gets why
- * no pid is known.
+ * no pid is known, or, for a pid read from the file, the file's path
+ * (*FROM_FILE set: that pid is what the file says, not the listener).
+ * SO_PEERCRED gives pid 0 to a thothctl in another pid namespace than
+ * thothd's (test_cli_pidfile hides it with a shim).
  */
-static int listener_pid(const thoth_control_t *ctl, char *why, size_t why_len)
+static int listener_pid(const thoth_control_t *ctl, char *why, size_t why_len, bool *from_file)
 {
 	struct ucred cred;
 	socklen_t len = sizeof cred;
+	*from_file = false;
 	if (ctl->sock.fd >= 0 && getsockopt(ctl->sock.fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
 	    cred.pid > 0)
 		return cred.pid;
@@ -280,6 +284,9 @@ static int listener_pid(const thoth_control_t *ctl, char *why, size_t why_len)
 		snprintf(why, why_len, "its pid file %s is stale: no thothd holds it", pidfile);
 	else if (pid <= 0)
 		snprintf(why, why_len, "its pid file %s holds no pid", pidfile);
+	else
+		snprintf(why, why_len, "%s", pidfile);
+	*from_file = held && pid > 0;
 	return held && pid > 0 ? pid : 0;
 }
 
@@ -293,7 +300,8 @@ static void say_no_answer(const thoth_control_t *ctl, const char *what)
 {
 	char path[64], buf[512], comm[64] = "", why[sizeof ctl->path + 128] = "";
 	char state = 0;
-	int pid = listener_pid(ctl, why, sizeof why);
+	bool from_file;
+	int pid = listener_pid(ctl, why, sizeof why, &from_file);
 	if (pid) {
 		snprintf(path, sizeof path, "/proc/%d/stat", pid);
 		FILE *f = fopen(path, "r");
@@ -316,6 +324,12 @@ static void say_no_answer(const thoth_control_t *ctl, const char *what)
 	else if (thothd)
 		fprintf(stderr, "thothctl: %s: thothd at %s (pid %d) did not answer within %u s: busy "
 			"or stuck (its log may say which)\n", what, ctl->path, pid, s);
+	else if (from_file)
+		/* Held by something that is not thothd (or thothd is gone and its
+		 * pid reused): the file's pid is not the listener's. */
+		fprintf(stderr, "thothctl: %s: the process listening at %s did not answer within %u s "
+			"(its pid file %s names pid %d (%s), which is not thothd)\n", what, ctl->path, s,
+			why, pid, comm[0] ? comm : "gone");
 	else if (pid && state)
 		fprintf(stderr, "thothctl: %s: the process listening at %s (pid %d, %s%s) did not answer "
 			"within %u s: it is not thothd\n", what, ctl->path, pid, comm,
