@@ -488,6 +488,9 @@ if THOTHCTL:
     for d, t in sorted(DOC_TEXT.items()):
         for para in re.split(r"\n\s*\n", t):
             m = re.search(r"`thothctl ([a-z]+)(?: ([a-z]+))? --json`", para)
+            if not m and "--json" in para and ("keys:" in para or '`{"' in para):
+                # "`thothctl pm` prints ... `--json` prints one object: `{"now_ns", ...}`"
+                m = re.search(r"`thothctl ([a-z]+)(?: ([a-z]+))?[^`]*`", para)
             if not m:
                 continue
             c, sub = m.group(1), m.group(2)

@@ -91,6 +91,8 @@ broken codex/main.c '0,/^#include/s//const char *codex_env(const char *n);\ncons
 broken docs/PM.md 's/`share_refusals`, //' "thothctl pm --json keys: in tools/thothctl/pm.c, not in docs/PM.md: share_refusals"
 broken docs/PM.md 's/`lease_limit`,/`lease_limit`, `lease_ceiling`,/' "thothctl pm --json keys: in docs/PM.md, not in tools/thothctl/pm.c: lease_ceiling"
 broken docs/PM.md 's/); its keys:/); it has/' "docs/PM.md: \`thothctl pm --json\`'s keys shown without \"keys:\""
+# the list still held when its sentence names the command and --json apart
+broken docs/PM.md 's/^`thothctl pm --json` prints one object/`thothctl pm` with `--json` prints one object/; s/`share_refusals`, //' "thothctl pm --json keys: in tools/thothctl/pm.c, not in docs/PM.md: share_refusals"
 
 # A program not built, or not given: named, not skipped.
 copy
