@@ -48,6 +48,9 @@ The global options of thothctl (--runtime-dir, --json, --help, -h,
 --version) are left out of the per-command sets: every command takes them.
 Prints every difference, exits 1 if there is one.
 """
+import functools
+import hashlib
+import json
 import os
 import re
 import subprocess
@@ -68,9 +71,36 @@ def fail(msg):
     errors.append(msg)
 
 
+# CHECK_CLI_DOCS_CACHE=DIR (test_cli_docs.sh's drifted copies): what a
+# program or a completion answered, kept by its exact command line and the
+# completion script's bytes, so that two dozen runs against the same
+# binaries ask each question once.  Never set for the tree's own run.
+CACHE = os.environ.get("CHECK_CLI_DOCS_CACHE")
+
+
+def cached_run(argv, **kw):
+    """subprocess.run(argv, capture_output=True, text=True, **kw), answered
+    from CACHE when the same command line (and, for bash -c, script) was
+    run before."""
+    if not CACHE:
+        return subprocess.run(argv, capture_output=True, text=True, **kw)
+    key = hashlib.sha256(json.dumps([argv, kw.get("cwd") is not None]).encode()).hexdigest()
+    path = os.path.join(CACHE, key)
+    try:
+        with open(path, encoding="utf-8") as f:
+            rc, out, err = json.load(f)
+        return subprocess.CompletedProcess(argv, rc, out, err)
+    except OSError:
+        pass
+    p = subprocess.run(argv, capture_output=True, text=True, **kw)
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        json.dump([p.returncode, p.stdout, p.stderr], f)
+    os.replace(path + ".tmp", path)
+    return p
+
+
 def run(argv, expect_ok=True):
-    p = subprocess.run(argv, capture_output=True, text=True, timeout=30,
-                       stdin=subprocess.DEVNULL)
+    p = cached_run(argv, timeout=30, stdin=subprocess.DEVNULL)
     if expect_ok and p.returncode != 0:
         fail(f"`{' '.join(os.path.basename(a) if i == 0 else a for i, a in enumerate(argv))}` "
              f"exited {p.returncode}: {(p.stderr or p.stdout).strip().splitlines()[:1]}")
@@ -150,6 +180,7 @@ for page in sorted(os.listdir(os.path.join(SRC, "man"))):
         fail(f"man/{page}: no program {m.group(1)} among the targets given")
 
 
+@functools.lru_cache(maxsize=None)
 def parse_files(name):
     """The files of program NAME that may parse its options: its sources
     (those in the tree) and the headers they include with quotes that lie
@@ -175,7 +206,7 @@ def parse_files(name):
                     out.append(c)
                     todo.append(c)
                     break
-    return sorted(out)
+    return tuple(sorted(out))
 
 
 def function_body(text, fn):
@@ -249,14 +280,14 @@ def man_section(text, name):
 def completions(script, func, queries):
     """queries: list of word lists (the last word is the one completed).
     Returns one set per query.  Run in an empty folder: no file names."""
-    lines = [f". {script!r}"]
+    with open(script, encoding="utf-8") as f:
+        lines = [f"# {hashlib.sha256(f.read().encode()).hexdigest()}", f". {script!r}"]
     for q in queries:
         words = " ".join("'" + w.replace("'", "'\\''") + "'" for w in q)
         lines.append(f"COMP_WORDS=({words}); COMP_CWORD={len(q) - 1}; COMPREPLY=(); {func}; "
                      "echo \"${COMPREPLY[*]}\"")
     with tempfile.TemporaryDirectory() as empty:
-        out = subprocess.run(["bash", "-c", "\n".join(lines)], capture_output=True, text=True,
-                             cwd=empty, timeout=30).stdout.split("\n")
+        out = cached_run(["bash", "-c", "\n".join(lines)], cwd=empty, timeout=30).stdout.split("\n")
     return [set(out[i].split()) for i in range(len(queries))]
 
 

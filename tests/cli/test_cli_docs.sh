@@ -23,6 +23,10 @@ fail() { echo "FAIL: $*"; exit 1; }
 
 TMP=$(mktemp -d /tmp/thoth-cli-docs-XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
+# The drifted copies run against the same programs: each --help and each
+# completion (by its script's bytes) is asked once (check_cli_docs.py).
+export CHECK_CLI_DOCS_CACHE=$TMP/cache
+mkdir "$CHECK_CLI_DOCS_CACHE"
 # A copy of what the checker reads: the docs, the man pages, the completions
 # and every source the programs are built from (options, getenv, JSON keys).
 copy() {
