@@ -505,7 +505,8 @@ for d in USER_DOCS:
 ENV = env_reads()
 if not ENV:
     fail(f"no getenv(\"THOTH...\") in {' '.join(CODE_DIRS)}: is this the source tree?")
-DOC_NAMES = {d: set(re.findall(r"\bTHOTH[A-Z0-9_]*\b", t)) for d, t in DOC_TEXT.items()}
+# (scdoc's _$THOTH_RUNTIME_DIR_ italics: the trailing _ is markup)
+DOC_NAMES = {d: {n.rstrip("_") for n in re.findall(r"\bTHOTH[A-Z0-9_]*\b", t)} for d, t in DOC_TEXT.items()}
 for v in sorted(ENV):
     where = [d for d, names in DOC_NAMES.items() if v in names]
     if where:
