@@ -29,7 +29,11 @@ was an error):
     writes (`\"key\":` in the file defining its function), no more and no
     fewer; a paragraph naming such a command and showing a `{"...` object
     or three snake_case names in backquotes without "keys:" fails (a
-    partial schema the check would not hold).
+    partial schema the check would not hold);
+  - a section whose heading names a `thothctl ... --json` document and
+    whose text names the file that writes it ("written by `FILE.c`":
+    LOCKS.md's lock report) names every key that file writes, and no key
+    it does not.
 
 Nothing here is a table kept by hand: the programs and their sources
 come from CMake (every executable target outside tests/, fuzz/, bench/,
@@ -545,6 +549,31 @@ if THOTHCTL:
             have = set(re.findall(r'\\"([a-z_][a-z0-9_]*)\\":', code))
             said = set(re.findall(r"`([a-z_][a-z0-9_]*)`", para[para.index("keys:"):]))
             compare(f"thothctl {c}{' ' + sub if sub else ''} --json keys", files[0], have, d, said)
+
+# ---- a section documenting a `thothctl --json` document as tables (LOCKS.md:
+# the lock report) and naming the file that writes it: every key that file
+# writes is named in the section, and every name the section gives as a key
+# is one.  Keys are read from backquoted spans: "name": and bare names
+# (`processes[]`, `{count, stack}`), not quoted values ("inline") or commands.
+for d, t in sorted(DOC_TEXT.items()):
+    for sec in re.split(r"\n(?=#+ )", t):
+        head, _, body = sec.partition("\n")
+        w = re.search(r"written by `([^`]+\.c)`", body)
+        if not (head.startswith("#") and "thothctl" in head and "--json" in head and w):
+            continue
+        try:
+            have = set(re.findall(r'\\"([a-z_][a-z0-9_]*)\\":', read(os.path.join(SRC, w.group(1)))))
+        except OSError as e:
+            fail(f"{d}: \"{head.strip('# ')}\" names {w.group(1)}, which cannot be read: {e.strerror}")
+            continue
+        said = set()
+        for span in re.findall(r"`([^`]+)`", body):
+            if span.startswith(("thothctl", "thothlock", "--")) or span == w.group(1):
+                continue
+            said |= set(re.findall(r'"([a-z][a-z0-9_]*)"\s*:', span))
+            said |= set(re.findall(r"(?<![\w.+-])([a-z][a-z0-9_]+)(?:\[\])?(?![\w(])",
+                                   re.sub(r'"[^"]*"', "", span))) - {"true", "false", "null"}
+        compare(f"JSON keys of \"{head.strip('# ')}\"", w.group(1), have, d, said)
 
 for e in errors:
     print("FAIL:", e)
