@@ -104,8 +104,9 @@ an echo service on each (channels for its own host, TCP for the others).
 Every host lists its own instances and the other hosts' (tcp:..., remote):
   THOTH_RUNTIME_DIR=$BASE/host1 $THOTHCTL services
   THOTH_RUNTIME_DIR=$BASE/host2 $THOTHCTL resolve echo     # its own first: local before remote
-What etcd holds (one lease per host, every registration attached):
-  ETCDCTL_API=3 etcdctl --endpoints $URL get --prefix /thoth/v1/ --keys-only
+What etcd holds (one lease per host, every registration attached), through its JSON gateway
+(etcdctl is Debian's etcd-client, not installed with thoth: "etcdctl --endpoints URL get --prefix /thoth/v1/ --keys-only"):
+  curl -s -X POST $URL/v3/kv/range -d '{"key":"L3Rob3RoL3YxLw==","range_end":"L3Rob3RoL3YxMA==","keys_only":true}' | python3 -c 'import json,sys,base64; [print(base64.b64decode(k["key"]).decode()) for k in json.load(sys.stdin)["kvs"]]'
 Kill a host and watch its instances leave the others within the lease TTL (10 s) + 1 s:
   kill -9 <pid of a host's thothd>    (${HOST_PIDS[*]})
 Logs: $LOGS.  Ctrl-C stops everything.
@@ -113,8 +114,13 @@ EOF
 echo
 THOTH_RUNTIME_DIR=$BASE/host1 "$THOTHCTL" services || true
 
+# A waited-for background sleep, not a foreground one: bash runs the INT/TERM
+# trap only once a foreground child ends, so a SIGTERM sent to this script
+# alone (not to its process group, as Ctrl-C is) waited out the whole --for.
 if [ -n "$FOR" ]; then
-  sleep "$FOR"
+  sleep "$FOR" &
 else
-  while :; do sleep 3600; done
+  sleep infinity &
 fi
+PIDS+=($!)
+wait $! || true

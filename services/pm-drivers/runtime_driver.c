@@ -188,10 +188,12 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		if (show)
-			printf("%s %s: %s, control %s, active %llu ms, suspended %llu ms; %.1f / %.1f mW, "
-			       "suspend %u us, resume %u us (%s)\n", d.names[i],
+			/* each power named: "10.0 / 300.0 mW" read as active /
+			 * suspended (docs/PM.md's order) was the other way round */
+			printf("%s %s: %s, control %s, active %llu ms, suspended %llu ms; active %.1f mW, "
+			       "suspended %.1f mW, suspend %u us, resume %u us (%s)\n", d.names[i],
 			       d.devices[i], st.status, st.control, (unsigned long long)st.active_ms,
-			       (unsigned long long)st.suspended_ms, pw.suspended_mw, pw.active_mw,
+			       (unsigned long long)st.suspended_ms, pw.active_mw, pw.suspended_mw,
 			       pw.suspend_us, pw.resume_us, pw.source);
 		levels[n][0] = (thoth_pm_Level_t){ .name = thoth_str("SUSPENDED"), .power_mw = pw.suspended_mw,
 						   .entry_latency_us = pw.suspend_us,

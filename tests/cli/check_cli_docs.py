@@ -18,16 +18,43 @@ was an error):
     every `thothctl CMD SUB --help`), and every long flag it prints is
     parsed by its own sources: an option-table entry `{ "name",` or a
     literal "--name" in the files of that program (for thothctl, of that
-    command: codex.c for codex, main.c for status, services and resolve).
+    command);
+  - every environment variable THOTH* the programs' sources read (getenv,
+    or a wrapper of it called with the name) is documented in a man page
+    or a docs/*.md other than TRACKER.md and BENCHMARKS.md (the evidence
+    logs); each is printed with where;
+  - where a doc says which keys a `thothctl ... --json` object has (a
+    paragraph naming `thothctl CMD [SUB] --json` and "keys:", the keys
+    in backquotes after it), they are every key that command's source
+    writes (`\"key\":` in the file defining its function), no more and no
+    fewer; a paragraph naming such a command and showing a `{"...` object
+    or three snake_case names in backquotes without "keys:" fails (a
+    partial schema the check would not hold);
+  - a section whose heading names a `thothctl ... --json` document and
+    whose text names the file that writes it ("written by `FILE.c`":
+    LOCKS.md's lock report) names every key that file writes, and no key
+    it does not.
 
-The programs are given by CMake as NAME=$<TARGET_FILE:...>, every one of
-PROGRAMS below: one not given, or not there, is a failure named as such
+Nothing here is a table kept by hand: the programs and their sources
+come from CMake (every executable target outside tests/, fuzz/, bench/,
+examples/, as NAME=$<TARGET_FILE> and NAME:sources=DIR@FILE,FILE...);
+a program's parsing files are its sources and the quoted headers they
+include from its own CMake folder; thothctl's commands and the files
+that parse each come from its dispatch table (`commands[]`, in the
+source that holds it): the file defining the command's function, and
+the files defining any `thothctl_cmd_fn` it hands over to (pm -> pm sim).
+A command --help lists that is not in the table, a function defined in
+no source, thothd/thothc/thothctl/codex/thothlock or a man page's program
+not given, or a given program not there: each a failure named as such
 (a check skipped for a missing binary would pass).
 
 The global options of thothctl (--runtime-dir, --json, --help, -h,
 --version) are left out of the per-command sets: every command takes them.
 Prints every difference, exits 1 if there is one.
 """
+import functools
+import hashlib
+import json
 import os
 import re
 import subprocess
@@ -35,25 +62,6 @@ import sys
 import tempfile
 
 SRC = os.path.abspath(sys.argv[1])
-# name -> (the sources that parse its options, relative to SRC)
-PROGRAMS = {
-    "thothctl": ["tools/thothctl/main.c"],          # the global options; commands: CTL_SOURCES
-    "thothd": ["kernel/thothd/main.c"],
-    "thothc": ["tools/thothc/main.c"],
-    "codex": ["codex/main.c"],
-    "thothlock": ["tools/thothlock/main.c"],
-    "echo": ["services/echo/main.c"],
-    "echo-client": ["services/echo-client/main.c"],
-    "pm-sim-driver": ["services/pm-drivers/sim_driver.c"],
-    "pm-runtime-driver": ["services/pm-drivers/runtime_driver.c"],
-    "nic-moderator": ["services/nic-moderator/main.c", "services/moderator-common/moderator_cli.h"],
-    "nvme-moderator": ["services/nvme-moderator/main.c", "services/moderator-common/moderator_cli.h"],
-}
-# thothctl COMMAND -> the files that parse its options
-CTL_SOURCES = {c: [f"tools/thothctl/{c}.c"] for c in
-               ("trace", "sched", "codex", "topology", "moderation", "probe", "locks", "serve")}
-CTL_SOURCES.update({c: ["tools/thothctl/main.c"] for c in ("status", "services", "resolve")})
-CTL_SOURCES["pm"] = ["tools/thothctl/pm.c", "tools/thothctl/pm_sim.c"]
 FLAG = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*|-[a-zA-Z])(?![\w-])")
 MAN_FLAG = re.compile(r"\*(--?[a-zA-Z][a-z0-9-]*)(?=[* ])")   # *--watch*, *--lang c*
 GLOBAL = {"--runtime-dir", "--json", "--help", "-h", "--version"}
@@ -67,9 +75,36 @@ def fail(msg):
     errors.append(msg)
 
 
+# CHECK_CLI_DOCS_CACHE=DIR (test_cli_docs.sh's drifted copies): what a
+# program or a completion answered, kept by its exact command line and the
+# completion script's bytes, so that two dozen runs against the same
+# binaries ask each question once.  Never set for the tree's own run.
+CACHE = os.environ.get("CHECK_CLI_DOCS_CACHE")
+
+
+def cached_run(argv, **kw):
+    """subprocess.run(argv, capture_output=True, text=True, **kw), answered
+    from CACHE when the same command line (and, for bash -c, script) was
+    run before."""
+    if not CACHE:
+        return subprocess.run(argv, capture_output=True, text=True, **kw)
+    key = hashlib.sha256(json.dumps([argv, kw.get("cwd") is not None]).encode()).hexdigest()
+    path = os.path.join(CACHE, key)
+    try:
+        with open(path, encoding="utf-8") as f:
+            rc, out, err = json.load(f)
+        return subprocess.CompletedProcess(argv, rc, out, err)
+    except OSError:
+        pass
+    p = subprocess.run(argv, capture_output=True, text=True, **kw)
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        json.dump([p.returncode, p.stdout, p.stderr], f)
+    os.replace(path + ".tmp", path)
+    return p
+
+
 def run(argv, expect_ok=True):
-    p = subprocess.run(argv, capture_output=True, text=True, timeout=30,
-                       stdin=subprocess.DEVNULL)
+    p = cached_run(argv, timeout=30, stdin=subprocess.DEVNULL)
     if expect_ok and p.returncode != 0:
         fail(f"`{' '.join(os.path.basename(a) if i == 0 else a for i, a in enumerate(argv))}` "
              f"exited {p.returncode}: {(p.stderr or p.stdout).strip().splitlines()[:1]}")
@@ -126,12 +161,117 @@ def program(name):
     return None
 
 
-PROGS = {}
+PROGS = {}          # name -> the program's path
+PROG_SOURCES = {}   # name -> (its CMake folder, its sources), relative to SRC
 for arg in sys.argv[2:]:
     name, eq, path = arg.partition("=")
-    if not eq or name not in PROGRAMS:
-        sys.exit(f"check_cli_docs.py: '{arg}' is not NAME=PROGRAM for a NAME of {' '.join(PROGRAMS)}")
-    PROGS[name] = path
+    if not eq or not re.fullmatch(r"[A-Za-z0-9_.-]+(:sources)?", name):
+        sys.exit(f"check_cli_docs.py: '{arg}' is not NAME=PROGRAM or NAME:sources=DIR@FILE,...")
+    if name.endswith(":sources"):
+        folder, at, files = path.partition("@")
+        PROG_SOURCES[name[:-len(":sources")]] = (folder, [f for f in files.split(",") if f])
+    else:
+        PROGS[name] = path
+for name in sorted(set(PROG_SOURCES) - set(PROGS)):
+    fail(f"{name}: no {name}=PATH argument (tests/cli/CMakeLists.txt passes every program)")
+for name in sorted(set(PROGS) - set(PROG_SOURCES)):
+    fail(f"{name}: no {name}:sources= argument: which files parse its options?")
+# A section 1 or 8 man page is a program's: one whose program is not given
+# would not be checked.
+for page in sorted(os.listdir(os.path.join(SRC, "man"))):
+    m = re.fullmatch(r"(.+)\.[18]\.scd", page)        # programs; tidl.5 is a file format
+    if m and m.group(1) not in PROGS:
+        fail(f"man/{page}: no program {m.group(1)} among the targets given")
+
+
+@functools.lru_cache(maxsize=None)
+def parse_files(name):
+    """The files of program NAME that may parse its options: its sources
+    (those in the tree) and the headers they include with quotes that lie
+    in its own CMake folder (moderator_cli.h for the moderators)."""
+    folder, files = PROG_SOURCES.get(name, ("", []))
+    out = [f for f in files if not f.startswith("..") and f.endswith((".c", ".h"))]
+    todo = list(out)
+    while todo:
+        f = todo.pop()
+        try:
+            text = read(os.path.join(SRC, f))
+        except OSError:
+            continue
+        for inc in re.findall(r'^\s*#\s*include\s+"([^"]+)"', text, re.M):
+            cands = [os.path.normpath(os.path.join(os.path.dirname(f), inc))]
+            for dirpath, _, names in os.walk(os.path.join(SRC, folder)):
+                if os.path.basename(inc) in names:
+                    cands.append(os.path.relpath(os.path.join(dirpath, os.path.basename(inc)), SRC))
+            for c in cands:
+                if (c.startswith(folder.rstrip("/") + "/") and c not in out
+                        and os.path.isfile(os.path.join(SRC, c))
+                        and c.endswith(os.path.normpath(inc))):
+                    out.append(c)
+                    todo.append(c)
+                    break
+    return tuple(sorted(out))
+
+
+def function_body(text, fn):
+    """The text of C function FN's definition in TEXT (None: not defined)."""
+    m = re.search(r"^(?:static\s+)?int\s+" + re.escape(fn) + r"\s*\([^;{]*\)\s*\{", text, re.M)
+    if not m:
+        return None
+    end = re.compile(r"^\}", re.M).search(text, m.end())
+    return text[m.start():end.end() if end else len(text)]
+
+
+OWN_JSON = set()    # thothctl commands whose --json is their own (trace: --json FILE)
+
+
+def ctl_commands():
+    """thothctl's dispatch table: (the file holding it, {command: its
+    function}).  Failures if there is none."""
+    for f in parse_files("thothctl"):
+        try:
+            text = read(os.path.join(SRC, f))
+        except OSError:
+            continue
+        m = re.search(r"\bcommands\[\]\s*=\s*\{(.*?)\n\};", text, re.S)
+        if m:
+            found = re.findall(r'\{\s*"([a-z][a-z-]*)"\s*,\s*(\w+)\s*,\s*(\w+)', m.group(1))
+            rows = {c: fn for c, fn, _ in found}
+            OWN_JSON.update(c for c, _, own in found if own == "true")
+            if not rows:
+                fail(f"thothctl: the command table in {f} has no rows this check can read")
+            return f, rows
+    fail("thothctl: no command table (`commands[] = {`) in any of its sources "
+         f"({' '.join(parse_files('thothctl'))})")
+    return None, {}
+
+
+def ctl_files(fn, seen=None):
+    """The files that parse a thothctl command whose function is FN: the
+    one defining FN, and those of any thothctl_cmd_fn FN hands over to.
+    [] if FN is defined nowhere."""
+    seen = set() if seen is None else seen
+    seen.add(fn)
+    srcs = parse_files("thothctl")
+    handlers = set()
+    for f in srcs:
+        try:
+            handlers |= set(re.findall(r"^thothctl_cmd_fn\s+(\w+)\s*;", read(os.path.join(SRC, f)), re.M))
+        except OSError:
+            pass
+    for f in srcs:
+        try:
+            body = function_body(read(os.path.join(SRC, f)), fn)
+        except OSError:
+            continue
+        if body is None:
+            continue
+        out = [f]
+        for callee in sorted(handlers - seen):
+            if re.search(r"\b" + callee + r"\s*\(", body):
+                out += [g for g in ctl_files(callee, seen) if g not in out]
+        return out
+    return []
 
 
 def man_section(text, name):
@@ -144,14 +284,14 @@ def man_section(text, name):
 def completions(script, func, queries):
     """queries: list of word lists (the last word is the one completed).
     Returns one set per query.  Run in an empty folder: no file names."""
-    lines = [f". {script!r}"]
+    with open(script, encoding="utf-8") as f:
+        lines = [f"# {hashlib.sha256(f.read().encode()).hexdigest()}", f". {script!r}"]
     for q in queries:
         words = " ".join("'" + w.replace("'", "'\\''") + "'" for w in q)
         lines.append(f"COMP_WORDS=({words}); COMP_CWORD={len(q) - 1}; COMPREPLY=(); {func}; "
                      "echo \"${COMPREPLY[*]}\"")
     with tempfile.TemporaryDirectory() as empty:
-        out = subprocess.run(["bash", "-c", "\n".join(lines)], capture_output=True, text=True,
-                             cwd=empty, timeout=30).stdout.split("\n")
+        out = cached_run(["bash", "-c", "\n".join(lines)], cwd=empty, timeout=30).stdout.split("\n")
     return [set(out[i].split()) for i in range(len(queries))]
 
 
@@ -211,7 +351,11 @@ if THOTHCTL:
     subs_q = completions(comp, "_thothctl", [["thothctl", c, ""] for c in cmds])
     comp_subs = {c: {w for w in s if not w.startswith("-")} for c, s in zip(cmds, subs_q)}
 
-    in_code("thothctl", flags(top[top.find("\noptions:"):]), PROGRAMS["thothctl"])
+    table_file, table = ctl_commands()
+    if table_file:
+        compare("thothctl commands", "thothctl --help", set(help_cmds), f"the command table of {table_file}",
+                set(table))
+    in_code("thothctl", flags(top[top.find("\noptions:"):]), [table_file] if table_file else [])
     for c in cmds:
         own = run([THOTHCTL, c, "--help"])
         hfl, hsubs = help_cmds.get(c, (set(), set()))
@@ -234,9 +378,15 @@ if THOTHCTL:
         compare(f"thothctl {c} flags", "--help", hfl - GLOBAL, "the completion", cfl - GLOBAL)
         compare(f"thothctl {c} subcommands", "--help", hsubs, "thothctl(1)", set(msubs))
         compare(f"thothctl {c} subcommands", "--help", hsubs, "the completion", comp_subs[c])
-        if c not in CTL_SOURCES:
-            fail(f"thothctl {c}: which file parses its options? (CTL_SOURCES in {sys.argv[0]})")
-        in_code(f"thothctl {c}", hfl - GLOBAL, CTL_SOURCES.get(c, []))
+        if table_file and c not in table:
+            fail(f"thothctl {c}: not in the command table of {table_file}")
+            continue
+        files = ctl_files(table[c]) if c in table else []
+        if c in table and not files:
+            fail(f"thothctl {c}: its function {table[c]} is defined in none of "
+                 f"{' '.join(parse_files('thothctl'))}")
+            continue
+        in_code(f"thothctl {c}", hfl - GLOBAL, files)
 
 # ---- thothd ----
 THOTHD = program("thothd")
@@ -252,7 +402,7 @@ if THOTHD:
     m = re.search(r"## Running it\n+```\n(.*?)```", doc, re.S)
     compare("thothd options", "thothd --help", flags(h) - {"-h", "--version"},
             "docs/THOTHD.md \"Running it\"", flags(m.group(1) if m else "") - {"-h", "--version"})
-    in_code("thothd", flags(h), PROGRAMS["thothd"])
+    in_code("thothd", flags(h), parse_files("thothd"))
 
 # ---- thothc ----
 THOTHC = program("thothc")
@@ -276,7 +426,7 @@ if THOTHC:
     for s, got in zip(names, res[1:]):
         run([THOTHC, s, "--help"])
         compare(f"thothc {s} flags", "--help", hsubs[s], "the completion", {w for w in got if w.startswith("-")})
-    in_code("thothc", flags(h), PROGRAMS["thothc"])
+    in_code("thothc", flags(h), parse_files("thothc"))
 
 # ---- codex ----
 CODEX = program("codex")
@@ -297,7 +447,7 @@ if LOCK:
 
 # ---- every program but thothctl, thothd, thothc (above): --help answers, and
 # what it lists is parsed ----
-for name in PROGRAMS:
+for name in sorted(PROGS):
     if name in ("thothctl", "thothd", "thothc"):
         continue
     path = program(name) if name not in ("codex", "thothlock") else PROGS.get(name)
@@ -306,7 +456,124 @@ for name in PROGRAMS:
     h = run([path, "--help"])
     if "usage" not in h:
         fail(f"{name} --help: no usage on stdout")
-    in_code(name, flags(h), PROGRAMS[name])
+    in_code(name, flags(h), parse_files(name))
+
+# ---- environment variables: each the programs read is documented ----
+CODE_DIRS = ("kernel", "tools", "services", "codex", "web", "idl", "include")
+ENV_NAME = r"THOTH[A-Z0-9]*_[A-Z0-9_]+"
+
+
+def env_reads():
+    """{variable: [files reading it]} over the programs' and libraries'
+    sources: getenv("THOTH..."), and getenv(PARAM) inside a wrapper
+    called with the name (preload.c's sample_env("THOTHLOCK_...")).  A
+    getenv of something else that no call names is a failure."""
+    found = {}
+    for top in CODE_DIRS:
+        for dirpath, _, names in os.walk(os.path.join(SRC, top)):
+            for n in sorted(names):
+                if not n.endswith((".c", ".h")):
+                    continue
+                path = os.path.join(dirpath, n)
+                rel = os.path.relpath(path, SRC)
+                text = read(path)
+                for m in re.finditer(r"\b(?:secure_)?getenv\s*\(\s*([^)]*)\)", text):
+                    arg = m.group(1).strip()
+                    lit = re.fullmatch(r'"([^"]*)"', arg)
+                    if lit:
+                        names_read = [lit.group(1)]
+                    else:
+                        defs = [d for d in re.finditer(r"^[A-Za-z][^;\n]*?\b(\w+)\s*\([^;]*?\)\s*\{", text, re.M)
+                                if d.start() < m.start()]
+                        fn = defs[-1].group(1) if defs else None
+                        names_read = (re.findall(r"\b" + fn + r'\s*\(\s*"([^"]*)"', text) if fn else [])
+                        if not names_read:
+                            line = text.count("\n", 0, m.start()) + 1
+                            fail(f"{rel}:{line}: getenv({arg}): which variable? (no call of "
+                                 f"{fn or 'its function'} with a name in this file)")
+                    for v in names_read:
+                        if re.fullmatch(ENV_NAME, v):
+                            found.setdefault(v, []).append(rel)
+    return found
+
+
+USER_DOCS = sorted(["man/" + f for f in os.listdir(os.path.join(SRC, "man")) if f.endswith(".scd")] +
+                   ["docs/" + f for f in os.listdir(os.path.join(SRC, "docs"))
+                    if f.endswith(".md") and f not in ("TRACKER.md", "BENCHMARKS.md")] + ["README.md"])
+DOC_TEXT = {}
+for d in USER_DOCS:
+    try:
+        DOC_TEXT[d] = read(os.path.join(SRC, d))
+    except OSError:
+        pass
+ENV = env_reads()
+if not ENV:
+    fail(f"no getenv(\"THOTH...\") in {' '.join(CODE_DIRS)}: is this the source tree?")
+# (scdoc's _$THOTH_RUNTIME_DIR_ italics: the trailing _ is markup)
+DOC_NAMES = {d: {n.rstrip("_") for n in re.findall(r"\bTHOTH[A-Z0-9_]*\b", t)} for d, t in DOC_TEXT.items()}
+for v in sorted(ENV):
+    where = [d for d, names in DOC_NAMES.items() if v in names]
+    if where:
+        print(f"env {v}: documented in {' '.join(where)}")
+    else:
+        fail(f"environment variable {v} (read in {' '.join(sorted(set(ENV[v])))}) is in no man page "
+             "nor docs/*.md (TRACKER.md and BENCHMARKS.md do not count)")
+
+# ---- thothctl --json keys where a doc says what they are ----
+if THOTHCTL:
+    for d, t in sorted(DOC_TEXT.items()):
+        for para in re.split(r"\n\s*\n", t):
+            m = re.search(r"`thothctl ([a-z]+)(?: ([a-z]+))? --json`", para)
+            if not m and "--json" in para and ("keys:" in para or '`{"' in para):
+                # "`thothctl pm` prints ... `--json` prints one object: `{"now_ns", ...}`"
+                m = re.search(r"`thothctl ([a-z]+)(?: ([a-z]+))?[^`]*`", para)
+            if not m:
+                continue
+            c, sub = m.group(1), m.group(2)
+            if c in OWN_JSON:
+                continue                # --json FILE: a trace file, not an object on stdout
+            if "keys:" not in para:
+                if '{"' in para or len(set(re.findall(r"`([a-z]+_[a-z0-9_]+)`", para))) >= 3:
+                    fail(f"{d}: `thothctl {c}{' ' + sub if sub else ''} --json`'s keys shown without "
+                         "\"keys:\" before them (then every key, checked here)")
+                continue
+            fn = table.get(c)
+            if sub:
+                fn = f"thothctl_{c}_{sub}" if fn else None
+            files = ctl_files(fn)[:1] if fn else []
+            if not files:
+                fail(f"{d}: keys of `thothctl {c}{' ' + sub if sub else ''} --json`: no such command in "
+                     f"{table_file}")
+                continue
+            code = sources(files)
+            have = set(re.findall(r'\\"([a-z_][a-z0-9_]*)\\":', code))
+            said = set(re.findall(r"`([a-z_][a-z0-9_]*)`", para[para.index("keys:"):]))
+            compare(f"thothctl {c}{' ' + sub if sub else ''} --json keys", files[0], have, d, said)
+
+# ---- a section documenting a `thothctl --json` document as tables (LOCKS.md:
+# the lock report) and naming the file that writes it: every key that file
+# writes is named in the section, and every name the section gives as a key
+# is one.  Keys are read from backquoted spans: "name": and bare names
+# (`processes[]`, `{count, stack}`), not quoted values ("inline") or commands.
+for d, t in sorted(DOC_TEXT.items()):
+    for sec in re.split(r"\n(?=#+ )", t):
+        head, _, body = sec.partition("\n")
+        w = re.search(r"written by `([^`]+\.c)`", body)
+        if not (head.startswith("#") and "thothctl" in head and "--json" in head and w):
+            continue
+        try:
+            have = set(re.findall(r'\\"([a-z_][a-z0-9_]*)\\":', read(os.path.join(SRC, w.group(1)))))
+        except OSError as e:
+            fail(f"{d}: \"{head.strip('# ')}\" names {w.group(1)}, which cannot be read: {e.strerror}")
+            continue
+        said = set()
+        for span in re.findall(r"`([^`]+)`", body):
+            if span.startswith(("thothctl", "thothlock", "--")) or span == w.group(1):
+                continue
+            said |= set(re.findall(r'"([a-z][a-z0-9_]*)"\s*:', span))
+            said |= set(re.findall(r"(?<![\w.+-])([a-z][a-z0-9_]+)(?:\[\])?(?![\w(])",
+                                   re.sub(r'"[^"]*"', "", span))) - {"true", "false", "null"}
+        compare(f"JSON keys of \"{head.strip('# ')}\"", w.group(1), have, d, said)
 
 for e in errors:
     print("FAIL:", e)

@@ -176,6 +176,11 @@ refused 2 "--max '65' is not a number of devices (1..64)" "$RTDRV" --max 65 --sh
 many=()
 for i in $(seq 1 65); do many+=(--device "/sys/devices/d$i"); done
 refused 2 "at most 64 --device" "$RTDRV" "${many[@]}" --show
+# --show names each modelled power: "12.5 / 100.0 mW" was suspended /
+# active, the reverse of docs/PM.md's "active / suspended" table.
+show=$(THOTH_SYSFS_ROOT=$SRC/tests/fixtures/sysfs/x86-laptop "$RTDRV" --show 2>&1) || true
+grep -q "^rpm.1-3 .*; active 100.0 mW, suspended 12.5 mW, suspend 3000 us, resume 20000 us" <<<"$show" ||
+  { echo "FAIL: pm-runtime-driver --show does not name the USB device's powers: $show"; failures=$((failures + 1)); }
 
 # thothlock: an option's missing value says so.
 refused 2 "missing value for '--top'" "$THOTHLOCK" --top
