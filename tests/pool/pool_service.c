@@ -2,7 +2,7 @@
  * pool_service - one instance of the pool tests' service (pooltest.tidl).
  *
  *   pool_service --runtime-dir DIR [--name NAME] [--slow F] [--stall-ms N]
- *                [--report-ms N] [--shard-id K]
+ *                [--report-ms N] [--shard-id K] [--hostile MODE]
  *
  * --slow F multiplies the CPU each call burns (the benchmark's 10x-slower
  * instance); --stall-ms N makes every call take N ms of wall time without
@@ -10,7 +10,8 @@
  * --report-ms N reports utilisation and qps to thothd every N ms
  * (thoth_service_report_load).  It serves both Work and Shard on one socket
  * per interface: NAME for Work, NAME-shard for Shard (as shard K: its
- * registration's instance_id is K + 1, THOTH_POOL_SHARD_ID).
+ * registration's instance_id is K + 1, THOTH_POOL_SHARD_ID).  --hostile
+ * MODE serves none of that: a TCP address that misbehaves (hostile.c).
  */
 #define _GNU_SOURCE
 #include <getopt.h>
@@ -27,6 +28,8 @@
 #include "thoth/channel.h"
 #include "thoth/loop.h"
 #include "thoth/service.h"
+
+#include "hostile.h"
 
 static double slow = 1.0;
 static uint32_t stall_ms;
@@ -146,9 +149,10 @@ int main(int argc, char **argv)
 		{ "stall-ms", required_argument, NULL, 'S' },
 		{ "report-ms", required_argument, NULL, 'R' },
 		{ "shard-id", required_argument, NULL, 'K' },
+		{ "hostile", required_argument, NULL, 'H' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *dir = NULL, *name = "pooltest";
+	const char *dir = NULL, *name = "pooltest", *hostile = NULL;
 	long shard_id = -1;
 	int opt;
 	while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
@@ -159,9 +163,10 @@ int main(int argc, char **argv)
 		case 'S': stall_ms = (uint32_t)atoi(optarg); break;
 		case 'R': report_ms = (uint32_t)atoi(optarg); break;
 		case 'K': shard_id = atol(optarg); break;
+		case 'H': hostile = optarg; break;
 		default:
 			fprintf(stderr, "usage: pool_service --runtime-dir DIR [--name N] [--slow F] "
-				"[--stall-ms N] [--report-ms N]\n");
+				"[--stall-ms N] [--report-ms N] [--shard-id K] [--hostile MODE]\n");
 			return 2;
 		}
 	}
@@ -169,6 +174,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "pool_service: --runtime-dir needed, --slow > 0\n");
 		return 2;
 	}
+	if (hostile)
+		return pool_service_hostile(dir, name, hostile);
 	signal(SIGPIPE, SIG_IGN);
 	thoth_loop_t *loop;
 	if (thoth_loop_new(&loop))
