@@ -517,6 +517,7 @@ static void inst_free(thoth_pool_t *p, inst_t *in)
 {
 	if (in->src)
 		thoth_loop_remove_fd(p->loop, in->src);
+	in->src = NULL;                 /* an opening's source, too: removed once */
 	if (in->readmit)
 		thoth_timer_cancel(p->loop, in->readmit);
 	open_abandon(p, in);

@@ -752,6 +752,39 @@ static void hostile_beside_healthy(fixture_t *f, const char *mode, const char *e
 	assert_int_equal(thoth_pool_usable(f->pool), 1);
 }
 
+static bool hostile_connecting(fixture_t *f)
+{
+	thoth_pool_instance_t in[8];
+	size_t n = thoth_pool_instances(f->pool, in, 8);
+	for (size_t i = 0; i < n && i < 8; i++)
+		if (!strncmp(in[i].addr, "tcp:", 4) && in[i].connecting)
+			return true;
+	return false;
+}
+
+/* A pool closed while an instance's connection is being opened lets go of
+ * the attempt (its fd, its loop source, its deadline) exactly once: the
+ * source was removed twice before (ASan: a use of a freed loop slot). */
+static void test_a_pool_freed_while_an_instance_is_opening_lets_go_of_it(void **state)
+{
+	fixture_t *f = *state;
+	char token[4200];
+	snprintf(token, sizeof token, "%s/cluster.token", f->h.dir);
+	FILE *t = fopen(token, "w");
+	assert_non_null(t);
+	fputs("0123456789abcdef0123456789abcdef\n", t);
+	fclose(t);
+	assert_int_equal(chmod(token, 0600), 0);
+	new_pool(f, THOTH_POOL_P2C, 5000, 0);
+	assert_true(start_instance(f, "--hostile", "silent") > 0);
+	assert_true(run_until(f, hostile_connecting, 10000));
+	thoth_pool_free(f->pool);
+	f->pool = NULL;
+	/* The loop runs on without the pool's source or timer. */
+	for (int i = 0; i < 20; i++)
+		thoth_loop_run_once(f->loop, false);
+}
+
 static void test_a_silent_instance_does_not_stall_calls_to_a_healthy_one(void **state)
 {
 	hostile_beside_healthy(*state, "silent", "did not answer the hello within 500 ms");
@@ -802,6 +835,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_an_instance_answering_the_hello_with_garbage_fails_by_name,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_an_instance_closing_mid_hello_fails_by_name, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_a_pool_freed_while_an_instance_is_opening_lets_go_of_it, setup,
 						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
