@@ -22,6 +22,7 @@
 #include "thoth/service.h"
 #include "thoth/tcp.h"
 #include "thoth/wire.h"
+#include "chan_handshake.h"
 #include "tcp_internal.h"
 #include "why.h"
 
@@ -76,10 +77,12 @@ struct inst {
 	thoth_tcp_conn_t *tcp;          /* a "tcp:" address's connection (another host), or NULL;
 					 * neither: not connected (failed; retried at readmission) */
 	thoth_source_t *src;
-	/* A "tcp:" connection being opened on the loop (connect, hello, its
-	 * answer: each step when the fd is ready, never waiting), and the
-	 * timer that ends the attempt at HANDSHAKE_TIMEOUT_MS. */
+	/* A connection being opened on the loop, each step when its fd is
+	 * ready, never waiting: TCP (connect, hello, its answer) or a channel
+	 * (the open request, its reply); the timer ends the attempt at
+	 * HANDSHAKE_TIMEOUT_MS.  At most one of the two is set. */
 	thoth_tcp_conn_t *opening;
+	thoth__chan_opening_t *opening_ch;
 	thoth_timer_t *open_timer;
 	char last_error[256];           /* why the last connection attempt failed ("" none) */
 	call_t *head, *tail;
@@ -919,37 +922,40 @@ static void connect_failed(thoth_pool_t *p, inst_t *in, const char *why)
 	in->connect_fails++;
 }
 
-/* The opening's connection, detached from the loop (its source, its
- * deadline); NULL when none is being opened. */
-static thoth_tcp_conn_t *open_detach(thoth_pool_t *p, inst_t *in)
+static bool opening(const inst_t *in)
 {
-	thoth_tcp_conn_t *c = in->opening;
-	in->opening = NULL;
-	if (c && in->src) {
+	return in->opening || in->opening_ch;
+}
+
+/* The opening detached from the loop (its source, its deadline) and
+ * closed; a TCP connection that opened is kept (in->tcp set by the caller). */
+static void open_abandon(thoth_pool_t *p, inst_t *in)
+{
+	if (opening(in) && in->src) {
 		thoth_loop_remove_fd(p->loop, in->src);         /* before the fd closes */
 		in->src = NULL;
 	}
 	if (in->open_timer)
 		thoth_timer_cancel(p->loop, in->open_timer);
 	in->open_timer = NULL;
-	return c;
+	thoth_tcp_close(in->opening);
+	in->opening = NULL;
+	thoth__chan_open_free(in->opening_ch);
+	in->opening_ch = NULL;
 }
 
-static void open_abandon(thoth_pool_t *p, inst_t *in)
-{
-	thoth_tcp_close(open_detach(p, in));
-}
-
-/* The attempt ended with R (WHY) or, R == 0, an open connection. */
+/* The attempt ended with R (WHY) or, R == 0, an open link (in->tcp or
+ * in->ch set by the caller). */
 static void open_ended(thoth_pool_t *p, inst_t *in, int r, const char *why)
 {
-	thoth_tcp_conn_t *c = open_detach(p, in);
+	if (r == 0 && in->opening) {
+		in->tcp = in->opening;
+		in->opening = NULL;
+	}
+	open_abandon(p, in);
 	if (r == 0) {
-		in->tcp = c;
 		r = link_watch(p, in);
 		why = in->last_error;
-	} else {
-		thoth_tcp_close(c);
 	}
 	if (r) {
 		connect_failed(p, in, why);
@@ -970,8 +976,9 @@ static int open_wait(thoth_pool_t *p, inst_t *in, short want)
 		thoth_loop_remove_fd(p->loop, in->src);
 	in->src = NULL;
 	inst_ref_t *ref = (inst_ref_t *)(in + 1);
-	return thoth_loop_add_fd(p->loop, thoth_tcp_fd(in->opening),
-				 want == POLLOUT ? THOTH_LOOP_WRITE : THOTH_LOOP_READ, on_open_fd, ref, &in->src);
+	int fd = in->opening ? thoth_tcp_fd(in->opening) : thoth__chan_open_fd(in->opening_ch);
+	return thoth_loop_add_fd(p->loop, fd, want == POLLOUT ? THOTH_LOOP_WRITE : THOTH_LOOP_READ, on_open_fd,
+				 ref, &in->src);
 }
 
 static void on_open_fd(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t events, void *arg)
@@ -988,8 +995,9 @@ static void on_open_fd(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t
 		in->src = NULL;
 	}
 	char why[200];
-	short want = 0;
-	int r = thoth__tcp_open_step(in->opening, &want, why, sizeof why);
+	short want = POLLIN;
+	int r = in->opening ? thoth__tcp_open_step(in->opening, &want, why, sizeof why)
+			    : thoth__chan_open_step(in->opening_ch, &in->ch, why, sizeof why);
 	if (r == THOTH_E_AGAIN) {
 		r = open_wait(p, in, want);
 		if (!r)
@@ -1007,7 +1015,8 @@ static void open_expired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
 	inst_ref_t *ref = (inst_ref_t *)(in + 1);
 	in->open_timer = NULL;
 	char why[200];
-	int r = thoth__tcp_open_expired(in->opening, HANDSHAKE_TIMEOUT_MS, why, sizeof why);
+	int r = in->opening ? thoth__tcp_open_expired(in->opening, HANDSHAKE_TIMEOUT_MS, why, sizeof why)
+			    : thoth__chan_open_expired(in->opening_ch, HANDSHAKE_TIMEOUT_MS, why, sizeof why);
 	open_ended(ref->p, in, r, why);
 }
 
@@ -1015,17 +1024,17 @@ static void open_expired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
  * The one place the pool opens a connection to an instance: a channel
  * for a socket path (this host), TCP for a "tcp:HOST:PORT" address
  * (another host, learnt through thothd's federation: docs/FEDERATION.md),
- * authenticated with the cluster token of our runtime dir.  A TCP
- * connection is opened on the loop without waiting: 0 means it is open
- * or on its way (open_ended finishes it, and fails it by name at
- * HANDSHAKE_TIMEOUT_MS); an error, that it failed now (last_error says why).
- * A channel's handshake still waits (its opening has no steps yet: at most
- * HANDSHAKE_TIMEOUT_MS for a local service that accepts and never answers).
+ * authenticated with the cluster token of our runtime dir.  Either is
+ * opened on the loop without waiting: 0 means it is open or on its way
+ * (open_ended finishes it, and fails it by name at HANDSHAKE_TIMEOUT_MS);
+ * an error, that it failed now (last_error says why).  An instance that
+ * accepts and never answers costs the pool's other calls nothing.
  */
 static int inst_connect(thoth_pool_t *p, inst_t *in)
 {
 	char why[200];
 	int r;
+	short want = POLLIN;
 	inst_ref_t *ref = (inst_ref_t *)(in + 1);
 	ref->p = p;
 	ref->in = in;
@@ -1033,19 +1042,8 @@ static int inst_connect(thoth_pool_t *p, inst_t *in)
 		thoth_tcp_config_t tc = { .iface = p->cfg.iface, .token_file = p->token_file };
 		if (p->cfg.call_timeout_ms)
 			tc.call_timeout_ms = (int)p->cfg.call_timeout_ms;
-		short want = 0;
 		r = thoth__tcp_open_start(in->addr, &tc, &in->opening, &want, why, sizeof why);
-		if (r == THOTH_E_AGAIN) {
-			r = thoth_loop_add_timer_in(p->loop, HANDSHAKE_TIMEOUT_MS * 1000000ull, 1000000,
-						    open_expired, in, &in->open_timer);
-			if (!r)
-				r = open_wait(p, in, want);
-			if (!r)
-				return 0;
-			snprintf(why, sizeof why, "%s: cannot wait for the connection: %s", in->addr,
-				 thoth_strerror(r));
-			open_abandon(p, in);
-		} else if (r == 0) {
+		if (r == 0) {
 			in->tcp = in->opening;
 			in->opening = NULL;
 		}
@@ -1056,7 +1054,17 @@ static int inst_connect(thoth_pool_t *p, inst_t *in)
 			.handshake_timeout_ms = HANDSHAKE_TIMEOUT_MS,
 			.loop_wakeup = true,
 		};
-		r = thoth_chan_connect(in->addr, &cc, &in->ch, why, sizeof why);
+		r = thoth__chan_open_start(in->addr, &cc, &in->opening_ch, why, sizeof why);
+	}
+	if (r == THOTH_E_AGAIN) {
+		r = thoth_loop_add_timer_in(p->loop, HANDSHAKE_TIMEOUT_MS * 1000000ull, 1000000, open_expired, in,
+					    &in->open_timer);
+		if (!r)
+			r = open_wait(p, in, want);
+		if (!r)
+			return 0;
+		snprintf(why, sizeof why, "%s: cannot wait for the connection: %s", in->addr, thoth_strerror(r));
+		open_abandon(p, in);
 	}
 	if (r) {
 		in->ch = NULL;
@@ -1085,7 +1093,7 @@ static void readmit_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
 		p->stats.readmissions++;
 	}
 	in->reconnecting = false;
-	if (!link_up(in) && !in->opening && inst_connect(p, in)) {
+	if (!link_up(in) && !opening(in) && inst_connect(p, in)) {
 		connect_later(p, in);   /* still unreachable: try again later */
 		return;
 	}
@@ -1414,7 +1422,7 @@ size_t thoth_pool_instances(const thoth_pool_t *p, thoth_pool_instance_t *out, s
 						  ? (in->ejected_until_ns - now) / 1000000ull : 0,
 			.eject_ms = in->eject_ms,
 			.calls = in->calls, .failures = in->failures,
-			.connecting = in->opening != NULL,
+			.connecting = opening(in),
 		};
 		snprintf(out[i].last_error, sizeof out[i].last_error, "%s", in->last_error);
 		memcpy(out[i].addr, in->addr, sizeof out[i].addr);

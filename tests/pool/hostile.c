@@ -8,7 +8,9 @@
  *   garbage  reads the hello, answers 64 bytes that are no frame;
  *   close    reads the first bytes of the hello and closes mid-hello;
  *   trickle  reads the hello, then sends a hello answer's header one byte
- *            every 30 ms (a slowloris server: never whole in time).
+ *            every 30 ms (a slowloris server: never whole in time);
+ *   unix-silent  the same as silent on a Unix socket registered as its
+ *            path: a local instance (a channel) that never answers.
  *
  *   pool_service --runtime-dir DIR --hostile MODE [--name NAME]
  *
@@ -22,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "hostile.h"
@@ -30,7 +33,7 @@
 #include "thoth/service.h"
 #include "thoth/wire.h"
 
-enum { SILENT, GARBAGE, CLOSE, TRICKLE };
+enum { SILENT, GARBAGE, CLOSE, TRICKLE, UNIX_SILENT };
 enum { MAX_CONNS = 64 };
 
 static int mode;
@@ -108,7 +111,7 @@ static void on_accept(thoth_loop_t *l, thoth_source_t *src, int fd, uint32_t eve
 		if (c->fd >= 0)
 			continue;
 		c->fd = cfd;
-		if (mode != SILENT)
+		if (mode != SILENT && mode != UNIX_SILENT)
 			thoth_loop_add_fd(l, cfd, THOTH_LOOP_READ, on_conn, c, &c->src);
 		return;
 	}
@@ -124,28 +127,40 @@ static void on_stop(thoth_loop_t *l, const struct signalfd_siginfo *info, void *
 
 int pool_service_hostile(const char *dir, const char *name, const char *m)
 {
-	static const char *const modes[] = { "silent", "garbage", "close", "trickle" };
+	static const char *const modes[] = { "silent", "garbage", "close", "trickle", "unix-silent" };
 	mode = -1;
-	for (int i = 0; m && i < 4; i++)
+	for (int i = 0; m && i < 5; i++)
 		if (!strcmp(m, modes[i]))
 			mode = i;
 	if (mode < 0) {
-		fprintf(stderr, "pool_service: --hostile silent|garbage|close|trickle\n");
+		fprintf(stderr, "pool_service: --hostile silent|garbage|close|trickle|unix-silent\n");
 		return 2;
 	}
 	for (int i = 0; i < MAX_CONNS; i++)
 		conns[i].fd = -1;
 	signal(SIGPIPE, SIG_IGN);
-	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t sl = sizeof sa;
-	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof sa) || listen(lfd, 64) ||
-	    getsockname(lfd, (struct sockaddr *)&sa, &sl)) {
-		perror("pool_service --hostile: listen");
-		return 1;
+	char addr[108], why[300];
+	int lfd;
+	if (mode == UNIX_SILENT) {
+		struct sockaddr_un su = { .sun_family = AF_UNIX };
+		snprintf(su.sun_path, sizeof su.sun_path, "%s/%s-hostile-%d.sock", dir, name, (int)getpid());
+		snprintf(addr, sizeof addr, "%s", su.sun_path);
+		lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		if (lfd < 0 || bind(lfd, (struct sockaddr *)&su, sizeof su) || listen(lfd, 64)) {
+			perror("pool_service --hostile: listen");
+			return 1;
+		}
+	} else {
+		lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		socklen_t sl = sizeof sa;
+		if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof sa) || listen(lfd, 64) ||
+		    getsockname(lfd, (struct sockaddr *)&sa, &sl)) {
+			perror("pool_service --hostile: listen");
+			return 1;
+		}
+		snprintf(addr, sizeof addr, "tcp:127.0.0.1:%u", (unsigned)ntohs(sa.sin_port));
 	}
-	char addr[64], why[300];
-	snprintf(addr, sizeof addr, "tcp:127.0.0.1:%u", (unsigned)ntohs(sa.sin_port));
 	if (thoth_loop_new(&loop))
 		return 1;
 	thoth_loop_add_signal(loop, SIGTERM, on_stop, NULL);
@@ -166,6 +181,8 @@ int pool_service_hostile(const char *dir, const char *name, const char *m)
 		if (conns[i].fd >= 0)
 			drop(&conns[i]);
 	close(lfd);
+	if (mode == UNIX_SILENT)
+		unlink(addr);
 	thoth_loop_free(loop);
 	return 0;
 }

@@ -12,9 +12,10 @@
  *   - load reports reach the pool and make the slow instance cost more;
  *   - round robin and pick-first do what they say; bad configs are refused;
  *   - an instance that accepts a TCP connection and then stays silent,
- *     trickles, answers garbage or closes mid-hello fails by name and never
- *     holds up the calls on a healthy instance (the connection is opened on
- *     the loop, not waited for).
+ *     trickles, answers garbage or closes mid-hello, or a local one that
+ *     accepts and never answers the channel handshake, fails by name and
+ *     never holds up the calls on a healthy instance (the connection is
+ *     opened on the loop, not waited for).
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -688,7 +689,7 @@ static bool hostile_failed(fixture_t *f)
 	thoth_pool_instance_t in[8];
 	size_t n = thoth_pool_instances(f->pool, in, 8);
 	for (size_t i = 0; i < n && i < 8; i++)
-		if (!strncmp(in[i].addr, "tcp:", 4) && in[i].last_error[0]) {
+		if ((!strncmp(in[i].addr, "tcp:", 4) || strstr(in[i].addr, "-hostile-")) && in[i].last_error[0]) {
 			hostile = in[i];
 			return true;
 		}
@@ -790,6 +791,11 @@ static void test_a_silent_instance_does_not_stall_calls_to_a_healthy_one(void **
 	hostile_beside_healthy(*state, "silent", "did not answer the hello within 500 ms");
 }
 
+static void test_a_silent_local_instance_does_not_stall_calls_to_a_healthy_one(void **state)
+{
+	hostile_beside_healthy(*state, "unix-silent", "did not answer the channel handshake within 500 ms");
+}
+
 static void test_a_trickling_instance_does_not_stall_calls_to_a_healthy_one(void **state)
 {
 	hostile_beside_healthy(*state, "trickle", "bytes of an answer came");
@@ -829,6 +835,8 @@ int main(int argc, char **argv)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_pool_configs_are_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_a_silent_instance_does_not_stall_calls_to_a_healthy_one,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_silent_local_instance_does_not_stall_calls_to_a_healthy_one,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_a_trickling_instance_does_not_stall_calls_to_a_healthy_one,
 						setup, teardown),
