@@ -21,10 +21,10 @@
  *
  *   4. (--first-call N, alone) a pool's first call: thoth_pool_new until its
  *      first call is answered, N times alternating between a pool_service
- *      serving TCP (the connection opened on the loop: connect, hello,
- *      answer) and one serving a channel (the baseline in the same run;
- *      its opening is the channel handshake), with thothd and both
- *      instances up throughout.  Median and p90 in us.
+ *      serving TCP (connect, hello, answer) and one serving a channel (the
+ *      channel handshake: the baseline in the same run), with thothd and
+ *      both instances up throughout.  Median and p90 in us.  Both openings
+ *      run on the pool's loop since pool37: compare binaries run by run.
  *
  *   bench_pool [--runs R] [--calls N] [--spin US] [--window W] [--no-real] [--first-call N]
  */
