@@ -19,7 +19,14 @@
  *      robin.  Target: P2C's p99 with the slow instance <= 1.2x its
  *      all-healthy p99.  Medians of RUNS runs.
  *
- *   bench_pool [--runs R] [--calls N] [--spin US] [--window W] [--no-real]
+ *   4. (--first-call N, alone) a pool's first call: thoth_pool_new until its
+ *      first call is answered, N times alternating between a pool_service
+ *      serving TCP (connect, hello, answer) and one serving a channel (the
+ *      channel handshake: the baseline in the same run), with thothd and
+ *      both instances up throughout.  Median and p90 in us.  Both openings
+ *      run on the pool's loop since pool37: compare binaries run by run.
+ *
+ *   bench_pool [--runs R] [--calls N] [--spin US] [--window W] [--no-real] [--first-call N]
  */
 #define _GNU_SOURCE
 #include <math.h>
@@ -27,11 +34,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
 #include "pooltest.thoth.h"
+#include "thoth/error.h"
 #include "thoth/loop.h"
 #include "thoth/pool.h"
 
@@ -392,11 +401,81 @@ static void real(int runs, uint32_t calls, uint32_t spin, uint32_t window)
 	harness_teardown(&h);
 }
 
+/* ---- 4. a pool's first call ------------------------------------------------ */
+
+static double first_call(harness_t *h, thoth_loop_t *loop, const char *name)
+{
+	thoth_pool_config_t cfg = { .runtime_dir = h->dir, .name = name, .iface = &thoth_pooltest_Work_info,
+				    .seed = 1 };
+	thoth_pool_t *p;
+	char why[200];
+	uint64_t t0 = now_ns();
+	if (thoth_pool_new(loop, &cfg, &p, why, sizeof why)) {
+		fprintf(stderr, "bench_pool: %s\n", why);
+		exit(1);
+	}
+	thoth_pooltest_Work_work_req_t req = { .id = 1 };
+	thoth_pooltest_Work_work_resp_t resp;
+	uint64_t scratch[64];
+	thoth_arena_t arena;
+	thoth_arena_init(&arena, scratch, sizeof scratch);
+	int r = thoth_pool_call(p, &thoth_pooltest_Work_work_info, &req, &resp, &arena, 5000, NULL);
+	uint64_t t1 = now_ns();
+	if (r) {
+		fprintf(stderr, "bench_pool: first call to %s: %s\n", name, thoth_strerror(r));
+		exit(1);
+	}
+	thoth_pool_free(p);
+	return (double)(t1 - t0) / 1e3;
+}
+
+static void first_calls(int n)
+{
+	harness_t h;
+	if (harness_setup(&h) || harness_start_thothd(&h, NULL) <= 0) {
+		fprintf(stderr, "bench_pool: cannot start thothd\n");
+		exit(1);
+	}
+	char token[4200];
+	snprintf(token, sizeof token, "%s/cluster.token", h.dir);
+	FILE *t = fopen(token, "w");
+	if (!t || fputs("0123456789abcdef0123456789abcdef\n", t) < 0 || fclose(t) || chmod(token, 0600)) {
+		fprintf(stderr, "bench_pool: cannot write %s\n", token);
+		exit(1);
+	}
+	const char *tcp_argv[] = { POOL_SERVICE_PATH, "--runtime-dir", h.dir, "--name", "first-tcp", "--tcp", NULL };
+	const char *chan_argv[] = { POOL_SERVICE_PATH, "--runtime-dir", h.dir, "--name", "first-chan", NULL };
+	harness_spawn(&h, "pool_service_tcp", tcp_argv);
+	harness_spawn(&h, "pool_service_chan", chan_argv);
+	thoth_loop_t *loop;
+	thoth_loop_new(&loop);
+	thoth_loop_add_timer_in(loop, 5000000, 0, tick, NULL, NULL);
+	first_call(&h, loop, "first-tcp");     /* both up and answering before timing */
+	first_call(&h, loop, "first-chan");
+	double *tcp = calloc((size_t)n, sizeof *tcp), *chan = calloc((size_t)n, sizeof *chan);
+	if (!tcp || !chan)
+		exit(1);
+	for (int i = 0; i < n; i++) {
+		tcp[i] = first_call(&h, loop, "first-tcp");
+		chan[i] = first_call(&h, loop, "first-chan");
+	}
+	double mt = median(tcp, n), mc = median(chan, n);
+	printf("4. a pool's first call (thoth_pool_new to the answer), %d of each, alternated\n", n);
+	printf("   channel instance   median %8.1f us  p90 %8.1f us   (baseline)\n", mc, pct(chan, (size_t)n, 0.9));
+	printf("   TCP instance       median %8.1f us  p90 %8.1f us   %.2fx channel\n", mt, pct(tcp, (size_t)n, 0.9),
+	       mt / mc);
+	free(tcp);
+	free(chan);
+	thoth_loop_free(loop);
+	harness_teardown(&h);
+}
+
 int main(int argc, char **argv)
 {
 	int runs = 3;
 	uint32_t calls = 4000, spin = 200, window = 4;
 	bool do_real = true;
+	int first = 0;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--runs") && i + 1 < argc)
 			runs = atoi(argv[++i]);
@@ -408,14 +487,25 @@ int main(int argc, char **argv)
 			window = (uint32_t)atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--no-real"))
 			do_real = false;
+		else if (!strcmp(argv[i], "--first-call") && i + 1 < argc)
+			first = atoi(argv[++i]);
 		else {
-			fprintf(stderr, "usage: bench_pool [--runs R] [--calls N] [--spin US] [--window W] [--no-real]\n");
+			fprintf(stderr, "usage: bench_pool [--runs R] [--calls N] [--spin US] [--window W] [--no-real] "
+				"[--first-call N]\n");
 			return 2;
 		}
 	}
 	if (runs < 1 || runs > 31 || calls < 100 || window < 1 || window > 64) {
 		fprintf(stderr, "bench_pool: --runs 1..31, --calls >= 100, --window 1..64\n");
 		return 2;
+	}
+	if (first) {
+		if (first < 3 || first > 100000) {
+			fprintf(stderr, "bench_pool: --first-call 3..100000\n");
+			return 2;
+		}
+		first_calls(first);
+		return 0;
 	}
 	selection(runs < 5 ? 5 : runs);
 	simulation();

@@ -138,7 +138,7 @@ typedef struct thoth_chan_config {
 	thoth_chan_wait_t wait;
 	uint32_t spin_ns;                     /* 0 = THOTH_CHAN_DEFAULT_SPIN_NS */
 	int timeout_ms;                       /* per blocking call: 0 = wait forever */
-	int handshake_timeout_ms;             /* 0 = 2000 */
+	int handshake_timeout_ms;             /* the whole opening (connect, reply): 0 = 2000 */
 	bool loop_wakeup;                     /* wake-ups on the channel's socket: thoth_chan_fd */
 	thoth_chan_moderation_cfg_t moderation;  /* of the responses we receive (PM-3) */
 } thoth_chan_config_t;

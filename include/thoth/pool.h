@@ -165,6 +165,10 @@ typedef struct thoth_pool_instance {
 					 * (0: never ejected); a connection being retried
 					 * is ejected but not counted here nor in ejections */
 	uint64_t calls, failures;       /* answered, failed (transport or timeout) */
+	bool connecting;                /* a connection is being opened (TCP: on the loop, never
+					 * holding it; failed by name after 500 ms) */
+	char last_error[256];           /* why the last connection attempt failed, naming the
+					 * address ("" when none failed since it last worked) */
 } thoth_pool_instance_t;
 
 /* Fill OUT with up to CAP instances; returns how many the pool holds. */

@@ -184,7 +184,10 @@ void thoth_resolver_free(thoth_resolver_t *r);
 
 /* The next instance to call: confirmed before unconfirmed, this host
  * before other hosts (federation: docs/FEDERATION.md), same NUMA node
- * first, round robin among equals.  THOTH_E_NOT_FOUND when none is known. */
+ * first, round robin among equals; another host's instance whose interface
+ * claims conflict with one of this host's instances of the name (another
+ * major in a rolling upgrade) last of all, as thothd's resolve ranks it.
+ * THOTH_E_NOT_FOUND when none is known. */
 int thoth_resolver_pick(thoth_resolver_t *r, thoth_resolved_t *out);
 
 /* ADDR failed for us (its channel died or refused): drop it now. */
@@ -197,10 +200,12 @@ typedef struct thoth_resolved_load {
 	uint32_t reports;               /* LOAD pushes received (changes when it reports) */
 } thoth_resolved_load_t;
 
-/* Every cached instance (for pools: thoth/pool.h): fills OUT[i] and, if
- * LOAD is not NULL, LOAD[i] for the first CAP of them, and returns how many
- * there are (call again with more room if that is > CAP).  Reads the cache
- * only. */
+/* Every cached instance a pool may use (thoth/pool.h): fills OUT[i] and,
+ * if LOAD is not NULL, LOAD[i] for the first CAP of them, and returns how
+ * many there are (call again with more room if that is > CAP).  Another
+ * host's instance whose claims conflict with one of this host's instances
+ * of the name is left out (pick ranks it last: a pool has no "last", and
+ * its TCP hello would be refused).  Reads the cache only. */
 size_t thoth_resolver_snapshot(const thoth_resolver_t *r, thoth_resolved_t *out,
 			       thoth_resolved_load_t *load, size_t cap);
 

@@ -325,38 +325,156 @@ void thoth_chan_close(thoth_chan_t *ch)
 	free(ch);
 }
 
-/* Read one handshake message (blocking, with the socket's timeouts). */
-static int read_handshake(int sock, uint8_t *buf, size_t *len, int *fds, int *nfds)
+/* A channel being opened (chan_handshake.h): the request is sent at the
+ * start; the reply is read as it arrives, descriptors with it. */
+struct thoth__chan_opening {
+	thoth_chan_t *ch;
+	thoth_chan_config_t cfg;
+	char path[108];
+	uint8_t *msg;                   /* HANDSHAKE_MAX, 8-aligned: the reply so far */
+	size_t have;
+	int fds[2], nfds;
+	int sent;                       /* the request's send failed (PEER_GONE): the reply may say why */
+	int hs_ms;
+};
+
+/* The service's whole reply MSG (LEN bytes, FDS attached) to OP's open
+ * request: checked, the channel memory mapped, OP's channel ready.  On an
+ * error OP still owns what it holds (thoth__chan_open_free). */
+static int open_finish(thoth__chan_opening_t *op, const uint8_t *msg, size_t len, char *why, size_t why_len)
 {
-	size_t have = 0, need = 0;
-	for (;;) {
-		ssize_t r = thoth__chan_recv_fds(sock, buf + have, HANDSHAKE_MAX - have, fds, nfds, 0);
-		if (r == 0)
-			return THOTH_E_PEER_GONE;
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				return THOTH_E_TIMEDOUT;
-			/* A service killed with our handshake unread resets the
-			 * connection: it is gone, as on a plain close. */
-			return errno == ECONNRESET ? THOTH_E_PEER_GONE : THOTH_E_IO;
-		}
-		have += (size_t)r;
-		int e = thoth__chan_msg_length(buf, have, &need);
-		if (e)
-			return e;
-		if (need && have >= need) {
-			if (have > need)
-				return THOTH_E_PROTOCOL;   /* nothing may follow the handshake */
-			*len = have;
-			return 0;
-		}
+	thoth_chan_t *ch = op->ch;
+	const thoth_chan_config_t *cfg = &op->cfg;
+	const thoth_interface_info_t *ifc = cfg->iface;
+	int *fds = op->fds, nfds = op->nfds;
+	char lwhy[160];
+	int r;
+	uint64_t scratch[64];
+	thoth_arena_t arena;
+	thoth_arena_init(&arena, scratch, sizeof scratch);
+	thoth_channel_Channel_open_resp_t resp;
+	r = thoth_channel_Channel_open_resp_decode_msg(msg, len, &resp, &arena);
+	if (r) {
+		thoth__chan_why(why, why_len, "the service's handshake reply does not decode: %s", thoth_strerror(r));
+		r = THOTH_E_PROTOCOL;
+		return r;
 	}
+	if (resp.status) {
+		thoth__chan_why(why, why_len, "%.*s", (int)resp.reason.len, resp.reason.ptr);
+		return resp.status < 0 && resp.status > -100 ? resp.status : THOTH_E_PROTOCOL;
+	}
+	if (resp.major != ifc->major || (resp.features & ~cfg->features)) {
+		thoth__chan_why(why, why_len, "service answered version %u.%u with features %#llx to a %u.x client offering %#llx",
+			resp.major, resp.minor, (unsigned long long)resp.features, ifc->major,
+			(unsigned long long)cfg->features);
+		r = THOTH_E_PROTOCOL;
+		return r;
+	}
+	thoth_chan_limits_t lim;
+	thoth__chan_limits_from_wire(&resp.limits, &lim);
+	chan_layout_t lay;
+	if ((cfg->limits.slots && lim.slots != cfg->limits.slots) ||
+	    (cfg->limits.pool_buf_size && lim.pool_buf_size != cfg->limits.pool_buf_size) ||
+	    (cfg->limits.pool_bufs && lim.pool_bufs != cfg->limits.pool_bufs) ||
+	    thoth_chan_limits_resolve(&lim, lwhy, sizeof lwhy) || chan_layout_compute(&lim, &lay) ||
+	    resp.shm_size != lay.size) {
+		thoth__chan_why(why, why_len, "service answered with limits we did not ask for or cannot use");
+		r = THOTH_E_PROTOCOL;
+		return r;
+	}
+	if (nfds != 1) {
+		thoth__chan_why(why, why_len, "service sent %d file descriptors with its reply, expected 1 (the channel memory)", nfds);
+		r = THOTH_E_PROTOCOL;
+		return r;
+	}
+	/* The kind of the fd, checked by the kernel rather than by its name: a
+	 * regular file that answers F_GET_SEALS is shmem (a memfd), and the
+	 * shrink seal means the service cannot cut our mapping short (SIGBUS). */
+	struct stat st;
+	int seals = fcntl(fds[0], F_GET_SEALS);
+	if (fstat(fds[0], &st) < 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size != lay.size || seals < 0 ||
+	    !(seals & F_SEAL_SHRINK)) {
+		thoth__chan_why(why, why_len, "the channel memory the service sent is not a sealed memfd of %zu bytes", lay.size);
+		r = THOTH_E_PROTOCOL;
+		return r;
+	}
+	uint8_t *base = chan_shm_map(fds[0], lay.size);
+	if (!base) {
+		thoth__chan_why(why, why_len, "cannot map %zu bytes of channel memory: %s", lay.size, strerror(errno));
+		r = THOTH_E_NOMEM;
+		return r;
+	}
+	close(fds[0]);
+	fds[0] = -1;
+	/* SCALE-1: what we read (responses, the service's pool) on our node,
+	 * before anyone touches it (docs/SCALE.md). */
+	thoth__chan_place(base, &lay, CHAN_CLIENT);
+	r = chan_end_init(&ch->end, base, &lay, CHAN_CLIENT);
+	ch->mapped = true;          /* unmapped by close from here on */
+	if (r) {
+		thoth__chan_why(why, why_len, "%s", ch->end.why);
+		return r;
+	}
+	/* The service always waits on its loop: it is rung on the socket.  We
+	 * are rung there too when we wait on a loop, else through the futex. */
+	ch->end.peer_bell = true;
+	ch->end.own_bell = cfg->loop_wakeup;
+	struct ucred cred = { 0 };
+	socklen_t cl = sizeof cred;
+	if (getsockopt(ch->sock, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0)
+		ch->end.service_pid = (uint32_t)cred.pid;
+	ch->end.sock = ch->sock;
+	/* We ring at most once per sleep of the service (ring_if_waiting), so
+	 * it may leave our doorbells unread for up to CHAN_BELL_DRAIN_EVERY of
+	 * its sleeps, edge-triggered (docs/IPC.md, "Edge-triggered
+	 * doorbells"); promised only where we claim its flags, which a
+	 * service allows by advertising that it re-arms after a read-back
+	 * (chan_bell_attach: an older one only re-checks, and a claim could
+	 * leave it asleep for good), and where our send buffer holds twice
+	 * that with room to spare: a doorbell that does not fit is a lost
+	 * wake-up then.  The default buffer does; a smaller one is grown
+	 * within net.core.wmem_max, else we stay level triggered. */
+	if (chan_bell_attach(&ch->end) && bell_room(ch->sock))
+		chan_bell_promise(&ch->end);
+	ch->end.wait = cfg->wait;
+	ch->end.spin_max = ch->end.spin_budget =
+		cfg->wait == THOTH_CHAN_SLEEP ? 0 : (cfg->spin_ns ? cfg->spin_ns : THOTH_CHAN_DEFAULT_SPIN_NS);
+	chan_mod_config(&ch->end, &cfg->moderation);   /* checked before connecting */
+	ch->features = resp.features;
+	thoth_client_init(&ch->client, &chan_transport, ch, resp.features);
+	return 0;
 }
 
-int thoth_chan_connect(const char *path, const thoth_chan_config_t *cfg, thoth_chan_t **out,
-		       char *why, size_t why_len)
+void thoth__chan_open_free(thoth__chan_opening_t *op)
+{
+	if (!op)
+		return;
+	for (int i = 0; i < 2; i++)
+		if (op->fds[i] >= 0)
+			close(op->fds[i]);
+	thoth_chan_close(op->ch);
+	free(op->msg);
+	free(op);
+}
+
+int thoth__chan_open_fd(const thoth__chan_opening_t *op)
+{
+	return op->ch->sock;
+}
+
+int thoth__chan_open_expired(const thoth__chan_opening_t *op, int timeout_ms, char *why, size_t why_len)
+{
+	thoth__chan_why(why, why_len, "the service at %s did not answer the channel handshake within %d ms "
+			"(%zu bytes of a reply came; stopped or wedged?)", op->path, timeout_ms, op->have);
+	return THOTH_E_TIMEDOUT;
+}
+
+/* WAIT_FOR_ROOM: connect as thoth_chan_connect always has, waiting up to
+ * the handshake timeout for room in a full backlog (a service shedding
+ * silent connections makes some); else a full backlog is THOTH_E_BUSY at
+ * once (a pool's loop never waits; it tries again later). */
+static int open_start(const char *path, const thoth_chan_config_t *cfg, bool wait_for_room,
+		      thoth__chan_opening_t **out, char *why, size_t why_len)
 {
 	*out = NULL;
 	thoth__chan_why(why, why_len, "%s", "");
@@ -387,27 +505,44 @@ int thoth_chan_connect(const char *path, const thoth_chan_config_t *cfg, thoth_c
 		return THOTH_E_INVAL;
 	}
 
-	thoth_chan_t *ch = chan_zalloc_unsplit(sizeof *ch);
-	if (!ch)
+	thoth__chan_opening_t *op = calloc(1, sizeof *op);
+	thoth_chan_t *ch = op ? chan_zalloc_unsplit(sizeof *ch) : NULL;
+	if (!ch) {
+		free(op);
 		return THOTH_E_NOMEM;
+	}
+	op->ch = ch;
+	op->cfg = *cfg;
+	op->fds[0] = op->fds[1] = -1;
+	snprintf(op->path, sizeof op->path, "%s", path);
 	ch->sock = -1;
 	ch->loop_wakeup = cfg->loop_wakeup;
 	ch->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : -1;
-	int fds[2] = { -1, -1 }, nfds = 0;
 	int r;
-	uint8_t *msg = NULL;
 
-	ch->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* Non-blocking until the reply is in: nothing here waits (but the
+	 * connect, with WAIT_FOR_ROOM). */
+	ch->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | (wait_for_room ? 0 : SOCK_NONBLOCK), 0);
 	if (ch->sock < 0) {
 		thoth__chan_why(why, why_len, "socket: %s", strerror(errno));
 		r = THOTH_E_IO;
 		goto fail;
 	}
-	int hs_ms = cfg->handshake_timeout_ms > 0 ? cfg->handshake_timeout_ms : 2000;
-	struct timeval tv = { hs_ms / 1000, (hs_ms % 1000) * 1000 };
-	setsockopt(ch->sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	setsockopt(ch->sock, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-	if (connect(ch->sock, (struct sockaddr *)&sa, sizeof sa) < 0) {
+	op->hs_ms = cfg->handshake_timeout_ms > 0 ? cfg->handshake_timeout_ms : 2000;
+	if (wait_for_room) {
+		struct timeval tv = { op->hs_ms / 1000, (op->hs_ms % 1000) * 1000 };
+		setsockopt(ch->sock, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	}
+	int cr = connect(ch->sock, (struct sockaddr *)&sa, sizeof sa);
+	if (cr == 0 && wait_for_room) {
+		int fl = fcntl(ch->sock, F_GETFL);
+		if (fl < 0 || fcntl(ch->sock, F_SETFL, fl | O_NONBLOCK) < 0) {
+			thoth__chan_why(why, why_len, "fcntl on the socket to %s: %s", path, strerror(errno));
+			r = THOTH_E_IO;
+			goto fail;
+		}
+	}
+	if (cr < 0) {
 		int e = errno;
 		if (e == ENOENT || e == ECONNREFUSED) {
 			thoth__chan_why(why, why_len, "no service listens at %s", path);
@@ -415,6 +550,10 @@ int thoth_chan_connect(const char *path, const thoth_chan_config_t *cfg, thoth_c
 		} else if (e == EACCES || e == EPERM) {
 			thoth__chan_why(why, why_len, "no permission to connect to %s", path);
 			r = THOTH_E_PERM;
+		} else if (e == EAGAIN && !wait_for_room) {
+			thoth__chan_why(why, why_len, "the service at %s has a full backlog of connections it "
+					"has not accepted (stopped or wedged?)", path);
+			r = THOTH_E_BUSY;
 		} else {
 			thoth__chan_why(why, why_len, "connect %s: %s", path, strerror(e));
 			r = THOTH_E_IO;
@@ -422,8 +561,8 @@ int thoth_chan_connect(const char *path, const thoth_chan_config_t *cfg, thoth_c
 		goto fail;
 	}
 
-	msg = aligned_alloc(8, HANDSHAKE_MAX);
-	if (!msg) {
+	op->msg = aligned_alloc(8, HANDSHAKE_MAX);
+	if (!op->msg) {
 		r = THOTH_E_NOMEM;
 		goto fail;
 	}
@@ -441,139 +580,120 @@ int thoth_chan_connect(const char *path, const thoth_chan_config_t *cfg, thoth_c
 	thoth__chan_limits_to_wire(&cfg->limits, &req.limits);
 	thoth_msg_header_t meta = { .request_id = 1 };
 	size_t len;
-	r = thoth_channel_Channel_open_req_encode_msg(msg, HANDSHAKE_MAX, &meta, &req, &len);
+	r = thoth_channel_Channel_open_req_encode_msg(op->msg, HANDSHAKE_MAX, &meta, &req, &len);
+	/* A fresh socket's buffer takes the small request whole. */
 	if (!r)
-		r = send_with_fds(ch->sock, msg, len, NULL, 0);
+		r = send_with_fds(ch->sock, op->msg, len, NULL, 0);
 	/* A service that refused us may have answered and closed already:
 	 * its reason is worth more than EPIPE. */
-	int sent = r;
+	op->sent = r;
 	if (r && r != THOTH_E_PEER_GONE) {
 		thoth__chan_why(why, why_len, "sending the channel handshake to %s: %s", path, thoth_strerror(r));
 		goto fail;
 	}
-	r = read_handshake(ch->sock, msg, &len, fds, &nfds);
-	if (r && sent) {
-		thoth__chan_why(why, why_len, "the service at %s closed the connection during the handshake", path);
-		r = sent;
-		goto fail;
-	}
-	if (r == THOTH_E_PEER_GONE) {
-		/* a live service at max_clients, max_pending or its fd limit
-		 * closes too: its log tells which */
-		thoth__chan_why(why, why_len, "the service at %s closed the connection before answering the "
-				"handshake (it exited, was killed, or is at a connection limit: its log says which)",
-				path);
-		goto fail;
-	}
-	if (r) {
-		int e = errno;
-		thoth__chan_why(why, why_len, "reading the service's handshake reply from %s: %s", path,
-			r == THOTH_E_TIMEDOUT ? "no answer in time" : r == THOTH_E_IO ? strerror(e) : thoth_strerror(r));
-		goto fail;
-	}
-	uint64_t scratch[64];
-	thoth_arena_t arena;
-	thoth_arena_init(&arena, scratch, sizeof scratch);
-	thoth_channel_Channel_open_resp_t resp;
-	r = thoth_channel_Channel_open_resp_decode_msg(msg, len, &resp, &arena);
-	if (r) {
-		thoth__chan_why(why, why_len, "the service's handshake reply does not decode: %s", thoth_strerror(r));
-		r = THOTH_E_PROTOCOL;
-		goto fail;
-	}
-	if (resp.status) {
-		thoth__chan_why(why, why_len, "%.*s", (int)resp.reason.len, resp.reason.ptr);
-		r = resp.status < 0 && resp.status > -100 ? resp.status : THOTH_E_PROTOCOL;
-		goto fail;
-	}
-	if (resp.major != ifc->major || (resp.features & ~cfg->features)) {
-		thoth__chan_why(why, why_len, "service answered version %u.%u with features %#llx to a %u.x client offering %#llx",
-			resp.major, resp.minor, (unsigned long long)resp.features, ifc->major,
-			(unsigned long long)cfg->features);
-		r = THOTH_E_PROTOCOL;
-		goto fail;
-	}
-	thoth_chan_limits_t lim;
-	thoth__chan_limits_from_wire(&resp.limits, &lim);
-	chan_layout_t lay;
-	if ((cfg->limits.slots && lim.slots != cfg->limits.slots) ||
-	    (cfg->limits.pool_buf_size && lim.pool_buf_size != cfg->limits.pool_buf_size) ||
-	    (cfg->limits.pool_bufs && lim.pool_bufs != cfg->limits.pool_bufs) ||
-	    thoth_chan_limits_resolve(&lim, lwhy, sizeof lwhy) || chan_layout_compute(&lim, &lay) ||
-	    resp.shm_size != lay.size) {
-		thoth__chan_why(why, why_len, "service answered with limits we did not ask for or cannot use");
-		r = THOTH_E_PROTOCOL;
-		goto fail;
-	}
-	if (nfds != 1) {
-		thoth__chan_why(why, why_len, "service sent %d file descriptors with its reply, expected 1 (the channel memory)", nfds);
-		r = THOTH_E_PROTOCOL;
-		goto fail;
-	}
-	/* The kind of the fd, checked by the kernel rather than by its name: a
-	 * regular file that answers F_GET_SEALS is shmem (a memfd), and the
-	 * shrink seal means the service cannot cut our mapping short (SIGBUS). */
-	struct stat st;
-	int seals = fcntl(fds[0], F_GET_SEALS);
-	if (fstat(fds[0], &st) < 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size != lay.size || seals < 0 ||
-	    !(seals & F_SEAL_SHRINK)) {
-		thoth__chan_why(why, why_len, "the channel memory the service sent is not a sealed memfd of %zu bytes", lay.size);
-		r = THOTH_E_PROTOCOL;
-		goto fail;
-	}
-	uint8_t *base = chan_shm_map(fds[0], lay.size);
-	if (!base) {
-		thoth__chan_why(why, why_len, "cannot map %zu bytes of channel memory: %s", lay.size, strerror(errno));
-		r = THOTH_E_NOMEM;
-		goto fail;
-	}
-	close(fds[0]);
-	fds[0] = -1;
-	/* SCALE-1: what we read (responses, the service's pool) on our node,
-	 * before anyone touches it (docs/SCALE.md). */
-	thoth__chan_place(base, &lay, CHAN_CLIENT);
-	r = chan_end_init(&ch->end, base, &lay, CHAN_CLIENT);
-	ch->mapped = true;          /* unmapped by close from here on */
-	if (r) {
-		thoth__chan_why(why, why_len, "%s", ch->end.why);
-		goto fail;
-	}
-	/* The service always waits on its loop: it is rung on the socket.  We
-	 * are rung there too when we wait on a loop, else through the futex. */
-	ch->end.peer_bell = true;
-	ch->end.own_bell = cfg->loop_wakeup;
-	struct ucred cred = { 0 };
-	socklen_t cl = sizeof cred;
-	if (getsockopt(ch->sock, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0)
-		ch->end.service_pid = (uint32_t)cred.pid;
-	ch->end.sock = ch->sock;
-	/* We ring at most once per sleep of the service (ring_if_waiting), so
-	 * it may leave our doorbells unread for up to CHAN_BELL_DRAIN_EVERY of
-	 * its sleeps, edge-triggered (docs/IPC.md, "Edge-triggered
-	 * doorbells"); promised only where we claim its flags, which a
-	 * service allows by advertising that it re-arms after a read-back
-	 * (chan_bell_attach: an older one only re-checks, and a claim could
-	 * leave it asleep for good), and where our send buffer holds twice
-	 * that with room to spare: a doorbell that does not fit is a lost
-	 * wake-up then.  The default buffer does; a smaller one is grown
-	 * within net.core.wmem_max, else we stay level triggered. */
-	if (chan_bell_attach(&ch->end) && bell_room(ch->sock))
-		chan_bell_promise(&ch->end);
-	ch->end.wait = cfg->wait;
-	ch->end.spin_max = ch->end.spin_budget =
-		cfg->wait == THOTH_CHAN_SLEEP ? 0 : (cfg->spin_ns ? cfg->spin_ns : THOTH_CHAN_DEFAULT_SPIN_NS);
-	chan_mod_config(&ch->end, &cfg->moderation);   /* checked before connecting */
-	ch->features = resp.features;
-	thoth_client_init(&ch->client, &chan_transport, ch, resp.features);
-	free(msg);
-	*out = ch;
-	return 0;
+	*out = op;
+	return THOTH_E_AGAIN;
 
 fail:
-	free(msg);
-	for (int i = 0; i < 2; i++)
-		if (fds[i] >= 0)
-			close(fds[i]);
-	thoth_chan_close(ch);
+	thoth__chan_open_free(op);
+	return r;
+}
+
+int thoth__chan_open_start(const char *path, const thoth_chan_config_t *cfg, thoth__chan_opening_t **out,
+			   char *why, size_t why_len)
+{
+	return open_start(path, cfg, false, out, why, why_len);
+}
+
+int thoth__chan_open_step(thoth__chan_opening_t *op, thoth_chan_t **out, char *why, size_t why_len)
+{
+	*out = NULL;
+	thoth_chan_t *ch = op->ch;
+	const char *path = op->path;
+	size_t need = 0;
+	int r;
+	for (;;) {
+		ssize_t n = thoth__chan_recv_fds(ch->sock, op->msg + op->have, HANDSHAKE_MAX - op->have, op->fds,
+						 &op->nfds, MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return THOTH_E_AGAIN;
+		/* A service killed with our handshake unread resets the
+		 * connection: it is gone, as on a plain close. */
+		r = n == 0 ? THOTH_E_PEER_GONE : n < 0 ? errno == ECONNRESET ? THOTH_E_PEER_GONE : THOTH_E_IO : 0;
+		if (r) {
+			int e = errno;
+			if (op->sent)
+				thoth__chan_why(why, why_len, "the service at %s closed the connection during the "
+						"handshake", path);
+			else if (r == THOTH_E_PEER_GONE)
+				/* a live service at max_clients, max_pending or its fd
+				 * limit closes too: its log tells which */
+				thoth__chan_why(why, why_len, "the service at %s closed the connection before "
+						"answering the handshake (it exited, was killed, or is at a connection "
+						"limit: its log says which)", path);
+			else
+				thoth__chan_why(why, why_len, "reading the service's handshake reply from %s: %s",
+						path, strerror(e));
+			return op->sent ? op->sent : r;
+		}
+		op->have += (size_t)n;
+		r = thoth__chan_msg_length(op->msg, op->have, &need);
+		if (!r && need && op->have > need)
+			r = THOTH_E_PROTOCOL;   /* nothing may follow the handshake */
+		if (r) {
+			thoth__chan_why(why, why_len, "reading the service's handshake reply from %s: %s", path,
+					thoth_strerror(r));
+			return r;
+		}
+		if (need && op->have == need)
+			break;
+	}
+	/* The channel's socket blocks from here on, as it always has: its
+	 * sends and reads carry the handshake's timeouts. */
+	int fl = fcntl(ch->sock, F_GETFL);
+	if (fl < 0 || fcntl(ch->sock, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+		thoth__chan_why(why, why_len, "fcntl on the socket to %s: %s", path, strerror(errno));
+		return THOTH_E_IO;
+	}
+	struct timeval tv = { op->hs_ms / 1000, (op->hs_ms % 1000) * 1000 };
+	setsockopt(ch->sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	setsockopt(ch->sock, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	r = open_finish(op, op->msg, op->have, why, why_len);
+	if (r)
+		return r;
+	*out = ch;
+	op->ch = NULL;                  /* the caller's now */
+	return 0;
+}
+
+int thoth_chan_connect(const char *path, const thoth_chan_config_t *cfg, thoth_chan_t **out,
+		       char *why, size_t why_len)
+{
+	*out = NULL;
+	thoth__chan_opening_t *op;
+	int r = open_start(path, cfg, true, &op, why, why_len);
+	if (r != THOTH_E_AGAIN)
+		return r;
+	uint64_t deadline = thoth_clock_now() + (uint64_t)op->hs_ms * 1000000ull;
+	for (;;) {
+		r = thoth__chan_open_step(op, out, why, why_len);
+		if (r != THOTH_E_AGAIN)
+			break;
+		uint64_t now = thoth_clock_now();
+		if (now >= deadline) {
+			r = thoth__chan_open_expired(op, op->hs_ms, why, why_len);
+			break;
+		}
+		struct pollfd pfd = { .fd = op->ch->sock, .events = POLLIN };
+		int left = (int)((deadline - now + 999999) / 1000000);
+		if (poll(&pfd, 1, left) < 0 && errno != EINTR) {
+			thoth__chan_why(why, why_len, "waiting for the service at %s: %s", path, strerror(errno));
+			r = THOTH_E_IO;
+			break;
+		}
+	}
+	thoth__chan_open_free(op);
 	return r;
 }

@@ -32,6 +32,26 @@ ssize_t thoth__chan_recv_fds(int sock, uint8_t *buf, size_t cap, int *fds, int *
  * header or one longer than HANDSHAKE_MAX. */
 int thoth__chan_msg_length(const uint8_t *buf, size_t have, size_t *need);
 
+/*
+ * A channel opened without waiting (an instance pool opens on its loop):
+ * thoth__chan_open_start connects (non-blocking: a service with a full
+ * backlog is THOTH_E_BUSY) and sends the open request, returning
+ * THOTH_E_AGAIN; thoth__chan_open_step, whenever thoth__chan_open_fd is
+ * readable (or whenever: it never waits), reads the reply as it arrives and
+ * returns THOTH_E_AGAIN, 0 with *OUT the open channel (as thoth_chan_connect
+ * gives it), or an error with WHY naming the socket.  The caller owns the
+ * deadline: thoth__chan_open_expired gives its reason.  thoth__chan_open_free
+ * in every case (it keeps nothing that was handed out).
+ * thoth_chan_connect is these steps with poll(2) between them.
+ */
+typedef struct thoth__chan_opening thoth__chan_opening_t;
+int thoth__chan_open_start(const char *path, const thoth_chan_config_t *cfg, thoth__chan_opening_t **out,
+			   char *why, size_t why_len);
+int thoth__chan_open_step(thoth__chan_opening_t *op, thoth_chan_t **out, char *why, size_t why_len);
+int thoth__chan_open_fd(const thoth__chan_opening_t *op);
+int thoth__chan_open_expired(const thoth__chan_opening_t *op, int timeout_ms, char *why, size_t why_len);
+void thoth__chan_open_free(thoth__chan_opening_t *op);
+
 void thoth__chan_limits_to_wire(const thoth_chan_limits_t *l, thoth_channel_Limits_t *w);
 void thoth__chan_limits_from_wire(const thoth_channel_Limits_t *w, thoth_chan_limits_t *l);
 

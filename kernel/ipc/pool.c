@@ -10,6 +10,7 @@
  * runs (busy); it is marked dead and freed when that loop returns.
  */
 #define _GNU_SOURCE
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sched.h>
@@ -21,6 +22,8 @@
 #include "thoth/service.h"
 #include "thoth/tcp.h"
 #include "thoth/wire.h"
+#include "chan_handshake.h"
+#include "tcp_internal.h"
 #include "why.h"
 
 enum {
@@ -74,6 +77,14 @@ struct inst {
 	thoth_tcp_conn_t *tcp;          /* a "tcp:" address's connection (another host), or NULL;
 					 * neither: not connected (failed; retried at readmission) */
 	thoth_source_t *src;
+	/* A connection being opened on the loop, each step when its fd is
+	 * ready, never waiting: TCP (connect, hello, its answer) or a channel
+	 * (the open request, its reply); the timer ends the attempt at
+	 * HANDSHAKE_TIMEOUT_MS.  At most one of the two is set. */
+	thoth_tcp_conn_t *opening;
+	thoth__chan_opening_t *opening_ch;
+	thoth_timer_t *open_timer;
+	char last_error[256];           /* why the last connection attempt failed ("" none) */
 	call_t *head, *tail;
 	uint32_t outstanding;           /* our calls waiting on it (the list) */
 	uint32_t load;                  /* the channel's view: requests sent - responses received,
@@ -503,12 +514,16 @@ static void handle_message(thoth_pool_t *p, inst_t *in, const thoth_msg_t *msg)
 		free(resp);
 }
 
+static void open_abandon(thoth_pool_t *p, inst_t *in);
+
 static void inst_free(thoth_pool_t *p, inst_t *in)
 {
 	if (in->src)
 		thoth_loop_remove_fd(p->loop, in->src);
+	in->src = NULL;                 /* an opening's source, too: removed once */
 	if (in->readmit)
 		thoth_timer_cancel(p->loop, in->readmit);
+	open_abandon(p, in);
 	link_close(in);
 	free(in);
 }
@@ -869,40 +884,18 @@ static void timeout_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
 
 /* ---- instances come and go ---------------------------------------------------------- */
 
-/* The one place the pool opens a connection to an instance: a channel
- * for a socket path (this host), TCP for a "tcp:HOST:PORT" address
- * (another host, learnt through thothd's federation: docs/FEDERATION.md),
- * authenticated with the cluster token of our runtime dir. */
-static int inst_connect(thoth_pool_t *p, inst_t *in)
+/* ---- opening a connection ----------------------------------------------------------- */
+
+static void connect_later(thoth_pool_t *p, inst_t *in);
+
+/* The link is up: watch its fd for answers, and say so. */
+static int link_watch(thoth_pool_t *p, inst_t *in)
 {
-	char why[200];
-	int r;
-	if (thoth_tcp_is_addr(in->addr)) {
-		thoth_tcp_config_t tc = { .iface = p->cfg.iface, .token_file = p->token_file };
-		if (p->cfg.call_timeout_ms)
-			tc.call_timeout_ms = (int)p->cfg.call_timeout_ms;
-		r = thoth_tcp_connect_with(in->addr, &tc, HANDSHAKE_TIMEOUT_MS, &in->tcp, why, sizeof why);
-	} else {
-		thoth_chan_config_t cc = {
-			.iface = p->cfg.iface,
-			.wait = THOTH_CHAN_SLEEP,
-			.handshake_timeout_ms = HANDSHAKE_TIMEOUT_MS,
-			.loop_wakeup = true,
-		};
-		r = thoth_chan_connect(in->addr, &cc, &in->ch, why, sizeof why);
-	}
-	if (r) {
-		in->ch = NULL;
-		in->tcp = NULL;
-		p->stats.connect_failures++;
-		in->connect_fails++;
-		return r;
-	}
 	inst_ref_t *ref = (inst_ref_t *)(in + 1);
 	ref->p = p;
 	ref->in = in;
 	int fd = in->tcp ? thoth_tcp_fd(in->tcp) : thoth_chan_fd(in->ch);
-	r = thoth_loop_add_fd(p->loop, fd, THOTH_LOOP_READ, on_chan_fd, ref, &in->src);
+	int r = thoth_loop_add_fd(p->loop, fd, THOTH_LOOP_READ, on_chan_fd, ref, &in->src);
 	/* Armed from the start: the service rings our socket only once we
 	 * said we may sleep. */
 	if (!r)
@@ -912,11 +905,177 @@ static int inst_connect(thoth_pool_t *p, inst_t *in)
 			thoth_loop_remove_fd(p->loop, in->src);
 		in->src = NULL;
 		link_close(in);
-		in->connect_fails++;
+		snprintf(in->last_error, sizeof in->last_error, "%s: cannot watch the connection: %s", in->addr,
+			 thoth_strerror(r));
 		return r;
 	}
 	in->connect_fails = 0;
+	in->last_error[0] = 0;
 	return 0;
+}
+
+static void connect_failed(thoth_pool_t *p, inst_t *in, const char *why)
+{
+	if (why != in->last_error)
+		snprintf(in->last_error, sizeof in->last_error, "%s", why);
+	p->stats.connect_failures++;
+	in->connect_fails++;
+}
+
+static bool opening(const inst_t *in)
+{
+	return in->opening || in->opening_ch;
+}
+
+/* The opening detached from the loop (its source, its deadline) and
+ * closed; a TCP connection that opened is kept (in->tcp set by the caller). */
+static void open_abandon(thoth_pool_t *p, inst_t *in)
+{
+	if (opening(in) && in->src) {
+		thoth_loop_remove_fd(p->loop, in->src);         /* before the fd closes */
+		in->src = NULL;
+	}
+	if (in->open_timer)
+		thoth_timer_cancel(p->loop, in->open_timer);
+	in->open_timer = NULL;
+	thoth_tcp_close(in->opening);
+	in->opening = NULL;
+	thoth__chan_open_free(in->opening_ch);
+	in->opening_ch = NULL;
+}
+
+/* The attempt ended with R (WHY) or, R == 0, an open link (in->tcp or
+ * in->ch set by the caller). */
+static void open_ended(thoth_pool_t *p, inst_t *in, int r, const char *why)
+{
+	if (r == 0 && in->opening) {
+		in->tcp = in->opening;
+		in->opening = NULL;
+	}
+	open_abandon(p, in);
+	if (r == 0) {
+		r = link_watch(p, in);
+		why = in->last_error;
+	}
+	if (r) {
+		connect_failed(p, in, why);
+		connect_later(p, in);   /* unreachable: retried with backoff */
+		return;
+	}
+	changed(p);
+}
+
+static void on_open_fd(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t events, void *arg);
+
+/* Wait, on the loop, until the opening's fd is ready for WANT.  The source
+ * is made afresh for each wait: a failed address closes its fd and the
+ * next one has its own. */
+static int open_wait(thoth_pool_t *p, inst_t *in, short want)
+{
+	if (in->src)
+		thoth_loop_remove_fd(p->loop, in->src);
+	in->src = NULL;
+	inst_ref_t *ref = (inst_ref_t *)(in + 1);
+	int fd = in->opening ? thoth_tcp_fd(in->opening) : thoth__chan_open_fd(in->opening_ch);
+	return thoth_loop_add_fd(p->loop, fd, want == POLLOUT ? THOTH_LOOP_WRITE : THOTH_LOOP_READ, on_open_fd,
+				 ref, &in->src);
+}
+
+static void on_open_fd(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t events, void *arg)
+{
+	(void)loop;
+	(void)src;
+	(void)fd;
+	(void)events;
+	inst_ref_t *ref = arg;
+	thoth_pool_t *p = ref->p;
+	inst_t *in = ref->in;
+	if (in->src) {
+		thoth_loop_remove_fd(p->loop, in->src);         /* the step may close this fd */
+		in->src = NULL;
+	}
+	char why[200];
+	short want = POLLIN;
+	int r = in->opening ? thoth__tcp_open_step(in->opening, &want, why, sizeof why)
+			    : thoth__chan_open_step(in->opening_ch, &in->ch, why, sizeof why);
+	if (r == THOTH_E_AGAIN) {
+		r = open_wait(p, in, want);
+		if (!r)
+			return;
+		snprintf(why, sizeof why, "%s: cannot watch the connection: %s", in->addr, thoth_strerror(r));
+	}
+	open_ended(p, in, r, why);
+}
+
+static void open_expired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
+{
+	(void)loop;
+	(void)timer;
+	inst_t *in = arg;
+	inst_ref_t *ref = (inst_ref_t *)(in + 1);
+	in->open_timer = NULL;
+	char why[200];
+	int r = in->opening ? thoth__tcp_open_expired(in->opening, HANDSHAKE_TIMEOUT_MS, why, sizeof why)
+			    : thoth__chan_open_expired(in->opening_ch, HANDSHAKE_TIMEOUT_MS, why, sizeof why);
+	open_ended(ref->p, in, r, why);
+}
+
+/*
+ * The one place the pool opens a connection to an instance: a channel
+ * for a socket path (this host), TCP for a "tcp:HOST:PORT" address
+ * (another host, learnt through thothd's federation: docs/FEDERATION.md),
+ * authenticated with the cluster token of our runtime dir.  Either is
+ * opened on the loop without waiting: 0 means it is open or on its way
+ * (open_ended finishes it, and fails it by name at HANDSHAKE_TIMEOUT_MS);
+ * an error, that it failed now (last_error says why).  An instance that
+ * accepts and never answers costs the pool's other calls nothing.
+ */
+static int inst_connect(thoth_pool_t *p, inst_t *in)
+{
+	char why[200];
+	int r;
+	short want = POLLIN;
+	inst_ref_t *ref = (inst_ref_t *)(in + 1);
+	ref->p = p;
+	ref->in = in;
+	if (thoth_tcp_is_addr(in->addr)) {
+		thoth_tcp_config_t tc = { .iface = p->cfg.iface, .token_file = p->token_file };
+		if (p->cfg.call_timeout_ms)
+			tc.call_timeout_ms = (int)p->cfg.call_timeout_ms;
+		r = thoth__tcp_open_start(in->addr, &tc, &in->opening, &want, why, sizeof why);
+		if (r == 0) {
+			in->tcp = in->opening;
+			in->opening = NULL;
+		}
+	} else {
+		thoth_chan_config_t cc = {
+			.iface = p->cfg.iface,
+			.wait = THOTH_CHAN_SLEEP,
+			.handshake_timeout_ms = HANDSHAKE_TIMEOUT_MS,
+			.loop_wakeup = true,
+		};
+		r = thoth__chan_open_start(in->addr, &cc, &in->opening_ch, why, sizeof why);
+	}
+	if (r == THOTH_E_AGAIN) {
+		r = thoth_loop_add_timer_in(p->loop, HANDSHAKE_TIMEOUT_MS * 1000000ull, 1000000, open_expired, in,
+					    &in->open_timer);
+		if (!r)
+			r = open_wait(p, in, want);
+		if (!r)
+			return 0;
+		snprintf(why, sizeof why, "%s: cannot wait for the connection: %s", in->addr, thoth_strerror(r));
+		open_abandon(p, in);
+	}
+	if (r) {
+		in->ch = NULL;
+		in->tcp = NULL;
+		connect_failed(p, in, why);
+		return r;
+	}
+	r = link_watch(p, in);
+	if (r)
+		connect_failed(p, in, in->last_error);
+	return r;
 }
 
 static void readmit_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
@@ -934,7 +1093,7 @@ static void readmit_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
 		p->stats.readmissions++;
 	}
 	in->reconnecting = false;
-	if (!link_up(in) && inst_connect(p, in)) {
+	if (!link_up(in) && !opening(in) && inst_connect(p, in)) {
 		connect_later(p, in);   /* still unreachable: try again later */
 		return;
 	}
@@ -1263,7 +1422,9 @@ size_t thoth_pool_instances(const thoth_pool_t *p, thoth_pool_instance_t *out, s
 						  ? (in->ejected_until_ns - now) / 1000000ull : 0,
 			.eject_ms = in->eject_ms,
 			.calls = in->calls, .failures = in->failures,
+			.connecting = opening(in),
 		};
+		snprintf(out[i].last_error, sizeof out[i].last_error, "%s", in->last_error);
 		memcpy(out[i].addr, in->addr, sizeof out[i].addr);
 	}
 	return p->n;

@@ -42,6 +42,7 @@
 #include "control_link.h"
 #include "log_internal.h"
 #include "pm.thoth.h"
+#include "thoth/contract.h"
 #include "registry.thoth.h"
 #include "thoth/service.h"
 
@@ -49,12 +50,28 @@ enum {
 	ANSWER_TIMEOUT_MS = 2000,
 	DEFAULT_GRACE_MS = 2000,
 	MAX_ENTRIES = 1024,             /* a bound on what a hostile thothd can make us hold */
+	MAX_CLAIMS = 8,                 /* interface claims kept per entry (the first ones) */
 };
+
+/* What the contract check compares of an interface claim
+ * (thoth_contract_compatible: the names only go into its reason). */
+typedef struct claim {
+	uint32_t interface_id;
+	uint8_t major, minor;
+	uint64_t schema_hash;
+} claim_t;
 
 typedef struct entry {
 	thoth_resolved_t info;
 	uint64_t lease;
 	thoth_resolved_load_t load;     /* SCALE-3: the instance's last load report */
+	claim_t claims[MAX_CLAIMS];
+	uint32_t n_claims;
+	/* Another host's instance whose claims conflict with an instance of
+	 * this host in the cache: thothd's resolve rule (registry.c,
+	 * remote_conflicts) applied here too, so pick hands it out last and
+	 * the snapshot (pools) leaves it out. */
+	bool conflicts;
 } entry_t;
 
 struct thoth_resolver {
@@ -71,6 +88,7 @@ struct thoth_resolver {
 	size_t rr;                      /* round robin among equally good */
 	uint16_t numa_node;
 	uint32_t watch_id_req, list_req, next_id;
+	bool claims_dirty;              /* entries came or went: conflicts to work out again */
 	bool listed;                    /* the current connection's list arrived */
 	bool list_pending;
 	thoth_timer_t *grace;           /* armed once after a reconnect */
@@ -127,10 +145,74 @@ static entry_t *find(thoth_resolver_t *r, const char *addr, size_t len)
 static void remove_at(thoth_resolver_t *r, size_t i)
 {
 	r->entries[i] = r->entries[--r->n];
+	r->claims_dirty = true;
+}
+
+static bool claims_conflict(const claim_t *a, const claim_t *b)
+{
+	thoth_contract_claim_t x = { .package = "", .interface = "", .interface_id = a->interface_id,
+				     .major = a->major, .minor = a->minor, .schema_hash = a->schema_hash };
+	thoth_contract_claim_t y = { .package = "", .interface = "", .interface_id = b->interface_id,
+				     .major = b->major, .minor = b->minor, .schema_hash = b->schema_hash };
+	return thoth_contract_compatible(&x, &y, NULL, 0) != 0;
+}
+
+/*
+ * Mark each remote entry whose claims conflict with a claim of one of this
+ * host's entries of the name, as thothd's resolve does (a rolling upgrade:
+ * another host's 2.x beside this host's 1.x; without this, a client pool
+ * connected to it and its TCP hello was refused, again at every retry).
+ * The local claims are gathered once, without repeats, then each remote
+ * entry's are compared with them: O(entries x distinct local claims).
+ */
+static void mark_conflicts(thoth_resolver_t *r)
+{
+	r->claims_dirty = false;
+	claim_t local[64];
+	size_t n_local = 0;
+	bool all_local = true;          /* every distinct local claim is in LOCAL */
+	for (size_t i = 0; i < r->n; i++) {
+		const entry_t *e = &r->entries[i];
+		if (e->info.locality == THOTH_LOCALITY_REMOTE)
+			continue;
+		for (uint32_t k = 0; k < e->n_claims; k++) {
+			size_t j = 0;
+			while (j < n_local && memcmp(&local[j], &e->claims[k], sizeof local[j]))
+				j++;
+			if (j < n_local)
+				continue;
+			if (n_local == sizeof local / sizeof local[0])
+				all_local = false;
+			else
+				local[n_local++] = e->claims[k];
+		}
+	}
+	for (size_t i = 0; i < r->n; i++) {
+		entry_t *e = &r->entries[i];
+		e->conflicts = false;
+		if (e->info.locality != THOTH_LOCALITY_REMOTE)
+			continue;
+		for (uint32_t k = 0; k < e->n_claims && !e->conflicts; k++)
+			for (size_t j = 0; j < n_local && !e->conflicts; j++)
+				e->conflicts = local[j].interface_id == e->claims[k].interface_id &&
+					       claims_conflict(&local[j], &e->claims[k]);
+		/* More distinct local claims than gathered: the rest, the slow way. */
+		for (size_t l = 0; !all_local && !e->conflicts && l < r->n; l++) {
+			const entry_t *o = &r->entries[l];
+			if (o->info.locality == THOTH_LOCALITY_REMOTE)
+				continue;
+			for (uint32_t k = 0; k < e->n_claims && !e->conflicts; k++)
+				for (uint32_t j = 0; j < o->n_claims && !e->conflicts; j++)
+					e->conflicts = o->claims[j].interface_id == e->claims[k].interface_id &&
+						       claims_conflict(&o->claims[j], &e->claims[k]);
+		}
+	}
 }
 
 static void changed(thoth_resolver_t *r)
 {
+	if (r->claims_dirty)
+		mark_conflicts(r);
 	if (r->on_change)
 		r->on_change(r->arg);
 }
@@ -183,6 +265,13 @@ static void upsert(thoth_resolver_t *r, const thoth_registry_Instance_t *in)
 	e->lease = in->lease;
 	e->load.utilization_permille = in->utilization_permille;
 	e->load.qps = in->qps;
+	const thoth_common_InterfaceClaim_list_t *cl = &in->registration.claims;
+	e->n_claims = cl->count < MAX_CLAIMS ? cl->count : MAX_CLAIMS;
+	for (uint32_t k = 0; k < e->n_claims; k++)
+		e->claims[k] = (claim_t){ .interface_id = cl->items[k].interface_id,
+					  .major = cl->items[k].major, .minor = cl->items[k].minor,
+					  .schema_hash = cl->items[k].schema_hash };
+	r->claims_dirty = true;
 }
 
 static void drop_unconfirmed(thoth_resolver_t *r)
@@ -469,10 +558,11 @@ void thoth_resolver_free(thoth_resolver_t *r)
 }
 
 /* Lower is better: confirmed before unconfirmed, this host before another
- * (issue 19), then same NUMA node. */
+ * (issue 19), then same NUMA node; another host's instance that conflicts
+ * with one of this host's last of all (thothd's rule, mark_conflicts). */
 static unsigned rank(const thoth_resolver_t *r, const entry_t *e)
 {
-	return (e->info.confirmed ? 0u : 4u) + (e->info.locality == THOTH_LOCALITY_REMOTE ? 2u : 0u) +
+	return (e->conflicts ? 8u : 0u) + (e->info.confirmed ? 0u : 4u) + (e->info.locality == THOTH_LOCALITY_REMOTE ? 2u : 0u) +
 	       (e->info.numa_node == r->numa_node ? 0u : 1u);
 }
 
@@ -522,13 +612,17 @@ void thoth_resolver_forget(thoth_resolver_t *r, const char *addr)
 size_t thoth_resolver_snapshot(const thoth_resolver_t *r, thoth_resolved_t *out,
 			       thoth_resolved_load_t *load, size_t cap)
 {
-	for (size_t i = 0; i < r->n && i < cap; i++) {
-		if (out)
-			out[i] = r->entries[i].info;
-		if (load)
-			load[i] = r->entries[i].load;
+	size_t n = 0;
+	for (size_t i = 0; i < r->n; i++) {
+		if (r->entries[i].conflicts)
+			continue;       /* another host's, conflicting with this host's (rank) */
+		if (n < cap && out)
+			out[n] = r->entries[i].info;
+		if (n < cap && load)
+			load[n] = r->entries[i].load;
+		n++;
 	}
-	return r->n;
+	return n;
 }
 
 int thoth_resolver_set_qos(thoth_resolver_t *r, uint32_t latency_us)

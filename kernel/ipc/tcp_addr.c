@@ -1,6 +1,6 @@
 /*
  * tcp_addr.c - "tcp:HOST:PORT" addresses, the cluster token file, and the
- * two socket set-ups (listen, connect with a deadline) the TCP transport
+ * two socket set-ups (listen, a non-blocking connect) the TCP transport
  * needs (include/thoth/tcp.h).
  */
 #define _GNU_SOURCE
@@ -9,13 +9,11 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "thoth/error.h"
@@ -256,71 +254,101 @@ int thoth__tcp_local_addr(int fd, char *out, size_t cap, uint16_t *port)
 	return n < (int)cap ? 0 : THOTH_E_NO_SPACE;
 }
 
-static int64_t now_ms(void)
+/* The next address of D's host from d->ai on: 0 connected (d->fd), THOTH_E_AGAIN
+ * while one is in progress on d->fd, or the error of the last one tried. */
+static int dial_next(thoth__tcp_dial_t *d, char *why, size_t why_len)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int thoth__tcp_connect_fd(const thoth_tcp_addr_t *a, int timeout_ms, int *fd_out, char *why,
-			  size_t why_len)
-{
-	struct addrinfo *res;
-	int r = resolve(a, false, &res, why, why_len);
-	if (r)
-		return r;
-	int64_t deadline = now_ms() + timeout_ms;
-	int fd = -1, e = ECONNREFUSED;
-	r = THOTH_E_NOT_RUNNING;
-	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-		if (fd < 0) {
-			e = errno;
-			r = THOTH_E_IO;
+	for (; d->ai; d->ai = d->ai->ai_next) {
+		struct addrinfo *ai = d->ai;
+		d->fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		if (d->fd < 0) {
+			d->err = errno;
 			continue;
 		}
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
-			break;
-		if (errno == EINPROGRESS) {
-			/* Non-blocking connect: wait for writability, then ask
-			 * the socket how it went (SO_ERROR). */
-			int left;
-			struct pollfd pfd = { .fd = fd, .events = POLLOUT };
-			int n;
-			do {
-				left = (int)(deadline - now_ms());
-				n = left > 0 ? poll(&pfd, 1, left) : 0;
-			} while (n < 0 && errno == EINTR);
-			if (n == 0) {
-				close(fd);
-				fd = -1;
-				freeaddrinfo(res);
-				thoth__tcp_why(why, why_len, "connect tcp:%s:%u: no answer within %d ms", a->host,
-					       (unsigned)a->port, timeout_ms);
-				return THOTH_E_TIMEDOUT;
-			}
-			socklen_t el = sizeof e;
-			if (n > 0 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) == 0 && e == 0)
-				break;
-			if (n < 0)
-				e = errno;
-		} else {
-			e = errno;
-		}
-		r = e == ECONNREFUSED ? THOTH_E_NOT_RUNNING : e == ETIMEDOUT ? THOTH_E_TIMEDOUT : THOTH_E_IO;
-		close(fd);
-		fd = -1;
+		if (connect(d->fd, ai->ai_addr, ai->ai_addrlen) == 0)
+			goto connected;
+		if (errno == EINPROGRESS)
+			return THOTH_E_AGAIN;   /* writable when it is done, either way */
+		d->err = errno;
+		close(d->fd);
+		d->fd = -1;
 	}
-	freeaddrinfo(res);
-	if (fd < 0) {
-		thoth__tcp_why(why, why_len, "connect tcp:%s:%u: %s", a->host, (unsigned)a->port, strerror(e));
-		return r;
-	}
+	freeaddrinfo(d->res);
+	d->res = NULL;
+	thoth__tcp_why(why, why_len, "connect tcp:%s:%u: %s", d->a.host, (unsigned)d->a.port, strerror(d->err));
+	return d->err == ECONNREFUSED ? THOTH_E_NOT_RUNNING : d->err == ETIMEDOUT ? THOTH_E_TIMEDOUT : THOTH_E_IO;
+connected:
+	freeaddrinfo(d->res);
+	d->res = NULL;
+	d->ai = NULL;
 	int one = 1;
 	/* Requests and responses are whole messages written at once: Nagle
 	 * would only hold the small ones back by up to 40 ms of delayed ACK. */
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	*fd_out = fd;
+	setsockopt(d->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	return 0;
+}
+
+int thoth__tcp_dial_start(thoth__tcp_dial_t *d, const thoth_tcp_addr_t *a, char *why, size_t why_len)
+{
+	memset(d, 0, sizeof *d);
+	d->fd = -1;
+	d->a = *a;
+	d->err = ECONNREFUSED;
+	int r = resolve(a, false, &d->res, why, why_len);
+	if (r)
+		return r;
+	d->ai = d->res;
+	return dial_next(d, why, why_len);
+}
+
+int thoth__tcp_dial_step(thoth__tcp_dial_t *d, char *why, size_t why_len)
+{
+	if (d->fd < 0)
+		return THOTH_E_INVAL;
+	if (!d->ai)
+		return 0;               /* connected already */
+	/* SO_ERROR says how a finished connect went, and is 0 while one is
+	 * still in progress too: getpeername tells those two apart. */
+	int e = 0;
+	socklen_t el = sizeof e;
+	if (getsockopt(d->fd, SOL_SOCKET, SO_ERROR, &e, &el) < 0)
+		e = errno;
+	if (!e) {
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof ss;
+		if (getpeername(d->fd, (struct sockaddr *)&ss, &sl) == 0) {
+			freeaddrinfo(d->res);
+			d->res = NULL;
+			d->ai = NULL;
+			int one = 1;
+			setsockopt(d->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+			return 0;
+		}
+		if (errno == ENOTCONN)
+			return THOTH_E_AGAIN;
+		e = errno;
+	}
+	d->err = e;
+	close(d->fd);
+	d->fd = -1;
+	d->ai = d->ai->ai_next;         /* the host's next address, if it has one */
+	return dial_next(d, why, why_len);
+}
+
+int thoth__tcp_dial_take(thoth__tcp_dial_t *d)
+{
+	int fd = d->fd;
+	d->fd = -1;
+	return fd;
+}
+
+void thoth__tcp_dial_free(thoth__tcp_dial_t *d)
+{
+	if (d->fd >= 0)
+		close(d->fd);
+	d->fd = -1;
+	if (d->res)
+		freeaddrinfo(d->res);
+	d->res = NULL;
+	d->ai = NULL;
 }

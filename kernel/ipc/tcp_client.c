@@ -1,7 +1,10 @@
 /*
- * tcp_client.c - a blocking client of a thoth service on another host
- * (include/thoth/tcp.h): connect with a deadline, send Tcp.hello, then
- * serve generated stubs as a thoth_transport_ops_t.
+ * tcp_client.c - a client of a thoth service on another host
+ * (include/thoth/tcp.h): the opening (connect, Tcp.hello, its answer) as
+ * steps that never wait, for a pool on its loop (tcp_internal.h), or with
+ * poll(2) between them and a deadline (thoth_tcp_connect_with); then
+ * generated stubs as a blocking thoth_transport_ops_t, or messages for a
+ * pool (thoth_tcp_alloc/send/recv).
  *
  * Every call is bounded by call_timeout_ms, sending included (a server
  * that stops reading cannot hold us in a blocking write).  A call that
@@ -38,6 +41,14 @@ struct thoth_tcp_conn {
 	thoth_client_t client;
 	bool holding;                   /* a message from thoth_tcp_recv not yet released */
 	uint64_t sent, received;        /* requests sent, responses received (message level) */
+	/* While opening (thoth__tcp_open_*): the step, and what it needs. */
+	enum { OPEN_DIAL, OPEN_SEND, OPEN_RECV, OPEN_DONE } state;
+	thoth__tcp_dial_t dial;
+	const thoth_interface_info_t *iface;
+	uint64_t offered;               /* feature bits offered */
+	size_t hello_len, hello_sent;   /* the hello, in out (the token in it: cleared once sent) */
+	int send_err;                   /* the hello's send hit a closed peer: its answer may say why */
+	char addr[THOTH_TCP_ADDR_MAX];
 };
 
 static int64_t now_ms(void)
@@ -182,10 +193,11 @@ static const thoth_transport_ops_t tcp_transport = {
 	.release = tcp_release,
 };
 
-static int hello(thoth_tcp_conn_t *c, const thoth_tcp_config_t *cfg, const uint8_t *token, size_t token_len,
-		 int64_t deadline, const char *addr, char *why, size_t why_len)
+/* Encode the hello into c->out (the token copied into it; cleared once sent). */
+static int hello_encode(thoth_tcp_conn_t *c, const uint8_t *token, size_t token_len, char *why,
+			size_t why_len)
 {
-	const thoth_interface_info_t *ifc = cfg->iface;
+	const thoth_interface_info_t *ifc = c->iface;
 	thoth_tcp_Tcp_hello_req_t req = {
 		.token = { .ptr = token, .len = token_len },
 		.package = thoth_str(ifc ? ifc->package : ""),
@@ -194,53 +206,42 @@ static int hello(thoth_tcp_conn_t *c, const thoth_tcp_config_t *cfg, const uint8
 		.major = ifc ? ifc->major : 0,
 		.minor = ifc ? ifc->minor : 0,
 		.schema_hash = ifc ? ifc->schema_hash : 0,
-		.features = cfg->features,
+		.features = c->offered,
 	};
 	thoth_msg_header_t meta = { .request_id = 1 };
 	uint8_t *buf;
-	size_t len;
 	int r = tcp_get_buffer(c, 2048, &buf);
 	if (!r)
-		r = thoth_tcp_Tcp_hello_req_encode_msg(buf, 2048, &meta, &req, &len);
-	if (r) {
+		r = thoth_tcp_Tcp_hello_req_encode_msg(buf, 2048, &meta, &req, &c->hello_len);
+	if (r)
 		thoth__tcp_why(why, why_len, "cannot encode the hello: %s", thoth_strerror(r));
-		return r;
-	}
-	r = send_all(c, buf, len, deadline);
-	memset(buf, 0, len);            /* the token does not linger in our buffer */
-	int sent = r;
-	if (r && r != THOTH_E_PEER_GONE) {
-		thoth__tcp_why(why, why_len, "sending the hello to %s: %s", addr, thoth_strerror(r));
-		return r;
-	}
-	const uint8_t *msg;
-	size_t mlen;
-	r = recv_msg(c, deadline, &msg, &mlen);
-	if (r < 0) {
-		thoth__tcp_why(why, why_len, "%s did not answer the hello: %s", addr,
-			       r == THOTH_E_PEER_GONE ? "it closed the connection (at its connection limit?)"
-						      : thoth_strerror(r));
-		return sent ? sent : r == THOTH_E_PEER_GONE ? THOTH_E_BUSY : r;
-	}
+	c->hello_sent = 0;
+	return r;
+}
+
+/* The hello's answer, whole in MSG. */
+static int hello_answer(thoth_tcp_conn_t *c, const uint8_t *msg, size_t mlen, char *why, size_t why_len)
+{
+	const thoth_interface_info_t *ifc = c->iface;
 	uint64_t scratch[64];
 	thoth_arena_t arena;
 	thoth_arena_init(&arena, scratch, sizeof scratch);
 	thoth_tcp_Tcp_hello_resp_t resp;
-	r = thoth_tcp_Tcp_hello_resp_decode_msg(msg, mlen, &resp, &arena);
+	int r = thoth_tcp_Tcp_hello_resp_decode_msg(msg, mlen, &resp, &arena);
 	if (r) {
-		thoth__tcp_why(why, why_len, "%s answered the hello with nonsense: %s", addr, thoth_strerror(r));
+		thoth__tcp_why(why, why_len, "%s answered the hello with nonsense: %s", c->addr, thoth_strerror(r));
 		return THOTH_E_PROTOCOL;
 	}
 	if (resp.status) {
-		thoth__tcp_why(why, why_len, "%s refused us: %.*s", addr, (int)resp.reason.len, resp.reason.ptr);
+		thoth__tcp_why(why, why_len, "%s refused us: %.*s", c->addr, (int)resp.reason.len, resp.reason.ptr);
 		r = resp.status < 0 && resp.status > -100 ? resp.status : THOTH_E_PROTOCOL;
 		thoth_stream_consume(&c->reader);
 		return r;
 	}
-	if ((ifc && resp.major != ifc->major) || (resp.features & ~cfg->features)) {
+	if ((ifc && resp.major != ifc->major) || (resp.features & ~c->offered)) {
 		thoth__tcp_why(why, why_len, "%s answered version %u.%u with features %#llx to a client offering %#llx",
-			       addr, resp.major, resp.minor, (unsigned long long)resp.features,
-			       (unsigned long long)cfg->features);
+			       c->addr, resp.major, resp.minor, (unsigned long long)resp.features,
+			       (unsigned long long)c->offered);
 		return THOTH_E_PROTOCOL;
 	}
 	c->features = resp.features;
@@ -248,15 +249,118 @@ static int hello(thoth_tcp_conn_t *c, const thoth_tcp_config_t *cfg, const uint8
 	return 0;
 }
 
-int thoth_tcp_connect_with(const char *addr, const thoth_tcp_config_t *cfg_in, int timeout_ms,
-			   thoth_tcp_conn_t **out, char *why, size_t why_len)
+int thoth__tcp_open_step(thoth_tcp_conn_t *c, short *want, char *why, size_t why_len)
+{
+	int r;
+	switch (c->state) {
+	case OPEN_DIAL:
+		r = thoth__tcp_dial_step(&c->dial, why, why_len);
+		if (r == THOTH_E_AGAIN) {
+			c->fd = c->dial.fd;     /* the fd to watch (may change with the address) */
+			*want = POLLOUT;
+			return r;
+		}
+		if (r) {
+			c->fd = -1;
+			return r;
+		}
+		c->fd = thoth__tcp_dial_take(&c->dial);
+		c->state = OPEN_SEND;
+		/* fall through */
+	case OPEN_SEND:
+		while (c->hello_sent < c->hello_len) {
+			ssize_t n = send(c->fd, c->out + c->hello_sent, c->hello_len - c->hello_sent,
+					 MSG_DONTWAIT | MSG_NOSIGNAL);
+			if (n > 0) {
+				c->hello_sent += (size_t)n;
+				continue;
+			}
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+				*want = POLLOUT;
+				return THOTH_E_AGAIN;
+			}
+			if (n < 0 && (errno == EPIPE || errno == ECONNRESET)) {
+				/* A server that refused us may have answered and
+				 * closed already: its reason is worth more. */
+				c->send_err = THOTH_E_PEER_GONE;
+				break;
+			}
+			memset(c->out, 0, c->hello_len);
+			thoth__tcp_why(why, why_len, "sending the hello to %s: %s", c->addr, strerror(errno));
+			return THOTH_E_IO;
+		}
+		memset(c->out, 0, c->hello_len);        /* the token does not linger in our buffer */
+		c->state = OPEN_RECV;
+		/* fall through */
+	case OPEN_RECV:
+		for (;;) {
+			const uint8_t *msg;
+			size_t mlen, size;
+			/* The answer's size from its header: a hello answer is small,
+			 * and a peer announcing more gets nothing buffered. */
+			r = thoth_wire_msg_size(c->reader.buf, c->reader.len, THOTH_TCP_HELLO_MAX_BODY, &size);
+			if (r < 0) {
+				thoth__tcp_why(why, why_len, "%s answered the hello with nonsense: %s (%zu bytes: not "
+					       "a hello answer's header)", c->addr, thoth_strerror(r), c->reader.len);
+				return THOTH_E_PROTOCOL;
+			}
+			r = thoth_stream_next(&c->reader, &msg, &mlen);
+			if (r < 0) {
+				thoth__tcp_why(why, why_len, "%s answered the hello with nonsense: %s", c->addr,
+					       thoth_strerror(r));
+				return THOTH_E_PROTOCOL;
+			}
+			if (r == 1) {
+				r = hello_answer(c, msg, mlen, why, why_len);
+				if (r)
+					return r;
+				c->state = OPEN_DONE;
+				thoth_client_init(&c->client, &tcp_transport, c, c->features);
+				return 0;
+			}
+			size_t before = c->reader.len;
+			r = thoth_stream_fill(&c->reader, c->fd);
+			if (r) {
+				thoth__tcp_why(why, why_len, "%s did not answer the hello: %s", c->addr,
+					       r == THOTH_E_PEER_GONE
+						       ? before ? "it closed the connection in the middle of its answer"
+							        : "it closed the connection (at its connection limit?)"
+						       : thoth_strerror(r));
+				return c->send_err ? c->send_err : r == THOTH_E_PEER_GONE ? THOTH_E_BUSY : r;
+			}
+			if (c->reader.len == before) {
+				*want = POLLIN;
+				return THOTH_E_AGAIN;
+			}
+		}
+	case OPEN_DONE:
+		return 0;
+	}
+	return THOTH_E_INVAL;
+}
+
+int thoth__tcp_open_expired(const thoth_tcp_conn_t *c, int timeout_ms, char *why, size_t why_len)
+{
+	if (c->state == OPEN_DIAL)
+		thoth__tcp_why(why, why_len, "connect %s: no answer within %d ms", c->addr, timeout_ms);
+	else if (c->state == OPEN_SEND)
+		thoth__tcp_why(why, why_len, "%s did not take the hello within %d ms (%zu of %zu bytes sent)",
+			       c->addr, timeout_ms, c->hello_sent, c->hello_len);
+	else
+		thoth__tcp_why(why, why_len, "%s did not answer the hello within %d ms (%zu bytes of an answer "
+			       "came)", c->addr, timeout_ms, c->reader.len);
+	return THOTH_E_TIMEDOUT;
+}
+
+int thoth__tcp_open_start(const char *addr, const thoth_tcp_config_t *cfg_in, thoth_tcp_conn_t **out,
+			  short *want, char *why, size_t why_len)
 {
 	*out = NULL;
 	if (why && why_len)
 		why[0] = 0;
 	thoth_tcp_config_t cfg = cfg_in ? *cfg_in : (thoth_tcp_config_t){ 0 };
-	if (timeout_ms <= 0)
-		timeout_ms = 2000;
 	if (!cfg.call_timeout_ms)
 		cfg.call_timeout_ms = 5000;
 	if (!cfg.max_message)
@@ -276,30 +380,58 @@ int thoth_tcp_connect_with(const char *addr, const thoth_tcp_config_t *cfg_in, i
 		return r;
 	thoth_tcp_conn_t *c = calloc(1, sizeof *c);
 	if (!c) {
-		r = THOTH_E_NOMEM;
-		goto fail;
+		memset(token, 0, sizeof token);
+		return THOTH_E_NOMEM;
 	}
 	c->fd = -1;
+	c->dial.fd = -1;
 	c->call_timeout_ms = cfg.call_timeout_ms;
+	c->iface = cfg.iface;
+	c->offered = cfg.features;
+	snprintf(c->addr, sizeof c->addr, "%s", addr);  /* parsed: shorter than THOTH_TCP_ADDR_MAX */
 	r = thoth_stream_reader_init(&c->reader, cfg.max_message - THOTH_WIRE_HEADER_SIZE);
-	if (r)
-		goto fail;
-	int64_t deadline = now_ms() + timeout_ms;
-	r = thoth__tcp_connect_fd(&a, timeout_ms, &c->fd, why, why_len);
-	if (r)
-		goto fail;
-	int left = (int)(deadline - now_ms());
-	r = hello(c, &cfg, token, token_len, now_ms() + (left > 0 ? left : 1), addr, why, why_len);
-	if (r)
-		goto fail;
+	if (!r)
+		r = hello_encode(c, token, token_len, why, why_len);
 	memset(token, 0, sizeof token);
-	thoth_client_init(&c->client, &tcp_transport, c, c->features);
+	if (!r) {
+		c->state = OPEN_DIAL;
+		r = thoth__tcp_dial_start(&c->dial, &a, why, why_len);
+		if (r == 0 || r == THOTH_E_AGAIN)
+			r = thoth__tcp_open_step(c, want, why, why_len);
+	}
+	if (r && r != THOTH_E_AGAIN) {
+		thoth_tcp_close(c);
+		return r;
+	}
+	*out = c;
+	return r;
+}
+
+int thoth_tcp_connect_with(const char *addr, const thoth_tcp_config_t *cfg, int timeout_ms,
+			   thoth_tcp_conn_t **out, char *why, size_t why_len)
+{
+	*out = NULL;
+	if (timeout_ms <= 0)
+		timeout_ms = 2000;
+	int64_t deadline = now_ms() + timeout_ms;
+	thoth_tcp_conn_t *c;
+	short want = 0;
+	int r = thoth__tcp_open_start(addr, cfg, &c, &want, why, why_len);
+	while (r == THOTH_E_AGAIN) {
+		r = wait_fd(c->fd, want, deadline);
+		if (r == THOTH_E_TIMEDOUT)
+			r = thoth__tcp_open_expired(c, timeout_ms, why, why_len);
+		else if (r > 0)
+			r = thoth__tcp_open_step(c, &want, why, why_len);
+		else
+			thoth__tcp_why(why, why_len, "waiting for %s: %s", addr, strerror(errno));
+	}
+	if (r) {
+		thoth_tcp_close(c);
+		return r;
+	}
 	*out = c;
 	return 0;
-fail:
-	memset(token, 0, sizeof token);
-	thoth_tcp_close(c);
-	return r;
 }
 
 /* ---- message level: many calls in flight (a pool) ------------------------------ */
@@ -433,8 +565,12 @@ void thoth_tcp_close(thoth_tcp_conn_t *conn)
 {
 	if (!conn)
 		return;
-	if (conn->fd >= 0)
+	if (conn->state == OPEN_DIAL)
+		thoth__tcp_dial_free(&conn->dial);      /* conn->fd is the dial's then */
+	else if (conn->fd >= 0)
 		close(conn->fd);
+	if (conn->out)
+		memset(conn->out, 0, conn->out_cap);    /* an unsent hello held the token */
 	thoth_stream_reader_free(&conn->reader);
 	free(conn->out);
 	free(conn);

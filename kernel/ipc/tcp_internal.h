@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <netdb.h>
 
 #include "thoth/rpc.h"
 #include "thoth/stream.h"
@@ -31,9 +32,48 @@ THOTH__HIDDEN int thoth__tcp_token_from(const uint8_t *token, size_t token_len, 
 THOTH__HIDDEN bool thoth__tcp_token_equal(const uint8_t *a, size_t a_len, const uint8_t *b, size_t b_len);
 THOTH__HIDDEN int thoth__tcp_listen(const thoth_tcp_addr_t *a, int *fd_out, char *why, size_t why_len);
 THOTH__HIDDEN int thoth__tcp_local_addr(int fd, char *out, size_t cap, uint16_t *port);
-/* A connected, non-blocking TCP socket with TCP_NODELAY, or an error. */
-THOTH__HIDDEN int thoth__tcp_connect_fd(const thoth_tcp_addr_t *a, int timeout_ms, int *fd_out, char *why,
-			  size_t why_len);
+/*
+ * A connection being opened without waiting (the pool opens on its loop):
+ * thoth__tcp_dial_start resolves A's host (a host name asks the resolver,
+ * which may wait; a numeric address does not) and connects to its first
+ * address; thoth__tcp_dial_step, once d->fd is writable (or whenever: it
+ * never waits), says how that went and moves on to the next address after
+ * a failure.  Both return 0 (connected: non-blocking, TCP_NODELAY; take
+ * the fd), THOTH_E_AGAIN (in progress: wait until d->fd is writable), or
+ * the error of the last address tried (THOTH_E_NOT_RUNNING when refused),
+ * WHY naming the address.  thoth__tcp_dial_free closes what was not taken.
+ */
+typedef struct thoth__tcp_dial {
+	thoth_tcp_addr_t a;
+	struct addrinfo *res, *ai;      /* the host's addresses; the one being tried */
+	int fd;
+	int err;                        /* errno of the last failed address */
+} thoth__tcp_dial_t;
+
+THOTH__HIDDEN int thoth__tcp_dial_start(thoth__tcp_dial_t *d, const thoth_tcp_addr_t *a, char *why,
+					size_t why_len);
+THOTH__HIDDEN int thoth__tcp_dial_step(thoth__tcp_dial_t *d, char *why, size_t why_len);
+THOTH__HIDDEN int thoth__tcp_dial_take(thoth__tcp_dial_t *d);
+THOTH__HIDDEN void thoth__tcp_dial_free(thoth__tcp_dial_t *d);
+
+/*
+ * A client connection opened without waiting (thoth_tcp_connect_with is
+ * the same steps with poll(2) between them): start, then step whenever
+ * the fd (thoth_tcp_fd) is ready for *WANT (POLLIN / POLLOUT), until it
+ * returns 0 (open: the connection is what thoth_tcp_connect_with gives)
+ * or an error with WHY naming the address and what the peer did.  Nothing
+ * here waits; the caller owns the deadline and, when it passes, closes the
+ * connection with thoth__tcp_open_expired's reason.  The hello's answer is
+ * taken only up to THOTH_TCP_HELLO_MAX_BODY: a larger frame is refused
+ * from its header.
+ */
+THOTH__HIDDEN int thoth__tcp_open_start(const char *addr, const thoth_tcp_config_t *cfg,
+					thoth_tcp_conn_t **out, short *want, char *why, size_t why_len);
+THOTH__HIDDEN int thoth__tcp_open_step(thoth_tcp_conn_t *c, short *want, char *why, size_t why_len);
+/* Why an opening that did not finish within TIMEOUT_MS failed: which step
+ * it was at, and THOTH_E_TIMEDOUT. */
+THOTH__HIDDEN int thoth__tcp_open_expired(const thoth_tcp_conn_t *c, int timeout_ms, char *why,
+					  size_t why_len);
 
 /* What a session serves (the server's configuration, resolved). */
 typedef struct thoth__tcp_service {

@@ -674,6 +674,93 @@ static void test_federation_pool_spans_local_and_remote_instance(void **state)
 }
 
 /*
+ * A rolling upgrade seen from host B: A mirrors an echo whose claim is
+ * major 2, B serves major 1 of the same interface.  thothd's resolve on B
+ * hands A's out last (trial36); the client side did not: a resolver's
+ * snapshot held both, so a pool on B connected to A's, whose TCP hello
+ * refused it, again at every retry.  Now the snapshot leaves it out and
+ * pick ranks it last, as thothd does; a claim that agrees still counts.
+ */
+static int register_claiming(thoth_control_t *ctl, const char *addr, uint8_t major)
+{
+	const thoth_interface_info_t *ifc = &thoth_echo_Echo_info;
+	thoth_common_InterfaceClaim_t claim = {
+		.package = thoth_str(ifc->package), .interface = thoth_str(ifc->name),
+		.interface_id = ifc->id, .major = major, .minor = 0,
+		.schema_hash = major == ifc->major ? ifc->schema_hash : 0x1234,
+	};
+	thoth_registry_Registry_register_req_t req = {
+		.reg = {
+			.name = thoth_str("echo"), .version = thoth_str(major == 2 ? "2.0.0" : "1.0.0"),
+			.endpoint = { .addr = thoth_str(addr), .locality = THOTH_COMMON_LOCALITY_HOST },
+			.claims = { .items = &claim, .count = 1 },
+		},
+	};
+	thoth_registry_Registry_register_resp_t resp;
+	return thoth_registry_Registry_register(&ctl->client, &req, &resp, NULL);
+}
+
+typedef struct { thoth_loop_t *loop; thoth_pool_t *pool; } pool_count_arg_t;
+
+static bool pool_has_two(void *p)
+{
+	pool_count_arg_t *a = p;
+	thoth_loop_run_once(a->loop, false);
+	return thoth_pool_instances(a->pool, NULL, 0) >= 2;
+}
+
+static void test_federation_a_remote_instance_conflicting_with_a_local_one_is_left_out_of_pools(void **state)
+{
+	NEED_ETCD();
+	cluster_t *c = *state;
+	etcd_start(c);
+	host_start(c, 0);
+	host_start(c, 1);
+	host_start(c, 2);
+	thoth_control_t a, b, cc;
+	assert_int_equal(harness_connect(&c->host[0], &a), 0);
+	assert_int_equal(harness_connect(&c->host[1], &b), 0);
+	assert_int_equal(harness_connect(&c->host[2], &cc), 0);
+	assert_int_equal(register_claiming(&a, "tcp:127.0.0.1:7301", 2), 0);      /* another major */
+	assert_int_equal(register_claiming(&cc, "tcp:127.0.0.1:7302", 1), 0);     /* agrees */
+	assert_int_equal(register_claiming(&b, "/nowhere-b.sock", 1), 0);
+	expect_list(&c->host[1], "tcp:127.0.0.1:7301 tcp:127.0.0.1:7302", 10000);
+	thoth_loop_t *loop;
+	assert_int_equal(thoth_loop_new(&loop), 0);
+	thoth_resolver_config_t rc = { .runtime_dir = c->host[1].dir, .name = "echo" };
+	thoth_resolver_t *r;
+	assert_int_equal(thoth_resolver_new(loop, &rc, &r), 0);
+	resolver_arg_t ra = { loop, r, 3 };
+	assert_true(harness_wait_until(resolver_has, &ra, 10000));
+	thoth_resolved_t snap[4];
+	size_t n = thoth_resolver_snapshot(r, snap, NULL, 4);
+	for (size_t i = 0; i < n && i < 4; i++)
+		fprintf(stderr, "# B's snapshot: %s\n", snap[i].addr);
+	assert_int_equal(n, 2);
+	for (size_t i = 0; i < n; i++)
+		assert_string_not_equal(snap[i].addr, "tcp:127.0.0.1:7301");
+	/* A pool on B never holds it (the old one tried to connect to it). */
+	thoth_pool_config_t pc = { .runtime_dir = c->host[1].dir, .name = "echo", .iface = &thoth_echo_Echo_info };
+	thoth_pool_t *pool;
+	char why[200];
+	if (thoth_pool_new(loop, &pc, &pool, why, sizeof why))
+		fail_msg("thoth_pool_new: %s", why);
+	pool_count_arg_t pa = { loop, pool };
+	assert_true(harness_wait_until(pool_has_two, &pa, 10000));
+	thoth_pool_instance_t insts[4];
+	n = thoth_pool_instances(pool, insts, 4);
+	assert_int_equal(n, 2);
+	for (size_t i = 0; i < n; i++)
+		assert_string_not_equal(insts[i].addr, "tcp:127.0.0.1:7301");
+	thoth_pool_free(pool);
+	thoth_resolver_free(r);
+	thoth_loop_free(loop);
+	thoth_control_close(&a);
+	thoth_control_close(&b);
+	thoth_control_close(&cc);
+}
+
+/*
  * Two thothds with one --host-id (two machines with one host name, a cloned
  * VM): each ignores the other's keys as its own, so neither sees the
  * other's instances, and the old thothd said nothing at all.  The one that
@@ -913,6 +1000,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_federation_an_etcd_flap_is_not_taken_for_a_twin, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_federation_a_host_with_nothing_left_is_forgotten, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_federation_a_key_with_a_forged_host_id_is_ignored, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_federation_a_remote_instance_conflicting_with_a_local_one_is_left_out_of_pools, setup,
+			teardown),
 		cmocka_unit_test_setup_teardown(test_federation_probe_attach_refuses_a_service_only_another_host_serves,
 						setup, teardown),
 	};

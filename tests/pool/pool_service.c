@@ -2,7 +2,7 @@
  * pool_service - one instance of the pool tests' service (pooltest.tidl).
  *
  *   pool_service --runtime-dir DIR [--name NAME] [--slow F] [--stall-ms N]
- *                [--report-ms N] [--shard-id K]
+ *                [--report-ms N] [--shard-id K] [--hostile MODE] [--tcp]
  *
  * --slow F multiplies the CPU each call burns (the benchmark's 10x-slower
  * instance); --stall-ms N makes every call take N ms of wall time without
@@ -10,7 +10,10 @@
  * --report-ms N reports utilisation and qps to thothd every N ms
  * (thoth_service_report_load).  It serves both Work and Shard on one socket
  * per interface: NAME for Work, NAME-shard for Shard (as shard K: its
- * registration's instance_id is K + 1, THOTH_POOL_SHARD_ID).
+ * registration's instance_id is K + 1, THOTH_POOL_SHARD_ID).  --tcp serves
+ * Work over TCP on loopback instead (DIR/cluster.token), registered at its
+ * "tcp:" address; --hostile MODE serves none of that: a TCP address that
+ * misbehaves (hostile.c).
  */
 #define _GNU_SOURCE
 #include <getopt.h>
@@ -27,6 +30,9 @@
 #include "thoth/channel.h"
 #include "thoth/loop.h"
 #include "thoth/service.h"
+#include "thoth/tcp.h"
+
+#include "hostile.h"
 
 static double slow = 1.0;
 static uint32_t stall_ms;
@@ -146,10 +152,13 @@ int main(int argc, char **argv)
 		{ "stall-ms", required_argument, NULL, 'S' },
 		{ "report-ms", required_argument, NULL, 'R' },
 		{ "shard-id", required_argument, NULL, 'K' },
+		{ "hostile", required_argument, NULL, 'H' },
+		{ "tcp", no_argument, NULL, 'T' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *dir = NULL, *name = "pooltest";
+	const char *dir = NULL, *name = "pooltest", *hostile = NULL;
 	long shard_id = -1;
+	bool tcp = false;
 	int opt;
 	while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
 		switch (opt) {
@@ -159,9 +168,11 @@ int main(int argc, char **argv)
 		case 'S': stall_ms = (uint32_t)atoi(optarg); break;
 		case 'R': report_ms = (uint32_t)atoi(optarg); break;
 		case 'K': shard_id = atol(optarg); break;
+		case 'H': hostile = optarg; break;
+		case 'T': tcp = true; break;
 		default:
 			fprintf(stderr, "usage: pool_service --runtime-dir DIR [--name N] [--slow F] "
-				"[--stall-ms N] [--report-ms N]\n");
+				"[--stall-ms N] [--report-ms N] [--shard-id K] [--hostile MODE] [--tcp]\n");
 			return 2;
 		}
 	}
@@ -169,6 +180,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "pool_service: --runtime-dir needed, --slow > 0\n");
 		return 2;
 	}
+	if (hostile)
+		return pool_service_hostile(dir, name, hostile);
 	signal(SIGPIPE, SIG_IGN);
 	thoth_loop_t *loop;
 	if (thoth_loop_new(&loop))
@@ -177,16 +190,29 @@ int main(int argc, char **argv)
 	const thoth_interface_info_t *ifaces[2] = { &thoth_pooltest_Work_info, &thoth_pooltest_Shard_info };
 	thoth_invoke_fn invokes[2] = { thoth_pooltest_Work_invoke, thoth_pooltest_Shard_invoke };
 	const void *handlers[2] = { &work_handlers, &shard_handlers };
-	thoth_chan_server_t *srv[2];
+	thoth_chan_server_t *srv[2] = { NULL, NULL };
+	thoth_tcp_server_t *tsrv = NULL;
 	for (int i = 0; i < 2; i++) {
-		char path[108], svc_name[64], why[300];
+		char path[THOTH_TCP_ADDR_MAX], svc_name[64], why[300];
 		snprintf(svc_name, sizeof svc_name, "%s%s", name, i ? "-shard" : "");
-		if (snprintf(path, sizeof path, "%s/%s-%d.sock", dir, svc_name, (int)getpid()) >= (int)sizeof path)
+		if (snprintf(path, 108, "%s/%s-%d.sock", dir, svc_name, (int)getpid()) >= 108)
 			return 1;
-		thoth_chan_server_config_t scfg = {
+		if (tcp && i == 0) {
+			/* Work over TCP on loopback, with the runtime dir's cluster token. */
+			char token[4200];
+			snprintf(token, sizeof token, "%s/cluster.token", dir);
+			thoth_tcp_server_config_t tcfg = {
+				.addr = "tcp:127.0.0.1:0", .iface = ifaces[0], .invoke = invokes[0],
+				.handlers = handlers[0], .token_file = token,
+			};
+			if (thoth_tcp_server_new(loop, &tcfg, &tsrv, why, sizeof why)) {
+				fprintf(stderr, "pool_service: %s\n", why);
+				return 1;
+			}
+			snprintf(path, sizeof path, "%s", thoth_tcp_server_addr(tsrv));
+		} else if (thoth_chan_server_new(loop, &(thoth_chan_server_config_t){
 			.path = path, .iface = ifaces[i], .invoke = invokes[i], .handlers = handlers[i],
-		};
-		if (thoth_chan_server_new(loop, &scfg, &srv[i], why, sizeof why)) {
+		}, &srv[i], why, sizeof why)) {
 			fprintf(stderr, "pool_service: %s\n", why);
 			return 1;
 		}
@@ -211,6 +237,7 @@ int main(int argc, char **argv)
 		thoth_service_withdraw(services[i]);
 		thoth_chan_server_free(srv[i]);
 	}
+	thoth_tcp_server_free(tsrv);
 	thoth_loop_free(loop);
 	return 0;
 }

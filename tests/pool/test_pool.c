@@ -10,7 +10,12 @@
  *     base time, then 2x on the next ejection; at most one of two bad
  *     instances is ejected at once; application errors are not failures;
  *   - load reports reach the pool and make the slow instance cost more;
- *   - round robin and pick-first do what they say; bad configs are refused.
+ *   - round robin and pick-first do what they say; bad configs are refused;
+ *   - an instance that accepts a TCP connection and then stays silent,
+ *     trickles, answers garbage or closes mid-hello, or a local one that
+ *     accepts and never answers the channel handshake, fails by name and
+ *     never holds up the calls on a healthy instance (the connection is
+ *     opened on the loop, not waited for).
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -21,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <cmocka.h>
@@ -642,6 +648,169 @@ static void test_bad_pool_configs_are_refused(void **state)
 	thoth_pool_free(p);
 }
 
+/* ---- an instance that accepts and misbehaves, beside a healthy one ---- */
+
+/* A closed loop of one call at a time on the pool, each call's latency
+ * measured from its start to its completion (on the loop). */
+static struct {
+	uint32_t calls, failed;
+	uint64_t started_ns, worst_ns;
+	bool stop, in_flight;
+} S;
+
+static void stall_send(fixture_t *f);
+
+static void stall_done(void *arg, int err, const void *resp, const thoth_pool_result_t *res)
+{
+	(void)arg;
+	(void)resp;
+	(void)res;
+	uint64_t lat = thoth_clock_now() - S.started_ns;
+	S.in_flight = false;
+	S.calls++;
+	S.failed += err != 0;
+	if (lat > S.worst_ns)
+		S.worst_ns = lat;
+	if (!S.stop)
+		stall_send(F);
+}
+
+static void stall_send(fixture_t *f)
+{
+	thoth_pooltest_Work_work_req_t req = { .id = S.calls };
+	S.started_ns = thoth_clock_now();
+	if (thoth_pool_start(f->pool, &thoth_pooltest_Work_work_info, &req, stall_done, NULL) == 0)
+		S.in_flight = true;
+}
+
+static thoth_pool_instance_t hostile;
+static bool hostile_failed(fixture_t *f)
+{
+	thoth_pool_instance_t in[8];
+	size_t n = thoth_pool_instances(f->pool, in, 8);
+	for (size_t i = 0; i < n && i < 8; i++)
+		if ((!strncmp(in[i].addr, "tcp:", 4) || strstr(in[i].addr, "-hostile-")) && in[i].last_error[0]) {
+			hostile = in[i];
+			return true;
+		}
+	return false;
+}
+
+static bool stall_idle(fixture_t *f) { (void)f; return !S.in_flight; }
+
+/*
+ * A healthy instance (a channel) serves a closed loop of calls; then an
+ * instance registers a TCP address where it accepts and behaves as MODE
+ * says.  Its connection attempt must end with a reason naming its
+ * address and containing EXPECT, and the calls on the healthy instance
+ * must not wait behind it: the old pool opened the connection on its loop
+ * thread and blocked there up to 500 ms (a silent or trickling peer held
+ * every call that long).
+ */
+static void hostile_beside_healthy(fixture_t *f, const char *mode, const char *expect)
+{
+	/* The cluster token a "tcp:" instance is opened with (0600). */
+	char token[4200];
+	snprintf(token, sizeof token, "%s/cluster.token", f->h.dir);
+	FILE *t = fopen(token, "w");
+	assert_non_null(t);
+	fputs("0123456789abcdef0123456789abcdef\n", t);
+	fclose(t);
+	assert_int_equal(chmod(token, 0600), 0);
+	start_instance(f, NULL, NULL);
+	new_pool(f, THOTH_POOL_P2C, 5000, 0);
+	wait_usable(f, 1);
+	memset(&S, 0, sizeof S);
+	stall_send(f);
+	for (int i = 0; i < 200 && S.calls < 50; i++)      /* warm: its normal latency */
+		thoth_loop_run_once(f->loop, true);
+	uint64_t normal = S.worst_ns;
+	S.worst_ns = 0;
+	uint32_t before = S.calls;
+	uint64_t t0 = thoth_clock_now();
+	assert_true(start_instance(f, "--hostile", mode) > 0);
+	if (!run_until(f, hostile_failed, 10000)) {
+		thoth_pool_instance_t in[8];
+		size_t n = thoth_pool_instances(f->pool, in, 8);
+		for (size_t i = 0; i < n && i < 8; i++)
+			fprintf(stderr, "# instance %s: connecting %d, last error \"%s\"\n", in[i].addr,
+				in[i].connecting, in[i].last_error);
+		fail_msg("the %s instance's connection attempt did not end within 10 s", mode);
+	}
+	uint64_t ended = thoth_clock_now();
+	S.stop = true;
+	assert_true(run_until(f, stall_idle, 5000));
+	fprintf(stderr, "# %s instance: its attempt ended %.1f ms after it was started (registration "
+		"included): \"%s\"; meanwhile %u calls on the healthy instance, the slowest %.2f ms "
+		"(%.2f ms before it came)\n", mode, (double)(ended - t0) / 1e6, hostile.last_error,
+		S.calls - before, (double)S.worst_ns / 1e6, (double)normal / 1e6);
+	assert_int_equal(S.failed, 0);
+	assert_non_null(strstr(hostile.last_error, hostile.addr));
+	assert_non_null(strstr(hostile.last_error, expect));
+	/* A bound, not a performance figure: the old pool held the loop for
+	 * the whole 500 ms attempt; an unloaded call takes ~0.1 ms. */
+	assert_true(S.worst_ns < 250000000ull);
+	assert_int_equal(thoth_pool_usable(f->pool), 1);
+}
+
+static bool hostile_connecting(fixture_t *f)
+{
+	thoth_pool_instance_t in[8];
+	size_t n = thoth_pool_instances(f->pool, in, 8);
+	for (size_t i = 0; i < n && i < 8; i++)
+		if (!strncmp(in[i].addr, "tcp:", 4) && in[i].connecting)
+			return true;
+	return false;
+}
+
+/* A pool closed while an instance's connection is being opened lets go of
+ * the attempt (its fd, its loop source, its deadline) exactly once: the
+ * source was removed twice before (ASan: a use of a freed loop slot). */
+static void test_a_pool_freed_while_an_instance_is_opening_lets_go_of_it(void **state)
+{
+	fixture_t *f = *state;
+	char token[4200];
+	snprintf(token, sizeof token, "%s/cluster.token", f->h.dir);
+	FILE *t = fopen(token, "w");
+	assert_non_null(t);
+	fputs("0123456789abcdef0123456789abcdef\n", t);
+	fclose(t);
+	assert_int_equal(chmod(token, 0600), 0);
+	new_pool(f, THOTH_POOL_P2C, 5000, 0);
+	assert_true(start_instance(f, "--hostile", "silent") > 0);
+	assert_true(run_until(f, hostile_connecting, 10000));
+	thoth_pool_free(f->pool);
+	f->pool = NULL;
+	/* The loop runs on without the pool's source or timer. */
+	for (int i = 0; i < 20; i++)
+		thoth_loop_run_once(f->loop, false);
+}
+
+static void test_a_silent_instance_does_not_stall_calls_to_a_healthy_one(void **state)
+{
+	hostile_beside_healthy(*state, "silent", "did not answer the hello within 500 ms");
+}
+
+static void test_a_silent_local_instance_does_not_stall_calls_to_a_healthy_one(void **state)
+{
+	hostile_beside_healthy(*state, "unix-silent", "did not answer the channel handshake within 500 ms");
+}
+
+static void test_a_trickling_instance_does_not_stall_calls_to_a_healthy_one(void **state)
+{
+	hostile_beside_healthy(*state, "trickle", "bytes of an answer came");
+}
+
+static void test_an_instance_answering_the_hello_with_garbage_fails_by_name(void **state)
+{
+	hostile_beside_healthy(*state, "garbage", "answered the hello with nonsense");
+}
+
+static void test_an_instance_closing_mid_hello_fails_by_name(void **state)
+{
+	hostile_beside_healthy(*state, "close", "closed the connection");
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 1)
@@ -665,6 +834,18 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_keyed_calls_stick_to_their_shard_and_only_a_lost_shard_moves,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_pool_configs_are_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_silent_instance_does_not_stall_calls_to_a_healthy_one,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_silent_local_instance_does_not_stall_calls_to_a_healthy_one,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_trickling_instance_does_not_stall_calls_to_a_healthy_one,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_an_instance_answering_the_hello_with_garbage_fails_by_name,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_an_instance_closing_mid_hello_fails_by_name, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_a_pool_freed_while_an_instance_is_opening_lets_go_of_it, setup,
+						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,188 @@
+/*
+ * hostile.c - pool_service --hostile MODE: an instance of the pool tests'
+ * service that is not one (the same executable as the good ones: thothd
+ * lets only one executable hold a name).  It registers "tcp:127.0.0.1:PORT" under the name with the Work
+ * interface's claim, accepts every connection, and then, by --mode:
+ *
+ *   silent   never reads, never answers (a wedged or stopped service);
+ *   garbage  reads the hello, answers 64 bytes that are no frame;
+ *   close    reads the first bytes of the hello and closes mid-hello;
+ *   trickle  reads the hello, then sends a hello answer's header one byte
+ *            every 30 ms (a slowloris server: never whole in time);
+ *   unix-silent  the same as silent on a Unix socket registered as its
+ *            path: a local instance (a channel) that never answers.
+ *
+ *   pool_service --runtime-dir DIR --hostile MODE [--name NAME]
+ *
+ * What the pool must do with each is in test_pool.c.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "hostile.h"
+#include "pooltest.thoth.h"
+#include "thoth/loop.h"
+#include "thoth/service.h"
+#include "thoth/wire.h"
+
+enum { SILENT, GARBAGE, CLOSE, TRICKLE, UNIX_SILENT };
+enum { MAX_CONNS = 64 };
+
+static int mode;
+static thoth_loop_t *loop;
+
+typedef struct conn {
+	int fd;
+	thoth_source_t *src;
+	uint8_t answer[THOTH_WIRE_HEADER_SIZE];
+	size_t sent;
+} conn_t;
+
+static conn_t conns[MAX_CONNS];
+
+static void drop(conn_t *c)
+{
+	if (c->src)
+		thoth_loop_remove_fd(loop, c->src);
+	close(c->fd);
+	memset(c, 0, sizeof *c);
+	c->fd = -1;
+}
+
+static void trickle(thoth_loop_t *l, thoth_timer_t *timer, void *arg)
+{
+	(void)timer;
+	conn_t *c = arg;
+	if (c->fd < 0 || c->sent == sizeof c->answer)
+		return;
+	if (send(c->fd, c->answer + c->sent, 1, MSG_NOSIGNAL) != 1) {
+		drop(c);
+		return;
+	}
+	c->sent++;
+	thoth_loop_add_timer_in(l, 30000000, 1000000, trickle, c, NULL);
+}
+
+static void on_conn(thoth_loop_t *l, thoth_source_t *src, int fd, uint32_t events, void *arg)
+{
+	(void)l;
+	(void)src;
+	(void)events;
+	conn_t *c = arg;
+	uint8_t buf[4096];
+	ssize_t n = recv(fd, buf, mode == CLOSE ? 8 : sizeof buf, MSG_DONTWAIT);
+	if (n <= 0) {
+		if (n == 0 || (errno != EAGAIN && errno != EINTR))
+			drop(c);
+		return;
+	}
+	thoth_loop_remove_fd(loop, c->src);     /* the hello (or its start) is in: no more reading */
+	c->src = NULL;
+	if (mode == CLOSE) {
+		drop(c);                /* the rest of the hello unread: a reset */
+	} else if (mode == GARBAGE) {
+		memset(buf, 0xab, 64);
+		(void)!send(fd, buf, 64, MSG_NOSIGNAL);
+	} else {
+		thoth_msg_header_t h = { .flags = THOTH_MSG_RESPONSE, .request_id = 1, .body_len = 64 };
+		thoth_wire_header_encode(c->answer, &h);
+		trickle(loop, NULL, c);
+	}
+}
+
+static void on_accept(thoth_loop_t *l, thoth_source_t *src, int fd, uint32_t events, void *arg)
+{
+	(void)src;
+	(void)events;
+	(void)arg;
+	int cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (cfd < 0)
+		return;
+	for (int i = 0; i < MAX_CONNS; i++) {
+		conn_t *c = &conns[i];
+		if (c->fd >= 0)
+			continue;
+		c->fd = cfd;
+		if (mode != SILENT && mode != UNIX_SILENT)
+			thoth_loop_add_fd(l, cfd, THOTH_LOOP_READ, on_conn, c, &c->src);
+		return;
+	}
+	close(cfd);
+}
+
+static void on_stop(thoth_loop_t *l, const struct signalfd_siginfo *info, void *arg)
+{
+	(void)info;
+	(void)arg;
+	thoth_loop_stop(l);
+}
+
+int pool_service_hostile(const char *dir, const char *name, const char *m)
+{
+	static const char *const modes[] = { "silent", "garbage", "close", "trickle", "unix-silent" };
+	mode = -1;
+	for (int i = 0; m && i < 5; i++)
+		if (!strcmp(m, modes[i]))
+			mode = i;
+	if (mode < 0) {
+		fprintf(stderr, "pool_service: --hostile silent|garbage|close|trickle|unix-silent\n");
+		return 2;
+	}
+	for (int i = 0; i < MAX_CONNS; i++)
+		conns[i].fd = -1;
+	signal(SIGPIPE, SIG_IGN);
+	char addr[108], why[300];
+	int lfd;
+	if (mode == UNIX_SILENT) {
+		struct sockaddr_un su = { .sun_family = AF_UNIX };
+		snprintf(su.sun_path, sizeof su.sun_path, "%s/%s-hostile-%d.sock", dir, name, (int)getpid());
+		snprintf(addr, sizeof addr, "%s", su.sun_path);
+		lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		if (lfd < 0 || bind(lfd, (struct sockaddr *)&su, sizeof su) || listen(lfd, 64)) {
+			perror("pool_service --hostile: listen");
+			return 1;
+		}
+	} else {
+		lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		socklen_t sl = sizeof sa;
+		if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof sa) || listen(lfd, 64) ||
+		    getsockname(lfd, (struct sockaddr *)&sa, &sl)) {
+			perror("pool_service --hostile: listen");
+			return 1;
+		}
+		snprintf(addr, sizeof addr, "tcp:127.0.0.1:%u", (unsigned)ntohs(sa.sin_port));
+	}
+	if (thoth_loop_new(&loop))
+		return 1;
+	thoth_loop_add_signal(loop, SIGTERM, on_stop, NULL);
+	thoth_loop_add_fd(loop, lfd, THOTH_LOOP_READ, on_accept, NULL, NULL);
+	const thoth_interface_info_t *ifaces[1] = { &thoth_pooltest_Work_info };
+	thoth_service_config_t cfg = {
+		.runtime_dir = dir, .name = name, .version = "1.0.0", .endpoint = addr,
+		.numa_node = THOTH_SERVICE_NUMA_AUTO, .interfaces = ifaces, .n_interfaces = 1,
+	};
+	thoth_service_t *svc;
+	if (thoth_service_register(loop, &cfg, &svc, why, sizeof why)) {
+		fprintf(stderr, "pool_service --hostile: cannot register: %s\n", why);
+		return 1;
+	}
+	thoth_loop_run(loop);
+	thoth_service_withdraw(svc);
+	for (int i = 0; i < MAX_CONNS; i++)
+		if (conns[i].fd >= 0)
+			drop(&conns[i]);
+	close(lfd);
+	if (mode == UNIX_SILENT)
+		unlink(addr);
+	thoth_loop_free(loop);
+	return 0;
+}
