@@ -178,6 +178,7 @@ int main(int argc, char **argv)
 		thoth_pm_runtime_state_t st;
 		if (thoth_pm_runtime_read(d.devices[i], &st)) {
 			fprintf(stderr, "pm-runtime-driver: %s: no runtime PM files\n", d.devices[i]);
+			free(els), free(levels);
 			return 1;
 		}
 		element_name(&d, i);
@@ -185,6 +186,7 @@ int main(int argc, char **argv)
 		char why[300];
 		if (thoth_pm_device_power_lookup(d.devices[i], table, &pw, why, sizeof why)) {
 			fprintf(stderr, "pm-runtime-driver: power table: %s\n", why);
+			free(els), free(levels);
 			return 1;
 		}
 		if (show)
@@ -206,15 +208,19 @@ int main(int argc, char **argv)
 		};
 		n++;
 	}
-	if (show)
+	if (show) {
+		free(els), free(levels);
 		return 0;
+	}
 	if (!n) {
 		fprintf(stderr, "pm-runtime-driver: no device with runtime PM found\n");
+		free(els), free(levels);
 		return 1;
 	}
 	int r = thoth_control_connect(&d.ctl, dir, 2000);
 	if (r) {
 		fprintf(stderr, "pm-runtime-driver: cannot reach thothd: %s\n", thoth_strerror(r));
+		free(els), free(levels);
 		return 1;
 	}
 	d.ctl.sock.on_event = on_event;
@@ -228,6 +234,7 @@ int main(int argc, char **argv)
 	if (r || resp.ids.count != n) {
 		fprintf(stderr, "pm-runtime-driver: declare refused: %s: %s\n", thoth_strerror(r),
 			d.ctl.client.remote_message);
+		free(els), free(levels);
 		return 1;
 	}
 	for (uint32_t i = 0; i < n; i++) {
