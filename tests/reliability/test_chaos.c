@@ -414,11 +414,13 @@ static void reap_exits(chaos_t *c, role_t victim)
 		pid_t w = waitpid(p->pid, &st, WNOHANG);
 		if (w != p->pid)
 			continue;
-		read_reports(c, r);
-		if (r == R_THOTHD)
-			c->h.thothd = 0;
+		/* reaped: forgotten before anything can fail, or teardown would
+		 * signal a pid that may be someone else's by then */
 		pid_t dead = p->pid;
 		p->pid = 0;
+		if (r == R_THOTHD)
+			c->h.thothd = 0;
+		read_reports(c, r);
 		close_pipes(p);
 		if (!may_exit(r, victim) && !may_exit(r, c->last_victim))
 			CHAOS_FAIL(c, "%s (pid %d) %s %d after %s was killed (%s/*.log say more)", role_names[r],
@@ -881,6 +883,7 @@ static void shut_down(chaos_t *c)
 		p->pid = 0;
 		if (r == R_THOTHD)
 			c->h.thothd = 0;
+		read_reports(c, r);
 		close_pipes(p);
 		if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0) && !(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM))
 			CHAOS_FAIL(c, "%s (pid %d) %s %d when stopped after the chaos (%s/*.log say more)",
@@ -954,6 +957,7 @@ static void test_random_sigkills_lose_nothing_and_hang_nothing(void **state)
 		read_reports(&c, victim);
 		if (victim == R_THOTHD) {
 			harness_kill(&c.h, dead, SIGKILL);
+			c.h.thothd = 0;         /* reaped: teardown must not signal the pid again */
 		} else {
 			kill(dead, SIGKILL);
 			int st;
@@ -961,6 +965,7 @@ static void test_random_sigkills_lose_nothing_and_hang_nothing(void **state)
 				;
 		}
 		p->pid = 0;
+		read_reports(&c, victim);       /* what it acknowledged before it died */
 		close_pipes(p);
 		p->pending_count = 0;
 		c.kills[victim]++;
