@@ -238,7 +238,7 @@ static void start_role(chaos_t *c, role_t r)
 			}
 			char list[4096];
 			client_proc_fd_list(c->h.thothd, list, sizeof list);
-			c->bare_fds = last - count_in(list, "[eventfd]");
+			c->bare_fds = last - count_in(list, "[eventfd]") - count_in(list, "[pidfd]");
 		}
 		/* A trace session: every process is traced from now on. */
 		const char *argv[] = { THOTHCTL_PATH, "--runtime-dir", d, "trace", "start", NULL };
@@ -928,15 +928,31 @@ static void settle(chaos_t *c, role_t victim)
  * nothing is wrong -- exit 0; death by SIGTERM only for pm-sim-driver,
  * which has no handler; under ASan a leak found at exit is a non-zero
  * exit (so not checked on pm-sim-driver). */
-/* The first instance's count at its start, and one eventfd more: opened
- * on first use (its wake-up doorbell) and kept; nothing else. */
+static int threads_of(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+	DIR *d = opendir(path);
+	int n = 0;
+	for (struct dirent *e; d && (e = readdir(d));)
+		n += e->d_name[0] != '.';
+	if (d)
+		closedir(d);
+	return n;
+}
+
+/* The first instance's count at its start, and besides: one eventfd
+ * (opened on first use, its wake-up doorbell, and kept) and pidfds of its
+ * own threads (its trace reader holds them of busy writer threads: 0 to 2
+ * seen at a start, the same with no client at the end, so timing), at most
+ * one a thread.  Nothing else. */
 static bool thothd_bare(void *arg)
 {
 	chaos_t *c = arg;
 	static char list[16384];
 	client_proc_fd_list(c->h.thothd, list, sizeof list);
-	int n = client_proc_fds(c->h.thothd), ev = count_in(list, "[eventfd]");
-	return ev <= 1 && n - ev == c->bare_fds;
+	int n = client_proc_fds(c->h.thothd), ev = count_in(list, "[eventfd]"), pf = count_in(list, "[pidfd]");
+	return ev <= 1 && pf <= threads_of(c->h.thothd) && n - ev - pf == c->bare_fds;
 }
 
 static void shut_down(chaos_t *c)
@@ -964,7 +980,8 @@ static void shut_down(chaos_t *c)
 			char list[4096];
 			client_proc_fd_list(p->pid, list, sizeof list);
 			CHAOS_FAIL(c, "thothd holds %d descriptors with every client gone and no trace session, "
-				   "%d and an eventfd at most at its start: %s", client_proc_fds(p->pid), c->bare_fds, list);
+				   "%d other than an eventfd and its threads' pidfds at its start: %s",
+				   client_proc_fds(p->pid), c->bare_fds, list);
 		}
 		if (p->in >= 0) {
 			close(p->in);
