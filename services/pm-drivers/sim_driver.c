@@ -197,8 +197,19 @@ static int attach(driver_t *d, const char *dir, const char *name, const char *ne
 				 d->ctl.client.remote_code == THOTH_PM_ERR_BAD_DECLARATION &&
 				 (strstr(d->ctl.client.remote_message, "no element") ||
 				  strstr(d->ctl.client.remote_message, "driver is gone"));
-		if (!transient || tries == 500)
+		if (!transient)
 			break;
+		if (tries == 500) {
+			if (first)
+				break;
+			/* After a reconnect the element needed (or this one's
+			 * own, still held) may be slower to come back than 5 s
+			 * (its driver backing off too): not a reason to give up
+			 * the element for good, as at start-up, but to wait for
+			 * it as for thothd. */
+			thoth_control_close(&d->ctl);
+			return THOTH_E_AGAIN;
+		}
 		sleep_us(10000);
 	}
 	if (r && r != THOTH_E_REMOTE && !first) {
@@ -212,6 +223,9 @@ static int attach(driver_t *d, const char *dir, const char *name, const char *ne
 		return r;
 	}
 	d->element = resp.ids.items[0];
+	/* A new broker believes the element at its initial level, 0: so does
+	 * the driver (it kept the old broker's level and served at it). */
+	d->level = 0;
 	printf("declared %s as element %u\n", el.name.ptr, d->element);
 	fflush(stdout);
 	if (!service)

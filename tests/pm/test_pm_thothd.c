@@ -908,6 +908,11 @@ static void test_drivers_declare_again_after_thothd_restarts(void **state)
 	client_t c;
 	drivers_t d;
 	start(&h, &c, BUS_AND_DISK, &d);
+	/* the disk up (level 2) when thothd dies: the new broker declares it
+	 * at 0, and the driver must serve at 0 too (it kept 2: "x@2") */
+	uint64_t id = 0;
+	assert_int_equal(lease(&c, "disk", 2, THOTH_PM_LEASE_KIND_ASSERTIVE, 0, &id, NULL), 0);
+	wait_level(&c, 1, 2);
 	thoth_control_close(&c.ctl);
 	harness_kill(&h, h.thothd, SIGKILL);
 	assert_true(harness_start_thothd(&h, NULL) > 0);
@@ -916,12 +921,48 @@ static void test_drivers_declare_again_after_thothd_restarts(void **state)
 	wait_level(&c, 1, 0);
 	assert_int_equal(waitpid(d.bus, NULL, WNOHANG), 0);
 	assert_int_equal(waitpid(d.disk, NULL, WNOHANG), 0);
+	uint64_t req = 0;
+	submit(&c, "disk", 0, "after", &req);
+	wait_event(&c, &c.n_done, 1);
+	assert_true(c.done[0].request == req);
+	assert_string_equal(c.done[0].result, "after@0");
 	/* and they serve it: a lease on the disk raises the bus, then the disk */
-	uint64_t id = 0;
 	assert_int_equal(lease(&c, "disk", 2, THOTH_PM_LEASE_KIND_ASSERTIVE, 0, &id, NULL), 0);
 	wait_event(&c, &c.n_satisfied, 1);
 	wait_level(&c, 0, 1);
 	wait_level(&c, 1, 2);
+	thoth_control_close(&c.ctl);
+	harness_teardown(&h);
+}
+
+/* thothd restarted while the bus driver is down for longer than the 5 s
+ * the disk's driver waits for a needed element at start-up: after a
+ * reconnect that wait is no reason to exit (it did, exit 1: the disk gone
+ * for good), the driver backs off as for thothd and declares once the bus
+ * is back. */
+static void test_disk_driver_waits_past_5s_for_its_bus_after_thothd_restarts(void **state)
+{
+	harness_t h;
+	client_t c;
+	drivers_t d;
+	start(&h, &c, BUS_AND_DISK, &d);
+	thoth_control_close(&c.ctl);
+	harness_kill(&h, d.bus, SIGKILL);
+	harness_kill(&h, h.thothd, SIGKILL);
+	assert_true(harness_start_thothd(&h, NULL) > 0);
+	client_connect(&h, &c);
+	/* the disk's declaration is refused "no element" meanwhile; past its
+	 * 5 s of tries it must still be there (plain time: the driver's own
+	 * bound, not a deadline of the test) */
+	uint64_t until = harness_now_ms() + 6500;
+	while (harness_now_ms() < until) {
+		assert_int_equal(waitpid(d.disk, NULL, WNOHANG), 0);
+		thoth_sock_client_poll_event(&c.ctl.sock, 100);
+	}
+	start_driver(&h, "bus", NULL);
+	wait_level(&c, 0, 0);
+	wait_level(&c, 1, 0);   /* the disk declared again, after the bus */
+	assert_int_equal(waitpid(d.disk, NULL, WNOHANG), 0);
 	thoth_control_close(&c.ctl);
 	harness_teardown(&h);
 }
@@ -1597,6 +1638,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_greedy_connections_taking_turns_are_each_logged_once_per_run),
 		cmocka_unit_test(test_driver_restarted_while_its_dead_element_is_held_comes_back),
 		cmocka_unit_test(test_drivers_declare_again_after_thothd_restarts),
+		cmocka_unit_test(test_disk_driver_waits_past_5s_for_its_bus_after_thothd_restarts),
 		cmocka_unit_test(test_declaration_of_64_elements_of_16_levels_is_accepted),
 		cmocka_unit_test(test_holder_whose_name_is_not_utf8_leaves_state_readable),
 		cmocka_unit_test(test_latency_bound_holds_cpu_dma_latency_open_and_keeps_disk_idle),

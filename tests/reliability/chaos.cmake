@@ -2,14 +2,14 @@
 # system under load (thothd, echo, examples/kv, codex, a PM driver and
 # lease holder, a trace session): nothing acknowledged lost, no call hung,
 # nothing leaked (test_chaos.c).  THOTH_CHAOS_SEED replays a run,
-# THOTH_CHAOS_SECONDS makes it longer (tests/reliability/soak-chaos.sh).
+# THOTH_CHAOS_SECONDS makes it longer than the 12 s default (tests/reliability/soak-chaos.sh).
 if(TARGET thothd AND TARGET thothctl AND TARGET echo AND TARGET kv-service AND TARGET codex
    AND TARGET pm-sim-driver)
   add_executable(chaos_client chaos_client.c)
   target_link_libraries(chaos_client PRIVATE thoth_channel thoth_service thoth_idl example_kv_idl)
 
   thoth_add_test(test_chaos SOURCES test_chaos.c client_proc.c ${CMAKE_SOURCE_DIR}/tests/thothd/harness.c
-                 LIBS thoth_service thoth_idl TIMEOUT 180)
+                 LIBS thoth_service thoth_idl TIMEOUT 200)
   target_include_directories(test_chaos PRIVATE ${CMAKE_SOURCE_DIR}/tests/thothd ${CMAKE_SOURCE_DIR}/tests/common)
   target_compile_definitions(test_chaos PRIVATE
     THOTHD_PATH="$<TARGET_FILE:thothd>" THOTHCTL_PATH="$<TARGET_FILE:thothctl>" ECHO_PATH="$<TARGET_FILE:echo>"
