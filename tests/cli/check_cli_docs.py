@@ -33,7 +33,9 @@ was an error):
   - a section whose heading names a `thothctl ... --json` document and
     whose text names the file that writes it ("written by `FILE.c`":
     LOCKS.md's lock report) names every key that file writes, and no key
-    it does not.
+    it does not; such a heading with no "written by" fails.  No key
+    list or no such section found at all fails too (a rewording would
+    otherwise turn these checks off).
 
 Nothing here is a table kept by hand: the programs and their sources
 come from CMake (every executable target outside tests/, fuzz/, bench/,
@@ -561,6 +563,7 @@ def check_json(DOC_TEXT):
     THOTHCTL = PROGS.get("thothctl")
     table_file, table = ctl_commands()
     # ---- thothctl --json keys where a doc says what they are ----
+    lists = 0               # key lists held to their code: none means rewording turned this off
     if THOTHCTL:
         for d, t in sorted(DOC_TEXT.items()):
             for para in re.split(r"\n\s*\n", t):
@@ -590,18 +593,28 @@ def check_json(DOC_TEXT):
                 have = set(re.findall(r'\\"([a-z_][a-z0-9_]*)\\":', code))
                 said = set(re.findall(r"`([a-z_][a-z0-9_]*)`", para[para.index("keys:"):]))
                 compare(f"thothctl {c}{' ' + sub if sub else ''} --json keys", files[0], have, d, said)
+                lists += 1
+        if not lists:
+            fail("no doc lists the keys of a `thothctl ... --json` object as this check reads one (a paragraph "
+                 "naming `thothctl CMD --json` and \"keys:\", as docs/PM.md's did): none checked")
 
     # ---- a section documenting a `thothctl --json` document as tables (LOCKS.md:
     # the lock report) and naming the file that writes it: every key that file
     # writes is named in the section, and every name the section gives as a key
     # is one.  Keys are read from backquoted spans: "name": and bare names
     # (`processes[]`, `{count, stack}`), not quoted values ("inline") or commands.
+    sections = 0
     for d, t in sorted(DOC_TEXT.items()):
         for sec in re.split(r"\n(?=#+ )", t):
             head, _, body = sec.partition("\n")
-            w = re.search(r"written by `([^`]+\.c)`", body)
-            if not (head.startswith("#") and "thothctl" in head and "--json" in head and w):
+            if not (head.startswith("#") and "thothctl" in head and "--json" in head):
                 continue
+            w = re.search(r"written by `([^`]+\.c)`", body)
+            if not w:
+                fail(f"{d}: \"{head.strip('# ')}\" documents a `thothctl --json` document but names no file "
+                     "that writes it (\"written by `FILE.c`\"): its keys would go unchecked")
+                continue
+            sections += 1
             try:
                 have = set(re.findall(r'\\"([a-z_][a-z0-9_]*)\\":', read(os.path.join(SRC, w.group(1)))))
             except OSError as e:
@@ -615,6 +628,9 @@ def check_json(DOC_TEXT):
                 said |= set(re.findall(r"(?<![\w.+-])([a-z][a-z0-9_]+)(?:\[\])?(?![\w(])",
                                        re.sub(r'"[^"]*"', "", span))) - {"true", "false", "null"}
             compare(f"JSON keys of \"{head.strip('# ')}\"", w.group(1), have, d, said)
+    if not sections:
+        fail("no doc section whose heading names a `thothctl ... --json` document (as docs/LOCKS.md's lock "
+             "report's did): none checked")
 
 
 

@@ -92,6 +92,14 @@ SED = [
      "acq_sampling_threads miss_sampling_threads", "json"),
     ("docs/LOCKS.md", "s/`cond_waits`, /`cond_waits`, `cond_timeouts`, /",
      "in docs/LOCKS.md, not in kernel/observability/locks/lockprof_report.c: cond_timeouts", "json"),
+    # Rewording must not turn these checks off: PM.md's paragraph no longer
+    # naming `thothctl pm --json` leaves no key list checked, and LOCKS.md's
+    # section no longer saying which file writes the report leaves its
+    # heading's document unchecked.
+    ("docs/PM.md", "s/^`thothctl pm --json` prints one object on one line/pm's JSON is one object on one line/",
+     "no doc lists the keys of a `thothctl ... --json` object", "json"),
+    ("docs/LOCKS.md", "s/^One object, written by `/One object, made by `/",
+     "documents a `thothctl --json` document but names no file that writes it", "json"),
 ]
 
 
