@@ -11,15 +11,43 @@ set -uo pipefail
 SRC=$1 BUILD=$2
 command -v etcd >/dev/null || [ -x /usr/bin/etcd ] || { echo "SKIP: no etcd"; exit 77; }
 OUT=$(mktemp /tmp/thoth-run-cluster-XXXXXX)
-"$SRC/scripts/run-cluster.sh" "$BUILD" --hosts 2 --for 120 >"$OUT" 2>&1 &
-pid=$!
+pid="" FAKE="" passed=0 LOGDIRS=()
+# A pid still running: not gone, not an unreaped zombie.
+running() {
+  local st
+  st=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null) || return 1
+  [ "${st%% *}" != Z ]
+}
+# The logs folder each run of run-cluster.sh made (it prints it).
+note_logs() { LOGDIRS+=($(grep -o '/tmp/thoth-cluster-logs-[A-Za-z0-9]*' "$OUT" | sort -u)); }
+# A run still going gets SIGTERM and 30 s, then SIGKILL with every pid it
+# printed (hosts, and all it was stopping); the logs go on success only.
 cleanup() {
-  kill "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null
+  if [ -n "$pid" ] && running "$pid"; then
+    kill -TERM "$pid" 2>/dev/null
+    local end=$((SECONDS + 30))
+    while running "$pid" && [ $SECONDS -lt $end ]; do sleep 0.1; done
+    if running "$pid"; then
+      echo "run-cluster.sh $pid still running 30 s after SIGTERM: SIGKILL to it and its pids"
+      kill -KILL "$pid" $(grep -o 'host[0-9]=[0-9]*' "$OUT" | cut -d= -f2) \
+        $(sed -n 's/^stopping: //p' "$OUT" | grep -o '[0-9]*') 2>/dev/null
+    fi
+    wait "$pid" 2>/dev/null
+  fi
+  note_logs
+  if [ $passed = 1 ]; then
+    rm -rf "${LOGDIRS[@]}"
+  elif [ ${#LOGDIRS[@]} -gt 0 ]; then
+    echo "run-cluster.sh's logs kept in ${LOGDIRS[*]}"
+  fi
+  [ -z "$FAKE" ] || rm -rf "$FAKE"
   rm -f "$OUT"
 }
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; echo "--- run-cluster.sh said:"; cat "$OUT"; exit 1; }
+
+"$SRC/scripts/run-cluster.sh" "$BUILD" --hosts 2 --for 120 >"$OUT" 2>&1 &
+pid=$!
 
 deadline=$((SECONDS + 90))
 until grep -q "Ctrl-C stops everything" "$OUT"; do
@@ -53,12 +81,19 @@ while kill -0 "$pid" 2>/dev/null; do
   [ $SECONDS -lt $deadline ] || fail "run-cluster.sh still running 30 s after SIGTERM"
   sleep 0.1
 done
+stopped=$(sed -n 's/^stopping: //p' "$OUT")
+[ -n "$stopped" ] && [ "$stopped" != nothing ] || fail "run-cluster.sh did not say what it was stopping"
 for h in $hosts; do
-  ! kill -0 "$h" 2>/dev/null || fail "thothd $h still running after run-cluster.sh ended"
+  grep -qw "$h" <<<"$stopped" || fail "thothd $h is not among what run-cluster.sh was stopping: $stopped"
+done
+# every pid it stopped (etcd, the thothds, the echo services), not only the thothds
+for p in $stopped; do
+  ! kill -0 "$p" 2>/dev/null || fail "$p (of 'stopping: $stopped') still running after run-cluster.sh ended"
 done
 grep -q "^stopped; removed " "$OUT" || fail "run-cluster.sh did not say it stopped"
 wait "$pid"; rc=$?
 [ $rc = 143 ] || fail "run-cluster.sh exited $rc on SIGTERM, not 143"
+note_logs
 echo "ok: SIGTERM stopped everything, exit 143"
 
 # A SIGTERM while it is still choosing ports: it ended with exit 2 and
@@ -70,6 +105,7 @@ sleep 0.3
 kill -TERM "$pid"
 wait "$pid"; rc=$?
 [ $rc = 143 ] && ! grep -q "unexpected EOF" "$OUT" || fail "an early SIGTERM: exit $rc, not 143"
+note_logs
 echo "ok: an early SIGTERM: exit 143"
 
 # A host that does not end on SIGTERM gets SIGKILL after 10 s: cleanup waited
@@ -97,6 +133,6 @@ while kill -0 "$pid" 2>/dev/null; do
 done
 ! kill -0 "$stuck" 2>/dev/null || fail "the thothd that ignored SIGTERM ($stuck) still runs"
 grep -q "^$stuck did not end within 10 s of SIGTERM: SIGKILL" "$OUT" || fail "no SIGKILL said for $stuck"
-rm -rf "$FAKE" "$(grep -o '/tmp/thoth-cluster-logs-[A-Za-z0-9]*' "$OUT" | head -1)"
 echo "ok: a thothd ignoring SIGTERM was killed"
+passed=1
 echo PASS
