@@ -218,15 +218,27 @@ def parse_files(name):
         except OSError:
             continue
         for inc in re.findall(r'^\s*#\s*include\s+"([^"]+)"', text, re.M):
-            cands = ([os.path.normpath(os.path.join(os.path.dirname(f), inc))] +
-                     folder_files(folder).get(os.path.basename(inc), []))
-            for c in cands:
-                if (c.startswith(folder.rstrip("/") + "/") and c not in out
-                        and os.path.isfile(os.path.join(SRC, c))
-                        and c.endswith(os.path.normpath(inc))):
-                    out.append(c)
-                    todo.append(c)
-                    break
+            # the header beside the including file first (C's own rule for
+            # "..."), else the one of that name under the folder nearest to
+            # it (most leading folders in common); two equally near: which
+            # one the compiler takes is not for this check to guess
+            here = os.path.dirname(f)
+            ok = [c for c in [os.path.normpath(os.path.join(here, inc))] +
+                  folder_files(folder).get(os.path.basename(inc), [])
+                  if c.startswith(folder.rstrip("/") + "/") and c.endswith(os.path.normpath(inc))
+                  and os.path.isfile(os.path.join(SRC, c))]
+            if not ok:
+                continue
+            if ok[0] != os.path.normpath(os.path.join(here, inc)):
+                depth = {c: len(os.path.commonpath([here, os.path.dirname(c)]).split("/")) for c in ok}
+                ok = [c for c in ok if depth[c] == max(depth.values())]
+                if len(set(ok)) > 1:
+                    fail(f"{name}: {f} includes \"{inc}\", which is {' and '.join(sorted(set(ok)))} "
+                         "alike: which one parses its options?")
+                    continue
+            if ok[0] not in out:
+                out.append(ok[0])
+                todo.append(ok[0])
     return tuple(sorted(out))
 
 

@@ -165,6 +165,17 @@ def main(argv):
                     copy, args, ("cli",))
         os.unlink(ghost)
 
+        # A header of the same name as the one a program includes, as near to
+        # it as the real one: not taken at random (os.walk's order was).
+        decoy = os.path.join(copy, "services/aa-decoy/moderator_cli.h")
+        os.mkdir(os.path.dirname(decoy))
+        with open(decoy, "w", encoding="utf-8") as f:
+            f.write("/* not the moderators' */\n")
+        expect_fail("two headers named moderator_cli.h", "services/nic-moderator/main.c includes \"moderator_cli.h\", "
+                    "which is services/aa-decoy/moderator_cli.h and services/moderator-common/moderator_cli.h alike",
+                    copy, args, ("cli",))
+        shutil.rmtree(os.path.dirname(decoy))
+
         # A program not built, or not given: named, not skipped.
         no_codex = os.path.join(tmp, "no-such-codex")
         missing = [f"codex={no_codex}" if a.startswith("codex=") else a
