@@ -41,25 +41,48 @@ LOGS=$(mktemp -d /tmp/thoth-cluster-logs-XXXXXX)
 PIDS=()
 HOST_PIDS=()
 stopping=0
+# A pid still running: not gone, not a zombie (kill -0 succeeds on an
+# unreaped child, which `wait` would reap but could block on forever).
+running() {
+  local st
+  st=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null) || return 1
+  [ "${st%% *}" != Z ]
+}
 cleanup() {
   [ $stopping = 1 ] && return
   stopping=1
   trap '' INT TERM
   echo
   echo "stopping: ${PIDS[*]:-nothing}"
+  # Each (last started first) gets SIGTERM and 10 s to end, then SIGKILL: a
+  # thothd that does not exit must not keep this script (and its caller) waiting.
+  local p end
   for ((i=${#PIDS[@]}-1; i>=0; i--)); do
-    kill -TERM "${PIDS[$i]}" 2>/dev/null || true
-    wait "${PIDS[$i]}" 2>/dev/null || true
+    p=${PIDS[$i]}
+    kill -TERM "$p" 2>/dev/null || true
+    end=$((SECONDS + 10))
+    while running "$p" && [ $SECONDS -lt $end ]; do sleep 0.05; done
+    if running "$p"; then
+      echo "$p did not end within 10 s of SIGTERM: SIGKILL"
+      kill -KILL "$p" 2>/dev/null || true
+    fi
+    wait "$p" 2>/dev/null || true
   done
   rm -rf "$BASE"
   echo "stopped; removed $BASE; logs kept in $LOGS"
 }
 trap cleanup EXIT
-trap 'exit 0' INT TERM
+# As usual: 128 + the signal's number (the EXIT trap cleans up first).
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # Free ports of 127.0.0.1, found by the kernel (bind port 0).
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-CLIENT_PORT=$(free_port) PEER_PORT=$(free_port)
+# One substitution per statement: bash 5.2 runs a trap that arrives during
+# `A=$(..) B=$(..)` as if still inside the second's parse ("trap: unexpected
+# EOF while looking for matching `)'", exit 2).
+CLIENT_PORT=$(free_port)
+PEER_PORT=$(free_port)
 URL=http://127.0.0.1:$CLIENT_PORT
 "$ETCD" --data-dir "$BASE/etcd" --listen-client-urls "$URL" --advertise-client-urls "$URL" \
   --listen-peer-urls "http://127.0.0.1:$PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$PEER_PORT" \
