@@ -706,28 +706,48 @@ void cx_store_release_retired(cx_store_t *s)
  * left them to pile up.  unlinkat never follows: a name no longer a
  * regular file (replaced since the scan) that cannot be removed (EISDIR,
  * EACCES, EBUSY) stays listed and counted in the stats -- its bytes may
- * still be on the disk -- marked stuck, and is tried again each time; but
- * it no longer counts against the budget: it did, and one stuck name held
- * the budget's room for good, so every newer cut file went at once.
+ * still be on the disk -- marked stuck, and looked at again each time; but
+ * it does not count against the budget: it did, and one stuck name held
+ * the budget's room for good, so every newer cut file went at once.  Once
+ * a regular file is there again its mark is cleared and it counts against
+ * the budget like the rest, removed only past it (it was removed at the
+ * first retry, even where it fitted); a name still not a regular file is
+ * left alone (never unlinked: it is not what recovery made).
  */
 static void cuts_trim(cx_store_t *s)
 {
 	uint64_t held = 0;
-	for (size_t k = 0; k < s->ncuts; k++)
-		if (!s->cuts[k].stuck)
-			held += s->cuts[k].size;
+	for (size_t k = 0; k < s->ncuts; k++) {
+		cut_file_t *c = &s->cuts[k];
+		/* A stuck name looked at again: a regular file there once more
+		 * is evidence like any other, counted against the budget and
+		 * removed only past it (it was removed at once, even where it
+		 * fitted); gone, it is dropped below; anything else stays stuck. */
+		struct stat st;
+		if (c->stuck && !fstatat(s->dirfd, c->name, &st, AT_SYMLINK_NOFOLLOW) && S_ISREG(st.st_mode)) {
+			c->stuck = 0;
+			c->size = (uint64_t)st.st_size;
+		}
+		if (!c->stuck)
+			held += c->size;
+	}
 	size_t w = 0;
 	bool removed = false;
 	for (size_t k = 0; k < s->ncuts; k++) {
 		cut_file_t *c = &s->cuts[k];
 		if (c->stuck || held > s->cut_budget) {
+			struct stat st;
+			if (c->stuck && (!fstatat(s->dirfd, c->name, &st, AT_SYMLINK_NOFOLLOW) || errno != ENOENT)) {
+				s->cuts[w++] = *c;      /* still not a regular file: left alone */
+				continue;
+			}
 			if (!unlinkat(s->dirfd, c->name, 0) || errno == ENOENT) {
 				/* Evidence of damage going: said, with its name and
 				 * size, so that it can be noticed (and --cut-bytes
 				 * raised) before the next one goes. */
 				fprintf(stderr, "codex[%d]: warning: removed %s (%" PRIu64 " bytes): %s\n", (int)getpid(),
 					c->name, c->size,
-					c->stuck ? "it could not be removed before" : "beyond --cut-bytes");
+					c->stuck ? "gone, once stuck" : "beyond --cut-bytes");
 				*(c->orphan ? &s->cstats.orphan_files : &s->cstats.cut_files) += 1;
 				*(c->orphan ? &s->cstats.orphan_bytes : &s->cstats.cut_bytes) += c->size;
 				if (!c->stuck)
