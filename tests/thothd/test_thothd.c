@@ -239,6 +239,12 @@ static void test_peer_text_in_the_log_is_escaped(void **state)
 	assert_false(harness_file_contains(h->log, "\nthothd[1] error: forged"));
 	assert_false(harness_file_contains(h->log, "\x1b"));
 	assert_false(harness_file_contains(h->log, "\x07"));
+	/* A C1 control as UTF-8 (U+009B, CSI) is escaped, other UTF-8
+	 * passes.  (Raw 0x80-0xff bytes cannot come from a peer's strings:
+	 * the wire refuses invalid UTF-8.) */
+	assert_int_equal(register_raw(&c, "echo", "1.0 csi\xc2\x9b" "2J e\xc3\xa9"), THOTH_E_REMOTE);
+	assert_true(harness_file_contains(h->log, "1.0 csi\\xc2\\x9b2J e\xc3\xa9"));
+	assert_false(harness_file_contains(h->log, "\xc2\x9b"));
 	thoth_control_close(&c);
 }
 
