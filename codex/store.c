@@ -160,6 +160,36 @@ static int keep_cut(int dirfd, int fd, const char *path, uint64_t end, uint64_t 
 	return e;
 }
 
+/*
+ * Set the segment at PATH aside as PATH.orphan, or PATH.orphan-N (2..100)
+ * when an earlier recovery's orphan of the same number is still there: a
+ * plain rename replaced it, and the evidence of the first damage went
+ * without a word.  renameat2(RENAME_NOREPLACE), or link + unlink where the
+ * file system has no such flag (EINVAL): neither replaces a name.
+ */
+static void orphan_aside(const char *path)
+{
+	char dst[4400];
+	for (int n = 1; n <= 100; n++) {
+		if (n == 1)
+			snprintf(dst, sizeof dst, "%s.orphan", path);
+		else
+			snprintf(dst, sizeof dst, "%s.orphan-%d", path, n);
+		if (!renameat2(AT_FDCWD, path, AT_FDCWD, dst, RENAME_NOREPLACE))
+			return;
+		if (errno == EINVAL) {
+			if (!link(path, dst)) {
+				unlink(path);
+				return;
+			}
+		}
+		if (errno != EEXIST)
+			break;
+	}
+	fprintf(stderr, "codex[%d]: warning: could not set %s aside as an orphan: %s\n", (int)getpid(), path,
+		strerror(errno));
+}
+
 /* NAME is a cut file's, exactly as keep_cut writes it (lower-case hex, no
  * leading zeros, a suffix 2..100): its segment, offset and suffix.  A name
  * that only looks like one is not. */
@@ -169,11 +199,16 @@ static bool cut_name_parse(const char *name, cut_file_t *c)
 	int n = 1, used = 0;
 	char canon[sizeof c->name];
 	if (strlen(name) < sizeof c->name && sscanf(name, "seg-%16llx.log.orphan%n", &no, &used) == 1 &&
-	    !name[used]) {
-		snprintf(canon, sizeof canon, "seg-%016llx.log.orphan", no);
-		if (strcmp(canon, name))
+	    (!name[used] || name[used] == '-')) {
+		if (name[used] && sscanf(name + used, "-%3d", &n) != 1)
 			return false;
-		*c = (cut_file_t){ .segno = no, .off = UINT64_MAX, .n = 1, .orphan = true };
+		if (n == 1)
+			snprintf(canon, sizeof canon, "seg-%016llx.log.orphan", no);
+		else
+			snprintf(canon, sizeof canon, "seg-%016llx.log.orphan-%d", no, n);
+		if (strcmp(canon, name) || n < 1 || n > 100)
+			return false;
+		*c = (cut_file_t){ .segno = no, .off = UINT64_MAX, .n = (uint32_t)n, .orphan = true };
 		memcpy(c->name, canon, strlen(canon) + 1);
 		return true;
 	}
@@ -671,22 +706,48 @@ void cx_store_release_retired(cx_store_t *s)
  * left them to pile up.  unlinkat never follows: a name no longer a
  * regular file (replaced since the scan) that cannot be removed (EISDIR,
  * EACCES, EBUSY) stays listed and counted in the stats -- its bytes may
- * still be on the disk -- marked stuck, and is tried again each time; but
- * it no longer counts against the budget: it did, and one stuck name held
- * the budget's room for good, so every newer cut file went at once.
+ * still be on the disk -- marked stuck, and looked at again each time; but
+ * it does not count against the budget: it did, and one stuck name held
+ * the budget's room for good, so every newer cut file went at once.  Once
+ * a regular file is there again its mark is cleared and it counts against
+ * the budget like the rest, removed only past it (it was removed at the
+ * first retry, even where it fitted); a name still not a regular file is
+ * left alone (never unlinked: it is not what recovery made).
  */
 static void cuts_trim(cx_store_t *s)
 {
 	uint64_t held = 0;
-	for (size_t k = 0; k < s->ncuts; k++)
-		if (!s->cuts[k].stuck)
-			held += s->cuts[k].size;
+	for (size_t k = 0; k < s->ncuts; k++) {
+		cut_file_t *c = &s->cuts[k];
+		/* A stuck name looked at again: a regular file there once more
+		 * is evidence like any other, counted against the budget and
+		 * removed only past it (it was removed at once, even where it
+		 * fitted); gone, it is dropped below; anything else stays stuck. */
+		struct stat st;
+		if (c->stuck && !fstatat(s->dirfd, c->name, &st, AT_SYMLINK_NOFOLLOW) && S_ISREG(st.st_mode)) {
+			c->stuck = 0;
+			c->size = (uint64_t)st.st_size;
+		}
+		if (!c->stuck)
+			held += c->size;
+	}
 	size_t w = 0;
 	bool removed = false;
 	for (size_t k = 0; k < s->ncuts; k++) {
 		cut_file_t *c = &s->cuts[k];
 		if (c->stuck || held > s->cut_budget) {
+			struct stat st;
+			if (c->stuck && (!fstatat(s->dirfd, c->name, &st, AT_SYMLINK_NOFOLLOW) || errno != ENOENT)) {
+				s->cuts[w++] = *c;      /* still not a regular file: left alone */
+				continue;
+			}
 			if (!unlinkat(s->dirfd, c->name, 0) || errno == ENOENT) {
+				/* Evidence of damage going: said, with its name and
+				 * size, so that it can be noticed (and --cut-bytes
+				 * raised) before the next one goes. */
+				fprintf(stderr, "codex[%d]: warning: removed %s (%" PRIu64 " bytes): %s\n", (int)getpid(),
+					c->name, c->size,
+					c->stuck ? "gone, once stuck" : "beyond --cut-bytes");
 				*(c->orphan ? &s->cstats.orphan_files : &s->cstats.cut_files) += 1;
 				*(c->orphan ? &s->cstats.orphan_bytes : &s->cstats.cut_bytes) += c->size;
 				if (!c->stuck)
@@ -913,7 +974,7 @@ int cx_store_open(const cx_store_config_t *cfg, cx_store_t **out, cx_recovery_t 
 
 	bool cut = false;
 	for (size_t k = 0; k < nn; k++) {
-		char path[4200], dst[4300];
+		char path[4200];
 		seg_path(s, nos[k], "log", path, sizeof path);
 		if (nos[k] < first_no) {
 			/* dropped by a committed compaction that a crash interrupted */
@@ -924,8 +985,7 @@ int cx_store_open(const cx_store_config_t *cfg, cx_store_t **out, cx_recovery_t 
 			continue;
 		}
 		if (cut) {      /* after the end of the log: kept aside, never read */
-			snprintf(dst, sizeof dst, "%s.orphan", path);
-			rename(path, dst);
+			orphan_aside(path);
 			seg_path(s, nos[k], "idx", path, sizeof path);
 			unlink(path);
 			rep->orphaned++;
@@ -952,8 +1012,7 @@ int cx_store_open(const cx_store_config_t *cfg, cx_store_t **out, cx_recovery_t 
 				rep->removed++;
 				rep->truncated_bytes += (uint64_t)stt.st_size;
 			} else {
-				snprintf(dst, sizeof dst, "%s.orphan", path);
-				rename(path, dst);
+				orphan_aside(path);
 				rep->orphaned++;
 			}
 			cut = true;

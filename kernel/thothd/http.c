@@ -1279,10 +1279,20 @@ int thothd_http_start(thothd_t *d, const thothd_http_config_t *cfg, thothd_http_
 	 * test_dashboard_hostile: a stream closed for it is counted apart). */
 	h->ref_allocs_left = -1;
 	const char *allocs = getenv("THOTHD_TEST_SSE_REF_ALLOCS");
-	if (allocs && *allocs && atoi(allocs) >= 0) {
-		h->ref_allocs_left = atoi(allocs);
-		thothd_warn("dashboard: event-stream references fail after %lld (THOTHD_TEST_SSE_REF_ALLOCS; "
-			    "tests only)", (long long)h->ref_allocs_left);
+	if (allocs && *allocs) {
+		/* The whole string a number >= 0: atoi took "yes" for 0, and
+		 * every event stream was closed at its first reference. */
+		char *end;
+		errno = 0;
+		long long n = strtoll(allocs, &end, 10);
+		if (errno || *end || end == allocs || n < 0) {
+			thothd_warn("dashboard: THOTHD_TEST_SSE_REF_ALLOCS=%s is not a count of references: "
+				    "ignored (tests only)", allocs);
+		} else {
+			h->ref_allocs_left = n;
+			thothd_warn("dashboard: event-stream references fail after %lld (THOTHD_TEST_SSE_REF_ALLOCS; "
+				    "tests only)", (long long)h->ref_allocs_left);
+		}
 	}
 	const char *gate = getenv("THOTHD_TEST_EXPORT_GATE");
 	if (gate && *gate) {

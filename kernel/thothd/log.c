@@ -7,6 +7,11 @@
  * them in the message: names, versions, addresses and reasons a peer sent
  * reach many lines, and a newline in one forged a line of its own, an
  * escape drove the reader's terminal.  thothd's own messages hold none.
+ * C1 controls too (a raw 0x80-0x9f, which some terminals take as CSI and
+ * the like, and U+0080-U+009F as C2 80..C2 9F), and every byte of no valid
+ * UTF-8 sequence; other UTF-8 passes as it is.  A truncated line is cut at
+ * a code point's boundary.  Backslashes are not escaped: federation's
+ * keys are escaped before (backslashes too), and would be twice.
  * (Federation keys are escaped before, backslashes too: federation.c.)
  */
 #include <stdarg.h>
@@ -42,6 +47,41 @@ int thothd_log_parse_level(const char *name, thothd_log_level_t *out)
 	return -1;
 }
 
+/* The length of the valid UTF-8 sequence at P (1 for ASCII), or 0 when
+ * P starts none (a stray continuation, a bad lead, an overlong form, a
+ * surrogate, past U+10FFFF, or cut short by LEFT). */
+static size_t utf8_seq(const unsigned char *p, size_t left)
+{
+	if (p[0] < 0x80)
+		return 1;
+	size_t n = p[0] >= 0xc2 && p[0] <= 0xdf ? 2 : p[0] >= 0xe0 && p[0] <= 0xef ? 3
+		 : p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : 0;
+	if (!n || n > left)
+		return 0;
+	for (size_t k = 1; k < n; k++)
+		if ((p[k] & 0xc0) != 0x80)
+			return 0;
+	if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] >= 0xa0) || (p[0] == 0xf0 && p[1] < 0x90) ||
+	    (p[0] == 0xf4 && p[1] >= 0x90))
+		return 0;
+	return n;
+}
+
+/* LEN cut back to the last whole UTF-8 sequence: a line vsnprintf
+ * truncated ends at a code point's boundary, not in its middle. */
+static size_t utf8_whole(const char *s, size_t len)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	for (size_t back = 1; back <= 4 && back <= len; back++) {
+		unsigned char c = u[len - back];
+		if ((c & 0xc0) == 0x80)
+			continue;       /* a continuation: look further back */
+		size_t need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+		return need > back ? len - back : len;
+	}
+	return len;
+}
+
 static void log_line(thothd_log_level_t level, const char *fmt, va_list ap, uint64_t suppressed)
 	__attribute__((format(printf, 2, 0)));
 static void log_line(thothd_log_level_t level, const char *fmt, va_list ap, uint64_t suppressed)
@@ -53,13 +93,29 @@ static void log_line(thothd_log_level_t level, const char *fmt, va_list ap, uint
 	char when[32];
 	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
 	char raw[1024], text[4 * sizeof raw];
-	vsnprintf(raw, sizeof raw, fmt, ap);
+	int want = vsnprintf(raw, sizeof raw, fmt, ap);
+	size_t len = strlen(raw);
+	if (want >= (int)sizeof raw)
+		len = utf8_whole(raw, len);
 	size_t o = 0;
-	for (const unsigned char *p = (const unsigned char *)raw; *p; p++) {
-		if (*p >= 0x20 && *p != 0x7f)
+	for (size_t i = 0; i < len;) {
+		const unsigned char *p = (const unsigned char *)raw + i;
+		size_t n = utf8_seq(p, len - i);
+		if (n > 1 && !(p[0] == 0xc2 && p[1] < 0xa0)) {
+			memcpy(text + o, p, n);         /* a whole code point past U+009F */
+			o += n;
+			i += n;
+			continue;
+		}
+		if (n == 1 && *p >= 0x20 && *p != 0x7f) {
 			text[o++] = (char)*p;
-		else
-			o += (size_t)snprintf(text + o, sizeof text - o, "\\x%02x", *p);
+			i++;
+			continue;
+		}
+		/* C0, DEL, C1 (raw or as UTF-8) and bytes of no valid sequence. */
+		for (size_t k = 0; k < (n ? n : 1); k++)
+			o += (size_t)snprintf(text + o, sizeof text - o, "\\x%02x", p[k]);
+		i += n ? n : 1;
 	}
 	text[o] = 0;
 	char more[64] = "";

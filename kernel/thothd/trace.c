@@ -596,8 +596,22 @@ int thothd__client_pidfd(const thothd_client_t *c)
 			return fd;
 		/* Only a kernel without the option falls back to the number.
 		 * Any other error (ESRCH; EINVAL from 6.5 to ~6.15 for a reaped
-		 * peer) is a peer gone: its number may be another's now. */
-		if (errno != ENOPROTOOPT)
+		 * peer) is a peer gone: its number may be another's now.
+		 * EMFILE, ENFILE, ENOMEM and ENODATA are not a peer gone but
+		 * thothd short of descriptors or memory (or a peer the kernel
+		 * has no pid for): no pidfd either (the number would cost the
+		 * same descriptor), but said, rate-limited (the loop thread
+		 * alone calls this), for it was taken silently for a peer
+		 * gone. */
+		int e = errno;
+		if (e == EMFILE || e == ENFILE || e == ENOMEM || e == ENODATA) {
+			static thothd_log_limit_t limit = { .per_second = 1, .burst = 5 };
+			thothd_log_limited(&limit, THOTHD_LOG_WARN,
+					   "trace: no pidfd of pid %u (SO_PEERPIDFD: %s): short of "
+					   "resources, not a peer gone",
+					   (unsigned)c->pid, strerror(e));
+		}
+		if (e != ENOPROTOOPT)
 			return -1;
 	}
 	return (int)syscall(SYS_pidfd_open, (pid_t)c->pid, 0);

@@ -881,6 +881,106 @@ static void test_a_cut_file_that_cannot_be_removed_stays_counted_and_reported(vo
 	rmdir(p);
 }
 
+/* A stuck name that is a regular file again (the directory in its place
+ * gone, a file back) counts against the budget like any other and stays
+ * while it fits: it was removed at the first retry, fitting or not. */
+static void test_a_once_stuck_cut_file_that_fits_the_budget_stays(void **state)
+{
+	(void)state;
+	enum { SEG = 4096, RETAIN = 2 * 4096, CUT = 3000, BACK = 500 };
+	make_cut("seg-0000000000000001.log.cut-10", CUT);
+	make_cut("seg-0000000000000001.log.cut-30", CUT);
+	cx_recovery_t rep;
+	int err;
+	char why[300];
+	cx_store_t *s = open_retain(SEG, RETAIN, &rep, &err, why);
+	if (err)
+		fail_msg("open: %s", why);
+	char p[400];
+	snprintf(p, sizeof p, "%s/seg-0000000000000001.log.cut-10", dir);
+	assert_int_equal(unlink(p), 0);
+	assert_int_equal(mkdir(p, 0700), 0);
+	uint32_t a;
+	assert_int_equal(cx_store_stream_create(s, "a", 1, 0, 1, &a), 0);
+	/* 6,000 bytes held, a budget of 4,096: cut-10's turn comes, stuck. */
+	append_n(s, a, 1, 10);
+	epoch(s);
+	cx_compact_stats_t cs;
+	cx_store_compact_stats(s, &cs);
+	assert_int_equal(cs.cut_stuck, 1);
+	assert_int_equal(cs.cut_files, 0);
+	/* A regular file of 500 bytes back in its place: 3,500 fit. */
+	assert_int_equal(rmdir(p), 0);
+	make_cut("seg-0000000000000001.log.cut-10", BACK);
+	for (uint64_t i = 11; i <= 300; i += 10) {
+		append_n(s, a, i, 10);
+		epoch(s);
+	}
+	cx_store_compact_stats(s, &cs);
+	assert_int_equal(cs.cut_stuck, 0);
+	assert_int_equal(cs.cut_files, 0);
+	assert_int_equal(cs.cut_held, 2);
+	assert_int_equal(cs.cut_held_bytes, CUT + BACK);
+	cx_store_close(s);
+	struct stat st;
+	assert_int_equal(lstat(p, &st), 0);
+	assert_int_equal(st.st_size, BACK);
+	assert_int_equal(unlink(p), 0);
+	snprintf(p, sizeof p, "%s/seg-0000000000000001.log.cut-30", dir);
+	assert_int_equal(unlink(p), 0);
+}
+
+/* A second recovery setting aside a segment number already set aside once
+ * (an orphan of an earlier damage still held) renamed over it: the first
+ * damage's evidence went without a word.  Now the second is NAME.orphan-2. */
+static void test_a_second_orphan_of_a_segment_does_not_replace_the_first(void **state)
+{
+	(void)state;
+	cx_store_t *s = open_store(4096, NULL);
+	uint32_t a;
+	assert_int_equal(cx_store_stream_create(s, "a", 1, 0, 1, &a), 0);
+	append_n(s, a, 1, 150);
+	uint32_t segs = cx_store_segments(s);
+	assert_true(segs >= 4);
+	cx_loc_t loc;
+	assert_int_equal(cx_store_locate(s, a, 60, &loc), 0);
+	cx_store_close(s);
+	char path[300];
+	uint64_t seg_of_60 = 0;
+	for (uint64_t k = 1; k <= segs && !seg_of_60; k++) {
+		snprintf(path, sizeof path, "%s/seg-%016llx.log", dir, (unsigned long long)k);
+		int fd = open(path, O_RDONLY);
+		uint8_t h[CX_REC_HDR];
+		if (pread(fd, h, sizeof h, (off_t)loc.off) == (ssize_t)sizeof h && cx_le64(h + 16) == 60 &&
+		    cx_le64(h + 8) == loc.lsn)
+			seg_of_60 = k;
+		close(fd);
+	}
+	assert_true(seg_of_60 > 0 && seg_of_60 < segs);
+	/* An earlier recovery's orphan of the next segment, 123 bytes. */
+	char name[64];
+	snprintf(name, sizeof name, "seg-%016llx.log.orphan", (unsigned long long)(seg_of_60 + 1));
+	make_cut(name, 123);
+	snprintf(path, sizeof path, "%s/seg-%016llx.log", dir, (unsigned long long)seg_of_60);
+	int fd = open(path, O_RDWR);
+	assert_int_equal(pwrite(fd, "\xff", 1, (off_t)loc.off + CX_REC_HDR), 1);
+	close(fd);
+	cx_recovery_t rep;
+	s = open_store(4096, &rep);
+	assert_int_equal(rep.orphaned, segs - seg_of_60);
+	assert_int_equal(rep.orphan_files, segs - seg_of_60 + 1);
+	check_n(s, a, 59);
+	cx_store_close(s);
+	struct stat st;
+	char p[400];
+	snprintf(p, sizeof p, "%s/%s", dir, name);
+	assert_int_equal(lstat(p, &st), 0);
+	assert_int_equal(st.st_size, 123);      /* the first, as it was */
+	snprintf(p, sizeof p, "%s/%s-2", dir, name);
+	assert_int_equal(lstat(p, &st), 0);
+	assert_true(st.st_size > 123);          /* the second, beside it */
+}
+
 /* Segments recovery set aside as *.orphan (after a damaged middle
  * segment) were never counted or removed: each such recovery left its
  * segments on the disk for good.  Now they are evidence like the cut
@@ -1040,6 +1140,10 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_a_cut_file_that_cannot_be_removed_stays_counted_and_reported,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_once_stuck_cut_file_that_fits_the_budget_stays, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_a_second_orphan_of_a_segment_does_not_replace_the_first, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_orphan_segments_are_counted_and_kept_within_the_cut_budget, setup,
 						teardown),
 	};

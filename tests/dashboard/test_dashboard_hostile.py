@@ -469,6 +469,25 @@ def test_a_stream_closed_for_malloc_is_not_counted_as_backlog(build):
     print("ok: a stream closed when malloc failed at a tick is counted as alloc, not backlog")
 
 
+def test_a_malformed_alloc_seam_is_refused_not_taken_for_zero(build):
+    # THOTHD_TEST_SSE_REF_ALLOCS was read with atoi: "yes" was 0, and every
+    # event stream closed at its first reference.  Now anything but a whole
+    # count is refused with a warning and the seam stays off.
+    with System(build, env={"THOTHD_TEST_SSE_REF_ALLOCS": "yes"}) as s:
+        reader = EventStream(s)
+        reader.next_tick(timeout=15)
+        reader.next_tick(timeout=15)
+        reader.close()
+        s.log.flush()
+        s.log.seek(0)
+        log = s.log.read()
+        if "THOTHD_TEST_SSE_REF_ALLOCS=yes is not a count of references: ignored" not in log:
+            fail("no warning for THOTHD_TEST_SSE_REF_ALLOCS=yes:\n" + log[-2000:])
+        if "references fail after" in log:
+            fail("THOTHD_TEST_SSE_REF_ALLOCS=yes was taken for a count")
+    print("ok: THOTHD_TEST_SSE_REF_ALLOCS=yes refused with a warning, the streams unharmed")
+
+
 def export_after_gate(s, req, gate):
     c = s.connect()
     c.settimeout(0.2)
@@ -538,6 +557,7 @@ def main():
     test_event_streams_that_do_not_read_are_bounded_in_all(BUILD)
     test_a_page_that_reads_survives_ticks_larger_than_the_bound(BUILD)
     test_a_stream_closed_for_malloc_is_not_counted_as_backlog(BUILD)
+    test_a_malformed_alloc_seam_is_refused_not_taken_for_zero(BUILD)
     print("PASS")
 
 

@@ -24,6 +24,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -277,6 +278,16 @@ static void proxy_close(etcd_proxy_t *p, int i)
 }
 
 /* Copy what FROM has to TO; false when either side is done. */
+/* A send on the proxy thread may block no longer than this: a side that
+ * stopped reading (a wedged thothd or etcd) would hold the thread in
+ * send() for good, and proxy_stop, which only wakes its poll, would then
+ * wait for ever.  Past it the copy fails and the pair is closed. */
+static void proxy_send_timeout(int fd)
+{
+	struct timeval tv = { .tv_sec = 2 };
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
 static bool proxy_copy(int from, int to)
 {
 	char buf[16384];
@@ -315,6 +326,8 @@ static void *proxy_run(void *arg)
 			struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(p->etcd_port),
 						  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 			if (c >= 0 && i < PROXY_PAIRS && e >= 0 && connect(e, (struct sockaddr *)&sa, sizeof sa) == 0) {
+				proxy_send_timeout(c);
+				proxy_send_timeout(e);
 				p->client[i] = c;
 				p->etcd[i] = e;
 				p->watch[i] = false;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -65,13 +66,18 @@ void harness_teardown(harness_t *h)
 		nftw(h->dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-static pid_t spawn(const char *log, const char *const *argv, int out_fd)
+static pid_t spawn(const char *log, const char *const *argv, int out_fd, unsigned long nofile)
 {
 	pid_t pid = fork();
 	if (pid != 0)
 		return pid;
 	prctl(PR_SET_PDEATHSIG, SIGKILL);       /* never outlive a crashed test */
-	int fd = out_fd >= 0 ? out_fd : open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (nofile) {
+		struct rlimit lim = { nofile, nofile };
+		if (setrlimit(RLIMIT_NOFILE, &lim) != 0)
+			_exit(126);
+	}
+	int fd = out_fd >= 0 || !log ? out_fd : open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	if (fd >= 0) {
 		dup2(fd, 1);
 		dup2(fd, 2);
@@ -104,7 +110,7 @@ pid_t harness_spawn(harness_t *h, const char *log_name, const char *const *argv)
 {
 	char log[400];
 	snprintf(log, sizeof log, "%s/%s.log", h->dir, log_name);
-	pid_t pid = spawn(log, argv, -1);
+	pid_t pid = spawn(log, argv, -1, 0);
 	if (pid > 0)
 		remember(h, pid);
 	return pid;
@@ -148,7 +154,7 @@ pid_t harness_start_thothd(harness_t *h, const char *const *extra)
 	for (int i = 0; extra && extra[i] && n < 15; i++)
 		argv[n++] = extra[i];
 	argv[n] = NULL;
-	h->thothd = spawn(h->log, argv, -1);
+	h->thothd = spawn(h->log, argv, -1, h->thothd_nofile);
 	if (h->thothd <= 0)
 		return -1;
 	if (!harness_wait_until(thothd_answers, h, 5000))
@@ -170,7 +176,7 @@ int harness_run(harness_t *h, const char *const *argv, char *out, size_t cap, in
 	int fd = mkstemp(path);
 	if (fd < 0)
 		return -1;
-	pid_t pid = spawn(NULL, argv, fd);
+	pid_t pid = spawn(NULL, argv, fd, 0);
 	close(fd);
 	if (pid < 0)
 		return -1;

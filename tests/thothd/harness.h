@@ -21,6 +21,9 @@ typedef struct harness {
 	char dir[64];                   /* temp dir: runtime dir is dir itself */
 	char log[300];                  /* thothd's stderr */
 	pid_t thothd;
+	/* Set on thothd alone between fork and exec (soft and hard); 0: the
+	 * test's own limit.  The test process keeps its limit. */
+	unsigned long thothd_nofile;
 	pid_t children[HARNESS_MAX_CHILDREN];
 	int n_children;
 } harness_t;

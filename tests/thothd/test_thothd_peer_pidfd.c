@@ -6,7 +6,10 @@
  *   - ENOPROTOOPT (before 6.5): no such option, the pid number is opened;
  *   - EINVAL (6.5 to ~6.15, a reaped peer) and ESRCH: the peer is gone, its
  *     number may be another process's now: no pidfd.  The code once fell
- *     back to the number on any error.
+ *     back to the number on any error;
+ *   - EMFILE, ENFILE, ENOMEM, ENODATA: no pidfd either, but thothd short of
+ *     resources is said in a warning (it was taken silently for a peer
+ *     gone), and ESRCH says nothing.
  * The peer of the socket pair is this process, so a pidfd opened from the
  * number is ours and can be checked as such.
  */
@@ -126,6 +129,44 @@ static void test_esrch_is_a_peer_gone(void **state)
 	assert_int_equal(thothd__client_pidfd(&f->c), -1);
 }
 
+/* thothd__client_pidfd's answer to ERRNO played, and what it wrote on
+ * stderr into OUT. */
+static int pidfd_logged(fixture_t *f, int errno_played, char *out, size_t cap)
+{
+	played_errno = errno_played;
+	fflush(stderr);
+	int saved = dup(2);
+	FILE *tmp = tmpfile();
+	assert_non_null(tmp);
+	assert_int_equal(dup2(fileno(tmp), 2), 2);
+	int fd = thothd__client_pidfd(&f->c);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	rewind(tmp);
+	size_t n = fread(out, 1, cap - 1, tmp);
+	out[n] = 0;
+	fclose(tmp);
+	return fd;
+}
+
+static void test_resource_pressure_is_warned_not_taken_silently_for_a_peer_gone(void **state)
+{
+	fixture_t *f = *state;
+	const int errs[] = { EMFILE, ENFILE, ENOMEM, ENODATA };
+	char out[1024], want[200];
+	for (size_t i = 0; i < sizeof errs / sizeof *errs; i++) {
+		assert_int_equal(pidfd_logged(f, errs[i], out, sizeof out), -1);
+		snprintf(want, sizeof want, "warn: trace: no pidfd of pid %u (SO_PEERPIDFD: %s)", f->c.pid,
+			 strerror(errs[i]));
+		if (!strstr(out, want))
+			fail_msg("%s: no warning: \"%s\"", strerror(errs[i]), out);
+	}
+	/* A peer gone says nothing. */
+	assert_int_equal(pidfd_logged(f, ESRCH, out, sizeof out), -1);
+	assert_string_equal(out, "");
+}
+
 static void test_an_in_process_client_opens_the_number(void **state)
 {
 	fixture_t *f = *state;
@@ -146,6 +187,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_einval_of_a_reaped_peer_is_a_peer_gone_not_a_number, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_esrch_is_a_peer_gone, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_resource_pressure_is_warned_not_taken_silently_for_a_peer_gone,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_an_in_process_client_opens_the_number, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
