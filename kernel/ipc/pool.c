@@ -1422,12 +1422,23 @@ size_t thoth_pool_instances(const thoth_pool_t *p, thoth_pool_instance_t *out, s
 						  ? (in->ejected_until_ns - now) / 1000000ull : 0,
 			.eject_ms = in->eject_ms,
 			.calls = in->calls, .failures = in->failures,
-			.connecting = opening(in),
 		};
-		snprintf(out[i].last_error, sizeof out[i].last_error, "%s", in->last_error);
 		memcpy(out[i].addr, in->addr, sizeof out[i].addr);
 	}
 	return p->n;
+}
+
+int thoth_pool_instance_state(const thoth_pool_t *p, size_t i, bool *connecting, char *last_error,
+			      size_t len)
+{
+	if (!p || i >= p->n)
+		return THOTH_E_INVAL;
+	const inst_t *in = p->inst[i];
+	if (connecting)
+		*connecting = opening(in);
+	if (last_error && len)
+		snprintf(last_error, len, "%s", in->last_error);
+	return 0;
 }
 
 void thoth_pool_stats(const thoth_pool_t *p, thoth_pool_stats_t *out)
