@@ -23,6 +23,7 @@
 #include "thoth/tcp.h"
 #include "thoth/wire.h"
 #include "chan_handshake.h"
+#include "resolver_internal.h"
 #include "tcp_internal.h"
 #include "why.h"
 
@@ -1247,6 +1248,8 @@ int thoth_pool_new(thoth_loop_t *loop, const thoth_pool_config_t *cfg, thoth_poo
 		.on_change = sync_instances, .arg = p,
 	};
 	int r = p->name ? thoth_resolver_new(loop, &rc, &p->resolver) : THOTH_E_NOMEM;
+	if (!r)
+		thoth__resolver_speaks(p->resolver, cfg->iface);       /* its instances agree with ours */
 	if (r) {
 		thoth__why(why, why_len, r == THOTH_E_INVAL ? "bad min_version '%s' or runtime dir" : "%s",
 		           r == THOTH_E_INVAL ? (cfg->min_version ? cfg->min_version : "") : thoth_strerror(r));
