@@ -151,6 +151,13 @@ static void remove_at(thoth_resolver_t *r, size_t i)
 	r->claims_dirty = true;
 }
 
+/* Field by field: claim_t has padding, which memcmp would compare. */
+static bool same_claim(const claim_t *a, const claim_t *b)
+{
+	return a->interface_id == b->interface_id && a->major == b->major && a->minor == b->minor &&
+	       a->schema_hash == b->schema_hash;
+}
+
 static bool claims_conflict(const claim_t *a, const claim_t *b)
 {
 	thoth_contract_claim_t x = { .package = "", .interface = "", .interface_id = a->interface_id,
@@ -193,7 +200,7 @@ static void mark_conflicts(thoth_resolver_t *r)
 			continue;
 		for (uint32_t k = 0; k < e->n_claims; k++) {
 			size_t j = 0;
-			while (j < n_local && memcmp(&local[j], &e->claims[k], sizeof local[j]))
+			while (j < n_local && !same_claim(&local[j], &e->claims[k]))
 				j++;
 			if (j < n_local)
 				continue;
