@@ -445,8 +445,11 @@ static void first_calls(int n)
 	}
 	const char *tcp_argv[] = { POOL_SERVICE_PATH, "--runtime-dir", h.dir, "--name", "first-tcp", "--tcp", NULL };
 	const char *chan_argv[] = { POOL_SERVICE_PATH, "--runtime-dir", h.dir, "--name", "first-chan", NULL };
-	harness_spawn(&h, "pool_service_tcp", tcp_argv);
-	harness_spawn(&h, "pool_service_chan", chan_argv);
+	if (harness_spawn(&h, "pool_service_tcp", tcp_argv) <= 0 ||
+	    harness_spawn(&h, "pool_service_chan", chan_argv) <= 0) {
+		fprintf(stderr, "bench_pool: cannot start pool_service (see %s)\n", h.dir);
+		exit(1);
+	}
 	thoth_loop_t *loop;
 	thoth_loop_new(&loop);
 	thoth_loop_add_timer_in(loop, 5000000, 0, tick, NULL, NULL);

@@ -165,14 +165,25 @@ typedef struct thoth_pool_instance {
 					 * (0: never ejected); a connection being retried
 					 * is ejected but not counted here nor in ejections */
 	uint64_t calls, failures;       /* answered, failed (transport or timeout) */
-	bool connecting;                /* a connection is being opened (TCP: on the loop, never
-					 * holding it; failed by name after 500 ms) */
-	char last_error[256];           /* why the last connection attempt failed, naming the
-					 * address ("" when none failed since it last worked) */
 } thoth_pool_instance_t;
 
-/* Fill OUT with up to CAP instances; returns how many the pool holds. */
+/* Fill OUT with up to CAP instances; returns how many the pool holds.
+ * (The struct's size and layout are ABI: callers pass arrays of it.) */
 size_t thoth_pool_instances(const thoth_pool_t *p, thoth_pool_instance_t *out, size_t cap);
+
+/*
+ * Instance I (numbered as thoth_pool_instances numbers them) as its
+ * connection stands: *CONNECTING (when not NULL) whether one is being
+ * opened (on the pool's loop, in steps that never wait on the peer,
+ * failed by name after 500 ms; a host name in a "tcp:" address is
+ * resolved with getaddrinfo when the attempt starts, which can wait on
+ * DNS on the loop), and LAST_ERROR (when not NULL, LEN bytes, always
+ * terminated) why the last attempt failed, naming the address ("" when
+ * none failed since it last worked).  0, or THOTH_E_INVAL (no pool, I
+ * out of range).  Since libthoth version node THOTH_0.3.
+ */
+int thoth_pool_instance_state(const thoth_pool_t *p, size_t i, bool *connecting, char *last_error,
+			      size_t len);
 
 typedef struct thoth_pool_stats {
 	uint64_t started, completed, failed;    /* calls */

@@ -234,6 +234,8 @@ typedef struct thoth_resolver_qos {
 } thoth_resolver_qos_t;
 void thoth_resolver_qos(const thoth_resolver_t *r, thoth_resolver_qos_t *out);
 
+/* Every instance cached, those thoth_resolver_snapshot leaves out (claims
+ * that conflict) included: thothd's view, not what a snapshot returns. */
 size_t thoth_resolver_count(const thoth_resolver_t *r);
 /* Connected to thothd and its list has arrived. */
 bool thoth_resolver_connected(const thoth_resolver_t *r);

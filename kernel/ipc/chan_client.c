@@ -336,6 +336,7 @@ struct thoth__chan_opening {
 	int fds[2], nfds;
 	int sent;                       /* the request's send failed (PEER_GONE): the reply may say why */
 	int hs_ms;
+	uint64_t deadline_ns;           /* the whole opening's, taken before the connect */
 };
 
 /* The service's whole reply MSG (LEN bytes, FDS attached) to OP's open
@@ -529,6 +530,10 @@ static int open_start(const char *path, const thoth_chan_config_t *cfg, bool wai
 		goto fail;
 	}
 	op->hs_ms = cfg->handshake_timeout_ms > 0 ? cfg->handshake_timeout_ms : 2000;
+	/* One deadline for the whole opening, the connect included: a
+	 * connect waiting for room in a full backlog spends the reply's time
+	 * too (it had a whole timeout of its own before: up to twice it). */
+	op->deadline_ns = thoth_clock_now() + (uint64_t)op->hs_ms * 1000000ull;
 	if (wait_for_room) {
 		struct timeval tv = { op->hs_ms / 1000, (op->hs_ms % 1000) * 1000 };
 		setsockopt(ch->sock, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
@@ -676,7 +681,7 @@ int thoth_chan_connect(const char *path, const thoth_chan_config_t *cfg, thoth_c
 	int r = open_start(path, cfg, true, &op, why, why_len);
 	if (r != THOTH_E_AGAIN)
 		return r;
-	uint64_t deadline = thoth_clock_now() + (uint64_t)op->hs_ms * 1000000ull;
+	uint64_t deadline = op->deadline_ns;       /* taken before the connect */
 	for (;;) {
 		r = thoth__chan_open_step(op, out, why, why_len);
 		if (r != THOTH_E_AGAIN)

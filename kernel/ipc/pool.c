@@ -23,6 +23,7 @@
 #include "thoth/tcp.h"
 #include "thoth/wire.h"
 #include "chan_handshake.h"
+#include "resolver_internal.h"
 #include "tcp_internal.h"
 #include "why.h"
 
@@ -1247,6 +1248,8 @@ int thoth_pool_new(thoth_loop_t *loop, const thoth_pool_config_t *cfg, thoth_poo
 		.on_change = sync_instances, .arg = p,
 	};
 	int r = p->name ? thoth_resolver_new(loop, &rc, &p->resolver) : THOTH_E_NOMEM;
+	if (!r)
+		thoth__resolver_speaks(p->resolver, cfg->iface);       /* its instances agree with ours */
 	if (r) {
 		thoth__why(why, why_len, r == THOTH_E_INVAL ? "bad min_version '%s' or runtime dir" : "%s",
 		           r == THOTH_E_INVAL ? (cfg->min_version ? cfg->min_version : "") : thoth_strerror(r));
@@ -1422,12 +1425,23 @@ size_t thoth_pool_instances(const thoth_pool_t *p, thoth_pool_instance_t *out, s
 						  ? (in->ejected_until_ns - now) / 1000000ull : 0,
 			.eject_ms = in->eject_ms,
 			.calls = in->calls, .failures = in->failures,
-			.connecting = opening(in),
 		};
-		snprintf(out[i].last_error, sizeof out[i].last_error, "%s", in->last_error);
 		memcpy(out[i].addr, in->addr, sizeof out[i].addr);
 	}
 	return p->n;
+}
+
+int thoth_pool_instance_state(const thoth_pool_t *p, size_t i, bool *connecting, char *last_error,
+			      size_t len)
+{
+	if (!p || i >= p->n)
+		return THOTH_E_INVAL;
+	const inst_t *in = p->inst[i];
+	if (connecting)
+		*connecting = opening(in);
+	if (last_error && len)
+		snprintf(last_error, len, "%s", in->last_error);
+	return 0;
 }
 
 void thoth_pool_stats(const thoth_pool_t *p, thoth_pool_stats_t *out)

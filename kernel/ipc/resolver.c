@@ -40,6 +40,7 @@
 #include <string.h>
 
 #include "control_link.h"
+#include "resolver_internal.h"
 #include "log_internal.h"
 #include "pm.thoth.h"
 #include "thoth/contract.h"
@@ -89,6 +90,8 @@ struct thoth_resolver {
 	uint16_t numa_node;
 	uint32_t watch_id_req, list_req, next_id;
 	bool claims_dirty;              /* entries came or went: conflicts to work out again */
+	bool speaks;                    /* SPOKEN is the user's claim (thoth__resolver_speaks) */
+	claim_t spoken;
 	bool listed;                    /* the current connection's list arrived */
 	bool list_pending;
 	thoth_timer_t *grace;           /* armed once after a reconnect */
@@ -148,6 +151,13 @@ static void remove_at(thoth_resolver_t *r, size_t i)
 	r->claims_dirty = true;
 }
 
+/* Field by field: claim_t has padding, which memcmp would compare. */
+static bool same_claim(const claim_t *a, const claim_t *b)
+{
+	return a->interface_id == b->interface_id && a->major == b->major && a->minor == b->minor &&
+	       a->schema_hash == b->schema_hash;
+}
+
 static bool claims_conflict(const claim_t *a, const claim_t *b)
 {
 	thoth_contract_claim_t x = { .package = "", .interface = "", .interface_id = a->interface_id,
@@ -168,6 +178,19 @@ static bool claims_conflict(const claim_t *a, const claim_t *b)
 static void mark_conflicts(thoth_resolver_t *r)
 {
 	r->claims_dirty = false;
+	if (r->speaks) {
+		/* The user's own claim decides, on any host: a 2.x pool on a
+		 * host running 1.x takes another host's 2.x, and a 1.x pool
+		 * never connects to a 2.x, local instance or not. */
+		for (size_t i = 0; i < r->n; i++) {
+			entry_t *e = &r->entries[i];
+			e->conflicts = false;
+			for (uint32_t k = 0; k < e->n_claims && !e->conflicts; k++)
+				e->conflicts = e->claims[k].interface_id == r->spoken.interface_id &&
+					       claims_conflict(&e->claims[k], &r->spoken);
+		}
+		return;
+	}
 	claim_t local[64];
 	size_t n_local = 0;
 	bool all_local = true;          /* every distinct local claim is in LOCAL */
@@ -177,7 +200,7 @@ static void mark_conflicts(thoth_resolver_t *r)
 			continue;
 		for (uint32_t k = 0; k < e->n_claims; k++) {
 			size_t j = 0;
-			while (j < n_local && memcmp(&local[j], &e->claims[k], sizeof local[j]))
+			while (j < n_local && !same_claim(&local[j], &e->claims[k]))
 				j++;
 			if (j < n_local)
 				continue;
@@ -609,13 +632,24 @@ void thoth_resolver_forget(thoth_resolver_t *r, const char *addr)
 	changed(r);
 }
 
+void thoth__resolver_speaks(thoth_resolver_t *r, const thoth_interface_info_t *iface)
+{
+	if (!r || !iface)
+		return;
+	r->spoken = (claim_t){ .interface_id = iface->id, .major = iface->major, .minor = iface->minor,
+			       .schema_hash = iface->schema_hash };
+	r->speaks = true;
+	mark_conflicts(r);
+}
+
 size_t thoth_resolver_snapshot(const thoth_resolver_t *r, thoth_resolved_t *out,
 			       thoth_resolved_load_t *load, size_t cap)
 {
 	size_t n = 0;
 	for (size_t i = 0; i < r->n; i++) {
 		if (r->entries[i].conflicts)
-			continue;       /* another host's, conflicting with this host's (rank) */
+			continue;       /* conflicting with the user's claim, or another host's
+					 * conflicting with this host's (mark_conflicts) */
 		if (n < cap && out)
 			out[n] = r->entries[i].info;
 		if (n < cap && load)

@@ -569,8 +569,10 @@ void thoth_tcp_close(thoth_tcp_conn_t *conn)
 		thoth__tcp_dial_free(&conn->dial);      /* conn->fd is the dial's then */
 	else if (conn->fd >= 0)
 		close(conn->fd);
-	if (conn->out)
-		memset(conn->out, 0, conn->out_cap);    /* an unsent hello held the token */
+	/* An unsent hello holds the token (once sent it was cleared; the
+	 * buffer, up to 16 MiB of calls since, is not cleared on every close). */
+	if (conn->out && conn->state < OPEN_RECV)
+		memset(conn->out, 0, conn->hello_len < conn->out_cap ? conn->hello_len : conn->out_cap);
 	thoth_stream_reader_free(&conn->reader);
 	free(conn->out);
 	free(conn);

@@ -722,6 +722,46 @@ static bool pool_has_two(void *p)
 	return thoth_pool_instances(a->pool, NULL, 0) >= 2;
 }
 
+/* A pool compiled for IFACE on HOST's thothd holds exactly the instance
+ * at ADDR (nothing else) once its resolver has seen all WANT entries. */
+typedef struct { thoth_loop_t *loop; thoth_pool_t *pool; const char *addr; } pool_only_arg_t;
+
+static bool pool_holds_only(void *p)
+{
+	pool_only_arg_t *a = p;
+	thoth_loop_run_once(a->loop, false);
+	thoth_pool_instance_t in[4];
+	return thoth_pool_instances(a->pool, in, 4) == 1 && !strcmp(in[0].addr, a->addr);
+}
+
+static void pool_speaking_holds_only(thoth_loop_t *loop, const char *dir, size_t entries,
+				     const thoth_interface_info_t *iface, const char *addr)
+{
+	thoth_resolver_config_t rc = { .runtime_dir = dir, .name = "echo" };
+	thoth_resolver_t *r;
+	assert_int_equal(thoth_resolver_new(loop, &rc, &r), 0);
+	resolver_arg_t ra = { loop, r, entries };
+	assert_true(harness_wait_until(resolver_has, &ra, 10000));
+	thoth_pool_config_t pc = { .runtime_dir = dir, .name = "echo", .iface = iface };
+	thoth_pool_t *pool;
+	char why[200];
+	if (thoth_pool_new(loop, &pc, &pool, why, sizeof why))
+		fail_msg("thoth_pool_new: %s", why);
+	pool_only_arg_t pa = { loop, pool, addr };
+	if (!harness_wait_until(pool_holds_only, &pa, 10000)) {
+		thoth_pool_instance_t in[4];
+		size_t n = thoth_pool_instances(pool, in, 4);
+		for (size_t i = 0; i < n && i < 4; i++)
+			fprintf(stderr, "# the %u.x pool holds %s\n", iface->major, in[i].addr);
+		fail_msg("the %u.x pool does not hold %s alone", iface->major, addr);
+	}
+	for (int i = 0; i < 20; i++)            /* and takes nothing more */
+		thoth_loop_run_once(loop, false);
+	assert_true(pool_holds_only(&pa));
+	thoth_pool_free(pool);
+	thoth_resolver_free(r);
+}
+
 static void test_federation_a_remote_instance_conflicting_with_a_local_one_is_left_out_of_pools(void **state)
 {
 	NEED_ETCD();
@@ -767,6 +807,15 @@ static void test_federation_a_remote_instance_conflicting_with_a_local_one_is_le
 		assert_string_not_equal(insts[i].addr, "tcp:127.0.0.1:7301");
 	thoth_pool_free(pool);
 	thoth_resolver_free(r);
+	/* The pool's own interface decides, not this host's instances: a 2.x
+	 * pool on B (which runs 1.x) holds A's 2.x alone (the old rule gave it
+	 * B's 1.x and C's, every hello refused), and a 1.x pool on A (which
+	 * runs 2.x) holds C's 1.x alone (the old rule gave it A's 2.x). */
+	thoth_interface_info_t two = thoth_echo_Echo_info;
+	two.major = 2;
+	two.schema_hash = 0x1234;
+	pool_speaking_holds_only(loop, c->host[1].dir, 3, &two, "tcp:127.0.0.1:7301");
+	pool_speaking_holds_only(loop, c->host[0].dir, 2, &thoth_echo_Echo_info, "tcp:127.0.0.1:7302");
 	thoth_loop_free(loop);
 	thoth_control_close(&a);
 	thoth_control_close(&b);

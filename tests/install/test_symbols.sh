@@ -8,6 +8,7 @@
 #    thoth__server_fail) is in version node THOTH_0.2, not THOTH_0: a
 #    program built against it is refused by an older libthoth.so.0 at load;
 #    module internals (chan_*, timerq_*) are not among them;
+#    thoth_pool_instance_state (stop 37) is in THOTH_0.3;
 #  - libthoth.a defines no global symbol but thoth_*;
 #  - a program that defines its own chan_try_send and timerq_init (names
 #    libthoth uses inside) links with libthoth.a and with libthoth.so and
@@ -20,12 +21,14 @@ trap 'rm -rf "$T"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 readelf -d "$SO" | grep 'Library soname: \[libthoth.so.0\]' >/dev/null || fail "SONAME is not libthoth.so.0"
-nm -D --defined-only "$SO" | awk '{print $NF}' | grep -v -e '^thoth_' -e '^THOTH_0$' -e '^THOTH_0\.2$' >"$T/bad" || true
+nm -D --defined-only "$SO" | awk '{print $NF}' | grep -v -e '^thoth_' -e '^THOTH_0$' -e '^THOTH_0\.2$' -e '^THOTH_0\.3$' >"$T/bad" || true
 [ ! -s "$T/bad" ] || fail "libthoth.so exports non-thoth symbols: $(tr '\n' ' ' <"$T/bad")"
 for s in thoth__server_dispatch_table thoth__server_fail; do
 	nm -D --defined-only --with-symbol-versions "$SO" | grep -E " $s@@THOTH_0\.2\$" >/dev/null ||
 		fail "$s is not in version node THOTH_0.2"
 done
+nm -D --defined-only --with-symbol-versions "$SO" | grep -E ' thoth_pool_instance_state@@THOTH_0\.3$' >/dev/null ||
+	fail "thoth_pool_instance_state is not in version node THOTH_0.3"
 nm -D --defined-only --with-symbol-versions "$SO" | grep ' thoth_server_dispatch@@THOTH_0$' >/dev/null ||
 	fail "thoth_server_dispatch left version node THOTH_0"
 n=$(nm -D --defined-only "$SO" | awk '{print $NF}' | grep -c '^thoth_')

@@ -42,6 +42,7 @@ static thoth_loop_t *loop;
 typedef struct conn {
 	int fd;
 	thoth_source_t *src;
+	thoth_timer_t *timer;           /* trickle's next byte */
 	uint8_t answer[THOTH_WIRE_HEADER_SIZE];
 	size_t sent;
 } conn_t;
@@ -52,6 +53,8 @@ static void drop(conn_t *c)
 {
 	if (c->src)
 		thoth_loop_remove_fd(loop, c->src);
+	if (c->timer)                   /* it would trickle into the slot's next connection */
+		thoth_timer_cancel(loop, c->timer);
 	close(c->fd);
 	memset(c, 0, sizeof *c);
 	c->fd = -1;
@@ -61,6 +64,7 @@ static void trickle(thoth_loop_t *l, thoth_timer_t *timer, void *arg)
 {
 	(void)timer;
 	conn_t *c = arg;
+	c->timer = NULL;                /* fired: freed when this returns */
 	if (c->fd < 0 || c->sent == sizeof c->answer)
 		return;
 	if (send(c->fd, c->answer + c->sent, 1, MSG_NOSIGNAL) != 1) {
@@ -68,7 +72,7 @@ static void trickle(thoth_loop_t *l, thoth_timer_t *timer, void *arg)
 		return;
 	}
 	c->sent++;
-	thoth_loop_add_timer_in(l, 30000000, 1000000, trickle, c, NULL);
+	thoth_loop_add_timer_in(l, 30000000, 1000000, trickle, c, &c->timer);
 }
 
 static void on_conn(thoth_loop_t *l, thoth_source_t *src, int fd, uint32_t events, void *arg)

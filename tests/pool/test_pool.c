@@ -645,6 +645,16 @@ static void test_bad_pool_configs_are_refused(void **state)
 	/* Work is not @sharded: no keyed calls. */
 	assert_int_equal(thoth_pool_start_key(p, &thoth_pooltest_Work_work_info, &req, 1, done_cb, NULL),
 			 THOTH_E_INVAL);
+	/* thoth_pool_instance_t keeps the size it had at stop 36 (LP64): callers
+	 * pass arrays of it, and a larger one would be written past an older
+	 * program's array; the connection state is thoth_pool_instance_state. */
+	if (sizeof(void *) == 8)
+		assert_int_equal(sizeof(thoth_pool_instance_t), 184);
+	/* An instance's connection state: none past the pool's instances. */
+	bool connecting = true;
+	assert_int_equal(thoth_pool_instance_state(NULL, 0, &connecting, why, sizeof why), THOTH_E_INVAL);
+	assert_int_equal(thoth_pool_instance_state(p, thoth_pool_instances(p, NULL, 0), &connecting, why,
+						   sizeof why), THOTH_E_INVAL);
 	thoth_pool_free(p);
 }
 
@@ -654,11 +664,28 @@ static void test_bad_pool_configs_are_refused(void **state)
  * measured from its start to its completion (on the loop). */
 static struct {
 	uint32_t calls, failed;
+	uint32_t while_opening;         /* calls completed while the hostile one was being opened */
 	uint64_t started_ns, worst_ns;
 	bool stop, in_flight;
 } S;
 
 static void stall_send(fixture_t *f);
+
+static bool is_hostile(const char *addr) { return !strncmp(addr, "tcp:", 4) || strstr(addr, "-hostile-"); }
+
+/* Whether the hostile instance's connection is being opened now. */
+static bool hostile_opening(fixture_t *f)
+{
+	thoth_pool_instance_t in[8];
+	size_t n = thoth_pool_instances(f->pool, in, 8);
+	for (size_t i = 0; i < n && i < 8; i++) {
+		bool connecting = false;
+		if (is_hostile(in[i].addr) && thoth_pool_instance_state(f->pool, i, &connecting, NULL, 0) == 0 &&
+		    connecting)
+			return true;
+	}
+	return false;
+}
 
 static void stall_done(void *arg, int err, const void *resp, const thoth_pool_result_t *res)
 {
@@ -669,6 +696,7 @@ static void stall_done(void *arg, int err, const void *resp, const thoth_pool_re
 	S.in_flight = false;
 	S.calls++;
 	S.failed += err != 0;
+	S.while_opening += hostile_opening(F);
 	if (lat > S.worst_ns)
 		S.worst_ns = lat;
 	if (!S.stop)
@@ -684,12 +712,14 @@ static void stall_send(fixture_t *f)
 }
 
 static thoth_pool_instance_t hostile;
+static char hostile_error[256];
 static bool hostile_failed(fixture_t *f)
 {
 	thoth_pool_instance_t in[8];
 	size_t n = thoth_pool_instances(f->pool, in, 8);
 	for (size_t i = 0; i < n && i < 8; i++)
-		if ((!strncmp(in[i].addr, "tcp:", 4) || strstr(in[i].addr, "-hostile-")) && in[i].last_error[0]) {
+		if (is_hostile(in[i].addr) && thoth_pool_instance_state(f->pool, i, NULL, hostile_error, sizeof hostile_error) == 0 &&
+		    hostile_error[0]) {
 			hostile = in[i];
 			return true;
 		}
@@ -702,13 +732,18 @@ static bool stall_idle(fixture_t *f) { (void)f; return !S.in_flight; }
  * A healthy instance (a channel) serves a closed loop of calls; then an
  * instance registers a TCP address where it accepts and behaves as MODE
  * says.  Its connection attempt must end with a reason naming its
- * address and containing EXPECT, and the calls on the healthy instance
- * must not wait behind it: the old pool opened the connection on its loop
- * thread and blocked there up to 500 ms (a silent or trickling peer held
- * every call that long).
+ * address and containing EXPECT, and calls on the healthy instance must
+ * complete while it is being opened: the old pool opened the connection
+ * on its loop thread and blocked there up to 500 ms (a silent or
+ * trickling peer held every call that long), so no call could complete
+ * while an attempt was under way.  Counted, not timed (the latencies are
+ * printed only; garbage and close end the attempt too soon to count).
  */
 static void hostile_beside_healthy(fixture_t *f, const char *mode, const char *expect)
 {
+	/* Those whose attempt lasts (silent: 500 ms; trickle: a byte every
+	 * 30 ms): garbage and close end it within a call or two. */
+	bool lasts = !strcmp(mode, "silent") || !strcmp(mode, "unix-silent") || !strcmp(mode, "trickle");
 	/* The cluster token a "tcp:" instance is opened with (0600). */
 	char token[4200];
 	snprintf(token, sizeof token, "%s/cluster.token", f->h.dir);
@@ -726,15 +761,20 @@ static void hostile_beside_healthy(fixture_t *f, const char *mode, const char *e
 		thoth_loop_run_once(f->loop, true);
 	uint64_t normal = S.worst_ns;
 	S.worst_ns = 0;
+	S.while_opening = 0;
 	uint32_t before = S.calls;
 	uint64_t t0 = thoth_clock_now();
 	assert_true(start_instance(f, "--hostile", mode) > 0);
 	if (!run_until(f, hostile_failed, 10000)) {
 		thoth_pool_instance_t in[8];
 		size_t n = thoth_pool_instances(f->pool, in, 8);
-		for (size_t i = 0; i < n && i < 8; i++)
+		for (size_t i = 0; i < n && i < 8; i++) {
+			bool connecting = false;
+			char why[256] = "";
+			thoth_pool_instance_state(f->pool, i, &connecting, why, sizeof why);
 			fprintf(stderr, "# instance %s: connecting %d, last error \"%s\"\n", in[i].addr,
-				in[i].connecting, in[i].last_error);
+				connecting, why);
+		}
 		fail_msg("the %s instance's connection attempt did not end within 10 s", mode);
 	}
 	uint64_t ended = thoth_clock_now();
@@ -742,14 +782,15 @@ static void hostile_beside_healthy(fixture_t *f, const char *mode, const char *e
 	assert_true(run_until(f, stall_idle, 5000));
 	fprintf(stderr, "# %s instance: its attempt ended %.1f ms after it was started (registration "
 		"included): \"%s\"; meanwhile %u calls on the healthy instance, the slowest %.2f ms "
-		"(%.2f ms before it came)\n", mode, (double)(ended - t0) / 1e6, hostile.last_error,
-		S.calls - before, (double)S.worst_ns / 1e6, (double)normal / 1e6);
+		"(%.2f ms before it came); %u of them completed while it was being opened\n", mode,
+		(double)(ended - t0) / 1e6, hostile_error, S.calls - before, (double)S.worst_ns / 1e6,
+		(double)normal / 1e6, S.while_opening);
 	assert_int_equal(S.failed, 0);
-	assert_non_null(strstr(hostile.last_error, hostile.addr));
-	assert_non_null(strstr(hostile.last_error, expect));
-	/* A bound, not a performance figure: the old pool held the loop for
-	 * the whole 500 ms attempt; an unloaded call takes ~0.1 ms. */
-	assert_true(S.worst_ns < 250000000ull);
+	assert_non_null(strstr(hostile_error, hostile.addr));
+	assert_non_null(strstr(hostile_error, expect));
+	/* The old pool held the loop for the whole attempt: none could. */
+	if (lasts)
+		assert_true(S.while_opening > 0);
 	assert_int_equal(thoth_pool_usable(f->pool), 1);
 }
 
@@ -757,9 +798,12 @@ static bool hostile_connecting(fixture_t *f)
 {
 	thoth_pool_instance_t in[8];
 	size_t n = thoth_pool_instances(f->pool, in, 8);
-	for (size_t i = 0; i < n && i < 8; i++)
-		if (!strncmp(in[i].addr, "tcp:", 4) && in[i].connecting)
+	for (size_t i = 0; i < n && i < 8; i++) {
+		bool connecting = false;
+		if (!strncmp(in[i].addr, "tcp:", 4) &&
+		    thoth_pool_instance_state(f->pool, i, &connecting, NULL, 0) == 0 && connecting)
 			return true;
+	}
 	return false;
 }
 
