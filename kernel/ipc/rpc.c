@@ -337,6 +337,12 @@ int thoth__server_fail(const thoth_method_info_t *m, thoth_server_io_t *io, cons
 	case THOTH__FAIL_DECODE:
 		return respond_error(io, rh, 0, r, thoth_strerror(r));
 	case THOTH__FAIL_STATUS:
+		if (r == THOTH__E_NO_HANDLER)
+			return respond_error(io, rh, 0, THOTH_E_UNKNOWN_METHOD,
+					     thoth_strerror(THOTH_E_UNKNOWN_METHOD));
+		if (r < 0 && thoth_remote_result(r) != THOTH_E_REMOTE)
+			/* the handler's own: rpc.h, THOTH__E_NO_HANDLER */
+			return respond_error(io, rh, 0, THOTH_E_REMOTE, thoth_strerror(r));
 		if (r > 0) {
 			const char *name = "application error";
 			for (size_t i = 0; i < m->n_errors; i++)
@@ -495,7 +501,9 @@ int thoth__server_dispatch_table(const thoth_interface_info_t *iface, thoth_invo
 
 	int status = invoke(handlers, self, m, req, resp, io->arena);
 	if (oneway)
-		return 0;
+		return status == THOTH__E_NO_HANDLER
+			       ? oneway_dropped(&h, THOTH_E_UNKNOWN_METHOD, "no handler for the method")
+			       : 0;
 	if (status)
 		return thoth__server_fail(m, io, &rh, THOTH__FAIL_STATUS, status);
 
