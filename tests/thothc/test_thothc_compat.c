@@ -254,8 +254,21 @@ static void test_compat_same_version_with_a_rename_breaks(void **state)
 {
 	assert_breaks(edit("i32 x;", "i32 left;"), "but the version stays 1.0: peers built from the two refuse each other",
 		      "new.tidl", 2);
-	/* the rename itself is still only a warning */
-	assert_int_equal(finding("renamed from 'x' to 'left'")->severity, TIDL_WARNING);
+	/* the rename itself is still only a warning, and not "(compatible)"
+	 * beside the error, and the change counts once */
+	const tidl_diag_t *d = finding("renamed from 'x' to 'left'");
+	assert_int_equal(d->severity, TIDL_WARNING);
+	assert_null(strstr(d->message, "(compatible)"));
+	assert_non_null(strstr(d->message, "(compatible only with the version raised)"));
+	assert_int_equal(breaks, 1);
+}
+
+/* A breaking change at an unchanged version is one breaking change, not
+ * two (it was also "the version stays 1.0": "2 breaking changes"). */
+static void test_compat_same_version_with_a_break_counts_it_once(void **state)
+{
+	assert_breaks(edit("  2: oneway ping(u64 seq);\n", ""), "method 2 'Shapes.ping' removed", "old.tidl", 22);
+	assert_int_equal(breaks, 1);
 }
 
 /* What is not in the schema (layout, comments) may change at any version. */
@@ -817,6 +830,7 @@ int main(void)
 		T(test_compat_lowered_version_breaks),
 		T(test_compat_raised_version_is_compatible),
 		T(test_compat_same_version_with_a_rename_breaks),
+		T(test_compat_same_version_with_a_break_counts_it_once),
 		T(test_compat_same_version_with_only_comments_and_layout_changed_is_compatible),
 		T(test_compat_same_version_with_an_addition_breaks),
 		T(test_compat_removed_method_breaks),

@@ -24,6 +24,10 @@ typedef struct checker {
 	 * location is in. */
 	const tidl_file_t *const *parts;
 	size_t n_parts;
+	/* What a rename's warning ends with: "(compatible)", or, at an
+	 * unchanged version, that only a raised version makes it so (the
+	 * names are in the schema hash: thothc_compat_check's error). */
+	const char *rename_note;
 } checker_t;
 
 /* One finding: a breaking change (error) or a harmless rename (warning).
@@ -222,8 +226,8 @@ static void check_fields(checker_t *c, const tidl_field_t *of, size_t on, const 
 			report(c, true, n->loc, "%s '%s' of %s changed from %s to %s", unit, n->name, owner,
 			       o->optional ? "optional" : "required", n->optional ? "optional" : "required");
 		if (strcmp(o->name, n->name) != 0)
-			report(c, false, n->loc, "%s %u of %s renamed from '%s' to '%s' (compatible)", unit,
-			       n->ordinal, owner, o->name, n->name);
+			report(c, false, n->loc, "%s %u of %s renamed from '%s' to '%s' %s", unit,
+			       n->ordinal, owner, o->name, n->name, c->rename_note);
 	}
 
 	/* old reservations stay reserved, with the same slot */
@@ -316,8 +320,8 @@ static void check_enum(checker_t *c, const tidl_decl_t *o, const tidl_decl_t *n)
 			       "'reserved %lld;')", o->name, ov->name, (long long)ov->value,
 			       (long long)ov->value);
 		else if (strcmp(nv->name, ov->name) != 0)
-			report(c, false, nv->loc, "enum value %lld of '%s' renamed from '%s' to '%s' (compatible)",
-			       (long long)nv->value, n->name, ov->name, nv->name);
+			report(c, false, nv->loc, "enum value %lld of '%s' renamed from '%s' to '%s' %s",
+			       (long long)nv->value, n->name, ov->name, nv->name, c->rename_note);
 	}
 	for (size_t i = 0; i < o->u.enum_.n_reserved; i++) {
 		const tidl_reserved_t *orv = &o->u.enum_.reserved[i];
@@ -387,8 +391,8 @@ static void check_interface(checker_t *c, const tidl_decl_t *o, const tidl_decl_
 		}
 		snprintf(owner, sizeof owner, "method '%s.%s'", n->name, nm->name);
 		if (strcmp(om->name, nm->name) != 0)
-			report(c, false, nm->loc, "method %u of '%s' renamed from '%s' to '%s' (compatible)",
-			       nm->ordinal, n->name, om->name, nm->name);
+			report(c, false, nm->loc, "method %u of '%s' renamed from '%s' to '%s' %s",
+			       nm->ordinal, n->name, om->name, nm->name, c->rename_note);
 		if (om->oneway != nm->oneway)
 			report(c, true, nm->loc, "%s changed from %s to %s", owner,
 			       om->oneway ? "oneway" : "two-way", nm->oneway ? "oneway" : "two-way");
@@ -443,7 +447,9 @@ static void check_interface(checker_t *c, const tidl_decl_t *o, const tidl_decl_
 static int check_parts(const tidl_file_t *of, const tidl_file_t *nf, const tidl_file_t *const *parts,
 		       size_t n_parts, tidl_program_t *diags)
 {
-	checker_t c = { of, nf, diags, 0, parts, n_parts };
+	checker_t c = { of, nf, diags, 0, parts, n_parts,
+			tidl_version_cmp(of->version, nf->version) == 0 ?
+				"(compatible only with the version raised)" : "(compatible)" };
 	if (strcmp(of->package, nf->package) != 0) {
 		report(&c, true, nf->version_loc, "package changed from '%s' to '%s'", of->package,
 		       nf->package);
@@ -466,8 +472,8 @@ static int check_parts(const tidl_file_t *of, const tidl_file_t *nf, const tidl_
 			const tidl_decl_t *same_bit = o->kind == TIDL_DECL_FEATURE ?
 				find_bit(nf, o->u.feature.bit) : NULL;
 			if (same_bit && !find(of, TIDL_DECL_FEATURE, same_bit->name))
-				report(&c, false, same_bit->loc, "feature bit %u renamed from '%s' to '%s' (compatible)",
-				       o->u.feature.bit, o->name, same_bit->name);
+				report(&c, false, same_bit->loc, "feature bit %u renamed from '%s' to '%s' %s",
+				       o->u.feature.bit, o->name, same_bit->name, c.rename_note);
 			else if (o->kind == TIDL_DECL_FEATURE)
 				report(&c, true, o->loc, "feature '%s' (bit %u) removed", o->name,
 				       o->u.feature.bit);
@@ -657,7 +663,9 @@ int thothc_compat_check(const tidl_file_t *of, const tidl_file_t *nf, tidl_progr
 	int breaks = check_file(of, nf, diags);
 	if (strcmp(of->package, nf->package) != 0)
 		return breaks;
-	if (same_version_other_schema(of, nf) > 0) {
+	/* Where the root's own change broke it already, the version staying
+	 * is not a second breaking change (it counted one change twice). */
+	if (!breaks && same_version_other_schema(of, nf) > 0) {
 		tidl_program_add_diag(diags, nf, TIDL_ERROR, nf->version_loc,
 				      "the schema changed (a name, a declaration, or an imported file) but "
 				      "the version stays %u.%u: peers built from the two refuse each other "
