@@ -243,6 +243,17 @@ int thoth_server_dispatch(const thoth_interface_info_t *iface, thoth_invoke_fn i
 			  const void *handlers, void *self,
 			  const uint8_t *msg, size_t len, thoth_server_io_t *io);
 
+/* How many oneway requests this process's dispatchers could not serve
+ * (unknown method or interface, another major, a feature or handler
+ * missing, a body that does not decode) and dropped: they have no answer
+ * to carry an error.  Each is also a warning through thoth/log.h, at most
+ * 8 lines a second. */
+uint64_t thoth_rpc_oneways_dropped(void);
+
+/* Tests: zero the count and the log's rate limit, and read the time in
+ * seconds from CLOCK_S (NULL: CLOCK_MONOTONIC). */
+void thoth__rpc_oneway_log_reset(uint64_t (*clock_s)(void));
+
 /* ---- for thothc's per-interface dispatchers (not for hand-written code) ---- */
 
 /* Request and response structs up to this size are kept on the

@@ -656,9 +656,19 @@ static void capture_log(void *arg, thoth_log_level_t level, const char *componen
 	}
 }
 
+static uint64_t fake_now = 100;
+
+static uint64_t fake_clock(void)
+{
+	return fake_now;
+}
+
 /* A oneway call the service cannot serve -- here a method of a newer
  * schema that this service lacks -- has no answer to carry an error; it
- * was dropped without a word.  The server now says so in its log. */
+ * was dropped without a word.  The server counts it and logs a warning,
+ * at most 8 lines a second (the clock is the test's): 1,100 drops in one
+ * second are 8 lines and the count, and the first line of the next second
+ * says how many were not logged. */
 static void test_a_oneway_call_the_service_cannot_serve_is_logged(void **state)
 {
 	static loop_ctx_t ctx;
@@ -670,18 +680,32 @@ static void test_a_oneway_call_the_service_cannot_serve_is_logged(void **state)
 	test_alltypes_Kitchen_poke_req_t req = { 7 };
 	poked = 0;
 	n_logged = 0;
+	fake_now = 100;
+	thoth__rpc_oneway_log_reset(fake_clock);
 	thoth_log_set_handler(capture_log, NULL, THOTH_LOG_WARN);
 	assert_int_equal(thoth_client_call(&c, &newer, &req, NULL, NULL), 0);
 	assert_int_equal(ctx.sends, 1);
 	assert_int_equal(poked, 0);
 	assert_int_equal(n_logged, 1);
+	assert_int_equal(thoth_rpc_oneways_dropped(), 1);
 	assert_non_null(strstr(logged, "dropped a oneway call to method 99 of interface"));
 	assert_non_null(strstr(logged, "unknown method"));
-	/* served ones are not logged */
+	/* served ones are neither logged nor counted */
 	assert_int_equal(test_alltypes_Kitchen_poke(&c, &req), 0);
 	assert_int_equal(poked, 7);
 	assert_int_equal(n_logged, 1);
-	thoth_log_set_handler(NULL, NULL, THOTH_LOG_WARN);
+	assert_int_equal(thoth_rpc_oneways_dropped(), 1);
+	for (int i = 1; i < 1100; i++)
+		assert_int_equal(thoth_client_call(&c, &newer, &req, NULL, NULL), 0);
+	assert_int_equal(thoth_rpc_oneways_dropped(), 1100);
+	assert_int_equal(n_logged, 8);
+	assert_non_null(strstr(logged, "(8 oneway calls dropped so far, 0 of them not logged"));
+	fake_now = 101;
+	assert_int_equal(thoth_client_call(&c, &newer, &req, NULL, NULL), 0);
+	assert_int_equal(n_logged, 9);
+	assert_non_null(strstr(logged, "(1101 oneway calls dropped so far, 1092 of them not logged"));
+	thoth__rpc_oneway_log_reset(NULL);
+	thoth_log_set_handler(NULL, NULL, THOTH_LOG_ERROR);   /* log.c's default */
 }
 
 static void test_method_requiring_unnegotiated_feature_fails_before_sending(void **state)
