@@ -24,8 +24,9 @@ i=0; until "$thothctl" --runtime-dir "$dir" status >/dev/null 2>&1; do
 	i=$((i+1)); [ $i -lt 250 ] || { echo "thothd did not start" >&2; cat "$dir/thothd.log" >&2; exit 1; }
 	sleep 0.02
 done
-# a small store: 64 bytes of keys and values in all
-"$service" --runtime-dir "$dir" --max-bytes 64 2>"$dir/kv.log" & spid=$!
+# a small store: 250 bytes in all, each entry costing its key, its value
+# and 88 bytes for its record and allocations (kv_service.c, ENTRY_COST)
+"$service" --runtime-dir "$dir" --max-bytes 250 2>"$dir/kv.log" & spid=$!
 kv() { "$client" --runtime-dir "$dir" "$@"; }
 kv put greeting "hello, thoth"      # waits (bounded) until kv has registered
 test "$(kv get greeting)" = "hello, thoth"

@@ -22,6 +22,8 @@
 #define N_GROUPS 3              /* holder H is in group 1 + H % N_GROUPS */
 #define LIM_LEASES 64           /* small enough for the shares to be reached */
 #define LIM_GROUP 48
+#define LIM_REQS 64             /* requests: the same shares, reached as often */
+#define LIM_GROUP_REQS 48
 
 enum req_state { REQ_QUEUED, REQ_READY, REQ_DONE, REQ_FAILED, REQ_WITHDRAWN };
 
@@ -328,11 +330,8 @@ static void op_kill_driver(model_t *m, uint64_t driver)
 	m->st.kills++;
 }
 
-static void op_request(model_t *m)
+static void request_one(model_t *m, uint64_t holder, uint32_t e, uint32_t level)
 {
-	uint64_t holder = 1 + take(m) % N_HOLDERS;
-	uint32_t e = pick_element(m);
-	uint32_t level = take(m) % 5;
 	if (m->n_reqs == MAX_REQS) {
 		/* forget finished requests to make room */
 		uint32_t w = 0;
@@ -343,19 +342,57 @@ static void op_request(model_t *m)
 		if (w == MAX_REQS)
 			return;
 	}
+	/* The shares of requests, as of leases (lease_one): each grant and
+	 * refusal checked against the total, the group's cap and the share
+	 * of what remains free to the holder, from the model's own count of
+	 * the requests queued or in service. */
+	uint64_t g = group_of(holder);
+	uint32_t total = 0, mine = 0, in_g = 0;
+	for (uint32_t i = 0; i < m->n_reqs; i++) {
+		if (m->reqs[i].state != REQ_QUEUED && m->reqs[i].state != REQ_READY)
+			continue;
+		total++;
+		mine += m->reqs[i].holder == holder;
+		in_g += group_of(m->reqs[i].holder) == g;
+	}
+	uint32_t room = LIM_REQS - total;
+	if (LIM_GROUP_REQS - in_g < room)
+		room = LIM_GROUP_REQS - in_g;
+	bool limit = total >= LIM_REQS || in_g >= LIM_GROUP_REQS || mine >= room;
 	/* Recorded before the call (see find_req). */
 	uint32_t slot = m->n_reqs++;
 	m->reqs[slot].id = UINT64_MAX;
 	m->reqs[slot].holder = holder;
 	m->reqs[slot].state = REQ_QUEUED;
 	uint64_t id;
-	int r = thoth_pm_broker_request(m->b, holder, e, level, m->now, &id);
+	int r = thoth_pm_broker_request_in(m->b, holder, g, e, level, m->now, &id);
 	if (r) {
 		m->n_reqs--;
+		m->st.refused_requests += r == THOTH_E_LIMIT;
+		if (r == THOTH_E_LIMIT && !limit)
+			fail(m, "holder %llu (%u queued, group %llu %u, %u in all) refused a request its share "
+			     "allows: %s", (unsigned long long)holder, mine, (unsigned long long)g, in_g, total,
+			     thoth_pm_broker_refusal(m->b));
 		return;
 	}
+	if (limit)
+		fail(m, "holder %llu (%u queued, group %llu %u, %u in all) queued a request past its share",
+		     (unsigned long long)holder, mine, (unsigned long long)g, in_g, total);
 	m->reqs[slot].id = id;
 	m->st.requests++;
+}
+
+/* One request, or (x & 0x20) a burst of up to 32 by one holder, so the
+ * request shares and caps are reached too. */
+static void op_request(model_t *m)
+{
+	uint64_t holder = 1 + take(m) % N_HOLDERS;
+	uint32_t e = pick_element(m);
+	uint8_t x = take(m);
+	uint32_t level = x % 5;
+	uint32_t n = (x & 0x20) ? 1 + take(m) % 32 : 1;
+	for (uint32_t i = 0; i < n && !m->failed; i++)
+		request_one(m, holder, e, level);
 }
 
 static void op_serve(model_t *m)
@@ -449,8 +486,9 @@ int pm_ops_run(const uint8_t *data, size_t len, pm_ops_stats_t *stats, char *why
 		.transition = on_transition, .lease_status = on_lease_status,
 		.request_ready = on_ready, .request_failed = on_failed, .idle = on_idle, .arg = m,
 	};
-	thoth_pm_broker_limits_t lim = { .max_elements = 32, .max_leases = LIM_LEASES, .max_requests = 512,
-					 .fair_share = true, .max_group_leases = LIM_GROUP };
+	thoth_pm_broker_limits_t lim = { .max_elements = 32, .max_leases = LIM_LEASES, .max_requests = LIM_REQS,
+					 .fair_share = true, .max_group_leases = LIM_GROUP,
+					 .max_group_requests = LIM_GROUP_REQS };
 	if (thoth_pm_broker_new(&ops, &lim, m->now, &m->b)) {
 		free(m);
 		snprintf(why, cap, "broker_new failed");

@@ -15,6 +15,7 @@ typedef struct pm_ops_stats {
 	uint64_t ops, declared, refused_declarations, leases, requests, served, failed, withdrawn,
 		transitions, kills;
 	uint64_t refused_leases;        /* THOTH_E_LIMIT: the total, a group's cap or a share */
+	uint64_t refused_requests;      /* the same for requests */
 } pm_ops_stats_t;
 
 /*

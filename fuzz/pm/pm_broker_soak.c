@@ -37,13 +37,20 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	double s = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) * 1e-9;
-	printf("ops %llu (declared %llu, refused %llu, leases %llu (%llu refused at a limit), requests %llu: served %llu failed %llu withdrawn %llu; transitions %llu, kills %llu) in %.3f s: %.0f ops/s\n",
+	printf("ops %llu (declared %llu, refused %llu, leases %llu (%llu refused at a limit), requests %llu (%llu refused at a limit): served %llu failed %llu withdrawn %llu; transitions %llu, kills %llu) in %.3f s: %.0f ops/s\n",
 	       (unsigned long long)st.ops, (unsigned long long)st.declared,
 	       (unsigned long long)st.refused_declarations, (unsigned long long)st.leases,
 	       (unsigned long long)st.refused_leases,
-	       (unsigned long long)st.requests, (unsigned long long)st.served,
+	       (unsigned long long)st.requests, (unsigned long long)st.refused_requests,
+	       (unsigned long long)st.served,
 	       (unsigned long long)st.failed, (unsigned long long)st.withdrawn,
 	       (unsigned long long)st.transitions, (unsigned long long)st.kills, s, (double)st.ops / s);
+	/* the shares' checks ran, not only the grants' (a model that took
+	 * any refusal had nothing to find) */
+	if (ops >= 100000 && (!st.refused_leases || !st.refused_requests)) {
+		fprintf(stderr, "pm_broker_soak: no lease or no request reached a limit: the shares went unchecked\n");
+		return 1;
+	}
 	if (st.ops < ops) {
 		fprintf(stderr, "pm_broker_soak: only %llu of %lu operations ran\n",
 			(unsigned long long)st.ops, ops);

@@ -186,7 +186,11 @@ int thoth_pool_instance_state(const thoth_pool_t *p, size_t i, bool *connecting,
 			      size_t len);
 
 typedef struct thoth_pool_stats {
-	uint64_t started, completed, failed;    /* calls */
+	/* calls: completed counts answers, application errors
+	 * (THOTH_E_REMOTE) included; failed everything else, since trial37
+	 * also a THOTH_E_UNKNOWN_METHOD (or another schema-skew code) from an
+	 * instance older than the method, which counted completed before */
+	uint64_t started, completed, failed;
 	uint64_t retried;               /* idempotent calls sent again after their instance died */
 	uint64_t peer_gone;             /* instances lost by hang-up or registry removal */
 	uint64_t ejections, readmissions;

@@ -243,6 +243,17 @@ int thoth_server_dispatch(const thoth_interface_info_t *iface, thoth_invoke_fn i
 			  const void *handlers, void *self,
 			  const uint8_t *msg, size_t len, thoth_server_io_t *io);
 
+/* How many oneway requests this process's dispatchers could not serve
+ * (unknown method or interface, another major, a feature or handler
+ * missing, a body that does not decode) and dropped: they have no answer
+ * to carry an error.  Each is also a warning through thoth/log.h, at most
+ * 8 lines a second. */
+uint64_t thoth_rpc_oneways_dropped(void);
+
+/* Tests: zero the count and the log's rate limit, and read the time in
+ * seconds from CLOCK_S (NULL: CLOCK_MONOTONIC). */
+void thoth__rpc_oneway_log_reset(uint64_t (*clock_s)(void));
+
 /* ---- for thothc's per-interface dispatchers (not for hand-written code) ---- */
 
 /* Request and response structs up to this size are kept on the
@@ -262,6 +273,17 @@ int thoth__server_dispatch_table(const thoth_interface_info_t *iface, thoth_invo
  * or the response did not encode.  RH is the answer's header.  The same
  * function and texts for the table-driven way and the generated one. */
 enum { THOTH__FAIL_DECODE, THOTH__FAIL_STATUS, THOTH__FAIL_OUT, THOTH__FAIL_ENCODE };
+
+/* What a generated invoke and dispatcher give thoth__server_fail for a
+ * method whose handler is NULL: the dispatcher's own refusal, answered
+ * THOTH_E_UNKNOWN_METHOD.  A handler's own return of one of the
+ * schema-skew codes (thoth_remote_result: a downstream's UNKNOWN_METHOD
+ * passed up by `return stub(...)`, a NO_FEATURE of its own) is the
+ * service's failure, not the schemas differing, and is answered with
+ * status THOTH_E_REMOTE and that code's text, so the caller does not take
+ * it for "this service predates the method" (docs/WIRE.md).  Private:
+ * never returned to a caller. */
+#define THOTH__E_NO_HANDLER (-0x10000)
 int thoth__server_fail(const thoth_method_info_t *m, thoth_server_io_t *io, const thoth_msg_header_t *rh,
 		       int stage, int r);
 

@@ -4,6 +4,7 @@
  */
 #include <stdatomic.h>
 #include <stdio.h>
+#include <time.h>
 
 #include "thoth/hot.h"
 #include "thoth/rpc.h"
@@ -337,6 +338,12 @@ int thoth__server_fail(const thoth_method_info_t *m, thoth_server_io_t *io, cons
 	case THOTH__FAIL_DECODE:
 		return respond_error(io, rh, 0, r, thoth_strerror(r));
 	case THOTH__FAIL_STATUS:
+		if (r == THOTH__E_NO_HANDLER)
+			return respond_error(io, rh, 0, THOTH_E_UNKNOWN_METHOD,
+					     thoth_strerror(THOTH_E_UNKNOWN_METHOD));
+		if (r < 0 && thoth_remote_result(r) != THOTH_E_REMOTE)
+			/* the handler's own: rpc.h, THOTH__E_NO_HANDLER */
+			return respond_error(io, rh, 0, THOTH_E_REMOTE, thoth_strerror(r));
 		if (r > 0) {
 			const char *name = "application error";
 			for (size_t i = 0; i < m->n_errors; i++)
@@ -354,22 +361,58 @@ int thoth__server_fail(const thoth_method_info_t *m, thoth_server_io_t *io, cons
 
 
 /* A oneway request the server cannot serve (a method or interface of
- * another schema version, a missing feature, a body that does not decode)
- * has nobody to answer to; it was dropped without a word, so a client of
- * a newer schema calling a oneway method an older service lacks lost every
- * call silently.  Now a warning, rate-limited against a peer that floods:
- * the first 8, then every 1024th, each with the count so far. */
-static _Atomic uint64_t oneways_dropped;
+ * another schema version, a missing feature or handler, a body that does
+ * not decode) has nobody to answer to.  It is counted
+ * (thoth_rpc_oneways_dropped) and logged as a warning, at most
+ * ONEWAY_LOG_PER_S lines a second (a peer that floods costs no more), the
+ * next line after a full second saying how many were not logged.  A
+ * warning reaches only a log handler that takes warnings (thoth/log.h: by
+ * default none does). */
+enum { ONEWAY_LOG_PER_S = 8 };
+static _Atomic uint64_t oneways_dropped, oneway_second, oneway_lines, oneway_unlogged;
+static uint64_t (*oneway_clock)(void);  /* seconds; NULL: CLOCK_MONOTONIC (tests set it) */
 
-static int oneway_dropped(const thoth_msg_header_t *h, int status, const char *why)
+uint64_t thoth_rpc_oneways_dropped(void)
+{
+	return atomic_load_explicit(&oneways_dropped, memory_order_relaxed);
+}
+
+void thoth__rpc_oneway_log_reset(uint64_t (*clock_s)(void))
+{
+	oneway_clock = clock_s;
+	atomic_store(&oneways_dropped, 0);
+	atomic_store(&oneway_second, 0);
+	atomic_store(&oneway_lines, 0);
+	atomic_store(&oneway_unlogged, 0);
+}
+
+/* Cold and out of line: it is reached from six failure points of the
+ * dispatcher, which inlining it into each made larger for the hot path. */
+__attribute__((cold, noinline)) static int oneway_dropped(const thoth_msg_header_t *h, int status,
+							  const char *why)
 {
 	uint64_t n = atomic_fetch_add_explicit(&oneways_dropped, 1, memory_order_relaxed) + 1;
-	if (n <= 8 || n % 1024 == 0)
-		thoth__log(THOTH_LOG_WARN, "rpc",
-			   "dropped a oneway call to method %u of interface %08x (schema %u.%u): %s "
-			   "(%llu oneway calls dropped so far)",
-			   h->method, h->interface_id, h->schema_major, h->schema_minor,
-			   why ? why : thoth_strerror(status), (unsigned long long)n);
+	uint64_t now;
+	if (oneway_clock) {
+		now = oneway_clock();
+	} else {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		now = (uint64_t)ts.tv_sec;
+	}
+	uint64_t sec = atomic_load(&oneway_second);
+	if (sec != now && atomic_compare_exchange_strong(&oneway_second, &sec, now))
+		atomic_store(&oneway_lines, 0);
+	if (atomic_fetch_add(&oneway_lines, 1) >= ONEWAY_LOG_PER_S) {
+		atomic_fetch_add_explicit(&oneway_unlogged, 1, memory_order_relaxed);
+		return 0;
+	}
+	uint64_t unlogged = atomic_exchange(&oneway_unlogged, 0);
+	thoth__log(THOTH_LOG_WARN, "rpc",
+		   "dropped a oneway call to method %u of interface %08x (schema %u.%u): %s "
+		   "(%llu oneway calls dropped so far, %llu of them not logged since the last line)",
+		   h->method, h->interface_id, h->schema_major, h->schema_minor,
+		   why ? why : thoth_strerror(status), (unsigned long long)n, (unsigned long long)unlogged);
 	return 0;
 }
 
@@ -495,7 +538,9 @@ int thoth__server_dispatch_table(const thoth_interface_info_t *iface, thoth_invo
 
 	int status = invoke(handlers, self, m, req, resp, io->arena);
 	if (oneway)
-		return 0;
+		return status == THOTH__E_NO_HANDLER
+			       ? oneway_dropped(&h, THOTH_E_UNKNOWN_METHOD, "no handler for the method")
+			       : 0;
 	if (status)
 		return thoth__server_fail(m, io, &rh, THOTH__FAIL_STATUS, status);
 

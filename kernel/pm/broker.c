@@ -97,7 +97,7 @@ typedef struct lease {
 } lease_t;
 
 typedef struct request {
-	uint64_t id, holder;
+	uint64_t id, holder, group;
 	elem_t *e;
 	uint32_t level;
 	bool ready;
@@ -136,6 +136,8 @@ struct thoth_pm_broker {
 	uint32_t new_lease;             /* added since the last report (NONE: none) */
 	count_table_t per_holder;       /* leases per holder */
 	count_table_t per_group;        /* leases per holder group (thothd: per uid) */
+	count_table_t req_per_holder;   /* requests queued or in service, per holder */
+	count_table_t req_per_group;    /* the same per holder group */
 	uint32_t qos_min, qos_min_n;    /* the tightest bound and how many leases have it */
 	uint64_t qos_scans;             /* qos_rescan calls (thoth_pm_broker_qos_scans) */
 	request_t *reqs;                /* FIFO: submission order */
@@ -234,6 +236,8 @@ void thoth_pm_broker_free(thoth_pm_broker_t *b)
 	free(b->by_id);
 	free(b->per_holder.e);
 	free(b->per_group.e);
+	free(b->req_per_holder.e);
+	free(b->req_per_group.e);
 	free(b->reqs);
 	free(b->names);
 	free(b);
@@ -1063,6 +1067,8 @@ int thoth_pm_broker_find(const thoth_pm_broker_t *b, const char *name, uint32_t 
 
 static void remove_request(thoth_pm_broker_t *b, uint32_t i)
 {
+	count_add(&b->req_per_holder, b->reqs[i].holder, -1);
+	count_add(&b->req_per_group, b->reqs[i].group, -1);
 	memmove(&b->reqs[i], &b->reqs[i + 1], (b->n_reqs - i - 1) * sizeof *b->reqs);
 	b->n_reqs--;
 }
@@ -1362,6 +1368,12 @@ int thoth_pm_broker_name_holder(thoth_pm_broker_t *b, uint64_t holder, const cha
 int thoth_pm_broker_request(thoth_pm_broker_t *b, uint64_t holder, uint32_t element, uint32_t level,
 			    uint64_t now_ns, uint64_t *request)
 {
+	return thoth_pm_broker_request_in(b, holder, 0, element, level, now_ns, request);
+}
+
+int thoth_pm_broker_request_in(thoth_pm_broker_t *b, uint64_t holder, uint64_t group, uint32_t element,
+			       uint32_t level, uint64_t now_ns, uint64_t *request)
+{
 	b->refusal[0] = 0;
 	if (!holder)
 		return refuse(b, THOTH_E_INVAL, "holder: 0 is not a holder");
@@ -1372,28 +1384,54 @@ int thoth_pm_broker_request(thoth_pm_broker_t *b, uint64_t holder, uint32_t elem
 	if (b->n_reqs >= b->lim.max_requests)
 		return refuse(b, THOTH_E_LIMIT, "requests: the broker's limit of %u is reached",
 			      b->lim.max_requests);
-	/* The share of leases, for requests too: a holder queues a request only
-	 * while it holds fewer than remain free, so one client that never lets
-	 * its requests be served (asks for a level nobody reaches, or a driver
-	 * that never answers) cannot take every slot from the others. */
+	/* The group's cap and the share of leases, for requests too: a holder
+	 * queues a request only while it has fewer than remain free to it
+	 * (the broker's free slots, or its group's room when less), so one
+	 * client that never lets its requests be served (asks for a level
+	 * nobody reaches, or a driver that never answers), or one uid's many
+	 * connections, cannot take every slot from the others.  Counted per
+	 * holder and group (a scan of every queued request per request was up
+	 * to 65,536 steps on thothd's loop). */
+	uint32_t in_group = count_of(&b->req_per_group, group);
+	if (group && b->lim.max_group_requests && in_group >= b->lim.max_group_requests)
+		return refuse(b, THOTH_E_LIMIT, "requests: %s %llu has %u queued, its limit (of %u in all)",
+			      b->lim.group_word ? b->lim.group_word : "group", (unsigned long long)(group - 1),
+			      in_group, b->lim.max_requests);
 	if (b->lim.fair_share) {
-		uint32_t mine = 0;
-		for (uint32_t i = 0; i < b->n_reqs; i++)
-			mine += b->reqs[i].holder == holder;
-		if (mine >= b->lim.max_requests - b->n_reqs)
-			return refuse(b, THOTH_E_LIMIT, "requests: fair share reached: this holder has %u "
-				      "queued or in service and %u are free (limit of %u in all)",
-				      mine, b->lim.max_requests - b->n_reqs, b->lim.max_requests);
+		uint32_t mine = count_of(&b->req_per_holder, holder);
+		uint32_t free_now = b->lim.max_requests - b->n_reqs;
+		bool by_group = group && b->lim.max_group_requests &&
+				b->lim.max_group_requests - in_group < free_now;
+		if (by_group)
+			free_now = b->lim.max_group_requests - in_group;
+		if (mine >= free_now)
+			return refuse(b, THOTH_E_LIMIT, "requests: fair share: this holder has %u queued, no "
+				      "fewer than %s (%u; limit of %u)", mine,
+				      by_group ? "its group may still queue" : "remain free", free_now,
+				      b->lim.max_requests);
 	}
-	if (grow((void **)&b->reqs, &b->cap_reqs, b->n_reqs, sizeof *b->reqs))
+	if (grow((void **)&b->reqs, &b->cap_reqs, b->n_reqs, sizeof *b->reqs) ||
+	    count_reserve(&b->req_per_holder) || count_reserve(&b->req_per_group))
 		return THOTH_E_NOMEM;
 	thoth_pm_broker_account(b, now_ns);
 	request_t *q = &b->reqs[b->n_reqs++];
-	*q = (request_t){ .id = b->next_id++, .holder = holder, .e = e, .level = level };
+	*q = (request_t){ .id = b->next_id++, .holder = holder, .group = group, .e = e, .level = level };
+	count_add(&b->req_per_holder, holder, 1);
+	count_add(&b->req_per_group, group, 1);
 	if (request)
 		*request = q->id;
 	converge(b);
 	return 0;
+}
+
+uint32_t thoth_pm_broker_holder_request_count(const thoth_pm_broker_t *b, uint64_t holder)
+{
+	return count_of(&b->req_per_holder, holder);
+}
+
+uint32_t thoth_pm_broker_request_count(const thoth_pm_broker_t *b)
+{
+	return b->n_reqs;
 }
 
 int thoth_pm_broker_request_done(thoth_pm_broker_t *b, uint64_t request, uint64_t now_ns)

@@ -87,6 +87,10 @@ typedef struct thoth_pm_broker_limits {
 	uint32_t max_group_leases;
 	const char *group_word;         /* names a group in refusals ("uid"; NULL: "group") */
 	uint32_t max_requests;          /* queued or in service (0: 65536) */
+	/* The requests of one group together (thoth_pm_broker_request_in;
+	 * thothd: a uid's connections, in proportion to max_group_leases),
+	 * refused THOTH_E_LIMIT past it (0: no limit). */
+	uint32_t max_group_requests;
 } thoth_pm_broker_limits_t;
 
 int thoth_pm_broker_new(const thoth_pm_broker_ops_t *ops, const thoth_pm_broker_limits_t *limits,
@@ -142,6 +146,14 @@ bool thoth_pm_broker_holder_named(const thoth_pm_broker_t *b, uint64_t holder);
 /* A request that needs ELEMENT at >= LEVEL; request_ready fires when it may be served. */
 int thoth_pm_broker_request(thoth_pm_broker_t *b, uint64_t holder, uint32_t element, uint32_t level,
 			    uint64_t now_ns, uint64_t *request);
+/* The same for HOLDER in GROUP (0: none): the group's requests together
+ * are held to max_group_requests, and the holder's share is of what its
+ * group may still queue, as for leases. */
+int thoth_pm_broker_request_in(thoth_pm_broker_t *b, uint64_t holder, uint64_t group, uint32_t element,
+			       uint32_t level, uint64_t now_ns, uint64_t *request);
+/* Requests queued or in service: all of them, and HOLDER's. */
+uint32_t thoth_pm_broker_request_count(const thoth_pm_broker_t *b);
+uint32_t thoth_pm_broker_holder_request_count(const thoth_pm_broker_t *b, uint64_t holder);
 /* The driver served a ready request: it no longer holds the element up. */
 int thoth_pm_broker_request_done(thoth_pm_broker_t *b, uint64_t request, uint64_t now_ns);
 

@@ -41,6 +41,7 @@
 #include "timerpage.h"
 
 #define PM_MAX_LEASES THOTHD_PM_MAX_LEASES  /* in all (thothd_pm_new says why) */
+#define PM_MAX_REQUESTS 65536                /* queued or in service, in all (the broker's default) */
 
 typedef struct pm_request {
 	uint64_t id;
@@ -484,6 +485,9 @@ int thothd_pm_new(thothd_t *d, thothd_pm_t **out)
 		per_uid = PM_MAX_LEASES;
 	const thoth_pm_broker_limits_t limits = {
 		.max_leases = PM_MAX_LEASES, .fair_share = true, .max_group_leases = per_uid, .group_word = "uid",
+		/* requests: the same share of the broker's 65,536, 3/4 to a uid */
+		.max_requests = PM_MAX_REQUESTS,
+		.max_group_requests = (uint32_t)((uint64_t)PM_MAX_REQUESTS * per_uid / PM_MAX_LEASES),
 	};
 	int r = thoth_pm_broker_new(&ops, &limits, thothd_now(d), &pm->broker);
 	if (!r)
@@ -1102,7 +1106,20 @@ static int on_request(void *self, const thoth_pm_PowerBroker_request_req_t *req,
 	pm->n_reqs++;
 	name_holder(pm, call->client);
 	uint64_t rid = 0;
-	r = thoth_pm_broker_request(pm->broker, call->client->id, id, req->level, thothd_now(call->d), &rid);
+	r = thoth_pm_broker_request_in(pm->broker, call->client->id, (uint64_t)call->client->uid + 1, id,
+				       req->level, thothd_now(call->d), &rid);
+	if (r == THOTH_E_LIMIT && thoth_pm_broker_request_count(pm->broker) < PM_MAX_REQUESTS) {
+		/* A share, not the total: counted and logged as a lease's is
+		 * (on_lease), once per run of refusals to the connection. */
+		pm->share_refusals++;
+		if (!call->client->pm_req_share_warned)
+			thothd_warn("pm: client %llu (pid %u, uid %u): %s: further requests refused",
+				    (unsigned long long)call->client->id, call->client->pid, call->client->uid,
+				    thoth_pm_broker_refusal(pm->broker));
+		call->client->pm_req_share_warned = true;
+	}
+	if (!r)
+		call->client->pm_req_share_warned = false;
 	q = find_request(pm, r ? PENDING_ID : rid);
 	if (r) {
 		if (q)

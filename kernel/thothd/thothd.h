@@ -116,6 +116,7 @@ struct thothd_client {
 	bool said_hello;                /* has sent one complete message */
 	bool exe_known;                 /* its executable was looked up (name ownership) */
 	bool pm_share_warned;           /* pm.c: its lease share refusal was logged; cleared by a grant */
+	bool pm_req_share_warned;       /* pm.c: the same for requests; cleared by a queued request */
 	uint64_t last_active_ns;        /* last complete message (eviction picks the oldest) */
 	uint64_t partial_since;         /* in d's partial list since (frame deadline) */
 	bool in_partial;

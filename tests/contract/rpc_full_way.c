@@ -22,4 +22,6 @@
 #define thoth_server_dispatch thoth_full_server_dispatch
 #define thoth__server_dispatch_table thoth_full__server_dispatch_table
 #define thoth__server_fail thoth_full__server_fail
+#define thoth_rpc_oneways_dropped thoth_full_rpc_oneways_dropped
+#define thoth__rpc_oneway_log_reset thoth_full__rpc_oneway_log_reset
 #include "../../kernel/ipc/rpc.c"

@@ -455,6 +455,7 @@ typedef struct loop_ctx {
 	int sends;
 	int calls;
 	uint64_t features;
+	bool table;             /* serve the table-driven way, not the generated dispatcher */
 } loop_ctx_t;
 
 static int kitchen_sink(void *self, const sink_req_t *req,
@@ -462,6 +463,10 @@ static int kitchen_sink(void *self, const sink_req_t *req,
 {
 	if (req->e.name.len == 4 && memcmp(req->e.name.ptr, "fail", 4) == 0)
 		return TEST_ALLTYPES_ERR_NOPE;
+	/* "status:-N": the handler's own failure -N (a downstream's code
+	 * passed up, a feature of its own it lacks) */
+	if (req->e.name.len > 7 && memcmp(req->e.name.ptr, "status:", 7) == 0)
+		return (int)strtol(req->e.name.ptr + 7, NULL, 10);
 	resp->echo = req->e;
 	return 0;
 }
@@ -510,6 +515,9 @@ static int lb_serve(loop_ctx_t *c, uint8_t *msg, size_t len, thoth_server_io_t *
 	thoth_arena_init(&a, c->scratch, sizeof c->scratch);
 	*io = (thoth_server_io_t){ .out = (uint8_t *)c->resp, .cap = sizeof c->resp,
 				   .arena = &a, .features = c->features };
+	if (c->table)
+		return thoth__server_dispatch_table(&test_alltypes_Kitchen_info, test_alltypes_Kitchen_invoke,
+						    &kitchen, NULL, msg, len, io);
 	return test_alltypes_Kitchen_dispatch(&kitchen, NULL, msg, len, io);
 }
 
@@ -582,6 +590,49 @@ static void test_application_error_reaches_client_by_code_and_name(void **state)
 	assert_string_equal(c.remote_message, "Nope");
 }
 
+/* A handler's own return of a schema-skew code is the service's failure:
+ * the caller gets THOTH_E_REMOTE (with the code's text), not a code that
+ * says "this service predates the method" (it got exactly that code, so
+ * thothctl took thothd's NO_FEATURE from a libbpf-less kernel_attach for
+ * schema skew).  Both ways of serving; a NULL handler, the dispatcher's
+ * own refusal, is still THOTH_E_UNKNOWN_METHOD. */
+static void test_a_handlers_own_skew_code_reaches_the_client_as_remote(void **state)
+{
+	static const int skew[] = { THOTH_E_NO_FEATURE, THOTH_E_UNKNOWN_METHOD, THOTH_E_BAD_VERSION,
+				    THOTH_E_UNKNOWN_IFACE };
+	for (int table = 0; table < 2; table++) {
+		static loop_ctx_t ctx;
+		ctx.table = table;
+		thoth_client_t c;
+		thoth_client_init(&c, &loopback, &ctx, 0);
+		for (size_t i = 0; i < sizeof skew / sizeof skew[0]; i++) {
+			char name[32];
+			snprintf(name, sizeof name, "status:%d", skew[i]);
+			sink_req_t req;
+			test_alltypes_Kitchen_sink_resp_t resp;
+			memset(&req, 0, sizeof req);
+			req.e.name = thoth_str(name);
+			thoth_arena_t a;
+			thoth_arena_init(&a, arena_mem, sizeof arena_mem);
+			assert_int_equal(test_alltypes_Kitchen_sink(&c, &req, &resp, &a), THOTH_E_REMOTE);
+			assert_int_equal(c.remote_code, 0);
+			assert_int_equal(c.remote_status, THOTH_E_REMOTE);
+			assert_string_equal(c.remote_message, thoth_strerror(skew[i]));
+		}
+		/* the dispatcher's own refusal passes: fancy has no handler */
+		ctx.features = TEST_ALLTYPES_FEATURE_EXTRA;
+		thoth_client_init(&c, &loopback, &ctx, TEST_ALLTYPES_FEATURE_EXTRA);
+		test_alltypes_Kitchen_fancy_req_t freq = { 1 };
+		test_alltypes_Kitchen_fancy_resp_t fresp;
+		thoth_arena_t a;
+		thoth_arena_init(&a, arena_mem, sizeof arena_mem);
+		assert_int_equal(test_alltypes_Kitchen_fancy(&c, &freq, &fresp, &a), THOTH_E_UNKNOWN_METHOD);
+		assert_int_equal(c.remote_status, THOTH_E_UNKNOWN_METHOD);
+		ctx.features = 0;
+		ctx.table = false;
+	}
+}
+
 static void test_oneway_is_delivered_without_response(void **state)
 {
 	static loop_ctx_t ctx;
@@ -605,9 +656,19 @@ static void capture_log(void *arg, thoth_log_level_t level, const char *componen
 	}
 }
 
+static uint64_t fake_now = 100;
+
+static uint64_t fake_clock(void)
+{
+	return fake_now;
+}
+
 /* A oneway call the service cannot serve -- here a method of a newer
  * schema that this service lacks -- has no answer to carry an error; it
- * was dropped without a word.  The server now says so in its log. */
+ * was dropped without a word.  The server counts it and logs a warning,
+ * at most 8 lines a second (the clock is the test's): 1,100 drops in one
+ * second are 8 lines and the count, and the first line of the next second
+ * says how many were not logged. */
 static void test_a_oneway_call_the_service_cannot_serve_is_logged(void **state)
 {
 	static loop_ctx_t ctx;
@@ -619,18 +680,32 @@ static void test_a_oneway_call_the_service_cannot_serve_is_logged(void **state)
 	test_alltypes_Kitchen_poke_req_t req = { 7 };
 	poked = 0;
 	n_logged = 0;
+	fake_now = 100;
+	thoth__rpc_oneway_log_reset(fake_clock);
 	thoth_log_set_handler(capture_log, NULL, THOTH_LOG_WARN);
 	assert_int_equal(thoth_client_call(&c, &newer, &req, NULL, NULL), 0);
 	assert_int_equal(ctx.sends, 1);
 	assert_int_equal(poked, 0);
 	assert_int_equal(n_logged, 1);
+	assert_int_equal(thoth_rpc_oneways_dropped(), 1);
 	assert_non_null(strstr(logged, "dropped a oneway call to method 99 of interface"));
 	assert_non_null(strstr(logged, "unknown method"));
-	/* served ones are not logged */
+	/* served ones are neither logged nor counted */
 	assert_int_equal(test_alltypes_Kitchen_poke(&c, &req), 0);
 	assert_int_equal(poked, 7);
 	assert_int_equal(n_logged, 1);
-	thoth_log_set_handler(NULL, NULL, THOTH_LOG_WARN);
+	assert_int_equal(thoth_rpc_oneways_dropped(), 1);
+	for (int i = 1; i < 1100; i++)
+		assert_int_equal(thoth_client_call(&c, &newer, &req, NULL, NULL), 0);
+	assert_int_equal(thoth_rpc_oneways_dropped(), 1100);
+	assert_int_equal(n_logged, 8);
+	assert_non_null(strstr(logged, "(8 oneway calls dropped so far, 0 of them not logged"));
+	fake_now = 101;
+	assert_int_equal(thoth_client_call(&c, &newer, &req, NULL, NULL), 0);
+	assert_int_equal(n_logged, 9);
+	assert_non_null(strstr(logged, "(1101 oneway calls dropped so far, 1092 of them not logged"));
+	thoth__rpc_oneway_log_reset(NULL);
+	thoth_log_set_handler(NULL, NULL, THOTH_LOG_ERROR);   /* log.c's default */
 }
 
 static void test_method_requiring_unnegotiated_feature_fails_before_sending(void **state)
@@ -1079,6 +1154,7 @@ int main(void)
 		cmocka_unit_test(test_wrong_method_or_interface_is_reported),
 		cmocka_unit_test(test_stub_call_reaches_handler_and_returns_results),
 		cmocka_unit_test(test_application_error_reaches_client_by_code_and_name),
+		cmocka_unit_test(test_a_handlers_own_skew_code_reaches_the_client_as_remote),
 		cmocka_unit_test(test_oneway_is_delivered_without_response),
 		cmocka_unit_test(test_method_requiring_unnegotiated_feature_fails_before_sending),
 		cmocka_unit_test(test_a_oneway_call_the_service_cannot_serve_is_logged),

@@ -275,6 +275,52 @@ static void test_requests_follow_the_fair_share(void **state)
 	thoth_pm_broker_free(b);
 }
 
+/* Requests take a group's cap and the share of its room, as leases do
+ * (thothd: a uid's connections): 17 greedy holders of one group hold its
+ * cap of 48 together, not the broker's 64, and a holder of another group
+ * still queues (17 greedy connections of one uid took every slot); each
+ * holder's count is kept, not recounted by a scan. */
+static void test_requests_follow_the_group_cap(void **state)
+{
+	rec_t r;
+	memset(&r, 0, sizeof r);
+	thoth_pm_broker_ops_t ops = { on_tr, on_status, on_ready, on_failed, on_idle, &r };
+	thoth_pm_broker_limits_t lim = { .max_leases = 64, .fair_share = true, .max_requests = 64,
+					 .max_group_requests = 48, .group_word = "uid" };
+	thoth_pm_broker_t *b;
+	assert_int_equal(thoth_pm_broker_new(&ops, &lim, 0, &b), 0);
+	uint32_t bus, disk;
+	declare_bus_disk(b, &bus, &disk, THOTH_PM_ASSERTIVE);
+	uint64_t q;
+	uint32_t total = 0;
+	for (uint64_t h = 100; h < 117; h++) {
+		uint32_t n = 0;
+		int rc;
+		while ((rc = thoth_pm_broker_request_in(b, h, 1001, disk, 2, 0, &q)) == 0)
+			n++;
+		assert_int_equal(rc, THOTH_E_LIMIT);
+		assert_int_equal(thoth_pm_broker_holder_request_count(b, h), n);
+		total += n;
+	}
+	/* the group together at its cap, never the broker's 64 */
+	assert_int_equal(total, 48);
+	assert_int_equal(thoth_pm_broker_request_count(b), total);
+	const char *why = thoth_pm_broker_refusal(b);
+	if (!strstr(why, "uid 1000 has 48 queued, its limit"))
+		fail_msg("refusal \"%s\" does not name the uid's cap", why);
+	/* the first took half of the group's 48, the second half the rest */
+	assert_int_equal(thoth_pm_broker_holder_request_count(b, 100), 24);
+	assert_int_equal(thoth_pm_broker_holder_request_count(b, 101), 12);
+	/* another uid still queues */
+	assert_int_equal(thoth_pm_broker_request_in(b, 200, 2001, disk, 2, 0, &q), 0);
+	thoth_pm_broker_holder_gone(b, 100, 1);
+	assert_int_equal(thoth_pm_broker_holder_request_count(b, 100), 0);
+	assert_int_equal(thoth_pm_broker_request_count(b), total - 24 + 1);
+	char buf[256];
+	assert_int_equal(thoth_pm_broker_check(b, buf, sizeof buf), 0);
+	thoth_pm_broker_free(b);
+}
+
 static void test_request_on_suspended_element_is_queued_and_replayed_after_resume(void **state)
 {
 	rec_t r;
@@ -750,6 +796,7 @@ int main(void)
 		cmocka_unit_test(test_declare_refuses_absurd_latency_and_power),
 		cmocka_unit_test(test_declare_refuses_dependency_cycle),
 		cmocka_unit_test(test_requests_follow_the_fair_share),
+		cmocka_unit_test(test_requests_follow_the_group_cap),
 		cmocka_unit_test(test_declare_refuses_unknown_levels_and_elements),
 		cmocka_unit_test(test_lease_raises_dependencies_first),
 		cmocka_unit_test(test_drop_lowers_in_reverse_order),

@@ -376,6 +376,69 @@ static void test_kill_9_of_holder_frees_its_lease_within_1ms(void **state)
 	harness_teardown(&h);
 }
 
+static int count_in_file(const char *file, const char *needle);
+
+static int try_submit(client_t *c, const char *element, uint32_t level)
+{
+	thoth_pm_PowerBroker_request_req_t req = { .element = thoth_str(element), .level = level };
+	thoth_pm_PowerBroker_request_resp_t resp;
+	return thoth_pm_PowerBroker_request(&c->ctl.client, &req, &resp, NULL);
+}
+
+/* Requests take the uid's cap and the share of its room, as leases do,
+ * and a share refusal is logged once per run and counted in state(): a
+ * uid's greedy connections took every one of the 65,536 request slots,
+ * refused without a word.  --max-leases-per-uid 8 of 16,384 makes the
+ * uid's request cap 32 of 65,536: A queues 16, B 8. */
+static void test_greedy_requests_stop_at_the_uids_share_and_are_logged(void **state)
+{
+	harness_t h;
+	client_t c, a, b;
+	const char *const extra[] = { "--max-leases-per-uid", "8", NULL };
+	start_with(&h, &c, extra);
+	thoth_pm_Level_t lv[2] = {
+		{ .name = thoth_str("OFF"), .power_mw = 0, .entry_latency_us = 1, .exit_latency_us = 1 },
+		{ .name = thoth_str("ON"), .power_mw = 1 },
+	};
+	thoth_pm_Element_t el = { .name = thoth_str("pool"), .levels = { lv, 2 } };
+	thoth_pm_PowerBroker_declare_req_t dreq = { .elements = { &el, 1 } };
+	thoth_pm_PowerBroker_declare_resp_t dresp;
+	uint64_t small[64];
+	thoth_arena_t arena;
+	thoth_arena_init(&arena, small, sizeof small);
+	assert_int_equal(thoth_pm_PowerBroker_declare(&c.ctl.client, &dreq, &dresp, &arena), 0);
+	client_connect(&h, &a);
+	client_connect(&h, &b);
+	uint32_t na = 0, nb = 0;
+	while (na < 100 && !try_submit(&a, "pool", 1))
+		na++;
+	while (nb < 100 && !try_submit(&b, "pool", 1))
+		nb++;
+	assert_int_equal(na, 16);
+	assert_int_equal(nb, 8);
+	for (int i = 0; i < 5; i++) {
+		assert_int_equal(try_submit(&a, "pool", 1), THOTH_E_REMOTE);
+		assert_int_equal(a.ctl.client.remote_code, THOTH_PM_ERR_TOO_MANY);
+		assert_int_equal(try_submit(&b, "pool", 1), THOTH_E_REMOTE);
+	}
+	int n = count_in_file(h.log, "further requests refused");
+	if (n != 2)
+		fail_msg("12 request refusals to 2 connections logged %d times, not 2", n);
+	thoth_pm_PowerBroker_state_req_t sreq = { 0 };
+	thoth_pm_PowerBroker_state_resp_t st;
+	size_t cap = 1u << 20;
+	void *big = malloc(cap);
+	assert_non_null(big);
+	thoth_arena_init(&arena, big, cap);
+	assert_int_equal(thoth_pm_PowerBroker_state(&c.ctl.client, &sreq, &st, &arena), 0);
+	assert_true(st.share_refusals >= 12);
+	free(big);
+	thoth_control_close(&a.ctl);
+	thoth_control_close(&b.ctl);
+	thoth_control_close(&c.ctl);
+	harness_teardown(&h);
+}
+
 static void submit(client_t *c, const char *element, uint32_t level, const char *payload, uint64_t *id)
 {
 	thoth_pm_PowerBroker_request_req_t req = {
@@ -1636,6 +1699,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_state_stays_readable_at_the_most_leases_thothd_takes),
 		cmocka_unit_test(test_a_greedy_connection_stops_at_its_share_and_others_still_get_leases),
 		cmocka_unit_test(test_greedy_connections_taking_turns_are_each_logged_once_per_run),
+		cmocka_unit_test(test_greedy_requests_stop_at_the_uids_share_and_are_logged),
 		cmocka_unit_test(test_driver_restarted_while_its_dead_element_is_held_comes_back),
 		cmocka_unit_test(test_drivers_declare_again_after_thothd_restarts),
 		cmocka_unit_test(test_disk_driver_waits_past_5s_for_its_bus_after_thothd_restarts),

@@ -290,6 +290,22 @@ static void test_calls_spread_over_every_instance_and_are_answered_once(void **s
 						 &arena, 1000, &res), THOTH_E_REMOTE);
 	assert_int_equal(res.remote_code, THOTH_POOLTEST_ERR_REFUSED);
 	assert_int_equal(thoth_pool_usable(f->pool), 3);    /* 12 errors, nobody ejected */
+	/* A method of a newer schema, which these (older) instances lack:
+	 * THOTH_E_UNKNOWN_METHOD, so the caller can fall back (it was
+	 * THOTH_E_REMOTE, an application error), counted failed, not
+	 * completed, and still an answer: nobody ejected. */
+	thoth_method_info_t newer = thoth_pooltest_Work_work_info;
+	newer.ordinal = 99;
+	newer.revision = 0;                     /* no fast paths: the generic encoder */
+	thoth_pool_stats_t before, after;
+	thoth_pool_stats(f->pool, &before);
+	for (int i = 0; i < 6; i++)
+		assert_int_equal(thoth_pool_call(f->pool, &newer, &req, &resp, &arena, 1000, &res),
+				 THOTH_E_UNKNOWN_METHOD);
+	thoth_pool_stats(f->pool, &after);
+	assert_int_equal(after.failed - before.failed, 6);
+	assert_int_equal(after.completed, before.completed);
+	assert_int_equal(thoth_pool_usable(f->pool), 3);
 }
 
 static bool usable_dropped(fixture_t *f) { return thoth_pool_usable(f->pool) < want_usable; }

@@ -254,8 +254,21 @@ static void test_compat_same_version_with_a_rename_breaks(void **state)
 {
 	assert_breaks(edit("i32 x;", "i32 left;"), "but the version stays 1.0: peers built from the two refuse each other",
 		      "new.tidl", 2);
-	/* the rename itself is still only a warning */
-	assert_int_equal(finding("renamed from 'x' to 'left'")->severity, TIDL_WARNING);
+	/* the rename itself is still only a warning, and not "(compatible)"
+	 * beside the error, and the change counts once */
+	const tidl_diag_t *d = finding("renamed from 'x' to 'left'");
+	assert_int_equal(d->severity, TIDL_WARNING);
+	assert_null(strstr(d->message, "(compatible)"));
+	assert_non_null(strstr(d->message, "(compatible only with the version raised)"));
+	assert_int_equal(breaks, 1);
+}
+
+/* A breaking change at an unchanged version is one breaking change, not
+ * two (it was also "the version stays 1.0": "2 breaking changes"). */
+static void test_compat_same_version_with_a_break_counts_it_once(void **state)
+{
+	assert_breaks(edit("  2: oneway ping(u64 seq);\n", ""), "method 2 'Shapes.ping' removed", "old.tidl", 22);
+	assert_int_equal(breaks, 1);
 }
 
 /* What is not in the schema (layout, comments) may change at any version. */
@@ -702,6 +715,82 @@ static void test_compat_import_changed_under_the_same_root_version_breaks(void *
 	assert_int_equal(d->loc.line, 2);
 }
 
+/* OLD and NEW trees of N files each ({path, text}, the root first),
+ * checked as `thothc check` would. */
+static void check_trees(const char *const (*old)[2], size_t n_old, const char *const (*nw)[2], size_t n_new)
+{
+	tidl_file_t *of, *nf;
+	old_prog = tidl_program_new();
+	new_prog = tidl_program_new();
+	findings = tidl_program_new();
+	for (size_t i = 1; i < n_old; i++)
+		tidl_program_add_memory_file(old_prog, old[i][0], old[i][1], strlen(old[i][1]));
+	for (size_t i = 1; i < n_new; i++)
+		tidl_program_add_memory_file(new_prog, nw[i][0], nw[i][1], strlen(nw[i][1]));
+	if (tidl_program_load_buffer(old_prog, old[0][0], old[0][1], strlen(old[0][1]), &of) ||
+	    tidl_program_load_buffer(new_prog, nw[0][0], nw[0][1], strlen(nw[0][1]), &nf)) {
+		tidl_program_print_diags(old_prog, stderr);
+		tidl_program_print_diags(new_prog, stderr);
+		fail_msg("a test schema does not load");
+	}
+	breaks = thothc_compat_check(of, nf, findings);
+	if (breaks)
+		tidl_program_print_diags(findings, stderr);
+	assert_int_equal((size_t)breaks, tidl_program_error_count(findings));
+}
+
+static const char TWO_ROOT_OLD[] =
+	"package t.shop;\nversion 1.0;\nimport \"a.tidl\";\nimport \"b.tidl\";\n"
+	"interface Store {\n  1: get(u64 id) -> (A a, B b);\n}\n";
+static const char TWO_A[] = "package t.common;\nversion 1.0;\nstruct A {\n  1: u32 x;\n}\n";
+static const char TWO_B[] = "package t.common;\nversion 1.0;\nstruct B {\n  1: u32 y;\n}\n";
+
+/* A package spread over two imported files, one renamed (b.tidl ->
+ * bb.tidl, the root's version raised): nothing changed on the wire.
+ * Matching files by name, else the package's first file, compared bb.tidl
+ * with a.tidl: "struct 'A' removed", exit 1. */
+static void test_compat_a_renamed_file_of_a_package_is_compatible(void **state)
+{
+	static const char root_new[] =
+		"package t.shop;\nversion 1.1;\nimport \"a.tidl\";\nimport \"bb.tidl\";\n"
+		"interface Store {\n  1: get(u64 id) -> (A a, B b);\n}\n";
+	const char *const old[][2] = { { "old/shop.tidl", TWO_ROOT_OLD }, { "old/a.tidl", TWO_A },
+				       { "old/b.tidl", TWO_B } };
+	const char *const nw[][2] = { { "new/shop.tidl", root_new }, { "new/a.tidl", TWO_A },
+				      { "new/bb.tidl", TWO_B } };
+	check_trees(old, 3, nw, 3);
+	assert_int_equal(breaks, 0);
+	/* and a real change in the renamed file is still found, in it */
+	const char *const nw2[][2] = { { "new/shop.tidl", root_new }, { "new/a.tidl", TWO_A },
+				       { "new/bb.tidl", "package t.common;\nversion 1.0;\nstruct B {\n  1: u64 y;\n}\n" } };
+	teardown(NULL);
+	check_trees(old, 3, nw2, 3);
+	assert_int_equal(breaks, 1);
+	const tidl_diag_t *d = finding("field 'y' of struct 'B' changed type from u32 to u64");
+	assert_string_equal(d->loc.file, "new/bb.tidl");
+	assert_int_equal(d->loc.line, 4);
+}
+
+/* A struct moved from one file of a package to another (the versions
+ * raised): the package declares the same things.  It was "struct 'B'
+ * removed", exit 1. */
+static void test_compat_a_struct_moved_between_files_of_a_package_is_compatible(void **state)
+{
+	static const char root_new[] =
+		"package t.shop;\nversion 1.1;\nimport \"a.tidl\";\nimport \"b.tidl\";\n"
+		"interface Store {\n  1: get(u64 id) -> (A a, B b);\n}\n";
+	const char *const old[][2] = { { "old/shop.tidl", TWO_ROOT_OLD }, { "old/a.tidl", TWO_A },
+				       { "old/b.tidl", TWO_B } };
+	const char *const nw[][2] = {
+		{ "new/shop.tidl", root_new },
+		{ "new/a.tidl", "package t.common;\nversion 1.1;\nstruct A {\n  1: u32 x;\n}\n"
+				"struct B {\n  1: u32 y;\n}\n" },
+		{ "new/b.tidl", "package t.common;\nversion 1.1;\n" },
+	};
+	check_trees(old, 3, nw, 3);
+	assert_int_equal(breaks, 0);
+}
+
 /* The compatible evolution of an import, each addition with its own
  * file's @since, is still compatible. */
 static void test_compat_compatible_change_in_an_import_is_compatible(void **state)
@@ -741,6 +830,7 @@ int main(void)
 		T(test_compat_lowered_version_breaks),
 		T(test_compat_raised_version_is_compatible),
 		T(test_compat_same_version_with_a_rename_breaks),
+		T(test_compat_same_version_with_a_break_counts_it_once),
 		T(test_compat_same_version_with_only_comments_and_layout_changed_is_compatible),
 		T(test_compat_same_version_with_an_addition_breaks),
 		T(test_compat_removed_method_breaks),
@@ -802,6 +892,8 @@ int main(void)
 		T(test_compat_removed_enum_value_in_an_import_breaks),
 		T(test_compat_compatible_change_in_an_import_is_compatible),
 		T(test_compat_import_changed_under_the_same_root_version_breaks),
+		T(test_compat_a_renamed_file_of_a_package_is_compatible),
+		T(test_compat_a_struct_moved_between_files_of_a_package_is_compatible),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -19,6 +19,15 @@ typedef struct checker {
 	const tidl_file_t *old_file, *new_file;
 	tidl_program_t *diags;
 	int breaks;
+	/* Where OLD_FILE and NEW_FILE stand for a package spread over several
+	 * files (thothc_compat_check): the files, to find the one a finding's
+	 * location is in. */
+	const tidl_file_t *const *parts;
+	size_t n_parts;
+	/* What a rename's warning ends with: "(compatible)", or, at an
+	 * unchanged version, that only a raised version makes it so (the
+	 * names are in the schema hash: thothc_compat_check's error). */
+	const char *rename_note;
 } checker_t;
 
 /* One finding: a breaking change (error) or a harmless rename (warning).
@@ -33,6 +42,9 @@ static void report(checker_t *c, bool is_break, tidl_loc_t loc, const char *fmt,
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
 	const tidl_file_t *in = loc.file == c->old_file->path ? c->old_file : c->new_file;
+	for (size_t i = 0; i < c->n_parts; i++)
+		if (loc.file == c->parts[i]->path)
+			in = c->parts[i];
 	tidl_program_add_diag(c->diags, in, is_break ? TIDL_ERROR : TIDL_WARNING, loc, "%s", msg);
 	if (is_break)
 		c->breaks++;
@@ -214,8 +226,8 @@ static void check_fields(checker_t *c, const tidl_field_t *of, size_t on, const 
 			report(c, true, n->loc, "%s '%s' of %s changed from %s to %s", unit, n->name, owner,
 			       o->optional ? "optional" : "required", n->optional ? "optional" : "required");
 		if (strcmp(o->name, n->name) != 0)
-			report(c, false, n->loc, "%s %u of %s renamed from '%s' to '%s' (compatible)", unit,
-			       n->ordinal, owner, o->name, n->name);
+			report(c, false, n->loc, "%s %u of %s renamed from '%s' to '%s' %s", unit,
+			       n->ordinal, owner, o->name, n->name, c->rename_note);
 	}
 
 	/* old reservations stay reserved, with the same slot */
@@ -308,8 +320,8 @@ static void check_enum(checker_t *c, const tidl_decl_t *o, const tidl_decl_t *n)
 			       "'reserved %lld;')", o->name, ov->name, (long long)ov->value,
 			       (long long)ov->value);
 		else if (strcmp(nv->name, ov->name) != 0)
-			report(c, false, nv->loc, "enum value %lld of '%s' renamed from '%s' to '%s' (compatible)",
-			       (long long)nv->value, n->name, ov->name, nv->name);
+			report(c, false, nv->loc, "enum value %lld of '%s' renamed from '%s' to '%s' %s",
+			       (long long)nv->value, n->name, ov->name, nv->name, c->rename_note);
 	}
 	for (size_t i = 0; i < o->u.enum_.n_reserved; i++) {
 		const tidl_reserved_t *orv = &o->u.enum_.reserved[i];
@@ -379,8 +391,8 @@ static void check_interface(checker_t *c, const tidl_decl_t *o, const tidl_decl_
 		}
 		snprintf(owner, sizeof owner, "method '%s.%s'", n->name, nm->name);
 		if (strcmp(om->name, nm->name) != 0)
-			report(c, false, nm->loc, "method %u of '%s' renamed from '%s' to '%s' (compatible)",
-			       nm->ordinal, n->name, om->name, nm->name);
+			report(c, false, nm->loc, "method %u of '%s' renamed from '%s' to '%s' %s",
+			       nm->ordinal, n->name, om->name, nm->name, c->rename_note);
 		if (om->oneway != nm->oneway)
 			report(c, true, nm->loc, "%s changed from %s to %s", owner,
 			       om->oneway ? "oneway" : "two-way", nm->oneway ? "oneway" : "two-way");
@@ -432,9 +444,12 @@ static void check_interface(checker_t *c, const tidl_decl_t *o, const tidl_decl_
 	}
 }
 
-static int check_file(const tidl_file_t *of, const tidl_file_t *nf, tidl_program_t *diags)
+static int check_parts(const tidl_file_t *of, const tidl_file_t *nf, const tidl_file_t *const *parts,
+		       size_t n_parts, tidl_program_t *diags)
 {
-	checker_t c = { of, nf, diags, 0 };
+	checker_t c = { of, nf, diags, 0, parts, n_parts,
+			tidl_version_cmp(of->version, nf->version) == 0 ?
+				"(compatible only with the version raised)" : "(compatible)" };
 	if (strcmp(of->package, nf->package) != 0) {
 		report(&c, true, nf->version_loc, "package changed from '%s' to '%s'", of->package,
 		       nf->package);
@@ -457,8 +472,8 @@ static int check_file(const tidl_file_t *of, const tidl_file_t *nf, tidl_program
 			const tidl_decl_t *same_bit = o->kind == TIDL_DECL_FEATURE ?
 				find_bit(nf, o->u.feature.bit) : NULL;
 			if (same_bit && !find(of, TIDL_DECL_FEATURE, same_bit->name))
-				report(&c, false, same_bit->loc, "feature bit %u renamed from '%s' to '%s' (compatible)",
-				       o->u.feature.bit, o->name, same_bit->name);
+				report(&c, false, same_bit->loc, "feature bit %u renamed from '%s' to '%s' %s",
+				       o->u.feature.bit, o->name, same_bit->name, c.rename_note);
 			else if (o->kind == TIDL_DECL_FEATURE)
 				report(&c, true, o->loc, "feature '%s' (bit %u) removed", o->name,
 				       o->u.feature.bit);
@@ -506,6 +521,11 @@ static int check_file(const tidl_file_t *of, const tidl_file_t *nf, tidl_program
 	return c.breaks;
 }
 
+static int check_file(const tidl_file_t *of, const tidl_file_t *nf, tidl_program_t *diags)
+{
+	return check_parts(of, nf, NULL, 0, diags);
+}
+
 /* Every file ROOT imports, directly or not, ROOT first, each once, into
  * *OUT (malloc'ed); their number, or -1 without memory. */
 static long import_closure(const tidl_file_t *root, const tidl_file_t ***out)
@@ -538,20 +558,6 @@ static long import_closure(const tidl_file_t *root, const tidl_file_t ***out)
 	return (long)n;
 }
 
-static const char *base_name(const char *path)
-{
-	const char *s = strrchr(path, '/');
-	return s ? s + 1 : path;
-}
-
-/*
- * The root files, then every imported file of NEW against OLD's file of
- * the same package (of the same file name where a package spans several):
- * a struct or enum of an import travels inside the root's messages, so
- * changing it breaks the root's peers as surely as changing the root.  An
- * import NEW added has nothing to break; one NEW dropped shows as the
- * root's changed field types.
- */
 /* Do OF and NF claim one version with different schemas?  Then peers built
  * from them refuse each other at the handshake: the contract check compares
  * schema hashes when the versions are equal (docs/WIRE.md).  -1: the texts
@@ -571,12 +577,95 @@ static int same_version_other_schema(const tidl_file_t *of, const tidl_file_t *n
 	return differ;
 }
 
+/* One package's files (PARTS, N of them, N > 1) as one file: their
+ * declarations in order, the highest version, the first file's path and
+ * locations.  Its declarations are malloc'ed: free(out->decls). */
+static int merge_parts(const tidl_file_t *const *parts, size_t n, tidl_file_t *out)
+{
+	*out = *parts[0];
+	size_t total = 0;
+	for (size_t i = 0; i < n; i++)
+		total += parts[i]->n_decls;
+	out->decls = malloc((total ? total : 1) * sizeof *out->decls);
+	if (!out->decls)
+		return -1;
+	out->n_decls = 0;
+	for (size_t i = 0; i < n; i++) {
+		memcpy(out->decls + out->n_decls, parts[i]->decls, parts[i]->n_decls * sizeof *out->decls);
+		out->n_decls += parts[i]->n_decls;
+		if (tidl_version_cmp(parts[i]->version, out->version) > 0) {
+			out->version = parts[i]->version;
+			out->version_loc = parts[i]->version_loc;
+		}
+	}
+	return 0;
+}
+
+/* Every imported file of OLD's closure (OV, ON) and NEW's (NV, NN), index 0
+ * the roots, compared package by package: a package in one file each file
+ * against file; one spread over several, the union of its files'
+ * declarations against the union (matching them file by file, by name or
+ * else the first, made a file renamed or a struct moved between two files
+ * of one package "removed").  -1 without memory. */
+static int check_imports(const tidl_file_t **ov, long on, const tidl_file_t **nv, long nn,
+			 tidl_program_t *diags)
+{
+	int breaks = 0;
+	const tidl_file_t **parts = malloc((size_t)(on + nn) * sizeof *parts);
+	if (!parts)
+		return -1;
+	for (long i = 1; i < nn; i++) {
+		bool first = true;
+		for (long k = 1; k < i && first; k++)
+			first = strcmp(nv[k]->package, nv[i]->package) != 0;
+		if (!first)
+			continue;               /* its package was compared already */
+		size_t no = 0, nn_ = 0;
+		for (long j = 1; j < on; j++)
+			if (strcmp(ov[j]->package, nv[i]->package) == 0)
+				parts[no++] = ov[j];
+		if (!no)
+			continue;               /* a package NEW added has nothing to break */
+		for (long k = i; k < nn; k++)
+			if (strcmp(nv[k]->package, nv[i]->package) == 0)
+				parts[no + nn_++] = nv[k];
+		if (no == 1 && nn_ == 1) {
+			breaks += check_file(parts[0], parts[1], diags);
+			continue;
+		}
+		tidl_file_t mo, mn;
+		if (merge_parts(parts, no, &mo))
+			goto oom;
+		if (merge_parts(parts + no, nn_, &mn)) {
+			free(mo.decls);
+			goto oom;
+		}
+		breaks += check_parts(&mo, &mn, parts, no + nn_, diags);
+		free(mo.decls);
+		free(mn.decls);
+	}
+	free(parts);
+	return breaks;
+oom:
+	free(parts);
+	return -1;
+}
+
+/*
+ * The root files, then the imported files of NEW against OLD's, package
+ * by package (check_imports): a struct or enum of an import travels inside
+ * the root's messages, so changing it breaks the root's peers as surely as
+ * changing the root.  An import NEW added has nothing to break; one NEW
+ * dropped shows as the root's changed field types.
+ */
 int thothc_compat_check(const tidl_file_t *of, const tidl_file_t *nf, tidl_program_t *diags)
 {
 	int breaks = check_file(of, nf, diags);
 	if (strcmp(of->package, nf->package) != 0)
 		return breaks;
-	if (same_version_other_schema(of, nf) > 0) {
+	/* Where the root's own change broke it already, the version staying
+	 * is not a second breaking change (it counted one change twice). */
+	if (!breaks && same_version_other_schema(of, nf) > 0) {
 		tidl_program_add_diag(diags, nf, TIDL_ERROR, nf->version_loc,
 				      "the schema changed (a name, a declaration, or an imported file) but "
 				      "the version stays %u.%u: peers built from the two refuse each other "
@@ -592,18 +681,13 @@ int thothc_compat_check(const tidl_file_t *of, const tidl_file_t *nf, tidl_progr
 				      "out of memory comparing the imported files");
 		return breaks + 1;
 	}
-	for (long i = 1; i < nn; i++) {
-		const tidl_file_t *match = NULL;
-		for (long j = 1; j < on; j++) {
-			if (strcmp(ov[j]->package, nv[i]->package) != 0)
-				continue;
-			if (!match || strcmp(base_name(ov[j]->path), base_name(nv[i]->path)) == 0)
-				match = ov[j];
-		}
-		if (match)
-			breaks += check_file(match, nv[i], diags);
-	}
+	int ib = check_imports(ov, on, nv, nn, diags);
 	free(ov);
 	free(nv);
-	return breaks;
+	if (ib < 0) {
+		tidl_program_add_diag(diags, nf, TIDL_ERROR, nf->version_loc,
+				      "out of memory comparing the imported files");
+		return breaks + 1;
+	}
+	return breaks + ib;
 }

@@ -1253,7 +1253,7 @@ static void emit_dispatcher(strbuf_t *c, const tidl_decl_t *d, const char *in, u
 			   "\tint r = %s_req__decode_frame_in(&d, 0, 0, &q, 0);\n"
 			   "\tif (r)\n"
 			   "\t\treturn thoth__server_fail(&%s_info, io, rh, THOTH__FAIL_DECODE, r);\n"
-			   "\tif ((r = h->%s ? (h->%s)(self, &q, &s, io->arena) : THOTH_E_UNKNOWN_METHOD))\n"
+			   "\tif ((r = h->%s ? (h->%s)(self, &q, &s, io->arena) : THOTH__E_NO_HANDLER))\n"
 			   "\t\treturn thoth__server_fail(&%s_info, io, rh, THOTH__FAIL_STATUS, r);\n"
 			   "\tif ((r = thoth__server_out(io, THOTH_WIRE_HEADER_SIZE + %s_resp__size(&s))))\n"
 			   "\t\treturn thoth__server_fail(&%s_info, io, rh, THOTH__FAIL_OUT, r);\n"
@@ -1456,13 +1456,13 @@ static void emit_interface_source(gen_t *g, const tidl_decl_t *d, uint64_t hash)
 	for (size_t k = 0; k < d->u.iface.n_methods; k++) {
 		const tidl_method_t *m = &d->u.iface.methods[k];
 		const char *fn = cid(m->name);
-		sb_addf(c, "\tcase %u:\n\t\tif (!h->%s)\n\t\t\treturn THOTH_E_UNKNOWN_METHOD;\n", m->ordinal, fn);
+		sb_addf(c, "\tcase %u:\n\t\tif (!h->%s)\n\t\t\treturn THOTH__E_NO_HANDLER;\n", m->ordinal, fn);
 		if (m->oneway)
 			sb_addf(c, "\t\t(h->%s)(self, req);\n\t\treturn 0;\n", fn);
 		else
 			sb_addf(c, "\t\treturn (h->%s)(self, req, resp, arena);\n", fn);
 	}
-	sb_addf(c, "\t}\n\treturn THOTH_E_UNKNOWN_METHOD;\n}\n\n");
+	sb_addf(c, "\t}\n\treturn THOTH__E_NO_HANDLER;\n}\n\n");
 	emit_dispatcher(c, d, in, thoth_wire_fnv1a32(qual), g->file->version.major, g->file->version.minor);
 	sb_addf(c, "int %s_dispatch(const %s_handlers_t *handlers, void *self,\n"
 		   "\t\tconst uint8_t *msg, size_t len, thoth_server_io_t *io)\n{\n"
