@@ -729,6 +729,23 @@ static enum MHD_Result reply_text(struct MHD_Connection *conn, unsigned status, 
 		     MHD_RESPMEM_PERSISTENT);
 }
 
+/* Appends ADD (N bytes from snprintf into a buffer of CAP) to the
+ * malloc'ed metrics text; frees the text on failure. */
+static int metrics_put(char **text, size_t *len, const char *add, size_t cap, int n)
+{
+	if (n < 0 || (size_t)n >= cap)
+		return THOTH_E_INVAL;
+	char *p = realloc(*text, *len + (size_t)n + 1);
+	if (!p) {
+		free(*text);
+		return THOTH_E_NOMEM;
+	}
+	memcpy(p + *len, add, (size_t)n + 1);
+	*text = p;
+	*len += (size_t)n;
+	return 0;
+}
+
 /* The event streams' own figures, after http_live's: their memory against
  * the bound in all, and the streams closed or refused for it. */
 static int metrics_streams(thothd_http_t *h, char **text, size_t *len)
@@ -761,17 +778,7 @@ static int metrics_streams(thothd_http_t *h, char **text, size_t *len)
 		(unsigned long long)h->sse_closed_memory, (unsigned long long)h->sse_closed_alloc,
 		(unsigned long long)h->sse_refused,
 		(unsigned long long)h->sse_refused_alloc);
-	if (n < 0 || (size_t)n >= sizeof add)
-		return THOTH_E_INVAL;
-	char *p = realloc(*text, *len + (size_t)n + 1);
-	if (!p) {
-		free(*text);
-		return THOTH_E_NOMEM;
-	}
-	memcpy(p + *len, add, (size_t)n + 1);
-	*text = p;
-	*len += (size_t)n;
-	return 0;
+	return metrics_put(text, len, add, sizeof add, n);
 }
 
 /* thothd's control clients' output (server.c's output budget): unsent
@@ -801,17 +808,7 @@ static int metrics_output(thothd_http_t *h, char **text, size_t *len)
 		"thoth_thothd_output_budget_closed_total %llu\n",
 		d->output_bytes, d->cfg.max_output, d->kept_bytes, thothd_output_kept_max(),
 		(unsigned long long)d->over_output_budget);
-	if (n < 0 || (size_t)n >= sizeof add)
-		return THOTH_E_INVAL;
-	char *p = realloc(*text, *len + (size_t)n + 1);
-	if (!p) {
-		free(*text);
-		return THOTH_E_NOMEM;
-	}
-	memcpy(p + *len, add, (size_t)n + 1);
-	*text = p;
-	*len += (size_t)n;
-	return 0;
+	return metrics_put(text, len, add, sizeof add, n);
 }
 
 static enum MHD_Result serve_metrics(thothd_http_t *h, struct MHD_Connection *conn, void **con_cls)

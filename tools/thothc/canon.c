@@ -9,13 +9,7 @@
 
 #include "canon.h"
 
-typedef struct canon_buf {
-	char *s;
-	size_t len, cap;
-} canon_buf_t;
-
-static void cb_addf(canon_buf_t *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void cb_addf(canon_buf_t *sb, const char *fmt, ...)
+void sb_addf(strbuf_t *sb, const char *fmt, ...)
 {
 	va_list ap;
 	for (;;) {
@@ -47,104 +41,104 @@ static void cb_addf(canon_buf_t *sb, const char *fmt, ...)
  * are included: a rename without a version bump changes the hash, which the
  * contract check then reports as "schema changed without a version bump". */
 
-static void canon_type(canon_buf_t *s, const tidl_type_t *t)
+static void canon_type(strbuf_t *s, const tidl_type_t *t)
 {
 	if (t->kind == TIDL_LIST) {
-		cb_addf(s, "list<");
+		sb_addf(s, "list<");
 		canon_type(s, t->elem);
-		cb_addf(s, ">");
+		sb_addf(s, ">");
 	} else if (t->kind == TIDL_ENUM || t->kind == TIDL_STRUCT) {
-		cb_addf(s, "%s.%s", t->decl->file->package, t->decl->name);
+		sb_addf(s, "%s.%s", t->decl->file->package, t->decl->name);
 	} else {
-		cb_addf(s, "%s", tidl_kind_name(t->kind));
+		sb_addf(s, "%s", tidl_kind_name(t->kind));
 	}
 }
 
-static void canon_since(canon_buf_t *s, bool has, tidl_version_t v)
+static void canon_since(strbuf_t *s, bool has, tidl_version_t v)
 {
 	if (has)
-		cb_addf(s, "@%u.%u", v.major, v.minor);
+		sb_addf(s, "@%u.%u", v.major, v.minor);
 }
 
-static void canon_fields(canon_buf_t *s, const tidl_field_t *f, size_t n)
+static void canon_fields(strbuf_t *s, const tidl_field_t *f, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		cb_addf(s, "%u:%s", f[i].ordinal, f[i].optional ? "?" : "");
+		sb_addf(s, "%u:%s", f[i].ordinal, f[i].optional ? "?" : "");
 		canon_type(s, f[i].type);
-		cb_addf(s, " %s", f[i].name);
+		sb_addf(s, " %s", f[i].name);
 		canon_since(s, f[i].has_since, f[i].since);
-		cb_addf(s, ";");
+		sb_addf(s, ";");
 	}
 }
 
-static void canon_file(canon_buf_t *s, const tidl_file_t *file, int depth)
+static void canon_file(strbuf_t *s, const tidl_file_t *file, int depth)
 {
 	if (depth > 64)
 		return;
 	for (size_t i = 0; i < file->n_imports; i++)
 		canon_file(s, file->imports[i].file, depth + 1);
-	cb_addf(s, "package %s;version %u.%u;", file->package, file->version.major,
+	sb_addf(s, "package %s;version %u.%u;", file->package, file->version.major,
 		file->version.minor);
 	for (size_t i = 0; i < file->n_decls; i++) {
 		const tidl_decl_t *d = file->decls[i];
 		switch (d->kind) {
 		case TIDL_DECL_FEATURE:
-			cb_addf(s, "feature %s=%u", d->name, d->u.feature.bit);
+			sb_addf(s, "feature %s=%u", d->name, d->u.feature.bit);
 			break;
 		case TIDL_DECL_ERROR:
-			cb_addf(s, "error %s=%u", d->name, d->u.error.code);
+			sb_addf(s, "error %s=%u", d->name, d->u.error.code);
 			break;
 		case TIDL_DECL_ENUM:
-			cb_addf(s, "%senum %s:%s{", d->u.enum_.strict ? "strict " : "", d->name,
+			sb_addf(s, "%senum %s:%s{", d->u.enum_.strict ? "strict " : "", d->name,
 				tidl_kind_name(d->u.enum_.underlying));
 			for (size_t k = 0; k < d->u.enum_.n_values; k++) {
 				const tidl_enum_value_t *v = &d->u.enum_.values[k];
-				cb_addf(s, "%s=%llu", v->name, (unsigned long long)v->value);
+				sb_addf(s, "%s=%llu", v->name, (unsigned long long)v->value);
 				canon_since(s, v->has_since, v->since);
-				cb_addf(s, ";");
+				sb_addf(s, ";");
 			}
 			for (size_t k = 0; k < d->u.enum_.n_reserved; k++)
-				cb_addf(s, "reserved %llu;", (unsigned long long)d->u.enum_.reserved[k].value);
-			cb_addf(s, "}");
+				sb_addf(s, "reserved %llu;", (unsigned long long)d->u.enum_.reserved[k].value);
+			sb_addf(s, "}");
 			break;
 		case TIDL_DECL_STRUCT:
-			cb_addf(s, "struct %s{", d->name);
+			sb_addf(s, "struct %s{", d->name);
 			canon_fields(s, d->u.struct_.fields, d->u.struct_.n_fields);
 			/* reservations only when present: hashes of older schemas stay */
 			for (size_t k = 0; k < d->u.struct_.n_reserved; k++) {
 				const tidl_field_t *f = &d->u.struct_.reserved[k];
-				cb_addf(s, "reserved %u", f->ordinal);
+				sb_addf(s, "reserved %u", f->ordinal);
 				if (f->type) {
-					cb_addf(s, ":%s", f->optional ? "?" : "");
+					sb_addf(s, ":%s", f->optional ? "?" : "");
 					canon_type(s, f->type);
 				}
-				cb_addf(s, ";");
+				sb_addf(s, ";");
 			}
-			cb_addf(s, "}");
+			sb_addf(s, "}");
 			break;
 		case TIDL_DECL_INTERFACE:
-			cb_addf(s, "interface %s{", d->name);
+			sb_addf(s, "interface %s{", d->name);
 			for (size_t k = 0; k < d->u.iface.n_methods; k++) {
 				const tidl_method_t *m = &d->u.iface.methods[k];
-				cb_addf(s, "%u:%s%s(", m->ordinal, m->oneway ? "oneway " : "", m->name);
+				sb_addf(s, "%u:%s%s(", m->ordinal, m->oneway ? "oneway " : "", m->name);
 				canon_fields(s, m->params, m->n_params);
-				cb_addf(s, ")->(");
+				sb_addf(s, ")->(");
 				canon_fields(s, m->results, m->n_results);
-				cb_addf(s, ")");
+				sb_addf(s, ")");
 				for (size_t e = 0; e < m->n_errors; e++)
-					cb_addf(s, "!%s", m->errors[e]->name);
+					sb_addf(s, "!%s", m->errors[e]->name);
 				if (m->requires)
-					cb_addf(s, "#%s", m->requires->name);
+					sb_addf(s, "#%s", m->requires->name);
 				canon_since(s, m->has_since, m->since);
-				cb_addf(s, ";");
+				sb_addf(s, ";");
 			}
 			for (size_t k = 0; k < d->u.iface.n_reserved; k++)
-				cb_addf(s, "reserved %llu;", (unsigned long long)d->u.iface.reserved[k].value);
-			cb_addf(s, "}");
+				sb_addf(s, "reserved %llu;", (unsigned long long)d->u.iface.reserved[k].value);
+			sb_addf(s, "}");
 			break;
 		}
 		canon_since(s, d->has_since, d->since);
-		cb_addf(s, ";");
+		sb_addf(s, ";");
 	}
 }
 
@@ -189,9 +183,9 @@ uint64_t tidl_canon_reach(const tidl_file_t *f, uint64_t limit)
 
 char *tidl_canon_text(const tidl_file_t *f, size_t *len)
 {
-	canon_buf_t s = { 0 };
+	strbuf_t s = { 0 };
 	canon_file(&s, f, 0);
-	cb_addf(&s, "%s", "");  /* an empty schema still gets a buffer */
+	sb_addf(&s, "%s", "");  /* an empty schema still gets a buffer */
 	*len = s.len;
 	return s.s;
 }

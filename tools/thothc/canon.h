@@ -9,9 +9,19 @@
 #ifndef THOTHC_CANON_H
 #define THOTHC_CANON_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "ast.h"
+
+/* A growing text (thothc's own buffers: the canonical text, generated C);
+ * sb_addf appends printf-style and aborts without memory. */
+typedef struct strbuf {
+	char *s;
+	size_t len, cap;
+} strbuf_t;
+
+void sb_addf(strbuf_t *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* The text a lattice of imports may make, at most (64 MiB). */
 #define TIDL_CANON_LIMIT (64u << 20)

@@ -34,13 +34,6 @@
 
 /* ---- small string helpers ----------------------------------------------- */
 
-typedef struct strbuf {
-	char *s;
-	size_t len, cap;
-} strbuf_t;
-
-static void sb_addf(strbuf_t *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
 /* TEXT from the schema inside a generated block comment: a "*" "/" in it
  * ended the comment (import "x*" "/y.tidl": the rest of the line was C), a
  * "/" "*" is -Wcomment's; each gets a backslash between, control
@@ -52,30 +45,6 @@ static void sb_add_comment_text(strbuf_t *sb, const char *text)
 		sb_addf(sb, "%c", u < 0x20 || u == 0x7f ? '?' : *c);
 		if ((c[0] == '*' && c[1] == '/') || (c[0] == '/' && c[1] == '*'))
 			sb_addf(sb, "\\");
-	}
-}
-static void sb_addf(strbuf_t *sb, const char *fmt, ...)
-{
-	va_list ap;
-	for (;;) {
-		size_t room = sb->cap - sb->len;
-		va_start(ap, fmt);
-		int n = vsnprintf(sb->s ? sb->s + sb->len : NULL, sb->s ? room : 0, fmt, ap);
-		va_end(ap);
-		if (n < 0)
-			abort();
-		if (sb->s && (size_t)n < room) {
-			sb->len += (size_t)n;
-			return;
-		}
-		size_t cap = sb->cap ? sb->cap : 256;
-		while (cap < sb->len + (size_t)n + 1)
-			cap *= 2;
-		char *ns = realloc(sb->s, cap);
-		if (!ns)
-			abort();
-		sb->s = ns;
-		sb->cap = cap;
 	}
 }
 
