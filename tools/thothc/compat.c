@@ -591,7 +591,9 @@ static int merge_parts(const tidl_file_t *const *parts, size_t n, tidl_file_t *o
 		return -1;
 	out->n_decls = 0;
 	for (size_t i = 0; i < n; i++) {
-		memcpy(out->decls + out->n_decls, parts[i]->decls, parts[i]->n_decls * sizeof *out->decls);
+		if (parts[i]->n_decls)  /* a file of no declarations may have none allocated */
+			memcpy(out->decls + out->n_decls, parts[i]->decls,
+			       parts[i]->n_decls * sizeof *out->decls);
 		out->n_decls += parts[i]->n_decls;
 		if (tidl_version_cmp(parts[i]->version, out->version) > 0) {
 			out->version = parts[i]->version;
