@@ -31,6 +31,12 @@
 #include "thoth/contract.h"
 #include "thoth/stream.h"
 
+#ifdef F_SEAL_FUTURE_WRITE
+#define CHAN_SEAL_FUTURE_WRITE F_SEAL_FUTURE_WRITE
+#else
+#define CHAN_SEAL_FUTURE_WRITE 0x0010   /* Linux 5.1 */
+#endif
+
 /*
  * How many unread one-byte sends a Unix stream socket whose SO_SNDBUF is
  * CHAN_BELL_SNDBUF (the smallest bell_room accepts) takes before EAGAIN:
@@ -398,6 +404,20 @@ static int open_finish(thoth__chan_opening_t *op, const uint8_t *msg, size_t len
 		thoth__chan_why(why, why_len, "the channel memory the service sent is not a sealed memfd of %zu bytes", lay.size);
 		r = THOTH_E_PROTOCOL;
 		return r;
+	}
+	/* Both sides write it: a memfd the service sealed against writing,
+	 * or opened read-only, is its mistake, not our memory running out
+	 * (mmap would fail with EPERM or EACCES). */
+	int acc = fcntl(fds[0], F_GETFL);
+	if (seals & (F_SEAL_WRITE | CHAN_SEAL_FUTURE_WRITE)) {
+		thoth__chan_why(why, why_len, "the channel memory the service sent carries a write seal (seals %#x): "
+				"it cannot be shared writable", (unsigned)seals);
+		return THOTH_E_PROTOCOL;
+	}
+	if (acc < 0 || (acc & O_ACCMODE) != O_RDWR) {
+		thoth__chan_why(why, why_len, "the channel memory the service sent is open read-only: it cannot be "
+				"shared writable");
+		return THOTH_E_PROTOCOL;
 	}
 	uint8_t *base = chan_shm_map(fds[0], lay.size);
 	if (!base) {
