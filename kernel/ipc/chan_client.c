@@ -367,8 +367,17 @@ static int open_finish(thoth__chan_opening_t *op, const uint8_t *msg, size_t len
 		return r;
 	}
 	if (resp.status) {
-		thoth__chan_why(why, why_len, "%.*s", (int)resp.reason.len, resp.reason.ptr);
-		return resp.status < 0 && resp.status > -100 ? resp.status : THOTH_E_PROTOCOL;
+		/* The service's code where it is one a refusal can carry: never
+		 * THOTH_E_AGAIN, which the opening's steps return while they wait
+		 * for the reply (the caller would wait out its deadline for a
+		 * reply that came, then say none did). */
+		if (resp.status < 0 && resp.status > -100 && resp.status != THOTH_E_AGAIN) {
+			thoth__chan_why(why, why_len, "%.*s", (int)resp.reason.len, resp.reason.ptr);
+			return resp.status;
+		}
+		thoth__chan_why(why, why_len, "the service refused the channel with status %d, which is no refusal code: %.*s",
+				resp.status, (int)resp.reason.len, resp.reason.ptr);
+		return THOTH_E_PROTOCOL;
 	}
 	if (resp.major != ifc->major || (resp.features & ~cfg->features)) {
 		thoth__chan_why(why, why_len, "service answered version %u.%u with features %#llx to a %u.x client offering %#llx",

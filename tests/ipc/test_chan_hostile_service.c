@@ -742,6 +742,15 @@ static void test_wrong_major(void **s) { (void)s; expect_refused(F_WRONG_MAJOR, 
 static void test_extra_features(void **s) { (void)s; expect_refused(F_EXTRA_FEATURES, THOTH_E_PROTOCOL, "features", FAST); }
 static void test_refusal_keeps_its_code(void **s) { (void)s; expect_refused(F_REFUSE, THOTH_E_BAD_VERSION, "too old", FAST); }
 
+/* THOTH_E_AGAIN is what an opening step says while it waits: a refusal
+ * with that code must not look like "no reply yet" (the caller used to
+ * wait out its whole deadline and then say the service never answered). */
+static void test_refusal_with_again_is_a_protocol_error(void **s)
+{
+	(void)s;
+	expect_refused(F_REFUSE_AGAIN, THOTH_E_PROTOCOL, "come back later", FAST);
+}
+
 static void test_refusal_with_positive_status(void **s) { (void)s; expect_refused(F_REFUSE_POSITIVE, THOTH_E_PROTOCOL, "seven", FAST); }
 static void test_garbage_reply(void **s) { (void)s; expect_refused(F_GARBAGE, THOTH_E_PROTOCOL, "does not decode", FAST); }
 static void test_reply_longer_than_the_maximum(void **s) { (void)s; expect_refused(F_TOO_LONG, THOTH_E_TOO_LARGE, "handshake reply", FAST); }
@@ -997,6 +1006,7 @@ int main(void)
 		T(test_wrong_major),
 		T(test_extra_features),
 		T(test_refusal_keeps_its_code),
+		T(test_refusal_with_again_is_a_protocol_error),
 		T(test_refusal_with_positive_status),
 		T(test_garbage_reply),
 		T(test_reply_longer_than_the_maximum),
