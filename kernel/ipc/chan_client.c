@@ -588,6 +588,12 @@ static int open_start(const char *path, const thoth_chan_config_t *cfg, bool wai
 			thoth__chan_why(why, why_len, "the service at %s has a full backlog of connections it "
 					"has not accepted (stopped or wedged?)", path);
 			r = THOTH_E_BUSY;
+		} else if (e == EAGAIN) {
+			/* The wait for room ran out (SO_SNDTIMEO): a timeout, named. */
+			thoth__chan_why(why, why_len, "the service at %s did not accept the connection within %d ms: "
+					"a full backlog of connections it has not accepted (stopped or wedged?)",
+					path, op->hs_ms);
+			r = THOTH_E_TIMEDOUT;
 		} else {
 			thoth__chan_why(why, why_len, "connect %s: %s", path, strerror(e));
 			r = THOTH_E_IO;

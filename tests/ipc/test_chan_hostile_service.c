@@ -774,6 +774,54 @@ static void test_close_at_accept(void **s) { (void)s; expect_refused(F_CLOSE_AT_
 static void test_close_after_request(void **s) { (void)s; expect_refused(F_CLOSE_AFTER_REQUEST, THOTH_E_PEER_GONE, "closed the connection", FAST); }
 static void test_close_mid_reply(void **s) { (void)s; expect_refused(F_CLOSE_MID_REPLY, THOTH_E_PEER_GONE, "closed the connection", FAST); }
 
+/* A service that listens and never accepts: its backlog fills.  The
+ * blocking connect waits for room up to the handshake timeout and then
+ * says so by name; the non-blocking opening says BUSY at once. */
+static void test_service_that_never_accepts(void **s)
+{
+	(void)s;
+	fake_start_ex(F_GOOD, 0, false);
+	int fds0 = count_fds();
+	int fill[64], nfill = 0;
+	while (nfill < 64) {
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		assert_true(fd >= 0);
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+		memcpy(sa.sun_path, sock_path, strlen(sock_path) + 1);
+		if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+			assert_int_equal(errno, EAGAIN);
+			close(fd);
+			break;
+		}
+		fill[nfill++] = fd;
+	}
+	assert_true(nfill < 64);
+	int fds1 = count_fds();
+	thoth_chan_config_t cfg = config();
+	thoth_chan_t *ch = NULL;
+	char why[400];
+	uint64_t t0 = now_ns();
+	int r = open_blocking(&cfg, &ch, why, sizeof why);
+	unsigned ms = (unsigned)((now_ns() - t0) / 1000000u);
+	print_message("  thoth_chan_connect: %s (%u ms): %s\n", thoth_errname(r), ms, why);
+	assert_int_equal(r, THOTH_E_TIMEDOUT);
+	assert_non_null(strstr(why, "full backlog"));
+	assert_true(ms >= HS_MS - 50 && ms < HS_MS + 1000);
+	assert_int_equal(count_fds(), fds1);
+	t0 = now_ns();
+	r = open_nonblocking(&cfg, &ch, why, sizeof why);
+	ms = (unsigned)((now_ns() - t0) / 1000000u);
+	print_message("  non-blocking steps: %s (%u ms): %s\n", thoth_errname(r), ms, why);
+	assert_int_equal(r, THOTH_E_BUSY);
+	assert_non_null(strstr(why, "full backlog"));
+	assert_true(ms < FAST);
+	assert_int_equal(count_fds(), fds1);
+	for (int i = 0; i < nfill; i++)
+		close(fill[i]);
+	assert_int_equal(count_fds(), fds0);
+	fake_stop();
+}
+
 /* ---- an open channel the service then abuses ------------------------------------ */
 
 /* One echo call of 64 bytes, or of LEN bytes (a pool buffer beyond the inline size). */
@@ -1016,6 +1064,7 @@ int main(void)
 		T(test_close_at_accept),
 		T(test_close_after_request),
 		T(test_close_mid_reply),
+		T(test_service_that_never_accepts),
 		T(test_inline_length_past_the_slot),
 		T(test_pool_descriptor_past_the_pool),
 		T(test_head_far_ahead),
