@@ -41,7 +41,8 @@
 #include "thoth/rpc.h"
 #include "thoth/rtable.h"
 
-typedef enum { R_GOOD, R_NO_FD, R_PIPE, R_WRITABLE, R_SIZE_MISMATCH, R_BAD_LAYOUT, R_SILENT } rmode_t;
+typedef enum { R_GOOD, R_NO_FD, R_PIPE, R_WRITABLE, R_SIZE_MISMATCH, R_BAD_LAYOUT, R_SILENT,
+	       R_BAD_TIMER_PAGE /* an honest table, but a pipe and an unsealed memfd with the window page's answer */ } rmode_t;
 
 static char dir[256], sock_path[300];
 static pid_t fake;
@@ -129,9 +130,21 @@ static void fake_serve(int sock, rmode_t mode)
 				thoth_msg_header_t meta = { .request_id = id };
 				uint64_t out[64];
 				size_t len;
+				int bad[2] = { -1, -1 }, nbad = 0;
+				if (mode == R_BAD_TIMER_PAGE) {
+					int p[2];
+					if (pipe2(p, O_CLOEXEC))
+						_exit(25);
+					close(p[1]);
+					bad[nbad++] = p[0];
+					bad[nbad++] = memfd_create("thoth-timer-page", MFD_CLOEXEC);
+					if (bad[1] < 0 || ftruncate(bad[1], 4096))
+						_exit(25);
+					tp.size = 4096;
+				}
 				if (thoth_method_encode(&thoth_daemon_Daemon_timer_page_info, true, &tp, &meta, out,
 							sizeof out, &len) ||
-				    send(sock, out, len, MSG_NOSIGNAL) != (ssize_t)len)
+				    thoth_fdpass_send(sock, out, len, bad, (size_t)nbad) != (ssize_t)len)
 					_exit(24);
 			} else if (method == thoth_daemon_Daemon_resolve_table_info.ordinal && mode != R_SILENT) {
 				answer_table(sock, id, mode);
@@ -225,6 +238,9 @@ static void test_pipe(void **s) { (void)s; expect(R_PIPE, THOTH_E_PROTOCOL, "not
 static void test_writable_memfd(void **s) { (void)s; expect(R_WRITABLE, THOTH_E_PROTOCOL, "not a sealed read-only memfd", 1000); }
 static void test_size_mismatch(void **s) { (void)s; expect(R_SIZE_MISMATCH, THOTH_E_PROTOCOL, "not a sealed read-only memfd", 1000); }
 static void test_unknown_layout(void **s) { (void)s; expect(R_BAD_LAYOUT, THOTH_E_PROTOCOL, "layout", 1000); }
+/* The window page's answer is read on the same connection first: its
+ * wrong descriptors are closed (the loop keeps its grid), the table opens. */
+static void test_bad_window_page_descriptors_are_closed(void **s) { (void)s; expect(R_BAD_TIMER_PAGE, 0, NULL, 1000); }
 static void test_silence(void **s) { (void)s; expect(R_SILENT, THOTH_E_TIMEDOUT, "did not answer", 4000); }
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -238,6 +254,7 @@ int main(void)
 		T(test_writable_memfd),
 		T(test_size_mismatch),
 		T(test_unknown_layout),
+		T(test_bad_window_page_descriptors_are_closed),
 		T(test_silence),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
