@@ -375,7 +375,7 @@ static int open_finish(thoth__chan_opening_t *op, const uint8_t *msg, size_t len
 			thoth__chan_why(why, why_len, "%.*s", (int)resp.reason.len, resp.reason.ptr);
 			return resp.status;
 		}
-		thoth__chan_why(why, why_len, "the service refused the channel with status %d, which is no refusal code: %.*s",
+		thoth__chan_why(why, why_len, "refused with status %d, which is no refusal code: %.*s",
 				resp.status, (int)resp.reason.len, resp.reason.ptr);
 		return THOTH_E_PROTOCOL;
 	}
@@ -701,8 +701,16 @@ int thoth__chan_open_step(thoth__chan_opening_t *op, thoth_chan_t **out, char *w
 	setsockopt(ch->sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	setsockopt(ch->sock, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 	r = open_finish(op, op->msg, op->have, why, why_len);
-	if (r)
+	if (r) {
+		/* Named by its socket, as every other reason here: a pool
+		 * opens many, and this is its instance's last error. */
+		if (why && why_len) {
+			char inner[512];
+			snprintf(inner, sizeof inner, "%s", why);
+			thoth__chan_why(why, why_len, "the service at %s: %s", path, inner);
+		}
 		return r;
+	}
 	*out = ch;
 	op->ch = NULL;                  /* the caller's now */
 	return 0;
