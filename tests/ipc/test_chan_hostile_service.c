@@ -519,7 +519,7 @@ static void serve_one(int sock, fake_mode_t mode)
 				atomic_store(&ctl->mod[CHAN_REQ].wake_by, rnd());
 			}
 			if (k % 4096 == 0) {
-				atomic_store(&rep->scribbles, k);
+				atomic_store(&rep->scribbles, k + 1);   /* written so far */
 				if (hung_up(sock))
 					_exit(0);
 				sched_yield();
