@@ -31,6 +31,12 @@
 #include "thoth/contract.h"
 #include "thoth/stream.h"
 
+#ifdef F_SEAL_FUTURE_WRITE
+#define CHAN_SEAL_FUTURE_WRITE F_SEAL_FUTURE_WRITE
+#else
+#define CHAN_SEAL_FUTURE_WRITE 0x0010   /* Linux 5.1 */
+#endif
+
 /*
  * How many unread one-byte sends a Unix stream socket whose SO_SNDBUF is
  * CHAN_BELL_SNDBUF (the smallest bell_room accepts) takes before EAGAIN:
@@ -361,8 +367,17 @@ static int open_finish(thoth__chan_opening_t *op, const uint8_t *msg, size_t len
 		return r;
 	}
 	if (resp.status) {
-		thoth__chan_why(why, why_len, "%.*s", (int)resp.reason.len, resp.reason.ptr);
-		return resp.status < 0 && resp.status > -100 ? resp.status : THOTH_E_PROTOCOL;
+		/* The service's code where it is one a refusal can carry: never
+		 * THOTH_E_AGAIN, which the opening's steps return while they wait
+		 * for the reply (the caller would wait out its deadline for a
+		 * reply that came, then say none did). */
+		if (resp.status < 0 && resp.status > -100 && resp.status != THOTH_E_AGAIN) {
+			thoth__chan_why(why, why_len, "%.*s", (int)resp.reason.len, resp.reason.ptr);
+			return resp.status;
+		}
+		thoth__chan_why(why, why_len, "refused with status %d, which is no refusal code: %.*s",
+				resp.status, (int)resp.reason.len, resp.reason.ptr);
+		return THOTH_E_PROTOCOL;
 	}
 	if (resp.major != ifc->major || (resp.features & ~cfg->features)) {
 		thoth__chan_why(why, why_len, "service answered version %u.%u with features %#llx to a %u.x client offering %#llx",
@@ -398,6 +413,20 @@ static int open_finish(thoth__chan_opening_t *op, const uint8_t *msg, size_t len
 		thoth__chan_why(why, why_len, "the channel memory the service sent is not a sealed memfd of %zu bytes", lay.size);
 		r = THOTH_E_PROTOCOL;
 		return r;
+	}
+	/* Both sides write it: a memfd the service sealed against writing,
+	 * or opened read-only, is its mistake, not our memory running out
+	 * (mmap would fail with EPERM or EACCES). */
+	int acc = fcntl(fds[0], F_GETFL);
+	if (seals & (F_SEAL_WRITE | CHAN_SEAL_FUTURE_WRITE)) {
+		thoth__chan_why(why, why_len, "the channel memory the service sent carries a write seal (seals %#x): "
+				"it cannot be shared writable", (unsigned)seals);
+		return THOTH_E_PROTOCOL;
+	}
+	if (acc < 0 || (acc & O_ACCMODE) != O_RDWR) {
+		thoth__chan_why(why, why_len, "the channel memory the service sent is open read-only: it cannot be "
+				"shared writable");
+		return THOTH_E_PROTOCOL;
 	}
 	uint8_t *base = chan_shm_map(fds[0], lay.size);
 	if (!base) {
@@ -559,6 +588,12 @@ static int open_start(const char *path, const thoth_chan_config_t *cfg, bool wai
 			thoth__chan_why(why, why_len, "the service at %s has a full backlog of connections it "
 					"has not accepted (stopped or wedged?)", path);
 			r = THOTH_E_BUSY;
+		} else if (e == EAGAIN) {
+			/* The wait for room ran out (SO_SNDTIMEO): a timeout, named. */
+			thoth__chan_why(why, why_len, "the service at %s did not accept the connection within %d ms: "
+					"a full backlog of connections it has not accepted (stopped or wedged?)",
+					path, op->hs_ms);
+			r = THOTH_E_TIMEDOUT;
 		} else {
 			thoth__chan_why(why, why_len, "connect %s: %s", path, strerror(e));
 			r = THOTH_E_IO;
@@ -666,8 +701,16 @@ int thoth__chan_open_step(thoth__chan_opening_t *op, thoth_chan_t **out, char *w
 	setsockopt(ch->sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	setsockopt(ch->sock, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 	r = open_finish(op, op->msg, op->have, why, why_len);
-	if (r)
+	if (r) {
+		/* Named by its socket, as every other reason here: a pool
+		 * opens many, and this is its instance's last error. */
+		if (why && why_len) {
+			char inner[512];
+			snprintf(inner, sizeof inner, "%s", why);
+			thoth__chan_why(why, why_len, "the service at %s: %s", path, inner);
+		}
 		return r;
+	}
 	*out = ch;
 	op->ch = NULL;                  /* the caller's now */
 	return 0;

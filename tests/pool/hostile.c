@@ -11,6 +11,11 @@
  *            every 30 ms (a slowloris server: never whole in time);
  *   unix-silent  the same as silent on a Unix socket registered as its
  *            path: a local instance (a channel) that never answers.
+ *   unix-again   a local instance that refuses the channel handshake with
+ *            status THOTH_E_AGAIN (what the opening's steps return while
+ *            they wait: the pool must not take it for "no reply yet").
+ *   unix-pipe    a local instance whose handshake reply says yes but
+ *            carries a pipe as the channel memory.
  *
  *   pool_service --runtime-dir DIR --hostile MODE [--name NAME]
  *
@@ -18,6 +23,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -27,13 +33,16 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "chan_handshake.h"
+#include "chan_shm.h"
+#include "fdpass.h"
 #include "hostile.h"
 #include "pooltest.thoth.h"
 #include "thoth/loop.h"
 #include "thoth/service.h"
 #include "thoth/wire.h"
 
-enum { SILENT, GARBAGE, CLOSE, TRICKLE, UNIX_SILENT };
+enum { SILENT, GARBAGE, CLOSE, TRICKLE, UNIX_SILENT, UNIX_AGAIN, UNIX_PIPE };
 enum { MAX_CONNS = 64 };
 
 static int mode;
@@ -92,6 +101,35 @@ static void on_conn(thoth_loop_t *l, thoth_source_t *src, int fd, uint32_t event
 	c->src = NULL;
 	if (mode == CLOSE) {
 		drop(c);                /* the rest of the hello unread: a reset */
+	} else if (mode == UNIX_AGAIN || mode == UNIX_PIPE) {
+		/* The request came whole (it is small): answer it, then keep
+		 * the connection open and unread. */
+		thoth_chan_limits_t lim = { 0 };
+		thoth_chan_limits_resolve(&lim, NULL, 0);
+		chan_layout_t lay;
+		chan_layout_compute(&lim, &lay);
+		thoth_channel_Channel_open_resp_t resp = {
+			.reason = thoth_str(""), .major = thoth_pooltest_Work_info.major,
+			.minor = thoth_pooltest_Work_info.minor, .shm_size = lay.size,
+			.limits = { .slots = lim.slots, .pool_buf_size = lim.pool_buf_size, .pool_bufs = lim.pool_bufs },
+		};
+		int p[2] = { -1, -1 };
+		if (mode == UNIX_AGAIN) {
+			resp.status = THOTH_E_AGAIN;
+			resp.reason = thoth_str("hostile instance: come back later");
+		} else if (pipe2(p, O_CLOEXEC)) {
+			drop(c);
+			return;
+		}
+		thoth_msg_header_t meta = { .request_id = 1 };
+		size_t len;
+		uint64_t out[HANDSHAKE_MAX / 8];
+		if (!thoth_channel_Channel_open_resp_encode_msg(out, sizeof out, &meta, &resp, &len))
+			(void)!thoth_fdpass_send(fd, out, len, p, mode == UNIX_PIPE ? 1 : 0);
+		if (p[0] >= 0) {
+			close(p[0]);
+			close(p[1]);
+		}
 	} else if (mode == GARBAGE) {
 		memset(buf, 0xab, 64);
 		(void)!send(fd, buf, 64, MSG_NOSIGNAL);
@@ -131,13 +169,14 @@ static void on_stop(thoth_loop_t *l, const struct signalfd_siginfo *info, void *
 
 int pool_service_hostile(const char *dir, const char *name, const char *m)
 {
-	static const char *const modes[] = { "silent", "garbage", "close", "trickle", "unix-silent" };
+	static const char *const modes[] = { "silent", "garbage", "close", "trickle", "unix-silent", "unix-again",
+					     "unix-pipe" };
 	mode = -1;
-	for (int i = 0; m && i < 5; i++)
+	for (int i = 0; m && i < 7; i++)
 		if (!strcmp(m, modes[i]))
 			mode = i;
 	if (mode < 0) {
-		fprintf(stderr, "pool_service: --hostile silent|garbage|close|trickle|unix-silent\n");
+		fprintf(stderr, "pool_service: --hostile silent|garbage|close|trickle|unix-silent|unix-again|unix-pipe\n");
 		return 2;
 	}
 	for (int i = 0; i < MAX_CONNS; i++)
@@ -145,7 +184,8 @@ int pool_service_hostile(const char *dir, const char *name, const char *m)
 	signal(SIGPIPE, SIG_IGN);
 	char addr[108], why[300];
 	int lfd;
-	if (mode == UNIX_SILENT) {
+	bool local = mode == UNIX_SILENT || mode == UNIX_AGAIN || mode == UNIX_PIPE;
+	if (local) {
 		struct sockaddr_un su = { .sun_family = AF_UNIX };
 		snprintf(su.sun_path, sizeof su.sun_path, "%s/%s-hostile-%d.sock", dir, name, (int)getpid());
 		snprintf(addr, sizeof addr, "%s", su.sun_path);
@@ -185,7 +225,7 @@ int pool_service_hostile(const char *dir, const char *name, const char *m)
 		if (conns[i].fd >= 0)
 			drop(&conns[i]);
 	close(lfd);
-	if (mode == UNIX_SILENT)
+	if (local)
 		unlink(addr);
 	thoth_loop_free(loop);
 	return 0;

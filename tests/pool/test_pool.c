@@ -856,6 +856,20 @@ static void test_a_silent_local_instance_does_not_stall_calls_to_a_healthy_one(v
 	hostile_beside_healthy(*state, "unix-silent", "did not answer the channel handshake within 500 ms");
 }
 
+/* A local instance refusing with THOTH_E_AGAIN: the refusal, named at
+ * once (the opening's step returned it as "no reply yet", so the pool
+ * waited out its 500 ms and then said the instance never answered). */
+static void test_a_local_instance_refusing_with_again_fails_by_name(void **state)
+{
+	hostile_beside_healthy(*state, "unix-again", "no refusal code: hostile instance: come back later");
+}
+
+/* A local instance whose reply carries a pipe as the channel memory. */
+static void test_a_local_instance_sending_a_pipe_fails_by_name(void **state)
+{
+	hostile_beside_healthy(*state, "unix-pipe", "not a sealed memfd");
+}
+
 static void test_a_trickling_instance_does_not_stall_calls_to_a_healthy_one(void **state)
 {
 	hostile_beside_healthy(*state, "trickle", "bytes of an answer came");
@@ -897,6 +911,10 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_a_silent_instance_does_not_stall_calls_to_a_healthy_one,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_a_silent_local_instance_does_not_stall_calls_to_a_healthy_one,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_local_instance_refusing_with_again_fails_by_name,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_local_instance_sending_a_pipe_fails_by_name,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_a_trickling_instance_does_not_stall_calls_to_a_healthy_one,
 						setup, teardown),
