@@ -63,6 +63,8 @@ struct cx_journal {
 	thoth_timer_t *pm_retry;
 	uint64_t pm_backoff_ns, pm_lease;
 	bool pm_leased, pm_awake;       /* under mu for stats */
+	bool pm_away;                   /* thothd unreachable or gone at the last try */
+	bool pm_reached;                /* pm_connect's last try reached thothd */
 	char pm_note[96];
 
 	/* stats, under mu */
@@ -320,7 +322,7 @@ static void on_kick(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t ev
 
 /* ---- the PM broker ------------------------------------------------------- */
 
-static void pm_schedule_retry(cx_journal_t *j, const char *why);
+static void pm_schedule_retry(cx_journal_t *j, const char *why, bool away);
 
 static void pm_set_awake(cx_journal_t *j, bool awake)
 {
@@ -383,7 +385,7 @@ static void pm_on_readable(thoth_loop_t *loop, thoth_source_t *src, int fd, uint
 	}
 	if (r < 0 || !j->pm_leased) {
 		pm_close(j);
-		pm_schedule_retry(j, r < 0 ? "thothd went away" : "lease lost (the disk's driver died)");
+		pm_schedule_retry(j, r < 0 ? "thothd went away" : "lease lost (the disk's driver died)", r < 0);
 	}
 	evaluate(j);
 }
@@ -406,6 +408,7 @@ static void pm_note_set(cx_journal_t *j, const char *fmt, ...)
 static int pm_connect(cx_journal_t *j)
 {
 	int r = thoth_control_connect(&j->ctl, j->has_runtime_dir ? j->runtime_dir : NULL, 500);
+	j->pm_reached = !r;
 	if (r) {
 		pm_note_set(j, "no thothd: %s", thoth_strerror(r));
 		return r;
@@ -462,23 +465,44 @@ static void pm_on_retry(thoth_loop_t *loop, thoth_timer_t *t, void *arg)
 {
 	cx_journal_t *j = arg;
 	j->pm_retry = NULL;
-	if (pm_connect(j)) {
+	int r = pm_connect(j);
+	if (r) {
 		pm_close(j);
-		pm_schedule_retry(j, NULL);
+		pm_schedule_retry(j, NULL, !j->pm_reached);
 	} else {
 		j->pm_backoff_ns = 0;
+		j->pm_away = false;
 	}
 	evaluate(j);
 }
 
-/* Try again later, backing off 0.5 s .. 30 s: no polling while it works. */
-static void pm_schedule_retry(cx_journal_t *j, const char *why)
+/*
+ * Try again later.  AWAY (thothd unreachable, or its connection lost):
+ * every 20 ms doubling to 1 s, as pm-sim-driver asks for a thothd that
+ * went away (a failed connect to a missing socket costs thothd nothing),
+ * so the lease is back within about a second of thothd's return; it
+ * backed off to 30 s before, and a thothd restarted after a few seconds
+ * away waited that long for codex (loose38).  Otherwise (thothd answers:
+ * no such element yet, a lease refused or lost): 0.5 s doubling to 30 s,
+ * no polling of a thothd that holds no disk -- except just after thothd
+ * came back, when the drivers are declaring again: 20 ms doubling.
+ */
+static void pm_schedule_retry(cx_journal_t *j, const char *why, bool away)
 {
 	if (why)
 		pm_note_set(j, "%s", why);
-	j->pm_backoff_ns = j->pm_backoff_ns ? j->pm_backoff_ns * 2 : 500000000ull;
-	if (j->pm_backoff_ns > 30000000000ull)
-		j->pm_backoff_ns = 30000000000ull;
+	if (away) {
+		j->pm_backoff_ns = !j->pm_away || !j->pm_backoff_ns ? 20000000ull : j->pm_backoff_ns * 2;
+		if (j->pm_backoff_ns > 1000000000ull)
+			j->pm_backoff_ns = 1000000000ull;
+	} else if (j->pm_away) {
+		j->pm_backoff_ns = 20000000ull;         /* thothd is back: its drivers come soon */
+	} else {
+		j->pm_backoff_ns = j->pm_backoff_ns ? j->pm_backoff_ns * 2 : 500000000ull;
+		if (j->pm_backoff_ns > 30000000000ull)
+			j->pm_backoff_ns = 30000000000ull;
+	}
+	j->pm_away = away;
 	if (!j->pm_retry && !j->shutdown)
 		thoth_loop_add_timer_in(j->loop, j->pm_backoff_ns, j->pm_backoff_ns / 8, pm_on_retry, j,
 					&j->pm_retry);
@@ -491,7 +515,7 @@ static void *committer(void *arg)
 	cx_journal_t *j = arg;
 	if (j->pm_element[0] && pm_connect(j)) {
 		pm_close(j);
-		pm_schedule_retry(j, NULL);
+		pm_schedule_retry(j, NULL, !j->pm_reached);
 	}
 	thoth_loop_run(j->loop);
 	pm_close(j);

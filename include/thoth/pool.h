@@ -176,8 +176,8 @@ size_t thoth_pool_instances(const thoth_pool_t *p, thoth_pool_instance_t *out, s
  * connection stands: *CONNECTING (when not NULL) whether one is being
  * opened (on the pool's loop, in steps that never wait on the peer,
  * failed by name after 500 ms; a host name in a "tcp:" address is
- * resolved with getaddrinfo when the attempt starts, which can wait on
- * DNS on the loop), and LAST_ERROR (when not NULL, LEN bytes, always
+ * looked up on a thread of its own within that deadline, a numeric
+ * address at once: docs/SCALE.md), and LAST_ERROR (when not NULL, LEN bytes, always
  * terminated) why the last attempt failed, naming the address ("" when
  * none failed since it last worked).  0, or THOTH_E_INVAL (no pool, I
  * out of range).  Since libthoth version node THOTH_0.3.

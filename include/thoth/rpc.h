@@ -254,6 +254,11 @@ uint64_t thoth_rpc_oneways_dropped(void);
  * seconds from CLOCK_S (NULL: CLOCK_MONOTONIC). */
 void thoth__rpc_oneway_log_reset(uint64_t (*clock_s)(void));
 
+/* libthoth's tracing: where the count is also written (the process's
+ * trace buffer, which thothd maps: thothctl serve, /metrics), the count so
+ * far stored there at once; NULL stops it (before the buffer is unmapped). */
+void thoth__rpc_oneway_mirror(uint64_t *slot);
+
 /* ---- for thothc's per-interface dispatchers (not for hand-written code) ---- */
 
 /* Request and response structs up to this size are kept on the

@@ -371,6 +371,26 @@ int thoth__server_fail(const thoth_method_info_t *m, thoth_server_io_t *io, cons
 enum { ONEWAY_LOG_PER_S = 8 };
 static _Atomic uint64_t oneways_dropped, oneway_second, oneway_lines, oneway_unlogged;
 static uint64_t (*oneway_clock)(void);  /* seconds; NULL: CLOCK_MONOTONIC (tests set it) */
+static uint64_t *_Atomic oneway_mirror; /* the trace buffer's copy (thoth__rpc_oneway_mirror) */
+
+/* Raise *SLOT to N (a peer process reads it): droppers on several threads
+ * store their counts in any order, and the slot must never go back. */
+static void mirror_store(uint64_t *slot, uint64_t n)
+{
+	uint64_t was = __atomic_load_n(slot, __ATOMIC_RELAXED);
+	while (was < n && !__atomic_compare_exchange_n(slot, &was, n, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		;
+}
+
+void thoth__rpc_oneway_mirror(uint64_t *slot)
+{
+	if (slot)
+		mirror_store(slot, atomic_load_explicit(&oneways_dropped, memory_order_relaxed));
+	atomic_store_explicit(&oneway_mirror, slot, memory_order_release);
+	/* a drop counted between the two stores lands at its own store below */
+	if (slot)
+		mirror_store(slot, atomic_load_explicit(&oneways_dropped, memory_order_relaxed));
+}
 
 uint64_t thoth_rpc_oneways_dropped(void)
 {
@@ -392,6 +412,9 @@ __attribute__((cold, noinline)) static int oneway_dropped(const thoth_msg_header
 							  const char *why)
 {
 	uint64_t n = atomic_fetch_add_explicit(&oneways_dropped, 1, memory_order_relaxed) + 1;
+	uint64_t *mirror = atomic_load_explicit(&oneway_mirror, memory_order_acquire);
+	if (mirror)
+		mirror_store(mirror, n);
 	uint64_t now;
 	if (oneway_clock) {
 		now = oneway_clock();

@@ -9,9 +9,14 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -190,17 +195,20 @@ bool thoth__tcp_token_equal(const uint8_t *a, size_t a_len, const uint8_t *b, si
 	return diff == 0;
 }
 
-/* getaddrinfo for A (numeric service: no service-name lookup). */
-static int resolve(const thoth_tcp_addr_t *a, bool passive, struct addrinfo **res, char *why,
+/* getaddrinfo for A (numeric service: no service-name lookup), FLAGS added
+ * to the hints; G_OUT (when not NULL) gets getaddrinfo's own code. */
+static int resolve(const thoth_tcp_addr_t *a, int flags, struct addrinfo **res, int *g_out, char *why,
 		   size_t why_len)
 {
 	char port[8];
 	snprintf(port, sizeof port, "%u", (unsigned)a->port);
 	struct addrinfo hints = {
 		.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-		.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0),
+		.ai_flags = AI_NUMERICSERV | flags,
 	};
 	int g = getaddrinfo(a->host, port, &hints, res);
+	if (g_out)
+		*g_out = g;
 	if (g) {
 		thoth__tcp_why(why, why_len, "cannot resolve host %s: %s", a->host, gai_strerror(g));
 		return THOTH_E_INVAL;
@@ -208,10 +216,130 @@ static int resolve(const thoth_tcp_addr_t *a, bool passive, struct addrinfo **re
 	return 0;
 }
 
+/*
+ * A host name looked up off the caller's thread.  getaddrinfo has no
+ * non-blocking form that fits a loop (docs/SCALE.md says why not
+ * getaddrinfo_a), so each lookup gets a detached thread of its own, at
+ * most THOTH__TCP_LOOKUPS_MAX at once in the process: one slow name then
+ * delays no other name's lookup.  The thread and the dial share the
+ * record; whichever lets go last frees it (and closes the eventfd, so the
+ * thread never writes into an fd number the dial's side may have reused).
+ */
+struct thoth__tcp_lookup {
+	atomic_int refs;
+	atomic_bool done;               /* set (release) once gai/res are final */
+	int efd;                        /* eventfd: readable when done */
+	int gai;                        /* getaddrinfo's code */
+	struct addrinfo *res;
+	thoth_tcp_addr_t a;
+};
+
+static atomic_uint lookups_running;
+
+static void lookup_release(thoth__tcp_lookup_t *lk)
+{
+	if (atomic_fetch_sub_explicit(&lk->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	if (lk->res)
+		freeaddrinfo(lk->res);
+	close(lk->efd);
+	free(lk);
+}
+
+static void *lookup_thread(void *arg)
+{
+	thoth__tcp_lookup_t *lk = arg;
+	/* No flags: the numeric attempt was made and failed already. */
+	resolve(&lk->a, 0, &lk->res, &lk->gai, NULL, 0);
+	atomic_store_explicit(&lk->done, true, memory_order_release);
+	uint64_t one = 1;
+	ssize_t n = write(lk->efd, &one, sizeof one);  /* an eventfd at 0 takes it */
+	(void)n;
+	atomic_fetch_sub_explicit(&lookups_running, 1, memory_order_relaxed);
+	lookup_release(lk);
+	return NULL;
+}
+
+static int lookup_start(thoth__tcp_dial_t *d, char *why, size_t why_len)
+{
+	if (atomic_fetch_add_explicit(&lookups_running, 1, memory_order_relaxed) >= THOTH__TCP_LOOKUPS_MAX) {
+		atomic_fetch_sub_explicit(&lookups_running, 1, memory_order_relaxed);
+		thoth__tcp_why(why, why_len, "connect tcp:%s:%u: cannot resolve host %s: %u host name lookups "
+			       "are under way already", d->a.host, (unsigned)d->a.port, d->a.host,
+			       THOTH__TCP_LOOKUPS_MAX);
+		return THOTH_E_BUSY;
+	}
+	int r = THOTH_E_NOMEM;
+	thoth__tcp_lookup_t *lk = calloc(1, sizeof *lk);
+	if (!lk)
+		goto fail;
+	lk->a = d->a;
+	lk->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (lk->efd < 0) {
+		r = THOTH_E_IO;
+		free(lk);
+		goto fail;
+	}
+	atomic_init(&lk->refs, 2);
+	atomic_init(&lk->done, false);
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, 256u << 10);
+	/* Every signal blocked in the thread: the process's signals stay with
+	 * the threads that asked for them (a loop's signalfd among them). */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_t t;
+	int e = pthread_create(&t, &attr, lookup_thread, lk);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+	if (e) {
+		close(lk->efd);
+		free(lk);
+		r = THOTH_E_NOMEM;
+		goto fail;
+	}
+	d->lookup = lk;
+	d->fd = lk->efd;
+	return THOTH_E_AGAIN;
+fail:
+	atomic_fetch_sub_explicit(&lookups_running, 1, memory_order_relaxed);
+	thoth__tcp_why(why, why_len, "connect tcp:%s:%u: cannot resolve host %s: cannot start its lookup: %s",
+		       d->a.host, (unsigned)d->a.port, d->a.host, thoth_strerror(r));
+	return r;
+}
+
+/* The lookup's outcome once it is done: THOTH_E_AGAIN until then; 0 with
+ * d->res/d->ai set, or its error naming the host. */
+static int lookup_finish(thoth__tcp_dial_t *d, char *why, size_t why_len)
+{
+	thoth__tcp_lookup_t *lk = d->lookup;
+	if (!atomic_load_explicit(&lk->done, memory_order_acquire))
+		return THOTH_E_AGAIN;
+	int r = 0;
+	if (lk->gai) {
+		thoth__tcp_why(why, why_len, "connect tcp:%s:%u: cannot resolve host %s: %s", d->a.host,
+			       (unsigned)d->a.port, d->a.host, gai_strerror(lk->gai));
+		r = THOTH_E_INVAL;
+	} else if (!lk->res) {
+		thoth__tcp_why(why, why_len, "connect tcp:%s:%u: cannot resolve host %s: it has no address",
+			       d->a.host, (unsigned)d->a.port, d->a.host);
+		r = THOTH_E_INVAL;
+	}
+	d->res = d->ai = lk->res;
+	lk->res = NULL;
+	d->lookup = NULL;
+	d->fd = -1;
+	lookup_release(lk);
+	return r;
+}
+
 int thoth__tcp_listen(const thoth_tcp_addr_t *a, int *fd_out, char *why, size_t why_len)
 {
 	struct addrinfo *res;
-	int r = resolve(a, true, &res, why, why_len);
+	int r = resolve(a, AI_PASSIVE, &res, NULL, why, why_len);
 	if (r)
 		return r;
 	int fd = -1, e = 0;
@@ -294,15 +422,28 @@ int thoth__tcp_dial_start(thoth__tcp_dial_t *d, const thoth_tcp_addr_t *a, char 
 	d->fd = -1;
 	d->a = *a;
 	d->err = ECONNREFUSED;
-	int r = resolve(a, false, &d->res, why, why_len);
+	/* A numeric address asks no resolver: it is resolved here at once. */
+	int g = 0;
+	int r = resolve(a, AI_NUMERICHOST, &d->res, &g, why, why_len);
+	if (r && g == EAI_NONAME)
+		return lookup_start(d, why, why_len);   /* a host name: off this thread */
 	if (r)
 		return r;
 	d->ai = d->res;
 	return dial_next(d, why, why_len);
 }
 
+short thoth__tcp_dial_want(const thoth__tcp_dial_t *d)
+{
+	return d->lookup ? POLLIN : POLLOUT;
+}
+
 int thoth__tcp_dial_step(thoth__tcp_dial_t *d, char *why, size_t why_len)
 {
+	if (d->lookup) {
+		int r = lookup_finish(d, why, why_len);
+		return r ? r : dial_next(d, why, why_len);
+	}
 	if (d->fd < 0)
 		return THOTH_E_INVAL;
 	if (!d->ai)
@@ -344,6 +485,11 @@ int thoth__tcp_dial_take(thoth__tcp_dial_t *d)
 
 void thoth__tcp_dial_free(thoth__tcp_dial_t *d)
 {
+	if (d->lookup) {
+		lookup_release(d->lookup);      /* its thread finishes and frees it */
+		d->lookup = NULL;
+		d->fd = -1;                     /* the lookup's eventfd */
+	}
 	if (d->fd >= 0)
 		close(d->fd);
 	d->fd = -1;

@@ -257,7 +257,7 @@ int thoth__tcp_open_step(thoth_tcp_conn_t *c, short *want, char *why, size_t why
 		r = thoth__tcp_dial_step(&c->dial, why, why_len);
 		if (r == THOTH_E_AGAIN) {
 			c->fd = c->dial.fd;     /* the fd to watch (may change with the address) */
-			*want = POLLOUT;
+			*want = thoth__tcp_dial_want(&c->dial);
 			return r;
 		}
 		if (r) {
@@ -343,7 +343,10 @@ int thoth__tcp_open_step(thoth_tcp_conn_t *c, short *want, char *why, size_t why
 
 int thoth__tcp_open_expired(const thoth_tcp_conn_t *c, int timeout_ms, char *why, size_t why_len)
 {
-	if (c->state == OPEN_DIAL)
+	if (c->state == OPEN_DIAL && c->dial.lookup)
+		thoth__tcp_why(why, why_len, "connect %s: cannot resolve host %s within %d ms", c->addr,
+			       c->dial.a.host, timeout_ms);
+	else if (c->state == OPEN_DIAL)
 		thoth__tcp_why(why, why_len, "connect %s: no answer within %d ms", c->addr, timeout_ms);
 	else if (c->state == OPEN_SEND)
 		thoth__tcp_why(why, why_len, "%s did not take the hello within %d ms (%zu of %zu bytes sent)",

@@ -34,21 +34,37 @@ THOTH__HIDDEN int thoth__tcp_listen(const thoth_tcp_addr_t *a, int *fd_out, char
 THOTH__HIDDEN int thoth__tcp_local_addr(int fd, char *out, size_t cap, uint16_t *port);
 /*
  * A connection being opened without waiting (the pool opens on its loop):
- * thoth__tcp_dial_start resolves A's host (a host name asks the resolver,
- * which may wait; a numeric address does not) and connects to its first
- * address; thoth__tcp_dial_step, once d->fd is writable (or whenever: it
- * never waits), says how that went and moves on to the next address after
- * a failure.  Both return 0 (connected: non-blocking, TCP_NODELAY; take
- * the fd), THOTH_E_AGAIN (in progress: wait until d->fd is writable), or
- * the error of the last address tried (THOTH_E_NOT_RUNNING when refused),
- * WHY naming the address.  thoth__tcp_dial_free closes what was not taken.
+ * thoth__tcp_dial_start resolves A's host and connects to its first
+ * address.  A numeric address is resolved at once (AI_NUMERICHOST: no
+ * resolver asked); a host name is looked up on a thread of its own
+ * (tcp_addr.c, docs/SCALE.md), d->lookup set and d->fd an eventfd
+ * that becomes readable when the lookup is done.  thoth__tcp_dial_step,
+ * once d->fd is ready for thoth__tcp_dial_want (or whenever: it never
+ * waits), says how that went: takes the lookup's addresses, or moves on
+ * to the next address after a failed connect.  Both return 0 (connected:
+ * non-blocking, TCP_NODELAY; take the fd), THOTH_E_AGAIN (in progress:
+ * wait until d->fd is ready), or the error of the last address tried
+ * (THOTH_E_NOT_RUNNING when refused; a failed lookup THOTH_E_INVAL),
+ * WHY naming the address or the host.  thoth__tcp_dial_free closes what
+ * was not taken and lets go of a lookup still under way (its thread
+ * finishes it and frees it).
  */
+typedef struct thoth__tcp_lookup thoth__tcp_lookup_t;
 typedef struct thoth__tcp_dial {
 	thoth_tcp_addr_t a;
 	struct addrinfo *res, *ai;      /* the host's addresses; the one being tried */
+	thoth__tcp_lookup_t *lookup;    /* a host name being looked up (d->fd its eventfd) */
 	int fd;
 	int err;                        /* errno of the last failed address */
 } thoth__tcp_dial_t;
+
+/* The most host name lookups one process has under way at once: one more
+ * fails at once, naming the host (a pool of many unreachable names must
+ * not grow threads without bound). */
+#define THOTH__TCP_LOOKUPS_MAX 32u
+
+/* POLLIN while a host name is being looked up, POLLOUT while connecting. */
+THOTH__HIDDEN short thoth__tcp_dial_want(const thoth__tcp_dial_t *d);
 
 THOTH__HIDDEN int thoth__tcp_dial_start(thoth__tcp_dial_t *d, const thoth_tcp_addr_t *a, char *why,
 					size_t why_len);

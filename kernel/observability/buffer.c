@@ -11,6 +11,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include "thoth/rpc.h"
 #include "trace_clock.h"
 #include "trace_internal.h"
 
@@ -127,6 +128,7 @@ int thoth_trace_init(const thoth_trace_config_t *config)
 		gen++;
 	__atomic_store_n(&b->generation, gen, __ATOMIC_RELEASE);
 	__atomic_store_n(&thoth_trace_enabled_word, &c->enabled, __ATOMIC_RELEASE);
+	thoth__rpc_oneway_mirror(&c->oneways_dropped);  /* thothd shows it (serve_stats.c) */
 	return 0;
 
 err_close:
@@ -140,6 +142,7 @@ int thoth_trace_shutdown(void)
 	if (!b->base)
 		return THOTH_E_NOT_FOUND;
 	__atomic_store_n(&thoth_trace_enabled_word, &disabled_word, __ATOMIC_RELEASE);
+	thoth__rpc_oneway_mirror(NULL);
 	munmap(b->base, b->size);
 	close(b->fd);
 	b->base = NULL;

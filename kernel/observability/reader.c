@@ -18,6 +18,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "serve_slots.h"
 #include "trace_clock.h"
 #include "trace_layout.h"
 
@@ -940,6 +941,13 @@ void thoth__trace_reader_refused(const thoth_trace_reader_t *r, uint64_t *droppe
 		*dropped = thoth__trace_sat_add(*dropped, __atomic_load_n(
 			&thoth_trace_ring_at(r->base, r->ring_records, i)->dropped, __ATOMIC_RELAXED));
 	*no_ring = __atomic_load_n(&control(r)->no_ring, __ATOMIC_RELAXED);
+}
+
+uint64_t thoth__trace_reader_oneways_dropped(const thoth_trace_reader_t *r)
+{
+	if (!r || !r->base)
+		return 0;
+	return __atomic_load_n(&control(r)->oneways_dropped, __ATOMIC_RELAXED);
 }
 
 void thoth__trace_reader_on_lost(thoth_trace_reader_t *r, thoth__trace_lost_fn fn, void *ctx)

@@ -45,4 +45,10 @@ typedef struct thoth_trace_serve_view {
 int thoth__trace_reader_serve(thoth_trace_reader_t *r, thoth_trace_serve_view_t *out, char *why,
 			      size_t why_len);
 
+/* The process's oneway calls dropped (thoth_rpc_oneways_dropped), as it
+ * last wrote them into its control page (trace_layout.h; reader.c): a
+ * peer's figure, shown, never trusted for anything else.  0 without a
+ * mapping or from a library older than the field. */
+uint64_t thoth__trace_reader_oneways_dropped(const thoth_trace_reader_t *r);
+
 #endif

@@ -63,6 +63,9 @@ typedef struct thoth_trace_control {
 	uint32_t reserved0;      /* 68 */
 	uint64_t total_size;     /* 72 bytes of the memfd */
 	char process_name[32];   /* 80 NUL-terminated */
+	uint64_t oneways_dropped; /* 112 the process's thoth_rpc_oneways_dropped (relaxed
+				  * stores of the count, never lower: rpc.c); 0 from a
+				  * library older than loose38 (the page is zeroed) */
 } thoth_trace_control_t;
 
 /*
@@ -308,7 +311,7 @@ typedef struct thoth_trace_serve {
 } thoth_trace_serve_t;
 
 _Static_assert(sizeof(thoth_trace_serve_t) == 216, "serve header layout");
-_Static_assert(THOTH_TRACE_SERVE_OFFSET >= 112 &&
+_Static_assert(THOTH_TRACE_SERVE_OFFSET >= sizeof(thoth_trace_control_t) &&
                THOTH_TRACE_SERVE_OFFSET + sizeof(thoth_trace_serve_t) <=
                THOTH_TRACE_PROBE_MAILBOX_OFFSET, "serve header between control and mailbox");
 
@@ -379,7 +382,7 @@ typedef struct thoth_trace_record {
 	uint16_t cpu;            /* 62 CPU the writer ran on */
 } thoth_trace_record_t;
 
-_Static_assert(sizeof(thoth_trace_control_t) == 112, "control layout");
+_Static_assert(sizeof(thoth_trace_control_t) == 120, "control layout");
 _Static_assert(sizeof(thoth_trace_name_t) == THOTH_TRACE_NAME_SLOT, "name layout");
 _Static_assert(sizeof(thoth_trace_ring_header_t) == THOTH_TRACE_RING_HEADER,
                "ring header layout");

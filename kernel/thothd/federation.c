@@ -766,19 +766,20 @@ static bool key_host(const thothd_federation_t *f, const char *key, const char *
 
 static bool host_id_valid_n(const char *s, size_t n);
 
-/* KEY for the log: a peer writes what it likes, and a newline or an
- * escape in a key forged thothd's log lines or drove the reader's
- * terminal.  Bytes outside printable ASCII as \xHH, cut at 200. */
+/* KEY for the log, cut at 200 bytes: a peer writes what it likes, and a
+ * newline or an escape in a key forged thothd's log lines or drove the
+ * reader's terminal.  The log escapes every line (log.c: control bytes,
+ * C1, invalid UTF-8 as \xHH, a backslash as \\); escaping here too wrote
+ * a key's backslash twice over (loose38). */
 static const char *printable(const char *key, char *out, size_t cap)
 {
-	size_t o = 0;
-	for (const unsigned char *p = (const unsigned char *)key; *p && o + 5 < cap && o < 200; p++) {
-		if (*p >= 0x20 && *p < 0x7f && *p != '\\')
-			out[o++] = (char)*p;
-		else
-			o += (size_t)snprintf(out + o, cap - o, "\\x%02x", *p);
-	}
-	out[o] = 0;
+	size_t n = strlen(key);
+	if (n > 200)
+		n = 200;
+	if (n >= cap)
+		n = cap - 1;
+	memcpy(out, key, n);
+	out[n] = 0;
 	return out;
 }
 

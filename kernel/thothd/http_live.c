@@ -1624,6 +1624,13 @@ int thothd_live_metrics(thothd_live_t *l, char **text, size_t *len)
 	fprintf(f, "thothd_loop_wakeups_total{reason=\"deferred\"} %llu\n",
 		(unsigned long long)st.wakeups_deferred);
 
+	/* every traced process's oneway calls dropped (its control page) */
+	metric_head(f, "thoth_oneways_dropped_total", "counter",
+		    "Oneway calls each process connected with a trace buffer could not serve and "
+		    "dropped (unknown method or interface, a missing handler or feature, a body that "
+		    "does not decode: no answer can carry the error; thoth_rpc_oneways_dropped).");
+	thothd_oneways_metrics(d, f);
+
 	/* registry */
 	metric_head(f, "thoth_registry_registrations", "gauge", "Live registrations (service instances).");
 	fprintf(f, "thoth_registry_registrations %zu\n", thoth_registry_count(d->registry));

@@ -10,9 +10,9 @@
  * C1 controls too (a raw 0x80-0x9f, which some terminals take as CSI and
  * the like, and U+0080-U+009F as C2 80..C2 9F), and every byte of no valid
  * UTF-8 sequence; other UTF-8 passes as it is.  A truncated line is cut at
- * a code point's boundary.  Backslashes are not escaped: federation's
- * keys are escaped before (backslashes too), and would be twice.
- * (Federation keys are escaped before, backslashes too: federation.c.)
+ * a code point's boundary.  A backslash is written \\ (loose38): a peer's
+ * text holding a literal "\x1b" read the same as an escaped ESC before.
+ * Nothing is escaped before it gets here (federation's keys neither).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -105,6 +105,12 @@ static void log_line(thothd_log_level_t level, const char *fmt, va_list ap, uint
 			memcpy(text + o, p, n);         /* a whole code point past U+009F */
 			o += n;
 			i += n;
+			continue;
+		}
+		if (n == 1 && *p == '\\') {
+			text[o++] = '\\';
+			text[o++] = '\\';
+			i++;
 			continue;
 		}
 		if (n == 1 && *p >= 0x20 && *p != 0x7f) {

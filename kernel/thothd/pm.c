@@ -122,6 +122,7 @@ struct thothd_pm {
 	bool svc_dirty;                 /* instances or elements changed: reconcile */
 	bool svc_leasing;               /* inside svc_reconcile: no lease_status pushes */
 	uint64_t share_refusals;        /* lease calls refused for the connection's fair share */
+	uint64_t request_share_refusals;        /* request calls refused so (apart since loose38) */
 	uint64_t svc_warn_ns;           /* the last "service_qos: cannot lease" logged (rate limit) */
 	uint64_t svc_warn_quiet;        /* those not logged since */
 };
@@ -1110,8 +1111,9 @@ static int on_request(void *self, const thoth_pm_PowerBroker_request_req_t *req,
 				       req->level, thothd_now(call->d), &rid);
 	if (r == THOTH_E_LIMIT && thoth_pm_broker_request_count(pm->broker) < PM_MAX_REQUESTS) {
 		/* A share, not the total: counted and logged as a lease's is
-		 * (on_lease), once per run of refusals to the connection. */
-		pm->share_refusals++;
+		 * (on_lease), once per run of refusals to the connection;
+		 * counted apart from the leases' (state() 1.4). */
+		pm->request_share_refusals++;
 		if (!call->client->pm_req_share_warned)
 			thothd_warn("pm: client %llu (pid %u, uid %u): %s: further requests refused",
 				    (unsigned long long)call->client->id, call->client->pid, call->client->uid,
@@ -1362,6 +1364,7 @@ static int on_state(void *self, const thoth_pm_PowerBroker_state_req_t *req,
 	resp->now_ns = now;
 	resp->lease_limit = PM_MAX_LEASES;
 	resp->share_refusals = pm->share_refusals;
+	resp->request_share_refusals = pm->request_share_refusals;
 	update_qos(pm);                 /* what is held as of now */
 	resp->cpu = (thoth_pm_CpuQos_t){
 		.request_us = pm->cpu_req.request_us, .lease_us = resp->qos_us,

@@ -10,7 +10,9 @@
  * byte is the peer's: thoth__trace_reader_serve (serve_slots.c) checks the
  * geometry against the mapping and the header against itself and sums
  * with saturation; a process whose slots lie is listed with the reason and
- * zero counters, and nothing else is affected.
+ * zero counters, and nothing else is affected.  Each process's oneway
+ * calls dropped (thoth_rpc_oneways_dropped) come from its control page
+ * too; a process that dropped some is listed even if it does not serve.
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -29,6 +31,7 @@ typedef struct entry {
 	char process[32];
 	char why[160];
 	thoth_trace_serve_view_t v;
+	uint64_t oneways_dropped;       /* the process's, from its control page */
 } entry_t;
 
 typedef struct gather {
@@ -46,8 +49,15 @@ static void gather_one(thoth_trace_reader_t *reader, uint32_t pid, void *ctx)
 	memset(e, 0, sizeof *e);
 	e->pid = pid;
 	e->status = thoth__trace_reader_serve(reader, &e->v, e->why, sizeof e->why);
-	if (e->status == THOTH_E_NOT_FOUND || (!e->status && !e->v.workers))
-		return;                 /* serves nothing (or an older library) */
+	e->oneways_dropped = thoth__trace_reader_oneways_dropped(reader);
+	/* Serves nothing (or an older library), and dropped no oneway call:
+	 * not listed.  One that dropped some is, to show the count. */
+	if (e->status == THOTH_E_NOT_FOUND || (!e->status && !e->v.workers)) {
+		if (!e->oneways_dropped)
+			return;
+		e->status = 0;
+		memset(&e->v, 0, sizeof e->v);
+	}
 	if (e->status) {
 		thothd_warn("pid %u: serve counters refused: %s", pid, e->why);
 		memset(&e->v, 0, sizeof e->v);
@@ -87,6 +97,7 @@ static void to_wire(entry_t *e, thoth_daemon_ServeCounters_t *o)
 		.log_suppressed = t->log_suppressed,
 		.worker_calls = { .items = e->v.worker_calls, .count = nw },
 		.why = thoth_str(e->status ? e->why : ""),
+		.oneways_dropped = e->oneways_dropped,
 	};
 }
 
@@ -113,6 +124,28 @@ int thothd_on_serve_stats(void *self, const thoth_daemon_Daemon_serve_stats_req_
 	resp->services.items = items;
 	resp->services.count = (uint32_t)n;
 	return thothd_reserve_response(call, &thoth_daemon_Daemon_serve_stats_info, resp);
+}
+
+/* ---- /metrics: every mapped process's dropped oneway calls ---------------------------- */
+
+static void oneways_line(thoth_trace_reader_t *reader, uint32_t pid, void *ctx)
+{
+	FILE *f = ctx;
+	uint32_t bpid;
+	const char *name = "";
+	thoth_trace_reader_process(reader, &bpid, &name);      /* made printable by the reader */
+	fprintf(f, "thoth_oneways_dropped_total{pid=\"%u\",process=\"", pid);
+	for (; *name; name++) {
+		if (*name == '\\' || *name == '"')
+			fputc('\\', f);
+		fputc((unsigned char)*name < 0x20 ? '?' : *name, f);
+	}
+	fprintf(f, "\"} %llu\n", (unsigned long long)thoth__trace_reader_oneways_dropped(reader));
+}
+
+void thothd_oneways_metrics(thothd_t *d, FILE *f)
+{
+	thothd_tracer_foreach_reader(d->tracer, oneways_line, f);
 }
 
 /* ---- JSON for the dashboard --------------------------------------------------------- */
@@ -156,7 +189,8 @@ int thothd_serve_stats_json(thothd_t *d, char **json, size_t *len)
 				      ? e[i].v.workers : THOTH_TRACE_SERVE_VIEW_WORKERS;
 		for (uint32_t w = 0; w < nw; w++)
 			thothd_jput(&b, "%s%llu", w ? ", " : "", (unsigned long long)e[i].v.worker_calls[w]);
-		thothd_jput(&b, "], \"why\": ");
+		thothd_jput(&b, "], \"oneways_dropped\": %llu, \"why\": ",
+			    (unsigned long long)e[i].oneways_dropped);
 		thothd_jstr(&b, e[i].status ? e[i].why : "");
 		thothd_jput(&b, "}");
 	}

@@ -38,6 +38,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/socket.h>
 
 #include "../ipc/stream_buf.h"     /* relative: not every includer has kernel/ipc on its path */
@@ -479,6 +480,9 @@ void thothd_tracer_foreach_reader(thothd_tracer_t *t, thothd_trace_reader_fn fn,
 /* SCALE-2 (serve_stats.c): Daemon.serve_stats, and the same as JSON for
  * the dashboard (malloc'd, NUL-terminated). */
 int thothd_serve_stats_json(thothd_t *d, char **json, size_t *len);
+/* thoth_oneways_dropped_total{pid,process} of every process whose trace
+ * buffer thothd maps, one line each into F (serve_stats.c). */
+void thothd_oneways_metrics(thothd_t *d, FILE *f);
 
 /* An extra event source of trace sessions (the lock profiler's rings,
  * locks.c): while a session records a category of MASK, FN is called at

@@ -14,6 +14,14 @@
  * its element (and registers SERVICE) again once a thothd answers, asking
  * every 20 ms doubling to 1 s meanwhile.
  *
+ * SIGTERM or SIGINT (a signalfd, polled beside thothd's connection)
+ * stops it cleanly, exit 0 with a line on stderr: SERVICE withdrawn
+ * (Registry.withdraw), then the broker's connection closed, which is how
+ * a driver leaves the broker (pm.tidl has no undeclare): the element goes
+ * (or is kept dead while a dependent needs it) and every lease on it ends
+ * LOST, its holders told.  Before, the default action killed it as a
+ * crash would, with no word of why (loose38).
+ *
  * --service registers SERVICE in the registry from this process, over a
  * second connection as a real service's own registration would be: a
  * latency bound a client attaches when it resolves SERVICE
@@ -22,12 +30,17 @@
  * The power figures are models (typical magnitudes for each device class),
  * labelled so in docs/PM.md; nothing here touches real hardware.
  */
+#define _GNU_SOURCE
 #include <errno.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "pm.thoth.h"
 #include "registry.thoth.h"
@@ -69,6 +82,7 @@ typedef struct driver {
 	 * event would leave its requester waiting for ever. */
 	queued_t *head, **tail;
 	size_t queued;
+	uint64_t reg_lease;             /* --service's registration (0: none) */
 } driver_t;
 
 enum { EVENTS_MAX = 1 << 20 };
@@ -243,6 +257,8 @@ static int attach(driver_t *d, const char *dir, const char *name, const char *ne
 		r = thoth_registry_Registry_register(&reg_ctl->client, &rr, &rresp, NULL);
 		if (r)
 			thoth_control_close(reg_ctl);
+		else
+			d->reg_lease = rresp.lease;
 	}
 	if (r) {
 		thoth_control_close(&d->ctl);
@@ -254,6 +270,39 @@ static int attach(driver_t *d, const char *dir, const char *name, const char *ne
 	printf("registered %s\n", service);
 	fflush(stdout);
 	return 0;
+}
+
+/* SIGNO arrived: leave thothd as a driver leaves it and exit 0.  CONNECTED:
+ * whether d->ctl (and REG_CTL, with SERVICE) are open now. */
+static int stop(driver_t *d, int signo, const char *name, const char *service, thoth_control_t *reg_ctl,
+		bool connected)
+{
+	const char *el = name ? name : d->kind->name;
+	if (!connected) {
+		fprintf(stderr, "pm-sim-driver: %s while waiting for thothd: %s not declared, exiting\n",
+			strsignal(signo), el);
+		return 0;
+	}
+	if (service) {
+		thoth_registry_Registry_withdraw_req_t wr = { .lease = d->reg_lease };
+		thoth_registry_Registry_withdraw_resp_t wresp;
+		int r = thoth_registry_Registry_withdraw(&reg_ctl->client, &wr, &wresp, NULL);
+		if (r)  /* its connection's close ends it anyway */
+			fprintf(stderr, "pm-sim-driver: withdrawing %s: %s\n", service, thoth_strerror(r));
+		thoth_control_close(reg_ctl);
+	}
+	thoth_control_close(&d->ctl);
+	drop_events(d);
+	fprintf(stderr, "pm-sim-driver: %s: %s%s%s withdrawn from thothd (its leases end), exiting\n",
+		strsignal(signo), el, service ? " and " : "", service ? service : "");
+	return 0;
+}
+
+/* A signal on SFD (read: SIGTERM or SIGINT), or 0. */
+static int signalled(int sfd)
+{
+	struct signalfd_siginfo si;
+	return read(sfd, &si, sizeof si) == (ssize_t)sizeof si ? (int)si.ssi_signo : 0;
 }
 
 int main(int argc, char **argv)
@@ -301,6 +350,18 @@ int main(int argc, char **argv)
 				"[--service SERVICE] [--runtime-dir DIR]\n");
 		return 2;
 	}
+	/* SIGTERM/SIGINT blocked and read from a signalfd, polled with the
+	 * connection: a handler could not interrupt the library's waits
+	 * (they retry on EINTR). */
+	sigset_t stops;
+	sigemptyset(&stops);
+	sigaddset(&stops, SIGTERM);
+	sigaddset(&stops, SIGINT);
+	int sfd = sigprocmask(SIG_BLOCK, &stops, NULL) ? -1 : signalfd(-1, &stops, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sfd < 0) {
+		fprintf(stderr, "pm-sim-driver: cannot watch SIGTERM: %s\n", strerror(errno));
+		return 1;
+	}
 	thoth_control_t reg_ctl;        /* held open: the registration lives with it */
 	int r = attach(&d, dir, name, needs, service, &reg_ctl, true);
 	if (r)
@@ -315,9 +376,23 @@ int main(int argc, char **argv)
 			handle(&d, q->msg, q->len);
 			free(q);
 		}
-		r = thoth_sock_client_poll_event(&d.ctl.sock, -1);
-		if (r >= 0)
+		int sig = signalled(sfd);
+		if (sig)
+			return stop(&d, sig, name, service, &reg_ctl, true);
+		/* What is read already or readable now, without waiting... */
+		r = thoth_sock_client_poll_event(&d.ctl.sock, 0);
+		if (r > 0)
 			continue;
+		if (r == 0) {
+			/* ...then wait for thothd or a signal. */
+			struct pollfd pfd[2] = { { .fd = d.ctl.sock.fd, .events = POLLIN },
+						 { .fd = sfd, .events = POLLIN } };
+			if (poll(pfd, 2, -1) < 0 && errno != EINTR) {
+				fprintf(stderr, "pm-sim-driver: poll: %s\n", strerror(errno));
+				return 1;
+			}
+			continue;
+		}
 		/* thothd died (or was restarted): its broker, and with it this
 		 * element, is gone.  A driver outlives it like any service
 		 * (docs/RELIABILITY.md) and declares again when a thothd
@@ -331,7 +406,10 @@ int main(int argc, char **argv)
 			thoth_control_close(&reg_ctl);
 		int64_t backoff_us = 20000;
 		while ((r = attach(&d, dir, name, needs, service, &reg_ctl, false)) == THOTH_E_AGAIN) {
-			sleep_us(backoff_us);
+			/* the backoff's wait, cut short by a signal */
+			struct pollfd pfd = { .fd = sfd, .events = POLLIN };
+			if (poll(&pfd, 1, (int)(backoff_us / 1000)) > 0 && (sig = signalled(sfd)))
+				return stop(&d, sig, name, service, &reg_ctl, false);
 			backoff_us = backoff_us * 2 > 1000000 ? 1000000 : backoff_us * 2;
 		}
 		if (r)

@@ -35,6 +35,7 @@ typedef struct client {
 	thoth_control_t ctl;
 	uint64_t satisfied[64];
 	int n_satisfied;
+	int n_lost;                     /* LOST lease_status events */
 	struct { uint64_t request; bool ok; char result[128]; } done[64];
 	int n_done;
 	int n_done_ok;                  /* all of them, past the 64 kept */
@@ -52,6 +53,9 @@ static void on_event(void *arg, const uint8_t *msg, size_t len)
 		if (!thoth_pm_PowerEvents_lease_status_req_decode_msg(msg, len, &ev, &arena) &&
 		    ev.status == THOTH_PM_LEASE_STATUS_SATISFIED && c->n_satisfied < 64)
 			c->satisfied[c->n_satisfied++] = ev.lease;
+		else if (!thoth_pm_PowerEvents_lease_status_req_decode_msg(msg, len, &ev, &arena) &&
+			 ev.status == THOTH_PM_LEASE_STATUS_LOST)
+			c->n_lost++;
 	} else if (method == THOTH_PM_POWER_EVENTS_REQUEST_DONE) {
 		thoth_pm_PowerEvents_request_done_req_t ev;
 		if (!thoth_pm_PowerEvents_request_done_req_decode_msg(msg, len, &ev, &arena) && ev.ok)
@@ -431,8 +435,22 @@ static void test_greedy_requests_stop_at_the_uids_share_and_are_logged(void **st
 	assert_non_null(big);
 	thoth_arena_init(&arena, big, cap);
 	assert_int_equal(thoth_pm_PowerBroker_state(&c.ctl.client, &sreq, &st, &arena), 0);
-	assert_true(st.share_refusals >= 12);
+	/* Counted apart from the leases' (state() 1.4): they shared
+	 * share_refusals before, which said 12 here and the new field 0. */
+	assert_int_equal(st.request_share_refusals, 12);
+	assert_int_equal(st.share_refusals, 0);
 	free(big);
+	static char out[1 << 16];
+	int status;
+	const char *json[] = { THOTHCTL_PATH, "--runtime-dir", h.dir, "--json", "pm", NULL };
+	assert_int_equal(harness_run(&h, json, out, sizeof out, &status), 0);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	if (!strstr(out, "\"share_refusals\":0,\"request_share_refusals\":12,"))
+		fail_msg("thothctl pm --json does not show the 12 request refusals apart: %.300s", out);
+	const char *text[] = { THOTHCTL_PATH, "--runtime-dir", h.dir, "pm", NULL };
+	assert_int_equal(harness_run(&h, text, out, sizeof out, &status), 0);
+	if (!strstr(out, "0 refused for a connection's or a uid's share; requests: 12 refused so"))
+		fail_msg("thothctl pm does not show the 12 request refusals apart: %.300s", out);
 	thoth_control_close(&a.ctl);
 	thoth_control_close(&b.ctl);
 	thoth_control_close(&c.ctl);
@@ -994,6 +1012,73 @@ static void test_drivers_declare_again_after_thothd_restarts(void **state)
 	wait_event(&c, &c.n_satisfied, 1);
 	wait_level(&c, 0, 1);
 	wait_level(&c, 1, 2);
+	thoth_control_close(&c.ctl);
+	harness_teardown(&h);
+}
+
+/* Elements named ELEMENT in thothd's state, dead or not; -1 when state()
+ * fails.  *LEASES: the leases listed. */
+static int elements_named(client_t *c, const char *element, uint32_t *leases)
+{
+	static uint64_t scratch[1 << 14];
+	thoth_arena_t arena;
+	thoth_arena_init(&arena, scratch, sizeof scratch);
+	thoth_pm_PowerBroker_state_req_t req = { 0 };
+	thoth_pm_PowerBroker_state_resp_t resp;
+	if (thoth_pm_PowerBroker_state(&c->ctl.client, &req, &resp, &arena))
+		return -1;
+	int n = 0;
+	for (uint32_t k = 0; k < resp.elements.count; k++)
+		n += resp.elements.items[k].name.len == strlen(element) &&
+		     !memcmp(resp.elements.items[k].name.ptr, element, strlen(element));
+	*leases = resp.leases.count;
+	return n;
+}
+
+/* SIGTERM to pm-sim-driver while a client holds a lease on its element:
+ * it withdraws its service, leaves the broker and exits 0 saying so; the
+ * broker shows neither its element nor the lease, and the holder is told
+ * LOST.  The old driver had no handler: SIGTERM killed it (no exit
+ * status, no line), as a crash would. */
+static void test_sim_driver_leaves_cleanly_on_sigterm_while_a_lease_is_held(void **state)
+{
+	(void)state;
+	harness_t h;
+	client_t c;
+	start(&h, &c, NO_DRIVERS, NULL);
+	const char *argv[] = { PM_SIM_DRIVER_PATH, "bus", "--runtime-dir", h.dir, "--service", "busd", NULL };
+	pid_t bus = harness_spawn(&h, "bus", argv);
+	assert_true(bus > 0);
+	wait_level(&c, 0, 0);
+	uint64_t id = 0;
+	assert_int_equal(lease(&c, "bus", 1, THOTH_PM_LEASE_KIND_ASSERTIVE, 0, &id, NULL), 0);
+	wait_event(&c, &c.n_satisfied, 1);
+	uint64_t lease_id;
+	assert_int_equal(harness_resolve(&c.ctl, "busd", &lease_id), 0);
+	assert_int_equal(kill(bus, SIGTERM), 0);
+	int status = 0;
+	pid_t w = 0;
+	uint64_t end = harness_now_ms() + THOTH_TEST_DEADLINE_MS(5000);
+	while ((w = waitpid(bus, &status, WNOHANG)) == 0 && harness_now_ms() < end)
+		usleep(2000);
+	if (w != bus) {
+		harness_kill(&h, bus, SIGKILL);
+		fail_msg("pm-sim-driver did not exit within 5 s of SIGTERM");
+	}
+	harness_kill(&h, bus, 0);               /* reaped: forgotten by the harness */
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		fail_msg("pm-sim-driver ended by SIGTERM with %s %d, not exit 0",
+			 WIFSIGNALED(status) ? "signal" : "exit status",
+			 WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+	char log[320];
+	snprintf(log, sizeof log, "%s/bus.log", h.dir);
+	assert_true(harness_file_contains(log, "pm-sim-driver: Terminated: bus and busd withdrawn from thothd"));
+	/* thothd's view: no element, no lease, the holder told, no service. */
+	wait_event(&c, &c.n_lost, 1);
+	uint32_t leases = 99;
+	assert_int_equal(elements_named(&c, "bus", &leases), 0);
+	assert_int_equal(leases, 0);
+	assert_int_not_equal(harness_resolve(&c.ctl, "busd", NULL), 0);
 	thoth_control_close(&c.ctl);
 	harness_teardown(&h);
 }
@@ -1700,6 +1785,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_a_greedy_connection_stops_at_its_share_and_others_still_get_leases),
 		cmocka_unit_test(test_greedy_connections_taking_turns_are_each_logged_once_per_run),
 		cmocka_unit_test(test_greedy_requests_stop_at_the_uids_share_and_are_logged),
+		cmocka_unit_test(test_sim_driver_leaves_cleanly_on_sigterm_while_a_lease_is_held),
 		cmocka_unit_test(test_driver_restarted_while_its_dead_element_is_held_comes_back),
 		cmocka_unit_test(test_drivers_declare_again_after_thothd_restarts),
 		cmocka_unit_test(test_disk_driver_waits_past_5s_for_its_bus_after_thothd_restarts),

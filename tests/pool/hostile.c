@@ -19,6 +19,9 @@
  *
  *   pool_service --runtime-dir DIR --hostile MODE [--name NAME]
  *
+ * POOL_HOSTILE_HOST=NAME registers "tcp:NAME:PORT" instead (a host name
+ * the test's getaddrinfo hook resolves, slowly or not at all).
+ *
  * What the pool must do with each is in test_pool.c.
  */
 #define _GNU_SOURCE
@@ -203,7 +206,11 @@ int pool_service_hostile(const char *dir, const char *name, const char *m)
 			perror("pool_service --hostile: listen");
 			return 1;
 		}
-		snprintf(addr, sizeof addr, "tcp:127.0.0.1:%u", (unsigned)ntohs(sa.sin_port));
+		/* POOL_HOSTILE_HOST: the host name to register instead of the
+		 * numeric loopback (test_pool resolves it with a hook). */
+		const char *host = getenv("POOL_HOSTILE_HOST");
+		snprintf(addr, sizeof addr, "tcp:%s:%u", host && *host ? host : "127.0.0.1",
+			 (unsigned)ntohs(sa.sin_port));
 	}
 	if (thoth_loop_new(&loop))
 		return 1;

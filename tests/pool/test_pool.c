@@ -15,10 +15,17 @@
  *     trickles, answers garbage or closes mid-hello, or a local one that
  *     accepts and never answers the channel handshake, fails by name and
  *     never holds up the calls on a healthy instance (the connection is
- *     opened on the loop, not waited for).
+ *     opened on the loop, not waited for);
+ *   - an instance registered under a host name that resolves slowly
+ *     (this file's getaddrinfo hook: no DNS) does not stall the loop
+ *     either: calls complete while the lookup runs; a lookup slower than
+ *     the opening deadline, or one that fails, fails by the host's name.
  */
 #define _GNU_SOURCE
+#include <dlfcn.h>
+#include <netdb.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -39,6 +46,39 @@
 #include "thoth/pool.h"
 
 #define MAX_IDS 65536
+
+/*
+ * getaddrinfo as this process (and so the pool in it) sees it: a name
+ * "slowMS.thoth-test" resolves to 127.0.0.1 after MS ms asleep on the
+ * calling thread, "nowhere.thoth-test" resolves to nothing; everything
+ * else, and every AI_NUMERICHOST lookup, goes to the real one.  RESOLVING
+ * counts the slow lookups under way on any thread.
+ */
+static atomic_int resolving;
+static atomic_uint slow_lookups;
+
+int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints, struct addrinfo **res)
+{
+	int (*real)(const char *, const char *, const struct addrinfo *, struct addrinfo **) =
+		(int (*)(const char *, const char *, const struct addrinfo *, struct addrinfo **))
+			dlsym(RTLD_NEXT, "getaddrinfo");
+	unsigned ms;
+	char rest[32];
+	bool numeric = hints && (hints->ai_flags & AI_NUMERICHOST);
+	if (node && !numeric && sscanf(node, "slow%u%31s", &ms, rest) == 2 && !strcmp(rest, ".thoth-test")) {
+		atomic_fetch_add(&resolving, 1);
+		atomic_fetch_add(&slow_lookups, 1);
+		struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
+		while (nanosleep(&ts, &ts))
+			;
+		int g = real("127.0.0.1", service, hints, res);
+		atomic_fetch_sub(&resolving, 1);
+		return g;
+	}
+	if (node && !numeric && !strcmp(node, "nowhere.thoth-test"))
+		return EAI_NONAME;
+	return real(node, service, hints, res);
+}
 
 typedef struct fixture {
 	harness_t h;
@@ -681,6 +721,7 @@ static void test_bad_pool_configs_are_refused(void **state)
 static struct {
 	uint32_t calls, failed;
 	uint32_t while_opening;         /* calls completed while the hostile one was being opened */
+	uint32_t while_resolving;       /* calls completed while a slow name was being looked up */
 	uint64_t started_ns, worst_ns;
 	bool stop, in_flight;
 } S;
@@ -713,6 +754,7 @@ static void stall_done(void *arg, int err, const void *resp, const thoth_pool_re
 	S.calls++;
 	S.failed += err != 0;
 	S.while_opening += hostile_opening(F);
+	S.while_resolving += atomic_load(&resolving) > 0;
 	if (lat > S.worst_ns)
 		S.worst_ns = lat;
 	if (!S.stop)
@@ -885,6 +927,41 @@ static void test_an_instance_closing_mid_hello_fails_by_name(void **state)
 	hostile_beside_healthy(*state, "close", "closed the connection");
 }
 
+/*
+ * The hostile instance registers a host name, not a numeric address.  The
+ * old pool resolved it with getaddrinfo on its loop thread: a slow DNS
+ * server held every call of the pool for the whole lookup, so no call
+ * completed while one was under way (counted by the hook, not timed).
+ */
+static void test_a_host_name_resolving_slowly_does_not_stall_calls_to_a_healthy_one(void **state)
+{
+	atomic_store(&slow_lookups, 0);
+	setenv("POOL_HOSTILE_HOST", "slow300.thoth-test", 1);
+	/* 300 ms of lookup, then a silent peer: it fails at the hello. */
+	hostile_beside_healthy(*state, "silent", "did not answer the hello within 500 ms");
+	unsetenv("POOL_HOSTILE_HOST");
+	fprintf(stderr, "# %u calls completed during the slow lookups (%u of them)\n", S.while_resolving,
+		atomic_load(&slow_lookups));
+	assert_true(atomic_load(&slow_lookups) >= 1);
+	assert_true(S.while_resolving > 0);
+}
+
+/* A lookup slower than the opening's deadline fails with it, by name. */
+static void test_a_host_name_resolving_past_the_deadline_fails_naming_the_host(void **state)
+{
+	setenv("POOL_HOSTILE_HOST", "slow3000.thoth-test", 1);
+	hostile_beside_healthy(*state, "silent", "cannot resolve host slow3000.thoth-test within 500 ms");
+	unsetenv("POOL_HOSTILE_HOST");
+}
+
+/* A name that resolves to nothing fails at once, naming the host. */
+static void test_a_host_name_that_does_not_resolve_fails_naming_the_host(void **state)
+{
+	setenv("POOL_HOSTILE_HOST", "nowhere.thoth-test", 1);
+	hostile_beside_healthy(*state, "garbage", "cannot resolve host nowhere.thoth-test: ");
+	unsetenv("POOL_HOSTILE_HOST");
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 1)
@@ -922,6 +999,13 @@ int main(int argc, char **argv)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_an_instance_closing_mid_hello_fails_by_name, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(
+			test_a_host_name_resolving_slowly_does_not_stall_calls_to_a_healthy_one, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_host_name_that_does_not_resolve_fails_naming_the_host, setup,
+						teardown),
+		/* last of the three: its lookups outlive it by seconds */
+		cmocka_unit_test_setup_teardown(test_a_host_name_resolving_past_the_deadline_fails_naming_the_host,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_a_pool_freed_while_an_instance_is_opening_lets_go_of_it, setup,
 						teardown),
 	};

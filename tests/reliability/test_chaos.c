@@ -832,9 +832,10 @@ static void settle(chaos_t *c, role_t victim)
 			CHAOS_FAIL(c, "registrations %d, not %d, %d ms after %s was killed and restarted",
 				   registrations(c), EXPECTED_REGISTRATIONS, SETTLE_MS, role_names[victim]);
 	}
-	/* codex retries its lease backing off 0.5 s to 30 s (docs/CODEX.md):
-	 * after a run of refusals (the driver down, thothd away) the next try
-	 * may be 30 s (+ 1/8 slack) off, so it gets that long. */
+	/* codex retries its lease backing off 0.5 s to 30 s while thothd
+	 * answers without one (docs/CODEX.md; 20 ms to 1 s while thothd is
+	 * away, since loose38): after a run of refusals (the driver down) the
+	 * next try may be 30 s (+ 1/8 slack) off, so it gets that long. */
 	t0 = harness_now_ms();
 	uint32_t st_lease = 0;
 	while (!leases_held(c)) {

@@ -16,6 +16,10 @@
  * header that never settles, unterminated strings, a foreign counter size,
  * counters at UINT64_MAX) is listed with the reason or saturated, thothd
  * keeps answering, and the honest service is still shown exactly.
+ *
+ * A service's dropped oneway calls (thoth_rpc_oneways_dropped: a method
+ * it lacks, sent oneway, has no answer to carry the error) are shown by
+ * thothctl serve (text and --json), /serve.json and /metrics.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -450,11 +454,92 @@ static void test_a_serve_header_that_lies_is_refused_with_the_reason(void **stat
 	thoth_control_close(&ctl);
 }
 
+/* In a client process: COUNT oneway calls of a method the service lacks
+ * (ordinal 99, as a newer schema's), then one echo answered, which the
+ * worker reaches after them (one channel, in order). */
+static void dropper(int cpu, int count)
+{
+	thoth_chan_t *ch = test_echo_client_on_cpu(sock_path, cpu);
+	thoth_method_info_t newer = thoth_chantest_Test_note_info;
+	newer.ordinal = 99;
+	newer.revision = 0;             /* no fast paths: the generic encoder */
+	thoth_chantest_Test_note_req_t req = { 7 };
+	for (int i = 0; i < count; i++)
+		if (thoth_client_call(thoth_chan_client(ch), &newer, &req, NULL, NULL))
+			_exit(5);
+	if (test_echo_call(ch, 1, NULL) < 0)
+		_exit(6);
+	thoth_chan_close(ch);
+	_exit(0);
+}
+
+typedef struct shown { pid_t svc; uint64_t want; } shown_t;
+
+static bool json_shows(void *arg)
+{
+	shown_t *s = arg;
+	static char out[OUT_CAP];
+	char pid_s[16];
+	snprintf(pid_s, sizeof pid_s, "%d", (int)s->svc);
+	thothctl(out, "--json", "serve", "--pid", pid_s);
+	uint64_t v = 0;
+	return json_u64(out, (uint32_t)s->svc, "oneways_dropped", &v) && v == s->want;
+}
+
+/* The service's oneway calls dropped, as thothd shows them: the count
+ * stayed in the service (a warning line and thoth_rpc_oneways_dropped)
+ * before loose38, and an operator could not see it. */
+static void test_a_services_dropped_oneway_calls_are_shown(void **state)
+{
+	(void)state;
+	int cpus[CPU_SETSIZE], ncpu = test_allowed_cpus(cpus, CPU_SETSIZE);
+	assert_true(ncpu > 0);
+	int to_svc[2], from_svc[2];
+	assert_int_equal(pipe2(to_svc, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(from_svc, O_CLOEXEC), 0);
+	pid_t svc = fork();
+	if (svc == 0) {
+		ask_t a = { to_svc[0], from_svc[1] };
+		service(&a);
+	}
+	track(svc);
+	assert_true(harness_wait_until(serves, NULL, DEADLINE_MS));
+	pid_t c = fork();
+	if (c == 0)
+		dropper(cpus[0], 5);
+	int status;
+	assert_int_equal(waitpid(c, &status, 0), c);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	shown_t s = { svc, 5 };
+	if (!harness_wait_until(json_shows, &s, DEADLINE_MS)) {
+		static char out[OUT_CAP];
+		thothctl(out, "--json", "serve", NULL, NULL);
+		fail_msg("thothctl --json serve does not show 5 oneway calls dropped by pid %d:\n%s", (int)svc, out);
+	}
+	static char text[OUT_CAP], web[OUT_CAP];
+	thothctl(text, "serve", NULL, NULL, NULL);
+	if (!strstr(text, "oneway calls dropped 5\n"))
+		fail_msg("thothctl serve does not show them:\n%s", text);
+	http_get("/serve.json", web);
+	uint64_t v = 0;
+	if (!json_u64(web, (uint32_t)svc, "oneways_dropped", &v) || v != 5)
+		fail_msg("/serve.json does not show them:\n%s", web);
+	http_get("/metrics", web);
+	char series[96];
+	snprintf(series, sizeof series, "thoth_oneways_dropped_total{pid=\"%d\",process=\"percpu-svc\"} 5\n",
+		 (int)svc);
+	if (!strstr(web, series))
+		fail_msg("/metrics has no %s", series);
+	close(to_svc[1]);
+	close(from_svc[0]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_thothctl_and_dashboard_show_the_services_own_folded_counters,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_services_dropped_oneway_calls_are_shown, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_a_serve_header_that_lies_is_refused_with_the_reason,
 						setup, teardown),
 	};

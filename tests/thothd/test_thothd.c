@@ -245,6 +245,11 @@ static void test_peer_text_in_the_log_is_escaped(void **state)
 	assert_int_equal(register_raw(&c, "echo", "1.0 csi\xc2\x9b" "2J e\xc3\xa9"), THOTH_E_REMOTE);
 	assert_true(harness_file_contains(h->log, "1.0 csi\\xc2\\x9b2J e\xc3\xa9"));
 	assert_false(harness_file_contains(h->log, "\xc2\x9b"));
+	/* A backslash is escaped too: a peer's literal "\x1b" (four
+	 * characters) must not read as the escape of an ESC. */
+	assert_int_equal(register_raw(&c, "echo", "1.0 lit\\x1b"), THOTH_E_REMOTE);
+	assert_true(harness_file_contains(h->log, "1.0 lit\\\\x1b"));
+	assert_false(harness_file_contains(h->log, "1.0 lit\\x1b"));
 	thoth_control_close(&c);
 }
 

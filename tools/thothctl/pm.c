@@ -6,7 +6,7 @@
  * for `pm --json sim`.
  *
  * --json prints one object: {"now_ns", "qos_us", "cpu_qos", "lease_limit",
- * "share_refusals", "lease_holders": [{"pid", "leases"}, ...] (most first),
+ * "share_refusals", "request_share_refusals", "lease_holders": [{"pid", "leases"}, ...] (most first),
  * "services": [...], "elements": [...]}; "services" lists the latency bounds clients attached
  * to a resolve (service_qos: service, qos_us, holder_pid, elements); each element has "levels", "current_level",
  * "leases" and "residency_ns" (one entry per level).  Energy figures are
@@ -138,8 +138,9 @@ static void print_json(const thoth_pm_PowerBroker_state_resp_t *st)
 	printf("{\"now_ns\":%llu,\"qos_us\":%u,\"energy_is\":\"modelled\",",
 	       (unsigned long long)st->now_ns, st->qos_us);
 	print_cpu_json(&st->cpu);
-	printf("\"lease_limit\":%u,\"share_refusals\":%llu,\"lease_holders\":[", st->lease_limit,
-	       (unsigned long long)st->share_refusals);
+	printf("\"lease_limit\":%u,\"share_refusals\":%llu,\"request_share_refusals\":%llu,"
+	       "\"lease_holders\":[", st->lease_limit, (unsigned long long)st->share_refusals,
+	       (unsigned long long)st->request_share_refusals);
 	pid_count_t *rows;
 	uint32_t nh = leases_by_pid(st, &rows);
 	for (uint32_t i = 0; i < nh; i++)
@@ -217,13 +218,14 @@ static void print_json(const thoth_pm_PowerBroker_state_resp_t *st)
  * older thothd sends no limit: 0). */
 static void print_lease_summary_text(const thoth_pm_PowerBroker_state_resp_t *st)
 {
-	if (!st->leases.count && !st->share_refusals)
+	if (!st->leases.count && !st->share_refusals && !st->request_share_refusals)
 		return;
 	printf("leases: %u held", st->leases.count);
 	if (st->lease_limit)
 		printf(" of %u (%u free; a connection holds at most as many as remain free)", st->lease_limit,
 		       st->lease_limit > st->leases.count ? st->lease_limit - st->leases.count : 0);
-	printf(", %llu refused for a connection's or a uid's share\n", (unsigned long long)st->share_refusals);
+	printf(", %llu refused for a connection's or a uid's share; requests: %llu refused so\n",
+	       (unsigned long long)st->share_refusals, (unsigned long long)st->request_share_refusals);
 	pid_count_t *rows;
 	uint32_t k = leases_by_pid(st, &rows);
 	for (uint32_t i = 0; i < k && i < 8; i++)

@@ -41,13 +41,18 @@ static void print_json(const thoth_daemon_ServeCounters_t *s)
 	       (unsigned long long)s->log_suppressed);
 	for (uint32_t i = 0; i < s->worker_calls.count; i++)
 		printf("%s%llu", i ? ", " : "", (unsigned long long)s->worker_calls.items[i]);
-	printf("], \"why\": ");
+	printf("], \"oneways_dropped\": %llu, \"why\": ", (unsigned long long)s->oneways_dropped);
 	thothctl_json_str(s->why.ptr ? s->why.ptr : "", s->why.len);
 	printf("}\n");
 }
 
 static void print_text(const thoth_daemon_ServeCounters_t *s)
 {
+	if (!s->workers && !s->why.len) {       /* listed for its dropped oneway calls */
+		printf("pid %u (%s) serves nothing with thoth_serve\n  oneway calls dropped %llu\n", s->pid,
+		       s->process.ptr ? s->process.ptr : "", (unsigned long long)s->oneways_dropped);
+		return;
+	}
 	printf("pid %u (%s) serves %s at %s with %u worker%s\n", s->pid,
 	       s->process.ptr ? s->process.ptr : "", s->iface.ptr ? s->iface.ptr : "",
 	       s->path.ptr ? s->path.ptr : "", s->workers, s->workers == 1 ? "" : "s");
@@ -63,9 +68,9 @@ static void print_text(const thoth_daemon_ServeCounters_t *s)
 	       (unsigned long long)s->peer_gone, (unsigned long long)s->corrupt,
 	       (unsigned long long)s->handshake_dropped, (unsigned long long)s->shed,
 	       (unsigned long long)s->placement_moves);
-	printf("  wake-ups %llu (moderation timer %llu)  log lines suppressed %llu\n",
+	printf("  wake-ups %llu (moderation timer %llu)  log lines suppressed %llu  oneway calls dropped %llu\n",
 	       (unsigned long long)s->mod_wakeups, (unsigned long long)s->mod_timer_wakeups,
-	       (unsigned long long)s->log_suppressed);
+	       (unsigned long long)s->log_suppressed, (unsigned long long)s->oneways_dropped);
 	printf("  calls per worker:");
 	for (uint32_t i = 0; i < s->worker_calls.count; i++)
 		printf(" %llu", (unsigned long long)s->worker_calls.items[i]);
@@ -81,7 +86,9 @@ int thothctl_serve(int argc, char **argv, const thothctl_opts_t *opts)
 		if (!strcmp(argv[i], "--help") || (i == 1 && !strcmp(argv[i], "-h"))) {
 			printf("usage: thothctl [--json] serve [--pid PID]\n"
 			       "  counters of the processes serving with thoth_serve / thoth_serve_per_cpu\n"
-			       "  (their workers folded by thothd; the process needs a trace buffer)\n");
+			       "  (their workers folded by thothd; the process needs a trace buffer),\n"
+			       "  and the oneway calls every process dropped (one that serves nothing\n"
+			       "  is listed once it dropped one)\n");
 			return 0;
 		}
 		if (!strcmp(argv[i], "--pid") && i + 1 < argc) {
