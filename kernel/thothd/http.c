@@ -1214,6 +1214,16 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* ---- start / stop --------------------------------------------------------------------- */
 
+int thothd_http_addr_check(const char *addr, char *why, size_t why_len)
+{
+	struct in_addr a4;
+	struct in6_addr a6;
+	if (inet_pton(AF_INET, addr, &a4) == 1 || inet_pton(AF_INET6, addr, &a6) == 1)
+		return 0;
+	snprintf(why, why_len, "'%s' is not a numeric IPv4 or IPv6 address", addr);
+	return THOTH_E_INVAL;
+}
+
 int thothd_http_start(thothd_t *d, const thothd_http_config_t *cfg, thothd_http_t **out,
 		      char *why, size_t why_len)
 {
@@ -1238,8 +1248,7 @@ int thothd_http_start(thothd_t *d, const thothd_http_config_t *cfg, thothd_http_
 		sin6->sin6_port = htons((uint16_t)cfg->port);
 		flags |= MHD_USE_IPv6;
 	} else {
-		snprintf(why, why_len, "'%s' is not a numeric IPv4 or IPv6 address", addr);
-		return THOTH_E_INVAL;
+		return thothd_http_addr_check(addr, why, why_len);
 	}
 	uint32_t max_conn = cfg->max_connections ? cfg->max_connections : 1024;
 	struct rlimit nofile;
