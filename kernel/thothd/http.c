@@ -43,6 +43,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -1086,7 +1087,9 @@ static bool token_ok(const thothd_http_t *h, struct MHD_Connection *conn)
 		return true;
 	const char *given = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "token");
 	const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
-	if (!given && auth && strncmp(auth, "Bearer ", 7) == 0)
+	/* The scheme is case-insensitive (RFC 9110 11.1): "bearer TOKEN" was
+	 * answered 401 with the right token. */
+	if (!given && auth && strncasecmp(auth, "Bearer ", 7) == 0)
 		given = auth + 7;
 	if (!given)
 		return false;

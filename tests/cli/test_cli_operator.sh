@@ -9,7 +9,8 @@
 #  - a lock file thothd cannot open said "system call failed";
 #  - SIGHUP (a closed terminal, or `kill -HUP` meant as "reload") killed
 #    thothd on the spot, leaving its socket and pid file behind;
-#  - a dashboard token file every user could read (0644) was taken;
+#  - a dashboard token file every user could read (0644) was taken, and
+#    "Authorization: bearer TOKEN" (the scheme in lower case) was 401;
 #  - `thothctl sched --from <TAB>` offered directories only, and the value
 #    of `codex read --from` (a sequence number) directories too.
 set -uo pipefail
@@ -95,6 +96,19 @@ refused 1 "has mode 644: other users can read the token (chmod 600 it)" --http-t
 # ... and taken once it is 0600.
 chmod 600 "$TMP/token"
 if start_thothd --http-port 0 --http-token-file "$TMP/token"; then
+  # The Authorization scheme is case-insensitive: "bearer" was 401.
+  url=$(grep -o 'dashboard at http://[^ ]*' "$TMP/log" | head -1 | sed 's/^dashboard at //')
+  if [ -z "$url" ]; then
+    fail "no dashboard URL in thothd's log: $(tail -2 "$TMP/log")"
+  else
+    for scheme in Bearer bearer BEARER; do
+      code=$(curl -s -m 10 -o /dev/null -w '%{http_code}' -H "Authorization: $scheme a-token-of-ours" "${url}metrics")
+      [ "$code" = 200 ] && echo "ok: Authorization: $scheme TOKEN: 200" ||
+        fail "Authorization: $scheme TOKEN: $code (want 200)"
+    done
+    code=$(curl -s -m 10 -o /dev/null -w '%{http_code}' -H "Authorization: bearer wrong-token" "${url}metrics")
+    [ "$code" = 401 ] || fail "Authorization: bearer WRONG: $code (want 401)"
+  fi
   kill -TERM "$PID"; wait "$PID"; rc=$?; PID=""
   [ $rc = 0 ] && echo "ok: a 0600 token file is taken" || fail "thothd with a 0600 token: exit $rc"
 else
