@@ -12,7 +12,9 @@
 #  - a dashboard token file every user could read (0644) was taken, and
 #    "Authorization: bearer TOKEN" (the scheme in lower case) was 401;
 #  - `thothctl sched --from <TAB>` offered directories only, and the value
-#    of `codex read --from` (a sequence number) directories too.
+#    of `codex read --from` (a sequence number) directories too;
+#  - `thothctl -- status` was "unknown option --"; `probe check`/`kernel`
+#    of a missing file named the path twice.
 set -uo pipefail
 SRC=$1 BUILD=$2
 THOTHD=$BUILD/kernel/thothd/thothd
@@ -131,6 +133,24 @@ got=$(complete_words thothctl sched --from "$TMP/traces/ru")
 got=$(cd "$TMP/traces" && complete_words thothctl codex read s --from '')
 [ -z "$got" ] && echo "ok: codex read --from offers nothing (a sequence number)" ||
   fail "thothctl codex read s --from <TAB>: '$got' (want nothing: a number)"
+
+# 6. thothctl: "--" ends the global options ("unknown option --" before),
+# and an object file that cannot be opened is named once ("x.o: x.o: ...").
+THOTHCTL=$BUILD/tools/thothctl/thothctl
+timeout 20 "$THOTHCTL" --runtime-dir "$TMP/none" -- status >/dev/null 2>"$TMP/err"
+rc=$?
+[ $rc = 1 ] && grep -qF "thothd is not running (no socket at $TMP/none/thothd.sock)" "$TMP/err" &&
+  echo "ok: thothctl -- status: $(head -1 "$TMP/err")" ||
+  fail "thothctl -- status: exit $rc (want 1, thothd not running): $(head -1 "$TMP/err")"
+for sub in check kernel; do
+  timeout 20 "$THOTHCTL" --runtime-dir "$TMP/none" probe $sub "$TMP/nosuch.o" >/dev/null 2>"$TMP/err"
+  rc=$?
+  if [ $rc = 2 ] && [ "$(head -1 "$TMP/err")" = "thothctl: $TMP/nosuch.o: No such file or directory" ]; then
+    echo "ok: probe $sub NOSUCH: $(head -1 "$TMP/err")"
+  else
+    fail "probe $sub NOSUCH: exit $rc, stderr: $(head -1 "$TMP/err")"
+  fi
+done
 
 [ $failures = 0 ] || { echo "$failures failure(s)"; exit 1; }
 echo "all passed"
