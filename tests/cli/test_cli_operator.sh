@@ -14,7 +14,8 @@
 #  - `thothctl sched --from <TAB>` offered directories only, and the value
 #    of `codex read --from` (a sequence number) directories too;
 #  - `thothctl -- status` was "unknown option --"; `probe check`/`kernel`
-#    of a missing file named the path twice.
+#    of a missing file named the path twice; `codex read --from 5 --to 1`
+#    read nothing and exited 0.
 set -uo pipefail
 SRC=$1 BUILD=$2
 THOTHD=$BUILD/kernel/thothd/thothd
@@ -150,6 +151,16 @@ for sub in check kernel; do
   else
     fail "probe $sub NOSUCH: exit $rc, stderr: $(head -1 "$TMP/err")"
   fi
+done
+
+# 7. codex read with its range backwards: refused (it read nothing, exit 0,
+# like an empty stream).  Refused before connecting: no codex needed.
+for range in "--from 5 --to 1" "--since 200 --until 100"; do
+  # shellcheck disable=SC2086
+  timeout 20 "$THOTHCTL" --runtime-dir "$TMP/none" codex read s $range >/dev/null 2>"$TMP/err"
+  rc=$?
+  [ $rc = 2 ] && grep -q "is past --" "$TMP/err" && echo "ok: codex read s $range: $(head -1 "$TMP/err")" ||
+    fail "codex read s $range: exit $rc (want 2), stderr: $(head -1 "$TMP/err")"
 done
 
 [ $failures = 0 ] || { echo "$failures failure(s)"; exit 1; }
