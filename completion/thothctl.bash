@@ -12,14 +12,22 @@ _thothctl()
 		esac
 	done
 	case $prev in
-	--runtime-dir|--ctf|--from)
+	--runtime-dir|--ctf)
 		COMPREPLY=($(compgen -d -- "$cur")); return ;;
+	--from)
+		# sched --from TRACE.json is a file (directories only were offered);
+		# codex read --from SEQ is a number
+		[ "$cmd" = sched ] && COMPREPLY=($(compgen -f -- "$cur"))
+		return ;;
+	--export-list|--emit)
+		COMPREPLY=($(compgen -f -- "$cur")); return ;;
 	--json)
 		# After `trace`, --json names an output file; before, it is a flag.
 		if [ "$cmd" = trace ]; then COMPREPLY=($(compgen -f -- "$cur")); return; fi ;;
 	--categories)
 		COMPREPLY=($(compgen -W "all ipc registry timer loop pm user lock" -- "$cur")); return ;;
-	--pid|--duration|--min-version)
+	# a value of the user's: nothing to offer (the command's options were)
+	--pid|--duration|--min-version|--top|--budget-ms|--to|--since|--until|--wait|--every|--rate|--qos-us|--deadline-us|--service|--dev)
 		return ;;
 	esac
 	local global="--runtime-dir --json --help --version"

@@ -1156,17 +1156,14 @@ static void revoke_previous(thothd_federation_t *f)
 		curl_easy_cleanup(e);
 }
 
-int thothd_federation_new(thoth_loop_t *loop, thoth_registry_t *reg, const thothd_federation_config_t *cfg,
-			  thothd_federation_t **out, char *why, size_t why_len)
+int thothd_federation_config_check(const thothd_federation_config_t *cfg, char *why, size_t why_len)
 {
-	*out = NULL;
 	if (!cfg->etcd_url || (strncmp(cfg->etcd_url, "http://", 7) && strncmp(cfg->etcd_url, "https://", 8))) {
 		snprintf(why, why_len, "--etcd %s: expected http://HOST:PORT", cfg->etcd_url ? cfg->etcd_url : "(none)");
 		return THOTH_E_INVAL;
 	}
-	if (!cfg->host_id || !host_id_valid(cfg->host_id)) {
-		snprintf(why, why_len, "--host-id %s: 1..63 characters of [A-Za-z0-9_.-]",
-			 cfg->host_id ? cfg->host_id : "(none)");
+	if (cfg->host_id && !host_id_valid(cfg->host_id)) {
+		snprintf(why, why_len, "--host-id %s: 1..63 characters of [A-Za-z0-9_.-]", cfg->host_id);
 		return THOTH_E_INVAL;
 	}
 	if (cfg->advertise && *cfg->advertise) {
@@ -1182,6 +1179,23 @@ int thothd_federation_new(thoth_loop_t *loop, thoth_registry_t *reg, const thoth
 		snprintf(why, why_len, "--etcd-ttl %u: must be 2..3600 seconds (etcd's minimum lease is 2 s)", ttl);
 		return THOTH_E_INVAL;
 	}
+	return 0;
+}
+
+int thothd_federation_new(thoth_loop_t *loop, thoth_registry_t *reg, const thothd_federation_config_t *cfg,
+			  thothd_federation_t **out, char *why, size_t why_len)
+{
+	*out = NULL;
+	int c = thothd_federation_config_check(cfg, why, why_len);
+	if (c)
+		return c;
+	/* The default host id (the host name) is only known here. */
+	if (!cfg->host_id || !host_id_valid(cfg->host_id)) {
+		snprintf(why, why_len, "--host-id %s: 1..63 characters of [A-Za-z0-9_.-]",
+			 cfg->host_id ? cfg->host_id : "(none)");
+		return THOTH_E_INVAL;
+	}
+	uint32_t ttl = cfg->ttl_s ? cfg->ttl_s : 10;
 	thothd_federation_t *f = calloc(1, sizeof *f);
 	if (!f)
 		return THOTH_E_NOMEM;

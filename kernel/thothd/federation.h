@@ -95,6 +95,11 @@ typedef struct thothd_federation_stats {
 	bool watching;                  /* the watch stream is open */
 } thothd_federation_stats_t;
 
+/* The options alone (URL form, --host-id when given, --advertise, the TTL):
+ * 0, or THOTH_E_INVAL with WHY naming the option.  main() checks them with
+ * the command line, so a bad one exits 2 before thothd serves anything;
+ * thothd_federation_new() checks them again. */
+int thothd_federation_config_check(const thothd_federation_config_t *cfg, char *why, size_t why_len);
 int thothd_federation_new(thoth_loop_t *loop, thoth_registry_t *reg, const thothd_federation_config_t *cfg,
 			  thothd_federation_t **out, char *why, size_t why_len);
 /* Stop: the host lease is revoked (our keys vanish at once), every remote

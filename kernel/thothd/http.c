@@ -43,6 +43,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -1086,7 +1087,9 @@ static bool token_ok(const thothd_http_t *h, struct MHD_Connection *conn)
 		return true;
 	const char *given = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "token");
 	const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
-	if (!given && auth && strncmp(auth, "Bearer ", 7) == 0)
+	/* The scheme is case-insensitive (RFC 9110 11.1): "bearer TOKEN" was
+	 * answered 401 with the right token. */
+	if (!given && auth && strncasecmp(auth, "Bearer ", 7) == 0)
 		given = auth + 7;
 	if (!given)
 		return false;
@@ -1214,6 +1217,16 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* ---- start / stop --------------------------------------------------------------------- */
 
+int thothd_http_addr_check(const char *addr, char *why, size_t why_len)
+{
+	struct in_addr a4;
+	struct in6_addr a6;
+	if (inet_pton(AF_INET, addr, &a4) == 1 || inet_pton(AF_INET6, addr, &a6) == 1)
+		return 0;
+	snprintf(why, why_len, "'%s' is not a numeric IPv4 or IPv6 address", addr);
+	return THOTH_E_INVAL;
+}
+
 int thothd_http_start(thothd_t *d, const thothd_http_config_t *cfg, thothd_http_t **out,
 		      char *why, size_t why_len)
 {
@@ -1238,8 +1251,7 @@ int thothd_http_start(thothd_t *d, const thothd_http_config_t *cfg, thothd_http_
 		sin6->sin6_port = htons((uint16_t)cfg->port);
 		flags |= MHD_USE_IPv6;
 	} else {
-		snprintf(why, why_len, "'%s' is not a numeric IPv4 or IPv6 address", addr);
-		return THOTH_E_INVAL;
+		return thothd_http_addr_check(addr, why, why_len);
 	}
 	uint32_t max_conn = cfg->max_connections ? cfg->max_connections : 1024;
 	struct rlimit nofile;

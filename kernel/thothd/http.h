@@ -33,6 +33,10 @@ typedef struct thothd_http_config {
 
 typedef struct thothd_http thothd_http_t;
 
+/* ADDR a numeric IPv4 or IPv6 address (--http-addr): 0, or THOTH_E_INVAL
+ * with WHY saying so.  main() checks it with the command line (exit 2). */
+int thothd_http_addr_check(const char *addr, char *why, size_t why_len);
+
 /* Serve the dashboard on D's loop; D->dashboard_url is set.  On failure WHY
  * says what (e.g. "127.0.0.1:9180: address already in use"). */
 int thothd_http_start(thothd_t *d, const thothd_http_config_t *cfg, thothd_http_t **out,

@@ -4,7 +4,7 @@
  * thothd always runs in the foreground (a supervisor - systemd, a shell's
  * `&`, scripts/run.sh - decides where it lives); --foreground is accepted
  * for compatibility and changes nothing.  It logs to stderr and exits 0 on
- * SIGTERM/SIGINT after removing its socket and lock file.
+ * SIGTERM/SIGINT/SIGHUP after removing its socket and lock file.
  *
  * Under a service manager (sd.c): the listening socket may be handed over
  * by socket activation (LISTEN_FDS), and readiness is announced over
@@ -21,6 +21,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "federation.h"
@@ -380,9 +381,48 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	/* Every option's value is checked here, with the command line: a bad
+	 * --http-addr, --etcd, --host-id or --advertise (or one of the last
+	 * three without --etcd) was found only after thothd had taken the
+	 * runtime dir and served its socket, and exited 1, not 2. */
+	{
+		char arg_why[300];
+		if (http_cfg.addr && thothd_http_addr_check(http_cfg.addr, arg_why, sizeof arg_why)) {
+			fprintf(stderr, "thothd: --http-addr %s\n", arg_why);
+			return 2;
+		}
+		if (fed_cfg.etcd_url && thothd_federation_config_check(&fed_cfg, arg_why, sizeof arg_why)) {
+			fprintf(stderr, "thothd: %s\n", arg_why);
+			return 2;
+		}
+		if (!fed_cfg.etcd_url && (fed_cfg.host_id || fed_cfg.advertise || fed_cfg.ttl_s)) {
+			fprintf(stderr, "thothd: --host-id, --advertise and --etcd-ttl need --etcd\n");
+			return 2;
+		}
+	}
 
 	if (token_file) {
 		FILE *tf = fopen(token_file, "r");
+		/* The token keeps the other users of the host out of the
+		 * dashboard: a file they can read (a umask's 0644) kept nobody
+		 * out, and nothing said so.  Refused as the cluster token is
+		 * (docs/FEDERATION.md): a regular file of ours, chmod 600. */
+		struct stat tst;
+		if (tf && fstat(fileno(tf), &tst) == 0 &&
+		    (!S_ISREG(tst.st_mode) || tst.st_uid != geteuid() || (tst.st_mode & 077))) {
+			if (!S_ISREG(tst.st_mode))
+				fprintf(stderr, "thothd: the token file %s is not a regular file\n",
+					token_file);
+			else if (tst.st_uid != geteuid())
+				fprintf(stderr, "thothd: the token file %s is owned by uid %u, not by us "
+					"(uid %u)\n", token_file, (unsigned)tst.st_uid, (unsigned)geteuid());
+			else
+				fprintf(stderr, "thothd: the token file %s has mode %03o: other users can "
+					"read the token (chmod 600 it)\n", token_file,
+					(unsigned)(tst.st_mode & 0777));
+			fclose(tf);
+			return 1;
+		}
 		if (!tf || !fgets(token, sizeof token, tf)) {
 			fprintf(stderr, "thothd: cannot read a token from %s: %s\n", token_file,
 				tf ? "empty file" : strerror(errno));
@@ -425,8 +465,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (lock_fd < 0) {
-		fprintf(stderr, "thothd: cannot take the lock file in %s: %s\n", dir,
-			thoth_strerror(lock_fd));
+		/* errno, not the code: "system call failed" named neither the
+		 * file nor the reason (a runtime dir thothd may not write to). */
+		fprintf(stderr, "thothd: cannot take the lock file %s/%s: %s\n", dir,
+			THOTHD_PIDFILE_NAME, strerror(errno));
 		return 1;
 	}
 	snprintf(sock, sizeof sock, "%s/%s", dir, THOTHD_SOCKET_NAME);
@@ -470,8 +512,14 @@ int main(int argc, char **argv)
 		thothd_error("cannot create the event loop: %s", thoth_strerror(r));
 		goto out;
 	}
+	/* SIGHUP too (the terminal thothd ran in went away, or a `kill -HUP`
+	 * meant as "reload"): its default action killed thothd on the spot and
+	 * left the socket, the pid file and its doorbell behind.  There is no
+	 * configuration to reload; it stops like SIGTERM.  Under nohup it stays
+	 * ignored (an ignored signal never reaches the signalfd). */
 	if ((r = thoth_loop_add_signal(loop, SIGTERM, on_stop_signal, NULL)) ||
-	    (r = thoth_loop_add_signal(loop, SIGINT, on_stop_signal, NULL))) {
+	    (r = thoth_loop_add_signal(loop, SIGINT, on_stop_signal, NULL)) ||
+	    (r = thoth_loop_add_signal(loop, SIGHUP, on_stop_signal, NULL))) {
 		thothd_error("cannot handle signals: %s", thoth_strerror(r));
 		goto out;
 	}
@@ -551,9 +599,6 @@ int main(int argc, char **argv)
 		thothd_info("federation: host %s, etcd %s, lease TTL %u s%s%s", fed_cfg.host_id, fed_cfg.etcd_url,
 			    fed_cfg.ttl_s ? fed_cfg.ttl_s : 10, fed_cfg.advertise ? ", advertising " : "",
 			    fed_cfg.advertise ? fed_cfg.advertise : "");
-	} else if (fed_cfg.host_id || fed_cfg.advertise || fed_cfg.ttl_s) {
-		thothd_error("--host-id, --advertise and --etcd-ttl need --etcd");
-		goto out;
 	}
 	/* Serving from here on: the socket accepts, the loop will answer. */
 	if ((r = thothd_sd_notify("READY=1\nSTATUS=serving")))

@@ -64,19 +64,23 @@ int thothd_pidfile_lock(const char *dir, int *other_pid)
 		return THOTH_E_INVAL;
 	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
-		return THOTH_E_IO;
+		return THOTH_E_IO;      /* errno says why (EACCES, ELOOP, EISDIR...) */
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		int e = errno;
 		char buf[32] = { 0 };
 		ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
 		*other_pid = n > 0 ? atoi(buf) : 0;
 		close(fd);
+		errno = e;
 		return e == EWOULDBLOCK ? THOTH_E_BUSY : THOTH_E_IO;
 	}
 	char buf[32];
 	int len = snprintf(buf, sizeof buf, "%d\n", (int)getpid());
-	if (ftruncate(fd, 0) < 0 || pwrite(fd, buf, (size_t)len, 0) != len) {
+	ssize_t w = ftruncate(fd, 0) < 0 ? -1 : pwrite(fd, buf, (size_t)len, 0);
+	if (w != len) {
+		int e = w < 0 ? errno : ENOSPC;         /* a short write: a full disk */
 		close(fd);
+		errno = e;
 		return THOTH_E_IO;
 	}
 	return fd;

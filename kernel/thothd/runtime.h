@@ -28,7 +28,8 @@ int thothd_runtime_dir_prepare(const char *dir, char *why, size_t why_len);
 /*
  * Take the lock file DIR/thothd.pid (flock, non-blocking) and write our pid.
  * Returns the open fd (keep it open to hold the lock), or THOTH_E_BUSY with
- * *OTHER_PID set when another thothd holds it, or THOTH_E_IO.
+ * *OTHER_PID set when another thothd holds it, or THOTH_E_IO with errno
+ * saying why (the file cannot be opened, locked or written).
  */
 int thothd_pidfile_lock(const char *dir, int *other_pid);
 void thothd_pidfile_release(const char *dir, int fd);

@@ -148,6 +148,7 @@ refused 2 "not a C identifier" "$THOTHC" gen --lang c --c-prefix '' -o "$TMP/gen
 # thothd: a token file whose token is longer than the 255 bytes kept (it
 # was cut silently: every request then got 401).
 head -c 300 /dev/zero | tr '\0' 'k' >"$TMP/token"
+chmod 600 "$TMP/token"   # a token others can read is refused first
 refused 1 "longer than 255 bytes" "$THOTHD" --runtime-dir "$TMP/rt" --http-token-file "$TMP/token"
 [ ! -e "$TMP/rt" ] || { echo "FAIL: thothd started before refusing its token"; failures=$((failures + 1)); }
 

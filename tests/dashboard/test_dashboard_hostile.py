@@ -540,6 +540,7 @@ def main():
     tokdir = os.path.join(os.environ.get("TMPDIR", "/tmp"), "thoth-dash-token-%d" % os.getpid())
     with open(tokdir, "w") as f:
         f.write(TOKEN + "\n")
+    os.chmod(tokdir, 0o600)   # thothd refuses a token other users can read
     try:
         with System(BUILD, demo=False, thothd_args=("--http-token-file", tokdir,
                                                     "--http-timeout-s", str(timeout_s))) as s:

@@ -411,6 +411,18 @@ int thothctl_codex(int argc, char **argv, const thothctl_opts_t *opts)
 			: "--from/--to/--since/--until", sub);
 		return 2;
 	}
+	/* A range given backwards read nothing and exited 0, as an empty
+	 * stream does: the operator could not tell a typo from no records. */
+	if (to && from > to) {
+		fprintf(stderr, "thothctl: codex read: --from %llu is past --to %llu\n",
+			(unsigned long long)from, (unsigned long long)to);
+		return 2;
+	}
+	if (until && since > until) {
+		fprintf(stderr, "thothctl: codex read: --since %llu is past --until %llu\n",
+			(unsigned long long)since, (unsigned long long)until);
+		return 2;
+	}
 	if ((given & G_SYNC) && (given & G_DEFERRED)) {
 		fprintf(stderr, "thothctl: codex append: --sync or --deferred, not both\n");
 		return 2;

@@ -917,6 +917,12 @@ int main(int argc, char **argv)
 	/* Global options before the command; --help and --version answer once
 	 * all are read (`--version --json` is as `--json --version`). */
 	for (; i < argc && argv[i][0] == '-'; i++) {
+		/* "--" ends the options: the command follows (`thothctl -- status`
+		 * was "unknown option --"). */
+		if (strcmp(argv[i], "--") == 0) {
+			i++;
+			break;
+		}
 		int g = global_option(argc, argv, &i, &opts, true);
 		if (g < 0)
 			return 2;

@@ -126,16 +126,28 @@ static void section_json(const char *section, const char *name)
 	thothctl_json_str(name, strlen(name));
 }
 
+/* The loader's reason for an object it could not open: the file-level ones
+ * (cannot open, not a regular file, too large) already begin with the
+ * path, which was printed twice ("x.o: x.o: No such file or directory"). */
+static void object_error(const char *path, const char *err, int r)
+{
+	size_t n = strlen(path);
+	if (err[0] && strncmp(err, path, n) == 0 && err[n] == ':')
+		fprintf(stderr, "thothctl: %s\n", err);
+	else
+		fprintf(stderr, "thothctl: %s: %s\n", path, err[0] ? err : thoth_strerror(r));
+}
+
 static int probe_check(int argc, char **argv, const thothctl_opts_t *opts)
 {
 	if (argc != 2)
 		return usage(stderr, 2);
 	const char *path = argv[1];
-	char err[512];
+	char err[512] = "";
 	thoth_probe_object_t *obj = NULL;
 	int r = thoth_probe_object_open_file(path, &obj, err, sizeof err);
 	if (r < 0) {
-		fprintf(stderr, "thothctl: %s: %s\n", path, err[0] ? err : thoth_strerror(r));
+		object_error(path, err, r);
 		/* 2: unreadable or not a BPF ELF object; 1: a BPF object using
 		 * something probes do not support (the reason says what) */
 		return r == THOTH_E_IO || r == THOTH_E_BAD_MAGIC || r == THOTH_E_NOMEM ? 2 : 1;
@@ -926,11 +938,11 @@ static int probe_kernel(int argc, char **argv, const thothctl_opts_t *opts)
 		return usage(stderr, 2);
 	/* Our own loader first: a clear error for a file that is not a BPF
 	 * object, and the list of kernel sections. */
-	char err[512];
+	char err[512] = "";
 	thoth_probe_object_t *obj = NULL;
 	int r = thoth_probe_object_open_file(path, &obj, err, sizeof err);
 	if (r < 0) {
-		fprintf(stderr, "thothctl: %s: %s\n", path, err[0] ? err : thoth_strerror(r));
+		object_error(path, err, r);
 		return r == THOTH_E_IO || r == THOTH_E_BAD_MAGIC ? 2 : 1;
 	}
 	size_t n_kernel = 0;

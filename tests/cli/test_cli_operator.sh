@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# tests/cli/test_cli_operator.sh SOURCE_DIR BUILD_DIR
+#
+# What an operator trying thothd and thothctl for the first time met
+# (session 38's trial): each case failed on the code before.
+#  - a bad --http-addr, --etcd, --host-id or --advertise (or --host-id
+#    without --etcd) was found after thothd had taken the runtime dir and
+#    served its socket, and exited 1: thothd(8) says 2 for bad arguments;
+#  - a lock file thothd cannot open said "system call failed";
+#  - SIGHUP (a closed terminal, or `kill -HUP` meant as "reload") killed
+#    thothd on the spot, leaving its socket and pid file behind;
+#  - a dashboard token file every user could read (0644) was taken, and
+#    "Authorization: bearer TOKEN" (the scheme in lower case) was 401;
+#  - `thothctl sched --from <TAB>` offered directories only, and the value
+#    of `codex read --from` (a sequence number) directories too;
+#  - `thothctl -- status` was "unknown option --"; `probe check`/`kernel`
+#    of a missing file named the path twice; `codex read --from 5 --to 1`
+#    read nothing and exited 0.
+set -uo pipefail
+SRC=$1 BUILD=$2
+THOTHD=$BUILD/kernel/thothd/thothd
+TMP=$(mktemp -d /tmp/thoth-cli-operator-XXXXXX)
+PID=""
+cleanup() {
+  [ -z "$PID" ] || { kill -KILL "$PID" 2>/dev/null; wait "$PID" 2>/dev/null; }
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+failures=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+
+# refused RC PATTERN ARGS...: thothd ARGS exits RC, its stderr holds
+# PATTERN, and it created no runtime dir (it refused before starting).
+refused() {
+  local want=$1 pattern=$2
+  shift 2
+  rm -rf "$TMP/rt"
+  timeout 10 "$THOTHD" --runtime-dir "$TMP/rt" --http-port off "$@" >"$TMP/out" 2>"$TMP/err"
+  local rc=$?
+  if [ "$rc" != "$want" ] || ! grep -qF -- "$pattern" "$TMP/err"; then
+    fail "thothd $*: exit $rc (want $want), stderr: $(head -3 "$TMP/err")"
+  elif [ -e "$TMP/rt" ]; then
+    fail "thothd $*: refused only after creating its runtime dir"
+  else
+    echo "ok: thothd $*: $(head -1 "$TMP/err")"
+  fi
+}
+
+# 1. Bad option values: exit 2 before anything starts.
+refused 2 "--http-addr 'localhost' is not a numeric IPv4 or IPv6 address" --http-addr localhost
+refused 2 "--etcd foo: expected http://HOST:PORT" --etcd foo
+refused 2 "--host-id bad/name: 1..63 characters" --etcd http://127.0.0.1:1 --host-id bad/name
+refused 2 "--advertise: address \"nonsense\" does not start with \"tcp:\"" \
+  --etcd http://127.0.0.1:1 --advertise nonsense
+refused 2 "--host-id, --advertise and --etcd-ttl need --etcd" --host-id h1
+
+# 2. A lock file that cannot be opened: the file and the reason.
+mkdir -m 700 "$TMP/lockdir" && mkdir "$TMP/lockdir/thothd.pid"
+timeout 20 "$THOTHD" --runtime-dir "$TMP/lockdir" --http-port off >/dev/null 2>"$TMP/err"
+rc=$?
+if [ $rc = 1 ] && grep -qF "cannot take the lock file $TMP/lockdir/thothd.pid: Is a directory" "$TMP/err"; then
+  echo "ok: lock file: $(head -1 "$TMP/err")"
+else
+  fail "a lock file that is a directory: exit $rc, stderr: $(head -2 "$TMP/err")"
+fi
+
+# start_thothd ARGS...: thothd in $TMP/rt, in the background, ready.
+start_thothd() {
+  rm -rf "$TMP/rt" "$TMP/ready"
+  mkfifo "$TMP/ready"
+  "$THOTHD" --runtime-dir "$TMP/rt" --ready-fd 3 "$@" 3>"$TMP/ready" 2>"$TMP/log" &
+  PID=$!
+  local ready=""
+  read -r -t 30 ready <"$TMP/ready" || true
+  [ "$ready" = "READY=1" ]
+}
+
+# 3. SIGHUP: a clean stop like SIGTERM's (exit 0, socket and pid file gone).
+if start_thothd --http-port off; then
+  kill -HUP "$PID"
+  timeout 20 tail --pid="$PID" -f /dev/null
+  wait "$PID"
+  rc=$?
+  PID=""
+  left=$(ls "$TMP/rt" 2>/dev/null | grep -E '^thothd\.(sock|pid)$' | tr '\n' ' ')
+  if [ $rc = 0 ] && [ -z "$left" ] && grep -q "signal 1: shutting down" "$TMP/log"; then
+    echo "ok: SIGHUP stops thothd cleanly"
+  else
+    fail "SIGHUP: exit $rc, left behind: '${left}', log: $(tail -2 "$TMP/log")"
+  fi
+else
+  fail "thothd did not start: $(tail -3 "$TMP/log")"
+fi
+
+# 4. The dashboard's token file: refused when others can read it ...
+printf 'a-token-of-ours\n' >"$TMP/token"
+chmod 644 "$TMP/token"
+refused 1 "has mode 644: other users can read the token (chmod 600 it)" --http-token-file "$TMP/token"
+# ... and taken once it is 0600.
+chmod 600 "$TMP/token"
+if start_thothd --http-port 0 --http-token-file "$TMP/token"; then
+  # The Authorization scheme is case-insensitive: "bearer" was 401.
+  url=$(grep -o 'dashboard at http://[^ ]*' "$TMP/log" | head -1 | sed 's/^dashboard at //')
+  if [ -z "$url" ]; then
+    fail "no dashboard URL in thothd's log: $(tail -2 "$TMP/log")"
+  else
+    for scheme in Bearer bearer BEARER; do
+      code=$(curl -s -m 10 -o /dev/null -w '%{http_code}' -H "Authorization: $scheme a-token-of-ours" "${url}metrics")
+      [ "$code" = 200 ] && echo "ok: Authorization: $scheme TOKEN: 200" ||
+        fail "Authorization: $scheme TOKEN: $code (want 200)"
+    done
+    code=$(curl -s -m 10 -o /dev/null -w '%{http_code}' -H "Authorization: bearer wrong-token" "${url}metrics")
+    [ "$code" = 401 ] || fail "Authorization: bearer WRONG: $code (want 401)"
+  fi
+  kill -TERM "$PID"; wait "$PID"; rc=$?; PID=""
+  [ $rc = 0 ] && echo "ok: a 0600 token file is taken" || fail "thothd with a 0600 token: exit $rc"
+else
+  fail "thothd refused a 0600 token file: $(tail -2 "$TMP/log")"
+fi
+
+# 5. Completion: the values of --from.
+complete_words() {   # WORD...: COMPREPLY for the last word
+  COMP_WORDS=("$@")
+  COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+  COMPREPLY=()
+  _thothctl
+  echo "${COMPREPLY[*]}"
+}
+. "$SRC/completion/thothctl.bash"
+mkdir -p "$TMP/traces/older" && : >"$TMP/traces/run1.json"
+got=$(complete_words thothctl sched --from "$TMP/traces/ru")
+[ "$got" = "$TMP/traces/run1.json" ] && echo "ok: sched --from completes a trace file" ||
+  fail "thothctl sched --from $TMP/traces/ru<TAB>: '$got' (want the file)"
+got=$(cd "$TMP/traces" && complete_words thothctl codex read s --from '')
+[ -z "$got" ] && echo "ok: codex read --from offers nothing (a sequence number)" ||
+  fail "thothctl codex read s --from <TAB>: '$got' (want nothing: a number)"
+
+# 6. thothctl: "--" ends the global options ("unknown option --" before),
+# and an object file that cannot be opened is named once ("x.o: x.o: ...").
+THOTHCTL=$BUILD/tools/thothctl/thothctl
+timeout 20 "$THOTHCTL" --runtime-dir "$TMP/none" -- status >/dev/null 2>"$TMP/err"
+rc=$?
+[ $rc = 1 ] && grep -qF "thothd is not running (no socket at $TMP/none/thothd.sock)" "$TMP/err" &&
+  echo "ok: thothctl -- status: $(head -1 "$TMP/err")" ||
+  fail "thothctl -- status: exit $rc (want 1, thothd not running): $(head -1 "$TMP/err")"
+for sub in check kernel; do
+  timeout 20 "$THOTHCTL" --runtime-dir "$TMP/none" probe $sub "$TMP/nosuch.o" >/dev/null 2>"$TMP/err"
+  rc=$?
+  if [ $rc = 2 ] && [ "$(head -1 "$TMP/err")" = "thothctl: $TMP/nosuch.o: No such file or directory" ]; then
+    echo "ok: probe $sub NOSUCH: $(head -1 "$TMP/err")"
+  else
+    fail "probe $sub NOSUCH: exit $rc, stderr: $(head -1 "$TMP/err")"
+  fi
+done
+
+# 7. codex read with its range backwards: refused (it read nothing, exit 0,
+# like an empty stream).  Refused before connecting: no codex needed.
+for range in "--from 5 --to 1" "--since 200 --until 100"; do
+  # shellcheck disable=SC2086
+  timeout 20 "$THOTHCTL" --runtime-dir "$TMP/none" codex read s $range >/dev/null 2>"$TMP/err"
+  rc=$?
+  [ $rc = 2 ] && grep -q "is past --" "$TMP/err" && echo "ok: codex read s $range: $(head -1 "$TMP/err")" ||
+    fail "codex read s $range: exit $rc (want 2), stderr: $(head -1 "$TMP/err")"
+done
+
+[ $failures = 0 ] || { echo "$failures failure(s)"; exit 1; }
+echo "all passed"
