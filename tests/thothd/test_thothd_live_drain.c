@@ -1772,6 +1772,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (argc > 1)
 		cmocka_set_test_filter(argv[1]);        /* one test by name (a pattern) */
+	if (argc > 2)
+		cmocka_set_skip_filter(argv[2]);        /* and those not to run (CTest: two entries) */
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_a_busy_backlog_is_drained_off_the_loop_thread),
 		cmocka_unit_test(test_a_backlog_above_the_inline_limit_is_drained_off_the_loop_thread),
