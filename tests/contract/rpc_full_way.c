@@ -24,4 +24,5 @@
 #define thoth__server_fail thoth_full__server_fail
 #define thoth_rpc_oneways_dropped thoth_full_rpc_oneways_dropped
 #define thoth__rpc_oneway_log_reset thoth_full__rpc_oneway_log_reset
+#define thoth__rpc_oneway_mirror thoth_full__rpc_oneway_mirror
 #include "../../kernel/ipc/rpc.c"
