@@ -4,19 +4,20 @@
 # also when the test fails (exit 1), skips (77) or is interrupted (INT,
 # TERM, HUP); it never kills by name (other tests run thothd beside it).
 #
-#   tt_init BUILD_DIR          THOTHD, THOTHCTL (and TT_BUILD) from the build
-#                              tree; installs the clean-up trap.
+#   tt_init [BUILD_DIR]        THOTHD, THOTHCTL (and TT_BUILD) from the build
+#                              tree (without it, as the caller set them);
+#                              installs the clean-up trap.
 #   tt_fail MSG                "FAIL: MSG", exit 1 (clean-up runs).
 #   tt_skip MSG                "SKIP: MSG", exit 77: MSG names what is missing.
-#   tt_mkdir VAR [TAG]         VAR := a fresh dir under ${TMPDIR:-/tmp}, mode
-#                              0700, removed on exit.
+#   tt_mkdir VAR [TAG [PARENT]] VAR := a fresh dir under PARENT (by default
+#                              ${TMPDIR:-/tmp}), mode 0700, removed on exit.
 #   tt_spawn CMD...            CMD in the background, its pid remembered (and
 #                              in TT_PID); must run in the test's own shell
 #                              (not in $(...)), or the pid is not remembered.
 #   tt_start_thothd RT [ARGS]  thothd --runtime-dir RT --ready-fd ARGS, its
 #                              stderr appended to $RT/thothd.log; returns once
 #                              it said READY=1 and its socket is there
-#                              (deadline TT_DEADLINE s), else fails with its
+#                              (deadline TT_DEADLINE s, 60 by default), else fails with its
 #                              log.  THOTHD_PID := its pid.  TT_THOTHD_WRAP
 #                              (an array), when set, is put before thothd
 #                              (env VAR=..., prlimit ...).
@@ -24,17 +25,27 @@
 #   tt_start_service RT NAME CMD...
 #                              CMD (stderr to $RT/NAME.log) and waits until
 #                              NAME is registered; TT_PID is its pid.
-#   tt_until SECS WHAT CMD...  polls CMD (every 20 ms) until it succeeds;
-#                              fails "WHAT within SECS s" past the deadline.
+#   tt_until [--show FILE] SECS WHAT CMD...
+#                              polls CMD (every 20 ms) until it succeeds;
+#                              past the deadline shows FILE and fails
+#                              "WHAT within SECS s".
 #   tt_reap PID                waits for PID (the test's own child) and
 #                              forgets it; returns PID's exit status.
+#   TT_PYTHON3                 the python3 to run (THOTH_PYTHON3, else
+#                              /usr/bin/python3, else the one on PATH: a
+#                              version manager's shim there costs seconds
+#                              a start on a loaded machine); empty if none.
 #
-# Deadlines are for a loaded machine (TT_DEADLINE, 30 s by default): a wait
+# Deadlines are for a loaded machine (TT_DEADLINE, 60 s by default): a wait
 # is always for a condition, never a fixed sleep.
 
-TT_DEADLINE=${TT_DEADLINE:-30}
+TT_DEADLINE=${TT_DEADLINE:-60}
 TT_PIDS=()
 TT_DIRS=()
+if [ -n "${THOTH_PYTHON3:-}" ]; then TT_PYTHON3=$THOTH_PYTHON3
+elif [ -x /usr/bin/python3 ]; then TT_PYTHON3=/usr/bin/python3
+else TT_PYTHON3=$(command -v python3 || true)
+fi
 
 tt_fail() { echo "FAIL: $*"; exit 1; }
 tt_skip() { echo "SKIP: $*"; exit 77; }
@@ -76,9 +87,12 @@ tt_cleanup() {
 }
 
 tt_init() {
-  TT_BUILD=$1
-  THOTHD=$TT_BUILD/kernel/thothd/thothd
-  THOTHCTL=$TT_BUILD/tools/thothctl/thothctl
+  if [ -n "${1:-}" ]; then
+    TT_BUILD=$1
+    THOTHD=$TT_BUILD/kernel/thothd/thothd
+    THOTHCTL=$TT_BUILD/tools/thothctl/thothctl
+  fi
+  [ -n "${THOTHD:-}" ] && [ -n "${THOTHCTL:-}" ] || tt_fail "tt_init: no build dir, and THOTHD or THOTHCTL unset"
   trap tt_cleanup EXIT
   trap 'exit 130' INT
   trap 'exit 143' TERM
@@ -86,8 +100,8 @@ tt_init() {
 }
 
 tt_mkdir() {
-  local dir
-  dir=$(mktemp -d "${TMPDIR:-/tmp}/thoth-${2:-test}-XXXXXX") || tt_fail "cannot make a temp dir under ${TMPDIR:-/tmp}"
+  local dir parent=${3:-${TMPDIR:-/tmp}}
+  dir=$(mktemp -d "$parent/thoth-${2:-test}-XXXXXX") || tt_fail "cannot make a temp dir under $parent"
   chmod 0700 "$dir"
   TT_DIRS+=("$dir")
   printf -v "$1" '%s' "$dir"
@@ -108,11 +122,16 @@ tt_reap() {
 }
 
 tt_until() {
-  local secs=$1 what=$2 deadline
+  local show= secs what deadline
+  if [ "$1" = --show ]; then show=$2; shift 2; fi
+  secs=$1 what=$2
   shift 2
   deadline=$((SECONDS + secs))
   until "$@"; do
-    [ $SECONDS -lt $deadline ] || tt_fail "$what within $secs s"
+    if [ $SECONDS -ge $deadline ]; then
+      [ -z "$show" ] || cat "$show"
+      tt_fail "$what within $secs s"
+    fi
     sleep 0.02
   done
 }
