@@ -79,8 +79,11 @@ tt_cleanup() {
     [ ${#live[@]} -gt 0 ] && [ $SECONDS -lt $deadline ] || break
     sleep 0.02
   done
+  # The rest have exited (their files closed); these are waited for.  (A
+  # wait on one the shell has reaped already makes bash say "No record of
+  # process".)
   for p in "${live[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-  for p in "${TT_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  for p in "${live[@]}"; do wait "$p" 2>/dev/null || true; done
   TT_PIDS=()
   for p in "${TT_DIRS[@]}"; do rm -rf "$p"; done
   TT_DIRS=()
