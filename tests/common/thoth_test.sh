@@ -14,6 +14,10 @@
 #   tt_spawn CMD...            CMD in the background, its pid remembered (and
 #                              in TT_PID); must run in the test's own shell
 #                              (not in $(...)), or the pid is not remembered.
+#                              Output redirections reach CMD, stdin ones do
+#                              not (a background job reads /dev/null); a
+#                              command that needs one, or opens a fifo, is
+#                              started with & and its $! added to TT_PIDS.
 #   tt_start_thothd RT [ARGS]  thothd --runtime-dir RT --ready-fd ARGS, its
 #                              stderr appended to $RT/thothd.log; returns once
 #                              it said READY=1 and its socket is there
