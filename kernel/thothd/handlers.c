@@ -133,6 +133,24 @@ static int on_batch_resolve(void *self, const thoth_registry_Registry_batch_reso
 	return thothd_reserve_response(call, &thoth_registry_Registry_batch_resolve_info, resp);
 }
 
+/* The N instances FOUND points at (the registry's own), copied into one
+ * array the call owns until its reply is sent (ITEMS); FOUND is freed. */
+static int own_instances(thothd_call_t *call, const thoth_registry_Instance_t **found, size_t n,
+			 const thoth_registry_Instance_t **items)
+{
+	thoth_registry_Instance_t *v = calloc(n ? n : 1, sizeof *v);
+	if (!v) {
+		free(found);
+		return THOTH_E_NOMEM;
+	}
+	for (size_t i = 0; i < n; i++)
+		v[i] = *found[i];
+	free(found);
+	call->scratch = v;
+	*items = v;
+	return 0;
+}
+
 static int on_list(void *self, const thoth_registry_Registry_list_req_t *req,
 		   thoth_registry_Registry_list_resp_t *resp, thoth_arena_t *arena)
 {
@@ -143,16 +161,9 @@ static int on_list(void *self, const thoth_registry_Registry_list_req_t *req,
 				    thothd_now(call->d), &found, &n);
 	if (r)
 		return r;
-	thoth_registry_Instance_t *v = calloc(n ? n : 1, sizeof *v);
-	if (!v) {
-		free(found);
-		return THOTH_E_NOMEM;
-	}
-	for (size_t i = 0; i < n; i++)
-		v[i] = *found[i];
-	free(found);
-	call->scratch = v;
-	resp->instances.items = v;
+	r = own_instances(call, found, n, &resp->instances.items);
+	if (r)
+		return r;
 	resp->instances.count = (uint32_t)n;
 	size_t size = thoth_method_size(&thoth_registry_Registry_list_info, true, resp);
 	if (size > call->d->cfg.max_backlog / 2) {
@@ -184,16 +195,9 @@ static int on_list_page(void *self, const thoth_registry_Registry_list_page_req_
 					 &n, &more);
 	if (r)
 		return r;
-	thoth_registry_Instance_t *v = calloc(n ? n : 1, sizeof *v);
-	if (!v) {
-		free(found);
-		return THOTH_E_NOMEM;
-	}
-	for (size_t i = 0; i < n; i++)
-		v[i] = *found[i];
-	free(found);
-	call->scratch = v;
-	resp->instances.items = v;
+	r = own_instances(call, found, n, &resp->instances.items);
+	if (r)
+		return r;
 	resp->instances.count = (uint32_t)n;
 	resp->more = more;
 	/* Fewer when they are large: the client asks again from the last one. */

@@ -1593,6 +1593,28 @@ static void pm_power_to_prom(thothd_live_t *l, FILE *f)
 	}
 }
 
+/* One cpuidle counter (NAME, HELP) of every CPU's every state: FIELD of
+ * its cpu_state_t, a count, or the residency in seconds. */
+enum idle_field { IDLE_USAGE, IDLE_TIME, IDLE_ABOVE, IDLE_BELOW };
+static void cpuidle_metric(FILE *f, const thothd_live_t *l, const char *name, const char *help,
+			   enum idle_field field)
+{
+	metric_head(f, name, "counter", help);
+	for (uint32_t i = 0; i < l->n_cpus; i++)
+		for (uint32_t s = 0; s < l->cpus[i].n_states; s++) {
+			const cpu_state_t *st = &l->cpus[i].states[s];
+			fprintf(f, "%s{cpu=\"%u\",state=\"", name, l->cpus[i].cpu);
+			put_escaped(f, st->name);
+			if (field == IDLE_TIME)
+				fprintf(f, "\"} %.6f\n", (double)st->time_us / 1e6);
+			else
+				fprintf(f, "\"} %llu\n",
+					(unsigned long long)(field == IDLE_USAGE   ? st->usage
+							     : field == IDLE_ABOVE ? st->above
+										   : st->below));
+		}
+}
+
 int thothd_live_metrics(thothd_live_t *l, char **text, size_t *len)
 {
 	thothd_t *d = l->d;
@@ -1638,39 +1660,16 @@ int thothd_live_metrics(thothd_live_t *l, char **text, size_t *len)
 	fprintf(f, "thoth_registry_watches %zu\n", thoth_registry_watch_count(d->registry));
 
 	/* cpuidle: what node_exporter lacks (per state usage/time/above/below) */
-	metric_head(f, "thoth_cpuidle_state_usage_total", "counter",
-		    "Entries into each cpuidle state (sysfs stateN/usage).");
-	for (uint32_t i = 0; i < l->n_cpus; i++)
-		for (uint32_t s = 0; s < l->cpus[i].n_states; s++) {
-			fprintf(f, "thoth_cpuidle_state_usage_total{cpu=\"%u\",state=\"", l->cpus[i].cpu);
-			put_escaped(f, l->cpus[i].states[s].name);
-			fprintf(f, "\"} %llu\n", (unsigned long long)l->cpus[i].states[s].usage);
-		}
-	metric_head(f, "thoth_cpuidle_state_time_seconds_total", "counter",
-		    "Time spent in each cpuidle state (sysfs stateN/time).");
-	for (uint32_t i = 0; i < l->n_cpus; i++)
-		for (uint32_t s = 0; s < l->cpus[i].n_states; s++) {
-			fprintf(f, "thoth_cpuidle_state_time_seconds_total{cpu=\"%u\",state=\"",
-				l->cpus[i].cpu);
-			put_escaped(f, l->cpus[i].states[s].name);
-			fprintf(f, "\"} %.6f\n", (double)l->cpus[i].states[s].time_us / 1e6);
-		}
-	metric_head(f, "thoth_cpuidle_state_above_total", "counter",
-		    "Times the state was too deep: the CPU woke before its target residency (sysfs above).");
-	for (uint32_t i = 0; i < l->n_cpus; i++)
-		for (uint32_t s = 0; s < l->cpus[i].n_states; s++) {
-			fprintf(f, "thoth_cpuidle_state_above_total{cpu=\"%u\",state=\"", l->cpus[i].cpu);
-			put_escaped(f, l->cpus[i].states[s].name);
-			fprintf(f, "\"} %llu\n", (unsigned long long)l->cpus[i].states[s].above);
-		}
-	metric_head(f, "thoth_cpuidle_state_below_total", "counter",
-		    "Times the state was too shallow: a deeper one would have fit (sysfs below).");
-	for (uint32_t i = 0; i < l->n_cpus; i++)
-		for (uint32_t s = 0; s < l->cpus[i].n_states; s++) {
-			fprintf(f, "thoth_cpuidle_state_below_total{cpu=\"%u\",state=\"", l->cpus[i].cpu);
-			put_escaped(f, l->cpus[i].states[s].name);
-			fprintf(f, "\"} %llu\n", (unsigned long long)l->cpus[i].states[s].below);
-		}
+	cpuidle_metric(f, l, "thoth_cpuidle_state_usage_total",
+		       "Entries into each cpuidle state (sysfs stateN/usage).", IDLE_USAGE);
+	cpuidle_metric(f, l, "thoth_cpuidle_state_time_seconds_total",
+		       "Time spent in each cpuidle state (sysfs stateN/time).", IDLE_TIME);
+	cpuidle_metric(f, l, "thoth_cpuidle_state_above_total",
+		       "Times the state was too deep: the CPU woke before its target residency (sysfs above).",
+		       IDLE_ABOVE);
+	cpuidle_metric(f, l, "thoth_cpuidle_state_below_total",
+		       "Times the state was too shallow: a deeper one would have fit (sysfs below).",
+		       IDLE_BELOW);
 	metric_head(f, "thoth_cpufreq_current_hertz", "gauge",
 		    "Current CPU frequency (cpufreq scaling_cur_freq); absent without cpufreq.");
 	for (uint32_t i = 0; i < l->n_cpus; i++)

@@ -28,6 +28,18 @@
 #include "probe_kernel.h"
 #include "thoth/error.h"
 
+/* The kernel sections: one list whether or not thothd was built with
+ * libbpf (the two builds had a copy each). */
+bool thothd_kprobe_section(const char *sec)
+{
+	static const char *const prefixes[] = { "tracepoint/", "tp/", "raw_tp/", "raw_tracepoint/",
+		                                "uprobe", "uretprobe", "kprobe/", "kretprobe/" };
+	for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
+		if (strncmp(sec, prefixes[i], strlen(prefixes[i])) == 0)
+			return true;
+	return false;
+}
+
 #ifdef THOTH_HAVE_LIBBPF
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -48,16 +60,6 @@ struct thothd_kprobe {
 bool thothd_kprobe_available(void)
 {
 	return true;
-}
-
-bool thothd_kprobe_section(const char *sec)
-{
-	static const char *const prefixes[] = { "tracepoint/", "tp/", "raw_tp/", "raw_tracepoint/",
-		                                "uprobe", "uretprobe", "kprobe/", "kretprobe/" };
-	for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
-		if (strncmp(sec, prefixes[i], strlen(prefixes[i])) == 0)
-			return true;
-	return false;
 }
 
 /* libbpf's messages (the kernel verifier's log among them), kept for the
@@ -340,16 +342,6 @@ out:
 
 bool thothd_kprobe_available(void)
 {
-	return false;
-}
-
-bool thothd_kprobe_section(const char *sec)
-{
-	static const char *const prefixes[] = { "tracepoint/", "tp/", "raw_tp/", "raw_tracepoint/",
-		                                "uprobe", "uretprobe", "kprobe/", "kretprobe/" };
-	for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
-		if (strncmp(sec, prefixes[i], strlen(prefixes[i])) == 0)
-			return true;
 	return false;
 }
 

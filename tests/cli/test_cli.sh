@@ -9,38 +9,23 @@
 #    --version and --help (global or a command's) included;
 #  - the man pages are built from man/*.scd; the bash completions complete.
 set -euo pipefail
+. "$(dirname "$0")/../common/thoth_test.sh"
 SRC=$1 BUILD=$2 PY=$3
-THOTHD=$BUILD/kernel/thothd/thothd THOTHCTL=$BUILD/tools/thothctl/thothctl
+tt_init "$BUILD"
 THOTHC=$BUILD/tools/thothc/thothc ECHO=$BUILD/services/echo
 V=$(sed -n 's/^project(thoth VERSION \([0-9.]*\).*/\1/p' "$SRC/CMakeLists.txt")
-fail() { echo "FAIL: $*"; exit 1; }
+fail() { tt_fail "$@"; }
 
 [ "$("$THOTHD" --version)" = "thothd $V" ] || fail "thothd --version: $("$THOTHD" --version)"
 [ "$("$THOTHCTL" --version)" = "thothctl $V" ] || fail "thothctl --version: $("$THOTHCTL" --version)"
 case $("$THOTHC" --version) in "thothc $V "*|"thothc $V") ;; *) fail "thothc --version: $("$THOTHC" --version)" ;; esac
 grep -q "THOTH_VERSION_STRING \"$V\"" "$BUILD/include/thoth/version.h" || fail "version.h"
 
-RT=$(mktemp -d /tmp/thoth-cli-XXXXXX)
-pids=()
-cleanup() {
-  for ((i=${#pids[@]}-1; i>=0; i--)); do kill -TERM "${pids[$i]}" 2>/dev/null || true; wait "${pids[$i]}" 2>/dev/null || true; done
-  rm -rf "$RT"
-}
-trap cleanup EXIT
-mkfifo "$RT/ready"
-"$THOTHD" --runtime-dir "$RT" --ready-fd 3 3>"$RT/ready" 2>"$RT/thothd.log" &
-pids+=($!)
-read -r -t 30 ready <"$RT/ready" || true
-[ "${ready:-}" = READY=1 ] || { cat "$RT/thothd.log"; fail "thothd not ready"; }
-"$ECHO" --runtime-dir "$RT" 2>"$RT/echo.log" &
-pids+=($!)
-# Registration is asynchronous: wait for it (condition with a deadline of
-# 60 s, for a loaded machine; the commands below need the service).
-deadline=$((SECONDS + 60))
-until [ -n "$("$THOTHCTL" --runtime-dir "$RT" --json services echo)" ]; do
-  [ $SECONDS -lt $deadline ] || { cat "$RT/echo.log"; fail "echo did not register within 60 s"; }
-  sleep 0.02
-done
+tt_mkdir RT cli
+tt_start_thothd "$RT"
+# Registration is asynchronous: tt_start_service waits for it (the
+# commands below need the service).
+tt_start_service "$RT" echo "$ECHO" --runtime-dir "$RT"
 
 # json_lines ARGS...: run thothctl and keep its output; check_json (below)
 # checks every output at once in one python3 (a start-up per command would
@@ -140,14 +125,8 @@ set -e
 # thothctl says so (it said "peer gone", as if thothd had gone).
 RT2=$RT/limited
 mkdir -m 700 "$RT2"
-mkfifo "$RT2/ready"
-"$THOTHD" --runtime-dir "$RT2" --http-port off --max-clients-per-uid 1 --ready-fd 3 3>"$RT2/ready" \
-  2>"$RT2/thothd.log" &
-pids+=($!)
-read -r -t 30 ready <"$RT2/ready" || true
-[ "${ready:-}" = READY=1 ] || { cat "$RT2/thothd.log"; fail "the limited thothd not ready"; }
-"$THOTHCTL" --runtime-dir "$RT2" services --watch >"$RT2/watch.out" 2>&1 &
-pids+=($!)
+tt_start_thothd "$RT2" --http-port off --max-clients-per-uid 1
+tt_spawn "$THOTHCTL" --runtime-dir "$RT2" services --watch >"$RT2/watch.out" 2>&1
 # the watch holds the one connection once it says so (before, its
 # connection is idle and thothd would evict it for the next one)
 deadline=$((SECONDS + 60))

@@ -10,12 +10,12 @@
 # connecting (the runtime dir below does not exist); the last case (a
 # watch whose thothd dies) starts one.
 set -uo pipefail
+. "$(dirname "$0")/../common/thoth_test.sh"
 SRC=$1 BUILD=$2
-THOTHD=$BUILD/kernel/thothd/thothd THOTHCTL=$BUILD/tools/thothctl/thothctl
+tt_init "$BUILD"
 THOTHC=$BUILD/tools/thothc/thothc THOTHLOCK=$BUILD/tools/thothlock/thothlock
 CODEX=$BUILD/codex/codex ECHO_CLIENT=$BUILD/services/echo-client ECHO=$BUILD/services/echo
-TMP=$(mktemp -d /tmp/thoth-cli-args-XXXXXX)
-trap 'rm -rf "$TMP"' EXIT
+tt_mkdir TMP cli-args
 export THOTH_RUNTIME_DIR=$TMP/no-thothd
 failures=0
 
@@ -216,13 +216,8 @@ refused 1 "$TMP/file is not a directory: refusing" "$THOTHCTL" --runtime-dir "$T
 # never ended): it must end, exit 1, saying thothd exited.
 RT=$TMP/rt-live
 mkdir -m 700 "$RT"
-mkfifo "$RT/ready"
-"$THOTHD" --runtime-dir "$RT" --http-port off --ready-fd 3 3>"$RT/ready" 2>"$RT/thothd.log" &
-thothd_pid=$!
-read -r -t 30 ready <"$RT/ready" || true
-if [ "${ready:-}" != READY=1 ]; then
-  echo "FAIL: thothd not ready"; cat "$RT/thothd.log"; kill "$thothd_pid"; exit 1
-fi
+tt_start_thothd "$RT" --http-port off
+thothd_pid=$THOTHD_PID
 # A bad name or version thothd refuses is explained (it said "BadName").
 refused 1 "'Echo' is not a service name" "$THOTHCTL" --runtime-dir "$RT" resolve Echo
 refused 1 "--min-version '1.x' is not a version" "$THOTHCTL" --runtime-dir "$RT" resolve echo --min-version 1.x
@@ -268,16 +263,16 @@ refused 1 "no connected process with pid 1 serves" "$THOTHCTL" --runtime-dir "$R
 refused 1 "no connected process with pid 1 serves" "$THOTHCTL" --runtime-dir "$RT" --json serve --pid 1
 "$THOTHCTL" --runtime-dir "$RT" serve >/dev/null ||
   { echo "FAIL: thothctl serve with nothing serving exited $?"; failures=$((failures + 1)); }
-"$THOTHCTL" --runtime-dir "$RT" status --watch 20 >"$RT/watch.out" 2>"$RT/watch.err" &
-watch_pid=$!
+tt_spawn "$THOTHCTL" --runtime-dir "$RT" status --watch 20 >"$RT/watch.out" 2>"$RT/watch.err"
+watch_pid=$TT_PID
 until [ -s "$RT/watch.out" ]; do sleep 0.02; done       # it watches
 kill -KILL "$thothd_pid"
-{ wait "$thothd_pid"; } 2>/dev/null     # no "Killed" line
+{ tt_reap "$thothd_pid"; } 2>/dev/null     # no "Killed" line
 # bounded: a watch still running after 30 s is killed (exit 143)
 deadline=$((SECONDS + 30))
 while kill -0 "$watch_pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.05; done
 kill "$watch_pid" 2>/dev/null
-wait "$watch_pid"
+tt_reap "$watch_pid"
 rc=$?
 if [ "$rc" != 1 ] || ! grep -qF "thothd (pid $thothd_pid) exited" "$RT/watch.err"; then
   echo "FAIL: status --watch after thothd died: exit $rc, stderr: $(cat "$RT/watch.err")"
@@ -290,8 +285,8 @@ fi
 # and its log says so (it said nothing but "federation: host ...").
 RT=$TMP/rt-etcd
 mkdir -m 700 "$RT"
-"$THOTHD" --runtime-dir "$RT" --http-port off --etcd http://127.0.0.1:1 2>"$RT/thothd.log" &
-thothd_pid=$!
+tt_spawn "$THOTHD" --runtime-dir "$RT" --http-port off --etcd http://127.0.0.1:1 2>"$RT/thothd.log"
+thothd_pid=$TT_PID
 deadline=$((SECONDS + 30))
 until grep -q "etcd at http://127.0.0.1:1 does not answer (connection refused)" "$RT/thothd.log" ||
       [ $SECONDS -ge $deadline ]; do sleep 0.05; done
@@ -302,18 +297,17 @@ else
   failures=$((failures + 1))
 fi
 kill "$thothd_pid"
-wait "$thothd_pid"
+tt_reap "$thothd_pid"
 
 # THOTH_* switches with a value that means nothing: libthoth never prints,
 # so a typo gave epoll / no tracing / placement on in every process without
 # a word; thothd says so at start (its log is where an operator looks).
 RT=$TMP/rt-env
 mkdir -m 700 "$RT"
-mkfifo "$RT/ready"
-THOTH_LOOP_BACKEND=io-uring THOTH_TRACE=ipc,lop THOTH_PLACEMENT=no \
-  "$THOTHD" --runtime-dir "$RT" --http-port off --ready-fd 3 3>"$RT/ready" 2>"$RT/thothd.log" &
-thothd_pid=$!
-read -r -t 30 ready <"$RT/ready" || true
+TT_THOTHD_WRAP=(env THOTH_LOOP_BACKEND=io-uring THOTH_TRACE=ipc,lop THOTH_PLACEMENT=no)
+tt_start_thothd "$RT" --http-port off
+unset TT_THOTHD_WRAP
+thothd_pid=$THOTHD_PID
 for want in "THOTH_LOOP_BACKEND=io-uring is not uring, io_uring or epoll" \
             "THOTH_TRACE=ipc,lop names no category list" "THOTH_PLACEMENT=no is not off or 0"; do
   if grep -qF "$want" "$RT/thothd.log"; then
@@ -324,7 +318,7 @@ for want in "THOTH_LOOP_BACKEND=io-uring is not uring, io_uring or epoll" \
   fi
 done
 kill "$thothd_pid"
-wait "$thothd_pid" || true
+tt_reap "$thothd_pid" || true
 
 [ "$failures" = 0 ] || { echo "FAIL: $failures case(s)"; exit 1; }
 echo "PASS"

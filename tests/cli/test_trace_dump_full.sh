@@ -8,31 +8,20 @@
 # dump and left a cut one.  The full disk is thothd's RLIMIT_FSIZE (EFBIG,
 # with SIGXFSZ ignored): the closest to a full disk without a mount.
 set -uo pipefail
-BUILD=$1
-THOTHD=$BUILD/kernel/thothd/thothd THOTHCTL=$BUILD/tools/thothctl/thothctl
-ECHO=$BUILD/services/echo ECHO_CLIENT=$BUILD/services/echo-client
-RT=$(mktemp -d /tmp/thoth-dump-full-XXXXXX)
-OUT=$(mktemp -d /tmp/thoth-dump-full-out-XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-  wait 2>/dev/null
-  rm -rf "$RT" "$OUT"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; tail -5 "$OUT/thothd.log" 2>/dev/null; exit 1; }
+. "$(dirname "$0")/../common/thoth_test.sh"
+tt_init "$1"
+ECHO=$1/services/echo ECHO_CLIENT=$1/services/echo-client
+tt_mkdir RT dump-full
+tt_mkdir OUT dump-full-out
+fail() { echo "FAIL: $*"; tail -5 "$RT/thothd.log" 2>/dev/null; exit 1; }
 export THOTH_RUNTIME_DIR=$RT
 
-mkfifo "$RT/ready"
-# 64 KiB per file for thothd; SIGXFSZ ignored (inherited), so a longer
-# write fails with EFBIG instead of killing thothd
-(trap '' XFSZ; exec prlimit --fsize=65536 "$THOTHD" --http-port off --ready-fd 3 3>"$RT/ready" \
-   2>"$OUT/thothd.log") &
-pids+=($!)
-read -r -t 30 ready <"$RT/ready" || true
-[ "${ready:-}" = READY=1 ] || fail "thothd not ready"
-"$ECHO" 2>"$OUT/echo.log" & pids+=($!)
-for _ in $(seq 100); do "$THOTHCTL" resolve echo >/dev/null 2>&1 && break; sleep 0.05; done
+# 64 KiB per file for thothd; SIGXFSZ ignored, so a longer write fails
+# with EFBIG instead of killing thothd
+TT_THOTHD_WRAP=(env --ignore-signal=XFSZ prlimit --fsize=65536)
+tt_start_thothd "$RT" --http-port off
+unset TT_THOTHD_WRAP
+tt_start_service "$RT" echo "$ECHO"
 
 "$THOTHCTL" trace start >/dev/null || fail "trace start"
 "$THOTHCTL" trace dump --json "$OUT/t.json" || fail "the first (small) dump"
@@ -42,8 +31,7 @@ ctf_state() { (cd "$OUT/ctf" && ls -A && cat metadata stream_* | md5sum); }
 ctf_first=$(ctf_state)
 [ "$(stat -c %s "$OUT/first.json")" -lt 65536 ] || fail "the first dump is already over the limit"
 
-"$ECHO_CLIENT" --rate 500 --report 60 >/dev/null 2>&1 & client=$!
-pids+=($client)
+tt_spawn "$ECHO_CLIENT" --rate 500 --report 60 >/dev/null 2>&1; client=$TT_PID
 sleep 1
 kill "$client"
 "$THOTHCTL" trace dump --json "$OUT/t.json" 2>"$OUT/dump.err" && fail "a dump over the file size limit succeeded"
@@ -57,8 +45,7 @@ echo "ok: a dump that does not fit fails and keeps the earlier one whole"
 # The same for CTF: a stream over the limit fails the dump, which names the
 # file, and the directory keeps the earlier trace exactly (its metadata and
 # streams were overwritten in place, one by one, up to the failure).
-"$ECHO_CLIENT" --rate 500 --report 60 >/dev/null 2>&1 & client=$!
-pids+=($client)
+tt_spawn "$ECHO_CLIENT" --rate 500 --report 60 >/dev/null 2>&1; client=$TT_PID
 sleep 1
 kill "$client"
 "$THOTHCTL" trace dump --ctf "$OUT/ctf" 2>"$OUT/ctf.err" && fail "a CTF dump over the file size limit succeeded"
@@ -77,15 +64,14 @@ echo "ok: a CTF dump that does not fit fails and keeps the earlier trace whole"
 # the same to the nanosecond, so "replaced" held by chance.  A slow client
 # (2 calls/s: a few events, far under the 64 KiB limit), until a probe dump
 # sees its events or a deadline passes.
-"$ECHO_CLIENT" --rate 2 --report 60 >/dev/null 2>&1 & client=$!
-pids+=($client)
+tt_spawn "$ECHO_CLIENT" --rate 2 --report 60 >/dev/null 2>&1; client=$TT_PID
 deadline=$((SECONDS + 30))
 until n=$("$THOTHCTL" trace dump --json "$OUT/probe.json" | sed -n 's/^wrote \([0-9]*\) events.*/\1/p')
       [ "${n:-0}" -gt 0 ]; do
   [ "$SECONDS" -lt "$deadline" ] || fail "the new session recorded no event in 30 s"
   sleep 0.1
 done
-kill "$client"; wait "$client" 2>/dev/null
+kill "$client"; tt_reap "$client"
 # the replaced file keeps its mode: `thothctl sched` dumps into a mkstemp
 # 0600 file, which the rename of a 0666&~umask temporary made world-readable
 chmod 0600 "$OUT/t.json"
@@ -104,21 +90,19 @@ echo "ok: a dump that fits replaces the file"
 # is THOTHD_TEST_STOP_GATE: beside the dashboard's live observer a stop
 # waits at a FIFO until a byte comes, here after 7 s.
 "$THOTHCTL" trace stop >/dev/null 2>&1
-kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null
+kill "$THOTHD_PID"; tt_reap "$THOTHD_PID"
 RT2=$RT/slow
 mkdir -m 700 "$RT2"
-mkfifo "$RT2/gate" "$RT2/ready"
-THOTHD_TEST_STOP_GATE=$RT2/gate "$THOTHD" --runtime-dir "$RT2" --http-port 0 --ready-fd 3 3>"$RT2/ready" \
-  2>"$OUT/thothd2.log" &
-pids+=($!)
-read -r -t 30 ready <"$RT2/ready" || true
-[ "${ready:-}" = READY=1 ] || fail "the second thothd not ready"
+mkfifo "$RT2/gate"
+TT_THOTHD_WRAP=(env THOTHD_TEST_STOP_GATE="$RT2/gate")
+tt_start_thothd "$RT2" --http-port 0
+unset TT_THOTHD_WRAP
 url=$("$THOTHCTL" --runtime-dir "$RT2" --json status | jq -r .dashboard_url)
 curl -sf "${url}metrics" >/dev/null || fail "no /metrics at $url"    # the live observer on
 "$THOTHCTL" --runtime-dir "$RT2" trace start >/dev/null || fail "trace start (slow)"
-"$THOTHCTL" --runtime-dir "$RT2" trace stop >"$OUT/stop.out" 2>"$OUT/stop.err" & stopper=$!
+tt_spawn "$THOTHCTL" --runtime-dir "$RT2" trace stop >"$OUT/stop.out" 2>"$OUT/stop.err"; stopper=$TT_PID
 sleep 7
 printf x >"$RT2/gate"
-wait $stopper || fail "a stop that took thothd 7 s: $(cat "$OUT/stop.err")"
+tt_reap "$stopper" || fail "a stop that took thothd 7 s: $(cat "$OUT/stop.err")"
 grep -q "trace stopped" "$OUT/stop.out" || fail "the slow stop printed: $(cat "$OUT/stop.out")"
 echo "ok: a stop that takes thothd 7 s is waited for"

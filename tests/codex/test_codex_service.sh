@@ -9,17 +9,12 @@
 # across a restart; a cut tail is shown and removed by retention; codex
 # holds its disk lease again within 3 s of a killed thothd's return.
 set -u
+. "$(dirname "$0")/../common/thoth_test.sh"
 THOTHD=$1 THOTHCTL=$2 CODEX=$3 DRIVER=$4 PROBE=$5
+tt_init
 export THOTH_RUNTIME_DIR
-THOTH_RUNTIME_DIR=$(mktemp -d /tmp/codex-svc-XXXXXX)
-DATA=$(mktemp -d "$PWD/codex-svc-data-XXXXXX")
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-	wait 2>/dev/null
-	rm -rf "$THOTH_RUNTIME_DIR" "$DATA"
-}
-trap cleanup EXIT
+tt_mkdir THOTH_RUNTIME_DIR codex-svc
+tt_mkdir DATA codex-svc-data "$PWD"
 fail() { echo "FAIL: $*"; for f in "$THOTH_RUNTIME_DIR"/*.log; do echo "--- $f"; tail -20 "$f"; done; exit 1; }
 # wait_for DESC CMD...: poll CMD (10 s deadline)
 wait_for() {
@@ -31,14 +26,13 @@ wait_for() {
 # reads JSON fourteen times.
 json() { jq -r "$@"; }
 
-"$THOTHD" 2>"$THOTH_RUNTIME_DIR/thothd.log" & THOTHD_PID=$!; pids+=($!)
-wait_for thothd "$THOTHCTL" status
-"$DRIVER" disk >"$THOTH_RUNTIME_DIR/driver.log" 2>&1 & pids+=($!)
+tt_start_thothd "$THOTH_RUNTIME_DIR"
+tt_spawn "$DRIVER" disk >"$THOTH_RUNTIME_DIR/driver.log" 2>&1
 # codex takes its lease at start (else it retries, backing off)
 wait_for "the disk driver's declaration" grep -q declared "$THOTH_RUNTIME_DIR/driver.log"
 start_codex() {
-	"$CODEX" --data-dir "$DATA" --workers 4 "$@" 2>>"$THOTH_RUNTIME_DIR/codex.log" & CODEX_PID=$!
-	pids+=($CODEX_PID)
+	tt_spawn "$CODEX" --data-dir "$DATA" --workers 4 "$@" 2>>"$THOTH_RUNTIME_DIR/codex.log"
+	CODEX_PID=$TT_PID
 	wait_for "codex to register" "$THOTHCTL" codex stats
 }
 start_codex
@@ -93,11 +87,11 @@ echo "ok: unknown stream, oversized record, bad name, unknown durability class r
 # a client killed in the middle of its stream: what it had acknowledged stays, codex goes on
 "$THOTHCTL" codex create events || fail "create events"
 fifo=$THOTH_RUNTIME_DIR/in.fifo; mkfifo "$fifo"
-"$THOTHCTL" codex append events --sync <"$fifo" >"$THOTH_RUNTIME_DIR/acks" & victim=$!
+"$THOTHCTL" codex append events --sync <"$fifo" >"$THOTH_RUNTIME_DIR/acks" & victim=$!; TT_PIDS+=($victim)
 exec 7>"$fifo"
 for i in 1 2 3; do echo "e$i" >&7; done
 wait_for "3 acknowledgements" grep -qx 3 "$THOTH_RUNTIME_DIR/acks"
-kill -9 $victim; wait $victim 2>/dev/null; exec 7>&-
+kill -9 $victim; tt_reap $victim; exec 7>&-
 echo e4 | "$THOTHCTL" codex append events --sync >/dev/null || fail "append after a client died"
 [ "$("$THOTHCTL" codex read events --json | json -c '[.[].data]')" = '["e1","e2","e3","e4"]' ] ||
 	fail "after a client's death: $("$THOTHCTL" codex read events --json)"
@@ -110,16 +104,16 @@ st=$("$THOTHCTL" codex stats --json)
 [ "$(json '.pending_records' <<<"$st")" = 5 ] || fail "deferred records not pending: $st"
 [ "$(json '.epochs_by_reason["pm-awake"]' <<<"$st")" = 0 ] || fail "an awake epoch without a wake-up"
 coproc HOLD { "$PROBE" hold-disk disk; }
-pids+=($HOLD_PID)
+TT_PIDS+=($HOLD_PID)
 read -r line <&"${HOLD[0]}"; [ "$line" = held ] || fail "could not take a lease on the disk"
 wait_for "a pm-awake epoch" sh -c "'$THOTHCTL' codex stats --json | jq -e '.epochs_by_reason[\"pm-awake\"] >= 1 and .pending_records == 0'"
-eval "exec ${HOLD[1]}>&-"; wait $HOLD_PID 2>/dev/null
+eval "exec ${HOLD[1]}>&-"; tt_reap $HOLD_PID
 echo "ok: deferred records flushed when the disk element reached its active level"
 
 # deferred survives SIGKILL of codex (it is in the page cache at once)
 acked=$(seq 1 20 | sed 's/^/k/' | "$THOTHCTL" codex append events --deferred | tail -1)
 [ "$acked" = 24 ] || fail "deferred appends acknowledged up to '$acked'"
-kill -9 $CODEX_PID; wait $CODEX_PID 2>/dev/null
+kill -9 $CODEX_PID; tt_reap $CODEX_PID
 start_codex
 n=$("$THOTHCTL" codex read events --json | json 'length')
 [ "$n" = 24 ] || fail "after SIGKILL codex returned $n records of 24 acknowledged"
@@ -134,7 +128,7 @@ echo "ok: read by time, stats"
 
 # retention: small segments, keep >= 16 KiB; the log stays bounded, every
 # record newer than the retired ones is there, before and after a restart
-kill $CODEX_PID; wait $CODEX_PID 2>/dev/null
+kill $CODEX_PID; tt_reap $CODEX_PID
 err=$("$CODEX" --data-dir "$DATA" --retain-bytes -5 2>&1) && fail "a negative retention was accepted"
 grep -q "retain-bytes" <<<"$err" || fail "bad --retain-bytes said: $err"
 start_codex --segment-bytes 4096 --retain-bytes 16384
@@ -156,7 +150,7 @@ check_retained() {
 	echo "ok: retention kept records $first..600 of bulk ($1)"
 }
 check_retained "running"
-kill $CODEX_PID; wait $CODEX_PID 2>/dev/null
+kill $CODEX_PID; tt_reap $CODEX_PID
 start_codex --segment-bytes 4096 --retain-bytes 16384
 check_retained "after a restart"
 
@@ -165,14 +159,14 @@ check_retained "after a restart"
 # kept (it said "peer gone")
 mkfifo "$THOTH_RUNTIME_DIR/in"
 "$THOTHCTL" codex append bulk <"$THOTH_RUNTIME_DIR/in" >"$THOTH_RUNTIME_DIR/app.out" 2>"$THOTH_RUNTIME_DIR/app.err" &
-ap=$!
+ap=$!; TT_PIDS+=($ap)
 exec 8>"$THOTH_RUNTIME_DIR/in"
 echo one-more >&8
 wait_for "the streamed record's acknowledgement" grep -q 601 "$THOTH_RUNTIME_DIR/app.out"
-kill -9 $CODEX_PID; wait $CODEX_PID 2>/dev/null
+kill -9 $CODEX_PID; tt_reap $CODEX_PID
 echo after-the-kill >&8
 exec 8>&-
-wait $ap && fail "append went on after codex was killed"
+tt_reap $ap && fail "append went on after codex was killed"
 grep -q "codex went away" "$THOTH_RUNTIME_DIR/app.err" || fail "codex killed mid-append said: $(cat "$THOTH_RUNTIME_DIR/app.err")"
 start_codex --segment-bytes 4096 --retain-bytes 16384
 [ "$("$THOTHCTL" codex read bulk --from 601 --json)" = '[{"seq": 601, "data": "one-more"}]' ] ||
@@ -207,7 +201,7 @@ echo "ok: a record damaged on the disk: the ones before it read, it is named, th
 # named like a cut file that is not a regular file -- a FIFO, which would
 # block codex's start if opened -- is left alone and said so.
 mkfifo "$DATA/seg-0000000000000001.log.cut-99" || fail "mkfifo"
-kill $CODEX_PID; wait $CODEX_PID 2>/dev/null
+kill $CODEX_PID; tt_reap $CODEX_PID
 start_codex --segment-bytes 4096 --retain-bytes 16384 --cut-bytes 1
 grep -q "cut files\{0,1\} ([0-9]* bytes) held in .*the oldest removed beyond --cut-bytes" "$THOTH_RUNTIME_DIR/codex.log" ||
 	fail "codex's log does not show the cut files: $(grep cut "$THOTH_RUNTIME_DIR/codex.log")"
@@ -236,10 +230,10 @@ echo "ok: the cut tail is shown (log, stats) and removed by retention; a FIFO na
 # re-registration of codex.
 codex_holds() { "$THOTHCTL" --json pm | jq -e --argjson p "$CODEX_PID" 'any(.lease_holders[]; .pid == $p)'; }
 wait_for "codex's lease before thothd's kill" codex_holds
-kill -9 $THOTHD_PID; wait $THOTHD_PID 2>/dev/null
+kill -9 $THOTHD_PID; tt_reap $THOTHD_PID
 sleep 12
-"$THOTHD" 2>>"$THOTH_RUNTIME_DIR/thothd.log" & THOTHD_PID=$!; pids+=($!)
 t0=$(date +%s%N)
+tt_start_thothd "$THOTH_RUNTIME_DIR"
 wait_for "codex's lease after thothd's return" codex_holds
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 [ $ms -le 3000 ] || fail "codex took its disk lease again ${ms} ms after thothd came back (3000 allowed)"

@@ -7,24 +7,15 @@ THOTHD=$1 THOTHCTL=$2 TARGET=$3 CORPUS=$4 ECHO=${5:-} ECHO_CLIENT=${6:-}
 # The python3 CMake found (THOTH_PYTHON3_EXE, tests/CMakeLists.txt): not a
 # version manager's shim, which costs ~0.7 s of CPU per start.
 PYTHON3=${THOTH_PYTHON3:-python3}
+. "$(dirname "$0")/../common/thoth_test.sh"
+tt_init
 fail() { echo "FAIL: $*"; [ -f "$RT/thothd.log" ] && tail -20 "$RT/thothd.log"; exit 1; }
-RT=$(mktemp -d /tmp/thoth-probe-XXXXXX)
-pids=()
-cleanup() {
-  for ((i=${#pids[@]}-1; i>=0; i--)); do kill -TERM "${pids[$i]}" 2>/dev/null || true; wait "${pids[$i]}" 2>/dev/null || true; done
-  rm -rf "$RT"
-}
-trap cleanup EXIT
+tt_mkdir RT probe
 ctl() { "$THOTHCTL" --runtime-dir "$RT" "$@"; }
-mkfifo "$RT/ready"
-"$THOTHD" --runtime-dir "$RT" --ready-fd 3 3>"$RT/ready" 2>"$RT/thothd.log" &
-pids+=($!)
-read -r -t 30 ready <"$RT/ready" || true
-[ "${ready:-}" = READY=1 ] || fail "thothd not ready"
+tt_start_thothd "$RT"
 
-"$TARGET" "$RT" >"$RT/target.out" 2>"$RT/target.err" &
-TPID=$!
-pids+=($TPID)
+tt_spawn "$TARGET" "$RT" >"$RT/target.out" 2>"$RT/target.err"
+TPID=$TT_PID
 for _ in $(seq 1 500); do grep -q ready "$RT/target.out" 2>/dev/null && break; sleep 0.01; done
 grep -q ready "$RT/target.out" || fail "target not ready"
 
@@ -88,9 +79,8 @@ case $out in *"column 17: expected an aggregation"*) ;; *) fail "bad script mess
 
 # --service NAME: the registered service's process, resolved through thothd.
 if [ -n "$ECHO" ]; then
-  "$ECHO" --runtime-dir "$RT" --name probe-echo 2>"$RT/echo.err" &
-  EPID=$!
-  pids+=($EPID)
+  tt_spawn "$ECHO" --runtime-dir "$RT" --name probe-echo 2>"$RT/echo.err"
+  EPID=$TT_PID
   for _ in $(seq 1 500); do
     out=$(ctl probe attach "$CORPUS/a01_count.o" --service probe-echo --wait 0.2 2>&1) && break
     case $out in *"no process for service"*|*"no traced process"*) sleep 0.02 ;; *) fail "attach --service: $out" ;; esac
@@ -112,10 +102,8 @@ fi
 # script attached at the service's first request, running with nobody
 # to detach it.
 if [ -n "$ECHO" ] && [ -n "$ECHO_CLIENT" ]; then
-  "$ECHO" --runtime-dir "$RT" 2>"$RT/idle-echo.err" &
-  IPID=$!
-  pids+=($IPID)
-  for _ in $(seq 1 500); do ctl resolve echo >/dev/null 2>&1 && break; sleep 0.02; done
+  tt_start_service "$RT" echo "$ECHO" --runtime-dir "$RT"
+  IPID=$TT_PID
   sleep 0.3     # its buffer reaches thothd by a oneway attach
   for i in 1 2; do
     out=$(ctl probe run 'chan_send { @n = count() }' --service echo --duration 0.3 --wait 0.3 2>&1) ||
@@ -135,10 +123,10 @@ if [ -n "$ECHO" ] && [ -n "$ECHO_CLIENT" ]; then
   ctl probe detach "$id" || fail "detach of a pending probe"
   ctl probe list | grep -q "^$id .*withdrawn" || fail "not withdrawn: $(ctl probe list)"
   # Wake it: its trace points now find the withdrawn commands and skip them.
-  "$ECHO_CLIENT" --runtime-dir "$RT" --rate 200 --report 60 >/dev/null 2>&1 &
-  cpid=$!
+  tt_spawn "$ECHO_CLIENT" --runtime-dir "$RT" --rate 200 --report 60 >/dev/null 2>&1
+  cpid=$TT_PID
   sleep 1
-  kill "$cpid"; wait "$cpid" 2>/dev/null
+  kill "$cpid"; tt_reap "$cpid"
   ctl probe list | awk -v p="$IPID" '$2 == p' >"$RT/idle.list"
   [ "$(wc -l <"$RT/idle.list")" = 4 ] || fail "idle service's probes: $(cat "$RT/idle.list")"
   grep -v withdrawn "$RT/idle.list" && fail "an abandoned probe attached: $(cat "$RT/idle.list")"

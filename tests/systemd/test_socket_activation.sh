@@ -8,17 +8,17 @@
 # names thothd's pid, which is the pid systemd-socket-activate became), and
 # leave the socket file in place when it stops (it belongs to the manager).
 set -euo pipefail
+. "$(dirname "$0")/../common/thoth_test.sh"
 THOTHD=$1 THOTHCTL=$2
-RT=$(mktemp -d /tmp/thoth-sockact-XXXXXX)
-pid=""
-cleanup() {
-  if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
-  rm -rf "$RT"
-}
-trap cleanup EXIT
+tt_init
+tt_mkdir RT sockact
 mkfifo "$RT/log"
+# (started here, not by tt_spawn: the fifo's open must be the background
+# job's, or it waits for the reader opened below; likewise the cat below,
+# whose stdin tt_spawn would not pass on)
 systemd-socket-activate -l "$RT/thothd.sock" "$THOTHD" --runtime-dir "$RT" 2>"$RT/log" &
 pid=$!
+TT_PIDS+=("$pid")
 exec 3<"$RT/log"
 # systemd-socket-activate says when it listens; wait for that line (bounded).
 line=""
@@ -28,6 +28,7 @@ done
 case $line in *"Listening on"*) ;; *) echo "FAIL: systemd-socket-activate did not listen: $line"; exit 1 ;; esac
 # Keep draining its (then thothd's) stderr so neither blocks on the fifo.
 cat <&3 >"$RT/thothd.log" &
+TT_PIDS+=("$!")
 out=$("$THOTHCTL" --runtime-dir "$RT" --json status) || { echo "FAIL: status"; cat "$RT/thothd.log"; exit 1; }
 echo "$out"
 grep -q "\"pid\":$pid," <<<"$out" || { echo "FAIL: status does not name pid $pid"; exit 1; }
@@ -40,7 +41,8 @@ until grep -q "socket activation" "$RT/thothd.log"; do
   sleep 0.02
 done
 kill -TERM "$pid"
-wait "$pid" || { echo "FAIL: thothd exited $? on SIGTERM"; exit 1; }
-pid=""
+rc=0
+tt_reap "$pid" || rc=$?
+[ "$rc" = 0 ] || tt_fail "thothd exited $rc on SIGTERM"
 [ -S "$RT/thothd.sock" ] || { echo "FAIL: thothd removed the socket it was given"; exit 1; }
 echo "PASS"

@@ -1,0 +1,179 @@
+# tests/common/thoth_test.sh: the set-up shared by the shell tests that
+# start thothd and services.  Sourced (`. "$(dirname "$0")/../common/thoth_test.sh"`),
+# never run.  Everything it starts it remembers by pid and ends on exit,
+# also when the test fails (exit 1), skips (77) or is interrupted (INT,
+# TERM, HUP); it never kills by name (other tests run thothd beside it).
+#
+#   tt_init [BUILD_DIR]        THOTHD, THOTHCTL (and TT_BUILD) from the build
+#                              tree (without it, as the caller set them);
+#                              installs the clean-up trap.
+#   tt_fail MSG                "FAIL: MSG", exit 1 (clean-up runs).
+#   tt_skip MSG                "SKIP: MSG", exit 77: MSG names what is missing.
+#   tt_mkdir VAR [TAG [PARENT]] VAR := a fresh dir under PARENT (by default
+#                              ${TMPDIR:-/tmp}), mode 0700, removed on exit.
+#   tt_spawn CMD...            CMD in the background, its pid remembered (and
+#                              in TT_PID); must run in the test's own shell
+#                              (not in $(...)), or the pid is not remembered.
+#                              Output redirections reach CMD, stdin ones do
+#                              not (a background job reads /dev/null); a
+#                              command that needs one, or opens a fifo, is
+#                              started with & and its $! added to TT_PIDS.
+#   tt_start_thothd RT [ARGS]  thothd --runtime-dir RT --ready-fd ARGS, its
+#                              stderr appended to $RT/thothd.log; returns once
+#                              it said READY=1 and its socket is there
+#                              (deadline TT_DEADLINE s, 60 by default), else fails with its
+#                              log.  THOTHD_PID := its pid.  TT_THOTHD_WRAP
+#                              (an array), when set, is put before thothd
+#                              (env VAR=..., prlimit ...).
+#   tt_wait_registered RT NAME thothctl lists NAME within the deadline.
+#   tt_start_service RT NAME CMD...
+#                              CMD (stderr to $RT/NAME.log) and waits until
+#                              NAME is registered; TT_PID is its pid.
+#   tt_until [--show FILE] SECS WHAT CMD...
+#                              polls CMD (every 20 ms) until it succeeds;
+#                              past the deadline shows FILE and fails
+#                              "WHAT within SECS s".
+#   tt_reap PID                waits for PID (the test's own child) and
+#                              forgets it; returns PID's exit status.
+#   TT_PYTHON3                 the python3 to run (THOTH_PYTHON3, else
+#                              /usr/bin/python3, else the one on PATH: a
+#                              version manager's shim there costs seconds
+#                              a start on a loaded machine); empty if none.
+#
+# Deadlines are for a loaded machine (TT_DEADLINE, 60 s by default): a wait
+# is always for a condition, never a fixed sleep.
+
+TT_DEADLINE=${TT_DEADLINE:-60}
+TT_PIDS=()
+TT_DIRS=()
+if [ -n "${THOTH_PYTHON3:-}" ]; then TT_PYTHON3=$THOTH_PYTHON3
+elif [ -x /usr/bin/python3 ]; then TT_PYTHON3=/usr/bin/python3
+else TT_PYTHON3=$(command -v python3 || true)
+fi
+
+tt_fail() { echo "FAIL: $*"; exit 1; }
+tt_skip() { echo "SKIP: $*"; exit 77; }
+
+# _tt_ours PID [live]: PID is still this shell's child (one reaped already
+# may have been reused by another process, which is not ours); with live,
+# one that has not exited either.
+_tt_ours() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }                     # past "PID (COMM) ": comm may hold anything
+  set -- $stat "${2:-}"                 # STATE PPID ...
+  [ "$2" = "$$" ] && { [ "${!#}" != live ] || [ "$1" != Z ]; }
+}
+
+tt_cleanup() {
+  local p i deadline live
+  trap - INT TERM HUP
+  for ((i = ${#TT_PIDS[@]} - 1; i >= 0; i--)); do   # services before thothd
+    p=${TT_PIDS[$i]}
+    _tt_ours "$p" || continue
+    kill -TERM "$p" 2>/dev/null || true
+    kill -CONT "$p" 2>/dev/null || true   # a stopped one takes its TERM
+  done
+  deadline=$((SECONDS + 5))
+  while :; do
+    live=()
+    for p in "${TT_PIDS[@]}"; do
+      ! _tt_ours "$p" live || live+=("$p")
+    done
+    [ ${#live[@]} -gt 0 ] && [ $SECONDS -lt $deadline ] || break
+    sleep 0.02
+  done
+  # The rest have exited (their files closed); these are waited for.  (A
+  # wait on one the shell has reaped already makes bash say "No record of
+  # process".)
+  for p in "${live[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+  for p in "${live[@]}"; do wait "$p" 2>/dev/null || true; done
+  TT_PIDS=()
+  for p in "${TT_DIRS[@]}"; do rm -rf "$p"; done
+  TT_DIRS=()
+}
+
+tt_init() {
+  if [ -n "${1:-}" ]; then
+    TT_BUILD=$1
+    THOTHD=$TT_BUILD/kernel/thothd/thothd
+    THOTHCTL=$TT_BUILD/tools/thothctl/thothctl
+  fi
+  [ -n "${THOTHD:-}" ] && [ -n "${THOTHCTL:-}" ] || tt_fail "tt_init: no build dir, and THOTHD or THOTHCTL unset"
+  trap tt_cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  trap 'exit 129' HUP
+}
+
+tt_mkdir() {
+  local dir parent=${3:-${TMPDIR:-/tmp}}
+  dir=$(mktemp -d "$parent/thoth-${2:-test}-XXXXXX") || tt_fail "cannot make a temp dir under $parent"
+  chmod 0700 "$dir"
+  TT_DIRS+=("$dir")
+  printf -v "$1" '%s' "$dir"
+}
+
+tt_spawn() {
+  "$@" &
+  TT_PID=$!
+  TT_PIDS+=("$TT_PID")
+}
+
+tt_reap() {
+  local p=$1 rc=0 i
+  wait "$p" 2>/dev/null || rc=$?
+  for i in "${!TT_PIDS[@]}"; do [ "${TT_PIDS[$i]}" != "$p" ] || unset 'TT_PIDS[i]'; done
+  TT_PIDS=("${TT_PIDS[@]}")
+  return $rc
+}
+
+tt_until() {
+  local show= secs what deadline
+  if [ "$1" = --show ]; then show=$2; shift 2; fi
+  secs=$1 what=$2
+  shift 2
+  deadline=$((SECONDS + secs))
+  until "$@"; do
+    if [ $SECONDS -ge $deadline ]; then
+      [ -z "$show" ] || cat "$show"
+      tt_fail "$what within $secs s"
+    fi
+    sleep 0.02
+  done
+}
+
+tt_start_thothd() {
+  local rt=$1 ready=
+  shift
+  rm -f "$rt/ready"
+  mkfifo "$rt/ready"
+  # The fifo is opened by the background job (its open waits for the read).
+  ${TT_THOTHD_WRAP+"${TT_THOTHD_WRAP[@]}"} "$THOTHD" --runtime-dir "$rt" --ready-fd 3 "$@" \
+    3>"$rt/ready" 2>>"$rt/thothd.log" &
+  THOTHD_PID=$! TT_PID=$!
+  TT_PIDS+=("$THOTHD_PID")
+  # EOF at once if thothd exits first (the fifo's only writer is gone).
+  read -r -t "$TT_DEADLINE" ready <"$rt/ready" || true
+  rm -f "$rt/ready"
+  [ "$ready" = READY=1 ] && [ -S "$rt/thothd.sock" ] ||
+    { cat "$rt/thothd.log"; tt_fail "thothd (pid $THOTHD_PID) not ready within $TT_DEADLINE s in $rt"; }
+}
+
+tt_wait_registered() {
+  local rt=$1 name=$2 deadline=$((SECONDS + TT_DEADLINE))
+  until [ -n "$("$THOTHCTL" --runtime-dir "$rt" --json services "$name" 2>/dev/null)" ]; do
+    [ $SECONDS -lt $deadline ] || { cat "$rt/$name.log" 2>/dev/null; tt_fail "$name did not register within $TT_DEADLINE s"; }
+    sleep 0.02
+  done
+}
+
+tt_start_service() {
+  local rt=$1 name=$2 pid
+  shift 2
+  "$@" 2>>"$rt/$name.log" &
+  pid=$!
+  TT_PIDS+=("$pid")
+  tt_wait_registered "$rt" "$name"
+  TT_PID=$pid
+}
