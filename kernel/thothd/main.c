@@ -515,11 +515,17 @@ int main(int argc, char **argv)
 	/* SIGHUP too (the terminal thothd ran in went away, or a `kill -HUP`
 	 * meant as "reload"): its default action killed thothd on the spot and
 	 * left the socket, the pid file and its doorbell behind.  There is no
-	 * configuration to reload; it stops like SIGTERM.  Under nohup it stays
-	 * ignored (an ignored signal never reaches the signalfd). */
+	 * configuration to reload; it stops like SIGTERM.  Under nohup it must
+	 * stay ignored: thoth_loop_add_signal blocks the signal, and a blocked
+	 * signal is queued to the signalfd even when its disposition is
+	 * SIG_IGN, so SIGHUP is handled only when it was not inherited as
+	 * ignored. */
+	struct sigaction hup_old;
+	bool hup_ignored = sigaction(SIGHUP, NULL, &hup_old) == 0 &&
+			   hup_old.sa_handler == SIG_IGN;
 	if ((r = thoth_loop_add_signal(loop, SIGTERM, on_stop_signal, NULL)) ||
 	    (r = thoth_loop_add_signal(loop, SIGINT, on_stop_signal, NULL)) ||
-	    (r = thoth_loop_add_signal(loop, SIGHUP, on_stop_signal, NULL))) {
+	    (!hup_ignored && (r = thoth_loop_add_signal(loop, SIGHUP, on_stop_signal, NULL)))) {
 		thothd_error("cannot handle signals: %s", thoth_strerror(r));
 		goto out;
 	}

@@ -68,7 +68,7 @@ fi
 start_thothd() {
   rm -rf "$TMP/rt" "$TMP/ready"
   mkfifo "$TMP/ready"
-  "$THOTHD" --runtime-dir "$TMP/rt" --ready-fd 3 "$@" 3>"$TMP/ready" 2>"$TMP/log" &
+  ${LAUNCH:-} "$THOTHD" --runtime-dir "$TMP/rt" --ready-fd 3 "$@" 3>"$TMP/ready" >/dev/null 2>"$TMP/log" &
   PID=$!
   local ready=""
   read -r -t 30 ready <"$TMP/ready" || true
@@ -90,6 +90,24 @@ if start_thothd --http-port off; then
   fi
 else
   fail "thothd did not start: $(tail -3 "$TMP/log")"
+fi
+
+# 3b. ... but under nohup SIGHUP stays ignored: thothd blocked it for its
+# signalfd, and a blocked signal reaches the signalfd even when ignored,
+# so `nohup thothd` stopped on the hangup it was started to survive.
+if LAUNCH=nohup start_thothd --http-port off; then
+  kill -HUP "$PID"
+  sleep 1
+  if kill -0 "$PID" 2>/dev/null && ! grep -q "signal 1" "$TMP/log"; then
+    echo "ok: under nohup SIGHUP is ignored"
+  else
+    fail "under nohup SIGHUP stopped thothd: $(tail -2 "$TMP/log")"
+  fi
+  kill -TERM "$PID" 2>/dev/null
+  timeout 20 tail --pid="$PID" -f /dev/null
+  wait "$PID"; PID=""
+else
+  fail "nohup thothd did not start: $(tail -3 "$TMP/log")"
 fi
 
 # 4. The dashboard's token file: refused when others can read it ...
