@@ -127,8 +127,21 @@ if start_thothd --http-port 0 --http-token-file "$TMP/token"; then
       [ "$code" = 200 ] && echo "ok: Authorization: $scheme TOKEN: 200" ||
         fail "Authorization: $scheme TOKEN: $code (want 200)"
     done
-    code=$(curl -s -m 10 -o /dev/null -w '%{http_code}' -H "Authorization: bearer wrong-token" "${url}metrics")
-    [ "$code" = 401 ] || fail "Authorization: bearer WRONG: $code (want 401)"
+    # One or more spaces or tabs after the scheme, trailing ones trimmed:
+    # two spaces, or one after the token, were 401.
+    tab=$'\t'
+    for value in "Bearer  a-token-of-ours" "Bearer a-token-of-ours " "Bearer${tab}a-token-of-ours" \
+                 "bearer ${tab} a-token-of-ours${tab} "; do
+      code=$(curl -s -m 10 -o /dev/null -w '%{http_code}' -H "Authorization: $value" "${url}metrics")
+      [ "$code" = 200 ] && echo "ok: Authorization: '$value': 200" ||
+        fail "Authorization: '$value': $code (want 200)"
+    done
+    for value in "bearer wrong-token" "Bearer" "Bearer " "Bearera-token-of-ours" "Bearer a-token-of-our" \
+                 "Basic a-token-of-ours"; do
+      code=$(curl -s -m 10 -o /dev/null -w '%{http_code}' -H "Authorization: $value" "${url}metrics")
+      [ "$code" = 401 ] && echo "ok: Authorization: '$value': 401" ||
+        fail "Authorization: '$value': $code (want 401)"
+    done
   fi
   kill -TERM "$PID"; wait "$PID"; rc=$?; PID=""
   [ $rc = 0 ] && echo "ok: a 0600 token file is taken" || fail "thothd with a 0600 token: exit $rc"
