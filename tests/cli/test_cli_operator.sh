@@ -8,9 +8,11 @@
 #    served its socket, and exited 1: thothd(8) says 2 for bad arguments;
 #  - a lock file thothd cannot open said "system call failed";
 #  - SIGHUP (a closed terminal, or `kill -HUP` meant as "reload") killed
-#    thothd on the spot, leaving its socket and pid file behind;
-#  - a dashboard token file every user could read (0644) was taken, and
-#    "Authorization: bearer TOKEN" (the scheme in lower case) was 401;
+#    thothd on the spot, leaving its socket and pid file behind; then,
+#    under nohup, SIGHUP still stopped it;
+#  - a dashboard token file every user could read (0644) was taken, a FIFO
+#    hung thothd, and "Authorization: bearer TOKEN" (the scheme in lower
+#    case), "Bearer  TOKEN" or "Bearer TOKEN " was 401;
 #  - `thothctl sched --from <TAB>` offered directories only, and the value
 #    of `codex read --from` (a sequence number) directories too;
 #  - `thothctl -- status` was "unknown option --"; `probe check`/`kernel`
@@ -65,7 +67,9 @@ else
 fi
 
 # start_thothd ARGS...: thothd in $TMP/rt, in the background, ready.
+# A thothd left from an earlier start that failed is killed first.
 start_thothd() {
+  [ -z "$PID" ] || { kill -KILL "$PID" 2>/dev/null; wait "$PID" 2>/dev/null; PID=""; }
   rm -rf "$TMP/rt" "$TMP/ready"
   mkfifo "$TMP/ready"
   ${LAUNCH:-} "$THOTHD" --runtime-dir "$TMP/rt" --ready-fd 3 "$@" 3>"$TMP/ready" >/dev/null 2>"$TMP/log" &
@@ -75,13 +79,24 @@ start_thothd() {
   [ "$ready" = "READY=1" ]
 }
 
-# 3. SIGHUP: a clean stop like SIGTERM's (exit 0, socket and pid file gone).
-if start_thothd --http-port off; then
-  kill -HUP "$PID"
+# stop_thothd SIGNAL: send it, give thothd 20 s to exit, and set rc to its
+# exit status; one still running then is a failure, killed (a bare wait
+# would hang the test until ctest's timeout).
+stop_thothd() {
+  kill "-$1" "$PID" 2>/dev/null
   timeout 20 tail --pid="$PID" -f /dev/null
+  if kill -0 "$PID" 2>/dev/null; then
+    fail "thothd still running 20 s after SIG$1: $(tail -2 "$TMP/log")"
+    kill -KILL "$PID" 2>/dev/null
+  fi
   wait "$PID"
   rc=$?
   PID=""
+}
+
+# 3. SIGHUP: a clean stop like SIGTERM's (exit 0, socket and pid file gone).
+if start_thothd --http-port off; then
+  stop_thothd HUP
   left=$(ls "$TMP/rt" 2>/dev/null | grep -E '^thothd\.(sock|pid)$' | tr '\n' ' ')
   if [ $rc = 0 ] && [ -z "$left" ] && grep -q "signal 1: shutting down" "$TMP/log"; then
     echo "ok: SIGHUP stops thothd cleanly"
@@ -90,6 +105,7 @@ if start_thothd --http-port off; then
   fi
 else
   fail "thothd did not start: $(tail -3 "$TMP/log")"
+  kill -KILL "$PID" 2>/dev/null
 fi
 
 # 3b. ... but under nohup SIGHUP stays ignored: thothd blocked it for its
@@ -103,11 +119,11 @@ if LAUNCH=nohup start_thothd --http-port off; then
   else
     fail "under nohup SIGHUP stopped thothd: $(tail -2 "$TMP/log")"
   fi
-  kill -TERM "$PID" 2>/dev/null
-  timeout 20 tail --pid="$PID" -f /dev/null
-  wait "$PID"; PID=""
+  stop_thothd TERM
+  [ $rc = 0 ] || fail "nohup thothd after SIGTERM: exit $rc (want 0)"
 else
   fail "nohup thothd did not start: $(tail -3 "$TMP/log")"
+  kill -KILL "$PID" 2>/dev/null
 fi
 
 # 4. The dashboard's token file: refused when others can read it ...
@@ -153,10 +169,11 @@ if start_thothd --http-port 0 --http-token-file "$TMP/token"; then
         fail "Authorization: '$value': $code (want 401)"
     done
   fi
-  kill -TERM "$PID"; wait "$PID"; rc=$?; PID=""
+  stop_thothd TERM
   [ $rc = 0 ] && echo "ok: a 0600 token file is taken" || fail "thothd with a 0600 token: exit $rc"
 else
   fail "thothd refused a 0600 token file: $(tail -2 "$TMP/log")"
+  kill -KILL "$PID" 2>/dev/null
 fi
 
 # 5. Completion: the values of --from.
