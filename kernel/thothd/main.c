@@ -620,6 +620,7 @@ int main(int argc, char **argv)
 				snprintf(host_name, sizeof host_name, "host");
 			host_name[sizeof host_name - 1] = 0;
 			fed_cfg.host_id = host_name;
+			fed_cfg.host_id_is_host_name = true;
 		}
 		snprintf(state_file, sizeof state_file, "%s/federation.state", dir);
 		fed_cfg.state_file = state_file;

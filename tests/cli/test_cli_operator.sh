@@ -126,6 +126,26 @@ else
   kill -KILL "$PID" 2>/dev/null
 fi
 
+# 3c. A host name that is no host id, with no --host-id given: named as the
+# host name (it said "--host-id NAME", an option nobody gave).  The name is
+# set in a user+UTS namespace; skipped where those cannot be made.
+if unshare --user --map-root-user --uts true 2>/dev/null && command -v python3 >/dev/null; then
+  rm -rf "$TMP/rt"
+  timeout 20 unshare --user --map-root-user --uts python3 -c '
+import os, socket, sys
+socket.sethostname("bad host")
+os.execvp("timeout", ["timeout", "10"] + sys.argv[1:])' \
+    "$THOTHD" --runtime-dir "$TMP/rt" --http-port off --etcd http://127.0.0.1:1 >/dev/null 2>"$TMP/err"
+  rc=$?
+  if [ $rc = 1 ] && grep -qF "the host name bad host (no --host-id given) is not a host id" "$TMP/err"; then
+    echo "ok: an invalid host name: $(grep -o 'federation: .*' "$TMP/err")"
+  else
+    fail "an invalid host name, no --host-id: exit $rc, stderr: $(tail -1 "$TMP/err")"
+  fi
+else
+  echo "skip: no user+UTS namespace here: the host-name case is not checked"
+fi
+
 # 4. The dashboard's token file: refused when others can read it ...
 printf 'a-token-of-ours\n' >"$TMP/token"
 chmod 644 "$TMP/token"
