@@ -1162,8 +1162,15 @@ int thothd_federation_config_check(const thothd_federation_config_t *cfg, char *
 		snprintf(why, why_len, "--etcd %s: expected http://HOST:PORT", cfg->etcd_url ? cfg->etcd_url : "(none)");
 		return THOTH_E_INVAL;
 	}
+	/* The default host id, the host name, is filled in by thothd only
+	 * before thothd_federation_new, which checks again: named as what it
+	 * is ("--host-id NAME" blamed an option nobody gave). */
 	if (cfg->host_id && !host_id_valid(cfg->host_id)) {
-		snprintf(why, why_len, "--host-id %s: 1..63 characters of [A-Za-z0-9_.-]", cfg->host_id);
+		if (cfg->host_id_is_host_name)
+			snprintf(why, why_len, "the host name %s (no --host-id given) is not a host id: "
+				 "1..63 characters of [A-Za-z0-9_.-]; give one with --host-id", cfg->host_id);
+		else
+			snprintf(why, why_len, "--host-id %s: 1..63 characters of [A-Za-z0-9_.-]", cfg->host_id);
 		return THOTH_E_INVAL;
 	}
 	if (cfg->advertise && *cfg->advertise) {
@@ -1189,10 +1196,11 @@ int thothd_federation_new(thoth_loop_t *loop, thoth_registry_t *reg, const thoth
 	int c = thothd_federation_config_check(cfg, why, why_len);
 	if (c)
 		return c;
-	/* The default host id (the host name) is only known here. */
-	if (!cfg->host_id || !host_id_valid(cfg->host_id)) {
-		snprintf(why, why_len, "--host-id %s: 1..63 characters of [A-Za-z0-9_.-]",
-			 cfg->host_id ? cfg->host_id : "(none)");
+	/* config_check checked a host id given (a --host-id, or the host
+	 * name thothd fills in when none was given); none at all is a
+	 * caller's mistake. */
+	if (!cfg->host_id) {
+		snprintf(why, why_len, "no host id (--host-id, or the host name)");
 		return THOTH_E_INVAL;
 	}
 	uint32_t ttl = cfg->ttl_s ? cfg->ttl_s : 10;

@@ -62,6 +62,7 @@ typedef struct thothd_federation thothd_federation_t;
 typedef struct thothd_federation_config {
 	const char *etcd_url;           /* "http://127.0.0.1:2379" */
 	const char *host_id;            /* this host's name: 1..63 of [A-Za-z0-9_.-] */
+	bool host_id_is_host_name;      /* host_id is gethostname's (no --host-id given) */
 	const char *advertise;          /* "tcp:HOST:PORT" where this host is reached, or NULL */
 	uint32_t ttl_s;                 /* the host lease: 0 = 10; 2..3600 */
 	const char *prefix;             /* key prefix: NULL = "/thoth/v1/" */

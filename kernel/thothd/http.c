@@ -1088,12 +1088,25 @@ static bool token_ok(const thothd_http_t *h, struct MHD_Connection *conn)
 	const char *given = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "token");
 	const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
 	/* The scheme is case-insensitive (RFC 9110 11.1): "bearer TOKEN" was
-	 * answered 401 with the right token. */
-	if (!given && auth && strncasecmp(auth, "Bearer ", 7) == 0)
-		given = auth + 7;
-	if (!given)
+	 * answered 401 with the right token.  One or more spaces or tabs
+	 * follow it, and trailing ones are not part of the token (with two
+	 * spaces after "Bearer", or one after the token, it was 401).  strncasecmp stops at a
+	 * short header's NUL: no over-read. */
+	size_t m = 0;
+	if (!given && auth && strncasecmp(auth, "Bearer", 6) == 0 &&
+	    (auth[6] == ' ' || auth[6] == '\t')) {
+		given = auth + 6;
+		while (*given == ' ' || *given == '\t')
+			given++;
+		m = strlen(given);
+		while (m && (given[m - 1] == ' ' || given[m - 1] == '\t'))
+			m--;
+	} else if (given) {
+		m = strlen(given);
+	}
+	if (!given || !m)
 		return false;
-	size_t n = strlen(h->token), m = strlen(given);
+	size_t n = strlen(h->token);
 	unsigned char diff = n != m;
 	for (size_t i = 0; i < n; i++)
 		diff |= (unsigned char)(h->token[i] ^ given[i < m ? i : 0]);

@@ -402,45 +402,76 @@ int main(int argc, char **argv)
 	}
 
 	if (token_file) {
-		FILE *tf = fopen(token_file, "r");
 		/* The token keeps the other users of the host out of the
 		 * dashboard: a file they can read (a umask's 0644) kept nobody
 		 * out, and nothing said so.  Refused as the cluster token is
-		 * (docs/FEDERATION.md): a regular file of ours, chmod 600. */
-		struct stat tst;
-		if (tf && fstat(fileno(tf), &tst) == 0 &&
-		    (!S_ISREG(tst.st_mode) || tst.st_uid != geteuid() || (tst.st_mode & 077))) {
-			if (!S_ISREG(tst.st_mode))
-				fprintf(stderr, "thothd: the token file %s is not a regular file\n",
-					token_file);
-			else if (tst.st_uid != geteuid())
-				fprintf(stderr, "thothd: the token file %s is owned by uid %u, not by us "
-					"(uid %u)\n", token_file, (unsigned)tst.st_uid, (unsigned)geteuid());
+		 * (docs/FEDERATION.md): a regular file of ours, chmod 600.
+		 * Opened without blocking and without following a symlink, and
+		 * checked on the fd (not the path, which can change between):
+		 * fopen of a FIFO waited forever for a writer.  So a pipe,
+		 * <(...) or /dev/fd/N, is refused too. */
+		int tfd = open(token_file, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
+		if (tfd < 0) {
+			if (errno == ELOOP)
+				fprintf(stderr, "thothd: the token file %s is a symbolic link (name the "
+					"file itself)\n", token_file);
 			else
-				fprintf(stderr, "thothd: the token file %s has mode %03o: other users can "
-					"read the token (chmod 600 it)\n", token_file,
-					(unsigned)(tst.st_mode & 0777));
-			fclose(tf);
+				fprintf(stderr, "thothd: cannot read a token from %s: %s\n", token_file,
+					strerror(errno));
 			return 1;
 		}
-		if (!tf || !fgets(token, sizeof token, tf)) {
+		struct stat tst;
+		bool bad = false;
+		if (fstat(tfd, &tst) != 0) {
 			fprintf(stderr, "thothd: cannot read a token from %s: %s\n", token_file,
-				tf ? "empty file" : strerror(errno));
-			if (tf)
-				fclose(tf);
+				strerror(errno));
+			bad = true;
+		} else if (!S_ISREG(tst.st_mode)) {
+			fprintf(stderr, "thothd: the token file %s is not a regular file\n", token_file);
+			bad = true;
+		} else if (tst.st_uid != geteuid()) {
+			fprintf(stderr, "thothd: the token file %s is owned by uid %u, not by us "
+				"(uid %u)\n", token_file, (unsigned)tst.st_uid, (unsigned)geteuid());
+			bad = true;
+		} else if (tst.st_mode & 077) {
+			fprintf(stderr, "thothd: the token file %s has mode %03o: group/other must have "
+				"no access (chmod 600)\n", token_file, (unsigned)(tst.st_mode & 0777));
+			bad = true;
+		}
+		/* The first line, up to sizeof token - 1 bytes: one byte more
+		 * read says a longer line (cut silently before, every request
+		 * then 401). */
+		char tbuf[sizeof token + 1];
+		size_t tn = 0;
+		while (!bad && tn < sizeof tbuf - 1) {
+			ssize_t got = read(tfd, tbuf + tn, sizeof tbuf - 1 - tn);
+			if (got < 0 && errno == EINTR)
+				continue;
+			if (got < 0) {
+				fprintf(stderr, "thothd: cannot read a token from %s: %s\n", token_file,
+					strerror(errno));
+				bad = true;
+			}
+			if (got <= 0)
+				break;
+			tn += (size_t)got;
+		}
+		close(tfd);
+		if (bad)
+			return 1;
+		if (!tn) {
+			fprintf(stderr, "thothd: cannot read a token from %s: empty file\n", token_file);
 			return 1;
 		}
-		/* fgets stops at the buffer's end: a longer first line would be cut
-		 * silently to a token no client has (every request then 401). */
-		bool whole = strchr(token, '\n') || feof(tf);
-		int next = whole ? EOF : fgetc(tf);
-		fclose(tf);
-		if (!whole && next != EOF && next != '\n' && next != '\r') {
+		tbuf[tn] = 0;
+		size_t tlen = strcspn(tbuf, "\r\n");
+		if (tlen > sizeof token - 1) {
 			fprintf(stderr, "thothd: the token in %s is longer than %zu bytes\n", token_file,
 				sizeof token - 1);
 			return 1;
 		}
-		token[strcspn(token, "\r\n")] = 0;
+		memcpy(token, tbuf, tlen);
+		token[tlen] = 0;
 		if (!token[0]) {
 			fprintf(stderr, "thothd: the token in %s is empty\n", token_file);
 			return 1;
@@ -515,11 +546,17 @@ int main(int argc, char **argv)
 	/* SIGHUP too (the terminal thothd ran in went away, or a `kill -HUP`
 	 * meant as "reload"): its default action killed thothd on the spot and
 	 * left the socket, the pid file and its doorbell behind.  There is no
-	 * configuration to reload; it stops like SIGTERM.  Under nohup it stays
-	 * ignored (an ignored signal never reaches the signalfd). */
+	 * configuration to reload; it stops like SIGTERM.  Under nohup it must
+	 * stay ignored: thoth_loop_add_signal blocks the signal, and a blocked
+	 * signal is queued to the signalfd even when its disposition is
+	 * SIG_IGN, so SIGHUP is handled only when it was not inherited as
+	 * ignored. */
+	struct sigaction hup_old;
+	bool hup_ignored = sigaction(SIGHUP, NULL, &hup_old) == 0 &&
+			   hup_old.sa_handler == SIG_IGN;
 	if ((r = thoth_loop_add_signal(loop, SIGTERM, on_stop_signal, NULL)) ||
 	    (r = thoth_loop_add_signal(loop, SIGINT, on_stop_signal, NULL)) ||
-	    (r = thoth_loop_add_signal(loop, SIGHUP, on_stop_signal, NULL))) {
+	    (!hup_ignored && (r = thoth_loop_add_signal(loop, SIGHUP, on_stop_signal, NULL)))) {
 		thothd_error("cannot handle signals: %s", thoth_strerror(r));
 		goto out;
 	}
@@ -583,6 +620,7 @@ int main(int argc, char **argv)
 				snprintf(host_name, sizeof host_name, "host");
 			host_name[sizeof host_name - 1] = 0;
 			fed_cfg.host_id = host_name;
+			fed_cfg.host_id_is_host_name = true;
 		}
 		snprintf(state_file, sizeof state_file, "%s/federation.state", dir);
 		fed_cfg.state_file = state_file;

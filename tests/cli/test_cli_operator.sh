@@ -8,9 +8,11 @@
 #    served its socket, and exited 1: thothd(8) says 2 for bad arguments;
 #  - a lock file thothd cannot open said "system call failed";
 #  - SIGHUP (a closed terminal, or `kill -HUP` meant as "reload") killed
-#    thothd on the spot, leaving its socket and pid file behind;
-#  - a dashboard token file every user could read (0644) was taken, and
-#    "Authorization: bearer TOKEN" (the scheme in lower case) was 401;
+#    thothd on the spot, leaving its socket and pid file behind; then,
+#    under nohup, SIGHUP still stopped it;
+#  - a dashboard token file every user could read (0644) was taken, a FIFO
+#    hung thothd, and "Authorization: bearer TOKEN" (the scheme in lower
+#    case), "Bearer  TOKEN" or "Bearer TOKEN " was 401;
 #  - `thothctl sched --from <TAB>` offered directories only, and the value
 #    of `codex read --from` (a sequence number) directories too;
 #  - `thothctl -- status` was "unknown option --"; `probe check`/`kernel`
@@ -65,23 +67,36 @@ else
 fi
 
 # start_thothd ARGS...: thothd in $TMP/rt, in the background, ready.
+# A thothd left from an earlier start that failed is killed first.
 start_thothd() {
+  [ -z "$PID" ] || { kill -KILL "$PID" 2>/dev/null; wait "$PID" 2>/dev/null; PID=""; }
   rm -rf "$TMP/rt" "$TMP/ready"
   mkfifo "$TMP/ready"
-  "$THOTHD" --runtime-dir "$TMP/rt" --ready-fd 3 "$@" 3>"$TMP/ready" 2>"$TMP/log" &
+  ${LAUNCH:-} "$THOTHD" --runtime-dir "$TMP/rt" --ready-fd 3 "$@" 3>"$TMP/ready" >/dev/null 2>"$TMP/log" &
   PID=$!
   local ready=""
   read -r -t 30 ready <"$TMP/ready" || true
   [ "$ready" = "READY=1" ]
 }
 
-# 3. SIGHUP: a clean stop like SIGTERM's (exit 0, socket and pid file gone).
-if start_thothd --http-port off; then
-  kill -HUP "$PID"
+# stop_thothd SIGNAL: send it, give thothd 20 s to exit, and set rc to its
+# exit status; one still running then is a failure, killed (a bare wait
+# would hang the test until ctest's timeout).
+stop_thothd() {
+  kill "-$1" "$PID" 2>/dev/null
   timeout 20 tail --pid="$PID" -f /dev/null
+  if kill -0 "$PID" 2>/dev/null; then
+    fail "thothd still running 20 s after SIG$1: $(tail -2 "$TMP/log")"
+    kill -KILL "$PID" 2>/dev/null
+  fi
   wait "$PID"
   rc=$?
   PID=""
+}
+
+# 3. SIGHUP: a clean stop like SIGTERM's (exit 0, socket and pid file gone).
+if start_thothd --http-port off; then
+  stop_thothd HUP
   left=$(ls "$TMP/rt" 2>/dev/null | grep -E '^thothd\.(sock|pid)$' | tr '\n' ' ')
   if [ $rc = 0 ] && [ -z "$left" ] && grep -q "signal 1: shutting down" "$TMP/log"; then
     echo "ok: SIGHUP stops thothd cleanly"
@@ -90,12 +105,61 @@ if start_thothd --http-port off; then
   fi
 else
   fail "thothd did not start: $(tail -3 "$TMP/log")"
+  kill -KILL "$PID" 2>/dev/null
+fi
+
+# 3b. ... but under nohup SIGHUP stays ignored: thothd blocked it for its
+# signalfd, and a blocked signal reaches the signalfd even when ignored,
+# so `nohup thothd` stopped on the hangup it was started to survive.
+if LAUNCH=nohup start_thothd --http-port off; then
+  kill -HUP "$PID"
+  sleep 1
+  if kill -0 "$PID" 2>/dev/null && ! grep -q "signal 1" "$TMP/log"; then
+    echo "ok: under nohup SIGHUP is ignored"
+  else
+    fail "under nohup SIGHUP stopped thothd: $(tail -2 "$TMP/log")"
+  fi
+  stop_thothd TERM
+  [ $rc = 0 ] || fail "nohup thothd after SIGTERM: exit $rc (want 0)"
+else
+  fail "nohup thothd did not start: $(tail -3 "$TMP/log")"
+  kill -KILL "$PID" 2>/dev/null
+fi
+
+# 3c. A host name that is no host id, with no --host-id given: named as the
+# host name (it said "--host-id NAME", an option nobody gave).  The name is
+# set in a user+UTS namespace; skipped where those cannot be made.
+if unshare --user --map-root-user --uts true 2>/dev/null && command -v python3 >/dev/null; then
+  rm -rf "$TMP/rt"
+  timeout 20 unshare --user --map-root-user --uts python3 -c '
+import os, socket, sys
+socket.sethostname("bad host")
+os.execvp("timeout", ["timeout", "10"] + sys.argv[1:])' \
+    "$THOTHD" --runtime-dir "$TMP/rt" --http-port off --etcd http://127.0.0.1:1 >/dev/null 2>"$TMP/err"
+  rc=$?
+  if [ $rc = 1 ] && grep -qF "the host name bad host (no --host-id given) is not a host id" "$TMP/err"; then
+    echo "ok: an invalid host name: $(grep -o 'federation: .*' "$TMP/err")"
+  else
+    fail "an invalid host name, no --host-id: exit $rc, stderr: $(tail -1 "$TMP/err")"
+  fi
+else
+  echo "skip: no user+UTS namespace here: the host-name case is not checked"
 fi
 
 # 4. The dashboard's token file: refused when others can read it ...
 printf 'a-token-of-ours\n' >"$TMP/token"
 chmod 644 "$TMP/token"
-refused 1 "has mode 644: other users can read the token (chmod 600 it)" --http-token-file "$TMP/token"
+refused 1 "has mode 644: group/other must have no access (chmod 600)" --http-token-file "$TMP/token"
+# ... or write it (0620 was named "other users can read")...
+chmod 620 "$TMP/token"
+refused 1 "has mode 620: group/other must have no access (chmod 600)" --http-token-file "$TMP/token"
+# ... and a FIFO (or <(...)) is no file: fopen waited forever for a writer.
+# refused runs thothd under timeout 10: a hang is exit 124, not 1.
+mkfifo -m 600 "$TMP/token.fifo"
+refused 1 "the token file $TMP/token.fifo is not a regular file" --http-token-file "$TMP/token.fifo"
+chmod 600 "$TMP/token"
+ln -s "$TMP/token" "$TMP/token.link"
+refused 1 "the token file $TMP/token.link is a symbolic link" --http-token-file "$TMP/token.link"
 # ... and taken once it is 0600.
 chmod 600 "$TMP/token"
 if start_thothd --http-port 0 --http-token-file "$TMP/token"; then
@@ -109,13 +173,27 @@ if start_thothd --http-port 0 --http-token-file "$TMP/token"; then
       [ "$code" = 200 ] && echo "ok: Authorization: $scheme TOKEN: 200" ||
         fail "Authorization: $scheme TOKEN: $code (want 200)"
     done
-    code=$(curl -s -m 10 -o /dev/null -w '%{http_code}' -H "Authorization: bearer wrong-token" "${url}metrics")
-    [ "$code" = 401 ] || fail "Authorization: bearer WRONG: $code (want 401)"
+    # One or more spaces or tabs after the scheme, trailing ones trimmed:
+    # two spaces, or one after the token, were 401.
+    tab=$'\t'
+    for value in "Bearer  a-token-of-ours" "Bearer a-token-of-ours " "Bearer${tab}a-token-of-ours" \
+                 "bearer ${tab} a-token-of-ours${tab} "; do
+      code=$(curl -s -m 10 -o /dev/null -w '%{http_code}' -H "Authorization: $value" "${url}metrics")
+      [ "$code" = 200 ] && echo "ok: Authorization: '$value': 200" ||
+        fail "Authorization: '$value': $code (want 200)"
+    done
+    for value in "bearer wrong-token" "Bearer" "Bearer " "Bearera-token-of-ours" "Bearer a-token-of-our" \
+                 "Basic a-token-of-ours"; do
+      code=$(curl -s -m 10 -o /dev/null -w '%{http_code}' -H "Authorization: $value" "${url}metrics")
+      [ "$code" = 401 ] && echo "ok: Authorization: '$value': 401" ||
+        fail "Authorization: '$value': $code (want 401)"
+    done
   fi
-  kill -TERM "$PID"; wait "$PID"; rc=$?; PID=""
+  stop_thothd TERM
   [ $rc = 0 ] && echo "ok: a 0600 token file is taken" || fail "thothd with a 0600 token: exit $rc"
 else
   fail "thothd refused a 0600 token file: $(tail -2 "$TMP/log")"
+  kill -KILL "$PID" 2>/dev/null
 fi
 
 # 5. Completion: the values of --from.
@@ -155,11 +233,16 @@ done
 
 # 7. codex read with its range backwards: refused (it read nothing, exit 0,
 # like an empty stream).  Refused before connecting: no codex needed.
-for range in "--from 5 --to 1" "--since 200 --until 100"; do
+# An explicit --to 0 / --until 0 (0 is "no bound" inside) escaped that
+# check and read the whole stream.
+for range in "--from 5 --to 1:is past --to 1" "--since 200 --until 100:is past --until 100" \
+             "--from 5 --to 0:--to 0: sequence numbers start at 1" "--to 0:--to 0: sequence numbers" \
+             "--since 200 --until 0:--until 0: no record is that old"; do
+  want=${range#*:} range=${range%%:*}
   # shellcheck disable=SC2086
   timeout 20 "$THOTHCTL" --runtime-dir "$TMP/none" codex read s $range >/dev/null 2>"$TMP/err"
   rc=$?
-  [ $rc = 2 ] && grep -q "is past --" "$TMP/err" && echo "ok: codex read s $range: $(head -1 "$TMP/err")" ||
+  [ $rc = 2 ] && grep -qF -- "$want" "$TMP/err" && echo "ok: codex read s $range: $(head -1 "$TMP/err")" ||
     fail "codex read s $range: exit $rc (want 2), stderr: $(head -1 "$TMP/err")"
 done
 

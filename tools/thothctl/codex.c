@@ -368,9 +368,31 @@ int thothctl_codex(int argc, char **argv, const thothctl_opts_t *opts)
 		case 'D': dur = THOTH_CODEX_DURABILITY_DEFERRED; given |= G_DEFERRED; break;
 		case 'b': if ((rc = parse_u64("--budget-ms", optarg, &budget))) return rc; given |= G_BUDGET; break;
 		case 'f': if ((rc = parse_u64("--from", optarg, &from))) return rc; given |= G_RANGE; break;
-		case 't': if ((rc = parse_u64("--to", optarg, &to))) return rc; given |= G_RANGE; break;
+		/* 0 stands for "no bound" inside, so an explicit --to 0 or
+		 * --until 0 escaped the backwards-range check below and read
+		 * the whole stream: refused (no record has sequence 0 or a
+		 * time of 0). */
+		case 't':
+			if ((rc = parse_u64("--to", optarg, &to)))
+				return rc;
+			if (!to) {
+				fprintf(stderr, "thothctl: codex read: --to 0: sequence numbers start at 1\n");
+				return 2;
+			}
+			given |= G_RANGE;
+			break;
 		case 's': if ((rc = parse_u64("--since", optarg, &since))) return rc; by_time = true; given |= G_RANGE; break;
-		case 'u': if ((rc = parse_u64("--until", optarg, &until))) return rc; by_time = true; given |= G_RANGE; break;
+		case 'u':
+			if ((rc = parse_u64("--until", optarg, &until)))
+				return rc;
+			if (!until) {
+				fprintf(stderr, "thothctl: codex read: --until 0: no record is that old "
+					"(times are ns since the epoch)\n");
+				return 2;
+			}
+			by_time = true;
+			given |= G_RANGE;
+			break;
 		case 'h':
 			printf("usage: thothctl codex [stats] [--json]\n"
 			       "       thothctl codex create STREAM [--budget-ms N]\n"

@@ -98,7 +98,8 @@ static void usage(FILE *out)
 		"                      a report such as sched's is one object);\n"
 		"                      every command honours it\n"
 		"  -h, --help          this text\n"
-		"  --version           print the version\n");
+		"  --version           print the version\n"
+		"  --                  (before COMMAND) ends the global options\n");
 }
 
 static int usage_error(const char *what, const char *arg)
