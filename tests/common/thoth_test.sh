@@ -45,6 +45,7 @@
 
 TT_DEADLINE=${TT_DEADLINE:-60}
 TT_PIDS=()
+TT_THOTHD_PIDS=()
 TT_DIRS=()
 if [ -n "${THOTH_PYTHON3:-}" ]; then TT_PYTHON3=$THOTH_PYTHON3
 elif [ -x /usr/bin/python3 ]; then TT_PYTHON3=/usr/bin/python3
@@ -65,30 +66,49 @@ _tt_ours() {
   [ "$2" = "$$" ] && { [ "${!#}" != live ] || [ "$1" != Z ]; }
 }
 
-tt_cleanup() {
-  local p i deadline live
-  trap - INT TERM HUP
-  for ((i = ${#TT_PIDS[@]} - 1; i >= 0; i--)); do   # services before thothd
-    p=${TT_PIDS[$i]}
+# _tt_end PIDS...: SIGTERM (and SIGCONT: a stopped one takes its TERM) to
+# each, wait up to 5 s for them to exit; LIVE := those still running.
+_tt_end() {
+  local p deadline=$((SECONDS + 5))
+  for p in "$@"; do
     _tt_ours "$p" || continue
-    kill -TERM "$p" 2>/dev/null || true
-    kill -CONT "$p" 2>/dev/null || true   # a stopped one takes its TERM
+    kill -TERM "$p" 2>/dev/null
+    kill -CONT "$p" 2>/dev/null
   done
-  deadline=$((SECONDS + 5))
   while :; do
-    live=()
-    for p in "${TT_PIDS[@]}"; do
-      ! _tt_ours "$p" live || live+=("$p")
+    LIVE=()
+    for p in "$@"; do
+      ! _tt_ours "$p" live || LIVE+=("$p")
     done
-    [ ${#live[@]} -gt 0 ] && [ $SECONDS -lt $deadline ] || break
+    [ ${#LIVE[@]} -gt 0 ] && [ $SECONDS -lt $deadline ] || break
     sleep 0.02
   done
+}
+
+tt_cleanup() {
+  # Only the test's own shell cleans up: a subshell or background job that
+  # ran the inherited trap would end the test's children under it.
+  [ "$BASHPID" = "$$" ] || return 0
+  # No set -e here: a failing rm must neither turn a pass into a failure
+  # nor leave the other dirs (the exit status stays the test's).
+  set +e
+  local p others=() thothds=() left=()
+  trap - INT TERM HUP
+  # Services leave cleanly while thothd still runs (as they do in normal
+  # use), then thothd: each gets 5 s, then SIGKILL.
+  for p in "${TT_PIDS[@]}"; do
+    if [[ " ${TT_THOTHD_PIDS[*]} " == *" $p "* ]]; then thothds+=("$p"); else others+=("$p"); fi
+  done
+  _tt_end "${others[@]}"
+  left=("${LIVE[@]}")
+  _tt_end "${thothds[@]}"
+  left+=("${LIVE[@]}")
   # The rest have exited (their files closed); these are waited for.  (A
   # wait on one the shell has reaped already makes bash say "No record of
   # process".)
-  for p in "${live[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-  for p in "${live[@]}"; do wait "$p" 2>/dev/null || true; done
-  TT_PIDS=()
+  for p in "${left[@]}"; do kill -KILL "$p" 2>/dev/null; done
+  for p in "${left[@]}"; do wait "$p" 2>/dev/null; done
+  TT_PIDS=() TT_THOTHD_PIDS=()
   for p in "${TT_DIRS[@]}"; do rm -rf "$p"; done
   TT_DIRS=()
 }
@@ -153,6 +173,7 @@ tt_start_thothd() {
     3>"$rt/ready" 2>>"$rt/thothd.log" &
   THOTHD_PID=$! TT_PID=$!
   TT_PIDS+=("$THOTHD_PID")
+  TT_THOTHD_PIDS+=("$THOTHD_PID")
   # EOF at once if thothd exits first (the fifo's only writer is gone).
   read -r -t "$TT_DEADLINE" ready <"$rt/ready" || true
   rm -f "$rt/ready"
