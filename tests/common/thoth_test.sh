@@ -24,7 +24,8 @@
 #                              (deadline TT_DEADLINE s, 60 by default), else fails with its
 #                              log.  THOTHD_PID := its pid.  TT_THOTHD_WRAP
 #                              (an array), when set, is put before thothd
-#                              (env VAR=..., prlimit ...).
+#                              (env VAR=..., prlimit ...).  RT at most 90
+#                              bytes long (its sockets' paths fit 107).
 #   tt_wait_registered RT NAME thothctl lists NAME within the deadline.
 #   tt_start_service RT NAME CMD...
 #                              CMD (stderr to $RT/NAME.log) and waits until
@@ -164,21 +165,45 @@ tt_until() {
 }
 
 tt_start_thothd() {
-  local rt=$1 ready=
+  local rt=$1 ready= part fd rc deadline
   shift
+  # A unix socket's path holds at most 107 bytes: thothd.sock and the
+  # services' sockets go in RT (a long TMPDIR pushes them past it).
+  [ ${#rt} -le 90 ] ||
+    tt_fail "runtime dir $rt is ${#rt} bytes long: over 90, its sockets' paths would pass the 107-byte limit (set TMPDIR shorter)"
+  # The command is made here, in the test's shell: an expansion that fails
+  # (set -u) fails the test at once, not the background job before it
+  # opens the fifo.
+  local cmd=(${TT_THOTHD_WRAP+"${TT_THOTHD_WRAP[@]}"} "$THOTHD" --runtime-dir "$rt" --ready-fd 3 "$@")
   rm -f "$rt/ready"
-  mkfifo "$rt/ready"
-  # The fifo is opened by the background job (its open waits for the read).
-  ${TT_THOTHD_WRAP+"${TT_THOTHD_WRAP[@]}"} "$THOTHD" --runtime-dir "$rt" --ready-fd 3 "$@" \
-    3>"$rt/ready" 2>>"$rt/thothd.log" &
+  mkfifo "$rt/ready" || tt_fail "cannot make the fifo $rt/ready"
+  # Opened read-write, the fifo opens at once here and thothd's open (its
+  # fd 3) does not wait either.  This shell then holds a writer itself, so
+  # thothd's exit is no EOF: the read is in short slices, each followed by
+  # a look at whether thothd still runs, up to the deadline.
+  exec {fd}<>"$rt/ready"
+  "${cmd[@]}" 3>"$rt/ready" 2>>"$rt/thothd.log" {fd}<&- &
   THOTHD_PID=$! TT_PID=$!
   TT_PIDS+=("$THOTHD_PID")
   TT_THOTHD_PIDS+=("$THOTHD_PID")
-  # EOF at once if thothd exits first (the fifo's only writer is gone).
-  read -r -t "$TT_DEADLINE" ready <"$rt/ready" || true
-  rm -f "$rt/ready"
+  deadline=$((SECONDS + TT_DEADLINE))
+  while :; do
+    part= rc=0
+    IFS= read -r -t 0.1 -u "$fd" part || rc=$?
+    ready+=$part                          # a slice's partial line is kept
+    [ $rc -ne 0 ] || break                # a whole line
+    if ! _tt_ours "$THOTHD_PID" live; then
+      # Exited: what it wrote before is in the fifo still.
+      IFS= read -r -t 0.1 -u "$fd" part || true
+      ready+=$part
+      break
+    fi
+    [ $SECONDS -lt $deadline ] || break
+  done
+  exec {fd}<&-
+  rm -f "$rt/ready"                     # thothd has opened it, or is gone
   [ "$ready" = READY=1 ] && [ -S "$rt/thothd.sock" ] ||
-    { cat "$rt/thothd.log"; tt_fail "thothd (pid $THOTHD_PID) not ready within $TT_DEADLINE s in $rt"; }
+    { cat "$rt/thothd.log"; tt_fail "thothd (pid $THOTHD_PID) not ready within $TT_DEADLINE s in $rt (it said '$ready')"; }
 }
 
 tt_wait_registered() {
