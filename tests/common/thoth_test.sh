@@ -26,7 +26,7 @@
 #                              (an array), when set, is put before thothd
 #                              (env VAR=..., prlimit ...).  RT at most 90
 #                              bytes long (its sockets' paths fit 107).
-#   tt_wait_registered RT NAME thothctl lists NAME within the deadline.
+#   tt_wait_registered RT NAME thothctl resolves NAME (exactly) within the deadline.
 #   tt_start_service RT NAME CMD...
 #                              CMD (stderr to $RT/NAME.log) and waits until
 #                              NAME is registered; TT_PID is its pid.
@@ -208,7 +208,8 @@ tt_start_thothd() {
 
 tt_wait_registered() {
   local rt=$1 name=$2 deadline=$((SECONDS + TT_DEADLINE))
-  until [ -n "$("$THOTHCTL" --runtime-dir "$rt" --json services "$name" 2>/dev/null)" ]; do
+  # resolve, not services: services NAME lists every name NAME begins.
+  until "$THOTHCTL" --runtime-dir "$rt" resolve "$name" >/dev/null 2>&1; do
     [ $SECONDS -lt $deadline ] || { cat "$rt/$name.log" 2>/dev/null; tt_fail "$name did not register within $TT_DEADLINE s"; }
     sleep 0.02
   done
