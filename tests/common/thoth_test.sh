@@ -202,8 +202,10 @@ tt_start_thothd() {
   done
   exec {fd}<&-
   rm -f "$rt/ready"                     # thothd has opened it, or is gone
-  [ "$ready" = READY=1 ] && [ -S "$rt/thothd.sock" ] ||
-    { cat "$rt/thothd.log"; tt_fail "thothd (pid $THOTHD_PID) not ready within $TT_DEADLINE s in $rt (it said '$ready')"; }
+  [ "$ready" = READY=1 ] && [ -S "$rt/thothd.sock" ] && return 0
+  cat "$rt/thothd.log"
+  _tt_ours "$THOTHD_PID" live || tt_fail "thothd (pid $THOTHD_PID) exited before it was ready in $rt (it said '$ready')"
+  tt_fail "thothd (pid $THOTHD_PID) not ready within $TT_DEADLINE s in $rt (it said '$ready')"
 }
 
 tt_wait_registered() {
