@@ -63,21 +63,26 @@ stopped_ctl=$TT_PID
 # the pid file and said "thothd (pid SLEEP) is stopped ... kill -CONT SLEEP";
 # now the pid comes from the socket (SO_PEERCRED), names the listener, and
 # the sleep is not named.
-[ -n "$TT_PYTHON3" ] || tt_skip "needs python3 for the impostor listener"
-tt_mkdir RT_IMP dies-impostor
-tt_spawn sleep 600
-sleeper=$TT_PID
-kill -STOP "$sleeper"
-tt_spawn "$TT_PYTHON3" -c '
+# Only this case needs python3: without it the rest still runs, and the
+# test ends 77 (skipped) once they all passed.
+if [ -n "$TT_PYTHON3" ]; then
+  tt_mkdir RT_IMP dies-impostor
+  tt_spawn sleep 600
+  sleeper=$TT_PID
+  kill -STOP "$sleeper"
+  tt_spawn "$TT_PYTHON3" -c '
 import socket, sys, time
 s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(8)
 open(sys.argv[2], "w").write("up")
 time.sleep(600)' "$RT_IMP/thothd.sock" "$RT_IMP/impostor.up"
-impostor=$TT_PID
-tt_until 30 "the impostor listener started" test -e "$RT_IMP/impostor.up"
-echo "$sleeper" >"$RT_IMP/thothd.pid"
-tt_spawn "$THOTHCTL" --runtime-dir "$RT_IMP" status >"$RT_IMP/impostor.out" 2>"$RT_IMP/impostor.err"
-impostor_ctl=$TT_PID
+  impostor=$TT_PID
+  tt_until 30 "the impostor listener started" test -e "$RT_IMP/impostor.up"
+  echo "$sleeper" >"$RT_IMP/thothd.pid"
+  tt_spawn "$THOTHCTL" --runtime-dir "$RT_IMP" status >"$RT_IMP/impostor.out" 2>"$RT_IMP/impostor.err"
+  impostor_ctl=$TT_PID
+else
+  echo "SKIP: the impostor listener case needs python3"
+fi
 
 # trace_started NAME ARGS...: `thothctl trace ARGS` in the background (ctl
 # := its pid, its output in RT/NAME.{out,err}), once its session started.
@@ -177,13 +182,16 @@ grep -q "thothd (pid $stopped_thothd) is stopped (SIGSTOP or a debugger).*kill -
 kill -CONT "$stopped_thothd"
 echo "ok: a stopped thothd is named as stopped, with its pid"
 
-if tt_reap "$impostor_ctl"; then
-  tt_fail "status answered by a listener that is not thothd"
+if [ -n "$TT_PYTHON3" ]; then
+  if tt_reap "$impostor_ctl"; then
+    tt_fail "status answered by a listener that is not thothd"
+  fi
+  if grep -q "pid $sleeper\|kill -CONT" "$RT_IMP/impostor.err"; then
+    cat "$RT_IMP/impostor.err"; tt_fail "status names the stale pid file's stopped process"
+  fi
+  grep -q "(pid $impostor, python3.*it is not thothd" "$RT_IMP/impostor.err" ||
+    { cat "$RT_IMP/impostor.err"; tt_fail "status does not name the listener as not thothd"; }
+  echo "ok: a stale pid file is not trusted; the listener is named by its socket"
+else
+  exit 77   # the impostor case was skipped (its SKIP line above)
 fi
-if grep -q "pid $sleeper\|kill -CONT" "$RT_IMP/impostor.err"; then
-  cat "$RT_IMP/impostor.err"; tt_fail "status names the stale pid file's stopped process"
-fi
-grep -q "(pid $impostor, python3.*it is not thothd" "$RT_IMP/impostor.err" ||
-  { cat "$RT_IMP/impostor.err"; tt_fail "status does not name the listener as not thothd"; }
-echo "ok: a stale pid file is not trusted; the listener is named by its socket"
-

@@ -24,8 +24,9 @@
 #                              (deadline TT_DEADLINE s, 60 by default), else fails with its
 #                              log.  THOTHD_PID := its pid.  TT_THOTHD_WRAP
 #                              (an array), when set, is put before thothd
-#                              (env VAR=..., prlimit ...).
-#   tt_wait_registered RT NAME thothctl lists NAME within the deadline.
+#                              (env VAR=..., prlimit ...).  RT at most 90
+#                              bytes long (its sockets' paths fit 107).
+#   tt_wait_registered RT NAME thothctl resolves NAME (exactly) within the deadline.
 #   tt_start_service RT NAME CMD...
 #                              CMD (stderr to $RT/NAME.log) and waits until
 #                              NAME is registered; TT_PID is its pid.
@@ -45,6 +46,7 @@
 
 TT_DEADLINE=${TT_DEADLINE:-60}
 TT_PIDS=()
+TT_THOTHD_PIDS=()
 TT_DIRS=()
 if [ -n "${THOTH_PYTHON3:-}" ]; then TT_PYTHON3=$THOTH_PYTHON3
 elif [ -x /usr/bin/python3 ]; then TT_PYTHON3=/usr/bin/python3
@@ -65,30 +67,49 @@ _tt_ours() {
   [ "$2" = "$$" ] && { [ "${!#}" != live ] || [ "$1" != Z ]; }
 }
 
-tt_cleanup() {
-  local p i deadline live
-  trap - INT TERM HUP
-  for ((i = ${#TT_PIDS[@]} - 1; i >= 0; i--)); do   # services before thothd
-    p=${TT_PIDS[$i]}
+# _tt_end PIDS...: SIGTERM (and SIGCONT: a stopped one takes its TERM) to
+# each, wait up to 5 s for them to exit; LIVE := those still running.
+_tt_end() {
+  local p deadline=$((SECONDS + 5))
+  for p in "$@"; do
     _tt_ours "$p" || continue
-    kill -TERM "$p" 2>/dev/null || true
-    kill -CONT "$p" 2>/dev/null || true   # a stopped one takes its TERM
+    kill -TERM "$p" 2>/dev/null
+    kill -CONT "$p" 2>/dev/null
   done
-  deadline=$((SECONDS + 5))
   while :; do
-    live=()
-    for p in "${TT_PIDS[@]}"; do
-      ! _tt_ours "$p" live || live+=("$p")
+    LIVE=()
+    for p in "$@"; do
+      ! _tt_ours "$p" live || LIVE+=("$p")
     done
-    [ ${#live[@]} -gt 0 ] && [ $SECONDS -lt $deadline ] || break
+    [ ${#LIVE[@]} -gt 0 ] && [ $SECONDS -lt $deadline ] || break
     sleep 0.02
   done
+}
+
+tt_cleanup() {
+  # Only the test's own shell cleans up: a subshell or background job that
+  # ran the inherited trap would end the test's children under it.
+  [ "$BASHPID" = "$$" ] || return 0
+  # No set -e here: a failing rm must neither turn a pass into a failure
+  # nor leave the other dirs (the exit status stays the test's).
+  set +e
+  local p others=() thothds=() left=()
+  trap - INT TERM HUP
+  # Services leave cleanly while thothd still runs (as they do in normal
+  # use), then thothd: each gets 5 s, then SIGKILL.
+  for p in "${TT_PIDS[@]}"; do
+    if [[ " ${TT_THOTHD_PIDS[*]} " == *" $p "* ]]; then thothds+=("$p"); else others+=("$p"); fi
+  done
+  _tt_end "${others[@]}"
+  left=("${LIVE[@]}")
+  _tt_end "${thothds[@]}"
+  left+=("${LIVE[@]}")
   # The rest have exited (their files closed); these are waited for.  (A
   # wait on one the shell has reaped already makes bash say "No record of
   # process".)
-  for p in "${live[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-  for p in "${live[@]}"; do wait "$p" 2>/dev/null || true; done
-  TT_PIDS=()
+  for p in "${left[@]}"; do kill -KILL "$p" 2>/dev/null; done
+  for p in "${left[@]}"; do wait "$p" 2>/dev/null; done
+  TT_PIDS=() TT_THOTHD_PIDS=()
   for p in "${TT_DIRS[@]}"; do rm -rf "$p"; done
   TT_DIRS=()
 }
@@ -144,25 +165,53 @@ tt_until() {
 }
 
 tt_start_thothd() {
-  local rt=$1 ready=
+  local rt=$1 ready= part fd rc deadline
   shift
+  # A unix socket's path holds at most 107 bytes: thothd.sock and the
+  # services' sockets go in RT (a long TMPDIR pushes them past it).
+  [ ${#rt} -le 90 ] ||
+    tt_fail "runtime dir $rt is ${#rt} bytes long: over 90, its sockets' paths would pass the 107-byte limit (set TMPDIR shorter)"
+  # The command is made here, in the test's shell: an expansion that fails
+  # (set -u) fails the test at once, not the background job before it
+  # opens the fifo.
+  local cmd=(${TT_THOTHD_WRAP+"${TT_THOTHD_WRAP[@]}"} "$THOTHD" --runtime-dir "$rt" --ready-fd 3 "$@")
   rm -f "$rt/ready"
-  mkfifo "$rt/ready"
-  # The fifo is opened by the background job (its open waits for the read).
-  ${TT_THOTHD_WRAP+"${TT_THOTHD_WRAP[@]}"} "$THOTHD" --runtime-dir "$rt" --ready-fd 3 "$@" \
-    3>"$rt/ready" 2>>"$rt/thothd.log" &
+  mkfifo "$rt/ready" || tt_fail "cannot make the fifo $rt/ready"
+  # Opened read-write, the fifo opens at once here and thothd's open (its
+  # fd 3) does not wait either.  This shell then holds a writer itself, so
+  # thothd's exit is no EOF: the read is in short slices, each followed by
+  # a look at whether thothd still runs, up to the deadline.
+  exec {fd}<>"$rt/ready"
+  "${cmd[@]}" 3>"$rt/ready" 2>>"$rt/thothd.log" {fd}<&- &
   THOTHD_PID=$! TT_PID=$!
   TT_PIDS+=("$THOTHD_PID")
-  # EOF at once if thothd exits first (the fifo's only writer is gone).
-  read -r -t "$TT_DEADLINE" ready <"$rt/ready" || true
-  rm -f "$rt/ready"
-  [ "$ready" = READY=1 ] && [ -S "$rt/thothd.sock" ] ||
-    { cat "$rt/thothd.log"; tt_fail "thothd (pid $THOTHD_PID) not ready within $TT_DEADLINE s in $rt"; }
+  TT_THOTHD_PIDS+=("$THOTHD_PID")
+  deadline=$((SECONDS + TT_DEADLINE))
+  while :; do
+    part= rc=0
+    IFS= read -r -t 0.1 -u "$fd" part || rc=$?
+    ready+=$part                          # a slice's partial line is kept
+    [ $rc -ne 0 ] || break                # a whole line
+    if ! _tt_ours "$THOTHD_PID" live; then
+      # Exited: what it wrote before is in the fifo still.
+      IFS= read -r -t 0.1 -u "$fd" part || true
+      ready+=$part
+      break
+    fi
+    [ $SECONDS -lt $deadline ] || break
+  done
+  exec {fd}<&-
+  rm -f "$rt/ready"                     # thothd has opened it, or is gone
+  [ "$ready" = READY=1 ] && [ -S "$rt/thothd.sock" ] && return 0
+  cat "$rt/thothd.log"
+  _tt_ours "$THOTHD_PID" live || tt_fail "thothd (pid $THOTHD_PID) exited before it was ready in $rt (it said '$ready')"
+  tt_fail "thothd (pid $THOTHD_PID) not ready within $TT_DEADLINE s in $rt (it said '$ready')"
 }
 
 tt_wait_registered() {
   local rt=$1 name=$2 deadline=$((SECONDS + TT_DEADLINE))
-  until [ -n "$("$THOTHCTL" --runtime-dir "$rt" --json services "$name" 2>/dev/null)" ]; do
+  # resolve, not services: services NAME lists every name NAME begins.
+  until "$THOTHCTL" --runtime-dir "$rt" resolve "$name" >/dev/null 2>&1; do
     [ $SECONDS -lt $deadline ] || { cat "$rt/$name.log" 2>/dev/null; tt_fail "$name did not register within $TT_DEADLINE s"; }
     sleep 0.02
   done
