@@ -864,6 +864,14 @@ static void test_a_local_instance_refusing_with_again_fails_by_name(void **state
 	hostile_beside_healthy(*state, "unix-again", "no refusal code: hostile instance: come back later");
 }
 
+/* A TCP instance refusing the hello with THOTH_E_AGAIN: the same rule
+ * (thoth__tcp_open_step returned it unchanged, so the pool waited out its
+ * 500 ms and then said the instance did not answer the hello). */
+static void test_an_instance_refusing_the_hello_with_again_fails_by_name(void **state)
+{
+	hostile_beside_healthy(*state, "again", "no refusal code: hostile instance: come back later");
+}
+
 /* A local instance whose reply carries a pipe as the channel memory. */
 static void test_a_local_instance_sending_a_pipe_fails_by_name(void **state)
 {
@@ -913,6 +921,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_a_silent_local_instance_does_not_stall_calls_to_a_healthy_one,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_a_local_instance_refusing_with_again_fails_by_name,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_an_instance_refusing_the_hello_with_again_fails_by_name,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_a_local_instance_sending_a_pipe_fails_by_name,
 						setup, teardown),
