@@ -101,6 +101,8 @@ typedef enum {
 	F_TRUNCATE_LATER,       /* after the reply: tries to shrink, then punches the memory */
 	F_SCRIBBLE,             /* after the reply: random words into the control page and rings */
 	F_DOORBELL_FDS,         /* after the reply: doorbell bytes carrying descriptors */
+	F_SCRIBBLE_PAYLOAD,     /* answers every call it can decode, and writes random words into
+				 * the pool buffers (payload bytes only, no index or flag) */
 	F_HINTS,                /* answers every call honestly, but writes random values into
 				 * every word that is only a hint: presence, waiting flags,
 				 * moderation profile and deadline, send stamps, bell words */
@@ -220,7 +222,11 @@ static uint32_t hostile_word(void)
 /* An honest echo of every call on the server's side of BASE, while every
  * word the client reads only as a hint gets random values: the client's
  * calls must keep being answered (or time out), never hang or fault. */
-static void serve_with_hostile_hints(int sock, uint8_t *base, const chan_layout_t *lay, bool client_wakeup)
+/* Serve every call with a 64-byte echo.  HINTS: random values into every
+ * word that is only a hint; else (PAYLOAD) random words into the pool
+ * buffers only, so that a request or answer carried there may be spoilt
+ * (a request that does not decode is dropped: that call times out). */
+static void serve_hostile(int sock, uint8_t *base, const chan_layout_t *lay, bool client_wakeup, bool hints)
 {
 	chan_end_t e;
 	if (chan_end_init(&e, base, lay, CHAN_SERVER))
@@ -236,16 +242,29 @@ static void serve_with_hostile_hints(int sock, uint8_t *base, const chan_layout_
 			&ctl->dir[CHAN_REQ].cons_waiting, &ctl->dir[CHAN_RESP].prod_waiting,
 			&ctl->dir[CHAN_REQ].owner_waiting, &ctl->mod[CHAN_REQ].profile,
 		};
-		atomic_store(hint[rnd() % (sizeof hint / sizeof hint[0])], hostile_word());
-		atomic_store(&ctl->mod[CHAN_REQ].wake_by, rnd() & 1 ? rnd() : now_ns() + (rnd() % 5000000u));
-		ctl->stamps[rnd() & 1] = hostile_word();
-		ctl->bell[rnd() & 1] = hostile_word();
+		if (hints) {
+			atomic_store(hint[rnd() % (sizeof hint / sizeof hint[0])], hostile_word());
+			atomic_store(&ctl->mod[CHAN_REQ].wake_by,
+				     rnd() & 1 ? rnd() : now_ns() + (rnd() % 5000000u));
+			ctl->stamps[rnd() & 1] = hostile_word();
+			ctl->bell[rnd() & 1] = hostile_word();
+		} else {
+			size_t words = (lay->size - lay->pool_off[0]) / 4;
+			for (int i = 0; i < 8; i++)
+				atomic_store((_Atomic uint32_t *)(base + lay->pool_off[0] + (rnd() % words) * 4),
+					     hostile_word());
+			atomic_fetch_add(&rep->scribbles, 8);
+		}
 		thoth_msg_t m;
 		int r = chan_try_recv(&e, &m);
 		if (r == 0) {
 			thoth_msg_header_t h;
-			if (thoth_wire_header_decode(m.data, m.len, &h))
-				_exit(41);
+			if (thoth_wire_header_decode(m.data, m.len, &h)) {
+				if (hints)
+					_exit(41);
+				chan_release(&e, &m);   /* spoilt: that call times out */
+				continue;
+			}
 			chan_release(&e, &m);
 			thoth_chantest_Test_echo_resp_t rs = { .data = { .ptr = echoed, .len = sizeof echoed } };
 			thoth_msg_header_t meta = { .request_id = h.request_id };
@@ -530,8 +549,8 @@ static void serve_one(int sock, fake_mode_t mode)
 			}
 		}
 	}
-	if (mode == F_HINTS)
-		serve_with_hostile_hints(sock, base, &lay, req.client_wakeup);
+	if (mode == F_HINTS || mode == F_SCRIBBLE_PAYLOAD)
+		serve_hostile(sock, base, &lay, req.client_wakeup, mode == F_HINTS);
 	if (mode == F_DOORBELL_FDS) {
 		/* Every 2 ms, a doorbell byte carrying a pipe end and an eventfd. */
 		for (;;) {
@@ -958,12 +977,43 @@ static void scribbled(thoth_chan_t *ch, const char *how)
 	assert_true(atomic_load(&rep->scribbles) > 0);
 }
 
+/* Calls run on while a service scribbles only payload bytes (the pool
+ * buffers) and answers what it can decode: the channel never fails (no
+ * index or flag is touched), and every call is answered or times out
+ * within its bound.  The phase F_SCRIBBLE cannot reach: there the first
+ * call already fails in most rounds. */
+static void payload_scribbled(thoth_chan_t *ch, const char *how)
+{
+	unsigned calls = 0, worst = 0, ok = 0, timedout = 0;
+	for (uint64_t end = now_ns() + 700000000ull; now_ns() < end; calls++) {
+		uint64_t t0 = now_ns();
+		int r = echo(ch, calls % 3 == 2 ? 6000 : 64);
+		unsigned ms = (unsigned)((now_ns() - t0) / 1000000u);
+		worst = ms > worst ? ms : worst;
+		if (ms > 200 + 2000)
+			fail_msg("%s: a call took %u ms with a 200 ms timeout", how, ms);
+		if (r && r != THOTH_E_TIMEDOUT && r != THOTH_E_PROTOCOL && r != THOTH_E_CORRUPT)
+			fail_msg("%s: call %u: %s (%s)", how, calls, thoth_errname(r), thoth_chan__end(ch)->why);
+		ok += r == 0;
+		timedout += r == THOTH_E_TIMEDOUT;
+		if (r == THOTH_E_CORRUPT)
+			fail_msg("%s: call %u: the channel failed with only payload bytes scribbled: %s", how, calls,
+				 thoth_chan__end(ch)->why);
+	}
+	print_message("  %s: payload scribbled: %u calls (%u ok, %u timed out), worst %u ms, %llu words\n", how,
+		      calls, ok, timedout, worst, (unsigned long long)atomic_load(&rep->scribbles));
+	assert_true(atomic_load(&rep->scribbles) > 0);
+	assert_true(calls > 3);         /* past the first: at most 700 ms / 200 ms timeouts, else answers */
+	assert_true(ok > 0);            /* 64-byte calls ride in their slot, out of the scribbler's reach */
+}
+
 static void test_scribbled_memory_spin(void **s)
 {
 	(void)s;
 	thoth_chan_config_t cfg = short_calls();
 	for (int round = 0; round < 4; round++)
 		with_open_channel(F_SCRIBBLE, &cfg, scribbled);
+	with_open_channel(F_SCRIBBLE_PAYLOAD, &cfg, payload_scribbled);
 }
 
 static void test_scribbled_memory_sleep_loop_moderated(void **s)
@@ -975,6 +1025,7 @@ static void test_scribbled_memory_sleep_loop_moderated(void **s)
 	cfg.moderation.policy = THOTH_CHAN_MOD_ADAPTIVE;
 	for (int round = 0; round < 4; round++)
 		with_open_channel(F_SCRIBBLE, &cfg, scribbled);
+	with_open_channel(F_SCRIBBLE_PAYLOAD, &cfg, payload_scribbled);
 }
 
 /* Hint words with random values while the service answers honestly: every
