@@ -40,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -114,6 +115,7 @@ typedef struct fake_report {
 	_Atomic int punched;            /* F_TRUNCATE_LATER: the hole was punched */
 	_Atomic uint64_t scribbles;     /* F_SCRIBBLE: words written */
 	_Atomic int bells_sent;         /* F_DOORBELL_FDS: messages with descriptors sent */
+	_Atomic int bells_stopped;      /* F_DOORBELL_FDS: it saw go and sends no more */
 	_Atomic int go;                 /* F_TRUNCATE_LATER: the client has attached, abuse now */
 	_Atomic uint64_t answered;      /* F_HINTS: calls answered */
 } fake_report_t;
@@ -552,8 +554,13 @@ static void serve_one(int sock, fake_mode_t mode)
 	if (mode == F_HINTS || mode == F_SCRIBBLE_PAYLOAD)
 		serve_hostile(sock, base, &lay, req.client_wakeup, mode == F_HINTS);
 	if (mode == F_DOORBELL_FDS) {
-		/* Every 2 ms, a doorbell byte carrying a pipe end and an eventfd. */
+		/* Every 2 ms, a doorbell byte carrying a pipe end and an
+		 * eventfd, until the client says go (stop). */
 		for (;;) {
+			if (atomic_load(&rep->go)) {
+				atomic_store(&rep->bells_stopped, 1);
+				hold(sock);
+			}
 			int p[2];
 			if (pipe2(p, O_CLOEXEC))
 				_exit(29);
@@ -1071,12 +1078,32 @@ static void doorbells_with_fds(thoth_chan_t *ch, const char *how)
 		poll(&p, 1, 5);
 	}
 	assert_true(atomic_load(&rep->bells_sent) >= 50);
+	/* Stop the sender, then read everything it sent: a descriptor
+	 * still queued in the socket is in no table yet, and would be
+	 * installed (or not) only when read. */
+	atomic_store(&rep->go, 1);
+	for (uint64_t end = now_ns() + 2000000000ull; !atomic_load(&rep->bells_stopped) && now_ns() < end;)
+		sched_yield();
+	assert_true(atomic_load(&rep->bells_stopped));
+	int unread = -1;
+	for (uint64_t end = now_ns() + 2000000000ull; now_ns() < end;) {
+		int r = thoth_chan_arm(ch);
+		assert_true(r == 0 || r == 1);
+		assert_int_equal(ioctl(thoth_chan_fd(ch), FIONREAD, &unread), 0);
+		if (!unread)
+			break;
+		struct pollfd p = { .fd = thoth_chan_fd(ch), .events = POLLIN };
+		poll(&p, 1, 5);
+	}
+	assert_int_equal(unread, 0);    /* everything read */
 	thoth_msg_t m;
 	assert_int_equal(thoth_chan_recv(ch, &m, 20), THOTH_E_TIMEDOUT);
-	print_message("  %s: %d doorbells with 2 descriptors each; descriptors %d -> %d\n", how,
+	print_message("  %s: %d doorbells with 2 descriptors each, all read; descriptors %d -> %d\n", how,
 		      atomic_load(&rep->bells_sent), fds0, count_fds());
 	assert_int_equal(count_fds(), fds0);
 	atomic_store(&rep->bells_sent, 0);
+	atomic_store(&rep->bells_stopped, 0);
+	atomic_store(&rep->go, 0);
 }
 
 static void test_descriptors_on_doorbells_are_dropped(void **s)
