@@ -77,6 +77,7 @@ typedef enum {
 	F_SHORT,                /* sealed, half the size */
 	F_EMPTY,                /* sealed, size 0 */
 	F_WRITE_SEALED,         /* F_SEAL_WRITE: cannot be mapped writable */
+	F_FUTURE_WRITE_SEALED,  /* F_SEAL_FUTURE_WRITE: no new writable mapping either */
 	F_READONLY,             /* the memfd reopened O_RDONLY */
 	F_BAD_MAGIC,
 	F_BAD_GEOMETRY,         /* control page says other slots than the reply */
@@ -167,6 +168,10 @@ static int send_raw(int sock, const void *buf, size_t len, const int *fds, int n
 	}
 	return sendmsg(sock, &mh, MSG_NOSIGNAL) == (ssize_t)len ? 0 : -1;
 }
+
+#ifndef F_SEAL_FUTURE_WRITE
+#define F_SEAL_FUTURE_WRITE 0x0010      /* Linux 5.1 */
+#endif
 
 static int make_memfd(size_t size, unsigned seals)
 {
@@ -385,6 +390,9 @@ static void serve_one(int sock, fake_mode_t mode)
 		break;
 	case F_WRITE_SEALED:
 		fds[nfds++] = make_memfd(size, seals | F_SEAL_WRITE);
+		break;
+	case F_FUTURE_WRITE_SEALED:
+		fds[nfds++] = make_memfd(size, seals | F_SEAL_FUTURE_WRITE);
 		break;
 	case F_READONLY: {
 		int fd = make_memfd(size, seals);
@@ -760,6 +768,7 @@ static void test_empty_memfd(void **s) { (void)s; expect_refused(F_EMPTY, THOTH_
 /* A memfd the client cannot map writable is the service's fault, named as
  * such: not "out of memory". */
 static void test_write_sealed_memfd(void **s) { (void)s; expect_refused(F_WRITE_SEALED, THOTH_E_PROTOCOL, "write seal", FAST); }
+static void test_future_write_sealed_memfd(void **s) { (void)s; expect_refused(F_FUTURE_WRITE_SEALED, THOTH_E_PROTOCOL, "write seal", FAST); }
 static void test_read_only_memfd(void **s) { (void)s; expect_refused(F_READONLY, THOTH_E_PROTOCOL, "read-only", FAST); }
 
 /* ---- the reply's words and the control page --------------------------------- */
@@ -1142,6 +1151,7 @@ int main(void)
 		T(test_short_memfd),
 		T(test_empty_memfd),
 		T(test_write_sealed_memfd),
+		T(test_future_write_sealed_memfd),
 		T(test_read_only_memfd),
 		T(test_bad_magic),
 		T(test_bad_geometry),
