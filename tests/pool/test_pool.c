@@ -728,7 +728,7 @@ static void stall_send(fixture_t *f)
 }
 
 static thoth_pool_instance_t hostile;
-static char hostile_error[256];
+static char hostile_error[512];
 static bool hostile_failed(fixture_t *f)
 {
 	thoth_pool_instance_t in[8];
@@ -786,7 +786,7 @@ static void hostile_beside_healthy(fixture_t *f, const char *mode, const char *e
 		size_t n = thoth_pool_instances(f->pool, in, 8);
 		for (size_t i = 0; i < n && i < 8; i++) {
 			bool connecting = false;
-			char why[256] = "";
+			char why[512] = "";
 			thoth_pool_instance_state(f->pool, i, &connecting, why, sizeof why);
 			fprintf(stderr, "# instance %s: connecting %d, last error \"%s\"\n", in[i].addr,
 				connecting, why);
