@@ -621,16 +621,20 @@ static void fake_start_ex(fake_mode_t mode, int backlog, bool accept)
 	unlink(sock_path);
 	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
 	assert_int_equal(listen(lfd, backlog), 0);
+	/* fake_stop waited for every connection's child of the last fake
+	 * to end: none can write a counter after this. */
 	memset(rep, 0, sizeof *rep);
 	fake_pid = fork();
 	assert_true(fake_pid >= 0);
 	if (fake_pid == 0) {
+		setpgid(0, 0);          /* a group of its own: its connections' children join it */
 		if (accept)
 			fake_listener(lfd, mode);
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		pause();
 		_exit(0);
 	}
+	setpgid(fake_pid, fake_pid);    /* both sides: whichever runs first */
 	close(lfd);
 }
 
@@ -642,8 +646,15 @@ static void fake_start(fake_mode_t mode)
 static void fake_stop(void)
 {
 	if (fake_pid > 0) {
-		kill(fake_pid, SIGKILL);        /* its connections die with it (PDEATHSIG) */
-		waitpid(fake_pid, NULL, 0);
+		/* The listener and every connection's child (its group, which
+		 * they cannot leave), then wait for all of them: this process
+		 * is their subreaper, so the orphaned children are ours to
+		 * reap.  A child still running would write the shared counters
+		 * of the next fake (fake_start_ex clears them). */
+		kill(-fake_pid, SIGKILL);
+		kill(fake_pid, SIGKILL);
+		while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
+			;
 	}
 	fake_pid = 0;
 }
@@ -652,6 +663,8 @@ static int setup(void **state)
 {
 	(void)state;
 	signal(SIGPIPE, SIG_IGN);
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1))  /* fake_stop reaps the fake's orphans */
+		return -1;
 	snprintf(dir, sizeof dir, "/tmp/thoth-hostsvc-XXXXXX");
 	if (!mkdtemp(dir))
 		return -1;
@@ -875,13 +888,14 @@ static int echo(thoth_chan_t *ch, size_t len)
 	return thoth_chantest_Test_echo(thoth_chan_client(ch), &rq, &rs, &a);
 }
 
-/* Open the fake's channel both ways; run CHECK on each; the descriptors are
- * back to where they were after each close. */
+/* Open the fake's channel both ways, a fresh fake each (the counters CHECK
+ * reads are then its connection's alone); run CHECK on each; the
+ * descriptors are back to where they were after each close. */
 static void with_open_channel(fake_mode_t mode, const thoth_chan_config_t *cfg0,
 			      void (*check)(thoth_chan_t *ch, const char *how))
 {
-	fake_start(mode);
 	for (size_t i = 0; i < sizeof openers / sizeof openers[0]; i++) {
+		fake_start(mode);
 		int fds0 = count_fds();
 		thoth_chan_config_t cfg = cfg0 ? *cfg0 : config();
 		thoth_chan_t *ch = NULL;
@@ -892,8 +906,8 @@ static void with_open_channel(fake_mode_t mode, const thoth_chan_config_t *cfg0,
 		check(ch, openers[i].name);
 		thoth_chan_close(ch);
 		assert_int_equal(count_fds(), fds0);
+		fake_stop();
 	}
-	fake_stop();
 }
 
 static void first_call_is_corrupt(thoth_chan_t *ch, const char *how)
