@@ -665,7 +665,12 @@ static int setup(void **state)
 	signal(SIGPIPE, SIG_IGN);
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1))  /* fake_stop reaps the fake's orphans */
 		return -1;
-	snprintf(dir, sizeof dir, "/tmp/thoth-hostsvc-XXXXXX");
+	/* $TMPDIR, else /tmp; /tmp too where the socket's path would not
+	 * fit a sockaddr_un (108 bytes). */
+	const char *tmp = getenv("TMPDIR");
+	if (!tmp || !*tmp || strlen(tmp) + sizeof "/thoth-hostsvc-XXXXXX/svc.sock" > sizeof(((struct sockaddr_un *)0)->sun_path))
+		tmp = "/tmp";
+	snprintf(dir, sizeof dir, "%s/thoth-hostsvc-XXXXXX", tmp);
 	if (!mkdtemp(dir))
 		return -1;
 	snprintf(sock_path, sizeof sock_path, "%s/svc.sock", dir);

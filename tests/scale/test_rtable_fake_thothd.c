@@ -213,7 +213,12 @@ static int setup(void **state)
 {
 	(void)state;
 	signal(SIGPIPE, SIG_IGN);
-	snprintf(dir, sizeof dir, "/tmp/thoth-rtfake-XXXXXX");
+	/* $TMPDIR, else /tmp; /tmp too where the socket's path would not
+	 * fit a sockaddr_un (108 bytes). */
+	const char *tmp = getenv("TMPDIR");
+	if (!tmp || !*tmp || strlen(tmp) + sizeof "/thoth-rtfake-XXXXXX/thothd.sock" > sizeof(((struct sockaddr_un *)0)->sun_path))
+		tmp = "/tmp";
+	snprintf(dir, sizeof dir, "%s/thoth-rtfake-XXXXXX", tmp);
 	if (!mkdtemp(dir))
 		return -1;
 	snprintf(sock_path, sizeof sock_path, "%s/thothd.sock", dir);
