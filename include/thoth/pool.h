@@ -178,8 +178,8 @@ size_t thoth_pool_instances(const thoth_pool_t *p, thoth_pool_instance_t *out, s
  * failed by name after 500 ms; a host name in a "tcp:" address is
  * looked up on a thread of its own within that deadline, a numeric
  * address at once: docs/SCALE.md), and LAST_ERROR (when not NULL, LEN bytes, always
- * terminated) why the last attempt failed, naming the address ("" when
- * none failed since it last worked).  0, or THOTH_E_INVAL (no pool, I
+ * terminated; 512 hold any reason whole) why the last attempt failed,
+ * naming the address ("" when none failed since it last worked).  0, or THOTH_E_INVAL (no pool, I
  * out of range).  Since libthoth version node THOTH_0.3.
  */
 int thoth_pool_instance_state(const thoth_pool_t *p, size_t i, bool *connecting, char *last_error,

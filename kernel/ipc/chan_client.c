@@ -418,14 +418,20 @@ static int open_finish(thoth__chan_opening_t *op, const uint8_t *msg, size_t len
 	 * or opened read-only, is its mistake, not our memory running out
 	 * (mmap would fail with EPERM or EACCES). */
 	int acc = fcntl(fds[0], F_GETFL);
+	int acc_errno = errno;          /* before anything else can change it */
 	if (seals & (F_SEAL_WRITE | CHAN_SEAL_FUTURE_WRITE)) {
 		thoth__chan_why(why, why_len, "the channel memory the service sent carries a write seal (seals %#x): "
 				"it cannot be shared writable", (unsigned)seals);
 		return THOTH_E_PROTOCOL;
 	}
-	if (acc < 0 || (acc & O_ACCMODE) != O_RDWR) {
-		thoth__chan_why(why, why_len, "the channel memory the service sent is open read-only: it cannot be "
-				"shared writable");
+	if (acc < 0) {
+		thoth__chan_why(why, why_len, "cannot read the open mode of the channel memory the service sent "
+				"(F_GETFL): %s", strerror(acc_errno));
+		return THOTH_E_IO;      /* ours, not the service's: the descriptor is in our table */
+	}
+	if ((acc & O_ACCMODE) != O_RDWR) {
+		thoth__chan_why(why, why_len, "the channel memory the service sent is open %s: it cannot be "
+				"shared writable", (acc & O_ACCMODE) == O_RDONLY ? "read-only" : "write-only");
 		return THOTH_E_PROTOCOL;
 	}
 	uint8_t *base = chan_shm_map(fds[0], lay.size);

@@ -49,6 +49,11 @@ enum {
 #define COST_MIN (1.0 / 16)
 #define COST_MAX 16.0
 
+/* An instance's failure reason: a local one starts "the service at PATH: "
+ * (a socket path: up to 107 bytes) before the channel's own reason, which
+ * may name the path again; 200 bytes cut the reason itself off. */
+#define POOL_WHY_MAX 512
+
 typedef struct inst inst_t;
 
 typedef struct call {
@@ -85,7 +90,7 @@ struct inst {
 	thoth_tcp_conn_t *opening;
 	thoth__chan_opening_t *opening_ch;
 	thoth_timer_t *open_timer;
-	char last_error[256];           /* why the last connection attempt failed ("" none) */
+	char last_error[POOL_WHY_MAX];  /* why the last connection attempt failed ("" none) */
 	call_t *head, *tail;
 	uint32_t outstanding;           /* our calls waiting on it (the list) */
 	uint32_t load;                  /* the channel's view: requests sent - responses received,
@@ -995,7 +1000,7 @@ static void on_open_fd(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t
 		thoth_loop_remove_fd(p->loop, in->src);         /* the step may close this fd */
 		in->src = NULL;
 	}
-	char why[200];
+	char why[POOL_WHY_MAX];
 	short want = POLLIN;
 	int r = in->opening ? thoth__tcp_open_step(in->opening, &want, why, sizeof why)
 			    : thoth__chan_open_step(in->opening_ch, &in->ch, why, sizeof why);
@@ -1015,7 +1020,7 @@ static void open_expired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
 	inst_t *in = arg;
 	inst_ref_t *ref = (inst_ref_t *)(in + 1);
 	in->open_timer = NULL;
-	char why[200];
+	char why[POOL_WHY_MAX];
 	int r = in->opening ? thoth__tcp_open_expired(in->opening, HANDSHAKE_TIMEOUT_MS, why, sizeof why)
 			    : thoth__chan_open_expired(in->opening_ch, HANDSHAKE_TIMEOUT_MS, why, sizeof why);
 	open_ended(ref->p, in, r, why);
@@ -1033,7 +1038,7 @@ static void open_expired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
  */
 static int inst_connect(thoth_pool_t *p, inst_t *in)
 {
-	char why[200];
+	char why[POOL_WHY_MAX];
 	int r;
 	short want = POLLIN;
 	inst_ref_t *ref = (inst_ref_t *)(in + 1);

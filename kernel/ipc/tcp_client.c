@@ -233,9 +233,20 @@ static int hello_answer(thoth_tcp_conn_t *c, const uint8_t *msg, size_t mlen, ch
 		return THOTH_E_PROTOCOL;
 	}
 	if (resp.status) {
-		thoth__tcp_why(why, why_len, "%s refused us: %.*s", c->addr, (int)resp.reason.len, resp.reason.ptr);
-		r = resp.status < 0 && resp.status > -100 ? resp.status : THOTH_E_PROTOCOL;
-		thoth_stream_consume(&c->reader);
+		/* The server's code where it is one a refusal can carry: never
+		 * THOTH_E_AGAIN, which thoth__tcp_open_step returns while it
+		 * waits (a pool would wait out its deadline for an answer that
+		 * came, then say none did), never a positive number. */
+		if (resp.status < 0 && resp.status > -100 && resp.status != THOTH_E_AGAIN) {
+			thoth__tcp_why(why, why_len, "%s refused us: %.*s", c->addr, (int)resp.reason.len,
+				       resp.reason.ptr);
+			r = resp.status;
+		} else {
+			thoth__tcp_why(why, why_len, "%s refused us with status %d, which is no refusal code: %.*s",
+				       c->addr, (int)resp.status, (int)resp.reason.len, resp.reason.ptr);
+			r = THOTH_E_PROTOCOL;
+		}
+		thoth_stream_consume(&c->reader);       /* the reason lies in it */
 		return r;
 	}
 	if ((ifc && resp.major != ifc->major) || (resp.features & ~c->offered)) {

@@ -40,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -76,6 +77,7 @@ typedef enum {
 	F_SHORT,                /* sealed, half the size */
 	F_EMPTY,                /* sealed, size 0 */
 	F_WRITE_SEALED,         /* F_SEAL_WRITE: cannot be mapped writable */
+	F_FUTURE_WRITE_SEALED,  /* F_SEAL_FUTURE_WRITE: no new writable mapping either */
 	F_READONLY,             /* the memfd reopened O_RDONLY */
 	F_BAD_MAGIC,
 	F_BAD_GEOMETRY,         /* control page says other slots than the reply */
@@ -101,6 +103,8 @@ typedef enum {
 	F_TRUNCATE_LATER,       /* after the reply: tries to shrink, then punches the memory */
 	F_SCRIBBLE,             /* after the reply: random words into the control page and rings */
 	F_DOORBELL_FDS,         /* after the reply: doorbell bytes carrying descriptors */
+	F_SCRIBBLE_PAYLOAD,     /* answers every call it can decode, and writes random words into
+				 * the pool buffers (payload bytes only, no index or flag) */
 	F_HINTS,                /* answers every call honestly, but writes random values into
 				 * every word that is only a hint: presence, waiting flags,
 				 * moderation profile and deadline, send stamps, bell words */
@@ -112,6 +116,7 @@ typedef struct fake_report {
 	_Atomic int punched;            /* F_TRUNCATE_LATER: the hole was punched */
 	_Atomic uint64_t scribbles;     /* F_SCRIBBLE: words written */
 	_Atomic int bells_sent;         /* F_DOORBELL_FDS: messages with descriptors sent */
+	_Atomic int bells_stopped;      /* F_DOORBELL_FDS: it saw go and sends no more */
 	_Atomic int go;                 /* F_TRUNCATE_LATER: the client has attached, abuse now */
 	_Atomic uint64_t answered;      /* F_HINTS: calls answered */
 } fake_report_t;
@@ -163,6 +168,10 @@ static int send_raw(int sock, const void *buf, size_t len, const int *fds, int n
 	}
 	return sendmsg(sock, &mh, MSG_NOSIGNAL) == (ssize_t)len ? 0 : -1;
 }
+
+#ifndef F_SEAL_FUTURE_WRITE
+#define F_SEAL_FUTURE_WRITE 0x0010      /* Linux 5.1 */
+#endif
 
 static int make_memfd(size_t size, unsigned seals)
 {
@@ -220,7 +229,11 @@ static uint32_t hostile_word(void)
 /* An honest echo of every call on the server's side of BASE, while every
  * word the client reads only as a hint gets random values: the client's
  * calls must keep being answered (or time out), never hang or fault. */
-static void serve_with_hostile_hints(int sock, uint8_t *base, const chan_layout_t *lay, bool client_wakeup)
+/* Serve every call with a 64-byte echo.  HINTS: random values into every
+ * word that is only a hint; else (PAYLOAD) random words into the pool
+ * buffers only, so that a request or answer carried there may be spoilt
+ * (a request that does not decode is dropped: that call times out). */
+static void serve_hostile(int sock, uint8_t *base, const chan_layout_t *lay, bool client_wakeup, bool hints)
 {
 	chan_end_t e;
 	if (chan_end_init(&e, base, lay, CHAN_SERVER))
@@ -236,16 +249,29 @@ static void serve_with_hostile_hints(int sock, uint8_t *base, const chan_layout_
 			&ctl->dir[CHAN_REQ].cons_waiting, &ctl->dir[CHAN_RESP].prod_waiting,
 			&ctl->dir[CHAN_REQ].owner_waiting, &ctl->mod[CHAN_REQ].profile,
 		};
-		atomic_store(hint[rnd() % (sizeof hint / sizeof hint[0])], hostile_word());
-		atomic_store(&ctl->mod[CHAN_REQ].wake_by, rnd() & 1 ? rnd() : now_ns() + (rnd() % 5000000u));
-		ctl->stamps[rnd() & 1] = hostile_word();
-		ctl->bell[rnd() & 1] = hostile_word();
+		if (hints) {
+			atomic_store(hint[rnd() % (sizeof hint / sizeof hint[0])], hostile_word());
+			atomic_store(&ctl->mod[CHAN_REQ].wake_by,
+				     rnd() & 1 ? rnd() : now_ns() + (rnd() % 5000000u));
+			ctl->stamps[rnd() & 1] = hostile_word();
+			ctl->bell[rnd() & 1] = hostile_word();
+		} else {
+			size_t words = (lay->size - lay->pool_off[0]) / 4;
+			for (int i = 0; i < 8; i++)
+				atomic_store((_Atomic uint32_t *)(base + lay->pool_off[0] + (rnd() % words) * 4),
+					     hostile_word());
+			atomic_fetch_add(&rep->scribbles, 8);
+		}
 		thoth_msg_t m;
 		int r = chan_try_recv(&e, &m);
 		if (r == 0) {
 			thoth_msg_header_t h;
-			if (thoth_wire_header_decode(m.data, m.len, &h))
-				_exit(41);
+			if (thoth_wire_header_decode(m.data, m.len, &h)) {
+				if (hints)
+					_exit(41);
+				chan_release(&e, &m);   /* spoilt: that call times out */
+				continue;
+			}
 			chan_release(&e, &m);
 			thoth_chantest_Test_echo_resp_t rs = { .data = { .ptr = echoed, .len = sizeof echoed } };
 			thoth_msg_header_t meta = { .request_id = h.request_id };
@@ -364,6 +390,9 @@ static void serve_one(int sock, fake_mode_t mode)
 		break;
 	case F_WRITE_SEALED:
 		fds[nfds++] = make_memfd(size, seals | F_SEAL_WRITE);
+		break;
+	case F_FUTURE_WRITE_SEALED:
+		fds[nfds++] = make_memfd(size, seals | F_SEAL_FUTURE_WRITE);
 		break;
 	case F_READONLY: {
 		int fd = make_memfd(size, seals);
@@ -530,11 +559,16 @@ static void serve_one(int sock, fake_mode_t mode)
 			}
 		}
 	}
-	if (mode == F_HINTS)
-		serve_with_hostile_hints(sock, base, &lay, req.client_wakeup);
+	if (mode == F_HINTS || mode == F_SCRIBBLE_PAYLOAD)
+		serve_hostile(sock, base, &lay, req.client_wakeup, mode == F_HINTS);
 	if (mode == F_DOORBELL_FDS) {
-		/* Every 2 ms, a doorbell byte carrying a pipe end and an eventfd. */
+		/* Every 2 ms, a doorbell byte carrying a pipe end and an
+		 * eventfd, until the client says go (stop). */
 		for (;;) {
+			if (atomic_load(&rep->go)) {
+				atomic_store(&rep->bells_stopped, 1);
+				hold(sock);
+			}
 			int p[2];
 			if (pipe2(p, O_CLOEXEC))
 				_exit(29);
@@ -587,16 +621,20 @@ static void fake_start_ex(fake_mode_t mode, int backlog, bool accept)
 	unlink(sock_path);
 	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
 	assert_int_equal(listen(lfd, backlog), 0);
+	/* fake_stop waited for every connection's child of the last fake
+	 * to end: none can write a counter after this. */
 	memset(rep, 0, sizeof *rep);
 	fake_pid = fork();
 	assert_true(fake_pid >= 0);
 	if (fake_pid == 0) {
+		setpgid(0, 0);          /* a group of its own: its connections' children join it */
 		if (accept)
 			fake_listener(lfd, mode);
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		pause();
 		_exit(0);
 	}
+	setpgid(fake_pid, fake_pid);    /* both sides: whichever runs first */
 	close(lfd);
 }
 
@@ -608,8 +646,15 @@ static void fake_start(fake_mode_t mode)
 static void fake_stop(void)
 {
 	if (fake_pid > 0) {
-		kill(fake_pid, SIGKILL);        /* its connections die with it (PDEATHSIG) */
-		waitpid(fake_pid, NULL, 0);
+		/* The listener and every connection's child (its group, which
+		 * they cannot leave), then wait for all of them: this process
+		 * is their subreaper, so the orphaned children are ours to
+		 * reap.  A child still running would write the shared counters
+		 * of the next fake (fake_start_ex clears them). */
+		kill(-fake_pid, SIGKILL);
+		kill(fake_pid, SIGKILL);
+		while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
+			;
 	}
 	fake_pid = 0;
 }
@@ -618,7 +663,14 @@ static int setup(void **state)
 {
 	(void)state;
 	signal(SIGPIPE, SIG_IGN);
-	snprintf(dir, sizeof dir, "/tmp/thoth-hostsvc-XXXXXX");
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1))  /* fake_stop reaps the fake's orphans */
+		return -1;
+	/* $TMPDIR, else /tmp; /tmp too where the socket's path would not
+	 * fit a sockaddr_un (108 bytes). */
+	const char *tmp = getenv("TMPDIR");
+	if (!tmp || !*tmp || strlen(tmp) + sizeof "/thoth-hostsvc-XXXXXX/svc.sock" > sizeof(((struct sockaddr_un *)0)->sun_path))
+		tmp = "/tmp";
+	snprintf(dir, sizeof dir, "%s/thoth-hostsvc-XXXXXX", tmp);
 	if (!mkdtemp(dir))
 		return -1;
 	snprintf(sock_path, sizeof sock_path, "%s/svc.sock", dir);
@@ -734,6 +786,7 @@ static void test_empty_memfd(void **s) { (void)s; expect_refused(F_EMPTY, THOTH_
 /* A memfd the client cannot map writable is the service's fault, named as
  * such: not "out of memory". */
 static void test_write_sealed_memfd(void **s) { (void)s; expect_refused(F_WRITE_SEALED, THOTH_E_PROTOCOL, "write seal", FAST); }
+static void test_future_write_sealed_memfd(void **s) { (void)s; expect_refused(F_FUTURE_WRITE_SEALED, THOTH_E_PROTOCOL, "write seal", FAST); }
 static void test_read_only_memfd(void **s) { (void)s; expect_refused(F_READONLY, THOTH_E_PROTOCOL, "read-only", FAST); }
 
 /* ---- the reply's words and the control page --------------------------------- */
@@ -840,13 +893,14 @@ static int echo(thoth_chan_t *ch, size_t len)
 	return thoth_chantest_Test_echo(thoth_chan_client(ch), &rq, &rs, &a);
 }
 
-/* Open the fake's channel both ways; run CHECK on each; the descriptors are
- * back to where they were after each close. */
+/* Open the fake's channel both ways, a fresh fake each (the counters CHECK
+ * reads are then its connection's alone); run CHECK on each; the
+ * descriptors are back to where they were after each close. */
 static void with_open_channel(fake_mode_t mode, const thoth_chan_config_t *cfg0,
 			      void (*check)(thoth_chan_t *ch, const char *how))
 {
-	fake_start(mode);
 	for (size_t i = 0; i < sizeof openers / sizeof openers[0]; i++) {
+		fake_start(mode);
 		int fds0 = count_fds();
 		thoth_chan_config_t cfg = cfg0 ? *cfg0 : config();
 		thoth_chan_t *ch = NULL;
@@ -857,8 +911,8 @@ static void with_open_channel(fake_mode_t mode, const thoth_chan_config_t *cfg0,
 		check(ch, openers[i].name);
 		thoth_chan_close(ch);
 		assert_int_equal(count_fds(), fds0);
+		fake_stop();
 	}
-	fake_stop();
 }
 
 static void first_call_is_corrupt(thoth_chan_t *ch, const char *how)
@@ -958,12 +1012,43 @@ static void scribbled(thoth_chan_t *ch, const char *how)
 	assert_true(atomic_load(&rep->scribbles) > 0);
 }
 
+/* Calls run on while a service scribbles only payload bytes (the pool
+ * buffers) and answers what it can decode: the channel never fails (no
+ * index or flag is touched), and every call is answered or times out
+ * within its bound.  The phase F_SCRIBBLE cannot reach: there the first
+ * call already fails in most rounds. */
+static void payload_scribbled(thoth_chan_t *ch, const char *how)
+{
+	unsigned calls = 0, worst = 0, ok = 0, timedout = 0;
+	for (uint64_t end = now_ns() + 700000000ull; now_ns() < end; calls++) {
+		uint64_t t0 = now_ns();
+		int r = echo(ch, calls % 3 == 2 ? 6000 : 64);
+		unsigned ms = (unsigned)((now_ns() - t0) / 1000000u);
+		worst = ms > worst ? ms : worst;
+		if (ms > 200 + 2000)
+			fail_msg("%s: a call took %u ms with a 200 ms timeout", how, ms);
+		if (r && r != THOTH_E_TIMEDOUT && r != THOTH_E_PROTOCOL && r != THOTH_E_CORRUPT)
+			fail_msg("%s: call %u: %s (%s)", how, calls, thoth_errname(r), thoth_chan__end(ch)->why);
+		ok += r == 0;
+		timedout += r == THOTH_E_TIMEDOUT;
+		if (r == THOTH_E_CORRUPT)
+			fail_msg("%s: call %u: the channel failed with only payload bytes scribbled: %s", how, calls,
+				 thoth_chan__end(ch)->why);
+	}
+	print_message("  %s: payload scribbled: %u calls (%u ok, %u timed out), worst %u ms, %llu words\n", how,
+		      calls, ok, timedout, worst, (unsigned long long)atomic_load(&rep->scribbles));
+	assert_true(atomic_load(&rep->scribbles) > 0);
+	assert_true(calls > 3);         /* past the first: at most 700 ms / 200 ms timeouts, else answers */
+	assert_true(ok > 0);            /* 64-byte calls ride in their slot, out of the scribbler's reach */
+}
+
 static void test_scribbled_memory_spin(void **s)
 {
 	(void)s;
 	thoth_chan_config_t cfg = short_calls();
 	for (int round = 0; round < 4; round++)
 		with_open_channel(F_SCRIBBLE, &cfg, scribbled);
+	with_open_channel(F_SCRIBBLE_PAYLOAD, &cfg, payload_scribbled);
 }
 
 static void test_scribbled_memory_sleep_loop_moderated(void **s)
@@ -975,6 +1060,7 @@ static void test_scribbled_memory_sleep_loop_moderated(void **s)
 	cfg.moderation.policy = THOTH_CHAN_MOD_ADAPTIVE;
 	for (int round = 0; round < 4; round++)
 		with_open_channel(F_SCRIBBLE, &cfg, scribbled);
+	with_open_channel(F_SCRIBBLE_PAYLOAD, &cfg, payload_scribbled);
 }
 
 /* Hint words with random values while the service answers honestly: every
@@ -1020,12 +1106,32 @@ static void doorbells_with_fds(thoth_chan_t *ch, const char *how)
 		poll(&p, 1, 5);
 	}
 	assert_true(atomic_load(&rep->bells_sent) >= 50);
+	/* Stop the sender, then read everything it sent: a descriptor
+	 * still queued in the socket is in no table yet, and would be
+	 * installed (or not) only when read. */
+	atomic_store(&rep->go, 1);
+	for (uint64_t end = now_ns() + 2000000000ull; !atomic_load(&rep->bells_stopped) && now_ns() < end;)
+		sched_yield();
+	assert_true(atomic_load(&rep->bells_stopped));
+	int unread = -1;
+	for (uint64_t end = now_ns() + 2000000000ull; now_ns() < end;) {
+		int r = thoth_chan_arm(ch);
+		assert_true(r == 0 || r == 1);
+		assert_int_equal(ioctl(thoth_chan_fd(ch), FIONREAD, &unread), 0);
+		if (!unread)
+			break;
+		struct pollfd p = { .fd = thoth_chan_fd(ch), .events = POLLIN };
+		poll(&p, 1, 5);
+	}
+	assert_int_equal(unread, 0);    /* everything read */
 	thoth_msg_t m;
 	assert_int_equal(thoth_chan_recv(ch, &m, 20), THOTH_E_TIMEDOUT);
-	print_message("  %s: %d doorbells with 2 descriptors each; descriptors %d -> %d\n", how,
+	print_message("  %s: %d doorbells with 2 descriptors each, all read; descriptors %d -> %d\n", how,
 		      atomic_load(&rep->bells_sent), fds0, count_fds());
 	assert_int_equal(count_fds(), fds0);
 	atomic_store(&rep->bells_sent, 0);
+	atomic_store(&rep->bells_stopped, 0);
+	atomic_store(&rep->go, 0);
 }
 
 static void test_descriptors_on_doorbells_are_dropped(void **s)
@@ -1064,6 +1170,7 @@ int main(void)
 		T(test_short_memfd),
 		T(test_empty_memfd),
 		T(test_write_sealed_memfd),
+		T(test_future_write_sealed_memfd),
 		T(test_read_only_memfd),
 		T(test_bad_magic),
 		T(test_bad_geometry),

@@ -9,6 +9,9 @@
  *   close    reads the first bytes of the hello and closes mid-hello;
  *   trickle  reads the hello, then sends a hello answer's header one byte
  *            every 30 ms (a slowloris server: never whole in time);
+ *   again    reads the hello, refuses it with status THOTH_E_AGAIN (what
+ *            the opening's steps return while they wait: the pool must
+ *            not take it for "no answer yet");
  *   unix-silent  the same as silent on a Unix socket registered as its
  *            path: a local instance (a channel) that never answers.
  *   unix-again   a local instance that refuses the channel handshake with
@@ -41,11 +44,12 @@
 #include "fdpass.h"
 #include "hostile.h"
 #include "pooltest.thoth.h"
+#include "tcp.thoth.h"
 #include "thoth/loop.h"
 #include "thoth/service.h"
 #include "thoth/wire.h"
 
-enum { SILENT, GARBAGE, CLOSE, TRICKLE, UNIX_SILENT, UNIX_AGAIN, UNIX_PIPE };
+enum { SILENT, GARBAGE, CLOSE, TRICKLE, UNIX_SILENT, UNIX_AGAIN, UNIX_PIPE, AGAIN };
 enum { MAX_CONNS = 64 };
 
 static int mode;
@@ -133,6 +137,20 @@ static void on_conn(thoth_loop_t *l, thoth_source_t *src, int fd, uint32_t event
 			close(p[0]);
 			close(p[1]);
 		}
+	} else if (mode == AGAIN) {
+		/* The hello came whole (it is small): refuse it, keep the
+		 * connection open. */
+		thoth_tcp_Tcp_hello_resp_t resp = {
+			.status = THOTH_E_AGAIN,
+			.reason = thoth_str("hostile instance: come back later"),
+			.major = thoth_pooltest_Work_info.major,
+			.minor = thoth_pooltest_Work_info.minor,
+		};
+		thoth_msg_header_t meta = { .request_id = 1 };
+		uint64_t out[64];
+		size_t len;
+		if (!thoth_tcp_Tcp_hello_resp_encode_msg((uint8_t *)out, sizeof out, &meta, &resp, &len))
+			(void)!send(fd, out, len, MSG_NOSIGNAL);
 	} else if (mode == GARBAGE) {
 		memset(buf, 0xab, 64);
 		(void)!send(fd, buf, 64, MSG_NOSIGNAL);
@@ -173,13 +191,13 @@ static void on_stop(thoth_loop_t *l, const struct signalfd_siginfo *info, void *
 int pool_service_hostile(const char *dir, const char *name, const char *m)
 {
 	static const char *const modes[] = { "silent", "garbage", "close", "trickle", "unix-silent", "unix-again",
-					     "unix-pipe" };
+					     "unix-pipe", "again" };
 	mode = -1;
-	for (int i = 0; m && i < 7; i++)
+	for (int i = 0; m && i < 8; i++)
 		if (!strcmp(m, modes[i]))
 			mode = i;
 	if (mode < 0) {
-		fprintf(stderr, "pool_service: --hostile silent|garbage|close|trickle|unix-silent|unix-again|unix-pipe\n");
+		fprintf(stderr, "pool_service: --hostile silent|garbage|close|trickle|again|unix-silent|unix-again|unix-pipe\n");
 		return 2;
 	}
 	for (int i = 0; i < MAX_CONNS; i++)

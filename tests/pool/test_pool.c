@@ -770,7 +770,7 @@ static void stall_send(fixture_t *f)
 }
 
 static thoth_pool_instance_t hostile;
-static char hostile_error[256];
+static char hostile_error[512];
 static bool hostile_failed(fixture_t *f)
 {
 	thoth_pool_instance_t in[8];
@@ -828,7 +828,7 @@ static void hostile_beside_healthy(fixture_t *f, const char *mode, const char *e
 		size_t n = thoth_pool_instances(f->pool, in, 8);
 		for (size_t i = 0; i < n && i < 8; i++) {
 			bool connecting = false;
-			char why[256] = "";
+			char why[512] = "";
 			thoth_pool_instance_state(f->pool, i, &connecting, why, sizeof why);
 			fprintf(stderr, "# instance %s: connecting %d, last error \"%s\"\n", in[i].addr,
 				connecting, why);
@@ -904,6 +904,14 @@ static void test_a_silent_local_instance_does_not_stall_calls_to_a_healthy_one(v
 static void test_a_local_instance_refusing_with_again_fails_by_name(void **state)
 {
 	hostile_beside_healthy(*state, "unix-again", "no refusal code: hostile instance: come back later");
+}
+
+/* A TCP instance refusing the hello with THOTH_E_AGAIN: the same rule
+ * (thoth__tcp_open_step returned it unchanged, so the pool waited out its
+ * 500 ms and then said the instance did not answer the hello). */
+static void test_an_instance_refusing_the_hello_with_again_fails_by_name(void **state)
+{
+	hostile_beside_healthy(*state, "again", "no refusal code: hostile instance: come back later");
 }
 
 /* A local instance whose reply carries a pipe as the channel memory. */
@@ -990,6 +998,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_a_silent_local_instance_does_not_stall_calls_to_a_healthy_one,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_a_local_instance_refusing_with_again_fails_by_name,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_an_instance_refusing_the_hello_with_again_fails_by_name,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_a_local_instance_sending_a_pipe_fails_by_name,
 						setup, teardown),

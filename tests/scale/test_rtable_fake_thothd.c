@@ -6,7 +6,9 @@
  *
  * The fake is a forked child listening at thothd.sock in the test's own
  * 0700 runtime dir.  It answers Daemon.timer_page with no page (the loop
- * keeps its grid) and Daemon.resolve_table the way the case says: an
+ * keeps its grid; or, by case, wrong descriptors with it, an unsealed copy
+ * of a real page, or the real page) and Daemon.resolve_table the way the
+ * case says: an
  * honest sealed table (the control case), no descriptor, a pipe, a memfd
  * that can still be written through a new mapping, a size that does not
  * match, a layout we do not read, or silence.  Each must give a named
@@ -37,12 +39,16 @@
 #include "control_link.h"
 #include "fdpass.h"
 #include "rtable_shm.h"
+#include "timerpage.h"
 #include "thoth/idl/daemon.thoth.h"
 #include "thoth/rpc.h"
 #include "thoth/rtable.h"
 
 typedef enum { R_GOOD, R_NO_FD, R_PIPE, R_WRITABLE, R_SIZE_MISMATCH, R_BAD_LAYOUT, R_SILENT,
-	       R_BAD_TIMER_PAGE /* an honest table, but a pipe and an unsealed memfd with the window page's answer */ } rmode_t;
+	       R_BAD_TIMER_PAGE, /* an honest table, but a pipe and an unsealed memfd with the window page's answer */
+	       R_UNSEALED_TIMER_PAGE, /* an honest table; the window page's answer right (size, layout) but its one
+				       * descriptor a copy of a real page in an unsealed memfd */
+	       R_REAL_TIMER_PAGE /* an honest table and a real window page (the control: it is taken) */ } rmode_t;
 
 static char dir[256], sock_path[300];
 static pid_t fake;
@@ -141,6 +147,23 @@ static void fake_serve(int sock, rmode_t mode)
 					if (bad[1] < 0 || ftruncate(bad[1], 4096))
 						_exit(25);
 					tp.size = 4096;
+				} else if (mode == R_UNSEALED_TIMER_PAGE || mode == R_REAL_TIMER_PAGE) {
+					/* A real page (thothd's own code makes it); for
+					 * the unsealed case its bytes, magic and all, in
+					 * a memfd without a seal: only the seals are wrong. */
+					if (thoth__timerpage_create(dir))
+						_exit(25);
+					bad[nbad++] = thoth__timerpage_fd();
+					if (mode == R_UNSEALED_TIMER_PAGE) {
+						uint8_t page[THOTH_TIMERPAGE_SIZE];
+						int u = memfd_create("thoth-timer-page", MFD_CLOEXEC);
+						if (u < 0 || pread(bad[0], page, sizeof page, 0) != (ssize_t)sizeof page ||
+						    pwrite(u, page, sizeof page, 0) != (ssize_t)sizeof page)
+							_exit(25);
+						bad[0] = u;
+					}
+					tp.size = THOTH_TIMERPAGE_SIZE;
+					tp.layout = 1;
 				}
 				if (thoth_method_encode(&thoth_daemon_Daemon_timer_page_info, true, &tp, &meta, out,
 							sizeof out, &len) ||
@@ -190,7 +213,12 @@ static int setup(void **state)
 {
 	(void)state;
 	signal(SIGPIPE, SIG_IGN);
-	snprintf(dir, sizeof dir, "/tmp/thoth-rtfake-XXXXXX");
+	/* $TMPDIR, else /tmp; /tmp too where the socket's path would not
+	 * fit a sockaddr_un (108 bytes). */
+	const char *tmp = getenv("TMPDIR");
+	if (!tmp || !*tmp || strlen(tmp) + sizeof "/thoth-rtfake-XXXXXX/thothd.sock" > sizeof(((struct sockaddr_un *)0)->sun_path))
+		tmp = "/tmp";
+	snprintf(dir, sizeof dir, "%s/thoth-rtfake-XXXXXX", tmp);
 	if (!mkdtemp(dir))
 		return -1;
 	snprintf(sock_path, sizeof sock_path, "%s/thothd.sock", dir);
@@ -241,6 +269,26 @@ static void test_unknown_layout(void **s) { (void)s; expect(R_BAD_LAYOUT, THOTH_
 /* The window page's answer is read on the same connection first: its
  * wrong descriptors are closed (the loop keeps its grid), the table opens. */
 static void test_bad_window_page_descriptors_are_closed(void **s) { (void)s; expect(R_BAD_TIMER_PAGE, 0, NULL, 1000); }
+/* The unsealed memfd alone (with R_BAD_TIMER_PAGE it is the second
+ * descriptor and closed as an extra, unchecked): the answer is right,
+ * the page's bytes are right, only its seals are missing.  Not taken:
+ * the loop keeps what it had (the grid), the table opens. */
+static void test_unsealed_window_page_is_not_taken(void **s)
+{
+	(void)s;
+	timerpage_t *before = thoth__timerpage_current();
+	expect(R_UNSEALED_TIMER_PAGE, 0, NULL, 1000);
+	assert_ptr_equal(thoth__timerpage_current(), before);
+}
+/* The control: the same answer with the real, sealed page is taken (so
+ * the case above can fail).  Last: a page taken stays for the process. */
+static void test_real_window_page_is_taken(void **s)
+{
+	(void)s;
+	assert_null(thoth__timerpage_current());
+	expect(R_REAL_TIMER_PAGE, 0, NULL, 1000);
+	assert_non_null(thoth__timerpage_current());
+}
 static void test_silence(void **s) { (void)s; expect(R_SILENT, THOTH_E_TIMEDOUT, "did not answer", 4000); }
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -256,6 +304,8 @@ int main(void)
 		T(test_unknown_layout),
 		T(test_bad_window_page_descriptors_are_closed),
 		T(test_silence),
+		T(test_unsealed_window_page_is_not_taken),
+		T(test_real_window_page_is_taken),     /* last: the page stays taken */
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
