@@ -118,11 +118,18 @@ int thothd_on_serve_stats(void *self, const thoth_daemon_Daemon_serve_stats_req_
 		return THOTH_E_NOMEM;
 	}
 	thoth_daemon_ServeCounters_t *items = (thoth_daemon_ServeCounters_t *)(block + MAX_SERVING);
+	/* A client of daemon.tidl 1.3 or older (its request's schema minor)
+	 * knows no oneways_dropped: a process listed only for its dropped
+	 * oneway calls would show there as serving an empty interface at an
+	 * empty path with 0 workers.  It gets the 1.3 list: servers only. */
+	bool old_client = call->msg && call->len >= THOTH_WIRE_HEADER_SIZE && call->msg[5] < 4;
+	size_t k = 0;
 	for (size_t i = 0; i < n; i++)
-		to_wire(&block[i], &items[i]);
+		if (!old_client || block[i].v.workers || block[i].status)
+			to_wire(&block[i], &items[k++]);
 	call->scratch = block;
 	resp->services.items = items;
-	resp->services.count = (uint32_t)n;
+	resp->services.count = (uint32_t)k;
 	return thothd_reserve_response(call, &thoth_daemon_Daemon_serve_stats_info, resp);
 }
 
