@@ -368,6 +368,12 @@ static void put_escaped(FILE *f, const char *s)
 	}
 }
 
+/* The same for serve_stats.c's oneway line (thothd.h). */
+void thothd_metrics_put_label(FILE *f, const char *s)
+{
+	put_escaped(f, s);
+}
+
 static unsigned fine_index(uint64_t v)
 {
 	if (v < 16)

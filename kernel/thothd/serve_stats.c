@@ -142,11 +142,7 @@ static void oneways_line(thoth_trace_reader_t *reader, uint32_t pid, void *ctx)
 	const char *name = "";
 	thoth_trace_reader_process(reader, &bpid, &name);      /* made printable by the reader */
 	fprintf(f, "thoth_oneways_dropped_total{pid=\"%u\",process=\"", pid);
-	for (; *name; name++) {
-		if (*name == '\\' || *name == '"')
-			fputc('\\', f);
-		fputc((unsigned char)*name < 0x20 ? '?' : *name, f);
-	}
+	thothd_metrics_put_label(f, name);
 	fprintf(f, "\"} %llu\n", (unsigned long long)thoth__trace_reader_oneways_dropped(reader));
 }
 
