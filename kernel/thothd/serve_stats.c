@@ -135,6 +135,20 @@ int thothd_on_serve_stats(void *self, const thoth_daemon_Daemon_serve_stats_req_
 
 /* ---- /metrics: every mapped process's dropped oneway calls ---------------------------- */
 
+/* Here, in thothd_core, not in http_live.c (the thothd program only),
+ * which writes every other label with it: tests link the core alone. */
+void thothd_metrics_put_label(FILE *f, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\' || *s == '"')
+			fputc('\\', f);
+		if ((unsigned char)*s < 0x20)
+			fputc('?', f);
+		else
+			fputc(*s, f);
+	}
+}
+
 static void oneways_line(thoth_trace_reader_t *reader, uint32_t pid, void *ctx)
 {
 	FILE *f = ctx;

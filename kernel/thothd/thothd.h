@@ -483,7 +483,7 @@ int thothd_serve_stats_json(thothd_t *d, char **json, size_t *len);
 /* thoth_oneways_dropped_total{pid,process} of every process whose trace
  * buffer thothd maps, one line each into F (serve_stats.c). */
 void thothd_oneways_metrics(thothd_t *d, FILE *f);
-/* S as a Prometheus label value's text (http_live.c): \\ and \" escaped,
+/* S as a Prometheus label value's text (serve_stats.c): \\ and \" escaped,
  * a control character written '?'. */
 void thothd_metrics_put_label(FILE *f, const char *s);
 
