@@ -64,7 +64,8 @@ struct cx_journal {
 	uint64_t pm_backoff_ns, pm_lease;
 	bool pm_leased, pm_awake;       /* under mu for stats */
 	bool pm_away;                   /* thothd unreachable or gone at the last try */
-	bool pm_reached;                /* pm_connect's last try reached thothd */
+	bool pm_reached;                /* pm_connect's last try found thothd there (not away) */
+	uint32_t pm_tries;              /* pm_connect calls (under mu: cx_journal_stats) */
 	char pm_note[96];
 
 	/* stats, under mu */
@@ -407,10 +408,20 @@ static void pm_note_set(cx_journal_t *j, const char *fmt, ...)
 /* Take the opportunistic lease: 0, or why not in j->pm_note. */
 static int pm_connect(cx_journal_t *j)
 {
+	pthread_mutex_lock(&j->mu);
+	j->pm_tries++;
+	pthread_mutex_unlock(&j->mu);
 	int r = thoth_control_connect(&j->ctl, j->has_runtime_dir ? j->runtime_dir : NULL, 500);
-	j->pm_reached = !r;
+	/* Away (retried within a second of its return) only when nothing
+	 * listens at its socket, or it closed on us; a thothd that is there
+	 * and refuses us (BUSY, PERM, BAD_VERSION, ...) is asked again backing
+	 * off to 30 s, not every second forever. */
+	j->pm_reached = !(r == THOTH_E_NOT_RUNNING || r == THOTH_E_PEER_GONE || r == THOTH_E_CLOSED);
 	if (r) {
-		pm_note_set(j, "no thothd: %s", thoth_strerror(r));
+		if (j->pm_reached)
+			pm_note_set(j, "thothd refused us: %s (%s)", thoth_strerror(r), j->ctl.why);
+		else
+			pm_note_set(j, "no thothd: %s", thoth_strerror(r));
 		return r;
 	}
 	j->ctl_open = true;
@@ -831,6 +842,7 @@ void cx_journal_stats(cx_journal_t *j, cx_journal_stats_t *out, cx_stream_info_t
 	out->pm_leased = j->pm_leased;
 	out->pm_awake = j->pm_awake;
 	snprintf(out->pm_note, sizeof out->pm_note, "%s", j->pm_note);
+	out->pm_tries = j->pm_tries;
 	out->failed = j->failed;
 	snprintf(out->failure, sizeof out->failure, "%s", j->failure);
 	size_t n = cx_store_streams(j->st, streams, cap);

@@ -82,6 +82,7 @@ typedef struct cx_journal_stats {
 	const char *backend;            /* the committer loop's: "uring" or "epoll" */
 	bool pm_leased, pm_awake;       /* opportunistic lease held / satisfied now */
 	char pm_note[96];               /* why there is no lease, when there is none */
+	uint32_t pm_tries;              /* connections to thothd tried for the lease (tests) */
 	int failed;                     /* 0, or the error that stopped the journal */
 	char failure[CX_FAILURE_LEN];   /* ... said in words ("" while it runs) */
 	cx_epoch_t recent[CX_RECENT_EPOCHS];

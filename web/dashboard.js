@@ -259,8 +259,13 @@ async function pollServe() {
     const doc = await resp.json();
     note("serve-note", doc.services.length ? "" :
       "no connected process serves (a service needs a trace buffer: thoth_trace_init_process)");
-    fillTable("t-serve", doc.services.map((s) => [s.pid, s.process, s.iface, s.workers, s.clients,
-      s.calls, s.turns, s.handed_over, s.worker_calls.join(" "), s.why]));
+    // A process that serves nothing is listed for its dropped oneway
+    // calls (workers 0, no refusal): one line saying so, no empty cells.
+    fillTable("t-serve", doc.services.map((s) => (!s.workers && !s.why)
+      ? [s.pid, s.process, "serves nothing; oneway calls dropped " + s.oneways_dropped,
+         "", "", "", "", "", "", ""]
+      : [s.pid, s.process, s.iface, s.workers, s.clients,
+         s.calls, s.turns, s.handed_over, s.worker_calls.join(" "), s.why]));
   } catch (e) {
     note("serve-note", "cannot read serve.json: " + e);
   }

@@ -88,7 +88,8 @@ typedef struct thoth_tcp_config {
  * Connect to ADDR ("tcp:HOST:PORT") with the default configuration (no
  * interface check, the default token file), waiting at most TIMEOUT_MS for
  * the connection and the hello's answer (<= 0: 2000), a host name's lookup
- * included (it runs on a thread of its own: docs/SCALE.md).  0, THOTH_E_INVAL
+ * included (it runs on a thread of its own, or on the caller's while the
+ * process has 32 lookups under way: docs/SCALE.md).  0, THOTH_E_INVAL
  * (bad address, a host that does not resolve), THOTH_E_NOT_RUNNING (connection refused), THOTH_E_TIMEDOUT,
  * THOTH_E_PERM (the token was refused, or the token file is unsafe),
  * THOTH_E_CONTRACT / THOTH_E_BAD_VERSION, THOTH_E_BUSY (the server is at its

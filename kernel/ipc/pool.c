@@ -1048,7 +1048,7 @@ static int inst_connect(thoth_pool_t *p, inst_t *in)
 		thoth_tcp_config_t tc = { .iface = p->cfg.iface, .token_file = p->token_file };
 		if (p->cfg.call_timeout_ms)
 			tc.call_timeout_ms = (int)p->cfg.call_timeout_ms;
-		r = thoth__tcp_open_start(in->addr, &tc, &in->opening, &want, why, sizeof why);
+		r = thoth__tcp_open_start(in->addr, &tc, false, &in->opening, &want, why, sizeof why);
 		if (r == 0) {
 			in->tcp = in->opening;
 			in->opening = NULL;

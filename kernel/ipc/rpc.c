@@ -372,6 +372,13 @@ enum { ONEWAY_LOG_PER_S = 8 };
 static _Atomic uint64_t oneways_dropped, oneway_second, oneway_lines, oneway_unlogged;
 static uint64_t (*oneway_clock)(void);  /* seconds; NULL: CLOCK_MONOTONIC (tests set it) */
 static uint64_t *_Atomic oneway_mirror; /* the trace buffer's copy (thoth__rpc_oneway_mirror) */
+/* A child forked from a traced process inherits both its count and the
+ * shared control page: until the child makes its own buffer, parent and
+ * child raise the same slot, which then shows the larger of their counts,
+ * not their sum (an under-count; each process's thoth_rpc_oneways_dropped
+ * stays exact).  A dispatcher may store through a pointer loaded just
+ * before thoth_trace_shutdown swapped it: buffer.c keeps that address
+ * mapped (an anonymous page) for that reason. */
 
 /* Raise *SLOT to N (a peer process reads it): droppers on several threads
  * store their counts in any order, and the slot must never go back. */

@@ -236,6 +236,21 @@ struct thoth__tcp_lookup {
 
 static atomic_uint lookups_running;
 
+/* A forked child has none of its parent's lookup threads: it starts with
+ * every slot free (a record its parent's dial held is then never freed in
+ * the child: one small leak per lookup under way at the fork). */
+static void lookups_after_fork(void)
+{
+	atomic_store_explicit(&lookups_running, 0, memory_order_relaxed);
+}
+
+static pthread_once_t lookups_once = PTHREAD_ONCE_INIT;
+
+static void lookups_init(void)
+{
+	pthread_atfork(NULL, NULL, lookups_after_fork);
+}
+
 static void lookup_release(thoth__tcp_lookup_t *lk)
 {
 	if (atomic_fetch_sub_explicit(&lk->refs, 1, memory_order_acq_rel) != 1)
@@ -260,14 +275,37 @@ static void *lookup_thread(void *arg)
 	return NULL;
 }
 
-static int lookup_start(thoth__tcp_dial_t *d, char *why, size_t why_len)
+static int dial_next(thoth__tcp_dial_t *d, char *why, size_t why_len);
+
+/*
+ * CALLER_WAITS: the caller blocks until the opening is done anyway
+ * (thoth_tcp_connect): with every lookup slot taken it looks the name up
+ * on its own thread, as before there were slots, rather than failing a
+ * connect that used to wait.  A pool's loop must never block: it gets
+ * THOTH_E_LIMIT, naming the limit (not THOTH_E_BUSY, which means a server
+ * at its connection limit), and retries with its backoff.
+ */
+static int lookup_start(thoth__tcp_dial_t *d, bool caller_waits, char *why, size_t why_len)
 {
+	pthread_once(&lookups_once, lookups_init);
 	if (atomic_fetch_add_explicit(&lookups_running, 1, memory_order_relaxed) >= THOTH__TCP_LOOKUPS_MAX) {
 		atomic_fetch_sub_explicit(&lookups_running, 1, memory_order_relaxed);
-		thoth__tcp_why(why, why_len, "connect tcp:%s:%u: cannot resolve host %s: %u host name lookups "
-			       "are under way already", d->a.host, (unsigned)d->a.port, d->a.host,
-			       THOTH__TCP_LOOKUPS_MAX);
-		return THOTH_E_BUSY;
+		if (caller_waits) {
+			int g = 0;
+			int r = resolve(&d->a, 0, &d->res, &g, NULL, 0);
+			if (r) {
+				thoth__tcp_why(why, why_len, "connect tcp:%s:%u: cannot resolve host %s: %s",
+					       d->a.host, (unsigned)d->a.port, d->a.host, gai_strerror(g));
+				return r;
+			}
+			d->ai = d->res;
+			return dial_next(d, why, why_len);
+		}
+		thoth__tcp_why(why, why_len, "connect tcp:%s:%u: cannot resolve host %s now: this process has "
+			       "%u host name lookups under way already (its limit; a lookup abandoned at its "
+			       "deadline holds its slot until the resolver gives up)", d->a.host,
+			       (unsigned)d->a.port, d->a.host, THOTH__TCP_LOOKUPS_MAX);
+		return THOTH_E_LIMIT;
 	}
 	int r = THOTH_E_NOMEM;
 	thoth__tcp_lookup_t *lk = calloc(1, sizeof *lk);
@@ -285,7 +323,7 @@ static int lookup_start(thoth__tcp_dial_t *d, char *why, size_t why_len)
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	pthread_attr_setstacksize(&attr, 256u << 10);
+	pthread_attr_setstacksize(&attr, 512u << 10);   /* getaddrinfo's NSS modules, under sanitizers too */
 	/* Every signal blocked in the thread: the process's signals stay with
 	 * the threads that asked for them (a loop's signalfd among them). */
 	sigset_t all, old;
@@ -416,7 +454,8 @@ connected:
 	return 0;
 }
 
-int thoth__tcp_dial_start(thoth__tcp_dial_t *d, const thoth_tcp_addr_t *a, char *why, size_t why_len)
+int thoth__tcp_dial_start(thoth__tcp_dial_t *d, const thoth_tcp_addr_t *a, bool caller_waits, char *why,
+			  size_t why_len)
 {
 	memset(d, 0, sizeof *d);
 	d->fd = -1;
@@ -425,8 +464,11 @@ int thoth__tcp_dial_start(thoth__tcp_dial_t *d, const thoth_tcp_addr_t *a, char 
 	/* A numeric address asks no resolver: it is resolved here at once. */
 	int g = 0;
 	int r = resolve(a, AI_NUMERICHOST, &d->res, &g, why, why_len);
-	if (r && g == EAI_NONAME)
-		return lookup_start(d, why, why_len);   /* a host name: off this thread */
+	if (r && g == EAI_NONAME) {
+		if (why && why_len)
+			why[0] = 0;     /* the numeric attempt's failure is no reason */
+		return lookup_start(d, caller_waits, why, why_len);   /* a host name: off this thread */
+	}
 	if (r)
 		return r;
 	d->ai = d->res;

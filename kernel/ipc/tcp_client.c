@@ -368,8 +368,8 @@ int thoth__tcp_open_expired(const thoth_tcp_conn_t *c, int timeout_ms, char *why
 	return THOTH_E_TIMEDOUT;
 }
 
-int thoth__tcp_open_start(const char *addr, const thoth_tcp_config_t *cfg_in, thoth_tcp_conn_t **out,
-			  short *want, char *why, size_t why_len)
+int thoth__tcp_open_start(const char *addr, const thoth_tcp_config_t *cfg_in, bool caller_waits,
+			  thoth_tcp_conn_t **out, short *want, char *why, size_t why_len)
 {
 	*out = NULL;
 	if (why && why_len)
@@ -409,7 +409,7 @@ int thoth__tcp_open_start(const char *addr, const thoth_tcp_config_t *cfg_in, th
 	memset(token, 0, sizeof token);
 	if (!r) {
 		c->state = OPEN_DIAL;
-		r = thoth__tcp_dial_start(&c->dial, &a, why, why_len);
+		r = thoth__tcp_dial_start(&c->dial, &a, caller_waits, why, why_len);
 		if (r == 0 || r == THOTH_E_AGAIN)
 			r = thoth__tcp_open_step(c, want, why, why_len);
 	}
@@ -430,7 +430,7 @@ int thoth_tcp_connect_with(const char *addr, const thoth_tcp_config_t *cfg, int 
 	int64_t deadline = now_ms() + timeout_ms;
 	thoth_tcp_conn_t *c;
 	short want = 0;
-	int r = thoth__tcp_open_start(addr, cfg, &c, &want, why, why_len);
+	int r = thoth__tcp_open_start(addr, cfg, true, &c, &want, why, why_len);
 	while (r == THOTH_E_AGAIN) {
 		r = wait_fd(c->fd, want, deadline);
 		if (r == THOTH_E_TIMEDOUT)

@@ -58,16 +58,18 @@ typedef struct thoth__tcp_dial {
 	int err;                        /* errno of the last failed address */
 } thoth__tcp_dial_t;
 
-/* The most host name lookups one process has under way at once: one more
- * fails at once, naming the host (a pool of many unreachable names must
- * not grow threads without bound). */
+/* The most host name lookups one process has under way at once (a pool of
+ * many unreachable names must not grow threads without bound).  One more
+ * fails at once with THOTH_E_LIMIT, naming the host, when the opener must
+ * not block (a pool's loop); a caller that waits anyway (caller_waits:
+ * thoth_tcp_connect) looks it up on its own thread instead. */
 #define THOTH__TCP_LOOKUPS_MAX 32u
 
 /* POLLIN while a host name is being looked up, POLLOUT while connecting. */
 THOTH__HIDDEN short thoth__tcp_dial_want(const thoth__tcp_dial_t *d);
 
-THOTH__HIDDEN int thoth__tcp_dial_start(thoth__tcp_dial_t *d, const thoth_tcp_addr_t *a, char *why,
-					size_t why_len);
+THOTH__HIDDEN int thoth__tcp_dial_start(thoth__tcp_dial_t *d, const thoth_tcp_addr_t *a, bool caller_waits,
+					char *why, size_t why_len);
 THOTH__HIDDEN int thoth__tcp_dial_step(thoth__tcp_dial_t *d, char *why, size_t why_len);
 THOTH__HIDDEN int thoth__tcp_dial_take(thoth__tcp_dial_t *d);
 THOTH__HIDDEN void thoth__tcp_dial_free(thoth__tcp_dial_t *d);
@@ -81,9 +83,9 @@ THOTH__HIDDEN void thoth__tcp_dial_free(thoth__tcp_dial_t *d);
  * here waits; the caller owns the deadline and, when it passes, closes the
  * connection with thoth__tcp_open_expired's reason.  The hello's answer is
  * taken only up to THOTH_TCP_HELLO_MAX_BODY: a larger frame is refused
- * from its header.
+ * from its header.  CALLER_WAITS as for thoth__tcp_dial_start.
  */
-THOTH__HIDDEN int thoth__tcp_open_start(const char *addr, const thoth_tcp_config_t *cfg,
+THOTH__HIDDEN int thoth__tcp_open_start(const char *addr, const thoth_tcp_config_t *cfg, bool caller_waits,
 					thoth_tcp_conn_t **out, short *want, char *why, size_t why_len);
 THOTH__HIDDEN int thoth__tcp_open_step(thoth_tcp_conn_t *c, short *want, char *why, size_t why_len);
 /* Why an opening that did not finish within TIMEOUT_MS failed: which step

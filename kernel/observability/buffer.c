@@ -143,7 +143,21 @@ int thoth_trace_shutdown(void)
 		return THOTH_E_NOT_FOUND;
 	__atomic_store_n(&thoth_trace_enabled_word, &disabled_word, __ATOMIC_RELEASE);
 	thoth__rpc_oneway_mirror(NULL);
-	munmap(b->base, b->size);
+	/* A thread that loaded either pointer just before the swaps (a trace
+	 * point reading c->enabled, a dispatcher storing a oneway drop into
+	 * c->oneways_dropped) may still use it after them: there is no grace
+	 * period to wait for.  So the control page is not unmapped but
+	 * replaced, at the same address, by an anonymous private page, where
+	 * such a late access lands harmlessly (the value goes nowhere; a read
+	 * sees 0: disabled).  That page of address space stays reserved for
+	 * the process's life, once per shutdown; the rest goes.  Should the
+	 * replacement fail, everything is unmapped as before. */
+	long pg = sysconf(_SC_PAGESIZE);
+	size_t ctl = pg > 0 ? ((sizeof(thoth_trace_control_t) + (size_t)pg - 1) & ~((size_t)pg - 1)) : 0;
+	if (ctl > b->size || !ctl ||
+	    mmap(b->base, ctl, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
+		ctl = 0;
+	munmap((char *)b->base + ctl, b->size - ctl);
 	close(b->fd);
 	b->base = NULL;
 	b->control = NULL;

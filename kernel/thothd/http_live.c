@@ -356,16 +356,10 @@ static bool read_u64(const char *path, uint64_t *v)
 
 /* A string for JSON and Prometheus label values: both escape \ and ", and
  * names from shared memory are printable ASCII already (the reader checks). */
+/* A label value (serve_stats.c, which the oneway line shares it with). */
 static void put_escaped(FILE *f, const char *s)
 {
-	for (; *s; s++) {
-		if (*s == '\\' || *s == '"')
-			fputc('\\', f);
-		if ((unsigned char)*s < 0x20)
-			fputc('?', f);
-		else
-			fputc(*s, f);
-	}
+	thothd_metrics_put_label(f, s);
 }
 
 static unsigned fine_index(uint64_t v)

@@ -121,8 +121,8 @@ struct thothd_pm {
 	uint64_t next_svc_id;
 	bool svc_dirty;                 /* instances or elements changed: reconcile */
 	bool svc_leasing;               /* inside svc_reconcile: no lease_status pushes */
-	uint64_t share_refusals;        /* lease calls refused for the connection's fair share */
-	uint64_t request_share_refusals;        /* request calls refused so (apart since loose38) */
+	uint64_t share_refusals;        /* lease and request calls refused for a share (as 1.3 said) */
+	uint64_t request_share_refusals;        /* the request calls among them (state() 1.4) */
 	uint64_t svc_warn_ns;           /* the last "service_qos: cannot lease" logged (rate limit) */
 	uint64_t svc_warn_quiet;        /* those not logged since */
 };
@@ -1112,7 +1112,9 @@ static int on_request(void *self, const thoth_pm_PowerBroker_request_req_t *req,
 	if (r == THOTH_E_LIMIT && thoth_pm_broker_request_count(pm->broker) < PM_MAX_REQUESTS) {
 		/* A share, not the total: counted and logged as a lease's is
 		 * (on_lease), once per run of refusals to the connection;
-		 * counted apart from the leases' (state() 1.4). */
+		 * share_refusals stays the total, as 1.3 meant it, and
+		 * state() 1.4 tells the requests among them apart. */
+		pm->share_refusals++;
 		pm->request_share_refusals++;
 		if (!call->client->pm_req_share_warned)
 			thothd_warn("pm: client %llu (pid %u, uid %u): %s: further requests refused",

@@ -118,15 +118,36 @@ int thothd_on_serve_stats(void *self, const thoth_daemon_Daemon_serve_stats_req_
 		return THOTH_E_NOMEM;
 	}
 	thoth_daemon_ServeCounters_t *items = (thoth_daemon_ServeCounters_t *)(block + MAX_SERVING);
+	/* A client of daemon.tidl 1.3 or older (its request's schema minor)
+	 * knows no oneways_dropped: a process listed only for its dropped
+	 * oneway calls would show there as serving an empty interface at an
+	 * empty path with 0 workers.  It gets the 1.3 list: servers only. */
+	bool old_client = call->msg && call->len >= THOTH_WIRE_HEADER_SIZE && call->msg[5] < 4;
+	size_t k = 0;
 	for (size_t i = 0; i < n; i++)
-		to_wire(&block[i], &items[i]);
+		if (!old_client || block[i].v.workers || block[i].status)
+			to_wire(&block[i], &items[k++]);
 	call->scratch = block;
 	resp->services.items = items;
-	resp->services.count = (uint32_t)n;
+	resp->services.count = (uint32_t)k;
 	return thothd_reserve_response(call, &thoth_daemon_Daemon_serve_stats_info, resp);
 }
 
 /* ---- /metrics: every mapped process's dropped oneway calls ---------------------------- */
+
+/* Here, in thothd_core, not in http_live.c (the thothd program only),
+ * which writes every other label with it: tests link the core alone. */
+void thothd_metrics_put_label(FILE *f, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\' || *s == '"')
+			fputc('\\', f);
+		if ((unsigned char)*s < 0x20)
+			fputc('?', f);
+		else
+			fputc(*s, f);
+	}
+}
 
 static void oneways_line(thoth_trace_reader_t *reader, uint32_t pid, void *ctx)
 {
@@ -135,11 +156,7 @@ static void oneways_line(thoth_trace_reader_t *reader, uint32_t pid, void *ctx)
 	const char *name = "";
 	thoth_trace_reader_process(reader, &bpid, &name);      /* made printable by the reader */
 	fprintf(f, "thoth_oneways_dropped_total{pid=\"%u\",process=\"", pid);
-	for (; *name; name++) {
-		if (*name == '\\' || *name == '"')
-			fputc('\\', f);
-		fputc((unsigned char)*name < 0x20 ? '?' : *name, f);
-	}
+	thothd_metrics_put_label(f, name);
 	fprintf(f, "\"} %llu\n", (unsigned long long)thoth__trace_reader_oneways_dropped(reader));
 }
 

@@ -483,6 +483,9 @@ int thothd_serve_stats_json(thothd_t *d, char **json, size_t *len);
 /* thoth_oneways_dropped_total{pid,process} of every process whose trace
  * buffer thothd maps, one line each into F (serve_stats.c). */
 void thothd_oneways_metrics(thothd_t *d, FILE *f);
+/* S as a Prometheus label value's text (serve_stats.c): \\ and \" escaped,
+ * a control character written '?'. */
+void thothd_metrics_put_label(FILE *f, const char *s);
 
 /* An extra event source of trace sessions (the lock profiler's rings,
  * locks.c): while a session records a category of MASK, FN is called at

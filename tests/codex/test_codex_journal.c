@@ -18,6 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <cmocka.h>
 
 #include "journal.h"
@@ -434,6 +436,46 @@ static void test_policy_decisions(void **state)
 	cx_wb_free(&w);
 }
 
+/* Connections tried for the disk lease within MS, with RUNTIME as thothd's dir. */
+static uint32_t pm_tries_within(const char *runtime, unsigned ms, char *note, size_t note_len)
+{
+	cx_journal_t *j;
+	char why[300];
+	cx_journal_config_t cfg = { .data_dir = dir, .pm_element = "disk", .runtime_dir = runtime };
+	int r = cx_journal_open(&cfg, &j, NULL, why, sizeof why);
+	if (r)
+		fail_msg("open: %s", why);
+	nanosleep(&(struct timespec){ ms / 1000, (long)(ms % 1000) * 1000000L }, NULL);
+	cx_journal_stats_t s = stats(j);
+	snprintf(note, note_len, "%s", s.pm_note);
+	cx_journal_close(j);
+	return s.pm_tries;
+}
+
+/*
+ * A thothd that is away (nothing listens at its socket) is tried again
+ * within a second of its return: 20 ms doubling to 1 s.  One that is there
+ * and refuses (here the runtime dir's check: PERM) backs off from 0.5 s to
+ * 30 s; the old code took every failed connect for "away" and asked it
+ * every second forever (7 tries in 2 s, here at most 3).
+ */
+static void test_a_thothd_that_refuses_is_asked_again_backing_off_not_every_second(void **state)
+{
+	char away[300], open_dir[300], note[96];
+	snprintf(away, sizeof away, "%s/away", dir);
+	snprintf(open_dir, sizeof open_dir, "%s/refuses", dir);
+	assert_int_equal(mkdir(away, 0700), 0);
+	assert_int_equal(mkdir(open_dir, 0755), 0);     /* not 0700: thothd's dir check refuses it */
+	uint32_t refused = pm_tries_within(open_dir, 2000, note, sizeof note);
+	fprintf(stderr, "# refused: %u tries in 2 s (%s)\n", refused, note);
+	assert_non_null(strstr(note, "refused"));
+	assert_in_range(refused, 1, 3);
+	uint32_t gone = pm_tries_within(away, 2000, note, sizeof note);
+	fprintf(stderr, "# away: %u tries in 2 s (%s)\n", gone, note);
+	assert_non_null(strstr(note, "no thothd"));
+	assert_true(gone >= 4);
+}
+
 int main(int argc, char **argv)
 {
 	use_epoll = argc > 1 && !strcmp(argv[1], "epoll");
@@ -450,6 +492,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_a_real_read_miss_flushes_deferred_data, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_an_io_error_stops_the_journal_says_why_and_it_still_closes,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_a_thothd_that_refuses_is_asked_again_backing_off_not_every_second, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

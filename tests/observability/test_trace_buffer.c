@@ -1726,6 +1726,24 @@ static void test_a_forked_child_polls_once_per_parent_command(void **state)
 	assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/*
+ * A dispatcher that loaded the oneway mirror's pointer (or a trace point
+ * the enabled word's) just before thoth_trace_shutdown swapped it may
+ * store through it afterwards: the control page is replaced, not
+ * unmapped, so that store lands harmlessly (SIGSEGV on the code before).
+ */
+static void test_a_store_through_a_stale_control_pointer_after_shutdown_is_harmless(void **state)
+{
+	start_tracing(64, THOTH_TRACE_DROP_NEWEST, 0);
+	volatile uint64_t *mirror = &thoth_trace_buffer.control->oneways_dropped;
+	volatile uint64_t *enabled = &thoth_trace_buffer.control->enabled;
+	assert_int_equal(thoth_trace_shutdown(), 0);
+	*mirror = 7;
+	assert_int_equal(*enabled, 0);
+	/* and a buffer can be made again */
+	start_tracing(64, THOTH_TRACE_DROP_NEWEST, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1775,6 +1793,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_a_lying_head_neither_wraps_torn_nor_invalid, teardown),
 		cmocka_unit_test(test_reader_refuses_a_memfd_that_can_shrink),
 		cmocka_unit_test(test_reader_rejects_images_with_bad_geometry),
+		cmocka_unit_test_teardown(test_a_store_through_a_stale_control_pointer_after_shutdown_is_harmless,
+					  teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

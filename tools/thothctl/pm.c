@@ -224,8 +224,13 @@ static void print_lease_summary_text(const thoth_pm_PowerBroker_state_resp_t *st
 	if (st->lease_limit)
 		printf(" of %u (%u free; a connection holds at most as many as remain free)", st->lease_limit,
 		       st->lease_limit > st->leases.count ? st->lease_limit - st->leases.count : 0);
-	printf(", %llu refused for a connection's or a uid's share; requests: %llu refused so\n",
-	       (unsigned long long)st->share_refusals, (unsigned long long)st->request_share_refusals);
+	/* share_refusals is leases and requests together (1.3 and 1.4);
+	 * request_share_refusals (1.4) the requests among them, 0 from a 1.3
+	 * thothd, whose total then holds its refused requests too. */
+	uint64_t req = st->request_share_refusals, all = st->share_refusals;
+	printf(", %llu refused for a connection's or a uid's share; requests: %llu refused so%s\n",
+	       (unsigned long long)(all > req ? all - req : 0), (unsigned long long)req,
+	       !req && all ? " (from a thothd before 1.4 the leases' count includes requests)" : "");
 	pid_count_t *rows;
 	uint32_t k = leases_by_pid(st, &rows);
 	for (uint32_t i = 0; i < k && i < 8; i++)

@@ -49,7 +49,7 @@ static void print_json(const thoth_daemon_ServeCounters_t *s)
 static void print_text(const thoth_daemon_ServeCounters_t *s)
 {
 	if (!s->workers && !s->why.len) {       /* listed for its dropped oneway calls */
-		printf("pid %u (%s) serves nothing with thoth_serve\n  oneway calls dropped %llu\n", s->pid,
+		printf("pid %u (%s) serves nothing; oneway calls dropped %llu\n", s->pid,
 		       s->process.ptr ? s->process.ptr : "", (unsigned long long)s->oneways_dropped);
 		return;
 	}
