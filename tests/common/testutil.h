@@ -1,12 +1,14 @@
 /*
  * testutil.h - the small helpers several tests wrote again line for line:
  * the monotonic clock in ns and ms, a qsort comparator for latency samples,
- * reading a child's output until a line says something, and putting the
- * calling thread on one CPU before it connects.
+ * reading a child's output until a line says something, counting this
+ * process's descriptors (a hostile peer's must all be closed), and putting
+ * the calling thread on one CPU before it connects.
  */
 #ifndef THOTH_TESTS_COMMON_TESTUTIL_H
 #define THOTH_TESTS_COMMON_TESTUTIL_H
 
+#include <dirent.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -25,6 +27,28 @@ static inline uint64_t test_now_ns(void)
 static inline uint64_t test_now_ms(void)
 {
 	return test_now_ns() / 1000000u;
+}
+
+/* Entries of directory PATH (not . and ..); -1 if it cannot be opened. */
+static inline int test_count_dir(const char *path)
+{
+	DIR *d = opendir(path);
+	if (!d)
+		return -1;
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* This process's open descriptors (not the one counting them). */
+static inline int test_count_fds(void)
+{
+	int n = test_count_dir("/proc/self/fd");
+	return n < 0 ? -1 : n - 1;
 }
 
 /* qsort order of uint64_t samples (medians, percentiles). */

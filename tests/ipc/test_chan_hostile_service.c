@@ -56,6 +56,7 @@
 #include "channel.thoth.h"
 #include "chantest.thoth.h"
 #include "thoth/channel.h"
+#include "testutil.h"
 
 /* The handshake timeout every case opens with, and the most a refusal may
  * take: well under it, so that a refusal is never a timeout in disguise,
@@ -125,26 +126,7 @@ static char dir[256], sock_path[300];
 static pid_t fake_pid;
 static fake_report_t *rep;
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	if (!d)
-		return -1;
-	int n = 0;
-	struct dirent *e;
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n - 1;           /* the directory's own */
-}
 
 /* ---- the fake service ----------------------------------------------------- */
 
@@ -185,7 +167,7 @@ static int make_memfd(size_t size, unsigned seals)
 static void hold(int sock)
 {
 	struct pollfd p = { .fd = sock, .events = POLLIN };
-	for (uint64_t end = now_ns() + 30000000000ull; now_ns() < end;) {
+	for (uint64_t end = test_now_ns() + 30000000000ull; test_now_ns() < end;) {
 		if (poll(&p, 1, 100) > 0) {
 			char b[256];
 			ssize_t n = recv(sock, b, sizeof b, MSG_DONTWAIT);
@@ -252,7 +234,7 @@ static void serve_hostile(int sock, uint8_t *base, const chan_layout_t *lay, boo
 		if (hints) {
 			atomic_store(hint[rnd() % (sizeof hint / sizeof hint[0])], hostile_word());
 			atomic_store(&ctl->mod[CHAN_REQ].wake_by,
-				     rnd() & 1 ? rnd() : now_ns() + (rnd() % 5000000u));
+				     rnd() & 1 ? rnd() : test_now_ns() + (rnd() % 5000000u));
 			ctl->stamps[rnd() & 1] = hostile_word();
 			ctl->bell[rnd() & 1] = hostile_word();
 		} else {
@@ -518,7 +500,7 @@ static void serve_one(int sock, fake_mode_t mode)
 		/* Once the client checked the control page (else it refuses a
 		 * zeroed page, rightly), try to cut its mapping short.  The
 		 * shrink seal must refuse this. */
-		for (uint64_t end = now_ns() + 5000000000ull; !atomic_load(&rep->go) && now_ns() < end;)
+		for (uint64_t end = test_now_ns() + 5000000000ull; !atomic_load(&rep->go) && test_now_ns() < end;)
 			sched_yield();
 		atomic_store(&rep->truncate_errno, ftruncate(memfd, 0) ? errno : 0);
 		/* A hole is allowed (no write seal): the pages read as zeros. */
@@ -532,8 +514,8 @@ static void serve_one(int sock, fake_mode_t mode)
 		 * up; a yield now and then so the client runs too.  From
 		 * the moment the client attached (its presence word), else
 		 * it refuses a spoilt control page, rightly. */
-		for (uint64_t end = now_ns() + 5000000000ull;
-		     !atomic_load(&ctl->presence[CHAN_CLIENT].word) && now_ns() < end;)
+		for (uint64_t end = test_now_ns() + 5000000000ull;
+		     !atomic_load(&ctl->presence[CHAN_CLIENT].word) && test_now_ns() < end;)
 			sched_yield();
 		size_t rings = lay.pool_off[0];
 		for (uint64_t k = 0;; k++) {
@@ -717,12 +699,12 @@ static int open_nonblocking(const thoth_chan_config_t *cfg, thoth_chan_t **ch, c
 	int r = thoth__chan_open_start(sock_path, cfg, &op, why, why_len);
 	if (r != THOTH_E_AGAIN)
 		return r;
-	uint64_t end = now_ns() + (uint64_t)cfg->handshake_timeout_ms * 1000000u;
+	uint64_t end = test_now_ns() + (uint64_t)cfg->handshake_timeout_ms * 1000000u;
 	for (;;) {
 		r = thoth__chan_open_step(op, ch, why, why_len);
 		if (r != THOTH_E_AGAIN)
 			break;
-		if (now_ns() >= end) {
+		if (test_now_ns() >= end) {
 			r = thoth__chan_open_expired(op, cfg->handshake_timeout_ms, why, why_len);
 			break;
 		}
@@ -745,13 +727,13 @@ static void expect_refused(fake_mode_t mode, int want, const char *needle, unsig
 {
 	fake_start(mode);
 	for (size_t i = 0; i < sizeof openers / sizeof openers[0]; i++) {
-		int fds0 = count_fds();
+		int fds0 = test_count_fds();
 		thoth_chan_config_t cfg = config();
 		thoth_chan_t *ch = (thoth_chan_t *)&cfg;        /* must come back NULL */
 		char why[400] = "";
-		uint64_t t0 = now_ns();
+		uint64_t t0 = test_now_ns();
 		int r = openers[i].open(&cfg, &ch, why, sizeof why);
-		unsigned ms = (unsigned)((now_ns() - t0) / 1000000u);
+		unsigned ms = (unsigned)((test_now_ns() - t0) / 1000000u);
 		print_message("  %s: %s (%d ms): %s\n", openers[i].name, thoth_errname(r), ms, why);
 		if (r != want)
 			fail_msg("%s: expected %s, got %s: %s", openers[i].name, thoth_errname(want),
@@ -761,7 +743,7 @@ static void expect_refused(fake_mode_t mode, int want, const char *needle, unsig
 			fail_msg("%s: the reason \"%s\" does not say \"%s\"", openers[i].name, why, needle);
 		if (ms > max_ms)
 			fail_msg("%s: took %u ms, more than %u", openers[i].name, ms, max_ms);
-		assert_int_equal(count_fds(), fds0);
+		assert_int_equal(test_count_fds(), fds0);
 	}
 	fake_stop();
 }
@@ -838,7 +820,7 @@ static void test_service_that_never_accepts(void **s)
 {
 	(void)s;
 	fake_start_ex(F_GOOD, 0, false);
-	int fds0 = count_fds();
+	int fds0 = test_count_fds();
 	int fill[64], nfill = 0;
 	while (nfill < 64) {
 		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -853,29 +835,29 @@ static void test_service_that_never_accepts(void **s)
 		fill[nfill++] = fd;
 	}
 	assert_true(nfill < 64);
-	int fds1 = count_fds();
+	int fds1 = test_count_fds();
 	thoth_chan_config_t cfg = config();
 	thoth_chan_t *ch = NULL;
 	char why[400];
-	uint64_t t0 = now_ns();
+	uint64_t t0 = test_now_ns();
 	int r = open_blocking(&cfg, &ch, why, sizeof why);
-	unsigned ms = (unsigned)((now_ns() - t0) / 1000000u);
+	unsigned ms = (unsigned)((test_now_ns() - t0) / 1000000u);
 	print_message("  thoth_chan_connect: %s (%u ms): %s\n", thoth_errname(r), ms, why);
 	assert_int_equal(r, THOTH_E_TIMEDOUT);
 	assert_non_null(strstr(why, "full backlog"));
 	assert_true(ms >= HS_MS - 50 && ms < HS_MS + 1000);
-	assert_int_equal(count_fds(), fds1);
-	t0 = now_ns();
+	assert_int_equal(test_count_fds(), fds1);
+	t0 = test_now_ns();
 	r = open_nonblocking(&cfg, &ch, why, sizeof why);
-	ms = (unsigned)((now_ns() - t0) / 1000000u);
+	ms = (unsigned)((test_now_ns() - t0) / 1000000u);
 	print_message("  non-blocking steps: %s (%u ms): %s\n", thoth_errname(r), ms, why);
 	assert_int_equal(r, THOTH_E_BUSY);
 	assert_non_null(strstr(why, "full backlog"));
 	assert_true(ms < FAST);
-	assert_int_equal(count_fds(), fds1);
+	assert_int_equal(test_count_fds(), fds1);
 	for (int i = 0; i < nfill; i++)
 		close(fill[i]);
-	assert_int_equal(count_fds(), fds0);
+	assert_int_equal(test_count_fds(), fds0);
 	fake_stop();
 }
 
@@ -901,7 +883,7 @@ static void with_open_channel(fake_mode_t mode, const thoth_chan_config_t *cfg0,
 {
 	for (size_t i = 0; i < sizeof openers / sizeof openers[0]; i++) {
 		fake_start(mode);
-		int fds0 = count_fds();
+		int fds0 = test_count_fds();
 		thoth_chan_config_t cfg = cfg0 ? *cfg0 : config();
 		thoth_chan_t *ch = NULL;
 		char why[400] = "";
@@ -910,16 +892,16 @@ static void with_open_channel(fake_mode_t mode, const thoth_chan_config_t *cfg0,
 			fail_msg("%s: %s: %s", openers[i].name, thoth_errname(r), why);
 		check(ch, openers[i].name);
 		thoth_chan_close(ch);
-		assert_int_equal(count_fds(), fds0);
+		assert_int_equal(test_count_fds(), fds0);
 		fake_stop();
 	}
 }
 
 static void first_call_is_corrupt(thoth_chan_t *ch, const char *how)
 {
-	uint64_t t0 = now_ns();
+	uint64_t t0 = test_now_ns();
 	int r = echo(ch, 64);
-	unsigned ms = (unsigned)((now_ns() - t0) / 1000000u);
+	unsigned ms = (unsigned)((test_now_ns() - t0) / 1000000u);
 	chan_end_t *e = thoth_chan__end(ch);
 	print_message("  %s: %s (%u ms): %s\n", how, thoth_errname(r), ms, e->why);
 	assert_int_equal(r, THOTH_E_CORRUPT);
@@ -934,9 +916,9 @@ static void test_head_far_ahead(void **s) { (void)s; with_open_channel(F_HEAD_FA
 
 static void first_call_peer_gone(thoth_chan_t *ch, const char *how)
 {
-	uint64_t t0 = now_ns();
+	uint64_t t0 = test_now_ns();
 	int r = echo(ch, 64);
-	unsigned ms = (unsigned)((now_ns() - t0) / 1000000u);
+	unsigned ms = (unsigned)((test_now_ns() - t0) / 1000000u);
 	print_message("  %s: %s (%u ms)\n", how, thoth_errname(r), ms);
 	assert_int_equal(r, THOTH_E_PEER_GONE);
 	assert_true(ms < 1000);         /* the 10 ms re-check, not the 2 s timeout */
@@ -950,7 +932,7 @@ static void test_service_exits_after_its_reply(void **s) { (void)s; with_open_ch
 static void truncated_memory(thoth_chan_t *ch, const char *how)
 {
 	atomic_store(&rep->go, 1);
-	for (uint64_t end = now_ns() + 2000000000ull; !atomic_load(&rep->punched) && now_ns() < end;) {
+	for (uint64_t end = test_now_ns() + 2000000000ull; !atomic_load(&rep->punched) && test_now_ns() < end;) {
 		struct timespec ts = { 0, 1000000 };
 		nanosleep(&ts, NULL);
 	}
@@ -992,10 +974,10 @@ static void test_memory_cannot_be_truncated(void **s)
 static void scribbled(thoth_chan_t *ch, const char *how)
 {
 	unsigned calls = 0, worst = 0, ok = 0, corrupt = 0, timedout = 0, other = 0;
-	for (uint64_t end = now_ns() + 700000000ull; now_ns() < end; calls++) {
-		uint64_t t0 = now_ns();
+	for (uint64_t end = test_now_ns() + 700000000ull; test_now_ns() < end; calls++) {
+		uint64_t t0 = test_now_ns();
 		int r = echo(ch, calls % 3 == 2 ? 6000 : 64);
-		unsigned ms = (unsigned)((now_ns() - t0) / 1000000u);
+		unsigned ms = (unsigned)((test_now_ns() - t0) / 1000000u);
 		worst = ms > worst ? ms : worst;
 		if (ms > 200 + 2000)
 			fail_msg("%s: a call took %u ms with a 200 ms timeout", how, ms);
@@ -1020,10 +1002,10 @@ static void scribbled(thoth_chan_t *ch, const char *how)
 static void payload_scribbled(thoth_chan_t *ch, const char *how)
 {
 	unsigned calls = 0, worst = 0, ok = 0, timedout = 0;
-	for (uint64_t end = now_ns() + 700000000ull; now_ns() < end; calls++) {
-		uint64_t t0 = now_ns();
+	for (uint64_t end = test_now_ns() + 700000000ull; test_now_ns() < end; calls++) {
+		uint64_t t0 = test_now_ns();
 		int r = echo(ch, calls % 3 == 2 ? 6000 : 64);
-		unsigned ms = (unsigned)((now_ns() - t0) / 1000000u);
+		unsigned ms = (unsigned)((test_now_ns() - t0) / 1000000u);
 		worst = ms > worst ? ms : worst;
 		if (ms > 200 + 2000)
 			fail_msg("%s: a call took %u ms with a 200 ms timeout", how, ms);
@@ -1068,10 +1050,10 @@ static void test_scribbled_memory_sleep_loop_moderated(void **s)
 static void hinted(thoth_chan_t *ch, const char *how)
 {
 	unsigned calls = 0, worst_us = 0;
-	for (uint64_t end = now_ns() + 500000000ull; now_ns() < end; calls++) {
-		uint64_t t0 = now_ns();
+	for (uint64_t end = test_now_ns() + 500000000ull; test_now_ns() < end; calls++) {
+		uint64_t t0 = test_now_ns();
 		int r = echo(ch, calls % 3 == 2 ? 6000 : 64);
-		unsigned us = (unsigned)((now_ns() - t0) / 1000u);
+		unsigned us = (unsigned)((test_now_ns() - t0) / 1000u);
 		worst_us = us > worst_us ? us : worst_us;
 		if (r)
 			fail_msg("%s: call %u: %s (%s) after %u us", how, calls, thoth_errname(r),
@@ -1098,8 +1080,8 @@ static void test_hostile_hints_cost_no_call(void **s)
  * and the kernel closes what they would have carried. */
 static void doorbells_with_fds(thoth_chan_t *ch, const char *how)
 {
-	int fds0 = count_fds();
-	for (uint64_t end = now_ns() + 2000000000ull; atomic_load(&rep->bells_sent) < 50 && now_ns() < end;) {
+	int fds0 = test_count_fds();
+	for (uint64_t end = test_now_ns() + 2000000000ull; atomic_load(&rep->bells_sent) < 50 && test_now_ns() < end;) {
 		int r = thoth_chan_arm(ch);
 		assert_true(r == 0 || r == 1);
 		struct pollfd p = { .fd = thoth_chan_fd(ch), .events = POLLIN };
@@ -1110,11 +1092,11 @@ static void doorbells_with_fds(thoth_chan_t *ch, const char *how)
 	 * still queued in the socket is in no table yet, and would be
 	 * installed (or not) only when read. */
 	atomic_store(&rep->go, 1);
-	for (uint64_t end = now_ns() + 2000000000ull; !atomic_load(&rep->bells_stopped) && now_ns() < end;)
+	for (uint64_t end = test_now_ns() + 2000000000ull; !atomic_load(&rep->bells_stopped) && test_now_ns() < end;)
 		sched_yield();
 	assert_true(atomic_load(&rep->bells_stopped));
 	int unread = -1;
-	for (uint64_t end = now_ns() + 2000000000ull; now_ns() < end;) {
+	for (uint64_t end = test_now_ns() + 2000000000ull; test_now_ns() < end;) {
 		int r = thoth_chan_arm(ch);
 		assert_true(r == 0 || r == 1);
 		assert_int_equal(ioctl(thoth_chan_fd(ch), FIONREAD, &unread), 0);
@@ -1127,8 +1109,8 @@ static void doorbells_with_fds(thoth_chan_t *ch, const char *how)
 	thoth_msg_t m;
 	assert_int_equal(thoth_chan_recv(ch, &m, 20), THOTH_E_TIMEDOUT);
 	print_message("  %s: %d doorbells with 2 descriptors each, all read; descriptors %d -> %d\n", how,
-		      atomic_load(&rep->bells_sent), fds0, count_fds());
-	assert_int_equal(count_fds(), fds0);
+		      atomic_load(&rep->bells_sent), fds0, test_count_fds());
+	assert_int_equal(test_count_fds(), fds0);
 	atomic_store(&rep->bells_sent, 0);
 	atomic_store(&rep->bells_stopped, 0);
 	atomic_store(&rep->go, 0);

@@ -43,6 +43,7 @@
 #include "thoth/idl/daemon.thoth.h"
 #include "thoth/rpc.h"
 #include "thoth/rtable.h"
+#include "testutil.h"
 
 typedef enum { R_GOOD, R_NO_FD, R_PIPE, R_WRITABLE, R_SIZE_MISMATCH, R_BAD_LAYOUT, R_SILENT,
 	       R_BAD_TIMER_PAGE, /* an honest table, but a pipe and an unsealed memfd with the window page's answer */
@@ -53,26 +54,7 @@ typedef enum { R_GOOD, R_NO_FD, R_PIPE, R_WRITABLE, R_SIZE_MISMATCH, R_BAD_LAYOU
 static char dir[256], sock_path[300];
 static pid_t fake;
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	if (!d)
-		return -1;
-	int n = 0;
-	struct dirent *e;
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n - 1;
-}
 
 static void answer_table(int sock, uint32_t request_id, rmode_t mode)
 {
@@ -237,12 +219,12 @@ static int teardown(void **state)
 static void expect(rmode_t mode, int want, const char *needle, unsigned max_ms)
 {
 	fake_start(mode);
-	int fds0 = count_fds();
+	int fds0 = test_count_fds();
 	thoth_rtable_t *t = NULL;
 	char why[300] = "";
-	uint64_t t0 = now_ns();
+	uint64_t t0 = test_now_ns();
 	int r = thoth_rtable_open(dir, &t, why, sizeof why);
-	unsigned ms = (unsigned)((now_ns() - t0) / 1000000u);
+	unsigned ms = (unsigned)((test_now_ns() - t0) / 1000000u);
 	print_message("  %s (%u ms): %s\n", thoth_errname(r), ms, why);
 	if (r != want)
 		fail_msg("expected %s, got %s: %s", thoth_errname(want), thoth_errname(r), why);
@@ -257,7 +239,7 @@ static void expect(rmode_t mode, int want, const char *needle, unsigned max_ms)
 		assert_null(t);
 	}
 	fake_stop();
-	assert_int_equal(count_fds(), fds0);
+	assert_int_equal(test_count_fds(), fds0);
 }
 
 static void test_honest_table_opens(void **s) { (void)s; expect(R_GOOD, 0, NULL, 1000); }
