@@ -43,6 +43,7 @@
 #include "chantest_v2.thoth.h"
 #include "echo.thoth.h"
 #include "thoth/channel.h"
+#include "testutil.h"
 
 static char dir[256], sock_path[300];
 static pid_t service_pid;
@@ -54,21 +55,7 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static int count_dir(const char *path)
-{
-	DIR *d = opendir(path);
-	if (!d)
-		return -1;
-	int n = 0;
-	struct dirent *e;
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n;
-}
 
-static int count_fds(void) { return count_dir("/proc/self/fd") - 1; }
 
 /* Start chan_service with extra arguments (NULL-terminated). */
 static void start_service(const char *arg, ...)
@@ -646,7 +633,7 @@ static void *kill_later(void *arg)
 
 static void test_service_killed_mid_call(void **state)
 {
-	int fds0 = count_fds();
+	int fds0 = test_count_fds();
 	for (int mode = 0; mode < 2; mode++) {
 		start_service(mode ? "--sleep" : NULL, NULL);
 		thoth_chan_config_t cfg = { .iface = &thoth_chantest_Test_info,
@@ -676,7 +663,7 @@ static void test_service_killed_mid_call(void **state)
 		waitpid(service_pid, NULL, 0);
 		service_pid = 0;
 	}
-	assert_int_equal(count_fds(), fds0);
+	assert_int_equal(test_count_fds(), fds0);
 }
 
 static void test_service_exiting_in_handler_is_noticed(void **state)
@@ -756,7 +743,7 @@ static void test_open_close_leaks_nothing(void **state)
 	start_service(NULL);
 	thoth_chantest_Test_health_resp_t h0, h1;
 	health_now(&h0);
-	int fds0 = count_fds();
+	int fds0 = test_count_fds();
 	for (int i = 0; i < 200; i++) {
 		thoth_chan_t *ch = open_chan();
 		thoth_chantest_Test_notes_resp_t rs;
@@ -773,7 +760,7 @@ static void test_open_close_leaks_nothing(void **state)
 			break;
 		usleep(100000);
 	}
-	assert_int_equal(count_fds(), fds0);
+	assert_int_equal(test_count_fds(), fds0);
 	assert_int_equal(h1.fds, h0.fds);
 	assert_int_equal(h1.clients, 1);
 }
