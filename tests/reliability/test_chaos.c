@@ -220,7 +220,12 @@ static void start_role(chaos_t *c, role_t r)
 	p->out = p->in = -1;
 	switch (r) {
 	case R_THOTHD: {
-		const char *extra[] = { "--log-level", "info", NULL };
+		/* --http-port 0: a port of its own every time.  At the default
+		 * (9180, optional) a restarted thothd ran without a dashboard
+		 * whenever another test's thothd held 9180 at that moment, two
+		 * descriptors short of the first one's count (the listener and
+		 * libmicrohttpd's epoll): make test's ASan stage failed so. */
+		const char *extra[] = { "--log-level", "info", "--http-port", "0", NULL };
 		if (harness_start_thothd(&c->h, extra) <= 0)
 			CHAOS_FAIL(c, "thothd did not start (see %s)", c->h.log);
 		p->pid = c->h.thothd;
