@@ -9,12 +9,15 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -131,30 +134,58 @@ static thoth_trace_control_t *control(const thoth_trace_reader_t *r)
 	return (thoth_trace_control_t *)r->base;
 }
 
+/* WHY (WHY_LEN bytes; may be NULL) told the reason, ERR returned. */
+static int why_err(char *why, size_t why_len, int err, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static int why_err(char *why, size_t why_len, int err, const char *fmt, ...)
+{
+	if (why && why_len) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(why, why_len, fmt, ap);
+		va_end(ap);
+	}
+	return err;
+}
+
 /* Copy the fixed geometry out of the control page; reject what the mapping
  * cannot hold.  After this, ring/record addressing stays inside the map. */
-static int check_control(thoth_trace_reader_t *r)
+static int check_control(thoth_trace_reader_t *r, char *why, size_t why_len)
 {
 	if (r->size < THOTH_TRACE_RINGS_OFFSET)
-		return THOTH_E_TRUNCATED;
+		return why_err(why, why_len, THOTH_E_TRUNCATED,
+			       "%zu bytes: shorter than a trace buffer's control page and name table (%u)",
+			       r->size, (unsigned)THOTH_TRACE_RINGS_OFFSET);
 	const thoth_trace_control_t *c = control(r);
-	if (c->magic != THOTH_TRACE_MAGIC)
-		return THOTH_E_BAD_MAGIC;
-	if (c->version != THOTH_TRACE_VERSION || c->record_size != THOTH_TRACE_RECORD_SIZE)
-		return THOTH_E_BAD_VERSION;
+	/* Every word read once: the writer may change them as we look. */
+	uint32_t magic = c->magic, version = c->version, record_size = c->record_size;
+	if (magic != THOTH_TRACE_MAGIC)
+		return why_err(why, why_len, THOTH_E_BAD_MAGIC,
+			       "magic 0x%08x is not a trace buffer's (0x%08x)", magic,
+			       THOTH_TRACE_MAGIC);
+	if (version != THOTH_TRACE_VERSION || record_size != THOTH_TRACE_RECORD_SIZE)
+		return why_err(why, why_len, THOTH_E_BAD_VERSION,
+			       "layout version %u with %u-byte records (this reader: version %u, %u bytes)",
+			       version, record_size, THOTH_TRACE_VERSION, THOTH_TRACE_RECORD_SIZE);
 	uint32_t rc = c->ring_count, rr = c->ring_records;
+	uint32_t full_policy = c->full_policy, clock_kind = c->clock_kind;
 	if (rc > THOTH_TRACE_MAX_RINGS || rr < 8 || rr > THOTH_TRACE_MAX_RECORDS ||
-	    (rr & (rr - 1)) != 0 ||
-	    (c->full_policy != THOTH_TRACE_OVERWRITE_OLDEST &&
-	     c->full_policy != THOTH_TRACE_DROP_NEWEST) ||
-	    (c->clock_kind != THOTH_TRACE_CLOCK_MONOTONIC && c->clock_kind != THOTH_TRACE_CLOCK_TSC))
-		return THOTH_E_CORRUPT;
+	    (rr & (rr - 1)) != 0)
+		return why_err(why, why_len, THOTH_E_CORRUPT,
+			       "%u rings of %u records: at most %u rings of a power of two from 8 to %u",
+			       rc, rr, THOTH_TRACE_MAX_RINGS, THOTH_TRACE_MAX_RECORDS);
+	if ((full_policy != THOTH_TRACE_OVERWRITE_OLDEST && full_policy != THOTH_TRACE_DROP_NEWEST) ||
+	    (clock_kind != THOTH_TRACE_CLOCK_MONOTONIC && clock_kind != THOTH_TRACE_CLOCK_TSC))
+		return why_err(why, why_len, THOTH_E_CORRUPT,
+			       "full policy %u or clock kind %u unknown", full_policy, clock_kind);
 	if (thoth_trace_buffer_size(rc, rr) > r->size)
-		return THOTH_E_BAD_LENGTH;
+		return why_err(why, why_len, THOTH_E_BAD_LENGTH,
+			       "%u rings of %u records need %zu bytes; the buffer has %zu", rc, rr,
+			       thoth_trace_buffer_size(rc, rr), r->size);
 	r->ring_count = rc;
 	r->ring_records = rr;
-	r->full_policy = c->full_policy;
-	r->clock_kind = c->clock_kind;
+	r->full_policy = full_policy;
+	r->clock_kind = clock_kind;
 	r->anchor_ticks = c->clock_anchor_ticks;
 	r->anchor_ns = c->clock_anchor_ns;
 	r->pid = c->pid;
@@ -162,7 +193,7 @@ static int check_control(thoth_trace_reader_t *r)
 	r->process_name[sizeof r->process_name - 1] = '\0';
 	make_printable(r->process_name);
 	r->rings = calloc(rc ? rc : 1, sizeof *r->rings);
-	return r->rings ? 0 : THOTH_E_NOMEM;
+	return r->rings ? 0 : why_err(why, why_len, THOTH_E_NOMEM, "out of memory");
 }
 
 static void reader_init_fds(thoth_trace_reader_t *r)
@@ -173,32 +204,79 @@ static void reader_init_fds(thoth_trace_reader_t *r)
 		r->peers[i].pidfd = -1;
 }
 
-int thoth_trace_reader_open(int fd, thoth_trace_reader_t **out)
+/* The kind of a descriptor that is no memfd, for a reason. */
+static const char *fd_kind(mode_t mode)
 {
+	switch (mode & S_IFMT) {
+	case S_IFIFO: return "a pipe or FIFO";
+	case S_IFSOCK: return "a socket";
+	case S_IFCHR: return "a character device";
+	case S_IFBLK: return "a block device";
+	case S_IFDIR: return "a directory";
+	case S_IFLNK: return "a symbolic link";
+	default: return "not a regular file";
+	}
+}
+
+int thoth__trace_reader_open_why(int fd, thoth_trace_reader_t **out, char *why, size_t why_len)
+{
+	if (why && why_len)
+		why[0] = '\0';
 	if (fd < 0 || !out)
-		return THOTH_E_INVAL;
-	/* Only a size-sealed memfd: otherwise the writer could shrink it under
-	 * our mapping and turn every later read into SIGBUS. */
-	int seals = fcntl(fd, F_GET_SEALS);
-	if (seals < 0 || !(seals & F_SEAL_SHRINK))
-		return THOTH_E_PERM;
+		return why_err(why, why_len, THOTH_E_INVAL, "no descriptor");
+	*out = NULL;
+	/* The descriptor is the peer's: only a memfd on shmem sealed against
+	 * shrinking is mapped.  Any other (a pipe, a socket, a file on disk,
+	 * /dev/zero, an unsealed memfd) could block us, be shrunk under our
+	 * mapping (every later read a SIGBUS) or is not a buffer at all. */
 	struct stat st;
-	if (fstat(fd, &st) != 0)
-		return THOTH_E_IO;
+	if (fstat(fd, &st) != 0) {
+		int e = errno;
+		return why_err(why, why_len, thoth_error_io(e, "fstat a trace buffer"),
+			       "cannot fstat the descriptor: %s", strerror(e));
+	}
+	if (!S_ISREG(st.st_mode))
+		return why_err(why, why_len, THOTH_E_PERM, "%s, not a memfd", fd_kind(st.st_mode));
+	int seals = fcntl(fd, F_GET_SEALS);
+	if (seals < 0)
+		return why_err(why, why_len, THOTH_E_PERM,
+			       "a regular file that takes no seals (a file on disk or tmpfs, not a memfd): "
+			       "it could be truncated under the mapping");
+	if (!(seals & F_SEAL_SHRINK))
+		return why_err(why, why_len, THOTH_E_PERM,
+			       "not sealed against shrinking (a memfd without F_SEAL_SHRINK, or a tmpfs file): "
+			       "it could be truncated under the mapping");
+	/* A hugetlbfs memfd takes seals too, but a hole punched in it faults
+	 * in a fresh huge page, a SIGBUS when the pool has none. */
+	struct statfs sfs;
+	if (fstatfs(fd, &sfs) != 0 || sfs.f_type != TMPFS_MAGIC)
+		return why_err(why, why_len, THOTH_E_PERM,
+			       "a sealed memfd that is not on shmem (hugetlbfs?): "
+			       "reading a punched hole could fault");
+	if ((uint64_t)st.st_size < THOTH_TRACE_RINGS_OFFSET)
+		return why_err(why, why_len, THOTH_E_TRUNCATED,
+			       "%lld bytes: shorter than a trace buffer's control page and name table (%u)",
+			       (long long)st.st_size, (unsigned)THOTH_TRACE_RINGS_OFFSET);
+	size_t most = thoth_trace_buffer_size(THOTH_TRACE_MAX_RINGS, THOTH_TRACE_MAX_RECORDS);
+	if ((uint64_t)st.st_size > most)
+		return why_err(why, why_len, THOTH_E_BAD_LENGTH,
+			       "%lld bytes: larger than any trace buffer (%zu)", (long long)st.st_size, most);
 	thoth_trace_reader_t *r = calloc(1, sizeof *r);
 	if (!r)
-		return THOTH_E_NOMEM;
+		return why_err(why, why_len, THOTH_E_NOMEM, "out of memory");
 	r->size = (size_t)st.st_size;
 	reader_init_fds(r);
-	int err = THOTH_E_TRUNCATED;
-	if (r->size < THOTH_TRACE_RINGS_OFFSET)
-		goto err_free;
+	int err;
 	r->base = mmap(NULL, r->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (r->base == MAP_FAILED) {
-		err = THOTH_E_IO;
+		int e = errno;
+		err = why_err(why, why_len, thoth_error_io(e, "map a trace buffer"),
+			      "cannot map it read-write: %s%s", strerror(e),
+			      e == EPERM || e == EACCES
+			              ? " (sealed against writing, or opened read-only)" : "");
 		goto err_free;
 	}
-	err = check_control(r);
+	err = check_control(r, why, why_len);
 	if (err)
 		goto err_unmap;
 	*out = r;
@@ -209,6 +287,11 @@ err_unmap:
 err_free:
 	free(r);
 	return err;
+}
+
+int thoth_trace_reader_open(int fd, thoth_trace_reader_t **out)
+{
+	return thoth__trace_reader_open_why(fd, out, NULL, 0);
 }
 
 int thoth_trace_reader_open_image(const void *bytes, size_t len, thoth_trace_reader_t **out)
@@ -226,7 +309,7 @@ int thoth_trace_reader_open_image(const void *bytes, size_t len, thoth_trace_rea
 	if (!r->base)
 		goto err_free;
 	memcpy(r->base, bytes, len);
-	err = check_control(r);
+	err = check_control(r, NULL, 0);
 	if (err)
 		goto err_free_base;
 	*out = r;

@@ -127,6 +127,11 @@ typedef struct thoth_trace_probe_mailbox {
 	uint32_t reserved;       /* 1964 */
 } thoth_trace_probe_mailbox_t;
 
+/* thoth_trace_reader_open, and WHY (WHY_LEN bytes, may be NULL) told the
+ * reason of a refusal: the descriptor's kind, its seals, its size, the
+ * control page's word that is wrong. */
+int thoth__trace_reader_open_why(int fd, thoth_trace_reader_t **out, char *why, size_t why_len);
+
 /* The control page a reader maps (read-write): the collector's side of the mailbox. */
 void *thoth__trace_reader_control_page(thoth_trace_reader_t *r);
 /* The whole mapping a reader holds (read-only use): 0, or THOTH_E_INVAL. */

@@ -676,9 +676,10 @@ static int attach_fd(thothd_tracer_t *t, int fd, const thothd_client_t *client, 
 		}
 	}
 	thoth_trace_reader_t *reader;
-	r = thoth_trace_reader_open(fd, &reader);
+	char rwhy[200];	/* fits WHY after the prefix: callers give 256 */
+	r = thoth__trace_reader_open_why(fd, &reader, rwhy, sizeof rwhy);
 	if (r) {
-		snprintf(why, why_len, "not a valid trace buffer: %s", thoth_strerror(r));
+		snprintf(why, why_len, "not a valid trace buffer: %s", rwhy[0] ? rwhy : thoth_strerror(r));
 		goto out;
 	}
 	/* Only the attaching process's threads are probed for a torn ring's
@@ -787,7 +788,7 @@ int thothd_tracer_new(thothd_t *d, thothd_tracer_t **out)
 	if (thoth_trace_export_fd(&own_fd) == 0) {
 		int fd = dup(own_fd);
 		uint32_t pid;
-		char why[128];
+		char why[256];
 		if (fd < 0 || attach_fd(t, fd, NULL, true, &pid, why, sizeof why))
 			thothd_warn("cannot collect thothd's own trace buffer");
 	}
@@ -1939,7 +1940,7 @@ static void on_attach(void *self, const thoth_trace_TraceControl_attach_req_t *r
 		return;
 	}
 	uint32_t pid = 0;
-	char why[160];
+	char why[256];
 	tracer_lock(call->d->tracer);
 	int r = attach_fd(call->d->tracer, fd, c, false, &pid, why, sizeof why);
 	tracer_unlock(call->d->tracer);
