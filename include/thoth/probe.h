@@ -168,8 +168,13 @@ typedef struct thoth_probe_maps thoth_probe_maps_t;
 int thoth_probe_maps_new(const thoth_probe_object_t *obj, thoth_probe_maps_t **out);
 void thoth_probe_maps_free(thoth_probe_maps_t *maps);
 int thoth_probe_maps_fd(const thoth_probe_maps_t *maps);
-/* Map a region exported by another process (read-only view, validated). */
+/* Map a region exported by another process (read-only view, validated):
+ * FD must be a memfd on shmem sealed against shrinking, every map
+ * descriptor one the loader makes, page-aligned inside the region. */
 int thoth_probe_maps_open(int fd, thoth_probe_maps_t **out);
+/* The same; a refusal's reason (the descriptor's kind, seals, size, the
+ * header or map descriptor that is wrong) in WHY (WHY_LEN bytes, may be NULL). */
+int thoth_probe_maps_open_why(int fd, thoth_probe_maps_t **out, char *why, size_t why_len);
 
 /* One entry of a map, for readers: key and value bytes point into a copy. */
 typedef struct thoth_probe_map_info {

@@ -602,18 +602,42 @@ static int probe_maps(int argc, char **argv, const thothctl_opts_t *opts)
 	session_close(&s);
 	if (r)
 		return r;
-	int fd = open(path, O_RDWR | O_CLOEXEC);
+	/* The descriptor number is the probed process's word: whatever it
+	 * names there (a FIFO, a device, a socket) is looked at through an
+	 * O_PATH descriptor, which opens nothing, and only a regular file is
+	 * then opened for reading and writing (never blocking, never taking a
+	 * terminal); thoth_probe_maps_open_why checks the rest. */
+	int pfd = open(path, O_PATH | O_CLOEXEC);
+	if (pfd < 0) {
+		fprintf(stderr, "thothctl: probe %" PRIu64 ": cannot open its maps at %s: %s\n", id,
+		        path, strerror(errno));
+		return 1;
+	}
+	struct stat st = { 0 };
+	if (fstat(pfd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		fprintf(stderr, "thothctl: probe %" PRIu64 ": maps at %s: not a memfd (%s)\n", id, path,
+		        S_ISFIFO(st.st_mode) ? "a pipe or FIFO" : S_ISSOCK(st.st_mode) ? "a socket"
+		        : S_ISCHR(st.st_mode) ? "a character device" : S_ISDIR(st.st_mode) ? "a directory"
+		        : "not a regular file");
+		close(pfd);
+		return 1;
+	}
+	char again[64];
+	snprintf(again, sizeof again, "/proc/self/fd/%d", pfd);
+	int fd = open(again, O_RDWR | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	close(pfd);
 	if (fd < 0) {
 		fprintf(stderr, "thothctl: probe %" PRIu64 ": cannot open its maps at %s: %s\n", id,
 		        path, strerror(errno));
 		return 1;
 	}
 	thoth_probe_maps_t *maps;
-	r = thoth_probe_maps_open(fd, &maps);
+	char why[256];
+	r = thoth_probe_maps_open_why(fd, &maps, why, sizeof why);
 	close(fd);
 	if (r) {
 		fprintf(stderr, "thothctl: probe %" PRIu64 ": maps at %s: %s\n", id, path,
-		        thoth_strerror(r));
+		        why[0] ? why : thoth_strerror(r));
 		return 1;
 	}
 	if (opts->json)

@@ -21,8 +21,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
+#include <stdarg.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include "probe_internal.h"
@@ -453,62 +456,137 @@ int thoth_probe_maps_fd(const thoth_probe_maps_t *mp)
 	return mp ? mp->fd : -1;
 }
 
-int thoth_probe_maps_open(int fd, thoth_probe_maps_t **out)
+/* WHY told the reason (may be NULL), ERR returned. */
+static int maps_why(char *why, size_t why_len, int err, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static int maps_why(char *why, size_t why_len, int err, const char *fmt, ...)
 {
+	if (why && why_len) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(why, why_len, fmt, ap);
+		va_end(ap);
+	}
+	return err;
+}
+
+/* Map I's descriptor D (from the region: the peer's words) checked as the
+ * loader checks an object's maps (loader.c), and against the region. */
+static int check_desc(const thoth_probe_maps_t *mp, uint32_t i, const map_desc_t *d,
+		      probe_map_t *m, char *why, size_t why_len)
+{
+	m->type = d->type;
+	m->key_size = d->key_size;
+	m->value_size = d->value_size;
+	m->max_entries = d->max_entries;
+	memcpy(m->name, d->name, sizeof m->name);
+	m->name[sizeof m->name - 1] = '\0';
+	/* Printed by thothctl and in JSON: no terminal escapes from a peer. */
+	for (char *c = m->name; *c; c++)
+		if (*c < 0x20 || *c > 0x7e)
+			*c = '?';
+	bool ok;
+	switch (m->type) {
+	case BPF_MAP_TYPE_RINGBUF:
+		ok = m->key_size == 0 && m->value_size == 0 && m->max_entries >= 4096 &&
+		     m->max_entries <= (64u << 20) && !(m->max_entries & (m->max_entries - 1));
+		break;
+	case BPF_MAP_TYPE_ARRAY:
+	case BPF_MAP_TYPE_PERCPU_ARRAY:
+	case BPF_MAP_TYPE_HASH:
+		ok = (m->type == BPF_MAP_TYPE_HASH ? m->key_size >= 1 && m->key_size <= 512
+						    : m->key_size == 4) &&
+		     m->value_size >= 1 && m->value_size <= 65536 && m->max_entries >= 1 &&
+		     m->max_entries <= (1u << 20);
+		break;
+	default:
+		return maps_why(why, why_len, THOTH_E_CORRUPT, "map %u ('%s'): type %u unknown", i,
+				m->name, m->type);
+	}
+	if (!ok)
+		return maps_why(why, why_len, THOTH_E_CORRUPT,
+				"map %u ('%s'): type %u with key %u B, value %u B, %u entries: "
+				"not a map the loader makes", i, m->name, m->type, m->key_size,
+				m->value_size, m->max_entries);
+	map_geometry(m);
+	/* Page-aligned as the writer places them: a map header's atomics at
+	 * an odd address would be misaligned accesses. */
+	if (d->offset < REGION_HDR || d->offset % 4096 != 0 || d->offset > mp->region_size ||
+	    MAP_HDR + m->bytes > mp->region_size - d->offset)
+		return maps_why(why, why_len, THOTH_E_CORRUPT,
+				"map %u ('%s'): %llu bytes at offset %llu: not page-aligned inside "
+				"the %zu-byte region", i, m->name,
+				(unsigned long long)(MAP_HDR + m->bytes),
+				(unsigned long long)d->offset, mp->region_size);
+	return 0;
+}
+
+int thoth_probe_maps_open_why(int fd, thoth_probe_maps_t **out, char *why, size_t why_len)
+{
+	if (why && why_len)
+		why[0] = '\0';
 	if (fd < 0 || !out)
-		return THOTH_E_INVAL;
+		return maps_why(why, why_len, THOTH_E_INVAL, "no descriptor");
 	*out = NULL;
 	struct stat st;
-	if (fstat(fd, &st) < 0)
-		return thoth_error_io(errno, "fstat probe maps");
+	if (fstat(fd, &st) < 0) {
+		int e = errno;
+		return maps_why(why, why_len, thoth_error_io(e, "fstat probe maps"),
+				"cannot fstat the descriptor: %s", strerror(e));
+	}
+	/* The peer's descriptor: only a memfd on shmem that cannot shrink is
+	 * mapped (anything else could be truncated under the mapping: SIGBUS;
+	 * a hugetlbfs hole faults a page in). */
+	if (!S_ISREG(st.st_mode))
+		return maps_why(why, why_len, THOTH_E_PERM, "%s, not a memfd",
+				S_ISFIFO(st.st_mode) ? "a pipe or FIFO" :
+				S_ISSOCK(st.st_mode) ? "a socket" :
+				S_ISCHR(st.st_mode) ? "a character device" :
+				S_ISDIR(st.st_mode) ? "a directory" : "not a regular file");
 	int seals = fcntl(fd, F_GET_SEALS);
 	if (seals < 0 || !(seals & F_SEAL_SHRINK))
-		return THOTH_E_PERM;     /* could shrink under our mapping: SIGBUS */
+		return maps_why(why, why_len, THOTH_E_PERM, "%s: it could be truncated under the mapping",
+				seals < 0 ? "a regular file that takes no seals (not a memfd)"
+					  : "not sealed against shrinking (F_SEAL_SHRINK)");
+	struct statfs sfs;
+	if (fstatfs(fd, &sfs) != 0 || sfs.f_type != TMPFS_MAGIC)
+		return maps_why(why, why_len, THOTH_E_PERM,
+				"a sealed memfd that is not on shmem (hugetlbfs?): reading a punched "
+				"hole could fault");
 	if (st.st_size < (off_t)REGION_HDR || (uint64_t)st.st_size > MAX_REGION)
-		return THOTH_E_CORRUPT;
+		return maps_why(why, why_len, THOTH_E_CORRUPT,
+				"%lld bytes: a region is %u bytes to 1 GiB", (long long)st.st_size,
+				REGION_HDR);
 	thoth_probe_maps_t *mp = calloc(1, sizeof *mp);
 	if (!mp)
-		return THOTH_E_NOMEM;
+		return maps_why(why, why_len, THOTH_E_NOMEM, "out of memory");
 	mp->fd = -1;
 	mp->readonly = true;
 	mp->region_size = (size_t)st.st_size;
 	/* Read-write: a ringbuf reader advances its tail. */
 	mp->region = mmap(NULL, mp->region_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (mp->region == MAP_FAILED) {
+		int e = errno;
 		mp->region = NULL;
 		free(mp);
-		return thoth_error_io(errno, "mmap probe maps");
+		return maps_why(why, why_len, thoth_error_io(e, "mmap probe maps"),
+				"cannot map it read-write: %s%s", strerror(e),
+				e == EPERM || e == EACCES ? " (sealed against writing, or opened read-only)"
+							  : "");
 	}
 	region_hdr_t h;
 	memcpy(&h, mp->region, sizeof h);
 	int r = THOTH_E_CORRUPT;
-	if (h.magic != REGION_MAGIC || h.version != REGION_VERSION || h.n_maps > THOTH_PROBE_MAX_MAPS)
+	if (h.magic != REGION_MAGIC || h.version != REGION_VERSION || h.n_maps > THOTH_PROBE_MAX_MAPS) {
+		maps_why(why, why_len, r, "magic 0x%08x, version %u, %u maps: not a probe maps region "
+			 "(0x%08x, %u, at most %u)", h.magic, h.version, h.n_maps, REGION_MAGIC,
+			 REGION_VERSION, THOTH_PROBE_MAX_MAPS);
 		goto fail;
+	}
 	mp->n_maps = h.n_maps;
 	for (uint32_t i = 0; i < h.n_maps; i++) {
-		probe_map_t *m = &mp->maps[i];
-		const map_desc_t *d = &h.desc[i];
-		m->type = d->type;
-		m->key_size = d->key_size;
-		m->value_size = d->value_size;
-		m->max_entries = d->max_entries;
-		memcpy(m->name, d->name, sizeof m->name);
-		m->name[sizeof m->name - 1] = '\0';
-		bool ok = m->max_entries > 0 && m->max_entries <= (1u << 26);
-		if (m->type == BPF_MAP_TYPE_RINGBUF)
-			ok = ok && m->key_size == 0 && m->value_size == 0 &&
-			     !(m->max_entries & (m->max_entries - 1));
-		else if (m->type == BPF_MAP_TYPE_HASH || m->type == BPF_MAP_TYPE_ARRAY ||
-		         m->type == BPF_MAP_TYPE_PERCPU_ARRAY)
-			ok = ok && m->key_size >= 1 && m->key_size <= 512 && m->value_size >= 1 &&
-			     m->value_size <= 65536;
-		else
-			ok = false;
-		if (!ok)
-			goto fail;
-		map_geometry(m);
-		if (d->offset < REGION_HDR || d->offset > mp->region_size ||
-		    MAP_HDR + m->bytes > mp->region_size - d->offset)
+		r = check_desc(mp, i, &h.desc[i], &mp->maps[i], why, why_len);
+		if (r)
 			goto fail;
 	}
 	r = region_map(mp, &h, false);
@@ -519,6 +597,11 @@ int thoth_probe_maps_open(int fd, thoth_probe_maps_t **out)
 fail:
 	thoth_probe_maps_free(mp);
 	return r;
+}
+
+int thoth_probe_maps_open(int fd, thoth_probe_maps_t **out)
+{
+	return thoth_probe_maps_open_why(fd, out, NULL, 0);
 }
 
 size_t thoth_probe_maps_count(const thoth_probe_maps_t *mp)
