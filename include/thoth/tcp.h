@@ -173,7 +173,9 @@ typedef struct thoth_tcp_server_stats {
 
 /* Listen at cfg->addr and serve on LOOP.  0, THOTH_E_INVAL (WHY says what),
  * THOTH_E_PERM / THOTH_E_NOT_FOUND (token file), THOTH_E_IO (cannot
- * listen), THOTH_E_NOMEM. */
+ * listen), THOTH_E_NOMEM.  A start-up call: a host name in cfg->addr is
+ * looked up for at most 2 s (THOTH_E_TIMEDOUT past it, THOTH_E_LIMIT with
+ * 32 lookups of the process under way), so it may block that long. */
 int thoth_tcp_server_new(thoth_loop_t *loop, const thoth_tcp_server_config_t *cfg,
 			 thoth_tcp_server_t **out, char *why, size_t why_len);
 /* The bound address, "tcp:HOST:PORT" with the real port. */

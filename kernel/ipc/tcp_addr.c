@@ -19,6 +19,7 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "thoth/error.h"
@@ -374,10 +375,69 @@ static int lookup_finish(thoth__tcp_dial_t *d, char *why, size_t why_len)
 	return r;
 }
 
+/*
+ * The listen address's host, resolved for thoth__tcp_listen: a numeric
+ * address at once; a host name on a lookup thread (as a dial's), waited
+ * for here at most THOTH__TCP_LISTEN_LOOKUP_MS.  thoth_tcp_server_new is
+ * called once at a service's start, before its loop serves anything, so
+ * it may wait, but not for as long as a resolver takes to give up (30 s
+ * and more with unreachable name servers): past the bound it fails by
+ * name, and the abandoned lookup holds its slot until its thread ends.
+ */
+static int listen_resolve(const thoth_tcp_addr_t *a, struct addrinfo **res, char *why, size_t why_len)
+{
+	int g = 0;
+	int r = resolve(a, AI_PASSIVE | AI_NUMERICHOST, res, &g, why, why_len);
+	if (!r || g != EAI_NONAME)
+		return r;
+	thoth__tcp_dial_t d;
+	memset(&d, 0, sizeof d);
+	d.fd = -1;
+	d.a = *a;
+	r = lookup_start(&d, false, NULL, 0);
+	if (r == THOTH_E_LIMIT)
+		return thoth__tcp_why(why, why_len, "listen tcp:%s:%u: cannot resolve host %s now: this process "
+				      "has %u host name lookups under way already (its limit)", a->host,
+				      (unsigned)a->port, a->host, THOTH__TCP_LOOKUPS_MAX), THOTH_E_LIMIT;
+	if (r != THOTH_E_AGAIN) {
+		thoth__tcp_why(why, why_len, "listen tcp:%s:%u: cannot resolve host %s: cannot start its lookup: %s",
+			       a->host, (unsigned)a->port, a->host, thoth_strerror(r));
+		return r;
+	}
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		int64_t left = THOTH__TCP_LISTEN_LOOKUP_MS - ((int64_t)(now.tv_sec - t0.tv_sec) * 1000 +
+							   (now.tv_nsec - t0.tv_nsec) / 1000000);
+		if (atomic_load_explicit(&d.lookup->done, memory_order_acquire))
+			break;
+		if (left <= 0) {
+			thoth__tcp_dial_free(&d);       /* its thread finishes and frees it */
+			thoth__tcp_why(why, why_len, "listen tcp:%s:%u: cannot resolve host %s within %u ms",
+				       a->host, (unsigned)a->port, a->host, THOTH__TCP_LISTEN_LOOKUP_MS);
+			return THOTH_E_TIMEDOUT;
+		}
+		struct pollfd p = { .fd = d.fd, .events = POLLIN };
+		(void)poll(&p, 1, (int)left);   /* EINTR: looked at again */
+	}
+	g = d.lookup->gai;
+	r = lookup_finish(&d, NULL, 0);
+	if (r) {
+		thoth__tcp_dial_free(&d);
+		thoth__tcp_why(why, why_len, "listen tcp:%s:%u: cannot resolve host %s: %s", a->host,
+			       (unsigned)a->port, a->host, g ? gai_strerror(g) : "it has no address");
+		return r;
+	}
+	*res = d.res;
+	return 0;
+}
+
 int thoth__tcp_listen(const thoth_tcp_addr_t *a, int *fd_out, char *why, size_t why_len)
 {
 	struct addrinfo *res;
-	int r = resolve(a, AI_PASSIVE, &res, NULL, why, why_len);
+	int r = listen_resolve(a, &res, why, why_len);
 	if (r)
 		return r;
 	int fd = -1, e = 0;

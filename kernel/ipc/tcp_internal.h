@@ -64,6 +64,9 @@ typedef struct thoth__tcp_dial {
  * not block (a pool's loop); a caller that waits anyway (caller_waits:
  * thoth_tcp_connect) looks it up on its own thread instead. */
 #define THOTH__TCP_LOOKUPS_MAX 32u
+/* How long thoth__tcp_listen (thoth_tcp_server_new, at a service's start)
+ * waits for its host name's lookup. */
+#define THOTH__TCP_LISTEN_LOOKUP_MS 2000u
 
 /* POLLIN while a host name is being looked up, POLLOUT while connecting. */
 THOTH__HIDDEN short thoth__tcp_dial_want(const thoth__tcp_dial_t *d);
