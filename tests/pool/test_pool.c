@@ -45,6 +45,7 @@
 #include "harness.h"
 #include "pooltest.thoth.h"
 #include "slowdown.h"
+#include "testutil.h"
 #include "thoth/error.h"
 #include "thoth/loop.h"
 #include "thoth/pool.h"
@@ -990,6 +991,42 @@ static void test_a_host_name_that_does_not_resolve_fails_naming_the_host(void **
 }
 
 /*
+ * A pool's loop never blocks on a name: with every host name lookup slot
+ * of the process held (32 lookups abandoned at a 20 ms deadline, each
+ * asleep for 6 s), an instance registered under a host name fails its
+ * opening at once with THOTH_E_LIMIT, its reason naming the limit (not a
+ * lookup on the loop thread, not THOTH_E_BUSY), while calls on the
+ * healthy instance go on; the pool retries it with its backoff.
+ */
+static void test_a_pool_past_the_lookup_limit_fails_the_opening_naming_the_limit(void **state)
+{
+	for (int i = 0; i < 1000 && atomic_load(&resolving) > 0; i++)
+		usleep(10000);
+	assert_int_equal(atomic_load(&resolving), 0);
+	int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(s >= 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	assert_int_equal(bind(s, (struct sockaddr *)&sa, sizeof sa), 0);
+	socklen_t sl = sizeof sa;
+	assert_int_equal(getsockname(s, (struct sockaddr *)&sa, &sl), 0);
+	thoth_tcp_config_t tc = { .token = (const uint8_t *)"0123456789abcdef0123", .token_len = 20 };
+	char addr[80], why[400];
+	thoth_tcp_conn_t *c = NULL;
+	snprintf(addr, sizeof addr, "tcp:slow6000.thoth-test:%u", (unsigned)ntohs(sa.sin_port));
+	for (unsigned i = 0; i < 32; i++)
+		assert_int_equal(thoth_tcp_connect_with(addr, &tc, 20, &c, why, sizeof why), THOTH_E_TIMEDOUT);
+	setenv("POOL_HOSTILE_HOST", "slow1.thoth-test", 1);
+	hostile_beside_healthy(*state, "garbage",
+			       "cannot resolve host slow1.thoth-test now: this process has 32 host name lookups "
+			       "under way already (its limit");
+	unsetenv("POOL_HOSTILE_HOST");
+	close(s);
+	/* The next test's lookups need the slots back. */
+	for (int i = 0; i < 1000 && atomic_load(&resolving) > 0; i++)
+		usleep(10000);
+}
+
+/*
  * thoth_tcp_connect waits for its opening anyway: with every lookup slot
  * held (32 lookups abandoned at a 20 ms deadline, each asleep for 3 s) it
  * looks the 33rd name up on its own thread and gets as far as the port
@@ -1021,6 +1058,56 @@ static void test_a_blocking_connect_past_the_lookup_limit_looks_the_name_up_itse
 	assert_int_equal(r, THOTH_E_NOT_RUNNING);
 	assert_null(c);
 	close(s);
+}
+
+/*
+ * thoth_tcp_server_new at a service's start: a host name in its listen
+ * address is looked up for at most 2 s (THOTH__TCP_LISTEN_LOOKUP_MS),
+ * then the start fails naming the host, instead of waiting as long as the
+ * resolver takes (the old code called getaddrinfo on the caller's thread:
+ * here 5 s, with unreachable name servers 30 s and more).  A quick name
+ * and a numeric address still listen.
+ */
+static const thoth_pooltest_Work_handlers_t no_handlers;
+
+static void test_a_listen_address_resolving_slowly_fails_the_start_in_bounded_time(void **state)
+{
+	(void)state;
+	for (int i = 0; i < 1000 && atomic_load(&resolving) > 0; i++)
+		usleep(10000);
+	thoth_loop_t *loop;
+	assert_int_equal(thoth_loop_new(&loop), 0);
+	int before = test_count_fds();
+	thoth_tcp_server_config_t cfg = {
+		.addr = "tcp:slow5000.thoth-test:0", .iface = &thoth_pooltest_Work_info,
+		.invoke = thoth_pooltest_Work_invoke, .handlers = &no_handlers,
+		.token = (const uint8_t *)"0123456789abcdef0123", .token_len = 20,
+	};
+	thoth_tcp_server_t *srv = NULL;
+	char why[300] = "";
+	uint64_t t0 = test_now_ms();
+	int r = thoth_tcp_server_new(loop, &cfg, &srv, why, sizeof why);
+	uint64_t took = test_now_ms() - t0;
+	fprintf(stderr, "# %s after %llu ms: %s\n", thoth_errname(r), (unsigned long long)took, why);
+	assert_int_equal(r, THOTH_E_TIMEDOUT);
+	assert_null(srv);
+	assert_non_null(strstr(why, "listen tcp:slow5000.thoth-test:0: cannot resolve host slow5000.thoth-test "
+				    "within 2000 ms"));
+	assert_true(took >= 1900 && took < 4500);
+	/* The abandoned lookup's eventfd goes with its thread, once the
+	 * resolver answers (3 s on). */
+	for (int i = 0; i < 1000 && test_count_fds() != before; i++)
+		usleep(10000);
+	assert_int_equal(test_count_fds(), before);
+	cfg.addr = "tcp:slow50.thoth-test:0";
+	assert_int_equal(thoth_tcp_server_new(loop, &cfg, &srv, why, sizeof why), 0);
+	assert_true(thoth_tcp_server_port(srv) > 0);
+	thoth_tcp_server_free(srv);
+	cfg.addr = "tcp:127.0.0.1:0";
+	assert_int_equal(thoth_tcp_server_new(loop, &cfg, &srv, why, sizeof why), 0);
+	thoth_tcp_server_free(srv);
+	assert_int_equal(test_count_fds(), before);
+	thoth_loop_free(loop);
 }
 
 int main(int argc, char **argv)
@@ -1066,6 +1153,8 @@ int main(int argc, char **argv)
 			test_a_host_name_resolving_slowly_does_not_stall_calls_to_a_healthy_one, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_a_host_name_that_does_not_resolve_fails_naming_the_host, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_a_pool_past_the_lookup_limit_fails_the_opening_naming_the_limit,
+						setup, teardown),
 		/* its lookup outlives it by 2.5 s, holding one lookup slot:
 		 * the last test waits for it */
 		cmocka_unit_test_setup_teardown(test_a_host_name_resolving_past_the_deadline_fails_naming_the_host,
@@ -1074,6 +1163,7 @@ int main(int argc, char **argv)
 						teardown),
 		/* last: it holds every lookup slot for 3 s */
 		cmocka_unit_test(test_a_blocking_connect_past_the_lookup_limit_looks_the_name_up_itself),
+		cmocka_unit_test(test_a_listen_address_resolving_slowly_fails_the_start_in_bounded_time),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
