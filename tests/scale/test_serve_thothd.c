@@ -44,6 +44,7 @@
 #include <cmocka.h>
 
 #include "../common/serve_echo.h"
+#include "../common/testutil.h"
 #include "harness.h"
 #include "thoth/trace.h"
 #include "trace_layout.h"
@@ -454,6 +455,122 @@ static void test_a_serve_header_that_lies_is_refused_with_the_reason(void **stat
 	thoth_control_close(&ctl);
 }
 
+/* ---- an older (daemon.tidl 1.3) client ----------------------------------------- */
+
+/* A process that serves nothing and dropped 3 oneway calls (its control
+ * page's word), attached to thothd; a byte on IN makes it look like a
+ * server of "Lies" with 2 workers, the next back to nothing. */
+static void quiet_dropper(int in, int out)
+{
+	thoth_control_t ctl;
+	int fd;
+	struct stat st;
+	if (thoth_trace_init_process("quiet") || thoth_trace_export_fd(&fd) || fstat(fd, &st))
+		_exit(10);
+	char *base = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (base == MAP_FAILED)
+		_exit(11);
+	((thoth_trace_control_t *)base)->oneways_dropped = 3;
+	if (harness_connect(&h, &ctl))
+		_exit(12);
+	thoth_trace_serve_t *sv = (thoth_trace_serve_t *)(base + THOTH_TRACE_SERVE_OFFSET);
+	const thoth_trace_serve_t none = *sv;
+	char step;
+	bool serving = false;
+	if (write(out, "r", 1) != 1)
+		_exit(13);
+	while (read(in, &step, 1) == 1) {
+		serving = !serving;
+		*sv = none;
+		if (serving) {
+			sv->magic = THOTH_TRACE_SERVE_MAGIC;
+			sv->workers = 2;
+			sv->stats_size = sizeof(thoth_chan_server_stats_t);
+			snprintf(sv->iface, sizeof sv->iface, "Lies");
+			snprintf(sv->path, sizeof sv->path, "/nowhere");
+		}
+		if (write(out, &step, 1) != 1)
+			_exit(14);
+	}
+	_exit(0);
+}
+
+/* serve_stats for PID as a client of daemon.tidl 1.MINOR asks it: the
+ * request's header carries the schema minor its stub was built from. */
+static int serve_stats_as(thoth_control_t *ctl, uint32_t pid, uint8_t minor,
+			  thoth_daemon_Daemon_serve_stats_resp_t *resp, thoth_arena_t *a, void *mem,
+			  size_t cap)
+{
+	thoth_arena_init(a, mem, cap);
+	thoth_daemon_Daemon_serve_stats_req_t req = { .pid = pid };
+	thoth_call_t call;
+	int r = thoth_client_begin(&ctl->client, &thoth_daemon_Daemon_serve_stats_info, &req, &call);
+	if (r)
+		return r;
+	assert_true(call.len >= THOTH_WIRE_HEADER_SIZE);
+	call.buf[5] = minor;
+	return thoth_client_commit(&ctl->client, &call, resp, a);
+}
+
+/*
+ * A process listed only for its dropped oneway calls (it serves nothing)
+ * is shown to a daemon.tidl 1.4 client and left out for a 1.3 one, which
+ * would print it as serving an empty interface with 0 workers; a process
+ * that serves is shown to both (serve_stats.c's old_client).
+ */
+static void test_a_process_serving_nothing_is_left_out_for_a_1_3_client_only(void **state)
+{
+	(void)state;
+	int to[2], from[2];
+	assert_int_equal(pipe2(to, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(from, O_CLOEXEC), 0);
+	pid_t p = fork();
+	if (p == 0) {
+		close(to[1]);
+		close(from[0]);
+		quiet_dropper(to[0], from[1]);
+	}
+	track(p);
+	close(to[0]);
+	close(from[1]);
+	char ack;
+	assert_int_equal(read(from[0], &ack, 1), 1);
+	thoth_control_t ctl;
+	assert_int_equal(harness_connect(&h, &ctl), 0);
+	static uint64_t mem[1 << 14];
+	thoth_daemon_Daemon_serve_stats_resp_t resp;
+	thoth_arena_t a;
+	/* Attached on its control connection: wait until thothd maps it. */
+	uint64_t t0 = test_now_ms();
+	do {
+		assert_int_equal(serve_stats_as(&ctl, (uint32_t)p, 4, &resp, &a, mem, sizeof mem), 0);
+		if (resp.services.count)
+			break;
+		usleep(10000);
+	} while (test_now_ms() - t0 < DEADLINE_MS);
+	assert_int_equal(resp.services.count, 1);
+	assert_int_equal(resp.services.items[0].pid, (uint32_t)p);
+	assert_int_equal(resp.services.items[0].oneways_dropped, 3);
+	assert_int_equal(resp.services.items[0].workers, 0);
+	assert_int_equal(serve_stats_as(&ctl, (uint32_t)p, 3, &resp, &a, mem, sizeof mem), 0);
+	assert_int_equal(resp.services.count, 0);
+	assert_int_equal(serve_stats_as(&ctl, 0, 3, &resp, &a, mem, sizeof mem), 0);
+	for (uint32_t i = 0; i < resp.services.count; i++)
+		assert_int_not_equal(resp.services.items[i].pid, (uint32_t)p);
+	/* Serving now: a 1.3 client sees it too. */
+	assert_int_equal(write(to[1], "s", 1), 1);
+	assert_int_equal(read(from[0], &ack, 1), 1);
+	for (uint8_t minor = 3; minor <= 4; minor++) {
+		assert_int_equal(serve_stats_as(&ctl, (uint32_t)p, minor, &resp, &a, mem, sizeof mem), 0);
+		assert_int_equal(resp.services.count, 1);
+		assert_int_equal(resp.services.items[0].workers, 2);
+		assert_string_equal(resp.services.items[0].iface.ptr, "Lies");
+	}
+	thoth_control_close(&ctl);
+	close(to[1]);
+	close(from[0]);
+}
+
 /* In a client process: COUNT oneway calls of a method the service lacks
  * (ordinal 99, as a newer schema's), then one echo answered, which the
  * worker reaches after them (one channel, in order). */
@@ -541,6 +658,8 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_a_services_dropped_oneway_calls_are_shown, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_a_serve_header_that_lies_is_refused_with_the_reason,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_process_serving_nothing_is_left_out_for_a_1_3_client_only,
 						setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
