@@ -144,6 +144,15 @@ void place_decide(const place_policy_t *pol, const place_obs_t *o, place_decisio
 			d->reason = PLACE_WHY_APART_SLOWER;
 			return;
 		}
+		/* The client woken by the service may be placed on the
+		 * service's CPU (wake-affine): the pair is together again,
+		 * sleeping, with one thread pinned for nothing. */
+		if (o->client_cpu >= 0 && o->client_cpu == o->server_cpu) {
+			decide(d, PLACE_SPREAD, -1, "apart, but the client followed the service to CPU %d: back to every CPU",
+			       o->server_cpu);
+			d->reason = PLACE_WHY_APART_SLOWER;
+			return;
+		}
 		decide(d, PLACE_STAY, -1, "apart and not slower (%.2f us)", o->rtt_ns / 1e3);
 		return;
 	}

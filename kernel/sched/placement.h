@@ -87,7 +87,8 @@ typedef enum place_reason {
 	PLACE_WHY_BUSY = 3,                 /* SPREAD: the pair needs more than the shared CPU */
 	PLACE_WHY_SATURATED = 4,            /* APART: a sleeping pair saturates the CPU the kernel keeps
 					     * it on, and another CPU is idle */
-	PLACE_WHY_APART_SLOWER = 5,         /* SPREAD: the round trip apart got slower: undo */
+	PLACE_WHY_APART_SLOWER = 5,         /* SPREAD: undo: the round trip apart got slower, or
+					     * the client followed the service to its CPU */
 } place_reason_t;
 
 typedef struct place_decision {

@@ -221,6 +221,13 @@ static void test_apart_is_undone_when_the_round_trip_gets_slower(void **state)
 	assert_int_equal(d.action, PLACE_SPREAD);
 	assert_int_equal(d.reason, PLACE_WHY_APART_SLOWER);
 	assert_non_null(strstr(d.why, "10.00x"));
+	/* The kernel put the client on the service's CPU (woken there): the
+	 * pair sleeps together again, the pin buys nothing: undone. */
+	o.rtt_ns = 13000;
+	o.client_cpu = 2;
+	d = run(&o);
+	assert_int_equal(d.action, PLACE_SPREAD);
+	assert_non_null(strstr(d.why, "followed"));
 	o.server_pinned = true;              /* pinned by the user since: left alone */
 	assert_int_equal(run(&o).action, PLACE_STAY);
 }
