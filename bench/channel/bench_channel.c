@@ -383,6 +383,7 @@ enum { LH_BUCKET_NS = 10, LH_BUCKETS = 100000, LH_PHASES = 8 };     /* 10 ns bin
 
 typedef struct lphase {
 	char what[80];                  /* "service on CPU 1 + hog there", ... */
+	char aff[48];                   /* the service's affinity alone: "service on CPU 1" */
 	uint64_t t0, t1;                /* wall clock */
 	uint64_t calls, cpu_ns;         /* round trips, client + service CPU */
 	uint32_t *hist;                 /* LH_BUCKETS + 1 (the last: 1 ms or more) */
@@ -439,8 +440,11 @@ typedef struct long_res {
 
 /* One thoth-default pair, both unpinned, back to back for SECONDS;
  * placement as THOTH_PLACEMENT says (PLACEMENT false: "off").  HOG: once
- * the service is moved to one CPU, a busy process is pinned there. */
-static int long_thoth(bool placement, bool hog, double seconds, long_res_t *out)
+ * the service is moved to one CPU, a busy process is pinned there.
+ * BY_HAND: at a third of SECONDS the bench itself pins the service to a
+ * CPU other than the client's (what rule 6's move gives, whatever the
+ * machine's load; placement then counts it as the user's pin). */
+static int long_thoth(bool placement, bool hog, bool by_hand, double seconds, long_res_t *out)
 {
 	char path[128];
 	snprintf(path, sizeof path, "/tmp/thoth-bench-long-%d.sock", (int)getpid());
@@ -479,31 +483,45 @@ static int long_thoth(bool placement, bool hog, double seconds, long_res_t *out)
 	uint64_t cpu0 = pair_cpu(pid);
 	int one = -1;
 	lphase_t *ph = &out->ph[0];
-	aff_name(pid, ph->what, sizeof ph->what, &one);
+	aff_name(pid, ph->aff, sizeof ph->aff, &one);
+	snprintf(ph->what, sizeof ph->what, "%s", ph->aff);
 	ph->t0 = start;
 	uint64_t ph_cpu0 = cpu0;
 	for (uint64_t i = 0;; i++) {
 		uint64_t t0 = bench_now_ns();
 		if (t0 >= end)
 			break;
+		if (by_hand && t0 >= start + (uint64_t)(seconds * 1e9 / 3)) {
+			by_hand = false;
+			cpu_set_t away;
+			CPU_ZERO(&away);
+			int here = sched_getcpu();
+			CPU_SET(here == 0 ? 1 : 0, &away);
+			if (sched_setaffinity(pid, sizeof away, &away))
+				perror("bench_channel: moving the service by hand");
+			next_look = 0;
+		}
 		if (t0 >= next_look) {
 			next_look = t0 + 20000000;
 			char now_what[48];
 			int now_one;
 			aff_name(pid, now_what, sizeof now_what, &now_one);
 			bool start_hog = hog && hog_pid < 0 && now_one >= 0;
-			if ((strcmp(now_what, ph->what) || start_hog) && out->nph + 1 < LH_PHASES) {
+			if ((strcmp(now_what, ph->aff) || start_hog) && out->nph + 1 < LH_PHASES) {
 				uint64_t cpu = pair_cpu(pid);
 				ph->t1 = t0;
 				ph->cpu_ns = cpu - ph_cpu0;
 				ph_cpu0 = cpu;
 				ph = &out->ph[++out->nph];
 				ph->t0 = t0;
+				snprintf(ph->aff, sizeof ph->aff, "%s", now_what);
 				if (start_hog) {
 					hog_pid = bench_start_hog(now_one);
 					snprintf(ph->what, sizeof ph->what, "%s + hog there", now_what);
 				} else {
 					snprintf(ph->what, sizeof ph->what, "%s%s", now_what, hog_pid > 0 ? " (hog on)" : "");
+				if (!placement && now_one >= 0)
+					snprintf(ph->what, sizeof ph->what, "%s, by hand", now_what);
 				}
 			}
 		}
@@ -596,6 +614,8 @@ static int placement_long(double seconds, unsigned runs)
 		runs = MAXR;
 	double on_p50[MAXR], on_cpu[MAXR], off_p50[MAXR], off_cpu[MAXR], ux_p50[MAXR], ux_cpu[MAXR];
 	double before[MAXR], apart[MAXR];
+	double r_off[MAXR], r_offc[MAXR], r_ux[MAXR], r_uxc[MAXR];
+	double by_hand_before[MAXR] = { 0 }, by_hand_apart[MAXR] = { 0 }, by_hand_cpu[MAXR] = { 0 }, by_hand_cpu0[MAXR] = { 0 };
 	unsigned moved = 0, nb = 0;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	printf("# placement-long: 64 B round trips back to back, client and service unpinned, %.1f s a cell,\n"
@@ -617,11 +637,11 @@ static int placement_long(double seconds, unsigned runs)
 		for (unsigned step = 0; step < 3; step++) {
 			unsigned which = k % 2 ? 2 - step : step;
 			if (which == 0) {
-				if (long_thoth(true, false, seconds, &on))
+				if (long_thoth(true, false, false, seconds, &on))
 					return 1;
 				long_print("thoth-default placement", &on);
 			} else if (which == 1) {
-				if (long_thoth(false, false, seconds, &off))
+				if (long_thoth(false, false, false, seconds, &off))
 					return 1;
 				long_print("thoth-default THOTH_PLACEMENT=off", &off);
 			} else {
@@ -639,6 +659,10 @@ static int placement_long(double seconds, unsigned runs)
 		off_cpu[k] = off.cpu_per_rt;
 		ux_p50[k] = ux.p50_ns;
 		ux_cpu[k] = ux.client_cpu_ns + ux.server_cpu_ns;
+		r_off[k] = off.p50 / on.p50;
+		r_offc[k] = off.cpu_per_rt / on.cpu_per_rt;
+		r_ux[k] = ux.p50_ns / on.p50;
+		r_uxc[k] = ux_cpu[k] / on.cpu_per_rt;
 		double b, ap;
 		long_apart(&on, &b, &ap);
 		if (ap > 0) {
@@ -653,9 +677,19 @@ static int placement_long(double seconds, unsigned runs)
 		long_free(&off);
 		if (ncpu >= 2) {
 			long_res_t h;
-			if (long_thoth(true, true, seconds, &h))
+			if (long_thoth(true, true, false, seconds, &h))
 				return 1;
 			long_print("placement, hog once apart", &h);
+			long_free(&h);
+			if (long_thoth(false, false, true, seconds, &h))
+				return 1;
+			long_print("off, moved apart by hand", &h);
+			double b2, a2;
+			long_apart(&h, &b2, &a2);
+			by_hand_before[k] = b2;
+			by_hand_apart[k] = a2;
+			by_hand_cpu[k] = h.nph > 1 && h.ph[1].calls ? (double)h.ph[1].cpu_ns / h.ph[1].calls : 0;
+			by_hand_cpu0[k] = h.ph[0].calls ? (double)h.ph[0].cpu_ns / h.ph[0].calls : 0;
 			long_free(&h);
 		}
 	}
@@ -669,9 +703,24 @@ static int placement_long(double seconds, unsigned runs)
 	printf("thoth-default placement on:  p50 %8.0f ns  cpu/rt %8.0f ns\n", on_p50[runs / 2], on_cpu[runs / 2]);
 	printf("thoth-default placement off: p50 %8.0f ns  cpu/rt %8.0f ns\n", off_p50[runs / 2], off_cpu[runs / 2]);
 	printf("unix-stream:                 p50 %8.0f ns  cpu/rt %8.0f ns\n", ux_p50[runs / 2], ux_cpu[runs / 2]);
-	printf("off / on: p50 %.2fx, cpu/rt %.2fx; unix-stream / on: p50 %.2fx, cpu/rt %.2fx\n",
-	       off_p50[runs / 2] / on_p50[runs / 2], off_cpu[runs / 2] / on_cpu[runs / 2],
-	       ux_p50[runs / 2] / on_p50[runs / 2], ux_cpu[runs / 2] / on_cpu[runs / 2]);
+	qsort(r_off, runs, sizeof(double), cmp_double);
+	qsort(r_offc, runs, sizeof(double), cmp_double);
+	qsort(r_ux, runs, sizeof(double), cmp_double);
+	qsort(r_uxc, runs, sizeof(double), cmp_double);
+	printf("per-run ratios, median (range): off / on p50 %.2fx (%.2f-%.2f), cpu/rt %.2fx; "
+	       "unix-stream / on p50 %.2fx (%.2f-%.2f), cpu/rt %.2fx\n",
+	       r_off[runs / 2], r_off[0], r_off[runs - 1], r_offc[runs / 2], r_ux[runs / 2], r_ux[0],
+	       r_ux[runs - 1], r_uxc[runs / 2]);
+	if (ncpu >= 2) {
+		qsort(by_hand_before, runs, sizeof(double), cmp_double);
+		qsort(by_hand_apart, runs, sizeof(double), cmp_double);
+		qsort(by_hand_cpu0, runs, sizeof(double), cmp_double);
+		qsort(by_hand_cpu, runs, sizeof(double), cmp_double);
+		printf("moved apart by hand (placement off): p50 before %.0f ns, apart %.0f ns (%.2fx); cpu/rt %.0f -> %.0f ns\n",
+		       by_hand_before[runs / 2], by_hand_apart[runs / 2],
+		       by_hand_apart[runs / 2] > 0 ? by_hand_before[runs / 2] / by_hand_apart[runs / 2] : 0,
+		       by_hand_cpu0[runs / 2], by_hand_cpu[runs / 2]);
+	}
 	if (nb) {
 		qsort(before, nb, sizeof(double), cmp_double);
 		qsort(apart, nb, sizeof(double), cmp_double);
