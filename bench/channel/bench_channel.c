@@ -18,6 +18,9 @@
  *
  *   bench_channel [--quick] [--sizes 64,4096,...] [--runs N] [--cpus C,S] [--send-stamps]
  *                 [--matrix [--placement ROW,...] [--only KIND,...] [--iters N]]
+ *                 [--placement-long SECONDS [--runs N]]
+ * --placement-long: placement's rule 6 over seconds (unpinned pair, placement
+ * on / off, unix-stream, then a hog on the CPU the service was moved to).
  * --send-stamps: every thoth service asks its clients for send stamps (one
  * clock read per request on the client: docs/IPC.md "Send stamps").
  */
@@ -365,11 +368,376 @@ static int matrix(unsigned runs, bool quick)
 	return 0;
 }
 
+
+/* ---- --placement-long: placement's rule 6 over seconds (docs/SCHED.md "Apart") ---- */
+
+/*
+ * The matrix's cells last 15-90 ms and placement judges one-second
+ * windows, so the matrix never sees a move.  Here an unpinned
+ * thoth-default pair calls back to back for SECONDS with placement on and
+ * with THOTH_PLACEMENT=off, and a Unix stream pair for the same time, in
+ * one run; the round trips are cut into phases wherever the service's
+ * affinity changes (a move, read every 20 ms) or a hog starts.
+ */
+enum { LH_BUCKET_NS = 10, LH_BUCKETS = 100000, LH_PHASES = 8 };     /* 10 ns bins to 1 ms */
+
+typedef struct lphase {
+	char what[80];                  /* "service on CPU 1 + hog there", ... */
+	char aff[48];                   /* the service's affinity alone: "service on CPU 1" */
+	uint64_t t0, t1;                /* wall clock */
+	uint64_t calls, cpu_ns;         /* round trips, client + service CPU */
+	uint32_t *hist;                 /* LH_BUCKETS + 1 (the last: 1 ms or more) */
+} lphase_t;
+
+static double lh_p50(const lphase_t *ph)
+{
+	uint64_t want = (ph->calls + 1) / 2, seen = 0;
+	for (unsigned b = 0; b <= LH_BUCKETS; b++)
+		if ((seen += ph->hist[b]) >= want && want)
+			return (b + 0.5) * LH_BUCKET_NS;
+	return 0;
+}
+
+/* This thread's CPU time plus the service's (its main thread serves). */
+static uint64_t pair_cpu(pid_t svc)
+{
+	char p[64];
+	snprintf(p, sizeof p, "/proc/%d/schedstat", (int)svc);
+	unsigned long long v = 0;
+	FILE *f = fopen(p, "re");
+	if (f) {
+		if (fscanf(f, "%llu", &v) != 1)
+			v = 0;
+		fclose(f);
+	}
+	return bench_clock_ns(CLOCK_THREAD_CPUTIME_ID) + v;
+}
+
+static void aff_name(pid_t pid, char *out, size_t cap, int *one)
+{
+	cpu_set_t set;
+	*one = -1;
+	if (sched_getaffinity(pid, sizeof set, &set)) {
+		snprintf(out, cap, "?");
+		return;
+	}
+	if (CPU_COUNT(&set) == 1)
+		for (int c = 0; c < CPU_SETSIZE; c++)
+			if (CPU_ISSET(c, &set)) {
+				*one = c;
+				snprintf(out, cap, "service on CPU %d", c);
+				return;
+			}
+	snprintf(out, cap, "service on every CPU");
+}
+
+typedef struct long_res {
+	lphase_t ph[LH_PHASES];
+	unsigned nph;
+	double p50, cpu_per_rt;          /* the whole run */
+	uint64_t calls;
+} long_res_t;
+
+/* One thoth-default pair, both unpinned, back to back for SECONDS;
+ * placement as THOTH_PLACEMENT says (PLACEMENT false: "off").  HOG: once
+ * the service is moved to one CPU, a busy process is pinned there.
+ * BY_HAND: at a third of SECONDS the bench itself pins the service to a
+ * CPU other than the client's (what rule 6's move gives, whatever the
+ * machine's load; placement then counts it as the user's pin). */
+static int long_thoth(bool placement, bool hog, bool by_hand, double seconds, long_res_t *out)
+{
+	char path[128];
+	snprintf(path, sizeof path, "/tmp/thoth-bench-long-%d.sock", (int)getpid());
+	unlink(path);
+	if (placement)
+		unsetenv("THOTH_PLACEMENT");
+	else
+		setenv("THOTH_PLACEMENT", "off", 1);
+	pid_t pid = start_service(path, THOTH_CHAN_SPIN, 0, BENCH_CPU_ANY);
+	unsetenv("THOTH_PLACEMENT");
+	cpu_set_t saved;
+	sched_getaffinity(0, sizeof saved, &saved);
+	bench_pin_cpu(BENCH_CPU_ANY);
+	thoth_chan_t *ch = NULL;
+	thoth_chan_config_t cfg = { .iface = &thoth_bench_Bench_info, .wait = THOTH_CHAN_SPIN };
+	char why[300];
+	int r = -1;
+	pid_t hog_pid = -1;
+	memset(out, 0, sizeof *out);
+	for (unsigned i = 0; i < LH_PHASES; i++)
+		if (!(out->ph[i].hist = calloc(LH_BUCKETS + 1, sizeof *out->ph[i].hist)))
+			goto out;
+	for (int i = 0; i < 200; i++) {
+		if (!thoth_chan_connect(path, &cfg, &ch, why, sizeof why))
+			break;
+		usleep(5000);
+	}
+	if (!ch) {
+		fprintf(stderr, "bench_channel: cannot open a channel: %s\n", why);
+		goto out;
+	}
+	thoth_client_t *c = thoth_chan_client(ch);
+	uint64_t ab[64];
+	thoth_arena_t a;
+	uint64_t start = bench_now_ns(), end = start + (uint64_t)(seconds * 1e9), next_look = 0;
+	uint64_t cpu0 = pair_cpu(pid);
+	int one = -1;
+	lphase_t *ph = &out->ph[0];
+	aff_name(pid, ph->aff, sizeof ph->aff, &one);
+	snprintf(ph->what, sizeof ph->what, "%s", ph->aff);
+	ph->t0 = start;
+	uint64_t ph_cpu0 = cpu0;
+	for (uint64_t i = 0;; i++) {
+		uint64_t t0 = bench_now_ns();
+		if (t0 >= end)
+			break;
+		if (by_hand && t0 >= start + (uint64_t)(seconds * 1e9 / 3)) {
+			by_hand = false;
+			cpu_set_t away;
+			CPU_ZERO(&away);
+			int here = sched_getcpu();
+			CPU_SET(here == 0 ? 1 : 0, &away);
+			if (sched_setaffinity(pid, sizeof away, &away))
+				perror("bench_channel: moving the service by hand");
+			next_look = 0;
+		}
+		if (t0 >= next_look) {
+			next_look = t0 + 20000000;
+			char now_what[48];
+			int now_one;
+			aff_name(pid, now_what, sizeof now_what, &now_one);
+			bool start_hog = hog && hog_pid < 0 && now_one >= 0;
+			if ((strcmp(now_what, ph->aff) || start_hog) && out->nph + 1 < LH_PHASES) {
+				uint64_t cpu = pair_cpu(pid);
+				ph->t1 = t0;
+				ph->cpu_ns = cpu - ph_cpu0;
+				ph_cpu0 = cpu;
+				ph = &out->ph[++out->nph];
+				ph->t0 = t0;
+				snprintf(ph->aff, sizeof ph->aff, "%s", now_what);
+				if (start_hog) {
+					hog_pid = bench_start_hog(now_one);
+					snprintf(ph->what, sizeof ph->what, "%s + hog there", now_what);
+				} else {
+					snprintf(ph->what, sizeof ph->what, "%s%s", now_what, hog_pid > 0 ? " (hog on)" : "");
+				if (!placement && now_one >= 0)
+					snprintf(ph->what, sizeof ph->what, "%s, by hand", now_what);
+				}
+			}
+		}
+		uint8_t *where;
+		thoth_bench_Bench_sink_req_t rq = { .data = { .len = 64, .reserve = &where, .uninit = true } };
+		thoth_call_t call;
+		thoth_bench_Bench_sink_resp_t rs;
+		thoth_arena_init(&a, ab, sizeof ab);
+		if ((r = thoth_client_begin(c, &thoth_bench_Bench_sink_info, &rq, &call)))
+			goto out;
+		where[0] = (uint8_t)i;
+		where[63] = (uint8_t)(i >> 8);
+		if ((r = thoth_client_commit(c, &call, &rs, &a)) || rs.ack.ptr[0] != (uint8_t)i) {
+			fprintf(stderr, "bench_channel: call failed: %s\n", thoth_strerror(r));
+			r = -1;
+			goto out;
+		}
+		uint64_t ns = bench_now_ns() - t0, b = ns / LH_BUCKET_NS;
+		ph->hist[b < LH_BUCKETS ? b : LH_BUCKETS]++;
+		ph->calls++;
+	}
+	uint64_t cpu1 = pair_cpu(pid);
+	ph->t1 = bench_now_ns();
+	ph->cpu_ns = cpu1 - ph_cpu0;
+	out->nph++;
+	/* The whole run: every phase's histogram summed into the first. */
+	lphase_t all = { .hist = calloc(LH_BUCKETS + 1, sizeof *all.hist) };
+	if (!all.hist)
+		goto out;
+	for (unsigned p = 0; p < out->nph; p++) {
+		all.calls += out->ph[p].calls;
+		for (unsigned b = 0; b <= LH_BUCKETS; b++)
+			all.hist[b] += out->ph[p].hist[b];
+	}
+	out->calls = all.calls;
+	out->p50 = lh_p50(&all);
+	out->cpu_per_rt = all.calls ? (double)(cpu1 - cpu0) / (double)all.calls : 0;
+	free(all.hist);
+	r = 0;
+out:
+	if (hog_pid > 0) {
+		kill(hog_pid, SIGKILL);
+		waitpid(hog_pid, NULL, 0);
+	}
+	thoth_chan_close(ch);
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+	unlink(path);
+	sched_setaffinity(0, sizeof saved, &saved);
+	return r;
+}
+
+static void long_free(long_res_t *r)
+{
+	for (unsigned i = 0; i < LH_PHASES; i++)
+		free(r->ph[i].hist);
+}
+
+static void long_print(const char *name, const long_res_t *r)
+{
+	printf("%-26s %10llu %9.0f %9.0f\n", name, (unsigned long long)r->calls, r->p50, r->cpu_per_rt);
+	for (unsigned p = 0; p < r->nph; p++) {
+		const lphase_t *ph = &r->ph[p];
+		printf("    %6.2f-%6.2f s %-32s %10llu rt  p50 %9.0f ns  cpu/rt %9.0f ns\n",
+		       (ph->t0 - r->ph[0].t0) / 1e9, (ph->t1 - r->ph[0].t0) / 1e9, ph->what,
+		       (unsigned long long)ph->calls, lh_p50(ph), ph->calls ? (double)ph->cpu_ns / ph->calls : 0);
+	}
+	fflush(stdout);
+}
+
+/* p50 of the phase that ran longest with the service on one CPU (apart),
+ * and of the first phase (before any move); 0 when there was none. */
+static void long_apart(const long_res_t *r, double *before, double *apart)
+{
+	*before = r->nph ? lh_p50(&r->ph[0]) : 0;
+	*apart = 0;
+	uint64_t longest = 0;
+	for (unsigned p = 1; p < r->nph; p++)
+		if (strstr(r->ph[p].what, "on CPU") && !strstr(r->ph[p].what, "hog") &&
+		    r->ph[p].t1 - r->ph[p].t0 > longest) {
+			longest = r->ph[p].t1 - r->ph[p].t0;
+			*apart = lh_p50(&r->ph[p]);
+		}
+}
+
+static int placement_long(double seconds, unsigned runs)
+{
+	enum { MAXR = 15 };
+	if (runs > MAXR)
+		runs = MAXR;
+	double on_p50[MAXR], on_cpu[MAXR], off_p50[MAXR], off_cpu[MAXR], ux_p50[MAXR], ux_cpu[MAXR];
+	double before[MAXR], apart[MAXR];
+	double r_off[MAXR], r_offc[MAXR], r_ux[MAXR], r_uxc[MAXR];
+	double by_hand_before[MAXR] = { 0 }, by_hand_apart[MAXR] = { 0 }, by_hand_cpu[MAXR] = { 0 }, by_hand_cpu0[MAXR] = { 0 };
+	unsigned moved = 0, nb = 0;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	printf("# placement-long: 64 B round trips back to back, client and service unpinned, %.1f s a cell,\n"
+	       "# %u run(s), cell order reversed every other run; cpu/rt = client + service CPU per round trip;\n"
+	       "# phases cut where the service's affinity changed (read every 20 ms); %ld CPUs\n",
+	       seconds, runs, ncpu);
+	for (unsigned k = 0; k < runs; k++) {
+		char la[64] = "";
+		FILE *f = fopen("/proc/loadavg", "re");
+		if (f) {
+			if (!fgets(la, sizeof la, f))
+				la[0] = 0;
+			fclose(f);
+			la[strcspn(la, "\n")] = 0;
+		}
+		printf("\n# run %u (load %s)\n%-26s %10s %9s %9s\n", k + 1, la, "cell", "calls", "p50_ns", "cpu/rt");
+		long_res_t on, off;
+		bench_rt_result_t ux = { 0 };
+		for (unsigned step = 0; step < 3; step++) {
+			unsigned which = k % 2 ? 2 - step : step;
+			if (which == 0) {
+				if (long_thoth(true, false, false, seconds, &on))
+					return 1;
+				long_print("thoth-default placement", &on);
+			} else if (which == 1) {
+				if (long_thoth(false, false, false, seconds, &off))
+					return 1;
+				long_print("thoth-default THOTH_PLACEMENT=off", &off);
+			} else {
+				/* ~25 us a round trip unpinned here: about SECONDS long. */
+				unsigned it = (unsigned)(seconds * 40000);
+				if (bench_baseline_rt("unix-stream", 64, it / 20 + 5, it, BENCH_CPU_ANY, BENCH_CPU_ANY, &ux))
+					return 1;
+				printf("%-26s %10u %9.0f %9.0f\n", "unix-stream", it, ux.p50_ns,
+				       ux.client_cpu_ns + ux.server_cpu_ns);
+			}
+		}
+		on_p50[k] = on.p50;
+		on_cpu[k] = on.cpu_per_rt;
+		off_p50[k] = off.p50;
+		off_cpu[k] = off.cpu_per_rt;
+		ux_p50[k] = ux.p50_ns;
+		ux_cpu[k] = ux.client_cpu_ns + ux.server_cpu_ns;
+		r_off[k] = off.p50 / on.p50;
+		r_offc[k] = off.cpu_per_rt / on.cpu_per_rt;
+		r_ux[k] = ux.p50_ns / on.p50;
+		r_uxc[k] = ux_cpu[k] / on.cpu_per_rt;
+		double b, ap;
+		long_apart(&on, &b, &ap);
+		if (ap > 0) {
+			before[nb] = b;
+			apart[nb++] = ap;
+			moved++;
+		}
+		printf("run %u: off / on p50 %.2fx, cpu/rt %.2fx; unix-stream / on p50 %.2fx, cpu/rt %.2fx; %s\n", k + 1,
+		       off.p50 / on.p50, off.cpu_per_rt / on.cpu_per_rt, ux.p50_ns / on.p50,
+		       ux_cpu[k] / on.cpu_per_rt, ap > 0 ? "the service was moved apart" : "no move apart");
+		long_free(&on);
+		long_free(&off);
+		if (ncpu >= 2) {
+			long_res_t h;
+			if (long_thoth(true, true, false, seconds, &h))
+				return 1;
+			long_print("placement, hog once apart", &h);
+			long_free(&h);
+			if (long_thoth(false, false, true, seconds, &h))
+				return 1;
+			long_print("off, moved apart by hand", &h);
+			double b2, a2;
+			long_apart(&h, &b2, &a2);
+			by_hand_before[k] = b2;
+			by_hand_apart[k] = a2;
+			by_hand_cpu[k] = h.nph > 1 && h.ph[1].calls ? (double)h.ph[1].cpu_ns / h.ph[1].calls : 0;
+			by_hand_cpu0[k] = h.ph[0].calls ? (double)h.ph[0].cpu_ns / h.ph[0].calls : 0;
+			long_free(&h);
+		}
+	}
+	qsort(on_p50, runs, sizeof(double), cmp_double);
+	qsort(on_cpu, runs, sizeof(double), cmp_double);
+	qsort(off_p50, runs, sizeof(double), cmp_double);
+	qsort(off_cpu, runs, sizeof(double), cmp_double);
+	qsort(ux_p50, runs, sizeof(double), cmp_double);
+	qsort(ux_cpu, runs, sizeof(double), cmp_double);
+	printf("\n# medians of %u run(s)\n", runs);
+	printf("thoth-default placement on:  p50 %8.0f ns  cpu/rt %8.0f ns\n", on_p50[runs / 2], on_cpu[runs / 2]);
+	printf("thoth-default placement off: p50 %8.0f ns  cpu/rt %8.0f ns\n", off_p50[runs / 2], off_cpu[runs / 2]);
+	printf("unix-stream:                 p50 %8.0f ns  cpu/rt %8.0f ns\n", ux_p50[runs / 2], ux_cpu[runs / 2]);
+	qsort(r_off, runs, sizeof(double), cmp_double);
+	qsort(r_offc, runs, sizeof(double), cmp_double);
+	qsort(r_ux, runs, sizeof(double), cmp_double);
+	qsort(r_uxc, runs, sizeof(double), cmp_double);
+	printf("per-run ratios, median (range): off / on p50 %.2fx (%.2f-%.2f), cpu/rt %.2fx; "
+	       "unix-stream / on p50 %.2fx (%.2f-%.2f), cpu/rt %.2fx\n",
+	       r_off[runs / 2], r_off[0], r_off[runs - 1], r_offc[runs / 2], r_ux[runs / 2], r_ux[0],
+	       r_ux[runs - 1], r_uxc[runs / 2]);
+	if (ncpu >= 2) {
+		qsort(by_hand_before, runs, sizeof(double), cmp_double);
+		qsort(by_hand_apart, runs, sizeof(double), cmp_double);
+		qsort(by_hand_cpu0, runs, sizeof(double), cmp_double);
+		qsort(by_hand_cpu, runs, sizeof(double), cmp_double);
+		printf("moved apart by hand (placement off): p50 before %.0f ns, apart %.0f ns (%.2fx); cpu/rt %.0f -> %.0f ns\n",
+		       by_hand_before[runs / 2], by_hand_apart[runs / 2],
+		       by_hand_apart[runs / 2] > 0 ? by_hand_before[runs / 2] / by_hand_apart[runs / 2] : 0,
+		       by_hand_cpu0[runs / 2], by_hand_cpu[runs / 2]);
+	}
+	if (nb) {
+		qsort(before, nb, sizeof(double), cmp_double);
+		qsort(apart, nb, sizeof(double), cmp_double);
+		printf("moved apart in %u of %u runs: p50 before the move %.0f ns, apart %.0f ns (median of those runs)\n",
+		       moved, runs, before[nb / 2], apart[nb / 2]);
+	} else {
+		printf("moved apart in 0 of %u runs\n", runs);
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	size_t sizes[8] = { 64, 4096, 65536, 1u << 20, 16u << 20 };
 	unsigned nsizes = 5, runs = 3;
-	bool quick = false, only_matrix = false, sizes_given = false;
+	bool quick = false, only_matrix = false, sizes_given = false, runs_given = false;
+	double long_s = 0;
 	const char *only = NULL;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	int cc = 0, cs = ncpu > 1 ? 1 : 0;
@@ -384,6 +752,14 @@ int main(int argc, char **argv)
 			}
 		} else if (!strcmp(argv[i], "--matrix")) {
 			only_matrix = true;
+		} else if (!strcmp(argv[i], "--placement-long") && i + 1 < argc) {
+			char *end;
+			long_s = strtod(argv[++i], &end);
+			if (*end || end == argv[i] || !(long_s >= 1 && long_s <= 600)) {
+				fprintf(stderr, "bench_channel: --placement-long SECONDS: 1 to 600 seconds a cell "
+						"(got \"%s\")\n", argv[i]);
+				return 2;
+			}
 		} else if (!strcmp(argv[i], "--send-stamps")) {
 			send_stamps = true;
 		} else if (!strcmp(argv[i], "--placement") && i + 1 < argc) {
@@ -402,6 +778,7 @@ int main(int argc, char **argv)
 			mx_iters_arg = (unsigned)n;
 		} else if (!strcmp(argv[i], "--runs") && i + 1 < argc) {
 			runs = (unsigned)atoi(argv[++i]);
+			runs_given = true;
 		} else if (!strcmp(argv[i], "--sizes") && i + 1 < argc) {
 			nsizes = 0;
 			sizes_given = true;
@@ -410,7 +787,8 @@ int main(int argc, char **argv)
 		} else {
 			fprintf(stderr, "usage: bench_channel [--quick] [--runs N] [--sizes 64,4096,...] [--only TRANSPORT]\n"
 					"                     [--cpus CLIENT,SERVICE] [--send-stamps]\n"
-					"                     [--matrix [--placement ROW,...] [--only KIND,...] [--iters N]]\n");
+					"                     [--matrix [--placement ROW,...] [--only KIND,...] [--iters N]]\n"
+					"                     [--placement-long SECONDS [--runs N]]\n");
 			return 2;
 		}
 	}
@@ -421,6 +799,13 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	if (long_s > 0) {
+		if (only_matrix) {
+			fprintf(stderr, "bench_channel: --placement-long and --matrix are two benchmarks: one at a time\n");
+			return 2;
+		}
+		return placement_long(long_s, runs_given ? runs : 1);
+	}
 	if (only_matrix) {
 		mx_kinds_only = only;
 		if (sizes_given) {

@@ -147,6 +147,7 @@ struct thoth_chan_server {
 	struct worker *workers;
 	unsigned n_workers;
 	const place_cpumap_t *cpumap;   /* "nearest" by topology (placement.h); NULL: by number */
+	struct place_apart *pl_apart;   /* rule 6's state, made when a pair first saturates a CPU */
 };
 
 /*
@@ -386,6 +387,21 @@ static void mod_timer_set(conn_t *c, uint64_t wake_by)
 
 enum { PLACE_WINDOW_MS = 1000 };
 
+/* Placement's rule 6 (apart: a pair that saturates the one CPU the kernel
+ * keeps it on is split when another CPU is idle), made for a server
+ * whose pair first saturates a CPU: how idle each CPU was over the
+ * window needs /proc/stat read at its start and end, which no other
+ * server pays for. */
+typedef struct place_apart {
+	bool apart;                     /* the service was moved apart by rule 6 (to s->pl_cpu) */
+	bool want_stat;                 /* read /proc/stat at the next window's start */
+	bool map_tried;
+	unsigned undos;                 /* rule 6's moves undone (its dwell doubles each time) */
+	uint64_t stat_at;               /* the window start t0 was read at (0: none) */
+	place_cpu_times_t t0, t1;
+	place_cpumap_t *map;            /* "nearest" by topology (sysfs); NULL: by number */
+} place_apart_t;
+
 /* CPU time of a thread in ns (the first field of schedstat), 0 unknown. */
 static uint64_t cpu_ns(const char *path)
 {
@@ -413,6 +429,11 @@ static void place_window_start(thoth_chan_server_t *s, uint64_t now)
 	for (conn_t *c = s->conns; c; c = c->next) {
 		c->pl_calls = c->pl_wakes = 0;
 		c->pl_busy0 = c->open ? client_cpu_ns(c) : 0;
+	}
+	place_apart_t *ap = s->pl_apart;
+	if (ap && ap->want_stat) {
+		ap->want_stat = false;
+		ap->stat_at = place_cpu_times_read(&ap->t0, NULL) == 0 ? now : 0;
 	}
 }
 
@@ -449,15 +470,28 @@ static void place_eval(thoth_chan_server_t *s, uint64_t now)
 	/* Pinned by the user, now: a mask other than the one CPU we gave it
 	 * (the user may pin the thread at any time, before or after a move). */
 	bool user_pinned;
-	if (s->pl_colocated) {
-		cpu_set_t set;
+	place_apart_t *ap = s->pl_apart;
+	cpu_set_t set;
+	if (s->pl_colocated || (ap && ap->apart)) {
 		user_pinned = sched_getaffinity(0, sizeof set, &set) != 0 || CPU_COUNT(&set) != 1 ||
 			      !CPU_ISSET(s->pl_cpu, &set);
-		if (user_pinned)
+		if (user_pinned) {
 			s->pl_colocated = false;        /* the user's now, not ours */
+			if (ap)
+				ap->apart = false;
+		}
 	} else {
 		user_pinned = place_thread_pinned(0) != 0;
 	}
+	/* Rule 6: how idle each CPU this thread may use was over the window
+	 * (read only when the last window found the pair saturating one CPU). */
+	place_cpu_idle_t idle[64];
+	unsigned nidle = 0;
+	if (ap && ap->stat_at && ap->stat_at == s->pl_start && !user_pinned &&
+	    sched_getaffinity(0, sizeof set, &set) == 0 && place_cpu_times_read(&ap->t1, NULL) == 0)
+		nidle = place_cpu_idle(&ap->t0, &ap->t1, &set, idle, sizeof idle / sizeof idle[0]);
+	if (ap)
+		ap->stat_at = 0;
 	place_obs_t o = {
 		.client_cpu = ccpu < online ? ccpu : -1,
 		.server_cpu = sched_getcpu(),
@@ -474,15 +508,43 @@ static void place_eval(thoth_chan_server_t *s, uint64_t now)
 		.rtt_ns = (double)window / (double)one->pl_calls,
 		.rtt_before_ns = s->pl_colocated ? s->pl_cycle_before : 0,
 		.since_last_move_ns = s->pl_last_move ? now - s->pl_last_move : UINT64_MAX,
+		.apart = ap && ap->apart,
+		.apart_undos = ap ? ap->undos : 0,
+		.cpus = nidle ? idle : NULL,
+		.ncpus = nidle,
+		.map = ap ? ap->map : NULL,
 	};
+	place_policy_t pol;
+	place_policy_default(&pol);
 	place_decision_t d;
-	place_decide(NULL, &o, &d);
+	place_decide(&pol, &o, &d);
 	if (d.action != PLACE_STAY && place_apply(0, &d, place_log, s) == 0) {
 		s->pl_last_move = now;
 		s->pl_colocated = d.action == PLACE_COLOCATE;
+		if (ap) {
+			ap->apart = d.action == PLACE_APART;
+			ap->undos += d.reason == PLACE_WHY_APART_SLOWER;
+		}
 		s->pl_cpu = d.cpu;
 		s->pl_cycle_before = o.rtt_ns;
 		ST_ADD(s, placement_moves, 1);
+	}
+	/* A pair saturating the one CPU the kernel keeps it on: read how idle
+	 * the other CPUs are over the next window (rule 6 decides then). */
+	if (d.action == PLACE_STAY && !user_pinned && !s->pl_colocated && !(ap && ap->apart) && o.client_cpu >= 0 &&
+	    o.client_cpu == o.server_cpu && o.client_busy + o.server_busy > pol.spread_busy) {
+		if (!ap)
+			ap = s->pl_apart = calloc(1, sizeof *ap);
+		if (ap && !ap->map_tried) {
+			ap->map_tried = true;
+			ap->map = malloc(sizeof *ap->map);
+			if (ap->map && place_cpumap_load(ap->map, NULL)) {
+				free(ap->map);
+				ap->map = NULL;
+			}
+		}
+		if (ap)
+			ap->want_stat = true;
 	}
 }
 
@@ -1526,6 +1588,9 @@ void thoth_chan_server_free(thoth_chan_server_t *s)
 	}
 	free(s->path);
 	free(s->arena_buf);
+	if (s->pl_apart)
+		free(s->pl_apart->map);
+	free(s->pl_apart);
 	free(s);
 }
 

@@ -24,6 +24,8 @@ void place_policy_default(place_policy_t *p)
 		.spread_slowdown = 1.2,
 		.spread_busy = 0.9,
 		.min_dwell_ns = 2000000000ull,
+		.apart_idle = 0.5,
+		.apart_dwell_ns = 4000000000ull,
 	};
 }
 
@@ -40,6 +42,69 @@ static void decide(place_decision_t *d, place_action_t a, int cpu, const char *f
 	va_start(ap, fmt);
 	vsnprintf(d->why, sizeof d->why, fmt, ap);
 	va_end(ap);
+}
+
+/*
+ * Rule 6: a sleeping synchronous pair the kernel keeps on one CPU and that
+ * saturates it (the two threads need more than spread_busy of it) is
+ * split when another CPU the service may use was idle apart_idle of the
+ * window: the service moves there and the pair spins across CPUs
+ * (docs/SCHED.md "Apart").  The chosen CPU: the most idle, and among
+ * those within 10% of it the nearest to the client's by topology.
+ */
+static void apart(const place_policy_t *pol, const place_obs_t *o, place_decision_t *d, double busy)
+{
+	if (busy <= pol->spread_busy) {
+		decide(d, PLACE_STAY, -1, "on one CPU (%d), using %.0f%% of it (apart above %.0f%%)", o->client_cpu,
+		       busy * 100, pol->spread_busy * 100);
+		return;
+	}
+	if (o->calls == 0 || 2 * o->peer_wakeups < o->calls) {
+		decide(d, PLACE_STAY, -1, "on one CPU (%d), not a sleeping synchronous pair (%llu wake-ups for %llu calls)",
+		       o->client_cpu, (unsigned long long)o->peer_wakeups, (unsigned long long)o->calls);
+		return;
+	}
+	unsigned undos = o->apart_undos < 6 ? o->apart_undos : 6;
+	uint64_t dwell = pol->apart_dwell_ns << undos;
+	if (o->since_last_move_ns < dwell) {
+		decide(d, PLACE_STAY, -1, "on one CPU, saturated, moved %.1f s ago (apart dwell %.1f s after %u undo(s))",
+		       o->since_last_move_ns / 1e9, dwell / 1e9, o->apart_undos);
+		return;
+	}
+	if (!o->cpus || !o->ncpus) {
+		decide(d, PLACE_STAY, -1, "on one CPU, saturated, other CPUs' load unknown");
+		return;
+	}
+	double best = -1;
+	for (unsigned i = 0; i < o->ncpus; i++)
+		if (o->cpus[i].cpu != o->client_cpu && o->cpus[i].cpu >= 0 && finite_frac(o->cpus[i].idle) &&
+		    o->cpus[i].idle > best)
+			best = o->cpus[i].idle;
+	if (best < pol->apart_idle) {
+		decide(d, PLACE_STAY, -1, "on one CPU, saturated, but no other CPU was %.0f%% idle (best %.0f%%)",
+		       pol->apart_idle * 100, best < 0 ? 0 : best * 100);
+		return;
+	}
+	int cpu = -1;
+	double idle = 0;
+	uint32_t cd = UINT32_MAX;
+	for (unsigned i = 0; i < o->ncpus; i++) {
+		const place_cpu_idle_t *c = &o->cpus[i];
+		if (c->cpu == o->client_cpu || c->cpu < 0 || !finite_frac(c->idle) || c->idle < best - 0.1 ||
+		    c->idle < pol->apart_idle)
+			continue;
+		uint32_t dd = place_cpu_distance(o->map, c->cpu, o->client_cpu);
+		if (cpu < 0 || dd < cd || (dd == cd && abs(c->cpu - o->client_cpu) < abs(cpu - o->client_cpu))) {
+			cpu = c->cpu;
+			idle = c->idle;
+			cd = dd;
+		}
+	}
+	decide(d, PLACE_APART, cpu,
+	       "sleeping pair saturates CPU %d (%.0f%%, %.0f calls/s, %.1f us per round trip), CPU %d %.0f%% idle: "
+	       "service moved apart to CPU %d", o->client_cpu, busy * 100, (double)o->calls * 1e9 / (double)o->window_ns,
+	       o->rtt_ns / 1e3, cpu, idle * 100, cpu);
+	d->reason = PLACE_WHY_SATURATED;
 }
 
 void place_decide(const place_policy_t *pol, const place_obs_t *o, place_decision_t *d)
@@ -68,6 +133,29 @@ void place_decide(const place_policy_t *pol, const place_obs_t *o, place_decisio
 	}
 	double rate = (double)o->calls * 1e9 / (double)o->window_ns;
 	double busy = o->client_busy + o->server_busy;
+	if (o->apart) {
+		/* Rule 6's undo: the pair apart must stay faster than it was
+		 * together (a busy chosen CPU turns the spin into cross-CPU
+		 * sleeps, ~10x the one-CPU round trip). */
+		if (o->rtt_before_ns > 0 && o->rtt_ns > pol->spread_slowdown * o->rtt_before_ns) {
+			decide(d, PLACE_SPREAD, -1, "apart, the round trip %.1f us is %.2fx the %.1f us on one CPU: "
+			       "back to every CPU", o->rtt_ns / 1e3, o->rtt_ns / o->rtt_before_ns,
+			       o->rtt_before_ns / 1e3);
+			d->reason = PLACE_WHY_APART_SLOWER;
+			return;
+		}
+		/* The client woken by the service may be placed on the
+		 * service's CPU (wake-affine): the pair is together again,
+		 * sleeping, with one thread pinned for nothing. */
+		if (o->client_cpu >= 0 && o->client_cpu == o->server_cpu) {
+			decide(d, PLACE_SPREAD, -1, "apart, but the client followed the service to CPU %d: back to every CPU",
+			       o->server_cpu);
+			d->reason = PLACE_WHY_APART_SLOWER;
+			return;
+		}
+		decide(d, PLACE_STAY, -1, "apart and not slower (%.2f us)", o->rtt_ns / 1e3);
+		return;
+	}
 	if (o->colocated) {
 		/* Rule 3: spread again when sharing a CPU hurts either side. */
 		if (o->rtt_before_ns > 0 && o->rtt_ns > pol->spread_slowdown * o->rtt_before_ns) {
@@ -90,7 +178,7 @@ void place_decide(const place_policy_t *pol, const place_obs_t *o, place_decisio
 		return;
 	}
 	if (o->client_cpu == o->server_cpu) {
-		decide(d, PLACE_STAY, -1, "already on one CPU (%d)", o->client_cpu);
+		apart(pol, o, d, busy);
 		return;
 	}
 	/* Rule 1: only synchronous pairs: most calls cost a doorbell, i.e. the
@@ -132,7 +220,7 @@ int place_apply(pid_t tid, const place_decision_t *d, place_log_fn log, void *ct
 		return 0;
 	cpu_set_t set;
 	CPU_ZERO(&set);
-	if (d->action == PLACE_COLOCATE) {
+	if (d->action == PLACE_COLOCATE || d->action == PLACE_APART) {
 		if (d->cpu < 0 || d->cpu >= CPU_SETSIZE) {
 			errno = EINVAL;
 			return -1;
@@ -152,6 +240,8 @@ int place_apply(pid_t tid, const place_decision_t *d, place_log_fn log, void *ct
 		char where[40], line[320];
 		if (d->action == PLACE_COLOCATE)
 			snprintf(where, sizeof where, "moved to CPU %d", d->cpu);
+		else if (d->action == PLACE_APART)
+			snprintf(where, sizeof where, "moved apart to CPU %d", d->cpu);
 		else
 			snprintf(where, sizeof where, "spread over every CPU");
 		snprintf(line, sizeof line, "placement: thread %d %s: %s%s%s%s", (int)tid, where, d->why,
@@ -160,6 +250,75 @@ int place_apply(pid_t tid, const place_decision_t *d, place_log_fn log, void *ct
 	}
 	errno = err;
 	return r;
+}
+
+/* ---- how idle each CPU is (/proc/stat) ------------------------------------------ */
+
+int place_cpu_times_read(place_cpu_times_t *t, const char *path)
+{
+	t->ncpus = 0;
+	memset(t->have, 0, sizeof t->have);
+	FILE *f = fopen(path ? path : "/proc/stat", "re");
+	if (!f)
+		return -1;
+	char line[512];
+	bool any = false;
+	while (fgets(line, sizeof line, f)) {
+		size_t len = strlen(line);
+		bool whole = len && line[len - 1] == '\n';
+		/* "cpu " (the sum) first, then one "cpuN" line per online CPU;
+		 * the next kind of line ends them. */
+		if (strncmp(line, "cpu", 3))
+			break;
+		if (!whole)
+			break;          /* a cpu line is ~80 bytes: this file is not /proc/stat */
+		if (line[3] < '0' || line[3] > '9')
+			continue;
+		char *p = line + 3, *end;
+		unsigned long cpu = strtoul(p, &end, 10);
+		if (end == p || *end != ' ' || cpu >= PLACE_MAX_CPUS)
+			continue;
+		/* user nice system idle iowait irq softirq steal (guest and
+		 * guest_nice are already in user and nice) */
+		unsigned long long v[8] = { 0 };
+		int n = 0;
+		for (p = end; n < 8; n++, p = end) {
+			v[n] = strtoull(p, &end, 10);
+			if (end == p)
+				break;
+		}
+		if (n < 4)
+			continue;
+		uint64_t total = 0;
+		for (int i = 0; i < n; i++)
+			total += v[i];
+		t->idle[cpu] = v[3] + (n > 4 ? v[4] : 0);
+		t->total[cpu] = total;
+		t->have[cpu] = true;
+		if (cpu + 1 > t->ncpus)
+			t->ncpus = (unsigned)cpu + 1;
+		any = true;
+	}
+	fclose(f);
+	return any ? 0 : -1;
+}
+
+unsigned place_cpu_idle(const place_cpu_times_t *a, const place_cpu_times_t *b, const cpu_set_t *allowed,
+			place_cpu_idle_t *out, unsigned cap)
+{
+	unsigned n = 0;
+	unsigned lim = a->ncpus < b->ncpus ? a->ncpus : b->ncpus;
+	for (unsigned c = 0; c < lim && c < CPU_SETSIZE && n < cap; c++) {
+		if (!a->have[c] || !b->have[c] || (allowed && !CPU_ISSET(c, allowed)))
+			continue;
+		if (b->total[c] <= a->total[c] || b->idle[c] < a->idle[c])
+			continue;       /* no time passed, or a counter went back (CPU re-onlined) */
+		uint64_t dt = b->total[c] - a->total[c], di = b->idle[c] - a->idle[c];
+		out[n].cpu = (int)c;
+		out[n].idle = di >= dt ? 1.0 : (double)di / (double)dt;
+		n++;
+	}
+	return n;
 }
 
 /* ---- "nearest": CPUs by topology distance -------------------------------------- */

@@ -15,10 +15,14 @@
 #ifndef THOTH_SCHED_PLACEMENT_H
 #define THOTH_SCHED_PLACEMENT_H
 
+#include <sched.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+#define PLACE_MAX_CPUS 1024
+#define PLACE_MAX_NODES 64
 
 typedef struct place_policy {
 	double max_rate_hz;         /* co-locate only pairs calling at most this often (default 5000/s) */
@@ -26,10 +30,24 @@ typedef struct place_policy {
 	double spread_slowdown;     /* spread when the co-located round trip is this much slower (1.2) */
 	double spread_busy;         /* ... or the two threads together need this much of the CPU (0.9) */
 	uint64_t min_dwell_ns;      /* no second move of a pair within this time (2 s) */
+	/* Rule 6 (apart): a pair the kernel keeps on one CPU, saturating it
+	 * (more than spread_busy), is split when another CPU is this idle. */
+	double apart_idle;          /* the chosen CPU was idle at least this much of the window (0.5) */
+	uint64_t apart_dwell_ns;    /* no apart move within this time of any move (4 s), doubled
+				     * per undo of the rule on this pair (at most 64x) */
 } place_policy_t;
 
 /* The defaults above. */
 void place_policy_default(place_policy_t *p);
+
+typedef struct place_cpumap place_cpumap_t;
+
+/* One CPU the service thread may run on, and how idle it was over the
+ * window (0..1: /proc/stat's idle + iowait over its total). */
+typedef struct place_cpu_idle {
+	int cpu;
+	double idle;
+} place_cpu_idle_t;
 
 /* One observation window of one channel (client thread <-> service thread). */
 typedef struct place_obs {
@@ -44,12 +62,21 @@ typedef struct place_obs {
 	double rtt_ns;                      /* round-trip p50 in the window */
 	double rtt_before_ns;               /* colocated: the p50 before the move (0 = unknown) */
 	uint64_t since_last_move_ns;        /* UINT64_MAX = never moved */
+	/* Rule 6 (apart). */
+	bool apart;                         /* this policy moved the service to another CPU than its
+					     * client's earlier (rtt_before_ns: the cycle before) */
+	unsigned apart_undos;               /* how often rule 6's move was undone for this pair */
+	const place_cpu_idle_t *cpus;       /* the CPUs the service may run on, with their idle share
+					     * over the window; NULL / 0: unknown (rule 6 stays) */
+	unsigned ncpus;
+	const place_cpumap_t *map;          /* "nearest" by topology; NULL: by CPU number */
 } place_obs_t;
 
 typedef enum place_action {
 	PLACE_STAY = 0,
 	PLACE_COLOCATE = 1,                 /* run the service thread on `cpu` (the client's) */
 	PLACE_SPREAD = 2,                   /* give the service thread back its former CPUs */
+	PLACE_APART = 3,                    /* run the service thread on `cpu`, not its client's */
 } place_action_t;
 
 /* Which rule moved a thread (the place_move trace point's reason). */
@@ -58,12 +85,16 @@ typedef enum place_reason {
 	PLACE_WHY_SYNC_PAIR = 1,            /* COLOCATE: sleeping synchronous low-rate pair */
 	PLACE_WHY_SLOWER = 2,               /* SPREAD: the co-located round trip got slower */
 	PLACE_WHY_BUSY = 3,                 /* SPREAD: the pair needs more than the shared CPU */
+	PLACE_WHY_SATURATED = 4,            /* APART: a sleeping pair saturates the CPU the kernel keeps
+					     * it on, and another CPU is idle */
+	PLACE_WHY_APART_SLOWER = 5,         /* SPREAD: undo: the round trip apart got slower, or
+					     * the client followed the service to its CPU */
 } place_reason_t;
 
 typedef struct place_decision {
 	place_action_t action;
 	place_reason_t reason;
-	int cpu;                            /* COLOCATE: the CPU; else -1 */
+	int cpu;                            /* COLOCATE, APART: the CPU; else -1 */
 	char why[160];                      /* always filled: the rule that decided */
 } place_decision_t;
 
@@ -78,10 +109,31 @@ int place_thread_pinned(pid_t tid);
 /* Every move goes through here: LOG (if set) gets one line saying what
  * moved where and why, and the place_move trace point records it (arg0 =
  * tid, arg1 = action | reason << 8 | (cpu + 1) << 16 | failed << 32);
- * the thread's affinity is changed (COLOCATE: to the one CPU; SPREAD: back
- * to every online CPU).  0 or -1 (errno). */
+ * the thread's affinity is changed (COLOCATE, APART: to the one CPU;
+ * SPREAD: back to every online CPU, the mask of every thread the policy
+ * may move: one with fewer counts as pinned by the user).  0 or -1 (errno). */
 typedef void (*place_log_fn)(void *ctx, const char *line);
 int place_apply(pid_t tid, const place_decision_t *d, place_log_fn log, void *ctx);
+
+/* ---- how idle each CPU is (/proc/stat), for rule 6 -------------------------- */
+
+/* Cumulative idle and total time of each CPU (USER_HZ ticks). */
+typedef struct place_cpu_times {
+	unsigned ncpus;                         /* CPUs 0..ncpus-1 may have a line */
+	bool have[PLACE_MAX_CPUS];
+	uint64_t idle[PLACE_MAX_CPUS], total[PLACE_MAX_CPUS];
+} place_cpu_times_t;
+
+/* Read PATH (NULL: /proc/stat) into T: the "cpuN" lines only, which come
+ * first (the file's long interrupt lines are never read).  0, or -1 when
+ * the file cannot be read or has no cpuN line. */
+int place_cpu_times_read(place_cpu_times_t *t, const char *path);
+
+/* The idle share of each CPU of ALLOWED between A and B (the later) into
+ * OUT (at most CAP entries): CPUs without a line in both, or with no time
+ * passed, are left out.  Returns the count. */
+unsigned place_cpu_idle(const place_cpu_times_t *a, const place_cpu_times_t *b, const cpu_set_t *allowed,
+			place_cpu_idle_t *out, unsigned cap);
 
 /* ---- "nearest": CPUs by topology distance -------------------------------------- */
 
@@ -92,17 +144,15 @@ int place_apply(pid_t tid, const place_decision_t *d, place_log_fn log, void *ct
  * never links hwloc); code that has SCALE-1's thoth_topo (thothd, tests)
  * fills it from that (placement_topo.h): the same facts, the same order.
  */
-#define PLACE_MAX_CPUS 1024
-#define PLACE_MAX_NODES 64
 
-typedef struct place_cpumap {
+struct place_cpumap {
 	unsigned ncpus;                         /* CPUs 0..ncpus-1 described (0 = nothing known) */
 	unsigned nnodes;
 	int16_t node[PLACE_MAX_CPUS];           /* -1 unknown */
 	int16_t package[PLACE_MAX_CPUS];
 	int16_t core[PLACE_MAX_CPUS];           /* core id within its package */
 	uint8_t dist[PLACE_MAX_NODES][PLACE_MAX_NODES];
-} place_cpumap_t;
+};
 
 /* Read SYSROOT/sys/devices/system/{cpu,node} (SYSROOT "" or NULL: this
  * machine; a fixture dir in tests).  Without node files every CPU is on

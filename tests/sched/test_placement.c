@@ -37,12 +37,15 @@ static place_obs_t lazy_pair(void)
 	};
 }
 
+static place_cpumap_t map;
+
 static place_decision_t run(const place_obs_t *o)
 {
 	place_decision_t d;
 	memset(&d, 0x55, sizeof d);
 	place_decide(NULL, o, &d);
-	print_message("  -> %s: %s\n", d.action == PLACE_COLOCATE ? "colocate" : d.action == PLACE_SPREAD ? "spread" : "stay",
+	print_message("  -> %s: %s\n", d.action == PLACE_COLOCATE ? "colocate" : d.action == PLACE_SPREAD ? "spread"
+		      : d.action == PLACE_APART ? "apart" : "stay",
 		      d.why);
 	assert_non_null(memchr(d.why, 0, sizeof d.why));
 	return d;
@@ -127,6 +130,186 @@ static void test_no_move_within_the_dwell_time(void **state)
 	assert_int_equal(run(&o).action, PLACE_COLOCATE);
 }
 
+/* ---- rule 6: apart ---------------------------------------------------------- */
+
+/* A back-to-back pair the kernel keeps on CPU 0 (this VM, unpinned):
+ * every round trip sleeps, ~14 us, the two threads use the whole CPU;
+ * CPU 1 is 80% idle, CPU 2 95% (a fake /proc/stat window). */
+static const place_cpu_idle_t three_cpus[] = { { 0, 0.0 }, { 1, 0.80 }, { 2, 0.95 } };
+
+static place_obs_t saturating_pair(void)
+{
+	return (place_obs_t){
+		.client_cpu = 0, .server_cpu = 0,
+		.window_ns = SEC, .calls = 70000, .peer_wakeups = 70000,
+		.client_busy = 0.52, .server_busy = 0.46,
+		.rtt_ns = 14000, .since_last_move_ns = UINT64_MAX,
+		.cpus = three_cpus, .ncpus = 3,
+	};
+}
+
+static void test_a_saturating_pair_on_one_cpu_is_moved_apart_to_an_idle_cpu(void **state)
+{
+	place_obs_t o = saturating_pair();
+	place_decision_t d = run(&o);
+	assert_int_equal(d.action, PLACE_APART);
+	assert_int_equal(d.reason, PLACE_WHY_SATURATED);
+	assert_int_equal(d.cpu, 2);          /* the most idle one, never the client's */
+	assert_non_null(strstr(d.why, "apart"));
+	/* Within 10% of the most idle, the nearest to the client by topology
+	 * (sys-2node: CPU 4's SMT sibling is 6, 5 is another core, 3 the
+	 * other node): 6, although 3 is more idle and nearer by number. */
+	assert_int_equal(place_cpumap_load(&map, FIXTURES "/sys-2node"), 0);
+	const place_cpu_idle_t eight[] = { { 3, 0.97 }, { 4, 0.0 }, { 5, 0.92 }, { 6, 0.90 }, { 7, 0.40 } };
+	o.client_cpu = o.server_cpu = 4;
+	o.cpus = eight;
+	o.ncpus = 5;
+	o.map = &map;
+	d = run(&o);
+	assert_int_equal(d.action, PLACE_APART);
+	assert_int_equal(d.cpu, 6);
+	o.map = NULL;                        /* by number: 3 and 5 tie, the lower index */
+	assert_int_equal(run(&o).cpu, 3);
+	const place_cpu_idle_t far_more_idle[] = { { 3, 1.0 }, { 6, 0.55 } };
+	o.map = &map;
+	o.cpus = far_more_idle;
+	o.ncpus = 2;
+	assert_int_equal(run(&o).cpu, 3);    /* least loaded first: 6 is 45% less idle */
+}
+
+static void test_no_apart_move_without_an_idle_cpu_or_a_saturating_sleeping_pair(void **state)
+{
+	const place_cpu_idle_t busy_other[] = { { 0, 0.9 }, { 1, 0.30 } };
+	place_obs_t o = saturating_pair();
+	/* Each case is the moving pair with one thing changed. */
+	assert_int_equal(run(&o).action, PLACE_APART);
+	o.cpus = busy_other;                 /* only the client's own CPU is idle */
+	o.ncpus = 2;
+	place_decision_t d = run(&o);
+	assert_int_equal(d.action, PLACE_STAY);
+	assert_non_null(strstr(d.why, "idle"));
+	o = saturating_pair();
+	o.cpus = NULL;                       /* the other CPUs' load unknown */
+	o.ncpus = 0;
+	assert_int_equal(run(&o).action, PLACE_STAY);
+	o = saturating_pair();
+	o.client_busy = o.server_busy = 0.3; /* 60%: the pair has think time, it fits */
+	assert_int_equal(run(&o).action, PLACE_STAY);
+	o = saturating_pair();
+	o.peer_wakeups = 100;                /* not sleeping: not this rule's pair */
+	assert_int_equal(run(&o).action, PLACE_STAY);
+	o = saturating_pair();
+	o.server_pinned = true;              /* the user's affinity: never overridden */
+	d = run(&o);
+	assert_int_equal(d.action, PLACE_STAY);
+	assert_non_null(strstr(d.why, "user"));
+}
+
+static void test_apart_is_undone_when_the_round_trip_gets_slower(void **state)
+{
+	place_obs_t o = saturating_pair();
+	o.apart = true;
+	o.client_cpu = 0;
+	o.server_cpu = 2;
+	o.rtt_before_ns = 14000;
+	o.since_last_move_ns = 3 * SEC;
+	o.rtt_ns = 700;                      /* spinning across CPUs: keep it */
+	assert_non_null(strstr(run(&o).why, "apart and not slower"));
+	assert_int_equal(run(&o).action, PLACE_STAY);
+	o.rtt_ns = 140000;                   /* the chosen CPU got busy: cross-CPU sleeps */
+	place_decision_t d = run(&o);
+	assert_int_equal(d.action, PLACE_SPREAD);
+	assert_int_equal(d.reason, PLACE_WHY_APART_SLOWER);
+	assert_non_null(strstr(d.why, "10.00x"));
+	/* The kernel put the client on the service's CPU (woken there): the
+	 * pair sleeps together again, the pin buys nothing: undone. */
+	o.rtt_ns = 13000;
+	o.client_cpu = 2;
+	d = run(&o);
+	assert_int_equal(d.action, PLACE_SPREAD);
+	assert_non_null(strstr(d.why, "followed"));
+	o.server_pinned = true;              /* pinned by the user since: left alone */
+	assert_int_equal(run(&o).action, PLACE_STAY);
+}
+
+static void test_apart_has_its_own_dwell_doubled_by_undos(void **state)
+{
+	place_policy_t pol;
+	place_policy_default(&pol);
+	place_obs_t o = saturating_pair();
+	o.since_last_move_ns = 3 * SEC;      /* past the 2 s dwell, not the 4 s apart dwell */
+	place_decision_t d = run(&o);
+	assert_int_equal(d.action, PLACE_STAY);
+	assert_non_null(strstr(d.why, "dwell"));
+	o.since_last_move_ns = pol.apart_dwell_ns + 1;
+	assert_int_equal(run(&o).action, PLACE_APART);
+	o.apart_undos = 2;                   /* undone twice: 4x the dwell */
+	assert_int_equal(run(&o).action, PLACE_STAY);
+	o.since_last_move_ns = 4 * pol.apart_dwell_ns + 1;
+	assert_int_equal(run(&o).action, PLACE_APART);
+	o.apart_undos = 1000;                /* capped at 64x, no shift overflow */
+	o.since_last_move_ns = 64 * pol.apart_dwell_ns + 1;
+	assert_int_equal(run(&o).action, PLACE_APART);
+}
+
+/* /proc/stat's cpu lines into idle shares: fake files for two moments. */
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static void test_cpu_idle_shares_from_proc_stat(void **state)
+{
+	char a[] = "/tmp/thoth-pstat-a-XXXXXX", b[] = "/tmp/thoth-pstat-b-XXXXXX";
+	int fa = mkstemp(a), fb = mkstemp(b);
+	assert_true(fa >= 0 && fb >= 0);
+	close(fa);
+	close(fb);
+	write_file(a, "cpu  300 0 100 1000 0 0 0 0 0 0\n"
+		      "cpu0 100 0 50 500 0 0 0 0 0 0\n"
+		      "cpu1 200 0 50 500 0 0 0 0 0 0\n"
+		      "cpu3 10 0 10 10 0 0 0 0 0 0\n"
+		      "intr 12345 1 2 3\n");
+	/* 100 ticks later: CPU 0 all busy, CPU 1 75 idle + 5 iowait of 100,
+	 * CPU 3 gone (offline), CPU 9 new. */
+	write_file(b, "cpu  500 0 100 1080 0 0 0 0 0 0\n"
+		      "cpu0 180 0 70 500 0 0 0 0 0 0\n"
+		      "cpu1 210 0 60 575 5 0 0 0 0 0\n"
+		      "cpu9 1 0 1 1 0 0 0 0 0 0\n"
+		      "intr 99999 1 2 3\n");
+	place_cpu_times_t *t0 = malloc(sizeof *t0), *t1 = malloc(sizeof *t1);
+	assert_non_null(t0);
+	assert_non_null(t1);
+	assert_int_equal(place_cpu_times_read(t0, a), 0);
+	assert_int_equal(place_cpu_times_read(t1, b), 0);
+	place_cpu_idle_t out[8];
+	unsigned n = place_cpu_idle(t0, t1, NULL, out, 8);
+	assert_int_equal(n, 2);
+	assert_int_equal(out[0].cpu, 0);
+	assert_true(fabs(out[0].idle - 0.0) < 1e-9);
+	assert_int_equal(out[1].cpu, 1);
+	assert_true(fabs(out[1].idle - 0.8) < 1e-9);
+	cpu_set_t only0;
+	CPU_ZERO(&only0);
+	CPU_SET(0, &only0);
+	assert_int_equal(place_cpu_idle(t0, t1, &only0, out, 8), 1);   /* the allowed CPUs only */
+	assert_int_equal(place_cpu_idle(t0, t1, NULL, out, 1), 1);     /* bounded by CAP */
+	/* Not /proc/stat: no cpu line. */
+	write_file(b, "intr 1 2 3\n");
+	assert_int_equal(place_cpu_times_read(t1, b), -1);
+	assert_int_equal(place_cpu_times_read(t1, "/nonexistent/stat"), -1);
+	/* This machine's own file: every online CPU of ours has a line. */
+	assert_int_equal(place_cpu_times_read(t0, NULL), 0);
+	assert_true(t0->ncpus >= 1);
+	unlink(a);
+	unlink(b);
+	free(t0);
+	free(t1);
+}
+
 static void test_bad_observations_leave_things_alone(void **state)
 {
 	place_obs_t o = lazy_pair();
@@ -197,6 +380,12 @@ static void test_apply_moves_a_real_thread_and_logs_why(void **state)
 	assert_true(CPU_ISSET(here, &set) && CPU_COUNT(&set) == 1);
 	if (sysconf(_SC_NPROCESSORS_ONLN) > 1)
 		assert_int_equal(place_thread_pinned(w.tid), 1);
+	place_decision_t away = { .action = PLACE_APART, .reason = PLACE_WHY_SATURATED, .cpu = here, .why = "test" };
+	assert_int_equal(place_apply(w.tid, &away, collect, log), 0);
+	snprintf(want, sizeof want, "moved apart to CPU %d", here);
+	assert_non_null(strstr(log, want));
+	assert_int_equal(sched_getaffinity(w.tid, sizeof set, &set), 0);
+	assert_true(CPU_ISSET(here, &set) && CPU_COUNT(&set) == 1);
 	place_decision_t back = { .action = PLACE_SPREAD, .cpu = -1, .why = "test" };
 	assert_int_equal(place_apply(w.tid, &back, collect, log), 0);
 	assert_non_null(strstr(log, "spread"));
@@ -206,8 +395,6 @@ static void test_apply_moves_a_real_thread_and_logs_why(void **state)
 }
 
 /* ---- "nearest" by topology distance ------------------------------------------- */
-
-static place_cpumap_t map;
 
 /*
  * A 2-node machine from a sysfs fixture (tests/sched/fixtures/sys-2node:
@@ -297,6 +484,11 @@ int main(void)
 		cmocka_unit_test(test_colocated_pair_is_spread_again_when_slower),
 		cmocka_unit_test(test_no_move_within_the_dwell_time),
 		cmocka_unit_test(test_bad_observations_leave_things_alone),
+		cmocka_unit_test(test_a_saturating_pair_on_one_cpu_is_moved_apart_to_an_idle_cpu),
+		cmocka_unit_test(test_no_apart_move_without_an_idle_cpu_or_a_saturating_sleeping_pair),
+		cmocka_unit_test(test_apart_is_undone_when_the_round_trip_gets_slower),
+		cmocka_unit_test(test_apart_has_its_own_dwell_doubled_by_undos),
+		cmocka_unit_test(test_cpu_idle_shares_from_proc_stat),
 		cmocka_unit_test(test_apply_moves_a_real_thread_and_logs_why),
 		cmocka_unit_test(test_nearest_cpu_is_by_topology_not_by_number),
 		cmocka_unit_test(test_nearest_cpu_agrees_with_scale1_topology),

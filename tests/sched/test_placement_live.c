@@ -17,6 +17,13 @@
  *     pair's CPU time (read as the service reads it) decides: above 92% in
  *     some policy window is a failure, below it the step is reported as
  *     not produced (it failed at load 20 on a fixed 15 s budget).
+ *  4. rule 6 (apart): an unpinned client calling back to back, the
+ *     service unpinned: when the kernel keeps the pair on one CPU and
+ *     another CPU is idle, the service is moved to that other CPU alone,
+ *     the move logged with its reason.  Whether the machine gives the
+ *     rule its input (an idle CPU) is the load's choice: the test asserts
+ *     what a move must look like when one comes, and that none comes
+ *     with placement off; it prints which happened.
  * The client's calls are its workload (5 ms apart), never synchronisation;
  * every wait is a condition polled against a deadline.
  */
@@ -46,6 +53,8 @@ static char dir[64], sock_path[128], log_path[128];
 static pid_t service_pid;
 static int ncpu, client_cpu, other_cpu;
 
+static bool service_spins;      /* start_service: the default wait (spin, then sleep), not --sleep */
+
 static void start_service(int pin_cpu)
 {
 	unlink(sock_path);
@@ -62,7 +71,10 @@ static void start_service(int pin_cpu)
 		int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 		if (fd < 0 || dup2(fd, 2) < 0)
 			_exit(125);
-		execl(CHAN_SERVICE, CHAN_SERVICE, sock_path, "--sleep", (char *)NULL);
+		if (service_spins)
+			execl(CHAN_SERVICE, CHAN_SERVICE, sock_path, (char *)NULL);
+		else
+			execl(CHAN_SERVICE, CHAN_SERVICE, sock_path, "--sleep", (char *)NULL);
 		_exit(127);
 	}
 	for (int i = 0; i < 400 && access(sock_path, F_OK) != 0; i++)
@@ -226,7 +238,8 @@ static bool calls_until(thoth_chan_t *ch, bool burn, bool (*cond)(void), int dea
 
 static thoth_chan_t *open_chan(void)
 {
-	thoth_chan_config_t cfg = { .iface = &thoth_chantest_Test_info, .wait = THOTH_CHAN_SLEEP };
+	thoth_chan_config_t cfg = { .iface = &thoth_chantest_Test_info,
+				    .wait = service_spins ? THOTH_CHAN_SPIN : THOTH_CHAN_SLEEP };
 	thoth_chan_t *ch = NULL;
 	char why[300];
 	int r = thoth_chan_connect(sock_path, &cfg, &ch, why, sizeof why);
@@ -323,6 +336,84 @@ static void test_service_follows_its_client_and_spreads_when_the_pair_no_longer_
 	stop_service();
 }
 
+static bool one_cpu_service(void)
+{
+	cpu_set_t set;
+	return service_cpus(&set) == 1;
+}
+
+/* Back to back (no think time) until COND or DEADLINE_MS. */
+static bool calls_back_to_back(thoth_chan_t *ch, bool (*cond)(void), int deadline_ms)
+{
+	uint64_t end = thoth_clock_now() + (uint64_t)deadline_ms * MS, look = 0;
+	for (uint64_t now; (now = thoth_clock_now()) < end;) {
+		call(ch);
+		if (now >= look) {
+			look = now + 20 * MS;
+			if (cond())
+				return true;
+		}
+	}
+	return false;
+}
+
+static double load1(void)
+{
+	double l = -1;
+	FILE *f = fopen("/proc/loadavg", "re");
+	if (f) {
+		if (fscanf(f, "%lf", &l) != 1)
+			l = -1;
+		fclose(f);
+	}
+	return l;
+}
+
+static void test_a_saturating_pair_is_moved_apart_only_to_another_cpu_and_logged(void **state)
+{
+	if (ncpu < 2)
+		skip();
+	service_spins = true;
+	/* Placement off: 5 s of a saturating pair, no move (the off switch
+	 * covers rule 6 too). */
+	setenv("THOTH_PLACEMENT", "off", 1);
+	start_service(-1);
+	unsetenv("THOTH_PLACEMENT");
+	thoth_chan_t *ch = open_chan();
+	assert_false(calls_back_to_back(ch, one_cpu_service, 5000));
+	assert_false(log_has("placement:"));
+	thoth_chan_close(ch);
+	stop_service();
+	/* Placement on: rule 6 needs two windows (the first finds the pair
+	 * saturating one CPU, the second reads how idle the others were). */
+	start_service(-1);
+	ch = open_chan();
+	bool moved = calls_back_to_back(ch, one_cpu_service, 10000);
+	if (moved) {
+		cpu_set_t set;
+		int cpu = -1;
+		assert_int_equal(service_cpus(&set), 1);
+		for (int c = 0; c < ncpu; c++)
+			if (CPU_ISSET(c, &set))
+				cpu = c;
+		char want[64];
+		snprintf(want, sizeof want, "moved apart to CPU %d", cpu);
+		assert_true(log_soon(want));
+		assert_true(log_soon("saturates"));
+		assert_false(log_has("moved to CPU"));          /* not a co-location */
+		print_message("moved apart to CPU %d (load %.1f)\n", cpu, load1());
+	} else {
+		/* Never on one CPU with another one idle: no apart move may
+		 * have been logged. */
+		print_message("no move apart in 10 s: the kernel split the pair itself or no other CPU was "
+			      "half idle (load %.1f)\n", load1());
+		assert_false(log_has("moved apart"));
+	}
+	thoth_chan_close(ch);
+	stop_service();
+	service_spins = false;
+}
+
 static int setup(void **state)
 {
 	snprintf(dir, sizeof dir, "/tmp/thoth-place-XXXXXX");
@@ -357,6 +448,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_service_pinned_by_the_user_is_never_moved),
 		cmocka_unit_test(test_service_follows_its_client_and_spreads_when_the_pair_no_longer_fits),
+		cmocka_unit_test(test_a_saturating_pair_is_moved_apart_only_to_another_cpu_and_logged),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

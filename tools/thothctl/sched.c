@@ -242,7 +242,7 @@ static int read_trace(FILE *f, sched_report_t *r)
 
 static const char *action_name(unsigned a)
 {
-	return a == 1 ? "colocate" : a == 2 ? "spread" : "stay";
+	return a == 1 ? "colocate" : a == 2 ? "spread" : a == 3 ? "apart" : "stay";
 }
 
 static const char *reason_name(unsigned r)
@@ -251,6 +251,8 @@ static const char *reason_name(unsigned r)
 	case 1: return "sleeping synchronous low-rate pair: service follows its client";
 	case 2: return "co-located round trip got slower";
 	case 3: return "the pair needs more than the shared CPU";
+	case 4: return "sleeping pair saturates the CPU the kernel keeps it on, another CPU idle: service moved apart";
+	case 5: return "apart got slower or the client followed: back to every CPU";
 	default: return "unknown";
 	}
 }
