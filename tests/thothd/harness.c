@@ -160,7 +160,7 @@ pid_t harness_start_thothd(harness_t *h, const char *const *extra)
 	 * thothd's default (9180) it ran only when no other test's thothd
 	 * held 9180 at that moment: the same test then had a listener, its
 	 * epoll registration and a timer more or fewer, run to run. */
-	if (!port_given) {
+	if (!port_given && !h->thothd_default_port) {
 		argv[n++] = "--http-port";
 		argv[n++] = "0";
 	}
