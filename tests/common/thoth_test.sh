@@ -18,7 +18,8 @@
 #                              not (a background job reads /dev/null); a
 #                              command that needs one, or opens a fifo, is
 #                              started with & and its $! added to TT_PIDS.
-#   tt_start_thothd RT [ARGS]  thothd --runtime-dir RT --ready-fd ARGS, its
+#   tt_start_thothd RT [ARGS]  thothd --runtime-dir RT --ready-fd ARGS (and
+#                              --http-port 0 unless ARGS name a port), its
 #                              stderr appended to $RT/thothd.log; returns once
 #                              it said READY=1 and its socket is there
 #                              (deadline TT_DEADLINE s, 60 by default), else fails with its
@@ -174,7 +175,13 @@ tt_start_thothd() {
   # The command is made here, in the test's shell: an expansion that fails
   # (set -u) fails the test at once, not the background job before it
   # opens the fifo.
-  local cmd=(${TT_THOTHD_WRAP+"${TT_THOTHD_WRAP[@]}"} "$THOTHD" --runtime-dir "$rt" --ready-fd 3 "$@")
+  # The dashboard on a port of its own unless the test chose one: at
+  # thothd's default (9180) it ran only when no other test's thothd held
+  # 9180 at that moment, so the same test's thothd had a listener more or
+  # fewer from run to run.
+  local a port=(--http-port 0)
+  for a in "$@"; do [ "$a" != --http-port ] || port=(); done
+  local cmd=(${TT_THOTHD_WRAP+"${TT_THOTHD_WRAP[@]}"} "$THOTHD" --runtime-dir "$rt" --ready-fd 3 ${port+"${port[@]}"} "$@")
   rm -f "$rt/ready"
   mkfifo "$rt/ready" || tt_fail "cannot make the fifo $rt/ready"
   # Opened read-write, the fifo opens at once here and thothd's open (its

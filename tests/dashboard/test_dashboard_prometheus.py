@@ -64,10 +64,21 @@ def main():
                           step=0.2)
             if up["value"][1] != "1":
                 fail("up = %s" % up)
+            # The port was free a moment before Prometheus bound it, not
+            # reserved: the one answering must be ours (its data dir), not
+            # another run's Prometheus that took the port first (ours then
+            # exited), whose job "thoth" scrapes another thothd.
+            with urllib.request.urlopen(api + "/api/v1/status/flags", timeout=5) as r:
+                tsdb = json.load(r)["data"].get("storage.tsdb.path")
+            if tsdb != os.path.join(work, "data") or prom.poll() is not None:
+                fail("the Prometheus on 127.0.0.1:%d is another's (data in %s), not the one "
+                     "started here (%s): the port was taken meanwhile" % (port, tsdb, work))
             with urllib.request.urlopen(api + "/api/v1/targets", timeout=5) as r:
                 targets = json.load(r)["data"]["activeTargets"]
             if not targets or targets[0]["lastError"]:
                 fail("scrape error: %s" % targets)
+            if targets[0]["scrapeUrl"] != "http://127.0.0.1:%d/metrics" % s.port:
+                fail("Prometheus scrapes %s, not this thothd (port %d)" % (targets[0]["scrapeUrl"], s.port))
             regs = wait_for("thoth_registry_registrations",
                             lambda: query("thoth_registry_registrations"), timeout=20, step=0.2)
             if regs[0]["value"][1] != "2":

@@ -4,8 +4,10 @@
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -62,4 +64,53 @@ pid_t etcd_spawn(harness_t *h, const char *etcd, uint16_t client_port, uint16_t 
 			       "--initial-advertise-peer-urls", peer, "--initial-cluster", cluster,
 			       "--log-level", "warn", NULL };
 	return harness_spawn(h, "etcd", argv);
+}
+
+/* The inode of the socket listening on 127.0.0.1:PORT (/proc/net/tcp), or 0. */
+static unsigned long listener_inode(uint16_t port)
+{
+	FILE *f = fopen("/proc/net/tcp", "re");
+	if (!f)
+		return 0;
+	char line[512], want[32];
+	snprintf(want, sizeof want, "0100007F:%04X", port);
+	unsigned long inode = 0;
+	while (!inode && fgets(line, sizeof line, f)) {
+		char local[64], st[8];
+		unsigned long ino;
+		/* sl local rem st tx:rx tr:when retrnsmt uid timeout inode */
+		if (sscanf(line, " %*s %63s %*s %7s %*s %*s %*s %*s %*s %lu", local, st, &ino) == 3 &&
+		    strcmp(local, want) == 0 && strcmp(st, "0A") == 0)
+			inode = ino;
+	}
+	fclose(f);
+	return inode;
+}
+
+bool etcd_listens(pid_t pid, uint16_t port)
+{
+	unsigned long inode = listener_inode(port);
+	char dir[64], want[64];
+	snprintf(dir, sizeof dir, "/proc/%d/fd", (int)pid);
+	snprintf(want, sizeof want, "socket:[%lu]", inode);
+	DIR *d = inode ? opendir(dir) : NULL;
+	if (!d)
+		return false;
+	bool ours = false;
+	struct dirent *e;
+	while (!ours && (e = readdir(d))) {
+		char link[400], target[64];
+		snprintf(link, sizeof link, "%s/%s", dir, e->d_name);
+		ssize_t n = readlink(link, target, sizeof target - 1);
+		target[n > 0 ? n : 0] = 0;
+		ours = strcmp(target, want) == 0;
+	}
+	closedir(d);
+	return ours;
+}
+
+bool etcd_ready(void *arg)
+{
+	const etcd_proc_t *e = arg;
+	return etcd_answers((void *)&e->client_port) && etcd_listens(e->pid, e->client_port);
 }

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -46,14 +47,76 @@ typedef struct cluster {
 	int n_hosts;
 	uint16_t client_port, peer_port;
 	pid_t etcd;
+	bool etcd_started;              /* once: a restart keeps the ports */
 	char url[64];
 } cluster_t;
 
+static void pick_ports(cluster_t *c)
+{
+	c->client_port = etcd_free_port();
+	do
+		c->peer_port = etcd_free_port();
+	while (c->peer_port == c->client_port);
+	snprintf(c->url, sizeof c->url, "http://127.0.0.1:%u", c->client_port);
+}
+
+/*
+ * The ports were free a moment ago, not reserved: another process (another
+ * test's etcd, a thothd's --http-port 0) may bind one first.  Then our etcd
+ * exits, and the etcd that answers may be another's, which our thothds
+ * would have federated into.  So the one answering must be ours
+ * (etcd_ready); at the first start, before any thothd knows the URL, a
+ * port taken meanwhile is replaced by fresh ones.
+ */
+typedef struct { etcd_proc_t e; bool exited; } etcd_wait_t;
+
+/* Ours answers, or it exited (a zombie: reaped by harness_kill). */
+static bool etcd_ready_or_exited(void *arg)
+{
+	etcd_wait_t *w = arg;
+	if (etcd_ready(&w->e))
+		return true;
+	char path[64], buf[256] = "";
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)w->e.pid);
+	FILE *f = fopen(path, "re");
+	if (f) {
+		if (!fgets(buf, sizeof buf, f))
+			buf[0] = 0;
+		fclose(f);
+	}
+	const char *paren = strrchr(buf, ')');
+	w->exited = !f || (paren && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X'));
+	return w->exited;
+}
+
+static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st, (void)flag, (void)ftw;
+	return remove(path);
+}
+
 static void etcd_start(cluster_t *c)
 {
-	c->etcd = etcd_spawn(&c->etcd_h, ETCD_PATH, c->client_port, c->peer_port);
-	assert_true(c->etcd > 0);
-	assert_true(harness_wait_until(etcd_answers, &c->client_port, 20000));
+	for (int attempt = 1;; attempt++) {
+		c->etcd = etcd_spawn(&c->etcd_h, ETCD_PATH, c->client_port, c->peer_port);
+		assert_true(c->etcd > 0);
+		etcd_wait_t w = { { c->etcd, c->client_port }, false };
+		if (harness_wait_until(etcd_ready_or_exited, &w, 20000) && !w.exited)
+			break;
+		bool taken = harness_file_contains(c->etcd_h.log, "address already in use");
+		harness_kill(&c->etcd_h, c->etcd, SIGKILL);
+		if (!taken || c->etcd_started || attempt == 3)
+			fail_msg("etcd on 127.0.0.1:%u (peers %u) did not answer within 20 s%s: see %s",
+				 c->client_port, c->peer_port,
+				 taken ? " (another process took its port)" : "", c->etcd_h.log);
+		fprintf(stderr, "# another process took 127.0.0.1:%u or %u before etcd: fresh ports\n",
+			c->client_port, c->peer_port);
+		char data[sizeof c->etcd_h.dir + 16];
+		snprintf(data, sizeof data, "%s/etcd-data", c->etcd_h.dir);
+		nftw(data, remove_one, 16, FTW_DEPTH | FTW_PHYS);     /* made for the old peer URL */
+		pick_ports(c);
+	}
+	c->etcd_started = true;
 }
 
 static void host_start(cluster_t *c, int i)
@@ -102,9 +165,7 @@ static int setup(void **state)
 		if (harness_setup(&c->host[i]))
 			return -1;
 	c->n_hosts = 3;
-	c->client_port = etcd_free_port();
-	c->peer_port = etcd_free_port();
-	snprintf(c->url, sizeof c->url, "http://127.0.0.1:%u", c->client_port);
+	pick_ports(c);
 	*state = c;
 	return 0;
 }

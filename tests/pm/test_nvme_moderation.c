@@ -22,6 +22,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -1277,9 +1278,13 @@ static void test_the_nvme_moderator_service_drives_a_fixture_controller(void **s
 /*
  * The perf wake-up tests need tracefs (a tracepoint's id).  Nothing mounts
  * it on these VMs (no systemd), so they had been skipped in every run: as
- * root the test mounts it for its own run and unmounts it at the end, as
- * test_probe_kernel does (RESOURCE_LOCK tracefs keeps the two apart).
- * Elsewhere the tests skip and say why.
+ * root the test mounts it for its own run, in a mount namespace of its own
+ * (its children's too), as test_probe_kernel does.  Mounted on the host's
+ * /sys/kernel/tracing and unmounted at the end, it was unmounted under any
+ * test that had found it mounted meanwhile: RESOURCE_LOCK tracefs keeps
+ * the two apart within one ctest, not across two ctest runs at once (the
+ * other build stage, another checkout's).  Elsewhere the tests skip and
+ * say why.
  */
 static bool mounted_tracefs;
 
@@ -1291,6 +1296,11 @@ static int mount_tracefs(void **state)
 		return 0;                       /* mounted already: left as found */
 	if (geteuid() != 0 || stat("/sys/kernel/tracing", &st) != 0)
 		return 0;
+	if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
+		print_message("no mount namespace of its own to mount tracefs in (%s): the host's "
+			      "mounts are left alone\n", strerror(errno));
+		return 0;
+	}
 	if (mount("nodev", "/sys/kernel/tracing", "tracefs", 0, NULL) == 0)
 		mounted_tracefs = true;
 	else

@@ -23,14 +23,23 @@ if [ "$(id -u)" != 0 ]; then
 	exit 77
 fi
 # tracefs unmounted (a VM or container with no systemd to mount it): the
-# refusal must say so; then the test mounts it for its own run and unmounts
-# it at the end (the machine is left as found).
+# refusal must say so; then the test mounts it for its own run, in a mount
+# namespace of its own (thothd's too), which goes with its last process.
+# Mounted on the host's /sys/kernel/tracing and unmounted at the end, it
+# was unmounted under any test that had found it mounted meanwhile:
+# RESOURCE_LOCK tracefs keeps such tests apart within one ctest, not across
+# two ctest runs at once (the other build stage, another checkout's).
 MOUNT_TRACEFS=
 if [ ! -d /sys/kernel/tracing/events/sched/sched_switch ] &&
    [ ! -d /sys/kernel/debug/tracing/events/sched/sched_switch ]; then
 	if ! grep -qw tracefs /proc/filesystems || [ ! -d /sys/kernel/tracing ]; then
 		echo "SKIP: test_probe_kernel needs tracefs (sched tracepoints under /sys/kernel/tracing)"
 		exit 77
+	fi
+	if [ -z "${THOTH_KPROBE_OWN_NS:-}" ]; then
+		command -v unshare >/dev/null ||
+			{ echo "SKIP: tracefs is not mounted and unshare(1) (util-linux) is missing to mount it privately"; exit 77; }
+		THOTH_KPROBE_OWN_NS=1 exec unshare --mount --propagation private bash "$0" "$@"
 	fi
 	MOUNT_TRACEFS=1
 fi

@@ -181,22 +181,6 @@ static inline long chan_wakeups(pid_t pid)
 	return v;
 }
 
-static inline int chan_count_fds(pid_t pid)
-{
-	char p[64];
-	snprintf(p, sizeof p, "/proc/%d/fd", (int)pid);
-	DIR *d = opendir(p);
-	if (!d)
-		return -1;
-	int n = 0;
-	struct dirent *e;
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n;
-}
-
 static inline int chan_count_lines(const char *path)
 {
 	FILE *f = fopen(path, "re");

@@ -42,7 +42,7 @@ wait_up() {  # DEADLINE_MS -> prints ms until thothd answers
 	echo $(( $(now_ms) - t0 ))
 }
 LOG=$D/idle.log
-start_thothd() { "$THOTHD" --runtime-dir "$D" 2>>"$LOG" & T=$!; PIDS+=($T); }
+start_thothd() { "$THOTHD" --runtime-dir "$D" --http-port 0 2>>"$LOG" & T=$!; PIDS+=($T); }
 
 echo "== idle: thothd + 10 echo services$( [ -x "$HELPER" ] && echo " + an idle resolving client"), ${IDLE} s"
 start_thothd

@@ -31,12 +31,21 @@
 
 #include "chan_proc.h"
 #include "chan_shm.h"
+#include "testutil.h"
 #include "../common/chan_pair.h"
 #include "chantest.thoth.h"
 #include "thoth/channel.h"
 #include "chan_call.h"
 
 static chan_proc_env_t env;
+
+/* PID's open descriptors (/proc/PID/fd), through testutil.h's counter. */
+static int service_fds(pid_t pid)
+{
+	char p[64];
+	snprintf(p, sizeof p, "/proc/%d/fd", (int)pid);
+	return test_count_dir(p);
+}
 
 static int setup(void **state)
 {
@@ -399,7 +408,7 @@ static void test_a_client_dying_with_bells_unread_is_seen_gone(void **state)
 	for (int i = 0; i < 10; i++)
 		assert_int_equal(echo_apart(probe), 0);
 	assert_int_equal(et_sockets(), 1);
-	int fds0 = chan_count_fds(env.service);
+	int fds0 = service_fds(env.service);
 	for (int round = 0; round < 3; round++) {
 		int go[2];
 		assert_int_equal(pipe(go), 0);
@@ -428,7 +437,7 @@ static void test_a_client_dying_with_bells_unread_is_seen_gone(void **state)
 			fail_msg("round %d: the dying client's socket: %d (-10 - N: N sockets edge-triggered, not 2; else bells unread)", round, b);
 		int fds = -1;
 		for (uint64_t end = chan_now_ns() + 5000000000ull; chan_now_ns() < end;) {
-			fds = chan_count_fds(env.service);
+			fds = service_fds(env.service);
 			if (fds == fds0)
 				break;
 			chan_nap_ms(5);

@@ -88,6 +88,10 @@ class Thothd:
         self.args = args
         if BASELINE:
             extra = ()          # an older thothd knows none of the new options
+        elif "--http-port" not in extra:
+            # A port of its own: at the default 9180 the dashboard (and its
+            # descriptors) came only when no other test's thothd held it.
+            extra = [*extra, "--http-port", "0"]
         self.dir = tempfile.mkdtemp(prefix="thothd-hostile-")
         os.chmod(self.dir, 0o700)
         self.sock = os.path.join(self.dir, "thothd.sock")

@@ -29,7 +29,10 @@ def notify_case(abstract):
         s.bind(name)
         s.settimeout(DEADLINE)
         env = dict(os.environ, NOTIFY_SOCKET=env_addr)
-        p = subprocess.Popen([THOTHD, "--runtime-dir", rt], env=env, stderr=subprocess.PIPE)
+        # --http-port 0: not the default 9180, which another test's thothd
+        # may hold at that moment (then this one ran without a dashboard).
+        p = subprocess.Popen([THOTHD, "--runtime-dir", rt, "--http-port", "0"], env=env,
+                             stderr=subprocess.PIPE)
         try:
             msg = s.recv(4096).decode()
             assert "READY=1" in msg.split("\n"), "expected READY=1, got %r" % msg

@@ -16,7 +16,9 @@ mkfifo "$RT/log"
 # (started here, not by tt_spawn: the fifo's open must be the background
 # job's, or it waits for the reader opened below; likewise the cat below,
 # whose stdin tt_spawn would not pass on)
-systemd-socket-activate -l "$RT/thothd.sock" "$THOTHD" --runtime-dir "$RT" 2>"$RT/log" &
+# (--http-port 0: the dashboard on a port of its own, not the default 9180
+# that another test's thothd may hold at that moment)
+systemd-socket-activate -l "$RT/thothd.sock" "$THOTHD" --runtime-dir "$RT" --http-port 0 2>"$RT/log" &
 pid=$!
 TT_PIDS+=("$pid")
 exec 3<"$RT/log"

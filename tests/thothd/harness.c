@@ -144,15 +144,26 @@ static bool thothd_answers(void *arg)
 
 pid_t harness_start_thothd(harness_t *h, const char *const *extra)
 {
-	const char *argv[16] = { THOTHD_PATH, "--runtime-dir", h->dir, "--log-level", "debug" };
+	const char *argv[24] = { THOTHD_PATH, "--runtime-dir", h->dir, "--log-level", "debug" };
 	/* A benchmark may compare another thothd build (bench/locks/
 	 * bench_thothd_reads: before/after a change); tests never set it. */
 	const char *other = getenv("THOTH_BENCH_THOTHD");
 	if (other && *other)
 		argv[0] = other;
 	int n = 5;
-	for (int i = 0; extra && extra[i] && n < 15; i++)
+	bool port_given = false;
+	for (int i = 0; extra && extra[i] && n < 21; i++) {
+		port_given |= strcmp(extra[i], "--http-port") == 0;
 		argv[n++] = extra[i];
+	}
+	/* The dashboard on a port of its own unless the test chose one.  At
+	 * thothd's default (9180) it ran only when no other test's thothd
+	 * held 9180 at that moment: the same test then had a listener, its
+	 * epoll registration and a timer more or fewer, run to run. */
+	if (!port_given && !h->thothd_default_port) {
+		argv[n++] = "--http-port";
+		argv[n++] = "0";
+	}
 	argv[n] = NULL;
 	h->thothd = spawn(h->log, argv, -1, h->thothd_nofile);
 	if (h->thothd <= 0)

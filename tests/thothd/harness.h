@@ -24,6 +24,9 @@ typedef struct harness {
 	/* Set on thothd alone between fork and exec (soft and hard); 0: the
 	 * test's own limit.  The test process keeps its limit. */
 	unsigned long thothd_nofile;
+	/* thothd gets --http-port 0 unless the test's args name a port; true:
+	 * none at all, thothd's default (9180), for a test of the default. */
+	bool thothd_default_port;
 	pid_t children[HARNESS_MAX_CHILDREN];
 	int n_children;
 } harness_t;

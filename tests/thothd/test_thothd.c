@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -735,6 +736,79 @@ static void test_output_budget_closes_the_largest_queue_not_the_paused_one(void 
 	thoth_control_close(&storm);
 }
 
+/*
+ * The default port (9180) held by another process: thothd says so and runs
+ * without a dashboard (status names none), its registry served.  Tests give
+ * thothd a port of their own (harness.c: --http-port 0), so this is the one
+ * test of the default.  9180 is held here when this process can bind it;
+ * else another process holds it (make test's hold_default_ports.py, another
+ * thothd), and if that one lets go before thothd binds, thothd serves it:
+ * skipped so, saying why, never a failure of a race.
+ */
+static void test_the_default_port_held_elsewhere_leaves_thothd_without_a_dashboard(void **state)
+{
+	harness_t *h = *state;
+	int hold = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(hold >= 0);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(9180),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	bool ours = bind(hold, (struct sockaddr *)&a, sizeof a) == 0 && listen(hold, 1) == 0;
+	if (!ours)
+		fprintf(stderr, "# 127.0.0.1:9180 is another process's (%s): the test leans on that\n",
+			strerror(errno));
+	h->thothd_default_port = true;
+	assert_true(harness_start_thothd(h, NULL) > 0);
+	thoth_control_t c;
+	assert_int_equal(harness_connect(h, &c), 0);
+	thoth_daemon_Daemon_status_resp_t st;
+	assert_int_equal(harness_status(&c, &st), 0);
+	thoth_control_close(&c);
+	close(hold);
+	if (!ours && st.dashboard_url.len) {
+		fprintf(stderr, "# 9180 was let go before thothd bound it: it serves %.*s; nothing to check\n",
+			(int)st.dashboard_url.len, st.dashboard_url.ptr);
+		skip();
+	}
+	if (st.dashboard_url.len)
+		fail_msg("thothd serves a dashboard at %.*s with 9180 held", (int)st.dashboard_url.len,
+			 st.dashboard_url.ptr);
+	assert_true(harness_file_contains(h->log, "running without it"));
+}
+
+/*
+ * Every other harness thothd: with 9180 held, still a dashboard, on a port
+ * of its own (--http-port 0 from harness.c).  At the default it ran
+ * without one whenever another test's thothd held 9180 at that moment, a
+ * listener and its epoll entry fewer than the run before (test_chaos's
+ * exact descriptor count failed so).
+ */
+static void test_a_harness_thothd_has_a_dashboard_of_its_own_with_9180_held(void **state)
+{
+	harness_t *h = *state;
+	int hold = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(hold >= 0);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(9180),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	if (bind(hold, (struct sockaddr *)&a, sizeof a) != 0 || listen(hold, 1) != 0)
+		fprintf(stderr, "# 127.0.0.1:9180 is another process's (%s)\n", strerror(errno));
+	assert_true(harness_start_thothd(h, NULL) > 0);
+	thoth_control_t c;
+	assert_int_equal(harness_connect(h, &c), 0);
+	int port = live_dashboard_port(&c);
+	thoth_control_close(&c);
+	close(hold);
+	if (port <= 0 || port == 9180)
+		fail_msg("a harness thothd's dashboard port: %d (want one of its own, not 9180, not none)", port);
+}
+
+static int setup_bare(void **state)
+{
+	harness_t *h = calloc(1, sizeof *h);
+	assert_int_equal(harness_setup(h), 0);
+	*state = h;
+	return 0;
+}
+
 static int setup_http(void **state)
 {
 	harness_t *h = calloc(1, sizeof *h);
@@ -855,6 +929,10 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_register_then_resolve, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_the_default_port_held_elsewhere_leaves_thothd_without_a_dashboard,
+						setup_bare, teardown),
+		cmocka_unit_test_setup_teardown(test_a_harness_thothd_has_a_dashboard_of_its_own_with_9180_held,
+						setup_bare, teardown),
 		cmocka_unit_test_setup_teardown(test_service_process_registers_and_resolves, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_name_is_refused_with_reason, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_peer_text_in_the_log_is_escaped, setup, teardown),
