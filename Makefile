@@ -86,11 +86,9 @@ tsan-build: bootstrap
 	@cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DTHOTH_TSAN=ON -DTHOTH_BENCH=OFF $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(TSAN_BUILD) -j$(JOBS) --target $(TSAN_TARGETS)
 
-# -j like the other stages: the tsan tests that pin CPUs or time the loop
-# thread are RUN_SERIAL, which ctest -j still runs alone.
 tsan: tsan-build
 	@echo "== concurrency tests (ThreadSanitizer) =="
-	@TSAN_OPTIONS=halt_on_error=1 ctest --test-dir $(TSAN_BUILD) --output-on-failure -j$(JOBS) -L tsan
+	@TSAN_OPTIONS=halt_on_error=1 ctest --test-dir $(TSAN_BUILD) --output-on-failure -L tsan
 
 test: build asan tsan-build
 	@echo "== tests (RelWithDebInfo) =="
@@ -98,7 +96,7 @@ test: build asan tsan-build
 	@echo "== tests (ASan+UBSan) =="
 	@ctest --test-dir $(ASAN_BUILD) --output-on-failure -j$(JOBS)
 	@echo "== concurrency tests (ThreadSanitizer) =="
-	@TSAN_OPTIONS=halt_on_error=1 ctest --test-dir $(TSAN_BUILD) --output-on-failure -j$(JOBS) -L tsan
+	@TSAN_OPTIONS=halt_on_error=1 ctest --test-dir $(TSAN_BUILD) --output-on-failure -L tsan
 
 # Quiet: the build's output goes to a log (shown if it fails), then the demo.
 run: bootstrap
