@@ -637,4 +637,28 @@ struct b_S {
 T
 refused across "across.tidl:4:8: error: struct 'b_S' makes the C name 'a_b_S_t', as does struct 'S' ("
 
+# Two schema files of one package, generated apart (thoth_tidl_compile runs
+# thothc once per file) and included by one program: the header guard is
+# the package's, so the second header vanished in silence and its types
+# were "unknown" in the user's code.  Now the second stops the compile,
+# naming itself; the same schema included twice is still fine.
+mkdir -p "$tmp/onepkg"
+printf 'package p;\nversion 1.0;\nstruct A {\n  1: u8 x;\n}\n' >"$tmp/onepkg/p1.tidl"
+printf 'package p;\nversion 1.0;\nstruct B {\n  1: u8 y;\n}\n' >"$tmp/onepkg/p2.tidl"
+printf '#include "p1.thoth.h"\n#include "p2.thoth.h"\np_B_t b;\n' >"$tmp/onepkg/both.c"
+printf '#include "p1.thoth.h"\n#include "p1.thoth.h"\np_A_t a;\n' >"$tmp/onepkg/twice.c"
+if ! out=$("$thothc" gen --lang c -o "$tmp/onepkg/g" "$tmp/onepkg/p1.tidl" 2>&1) ||
+   ! out=$("$thothc" gen --lang c -o "$tmp/onepkg/g" "$tmp/onepkg/p2.tidl" 2>&1); then
+	echo "FAIL: one package in two files: gen refused a file"; echo "$out"; failures=$((failures + 1))
+elif out=$("$cc" -std=c11 -c -I"$inc" -I"$tmp/onepkg/g" "$tmp/onepkg/both.c" -o "$tmp/onepkg/both.o" 2>&1) ||
+     ! printf '%s\n' "$out" | grep -q 'error.*p2.thoth.h: a header of another schema of package p'; then
+	echo "FAIL: two headers of package p in one program: want the compile stopped by p2.thoth.h's #error"
+	echo "$out" | head; failures=$((failures + 1))
+elif ! out=$("$cc" -std=c11 -Wall -Wextra -Werror -pedantic -c -I"$inc" -I"$tmp/onepkg/g" \
+		"$tmp/onepkg/twice.c" -o "$tmp/onepkg/twice.o" 2>&1); then
+	echo "FAIL: one header included twice does not compile"; echo "$out" | head; failures=$((failures + 1))
+else
+	echo "ok: two schema files of one package in one program stop the compile, by name"
+fi
+
 [ "$failures" = 0 ] || { echo "$failures failure(s)"; exit 1; }

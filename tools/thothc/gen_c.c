@@ -811,6 +811,16 @@ static void emit_header_prologue(gen_t *g, uint64_t hash)
 		   " * Decoded strings, bytes and lists are views into the received message\n"
 		   " * (and the decode arena): they live as long as those buffers.\n */\n",
 		g->base, basename_of(f->path), f->package, f->version.major, f->version.minor);
+	/* The guard is the package's (the C prefix's): the header of another
+	 * schema file of the same package, included first, made this one
+	 * vanish in silence, and the program failed on "unknown type" far
+	 * from here.  Both make the same C names, so that is an error, named
+	 * here; the same schema reached twice (same hash) is not. */
+	sb_addf(h, "#if defined(%sTHOTH_H) && defined(%sSCHEMA_HASH) && %sSCHEMA_HASH != 0x%016llxull\n"
+		   "#error \"%s.thoth.h: a header of another schema of package %s (or another version "
+		   "of it) is included already: the two make the same C names; give one file "
+		   "another package, or generate it with --c-prefix\"\n#endif\n",
+		g->up, g->up, g->up, (unsigned long long)hash, g->base, f->package);
 	sb_addf(h, "#ifndef %sTHOTH_H\n#define %sTHOTH_H\n\n", g->up, g->up);
 	sb_addf(h, "#include <stdbool.h>\n#include <stddef.h>\n#include <stdint.h>\n\n"
 		   "#include \"thoth/rpc.h\"\n");
