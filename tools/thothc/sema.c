@@ -76,7 +76,20 @@ static void resolve_type(tidl_program_t *p, tidl_file_t *f, tidl_type_t *t)
 		return;
 	tidl_decl_t *d = tidl_file_find_decl(f, t->ref_name);
 	if (!d) {
-		tidl_diag(p, f, TIDL_ERROR, t->loc, "unknown type '%s'", t->ref_name);
+		/* a built-in spelt as elsewhere ("uint32", "strng"), a
+		 * misspelt "optional", or a near name of this file's types */
+		const char *near = strchr(t->ref_name, '.') ? NULL : tidl_builtin_hint(t->ref_name);
+		for (size_t i = 0; !near && !strchr(t->ref_name, '.') && i < f->n_decls; i++) {
+			const tidl_decl_t *c = f->decls[i];
+			const char *one[2] = { c->name, NULL };
+			if ((c->kind == TIDL_DECL_STRUCT || c->kind == TIDL_DECL_ENUM) && c->name)
+				near = tidl_near_word(t->ref_name, strlen(t->ref_name), one);
+		}
+		if (near)
+			tidl_diag(p, f, TIDL_ERROR, t->loc, "unknown type '%s'; did you mean '%s'?",
+				  t->ref_name, near);
+		else
+			tidl_diag(p, f, TIDL_ERROR, t->loc, "unknown type '%s'", t->ref_name);
 		return;
 	}
 	if (d->file != f && !strchr(t->ref_name, '.')) {
