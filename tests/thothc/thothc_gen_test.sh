@@ -661,4 +661,52 @@ else
 	echo "ok: two schema files of one package in one program stop the compile, by name"
 fi
 
+# The stubs and handlers as docs/IDL.md ("Generated C") writes them: a
+# two-way stub (client, &req, &resp, arena), a oneway stub (client, &req)
+# returning int, handlers int (self, req, resp, arena) and void (self, req).
+# The page gave no oneway stub or handler signature; a user read them from
+# the generated header.
+mkdir -p "$tmp/docapi"
+cat >"$tmp/docapi/reg.tidl" <<'T'
+package doc.reg;
+version 1.0;
+interface Registry {
+  1: resolve(string name) -> (u64 lease);
+  2: oneway heartbeat(u64 lease);
+}
+T
+cat >"$tmp/docapi/use.c" <<'T'
+#include "reg.thoth.h"
+static int on_resolve(void *self, const doc_reg_Registry_resolve_req_t *req,
+		      doc_reg_Registry_resolve_resp_t *resp, thoth_arena_t *arena)
+{
+	(void)self; (void)arena;
+	resp->lease = req->name.len;
+	return 0;
+}
+static void on_heartbeat(void *self, const doc_reg_Registry_heartbeat_req_t *req)
+{
+	(void)self; (void)req;
+}
+const doc_reg_Registry_handlers_t doc_handlers = { .resolve = on_resolve, .heartbeat = on_heartbeat };
+int doc_calls(thoth_client_t *client, thoth_arena_t *arena);
+int doc_calls(thoth_client_t *client, thoth_arena_t *arena)
+{
+	doc_reg_Registry_resolve_req_t req = { .name = { "x", 1 } };
+	doc_reg_Registry_resolve_resp_t resp;
+	int r = doc_reg_Registry_resolve(client, &req, &resp, arena);
+	doc_reg_Registry_heartbeat_req_t hb = { .lease = 1 };
+	int s = doc_reg_Registry_heartbeat(client, &hb);
+	return r ? r : s;
+}
+T
+if ! out=$("$thothc" gen --lang c -o "$tmp/docapi/g" "$tmp/docapi/reg.tidl" 2>&1) ||
+   ! out=$("$cc" -std=c11 -Wall -Wextra -Werror -pedantic -c -I"$inc" -I"$tmp/docapi/g" \
+		"$tmp/docapi/use.c" -o "$tmp/docapi/use.o" 2>&1); then
+	echo "FAIL: stubs and handlers as docs/IDL.md writes them do not compile"; echo "$out" | head -20
+	failures=$((failures + 1))
+else
+	echo "ok: stubs and handlers as docs/IDL.md writes them"
+fi
+
 [ "$failures" = 0 ] || { echo "$failures failure(s)"; exit 1; }
