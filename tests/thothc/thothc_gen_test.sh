@@ -709,4 +709,30 @@ else
 	echo "ok: stubs and handlers as docs/IDL.md writes them"
 fi
 
+# The files of one run are one program: C names two of them make, where
+# neither imports the other, were written and clashed only in the user's
+# compile ("redefinition of struct a_b_S", or a header dropped behind the
+# other's guard).  Refused now, naming both members, nothing written; files
+# that share an import are fine.
+mkdir -p "$tmp/oneprog/sub"
+printf 'package a;\nversion 1.0;\nstruct b_S {\n  1: u8 x;\n}\n' >"$tmp/oneprog/a.tidl"
+printf 'package a.b;\nversion 1.0;\nstruct S {\n  1: u16 y;\n}\n' >"$tmp/oneprog/ab.tidl"
+printf 'package c;\nversion 1.0;\nstruct C {\n  1: u8 z;\n}\n' >"$tmp/oneprog/c.tidl"
+printf 'package u;\nversion 1.0;\nimport "c.tidl";\nstruct U {\n  1: c.C c;\n}\n' >"$tmp/oneprog/u.tidl"
+printf 'package v;\nversion 1.0;\nimport "../c.tidl";\nstruct V {\n  1: c.C c;\n}\n' >"$tmp/oneprog/sub/v.tidl"
+out=$(cd "$tmp/oneprog" && "$thothc" gen --lang c -o g a.tidl ab.tidl 2>&1)
+got=$?
+if [ $got != 2 ] || [ -e "$tmp/oneprog/g/a.thoth.h" ] ||
+   ! printf '%s\n' "$out" | grep -qF "ab.tidl:3:8: error: struct 'S' makes the C name 'a_b_S_t', as does struct 'b_S' (a.tidl:3:8)"; then
+	echo "FAIL: one run of a.tidl (a.b_S) and ab.tidl (a.b.S): exit $got, want 2, both named, nothing written"
+	echo "$out"; failures=$((failures + 1))
+elif out=$(cd "$tmp/onepkg" && "$thothc" gen --lang c -o g2 p1.tidl p2.tidl 2>&1) ||
+     ! printf '%s\n' "$out" | grep -qF "p2.tidl:2:1: error: package 'p' is declared by p1.tidl too (line 2)"; then
+	echo "FAIL: one run of two files of package p: want exit 2 naming both"; echo "$out"; failures=$((failures + 1))
+elif ! out=$(cd "$tmp/oneprog" && "$thothc" gen --lang c -o g3 u.tidl sub/v.tidl c.tidl 2>&1); then
+	echo "FAIL: one run of files sharing an import refused"; echo "$out"; failures=$((failures + 1))
+else
+	echo "ok: C names two files of one run make are refused, by name, before writing"
+fi
+
 [ "$failures" = 0 ] || { echo "$failures failure(s)"; exit 1; }
