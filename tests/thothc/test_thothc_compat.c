@@ -180,9 +180,11 @@ static void test_compat_renumbering_is_reported_once(void **state)
 	assert_breaks(bump("  4: Color color;", "  5: Color color;"),
 		      "field 'color' of struct 'Point' renumbered from 4 to 5", "new.tidl", 18);
 	assert_int_equal(breaks, 1);
+	teardown(NULL);                 /* one check per program set */
 	assert_breaks(bump("GREEN = 1;", "GREEN = 7;"), "enum value 'Color.GREEN' renumbered from 1 to 7",
 		      "new.tidl", 8);
 	assert_int_equal(breaks, 1);
+	teardown(NULL);
 	/* a new member at a new ordinal beside it is still an addition */
 	assert_breaks(bump("  4: Color color;", "  5: Color color;\n  6: u8 extra;"), "field 6 'extra' of "
 		      "struct 'Point' added without @since", "new.tidl", 19);
