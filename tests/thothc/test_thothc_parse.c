@@ -415,6 +415,18 @@ static void test_unknown_types_suggest_the_type_meant(void **state)
 	assert_null(tidl_test_find_diag(tidl_test_prog(), "did you mean"));
 }
 
+/* A struct or enum named like a built-in type could never be a field's
+ * type unqualified: 'string s;' was the built-in, in silence. */
+static void test_a_type_named_like_a_builtin_is_an_error(void **state)
+{
+	expect_error_at(HEADER "struct string {\n  1: u8 a;\n}\nstruct S {\n  1: string s;\n}\n",
+			"struct 'string' is named like the built-in type: a field of type 'string' means the "
+			"built-in, never this struct; rename it", 3, 8);
+	expect_error_at(HEADER "enum u8 : u16 {\n  A = 0;\n}\n", "enum 'u8' is named like the built-in type", 3, 6);
+	/* a field or a method may have such a name: nothing refers to it as a type */
+	expect_ok(HEADER "struct S {\n  1: u8 u8;\n  2: string string;\n}\ninterface I {\n  1: bytes(u8 list);\n}\n");
+}
+
 static void test_import_cycle_is_reported(void **state)
 {
 	tidl_file_t *f;
@@ -783,6 +795,7 @@ int main(void)
 		T(test_missing_semicolon_after_field_is_syntax_error),
 		T(test_misspelt_keywords_are_named_at_the_typo),
 		T(test_unknown_types_suggest_the_type_meant),
+		T(test_a_type_named_like_a_builtin_is_an_error),
 		T(test_import_cycle_is_reported),
 		T(test_missing_root_file_is_reported),
 		T(test_importing_a_directory_is_refused),
