@@ -68,6 +68,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				abort();
 			thothc_gen_out_free(&out);
 		}
+		/* All of them as the roots of one `thothc gen` run: main.tidl
+		 * reaches every one, so any clash is its own check's (above),
+		 * never the run's; the run's check must find none, and must
+		 * not crash on whatever the files hold. */
+		if (thothc_gen_check_roots((const tidl_file_t *const *)prog->files, prog->n_files, sink) != 0)
+			abort();
 		tidl_program_t *findings = tidl_program_new();
 		if (findings && thothc_compat_check(root, root, findings) != 0)
 			abort();        /* a schema is always compatible with itself */

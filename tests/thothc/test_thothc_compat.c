@@ -172,6 +172,25 @@ static void test_compat_renumbered_field_breaks(void **state)
 		      "field 'color' of struct 'Point' renumbered from 4 to 3", "new.tidl", 17);
 }
 
+/* A field or enum value moved to a new ordinal is one change, said once:
+ * it was also "added without @since" at its new ordinal (two errors, the
+ * second one wrong: nothing was added). */
+static void test_compat_renumbering_is_reported_once(void **state)
+{
+	assert_breaks(bump("  4: Color color;", "  5: Color color;"),
+		      "field 'color' of struct 'Point' renumbered from 4 to 5", "new.tidl", 18);
+	assert_int_equal(breaks, 1);
+	teardown(NULL);                 /* one check per program set */
+	assert_breaks(bump("GREEN = 1;", "GREEN = 7;"), "enum value 'Color.GREEN' renumbered from 1 to 7",
+		      "new.tidl", 8);
+	assert_int_equal(breaks, 1);
+	teardown(NULL);
+	/* a new member at a new ordinal beside it is still an addition */
+	assert_breaks(bump("  4: Color color;", "  5: Color color;\n  6: u8 extra;"), "field 6 'extra' of "
+		      "struct 'Point' added without @since", "new.tidl", 19);
+	assert_int_equal(breaks, 2);
+}
+
 static void test_compat_changed_field_type_breaks(void **state)
 {
 	assert_breaks(edit("i32 x;", "i64 x;"), "field 'x' of struct 'Point' changed type from i32 to i64", "new.tidl", 15);
@@ -816,6 +835,7 @@ int main(void)
 		T(test_compat_removed_field_breaks),
 		T(test_compat_renamed_field_is_a_warning),
 		T(test_compat_renumbered_field_breaks),
+		T(test_compat_renumbering_is_reported_once),
 		T(test_compat_changed_field_type_breaks),
 		T(test_compat_changed_list_element_type_breaks),
 		T(test_compat_same_type_written_qualified_is_compatible),

@@ -371,6 +371,62 @@ static void test_missing_semicolon_after_field_is_syntax_error(void **state)
 	expect_bad_schema("missing_semicolon.tidl");
 }
 
+/* A misspelt keyword is named where it is, with the keyword it probably
+ * is: the error fell on the token after it ("optinal u8 a;": "expected ';'
+ * after field, found 'a'") or said only "found 'strcut'". */
+static void test_misspelt_keywords_are_named_at_the_typo(void **state)
+{
+	expect_error_at("packge t;\nversion 1.0;\n", "found 'packge'; did you mean 'package'?", 1, 1);
+	expect_error_at("package t;\nverison 1.0;\n", "found 'verison'; did you mean 'version'?", 2, 1);
+	expect_error_at(HEADER "strcut S {\n}\n", "found 'strcut'; did you mean 'struct'?", 3, 1);
+	expect_error_at(HEADER "intrface I {\n}\n", "found 'intrface'; did you mean 'interface'?", 3, 1);
+	expect_error_at(HEADER "struct S {\n  1: optinal u8 a;\n}\n",
+			"expected ';' after field, found 'a'; did you mean 'optional', not 'optinal'?", 4, 6);
+	expect_error_at(HEADER "interface I {\n  1: m(optinal u8 a);\n}\n",
+			"did you mean 'optional', not 'optinal'?", 4, 8);
+	expect_error_at(HEADER "interface I {\n  1: onway m(u8 a);\n}\n",
+			"expected '(' to open the parameter list, found 'm'; did you mean 'oneway', not 'onway'?",
+			4, 6);
+	expect_error_at(HEADER "struct S {\n  reserverd 3;\n}\n", "found 'reserverd'; did you mean 'reserved'?",
+			4, 3);
+	expect_error_at(HEADER "interface I {\n  reseved 3;\n}\n", "found 'reseved'; did you mean 'reserved'?",
+			4, 3);
+	/* a field without its ordinal says what a field is */
+	expect_error_at(HEADER "struct S {\n  string name;\n}\n",
+			"expected a field ordinal or '}' (a field is 'N: TYPE NAME;'), found 'string'", 4, 3);
+	/* no hint where nothing is near: the message is as before */
+	expect_error_at(HEADER "blob S {\n}\n",
+			"expected a declaration (import, feature, error, enum, struct, interface), found 'blob'", 3, 1);
+	assert_null(tidl_test_find_diag(tidl_test_prog(), "did you mean"));
+}
+
+/* An unknown type that is a built-in as C or another IDL spells it, or a
+ * near name of the file's own types, says which it probably is. */
+static void test_unknown_types_suggest_the_type_meant(void **state)
+{
+	expect_error_at(HEADER "struct S {\n  1: uint32 a;\n}\n", "unknown type 'uint32'; did you mean 'u32'?", 4, 6);
+	expect_error_at(HEADER "struct S {\n  1: double a;\n}\n", "unknown type 'double'; did you mean 'f64'?", 4, 6);
+	expect_error_at(HEADER "struct S {\n  1: Strng a;\n}\n", "unknown type 'Strng'; did you mean 'string'?", 4, 6);
+	expect_error_at(HEADER "struct Note {\n  1: u8 a;\n}\nstruct S {\n  1: Notes n;\n}\n",
+			"unknown type 'Notes'; did you mean 'Note'?", 7, 6);
+	expect_error_at(HEADER "struct S {\n  1: lst<u8> a;\n}\n",
+			"'lst<' is not a type: the one type that takes an element type is list<T>", 4, 6);
+	expect_error_at(HEADER "struct S {\n  1: Zebra a;\n}\n", "unknown type 'Zebra'", 4, 6);
+	assert_null(tidl_test_find_diag(tidl_test_prog(), "did you mean"));
+}
+
+/* A struct or enum named like a built-in type could never be a field's
+ * type unqualified: 'string s;' was the built-in, in silence. */
+static void test_a_type_named_like_a_builtin_is_an_error(void **state)
+{
+	expect_error_at(HEADER "struct string {\n  1: u8 a;\n}\nstruct S {\n  1: string s;\n}\n",
+			"struct 'string' is named like the built-in type: a field of type 'string' means the "
+			"built-in, never this struct; rename it", 3, 8);
+	expect_error_at(HEADER "enum u8 : u16 {\n  A = 0;\n}\n", "enum 'u8' is named like the built-in type", 3, 6);
+	/* a field or a method may have such a name: nothing refers to it as a type */
+	expect_ok(HEADER "struct S {\n  1: u8 u8;\n  2: string string;\n}\ninterface I {\n  1: bytes(u8 list);\n}\n");
+}
+
 static void test_import_cycle_is_reported(void **state)
 {
 	tidl_file_t *f;
@@ -737,6 +793,9 @@ int main(void)
 		T(test_missing_import_is_reported_at_the_import),
 		T(test_ambiguous_unqualified_import_name_is_error),
 		T(test_missing_semicolon_after_field_is_syntax_error),
+		T(test_misspelt_keywords_are_named_at_the_typo),
+		T(test_unknown_types_suggest_the_type_meant),
+		T(test_a_type_named_like_a_builtin_is_an_error),
 		T(test_import_cycle_is_reported),
 		T(test_missing_root_file_is_reported),
 		T(test_importing_a_directory_is_refused),

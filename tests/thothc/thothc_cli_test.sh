@@ -136,7 +136,7 @@ expect 2 'cr.tidl:1:14: error: a carriage return (CR) without a line feed after 
 printf 'package a;\nversion 1.0;\n// fine\r\n/* a\rb */\n' >"$tmp/cr2.tidl"
 expect 2 'cr2.tidl:4:5: error: a carriage return (CR)' "$thothc" check "$tmp/cr2.tidl" "$tmp/cr2.tidl"
 printf 'package crlf;\r\nversion 1.0;\r\nstruct S {\r\n  1: strng b;\r\n}\r\n' >"$tmp/crlf.tidl"
-expect 2 'crlf.tidl:4:6: error: unknown type .strng.$' "$thothc" gen --lang c -o "$tmp" "$tmp/crlf.tidl"
+expect 2 'crlf.tidl:4:6: error: unknown type .strng.; did you mean .string.?$' "$thothc" gen --lang c -o "$tmp" "$tmp/crlf.tidl"
 printf 'package a;\nversion 1.0;\nstruct S {\n\t1: u8 a\v;\n}\n' >"$tmp/vt.tidl"
 expect 2 'vt.tidl:4:9: error: unexpected byte 0x0b (a vertical tab): spaces, tabs and line ends separate tokens' \
 	"$thothc" gen --lang c -o "$tmp" "$tmp/vt.tidl"

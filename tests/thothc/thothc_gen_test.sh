@@ -637,4 +637,102 @@ struct b_S {
 T
 refused across "across.tidl:4:8: error: struct 'b_S' makes the C name 'a_b_S_t', as does struct 'S' ("
 
+# Two schema files of one package, generated apart (thoth_tidl_compile runs
+# thothc once per file) and included by one program: the header guard is
+# the package's, so the second header vanished in silence and its types
+# were "unknown" in the user's code.  Now the second stops the compile,
+# naming itself; the same schema included twice is still fine.
+mkdir -p "$tmp/onepkg"
+printf 'package p;\nversion 1.0;\nstruct A {\n  1: u8 x;\n}\n' >"$tmp/onepkg/p1.tidl"
+printf 'package p;\nversion 1.0;\nstruct B {\n  1: u8 y;\n}\n' >"$tmp/onepkg/p2.tidl"
+printf '#include "p1.thoth.h"\n#include "p2.thoth.h"\np_B_t b;\n' >"$tmp/onepkg/both.c"
+printf '#include "p1.thoth.h"\n#include "p1.thoth.h"\np_A_t a;\n' >"$tmp/onepkg/twice.c"
+if ! out=$("$thothc" gen --lang c -o "$tmp/onepkg/g" "$tmp/onepkg/p1.tidl" 2>&1) ||
+   ! out=$("$thothc" gen --lang c -o "$tmp/onepkg/g" "$tmp/onepkg/p2.tidl" 2>&1); then
+	echo "FAIL: one package in two files: gen refused a file"; echo "$out"; failures=$((failures + 1))
+elif out=$("$cc" -std=c11 -c -I"$inc" -I"$tmp/onepkg/g" "$tmp/onepkg/both.c" -o "$tmp/onepkg/both.o" 2>&1) ||
+     ! printf '%s\n' "$out" | grep -q 'error.*p2.thoth.h: a header of another schema of package p'; then
+	echo "FAIL: two headers of package p in one program: want the compile stopped by p2.thoth.h's #error"
+	echo "$out" | head; failures=$((failures + 1))
+elif ! out=$("$cc" -std=c11 -Wall -Wextra -Werror -pedantic -c -I"$inc" -I"$tmp/onepkg/g" \
+		"$tmp/onepkg/twice.c" -o "$tmp/onepkg/twice.o" 2>&1); then
+	echo "FAIL: one header included twice does not compile"; echo "$out" | head; failures=$((failures + 1))
+else
+	echo "ok: two schema files of one package in one program stop the compile, by name"
+fi
+
+# The stubs and handlers as docs/IDL.md ("Generated C") writes them: a
+# two-way stub (client, &req, &resp, arena), a oneway stub (client, &req)
+# returning int, handlers int (self, req, resp, arena) and void (self, req).
+# The page gave no oneway stub or handler signature; a user read them from
+# the generated header.
+mkdir -p "$tmp/docapi"
+cat >"$tmp/docapi/reg.tidl" <<'T'
+package doc.reg;
+version 1.0;
+interface Registry {
+  1: resolve(string name) -> (u64 lease);
+  2: oneway heartbeat(u64 lease);
+}
+T
+cat >"$tmp/docapi/use.c" <<'T'
+#include "reg.thoth.h"
+static int on_resolve(void *self, const doc_reg_Registry_resolve_req_t *req,
+		      doc_reg_Registry_resolve_resp_t *resp, thoth_arena_t *arena)
+{
+	(void)self; (void)arena;
+	resp->lease = req->name.len;
+	return 0;
+}
+static void on_heartbeat(void *self, const doc_reg_Registry_heartbeat_req_t *req)
+{
+	(void)self; (void)req;
+}
+const doc_reg_Registry_handlers_t doc_handlers = { .resolve = on_resolve, .heartbeat = on_heartbeat };
+int doc_calls(thoth_client_t *client, thoth_arena_t *arena);
+int doc_calls(thoth_client_t *client, thoth_arena_t *arena)
+{
+	doc_reg_Registry_resolve_req_t req = { .name = { "x", 1 } };
+	doc_reg_Registry_resolve_resp_t resp;
+	int r = doc_reg_Registry_resolve(client, &req, &resp, arena);
+	doc_reg_Registry_heartbeat_req_t hb = { .lease = 1 };
+	int s = doc_reg_Registry_heartbeat(client, &hb);
+	return r ? r : s;
+}
+T
+if ! out=$("$thothc" gen --lang c -o "$tmp/docapi/g" "$tmp/docapi/reg.tidl" 2>&1) ||
+   ! out=$("$cc" -std=c11 -Wall -Wextra -Werror -pedantic -c -I"$inc" -I"$tmp/docapi/g" \
+		"$tmp/docapi/use.c" -o "$tmp/docapi/use.o" 2>&1); then
+	echo "FAIL: stubs and handlers as docs/IDL.md writes them do not compile"; echo "$out" | head -20
+	failures=$((failures + 1))
+else
+	echo "ok: stubs and handlers as docs/IDL.md writes them"
+fi
+
+# The files of one run are one program: C names two of them make, where
+# neither imports the other, were written and clashed only in the user's
+# compile ("redefinition of struct a_b_S", or a header dropped behind the
+# other's guard).  Refused now, naming both members, nothing written; files
+# that share an import are fine.
+mkdir -p "$tmp/oneprog/sub"
+printf 'package a;\nversion 1.0;\nstruct b_S {\n  1: u8 x;\n}\n' >"$tmp/oneprog/a.tidl"
+printf 'package a.b;\nversion 1.0;\nstruct S {\n  1: u16 y;\n}\n' >"$tmp/oneprog/ab.tidl"
+printf 'package c;\nversion 1.0;\nstruct C {\n  1: u8 z;\n}\n' >"$tmp/oneprog/c.tidl"
+printf 'package u;\nversion 1.0;\nimport "c.tidl";\nstruct U {\n  1: c.C c;\n}\n' >"$tmp/oneprog/u.tidl"
+printf 'package v;\nversion 1.0;\nimport "../c.tidl";\nstruct V {\n  1: c.C c;\n}\n' >"$tmp/oneprog/sub/v.tidl"
+out=$(cd "$tmp/oneprog" && "$thothc" gen --lang c -o g a.tidl ab.tidl 2>&1)
+got=$?
+if [ $got != 2 ] || [ -e "$tmp/oneprog/g/a.thoth.h" ] ||
+   ! printf '%s\n' "$out" | grep -qF "ab.tidl:3:8: error: struct 'S' makes the C name 'a_b_S_t', as does struct 'b_S' (a.tidl:3:8)"; then
+	echo "FAIL: one run of a.tidl (a.b_S) and ab.tidl (a.b.S): exit $got, want 2, both named, nothing written"
+	echo "$out"; failures=$((failures + 1))
+elif out=$(cd "$tmp/onepkg" && "$thothc" gen --lang c -o g2 p1.tidl p2.tidl 2>&1) ||
+     ! printf '%s\n' "$out" | grep -qF "p2.tidl:2:1: error: package 'p' is declared by p1.tidl too (line 2)"; then
+	echo "FAIL: one run of two files of package p: want exit 2 naming both"; echo "$out"; failures=$((failures + 1))
+elif ! out=$(cd "$tmp/oneprog" && "$thothc" gen --lang c -o g3 u.tidl sub/v.tidl c.tidl 2>&1); then
+	echo "FAIL: one run of files sharing an import refused"; echo "$out"; failures=$((failures + 1))
+else
+	echo "ok: C names two files of one run make are refused, by name, before writing"
+fi
+
 [ "$failures" = 0 ] || { echo "$failures failure(s)"; exit 1; }

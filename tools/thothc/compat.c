@@ -257,6 +257,14 @@ static void check_fields(checker_t *c, const tidl_field_t *of, size_t on, const 
 			continue;               /* matched above */
 		if (is_res && !n->type)
 			continue;               /* a fresh gap reserved: nothing on the wire */
+		/* an old field that moved here is "renumbered" (above): calling it
+		 * added too, without @since, said one change twice */
+		bool moved = false;
+		for (size_t i = 0; !is_res && i < on && !moved; i++)
+			moved = strcmp(of[i].name, n->name) == 0 && !by_ordinal(nf, nn, of[i].ordinal) &&
+				!by_ordinal(nres, nnr, of[i].ordinal);
+		if (moved)
+			continue;
 		if (n->ordinal < old_last_slot) {
 			report(c, true, n->loc,
 			       "%s %u%s%s%s of %s added before the old version's last slot %u: the slots "
@@ -343,10 +351,15 @@ static void check_enum(checker_t *c, const tidl_decl_t *o, const tidl_decl_t *n)
 		const tidl_enum_value_t *nv = &n->u.enum_.values[k];
 		if (find_res(o->u.enum_.reserved, o->u.enum_.n_reserved, nv->value))
 			continue;               /* reported above */
-		bool existed = false;
-		for (size_t i = 0; i < o->u.enum_.n_values; i++)
-			if (o->u.enum_.values[i].value == nv->value)
+		bool existed = false;   /* or renumbered, reported above */
+		for (size_t i = 0; i < o->u.enum_.n_values; i++) {
+			const tidl_enum_value_t *ov = &o->u.enum_.values[i];
+			bool ov_kept = false;
+			for (size_t j = 0; j < n->u.enum_.n_values; j++)
+				ov_kept |= n->u.enum_.values[j].value == ov->value;
+			if (ov->value == nv->value || (strcmp(ov->name, nv->name) == 0 && !ov_kept))
 				existed = true;
+		}
 		if (existed)
 			continue;
 		char what[256];

@@ -73,6 +73,16 @@ void *tidl_vec_push(tidl_program_t *p, vec_t *v);
 void tidl_diag(tidl_program_t *p, const tidl_file_t *f, tidl_severity_t sev, tidl_loc_t loc,
 	       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
+/* ---- hint.c ---- */
+
+/* The word of WORDS (NULL-ended) that S (LEN bytes) is probably a typo of
+ * (one edit, two in a word of 6 letters or more, case aside), or NULL. */
+const char *tidl_near_word(const char *s, size_t len, const char *const *words);
+
+/* For an unknown type NAME: the built-in type it means ("uint32": "u32",
+ * "strng": "string") or the keyword it misspells ("optinal"), or NULL. */
+const char *tidl_builtin_hint(const char *name);
+
 /* ---- load.c ---- */
 
 /* REL (an import as written) relative to the folder of IMPORTER, with "."

@@ -811,6 +811,16 @@ static void emit_header_prologue(gen_t *g, uint64_t hash)
 		   " * Decoded strings, bytes and lists are views into the received message\n"
 		   " * (and the decode arena): they live as long as those buffers.\n */\n",
 		g->base, basename_of(f->path), f->package, f->version.major, f->version.minor);
+	/* The guard is the package's (the C prefix's): the header of another
+	 * schema file of the same package, included first, made this one
+	 * vanish in silence, and the program failed on "unknown type" far
+	 * from here.  Both make the same C names, so that is an error, named
+	 * here; the same schema reached twice (same hash) is not. */
+	sb_addf(h, "#if defined(%sTHOTH_H) && defined(%sSCHEMA_HASH) && %sSCHEMA_HASH != 0x%016llxull\n"
+		   "#error \"%s.thoth.h: a header of another schema of package %s (or another version "
+		   "of it) is included already: the two make the same C names; give one file "
+		   "another package, or generate it with --c-prefix\"\n#endif\n",
+		g->up, g->up, g->up, (unsigned long long)hash, g->base, f->package);
 	sb_addf(h, "#ifndef %sTHOTH_H\n#define %sTHOTH_H\n\n", g->up, g->up);
 	sb_addf(h, "#include <stdbool.h>\n#include <stddef.h>\n#include <stdint.h>\n\n"
 		   "#include \"thoth/rpc.h\"\n");
@@ -1459,6 +1469,7 @@ static void emit_interface_source(gen_t *g, const tidl_decl_t *d, uint64_t hash)
 typedef struct cn_origin {
 	size_t what;                    /* offset in the pool: "method 'I.m'" */
 	tidl_loc_t loc;
+	uint32_t file;                  /* index in cnames.files of the file listed then */
 } cn_origin_t;
 
 typedef struct cn_ent {
@@ -1474,6 +1485,7 @@ typedef struct cnames {
 	size_t n, cap;
 	const tidl_file_t **files;      /* visited: a diamond of imports is listed once */
 	size_t n_files, cap_files;
+	uint32_t cur;                   /* the file being listed (origins' file) */
 } cnames_t;
 
 /* ARR (of *CAP elements of SIZE) with room for element N: doubled, FIRST
@@ -1507,7 +1519,7 @@ static uint32_t cn_origin(cnames_t *cn, tidl_loc_t loc, const char *fmt, ...)
 	cn->origins = cn_room(cn->origins, &cn->cap_origins, cn->n_origins, sizeof *cn->origins, 64);
 	va_list ap;
 	va_start(ap, fmt);
-	cn->origins[cn->n_origins] = (cn_origin_t){ .what = cn_str(cn, fmt, ap), .loc = loc };
+	cn->origins[cn->n_origins] = (cn_origin_t){ .what = cn_str(cn, fmt, ap), .loc = loc, .file = cn->cur };
 	va_end(ap);
 	return (uint32_t)cn->n_origins++;
 }
@@ -1539,18 +1551,31 @@ static void cn_record(cnames_t *cn, uint32_t o, const char *r, bool message)
 }
 
 /* Every file-scope name the generated files of F declare or define. */
+/* The index of F in CN's files (one file on disk, loaded by another
+ * program, is the same file: the roots of one gen run), or -1. */
+static long cn_file_index(const cnames_t *cn, const tidl_file_t *f)
+{
+	for (size_t i = 0; i < cn->n_files; i++) {
+		const tidl_file_t *g = cn->files[i];
+		if (g == f || (f->on_disk && g->on_disk && g->dev == f->dev && g->ino == f->ino))
+			return (long)i;
+	}
+	return -1;
+}
+
 static void cn_file(cnames_t *cn, const tidl_file_t *f)
 {
-	for (size_t i = 0; i < cn->n_files; i++)
-		if (cn->files[i] == f)
-			return;
+	if (cn_file_index(cn, f) >= 0)
+		return;
 	cn->files = cn_room(cn->files, &cn->cap_files, cn->n_files, sizeof *cn->files, 16);
 	cn->files[cn->n_files++] = f;
+	uint32_t me = (uint32_t)(cn->n_files - 1);
 	/* imports first: a collision is then reported at the importing
 	 * file's member, the one its author can rename */
 	for (size_t i = 0; i < f->n_imports; i++)
 		if (f->imports[i].file)
 			cn_file(cn, f->imports[i].file);
+	cn->cur = me;
 	char p[CNAME_MAX], up[CNAME_MAX];
 	snprintf(p, sizeof p, "%s", prefix_of(f));
 	snprintf(up, sizeof up, "%s", upper(p));
@@ -1803,6 +1828,77 @@ static size_t check_libthoth(const cnames_t *cn, FILE *err)
 	return found;
 }
 
+/* The names CN holds twice, one error per pair of schema members (SKIP,
+ * where given, passes over a pair); returns the count. */
+static size_t cn_report(cnames_t *cn, FILE *err,
+			bool (*skip)(const cnames_t *, uint32_t, uint32_t, void *), void *skip_arg)
+{
+	cn_sort_ctx = cn;
+	qsort(cn->ents, cn->n, sizeof *cn->ents, cmp_cn_ent);
+	cn_pair_t *pairs = NULL;
+	size_t n_pairs = 0, cap_pairs = 0;
+	for (size_t i = 0; i < cn->n;) {
+		size_t j = i + 1;
+		while (j < cn->n && strcmp(cn->pool.s + cn->ents[j].name, cn->pool.s + cn->ents[i].name) == 0)
+			j++;
+		for (size_t a = i; a < j; a++) {
+			/* a window: a name made by many members still gives
+			 * every one of them a partner, at bounded cost */
+			for (size_t b = a + 1; b < j && b < a + 8; b++) {
+				if (n_pairs == cap_pairs) {
+					cap_pairs = cap_pairs ? cap_pairs * 2 : 16;
+					pairs = realloc(pairs, cap_pairs * sizeof *pairs);
+					if (!pairs)
+						abort();
+				}
+				uint32_t x = cn->ents[a].origin, y = cn->ents[b].origin;
+				pairs[n_pairs++] = (cn_pair_t){ x < y ? x : y, x < y ? y : x, cn->ents[a].name };
+			}
+		}
+		i = j;
+	}
+	size_t found = 0;
+	if (n_pairs)
+		qsort(pairs, n_pairs, sizeof *pairs, cmp_cn_pair);
+	for (size_t i = 0; i < n_pairs; i++) {
+		if (i && pairs[i].first == pairs[i - 1].first && pairs[i].second == pairs[i - 1].second)
+			continue;
+		if (skip && skip(cn, pairs[i].first, pairs[i].second, skip_arg))
+			continue;
+		if (found++ >= 200 || !err)     /* !err: thothc_gen_c_mem, counted only */
+			continue;
+		const cn_origin_t *a = &cn->origins[pairs[i].first], *b = &cn->origins[pairs[i].second];
+		/* "I.m request.x": the scope may hold a dot, a member never does. */
+		const char *name = cn->pool.s + pairs[i].name;
+		const char *dot = strrchr(name, '.');
+		static const char pkg_what[] = "the constants of package ";
+		if (a != b && strcmp(cn->pool.s + a->what, cn->pool.s + b->what) == 0 &&
+		    strncmp(cn->pool.s + a->what, pkg_what, sizeof pkg_what - 1) == 0)
+			/* two files of one package: every constant clashes, say it once */
+			fprintf(err, "%s:%u:%u: error: package %s is declared by %s too (line %u), and "
+				     "the two files make the same C names ('%s', the version and hash "
+				     "macros); a program holds one file per package: merge them, or give "
+				     "one a package of its own\n",
+				b->loc.file, b->loc.line, b->loc.col,
+				cn->pool.s + b->what + sizeof pkg_what - 1, a->loc.file, a->loc.line, name);
+		else if (a == b)
+			fprintf(err, "%s:%u:%u: error: %s makes the C %s '%s' twice (the C names fold "
+				     "case and join with '_'); rename it\n",
+				b->loc.file, b->loc.line, b->loc.col, cn->pool.s + b->what,
+				dot ? "member" : "name", dot ? dot + 1 : name);
+		else
+			fprintf(err, "%s:%u:%u: error: %s makes the C %s '%s', as does %s (%s:%u:%u); "
+				     "rename one (names are not on the wire)\n",
+				b->loc.file, b->loc.line, b->loc.col, cn->pool.s + b->what,
+				dot ? "member" : "name", dot ? dot + 1 : name, cn->pool.s + a->what,
+				a->loc.file, a->loc.line, a->loc.col);
+	}
+	if (found > 200 && err)
+		fprintf(err, "thothc: %zu more colliding C names not shown\n", found - 200);
+	free(pairs);
+	return found;
+}
+
 /* Returns the number of colliding pairs of schema members (0: none). */
 static size_t check_c_names(const gen_t *g, const rec_t *recs, size_t n_recs, FILE *err)
 {
@@ -1836,58 +1932,56 @@ static size_t check_c_names(const gen_t *g, const rec_t *recs, size_t n_recs, FI
 		}
 	}
 
-	cn_sort_ctx = &cn;
-	qsort(cn.ents, cn.n, sizeof *cn.ents, cmp_cn_ent);
-	cn_pair_t *pairs = NULL;
-	size_t n_pairs = 0, cap_pairs = 0;
-	for (size_t i = 0; i < cn.n;) {
-		size_t j = i + 1;
-		while (j < cn.n && strcmp(cn.pool.s + cn.ents[j].name, cn.pool.s + cn.ents[i].name) == 0)
-			j++;
-		for (size_t a = i; a < j; a++) {
-			/* a window: a name made by many members still gives
-			 * every one of them a partner, at bounded cost */
-			for (size_t b = a + 1; b < j && b < a + 8; b++) {
-				if (n_pairs == cap_pairs) {
-					cap_pairs = cap_pairs ? cap_pairs * 2 : 16;
-					pairs = realloc(pairs, cap_pairs * sizeof *pairs);
-					if (!pairs)
-						abort();
-				}
-				uint32_t x = cn.ents[a].origin, y = cn.ents[b].origin;
-				pairs[n_pairs++] = (cn_pair_t){ x < y ? x : y, x < y ? y : x, cn.ents[a].name };
-			}
-		}
-		i = j;
-	}
-	size_t found = 0;
-	if (n_pairs)
-		qsort(pairs, n_pairs, sizeof *pairs, cmp_cn_pair);
-	for (size_t i = 0; i < n_pairs; i++) {
-		if (i && pairs[i].first == pairs[i - 1].first && pairs[i].second == pairs[i - 1].second)
-			continue;
-		if (found++ >= 200 || !err)     /* !err: thothc_gen_c_mem, counted only */
-			continue;
-		const cn_origin_t *a = &cn.origins[pairs[i].first], *b = &cn.origins[pairs[i].second];
-		/* "I.m request.x": the scope may hold a dot, a member never does. */
-		const char *name = cn.pool.s + pairs[i].name;
-		const char *dot = strrchr(name, '.');
-		if (a == b)
-			fprintf(err, "%s:%u:%u: error: %s makes the C %s '%s' twice (the C names fold "
-				     "case and join with '_'); rename it\n",
-				b->loc.file, b->loc.line, b->loc.col, cn.pool.s + b->what,
-				dot ? "member" : "name", dot ? dot + 1 : name);
-		else
-			fprintf(err, "%s:%u:%u: error: %s makes the C %s '%s', as does %s (%s:%u:%u); "
-				     "rename one (names are not on the wire)\n",
-				b->loc.file, b->loc.line, b->loc.col, cn.pool.s + b->what,
-				dot ? "member" : "name", dot ? dot + 1 : name, cn.pool.s + a->what,
-				a->loc.file, a->loc.line, a->loc.col);
-	}
-	if (found > 200 && err)
-		fprintf(err, "thothc: %zu more colliding C names not shown\n", found - 200);
+	size_t found = cn_report(&cn, err, NULL, NULL);
 	found += check_libthoth(&cn, err);
-	free(pairs);
+	free(cn.ents);
+	free(cn.origins);
+	free(cn.files);
+	free(cn.pool.s);
+	return found;
+}
+
+/* ---- the files of one gen run ------------------------------------------------- */
+
+typedef struct roots_reach {
+	const bool *in;                 /* [root * n_files + file]: root reaches file */
+	size_t n_roots, n_files;
+} roots_reach_t;
+
+/* A pair two files of one root's imports make is that root's own check's
+ * (reported, or not, when it generates): only pairs no root sees together. */
+static bool seen_by_one_root(const cnames_t *cn, uint32_t x, uint32_t y, void *arg)
+{
+	const roots_reach_t *rr = arg;
+	uint32_t fx = cn->origins[x].file, fy = cn->origins[y].file;
+	for (size_t r = 0; r < rr->n_roots; r++)
+		if (rr->in[r * rr->n_files + fx] && rr->in[r * rr->n_files + fy])
+			return true;
+	return false;
+}
+
+size_t thothc_gen_check_roots(const tidl_file_t *const *roots, size_t n, FILE *err)
+{
+	cnames_t cn = { 0 };
+	for (size_t r = 0; r < n; r++)
+		cn_file(&cn, roots[r]);
+	bool *in = calloc(n * (cn.n_files ? cn.n_files : 1), sizeof *in);
+	if (!in)
+		abort();
+	for (size_t r = 0; r < n; r++) {
+		const tidl_file_t **seen = NULL;
+		size_t k = 0;
+		reach_files(roots[r], &seen, &k, 0);
+		for (size_t i = 0; i < k; i++) {
+			long at = cn_file_index(&cn, seen[i]);
+			if (at >= 0)
+				in[r * cn.n_files + (size_t)at] = true;
+		}
+		free(seen);
+	}
+	roots_reach_t rr = { in, n, cn.n_files };
+	size_t found = cn_report(&cn, err, seen_by_one_root, &rr);
+	free(in);
 	free(cn.ents);
 	free(cn.origins);
 	free(cn.files);

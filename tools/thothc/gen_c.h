@@ -32,6 +32,16 @@ int thothc_gen_c(const tidl_file_t *file, const char *outdir, FILE *err);
 int thothc_gen_c_prefixed(const tidl_file_t *file, const char *outdir, const char *c_prefix,
 			  FILE *err);
 
+/*
+ * The files given to one `thothc gen` run (ROOTS, each loaded, perhaps by
+ * programs of their own) go into one program: refuse C names that two of
+ * them make and no one of them sees with its imports (package `a` with a
+ * struct `b_S` beside package `a.b` with a struct `S`; two files of one
+ * package), one error per pair on ERR, naming both members.  Returns the
+ * count (0: none).
+ */
+size_t thothc_gen_check_roots(const tidl_file_t *const *roots, size_t n, FILE *err);
+
 /* The <base> of PATH's files ("dir/a.tidl": "a") into OUT. */
 void thothc_header_base(const char *path, char *out, size_t len);
 

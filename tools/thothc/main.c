@@ -159,30 +159,53 @@ static int cmd_gen(int argc, char **argv)
 	if (header_names_clash(argv + first, argc - first, outdir))
 		return 2;
 #endif
-	int status = 0;
-	for (int i = first; i < argc; i++) {
-		tidl_program_t *prog = tidl_program_new();
-		tidl_file_t *file;
-		if (!prog)
-			return 2;
-		if (tidl_program_load(prog, argv[i], &file) != 0) {
-			tidl_program_print_diags(prog, stderr);
+	/* Every file is loaded before any is written: the files of one run
+	 * are one program's, and C names two of them make are refused
+	 * (thothc_gen_check_roots) with nothing written. */
+	int status = 0, n = argc - first;
+	tidl_program_t **progs = calloc((size_t)n, sizeof *progs);
+	tidl_file_t **files = calloc((size_t)n, sizeof *files);
+	const tidl_file_t **loaded = calloc((size_t)n, sizeof *loaded);
+	if (!progs || !files || !loaded)
+		abort();
+	size_t n_loaded = 0;
+	for (int i = 0; i < n; i++) {
+		if (!(progs[i] = tidl_program_new()))
+			abort();
+		if (tidl_program_load(progs[i], argv[first + i], &files[i]) != 0) {
+			files[i] = NULL;
 			status = 2;
 		} else {
-			tidl_program_print_diags(prog, stderr);  /* warnings */
-#ifdef THOTHC_NO_GEN
-			(void)file;
-			fputs("thothc: C generator not built\n", stderr);
-			status = 2;
-#else
-			int r = prefix ? thothc_gen_c_prefixed(file, outdir, prefix, stderr)
-				       : thothc_gen_c(file, outdir, stderr);
-			if (r)
-				status = 2;
-#endif
+			loaded[n_loaded++] = files[i];
 		}
-		tidl_program_free(prog);
+		tidl_program_print_diags(progs[i], stderr);     /* errors, or warnings */
 	}
+#ifdef THOTHC_NO_GEN
+	if (n_loaded) {
+		fputs("thothc: C generator not built\n", stderr);
+		status = 2;
+	}
+#else
+	if (n_loaded > 1 && thothc_gen_check_roots(loaded, n_loaded, stderr) > 0) {
+		fprintf(stderr, "thothc: nothing written: the files of one run are one program, and "
+				"their C names must differ\n");
+		status = 2;
+		n_loaded = 0;
+	}
+	for (int i = 0; i < n && n_loaded; i++) {
+		if (!files[i])
+			continue;
+		int r = prefix ? thothc_gen_c_prefixed(files[i], outdir, prefix, stderr)
+			       : thothc_gen_c(files[i], outdir, stderr);
+		if (r)
+			status = 2;
+	}
+#endif
+	for (int i = 0; i < n; i++)
+		tidl_program_free(progs[i]);
+	free(progs);
+	free(files);
+	free(loaded);
 	return status;
 }
 

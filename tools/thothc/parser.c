@@ -65,6 +65,42 @@ static void syntax_error(parser_t *ps, const char *fmt, ...)
 	ps->failed = true;
 }
 
+/* A syntax error at an identifier that is probably a misspelt keyword of
+ * WORDS (NULL-ended): the error says which ("found 'strcut'; did you mean
+ * 'struct'?"); otherwise MSG as syntax_error says it. */
+static void syntax_error_near(parser_t *ps, const char *const *words, const char *msg)
+{
+	const char *near = ps->tok.kind == T_IDENT ? tidl_near_word(ps->tok.text, ps->tok.len, words)
+						   : NULL;
+	if (!near || ps->failed) {
+		syntax_error(ps, "%s", msg);
+		return;
+	}
+	char d[64];
+	tidl_diag(ps->prog, ps->file, TIDL_ERROR, ps->tok.loc, "%s, found %s; did you mean '%s'?", msg,
+		  tok_desc(&ps->tok, d, sizeof d), near);
+	ps->failed = true;
+}
+
+/* WORD (at LOC) came where a name or type may stand, and the token after it
+ * is another name: "optinal u8 a;", "onway m();" read as a type or a method
+ * called like the keyword, and the error fell on the next token.  If WORD
+ * is near KEYWORD, say so at WORD and return true. */
+static bool misspelt_keyword(parser_t *ps, const char *word, tidl_loc_t loc, const char *keyword,
+			     const char *expected)
+{
+	static const char *words[2];
+	words[0] = keyword;
+	if (ps->failed || !word || ps->tok.kind != T_IDENT || strchr(word, '.') ||
+	    !tidl_near_word(word, strlen(word), words))
+		return false;
+	char d[64];
+	tidl_diag(ps->prog, ps->file, TIDL_ERROR, loc, "%s, found %s; did you mean '%s', not '%s'?",
+		  expected, tok_desc(&ps->tok, d, sizeof d), keyword, word);
+	ps->failed = true;
+	return true;
+}
+
 /* False (and a syntax error) once a list already holds MAX_MEMBERS entries. */
 static bool room_for(parser_t *ps, const vec_t *v, const char *what)
 {
@@ -350,6 +386,13 @@ static tidl_type_t *parse_type(parser_t *ps, int depth)
 	/* a (possibly qualified) name */
 	t->kind = TIDL_STRUCT;          /* resolved by sema */
 	t->ref_name = parse_qname(ps, "expected a name after '.'", SIZE_MAX);
+	if (t->ref_name && is_punct(ps, '<')) {         /* "lst<u8>", "vector<u8>", "map<...>" */
+		tidl_diag(ps->prog, ps->file, TIDL_ERROR, t->loc,
+			  "'%s<' is not a type: the one type that takes an element type is list<T>",
+			  t->ref_name);
+		ps->failed = true;
+		return NULL;
+	}
 	return t;
 }
 
@@ -549,6 +592,11 @@ static bool parse_field(parser_t *ps, vec_t *fields)
 	tidl_field_t *f = tidl_vec_push(ps->prog, fields);
 	uint64_t ord;
 	annots_t a;
+	static const char *const reserved_word[] = { "reserved", NULL };
+	if (ps->tok.kind == T_IDENT) {  /* "reserverd 3;", or a field without its ordinal */
+		syntax_error_near(ps, reserved_word, "expected a field ordinal or '}' (a field is 'N: TYPE NAME;')");
+		return false;
+	}
 	if (!expect_uint(ps, "a field ordinal or '}'", &ord, &f->loc) ||
 	    !expect_punct(ps, ':', "after the field ordinal"))
 		return false;
@@ -558,7 +606,12 @@ static bool parse_field(parser_t *ps, vec_t *fields)
 		tidl_lex(ps);
 	}
 	if (!(f->type = parse_type(ps, 0)) || !(f->name = expect_ident(ps, "a field name", NULL)) ||
-	    !parse_annotations(ps, &a, false) || !expect_punct(ps, ';', "after field"))
+	    !parse_annotations(ps, &a, false))
+		return false;
+	if (!f->optional && misspelt_keyword(ps, f->type->ref_name, f->type->loc, "optional",
+					     "expected ';' after field"))
+		return false;
+	if (!expect_punct(ps, ';', "after field"))
 		return false;
 	f->has_since = a.has_since;
 	f->since = a.since;
@@ -614,6 +667,9 @@ static bool parse_params(parser_t *ps, vec_t *out)
 		    !(f->name = expect_ident(ps, "a parameter name", NULL)) ||
 		    !parse_annotations(ps, &a, false))
 			return false;
+		if (!f->optional && misspelt_keyword(ps, f->type->ref_name, f->type->loc, "optional",
+						     "expected ',' or ')' after the parameter"))
+			return false;
 		f->has_since = a.has_since;     /* appended after release: "T name @since(1.2)" */
 		f->since = a.since;
 		if (accept_punct(ps, ')'))
@@ -646,6 +702,12 @@ static void parse_interface(parser_t *ps, vec_t *decls)
 			return;
 		tidl_method_t *m = tidl_vec_push(ps->prog, &methods);
 		uint64_t ord;
+		static const char *const reserved_word[] = { "reserved", NULL };
+		if (ps->tok.kind == T_IDENT) {  /* "reserverd 2;", or a method without its ordinal */
+			syntax_error_near(ps, reserved_word,
+					  "expected a method ordinal or '}' (a method is 'N: NAME(PARAMS) -> (RESULTS);')");
+			return;
+		}
 		if (!expect_uint(ps, "a method ordinal or '}'", &ord, &m->loc) ||
 		    !expect_punct(ps, ':', "after the method ordinal"))
 			return;
@@ -655,7 +717,13 @@ static void parse_interface(parser_t *ps, vec_t *decls)
 			tidl_lex(ps);
 		}
 		vec_t params = { .size = sizeof(tidl_field_t) }, results = { .size = sizeof(tidl_field_t) };
-		if (!(m->name = expect_ident(ps, "a method name", NULL)) || !parse_params(ps, &params))
+		tidl_loc_t name_loc;
+		if (!(m->name = expect_ident(ps, "a method name", &name_loc)))
+			return;
+		if (!m->oneway && misspelt_keyword(ps, m->name, name_loc, "oneway",
+						   "expected '(' to open the parameter list"))
+			return;
+		if (!parse_params(ps, &params))
 			return;
 		if (ps->tok.kind == T_ARROW) {
 			tidl_loc_t arrow = ps->tok.loc;
@@ -735,7 +803,8 @@ void tidl_parse_file(parser_t *ps)
 		return;
 	tidl_lex(ps);
 	if (!is_word(ps, "package")) {
-		syntax_error(ps, "expected 'package NAME;' at the start of the file");
+		static const char *const package_word[] = { "package", NULL };
+		syntax_error_near(ps, package_word, "expected 'package NAME;' at the start of the file");
 		return;
 	}
 	f->package_loc = ps->tok.loc;
@@ -758,7 +827,8 @@ void tidl_parse_file(parser_t *ps)
 	if (!expect_punct(ps, ';', "after the package name"))
 		return;
 	if (!is_word(ps, "version")) {
-		syntax_error(ps, "expected 'version MAJOR.MINOR;' after the package");
+		static const char *const version_word[] = { "version", NULL };
+		syntax_error_near(ps, version_word, "expected 'version MAJOR.MINOR;' after the package");
 		return;
 	}
 	f->version_loc = ps->tok.loc;
@@ -802,7 +872,10 @@ void tidl_parse_file(parser_t *ps)
 		} else if (is_word(ps, "interface")) {
 			parse_interface(ps, &decls);
 		} else {
-			syntax_error(ps, "expected a declaration (import, feature, error, enum, struct, interface)");
+			static const char *const decl_words[] = { "import", "feature", "error", "enum", "struct",
+								  "interface", "strict", NULL };
+			syntax_error_near(ps, decl_words,
+					  "expected a declaration (import, feature, error, enum, struct, interface)");
 			return;
 		}
 	}

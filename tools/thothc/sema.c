@@ -76,7 +76,20 @@ static void resolve_type(tidl_program_t *p, tidl_file_t *f, tidl_type_t *t)
 		return;
 	tidl_decl_t *d = tidl_file_find_decl(f, t->ref_name);
 	if (!d) {
-		tidl_diag(p, f, TIDL_ERROR, t->loc, "unknown type '%s'", t->ref_name);
+		/* a built-in spelt as elsewhere ("uint32", "strng"), a
+		 * misspelt "optional", or a near name of this file's types */
+		const char *near = strchr(t->ref_name, '.') ? NULL : tidl_builtin_hint(t->ref_name);
+		for (size_t i = 0; !near && !strchr(t->ref_name, '.') && i < f->n_decls; i++) {
+			const tidl_decl_t *c = f->decls[i];
+			const char *one[2] = { c->name, NULL };
+			if ((c->kind == TIDL_DECL_STRUCT || c->kind == TIDL_DECL_ENUM) && c->name)
+				near = tidl_near_word(t->ref_name, strlen(t->ref_name), one);
+		}
+		if (near)
+			tidl_diag(p, f, TIDL_ERROR, t->loc, "unknown type '%s'; did you mean '%s'?",
+				  t->ref_name, near);
+		else
+			tidl_diag(p, f, TIDL_ERROR, t->loc, "unknown type '%s'", t->ref_name);
 		return;
 	}
 	if (d->file != f && !strchr(t->ref_name, '.')) {
@@ -382,6 +395,21 @@ void tidl_sema_file(tidl_program_t *p, tidl_file_t *f)
 				break;
 			}
 		check_since(p, f, d->has_since, d->since, d->loc, d->name);
+		/* "struct string { ... }": every 'string' in a type means the
+		 * built-in, so this type could only be reached qualified, and a
+		 * field written 'string s;' silently was not of it */
+		static const char *const builtin_types[] = {
+			"bool", "u8", "u16", "u32", "u64", "i8", "i16", "i32", "i64", "f32", "f64",
+			"string", "bytes", "list",
+		};
+		for (size_t k = 0; (d->kind == TIDL_DECL_STRUCT || d->kind == TIDL_DECL_ENUM) &&
+				   k < sizeof builtin_types / sizeof builtin_types[0]; k++)
+			if (strcmp(d->name, builtin_types[k]) == 0)
+				tidl_diag(p, f, TIDL_ERROR, d->loc,
+					  "%s '%s' is named like the built-in type: a field of type '%s' "
+					  "means the built-in, never this %s; rename it",
+					  d->kind == TIDL_DECL_STRUCT ? "struct" : "enum", d->name, d->name,
+					  d->kind == TIDL_DECL_STRUCT ? "struct" : "enum");
 		switch (d->kind) {
 		case TIDL_DECL_FEATURE:
 			if (d->u.feature.bit > 63)
