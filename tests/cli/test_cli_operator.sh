@@ -338,6 +338,18 @@ for args in "status extra" "--no-such-option status" "frobnicate" "resolve" "top
   [ $rc = 2 ] && [ "$lines" = 1 ] && [ ! -s "$TMP/out" ] && echo "ok: thothctl $args: $(cat "$TMP/err")" ||
     fail "thothctl $args: exit $rc (want 2), $lines lines on stderr (want 1): $(head -2 "$TMP/err")"
 done
+# probe's subcommands with the wrong number of arguments said nothing but
+# the 17-line usage: one line naming what each takes.
+for args in "check:takes one FILE.o, not 0 arguments" "detach 1 2:takes one ID, not 2 arguments" \
+            "maps:takes one ID, not 0" "list x:takes no argument, not 1 argument"; do
+  want=${args#*:} args=${args%%:*}
+  # shellcheck disable=SC2086
+  timeout 20 "$THOTHCTL" --runtime-dir "$TMP/none" probe $args >/dev/null 2>"$TMP/err"
+  rc=$?
+  [ $rc = 2 ] && [ "$(wc -l <"$TMP/err")" = 1 ] && grep -qF "probe ${args%% *}: $want" "$TMP/err" &&
+    echo "ok: thothctl probe $args: $(cat "$TMP/err")" ||
+    fail "thothctl probe $args: exit $rc (want 2), stderr: $(head -2 "$TMP/err")"
+done
 grep -qF "unknown option -x" <(timeout 20 "$THOTHCTL" topology -x 2>&1) ||
   fail "thothctl topology -x: the option is not named"
 
