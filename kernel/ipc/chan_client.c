@@ -339,7 +339,7 @@ struct thoth__chan_opening {
 	char path[108];
 	uint8_t *msg;                   /* HANDSHAKE_MAX, 8-aligned: the reply so far */
 	size_t have;
-	int fds[2], nfds;
+	thoth__chan_fds_t fds;          /* those the reply brought (counted all) */
 	int sent;                       /* the request's send failed (PEER_GONE): the reply may say why */
 	int hs_ms;
 	uint64_t deadline_ns;           /* the whole opening's, taken before the connect */
@@ -353,7 +353,7 @@ static int open_finish(thoth__chan_opening_t *op, const uint8_t *msg, size_t len
 	thoth_chan_t *ch = op->ch;
 	const thoth_chan_config_t *cfg = &op->cfg;
 	const thoth_interface_info_t *ifc = cfg->iface;
-	int *fds = op->fds, nfds = op->nfds;
+	int *fds = op->fds.fd, nfds = op->fds.kept;
 	char lwhy[160];
 	int r;
 	uint64_t scratch[64];
@@ -371,12 +371,17 @@ static int open_finish(thoth__chan_opening_t *op, const uint8_t *msg, size_t len
 		 * THOTH_E_AGAIN, which the opening's steps return while they wait
 		 * for the reply (the caller would wait out its deadline for a
 		 * reply that came, then say none did). */
+		/* The reason as text safe to print: a service's ESC sequences
+		 * and newlines reached thothctl's terminal and our callers'
+		 * logs as they were (the decoder checks UTF-8 only). */
+		char reason[512];
+		thoth__why_text(reason, sizeof reason, resp.reason.ptr, resp.reason.len);
 		if (resp.status < 0 && resp.status > -100 && resp.status != THOTH_E_AGAIN) {
-			thoth__chan_why(why, why_len, "%.*s", (int)resp.reason.len, resp.reason.ptr);
+			thoth__chan_why(why, why_len, "%s", reason);
 			return resp.status;
 		}
-		thoth__chan_why(why, why_len, "refused with status %d, which is no refusal code: %.*s",
-				resp.status, (int)resp.reason.len, resp.reason.ptr);
+		thoth__chan_why(why, why_len, "refused with status %d, which is no refusal code: %s",
+				resp.status, reason);
 		return THOTH_E_PROTOCOL;
 	}
 	if (resp.major != ifc->major || (resp.features & ~cfg->features)) {
@@ -398,8 +403,11 @@ static int open_finish(thoth__chan_opening_t *op, const uint8_t *msg, size_t len
 		r = THOTH_E_PROTOCOL;
 		return r;
 	}
-	if (nfds != 1) {
-		thoth__chan_why(why, why_len, "service sent %d file descriptors with its reply, expected 1 (the channel memory)", nfds);
+	if (nfds != 1 || op->fds.arrived != 1 || op->fds.cut) {
+		/* the count that arrived, not the 2 kept: 5 were "sent 2" */
+		char count[32];
+		thoth__chan_why(why, why_len, "service sent %s file descriptors with its reply, expected 1 (the "
+				"channel memory)", thoth__chan_fds_count(&op->fds, count, sizeof count));
 		r = THOTH_E_PROTOCOL;
 		return r;
 	}
@@ -486,8 +494,8 @@ void thoth__chan_open_free(thoth__chan_opening_t *op)
 	if (!op)
 		return;
 	for (int i = 0; i < 2; i++)
-		if (op->fds[i] >= 0)
-			close(op->fds[i]);
+		if (op->fds.fd[i] >= 0)
+			close(op->fds.fd[i]);
 	thoth_chan_close(op->ch);
 	free(op->msg);
 	free(op);
@@ -549,7 +557,7 @@ static int open_start(const char *path, const thoth_chan_config_t *cfg, bool wai
 	}
 	op->ch = ch;
 	op->cfg = *cfg;
-	op->fds[0] = op->fds[1] = -1;
+	op->fds.fd[0] = op->fds.fd[1] = -1;
 	snprintf(op->path, sizeof op->path, "%s", path);
 	ch->sock = -1;
 	ch->loop_wakeup = cfg->loop_wakeup;
@@ -659,8 +667,8 @@ int thoth__chan_open_step(thoth__chan_opening_t *op, thoth_chan_t **out, char *w
 	size_t need = 0;
 	int r;
 	for (;;) {
-		ssize_t n = thoth__chan_recv_fds(ch->sock, op->msg + op->have, HANDSHAKE_MAX - op->have, op->fds,
-						 &op->nfds, MSG_DONTWAIT);
+		ssize_t n = thoth__chan_recv_fds(ch->sock, op->msg + op->have, HANDSHAKE_MAX - op->have, &op->fds,
+						 MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))

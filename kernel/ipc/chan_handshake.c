@@ -8,12 +8,18 @@
 #include "chan_handshake.h"
 #include "fdpass.h"
 
-ssize_t thoth__chan_recv_fds(int sock, uint8_t *buf, size_t cap, int *fds, int *nfds, int flags)
+ssize_t thoth__chan_recv_fds(int sock, uint8_t *buf, size_t cap, thoth__chan_fds_t *fds, int flags)
 {
-	size_t n = (size_t)*nfds;
-	ssize_t r = thoth_fdpass_recv(sock, buf, cap, flags, fds, 2, &n);
-	*nfds = (int)n;
+	size_t n = (size_t)fds->kept;
+	ssize_t r = thoth_fdpass_recv_counted(sock, buf, cap, flags, fds->fd, 2, &n, &fds->arrived, &fds->cut);
+	fds->kept = (int)n;
 	return r;
+}
+
+const char *thoth__chan_fds_count(const thoth__chan_fds_t *fds, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "%s%zu", fds->cut ? "more than " : "", fds->arrived);
+	return buf;
 }
 
 int thoth__chan_msg_length(const uint8_t *buf, size_t have, size_t *need)

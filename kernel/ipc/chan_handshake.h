@@ -22,10 +22,24 @@
 /* Write a reason into WHY (may be NULL or 0 bytes): the shared formatter. */
 #define thoth__chan_why thoth__why
 
-/* Receive into BUF (up to CAP), keeping the first fds that arrive in FDS
- * from index *NFDS on (up to 2 in all; extra ones are closed).  Returns
- * bytes read, 0 at EOF, -1 with errno. */
-ssize_t thoth__chan_recv_fds(int sock, uint8_t *buf, size_t cap, int *fds, int *nfds, int flags);
+/* The descriptors a handshake message brought: the first 2 kept (the rest
+ * closed on arrival), with the true count of what arrived for the
+ * refusal's words. */
+typedef struct thoth__chan_fds {
+	int fd[2];
+	int kept;                       /* in fd[] */
+	size_t arrived;                 /* kept or closed */
+	int cut;                        /* more than the control buffer held (MSG_CTRUNC) */
+} thoth__chan_fds_t;
+
+/* Receive into BUF (up to CAP), keeping the first fds that arrive in
+ * FDS->fd (up to 2 in all; extra ones are closed) and counting them all.
+ * Returns bytes read, 0 at EOF, -1 with errno. */
+ssize_t thoth__chan_recv_fds(int sock, uint8_t *buf, size_t cap, thoth__chan_fds_t *fds, int flags);
+
+/* How many descriptors FDS says arrived, in words: "3", or "more than 4"
+ * when the kernel cut some off. */
+const char *thoth__chan_fds_count(const thoth__chan_fds_t *fds, char *buf, size_t cap);
 
 /* Length of the whole message whose first bytes are in BUF (*NEED, 0 if
  * more bytes are needed to know); a negative error for an impossible

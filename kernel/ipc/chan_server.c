@@ -84,7 +84,7 @@ struct conn {
 	uint64_t hs_deadline;           /* handshake must be complete by then */
 	uint8_t *hs;                    /* handshake bytes so far (until open) */
 	size_t hs_len;
-	int hs_fds[2], hs_nfds;
+	thoth__chan_fds_t hs_fds;       /* brought by the handshake (it may bring none) */
 	chan_end_t end;
 	bool mapped;
 	uint64_t features;
@@ -302,8 +302,8 @@ static void conn_close(conn_t *c)
 		ST_ADD(s, clients, -1);
 	}
 	chan_end_fini(&c->end);
-	for (int i = 0; i < c->hs_nfds; i++)
-		close(c->hs_fds[i]);
+	for (int i = 0; i < c->hs_fds.kept; i++)
+		close(c->hs_fds.fd[i]);
 	if (c->sock >= 0)
 		close(c->sock);
 	free(c->hs);
@@ -852,9 +852,11 @@ static void handle_open(conn_t *c)
 			      (int)c->pid, (int)c->uid);
 	/* No descriptor ever comes from a client: the service must not hold,
 	 * let alone write to, anything whose file description a peer shares. */
-	if (c->hs_nfds)
-		return refuse(c, THOTH_E_PROTOCOL, "a channel handshake carries no file descriptors; this one carried %d",
-			      c->hs_nfds);
+	if (c->hs_fds.arrived || c->hs_fds.cut) {
+		char count[32];
+		return refuse(c, THOTH_E_PROTOCOL, "a channel handshake carries no file descriptors; this one carried %s",
+			      thoth__chan_fds_count(&c->hs_fds, count, sizeof count));
+	}
 	uint64_t scratch[64];
 	thoth_arena_t arena;
 	thoth_arena_init(&arena, scratch, sizeof scratch);
@@ -1208,8 +1210,8 @@ THOTH_HOT_SERVE static void on_sock(thoth_loop_t *loop, thoth_source_t *src, int
 			recheck = cond == CHAN_WAIT_RECV;
 		}
 	}
-	ssize_t r = thoth__chan_recv_fds(fd, c->hs + c->hs_len, HANDSHAKE_MAX - c->hs_len, c->hs_fds,
-				  &c->hs_nfds, MSG_DONTWAIT);
+	ssize_t r = thoth__chan_recv_fds(fd, c->hs + c->hs_len, HANDSHAKE_MAX - c->hs_len, &c->hs_fds,
+				  MSG_DONTWAIT);
 	if (r < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (r <= 0) {

@@ -17,6 +17,14 @@ typedef union {
 ssize_t thoth_fdpass_recv(int sock, void *buf, size_t cap, int flags, int *fds, size_t max_fds,
 			  size_t *n_fds)
 {
+	size_t arrived = 0;
+	int cut = 0;
+	return thoth_fdpass_recv_counted(sock, buf, cap, flags, fds, max_fds, n_fds, &arrived, &cut);
+}
+
+ssize_t thoth_fdpass_recv_counted(int sock, void *buf, size_t cap, int flags, int *fds, size_t max_fds,
+				  size_t *n_fds, size_t *arrived, int *cut)
+{
 	fd_control_t control;
 	struct iovec iov = { .iov_base = buf, .iov_len = cap };
 	struct msghdr mh = {
@@ -26,11 +34,14 @@ ssize_t thoth_fdpass_recv(int sock, void *buf, size_t cap, int flags, int *fds, 
 	ssize_t n = recvmsg(sock, &mh, flags | MSG_CMSG_CLOEXEC);
 	if (n < 0)
 		return n;
+	if (mh.msg_flags & MSG_CTRUNC)
+		*cut = 1;
 	/* Every descriptor that arrived is handed out or closed here. */
 	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
 		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
 			continue;
 		size_t count = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		*arrived += count;
 		for (size_t i = 0; i < count; i++) {
 			int got;
 			memcpy(&got, CMSG_DATA(cm) + i * sizeof(int), sizeof got);

@@ -22,6 +22,16 @@ ssize_t thoth_fdpass_recv(int sock, void *buf, size_t cap, int flags, int *fds, 
 			  size_t *n_fds);
 
 /*
+ * thoth_fdpass_recv, also counting what arrived: *ARRIVED grows by every
+ * descriptor the read brought, kept or closed, and *CUT is set when the
+ * kernel had more than the control buffer holds (MSG_CTRUNC: those were
+ * never installed, so their number is unknown: "more than *ARRIVED").
+ * A peer's count is told true in its refusal ("sent 2" was said of 5).
+ */
+ssize_t thoth_fdpass_recv_counted(int sock, void *buf, size_t cap, int flags, int *fds, size_t max_fds,
+				  size_t *n_fds, size_t *arrived, int *cut);
+
+/*
  * One sendmsg of BUF (LEN bytes) with the N_FDS descriptors FDS attached
  * (0..THOTH_FDPASS_MAX; they travel with the first byte), MSG_NOSIGNAL,
  * retried on EINTR.  Returns the bytes sent (maybe fewer than LEN: the rest

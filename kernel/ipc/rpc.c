@@ -9,6 +9,7 @@
 #include "thoth/hot.h"
 #include "thoth/rpc.h"
 #include "log_internal.h"
+#include "why.h"
 
 static const thoth_method_info_t *method_search(const thoth_interface_info_t *iface,
 						 uint32_t ordinal) __attribute__((noinline));
@@ -282,7 +283,9 @@ THOTH_HOT_CLIENT int thoth_client_commit(thoth_client_t *c, thoth_call_t *call, 
 			return r;
 		c->remote_code = code;
 		c->remote_status = status;
-		snprintf(c->remote_message, sizeof c->remote_message, "%.*s", (int)msg.len, msg.ptr);
+		/* printed by thothctl and logged by callers: a peer's control
+		 * characters escaped (why.h) */
+		thoth__why_text(c->remote_message, sizeof c->remote_message, msg.ptr, msg.len);
 		return thoth_remote_result(status);
 	}
 decode:

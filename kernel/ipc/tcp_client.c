@@ -237,13 +237,14 @@ static int hello_answer(thoth_tcp_conn_t *c, const uint8_t *msg, size_t mlen, ch
 		 * THOTH_E_AGAIN, which thoth__tcp_open_step returns while it
 		 * waits (a pool would wait out its deadline for an answer that
 		 * came, then say none did), never a positive number. */
+		char reason[512];       /* a peer's control characters escaped (thoth__why_text) */
+		thoth__why_text(reason, sizeof reason, resp.reason.ptr, resp.reason.len);
 		if (resp.status < 0 && resp.status > -100 && resp.status != THOTH_E_AGAIN) {
-			thoth__tcp_why(why, why_len, "%s refused us: %.*s", c->addr, (int)resp.reason.len,
-				       resp.reason.ptr);
+			thoth__tcp_why(why, why_len, "%s refused us: %s", c->addr, reason);
 			r = resp.status;
 		} else {
-			thoth__tcp_why(why, why_len, "%s refused us with status %d, which is no refusal code: %.*s",
-				       c->addr, (int)resp.status, (int)resp.reason.len, resp.reason.ptr);
+			thoth__tcp_why(why, why_len, "%s refused us with status %d, which is no refusal code: %s",
+				       c->addr, (int)resp.status, reason);
 			r = THOTH_E_PROTOCOL;
 		}
 		thoth_stream_consume(&c->reader);       /* the reason lies in it */

@@ -29,4 +29,14 @@ int thoth__why_err(char *why, size_t len, int err, const char *fmt, ...) __attri
 THOTH__HIDDEN
 void thoth__vwhy(char *why, size_t len, const char *fmt, va_list ap) __attribute__((format(printf, 3, 0)));
 
+/* TEXT (LEN bytes) a peer wrote (a refusal's reason, a remote error's
+ * message), made safe to print into OUT (CAP bytes, always terminated,
+ * whole units only): control characters (C0 such as ESC, CR and LF, DEL,
+ * C1 raw or as UTF-8) and bytes of no valid UTF-8 sequence written \xHH,
+ * a backslash \\; other text as it came.  A reason passed through
+ * unfiltered put a peer's terminal escapes and forged lines into
+ * thothctl's output and its callers' logs.  Returns the length written. */
+THOTH__HIDDEN
+size_t thoth__why_text(char *out, size_t cap, const char *text, size_t len);
+
 #endif

@@ -212,12 +212,31 @@ int main(int argc, char **argv)
 	thothd_config_t cfg = { 0 };
 	thothd_http_config_t http_cfg = { .port = THOTHD_HTTP_DEFAULT_PORT };
 	bool http_off = false, http_port_given = false;
+	/* The --http-* options given beside --http-port (for --http-port off:
+	 * each one would be ignored, and is refused). */
+	const char *http_given[5];
+	int n_http_given = 0;
 	const char *token_file = NULL;
 	char token[256] = "";
 	thothd_federation_config_t fed_cfg = { .uid = (uint32_t)getuid() };
 	thothd_federation_t *federation = NULL;
 	int opt;
+	/* getopt says what is wrong in one line ("unrecognized option
+	 * '--x'", "option '--x' requires an argument") under our own name,
+	 * not the path thothd was started by; the usage is one more line's
+	 * reach away, not 40 lines of it after each mistake. */
+	argv[0] = (char *)"thothd";
 	while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+		if (opt && strchr("AKOMB", opt)) {
+			const char *flag = opt == 'A' ? "--http-addr" : opt == 'K' ? "--http-token-file"
+					 : opt == 'O' ? "--http-timeout-s" : opt == 'M' ? "--http-max-connections"
+					 : "--http-events-memory-kib";
+			bool seen = false;
+			for (int k = 0; k < n_http_given; k++)
+				seen |= http_given[k] == flag;
+			if (!seen)
+				http_given[n_http_given++] = flag;
+		}
 		switch (opt) {
 		case 'r':
 			/* Empty (an unset variable) would mean the default dir:
@@ -330,6 +349,7 @@ int main(int argc, char **argv)
 			if (opt == 'P') {
 				http_cfg.port = (int)n;
 				http_port_given = true;
+				http_off = false;       /* the last --http-port counts */
 			} else if (opt == 'O') {
 				http_cfg.timeout_s = (uint32_t)n;
 			} else if (opt == 'B') {
@@ -372,13 +392,28 @@ int main(int argc, char **argv)
 			printf("thothd %s\n", THOTH_VERSION_STRING);
 			return 0;
 		default:
-			usage(stderr);
+			fprintf(stderr, "Try 'thothd --help' for more information.\n");
 			return 2;
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "thothd: unexpected argument '%s'\n", argv[optind]);
-		usage(stderr);
+		fprintf(stderr, "thothd: unexpected argument '%s' (thothd takes options only)\n"
+			"Try 'thothd --help' for more information.\n", argv[optind]);
+		return 2;
+	}
+	/* --http-port off with another --http-* option: that one would be
+	 * ignored without a word (a --http-token-file believed to guard a
+	 * dashboard that is not there, or one meant to come up on
+	 * --http-addr).  Refused, naming them, whichever came first. */
+	if (http_off && n_http_given) {
+		char list[160] = "";
+		size_t used = 0;
+		for (int k = 0; k < n_http_given; k++)
+			used += (size_t)snprintf(list + used, sizeof list - used, "%s%s",
+						 k ? (k + 1 == n_http_given ? " and " : ", ") : "", http_given[k]);
+		fprintf(stderr, "thothd: --http-port off turns the dashboard off, but %s %s given: "
+			"drop %s or give a port\n", list, n_http_given > 1 ? "were" : "was",
+			n_http_given > 1 ? "them" : "it");
 		return 2;
 	}
 	/* Every option's value is checked here, with the command line: a bad

@@ -21,14 +21,26 @@
  *   pm-runtime-driver [--runtime-dir DIR] [--device /sys/devices/...]... [--max N]
  *                     [--power-table FILE] [--show]
  *
+ * SIGTERM or SIGINT (a signalfd polled beside thothd's connection) stops
+ * it cleanly: every power/control it changed is written back to what it
+ * found at start (a device it held "on" stayed on for good after it was
+ * gone), the broker's connection is closed (its elements go, their leases
+ * end LOST and their holders are told), one line on stderr, exit 0.  The
+ * same write-back is done when thothd goes away (exit 1).
+ *
  * Paths are looked up under $THOTH_SYSFS_ROOT when set (tests use fixture
  * trees; without it this writes the host's real power/control files).
  */
+#define _GNU_SOURCE
 #include <errno.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
 
 #include "backend.h"
 #include "device_power.h"
@@ -44,6 +56,8 @@ typedef struct driver {
 	char devices[MAX_DEVICES][256];
 	char names[MAX_DEVICES][THOTH_PM_NAME_MAX + 1];
 	char sources[MAX_DEVICES][160]; /* where each element's figures come from */
+	char found[MAX_DEVICES][8];     /* power/control at start, written back at exit */
+	char written[MAX_DEVICES][8];   /* what we last wrote there ("" if nothing) */
 	uint32_t ids[MAX_DEVICES];
 	uint32_t n;
 	uint8_t *queue[MAX_QUEUE];
@@ -108,6 +122,7 @@ static void handle(driver_t *d, const uint8_t *msg, size_t len)
 				control, thoth_strerror(r));
 			return;
 		}
+		snprintf(d->written[i], sizeof d->written[i], "%s", control);
 		printf("%s: control=%s\n", d->names[i], control);
 		fflush(stdout);
 		thoth_pm_PowerBroker_level_reached_req_t req = { .element = ev.element, .level = ev.to };
@@ -117,6 +132,34 @@ static void handle(driver_t *d, const uint8_t *msg, size_t len)
 			fprintf(stderr, "pm-runtime-driver: level_reached: %s\n", thoth_strerror(r));
 		return;
 	}
+}
+
+/* Write back every power/control we changed to what it was at start:
+ * nobody governs the device once we are gone.  The number that failed
+ * (each said on stderr). */
+static int restore_controls(driver_t *d)
+{
+	int failed = 0;
+	for (uint32_t i = 0; i < d->n; i++) {
+		if (!d->written[i][0] || !strcmp(d->written[i], d->found[i]))
+			continue;
+		int r = thoth_pm_runtime_set_control(d->devices[i], d->found[i]);
+		if (r) {
+			fprintf(stderr, "pm-runtime-driver: %s: writing power/control=%s back: %s\n",
+				d->devices[i], d->found[i], thoth_strerror(r));
+			failed++;
+		} else {
+			snprintf(d->written[i], sizeof d->written[i], "%s", d->found[i]);
+		}
+	}
+	return failed;
+}
+
+/* A signal on SFD (read: SIGTERM or SIGINT), or 0. */
+static int signalled(int sfd)
+{
+	struct signalfd_siginfo si;
+	return read(sfd, &si, sizeof si) == (ssize_t)sizeof si ? (int)si.ssi_signo : 0;
 }
 
 int main(int argc, char **argv)
@@ -182,6 +225,7 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		element_name(&d, i);
+		snprintf(d.found[i], sizeof d.found[i], "%s", st.control);
 		thoth_pm_device_power_t pw;
 		char why[300];
 		if (thoth_pm_device_power_lookup(d.devices[i], table, &pw, why, sizeof why)) {
@@ -214,6 +258,19 @@ int main(int argc, char **argv)
 	}
 	if (!n) {
 		fprintf(stderr, "pm-runtime-driver: no device with runtime PM found\n");
+		free(els), free(levels);
+		return 1;
+	}
+	/* SIGTERM/SIGINT blocked and read from a signalfd polled with the
+	 * connection (a handler could not interrupt the library's waits, which
+	 * retry on EINTR); blocked before connecting, so none is lost. */
+	sigset_t stops;
+	sigemptyset(&stops);
+	sigaddset(&stops, SIGTERM);
+	sigaddset(&stops, SIGINT);
+	int sfd = sigprocmask(SIG_BLOCK, &stops, NULL) ? -1 : signalfd(-1, &stops, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sfd < 0) {
+		fprintf(stderr, "pm-runtime-driver: cannot watch SIGTERM: %s\n", strerror(errno));
 		free(els), free(levels);
 		return 1;
 	}
@@ -252,10 +309,37 @@ int main(int argc, char **argv)
 			handle(&d, msg, len);
 			free(msg);
 		}
-		r = thoth_sock_client_poll_event(&d.ctl.sock, -1);
-		if (r < 0) {
-			fprintf(stderr, "pm-runtime-driver: thothd went away: %s\n", thoth_strerror(r));
-			return 1;
+		int sig = signalled(sfd);
+		if (sig) {
+			/* The devices first (the broker may not ask again once
+			 * we left), then the connection: the elements go. */
+			int failed = restore_controls(&d);
+			thoth_control_close(&d.ctl);
+			while (d.head != d.tail)
+				free(d.queue[d.head++ % MAX_QUEUE]);
+			fprintf(stderr, "pm-runtime-driver: %s: power/control written back on the devices it "
+				"changed%s, %u element%s withdrawn from thothd (their leases end), exiting\n",
+				strsignal(sig), failed ? " (not all: see above)" : "", n, n == 1 ? "" : "s");
+			return failed ? 1 : 0;
 		}
+		/* What is read already or readable now, without waiting... */
+		r = thoth_sock_client_poll_event(&d.ctl.sock, 0);
+		if (r > 0)
+			continue;
+		if (r == 0) {
+			/* ...then wait for thothd or a signal. */
+			struct pollfd pfd[2] = { { .fd = d.ctl.sock.fd, .events = POLLIN },
+						 { .fd = sfd, .events = POLLIN } };
+			if (poll(pfd, 2, -1) < 0 && errno != EINTR) {
+				fprintf(stderr, "pm-runtime-driver: poll: %s\n", strerror(errno));
+				restore_controls(&d);
+				return 1;
+			}
+			continue;
+		}
+		fprintf(stderr, "pm-runtime-driver: thothd went away: %s; power/control written back, "
+			"exiting\n", thoth_strerror(r));
+		restore_controls(&d);
+		return 1;
 	}
 }

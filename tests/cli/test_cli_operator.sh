@@ -18,6 +18,14 @@
 #  - `thothctl -- status` was "unknown option --"; `probe check`/`kernel`
 #    of a missing file named the path twice; `codex read --from 5 --to 1`
 #    read nothing and exited 0.
+# And session 39's (ops39):
+#  - `thothctl topology NOSUCH` printed "none" per node and exited 0;
+#  - `thothctl status --json --version` was "unknown option --version"
+#    (exit 2) while `thothctl --version status` answered the version;
+#  - thothd with an unknown option printed its whole usage (40 lines),
+#    where getopt-based tools say one line and "Try ... --help";
+#  - `thothd --http-port off --http-token-file F` (or --http-addr, ...)
+#    ignored the other --http-* option without a word.
 set -uo pipefail
 SRC=$1 BUILD=$2
 THOTHD=$BUILD/kernel/thothd/thothd
@@ -37,7 +45,9 @@ refused() {
   local want=$1 pattern=$2
   shift 2
   rm -rf "$TMP/rt"
-  timeout 10 "$THOTHD" --runtime-dir "$TMP/rt" --http-port off "$@" >"$TMP/out" 2>"$TMP/err"
+  # --http-port 0, not off: off with another --http-* option is refused
+  # by itself (section 8); every case here is refused before a port is taken.
+  timeout 10 "$THOTHD" --runtime-dir "$TMP/rt" --http-port 0 "$@" >"$TMP/out" 2>"$TMP/err"
   local rc=$?
   if [ "$rc" != "$want" ] || ! grep -qF -- "$pattern" "$TMP/err"; then
     fail "thothd $*: exit $rc (want $want), stderr: $(head -3 "$TMP/err")"
@@ -245,6 +255,134 @@ for range in "--from 5 --to 1:is past --to 1" "--since 200 --until 100:is past -
   [ $rc = 2 ] && grep -qF -- "$want" "$TMP/err" && echo "ok: codex read s $range: $(head -1 "$TMP/err")" ||
     fail "codex read s $range: exit $rc (want 2), stderr: $(head -1 "$TMP/err")"
 done
+
+# 8. thothd's usage errors: one line naming the mistake and where the usage
+# is, exit 2 (the whole usage, 40 lines, buried the one that mattered) ...
+for args in "--no-such-option" "--runtime-dir" "stray-argument"; do
+  # shellcheck disable=SC2086
+  timeout 10 "$THOTHD" $args >"$TMP/out" 2>"$TMP/err"
+  rc=$?
+  lines=$(wc -l <"$TMP/err")
+  if [ $rc = 2 ] && [ "$lines" = 2 ] && [ "$(tail -1 "$TMP/err")" = "Try 'thothd --help' for more information." ] &&
+     head -1 "$TMP/err" | grep -q "^thothd: " && [ ! -s "$TMP/out" ]; then
+    echo "ok: thothd $args: $(head -1 "$TMP/err")"
+  else
+    fail "thothd $args: exit $rc (want 2), $lines lines on stderr (want 2): $(head -3 "$TMP/err")"
+  fi
+done
+grep -qF -- "'--no-such-option'" <(timeout 10 "$THOTHD" --no-such-option 2>&1) ||
+  fail "thothd --no-such-option: the option is not named"
+# ... and --http-port off beside another --http-* option, which it would
+# ignore: refused naming them, in either order.
+refused_off() {   # PATTERN ARGS...: thothd ARGS (with --http-port off somewhere in them)
+  local pattern=$1
+  shift
+  rm -rf "$TMP/rt"
+  timeout 10 "$THOTHD" --runtime-dir "$TMP/rt" "$@" >/dev/null 2>"$TMP/err"
+  local rc=$?
+  if [ $rc = 2 ] && grep -qF -- "$pattern" "$TMP/err" && [ ! -e "$TMP/rt" ]; then
+    echo "ok: thothd $*: $(head -1 "$TMP/err")"
+  else
+    fail "thothd $*: exit $rc (want 2, before starting), stderr: $(head -2 "$TMP/err")"
+  fi
+}
+refused_off "--http-port off turns the dashboard off, but --http-token-file was given" \
+  --http-port off --http-token-file "$TMP/token"
+refused_off "but --http-addr was given" --http-addr 127.0.0.1 --http-port off
+refused_off "but --http-timeout-s, --http-max-connections and --http-events-memory-kib were given" \
+  --http-port off --http-timeout-s 5 --http-max-connections 9 --http-events-memory-kib 64
+# The last --http-port counts: "off" then a port is a dashboard.
+if start_thothd --http-port off --http-port 0 --http-max-connections 9; then
+  grep -q "dashboard at http://" "$TMP/log" && echo "ok: --http-port off then 0: a dashboard" ||
+    fail "--http-port off --http-port 0: no dashboard: $(tail -2 "$TMP/log")"
+  stop_thothd TERM
+else
+  fail "thothd --http-port off --http-port 0 --http-max-connections 9 did not start: $(tail -2 "$TMP/log")"
+fi
+
+# 9. thothctl --version is a global option wherever the global options are
+# taken (after the command's name too, as --json): the version, exit 0,
+# JSON under --json; the command does not run (no thothd is needed).
+for args in "status --json --version" "--json status --version" "resolve echo --version --json" \
+            "topology --version --json" "pm --json --version" "--version --json services"; do
+  # shellcheck disable=SC2086
+  out=$(timeout 20 "$THOTHCTL" --runtime-dir "$TMP/none" $args 2>"$TMP/err")
+  rc=$?
+  if [ $rc = 0 ] && printf '%s' "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["tool"] == "thothctl" and d["version"]' 2>/dev/null; then
+    echo "ok: thothctl $args: $out"
+  else
+    fail "thothctl $args: exit $rc, stdout '$out', stderr: $(head -1 "$TMP/err")"
+  fi
+done
+for args in "status --version" "codex --version"; do
+  # shellcheck disable=SC2086
+  out=$(timeout 20 "$THOTHCTL" --runtime-dir "$TMP/none" $args 2>"$TMP/err")
+  rc=$?
+  case $out in
+    "thothctl "[0-9]*) [ $rc = 0 ] && echo "ok: thothctl $args: $out" || fail "thothctl $args: exit $rc" ;;
+    *) fail "thothctl $args: exit $rc, stdout '$out', stderr: $(head -1 "$TMP/err")" ;;
+  esac
+done
+# The command's --help asked beside it is the command's help.
+out=$(timeout 20 "$THOTHCTL" --runtime-dir "$TMP/none" status --version --help 2>&1)
+case $out in "usage: thothctl"*status*) echo "ok: status --version --help: the usage" ;;
+  *) fail "thothctl status --version --help: $out" ;; esac
+
+# 9b. thothctl's usage errors are one line (thothctl(1): "Errors are one
+# line on standard error"): the whole usage, 50 lines, followed it.
+for args in "status extra" "--no-such-option status" "frobnicate" "resolve" "topology -x" "topology a b"; do
+  # shellcheck disable=SC2086
+  timeout 20 "$THOTHCTL" --runtime-dir "$TMP/none" $args >"$TMP/out" 2>"$TMP/err"
+  rc=$?
+  lines=$(wc -l <"$TMP/err")
+  [ $rc = 2 ] && [ "$lines" = 1 ] && [ ! -s "$TMP/out" ] && echo "ok: thothctl $args: $(cat "$TMP/err")" ||
+    fail "thothctl $args: exit $rc (want 2), $lines lines on stderr (want 1): $(head -2 "$TMP/err")"
+done
+# probe's subcommands with the wrong number of arguments said nothing but
+# the 17-line usage: one line naming what each takes.
+for args in "check:takes one FILE.o, not 0 arguments" "detach 1 2:takes one ID, not 2 arguments" \
+            "maps:takes one ID, not 0" "list x:takes no argument, not 1 argument"; do
+  want=${args#*:} args=${args%%:*}
+  # shellcheck disable=SC2086
+  timeout 20 "$THOTHCTL" --runtime-dir "$TMP/none" probe $args >/dev/null 2>"$TMP/err"
+  rc=$?
+  [ $rc = 2 ] && [ "$(wc -l <"$TMP/err")" = 1 ] && grep -qF "probe ${args%% *}: $want" "$TMP/err" &&
+    echo "ok: thothctl probe $args: $(cat "$TMP/err")" ||
+    fail "thothctl probe $args: exit $rc (want 2), stderr: $(head -2 "$TMP/err")"
+done
+grep -qF "unknown option -x" <(timeout 20 "$THOTHCTL" topology -x 2>&1) ||
+  fail "thothctl topology -x: the option is not named"
+
+# 10. thothctl topology NAME: a name no node is given an instance of is
+# said, exit 1 (as resolve's "no live instance"), the machine still shown.
+timeout 20 "$THOTHCTL" --runtime-dir "$TMP/none" topology nosuch >"$TMP/out" 2>"$TMP/err"
+rc=$?
+[ $rc = 1 ] && grep -qF "topology: cannot place 'nosuch': the resolve table is not available" "$TMP/err" &&
+  grep -q "^resolve table: not available" "$TMP/out" &&
+  echo "ok: topology NAME without thothd: $(head -1 "$TMP/err")" ||
+  fail "topology nosuch without thothd: exit $rc (want 1): $(head -1 "$TMP/err")"
+if start_thothd --http-port off; then
+  for json in "" --json; do
+    # shellcheck disable=SC2086
+    timeout 20 "$THOTHCTL" --runtime-dir "$TMP/rt" $json topology nosuch >"$TMP/out" 2>"$TMP/err"
+    rc=$?
+    if [ $rc = 1 ] && grep -qF "thothctl: topology: no live instance of 'nosuch' in the resolve table" "$TMP/err"; then
+      echo "ok: topology $json nosuch: $(head -1 "$TMP/err")"
+    else
+      fail "topology $json nosuch: exit $rc (want 1), stderr: $(head -1 "$TMP/err")"
+    fi
+    if [ -n "$json" ]; then
+      python3 -c 'import json,sys; [json.loads(l) for l in open(sys.argv[1]) if l.strip()]' "$TMP/out" ||
+        fail "topology --json nosuch: stdout is not JSON lines: $(head -2 "$TMP/out")"
+    fi
+  done
+  timeout 20 "$THOTHCTL" --runtime-dir "$TMP/rt" topology >/dev/null 2>"$TMP/err"
+  rc=$?
+  [ $rc = 0 ] && echo "ok: topology alone: exit 0" || fail "topology (no NAME): exit $rc: $(head -1 "$TMP/err")"
+  stop_thothd TERM
+else
+  fail "thothd did not start: $(tail -3 "$TMP/log")"
+fi
 
 [ $failures = 0 ] || { echo "$failures failure(s)"; exit 1; }
 echo "all passed"

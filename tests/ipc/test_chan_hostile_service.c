@@ -68,6 +68,7 @@ typedef enum {
 	F_GOOD,                 /* an honest reply: the channel opens */
 	F_NO_FD,
 	F_TWO_FDS,              /* the memfd and an eventfd */
+	F_THREE_FDS,            /* the memfd and 2 eventfds: one more than the 2 kept */
 	F_MANY_FDS,             /* the memfd and 7 more: more than the control buffer takes */
 	F_PIPE,
 	F_SOCKET,
@@ -89,6 +90,7 @@ typedef enum {
 	F_REFUSE,               /* status BAD_VERSION, a reason, and a pipe attached */
 	F_REFUSE_AGAIN,         /* status THOTH_E_AGAIN: "not yet" to a caller */
 	F_REFUSE_POSITIVE,      /* status 7 */
+	F_REFUSE_ESCAPES,       /* a refusal whose reason holds terminal escapes and newlines */
 	F_GARBAGE,              /* a proper header, a body that does not decode */
 	F_TOO_LONG,             /* a header announcing 1 MiB */
 	F_TRAILING,             /* bytes after the reply */
@@ -324,6 +326,7 @@ static void serve_one(int sock, fake_mode_t mode)
 	case F_NO_FD:
 	case F_REFUSE_AGAIN:
 	case F_REFUSE_POSITIVE:
+	case F_REFUSE_ESCAPES:
 		break;
 	case F_PIPE:
 	case F_REFUSE: {
@@ -411,6 +414,10 @@ static void serve_one(int sock, fake_mode_t mode)
 	case F_TWO_FDS:
 		fds[nfds++] = eventfd(0, EFD_CLOEXEC);
 		break;
+	case F_THREE_FDS:
+		fds[nfds++] = eventfd(0, EFD_CLOEXEC);
+		fds[nfds++] = eventfd(0, EFD_CLOEXEC);
+		break;
 	case F_MANY_FDS:
 		for (int i = 0; i < 7; i++)
 			fds[nfds++] = eventfd(0, EFD_CLOEXEC);
@@ -438,6 +445,15 @@ static void serve_one(int sock, fake_mode_t mode)
 	case F_REFUSE_POSITIVE:
 		resp.status = 7;
 		resp.reason = thoth_str("fake service: seven");
+		break;
+	case F_REFUSE_ESCAPES:
+		/* valid UTF-8 all through (the decoder's one check): ESC
+		 * sequences (colour, clear screen, a window title ended by
+		 * BEL), a newline and CR forging a line, DEL, a C1 CSI as
+		 * UTF-8, a backslash, and plain non-ASCII text kept */
+		resp.status = THOTH_E_PERM;
+		resp.reason = thoth_str("\x1b[31mred\x1b[0m\x1b[2J\x1b]0;owned\x07\n"
+					"2026-12-02T00:00:00Z thothd: all fine\r\x7f\xc2\x9b" "1m \\ caf\xc3\xa9");
 		break;
 	case F_INLINE_TOO_LONG:
 		((uint32_t *)resp_slot0)[1] = 4000;
@@ -755,7 +771,11 @@ static void expect_refused(fake_mode_t mode, int want, const char *needle, unsig
 
 static void test_no_fd(void **s) { (void)s; expect_refused(F_NO_FD, THOTH_E_PROTOCOL, "sent 0 file descriptors", FAST); }
 static void test_two_fds(void **s) { (void)s; expect_refused(F_TWO_FDS, THOTH_E_PROTOCOL, "sent 2 file descriptors", FAST); }
-static void test_many_fds(void **s) { (void)s; expect_refused(F_MANY_FDS, THOTH_E_PROTOCOL, "file descriptors", FAST); }
+/* The count that arrived, not the 2 the handshake keeps: both were "sent
+ * 2" (ops39); past the control buffer's 4 the kernel drops the rest
+ * (MSG_CTRUNC), so "more than 4". */
+static void test_three_fds(void **s) { (void)s; expect_refused(F_THREE_FDS, THOTH_E_PROTOCOL, "sent 3 file descriptors", FAST); }
+static void test_many_fds(void **s) { (void)s; expect_refused(F_MANY_FDS, THOTH_E_PROTOCOL, "sent more than 4 file descriptors", FAST); }
 static void test_pipe(void **s) { (void)s; expect_refused(F_PIPE, THOTH_E_PROTOCOL, "not a sealed memfd", FAST); }
 static void test_socket(void **s) { (void)s; expect_refused(F_SOCKET, THOTH_E_PROTOCOL, "not a sealed memfd", FAST); }
 static void test_regular_file(void **s) { (void)s; expect_refused(F_REGFILE, THOTH_E_PROTOCOL, "not a sealed memfd", FAST); }
@@ -788,6 +808,17 @@ static void test_refusal_with_again_is_a_protocol_error(void **s)
 {
 	(void)s;
 	expect_refused(F_REFUSE_AGAIN, THOTH_E_PROTOCOL, "come back later", FAST);
+}
+
+/* A refusal's reason reaches the caller's why (and thothctl's terminal)
+ * with its control characters escaped: it came through as sent, ESC
+ * sequences and newlines included (ops39). */
+static void test_refusal_reason_has_its_control_characters_escaped(void **s)
+{
+	(void)s;
+	expect_refused(F_REFUSE_ESCAPES, THOTH_E_PERM,
+		       "\\x1b[31mred\\x1b[0m\\x1b[2J\\x1b]0;owned\\x07\\x0a2026-12-02T00:00:00Z thothd: all "
+		       "fine\\x0d\\x7f\\xc2\\x9b1m \\\\ caf\xc3\xa9", FAST);
 }
 
 static void test_refusal_with_positive_status(void **s) { (void)s; expect_refused(F_REFUSE_POSITIVE, THOTH_E_PROTOCOL, "seven", FAST); }
@@ -1142,6 +1173,7 @@ int main(void)
 		T(test_honest_fake_opens),
 		T(test_no_fd),
 		T(test_two_fds),
+		T(test_three_fds),
 		T(test_many_fds),
 		T(test_pipe),
 		T(test_socket),
@@ -1163,6 +1195,7 @@ int main(void)
 		T(test_refusal_keeps_its_code),
 		T(test_refusal_with_again_is_a_protocol_error),
 		T(test_refusal_with_positive_status),
+		T(test_refusal_reason_has_its_control_characters_escaped),
 		T(test_garbage_reply),
 		T(test_reply_longer_than_the_maximum),
 		T(test_bytes_after_the_reply),

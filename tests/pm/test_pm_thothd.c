@@ -1414,6 +1414,64 @@ static void test_runtime_pm_driver_writes_power_control_on_a_fixture_tree(void *
 	harness_teardown(&h);
 }
 
+/* SIGTERM to pm-runtime-driver while a client holds its device ACTIVE
+ * (power/control "on"): it writes "auto" back (what it found), leaves the
+ * broker and exits 0 saying so; its element and the lease are gone and the
+ * holder is told LOST.  The old driver had no handler: SIGTERM killed it
+ * (no exit status, no line) and the device stayed "on" for good. */
+static void test_runtime_pm_driver_writes_control_back_and_leaves_on_sigterm(void **state)
+{
+	(void)state;
+	harness_t h;
+	client_t c;
+	start(&h, &c, NO_DRIVERS, NULL);
+	char root[300], cmd[900];
+	snprintf(root, sizeof root, "%s/root", h.dir);
+	snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp -r '%s/vm/.' '%s/'", root, FIXTURES, root);
+	assert_int_equal(system(cmd), 0);
+	char buf[32];
+	read_control(root, buf, sizeof buf);
+	assert_string_equal(buf, "auto");
+	setenv("THOTH_SYSFS_ROOT", root, 1);
+	const char *argv[] = { PM_RUNTIME_DRIVER_PATH, "--runtime-dir", h.dir, "--device",
+			       "/sys/devices/pnp0/00:00/00:00:0", NULL };
+	pid_t drv = harness_spawn(&h, "runtime", argv);
+	unsetenv("THOTH_SYSFS_ROOT");
+	assert_true(drv > 0);
+	snprintf(runtime_log, sizeof runtime_log, "%s/runtime.log", h.dir);
+	wait_level(&c, 4, 0);
+	uint64_t id = 0;
+	assert_int_equal(lease(&c, "rpm.00-00-0", 1, THOTH_PM_LEASE_KIND_ASSERTIVE, 0, &id, NULL), 0);
+	wait_event(&c, &c.n_satisfied, 1);
+	read_control(root, buf, sizeof buf);
+	assert_string_equal(buf, "on");
+	assert_int_equal(kill(drv, SIGTERM), 0);
+	int status = 0;
+	pid_t w = 0;
+	uint64_t end = harness_now_ms() + THOTH_TEST_DEADLINE_MS(5000);
+	while ((w = waitpid(drv, &status, WNOHANG)) == 0 && harness_now_ms() < end)
+		usleep(2000);
+	if (w != drv) {
+		harness_kill(&h, drv, SIGKILL);
+		fail_msg("pm-runtime-driver did not exit within 5 s of SIGTERM");
+	}
+	harness_kill(&h, drv, 0);               /* reaped: forgotten by the harness */
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		fail_msg("pm-runtime-driver ended by SIGTERM with %s %d, not exit 0",
+			 WIFSIGNALED(status) ? "signal" : "exit status",
+			 WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+	assert_true(harness_file_contains(runtime_log, "pm-runtime-driver: Terminated: power/control written back"));
+	read_control(root, buf, sizeof buf);
+	assert_string_equal(buf, "auto");       /* as it found it: "on" for good before */
+	wait_event(&c, &c.n_lost, 1);
+	uint32_t leases = 99;
+	assert_int_equal(elements_named(&c, "rpm.00-00-0", &leases), 0);
+	assert_int_equal(leases, 0);
+	runtime_log[0] = 0;
+	thoth_control_close(&c.ctl);
+	harness_teardown(&h);
+}
+
 /* With the policy engine wired in (PM-2), an idle disk follows the engine's
  * plan: IDLE first and OFF by the ladder, or (once the history holds long
  * idle periods beside short ones: the first observation, declaration to
@@ -1795,6 +1853,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_latency_bound_holds_cpu_dma_latency_open_and_keeps_disk_idle),
 		cmocka_unit_test(test_thothctl_pm_json_lists_every_element_with_levels_and_leases),
 		cmocka_unit_test(test_runtime_pm_driver_writes_power_control_on_a_fixture_tree),
+		cmocka_unit_test(test_runtime_pm_driver_writes_control_back_and_leaves_on_sigterm),
 		cmocka_unit_test(test_engine_takes_an_idle_disk_down_by_its_plan),
 		cmocka_unit_test(test_disk_taken_down_by_a_ladder_step_can_be_held_again_and_its_driver_killed),
 		cmocka_unit_test(test_pm_trace_points_are_exported_as_chrome_json_and_ctf),

@@ -69,7 +69,15 @@ static void service_stops_on_sigterm(void)
 
 /* Send a Channel.open asking for loop wake-ups with FD attached, the way the
  * old protocol did; return the service's answer (status, reason). */
+static int handshake_with_fds(int fd, int copies, char *reason, size_t reason_len);
+
 static int handshake_with_fd(int fd, char *reason, size_t reason_len)
+{
+	return handshake_with_fds(fd, 1, reason, reason_len);
+}
+
+/* The handshake with COPIES (1..4) of FD attached. */
+static int handshake_with_fds(int fd, int copies, char *reason, size_t reason_len)
 {
 	int sock = chan_raw_connect(env.sock);
 	assert_true(sock >= 0);
@@ -83,7 +91,8 @@ static int handshake_with_fd(int fd, char *reason, size_t reason_len)
 	thoth_msg_header_t meta = { .request_id = 1 };
 	size_t len;
 	assert_int_equal(thoth_channel_Channel_open_req_encode_msg(buf, sizeof buf, &meta, &req, &len), 0);
-	assert_int_equal(thoth_fdpass_send(sock, buf, len, &fd, 1), (ssize_t)len);
+	int fds[4] = { fd, fd, fd, fd };
+	assert_int_equal(thoth_fdpass_send(sock, buf, len, fds, (size_t)copies), (ssize_t)len);
 	struct timeval tv = { 5, 0 };
 	setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	size_t have = 0;
@@ -136,6 +145,22 @@ static void test_service_refuses_a_fifo_named_eventfd(void **state)
 	unlink(fifo);
 	assert_int_equal(status, THOTH_E_PROTOCOL);
 	assert_non_null(strstr(reason, "no file descriptors"));
+	innocent_is_served();
+	service_stops_on_sigterm();
+}
+
+/* Three descriptors with the handshake: the refusal counts what arrived,
+ * not the 2 the service keeps ("carried 2" before, ops39). */
+static void test_service_counts_every_descriptor_a_handshake_carried(void **state)
+{
+	assert_int_equal(chan_service_start(&env, CHAN_SERVICE, NULL), 0);
+	int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	char reason[300];
+	int status = handshake_with_fds(efd, 3, reason, sizeof reason);
+	close(efd);
+	assert_int_equal(status, THOTH_E_PROTOCOL);
+	if (!strstr(reason, "this one carried 3"))
+		fail_msg("the reason \"%s\" does not say \"this one carried 3\"", reason);
 	innocent_is_served();
 	service_stops_on_sigterm();
 }
@@ -406,6 +431,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_service_refuses_a_blocking_eventfd_from_a_client, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_service_refuses_a_fifo_named_eventfd, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_service_counts_every_descriptor_a_handshake_carried, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_client_that_never_reads_doorbells_cannot_block_the_service, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_client_refuses_an_eventfd_from_a_service, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_client_refuses_a_fifo_as_channel_memory, setup, teardown),

@@ -102,10 +102,13 @@ static void usage(FILE *out)
 		"  --                  (before COMMAND) ends the global options\n");
 }
 
+/* A usage error: one line naming it and where the usage is, exit 2.  The
+ * whole usage (50 lines) followed the line before, burying it, where
+ * thothctl(1) says errors are one line on stderr. */
 static int usage_error(const char *what, const char *arg)
 {
-	fprintf(stderr, "thothctl: %s%s%s\n", what, arg ? " " : "", arg ? arg : "");
-	usage(stderr);
+	fprintf(stderr, "thothctl: %s%s%s (thothctl --help lists the commands and options)\n", what,
+		arg ? " " : "", arg ? arg : "");
 	return 2;
 }
 
@@ -970,11 +973,25 @@ int main(int argc, char **argv)
 			free(cargv);
 			return 2;
 		}
+		/* --version is global after the command's name too, as --json
+		 * and --runtime-dir are: `status --json --version` was "unknown
+		 * option --version" (exit 2) from some commands' parsers and
+		 * something else from others'.  As in coreutils, it answers
+		 * and nothing else runs (git's `git --version status` too);
+		 * the command's --help, asked as well, is answered instead. */
+		if (!g && strcmp(argv[k], "--version") == 0) {
+			version = true;
+			g = 1;
+		}
 		if (!g)
 			cargv[cargc++] = argv[k];
 	}
 	cargv[cargc] = NULL;
 	json = opts.json;
+	if (version && !asks_help(cargc, cargv)) {
+		free(cargv);
+		return help_or_version(false, opts.json);
+	}
 	int r = opts.json && asks_help(cargc, cargv) ? help_as_json(cmd, cargc, cargv, &opts)
 						    : cmd->fn(cargc, cargv, &opts);
 	free(cargv);

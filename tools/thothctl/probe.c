@@ -138,10 +138,19 @@ static void object_error(const char *path, const char *err, int r)
 		fprintf(stderr, "thothctl: %s: %s\n", path, err[0] ? err : thoth_strerror(r));
 }
 
+/* SUB given the wrong number of arguments: one line naming what it takes
+ * (the bare usage, 17 lines, did not say what was wrong). */
+static int wrong_count(const char *sub, const char *takes, int argc)
+{
+	fprintf(stderr, "thothctl: probe %s: takes %s, not %d argument%s (thothctl probe --help)\n", sub,
+		takes, argc - 1, argc == 2 ? "" : "s");
+	return 2;
+}
+
 static int probe_check(int argc, char **argv, const thothctl_opts_t *opts)
 {
 	if (argc != 2)
-		return usage(stderr, 2);
+		return wrong_count("check", "one FILE.o", argc);
 	const char *path = argv[1];
 	char err[512] = "";
 	thoth_probe_object_t *obj = NULL;
@@ -450,7 +459,7 @@ static int probe_list(int argc, char **argv, const thothctl_opts_t *opts)
 {
 	(void)argv;
 	if (argc != 1)
-		return usage(stderr, 2);
+		return wrong_count("list", "no argument", argc);
 	session_t s;
 	if (session_open(&s, opts))
 		return 1;
@@ -492,7 +501,7 @@ static int probe_list(int argc, char **argv, const thothctl_opts_t *opts)
 static int probe_detach(int argc, char **argv, const thothctl_opts_t *opts)
 {
 	if (argc != 2)
-		return usage(stderr, 2);
+		return wrong_count("detach", "one ID", argc);
 	uint64_t id;
 	if (parse_u64_arg("a probe ID", argv[1], UINT64_MAX, &id))
 		return 2;
@@ -573,7 +582,7 @@ static int kernel_maps_call(session_t *s, uint64_t id, const char *object, bool 
 static int probe_maps(int argc, char **argv, const thothctl_opts_t *opts)
 {
 	if (argc != 2)
-		return usage(stderr, 2);
+		return wrong_count("maps", "one ID", argc);
 	uint64_t id;
 	if (parse_u64_arg("a probe ID", argv[1], UINT64_MAX, &id))
 		return 2;

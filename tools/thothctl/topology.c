@@ -9,7 +9,9 @@
  *
  * $THOTH_TOPOLOGY_XML / $THOTH_TOPOLOGY_SYNTHETIC show another machine
  * (for a 4-node picture on a 1-node VM).  --json: one object per line:
- * {"machine": ...}, then {"node": N, ...} per node.
+ * {"machine": ...}, then {"node": N, ...} per node.  NAME that no node is
+ * given an instance of (not registered, or no resolve table: thothd not
+ * running) is said on stderr after the picture, exit 1.
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -30,8 +32,15 @@ int thothctl_topology(int argc, char **argv, const thothctl_opts_t *opts)
 			printf("usage: thothctl [--json] topology [NAME]\n");
 			return 0;
 		}
-		if (argv[i][0] == '-' || name) {
-			fprintf(stderr, "thothctl: usage: topology [NAME]\n");
+		/* the argument named: "-x" and a second NAME were both the
+		 * bare usage line */
+		if (argv[i][0] == '-') {
+			fprintf(stderr, "thothctl: topology: unknown option %s (usage: topology [NAME])\n", argv[i]);
+			return 2;
+		}
+		if (name) {
+			fprintf(stderr, "thothctl: topology: one NAME at most, not '%s' and '%s' (usage: topology "
+				"[NAME])\n", name, argv[i]);
 			return 2;
 		}
 		name = argv[i];
@@ -51,6 +60,8 @@ int thothctl_topology(int argc, char **argv, const thothctl_opts_t *opts)
 	if (!tr)
 		thoth_rtable_stats(tab, &st);
 	unsigned nodes = thoth_topo_nodes(t);
+	unsigned picked = 0;
+	int miss = THOTH_E_NOT_FOUND;   /* the last lookup's error, for NAME's message */
 	if (opts->json) {
 		printf("{\"machine\": {\"nodes\": %u, \"packages\": %u, \"cores\": %u, \"cpus\": %u, "
 		       "\"distances_from_firmware\": %s}, \"resolve_table\": ", nodes, thoth_topo_packages(t),
@@ -79,6 +90,10 @@ int thothctl_topology(int argc, char **argv, const thothctl_opts_t *opts)
 		thoth_topo_node_cpus(t, n, &cpus);
 		thoth_resolved_t where;
 		int lr = name && !tr ? thoth_rtable_lookup(tab, name, NULL, (uint16_t)os, &where) : THOTH_E_NOT_FOUND;
+		if (lr)
+			miss = lr;
+		else
+			picked++;
 		int to = lr ? -1 : thoth_topo_node_from_os(t, where.numa_node);
 		uint32_t dist = to >= 0 ? thoth_topo_distance(t, n, (unsigned)to) : 0;
 		if (opts->json) {
@@ -103,7 +118,26 @@ int thothctl_topology(int argc, char **argv, const thothctl_opts_t *opts)
 				printf("%-6u %-8u %-48s %-6u %u\n", os, where.pid, where.addr, where.numa_node, dist);
 		}
 	}
+	/* NAME asked and nothing picked for any node: a name nobody
+	 * registered (a typo) printed a "none" per node, or under --json
+	 * "picks": null, and exited 0, as if the answer were a placement.
+	 * Said on stderr, exit 1 as for resolve's "no live instance" (the
+	 * machine is still shown above). */
+	int rc = 0;
+	if (name && tr) {
+		fprintf(stderr, "thothctl: topology: cannot place '%s': the resolve table is not available "
+			"(%s)\n", name, twhy);
+		rc = 1;
+	} else if (name && !picked) {
+		if (miss == THOTH_E_BUSY)
+			fprintf(stderr, "thothctl: topology: cannot place '%s': the resolve table never settled "
+				"(thothd is rewriting it); try again\n", name);
+		else
+			fprintf(stderr, "thothctl: topology: no live instance of '%s' in the resolve table%s\n",
+				name, st.incomplete ? " (the table is incomplete: `thothctl resolve` asks thothd)" : "");
+		rc = 1;
+	}
 	thoth_rtable_close(tab);
 	thoth_topo_free(t);
-	return 0;
+	return rc;
 }
