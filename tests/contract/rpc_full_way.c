@@ -25,4 +25,6 @@
 #define thoth_rpc_oneways_dropped thoth_full_rpc_oneways_dropped
 #define thoth__rpc_oneway_log_reset thoth_full__rpc_oneway_log_reset
 #define thoth__rpc_oneway_mirror thoth_full__rpc_oneway_mirror
+#define thoth__why_text thoth_full__why_text
 #include "../../kernel/ipc/rpc.c"
+#include "../../kernel/ipc/why_text.c"

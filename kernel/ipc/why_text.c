@@ -1,0 +1,64 @@
+/*
+ * why_text.c - a peer's text made safe to print (why.h: thoth__why_text).
+ * Its own file so that a test compiling rpc.c a second time under other
+ * names (tests/contract/rpc_full_way.c) can compile it beside it.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "why.h"
+
+static size_t utf8_seq(const unsigned char *p, size_t left)
+{
+	if (p[0] < 0x80)
+		return 1;
+	size_t n = p[0] >= 0xc2 && p[0] <= 0xdf ? 2 : p[0] >= 0xe0 && p[0] <= 0xef ? 3
+		 : p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : 0;
+	if (!n || n > left)
+		return 0;
+	for (size_t k = 1; k < n; k++)
+		if ((p[k] & 0xc0) != 0x80)
+			return 0;
+	if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] >= 0xa0) ||
+	    (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] >= 0x90))
+		return 0;
+	return n;
+}
+
+size_t thoth__why_text(char *out, size_t cap, const char *text, size_t len)
+{
+	if (!out || !cap)
+		return 0;
+	const unsigned char *s = (const unsigned char *)text;
+	size_t o = 0;
+	for (size_t i = 0; i < len;) {
+		size_t n = utf8_seq(s + i, len - i);
+		char unit[16];
+		size_t u;
+		if (n > 1 && !(s[i] == 0xc2 && s[i + 1] < 0xa0)) {
+			memcpy(unit, s + i, n);         /* a whole code point past U+009F */
+			u = n;
+		} else if (n == 1 && s[i] == '\\') {
+			memcpy(unit, "\\\\", 2);
+			u = 2;
+		} else if (n == 1 && s[i] >= 0x20 && s[i] != 0x7f) {
+			unit[0] = (char)s[i];
+			u = 1;
+		} else {
+			/* C0 (ESC, CR, LF, ...), DEL, C1 (raw or as UTF-8), and
+			 * bytes of no valid sequence */
+			if (!n)
+				n = 1;
+			u = 0;
+			for (size_t k = 0; k < n; k++)
+				u += (size_t)snprintf(unit + u, sizeof unit - u, "\\x%02x", s[i + k]);
+		}
+		if (o + u >= cap)
+			break;                  /* only whole units: never half an escape */
+		memcpy(out + o, unit, u);
+		o += u;
+		i += n;
+	}
+	out[o] = 0;
+	return o;
+}
