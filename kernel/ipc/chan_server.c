@@ -142,6 +142,7 @@ struct thoth_chan_server {
 	uint64_t one_cpu_at;            /* when that was last read (coarse clock), 0 = never */
 	uint64_t pl_start, pl_busy0, pl_last_move;
 	double pl_cycle_before;
+	place_policy_t pl_pol;          /* the defaults, or THOTH_PLACEMENT_POLICY's (read once) */
 	/* thoth_serve_per_cpu: the listening server routes each connection to
 	 * the worker on its client's CPU (all of them, itself included). */
 	struct worker *workers;
@@ -506,7 +507,8 @@ static void place_eval(thoth_chan_server_t *s, uint64_t now)
 		/* The client's cycle (think time + round trip) as the service
 		 * sees it: it grows when sharing a CPU slows either side. */
 		.rtt_ns = (double)window / (double)one->pl_calls,
-		.rtt_before_ns = s->pl_colocated ? s->pl_cycle_before : 0,
+		/* Co-located or apart: the cycle in the window before that move. */
+		.rtt_before_ns = s->pl_colocated || (ap && ap->apart) ? s->pl_cycle_before : 0,
 		.since_last_move_ns = s->pl_last_move ? now - s->pl_last_move : UINT64_MAX,
 		.apart = ap && ap->apart,
 		.apart_undos = ap ? ap->undos : 0,
@@ -514,8 +516,7 @@ static void place_eval(thoth_chan_server_t *s, uint64_t now)
 		.ncpus = nidle,
 		.map = ap ? ap->map : NULL,
 	};
-	place_policy_t pol;
-	place_policy_default(&pol);
+	const place_policy_t pol = s->pl_pol;
 	place_decision_t d;
 	place_decide(&pol, &o, &d);
 	if (d.action != PLACE_STAY && place_apply(0, &d, place_log, s) == 0) {
@@ -1505,6 +1506,10 @@ static int server_new(thoth_loop_t *loop, const thoth_chan_server_config_t *cfg,
 	 * user pinned this thread: then it is never moved (docs/SCHED.md). */
 	const char *pl = getenv("THOTH_PLACEMENT");
 	s->pl_on = !(pl && (!strcmp(pl, "off") || !strcmp(pl, "0")));
+	/* The policy's thresholds (tests, tuning): a spec that means nothing
+	 * leaves every default, silently like THOTH_PLACEMENT (thothd warns). */
+	place_policy_default(&s->pl_pol);
+	place_policy_parse(&s->pl_pol, getenv("THOTH_PLACEMENT_POLICY"), NULL, 0);
 	s->lfd = s->kick_fd = -1;
 	s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	s->path = strdup(cfg->path);

@@ -31,6 +31,64 @@ void place_policy_default(place_policy_t *p)
 
 static bool finite_frac(double v) { return isfinite(v) && v >= 0 && v <= 1.5; }
 
+/* One "key=value" of place_policy_parse into P; false when the key is
+ * unknown or the value is not a finite number in its range. */
+static bool policy_set(place_policy_t *p, const char *key, size_t klen, const char *val, size_t vlen)
+{
+	char buf[32];
+	if (!vlen || vlen >= sizeof buf)
+		return false;
+	memcpy(buf, val, vlen);
+	buf[vlen] = 0;
+	char *end;
+	errno = 0;
+	double v = strtod(buf, &end);
+	if (*end || errno || !isfinite(v) || v < 0)
+		return false;
+#define KEY(k) (klen == sizeof k - 1 && !memcmp(key, k, klen))
+	if (KEY("max_rate_hz"))
+		p->max_rate_hz = v;
+	else if (KEY("max_busy") && v <= 1.5)
+		p->max_busy = v;
+	else if (KEY("spread_slowdown") && v <= 1000)
+		p->spread_slowdown = v;
+	else if (KEY("spread_busy") && v <= 1.5)
+		p->spread_busy = v;
+	else if (KEY("apart_idle") && v <= 1)
+		p->apart_idle = v;
+	else if (KEY("min_dwell_ms") && v <= 86400000)
+		p->min_dwell_ns = (uint64_t)(v * 1e6);
+	else if (KEY("apart_dwell_ms") && v <= 86400000)
+		p->apart_dwell_ns = (uint64_t)(v * 1e6);
+	else
+		return false;
+#undef KEY
+	return true;
+}
+
+int place_policy_parse(place_policy_t *p, const char *spec, char *why, size_t why_len)
+{
+	place_policy_t out = *p;
+	const char *s = spec ? spec : "";
+	while (*s) {
+		const char *comma = strchr(s, ',');
+		size_t len = comma ? (size_t)(comma - s) : strlen(s);
+		const char *eq = memchr(s, '=', len);
+		if (!eq || eq == s || !policy_set(&out, s, (size_t)(eq - s), eq + 1, len - (size_t)(eq - s) - 1)) {
+			if (why && why_len)
+				snprintf(why, why_len, "placement policy \"%.*s\": want KEY=NUMBER, KEY one of max_rate_hz, "
+					 "max_busy, spread_slowdown, spread_busy, apart_idle (0..1), min_dwell_ms, "
+					 "apart_dwell_ms, each in its range", (int)(len > 60 ? 60 : len), s);
+			return -1;
+		}
+		s += len;
+		if (*s == ',')
+			s++;
+	}
+	*p = out;
+	return 0;
+}
+
 static void decide(place_decision_t *d, place_action_t a, int cpu, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 static void decide(place_decision_t *d, place_action_t a, int cpu, const char *fmt, ...)
@@ -65,7 +123,8 @@ static void apart(const place_policy_t *pol, const place_obs_t *o, place_decisio
 		return;
 	}
 	unsigned undos = o->apart_undos < 6 ? o->apart_undos : 6;
-	uint64_t dwell = pol->apart_dwell_ns << undos;
+	/* Saturated: a dwell of more than UINT64_MAX ns is "never again". */
+	uint64_t dwell = pol->apart_dwell_ns > (UINT64_MAX >> undos) ? UINT64_MAX : pol->apart_dwell_ns << undos;
 	if (o->since_last_move_ns < dwell) {
 		decide(d, PLACE_STAY, -1, "on one CPU, saturated, moved %.1f s ago (apart dwell %.1f s after %u undo(s))",
 		       o->since_last_move_ns / 1e9, dwell / 1e9, o->apart_undos);

@@ -40,6 +40,12 @@ typedef struct place_policy {
 /* The defaults above. */
 void place_policy_default(place_policy_t *p);
 
+/* Override P's fields from SPEC, "KEY=NUMBER[,KEY=NUMBER...]" with KEY one
+ * of max_rate_hz, max_busy, spread_slowdown, spread_busy, apart_idle,
+ * min_dwell_ms, apart_dwell_ms (THOTH_PLACEMENT_POLICY, docs/SCHED.md).
+ * All or nothing: 0, or -1 with P untouched and WHY naming the bad item. */
+int place_policy_parse(place_policy_t *p, const char *spec, char *why, size_t why_len);
+
 typedef struct place_cpumap place_cpumap_t;
 
 /* One CPU the service thread may run on, and how idle it was over the

@@ -27,6 +27,7 @@
 #include "federation.h"
 #include "http.h"
 #include "log.h"
+#include "placement.h"
 #include "runtime.h"
 #include "timerpage.h"
 #include "sd.h"
@@ -140,6 +141,12 @@ static void warn_unknown_env(void)
 	v = getenv("THOTH_PLACEMENT");
 	if (v && *v && strcmp(v, "off") && strcmp(v, "0") && strcmp(v, "on") && strcmp(v, "1"))
 		thothd_warn("THOTH_PLACEMENT=%s is not off or 0: placement stays on", v);
+	v = getenv("THOTH_PLACEMENT_POLICY");
+	place_policy_t pol;
+	char why[300];
+	place_policy_default(&pol);
+	if (v && place_policy_parse(&pol, v, why, sizeof why))
+		thothd_warn("THOTH_PLACEMENT_POLICY: %s: every process keeps the default thresholds", why);
 }
 
 /*

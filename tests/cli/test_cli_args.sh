@@ -304,12 +304,13 @@ tt_reap "$thothd_pid"
 # a word; thothd says so at start (its log is where an operator looks).
 RT=$TMP/rt-env
 mkdir -m 700 "$RT"
-TT_THOTHD_WRAP=(env THOTH_LOOP_BACKEND=io-uring THOTH_TRACE=ipc,lop THOTH_PLACEMENT=no)
+TT_THOTHD_WRAP=(env THOTH_LOOP_BACKEND=io-uring THOTH_TRACE=ipc,lop THOTH_PLACEMENT=no THOTH_PLACEMENT_POLICY=apart_idle=2)
 tt_start_thothd "$RT" --http-port off
 unset TT_THOTHD_WRAP
 thothd_pid=$THOTHD_PID
 for want in "THOTH_LOOP_BACKEND=io-uring is not uring, io_uring or epoll" \
-            "THOTH_TRACE=ipc,lop names no category list" "THOTH_PLACEMENT=no is not off or 0"; do
+            "THOTH_TRACE=ipc,lop names no category list" "THOTH_PLACEMENT=no is not off or 0" \
+            'THOTH_PLACEMENT_POLICY: placement policy "apart_idle=2"'; do
   if grep -qF "$want" "$RT/thothd.log"; then
     echo "ok: thothd says $want"
   else

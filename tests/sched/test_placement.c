@@ -252,6 +252,57 @@ static void test_apart_has_its_own_dwell_doubled_by_undos(void **state)
 	assert_int_equal(run(&o).action, PLACE_APART);
 }
 
+/* A long apart dwell (a policy field: THOTH_PLACEMENT_POLICY's
+ * apart_dwell_ms) doubled by undos must saturate, never wrap to a short
+ * one: 2^62 ns << 6 wrapped to 0 and let rule 6 move a pair it had
+ * undone six times one second after the undo. */
+static void test_a_long_apart_dwell_doubled_saturates_instead_of_wrapping(void **state)
+{
+	place_policy_t pol;
+	place_policy_default(&pol);
+	pol.apart_dwell_ns = 1ull << 62;
+	place_obs_t o = saturating_pair();
+	o.apart_undos = 6;
+	o.since_last_move_ns = 10 * SEC;
+	place_decision_t d;
+	place_decide(&pol, &o, &d);
+	assert_int_equal(d.action, PLACE_STAY);
+	assert_non_null(strstr(d.why, "apart dwell"));
+	o.since_last_move_ns = UINT64_MAX;   /* never moved: no dwell at all */
+	place_decide(&pol, &o, &d);
+	assert_int_equal(d.action, PLACE_APART);
+}
+
+/* THOTH_PLACEMENT_POLICY's grammar: KEY=NUMBER items, all or nothing. */
+static void test_policy_overrides_parse_all_or_nothing(void **state)
+{
+	place_policy_t p, def;
+	place_policy_default(&def);
+	p = def;
+	char why[256] = "";
+	assert_int_equal(place_policy_parse(&p, NULL, why, sizeof why), 0);
+	assert_int_equal(place_policy_parse(&p, "", why, sizeof why), 0);
+	assert_memory_equal(&p, &def, sizeof p);
+	assert_int_equal(place_policy_parse(&p, "spread_busy=0,apart_idle=0.25,max_rate_hz=0,min_dwell_ms=1000,"
+					    "apart_dwell_ms=1.5,spread_slowdown=0,max_busy=0.3", why, sizeof why), 0);
+	assert_true(p.spread_busy == 0 && p.apart_idle == 0.25 && p.max_rate_hz == 0 && p.spread_slowdown == 0 &&
+		    p.max_busy == 0.3);
+	assert_int_equal(p.min_dwell_ns, 1000000000ull);
+	assert_int_equal(p.apart_dwell_ns, 1500000ull);
+	static const char *const bad[] = {
+		"spread_busy", "=1", "spread_busy=", "spread_busy=x", "spread_busy=0.5x", "nosuch=1",
+		"apart_idle=2", "apart_idle=-0.1", "spread_busy=nan", "max_rate_hz=inf", "min_dwell_ms=1e30",
+		"spread_busy=0.5,,apart_idle=0.1", "spread_busy=0.5;apart_idle=0.1",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		place_policy_t q = def;
+		why[0] = 0;
+		assert_int_equal(place_policy_parse(&q, bad[i], why, sizeof why), -1);
+		assert_memory_equal(&q, &def, sizeof q);        /* untouched */
+		assert_non_null(strstr(why, "placement policy"));
+	}
+}
+
 /* /proc/stat's cpu lines into idle shares: fake files for two moments. */
 static void write_file(const char *path, const char *text)
 {
@@ -488,6 +539,8 @@ int main(void)
 		cmocka_unit_test(test_no_apart_move_without_an_idle_cpu_or_a_saturating_sleeping_pair),
 		cmocka_unit_test(test_apart_is_undone_when_the_round_trip_gets_slower),
 		cmocka_unit_test(test_apart_has_its_own_dwell_doubled_by_undos),
+		cmocka_unit_test(test_a_long_apart_dwell_doubled_saturates_instead_of_wrapping),
+		cmocka_unit_test(test_policy_overrides_parse_all_or_nothing),
 		cmocka_unit_test(test_cpu_idle_shares_from_proc_stat),
 		cmocka_unit_test(test_apply_moves_a_real_thread_and_logs_why),
 		cmocka_unit_test(test_nearest_cpu_is_by_topology_not_by_number),
