@@ -257,7 +257,9 @@ int thoth__trace_reader_open_why(int fd, thoth_trace_reader_t **out, char *why, 
 		return why_err(why, why_len, THOTH_E_TRUNCATED,
 			       "%lld bytes: shorter than a trace buffer's control page and name table (%u)",
 			       (long long)st.st_size, (unsigned)THOTH_TRACE_RINGS_OFFSET);
-	size_t most = thoth_trace_buffer_size(THOTH_TRACE_MAX_RINGS, THOTH_TRACE_MAX_RECORDS);
+	/* As the writer sizes its largest: rings, then the serve slots. */
+	size_t most = thoth_trace_memfd_size(THOTH_TRACE_MAX_RINGS, THOTH_TRACE_MAX_RECORDS,
+					     THOTH_TRACE_SERVE_MAX_SLOTS);
 	if ((uint64_t)st.st_size > most)
 		return why_err(why, why_len, THOTH_E_BAD_LENGTH,
 			       "%lld bytes: larger than any trace buffer (%zu)", (long long)st.st_size, most);

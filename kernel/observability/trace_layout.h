@@ -421,6 +421,16 @@ static inline size_t thoth_trace_buffer_size(uint32_t ring_count, uint32_t ring_
 	return THOTH_TRACE_RINGS_OFFSET + (size_t)ring_count * thoth_trace_ring_stride(ring_records);
 }
 
+/* Bytes of the memfd the writer makes (buffer.c): the rings, then, from
+ * the next page, SERVE_SLOTS serve slots rounded up to a page.  The
+ * largest is what a reader accepts at most (SERVE_MAX_SLOTS slots). */
+static inline size_t thoth_trace_memfd_size(uint32_t ring_count, uint32_t ring_records,
+                                            uint32_t serve_slots)
+{
+	size_t serve_off = (thoth_trace_buffer_size(ring_count, ring_records) + 4095) & ~(size_t)4095;
+	return serve_off + (((size_t)serve_slots * THOTH_TRACE_SERVE_SLOT + 4095) & ~(size_t)4095);
+}
+
 static inline thoth_trace_ring_header_t *thoth_trace_ring_at(void *base, uint32_t ring_records,
                                                               uint32_t index)
 {
