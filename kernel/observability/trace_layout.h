@@ -131,6 +131,9 @@ typedef struct thoth_trace_probe_mailbox {
  * reason of a refusal: the descriptor's kind, its seals, its size, the
  * control page's word that is wrong. */
 int thoth__trace_reader_open_why(int fd, thoth_trace_reader_t **out, char *why, size_t why_len);
+/* The kind of a descriptor that is no memfd (st_mode MODE), for a reason:
+ * "a pipe or FIFO", "a socket", ... */
+const char *thoth__trace_fd_kind(unsigned mode);
 
 /* The control page a reader maps (read-write): the collector's side of the mailbox. */
 void *thoth__trace_reader_control_page(thoth_trace_reader_t *r);
