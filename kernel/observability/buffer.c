@@ -75,7 +75,7 @@ int thoth_trace_init(const thoth_trace_config_t *config)
 	uint32_t serve_slots = ncpu < 1 ? 1u : ncpu > (long)THOTH_TRACE_SERVE_MAX_SLOTS
 			       ? THOTH_TRACE_SERVE_MAX_SLOTS : (uint32_t)ncpu;
 	size_t serve_off = (size + 4095) & ~(size_t)4095;
-	size = serve_off + (((size_t)serve_slots * THOTH_TRACE_SERVE_SLOT + 4095) & ~(size_t)4095);
+	size = thoth_trace_memfd_size(cfg.ring_count, cfg.ring_records, serve_slots);
 	int fd = memfd_create("thoth-trace", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
 		return THOTH_E_IO;

@@ -204,8 +204,7 @@ static void reader_init_fds(thoth_trace_reader_t *r)
 		r->peers[i].pidfd = -1;
 }
 
-/* The kind of a descriptor that is no memfd, for a reason. */
-static const char *fd_kind(mode_t mode)
+const char *thoth__trace_fd_kind(unsigned mode)
 {
 	switch (mode & S_IFMT) {
 	case S_IFIFO: return "a pipe or FIFO";
@@ -236,7 +235,7 @@ int thoth__trace_reader_open_why(int fd, thoth_trace_reader_t **out, char *why, 
 			       "cannot fstat the descriptor: %s", strerror(e));
 	}
 	if (!S_ISREG(st.st_mode))
-		return why_err(why, why_len, THOTH_E_PERM, "%s, not a memfd", fd_kind(st.st_mode));
+		return why_err(why, why_len, THOTH_E_PERM, "%s, not a memfd", thoth__trace_fd_kind(st.st_mode));
 	int seals = fcntl(fd, F_GET_SEALS);
 	if (seals < 0)
 		return why_err(why, why_len, THOTH_E_PERM,
@@ -257,7 +256,9 @@ int thoth__trace_reader_open_why(int fd, thoth_trace_reader_t **out, char *why, 
 		return why_err(why, why_len, THOTH_E_TRUNCATED,
 			       "%lld bytes: shorter than a trace buffer's control page and name table (%u)",
 			       (long long)st.st_size, (unsigned)THOTH_TRACE_RINGS_OFFSET);
-	size_t most = thoth_trace_buffer_size(THOTH_TRACE_MAX_RINGS, THOTH_TRACE_MAX_RECORDS);
+	/* As the writer sizes its largest: rings, then the serve slots. */
+	size_t most = thoth_trace_memfd_size(THOTH_TRACE_MAX_RINGS, THOTH_TRACE_MAX_RECORDS,
+					     THOTH_TRACE_SERVE_MAX_SLOTS);
 	if ((uint64_t)st.st_size > most)
 		return why_err(why, why_len, THOTH_E_BAD_LENGTH,
 			       "%lld bytes: larger than any trace buffer (%zu)", (long long)st.st_size, most);

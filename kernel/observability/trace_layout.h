@@ -131,6 +131,9 @@ typedef struct thoth_trace_probe_mailbox {
  * reason of a refusal: the descriptor's kind, its seals, its size, the
  * control page's word that is wrong. */
 int thoth__trace_reader_open_why(int fd, thoth_trace_reader_t **out, char *why, size_t why_len);
+/* The kind of a descriptor that is no memfd (st_mode MODE), for a reason:
+ * "a pipe or FIFO", "a socket", ... */
+const char *thoth__trace_fd_kind(unsigned mode);
 
 /* The control page a reader maps (read-write): the collector's side of the mailbox. */
 void *thoth__trace_reader_control_page(thoth_trace_reader_t *r);
@@ -419,6 +422,16 @@ static inline size_t thoth_trace_ring_stride(uint32_t ring_records)
 static inline size_t thoth_trace_buffer_size(uint32_t ring_count, uint32_t ring_records)
 {
 	return THOTH_TRACE_RINGS_OFFSET + (size_t)ring_count * thoth_trace_ring_stride(ring_records);
+}
+
+/* Bytes of the memfd the writer makes (buffer.c): the rings, then, from
+ * the next page, SERVE_SLOTS serve slots rounded up to a page.  The
+ * largest is what a reader accepts at most (SERVE_MAX_SLOTS slots). */
+static inline size_t thoth_trace_memfd_size(uint32_t ring_count, uint32_t ring_records,
+                                            uint32_t serve_slots)
+{
+	size_t serve_off = (thoth_trace_buffer_size(ring_count, ring_records) + 4095) & ~(size_t)4095;
+	return serve_off + (((size_t)serve_slots * THOTH_TRACE_SERVE_SLOT + 4095) & ~(size_t)4095);
 }
 
 static inline thoth_trace_ring_header_t *thoth_trace_ring_at(void *base, uint32_t ring_records,

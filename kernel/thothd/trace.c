@@ -623,9 +623,15 @@ static int attach_fd(thothd_tracer_t *t, int fd, const thothd_client_t *client, 
 {
 	struct stat st;
 	int r = 0;
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		snprintf(why, why_len, "not a memfd");
-		r = THOTH_E_INVAL;
+	if (fstat(fd, &st) != 0) {
+		snprintf(why, why_len, "cannot fstat the descriptor: %s", strerror(errno));
+		r = THOTH_E_IO;
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {     /* the reader's words for it */
+		snprintf(why, why_len, "not a valid trace buffer: %s, not a memfd",
+			 thoth__trace_fd_kind(st.st_mode));
+		r = THOTH_E_PERM;
 		goto out;
 	}
 	if (st.st_size > MAX_BUFFER_BYTES) {

@@ -176,9 +176,20 @@ static void test_short_and_oversized_memfds_are_refused(void **state)
 	 * reader mapped all of it, then read its control page). */
 	static uint8_t image[THOTH_TRACE_RINGS_OFFSET];
 	honest_control(image, THOTH_TRACE_MAX_RINGS, THOTH_TRACE_MAX_RECORDS);
-	size_t most = thoth_trace_buffer_size(THOTH_TRACE_MAX_RINGS, THOTH_TRACE_MAX_RECORDS);
+	size_t most = thoth_trace_memfd_size(THOTH_TRACE_MAX_RINGS, THOTH_TRACE_MAX_RECORDS,
+					     THOTH_TRACE_SERVE_MAX_SLOTS);
 	refused(memfd_with(image, sizeof image, most + 4096, F_SEAL_SHRINK), THOTH_E_BAD_LENGTH,
 		"larger than any trace buffer");
+	/* The largest a writer makes is taken: its rings at the largest
+	 * geometry, then its serve slots (buffer.c sizes it so).  The branch
+	 * before this refused it, counting the rings only. */
+	int fd = memfd_with(image, sizeof image, most, F_SEAL_SHRINK | F_SEAL_GROW);
+	thoth_trace_reader_t *r = NULL;
+	char why[256] = "";
+	if (thoth__trace_reader_open_why(fd, &r, why, sizeof why) != 0)
+		fail_msg("a writer's largest buffer (%zu bytes) refused: %s", most, why);
+	thoth_trace_reader_close(r);
+	close(fd);
 	assert_int_equal(test_count_fds(), before);
 }
 

@@ -32,7 +32,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -623,11 +625,28 @@ static int probe_maps(int argc, char **argv, const thothctl_opts_t *opts)
 		return 1;
 	}
 	struct stat st = { 0 };
-	if (fstat(pfd, &st) != 0 || !S_ISREG(st.st_mode)) {
+	if (fstat(pfd, &st) != 0) {
+		fprintf(stderr, "thothctl: probe %" PRIu64 ": maps at %s: cannot fstat it: %s\n", id,
+		        path, strerror(errno));
+		close(pfd);
+		return 1;
+	}
+	if (!S_ISREG(st.st_mode)) {
 		fprintf(stderr, "thothctl: probe %" PRIu64 ": maps at %s: not a memfd (%s)\n", id, path,
 		        S_ISFIFO(st.st_mode) ? "a pipe or FIFO" : S_ISSOCK(st.st_mode) ? "a socket"
 		        : S_ISCHR(st.st_mode) ? "a character device" : S_ISDIR(st.st_mode) ? "a directory"
 		        : "not a regular file");
+		close(pfd);
+		return 1;
+	}
+	/* Only a file on shmem (a memfd) is opened: a file on disk, FUSE or
+	 * NFS is not opened at all (its open could block on the peer's
+	 * server, break its lease, or open as us a file the peer could only
+	 * name through an O_PATH descriptor of its own). */
+	struct statfs sfs;
+	if (fstatfs(pfd, &sfs) != 0 || sfs.f_type != TMPFS_MAGIC) {
+		fprintf(stderr, "thothctl: probe %" PRIu64 ": maps at %s: a regular file not on shmem, "
+		        "not a memfd: not opened\n", id, path);
 		close(pfd);
 		return 1;
 	}
