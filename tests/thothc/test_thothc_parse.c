@@ -409,6 +409,10 @@ static void test_unknown_types_suggest_the_type_meant(void **state)
 	expect_error_at(HEADER "struct S {\n  1: Strng a;\n}\n", "unknown type 'Strng'; did you mean 'string'?", 4, 6);
 	expect_error_at(HEADER "struct Note {\n  1: u8 a;\n}\nstruct S {\n  1: Notes n;\n}\n",
 			"unknown type 'Notes'; did you mean 'Note'?", 7, 6);
+	/* the nearest of the file's types, not the first near one */
+	expect_error_at(HEADER "struct Abcdef {\n  1: u8 a;\n}\nstruct Abcdeg {\n  1: u8 a;\n}\n"
+			"struct S {\n  1: Abcdxg n;\n}\n",
+			"unknown type 'Abcdxg'; did you mean 'Abcdeg'?", 10, 6);
 	expect_error_at(HEADER "struct S {\n  1: lst<u8> a;\n}\n",
 			"'lst<' is not a type: the one type that takes an element type is list<T>", 4, 6);
 	expect_error_at(HEADER "struct S {\n  1: Zebra a;\n}\n", "unknown type 'Zebra'", 4, 6);

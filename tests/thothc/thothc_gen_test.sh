@@ -735,4 +735,21 @@ else
 	echo "ok: C names two files of one run make are refused, by name, before writing"
 fi
 
+# One file given twice under two names (a symlink, a hard link): listed
+# once by its device and inode, so no pair clashed, and a.thoth.c and
+# b.thoth.c were both written with the same C names (duplicate symbols at
+# the user's link).  The same name twice makes one pair of files: fine.
+ln -s c.tidl "$tmp/oneprog/c_link.tidl"
+out=$(cd "$tmp/oneprog" && "$thothc" gen --lang c -o g4 c.tidl c_link.tidl 2>&1)
+got=$?
+if [ $got != 2 ] || [ -e "$tmp/oneprog/g4/c.thoth.h" ] ||
+   ! printf '%s\n' "$out" | grep -qF "thothc: 'c_link.tidl' is 'c.tidl' (the same file)"; then
+	echo "FAIL: one run of c.tidl and its symlink c_link.tidl: exit $got, want 2 naming both, nothing written"
+	echo "$out"; failures=$((failures + 1))
+elif ! out=$(cd "$tmp/oneprog" && "$thothc" gen --lang c -o g5 c.tidl ./c.tidl 2>&1); then
+	echo "FAIL: one run of c.tidl and ./c.tidl refused"; echo "$out"; failures=$((failures + 1))
+else
+	echo "ok: one file given twice under two names is refused, by name"
+fi
+
 [ "$failures" = 0 ] || { echo "$failures failure(s)"; exit 1; }

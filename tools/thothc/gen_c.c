@@ -1965,6 +1965,24 @@ size_t thothc_gen_check_roots(const tidl_file_t *const *roots, size_t n, FILE *e
 	cnames_t cn = { 0 };
 	for (size_t r = 0; r < n; r++)
 		cn_file(&cn, roots[r]);
+	/* one file on disk is listed once (its device and inode): given twice
+	 * under two names (a symlink, a hard link) it makes two pairs of
+	 * generated files with the same C names, which nothing above sees */
+	size_t twice = 0;
+	for (size_t r = 1; r < n; r++)
+		for (size_t s = 0; s < r; s++) {
+			char br[CNAME_MAX], bs[CNAME_MAX];
+			thothc_header_base(roots[r]->path, br, sizeof br);
+			thothc_header_base(roots[s]->path, bs, sizeof bs);
+			if (cn_file_index(&cn, roots[r]) != cn_file_index(&cn, roots[s]) || strcmp(br, bs) == 0)
+				continue;
+			if (err)
+				fprintf(err, "thothc: '%s' is '%s' (the same file): it would be generated "
+					     "twice, as %s.thoth.c and %s.thoth.c with the same C names; give it once\n",
+					roots[r]->path, roots[s]->path, bs, br);
+			twice++;
+			break;
+		}
 	bool *in = calloc(n * (cn.n_files ? cn.n_files : 1), sizeof *in);
 	if (!in)
 		abort();
@@ -1980,7 +1998,7 @@ size_t thothc_gen_check_roots(const tidl_file_t *const *roots, size_t n, FILE *e
 		free(seen);
 	}
 	roots_reach_t rr = { in, n, cn.n_files };
-	size_t found = cn_report(&cn, err, seen_by_one_root, &rr);
+	size_t found = twice + cn_report(&cn, err, seen_by_one_root, &rr);
 	free(in);
 	free(cn.ents);
 	free(cn.origins);

@@ -11,19 +11,25 @@
 #include "front.h"
 
 /* Optimal string alignment distance of A and B (edits: insert, delete,
- * replace, swap two neighbours), case-insensitive; at most 3 counts, words
- * longer than 31 are never near. */
-static unsigned edit_distance(const char *a, size_t la, const char *b, size_t lb)
+ * replace, swap two neighbours), case-insensitive, or MAX + 1 when it is
+ * more than MAX; words longer than 31 are never near.  Only the cells
+ * within MAX of the diagonal are computed, and a row all over MAX ends it:
+ * each unknown type is compared with every struct and enum of its file
+ * (4096), and the full table made 4000 unknown types of 31 letters take
+ * 14 s, a 4 MiB file minutes. */
+static unsigned edit_distance(const char *a, size_t la, const char *b, size_t lb, unsigned max)
 {
-	if (la > 31 || lb > 31)
-		return 99;
+	const unsigned far = max + 1;
+	if (la > 31 || lb > 31 || (la > lb ? la - lb : lb - la) > max)
+		return far;
 	unsigned d[32][32];
 	for (size_t i = 0; i <= la; i++)
-		d[i][0] = (unsigned)i;
-	for (size_t j = 0; j <= lb; j++)
-		d[0][j] = (unsigned)j;
-	for (size_t i = 1; i <= la; i++)
-		for (size_t j = 1; j <= lb; j++) {
+		for (size_t j = 0; j <= lb; j++)
+			d[i][j] = i == 0 ? (unsigned)j : j == 0 ? (unsigned)i : far;
+	for (size_t i = 1; i <= la; i++) {
+		size_t lo = i > max ? i - max : 1, hi = i + max < lb ? i + max : lb;
+		unsigned row_min = d[i][0];
+		for (size_t j = lo; j <= hi; j++) {
 			char x = (char)(a[i - 1] | 0x20), y = (char)(b[j - 1] | 0x20);
 			unsigned best = d[i - 1][j - 1] + (x != y);
 			if (d[i - 1][j] + 1 < best)
@@ -33,8 +39,15 @@ static unsigned edit_distance(const char *a, size_t la, const char *b, size_t lb
 			if (i > 1 && j > 1 && x == (b[j - 2] | 0x20) && (a[i - 2] | 0x20) == y &&
 			    d[i - 2][j - 2] + 1 < best)
 				best = d[i - 2][j - 2] + 1;
-			d[i][j] = best;
+			d[i][j] = best > far ? far : best;
+			if (d[i][j] < row_min)
+				row_min = d[i][j];
 		}
+		/* every alignment crosses this row (a swap from the row
+		 * before costs more than a replace into it): all over MAX */
+		if (row_min > max)
+			return far;
+	}
 	return d[la][lb];
 }
 
@@ -46,11 +59,13 @@ const char *tidl_near_word(const char *s, size_t len, const char *const *words)
 		size_t lw = strlen(words[i]);
 		if (lw == len && strncmp(s, words[i], len) == 0)
 			return NULL;            /* the word itself: nothing to suggest */
-		unsigned d = edit_distance(s, len, words[i], lw);
 		/* one edit, or two in a word of six letters or more: "packge",
 		 * "interfce", "optionl"; never a short name like "id" -> "i8" */
 		unsigned max = lw >= 6 ? 2 : 1;
-		if (lw < 3 || d > max || (best && d >= best_d))
+		if (lw < 3)
+			continue;
+		unsigned d = edit_distance(s, len, words[i], lw, max);
+		if (d > max || (best && d >= best_d))
 			continue;
 		best = words[i];
 		best_d = d;
