@@ -24,6 +24,7 @@
 #include "serve_slots.h"
 #include "trace_clock.h"
 #include "trace_layout.h"
+#include "../ipc/why.h"
 
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
@@ -134,52 +135,38 @@ static thoth_trace_control_t *control(const thoth_trace_reader_t *r)
 	return (thoth_trace_control_t *)r->base;
 }
 
-/* WHY (WHY_LEN bytes; may be NULL) told the reason, ERR returned. */
-static int why_err(char *why, size_t why_len, int err, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static int why_err(char *why, size_t why_len, int err, const char *fmt, ...)
-{
-	if (why && why_len) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(why, why_len, fmt, ap);
-		va_end(ap);
-	}
-	return err;
-}
-
 /* Copy the fixed geometry out of the control page; reject what the mapping
  * cannot hold.  After this, ring/record addressing stays inside the map. */
 static int check_control(thoth_trace_reader_t *r, char *why, size_t why_len)
 {
 	if (r->size < THOTH_TRACE_RINGS_OFFSET)
-		return why_err(why, why_len, THOTH_E_TRUNCATED,
+		return thoth__why_err(why, why_len, THOTH_E_TRUNCATED,
 			       "%zu bytes: shorter than a trace buffer's control page and name table (%u)",
 			       r->size, (unsigned)THOTH_TRACE_RINGS_OFFSET);
 	const thoth_trace_control_t *c = control(r);
 	/* Every word read once: the writer may change them as we look. */
 	uint32_t magic = c->magic, version = c->version, record_size = c->record_size;
 	if (magic != THOTH_TRACE_MAGIC)
-		return why_err(why, why_len, THOTH_E_BAD_MAGIC,
+		return thoth__why_err(why, why_len, THOTH_E_BAD_MAGIC,
 			       "magic 0x%08x is not a trace buffer's (0x%08x)", magic,
 			       THOTH_TRACE_MAGIC);
 	if (version != THOTH_TRACE_VERSION || record_size != THOTH_TRACE_RECORD_SIZE)
-		return why_err(why, why_len, THOTH_E_BAD_VERSION,
+		return thoth__why_err(why, why_len, THOTH_E_BAD_VERSION,
 			       "layout version %u with %u-byte records (this reader: version %u, %u bytes)",
 			       version, record_size, THOTH_TRACE_VERSION, THOTH_TRACE_RECORD_SIZE);
 	uint32_t rc = c->ring_count, rr = c->ring_records;
 	uint32_t full_policy = c->full_policy, clock_kind = c->clock_kind;
 	if (rc > THOTH_TRACE_MAX_RINGS || rr < 8 || rr > THOTH_TRACE_MAX_RECORDS ||
 	    (rr & (rr - 1)) != 0)
-		return why_err(why, why_len, THOTH_E_CORRUPT,
+		return thoth__why_err(why, why_len, THOTH_E_CORRUPT,
 			       "%u rings of %u records: at most %u rings of a power of two from 8 to %u",
 			       rc, rr, THOTH_TRACE_MAX_RINGS, THOTH_TRACE_MAX_RECORDS);
 	if ((full_policy != THOTH_TRACE_OVERWRITE_OLDEST && full_policy != THOTH_TRACE_DROP_NEWEST) ||
 	    (clock_kind != THOTH_TRACE_CLOCK_MONOTONIC && clock_kind != THOTH_TRACE_CLOCK_TSC))
-		return why_err(why, why_len, THOTH_E_CORRUPT,
+		return thoth__why_err(why, why_len, THOTH_E_CORRUPT,
 			       "full policy %u or clock kind %u unknown", full_policy, clock_kind);
 	if (thoth_trace_buffer_size(rc, rr) > r->size)
-		return why_err(why, why_len, THOTH_E_BAD_LENGTH,
+		return thoth__why_err(why, why_len, THOTH_E_BAD_LENGTH,
 			       "%u rings of %u records need %zu bytes; the buffer has %zu", rc, rr,
 			       thoth_trace_buffer_size(rc, rr), r->size);
 	r->ring_count = rc;
@@ -193,7 +180,7 @@ static int check_control(thoth_trace_reader_t *r, char *why, size_t why_len)
 	r->process_name[sizeof r->process_name - 1] = '\0';
 	make_printable(r->process_name);
 	r->rings = calloc(rc ? rc : 1, sizeof *r->rings);
-	return r->rings ? 0 : why_err(why, why_len, THOTH_E_NOMEM, "out of memory");
+	return r->rings ? 0 : thoth__why_err(why, why_len, THOTH_E_NOMEM, "out of memory");
 }
 
 static void reader_init_fds(thoth_trace_reader_t *r)
@@ -222,7 +209,7 @@ int thoth__trace_reader_open_why(int fd, thoth_trace_reader_t **out, char *why, 
 	if (why && why_len)
 		why[0] = '\0';
 	if (fd < 0 || !out)
-		return why_err(why, why_len, THOTH_E_INVAL, "no descriptor");
+		return thoth__why_err(why, why_len, THOTH_E_INVAL, "no descriptor");
 	*out = NULL;
 	/* The descriptor is the peer's: only a memfd on shmem sealed against
 	 * shrinking is mapped.  Any other (a pipe, a socket, a file on disk,
@@ -231,47 +218,47 @@ int thoth__trace_reader_open_why(int fd, thoth_trace_reader_t **out, char *why, 
 	struct stat st;
 	if (fstat(fd, &st) != 0) {
 		int e = errno;
-		return why_err(why, why_len, thoth_error_io(e, "fstat a trace buffer"),
+		return thoth__why_err(why, why_len, thoth_error_io(e, "fstat a trace buffer"),
 			       "cannot fstat the descriptor: %s", strerror(e));
 	}
 	if (!S_ISREG(st.st_mode))
-		return why_err(why, why_len, THOTH_E_PERM, "%s, not a memfd", thoth__trace_fd_kind(st.st_mode));
+		return thoth__why_err(why, why_len, THOTH_E_PERM, "%s, not a memfd", thoth__trace_fd_kind(st.st_mode));
 	int seals = fcntl(fd, F_GET_SEALS);
 	if (seals < 0)
-		return why_err(why, why_len, THOTH_E_PERM,
+		return thoth__why_err(why, why_len, THOTH_E_PERM,
 			       "a regular file that takes no seals (a file on disk or tmpfs, not a memfd): "
 			       "it could be truncated under the mapping");
 	if (!(seals & F_SEAL_SHRINK))
-		return why_err(why, why_len, THOTH_E_PERM,
+		return thoth__why_err(why, why_len, THOTH_E_PERM,
 			       "not sealed against shrinking (a memfd without F_SEAL_SHRINK, or a tmpfs file): "
 			       "it could be truncated under the mapping");
 	/* A hugetlbfs memfd takes seals too, but a hole punched in it faults
 	 * in a fresh huge page, a SIGBUS when the pool has none. */
 	struct statfs sfs;
 	if (fstatfs(fd, &sfs) != 0 || sfs.f_type != TMPFS_MAGIC)
-		return why_err(why, why_len, THOTH_E_PERM,
+		return thoth__why_err(why, why_len, THOTH_E_PERM,
 			       "a sealed memfd that is not on shmem (hugetlbfs?): "
 			       "reading a punched hole could fault");
 	if ((uint64_t)st.st_size < THOTH_TRACE_RINGS_OFFSET)
-		return why_err(why, why_len, THOTH_E_TRUNCATED,
+		return thoth__why_err(why, why_len, THOTH_E_TRUNCATED,
 			       "%lld bytes: shorter than a trace buffer's control page and name table (%u)",
 			       (long long)st.st_size, (unsigned)THOTH_TRACE_RINGS_OFFSET);
 	/* As the writer sizes its largest: rings, then the serve slots. */
 	size_t most = thoth_trace_memfd_size(THOTH_TRACE_MAX_RINGS, THOTH_TRACE_MAX_RECORDS,
 					     THOTH_TRACE_SERVE_MAX_SLOTS);
 	if ((uint64_t)st.st_size > most)
-		return why_err(why, why_len, THOTH_E_BAD_LENGTH,
+		return thoth__why_err(why, why_len, THOTH_E_BAD_LENGTH,
 			       "%lld bytes: larger than any trace buffer (%zu)", (long long)st.st_size, most);
 	thoth_trace_reader_t *r = calloc(1, sizeof *r);
 	if (!r)
-		return why_err(why, why_len, THOTH_E_NOMEM, "out of memory");
+		return thoth__why_err(why, why_len, THOTH_E_NOMEM, "out of memory");
 	r->size = (size_t)st.st_size;
 	reader_init_fds(r);
 	int err;
 	r->base = mmap(NULL, r->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (r->base == MAP_FAILED) {
 		int e = errno;
-		err = why_err(why, why_len, thoth_error_io(e, "map a trace buffer"),
+		err = thoth__why_err(why, why_len, thoth_error_io(e, "map a trace buffer"),
 			      "cannot map it read-write: %s%s", strerror(e),
 			      e == EPERM || e == EACCES
 			              ? " (sealed against writing, or opened read-only)" : "");

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "probe_internal.h"
+#include "../../ipc/why.h"
 
 #define REGION_MAGIC 0x4d504854u   /* 'T' 'H' 'P' 'M' */
 #define REGION_VERSION 1u
@@ -456,20 +457,6 @@ int thoth_probe_maps_fd(const thoth_probe_maps_t *mp)
 	return mp ? mp->fd : -1;
 }
 
-/* WHY told the reason (may be NULL), ERR returned. */
-static int maps_why(char *why, size_t why_len, int err, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static int maps_why(char *why, size_t why_len, int err, const char *fmt, ...)
-{
-	if (why && why_len) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(why, why_len, fmt, ap);
-		va_end(ap);
-	}
-	return err;
-}
-
 /* Map I's descriptor D (from the region: the peer's words) checked as the
  * loader checks an object's maps (loader.c), and against the region. */
 static int check_desc(const thoth_probe_maps_t *mp, uint32_t i, const map_desc_t *d,
@@ -500,11 +487,11 @@ static int check_desc(const thoth_probe_maps_t *mp, uint32_t i, const map_desc_t
 		     m->max_entries <= (1u << 20);
 		break;
 	default:
-		return maps_why(why, why_len, THOTH_E_CORRUPT, "map %u ('%s'): type %u unknown", i,
+		return thoth__why_err(why, why_len, THOTH_E_CORRUPT, "map %u ('%s'): type %u unknown", i,
 				m->name, m->type);
 	}
 	if (!ok)
-		return maps_why(why, why_len, THOTH_E_CORRUPT,
+		return thoth__why_err(why, why_len, THOTH_E_CORRUPT,
 				"map %u ('%s'): type %u with key %u B, value %u B, %u entries: "
 				"not a map the loader makes", i, m->name, m->type, m->key_size,
 				m->value_size, m->max_entries);
@@ -513,7 +500,7 @@ static int check_desc(const thoth_probe_maps_t *mp, uint32_t i, const map_desc_t
 	 * an odd address would be misaligned accesses. */
 	if (d->offset < REGION_HDR || d->offset % 4096 != 0 || d->offset > mp->region_size ||
 	    MAP_HDR + m->bytes > mp->region_size - d->offset)
-		return maps_why(why, why_len, THOTH_E_CORRUPT,
+		return thoth__why_err(why, why_len, THOTH_E_CORRUPT,
 				"map %u ('%s'): %llu bytes at offset %llu: not page-aligned inside "
 				"the %zu-byte region", i, m->name,
 				(unsigned long long)(MAP_HDR + m->bytes),
@@ -526,40 +513,40 @@ int thoth_probe_maps_open_why(int fd, thoth_probe_maps_t **out, char *why, size_
 	if (why && why_len)
 		why[0] = '\0';
 	if (fd < 0 || !out)
-		return maps_why(why, why_len, THOTH_E_INVAL, "no descriptor");
+		return thoth__why_err(why, why_len, THOTH_E_INVAL, "no descriptor");
 	*out = NULL;
 	struct stat st;
 	if (fstat(fd, &st) < 0) {
 		int e = errno;
-		return maps_why(why, why_len, thoth_error_io(e, "fstat probe maps"),
+		return thoth__why_err(why, why_len, thoth_error_io(e, "fstat probe maps"),
 				"cannot fstat the descriptor: %s", strerror(e));
 	}
 	/* The peer's descriptor: only a memfd on shmem that cannot shrink is
 	 * mapped (anything else could be truncated under the mapping: SIGBUS;
 	 * a hugetlbfs hole faults a page in). */
 	if (!S_ISREG(st.st_mode))
-		return maps_why(why, why_len, THOTH_E_PERM, "%s, not a memfd",
+		return thoth__why_err(why, why_len, THOTH_E_PERM, "%s, not a memfd",
 				S_ISFIFO(st.st_mode) ? "a pipe or FIFO" :
 				S_ISSOCK(st.st_mode) ? "a socket" :
 				S_ISCHR(st.st_mode) ? "a character device" :
 				S_ISDIR(st.st_mode) ? "a directory" : "not a regular file");
 	int seals = fcntl(fd, F_GET_SEALS);
 	if (seals < 0 || !(seals & F_SEAL_SHRINK))
-		return maps_why(why, why_len, THOTH_E_PERM, "%s: it could be truncated under the mapping",
+		return thoth__why_err(why, why_len, THOTH_E_PERM, "%s: it could be truncated under the mapping",
 				seals < 0 ? "a regular file that takes no seals (not a memfd)"
 					  : "not sealed against shrinking (F_SEAL_SHRINK)");
 	struct statfs sfs;
 	if (fstatfs(fd, &sfs) != 0 || sfs.f_type != TMPFS_MAGIC)
-		return maps_why(why, why_len, THOTH_E_PERM,
+		return thoth__why_err(why, why_len, THOTH_E_PERM,
 				"a sealed memfd that is not on shmem (hugetlbfs?): reading a punched "
 				"hole could fault");
 	if (st.st_size < (off_t)REGION_HDR || (uint64_t)st.st_size > MAX_REGION)
-		return maps_why(why, why_len, THOTH_E_CORRUPT,
+		return thoth__why_err(why, why_len, THOTH_E_CORRUPT,
 				"%lld bytes: a region is %u bytes to 1 GiB", (long long)st.st_size,
 				REGION_HDR);
 	thoth_probe_maps_t *mp = calloc(1, sizeof *mp);
 	if (!mp)
-		return maps_why(why, why_len, THOTH_E_NOMEM, "out of memory");
+		return thoth__why_err(why, why_len, THOTH_E_NOMEM, "out of memory");
 	mp->fd = -1;
 	mp->readonly = true;
 	mp->region_size = (size_t)st.st_size;
@@ -569,7 +556,7 @@ int thoth_probe_maps_open_why(int fd, thoth_probe_maps_t **out, char *why, size_
 		int e = errno;
 		mp->region = NULL;
 		free(mp);
-		return maps_why(why, why_len, thoth_error_io(e, "mmap probe maps"),
+		return thoth__why_err(why, why_len, thoth_error_io(e, "mmap probe maps"),
 				"cannot map it read-write: %s%s", strerror(e),
 				e == EPERM || e == EACCES ? " (sealed against writing, or opened read-only)"
 							  : "");
@@ -578,7 +565,7 @@ int thoth_probe_maps_open_why(int fd, thoth_probe_maps_t **out, char *why, size_
 	memcpy(&h, mp->region, sizeof h);
 	int r = THOTH_E_CORRUPT;
 	if (h.magic != REGION_MAGIC || h.version != REGION_VERSION || h.n_maps > THOTH_PROBE_MAX_MAPS) {
-		maps_why(why, why_len, r, "magic 0x%08x, version %u, %u maps: not a probe maps region "
+		thoth__why_err(why, why_len, r, "magic 0x%08x, version %u, %u maps: not a probe maps region "
 			 "(0x%08x, %u, at most %u)", h.magic, h.version, h.n_maps, REGION_MAGIC,
 			 REGION_VERSION, THOTH_PROBE_MAX_MAPS);
 		goto fail;
