@@ -443,6 +443,11 @@ int main(int argc, char **argv)
 		}
 	}
 
+	/* A token file that cannot be used (missing, unreadable, not ours,
+	 * readable by others, empty) is exit 2, checked here before anything
+	 * starts as every option's value is: the rule of every thoth tool for
+	 * a file its command line names (thothd(8), EXIT STATUS).  It was 1,
+	 * where thothctl's probe and thothc said 2. */
 	if (token_file) {
 		/* The token keeps the other users of the host out of the
 		 * dashboard: a file they can read (a umask's 0644) kept nobody
@@ -460,7 +465,7 @@ int main(int argc, char **argv)
 			else
 				fprintf(stderr, "thothd: cannot read a token from %s: %s\n", token_file,
 					strerror(errno));
-			return 1;
+			return 2;
 		}
 		struct stat tst;
 		bool bad = false;
@@ -500,23 +505,23 @@ int main(int argc, char **argv)
 		}
 		close(tfd);
 		if (bad)
-			return 1;
+			return 2;
 		if (!tn) {
 			fprintf(stderr, "thothd: cannot read a token from %s: empty file\n", token_file);
-			return 1;
+			return 2;
 		}
 		tbuf[tn] = 0;
 		size_t tlen = strcspn(tbuf, "\r\n");
 		if (tlen > sizeof token - 1) {
 			fprintf(stderr, "thothd: the token in %s is longer than %zu bytes\n", token_file,
 				sizeof token - 1);
-			return 1;
+			return 2;
 		}
 		memcpy(token, tbuf, tlen);
 		token[tlen] = 0;
 		if (!token[0]) {
 			fprintf(stderr, "thothd: the token in %s is empty\n", token_file);
-			return 1;
+			return 2;
 		}
 		http_cfg.token = token;
 	}

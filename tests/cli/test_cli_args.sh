@@ -76,17 +76,17 @@ refused 2 "--pid wants a process id" "$THOTHCTL" trace --duration 1 --pid " 7" -
 
 # thothctl moderation --rate: a negative number wrapped to a small one
 # ("-18446744073709551615" was 1 message/s).
-refused 2 "--rate 1..100000000" "$THOTHCTL" moderation --policy dim --rate -18446744073709551615
-refused 2 "--rate 1..100000000" "$THOTHCTL" moderation --policy dim --rate " 5"
-refused 2 "--rate 1..100000000" "$THOTHCTL" moderation --policy dim --rate 18446744073709551617
+refused 2 "--rate wants 1..100000000" "$THOTHCTL" moderation --policy dim --rate -18446744073709551615
+refused 2 "--rate wants 1..100000000" "$THOTHCTL" moderation --policy dim --rate " 5"
+refused 2 "--rate wants 1..100000000" "$THOTHCTL" moderation --policy dim --rate 18446744073709551617
 
 # thothctl sched --from: a file that is not a trace is an error.
 printf 'root:x:0:0:root:/root:/bin/bash\n' >"$TMP/passwd"
 : >"$TMP/empty.json"
-refused 1 "not a Chrome JSON trace" "$THOTHCTL" sched --from "$TMP/passwd"
-refused 1 "not a Chrome JSON trace" "$THOTHCTL" sched --from "$TMP/empty.json"
+refused 2 "not a Chrome JSON trace" "$THOTHCTL" sched --from "$TMP/passwd"
+refused 2 "not a Chrome JSON trace" "$THOTHCTL" sched --from "$TMP/empty.json"
 printf '{"displayTimeUnit":"ns","traceEvents":[\n{"ph":"M","name":"trace_source","pid":0,"tid":0,"args":{"name":"thoth"}},\n' >"$TMP/cut.json"
-refused 1 "is cut short" "$THOTHCTL" sched --from "$TMP/cut.json"
+refused 2 "is cut short" "$THOTHCTL" sched --from "$TMP/cut.json"
 # ... but a whole trace with a trailing blank line (an editor's, or `echo
 # >>`) is whole: the "]}" check skips blank lines
 printf '{"displayTimeUnit":"ns","traceEvents":[\n{"ph":"M","name":"trace_source","pid":0,"tid":0,"args":{"name":"thoth"}}\n]}\n\n \r\n' >"$TMP/blank.json"
@@ -96,14 +96,14 @@ else
   echo "FAIL: sched --from refused a whole trace with a trailing blank line: $(cat "$TMP/blank.err")"
   failures=$((failures + 1))
 fi
-refused 1 "not a Chrome JSON trace" "$THOTHCTL" --json sched --from "$TMP/empty.json"
-refused 1 "is a directory, not a trace" "$THOTHCTL" sched --from "$TMP"
+refused 2 "not a Chrome JSON trace" "$THOTHCTL" --json sched --from "$TMP/empty.json"
+refused 2 "is a directory, not a trace" "$THOTHCTL" sched --from "$TMP"
 refused 2 "not a regular file" "$THOTHCTL" probe attach "$TMP" --pid 1
 
 # thothctl pm sim: getopt's own "sim: option ..." named neither thothctl
 # nor the command.
-refused 2 "thothctl pm sim: missing value for --policy" "$THOTHCTL" pm sim x --policy
-refused 2 "thothctl pm sim: unknown option --bogus" "$THOTHCTL" pm sim x --bogus
+refused 2 "thothctl: pm sim: missing value for --policy" "$THOTHCTL" pm sim x --policy
+refused 2 "thothctl: pm sim: unknown option --bogus" "$THOTHCTL" pm sim x --bogus
 
 # thothctl moderation: a named interface that does not exist; the usage
 # offers only the policies --policy takes.
@@ -149,7 +149,7 @@ refused 2 "not a C identifier" "$THOTHC" gen --lang c --c-prefix '' -o "$TMP/gen
 # was cut silently: every request then got 401).
 head -c 300 /dev/zero | tr '\0' 'k' >"$TMP/token"
 chmod 600 "$TMP/token"   # a token others can read is refused first
-refused 1 "longer than 255 bytes" "$THOTHD" --runtime-dir "$TMP/rt" --http-token-file "$TMP/token"
+refused 2 "longer than 255 bytes" "$THOTHD" --runtime-dir "$TMP/rt" --http-token-file "$TMP/token"
 [ ! -e "$TMP/rt" ] || { echo "FAIL: thothd started before refusing its token"; failures=$((failures + 1)); }
 
 # thothd --max-leases-per-uid: a count of 1..16384 (thothd's whole limit),
@@ -320,6 +320,88 @@ for want in "THOTH_LOOP_BACKEND=io-uring is not uring, io_uring or epoll" \
 done
 kill "$thothd_pid"
 tt_reap "$thothd_pid" || true
+
+# ops40: every thothctl command's usage error is one line naming the
+# problem and where its usage is, exit 2: trace, pm sim, moderation and
+# probe printed their whole usage (3 to 27 lines) after it, and some
+# (moderation, probe attach/kernel/run, serve) said nothing else.  A bad
+# flag, a missing value or operand and an extra argument of each.
+one_line() {
+  local pattern=$1
+  shift
+  timeout 20 "$THOTHCTL" "$@" >"$TMP/out" 2>"$TMP/err"
+  local rc=$? lines
+  lines=$(wc -l <"$TMP/err")
+  if [ $rc = 2 ] && [ "$lines" = 1 ] && [ ! -s "$TMP/out" ] && grep -qF -- "$pattern" "$TMP/err" &&
+     grep -qF -- "--help lists" "$TMP/err"; then
+    echo "ok: thothctl $*: $(cat "$TMP/err")"
+  else
+    echo "FAIL: thothctl $*: exit $rc (want 2), $lines line(s) on stderr (want 1 with '$pattern'):"
+    sed 's/^/  | /' "$TMP/err" | head -3
+    failures=$((failures + 1))
+  fi
+}
+one_line "trace: unknown option --bogus" trace start --bogus
+one_line "trace: unknown trace command: bogus" trace bogus
+one_line "trace: missing value for --pid" trace start --pid
+one_line "trace: unexpected argument extra" trace stop extra
+one_line "trace: start, stop, dump or --duration" trace
+one_line "pm sim: unknown option --bogus" pm sim x --bogus
+one_line "pm sim: no TRACE given" pm sim
+one_line "pm sim: more than one TRACE given" pm sim a b
+one_line "pm sim: --policy: unknown policy x" pm sim a --policy x
+one_line "moderation: unknown option --bogus" moderation --bogus
+one_line "moderation: missing value for --policy" moderation --policy
+one_line "moderation: unexpected argument extra" moderation extra
+one_line "moderation: --policy wants none, dim or adaptive, not fixed" moderation --policy fixed --rate 5
+one_line "moderation: --policy needs --rate" moderation --policy dim
+one_line "moderation: --rate needs --policy" moderation --rate 5
+one_line "moderation: --policy/--rate (a model) and --dev/--probe" moderation --policy dim --rate 5 --probe
+one_line "probe: which? check, attach" probe
+one_line "probe: unknown subcommand bogus" probe bogus
+one_line "probe: unknown option --bogus" probe --bogus
+one_line "probe attach: no FILE.o given" probe attach --pid 1
+one_line "probe attach: whose? give --pid PID or --service NAME" probe attach x.o
+one_line "probe attach: --pid or --service, not both" probe attach x.o --pid 1 --service s
+one_line "probe attach: missing value for --pid" probe attach x.o --pid
+one_line "probe attach: unknown option --bogus" probe attach x.o --bogus 1
+one_line "probe attach: unexpected argument y.o" probe attach x.o y.o --pid 1
+one_line "probe kernel: no FILE.o given" probe kernel
+one_line "probe kernel: unknown option --bogus" probe kernel x.o --bogus
+one_line "probe kernel: missing value for --every" probe kernel x.o --every
+one_line "probe run: no 'SCRIPT' given" probe run --pid 1
+one_line "probe run: whose? give --pid PID, --service NAME or --emit" probe run 'x'
+one_line "probe run: unexpected argument y" probe run 'x' y --pid 1
+one_line "probe check: takes one FILE.o, not 2 arguments" probe check a b
+one_line "sched: unknown option --bogus" sched --bogus
+one_line "sched: missing value for --from" sched --from
+one_line "sched: unexpected argument extra" sched extra
+one_line "locks: unknown option --bogus" locks --bogus
+one_line "locks: unexpected argument extra" locks extra
+one_line "serve: unknown option --bogus" serve --bogus
+one_line "serve: missing value for --pid" serve --pid
+one_line "serve: unexpected argument extra" serve extra
+
+# ops40: an input file the command line names that cannot be used
+# (missing, unreadable, a directory, not in its format) is exit 2 in every
+# tool, as a bad argument: pm sim and sched --from said 1, probe and thothc
+# 2, thothd 1 for its token file.  An output that cannot be written stays 1.
+refused 2 "No such file" "$THOTHCTL" pm sim "$TMP/no-such.json"
+refused 2 "not a number" "$THOTHCTL" pm sim "$TMP/passwd"
+refused 2 "cannot read $TMP/no-such.json" "$THOTHCTL" sched --from "$TMP/no-such.json"
+refused 2 "No such file" "$THOTHCTL" probe check "$TMP/no-such.o"
+refused 2 "cannot open '$TMP/no-such.tidl'" "$THOTHC" lint "$TMP/no-such.tidl"
+refused 2 "cannot open '$TMP/no-such.tidl'" "$THOTHC" check "$TMP/no-such.tidl" "$TMP/no-such.tidl"
+refused 2 "cannot read a token from $TMP/no-such-token" "$THOTHD" --runtime-dir "$TMP/rt" --http-port 0 \
+  --http-token-file "$TMP/no-such-token"
+refused 1 "$TMP/no-such-dir/out" "$THOTHLOCK" -o "$TMP/no-such-dir/out" true
+
+# ops40: a single-valued option given twice: the last counts, in every tool
+# (thothd(8)'s --http-port rule; a script's default is overridden by
+# appending): thothctl's, here, as thothd's in test_cli_operator.
+out=$(timeout 20 "$THOTHCTL" moderation --policy dim --policy none --rate 5 2>&1)
+case $out in "none at 5 msg/s"*) echo "ok: moderation --policy dim --policy none: the last counts" ;;
+  *) echo "FAIL: moderation --policy dim --policy none: $out"; failures=$((failures + 1)) ;; esac
 
 [ "$failures" = 0 ] || { echo "FAIL: $failures case(s)"; exit 1; }
 echo "PASS"

@@ -159,17 +159,17 @@ fi
 # 4. The dashboard's token file: refused when others can read it ...
 printf 'a-token-of-ours\n' >"$TMP/token"
 chmod 644 "$TMP/token"
-refused 1 "has mode 644: group/other must have no access (chmod 600)" --http-token-file "$TMP/token"
+refused 2 "has mode 644: group/other must have no access (chmod 600)" --http-token-file "$TMP/token"
 # ... or write it (0620 was named "other users can read")...
 chmod 620 "$TMP/token"
-refused 1 "has mode 620: group/other must have no access (chmod 600)" --http-token-file "$TMP/token"
+refused 2 "has mode 620: group/other must have no access (chmod 600)" --http-token-file "$TMP/token"
 # ... and a FIFO (or <(...)) is no file: fopen waited forever for a writer.
 # refused runs thothd under timeout 10: a hang is exit 124, not 1.
 mkfifo -m 600 "$TMP/token.fifo"
-refused 1 "the token file $TMP/token.fifo is not a regular file" --http-token-file "$TMP/token.fifo"
+refused 2 "the token file $TMP/token.fifo is not a regular file" --http-token-file "$TMP/token.fifo"
 chmod 600 "$TMP/token"
 ln -s "$TMP/token" "$TMP/token.link"
-refused 1 "the token file $TMP/token.link is a symbolic link" --http-token-file "$TMP/token.link"
+refused 2 "the token file $TMP/token.link is a symbolic link" --http-token-file "$TMP/token.link"
 # ... and taken once it is 0600.
 chmod 600 "$TMP/token"
 if start_thothd --http-port 0 --http-token-file "$TMP/token"; then

@@ -109,6 +109,20 @@ static void test_bad_arguments_exit_2_in_one_line(void **state)
 	assert_int_equal(ctl(f, "resolve", NULL, NULL, NULL), 2);
 	assert_int_equal(ctl(f, "status", "extra", NULL, NULL), 2);
 	assert_int_equal(ctl(f, "--bogus", "status", NULL, NULL), 2);
+	/* Every command's, not only thothctl's own: trace, pm sim, moderation
+	 * and probe printed their whole usage after the line (ops40). */
+	assert_int_equal(ctl(f, "trace", "start", "--bogus", NULL), 2);
+	assert_string_equal(f->out, "thothctl: trace: unknown option --bogus (thothctl trace --help lists its "
+				    "options)\n");
+	assert_int_equal(ctl(f, "pm", "sim", "--bogus", NULL), 2);
+	assert_string_equal(f->out, "thothctl: pm sim: unknown option --bogus (thothctl pm sim --help lists "
+				    "its options)\n");
+	assert_int_equal(ctl(f, "moderation", "--policy", "dim", NULL), 2);
+	assert_string_equal(f->out, "thothctl: moderation: --policy needs --rate 1..100000000 messages/s "
+				    "(thothctl moderation --help lists its options)\n");
+	assert_int_equal(ctl(f, "probe", "attach", "x.o", NULL), 2);
+	assert_string_equal(f->out, "thothctl: probe attach: whose? give --pid PID or --service NAME "
+				    "(thothctl probe attach --help lists its options)\n");
 }
 
 static void test_not_running_is_one_clear_line(void **state)

@@ -215,15 +215,12 @@ int thothctl_locks(int argc, char **argv, const thothctl_opts_t *opts)
 		case 'v': ropts.show_uncontended = true; break;
 		case 'h': return locks_usage(stdout, 0);
 		default:
-			fprintf(stderr, "thothctl: locks: %s %s\n",
-			        opt == ':' ? "missing value for" : "unknown option", argv[optind - 1]);
-			return locks_usage(stderr, 2);
+			return thothctl_usage_error("locks", opt == ':' ? "missing value for" : "unknown option",
+						    argv[optind - 1]);
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, "thothctl: locks: unexpected argument %s\n", argv[optind]);
-		return 2;
-	}
+	if (optind < argc)
+		return thothctl_usage_error("locks", "unexpected argument", argv[optind]);
 	thoth_control_t ctl;
 	int r = thoth_control_connect(&ctl, opts->runtime_dir, 5000);
 	if (r == THOTH_E_NOT_RUNNING) {

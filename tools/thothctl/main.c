@@ -104,12 +104,23 @@ static void usage(FILE *out)
 
 /* A usage error: one line naming it and where the usage is, exit 2.  The
  * whole usage (50 lines) followed the line before, burying it, where
- * thothctl(1) says errors are one line on stderr. */
+ * thothctl(1) says errors are one line on stderr.  Every command's usage
+ * errors come here (thothctl.h): trace, pm sim, moderation and probe
+ * printed their whole usage after the line too (ops40). */
+int thothctl_usage_error(const char *cmd, const char *what, const char *arg)
+{
+	if (cmd)
+		fprintf(stderr, "thothctl: %s: %s%s%s (thothctl %s --help lists its options)\n", cmd, what,
+			arg ? " " : "", arg ? arg : "", cmd);
+	else
+		fprintf(stderr, "thothctl: %s%s%s (thothctl --help lists the commands and options)\n",
+			what, arg ? " " : "", arg ? arg : "");
+	return 2;
+}
+
 static int usage_error(const char *what, const char *arg)
 {
-	fprintf(stderr, "thothctl: %s%s%s (thothctl --help lists the commands and options)\n", what,
-		arg ? " " : "", arg ? arg : "");
-	return 2;
+	return thothctl_usage_error(NULL, what, arg);
 }
 
 /* ---- output helpers ---------------------------------------------------------------- */

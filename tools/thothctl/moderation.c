@@ -261,11 +261,15 @@ static int show_policy(const char *name, const char *rate_s, bool json)
 	errno = 0;
 	unsigned long long rate = rate_s ? strtoull(rate_s, &end, 10) : 0;
 	/* a digit first: strtoull takes "-18446744073709551615" as 1 */
-	if (thoth_mod_kind_parse(name, &kind) || kind == THOTH_MOD_FIXED || !rate_s || *end || errno ||
-	    rate_s[0] < '0' || rate_s[0] > '9' || rate < 1 || rate > 100000000ull) {
-		fprintf(stderr, "thothctl moderation: --policy none|dim|adaptive and --rate 1..100000000 messages/s\n");
-		return 2;
-	}
+	/* which of the two is wrong, and how (one line said both were) */
+	if (!name)
+		return thothctl_usage_error("moderation", "--rate needs --policy none|dim|adaptive", NULL);
+	if (thoth_mod_kind_parse(name, &kind) || kind == THOTH_MOD_FIXED)
+		return thothctl_usage_error("moderation", "--policy wants none, dim or adaptive, not", name);
+	if (!rate_s)
+		return thothctl_usage_error("moderation", "--policy needs --rate 1..100000000 messages/s", NULL);
+	if (*end || errno || rate_s[0] < '0' || rate_s[0] > '9' || rate < 1 || rate > 100000000ull)
+		return thothctl_usage_error("moderation", "--rate wants 1..100000000 messages/s, not", rate_s);
 	thoth_mod_t m;
 	thoth_mod_config_t cfg = { .kind = kind };
 	thoth_mod_init(&m, &cfg);
@@ -323,13 +327,16 @@ int thothctl_moderation(int argc, char **argv, const thothctl_opts_t *opts)
 		case 'P': policy = optarg; break;
 		case 'r': rate = optarg; break;
 		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case ':': return thothctl_usage_error("moderation", "missing value for", argv[optind - 1]);
+		default: return thothctl_usage_error("moderation", "unknown option", argv[optind - 1]);
 		}
 	}
-	if (optind < argc) {
-		usage(stderr);
-		return 2;
-	}
+	if (optind < argc)
+		return thothctl_usage_error("moderation", "unexpected argument", argv[optind]);
+	/* the two forms do not mix: --dev/--probe were ignored beside --policy */
+	if ((policy || rate) && (dev || probe))
+		return thothctl_usage_error("moderation", "--policy/--rate (a model) and --dev/--probe (the "
+					    "devices) are two forms, not one", NULL);
 	if (dev && (!*dev || strlen(dev) >= 16 || strchr(dev, '/'))) {
 		fprintf(stderr, "thothctl moderation: --dev %s: an interface name of 1 to 15 bytes\n", dev);
 		return 2;

@@ -46,9 +46,7 @@ static void usage(FILE *out)
 
 static int bad(const char *what, const char *arg)
 {
-	fprintf(stderr, "thothctl pm sim: %s%s%s\n", what, arg ? " " : "", arg ? arg : "");
-	usage(stderr);
-	return 2;
+	return thothctl_usage_error("pm sim", what, arg);
 }
 
 static bool parse_u64(const char *s, uint64_t max, uint64_t *out)
@@ -260,16 +258,19 @@ int thothctl_pm_sim(int argc, char **argv, const thothctl_opts_t *opts)
 	if (strncmp(src, "synthetic:", 10) == 0) {
 		const char *why = "";
 		err = thoth_pm_trace_generate(src + 10, NULL, &t, &why);
-		if (err) {
+		if (err) {      /* a bad SPEC is a bad argument */
 			fprintf(stderr, "thothctl pm sim: %s: %s\n", src, why);
-			return 1;
+			return 2;
 		}
 	} else {
 		char why[256] = "";
 		err = thoth_pm_trace_load(src, deadline, (uint32_t)pid, &t, why, sizeof(why));
+		/* TRACE that cannot be used (missing, unreadable, not a trace,
+		 * no requests) is exit 2, as in every thoth tool (thothctl(1),
+		 * EXIT STATUS): it was 1 here and 2 in probe. */
 		if (err) {
 			fprintf(stderr, "thothctl pm sim: %s\n", why);
-			return 1;
+			return err == THOTH_E_NOMEM ? 1 : 2;
 		}
 	}
 	if (export_path) {

@@ -140,13 +140,36 @@ static void object_error(const char *path, const char *err, int r)
 		fprintf(stderr, "thothctl: %s: %s\n", path, err[0] ? err : thoth_strerror(r));
 }
 
+/* A usage error of `probe SUB`: one line (thothctl_usage_error), never
+ * the 26-line usage after it, which said neither what nor where. */
+static int probe_usage_error(const char *sub, const char *what, const char *arg)
+{
+	char cmd[32];
+	snprintf(cmd, sizeof cmd, "probe%s%s", sub ? " " : "", sub ? sub : "");
+	return thothctl_usage_error(cmd, what, arg);
+}
+
 /* SUB given the wrong number of arguments: one line naming what it takes
  * (the bare usage, 17 lines, did not say what was wrong). */
 static int wrong_count(const char *sub, const char *takes, int argc)
 {
-	fprintf(stderr, "thothctl: probe %s: takes %s, not %d argument%s (thothctl probe --help)\n", sub,
-		takes, argc - 1, argc == 2 ? "" : "s");
-	return 2;
+	char what[96];
+	snprintf(what, sizeof what, "takes %s, not %d argument%s", takes, argc - 1, argc == 2 ? "" : "s");
+	return probe_usage_error(sub, what, NULL);
+}
+
+/* ARG, which SUB's loop could not take: an option of SUB's at the end (its
+ * value missing), an option it does not have, or an operand too many. */
+static int bad_arg(const char *sub, const char *arg)
+{
+	static const char *const valued[] = { "--pid", "--service", "--wait", "--duration", "--every",
+					      "--emit" };
+	for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++)
+		if (strcmp(arg, valued[k]) == 0)
+			return probe_usage_error(sub, "missing value for", arg);
+	if (arg[0] == '-' && arg[1])
+		return probe_usage_error(sub, "unknown option", arg);
+	return probe_usage_error(sub, "unexpected argument", arg);
 }
 
 static int probe_check(int argc, char **argv, const thothctl_opts_t *opts)
@@ -316,11 +339,16 @@ static int probe_attach(int argc, char **argv, const thothctl_opts_t *opts)
 		} else if (argv[i][0] != '-' && !path) {
 			path = argv[i];
 		} else {
-			return usage(stderr, 2);
+			return bad_arg("attach", argv[i]);
 		}
 	}
-	if (!path || (!pid) == (!service) || (service && !service[0]))
-		return usage(stderr, 2);   /* exactly one of --pid and --service */
+	if (!path)
+		return probe_usage_error("attach", "no FILE.o given", NULL);
+	if ((!pid) == (!service))       /* exactly one of --pid and --service */
+		return probe_usage_error("attach", pid ? "--pid or --service, not both"
+					 : "whose? give --pid PID or --service NAME", NULL);
+	if (!pid && !service[0])
+		return probe_usage_error("attach", "--service wants a name, not ''", NULL);
 	uint8_t *bytes;
 	size_t len;
 	int r = read_file(path, &bytes, &len);
@@ -788,13 +816,14 @@ static int probe_run(int argc, char **argv, const thothctl_opts_t *opts)
 		} else if (!script && (argv[i][0] != '-' || argv[i][1] == '\0')) {
 			script = argv[i];
 		} else {
-			return usage(stderr, 2);
+			return bad_arg("run", argv[i]);
 		}
 	}
 	if (!script)
-		return usage(stderr, 2);
-	if (!emit && (!pid) == (!service))
-		return usage(stderr, 2);   /* exactly one target, or --emit */
+		return probe_usage_error("run", "no 'SCRIPT' given", NULL);
+	if (!emit && (!pid) == (!service))      /* exactly one target, or --emit */
+		return probe_usage_error("run", pid ? "--pid or --service, not both"
+					 : "whose? give --pid PID, --service NAME or --emit FILE.o", NULL);
 	char err[512];
 	uint8_t *elf;
 	size_t len;
@@ -983,11 +1012,11 @@ static int probe_kernel(int argc, char **argv, const thothctl_opts_t *opts)
 		} else if (!path && argv[i][0] != '-') {
 			path = argv[i];
 		} else {
-			return usage(stderr, 2);
+			return bad_arg("kernel", argv[i]);
 		}
 	}
 	if (!path)
-		return usage(stderr, 2);
+		return probe_usage_error("kernel", "no FILE.o given", NULL);
 	/* Our own loader first: a clear error for a file that is not a BPF
 	 * object, and the list of kernel sections. */
 	char err[512] = "";
@@ -1096,7 +1125,7 @@ static int probe_kernel(int argc, char **argv, const thothctl_opts_t *opts)
 int thothctl_probe(int argc, char **argv, const thothctl_opts_t *opts)
 {
 	if (argc < 2)
-		return usage(stderr, 2);
+		return probe_usage_error(NULL, "which? check, attach, list, detach, maps, kernel or run", NULL);
 	if (strcmp(argv[1], "-h") == 0)
 		return usage(stdout, 0);
 	/* --help anywhere before "--", as getopt finds it for the other
@@ -1119,6 +1148,5 @@ int thothctl_probe(int argc, char **argv, const thothctl_opts_t *opts)
 		return probe_kernel(argc - 1, argv + 1, opts);
 	if (strcmp(argv[1], "run") == 0)
 		return probe_run(argc - 1, argv + 1, opts);
-	fprintf(stderr, "thothctl: probe: unknown subcommand '%s'\n", argv[1]);
-	return usage(stderr, 2);
+	return probe_usage_error(NULL, argv[1][0] == '-' ? "unknown option" : "unknown subcommand", argv[1]);
 }

@@ -402,15 +402,12 @@ int thothctl_sched(int argc, char **argv, const thothctl_opts_t *opts)
 		case 'j': json = true; break;
 		case 'h': return sched_usage(stdout, 0);
 		default:
-			fprintf(stderr, "thothctl: sched: %s %s\n", opt == ':' ? "missing value for" : "unknown option",
-				argv[optind - 1]);
-			return sched_usage(stderr, 2);
+			return thothctl_usage_error("sched", opt == ':' ? "missing value for" : "unknown option",
+						    argv[optind - 1]);
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, "thothctl: sched: unexpected argument %s\n", argv[optind]);
-		return 2;
-	}
+	if (optind < argc)
+		return thothctl_usage_error("sched", "unexpected argument", argv[optind]);
 	char tmp[] = "/tmp/thothctl-sched-XXXXXX";
 	const char *path = from;
 	if (!from) {
@@ -444,18 +441,23 @@ int thothctl_sched(int argc, char **argv, const thothctl_opts_t *opts)
 			return st;
 		}
 	}
+	/* A --from file that cannot be used (missing, unreadable, a directory,
+	 * not a trace) is exit 2, as in every thoth tool (thothctl(1), EXIT
+	 * STATUS): the argument names something that is not there, nothing
+	 * ran.  It was 1 here, 2 in probe; our own session's trace stays 1. */
+	int bad_input = from ? 2 : 1;
 	FILE *f = fopen(path, "re");
 	if (!f) {
 		fprintf(stderr, "thothctl: sched: cannot read %s: %s\n", path, strerror(errno));
 		if (!from)
 			unlink(tmp);
-		return 1;
+		return bad_input;
 	}
 	struct stat st;
 	if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
 		fprintf(stderr, "thothctl: sched: %s is a directory, not a trace\n", path);
 		fclose(f);
-		return 1;
+		return bad_input;
 	}
 	sched_report_t r = { 0 };
 	int rc = read_trace(f, &r);
@@ -478,5 +480,5 @@ int thothctl_sched(int argc, char **argv, const thothctl_opts_t *opts)
 	free(r.procs);
 	free(r.tw);
 	free(r.mv);
-	return rc ? 1 : 0;
+	return rc == -2 || rc == -3 ? bad_input : rc ? 1 : 0;
 }

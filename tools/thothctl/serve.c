@@ -102,8 +102,11 @@ int thothctl_serve(int argc, char **argv, const thothctl_opts_t *opts)
 			pid = (uint32_t)v;
 			continue;
 		}
-		fprintf(stderr, "thothctl: usage: serve [--pid PID]\n");
-		return 2;
+		/* named: the bare "usage: serve [--pid PID]" said neither what
+		 * nor why */
+		return thothctl_usage_error("serve", !strcmp(argv[i], "--pid") ? "missing value for"
+						      : argv[i][0] == '-' ? "unknown option" : "unexpected argument",
+					    argv[i]);
 	}
 	thoth_control_t ctl;
 	if (thothctl_connect(&ctl, opts->runtime_dir))

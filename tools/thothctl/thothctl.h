@@ -34,6 +34,12 @@ void thothctl_json_fstr(FILE *f, const char *s, size_t len);
 bool thothctl_utf8_valid(const char *s, size_t len);
 size_t thothctl_utf8_seq(const unsigned char *s, size_t left);
 
+/* A usage error of the command CMD ("trace", "pm sim"; NULL: thothctl's
+ * own): one line on stderr, "thothctl: CMD: WHAT ARG" and where its usage
+ * is (thothctl(1): errors are one line, never the whole usage after it).
+ * ARG may be NULL.  Returns 2, the exit status. */
+int thothctl_usage_error(const char *cmd, const char *what, const char *arg);
+
 /* Connect to thothd; on failure print why (no thothd: "thothd is not
  * running (no socket at PATH)") and return non-zero. */
 int thothctl_connect(thoth_control_t *ctl, const char *runtime_dir);

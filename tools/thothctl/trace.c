@@ -61,9 +61,7 @@ static void trace_usage(FILE *out)
 
 static int trace_usage_error(const char *what, const char *arg)
 {
-	fprintf(stderr, "thothctl: trace: %s%s%s\n", what, arg ? " " : "", arg ? arg : "");
-	trace_usage(stderr);
-	return 2;
+	return thothctl_usage_error("trace", what, arg);
 }
 
 /* PATH made absolute against the working directory (thothd has its own). */
