@@ -166,6 +166,43 @@ static void test_compat_renamed_field_is_a_warning(void **state)
 	assert_warns(bump("i32 x;", "i32 left;"), "field 1 of struct 'Point' renamed from 'x' to 'left' (compatible)", 15);
 }
 
+/* Two fields that swap names keeping their ordinals: the wire is the same,
+ * but code reading 'x' now gets what old peers write as 'tags', and it
+ * still compiles (a plain rename does not: the old name is gone).  Two
+ * "renamed" warnings said it was compatible (ops40); now one breaking
+ * finding naming both. */
+static void test_compat_fields_swapping_names_break_once(void **state)
+{
+	assert_breaks(bump("  1: i32 x;\n  2: list<u32> tags;", "  1: i32 tags;\n  2: list<u32> x;"),
+		      "fields 1 'x' and 2 'tags' of struct 'Point' swapped names", "new.tidl", 15);
+	assert_int_equal(breaks, 1);
+	assert_int_equal(tidl_program_diag_count(findings), 1);
+}
+
+/* A name moved onto another member's slot (not a swap: 'tags' is renamed
+ * away) is the same trap for code using 'tags'. */
+static void test_compat_field_renamed_to_another_fields_old_name_breaks(void **state)
+{
+	assert_breaks(bump("  1: i32 x;\n  2: list<u32> tags;", "  1: i32 tags;\n  2: list<u32> label;"),
+		      "field 1 of struct 'Point' renamed from 'x' to 'tags', the old name of field 2",
+		      "new.tidl", 15);
+	/* 'tags' -> 'label' is a plain rename: a warning beside it */
+	assert_int_equal(finding("renamed from 'tags' to 'label'")->severity, TIDL_WARNING);
+}
+
+static void test_compat_enum_values_and_methods_swapping_names_break(void **state)
+{
+	assert_breaks(bump("  RED = 0;\n  GREEN = 1;", "  GREEN = 0;\n  RED = 1;"),
+		      "enum values 0 'RED' and 1 'GREEN' of 'Color' swapped names", "new.tidl", 7);
+	assert_int_equal(breaks, 1);
+	teardown(state);
+	/* a client calling get() would run the old server's ping() */
+	assert_breaks(bump("  1: get(string key) -> (Point p) error NotFound;\n  2: oneway ping(u64 seq);",
+			   "  1: ping(string key) -> (Point p) error NotFound;\n  2: oneway get(u64 seq);"),
+		      "methods 1 'get' and 2 'ping' of 'Shapes' swapped names", "new.tidl", 21);
+	assert_int_equal(breaks, 1);
+}
+
 static void test_compat_renumbered_field_breaks(void **state)
 {
 	assert_breaks(edit("  3: optional u64 id;\n  4: Color color;", "  3: Color color;"),
@@ -834,6 +871,9 @@ int main(void)
 		T(test_compat_identical_schemas_are_compatible),
 		T(test_compat_removed_field_breaks),
 		T(test_compat_renamed_field_is_a_warning),
+		T(test_compat_fields_swapping_names_break_once),
+		T(test_compat_field_renamed_to_another_fields_old_name_breaks),
+		T(test_compat_enum_values_and_methods_swapping_names_break),
 		T(test_compat_renumbered_field_breaks),
 		T(test_compat_renumbering_is_reported_once),
 		T(test_compat_changed_field_type_breaks),

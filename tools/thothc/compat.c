@@ -151,6 +151,51 @@ static const char *slot_text(const tidl_field_t *f, char *buf)
 	return buf;
 }
 
+/* The field named NAME in F (N of them), or NULL. */
+static const tidl_field_t *by_name(const tidl_field_t *f, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (f[i].name && strcmp(f[i].name, name) == 0)
+			return &f[i];
+	return NULL;
+}
+
+/*
+ * Member AT (a field's or method's ordinal, an enum value) of OWNER, named
+ * OLD_NAME in OLD and NEW_NAME in NEW.  A plain rename is harmless on the
+ * wire (a warning): code using the old name stops compiling, so nobody
+ * reads the slot under a name that meant something else.  But where
+ * NEW_NAME was another member's name in OLD (at WAS; -1: it was no
+ * member's: NULL), code using NEW_NAME still compiles and reaches slot AT:
+ * two fields that swap names keeping their ordinals passed as compatible,
+ * yet every program reading 'a' then got what old peers wrote as 'b' (and
+ * a client calling method 'a' ran the old server's 'b').  That is breaking,
+ * said once per swap, naming both (NOW: where OLD_NAME is in NEW, or NULL).
+ */
+static void check_rename(checker_t *c, const char *unit, const char *owner, uint64_t at,
+			 const char *old_name, const char *new_name, tidl_loc_t loc, const uint64_t *was,
+			 const uint64_t *now)
+{
+	if (!was || *was == at) {
+		report(c, false, loc, "%s %lld of %s renamed from '%s' to '%s' %s", unit, (long long)at, owner,
+		       old_name, new_name, c->rename_note);
+		return;
+	}
+	if (now && *now == *was) {      /* a swap: said at the lower of the two */
+		if (at < *was)
+			report(c, true, loc,
+			       "%ss %lld '%s' and %lld '%s' of %s swapped names: the slots stay, so code using "
+			       "'%s' now reaches what old peers know as '%s' and the other way round, and "
+			       "still compiles (keep the names, or give new ones)", unit, (long long)at,
+			       old_name, (long long)*was, new_name, owner, new_name, old_name);
+		return;
+	}
+	report(c, true, loc,
+	       "%s %lld of %s renamed from '%s' to '%s', the old name of %s %lld: code using '%s' now "
+	       "reaches what old peers know as '%s', and still compiles (give a name no member had)",
+	       unit, (long long)at, owner, old_name, new_name, unit, (long long)*was, new_name, old_name);
+}
+
 /*
  * Fields of a struct (ORES/NRES: its reservations, NULL for parameter
  * lists) or a parameter/result list (POSITIONAL).  A slot is a field or a
@@ -225,9 +270,12 @@ static void check_fields(checker_t *c, const tidl_field_t *of, size_t on, const 
 		if (o->optional != n->optional)
 			report(c, true, n->loc, "%s '%s' of %s changed from %s to %s", unit, n->name, owner,
 			       o->optional ? "optional" : "required", n->optional ? "optional" : "required");
-		if (strcmp(o->name, n->name) != 0)
-			report(c, false, n->loc, "%s %u of %s renamed from '%s' to '%s' %s", unit,
-			       n->ordinal, owner, o->name, n->name, c->rename_note);
+		if (strcmp(o->name, n->name) != 0) {
+			const tidl_field_t *w = by_name(of, on, n->name), *m = by_name(nf, nn, o->name);
+			uint64_t was = w ? w->ordinal : 0, now = m ? m->ordinal : 0;
+			check_rename(c, unit, owner, o->ordinal, o->name, n->name, n->loc, w ? &was : NULL,
+				     m ? &now : NULL);
+		}
 	}
 
 	/* old reservations stay reserved, with the same slot */
@@ -327,9 +375,16 @@ static void check_enum(checker_t *c, const tidl_decl_t *o, const tidl_decl_t *n)
 			       "enum value '%s.%s' (%lld) removed without reserving its value (write "
 			       "'reserved %lld;')", o->name, ov->name, (long long)ov->value,
 			       (long long)ov->value);
-		else if (strcmp(nv->name, ov->name) != 0)
-			report(c, false, nv->loc, "enum value %lld of '%s' renamed from '%s' to '%s' %s",
-			       (long long)nv->value, n->name, ov->name, nv->name, c->rename_note);
+		else if (strcmp(nv->name, ov->name) != 0) {
+			/* the value the new name had in OLD, and the value the old name has now */
+			const uint64_t *was = NULL, *now = same_name ? &same_name->value : NULL;
+			for (size_t k = 0; k < o->u.enum_.n_values; k++)
+				if (strcmp(o->u.enum_.values[k].name, nv->name) == 0)
+					was = &o->u.enum_.values[k].value;
+			char owner[300];
+			snprintf(owner, sizeof owner, "'%s'", n->name);
+			check_rename(c, "enum value", owner, ov->value, ov->name, nv->name, nv->loc, was, now);
+		}
 	}
 	for (size_t i = 0; i < o->u.enum_.n_reserved; i++) {
 		const tidl_reserved_t *orv = &o->u.enum_.reserved[i];
@@ -402,10 +457,20 @@ static void check_interface(checker_t *c, const tidl_decl_t *o, const tidl_decl_
 				       "'reserved %u;')", om->ordinal, o->name, om->name, om->ordinal);
 			continue;
 		}
+		if (strcmp(om->name, nm->name) != 0) {
+			/* the ordinal the new name had in OLD, the old name's now */
+			uint64_t was = 0, now = same_name ? same_name->ordinal : 0;
+			bool had = false;
+			for (size_t k = 0; k < o->u.iface.n_methods; k++)
+				if (strcmp(o->u.iface.methods[k].name, nm->name) == 0) {
+					was = o->u.iface.methods[k].ordinal;
+					had = true;
+				}
+			snprintf(owner, sizeof owner, "'%s'", n->name);
+			check_rename(c, "method", owner, om->ordinal, om->name, nm->name, nm->loc,
+				     had ? &was : NULL, same_name ? &now : NULL);
+		}
 		snprintf(owner, sizeof owner, "method '%s.%s'", n->name, nm->name);
-		if (strcmp(om->name, nm->name) != 0)
-			report(c, false, nm->loc, "method %u of '%s' renamed from '%s' to '%s' %s",
-			       nm->ordinal, n->name, om->name, nm->name, c->rename_note);
 		if (om->oneway != nm->oneway)
 			report(c, true, nm->loc, "%s changed from %s to %s", owner,
 			       om->oneway ? "oneway" : "two-way", nm->oneway ? "oneway" : "two-way");
