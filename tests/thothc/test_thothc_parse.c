@@ -762,6 +762,26 @@ static void test_caret_keeps_tabs_aligned(void **state)
 	free(out);
 }
 
+/* A comment in Greek before the error on its line: two bytes a letter in
+ * UTF-8, so a caret placed by bytes stood four columns (one a letter)
+ * right of 'Nope' (ops40).  By characters it is under it; the column stays the byte's
+ * (4:21), as the line:col of gcc's -fdiagnostics-column-unit=byte. */
+static void test_caret_counts_characters_not_bytes(void **state)
+{
+	tidl_file_t *f;
+	assert_int_not_equal(tidl_test_load_text(HEADER "struct S {\n  /* \u03b3\u03b5\u03b9\u03ac */ 1: Nope x;\n}\n",
+						 &f), 0);
+	char *out = NULL;
+	size_t len = 0;
+	FILE *mem = open_memstream(&out, &len);
+	tidl_program_print_diags(tidl_test_prog(), mem);
+	fclose(mem);
+	assert_string_equal(out, "test.tidl:4:21: error: unknown type 'Nope'\n"
+				 "    /* \u03b3\u03b5\u03b9\u03ac */ 1: Nope x;\n"
+				 "                  ^\n");
+	free(out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -842,6 +862,7 @@ int main(void)
 		T(test_nul_byte_does_not_end_the_input),
 		T(test_syntax_error_prints_like_a_compiler),
 		T(test_caret_keeps_tabs_aligned),
+		T(test_caret_counts_characters_not_bytes),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

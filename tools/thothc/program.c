@@ -157,8 +157,16 @@ void tidl_program_print_diags(const tidl_program_t *p, FILE *out)
 				d->loc.file ? ": " : "", sev[d->severity], d->message);
 		if (d->line_text) {
 			fprintf(out, "  %.*s\n  ", (int)d->line_len, d->line_text);
-			for (uint32_t c = 1; c < d->loc.col && c <= d->line_len; c++)
-				fputc(d->line_text[c - 1] == '\t' ? '\t' : ' ', out);
+			/* The caret under the character, not the byte: a column
+			 * counts bytes, and a comment or string in Greek before
+			 * the error (two bytes a letter in UTF-8) put it a letter
+			 * right per letter.  One space per character: no byte that
+			 * continues a UTF-8 sequence (10xxxxxx) gets one. */
+			for (uint32_t c = 1; c < d->loc.col && c <= d->line_len; c++) {
+				unsigned char b = (unsigned char)d->line_text[c - 1];
+				if ((b & 0xC0) != 0x80)
+					fputc(b == '\t' ? '\t' : ' ', out);
+			}
 			fputs("^\n", out);
 		}
 	}
