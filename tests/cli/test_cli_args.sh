@@ -381,6 +381,12 @@ one_line "locks: unexpected argument extra" locks extra
 one_line "serve: unknown option --bogus" serve --bogus
 one_line "serve: missing value for --pid" serve --pid
 one_line "serve: unexpected argument extra" serve extra
+one_line "codex: unknown option --bogus" codex read s --bogus
+one_line "codex: stats, create, append or read, not bogus" codex bogus
+one_line "codex: missing value for --from" codex read s --from
+one_line "pm: unknown option --bogus" pm --bogus
+one_line "pm: sim or nothing, not extra" pm extra
+one_line "unknown option --bogus" status --bogus
 
 # ops40: an input file the command line names that cannot be used
 # (missing, unreadable, a directory, not in its format) is exit 2 in every

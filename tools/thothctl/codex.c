@@ -400,18 +400,15 @@ int thothctl_codex(int argc, char **argv, const thothctl_opts_t *opts)
 			       "       thothctl codex read STREAM [--from SEQ] [--to SEQ] [--since NS] [--until NS] [--json]\n");
 			return 0;
 		case ':':
-			fprintf(stderr, "thothctl: codex: missing value for %s\n", argv[optind - 1]);
-			return 2;
+			return thothctl_usage_error("codex", "missing value for", argv[optind - 1]);
 		default:
-			fprintf(stderr, "thothctl: codex: unknown option %s\n", argv[optind - 1]);
-			return 2;
+			return thothctl_usage_error("codex", "unknown option", argv[optind - 1]);
 		}
 	}
 	const char *stream = optind < argc ? argv[optind] : NULL;
 	bool needs_stream = strcmp(sub, "stats") != 0;
 	if (strcmp(sub, "stats") && strcmp(sub, "create") && strcmp(sub, "append") && strcmp(sub, "read")) {
-		fprintf(stderr, "thothctl: codex: unknown subcommand %s (stats, create, append, read)\n", sub);
-		return 2;
+		return thothctl_usage_error("codex", "stats, create, append or read, not", sub);
 	}
 	if (needs_stream && (!stream || optind + 1 != argc)) {
 		fprintf(stderr, "thothctl: codex %s: needs one STREAM\n", sub);

@@ -314,9 +314,8 @@ int thothctl_pm(int argc, char **argv, const thothctl_opts_t *opts)
 		} else if (!strcmp(argv[i], "sim"))
 			break;
 		else {
-			fprintf(stderr, "thothctl pm: unknown argument %s (usage: thothctl pm [--json] | pm sim ...)\n",
-				argv[i]);
-			return 2;
+			return thothctl_usage_error("pm", argv[i][0] == '-' ? "unknown option"
+							  : "sim or nothing, not", argv[i]);
 		}
 	}
 	if (i < argc)
