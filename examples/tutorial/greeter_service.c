@@ -21,6 +21,7 @@
 static int on_hello(void *self, const tutorial_greeter_Greeter_hello_req_t *req,
 		    tutorial_greeter_Greeter_hello_resp_t *resp, thoth_arena_t *arena)
 {
+	(void)self;     /* the server's state: the greeter keeps none */
 	size_t len = strlen("hello, ") + req->name.len;
 	char *text = thoth_arena_alloc(arena, len + 1);
 	if (!text)
@@ -33,6 +34,8 @@ static int on_hello(void *self, const tutorial_greeter_Greeter_hello_req_t *req,
 
 static void on_stop(thoth_loop_t *loop, const struct signalfd_siginfo *info, void *arg)
 {
+	(void)info;     /* which signal, and who sent it: either stops us */
+	(void)arg;
 	thoth_loop_stop(loop);
 }
 
@@ -41,6 +44,8 @@ static void on_stop(thoth_loop_t *loop, const struct signalfd_siginfo *info, voi
 static int status;
 static void on_state(void *loop, thoth_service_state_t state, int err, const char *why)
 {
+	(void)err;      /* the library's log (set in main) says why already */
+	(void)why;
 	if (state == THOTH_SERVICE_REGISTERED)
 		fprintf(stderr, "greeter-service: registered\n");
 	if (state == THOTH_SERVICE_REFUSED) {
