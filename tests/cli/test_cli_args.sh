@@ -388,6 +388,19 @@ one_line "pm: unknown option --bogus" pm --bogus
 one_line "pm: sim or nothing, not extra" pm extra
 one_line "unknown option --bogus" status --bogus
 
+# ... and thothc's and thothlock's: the line, not the whole usage after it.
+for cmd in "$THOTHC frobnicate" "$THOTHC gen --lang c" "$THOTHLOCK --bogus" "$THOTHLOCK"; do
+  # shellcheck disable=SC2086
+  timeout 20 $cmd >"$TMP/out" 2>"$TMP/err"
+  rc=$?
+  if [ $rc = 2 ] && [ "$(wc -l <"$TMP/err")" = 1 ] && grep -qF -- "--help lists" "$TMP/err"; then
+    echo "ok: $(basename "${cmd%% *}") ${cmd#* }: $(cat "$TMP/err")"
+  else
+    echo "FAIL: $cmd: exit $rc (want 2), want one line: $(head -2 "$TMP/err")"
+    failures=$((failures + 1))
+  fi
+done
+
 # ops40: an input file the command line names that cannot be used
 # (missing, unreadable, a directory, not in its format) is exit 2 in every
 # tool, as a bad argument: pm sim and sched --from said 1, probe and thothc

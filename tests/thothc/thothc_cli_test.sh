@@ -41,7 +41,9 @@ expect 2 "missing_semicolon.tidl:6:3: error: expected ';' after field" \
 expect 2 "cannot open '$dir/nope.tidl': No such file or directory" \
 	"$thothc" check "$dir/nope.tidl" "$c/v1.tidl"
 expect 2 'check needs exactly two files' "$thothc" check "$c/v1.tidl"
-expect 2 'usage: thothc' "$thothc" frobnicate
+expect 2 "unknown command 'frobnicate' (thothc --help lists the commands and options)" "$thothc" frobnicate
+# one line, not the whole usage after it (ops40)
+if "$thothc" frobnicate 2>&1 | grep -q "usage: thothc"; then echo "FAIL: thothc frobnicate printed the usage"; failures=$((failures + 1)); fi
 expect 2 'missing command' "$thothc"
 expect 2 'gen needs -o OUTDIR' "$thothc" gen --lang c "$c/v1.tidl"
 # fmt: --check lists what is not canonical (exit 1), rewrites in place,

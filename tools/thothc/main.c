@@ -50,6 +50,9 @@ static void usage(FILE *out)
 	      "            (a file named --help is ./--help)\n", out);
 }
 
+/* A usage error: one line naming it and where the usage is, exit 2, the
+ * rule of thothd and thothctl (ops39, ops40): the 15-line usage followed
+ * the line and buried it. */
 static int bad_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int bad_usage(const char *fmt, ...)
 {
@@ -58,8 +61,7 @@ static int bad_usage(const char *fmt, ...)
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
-	usage(stderr);
+	fputs(" (thothc --help lists the commands and options)\n", stderr);
 	return 2;
 }
 

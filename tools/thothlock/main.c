@@ -46,6 +46,8 @@ static void forward(int sig)
 		kill(child_pid, sig);
 }
 
+#define SEE_HELP "(thothlock --help lists the options)"
+
 static void usage(FILE *out)
 {
 	fprintf(out,
@@ -241,13 +243,13 @@ int main(int argc, char **argv)
 		}
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("thothlock %s\n", THOTH_VERSION_STRING); return 0;
+		/* one line naming it and where the usage is, as thothd's and
+		 * thothctl's (ops40): the 19-line usage followed it */
 		case ':':
-			fprintf(stderr, "thothlock: missing value for '%s'\n", argv[optind - 1]);
-			usage(stderr);
+			fprintf(stderr, "thothlock: missing value for '%s' %s\n", argv[optind - 1], SEE_HELP);
 			return 2;
 		default:
-			fprintf(stderr, "thothlock: unknown option '%s'\n", argv[optind - 1]);
-			usage(stderr);
+			fprintf(stderr, "thothlock: unknown option '%s' %s\n", argv[optind - 1], SEE_HELP);
 			return 2;
 		}
 	}
@@ -257,8 +259,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (optind >= argc) {
-		fprintf(stderr, "thothlock: no program to run\n");
-		usage(stderr);
+		fprintf(stderr, "thothlock: no program to run %s\n", SEE_HELP);
 		return 2;
 	}
 	FILE *out = stderr;
