@@ -29,6 +29,7 @@
 #include "thoth/error.h"
 #include "thoth/trace.h"
 #include "../common/testutil.h"
+#include "../common/sealed_memfd.h"
 #include "trace_layout.h"
 
 #ifndef MFD_HUGETLB
@@ -54,14 +55,7 @@ static void honest_control(uint8_t *base, uint32_t rings, uint32_t records)
 /* A memfd of SIZE bytes holding IMAGE (LEN bytes, may be 0), with SEALS. */
 static int memfd_with(const void *image, size_t len, size_t size, int seals)
 {
-	int fd = memfd_create("hostile-trace", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	assert_true(fd >= 0);
-	assert_int_equal(ftruncate(fd, (off_t)size), 0);
-	if (len)
-		assert_int_equal(pwrite(fd, image, len, 0), (ssize_t)len);
-	if (seals)
-		assert_int_equal(fcntl(fd, F_ADD_SEALS, seals), 0);
-	return fd;
+	return test_sealed_memfd("hostile-trace", image, len, size, seals);
 }
 
 /* FD refused with ERR and a reason holding NEEDLE; FD closed. */

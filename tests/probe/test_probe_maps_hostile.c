@@ -29,6 +29,7 @@
 #include "thoth/probe.h"
 #include "probe_internal.h"
 #include "../common/testutil.h"
+#include "../common/sealed_memfd.h"
 
 #ifndef MFD_HUGETLB
 #define MFD_HUGETLB 0x0004U
@@ -72,14 +73,7 @@ static void honest(uint8_t *img)
 
 static int region_fd(const uint8_t *img, size_t len, size_t size, int seals)
 {
-	int fd = memfd_create("hostile-maps", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	assert_true(fd >= 0);
-	assert_int_equal(ftruncate(fd, (off_t)size), 0);
-	if (len)
-		assert_int_equal(pwrite(fd, img, len, 0), (ssize_t)len);
-	if (seals)
-		assert_int_equal(fcntl(fd, F_ADD_SEALS, seals), 0);
-	return fd;
+	return test_sealed_memfd("hostile-maps", img, len, size, seals);
 }
 
 /* FD refused with ERR and a reason holding NEEDLE; FD closed. */
