@@ -380,6 +380,23 @@ static void test_kill_9_of_holder_frees_its_lease_within_1ms(void **state)
 	harness_teardown(&h);
 }
 
+/* Element NAME declared on C's connection with two levels, OFF (0 mW, 1 us
+ * either way) and ON: the pool the lease-share tests fill. */
+static void declare_off_on(client_t *c, const char *name)
+{
+	thoth_pm_Level_t lv[2] = {
+		{ .name = thoth_str("OFF"), .power_mw = 0, .entry_latency_us = 1, .exit_latency_us = 1 },
+		{ .name = thoth_str("ON"), .power_mw = 1 },
+	};
+	thoth_pm_Element_t el = { .name = thoth_str(name), .levels = { lv, 2 } };
+	thoth_pm_PowerBroker_declare_req_t dreq = { .elements = { &el, 1 } };
+	thoth_pm_PowerBroker_declare_resp_t dresp;
+	uint64_t small[64];
+	thoth_arena_t arena;
+	thoth_arena_init(&arena, small, sizeof small);
+	assert_int_equal(thoth_pm_PowerBroker_declare(&c->ctl.client, &dreq, &dresp, &arena), 0);
+}
+
 static int count_in_file(const char *file, const char *needle);
 
 static int try_submit(client_t *c, const char *element, uint32_t level)
@@ -400,17 +417,8 @@ static void test_greedy_requests_stop_at_the_uids_share_and_are_logged(void **st
 	client_t c, a, b;
 	const char *const extra[] = { "--max-leases-per-uid", "8", NULL };
 	start_with(&h, &c, extra);
-	thoth_pm_Level_t lv[2] = {
-		{ .name = thoth_str("OFF"), .power_mw = 0, .entry_latency_us = 1, .exit_latency_us = 1 },
-		{ .name = thoth_str("ON"), .power_mw = 1 },
-	};
-	thoth_pm_Element_t el = { .name = thoth_str("pool"), .levels = { lv, 2 } };
-	thoth_pm_PowerBroker_declare_req_t dreq = { .elements = { &el, 1 } };
-	thoth_pm_PowerBroker_declare_resp_t dresp;
-	uint64_t small[64];
+	declare_off_on(&c, "pool");
 	thoth_arena_t arena;
-	thoth_arena_init(&arena, small, sizeof small);
-	assert_int_equal(thoth_pm_PowerBroker_declare(&c.ctl.client, &dreq, &dresp, &arena), 0);
 	client_connect(&h, &a);
 	client_connect(&h, &b);
 	uint32_t na = 0, nb = 0;
@@ -697,17 +705,8 @@ static void test_state_stays_readable_at_the_most_leases_thothd_takes(void **sta
 	start_with(&h, &c, extra);
 	static const char name[] = "a.name.of.sixty.three.characters.the.longest.an.element.may.hav";
 	assert_int_equal(strlen(name), 63);
-	thoth_pm_Level_t lv[2] = {
-		{ .name = thoth_str("OFF"), .power_mw = 0, .entry_latency_us = 1, .exit_latency_us = 1 },
-		{ .name = thoth_str("ON"), .power_mw = 1 },
-	};
-	thoth_pm_Element_t el = { .name = thoth_str(name), .levels = { lv, 2 } };
-	thoth_pm_PowerBroker_declare_req_t dreq = { .elements = { &el, 1 } };
-	thoth_pm_PowerBroker_declare_resp_t dresp;
-	uint64_t small[64];
+	declare_off_on(&c, name);
 	thoth_arena_t arena;
-	thoth_arena_init(&arena, small, sizeof small);
-	assert_int_equal(thoth_pm_PowerBroker_declare(&c.ctl.client, &dreq, &dresp, &arena), 0);
 	/* Opportunistic leases at level 0: bookkeeping only, nothing moves.
 	 * A connection holds at most as many as remain free (its share): the
 	 * first takes 8,192, each next one half of the rest, until thothd's
@@ -778,17 +777,8 @@ static void test_a_greedy_connection_stops_at_its_share_and_others_still_get_lea
 	harness_t h;
 	client_t c, x;
 	start(&h, &c, NO_DRIVERS, NULL);
-	thoth_pm_Level_t lv[2] = {
-		{ .name = thoth_str("OFF"), .power_mw = 0, .entry_latency_us = 1, .exit_latency_us = 1 },
-		{ .name = thoth_str("ON"), .power_mw = 1 },
-	};
-	thoth_pm_Element_t el = { .name = thoth_str("pool"), .levels = { lv, 2 } };
-	thoth_pm_PowerBroker_declare_req_t dreq = { .elements = { &el, 1 } };
-	thoth_pm_PowerBroker_declare_resp_t dresp;
-	uint64_t small[64];
+	declare_off_on(&c, "pool");
 	thoth_arena_t arena;
-	thoth_arena_init(&arena, small, sizeof small);
-	assert_int_equal(thoth_pm_PowerBroker_declare(&c.ctl.client, &dreq, &dresp, &arena), 0);
 	uint32_t taken = 0;
 	char why[400];
 	pid_t greedy = greedy_child(&h, "pool", &taken, why, sizeof why);
@@ -895,17 +885,7 @@ static void test_greedy_connections_taking_turns_are_each_logged_once_per_run(vo
 	client_t c, a, b;
 	const char *const extra[] = { "--max-leases-per-uid", "8", NULL };
 	start_with(&h, &c, extra);
-	thoth_pm_Level_t lv[2] = {
-		{ .name = thoth_str("OFF"), .power_mw = 0, .entry_latency_us = 1, .exit_latency_us = 1 },
-		{ .name = thoth_str("ON"), .power_mw = 1 },
-	};
-	thoth_pm_Element_t el = { .name = thoth_str("pool"), .levels = { lv, 2 } };
-	thoth_pm_PowerBroker_declare_req_t dreq = { .elements = { &el, 1 } };
-	thoth_pm_PowerBroker_declare_resp_t dresp;
-	uint64_t small[64];
-	thoth_arena_t arena;
-	thoth_arena_init(&arena, small, sizeof small);
-	assert_int_equal(thoth_pm_PowerBroker_declare(&c.ctl.client, &dreq, &dresp, &arena), 0);
+	declare_off_on(&c, "pool");
 	client_connect(&h, &a);
 	client_connect(&h, &b);
 	uint64_t id, a_ids[8];
