@@ -248,17 +248,24 @@ static void assert_none_of_bad(const char *text, size_t cap)
 	assert_null(strstr(text, "text"));
 }
 
+/* The client's connection to a peer of SCRIPT refused with ERR; its why
+ * (CAP bytes) into WHY, checked printable. */
+static void refused_by(script_t script, int err, char *why, size_t cap)
+{
+	peer_t p;
+	peer_start(&p, script);
+	thoth_tcp_conn_t *c = NULL;
+	assert_int_equal(connect_to(&p, &c, why, cap), err);
+	assert_null(c);
+	peer_stop(&p);
+	assert_printable(why, cap);
+}
+
 static void test_a_refusal_reason_is_escaped_and_bounded(void **state)
 {
 	(void)state;
-	peer_t p;
-	peer_start(&p, REFUSE);
-	thoth_tcp_conn_t *c = NULL;
 	char why[400];
-	assert_int_equal(connect_to(&p, &c, why, sizeof why), THOTH_E_PERM);
-	assert_null(c);
-	peer_stop(&p);
-	assert_printable(why, sizeof why);
+	refused_by(REFUSE, THOTH_E_PERM, why, sizeof why);
 	/* Every byte said, the backslash doubled. */
 	assert_non_null(strstr(why, "refused us: " EVIL_SAID));
 }
@@ -266,25 +273,16 @@ static void test_a_refusal_reason_is_escaped_and_bounded(void **state)
 static void test_a_long_refusal_reason_is_cut_at_a_whole_escape(void **state)
 {
 	(void)state;
-	peer_t p;
-	peer_start(&p, REFUSE_LONG);
-	thoth_tcp_conn_t *c = NULL;
 	char why[300];
-	assert_int_equal(connect_to(&p, &c, why, sizeof why), THOTH_E_PERM);
-	peer_stop(&p);
-	assert_printable(why, sizeof why);
+	refused_by(REFUSE_LONG, THOTH_E_PERM, why, sizeof why);
 	assert_non_null(strstr(why, "refused us: " EVIL_SAID "evil"));
 }
 
 static void test_a_refusal_with_a_nul_or_invalid_utf8_is_nonsense(void **state)
 {
 	(void)state;
-	peer_t p;
-	peer_start(&p, REFUSE_BAD);
-	thoth_tcp_conn_t *c = NULL;
 	char why[300];
-	assert_int_equal(connect_to(&p, &c, why, sizeof why), THOTH_E_PROTOCOL);
-	peer_stop(&p);
+	refused_by(REFUSE_BAD, THOTH_E_PROTOCOL, why, sizeof why);
 	assert_non_null(strstr(why, "answered the hello with nonsense"));
 	assert_none_of_bad(why, sizeof why);
 }
