@@ -310,21 +310,13 @@ int main(int argc, char **argv)
 				strsignal(sig), failed ? " (not all: see above)" : "", n, n == 1 ? "" : "s");
 			return failed ? 1 : 0;
 		}
-		/* What is read already or readable now, without waiting... */
-		r = thoth_sock_client_poll_event(&d.ctl.sock, 0);
-		if (r > 0)
-			continue;
-		if (r == 0) {
-			/* ...then wait for thothd or a signal. */
-			struct pollfd pfd[2] = { { .fd = d.ctl.sock.fd, .events = POLLIN },
-						 { .fd = sfd, .events = POLLIN } };
-			if (poll(pfd, 2, -1) < 0 && errno != EINTR) {
-				fprintf(stderr, "pm-runtime-driver: poll: %s\n", strerror(errno));
-				restore_controls(&d);
-				return 1;
-			}
-			continue;
+		r = driver_wait(&d.ctl.sock, sfd, "pm-runtime-driver");
+		if (r > 0) {
+			restore_controls(&d);
+			return 1;
 		}
+		if (r == 0)
+			continue;
 		fprintf(stderr, "pm-runtime-driver: thothd went away: %s; power/control written back, "
 			"exiting\n", thoth_strerror(r));
 		restore_controls(&d);

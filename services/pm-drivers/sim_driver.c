@@ -367,20 +367,11 @@ int main(int argc, char **argv)
 		int sig = driver_signalled(sfd);
 		if (sig)
 			return stop(&d, sig, name, service, &reg_ctl, true);
-		/* What is read already or readable now, without waiting... */
-		r = thoth_sock_client_poll_event(&d.ctl.sock, 0);
+		r = driver_wait(&d.ctl.sock, sfd, "pm-sim-driver");
 		if (r > 0)
+			return 1;
+		if (r == 0)
 			continue;
-		if (r == 0) {
-			/* ...then wait for thothd or a signal. */
-			struct pollfd pfd[2] = { { .fd = d.ctl.sock.fd, .events = POLLIN },
-						 { .fd = sfd, .events = POLLIN } };
-			if (poll(pfd, 2, -1) < 0 && errno != EINTR) {
-				fprintf(stderr, "pm-sim-driver: poll: %s\n", strerror(errno));
-				return 1;
-			}
-			continue;
-		}
 		/* thothd died (or was restarted): its broker, and with it this
 		 * element, is gone.  A driver outlives it like any service
 		 * (docs/RELIABILITY.md) and declares again when a thothd

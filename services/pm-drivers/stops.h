@@ -9,11 +9,14 @@
 #define THOTH_PM_DRIVERS_STOPS_H
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
+
+#include "thoth/stream.h"
 
 /* A nonblocking signalfd of SIGTERM and SIGINT, both blocked; -1 (said on
  * stderr, naming PROG) when either step fails. */
@@ -34,6 +37,26 @@ static inline int driver_signalled(int sfd)
 {
 	struct signalfd_siginfo si;
 	return read(sfd, &si, sizeof si) == (ssize_t)sizeof si ? (int)si.ssi_signo : 0;
+}
+
+/* One turn of a driver's loop on SOCK (thothd) and SFD (driver_watch_stops):
+ * an event read already or readable now is handled, else the driver
+ * sleeps until thothd or a signal wakes it.  0: go round again; < 0:
+ * thothd went away (its error); > 0: poll failed (said on stderr, naming
+ * PROG). */
+static inline int driver_wait(thoth_sock_client_t *sock, int sfd, const char *prog)
+{
+	int r = thoth_sock_client_poll_event(sock, 0);
+	if (r > 0)
+		return 0;
+	if (r < 0)
+		return r;
+	struct pollfd pfd[2] = { { .fd = sock->fd, .events = POLLIN }, { .fd = sfd, .events = POLLIN } };
+	if (poll(pfd, 2, -1) < 0 && errno != EINTR) {
+		fprintf(stderr, "%s: poll: %s\n", prog, strerror(errno));
+		return 1;
+	}
+	return 0;
 }
 
 #endif
