@@ -1628,38 +1628,63 @@ static void fail_cpu_qos(const char *what, const thoth_pm_CpuQos_t *q, const cha
 		 holds_open(d, "cpu_dma_latency") ? "held" : "not held");
 }
 
+/* thothd on a root whose sys/ is the x86-laptop fixture, with or without
+ * dev/cpu_dma_latency, and this process posting wake-ups as a loop would:
+ * a slot of thothd's window page. */
+typedef struct laptop {
+	pid_t d;
+	int dma_fd;             /* root/dev/cpu_dma_latency; -1: not made */
+	thoth_control_t pctl;   /* the connection that adopted the page */
+	timerpage_t *pg;
+	int slot;
+} laptop_t;
+
+static void laptop_start(harness_t *h, client_t *c, bool with_dma, laptop_t *l)
+{
+	char root[300], path[400], link[400];
+	snprintf(root, sizeof root, "%s/root", h->dir);
+	mkdir(root, 0700);
+	snprintf(path, sizeof path, "%s/x86-laptop/sys", FIXTURES);
+	snprintf(link, sizeof link, "%s/sys", root);
+	assert_int_equal(symlink(path, link), 0);
+	l->dma_fd = -1;
+	if (with_dma) {
+		snprintf(path, sizeof path, "%s/dev", root);
+		mkdir(path, 0700);
+		snprintf(path, sizeof path, "%s/dev/cpu_dma_latency", root);
+		/* CLOEXEC: thothd must not inherit it (the test looks at its fds) */
+		l->dma_fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+		assert_true(l->dma_fd >= 0);
+	}
+	setenv("THOTH_SYSFS_ROOT", root, 1);
+	l->d = harness_start_thothd(h, NULL);
+	unsetenv("THOTH_SYSFS_ROOT");
+	assert_true(l->d > 0);
+	client_connect(h, c);
+	/* thothd hands its page out as a sealed memfd over the control
+	 * socket (Daemon.timer_page); a control connection adopts it. */
+	assert_int_equal(thoth_control_connect(&l->pctl, h->dir, 5000), 0);
+	l->pg = thoth__timerpage_current();
+	assert_non_null(l->pg);
+	l->slot = timerpage_claim(l->pg, (uint32_t)getpid(), false);
+	assert_true(l->slot >= 0);
+}
+
+static void laptop_stop(laptop_t *l)
+{
+	timerpage_release(l->pg, l->slot, (uint32_t)getpid());
+	thoth_control_close(&l->pctl);
+	if (l->dma_fd >= 0)
+		close(l->dma_fd);
+}
+
 static void test_cpu_idle_hint_follows_the_next_posted_wake_up(void **state)
 {
 	harness_t h;
 	client_t c;
 	assert_int_equal(harness_setup(&h), 0);
-	char root[300], path[400];
-	snprintf(root, sizeof root, "%s/root", h.dir);
-	mkdir(root, 0700);
-	snprintf(path, sizeof path, "%s/dev", root);
-	mkdir(path, 0700);
-	snprintf(path, sizeof path, "%s/x86-laptop/sys", FIXTURES);
-	char link[400];
-	snprintf(link, sizeof link, "%s/sys", root);
-	assert_int_equal(symlink(path, link), 0);
-	snprintf(path, sizeof path, "%s/dev/cpu_dma_latency", root);
-	/* CLOEXEC: thothd must not inherit it (the test looks at its fds) */
-	int fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0600);
-	assert_true(fd >= 0);
-	setenv("THOTH_SYSFS_ROOT", root, 1);
-	pid_t d = harness_start_thothd(&h, NULL);
-	unsetenv("THOTH_SYSFS_ROOT");
-	assert_true(d > 0);
-	client_connect(&h, &c);
-	/* Post wake-ups as a loop would: a slot of thothd's window page. */
-	/* thothd hands its page out as a sealed memfd over the control
-	 * socket (Daemon.timer_page); a control connection adopts it. */
-	thoth_control_t pctl;
-	assert_int_equal(thoth_control_connect(&pctl, h.dir, 5000), 0);
-	timerpage_t *pg = thoth__timerpage_current();
-	assert_non_null(pg);
-	int slot = timerpage_claim(pg, (uint32_t)getpid(), false);
-	assert_true(slot >= 0);
+	laptop_t l;
+	laptop_start(&h, &c, true, &l);
 
 	thoth_pm_CpuQos_t q = { 0 };
 	char st[32];
@@ -1672,44 +1697,42 @@ static void test_cpu_idle_hint_follows_the_next_posted_wake_up(void **state)
 	 * 200 rounds in a row (the hints-off case below once failed so). */
 	uint64_t end = harness_now_ms() + THOTH_TEST_DEADLINE_MS(10000);
 	while (!seen_far && harness_now_ms() < end) {
-		timerpage_post(pg, slot, test_now_ns() + 3000000000ull, 0);
+		timerpage_post(l.pg, l.slot, test_now_ns() + 3000000000ull, 0);
 		assert_int_equal(cpu_qos(&c, &q, st, sizeof st), 0);
 		if (q.next_wake_ns >= 3144000ull) {    /* decided on our far post */
 			seen_far = true;
-			if (q.hint_us || q.request_us || holds_open(d, "cpu_dma_latency"))
-				fail_cpu_qos("far post", &q, st, d);
+			if (q.hint_us || q.request_us || holds_open(l.d, "cpu_dma_latency"))
+				fail_cpu_qos("far post", &q, st, l.d);
 		}
 	}
 	if (!seen_far)
-		fail_cpu_qos("no decision on a far post before the deadline", &q, st, d);
+		fail_cpu_qos("no decision on a far post before the deadline", &q, st, l.d);
 	/* Near (2 ms): C2 is the deepest worth entering.  On a loaded machine
 	 * the call may come after the instant: post again until thothd decided
 	 * while it was between C2's and C3's residency away. */
 	end = harness_now_ms() + THOTH_TEST_DEADLINE_MS(10000);
 	while (!seen_near && harness_now_ms() < end) {
-		timerpage_post(pg, slot, test_now_ns() + 2000000ull, 0);
+		timerpage_post(l.pg, l.slot, test_now_ns() + 2000000ull, 0);
 		assert_int_equal(cpu_qos(&c, &q, st, sizeof st), 0);
 		if (q.next_wake_ns >= 381000ull && q.next_wake_ns < 3144000ull) {
 			seen_near = true;
 			if (q.hint_us != 127 || q.request_us != 127 || q.why != 2 || strcmp(st, "C2_ACPI"))
-				fail_cpu_qos("near post", &q, st, d);
+				fail_cpu_qos("near post", &q, st, l.d);
 			int32_t v = 0;
-			assert_int_equal(pread(fd, &v, sizeof v, 0), (ssize_t)sizeof v);
+			assert_int_equal(pread(l.dma_fd, &v, sizeof v, 0), (ssize_t)sizeof v);
 			assert_int_equal(v, 127);
 		}
 	}
 	if (!seen_near)
-		fail_cpu_qos("no decision on a near post before the deadline", &q, st, d);
+		fail_cpu_qos("no decision on a near post before the deadline", &q, st, l.d);
 	/* Nothing more is posted: once the instant has passed, thothd decides
 	 * again on its own timer and lets the file go. */
-	timerpage_post(pg, slot, 0, 0);
-	released_arg_t ra = { d };
+	timerpage_post(l.pg, l.slot, 0, 0);
+	released_arg_t ra = { l.d };
 	assert_true(harness_wait_until(qos_released, &ra, THOTH_TEST_DEADLINE_MS(10000)));
 	assert_int_equal(cpu_qos(&c, &q, st, sizeof st), 0);
 	assert_int_equal(q.request_us, 0);
-	timerpage_release(pg, slot, (uint32_t)getpid());
-	thoth_control_close(&pctl);
-	close(fd);
+	laptop_stop(&l);
 	thoth_control_close(&c.ctl);
 	harness_teardown(&h);
 }
@@ -1763,24 +1786,8 @@ static void test_cpu_idle_hints_stop_with_a_reason_when_the_request_cannot_be_he
 	harness_t h;
 	client_t c;
 	assert_int_equal(harness_setup(&h), 0);
-	char root[300], path[400], link[400];
-	snprintf(root, sizeof root, "%s/root", h.dir);
-	mkdir(root, 0700);
-	snprintf(path, sizeof path, "%s/x86-laptop/sys", FIXTURES);
-	snprintf(link, sizeof link, "%s/sys", root);
-	assert_int_equal(symlink(path, link), 0);
-	setenv("THOTH_SYSFS_ROOT", root, 1);
-	pid_t d = harness_start_thothd(&h, NULL);
-	unsetenv("THOTH_SYSFS_ROOT");
-	assert_true(d > 0);
-	client_connect(&h, &c);
-	/* thothd's window page, as a control connection adopts it */
-	thoth_control_t pctl;
-	assert_int_equal(thoth_control_connect(&pctl, h.dir, 5000), 0);
-	timerpage_t *pg = thoth__timerpage_current();
-	assert_non_null(pg);
-	int slot = timerpage_claim(pg, (uint32_t)getpid(), false);
-	assert_true(slot >= 0);
+	laptop_t l;
+	laptop_start(&h, &c, false, &l);
 	thoth_pm_CpuQos_t q = { 0 };
 	char st[32];
 	assert_int_equal(cpu_qos(&c, &q, st, sizeof st), 0);
@@ -1791,7 +1798,7 @@ static void test_cpu_idle_hints_stop_with_a_reason_when_the_request_cannot_be_he
 	 * 1 of 34 looped runs at load ~10). */
 	uint64_t end = harness_now_ms() + THOTH_TEST_DEADLINE_MS(10000);
 	while (!off && harness_now_ms() < end) {
-		timerpage_post(pg, slot, test_now_ns() + 2000000ull, 0);
+		timerpage_post(l.pg, l.slot, test_now_ns() + 2000000ull, 0);
 		assert_int_equal(cpu_qos(&c, &q, st, sizeof st), 0);
 		off = q.idle_states == 0;
 	}
@@ -1800,8 +1807,7 @@ static void test_cpu_idle_hints_stop_with_a_reason_when_the_request_cannot_be_he
 	char err[200];
 	snprintf(err, sizeof err, "%.*s", (int)q.error.len, q.error.ptr);
 	assert_non_null(strstr(err, "cpu_dma_latency"));
-	timerpage_release(pg, slot, (uint32_t)getpid());
-	thoth_control_close(&pctl);
+	laptop_stop(&l);
 	thoth_control_close(&c.ctl);
 	harness_teardown(&h);
 }
