@@ -210,8 +210,8 @@ static int connect_to(peer_t *p, thoth_tcp_conn_t **c, char *why, size_t why_len
 }
 
 /* TEXT (a C string of a buffer of CAP bytes) is safe to print: no byte
- * below 0x20, no DEL, no byte past 0x7f (EVIL's only non-ASCII bytes are
- * invalid UTF-8, so each must have been escaped), shorter than CAP, and
+ * below 0x20, no DEL, no byte past 0x7f (EVIL's only non-ASCII character
+ * is a C1 control, which must have been escaped), shorter than CAP, and
  * every backslash starting a whole escape. */
 static void assert_printable(const char *text, size_t cap)
 {
