@@ -26,6 +26,7 @@
 
 #include <cmocka.h>
 
+#include "../common/held_child.h"
 #include "procfd.h"
 
 enum { FDNUM = 77 };
@@ -35,42 +36,31 @@ typedef struct child {
 	int release;    /* write end: closing it lets the child exit */
 } child_t;
 
-/* A child holding at FDNUM a memfd with "maps" in it (PIPE: a pipe
- * instead), alive until released. */
+/* In the child: a memfd with "maps" in it (ARG true: a pipe instead) at
+ * FDNUM. */
+static bool hold_at_fdnum(void *arg)
+{
+	int fd;
+	if (*(bool *)arg) {
+		int p[2];
+		if (pipe(p))
+			return false;
+		fd = p[0];
+	} else {
+		fd = memfd_create("maps", MFD_CLOEXEC);
+		if (fd < 0 || write(fd, "maps", 4) != 4)
+			return false;
+	}
+	return dup2(fd, FDNUM) == FDNUM;
+}
+
+/* A child holding at FDNUM a memfd with "maps" in it (PIPE_INSTEAD: a
+ * pipe), alive until released. */
 static child_t spawn(bool pipe_instead)
 {
-	int ready[2], hold[2];
-	assert_int_equal(pipe2(ready, O_CLOEXEC), 0);
-	assert_int_equal(pipe2(hold, O_CLOEXEC), 0);
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		close(ready[0]);
-		close(hold[1]);
-		int fd;
-		if (pipe_instead) {
-			int p[2];
-			if (pipe(p))
-				_exit(1);
-			fd = p[0];
-		} else {
-			fd = memfd_create("maps", MFD_CLOEXEC);
-			if (fd < 0 || write(fd, "maps", 4) != 4)
-				_exit(1);
-		}
-		if (dup2(fd, FDNUM) != FDNUM || write(ready[1], "r", 1) != 1)
-			_exit(1);
-		char c;
-		while (read(hold[0], &c, 1) > 0)
-			;
-		_exit(0);
-	}
-	close(ready[1]);
-	close(hold[0]);
-	char c;
-	assert_int_equal(read(ready[0], &c, 1), 1);
-	close(ready[0]);
-	return (child_t){ .pid = pid, .release = hold[1] };
+	child_t c;
+	c.pid = test_held_child(hold_at_fdnum, &pipe_instead, &c.release);
+	return c;
 }
 
 static void end(child_t *c)
