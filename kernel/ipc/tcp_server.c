@@ -37,6 +37,7 @@
 #include "tcp_internal.h"
 #include "thoth/error.h"
 #include "log_internal.h"
+#include "why.h"
 
 #define MS_NS 1000000ull
 
@@ -86,11 +87,16 @@ static void srv_log(thoth_tcp_server_t *s, const char *fmt, ...)
 	}
 	if (s->log_count++ >= LOG_PER_SECOND)
 		return;
-	char line[400];
+	/* A line holds a peer's words (the names its hello claimed, in a
+	 * contract refusal): its control characters escaped (why.h), or a
+	 * hostile client's "\r\n" forged a line of the server's log and an
+	 * escape drove the reader's terminal. */
+	char raw[400], line[4 * sizeof raw];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof line, fmt, ap);
+	vsnprintf(raw, sizeof raw, fmt, ap);
 	va_end(ap);
+	thoth__why_text(line, sizeof line, raw, strlen(raw));
 	if (s->cfg.log)
 		s->cfg.log(s->cfg.log_arg, line);
 	else

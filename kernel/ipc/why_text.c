@@ -2,12 +2,16 @@
  * why_text.c - a peer's text made safe to print (why.h: thoth__why_text).
  * Its own file so that a test compiling rpc.c a second time under other
  * names (tests/contract/rpc_full_way.c) can compile it beside it.
+ * thothd's log lines (kernel/thothd/log.c) are escaped by it too.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "why.h"
 
+/* The length of the valid UTF-8 sequence at P (1 for ASCII), or 0 when
+ * P starts none (a stray continuation, a bad lead, an overlong form, a
+ * surrogate, past U+10FFFF, or cut short by LEFT). */
 static size_t utf8_seq(const unsigned char *p, size_t left)
 {
 	if (p[0] < 0x80)

@@ -13,6 +13,9 @@
  * a code point's boundary.  A backslash is written \\ (loose38): a peer's
  * text holding a literal "\x1b" read the same as an escaped ESC before.
  * Nothing is escaped before it gets here (federation's keys neither).
+ * The escaping is thoth__why_text (kernel/ipc/why_text.c), the one that
+ * libthoth applies to a peer's refusal and remote error text: one rule,
+ * not two copies that could drift.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -21,6 +24,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "why.h"
 
 static thothd_log_level_t current_level = THOTHD_LOG_INFO;
 
@@ -45,26 +49,6 @@ int thothd_log_parse_level(const char *name, thothd_log_level_t *out)
 		}
 	}
 	return -1;
-}
-
-/* The length of the valid UTF-8 sequence at P (1 for ASCII), or 0 when
- * P starts none (a stray continuation, a bad lead, an overlong form, a
- * surrogate, past U+10FFFF, or cut short by LEFT). */
-static size_t utf8_seq(const unsigned char *p, size_t left)
-{
-	if (p[0] < 0x80)
-		return 1;
-	size_t n = p[0] >= 0xc2 && p[0] <= 0xdf ? 2 : p[0] >= 0xe0 && p[0] <= 0xef ? 3
-		 : p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : 0;
-	if (!n || n > left)
-		return 0;
-	for (size_t k = 1; k < n; k++)
-		if ((p[k] & 0xc0) != 0x80)
-			return 0;
-	if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] >= 0xa0) || (p[0] == 0xf0 && p[1] < 0x90) ||
-	    (p[0] == 0xf4 && p[1] >= 0x90))
-		return 0;
-	return n;
 }
 
 /* LEN cut back to the last whole UTF-8 sequence: a line vsnprintf
@@ -97,33 +81,8 @@ static void log_line(thothd_log_level_t level, const char *fmt, va_list ap, uint
 	size_t len = strlen(raw);
 	if (want >= (int)sizeof raw)
 		len = utf8_whole(raw, len);
-	size_t o = 0;
-	for (size_t i = 0; i < len;) {
-		const unsigned char *p = (const unsigned char *)raw + i;
-		size_t n = utf8_seq(p, len - i);
-		if (n > 1 && !(p[0] == 0xc2 && p[1] < 0xa0)) {
-			memcpy(text + o, p, n);         /* a whole code point past U+009F */
-			o += n;
-			i += n;
-			continue;
-		}
-		if (n == 1 && *p == '\\') {
-			text[o++] = '\\';
-			text[o++] = '\\';
-			i++;
-			continue;
-		}
-		if (n == 1 && *p >= 0x20 && *p != 0x7f) {
-			text[o++] = (char)*p;
-			i++;
-			continue;
-		}
-		/* C0, DEL, C1 (raw or as UTF-8) and bytes of no valid sequence. */
-		for (size_t k = 0; k < (n ? n : 1); k++)
-			o += (size_t)snprintf(text + o, sizeof text - o, "\\x%02x", p[k]);
-		i += n ? n : 1;
-	}
-	text[o] = 0;
+	/* TEXT holds 4 bytes a byte (\xHH): never cut by the escaping. */
+	thoth__why_text(text, sizeof text, raw, len);
 	char more[64] = "";
 	if (suppressed)
 		snprintf(more, sizeof more, " (%llu similar lines suppressed)",

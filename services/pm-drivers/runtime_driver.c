@@ -46,6 +46,7 @@
 #include "device_power.h"
 #include "element.h"
 #include "pm.thoth.h"
+#include "stops.h"
 #include "thoth/service.h"
 
 #define MAX_DEVICES 64
@@ -155,13 +156,6 @@ static int restore_controls(driver_t *d)
 	return failed;
 }
 
-/* A signal on SFD (read: SIGTERM or SIGINT), or 0. */
-static int signalled(int sfd)
-{
-	struct signalfd_siginfo si;
-	return read(sfd, &si, sizeof si) == (ssize_t)sizeof si ? (int)si.ssi_signo : 0;
-}
-
 int main(int argc, char **argv)
 {
 	static driver_t d;
@@ -261,16 +255,10 @@ int main(int argc, char **argv)
 		free(els), free(levels);
 		return 1;
 	}
-	/* SIGTERM/SIGINT blocked and read from a signalfd polled with the
-	 * connection (a handler could not interrupt the library's waits, which
-	 * retry on EINTR); blocked before connecting, so none is lost. */
-	sigset_t stops;
-	sigemptyset(&stops);
-	sigaddset(&stops, SIGTERM);
-	sigaddset(&stops, SIGINT);
-	int sfd = sigprocmask(SIG_BLOCK, &stops, NULL) ? -1 : signalfd(-1, &stops, SFD_CLOEXEC | SFD_NONBLOCK);
+	/* SIGTERM/SIGINT from a signalfd polled with the connection (stops.h);
+	 * blocked before connecting, so none is lost. */
+	int sfd = driver_watch_stops("pm-runtime-driver");
 	if (sfd < 0) {
-		fprintf(stderr, "pm-runtime-driver: cannot watch SIGTERM: %s\n", strerror(errno));
 		free(els), free(levels);
 		return 1;
 	}
@@ -309,7 +297,7 @@ int main(int argc, char **argv)
 			handle(&d, msg, len);
 			free(msg);
 		}
-		int sig = signalled(sfd);
+		int sig = driver_signalled(sfd);
 		if (sig) {
 			/* The devices first (the broker may not ask again once
 			 * we left), then the connection: the elements go. */
@@ -322,21 +310,13 @@ int main(int argc, char **argv)
 				strsignal(sig), failed ? " (not all: see above)" : "", n, n == 1 ? "" : "s");
 			return failed ? 1 : 0;
 		}
-		/* What is read already or readable now, without waiting... */
-		r = thoth_sock_client_poll_event(&d.ctl.sock, 0);
-		if (r > 0)
-			continue;
-		if (r == 0) {
-			/* ...then wait for thothd or a signal. */
-			struct pollfd pfd[2] = { { .fd = d.ctl.sock.fd, .events = POLLIN },
-						 { .fd = sfd, .events = POLLIN } };
-			if (poll(pfd, 2, -1) < 0 && errno != EINTR) {
-				fprintf(stderr, "pm-runtime-driver: poll: %s\n", strerror(errno));
-				restore_controls(&d);
-				return 1;
-			}
-			continue;
+		r = driver_wait(&d.ctl.sock, sfd, "pm-runtime-driver");
+		if (r > 0) {
+			restore_controls(&d);
+			return 1;
 		}
+		if (r == 0)
+			continue;
 		fprintf(stderr, "pm-runtime-driver: thothd went away: %s; power/control written back, "
 			"exiting\n", thoth_strerror(r));
 		restore_controls(&d);

@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include "pm.thoth.h"
+#include "stops.h"
 #include "registry.thoth.h"
 #include "thoth/service.h"
 
@@ -298,13 +299,6 @@ static int stop(driver_t *d, int signo, const char *name, const char *service, t
 	return 0;
 }
 
-/* A signal on SFD (read: SIGTERM or SIGINT), or 0. */
-static int signalled(int sfd)
-{
-	struct signalfd_siginfo si;
-	return read(sfd, &si, sizeof si) == (ssize_t)sizeof si ? (int)si.ssi_signo : 0;
-}
-
 int main(int argc, char **argv)
 {
 	const char *kind_name = argc > 1 ? argv[1] : "", *name = NULL, *needs = NULL, *dir = NULL,
@@ -350,16 +344,10 @@ int main(int argc, char **argv)
 				"[--service SERVICE] [--runtime-dir DIR]\n");
 		return 2;
 	}
-	/* SIGTERM/SIGINT blocked and read from a signalfd, polled with the
-	 * connection: a handler could not interrupt the library's waits
-	 * (they retry on EINTR). */
-	sigset_t stops;
-	sigemptyset(&stops);
-	sigaddset(&stops, SIGTERM);
-	sigaddset(&stops, SIGINT);
-	int sfd = sigprocmask(SIG_BLOCK, &stops, NULL) ? -1 : signalfd(-1, &stops, SFD_CLOEXEC | SFD_NONBLOCK);
+	/* SIGTERM/SIGINT from a signalfd polled with the connection (stops.h);
+	 * blocked before connecting, so none is lost. */
+	int sfd = driver_watch_stops("pm-sim-driver");
 	if (sfd < 0) {
-		fprintf(stderr, "pm-sim-driver: cannot watch SIGTERM: %s\n", strerror(errno));
 		return 1;
 	}
 	thoth_control_t reg_ctl;        /* held open: the registration lives with it */
@@ -376,23 +364,14 @@ int main(int argc, char **argv)
 			handle(&d, q->msg, q->len);
 			free(q);
 		}
-		int sig = signalled(sfd);
+		int sig = driver_signalled(sfd);
 		if (sig)
 			return stop(&d, sig, name, service, &reg_ctl, true);
-		/* What is read already or readable now, without waiting... */
-		r = thoth_sock_client_poll_event(&d.ctl.sock, 0);
+		r = driver_wait(&d.ctl.sock, sfd, "pm-sim-driver");
 		if (r > 0)
+			return 1;
+		if (r == 0)
 			continue;
-		if (r == 0) {
-			/* ...then wait for thothd or a signal. */
-			struct pollfd pfd[2] = { { .fd = d.ctl.sock.fd, .events = POLLIN },
-						 { .fd = sfd, .events = POLLIN } };
-			if (poll(pfd, 2, -1) < 0 && errno != EINTR) {
-				fprintf(stderr, "pm-sim-driver: poll: %s\n", strerror(errno));
-				return 1;
-			}
-			continue;
-		}
 		/* thothd died (or was restarted): its broker, and with it this
 		 * element, is gone.  A driver outlives it like any service
 		 * (docs/RELIABILITY.md) and declares again when a thothd
@@ -408,7 +387,7 @@ int main(int argc, char **argv)
 		while ((r = attach(&d, dir, name, needs, service, &reg_ctl, false)) == THOTH_E_AGAIN) {
 			/* the backoff's wait, cut short by a signal */
 			struct pollfd pfd = { .fd = sfd, .events = POLLIN };
-			if (poll(&pfd, 1, (int)(backoff_us / 1000)) > 0 && (sig = signalled(sfd)))
+			if (poll(&pfd, 1, (int)(backoff_us / 1000)) > 0 && (sig = driver_signalled(sfd)))
 				return stop(&d, sig, name, service, &reg_ctl, false);
 			backoff_us = backoff_us * 2 > 1000000 ? 1000000 : backoff_us * 2;
 		}

@@ -56,6 +56,11 @@ static bool file_exists(void *arg)
 	return access(arg, F_OK) == 0;
 }
 
+static bool log_says_refused(void *arg)
+{
+	return harness_file_contains(arg, "contract refused");
+}
+
 /* Start tcp_service with EXTRA options; F->addr gets its address. */
 static void start_server(fixture_t *f, const char *const *extra)
 {
@@ -155,17 +160,26 @@ static bool closed_within(int fd, int ms)
 	}
 }
 
-/* The bytes of a valid hello with TOKEN. */
-static size_t hello_bytes(uint8_t *buf, size_t cap, const char *token)
+/* The bytes of a valid hello with TOKEN claiming PACKAGE.INTERFACE (""
+ * claims nothing). */
+static size_t hello_claiming(uint8_t *buf, size_t cap, const char *token, const char *package,
+			     const char *interface)
 {
 	thoth_tcp_Tcp_hello_req_t req = {
 		.token = { .ptr = (const uint8_t *)token, .len = strlen(token) },
-		.package = thoth_str(""), .interface = thoth_str(""),
+		.package = thoth_str(package), .interface = thoth_str(interface),
+		.interface_id = 1,
 	};
 	thoth_msg_header_t meta = { .request_id = 1 };
 	size_t len;
 	assert_int_equal(thoth_tcp_Tcp_hello_req_encode_msg(buf, cap, &meta, &req, &len), 0);
 	return len;
+}
+
+/* The bytes of a valid hello with TOKEN. */
+static size_t hello_bytes(uint8_t *buf, size_t cap, const char *token)
+{
+	return hello_claiming(buf, cap, token, "", "");
 }
 
 /* Send a hello on a raw socket and read its (accepting) answer. */
@@ -459,6 +473,29 @@ static void test_tcp_connection_cap_sheds_the_extra_one(void **state)
 	thoth_tcp_close(c[2]);
 }
 
+/* A client's names are its words: a hello claiming an interface whose
+ * names hold a terminal escape, CR and LF is refused, and the server's
+ * log line (tcp_service writes what thoth_tcp_server logs) names them
+ * escaped, not as a forged line and a cleared screen. */
+static void test_tcp_a_hostile_clients_names_reach_the_log_escaped(void **state)
+{
+	fixture_t *f = *state;
+	start_server(f, NULL);
+	int fd = raw_connect(f);
+	uint64_t buf[128];
+	size_t len = hello_claiming((uint8_t *)buf, sizeof buf, TOKEN, "evil\x1b[2J",
+				    "x\r\ntcp_service: forged line");
+	assert_int_equal(send(fd, buf, len, MSG_NOSIGNAL), (ssize_t)len);
+	assert_true(closed_within(fd, 2000));
+	close(fd);
+	char log[200];
+	snprintf(log, sizeof log, "%s/tcp_service.log", f->h.dir);
+	assert_true(harness_wait_until(log_says_refused, log, 5000));
+	assert_true(harness_file_contains(log, "client wants evil\\x1b[2J.x\\x0d\\x0atcp_service: forged line"));
+	assert_false(harness_file_contains(log, "\x1b"));
+	assert_false(harness_file_contains(log, "\ntcp_service: forged"));
+}
+
 static void test_tcp_address_parsing(void **state)
 {
 	thoth_tcp_addr_t a;
@@ -500,6 +537,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_tcp_oversized_frame_closes_that_connection_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_slow_clients_are_closed_by_their_deadline, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_connection_cap_sheds_the_extra_one, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tcp_a_hostile_clients_names_reach_the_log_escaped, setup,
+						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,6 +27,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "../common/held_child.h"
 #include "locks.h"
 #include "lockprof_layout.h"
 #include "scan_report.h"
@@ -57,42 +58,33 @@ static void assert_refused(const thothd_lock_scan_t *s, const char *file, const 
 		fail_msg("%s refused as \"%s\", not \"%s\"", file, r->why, reason);
 }
 
-/* A child that writes BYTES under its own PID.table (with its own pid in
- * the header when STAMP_PID), maps it and waits for its stdin pipe to
- * close; returns its pid, *CLOSE_FD ends it. */
+typedef struct {
+	void *bytes;
+	size_t len;
+	bool stamp_pid;
+} mapping_t;
+
+/* In the child: BYTES written under its own PID.table (with its own pid in
+ * the header when STAMP_PID), and mapped. */
+static bool write_and_map(void *arg)
+{
+	mapping_t *m = arg;
+	if (m->stamp_pid)
+		((thothlock_header_t *)m->bytes)->pid = (int32_t)getpid();     /* the child's copy */
+	char path[400], name[32];
+	snprintf(name, sizeof name, "%d.table", (int)getpid());
+	at(path, sizeof path, name);
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	return fd >= 0 && write(fd, m->bytes, m->len) == (ssize_t)m->len &&
+	       mmap(NULL, m->len, PROT_READ, MAP_SHARED, fd, 0) != MAP_FAILED;
+}
+
+/* A child holding BYTES mapped as its table until *CLOSE_FD is closed;
+ * its pid. */
 static pid_t spawn_mapping(const void *bytes, size_t len, bool stamp_pid, int *close_fd)
 {
-	int ready[2], hold[2];
-	assert_int_equal(pipe(ready), 0);
-	assert_int_equal(pipe(hold), 0);
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		close(ready[0]);
-		close(hold[1]);
-		if (stamp_pid)
-			((thothlock_header_t *)bytes)->pid = (int32_t)getpid();     /* the child's copy */
-		char path[400], name[32];
-		snprintf(name, sizeof name, "%d.table", (int)getpid());
-		at(path, sizeof path, name);
-		int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
-		if (fd < 0 || write(fd, bytes, len) != (ssize_t)len ||
-		    mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0) == MAP_FAILED)
-			_exit(1);
-		char c = 'r';
-		if (write(ready[1], &c, 1) != 1)
-			_exit(1);
-		while (read(hold[0], &c, 1) > 0)
-			;
-		_exit(0);
-	}
-	close(ready[1]);
-	close(hold[0]);
-	char c;
-	assert_int_equal(read(ready[0], &c, 1), 1);
-	close(ready[0]);
-	*close_fd = hold[1];
-	return pid;
+	mapping_t m = { .bytes = (void *)bytes, .len = len, .stamp_pid = stamp_pid };
+	return test_held_child(write_and_map, &m, close_fd);
 }
 
 static pid_t mapping_child(const void *bytes, size_t len, int *close_fd)

@@ -29,6 +29,7 @@
 #include "thoth/error.h"
 #include "thoth/trace.h"
 #include "../common/testutil.h"
+#include "../common/sealed_memfd.h"
 #include "trace_layout.h"
 
 #ifndef MFD_HUGETLB
@@ -54,14 +55,7 @@ static void honest_control(uint8_t *base, uint32_t rings, uint32_t records)
 /* A memfd of SIZE bytes holding IMAGE (LEN bytes, may be 0), with SEALS. */
 static int memfd_with(const void *image, size_t len, size_t size, int seals)
 {
-	int fd = memfd_create("hostile-trace", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	assert_true(fd >= 0);
-	assert_int_equal(ftruncate(fd, (off_t)size), 0);
-	if (len)
-		assert_int_equal(pwrite(fd, image, len, 0), (ssize_t)len);
-	if (seals)
-		assert_int_equal(fcntl(fd, F_ADD_SEALS, seals), 0);
-	return fd;
+	return test_sealed_memfd("hostile-trace", image, len, size, seals);
 }
 
 /* FD refused with ERR and a reason holding NEEDLE; FD closed. */
@@ -96,33 +90,14 @@ static void test_every_wrong_kind_of_descriptor_is_refused_by_name(void **state)
 {
 	(void)state;
 	int before = test_count_fds();
-	int p[2];
-	assert_int_equal(pipe(p), 0);
-	close(p[1]);
-	refused(p[0], THOTH_E_PERM, "a pipe or FIFO, not a memfd");
-
-	int sv[2];
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	close(sv[1]);
-	refused(sv[0], THOTH_E_PERM, "a socket, not a memfd");
-
-	int fd = open("/dev/zero", O_RDWR | O_CLOEXEC);
-	assert_true(fd >= 0);
-	refused(fd, THOTH_E_PERM, "a character device, not a memfd");
-
-	fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	assert_true(fd >= 0);
-	refused(fd, THOTH_E_PERM, "a directory, not a memfd");
-
-	/* A regular file on disk of a valid buffer's size and contents. */
+	/* A regular file on disk of a valid buffer's size and contents among them. */
 	static uint8_t image[THOTH_TRACE_RINGS_OFFSET];
 	honest_control(image, 0, 8);
-	char path[] = "/tmp/thoth-trace-hostile-XXXXXX";
-	fd = mkstemp(path);
+	test_wrong_kinds_refused(refused, THOTH_E_PERM, image, sizeof image);
+
+	int fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	assert_true(fd >= 0);
-	unlink(path);
-	assert_int_equal(pwrite(fd, image, sizeof image, 0), (ssize_t)sizeof image);
-	refused(fd, THOTH_E_PERM, "takes no seals");
+	refused(fd, THOTH_E_PERM, "a directory, not a memfd");
 
 	/* A tmpfs file that is no memfd (its seals: F_SEAL_SEAL alone). */
 	fd = open("/dev/shm", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);

@@ -380,6 +380,23 @@ static void test_kill_9_of_holder_frees_its_lease_within_1ms(void **state)
 	harness_teardown(&h);
 }
 
+/* Element NAME declared on C's connection with two levels, OFF (0 mW, 1 us
+ * either way) and ON: the pool the lease-share tests fill. */
+static void declare_off_on(client_t *c, const char *name)
+{
+	thoth_pm_Level_t lv[2] = {
+		{ .name = thoth_str("OFF"), .power_mw = 0, .entry_latency_us = 1, .exit_latency_us = 1 },
+		{ .name = thoth_str("ON"), .power_mw = 1 },
+	};
+	thoth_pm_Element_t el = { .name = thoth_str(name), .levels = { lv, 2 } };
+	thoth_pm_PowerBroker_declare_req_t dreq = { .elements = { &el, 1 } };
+	thoth_pm_PowerBroker_declare_resp_t dresp;
+	uint64_t small[64];
+	thoth_arena_t arena;
+	thoth_arena_init(&arena, small, sizeof small);
+	assert_int_equal(thoth_pm_PowerBroker_declare(&c->ctl.client, &dreq, &dresp, &arena), 0);
+}
+
 static int count_in_file(const char *file, const char *needle);
 
 static int try_submit(client_t *c, const char *element, uint32_t level)
@@ -400,17 +417,8 @@ static void test_greedy_requests_stop_at_the_uids_share_and_are_logged(void **st
 	client_t c, a, b;
 	const char *const extra[] = { "--max-leases-per-uid", "8", NULL };
 	start_with(&h, &c, extra);
-	thoth_pm_Level_t lv[2] = {
-		{ .name = thoth_str("OFF"), .power_mw = 0, .entry_latency_us = 1, .exit_latency_us = 1 },
-		{ .name = thoth_str("ON"), .power_mw = 1 },
-	};
-	thoth_pm_Element_t el = { .name = thoth_str("pool"), .levels = { lv, 2 } };
-	thoth_pm_PowerBroker_declare_req_t dreq = { .elements = { &el, 1 } };
-	thoth_pm_PowerBroker_declare_resp_t dresp;
-	uint64_t small[64];
+	declare_off_on(&c, "pool");
 	thoth_arena_t arena;
-	thoth_arena_init(&arena, small, sizeof small);
-	assert_int_equal(thoth_pm_PowerBroker_declare(&c.ctl.client, &dreq, &dresp, &arena), 0);
 	client_connect(&h, &a);
 	client_connect(&h, &b);
 	uint32_t na = 0, nb = 0;
@@ -697,17 +705,8 @@ static void test_state_stays_readable_at_the_most_leases_thothd_takes(void **sta
 	start_with(&h, &c, extra);
 	static const char name[] = "a.name.of.sixty.three.characters.the.longest.an.element.may.hav";
 	assert_int_equal(strlen(name), 63);
-	thoth_pm_Level_t lv[2] = {
-		{ .name = thoth_str("OFF"), .power_mw = 0, .entry_latency_us = 1, .exit_latency_us = 1 },
-		{ .name = thoth_str("ON"), .power_mw = 1 },
-	};
-	thoth_pm_Element_t el = { .name = thoth_str(name), .levels = { lv, 2 } };
-	thoth_pm_PowerBroker_declare_req_t dreq = { .elements = { &el, 1 } };
-	thoth_pm_PowerBroker_declare_resp_t dresp;
-	uint64_t small[64];
+	declare_off_on(&c, name);
 	thoth_arena_t arena;
-	thoth_arena_init(&arena, small, sizeof small);
-	assert_int_equal(thoth_pm_PowerBroker_declare(&c.ctl.client, &dreq, &dresp, &arena), 0);
 	/* Opportunistic leases at level 0: bookkeeping only, nothing moves.
 	 * A connection holds at most as many as remain free (its share): the
 	 * first takes 8,192, each next one half of the rest, until thothd's
@@ -778,17 +777,8 @@ static void test_a_greedy_connection_stops_at_its_share_and_others_still_get_lea
 	harness_t h;
 	client_t c, x;
 	start(&h, &c, NO_DRIVERS, NULL);
-	thoth_pm_Level_t lv[2] = {
-		{ .name = thoth_str("OFF"), .power_mw = 0, .entry_latency_us = 1, .exit_latency_us = 1 },
-		{ .name = thoth_str("ON"), .power_mw = 1 },
-	};
-	thoth_pm_Element_t el = { .name = thoth_str("pool"), .levels = { lv, 2 } };
-	thoth_pm_PowerBroker_declare_req_t dreq = { .elements = { &el, 1 } };
-	thoth_pm_PowerBroker_declare_resp_t dresp;
-	uint64_t small[64];
+	declare_off_on(&c, "pool");
 	thoth_arena_t arena;
-	thoth_arena_init(&arena, small, sizeof small);
-	assert_int_equal(thoth_pm_PowerBroker_declare(&c.ctl.client, &dreq, &dresp, &arena), 0);
 	uint32_t taken = 0;
 	char why[400];
 	pid_t greedy = greedy_child(&h, "pool", &taken, why, sizeof why);
@@ -895,17 +885,7 @@ static void test_greedy_connections_taking_turns_are_each_logged_once_per_run(vo
 	client_t c, a, b;
 	const char *const extra[] = { "--max-leases-per-uid", "8", NULL };
 	start_with(&h, &c, extra);
-	thoth_pm_Level_t lv[2] = {
-		{ .name = thoth_str("OFF"), .power_mw = 0, .entry_latency_us = 1, .exit_latency_us = 1 },
-		{ .name = thoth_str("ON"), .power_mw = 1 },
-	};
-	thoth_pm_Element_t el = { .name = thoth_str("pool"), .levels = { lv, 2 } };
-	thoth_pm_PowerBroker_declare_req_t dreq = { .elements = { &el, 1 } };
-	thoth_pm_PowerBroker_declare_resp_t dresp;
-	uint64_t small[64];
-	thoth_arena_t arena;
-	thoth_arena_init(&arena, small, sizeof small);
-	assert_int_equal(thoth_pm_PowerBroker_declare(&c.ctl.client, &dreq, &dresp, &arena), 0);
+	declare_off_on(&c, "pool");
 	client_connect(&h, &a);
 	client_connect(&h, &b);
 	uint64_t id, a_ids[8];
@@ -1648,38 +1628,63 @@ static void fail_cpu_qos(const char *what, const thoth_pm_CpuQos_t *q, const cha
 		 holds_open(d, "cpu_dma_latency") ? "held" : "not held");
 }
 
+/* thothd on a root whose sys/ is the x86-laptop fixture, with or without
+ * dev/cpu_dma_latency, and this process posting wake-ups as a loop would:
+ * a slot of thothd's window page. */
+typedef struct laptop {
+	pid_t d;
+	int dma_fd;             /* root/dev/cpu_dma_latency; -1: not made */
+	thoth_control_t pctl;   /* the connection that adopted the page */
+	timerpage_t *pg;
+	int slot;
+} laptop_t;
+
+static void laptop_start(harness_t *h, client_t *c, bool with_dma, laptop_t *l)
+{
+	char root[300], path[400], link[400];
+	snprintf(root, sizeof root, "%s/root", h->dir);
+	mkdir(root, 0700);
+	snprintf(path, sizeof path, "%s/x86-laptop/sys", FIXTURES);
+	snprintf(link, sizeof link, "%s/sys", root);
+	assert_int_equal(symlink(path, link), 0);
+	l->dma_fd = -1;
+	if (with_dma) {
+		snprintf(path, sizeof path, "%s/dev", root);
+		mkdir(path, 0700);
+		snprintf(path, sizeof path, "%s/dev/cpu_dma_latency", root);
+		/* CLOEXEC: thothd must not inherit it (the test looks at its fds) */
+		l->dma_fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+		assert_true(l->dma_fd >= 0);
+	}
+	setenv("THOTH_SYSFS_ROOT", root, 1);
+	l->d = harness_start_thothd(h, NULL);
+	unsetenv("THOTH_SYSFS_ROOT");
+	assert_true(l->d > 0);
+	client_connect(h, c);
+	/* thothd hands its page out as a sealed memfd over the control
+	 * socket (Daemon.timer_page); a control connection adopts it. */
+	assert_int_equal(thoth_control_connect(&l->pctl, h->dir, 5000), 0);
+	l->pg = thoth__timerpage_current();
+	assert_non_null(l->pg);
+	l->slot = timerpage_claim(l->pg, (uint32_t)getpid(), false);
+	assert_true(l->slot >= 0);
+}
+
+static void laptop_stop(laptop_t *l)
+{
+	timerpage_release(l->pg, l->slot, (uint32_t)getpid());
+	thoth_control_close(&l->pctl);
+	if (l->dma_fd >= 0)
+		close(l->dma_fd);
+}
+
 static void test_cpu_idle_hint_follows_the_next_posted_wake_up(void **state)
 {
 	harness_t h;
 	client_t c;
 	assert_int_equal(harness_setup(&h), 0);
-	char root[300], path[400];
-	snprintf(root, sizeof root, "%s/root", h.dir);
-	mkdir(root, 0700);
-	snprintf(path, sizeof path, "%s/dev", root);
-	mkdir(path, 0700);
-	snprintf(path, sizeof path, "%s/x86-laptop/sys", FIXTURES);
-	char link[400];
-	snprintf(link, sizeof link, "%s/sys", root);
-	assert_int_equal(symlink(path, link), 0);
-	snprintf(path, sizeof path, "%s/dev/cpu_dma_latency", root);
-	/* CLOEXEC: thothd must not inherit it (the test looks at its fds) */
-	int fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0600);
-	assert_true(fd >= 0);
-	setenv("THOTH_SYSFS_ROOT", root, 1);
-	pid_t d = harness_start_thothd(&h, NULL);
-	unsetenv("THOTH_SYSFS_ROOT");
-	assert_true(d > 0);
-	client_connect(&h, &c);
-	/* Post wake-ups as a loop would: a slot of thothd's window page. */
-	/* thothd hands its page out as a sealed memfd over the control
-	 * socket (Daemon.timer_page); a control connection adopts it. */
-	thoth_control_t pctl;
-	assert_int_equal(thoth_control_connect(&pctl, h.dir, 5000), 0);
-	timerpage_t *pg = thoth__timerpage_current();
-	assert_non_null(pg);
-	int slot = timerpage_claim(pg, (uint32_t)getpid(), false);
-	assert_true(slot >= 0);
+	laptop_t l;
+	laptop_start(&h, &c, true, &l);
 
 	thoth_pm_CpuQos_t q = { 0 };
 	char st[32];
@@ -1692,44 +1697,42 @@ static void test_cpu_idle_hint_follows_the_next_posted_wake_up(void **state)
 	 * 200 rounds in a row (the hints-off case below once failed so). */
 	uint64_t end = harness_now_ms() + THOTH_TEST_DEADLINE_MS(10000);
 	while (!seen_far && harness_now_ms() < end) {
-		timerpage_post(pg, slot, test_now_ns() + 3000000000ull, 0);
+		timerpage_post(l.pg, l.slot, test_now_ns() + 3000000000ull, 0);
 		assert_int_equal(cpu_qos(&c, &q, st, sizeof st), 0);
 		if (q.next_wake_ns >= 3144000ull) {    /* decided on our far post */
 			seen_far = true;
-			if (q.hint_us || q.request_us || holds_open(d, "cpu_dma_latency"))
-				fail_cpu_qos("far post", &q, st, d);
+			if (q.hint_us || q.request_us || holds_open(l.d, "cpu_dma_latency"))
+				fail_cpu_qos("far post", &q, st, l.d);
 		}
 	}
 	if (!seen_far)
-		fail_cpu_qos("no decision on a far post before the deadline", &q, st, d);
+		fail_cpu_qos("no decision on a far post before the deadline", &q, st, l.d);
 	/* Near (2 ms): C2 is the deepest worth entering.  On a loaded machine
 	 * the call may come after the instant: post again until thothd decided
 	 * while it was between C2's and C3's residency away. */
 	end = harness_now_ms() + THOTH_TEST_DEADLINE_MS(10000);
 	while (!seen_near && harness_now_ms() < end) {
-		timerpage_post(pg, slot, test_now_ns() + 2000000ull, 0);
+		timerpage_post(l.pg, l.slot, test_now_ns() + 2000000ull, 0);
 		assert_int_equal(cpu_qos(&c, &q, st, sizeof st), 0);
 		if (q.next_wake_ns >= 381000ull && q.next_wake_ns < 3144000ull) {
 			seen_near = true;
 			if (q.hint_us != 127 || q.request_us != 127 || q.why != 2 || strcmp(st, "C2_ACPI"))
-				fail_cpu_qos("near post", &q, st, d);
+				fail_cpu_qos("near post", &q, st, l.d);
 			int32_t v = 0;
-			assert_int_equal(pread(fd, &v, sizeof v, 0), (ssize_t)sizeof v);
+			assert_int_equal(pread(l.dma_fd, &v, sizeof v, 0), (ssize_t)sizeof v);
 			assert_int_equal(v, 127);
 		}
 	}
 	if (!seen_near)
-		fail_cpu_qos("no decision on a near post before the deadline", &q, st, d);
+		fail_cpu_qos("no decision on a near post before the deadline", &q, st, l.d);
 	/* Nothing more is posted: once the instant has passed, thothd decides
 	 * again on its own timer and lets the file go. */
-	timerpage_post(pg, slot, 0, 0);
-	released_arg_t ra = { d };
+	timerpage_post(l.pg, l.slot, 0, 0);
+	released_arg_t ra = { l.d };
 	assert_true(harness_wait_until(qos_released, &ra, THOTH_TEST_DEADLINE_MS(10000)));
 	assert_int_equal(cpu_qos(&c, &q, st, sizeof st), 0);
 	assert_int_equal(q.request_us, 0);
-	timerpage_release(pg, slot, (uint32_t)getpid());
-	thoth_control_close(&pctl);
-	close(fd);
+	laptop_stop(&l);
 	thoth_control_close(&c.ctl);
 	harness_teardown(&h);
 }
@@ -1783,24 +1786,8 @@ static void test_cpu_idle_hints_stop_with_a_reason_when_the_request_cannot_be_he
 	harness_t h;
 	client_t c;
 	assert_int_equal(harness_setup(&h), 0);
-	char root[300], path[400], link[400];
-	snprintf(root, sizeof root, "%s/root", h.dir);
-	mkdir(root, 0700);
-	snprintf(path, sizeof path, "%s/x86-laptop/sys", FIXTURES);
-	snprintf(link, sizeof link, "%s/sys", root);
-	assert_int_equal(symlink(path, link), 0);
-	setenv("THOTH_SYSFS_ROOT", root, 1);
-	pid_t d = harness_start_thothd(&h, NULL);
-	unsetenv("THOTH_SYSFS_ROOT");
-	assert_true(d > 0);
-	client_connect(&h, &c);
-	/* thothd's window page, as a control connection adopts it */
-	thoth_control_t pctl;
-	assert_int_equal(thoth_control_connect(&pctl, h.dir, 5000), 0);
-	timerpage_t *pg = thoth__timerpage_current();
-	assert_non_null(pg);
-	int slot = timerpage_claim(pg, (uint32_t)getpid(), false);
-	assert_true(slot >= 0);
+	laptop_t l;
+	laptop_start(&h, &c, false, &l);
 	thoth_pm_CpuQos_t q = { 0 };
 	char st[32];
 	assert_int_equal(cpu_qos(&c, &q, st, sizeof st), 0);
@@ -1811,7 +1798,7 @@ static void test_cpu_idle_hints_stop_with_a_reason_when_the_request_cannot_be_he
 	 * 1 of 34 looped runs at load ~10). */
 	uint64_t end = harness_now_ms() + THOTH_TEST_DEADLINE_MS(10000);
 	while (!off && harness_now_ms() < end) {
-		timerpage_post(pg, slot, test_now_ns() + 2000000ull, 0);
+		timerpage_post(l.pg, l.slot, test_now_ns() + 2000000ull, 0);
 		assert_int_equal(cpu_qos(&c, &q, st, sizeof st), 0);
 		off = q.idle_states == 0;
 	}
@@ -1820,8 +1807,7 @@ static void test_cpu_idle_hints_stop_with_a_reason_when_the_request_cannot_be_he
 	char err[200];
 	snprintf(err, sizeof err, "%.*s", (int)q.error.len, q.error.ptr);
 	assert_non_null(strstr(err, "cpu_dma_latency"));
-	timerpage_release(pg, slot, (uint32_t)getpid());
-	thoth_control_close(&pctl);
+	laptop_stop(&l);
 	thoth_control_close(&c.ctl);
 	harness_teardown(&h);
 }

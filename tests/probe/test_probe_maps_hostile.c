@@ -29,6 +29,7 @@
 #include "thoth/probe.h"
 #include "probe_internal.h"
 #include "../common/testutil.h"
+#include "../common/sealed_memfd.h"
 
 #ifndef MFD_HUGETLB
 #define MFD_HUGETLB 0x0004U
@@ -72,14 +73,7 @@ static void honest(uint8_t *img)
 
 static int region_fd(const uint8_t *img, size_t len, size_t size, int seals)
 {
-	int fd = memfd_create("hostile-maps", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	assert_true(fd >= 0);
-	assert_int_equal(ftruncate(fd, (off_t)size), 0);
-	if (len)
-		assert_int_equal(pwrite(fd, img, len, 0), (ssize_t)len);
-	if (seals)
-		assert_int_equal(fcntl(fd, F_ADD_SEALS, seals), 0);
-	return fd;
+	return test_sealed_memfd("hostile-maps", img, len, size, seals);
 }
 
 /* FD refused with ERR and a reason holding NEEDLE; FD closed. */
@@ -102,23 +96,8 @@ static void test_wrong_kinds_of_descriptor_are_refused_by_name(void **state)
 {
 	(void)state;
 	int before = test_count_fds();
-	int p[2];
-	assert_int_equal(pipe(p), 0);
-	close(p[1]);
-	refused(p[0], THOTH_E_PERM, "a pipe or FIFO, not a memfd");
-	int sv[2];
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	close(sv[1]);
-	refused(sv[0], THOTH_E_PERM, "a socket, not a memfd");
-	int fd = open("/dev/zero", O_RDWR | O_CLOEXEC);
-	refused(fd, THOTH_E_PERM, "a character device, not a memfd");
 	honest(img);
-	char path[] = "/tmp/thoth-maps-hostile-XXXXXX";
-	fd = mkstemp(path);
-	assert_true(fd >= 0);
-	unlink(path);
-	assert_int_equal(pwrite(fd, img, sizeof img, 0), (ssize_t)sizeof img);
-	refused(fd, THOTH_E_PERM, "takes no seals");
+	test_wrong_kinds_refused(refused, THOTH_E_PERM, img, sizeof img);
 	/* Unsealed: the peer could truncate it under the mapping. */
 	refused(region_fd(img, sizeof img, sizeof img, 0), THOTH_E_PERM,
 		"not sealed against shrinking");
@@ -126,7 +105,7 @@ static void test_wrong_kinds_of_descriptor_are_refused_by_name(void **state)
 		"sealed against writing");
 	refused(region_fd(NULL, 0, 100, F_SEAL_SHRINK), THOTH_E_CORRUPT, "100 bytes");
 	refused(region_fd(NULL, 0, (2ull << 30), F_SEAL_SHRINK), THOTH_E_CORRUPT, "2147483648 bytes");
-	fd = memfd_create("hostile-huge", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_HUGETLB);
+	int fd = memfd_create("hostile-huge", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_HUGETLB);
 	if (fd >= 0) {
 		if (ftruncate(fd, 2 << 20) == 0 && fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK) == 0)
 			refused(fd, THOTH_E_PERM, "not on shmem");

@@ -34,6 +34,7 @@
 #include "thoth/loop.h"
 #include "thoth/trace.h"
 #include "timerpage.h"
+#include "../common/sealed_memfd.h"
 
 #define MS 1000000ull
 
@@ -136,13 +137,7 @@ static char dir[64];
 /* A memfd of LEN bytes starting with MAGIC, with SEALS added (0: none). */
 static int memfd_page(size_t len, uint64_t magic, int seals)
 {
-	int fd = memfd_create("not-the-page", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	assert_true(fd >= 0);
-	assert_int_equal(ftruncate(fd, (off_t)len), 0);
-	assert_int_equal(pwrite(fd, &magic, 8, 0), 8);
-	if (seals)
-		assert_int_equal(fcntl(fd, F_ADD_SEALS, seals), 0);
-	return fd;
+	return test_sealed_memfd("not-the-page", &magic, 8, len, seals);
 }
 
 /*

@@ -24,6 +24,7 @@
 #include <cmocka.h>
 
 #include "harness.h"
+#include "../common/sealed_memfd.h"
 #include "thoth/contract.h"
 #include "thoth/rpc.h"
 #include "thoth/stream.h"
@@ -97,14 +98,7 @@ static int refusals(const char *log)
 
 static int sealed_memfd(const void *bytes, size_t len, size_t size, int seals)
 {
-	int fd = memfd_create("hostile-trace", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	assert_true(fd >= 0);
-	assert_int_equal(ftruncate(fd, (off_t)size), 0);
-	if (len)
-		assert_int_equal(pwrite(fd, bytes, len, 0), (ssize_t)len);
-	if (seals)
-		assert_int_equal(fcntl(fd, F_ADD_SEALS, seals), 0);
-	return fd;
+	return test_sealed_memfd("hostile-trace", bytes, len, size, seals);
 }
 
 static void test_hostile_trace_buffers_are_refused_by_name_and_an_honest_one_taken(void **state)

@@ -41,6 +41,7 @@
 #include "registry.thoth.h"
 #include "thoth/service.h"
 #include "thoth/version.h"
+#include "procfd.h"
 #include "thothctl.h"
 
 static bool json;                /* --json (set once in main from the options) */
@@ -317,7 +318,15 @@ static void say_no_answer(const thoth_control_t *ctl, const char *what)
 	char state = 0;
 	bool from_file;
 	int pid = listener_pid(ctl, why, sizeof why, &from_file);
-	if (pid) {
+	/* The listener (its pid from the socket) pinned while /proc/PID is
+	 * read (procfd.h): one that exited meanwhile may have left its pid to
+	 * another process, whose name and state would be said as the
+	 * listener's.  A pid file's pid is not pinned: its lock says the
+	 * holder lives, and it may be a pid of another namespace. */
+	char pin_why[64];
+	int pidfd = pid && !from_file ? thothctl_pid_pin((uint32_t)pid, pin_why, sizeof pin_why) : -1;
+	bool gone = pid && !from_file && pidfd < 0 && errno == ESRCH;
+	if (pid && !gone) {
 		snprintf(path, sizeof path, "/proc/%d/stat", pid);
 		FILE *f = fopen(path, "r");
 		/* "PID (COMM) STATE ...": COMM may hold spaces and parentheses. */
@@ -331,9 +340,16 @@ static void say_no_answer(const thoth_control_t *ctl, const char *what)
 		if (f)
 			fclose(f);
 	}
+	if (pidfd >= 0) {
+		gone = thothctl_pid_exited(pidfd);
+		close(pidfd);
+	}
 	unsigned s = ctl->sock.timeout_ms ? (ctl->sock.timeout_ms + 999) / 1000 : 0;
 	bool thothd = strcmp(comm, "thothd") == 0;
-	if (thothd && (state == 'T' || state == 't'))
+	if (gone)
+		fprintf(stderr, "thothctl: %s: the process listening at %s (pid %d) exited without "
+			"answering (within %u s)\n", what, ctl->path, pid, s);
+	else if (thothd && (state == 'T' || state == 't'))
 		fprintf(stderr, "thothctl: %s: thothd (pid %d) is stopped (SIGSTOP or a debugger) and "
 			"answers nothing: kill -CONT %d\n", what, pid, pid);
 	else if (thothd)

@@ -32,15 +32,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/magic.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "probe.thoth.h"
 #include "registry.thoth.h"
 #include "thoth/probe.h"
+#include "procfd.h"
 #include "thothctl.h"
 
 static int usage(FILE *out, int status)
@@ -634,67 +633,55 @@ static int probe_maps(int argc, char **argv, const thothctl_opts_t *opts)
 		        p ? "its process has not attached it (no maps yet)" : "no such probe");
 		r = 1;
 	}
-	char path[64] = "";
 	uint32_t pid = p ? p->pid : 0;
-	if (!r)
-		snprintf(path, sizeof path, "/proc/%u/fd/%d", p->pid, p->maps_fd);
+	int maps_fd = p ? p->maps_fd : -1;
+	/* PID pinned before /proc/PID is read and checked after (procfd.h):
+	 * a process that exits meanwhile may leave its number to another one,
+	 * whose descriptor MAPS_FD would be printed as this probe's maps. */
+	char why[256] = "", path[64] = "";
+	int pidfd = r ? -1 : thothctl_pid_pin(pid, why, sizeof why);
+	if (!r && pidfd < 0) {
+		fprintf(stderr, "thothctl: probe %" PRIu64 ": %s\n", id, why);
+		r = 1;
+	}
+	int fd = -1;
+	if (!r && thothctl_open_peer_memfd(pid, maps_fd, &fd, path, sizeof path, why, sizeof why)) {
+		fprintf(stderr, "thothctl: probe %" PRIu64 ": %s\n", id, why);
+		r = 1;
+	}
+	thoth_probe_maps_t *maps = NULL;
+	if (!r) {
+		int e = thoth_probe_maps_open_why(fd, &maps, why, sizeof why);
+		if (e) {
+			fprintf(stderr, "thothctl: probe %" PRIu64 ": maps at %s: %s\n", id, path,
+			        why[0] ? why : thoth_strerror(e));
+			r = 1;
+		}
+	}
+	if (fd >= 0)
+		close(fd);
+	/* The maps are mapped: whatever happens to the process now, they are
+	 * the ones MAPS_FD named.  Were they its?  Its pidfd says whether it
+	 * lived through the reads; thothd, asked again, whether the probe (a
+	 * process that had exited before the pidfd was taken had its probe
+	 * dropped) still is PID's. */
+	if (!r && list_probes(&s, &l))
+		r = 1;          /* said by list_probes */
+	if (!r) {
+		const thoth_probe_ProbeInfo_t *q = find_probe(&l, id);
+		if (thothctl_pid_exited(pidfd) || !q || q->pid != pid || q->maps_fd != maps_fd) {
+			fprintf(stderr, "thothctl: probe %" PRIu64 ": process %u exited while its maps were "
+			        "read (its pid may name another process now): nothing printed\n", id, pid);
+			r = 1;
+		}
+	}
+	if (pidfd >= 0)
+		close(pidfd);
 	session_close(&s);
-	if (r)
-		return r;
-	/* The descriptor number is the probed process's word: whatever it
-	 * names there (a FIFO, a device, a socket) is looked at through an
-	 * O_PATH descriptor, which opens nothing, and only a regular file is
-	 * then opened for reading and writing (never blocking, never taking a
-	 * terminal); thoth_probe_maps_open_why checks the rest. */
-	int pfd = open(path, O_PATH | O_CLOEXEC);
-	if (pfd < 0) {
-		fprintf(stderr, "thothctl: probe %" PRIu64 ": cannot open its maps at %s: %s\n", id,
-		        path, strerror(errno));
-		return 1;
-	}
-	struct stat st = { 0 };
-	if (fstat(pfd, &st) != 0) {
-		fprintf(stderr, "thothctl: probe %" PRIu64 ": maps at %s: cannot fstat it: %s\n", id,
-		        path, strerror(errno));
-		close(pfd);
-		return 1;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		fprintf(stderr, "thothctl: probe %" PRIu64 ": maps at %s: not a memfd (%s)\n", id, path,
-		        S_ISFIFO(st.st_mode) ? "a pipe or FIFO" : S_ISSOCK(st.st_mode) ? "a socket"
-		        : S_ISCHR(st.st_mode) ? "a character device" : S_ISDIR(st.st_mode) ? "a directory"
-		        : "not a regular file");
-		close(pfd);
-		return 1;
-	}
-	/* Only a file on shmem (a memfd) is opened: a file on disk, FUSE or
-	 * NFS is not opened at all (its open could block on the peer's
-	 * server, break its lease, or open as us a file the peer could only
-	 * name through an O_PATH descriptor of its own). */
-	struct statfs sfs;
-	if (fstatfs(pfd, &sfs) != 0 || sfs.f_type != TMPFS_MAGIC) {
-		fprintf(stderr, "thothctl: probe %" PRIu64 ": maps at %s: a regular file not on shmem, "
-		        "not a memfd: not opened\n", id, path);
-		close(pfd);
-		return 1;
-	}
-	char again[64];
-	snprintf(again, sizeof again, "/proc/self/fd/%d", pfd);
-	int fd = open(again, O_RDWR | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-	close(pfd);
-	if (fd < 0) {
-		fprintf(stderr, "thothctl: probe %" PRIu64 ": cannot open its maps at %s: %s\n", id,
-		        path, strerror(errno));
-		return 1;
-	}
-	thoth_probe_maps_t *maps;
-	char why[256];
-	r = thoth_probe_maps_open_why(fd, &maps, why, sizeof why);
-	close(fd);
 	if (r) {
-		fprintf(stderr, "thothctl: probe %" PRIu64 ": maps at %s: %s\n", id, path,
-		        why[0] ? why : thoth_strerror(r));
-		return 1;
+		if (maps)
+			thoth_probe_maps_free(maps);
+		return r;
 	}
 	if (opts->json)
 		printf("{\"id\":%" PRIu64 ",\"pid\":%u,\"maps\":[", id, pid);
