@@ -306,7 +306,7 @@ static void test_service_follows_its_client_and_spreads_when_the_pair_no_longer_
 		 * the 2 s dwell). */
 		pair_span_t span = { .t0 = thoth_clock_now() + 2000 * MS };
 		if (calls_until(ch, true, spread, 15000, &span)) {
-			assert_true(log_soon("spread over every CPU"));
+			assert_true(log_soon("given back its CPUs"));
 			print_message("moved to the client's CPU %d, spread again when it burned its CPU\n",
 				      client_cpu);
 		} else {
@@ -489,7 +489,7 @@ static void test_rule6_live_moved_apart_then_undone_when_slower(void **state)
 	if (drive_apart(ch)) {
 		assert_true(calls_until(ch, false, mask_restored, 10000, NULL));
 		assert_true(log_soon("apart, the round trip"));
-		assert_true(log_soon("spread over every CPU"));
+		assert_true(log_soon("given back its CPUs"));
 		/* Undone once: the next apart move waits 2 x 60 s: none now. */
 		calls_until(ch, false, NULL, 2500, NULL);
 		assert_true(mask_restored());
@@ -541,7 +541,7 @@ static void test_rule6_live_never_touches_an_affinity_the_user_set_meanwhile(voi
 		cpu_set_t now;
 		assert_int_equal(service_cpus(&now), 1);
 		assert_true(CPU_EQUAL(&now, &user));
-		assert_false(log_has("spread over every CPU"));
+		assert_false(log_has("given back its CPUs"));
 		print_message("moved apart to CPU %d, the user's later affinity kept\n", apart_cpu);
 	}
 	thoth_chan_close(ch);
