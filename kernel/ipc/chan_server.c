@@ -98,6 +98,7 @@ struct conn {
 	bool peer_gone;                 /* conn_drain took the client as gone: ours, not the shared closed word */
 	uint64_t pl_calls, pl_wakes;    /* placement window: calls, doorbell wake-ups */
 	uint64_t pl_busy0;              /* the client's CPU ns at the window's start (0 = none) */
+	pid_t pl_thread;                /* ... of this thread of the client (its calling one, or the main) */
 	thoth_timer_t *mod_timer;       /* moderation: we wake by ourselves then (PM-3) */
 	uint64_t serial;                /* thoth_chan_server_caller's channel: 1.., never reused */
 	uint32_t peek_look;             /* the look that last picked it (peek_pick: no channel twice) */
@@ -411,33 +412,21 @@ typedef struct place_apart {
 	unsigned idle_cap;              /* lists (grown once per machine size, place_cpu_idle_all) */
 } place_apart_t;
 
-/* CPU time of a thread in ns (the first field of schedstat), 0 unknown. */
-static uint64_t cpu_ns(const char *path)
+/* The thread of the client that calls (its presence word's tid: hostile,
+ * checked by place_thread_cpu_ns against the client's own threads; zero
+ * from an older client: its main thread). */
+static uint32_t client_thread(const conn_t *c)
 {
-	FILE *f = fopen(path, "re");
-	unsigned long long v = 0;
-	if (f) {
-		if (fscanf(f, "%llu", &v) != 1)
-			v = 0;
-		fclose(f);
-	}
-	return v;
-}
-
-static uint64_t client_cpu_ns(const conn_t *c)
-{
-	char p[64];
-	snprintf(p, sizeof p, "/proc/%d/schedstat", (int)c->pid);   /* its main thread */
-	return cpu_ns(p);
+	return atomic_load_explicit(&c->end.ctl->presence[CHAN_CLIENT].tid, memory_order_relaxed);
 }
 
 static void place_window_start(thoth_chan_server_t *s, uint64_t now)
 {
 	s->pl_start = now;
-	s->pl_busy0 = cpu_ns("/proc/thread-self/schedstat");
+	s->pl_busy0 = place_thread_cpu_ns(getpid(), (uint32_t)gettid(), NULL);
 	for (conn_t *c = s->conns; c; c = c->next) {
 		c->pl_calls = c->pl_wakes = 0;
-		c->pl_busy0 = c->open ? client_cpu_ns(c) : 0;
+		c->pl_busy0 = c->open ? place_thread_cpu_ns(c->pid, client_thread(c), &c->pl_thread) : 0;
 	}
 	place_apart_t *ap = s->pl_apart;
 	if (ap && ap->want_stat) {
@@ -469,7 +458,14 @@ static void place_eval(thoth_chan_server_t *s, uint64_t now)
 		}
 	if (active != 1 || !one->pl_busy0 || !s->pl_busy0)
 		return;
-	uint64_t busy = cpu_ns("/proc/thread-self/schedstat"), cbusy = client_cpu_ns(one);
+	/* The client's CPU time over the window is one thread's: the one read
+	 * at its start.  Another thread calling now, or that one gone: this
+	 * window says nothing about the caller (no judgment). */
+	pid_t thread;
+	uint64_t busy = place_thread_cpu_ns(getpid(), (uint32_t)gettid(), NULL);
+	uint64_t cbusy = place_thread_cpu_ns(one->pid, client_thread(one), &thread);
+	if (!cbusy || thread != one->pl_thread)
+		return;
 	/* Hostile input: the client writes its own presence word; a bogus CPU
 	 * can only make us move to a CPU we are allowed on (place_apply
 	 * fails otherwise), never crash. */

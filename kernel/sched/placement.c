@@ -198,7 +198,7 @@ void place_decide(const place_policy_t *pol, const place_obs_t *o, place_decisio
 		 * sleeps, ~10x the one-CPU round trip). */
 		if (o->rtt_before_ns > 0 && o->rtt_ns > pol->spread_slowdown * o->rtt_before_ns) {
 			decide(d, PLACE_SPREAD, -1, "apart, the round trip %.1f us is %.2fx the %.1f us on one CPU: "
-			       "back to every CPU", o->rtt_ns / 1e3, o->rtt_ns / o->rtt_before_ns,
+			       "back to its own CPUs", o->rtt_ns / 1e3, o->rtt_ns / o->rtt_before_ns,
 			       o->rtt_before_ns / 1e3);
 			d->reason = PLACE_WHY_APART_SLOWER;
 			return;
@@ -207,7 +207,7 @@ void place_decide(const place_policy_t *pol, const place_obs_t *o, place_decisio
 		 * service's CPU (wake-affine): the pair is together again,
 		 * sleeping, with one thread pinned for nothing. */
 		if (o->client_cpu >= 0 && o->client_cpu == o->server_cpu) {
-			decide(d, PLACE_SPREAD, -1, "apart, but the client followed the service to CPU %d: back to every CPU",
+			decide(d, PLACE_SPREAD, -1, "apart, but the client followed the service to CPU %d: back to its own CPUs",
 			       o->server_cpu);
 			d->reason = PLACE_WHY_APART_SLOWER;
 			return;
@@ -439,6 +439,45 @@ int place_apply(pid_t tid, const place_decision_t *d, const place_mask_t *restor
 	}
 	errno = err;
 	return r;
+}
+
+/* ---- the client's CPU time -------------------------------------------------------- */
+
+static uint64_t schedstat_ns(const char *path)
+{
+	char buf[96];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	char *end;
+	unsigned long long v = strtoull(buf, &end, 10);
+	return end != buf ? v : 0;
+}
+
+uint64_t place_thread_cpu_ns(pid_t pid, uint32_t tid, pid_t *read)
+{
+	char p[64];
+	if (pid <= 0)
+		return 0;
+	/* pid_max is at most 2^22: a larger TID names no thread. */
+	if (tid > 0 && tid <= (1u << 22) && (pid_t)tid != pid) {
+		snprintf(p, sizeof p, "/proc/%d/task/%u/schedstat", (int)pid, tid);
+		uint64_t v = schedstat_ns(p);
+		if (v) {
+			if (read)
+				*read = (pid_t)tid;
+			return v;
+		}
+	}
+	if (read)
+		*read = pid;
+	snprintf(p, sizeof p, "/proc/%d/schedstat", (int)pid);
+	return schedstat_ns(p);
 }
 
 /* ---- how idle each CPU is (/proc/stat) ------------------------------------------ */

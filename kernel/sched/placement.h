@@ -149,6 +149,16 @@ int place_thread_pinned(pid_t tid);
 typedef void (*place_log_fn)(void *ctx, const char *line);
 int place_apply(pid_t tid, const place_decision_t *d, const place_mask_t *restore, place_log_fn log, void *ctx);
 
+/* ---- the client's CPU time -------------------------------------------------------- */
+
+/* CPU time in ns of a thread (schedstat's first field) of process PID:
+ * TID, the calling thread the client published (hostile: any number),
+ * when /proc/PID/task/TID is one of PID's threads - procfs lists only
+ * those there, so no other process is ever read - else (TID 0: an older
+ * client; or not a thread of PID) PID's main thread.  *READ (if set)
+ * gets the thread read (PID for the main thread).  0 unknown. */
+uint64_t place_thread_cpu_ns(pid_t pid, uint32_t tid, pid_t *read);
+
 /* ---- how idle each CPU is (/proc/stat), for rule 6 -------------------------- */
 
 /* Cumulative idle and total time of each CPU (USER_HZ ticks). */

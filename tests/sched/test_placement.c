@@ -15,7 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -399,6 +402,21 @@ static void *work(void *arg)
 	return NULL;
 }
 
+/* W running FN (work or burn_50ms), its tid known. */
+static void worker_start(worker_t *w, void *(*fn)(void *))
+{
+	*w = (worker_t){ 0 };
+	assert_int_equal(pthread_create(&w->t, NULL, fn, w), 0);
+	while (!w->ready)
+		usleep(1000);
+}
+
+static void worker_stop(worker_t *w)
+{
+	w->stop = 1;
+	pthread_join(w->t, NULL);
+}
+
 static void collect(void *ctx, const char *line)
 {
 	snprintf(ctx, 320, "%s", line);
@@ -406,10 +424,8 @@ static void collect(void *ctx, const char *line)
 
 static void test_apply_moves_a_real_thread_and_logs_why(void **state)
 {
-	worker_t w = { 0 };
-	assert_int_equal(pthread_create(&w.t, NULL, work, &w), 0);
-	while (!w.ready)
-		usleep(1000);
+	worker_t w;
+	worker_start(&w, work);
 	int was_pinned = place_thread_pinned(w.tid);
 	assert_true(was_pinned == 0 || was_pinned == 1);
 	place_obs_t o = lazy_pair();
@@ -449,8 +465,7 @@ static void test_apply_moves_a_real_thread_and_logs_why(void **state)
 	assert_int_equal(place_apply(w.tid, &back, &none, collect, log), -1);
 	assert_non_null(strstr(log, "none saved"));
 	place_mask_free(&saved);
-	w.stop = 1;
-	pthread_join(w.t, NULL);
+	worker_stop(&w);
 }
 
 /*
@@ -466,10 +481,8 @@ static void test_undo_restores_the_mask_the_thread_had(void **state)
 	assert_int_equal(sched_getaffinity(0, sizeof mine, &mine), 0);
 	if (CPU_COUNT(&mine) < 2 || !CPU_ISSET(0, &mine))
 		skip();                 /* needs CPU 0 and another to leave it out of */
-	worker_t w = { 0 };
-	assert_int_equal(pthread_create(&w.t, NULL, work, &w), 0);
-	while (!w.ready)
-		usleep(1000);
+	worker_t w;
+	worker_start(&w, work);
 	cpu_set_t user = mine;          /* "taskset -c 1-N" */
 	CPU_CLR(0, &user);
 	assert_int_equal(sched_setaffinity(w.tid, sizeof user, &user), 0);
@@ -498,8 +511,7 @@ static void test_undo_restores_the_mask_the_thread_had(void **state)
 	snprintf(line, sizeof line, "given back its CPUs %s", want);
 	assert_non_null(strstr(log, line));
 	place_mask_free(&saved);
-	w.stop = 1;
-	pthread_join(w.t, NULL);
+	worker_stop(&w);
 }
 
 /* A saved mask the kernel now refuses (its CPUs left the cpuset or went
@@ -507,10 +519,8 @@ static void test_undo_restores_the_mask_the_thread_had(void **state)
  * end: the thread gets every CPU it may use, and the one line says why. */
 static void test_a_refused_restore_falls_back_to_every_allowed_cpu_and_says_why(void **state)
 {
-	worker_t w = { 0 };
-	assert_int_equal(pthread_create(&w.t, NULL, work, &w), 0);
-	while (!w.ready)
-		usleep(1000);
+	worker_t w;
+	worker_start(&w, work);
 	cpu_set_t mine;
 	assert_int_equal(sched_getaffinity(w.tid, sizeof mine, &mine), 0);
 	place_mask_t gone = { 0 };
@@ -527,8 +537,7 @@ static void test_a_refused_restore_falls_back_to_every_allowed_cpu_and_says_why(
 	assert_int_equal(sched_getaffinity(w.tid, sizeof set, &set), 0);
 	assert_true(CPU_EQUAL(&set, &mine));
 	place_mask_free(&gone);
-	w.stop = 1;
-	pthread_join(w.t, NULL);
+	worker_stop(&w);
 }
 
 /* What counts as the user's affinity: anything narrower than the online
@@ -539,10 +548,8 @@ static void test_a_multi_cpu_user_mask_counts_as_pinned(void **state)
 	assert_int_equal(sched_getaffinity(0, sizeof mine, &mine), 0);
 	if (CPU_COUNT(&mine) < sysconf(_SC_NPROCESSORS_ONLN) || CPU_COUNT(&mine) < 2)
 		skip();                 /* already restricted (a cpuset), or one CPU */
-	worker_t w = { 0 };
-	assert_int_equal(pthread_create(&w.t, NULL, work, &w), 0);
-	while (!w.ready)
-		usleep(1000);
+	worker_t w;
+	worker_start(&w, work);
 	assert_int_equal(place_thread_pinned(w.tid), 0);
 	cpu_set_t user = mine;
 	for (int c = 0; c < CPU_SETSIZE; c++)
@@ -552,8 +559,7 @@ static void test_a_multi_cpu_user_mask_counts_as_pinned(void **state)
 		}
 	assert_int_equal(sched_setaffinity(w.tid, sizeof user, &user), 0);
 	assert_int_equal(place_thread_pinned(w.tid), 1);
-	w.stop = 1;
-	pthread_join(w.t, NULL);
+	worker_stop(&w);
 }
 
 /*
@@ -627,6 +633,52 @@ static void test_rule6_sees_every_cpu_of_a_256_cpu_machine(void **state)
 	free(t1);
 	unlink(a);
 	unlink(b);
+}
+
+/* The client's CPU time is its calling thread's when it published one
+ * that is a thread of its process; anything else reads its main thread. */
+static void *burn_50ms(void *arg)
+{
+	worker_t *w = arg;
+	w->tid = (pid_t)syscall(SYS_gettid);
+	struct timespec t0, t;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
+	do
+		clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+	while ((t.tv_sec - t0.tv_sec) * 1000000000ll + (t.tv_nsec - t0.tv_nsec) < 50000000ll);
+	w->ready = 1;
+	while (!w->stop)
+		usleep(1000);
+	return NULL;
+}
+
+static void test_client_cpu_time_is_the_calling_threads_if_it_is_one_of_the_clients(void **state)
+{
+	worker_t w;
+	worker_start(&w, burn_50ms);
+	pid_t me = getpid(), read = 0;
+	uint64_t worker = place_thread_cpu_ns(me, (uint32_t)w.tid, &read);
+	assert_int_equal(read, w.tid);
+	assert_true(worker >= 50000000ull);
+	/* An older client (0), our own pid, a number no thread has, and a
+	 * thread of another process: the main thread, never another process. */
+	pid_t child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		pause();
+		_exit(0);
+	}
+	const uint32_t bogus[] = { 0, (uint32_t)me, 0xffffffffu, 1u << 23, (uint32_t)child, 1 };
+	for (size_t i = 0; i < sizeof bogus / sizeof bogus[0]; i++) {
+		read = 0;
+		uint64_t v = place_thread_cpu_ns(me, bogus[i], &read);
+		assert_int_equal(read, me);
+		assert_true(v > 0 && v < worker);       /* the idle main thread's */
+	}
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+	assert_int_equal(place_thread_cpu_ns(0, (uint32_t)w.tid, NULL), 0);
+	worker_stop(&w);
 }
 
 /* ---- "nearest" by topology distance ------------------------------------------- */
@@ -731,6 +783,7 @@ int main(void)
 		cmocka_unit_test(test_a_refused_restore_falls_back_to_every_allowed_cpu_and_says_why),
 		cmocka_unit_test(test_a_multi_cpu_user_mask_counts_as_pinned),
 		cmocka_unit_test(test_rule6_sees_every_cpu_of_a_256_cpu_machine),
+		cmocka_unit_test(test_client_cpu_time_is_the_calling_threads_if_it_is_one_of_the_clients),
 		cmocka_unit_test(test_nearest_cpu_is_by_topology_not_by_number),
 		cmocka_unit_test(test_nearest_cpu_agrees_with_scale1_topology),
 	};
