@@ -313,13 +313,19 @@ static void write_file(const char *path, const char *text)
 	fclose(f);
 }
 
-static void test_cpu_idle_shares_from_proc_stat(void **state)
+/* Two empty temporary files (the fake /proc/stat of two moments). */
+static void two_temp_files(char *a, char *b)
 {
-	char a[] = "/tmp/thoth-pstat-a-XXXXXX", b[] = "/tmp/thoth-pstat-b-XXXXXX";
 	int fa = mkstemp(a), fb = mkstemp(b);
 	assert_true(fa >= 0 && fb >= 0);
 	close(fa);
 	close(fb);
+}
+
+static void test_cpu_idle_shares_from_proc_stat(void **state)
+{
+	char a[] = "/tmp/thoth-pstat-a-XXXXXX", b[] = "/tmp/thoth-pstat-b-XXXXXX";
+	two_temp_files(a, b);
 	write_file(a, "cpu  300 0 100 1000 0 0 0 0 0 0\n"
 		      "cpu0 100 0 50 500 0 0 0 0 0 0\n"
 		      "cpu1 200 0 50 500 0 0 0 0 0 0\n"
@@ -586,10 +592,7 @@ static void write_stat_256(const char *path, unsigned long long tick, const int 
 static void test_rule6_sees_every_cpu_of_a_256_cpu_machine(void **state)
 {
 	char a[] = "/tmp/thoth-pstat256-a-XXXXXX", b[] = "/tmp/thoth-pstat256-b-XXXXXX";
-	int fa = mkstemp(a), fb = mkstemp(b);
-	assert_true(fa >= 0 && fb >= 0);
-	close(fa);
-	close(fb);
+	two_temp_files(a, b);
 	const int idle[] = { 200, 255 };
 	write_stat_256(a, 0, idle, 2);
 	write_stat_256(b, 100, idle, 2);
