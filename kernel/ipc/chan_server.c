@@ -98,6 +98,7 @@ struct conn {
 	bool peer_gone;                 /* conn_drain took the client as gone: ours, not the shared closed word */
 	uint64_t pl_calls, pl_wakes;    /* placement window: calls, doorbell wake-ups */
 	uint64_t pl_busy0;              /* the client's CPU ns at the window's start (0 = none) */
+	pid_t pl_thread;                /* ... of this thread of the client (its calling one, or the main) */
 	thoth_timer_t *mod_timer;       /* moderation: we wake by ourselves then (PM-3) */
 	uint64_t serial;                /* thoth_chan_server_caller's channel: 1.., never reused */
 	uint32_t peek_look;             /* the look that last picked it (peek_pick: no channel twice) */
@@ -142,6 +143,12 @@ struct thoth_chan_server {
 	uint64_t one_cpu_at;            /* when that was last read (coarse clock), 0 = never */
 	uint64_t pl_start, pl_busy0, pl_last_move;
 	double pl_cycle_before;
+	/* This thread's own affinity, saved before a move and restored exactly
+	 * by the undo (the user's taskset, a cpuset, CPUs offline: not "every
+	 * online CPU"); and a scratch mask for reading the current one.  Both
+	 * allocated at the first window judged, sized for the possible CPUs. */
+	place_mask_t pl_saved, pl_now;
+	bool pl_restore_logged;         /* a failed undo was logged (once; later tries are silent) */
 	place_policy_t pl_pol;          /* the defaults, or THOTH_PLACEMENT_POLICY's (read once) */
 	/* thoth_serve_per_cpu: the listening server routes each connection to
 	 * the worker on its client's CPU (all of them, itself included). */
@@ -401,35 +408,25 @@ typedef struct place_apart {
 	uint64_t stat_at;               /* the window start t0 was read at (0: none) */
 	place_cpu_times_t t0, t1;
 	place_cpumap_t *map;            /* "nearest" by topology (sysfs); NULL: by number */
+	place_cpu_idle_t *idle;         /* each CPU's idle share over the window: as many as /proc/stat */
+	unsigned idle_cap;              /* lists (grown once per machine size, place_cpu_idle_all) */
 } place_apart_t;
 
-/* CPU time of a thread in ns (the first field of schedstat), 0 unknown. */
-static uint64_t cpu_ns(const char *path)
+/* The thread of the client that calls (its presence word's tid: hostile,
+ * checked by place_thread_cpu_ns against the client's own threads; zero
+ * from an older client: its main thread). */
+static uint32_t client_thread(const conn_t *c)
 {
-	FILE *f = fopen(path, "re");
-	unsigned long long v = 0;
-	if (f) {
-		if (fscanf(f, "%llu", &v) != 1)
-			v = 0;
-		fclose(f);
-	}
-	return v;
-}
-
-static uint64_t client_cpu_ns(const conn_t *c)
-{
-	char p[64];
-	snprintf(p, sizeof p, "/proc/%d/schedstat", (int)c->pid);   /* its main thread */
-	return cpu_ns(p);
+	return atomic_load_explicit(&c->end.ctl->presence[CHAN_CLIENT].tid, memory_order_relaxed);
 }
 
 static void place_window_start(thoth_chan_server_t *s, uint64_t now)
 {
 	s->pl_start = now;
-	s->pl_busy0 = cpu_ns("/proc/thread-self/schedstat");
+	s->pl_busy0 = place_thread_cpu_ns(getpid(), (uint32_t)gettid(), NULL);
 	for (conn_t *c = s->conns; c; c = c->next) {
 		c->pl_calls = c->pl_wakes = 0;
-		c->pl_busy0 = c->open ? client_cpu_ns(c) : 0;
+		c->pl_busy0 = c->open ? place_thread_cpu_ns(c->pid, client_thread(c), &c->pl_thread) : 0;
 	}
 	place_apart_t *ap = s->pl_apart;
 	if (ap && ap->want_stat) {
@@ -461,7 +458,14 @@ static void place_eval(thoth_chan_server_t *s, uint64_t now)
 		}
 	if (active != 1 || !one->pl_busy0 || !s->pl_busy0)
 		return;
-	uint64_t busy = cpu_ns("/proc/thread-self/schedstat"), cbusy = client_cpu_ns(one);
+	/* The client's CPU time over the window is one thread's: the one read
+	 * at its start.  Another thread calling now, or that one gone: this
+	 * window says nothing about the caller (no judgment). */
+	pid_t thread;
+	uint64_t busy = place_thread_cpu_ns(getpid(), (uint32_t)gettid(), NULL);
+	uint64_t cbusy = place_thread_cpu_ns(one->pid, client_thread(one), &thread);
+	if (!cbusy || thread != one->pl_thread)
+		return;
 	/* Hostile input: the client writes its own presence word; a bogus CPU
 	 * can only make us move to a CPU we are allowed on (place_apply
 	 * fails otherwise), never crash. */
@@ -472,25 +476,27 @@ static void place_eval(thoth_chan_server_t *s, uint64_t now)
 	 * (the user may pin the thread at any time, before or after a move). */
 	bool user_pinned;
 	place_apart_t *ap = s->pl_apart;
-	cpu_set_t set;
+	place_mask_t *now_mask = &s->pl_now;
+	bool have_now = place_mask_get(now_mask, 0) == 0;
 	if (s->pl_colocated || (ap && ap->apart)) {
-		user_pinned = sched_getaffinity(0, sizeof set, &set) != 0 || CPU_COUNT(&set) != 1 ||
-			      !CPU_ISSET(s->pl_cpu, &set);
+		user_pinned = !have_now || CPU_COUNT_S(now_mask->size, now_mask->set) != 1 || s->pl_cpu < 0 ||
+			      (unsigned)s->pl_cpu >= now_mask->bits ||
+			      !CPU_ISSET_S((unsigned)s->pl_cpu, now_mask->size, now_mask->set);
 		if (user_pinned) {
 			s->pl_colocated = false;        /* the user's now, not ours */
 			if (ap)
 				ap->apart = false;
 		}
 	} else {
-		user_pinned = place_thread_pinned(0) != 0;
+		/* Our own mask, kept for the undo of a move made now. */
+		user_pinned = !have_now || CPU_COUNT_S(now_mask->size, now_mask->set) < online;
 	}
 	/* Rule 6: how idle each CPU this thread may use was over the window
 	 * (read only when the last window found the pair saturating one CPU). */
-	place_cpu_idle_t idle[64];
 	unsigned nidle = 0;
-	if (ap && ap->stat_at && ap->stat_at == s->pl_start && !user_pinned &&
-	    sched_getaffinity(0, sizeof set, &set) == 0 && place_cpu_times_read(&ap->t1, NULL) == 0)
-		nidle = place_cpu_idle(&ap->t0, &ap->t1, &set, idle, sizeof idle / sizeof idle[0]);
+	if (ap && ap->stat_at && ap->stat_at == s->pl_start && !user_pinned && have_now &&
+	    place_cpu_times_read(&ap->t1, NULL) == 0)
+		nidle = place_cpu_idle_all(&ap->t0, &ap->t1, now_mask, &ap->idle, &ap->idle_cap);
 	if (ap)
 		ap->stat_at = 0;
 	place_obs_t o = {
@@ -512,14 +518,27 @@ static void place_eval(thoth_chan_server_t *s, uint64_t now)
 		.since_last_move_ns = s->pl_last_move ? now - s->pl_last_move : UINT64_MAX,
 		.apart = ap && ap->apart,
 		.apart_undos = ap ? ap->undos : 0,
-		.cpus = nidle ? idle : NULL,
+		.cpus = nidle ? ap->idle : NULL,
 		.ncpus = nidle,
 		.map = ap ? ap->map : NULL,
 	};
 	const place_policy_t pol = s->pl_pol;
 	place_decision_t d;
 	place_decide(&pol, &o, &d);
-	if (d.action != PLACE_STAY && place_apply(0, &d, place_log, s) == 0) {
+	bool undo = d.action == PLACE_SPREAD;
+	if (d.action != PLACE_STAY && !undo) {
+		/* Leaving our own mask: keep it for the undo (a swap: no copy). */
+		place_mask_t t = s->pl_saved;
+		s->pl_saved = s->pl_now;
+		s->pl_now = t;
+	}
+	/* An undo refused twice (place_apply fell back and that failed too)
+	 * is retried each window, logged once. */
+	place_log_fn log = undo && s->pl_restore_logged ? NULL : place_log;
+	int moved = d.action == PLACE_STAY ? -1 : place_apply(0, &d, undo ? &s->pl_saved : NULL, log, s);
+	if (undo)
+		s->pl_restore_logged = moved != 0;
+	if (moved == 0) {
 		s->pl_last_move = now;
 		s->pl_colocated = d.action == PLACE_COLOCATE;
 		if (ap) {
@@ -1595,9 +1614,13 @@ void thoth_chan_server_free(thoth_chan_server_t *s)
 	}
 	free(s->path);
 	free(s->arena_buf);
-	if (s->pl_apart)
+	if (s->pl_apart) {
 		free(s->pl_apart->map);
+		free(s->pl_apart->idle);
+	}
 	free(s->pl_apart);
+	place_mask_free(&s->pl_saved);
+	place_mask_free(&s->pl_now);
 	free(s);
 }
 

@@ -122,8 +122,14 @@ typedef struct chan_ctl {
 	/* Side i's presence word (CHAN_PRESENCE_*), written only by side i,
 	 * each on its own cache line (the peer polls it while spinning).  A
 	 * hint for the peer's spin decision and nothing else: docs/IPC.md,
-	 * "Presence".  Zero (an older peer) reads as "unknown". */
-	struct { _Alignas(64) _Atomic uint32_t word; } presence[2];
+	 * "Presence".  Zero (an older peer) reads as "unknown".  `tid`: the
+	 * thread that last waited on side i (a client's calling thread, not
+	 * necessarily its main one), written when that thread changes, for
+	 * the service's placement, which reads its CPU time (docs/SCHED.md:
+	 * hostile, used only if /proc/PID/task/TID is a thread of the peer's
+	 * process; zero from an older peer: its main thread, as before).  In
+	 * the padding of the word's line: the layout does not change. */
+	struct { _Alignas(64) _Atomic uint32_t word; _Atomic uint32_t tid; } presence[2];
 	/* Moderation of direction d, written only by d's consumer (PM-3,
 	 * docs/PM.md "Interrupt moderation"): `profile` = max_msgs | max_us
 	 * << 16; `wake_by` = the CLOCK_MONOTONIC ns by which the consumer,
@@ -321,6 +327,7 @@ typedef struct chan_end {
 	uint32_t spin_waits;              /* spin decisions made: every SPIN_PROBE-th tries spin_max */
 	uint32_t spin_round_ns;           /* the last timed round of polls (chan_spin's first is not) */
 	uint32_t presence;                /* last value we published in our presence word */
+	unsigned long presence_thread;    /* pthread_self() of the thread whose tid we published (0: none) */
 	bool rang;                        /* we woke the peer since our last spin decision */
 	bool nap_ok;                      /* chan_nap may nap: the last wait took <= spin_max */
 	uint16_t nap_skip;                /* chan_nap: naps still to skip (back-off after misses) */

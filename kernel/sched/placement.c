@@ -198,7 +198,7 @@ void place_decide(const place_policy_t *pol, const place_obs_t *o, place_decisio
 		 * sleeps, ~10x the one-CPU round trip). */
 		if (o->rtt_before_ns > 0 && o->rtt_ns > pol->spread_slowdown * o->rtt_before_ns) {
 			decide(d, PLACE_SPREAD, -1, "apart, the round trip %.1f us is %.2fx the %.1f us on one CPU: "
-			       "back to every CPU", o->rtt_ns / 1e3, o->rtt_ns / o->rtt_before_ns,
+			       "back to its own CPUs", o->rtt_ns / 1e3, o->rtt_ns / o->rtt_before_ns,
 			       o->rtt_before_ns / 1e3);
 			d->reason = PLACE_WHY_APART_SLOWER;
 			return;
@@ -207,7 +207,7 @@ void place_decide(const place_policy_t *pol, const place_obs_t *o, place_decisio
 		 * service's CPU (wake-affine): the pair is together again,
 		 * sleeping, with one thread pinned for nothing. */
 		if (o->client_cpu >= 0 && o->client_cpu == o->server_cpu) {
-			decide(d, PLACE_SPREAD, -1, "apart, but the client followed the service to CPU %d: back to every CPU",
+			decide(d, PLACE_SPREAD, -1, "apart, but the client followed the service to CPU %d: back to its own CPUs",
 			       o->server_cpu);
 			d->reason = PLACE_WHY_APART_SLOWER;
 			return;
@@ -264,51 +264,220 @@ void place_decide(const place_policy_t *pol, const place_obs_t *o, place_decisio
 	d->reason = PLACE_WHY_SYNC_PAIR;
 }
 
-int place_thread_pinned(pid_t tid)
+/* ---- a thread's affinity, sized for the machine ---------------------------------- */
+
+/* The most CPUs a mask is grown to name when the kernel refuses smaller
+ * ones (EINVAL: its nr_cpu_ids is larger); Linux's NR_CPUS is at most 8192. */
+enum { PLACE_MASK_MAX_BITS = 65536 };
+
+static int mask_alloc(place_mask_t *m, unsigned bits)
 {
-	cpu_set_t set;
-	if (sched_getaffinity(tid, sizeof set, &set))
+	cpu_set_t *set = CPU_ALLOC(bits);
+	if (!set)
 		return -1;
-	long online = sysconf(_SC_NPROCESSORS_ONLN);
-	return CPU_COUNT(&set) < online;
+	CPU_FREE(m->set);
+	m->set = set;
+	m->bits = bits;
+	m->size = CPU_ALLOC_SIZE(bits);
+	m->valid = false;
+	return 0;
 }
 
-int place_apply(pid_t tid, const place_decision_t *d, place_log_fn log, void *ctx)
+int place_mask_get(place_mask_t *m, pid_t tid)
+{
+	if (!m->set) {
+		long conf = sysconf(_SC_NPROCESSORS_CONF);     /* the possible CPUs */
+		unsigned bits = conf > CPU_SETSIZE && conf < PLACE_MASK_MAX_BITS ? (unsigned)conf : CPU_SETSIZE;
+		if (mask_alloc(m, bits))
+			return -1;
+	}
+	for (;;) {
+		if (sched_getaffinity(tid, m->size, m->set) == 0) {
+			m->valid = true;
+			return 0;
+		}
+		if (errno != EINVAL || m->bits * 2 > PLACE_MASK_MAX_BITS)
+			break;
+		if (mask_alloc(m, m->bits * 2))
+			return -1;
+	}
+	m->valid = false;
+	return -1;
+}
+
+void place_mask_free(place_mask_t *m)
+{
+	CPU_FREE(m->set);
+	*m = (place_mask_t){ 0 };
+}
+
+void place_mask_format(const place_mask_t *m, char *buf, size_t cap)
+{
+	size_t len = 0;
+	if (!cap)
+		return;
+	buf[0] = 0;
+	if (!m || !m->valid) {
+		snprintf(buf, cap, "(unknown)");
+		return;
+	}
+	for (unsigned c = 0; c < m->bits; c++) {
+		if (!CPU_ISSET_S(c, m->size, m->set))
+			continue;
+		unsigned e = c;
+		while (e + 1 < m->bits && CPU_ISSET_S(e + 1, m->size, m->set))
+			e++;
+		char item[32];
+		int n = e == c ? snprintf(item, sizeof item, "%s%u", len ? "," : "", c)
+			       : snprintf(item, sizeof item, "%s%u-%u", len ? "," : "", c, e);
+		if (len + (size_t)n + 4 > cap) {
+			snprintf(buf + len, cap - len, "...");
+			return;
+		}
+		memcpy(buf + len, item, (size_t)n + 1);
+		len += (size_t)n;
+		c = e;
+	}
+	if (!len)
+		snprintf(buf, cap, "(none)");
+}
+
+int place_thread_pinned(pid_t tid)
+{
+	place_mask_t m = { 0 };
+	if (place_mask_get(&m, tid)) {
+		place_mask_free(&m);
+		return -1;
+	}
+	long online = sysconf(_SC_NPROCESSORS_ONLN);
+	int r = CPU_COUNT_S(m.size, m.set) < online;
+	place_mask_free(&m);
+	return r;
+}
+
+/* Set TID's affinity to CPU alone (COLOCATE, APART). */
+static int set_one_cpu(pid_t tid, int cpu)
+{
+	if (cpu < 0 || cpu >= PLACE_MASK_MAX_BITS) {
+		errno = EINVAL;
+		return -1;
+	}
+	cpu_set_t *set = CPU_ALLOC((unsigned)cpu + 1);
+	if (!set)
+		return -1;
+	size_t size = CPU_ALLOC_SIZE((unsigned)cpu + 1);
+	CPU_ZERO_S(size, set);
+	CPU_SET_S((unsigned)cpu, size, set);
+	int r = sched_setaffinity(tid, size, set);
+	int err = errno;
+	CPU_FREE(set);
+	errno = err;
+	return r;
+}
+
+/* Every CPU: the kernel keeps those the thread's cpuset allows and that
+ * are online (the fallback when the saved mask is refused). */
+static int set_every_cpu(pid_t tid, const place_mask_t *like)
+{
+	unsigned bits = like && like->bits ? like->bits : CPU_SETSIZE;
+	cpu_set_t *set = CPU_ALLOC(bits);
+	if (!set)
+		return -1;
+	size_t size = CPU_ALLOC_SIZE(bits);
+	memset(set, 0xff, size);
+	int r = sched_setaffinity(tid, size, set);
+	int err = errno;
+	CPU_FREE(set);
+	errno = err;
+	return r;
+}
+
+int place_apply(pid_t tid, const place_decision_t *d, const place_mask_t *restore, place_log_fn log, void *ctx)
 {
 	if (d->action == PLACE_STAY)
 		return 0;
-	cpu_set_t set;
-	CPU_ZERO(&set);
+	int r, err;
+	char where[160];
+	const char *fallback = "";
+	char why_back[64] = "";
 	if (d->action == PLACE_COLOCATE || d->action == PLACE_APART) {
-		if (d->cpu < 0 || d->cpu >= CPU_SETSIZE) {
-			errno = EINVAL;
-			return -1;
-		}
-		CPU_SET(d->cpu, &set);
+		r = set_one_cpu(tid, d->cpu);
+		err = errno;
+		snprintf(where, sizeof where, "moved %sto CPU %d", d->action == PLACE_APART ? "apart " : "", d->cpu);
+	} else if (!restore || !restore->valid) {
+		r = -1;
+		err = EINVAL;
+		snprintf(where, sizeof where, "not given back its CPUs (none saved before the move)");
 	} else {
-		long n = sysconf(_SC_NPROCESSORS_ONLN);
-		for (long i = 0; i < n && i < CPU_SETSIZE; i++)
-			CPU_SET((int)i, &set);
+		char list[96];
+		place_mask_format(restore, list, sizeof list);
+		r = sched_setaffinity(tid, restore->size, restore->set);
+		err = errno;
+		snprintf(where, sizeof where, "given back its CPUs %s", list);
+		if (r) {
+			/* Its CPUs went offline or left the cpuset since the move:
+			 * unpinned is the nearest to what it had. */
+			snprintf(why_back, sizeof why_back, "%s", strerror(err));
+			r = set_every_cpu(tid, restore);
+			err = errno;
+			fallback = r ? "" : " instead every CPU it may use";
+		}
 	}
-	int r = sched_setaffinity(tid, sizeof set, &set);
-	int err = errno;
 	THOTH_TRACE(LOOP, place_move, (uint64_t)(tid ? tid : gettid()),
 		    (uint64_t)d->action | (uint64_t)d->reason << 8 | (uint64_t)(uint32_t)(d->cpu + 1) << 16 |
 			    (uint64_t)(r != 0) << 32);
 	if (log) {
-		char where[40], line[320];
-		if (d->action == PLACE_COLOCATE)
-			snprintf(where, sizeof where, "moved to CPU %d", d->cpu);
-		else if (d->action == PLACE_APART)
-			snprintf(where, sizeof where, "moved apart to CPU %d", d->cpu);
+		char line[480];
+		if (*why_back)
+			snprintf(line, sizeof line, "placement: thread %d could not be given back its CPUs (%s), given%s: %s%s%s%s",
+				 (int)tid, why_back, *fallback ? fallback : " nothing", d->why,
+				 r ? " (failed: " : "", r ? strerror(err) : "", r ? ")" : "");
 		else
-			snprintf(where, sizeof where, "spread over every CPU");
-		snprintf(line, sizeof line, "placement: thread %d %s: %s%s%s%s", (int)tid, where, d->why,
-			 r ? " (failed: " : "", r ? strerror(err) : "", r ? ")" : "");
+			snprintf(line, sizeof line, "placement: thread %d %s: %s%s%s%s", (int)tid, where, d->why,
+				 r ? " (failed: " : "", r ? strerror(err) : "", r ? ")" : "");
 		log(ctx, line);
 	}
 	errno = err;
 	return r;
+}
+
+/* ---- the client's CPU time -------------------------------------------------------- */
+
+static uint64_t schedstat_ns(const char *path)
+{
+	char buf[96];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	char *end;
+	unsigned long long v = strtoull(buf, &end, 10);
+	return end != buf ? v : 0;
+}
+
+uint64_t place_thread_cpu_ns(pid_t pid, uint32_t tid, pid_t *read)
+{
+	char p[64];
+	if (pid <= 0)
+		return 0;
+	/* pid_max is at most 2^22: a larger TID names no thread. */
+	if (tid > 0 && tid <= (1u << 22) && (pid_t)tid != pid) {
+		snprintf(p, sizeof p, "/proc/%d/task/%u/schedstat", (int)pid, tid);
+		uint64_t v = schedstat_ns(p);
+		if (v) {
+			if (read)
+				*read = (pid_t)tid;
+			return v;
+		}
+	}
+	if (read)
+		*read = pid;
+	snprintf(p, sizeof p, "/proc/%d/schedstat", (int)pid);
+	return schedstat_ns(p);
 }
 
 /* ---- how idle each CPU is (/proc/stat) ------------------------------------------ */
@@ -362,13 +531,17 @@ int place_cpu_times_read(place_cpu_times_t *t, const char *path)
 	return any ? 0 : -1;
 }
 
-unsigned place_cpu_idle(const place_cpu_times_t *a, const place_cpu_times_t *b, const cpu_set_t *allowed,
+unsigned place_cpu_idle(const place_cpu_times_t *a, const place_cpu_times_t *b, const place_mask_t *allowed,
 			place_cpu_idle_t *out, unsigned cap)
 {
 	unsigned n = 0;
 	unsigned lim = a->ncpus < b->ncpus ? a->ncpus : b->ncpus;
-	for (unsigned c = 0; c < lim && c < CPU_SETSIZE && n < cap; c++) {
-		if (!a->have[c] || !b->have[c] || (allowed && !CPU_ISSET(c, allowed)))
+	if (lim > PLACE_MAX_CPUS)
+		lim = PLACE_MAX_CPUS;
+	for (unsigned c = 0; c < lim && n < cap; c++) {
+		if (!a->have[c] || !b->have[c])
+			continue;
+		if (allowed && (!allowed->valid || c >= allowed->bits || !CPU_ISSET_S(c, allowed->size, allowed->set)))
 			continue;
 		if (b->total[c] <= a->total[c] || b->idle[c] < a->idle[c])
 			continue;       /* no time passed, or a counter went back (CPU re-onlined) */
@@ -378,6 +551,22 @@ unsigned place_cpu_idle(const place_cpu_times_t *a, const place_cpu_times_t *b, 
 		n++;
 	}
 	return n;
+}
+
+unsigned place_cpu_idle_all(const place_cpu_times_t *a, const place_cpu_times_t *b, const place_mask_t *allowed,
+			    place_cpu_idle_t **out, unsigned *cap)
+{
+	unsigned need = a->ncpus < b->ncpus ? a->ncpus : b->ncpus;
+	if (need > PLACE_MAX_CPUS)
+		need = PLACE_MAX_CPUS;
+	if (need > *cap) {
+		place_cpu_idle_t *p = realloc(*out, need * sizeof *p);
+		if (!p)
+			return 0;
+		*out = p;
+		*cap = need;
+	}
+	return *out ? place_cpu_idle(a, b, allowed, *out, *cap) : 0;
 }
 
 /* ---- "nearest": CPUs by topology distance -------------------------------------- */

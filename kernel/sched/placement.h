@@ -108,18 +108,56 @@ typedef struct place_decision {
  * PLACE_STAY with the reason. */
 void place_decide(const place_policy_t *pol, const place_obs_t *obs, place_decision_t *out);
 
+/* ---- a thread's affinity, sized for the machine ---------------------------------- */
+
+/*
+ * One thread's CPU mask, CPU_ALLOC'd for the machine's possible CPUs
+ * (cpu_set_t names 1024; the kernel refuses a smaller mask than its own
+ * nr_cpu_ids).  Zero-initialise; place_mask_get allocates on first use
+ * (grows once if the kernel wants more), place_mask_free releases.
+ */
+typedef struct place_mask {
+	cpu_set_t *set;                     /* NULL until the first place_mask_get */
+	size_t size;                        /* bytes, CPU_ALLOC_SIZE of `bits` */
+	unsigned bits;                      /* CPUs the mask can name */
+	bool valid;                         /* holds a mask read by place_mask_get */
+} place_mask_t;
+
+/* Read thread TID's (0 = the caller) affinity into M.  0, or -1 (errno). */
+int place_mask_get(place_mask_t *m, pid_t tid);
+void place_mask_free(place_mask_t *m);
+/* M as a kernel cpulist ("2-5,8") into BUF (truncated with "..." when long). */
+void place_mask_format(const place_mask_t *m, char *buf, size_t cap);
+
 /* Did the user restrict thread TID (0 = the caller) to fewer CPUs than
- * are online?  Then it counts as pinned.  -1 when it cannot be read. */
+ * are online?  Then it counts as pinned: taskset, numactl, a cgroup cpuset
+ * narrower than the online CPUs, a sched_setaffinity of its own - anything
+ * but the whole machine is the user's choice, and never overridden.  -1
+ * when it cannot be read. */
 int place_thread_pinned(pid_t tid);
 
 /* Every move goes through here: LOG (if set) gets one line saying what
  * moved where and why, and the place_move trace point records it (arg0 =
  * tid, arg1 = action | reason << 8 | (cpu + 1) << 16 | failed << 32);
  * the thread's affinity is changed (COLOCATE, APART: to the one CPU;
- * SPREAD: back to every online CPU, the mask of every thread the policy
- * may move: one with fewer counts as pinned by the user).  0 or -1 (errno). */
+ * SPREAD: back to RESTORE, the mask the caller saved with place_mask_get
+ * before its first move, exactly - not "every online CPU", which a thread
+ * under taskset, a cpuset or with CPUs offline never had).  When RESTORE
+ * is refused (its CPUs went offline or left the cpuset since) the thread
+ * gets every CPU the kernel allows it instead, and the line says both.
+ * A SPREAD without RESTORE fails (EINVAL).  0 or -1 (errno). */
 typedef void (*place_log_fn)(void *ctx, const char *line);
-int place_apply(pid_t tid, const place_decision_t *d, place_log_fn log, void *ctx);
+int place_apply(pid_t tid, const place_decision_t *d, const place_mask_t *restore, place_log_fn log, void *ctx);
+
+/* ---- the client's CPU time -------------------------------------------------------- */
+
+/* CPU time in ns of a thread (schedstat's first field) of process PID:
+ * TID, the calling thread the client published (hostile: any number),
+ * when /proc/PID/task/TID is one of PID's threads - procfs lists only
+ * those there, so no other process is ever read - else (TID 0: an older
+ * client; or not a thread of PID) PID's main thread.  *READ (if set)
+ * gets the thread read (PID for the main thread).  0 unknown. */
+uint64_t place_thread_cpu_ns(pid_t pid, uint32_t tid, pid_t *read);
 
 /* ---- how idle each CPU is (/proc/stat), for rule 6 -------------------------- */
 
@@ -135,11 +173,18 @@ typedef struct place_cpu_times {
  * the file cannot be read or has no cpuN line. */
 int place_cpu_times_read(place_cpu_times_t *t, const char *path);
 
-/* The idle share of each CPU of ALLOWED between A and B (the later) into
- * OUT (at most CAP entries): CPUs without a line in both, or with no time
- * passed, are left out.  Returns the count. */
-unsigned place_cpu_idle(const place_cpu_times_t *a, const place_cpu_times_t *b, const cpu_set_t *allowed,
+/* The idle share of each CPU of ALLOWED (NULL: all) between A and B (the
+ * later) into OUT (at most CAP entries): CPUs without a line in both, or
+ * with no time passed, are left out.  Returns the count. */
+unsigned place_cpu_idle(const place_cpu_times_t *a, const place_cpu_times_t *b, const place_mask_t *allowed,
 			place_cpu_idle_t *out, unsigned cap);
+
+/* Rule 6's input for one window, sized to the machine: place_cpu_idle
+ * into *OUT, grown (realloc) to every CPU A and B describe when it holds
+ * fewer (*OUT NULL and *CAP 0 at first: once per machine size, never per
+ * call).  0 when the buffer cannot grow (rule 6 then stays). */
+unsigned place_cpu_idle_all(const place_cpu_times_t *a, const place_cpu_times_t *b, const place_mask_t *allowed,
+			    place_cpu_idle_t **out, unsigned *cap);
 
 /* ---- "nearest": CPUs by topology distance -------------------------------------- */
 

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -312,13 +313,19 @@ static void write_file(const char *path, const char *text)
 	fclose(f);
 }
 
-static void test_cpu_idle_shares_from_proc_stat(void **state)
+/* Two empty temporary files (the fake /proc/stat of two moments). */
+static void two_temp_files(char *a, char *b)
 {
-	char a[] = "/tmp/thoth-pstat-a-XXXXXX", b[] = "/tmp/thoth-pstat-b-XXXXXX";
 	int fa = mkstemp(a), fb = mkstemp(b);
 	assert_true(fa >= 0 && fb >= 0);
 	close(fa);
 	close(fb);
+}
+
+static void test_cpu_idle_shares_from_proc_stat(void **state)
+{
+	char a[] = "/tmp/thoth-pstat-a-XXXXXX", b[] = "/tmp/thoth-pstat-b-XXXXXX";
+	two_temp_files(a, b);
 	write_file(a, "cpu  300 0 100 1000 0 0 0 0 0 0\n"
 		      "cpu0 100 0 50 500 0 0 0 0 0 0\n"
 		      "cpu1 200 0 50 500 0 0 0 0 0 0\n"
@@ -343,9 +350,10 @@ static void test_cpu_idle_shares_from_proc_stat(void **state)
 	assert_true(fabs(out[0].idle - 0.0) < 1e-9);
 	assert_int_equal(out[1].cpu, 1);
 	assert_true(fabs(out[1].idle - 0.8) < 1e-9);
-	cpu_set_t only0;
-	CPU_ZERO(&only0);
-	CPU_SET(0, &only0);
+	cpu_set_t only0_set;
+	CPU_ZERO(&only0_set);
+	CPU_SET(0, &only0_set);
+	place_mask_t only0 = { .set = &only0_set, .size = sizeof only0_set, .bits = CPU_SETSIZE, .valid = true };
 	assert_int_equal(place_cpu_idle(t0, t1, &only0, out, 8), 1);   /* the allowed CPUs only */
 	assert_int_equal(place_cpu_idle(t0, t1, NULL, out, 1), 1);     /* bounded by CAP */
 	/* Not /proc/stat: no cpu line. */
@@ -398,6 +406,21 @@ static void *work(void *arg)
 	return NULL;
 }
 
+/* W running FN (work or burn_50ms), its tid known. */
+static void worker_start(worker_t *w, void *(*fn)(void *))
+{
+	*w = (worker_t){ 0 };
+	assert_int_equal(pthread_create(&w->t, NULL, fn, w), 0);
+	while (!w->ready)
+		usleep(1000);
+}
+
+static void worker_stop(worker_t *w)
+{
+	w->stop = 1;
+	pthread_join(w->t, NULL);
+}
+
 static void collect(void *ctx, const char *line)
 {
 	snprintf(ctx, 320, "%s", line);
@@ -405,10 +428,8 @@ static void collect(void *ctx, const char *line)
 
 static void test_apply_moves_a_real_thread_and_logs_why(void **state)
 {
-	worker_t w = { 0 };
-	assert_int_equal(pthread_create(&w.t, NULL, work, &w), 0);
-	while (!w.ready)
-		usleep(1000);
+	worker_t w;
+	worker_start(&w, work);
 	int was_pinned = place_thread_pinned(w.tid);
 	assert_true(was_pinned == 0 || was_pinned == 1);
 	place_obs_t o = lazy_pair();
@@ -420,7 +441,9 @@ static void test_apply_moves_a_real_thread_and_logs_why(void **state)
 	place_decide(NULL, &o, &d);
 	assert_int_equal(d.action, PLACE_COLOCATE);
 	char log[320] = "";
-	assert_int_equal(place_apply(w.tid, &d, collect, log), 0);
+	place_mask_t saved = { 0 };
+	assert_int_equal(place_mask_get(&saved, w.tid), 0);
+	assert_int_equal(place_apply(w.tid, &d, NULL, collect, log), 0);
 	print_message("  log: %s\n", log);
 	char want[32];
 	snprintf(want, sizeof want, "moved to CPU %d", here);
@@ -432,17 +455,227 @@ static void test_apply_moves_a_real_thread_and_logs_why(void **state)
 	if (sysconf(_SC_NPROCESSORS_ONLN) > 1)
 		assert_int_equal(place_thread_pinned(w.tid), 1);
 	place_decision_t away = { .action = PLACE_APART, .reason = PLACE_WHY_SATURATED, .cpu = here, .why = "test" };
-	assert_int_equal(place_apply(w.tid, &away, collect, log), 0);
+	assert_int_equal(place_apply(w.tid, &away, NULL, collect, log), 0);
 	snprintf(want, sizeof want, "moved apart to CPU %d", here);
 	assert_non_null(strstr(log, want));
 	assert_int_equal(sched_getaffinity(w.tid, sizeof set, &set), 0);
 	assert_true(CPU_ISSET(here, &set) && CPU_COUNT(&set) == 1);
 	place_decision_t back = { .action = PLACE_SPREAD, .cpu = -1, .why = "test" };
-	assert_int_equal(place_apply(w.tid, &back, collect, log), 0);
-	assert_non_null(strstr(log, "spread"));
+	assert_int_equal(place_apply(w.tid, &back, &saved, collect, log), 0);
+	assert_non_null(strstr(log, "given back its CPUs"));
 	assert_int_equal(place_thread_pinned(w.tid), was_pinned);   /* as it was (a cpuset may restrict us) */
-	w.stop = 1;
-	pthread_join(w.t, NULL);
+	/* An undo with no mask saved is refused, not guessed. */
+	place_mask_t none = { 0 };
+	assert_int_equal(place_apply(w.tid, &back, &none, collect, log), -1);
+	assert_non_null(strstr(log, "none saved"));
+	place_mask_free(&saved);
+	worker_stop(&w);
+}
+
+/*
+ * The undo restores exactly the mask the thread had before the move, not
+ * CPUs 0..online-1: a thread under `taskset -c 1-N` (here: every online CPU
+ * but CPU 0) is moved to one of its CPUs and spread again: its mask is the
+ * one it started with, CPU 0 still excluded.  The old place_apply gave it
+ * 0..online-1 (CPU 0 included: a mask it never had).
+ */
+static void test_undo_restores_the_mask_the_thread_had(void **state)
+{
+	cpu_set_t mine;
+	assert_int_equal(sched_getaffinity(0, sizeof mine, &mine), 0);
+	if (CPU_COUNT(&mine) < 2 || !CPU_ISSET(0, &mine))
+		skip();                 /* needs CPU 0 and another to leave it out of */
+	worker_t w;
+	worker_start(&w, work);
+	cpu_set_t user = mine;          /* "taskset -c 1-N" */
+	CPU_CLR(0, &user);
+	assert_int_equal(sched_setaffinity(w.tid, sizeof user, &user), 0);
+	int target = -1;
+	for (int c = CPU_SETSIZE - 1; c > 0; c--)
+		if (CPU_ISSET(c, &user))
+			target = c;
+	place_mask_t saved = { 0 };
+	assert_int_equal(place_mask_get(&saved, w.tid), 0);
+	char want[96], log[320] = "";
+	place_mask_format(&saved, want, sizeof want);
+	print_message("  the thread's own CPUs: %s\n", want);
+	assert_null(strchr(want, '.'));
+	place_decision_t d = { .action = PLACE_APART, .reason = PLACE_WHY_SATURATED, .cpu = target, .why = "test" };
+	assert_int_equal(place_apply(w.tid, &d, NULL, collect, log), 0);
+	cpu_set_t set;
+	assert_int_equal(sched_getaffinity(w.tid, sizeof set, &set), 0);
+	assert_int_equal(CPU_COUNT(&set), 1);
+	place_decision_t back = { .action = PLACE_SPREAD, .reason = PLACE_WHY_APART_SLOWER, .cpu = -1, .why = "test" };
+	assert_int_equal(place_apply(w.tid, &back, &saved, collect, log), 0);
+	print_message("  log: %s\n", log);
+	assert_int_equal(sched_getaffinity(w.tid, sizeof set, &set), 0);
+	assert_true(CPU_EQUAL(&set, &user));
+	assert_false(CPU_ISSET(0, &set));
+	char line[128];
+	snprintf(line, sizeof line, "given back its CPUs %s", want);
+	assert_non_null(strstr(log, line));
+	place_mask_free(&saved);
+	worker_stop(&w);
+}
+
+/* A saved mask the kernel now refuses (its CPUs left the cpuset or went
+ * offline: here a mask naming only a CPU that does not exist) is not the
+ * end: the thread gets every CPU it may use, and the one line says why. */
+static void test_a_refused_restore_falls_back_to_every_allowed_cpu_and_says_why(void **state)
+{
+	worker_t w;
+	worker_start(&w, work);
+	cpu_set_t mine;
+	assert_int_equal(sched_getaffinity(w.tid, sizeof mine, &mine), 0);
+	place_mask_t gone = { 0 };
+	assert_int_equal(place_mask_get(&gone, w.tid), 0);
+	CPU_ZERO_S(gone.size, gone.set);
+	CPU_SET_S(gone.bits - 1, gone.size, gone.set);  /* the last CPU a mask can name: not this machine's */
+	place_decision_t back = { .action = PLACE_SPREAD, .reason = PLACE_WHY_SLOWER, .cpu = -1, .why = "test" };
+	char log[480] = "";
+	assert_int_equal(place_apply(w.tid, &back, &gone, collect, log), 0);
+	print_message("  log: %s\n", log);
+	assert_non_null(strstr(log, "could not be given back its CPUs (Invalid argument)"));
+	assert_non_null(strstr(log, "every CPU it may use"));
+	cpu_set_t set;
+	assert_int_equal(sched_getaffinity(w.tid, sizeof set, &set), 0);
+	assert_true(CPU_EQUAL(&set, &mine));
+	place_mask_free(&gone);
+	worker_stop(&w);
+}
+
+/* What counts as the user's affinity: anything narrower than the online
+ * CPUs (taskset of several CPUs as much as of one). */
+static void test_a_multi_cpu_user_mask_counts_as_pinned(void **state)
+{
+	cpu_set_t mine;
+	assert_int_equal(sched_getaffinity(0, sizeof mine, &mine), 0);
+	if (CPU_COUNT(&mine) < sysconf(_SC_NPROCESSORS_ONLN) || CPU_COUNT(&mine) < 2)
+		skip();                 /* already restricted (a cpuset), or one CPU */
+	worker_t w;
+	worker_start(&w, work);
+	assert_int_equal(place_thread_pinned(w.tid), 0);
+	cpu_set_t user = mine;
+	for (int c = 0; c < CPU_SETSIZE; c++)
+		if (CPU_ISSET(c, &user)) {
+			CPU_CLR(c, &user);      /* every CPU but one */
+			break;
+		}
+	assert_int_equal(sched_setaffinity(w.tid, sizeof user, &user), 0);
+	assert_int_equal(place_thread_pinned(w.tid), 1);
+	worker_stop(&w);
+}
+
+/*
+ * Rule 6 on a 256-CPU machine (a fixture /proc/stat window): the only
+ * idle CPUs are 200 and 255.  chan_server fed place_decide at most 64
+ * CPUs (a fixed idle[64]): CPUs 0-63 all busy, "no other CPU was 50%
+ * idle".  place_cpu_idle_all, which it uses now, sizes its list to the
+ * file, once.
+ */
+static void write_stat_256(const char *path, unsigned long long tick, const int *idle_cpus, int n_idle)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fprintf(f, "cpu  1 0 1 1 0 0 0 0 0 0\n");
+	for (int c = 0; c < 256; c++) {
+		bool idle = false;
+		for (int i = 0; i < n_idle; i++)
+			idle |= idle_cpus[i] == c;
+		/* user system idle: an idle CPU's ticks go to idle, a busy one's to user */
+		fprintf(f, "cpu%d %llu 0 0 %llu 0 0 0 0 0 0\n", c, idle ? 100 : 100 + tick, idle ? 100 + tick : 100);
+	}
+	fprintf(f, "intr 1 2 3\n");
+	fclose(f);
+}
+
+static void test_rule6_sees_every_cpu_of_a_256_cpu_machine(void **state)
+{
+	char a[] = "/tmp/thoth-pstat256-a-XXXXXX", b[] = "/tmp/thoth-pstat256-b-XXXXXX";
+	two_temp_files(a, b);
+	const int idle[] = { 200, 255 };
+	write_stat_256(a, 0, idle, 2);
+	write_stat_256(b, 100, idle, 2);
+	place_cpu_times_t *t0 = malloc(sizeof *t0), *t1 = malloc(sizeof *t1);
+	assert_non_null(t0);
+	assert_non_null(t1);
+	assert_int_equal(place_cpu_times_read(t0, a), 0);
+	assert_int_equal(place_cpu_times_read(t1, b), 0);
+	assert_int_equal(t1->ncpus, 256);
+	place_cpu_idle_t *cpus = NULL;
+	unsigned cap = 0;
+	unsigned n = place_cpu_idle_all(t0, t1, NULL, &cpus, &cap);
+	assert_int_equal(n, 256);
+	assert_int_equal(cap, 256);
+	place_cpu_idle_t *first = cpus;
+	assert_int_equal(place_cpu_idle_all(t0, t1, NULL, &cpus, &cap), 256);
+	assert_ptr_equal(cpus, first);          /* the next window reuses the list */
+	place_obs_t o = saturating_pair();
+	o.client_cpu = o.server_cpu = 3;
+	o.cpus = cpus;
+	o.ncpus = n;
+	place_decision_t d = run(&o);
+	assert_int_equal(d.action, PLACE_APART);
+	assert_int_equal(d.cpu, 200);           /* as idle as 255, nearer by number */
+	/* The allowed CPUs of a thread under "taskset -c 0-254": 255 never. */
+	place_mask_t allowed = { 0 };
+	assert_int_equal(place_mask_get(&allowed, 0), 0);
+	if (allowed.bits >= 256) {
+		CPU_ZERO_S(allowed.size, allowed.set);
+		for (unsigned c = 0; c < 255; c++)
+			CPU_SET_S(c, allowed.size, allowed.set);
+		n = place_cpu_idle_all(t0, t1, &allowed, &cpus, &cap);
+		assert_int_equal(n, 255);
+		assert_int_equal(cpus[n - 1].cpu, 254);
+	}
+	place_mask_free(&allowed);
+	free(cpus);
+	free(t0);
+	free(t1);
+	unlink(a);
+	unlink(b);
+}
+
+/* The client's CPU time is its calling thread's when it published one
+ * that is a thread of its process; anything else reads its main thread. */
+static void *burn_50ms(void *arg)
+{
+	worker_t *w = arg;
+	w->tid = (pid_t)syscall(SYS_gettid);
+	struct timespec t0, t;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
+	do
+		clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+	while ((t.tv_sec - t0.tv_sec) * 1000000000ll + (t.tv_nsec - t0.tv_nsec) < 50000000ll);
+	w->ready = 1;
+	while (!w->stop)
+		usleep(1000);
+	return NULL;
+}
+
+static void test_client_cpu_time_is_the_calling_threads_if_it_is_one_of_the_clients(void **state)
+{
+	worker_t w;
+	worker_start(&w, burn_50ms);
+	pid_t me = getpid(), read = 0;
+	uint64_t worker = place_thread_cpu_ns(me, (uint32_t)w.tid, &read);
+	assert_int_equal(read, w.tid);
+	assert_true(worker >= 50000000ull);
+	/* An older client (0), our own pid, a number no thread has, and a
+	 * thread of another process: the main thread (its CPU time read
+	 * between two readings of it), never another process. */
+	/* Another process's main thread: our parent's (the test runner). */
+	const uint32_t bogus[] = { 0, (uint32_t)me, 0xffffffffu, 1u << 23, (uint32_t)getppid(), 1 };
+	for (size_t i = 0; i < sizeof bogus / sizeof bogus[0]; i++) {
+		read = 0;
+		uint64_t before = place_thread_cpu_ns(me, 0, NULL);     /* the main thread, this one */
+		uint64_t v = place_thread_cpu_ns(me, bogus[i], &read);
+		uint64_t after = place_thread_cpu_ns(me, 0, NULL);
+		assert_int_equal(read, me);
+		assert_true(v >= before && v <= after);
+	}
+	assert_int_equal(place_thread_cpu_ns(0, (uint32_t)w.tid, NULL), 0);
+	worker_stop(&w);
 }
 
 /* ---- "nearest" by topology distance ------------------------------------------- */
@@ -543,6 +776,11 @@ int main(void)
 		cmocka_unit_test(test_policy_overrides_parse_all_or_nothing),
 		cmocka_unit_test(test_cpu_idle_shares_from_proc_stat),
 		cmocka_unit_test(test_apply_moves_a_real_thread_and_logs_why),
+		cmocka_unit_test(test_undo_restores_the_mask_the_thread_had),
+		cmocka_unit_test(test_a_refused_restore_falls_back_to_every_allowed_cpu_and_says_why),
+		cmocka_unit_test(test_a_multi_cpu_user_mask_counts_as_pinned),
+		cmocka_unit_test(test_rule6_sees_every_cpu_of_a_256_cpu_machine),
+		cmocka_unit_test(test_client_cpu_time_is_the_calling_threads_if_it_is_one_of_the_clients),
 		cmocka_unit_test(test_nearest_cpu_is_by_topology_not_by_number),
 		cmocka_unit_test(test_nearest_cpu_agrees_with_scale1_topology),
 	};

@@ -252,7 +252,7 @@ static const char *reason_name(unsigned r)
 	case 2: return "co-located round trip got slower";
 	case 3: return "the pair needs more than the shared CPU";
 	case 4: return "sleeping pair saturates the CPU the kernel keeps it on, another CPU idle: service moved apart";
-	case 5: return "apart got slower or the client followed: back to every CPU";
+	case 5: return "apart got slower or the client followed: back to its own CPUs";
 	default: return "unknown";
 	}
 }
