@@ -48,11 +48,12 @@ CMAKE_FLAGS = -DTHOTH_WERROR=ON
 # RelWithDebInfo (-g -DNDEBUG).
 O3_DEBUG = -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O3 -g -DNDEBUG"
 # A new build folder is generated for Ninja where ninja is installed
-# (ninja-build, bootstrap's test group): with CMake's Makefiles the same
+# (ninja-build, bootstrap's run group): with CMake's Makefiles the same
 # cold TSan build took 93 CPU-seconds against Ninja's 52, over half of the
 # 93 outside the compiler and linker (recursive makes, per-target
-# `cmake -E` dependency scans and progress; docs/TESTING.md "Build time").  A folder already configured keeps its generator (CMake
-# ignores CMAKE_GENERATOR there), and a CMAKE_GENERATOR of the caller's wins.
+# `cmake -E` dependency scans and progress; docs/TESTING.md "Build time").
+# A folder already configured keeps its generator (CMake ignores
+# CMAKE_GENERATOR there), and a CMAKE_GENERATOR of the caller's wins.
 CMAKE_GEN = if [ -z "$${CMAKE_GENERATOR:-}" ] && command -v ninja >/dev/null; then export CMAKE_GENERATOR=Ninja; fi;
 # No "Entering directory" lines from the makes CMake runs below us.
 MAKEFLAGS += --no-print-directory
