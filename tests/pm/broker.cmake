@@ -14,7 +14,7 @@ endif()
 # PowerBroker through a real thothd with real simulated driver processes.
 if(TARGET thothd AND TARGET pm-sim-driver AND TARGET pm-runtime-driver AND TARGET thothctl)
   thoth_add_test(test_pm_thothd SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_pm_thothd.c
-                 ${CMAKE_SOURCE_DIR}/tests/thothd/harness.c LIBS thoth_service thoth_idl TIMEOUT 120)
+                 LIBS thoth_test_harness thoth_service thoth_idl TIMEOUT 120)
   # timerpage.h: the test posts wake-ups on thothd's window page as a loop would.
   target_include_directories(test_pm_thothd PRIVATE ${CMAKE_SOURCE_DIR}/tests/thothd
     ${CMAKE_SOURCE_DIR}/kernel/sched)

@@ -6,7 +6,7 @@ if(TARGET thothd AND TARGET pm-sim-driver)
   add_executable(pm_qos_client ${CMAKE_CURRENT_LIST_DIR}/pm_qos_client.c)
   target_link_libraries(pm_qos_client PRIVATE thoth_service thoth_channel thoth_idl thoth_loop)
   thoth_add_test(test_pm_resolve_qos SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_pm_resolve_qos.c
-                 ${CMAKE_SOURCE_DIR}/tests/thothd/harness.c LIBS thoth_service thoth_idl thoth_loop TIMEOUT 120)
+                 LIBS thoth_test_harness thoth_service thoth_idl thoth_loop TIMEOUT 120)
   target_include_directories(test_pm_resolve_qos PRIVATE ${CMAKE_SOURCE_DIR}/tests/thothd)
   target_compile_definitions(test_pm_resolve_qos PRIVATE THOTHD_PATH="$<TARGET_FILE:thothd>"
     PM_SIM_DRIVER_PATH="$<TARGET_FILE:pm-sim-driver>"

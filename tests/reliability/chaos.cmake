@@ -8,8 +8,8 @@ if(TARGET thothd AND TARGET thothctl AND TARGET echo AND TARGET kv-service AND T
   add_executable(chaos_client chaos_client.c)
   target_link_libraries(chaos_client PRIVATE thoth_channel thoth_service thoth_idl example_kv_idl)
 
-  thoth_add_test(test_chaos SOURCES test_chaos.c client_proc.c ${CMAKE_SOURCE_DIR}/tests/thothd/harness.c
-                 LIBS thoth_service thoth_idl TIMEOUT 200)
+  thoth_add_test(test_chaos SOURCES test_chaos.c
+                 LIBS thoth_test_harness thoth_test_client_proc thoth_service thoth_idl TIMEOUT 200)
   target_include_directories(test_chaos PRIVATE ${CMAKE_SOURCE_DIR}/tests/thothd ${CMAKE_SOURCE_DIR}/tests/common)
   target_compile_definitions(test_chaos PRIVATE
     THOTHD_PATH="$<TARGET_FILE:thothd>" THOTHCTL_PATH="$<TARGET_FILE:thothctl>" ECHO_PATH="$<TARGET_FILE:echo>"

@@ -23,8 +23,8 @@ if(TARGET thothd AND TARGET echo AND TARGET echo-client)
   target_link_libraries(client_helper PRIVATE thoth_service)
 
   function(client_process_test name)
-    thoth_add_test(${name} SOURCES ${name}.c client_proc.c ${CMAKE_SOURCE_DIR}/tests/thothd/harness.c
-                   LIBS thoth_service TIMEOUT 120)
+    thoth_add_test(${name} SOURCES ${name}.c
+                   LIBS thoth_test_harness thoth_test_client_proc thoth_service TIMEOUT 120)
     target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR}/tests/thothd ${CMAKE_SOURCE_DIR}/tests/common)
     target_compile_definitions(${name} PRIVATE
       THOTHD_PATH="$<TARGET_FILE:thothd>" ECHO_PATH="$<TARGET_FILE:echo>"

@@ -21,8 +21,8 @@ foreach(scenario idle partial fdlimit detach crash)
 endforeach()
 
 thoth_add_test(test_thothd_endpoints
-    SOURCES test_thothd_endpoints.c ${CMAKE_SOURCE_DIR}/tests/thothd/harness.c
-    LIBS thoth_service TIMEOUT 180)
+    SOURCES test_thothd_endpoints.c
+    LIBS thoth_test_harness thoth_service TIMEOUT 180)
 target_include_directories(test_thothd_endpoints PRIVATE ${CMAKE_SOURCE_DIR}/tests/thothd
   ${CMAKE_SOURCE_DIR}/tests/common)
 target_compile_definitions(test_thothd_endpoints PRIVATE
