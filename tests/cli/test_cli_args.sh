@@ -387,6 +387,14 @@ one_line "codex: missing value for --from" codex read s --from
 one_line "pm: unknown option --bogus" pm --bogus
 one_line "pm: sim or nothing, not extra" pm extra
 one_line "unknown option --bogus" status --bogus
+# The word refused, not the one before it: getopt leaves optind on a word
+# of short options until its last letter, and argv[optind - 1] named the
+# command ("trace: unknown option start") or a valid option ("unknown
+# option --watch" for "--watch -500") (ops40 review).
+one_line "trace: unknown option -xj" trace start -xj
+one_line "moderation: unknown option -xh" moderation -xh
+one_line "sched: unknown option -xj" sched --json -xj
+one_line "an interval is 10..3600000 ms, not -500" status --watch -500
 
 # ... and thothc's and thothlock's: the line, not the whole usage after it.
 for cmd in "$THOTHC frobnicate" "$THOTHC gen --lang c" "$THOTHLOCK --bogus" "$THOTHLOCK"; do
@@ -400,6 +408,8 @@ for cmd in "$THOTHC frobnicate" "$THOTHC gen --lang c" "$THOTHLOCK --bogus" "$TH
     failures=$((failures + 1))
   fi
 done
+
+refused 2 "unknown option '-x'" "$THOTHLOCK" -xv true   # not thothlock's own path
 
 # ops40: an input file the command line names that cannot be used
 # (missing, unreadable, a directory, not in its format) is exit 2 in every

@@ -400,9 +400,9 @@ int thothctl_codex(int argc, char **argv, const thothctl_opts_t *opts)
 			       "       thothctl codex read STREAM [--from SEQ] [--to SEQ] [--since NS] [--until NS] [--json]\n");
 			return 0;
 		case ':':
-			return thothctl_usage_error("codex", "missing value for", argv[optind - 1]);
+			return thothctl_usage_error("codex", "missing value for", thothctl_refused_word(argc, argv));
 		default:
-			return thothctl_usage_error("codex", "unknown option", argv[optind - 1]);
+			return thothctl_usage_error("codex", "unknown option", thothctl_refused_word(argc, argv));
 		}
 	}
 	const char *stream = optind < argc ? argv[optind] : NULL;

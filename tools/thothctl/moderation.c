@@ -327,8 +327,10 @@ int thothctl_moderation(int argc, char **argv, const thothctl_opts_t *opts)
 		case 'P': policy = optarg; break;
 		case 'r': rate = optarg; break;
 		case 'h': usage(stdout); return 0;
-		case ':': return thothctl_usage_error("moderation", "missing value for", argv[optind - 1]);
-		default: return thothctl_usage_error("moderation", "unknown option", argv[optind - 1]);
+		case ':':
+			return thothctl_usage_error("moderation", "missing value for", thothctl_refused_word(argc, argv));
+		default:
+			return thothctl_usage_error("moderation", "unknown option", thothctl_refused_word(argc, argv));
 		}
 	}
 	if (optind < argc)

@@ -217,8 +217,8 @@ int thothctl_pm_sim(int argc, char **argv, const thothctl_opts_t *opts)
 				return bad("--gov-options: expected none, ff, chain or ff+chain, not", optarg);
 			break;
 		case 'h': usage(stdout); return 0;
-		case ':': return bad("missing value for", argv[optind - 1]);
-		default: return bad("unknown option", argv[optind - 1]);
+		case ':': return bad("missing value for", thothctl_refused_word(argc, argv));
+		default: return bad("unknown option", thothctl_refused_word(argc, argv));
 		}
 	}
 	if (optind != argc - 1)
