@@ -107,7 +107,7 @@ refused 2 "thothctl: pm sim: unknown option --bogus" "$THOTHCTL" pm sim x --bogu
 
 # thothctl moderation: a named interface that does not exist; the usage
 # offers only the policies --policy takes.
-refused 1 "no such network interface" "$THOTHCTL" moderation --dev nosuch0x
+refused 1 "thothctl: moderation: --dev nosuch0x: no such network interface" "$THOTHCTL" moderation --dev nosuch0x
 if "$THOTHCTL" moderation --help | grep -q 'none|fixed'; then
   echo "FAIL: thothctl moderation --help offers --policy fixed, which it refuses"
   failures=$((failures + 1))
@@ -384,6 +384,8 @@ one_line "serve: unexpected argument extra" serve extra
 one_line "codex: unknown option --bogus" codex read s --bogus
 one_line "codex: stats, create, append or read, not bogus" codex bogus
 one_line "codex: missing value for --from" codex read s --from
+one_line "codex read: needs one STREAM" codex read
+one_line "moderation: --dev wants an interface name of 1 to 15 bytes, not a/b" moderation --dev a/b
 one_line "pm: unknown option --bogus" pm --bogus
 one_line "pm: sim or nothing, not extra" pm extra
 one_line "unknown option --bogus" status --bogus

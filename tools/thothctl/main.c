@@ -121,8 +121,8 @@ int thothctl_usage_error(const char *cmd, const char *what, const char *arg)
 /* The word holding the option getopt_long just refused.  argv[optind - 1]
  * is it for a long option and for a short one ending its word, but getopt
  * leaves optind on a word of short options until their last letter: `trace
- * start -xj` and `status --watch -500` named "start" and "--watch" (a
- * valid option) as the unknown one.  optopt is the refused letter then. */
+ * start -xj` named start, and `status --watch -500` the valid --watch, as
+ * the unknown option.  optopt is the refused letter then. */
 const char *thothctl_refused_word(int argc, char *const *argv)
 {
 	const char *before = argv[optind - 1], *at = optind < argc ? argv[optind] : NULL;
