@@ -369,6 +369,9 @@ one_line "probe attach: unexpected argument y.o" probe attach x.o y.o --pid 1
 one_line "probe kernel: no FILE.o given" probe kernel
 one_line "probe kernel: unknown option --bogus" probe kernel x.o --bogus
 one_line "probe kernel: missing value for --every" probe kernel x.o --every
+# an option of another subcommand, its value given: not "missing value"
+one_line "probe attach: unknown option --duration" probe attach x.o --duration 5 --pid 1
+one_line "probe kernel: unknown option --pid" probe kernel x.o --pid 3
 one_line "probe run: no 'SCRIPT' given" probe run --pid 1
 one_line "probe run: whose? give --pid PID, --service NAME or --emit" probe run 'x'
 one_line "probe run: unexpected argument y" probe run 'x' y --pid 1
