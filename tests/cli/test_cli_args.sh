@@ -107,7 +107,7 @@ refused 2 "thothctl: pm sim: unknown option --bogus" "$THOTHCTL" pm sim x --bogu
 
 # thothctl moderation: a named interface that does not exist; the usage
 # offers only the policies --policy takes.
-refused 1 "no such network interface" "$THOTHCTL" moderation --dev nosuch0x
+refused 1 "thothctl: moderation: --dev nosuch0x: no such network interface" "$THOTHCTL" moderation --dev nosuch0x
 if "$THOTHCTL" moderation --help | grep -q 'none|fixed'; then
   echo "FAIL: thothctl moderation --help offers --policy fixed, which it refuses"
   failures=$((failures + 1))
@@ -369,6 +369,9 @@ one_line "probe attach: unexpected argument y.o" probe attach x.o y.o --pid 1
 one_line "probe kernel: no FILE.o given" probe kernel
 one_line "probe kernel: unknown option --bogus" probe kernel x.o --bogus
 one_line "probe kernel: missing value for --every" probe kernel x.o --every
+# an option of another subcommand, its value given: not "missing value"
+one_line "probe attach: unknown option --duration" probe attach x.o --duration 5 --pid 1
+one_line "probe kernel: unknown option --pid" probe kernel x.o --pid 3
 one_line "probe run: no 'SCRIPT' given" probe run --pid 1
 one_line "probe run: whose? give --pid PID, --service NAME or --emit" probe run 'x'
 one_line "probe run: unexpected argument y" probe run 'x' y --pid 1
@@ -384,9 +387,19 @@ one_line "serve: unexpected argument extra" serve extra
 one_line "codex: unknown option --bogus" codex read s --bogus
 one_line "codex: stats, create, append or read, not bogus" codex bogus
 one_line "codex: missing value for --from" codex read s --from
+one_line "codex read: needs one STREAM" codex read
+one_line "moderation: --dev wants an interface name of 1 to 15 bytes, not a/b" moderation --dev a/b
 one_line "pm: unknown option --bogus" pm --bogus
 one_line "pm: sim or nothing, not extra" pm extra
 one_line "unknown option --bogus" status --bogus
+# The word refused, not the one before it: getopt leaves optind on a word
+# of short options until its last letter, and argv[optind - 1] named the
+# command ("trace: unknown option start") or a valid option ("unknown
+# option --watch" for "--watch -500") (ops40 review).
+one_line "trace: unknown option -xj" trace start -xj
+one_line "moderation: unknown option -xh" moderation -xh
+one_line "sched: unknown option -xj" sched --json -xj
+one_line "an interval is 10..3600000 ms, not -500" status --watch -500
 
 # ... and thothc's and thothlock's: the line, not the whole usage after it.
 for cmd in "$THOTHC frobnicate" "$THOTHC gen --lang c" "$THOTHLOCK --bogus" "$THOTHLOCK"; do
@@ -400,6 +413,8 @@ for cmd in "$THOTHC frobnicate" "$THOTHC gen --lang c" "$THOTHLOCK --bogus" "$TH
     failures=$((failures + 1))
   fi
 done
+
+refused 2 "unknown option '-x'" "$THOTHLOCK" -xv true   # not thothlock's own path
 
 # ops40: an input file the command line names that cannot be used
 # (missing, unreadable, a directory, not in its format) is exit 2 in every

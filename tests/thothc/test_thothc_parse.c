@@ -782,6 +782,25 @@ static void test_caret_counts_characters_not_bytes(void **state)
 	free(out);
 }
 
+/* A stray continuation byte (a Latin-1 degree sign, 0xb0, in a comment)
+ * follows no lead byte: a terminal shows it as a character, so it gets a
+ * space (skipped as part of a letter, the caret stood one left of 'Nope';
+ * ops40 review). */
+static void test_caret_counts_a_stray_continuation_byte(void **state)
+{
+	tidl_file_t *f;
+	assert_int_not_equal(tidl_test_load_text(HEADER "struct S {\n  /* 5\xb0 */ 1: Nope x;\n}\n", &f), 0);
+	char *out = NULL;
+	size_t len = 0;
+	FILE *mem = open_memstream(&out, &len);
+	tidl_program_print_diags(tidl_test_prog(), mem);
+	fclose(mem);
+	assert_string_equal(out, "test.tidl:4:15: error: unknown type 'Nope'\n"
+				 "    /* 5\xb0 */ 1: Nope x;\n"
+				 "  " "              ^\n");
+	free(out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -863,6 +882,7 @@ int main(void)
 		T(test_syntax_error_prints_like_a_compiler),
 		T(test_caret_keeps_tabs_aligned),
 		T(test_caret_counts_characters_not_bytes),
+		T(test_caret_counts_a_stray_continuation_byte),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

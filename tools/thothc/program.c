@@ -161,11 +161,18 @@ void tidl_program_print_diags(const tidl_program_t *p, FILE *out)
 			 * counts bytes, and a comment or string in Greek before
 			 * the error (two bytes a letter in UTF-8) put it a letter
 			 * right per letter.  One space per character: no byte that
-			 * continues a UTF-8 sequence (10xxxxxx) gets one. */
+			 * continues a UTF-8 sequence (10xxxxxx) gets one.  A stray
+			 * one, not after a lead byte (a Latin-1 '\xb0' in a comment),
+			 * is a character of its own: a terminal shows it as one. */
+			unsigned more = 0;      /* continuation bytes the lead byte announced */
 			for (uint32_t c = 1; c < d->loc.col && c <= d->line_len; c++) {
 				unsigned char b = (unsigned char)d->line_text[c - 1];
-				if ((b & 0xC0) != 0x80)
-					fputc(b == '\t' ? '\t' : ' ', out);
+				if ((b & 0xC0) == 0x80 && more) {
+					more--;
+					continue;
+				}
+				more = b >= 0xF0 ? 3 : b >= 0xE0 ? 2 : b >= 0xC0 ? 1 : 0;
+				fputc(b == '\t' ? '\t' : ' ', out);
 			}
 			fputs("^\n", out);
 		}

@@ -400,9 +400,9 @@ int thothctl_codex(int argc, char **argv, const thothctl_opts_t *opts)
 			       "       thothctl codex read STREAM [--from SEQ] [--to SEQ] [--since NS] [--until NS] [--json]\n");
 			return 0;
 		case ':':
-			return thothctl_usage_error("codex", "missing value for", argv[optind - 1]);
+			return thothctl_usage_error("codex", "missing value for", thothctl_refused_word(argc, argv));
 		default:
-			return thothctl_usage_error("codex", "unknown option", argv[optind - 1]);
+			return thothctl_usage_error("codex", "unknown option", thothctl_refused_word(argc, argv));
 		}
 	}
 	const char *stream = optind < argc ? argv[optind] : NULL;
@@ -411,8 +411,9 @@ int thothctl_codex(int argc, char **argv, const thothctl_opts_t *opts)
 		return thothctl_usage_error("codex", "stats, create, append or read, not", sub);
 	}
 	if (needs_stream && (!stream || optind + 1 != argc)) {
-		fprintf(stderr, "thothctl: codex %s: needs one STREAM\n", sub);
-		return 2;
+		char cmd[16];   /* "codex append": the usage error's command */
+		snprintf(cmd, sizeof cmd, "codex %s", sub);
+		return thothctl_usage_error(cmd, "needs one STREAM", NULL);
 	}
 	if (!needs_stream && stream) {          /* `codex stats logs` printed the stats */
 		fprintf(stderr, "thothctl: codex stats: unexpected argument %s (stats covers every stream)\n",

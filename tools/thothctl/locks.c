@@ -216,7 +216,7 @@ int thothctl_locks(int argc, char **argv, const thothctl_opts_t *opts)
 		case 'h': return locks_usage(stdout, 0);
 		default:
 			return thothctl_usage_error("locks", opt == ':' ? "missing value for" : "unknown option",
-						    argv[optind - 1]);
+						    thothctl_refused_word(argc, argv));
 		}
 	}
 	if (optind < argc)

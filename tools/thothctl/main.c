@@ -119,6 +119,21 @@ int thothctl_usage_error(const char *cmd, const char *what, const char *arg)
 	return 2;
 }
 
+/* The word holding the option getopt_long just refused.  argv[optind - 1]
+ * is it for a long option and for a short one ending its word, but getopt
+ * leaves optind on a word of short options until their last letter: `trace
+ * start -xj` named start, and `status --watch -500` the valid --watch, as
+ * the unknown option.  optopt is the refused letter then. */
+const char *thothctl_refused_word(int argc, char *const *argv)
+{
+	const char *before = argv[optind - 1], *at = optind < argc ? argv[optind] : NULL;
+	bool short_before = before[0] == '-' && before[1] && before[1] != '-';
+	if (optopt > 0 && at && at[0] == '-' && at[1] && at[1] != '-' && strchr(at + 1, optopt) &&
+	    !(short_before && before[strlen(before) - 1] == optopt))
+		return at;
+	return before;
+}
+
 static int usage_error(const char *what, const char *arg)
 {
 	return thothctl_usage_error(NULL, what, arg);
@@ -722,12 +737,14 @@ static int parse_cmd_options(int argc, char **argv, bool *watch, const char **mi
 		case 'w': *watch = true; break;
 		case 'v': *min_version = optarg; break;
 		case 'h': cmd_usage(argv[0]); return 0;
-		case ':': return usage_error("missing value for", argv[optind - 1]);
-		default:
+		case ':': return usage_error("missing value for", thothctl_refused_word(argc, argv));
+		default: {
 			/* "--watch -5": a number meant as the interval, said so */
-			if (argv[optind - 1][0] == '-' && isdigit((unsigned char)argv[optind - 1][1]))
-				return usage_error("an interval is 10..3600000 ms, not", argv[optind - 1]);
-			return usage_error("unknown option", argv[optind - 1]);
+			const char *w = thothctl_refused_word(argc, argv);
+			if (w[0] == '-' && isdigit((unsigned char)w[1]))
+				return usage_error("an interval is 10..3600000 ms, not", w);
+			return usage_error("unknown option", w);
+		}
 		}
 	}
 	return -1;

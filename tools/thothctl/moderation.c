@@ -327,8 +327,10 @@ int thothctl_moderation(int argc, char **argv, const thothctl_opts_t *opts)
 		case 'P': policy = optarg; break;
 		case 'r': rate = optarg; break;
 		case 'h': usage(stdout); return 0;
-		case ':': return thothctl_usage_error("moderation", "missing value for", argv[optind - 1]);
-		default: return thothctl_usage_error("moderation", "unknown option", argv[optind - 1]);
+		case ':':
+			return thothctl_usage_error("moderation", "missing value for", thothctl_refused_word(argc, argv));
+		default:
+			return thothctl_usage_error("moderation", "unknown option", thothctl_refused_word(argc, argv));
 		}
 	}
 	if (optind < argc)
@@ -338,14 +340,14 @@ int thothctl_moderation(int argc, char **argv, const thothctl_opts_t *opts)
 		return thothctl_usage_error("moderation", "--policy/--rate (a model) and --dev/--probe (the "
 					    "devices) are two forms, not one", NULL);
 	if (dev && (!*dev || strlen(dev) >= 16 || strchr(dev, '/'))) {
-		fprintf(stderr, "thothctl moderation: --dev %s: an interface name of 1 to 15 bytes\n", dev);
-		return 2;
+		return thothctl_usage_error("moderation", "--dev wants an interface name of 1 to 15 bytes, not",
+					    dev);
 	}
 	/* A named interface that does not exist is an error, not a line among
 	 * the devices (ethtool's "no device" is taken for "nothing to show"
 	 * when every interface is listed). */
 	if (dev && !if_nametoindex(dev)) {
-		fprintf(stderr, "thothctl moderation: --dev %s: no such network interface\n", dev);
+		fprintf(stderr, "thothctl: moderation: --dev %s: no such network interface\n", dev);
 		return 1;
 	}
 	if (policy || rate)

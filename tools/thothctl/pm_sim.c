@@ -217,8 +217,8 @@ int thothctl_pm_sim(int argc, char **argv, const thothctl_opts_t *opts)
 				return bad("--gov-options: expected none, ff, chain or ff+chain, not", optarg);
 			break;
 		case 'h': usage(stdout); return 0;
-		case ':': return bad("missing value for", argv[optind - 1]);
-		default: return bad("unknown option", argv[optind - 1]);
+		case ':': return bad("missing value for", thothctl_refused_word(argc, argv));
+		default: return bad("unknown option", thothctl_refused_word(argc, argv));
 		}
 	}
 	if (optind != argc - 1)
@@ -259,7 +259,7 @@ int thothctl_pm_sim(int argc, char **argv, const thothctl_opts_t *opts)
 		const char *why = "";
 		err = thoth_pm_trace_generate(src + 10, NULL, &t, &why);
 		if (err) {      /* a bad SPEC is a bad argument */
-			fprintf(stderr, "thothctl pm sim: %s: %s\n", src, why);
+			fprintf(stderr, "thothctl: pm sim: %s: %s\n", src, why);
 			return 2;
 		}
 	} else {
@@ -269,7 +269,7 @@ int thothctl_pm_sim(int argc, char **argv, const thothctl_opts_t *opts)
 		 * no requests) is exit 2, as in every thoth tool (thothctl(1),
 		 * EXIT STATUS): it was 1 here and 2 in probe. */
 		if (err) {
-			fprintf(stderr, "thothctl pm sim: %s\n", why);
+			fprintf(stderr, "thothctl: pm sim: %s\n", why);
 			return err == THOTH_E_NOMEM ? 1 : 2;
 		}
 	}
@@ -279,7 +279,7 @@ int thothctl_pm_sim(int argc, char **argv, const thothctl_opts_t *opts)
 		if (f && fclose(f) != 0)
 			werr = THOTH_E_IO;
 		if (werr) {
-			fprintf(stderr, "thothctl pm sim: --export-list %s: %s\n", export_path,
+			fprintf(stderr, "thothctl: pm sim: --export-list %s: %s\n", export_path,
 				f ? "write failed" : strerror(errno));
 			thoth_pm_trace_free(&t);
 			return 1;

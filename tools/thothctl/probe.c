@@ -157,14 +157,17 @@ static int wrong_count(const char *sub, const char *takes, int argc)
 	return probe_usage_error(sub, what, NULL);
 }
 
-/* ARG, which SUB's loop could not take: an option of SUB's at the end (its
- * value missing), an option it does not have, or an operand too many. */
-static int bad_arg(const char *sub, const char *arg)
+/* ARG, which SUB's loop could not take: one of SUB's options that take a
+ * value (VALUED, each followed by a space) at the end, its value missing;
+ * an option SUB does not have; or an operand too many.  Only SUB's own:
+ * a list of every subcommand's made `attach x.o --duration 5` "missing
+ * value for --duration", which attach does not take (the loop takes each
+ * of VALUED that has a value after it). */
+static int bad_arg(const char *sub, const char *valued, const char *arg)
 {
-	static const char *const valued[] = { "--pid", "--service", "--wait", "--duration", "--every",
-					      "--emit" };
-	for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++)
-		if (strcmp(arg, valued[k]) == 0)
+	size_t n = strlen(arg);
+	for (const char *v = strstr(valued, arg); n && v; v = strstr(v + 1, arg))
+		if ((v == valued || v[-1] == ' ') && v[n] == ' ')
 			return probe_usage_error(sub, "missing value for", arg);
 	if (arg[0] == '-' && arg[1])
 		return probe_usage_error(sub, "unknown option", arg);
@@ -338,7 +341,7 @@ static int probe_attach(int argc, char **argv, const thothctl_opts_t *opts)
 		} else if (argv[i][0] != '-' && !path) {
 			path = argv[i];
 		} else {
-			return bad_arg("attach", argv[i]);
+			return bad_arg("attach", "--pid --wait --service ", argv[i]);
 		}
 	}
 	if (!path)
@@ -803,7 +806,7 @@ static int probe_run(int argc, char **argv, const thothctl_opts_t *opts)
 		} else if (!script && (argv[i][0] != '-' || argv[i][1] == '\0')) {
 			script = argv[i];
 		} else {
-			return bad_arg("run", argv[i]);
+			return bad_arg("run", "--pid --service --duration --wait --emit ", argv[i]);
 		}
 	}
 	if (!script)
@@ -999,7 +1002,7 @@ static int probe_kernel(int argc, char **argv, const thothctl_opts_t *opts)
 		} else if (!path && argv[i][0] != '-') {
 			path = argv[i];
 		} else {
-			return bad_arg("kernel", argv[i]);
+			return bad_arg("kernel", "--duration --every ", argv[i]);
 		}
 	}
 	if (!path)

@@ -403,7 +403,7 @@ int thothctl_sched(int argc, char **argv, const thothctl_opts_t *opts)
 		case 'h': return sched_usage(stdout, 0);
 		default:
 			return thothctl_usage_error("sched", opt == ':' ? "missing value for" : "unknown option",
-						    argv[optind - 1]);
+						    thothctl_refused_word(argc, argv));
 		}
 	}
 	if (optind < argc)

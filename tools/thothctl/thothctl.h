@@ -40,6 +40,10 @@ size_t thothctl_utf8_seq(const unsigned char *s, size_t left);
  * ARG may be NULL.  Returns 2, the exit status. */
 int thothctl_usage_error(const char *cmd, const char *what, const char *arg);
 
+/* After getopt_long refused an option ('?' or ':'), the word of ARGV that
+ * holds it ("-xj", "--bogus"): argv[optind - 1] is not always it. */
+const char *thothctl_refused_word(int argc, char *const *argv);
+
 /* Connect to thothd; on failure print why (no thothd: "thothd is not
  * running (no socket at PATH)") and return non-zero. */
 int thothctl_connect(thoth_control_t *ctl, const char *runtime_dir);

@@ -373,9 +373,9 @@ int thothctl_trace(int argc, char **argv, const thothctl_opts_t *opts)
 			trace_usage(stdout);
 			return 0;
 		case ':':
-			return trace_usage_error("missing value for", argv[optind - 1]);
+			return trace_usage_error("missing value for", thothctl_refused_word(argc, argv));
 		default:
-			return trace_usage_error("unknown option", argv[optind - 1]);
+			return trace_usage_error("unknown option", thothctl_refused_word(argc, argv));
 		}
 	}
 	/* getopt permuted the arguments: options could come before or after the

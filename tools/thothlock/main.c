@@ -245,12 +245,21 @@ int main(int argc, char **argv)
 		case 'V': printf("thothlock %s\n", THOTH_VERSION_STRING); return 0;
 		/* one line naming it and where the usage is, as thothd's and
 		 * thothctl's (ops40): the 19-line usage followed it */
-		case ':':
-			fprintf(stderr, "thothlock: missing value for '%s' %s\n", argv[optind - 1], SEE_HELP);
+		default: {
+			/* The refused option: argv[optind - 1] is its word for a
+			 * long one, but getopt leaves optind on a word of short
+			 * options until its last letter (`thothlock -xv` named
+			 * thothlock itself); optopt is the letter then. */
+			const char *w = argv[optind - 1];
+			char letter[3] = { '-', (char)optopt, 0 };
+			const char *at = optind < argc ? argv[optind] : "";
+			if (optopt > 0 && (strncmp(w, "--", 2) != 0 ||
+					   (at[0] == '-' && at[1] != '-' && strchr(at, optopt))))
+				w = letter;
+			fprintf(stderr, "thothlock: %s '%s' %s\n", opt == ':' ? "missing value for" : "unknown option",
+				w, SEE_HELP);
 			return 2;
-		default:
-			fprintf(stderr, "thothlock: unknown option '%s' %s\n", argv[optind - 1], SEE_HELP);
-			return 2;
+		}
 		}
 	}
 	if (hold_sample && !all) {
