@@ -47,7 +47,8 @@ CMAKE_FLAGS = -DTHOTH_WERROR=ON
 # that no test build caught (twice).  Same flags otherwise as
 # RelWithDebInfo (-g -DNDEBUG).
 O3_DEBUG = -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O3 -g -DNDEBUG"
-# A new build folder is generated for Ninja where ninja is installed
+# A new build folder of the rules that use CMAKE_GEN (make test's three,
+# run, run-cluster, numa-vm) is generated for Ninja where ninja is installed
 # (ninja-build, bootstrap's run group): with CMake's Makefiles the same
 # cold TSan build took 93 CPU-seconds against Ninja's 52, over half of the
 # 93 outside the compiler and linker (recursive makes, per-target

@@ -20,7 +20,9 @@ CV=$(dpkg-parsechangelog -l "$SRC/debian/changelog" -S Version)
 run=$("$SRC/scripts/bootstrap.sh" run --list)
 test=$("$SRC/scripts/bootstrap.sh" test --list)
 bench=$("$SRC/scripts/bootstrap.sh" bench --list)
-for p in cmake pkg-config scdoc systemtap-sdt-dev; do
+# ninja-build: debian/rules builds with cmake+ninja, and the Makefile's build
+# folders are Ninja's when it is installed (docs/TESTING.md "Build time").
+for p in cmake ninja-build pkg-config scdoc systemtap-sdt-dev; do
   grep -qx "$p" <<<"$run" || fail "$p missing from the run group"
 done
 for p in libcmocka-dev python3 babeltrace2 lintian debhelper; do

@@ -29,7 +29,7 @@ find_package)
   THOTHD=$D/root/usr/sbin/thothd THOTHCTL=$D/root/usr/bin/thothctl
   ;;
 add_subdirectory)
-  # Ninja where bootstrap installed it (ninja-build, group test): this build
+  # Ninja where bootstrap installed it (ninja-build, group run): this build
   # compiles libthoth and thothc a second time (~100 files), and CMake's
   # Makefiles spend ~40% more CPU on it (recursive makes, a dependency
   # scan per target: 47 s against 30 s of user+sys).  The point - the tree
