@@ -1223,8 +1223,11 @@ THOTH_HOT bool chan_spin_pays(uint32_t peer, int my_cpu, bool rang)
 /* This thread's id, read once per thread (gettid is a system call; this
  * a TLS load).  Not pthread_self(): glibc gives a new thread the handle
  * and stack of one that exited, so a client's second per-request thread
- * kept publishing the first one's (gone) tid. */
-static _Thread_local uint32_t my_tid;
+ * kept publishing the first one's (gone) tid.  Initial-exec: in
+ * libthoth.so the default model calls __tls_get_addr on every presence
+ * change; this is one %fs-relative load (the library is linked, not
+ * dlopen'd, and 4 bytes fit glibc's static TLS surplus if it is). */
+static _Thread_local uint32_t my_tid __attribute__((tls_model("initial-exec")));
 
 /* Publish our presence; a store only when it changes, so a busy side does
  * not keep pulling the cache line the peer polls.  Relaxed: the word is a
