@@ -20,7 +20,6 @@
 #include <linux/futex.h>
 #include <stdarg.h>
 #include <poll.h>
-#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1221,6 +1220,15 @@ THOTH_HOT bool chan_spin_pays(uint32_t peer, int my_cpu, bool rang)
 	return (peer & CHAN_PRESENCE_RUNNING) || rang;
 }
 
+/* This thread's id, read once per thread (gettid is a system call; this
+ * a TLS load).  Not pthread_self(): glibc gives a new thread the handle
+ * and stack of one that exited, so a client's second per-request thread
+ * kept publishing the first one's (gone) tid.  Initial-exec: in
+ * libthoth.so the default model calls __tls_get_addr on every presence
+ * change; this is one %fs-relative load (the library is linked, not
+ * dlopen'd, and 4 bytes fit glibc's static TLS surplus if it is). */
+static _Thread_local uint32_t my_tid __attribute__((tls_model("initial-exec")));
+
 /* Publish our presence; a store only when it changes, so a busy side does
  * not keep pulling the cache line the peer polls.  Relaxed: the word is a
  * hint that no correctness argument relies on. */
@@ -1232,15 +1240,15 @@ static void presence_publish(chan_end_t *e, bool running)
 	if (v != e->presence) {
 		e->presence = v;
 		atomic_store_explicit(&e->ctl->presence[e->side].word, v, memory_order_relaxed);
-		/* Who waits: read once per thread change (pthread_self is a
-		 * register read; gettid a system call).  Only here, where a
-		 * sleeping pair publishes twice a call anyway: the service
+		/* Who waits: stored when the thread changes.  Only here, where
+		 * a sleeping pair publishes twice a call anyway: the service
 		 * judges only sleeping pairs by CPU time. */
-		unsigned long self = (unsigned long)pthread_self();
-		if (self != e->presence_thread) {
-			e->presence_thread = self;
-			atomic_store_explicit(&e->ctl->presence[e->side].tid, (uint32_t)syscall(SYS_gettid),
-					      memory_order_relaxed);
+		uint32_t tid = my_tid;
+		if (!tid)
+			tid = my_tid = (uint32_t)syscall(SYS_gettid);
+		if (tid != e->presence_tid) {
+			e->presence_tid = tid;
+			atomic_store_explicit(&e->ctl->presence[e->side].tid, tid, memory_order_relaxed);
 		}
 	}
 }

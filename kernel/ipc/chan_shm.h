@@ -327,7 +327,7 @@ typedef struct chan_end {
 	uint32_t spin_waits;              /* spin decisions made: every SPIN_PROBE-th tries spin_max */
 	uint32_t spin_round_ns;           /* the last timed round of polls (chan_spin's first is not) */
 	uint32_t presence;                /* last value we published in our presence word */
-	unsigned long presence_thread;    /* pthread_self() of the thread whose tid we published (0: none) */
+	uint32_t presence_tid;            /* the tid we published in our presence word (0: none) */
 	bool rang;                        /* we woke the peer since our last spin decision */
 	bool nap_ok;                      /* chan_nap may nap: the last wait took <= spin_max */
 	uint16_t nap_skip;                /* chan_nap: naps still to skip (back-off after misses) */

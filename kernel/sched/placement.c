@@ -423,17 +423,20 @@ int place_apply(pid_t tid, const place_decision_t *d, const place_mask_t *restor
 			fallback = r ? "" : " instead every CPU it may use";
 		}
 	}
-	THOTH_TRACE(LOOP, place_move, (uint64_t)(tid ? tid : gettid()),
+	/* The thread by its id, also when it is the caller (TID 0): the line
+	 * said "thread 0" for every service thread. */
+	pid_t who = tid ? tid : gettid();
+	THOTH_TRACE(LOOP, place_move, (uint64_t)who,
 		    (uint64_t)d->action | (uint64_t)d->reason << 8 | (uint64_t)(uint32_t)(d->cpu + 1) << 16 |
 			    (uint64_t)(r != 0) << 32);
 	if (log) {
 		char line[480];
 		if (*why_back)
 			snprintf(line, sizeof line, "placement: thread %d could not be given back its CPUs (%s), given%s: %s%s%s%s",
-				 (int)tid, why_back, *fallback ? fallback : " nothing", d->why,
+				 (int)who, why_back, *fallback ? fallback : " nothing", d->why,
 				 r ? " (failed: " : "", r ? strerror(err) : "", r ? ")" : "");
 		else
-			snprintf(line, sizeof line, "placement: thread %d %s: %s%s%s%s", (int)tid, where, d->why,
+			snprintf(line, sizeof line, "placement: thread %d %s: %s%s%s%s", (int)who, where, d->why,
 				 r ? " (failed: " : "", r ? strerror(err) : "", r ? ")" : "");
 		log(ctx, line);
 	}

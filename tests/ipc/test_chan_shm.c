@@ -18,6 +18,7 @@
 #include <sys/mman.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -493,6 +494,45 @@ static void test_disarm_both_clears_both_flags_and_says_running(void **state)
 	/* The client's flags and word are not ours to touch. */
 	assert_int_equal(atomic_load(&ctl->dir[p->cli.rx].cons_waiting), 0);
 	assert_int_equal(sched_setaffinity(0, sizeof old, &old), 0);
+	pair_free(p);
+}
+
+/* The presence word's tid names the thread that waits now, also when it
+ * is a new thread that glibc gave the handle (pthread_self) and stack of
+ * one that exited: a client's per-request threads.  Compared by handle,
+ * the new thread's waits kept publishing the exited one's tid, and the
+ * service read the main thread's CPU time instead (docs/SCHED.md). */
+typedef struct waiter {
+	pair_t *p;
+	pthread_t self;
+	uint32_t tid, published;
+} waiter_t;
+
+static void *wait_once(void *arg)
+{
+	waiter_t *w = arg;
+	chan_ctl_t *ctl = (chan_ctl_t *)w->p->base;
+	w->self = pthread_self();
+	w->tid = (uint32_t)syscall(SYS_gettid);
+	chan_arm(&w->p->cli, CHAN_WAIT_RECV, 0);        /* asleep: one publish */
+	w->published = atomic_load(&ctl->presence[CHAN_CLIENT].tid);
+	chan_disarm(&w->p->cli, CHAN_WAIT_RECV);        /* running: another */
+	return NULL;
+}
+
+static void test_presence_tid_is_the_waiting_threads_also_a_recycled_handles(void **state)
+{
+	pair_t *p = pair_new(8, 8, 4096);
+	waiter_t a = { .p = p }, b = { .p = p };
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, wait_once, &a), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(a.published, a.tid);
+	assert_int_equal(pthread_create(&t, NULL, wait_once, &b), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	print_message("  second thread %s the first's handle\n", pthread_equal(a.self, b.self) ? "reuses" : "does not reuse");
+	assert_int_not_equal(a.tid, b.tid);
+	assert_int_equal(b.published, b.tid);
 	pair_free(p);
 }
 
@@ -1546,6 +1586,7 @@ int main(void)
 		cmocka_unit_test(test_double_release_is_detected),
 		cmocka_unit_test(test_wait_flags_make_the_producer_wake),
 		cmocka_unit_test(test_disarm_both_clears_both_flags_and_says_running),
+		cmocka_unit_test(test_presence_tid_is_the_waiting_threads_also_a_recycled_handles),
 		cmocka_unit_test(test_control_page_mismatch_is_refused),
 		cmocka_unit_test(test_a_napping_service_is_woken_without_a_doorbell),
 		cmocka_unit_test(test_unread_doorbells_are_bounded_by_the_arms),

@@ -518,6 +518,25 @@ static void test_undo_restores_the_mask_the_thread_had(void **state)
 	worker_stop(&w);
 }
 
+/* The line names the thread moved also when it is the caller (TID 0, as
+ * chan_server moves its own thread): it said "thread 0". */
+static void test_the_line_names_the_calling_thread_by_its_id(void **state)
+{
+	place_mask_t saved = { 0 };
+	assert_int_equal(place_mask_get(&saved, 0), 0);
+	int here = sched_getcpu();
+	assert_true(here >= 0);
+	char log[480] = "", want[64];
+	place_decision_t d = { .action = PLACE_COLOCATE, .reason = PLACE_WHY_SYNC_PAIR, .cpu = here, .why = "test" };
+	assert_int_equal(place_apply(0, &d, NULL, collect, log), 0);
+	snprintf(want, sizeof want, "placement: thread %d moved to CPU %d", (int)syscall(SYS_gettid), here);
+	print_message("  log: %s\n", log);
+	place_decision_t back = { .action = PLACE_SPREAD, .reason = PLACE_WHY_SLOWER, .cpu = -1, .why = "test" };
+	assert_int_equal(place_apply(0, &back, &saved, NULL, NULL), 0);
+	place_mask_free(&saved);
+	assert_non_null(strstr(log, want));
+}
+
 /* A saved mask the kernel now refuses (its CPUs left the cpuset or went
  * offline: here a mask naming only a CPU that does not exist) is not the
  * end: the thread gets every CPU it may use, and the one line says why. */
@@ -777,6 +796,7 @@ int main(void)
 		cmocka_unit_test(test_cpu_idle_shares_from_proc_stat),
 		cmocka_unit_test(test_apply_moves_a_real_thread_and_logs_why),
 		cmocka_unit_test(test_undo_restores_the_mask_the_thread_had),
+		cmocka_unit_test(test_the_line_names_the_calling_thread_by_its_id),
 		cmocka_unit_test(test_a_refused_restore_falls_back_to_every_allowed_cpu_and_says_why),
 		cmocka_unit_test(test_a_multi_cpu_user_mask_counts_as_pinned),
 		cmocka_unit_test(test_rule6_sees_every_cpu_of_a_256_cpu_machine),
