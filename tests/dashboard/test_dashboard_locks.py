@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import EventStream, System, fail  # noqa: E402
@@ -52,8 +53,8 @@ def main():
             if not w.stdout.readline().startswith("ready"):
                 fail("live_workload did not start")
             lock = None
-            for _ in range(12):     # the report is refreshed every 5 ticks
-                tick = es.next_tick()
+            # the report is refreshed every 5 ticks: 12 made after "ready"
+            for tick in es.ticks_after(time.monotonic_ns(), 12):
                 locks = tick["locks"].get("report", {}) or {}
                 found = [k for k in locks.get("locks", []) if k.get("name") == "live_lock"]
                 if found:
@@ -85,8 +86,7 @@ def main():
             w.stdin.close()
             w.wait(timeout=20)
             os.unlink(fifo)
-        for _ in range(12):
-            tick = es.next_tick()
+        for tick in es.ticks_after(time.monotonic_ns(), 12):
             if not tick["locks"]["available"]:
                 break
         else:

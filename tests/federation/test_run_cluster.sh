@@ -65,10 +65,22 @@ for c in "${cmds[@]}"; do
   echo "ok: ${c#  }"
 done
 etcd_cmd=$(printf '%s\n' "${cmds[@]}" | grep -F '/v3/kv/range') || fail "no command shows what etcd holds"
-keys=$(bash -c "$etcd_cmd")
+# run-cluster.sh waits at most 10 s for host1 to see host2's echo, then
+# prints the banner anyway: on a loaded machine (ctest -j beside it) the
+# keys may come a little later, so they get 30 s (etcd's gateway leaves
+# "kvs" out while there are none: the command fails until then).  A command
+# that does not work as printed failed in the loop above, on its first run.
+deadline=$((SECONDS + 30))
+while :; do
+  keys=$(bash -c "$etcd_cmd" 2>&1)
+  grep -qx "/thoth/v1/host/host1" <<<"$keys" && grep -qx "/thoth/v1/host/host2" <<<"$keys" &&
+    grep -q "^/thoth/v1/inst/host2/" <<<"$keys" && break
+  [ $SECONDS -lt $deadline ] || break
+  sleep 0.2
+done
 grep -qx "/thoth/v1/host/host1" <<<"$keys" && grep -qx "/thoth/v1/host/host2" <<<"$keys" ||
-  fail "what etcd holds lacks the hosts' keys: $keys"
-grep -q "^/thoth/v1/inst/host2/" <<<"$keys" || fail "what etcd holds lacks host2's echo instance: $keys"
+  fail "what etcd holds lacks the hosts' keys after 30 s: $keys"
+grep -q "^/thoth/v1/inst/host2/" <<<"$keys" || fail "what etcd holds lacks host2's echo instance after 30 s: $keys"
 
 # SIGTERM to the script alone (a service manager, `kill PID`) stops
 # everything at once: it waited out --for (a foreground sleep defers the trap),

@@ -606,18 +606,25 @@ static void key_done(void *arg, int err, const void *resp, const thoth_pool_resu
 
 static bool keys_done(fixture_t *f) { (void)f; return K.done == 256; }
 
+/* Fewer calls in flight in the whole pool than one instance may hold
+ * (max_in_flight, 64 by default): a replica at its limit is passed over
+ * for its shard's other replica (thoth_shard_pick_replica), so with the
+ * services answering slowly (ctest -j4 at load 3) keys of shard 1 moved
+ * between its replicas and the case failed on placement it does not
+ * judge.  With the window no instance is ever full: where a key goes is
+ * the shard table's and the replica hash's choice alone. */
+enum { KEYED_WINDOW = 32 };
+
 static void route_all(fixture_t *f)
 {
 	memset(&K, 0, sizeof K);
 	for (uint32_t k = 0; k < 256; k++) {
 		thoth_pooltest_Shard_get_req_t req = { .key = k };
-		int r;
-		/* AGAIN: the shard's replicas have max_in_flight calls each. */
-		while ((r = thoth_pool_start_key(f->pool, &thoth_pooltest_Shard_get_info, &req,
-						 thoth_shard_key(&k, sizeof k), key_done,
-						 (void *)(uintptr_t)k)) == THOTH_E_AGAIN)
+		while (thoth_pool_in_flight(f->pool) >= KEYED_WINDOW)
 			thoth_loop_run_once(f->loop, true);
-		assert_int_equal(r, 0);
+		assert_int_equal(thoth_pool_start_key(f->pool, &thoth_pooltest_Shard_get_info, &req,
+						      thoth_shard_key(&k, sizeof k), key_done,
+						      (void *)(uintptr_t)k), 0);
 	}
 	assert_true(run_until(f, keys_done, 10000));
 }
@@ -1106,6 +1113,12 @@ static void test_a_listen_address_resolving_slowly_fails_the_start_in_bounded_ti
 	cfg.addr = "tcp:127.0.0.1:0";
 	assert_int_equal(thoth_tcp_server_new(loop, &cfg, &srv, why, sizeof why), 0);
 	thoth_tcp_server_free(srv);
+	/* slow50's lookup thread may still hold its record (and eventfd) a
+	 * moment after the answer was read: whichever lets go last closes it
+	 * (tcp_addr.c).  Seen at ctest -j4, load 13: 7 descriptors for 6.  A
+	 * leak never comes back, so 10 s of waiting still fails on one. */
+	for (int i = 0; i < 1000 && test_count_fds() != before; i++)
+		usleep(10000);
 	assert_int_equal(test_count_fds(), before);
 	thoth_loop_free(loop);
 }
