@@ -732,15 +732,24 @@ static void test_nul_byte_does_not_end_the_input(void **state)
 	tidl_program_free(prog);
 }
 
-static void test_syntax_error_prints_like_a_compiler(void **state)
+/* TEXT, which must fail to load, and the diagnostics thothc prints for it
+ * (as `thothc` would on stderr); free() the answer. */
+static char *printed_diags(const char *text)
 {
 	tidl_file_t *f;
-	assert_int_not_equal(tidl_test_load_text(HEADER "struct ServiceId {\n  1: string name\n  2: string version;\n}\n", &f), 0);
+	assert_int_not_equal(tidl_test_load_text(text, &f), 0);
 	char *out = NULL;
 	size_t len = 0;
 	FILE *mem = open_memstream(&out, &len);
+	assert_non_null(mem);
 	tidl_program_print_diags(tidl_test_prog(), mem);
 	fclose(mem);
+	return out;
+}
+
+static void test_syntax_error_prints_like_a_compiler(void **state)
+{
+	char *out = printed_diags(HEADER "struct ServiceId {\n  1: string name\n  2: string version;\n}\n");
 	assert_string_equal(out, "test.tidl:5:3: error: expected ';' after field, found number '2'\n"
 				 "    2: string version;\n"
 				 "    ^\n");
@@ -749,13 +758,7 @@ static void test_syntax_error_prints_like_a_compiler(void **state)
 
 static void test_caret_keeps_tabs_aligned(void **state)
 {
-	tidl_file_t *f;
-	assert_int_not_equal(tidl_test_load_text(HEADER "struct S {\n\t1: Nope x;\n}\n", &f), 0);
-	char *out = NULL;
-	size_t len = 0;
-	FILE *mem = open_memstream(&out, &len);
-	tidl_program_print_diags(tidl_test_prog(), mem);
-	fclose(mem);
+	char *out = printed_diags(HEADER "struct S {\n\t1: Nope x;\n}\n");
 	assert_string_equal(out, "test.tidl:4:5: error: unknown type 'Nope'\n"
 				 "  \t1: Nope x;\n"
 				 "  \t   ^\n");
@@ -768,14 +771,7 @@ static void test_caret_keeps_tabs_aligned(void **state)
  * (4:21), as the line:col of gcc's -fdiagnostics-column-unit=byte. */
 static void test_caret_counts_characters_not_bytes(void **state)
 {
-	tidl_file_t *f;
-	assert_int_not_equal(tidl_test_load_text(HEADER "struct S {\n  /* \u03b3\u03b5\u03b9\u03ac */ 1: Nope x;\n}\n",
-						 &f), 0);
-	char *out = NULL;
-	size_t len = 0;
-	FILE *mem = open_memstream(&out, &len);
-	tidl_program_print_diags(tidl_test_prog(), mem);
-	fclose(mem);
+	char *out = printed_diags(HEADER "struct S {\n  /* \u03b3\u03b5\u03b9\u03ac */ 1: Nope x;\n}\n");
 	assert_string_equal(out, "test.tidl:4:21: error: unknown type 'Nope'\n"
 				 "    /* \u03b3\u03b5\u03b9\u03ac */ 1: Nope x;\n"
 				 "                  ^\n");
@@ -788,13 +784,7 @@ static void test_caret_counts_characters_not_bytes(void **state)
  * ops40 review). */
 static void test_caret_counts_a_stray_continuation_byte(void **state)
 {
-	tidl_file_t *f;
-	assert_int_not_equal(tidl_test_load_text(HEADER "struct S {\n  /* 5\xb0 */ 1: Nope x;\n}\n", &f), 0);
-	char *out = NULL;
-	size_t len = 0;
-	FILE *mem = open_memstream(&out, &len);
-	tidl_program_print_diags(tidl_test_prog(), mem);
-	fclose(mem);
+	char *out = printed_diags(HEADER "struct S {\n  /* 5\xb0 */ 1: Nope x;\n}\n");
 	assert_string_equal(out, "test.tidl:4:15: error: unknown type 'Nope'\n"
 				 "    /* 5\xb0 */ 1: Nope x;\n"
 				 "  " "              ^\n");
