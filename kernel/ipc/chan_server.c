@@ -489,7 +489,7 @@ static void place_eval(thoth_chan_server_t *s, uint64_t now)
 		}
 	} else {
 		/* Our own mask, kept for the undo of a move made now. */
-		user_pinned = !have_now || CPU_COUNT_S(now_mask->size, now_mask->set) < online;
+		user_pinned = !have_now || place_mask_pinned(now_mask);
 	}
 	/* Rule 6: how idle each CPU this thread may use was over the window
 	 * (read only when the last window found the pair saturating one CPU). */

@@ -342,15 +342,15 @@ void place_mask_format(const place_mask_t *m, char *buf, size_t cap)
 		snprintf(buf, cap, "(none)");
 }
 
+bool place_mask_pinned(const place_mask_t *m)
+{
+	return m->valid && CPU_COUNT_S(m->size, m->set) < sysconf(_SC_NPROCESSORS_ONLN);
+}
+
 int place_thread_pinned(pid_t tid)
 {
 	place_mask_t m = { 0 };
-	if (place_mask_get(&m, tid)) {
-		place_mask_free(&m);
-		return -1;
-	}
-	long online = sysconf(_SC_NPROCESSORS_ONLN);
-	int r = CPU_COUNT_S(m.size, m.set) < online;
+	int r = place_mask_get(&m, tid) ? -1 : place_mask_pinned(&m);
 	place_mask_free(&m);
 	return r;
 }

@@ -135,6 +135,9 @@ void place_mask_format(const place_mask_t *m, char *buf, size_t cap);
  * but the whole machine is the user's choice, and never overridden.  -1
  * when it cannot be read. */
 int place_thread_pinned(pid_t tid);
+/* The same rule for a mask already read (place_mask_get): true when it
+ * names fewer CPUs than are online; false when M holds no mask. */
+bool place_mask_pinned(const place_mask_t *m);
 
 /* Every move goes through here: LOG (if set) gets one line saying what
  * moved where and why, and the place_move trace point records it (arg0 =
