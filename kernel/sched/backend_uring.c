@@ -277,6 +277,7 @@ THOTH_HOT_SERVE static int ur_wait(void *state, loop_ev_t *out, int max, bool bl
 	}
 	/* One system call: submit everything queued and wait (or, with
 	 * DEFER_TASKRUN, let pending completions be posted). */
+again:
 	if (block && io_uring_cq_ready(&u->ring) == 0)
 		r = io_uring_submit_and_wait(&u->ring, 1);
 	else if (io_uring_sq_ready(&u->ring) || u->defer_taskrun)
@@ -317,6 +318,13 @@ THOTH_HOT_SERVE static int ur_wait(void *state, loop_ev_t *out, int max, bool bl
 		}
 	}
 	io_uring_cq_advance(&u->ring, seen);
+	/* Only our own bookkeeping came back (a removed poll's cancellation,
+	 * the removal's answer): nothing happened for the loop, so a blocking
+	 * wait waits on instead of handing it an empty wake-up.  A loop that
+	 * mutes and unmutes its doorbell (loop.c, bell_mute) replaces a poll
+	 * each time and used to count a wake-up for it. */
+	if (block && n == 0 && seen > 0)
+		goto again;
 	return n;
 }
 

@@ -63,6 +63,11 @@
 /* A loop planning to wake this soon after a doorbell instant is left alone:
  * the kernel's default timer slack (50 us) merges the two expiries anyway. */
 #define BELL_MARGIN_NS 50000ull
+/* Datagrams read off our doorbell per wake-up: any process of the uid can
+ * send to it, and one that sends as fast as we read must not keep the loop
+ * in recv (level-triggered: what is left wakes us again, or waits while
+ * the doorbell is muted). */
+#define BELL_DRAIN 64
 
 struct thoth_source {
 	int fd;
@@ -142,6 +147,7 @@ struct thoth_loop {
 	uint64_t tp_posted, tp_posted_due;   /* what our slot says */
 	int bell_fd;                /* our slot's doorbell (datagram socket), -1 none */
 	void *bell_bh;
+	bool bell_muted;            /* not watched until our own timer fires (bell_mute) */
 	thoth_source_t *live;       /* all sources not removed */
 	loop_io_t *io_free;                   /* records of completed requests, for the next ones */
 	/* Every record ever allocated (linked once, at malloc), freed with the
@@ -414,6 +420,7 @@ static void page_leave(thoth_loop_t *loop)
 		close(loop->bell_fd);
 		unlink(loop->bell_path);
 		loop->bell_fd = -1;
+		loop->bell_muted = false;
 	}
 	if (loop->tp)
 		timerpage_release(loop->tp, loop->tp_slot, loop->tp_owner);
@@ -439,6 +446,7 @@ static int bell_open(thoth_loop_t *loop)
 	}
 	memcpy(loop->bell_path, a.sun_path, sizeof loop->bell_path);
 	loop->bell_fd = fd;
+	loop->bell_muted = false;
 	return 0;
 }
 
@@ -676,14 +684,49 @@ static int fire_timers(thoth_loop_t *loop)
 	return fire_due(loop);
 }
 
+/* Read what waits on our doorbell, BELL_DRAIN datagrams at most (payloads
+ * truncated, descriptors never installed: no control buffer). */
+static void bell_drain(thoth_loop_t *loop)
+{
+	char b[64];
+	for (int i = 0; i < BELL_DRAIN && recv(loop->bell_fd, b, sizeof b, MSG_DONTWAIT) >= 0; i++)
+		;
+}
+
 /* Another loop woke at an instant inside our window (timerpage.h). */
 static int bell_rung(thoth_loop_t *loop)
 {
-	char b[64];
-	while (recv(loop->bell_fd, b, sizeof b, MSG_DONTWAIT) >= 0)
-		;
+	bell_drain(loop);
 	loop->stats.wakeups_rung++;
 	return fire_due(loop);
+}
+
+/*
+ * A ring that fired nothing was bogus: an honest loop rings us only once
+ * our posted earliest deadline has passed, so at least that timer is due
+ * (short of a race with our own re-post).  Any process of the uid can send
+ * to our doorbell, as often as it likes; so after a bogus ring we stop
+ * watching it until our own timer fires.  Rings are only ever an
+ * optimisation (our timerfd still wakes us at the end of our window), so
+ * a muted doorbell costs at most a shared wake-up, and a flood costs us
+ * one wake-up per wake-up of our own timer.  What queued meanwhile is read
+ * when we listen again, in the same wake-up; the queue is the kernel's
+ * (net.unix.max_dgram_qlen datagrams; senders get EAGAIN past it).
+ */
+static void bell_mute(thoth_loop_t *loop)
+{
+	if (loop->bell_fd >= 0 && !loop->bell_muted &&
+	    loop->be->modify(loop->bs, loop->bell_fd, 0, &bell_tag, &loop->bell_bh) == 0)
+		loop->bell_muted = true;
+}
+
+static void bell_listen(thoth_loop_t *loop)
+{
+	if (loop->bell_fd < 0 || !loop->bell_muted)
+		return;
+	bell_drain(loop);
+	if (loop->be->modify(loop->bs, loop->bell_fd, THOTH_LOOP_READ, &bell_tag, &loop->bell_bh) == 0)
+		loop->bell_muted = false;
 }
 
 /* ---- signals ----------------------------------------------------------------- */
@@ -888,7 +931,7 @@ static inline __attribute__((always_inline)) int run_once(thoth_loop_t *loop, bo
 	if (reasons)
 		THOTH_TRACE(LOOP, loop_wakeup, reasons, n);
 	bool saw_fd = false, saw_timer = false, saw_signal = false, saw_io = false;
-	bool rang_own_timer = false;
+	bool rang_own_timer = false, bogus_ring = false;
 	/* A nested run (a callback calling thoth_loop_run_once) must leave
 	 * the removed sources alone: the outer batch, still being walked,
 	 * may name them, and a freed inline slot is the next source added. */
@@ -910,6 +953,8 @@ static inline __attribute__((always_inline)) int run_once(thoth_loop_t *loop, bo
 			int r = bell_rung(loop);
 			if (r > 0)
 				ran += r;
+			else if (r == 0)
+				bogus_ring = true;
 		} else if (p == &sigfd_tag) {
 			saw_signal = true;
 			ran += dispatch_signals(loop);
@@ -926,8 +971,12 @@ static inline __attribute__((always_inline)) int run_once(thoth_loop_t *loop, bo
 		loop->dispatching = false;
 		free_dead(loop);
 	}
-	if (rang_own_timer)
+	if (rang_own_timer) {
+		bell_listen(loop);
 		ring_due_sleepers(loop);
+	} else if (bogus_ring) {
+		bell_mute(loop);
+	}
 	int rearmed = rearm(loop);
 	if (rearmed)
 		return rearmed;

@@ -126,9 +126,13 @@ int timerpage_claim(timerpage_t *pg, uint32_t owner, bool reclaim_dead)
 			if (!atomic_compare_exchange_strong(&pg->slot[i].owner, &cur, owner))
 				continue;
 			timerpage_post(pg, (int)i, 0, 0);
+			/* Raise the hint; a few tries at most: any process of the
+			 * uid may rewrite it between our load and our exchange,
+			 * as often as it likes, and readers clamp it anyway. */
 			uint32_t h = atomic_load_explicit(&pg->high, memory_order_relaxed);
-			while (h < i + 1 && !atomic_compare_exchange_weak(&pg->high, &h, i + 1))
-				;
+			for (int t = 0; t < 8 && h < i + 1; t++)
+				if (atomic_compare_exchange_weak(&pg->high, &h, i + 1))
+					break;
 			return (int)i;
 		}
 	}
