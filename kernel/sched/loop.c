@@ -412,17 +412,29 @@ void thoth_loop_remove_fd(thoth_loop_t *loop, thoth_source_t *s)
 
 /* ---- timers ------------------------------------------------------------------- */
 
-/* Give our slot back: no doorbell, nothing posted. */
+/* Is our slot still ours?  Any process of the uid can write its owner
+ * (and thothd gives back a slot whose owner thread is gone): a loop that
+ * already claimed it may have bound its doorbell name since. */
+static bool slot_ours(const thoth_loop_t *loop)
+{
+	return loop->tp && loop->tp_slot >= 0 &&
+	       atomic_load_explicit(&loop->tp->slot[loop->tp_slot].owner, memory_order_relaxed) == loop->tp_owner;
+}
+
+/* Give our slot back: no doorbell, nothing posted.  A slot no longer ours
+ * is left alone, its doorbell name (now perhaps another loop's) too. */
 static void page_leave(thoth_loop_t *loop)
 {
+	bool ours = slot_ours(loop);
 	if (loop->bell_fd >= 0) {
 		loop->be->del(loop->bs, loop->bell_fd, loop->bell_bh);
 		close(loop->bell_fd);
-		unlink(loop->bell_path);
+		if (ours)
+			unlink(loop->bell_path);
 		loop->bell_fd = -1;
 		loop->bell_muted = false;
 	}
-	if (loop->tp)
+	if (ours)
 		timerpage_release(loop->tp, loop->tp_slot, loop->tp_owner);
 	loop->tp_slot = -1;
 	loop->tp_posted = loop->tp_posted_due = 0;
@@ -459,8 +471,14 @@ static int bell_open(thoth_loop_t *loop)
 static timerpage_t *page_of(thoth_loop_t *loop)
 {
 	timerpage_t *pg = thoth__timerpage_current();
-	if (pg == loop->tp)
+	if (pg == loop->tp) {
+		/* Lost (its owner word rewritten): we neither post there nor
+		 * claim again on this page; the grid keeps every window, and a
+		 * co-tenant rewriting owners cannot make us churn slots. */
+		if (loop->tp_slot >= 0 && !slot_ours(loop))
+			page_leave(loop);
 		return loop->tp_slot >= 0 ? pg : NULL;
+	}
 	page_leave(loop);
 	loop->tp = pg;
 	if (!pg)
