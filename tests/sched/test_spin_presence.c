@@ -340,6 +340,65 @@ static void test_hostile_presence_costs_latency_not_correctness(void **state)
 	}
 }
 
+/*
+ * A third writer racing both ends: either peer maps the control page
+ * read-write, so a hostile one can write the other side's presence word
+ * and thread id too, as fast as it likes, while the honest end reads
+ * them (a value that changes under every read).  Each wait reads the word
+ * only to choose between spinning its bounded budget and sleeping, so
+ * every round trip completes, with no error, and no wait spins past its
+ * budget: spin hits plus misses never exceed the waits that could spin.
+ * (hostile41: audit of the presence words; clean, this passes on the code
+ * before it.)
+ */
+static void *scribble_presence(void *arg)
+{
+	liar_t *l = arg;
+	chan_ctl_t *ctl = (chan_ctl_t *)l->p->base;
+	uint64_t r = 88172645463325252ull;
+	while (!atomic_load(&l->done)) {
+		for (int side = 0; side < 2; side++) {
+			r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+			atomic_store_explicit(&ctl->presence[side].word, (uint32_t)r, memory_order_relaxed);
+			atomic_store_explicit(&ctl->presence[side].tid, (uint32_t)(r >> 32), memory_order_relaxed);
+		}
+		sched_yield();
+	}
+	return NULL;
+}
+
+static void test_presence_scribbled_while_read_costs_latency_only(void **state)
+{
+	enum { N = 1000 };
+	pair_t p;
+	pair_open(&p);
+	pid_t echo = start_echo(&p, sched_getcpu(), THOTH_CHAN_SPIN, N);
+	liar_t l = { .p = &p };
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, scribble_presence, &l), 0);
+	chan_end_t e;
+	assert_int_equal(chan_end_init(&e, p.base, &p.lay, CHAN_CLIENT), 0);
+	e.wait = THOTH_CHAN_SPIN;
+	int err = 0;
+	for (unsigned i = 0; i < N && !err; i++)
+		if ((err = send_small(&e, i)) == 0)
+			err = recv_small(&e);
+	atomic_store(&l.done, 1);
+	pthread_join(t, NULL);
+	int status;
+	assert_int_equal(waitpid(echo, &status, 0), echo);
+	print_message("scribbled presence: %d round trips, spin hits %llu, misses %llu, skips %llu, sleeps %llu\n",
+		      N, (unsigned long long)e.st.spin_hits, (unsigned long long)e.st.spin_misses,
+		      (unsigned long long)e.st.spin_skips, (unsigned long long)e.st.sleeps);
+	assert_int_equal(err, 0);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_int_equal(e.err, 0);
+	/* Two waits per round trip (a slot, an answer): at most one spin each. */
+	assert_true(e.st.spin_hits + e.st.spin_misses <= 2 * (uint64_t)N);
+	chan_end_fini(&e);
+	pair_close(&p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -347,6 +406,7 @@ int main(void)
 		cmocka_unit_test(test_same_cpu_pair_sleeps_at_once),
 		cmocka_unit_test(test_two_cpu_pair_keeps_spinning),
 		cmocka_unit_test(test_hostile_presence_costs_latency_not_correctness),
+		cmocka_unit_test(test_presence_scribbled_while_read_costs_latency_only),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
