@@ -326,6 +326,56 @@ static void test_a_doorbell_flood_costs_two_wakeups_per_period(void **state)
 	victim_judge(v, "doorbell flood");
 }
 
+/* Context switches of thread PID of process PID (its main thread). */
+static uint64_t ctxt_switches(pid_t pid)
+{
+	char p[64], line[128];
+	snprintf(p, sizeof p, "/proc/%d/task/%d/status", (int)pid, (int)pid);
+	FILE *f = fopen(p, "re");
+	uint64_t n = 0;
+	unsigned long long v;
+	while (f && fgets(line, sizeof line, f))
+		if (sscanf(line, "voluntary_ctxt_switches: %llu", &v) == 1 ||
+		    sscanf(line, "nonvoluntary_ctxt_switches: %llu", &v) == 1)
+			n += v;
+	if (f)
+		fclose(f);
+	return n;
+}
+
+/*
+ * thothd's own loop holds a slot and a doorbell like any process's, and
+ * every process of the user depends on it.  Idle (no registration, so no
+ * timer), a flood on its doorbell wakes it once: the ring fires nothing
+ * and mutes the doorbell.  The old thothd woke for every datagram.
+ */
+static void test_a_doorbell_flood_leaves_thothd_asleep(void **state)
+{
+	(void)state;
+	int slot = -1;
+	for (unsigned i = 0; i < THOTH_TIMERPAGE_SLOTS; i++)
+		if (atomic_load(&page->slot[i].owner) == (uint32_t)h.thothd)
+			slot = (int)i;
+	assert_true(slot >= 0);
+	flood_t f[2] = { 0 };
+	pthread_t t[2];
+	uint64_t before = ctxt_switches(h.thothd);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(bell_addr(slot, &f[i].to), 0);
+		assert_int_equal(pthread_create(&t[i], NULL, flood_main, &f[i]), 0);
+	}
+	usleep(1000000);
+	flood_stop(f, t, 2);
+	uint64_t after = ctxt_switches(h.thothd);
+	print_message("thothd under a 1 s doorbell flood (%llu + %llu datagrams): %llu context switches\n",
+		      (unsigned long long)f[0].sent, (unsigned long long)f[1].sent,
+		      (unsigned long long)(after - before));
+	/* One bogus ring, and what the host's scheduler adds. */
+	assert_true(after - before <= 10);
+	thoth_daemon_Daemon_status_resp_t st;
+	assert_int_equal(harness_status(&ctl, &st), 0);
+}
+
 /*
  * Forged doorbells: datagrams to every name of the page's generation
  * (slots nobody or the attacker binds), to names of other generations, and
@@ -572,6 +622,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_a_doorbell_flood_costs_two_wakeups_per_period),
+		cmocka_unit_test(test_a_doorbell_flood_leaves_thothd_asleep),
 		cmocka_unit_test(test_forged_and_squatted_doorbells_cost_nothing),
 		cmocka_unit_test(test_a_slot_taken_from_its_loop_is_left_to_the_taker),
 		cmocka_unit_test(test_lies_in_a_slot_cost_the_victim_its_own_rate_at_most),
