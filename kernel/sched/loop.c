@@ -465,8 +465,9 @@ static int bell_open(thoth_loop_t *loop)
 /*
  * The window page this loop posts on (timerpage.h): the process's current
  * page, with a slot and its doorbell; on a new page (thothd restarted) the
- * slot moves.  NULL when there is none, or no free slot, or no doorbell:
- * then the loop uses the per-boot grid.
+ * slot moves.  NULL when there is none, or no free slot, or no doorbell,
+ * or our slot was taken from us (slot_ours): then the loop uses the
+ * per-boot grid.
  */
 static timerpage_t *page_of(thoth_loop_t *loop)
 {
