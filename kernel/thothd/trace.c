@@ -238,8 +238,8 @@ typedef struct live_job {
 	/* Why it was handed over, for the log: a backlog above the inline
 	 * limit, or (else) the lock rings' poll due and costly (live_heavy),
 	 * which takes a few records waiting with it.  test_thothd_live_drain
-	 * judges the limit by the first alone: under ASan on a busy machine
-	 * the poll was costly at nearly every tick. */
+	 * judges the limit by the first alone: a hand-off for the second is
+	 * not the limit's doing. */
 	bool backlog;
 	uint64_t waiting;
 	uint64_t events, chunks, wall_ns, cpu_ns;
