@@ -235,6 +235,13 @@ static uint64_t source_mask(const thothd_tracer_t *t, const trace_source_t *s)
 typedef struct live_job {
 	thothd_tracer_t *t;
 	bool no_poll;                   /* for gone processes' rests (live_kick): no ring poll */
+	/* Why it was handed over, for the log: a backlog above the inline
+	 * limit, or (else) the lock rings' poll due and costly (live_heavy),
+	 * which takes a few records waiting with it.  test_thothd_live_drain
+	 * judges the limit by the first alone: a hand-off for the second is
+	 * not the limit's doing. */
+	bool backlog;
+	uint64_t waiting;
 	uint64_t events, chunks, wall_ns, cpu_ns;
 } live_job_t;
 static void live_drain_all(thothd_tracer_t *t, live_job_t *job, bool to_stop_cut);
@@ -2150,6 +2157,21 @@ static int live_done(void *arg, bool ran, void *resp, thoth_arena_t *arena, cons
 	live_job_t *job = arg;
 	thothd_tracer_t *t = job->t;
 	t->live_task = false;
+	/* Logged before the tick and the requests that waited for it go on:
+	 * whoever they wake finds the drain in the log. */
+	if (ran) {
+		char why[96];
+		if (job->no_poll)
+			snprintf(why, sizeof why, "a gone process's last records");
+		else if (job->backlog)
+			snprintf(why, sizeof why, "a backlog of %llu records", (unsigned long long)job->waiting);
+		else
+			snprintf(why, sizeof why, "the lock rings' poll, %llu records waiting",
+				 (unsigned long long)job->waiting);
+		thothd_debug("dashboard: drained %llu trace records in %.1f ms (%.1f ms CPU, %llu chunks) "
+			     "on a worker thread (%s)", (unsigned long long)job->events, job->wall_ns / 1e6,
+			     job->cpu_ns / 1e6, (unsigned long long)job->chunks, why);
+	}
 	if (t->live_drained)
 		t->live_drained(t->live_drained_ctx);
 	/* Gone processes it read to the end go now; one it did not (it passed
@@ -2157,11 +2179,6 @@ static int live_done(void *arg, bool ran, void *resp, thoth_arena_t *arena, cons
 	tracer_lock(t);
 	prune_sources(t);
 	tracer_unlock(t);
-	if (ran)
-		thothd_debug("dashboard: drained %llu trace records in %.1f ms (%.1f ms CPU, %llu chunks) "
-			     "on a worker thread%s", (unsigned long long)job->events, job->wall_ns / 1e6,
-			     job->cpu_ns / 1e6, (unsigned long long)job->chunks,
-			     job->no_poll ? " (a gone process's last records)" : "");
 	return 0;
 }
 
@@ -2206,11 +2223,12 @@ void thothd_tracer_live_drain(thothd_tracer_t *t)
 	uint64_t waiting = 0;
 	for (const trace_source_t *s = t->sources; s; s = s->next)
 		waiting += thoth__trace_reader_unread(s->reader);
+	bool backlog = waiting > t->live_inline_max;
 	bool heavy = t->live_heavy && t->live_heavy(t->live_ctx);
-	if (waiting > t->live_inline_max || heavy) {
+	if (backlog || heavy) {
 		live_job_t *job = calloc(1, sizeof *job);
 		if (job)
-			job->t = t;
+			*job = (live_job_t){ .t = t, .backlog = backlog, .waiting = waiting };
 		int r = job ? thothd_defer_task(t->d, &live_ops, job) : THOTH_E_NOMEM;
 		if (r == 0) {
 			t->live_task = true;
