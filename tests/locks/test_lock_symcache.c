@@ -254,6 +254,7 @@ static int open_fds(void)
 static void test_a_process_that_exits_during_the_scan_is_not_reported(void **state)
 {
 	(void)state;
+	thoth__pidpin_after_read = NULL;
 	start_workload();
 	thothd_lock_symcache_t *c;
 	assert_int_equal(thothd_lock_symcache_new(NULL, NULL, NULL, NULL, &c), 0);

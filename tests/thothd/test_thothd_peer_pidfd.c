@@ -211,7 +211,10 @@ typedef struct peer {
  * SO_PEERCRED does. */
 static void peer_connect(peer_t *p)
 {
-	snprintf(listen_name, sizeof listen_name, "thothd-peer-pidfd-%d", (int)getpid());
+	/* A name per connection: the child holds its copy of the listener
+	 * (fork), so one left alive by a failed test keeps its name bound. */
+	static int n;
+	snprintf(listen_name, sizeof listen_name, "thothd-peer-pidfd-%d-%d", (int)getpid(), n++);
 	int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	assert_true(l >= 0);
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
@@ -252,6 +255,16 @@ static void peer_close(peer_t *p)
 
 static peer_t *hook_peer;
 
+/* Each test below starts from the real kernel whatever an earlier failed
+ * one left set (a failed assertion skips its restoring lines). */
+static void real_kernel(void)
+{
+	thoth__pidpin_after_read = NULL;
+	thothd__peer_getsockopt = getsockopt;
+	played_errno = 0;
+	thothd__peer_pidfd_forget();
+}
+
 static void end_hook_peer(uint32_t pid)
 {
 	assert_int_equal((int)pid, (int)hook_peer->pid);
@@ -277,6 +290,7 @@ static int open_fds(void)
 static void test_a_peer_that_exits_during_its_proc_read_is_not_read_as_it(void **state)
 {
 	(void)state;
+	real_kernel();
 	int before = open_fds();
 	peer_t p;
 	peer_connect(&p);
@@ -308,6 +322,7 @@ static void test_a_peer_that_exits_during_its_proc_read_is_not_read_as_it(void *
 static void test_without_so_peerpidfd_the_peer_is_pinned_at_accept(void **state)
 {
 	(void)state;
+	real_kernel();
 	int before = open_fds();
 	peer_t p;
 	peer_connect(&p);
@@ -337,6 +352,7 @@ static void test_without_so_peerpidfd_the_peer_is_pinned_at_accept(void **state)
 static void test_with_so_peerpidfd_nothing_is_pinned_at_accept(void **state)
 {
 	(void)state;
+	real_kernel();
 	peer_t p;
 	peer_connect(&p);
 	thothd__peer_pidfd_forget();
