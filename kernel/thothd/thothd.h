@@ -552,7 +552,8 @@ void thothd__peer_pidfd_forget(void);
 /* /proc/PID/FILE of C's peer read (one read, NUL-terminated) or stat'ed
  * with the peer pinned (kernel/ipc/pidpin.h): its length or 0, or -1 with
  * errno ESRCH when the peer is gone, or went during the read (its number
- * may be another's: nothing read is its). */
+ * may be another's: nothing read is its); EINVAL for a client with no pid
+ * (in-process); EMFILE, ENFILE, ENOMEM: no pidfd, nothing read. */
 ssize_t thothd__client_proc_read(const thothd_client_t *c, const char *file, char *buf, size_t cap);
 int thothd__client_proc_stat(const thothd_client_t *c, const char *file, struct stat *st);
 /* The capacity drained output queues may keep, all clients (server.c). */

@@ -647,15 +647,24 @@ int thothd__client_pidfd(const thothd_client_t *c)
 }
 
 /* C's peer pinned for one read of its /proc files: its pidfd (>= 0), -1
- * for a kernel without pidfds (read unpinned, said once), or -2: gone (or
- * thothd short of descriptors: nothing to read as it). */
+ * for a kernel without pidfds (read unpinned, said once), or -2 with
+ * errno: ESRCH gone, EINVAL no pid (an in-process client), or thothd short
+ * of descriptors or memory: nothing to read as the peer's. */
 static int client_pin(const thothd_client_t *c)
 {
+	if (!c->pid) {
+		errno = EINVAL;
+		return -2;
+	}
 	int fd = thothd__client_pidfd(c);
 	if (fd >= 0)
 		return fd;
-	if (errno != ENOSYS)
+	int e = errno;
+	if (e != ENOSYS) {
+		/* EINVAL from SO_PEERPIDFD (6.5 to ~6.15) is a reaped peer */
+		errno = e == EMFILE || e == ENFILE || e == ENOMEM || e == ENODATA ? e : ESRCH;
 		return -2;
+	}
 	static bool said;
 	if (!said)
 		thothd_warn("no pidfds here (pidfd_open: a kernel before Linux 5.3, or a seccomp "
@@ -671,8 +680,7 @@ ssize_t thothd__client_proc_read(const thothd_client_t *c, const char *file, cha
 	if (pidfd == -2) {
 		if (cap)
 			buf[0] = 0;
-		errno = ESRCH;
-		return -1;
+		return -1;      /* errno said by client_pin */
 	}
 	ssize_t n = thoth__proc_read_pinned(c->pid, pidfd, file, buf, cap);
 	int e = errno;
@@ -685,10 +693,8 @@ ssize_t thothd__client_proc_read(const thothd_client_t *c, const char *file, cha
 int thothd__client_proc_stat(const thothd_client_t *c, const char *file, struct stat *st)
 {
 	int pidfd = client_pin(c);
-	if (pidfd == -2) {
-		errno = ESRCH;
-		return -1;
-	}
+	if (pidfd == -2)
+		return -1;      /* errno said by client_pin */
 	int r = thoth__proc_stat_pinned(c->pid, pidfd, file, st);
 	int e = errno;
 	if (pidfd >= 0)
