@@ -638,8 +638,10 @@ int thothd__client_pidfd(const thothd_client_t *c)
 					   "resources, not a peer gone",
 					   (unsigned)c->pid, strerror(e));
 		}
-		if (e != ENOPROTOOPT)
+		if (e != ENOPROTOOPT) {
+			errno = e;      /* the log line's own calls may have changed it */
 			return -1;
+		}
 		if (c->accept_pidfd >= 0)
 			return fcntl(c->accept_pidfd, F_DUPFD_CLOEXEC, 0);
 	}
