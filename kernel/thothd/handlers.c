@@ -67,11 +67,12 @@ static int on_register(void *self, const thoth_registry_Registry_register_req_t 
 		reg.endpoint.pid = c->pid;
 	if (!c->exe_known && c->pid) {
 		/* Who may add instances of a name (registry.h): same uid, same
-		 * executable.  Looked up once, while the process is talking to us. */
-		char path[64];
+		 * executable.  Looked up once, while the process is talking to us.
+		 * With the peer pinned (thothd__client_proc_stat): one gone
+		 * meanwhile leaves its executable unknown, never another
+		 * program's taken for its own. */
 		struct stat st;
-		snprintf(path, sizeof path, "/proc/%u/exe", c->pid);
-		if (stat(path, &st) == 0)
+		if (thothd__client_proc_stat(c, "exe", &st) == 0)
 			thoth_registry_owner_set_exe(c->owner, (uint64_t)st.st_dev, (uint64_t)st.st_ino);
 		c->exe_known = true;
 	}

@@ -14,6 +14,7 @@
  */
 #define _GNU_SOURCE
 #include "locks.h"
+#include "pidpin.h"
 #include "procstat.h"
 
 #include <dirent.h>
@@ -336,13 +337,21 @@ int thothd_lock_scan_cached(const char *locks_dir, int want_pid, thothd_lock_sym
 		}
 		char path[PATH_MAX + 300];
 		snprintf(path, sizeof path, "%s/%s", locks_dir, e->d_name);
+		/* PID (the file's name) pinned from its maps to its symbols
+		 * (pidpin.h): a process that exits meanwhile may leave its
+		 * number to another program, whose maps and code would be taken
+		 * for the table's.  Gone already: its table is a leftover.  No
+		 * pidfds here: unpinned (the start time still tells a reuse). */
+		int pidfd = thoth__pid_pin((uint32_t)pid);
+		if (pidfd < 0 && errno == ESRCH)
+			continue;
 		maps_view_t mv;
 		char bad[PATH_MAX];
 		if (!read_maps(pid, path, &mv, bad, sizeof bad) || !mv.maps_table)
-			continue;
+			goto next;
 		if (s->n == THOTHD_LOCKS_MAX_TABLES) {
 			s->over++;
-			continue;
+			goto next;
 		}
 		char why[PATH_MAX + 400];
 		thothlock_table_t *t;
@@ -355,17 +364,17 @@ int thothd_lock_scan_cached(const char *locks_dir, int want_pid, thothd_lock_sym
 			/* The reader's reason starts with the path: keep what follows. */
 			const char *w = strncmp(why, path, strlen(path)) == 0 ? why + strlen(path) : why;
 			refuse(s, pid, e->d_name, "%s", w[0] == ':' ? w + 2 : w);
-			continue;
+			goto next;
 		}
 		if (thothlock_table_pid(t) != pid) {
 			refuse(s, pid, e->d_name, "the table says it is process %d's",
 			       thothlock_table_pid(t));
 			thothlock_table_free(t);
-			continue;
+			goto next;
 		}
 		if (thothlock_table_exited(t)) {
 			thothlock_table_free(t);
-			continue;
+			goto next;
 		}
 		if (mv.unsafe)
 			refuse(s, pid, e->d_name, "not symbolized: the process maps %s, now not a "
@@ -374,7 +383,19 @@ int thothd_lock_scan_cached(const char *locks_dir, int want_pid, thothd_lock_sym
 			thothlock_table_use_symbols(t, symcache_get(c, pid, mv.code_id, true));
 		else if (!c)
 			(void)thothlock_table_set_live_pid(t, pid);   /* gone meanwhile: raw addresses */
+		if (!thoth__pid_lived_through((uint32_t)pid, pidfd)) {
+			/* Exited during the scan: like a table whose process has
+			 * exited, not reported (its symbols may be another
+			 * program's, and so may the cached ones). */
+			if (c)
+				thothd_lock_symcache_exited(c, pid);
+			thothlock_table_free(t);
+			goto next;
+		}
 		s->tables[s->n++] = t;
+next:
+		if (pidfd >= 0)
+			close(pidfd);
 	}
 	closedir(d);
 	if (s->over) {
@@ -507,19 +528,24 @@ bool thothd_lock_rings_poll_steps(thothd_lock_rings_t *r, const char *locks_dir,
 		if (!pos) {             /* a process not followed yet (or the least recent one's slot) */
 			pos = oldest;
 			*pos = (ring_pos_t){ .pid = pid, .table_start_ns = start };
-			char cpath[64];
-			snprintf(cpath, sizeof cpath, "/proc/%d/comm", pid);
-			FILE *cf = fopen(cpath, "re");
-			if (cf) {
-				if (fgets(pos->name, sizeof pos->name, cf))
-					pos->name[strcspn(pos->name, "\n")] = 0;
-				fclose(cf);
+			/* The ring's pid is the table's word: a process that has
+			 * exited (its table says so) is not named at all, and
+			 * one read pinned (pidpin.h) is named only if it lived
+			 * through the read (its number may be another
+			 * program's by then).  No pidfds here: unpinned. */
+			int pidfd = exited || pid <= 0 ? -1 : thoth__pid_pin((uint32_t)pid);
+			if (!exited && pid > 0 && (pidfd >= 0 || errno == ENOSYS) &&
+			    thoth__proc_read_pinned((uint32_t)pid, pidfd, "comm", pos->name,
+						    sizeof pos->name) > 0) {
+				pos->name[strcspn(pos->name, "\n")] = 0;
 				/* the process chose it (PR_SET_NAME): printable
 				 * ASCII only, for the dashboard's JSON and labels */
 				for (char *p = pos->name; *p; p++)
 					if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
 						*p = '?';
 			}
+			if (pidfd >= 0)
+				close(pidfd);
 		}
 		pos->seen = r->polls;
 		wait_ctx_t c = { .fn = fn, .ctx = ctx, .pid = pid, .process = pos->name,

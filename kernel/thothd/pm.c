@@ -25,6 +25,7 @@
  * request reaching a suspended device waits here and is replayed to the
  * driver once the broker has resumed it.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -848,14 +849,13 @@ static void name_holder(thothd_pm_t *pm, const thothd_client_t *c)
 {
 	if (thoth_pm_broker_holder_named(pm->broker, c->id))
 		return;
-	char comm[32] = "", path[64], name[48];
-	snprintf(path, sizeof path, "/proc/%u/comm", c->pid);
-	FILE *f = fopen(path, "r");
-	if (f) {
-		if (fgets(comm, sizeof comm, f))
-			comm[strcspn(comm, "\n")] = 0;
-		fclose(f);
-	}
+	char comm[32] = "", name[48];
+	/* Read with the peer pinned (thothd__client_proc_read): one that has
+	 * exited may have left its number to another program, whose name
+	 * would be shown as the lease holder's. */
+	if (thothd__client_proc_read(c, "comm", comm, sizeof comm) < 0 && errno == ESRCH)
+		snprintf(comm, sizeof comm, "exited");
+	comm[strcspn(comm, "\n")] = 0;
 	/* A process names itself (PR_SET_NAME): any byte but NUL.  The name
 	 * goes out in state() as a wire string, which must be UTF-8 -- one
 	 * byte 0xff made every state() answer undecodable for everyone -- and

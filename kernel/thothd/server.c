@@ -408,6 +408,7 @@ int thothd_client_open(thothd_t *d, int fd, uint32_t uid, uint32_t pid, thothd_c
 	c->fd = fd;
 	c->uid = uid;
 	c->pid = pid;
+	c->accept_pidfd = -1;
 	c->id = d->next_client_id++;
 	int r = thoth_stream_reader_init(&c->reader, d->cfg.max_body);
 	c->reader.service_id = d->pid;  /* thothd serves this client's calls */
@@ -493,6 +494,8 @@ static void client_close(thothd_t *d, thothd_client_t *c)
 		thoth_loop_remove_fd(d->loop, c->source);
 	if (c->fd >= 0)
 		close(c->fd);
+	if (c->accept_pidfd >= 0)
+		close(c->accept_pidfd);
 	partial_unlink(d, c);
 	d->input_bytes -= c->input_counted;
 	output_release(d, c);
@@ -1079,6 +1082,9 @@ static void accept_clients(thoth_loop_t *loop, thoth_source_t *src, int fd, uint
 			close(cfd);
 			continue;
 		}
+		/* Before the number can go to another process: pinned now
+		 * where SO_PEERPIDFD cannot name the peer later. */
+		thothd__client_pin_accepted(c);
 		thothd_debug("client %llu connected (pid %d uid %d)", (unsigned long long)c->id,
 			     (int)cred.pid, (int)cred.uid);
 	}

@@ -40,6 +40,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
 
 #include "../ipc/stream_buf.h"     /* relative: not every includer has kernel/ipc on its path */
 #include "daemon.thoth.h"
@@ -107,6 +109,7 @@ struct thothd_client {
 	uint64_t id;                    /* for the log */
 	int fd;                         /* -1: in-process client (fuzzing): output discarded */
 	uint32_t uid, pid;              /* SO_PEERCRED */
+	int accept_pidfd;               /* PID pinned at accept where SO_PEERPIDFD is missing; else -1 */
 	thoth_source_t *source;
 	thoth_stream_reader_t reader;
 	thoth_registry_owner_t *owner;
@@ -536,11 +539,23 @@ int thothd_reserve_response(thothd_call_t *call, const thoth_method_info_t *m, c
 
 /* Now, in ns of CLOCK_MONOTONIC (the loop's cached time when there is a loop). */
 uint64_t thothd_now(const thothd_t *d);
-/* A pidfd of C's peer (SO_PEERPIDFD; before Linux 6.5 the pid number
- * opened), -1 when the peer is gone (trace.c).  The getsockopt it asks
- * through is a seam for test_thothd_peer_pidfd. */
+/* A pidfd of C's peer (SO_PEERPIDFD; before Linux 6.5 the pidfd taken as
+ * it connected), -1 when the peer is gone (trace.c).  The getsockopt it
+ * asks through is a seam for test_thothd_peer_pidfd. */
 int thothd__client_pidfd(const thothd_client_t *c);
 extern int (*thothd__peer_getsockopt)(int fd, int level, int name, void *value, socklen_t *len);
+/* Right after accept: on a kernel without SO_PEERPIDFD (asked once, at
+ * the first connection) C's pid is pinned now, in C->accept_pidfd, before
+ * the number can go to another process.  _forget: ask again (tests). */
+void thothd__client_pin_accepted(thothd_client_t *c);
+void thothd__peer_pidfd_forget(void);
+/* /proc/PID/FILE of C's peer read (one read, NUL-terminated) or stat'ed
+ * with the peer pinned (kernel/ipc/pidpin.h): its length or 0, or -1 with
+ * errno ESRCH when the peer is gone, or went during the read (its number
+ * may be another's: nothing read is its); EINVAL for a client with no pid
+ * (in-process); EMFILE, ENFILE, ENOMEM: no pidfd, nothing read. */
+ssize_t thothd__client_proc_read(const thothd_client_t *c, const char *file, char *buf, size_t cap);
+int thothd__client_proc_stat(const thothd_client_t *c, const char *file, struct stat *st);
 /* The capacity drained output queues may keep, all clients (server.c). */
 size_t thothd_output_kept_max(void);
 

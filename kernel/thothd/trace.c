@@ -68,6 +68,7 @@
 
 #include "collection.h"         /* thoth__trace_collection_clone */
 #include "log.h"
+#include "pidpin.h"
 #include "trace_layout.h"       /* thoth__trace_reader_unread */
 #include "thothd.h"
 
@@ -580,20 +581,46 @@ static trace_source_t *source_add(thothd_tracer_t *t, thoth_trace_reader_t *read
 #ifndef SO_PEERPIDFD
 #define SO_PEERPIDFD 77         /* Linux 6.5 */
 #endif
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
-
 /* What thothd__client_pidfd asks SO_PEERPIDFD through: getsockopt, or a
  * test's stand-in playing an older kernel (test_thothd_peer_pidfd: this
  * one, 6.18, never answers EINVAL or ENOPROTOOPT for a live peer). */
 int (*thothd__peer_getsockopt)(int fd, int level, int name, void *value, socklen_t *len) = getsockopt;
 
+/* Whether this kernel answers SO_PEERPIDFD: -1 not known yet, 0 no (a
+ * kernel before 6.5: accept pins the number, thothd__client_pin_accepted),
+ * 1 yes.  The loop thread alone asks. */
+static int peer_pidfd_known = -1;
+
+void thothd__client_pin_accepted(thothd_client_t *c)
+{
+	if (peer_pidfd_known < 0 && c->fd >= 0) {
+		int fd = -1;
+		socklen_t len = sizeof fd;
+		if (thothd__peer_getsockopt(c->fd, SOL_SOCKET, SO_PEERPIDFD, &fd, &len) == 0) {
+			close(fd);
+			peer_pidfd_known = 1;
+		} else if (errno == ENOPROTOOPT) {
+			peer_pidfd_known = 0;
+			thothd_info("this kernel has no SO_PEERPIDFD (Linux 6.5): each client's pid is "
+				    "pinned by pidfd_open as it connects");
+		}
+	}
+	if (peer_pidfd_known == 0 && c->accept_pidfd < 0 && c->pid)
+		c->accept_pidfd = thoth__pid_pin(c->pid);
+}
+
+void thothd__peer_pidfd_forget(void)
+{
+	peer_pidfd_known = -1;
+}
+
 /* A pidfd of the process at the other end of C's connection: the one
  * SO_PEERCRED named, so a pid number reused since cannot stand in for it
- * (SO_PEERPIDFD).  Without it (a kernel before 6.5, an in-process client)
- * the number, opened now while its connection is open: what add_peer
- * trusted before it took pidfds.  -1: none (the process is gone). */
+ * (SO_PEERPIDFD).  Without it (a kernel before 6.5) the pidfd opened from
+ * the number as it connected (thothd__client_pin_accepted: a number
+ * already reused then is the residual risk), or for an in-process client
+ * the number opened now.  -1: none (the process is gone; ENOSYS: a kernel
+ * or seccomp filter without pidfds). */
 int thothd__client_pidfd(const thothd_client_t *c)
 {
 	if (c->fd >= 0) {
@@ -618,10 +645,71 @@ int thothd__client_pidfd(const thothd_client_t *c)
 					   "resources, not a peer gone",
 					   (unsigned)c->pid, strerror(e));
 		}
-		if (e != ENOPROTOOPT)
+		if (e != ENOPROTOOPT) {
+			errno = e;      /* the log line's own calls may have changed it */
 			return -1;
+		}
+		if (c->accept_pidfd >= 0)
+			return fcntl(c->accept_pidfd, F_DUPFD_CLOEXEC, 0);
 	}
-	return (int)syscall(SYS_pidfd_open, (pid_t)c->pid, 0);
+	return thoth__pid_pin(c->pid);
+}
+
+/* C's peer pinned for one read of its /proc files: its pidfd (>= 0), -1
+ * for a kernel without pidfds (read unpinned, said once), or -2 with
+ * errno: ESRCH gone, EINVAL no pid (an in-process client), or thothd short
+ * of descriptors or memory: nothing to read as the peer's. */
+static int client_pin(const thothd_client_t *c)
+{
+	if (!c->pid) {
+		errno = EINVAL;
+		return -2;
+	}
+	int fd = thothd__client_pidfd(c);
+	if (fd >= 0)
+		return fd;
+	int e = errno;
+	if (e != ENOSYS) {
+		/* EINVAL from SO_PEERPIDFD (6.5 to ~6.15) is a reaped peer */
+		errno = e == EMFILE || e == ENFILE || e == ENOMEM || e == ENODATA ? e : ESRCH;
+		return -2;
+	}
+	static bool said;
+	if (!said)
+		thothd_warn("no pidfds here (pidfd_open: a kernel before Linux 5.3, or a seccomp "
+			    "filter): clients' /proc files are read unpinned (a pid reused meanwhile "
+			    "would be read as the client's)");
+	said = true;
+	return -1;
+}
+
+ssize_t thothd__client_proc_read(const thothd_client_t *c, const char *file, char *buf, size_t cap)
+{
+	int pidfd = client_pin(c);
+	if (pidfd == -2) {
+		if (cap)
+			buf[0] = 0;
+		return -1;      /* errno said by client_pin */
+	}
+	ssize_t n = thoth__proc_read_pinned(c->pid, pidfd, file, buf, cap);
+	int e = errno;
+	if (pidfd >= 0)
+		close(pidfd);
+	errno = e;
+	return n;
+}
+
+int thothd__client_proc_stat(const thothd_client_t *c, const char *file, struct stat *st)
+{
+	int pidfd = client_pin(c);
+	if (pidfd == -2)
+		return -1;      /* errno said by client_pin */
+	int r = thoth__proc_stat_pinned(c->pid, pidfd, file, st);
+	int e = errno;
+	if (pidfd >= 0)
+		close(pidfd);
+	errno = e;
+	return r;
 }
 
 /* Map the trace buffer FD (consumed).  0, or a reason in WHY. */

@@ -11,6 +11,7 @@
  * exit at the points a real one could.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -21,12 +22,14 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "../common/held_child.h"
+#include "pidpin.h"
 #include "procfd.h"
 
 enum { FDNUM = 77 };
@@ -75,8 +78,7 @@ static void end(child_t *c)
 static int pin_and_open(const child_t *c, int *pidfd)
 {
 	char why[256] = "", path[64];
-	*pidfd = thothctl_pid_pin((uint32_t)c->pid, why, sizeof why);
-	if (*pidfd < 0)
+	if (thothctl_pid_pin((uint32_t)c->pid, pidfd, why, sizeof why) || *pidfd < 0)
 		fail_msg("%s", why);
 	int fd = -1;
 	if (thothctl_open_peer_memfd((uint32_t)c->pid, FDNUM, &fd, path, sizeof path, why, sizeof why))
@@ -130,11 +132,13 @@ static void test_a_pid_whose_process_is_gone_is_not_pinned(void **state)
 	pid_t pid = c.pid;
 	end(&c);
 	char why[256] = "";
-	assert_int_equal(thothctl_pid_pin((uint32_t)pid, why, sizeof why), -1);
+	int pidfd = 0;
+	assert_int_equal(thothctl_pid_pin((uint32_t)pid, &pidfd, why, sizeof why), 1);
+	assert_int_equal(pidfd, -1);
 	char want[64];
 	snprintf(want, sizeof want, "process %d has exited", (int)pid);
 	assert_string_equal(why, want);
-	assert_int_equal(thothctl_pid_pin(0, why, sizeof why), -1);
+	assert_int_equal(thothctl_pid_pin(0, &pidfd, why, sizeof why), 1);
 	assert_string_equal(why, "process 0: no such pid");
 }
 
@@ -153,6 +157,183 @@ static void test_a_descriptor_that_is_no_memfd_is_refused_by_name(void **state)
 	end(&c);
 }
 
+/* The real kernel back, whatever an earlier failed test left set (a
+ * failed assertion skips its restoring lines). */
+static long (*real_pidfd_open)(pid_t pid, unsigned flags);
+
+static void real_kernel(void)
+{
+	if (!real_pidfd_open)
+		real_pidfd_open = thoth__pidfd_open_call;
+	thoth__pidfd_open_call = real_pidfd_open;
+	thoth__pidpin_after_read = NULL;
+}
+
+/* Descriptors this process holds (/proc/self/fd): a pinned read must
+ * leave as many as it found. */
+static int open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	assert_non_null(d);
+	int n = 0;
+	for (struct dirent *e; (e = readdir(d));)
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n - 1;   /* the directory's own */
+}
+
+/* thothctl_peer_memfd_read's reader as `probe maps` has one: takes the
+ * bytes (in place of mapping the maps), and, with a child to end, ends and
+ * reaps it before returning: the process exits between the read and the
+ * check, its number free for any other. */
+typedef struct reader_ctx {
+	char got[8];
+	child_t *end_it;
+} reader_ctx_t;
+
+static int take_bytes(int fd, void *ctx, char *why, size_t why_len)
+{
+	reader_ctx_t *r = ctx;
+	if (pread(fd, r->got, 4, 0) != 4) {
+		snprintf(why, why_len, "short read");
+		return 1;
+	}
+	if (r->end_it)
+		end(r->end_it);
+	return 0;
+}
+
+static void test_probe_maps_read_holds_for_a_live_process(void **state)
+{
+	(void)state;
+	real_kernel();
+	int before = open_fds();        /* the child's release pipe not counted */
+	child_t c = spawn(false);
+	reader_ctx_t r = { .end_it = NULL };
+	char why[256] = "", path[64];
+	assert_int_equal(thothctl_peer_memfd_read((uint32_t)c.pid, FDNUM, take_bytes, &r, path, sizeof path, why,
+						  sizeof why), 0);
+	assert_memory_equal(r.got, "maps", 4);
+	end(&c);
+	assert_int_equal(open_fds(), before);
+}
+
+/* The branch `probe maps` had no test for: the process exits after its
+ * descriptor was read and before the pidfd is checked.  What was read is
+ * dropped (2), said, and no pidfd leaks. */
+static void test_probe_maps_read_of_a_process_that_exits_meanwhile_is_dropped(void **state)
+{
+	(void)state;
+	real_kernel();
+	int before = open_fds();        /* the child's release pipe not counted */
+	child_t c = spawn(false);
+	reader_ctx_t r = { .end_it = &c };
+	char why[256] = "", path[64];
+	assert_int_equal(thothctl_peer_memfd_read((uint32_t)c.pid, FDNUM, take_bytes, &r, path, sizeof path, why,
+						  sizeof why), 2);
+	char want[160];
+	snprintf(want, sizeof want, "process %d exited while /proc/%d/fd/%d was read", (int)c.pid, (int)c.pid,
+		 FDNUM);
+	if (!strstr(why, want))
+		fail_msg("\"%s\" lacks \"%s\"", why, want);
+	assert_int_equal(open_fds(), before);
+}
+
+/* The same process read through the shared pinned reader (pidpin.h, which
+ * `status --watch`, "did not answer", thothd and the lock scan use): a
+ * process ended by the hook between its read and its check is ESRCH, and
+ * what was read is not handed back as its. */
+static child_t *hook_child;
+
+static void end_hook_child(uint32_t pid)
+{
+	assert_int_equal((int)pid, (int)hook_child->pid);
+	end(hook_child);
+}
+
+static void test_a_pinned_proc_read_of_a_process_that_exits_meanwhile_is_esrch(void **state)
+{
+	(void)state;
+	real_kernel();
+	int before = open_fds();        /* the child's release pipe not counted */
+	child_t c = spawn(false);
+	int pidfd = thoth__pid_pin((uint32_t)c.pid);
+	assert_true(pidfd >= 0);
+	char buf[64];
+	assert_true(thoth__proc_read_pinned((uint32_t)c.pid, pidfd, "comm", buf, sizeof buf) > 0);
+	assert_true(strlen(buf) > 0);
+	struct stat st;
+	assert_int_equal(thoth__proc_stat_pinned((uint32_t)c.pid, pidfd, "exe", &st), 0);
+	hook_child = &c;
+	thoth__pidpin_after_read = end_hook_child;
+	errno = 0;
+	assert_int_equal(thoth__proc_read_pinned((uint32_t)c.pid, pidfd, "comm", buf, sizeof buf), -1);
+	thoth__pidpin_after_read = NULL;
+	assert_int_equal(errno, ESRCH);
+	assert_string_equal(buf, "");
+	assert_int_equal(thoth__proc_stat_pinned((uint32_t)c.pid, pidfd, "exe", &st), -1);
+	assert_int_equal(errno, ESRCH);
+	close(pidfd);
+	assert_int_equal(open_fds(), before);
+}
+
+/* A kernel without pidfd_open (before 5.3), or a seccomp filter (ENOSYS or
+ * EPERM): every pinned path reads unpinned, with one warning per run. */
+static int played_errno;
+
+static long no_pidfd_open(pid_t pid, unsigned flags)
+{
+	(void)pid;
+	(void)flags;
+	errno = played_errno;
+	return -1;
+}
+
+static void test_without_pidfds_reads_are_unpinned_and_said_once(void **state)
+{
+	(void)state;
+	real_kernel();
+	child_t c = spawn(false);
+	thoth__pidfd_open_call = no_pidfd_open;
+	fflush(stderr);
+	int saved = dup(2);
+	FILE *tmp = tmpfile();
+	assert_non_null(tmp);
+	assert_int_equal(dup2(fileno(tmp), 2), 2);
+	const int errs[] = { ENOSYS, EPERM };
+	int rc[2], pidfds[2];
+	char why[256] = "", path[64];
+	for (int i = 0; i < 2; i++) {
+		played_errno = errs[i];
+		reader_ctx_t r = { .end_it = NULL };
+		rc[i] = thothctl_peer_memfd_read((uint32_t)c.pid, FDNUM, take_bytes, &r, path, sizeof path, why,
+						 sizeof why);
+		assert_memory_equal(r.got, "maps", 4);
+		pidfds[i] = 0;
+		assert_int_equal(thothctl_pid_pin((uint32_t)c.pid, &pidfds[i], why, sizeof why), 0);
+	}
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	real_kernel();
+	rewind(tmp);
+	char out[1024];
+	size_t n = fread(out, 1, sizeof out - 1, tmp);
+	out[n] = 0;
+	fclose(tmp);
+	assert_int_equal(rc[0], 0);
+	assert_int_equal(rc[1], 0);
+	assert_int_equal(pidfds[0], -1);
+	assert_int_equal(pidfds[1], -1);
+	char want[200];
+	snprintf(want, sizeof want, "thothctl: warning: pidfd_open is not available (a kernel before Linux 5.3, "
+		 "or a seccomp filter): process %d is not pinned", (int)c.pid);
+	if (strncmp(out, want, strlen(want)) != 0)
+		fail_msg("warning \"%s\", not \"%s\"", out, want);
+	assert_null(strchr(out, '\n') ? strstr(strchr(out, '\n') + 1, "warning") : NULL);  /* once */
+	end(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -160,6 +341,10 @@ int main(void)
 		cmocka_unit_test(test_a_process_that_exits_during_the_reads_is_told),
 		cmocka_unit_test(test_a_pid_whose_process_is_gone_is_not_pinned),
 		cmocka_unit_test(test_a_descriptor_that_is_no_memfd_is_refused_by_name),
+		cmocka_unit_test(test_probe_maps_read_holds_for_a_live_process),
+		cmocka_unit_test(test_probe_maps_read_of_a_process_that_exits_meanwhile_is_dropped),
+		cmocka_unit_test(test_a_pinned_proc_read_of_a_process_that_exits_meanwhile_is_esrch),
+		cmocka_unit_test(test_without_pidfds_reads_are_unpinned_and_said_once),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

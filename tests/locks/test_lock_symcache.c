@@ -15,6 +15,7 @@
  * the entry is dropped once the process has exited.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -27,6 +28,7 @@
 #include <cmocka.h>
 
 #include "locks.h"
+#include "pidpin.h"
 #include "scan_report.h"
 
 static char dir[] = "/tmp/thoth-symcache-XXXXXX";
@@ -223,11 +225,63 @@ static int teardown(void **state)
 	return system(cmd) == 0 ? 0 : -1;
 }
 
+/* The process read by a scan exits after its maps were read and its code
+ * symbolized, before the scan checks its pidfd (the hook: the race made
+ * deterministic).  Its number may be another program's by then, whose
+ * maps and code would have been taken for the table's: the table is not
+ * reported, its symbols are not kept, and no pidfd is left open. */
+static pid_t hooked;
+
+static void end_during_scan(uint32_t pid)
+{
+	if ((pid_t)pid == child) {
+		hooked = child;
+		end_workload();
+	}
+}
+
+static int open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	assert_non_null(d);
+	int n = 0;
+	for (struct dirent *e; (e = readdir(d));)
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n - 1;
+}
+
+static void test_a_process_that_exits_during_the_scan_is_not_reported(void **state)
+{
+	(void)state;
+	thoth__pidpin_after_read = NULL;
+	start_workload();
+	thothd_lock_symcache_t *c;
+	assert_int_equal(thothd_lock_symcache_new(NULL, NULL, NULL, NULL, &c), 0);
+	thothd_lock_scan_t *s = malloc(sizeof *s);
+	assert_non_null(s);
+	int before = open_fds();
+	int pid = (int)child;
+	hooked = -1;
+	thoth__pidpin_after_read = end_during_scan;
+	int r = thothd_lock_scan_cached(locks_dir, pid, c, s);
+	thoth__pidpin_after_read = NULL;
+	assert_int_equal(r, 0);
+	assert_int_equal(hooked, pid);
+	assert_int_equal(s->n, 0);
+	assert_int_equal(stats_of(c).processes, 0);
+	assert_int_equal(open_fds(), before - 2);      /* the workload's two pipes, closed by the hook */
+	thothd_lock_scan_free(s);
+	free(s);
+	thothd_lock_symcache_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_repeated_reports_reuse_symbols_and_match_a_fresh_scan),
 		cmocka_unit_test(test_a_small_entry_evicts_and_still_symbolizes),
+		cmocka_unit_test(test_a_process_that_exits_during_the_scan_is_not_reported),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

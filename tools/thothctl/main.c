@@ -41,6 +41,7 @@
 #include "registry.thoth.h"
 #include "thoth/service.h"
 #include "thoth/version.h"
+#include "pidpin.h"
 #include "procfd.h"
 #include "thothctl.h"
 
@@ -329,7 +330,7 @@ static int listener_pid(const thoth_control_t *ctl, char *why, size_t why_len, b
  */
 static void say_no_answer(const thoth_control_t *ctl, const char *what)
 {
-	char path[64], buf[512], comm[64] = "", why[sizeof ctl->path + 128] = "";
+	char buf[512], comm[64] = "", why[sizeof ctl->path + 128] = "";
 	char state = 0;
 	bool from_file;
 	int pid = listener_pid(ctl, why, sizeof why, &from_file);
@@ -338,27 +339,24 @@ static void say_no_answer(const thoth_control_t *ctl, const char *what)
 	 * another process, whose name and state would be said as the
 	 * listener's.  A pid file's pid is not pinned: its lock says the
 	 * holder lives, and it may be a pid of another namespace. */
-	char pin_why[64];
-	int pidfd = pid && !from_file ? thothctl_pid_pin((uint32_t)pid, pin_why, sizeof pin_why) : -1;
-	bool gone = pid && !from_file && pidfd < 0 && errno == ESRCH;
+	char pin_why[96];
+	int pidfd = -1;
+	bool gone = pid && !from_file && thothctl_pid_pin((uint32_t)pid, &pidfd, pin_why, sizeof pin_why) &&
+		    errno == ESRCH;
 	if (pid && !gone) {
-		snprintf(path, sizeof path, "/proc/%d/stat", pid);
-		FILE *f = fopen(path, "r");
+		ssize_t n = thoth__proc_read_pinned((uint32_t)pid, pidfd, "stat", buf, sizeof buf);
 		/* "PID (COMM) STATE ...": COMM may hold spaces and parentheses. */
-		if (f && fgets(buf, sizeof buf, f)) {
+		if (n > 0) {
 			const char *open_ = strchr(buf, '('), *close_ = strrchr(buf, ')');
 			if (close_ && close_[1] == ' ')
 				state = close_[2];
 			if (open_ && close_ > open_)
 				snprintf(comm, sizeof comm, "%.*s", (int)(close_ - open_ - 1), open_ + 1);
 		}
-		if (f)
-			fclose(f);
+		gone = n < 0 && errno == ESRCH && pidfd >= 0;
 	}
-	if (pidfd >= 0) {
-		gone = thothctl_pid_exited(pidfd);
+	if (pidfd >= 0)
 		close(pidfd);
-	}
 	unsigned s = ctl->sock.timeout_ms ? (ctl->sock.timeout_ms + 999) / 1000 : 0;
 	bool thothd = strcmp(comm, "thothd") == 0;
 	if (gone)

@@ -611,6 +611,22 @@ static int print_entry(const void *key, const void *value, void *arg)
 
 static int kernel_maps_call(session_t *s, uint64_t id, const char *object, bool json);
 
+typedef struct map_ctx {
+	thoth_probe_maps_t *maps;
+	const char *path;               /* "/proc/PID/fd/N", for the messages */
+} map_ctx_t;
+
+/* thothctl_peer_memfd_read's reader: the maps in FD mapped. */
+static int map_maps(int fd, void *ctx, char *why, size_t why_len)
+{
+	map_ctx_t *m = ctx;
+	char msg[200] = "";
+	int e = thoth_probe_maps_open_why(fd, &m->maps, msg, sizeof msg);
+	if (e)
+		snprintf(why, why_len, "maps at %s: %s", m->path, msg[0] ? msg : thoth_strerror(e));
+	return e;
+}
+
 static int probe_maps(int argc, char **argv, const thothctl_opts_t *opts)
 {
 	if (argc != 2)
@@ -641,45 +657,32 @@ static int probe_maps(int argc, char **argv, const thothctl_opts_t *opts)
 	/* PID pinned before /proc/PID is read and checked after (procfd.h):
 	 * a process that exits meanwhile may leave its number to another one,
 	 * whose descriptor MAPS_FD would be printed as this probe's maps. */
-	char why[256] = "", path[64] = "";
-	int pidfd = r ? -1 : thothctl_pid_pin(pid, why, sizeof why);
-	if (!r && pidfd < 0) {
+	char why[320] = "", path[64] = "";
+	map_ctx_t mc = { .path = path };
+	int pr = r ? 0 : thothctl_peer_memfd_read(pid, maps_fd, map_maps, &mc, path, sizeof path, why,
+						  sizeof why);
+	thoth_probe_maps_t *maps = mc.maps;
+	if (pr == 2) {
+		fprintf(stderr, "thothctl: probe %" PRIu64 ": process %u exited while its maps were "
+		        "read (its pid may name another process now): nothing printed\n", id, pid);
+		r = 1;
+	} else if (pr) {
 		fprintf(stderr, "thothctl: probe %" PRIu64 ": %s\n", id, why);
 		r = 1;
 	}
-	int fd = -1;
-	if (!r && thothctl_open_peer_memfd(pid, maps_fd, &fd, path, sizeof path, why, sizeof why)) {
-		fprintf(stderr, "thothctl: probe %" PRIu64 ": %s\n", id, why);
-		r = 1;
-	}
-	thoth_probe_maps_t *maps = NULL;
-	if (!r) {
-		int e = thoth_probe_maps_open_why(fd, &maps, why, sizeof why);
-		if (e) {
-			fprintf(stderr, "thothctl: probe %" PRIu64 ": maps at %s: %s\n", id, path,
-			        why[0] ? why : thoth_strerror(e));
-			r = 1;
-		}
-	}
-	if (fd >= 0)
-		close(fd);
-	/* The maps are mapped: whatever happens to the process now, they are
-	 * the ones MAPS_FD named.  Were they its?  Its pidfd says whether it
-	 * lived through the reads; thothd, asked again, whether the probe (a
-	 * process that had exited before the pidfd was taken had its probe
-	 * dropped) still is PID's. */
+	/* The process lived through the reads; thothd, asked again, says
+	 * whether the probe (a process that had exited before the pidfd was
+	 * taken had its probe dropped) still is PID's. */
 	if (!r && list_probes(&s, &l))
 		r = 1;          /* said by list_probes */
 	if (!r) {
 		const thoth_probe_ProbeInfo_t *q = find_probe(&l, id);
-		if (thothctl_pid_exited(pidfd) || !q || q->pid != pid || q->maps_fd != maps_fd) {
+		if (!q || q->pid != pid || q->maps_fd != maps_fd) {
 			fprintf(stderr, "thothctl: probe %" PRIu64 ": process %u exited while its maps were "
 			        "read (its pid may name another process now): nothing printed\n", id, pid);
 			r = 1;
 		}
 	}
-	if (pidfd >= 0)
-		close(pidfd);
 	session_close(&s);
 	if (r) {
 		if (maps)

@@ -6,40 +6,72 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/magic.h>
-#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
+#include "pidpin.h"
 #include "procfd.h"
 
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
-
-int thothctl_pid_pin(uint32_t pid, char *why, size_t why_len)
+int thothctl_pid_pin(uint32_t pid, int *pidfd, char *why, size_t why_len)
 {
-	if (!pid || pid > INT32_MAX) {
+	*pidfd = thoth__pid_pin(pid);
+	if (*pidfd >= 0)
+		return 0;
+	int e = errno;
+	if (e == ENOSYS) {
+		/* No pidfds here: read unpinned, said once per run (the same
+		 * for every pinned read thothctl makes: docs/PROBES.md "Pinned
+		 * pids"). */
+		static bool warned;
+		if (!warned)
+			fprintf(stderr, "thothctl: warning: pidfd_open is not available (a kernel before "
+				"Linux 5.3, or a seccomp filter): process %u is not pinned (a pid reused "
+				"meanwhile would be taken for it)\n", pid);
+		warned = true;
+		errno = e;
+		return 0;
+	}
+	if (e == EINVAL)
 		snprintf(why, why_len, "process %u: no such pid", pid);
-		return -1;
-	}
-	int fd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
-	if (fd < 0) {
-		int e = errno;
-		snprintf(why, why_len, e == ESRCH ? "process %u has exited" : "process %u: pidfd_open: %s", pid,
-			 strerror(e));
-		errno = e;      /* the caller may tell ESRCH from a kernel without pidfds */
-	}
-	return fd;
+	else if (e == ESRCH)
+		snprintf(why, why_len, "process %u has exited", pid);
+	else
+		snprintf(why, why_len, "process %u: pidfd_open: %s", pid, strerror(e));
+	errno = e;      /* the caller may tell ESRCH (gone) from the rest */
+	return 1;
 }
 
 bool thothctl_pid_exited(int pidfd)
 {
-	struct pollfd p = { .fd = pidfd, .events = POLLIN };
-	return poll(&p, 1, 0) > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL));
+	return thoth__pid_exited(pidfd);
+}
+
+int thothctl_peer_memfd_read(uint32_t pid, int fdnum, thothctl_peer_read_fn read, void *ctx, char *path,
+			     size_t path_cap, char *why, size_t why_len)
+{
+	snprintf(path, path_cap, "/proc/%u/fd/%d", pid, fdnum);
+	int pidfd;
+	if (thothctl_pid_pin(pid, &pidfd, why, why_len))
+		return 1;
+	int fd = -1;
+	int r = thothctl_open_peer_memfd(pid, fdnum, &fd, path, path_cap, why, why_len);
+	if (!r) {
+		r = read(fd, ctx, why, why_len) ? 1 : 0;
+		close(fd);
+	}
+	/* What READ took is mapped or copied: whatever happens to the process
+	 * now, it is what FDNUM named.  Was that PID's all along? */
+	if (!thoth__pid_lived_through(pid, pidfd) && !r) {
+		snprintf(why, why_len, "process %u exited while %s was read (its pid may name another "
+			 "process now)", pid, path);
+		r = 2;
+	}
+	if (pidfd >= 0)
+		close(pidfd);
+	return r;
 }
 
 int thothctl_open_peer_memfd(uint32_t pid, int fdnum, int *out, char *path, size_t path_cap, char *why,

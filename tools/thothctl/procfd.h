@@ -1,6 +1,7 @@
 /*
  * procfd.h - another process's descriptor, read through /proc/PID/fd/N
- * with the process pinned (thothctl probe maps).
+ * with the process pinned (thothctl probe maps), and the pin every
+ * thothctl reader of /proc/PID takes (kernel/ipc/pidpin.h underneath).
  *
  * A pid is only a number: between thothd naming it and the last read of
  * /proc/PID, the process can exit and the number go to another one, whose
@@ -16,13 +17,29 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* A pidfd of PID (close it), or -1 with WHY said ("process PID has
- * exited", or why the kernel refused one) and errno kept (ESRCH: gone). */
-int thothctl_pid_pin(uint32_t pid, char *why, size_t why_len);
+/* PID pinned: *PIDFD its pidfd (close it when >= 0).  0, or 1 with WHY
+ * said ("process PID has exited", "no such pid", or why the kernel
+ * refused) and errno kept (ESRCH: gone).  A kernel without pidfds
+ * (ENOSYS, or a seccomp filter) is 0 with *PIDFD -1: read unpinned, with a
+ * one-line warning on stderr, once per run (pidpin.h). */
+int thothctl_pid_pin(uint32_t pid, int *pidfd, char *why, size_t why_len);
 
 /* Whether the process of PIDFD has exited (it may then be a zombie, or its
- * number another process's).  Never blocks. */
+ * number another process's).  Never blocks; -1 (unpinned): false. */
 bool thothctl_pid_exited(int pidfd);
+
+/* What thothctl_peer_memfd_read hands the descriptor to: 0, or non-zero
+ * with WHY said.  It must not keep FD (closed after). */
+typedef int (*thothctl_peer_read_fn)(int fd, void *ctx, char *why, size_t why_len);
+
+/* Descriptor FDNUM of process PID (a memfd only: thothctl_open_peer_memfd)
+ * handed to READ, with PID pinned from before the open until READ has
+ * returned.  PATH (PATH_CAP bytes) gets "/proc/PID/fd/FDNUM".  0: what
+ * READ took was PID's; 1: WHY said (gone before, not a memfd, READ's
+ * refusal); 2: PID exited meanwhile (WHY says so): what READ took may be
+ * another process's, and must be dropped. */
+int thothctl_peer_memfd_read(uint32_t pid, int fdnum, thothctl_peer_read_fn read, void *ctx, char *path,
+			     size_t path_cap, char *why, size_t why_len);
 
 /* Descriptor FDNUM of process PID opened read-write into *OUT, only when it
  * is a regular file on shmem (a memfd): whatever it names there (a FIFO, a

@@ -14,17 +14,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "thoth/error.h"
 #include "thoth/rtable.h"
+#include "pidpin.h"
+#include "procfd.h"
 #include "thothctl.h"
-
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
 
 static volatile sig_atomic_t interrupted;
 
@@ -61,17 +58,17 @@ static void print_status(const thoth_rtable_status_t *s, const thoth_rtable_stat
 	fflush(stdout);
 }
 
-/* Whether PID's command name is thothd's (/proc/PID/comm). */
-static bool is_thothd(uint32_t pid)
+/* Whether the process PIDFD pins (PID) is not thothd (/proc/PID/comm,
+ * read pinned: pidpin.h).  One that exited during the read is not said
+ * "not thothd" (its number may be another program's by then): its pidfd,
+ * kept, ends the watch as the exit it is. */
+static bool not_thothd(uint32_t pid, int pidfd)
 {
-	char path[64], comm[32] = "";
-	snprintf(path, sizeof path, "/proc/%u/comm", pid);
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return false;
-	bool yes = fgets(comm, sizeof comm, f) && strcmp(comm, "thothd\n") == 0;
-	fclose(f);
-	return yes;
+	char comm[32];
+	ssize_t n = thoth__proc_read_pinned(pid, pidfd, "comm", comm, sizeof comm);
+	if (n < 0)
+		return errno != ESRCH;
+	return strcmp(comm, "thothd\n") != 0;
 }
 
 int thothctl_status_watch(const thothctl_opts_t *opts, unsigned interval_ms)
@@ -104,8 +101,7 @@ int thothctl_status_watch(const thothctl_opts_t *opts, unsigned interval_ms)
 		 * there): its control socket tells which. */
 		if (!pid_checked && cur.pid) {
 			pid_checked = true;
-			pidfd = (int)syscall(SYS_pidfd_open, (pid_t)cur.pid, 0);
-			if (pidfd < 0 && errno == ESRCH) {
+			if (thothctl_pid_pin(cur.pid, &pidfd, why, sizeof why) && errno == ESRCH) {
 				thoth_control_t ctl;
 				if (thothctl_connect(&ctl, opts->runtime_dir)) {
 					fprintf(stderr, "thothctl: status --watch: thothd (pid %u) is gone\n", cur.pid);
@@ -114,7 +110,7 @@ int thothctl_status_watch(const thothctl_opts_t *opts, unsigned interval_ms)
 				}
 				thoth_control_close(&ctl);
 			}
-			if (pidfd >= 0 && !is_thothd(cur.pid)) {
+			if (pidfd >= 0 && not_thothd(cur.pid, pidfd)) {
 				close(pidfd);
 				pidfd = -1;
 			}

@@ -26,6 +26,7 @@
 #include "../trace_internal.h"
 #include "probe_internal.h"
 #include "probe_runtime.h"
+#include "pidpin.h"
 
 typedef struct installed {
 	thoth_probe_object_t *obj;
@@ -103,10 +104,23 @@ static int fetch_object(uint32_t from_pid, int32_t fd, uint32_t len, uint8_t **o
 	}
 	char path[64];
 	snprintf(path, sizeof path, "/proc/%u/fd/%d", from_pid, fd);
+	/* FROM_PID (thothd) pinned from before the open until the bytes are
+	 * read (pidpin.h): one that exited meanwhile may have left its number
+	 * to another process, whose descriptor FD would be loaded as the
+	 * object.  No pidfds here: unpinned, as before. */
+	int pidfd = thoth__pid_pin(from_pid);
+	if (pidfd < 0 && errno != ENOSYS) {
+		int e = errno;
+		snprintf(msg, msg_len, "cannot pin pid %u to read the object at %s: %s", from_pid, path,
+		         e == ESRCH ? "it has exited" : strerror(e));
+		return e == ESRCH ? THOTH_E_INVAL : thoth_error_io(e, "pidfd_open %u", from_pid);
+	}
 	int f = open(path, O_RDONLY | O_CLOEXEC);
 	if (f < 0) {
 		int e = errno;
 		snprintf(msg, msg_len, "cannot open the object at %s: %s", path, strerror(e));
+		if (pidfd >= 0)
+			close(pidfd);
 		return thoth_error_io(e, "open %s", path);
 	}
 	uint8_t *buf = malloc(len);
@@ -129,6 +143,15 @@ static int fetch_object(uint32_t from_pid, int32_t fd, uint32_t len, uint8_t **o
 		buf = NULL;
 	}
 	close(f);
+	if (!thoth__pid_lived_through(from_pid, pidfd) && !r) {
+		snprintf(msg, msg_len, "pid %u exited while the object at %s was read (its pid may name "
+		         "another process now)", from_pid, path);
+		r = THOTH_E_INVAL;
+		free(buf);
+		buf = NULL;
+	}
+	if (pidfd >= 0)
+		close(pidfd);
 	*out = buf;
 	return r;
 }
