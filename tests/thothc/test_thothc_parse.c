@@ -791,6 +791,20 @@ static void test_caret_counts_a_stray_continuation_byte(void **state)
 	free(out);
 }
 
+/* Letters a terminal shows two columns wide (CJK, an emoji) and a
+ * combining accent (none: it sits on its 'e') before the error: counted
+ * one a character, the caret stood three columns left of 'Nope' (mend41).
+ * By terminal columns it is under it, whatever the locale thothc runs in
+ * (the test's is "C"). */
+static void test_caret_counts_terminal_columns_of_wide_letters(void **state)
+{
+	char *out = printed_diags(HEADER "struct S {\n  /* \u4e2d\u6587 \U0001F600 e\u0301 */ 1: Nope x;\n}\n");
+	assert_string_equal(out, "test.tidl:4:28: error: unknown type 'Nope'\n"
+				 "    /* \u4e2d\u6587 \U0001F600 e\u0301 */ 1: Nope x;\n"
+				 "  " "                     ^\n");
+	free(out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -873,6 +887,7 @@ int main(void)
 		T(test_caret_keeps_tabs_aligned),
 		T(test_caret_counts_characters_not_bytes),
 		T(test_caret_counts_a_stray_continuation_byte),
+		T(test_caret_counts_terminal_columns_of_wide_letters),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
