@@ -473,6 +473,21 @@ static void test_tcp_connection_cap_sheds_the_extra_one(void **state)
 	thoth_tcp_close(c[2]);
 }
 
+/* A hello claiming PACKAGE.INTERFACE (not the server's: refused and
+ * closed), until tcp_service's log, LOG (CAP bytes) its path, says so. */
+static void claim_until_refused(fixture_t *f, const char *package, const char *interface, char *log,
+				size_t cap)
+{
+	int fd = raw_connect(f);
+	uint64_t buf[128];
+	size_t len = hello_claiming((uint8_t *)buf, sizeof buf, TOKEN, package, interface);
+	assert_int_equal(send(fd, buf, len, MSG_NOSIGNAL), (ssize_t)len);
+	assert_true(closed_within(fd, 2000));
+	close(fd);
+	snprintf(log, cap, "%s/tcp_service.log", f->h.dir);
+	assert_true(harness_wait_until(log_says_refused, log, 5000));
+}
+
 /* A client's names are its words: a hello claiming an interface whose
  * names hold a terminal escape, CR and LF is refused, and the server's
  * log line (tcp_service writes what thoth_tcp_server logs) names them
@@ -481,16 +496,8 @@ static void test_tcp_a_hostile_clients_names_reach_the_log_escaped(void **state)
 {
 	fixture_t *f = *state;
 	start_server(f, NULL);
-	int fd = raw_connect(f);
-	uint64_t buf[128];
-	size_t len = hello_claiming((uint8_t *)buf, sizeof buf, TOKEN, "evil\x1b[2J",
-				    "x\r\ntcp_service: forged line");
-	assert_int_equal(send(fd, buf, len, MSG_NOSIGNAL), (ssize_t)len);
-	assert_true(closed_within(fd, 2000));
-	close(fd);
 	char log[200];
-	snprintf(log, sizeof log, "%s/tcp_service.log", f->h.dir);
-	assert_true(harness_wait_until(log_says_refused, log, 5000));
+	claim_until_refused(f, "evil\x1b[2J", "x\r\ntcp_service: forged line", log, sizeof log);
 	assert_true(harness_file_contains(log, "client wants evil\\x1b[2J.x\\x0d\\x0atcp_service: forged line"));
 	assert_false(harness_file_contains(log, "\x1b"));
 	assert_false(harness_file_contains(log, "\ntcp_service: forged"));
@@ -509,15 +516,8 @@ static void test_tcp_a_long_hostile_name_is_cut_visibly_between_escapes(void **s
 	char name[181];
 	memset(name, 0x1b, sizeof name - 1);
 	name[sizeof name - 1] = 0;
-	int fd = raw_connect(f);
-	uint64_t buf[128];
-	size_t len = hello_claiming((uint8_t *)buf, sizeof buf, TOKEN, name, "x");
-	assert_int_equal(send(fd, buf, len, MSG_NOSIGNAL), (ssize_t)len);
-	assert_true(closed_within(fd, 2000));
-	close(fd);
 	char log[200];
-	snprintf(log, sizeof log, "%s/tcp_service.log", f->h.dir);
-	assert_true(harness_wait_until(log_says_refused, log, 5000));
+	claim_until_refused(f, name, "x", log, sizeof log);
 	FILE *fp = fopen(log, "r");
 	assert_non_null(fp);
 	char *line = NULL, *found = NULL;
