@@ -31,7 +31,8 @@ typedef enum thoth_log_level {
 } thoth_log_level_t;
 
 /* COMPONENT: "service", "resolver", "channel", ...; MESSAGE: one line, no
- * newline.  Both valid during the call only. */
+ * newline, at most 511 bytes: a longer one is cut and ends with "...".
+ * Both valid during the call only. */
 typedef void (*thoth_log_fn)(void *arg, thoth_log_level_t level, const char *component,
 			     const char *message);
 

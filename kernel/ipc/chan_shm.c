@@ -20,6 +20,7 @@
 #include <linux/futex.h>
 #include <stdarg.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1229,6 +1230,35 @@ THOTH_HOT bool chan_spin_pays(uint32_t peer, int my_cpu, bool rang)
  * dlopen'd, and 4 bytes fit glibc's static TLS surplus if it is). */
 static _Thread_local uint32_t my_tid __attribute__((tls_model("initial-exec")));
 
+/* fork() copies the calling thread, its my_tid with it: the child's one
+ * thread published its parent's thread id on a channel it inherited, and
+ * the service took that parent thread's CPU time for the caller's.
+ * Forgotten in the child by an atfork handler, registered once, before
+ * any thread caches an id; a TLS load stays the whole cost of a publish
+ * (comparing a cached getpid would be a system call each time: glibc no
+ * longer caches it).  A raw clone() or vfork() runs no handler. */
+static void my_tid_forget(void)
+{
+	my_tid = 0;
+}
+
+static void my_tid_watch_forks(void)
+{
+	(void)pthread_atfork(NULL, NULL, my_tid_forget);    /* ENOMEM: the old behaviour */
+}
+
+static pthread_once_t my_tid_once = PTHREAD_ONCE_INIT;
+
+static uint32_t my_tid_get(void)
+{
+	uint32_t tid = my_tid;
+	if (!tid) {
+		(void)pthread_once(&my_tid_once, my_tid_watch_forks);
+		tid = my_tid = (uint32_t)syscall(SYS_gettid);
+	}
+	return tid;
+}
+
 /* Publish our presence; a store only when it changes, so a busy side does
  * not keep pulling the cache line the peer polls.  Relaxed: the word is a
  * hint that no correctness argument relies on. */
@@ -1243,9 +1273,7 @@ static void presence_publish(chan_end_t *e, bool running)
 		/* Who waits: stored when the thread changes.  Only here, where
 		 * a sleeping pair publishes twice a call anyway: the service
 		 * judges only sleeping pairs by CPU time. */
-		uint32_t tid = my_tid;
-		if (!tid)
-			tid = my_tid = (uint32_t)syscall(SYS_gettid);
+		uint32_t tid = my_tid_get();
 		if (tid != e->presence_tid) {
 			e->presence_tid = tid;
 			atomic_store_explicit(&e->ctl->presence[e->side].tid, tid, memory_order_relaxed);

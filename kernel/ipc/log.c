@@ -4,8 +4,10 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "log_internal.h"
+#include "why.h"
 
 static thoth_log_fn handler;
 static void *handler_arg;
@@ -32,10 +34,16 @@ void thoth__log(thoth_log_level_t level, const char *component, const char *fmt,
 	thoth_log_fn fn = handler;
 	if (!fn || level > handler_level)
 		return;
-	char line[512];
+	char line[THOTH__LOG_LINE_MAX];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof line, fmt, ap);
+	int want = vsnprintf(line, sizeof line, fmt, ap);
 	va_end(ap);
+	/* Cut: said, at a letter's boundary ("..."), or a reader took the
+	 * line for whole. */
+	if (want >= (int)sizeof line) {
+		size_t keep = thoth__utf8_whole(line, sizeof line - sizeof "...");
+		memcpy(line + keep, "...", sizeof "...");
+	}
 	fn(handler_arg, level, component, line);
 }

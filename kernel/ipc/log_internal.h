@@ -13,6 +13,12 @@
 #define THOTH__HIDDEN __attribute__((visibility("hidden")))
 #endif
 
+/* The longest message the handler gets, NUL included: a longer one is
+ * cut and ends with "..." (thoth__log).  A caller whose text holds
+ * escapes (a peer's words, why.h) fits its line to this itself, cutting
+ * between escapes (thoth__why_text_cut). */
+#define THOTH__LOG_LINE_MAX 512
+
 /* Format and pass to the handler, if one is set and LEVEL passes its
  * filter (cheap when not: nothing is formatted). */
 THOTH__HIDDEN

@@ -90,17 +90,25 @@ static void srv_log(thoth_tcp_server_t *s, const char *fmt, ...)
 	/* A line holds a peer's words (the names its hello claimed, in a
 	 * contract refusal): its control characters escaped (why.h), or a
 	 * hostile client's "\r\n" forged a line of the server's log and an
-	 * escape drove the reader's terminal. */
+	 * escape drove the reader's terminal.  A cut is said ("..."),
+	 * between escapes: the in-process sink (thoth__log) cut the escaped
+	 * text at its 512 bytes, mid-"\x1b" at worst, and the line looked
+	 * whole; so its line is fitted here. */
 	char raw[400], line[4 * sizeof raw];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(raw, sizeof raw, fmt, ap);
+	int want = vsnprintf(raw, sizeof raw, fmt, ap);
 	va_end(ap);
-	thoth__why_text(line, sizeof line, raw, strlen(raw));
-	if (s->cfg.log)
+	bool cut = want >= (int)sizeof raw;
+	if (s->cfg.log) {
+		thoth__why_text_cut(line, sizeof line, raw, strlen(raw), cut);
 		s->cfg.log(s->cfg.log_arg, line);
-	else
-		thoth__log(THOTH_LOG_INFO, "tcp", "%s: %s", s->addr, line);
+		return;
+	}
+	char full[THOTH__LOG_LINE_MAX];
+	size_t pre = (size_t)snprintf(full, sizeof full, "%s: ", s->addr);  /* < THOTH_TCP_ADDR_MAX + 2 */
+	thoth__why_text_cut(full + pre, sizeof full - pre, raw, strlen(raw), cut);
+	thoth__log(THOTH_LOG_INFO, "tcp", "%s", full);
 }
 
 static size_t backlog(const tcp_conn_t *c)

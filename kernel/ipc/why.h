@@ -9,6 +9,7 @@
 #define THOTH_IPC_WHY_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #ifndef THOTH__HIDDEN
@@ -38,5 +39,20 @@ void thoth__vwhy(char *why, size_t len, const char *fmt, va_list ap) __attribute
  * thothctl's output and its callers' logs.  Returns the length written. */
 THOTH__HIDDEN
 size_t thoth__why_text(char *out, size_t cap, const char *text, size_t len);
+
+/* The same for a line a reader must tell whole from cut (a log line):
+ * where TEXT does not fit, or CUT says it was cut already (a vsnprintf
+ * that ran out of room), OUT ends with "..." after the last whole unit:
+ * never half an escape (a "\x1" that reads as a byte of its own), and
+ * a cut TEXT's last, half letter dropped rather than written as \xHH
+ * bytes.  Cut silently, a line ended mid-escape and looked whole.
+ * CAP under 5: thoth__why_text's silent cut. */
+THOTH__HIDDEN
+size_t thoth__why_text_cut(char *out, size_t cap, const char *text, size_t len, bool cut);
+
+/* LEN cut back to the end of the last whole UTF-8 sequence of S: what a
+ * truncating vsnprintf left ends at a code point's boundary. */
+THOTH__HIDDEN
+size_t thoth__utf8_whole(const char *s, size_t len);
 
 #endif

@@ -29,13 +29,13 @@ static size_t utf8_seq(const unsigned char *p, size_t left)
 	return n;
 }
 
-size_t thoth__why_text(char *out, size_t cap, const char *text, size_t len)
+/* TEXT escaped into OUT (CAP bytes, terminated), whole units only;
+ * *USED: the bytes of TEXT that went in.  Returns the length written. */
+static size_t escape(char *out, size_t cap, const char *text, size_t len, size_t *used)
 {
-	if (!out || !cap)
-		return 0;
 	const unsigned char *s = (const unsigned char *)text;
-	size_t o = 0;
-	for (size_t i = 0; i < len;) {
+	size_t o = 0, i = 0;
+	while (i < len) {
 		size_t n = utf8_seq(s + i, len - i);
 		char unit[16];
 		size_t u;
@@ -64,5 +64,44 @@ size_t thoth__why_text(char *out, size_t cap, const char *text, size_t len)
 		i += n;
 	}
 	out[o] = 0;
+	*used = i;
 	return o;
+}
+
+size_t thoth__why_text(char *out, size_t cap, const char *text, size_t len)
+{
+	if (!out || !cap)
+		return 0;
+	size_t used;
+	return escape(out, cap, text, len, &used);
+}
+
+size_t thoth__utf8_whole(const char *s, size_t len)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	for (size_t back = 1; back <= 4 && back <= len; back++) {
+		unsigned char c = u[len - back];
+		if ((c & 0xc0) == 0x80)
+			continue;       /* a continuation: look further back */
+		size_t need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+		return need > back ? len - back : len;
+	}
+	return len;
+}
+
+size_t thoth__why_text_cut(char *out, size_t cap, const char *text, size_t len, bool cut)
+{
+	if (!out || !cap)
+		return 0;
+	if (cap <= sizeof "...")
+		return thoth__why_text(out, cap, text, len);    /* no room to say so */
+	if (cut)
+		len = thoth__utf8_whole(text, len);     /* half a letter: dropped, not \xHH */
+	size_t used, o = escape(out, cap, text, len, &used);
+	if (used == len && !cut)
+		return o;
+	if (o + sizeof "..." > cap)
+		o = escape(out, cap - (sizeof "..." - 1), text, len, &used);
+	memcpy(out + o, "...", sizeof "...");
+	return o + sizeof "..." - 1;
 }

@@ -51,21 +51,6 @@ int thothd_log_parse_level(const char *name, thothd_log_level_t *out)
 	return -1;
 }
 
-/* LEN cut back to the last whole UTF-8 sequence: a line vsnprintf
- * truncated ends at a code point's boundary, not in its middle. */
-static size_t utf8_whole(const char *s, size_t len)
-{
-	const unsigned char *u = (const unsigned char *)s;
-	for (size_t back = 1; back <= 4 && back <= len; back++) {
-		unsigned char c = u[len - back];
-		if ((c & 0xc0) == 0x80)
-			continue;       /* a continuation: look further back */
-		size_t need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
-		return need > back ? len - back : len;
-	}
-	return len;
-}
-
 static void log_line(thothd_log_level_t level, const char *fmt, va_list ap, uint64_t suppressed)
 	__attribute__((format(printf, 2, 0)));
 static void log_line(thothd_log_level_t level, const char *fmt, va_list ap, uint64_t suppressed)
@@ -80,7 +65,7 @@ static void log_line(thothd_log_level_t level, const char *fmt, va_list ap, uint
 	int want = vsnprintf(raw, sizeof raw, fmt, ap);
 	size_t len = strlen(raw);
 	if (want >= (int)sizeof raw)
-		len = utf8_whole(raw, len);
+		len = thoth__utf8_whole(raw, len);
 	/* TEXT holds 4 bytes a byte (\xHH): never cut by the escaping. */
 	thoth__why_text(text, sizeof text, raw, len);
 	char more[64] = "";

@@ -104,6 +104,36 @@ refused 2 "not a regular file" "$THOTHCTL" probe attach "$TMP" --pid 1
 # nor the command.
 refused 2 "thothctl: pm sim: missing value for --policy" "$THOTHCTL" pm sim x --policy
 refused 2 "thothctl: pm sim: unknown option --bogus" "$THOTHCTL" pm sim x --bogus
+# An empty value (`--policy=`, or "$P" unset) is said to be one, with the
+# list --policy takes; it was "--policy: unknown policy" naming nothing.
+# Every getopt option of thothctl alike: none read "" as a word of its own.
+refused 2 "thothctl: pm sim: --policy needs a value, not an empty one: one of all always-on" \
+  "$THOTHCTL" pm sim x --policy=
+refused 2 "fixed-2s-qos apst break-even exp-average engine oracle performance powersave ondemand schedutil thoth optimum" \
+  "$THOTHCTL" pm sim x --policy ''
+refused 2 "--policy: unknown policy bogus; it takes one of all always-on" "$THOTHCTL" pm sim x --policy=bogus
+refused 2 "thothctl: pm sim: --gov-options needs a value, not an empty one: one of none ff chain ff+chain" \
+  "$THOTHCTL" pm sim x --gov-options=
+for o in device cpu qos-us deadline-us pid export-list; do
+  refused 2 "thothctl: pm sim: --$o needs a value, not an empty one (" "$THOTHCTL" pm sim x --$o=
+done
+refused 2 "thothctl: moderation: --policy needs a value, not an empty one: one of none dim adaptive" \
+  "$THOTHCTL" moderation --policy= --rate 5
+refused 2 "thothctl: moderation: --rate needs a value, not an empty one" "$THOTHCTL" moderation --policy dim --rate=
+refused 2 "thothctl: moderation: --dev needs a value, not an empty one" "$THOTHCTL" moderation --dev=
+for o in pid top; do
+  refused 2 "thothctl: locks: --$o needs a value, not an empty one" "$THOTHCTL" locks --$o=
+done
+for o in duration from; do
+  refused 2 "thothctl: sched: --$o needs a value, not an empty one" "$THOTHCTL" sched --$o=
+done
+for o in categories pid json ctf duration; do
+  refused 2 "thothctl: trace: --$o needs a value, not an empty one" "$THOTHCTL" trace start --$o=
+done
+for o in budget-ms from to since until; do
+  refused 2 "thothctl: codex: --$o needs a value, not an empty one" "$THOTHCTL" codex read s --$o=
+done
+refused 2 "thothctl: resolve: --min-version needs a value, not an empty one" "$THOTHCTL" resolve x --min-version=
 
 # thothctl moderation: a named interface that does not exist; the usage
 # offers only the policies --policy takes.

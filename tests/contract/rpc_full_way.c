@@ -26,5 +26,7 @@
 #define thoth__rpc_oneway_log_reset thoth_full__rpc_oneway_log_reset
 #define thoth__rpc_oneway_mirror thoth_full__rpc_oneway_mirror
 #define thoth__why_text thoth_full__why_text
+#define thoth__why_text_cut thoth_full__why_text_cut
+#define thoth__utf8_whole thoth_full__utf8_whole
 #include "../../kernel/ipc/rpc.c"
 #include "../../kernel/ipc/why_text.c"

@@ -5,7 +5,11 @@
  *
  *   tcp_service --token-file F --addr-file F [--listen tcp:127.0.0.1:0]
  *               [--max-conns N] [--handshake-ms N] [--frame-ms N]
- *               [--idle-ms N] [--max-message N]
+ *               [--idle-ms N] [--max-message N] [--library-log]
+ *
+ * --library-log: the server's log lines go through libthoth's log
+ * handler (thoth_log_stderr), the path of a server whose config names no
+ * log of its own, instead of its cfg.log.
  */
 #define _GNU_SOURCE
 #include <getopt.h>
@@ -16,6 +20,7 @@
 #include <unistd.h>
 
 #include "echo.thoth.h"
+#include "thoth/log.h"
 #include "thoth/tcp.h"
 
 static uint64_t calls;
@@ -58,6 +63,7 @@ int main(int argc, char **argv)
 		{ "frame-ms", required_argument, NULL, 'F' },
 		{ "idle-ms", required_argument, NULL, 'I' },
 		{ "max-message", required_argument, NULL, 'm' },
+		{ "library-log", no_argument, NULL, 'L' },
 		{ NULL, 0, NULL, 0 },
 	};
 	thoth_tcp_server_config_t cfg = {
@@ -76,6 +82,12 @@ int main(int argc, char **argv)
 		case 'F': cfg.frame_timeout_ms = (uint32_t)atoi(optarg); break;
 		case 'I': cfg.idle_timeout_ms = (uint32_t)atoi(optarg); break;
 		case 'm': cfg.max_message = (uint32_t)atoi(optarg); break;
+		case 'L':
+			/* The server's lines through libthoth's own log
+			 * (thoth/log.h) instead of cfg.log: its default path. */
+			cfg.log = NULL;
+			thoth_log_set_handler(thoth_log_stderr, NULL, THOTH_LOG_INFO);
+			break;
 		default: return 2;
 		}
 	}

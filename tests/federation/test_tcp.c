@@ -473,6 +473,21 @@ static void test_tcp_connection_cap_sheds_the_extra_one(void **state)
 	thoth_tcp_close(c[2]);
 }
 
+/* A hello claiming PACKAGE.INTERFACE (not the server's: refused and
+ * closed), until tcp_service's log, LOG (CAP bytes) its path, says so. */
+static void claim_until_refused(fixture_t *f, const char *package, const char *interface, char *log,
+				size_t cap)
+{
+	int fd = raw_connect(f);
+	uint64_t buf[128];
+	size_t len = hello_claiming((uint8_t *)buf, sizeof buf, TOKEN, package, interface);
+	assert_int_equal(send(fd, buf, len, MSG_NOSIGNAL), (ssize_t)len);
+	assert_true(closed_within(fd, 2000));
+	close(fd);
+	snprintf(log, cap, "%s/tcp_service.log", f->h.dir);
+	assert_true(harness_wait_until(log_says_refused, log, 5000));
+}
+
 /* A client's names are its words: a hello claiming an interface whose
  * names hold a terminal escape, CR and LF is refused, and the server's
  * log line (tcp_service writes what thoth_tcp_server logs) names them
@@ -481,19 +496,55 @@ static void test_tcp_a_hostile_clients_names_reach_the_log_escaped(void **state)
 {
 	fixture_t *f = *state;
 	start_server(f, NULL);
-	int fd = raw_connect(f);
-	uint64_t buf[128];
-	size_t len = hello_claiming((uint8_t *)buf, sizeof buf, TOKEN, "evil\x1b[2J",
-				    "x\r\ntcp_service: forged line");
-	assert_int_equal(send(fd, buf, len, MSG_NOSIGNAL), (ssize_t)len);
-	assert_true(closed_within(fd, 2000));
-	close(fd);
 	char log[200];
-	snprintf(log, sizeof log, "%s/tcp_service.log", f->h.dir);
-	assert_true(harness_wait_until(log_says_refused, log, 5000));
+	claim_until_refused(f, "evil\x1b[2J", "x\r\ntcp_service: forged line", log, sizeof log);
 	assert_true(harness_file_contains(log, "client wants evil\\x1b[2J.x\\x0d\\x0atcp_service: forged line"));
 	assert_false(harness_file_contains(log, "\x1b"));
 	assert_false(harness_file_contains(log, "\ntcp_service: forged"));
+}
+
+/* The same hostile names, long, through libthoth's own log (a server
+ * whose config names no log: thoth__log and its 512-byte line): 180 ESC
+ * bytes are 720 escaped, so the line is cut.  The cut must be said ("..."
+ * at its end) and fall between escapes, not in one: the old line ended
+ * at 511 bytes, mid-"\x1b" or not, and looked whole. */
+static void test_tcp_a_long_hostile_name_is_cut_visibly_between_escapes(void **state)
+{
+	fixture_t *f = *state;
+	const char *extra[] = { "--library-log", NULL };
+	start_server(f, extra);
+	char name[181];
+	memset(name, 0x1b, sizeof name - 1);
+	name[sizeof name - 1] = 0;
+	char log[200];
+	claim_until_refused(f, name, "x", log, sizeof log);
+	FILE *fp = fopen(log, "r");
+	assert_non_null(fp);
+	char *line = NULL, *found = NULL;
+	size_t cap = 0;
+	while (!found && getline(&line, &cap, fp) > 0)
+		if (strstr(line, "contract refused"))
+			found = line;
+	fclose(fp);
+	assert_non_null(found);
+	line[strcspn(line, "\n")] = 0;
+	print_message("  %s\n", line);
+	/* thoth_log_stderr's "thoth tcp: " and a message of the handler's
+	 * 511 bytes at most. */
+	assert_true(!strncmp(line, "thoth tcp: ", 11));
+	size_t n = strlen(line);
+	assert_true(n - 11 <= 511);
+	assert_true(n > 3 && !strcmp(line + n - 3, "..."));
+	/* Before the "...": the name's escapes, whole, each of them. */
+	const char *esc = strstr(line, "\\x1b");
+	assert_non_null(esc);
+	size_t run = (size_t)(line + n - 3 - esc);
+	assert_true(run >= 4);
+	assert_int_equal(run % 4, 0);
+	for (size_t k = 0; k < run; k += 4)
+		assert_memory_equal(esc + k, "\\x1b", 4);
+	assert_null(strchr(line, 0x1b));
+	free(line);
 }
 
 static void test_tcp_address_parsing(void **state)
@@ -538,6 +589,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_tcp_slow_clients_are_closed_by_their_deadline, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_connection_cap_sheds_the_extra_one, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_a_hostile_clients_names_reach_the_log_escaped, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_tcp_a_long_hostile_name_is_cut_visibly_between_escapes, setup,
 						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

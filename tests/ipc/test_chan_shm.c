@@ -536,6 +536,38 @@ static void test_presence_tid_is_the_waiting_threads_also_a_recycled_handles(voi
 	pair_free(p);
 }
 
+/* A child forked from a thread that had published waits on the channel
+ * it inherited: the tid is the child's own.  The cached id was copied
+ * with the forking thread, and the child published its parent's thread
+ * (docs/IPC.md "Presence").  The child checks its own view; the parent
+ * sees the same page (memfd, MAP_SHARED). */
+static void test_presence_tid_after_fork_is_the_childs(void **state)
+{
+	pair_t *p = pair_new(8, 8, 4096);
+	chan_ctl_t *ctl = (chan_ctl_t *)p->base;
+	uint32_t me = (uint32_t)syscall(SYS_gettid);
+	chan_arm(&p->cli, CHAN_WAIT_RECV, 0);
+	assert_int_equal(atomic_load(&ctl->presence[CHAN_CLIENT].tid), me);
+	chan_disarm(&p->cli, CHAN_WAIT_RECV);           /* running: the next arm publishes */
+	fflush(NULL);
+	pid_t child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		chan_arm(&p->cli, CHAN_WAIT_RECV, 0);
+		uint32_t published = atomic_load(&ctl->presence[CHAN_CLIENT].tid);
+		uint32_t mine = (uint32_t)syscall(SYS_gettid);
+		if (published != mine)
+			fprintf(stderr, "child %u published tid %u (its parent's: %u)\n", mine, published, me);
+		_exit(published == mine ? 0 : 1);
+	}
+	int status = 0;
+	assert_int_equal(waitpid(child, &status, 0), child);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(atomic_load(&ctl->presence[CHAN_CLIENT].tid), (uint32_t)child);
+	pair_free(p);
+}
+
 static uint64_t now_ns(void)
 {
 	struct timespec ts;
@@ -1587,6 +1619,7 @@ int main(void)
 		cmocka_unit_test(test_wait_flags_make_the_producer_wake),
 		cmocka_unit_test(test_disarm_both_clears_both_flags_and_says_running),
 		cmocka_unit_test(test_presence_tid_is_the_waiting_threads_also_a_recycled_handles),
+		cmocka_unit_test(test_presence_tid_after_fork_is_the_childs),
 		cmocka_unit_test(test_control_page_mismatch_is_refused),
 		cmocka_unit_test(test_a_napping_service_is_woken_without_a_doorbell),
 		cmocka_unit_test(test_unread_doorbells_are_bounded_by_the_arms),

@@ -44,4 +44,6 @@ endif()
 if(TARGET thoth_service AND TARGET thoth_channel)
   thoth_add_test(test_client_log SOURCES test_client_log.c LIBS thoth_service thoth_channel thoth_idl
                  TIMEOUT 60)
+  # thoth__log's and thoth__why_text_cut's cut lines (kernel/ipc, internal)
+  target_include_directories(test_client_log PRIVATE ${PROJECT_SOURCE_DIR}/kernel/ipc)
 endif()

@@ -21,9 +21,11 @@
 #include <cmocka.h>
 
 #include "echo.thoth.h"
+#include "log_internal.h"
 #include "thoth/channel.h"
 #include "thoth/log.h"
 #include "thoth/service.h"
+#include "why.h"
 
 typedef struct seen {
 	int count;
@@ -100,6 +102,60 @@ static void test_handler_receives_messages_by_level(void **state)
 	thoth_log_set_handler(NULL, NULL, THOTH_LOG_ERROR);
 }
 
+static char kept[2 * THOTH__LOG_LINE_MAX];
+
+static void keep(void *arg, thoth_log_level_t level, const char *component, const char *message)
+{
+	snprintf(kept, sizeof kept, "%s", message);
+}
+
+/* A message longer than the handler's line is cut, and says so: "..."
+ * after the last whole letter.  It was cut at 511 bytes, silently (a
+ * reader took it for whole), and in the middle of a letter: 507 'a's
+ * then 'é's put the cut between the two bytes of one. */
+static void test_a_long_message_is_cut_visibly_at_a_letter(void **state)
+{
+	char text[700];
+	memset(text, 'a', 507);
+	size_t n = 507;
+	while (n + 2 < sizeof text) {
+		memcpy(text + n, "\xc3\xa9", 2);
+		n += 2;
+	}
+	text[n] = 0;
+	thoth_log_set_handler(keep, NULL, THOTH_LOG_INFO);
+	thoth__log(THOTH_LOG_INFO, "test", "%s", text);
+	thoth_log_set_handler(NULL, NULL, THOTH_LOG_ERROR);
+	assert_int_equal(strlen(kept), 507 + 3);
+	assert_memory_equal(kept, text, 507);
+	assert_string_equal(kept + 507, "...");
+	/* one that fits is passed whole, no mark */
+	thoth_log_set_handler(keep, NULL, THOTH_LOG_INFO);
+	text[THOTH__LOG_LINE_MAX - 1] = 0;
+	memset(text, 'b', THOTH__LOG_LINE_MAX - 1);
+	thoth__log(THOTH_LOG_INFO, "test", "%s", text);
+	thoth_log_set_handler(NULL, NULL, THOTH_LOG_ERROR);
+	assert_string_equal(kept, text);
+}
+
+/* A peer's text escaped for a log line (why.h): a cut falls between
+ * escapes and says so; a text already cut loses its half letter, not as
+ * \xHH bytes; a whole text that fits is unmarked. */
+static void test_escaped_text_is_cut_between_escapes_and_says_so(void **state)
+{
+	char out[12];
+	assert_int_equal(thoth__why_text_cut(out, sizeof out, "\x1b\x1b\x1b\x1b", 4, false), 11);
+	assert_string_equal(out, "\\x1b\\x1b...");
+	char big[64];
+	thoth__why_text_cut(big, sizeof big, "ok \xc3", 4, true);
+	assert_string_equal(big, "ok ...");
+	thoth__why_text_cut(big, sizeof big, "ok \x1b", 4, false);
+	assert_string_equal(big, "ok \\x1b");
+	/* exactly filling OUT: whole, unmarked */
+	assert_int_equal(thoth__why_text_cut(out, sizeof out, "0123456789a", 11, false), 11);
+	assert_string_equal(out, "0123456789a");
+}
+
 static void test_sigpipe_disposition_is_left_alone(void **state)
 {
 	/* thoth_serve in a child: it fails to listen (no such dir) and must
@@ -145,6 +201,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_library_is_silent_by_default),
 		cmocka_unit_test(test_handler_receives_messages_by_level),
+		cmocka_unit_test(test_a_long_message_is_cut_visibly_at_a_letter),
+		cmocka_unit_test(test_escaped_text_is_cut_between_escapes_and_says_so),
 		cmocka_unit_test(test_sigpipe_disposition_is_left_alone),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

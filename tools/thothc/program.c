@@ -2,10 +2,13 @@
  * program.c - a loaded .tidl program: its arena, its diagnostics
  * (collected, printed like a compiler's) and the names of types.
  */
+#define _GNU_SOURCE             /* wcwidth (XSI) beside newlocale/uselocale */
+#include <locale.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <wchar.h>
 
 #include "front.h"
 
@@ -144,6 +147,69 @@ size_t tidl_program_diag_count(const tidl_program_t *p) { return p->n_diags; }
 const tidl_diag_t *tidl_program_diag(const tidl_program_t *p, size_t i) { return i < p->n_diags ? &p->diags[i] : NULL; }
 size_t tidl_program_error_count(const tidl_program_t *p) { return p->n_errors; }
 
+/* The code point of the valid UTF-8 sequence at S (LEFT bytes) and its
+ * length, or 0 where S starts none (a stray continuation, a bad lead, an
+ * overlong form, a surrogate, past U+10FFFF, cut short).  Decoded here,
+ * not by mbrtowc: a schema is UTF-8 whatever the user's locale says
+ * (docs/IDL.md), and mbrtowc reads by LC_CTYPE, which thothc never sets
+ * ("C": every byte past 0x7f an error). */
+static size_t utf8_decode(const unsigned char *s, size_t left, uint32_t *cp)
+{
+	if (s[0] < 0x80) {
+		*cp = s[0];
+		return 1;
+	}
+	size_t n = s[0] >= 0xc2 && s[0] <= 0xdf ? 2 : s[0] >= 0xe0 && s[0] <= 0xef ? 3
+		 : s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : 0;
+	if (!n || n > left)
+		return 0;
+	uint32_t v = s[0] & (0x7f >> n);
+	for (size_t k = 1; k < n; k++) {
+		if ((s[k] & 0xc0) != 0x80)
+			return 0;
+		v = v << 6 | (s[k] & 0x3f);
+	}
+	if ((n == 3 && (v < 0x800 || (v >= 0xd800 && v <= 0xdfff))) || (n == 4 && (v < 0x10000 || v > 0x10ffff)))
+		return 0;
+	*cp = v;
+	return n;
+}
+
+/* wcwidth answers by LC_CTYPE too ("C": -1 past ASCII), so the caret's
+ * widths come from the C.UTF-8 locale (built into glibc since 2.35),
+ * switched to for this thread only while a caret line is printed: the
+ * program's own locale is left alone.  Where it is missing, each
+ * character is one column (the caret of before: right for every
+ * script but the wide ones). */
+static locale_t caret_utf8;
+static bool caret_utf8_tried;
+
+static locale_t caret_locale_enter(void)
+{
+	if (!caret_utf8_tried) {
+		caret_utf8_tried = true;
+		caret_utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+	}
+	return caret_utf8 ? uselocale(caret_utf8) : (locale_t)0;
+}
+
+static void caret_locale_leave(locale_t was)
+{
+	if (caret_utf8 && was)
+		uselocale(was);
+}
+
+/* Terminal columns of CP: 2 for East Asian wide and full-width letters
+ * and most emoji, 0 for a combining mark (it sits on the letter before),
+ * else 1 (also where wcwidth knows no answer, -1). */
+static unsigned caret_width(uint32_t cp)
+{
+	if (!caret_utf8)
+		return 1;
+	int w = wcwidth((wchar_t)cp);
+	return w < 0 ? 1 : (unsigned)w;
+}
+
 void tidl_program_print_diags(const tidl_program_t *p, FILE *out)
 {
 	static const char *const sev[] = { "error", "warning", "note" };
@@ -157,23 +223,32 @@ void tidl_program_print_diags(const tidl_program_t *p, FILE *out)
 				d->loc.file ? ": " : "", sev[d->severity], d->message);
 		if (d->line_text) {
 			fprintf(out, "  %.*s\n  ", (int)d->line_len, d->line_text);
-			/* The caret under the character, not the byte: a column
+			/* The caret under the column, not the byte: a column
 			 * counts bytes, and a comment or string in Greek before
 			 * the error (two bytes a letter in UTF-8) put it a letter
-			 * right per letter.  One space per character: no byte that
-			 * continues a UTF-8 sequence (10xxxxxx) gets one.  A stray
-			 * one, not after a lead byte (a Latin-1 '\xb0' in a comment),
-			 * is a character of its own: a terminal shows it as one. */
-			unsigned more = 0;      /* continuation bytes the lead byte announced */
-			for (uint32_t c = 1; c < d->loc.col && c <= d->line_len; c++) {
-				unsigned char b = (unsigned char)d->line_text[c - 1];
-				if ((b & 0xC0) == 0x80 && more) {
-					more--;
+			 * right per letter; a CJK letter or an emoji fills two
+			 * terminal columns, and counted as one character it put
+			 * the caret a column left per letter (caret_width). */
+			uint32_t end = d->loc.col - 1 < d->line_len ? d->loc.col - 1 : (uint32_t)d->line_len;
+			locale_t was = caret_locale_enter();
+			for (uint32_t at = 0; at < end;) {
+				const unsigned char *b = (const unsigned char *)d->line_text + at;
+				uint32_t cp;
+				size_t n = utf8_decode(b, end - at, &cp);
+				if (!n || n == 1) {
+					/* ASCII, or a byte of no valid sequence (a
+					 * Latin-1 '\xb0' in a comment, a stray
+					 * continuation byte): one column, as a
+					 * terminal shows it.  Tabs as they are. */
+					fputc(*b == '\t' ? '\t' : ' ', out);
+					at++;
 					continue;
 				}
-				more = b >= 0xF0 ? 3 : b >= 0xE0 ? 2 : b >= 0xC0 ? 1 : 0;
-				fputc(b == '\t' ? '\t' : ' ', out);
+				for (unsigned w = caret_width(cp); w; w--)
+					fputc(' ', out);
+				at += (uint32_t)n;
 			}
+			caret_locale_leave(was);
 			fputs("^\n", out);
 		}
 	}

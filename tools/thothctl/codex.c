@@ -362,7 +362,11 @@ int thothctl_codex(int argc, char **argv, const thothctl_opts_t *opts)
 	int opt, rc;
 	optind = has_sub ? 2 : 1;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+	int li = -1;
+	while ((opt = getopt_long(argc, argv, ":h", options, &li)) != -1) {
+		const char *empty = thothctl_empty_option(options, &li);
+		if (empty)
+			return thothctl_empty_value("codex", empty, NULL);
 		switch (opt) {
 		case 'S': dur = THOTH_CODEX_DURABILITY_SYNC; given |= G_SYNC; break;
 		case 'D': dur = THOTH_CODEX_DURABILITY_DEFERRED; given |= G_DEFERRED; break;

@@ -195,7 +195,11 @@ int thothctl_locks(int argc, char **argv, const thothctl_opts_t *opts)
 	int opt;
 	optind = 1;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+	int li = -1;
+	while ((opt = getopt_long(argc, argv, ":h", options, &li)) != -1) {
+		const char *empty = thothctl_empty_option(options, &li);
+		if (empty)
+			return thothctl_empty_value("locks", empty, NULL);
 		switch (opt) {
 		case 'p':
 			if (!parse_positive(optarg, INT_MAX, &pid)) {

@@ -120,6 +120,24 @@ int thothctl_usage_error(const char *cmd, const char *what, const char *arg)
 	return 2;
 }
 
+const char *thothctl_empty_option(const struct option *options, int *li)
+{
+	int i = *li;
+	*li = -1;
+	/* optarg is NULL after an option that takes no value (getopt_long
+	 * clears it each call); I is -1 after a short option (only -h here). */
+	if (i < 0 || options[i].has_arg == no_argument || !optarg || optarg[0])
+		return NULL;
+	return options[i].name;
+}
+
+int thothctl_empty_value(const char *cmd, const char *name, const char *takes)
+{
+	char what[96];
+	snprintf(what, sizeof what, "--%s needs a value, not an empty one%s", name, takes ? ": one of" : "");
+	return thothctl_usage_error(cmd, what, takes);
+}
+
 /* The word holding the option getopt_long just refused.  argv[optind - 1]
  * is it for a long option and for a short one ending its word, but getopt
  * leaves optind on a word of short options until their last letter: `trace
@@ -730,7 +748,11 @@ static int parse_cmd_options(int argc, char **argv, bool *watch, const char **mi
 	int opt;
 	optind = 1;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+	int li = -1;
+	while ((opt = getopt_long(argc, argv, ":h", options, &li)) != -1) {
+		const char *empty = thothctl_empty_option(options, &li);
+		if (empty)
+			return thothctl_empty_value(argv[0], empty, NULL);
 		switch (opt) {
 		case 'w': *watch = true; break;
 		case 'v': *min_version = optarg; break;

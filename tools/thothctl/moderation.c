@@ -320,7 +320,11 @@ int thothctl_moderation(int argc, char **argv, const thothctl_opts_t *opts)
 	int opt;
 	optind = 1;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+	int li = -1;
+	while ((opt = getopt_long(argc, argv, ":h", options, &li)) != -1) {
+		const char *empty = thothctl_empty_option(options, &li);
+		if (empty)
+			return thothctl_empty_value("moderation", empty, opt == 'P' ? "none dim adaptive" : NULL);
 		switch (opt) {
 		case 'd': dev = optarg; break;
 		case 'p': probe = true; break;

@@ -49,6 +49,43 @@ static int bad(const char *what, const char *arg)
 	return thothctl_usage_error("pm sim", what, arg);
 }
 
+/* What --policy takes, from the simulator's own names (a list typed here
+ * would drift from them): all, the device policies, the CPU governors and
+ * optimum. */
+static const char *policy_names(void)
+{
+	static char list[512];
+	size_t n = (size_t)snprintf(list, sizeof list, "all");
+	for (int p = 0; p < THOTH_PM_DEV_COUNT && n < sizeof list; p++)
+		n += (size_t)snprintf(list + n, sizeof list - n, " %s", thoth_pm_device_policy_name(p));
+	for (int k = 0; k < THOTH_PM_GOV_COUNT && n < sizeof list; k++)
+		n += (size_t)snprintf(list + n, sizeof list - n, " %s", thoth_pm_governor_name(k));
+	if (n < sizeof list)
+		snprintf(list + n, sizeof list - n, " optimum");
+	return list;
+}
+
+/* An option given an empty value (`--policy=`): said, with what it takes. */
+static int empty_value(const char *name, int opt)
+{
+	return thothctl_empty_value("pm sim", name, opt == 'p' ? policy_names()
+					   : opt == 'g' ? "none ff chain ff+chain" : NULL);
+}
+
+/* An unknown --policy: named, and the list of those it takes. */
+static int unknown_policy(const char *policy)
+{
+	const char *names = policy_names();
+	size_t cap = strlen(policy) + strlen(names) + 32;
+	char *arg = malloc(cap);
+	if (!arg)
+		return bad("--policy: unknown policy", policy);
+	snprintf(arg, cap, "%s; it takes one of %s", policy, names);
+	int rc = bad("--policy: unknown policy", arg);
+	free(arg);
+	return rc;
+}
+
 static bool parse_u64(const char *s, uint64_t max, uint64_t *out)
 {
 	char *end;
@@ -192,7 +229,11 @@ int thothctl_pm_sim(int argc, char **argv, const thothctl_opts_t *opts)
 	int opt;
 	optind = 1;
 	opterr = 0;     /* our messages, not getopt's "sim: option ..." */
-	while ((opt = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+	int li = -1;
+	while ((opt = getopt_long(argc, argv, ":h", options, &li)) != -1) {
+		const char *empty = thothctl_empty_option(options, &li);
+		if (empty)
+			return empty_value(empty, opt);
 		switch (opt) {
 		case 'p': policy = optarg; break;
 		case 'd': device = optarg; break;
@@ -239,7 +280,7 @@ int thothctl_pm_sim(int argc, char **argv, const thothctl_opts_t *opts)
 		else if (strcmp(policy, "optimum") == 0)
 			gov = THOTH_PM_CPU_OPTIMUM;
 		else
-			return bad("--policy: unknown policy", policy);
+			return unknown_policy(policy);
 	}
 	bool is_cpu = cpu || gov >= 0;
 	if (is_cpu && (device || dev_policy >= 0))

@@ -387,7 +387,11 @@ int thothctl_sched(int argc, char **argv, const thothctl_opts_t *opts)
 	int opt;
 	optind = 1;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+	int li = -1;
+	while ((opt = getopt_long(argc, argv, ":h", options, &li)) != -1) {
+		const char *empty = thothctl_empty_option(options, &li);
+		if (empty)
+			return thothctl_empty_value("sched", empty, NULL);
 		char *end;
 		switch (opt) {
 		case 'd':

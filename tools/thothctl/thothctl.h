@@ -40,6 +40,18 @@ size_t thothctl_utf8_seq(const unsigned char *s, size_t left);
  * ARG may be NULL.  Returns 2, the exit status. */
 int thothctl_usage_error(const char *cmd, const char *what, const char *arg);
 
+/* An option given an empty value: `--policy=`, or `--policy "$P"` with P
+ * unset.  Each getopt_long loop calls thothctl_empty_option with the
+ * index getopt_long wrote (LI, reset to -1 here for the next option):
+ * the option's name when its value is empty, else NULL.  Then
+ * thothctl_empty_value says so in one line, with what the option takes
+ * (TAKES, NULL: nothing listed), and returns 2.  Without it an empty
+ * value reached each parser as a word of its own: "--policy: unknown
+ * policy" followed by nothing, "not a number:" naming nothing. */
+struct option;
+const char *thothctl_empty_option(const struct option *options, int *li);
+int thothctl_empty_value(const char *cmd, const char *name, const char *takes);
+
 /* After getopt_long refused an option ('?' or ':'), the word of ARGV that
  * holds it ("-xj", "--bogus"): argv[optind - 1] is not always it. */
 const char *thothctl_refused_word(int argc, char *const *argv);
