@@ -15,6 +15,14 @@ trap 'greeter_cleanup; rm -rf "$D"' EXIT
 PREFIX=$(sed -n 's/^CMAKE_INSTALL_PREFIX:PATH=//p' "$BUILD/CMakeCache.txt")
 DESTDIR=$D cmake --install "$BUILD" >/dev/null
 LIBDIR=$D$PREFIX/$(sed -n 's/^CMAKE_INSTALL_LIBDIR:PATH=//p' "$BUILD/CMakeCache.txt")
+# thothlock preloads the libthothlock.so of its own installed tree: it
+# looked only at the configured prefix, so a tree staged under DESTDIR or
+# installed with `cmake --install --prefix P` (the tutorial's way) said
+# "libthothlock.so not found" (or preloaded another install's library).
+preload=$(env -u THOTHLOCK_LIB "$D$PREFIX/bin/thothlock" -- sh -c 'printf %s "$LD_PRELOAD"' 2>"$D/thothlock.err") ||
+  { cat "$D/thothlock.err" >&2; echo "the installed thothlock did not run its program" >&2; exit 1; }
+[ "$preload" = "$LIBDIR/thoth/libthothlock.so" ] ||
+  { echo "the installed thothlock preloaded '$preload', not $LIBDIR/thoth/libthothlock.so" >&2; exit 1; }
 # The installed tree only: nothing from the source or build tree below.
 export PKG_CONFIG_LIBDIR=$LIBDIR/pkgconfig PKG_CONFIG_PATH= PKG_CONFIG_SYSROOT_DIR=$D
 pkg-config --exists thoth
