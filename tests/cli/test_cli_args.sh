@@ -263,6 +263,19 @@ refused 1 "no connected process with pid 1 serves" "$THOTHCTL" --runtime-dir "$R
 refused 1 "no connected process with pid 1 serves" "$THOTHCTL" --runtime-dir "$RT" --json serve --pid 1
 "$THOTHCTL" --runtime-dir "$RT" serve >/dev/null ||
   { echo "FAIL: thothctl serve with nothing serving exited $?"; failures=$((failures + 1)); }
+# echo has a trace buffer and serves on its own loop (thoth_chan_server_new),
+# which keeps no serve counters: said so.  The hint was "a service needs a
+# trace buffer", of a service that had one.
+tt_start_service "$RT" echo "$ECHO" --runtime-dir "$RT"
+refused 1 "no connected process with pid $TT_PID serves with thoth_serve or thoth_serve_per_cpu" \
+  "$THOTHCTL" --runtime-dir "$RT" serve --pid "$TT_PID"
+out=$("$THOTHCTL" --runtime-dir "$RT" serve 2>&1)
+if [[ "$out" != "no connected process serves with thoth_serve or thoth_serve_per_cpu ("* ]]; then
+  echo "FAIL: thothctl serve beside echo: $out"; failures=$((failures + 1))
+else
+  echo "ok: thothctl serve beside echo: $out"
+fi
+kill "$TT_PID"; tt_reap "$TT_PID" || true
 tt_spawn "$THOTHCTL" --runtime-dir "$RT" status --watch 20 >"$RT/watch.out" 2>"$RT/watch.err"
 watch_pid=$TT_PID
 until [ -s "$RT/watch.out" ]; do sleep 0.02; done       # it watches
