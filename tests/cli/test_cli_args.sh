@@ -404,7 +404,20 @@ one_line "codex read: needs one STREAM" codex read
 one_line "moderation: --dev wants an interface name of 1 to 15 bytes, not a/b" moderation --dev a/b
 one_line "pm: unknown option --bogus" pm --bogus
 one_line "pm: sim or nothing, not extra" pm extra
-one_line "unknown option --bogus" status --bogus
+# status, services and resolve name themselves too (thothctl(1)): they said
+# "unknown option --bogus" without the command, "status takes no arguments"
+# of an option, and a bare "usage: resolve NAME ..." for a missing NAME.
+one_line "status: unknown option --bogus" status --bogus
+one_line "status: unexpected argument extra" status extra
+one_line "status: unknown option --min-version" status --min-version 1
+one_line "status: unexpected argument extra" status --watch 100 extra
+one_line "services: unknown option --bogus" services --bogus
+one_line "services: one PREFIX at most; unexpected argument b" services a b
+one_line "services: unknown option --min-version" services --min-version 1
+one_line "resolve: which service? give its NAME" resolve
+one_line "resolve: one NAME; unexpected argument b" resolve a b
+one_line "resolve: unknown option --watch" resolve a --watch
+one_line "resolve: missing value for --min-version" resolve a --min-version
 # The word refused, not the one before it: getopt leaves optind on a word
 # of short options until its last letter, and argv[optind - 1] named the
 # command ("trace: unknown option start") or a valid option ("unknown
@@ -412,7 +425,7 @@ one_line "unknown option --bogus" status --bogus
 one_line "trace: unknown option -xj" trace start -xj
 one_line "moderation: unknown option -xh" moderation -xh
 one_line "sched: unknown option -xj" sched --json -xj
-one_line "an interval is 10..3600000 ms, not -500" status --watch -500
+one_line "status: an interval is 10..3600000 ms, not -500" status --watch -500
 
 # ... and thothc's and thothlock's: the line, not the whole usage after it.
 for cmd in "$THOTHC frobnicate" "$THOTHC gen --lang c" "$THOTHLOCK --bogus" "$THOTHLOCK"; do
