@@ -374,12 +374,21 @@ int main(int argc, char **argv)
 			break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("codex %s\n", THOTH_VERSION_STRING); return 0;
-		default: usage(stderr); return 2;
+		/* getopt named the option; one line more, as thothd's: the
+		 * whole usage after it buried the line that says what is wrong */
+		default: fprintf(stderr, "Try 'codex --help' for more information.\n"); return 2;
 		}
 	}
+	/* a stray word was dropped without a word: `codex --data-dir D 4`
+	 * meant as four workers ran eight */
+	if (optind < argc) {
+		fprintf(stderr, "codex: unexpected argument '%s' (codex takes options only)\n"
+			"Try 'codex --help' for more information.\n", argv[optind]);
+		return 2;
+	}
 	if (!data_dir) {
-		fprintf(stderr, "codex: --data-dir is required\n");
-		usage(stderr);
+		fprintf(stderr, "codex: --data-dir DIR is required: where the journal keeps its records\n"
+			"Try 'codex --help' for more information.\n");
 		return 2;
 	}
 	char dir[4096], why[512];

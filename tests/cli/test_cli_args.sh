@@ -134,6 +134,21 @@ for f in man/codex.8.scd docs/CODEX.md; do
   grep -q -- "--cut-bytes" "$SRC/$f" || { echo "FAIL: $f does not name --cut-bytes"; failures=$((failures + 1)); }
 done
 refused 2 "--workers" "$CODEX" --data-dir "$TMP/cx" --workers ''
+# a stray word was dropped (`codex --data-dir D 4` ran 8 workers), and a
+# missing --data-dir or an unknown option buried its line under the usage:
+# now the line and "Try 'codex --help'", as thothd says it.
+refused 2 "codex: unexpected argument '4' (codex takes options only)" "$CODEX" --data-dir "$TMP/cx" 4
+for args in "" "--bogus"; do
+  # shellcheck disable=SC2086
+  timeout 20 "$CODEX" $args >"$TMP/out" 2>"$TMP/err"
+  rc=$?
+  if [ $rc = 2 ] && [ "$(wc -l <"$TMP/err")" = 2 ] && grep -qx "Try 'codex --help' for more information." "$TMP/err"; then
+    echo "ok: codex $args: $(head -1 "$TMP/err")"
+  else
+    echo "FAIL: codex $args: exit $rc (want 2), want its line and the --help hint: $(head -3 "$TMP/err")"
+    failures=$((failures + 1))
+  fi
+done
 
 # thothc: a --c-prefix that is not a C identifier.
 printf 'package t.args;\nversion 1.0;\n\ninterface I {\n  1: f(string s) -> (string t);\n}\n' \
