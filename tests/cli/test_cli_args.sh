@@ -258,6 +258,13 @@ grep -q "message too large" "$RT/thothd.log" && { echo "FAIL: thothctl sent thot
 touch "$RT/locks"
 refused 1 "cannot read $RT/locks: Not a directory" "$THOTHCTL" --runtime-dir "$RT" locks
 rm -f "$RT/locks"
+# Nothing profiled: thothctl says what to preload by its full path (a bare
+# LD_PRELOAD=libthothlock.so is not on ld.so's path: "cannot be preloaded:
+# ignored"), in its own words with thothd running too (its NoTables branch
+# compared the schema's code with THOTH_E_REMOTE and never ran).
+lib=$(realpath "$BUILD/tools/thothlock/libthothlock.so")
+refused 1 "no running process publishes lock statistics in thothd's runtime directory (run one with LD_PRELOAD=$lib;" \
+  "$THOTHCTL" --runtime-dir "$RT" locks
 
 # A trace session for a pid no process has (above pid_max) starts, as
 # documented (a process may connect later), but warns: it said nothing.
