@@ -215,6 +215,26 @@ static void log_line(void *arg, const char *message)
 	fprintf(stderr, "codex[%d]: %s\n", (int)getpid(), message);
 }
 
+/* Registration with thothd, said as it changes.  codex serves whether or
+ * not thothd is there, and said nothing of it: started before thothd, or
+ * refused its name, it printed "serving" while `thothctl codex` found no
+ * codex.  Each worker registers an instance of its own; worker 0 speaks
+ * for them, except for a refusal, which each says. */
+static void on_state(void *arg, thoth_service_state_t state, int err, const char *why)
+{
+	(void)err;      /* WHY says it in words */
+	const worker_t *w = arg;
+	static const char *const said[] = {
+		[THOTH_SERVICE_CONNECTING] = "not registered with thothd, retrying",
+		[THOTH_SERVICE_REGISTERED] = "registered with thothd",
+		[THOTH_SERVICE_REFUSED] = "refused by thothd (clients cannot find this instance)",
+	};
+	if ((w->index && state != THOTH_SERVICE_REFUSED) || (unsigned)state >= sizeof said / sizeof *said)
+		return;
+	fprintf(stderr, "codex[%d]: worker %d: %s%s%s\n", (int)getpid(), w->index, said[state],
+		*why ? ": " : "", why);
+}
+
 /* The journal stopped (an I/O error: a full disk, a failed fdatasync):
  * said once, with the cause, where the operator looks first. */
 static void journal_failed(void *arg, const char *why)
@@ -264,6 +284,7 @@ static int worker_start(worker_t *w, const char *dir, char *why, size_t why_len)
 	thoth_service_config_t cfg = {
 		.runtime_dir = runtime_arg, .name = "codex", .version = "1.0.0", .endpoint = w->sock,
 		.numa_node = THOTH_SERVICE_NUMA_AUTO, .interfaces = ifaces, .n_interfaces = 1,
+		.on_state = on_state, .arg = w,
 	};
 	if ((r = thoth_service_register(w->loop, &cfg, &w->svc, why, why_len)))
 		return r;
@@ -353,12 +374,21 @@ int main(int argc, char **argv)
 			break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("codex %s\n", THOTH_VERSION_STRING); return 0;
-		default: usage(stderr); return 2;
+		/* getopt named the option; one line more, as thothd's: the
+		 * whole usage after it buried the line that says what is wrong */
+		default: fprintf(stderr, "Try 'codex --help' for more information.\n"); return 2;
 		}
 	}
+	/* a stray word was dropped without a word: `codex --data-dir D 4`
+	 * meant as four workers ran eight */
+	if (optind < argc) {
+		fprintf(stderr, "codex: unexpected argument '%s' (codex takes options only)\n"
+			"Try 'codex --help' for more information.\n", argv[optind]);
+		return 2;
+	}
 	if (!data_dir) {
-		fprintf(stderr, "codex: --data-dir is required\n");
-		usage(stderr);
+		fprintf(stderr, "codex: --data-dir DIR is required: where the journal keeps its records\n"
+			"Try 'codex --help' for more information.\n");
 		return 2;
 	}
 	char dir[4096], why[512];

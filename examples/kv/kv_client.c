@@ -54,6 +54,12 @@ static int resolve_kv(const char *runtime_dir, char *addr, size_t cap)
 
 int main(int argc, char **argv)
 {
+	static const char usage[] = "usage: kv-client [--runtime-dir DIR] put KEY VALUE | get KEY | forget KEY\n";
+	/* asked for: the usage on stdout, exit 0 (it was the error's exit 2) */
+	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		fputs(usage, stdout);
+		return 0;
+	}
 	const char *runtime_dir = NULL;
 	if (argc > 2 && !strcmp(argv[1], "--runtime-dir")) {
 		runtime_dir = argv[2];
@@ -63,7 +69,7 @@ int main(int argc, char **argv)
 	/* put takes two arguments, get and forget one: an extra one is a
 	 * mistake said, not a word silently dropped. */
 	if (argc < 3 || argc != (!strcmp(argv[1], "put") ? 4 : 3)) {
-		fprintf(stderr, "usage: kv-client [--runtime-dir DIR] put KEY VALUE | get KEY | forget KEY\n");
+		fputs(usage, stderr);
 		return 2;
 	}
 	char addr[108];

@@ -127,6 +127,12 @@ static void on_state(void *arg, thoth_service_state_t state, int err, const char
 
 int main(int argc, char **argv)
 {
+	static const char usage[] = "usage: kv-service [--runtime-dir DIR] [--max-bytes N]\n";
+	/* asked for: the usage on stdout, exit 0 (it was the error's exit 2) */
+	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		fputs(usage, stdout);
+		return 0;
+	}
 	const char *runtime_arg = NULL;
 	for (int i = 1; i < argc; i += 2) {
 		char *end = NULL;
@@ -141,7 +147,7 @@ int main(int argc, char **argv)
 				return 2;
 			}
 		} else {
-			fprintf(stderr, "usage: kv-service [--runtime-dir DIR] [--max-bytes N]\n");
+			fputs(usage, stderr);
 			return 2;
 		}
 	}

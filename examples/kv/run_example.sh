@@ -18,7 +18,8 @@ cleanup() {
 	rm -rf "$dir"
 }
 trap cleanup EXIT
-"$thothd" --runtime-dir "$dir" 2>"$dir/thothd.log" & tpid=$!
+# --http-port 0: the default 127.0.0.1:9180 may be another thothd's
+"$thothd" --runtime-dir "$dir" --http-port 0 2>"$dir/thothd.log" & tpid=$!
 # thothd is up once it answers (a condition with a deadline, not a sleep)
 i=0; until "$thothctl" --runtime-dir "$dir" status >/dev/null 2>&1; do
 	i=$((i+1)); [ $i -lt 250 ] || { echo "thothd did not start" >&2; cat "$dir/thothd.log" >&2; exit 1; }
@@ -30,6 +31,12 @@ done
 kv() { "$client" --runtime-dir "$dir" "$@"; }
 kv put greeting "hello, thoth"      # waits (bounded) until kv has registered
 test "$(kv get greeting)" = "hello, thoth"
+# --help is asked for: the usage on stdout, exit 0 (both said it as an
+# error, exit 2, on stderr)
+for p in "$client" "$service"; do
+  "$p" --help >"$dir/help" 2>"$dir/err" || { echo "$p --help: exit $?" >&2; exit 1; }
+  grep -q "^usage: kv-" "$dir/help" || { echo "$p --help printed no usage" >&2; exit 1; }
+done
 # a word too many is said, not dropped (exit 2, the usage)
 if kv get greeting extra 2>"$dir/err"; then echo "get with an extra argument succeeded" >&2; exit 1; fi
 grep -q usage "$dir/err"

@@ -52,7 +52,13 @@ int main(int argc, char **argv)
 	int r;
 	for (int tries = 0; (r = resolve(addr, sizeof addr)) && tries < 250; tries++)
 		nanosleep(&(struct timespec){ .tv_nsec = 20 * 1000 * 1000 }, NULL);
-	if (r == THOTH_E_NOT_RUNNING)
+	char dir[4096];
+	if (r == THOTH_E_NOT_RUNNING && !thoth_runtime_dir(NULL, dir, sizeof dir))
+		/* where we looked: a shell without the THOTH_RUNTIME_DIR the
+		 * one running thothd has looks elsewhere */
+		fprintf(stderr, "greeter-client: thothd is not running in %s (start it first, or set "
+			"THOTH_RUNTIME_DIR to the runtime dir it runs in)\n", dir);
+	else if (r == THOTH_E_NOT_RUNNING)
 		fprintf(stderr, "greeter-client: thothd is not running (start it first)\n");
 	else if (r == THOTH_E_NOT_FOUND)
 		fprintf(stderr, "greeter-client: no greeter registered with thothd (is greeter-service running?)\n");

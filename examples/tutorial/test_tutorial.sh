@@ -119,8 +119,9 @@ wait_for() {
   done
 }
 if build/greeter-client world 2>"$T/c1.err"; then tutorial_fail "greeter-client answered without thothd" "$T/c1.err"; fi
-grep -q "thothd is not running" "$T/c1.err" || tutorial_fail "greeter-client without thothd does not say so" "$T/c1.err"
-"$HOME/thoth/sbin/thothd" 2>"$T/thothd2.log" &
+grep -qF "thothd is not running in $THOTH_RUNTIME_DIR (start it first" "$T/c1.err" ||
+  tutorial_fail "greeter-client without thothd does not say so, and where it looked" "$T/c1.err"
+"$HOME/thoth/sbin/thothd" --http-port 0 2>"$T/thothd2.log" &
 THOTHD2=$!
 thothd2_answers() { "$HOME/thoth/bin/thothctl" status >/dev/null 2>&1; }
 wait_for "thothd did not answer" "$T/thothd2.log" thothd2_answers

@@ -279,6 +279,16 @@ static void busy_reason(thothd_t *d, uint32_t pid, char *msg, size_t len)
 					 pid, (unsigned long long)r->id);
 			return;
 		}
+	/* A detach posted just as the process went idle (`probe run` on a
+	 * service whose clients stopped): nothing to withdraw, it only waits.
+	 * The bare "previous probe command" named neither it nor what to do. */
+	for (probe_rec_t *r = d->probes->recs; r; r = r->next)
+		if (!r->kernel && r->pid == pid && r->detach_seq) {
+			snprintf(msg, len, "pid %u has not taken the detach of probe %llu yet (taken at its "
+				 "next trace point, e.g. its next call; try again after it)",
+				 pid, (unsigned long long)r->id);
+			return;
+		}
 	snprintf(msg, len, "pid %u has not taken the previous probe command yet (it takes them "
 		 "at its next trace point)", pid);
 }

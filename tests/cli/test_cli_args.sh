@@ -164,6 +164,21 @@ for f in man/codex.8.scd docs/CODEX.md; do
   grep -q -- "--cut-bytes" "$SRC/$f" || { echo "FAIL: $f does not name --cut-bytes"; failures=$((failures + 1)); }
 done
 refused 2 "--workers" "$CODEX" --data-dir "$TMP/cx" --workers ''
+# a stray word was dropped (`codex --data-dir D 4` ran 8 workers), and a
+# missing --data-dir or an unknown option buried its line under the usage:
+# now the line and "Try 'codex --help'", as thothd says it.
+refused 2 "codex: unexpected argument '4' (codex takes options only)" "$CODEX" --data-dir "$TMP/cx" 4
+for args in "" "--bogus"; do
+  # shellcheck disable=SC2086
+  timeout 20 "$CODEX" $args >"$TMP/out" 2>"$TMP/err"
+  rc=$?
+  if [ $rc = 2 ] && [ "$(wc -l <"$TMP/err")" = 2 ] && grep -qx "Try 'codex --help' for more information." "$TMP/err"; then
+    echo "ok: codex $args: $(head -1 "$TMP/err")"
+  else
+    echo "FAIL: codex $args: exit $rc (want 2), want its line and the --help hint: $(head -3 "$TMP/err")"
+    failures=$((failures + 1))
+  fi
+done
 
 # thothc: a --c-prefix that is not a C identifier.
 printf 'package t.args;\nversion 1.0;\n\ninterface I {\n  1: f(string s) -> (string t);\n}\n' \
@@ -273,6 +288,13 @@ grep -q "message too large" "$RT/thothd.log" && { echo "FAIL: thothctl sent thot
 touch "$RT/locks"
 refused 1 "cannot read $RT/locks: Not a directory" "$THOTHCTL" --runtime-dir "$RT" locks
 rm -f "$RT/locks"
+# Nothing profiled: thothctl says what to preload by its full path (a bare
+# LD_PRELOAD=libthothlock.so is not on ld.so's path: "cannot be preloaded:
+# ignored"), in its own words with thothd running too (its NoTables branch
+# compared the schema's code with THOTH_E_REMOTE and never ran).
+lib=$(realpath "$BUILD/tools/thothlock/libthothlock.so")
+refused 1 "no running process publishes lock statistics in thothd's runtime directory (run one with LD_PRELOAD=$lib;" \
+  "$THOTHCTL" --runtime-dir "$RT" locks
 
 # A trace session for a pid no process has (above pid_max) starts, as
 # documented (a process may connect later), but warns: it said nothing.
@@ -293,6 +315,19 @@ refused 1 "no connected process with pid 1 serves" "$THOTHCTL" --runtime-dir "$R
 refused 1 "no connected process with pid 1 serves" "$THOTHCTL" --runtime-dir "$RT" --json serve --pid 1
 "$THOTHCTL" --runtime-dir "$RT" serve >/dev/null ||
   { echo "FAIL: thothctl serve with nothing serving exited $?"; failures=$((failures + 1)); }
+# echo has a trace buffer and serves on its own loop (thoth_chan_server_new),
+# which keeps no serve counters: said so.  The hint was "a service needs a
+# trace buffer", of a service that had one.
+tt_start_service "$RT" echo "$ECHO" --runtime-dir "$RT"
+refused 1 "no connected process with pid $TT_PID serves with thoth_serve or thoth_serve_per_cpu" \
+  "$THOTHCTL" --runtime-dir "$RT" serve --pid "$TT_PID"
+out=$("$THOTHCTL" --runtime-dir "$RT" serve 2>&1)
+if [[ "$out" != "no connected process serves with thoth_serve or thoth_serve_per_cpu ("* ]]; then
+  echo "FAIL: thothctl serve beside echo: $out"; failures=$((failures + 1))
+else
+  echo "ok: thothctl serve beside echo: $out"
+fi
+kill "$TT_PID"; tt_reap "$TT_PID" || true
 tt_spawn "$THOTHCTL" --runtime-dir "$RT" status --watch 20 >"$RT/watch.out" 2>"$RT/watch.err"
 watch_pid=$TT_PID
 until [ -s "$RT/watch.out" ]; do sleep 0.02; done       # it watches
@@ -421,7 +456,20 @@ one_line "codex read: needs one STREAM" codex read
 one_line "moderation: --dev wants an interface name of 1 to 15 bytes, not a/b" moderation --dev a/b
 one_line "pm: unknown option --bogus" pm --bogus
 one_line "pm: sim or nothing, not extra" pm extra
-one_line "unknown option --bogus" status --bogus
+# status, services and resolve name themselves too (thothctl(1)): they said
+# "unknown option --bogus" without the command, "status takes no arguments"
+# of an option, and a bare "usage: resolve NAME ..." for a missing NAME.
+one_line "status: unknown option --bogus" status --bogus
+one_line "status: unexpected argument extra" status extra
+one_line "status: unknown option --min-version" status --min-version 1
+one_line "status: unexpected argument extra" status --watch 100 extra
+one_line "services: unknown option --bogus" services --bogus
+one_line "services: one PREFIX at most; unexpected argument b" services a b
+one_line "services: unknown option --min-version" services --min-version 1
+one_line "resolve: which service? give its NAME" resolve
+one_line "resolve: one NAME; unexpected argument b" resolve a b
+one_line "resolve: unknown option --watch" resolve a --watch
+one_line "resolve: missing value for --min-version" resolve a --min-version
 # The word refused, not the one before it: getopt leaves optind on a word
 # of short options until its last letter, and argv[optind - 1] named the
 # command ("trace: unknown option start") or a valid option ("unknown
@@ -429,7 +477,7 @@ one_line "unknown option --bogus" status --bogus
 one_line "trace: unknown option -xj" trace start -xj
 one_line "moderation: unknown option -xh" moderation -xh
 one_line "sched: unknown option -xj" sched --json -xj
-one_line "an interval is 10..3600000 ms, not -500" status --watch -500
+one_line "status: an interval is 10..3600000 ms, not -500" status --watch -500
 
 # ... and thothc's and thothlock's: the line, not the whole usage after it.
 for cmd in "$THOTHC frobnicate" "$THOTHC gen --lang c" "$THOTHLOCK --bogus" "$THOTHLOCK"; do

@@ -240,3 +240,13 @@ wait_for "codex's lease after thothd's return" codex_holds
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 [ $ms -le 4000 ] || fail "codex took its disk lease again ${ms} ms after thothd came back (4000 allowed)"
 echo "ok: codex holds its disk lease again ${ms} ms after a killed thothd came back"
+# ... and codex's log says each step of its registration: away, retrying,
+# registered again.  It said nothing of thothd at all, so a codex started
+# before thothd (or refused its name) printed "serving" and nothing else
+# while `thothctl codex` found no codex.
+said() { grep -c "^codex\[$CODEX_PID\]: worker 0: $1" "$THOTH_RUNTIME_DIR/codex.log"; }
+registered_again() { [ "$(said "registered with thothd")" -ge 2 ]; }
+wait_for "codex's log to say it registered again" registered_again
+[ "$(said "not registered with thothd, retrying: ")" -ge 1 ] ||
+	fail "codex's log does not say it lost thothd: $(grep "^codex\[$CODEX_PID\]" "$THOTH_RUNTIME_DIR/codex.log")"
+echo "ok: codex's log follows its registration: $(grep "^codex\[$CODEX_PID\]: worker 0: not registered" "$THOTH_RUNTIME_DIR/codex.log" | head -1)"

@@ -15,6 +15,21 @@ trap 'greeter_cleanup; rm -rf "$D"' EXIT
 PREFIX=$(sed -n 's/^CMAKE_INSTALL_PREFIX:PATH=//p' "$BUILD/CMakeCache.txt")
 DESTDIR=$D cmake --install "$BUILD" >/dev/null
 LIBDIR=$D$PREFIX/$(sed -n 's/^CMAKE_INSTALL_LIBDIR:PATH=//p' "$BUILD/CMakeCache.txt")
+# thothlock preloads the libthothlock.so of its own installed tree: it
+# looked only at the configured prefix, so a tree staged under DESTDIR or
+# installed with `cmake --install --prefix P` (the tutorial's way) said
+# "libthothlock.so not found" (or preloaded another install's library).
+preload=$(env -u THOTHLOCK_LIB "$D$PREFIX/bin/thothlock" -- sh -c 'printf %s "$LD_PRELOAD"' 2>"$D/thothlock.err") ||
+  { cat "$D/thothlock.err" >&2; echo "the installed thothlock did not run its program" >&2; exit 1; }
+[ "$preload" = "$LIBDIR/thoth/libthothlock.so" ] ||
+  { echo "the installed thothlock preloaded '$preload', not $LIBDIR/thoth/libthothlock.so" >&2; exit 1; }
+# ... and the installed thothctl names that library, by its full path,
+# for a process to preload (it said LD_PRELOAD=libthothlock.so, which ld.so
+# cannot find in LIBDIR/thoth: "cannot be preloaded: ignored").
+mkdir -m 700 "$D/rt"
+"$D$PREFIX/bin/thothctl" --runtime-dir "$D/rt" locks >/dev/null 2>"$D/locks.err" && { echo "thothctl locks found tables in an empty dir" >&2; exit 1; }
+grep -qF "LD_PRELOAD=$LIBDIR/thoth/libthothlock.so;" "$D/locks.err" ||
+  { cat "$D/locks.err" >&2; echo "the installed thothctl does not name the installed libthothlock.so" >&2; exit 1; }
 # The installed tree only: nothing from the source or build tree below.
 export PKG_CONFIG_LIBDIR=$LIBDIR/pkgconfig PKG_CONFIG_PATH= PKG_CONFIG_SYSROOT_DIR=$D
 pkg-config --exists thoth

@@ -133,6 +133,20 @@ if [ -n "$ECHO" ] && [ -n "$ECHO_CLIENT" ]; then
   # and the mailbox takes the next command at once
   out=$(ctl probe attach "$CORPUS/a01_count.o" --pid "$IPID" --wait 0.2 2>&1) || fail "attach after withdrawals: $out"
   echo "ok: probe run twice on an idle service"
+  # A detach posted once the service went idle waits for its next trace
+  # point; a command meanwhile is refused naming that detach and what to
+  # do (it said only "has not taken the previous probe command yet").
+  id=$(echo "$out" | sed -n 's/^probe \([0-9]*\): .*/\1/p')
+  [ -n "$id" ] || fail "no probe id in: $out"
+  tt_spawn "$ECHO_CLIENT" --runtime-dir "$RT" --rate 200 --report 60 >/dev/null 2>&1
+  cpid=$TT_PID
+  tt_until "$TT_DEADLINE" "probe $id running" sh -c "'$THOTHCTL' --runtime-dir '$RT' probe list | grep -q '^$id .*running'"
+  kill "$cpid"; tt_reap "$cpid"
+  sleep 0.3     # the client's hang-up handled: the service is idle
+  ctl probe detach "$id" >/dev/null || fail "detach of a running probe"
+  out=$(ctl probe attach "$CORPUS/a01_count.o" --pid "$IPID" --wait 0.2 2>&1) && fail "a command while a detach is pending: $out"
+  case $out in *"has not taken the detach of probe $id yet"*"try again after it"*) ;; *) fail "pending detach message: $out" ;; esac
+  echo "ok: a pending detach named: $out"
 fi
 
 # The target was never restarted.

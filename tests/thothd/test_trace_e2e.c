@@ -287,6 +287,9 @@ static void test_trace_stop_without_session_and_double_start_are_refused(void **
 	assert_int_equal(trace_cmd(f, "start", NULL), 1);
 	assert_non_null(strstr(f->out, "already running"));
 	assert_int_equal(trace_cmd(f, "stop", NULL), 0);
+	/* nothing lost is said so, not "0 lost (see thothd's log)" */
+	assert_non_null(strstr(f->out, "none lost"));
+	assert_null(strstr(f->out, "thothd's log"));
 }
 
 typedef struct timer_wakeups {

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lockprof_find.h"
 #include "locks.h"
 #include "locks.thoth.h"
 #include "thoth/error.h"
@@ -61,12 +62,20 @@ static bool parse_positive(const char *s, long max, long *out)
 
 static void no_tables(long pid, const char *where)
 {
+	/* The library by its full path: a bare LD_PRELOAD=libthothlock.so is
+	 * not found by ld.so (it lives in LIBDIR/thoth, off the loader's path),
+	 * which says "cannot be preloaded: ignored" and runs the program
+	 * unprofiled.  Beside a build's thothctl it is in tools/thothlock. */
+	static const char *const built[] = { "../thothlock/libthothlock.so", NULL };
+	char lib[PATH_MAX];
+	if (thothlock_find_library(built, lib, sizeof lib) != 0)
+		snprintf(lib, sizeof lib, "libthothlock.so");
 	if (pid)
 		fprintf(stderr, "thothctl: locks: process %ld publishes no lock statistics in %s "
-			"(run it with LD_PRELOAD=libthothlock.so; docs/LOCKS.md)\n", pid, where);
+			"(run it with LD_PRELOAD=%s; docs/LOCKS.md)\n", pid, where, lib);
 	else
 		fprintf(stderr, "thothctl: locks: no running process publishes lock statistics in %s "
-			"(run one with LD_PRELOAD=libthothlock.so; docs/LOCKS.md)\n", where);
+			"(run one with LD_PRELOAD=%s; docs/LOCKS.md)\n", where, lib);
 }
 
 /* No thothd: the same scan and report, here. */
@@ -129,7 +138,10 @@ static int locks_thothd(thoth_control_t *ctl, long pid, const thothlock_report_o
 	 * thothd that dies ends the call at once (its socket closes). */
 	ctl->sock.timeout_ms = LOCKS_CALL_MS;
 	int r = thoth_locks_LockReports_report(&ctl->client, &req, &resp, &arena);
-	if (r == THOTH_LOCKS_ERR_NO_TABLES) {
+	/* thothd's NoTables: said here, with the library's path (the branch
+	 * compared the code with r itself, which is THOTH_E_REMOTE, and never
+	 * ran: thothd's own words, a bare LD_PRELOAD=libthothlock.so, came) */
+	if (r == THOTH_E_REMOTE && ctl->client.remote_code == THOTH_LOCKS_ERR_NO_TABLES) {
 		no_tables(pid, "thothd's runtime directory");
 		free(scratch);
 		return 1;

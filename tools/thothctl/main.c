@@ -736,8 +736,12 @@ static void cmd_usage(const char *cmd)
 }
 
 /* The options of status/services/resolve, after the global ones are gone:
- * -1 to go on, else the exit status (help printed, or a usage error). */
-static int parse_cmd_options(int argc, char **argv, bool *watch, const char **min_version)
+ * -1 to go on, else the exit status (help printed, or a usage error).
+ * Their usage errors name the command, as every other command's do
+ * (thothctl(1)): "unknown option --bogus" alone, or "usage: resolve NAME
+ * ..." for a missing NAME, said neither which command nor what was wrong. */
+static int parse_cmd_options(const char *cmd, int argc, char **argv, bool *watch,
+			     const char **min_version)
 {
 	static const struct option options[] = {
 		{ "watch", no_argument, NULL, 'w' },
@@ -750,20 +754,33 @@ static int parse_cmd_options(int argc, char **argv, bool *watch, const char **mi
 	opterr = 0;
 	int li = -1;
 	while ((opt = getopt_long(argc, argv, ":h", options, &li)) != -1) {
+		int at = li; /* thothctl_empty_option resets li */
 		const char *empty = thothctl_empty_option(options, &li);
 		if (empty)
-			return thothctl_empty_value(argv[0], empty, NULL);
+			return thothctl_empty_value(cmd, empty, NULL);
 		switch (opt) {
-		case 'w': *watch = true; break;
-		case 'v': *min_version = optarg; break;
+		case 'w':
+		case 'v':
+			/* one table for three commands: --min-version is
+			 * resolve's alone, --watch the other two's */
+			if ((opt == 'v') != !strcmp(cmd, "resolve")) {
+				char name[32];
+				snprintf(name, sizeof name, "--%s", options[at].name);
+				return thothctl_usage_error(cmd, "unknown option", name);
+			}
+			if (opt == 'w')
+				*watch = true;
+			else
+				*min_version = optarg;
+			break;
 		case 'h': cmd_usage(argv[0]); return 0;
-		case ':': return usage_error("missing value for", thothctl_refused_word(argc, argv));
+		case ':': return thothctl_usage_error(cmd, "missing value for", thothctl_refused_word(argc, argv));
 		default: {
 			/* "--watch -5": a number meant as the interval, said so */
 			const char *w = thothctl_refused_word(argc, argv);
 			if (w[0] == '-' && isdigit((unsigned char)w[1]))
-				return usage_error("an interval is 10..3600000 ms, not", w);
-			return usage_error("unknown option", w);
+				return thothctl_usage_error(cmd, "an interval is 10..3600000 ms, not", w);
+			return thothctl_usage_error(cmd, "unknown option", w);
 		}
 		}
 	}
@@ -774,7 +791,7 @@ static int cmd_status_main(int argc, char **argv, const thothctl_opts_t *opts)
 {
 	bool watch = false;
 	const char *min_version = NULL;
-	int r = parse_cmd_options(argc, argv, &watch, &min_version);
+	int r = parse_cmd_options("status", argc, argv, &watch, &min_version);
 	if (r >= 0)
 		return r;
 	if (watch) {
@@ -785,14 +802,15 @@ static int cmd_status_main(int argc, char **argv, const thothctl_opts_t *opts)
 			char *end;
 			ms = strtol(argv[optind], &end, 10);
 			if (*end || ms < 10 || ms > 3600000)
-				return usage_error("status --watch takes an interval of 10..3600000 ms, not", argv[optind]);
-		} else if (optind < argc || min_version) {
-			return usage_error("usage: status [--watch [MS]]", NULL);
+				return thothctl_usage_error("status", "--watch takes an interval of 10..3600000 ms, not",
+							    argv[optind]);
+		} else if (optind < argc) {
+			return thothctl_usage_error("status", "unexpected argument", argv[optind + 1]);
 		}
 		return thothctl_status_watch(opts, (unsigned)ms);
 	}
-	if (optind < argc || min_version)
-		return usage_error("status takes no arguments", NULL);
+	if (optind < argc)
+		return thothctl_usage_error("status", "unexpected argument", argv[optind]);
 	thoth_control_t ctl;
 	if (thothctl_connect(&ctl, opts->runtime_dir))
 		return 1;
@@ -805,11 +823,12 @@ static int cmd_services_main(int argc, char **argv, const thothctl_opts_t *opts)
 {
 	bool watch = false;
 	const char *min_version = NULL;
-	int r = parse_cmd_options(argc, argv, &watch, &min_version);
+	int r = parse_cmd_options("services", argc, argv, &watch, &min_version);
 	if (r >= 0)
 		return r;
-	if (argc - optind > 1 || min_version)
-		return usage_error("usage: services [--watch] [PREFIX]", NULL);
+	if (argc - optind > 1)
+		return thothctl_usage_error("services", "one PREFIX at most; unexpected argument",
+					    argv[optind + 1]);
 	if (optind < argc && strlen(argv[optind]) > NAME_MAX_LEN) {
 		/* no name starts with it: the empty list thothd gives a long one */
 		if (!json)
@@ -829,11 +848,13 @@ static int cmd_resolve_main(int argc, char **argv, const thothctl_opts_t *opts)
 {
 	bool watch = false;
 	const char *min_version = NULL;
-	int r = parse_cmd_options(argc, argv, &watch, &min_version);
+	int r = parse_cmd_options("resolve", argc, argv, &watch, &min_version);
 	if (r >= 0)
 		return r;
-	if (argc - optind != 1 || watch)
-		return usage_error("usage: resolve NAME [--min-version V]", NULL);
+	if (optind == argc)
+		return thothctl_usage_error("resolve", "which service? give its NAME", NULL);
+	if (argc - optind > 1)
+		return thothctl_usage_error("resolve", "one NAME; unexpected argument", argv[optind + 1]);
 	if (bad_name_said(argv[optind]))
 		return 1;
 	if (min_version && strlen(min_version) > VERSION_MAX_LEN) {

@@ -19,6 +19,13 @@
 #include "daemon.thoth.h"
 #include "thothctl.h"
 
+/* What "serves" means here.  It said "a service needs a trace buffer", of
+ * services that had one (the tutorial's greeter, make run's echo) and serve
+ * on their own loop with thoth_chan_server_new, which keeps no such
+ * counters: the hint sent the reader after the wrong cause. */
+#define SERVES_HOW "with thoth_serve or thoth_serve_per_cpu (only those keep these counters, " \
+	"read through the process's trace buffer: thoth_trace_init_process)"
+
 static void print_json(const thoth_daemon_ServeCounters_t *s)
 {
 	printf("{\"pid\": %u, \"process\": ", s->pid);
@@ -132,15 +139,14 @@ int thothctl_serve(int argc, char **argv, const thothctl_opts_t *opts)
 	/* --pid names one process: none is "not found" (exit 1, as resolve's
 	 * is), not an empty answer. */
 	if (!resp.services.count && pid) {
-		fprintf(stderr, "thothctl: serve: no connected process with pid %u serves (a service "
-			"needs a trace buffer: thoth_trace_init_process)\n", pid);
+		fprintf(stderr, "thothctl: serve: no connected process with pid %u serves %s\n", pid,
+			SERVES_HOW);
 		free(mem);
 		thoth_control_close(&ctl);
 		return 1;
 	}
 	if (!resp.services.count && !opts->json)
-		printf("no connected process serves (a service needs a trace buffer: "
-		       "thoth_trace_init_process)\n");
+		printf("no connected process serves %s\n", SERVES_HOW);
 	for (uint32_t i = 0; i < resp.services.count; i++) {
 		if (opts->json)
 			print_json(&resp.services.items[i]);

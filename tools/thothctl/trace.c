@@ -162,9 +162,11 @@ static int do_stop(thoth_control_t *ctl)
 	if (json_out)
 		printf("{\"event\":\"stopped\",\"events\":%llu,\"lost\":%llu}\n",
 		       (unsigned long long)resp.events, (unsigned long long)resp.dropped);
-	else
-		printf("trace stopped: %llu events collected, %llu lost (see thothd's log)\n",
+	else if (resp.dropped)      /* the log has them by cause (dropped, overwritten, torn, ...) */
+		printf("trace stopped: %llu events collected, %llu lost (thothd's log says how)\n",
 		       (unsigned long long)resp.events, (unsigned long long)resp.dropped);
+	else        /* "0 lost (see thothd's log)" sent the reader looking for nothing */
+		printf("trace stopped: %llu events collected, none lost\n", (unsigned long long)resp.events);
 	return 0;
 }
 

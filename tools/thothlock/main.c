@@ -14,7 +14,7 @@
  * arguments; 127 PROGRAM could not be run; 1 the report failed.
  *
  * The library: $THOTHLOCK_LIB, else libthothlock.so next to this program
- * (the build tree), else the installed THOTHLOCK_INSTALLED_LIB.
+ * (the build tree), else the installed tree's (thothlock_find_library).
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -31,12 +31,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lockprof_find.h"
 #include "lockprof_report.h"
 #include "thoth/version.h"
-
-#ifndef THOTHLOCK_INSTALLED_LIB
-#define THOTHLOCK_INSTALLED_LIB "/usr/lib/thoth/libthothlock.so"
-#endif
 
 static volatile sig_atomic_t child_pid;
 
@@ -82,24 +79,12 @@ static int find_library(char *out, size_t cap)
 		snprintf(out, cap, "%s", env);
 		return 0;
 	}
-	char self[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-	if (n > 0) {
-		self[n] = 0;
-		char *slash = strrchr(self, '/');
-		if (slash) {
-			*slash = 0;
-			int w = snprintf(out, cap, "%s/libthothlock.so", self);
-			if (w > 0 && (size_t)w < cap && access(out, R_OK) == 0)
-				return 0;
-		}
-	}
-	if (access(THOTHLOCK_INSTALLED_LIB, R_OK) == 0) {
-		snprintf(out, cap, "%s", THOTHLOCK_INSTALLED_LIB);
+	/* next to this program (the build tree), then its installed tree's */
+	static const char *const beside[] = { "libthothlock.so", NULL };
+	if (thothlock_find_library(beside, out, cap) == 0)
 		return 0;
-	}
-	fprintf(stderr, "thothlock: libthothlock.so not found (next to thothlock, at %s, "
-	        "or in $THOTHLOCK_LIB)\n", THOTHLOCK_INSTALLED_LIB);
+	fprintf(stderr, "thothlock: libthothlock.so not found (next to thothlock, at %s from it, "
+	        "at %s, or in $THOTHLOCK_LIB)\n", THOTHLOCK_RELATIVE_LIB, THOTHLOCK_INSTALLED_LIB);
 	return -1;
 }
 

@@ -1,0 +1,52 @@
+/*
+ * lockprof_find.c - where libthothlock.so is (lockprof_find.h).  One rule
+ * for thothlock and thothctl: looked up only at the configured prefix, an
+ * install moved with `cmake --install --prefix P` or staged under DESTDIR
+ * had thothlock say "not found" and thothctl advise an LD_PRELOAD that
+ * ld.so could not load.
+ */
+#define _GNU_SOURCE
+#include "lockprof_find.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef THOTHLOCK_INSTALLED_LIB
+#define THOTHLOCK_INSTALLED_LIB "/usr/lib/thoth/libthothlock.so"
+#endif
+#ifndef THOTHLOCK_RELATIVE_LIB
+#define THOTHLOCK_RELATIVE_LIB "../lib/thoth/libthothlock.so"
+#endif
+
+/* DIR/REL into OUT, resolved, if it is there. */
+static int try_path(const char *dir, const char *rel, char *out, size_t cap)
+{
+	char path[PATH_MAX];
+	int w = snprintf(path, sizeof path, "%s/%s", dir, rel);
+	if (w < 0 || (size_t)w >= sizeof path || cap < PATH_MAX || access(path, R_OK) != 0)
+		return -1;
+	return realpath(path, out) ? 0 : -1;
+}
+
+int thothlock_find_library(const char *const *rel, char *out, size_t cap)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+	char *slash = n > 0 ? (self[n] = '\0', strrchr(self, '/')) : NULL;
+	if (slash) {
+		*slash = '\0';
+		for (size_t i = 0; rel && rel[i]; i++)
+			if (try_path(self, rel[i], out, cap) == 0)
+				return 0;
+		if (try_path(self, THOTHLOCK_RELATIVE_LIB, out, cap) == 0)
+			return 0;
+	}
+	if (access(THOTHLOCK_INSTALLED_LIB, R_OK) == 0 && strlen(THOTHLOCK_INSTALLED_LIB) < cap) {
+		snprintf(out, cap, "%s", THOTHLOCK_INSTALLED_LIB);
+		return 0;
+	}
+	return -1;
+}

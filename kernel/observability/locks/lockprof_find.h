@@ -1,0 +1,21 @@
+/*
+ * lockprof_find.h - where libthothlock.so is, for the programs that name it
+ * (thothlock preloads it; `thothctl locks` tells the user what to preload).
+ */
+#ifndef THOTH_LOCKPROF_FIND_H
+#define THOTH_LOCKPROF_FIND_H
+
+#include <stddef.h>
+
+/*
+ * The library beside the running executable: the first of REL (paths
+ * relative to the executable's folder, NULL-terminated) that is readable,
+ * then THOTHLOCK_RELATIVE_LIB (an installed tree: BINDIR to
+ * LIBDIR/thoth/libthothlock.so, wherever the tree was installed or
+ * staged), then THOTHLOCK_INSTALLED_LIB (the configured prefix's).  OUT
+ * (at least PATH_MAX) gets it without "..": it is shown to people and put
+ * in LD_PRELOAD.  0, or -1 when none is there.
+ */
+int thothlock_find_library(const char *const *rel, char *out, size_t cap);
+
+#endif
