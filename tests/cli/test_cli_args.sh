@@ -134,6 +134,12 @@ for o in budget-ms from to since until; do
   refused 2 "thothctl: codex: --$o needs a value, not an empty one" "$THOTHCTL" codex read s --$o=
 done
 refused 2 "thothctl: resolve: --min-version needs a value, not an empty one" "$THOTHCTL" resolve x --min-version=
+# probe's own parser: run refused neither ('cannot write :', exit 1; a
+# service named nothing asked of thothd), as attach refuses --service ''.
+refused 2 "thothctl: probe run: --emit wants a file name, not ''" \
+  "$THOTHCTL" probe run 'loop_wakeup { @n = count(); }' --emit ''
+refused 2 "thothctl: probe run: --service wants a name, not ''" \
+  "$THOTHCTL" probe run 'loop_wakeup { @n = count(); }' --service ''
 
 # thothctl moderation: a named interface that does not exist; the usage
 # offers only the policies --policy takes.

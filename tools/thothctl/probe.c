@@ -817,6 +817,13 @@ static int probe_run(int argc, char **argv, const thothctl_opts_t *opts)
 	if (!emit && (!pid) == (!service))      /* exactly one target, or --emit */
 		return probe_usage_error("run", pid ? "--pid or --service, not both"
 					 : "whose? give --pid PID, --service NAME or --emit FILE.o", NULL);
+	/* Empty values ("$SVC" unset) said as attach says them: --service ''
+	 * went on to ask thothd for a service named nothing, --emit '' ended
+	 * in "cannot write : No such file or directory", exit 1. */
+	if (service && !service[0])
+		return probe_usage_error("run", "--service wants a name, not ''", NULL);
+	if (emit && !emit[0])
+		return probe_usage_error("run", "--emit wants a file name, not ''", NULL);
 	char err[512];
 	uint8_t *elf;
 	size_t len;
