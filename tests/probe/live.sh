@@ -141,6 +141,15 @@ if [ -n "$ECHO" ] && [ -n "$ECHO_CLIENT" ]; then
   tt_spawn "$ECHO_CLIENT" --runtime-dir "$RT" --rate 200 --report 60 >/dev/null 2>&1
   cpid=$TT_PID
   tt_until "$TT_DEADLINE" "probe $id running" sh -c "'$THOTHCTL' --runtime-dir '$RT' probe list | grep -q '^$id .*running'"
+  # A newer probe attached and detached meanwhile: its detach is taken but
+  # its record keeps the detach's number, and the refusal below named it
+  # (the newest record with a detach) instead of the pending one.
+  out=$(ctl probe attach "$CORPUS/a01_count.o" --pid "$IPID" --wait 2 2>&1) || fail "a second attach: $out"
+  id2=$(echo "$out" | sed -n 's/^probe \([0-9]*\): .*/\1/p')
+  [ -n "$id2" ] || fail "no probe id in: $out"
+  tt_until "$TT_DEADLINE" "probe $id2 running" sh -c "'$THOTHCTL' --runtime-dir '$RT' probe list | grep -q '^$id2 .*running'"
+  ctl probe detach "$id2" >/dev/null || fail "detach of probe $id2"
+  tt_until "$TT_DEADLINE" "probe $id2 detached" sh -c "'$THOTHCTL' --runtime-dir '$RT' probe list | grep -q '^$id2 .*detached'"
   kill "$cpid"; tt_reap "$cpid"
   # Stopped, the service reaches no trace point, so the detach stays
   # pending for certain (a sleep for the client's hang-up to be handled
