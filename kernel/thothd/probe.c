@@ -282,8 +282,11 @@ static void busy_reason(thothd_t *d, uint32_t pid, char *msg, size_t len)
 	/* A detach posted just as the process went idle (`probe run` on a
 	 * service whose clients stopped): nothing to withdraw, it only waits.
 	 * The bare "previous probe command" named neither it nor what to do. */
+	uint64_t acked = mb ? __atomic_load_n(&mb->ack_seq, __ATOMIC_ACQUIRE) : UINT64_MAX;
 	for (probe_rec_t *r = d->probes->recs; r; r = r->next)
-		if (!r->kernel && r->pid == pid && r->detach_seq) {
+		/* not yet taken: a detach taken keeps its detach_seq (refresh),
+		 * and a newer probe detached before named itself here */
+		if (!r->kernel && r->pid == pid && r->detach_seq > acked) {
 			snprintf(msg, len, "pid %u has not taken the detach of probe %llu yet (taken at its "
 				 "next trace point, e.g. its next call; try again after it)",
 				 pid, (unsigned long long)r->id);

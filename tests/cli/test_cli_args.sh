@@ -469,6 +469,7 @@ one_line "status: unknown option --bogus" status --bogus
 one_line "status: unexpected argument extra" status extra
 one_line "status: unknown option --min-version" status --min-version 1
 one_line "status: unexpected argument extra" status --watch 100 extra
+one_line "status: --watch takes an interval of 10..3600000 ms, not extra" status --watch extra 100
 one_line "services: unknown option --bogus" services --bogus
 one_line "services: one PREFIX at most; unexpected argument b" services a b
 one_line "services: unknown option --min-version" services --min-version 1

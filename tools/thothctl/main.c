@@ -798,14 +798,16 @@ static int cmd_status_main(int argc, char **argv, const thothctl_opts_t *opts)
 		/* SCALE-2: status --watch [MS] reads the shared table, no round
 		 * trip per line (status_watch.c); MS defaults to 1000. */
 		long ms = 1000;
-		if (optind + 1 == argc) {
+		if (optind < argc) {
+			/* the interval first: `--watch extra 100` named the good
+			 * 100 as the unexpected word */
 			char *end;
 			ms = strtol(argv[optind], &end, 10);
-			if (*end || ms < 10 || ms > 3600000)
+			if (end == argv[optind] || *end || ms < 10 || ms > 3600000)
 				return thothctl_usage_error("status", "--watch takes an interval of 10..3600000 ms, not",
 							    argv[optind]);
-		} else if (optind < argc) {
-			return thothctl_usage_error("status", "unexpected argument", argv[optind + 1]);
+			if (optind + 1 < argc)
+				return thothctl_usage_error("status", "unexpected argument", argv[optind + 1]);
 		}
 		return thothctl_status_watch(opts, (unsigned)ms);
 	}
