@@ -331,8 +331,10 @@ static void test_a_doorbell_flood_costs_two_wakeups_per_period(void **state)
 	assert_true(rung > 0);
 }
 
-/* Context switches of thread PID of process PID (its main thread). */
-static uint64_t ctxt_switches(pid_t pid)
+/* Voluntary context switches of process PID's main thread: one each time
+ * it goes back to sleep, so one per wake-up.  (Involuntary ones are the
+ * host preempting it while it runs: the load's, not the attacker's.) */
+static uint64_t ctxt_switches(pid_t pid, uint64_t *involuntary)
 {
 	char p[64], line[128];
 	snprintf(p, sizeof p, "/proc/%d/task/%d/status", (int)pid, (int)pid);
@@ -340,9 +342,10 @@ static uint64_t ctxt_switches(pid_t pid)
 	uint64_t n = 0;
 	unsigned long long v;
 	while (f && fgets(line, sizeof line, f))
-		if (sscanf(line, "voluntary_ctxt_switches: %llu", &v) == 1 ||
-		    sscanf(line, "nonvoluntary_ctxt_switches: %llu", &v) == 1)
-			n += v;
+		if (sscanf(line, "voluntary_ctxt_switches: %llu", &v) == 1)
+			n = v;
+		else if (sscanf(line, "nonvoluntary_ctxt_switches: %llu", &v) == 1)
+			*involuntary = v;
 	if (f)
 		fclose(f);
 	return n;
@@ -364,19 +367,24 @@ static void test_a_doorbell_flood_leaves_thothd_asleep(void **state)
 	assert_true(slot >= 0);
 	flood_t f[2] = { 0 };
 	pthread_t t[2];
-	uint64_t before = ctxt_switches(h.thothd);
+	uint64_t inv0 = 0, inv1 = 0;
+	uint64_t before = ctxt_switches(h.thothd, &inv0);
 	for (int i = 0; i < 2; i++) {
 		assert_int_equal(bell_addr(slot, &f[i].to), 0);
 		assert_int_equal(pthread_create(&t[i], NULL, flood_main, &f[i]), 0);
 	}
 	usleep(1000000);
 	flood_stop(f, t, 2);
-	uint64_t after = ctxt_switches(h.thothd);
-	print_message("thothd under a 1 s doorbell flood (%llu + %llu datagrams): %llu context switches\n",
+	uint64_t after = ctxt_switches(h.thothd, &inv1);
+	print_message("thothd under a 1 s doorbell flood (%llu + %llu datagrams): %llu context switches "
+		      "(and %llu involuntary)\n",
 		      (unsigned long long)f[0].sent, (unsigned long long)f[1].sent,
-		      (unsigned long long)(after - before));
+		      (unsigned long long)(after - before), (unsigned long long)(inv1 - inv0));
 	/* One bogus ring, and what the host's scheduler adds; and the flood
-	 * was queued on thothd's doorbell (else this says nothing). */
+	 * was queued on thothd's doorbell (else this says nothing).  Not the
+	 * involuntary switches: each datagram read wakes a blocked sender,
+	 * which may preempt thothd (up to 24 in one 64-datagram drain at
+	 * load ~10: they broke a bound of 10 on both together in 3 of 31 runs). */
 	assert_true(f[0].sent + f[1].sent > 0);
 	assert_true(after - before <= 10);
 	thoth_daemon_Daemon_status_resp_t st;
