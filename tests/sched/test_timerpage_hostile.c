@@ -327,7 +327,7 @@ static void test_a_doorbell_flood_costs_two_wakeups_per_period(void **state)
 	/* The flood reached the victim (else the bound below says nothing). */
 	uint64_t rung = v->rung;
 	victim_judge(v, "doorbell flood");
-	assert_true(f[0].sent > 0 && f[1].sent > 0);
+	assert_true(f[0].sent + f[1].sent > 0);
 	assert_true(rung > 0);
 }
 
