@@ -324,11 +324,17 @@ static void test_a_doorbell_flood_costs_two_wakeups_per_period(void **state)
 	flood_stop(f, t, 2);
 	print_message("flood: %llu + %llu datagrams sent\n", (unsigned long long)f[0].sent,
 		      (unsigned long long)f[1].sent);
+	/* The flood reached the victim (else the bound below says nothing). */
+	uint64_t rung = v->rung;
 	victim_judge(v, "doorbell flood");
+	assert_true(f[0].sent + f[1].sent > 0);
+	assert_true(rung > 0);
 }
 
-/* Context switches of thread PID of process PID (its main thread). */
-static uint64_t ctxt_switches(pid_t pid)
+/* Voluntary context switches of process PID's main thread: one each time
+ * it goes back to sleep, so one per wake-up.  (Involuntary ones are the
+ * host preempting it while it runs: the load's, not the attacker's.) */
+static uint64_t ctxt_switches(pid_t pid, uint64_t *involuntary)
 {
 	char p[64], line[128];
 	snprintf(p, sizeof p, "/proc/%d/task/%d/status", (int)pid, (int)pid);
@@ -336,9 +342,10 @@ static uint64_t ctxt_switches(pid_t pid)
 	uint64_t n = 0;
 	unsigned long long v;
 	while (f && fgets(line, sizeof line, f))
-		if (sscanf(line, "voluntary_ctxt_switches: %llu", &v) == 1 ||
-		    sscanf(line, "nonvoluntary_ctxt_switches: %llu", &v) == 1)
-			n += v;
+		if (sscanf(line, "voluntary_ctxt_switches: %llu", &v) == 1)
+			n = v;
+		else if (sscanf(line, "nonvoluntary_ctxt_switches: %llu", &v) == 1)
+			*involuntary = v;
 	if (f)
 		fclose(f);
 	return n;
@@ -360,18 +367,25 @@ static void test_a_doorbell_flood_leaves_thothd_asleep(void **state)
 	assert_true(slot >= 0);
 	flood_t f[2] = { 0 };
 	pthread_t t[2];
-	uint64_t before = ctxt_switches(h.thothd);
+	uint64_t inv0 = 0, inv1 = 0;
+	uint64_t before = ctxt_switches(h.thothd, &inv0);
 	for (int i = 0; i < 2; i++) {
 		assert_int_equal(bell_addr(slot, &f[i].to), 0);
 		assert_int_equal(pthread_create(&t[i], NULL, flood_main, &f[i]), 0);
 	}
 	usleep(1000000);
 	flood_stop(f, t, 2);
-	uint64_t after = ctxt_switches(h.thothd);
-	print_message("thothd under a 1 s doorbell flood (%llu + %llu datagrams): %llu context switches\n",
+	uint64_t after = ctxt_switches(h.thothd, &inv1);
+	print_message("thothd under a 1 s doorbell flood (%llu + %llu datagrams): %llu context switches "
+		      "(and %llu involuntary)\n",
 		      (unsigned long long)f[0].sent, (unsigned long long)f[1].sent,
-		      (unsigned long long)(after - before));
-	/* One bogus ring, and what the host's scheduler adds. */
+		      (unsigned long long)(after - before), (unsigned long long)(inv1 - inv0));
+	/* One bogus ring, and what the host's scheduler adds; and the flood
+	 * was queued on thothd's doorbell (else this says nothing).  Not the
+	 * involuntary switches: each datagram read wakes a blocked sender,
+	 * which may preempt thothd (up to 24 in one 64-datagram drain at
+	 * load ~10: they broke a bound of 10 on both together in 3 of 31 runs). */
+	assert_true(f[0].sent + f[1].sent > 0);
 	assert_true(after - before <= 10);
 	thoth_daemon_Daemon_status_resp_t st;
 	assert_int_equal(harness_status(&ctl, &st), 0);
@@ -382,7 +396,8 @@ static void test_a_doorbell_flood_leaves_thothd_asleep(void **state)
  * (slots nobody or the attacker binds), to names of other generations, and
  * every free slot's doorbell name squatted by a directory, so a loop that
  * claims one cannot bind it.  The victim that cannot bind falls back to
- * the per-boot grid (no slot kept, no ring), and fires as before.
+ * the per-boot grid (no slot kept, no ring), and fires as before.  An
+ * audit that found nothing to fix: the loop before hostile41 passes it.
  */
 static void test_forged_and_squatted_doorbells_cost_nothing(void **state)
 {
@@ -588,10 +603,13 @@ static void test_lies_in_a_slot_cost_the_victim_its_own_rate_at_most(void **stat
 	print_message("scribbler: %llu slot writes\n", (unsigned long long)sc.writes);
 	/* The fast loop rang: the lie was believed, and it cost the victim no
 	 * more than its own rate. */
-	uint64_t fast_bells = fast->bells;
+	uint64_t fast_bells = fast->bells, slow_rung = slow->rung;
 	victim_judge(slow, "slow victim, lied about");
 	victim_judge(fast, "fast honest loop");
 	assert_true(fast_bells > 0);
+	/* ... and reached the victim (the fast loop also rings the page's
+	 * other lying slots: its bells alone do not show it). */
+	assert_true(slow_rung > 0);
 	/* thothd lived through the scribbles and its reaps. */
 	thoth_daemon_Daemon_status_resp_t st;
 	assert_int_equal(harness_status(&ctl, &st), 0);
