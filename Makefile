@@ -42,8 +42,9 @@ JOBS       ?= $(shell nproc)
 # or thoth_timing_sensitive (tests/CMakeLists.txt).  The ASan stage too
 # since stop 41 (its tests' hang guards and the live-drain count fixed for
 # it there, then three clean -j4 runs at load medians 2-8: 274 s at load 2
-# against stop 40's 373 s at -j2; docs/TESTING.md "Test stage (stop 41)");
-# the TSan stage stays serial.
+# against stop 40's 373 s at -j2; docs/TESTING.md "Test stage (stop 41)";
+# at load 11-14 its tests needed longer hang guards: thoth_add_test gives
+# them 3x there); the TSan stage stays serial.
 CTEST_JOBS ?= $(shell echo $$(( $(JOBS) * 2 )))
 PREFIX     ?= /usr/local
 DESTDIR    ?=
