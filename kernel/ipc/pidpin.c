@@ -54,7 +54,7 @@ bool thoth__pid_lived_through(uint32_t pid, int pidfd)
 
 /* After a read of PID's files: -1 with ESRCH when the pinned process did
  * not live through it, else R with errno E kept. */
-static int checked(uint32_t pid, int pidfd, int r, int e)
+static ssize_t checked(uint32_t pid, int pidfd, ssize_t r, int e)
 {
 	if (!thoth__pid_lived_through(pid, pidfd)) {
 		errno = ESRCH;
@@ -81,7 +81,7 @@ ssize_t thoth__proc_read_pinned(uint32_t pid, int pidfd, const char *file, char 
 	int e = errno;
 	if (n >= 0 && cap)
 		buf[n] = 0;
-	n = checked(pid, pidfd, (int)n, e);
+	n = checked(pid, pidfd, n, e);
 	if (n < 0 && cap)
 		buf[0] = 0;     /* another process's words, or none */
 	return n;
@@ -92,5 +92,5 @@ int thoth__proc_stat_pinned(uint32_t pid, int pidfd, const char *file, struct st
 	char path[96];
 	snprintf(path, sizeof path, "/proc/%u/%s", pid, file);
 	int r = stat(path, st);
-	return checked(pid, pidfd, r, errno);
+	return (int)checked(pid, pidfd, r, errno);
 }

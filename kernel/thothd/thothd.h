@@ -110,6 +110,7 @@ struct thothd_client {
 	int fd;                         /* -1: in-process client (fuzzing): output discarded */
 	uint32_t uid, pid;              /* SO_PEERCRED */
 	int accept_pidfd;               /* PID pinned at accept where SO_PEERPIDFD is missing; else -1 */
+	bool accept_pin_gone;           /* PID named no process at accept: never opened later */
 	thoth_source_t *source;
 	thoth_stream_reader_t reader;
 	thoth_registry_owner_t *owner;

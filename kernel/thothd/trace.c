@@ -605,8 +605,12 @@ void thothd__client_pin_accepted(thothd_client_t *c)
 				    "pinned by pidfd_open as it connects");
 		}
 	}
-	if (peer_pidfd_known == 0 && c->accept_pidfd < 0 && c->pid)
+	if (peer_pidfd_known == 0 && c->accept_pidfd < 0 && c->pid) {
 		c->accept_pidfd = thoth__pid_pin(c->pid);
+		/* Gone already: a number opened later could only name
+		 * another process (thothd__client_pidfd says gone). */
+		c->accept_pin_gone = c->accept_pidfd < 0 && errno == ESRCH;
+	}
 }
 
 void thothd__peer_pidfd_forget(void)
@@ -619,8 +623,8 @@ void thothd__peer_pidfd_forget(void)
  * (SO_PEERPIDFD).  Without it (a kernel before 6.5) the pidfd opened from
  * the number as it connected (thothd__client_pin_accepted: a number
  * already reused then is the residual risk), or for an in-process client
- * the number opened now.  -1: none (the process is gone; ENOSYS: a kernel
- * or seccomp filter without pidfds). */
+ * the number opened now.  -1: none (the process is gone, or was already
+ * at accept: ESRCH; ENOSYS: a kernel or seccomp filter without pidfds). */
 int thothd__client_pidfd(const thothd_client_t *c)
 {
 	if (c->fd >= 0) {
@@ -651,6 +655,10 @@ int thothd__client_pidfd(const thothd_client_t *c)
 		}
 		if (c->accept_pidfd >= 0)
 			return fcntl(c->accept_pidfd, F_DUPFD_CLOEXEC, 0);
+		if (c->accept_pin_gone) {
+			errno = ESRCH;
+			return -1;
+		}
 	}
 	return thoth__pid_pin(c->pid);
 }

@@ -29,6 +29,7 @@
 
 #include "../common/held_child.h"
 #include "locks.h"
+#include "pidpin.h"
 #include "lockprof_layout.h"
 #include "scan_report.h"
 
@@ -288,6 +289,103 @@ static void test_rings_beyond_the_followed_ones_are_not_read_twice(void **state)
 	clear_dir();
 }
 
+/* A ring's process is named by /proc/PID/comm, PID the table header's
+ * word, read with PID pinned (pidpin.h).  Two live children's tables: the
+ * one ended and reaped by the hook between its comm read and the pidfd
+ * check (its number perhaps another program's by then) is not named; the
+ * other is, by its own comm.  Before, comm was read unpinned: the ended
+ * one was named too (and the hook never ran). */
+static bool nothing_to_prepare(void *arg)
+{
+	(void)arg;
+	return true;
+}
+
+typedef struct ring_names {
+	uint32_t pid[2];
+	char name[2][32];
+	int waits[2];
+} ring_names_t;
+
+static void name_wait(const thoth_trace_event_t *ev, const char *process, void *ctx)
+{
+	ring_names_t *n = ctx;
+	for (int i = 0; i < 2; i++)
+		if (ev->pid == n->pid[i]) {
+			snprintf(n->name[i], sizeof n->name[i], "%s", process);
+			n->waits[i]++;
+		}
+}
+
+static pid_t ring_ended = -1;
+static int ring_release = -1;
+
+static void end_ring_process(uint32_t pid)
+{
+	if ((pid_t)pid != ring_ended)
+		return;
+	close(ring_release);
+	assert_int_equal(waitpid(ring_ended, NULL, 0), ring_ended);
+	ring_ended = -1;
+}
+
+static void write_ring_table(pid_t pid)
+{
+	char path[400], name[32];
+	snprintf(name, sizeof name, "%d.table", (int)pid);
+	at(path, sizeof path, name);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	static unsigned char page[THOTHLOCK_HEADER_SIZE];
+	memset(page, 0, sizeof page);
+	thothlock_header_t h = { .magic = THOTHLOCK_MAGIC, .version = THOTHLOCK_VERSION,
+				 .header_size = THOTHLOCK_HEADER_SIZE, .pid = pid, .start_ns = 1,
+				 .events_offset = THOTHLOCK_HEADER_SIZE, .event_capacity = 1, .event_head = 1 };
+	memcpy(page, &h, sizeof h);
+	assert_int_equal(fwrite(page, 1, sizeof page, f), sizeof page);
+	thothlock_event_t e = { .seq = 1, .start_ns = 100, .wait_ns = 5, .lock = 0x10 };
+	assert_int_equal(fwrite(&e, sizeof e, 1, f), 1);
+	fclose(f);
+}
+
+static void test_a_ring_process_that_exits_while_named_is_not_named(void **state)
+{
+	(void)state;
+	/* The kept one first: the ended one, forked after, holds a copy of
+	 * the kept one's release pipe, not the other way round. */
+	int kept_release;
+	pid_t kept = test_held_child(nothing_to_prepare, NULL, &kept_release);
+	pid_t ended = test_held_child(nothing_to_prepare, NULL, &ring_release);
+	ring_ended = ended;
+	write_ring_table(ended);
+	write_ring_table(kept);
+	char comm[32] = "";
+	FILE *cf = fopen("/proc/self/comm", "r");
+	assert_non_null(cf);
+	assert_non_null(fgets(comm, sizeof comm, cf));
+	fclose(cf);
+	comm[strcspn(comm, "\n")] = 0;
+	ring_names_t n = { .pid = { (uint32_t)ended, (uint32_t)kept } };
+	thothd_lock_rings_t *r;
+	assert_int_equal(thothd_lock_rings_new(&r), 0);
+	uint64_t lost = 0;
+	thoth__pidpin_after_read = end_ring_process;
+	(void)thothd_lock_rings_poll(r, dir, 0, name_wait, &n, &lost);
+	thoth__pidpin_after_read = NULL;
+	bool hook_ran = ring_ended < 0;
+	if (!hook_ran)
+		end_ring_process((uint32_t)ring_ended);
+	close(kept_release);
+	assert_int_equal(waitpid(kept, NULL, 0), kept);
+	thothd_lock_rings_free(r);
+	clear_dir();
+	assert_true(hook_ran);
+	assert_int_equal(n.waits[0], 1);
+	assert_int_equal(n.waits[1], 1);
+	assert_string_equal(n.name[0], "");
+	assert_string_equal(n.name[1], comm);
+}
+
 /* A header claiming a ring far larger than the preload writes (64 Ki
  * slots, all new): one poll reads its newest THOTHD_LOCKS_RING_READ_MAX
  * and counts the rest lost, so a ring stays one short step of a poll
@@ -474,6 +572,7 @@ int main(void)
 		cmocka_unit_test(test_special_files_are_refused_by_kind_without_blocking),
 		cmocka_unit_test(test_garbage_mapped_by_a_live_process_is_refused_by_the_reader),
 		cmocka_unit_test(test_leftovers_and_foreign_names_are_skipped_silently),
+		cmocka_unit_test(test_a_ring_process_that_exits_while_named_is_not_named),
 		cmocka_unit_test(test_refusals_beyond_the_kept_ones_are_counted),
 		cmocka_unit_test(test_rings_of_hostile_files_give_no_events),
 		cmocka_unit_test(test_rings_beyond_the_followed_ones_are_not_read_twice),

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <string.h>
 #include <dirent.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -21,6 +22,9 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "../common/held_child.h"
+#include "pidpin.h"
 
 #include "thoth/error.h"
 #include "thoth/trace.h"
@@ -1726,6 +1730,69 @@ static void test_a_forked_child_polls_once_per_parent_command(void **state)
 	assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/* In the child: 16 bytes in a memfd at descriptor 77 (an object's place
+ * in thothd's fd table, as an ATTACH names it). */
+static bool hold_object(void *arg)
+{
+	(void)arg;
+	int fd = memfd_create("object", MFD_CLOEXEC);
+	return fd >= 0 && write(fd, "0123456789abcdef", 16) == 16 && dup2(fd, 77) == 77;
+}
+
+static pid_t object_holder = -1;
+static int object_release = -1;
+
+/* pidpin.h's hook: the sender ended and reaped after its object was read,
+ * before the mailbox checks its pidfd (the race made deterministic). */
+static void end_object_holder(uint32_t pid)
+{
+	if ((pid_t)pid != object_holder)
+		return;
+	close(object_release);
+	assert_int_equal(waitpid(object_holder, NULL, 0), object_holder);
+	object_holder = -1;
+}
+
+/*
+ * An ATTACH names the object by the sender's pid and descriptor; the
+ * mailbox reads it through /proc/PID/fd/N with PID pinned (pidpin.h).  A
+ * sender that exits during the read (its number perhaps another
+ * program's by then, whose descriptor would be loaded as the object) is
+ * refused by name, not loaded.  On the code before nothing was pinned:
+ * the bytes were taken and refused only as a bad object.
+ */
+static void test_an_attach_whose_sender_exits_while_its_object_is_read_is_refused(void **state)
+{
+	start_tracing(64, THOTH_TRACE_OVERWRITE_OLDEST, THOTH_TRACE_ALL_CATEGORIES);
+	thoth_trace_probe_mailbox_t *mb =
+		(void *)((char *)thoth_trace_buffer.control + THOTH_TRACE_PROBE_MAILBOX_OFFSET);
+	pid_t holder = test_held_child(hold_object, NULL, &object_release);
+	object_holder = holder;
+	uint64_t seq = __atomic_load_n(&mb->ack_seq, __ATOMIC_ACQUIRE);
+	if (seq < thoth__probe_taken_seq)
+		seq = thoth__probe_taken_seq;
+	seq++;
+	mb->cmd = THOTH_TRACE_PROBE_CMD_ATTACH;
+	mb->from_pid = (uint32_t)holder;
+	mb->object_fd = 77;
+	mb->object_len = 16;
+	mb->probe_id = 0x7779;
+	__atomic_store_n(&mb->cmd_seq, seq, __ATOMIC_RELEASE);
+	thoth__probe_bits(true);
+	thoth__pidpin_after_read = end_object_holder;
+	THOTH_TRACE(USER, attach_point, 1, 0);
+	thoth__pidpin_after_read = NULL;
+	if (object_holder >= 0)         /* the hook never ran: the child still held */
+		end_object_holder((uint32_t)object_holder);
+	assert_int_equal(__atomic_load_n(&mb->ack_seq, __ATOMIC_ACQUIRE), seq);
+	assert_int_equal(mb->ack_status, THOTH_E_INVAL);
+	char want[160];
+	snprintf(want, sizeof want, "pid %d exited while the object at /proc/%d/fd/77 was read", (int)holder,
+		 (int)holder);
+	if (!strstr(mb->ack_msg, want))
+		fail_msg("ack \"%s\" lacks \"%s\"", mb->ack_msg, want);
+}
+
 /*
  * A dispatcher that loaded the oneway mirror's pointer (or a trace point
  * the enabled word's) just before thoth_trace_shutdown swapped it may
@@ -1777,6 +1844,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_a_drain_to_a_cut_reads_exactly_what_came_before_it, teardown),
 		cmocka_unit_test_teardown(test_a_ring_naming_another_pid_is_not_probed, teardown),
 		cmocka_unit_test_teardown(test_a_forked_child_never_takes_the_parents_probe_command, teardown),
+		cmocka_unit_test_teardown(test_an_attach_whose_sender_exits_while_its_object_is_read_is_refused,
+					  teardown),
 		cmocka_unit_test_teardown(test_a_forked_child_polls_once_per_parent_command, teardown),
 		cmocka_unit_test_teardown(test_a_zombie_writer_is_dead, teardown),
 		cmocka_unit_test_teardown(test_a_forked_child_sharing_the_buffer_is_counted_torn_once_added,

@@ -257,8 +257,13 @@ static peer_t *hook_peer;
 
 /* Each test below starts from the real kernel whatever an earlier failed
  * one left set (a failed assertion skips its restoring lines). */
+static long (*real_pidfd_open)(pid_t pid, unsigned flags);
+
 static void real_kernel(void)
 {
+	if (!real_pidfd_open)
+		real_pidfd_open = thoth__pidfd_open_call;
+	thoth__pidfd_open_call = real_pidfd_open;
 	thoth__pidpin_after_read = NULL;
 	thothd__peer_getsockopt = getsockopt;
 	played_errno = 0;
@@ -347,6 +352,46 @@ static void test_without_so_peerpidfd_the_peer_is_pinned_at_accept(void **state)
 	assert_int_equal(open_fds(), before);
 }
 
+/* pidfd_open played as answering "no such process" at accept. */
+static long gone_at_accept(pid_t pid, unsigned flags)
+{
+	(void)pid;
+	(void)flags;
+	errno = ESRCH;
+	return -1;
+}
+
+/* A kernel without SO_PEERPIDFD (played) and a peer whose number named no
+ * process when accept tried to pin it (played: pidfd_open says ESRCH).
+ * The number, opened at a later read, could only name another process
+ * (here the live child plays the one the number went to): the peer is
+ * gone for good, nothing read.  The code once opened the number again. */
+static void test_a_peer_gone_at_accept_is_never_opened_by_number(void **state)
+{
+	(void)state;
+	real_kernel();
+	int before = open_fds();
+	peer_t p;
+	peer_connect(&p);
+	played_errno = ENOPROTOOPT;
+	thothd__peer_getsockopt = older_kernel;
+	thoth__pidfd_open_call = gone_at_accept;
+	thothd__client_pin_accepted(&p.c);
+	thoth__pidfd_open_call = real_pidfd_open;
+	assert_int_equal(p.c.accept_pidfd, -1);
+	errno = 0;
+	assert_int_equal(thothd__client_pidfd(&p.c), -1);
+	assert_int_equal(errno, ESRCH);
+	char comm[32];
+	errno = 0;
+	assert_int_equal(thothd__client_proc_read(&p.c, "comm", comm, sizeof comm), -1);
+	assert_int_equal(errno, ESRCH);
+	assert_string_equal(comm, "");
+	real_kernel();
+	peer_close(&p);
+	assert_int_equal(open_fds(), before);
+}
+
 /* A kernel with SO_PEERPIDFD (this one): nothing is pinned at accept (no
  * descriptor per client); the option names the peer when it is read. */
 static void test_with_so_peerpidfd_nothing_is_pinned_at_accept(void **state)
@@ -375,6 +420,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_an_in_process_client_opens_the_number, setup, teardown),
 		cmocka_unit_test(test_a_peer_that_exits_during_its_proc_read_is_not_read_as_it),
 		cmocka_unit_test(test_without_so_peerpidfd_the_peer_is_pinned_at_accept),
+		cmocka_unit_test(test_a_peer_gone_at_accept_is_never_opened_by_number),
 		cmocka_unit_test(test_with_so_peerpidfd_nothing_is_pinned_at_accept),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
