@@ -29,6 +29,7 @@
 #include <cmocka.h>
 
 #include "../common/held_child.h"
+#include "../common/testutil.h"
 #include "pidpin.h"
 #include "procfd.h"
 
@@ -171,17 +172,6 @@ static void real_kernel(void)
 
 /* Descriptors this process holds (/proc/self/fd): a pinned read must
  * leave as many as it found. */
-static int open_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	assert_non_null(d);
-	int n = 0;
-	for (struct dirent *e; (e = readdir(d));)
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n - 1;   /* the directory's own */
-}
-
 /* thothctl_peer_memfd_read's reader as `probe maps` has one: takes the
  * bytes (in place of mapping the maps), and, with a child to end, ends and
  * reaps it before returning: the process exits between the read and the
@@ -207,7 +197,7 @@ static void test_probe_maps_read_holds_for_a_live_process(void **state)
 {
 	(void)state;
 	real_kernel();
-	int before = open_fds();        /* the child's release pipe not counted */
+	int before = test_count_fds();        /* the child's release pipe not counted */
 	child_t c = spawn(false);
 	reader_ctx_t r = { .end_it = NULL };
 	char why[256] = "", path[64];
@@ -215,7 +205,7 @@ static void test_probe_maps_read_holds_for_a_live_process(void **state)
 						  sizeof why), 0);
 	assert_memory_equal(r.got, "maps", 4);
 	end(&c);
-	assert_int_equal(open_fds(), before);
+	assert_int_equal(test_count_fds(), before);
 }
 
 /* The branch `probe maps` had no test for: the process exits after its
@@ -225,7 +215,7 @@ static void test_probe_maps_read_of_a_process_that_exits_meanwhile_is_dropped(vo
 {
 	(void)state;
 	real_kernel();
-	int before = open_fds();        /* the child's release pipe not counted */
+	int before = test_count_fds();        /* the child's release pipe not counted */
 	child_t c = spawn(false);
 	reader_ctx_t r = { .end_it = &c };
 	char why[256] = "", path[64];
@@ -236,7 +226,7 @@ static void test_probe_maps_read_of_a_process_that_exits_meanwhile_is_dropped(vo
 		 FDNUM);
 	if (!strstr(why, want))
 		fail_msg("\"%s\" lacks \"%s\"", why, want);
-	assert_int_equal(open_fds(), before);
+	assert_int_equal(test_count_fds(), before);
 }
 
 /* The same process read through the shared pinned reader (pidpin.h, which
@@ -255,7 +245,7 @@ static void test_a_pinned_proc_read_of_a_process_that_exits_meanwhile_is_esrch(v
 {
 	(void)state;
 	real_kernel();
-	int before = open_fds();        /* the child's release pipe not counted */
+	int before = test_count_fds();        /* the child's release pipe not counted */
 	child_t c = spawn(false);
 	int pidfd = thoth__pid_pin((uint32_t)c.pid);
 	assert_true(pidfd >= 0);
@@ -274,7 +264,7 @@ static void test_a_pinned_proc_read_of_a_process_that_exits_meanwhile_is_esrch(v
 	assert_int_equal(thoth__proc_stat_pinned((uint32_t)c.pid, pidfd, "exe", &st), -1);
 	assert_int_equal(errno, ESRCH);
 	close(pidfd);
-	assert_int_equal(open_fds(), before);
+	assert_int_equal(test_count_fds(), before);
 }
 
 /* A kernel without pidfd_open (before 5.3), or a seccomp filter (ENOSYS or

@@ -27,6 +27,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "../common/testutil.h"
 #include "locks.h"
 #include "pidpin.h"
 #include "scan_report.h"
@@ -240,17 +241,6 @@ static void end_during_scan(uint32_t pid)
 	}
 }
 
-static int open_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	assert_non_null(d);
-	int n = 0;
-	for (struct dirent *e; (e = readdir(d));)
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n - 1;
-}
-
 static void test_a_process_that_exits_during_the_scan_is_not_reported(void **state)
 {
 	(void)state;
@@ -260,7 +250,7 @@ static void test_a_process_that_exits_during_the_scan_is_not_reported(void **sta
 	assert_int_equal(thothd_lock_symcache_new(NULL, NULL, NULL, NULL, &c), 0);
 	thothd_lock_scan_t *s = malloc(sizeof *s);
 	assert_non_null(s);
-	int before = open_fds();
+	int before = test_count_fds();
 	int pid = (int)child;
 	hooked = -1;
 	thoth__pidpin_after_read = end_during_scan;
@@ -270,7 +260,7 @@ static void test_a_process_that_exits_during_the_scan_is_not_reported(void **sta
 	assert_int_equal(hooked, pid);
 	assert_int_equal(s->n, 0);
 	assert_int_equal(stats_of(c).processes, 0);
-	assert_int_equal(open_fds(), before - 2);      /* the workload's two pipes, closed by the hook */
+	assert_int_equal(test_count_fds(), before - 2);      /* the workload's two pipes, closed by the hook */
 	thothd_lock_scan_free(s);
 	free(s);
 	thothd_lock_symcache_free(c);

@@ -33,6 +33,7 @@
 #include <cmocka.h>
 
 #include "../common/held_child.h"
+#include "../common/testutil.h"
 #include "pidpin.h"
 #include "thothd.h"
 
@@ -276,17 +277,6 @@ static void end_hook_peer(uint32_t pid)
 	peer_end(hook_peer);
 }
 
-static int open_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	assert_non_null(d);
-	int n = 0;
-	for (struct dirent *e; (e = readdir(d));)
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n - 1;
-}
-
 /* What `thothctl pm` shows as a lease holder's name (pm.c) and what the
  * registry takes as a registrant's executable (handlers.c): read with the
  * peer pinned.  One that exits between the read and the check is ESRCH,
@@ -296,7 +286,7 @@ static void test_a_peer_that_exits_during_its_proc_read_is_not_read_as_it(void *
 {
 	(void)state;
 	real_kernel();
-	int before = open_fds();
+	int before = test_count_fds();
 	peer_t p;
 	peer_connect(&p);
 	char comm[32];
@@ -316,7 +306,7 @@ static void test_a_peer_that_exits_during_its_proc_read_is_not_read_as_it(void *
 	assert_int_equal(thothd__client_proc_stat(&p.c, "exe", &st), -1);
 	assert_int_equal(errno, ESRCH);
 	peer_close(&p);
-	assert_int_equal(open_fds(), before);
+	assert_int_equal(test_count_fds(), before);
 }
 
 /* A kernel without SO_PEERPIDFD (played): the peer's pid is pinned as it
@@ -328,7 +318,7 @@ static void test_without_so_peerpidfd_the_peer_is_pinned_at_accept(void **state)
 {
 	(void)state;
 	real_kernel();
-	int before = open_fds();
+	int before = test_count_fds();
 	peer_t p;
 	peer_connect(&p);
 	thothd__peer_pidfd_forget();
@@ -349,7 +339,7 @@ static void test_without_so_peerpidfd_the_peer_is_pinned_at_accept(void **state)
 	played_errno = 0;
 	thothd__peer_pidfd_forget();
 	peer_close(&p);
-	assert_int_equal(open_fds(), before);
+	assert_int_equal(test_count_fds(), before);
 }
 
 /* pidfd_open played as answering "no such process" at accept. */
@@ -370,7 +360,7 @@ static void test_a_peer_gone_at_accept_is_never_opened_by_number(void **state)
 {
 	(void)state;
 	real_kernel();
-	int before = open_fds();
+	int before = test_count_fds();
 	peer_t p;
 	peer_connect(&p);
 	played_errno = ENOPROTOOPT;
@@ -389,7 +379,7 @@ static void test_a_peer_gone_at_accept_is_never_opened_by_number(void **state)
 	assert_string_equal(comm, "");
 	real_kernel();
 	peer_close(&p);
-	assert_int_equal(open_fds(), before);
+	assert_int_equal(test_count_fds(), before);
 }
 
 /* A kernel with SO_PEERPIDFD (this one): nothing is pinned at accept (no
