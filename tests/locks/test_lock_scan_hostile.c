@@ -251,30 +251,35 @@ static void count_wait(const thoth_trace_event_t *ev, const char *process, void 
 	(*(uint64_t *)ctx)++;
 }
 
+/* A well-formed ring table for PID holding WAITS waits, all in the ring. */
+static void write_ring_table(pid_t pid, uint64_t waits)
+{
+	char path[400], name[32];
+	snprintf(name, sizeof name, "%d.table", (int)pid);
+	at(path, sizeof path, name);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	static unsigned char page[THOTHLOCK_HEADER_SIZE];
+	memset(page, 0, sizeof page);
+	thothlock_header_t h = { .magic = THOTHLOCK_MAGIC, .version = THOTHLOCK_VERSION,
+				 .header_size = THOTHLOCK_HEADER_SIZE, .pid = pid, .start_ns = 1,
+				 .events_offset = THOTHLOCK_HEADER_SIZE, .event_capacity = waits,
+				 .event_head = waits };
+	memcpy(page, &h, sizeof h);
+	assert_int_equal(fwrite(page, 1, sizeof page, f), sizeof page);
+	for (uint64_t n = 0; n < waits; n++) {
+		thothlock_event_t e = { .seq = n + 1, .start_ns = 100 + n, .wait_ns = 5, .lock = 0x10 };
+		assert_int_equal(fwrite(&e, sizeof e, 1, f), 1);
+	}
+	fclose(f);
+}
+
 static void test_rings_beyond_the_followed_ones_are_not_read_twice(void **state)
 {
 	(void)state;
 	enum { FILES = THOTHD_LOCKS_MAX_RINGS + 6, WAITS = 8 };
-	for (int i = 0; i < FILES; i++) {
-		char path[400], name[32];
-		snprintf(name, sizeof name, "%d.table", 2000000 + i);
-		at(path, sizeof path, name);
-		FILE *f = fopen(path, "w");
-		assert_non_null(f);
-		static unsigned char page[THOTHLOCK_HEADER_SIZE];
-		memset(page, 0, sizeof page);
-		thothlock_header_t h = { .magic = THOTHLOCK_MAGIC, .version = THOTHLOCK_VERSION,
-					 .header_size = THOTHLOCK_HEADER_SIZE, .pid = 2000000 + i,
-					 .start_ns = 1, .events_offset = THOTHLOCK_HEADER_SIZE,
-					 .event_capacity = WAITS, .event_head = WAITS };
-		memcpy(page, &h, sizeof h);
-		assert_int_equal(fwrite(page, 1, sizeof page, f), sizeof page);
-		for (uint64_t n = 0; n < WAITS; n++) {
-			thothlock_event_t e = { .seq = n + 1, .start_ns = 100 + n, .wait_ns = 5, .lock = 0x10 };
-			assert_int_equal(fwrite(&e, sizeof e, 1, f), 1);
-		}
-		fclose(f);
-	}
+	for (int i = 0; i < FILES; i++)
+		write_ring_table(2000000 + i, WAITS);
 	thothd_lock_rings_t *r;
 	assert_int_equal(thothd_lock_rings_new(&r), 0);
 	uint64_t waits = 0, lost = 0;
@@ -329,25 +334,6 @@ static void end_ring_process(uint32_t pid)
 	ring_ended = -1;
 }
 
-static void write_ring_table(pid_t pid)
-{
-	char path[400], name[32];
-	snprintf(name, sizeof name, "%d.table", (int)pid);
-	at(path, sizeof path, name);
-	FILE *f = fopen(path, "w");
-	assert_non_null(f);
-	static unsigned char page[THOTHLOCK_HEADER_SIZE];
-	memset(page, 0, sizeof page);
-	thothlock_header_t h = { .magic = THOTHLOCK_MAGIC, .version = THOTHLOCK_VERSION,
-				 .header_size = THOTHLOCK_HEADER_SIZE, .pid = pid, .start_ns = 1,
-				 .events_offset = THOTHLOCK_HEADER_SIZE, .event_capacity = 1, .event_head = 1 };
-	memcpy(page, &h, sizeof h);
-	assert_int_equal(fwrite(page, 1, sizeof page, f), sizeof page);
-	thothlock_event_t e = { .seq = 1, .start_ns = 100, .wait_ns = 5, .lock = 0x10 };
-	assert_int_equal(fwrite(&e, sizeof e, 1, f), 1);
-	fclose(f);
-}
-
 static void test_a_ring_process_that_exits_while_named_is_not_named(void **state)
 {
 	(void)state;
@@ -357,8 +343,8 @@ static void test_a_ring_process_that_exits_while_named_is_not_named(void **state
 	pid_t kept = test_held_child(nothing_to_prepare, NULL, &kept_release);
 	pid_t ended = test_held_child(nothing_to_prepare, NULL, &ring_release);
 	ring_ended = ended;
-	write_ring_table(ended);
-	write_ring_table(kept);
+	write_ring_table(ended, 1);
+	write_ring_table(kept, 1);
 	char comm[32] = "";
 	FILE *cf = fopen("/proc/self/comm", "r");
 	assert_non_null(cf);
