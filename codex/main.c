@@ -15,8 +15,10 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <getopt.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +48,7 @@ typedef struct worker {
 	thoth_service_t *svc;
 	char sock[108];
 	int stop_fd;                    /* the main thread asks the worker's loop to stop */
+	bool registered;                /* thothd held this instance once (its loop thread's) */
 	/* what a read or stats response points at until it is encoded */
 	thoth_codex_Record_t recs[READ_MAX_RECORDS];
 	uint8_t *data;
@@ -60,6 +63,12 @@ typedef struct worker {
 } worker_t;
 
 static cx_journal_t *journal;
+/* A registration thothd refused before it ever held it ends codex: the
+ * first refusal's reason, and the eventfd the main thread waits on beside
+ * the signals (on_state). */
+static pthread_mutex_t refused_mu = PTHREAD_MUTEX_INITIALIZER;
+static char refused_why[512];
+static int refused_fd = -1;
 static const char *runtime_arg;
 static uint64_t retain_bytes;
 
@@ -219,16 +228,36 @@ static void log_line(void *arg, const char *message)
  * not thothd is there, and said nothing of it: started before thothd, or
  * refused its name, it printed "serving" while `thothctl codex` found no
  * codex.  Each worker registers an instance of its own; worker 0 speaks
- * for them, except for a refusal, which each says. */
+ * for them, except for a refusal, which each says.
+ *
+ * A refusal of an instance thothd never held (at start-up, or when a
+ * thothd started later first answers) is fatal: codex kept serving
+ * sockets no client can find (the name held by another program, a limit
+ * of thothd's), and only its log said so.  It exits 1 with thothd's
+ * reason in one line (main).  One refused after it was registered (thothd
+ * restarted and the name was taken meanwhile) is said, as before: the
+ * clients connected keep being served. */
 static void on_state(void *arg, thoth_service_state_t state, int err, const char *why)
 {
-	(void)err;      /* WHY says it in words */
-	const worker_t *w = arg;
+	worker_t *w = arg;
 	static const char *const said[] = {
 		[THOTH_SERVICE_CONNECTING] = "not registered with thothd, retrying",
 		[THOTH_SERVICE_REGISTERED] = "registered with thothd",
 		[THOTH_SERVICE_REFUSED] = "refused by thothd (clients cannot find this instance)",
 	};
+	if (state == THOTH_SERVICE_REGISTERED)
+		w->registered = true;
+	if (state == THOTH_SERVICE_REFUSED && !w->registered) {
+		pthread_mutex_lock(&refused_mu);
+		if (!refused_why[0])
+			snprintf(refused_why, sizeof refused_why, "%s", *why ? why : thoth_strerror(err));
+		pthread_mutex_unlock(&refused_mu);
+		uint64_t one = 1;
+		if (write(refused_fd, &one, sizeof one) != sizeof one)
+			fprintf(stderr, "codex[%d]: worker %d: refused by thothd: %s (cannot stop: eventfd: %s)\n",
+				(int)getpid(), w->index, *why ? why : thoth_strerror(err), strerror(errno));
+		return;
+	}
 	if ((w->index && state != THOTH_SERVICE_REFUSED) || (unsigned)state >= sizeof said / sizeof *said)
 		return;
 	fprintf(stderr, "codex[%d]: worker %d: %s%s%s\n", (int)getpid(), w->index, said[state],
@@ -406,6 +435,11 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	int sfd = signalfd(-1, &set, SFD_CLOEXEC);
+	refused_fd = eventfd(0, EFD_CLOEXEC);
+	if (sfd < 0 || refused_fd < 0) {
+		fprintf(stderr, "codex: %s: %s\n", sfd < 0 ? "signalfd" : "eventfd", strerror(errno));
+		return 1;
+	}
 
 	cx_recovery_t rep;
 	cx_journal_config_t jcfg = {
@@ -463,8 +497,9 @@ int main(int argc, char **argv)
 	if (started == workers) {
 		fprintf(stderr, "codex[%d]: serving on %d threads (%s/codex-%d-*.sock), data in %s\n", (int)getpid(),
 			started, dir, (int)getpid(), data_dir);
-		struct signalfd_siginfo si;
-		while (read(sfd, &si, sizeof si) < 0 && errno == EINTR)
+		/* Until SIGINT/SIGTERM, or a refused registration (on_state). */
+		struct pollfd pfd[2] = { { .fd = sfd, .events = POLLIN }, { .fd = refused_fd, .events = POLLIN } };
+		while (poll(pfd, 2, -1) < 0 && errno == EINTR)
 			;
 	}
 	for (int k = 0; k < started; k++) {
@@ -486,6 +521,14 @@ int main(int argc, char **argv)
 			close(ws[k].stop_fd);
 	}
 	cx_journal_close(journal);
+	pthread_mutex_lock(&refused_mu);       /* the workers are gone; for the analyzers */
+	bool refused = refused_why[0] != 0;
+	if (refused)
+		fprintf(stderr, "codex[%d]: thothd refused to register codex, exiting: %s\n", (int)getpid(),
+			refused_why);
+	pthread_mutex_unlock(&refused_mu);
+	if (refused)
+		return 1;
 	fprintf(stderr, "codex[%d]: stopped\n", (int)getpid());
 	return started == workers ? 0 : 1;
 }

@@ -864,8 +864,14 @@ static char *locks_report(const char *dir, struct thothd_lock_symcache *syms, pt
 	FILE *f = open_memstream(&buf, &len);
 	if (f) {
 		if (!n) {
-			fprintf(f, "{\"available\":false,\"why\":\"no process publishes lock statistics: "
-				   "run one with LD_PRELOAD=libthothlock.so (thothlock, docs/LOCKS.md)\"}");
+			/* The library by its full path (thothctl locks says the
+			 * same): the bare name is not on ld.so's path. */
+			char lib[THOTHLOCK_HINT_MAX];
+			fprintf(f, "{\"available\":false,\"why\":\"");
+			put_escaped(f, "no process publishes lock statistics: run one with LD_PRELOAD=");
+			put_escaped(f, thothd_lock_preload_hint(lib, sizeof lib));
+			put_escaped(f, " (thothlock, docs/LOCKS.md)");
+			fprintf(f, "\"}");
 		} else {
 			thothlock_report_opts_t opts = { .json = true, .top = LOCKS_TOP };
 			fprintf(f, "{\"available\":true,\"report\":");

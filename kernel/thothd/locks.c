@@ -261,7 +261,9 @@ typedef struct report_job {
 	uint64_t client;                /* the asker's id: its snapshot */
 	int status;                     /* of the scan or the report */
 	const char *why;
-	char why_buf[4300];             /* why, when it names the dir (dir[4200]) and an errno */
+	/* why, when it names the dir (dir[4200]) and an errno; NoTables' reason,
+	 * which names the library (THOTHLOCK_HINT_MAX) */
+	char why_buf[THOTHLOCK_HINT_MAX + 128];
 	thothd_lock_scan_t *scan;       /* the scan's refusals (tables freed) */
 	char *buf;                      /* the report */
 	size_t size;
@@ -318,10 +320,19 @@ static int report_done(void *arg, bool ran, void *resp_v, thoth_arena_t *arena, 
 		return job->status;
 	}
 	if (job->processes == 0 && scan->refused_total == 0) {
-		*reason = job->pid ? "that process publishes no lock statistics (run it with "
-				     "LD_PRELOAD=libthothlock.so; docs/LOCKS.md)"
-				   : "no running process publishes lock statistics (run one with "
-				     "LD_PRELOAD=libthothlock.so; docs/LOCKS.md)";
+		/* The library by its full path, as thothctl says it: the bare
+		 * name is not on ld.so's path ("cannot be preloaded: ignored").
+		 * The path early and the pointer to the docs last: a client
+		 * keeps 127 bytes of a reason (thoth_client_t.remote_message). */
+		char lib[THOTHLOCK_HINT_MAX];
+		thothd_lock_preload_hint(lib, sizeof lib);
+		if (job->pid)
+			snprintf(job->why_buf, sizeof job->why_buf, "process %u publishes no lock statistics; "
+				 "run it with LD_PRELOAD=%s (docs/LOCKS.md)", job->pid, lib);
+		else
+			snprintf(job->why_buf, sizeof job->why_buf, "no process publishes lock statistics; "
+				 "run one with LD_PRELOAD=%s (docs/LOCKS.md)", lib);
+		*reason = job->why_buf;
 		return THOTH_LOCKS_ERR_NO_TABLES;
 	}
 	thothd_lock_symcache_stats_t st = { 0 };

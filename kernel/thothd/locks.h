@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lockprof_find.h"
 #include "lockprof_report.h"
 #include "thoth/trace.h"
 
@@ -52,6 +53,13 @@ typedef struct thothd_lock_scan {
 	size_t refused_total;
 	size_t over;                    /* live tables beyond THOTHD_LOCKS_MAX_TABLES */
 } thothd_lock_scan_t;
+
+/* What thothd's and thothctl's "nothing profiled" messages (LockReports'
+ * NoTables, the dashboard's lock panel, `thothctl locks`) tell a person to
+ * put in LD_PRELOAD: the library by its full path (thothlock_preload_hint,
+ * lockprof_find.h), the bare name with a note only when none is found.
+ * OUT: at least THOTHLOCK_HINT_MAX.  Returns OUT. */
+const char *thothd_lock_preload_hint(char *out, size_t cap);
 
 /* The tables of the live processes that publish one in LOCKS_DIR (only
  * PID's when PID > 0), loaded and set up for symbolization against each

@@ -34,6 +34,16 @@
  * more data than this is not one the preload wrote. */
 #define MAX_DATA_BYTES ((off_t)128 << 20)
 
+const char *thothd_lock_preload_hint(char *out, size_t cap)
+{
+	/* A build's thothd (kernel/thothd) and thothctl (tools/thothctl) are
+	 * both two folders below tools/thothlock, where the library is built;
+	 * an installed tree's is found by THOTHLOCK_RELATIVE_LIB (sbin/ and
+	 * bin/ are both beside lib/). */
+	static const char *const built[] = { "../../tools/thothlock/libthothlock.so", NULL };
+	return thothlock_preload_hint(built, out, cap);
+}
+
 /* "PID.table" -> PID, else 0. */
 static int table_name_pid(const char *name)
 {

@@ -106,6 +106,11 @@ def test_event_stream_delivers_live_data(s):
         fail("ring fill out of range: %s" % tick["rings"])
     if tick["locks"]["available"] or "libthothlock" not in tick["locks"]["why"]:
         fail("with no profiled process the lock panel must say so: %s" % tick["locks"])
+    # ... naming the library by its full path, as thothctl locks does (the
+    # bare LD_PRELOAD=libthothlock.so it said is not on ld.so's path)
+    lib = os.path.realpath(os.path.join(BUILD, "tools/thothlock/libthothlock.so"))
+    if "LD_PRELOAD=%s " % lib not in tick["locks"]["why"]:
+        fail("the lock panel does not name %s: %s" % (lib, tick["locks"]["why"]))
     ci = tick["cpuidle"]
     if not ci["available"] or ci["driver"] != "haltpoll" or \
             [st["name"] for st in ci["cpus"][1]["states"]] != ["POLL", "haltpoll"]:

@@ -76,6 +76,26 @@ echo "$json" | "$PYTHON3" -c 'import json,sys; d=json.loads(sys.stdin.read().str
 out=$(ctl probe run 'msg_send { @n = cnt() }' --pid "$TPID" 2>&1); rc=$?
 [ $rc = 2 ] || fail "bad script: exit $rc"
 case $out in *"column 17: expected an aggregation"*) ;; *) fail "bad script message: $out" ;; esac
+# A point the process does not have (its points: the "thoth" USDT notes of
+# what it maps): exit 1, one line naming the point, the nearest and where
+# the points are listed, nothing attached.  It ran --duration and printed
+# an empty map, exit 0, as if the point had just not fired.
+probes=$(ctl probe list | wc -l)
+out=$(ctl probe run 'msg_sned { @n = count() }' --pid "$TPID" --duration 0.2 2>&1); rc=$?
+[ $rc = 1 ] || fail "probe run at no such point: exit $rc: $out"
+[ "$(printf '%s\n' "$out" | wc -l)" = 1 ] || fail "probe run at no such point: not one line: $out"
+case $out in
+  "thothctl: probe run: pid $TPID has no trace point 'msg_sned' (nearest: msg_send); its points: "*'docs/OBSERVABILITY.md "Trace points in the tree"') ;;
+  *) fail "probe run at no such point said: $out" ;;
+esac
+out=$(ctl probe run 'zz_not_here { @n = count() }' --pid "$TPID" --duration 0.2 2>&1) && fail "probe run at zz_not_here: exit 0: $out"
+case $out in *"has no trace point 'zz_not_here' (none near it)"*) ;; *) fail "probe run at zz_not_here said: $out" ;; esac
+[ "$(ctl probe list | wc -l)" = "$probes" ] || fail "a probe at no such point was attached: $(ctl probe list)"
+# ... while one it has but has not fired (timer_fire: probe_target arms no
+# timer) is taken as before: an empty map, exit 0.
+out=$(ctl probe run 'timer_fire { @n = count() }' --pid "$TPID" --duration 0.2 2>&1) || fail "probe run at timer_fire: $out"
+case $out in *"thoth/timer_fire in pid $TPID: running"*) ;; *) fail "probe run at timer_fire: $out" ;; esac
+echo "ok: probe run at a point the process does not have: exit 1, the nearest named"
 
 # --service NAME: the registered service's process, resolved through thothd.
 if [ -n "$ECHO" ]; then

@@ -65,11 +65,9 @@ static void no_tables(long pid, const char *where)
 	/* The library by its full path: a bare LD_PRELOAD=libthothlock.so is
 	 * not found by ld.so (it lives in LIBDIR/thoth, off the loader's path),
 	 * which says "cannot be preloaded: ignored" and runs the program
-	 * unprofiled.  Beside a build's thothctl it is in tools/thothlock. */
-	static const char *const built[] = { "../thothlock/libthothlock.so", NULL };
-	char lib[PATH_MAX];
-	if (thothlock_find_library(built, lib, sizeof lib) != 0)
-		snprintf(lib, sizeof lib, "libthothlock.so");
+	 * unprofiled.  thothd's own messages name it by the same lookup. */
+	char lib[THOTHLOCK_HINT_MAX];
+	thothd_lock_preload_hint(lib, sizeof lib);
 	if (pid)
 		fprintf(stderr, "thothctl: locks: process %ld publishes no lock statistics in %s "
 			"(run it with LD_PRELOAD=%s; docs/LOCKS.md)\n", pid, where, lib);

@@ -39,6 +39,7 @@
 #include "probe.thoth.h"
 #include "registry.thoth.h"
 #include "thoth/probe.h"
+#include "probe_points.h"
 #include "procfd.h"
 #include "thothctl.h"
 
@@ -321,8 +322,8 @@ static uint64_t now_ms(void)
 }
 
 static int attach_bytes(uint8_t *bytes, size_t len, const char *path, uint32_t pid,
-                        const char *service, double wait_s, const thothctl_opts_t *opts,
-                        uint64_t *ids_out, uint32_t *n_out);
+                        const char *service, const char *point, double wait_s,
+                        const thothctl_opts_t *opts, uint64_t *ids_out, uint32_t *n_out);
 
 static int probe_attach(int argc, char **argv, const thothctl_opts_t *opts)
 {
@@ -356,18 +357,19 @@ static int probe_attach(int argc, char **argv, const thothctl_opts_t *opts)
 	int r = read_file(path, &bytes, &len);
 	if (r)
 		return r;
-	return attach_bytes(bytes, len, path, pid, service, wait_s, opts, NULL, NULL);
+	return attach_bytes(bytes, len, path, pid, service, NULL, wait_s, opts, NULL, NULL);
 }
 
 /*
  * Verify BYTES (an object; LABEL names it in messages), hand it to PID or
  * SERVICE's process through thothd, wait up to WAIT_S for it to be taken;
  * print each probe's state.  Frees BYTES.  IDS/N_IDS (may be NULL) get the
- * probe ids.  0, 1 (refused, failed) or 2 (not a BPF object).
+ * probe ids.  POINT (probe run's; NULL: none) must be one the process has.
+ * 0, 1 (refused, failed, no such point) or 2 (not a BPF object).
  */
 static int attach_bytes(uint8_t *bytes, size_t len, const char *path, uint32_t pid,
-                        const char *service, double wait_s, const thothctl_opts_t *opts,
-                        uint64_t *ids_out, uint32_t *n_out)
+                        const char *service, const char *point, double wait_s,
+                        const thothctl_opts_t *opts, uint64_t *ids_out, uint32_t *n_out)
 {
 	int r;
 	/* Verified here first, for the whole message (an error reply from thothd
@@ -426,6 +428,20 @@ static int attach_bytes(uint8_t *bytes, size_t len, const char *path, uint32_t p
 			session_close(&s);
 			return 1;
 		}
+	}
+	/* A point the process does not have: the runtime attaches to any
+	 * name, so the run sat out --duration and printed an empty map as if
+	 * the point had just not fired.  Unknowable (no USDT notes, maps not
+	 * readable): attached as before. */
+	char near[256];
+	if (point && strcmp(point, "*") && thothctl_probe_point_known(pid, point, near, sizeof near) == 0) {
+		fprintf(stderr, "thothctl: probe run: pid %u has no trace point '%s' (%s%s); its points: "
+			"`readelf -n /proc/%u/exe` (provider thoth), the tree's: docs/OBSERVABILITY.md "
+			"\"Trace points in the tree\"\n", pid, point, near[0] ? "nearest: " : "none near it",
+			near, pid);
+		free(bytes);
+		session_close(&s);
+		return 1;
 	}
 	thoth_probe_ProbeControl_attach_req_t req = {
 		.object = { .ptr = bytes, .len = (uint32_t)len }, .pid = pid,
@@ -839,10 +855,14 @@ static int probe_run(int argc, char **argv, const thothctl_opts_t *opts)
 	}
 	/* The same verifier as clang's objects; a refusal here is a compiler bug. */
 	thoth_probe_object_t *obj;
-	char msg[4096];
+	char msg[4096], point[128] = "";
 	r = thoth_probe_object_open(elf, len, &obj, msg, sizeof msg);
 	if (!r) {
 		r = thoth_probe_verify(obj, 0, msg, sizeof msg);
+		const char *section = NULL;     /* "thoth/POINT": the script's point */
+		thoth_probe_object_prog(obj, 0, &section, NULL, NULL);
+		if (section && !strncmp(section, "thoth/", 6))
+			snprintf(point, sizeof point, "%s", section + 6);
 		thoth_probe_object_free(obj);
 	}
 	if (r) {
@@ -866,7 +886,7 @@ static int probe_run(int argc, char **argv, const thothctl_opts_t *opts)
 	uint64_t ids[THOTH_PROBE_MAX_PROGS];
 	uint32_t n = 0;
 	thothctl_opts_t quiet = *opts;
-	r = attach_bytes(elf, len, "script", pid, service, wait_s, &quiet, ids, &n);
+	r = attach_bytes(elf, len, "script", pid, service, point[0] ? point : NULL, wait_s, &quiet, ids, &n);
 	if (r || n == 0)
 		return r ? r : 1;
 	run_stop = 0;

@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include "lockprof_find.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,4 +50,12 @@ int thothlock_find_library(const char *const *rel, char *out, size_t cap)
 		return 0;
 	}
 	return -1;
+}
+
+const char *thothlock_preload_hint(const char *const *rel, char *out, size_t cap)
+{
+	if (thothlock_find_library(rel, out, cap) != 0)
+		snprintf(out, cap, "libthothlock.so (not found beside %s nor at %s: give its full path)",
+			 program_invocation_short_name, THOTHLOCK_INSTALLED_LIB);
+	return out;
 }

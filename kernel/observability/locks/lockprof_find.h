@@ -5,6 +5,7 @@
 #ifndef THOTH_LOCKPROF_FIND_H
 #define THOTH_LOCKPROF_FIND_H
 
+#include <limits.h>
 #include <stddef.h>
 
 /*
@@ -17,5 +18,15 @@
  * in LD_PRELOAD.  0, or -1 when none is there.
  */
 int thothlock_find_library(const char *const *rel, char *out, size_t cap);
+
+/*
+ * What a message tells a person to put in LD_PRELOAD: the library by
+ * thothlock_find_library (REL as there), or, when none is found, the bare
+ * name followed by a note saying so (ld.so does not look in LIBDIR/thoth,
+ * so the bare name alone would be ignored there: "cannot be preloaded").
+ * OUT: at least THOTHLOCK_HINT_MAX.  Returns OUT.
+ */
+#define THOTHLOCK_HINT_MAX (PATH_MAX + 256)
+const char *thothlock_preload_hint(const char *const *rel, char *out, size_t cap);
 
 #endif

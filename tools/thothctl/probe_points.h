@@ -1,0 +1,17 @@
+/* probe_points.h - the trace points a running process has (probe_points.c). */
+#ifndef THOTHCTL_PROBE_POINTS_H
+#define THOTHCTL_PROBE_POINTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * Does process PID have the trace point NAME?  Its points are the "thoth"
+ * USDT notes of the ELF files it maps executable (every THOTH_TRACE site
+ * is one, fired yet or not).  1: it has; 0: it has not, and NEAR gets the
+ * nearest names it has (up to three, comma-separated; "" when none is
+ * close); -1: cannot tell (its maps unreadable, no thoth note found).
+ */
+int thothctl_probe_point_known(uint32_t pid, const char *name, char *near, size_t near_cap);
+
+#endif
