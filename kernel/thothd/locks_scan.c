@@ -490,6 +490,25 @@ uint64_t thothd_lock_rings_poll(thothd_lock_rings_t *r, const char *locks_dir, u
 	return set;
 }
 
+/* POS named after PID's /proc/PID/comm, read pinned: named only if the
+ * process lived through the read (its number may be another program's by
+ * then).  No pidfds here: read unpinned. */
+static void ring_name(ring_pos_t *pos, int pid)
+{
+	int pidfd = thoth__pid_pin((uint32_t)pid);
+	if ((pidfd >= 0 || errno == ENOSYS) &&
+	    thoth__proc_read_pinned((uint32_t)pid, pidfd, "comm", pos->name, sizeof pos->name) > 0) {
+		pos->name[strcspn(pos->name, "\n")] = 0;
+		/* the process chose it (PR_SET_NAME): printable ASCII only,
+		 * for the dashboard's JSON and labels */
+		for (char *p = pos->name; *p; p++)
+			if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
+				*p = '?';
+	}
+	if (pidfd >= 0)
+		close(pidfd);
+}
+
 bool thothd_lock_rings_poll_steps(thothd_lock_rings_t *r, const char *locks_dir, uint64_t since_ns,
 				  thothd_lock_wait_fn fn, void *ctx, uint64_t *lost,
 				  bool (*step)(void *step_ctx), void *step_ctx, uint64_t *set_out)
@@ -539,23 +558,9 @@ bool thothd_lock_rings_poll_steps(thothd_lock_rings_t *r, const char *locks_dir,
 			pos = oldest;
 			*pos = (ring_pos_t){ .pid = pid, .table_start_ns = start };
 			/* The ring's pid is the table's word: a process that has
-			 * exited (its table says so) is not named at all, and
-			 * one read pinned (pidpin.h) is named only if it lived
-			 * through the read (its number may be another
-			 * program's by then).  No pidfds here: unpinned. */
-			int pidfd = exited || pid <= 0 ? -1 : thoth__pid_pin((uint32_t)pid);
-			if (!exited && pid > 0 && (pidfd >= 0 || errno == ENOSYS) &&
-			    thoth__proc_read_pinned((uint32_t)pid, pidfd, "comm", pos->name,
-						    sizeof pos->name) > 0) {
-				pos->name[strcspn(pos->name, "\n")] = 0;
-				/* the process chose it (PR_SET_NAME): printable
-				 * ASCII only, for the dashboard's JSON and labels */
-				for (char *p = pos->name; *p; p++)
-					if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
-						*p = '?';
-			}
-			if (pidfd >= 0)
-				close(pidfd);
+			 * exited (its table says so) is not named at all. */
+			if (!exited && pid > 0)
+				ring_name(pos, pid);
 		}
 		pos->seen = r->polls;
 		wait_ctx_t c = { .fn = fn, .ctx = ctx, .pid = pid, .process = pos->name,

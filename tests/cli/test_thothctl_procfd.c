@@ -95,7 +95,7 @@ static void test_a_live_process_memfd_is_read_and_its_pin_holds(void **state)
 	char buf[8] = "";
 	assert_int_equal(pread(fd, buf, sizeof buf, 0), 4);
 	assert_memory_equal(buf, "maps", 4);
-	assert_false(thothctl_pid_exited(pidfd));
+	assert_false(thoth__pid_exited(pidfd));
 	close(fd);
 	end(&c);
 	close(pidfd);
@@ -109,7 +109,7 @@ static void test_a_process_that_exits_during_the_reads_is_told(void **state)
 	/* It exits and is reaped: its number is free for another process,
 	 * and what was read can no longer be said to be its. */
 	end(&c);
-	assert_true(thothctl_pid_exited(pidfd));
+	assert_true(thoth__pid_exited(pidfd));
 	close(fd);
 	close(pidfd);
 	/* Exited but not yet reaped (a zombie, whose /proc entry remains):
@@ -120,7 +120,7 @@ static void test_a_process_that_exits_during_the_reads_is_told(void **state)
 	close(c.release);
 	siginfo_t si;
 	assert_int_equal(waitid(P_PID, (id_t)c.pid, &si, WEXITED | WNOWAIT), 0);
-	assert_true(thothctl_pid_exited(pidfd));
+	assert_true(thoth__pid_exited(pidfd));
 	c.release = -1;
 	assert_int_equal(waitpid(c.pid, NULL, 0), c.pid);
 	close(pidfd);

@@ -380,23 +380,7 @@ static void test_a_huge_ring_is_read_a_bounded_step_at_a_time(void **state)
 {
 	(void)state;
 	enum { CAP = 1 << 16 };
-	char path[400];
-	at(path, sizeof path, "2100000.table");
-	FILE *f = fopen(path, "w");
-	assert_non_null(f);
-	static unsigned char page[THOTHLOCK_HEADER_SIZE];
-	memset(page, 0, sizeof page);
-	thothlock_header_t h = { .magic = THOTHLOCK_MAGIC, .version = THOTHLOCK_VERSION,
-				 .header_size = THOTHLOCK_HEADER_SIZE, .pid = 2100000, .start_ns = 1,
-				 .events_offset = THOTHLOCK_HEADER_SIZE, .event_capacity = CAP,
-				 .event_head = CAP };
-	memcpy(page, &h, sizeof h);
-	assert_int_equal(fwrite(page, 1, sizeof page, f), sizeof page);
-	for (uint64_t n = 0; n < CAP; n++) {
-		thothlock_event_t e = { .seq = n + 1, .start_ns = 100 + n, .wait_ns = 5, .lock = 0x10 };
-		assert_int_equal(fwrite(&e, sizeof e, 1, f), 1);
-	}
-	fclose(f);
+	write_ring_table(2100000, CAP);
 	thothd_lock_rings_t *r;
 	assert_int_equal(thothd_lock_rings_new(&r), 0);
 	uint64_t waits = 0, lost = 0;

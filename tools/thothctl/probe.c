@@ -678,26 +678,24 @@ static int probe_maps(int argc, char **argv, const thothctl_opts_t *opts)
 	int pr = r ? 0 : thothctl_peer_memfd_read(pid, maps_fd, map_maps, &mc, path, sizeof path, why,
 						  sizeof why);
 	thoth_probe_maps_t *maps = mc.maps;
-	if (pr == 2) {
-		fprintf(stderr, "thothctl: probe %" PRIu64 ": process %u exited while its maps were "
-		        "read (its pid may name another process now): nothing printed\n", id, pid);
-		r = 1;
-	} else if (pr) {
+	bool exited = pr == 2;
+	if (pr && !exited) {
 		fprintf(stderr, "thothctl: probe %" PRIu64 ": %s\n", id, why);
 		r = 1;
 	}
 	/* The process lived through the reads; thothd, asked again, says
 	 * whether the probe (a process that had exited before the pidfd was
 	 * taken had its probe dropped) still is PID's. */
-	if (!r && list_probes(&s, &l))
+	if (!r && !exited && list_probes(&s, &l))
 		r = 1;          /* said by list_probes */
-	if (!r) {
+	if (!r && !exited) {
 		const thoth_probe_ProbeInfo_t *q = find_probe(&l, id);
-		if (!q || q->pid != pid || q->maps_fd != maps_fd) {
-			fprintf(stderr, "thothctl: probe %" PRIu64 ": process %u exited while its maps were "
-			        "read (its pid may name another process now): nothing printed\n", id, pid);
-			r = 1;
-		}
+		exited = !q || q->pid != pid || q->maps_fd != maps_fd;
+	}
+	if (!r && exited) {
+		fprintf(stderr, "thothctl: probe %" PRIu64 ": process %u exited while its maps were "
+		        "read (its pid may name another process now): nothing printed\n", id, pid);
+		r = 1;
 	}
 	session_close(&s);
 	if (r) {

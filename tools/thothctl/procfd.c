@@ -44,11 +44,6 @@ int thothctl_pid_pin(uint32_t pid, int *pidfd, char *why, size_t why_len)
 	return 1;
 }
 
-bool thothctl_pid_exited(int pidfd)
-{
-	return thoth__pid_exited(pidfd);
-}
-
 int thothctl_peer_memfd_read(uint32_t pid, int fdnum, thothctl_peer_read_fn read, void *ctx, char *path,
 			     size_t path_cap, char *why, size_t why_len)
 {

@@ -13,7 +13,6 @@
 #ifndef THOTHCTL_PROCFD_H
 #define THOTHCTL_PROCFD_H
 
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,10 +22,6 @@
  * (ENOSYS, or a seccomp filter) is 0 with *PIDFD -1: read unpinned, with a
  * one-line warning on stderr, once per run (pidpin.h). */
 int thothctl_pid_pin(uint32_t pid, int *pidfd, char *why, size_t why_len);
-
-/* Whether the process of PIDFD has exited (it may then be a zombie, or its
- * number another process's).  Never blocks; -1 (unpinned): false. */
-bool thothctl_pid_exited(int pidfd);
 
 /* What thothctl_peer_memfd_read hands the descriptor to: 0, or non-zero
  * with WHY said.  It must not keep FD (closed after). */
