@@ -10,7 +10,7 @@
  * C1 controls too (a raw 0x80-0x9f, which some terminals take as CSI and
  * the like, and U+0080-U+009F as C2 80..C2 9F), and every byte of no valid
  * UTF-8 sequence; other UTF-8 passes as it is.  A truncated line is cut at
- * a code point's boundary.  A backslash is written \\ (loose38): a peer's
+ * a code point's boundary and ends "...".  A backslash is written \\ (loose38): a peer's
  * text holding a literal "\x1b" read the same as an escaped ESC before.
  * Nothing is escaped before it gets here (federation's keys neither).
  * The escaping is thoth__why_text (kernel/ipc/why_text.c), the one that
@@ -63,11 +63,10 @@ static void log_line(thothd_log_level_t level, const char *fmt, va_list ap, uint
 	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
 	char raw[1024], text[4 * sizeof raw];
 	int want = vsnprintf(raw, sizeof raw, fmt, ap);
-	size_t len = strlen(raw);
-	if (want >= (int)sizeof raw)
-		len = thoth__utf8_whole(raw, len);
-	/* TEXT holds 4 bytes a byte (\xHH): never cut by the escaping. */
-	thoth__why_text(text, sizeof text, raw, len);
+	/* TEXT holds 4 bytes a byte (\xHH): never cut by the escaping.  A
+	 * line longer than RAW ends "..." after its last whole letter, as
+	 * libthoth's do: cut silently, it looked whole. */
+	thoth__why_text_cut(text, sizeof text, raw, strlen(raw), want >= (int)sizeof raw);
 	char more[64] = "";
 	if (suppressed)
 		snprintf(more, sizeof more, " (%llu similar lines suppressed)",

@@ -1,0 +1,109 @@
+/*
+ * test_thothd_log.c - thothd's log line as a reader sees it: a message
+ * longer than the line's room ends "..." after its last whole letter
+ * (cut silently it looked whole), a short one carries no mark, and a
+ * peer's control bytes are escaped either way.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "log.h"
+
+/* The one line thothd_log writes for MSG, stderr caught in a temporary
+ * file; the message part (after "info: "), newline removed. */
+static char *logged(const char *msg)
+{
+	fflush(stderr);
+	int saved = dup(2);
+	FILE *tmp = tmpfile();
+	assert_non_null(tmp);
+	assert_int_equal(dup2(fileno(tmp), 2), 2);
+	thothd_log(THOTHD_LOG_INFO, "%s", msg);
+	fflush(stderr);
+	assert_int_equal(dup2(saved, 2), 2);
+	close(saved);
+	static char line[8192];
+	rewind(tmp);
+	assert_non_null(fgets(line, sizeof line, tmp));
+	assert_null(fgets((char[8]){ 0 }, 8, tmp));     /* one line, not two */
+	fclose(tmp);
+	size_t n = strlen(line);
+	assert_true(n > 0 && line[n - 1] == '\n');
+	line[n - 1] = '\0';
+	char *text = strstr(line, " info: ");
+	assert_non_null(text);
+	return text + strlen(" info: ");
+}
+
+static int ends_with(const char *s, const char *tail)
+{
+	size_t n = strlen(s), t = strlen(tail);
+	return n >= t && memcmp(s + n - t, tail, t) == 0;
+}
+
+static void test_a_short_line_is_whole_and_unmarked(void **state)
+{
+	(void)state;
+	char *text = logged("peer said \x1b[2J\r\nthothd: forged");
+	assert_string_equal(text, "peer said \\x1b[2J\\x0d\\x0athothd: forged");
+}
+
+static void test_a_long_line_ends_with_a_visible_cut(void **state)
+{
+	(void)state;
+	char msg[3000];
+	memset(msg, 'a', sizeof msg - 1);
+	msg[sizeof msg - 1] = '\0';
+	char *text = logged(msg);
+	assert_true(ends_with(text, "..."));
+	assert_true(strlen(text) > 1000 && strlen(text) < 1100);
+	assert_int_equal(strspn(text, "a"), strlen(text) - 3);
+}
+
+/* A two-byte letter across the cut: dropped whole, not written as a
+ * stray \xc3; and the cut still marked. */
+static void test_a_letter_across_the_cut_is_dropped_not_escaped(void **state)
+{
+	(void)state;
+	char msg[1100];
+	memset(msg, 'b', 1022);           /* the line keeps bytes 0..1022 */
+	for (size_t i = 1022; i + 1 < sizeof msg; i += 2) {
+		msg[i] = (char)0xc3;         /* é: its first byte is the last kept */
+		msg[i + 1] = (char)0xa9;
+	}
+	msg[sizeof msg - 1] = '\0';
+	char *text = logged(msg);
+	assert_null(strstr(text, "\\xc3"));
+	assert_true(ends_with(text, "..."));
+	assert_int_equal(strspn(text, "b"), 1022);
+}
+
+/* Exactly as long as the room (1023 bytes): whole, unmarked. */
+static void test_a_line_that_just_fits_is_unmarked(void **state)
+{
+	(void)state;
+	char msg[1024];
+	memset(msg, 'c', sizeof msg - 1);
+	msg[sizeof msg - 1] = '\0';
+	char *text = logged(msg);
+	assert_int_equal(strlen(text), 1023);
+	assert_false(ends_with(text, "..."));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_a_short_line_is_whole_and_unmarked),
+		cmocka_unit_test(test_a_long_line_ends_with_a_visible_cut),
+		cmocka_unit_test(test_a_letter_across_the_cut_is_dropped_not_escaped),
+		cmocka_unit_test(test_a_line_that_just_fits_is_unmarked),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
