@@ -10,6 +10,13 @@
  * libthoth's, fired yet or not.  Read with libelf (elfutils, which the lock
  * profiler's reader already links); nothing is executed or trusted beyond
  * the note's bounds.
+ *
+ * The files are named by the target's maps, which a hostile process
+ * chooses: a file of a mount namespace of its own shows a path that here
+ * may name a FIFO (open would block: thothctl hung) or a device (whose open
+ * has effects).  Only regular files are opened (open_regular).  A point is
+ * refused only when every file the process maps executable was read: one
+ * that could not be (deleted by a rebuild, unreadable) may hold it.
  */
 #define _GNU_SOURCE
 #include "probe_points.h"
@@ -21,19 +28,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
-enum { MAX_FILES = 256, MAX_POINTS = 1024, NAME_MAX_LEN = 64 };
+/* NOTES_MAX: a .note.stapsdt larger is not a compiler's (libthoth's is a
+ * few KiB); libelf would allocate all of it. */
+enum { MAX_FILES = 256, MAX_POINTS = 1024, NAME_MAX_LEN = 64, NOTES_MAX = 16 << 20 };
 
 typedef struct points {
-	char (*names)[NAME_MAX_LEN];
+	char (*names)[NAME_MAX_LEN];    /* for "nearest" only */
 	size_t n;
 	size_t notes;                   /* thoth notes seen, duplicates too */
+	const char *want;               /* the point asked for, found or not */
+	bool found;
 } points_t;
 
 static void add_point(points_t *p, const char *name, size_t len)
 {
 	p->notes++;
+	if (len == strlen(p->want) && memcmp(name, p->want, len) == 0)
+		p->found = true;        /* whatever its length, or the list's */
 	if (len == 0 || len >= NAME_MAX_LEN)
 		return;
 	for (size_t i = 0; i < p->n; i++)
@@ -45,16 +59,39 @@ static void add_point(points_t *p, const char *name, size_t len)
 	}
 }
 
-/* The "thoth" USDT notes of one ELF file into P.  A file that is not ELF,
- * or unreadable, adds nothing. */
-static void read_notes(const char *path, points_t *p)
+/* PATH opened for reading if it is a regular file, else -1.  O_PATH opens
+ * nothing of the file's (no FIFO wait, no driver's open); the regular file
+ * it found is then reopened through /proc/self/fd, the same inode. */
+static int open_regular(const char *path)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int pfd = open(path, O_PATH | O_CLOEXEC);
+	if (pfd < 0)
+		return -1;
+	struct stat st;
+	int fd = -1;
+	if (fstat(pfd, &st) == 0 && S_ISREG(st.st_mode)) {
+		char self[64];
+		snprintf(self, sizeof self, "/proc/self/fd/%d", pfd);
+		fd = open(self, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	}
+	close(pfd);
+	return fd;
+}
+
+/* The "thoth" USDT notes of one ELF file into P.  A file that is not ELF
+ * adds nothing.  False: the file could not be read (not a regular file,
+ * unreadable, its notes not loaded), so it may hold points not in P. */
+static bool read_notes(const char *path, points_t *p)
+{
+	int fd = open_regular(path);
 	if (fd < 0)
-		return;
+		return false;
 	Elf *e = elf_begin(fd, ELF_C_READ, NULL);
+	bool read = e != NULL;
 	size_t shstrndx;
-	if (e && elf_kind(e) == ELF_K_ELF && elf_getshdrstrndx(e, &shstrndx) == 0) {
+	if (e && elf_kind(e) == ELF_K_ELF && elf_getshdrstrndx(e, &shstrndx) != 0)
+		read = false;
+	if (e && elf_kind(e) == ELF_K_ELF && read) {
 		/* the note's three addresses: pc, base, semaphore */
 		size_t addrs = 3 * (gelf_getclass(e) == ELFCLASS32 ? 4 : 8);
 		for (Elf_Scn *scn = elf_nextscn(e, NULL); scn; scn = elf_nextscn(e, scn)) {
@@ -63,10 +100,14 @@ static void read_notes(const char *path, points_t *p)
 			if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_NOTE ||
 			    !(sname = elf_strptr(e, shstrndx, sh.sh_name)) || strcmp(sname, ".note.stapsdt"))
 				continue;
-			Elf_Data *d = elf_getdata(scn, NULL);
+			Elf_Data *d = sh.sh_size <= NOTES_MAX ? elf_getdata(scn, NULL) : NULL;
+			if (!d) {
+				read = false;
+				continue;
+			}
 			GElf_Nhdr nh;
 			size_t off = 0, name_off, desc_off, next;
-			while (d && (next = gelf_getnote(d, off, &nh, &name_off, &desc_off)) > 0) {
+			while ((next = gelf_getnote(d, off, &nh, &name_off, &desc_off)) > 0) {
 				off = next;
 				const char *desc = (const char *)d->d_buf + desc_off;
 				if (nh.n_type != 3 || nh.n_namesz != 8 ||
@@ -86,6 +127,7 @@ static void read_notes(const char *path, points_t *p)
 	if (e)
 		elf_end(e);
 	close(fd);
+	return read;
 }
 
 /* Edit distance, for "nearest" (names are at most NAME_MAX_LEN). */
@@ -123,7 +165,7 @@ int thothctl_probe_point_known(uint32_t pid, const char *name, char *near, size_
 	if (!maps)
 		return -1;
 	elf_version(EV_CURRENT);
-	points_t p = { .names = calloc(MAX_POINTS, NAME_MAX_LEN) };
+	points_t p = { .names = calloc(MAX_POINTS, NAME_MAX_LEN), .want = name };
 	char (*files)[4096] = calloc(MAX_FILES, 4096);
 	if (!p.names || !files) {
 		free(p.names);
@@ -134,7 +176,7 @@ int thothctl_probe_point_known(uint32_t pid, const char *name, char *near, size_
 	/* The executable by /proc/PID/exe (a rebuilt binary's path says
 	 * "(deleted)"), then every other file mapped executable, once. */
 	snprintf(path, sizeof path, "/proc/%u/exe", pid);
-	read_notes(path, &p);
+	bool all_read = read_notes(path, &p);
 	char exe[4096];
 	ssize_t el = readlink(path, exe, sizeof exe - 1);
 	exe[el > 0 ? el : 0] = '\0';
@@ -147,24 +189,30 @@ int thothctl_probe_point_known(uint32_t pid, const char *name, char *near, size_
 			continue;
 		char *f = line + at;
 		f[strcspn(f, "\n")] = '\0';
-		if (f[0] != '/' || strstr(f, " (deleted)") || strcmp(f, exe) == 0)
+		if (f[0] != '/' || strcmp(f, exe) == 0)
 			continue;
+		if (strstr(f, " (deleted)")) {
+			all_read = false;       /* its path names another file, or none */
+			continue;
+		}
 		bool seen = false;
 		for (size_t i = 0; i < nfiles && !seen; i++)
 			seen = strcmp(files[i], f) == 0;
-		if (seen || nfiles == MAX_FILES)
+		if (seen)
 			continue;
+		if (nfiles == MAX_FILES) {
+			all_read = false;
+			continue;
+		}
 		snprintf(files[nfiles++], 4096, "%s", f);
-		read_notes(f, &p);
+		if (!read_notes(f, &p))
+			all_read = false;
 	}
 	fclose(maps);
 	free(files);
-	int known = -1;                 /* no thoth note anywhere: cannot tell */
-	if (p.notes) {
-		known = 0;
-		for (size_t i = 0; i < p.n && !known; i++)
-			known = strcmp(p.names[i], name) == 0;
-	}
+	/* Not found: cannot tell when no thoth note was seen anywhere, or a
+	 * file mapped executable was not read. */
+	int known = p.found ? 1 : p.notes && all_read ? 0 : -1;
 	if (known == 0 && near_cap) {
 		/* the (up to) three closest within a third of the name, ties by order seen */
 		size_t limit = strlen(name) / 3 > 2 ? strlen(name) / 3 : 2, shown = 0, used = 0;

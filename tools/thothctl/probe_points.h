@@ -10,7 +10,8 @@
  * USDT notes of the ELF files it maps executable (every THOTH_TRACE site
  * is one, fired yet or not).  1: it has; 0: it has not, and NEAR gets the
  * nearest names it has (up to three, comma-separated; "" when none is
- * close); -1: cannot tell (its maps unreadable, no thoth note found).
+ * close); -1: cannot tell (its maps unreadable, no thoth note found, or
+ * a file it maps executable not read: deleted, not a regular file).
  */
 int thothctl_probe_point_known(uint32_t pid, const char *name, char *near, size_t near_cap);
 

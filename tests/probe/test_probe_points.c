@@ -1,0 +1,198 @@
+/*
+ * test_probe_points.c - the trace points `thothctl probe run` finds in a
+ * running process (tools/thothctl/probe_points.c): the "thoth" USDT notes
+ * of the files it maps executable.
+ *
+ * - a point of the executable or of a mapped library is known; a typo is
+ *   not, and the nearest point is named;
+ * - a library mapped and then deleted (a rebuild) may hold the point:
+ *   "cannot tell", not a refusal (it refused a point the process had);
+ * - a hostile process maps a file of a mount namespace of its own whose
+ *   path here names a FIFO: not opened (the open blocked thothctl for
+ *   ever; the alarm ends the test instead).
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/sdt.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "probe_points.h"
+
+static char tmp[] = "/tmp/test_probe_points.XXXXXX";
+
+/* The executable's own point (never fired). */
+__attribute__((noinline)) static void ppt_here_fire(void)
+{
+	STAP_PROBE(thoth, ppt_here);
+}
+
+static void copy_file(const char *from, const char *to)
+{
+	FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+	assert_non_null(in);
+	assert_non_null(out);
+	char buf[65536];
+	size_t n;
+	while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+		assert_int_equal(fwrite(buf, 1, n, out), n);
+	fclose(in);
+	assert_int_equal(fclose(out), 0);
+}
+
+/* A child that runs SETUP (which returns 0 once its maps are as wanted),
+ * says so on a pipe and waits to be killed.  0: SETUP failed (skip). */
+static pid_t child(int (*setup)(void))
+{
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		/* gone with the test, whichever assertion ends it */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) || getppid() == 1)
+			_exit(1);
+		close(p[0]);
+		char ok = setup() == 0 ? 'y' : 'n';
+		if (write(p[1], &ok, 1) != 1)
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	close(p[1]);
+	char ok = 'n';
+	if (read(p[0], &ok, 1) != 1)
+		ok = 'n';
+	close(p[0]);
+	if (ok != 'y') {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		return 0;
+	}
+	return pid;
+}
+
+static void end_child(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
+static int load_plugin(bool delete)
+{
+	char copy[sizeof tmp + 32];
+	snprintf(copy, sizeof copy, "%s/plugin.so", tmp);
+	if (!dlopen(copy, RTLD_NOW))
+		return -1;
+	return delete ? unlink(copy) : 0;
+}
+static int plugin_kept(void) { return load_plugin(false); }
+static int plugin_deleted(void) { return load_plugin(true); }
+
+static void test_points_of_the_executable_and_a_library(void **state)
+{
+	(void)state;
+	char copy[sizeof tmp + 32], near[256];
+	snprintf(copy, sizeof copy, "%s/plugin.so", tmp);
+	copy_file(PROBE_POINTS_PLUGIN, copy);
+	pid_t pid = child(plugin_kept);
+	assert_true(pid > 0);
+	assert_int_equal(thothctl_probe_point_known((uint32_t)pid, "ppt_here", near, sizeof near), 1);
+	assert_int_equal(thothctl_probe_point_known((uint32_t)pid, "ppt_plugin_only", near, sizeof near), 1);
+	assert_int_equal(thothctl_probe_point_known((uint32_t)pid, "ppt_hree", near, sizeof near), 0);
+	assert_string_equal(near, "ppt_here");
+	end_child(pid);
+}
+
+static void test_a_deleted_library_is_cannot_tell(void **state)
+{
+	(void)state;
+	char copy[sizeof tmp + 32], near[256];
+	snprintf(copy, sizeof copy, "%s/plugin.so", tmp);
+	copy_file(PROBE_POINTS_PLUGIN, copy);
+	pid_t pid = child(plugin_deleted);
+	assert_true(pid > 0);
+	/* The plugin was rebuilt (deleted, as make replaces it): its point is
+	 * not known here, and is not refused either. */
+	assert_int_equal(thothctl_probe_point_known((uint32_t)pid, "ppt_plugin_only", near, sizeof near), -1);
+	assert_int_equal(thothctl_probe_point_known((uint32_t)pid, "ppt_here", near, sizeof near), 1);
+	end_child(pid);
+}
+
+/* In a mount namespace of its own: a tmpfs over DIR, a file there mapped
+ * executable.  Outside, DIR/lib is a FIFO. */
+static int map_private_file(void)
+{
+	if (unshare(getuid() == 0 ? CLONE_NEWNS : CLONE_NEWUSER | CLONE_NEWNS))
+		return -1;
+	char dir[sizeof tmp + 32], lib[sizeof tmp + 32];
+	snprintf(dir, sizeof dir, "%s/m", tmp);
+	snprintf(lib, sizeof lib, "%s/m/lib", tmp);
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) || mount("none", dir, "tmpfs", 0, NULL))
+		return -1;
+	int fd = open(lib, O_RDWR | O_CREAT | O_EXCL, 0700);
+	if (fd < 0 || ftruncate(fd, 4096))
+		return -1;
+	return mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE, fd, 0) == MAP_FAILED ? -1 : 0;
+}
+
+static void test_a_fifo_named_by_the_maps_is_not_opened(void **state)
+{
+	(void)state;
+	char dir[sizeof tmp + 32], fifo[sizeof tmp + 32], near[256];
+	snprintf(dir, sizeof dir, "%s/m", tmp);
+	snprintf(fifo, sizeof fifo, "%s/m/lib", tmp);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	pid_t pid = child(map_private_file);
+	if (!pid)
+		skip();         /* no mount namespace for this user here */
+	alarm(30);              /* the old code blocked in open(FIFO) */
+	assert_int_equal(thothctl_probe_point_known((uint32_t)pid, "ppt_nowhere", near, sizeof near), -1);
+	alarm(0);
+	end_child(pid);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	return mkdtemp(tmp) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	char cmd[sizeof tmp + 16];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+	if (getenv("PPT_NEVER"))
+		ppt_here_fire();
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_points_of_the_executable_and_a_library),
+		cmocka_unit_test(test_a_deleted_library_is_cannot_tell),
+		cmocka_unit_test(test_a_fifo_named_by_the_maps_is_not_opened),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
