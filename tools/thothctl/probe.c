@@ -436,7 +436,7 @@ static int attach_bytes(uint8_t *bytes, size_t len, const char *path, uint32_t p
 	char near[256];
 	if (point && strcmp(point, "*") && thothctl_probe_point_known(pid, point, near, sizeof near) == 0) {
 		fprintf(stderr, "thothctl: probe run: pid %u has no trace point '%s' (%s%s); its points: "
-			"`readelf -n /proc/%u/exe` (provider thoth), the tree's: docs/OBSERVABILITY.md "
+			"`readelf -n` of each file /proc/%u/maps lists executable (provider thoth), the tree's: docs/OBSERVABILITY.md "
 			"\"Trace points in the tree\"\n", pid, point, near[0] ? "nearest: " : "none near it",
 			near, pid);
 		free(bytes);
