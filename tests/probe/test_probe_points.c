@@ -185,6 +185,45 @@ static int teardown(void **state)
 	return system(cmd) == 0 ? 0 : -1;
 }
 
+/* The note reader on ELF images in memory (the fuzz target's entry), on
+ * its seeds: a 64-bit and a 32-bit object with thoth points msg_send,
+ * timer_fire, msg_recv and another provider's msg_sned, and the 64-bit one
+ * cut short. */
+static void *slurp(const char *name, size_t *len)
+{
+	char path[512];
+	snprintf(path, sizeof path, "%s/%s", FUZZ_POINTS_SEEDS, name);
+	FILE *f = fopen(path, "rb");
+	assert_non_null(f);
+	static char buf[1 << 16];
+	*len = fread(buf, 1, sizeof buf, f);
+	fclose(f);
+	return buf;
+}
+
+static void test_points_of_an_image_in_memory(void **state)
+{
+	(void)state;
+	static const char *const whole[] = { "thoth_notes64.elf", "thoth_notes32.elf" };
+	for (size_t i = 0; i < 2; i++) {
+		size_t len;
+		void *img = slurp(whole[i], &len);
+		char near[64];
+		assert_int_equal(thothctl_probe_points_in_image(img, len, "msg_send", near, sizeof near), 1);
+		assert_int_equal(thothctl_probe_points_in_image(img, len, "timer_fire", near, sizeof near), 1);
+		/* msg_sned is another provider's: not a thoth point */
+		assert_int_equal(thothctl_probe_points_in_image(img, len, "msg_sned", near, sizeof near), 0);
+		assert_string_equal(near, "msg_send");    /* msg_recv: 4 edits, past the limit */
+		assert_int_equal(thothctl_probe_points_in_image(img, len, "zzzzzzzzzz", near, sizeof near), 0);
+		assert_string_equal(near, "");
+	}
+	size_t len;
+	void *img = slurp("thoth_notes64_cut.elf", &len);
+	char near[64];
+	assert_int_equal(thothctl_probe_points_in_image(img, len, "msg_send", near, sizeof near), -1);
+	assert_int_equal(thothctl_probe_points_in_image("not elf", 7, "msg_send", near, sizeof near), -1);
+}
+
 int main(void)
 {
 	if (getenv("PPT_NEVER"))
@@ -193,6 +232,7 @@ int main(void)
 		cmocka_unit_test(test_points_of_the_executable_and_a_library),
 		cmocka_unit_test(test_a_deleted_library_is_cannot_tell),
 		cmocka_unit_test(test_a_fifo_named_by_the_maps_is_not_opened),
+		cmocka_unit_test(test_points_of_an_image_in_memory),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -78,52 +78,63 @@ static int open_regular(const char *path)
 	return fd;
 }
 
-/* The "thoth" USDT notes of one ELF file into P.  A file that is not ELF
- * adds nothing.  False: the file could not be read (not a regular file,
- * unreadable, its notes not loaded), so it may hold points not in P. */
+/* The "thoth" USDT notes of ELF E into P.  Not ELF: nothing added, true.
+ * False: its notes could not be loaded, so it may hold points not in P.
+ * E is hostile (a file the target chose, or fuzz input): libelf bounds
+ * each note within its section, the strings are found with memchr inside
+ * the note's descriptor. */
+static bool notes_of(Elf *e, points_t *p)
+{
+	if (elf_kind(e) != ELF_K_ELF)
+		return true;
+	size_t shstrndx;
+	if (elf_getshdrstrndx(e, &shstrndx) != 0)
+		return false;
+	bool read = true;
+	/* the note's three addresses: pc, base, semaphore */
+	size_t addrs = 3 * (gelf_getclass(e) == ELFCLASS32 ? 4 : 8);
+	for (Elf_Scn *scn = elf_nextscn(e, NULL); scn; scn = elf_nextscn(e, scn)) {
+		GElf_Shdr sh;
+		const char *sname;
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_NOTE ||
+		    !(sname = elf_strptr(e, shstrndx, sh.sh_name)) || strcmp(sname, ".note.stapsdt"))
+			continue;
+		Elf_Data *d = sh.sh_size <= NOTES_MAX ? elf_getdata(scn, NULL) : NULL;
+		if (!d) {
+			read = false;
+			continue;
+		}
+		GElf_Nhdr nh;
+		size_t off = 0, name_off, desc_off, next;
+		while ((next = gelf_getnote(d, off, &nh, &name_off, &desc_off)) > 0) {
+			off = next;
+			const char *desc = (const char *)d->d_buf + desc_off;
+			if (nh.n_type != 3 || nh.n_namesz != 8 ||
+			    memcmp((const char *)d->d_buf + name_off, "stapsdt", 8) || nh.n_descsz <= addrs)
+				continue;
+			const char *prov = desc + addrs, *end = desc + nh.n_descsz;
+			const char *prov_end = memchr(prov, '\0', (size_t)(end - prov));
+			if (!prov_end || strcmp(prov, "thoth"))
+				continue;
+			const char *name = prov_end + 1;
+			const char *name_end = name < end ? memchr(name, '\0', (size_t)(end - name)) : NULL;
+			if (name_end)
+				add_point(p, name, (size_t)(name_end - name));
+		}
+	}
+	return read;
+}
+
+/* The same for the file at PATH (opened only if it is a regular file).
+ * False: the file could not be read (not a regular file, unreadable, its
+ * notes not loaded). */
 static bool read_notes(const char *path, points_t *p)
 {
 	int fd = open_regular(path);
 	if (fd < 0)
 		return false;
 	Elf *e = elf_begin(fd, ELF_C_READ, NULL);
-	bool read = e != NULL;
-	size_t shstrndx;
-	if (e && elf_kind(e) == ELF_K_ELF && elf_getshdrstrndx(e, &shstrndx) != 0)
-		read = false;
-	if (e && elf_kind(e) == ELF_K_ELF && read) {
-		/* the note's three addresses: pc, base, semaphore */
-		size_t addrs = 3 * (gelf_getclass(e) == ELFCLASS32 ? 4 : 8);
-		for (Elf_Scn *scn = elf_nextscn(e, NULL); scn; scn = elf_nextscn(e, scn)) {
-			GElf_Shdr sh;
-			const char *sname;
-			if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_NOTE ||
-			    !(sname = elf_strptr(e, shstrndx, sh.sh_name)) || strcmp(sname, ".note.stapsdt"))
-				continue;
-			Elf_Data *d = sh.sh_size <= NOTES_MAX ? elf_getdata(scn, NULL) : NULL;
-			if (!d) {
-				read = false;
-				continue;
-			}
-			GElf_Nhdr nh;
-			size_t off = 0, name_off, desc_off, next;
-			while ((next = gelf_getnote(d, off, &nh, &name_off, &desc_off)) > 0) {
-				off = next;
-				const char *desc = (const char *)d->d_buf + desc_off;
-				if (nh.n_type != 3 || nh.n_namesz != 8 ||
-				    memcmp((const char *)d->d_buf + name_off, "stapsdt", 8) || nh.n_descsz <= addrs)
-					continue;
-				const char *prov = desc + addrs, *end = desc + nh.n_descsz;
-				const char *prov_end = memchr(prov, '\0', (size_t)(end - prov));
-				if (!prov_end || strcmp(prov, "thoth"))
-					continue;
-				const char *name = prov_end + 1;
-				const char *name_end = name < end ? memchr(name, '\0', (size_t)(end - name)) : NULL;
-				if (name_end)
-					add_point(p, name, (size_t)(name_end - name));
-			}
-		}
-	}
+	bool read = e && notes_of(e, p);
 	if (e)
 		elf_end(e);
 	close(fd);
@@ -153,6 +164,25 @@ static size_t distance(const char *a, const char *b)
 		}
 	}
 	return row[lb];
+}
+
+/* NEAR: the (up to) three names of P closest to NAME, within a third of
+ * its length, ties by order seen; "" when none is that close. */
+static void nearest(const points_t *p, const char *name, char *near, size_t near_cap)
+{
+	if (!near_cap)
+		return;
+	size_t limit = strlen(name) / 3 > 2 ? strlen(name) / 3 : 2, shown = 0, used = 0;
+	for (size_t dist = 1; dist <= limit && shown < 3; dist++)
+		for (size_t i = 0; i < p->n && shown < 3; i++) {
+			if (distance(name, p->names[i]) != dist)
+				continue;
+			int w = snprintf(near + used, near_cap - used, "%s%s", shown ? ", " : "", p->names[i]);
+			if (w < 0 || (size_t)w >= near_cap - used)
+				break;
+			used += (size_t)w;
+			shown++;
+		}
 }
 
 int thothctl_probe_point_known(uint32_t pid, const char *name, char *near, size_t near_cap)
@@ -213,20 +243,34 @@ int thothctl_probe_point_known(uint32_t pid, const char *name, char *near, size_
 	/* Not found: cannot tell when no thoth note was seen anywhere, or a
 	 * file mapped executable was not read. */
 	int known = p.found ? 1 : p.notes && all_read ? 0 : -1;
-	if (known == 0 && near_cap) {
-		/* the (up to) three closest within a third of the name, ties by order seen */
-		size_t limit = strlen(name) / 3 > 2 ? strlen(name) / 3 : 2, shown = 0, used = 0;
-		for (size_t dist = 1; dist <= limit && shown < 3; dist++)
-			for (size_t i = 0; i < p.n && shown < 3; i++) {
-				if (distance(name, p.names[i]) != dist)
-					continue;
-				int w = snprintf(near + used, near_cap - used, "%s%s", shown ? ", " : "", p.names[i]);
-				if (w < 0 || (size_t)w >= near_cap - used)
-					break;
-				used += (size_t)w;
-				shown++;
-			}
+	if (known == 0)
+		nearest(&p, name, near, near_cap);
+	free(p.names);
+	return known;
+}
+
+int thothctl_probe_points_in_image(const void *image, size_t len, const char *name, char *near, size_t near_cap)
+{
+	if (near_cap)
+		near[0] = '\0';
+	elf_version(EV_CURRENT);
+	/* elf_memory wants a writable image; the caller's stays untouched */
+	char *copy = malloc(len ? len : 1);
+	points_t p = { .names = calloc(MAX_POINTS, NAME_MAX_LEN), .want = name };
+	if (!copy || !p.names) {
+		free(copy);
+		free(p.names);
+		return -1;
 	}
+	memcpy(copy, image, len);
+	Elf *e = elf_memory(copy, len);
+	bool read = e && notes_of(e, &p);
+	if (e)
+		elf_end(e);
+	free(copy);
+	int known = p.found ? 1 : p.notes && read ? 0 : -1;
+	if (known == 0)
+		nearest(&p, name, near, near_cap);
 	free(p.names);
 	return known;
 }

@@ -15,4 +15,9 @@
  */
 int thothctl_probe_point_known(uint32_t pid, const char *name, char *near, size_t near_cap);
 
+/* The same answer for one ELF image of LEN bytes in memory (the note
+ * reader on its own: fuzz/probe/fuzz_probe_points.c): -1 also when the
+ * image holds no thoth note. */
+int thothctl_probe_points_in_image(const void *image, size_t len, const char *name, char *near, size_t near_cap);
+
 #endif
