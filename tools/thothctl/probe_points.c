@@ -185,6 +185,18 @@ static void nearest(const points_t *p, const char *name, char *near, size_t near
 		}
 }
 
+/* P's answer for the point it was asked, its names freed: 1 found; 0 not,
+ * NEAR its nearest names; -1 cannot tell (no thoth note seen anywhere, or
+ * a file that may hold points not read: ALL_READ false). */
+static int answer(points_t *p, bool all_read, char *near, size_t near_cap)
+{
+	int known = p->found ? 1 : p->notes && all_read ? 0 : -1;
+	if (known == 0)
+		nearest(p, p->want, near, near_cap);
+	free(p->names);
+	return known;
+}
+
 int thothctl_probe_point_known(uint32_t pid, const char *name, char *near, size_t near_cap)
 {
 	if (near_cap)
@@ -240,13 +252,7 @@ int thothctl_probe_point_known(uint32_t pid, const char *name, char *near, size_
 	}
 	fclose(maps);
 	free(files);
-	/* Not found: cannot tell when no thoth note was seen anywhere, or a
-	 * file mapped executable was not read. */
-	int known = p.found ? 1 : p.notes && all_read ? 0 : -1;
-	if (known == 0)
-		nearest(&p, name, near, near_cap);
-	free(p.names);
-	return known;
+	return answer(&p, all_read, near, near_cap);
 }
 
 int thothctl_probe_points_in_image(const void *image, size_t len, const char *name, char *near, size_t near_cap)
@@ -268,9 +274,5 @@ int thothctl_probe_points_in_image(const void *image, size_t len, const char *na
 	if (e)
 		elf_end(e);
 	free(copy);
-	int known = p.found ? 1 : p.notes && read ? 0 : -1;
-	if (known == 0)
-		nearest(&p, name, near, near_cap);
-	free(p.names);
-	return known;
+	return answer(&p, read, near, near_cap);
 }
