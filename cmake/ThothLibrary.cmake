@@ -79,10 +79,17 @@ if(NOT THOTH_SANITIZE AND NOT THOTH_FUZZ)
 endif()
 # PRIVATE: a shared library carries its own dependencies (DT_NEEDED).
 target_link_libraries(thoth_shared PRIVATE Threads::Threads ${THOTH_SYSTEM_LINK})
+# thoth/idl too: a user's schema that imports a system interface
+# (`import ".../share/thoth/idl/common.tidl"`) gets a header that includes
+# "common.thoth.h", as the system headers include each other; without the
+# folder on the path it was "common.thoth.h: No such file or directory".
+# thoth.pc's Cflags say the same (cmake/thoth.pc.in).
 target_include_directories(thoth_shared INTERFACE
   $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/include>
   $<BUILD_INTERFACE:${THOTH_GEN_INCLUDE}>
-  $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
+  $<BUILD_INTERFACE:${THOTH_GEN_INCLUDE}/thoth/idl>
+  $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>
+  $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}/thoth/idl>)
 add_library(Thoth::thoth ALIAS thoth_shared)
 
 # libthoth.a.  CMAKE_LINKER is ld; objcopy -w takes the wildcard.
@@ -108,6 +115,6 @@ add_custom_target(thoth_static ALL DEPENDS ${THOTH_STATIC})
 add_library(thoth_static_link INTERFACE)
 target_link_libraries(thoth_static_link INTERFACE ${THOTH_STATIC} Threads::Threads ${THOTH_SYSTEM_LINK})
 target_include_directories(thoth_static_link INTERFACE
-  ${PROJECT_SOURCE_DIR}/include ${THOTH_GEN_INCLUDE})
+  ${PROJECT_SOURCE_DIR}/include ${THOTH_GEN_INCLUDE} ${THOTH_GEN_INCLUDE}/thoth/idl)
 add_dependencies(thoth_static_link thoth_static)
 add_library(Thoth::thoth_static ALIAS thoth_static_link)

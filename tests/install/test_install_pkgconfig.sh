@@ -47,7 +47,18 @@ LIBS=$(pkg-config --libs thoth)
 case "$CFLAGS $LIBS" in *"$SRC"*|*"$BUILD"*) echo "pkg-config points into the source/build tree" >&2; exit 1 ;; esac
 $CC $CFLAGS -o greeter-service greeter_service.c gen/greeter.thoth.c $LIBS
 $CC $CFLAGS -o greeter-call greeter_call.c gen/greeter.thoth.c $LIBS
+# A schema of the user's that imports an installed system interface
+# (share/thoth/idl, "for your schemas to import"), built with the same
+# flags: its generated header includes "common.thoth.h", which is
+# installed as include/thoth/idl/common.thoth.h, and `pkg-config --cflags`
+# named only include/ ("common.thoth.h: No such file or directory").
+TIDLDIR=$(pkg-config --variable=tidldir thoth)
+case $TIDLDIR in "$D"/*) ;; *) TIDLDIR=$D$TIDLDIR ;; esac
+sed "s|@TIDLDIR@|$TIDLDIR|" "$SRC/tests/install/import/where.tidl.in" >where.tidl
+"$THOTHC" gen --lang c -o gen where.tidl
+$CC $CFLAGS -o where-roundtrip "$SRC/tests/install/import/where_roundtrip.c" gen/where.thoth.c $LIBS
 export LD_LIBRARY_PATH=$LIBDIR
+./where-roundtrip >/dev/null
 # Linked against the installed libthoth.so.0, not a copy in the build tree.
 ldd ./greeter-call | grep "libthoth.so.0 => $LIBDIR/libthoth.so.0" >/dev/null
 run_greeter "$D$PREFIX/sbin/thothd" "$D$PREFIX/bin/thothctl" ./greeter-service ./greeter-call
