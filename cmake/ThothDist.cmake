@@ -32,10 +32,8 @@ if(NOT THOTH_MAN STREQUAL "OFF")
   endif()
 endif()
 
-# The service unit names thothd by its installed path.
-set(THOTH_SBINDIR ${CMAKE_INSTALL_FULL_SBINDIR})
-configure_file(${PROJECT_SOURCE_DIR}/systemd/thothd.service.in
-               ${PROJECT_BINARY_DIR}/systemd/thothd.service @ONLY)
+# The service unit names thothd by its installed path: written at install
+# time, for the prefix installed to (ThothInstallUnit.cmake, below).
 configure_file(${PROJECT_SOURCE_DIR}/systemd/thothd.socket
                ${PROJECT_BINARY_DIR}/systemd/thothd.socket COPYONLY)
 # User units: systemd looks in <prefix>/lib/systemd/user (not multiarch).
@@ -54,7 +52,12 @@ if(THOTH_INSTALL)
   install(FILES ${PROJECT_SOURCE_DIR}/completion/thothc.bash
           DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions
           RENAME thothc COMPONENT tools)
-  install(FILES ${PROJECT_BINARY_DIR}/systemd/thothd.service
-                ${PROJECT_BINARY_DIR}/systemd/thothd.socket
+  install(CODE "set(THOTH_UNIT_IN \"${PROJECT_SOURCE_DIR}/systemd/thothd.service.in\")
+set(THOTH_UNIT_OUT \"${PROJECT_BINARY_DIR}/systemd/thothd-installed.service\")
+set(THOTH_UNIT_SBINDIR \"${CMAKE_INSTALL_SBINDIR}\")" COMPONENT tools)
+  install(SCRIPT ${PROJECT_SOURCE_DIR}/cmake/ThothInstallUnit.cmake COMPONENT tools)
+  install(FILES ${PROJECT_BINARY_DIR}/systemd/thothd-installed.service
+          RENAME thothd.service DESTINATION ${THOTH_SYSTEMD_USER_UNITDIR} COMPONENT tools)
+  install(FILES ${PROJECT_BINARY_DIR}/systemd/thothd.socket
           DESTINATION ${THOTH_SYSTEMD_USER_UNITDIR} COMPONENT tools)
 endif()

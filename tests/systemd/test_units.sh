@@ -11,11 +11,20 @@ D=$(mktemp -d /tmp/thoth-units-XXXXXX)
 trap 'rm -rf "$D"' EXIT
 PREFIX=$(sed -n 's/^CMAKE_INSTALL_PREFIX:PATH=//p' "$BUILD/CMakeCache.txt")
 UNITDIR=$(sed -n 's/^THOTH_SYSTEMD_USER_UNITDIR:[A-Z]*=//p' "$BUILD/CMakeCache.txt")
+UNITDIR_REL=$UNITDIR
 case $UNITDIR in /*) ;; *) UNITDIR=$PREFIX/$UNITDIR ;; esac
 DESTDIR=$D/root cmake --install "$BUILD" >/dev/null
 U=$D/root$UNITDIR
 [ -f "$U/thothd.socket" ] && [ -f "$U/thothd.service" ] || { echo "FAIL: units not installed in $UNITDIR"; exit 1; }
 grep -q "^ExecStart=$PREFIX/sbin/thothd " "$U/thothd.service" || { echo "FAIL: ExecStart does not run $PREFIX/sbin/thothd"; exit 1; }
+# Installed under another prefix (`cmake --install --prefix P`, docs/INSTALL.md)
+# the unit runs P's thothd: it named the configured prefix's, which is not
+# there (systemd: "Failed to locate executable").
+DESTDIR=$D/other cmake --install "$BUILD" --prefix /opt/thoth-elsewhere >/dev/null
+case $UNITDIR_REL in /*) OU=$D/other$UNITDIR_REL ;; *) OU=$D/other/opt/thoth-elsewhere/$UNITDIR_REL ;; esac
+grep -q "^ExecStart=/opt/thoth-elsewhere/sbin/thothd " "$OU/thothd.service" ||
+  { grep ExecStart "$OU/thothd.service";
+    echo "FAIL: installed with --prefix /opt/thoth-elsewhere, ExecStart does not run its thothd"; exit 1; }
 grep -q '^Type=notify$' "$U/thothd.service"
 grep -q '^RuntimeDirectory=thoth$' "$U/thothd.service"
 grep -q '^ListenStream=%t/thoth/thothd.sock$' "$U/thothd.socket"
