@@ -130,8 +130,9 @@ static void test_not_running_is_one_clear_line(void **state)
 	fixture_t *f = *state;
 	assert_int_equal(harness_stop_thothd(&f->h), 0);
 	assert_int_equal(ctl(f, "status", NULL, NULL, NULL), 1);
-	char expect[200];
-	snprintf(expect, sizeof expect, "thothctl: thothd is not running (no socket at %s/thothd.sock)\n",
+	char expect[400];
+	snprintf(expect, sizeof expect, "thothctl: thothd is not running (no socket at %s/thothd.sock): "
+		 "start it, or give the runtime dir it runs in (--runtime-dir DIR or THOTH_RUNTIME_DIR)\n",
 		 f->h.dir);
 	assert_string_equal(f->out, expect);
 }

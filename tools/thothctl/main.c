@@ -666,7 +666,11 @@ int thothctl_connect(thoth_control_t *ctl, const char *runtime_dir)
 			fprintf(stderr, "thothctl: thothd is not running (nothing listens on %s)\n",
 				ctl->path);
 		else
-			fprintf(stderr, "thothctl: thothd is not running (no socket at %s)\n",
+			/* A second terminal without the THOTH_RUNTIME_DIR the
+			 * first one started thothd with looks in another dir
+			 * (the tutorial's way): say how to point it there. */
+			fprintf(stderr, "thothctl: thothd is not running (no socket at %s): start it, or "
+				"give the runtime dir it runs in (--runtime-dir DIR or THOTH_RUNTIME_DIR)\n",
 				ctl->path);
 		return 1;
 	}

@@ -57,7 +57,8 @@ int thothctl_empty_value(const char *cmd, const char *name, const char *takes);
 const char *thothctl_refused_word(int argc, char *const *argv);
 
 /* Connect to thothd; on failure print why (no thothd: "thothd is not
- * running (no socket at PATH)") and return non-zero. */
+ * running (no socket at PATH): start it, or give the runtime dir ...")
+ * and return non-zero. */
 int thothctl_connect(thoth_control_t *ctl, const char *runtime_dir);
 
 /* Print why the call WHAT failed (thothd's own message for THOTH_E_REMOTE);
