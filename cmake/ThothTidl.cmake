@@ -6,6 +6,30 @@
 # installed in <prefix>/share/thoth/idl).  The same function serves the
 # in-tree build, add_subdirectory() users and find_package(Thoth) users: it
 # runs Thoth::thothc, the in-tree target's alias or the installed program.
+
+# The files TIDL imports, directly or through others, that exist (absolute
+# paths): thothc reads them, so a change to one must regenerate TIDL's code.
+# The folder's own *.tidl were its only dependencies, and a schema importing
+# another folder's file (the installed system interfaces, THOTH_TIDL_DIR)
+# kept code generated from the old text.  Read at configure time: an import
+# added later is seen at the next configure.
+function(_thoth_tidl_imports outvar tidl)
+  set(seen ${${outvar}})
+  get_filename_component(dir ${tidl} DIRECTORY)
+  file(STRINGS ${tidl} lines REGEX "^[ \t]*import[ \t]+\"[^\"]+\"")
+  foreach(line ${lines})
+    string(REGEX REPLACE "^[ \t]*import[ \t]+\"([^\"]+)\".*" "\\1" path "${line}")
+    get_filename_component(path "${path}" ABSOLUTE BASE_DIR ${dir})
+    if(EXISTS "${path}" AND NOT IS_DIRECTORY "${path}" AND NOT path IN_LIST seen)
+      list(APPEND seen ${path})
+      set(${outvar} ${seen})
+      _thoth_tidl_imports(${outvar} ${path})
+      set(seen ${${outvar}})
+    endif()
+  endforeach()
+  set(${outvar} ${seen} PARENT_SCOPE)
+endfunction()
+
 function(thoth_tidl_compile outvar outdir)
   if(NOT TARGET Thoth::thothc)
     message(FATAL_ERROR "thoth_tidl_compile: no Thoth::thothc (find_package(Thoth) or "
@@ -18,6 +42,9 @@ function(thoth_tidl_compile outvar outdir)
     get_filename_component(abs ${tidl} ABSOLUTE)
     get_filename_component(dir ${abs} DIRECTORY)
     file(GLOB deps ${dir}/*.tidl)
+    set(imports)
+    _thoth_tidl_imports(imports ${abs})
+    list(APPEND deps ${imports})
     add_custom_command(
       OUTPUT ${outdir}/${base}.thoth.h ${outdir}/${base}.thoth.c
       COMMAND Thoth::thothc gen --lang c -o ${outdir} ${abs}

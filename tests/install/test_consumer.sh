@@ -24,6 +24,13 @@ find_package)
         -DCMAKE_FIND_USE_SYSTEM_PACKAGE_REGISTRY=OFF >"$D/configure.log" 2>&1 ||
     { cat "$D/configure.log"; exit 1; }
   cmake --build "$D/b" -j"$JOBS" >"$D/build.log" 2>&1 || { cat "$D/build.log"; exit 1; }
+  # An imported schema outside the importer's folder (the installed
+  # common.tidl) is a dependency: changed, the importer's code is made
+  # again (only the importer's own folder was: the old code stayed).
+  touch -d "@$(($(stat -c %Y "$D/b/gen/where.thoth.h") + 5))" "$D/root/usr/share/thoth/idl/common.tidl"
+  cmake --build "$D/b" -j"$JOBS" --target where-roundtrip >"$D/rebuild.log" 2>&1 || { cat "$D/rebuild.log"; exit 1; }
+  grep -q "thothc where" "$D/rebuild.log" ||
+    { cat "$D/rebuild.log"; echo "where.thoth.h not made again after the common.tidl it imports changed" >&2; exit 1; }
   export LD_LIBRARY_PATH=$D/root/usr/lib
   ldd "$D/b/greeter-call" | grep "libthoth.so.0 => $D/root/usr/lib/libthoth.so.0" >/dev/null
   THOTHD=$D/root/usr/sbin/thothd THOTHCTL=$D/root/usr/bin/thothctl
