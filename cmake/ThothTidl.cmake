@@ -13,17 +13,32 @@
 # another folder's file (the installed system interfaces, THOTH_TIDL_DIR)
 # kept code generated from the old text.  Read at configure time: an import
 # added later is seen at the next configure.
-function(_thoth_tidl_imports outvar tidl)
+#
+# Only what thothc would read is read here (tools/thothc/load.c, front.h):
+# a non-empty file of at most 4 MiB, at most 64 imports deep.  Anything else
+# is thothc's to refuse at build time with its own message; read here, an
+# import of a FIFO or /dev/zero hung the configure, and a chain of imports
+# past CMake's recursion limit failed it ("Maximum recursion depth").
+function(_thoth_tidl_imports outvar tidl depth)
   set(seen ${${outvar}})
-  get_filename_component(dir ${tidl} DIRECTORY)
-  file(STRINGS ${tidl} lines REGEX "^[ \t]*import[ \t]+\"[^\"]+\"")
+  if(depth GREATER_EQUAL 64)
+    return()
+  endif()
+  math(EXPR depth "${depth} + 1")
+  get_filename_component(dir "${tidl}" DIRECTORY)
+  file(STRINGS "${tidl}" lines REGEX "^[ \t]*import[ \t]+\"[^\"]+\"")
   foreach(line ${lines})
     string(REGEX REPLACE "^[ \t]*import[ \t]+\"([^\"]+)\".*" "\\1" path "${line}")
-    get_filename_component(path "${path}" ABSOLUTE BASE_DIR ${dir})
-    if(EXISTS "${path}" AND NOT IS_DIRECTORY "${path}" AND NOT path IN_LIST seen)
+    get_filename_component(path "${path}" ABSOLUTE BASE_DIR "${dir}")
+    if(NOT EXISTS "${path}" OR IS_DIRECTORY "${path}" OR path IN_LIST seen)
+      continue()
+    endif()
+    # stat(2)'s size: 0 for a FIFO, a device or a socket (never opened).
+    file(SIZE "${path}" size)
+    if(size GREATER 0 AND size LESS_EQUAL 4194304)
       list(APPEND seen ${path})
       set(${outvar} ${seen})
-      _thoth_tidl_imports(${outvar} ${path})
+      _thoth_tidl_imports(${outvar} "${path}" ${depth})
       set(seen ${${outvar}})
     endif()
   endforeach()
@@ -43,7 +58,7 @@ function(thoth_tidl_compile outvar outdir)
     get_filename_component(dir ${abs} DIRECTORY)
     file(GLOB deps ${dir}/*.tidl)
     set(imports)
-    _thoth_tidl_imports(imports ${abs})
+    _thoth_tidl_imports(imports "${abs}" 0)
     list(APPEND deps ${imports})
     add_custom_command(
       OUTPUT ${outdir}/${base}.thoth.h ${outdir}/${base}.thoth.c
