@@ -124,7 +124,7 @@ typedef struct {
 	int pid[MAX_TABLES];
 	uint64_t start[MAX_TABLES];
 	size_t n;
-	size_t dropped;         /* processes beyond MAX_TABLES */
+	size_t dropped;         /* tables of processes beyond MAX_TABLES */
 	size_t refused;         /* messages that brought no descriptor */
 } handed_t;
 
@@ -221,8 +221,8 @@ static int report(const char *dir, handed_t *h, FILE *out, const thothlock_repor
 	size_t n = 0;
 	char path[PATH_MAX];
 	if (h->dropped)
-		fprintf(stderr, "thothlock: more than %d processes: %zu not reported\n", MAX_TABLES,
-			h->dropped);
+		fprintf(stderr, "thothlock: more than %d processes: %zu more tables not reported "
+			"(one per program a process ran)\n", MAX_TABLES, h->dropped);
 	if (h->refused)
 		fprintf(stderr, "thothlock: %zu messages without a table on thothlock's socket "
 			"ignored\n", h->refused);
