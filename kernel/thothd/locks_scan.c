@@ -1,16 +1,20 @@
 /* locks_scan.c - which lock tables thothd (and thothctl's fallback) reads,
  * and the contention rings followed as trace events (locks.h).
  *
- * A table file is written by whichever process owns the name, so before
- * the reader (lockprof_report.c, which itself opens O_NONBLOCK|O_NOFOLLOW
- * and checks every offset) is handed one, this file checks what can be
- * checked without opening it: a regular file (a FIFO would block an
- * open, a device could be anything), at most MAX_DATA_BYTES of data (the
- * reader copies the data extents), and a live process that maps it.
- * Symbolization opens the files a process maps (libdw, by the paths in
- * /proc/PID/maps): a path that is no longer a regular file or a character
- * device (a FIFO put where a mapped library was) means no symbols for that
- * process, not a blocked thothd.
+ * A profiled process keeps its table in a sealed memfd named
+ * "thothlock:PID" and says so by an empty marker, locks/PID.table (docs/
+ * LOCKS.md, "Where the tables are").  The marker only names a pid: the
+ * table is found among that process's own descriptors (/proc/PID/fd,
+ * thothlock_open_live), with PID pinned, and is anybody's to have written
+ * into, so the reader (lockprof_report.c) checks its kind (a memfd whose
+ * size is sealed, as large as its header says), every offset, and that
+ * it holds at most MAX_DATA_BYTES of data (the reader copies the data
+ * extents).  A marker that is not a regular file is refused by its kind
+ * without being opened; one whose pid holds no such memfd is a leftover,
+ * skipped.  Symbolization opens the files a process maps (libdw, by the
+ * paths in /proc/PID/maps): a path that is no longer a regular file or a
+ * character device (a FIFO put where a mapped library was) means no
+ * symbols for that process, not a blocked thothd.
  */
 #define _GNU_SOURCE
 #include "locks.h"
@@ -72,14 +76,11 @@ static void refuse(thothd_lock_scan_t *s, int pid, const char *file, const char 
 	va_end(ap);
 }
 
-/* What one pass over /proc/PID/maps says: whether PID maps TABLE_PATH (its
- * own table: a dead pid, or a reused one that is another program, does
- * not, and the file is a crash's leftover); the first path symbolization
+/* What one pass over /proc/PID/maps says: the first path symbolization
  * must not open (not a regular file or a character device now), in BAD;
  * and the identity of the code it maps (a hash of the executable file
  * mappings' lines: range, offset, device, inode, path). */
 typedef struct {
-	bool maps_table;
 	bool unsafe;
 	uint64_t code_id;
 } maps_view_t;
@@ -91,7 +92,7 @@ static uint64_t fnv1a(uint64_t h, const char *s, size_t n)
 	return h;
 }
 
-static bool read_maps(int pid, const char *table_path, maps_view_t *v, char *bad, size_t cap)
+static bool read_maps(int pid, maps_view_t *v, char *bad, size_t cap)
 {
 	char path[64], line[PATH_MAX + 256], last[PATH_MAX] = "";
 	snprintf(path, sizeof path, "/proc/%d/maps", pid);
@@ -99,12 +100,9 @@ static bool read_maps(int pid, const char *table_path, maps_view_t *v, char *bad
 	FILE *f = fopen(path, "re");
 	if (!f)
 		return false;
-	size_t t = strlen(table_path);
 	while (fgets(line, sizeof line, f)) {
 		line[strcspn(line, "\n")] = 0;
 		size_t l = strlen(line);
-		if (!v->maps_table && l >= t && strcmp(line + l - t, table_path) == 0)
-			v->maps_table = true;
 		char *p = strchr(line, '/');
 		if (!p)
 			continue;       /* anonymous */
@@ -340,39 +338,47 @@ int thothd_lock_scan_cached(const char *locks_dir, int want_pid, thothd_lock_sym
 			refuse(s, pid, e->d_name, "%s, not a lock table", file_kind(st.st_mode));
 			continue;
 		}
-		if ((off_t)st.st_blocks * 512 > MAX_DATA_BYTES) {
-			refuse(s, pid, e->d_name, "holds %lld MiB of data, over the %lld MiB a table may",
-			       (long long)st.st_blocks / 2048, (long long)(MAX_DATA_BYTES >> 20));
-			continue;
-		}
-		char path[PATH_MAX + 300];
-		snprintf(path, sizeof path, "%s/%s", locks_dir, e->d_name);
-		/* PID (the file's name) pinned from its maps to its symbols
-		 * (pidpin.h): a process that exits meanwhile may leave its
-		 * number to another program, whose maps and code would be taken
-		 * for the table's.  Gone already: its table is a leftover.  No
-		 * pidfds here: unpinned (the start time still tells a reuse). */
+		/* PID (the marker's name) pinned from its descriptors and maps
+		 * to its symbols (pidpin.h): a process that exits meanwhile may
+		 * leave its number to another program, whose maps and code
+		 * would be taken for the table's.  Gone already: its marker is
+		 * a leftover.  No pidfds here: unpinned (the start time still
+		 * tells a reuse). */
 		int pidfd = thoth__pid_pin((uint32_t)pid);
 		if (pidfd < 0 && errno == ESRCH)
 			continue;
+		char why[PATH_MAX + 400];
+		int fd = thothlock_open_live(pid, why, sizeof why);
+		if (fd == THOTH_E_NOT_FOUND)
+			goto next;      /* no table in that process: a leftover marker */
+		if (fd < 0) {
+			refuse(s, pid, e->d_name, "%s", why);
+			goto next;
+		}
+		struct stat fst;
+		if (fstat(fd, &fst) == 0 && (off_t)fst.st_blocks * 512 > MAX_DATA_BYTES) {
+			refuse(s, pid, e->d_name, "holds %lld MiB of data, over the %lld MiB a table may",
+			       (long long)fst.st_blocks / 2048, (long long)(MAX_DATA_BYTES >> 20));
+			goto next;
+		}
 		maps_view_t mv;
 		char bad[PATH_MAX];
-		if (!read_maps(pid, path, &mv, bad, sizeof bad) || !mv.maps_table)
+		if (!read_maps(pid, &mv, bad, sizeof bad))
 			goto next;
 		if (s->n == THOTHD_LOCKS_MAX_TABLES) {
 			s->over++;
 			goto next;
 		}
-		char why[PATH_MAX + 400];
 		thothlock_table_t *t;
 		/* With the cache: this process's symbols, and the copy of its table
 		 * from the last report to read into (new ones are set up below, once
 		 * the table passed the reader's checks). */
 		thothlock_symbols_t *syms = c && !mv.unsafe ? symcache_get(c, pid, mv.code_id, false)
 							    : NULL;
-		if (thothlock_table_load_with(path, syms, &t, why, sizeof why) != 0) {
-			/* The reader's reason starts with the path: keep what follows. */
-			const char *w = strncmp(why, path, strlen(path)) == 0 ? why + strlen(path) : why;
+		if (thothlock_table_load_fd(fd, e->d_name, syms, &t, why, sizeof why) != 0) {
+			/* The reader's reason starts with the name: keep what follows. */
+			size_t nl = strlen(e->d_name);
+			const char *w = strncmp(why, e->d_name, nl) == 0 ? why + nl : why;
 			refuse(s, pid, e->d_name, "%s", w[0] == ':' ? w + 2 : w);
 			goto next;
 		}
@@ -404,6 +410,8 @@ int thothd_lock_scan_cached(const char *locks_dir, int want_pid, thothd_lock_sym
 		}
 		s->tables[s->n++] = t;
 next:
+		if (fd >= 0)
+			close(fd);
 		if (pidfd >= 0)
 			close(pidfd);
 	}
@@ -523,18 +531,28 @@ bool thothd_lock_rings_poll_steps(thothd_lock_rings_t *r, const char *locks_dir,
 	uint64_t set = 0;
 	struct dirent *de;
 	while ((de = readdir(dp))) {
-		if (!table_name_pid(de->d_name))
+		int mpid = table_name_pid(de->d_name);
+		if (!mpid)
 			continue;
-		char path[PATH_MAX + 300];
-		snprintf(path, sizeof path, "%s/%s", locks_dir, de->d_name);
+		/* The marker names the pid; the ring is in that process's
+		 * memfd (none: a leftover, or not a profiled process). */
+		int fd = thothlock_open_live(mpid, NULL, 0);
+		if (fd < 0)
+			continue;
 		thothlock_ring_t *ring;
 		r->last_files++;
-		if (thothlock_ring_open(path, &ring, NULL, 0))
-			continue;       /* refused (FIFO, bad header...): no slices from it */
+		int rc = thothlock_ring_open_fd(fd, de->d_name, &ring, NULL, 0);
+		close(fd);
+		if (rc)
+			continue;       /* refused (not sealed, bad header...): no slices from it */
 		int pid;
 		uint64_t start;
 		bool exited;
 		thothlock_ring_identity(ring, &pid, &start, &exited);
+		if (pid != mpid) {      /* a table claiming another process's waits */
+			thothlock_ring_free(ring);
+			continue;
+		}
 		/* Order-free: the sum of a mix of each identity. */
 		set += ((uint64_t)(uint32_t)pid * 0x9e3779b97f4a7c15ull) ^ start ^ (exited ? 1u : 0u);
 		ring_pos_t *pos = NULL, *oldest = &r->pos[0];

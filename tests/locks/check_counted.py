@@ -53,7 +53,7 @@ def main():
         try:
             if proc.stdout.readline().strip() != "paused":
                 fail("the workload did not pause")
-            live = held(dump(tool, os.path.join(tmp, f"{proc.pid}.table"), str(proc.pid)))
+            live = held(dump(tool, f"live:{proc.pid}", str(proc.pid)))
             proc.stdin.write("go\n")
             proc.stdin.flush()
             proc.stdin.close()

@@ -93,7 +93,7 @@ def main():
             mutex = (3 * per, {"site_a": per, "site_b": per, "site_try": per})
             rw = (2 * THREADS * ITER // 4, {"site_wr": 2 * THREADS * ITER // 8,
                                            "site_rd": 2 * THREADS * ITER // 8})
-            live = dump(tool, os.path.join(tmp, f"{proc.pid}.table"), proc.pid)
+            live = dump(tool, f"live:{proc.pid}", proc.pid)
             check(live, {"exact_lock_0": mutex, "exact_lock_1": mutex, "exact_lock_2": mutex,
                          "exact_rwlock": rw}, "live, wave 2 alive")
             proc.stdin.write("go\n")

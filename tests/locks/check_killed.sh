@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# test_locks_killed THOTHLOCK: a program killed with -9 (no exit path, no
-# end time in its table) is reported killed, not "running"; so is a forked
-# process killed before the report, while one still alive is running.
+# test_locks_killed THOTHLOCK LIVE_WORKLOAD: a program killed with -9 (no
+# exit path, no end time in its table) is reported killed, not "running";
+# so is a forked process killed before the report, while one still alive
+# is running.  And a child killed with -9 mid-run keeps its locks in the
+# report: thothlock holds its table (the memfd it was handed) when the
+# process is gone.
 set -uo pipefail
 THOTHLOCK=$1
+LIVE=$2
 T=$(mktemp -d /tmp/thoth-locks-killed-XXXXXX)
 alive=
 cleanup() { [ -n "$alive" ] && kill -9 "$alive" 2>/dev/null; rm -rf "$T"; }
@@ -23,7 +27,7 @@ echo "ok: thothlock's child killed by SIGKILL"
 # waits for its table: the sleep's, after its exec)
 "$THOTHLOCK" --json --output "$T/json" -- bash -c \
   'bash -c "kill -9 \$\$"; sleep 300 & echo $! >'"$T/alive"'
-   for i in $(seq 500); do [ -e "$THOTHLOCK_DIR/$!.table" ] && [ "$(readlink /proc/$!/exe)" != "$BASH" ] && break; sleep 0.01; done
+   for i in $(seq 500); do [ -e "$THOTHLOCK_DIR/$!.maps" ] && [ "$(readlink /proc/$!/exe)" != "$BASH" ] && break; sleep 0.01; done
    sleep 0.2; exit 0'
 rc=$?
 [ $rc = 0 ] || fail "exit $rc, want 0"
@@ -42,3 +46,20 @@ states() { jq -c '[.processes[] | {pid, program, state, exited}]' "$T/json"; }
 [ "$(jq -r '[.processes[] | select(.state == "exited" and (.exited | not))] | length' "$T/json")" = 0 ] ||
   fail "an exited process said not exited: $(states)"
 echo "ok: a forked process killed by SIGKILL is killed, a live one running"
+
+# thothlock's child killed with -9 from outside mid-run, after its 10
+# forced contentions of live_lock: its table (handed over at its start)
+# is reported whole
+coproc W { "$THOTHLOCK" --json --output "$T/mid.json" -- "$LIVE" 10; }
+read -r word wpid <&"${W[0]}" || fail "live_workload did not start"
+[ "$word" = ready ] || fail "live_workload said '$word $wpid'"
+kill -9 "$wpid"
+wait "$W_PID"
+rc=$?
+[ $rc = 137 ] || fail "exit $rc, want 137 (128 + SIGKILL)"
+jq -e . "$T/mid.json" >/dev/null || fail "not JSON: $(cat "$T/mid.json")"
+[ "$(jq -r --argjson p "$wpid" '[.processes[] | select(.pid == $p and .state == "killed" and .signal == 9)] | length' "$T/mid.json")" = 1 ] ||
+  fail "the killed child is not reported killed by 9: $(jq -c .processes "$T/mid.json")"
+[ "$(jq -r --argjson p "$wpid" '[.locks[] | select(.pid == $p and .name == "live_lock")][0].contentions' "$T/mid.json")" = 10 ] ||
+  fail "live_lock of the killed child not reported with its 10 contentions: $(jq -c '[.locks[] | {pid, name, contentions}]' "$T/mid.json")"
+echo "ok: a child killed by -9 mid-run is reported with its 10 contentions of live_lock"

@@ -134,18 +134,18 @@ def cpu_s(pid):
         return int(f.read().split()[0]) / 1e9
 
 
-# A process that maps a hostile "table" named after its own pid: without a
-# live mapping thothd would skip the file as a crash's leftover.
+# A process that holds a hostile "table" as the preload holds its own: a
+# sealed memfd named thothlock:PID, and the marker PID.table (without a
+# live table in the marker's process thothd skips it as a leftover).
 MAPPER = r"""
-import mmap, os, sys
-path = os.path.join(sys.argv[1], "%d.table" % os.getpid())
-with open(path, "wb") as f:
-    if sys.argv[2] == "sparse":
-        f.truncate(2 << 30)
-    else:
-        f.write(b"NOTATABLE" * 1000)
-f = open(path, "rb")
-m = mmap.mmap(f.fileno(), 4096, prot=mmap.PROT_READ)
+import fcntl, os, sys
+fd = os.memfd_create("thothlock:%d" % os.getpid(), os.MFD_ALLOW_SEALING)
+if sys.argv[2] == "sparse":
+    os.ftruncate(fd, 2 << 30)
+else:
+    os.write(fd, b"NOTATABLE" * 1000)
+fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW)
+open(os.path.join(sys.argv[1], "%d.table" % os.getpid()), "w").close()
 print("ready", flush=True)
 sys.stdin.read()
 """

@@ -4,6 +4,9 @@
  *
  *   lock_report_dump TABLE [PID | MAPS]
  *
+ * TABLE: a table file (what a process profiled with THOTHLOCK_DIR alone
+ * copies there at exit), or live:PID, the live table of process PID (its
+ * sealed memfd, found in /proc/PID/fd as thothd finds it).
  * PID: symbolize against the live process; MAPS: against the maps file the
  * preload saved for a process that is gone.
  *
@@ -11,6 +14,8 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "lockprof_report.h"
 
@@ -22,7 +27,18 @@ int main(int argc, char **argv)
 	}
 	char why[512] = "";
 	thothlock_table_t *t = NULL;
-	if (thothlock_table_load(argv[1], &t, why, sizeof why) != 0) {
+	int rc;
+	if (strncmp(argv[1], "live:", 5) == 0) {
+		int fd = thothlock_open_live(atoi(argv[1] + 5), why, sizeof why);
+		if (fd < 0 && !why[0])
+			snprintf(why, sizeof why, "%s: no table in that process", argv[1]);
+		rc = fd < 0 ? fd : thothlock_table_load_fd(fd, argv[1], NULL, &t, why, sizeof why);
+		if (fd >= 0)
+			close(fd);
+	} else {
+		rc = thothlock_table_load(argv[1], &t, why, sizeof why);
+	}
+	if (rc != 0) {
 		fprintf(stderr, "lock_report_dump: %s\n", why);
 		return 1;
 	}
@@ -32,7 +48,7 @@ int main(int argc, char **argv)
 		thothlock_table_set_maps_file(t, argv[2]);
 	thothlock_report_opts_t opts = { .json = true, .top = 0, .show_uncontended = true };
 	thothlock_table_t *const tables[1] = { t };
-	int rc = thothlock_report_write(stdout, tables, 1, &opts);
+	rc = thothlock_report_write(stdout, tables, 1, &opts);
 	thothlock_table_free(t);
 	return rc == 0 ? 0 : 1;
 }

@@ -2,9 +2,11 @@
  * test_lock_scan_hostile.c - which lock tables thothd reads
  * (kernel/thothd/locks_scan.c: LockReports, the dashboard, thothctl's
  * direct read).  Any process of the user can put a file into the runtime
- * dir's locks/: a FIFO, a link, a directory or garbage under a table's
- * name is refused with its reason and never blocks the scan; a leftover
- * of a process that no longer maps it is skipped silently; names that are
+ * dir's locks/: a FIFO, a link or a directory under a marker's name is
+ * refused by its kind and never blocks the scan; garbage in a live
+ * process's "thothlock:PID" memfd, a memfd whose size is not sealed, or
+ * one not as large as its header says, is refused with its reason; a
+ * marker whose process holds no table is skipped silently; names that are
  * not PID.table are ignored; refusals beyond what is kept are counted.
  * Through thothd's symbol cache (thothd_lock_scan_cached): the same
  * refusals, and a table naming more call sites than an entry may hold
@@ -63,25 +65,31 @@ typedef struct {
 	void *bytes;
 	size_t len;
 	bool stamp_pid;
+	bool unsealed;
 } mapping_t;
 
-/* In the child: BYTES written under its own PID.table (with its own pid in
- * the header when STAMP_PID), and mapped. */
+/* In the child: BYTES (with its own pid in the header when STAMP_PID) as
+ * its table, the way the preload keeps one: in a memfd named
+ * "thothlock:PID", sealed against shrinking and growing (unless UNSEALED),
+ * held open, with the empty marker PID.table in the directory. */
 static bool write_and_map(void *arg)
 {
 	mapping_t *m = arg;
 	if (m->stamp_pid)
 		((thothlock_header_t *)m->bytes)->pid = (int32_t)getpid();     /* the child's copy */
 	char path[400], name[32];
+	snprintf(name, sizeof name, "thothlock:%d", (int)getpid());
+	int fd = memfd_create(name, MFD_ALLOW_SEALING);
+	if (fd < 0 || write(fd, m->bytes, m->len) != (ssize_t)m->len ||
+	    (!m->unsealed && fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) != 0))
+		return false;
 	snprintf(name, sizeof name, "%d.table", (int)getpid());
 	at(path, sizeof path, name);
-	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
-	return fd >= 0 && write(fd, m->bytes, m->len) == (ssize_t)m->len &&
-	       mmap(NULL, m->len, PROT_READ, MAP_SHARED, fd, 0) != MAP_FAILED;
+	int marker = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	return marker >= 0 && close(marker) == 0;
 }
 
-/* A child holding BYTES mapped as its table until *CLOSE_FD is closed;
- * its pid. */
+/* A child holding BYTES as its table until *CLOSE_FD is closed; its pid. */
 static pid_t spawn_mapping(const void *bytes, size_t len, bool stamp_pid, int *close_fd)
 {
 	mapping_t m = { .bytes = (void *)bytes, .len = len, .stamp_pid = stamp_pid };
@@ -93,7 +101,7 @@ static pid_t mapping_child(const void *bytes, size_t len, int *close_fd)
 	return spawn_mapping(bytes, len, false, close_fd);
 }
 
-/* A child mapping LEN bytes of FILL under its PID.table (no header: bad
+/* A child holding LEN bytes of FILL as its table (no header: bad
  * magic, or too short for one); with FIFO, a FIFO of that name beside it
  * first (an open would block: the scan must never open it). */
 static pid_t junk_child(char fill, size_t len, const char *fifo, int *close_fd)
@@ -153,6 +161,9 @@ static void test_special_files_are_refused_by_kind_without_blocking(void **state
 	clear_dir();
 }
 
+static unsigned char *ring_table(uint64_t waits, size_t *len);
+static unsigned char *many_sites_table(size_t *len);
+
 static void test_garbage_mapped_by_a_live_process_is_refused_by_the_reader(void **state)
 {
 	(void)state;
@@ -175,6 +186,33 @@ static void test_garbage_mapped_by_a_live_process_is_refused_by_the_reader(void 
 	assert_int_equal(thothd_lock_scan(dir, (int)pid, &s), 0);
 	assert_refused(&s, name, "size");
 	end_child(pid, hold);
+	clear_dir();
+
+	/* A table in a memfd whose size anyone may change (its writer could
+	 * be made to fault): refused by its kind before anything is read. */
+	size_t len;
+	unsigned char *table = ring_table(1, &len);
+	mapping_t m = { .bytes = table, .len = len, .stamp_pid = true, .unsealed = true };
+	pid = test_held_child(write_and_map, &m, &hold);
+	snprintf(name, sizeof name, "%d.table", (int)pid);
+	assert_int_equal(thothd_lock_scan(dir, (int)pid, &s), 0);
+	assert_int_equal(s.n, 0);
+	assert_refused(&s, name, "a memfd whose size is not sealed");
+	end_child(pid, hold);
+	clear_dir();
+
+	free(table);
+
+	/* Sealed, but not as large as its header says (a whole table, else
+	 * it is refused for its regions first). */
+	table = many_sites_table(&len);
+	((thothlock_header_t *)table)->file_size = len + 4096;
+	pid = spawn_mapping(table, len, true, &hold);
+	snprintf(name, sizeof name, "%d.table", (int)pid);
+	assert_int_equal(thothd_lock_scan(dir, (int)pid, &s), 0);
+	assert_refused(&s, name, "its size is not the one its header says");
+	end_child(pid, hold);
+	free(table);
 	clear_dir();
 }
 
@@ -251,35 +289,42 @@ static void count_wait(const thoth_trace_event_t *ev, const char *process, void 
 	(*(uint64_t *)ctx)++;
 }
 
-/* A well-formed ring table for PID holding WAITS waits, all in the ring. */
-static void write_ring_table(pid_t pid, uint64_t waits)
+/* A well-formed ring table holding WAITS waits, all in the ring (its pid
+ * set by the child that holds it); its length in *LEN. */
+static unsigned char *ring_table(uint64_t waits, size_t *len)
 {
-	char path[400], name[32];
-	snprintf(name, sizeof name, "%d.table", (int)pid);
-	at(path, sizeof path, name);
-	FILE *f = fopen(path, "w");
-	assert_non_null(f);
-	static unsigned char page[THOTHLOCK_HEADER_SIZE];
-	memset(page, 0, sizeof page);
+	*len = THOTHLOCK_HEADER_SIZE + waits * sizeof(thothlock_event_t);
+	unsigned char *b = calloc(1, *len);
+	assert_non_null(b);
 	thothlock_header_t h = { .magic = THOTHLOCK_MAGIC, .version = THOTHLOCK_VERSION,
-				 .header_size = THOTHLOCK_HEADER_SIZE, .pid = pid, .start_ns = 1,
+				 .header_size = THOTHLOCK_HEADER_SIZE, .start_ns = 1,
 				 .events_offset = THOTHLOCK_HEADER_SIZE, .event_capacity = waits,
-				 .event_head = waits };
-	memcpy(page, &h, sizeof h);
-	assert_int_equal(fwrite(page, 1, sizeof page, f), sizeof page);
-	for (uint64_t n = 0; n < waits; n++) {
-		thothlock_event_t e = { .seq = n + 1, .start_ns = 100 + n, .wait_ns = 5, .lock = 0x10 };
-		assert_int_equal(fwrite(&e, sizeof e, 1, f), 1);
-	}
-	fclose(f);
+				 .event_head = waits, .file_size = *len };
+	memcpy(b, &h, sizeof h);
+	thothlock_event_t *e = (thothlock_event_t *)(b + THOTHLOCK_HEADER_SIZE);
+	for (uint64_t n = 0; n < waits; n++)
+		e[n] = (thothlock_event_t){ .seq = n + 1, .start_ns = 100 + n, .wait_ns = 5, .lock = 0x10 };
+	return b;
+}
+
+/* A child holding a ring table of WAITS waits until *HOLD is closed. */
+static pid_t ring_child(uint64_t waits, int *hold)
+{
+	size_t len;
+	unsigned char *b = ring_table(waits, &len);
+	pid_t pid = spawn_mapping(b, len, true, hold);
+	free(b);
+	return pid;
 }
 
 static void test_rings_beyond_the_followed_ones_are_not_read_twice(void **state)
 {
 	(void)state;
 	enum { FILES = THOTHD_LOCKS_MAX_RINGS + 6, WAITS = 8 };
+	pid_t pids[FILES];
+	int holds[FILES];
 	for (int i = 0; i < FILES; i++)
-		write_ring_table(2000000 + i, WAITS);
+		pids[i] = ring_child(WAITS, &holds[i]);
 	thothd_lock_rings_t *r;
 	assert_int_equal(thothd_lock_rings_new(&r), 0);
 	uint64_t waits = 0, lost = 0;
@@ -291,6 +336,8 @@ static void test_rings_beyond_the_followed_ones_are_not_read_twice(void **state)
 	assert_int_equal(waits, 0);
 	assert_int_equal(lost, 0);
 	thothd_lock_rings_free(r);
+	for (int i = FILES - 1; i >= 0; i--)     /* the later ones hold the earlier ones' pipes */
+		end_child(pids[i], holds[i]);
 	clear_dir();
 }
 
@@ -300,12 +347,6 @@ static void test_rings_beyond_the_followed_ones_are_not_read_twice(void **state)
  * check (its number perhaps another program's by then) is not named; the
  * other is, by its own comm.  Before, comm was read unpinned: the ended
  * one was named too (and the hook never ran). */
-static bool nothing_to_prepare(void *arg)
-{
-	(void)arg;
-	return true;
-}
-
 typedef struct ring_names {
 	uint32_t pid[2];
 	char name[2][32];
@@ -340,11 +381,9 @@ static void test_a_ring_process_that_exits_while_named_is_not_named(void **state
 	/* The kept one first: the ended one, forked after, holds a copy of
 	 * the kept one's release pipe, not the other way round. */
 	int kept_release;
-	pid_t kept = test_held_child(nothing_to_prepare, NULL, &kept_release);
-	pid_t ended = test_held_child(nothing_to_prepare, NULL, &ring_release);
+	pid_t kept = ring_child(1, &kept_release);
+	pid_t ended = ring_child(1, &ring_release);
 	ring_ended = ended;
-	write_ring_table(ended, 1);
-	write_ring_table(kept, 1);
 	char comm[32] = "";
 	FILE *cf = fopen("/proc/self/comm", "r");
 	assert_non_null(cf);
@@ -380,7 +419,8 @@ static void test_a_huge_ring_is_read_a_bounded_step_at_a_time(void **state)
 {
 	(void)state;
 	enum { CAP = 1 << 16 };
-	write_ring_table(2100000, CAP);
+	int hold;
+	pid_t pid = ring_child(CAP, &hold);
 	thothd_lock_rings_t *r;
 	assert_int_equal(thothd_lock_rings_new(&r), 0);
 	uint64_t waits = 0, lost = 0;
@@ -392,6 +432,7 @@ static void test_a_huge_ring_is_read_a_bounded_step_at_a_time(void **state)
 	assert_int_equal(waits, 0);
 	assert_int_equal(lost, 0);
 	thothd_lock_rings_free(r);
+	end_child(pid, hold);
 	clear_dir();
 }
 

@@ -155,12 +155,14 @@ static void test_repeated_reports_reuse_symbols_and_match_a_fresh_scan(void **st
 /* One table, symbolized through S; S's state before and after. */
 static char *report_with(thothlock_symbols_t *s, thothlock_symbols_stats_t *during)
 {
-	char path[512];
-	snprintf(path, sizeof path, "%s/%d.table", locks_dir, (int)child);
 	thothlock_table_t *t;
-	char why[512];
-	if (thothlock_table_load_with(path, s, &t, why, sizeof why) != 0)
+	char why[512] = "";
+	int fd = thothlock_open_live((int)child, why, sizeof why);
+	if (fd < 0)
+		fail_msg("no live table in %d: %s", (int)child, why);
+	if (thothlock_table_load_fd(fd, "the child's table", s, &t, why, sizeof why) != 0)
 		fail_msg("%s", why);
+	close(fd);
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&buf, &len);

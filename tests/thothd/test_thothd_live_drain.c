@@ -39,6 +39,7 @@
 
 #include <cmocka.h>
 
+#include "../common/held_child.h"
 #include "harness.h"
 #include "live_harness.h"
 #include "lockprof_layout.h"
@@ -1607,31 +1608,59 @@ static void test_an_attach_at_the_limit_finishes_gone_processes(void **state)
 
 enum { RING_TABLES = 32 };
 
-/* RUNTIME/locks/PID.table: a header and a ring of 4,096 waits, mapped
- * shared: the test writes into it as a profiled process would. */
-static thothlock_header_t *map_ring_table(const char *dir, int pid)
+/* A child holding a ring table as a profiled process does: a memfd named
+ * "thothlock:PID" whose size is sealed (readers refuse any other kind),
+ * at descriptor RING_FD, where the test opens it to write into it. */
+enum { RING_FD = 900 };
+
+static size_t ring_table_len(void)
 {
+	return THOTHLOCK_HEADER_SIZE + THOTHLOCK_EVENT_CAPACITY * sizeof(thothlock_event_t);
+}
+
+static bool hold_ring_memfd(void *arg)
+{
+	(void)arg;
+	char name[32];
+	snprintf(name, sizeof name, "thothlock:%d", (int)getpid());
+	int fd = memfd_create(name, MFD_ALLOW_SEALING);
+	return fd >= 0 && ftruncate(fd, (off_t)ring_table_len()) == 0 &&
+	       fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) == 0 && dup2(fd, RING_FD) == RING_FD;
+}
+
+/* A child's table (*PID, held until *HOLD is closed) with its marker
+ * RUNTIME/locks/PID.table: a header and a ring of 4,096 waits, mapped
+ * shared: the test writes into it as a profiled process would. */
+static thothlock_header_t *map_ring_table(const char *dir, pid_t *pid, int *hold)
+{
+	*pid = test_held_child(hold_ring_memfd, NULL, hold);
 	char path[512];
-	snprintf(path, sizeof path, "%s/%d.table", dir, pid);
-	size_t len = THOTHLOCK_HEADER_SIZE + THOTHLOCK_EVENT_CAPACITY * sizeof(thothlock_event_t);
-	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	snprintf(path, sizeof path, "/proc/%d/fd/%d", (int)*pid, RING_FD);
+	size_t len = ring_table_len();
+	int fd = open(path, O_RDWR | O_CLOEXEC);
 	assert_true(fd >= 0);
-	assert_int_equal(ftruncate(fd, (off_t)len), 0);
 	thothlock_header_t *hd = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	assert_true(hd != MAP_FAILED);
 	close(fd);
 	hd->magic = THOTHLOCK_MAGIC;
 	hd->version = THOTHLOCK_VERSION;
 	hd->header_size = THOTHLOCK_HEADER_SIZE;
-	hd->pid = pid;
+	hd->pid = *pid;
 	hd->start_ns = 1;
 	hd->events_offset = THOTHLOCK_HEADER_SIZE;
 	hd->event_capacity = THOTHLOCK_EVENT_CAPACITY;
+	hd->file_size = len;
+	snprintf(path, sizeof path, "%s/%d.table", dir, (int)*pid);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	close(fd);
 	return hd;
 }
 
 typedef struct ring_writer {
 	thothlock_header_t *tables[RING_TABLES];
+	pid_t pids[RING_TABLES];        /* the processes holding them */
+	int holds[RING_TABLES];
 	int stop;                       /* atomic */
 	uint64_t waits;
 } ring_writer_t;
@@ -1666,26 +1695,30 @@ static void *write_rings(void *arg)
 	return NULL;
 }
 
-/* RING_TABLES lock-ring tables in F's runtime dir (pids from PID0) and
- * their writer thread, started. */
-static void rings_start(fixture_t *f, int pid0, ring_writer_t *w, pthread_t *th)
+/* RING_TABLES lock-ring tables of as many children in F's runtime dir
+ * and their writer thread, started. */
+static void rings_start(fixture_t *f, ring_writer_t *w, pthread_t *th)
 {
 	char dir[400];
 	snprintf(dir, sizeof dir, "%s/locks", f->h.dir);
 	assert_int_equal(mkdir(dir, 0700), 0);
 	for (int i = 0; i < RING_TABLES; i++)
-		w->tables[i] = map_ring_table(dir, pid0 + i);
+		w->tables[i] = map_ring_table(dir, &w->pids[i], &w->holds[i]);
 	assert_int_equal(pthread_create(th, NULL, write_rings, w), 0);
 }
 
-/* Stop W's thread and unmap its tables. */
+/* Stop W's thread, unmap its tables and end their children. */
 static void rings_stop(ring_writer_t *w, pthread_t th)
 {
 	__atomic_store_n(&w->stop, 1, __ATOMIC_RELEASE);
 	assert_int_equal(pthread_join(th, NULL), 0);
-	size_t len = THOTHLOCK_HEADER_SIZE + THOTHLOCK_EVENT_CAPACITY * sizeof(thothlock_event_t);
 	for (int i = 0; i < RING_TABLES; i++)
-		munmap(w->tables[i], len);
+		munmap(w->tables[i], ring_table_len());
+	/* The later children hold copies of the earlier ones' hold pipes. */
+	for (int i = RING_TABLES - 1; i >= 0; i--) {
+		close(w->holds[i]);
+		assert_int_equal(waitpid(w->pids[i], NULL, 0), w->pids[i]);
+	}
 }
 
 /* The polls thothd logged after the first SKIP: how many, on which thread,
@@ -1736,7 +1769,7 @@ static void test_busy_lock_rings_are_polled_off_the_loop_thread(void **state)
 	fixture_setup(&f);
 	ring_writer_t w = { .stop = 0 };
 	pthread_t th;
-	rings_start(&f, 1000000, &w, &th);
+	rings_start(&f, &w, &th);
 	fixture_start(&f, NULL, FX_PAGE);
 	next_tick(f.page);
 	next_tick(f.page);                /* a busy poll made, its cost known */
@@ -1769,7 +1802,7 @@ static void test_a_collections_first_lock_poll_is_made_off_the_loop_thread(void 
 	fixture_setup(&f);
 	ring_writer_t w = { .stop = 0 };
 	pthread_t th;
-	rings_start(&f, 2000000, &w, &th);
+	rings_start(&f, &w, &th);
 	usleep(200000);                   /* every ring full before the page comes */
 	fixture_start(&f, NULL, FX_PAGE);
 	next_tick(f.page);

@@ -4,8 +4,9 @@
  *   thothctl [--runtime-dir DIR] [--json] locks [--pid PID] [--top N] [--verbose]
  *
  * A process profiled with libthothlock.so (LD_PRELOAD, no THOTHLOCK_DIR)
- * publishes its statistics table in RUNTIME_DIR/locks/PID.table, a file it
- * keeps mapped and updates in place (docs/LOCKS.md).  thothd reads the
+ * keeps its statistics table in a sealed memfd, "thothlock:PID", that it
+ * updates in place, announced by the marker RUNTIME_DIR/locks/PID.table
+ * (docs/LOCKS.md, "Where the tables are").  thothd reads the
  * tables of the processes alive now and answers with the report thothlock
  * prints at exit (LockReports, idl/locks.tidl), symbolized against each
  * process's live /proc/PID/maps; a report larger than a page comes in

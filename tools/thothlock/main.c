@@ -26,12 +26,16 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <poll.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "lockprof_find.h"
+#include "lockprof_layout.h"
 #include "lockprof_report.h"
 #include "thoth/version.h"
 
@@ -108,49 +112,160 @@ static uint64_t monotonic_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* Report every table the run left in `dir`, then remove the directory.
- * CHILD ended with WSTATUS at REAPED_NS: its table, if its exit path never
- * ran, is reported killed by that signal; every other process's (a forked
- * one) by what /proc says of it now (running, or died without its exit
- * path).  Both were reported "running", a SIGKILL's victims too. */
-static int report(const char *dir, FILE *out, const thothlock_report_opts_t *opts, pid_t child,
-		  int wstatus, uint64_t reaped_ns)
+/* The tables handed over by the profiled processes (each sends its sealed
+ * memfd through the socket at THOTHLOCK_FD once its header is written),
+ * one per pid: a process that execs another profiled program hands over a
+ * second table, which replaces its first (the later start time), as the
+ * rename of a file of the same name did. */
+#define MAX_TABLES 256
+
+typedef struct {
+	int fd[MAX_TABLES];
+	int pid[MAX_TABLES];
+	uint64_t start[MAX_TABLES];
+	size_t n;
+	size_t dropped;         /* tables of processes beyond MAX_TABLES */
+	size_t refused;         /* messages that brought no descriptor */
+} handed_t;
+
+static void keep_table(handed_t *h, int fd)
+{
+	/* Only pid and start time now, to know which to keep: the whole
+	 * table is read and checked (its kind, its size) at the report. */
+	thothlock_header_t hdr;
+	if (pread(fd, &hdr, sizeof hdr, 0) != (ssize_t)sizeof hdr) {
+		memset(&hdr, 0, sizeof hdr);
+		hdr.pid = -1;   /* unreadable: kept, and refused by name at the report */
+	}
+	for (size_t i = 0; i < h->n; i++)
+		if (hdr.pid > 0 && h->pid[i] == hdr.pid) {
+			if (hdr.start_ns >= h->start[i]) {
+				close(h->fd[i]);
+				h->fd[i] = fd;
+				h->start[i] = hdr.start_ns;
+			} else {
+				close(fd);
+			}
+			return;
+		}
+	if (h->n == MAX_TABLES) {
+		h->dropped++;
+		close(fd);
+		return;
+	}
+	h->fd[h->n] = fd;
+	h->pid[h->n] = hdr.pid;
+	h->start[h->n++] = hdr.start_ns;
+}
+
+/* Take every table waiting in SOCK (non-blocking). */
+static void receive_tables(int sock, handed_t *h)
+{
+	for (;;) {
+		char byte;
+		struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+		union {
+			struct cmsghdr c;
+			char room[CMSG_SPACE(4 * sizeof(int))];
+		} u;
+		struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.room,
+				    .msg_controllen = sizeof u.room };
+		ssize_t r = recvmsg(sock, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return;
+		int got = 0;
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+			if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+				continue;
+			size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			for (size_t i = 0; i < k; i++) {
+				int fd;
+				memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+				keep_table(h, fd);
+				got++;
+			}
+		}
+		if (!got)
+			h->refused++;
+	}
+}
+
+/* T with its saved maps (none: raw addresses) and what became of its
+ * process: CHILD's by its wait status, a forked one's by /proc. */
+static thothlock_table_t *what_became(thothlock_table_t *t, const char *dir, pid_t child,
+				      int wstatus, uint64_t reaped_ns)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "%s/%d.maps", dir, thothlock_table_pid(t));
+	(void)thothlock_table_set_maps_file(t, path);
+	if (thothlock_table_pid(t) == child)
+		thothlock_table_set_reaped(t, wstatus, reaped_ns);
+	else
+		thothlock_table_check_alive(t);
+	return t;
+}
+
+/* Report every table handed over, then remove DIR (the maps the
+ * processes saved).  CHILD ended with WSTATUS at REAPED_NS: its table, if
+ * its exit path never ran, is reported killed by that signal; every other
+ * process's (a forked one) by what /proc says of it now (running, or died
+ * without its exit path).  Both were reported "running", a SIGKILL's
+ * victims too. */
+static int report(const char *dir, handed_t *h, FILE *out, const thothlock_report_opts_t *opts,
+		  pid_t child, int wstatus, uint64_t reaped_ns)
 {
 	int status = 0;
-	thothlock_table_t *tables[256];
+	thothlock_table_t *tables[MAX_TABLES];
 	size_t n = 0;
-	DIR *d = opendir(dir);
-	if (!d) {
-		fprintf(stderr, "thothlock: %s: %s\n", dir, strerror(errno));
-		return 1;
-	}
-	struct dirent *e;
 	char path[PATH_MAX];
-	while ((e = readdir(d))) {
-		size_t l = strlen(e->d_name);
-		if (l < 7 || strcmp(e->d_name + l - 6, ".table") != 0)
+	if (h->dropped)
+		fprintf(stderr, "thothlock: more than %d processes: %zu more tables not reported "
+			"(one per program a process ran)\n", MAX_TABLES, h->dropped);
+	if (h->refused)
+		fprintf(stderr, "thothlock: %zu messages without a table on thothlock's socket "
+			"ignored\n", h->refused);
+	for (size_t i = 0; i < h->n; i++) {
+		char name[64], why[PATH_MAX + 64];
+		snprintf(name, sizeof name, "the table handed over by pid %d", h->pid[i]);
+		thothlock_table_t *t;
+		int rc = thothlock_table_load_fd(h->fd[i], name, NULL, &t, why, sizeof why);
+		close(h->fd[i]);
+		if (rc != 0) {
+			fprintf(stderr, "thothlock: %s\n", why);
+			status = 1;
 			continue;
-		if (n == sizeof tables / sizeof tables[0]) {
-			fprintf(stderr, "thothlock: more than %zu processes: the rest are not reported\n", n);
-			break;
 		}
-		snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+		tables[n++] = what_became(t, dir, child, wstatus, reaped_ns);
+	}
+	/* Copies at exit (save_table in the preload) of the processes whose
+	 * table did not reach the socket: one that closed THOTHLOCK_FD, say. */
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		char *end;
+		long pid = strtol(e->d_name, &end, 10);
+		if (pid <= 0 || strcmp(end, ".table") != 0)
+			continue;
+		bool have = false;
+		for (size_t i = 0; i < h->n && !have; i++)
+			have = h->pid[i] == pid;
+		if (have || n == MAX_TABLES)
+			continue;
 		char why[PATH_MAX + 64];
 		thothlock_table_t *t;
+		snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
 		if (thothlock_table_load(path, &t, why, sizeof why) != 0) {
 			fprintf(stderr, "thothlock: %s\n", why);
 			status = 1;
 			continue;
 		}
-		snprintf(path, sizeof path, "%s/%.*s.maps", dir, (int)(l - 6), e->d_name);
-		(void)thothlock_table_set_maps_file(t, path);   /* none: raw addresses */
-		if (thothlock_table_pid(t) == child)
-			thothlock_table_set_reaped(t, wstatus, reaped_ns);
-		else
-			thothlock_table_check_alive(t);
-		tables[n++] = t;
+		tables[n++] = what_became(t, dir, child, wstatus, reaped_ns);
 	}
-	closedir(d);
+	if (d)
+		closedir(d);
+	h->n = 0;
 	if (n == 0) {
 		fprintf(stderr, "thothlock: the program left no lock table (not dynamically linked, "
 		        "or LD_PRELOAD was dropped)\n");
@@ -161,7 +276,7 @@ static int report(const char *dir, FILE *out, const thothlock_report_opts_t *opt
 	}
 	for (size_t i = 0; i < n; i++)
 		thothlock_table_free(tables[i]);
-	/* Remove what the run left: tables and maps. */
+	/* Remove what the run left: maps and copies. */
 	d = opendir(dir);
 	if (d) {
 		while ((e = readdir(d))) {
@@ -174,6 +289,31 @@ static int report(const char *dir, FILE *out, const thothlock_report_opts_t *opt
 	}
 	rmdir(dir);
 	return status;
+}
+
+/* Wait for PID, taking the tables handed over meanwhile: a program that
+ * forks more processes than the socket queues (a few hundred) would see
+ * its later hand-overs refused.  Woken by the pidfd; without pidfds,
+ * every 50 ms. */
+static int wait_child(pid_t pid, int sock, handed_t *h)
+{
+	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	int wstatus = 0;
+	for (;;) {
+		struct pollfd p[2] = { { .fd = sock, .events = POLLIN }, { .fd = pidfd, .events = POLLIN } };
+		(void)poll(p, pidfd >= 0 ? 2 : 1, pidfd >= 0 ? -1 : 50);
+		receive_tables(sock, h);
+		pid_t w = waitpid(pid, &wstatus, WNOHANG);
+		if (w == pid)
+			break;
+		if (w < 0 && errno != EINTR) {
+			fprintf(stderr, "thothlock: waitpid: %s\n", strerror(errno));
+			break;
+		}
+	}
+	if (pidfd >= 0)
+		close(pidfd);
+	return wstatus;
 }
 
 int main(int argc, char **argv)
@@ -300,15 +440,35 @@ int main(int argc, char **argv)
 	int exec_pipe[2];
 	if (pipe2(exec_pipe, O_CLOEXEC) < 0)
 		exec_pipe[0] = exec_pipe[1] = -1;
+	/* The socket the profiled processes hand their tables over by: its
+	 * sending end is left open in PROGRAM (and whatever it forks or
+	 * execs) at THOTHLOCK_FD. */
+	int sv[2];
+	char fdnum[16];
+	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) != 0) {
+		fprintf(stderr, "thothlock: socketpair: %s\n", strerror(errno));
+		rmdir(dir);
+		return 1;
+	}
+	snprintf(fdnum, sizeof fdnum, "%d", sv[1]);
+	if (setenv("THOTHLOCK_FD", fdnum, 1) != 0) {
+		fprintf(stderr, "thothlock: setenv: %s\n", strerror(errno));
+		rmdir(dir);
+		return 1;
+	}
 	pid_t pid = fork();
 	if (pid < 0) {
 		fprintf(stderr, "thothlock: fork: %s\n", strerror(errno));
+		close(sv[0]);
+		close(sv[1]);
 		rmdir(dir);
 		return 1;
 	}
 	if (pid == 0) {
 		if (exec_pipe[0] >= 0)
 			close(exec_pipe[0]);
+		close(sv[0]);
+		(void)fcntl(sv[1], F_SETFD, 0);         /* inherited across the exec */
 		execvp(argv[optind], argv + optind);
 		int e = errno;
 		fprintf(stderr, "thothlock: %s: %s\n", argv[optind], strerror(e));
@@ -320,15 +480,13 @@ int main(int argc, char **argv)
 	}
 	if (exec_pipe[1] >= 0)
 		close(exec_pipe[1]);
+	close(sv[1]);
 	child_pid = pid;
-	int wstatus = 0;
-	while (waitpid(pid, &wstatus, 0) < 0) {
-		if (errno != EINTR) {
-			fprintf(stderr, "thothlock: waitpid: %s\n", strerror(errno));
-			break;
-		}
-	}
+	static handed_t handed;
+	int wstatus = wait_child(pid, sv[0], &handed);
 	uint64_t reaped_ns = monotonic_ns();
+	receive_tables(sv[0], &handed);         /* the last ones, sent before it ended */
+	close(sv[0]);
 	int code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus)
 	           : WIFSIGNALED(wstatus) ? 128 + WTERMSIG(wstatus) : 1;
 	int exec_errno = 0;
@@ -337,12 +495,14 @@ int main(int argc, char **argv)
 	if (exec_pipe[0] >= 0)
 		close(exec_pipe[0]);
 	if (exec_failed) {              /* said by the child; nothing ran, nothing to report */
+		for (size_t i = 0; i < handed.n; i++)
+			close(handed.fd[i]);
 		rmdir(dir);
 		if (out != stderr)
 			fclose(out);
 		return 127;
 	}
-	int rc = report(dir, out, &opts, pid, wstatus, reaped_ns);
+	int rc = report(dir, &handed, out, &opts, pid, wstatus, reaped_ns);
 	if (out != stderr && fclose(out) != 0) {
 		fprintf(stderr, "thothlock: %s: %s\n", output, strerror(errno));
 		rc = 1;

@@ -13,6 +13,7 @@
 
 #include <elfutils/libdwfl.h>
 #include <gelf.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -505,6 +506,74 @@ static bool take_spare(thothlock_symbols_t *s, thothlock_table_t *t, size_t size
 	return true;
 }
 
+static int load_fd(int fd, const char *path, bool sealed, thothlock_symbols_t *syms,
+		   thothlock_table_t **out, char *why, size_t why_len);
+
+int thothlock_open_live(int pid, char *why, size_t why_len)
+{
+	char dir[64], want[64];
+	snprintf(dir, sizeof dir, "/proc/%d/fd", pid);
+	/* What readlink shows of a memfd: its name after "/memfd:", and
+	 * " (deleted)" (it has no name in any directory). */
+	int wl = snprintf(want, sizeof want, "/memfd:thothlock:%d (deleted)", pid);
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0) {
+		int err = errno;
+		if (why && why_len)
+			snprintf(why, why_len, "%s: %s", dir, strerror(err));
+		return err == ENOENT || err == ESRCH ? THOTH_E_NOT_FOUND : THOTH_E_IO;
+	}
+	DIR *d = fdopendir(dfd);
+	if (!d) {
+		close(dfd);
+		return THOTH_E_NOMEM;
+	}
+	int fd = THOTH_E_NOT_FOUND;
+	struct dirent *e;
+	while (fd == THOTH_E_NOT_FOUND && (e = readdir(d))) {
+		char link[80];
+		ssize_t n = readlinkat(dirfd(d), e->d_name, link, sizeof link);
+		if (n != wl || memcmp(link, want, (size_t)wl) != 0)
+			continue;
+		/* Through the link: a new read-only description of the same
+		 * memfd (the process's own is read-write).  Non-blocking: if
+		 * the descriptor was replaced since the readlink by a FIFO,
+		 * the open must not wait for a writer. */
+		fd = openat(dirfd(d), e->d_name, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+		if (fd < 0) {
+			int err = errno;
+			if (why && why_len)
+				snprintf(why, why_len, "%s/%s: %s", dir, e->d_name, strerror(err));
+			fd = err == ENOENT ? THOTH_E_NOT_FOUND : THOTH_E_IO;
+			break;
+		}
+	}
+	closedir(d);
+	return fd;
+}
+
+int thothlock_table_check_sealed(int fd, char *reason, size_t cap)
+{
+	struct stat st;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		snprintf(reason, cap, "not a regular file");
+		return THOTH_E_INVAL;
+	}
+	/* A file of the directory (or anything but a memfd) has no seals:
+	 * F_GET_SEALS fails.  A memfd without the two size seals could be cut
+	 * short under the writer, as the plain file could. */
+	int seals = fcntl(fd, F_GET_SEALS);
+	if (seals < 0) {
+		snprintf(reason, cap, "not a sealed memfd");
+		return THOTH_E_INVAL;
+	}
+	if ((seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW)) {
+		snprintf(reason, cap, "a memfd whose size is not sealed");
+		return THOTH_E_INVAL;
+	}
+	return 0;
+}
+
 int thothlock_table_load_with(const char *path, thothlock_symbols_t *syms, thothlock_table_t **out,
 			      char *why, size_t why_len)
 {
@@ -519,15 +588,37 @@ int thothlock_table_load_with(const char *path, thothlock_symbols_t *syms, thoth
 			snprintf(why, why_len, "%s: %s", path, strerror(err));
 		return err == ENOENT ? THOTH_E_NOT_FOUND : THOTH_E_IO;
 	}
+	int rc = load_fd(fd, path, false, syms, out, why, why_len);
+	close(fd);
+	return rc;
+}
+
+int thothlock_table_load_fd(int fd, const char *name, thothlock_symbols_t *syms,
+			    thothlock_table_t **out, char *why, size_t why_len)
+{
+	*out = NULL;
+	return load_fd(fd, name, true, syms, out, why, why_len);
+}
+
+/* The table open at FD (the caller's, left open), NAME in refusals.
+ * SEALED: it must be the writer's sealed memfd, as large as its header
+ * says (a table handed over by another process, or opened through its
+ * /proc/PID/fd). */
+static int load_fd(int fd, const char *path, bool sealed, thothlock_symbols_t *syms,
+		   thothlock_table_t **out, char *why, size_t why_len)
+{
 	struct stat st;
+	char kind[64];
+	if (sealed && thothlock_table_check_sealed(fd, kind, sizeof kind) != 0) {
+		refuse(why, why_len, path, kind);
+		return THOTH_E_INVAL;
+	}
 	if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) {
-		close(fd);
 		refuse(why, why_len, path, "not a regular file");
 		return THOTH_E_INVAL;
 	}
 	if (fstat(fd, &st) != 0 || st.st_size < (off_t)THOTHLOCK_HEADER_SIZE ||
 	    st.st_size > (off_t)1 << 30) {
-		close(fd);
 		refuse(why, why_len, path, "size");
 		return THOTH_E_INVAL;
 	}
@@ -540,7 +631,6 @@ int thothlock_table_load_with(const char *path, thothlock_symbols_t *syms, thoth
 	if (!t || !data_pages) {
 		free(t);
 		free(data_pages);
-		close(fd);
 		return THOTH_E_NOMEM;
 	}
 	t->data_pages = data_pages;
@@ -556,7 +646,6 @@ int thothlock_table_load_with(const char *path, thothlock_symbols_t *syms, thoth
 			free(t->touched);
 			free(data_pages);
 			free(t);
-			close(fd);
 			return THOTH_E_NOMEM;
 		}
 		t->bytes = bytes;
@@ -592,8 +681,9 @@ int thothlock_table_load_with(const char *path, thothlock_symbols_t *syms, thoth
 	         h->site_slots_offset != h->tstats_offset + (uint64_t)h->tstat_capacity * sizeof(thothlock_tstat_t) ||
 	         h->site_slots_offset + 2 * (uint64_t)h->site_capacity * sizeof(thothlock_site_slot_t) > got)
 		bad = "regions outside the file";
+	else if (sealed && h->file_size != size)
+		bad = "its size is not the one its header says";
 	if (bad) {
-		close(fd);
 		refuse(why, why_len, path, bad);
 		thothlock_table_free(t);
 		return THOTH_E_INVAL;
@@ -601,7 +691,6 @@ int thothlock_table_load_with(const char *path, thothlock_symbols_t *syms, thoth
 	t->hdr = h;
 	read_extents(fd, t, h->keys_offset, h->events_offset);
 	read_extents(fd, t, h->tstats_offset, h->site_slots_offset);
-	close(fd);
 	/* The writer keeps address, kind and acquisition count in the dense
 	 * key region (lockprof_layout.h); copy them into the private copy of
 	 * each statistics entry, which the rest of the reader reads. */
@@ -1733,6 +1822,9 @@ struct thothlock_ring {
 	uint64_t cap_events;            /* its room */
 };
 
+static int ring_open(int fd, const char *path, bool sealed, thothlock_ring_t **out, char *why,
+		     size_t why_len);
+
 int thothlock_ring_open(const char *path, thothlock_ring_t **out, char *why, size_t why_len)
 {
 	*out = NULL;
@@ -1743,15 +1835,41 @@ int thothlock_ring_open(const char *path, thothlock_ring_t **out, char *why, siz
 			snprintf(why, why_len, "%s: %s", path, strerror(err));
 		return err == ENOENT ? THOTH_E_NOT_FOUND : THOTH_E_IO;
 	}
+	return ring_open(fd, path, false, out, why, why_len);
+}
+
+int thothlock_ring_open_fd(int fd, const char *name, thothlock_ring_t **out, char *why,
+			   size_t why_len)
+{
+	*out = NULL;
+	int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (own < 0) {
+		if (why && why_len)
+			snprintf(why, why_len, "%s: %s", name, strerror(errno));
+		return THOTH_E_IO;
+	}
+	return ring_open(own, name, true, out, why, why_len);
+}
+
+/* The ring of the table open at FD, which the ring keeps (closed on
+ * failure).  SEALED as load_fd's. */
+static int ring_open(int fd, const char *path, bool sealed, thothlock_ring_t **out, char *why,
+		     size_t why_len)
+{
 	thothlock_ring_t *r = calloc(1, sizeof *r);
 	struct stat st;
 	const char *bad = NULL;
+	char kind[64];
 	int rc = THOTH_E_INVAL;
 	if (!r) {
 		rc = THOTH_E_NOMEM;
 		goto fail;
 	}
 	r->fd = -1;
+	if (sealed && thothlock_table_check_sealed(fd, kind, sizeof kind) != 0) {
+		bad = kind;
+		goto fail;
+	}
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
 		bad = "not a regular file";
 		goto fail;
@@ -1773,6 +1891,10 @@ int thothlock_ring_open(const char *path, thothlock_ring_t **out, char *why, siz
 	    h->events_offset > (uint64_t)st.st_size || bytes > (uint64_t)st.st_size - h->events_offset) {
 		/* (Compared without the sum: an offset near 2^64 wraps it.) */
 		bad = "ring outside the file";
+		goto fail;
+	}
+	if (sealed && h->file_size != (uint64_t)st.st_size) {
+		bad = "its size is not the one its header says";
 		goto fail;
 	}
 	/* The slots are read when asked for (thothlock_ring_read): only those

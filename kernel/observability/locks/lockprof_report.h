@@ -14,11 +14,32 @@
 #include <stdio.h>
 
 typedef struct thothlock_table thothlock_table_t;
+typedef struct thothlock_symbols thothlock_symbols_t;
 
 /* Read the table at `path` into private memory and check it: magic,
  * version, sizes against the file.  `why` (may be NULL) receives the
  * reason of a refusal.  Returns 0 or a negative THOTH_E_* code. */
 int thothlock_table_load(const char *path, thothlock_table_t **out, char *why, size_t why_len);
+/*
+ * The table another process hands over or shows in /proc/PID/fd (FD, left
+ * open; NAME names it in refusals): the same checks, and first its kind:
+ * it must be the writer's memfd sealed against shrinking and growing
+ * (thothlock_table_check_sealed) and exactly as large as its header says.
+ * Never blocks: FD is read with pread only.
+ */
+int thothlock_table_load_fd(int fd, const char *name, thothlock_symbols_t *syms,
+			    thothlock_table_t **out, char *why, size_t why_len);
+/* 0 when FD is a memfd whose size no one can change (F_SEAL_SHRINK and
+ * F_SEAL_GROW), else THOTH_E_INVAL with the reason in REASON. */
+int thothlock_table_check_sealed(int fd, char *reason, size_t cap);
+/*
+ * Open process PID's live table: the memfd named "thothlock:PID" among its
+ * descriptors (/proc/PID/fd), opened read-only and non-blocking through
+ * that link.  The fd, or THOTH_E_NOT_FOUND (none: not profiled, gone, or
+ * its table in a process that closed it), or another THOTH_E_* with
+ * the reason in WHY.  What it opens is anybody's: the loaders check it.
+ */
+int thothlock_open_live(int pid, char *why, size_t why_len);
 void thothlock_table_free(thothlock_table_t *table);
 int thothlock_table_pid(const thothlock_table_t *table);
 bool thothlock_table_exited(const thothlock_table_t *table);
@@ -53,7 +74,6 @@ int thothlock_table_set_live_pid(thothlock_table_t *table, int pid);
  * per process across reports and lends it (use_symbols), so a repeated
  * report looks nothing up again.  Valid only while the process maps the
  * same files: the owner decides when it is stale. */
-typedef struct thothlock_symbols thothlock_symbols_t;
 
 typedef struct {
 	uint64_t hits, misses;  /* lookups answered from the cache, and not */
@@ -106,6 +126,10 @@ typedef struct {
 typedef void (*thothlock_wait_fn)(const thothlock_wait_t *wait, void *ctx);
 
 int thothlock_ring_open(const char *path, thothlock_ring_t **out, char *why, size_t why_len);
+/* The ring of the table open at FD (a dup is kept; FD stays the caller's),
+ * checked as thothlock_table_load_fd checks a table. */
+int thothlock_ring_open_fd(int fd, const char *name, thothlock_ring_t **out, char *why,
+			   size_t why_len);
 void thothlock_ring_free(thothlock_ring_t *ring);
 /* The process (pid, its table's start time: together its identity) and
  * whether it has exited. */

@@ -42,6 +42,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/single_threaded.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -279,8 +280,11 @@ static bool owner_word;                         /* all mode: default mutexes kee
 static _Atomic(int) init_state;                 /* 0 none, 1 running, 2 done */
 static _Atomic(int) resolved;                   /* real.* are set */
 static pthread_key_t exit_key;
-static char table_path[PATH_MAX];
-static bool keep_table;                         /* THOTHLOCK_DIR given: leave it for the report */
+static char table_path[PATH_MAX];               /* DIR/PID.table: the live view's marker, or
+						 * (THOTHLOCK_DIR) the base of PID.maps */
+static bool keep_table;                         /* THOTHLOCK_DIR given: hand it to thothlock */
+static int table_fd = -1;                       /* the sealed memfd the table is mapped from */
+static bool handed;                             /* thothlock holds it (THOTHLOCK_FD) */
 static uintptr_t own_text_start, own_text_end;  /* frames inside this library are skipped */
 
 static inline uint64_t now_ns(void)
@@ -1055,35 +1059,159 @@ static bool choose_dir(char *dir, size_t cap)
 
 static void save_maps(void);
 
-/* Map a fresh table for this process.  A file when possible (readers find
- * it); anonymous memory otherwise, so profiling itself never fails.  The
- * file is made as PID.table.new (a name no reader lists) and renamed to
- * PID.table once its header is written: a reader listing the directory
- * while a process starts saw an all-zero header and refused the file as
- * "not a lock table (bad magic)" (test_locks_thothd, 4 runs in 10 with 16
- * processes starting). */
+/* The table's memory: a memfd named "thothlock:PID" (readers find it in
+ * /proc/PID/fd), sealed against shrinking and growing before it is
+ * mapped, so no process can cut it short under this one (a truncated
+ * shared file made the next lock fault with SIGBUS).  Not sealed against
+ * writes: this process writes it; whoever reads it treats it as hostile.
+ * Close-on-exec: a new program image makes its own.  -1 if the kernel
+ * has no sealed memfds (the table is then private: profiled, not seen). */
+static int sealed_memfd(size_t size)
+{
+	char name[32];
+	snprintf(name, sizeof name, "thothlock:%d", (int)getpid());
+	int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
+		return -1;
+	if (ftruncate(fd, (off_t)size) != 0 ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* THOTHLOCK_DIR mode: give thothlock the table now, while this process
+ * lives, through the socket it left open at THOTHLOCK_FD.  The descriptor
+ * in flight (then in thothlock) keeps the memfd when this process dies,
+ * however it dies: thothlock used to read a file after the fact. */
+static void hand_over(int fd)
+{
+	const char *v = getenv("THOTHLOCK_FD");
+	char *end = NULL;
+	long sock = v && *v ? strtol(v, &end, 10) : -1;
+	struct stat st;
+	handed = false;
+	if (!v)
+		return;         /* THOTHLOCK_DIR alone: the copy at exit (save_table) */
+	if (sock < 0 || sock > INT_MAX || *end || fstat((int)sock, &st) != 0 || !S_ISSOCK(st.st_mode)) {
+		warn3("THOTHLOCK_FD=", v,
+		      ": not thothlock's socket (the program closed it?): this process's table "
+		      "is copied at its exit only");
+		return;
+	}
+	char byte = 't';
+	struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+	union {
+		struct cmsghdr h;
+		char room[CMSG_SPACE(sizeof(int))];
+	} c;
+	memset(&c, 0, sizeof c);
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = c.room,
+			    .msg_controllen = sizeof c.room };
+	struct cmsghdr *h = CMSG_FIRSTHDR(&m);
+	h->cmsg_level = SOL_SOCKET;
+	h->cmsg_type = SCM_RIGHTS;
+	h->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(h), &fd, sizeof fd);
+	if (sendmsg((int)sock, &m, MSG_DONTWAIT | MSG_NOSIGNAL) != 1)
+		warn3("cannot hand this process's table to thothlock: ", strerror(errno),
+		      ": it is copied at its exit only");
+	else
+		handed = true;
+}
+
+/* PATH.new made afresh, its name in FRESH (what someone left under that
+ * name, a FIFO or a link, is removed, never opened): its descriptor, or
+ * -1.  publish() then gives it PATH, replacing whatever was there in one
+ * step, so a reader never sees it half made. */
+static int open_fresh(const char *path, char *fresh, size_t cap)
+{
+	int n = snprintf(fresh, cap, "%s.new", path);
+	if (n < 0 || (size_t)n >= cap)
+		return -1;
+	(void)unlink(fresh);
+	return open(fresh, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+}
+
+/* FRESH renamed to PATH when OK, else removed. */
+static bool publish(const char *fresh, const char *path, bool ok)
+{
+	if (ok && rename(fresh, path) == 0)
+		return true;
+	unlink(fresh);
+	return false;
+}
+
+/* THOTHLOCK_DIR mode, the table not handed over (THOTHLOCK_FD unset or
+ * unusable): a copy of it at exit, DIR/PID.table, for whoever reads the
+ * directory afterwards (tests, a user of THOTHLOCK_DIR by hand, thothlock
+ * for a process that closed its socket).  A private file: this process
+ * never maps it, so cutting it short harms nobody.  The memfd's data
+ * extents only (most of its ~95 MiB are holes). */
+static void save_table(void)
+{
+	char fresh[PATH_MAX + 8];
+	int out = open_fresh(table_path, fresh, sizeof fresh);
+	if (out < 0)
+		return;
+	static char buf[65536];
+	bool ok = ftruncate(out, (off_t)table_size) == 0;
+	off_t pos = 0, end = (off_t)table_size;
+	while (ok && pos < end) {
+		off_t data = lseek(table_fd, pos, SEEK_DATA);
+		off_t hole = data < 0 ? -1 : lseek(table_fd, data, SEEK_HOLE);
+		if (data < 0 || hole <= data)
+			break;          /* ENXIO: no data past pos */
+		if (hole > end)
+			hole = end;
+		for (pos = data; ok && pos < hole;) {
+			size_t n = (size_t)(hole - pos) < sizeof buf ? (size_t)(hole - pos) : sizeof buf;
+			ssize_t r = pread(table_fd, buf, n, pos);
+			ok = r > 0 && pwrite(out, buf, (size_t)r, pos) == r;
+			pos += r > 0 ? r : 0;
+		}
+	}
+	ok = close(out) == 0 && ok;
+	(void)publish(fresh, table_path, ok);
+}
+
+/* The live view's marker DIR/PID.table: an empty file saying "PID has a
+ * table" (readers then look in /proc/PID/fd). */
+static bool make_marker(const char *path)
+{
+	char fresh[PATH_MAX + 8];
+	int fd = open_fresh(path, fresh, sizeof fresh);
+	return fd >= 0 && publish(fresh, path, close(fd) == 0);
+}
+
+/* Map a fresh table for this process: a sealed memfd when possible
+ * (readers find it), anonymous memory otherwise, so profiling itself
+ * never fails.  Readers are told of it only once its header is written
+ * (the marker, or the hand-over): a reader listing the directory while a
+ * process starts saw an all-zero header and refused it as "not a lock
+ * table (bad magic)" (test_locks_thothd, 4 runs in 10 with 16 processes
+ * starting). */
 static void open_table(void)
 {
-	char dir[PATH_MAX], fresh[PATH_MAX + 8];
+	char dir[PATH_MAX];
 	table_size = table_bytes();
 	void *mem = MAP_FAILED;
-	table_path[0] = fresh[0] = 0;
-	if (choose_dir(dir, sizeof dir)) {
+	table_path[0] = 0;
+	if (table_fd >= 0)
+		close(table_fd);        /* a forked child's copy of its parent's */
+	table_fd = sealed_memfd(table_size);
+	if (table_fd >= 0) {
+		mem = mmap(NULL, table_size, PROT_READ | PROT_WRITE, MAP_SHARED, table_fd, 0);
+		if (mem == MAP_FAILED) {
+			close(table_fd);
+			table_fd = -1;
+		}
+	}
+	if (table_fd >= 0 && choose_dir(dir, sizeof dir)) {
 		int n = snprintf(table_path, sizeof table_path, "%s/%d.table", dir, (int)getpid());
-		int fd = -1;
-		if (n > 0 && (size_t)n < sizeof table_path) {
-			snprintf(fresh, sizeof fresh, "%s.new", table_path);
-			fd = open(fresh, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		}
-		if (fd >= 0) {
-			if (ftruncate(fd, (off_t)table_size) == 0)
-				mem = mmap(NULL, table_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-			close(fd);
-			if (mem == MAP_FAILED)
-				unlink(fresh);
-		}
-		if (mem == MAP_FAILED)
-			table_path[0] = fresh[0] = 0;
+		if (n < 0 || (size_t)n >= sizeof table_path)
+			table_path[0] = 0;
 	}
 	if (mem == MAP_FAILED)
 		mem = mmap(NULL, table_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -1128,12 +1256,13 @@ static void open_table(void)
 	read_program_name(table->program, sizeof table->program);
 	/* Magic last: a reader that sees it sees the rest of the header. */
 	__atomic_store_n(&table->magic, THOTHLOCK_MAGIC, __ATOMIC_RELEASE);
-	/* Then the name readers list (atomically replacing a dead process's
-	 * table of the same pid). */
-	if (fresh[0] && rename(fresh, table_path)) {
-		unlink(fresh);
+	/* Then tell the readers: thothlock by handing the memfd over, the
+	 * live view by the marker (atomically replacing a dead process's of
+	 * the same pid). */
+	if (keep_table && table_fd >= 0)
+		hand_over(table_fd);
+	else if (table_path[0] && !make_marker(table_path))
 		table_path[0] = 0;      /* profiled all the same, not seen live */
-	}
 	/* The maps now, for a process that ends without exit() (_exit, a
 	 * signal); rewritten at exit with what was loaded meanwhile. */
 	if (keep_table && table_path[0])
@@ -1337,10 +1466,13 @@ __attribute__((destructor)) static void thothlock_stop(void)
 	__atomic_store_n(&table->exited, 1, __ATOMIC_RELEASE);
 	if (!table_path[0])
 		return;
-	if (keep_table)
+	if (keep_table) {
 		save_maps();
-	else
+		if (!handed && table_fd >= 0)
+			save_table();
+	} else {
 		unlink(table_path);   /* live view only: nobody reads a dead process's table */
+	}
 }
 
 /* ---- recording (never with the profiled lock held) ----------------------- */
