@@ -4,7 +4,7 @@
 # process killed before the report, while one still alive is running.
 set -uo pipefail
 THOTHLOCK=$1
-T=$(mktemp -d /tmp/thoth-locks-killed-XXXXXX)
+T=$(mktemp -d "${TMPDIR:-/tmp}/thoth-locks-killed-XXXXXX")
 alive=
 cleanup() { [ -n "$alive" ] && kill -9 "$alive" 2>/dev/null; rm -rf "$T"; }
 trap cleanup EXIT
