@@ -124,6 +124,9 @@ def main(argv):
         return 2
     base = os.environ.get("THOTH_STAGE_TMP") or "/tmp"
     stage = tempfile.mkdtemp(prefix="thoth-stage-", dir=base)
+    # As /tmp is (sticky, anyone's): tests that reach a socket as another
+    # uid (test_chan_socket_policy) must pass through it; mkdtemp made 0700.
+    os.chmod(stage, 0o1777)
     os.environ["TMPDIR"] = stage
     os.environ[MARK] = stage
     libc = ctypes.CDLL(None, use_errno=True)
