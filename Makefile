@@ -115,14 +115,18 @@ tsan: tsan-build
 # takes the default, and so had a dashboard or not depending on which other
 # test held 9180 at that moment, fails every time instead of now and then.
 HOLD_DEFAULTS = /usr/bin/env python3 tests/common/hold_default_ports.py --
+# ... and with TMPDIR at a fresh folder of the stage's own: afterwards a
+# file left there or a process the stage started that still runs fails the
+# stage, named (tests/common/clean_stage.py; docs/TESTING.md "Leftovers guard").
+CLEAN_STAGE = /usr/bin/env python3 tests/common/clean_stage.py --
 
 test: build asan tsan-build
 	@echo "== tests (RelWithDebInfo) =="
-	@$(HOLD_DEFAULTS) ctest --test-dir $(BUILD) --output-on-failure -j$(CTEST_JOBS) $(CTEST_DEB)
+	@$(HOLD_DEFAULTS) $(CLEAN_STAGE) ctest --test-dir $(BUILD) --output-on-failure -j$(CTEST_JOBS) $(CTEST_DEB)
 	@echo "== tests (ASan+UBSan) =="
-	@$(HOLD_DEFAULTS) ctest --test-dir $(ASAN_BUILD) --output-on-failure -j$(CTEST_JOBS)
+	@$(HOLD_DEFAULTS) $(CLEAN_STAGE) ctest --test-dir $(ASAN_BUILD) --output-on-failure -j$(CTEST_JOBS)
 	@echo "== concurrency tests (ThreadSanitizer) =="
-	@TSAN_OPTIONS=halt_on_error=1 $(HOLD_DEFAULTS) ctest --test-dir $(TSAN_BUILD) --output-on-failure -L tsan
+	@TSAN_OPTIONS=halt_on_error=1 $(HOLD_DEFAULTS) $(CLEAN_STAGE) ctest --test-dir $(TSAN_BUILD) --output-on-failure -L tsan
 
 # Quiet: the build's output goes to a log (shown if it fails), then the demo.
 run: bootstrap

@@ -30,6 +30,13 @@ if git -C "$ROOT" rev-parse --git-dir >/dev/null 2>&1; then
 else
   (cd "$ROOT" && tar --exclude=./build -cf - .) | (cd "$SRC" && tar -xf -)
 fi
+# dpkg-buildpackage's and lintian's temporary files in a folder of ours,
+# removed however this ends: lintian (Perl MLDBM) left a Berkeley DB file
+# /tmp/mldbm-elf-* behind on every run.
+export TMPDIR="$OUT/tmp"
+rm -rf "$TMPDIR"
+mkdir -p "$TMPDIR"
+trap 'rm -rf "$TMPDIR"' EXIT
 cd "$SRC"
 start=$(date +%s)
 DEB_BUILD_OPTIONS="parallel=$(nproc) nocheck" dpkg-buildpackage -b -us -uc >"$OUT/build.log" 2>&1 ||

@@ -89,7 +89,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (flags & 1)
 		(void)overlay(t, 8, sizeof(thothlock_header_t) - 8, data, size);
 
-	char path[] = "/tmp/fuzz_lock_table.XXXXXX";
+	char path[4096];
+	const char *tmp = getenv("TMPDIR");
+	snprintf(path, sizeof path, "%s/fuzz_lock_table.XXXXXX", tmp && *tmp ? tmp : "/tmp");
 	int fd = mkstemp(path);
 	if (fd < 0)
 		abort();

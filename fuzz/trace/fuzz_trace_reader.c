@@ -4,6 +4,7 @@
  * exporters must handle any of them without crashing or reading outside it.
  */
 #define _GNU_SOURCE
+#include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,12 +19,30 @@ static int count(const thoth_trace_event_t *ev, void *ctx)
 	return 0;
 }
 
+/* The CTF exporter's folder: one per process, under TMPDIR, removed at
+ * exit (the seed replays of make test made one per run and left it). */
+static char dir[4096];
+static int have_dir;
+
+static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+static void remove_dir(void)
+{
+	nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static char dir[] = "/tmp/fuzz-trace-XXXXXX";
-	static int have_dir;
-	if (!have_dir)
+	if (!have_dir) {
+		const char *tmp = getenv("TMPDIR");
+		snprintf(dir, sizeof dir, "%s/fuzz-trace-XXXXXX", tmp && *tmp ? tmp : "/tmp");
 		have_dir = mkdtemp(dir) != NULL;
+		if (have_dir)
+			atexit(remove_dir);
+	}
 
 	thoth_trace_reader_t *r;
 	if (thoth_trace_reader_open_image(data, size, &r) != 0)

@@ -39,10 +39,11 @@ void thoth__log(thoth_log_level_t level, const char *component, const char *fmt,
 	va_start(ap, fmt);
 	int want = vsnprintf(line, sizeof line, fmt, ap);
 	va_end(ap);
-	/* Cut: said, at a letter's boundary ("..."), or a reader took the
-	 * line for whole. */
+	/* Cut: said ("..."), or a reader took the line for whole; between
+	 * whole letters and whole escapes (a caller's text escaped by
+	 * thoth__why_text): a line ending "\x1..." read as a byte 0x01. */
 	if (want >= (int)sizeof line) {
-		size_t keep = thoth__utf8_whole(line, sizeof line - sizeof "...");
+		size_t keep = thoth__escaped_whole(line, sizeof line - sizeof "...");
 		memcpy(line + keep, "...", sizeof "...");
 	}
 	fn(handler_arg, level, component, line);

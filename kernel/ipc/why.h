@@ -55,4 +55,11 @@ size_t thoth__why_text_cut(char *out, size_t cap, const char *text, size_t len, 
 THOTH__HIDDEN
 size_t thoth__utf8_whole(const char *s, size_t len);
 
+/* LEN cut back to the end of the last whole unit of S, a text that may
+ * hold thoth__why_text's escapes: never inside a "\\xHH" or a "\\\\"
+ * (a "\\x1" reads as a byte of its own), nor inside a UTF-8 letter.  For
+ * a line formatted from escaped text and cut to its room (thoth__log). */
+THOTH__HIDDEN
+size_t thoth__escaped_whole(const char *s, size_t len);
+
 #endif

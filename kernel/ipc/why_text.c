@@ -89,6 +89,41 @@ size_t thoth__utf8_whole(const char *s, size_t len)
 	return len;
 }
 
+/* Of "\\xHH", how many bytes P (LEFT of them) holds: 4 whole, fewer
+ * when it is cut short, 0 when P holds no such escape. */
+static size_t hex_escape(const char *p, size_t left)
+{
+	static const char hex[] = "0123456789abcdefABCDEF";
+	size_t k = 0;
+	while (k < 4 && k < left &&
+	       (k == 0 ? p[k] == '\\' : k == 1 ? p[k] == 'x' : p[k] && strchr(hex, p[k])))
+		k++;
+	return k == 4 || k == left ? k : 0;
+}
+
+size_t thoth__escaped_whole(const char *s, size_t len)
+{
+	/* Forward: whether a backslash opens an escape depends on the ones
+	 * before it ("\\\\x1b" is a backslash, then "x1b"). */
+	const unsigned char *u = (const unsigned char *)s;
+	size_t i = 0;
+	while (i < len) {
+		size_t n = 1;
+		if (u[i] == '\\') {
+			size_t x = hex_escape(s + i, len - i);
+			if (i + 1 == len || (x && x < 4))
+				return i;       /* "\\" or "\\x1" at the cut: half an escape */
+			n = x ? 4 : s[i + 1] == '\\' ? 2 : 1;
+		} else if (u[i] >= 0xc0) {
+			n = u[i] >= 0xf0 ? 4 : u[i] >= 0xe0 ? 3 : 2;
+			if (i + n > len)
+				return i;       /* half a letter */
+		}
+		i += n;
+	}
+	return len;
+}
+
 size_t thoth__why_text_cut(char *out, size_t cap, const char *text, size_t len, bool cut)
 {
 	if (!out || !cap)

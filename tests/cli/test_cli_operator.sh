@@ -29,7 +29,7 @@
 set -uo pipefail
 SRC=$1 BUILD=$2
 THOTHD=$BUILD/kernel/thothd/thothd
-TMP=$(mktemp -d /tmp/thoth-cli-operator-XXXXXX)
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/thoth-cli-operator-XXXXXX")
 PID=""
 cleanup() {
   [ -z "$PID" ] || { kill -KILL "$PID" 2>/dev/null; wait "$PID" 2>/dev/null; }

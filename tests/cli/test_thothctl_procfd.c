@@ -32,6 +32,7 @@
 #include "../common/testutil.h"
 #include "pidpin.h"
 #include "procfd.h"
+#include "../common/pidfd_play.h"
 
 enum { FDNUM = 77 };
 
@@ -158,18 +159,6 @@ static void test_a_descriptor_that_is_no_memfd_is_refused_by_name(void **state)
 	end(&c);
 }
 
-/* The real kernel back, whatever an earlier failed test left set (a
- * failed assertion skips its restoring lines). */
-static long (*real_pidfd_open)(pid_t pid, unsigned flags);
-
-static void real_kernel(void)
-{
-	if (!real_pidfd_open)
-		real_pidfd_open = thoth__pidfd_open_call;
-	thoth__pidfd_open_call = real_pidfd_open;
-	thoth__pidpin_after_read = NULL;
-}
-
 /* Descriptors this process holds (/proc/self/fd): a pinned read must
  * leave as many as it found. */
 /* thothctl_peer_memfd_read's reader as `probe maps` has one: takes the
@@ -196,7 +185,7 @@ static int take_bytes(int fd, void *ctx, char *why, size_t why_len)
 static void test_probe_maps_read_holds_for_a_live_process(void **state)
 {
 	(void)state;
-	real_kernel();
+	pidfd_real_kernel();
 	int before = test_count_fds();        /* the child's release pipe not counted */
 	child_t c = spawn(false);
 	reader_ctx_t r = { .end_it = NULL };
@@ -214,7 +203,7 @@ static void test_probe_maps_read_holds_for_a_live_process(void **state)
 static void test_probe_maps_read_of_a_process_that_exits_meanwhile_is_dropped(void **state)
 {
 	(void)state;
-	real_kernel();
+	pidfd_real_kernel();
 	int before = test_count_fds();        /* the child's release pipe not counted */
 	child_t c = spawn(false);
 	reader_ctx_t r = { .end_it = &c };
@@ -244,7 +233,7 @@ static void end_hook_child(uint32_t pid)
 static void test_a_pinned_proc_read_of_a_process_that_exits_meanwhile_is_esrch(void **state)
 {
 	(void)state;
-	real_kernel();
+	pidfd_real_kernel();
 	int before = test_count_fds();        /* the child's release pipe not counted */
 	child_t c = spawn(false);
 	int pidfd = thoth__pid_pin((uint32_t)c.pid);
@@ -269,22 +258,12 @@ static void test_a_pinned_proc_read_of_a_process_that_exits_meanwhile_is_esrch(v
 
 /* A kernel without pidfd_open (before 5.3), or a seccomp filter (ENOSYS or
  * EPERM): every pinned path reads unpinned, with one warning per run. */
-static int played_errno;
-
-static long no_pidfd_open(pid_t pid, unsigned flags)
-{
-	(void)pid;
-	(void)flags;
-	errno = played_errno;
-	return -1;
-}
 
 static void test_without_pidfds_reads_are_unpinned_and_said_once(void **state)
 {
 	(void)state;
-	real_kernel();
+	pidfd_real_kernel();
 	child_t c = spawn(false);
-	thoth__pidfd_open_call = no_pidfd_open;
 	fflush(stderr);
 	int saved = dup(2);
 	FILE *tmp = tmpfile();
@@ -294,7 +273,7 @@ static void test_without_pidfds_reads_are_unpinned_and_said_once(void **state)
 	int rc[2], pidfds[2];
 	char why[256] = "", path[64];
 	for (int i = 0; i < 2; i++) {
-		played_errno = errs[i];
+		pidfd_open_fails(errs[i]);
 		reader_ctx_t r = { .end_it = NULL };
 		rc[i] = thothctl_peer_memfd_read((uint32_t)c.pid, FDNUM, take_bytes, &r, path, sizeof path, why,
 						 sizeof why);
@@ -305,7 +284,7 @@ static void test_without_pidfds_reads_are_unpinned_and_said_once(void **state)
 	fflush(stderr);
 	dup2(saved, 2);
 	close(saved);
-	real_kernel();
+	pidfd_real_kernel();
 	rewind(tmp);
 	char out[1024];
 	size_t n = fread(out, 1, sizeof out - 1, tmp);

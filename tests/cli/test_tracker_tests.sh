@@ -8,7 +8,7 @@ SRC=$1 BUILD=$2 PY=$3 CTEST=$4
 CHECK=$SRC/tests/cli/check_tracker_tests.py
 fail() { echo "FAIL: $*"; exit 1; }
 "$PY" "$CHECK" --ctest="$CTEST" "$SRC" "$BUILD" || fail "docs/TRACKER.md cites tests that do not exist (above)"
-TMP=$(mktemp /tmp/thoth-tracker-XXXXXX.md)
+TMP=$(mktemp "${TMPDIR:-/tmp}/thoth-tracker-XXXXXX.md")
 trap 'rm -f "$TMP"' EXIT
 sed 's/`test_rtable_thothd`/`test_rtable_thothd_renamed`/' "$SRC/docs/TRACKER.md" >"$TMP"
 cmp -s "$TMP" "$SRC/docs/TRACKER.md" && fail "the tracker no longer cites test_rtable_thothd: update this test"
@@ -19,7 +19,7 @@ out=$("$PY" "$CHECK" --ctest="$CTEST" "$SRC" "$BUILD" "$TMP") || rc=$?
 echo "ok: a missing test is caught"
 # The ctest asked is CMake's: a broken `ctest` first on PATH changes nothing,
 # and a ctest that cannot run is a failure, not an empty list of tests.
-BIN=$(mktemp -d /tmp/thoth-tracker-bin-XXXXXX)
+BIN=$(mktemp -d "${TMPDIR:-/tmp}/thoth-tracker-bin-XXXXXX")
 trap 'rm -f "$TMP"; rm -rf "$BIN"' EXIT
 printf '#!/bin/sh\ntouch "%s/ran"\nexit 1\n' "$BIN" >"$BIN/ctest"
 chmod +x "$BIN/ctest"

@@ -23,6 +23,7 @@
 #include "record.h"
 #include "store.h"
 #include "thoth/error.h"
+#include "../common/tmpdir.h"
 
 static char dir[256];
 
@@ -31,7 +32,7 @@ static int setup(void **state)
 	/* tmpfs where there is one: recovery's fdatasync is then free, and
 	 * these tests reopen the store hundreds of times (the crash tests,
 	 * test_codex_crash, use the real disk) */
-	snprintf(dir, sizeof dir, "%s/test-codex-store-XXXXXX", access("/dev/shm", W_OK) ? "/tmp" : "/dev/shm");
+	snprintf(dir, sizeof dir, "%s/test-codex-store-XXXXXX", access("/dev/shm", W_OK) ? test_tmpdir() : "/dev/shm");
 	assert_non_null(mkdtemp(dir));
 	return 0;
 }

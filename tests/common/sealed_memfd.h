@@ -15,6 +15,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include "tmpdir.h"
 
 /* A memfd named NAME of SIZE bytes whose first LEN (may be 0) are IMAGE,
  * SEALS added (0: none, and it can still take some).  Any failure fails
@@ -50,7 +51,8 @@ static inline void test_wrong_kinds_refused(test_refused_fn refused, int err, co
 	int fd = open("/dev/zero", O_RDWR | O_CLOEXEC);
 	assert_true(fd >= 0);
 	refused(fd, err, "a character device, not a memfd");
-	char path[] = "/tmp/thoth-hostile-XXXXXX";
+	char path[256];
+	test_tmp_template(path, sizeof path, "thoth-hostile");
 	fd = mkstemp(path);
 	assert_true(fd >= 0);
 	unlink(path);

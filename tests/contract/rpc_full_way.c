@@ -28,5 +28,6 @@
 #define thoth__why_text thoth_full__why_text
 #define thoth__why_text_cut thoth_full__why_text_cut
 #define thoth__utf8_whole thoth_full__utf8_whole
+#define thoth__escaped_whole thoth_full__escaped_whole
 #include "../../kernel/ipc/rpc.c"
 #include "../../kernel/ipc/why_text.c"

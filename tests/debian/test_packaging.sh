@@ -35,8 +35,8 @@ grep -qx clang <<<"$test" || fail "clang missing from the test group (tests/prob
 while read -r p; do grep -qx "$p" <<<"$test" || fail "run package $p not in the test group"; done <<<"$run"
 
 # What cmake --install produces, with Debian's layout, against the .install files.
-D=$(mktemp -d /tmp/thoth-debian-XXXXXX)
-L=$(mktemp -d /tmp/thoth-debian-lists-XXXXXX)   # the file lists, beside (not in) the staged tree
+D=$(mktemp -d "${TMPDIR:-/tmp}/thoth-debian-XXXXXX")
+L=$(mktemp -d "${TMPDIR:-/tmp}/thoth-debian-lists-XXXXXX")   # the file lists, beside (not in) the staged tree
 trap 'rm -rf "$D" "$L"' EXIT
 DESTDIR=$D cmake --install "$BUILD" --prefix /usr >/dev/null
 # This build's libdir is not multiarch; Debian's is usr/lib/<triplet>.

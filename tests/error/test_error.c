@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "thoth/error.h"
+#include "../common/tmpdir.h"
 
 static const struct { int value; const char *name; } table[] = {
 #define ROW_(name, value, msg) { value, "THOTH_" #name },
@@ -72,7 +73,8 @@ static void test_a_value_that_is_no_code_is_named_unknown(void **state)
 /* A real failing call: binding a Unix socket to a path already bound. */
 static void test_io_error_keeps_the_call_and_its_errno(void **state)
 {
-	char dir[] = "/tmp/thoth-error-XXXXXX";
+	char dir[256];
+	test_tmp_template(dir, sizeof dir, "thoth-error");
 	assert_non_null(mkdtemp(dir));
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	snprintf(sa.sun_path, sizeof sa.sun_path, "%s/x.sock", dir);

@@ -10,7 +10,7 @@
 set -uo pipefail
 SRC=$1 BUILD=$2
 command -v etcd >/dev/null || [ -x /usr/bin/etcd ] || { echo "SKIP: no etcd"; exit 77; }
-OUT=$(mktemp /tmp/thoth-run-cluster-XXXXXX)
+OUT=$(mktemp "${TMPDIR:-/tmp}/thoth-run-cluster-XXXXXX")
 pid="" FAKE="" passed=0 LOGDIRS=()
 # A pid still running: not gone, not an unreaped zombie.
 running() {
@@ -122,7 +122,7 @@ echo "ok: an early SIGTERM: exit 143"
 
 # A host that does not end on SIGTERM gets SIGKILL after 10 s: cleanup waited
 # for it forever.  A stand-in build folder whose thothd ignores SIGTERM.
-FAKE=$(mktemp -d /tmp/thoth-run-cluster-build-XXXXXX)
+FAKE=$(mktemp -d "${TMPDIR:-/tmp}/thoth-run-cluster-build-XXXXXX")
 mkdir -p "$FAKE/kernel/thothd" "$FAKE/tools/thothctl" "$FAKE/services"
 printf '#!/bin/sh\ntrap "" TERM\necho ready >&3\nexec 3>&-\nexec sleep 300\n' >"$FAKE/kernel/thothd/thothd"
 printf '#!/bin/sh\nexec sleep 300\n' >"$FAKE/services/echo"

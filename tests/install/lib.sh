@@ -19,7 +19,7 @@ greeter_cleanup() {
 
 run_greeter() {
   local thothd=$1 thothctl=$2 service=$3 call=$4
-  _rt=$(mktemp -d /tmp/thoth-install-rt-XXXXXX)
+  _rt=$(mktemp -d "${TMPDIR:-/tmp}/thoth-install-rt-XXXXXX")
   # --http-port 0: at the default 9180 the dashboard ran only when no
   # other test's thothd held it at that moment.
   "$thothd" --runtime-dir "$_rt" --http-port 0 2>"$_rt/thothd.log" &

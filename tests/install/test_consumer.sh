@@ -13,7 +13,7 @@
 set -euo pipefail
 SRC=$1 BUILD=$2 MODE=$3
 . "$SRC/tests/install/lib.sh"
-D=$(mktemp -d /tmp/thoth-consumer-XXXXXX)
+D=$(mktemp -d "${TMPDIR:-/tmp}/thoth-consumer-XXXXXX")
 trap 'greeter_cleanup; rm -rf "$D"' EXIT
 JOBS=${JOBS:-2}
 

@@ -6,7 +6,7 @@
 # as strict ISO C11 (-std=c11 -pedantic, not gnu11) and as C++17.
 set -euo pipefail
 SRC=$1 BUILD=$2 CC=$3 CXX=$4
-T=$(mktemp -d /tmp/thoth-headers-XXXXXX)
+T=$(mktemp -d "${TMPDIR:-/tmp}/thoth-headers-XXXXXX")
 trap 'rm -rf "$T"' EXIT
 INC=(-I"$SRC/include" -I"$BUILD/include")
 W=(-Wall -Wextra -Werror -pedantic -fsyntax-only)

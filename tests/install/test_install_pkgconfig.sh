@@ -8,7 +8,7 @@
 set -euo pipefail
 SRC=$1 BUILD=$2
 . "$SRC/tests/install/lib.sh"
-D=$(mktemp -d /tmp/thoth-install-XXXXXX)
+D=$(mktemp -d "${TMPDIR:-/tmp}/thoth-install-XXXXXX")
 trap 'greeter_cleanup; rm -rf "$D"' EXIT
 
 # The prefix the build was configured with (thoth.pc names it), under DESTDIR.

@@ -16,7 +16,7 @@
 set -euo pipefail
 BUILD=$1 CC=$2
 SO=$BUILD/libthoth.so.0 A=$BUILD/libthoth.a
-T=$(mktemp -d /tmp/thoth-symbols-XXXXXX)
+T=$(mktemp -d "${TMPDIR:-/tmp}/thoth-symbols-XXXXXX")
 trap 'rm -rf "$T"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 

@@ -27,8 +27,9 @@
 #include "thoth/caller.h"
 #include "thoth/channel.h"
 #include "thoth/loop.h"
+#include "../common/tmpdir.h"
 
-static char dir[] = "/tmp/thoth-nested-XXXXXX", sock[128];
+static char dir[256], sock[128];
 static _Atomic int ready;
 static _Atomic int answered;    /* publishes seen to main (the rings' order is not TSan's) */
 
@@ -142,6 +143,7 @@ static void *serve(void *arg)
 
 static void test_a_tcp_request_served_inside_a_channel_handler_is_not_the_channels(void **state)
 {
+	test_tmp_template(dir, sizeof dir, "thoth-nested");
 	assert_non_null(mkdtemp(dir));
 	snprintf(sock, sizeof sock, "%s/echo.sock", dir);
 	pthread_t t;

@@ -44,6 +44,7 @@
 #include "echo.thoth.h"
 #include "thoth/channel.h"
 #include "testutil.h"
+#include "../common/tmpdir.h"
 
 static char dir[256], sock_path[300];
 static pid_t service_pid;
@@ -93,7 +94,7 @@ static int stop_service(void)
 
 static int setup(void **state)
 {
-	snprintf(dir, sizeof dir, "/tmp/thoth-chan-test-XXXXXX");
+	snprintf(dir, sizeof dir, "%s/thoth-chan-test-XXXXXX", test_tmpdir());
 	assert_non_null(mkdtemp(dir));
 	snprintf(sock_path, sizeof sock_path, "%s/test.sock", dir);
 	signal(SIGPIPE, SIG_IGN);

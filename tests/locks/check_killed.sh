@@ -8,7 +8,7 @@
 set -uo pipefail
 THOTHLOCK=$1
 LIVE=$2
-T=$(mktemp -d /tmp/thoth-locks-killed-XXXXXX)
+T=$(mktemp -d "${TMPDIR:-/tmp}/thoth-locks-killed-XXXXXX")
 alive=
 cleanup() { [ -n "$alive" ] && kill -9 "$alive" 2>/dev/null; rm -rf "$T"; }
 trap cleanup EXIT

@@ -28,8 +28,9 @@
 #include "lockprof_layout.h"
 #include "lockprof_report.h"
 #include "thoth/error.h"
+#include "../common/tmpdir.h"
 
-static char dir[] = "/tmp/thoth-ring-XXXXXX";
+static char dir[256];
 static char path[300];
 
 /* A table file: the header page, then `cap` events at THOTHLOCK_HEADER_SIZE. */
@@ -653,6 +654,7 @@ static void test_tstat_entries_without_a_site_get_one_with_their_pcs_stack(void 
 static int setup(void **state)
 {
 	(void)state;
+	test_tmp_template(dir, sizeof dir, "thoth-ring");
 	if (!mkdtemp(dir))
 		return -1;
 	snprintf(path, sizeof path, "%s/table", dir);

@@ -34,8 +34,9 @@
 #include "pidpin.h"
 #include "lockprof_layout.h"
 #include "scan_report.h"
+#include "../common/tmpdir.h"
 
-static char dir[] = "/tmp/thoth-lockscan-XXXXXX";
+static char dir[256];
 
 static void at(char *out, size_t cap, const char *name)
 {
@@ -127,7 +128,7 @@ static void end_child(pid_t pid, int close_fd)
 
 static void clear_dir(void)
 {
-	char cmd[200];
+	char cmd[sizeof dir + 16];
 	snprintf(cmd, sizeof cmd, "rm -rf %s/*", dir);
 	assert_int_equal(system(cmd), 0);
 }
@@ -575,6 +576,7 @@ static void test_the_symbol_cache_refuses_alike_and_stays_bounded(void **state)
 
 int main(void)
 {
+	test_tmp_template(dir, sizeof dir, "thoth-lockscan");
 	if (!mkdtemp(dir)) {
 		perror("mkdtemp");
 		return 1;

@@ -31,8 +31,9 @@
 #include "locks.h"
 #include "pidpin.h"
 #include "scan_report.h"
+#include "../common/tmpdir.h"
 
-static char dir[] = "/tmp/thoth-symcache-XXXXXX";
+static char dir[256];
 static char locks_dir[256];
 static pid_t child = -1;
 static FILE *to_child, *from_child;
@@ -210,6 +211,7 @@ static void test_a_small_entry_evicts_and_still_symbolizes(void **state)
 static int setup(void **state)
 {
 	(void)state;
+	test_tmp_template(dir, sizeof dir, "thoth-symcache");
 	if (!mkdtemp(dir))
 		return -1;
 	snprintf(locks_dir, sizeof locks_dir, "%s/locks", dir);

@@ -30,6 +30,7 @@
 
 #include "thoth/error.h"
 #include "thoth/trace.h"
+#include "../common/tmpdir.h"
 
 #define SERVICE   77u
 #define IFACE     0x5eed1234u
@@ -144,7 +145,7 @@ static int setup(void **state)
 	thoth_trace_shutdown();
 	t.client = getpid();
 	t.server = child;
-	strcpy(t.dir, "/tmp/thoth-trace-test-XXXXXX");
+	test_tmp_template(t.dir, sizeof t.dir, "thoth-trace-test");
 	assert_non_null(mkdtemp(t.dir));
 	*state = &t;
 	return 0;

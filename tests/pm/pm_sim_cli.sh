@@ -7,7 +7,7 @@ set -eu
 thothctl=$1
 traces=$2
 python=${3:-python3}
-dir=$(mktemp -d /tmp/thoth-pmsim-XXXXXX)
+dir=$(mktemp -d "${TMPDIR:-/tmp}/thoth-pmsim-XXXXXX")
 trap 'rm -rf "$dir"' EXIT
 
 # every device policy on a recorded trace; the engine is in the table

@@ -28,6 +28,7 @@
 #include "chantest.thoth.h"
 #include "thoth/channel.h"
 #include "thoth/loop.h"
+#include "../common/tmpdir.h"
 
 typedef struct pair {
 	int fd;
@@ -482,7 +483,8 @@ static pid_t start_service(const char *path, const thoth_chan_moderation_cfg_t *
 
 static void test_a_moderated_service_finds_deferred_messages_by_its_timer(void **state)
 {
-	char dir[] = "/tmp/thoth-mod-XXXXXX", path[64];
+	char dir[256], path[320];
+	test_tmp_template(dir, sizeof dir, "thoth-mod");
 	assert_non_null(mkdtemp(dir));
 	snprintf(path, sizeof path, "%s/svc.sock", dir);
 	thoth_chan_moderation_cfg_t mc = { THOTH_CHAN_MOD_FIXED, 64, 1000 };

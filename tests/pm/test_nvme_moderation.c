@@ -48,6 +48,7 @@
 #include "../common/loop_until.h"
 #include "thoth/error.h"
 #include "thoth/loop.h"
+#include "../common/tmpdir.h"
 
 /* ---- fixture tree ---------------------------------------------------------- */
 
@@ -90,7 +91,7 @@ static void put_counters(uint64_t ios, uint64_t irqs)
 static int setup_tree(void **state)
 {
 	(void)state;
-	snprintf(root, sizeof root, "%s/thoth-nvme-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	snprintf(root, sizeof root, "%s/thoth-nvme-XXXXXX", test_tmpdir());
 	assert_non_null(mkdtemp(root));
 	char p[PATH_MAX + 64];
 	const char *dirs[] = { "sys", "sys/block", "sys/block/nvme0n1", "proc", "sys/block/sda" };
@@ -292,7 +293,8 @@ static void test_admin_failures_come_back_as_named_errors(void **state)
 	assert_int_equal(thoth_nvme_admin_error(-ETIMEDOUT, "/dev/nvme0", 0x09, why, sizeof why), THOTH_E_TIMEDOUT);
 
 	/* The real ioctl: a regular file answers ENOTTY, a missing one ENOENT. */
-	char path[] = "/tmp/thoth-not-nvme-XXXXXX";
+	char path[256];
+	test_tmp_template(path, sizeof path, "thoth-not-nvme");
 	int fd = mkstemp(path);
 	assert_true(fd >= 0);
 	close(fd);
@@ -945,7 +947,7 @@ enum { PERF_ROUNDS = 20, PERF_ROUND_MS = 1000 };
 static void test_the_perf_wakeup_rings_on_every_real_block_request(void **state)
 {
 	(void)state;
-	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	const char *tmp = test_tmpdir();
 	uint32_t disk = 0;
 	if (!blk_disk_of(tmp, &disk, NULL, 0)) {
 		print_message("%s is not on a block device (skipped)\n", tmp);
@@ -1037,7 +1039,7 @@ static bool woke_again(void *arg)
 static void test_the_loop_wakes_through_perf_on_every_real_request(void **state)
 {
 	(void)state;
-	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	const char *tmp = test_tmpdir();
 	uint32_t disk = 0;
 	if (!blk_disk_of(tmp, &disk, NULL, 0)) {
 		print_message("%s is not on a block device (skipped)\n", tmp);
@@ -1123,7 +1125,7 @@ static int teardown_slow(void **state)
 static void test_the_loop_stays_awake_for_a_slow_real_request(void **state)
 {
 	(void)state;
-	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	const char *tmp = test_tmpdir();
 	char why[300];
 	if (blk_slow_open(tmp, &slow, why, sizeof why)) {
 		print_message("%s (skipped)\n", why);

@@ -23,6 +23,7 @@
 #include "dvfs.h"
 #include "energy.h"
 #include "thoth/error.h"
+#include "../common/tmpdir.h"
 
 static void use_tree(const char *name)
 {
@@ -35,7 +36,7 @@ static void use_tree(const char *name)
 static char copy_root[256];
 static void use_copy(const char *name)
 {
-	snprintf(copy_root, sizeof copy_root, "/tmp/thoth-pm-fixture-XXXXXX");
+	snprintf(copy_root, sizeof copy_root, "%s/thoth-pm-fixture-XXXXXX", test_tmpdir());
 	assert_non_null(mkdtemp(copy_root));
 	char cmd[1024];
 	snprintf(cmd, sizeof cmd, "cp -r '%s/%s/.' '%s/'", FIXTURES, name, copy_root);
@@ -255,7 +256,8 @@ static void test_runtime_pm_power_is_modelled_from_a_table_and_says_so(void **st
 	assert_int_equal(pw.resume_us, 20000);
 	assert_non_null(strstr(pw.source, "USB device"));
 	/* a config file with real figures wins, first matching line */
-	char table[] = "/tmp/thoth-pm-table-XXXXXX";
+	char table[256];
+	test_tmp_template(table, sizeof table, "thoth-pm-table");
 	int fd = mkstemp(table);
 	assert_true(fd >= 0);
 	const char *text = "# measured on the bench\nclass:0x0c03 250 8 50 5000\n1-3 90 2 1000 15000\n";

@@ -28,6 +28,7 @@
 #include "dvfs.h"
 #include "governed.h"
 #include "thoth/error.h"
+#include "../common/tmpdir.h"
 
 #define MS 1000000ull
 #define US 1000ull
@@ -63,7 +64,7 @@ static void get(const char *rel, char *buf, size_t cap)
 
 static int setup(void **state)
 {
-	snprintf(root, sizeof(root), "/tmp/thoth-dvfs-XXXXXX");
+	snprintf(root, sizeof(root), "%s/thoth-dvfs-XXXXXX", test_tmpdir());
 	if (!mkdtemp(root))
 		return -1;
 	setenv("THOTH_SYSFS_ROOT", root, 1);

@@ -44,6 +44,7 @@
 #include "echo.thoth.h"
 #include "thoth/channel.h"
 #include "thoth/trace.h"
+#include "../common/tmpdir.h"
 
 #define MS 1000000ull
 
@@ -212,7 +213,7 @@ static bool wait_for_khz(uint32_t khz, unsigned ms_max)
  * optional last argument (NULL: none). */
 static int spawn(const char *qos_us, const char *extra)
 {
-	snprintf(dir, sizeof dir, "/tmp/thoth-governed-XXXXXX");
+	snprintf(dir, sizeof dir, "%s/thoth-governed-XXXXXX", test_tmpdir());
 	if (!mkdtemp(dir))
 		return -1;
 	char cmd[512];

@@ -19,6 +19,7 @@
 
 #include "sim.h"
 #include "thoth/error.h"
+#include "../common/tmpdir.h"
 
 #define US 1000ull
 #define MS 1000000ull
@@ -1079,7 +1080,8 @@ static void test_ctf_from_the_exporter_gives_the_same_requests_as_its_json(void 
 	FILE *mem = open_memstream(&json, &len);
 	assert_int_equal(thoth_trace_export_chrome_json(c, mem), 0);
 	fclose(mem);
-	char dir[] = "/tmp/thoth-pm-ctf-XXXXXX";
+	char dir[256];
+	test_tmp_template(dir, sizeof dir, "thoth-pm-ctf");
 	assert_non_null(mkdtemp(dir));
 	assert_int_equal(thoth_trace_export_ctf(c, dir), 0);
 	thoth_pm_trace_t from_json, from_ctf;

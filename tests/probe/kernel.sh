@@ -44,7 +44,7 @@ if [ ! -d /sys/kernel/tracing/events/sched/sched_switch ] &&
 	MOUNT_TRACEFS=1
 fi
 
-RT=$(mktemp -d /tmp/thoth-kprobe-XXXXXX)
+RT=$(mktemp -d "${TMPDIR:-/tmp}/thoth-kprobe-XXXXXX")
 pids=()
 MOUNTED=
 cleanup() {

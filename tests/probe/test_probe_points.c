@@ -36,8 +36,9 @@
 #include <cmocka.h>
 
 #include "probe_points.h"
+#include "../common/tmpdir.h"
 
-static char tmp[] = "/tmp/test_probe_points.XXXXXX";
+static char tmp[256];
 
 /* The executable's own point (never fired). */
 __attribute__((noinline)) static void ppt_here_fire(void)
@@ -107,14 +108,22 @@ static int load_plugin(bool delete)
 static int plugin_kept(void) { return load_plugin(false); }
 static int plugin_deleted(void) { return load_plugin(true); }
 
+/* A child that loaded a fresh copy of the plugin (ENTRY: kept or deleted). */
+static pid_t child_with_plugin(int (*entry)(void))
+{
+	char copy[sizeof tmp + 32];
+	snprintf(copy, sizeof copy, "%s/plugin.so", tmp);
+	copy_file(PROBE_POINTS_PLUGIN, copy);
+	pid_t pid = child(entry);
+	assert_true(pid > 0);
+	return pid;
+}
+
 static void test_points_of_the_executable_and_a_library(void **state)
 {
 	(void)state;
-	char copy[sizeof tmp + 32], near[256];
-	snprintf(copy, sizeof copy, "%s/plugin.so", tmp);
-	copy_file(PROBE_POINTS_PLUGIN, copy);
-	pid_t pid = child(plugin_kept);
-	assert_true(pid > 0);
+	char near[256];
+	pid_t pid = child_with_plugin(plugin_kept);
 	assert_int_equal(thothctl_probe_point_known((uint32_t)pid, "ppt_here", near, sizeof near), 1);
 	assert_int_equal(thothctl_probe_point_known((uint32_t)pid, "ppt_plugin_only", near, sizeof near), 1);
 	assert_int_equal(thothctl_probe_point_known((uint32_t)pid, "ppt_hree", near, sizeof near), 0);
@@ -125,11 +134,8 @@ static void test_points_of_the_executable_and_a_library(void **state)
 static void test_a_deleted_library_is_cannot_tell(void **state)
 {
 	(void)state;
-	char copy[sizeof tmp + 32], near[256];
-	snprintf(copy, sizeof copy, "%s/plugin.so", tmp);
-	copy_file(PROBE_POINTS_PLUGIN, copy);
-	pid_t pid = child(plugin_deleted);
-	assert_true(pid > 0);
+	char near[256];
+	pid_t pid = child_with_plugin(plugin_deleted);
 	/* The plugin was rebuilt (deleted, as make replaces it): its point is
 	 * not known here, and is not refused either. */
 	assert_int_equal(thothctl_probe_point_known((uint32_t)pid, "ppt_plugin_only", near, sizeof near), -1);
@@ -174,6 +180,7 @@ static void test_a_fifo_named_by_the_maps_is_not_opened(void **state)
 static int setup(void **state)
 {
 	(void)state;
+	test_tmp_template(tmp, sizeof tmp, "test_probe_points");
 	return mkdtemp(tmp) ? 0 : -1;
 }
 

@@ -25,6 +25,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include "../common/tmpdir.h"
 
 typedef struct chan_proc_env {
 	char dir[256];
@@ -49,7 +50,7 @@ static inline void chan_nap_ms(unsigned ms)
 static inline int chan_env_init(chan_proc_env_t *env)
 {
 	memset(env, 0, sizeof *env);
-	snprintf(env->dir, sizeof env->dir, "/tmp/thoth-relchan-XXXXXX");
+	snprintf(env->dir, sizeof env->dir, "%s/thoth-relchan-XXXXXX", test_tmpdir());
 	if (!mkdtemp(env->dir))
 		return -1;
 	snprintf(env->sock, sizeof env->sock, "%s/svc.sock", env->dir);

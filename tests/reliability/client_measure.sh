@@ -18,7 +18,7 @@ IDLE=${2:-60}
 AWAY=${3:-2}
 THOTHD=$B/kernel/thothd/thothd ECHO=$B/services/echo CLIENT=$B/services/echo-client
 CTL=$B/tools/thothctl/thothctl HELPER=$B/tests/reliability/client_helper
-D=$(mktemp -d /tmp/thoth-measure-XXXXXX)
+D=$(mktemp -d "${TMPDIR:-/tmp}/thoth-measure-XXXXXX")
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; rm -rf "$D"; }
 trap cleanup EXIT

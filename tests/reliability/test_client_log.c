@@ -26,6 +26,7 @@
 #include "thoth/log.h"
 #include "thoth/service.h"
 #include "why.h"
+#include "../common/tmpdir.h"
 
 typedef struct seen {
 	int count;
@@ -60,7 +61,8 @@ static void register_nowhere(void)
 /* Run FN with stderr going to a file; what did it write? */
 static size_t stderr_bytes_of(void (*fn)(void))
 {
-	char path[] = "/tmp/thoth-log-test-XXXXXX";
+	char path[256];
+	test_tmp_template(path, sizeof path, "thoth-log-test");
 	int fd = mkstemp(path);
 	assert_true(fd >= 0);
 	fflush(stderr);
@@ -138,6 +140,35 @@ static void test_a_long_message_is_cut_visibly_at_a_letter(void **state)
 	assert_string_equal(kept, text);
 }
 
+/* A line formatted from escaped text (a caller's thoth__why_text) and cut
+ * to the handler's room: between whole escapes.  The cut was at a letter's
+ * boundary, 505 'a's then "\x1" and "...": the reader saw a byte 0x01. */
+static void test_a_long_escaped_line_is_cut_between_escapes(void **state)
+{
+	char esc[600];
+	thoth__why_text(esc, sizeof esc, "\x1b\x1b\x1b\x1b\x1b", 5);  /* "\\x1b" x 5 */
+	struct { size_t pad; const char *tail; size_t keep; } cases[] = {
+		{ 505, esc, 505 },              /* "\\x1" at the cut */
+		{ 506, esc, 506 },              /* "\\x" */
+		{ 507, esc, 507 },              /* "\\" */
+		{ 504, esc, 508 },              /* "\\x1b" whole, then the cut */
+		{ 507, "\\\\\\\\", 507 },       /* half of an escaped backslash */
+		{ 506, "\\\\\\\\", 508 },       /* "\\\\" whole */
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char text[1200];
+		memset(text, 'a', cases[i].pad);
+		snprintf(text + cases[i].pad, sizeof text - cases[i].pad, "%s%s", cases[i].tail, esc);
+		thoth_log_set_handler(keep, NULL, THOTH_LOG_INFO);
+		thoth__log(THOTH_LOG_INFO, "test", "%s", text);
+		thoth_log_set_handler(NULL, NULL, THOTH_LOG_ERROR);
+		if (strlen(kept) != cases[i].keep + 3 || strcmp(kept + cases[i].keep, "...") != 0)
+			fail_msg("case %zu: kept %zu bytes, ends \"%s\"; want %zu and \"...\"", i, strlen(kept),
+				 kept + (strlen(kept) > 8 ? strlen(kept) - 8 : 0), cases[i].keep);
+		assert_memory_equal(kept, text, cases[i].keep);
+	}
+}
+
 /* A peer's text escaped for a log line (why.h): a cut falls between
  * escapes and says so; a text already cut loses its half letter, not as
  * \xHH bytes; a whole text that fits is unmarked. */
@@ -203,6 +234,7 @@ int main(void)
 		cmocka_unit_test(test_handler_receives_messages_by_level),
 		cmocka_unit_test(test_a_long_message_is_cut_visibly_at_a_letter),
 		cmocka_unit_test(test_escaped_text_is_cut_between_escapes_and_says_so),
+		cmocka_unit_test(test_a_long_escaped_line_is_cut_between_escapes),
 		cmocka_unit_test(test_sigpipe_disposition_is_left_alone),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

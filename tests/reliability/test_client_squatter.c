@@ -26,6 +26,7 @@
 #include "thoth/error.h"
 #include "thoth/service.h"
 #include "thoth/trace.h"
+#include "../common/tmpdir.h"
 
 typedef struct fixture {
 	char dir[64];
@@ -38,7 +39,7 @@ static int setup(void **state)
 	if (!squatter_can_setuid())
 		return 0;
 	fixture_t *f = calloc(1, sizeof *f);
-	snprintf(f->dir, sizeof f->dir, "/tmp/thoth-squat-XXXXXX");
+	snprintf(f->dir, sizeof f->dir, "%s/thoth-squat-XXXXXX", test_tmpdir());
 	if (!mkdtemp(f->dir))
 		return -1;
 	snprintf(f->sock, sizeof f->sock, "%s/thothd.sock", f->dir);

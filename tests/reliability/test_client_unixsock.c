@@ -20,6 +20,7 @@
 #include "client_squatter.h"
 #include "thoth/error.h"
 #include "unixsock.h"
+#include "../common/tmpdir.h"
 
 typedef struct fixture {
 	char dir[64];
@@ -29,7 +30,7 @@ typedef struct fixture {
 static int setup(void **state)
 {
 	fixture_t *f = calloc(1, sizeof *f);
-	snprintf(f->dir, sizeof f->dir, "/tmp/thoth-client-test-XXXXXX");
+	snprintf(f->dir, sizeof f->dir, "%s/thoth-client-test-XXXXXX", test_tmpdir());
 	if (!mkdtemp(f->dir))
 		return -1;
 	snprintf(f->path, sizeof f->path, "%s/s.sock", f->dir);

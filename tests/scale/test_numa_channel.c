@@ -36,6 +36,7 @@
 #include "thoth/trace.h"
 #include "topology.h"
 #include "trace_test_util.h"
+#include "../common/tmpdir.h"
 
 #ifndef MPOL_DEFAULT
 #define MPOL_DEFAULT 0
@@ -83,7 +84,7 @@ static void stop_service(void)
 
 static int setup(void **state)
 {
-	snprintf(dir, sizeof dir, "/tmp/thoth-numa-test-XXXXXX");
+	snprintf(dir, sizeof dir, "%s/thoth-numa-test-XXXXXX", test_tmpdir());
 	assert_non_null(mkdtemp(dir));
 	snprintf(sock_path, sizeof sock_path, "%s/numa.sock", dir);
 	return 0;

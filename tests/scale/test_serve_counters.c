@@ -31,6 +31,7 @@
 #include <cmocka.h>
 
 #include "../common/serve_echo.h"
+#include "../common/tmpdir.h"
 
 enum {
 	CLIENTS = 4,
@@ -200,7 +201,7 @@ static void test_per_cpu_counters_fold_without_loss_under_migration_storm(void *
 
 static int setup(void **state)
 {
-	snprintf(dir, sizeof dir, "/tmp/thoth-servectr-XXXXXX");
+	snprintf(dir, sizeof dir, "%s/thoth-servectr-XXXXXX", test_tmpdir());
 	assert_non_null(mkdtemp(dir));
 	snprintf(sock_path, sizeof sock_path, "%s/svc.sock", dir);
 	return 0;

@@ -22,6 +22,7 @@
 #include <cmocka.h>
 
 #include "thoth/loop.h"
+#include "../common/tmpdir.h"
 
 #define MS 1000000ull
 
@@ -888,7 +889,8 @@ static void on_io(thoth_loop_t *loop, int64_t result, int err, void *arg)
 static void test_file_io_completes_with_results_and_errors(void **state)
 {
 	thoth_loop_t *loop = new_loop();
-	char path[] = "/tmp/thoth-loop-io-XXXXXX";
+	char path[256];
+	test_tmp_template(path, sizeof path, "thoth-loop-io");
 	int fd = mkstemp(path);
 	assert_true(fd >= 0);
 	unlink(path);
@@ -908,7 +910,7 @@ static void test_file_io_completes_with_results_and_errors(void **state)
 	assert_int_equal(d.result[2], (int64_t)sizeof text);
 	assert_string_equal(back, text);
 	/* Reading a directory: EISDIR, reported, not a crash. */
-	int dir = open("/tmp", O_RDONLY | O_DIRECTORY);
+	int dir = open(test_tmpdir(), O_RDONLY | O_DIRECTORY);
 	assert_true(dir >= 0);
 	assert_int_equal(thoth_loop_read(loop, dir, back, sizeof back, 0, on_io, &d), 0);
 	run_until(loop, &d.calls, 4, 2000);
@@ -929,7 +931,8 @@ static void test_file_io_completes_with_results_and_errors(void **state)
 static void test_queued_reads_complete_in_batches(void **state)
 {
 	thoth_loop_t *loop = new_loop();
-	char path[] = "/tmp/thoth-loop-io-XXXXXX";
+	char path[256];
+	test_tmp_template(path, sizeof path, "thoth-loop-io");
 	int fd = mkstemp(path);
 	assert_true(fd >= 0);
 	unlink(path);

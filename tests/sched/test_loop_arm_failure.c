@@ -22,6 +22,7 @@
 
 #include "thoth/loop.h"
 #include "timerpage.h"
+#include "../common/tmpdir.h"
 
 static int fail_settime, settime_calls;
 
@@ -43,7 +44,8 @@ static void nothing(thoth_loop_t *loop, thoth_timer_t *t, void *arg)
 static void test_a_failed_arm_after_a_page_change_is_retried(void **state)
 {
 	(void)state;
-	char dir[] = "/tmp/thoth-armfail-XXXXXX";
+	char dir[256];
+	test_tmp_template(dir, sizeof dir, "thoth-armfail");
 	assert_non_null(mkdtemp(dir));
 	thoth_loop_t *loop;
 	assert_int_equal(thoth_loop_new(&loop), 0);

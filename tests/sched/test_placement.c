@@ -22,6 +22,7 @@
 
 #include "placement.h"
 #include "placement_topo.h"
+#include "../common/tmpdir.h"
 
 #define MS 1000000ull
 #define SEC 1000000000ull
@@ -324,7 +325,9 @@ static void two_temp_files(char *a, char *b)
 
 static void test_cpu_idle_shares_from_proc_stat(void **state)
 {
-	char a[] = "/tmp/thoth-pstat-a-XXXXXX", b[] = "/tmp/thoth-pstat-b-XXXXXX";
+	char a[256], b[256];
+	test_tmp_template(a, sizeof a, "thoth-pstat-a");
+	test_tmp_template(b, sizeof b, "thoth-pstat-b");
 	two_temp_files(a, b);
 	write_file(a, "cpu  300 0 100 1000 0 0 0 0 0 0\n"
 		      "cpu0 100 0 50 500 0 0 0 0 0 0\n"
@@ -610,7 +613,9 @@ static void write_stat_256(const char *path, unsigned long long tick, const int 
 
 static void test_rule6_sees_every_cpu_of_a_256_cpu_machine(void **state)
 {
-	char a[] = "/tmp/thoth-pstat256-a-XXXXXX", b[] = "/tmp/thoth-pstat256-b-XXXXXX";
+	char a[256], b[256];
+	test_tmp_template(a, sizeof a, "thoth-pstat256-a");
+	test_tmp_template(b, sizeof b, "thoth-pstat256-b");
 	two_temp_files(a, b);
 	const int idle[] = { 200, 255 };
 	write_stat_256(a, 0, idle, 2);

@@ -61,6 +61,7 @@
 #include "chantest.thoth.h"
 #include "thoth/channel.h"
 #include "thoth/loop.h"
+#include "../common/tmpdir.h"
 
 #define MS 1000000ull
 
@@ -634,7 +635,7 @@ static void test_the_calling_threads_cpu_time_is_judged_not_the_main_threads(voi
 
 static int setup(void **state)
 {
-	snprintf(dir, sizeof dir, "/tmp/thoth-place-XXXXXX");
+	snprintf(dir, sizeof dir, "%s/thoth-place-XXXXXX", test_tmpdir());
 	if (!mkdtemp(dir))
 		return -1;
 	snprintf(sock_path, sizeof sock_path, "%s/s.sock", dir);

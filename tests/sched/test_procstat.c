@@ -15,12 +15,13 @@
 #include <cmocka.h>
 
 #include "procstat.h"
+#include "../common/tmpdir.h"
 
-static char dir[] = "/tmp/thoth-procstat-XXXXXX";
+static char dir[256];
 
 static const char *write_stat(const char *text)
 {
-	static char path[64];
+	static char path[sizeof dir + 8];
 	snprintf(path, sizeof path, "%s/stat", dir);
 	FILE *f = fopen(path, "w");
 	assert_non_null(f);
@@ -74,6 +75,7 @@ static void test_what_cannot_be_read_is_unknown(void **state)
 
 int main(void)
 {
+	test_tmp_template(dir, sizeof dir, "thoth-procstat");
 	if (!mkdtemp(dir)) {
 		perror("mkdtemp");
 		return 1;

@@ -22,6 +22,7 @@
 #include <cmocka.h>
 
 #include "../common/serve_echo.h"
+#include "../common/tmpdir.h"
 
 enum { CALLS = 50, MAX_CPUS = 64 };
 
@@ -113,7 +114,7 @@ static void test_each_channel_is_served_on_its_clients_cpu(void **state)
 
 static int setup(void **state)
 {
-	snprintf(dir, sizeof dir, "/tmp/thoth-percpu-XXXXXX");
+	snprintf(dir, sizeof dir, "%s/thoth-percpu-XXXXXX", test_tmpdir());
 	if (!mkdtemp(dir))
 		return -1;
 	snprintf(sock_path, sizeof sock_path, "%s/s.sock", dir);

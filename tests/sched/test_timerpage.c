@@ -35,6 +35,7 @@
 #include "thoth/trace.h"
 #include "timerpage.h"
 #include "../common/sealed_memfd.h"
+#include "../common/tmpdir.h"
 
 #define MS 1000000ull
 
@@ -680,7 +681,7 @@ static void test_a_full_page_gives_a_zombies_slot_to_a_new_loop(void **state)
 
 static int setup(void **state)
 {
-	snprintf(dir, sizeof dir, "/tmp/thoth-timerpage-XXXXXX");
+	snprintf(dir, sizeof dir, "%s/thoth-timerpage-XXXXXX", test_tmpdir());
 	return mkdtemp(dir) ? 0 : -1;
 }
 

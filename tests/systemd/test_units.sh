@@ -7,7 +7,7 @@
 # service unit starts the installed thothd.
 set -euo pipefail
 SRC=$1 BUILD=$2
-D=$(mktemp -d /tmp/thoth-units-XXXXXX)
+D=$(mktemp -d "${TMPDIR:-/tmp}/thoth-units-XXXXXX")
 trap 'rm -rf "$D"' EXIT
 PREFIX=$(sed -n 's/^CMAKE_INSTALL_PREFIX:PATH=//p' "$BUILD/CMakeCache.txt")
 UNITDIR=$(sed -n 's/^THOTH_SYSTEMD_USER_UNITDIR:[A-Z]*=//p' "$BUILD/CMakeCache.txt")

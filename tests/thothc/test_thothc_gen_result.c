@@ -17,6 +17,7 @@
 
 #include "front.h"
 #include "gen_c.h"
+#include "../common/tmpdir.h"
 
 static tidl_program_t *prog;
 static char dir[64];
@@ -24,7 +25,7 @@ static char dir[64];
 static int setup(void **state)
 {
 	(void)state;
-	strcpy(dir, "/tmp/thothc_gen_result.XXXXXX");
+	test_tmp_template(dir, sizeof dir, "thothc_gen_result");
 	prog = tidl_program_new();
 	return mkdtemp(dir) && prog ? 0 : -1;
 }

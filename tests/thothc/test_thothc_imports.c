@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "front.h"
+#include "../common/tmpdir.h"
 
 static tidl_program_t *prog;
 
@@ -151,7 +152,7 @@ static char dir[64];
 static int setup_dir(void **state)
 {
 	(void)state;
-	strcpy(dir, "/tmp/thothc_imports.XXXXXX");
+	test_tmp_template(dir, sizeof dir, "thothc_imports");
 	return mkdtemp(dir) ? 0 : -1;
 }
 

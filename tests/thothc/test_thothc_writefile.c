@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "writefile.h"
+#include "../common/tmpdir.h"
 
 int __real_fsync(int fd);
 int __wrap_fsync(int fd);
@@ -54,7 +55,7 @@ int __wrap_fsync(int fd)
 static int setup(void **state)
 {
 	(void)state;
-	strcpy(dir, "/tmp/thothc_wf.XXXXXX");
+	test_tmp_template(dir, sizeof dir, "thothc_wf");
 	if (!mkdtemp(dir))
 		return -1;
 	snprintf(target, sizeof target, "%s/x.thoth.h", dir);

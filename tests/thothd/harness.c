@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "../common/tmpdir.h"
 
 uint64_t harness_now_ms(void)
 {
@@ -37,20 +38,102 @@ bool harness_wait_until(bool (*cond)(void *arg), void *arg, int deadline_ms)
 	}
 }
 
-int harness_setup(harness_t *h)
-{
-	memset(h, 0, sizeof *h);
-	snprintf(h->dir, sizeof h->dir, "/tmp/thothd-test-XXXXXX");
-	if (!mkdtemp(h->dir))
-		return -1;
-	snprintf(h->log, sizeof h->log, "%s/thothd.log", h->dir);
-	signal(SIGPIPE, SIG_IGN);
-	return 0;
-}
+/*
+ * What this process made and has not yet torn down, kept apart from the
+ * harness_t (often a test function's local, gone when a failed assertion
+ * jumps out of the test): the runtime dirs and the children spawned.  At
+ * exit, and on SIGTERM/SIGINT/SIGHUP, the children still ours are killed
+ * and the dirs removed: a setup that failed before its teardown could run,
+ * or a test that failed with the harness on its stack, left
+ * /tmp/thothd-test-* dirs behind.  ctest's TIMEOUT kill is SIGKILL, which
+ * nothing here sees: make test's stage guard (tests/common/clean_stage.py)
+ * names and removes what that leaves.
+ */
+#define HARNESS_MAX_LIVE 64
+static char live_dirs[HARNESS_MAX_LIVE][64];
+static pid_t live_pids[HARNESS_MAX_LIVE * HARNESS_MAX_CHILDREN];
 
 static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
 	return remove(path);
+}
+
+static void remove_tree(const char *dir)
+{
+	if (getenv("THOTH_TEST_KEEP"))
+		fprintf(stderr, "kept %s\n", dir);
+	else
+		nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void pid_live(pid_t pid, bool live)
+{
+	for (size_t i = 0; i < sizeof live_pids / sizeof live_pids[0]; i++)
+		if (live ? live_pids[i] == 0 : live_pids[i] == pid) {
+			live_pids[i] = live ? pid : 0;
+			return;
+		}
+}
+
+static void clean_all(void)
+{
+	for (size_t i = 0; i < sizeof live_pids / sizeof live_pids[0]; i++) {
+		pid_t pid = live_pids[i];
+		int status;
+		/* Only a child not yet reaped: a reaped one's pid may be another's now. */
+		if (pid > 0 && waitpid(pid, &status, WNOHANG) == 0) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+		}
+		live_pids[i] = 0;
+	}
+	for (int i = 0; i < HARNESS_MAX_LIVE; i++)
+		if (live_dirs[i][0]) {
+			remove_tree(live_dirs[i]);
+			live_dirs[i][0] = 0;
+		}
+}
+
+/* The process ends here anyway: waitpid, kill and remove are what it needs
+ * (nftw is not async-signal-safe; at worst a dir stays, which the stage
+ * guard names). */
+static void clean_on_signal(int signo)
+{
+	clean_all();
+	signal(signo, SIG_DFL);
+	raise(signo);
+}
+
+int harness_setup(harness_t *h)
+{
+	static bool hooked;
+	memset(h, 0, sizeof *h);
+	const char *tmp = test_tmpdir();
+	if ((size_t)snprintf(h->dir, sizeof h->dir, "%s/thothd-test-XXXXXX", tmp) >= sizeof h->dir) {
+		fprintf(stderr, "harness: TMPDIR %s is too long for a runtime dir (at most %zu bytes)\n", tmp,
+			sizeof h->dir - sizeof "/thothd-test-XXXXXX");
+		return -1;
+	}
+	int slot = 0;
+	while (slot < HARNESS_MAX_LIVE && live_dirs[slot][0])
+		slot++;
+	if (slot == HARNESS_MAX_LIVE) {
+		fprintf(stderr, "harness: %d runtime dirs at once, none torn down\n", HARNESS_MAX_LIVE);
+		return -1;
+	}
+	if (!mkdtemp(h->dir))
+		return -1;
+	memcpy(live_dirs[slot], h->dir, sizeof h->dir);
+	if (!hooked) {
+		hooked = true;
+		atexit(clean_all);
+		signal(SIGTERM, clean_on_signal);
+		signal(SIGINT, clean_on_signal);
+		signal(SIGHUP, clean_on_signal);
+	}
+	snprintf(h->log, sizeof h->log, "%s/thothd.log", h->dir);
+	signal(SIGPIPE, SIG_IGN);
+	return 0;
 }
 
 void harness_teardown(harness_t *h)
@@ -60,15 +143,17 @@ void harness_teardown(harness_t *h)
 			harness_kill(h, h->children[i], SIGKILL);
 	if (h->thothd > 0)
 		harness_kill(h, h->thothd, SIGKILL);
-	if (getenv("THOTH_TEST_KEEP"))
-		fprintf(stderr, "kept %s\n", h->dir);
-	else
-		nftw(h->dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+	remove_tree(h->dir);
+	for (int i = 0; i < HARNESS_MAX_LIVE; i++)
+		if (strcmp(live_dirs[i], h->dir) == 0)
+			live_dirs[i][0] = 0;
 }
 
 static pid_t spawn(const char *log, const char *const *argv, int out_fd, unsigned long nofile)
 {
 	pid_t pid = fork();
+	if (pid > 0)
+		pid_live(pid, true);
 	if (pid != 0)
 		return pid;
 	prctl(PR_SET_PDEATHSIG, SIGKILL);       /* never outlive a crashed test */
@@ -124,6 +209,7 @@ int harness_kill(harness_t *h, pid_t pid, int signo)
 	kill(pid, signo);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
+	pid_live(pid, false);
 	forget(h, pid);
 	return status;
 }
@@ -193,6 +279,7 @@ int harness_run(harness_t *h, const char *const *argv, char *out, size_t cap, in
 		return -1;
 	while (waitpid(pid, status, 0) < 0 && errno == EINTR)
 		;
+	pid_live(pid, false);
 	FILE *f = fopen(path, "r");
 	size_t n = f ? fread(out, 1, cap - 1, f) : 0;
 	out[n] = 0;

@@ -42,6 +42,16 @@ static char *logged(const char *msg)
 	return text + strlen(" info: ");
 }
 
+/* The message part logged for N copies of the letter C. */
+static char *logged_run(char c, size_t n)
+{
+	static char msg[4096];
+	assert_true(n < sizeof msg);
+	memset(msg, c, n);
+	msg[n] = '\0';
+	return logged(msg);
+}
+
 static int ends_with(const char *s, const char *tail)
 {
 	size_t n = strlen(s), t = strlen(tail);
@@ -58,10 +68,7 @@ static void test_a_short_line_is_whole_and_unmarked(void **state)
 static void test_a_long_line_ends_with_a_visible_cut(void **state)
 {
 	(void)state;
-	char msg[3000];
-	memset(msg, 'a', sizeof msg - 1);
-	msg[sizeof msg - 1] = '\0';
-	char *text = logged(msg);
+	char *text = logged_run('a', 2999);
 	assert_true(ends_with(text, "..."));
 	assert_true(strlen(text) > 1000 && strlen(text) < 1100);
 	assert_int_equal(strspn(text, "a"), strlen(text) - 3);
@@ -89,10 +96,7 @@ static void test_a_letter_across_the_cut_is_dropped_not_escaped(void **state)
 static void test_a_line_that_just_fits_is_unmarked(void **state)
 {
 	(void)state;
-	char msg[1024];
-	memset(msg, 'c', sizeof msg - 1);
-	msg[sizeof msg - 1] = '\0';
-	char *text = logged(msg);
+	char *text = logged_run('c', 1023);
 	assert_int_equal(strlen(text), 1023);
 	assert_false(ends_with(text, "..."));
 }

@@ -36,6 +36,7 @@
 #include "../common/testutil.h"
 #include "pidpin.h"
 #include "thothd.h"
+#include "../common/pidfd_play.h"
 
 #ifndef SO_PEERPIDFD
 #define SO_PEERPIDFD 77
@@ -258,14 +259,9 @@ static peer_t *hook_peer;
 
 /* Each test below starts from the real kernel whatever an earlier failed
  * one left set (a failed assertion skips its restoring lines). */
-static long (*real_pidfd_open)(pid_t pid, unsigned flags);
-
 static void real_kernel(void)
 {
-	if (!real_pidfd_open)
-		real_pidfd_open = thoth__pidfd_open_call;
-	thoth__pidfd_open_call = real_pidfd_open;
-	thoth__pidpin_after_read = NULL;
+	pidfd_real_kernel();
 	thothd__peer_getsockopt = getsockopt;
 	played_errno = 0;
 	thothd__peer_pidfd_forget();
@@ -342,15 +338,6 @@ static void test_without_so_peerpidfd_the_peer_is_pinned_at_accept(void **state)
 	assert_int_equal(test_count_fds(), before);
 }
 
-/* pidfd_open played as answering "no such process" at accept. */
-static long gone_at_accept(pid_t pid, unsigned flags)
-{
-	(void)pid;
-	(void)flags;
-	errno = ESRCH;
-	return -1;
-}
-
 /* A kernel without SO_PEERPIDFD (played) and a peer whose number named no
  * process when accept tried to pin it (played: pidfd_open says ESRCH).
  * The number, opened at a later read, could only name another process
@@ -365,9 +352,9 @@ static void test_a_peer_gone_at_accept_is_never_opened_by_number(void **state)
 	peer_connect(&p);
 	played_errno = ENOPROTOOPT;
 	thothd__peer_getsockopt = older_kernel;
-	thoth__pidfd_open_call = gone_at_accept;
+	pidfd_open_fails(ESRCH);
 	thothd__client_pin_accepted(&p.c);
-	thoth__pidfd_open_call = real_pidfd_open;
+	pidfd_open_real();
 	assert_int_equal(p.c.accept_pidfd, -1);
 	errno = 0;
 	assert_int_equal(thothd__client_pidfd(&p.c), -1);

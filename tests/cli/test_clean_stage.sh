@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# tests/cli/test_clean_stage.sh SOURCE_DIR PYTHON3
+#
+# make test's leftovers guard (tests/common/clean_stage.py, docs/TESTING.md
+# "Leftovers guard"): a stage that leaves a file in its TMPDIR or a process
+# running fails, naming each, and they are gone afterwards; a tidy stage
+# passes and leaves no stage folder; a failing stage's status is kept.  And
+# no test or fuzz harness hard-codes a /tmp template (the guard sees only
+# what is made under TMPDIR).
+set -euo pipefail
+SRC=$1 PY=$2
+GUARD=$SRC/tests/common/clean_stage.py
+fail() { echo "FAIL: $*"; exit 1; }
+W=$(mktemp -d "${TMPDIR:-/tmp}/thoth-clean-stage-XXXXXX")
+trap 'rm -rf "$W"' EXIT
+export THOTH_STAGE_TMP=$W           # the stages below make their TMPDIR here
+run() { rc=0; out=$("$PY" "$GUARD" -- bash -c "$1" 2>&1) || rc=$?; }
+
+run 'd=$(mktemp -d); touch "$d/x"; rm -r "$d"'
+[ $rc = 0 ] || fail "a tidy stage failed ($rc): $out"
+[ -z "$(ls -A "$W")" ] || fail "a tidy stage left its folder: $(ls -A "$W")"
+
+run 'exit 3'
+[ $rc = 3 ] || fail "a failing stage's status 3 came back as $rc"
+
+run 'd=$(mktemp -d -t leaky-XXXXXX); touch "$d/a" "$d/b"; : >"$TMPDIR/loose.txt"'
+[ $rc = 1 ] || fail "a stage that left files passed ($rc): $out"
+grep -q 'left in TMPDIR: leaky-[A-Za-z0-9]*/ (2 entries)' <<<"$out" || fail "the left folder not named: $out"
+grep -q 'left in TMPDIR: loose.txt' <<<"$out" || fail "the left file not named: $out"
+[ -z "$(ls -A "$W")" ] || fail "the leftovers were not removed: $(ls -A "$W")"
+
+# A daemon (its own session, parent gone: handed to the guard, the
+# subreaper) and one that also cleared its environment and left TMPDIR.
+run 'setsid sleep 300 </dev/null >/dev/null 2>&1 & cd / && env -i setsid sleep 301 </dev/null >/dev/null 2>&1 & exit 0'
+[ $rc = 1 ] || fail "a stage that left processes running passed ($rc): $out"
+for s in 300 301; do
+  pid=$(sed -n "s/^  pid \([0-9]*\): sleep $s\$/\1/p" <<<"$out")
+  [ -n "$pid" ] || fail "the left 'sleep $s' not named: $out"
+  ! kill -0 "$pid" 2>/dev/null || fail "the left 'sleep $s' (pid $pid) still runs"
+done
+echo "ok: the guard names and removes a stage's leftovers"
+
+hard=$(grep -rnE '/tmp/[A-Za-z0-9_.-]*XXXXXX' "$SRC/tests" "$SRC/fuzz" --include='*.c' --include='*.h' \
+         --include='*.sh' --include='*.py' --include='*.txt' --include='*.cmake' || true)
+[ -z "$hard" ] || fail "a /tmp template that TMPDIR does not move (use tests/common/tmpdir.h or \${TMPDIR:-/tmp}): $hard"
+echo "ok: no test hard-codes /tmp"

@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+"""clean_stage.py -- COMMAND [ARG...]
+
+Runs COMMAND (make test: one ctest stage) with TMPDIR at a fresh directory
+of its own, and afterwards FAILS (exit 1, or COMMAND's status if that
+failed) when the stage left anything behind:
+
+- files: whatever is still in that TMPDIR when COMMAND has ended, each
+  top-level entry named ("left in TMPDIR: thothd-test-AbC123/ (3 files)");
+- processes: any process still alive that COMMAND started, found two ways:
+  this process is a child subreaper (PR_SET_CHILD_SUBREAPER), so a test's
+  daemonized or orphaned process stays below it rather than going to init,
+  and any process whose environment names the stage (THOTH_TEST_STAGE,
+  which a test's child that resets TMPDIR still inherits) or whose cwd is
+  in the stage's TMPDIR.  Each is named (pid and command line), then
+  killed (SIGKILL) so the next stage starts clean.
+
+The leftovers are removed after they are named: the failure is the
+report, and /tmp does not fill from one run to the next.  Why a test
+leaves something (a setup that failed before its teardown, a crash, ctest's
+TIMEOUT kill) is the test's to fix: docs/TESTING.md "Leftovers guard".
+
+THOTH_STAGE_TMP sets the folder the stage's TMPDIR is made in (default
+/tmp: short, since tests make unix sockets below it, 108 bytes at most).
+"""
+import ctypes
+import errno
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+PR_SET_CHILD_SUBREAPER = 36
+MARK = "THOTH_TEST_STAGE"
+# How long a process may take to go after COMMAND has ended: a service
+# whose thothd was killed is itself killed by its parent-death signal, which
+# is asynchronous.
+GRACE_S = 3.0
+
+
+def reap_orphans():
+    """Reaps every child of ours that has ended (orphans handed to us)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def proc_state(pid):
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            s = f.read()
+    except OSError:
+        return None, None
+    rest = s[s.rindex(b")") + 2:].split()
+    return rest[0].decode(), int(rest[1])          # state, ppid
+
+
+def cmdline(pid):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace").strip() or "?"
+    except OSError:
+        return "?"
+
+
+def stage_processes(stage):
+    """Live processes of the stage: below us, or marked with it (not us)."""
+    me = os.getpid()
+    parent = {}
+    marked = set()
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        pid = int(name)
+        if pid == me:
+            continue
+        state, ppid = proc_state(pid)
+        if state is None or state in ("Z", "X"):
+            continue
+        parent[pid] = ppid
+        try:
+            with open("/proc/%d/environ" % pid, "rb") as f:
+                env = f.read().split(b"\0")
+            if (MARK + "=" + stage).encode() in env:
+                marked.add(pid)
+        except OSError:
+            pass                                    # not ours to read: not ours
+        try:
+            cwd = os.readlink("/proc/%d/cwd" % pid)
+            if cwd == stage or cwd.startswith(stage + "/"):
+                marked.add(pid)
+        except OSError:
+            pass
+    found = set(marked)
+    for pid in parent:
+        p, seen = pid, 0
+        while p in parent and seen < 4096:
+            if parent[p] == me:
+                found.add(pid)
+                break
+            p, seen = parent[p], seen + 1
+    return sorted(found)
+
+
+def describe(path):
+    if os.path.islink(path) or not os.path.isdir(path):
+        return os.path.basename(path)
+    n = 0
+    for _, dirs, files in os.walk(path):
+        n += len(files) + len(dirs)
+    return "%s/ (%d entr%s)" % (os.path.basename(path), n, "y" if n == 1 else "ies")
+
+
+def main(argv):
+    if len(argv) < 2 or argv[0] != "--":
+        sys.stderr.write(__doc__.strip().splitlines()[0] + "\n")
+        return 2
+    base = os.environ.get("THOTH_STAGE_TMP") or "/tmp"
+    stage = tempfile.mkdtemp(prefix="thoth-stage-", dir=base)
+    # As /tmp is (sticky, anyone's): tests that reach a socket as another
+    # uid (test_chan_socket_policy) must pass through it; mkdtemp made 0700.
+    os.chmod(stage, 0o1777)
+    os.environ["TMPDIR"] = stage
+    os.environ[MARK] = stage
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        print("clean_stage: PR_SET_CHILD_SUBREAPER: %s: only processes marked with the stage "
+              "are checked" % os.strerror(ctypes.get_errno()), flush=True)
+    # COMMAND gets the terminal's signals itself (same process group); a
+    # SIGTERM to us is passed on, and the check below still runs.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    child = subprocess.Popen(argv[1:])
+    signal.signal(signal.SIGTERM, lambda s, f: child.send_signal(signal.SIGTERM))
+    # Wait for COMMAND, reaping the orphans handed to us as they end (as
+    # init would: a zombie left standing would still answer kill(pid, 0)).
+    rc = None
+    while rc is None:
+        try:
+            pid, status = os.waitpid(-1, 0)
+        except InterruptedError:
+            continue
+        except ChildProcessError:
+            break
+        if pid == child.pid:
+            rc = os.waitstatus_to_exitcode(status)
+            child.returncode = rc
+    if rc is None:
+        rc = 1
+    if rc < 0:
+        rc = 128 - rc
+
+    failed = False
+    deadline = time.monotonic() + GRACE_S
+    procs = stage_processes(stage)
+    while procs and time.monotonic() < deadline:
+        time.sleep(0.1)
+        reap_orphans()
+        procs = stage_processes(stage)
+    if procs:
+        failed = True
+        print("clean_stage: FAILED: %d process%s of this stage still ran after it:"
+              % (len(procs), "" if len(procs) == 1 else "es"), flush=True)
+        for pid in procs:
+            print("  pid %d: %s" % (pid, cmdline(pid)), flush=True)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError as e:
+                if e.errno != errno.ESRCH:
+                    print("  pid %d: kill: %s" % (pid, e.strerror), flush=True)
+        time.sleep(0.2)
+        reap_orphans()
+
+    left = sorted(os.listdir(stage))
+    if left:
+        failed = True
+        print("clean_stage: FAILED: %d entr%s left in this stage's TMPDIR (%s), removed now:"
+              % (len(left), "y" if len(left) == 1 else "ies", stage), flush=True)
+        for name in left:
+            print("  left in TMPDIR: %s" % describe(os.path.join(stage, name)), flush=True)
+    shutil.rmtree(stage, ignore_errors=True)
+    if os.path.exists(stage):
+        print("clean_stage: could not remove %s" % stage, flush=True)
+        failed = True
+    if failed:
+        print("clean_stage: a test must remove what it makes and stop what it starts on every "
+              "path it can end on (docs/TESTING.md, \"Leftovers guard\")", flush=True)
+    return rc if rc != 0 else (1 if failed else 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,157 @@
+/*
+ * test_harness_cleanup.c - the thothd harness leaves nothing behind on the
+ * paths a test can end on without its teardown (docs/TESTING.md
+ * "Leftovers guard"): a setup that failed after harness_setup (cmocka runs
+ * no teardown then), a failed assertion that jumped past the teardown of a
+ * harness on the test's stack, and a SIGTERM.  Each left a
+ * /tmp/thothd-test-* dir.  The runtime dir is made under $TMPDIR.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <ftw.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+#include "../common/tmpdir.h"
+
+typedef struct seen {
+	char dir[64];
+	pid_t child;
+} seen_t;
+
+/* In a child process under a TMPDIR of ours: a harness set up on the
+ * stack with one spawned child, its dir and child's pid sent up the pipe;
+ * then ENDING ends the process without a teardown.  Returns the child's
+ * wait status; *SEEN what it sent. */
+static int run_without_teardown(void (*ending)(void), const char *tmp, seen_t *seen)
+{
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(p[0]);
+		setenv("TMPDIR", tmp, 1);
+		harness_t h;
+		if (harness_setup(&h))
+			_exit(2);
+		const char *const argv[] = { "/bin/sleep", "300", NULL };
+		seen_t s = { .child = harness_spawn(&h, "sleep", argv) };
+		memcpy(s.dir, h.dir, sizeof s.dir);
+		if (write(p[1], &s, sizeof s) != (ssize_t)sizeof s)
+			_exit(3);
+		ending();
+		_exit(4);
+	}
+	close(p[1]);
+	memset(seen, 0, sizeof *seen);
+	assert_int_equal(read(p[0], seen, sizeof *seen), (ssize_t)sizeof *seen);
+	close(p[0]);
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	return status;
+}
+
+static void exit_failed(void)
+{
+	exit(1);                /* cmocka's end after a failed setup or test */
+}
+
+static void terminated(void)
+{
+	raise(SIGTERM);
+}
+
+static void check_gone(const char *tmp, const seen_t *seen)
+{
+	size_t n = strlen(tmp);
+	assert_true(strncmp(seen->dir, tmp, n) == 0 && seen->dir[n] == '/');    /* under TMPDIR */
+	struct stat st;
+	if (stat(seen->dir, &st) == 0)
+		fail_msg("%s left behind", seen->dir);
+	assert_int_equal(errno, ENOENT);
+	assert_true(seen->child > 0);
+}
+
+/* The TMPDIR each case gives its child: short (the harness's runtime dir
+ * has 64 bytes), removed by the teardown also when a case failed. */
+static char tmp[256];
+
+static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+static int remove_tmp(void **state)
+{
+	(void)state;
+	if (tmp[0])
+		nftw(tmp, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+	tmp[0] = 0;
+	return 0;
+}
+
+static void with_tmp(void (*ending)(void), int want_signal)
+{
+	assert_true(test_tmp_template(tmp, sizeof tmp, "hc"));
+	assert_non_null(mkdtemp(tmp));
+	seen_t seen;
+	int status = run_without_teardown(ending, tmp, &seen);
+	if (want_signal)
+		assert_true(WIFSIGNALED(status) && WTERMSIG(status) == want_signal);
+	else
+		assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+	check_gone(tmp, &seen);
+	assert_int_equal(rmdir(tmp), 0);        /* nothing else made there */
+	tmp[0] = 0;
+}
+
+static void test_exit_without_teardown_removes_the_runtime_dir(void **state)
+{
+	(void)state;
+	with_tmp(exit_failed, 0);
+}
+
+/* The signal still ends the process (re-raised after the cleanup). */
+static void test_sigterm_removes_the_runtime_dir(void **state)
+{
+	(void)state;
+	with_tmp(terminated, SIGTERM);
+}
+
+/* A TMPDIR too long for the harness's dir is refused, said, not cut. */
+static void test_a_too_long_tmpdir_is_refused(void **state)
+{
+	(void)state;
+	char *was = getenv("TMPDIR") ? strdup(getenv("TMPDIR")) : NULL;
+	setenv("TMPDIR", "/tmp/a-folder-name-long-enough-to-leave-no-room-for-the-runtime-dir", 1);
+	harness_t h;
+	assert_int_equal(harness_setup(&h), -1);
+	if (was)
+		setenv("TMPDIR", was, 1);
+	else
+		unsetenv("TMPDIR");
+	free(was);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_teardown(test_exit_without_teardown_removes_the_runtime_dir, remove_tmp),
+		cmocka_unit_test_teardown(test_sigterm_removes_the_runtime_dir, remove_tmp),
+		cmocka_unit_test(test_a_too_long_tmpdir_is_refused),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
