@@ -120,8 +120,11 @@ static bool notes_of(Elf *e, points_t *p)
 	size_t shstrndx, shnum;
 	GElf_Shdr strsh;
 	if (elf_getshdrnum(e, &shnum) != 0 || shnum > SECTIONS_MAX ||
-	    !charge(p, (uint64_t)shnum * sizeof(Elf64_Shdr)) || elf_getshdrstrndx(e, &shstrndx) != 0 ||
-	    !gelf_getshdr(elf_getscn(e, shstrndx), &strsh) || strsh.sh_size > STRTAB_MAX ||
+	    !charge(p, (uint64_t)shnum * sizeof(Elf64_Shdr)) || elf_getshdrstrndx(e, &shstrndx) != 0)
+		return false;
+	if (shstrndx == SHN_UNDEF)
+		return true;            /* no section names: no .note.stapsdt */
+	if (!gelf_getshdr(elf_getscn(e, shstrndx), &strsh) || strsh.sh_size > STRTAB_MAX ||
 	    !charge(p, strsh.sh_size))
 		return false;
 	bool read = true;
