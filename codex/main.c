@@ -63,11 +63,13 @@ typedef struct worker {
 } worker_t;
 
 static cx_journal_t *journal;
-/* A registration thothd refused before it ever held it ends codex: the
- * first refusal's reason, and the eventfd the main thread waits on beside
- * the signals (on_state). */
+/* A registration thothd refused ends codex, whether it never held it or
+ * held it before (on_state): the first refusal's reason, whether that
+ * worker had been registered, and the eventfd the main thread waits on
+ * beside the signals. */
 static pthread_mutex_t refused_mu = PTHREAD_MUTEX_INITIALIZER;
 static char refused_why[512];
+static bool refused_after;      /* thothd had held the refused instance before */
 static int refused_fd = -1;
 static const char *runtime_arg;
 static uint64_t retain_bytes;
@@ -230,27 +232,34 @@ static void log_line(void *arg, const char *message)
  * codex.  Each worker registers an instance of its own; worker 0 speaks
  * for them, except for a refusal, which each says.
  *
- * A refusal of an instance thothd never held (at start-up, or when a
- * thothd started later first answers) is fatal: codex kept serving
- * sockets no client can find (the name held by another program, a limit
- * of thothd's), and only its log said so.  It exits 1 with thothd's
- * reason in one line (main).  One refused after it was registered (thothd
- * restarted and the name was taken meanwhile) is said, as before: the
- * clients connected keep being served. */
+ * A refusal is fatal, whenever it comes: codex kept serving sockets no
+ * client can find (the name held by another program, a limit of
+ * thothd's), and only its log said so.  It exits 1 through the same
+ * orderly stop as SIGTERM (the journal closed, nothing acknowledged lost)
+ * with thothd's reason in one line (main).  That holds for one refused
+ * after it was registered too (thothd restarted and another executable
+ * took the name meanwhile): the library does not retry a refusal, so that
+ * instance stayed invisible for good while its log said so once; new
+ * clients already go to the name's holder, and a supervisor that restarts
+ * codex gets the start-up refusal, said the same way.  A thothd that only
+ * goes away (its connection closed) is not a refusal: the library retries,
+ * woken by the runtime dir's inotify and a backing-off timer, never a busy
+ * loop, and the connected clients are served meanwhile. */
 static void on_state(void *arg, thoth_service_state_t state, int err, const char *why)
 {
 	worker_t *w = arg;
 	static const char *const said[] = {
 		[THOTH_SERVICE_CONNECTING] = "not registered with thothd, retrying",
 		[THOTH_SERVICE_REGISTERED] = "registered with thothd",
-		[THOTH_SERVICE_REFUSED] = "refused by thothd (clients cannot find this instance)",
 	};
 	if (state == THOTH_SERVICE_REGISTERED)
 		w->registered = true;
-	if (state == THOTH_SERVICE_REFUSED && !w->registered) {
+	if (state == THOTH_SERVICE_REFUSED) {
 		pthread_mutex_lock(&refused_mu);
-		if (!refused_why[0])
+		if (!refused_why[0]) {
 			snprintf(refused_why, sizeof refused_why, "%s", *why ? why : thoth_strerror(err));
+			refused_after = w->registered;
+		}
 		pthread_mutex_unlock(&refused_mu);
 		uint64_t one = 1;
 		if (write(refused_fd, &one, sizeof one) != sizeof one)
@@ -258,7 +267,7 @@ static void on_state(void *arg, thoth_service_state_t state, int err, const char
 				(int)getpid(), w->index, *why ? why : thoth_strerror(err), strerror(errno));
 		return;
 	}
-	if ((w->index && state != THOTH_SERVICE_REFUSED) || (unsigned)state >= sizeof said / sizeof *said)
+	if (w->index || (unsigned)state >= sizeof said / sizeof *said)
 		return;
 	fprintf(stderr, "codex[%d]: worker %d: %s%s%s\n", (int)getpid(), w->index, said[state],
 		*why ? ": " : "", why);
@@ -524,8 +533,8 @@ int main(int argc, char **argv)
 	pthread_mutex_lock(&refused_mu);       /* the workers are gone; for the analyzers */
 	bool refused = refused_why[0] != 0;
 	if (refused)
-		fprintf(stderr, "codex[%d]: thothd refused to register codex, exiting: %s\n", (int)getpid(),
-			refused_why);
+		fprintf(stderr, "codex[%d]: thothd refused to register codex%s, exiting: %s\n", (int)getpid(),
+			refused_after ? " again (thothd had held it)" : "", refused_why);
 	pthread_mutex_unlock(&refused_mu);
 	if (refused)
 		return 1;

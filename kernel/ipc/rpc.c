@@ -284,8 +284,10 @@ THOTH_HOT_CLIENT int thoth_client_commit(thoth_client_t *c, thoth_call_t *call, 
 		c->remote_code = code;
 		c->remote_status = status;
 		/* printed by thothctl and logged by callers: a peer's control
-		 * characters escaped (why.h) */
-		thoth__why_text(c->remote_message, sizeof c->remote_message, msg.ptr, msg.len);
+		 * characters escaped, and a reason longer than we keep ending
+		 * in "..." (why.h): cut silently, it read as whole, its last
+		 * word or path half there */
+		thoth__why_text_cut(c->remote_message, sizeof c->remote_message, msg.ptr, msg.len, false);
 		return thoth_remote_result(status);
 	}
 decode:

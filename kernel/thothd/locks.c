@@ -322,16 +322,13 @@ static int report_done(void *arg, bool ran, void *resp_v, thoth_arena_t *arena, 
 	if (job->processes == 0 && scan->refused_total == 0) {
 		/* The library by its full path, as thothctl says it: the bare
 		 * name is not on ld.so's path ("cannot be preloaded: ignored").
-		 * The path early and the pointer to the docs last: a client
-		 * keeps 127 bytes of a reason (thoth_client_t.remote_message). */
+		 * In the 127 bytes a client keeps of a reason
+		 * (thoth_client_t.remote_message): a deep path's head gives
+		 * way to "...", never its tail cut unmarked. */
 		char lib[THOTHLOCK_HINT_MAX];
 		thothd_lock_preload_hint(lib, sizeof lib);
-		if (job->pid)
-			snprintf(job->why_buf, sizeof job->why_buf, "process %u publishes no lock statistics; "
-				 "run it with LD_PRELOAD=%s (docs/LOCKS.md)", job->pid, lib);
-		else
-			snprintf(job->why_buf, sizeof job->why_buf, "no process publishes lock statistics; "
-				 "run one with LD_PRELOAD=%s (docs/LOCKS.md)", lib);
+		thothlock_no_tables_reason(job->why_buf, sizeof ((thoth_client_t *)0)->remote_message, job->pid,
+					   lib);
 		*reason = job->why_buf;
 		return THOTH_LOCKS_ERR_NO_TABLES;
 	}

@@ -107,6 +107,8 @@ struct thothd_pm {
 	uint64_t cpu_next_wake_ns;      /* ...made with this next wake-up (NONE: none known) */
 	uint64_t cpu_decided_ns;
 	thoth_timer_t *cpu_timer;       /* re-decides once the wake-up that set the hint passed */
+	bool cpu_timer_driven;          /* this decision is cpu_timer's */
+	unsigned cpu_streak;            /* cpu_timer's decisions in a row that changed nothing */
 	bool qos_failed;                /* the last apply failed (warned once per failure run) */
 	char hints_off[200];            /* why the hints were stopped ("": they were not) */
 	pm_request_t *reqs;
@@ -582,6 +584,9 @@ static uint32_t lease_bound_us(const thothd_pm_t *pm)
 }
 
 #define CPU_HINT_MIN_INTERVAL_NS 1000000ull
+/* cpu_timer's interval doubles, up to 64 ms, for each of its decisions in
+ * a row that changed nothing (CPU_HINT_BACKOFF_MAX doublings). */
+#define CPU_HINT_BACKOFF_MAX 6u
 
 /*
  * Hold /dev/cpu_dma_latency open exactly while a request exists: the
@@ -600,6 +605,20 @@ static void update_qos(thothd_pm_t *pm)
 	if (req.hint_us != pm->cpu_req.hint_us || req.state != pm->cpu_req.state)
 		THOTH_TRACE(PM, pm_cpu_hint, (uint64_t)(uint32_t)req.state << 32 | req.hint_us,
 			    next == THOTH_PM_NONE ? 0 : next);
+	/* Any process of the uid can post near instants on the page (an
+	 * honest 1 ms timer does, and so can a forger that wakes once a
+	 * second, lying in every slot): re-deciding each millisecond woke
+	 * idle thothd 1000 times a second for a request that stayed the
+	 * same.  While cpu_timer's decisions change nothing, its interval
+	 * doubles up to 64 ms; any other decision (a message served) or a
+	 * changed request starts again at 1 ms.  Holding a hint up to 64 ms
+	 * past its wake-up costs only a shallower idle state meanwhile. */
+	bool same = req.hint_us == pm->cpu_req.hint_us && req.state == pm->cpu_req.state;
+	if (!pm->cpu_timer_driven || !same)
+		pm->cpu_streak = 0;
+	else if (pm->cpu_streak < CPU_HINT_BACKOFF_MAX)
+		pm->cpu_streak++;
+	pm->cpu_timer_driven = false;
 	pm->cpu_req = req;
 	pm->cpu_next_wake_ns = next;
 	pm->cpu_decided_ns = now;
@@ -624,13 +643,15 @@ static void update_qos(thothd_pm_t *pm)
 		req.why = 0;
 	}
 	/* A hint set by a near wake-up is decided again once it has passed
-	 * (at most once a millisecond; the window page lets this wake-up join
-	 * another loop's, when the CPU is awake anyway).  Otherwise no timer:
-	 * an idle thothd stays at 0 wake-ups. */
+	 * (at most once a millisecond, backing off to once per 64 ms while
+	 * nothing changes; the window page lets this wake-up join another
+	 * loop's, when the CPU is awake anyway).  Otherwise no timer: an idle
+	 * thothd stays at 0 wake-ups. */
 	if (!pm->d->loop)
 		return;
 	if (req.why & THOTH_PM_CPU_TIMER) {
-		uint64_t at = now + (next < CPU_HINT_MIN_INTERVAL_NS ? CPU_HINT_MIN_INTERVAL_NS : next);
+		uint64_t every = CPU_HINT_MIN_INTERVAL_NS << pm->cpu_streak;
+		uint64_t at = now + (next < every ? every : next);
 		int tr = pm->cpu_timer ? thoth_timer_rearm(pm->d->loop, pm->cpu_timer, at, CPU_HINT_MIN_INTERVAL_NS)
 				       : thoth_loop_add_timer(pm->d->loop, at, CPU_HINT_MIN_INTERVAL_NS,
 							      cpu_timer_fired, pm, &pm->cpu_timer);
@@ -647,6 +668,7 @@ static void cpu_timer_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
 	thothd_pm_t *pm = arg;
 	(void)loop;
 	(void)timer;                    /* kept: update_qos re-arms or cancels it */
+	pm->cpu_timer_driven = true;
 	update_qos(pm);
 }
 

@@ -47,11 +47,20 @@ static void report_no_tables(uint32_t pid, const char *want_start)
 	snprintf(want, sizeof want, "%s; run %s with LD_PRELOAD=%s (docs/LOCKS.md)", want_start,
 		 pid ? "it" : "one", lib);
 	fprintf(stderr, "# thothd: %s\n", ctl.client.remote_message);
-	/* A client keeps the first 127 bytes of a reason (remote_message):
-	 * the path comes early so that a build's or an install's fits. */
-	want[sizeof ctl.client.remote_message - 1] = '\0';
-	assert_string_equal(ctl.client.remote_message, want);
-	assert_non_null(strstr(ctl.client.remote_message, lib));
+	/* A client keeps 127 bytes of a reason (remote_message): the whole
+	 * reason when it fits; past that (a deep build dir) the path's head
+	 * gave way to "...", its tail and the docs' pointer whole (it ended
+	 * mid-path, unmarked). */
+	if (strlen(want) < sizeof ctl.client.remote_message) {
+		assert_string_equal(ctl.client.remote_message, want);
+	} else {
+		const char *m = ctl.client.remote_message, *dots = strstr(m, "LD_PRELOAD=...");
+		assert_non_null(dots);
+		assert_int_equal(strncmp(m, want, (size_t)(dots - m)), 0);
+		assert_non_null(strstr(m, "/libthothlock.so (docs/LOCKS.md)"));
+		size_t tail = strlen(dots + 14) - strlen(" (docs/LOCKS.md)");
+		assert_int_equal(strncmp(dots + 14, lib + strlen(lib) - tail, tail), 0);
+	}
 	thoth_control_close(&ctl);
 	harness_teardown(&h);
 }
@@ -66,6 +75,31 @@ static void test_no_tables_of_one_pid_names_the_library_by_its_path(void **state
 {
 	(void)state;
 	report_no_tables(1, "process 1 publishes no lock statistics");
+}
+
+/* The reason for a deep path (a CI workspace's build dir): at most 127
+ * bytes, the path's head given way to "..." from a folder's boundary. */
+static void test_no_tables_reason_of_a_deep_path_fits(void **state)
+{
+	(void)state;
+	char deep[1024] = "", out[128];
+	for (int i = 0; i < 12; i++)
+		strcat(deep, "/workspace-segment");
+	strcat(deep, "/build/tools/thothlock/libthothlock.so");
+	static const unsigned pids[] = { 0, 4000000000u };
+	for (size_t i = 0; i < 2; i++) {
+		unsigned pid = pids[i];
+		thothlock_no_tables_reason(out, sizeof out, pid, deep);
+		fprintf(stderr, "# %s\n", out);
+		assert_true(strlen(out) <= 127);
+		assert_non_null(strstr(out, "LD_PRELOAD=.../"));
+		assert_non_null(strstr(out, "/thothlock/libthothlock.so (docs/LOCKS.md)"));
+		assert_non_null(strstr(out, pid ? "process 4000000000 publishes" : "no process publishes"));
+	}
+	/* a short one whole */
+	thothlock_no_tables_reason(out, sizeof out, 0, "/usr/lib/thoth/libthothlock.so");
+	assert_string_equal(out, "no process publishes lock statistics; run one with "
+			    "LD_PRELOAD=/usr/lib/thoth/libthothlock.so (docs/LOCKS.md)");
 }
 
 static void test_no_library_found_says_so(void **state)
@@ -90,6 +124,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_no_tables_names_the_library_by_its_path),
 		cmocka_unit_test(test_no_tables_of_one_pid_names_the_library_by_its_path),
+		cmocka_unit_test(test_no_tables_reason_of_a_deep_path_fits),
 		cmocka_unit_test(test_no_library_found_says_so),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

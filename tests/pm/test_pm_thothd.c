@@ -1707,6 +1707,106 @@ static void test_cpu_idle_hint_follows_the_next_posted_wake_up(void **state)
 	harness_teardown(&h);
 }
 
+/* Voluntary context switches of PID's main thread: one each time it goes
+ * back to sleep, so one per wake-up. */
+static uint64_t main_thread_sleeps(pid_t pid)
+{
+	char p[64], line[128];
+	snprintf(p, sizeof p, "/proc/%d/task/%d/status", (int)pid, (int)pid);
+	FILE *f = fopen(p, "re");
+	unsigned long long v = 0;
+	while (f && fgets(line, sizeof line, f))
+		if (sscanf(line, "voluntary_ctxt_switches: %llu", &v) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return v;
+}
+
+/* Wake-ups of idle thothd in one second while this process, a forger,
+ * keeps near instants on the page: 40 slots it claims, their instants
+ * 1 ms apart from 1.5 ms ahead on, rewritten every 10 ms (so one is always
+ * between 0.5 and 40 ms ahead, however late this process runs). */
+enum { FORGED_SLOTS = 40 };
+static uint64_t sleeps_under_forged_posts(laptop_t *l, client_t *c, pid_t d)
+{
+	int slots[FORGED_SLOTS];
+	for (int k = 0; k < FORGED_SLOTS; k++) {
+		slots[k] = timerpage_claim(l->pg, (uint32_t)getpid(), false);
+		assert_true(slots[k] >= 0);
+	}
+	/* thothd decides after a message (any client's: here one CpuQos
+	 * call), then on its own timer for as long as near instants come */
+	thoth_pm_CpuQos_t q = { 0 };
+	char st[32];
+	uint64_t before = 0, end = 0;
+	for (int round = 0; !end || test_now_ns() < end; round++) {
+		uint64_t now = test_now_ns();
+		for (int k = 0; k < FORGED_SLOTS; k++)
+			timerpage_post(l->pg, slots[k], now + 1500000ull + (uint64_t)k * 1000000ull, 0);
+		if (round == 0) {
+			assert_int_equal(cpu_qos(c, &q, st, sizeof st), 0);
+			before = main_thread_sleeps(d);
+			end = test_now_ns() + 1000000000ull;
+		}
+		usleep(10000);
+	}
+	uint64_t n = main_thread_sleeps(d) - before;
+	for (int k = 0; k < FORGED_SLOTS; k++)
+		timerpage_release(l->pg, slots[k], (uint32_t)getpid());
+	return n;
+}
+
+/*
+ * Near instants on the window page (honest or forged: any process of the
+ * uid can write them) re-decided the CPU hint once a millisecond: idle
+ * thothd woke ~1000 times a second for a request that stayed the same.
+ * Its re-decision now backs off to once per 64 ms while nothing changes
+ * (docs/LOOP.md "A hostile co-tenant"); the hint is still set, and still
+ * let go once the posts stop.
+ */
+static void test_near_posts_wake_idle_thothd_a_bounded_number_of_times(void **state)
+{
+	(void)state;
+	harness_t h;
+	client_t c;
+	assert_int_equal(harness_setup(&h), 0);
+	laptop_t l;
+	laptop_start(&h, &c, true, &l);
+	timerpage_post(l.pg, l.slot, 0, 0);
+	usleep(200000);
+	uint64_t idle0 = main_thread_sleeps(l.d);
+	usleep(1000000);
+	uint64_t idle = main_thread_sleeps(l.d) - idle0;
+	uint64_t runs[3];
+	for (int i = 0; i < 3; i++)
+		runs[i] = sleeps_under_forged_posts(&l, &c, l.d);
+	/* the posts do set the hint (else this measured nothing): a call
+	 * decides on a post 2 ms ahead, which a loaded host may let pass */
+	thoth_pm_CpuQos_t q = { 0 };
+	char st[32] = "";
+	uint64_t end = harness_now_ms() + THOTH_TEST_DEADLINE_MS(10000);
+	while (q.hint_us != 127 && harness_now_ms() < end) {
+		timerpage_post(l.pg, l.slot, test_now_ns() + 2000000ull, 0);
+		assert_int_equal(cpu_qos(&c, &q, st, sizeof st), 0);
+	}
+	print_message("idle thothd: %llu wake-ups in 1 s; under a forger's near instants: %llu / %llu / %llu "
+		      "(hint %u us, %s)\n", (unsigned long long)idle, (unsigned long long)runs[0],
+		      (unsigned long long)runs[1], (unsigned long long)runs[2], q.hint_us, st);
+	assert_int_equal(q.hint_us, 127);
+	/* the median: at 64 ms, ~16 a second and the ramps after a changed
+	 * hint (a loaded host lets the instants run out); it was 367-403 */
+	uint64_t a = runs[0], b = runs[1], m = runs[2];
+	uint64_t med = a > b ? (b > m ? b : (a > m ? m : a)) : (a > m ? a : (b > m ? m : b));
+	assert_true(med <= 150);
+	timerpage_post(l.pg, l.slot, 0, 0);
+	released_arg_t ra = { l.d };
+	assert_true(harness_wait_until(qos_released, &ra, THOTH_TEST_DEADLINE_MS(10000)));
+	laptop_stop(&l);
+	thoth_control_close(&c.ctl);
+	harness_teardown(&h);
+}
+
 /* The real /dev/cpu_dma_latency through thothd (root, on a machine that has
  * it): a lease bound of 77 us is in force system-wide while the lease
  * lives (the device reads back the tightest request of all holders: <= 77)
@@ -1814,6 +1914,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_disk_taken_down_by_a_ladder_step_can_be_held_again_and_its_driver_killed),
 		cmocka_unit_test(test_pm_trace_points_are_exported_as_chrome_json_and_ctf),
 		cmocka_unit_test(test_cpu_idle_hint_follows_the_next_posted_wake_up),
+		cmocka_unit_test(test_near_posts_wake_idle_thothd_a_bounded_number_of_times),
 		cmocka_unit_test(test_lease_bound_is_held_in_the_real_cpu_dma_latency),
 		cmocka_unit_test(test_cpu_idle_hints_stop_with_a_reason_when_the_request_cannot_be_held),
 	};

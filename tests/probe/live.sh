@@ -95,7 +95,21 @@ case $out in *"has no trace point 'zz_not_here' (none near it)"*) ;; *) fail "pr
 # timer) is taken as before: an empty map, exit 0.
 out=$(ctl probe run 'timer_fire { @n = count() }' --pid "$TPID" --duration 0.2 2>&1) || fail "probe run at timer_fire: $out"
 case $out in *"thoth/timer_fire in pid $TPID: running"*) ;; *) fail "probe run at timer_fire: $out" ;; esac
-echo "ok: probe run at a point the process does not have: exit 1, the nearest named"
+# probe attach of an object whose program names such a point: the same
+# check, the same line, nothing attached (it attached, exit 0, and sat
+# there pending for a point the process never reaches).  The object is
+# a01_count.o with its section renamed (the same length, so the ELF holds).
+sed 's|thoth/msg_send|thoth/msg_sned|g' "$CORPUS/a01_count.o" >"$RT/sned.o"
+probes=$(ctl probe list | wc -l)
+out=$(ctl probe attach "$RT/sned.o" --pid "$TPID" --wait 0.2 2>&1); rc=$?
+[ $rc = 1 ] || fail "probe attach of a program at no such point: exit $rc: $out"
+[ "$(printf '%s\n' "$out" | wc -l)" = 1 ] || fail "probe attach at no such point: not one line: $out"
+case $out in
+  "thothctl: probe attach: pid $TPID has no trace point 'msg_sned' (nearest: msg_send); its points: "*'docs/OBSERVABILITY.md "Trace points in the tree"') ;;
+  *) fail "probe attach at no such point said: $out" ;;
+esac
+[ "$(ctl probe list | wc -l)" = "$probes" ] || fail "an object at no such point was attached: $(ctl probe list)"
+echo "ok: probe run or attach at a point the process does not have: exit 1, the nearest named"
 
 # --service NAME: the registered service's process, resolved through thothd.
 if [ -n "$ECHO" ]; then

@@ -9,7 +9,12 @@
  *   "cannot tell", not a refusal (it refused a point the process had);
  * - a hostile process maps a file of a mount namespace of its own whose
  *   path here names a FIFO: not opened (the open blocked thothctl for
- *   ever; the alarm ends the test instead).
+ *   ever; the alarm ends the test instead);
+ * - a hostile process maps a sparse file whose ELF header claims a million
+ *   sections, or many files each with a 1 MiB note section: what is read
+ *   stays within the bound (its rchar; the old reader read the whole
+ *   64 MiB section table, and every file's notes), and the answer is
+ *   "cannot tell".
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -34,6 +39,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <elf.h>
 
 #include "probe_points.h"
 #include "../common/tmpdir.h"
@@ -177,6 +183,107 @@ static void test_a_fifo_named_by_the_maps_is_not_opened(void **state)
 	end_child(pid);
 }
 
+/* FILE: an ELF header, and either (NOTE_BYTES 0) a section table of
+ * SECTIONS entries (extended numbering: section 0's sh_size) with only
+ * section 0 written, the rest a hole; or a 1-entry-plus-names table with a
+ * .note.stapsdt of NOTE_BYTES (zeros: a hole) that names no point.  Then
+ * the file's first page mapped executable (kept: the child waits). */
+static int map_hostile_elf(const char *file, uint64_t sections, uint64_t note_bytes)
+{
+	int fd = open(file, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0700);
+	if (fd < 0)
+		return -1;
+	Elf64_Ehdr eh = {
+		.e_ident = { ELFMAG0, ELFMAG1, ELFMAG2, ELFMAG3, ELFCLASS64, ELFDATA2LSB, EV_CURRENT },
+		.e_type = ET_DYN, .e_machine = EM_X86_64, .e_version = EV_CURRENT,
+		.e_ehsize = sizeof(Elf64_Ehdr), .e_shentsize = sizeof(Elf64_Shdr),
+	};
+	static const char names[] = "\0.shstrtab\0.note.stapsdt";
+	Elf64_Shdr sh[3] = { { 0 } };
+	uint64_t end;
+	if (!note_bytes) {
+		eh.e_shoff = 4096;
+		eh.e_shnum = 0;         /* the count is sh[0].sh_size */
+		sh[0].sh_size = sections;
+		end = eh.e_shoff + sections * sizeof(Elf64_Shdr);
+		if (pwrite(fd, sh, sizeof sh[0], (off_t)eh.e_shoff) != sizeof sh[0])
+			return -1;
+	} else {
+		uint64_t names_at = 4096 + note_bytes;
+		eh.e_shoff = names_at + 64;
+		eh.e_shnum = 3;
+		eh.e_shstrndx = 1;
+		sh[1] = (Elf64_Shdr){ .sh_name = 1, .sh_type = SHT_STRTAB, .sh_offset = names_at,
+				      .sh_size = sizeof names, .sh_addralign = 1 };
+		sh[2] = (Elf64_Shdr){ .sh_name = 11, .sh_type = SHT_NOTE, .sh_offset = 4096,
+				      .sh_size = note_bytes, .sh_addralign = 4 };
+		end = eh.e_shoff + sizeof sh;
+		if (pwrite(fd, names, sizeof names, (off_t)names_at) != sizeof names ||
+		    pwrite(fd, sh, sizeof sh, (off_t)eh.e_shoff) != sizeof sh)
+			return -1;
+	}
+	if (pwrite(fd, &eh, sizeof eh, 0) != sizeof eh || ftruncate(fd, (off_t)end))
+		return -1;
+	void *m = mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE, fd, 0);
+	close(fd);
+	return m == MAP_FAILED ? -1 : 0;
+}
+
+enum { MANY_FILES = 64 };
+static int map_a_million_sections(void)
+{
+	char f[sizeof tmp + 32];
+	snprintf(f, sizeof f, "%s/sections.so", tmp);
+	return map_hostile_elf(f, 1u << 20, 0);
+}
+static int map_many_notes(void)
+{
+	for (int i = 0; i < MANY_FILES; i++) {
+		char f[sizeof tmp + 32];
+		snprintf(f, sizeof f, "%s/notes%d.so", tmp, i);
+		if (map_hostile_elf(f, 0, 1u << 20))
+			return -1;
+	}
+	return 0;
+}
+
+/* Bytes this process has read (read, pread: /proc/self/io's rchar). */
+static uint64_t rchar(void)
+{
+	FILE *f = fopen("/proc/self/io", "re");
+	unsigned long long v = 0;
+	char line[128];
+	while (f && fgets(line, sizeof line, f))
+		if (sscanf(line, "rchar: %llu", &v) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return v;
+}
+
+static void test_what_a_hostile_target_makes_read_is_bounded(void **state)
+{
+	(void)state;
+	int (*setups[])(void) = { map_a_million_sections, map_many_notes };
+	const char *what[] = { "a million sections", "64 files of 1 MiB notes" };
+	for (size_t i = 0; i < 2; i++) {
+		pid_t pid = child(setups[i]);
+		if (!pid)
+			skip();         /* no executable mapping of a file in /tmp here */
+		char near[256];
+		uint64_t before = rchar();
+		int known = thothctl_probe_point_known((uint32_t)pid, "ppt_nowhere", near, sizeof near);
+		uint64_t read = rchar() - before;
+		printf("%s: %d, %llu bytes read\n", what[i], known, (unsigned long long)read);
+		/* READ_TOTAL (16 MiB) and the maps, the executable's header */
+		assert_true(read < (20u << 20));
+		assert_int_equal(known, -1);
+		/* a point the executable has is still found */
+		assert_int_equal(thothctl_probe_point_known((uint32_t)pid, "ppt_here", near, sizeof near), 1);
+		end_child(pid);
+	}
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -240,6 +347,7 @@ int main(void)
 		cmocka_unit_test(test_a_deleted_library_is_cannot_tell),
 		cmocka_unit_test(test_a_fifo_named_by_the_maps_is_not_opened),
 		cmocka_unit_test(test_points_of_an_image_in_memory),
+		cmocka_unit_test(test_what_a_hostile_target_makes_read_is_bounded),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -748,6 +748,78 @@ static void test_a_quiet_loop_still_moves_to_a_new_page(void **state)
 	assert_int_equal(WEXITSTATUS(st), 0);
 }
 
+/* Read syscalls this process made (/proc/self/io's syscr). */
+static uint64_t read_calls(void)
+{
+	FILE *f = fopen("/proc/self/io", "re");
+	unsigned long long v = 0;
+	char line[128];
+	while (f && fgets(line, sizeof line, f))
+		if (sscanf(line, "syscr: %llu", &v) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return v;
+}
+
+static void count_fire(thoth_loop_t *loop, thoth_timer_t *t, void *arg)
+{
+	(void)loop;
+	if (thoth_clock_now() < thoth_timer_deadline(t))
+		_exit(30);              /* early */
+	++*(int *)arg;
+}
+
+/*
+ * A page whose every slot is owned by a live thread (a co-tenant that
+ * took them all): a loop's claim fails after one bounded scan (each owner
+ * judged once: a kill and a read of its stat) and the loop keeps its
+ * private grid, firing every timer on time; it never claims again on that
+ * page, so 20 wake-ups cost one scan, not 20 (20 x 169 state reads).
+ * Fails if a loop that found the page full tried again at each re-arm.
+ */
+static void test_a_full_page_sends_a_loop_to_its_grid_once(void **state)
+{
+	(void)state;
+	fflush(NULL);
+	pid_t child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		uint32_t me = (uint32_t)gettid(), parent = (uint32_t)getppid();
+		thoth_loop_t *loop;
+		if (thoth__timerpage_create(dir) || thoth_loop_new(&loop))
+			_exit(10);
+		timerpage_t *pg = thoth__timerpage_current();
+		for (unsigned i = 0; i < THOTH_TIMERPAGE_SLOTS; i++)
+			atomic_store(&pg->slot[i].owner, parent);      /* alive: the test */
+		int fired = 0;
+		uint64_t before = read_calls();
+		for (int k = 0; k < 20; k++) {
+			if (thoth_loop_add_timer(loop, thoth_clock_now() + MS, MS / 2, count_fire, &fired, NULL))
+				_exit(11);
+			while (fired == k)
+				if (thoth_loop_run_once(loop, true) < 0)
+					_exit(12);
+		}
+		uint64_t reads = read_calls() - before;
+		printf("20 timers on a full page: %llu read calls\n", (unsigned long long)reads);
+		fflush(stdout);
+		if (slot_of(pg, me) >= 0)
+			_exit(13);              /* took a live thread's slot */
+		/* one scan: 169 stat reads and a few of our own */
+		if (reads >= 2 * THOTH_TIMERPAGE_SLOTS)
+			_exit(14);
+		for (unsigned i = 0; i < THOTH_TIMERPAGE_SLOTS; i++)
+			atomic_store(&pg->slot[i].owner, 0);
+		thoth_loop_free(loop);
+		_exit(0);
+	}
+	int st;
+	assert_int_equal(waitpid(child, &st, 0), child);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -762,6 +834,7 @@ int main(void)
 		cmocka_unit_test(test_a_thread_reaped_while_its_state_is_read_is_gone),
 		cmocka_unit_test(test_a_full_page_gives_a_zombies_slot_to_a_new_loop),
 		cmocka_unit_test(test_a_quiet_loop_still_moves_to_a_new_page),
+		cmocka_unit_test(test_a_full_page_sends_a_loop_to_its_grid_once),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -208,6 +208,28 @@ static void test_bad_name_is_refused_with_reason(void **state)
 	thoth_control_close(&c);
 }
 
+/* A reason longer than a client keeps (127 bytes of remote_message): a
+ * bad name of 100 letters comes back in thothd's reason, and the cut is
+ * marked ("..."), not a reason that ends mid-word and reads as whole. */
+static void test_a_long_reason_is_cut_with_a_mark(void **state)
+{
+	harness_t *h = *state;
+	thoth_control_t c;
+	assert_int_equal(harness_connect(h, &c), 0);
+	char name[101];
+	memset(name, 'n', 100);
+	name[100] = '\0';
+	name[0] = 'X';          /* not [a-z]: a bad name */
+	assert_int_equal(harness_register(&c, name, 1000, NULL), THOTH_E_REMOTE);
+	const char *m = c.client.remote_message;
+	size_t n = strlen(m);
+	print_message("remote_message: %s\n", m);
+	assert_non_null(strstr(m, "bad name \"Xnnn"));
+	assert_true(n < sizeof c.client.remote_message);
+	assert_true(n > 3 && strcmp(m + n - 3, "...") == 0);
+	thoth_control_close(&c);
+}
+
 /* A registration of NAME and VERSION sent as is (unchecked here). */
 static int register_raw(thoth_control_t *c, const char *name, const char *version)
 {
@@ -946,6 +968,7 @@ int main(void)
 						setup_bare, teardown),
 		cmocka_unit_test_setup_teardown(test_service_process_registers_and_resolves, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_name_is_refused_with_reason, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_long_reason_is_cut_with_a_mark, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_peer_text_in_the_log_is_escaped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_watch_sees_service_come_and_go, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lease_expires_without_heartbeats, setup, teardown),

@@ -28,6 +28,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -325,6 +326,23 @@ static int attach_bytes(uint8_t *bytes, size_t len, const char *path, uint32_t p
                         const char *service, const char *point, double wait_s,
                         const thothctl_opts_t *opts, uint64_t *ids_out, uint32_t *n_out);
 
+/* A point process PID does not have, said in one line (1; 0: it has it,
+ * or that cannot be told: no USDT notes, maps not readable).  The runtime
+ * attaches to any name, so a probe at a misspelt point sat pending and
+ * an empty map looked like a point that had just not fired; probe run
+ * (SUB) and probe attach of an object say it the same way. */
+static bool lacks_point(uint32_t pid, const char *sub, const char *point)
+{
+	char near[256];
+	if (!strcmp(point, "*") || thothctl_probe_point_known(pid, point, near, sizeof near) != 0)
+		return false;
+	fprintf(stderr, "thothctl: %s: pid %u has no trace point '%s' (%s%s); its points: "
+		"`readelf -n` of each file /proc/%u/maps lists executable (provider thoth), the tree's: docs/OBSERVABILITY.md "
+		"\"Trace points in the tree\"\n", sub, pid, point, near[0] ? "nearest: " : "none near it",
+		near, pid);
+	return true;
+}
+
 static int probe_attach(int argc, char **argv, const thothctl_opts_t *opts)
 {
 	const char *path = NULL, *service = NULL;
@@ -382,9 +400,22 @@ static int attach_bytes(uint8_t *bytes, size_t len, const char *path, uint32_t p
 		free(bytes);
 		return r == THOTH_E_BAD_MAGIC ? 2 : 1;
 	}
-	for (size_t i = 0; i < thoth_probe_object_prog_count(obj) && !r; i++)
+	/* The points a plain attach's programs name (probe run's is POINT):
+	 * checked against the process below, once it is known.  A name longer
+	 * than any point's (the tree's are identifiers under 32 bytes) is not
+	 * cut to fit, and not checked. */
+	char points[THOTH_PROBE_MAX_PROGS][128];
+	size_t npoints = 0;
+	for (size_t i = 0; i < thoth_probe_object_prog_count(obj) && !r; i++) {
 		if (thoth_probe_verify(obj, i, err, sizeof err) == THOTH_E_INVAL)
 			r = 1;
+		const char *section, *name;
+		size_t insns;
+		if (!point && npoints < THOTH_PROBE_MAX_PROGS &&
+		    thoth_probe_object_prog(obj, i, &section, &name, &insns) == 0 &&
+		    strncmp(section, "thoth/", 6) == 0 && strlen(section + 6) < sizeof points[0])
+			snprintf(points[npoints++], sizeof points[0], "%s", section + 6);
+	}
 	thoth_probe_object_free(obj);
 	if (r) {
 		fprintf(stderr, "thothctl: rejected: %s\n", err);
@@ -433,12 +464,10 @@ static int attach_bytes(uint8_t *bytes, size_t len, const char *path, uint32_t p
 	 * name, so the run sat out --duration and printed an empty map as if
 	 * the point had just not fired.  Unknowable (no USDT notes, maps not
 	 * readable): attached as before. */
-	char near[256];
-	if (point && strcmp(point, "*") && thothctl_probe_point_known(pid, point, near, sizeof near) == 0) {
-		fprintf(stderr, "thothctl: probe run: pid %u has no trace point '%s' (%s%s); its points: "
-			"`readelf -n` of each file /proc/%u/maps lists executable (provider thoth), the tree's: docs/OBSERVABILITY.md "
-			"\"Trace points in the tree\"\n", pid, point, near[0] ? "nearest: " : "none near it",
-			near, pid);
+	bool lacks = point && lacks_point(pid, "probe run", point);
+	for (size_t i = 0; i < npoints && !lacks; i++)
+		lacks = lacks_point(pid, "probe attach", points[i]);
+	if (lacks) {
 		free(bytes);
 		session_close(&s);
 		return 1;

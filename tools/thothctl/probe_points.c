@@ -17,6 +17,17 @@
  * has effects).  Only regular files are opened (open_regular).  A point is
  * refused only when every file the process maps executable was read: one
  * that could not be (deleted by a rebuild, unreadable) may hold it.
+ *
+ * What is read is bounded, since the target chooses the files (only those
+ * it maps executable, at most MAX_FILES): per file, a section table of at
+ * most SECTIONS_MAX entries (counted from the ELF header before libelf
+ * sees the file: elf_begin allocates a descriptor per section up front,
+ * and a sparse file claims millions), a section-name table of at most
+ * STRTAB_MAX bytes and notes of at most NOTES_MAX; in all, READ_TOTAL
+ * bytes of those.  Past a bound the file counts as not read ("cannot
+ * tell", never a refusal).  Read with pread (ELF_C_READ), not mmap: the
+ * target may truncate a file it maps, and a mapped page past the new end
+ * is SIGBUS in thothctl.
  */
 #define _GNU_SOURCE
 #include "probe_points.h"
@@ -32,8 +43,14 @@
 #include <unistd.h>
 
 /* NOTES_MAX: a .note.stapsdt larger is not a compiler's (libthoth's is a
- * few KiB); libelf would allocate all of it. */
-enum { MAX_FILES = 256, MAX_POINTS = 1024, NAME_MAX_LEN = 64, NOTES_MAX = 16 << 20 };
+ * few KiB, libc's and the largest USDT users' tens of KiB); libelf would
+ * allocate all of it.  SECTIONS_MAX: linked programs have tens, hundreds
+ * with every debug section.  READ_TOTAL: what all files together may cost
+ * (section tables, name tables, notes). */
+enum {
+	MAX_FILES = 256, MAX_POINTS = 1024, NAME_MAX_LEN = 64, NOTES_MAX = 1 << 20,
+	SECTIONS_MAX = 1 << 16, STRTAB_MAX = 1 << 20, READ_TOTAL = 16 << 20,
+};
 
 typedef struct points {
 	char (*names)[NAME_MAX_LEN];    /* for "nearest" only */
@@ -41,7 +58,20 @@ typedef struct points {
 	size_t notes;                   /* thoth notes seen, duplicates too */
 	const char *want;               /* the point asked for, found or not */
 	bool found;
+	size_t budget;                  /* bytes still to read (READ_TOTAL) */
+	bool spent;                     /* a file was left unread for the budget */
 } points_t;
+
+/* N more bytes of P's budget, or false (and P spent). */
+static bool charge(points_t *p, uint64_t n)
+{
+	if (n > p->budget) {
+		p->spent = true;
+		return false;
+	}
+	p->budget -= (size_t)n;
+	return true;
+}
 
 static void add_point(points_t *p, const char *name, size_t len)
 {
@@ -87,8 +117,15 @@ static bool notes_of(Elf *e, points_t *p)
 {
 	if (elf_kind(e) != ELF_K_ELF)
 		return true;
-	size_t shstrndx;
-	if (elf_getshdrstrndx(e, &shstrndx) != 0)
+	size_t shstrndx, shnum;
+	GElf_Shdr strsh;
+	if (elf_getshdrnum(e, &shnum) != 0 || shnum > SECTIONS_MAX ||
+	    !charge(p, (uint64_t)shnum * sizeof(Elf64_Shdr)) || elf_getshdrstrndx(e, &shstrndx) != 0)
+		return false;
+	if (shstrndx == SHN_UNDEF)
+		return true;            /* no section names: no .note.stapsdt */
+	if (!gelf_getshdr(elf_getscn(e, shstrndx), &strsh) || strsh.sh_size > STRTAB_MAX ||
+	    !charge(p, strsh.sh_size))
 		return false;
 	bool read = true;
 	/* the note's three addresses: pc, base, semaphore */
@@ -99,7 +136,7 @@ static bool notes_of(Elf *e, points_t *p)
 		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_NOTE ||
 		    !(sname = elf_strptr(e, shstrndx, sh.sh_name)) || strcmp(sname, ".note.stapsdt"))
 			continue;
-		Elf_Data *d = sh.sh_size <= NOTES_MAX ? elf_getdata(scn, NULL) : NULL;
+		Elf_Data *d = sh.sh_size <= NOTES_MAX && charge(p, sh.sh_size) ? elf_getdata(scn, NULL) : NULL;
 		if (!d) {
 			read = false;
 			continue;
@@ -125,14 +162,51 @@ static bool notes_of(Elf *e, points_t *p)
 	return read;
 }
 
+/* An unsigned of N bytes at B, in the file's byte order (MSB: big-endian). */
+static uint64_t field(const unsigned char *b, size_t n, bool msb)
+{
+	uint64_t v = 0;
+	for (size_t i = 0; i < n; i++)
+		v = v << 8 | b[msb ? i : n - 1 - i];
+	return v;
+}
+
+/* How many sections the ELF file at FD claims, read here before libelf
+ * allocates for them: 0 for a file not ELF (libelf says so), UINT64_MAX
+ * when the count cannot be read. */
+static uint64_t sections_claimed(int fd)
+{
+	unsigned char h[64];
+	ssize_t n = pread(fd, h, sizeof h, 0);
+	if (n < (ssize_t)sizeof(Elf32_Ehdr) || memcmp(h, ELFMAG, SELFMAG))
+		return 0;
+	bool is64 = h[EI_CLASS] == ELFCLASS64, msb = h[EI_DATA] == ELFDATA2MSB;
+	if (is64 && n < (ssize_t)sizeof(Elf64_Ehdr))
+		return UINT64_MAX;
+	uint64_t shoff = is64 ? field(h + 40, 8, msb) : field(h + 32, 4, msb);
+	uint64_t shnum = field(h + (is64 ? 60 : 48), 2, msb);
+	if (shnum || !shoff)
+		return shnum;
+	/* more than 0xff00: the count is section 0's sh_size */
+	unsigned char sz[8];
+	size_t w = is64 ? 8 : 4;
+	if (shoff > (uint64_t)INT64_MAX - 64 || pread(fd, sz, w, (off_t)(shoff + (is64 ? 32 : 20))) != (ssize_t)w)
+		return UINT64_MAX;
+	return field(sz, w, msb);
+}
+
 /* The same for the file at PATH (opened only if it is a regular file).
  * False: the file could not be read (not a regular file, unreadable, its
- * notes not loaded). */
+ * notes not loaded, a bound passed). */
 static bool read_notes(const char *path, points_t *p)
 {
 	int fd = open_regular(path);
 	if (fd < 0)
 		return false;
+	if (sections_claimed(fd) > SECTIONS_MAX) {
+		close(fd);
+		return false;
+	}
 	Elf *e = elf_begin(fd, ELF_C_READ, NULL);
 	bool read = e && notes_of(e, p);
 	if (e)
@@ -207,7 +281,7 @@ int thothctl_probe_point_known(uint32_t pid, const char *name, char *near, size_
 	if (!maps)
 		return -1;
 	elf_version(EV_CURRENT);
-	points_t p = { .names = calloc(MAX_POINTS, NAME_MAX_LEN), .want = name };
+	points_t p = { .names = calloc(MAX_POINTS, NAME_MAX_LEN), .want = name, .budget = READ_TOTAL };
 	char (*files)[4096] = calloc(MAX_FILES, 4096);
 	if (!p.names || !files) {
 		free(p.names);
@@ -242,9 +316,9 @@ int thothctl_probe_point_known(uint32_t pid, const char *name, char *near, size_
 			seen = strcmp(files[i], f) == 0;
 		if (seen)
 			continue;
-		if (nfiles == MAX_FILES) {
-			all_read = false;
-			continue;
+		if (nfiles == MAX_FILES || p.spent) {
+			all_read = false;       /* nothing more is read */
+			break;
 		}
 		snprintf(files[nfiles++], 4096, "%s", f);
 		if (!read_notes(f, &p))
@@ -262,7 +336,7 @@ int thothctl_probe_points_in_image(const void *image, size_t len, const char *na
 	elf_version(EV_CURRENT);
 	/* elf_memory wants a writable image; the caller's stays untouched */
 	char *copy = malloc(len ? len : 1);
-	points_t p = { .names = calloc(MAX_POINTS, NAME_MAX_LEN), .want = name };
+	points_t p = { .names = calloc(MAX_POINTS, NAME_MAX_LEN), .want = name, .budget = READ_TOTAL };
 	if (!copy || !p.names) {
 		free(copy);
 		free(p.names);

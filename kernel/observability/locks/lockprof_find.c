@@ -59,3 +59,28 @@ const char *thothlock_preload_hint(const char *const *rel, char *out, size_t cap
 			 program_invocation_short_name, THOTHLOCK_INSTALLED_LIB);
 	return out;
 }
+
+const char *thothlock_no_tables_reason(char *out, size_t cap, unsigned pid, const char *hint)
+{
+	static const char tail[] = " (docs/LOCKS.md)";
+	char head[96];
+	if (pid)
+		snprintf(head, sizeof head, "process %u publishes no lock statistics; run it with LD_PRELOAD=", pid);
+	else
+		snprintf(head, sizeof head, "no process publishes lock statistics; run one with LD_PRELOAD=");
+	size_t fixed = strlen(head) + strlen(tail), len = strlen(hint);
+	if (!cap)
+		return out;
+	if (fixed + len < cap || fixed + 4 >= cap) {
+		/* it fits (or CAP leaves no room for any of HINT: cut plainly) */
+		snprintf(out, cap, "%s%s%s", head, hint, tail);
+		return out;
+	}
+	size_t room = cap - 1 - fixed - 3;     /* HINT's bytes after "..." */
+	const char *keep = hint + len - room;
+	const char *slash = strchr(keep, '/');
+	if (slash && slash[1])
+		keep = slash;                  /* from a folder's boundary */
+	snprintf(out, cap, "%s...%s%s", head, keep, tail);
+	return out;
+}
