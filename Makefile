@@ -3,7 +3,8 @@
 #   make run-cluster  etcd + 3 thothd "hosts" federated on this machine, an echo
 #                 service on each (docs/FEDERATION.md); needs etcd (test group)
 #   make test     bootstrap, build with -Werror (plain and ASan+UBSan), run every test,
-#                 then the concurrency tests (label tsan) under ThreadSanitizer
+#                 then the concurrency tests (label tsan) under ThreadSanitizer;
+#                 each sanitizer build runs beside the test stage before it
 #   make tsan     only the ThreadSanitizer build and its tests (label tsan)
 #   make bench    build optimised and run every benchmark under bench/
 #   make fuzz     build the libFuzzer targets with clang and run each for a bounded time
@@ -120,11 +121,26 @@ HOLD_DEFAULTS = /usr/bin/env python3 tests/common/hold_default_ports.py --
 # stage, named (tests/common/clean_stage.py; docs/TESTING.md "Leftovers guard").
 CLEAN_STAGE = /usr/bin/env python3 tests/common/clean_stage.py --
 
-test: build asan tsan-build
-	@echo "== tests (RelWithDebInfo) =="
-	@$(HOLD_DEFAULTS) $(CLEAN_STAGE) ctest --test-dir $(BUILD) --output-on-failure -j$(CTEST_JOBS) $(CTEST_DEB)
-	@echo "== tests (ASan+UBSan) =="
-	@$(HOLD_DEFAULTS) $(CLEAN_STAGE) ctest --test-dir $(ASAN_BUILD) --output-on-failure -j$(CTEST_JOBS)
+# The sanitizer builds run beside the stage before theirs, at SCHED_IDLE
+# (scripts/beside.sh): the ASan+UBSan build beside the plain tests, the
+# TSan build beside the ASan+UBSan tests.  Those stages keep 2 CPUs under
+# half busy (their tests mostly wait), so the builds take the idle CPU
+# instead of ~3 minutes of their own before the tests; a test thread that
+# wakes preempts them at once (docs/TESTING.md "Test stage (stop 42)").
+# Their output goes to a log, shown when they fail; each -Werror as before.
+# -o bootstrap: `build` ran it already.  Through a variable, not a literal
+# $(MAKE) in the recipe, so that `make -n test` prints the line instead of
+# running it (make runs a line naming $(MAKE) even under -n).
+BESIDE = scripts/beside.sh
+SAN_MAKE = $(MAKE) -o bootstrap
+
+test: build
+	@echo "== tests (RelWithDebInfo); the ASan+UBSan build beside them (log: $(ASAN_BUILD).log) =="
+	@$(BESIDE) $(ASAN_BUILD).log $(SAN_MAKE) asan -- \
+	  $(HOLD_DEFAULTS) $(CLEAN_STAGE) ctest --test-dir $(BUILD) --output-on-failure -j$(CTEST_JOBS) $(CTEST_DEB)
+	@echo "== tests (ASan+UBSan); the TSan build beside them (log: $(TSAN_BUILD).log) =="
+	@$(BESIDE) $(TSAN_BUILD).log $(SAN_MAKE) tsan-build -- \
+	  $(HOLD_DEFAULTS) $(CLEAN_STAGE) ctest --test-dir $(ASAN_BUILD) --output-on-failure -j$(CTEST_JOBS)
 	@echo "== concurrency tests (ThreadSanitizer) =="
 	@TSAN_OPTIONS=halt_on_error=1 $(HOLD_DEFAULTS) $(CLEAN_STAGE) ctest --test-dir $(TSAN_BUILD) --output-on-failure -L tsan
 

@@ -16,7 +16,7 @@ if(TARGET thothctl AND TARGET thoth_pm)
   add_test(NAME test_pm_sim_cli
            COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/pm_sim_cli.sh $<TARGET_FILE:thothctl>
                    ${CMAKE_SOURCE_DIR}/bench/pm/traces ${THOTH_PYTHON3_EXE})
-  set_tests_properties(test_pm_sim_cli PROPERTIES TIMEOUT 120)
+  thoth_test_timeout(120 test_pm_sim_cli)
 endif()
 # bench_pm_live's feasibility check (bench/pm/live_feasible.c): hand-computed
 # cases and the unscaled chain cell that Juno's A53 cannot meet.

@@ -16,7 +16,8 @@ foreach(scenario idle partial fdlimit detach crash)
     COMMAND ${THOTH_PYTHON3_EXE} ${CMAKE_CURRENT_SOURCE_DIR}/thothd_hostile.py ${scenario}
       --thothd $<TARGET_FILE:thothd> --thothctl $<TARGET_FILE:thothctl>
       --service $<TARGET_FILE:echo> ${_sanitized})
-  set_tests_properties(${_name} PROPERTIES TIMEOUT 240 LABELS "reliability"
+  thoth_test_timeout(240 ${_name})
+  set_tests_properties(${_name} PROPERTIES LABELS "reliability"
     FAIL_REGULAR_EXPRESSION "FAILED:")
 endforeach()
 

@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""check_test_timeouts.py SOURCE-DIR: every test's TIMEOUT goes through
+thoth_test_timeout() (CMakeLists.txt), which gives the ASan+UBSan build three
+times the plain bound.  A TIMEOUT set with set_tests_properties() or
+set_property(TEST ...) elsewhere kept the plain bound under ASan (stop 41's
+weak point, docs/TESTING.md "Test stage (stop 42)"); allowed only inside an
+if(THOTH_SANITIZE) block, where a test measured past 3x there gets more.
+Prints each offender as FILE:LINE and exits 1; exits 0 when there is none."""
+import os
+import re
+import sys
+
+SETTER = re.compile(r'\b(set_tests_properties|set_property)\s*\(', re.I)
+OPEN = re.compile(r'^\s*(if|function|macro|foreach|while)\s*\((.*)', re.I)
+CLOSE = re.compile(r'^\s*(endif|endfunction|endmacro|endforeach|endwhile)\s*\(', re.I)
+
+
+def statement(text, start):
+    """The text of the call whose '(' is at or after start, to its ')'."""
+    depth, i = 0, text.index("(", start)
+    for j in range(i, len(text)):
+        if text[j] == "(":
+            depth += 1
+        elif text[j] == ")":
+            depth -= 1
+            if depth == 0:
+                return text[start:j + 1]
+    return text[start:]
+
+
+def offenders(path):
+    text = open(path, encoding="utf-8").read()
+    stack, found, pos = [], [], 0
+    for lineno, line in enumerate(text.splitlines(keepends=True), 1):
+        code = line.split("#", 1)[0]
+        m = OPEN.match(code)
+        if m:
+            stack.append((m.group(1).lower(), m.group(2)))
+        elif CLOSE.match(code):
+            if stack:
+                stack.pop()
+        s = SETTER.search(code)
+        if s:
+            call = statement(text, pos + s.start())
+            is_test = s.group(1).lower() == "set_tests_properties" or \
+                re.search(r'\(\s*TEST\b', call)
+            if is_test and re.search(r'\bTIMEOUT\b', call):
+                in_rule = any(k == "function" and a.split()[0].rstrip(")") == "thoth_test_timeout"
+                              for k, a in stack)
+                sanitize_only = any(k == "if" and re.match(r'\s*THOTH_SANITIZE\s*\)', a)
+                                    for k, a in stack)
+                if not (in_rule or sanitize_only):
+                    found.append(lineno)
+        pos += len(line)
+    return found
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit("usage: check_test_timeouts.py SOURCE-DIR")
+    root, bad = sys.argv[1], 0
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d not in (".git", "build") and not d.startswith("build")]
+        for name in sorted(filenames):
+            if name == "CMakeLists.txt" or name.endswith(".cmake"):
+                path = os.path.join(dirpath, name)
+                for lineno in offenders(path):
+                    print("%s:%d: a TIMEOUT not set through thoth_test_timeout() "
+                          "(it would keep the plain build's bound under ASan+UBSan)"
+                          % (os.path.relpath(path, root), lineno))
+                    bad += 1
+    if bad:
+        sys.exit(1)
+    print("every test TIMEOUT goes through thoth_test_timeout()")
+
+
+if __name__ == "__main__":
+    main()
