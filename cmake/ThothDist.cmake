@@ -53,11 +53,10 @@ if(THOTH_INSTALL)
           DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions
           RENAME thothc COMPONENT tools)
   install(CODE "set(THOTH_UNIT_IN \"${PROJECT_SOURCE_DIR}/systemd/thothd.service.in\")
-set(THOTH_UNIT_OUT \"${PROJECT_BINARY_DIR}/systemd/thothd-installed.service\")
+set(THOTH_UNIT_TMPDIR \"${PROJECT_BINARY_DIR}/systemd\")
+set(THOTH_UNIT_DIR \"${THOTH_SYSTEMD_USER_UNITDIR}\")
 set(THOTH_UNIT_SBINDIR \"${CMAKE_INSTALL_SBINDIR}\")" COMPONENT tools)
   install(SCRIPT ${PROJECT_SOURCE_DIR}/cmake/ThothInstallUnit.cmake COMPONENT tools)
-  install(FILES ${PROJECT_BINARY_DIR}/systemd/thothd-installed.service
-          RENAME thothd.service DESTINATION ${THOTH_SYSTEMD_USER_UNITDIR} COMPONENT tools)
   install(FILES ${PROJECT_BINARY_DIR}/systemd/thothd.socket
           DESTINATION ${THOTH_SYSTEMD_USER_UNITDIR} COMPONENT tools)
 endif()

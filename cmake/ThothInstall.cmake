@@ -47,16 +47,14 @@ foreach(l ${THOTH_SYSTEM_LIBS})
 endforeach()
 configure_file(${PROJECT_SOURCE_DIR}/cmake/thoth.pc.in ${CMAKE_CURRENT_BINARY_DIR}/thoth.pc @ONLY)
 # Installed with the prefix it is installed under (`cmake --install
-# --prefix P`), not the configured one: ThothInstallPc.cmake.
-# Written straight into the build dir (no subdirectory of its own): a
-# `sudo cmake --install` left a root-owned pc-installed/ that refused a later
-# install by the build's owner; a root-owned file here is unlinked and
-# written anew (ThothInstallPc.cmake).
+# --prefix P`), not the configured one: ThothInstallPc.cmake, which installs
+# it through a file of its own in the build dir, removed after
+# (ThothInstallText.cmake: a `sudo cmake --install` leaves nothing
+# root-owned there, and installs running together do not share it).
 install(CODE "set(THOTH_PC_BUILT \"${CMAKE_CURRENT_BINARY_DIR}/thoth.pc\")
-set(THOTH_PC_OUT \"${CMAKE_CURRENT_BINARY_DIR}/thoth-installed.pc\")" COMPONENT dev)
+set(THOTH_PC_TMPDIR \"${CMAKE_CURRENT_BINARY_DIR}\")
+set(THOTH_PC_DIR \"${CMAKE_INSTALL_LIBDIR}/pkgconfig\")" COMPONENT dev)
 install(SCRIPT ${PROJECT_SOURCE_DIR}/cmake/ThothInstallPc.cmake COMPONENT dev)
-install(FILES ${CMAKE_CURRENT_BINARY_DIR}/thoth-installed.pc RENAME thoth.pc
-        DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT dev)
 
 # CMake package
 install(EXPORT ThothTargets NAMESPACE Thoth:: DESTINATION ${THOTH_INSTALL_CMAKEDIR} COMPONENT dev)

@@ -83,12 +83,16 @@ target_link_libraries(thoth_shared PRIVATE Threads::Threads ${THOTH_SYSTEM_LINK}
 # (`import ".../share/thoth/idl/common.tidl"`) gets a header that includes
 # "common.thoth.h", as the system headers include each other; without the
 # folder on the path it was "common.thoth.h: No such file or directory".
-# thoth.pc's Cflags say the same (cmake/thoth.pc.in).
+# thoth.pc's Cflags say the same (cmake/thoth.pc.in).  SYSTEM (-isystem:
+# after every -I): a plain include folder ahead of a user's generated code
+# (linked after Thoth::thoth) gave a user's echo.tidl the system's
+# echo.thoth.h.  An imported Thoth::thoth's folders are SYSTEM already.
 target_include_directories(thoth_shared INTERFACE
   $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/include>
   $<BUILD_INTERFACE:${THOTH_GEN_INCLUDE}>
+  $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
+target_include_directories(thoth_shared SYSTEM INTERFACE
   $<BUILD_INTERFACE:${THOTH_GEN_INCLUDE}/thoth/idl>
-  $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>
   $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}/thoth/idl>)
 add_library(Thoth::thoth ALIAS thoth_shared)
 
@@ -115,6 +119,7 @@ add_custom_target(thoth_static ALL DEPENDS ${THOTH_STATIC})
 add_library(thoth_static_link INTERFACE)
 target_link_libraries(thoth_static_link INTERFACE ${THOTH_STATIC} Threads::Threads ${THOTH_SYSTEM_LINK})
 target_include_directories(thoth_static_link INTERFACE
-  ${PROJECT_SOURCE_DIR}/include ${THOTH_GEN_INCLUDE} ${THOTH_GEN_INCLUDE}/thoth/idl)
+  ${PROJECT_SOURCE_DIR}/include ${THOTH_GEN_INCLUDE})
+target_include_directories(thoth_static_link SYSTEM INTERFACE ${THOTH_GEN_INCLUDE}/thoth/idl)
 add_dependencies(thoth_static_link thoth_static)
 add_library(Thoth::thoth_static ALIAS thoth_static_link)

@@ -47,7 +47,7 @@ add_subdirectory)
         >"$D/configure.log" 2>&1 || { cat "$D/configure.log"; exit 1; }
   # Embedded, the tree builds no tests and does not look for cmocka.
   if grep -q "^CMOCKA_" "$D/b/CMakeCache.txt"; then echo "embedded build looked for cmocka" >&2; exit 1; fi
-  cmake --build "$D/b" -j"$JOBS" --target greeter-service greeter-call greeter-call-static where-roundtrip \
+  cmake --build "$D/b" -j"$JOBS" --target greeter-service greeter-call greeter-call-static where-roundtrip echo-user \
         >"$D/build.log" 2>&1 || { cat "$D/build.log"; exit 1; }
   [ ! -e "$D/b/thoth/tests" ] || { echo "embedded build configured the tests" >&2; exit 1; }
   # The embedded tree still defines the programs (a parent may build them).
@@ -66,4 +66,6 @@ if ldd "$D/b/greeter-call-static" | grep libthoth >/dev/null; then echo "static 
 run_greeter "$THOTHD" "$THOTHCTL" "$D/b/greeter-service" "$D/b/greeter-call-static"
 # A schema importing a system interface from THOTH_TIDL_DIR built and runs.
 "$D/b/where-roundtrip" >/dev/null
+# A schema named like a system interface got its own header, not the system's.
+"$D/b/echo-user" >/dev/null
 echo "$MODE consumer: ok"

@@ -57,8 +57,15 @@ case $TIDLDIR in "$D"/*) ;; *) TIDLDIR=$D$TIDLDIR ;; esac
 sed "s|@TIDLDIR@|$TIDLDIR|" "$SRC/tests/install/import/where.tidl.in" >where.tidl
 "$THOTHC" gen --lang c -o gen where.tidl
 $CC $CFLAGS -o where-roundtrip "$SRC/tests/install/import/where_roundtrip.c" gen/where.thoth.c $LIBS
+# A schema of the user's named like a system interface (echo.tidl), built
+# with the same flags, -Igen after pkg-config's (docs/TUTORIAL.md's order):
+# include/thoth/idl as -I gave the program the system's echo.thoth.h.
+cp "$SRC/tests/install/samename/echo.tidl" .
+"$THOTHC" gen --lang c -o gen echo.tidl
+$CC $CFLAGS -o echo-user "$SRC/tests/install/samename/echo_user.c" gen/echo.thoth.c $LIBS
 export LD_LIBRARY_PATH=$LIBDIR
 ./where-roundtrip >/dev/null
+./echo-user >/dev/null
 # Linked against the installed libthoth.so.0, not a copy in the build tree.
 ldd ./greeter-call | grep "libthoth.so.0 => $LIBDIR/libthoth.so.0" >/dev/null
 run_greeter "$D$PREFIX/sbin/thothd" "$D$PREFIX/bin/thothctl" ./greeter-service ./greeter-call

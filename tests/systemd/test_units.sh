@@ -20,7 +20,16 @@ grep -q "^ExecStart=$PREFIX/sbin/thothd " "$U/thothd.service" || { echo "FAIL: E
 # Installed under another prefix (`cmake --install --prefix P`, docs/INSTALL.md)
 # the unit runs P's thothd: it named the configured prefix's, which is not
 # there (systemd: "Failed to locate executable").
+touch "$D/stamp"
 DESTDIR=$D/other cmake --install "$BUILD" --prefix /opt/thoth-elsewhere >/dev/null
+# ... writing the unit (and thoth.pc) for its prefix in no fixed file of the
+# build dir: one there was rewritten by the other installs ctest runs at the
+# same time, each for its prefix, and an install got another's ExecStart or
+# prefix= line, or found the file gone (ThothInstallText.cmake).  Only the
+# manifest, and an install's own *.tmp files for a moment.
+left=$(find "$BUILD" "$BUILD/systemd" -maxdepth 1 -type f -newer "$D/stamp" \
+         ! -name 'install_manifest*.txt' ! -name '*.tmp')
+[ -z "$left" ] || { echo "FAIL: cmake --install wrote in the build dir, shared by installs: $left"; exit 1; }
 case $UNITDIR_REL in /*) OU=$D/other$UNITDIR_REL ;; *) OU=$D/other/opt/thoth-elsewhere/$UNITDIR_REL ;; esac
 grep -q "^ExecStart=/opt/thoth-elsewhere/sbin/thothd " "$OU/thothd.service" ||
   { grep ExecStart "$OU/thothd.service";

@@ -11,7 +11,7 @@
 # when it changes).  The 120 s guard only catches a hang.
 set -eu
 SRC=$1 THOTHC=$2
-T=$(mktemp -d /tmp/thoth-tidl-imports-XXXXXX)
+T=$(mktemp -d "${TMPDIR:-/tmp}/thoth-tidl-imports-XXXXXX")
 trap 'rm -rf "$T"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 configure() {   # configure NAME SCHEMA: the project, built in $T/b-NAME
