@@ -611,8 +611,12 @@ static void update_qos(thothd_pm_t *pm)
 	 * idle thothd 1000 times a second for a request that stayed the
 	 * same.  While cpu_timer's decisions change nothing, its interval
 	 * doubles up to 64 ms; any other decision (a message served) or a
-	 * changed request starts again at 1 ms.  Holding a hint up to 64 ms
-	 * past its wake-up costs only a shallower idle state meanwhile. */
+	 * changed request starts again at 1 ms.  Nothing wakes thothd when a
+	 * slot changes (the page is read at a decision), so meanwhile the
+	 * request lags the page by up to 64 ms, not max(1 ms, the wake-up's
+	 * distance): a farther post finds a shallower state than it allows
+	 * (energy), a nearer one may find the held, deeper state (its wake-up
+	 * at most the held hint's exit latency late). */
 	bool same = req.hint_us == pm->cpu_req.hint_us && req.state == pm->cpu_req.state;
 	if (!pm->cpu_timer_driven || !same)
 		pm->cpu_streak = 0;

@@ -405,6 +405,17 @@ static void test_cpu_idle_hint_is_the_state_that_fits_before_the_next_wake_up(vo
 	thoth_pm_cpu_hint_decide(h, 0, 200000, &r);
 	assert_string_equal(r.state_name, "C1_ACPI");
 	assert_int_equal(r.request_us, 1);
+	/* Past C2's residency, C2 pays against POLL, not yet against C1: C1
+	 * below 761 us, C2 below 8.6535 ms, then C3 (test_pm_thothd waits
+	 * for a decision in C2's range by these bounds) */
+	static const struct { uint64_t ns; const char *state; } edge[] = {
+		{ 381000, "C1_ACPI" }, { 760999, "C1_ACPI" }, { 761000, "C2_ACPI" },
+		{ 8653000, "C2_ACPI" }, { 8654000, "C3_ACPI" },
+	};
+	for (size_t i = 0; i < sizeof edge / sizeof *edge; i++) {
+		thoth_pm_cpu_hint_decide(h, 0, edge[i].ns, &r);
+		assert_string_equal(r.state_name, edge[i].state);
+	}
 	/* 10 ms: C3, the deepest: no hint, nothing held */
 	thoth_pm_cpu_hint_decide(h, 0, 10000000, &r);
 	assert_string_equal(r.state_name, "C3_ACPI");
