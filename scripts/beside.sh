@@ -43,6 +43,7 @@ fi
 if ionice -c 3 true 2>/dev/null; then
   idle+=(ionice -c 3)
 fi
+mkdir -p "$(dirname "$log")" || exit 2
 "${idle[@]}" "${build[@]}" >"$log" 2>&1 &
 build_pid=$!
 
@@ -54,10 +55,19 @@ tree() {  # the pids of PID's descendants
   done
 }
 # A background command of a script ignores SIGINT: an interrupted `make
-# test` must not leave BUILD running.
-trap 'kill $(tree "$build_pid") "$build_pid" 2>/dev/null; exit 130' INT TERM
+# test` must not leave BUILD running.  STAGE runs in the background too,
+# and the script waits for it with `wait`, which a signal interrupts: bash
+# runs a trap only after a foreground command ends, so a SIGTERM sent to
+# this script alone (make forwards its own SIGTERM to its children) would
+# have waited out the whole stage, minutes, with make already gone.  STAGE
+# gets SIGINT and SIGQUIT back (its tests send them to their thothds) and
+# the caller's stdin instead of /dev/null: as a foreground command.
+trap 'kill $(tree "$stage_pid") "$stage_pid" $(tree "$build_pid") "$build_pid" 2>/dev/null; exit 130' INT TERM
 
-"$@"
+stage_pid=
+( trap - INT QUIT; exec "$@" ) <&0 &
+stage_pid=$!
+wait "$stage_pid"
 stage_rc=$?
 
 # The stage is over: what is left of BUILD gets ordinary priority, so that
