@@ -47,11 +47,29 @@ mkdir -p "$(dirname "$log")" || exit 2
 "${idle[@]}" "${build[@]}" >"$log" 2>&1 &
 build_pid=$!
 
-tree() {  # the pids of PID's descendants
-  local p
-  for p in $(ps -o pid= --ppid "$1" 2>/dev/null); do
-    echo "$p"
-    tree "$p"
+tree() {  # the pids of PID's descendants, read from /proc: procps (ps,
+  # pgrep) is in no Build-Depends and not in a minimal Debian, and without
+  # it only the build's first process would be stopped or given its
+  # priority back
+  local f s pid ppid
+  local -A kids=()
+  for f in /proc/[0-9]*/stat; do
+    { read -r s <"$f"; } 2>/dev/null || continue   # gone meanwhile
+    pid=${f#/proc/}
+    pid=${pid%/stat}
+    s=${s##*) }   # after "pid (comm) ": "state ppid ..."
+    s=${s#* }
+    ppid=${s%% *}
+    kids[$ppid]+=" $pid"
+  done
+  local queue=("$1") p
+  while [ ${#queue[@]} -gt 0 ]; do
+    p=${queue[0]}
+    queue=("${queue[@]:1}")
+    for pid in ${kids[$p]:-}; do
+      echo "$pid"
+      queue+=("$pid")
+    done
   done
 }
 # A background command of a script ignores SIGINT: an interrupted `make
@@ -62,7 +80,9 @@ tree() {  # the pids of PID's descendants
 # have waited out the whole stage, minutes, with make already gone.  STAGE
 # gets SIGINT and SIGQUIT back (its tests send them to their thothds) and
 # the caller's stdin instead of /dev/null: as a foreground command.
-trap 'kill $(tree "$stage_pid") "$stage_pid" $(tree "$build_pid") "$build_pid" 2>/dev/null; exit 130' INT TERM
+# Parents first: a shell or make whose child died first would go on to its
+# next command before its own signal came.
+trap 'kill "$stage_pid" $(tree "$stage_pid") "$build_pid" $(tree "$build_pid") 2>/dev/null; exit 130' INT TERM
 
 stage_pid=
 ( trap - INT QUIT; exec "$@" ) <&0 &
