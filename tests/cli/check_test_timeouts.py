@@ -36,6 +36,21 @@ def statement(text, start):
     return text[start:]
 
 
+def sets_timeout(call):
+    """Whether the set_tests_properties()/set_property() call CALL sets the
+    property TIMEOUT of a test: as a property name, not a word in a quoted
+    value (ENVIRONMENT "TIMEOUT=5", a PASS_REGULAR_EXPRESSION) or comment."""
+    body = re.sub(r'"(?:[^"\\]|\\.)*"', ' "" ', call[call.index("(") + 1:])
+    words = re.sub(r'#[^\n]*', ' ', body).replace(")", " ").split()
+    if call.lower().startswith("set_tests_properties"):
+        if "PROPERTIES" not in words:
+            return False
+        return "TIMEOUT" in words[words.index("PROPERTIES") + 1::2]
+    if not words or words[0] != "TEST" or "PROPERTY" not in words:
+        return False
+    return words[words.index("PROPERTY") + 1:][:1] == ["TIMEOUT"]
+
+
 def offenders(path):
     text = open(path, encoding="utf-8").read()
     stack, found, pos = [], [], 0
@@ -54,9 +69,7 @@ def offenders(path):
         s = SETTER.search(code)
         if s:
             call = statement(text, pos + s.start())
-            is_test = s.group(1).lower() == "set_tests_properties" or \
-                re.search(r'\(\s*TEST\b', call)
-            if is_test and re.search(r'\bTIMEOUT\b', call):
+            if sets_timeout(call):
                 in_rule = any(k == "function" and a.split()[0].rstrip(")") == "thoth_test_timeout"
                               for k, a in stack)
                 sanitize_only = any(k == "if" and re.match(r'\s*THOTH_SANITIZE\s*\)', a)

@@ -39,8 +39,15 @@ set_property(TEST a APPEND PROPERTY ENVIRONMENT X=1)
 function(thoth_test_timeout seconds)
   set_tests_properties(${ARGN} PROPERTIES TIMEOUT ${seconds})
 endfunction()
+set_tests_properties(a PROPERTIES ENVIRONMENT "TIMEOUT=5")
+set_tests_properties(a PROPERTIES PASS_REGULAR_EXPRESSION "TIMEOUT 5")
+set_tests_properties(a b PROPERTIES LABELS "x;y" TIMEOUT 5)
+set_tests_properties(a PROPERTIES   # no TIMEOUT here
+    LABELS x)
+set_property(TEST a PROPERTY LABELS TIMEOUT)
+set_property(TEST a APPEND PROPERTY TIMEOUT 5)
 """
-EXPECT = [1, 2, 6, 9, 12]
+EXPECT = [1, 2, 6, 9, 12, 31, 35]
 
 with tempfile.TemporaryDirectory() as d:
     path = os.path.join(d, "CMakeLists.txt")
