@@ -97,7 +97,7 @@ stage_rc=$?
 if kill -0 "$build_pid" 2>/dev/null && [ "${idle[0]}" = chrt ]; then
   for pass in 1 2; do
     for p in "$build_pid" $(tree "$build_pid"); do
-      chrt --other -p 0 "$p" >/dev/null 2>&1
+      chrt --all-tasks --other -p 0 "$p" >/dev/null 2>&1
       ionice -c 0 -p "$p" >/dev/null 2>&1
     done
   done
