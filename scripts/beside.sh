@@ -43,21 +43,51 @@ fi
 if ionice -c 3 true 2>/dev/null; then
   idle+=(ionice -c 3)
 fi
+mkdir -p "$(dirname "$log")" || exit 2
 "${idle[@]}" "${build[@]}" >"$log" 2>&1 &
 build_pid=$!
 
-tree() {  # the pids of PID's descendants
-  local p
-  for p in $(ps -o pid= --ppid "$1" 2>/dev/null); do
-    echo "$p"
-    tree "$p"
+tree() {  # the pids of PID's descendants, read from /proc: procps (ps,
+  # pgrep) is in no Build-Depends and not in a minimal Debian, and without
+  # it only the build's first process would be stopped or given its
+  # priority back
+  local f s pid ppid
+  local -A kids=()
+  for f in /proc/[0-9]*/stat; do
+    { read -r s <"$f"; } 2>/dev/null || continue   # gone meanwhile
+    pid=${f#/proc/}
+    pid=${pid%/stat}
+    s=${s##*) }   # after "pid (comm) ": "state ppid ..."
+    s=${s#* }
+    ppid=${s%% *}
+    kids[$ppid]+=" $pid"
+  done
+  local queue=("$1") p
+  while [ ${#queue[@]} -gt 0 ]; do
+    p=${queue[0]}
+    queue=("${queue[@]:1}")
+    for pid in ${kids[$p]:-}; do
+      echo "$pid"
+      queue+=("$pid")
+    done
   done
 }
 # A background command of a script ignores SIGINT: an interrupted `make
-# test` must not leave BUILD running.
-trap 'kill $(tree "$build_pid") "$build_pid" 2>/dev/null; exit 130' INT TERM
+# test` must not leave BUILD running.  STAGE runs in the background too,
+# and the script waits for it with `wait`, which a signal interrupts: bash
+# runs a trap only after a foreground command ends, so a SIGTERM sent to
+# this script alone (make forwards its own SIGTERM to its children) would
+# have waited out the whole stage, minutes, with make already gone.  STAGE
+# gets SIGINT and SIGQUIT back (its tests send them to their thothds) and
+# the caller's stdin instead of /dev/null: as a foreground command.
+# Parents first: a shell or make whose child died first would go on to its
+# next command before its own signal came.
+trap 'kill "$stage_pid" $(tree "$stage_pid") "$build_pid" $(tree "$build_pid") 2>/dev/null; exit 130' INT TERM
 
-"$@"
+stage_pid=
+( trap - INT QUIT; exec "$@" ) <&0 &
+stage_pid=$!
+wait "$stage_pid"
 stage_rc=$?
 
 # The stage is over: what is left of BUILD gets ordinary priority, so that
@@ -67,7 +97,7 @@ stage_rc=$?
 if kill -0 "$build_pid" 2>/dev/null && [ "${idle[0]}" = chrt ]; then
   for pass in 1 2; do
     for p in "$build_pid" $(tree "$build_pid"); do
-      chrt --other -p 0 "$p" >/dev/null 2>&1
+      chrt --all-tasks --other -p 0 "$p" >/dev/null 2>&1
       ionice -c 0 -p "$p" >/dev/null 2>&1
     done
   done
