@@ -554,17 +554,19 @@ int thothlock_open_live(int pid, char *why, size_t why_len)
 
 int thothlock_table_check_sealed(int fd, char *reason, size_t cap)
 {
-	struct stat st;
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		snprintf(reason, cap, "not a regular file");
-		return THOTH_E_INVAL;
-	}
 	/* A file of the directory (or anything but a memfd) has no seals:
-	 * F_GET_SEALS fails.  A memfd without the two size seals could be cut
-	 * short under the writer, as the plain file could. */
+	 * F_GET_SEALS fails, asking nothing of the file's filesystem (first:
+	 * an fstat of a FUSE file, say, may wait on its server).  A memfd
+	 * without the two size seals could be cut short under the writer, as
+	 * the plain file could. */
 	int seals = fcntl(fd, F_GET_SEALS);
 	if (seals < 0) {
 		snprintf(reason, cap, "not a sealed memfd");
+		return THOTH_E_INVAL;
+	}
+	struct stat st;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		snprintf(reason, cap, "not a regular file");
 		return THOTH_E_INVAL;
 	}
 	if ((seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW)) {
