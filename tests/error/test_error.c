@@ -77,7 +77,8 @@ static void test_io_error_keeps_the_call_and_its_errno(void **state)
 	test_tmp_template(dir, sizeof dir, "thoth-error");
 	assert_non_null(mkdtemp(dir));
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	snprintf(sa.sun_path, sizeof sa.sun_path, "%s/x.sock", dir);
+	int n = snprintf(sa.sun_path, sizeof sa.sun_path, "%s/x.sock", dir);
+	assert_true(n > 0 && (size_t)n < sizeof sa.sun_path);
 	int a = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	int b = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	assert_int_equal(bind(a, (struct sockaddr *)&sa, sizeof sa), 0);

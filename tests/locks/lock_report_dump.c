@@ -2,13 +2,14 @@
  * as the JSON report, for tests that read a table while its process runs
  * without going through thothctl or thothd.
  *
- *   lock_report_dump TABLE [PID | MAPS]
+ *   lock_report_dump [--top N] TABLE [PID | MAPS]
  *
  * TABLE: a table file (what a process profiled with THOTHLOCK_DIR alone
  * copies there at exit), or live:PID, the live table of process PID (its
  * sealed memfd, found in /proc/PID/fd as thothd finds it).
  * PID: symbolize against the live process; MAPS: against the maps file the
- * preload saved for a process that is gone.
+ * preload saved for a process that is gone.  --top N: the N locks of
+ * most wait only (as thothd's reports are asked for).
  *
  * Exit 0 with the report on stdout, 1 with the reader's refusal on stderr.
  */
@@ -21,8 +22,14 @@
 
 int main(int argc, char **argv)
 {
+	unsigned top = 0;
+	if (argc >= 3 && strcmp(argv[1], "--top") == 0) {
+		top = (unsigned)strtoul(argv[2], NULL, 10);
+		argv += 2;
+		argc -= 2;
+	}
 	if (argc < 2 || argc > 3) {
-		fprintf(stderr, "usage: lock_report_dump TABLE [PID | MAPS]\n");
+		fprintf(stderr, "usage: lock_report_dump [--top N] TABLE [PID | MAPS]\n");
 		return 2;
 	}
 	char why[512] = "";
@@ -46,7 +53,7 @@ int main(int argc, char **argv)
 		thothlock_table_set_live_pid(t, atoi(argv[2]));
 	else if (argc == 3)
 		thothlock_table_set_maps_file(t, argv[2]);
-	thothlock_report_opts_t opts = { .json = true, .top = 0, .show_uncontended = true };
+	thothlock_report_opts_t opts = { .json = true, .top = top, .show_uncontended = true };
 	thothlock_table_t *const tables[1] = { t };
 	rc = thothlock_report_write(stdout, tables, 1, &opts);
 	thothlock_table_free(t);

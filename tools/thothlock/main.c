@@ -29,6 +29,7 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -116,8 +117,19 @@ static uint64_t monotonic_ns(void)
  * memfd through the socket at THOTHLOCK_FD once its header is written),
  * one per pid: a process that execs another profiled program hands over a
  * second table, which replaces its first (the later start time), as the
- * rename of a file of the same name did. */
+ * rename of a file of the same name did.
+ *
+ * The socket is open in PROGRAM and everything it runs, so what arrives
+ * is anybody's: a message is kept only if it brings exactly one
+ * descriptor, a memfd whose size is sealed (checked by its seals before
+ * anything else: nothing else is read, so nothing blocks), whose header
+ * names the pid that sent it (SO_PASSCRED: the kernel says who, so a
+ * process can hand over its own table only, and 256 pids' worth is the
+ * most that is kept).  Everything else is closed and counted. */
 #define MAX_TABLES 256
+/* Messages taken per call: a sender that never stops does not keep
+ * thothlock from its child's end, nor from its report. */
+#define MAX_RECEIVE 4096
 
 typedef struct {
 	int fd[MAX_TABLES];
@@ -125,20 +137,41 @@ typedef struct {
 	uint64_t start[MAX_TABLES];
 	size_t n;
 	size_t dropped;         /* tables of processes beyond MAX_TABLES */
-	size_t refused;         /* messages that brought no descriptor */
+	size_t refused;         /* messages that brought no acceptable table */
+	char why[160];          /* the last refusal's reason */
 } handed_t;
 
-static void keep_table(handed_t *h, int fd)
+static void refuse_message(handed_t *h, const char *why)
 {
-	/* Only pid and start time now, to know which to keep: the whole
-	 * table is read and checked (its kind, its size) at the report. */
+	h->refused++;
+	snprintf(h->why, sizeof h->why, "%s", why);
+}
+
+/* FD, sent by process SENDER (0: unknown), kept or closed. */
+static void keep_table(handed_t *h, int fd, pid_t sender)
+{
+	char kind[64];
 	thothlock_header_t hdr;
-	if (pread(fd, &hdr, sizeof hdr, 0) != (ssize_t)sizeof hdr) {
-		memset(&hdr, 0, sizeof hdr);
-		hdr.pid = -1;   /* unreadable: kept, and refused by name at the report */
+	if (thothlock_table_check_sealed(fd, kind, sizeof kind) != 0) {
+		refuse_message(h, kind);
+		close(fd);
+		return;
+	}
+	/* A sealed memfd: pread reads memory, never waits. */
+	if (pread(fd, &hdr, sizeof hdr, 0) != (ssize_t)sizeof hdr || hdr.magic != THOTHLOCK_MAGIC) {
+		refuse_message(h, "a memfd without a lock table's header");
+		close(fd);
+		return;
+	}
+	if (sender <= 0 || hdr.pid != sender) {
+		char why[96];
+		snprintf(why, sizeof why, "a table naming pid %d, sent by pid %d", hdr.pid, (int)sender);
+		refuse_message(h, why);
+		close(fd);
+		return;
 	}
 	for (size_t i = 0; i < h->n; i++)
-		if (hdr.pid > 0 && h->pid[i] == hdr.pid) {
+		if (h->pid[i] == hdr.pid) {
 			if (hdr.start_ns >= h->start[i]) {
 				close(h->fd[i]);
 				h->fd[i] = fd;
@@ -158,37 +191,55 @@ static void keep_table(handed_t *h, int fd)
 	h->start[h->n++] = hdr.start_ns;
 }
 
-/* Take every table waiting in SOCK (non-blocking). */
+/* Take the tables waiting in SOCK (non-blocking), at most MAX_RECEIVE
+ * messages. */
 static void receive_tables(int sock, handed_t *h)
 {
-	for (;;) {
+	for (int taken = 0; taken < MAX_RECEIVE; taken++) {
 		char byte;
 		struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+		/* Room for the sender's credentials and one descriptor: the
+		 * kernel closes any more a message brings (MSG_CTRUNC). */
 		union {
 			struct cmsghdr c;
-			char room[CMSG_SPACE(4 * sizeof(int))];
+			char room[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int))];
 		} u;
 		struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.room,
 				    .msg_controllen = sizeof u.room };
 		ssize_t r = recvmsg(sock, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r <= 0)
+		if (r < 0)
 			return;
-		int got = 0;
+		pid_t sender = 0;
+		int fds[2], got = 0;
 		for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
-			if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			if (c->cmsg_level != SOL_SOCKET)
 				continue;
-			size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-			for (size_t i = 0; i < k; i++) {
-				int fd;
-				memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-				keep_table(h, fd);
-				got++;
+			if (c->cmsg_type == SCM_CREDENTIALS && c->cmsg_len >= CMSG_LEN(sizeof(struct ucred))) {
+				struct ucred cr;
+				memcpy(&cr, CMSG_DATA(c), sizeof cr);
+				sender = cr.pid;
+			} else if (c->cmsg_type == SCM_RIGHTS) {
+				size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+				for (size_t i = 0; i < k; i++) {
+					int fd;
+					memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+					if (got < 2)
+						fds[got++] = fd;
+					else
+						close(fd);
+				}
 			}
 		}
-		if (!got)
-			h->refused++;
+		if (got == 1 && !(m.msg_flags & MSG_CTRUNC)) {
+			keep_table(h, fds[0], sender);
+			continue;
+		}
+		for (int i = 0; i < got; i++)
+			close(fds[i]);
+		refuse_message(h, got ? "a message with more than one descriptor"
+				      : "a message without a descriptor");
 	}
 }
 
@@ -224,8 +275,8 @@ static int report(const char *dir, handed_t *h, FILE *out, const thothlock_repor
 		fprintf(stderr, "thothlock: more than %d processes: %zu more tables not reported "
 			"(one per program a process ran)\n", MAX_TABLES, h->dropped);
 	if (h->refused)
-		fprintf(stderr, "thothlock: %zu messages without a table on thothlock's socket "
-			"ignored\n", h->refused);
+		fprintf(stderr, "thothlock: %zu messages on thothlock's socket refused (the last: "
+			"%s)\n", h->refused, h->why);
 	for (size_t i = 0; i < h->n; i++) {
 		char name[64], why[PATH_MAX + 64];
 		snprintf(name, sizeof name, "the table handed over by pid %d", h->pid[i]);
@@ -444,13 +495,31 @@ int main(int argc, char **argv)
 	 * sending end is left open in PROGRAM (and whatever it forks or
 	 * execs) at THOTHLOCK_FD. */
 	int sv[2];
-	char fdnum[16];
+	char fdnum[48];
+	struct stat sst;
 	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) != 0) {
 		fprintf(stderr, "thothlock: socketpair: %s\n", strerror(errno));
 		rmdir(dir);
 		return 1;
 	}
-	snprintf(fdnum, sizeof fdnum, "%d", sv[1]);
+	/* Who sent each message, said by the kernel (keep_table). */
+	int on = 1;
+	if (setsockopt(sv[0], SOL_SOCKET, SO_PASSCRED, &on, sizeof on) != 0) {
+		fprintf(stderr, "thothlock: SO_PASSCRED: %s\n", strerror(errno));
+		close(sv[0]);
+		close(sv[1]);
+		rmdir(dir);
+		return 1;
+	}
+	/* FD:INODE: the preload sends only to this very socket (hand_over). */
+	if (fstat(sv[1], &sst) != 0) {
+		fprintf(stderr, "thothlock: socketpair: %s\n", strerror(errno));
+		close(sv[0]);
+		close(sv[1]);
+		rmdir(dir);
+		return 1;
+	}
+	snprintf(fdnum, sizeof fdnum, "%d:%llu", sv[1], (unsigned long long)sst.st_ino);
 	if (setenv("THOTHLOCK_FD", fdnum, 1) != 0) {
 		fprintf(stderr, "thothlock: setenv: %s\n", strerror(errno));
 		rmdir(dir);

@@ -554,17 +554,19 @@ int thothlock_open_live(int pid, char *why, size_t why_len)
 
 int thothlock_table_check_sealed(int fd, char *reason, size_t cap)
 {
-	struct stat st;
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		snprintf(reason, cap, "not a regular file");
-		return THOTH_E_INVAL;
-	}
 	/* A file of the directory (or anything but a memfd) has no seals:
-	 * F_GET_SEALS fails.  A memfd without the two size seals could be cut
-	 * short under the writer, as the plain file could. */
+	 * F_GET_SEALS fails, asking nothing of the file's filesystem (first:
+	 * an fstat of a FUSE file, say, may wait on its server).  A memfd
+	 * without the two size seals could be cut short under the writer, as
+	 * the plain file could. */
 	int seals = fcntl(fd, F_GET_SEALS);
 	if (seals < 0) {
 		snprintf(reason, cap, "not a sealed memfd");
+		return THOTH_E_INVAL;
+	}
+	struct stat st;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		snprintf(reason, cap, "not a regular file");
 		return THOTH_E_INVAL;
 	}
 	if ((seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW)) {
@@ -1191,10 +1193,17 @@ static void frame_text(const frame_t *f, uint64_t pc, char *out, size_t cap)
 
 typedef struct {
 	const thothlock_table_t *table;
-	const thothlock_lock_t *lock;
+	const thothlock_lock_t *lock;  /* &no_entry for a lock seen only in caches */
+	uint64_t addr;                /* the lock's (no_entry has none) */
+	uint32_t kind;
 	uint32_t index;
 	uint64_t acquisitions;        /* entry + per-thread caches */
 } lock_view_t;
+
+/* The statistics of a lock seen only in a thread's acquisition cache (it
+ * has no entry: none), shared by all of them: a stand-in each (1 KiB)
+ * was ~600 MiB, written page by page, for a table of garbage caches. */
+static const thothlock_lock_t no_entry;
 
 static uint64_t cached_acquisitions(const thothlock_table_t *t, uint64_t addr)
 {
@@ -1205,12 +1214,16 @@ static uint64_t cached_acquisitions(const thothlock_table_t *t, uint64_t addr)
 }
 
 /* The table's entry for `addr` (linear probing from its hash, as the
- * writer inserts), or NULL. */
+ * writer inserts), or NULL.  At most THOTHLOCK_MAX_PROBES probes: the
+ * writer claims no key further from its hash (lock_entry gives up), and a
+ * key region of garbage (nothing zero to stop at) probed to its end for
+ * each of ~500,000 garbage cache entries took a report minutes. */
 static const thothlock_lock_t *find_lock(const thothlock_table_t *t, uint64_t addr)
 {
 	uint32_t cap = t->hdr->lock_capacity;
 	uint32_t i = (uint32_t)(thothlock_hash(addr) % cap);
-	for (uint32_t n = 0; n < cap; n++, i = (i + 1) % cap) {
+	uint32_t probes = cap < THOTHLOCK_MAX_PROBES ? cap : THOTHLOCK_MAX_PROBES;
+	for (uint32_t n = 0; n < probes; n++, i = (i + 1) % cap) {
 		uint64_t key = has_data(t, &t->keys[i]) ? t->keys[i].addr : 0;
 		if (key == addr)
 			return &t->locks[i];
@@ -1240,7 +1253,7 @@ static int cmp_locks(const void *a, const void *b)
 		return x->lock->hold_ns_total > y->lock->hold_ns_total ? -1 : 1;
 	if (x->acquisitions != y->acquisitions)
 		return x->acquisitions > y->acquisitions ? -1 : 1;
-	return x->lock->addr < y->lock->addr ? -1 : x->lock->addr > y->lock->addr;
+	return x->addr < y->addr ? -1 : x->addr > y->addr;
 }
 
 static int cmp_sites(const void *a, const void *b)
@@ -1447,12 +1460,12 @@ static void json_lock(FILE *o, const lock_view_t *v)
 	const thothlock_lock_t *l = v->lock;
 	const thothlock_table_t *t = v->table;
 	char name[200];
-	lock_name(t, l->addr, name, sizeof name);
+	lock_name(t, v->addr, name, sizeof name);
 	uint64_t waits = l->contentions + l->timeouts;
-	fprintf(o, "{\"pid\":%d,\"address\":\"0x%" PRIx64 "\",\"name\":", t->hdr->pid, l->addr);
+	fprintf(o, "{\"pid\":%d,\"address\":\"0x%" PRIx64 "\",\"name\":", t->hdr->pid, v->addr);
 	json_str_or_null(o, name);
 	char storage[300];
-	lock_storage(t, l->addr, storage, sizeof storage);
+	lock_storage(t, v->addr, storage, sizeof storage);
 	fputs(",\"storage\":", o);
 	json_str(o, storage[0] ? storage : "heap or stack");
 	fprintf(o, ",\"kind\":\"%s\",\"acquisitions\":%" PRIu64 ",\"contentions\":%" PRIu64
@@ -1461,7 +1474,7 @@ static void json_lock(FILE *o, const lock_view_t *v)
 	        ",\"holds_measured\":%" PRIu64 ",\"hold_ns_total\":%" PRIu64 ",\"hold_ns_avg\":%" PRIu64
 	        ",\"hold_ns_max\":%" PRIu64 ",\"hold_estimated\":%s,\"hold_ns_total_measured\":%" PRIu64
 	        ",\"acquisitions_estimated\":%s,\"wait_histogram\":",
-	        kind_name(l->kind), v->acquisitions, l->contentions, l->owner_changes,
+	        kind_name(v->kind), v->acquisitions, l->contentions, l->owner_changes,
 	        l->trylock_busy, l->timeouts, l->wait_ns_total, waits ? l->wait_ns_total / waits : 0,
 	        l->wait_ns_max, l->holds_measured,
 	        hold_total_estimate(t, l->hold_ns_total, l->holds_measured, v->acquisitions),
@@ -1588,7 +1601,7 @@ static void text_lock(FILE *o, unsigned rank, const lock_view_t *v)
 	const thothlock_lock_t *l = v->lock;
 	const thothlock_table_t *t = v->table;
 	char name[200], wt[32], wa[32], wm[32], ht[32], hm[32];
-	lock_name(t, l->addr, name, sizeof name);
+	lock_name(t, v->addr, name, sizeof name);
 	uint64_t waits = l->contentions + l->timeouts;
 	fmt_ns(l->wait_ns_total, wt, sizeof wt);
 	fmt_ns(waits ? l->wait_ns_total / waits : 0, wa, sizeof wa);
@@ -1597,9 +1610,9 @@ static void text_lock(FILE *o, unsigned rank, const lock_view_t *v)
 	       sizeof ht);
 	fmt_ns(l->hold_ns_max, hm, sizeof hm);
 	char storage[300];
-	lock_storage(t, l->addr, storage, sizeof storage);
-	fprintf(o, "#%u %s %s%s0x%" PRIx64 "%s in %s (pid %d)\n", rank, kind_name(l->kind), name,
-	        name[0] ? " (" : "", l->addr, name[0] ? ")" : "", storage[0] ? storage : "heap or stack",
+	lock_storage(t, v->addr, storage, sizeof storage);
+	fprintf(o, "#%u %s %s%s0x%" PRIx64 "%s in %s (pid %d)\n", rank, kind_name(v->kind), name,
+	        name[0] ? " (" : "", v->addr, name[0] ? ")" : "", storage[0] ? storage : "heap or stack",
 	        t->hdr->pid);
 	char est[96] = "";
 	sampling_words(t->hdr, est, sizeof est, false);
@@ -1677,31 +1690,24 @@ int thothlock_report_write(FILE *o, thothlock_table_t *const *tables, size_t n,
 		used += count_cache_only(tables[i]);
 	}
 	lock_view_t *views = calloc(used ? used : 1, sizeof *views);
-	/* Locks seen only in a thread's acquisition cache have no entry: a
-	 * zeroed stand-in carries their address. */
-	thothlock_lock_t *standins = calloc(used ? used : 1, sizeof *standins);
-	if (!views || !standins) {
-		free(views);
-		free(standins);
+	if (!views)
 		return THOTH_E_NOMEM;
-	}
-	size_t v = 0, s = 0;
+	size_t v = 0;
 	for (size_t i = 0; i < n; i++) {
 		const thothlock_table_t *t = tables[i];
 		for (uint32_t k = 0; k < t->hdr->lock_capacity && v < used; k++) {
 			if (!has_data(t, &t->keys[k]) || !t->keys[k].addr)
 				continue;
 			const thothlock_lock_t *l = &t->locks[k];
-			views[v] = (lock_view_t){ t, l, k, l->acquisitions + cached_acquisitions(t, l->addr) };
+			views[v] = (lock_view_t){ t, l, l->addr, l->kind, k,
+						  l->acquisitions + cached_acquisitions(t, l->addr) };
 			v++;
 		}
 		for (size_t c = 0; c < t->cached_count && v < used; c++) {
 			if (find_lock(t, t->cached[c].addr))
 				continue;
-			standins[s].addr = t->cached[c].addr;
-			standins[s].kind = THOTHLOCK_KIND_MUTEX;
-			views[v++] = (lock_view_t){ t, &standins[s], UINT32_MAX, t->cached[c].count };
-			s++;
+			views[v++] = (lock_view_t){ t, &no_entry, t->cached[c].addr, THOTHLOCK_KIND_MUTEX,
+						    UINT32_MAX, t->cached[c].count };
 		}
 	}
 	qsort(views, v, sizeof *views, cmp_locks);
@@ -1808,7 +1814,6 @@ int thothlock_report_write(FILE *o, thothlock_table_t *const *tables, size_t n,
 			text_lock(o, (unsigned)(i + 1), &views[i]);
 	}
 	free(views);
-	free(standins);
 	return ferror(o) ? THOTH_E_IO : 0;
 }
 

@@ -1082,22 +1082,29 @@ static int sealed_memfd(size_t size)
 }
 
 /* THOTHLOCK_DIR mode: give thothlock the table now, while this process
- * lives, through the socket it left open at THOTHLOCK_FD.  The descriptor
- * in flight (then in thothlock) keeps the memfd when this process dies,
- * however it dies: thothlock used to read a file after the fact. */
+ * lives, through the socket it left open at THOTHLOCK_FD ("FD:INODE").
+ * The descriptor in flight (then in thothlock) keeps the memfd when this
+ * process dies, however it dies: thothlock used to read a file after the
+ * fact.  The inode says it is still that socket: a program that closed FD
+ * and opened a socket of its own there (then forked) must not be sent a
+ * byte and a descriptor in the middle of its own protocol. */
 static void hand_over(int fd)
 {
 	const char *v = getenv("THOTHLOCK_FD");
 	char *end = NULL;
 	long sock = v && *v ? strtol(v, &end, 10) : -1;
+	unsigned long long ino = 0;
 	struct stat st;
 	handed = false;
 	if (!v)
 		return;         /* THOTHLOCK_DIR alone: the copy at exit (save_table) */
-	if (sock < 0 || sock > INT_MAX || *end || fstat((int)sock, &st) != 0 || !S_ISSOCK(st.st_mode)) {
+	if (sock >= 0 && *end == ':' && end[1] >= '0' && end[1] <= '9')
+		ino = strtoull(end + 1, &end, 10);
+	if (sock < 0 || sock > INT_MAX || *end || !ino || fstat((int)sock, &st) != 0 ||
+	    !S_ISSOCK(st.st_mode) || st.st_ino != (ino_t)ino) {
 		warn3("THOTHLOCK_FD=", v,
-		      ": not thothlock's socket (the program closed it?): this process's table "
-		      "is copied at its exit only");
+		      ": not thothlock's socket (the program closed or reused it?): this "
+		      "process's table is copied at its exit only");
 		return;
 	}
 	char byte = 't';

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# test_locks_hostile_sender THOTHLOCK HOSTILE_SENDER: thothlock's socket
+# (THOTHLOCK_FD) is open in everything it runs, so what comes through it is
+# anybody's.  hostile_sender sends 307 messages no preload sends (none or
+# three descriptors, /dev/null, a pipe, a directory, an unsealed memfd,
+# 300 sealed memfds naming pids it is not) and then forks a child that
+# takes a lock 1000 times: the report has the sender and its child, exact,
+# no made-up pid, and one line naming what was refused.  Before the
+# checks at receipt, the 300 took the 256 places (the child's table was
+# dropped) and their refusals at the report made the exit status 1.
+set -uo pipefail
+THOTHLOCK=$1
+SENDER=$2
+T=$(mktemp -d /tmp/thoth-locks-hostile-XXXXXX)
+trap 'rm -rf "$T"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+
+timeout 120 "$THOTHLOCK" --all --json --output "$T/json" -- "$SENDER" >"$T/out" 2>"$T/err"
+rc=$?
+cat "$T/out" "$T/err"
+[ $rc = 0 ] || fail "thothlock exit $rc, want 0"
+read -r _ sent _ child <"$T/out" || fail "hostile_sender said: $(cat "$T/out")"
+[ "$sent" = 307 ] || fail "hostile_sender sent $sent messages, want 307"
+grep -q "^thothlock: 307 messages on thothlock's socket refused (the last: a table naming pid 4000299, sent by pid [0-9]*)$" "$T/err" ||
+  fail "no line naming the 307 refused messages: $(cat "$T/err")"
+jq -e . "$T/json" >/dev/null || fail "not JSON: $(cat "$T/json")"
+pids=$(jq -c '[.processes[].pid] | sort' "$T/json")
+sender=$(jq -r '[.processes[] | select(.pid != '"$child"') | .pid] | first' "$T/json")
+[ "$pids" = "$(jq -nc "[$sender, $child] | sort")" ] ||
+  fail "processes $pids, want the sender and its child $child only"
+[ "$(jq -r '[.locks[] | select(.name == "hostile_child_lock" and .pid == '"$child"')] | .[0].acquisitions' "$T/json")" = 1000 ] ||
+  fail "the child's hostile_child_lock: $(jq -c '[.locks[] | select(.pid == '"$child"') | {name, acquisitions}]' "$T/json")"
+echo "ok: 307 hostile messages refused at receipt, the child's 1000 acquisitions reported"
+
+# A program that closes THOTHLOCK_FD and opens a socket of its own under
+# that number, then forks: the child's preload must not send its table (a
+# byte and a descriptor) into the program's socket (THOTHLOCK_FD says the
+# socket's inode too).
+"$THOTHLOCK" --output "$T/reuse" -- python3 -c '
+import os, socket, sys
+fd = int(os.environ["THOTHLOCK_FD"].split(":")[0])
+os.close(fd)
+mine, peer = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+os.dup2(mine.fileno(), fd)
+pid = os.fork()
+if pid == 0:
+    os._exit(0)
+os.waitpid(pid, 0)
+peer.setblocking(False)
+try:
+    got = peer.recvmsg(16, 64)
+    sys.exit(f"FAIL: the forked child sent {got!r} into the program'"'"'s own socket")
+except BlockingIOError:
+    print("nothing sent into the program'"'"'s socket")
+' 2>"$T/reuse.err" || fail "the program whose descriptor was reused: $(cat "$T/reuse.err")"
+grep -q "not thothlock's socket (the program closed or reused it?)" "$T/reuse.err" ||
+  fail "no warning for the reused THOTHLOCK_FD: $(cat "$T/reuse.err")"
+echo "ok: a forked child does not send into a socket the program put at THOTHLOCK_FD"
+echo PASS
