@@ -52,6 +52,10 @@ bool harness_wait_until(bool (*cond)(void *arg), void *arg, int deadline_ms)
 #define HARNESS_MAX_LIVE 64
 static char live_dirs[HARNESS_MAX_LIVE][64];
 static pid_t live_pids[HARNESS_MAX_LIVE * HARNESS_MAX_CHILDREN];
+/* The process that made them: a test's fork()ed child inherits the atexit
+ * hook and the signal handlers, and its exit (or a SIGTERM to it) must not
+ * remove its parent's runtime dirs from under the parent's thothd. */
+static pid_t live_owner;
 
 static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
@@ -77,6 +81,8 @@ static void pid_live(pid_t pid, bool live)
 
 static void clean_all(void)
 {
+	if (getpid() != live_owner)
+		return;
 	for (size_t i = 0; i < sizeof live_pids / sizeof live_pids[0]; i++) {
 		pid_t pid = live_pids[i];
 		int status;
@@ -113,6 +119,13 @@ int harness_setup(harness_t *h)
 		fprintf(stderr, "harness: TMPDIR %s is too long for a runtime dir (at most %zu bytes)\n", tmp,
 			sizeof h->dir - sizeof "/thothd-test-XXXXXX");
 		return -1;
+	}
+	if (live_owner != getpid()) {
+		/* This process's first harness: a fork()ed child's copies of its
+		 * parent's dirs and children are not its own to remove or kill. */
+		memset(live_dirs, 0, sizeof live_dirs);
+		memset(live_pids, 0, sizeof live_pids);
+		live_owner = getpid();
 	}
 	int slot = 0;
 	while (slot < HARNESS_MAX_LIVE && live_dirs[slot][0])

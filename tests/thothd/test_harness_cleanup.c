@@ -131,6 +131,36 @@ static void test_sigterm_removes_the_runtime_dir(void **state)
 	with_tmp(terminated, SIGTERM);
 }
 
+/* A test's fork()ed child that ends (exit, or a SIGTERM to it) while its
+ * parent's harness is up: the child inherits the exit hook and the signal
+ * handlers, which are its parent's, and removed nothing of the parent's
+ * (they removed the parent's runtime dir from under its thothd). */
+static void test_a_forked_child_leaves_its_parents_dir_alone(void **state)
+{
+	(void)state;
+	harness_t h;
+	assert_int_equal(harness_setup(&h), 0);
+	const int endings[] = { 0, SIGTERM };
+	for (size_t i = 0; i < sizeof endings / sizeof endings[0]; i++) {
+		pid_t pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			if (endings[i])
+				raise(endings[i]);
+			exit(0);
+		}
+		int status;
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		struct stat st;
+		if (stat(h.dir, &st) != 0) {
+			harness_teardown(&h);
+			fail_msg("a child's %s removed its parent's runtime dir %s", endings[i] ? "SIGTERM" : "exit",
+				 h.dir);
+		}
+	}
+	harness_teardown(&h);
+}
+
 /* A TMPDIR too long for the harness's dir is refused, said, not cut. */
 static void test_a_too_long_tmpdir_is_refused(void **state)
 {
@@ -151,6 +181,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_exit_without_teardown_removes_the_runtime_dir, remove_tmp),
 		cmocka_unit_test_teardown(test_sigterm_removes_the_runtime_dir, remove_tmp),
+		cmocka_unit_test(test_a_forked_child_leaves_its_parents_dir_alone),
 		cmocka_unit_test(test_a_too_long_tmpdir_is_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
