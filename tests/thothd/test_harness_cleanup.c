@@ -8,6 +8,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -49,6 +50,19 @@ static int run_without_teardown(void (*ending)(void), const char *tmp, seen_t *s
 			_exit(2);
 		const char *const argv[] = { "/bin/sleep", "300", NULL };
 		seen_t s = { .child = harness_spawn(&h, "sleep", argv) };
+		/* A tree below the runtime dir, as thothd's own can hold. */
+		char sub[128];
+		snprintf(sub, sizeof sub, "%s/sub", h.dir);
+		if (mkdir(sub, 0700))
+			_exit(5);
+		snprintf(sub, sizeof sub, "%s/sub/deeper", h.dir);
+		if (mkdir(sub, 0700))
+			_exit(5);
+		snprintf(sub, sizeof sub, "%s/sub/deeper/file", h.dir);
+		int fd = open(sub, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+		if (fd < 0)
+			_exit(5);
+		close(fd);
 		memcpy(s.dir, h.dir, sizeof s.dir);
 		if (write(p[1], &s, sizeof s) != (ssize_t)sizeof s)
 			_exit(3);
