@@ -14,6 +14,7 @@ fail() { echo "FAIL: $*"; exit 1; }
 W=$(mktemp -d "${TMPDIR:-/tmp}/thoth-clean-stage-XXXXXX")
 trap 'rm -rf "$W"' EXIT
 export THOTH_STAGE_TMP=$W           # the stages below make their TMPDIR here
+export W
 run() { rc=0; out=$("$PY" "$GUARD" -- bash -c "$1" 2>&1) || rc=$?; }
 
 run 'd=$(mktemp -d); touch "$d/x"; rm -r "$d"'
@@ -39,6 +40,26 @@ for s in 300 301; do
   ! kill -0 "$pid" 2>/dev/null || fail "the left 'sleep $s' (pid $pid) still runs"
 done
 echo "ok: the guard names and removes a stage's leftovers"
+
+# A process the stage did not start (not below the guard, no mark) with its
+# cwd in the stage's folder, as a shell cd'ed there: named, not killed.
+rm -f "$W/path" "$W/go"
+"$PY" "$GUARD" -- bash -c 'echo "$TMPDIR" >"$W/path"; while [ ! -e "$W/go" ]; do sleep 0.1; done' \
+  >"$W/out" 2>&1 & guard=$!
+for _ in $(seq 100); do [ -s "$W/path" ] && break; sleep 0.1; done
+[ -s "$W/path" ] || fail "the stage did not start"
+(cd "$(cat "$W/path")" && exec env -u THOTH_TEST_STAGE sleep 302) & outsider=$!
+trap 'kill $outsider 2>/dev/null || true; rm -rf "$W"' EXIT
+for _ in $(seq 100); do [ "$(readlink /proc/$outsider/cwd)" = "$(cat "$W/path")" ] && break; sleep 0.1; done
+touch "$W/go"
+rc=0; wait $guard || rc=$?
+out=$(cat "$W/out")
+[ $rc = 1 ] || fail "a process with its cwd in the stage's folder passed ($rc): $out"
+grep -q "pid $outsider: sleep 302 (its cwd is in this stage's TMPDIR, but the stage did not start it: not killed)" \
+  <<<"$out" || fail "the outsider not named as not killed: $out"
+kill -0 $outsider 2>/dev/null || fail "the guard killed a process the stage did not start (pid $outsider)"
+kill $outsider
+echo "ok: a process of someone else's in the stage's folder is named, not killed"
 
 hard=$(grep -rnE '/tmp/[A-Za-z0-9_.-]*XXXXXX' "$SRC/tests" "$SRC/fuzz" --include='*.c' --include='*.h' \
          --include='*.sh' --include='*.py' --include='*.txt' --include='*.cmake' || true)

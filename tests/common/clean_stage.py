@@ -13,7 +13,9 @@ failed) when the stage left anything behind:
   and any process whose environment names the stage (THOTH_TEST_STAGE,
   which a test's child that resets TMPDIR still inherits) or whose cwd is
   in the stage's TMPDIR.  Each is named (pid and command line), then
-  killed (SIGKILL) so the next stage starts clean.
+  killed (SIGKILL) so the next stage starts clean; except one found only
+  by its cwd (neither below us nor marked), which may be anyone's (a
+  shell cd'ed there to read a log): named, not killed.
 
 The leftovers are removed after they are named: the failure is the
 report, and /tmp does not fill from one run to the next.  Why a test
@@ -71,10 +73,14 @@ def cmdline(pid):
 
 
 def stage_processes(stage):
-    """Live processes of the stage: below us, or marked with it (not us)."""
+    """Live processes of the stage (not us): {pid: started by it}.  Below
+    us or marked with the stage, it started them; one found only by its cwd
+    in the stage's TMPDIR may be anyone's (a shell cd'ed there to read a
+    log): named, not killed."""
     me = os.getpid()
     parent = {}
     marked = set()
+    in_dir = set()
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
@@ -95,18 +101,19 @@ def stage_processes(stage):
         try:
             cwd = os.readlink("/proc/%d/cwd" % pid)
             if cwd == stage or cwd.startswith(stage + "/"):
-                marked.add(pid)
+                in_dir.add(pid)
         except OSError:
             pass
-    found = set(marked)
+    found = {pid: True for pid in marked}
+    found.update({pid: False for pid in in_dir - marked})
     for pid in parent:
         p, seen = pid, 0
         while p in parent and seen < 4096:
             if parent[p] == me:
-                found.add(pid)
+                found[pid] = True
                 break
             p, seen = parent[p], seen + 1
-    return sorted(found)
+    return dict(sorted(found.items()))
 
 
 def describe(path):
@@ -167,7 +174,11 @@ def main(argv):
         failed = True
         print("clean_stage: FAILED: %d process%s of this stage still ran after it:"
               % (len(procs), "" if len(procs) == 1 else "es"), flush=True)
-        for pid in procs:
+        for pid, ours in procs.items():
+            if not ours:
+                print("  pid %d: %s (its cwd is in this stage's TMPDIR, but the stage did not "
+                      "start it: not killed)" % (pid, cmdline(pid)), flush=True)
+                continue
             print("  pid %d: %s" % (pid, cmdline(pid)), flush=True)
             try:
                 os.kill(pid, signal.SIGKILL)

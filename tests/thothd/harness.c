@@ -4,13 +4,13 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -52,18 +52,56 @@ bool harness_wait_until(bool (*cond)(void *arg), void *arg, int deadline_ms)
 #define HARNESS_MAX_LIVE 64
 static char live_dirs[HARNESS_MAX_LIVE][64];
 static pid_t live_pids[HARNESS_MAX_LIVE * HARNESS_MAX_CHILDREN];
+/* The process that made them: a test's fork()ed child inherits the atexit
+ * hook and the signal handlers, and its exit (or a SIGTERM to it) must not
+ * remove its parent's runtime dirs from under the parent's thothd. */
+static pid_t live_owner;
 
-static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+/* NAME in DIRFD and all below it, with system calls only (no malloc, no
+ * stdio: this runs from the SIGTERM handler too, which may have stopped
+ * the test inside malloc, and nftw there could deadlock on its lock). */
+static void remove_at(int dirfd, const char *name, int depth)
 {
-	return remove(path);
+	if (unlinkat(dirfd, name, 0) == 0 || errno != EISDIR || depth > 16)
+		return;
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	/* Entries removed while the directory is read may hide others from
+	 * that read: read it again until it held nothing to remove. */
+	for (int pass = 0, removed = 1; removed && pass < 8; pass++) {
+		removed = 0;
+		lseek(fd, 0, SEEK_SET);
+		_Alignas(8) char buf[1024];
+		long n;
+		while ((n = syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0)
+			for (long off = 0; off < n;) {
+				const char *d_name = buf + off + 19;   /* d_ino 8, d_off 8, d_reclen 2, d_type 1 */
+				unsigned short reclen;
+				memcpy(&reclen, buf + off + 16, sizeof reclen);
+				off += reclen;
+				if (strcmp(d_name, ".") && strcmp(d_name, "..")) {
+					remove_at(fd, d_name, depth + 1);
+					removed = 1;
+				}
+			}
+	}
+	close(fd);
+	unlinkat(dirfd, name, AT_REMOVEDIR);
+}
+
+static void say(const char *a, const char *b)
+{
+	if (write(2, a, strlen(a)) < 0 || write(2, b, strlen(b)) < 0 || write(2, "\n", 1) < 0)
+		return;
 }
 
 static void remove_tree(const char *dir)
 {
 	if (getenv("THOTH_TEST_KEEP"))
-		fprintf(stderr, "kept %s\n", dir);
+		say("kept ", dir);
 	else
-		nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+		remove_at(AT_FDCWD, dir, 0);
 }
 
 static void pid_live(pid_t pid, bool live)
@@ -77,6 +115,8 @@ static void pid_live(pid_t pid, bool live)
 
 static void clean_all(void)
 {
+	if (getpid() != live_owner)
+		return;
 	for (size_t i = 0; i < sizeof live_pids / sizeof live_pids[0]; i++) {
 		pid_t pid = live_pids[i];
 		int status;
@@ -94,9 +134,8 @@ static void clean_all(void)
 		}
 }
 
-/* The process ends here anyway: waitpid, kill and remove are what it needs
- * (nftw is not async-signal-safe; at worst a dir stays, which the stage
- * guard names). */
+/* The process ends here anyway: waitpid, kill, unlinkat are what it needs
+ * (all async-signal-safe, remove_at). */
 static void clean_on_signal(int signo)
 {
 	clean_all();
@@ -113,6 +152,13 @@ int harness_setup(harness_t *h)
 		fprintf(stderr, "harness: TMPDIR %s is too long for a runtime dir (at most %zu bytes)\n", tmp,
 			sizeof h->dir - sizeof "/thothd-test-XXXXXX");
 		return -1;
+	}
+	if (live_owner != getpid()) {
+		/* This process's first harness: a fork()ed child's copies of its
+		 * parent's dirs and children are not its own to remove or kill. */
+		memset(live_dirs, 0, sizeof live_dirs);
+		memset(live_pids, 0, sizeof live_pids);
+		live_owner = getpid();
 	}
 	int slot = 0;
 	while (slot < HARNESS_MAX_LIVE && live_dirs[slot][0])

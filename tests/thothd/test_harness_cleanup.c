@@ -8,6 +8,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -49,6 +50,19 @@ static int run_without_teardown(void (*ending)(void), const char *tmp, seen_t *s
 			_exit(2);
 		const char *const argv[] = { "/bin/sleep", "300", NULL };
 		seen_t s = { .child = harness_spawn(&h, "sleep", argv) };
+		/* A tree below the runtime dir, as thothd's own can hold. */
+		char sub[128];
+		snprintf(sub, sizeof sub, "%s/sub", h.dir);
+		if (mkdir(sub, 0700))
+			_exit(5);
+		snprintf(sub, sizeof sub, "%s/sub/deeper", h.dir);
+		if (mkdir(sub, 0700))
+			_exit(5);
+		snprintf(sub, sizeof sub, "%s/sub/deeper/file", h.dir);
+		int fd = open(sub, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+		if (fd < 0)
+			_exit(5);
+		close(fd);
 		memcpy(s.dir, h.dir, sizeof s.dir);
 		if (write(p[1], &s, sizeof s) != (ssize_t)sizeof s)
 			_exit(3);
@@ -131,6 +145,36 @@ static void test_sigterm_removes_the_runtime_dir(void **state)
 	with_tmp(terminated, SIGTERM);
 }
 
+/* A test's fork()ed child that ends (exit, or a SIGTERM to it) while its
+ * parent's harness is up: the child inherits the exit hook and the signal
+ * handlers, which are its parent's, and removed nothing of the parent's
+ * (they removed the parent's runtime dir from under its thothd). */
+static void test_a_forked_child_leaves_its_parents_dir_alone(void **state)
+{
+	(void)state;
+	harness_t h;
+	assert_int_equal(harness_setup(&h), 0);
+	const int endings[] = { 0, SIGTERM };
+	for (size_t i = 0; i < sizeof endings / sizeof endings[0]; i++) {
+		pid_t pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			if (endings[i])
+				raise(endings[i]);
+			exit(0);
+		}
+		int status;
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		struct stat st;
+		if (stat(h.dir, &st) != 0) {
+			harness_teardown(&h);
+			fail_msg("a child's %s removed its parent's runtime dir %s", endings[i] ? "SIGTERM" : "exit",
+				 h.dir);
+		}
+	}
+	harness_teardown(&h);
+}
+
 /* A TMPDIR too long for the harness's dir is refused, said, not cut. */
 static void test_a_too_long_tmpdir_is_refused(void **state)
 {
@@ -151,6 +195,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_exit_without_teardown_removes_the_runtime_dir, remove_tmp),
 		cmocka_unit_test_teardown(test_sigterm_removes_the_runtime_dir, remove_tmp),
+		cmocka_unit_test(test_a_forked_child_leaves_its_parents_dir_alone),
 		cmocka_unit_test(test_a_too_long_tmpdir_is_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
