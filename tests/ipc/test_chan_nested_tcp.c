@@ -145,7 +145,8 @@ static void test_a_tcp_request_served_inside_a_channel_handler_is_not_the_channe
 {
 	test_tmp_template(dir, sizeof dir, "thoth-nested");
 	assert_non_null(mkdtemp(dir));
-	snprintf(sock, sizeof sock, "%s/echo.sock", dir);
+	int n = snprintf(sock, sizeof sock, "%s/echo.sock", dir);
+	assert_true(n > 0 && (size_t)n < sizeof sock);
 	pthread_t t;
 	assert_int_equal(pthread_create(&t, NULL, serve, NULL), 0);
 	while (!atomic_load(&ready))
@@ -170,7 +171,7 @@ static void test_a_tcp_request_served_inside_a_channel_handler_is_not_the_channe
 	assert_int_equal(seen.outer_caller, 0);
 	thoth_chan_close(ch);
 	pthread_detach(t);      /* its loop runs until the process ends */
-	char rm[256];
+	char rm[300];
 	snprintf(rm, sizeof rm, "rm -rf '%s'", dir);
 	assert_int_equal(system(rm), 0);
 }

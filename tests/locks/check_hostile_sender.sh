@@ -11,7 +11,7 @@
 set -uo pipefail
 THOTHLOCK=$1
 SENDER=$2
-T=$(mktemp -d /tmp/thoth-locks-hostile-XXXXXX)
+T=$(mktemp -d "${TMPDIR:-/tmp}/thoth-locks-hostile-XXXXXX")
 trap 'rm -rf "$T"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 

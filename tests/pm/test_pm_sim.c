@@ -1104,7 +1104,7 @@ static void test_ctf_from_the_exporter_gives_the_same_requests_as_its_json(void 
 	thoth_pm_trace_free(&from_json);
 	thoth_pm_trace_free(&from_ctf);
 	/* a damaged stream is refused with the reason */
-	char cmd[300];
+	char cmd[360];
 	snprintf(cmd, sizeof cmd, "for f in '%s'/stream_*; do printf 'xx' >> \"$f\"; done", dir);
 	assert_int_equal(system(cmd), 0);
 	assert_int_equal(thoth_pm_trace_load(dir, MS, 0, &from_ctf, why, sizeof why), THOTH_E_INVAL);

@@ -64,7 +64,7 @@ static void test_a_failed_arm_after_a_page_change_is_retried(void **state)
 	assert_true(settime_calls >= 1);
 	assert_int_equal(thoth_loop_armed_at(loop), deadline + slack);
 	thoth_loop_free(loop);
-	char cmd[96];
+	char cmd[300];
 	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
 	assert_int_equal(system(cmd), 0);
 }

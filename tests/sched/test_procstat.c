@@ -86,7 +86,7 @@ int main(void)
 		cmocka_unit_test(test_what_cannot_be_read_is_unknown),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
-	char path[64];
+	char path[300];
 	snprintf(path, sizeof path, "%s/stat", dir);
 	unlink(path);
 	rmdir(dir);
