@@ -8,7 +8,9 @@
  * descriptor; /dev/null, a pipe, a directory; a memfd with its own
  * table's header, unsealed; one with more descriptors than a hand-over
  * has; and 300 sealed memfds, each with its own header naming another
- * pid (300 "processes": thothlock keeps 256 tables).  Then forks a child
+ * pid (300 "processes": thothlock keeps 256 tables; it keeps each under
+ * the pid the kernel names, this one's, so none takes a place, and as
+ * copies of this process's header none displaces its table).  Then forks a child
  * that takes `hostile_child_lock` 1000 times and exits, waits for it and
  * prints "sent N child PID".  thothlock must report the child and this
  * process, no table of the pids it made up, and name what it refused.

@@ -115,17 +115,22 @@ static uint64_t monotonic_ns(void)
 
 /* The tables handed over by the profiled processes (each sends its sealed
  * memfd through the socket at THOTHLOCK_FD once its header is written),
- * one per pid: a process that execs another profiled program hands over a
- * second table, which replaces its first (the later start time), as the
- * rename of a file of the same name did.
+ * one per sending pid: a process that execs another profiled program
+ * hands over a second table, which replaces its first (the later start
+ * time), as the rename of a file of the same name did.
  *
  * The socket is open in PROGRAM and everything it runs, so what arrives
  * is anybody's: a message is kept only if it brings exactly one
  * descriptor, a memfd whose size is sealed (checked by its seals before
- * anything else: nothing else is read, so nothing blocks), whose header
- * names the pid that sent it (SO_PASSCRED: the kernel says who, so a
- * process can hand over its own table only, and 256 pids' worth is the
- * most that is kept).  Everything else is closed and counted. */
+ * anything else: nothing else is read, so nothing blocks), with a lock
+ * table's header, from a sender the kernel names (SO_PASSCRED).  It is
+ * kept under that pid, not its header's: a process in a pid namespace of
+ * its own writes its pid there (1, say), and anything can write any pid
+ * into a table it makes.  So a sender can only replace its own place
+ * (whose table it writes anyway), never take another process's, and 256
+ * senders' worth is the most that is kept.  The header's pid, where it
+ * differs, is reported as the pid in the sender's namespace.  Everything
+ * else is closed and counted. */
 #define MAX_TABLES 256
 /* Messages taken per call: a sender that never stops does not keep
  * thothlock from its child's end, nor from its report. */
@@ -133,7 +138,8 @@ static uint64_t monotonic_ns(void)
 
 typedef struct {
 	int fd[MAX_TABLES];
-	int pid[MAX_TABLES];
+	int pid[MAX_TABLES];     /* the sender's, as the kernel said */
+	int own_pid[MAX_TABLES]; /* its header's: the sender's pid in its own namespace */
 	uint64_t start[MAX_TABLES];
 	size_t n;
 	size_t dropped;         /* tables of processes beyond MAX_TABLES */
@@ -163,18 +169,19 @@ static void keep_table(handed_t *h, int fd, pid_t sender)
 		close(fd);
 		return;
 	}
-	if (sender <= 0 || hdr.pid != sender) {
-		char why[96];
-		snprintf(why, sizeof why, "a table naming pid %d, sent by pid %d", hdr.pid, (int)sender);
-		refuse_message(h, why);
+	if (sender <= 0) {
+		refuse_message(h, "a table without its sender's credentials");
 		close(fd);
 		return;
 	}
+	/* An exec'd program's table starts later than its predecessor's; one
+	 * of the same start (a copy) does not displace the first. */
 	for (size_t i = 0; i < h->n; i++)
-		if (h->pid[i] == hdr.pid) {
-			if (hdr.start_ns >= h->start[i]) {
+		if (h->pid[i] == sender) {
+			if (hdr.start_ns > h->start[i]) {
 				close(h->fd[i]);
 				h->fd[i] = fd;
+				h->own_pid[i] = hdr.pid;
 				h->start[i] = hdr.start_ns;
 			} else {
 				close(fd);
@@ -187,7 +194,8 @@ static void keep_table(handed_t *h, int fd, pid_t sender)
 		return;
 	}
 	h->fd[h->n] = fd;
-	h->pid[h->n] = hdr.pid;
+	h->pid[h->n] = sender;
+	h->own_pid[h->n] = hdr.pid;
 	h->start[h->n++] = hdr.start_ns;
 }
 
@@ -244,12 +252,14 @@ static void receive_tables(int sock, handed_t *h)
 }
 
 /* T with its saved maps (none: raw addresses) and what became of its
- * process: CHILD's by its wait status, a forked one's by /proc. */
-static thothlock_table_t *what_became(thothlock_table_t *t, const char *dir, pid_t child,
-				      int wstatus, uint64_t reaped_ns)
+ * process: CHILD's by its wait status, a forked one's by /proc.  The maps
+ * are saved under OWN_PID, the process's pid as it sees it (in a pid
+ * namespace of its own, not the one it is reported under). */
+static thothlock_table_t *what_became(thothlock_table_t *t, int own_pid, const char *dir,
+				      pid_t child, int wstatus, uint64_t reaped_ns)
 {
 	char path[PATH_MAX];
-	snprintf(path, sizeof path, "%s/%d.maps", dir, thothlock_table_pid(t));
+	snprintf(path, sizeof path, "%s/%d.maps", dir, own_pid);
 	(void)thothlock_table_set_maps_file(t, path);
 	if (thothlock_table_pid(t) == child)
 		thothlock_table_set_reaped(t, wstatus, reaped_ns);
@@ -288,7 +298,8 @@ static int report(const char *dir, handed_t *h, FILE *out, const thothlock_repor
 			status = 1;
 			continue;
 		}
-		tables[n++] = what_became(t, dir, child, wstatus, reaped_ns);
+		thothlock_table_set_sender(t, h->pid[i]);
+		tables[n++] = what_became(t, h->own_pid[i], dir, child, wstatus, reaped_ns);
 	}
 	/* Copies at exit (save_table in the preload) of the processes whose
 	 * table did not reach the socket: one that closed THOTHLOCK_FD, say. */
@@ -312,7 +323,7 @@ static int report(const char *dir, handed_t *h, FILE *out, const thothlock_repor
 			status = 1;
 			continue;
 		}
-		tables[n++] = what_became(t, dir, child, wstatus, reaped_ns);
+		tables[n++] = what_became(t, thothlock_table_pid(t), dir, child, wstatus, reaped_ns);
 	}
 	if (d)
 		closedir(d);

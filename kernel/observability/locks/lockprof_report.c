@@ -101,6 +101,10 @@ struct thothlock_table {
 	int signal;
 	int status;                        /* exited by _exit with it; -1: no */
 	uint64_t reaped_ns;
+	/* thothlock_table_set_sender: the pid the kernel named as the table's
+	 * sender (0: none set, the header's pid stands).  Reported in place of
+	 * the header's, which is then the pid in the sender's own namespace. */
+	int sender_pid;
 };
 
 /* Whether the file page holding *p was ever written (a hole reads as
@@ -750,7 +754,19 @@ void thothlock_table_free(thothlock_table_t *t)
 
 int thothlock_table_pid(const thothlock_table_t *t)
 {
-	return t->hdr->pid;
+	return t->sender_pid ? t->sender_pid : t->hdr->pid;
+}
+
+void thothlock_table_set_sender(thothlock_table_t *t, int pid)
+{
+	t->sender_pid = pid;
+}
+
+/* The header's pid when it differs from the pid reported (the process's
+ * pid in a namespace of its own), else 0. */
+static int namespace_pid(const thothlock_table_t *t)
+{
+	return t->sender_pid && t->hdr->pid != t->sender_pid ? t->hdr->pid : 0;
 }
 
 bool thothlock_table_exited(const thothlock_table_t *t)
@@ -788,10 +804,11 @@ static uint64_t clock_ns(clockid_t id)
 void thothlock_table_check_alive(thothlock_table_t *t)
 {
 	const thothlock_header_t *h = t->hdr;
-	if (h->exited || t->killed || h->pid <= 0)
+	int pid = thothlock_table_pid(t);
+	if (h->exited || t->killed || pid <= 0)
 		return;
 	char path[64], buf[1024];
-	snprintf(path, sizeof path, "/proc/%d/stat", (int)h->pid);
+	snprintf(path, sizeof path, "/proc/%d/stat", pid);
 	const char *state = thoth__proc_stat_field(path, 3, buf, sizeof buf);
 	bool alive = state && *state != 'Z' && *state != 'X';
 	if (alive) {
@@ -1462,7 +1479,7 @@ static void json_lock(FILE *o, const lock_view_t *v)
 	char name[200];
 	lock_name(t, v->addr, name, sizeof name);
 	uint64_t waits = l->contentions + l->timeouts;
-	fprintf(o, "{\"pid\":%d,\"address\":\"0x%" PRIx64 "\",\"name\":", t->hdr->pid, v->addr);
+	fprintf(o, "{\"pid\":%d,\"address\":\"0x%" PRIx64 "\",\"name\":", thothlock_table_pid(t), v->addr);
 	json_str_or_null(o, name);
 	char storage[300];
 	lock_storage(t, v->addr, storage, sizeof storage);
@@ -1613,7 +1630,7 @@ static void text_lock(FILE *o, unsigned rank, const lock_view_t *v)
 	lock_storage(t, v->addr, storage, sizeof storage);
 	fprintf(o, "#%u %s %s%s0x%" PRIx64 "%s in %s (pid %d)\n", rank, kind_name(v->kind), name,
 	        name[0] ? " (" : "", v->addr, name[0] ? ")" : "", storage[0] ? storage : "heap or stack",
-	        t->hdr->pid);
+	        thothlock_table_pid(t));
 	char est[96] = "";
 	sampling_words(t->hdr, est, sizeof est, false);
 	fprintf(o, "   acquisitions %" PRIu64 "%s, contentions %" PRIu64 ", owner changes %" PRIu64
@@ -1731,7 +1748,10 @@ int thothlock_report_write(FILE *o, thothlock_table_t *const *tables, size_t n,
 			const thothlock_table_t *tb = tables[i];
 			uint64_t end = h->end_ns ? h->end_ns
 				       : tb->killed && tb->reaped_ns ? tb->reaped_ns : h->start_ns;
-			fprintf(o, "%s{\"pid\":%d,\"program\":", i ? "," : "", h->pid);
+			fprintf(o, "%s{\"pid\":%d,", i ? "," : "", thothlock_table_pid(tb));
+			if (namespace_pid(tb))
+				fprintf(o, "\"namespace_pid\":%d,", namespace_pid(tb));
+			fputs("\"program\":", o);
 			json_str(o, prog);
 			fprintf(o, ",\"state\":\"%s\"", h->exited || (tb->killed && tb->status >= 0)
 							       ? "exited" : tb->killed ? "killed" : "running");
@@ -1800,7 +1820,12 @@ int thothlock_report_write(FILE *o, thothlock_table_t *const *tables, size_t n,
 				         h->hold_sample);
 			else
 				sampling_words(h, sampled, sizeof sampled, true);
-			fprintf(o, "thothlock: pid %d (%s), %s mode%s, %s\n", h->pid, prog,
+			char ns[48] = "";
+			if (namespace_pid(tables[i]))
+				snprintf(ns, sizeof ns, " (pid %d in its namespace)",
+				         namespace_pid(tables[i]));
+			fprintf(o, "thothlock: pid %d%s (%s), %s mode%s, %s\n",
+			        thothlock_table_pid(tables[i]), ns, prog,
 			        h->mode == THOTHLOCK_MODE_ALL ? "all-acquisitions" : "contention-only",
 			        sampled, fate);
 			if (h->lock_table_full || h->site_table_full || h->held_overflow || h->thread_overflow)

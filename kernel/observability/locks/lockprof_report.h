@@ -41,7 +41,13 @@ int thothlock_table_check_sealed(int fd, char *reason, size_t cap);
  */
 int thothlock_open_live(int pid, char *why, size_t why_len);
 void thothlock_table_free(thothlock_table_t *table);
+/* The pid the table is reported under: the sender's, once set, else its
+ * header's. */
 int thothlock_table_pid(const thothlock_table_t *table);
+/* PID is the one the kernel said sent the table (thothlock's SO_PASSCRED):
+ * the report names it, and the header's pid only where that differs (the
+ * sender's pid in a pid namespace of its own: "pid 1 in its namespace"). */
+void thothlock_table_set_sender(thothlock_table_t *table, int pid);
 bool thothlock_table_exited(const thothlock_table_t *table);
 
 /*
