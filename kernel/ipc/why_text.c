@@ -104,24 +104,18 @@ static size_t hex_escape(const char *p, size_t left)
 size_t thoth__escaped_whole(const char *s, size_t len)
 {
 	/* Forward: whether a backslash opens an escape depends on the ones
-	 * before it ("\\\\x1b" is a backslash, then "x1b"). */
-	const unsigned char *u = (const unsigned char *)s;
-	size_t i = 0;
-	while (i < len) {
-		size_t n = 1;
-		if (u[i] == '\\') {
-			size_t x = hex_escape(s + i, len - i);
-			if (i + 1 == len || (x && x < 4))
-				return i;       /* "\\" or "\\x1" at the cut: half an escape */
-			n = x ? 4 : s[i + 1] == '\\' ? 2 : 1;
-		} else if (u[i] >= 0xc0) {
-			n = u[i] >= 0xf0 ? 4 : u[i] >= 0xe0 ? 3 : 2;
-			if (i + n > len)
-				return i;       /* half a letter */
-		}
-		i += n;
+	 * before it ("\\\\x1b" is a backslash, then "x1b").  Escapes are
+	 * ASCII, and no byte of a letter is a backslash: once none is cut, a
+	 * half letter at the end is thoth__utf8_whole's. */
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] != '\\')
+			continue;
+		size_t x = hex_escape(s + i, len - i);
+		if (i + 1 == len || (x && x < 4))
+			return i;       /* "\\" or "\\x1" at the cut: half an escape */
+		i += x ? 3 : s[i + 1] == '\\' ? 1 : 0;
 	}
-	return len;
+	return thoth__utf8_whole(s, len);
 }
 
 size_t thoth__why_text_cut(char *out, size_t cap, const char *text, size_t len, bool cut)

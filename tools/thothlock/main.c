@@ -513,26 +513,23 @@ int main(int argc, char **argv)
 		rmdir(dir);
 		return 1;
 	}
-	/* Who sent each message, said by the kernel (keep_table). */
+	/* Who sent each message, said by the kernel (keep_table); FD:INODE:
+	 * the preload sends only to this very socket (hand_over). */
+	const char *failed = NULL;
 	int on = 1;
-	if (setsockopt(sv[0], SOL_SOCKET, SO_PASSCRED, &on, sizeof on) != 0) {
-		fprintf(stderr, "thothlock: SO_PASSCRED: %s\n", strerror(errno));
+	if (setsockopt(sv[0], SOL_SOCKET, SO_PASSCRED, &on, sizeof on) != 0)
+		failed = "SO_PASSCRED";
+	else if (fstat(sv[1], &sst) != 0)
+		failed = "fstat of its socket";
+	else {
+		snprintf(fdnum, sizeof fdnum, "%d:%llu", sv[1], (unsigned long long)sst.st_ino);
+		if (setenv("THOTHLOCK_FD", fdnum, 1) != 0)
+			failed = "setenv THOTHLOCK_FD";
+	}
+	if (failed) {
+		fprintf(stderr, "thothlock: %s: %s\n", failed, strerror(errno));
 		close(sv[0]);
 		close(sv[1]);
-		rmdir(dir);
-		return 1;
-	}
-	/* FD:INODE: the preload sends only to this very socket (hand_over). */
-	if (fstat(sv[1], &sst) != 0) {
-		fprintf(stderr, "thothlock: socketpair: %s\n", strerror(errno));
-		close(sv[0]);
-		close(sv[1]);
-		rmdir(dir);
-		return 1;
-	}
-	snprintf(fdnum, sizeof fdnum, "%d:%llu", sv[1], (unsigned long long)sst.st_ino);
-	if (setenv("THOTHLOCK_FD", fdnum, 1) != 0) {
-		fprintf(stderr, "thothlock: setenv: %s\n", strerror(errno));
 		rmdir(dir);
 		return 1;
 	}

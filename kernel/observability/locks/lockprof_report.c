@@ -529,7 +529,10 @@ int thothlock_open_live(int pid, char *why, size_t why_len)
 	}
 	DIR *d = fdopendir(dfd);
 	if (!d) {
+		int err = errno;
 		close(dfd);
+		if (why && why_len)
+			snprintf(why, why_len, "%s: %s", dir, strerror(err));
 		return THOTH_E_NOMEM;
 	}
 	int fd = THOTH_E_NOT_FOUND;
