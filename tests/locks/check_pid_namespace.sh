@@ -13,7 +13,7 @@
 set -uo pipefail
 THOTHLOCK=$1
 WORKLOAD=$2
-T=$(mktemp -d /tmp/thoth-locks-pidns-XXXXXX)
+T=$(mktemp -d "${TMPDIR:-/tmp}/thoth-locks-pidns-XXXXXX")
 trap 'rm -rf "$T"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 

@@ -305,6 +305,7 @@ static int report(const char *dir, handed_t *h, FILE *out, const thothlock_repor
 	 * table did not reach the socket: one that closed THOTHLOCK_FD, say. */
 	DIR *d = opendir(dir);
 	struct dirent *e;
+	size_t unreported = 0;
 	while (d && (e = readdir(d))) {
 		char *end;
 		long pid = strtol(e->d_name, &end, 10);
@@ -313,8 +314,12 @@ static int report(const char *dir, handed_t *h, FILE *out, const thothlock_repor
 		bool have = false;
 		for (size_t i = 0; i < h->n && !have; i++)
 			have = h->pid[i] == pid;
-		if (have || n == MAX_TABLES)
+		if (have)
 			continue;
+		if (n == MAX_TABLES) {
+			unreported++;
+			continue;
+		}
 		char why[PATH_MAX + 64];
 		thothlock_table_t *t;
 		snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
@@ -327,6 +332,9 @@ static int report(const char *dir, handed_t *h, FILE *out, const thothlock_repor
 	}
 	if (d)
 		closedir(d);
+	if (unreported)
+		fprintf(stderr, "thothlock: more than %d processes: %zu more tables (copies at exit) "
+			"not reported\n", MAX_TABLES, unreported);
 	h->n = 0;
 	if (n == 0) {
 		fprintf(stderr, "thothlock: the program left no lock table (not dynamically linked, "
