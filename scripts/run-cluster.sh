@@ -37,7 +37,7 @@ done
 }
 
 BASE=$(mktemp -d /tmp/thoth-cluster-XXXXXX)     # 0700, ours
-LOGS=$(mktemp -d /tmp/thoth-cluster-logs-XXXXXX)
+LOGS=$(mktemp -d "${TMPDIR:-/tmp}/thoth-cluster-logs-XXXXXX")
 PIDS=()
 HOST_PIDS=()
 stopping=0

@@ -35,7 +35,7 @@ for bin in "$THOTHD" "$THOTHCTL" "$ECHO" "$CLIENT" "$CODEX"; do
 done
 
 RT=$(mktemp -d /tmp/thoth-run-XXXXXX)     # 0700, ours
-LOGS=$(mktemp -d /tmp/thoth-run-logs-XXXXXX)   # kept after the run
+LOGS=$(mktemp -d "${TMPDIR:-/tmp}/thoth-run-logs-XXXXXX")   # kept after the run (under TMPDIR: make test's guard sees them)
 PIDS=()
 stopping=0
 cleanup() {

@@ -19,7 +19,7 @@ running() {
   [ "${st%% *}" != Z ]
 }
 # The logs folder each run of run-cluster.sh made (it prints it).
-note_logs() { LOGDIRS+=($(grep -o '/tmp/thoth-cluster-logs-[A-Za-z0-9]*' "$OUT" | sort -u)); }
+note_logs() { LOGDIRS+=($(grep -o '[^ :]*/thoth-cluster-logs-[A-Za-z0-9]*' "$OUT" | sort -u)); }
 # A run still going gets SIGTERM and 30 s, then SIGKILL with every pid it
 # printed (hosts, and all it was stopping); the logs go on success only.
 cleanup() {

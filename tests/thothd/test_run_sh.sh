@@ -47,8 +47,11 @@ kill -KILL "$thothd_pid"
 rc=0
 wait "$run_pid" || rc=$?
 cat "$out"
-logs=$(sed -n 's/^stopped; .*; logs kept in \(.*\)$/\1/p' "$out")
-[ -z "$logs" ] || rm -rf "$logs"
+# thothd's death ends the demo without the "stopped" line: the logs'
+# folder is the one the start-up named.
+logs=$(sed -n 's/^Logs (kept after the run): \(.*\)\/thothd\.log, .*/\1/p' "$out")
+[ -n "$logs" ] || { echo "FAIL: the logs' folder was not named at start-up"; exit 1; }
+rm -rf "$logs"
 [ "$rc" = 1 ] || { echo "FAIL: run.sh exited $rc after thothd was killed (want 1)"; exit 1; }
 grep -q "run.sh: thothd (pid $thothd_pid) exited on its own (status 137)" "$out" ||
   { echo "FAIL: thothd's death not reported"; exit 1; }
