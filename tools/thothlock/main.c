@@ -30,7 +30,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -38,6 +37,7 @@
 #include "lockprof_find.h"
 #include "lockprof_layout.h"
 #include "lockprof_report.h"
+#include "pidpin.h"
 #include "thoth/version.h"
 
 static volatile sig_atomic_t child_pid;
@@ -367,7 +367,7 @@ static int report(const char *dir, handed_t *h, FILE *out, const thothlock_repor
  * every 50 ms. */
 static int wait_child(pid_t pid, int sock, handed_t *h)
 {
-	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	int pidfd = thoth__pid_pin((uint32_t)pid);
 	int wstatus = 0;
 	for (;;) {
 		struct pollfd p[2] = { { .fd = sock, .events = POLLIN }, { .fd = pidfd, .events = POLLIN } };
