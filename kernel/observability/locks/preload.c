@@ -80,6 +80,10 @@ static struct {
 	int (*rw_clockwrlock)(pthread_rwlock_t *, clockid_t, const struct timespec *);
 	int (*cond_wait)(pthread_cond_t *, pthread_mutex_t *);
 	int (*cond_timedwait)(pthread_cond_t *, pthread_mutex_t *, const struct timespec *);
+	/* The descriptor calls that could take this library's own away. */
+	int (*_Atomic close)(int);      /* may be called before init: NULL until then */
+	int (*dup2)(int, int);
+	int (*dup3)(int, int, int);
 } real;
 
 static void die(const char *why)
@@ -135,6 +139,10 @@ static void resolve_real(void)
 	real.rw_clockwrlock = dlsym(RTLD_NEXT, "pthread_rwlock_clockwrlock");
 	real.cond_wait = must_resolve("pthread_cond_wait", "GLIBC_2.3.2");
 	real.cond_timedwait = must_resolve("pthread_cond_timedwait", "GLIBC_2.3.2");
+	real.dup2 = must_resolve("dup2", NULL);
+	real.dup3 = must_resolve("dup3", NULL);
+	atomic_store_explicit(&real.close, (int (*)(int))must_resolve("close", NULL),
+			      memory_order_release);
 }
 
 /* ---- per-thread state (private memory) --------------------------------- */
@@ -283,7 +291,12 @@ static pthread_key_t exit_key;
 static char table_path[PATH_MAX];               /* DIR/PID.table: the live view's marker, or
 						 * (THOTHLOCK_DIR) the base of PID.maps */
 static bool keep_table;                         /* THOTHLOCK_DIR given: hand it to thothlock */
-static int table_fd = -1;                       /* the sealed memfd the table is mapped from */
+/* The descriptors this library keeps in the program: the table's memfd
+ * and thothlock's socket.  Atomic: the program's close/dup2 wrappers read
+ * them from any thread (below, "Descriptors the program cannot close"). */
+static _Atomic(int) table_fd = -1;              /* the sealed memfd the table is mapped from */
+static _Atomic(int) hand_sock = -1;             /* THOTHLOCK_FD's socket, once checked */
+static unsigned long long hand_ino;             /* ... its inode, as THOTHLOCK_FD says */
 static bool handed;                             /* thothlock holds it (THOTHLOCK_FD) */
 static uintptr_t own_text_start, own_text_end;  /* frames inside this library are skipped */
 
@@ -994,6 +1007,176 @@ static inline thread_state_t *enter(void)
 	return t;
 }
 
+/* ---- descriptors the program cannot close --------------------------------
+ *
+ * Daemons close every descriptor they did not open at start-up:
+ * closefrom(3), close_range(3, ~0U, 0), or close() over every number.
+ * That closed the table's memfd (live readers find the table only through
+ * /proc/PID/fd: the process went unseen) and thothlock's socket (a worker
+ * it forked then could not hand its table over, so a kill -9 lost its
+ * report).  So these calls are interposed and this library's two
+ * descriptors survive them:
+ *  - close(ours) answers 0 and closes nothing.  0, not EBADF: the program
+ *    can only know the number from /proc/self/fd (closefrom's fallback
+ *    reads it) or THOTHLOCK_FD, where it is listed as open, and closing an
+ *    open descriptor succeeds; runtimes that raise on EBADF (Python's
+ *    os.close) would turn a harmless close into a crash.
+ *  - close_range and closefrom close the rest of their range, split around
+ *    ours, with the caller's flags (CLOSE_RANGE_CLOEXEC: ours keep their
+ *    own close-on-exec flag: the socket must reach exec'd programs;
+ *    CLOSE_RANGE_UNSHARE: done even when the range held only ours).  Bad
+ *    input (first > last, unknown flags) goes to the kernel whole, which
+ *    answers EINVAL as it would without the profiler.
+ *  - dup2/dup3 onto our number: the program wants that number, so ours
+ *    moves to another (same close-on-exec flag) and the program's call
+ *    then does what it asked.
+ * Not seen: the raw syscalls (a static or Go program) and glibc-internal
+ * closes (posix_spawn's file actions, in the spawned child only). */
+
+static inline bool is_ours(int fd)
+{
+	return fd >= 0 && (fd == atomic_load_explicit(&table_fd, memory_order_relaxed) ||
+			   fd == atomic_load_explicit(&hand_sock, memory_order_relaxed));
+}
+
+/* This library's own closes: the kernel's, never the program's view. */
+static int close_own(int fd)
+{
+	return (int)syscall(SYS_close, fd);
+}
+
+/* FD, a descriptor of ours, moved off its number (the program dup2s onto
+ * it): the new number, same close-on-exec flag; -1 when there is no room,
+ * and then ours is given up (the program's call must do what it asked). */
+static int move_ours(int fd)
+{
+	int fl = fcntl(fd, F_GETFD);
+	int moved = fl < 0 ? -1 : fcntl(fd, (fl & FD_CLOEXEC) ? F_DUPFD_CLOEXEC : F_DUPFD, 3);
+	int expect = fd;
+	if (!atomic_compare_exchange_strong(&table_fd, &expect, moved)) {
+		expect = fd;
+		(void)atomic_compare_exchange_strong(&hand_sock, &expect, moved);
+	}
+	if (moved < 0)
+		warn3("the program took this library's descriptor's number and no other is free: ",
+		      "this process's table is no longer seen live nor handed to thothlock", "");
+	return moved;
+}
+
+EXPORT int close(int fd)
+{
+	if (is_ours(fd))
+		return 0;
+	int (*fn)(int) = atomic_load_explicit(&real.close, memory_order_acquire);
+	return fn ? fn(fd) : close_own(fd);
+}
+
+static int dup_onto(int oldfd, int newfd, int flags, bool three)
+{
+	if (oldfd != newfd && is_ours(newfd)) {
+		if (fcntl(oldfd, F_GETFD) < 0)
+			return -1;              /* EBADF: nothing to dup, ours stays */
+		if (!three || (flags & ~O_CLOEXEC) == 0)
+			(void)move_ours(newfd);
+	}
+	if (three)
+		return real.dup3 ? real.dup3(oldfd, newfd, flags)
+				 : (int)syscall(SYS_dup3, oldfd, newfd, flags);
+	if (real.dup2)
+		return real.dup2(oldfd, newfd);
+	if (oldfd == newfd)
+		return fcntl(oldfd, F_GETFD) < 0 ? -1 : newfd;
+	return (int)syscall(SYS_dup3, oldfd, newfd, 0);
+}
+
+EXPORT int dup2(int oldfd, int newfd)
+{
+	return dup_onto(oldfd, newfd, 0, false);
+}
+
+EXPORT int dup3(int oldfd, int newfd, int flags)
+{
+	return dup_onto(oldfd, newfd, flags, true);
+}
+
+#ifndef CLOSE_RANGE_UNSHARE
+#define CLOSE_RANGE_UNSHARE (1U << 1)
+#endif
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+static int close_range_raw(unsigned int first, unsigned int last, unsigned int flags)
+{
+#ifdef SYS_close_range
+	return (int)syscall(SYS_close_range, first, last, flags);
+#else
+	(void)first, (void)last, (void)flags;
+	errno = ENOSYS;
+	return -1;
+#endif
+}
+
+/* close_range(FIRST, LAST, FLAGS) on every number of the range but ours. */
+static int close_range_around(unsigned int first, unsigned int last, unsigned int flags)
+{
+	int a = atomic_load(&table_fd), b = atomic_load(&hand_sock);
+	unsigned int keep[2];
+	size_t n = 0;
+	if (first > last || (flags & ~(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC)))
+		return close_range_raw(first, last, flags);     /* EINVAL, by the kernel */
+	if (a >= 0 && (unsigned)a >= first && (unsigned)a <= last)
+		keep[n++] = (unsigned)a;
+	if (b >= 0 && b != a && (unsigned)b >= first && (unsigned)b <= last)
+		keep[n++] = (unsigned)b;
+	if (n == 0)
+		return close_range_raw(first, last, flags);
+	if (n == 2 && keep[0] > keep[1]) {
+		unsigned int t = keep[0];
+		keep[0] = keep[1];
+		keep[1] = t;
+	}
+	unsigned int from = first;
+	bool called = false;
+	for (size_t i = 0; i <= n; i++) {
+		/* the piece [from, keep[i] - 1], then the rest up to last */
+		bool tail = i == n;
+		if (!tail && keep[i] == from) {
+			from = keep[i] + 1;     /* ours are at most INT_MAX: no wrap */
+			continue;
+		}
+		if (tail && from > last)
+			break;
+		unsigned int to = tail ? last : keep[i] - 1;
+		if (close_range_raw(from, to, flags) != 0)
+			return -1;
+		called = true;
+		if (!tail)
+			from = keep[i] + 1;
+	}
+	if (!called && (flags & CLOSE_RANGE_UNSHARE) && unshare(CLONE_FILES) != 0)
+		return -1;
+	return 0;
+}
+
+EXPORT int close_range(unsigned int first, unsigned int last, int flags)
+{
+	return close_range_around(first, last, (unsigned int)flags);
+}
+
+/* glibc's closefrom: close_range(LOWFD, ~0U, 0), else (a kernel without
+ * close_range) each number up to the descriptor limit; it cannot fail. */
+EXPORT void closefrom(int lowfd)
+{
+	unsigned int from = lowfd < 0 ? 0 : (unsigned int)lowfd;
+	if (close_range_around(from, ~0U, 0) == 0)
+		return;
+	long max = sysconf(_SC_OPEN_MAX);
+	for (long fd = from; fd < (max > 0 ? max : 1024); fd++)
+		if (!is_ours((int)fd))
+			(void)close_own((int)fd);
+}
+
 /* ---- table file --------------------------------------------------------- */
 
 static size_t table_bytes(void)
@@ -1071,6 +1254,14 @@ static int sealed_memfd(size_t size)
 	char name[32];
 	snprintf(name, sizeof name, "thothlock:%d", (int)getpid());
 	int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd >= 0 && fd < 3) {
+		/* A program started with stdin, stdout or stderr closed: leave
+		 * those numbers to it ("close(0); open(...)" expects 0), since it
+		 * could never close ours. */
+		int high = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+		close_own(fd);
+		fd = high;
+	}
 	if (fd < 0)
 		return -1;
 	if (ftruncate(fd, (off_t)size) != 0 ||
@@ -1088,20 +1279,41 @@ static int sealed_memfd(size_t size)
  * fact.  The inode says it is still that socket: a program that closed FD
  * and opened a socket of its own there (then forked) must not be sent a
  * byte and a descriptor in the middle of its own protocol. */
-static void hand_over(int fd)
+/* THOTHLOCK_FD's socket, at start-up (before the program runs, so before
+ * it can close anything): kept in hand_sock, which the program's closes
+ * then spare, and which a forked child inherits.  -1 when unset or not
+ * that socket (an exec'd program whose parent closed or reused it). */
+static void find_hand_sock(void)
 {
 	const char *v = getenv("THOTHLOCK_FD");
 	char *end = NULL;
 	long sock = v && *v ? strtol(v, &end, 10) : -1;
 	unsigned long long ino = 0;
 	struct stat st;
-	handed = false;
+	atomic_store(&hand_sock, -1);
 	if (!v)
 		return;         /* THOTHLOCK_DIR alone: the copy at exit (save_table) */
 	if (sock >= 0 && *end == ':' && end[1] >= '0' && end[1] <= '9')
 		ino = strtoull(end + 1, &end, 10);
 	if (sock < 0 || sock > INT_MAX || *end || !ino || fstat((int)sock, &st) != 0 ||
-	    !S_ISSOCK(st.st_mode) || st.st_ino != (ino_t)ino) {
+	    !S_ISSOCK(st.st_mode) || st.st_ino != (ino_t)ino)
+		return;
+	hand_ino = ino;
+	atomic_store(&hand_sock, (int)sock);
+}
+
+static void hand_over(int fd)
+{
+	const char *v = getenv("THOTHLOCK_FD");
+	int sock = atomic_load(&hand_sock);
+	struct stat st;
+	handed = false;
+	if (!v)
+		return;         /* THOTHLOCK_DIR alone: the copy at exit (save_table) */
+	/* Still that socket: one the program put at our number by a raw
+	 * dup2 syscall (not seen by dup_onto) is not written to. */
+	if (sock < 0 || fstat(sock, &st) != 0 || !S_ISSOCK(st.st_mode) ||
+	    st.st_ino != (ino_t)hand_ino) {
 		warn3("THOTHLOCK_FD=", v,
 		      ": not thothlock's socket (the program closed or reused it?): this "
 		      "process's table is copied at its exit only");
@@ -1121,7 +1333,7 @@ static void hand_over(int fd)
 	h->cmsg_type = SCM_RIGHTS;
 	h->cmsg_len = CMSG_LEN(sizeof(int));
 	memcpy(CMSG_DATA(h), &fd, sizeof fd);
-	if (sendmsg((int)sock, &m, MSG_DONTWAIT | MSG_NOSIGNAL) != 1)
+	if (sendmsg(sock, &m, MSG_DONTWAIT | MSG_NOSIGNAL) != 1)
 		warn3("cannot hand this process's table to thothlock: ", strerror(errno),
 		      ": it is copied at its exit only");
 	else
@@ -1206,12 +1418,12 @@ static void open_table(void)
 	void *mem = MAP_FAILED;
 	table_path[0] = 0;
 	if (table_fd >= 0)
-		close(table_fd);        /* a forked child's copy of its parent's */
+		close_own(table_fd);    /* a forked child's copy of its parent's */
 	table_fd = sealed_memfd(table_size);
 	if (table_fd >= 0) {
 		mem = mmap(NULL, table_size, PROT_READ | PROT_WRITE, MAP_SHARED, table_fd, 0);
 		if (mem == MAP_FAILED) {
-			close(table_fd);
+			close_own(table_fd);
 			table_fd = -1;
 		}
 	}
@@ -1455,6 +1667,7 @@ static void init(void)
 	(void)backtrace(warm, 4);
 	if (pthread_key_create(&exit_key, thread_exit) != 0)
 		die("pthread_key_create");
+	find_hand_sock();
 	open_table();
 	pthread_atfork(NULL, NULL, after_fork_child);
 	atomic_store_explicit(&init_state, 2, memory_order_release);

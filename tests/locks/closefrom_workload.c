@@ -1,0 +1,120 @@
+/* closefrom_workload.c - a daemon's start-up: close every descriptor it did
+ * not open, then take locks (test_locks_closefrom).
+ *
+ *   closefrom_workload MODE N
+ *
+ * MODE: close_range (close_range(3, ~0U, 0)), closefrom (closefrom(3)),
+ * loop (close() over every number from 3 to the descriptor limit), dup2
+ * (dup2(2, fd) onto every descriptor open at start, which takes
+ * libthothlock's numbers, then closefrom(3)).  First the odd calls: a
+ * range with first > last and unknown flags must still fail with EINVAL,
+ * and CLOSE_RANGE_CLOEXEC over everything must succeed.
+ * Then takes `cf_parent_lock` N times, forks a worker that takes `cf_lock`
+ * N times, prints "ready WORKER PARENT" and waits for its stdin to close
+ * (or a kill -9); the parent waits for it and says how it ended.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <linux/close_range.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+pthread_mutex_t cf_parent_lock = PTHREAD_MUTEX_INITIALIZER;
+pthread_mutex_t cf_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void take(pthread_mutex_t *m, long n)
+{
+	for (long i = 0; i < n; i++) {
+		pthread_mutex_lock(m);
+		pthread_mutex_unlock(m);
+	}
+}
+
+static int bad(const char *what)
+{
+	fprintf(stderr, "closefrom_workload: %s (errno %s)\n", what, strerror(errno));
+	return 3;
+}
+
+/* Every descriptor from 3 open now, onto which fd 2 is dup2'd. */
+static int dup_onto_all(void)
+{
+	int nums[64], n = 0;
+	DIR *d = opendir("/proc/self/fd");
+	if (!d)
+		return -1;
+	struct dirent *e;
+	while ((e = readdir(d)) && n < 64) {
+		int fd = atoi(e->d_name);
+		if (e->d_name[0] != '.' && fd >= 3 && fd != dirfd(d))
+			nums[n++] = fd;
+	}
+	closedir(d);
+	for (int i = 0; i < n; i++)
+		if (dup2(2, nums[i]) != nums[i])
+			return -1;
+	return n;
+}
+
+int main(int argc, char **argv)
+{
+	long n = argc == 3 ? strtol(argv[2], NULL, 10) : 0;
+	const char *mode = argc == 3 ? argv[1] : "";
+	if (n <= 0) {
+		fprintf(stderr, "usage: closefrom_workload close_range|closefrom|loop|dup2 N\n");
+		return 2;
+	}
+	if (close_range(5, 3, 0) != -1 || errno != EINVAL)
+		return bad("close_range(5, 3, 0) did not fail with EINVAL");
+	if (close_range(3, ~0U, 1 << 30) != -1 || errno != EINVAL)
+		return bad("close_range with an unknown flag did not fail with EINVAL");
+	if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) != 0)
+		return bad("close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) failed");
+	if (strcmp(mode, "close_range") == 0) {
+		if (close_range(3, ~0U, 0) != 0)
+			return bad("close_range(3, ~0U, 0) failed");
+	} else if (strcmp(mode, "closefrom") == 0) {
+		closefrom(3);
+	} else if (strcmp(mode, "loop") == 0) {
+		struct rlimit rl;
+		long max = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? (long)rl.rlim_cur : 1024;
+		if (max > 1 << 20)
+			max = 1 << 20;
+		for (long fd = 3; fd < max; fd++)
+			(void)close((int)fd);
+	} else if (strcmp(mode, "dup2") == 0) {
+		if (dup_onto_all() < 0)
+			return bad("dup2 onto a descriptor open at start failed");
+		closefrom(3);
+	} else {
+		fprintf(stderr, "closefrom_workload: unknown mode '%s'\n", mode);
+		return 2;
+	}
+	take(&cf_parent_lock, n);
+	pid_t worker = fork();
+	if (worker < 0)
+		return bad("fork");
+	if (worker == 0) {
+		take(&cf_lock, n);
+		printf("ready %d %d\n", (int)getpid(), (int)getppid());
+		fflush(stdout);
+		char buf[64];
+		while (read(0, buf, sizeof buf) > 0)
+			;
+		_exit(0);
+	}
+	int st;
+	if (waitpid(worker, &st, 0) != worker)
+		return bad("waitpid");
+	if (WIFSIGNALED(st))
+		printf("worker killed by %d\n", WTERMSIG(st));
+	else
+		printf("worker exited %d\n", WEXITSTATUS(st));
+	return 0;
+}
