@@ -24,10 +24,11 @@ echo "ok: thothlock's child killed by SIGKILL"
 
 # a forked process SIGKILLed (reaped by its parent, which then exits
 # normally) and another still running when the report is made (the parent
-# waits for its table: the sleep's, after its exec)
+# waits for its table: the sleep's, after its exec, made and handed over
+# right after its memfd appears)
 "$THOTHLOCK" --json --output "$T/json" -- bash -c \
   'bash -c "kill -9 \$\$"; sleep 300 & echo $! >'"$T/alive"'
-   for i in $(seq 500); do [ -e "$THOTHLOCK_DIR/$!.maps" ] && [ "$(readlink /proc/$!/exe)" != "$BASH" ] && break; sleep 0.01; done
+   for i in $(seq 500); do [ "$(readlink /proc/$!/exe)" != "$BASH" ] && ls -l /proc/$!/fd 2>/dev/null | grep -q "memfd:thothlock:$!" && break; sleep 0.01; done
    sleep 0.2; exit 0'
 rc=$?
 [ $rc = 0 ] || fail "exit $rc, want 0"

@@ -1490,13 +1490,24 @@ static void open_table(void)
 
 static void save_maps(void)
 {
-	/* The report symbolizes after the process is gone: keep its mappings. */
-	char path[PATH_MAX + 8];
+	/* The report symbolizes after the process is gone: keep its mappings,
+	 * as DIR/memfd-DEV-INO.maps when thothlock holds the table (it finds
+	 * them by the descriptor it was handed, whatever pid namespace this
+	 * process is in), else as DIR/PID.maps beside the copy at exit. */
+	char path[PATH_MAX + 64];
 	size_t n = strlen(table_path);
+	struct stat st;
 	if (n < 6 || n + 1 > sizeof path)
 		return;
 	memcpy(path, table_path, n - 6);              /* strip "table" ... */
 	memcpy(path + n - 6, ".maps", 6);
+	if (handed) {
+		char *slash = strrchr(path, '/');
+		if (!slash || fstat(table_fd, &st) != 0)
+			return;
+		snprintf(slash + 1, sizeof path - (size_t)(slash + 1 - path), THOTHLOCK_MEMFD_MAPS_FMT,
+			 (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
+	}
 	int in = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
 	int out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (in >= 0 && out >= 0) {
