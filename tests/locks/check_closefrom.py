@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """test_locks_closefrom: a program that closes every descriptor it did not
-open (closefrom(3), close_range(3, ~0U, 0), close() over every number, or
-dup2 onto libthothlock's numbers first) stays profiled in full.
+open (closefrom(3), close_range(3, ~0U, 0), close() over every number,
+dup2 onto libthothlock's numbers first, or those dup2s in a vfork child
+first) stays profiled in full.
 
   check_closefrom.py THOTHLOCK LIBTHOTHLOCK WORKLOAD LOCK_REPORT_DUMP
 
@@ -99,7 +100,7 @@ def killed(thothlock, lib, workload, mode):
 
 def main():
     thothlock, lib, workload, dump = sys.argv[1:5]
-    for mode in ("close_range", "closefrom", "loop", "dup2"):
+    for mode in ("close_range", "closefrom", "loop", "dup2", "vfork"):
         live(lib, workload, dump, mode)
         killed(thothlock, lib, workload, mode)
     print("PASS")

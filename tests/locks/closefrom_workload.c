@@ -6,7 +6,9 @@
  * MODE: close_range (close_range(3, ~0U, 0)), closefrom (closefrom(3)),
  * loop (close() over every number from 3 to the descriptor limit), dup2
  * (dup2(2, fd) onto every descriptor open at start, which takes
- * libthothlock's numbers, then closefrom(3)).  First the odd calls: a
+ * libthothlock's numbers, then closefrom(3)), vfork (the same dup2s in a
+ * vfork child, which shares this memory but not these descriptors, then
+ * closefrom(3) here).  First the odd calls: a
  * range with first > last and unknown flags must still fail with EINVAL,
  * and CLOSE_RANGE_CLOEXEC over everything must succeed.
  * Then takes `cf_parent_lock` N times, forks a worker that takes `cf_lock`
@@ -15,6 +17,7 @@
  */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <linux/close_range.h>
 #include <pthread.h>
@@ -42,10 +45,10 @@ static int bad(const char *what)
 	return 3;
 }
 
-/* Every descriptor from 3 open now, onto which fd 2 is dup2'd. */
-static int dup_onto_all(void)
+/* The descriptors from 3 open now, at most 64, into NUMS: their count. */
+static int open_fds(int nums[64])
 {
-	int nums[64], n = 0;
+	int n = 0;
 	DIR *d = opendir("/proc/self/fd");
 	if (!d)
 		return -1;
@@ -56,6 +59,35 @@ static int dup_onto_all(void)
 			nums[n++] = fd;
 	}
 	closedir(d);
+	return n;
+}
+
+/* Fd 2 dup2'd onto each of NUMS[N] in a vfork child: its own
+ * descriptors, this process's memory.  Its own frame: nothing here lives
+ * across the vfork in a register the child could clobber. */
+static __attribute__((noinline)) int dup_in_vfork_child(const int *nums, int n)
+{
+	pid_t child = vfork();
+	if (child == 0) {
+		for (int i = 0; i < n; i++)
+			if (dup2(2, nums[i]) != nums[i])
+				_exit(1);
+		_exit(0);
+	}
+	int st;
+	return child > 0 && waitpid(child, &st, 0) == child && WIFEXITED(st) &&
+	       WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+/* Fd 2 dup2'd onto every descriptor open now (IN_VFORK_CHILD: in a vfork
+ * child).  -1 if one failed. */
+static int dup_onto_all(bool in_vfork_child)
+{
+	int nums[64], n = open_fds(nums);
+	if (n < 0)
+		return -1;
+	if (in_vfork_child)
+		return dup_in_vfork_child(nums, n);
 	for (int i = 0; i < n; i++)
 		if (dup2(2, nums[i]) != nums[i])
 			return -1;
@@ -67,7 +99,7 @@ int main(int argc, char **argv)
 	long n = argc == 3 ? strtol(argv[2], NULL, 10) : 0;
 	const char *mode = argc == 3 ? argv[1] : "";
 	if (n <= 0) {
-		fprintf(stderr, "usage: closefrom_workload close_range|closefrom|loop|dup2 N\n");
+		fprintf(stderr, "usage: closefrom_workload close_range|closefrom|loop|dup2|vfork N\n");
 		return 2;
 	}
 	if (close_range(5, 3, 0) != -1 || errno != EINVAL)
@@ -88,8 +120,8 @@ int main(int argc, char **argv)
 			max = 1 << 20;
 		for (long fd = 3; fd < max; fd++)
 			(void)close((int)fd);
-	} else if (strcmp(mode, "dup2") == 0) {
-		if (dup_onto_all() < 0)
+	} else if (strcmp(mode, "dup2") == 0 || strcmp(mode, "vfork") == 0) {
+		if (dup_onto_all(mode[0] == 'v') < 0)
 			return bad("dup2 onto a descriptor open at start failed");
 		closefrom(3);
 	} else {

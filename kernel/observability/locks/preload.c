@@ -297,6 +297,8 @@ static bool keep_table;                         /* THOTHLOCK_DIR given: hand it 
 static _Atomic(int) table_fd = -1;              /* the sealed memfd the table is mapped from */
 static _Atomic(int) hand_sock = -1;             /* THOTHLOCK_FD's socket, once checked */
 static unsigned long long hand_ino;             /* ... its inode, as THOTHLOCK_FD says */
+static _Atomic(int) fds_owner;                  /* the process they are open in (a vfork
+						 * child shares this memory, not them) */
 static bool handed;                             /* thothlock holds it (THOTHLOCK_FD) */
 static uintptr_t own_text_start, own_text_end;  /* frames inside this library are skipped */
 
@@ -1031,12 +1033,18 @@ static inline thread_state_t *enter(void)
  *    moves to another (same close-on-exec flag) and the program's call
  *    then does what it asked.
  * Not seen: the raw syscalls (a static or Go program) and glibc-internal
- * closes (posix_spawn's file actions, in the spawned child only). */
+ * closes (posix_spawn's file actions, in the spawned child only).  A vfork
+ * child's calls go through untouched (is_ours). */
 
 static inline bool is_ours(int fd)
 {
-	return fd >= 0 && (fd == atomic_load_explicit(&table_fd, memory_order_relaxed) ||
-			   fd == atomic_load_explicit(&hand_sock, memory_order_relaxed));
+	/* The pid last: a syscall, asked only of a number that matches.  In
+	 * a vfork child (this memory, its own descriptors) nothing is ours:
+	 * its dup2 onto our number must not move the parent's record. */
+	return fd >= 0 &&
+	       (fd == atomic_load_explicit(&table_fd, memory_order_relaxed) ||
+		fd == atomic_load_explicit(&hand_sock, memory_order_relaxed)) &&
+	       (int)syscall(SYS_getpid) == atomic_load_explicit(&fds_owner, memory_order_relaxed);
 }
 
 /* This library's own closes: the kernel's, never the program's view. */
@@ -1123,8 +1131,9 @@ static int close_range_around(unsigned int first, unsigned int last, unsigned in
 	int a = atomic_load(&table_fd), b = atomic_load(&hand_sock);
 	unsigned int keep[2];
 	size_t n = 0;
-	if (first > last || (flags & ~(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC)))
-		return close_range_raw(first, last, flags);     /* EINVAL, by the kernel */
+	if (first > last || (flags & ~(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC)) ||
+	    (int)syscall(SYS_getpid) != atomic_load(&fds_owner))
+		return close_range_raw(first, last, flags);     /* EINVAL by the kernel; a vfork child */
 	if (a >= 0 && (unsigned)a >= first && (unsigned)a <= last)
 		keep[n++] = (unsigned)a;
 	if (b >= 0 && b != a && (unsigned)b >= first && (unsigned)b <= last)
@@ -1420,6 +1429,7 @@ static void open_table(void)
 	if (table_fd >= 0)
 		close_own(table_fd);    /* a forked child's copy of its parent's */
 	table_fd = sealed_memfd(table_size);
+	atomic_store(&fds_owner, (int)syscall(SYS_getpid));     /* a forked child: its copies now */
 	if (table_fd >= 0) {
 		mem = mmap(NULL, table_size, PROT_READ | PROT_WRITE, MAP_SHARED, table_fd, 0);
 		if (mem == MAP_FAILED) {
