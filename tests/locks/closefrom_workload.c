@@ -10,7 +10,9 @@
  * vfork child, which shares this memory but not these descriptors, then
  * closefrom(3) here).  First the odd calls: a
  * range with first > last and unknown flags must still fail with EINVAL,
- * and CLOSE_RANGE_CLOEXEC over everything must succeed.
+ * CLOSE_RANGE_CLOEXEC over everything must succeed, and dup3 with an
+ * unknown flag (EINVAL) or dup2 of a bad descriptor (EBADF) onto each
+ * descriptor open at start must fail as the kernel says.
  * Then takes `cf_parent_lock` N times, forks a worker that takes `cf_lock`
  * N times, prints "ready WORKER PARENT" and waits for its stdin to close
  * (or a kill -9); the parent waits for it and says how it ended.
@@ -108,6 +110,15 @@ int main(int argc, char **argv)
 		return bad("close_range with an unknown flag did not fail with EINVAL");
 	if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) != 0)
 		return bad("close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) failed");
+	/* Onto libthothlock's numbers, calls the kernel refuses fail as it
+	 * says (bad flags before a bad descriptor) and move nothing. */
+	int nums[64], k = open_fds(nums);
+	for (int i = 0; i < k; i++) {
+		if (dup3(-1, nums[i], 1 << 30) != -1 || errno != EINVAL)
+			return bad("dup3 with an unknown flag onto a descriptor open at start did not fail with EINVAL");
+		if (dup2(-1, nums[i]) != -1 || errno != EBADF)
+			return bad("dup2 of a bad descriptor onto one open at start did not fail with EBADF");
+	}
 	if (strcmp(mode, "close_range") == 0) {
 		if (close_range(3, ~0U, 0) != 0)
 			return bad("close_range(3, ~0U, 0) failed");

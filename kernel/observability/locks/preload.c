@@ -1063,7 +1063,13 @@ static int move_ours(int fd)
 	int expect = fd;
 	if (!atomic_compare_exchange_strong(&table_fd, &expect, moved)) {
 		expect = fd;
-		(void)atomic_compare_exchange_strong(&hand_sock, &expect, moved);
+		if (!atomic_compare_exchange_strong(&hand_sock, &expect, moved)) {
+			/* another thread's dup2 onto FD moved it first: this
+			 * copy is nobody's */
+			if (moved >= 0)
+				close_own(moved);
+			return -1;
+		}
 	}
 	if (moved < 0)
 		warn3("the program took this library's descriptor's number and no other is free: ",
@@ -1081,11 +1087,11 @@ EXPORT int close(int fd)
 
 static int dup_onto(int oldfd, int newfd, int flags, bool three)
 {
-	if (oldfd != newfd && is_ours(newfd)) {
+	/* dup3's bad flags: the kernel's EINVAL comes before EBADF */
+	if (oldfd != newfd && (!three || (flags & ~O_CLOEXEC) == 0) && is_ours(newfd)) {
 		if (fcntl(oldfd, F_GETFD) < 0)
 			return -1;              /* EBADF: nothing to dup, ours stays */
-		if (!three || (flags & ~O_CLOEXEC) == 0)
-			(void)move_ours(newfd);
+		(void)move_ours(newfd);
 	}
 	if (three)
 		return real.dup3 ? real.dup3(oldfd, newfd, flags)
