@@ -45,7 +45,9 @@ echo "ok: 7 hostile messages refused at receipt, 300 forged pids took no place, 
 # byte and a descriptor) into the program's socket.  Through libc (close,
 # dup2: interposed since lock43) the close spares thothlock's socket and
 # the dup2 moves it to another number: the child still hands its table to
-# thothlock, and nothing is said.  Through the raw dup3 syscall (not seen
+# thothlock, and nothing is said; so does a child that execs a program
+# (the variable names the old number: its preload finds the socket by
+# the inode).  Through the raw dup3 syscall (not seen
 # by the preload) THOTHLOCK_FD's inode tells it is no longer that socket:
 # nothing sent, a warning, the copy at exit.
 reuse_prog='
@@ -62,20 +64,27 @@ pid = os.fork()
 if pid == 0:
     os._exit(0)
 os.waitpid(pid, 0)
+execd = os.fork()
+if execd == 0:
+    os.execv(sys.executable, [sys.executable, "-c", "pass"])
+os.waitpid(execd, 0)
 peer.setblocking(False)
 try:
     got = peer.recvmsg(16, 64)
     sys.exit(f"FAIL: the forked child sent {got!r} into the program'"'"'s own socket")
 except BlockingIOError:
-    print(f"nothing sent into the program'"'"'s socket; child {pid}")
+    print(f"nothing sent into the program'"'"'s socket; child {pid}; execd {execd}")
 '
 "$THOTHLOCK" --output "$T/reuse" -- python3 -c "$reuse_prog" libc >"$T/reuse.out" 2>"$T/reuse.err" ||
   fail "the program whose descriptor was reused: $(cat "$T/reuse.err")"
-child=$(sed -n 's/.*; child \([0-9]*\)$/\1/p' "$T/reuse.out")
-[ -n "$child" ] || fail "the program said: $(cat "$T/reuse.out")"
+child=$(sed -n 's/.*; child \([0-9]*\); execd [0-9]*$/\1/p' "$T/reuse.out")
+execd=$(sed -n 's/.*; execd \([0-9]*\)$/\1/p' "$T/reuse.out")
+[ -n "$child" ] && [ -n "$execd" ] || fail "the program said: $(cat "$T/reuse.out")"
 [ -s "$T/reuse.err" ] && fail "something said on stderr: $(cat "$T/reuse.err")"
-grep -q "^thothlock: pid $child " "$T/reuse" || fail "the child's table ($child) not reported: $(grep '^thothlock: pid' "$T/reuse")"
-echo "ok: close and dup2 onto THOTHLOCK_FD through libc: the child's table still handed to thothlock, nothing sent into the program's socket"
+for p in "$child" "$execd"; do
+  grep -q "^thothlock: pid $p " "$T/reuse" || fail "the child's table ($p) not reported: $(grep '^thothlock: pid' "$T/reuse")"
+done
+echo "ok: close and dup2 onto THOTHLOCK_FD through libc: the forked and the exec'd child's tables still handed to thothlock, nothing sent into the program's socket"
 if [ "$(uname -m)" = x86_64 ]; then
   "$THOTHLOCK" --output "$T/reuse" -- python3 -c "$reuse_prog" raw >"$T/reuse.out" 2>"$T/reuse.err" ||
     fail "the program whose descriptor was reused by a raw dup3: $(cat "$T/reuse.err")"

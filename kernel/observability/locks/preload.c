@@ -24,6 +24,7 @@
  *  - fork: the child starts a fresh table of its own (pthread_atfork).
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <execinfo.h>
@@ -1287,6 +1288,56 @@ static int sealed_memfd(size_t size)
 	return fd;
 }
 
+/* THOTHLOCK_FD's socket, at start-up (before the program runs, so before
+ * it can close anything): kept in hand_sock, which the program's closes
+ * then spare, and which a forked child inherits.  -1 when unset or not
+ * that socket (an exec'd program whose parent closed or reused it). */
+static bool is_sock_ino(int fd, unsigned long long ino)
+{
+	struct stat st;
+	return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_ino == (ino_t)ino;
+}
+
+/* The descriptor of this process that is socket INO, -1 if none: an
+ * exec'd program whose parent dup2'd onto THOTHLOCK_FD's number, which
+ * moved the socket (dup_onto) without changing the variable it inherited.
+ * The inode is the socket's own: no other descriptor can match it. */
+static int find_sock_ino(unsigned long long ino)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int found = -1;
+	struct dirent *e;
+	while (d && found < 0 && (e = readdir(d))) {
+		char *end;
+		long fd = strtol(e->d_name, &end, 10);
+		if (e->d_name[0] >= '0' && e->d_name[0] <= '9' && !*end && fd <= INT_MAX &&
+		    fd != dirfd(d) && is_sock_ino((int)fd, ino))
+			found = (int)fd;
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+static void find_hand_sock(void)
+{
+	const char *v = getenv("THOTHLOCK_FD");
+	char *end = NULL;
+	long sock = v && *v ? strtol(v, &end, 10) : -1;
+	unsigned long long ino = 0;
+	atomic_store(&hand_sock, -1);
+	if (!v)
+		return;         /* THOTHLOCK_DIR alone: the copy at exit (save_table) */
+	if (sock >= 0 && *end == ':' && end[1] >= '0' && end[1] <= '9')
+		ino = strtoull(end + 1, &end, 10);
+	if (sock < 0 || sock > INT_MAX || *end || !ino)
+		return;
+	if (!is_sock_ino((int)sock, ino) && (sock = find_sock_ino(ino)) < 0)
+		return;
+	hand_ino = ino;
+	atomic_store(&hand_sock, (int)sock);
+}
+
 /* THOTHLOCK_DIR mode: give thothlock the table now, while this process
  * lives, through the socket it left open at THOTHLOCK_FD ("FD:INODE").
  * The descriptor in flight (then in thothlock) keeps the memfd when this
@@ -1294,41 +1345,16 @@ static int sealed_memfd(size_t size)
  * fact.  The inode says it is still that socket: a program that closed FD
  * and opened a socket of its own there (then forked) must not be sent a
  * byte and a descriptor in the middle of its own protocol. */
-/* THOTHLOCK_FD's socket, at start-up (before the program runs, so before
- * it can close anything): kept in hand_sock, which the program's closes
- * then spare, and which a forked child inherits.  -1 when unset or not
- * that socket (an exec'd program whose parent closed or reused it). */
-static void find_hand_sock(void)
-{
-	const char *v = getenv("THOTHLOCK_FD");
-	char *end = NULL;
-	long sock = v && *v ? strtol(v, &end, 10) : -1;
-	unsigned long long ino = 0;
-	struct stat st;
-	atomic_store(&hand_sock, -1);
-	if (!v)
-		return;         /* THOTHLOCK_DIR alone: the copy at exit (save_table) */
-	if (sock >= 0 && *end == ':' && end[1] >= '0' && end[1] <= '9')
-		ino = strtoull(end + 1, &end, 10);
-	if (sock < 0 || sock > INT_MAX || *end || !ino || fstat((int)sock, &st) != 0 ||
-	    !S_ISSOCK(st.st_mode) || st.st_ino != (ino_t)ino)
-		return;
-	hand_ino = ino;
-	atomic_store(&hand_sock, (int)sock);
-}
-
 static void hand_over(int fd)
 {
 	const char *v = getenv("THOTHLOCK_FD");
 	int sock = atomic_load(&hand_sock);
-	struct stat st;
 	handed = false;
 	if (!v)
 		return;         /* THOTHLOCK_DIR alone: the copy at exit (save_table) */
 	/* Still that socket: one the program put at our number by a raw
 	 * dup2 syscall (not seen by dup_onto) is not written to. */
-	if (sock < 0 || fstat(sock, &st) != 0 || !S_ISSOCK(st.st_mode) ||
-	    st.st_ino != (ino_t)hand_ino) {
+	if (sock < 0 || !is_sock_ino(sock, hand_ino)) {
 		warn3("THOTHLOCK_FD=", v,
 		      ": not thothlock's socket (the program closed or reused it?): this "
 		      "process's table is copied at its exit only");
