@@ -441,6 +441,18 @@ typedef struct ring_pos {
 	uint64_t next;                  /* the next event number to read */
 	uint64_t seen;                  /* the poll that last saw it */
 	char name[32];                  /* /proc/PID/comm: most are not thoth programs */
+	/* The table's memfd, kept from poll to poll with the pidfd that
+	 * pinned PID when it was found, and the marker's inode then: listing
+	 * /proc/PID/fd and reading its links for every process at every poll
+	 * was ~75 % of a poll's CPU (bench/locks/locks_scan_cost: 40 us per
+	 * process).  Dropped when the pidfd says the process ended (its
+	 * number may be another's now), when the marker was made anew (an
+	 * exec'd program's table), or when a poll no longer sees the marker.
+	 * Nothing else is re-checked that can't change: the size is sealed and
+	 * seals cannot be removed; the header is read at every poll anyway. */
+	bool kept;                      /* fd and pidfd below are open */
+	int fd, pidfd;
+	uint64_t marker_ino;
 } ring_pos_t;
 
 struct thothd_lock_rings {
@@ -457,14 +469,62 @@ int thothd_lock_rings_new(thothd_lock_rings_t **out)
 	return *out ? 0 : THOTH_E_NOMEM;
 }
 
+static void pos_drop(ring_pos_t *pos)
+{
+	if (!pos->kept)
+		return;
+	close(pos->fd);
+	close(pos->pidfd);
+	pos->kept = false;
+}
+
 void thothd_lock_rings_free(thothd_lock_rings_t *r)
 {
+	if (!r)
+		return;
+	for (uint32_t i = 0; i < THOTHD_LOCKS_MAX_RINGS; i++)
+		pos_drop(&r->pos[i]);
 	free(r);
 }
 
 void thothd_lock_rings_reset(thothd_lock_rings_t *r)
 {
+	for (uint32_t i = 0; i < THOTHD_LOCKS_MAX_RINGS; i++)
+		pos_drop(&r->pos[i]);
 	memset(r, 0, sizeof *r);
+}
+
+/* PID's table memfd for this poll: the one kept since an earlier poll if
+ * it still stands for PID's table (process alive, marker MARKER_INO the
+ * same), else found afresh through /proc/PID/fd with PID pinned first
+ * (*PIDFD then the pin; -1 without pidfds, or when the process ended
+ * meanwhile: its table is read this once, as before, its header naming
+ * pid and start, and not kept).  -1: none.  *KEPT: the slot it came from
+ * (the caller must not close it), else NULL. */
+static int ring_fd(thothd_lock_rings_t *r, int pid, uint64_t marker_ino, ring_pos_t **kept,
+		   int *pidfd)
+{
+	*kept = NULL;
+	*pidfd = -1;
+	for (uint32_t i = 0; i < THOTHD_LOCKS_MAX_RINGS; i++) {
+		ring_pos_t *pos = &r->pos[i];
+		if (!pos->kept || pos->pid != pid)
+			continue;
+		if (pos->marker_ino == marker_ino && !thoth__pid_exited(pos->pidfd)) {
+			*kept = pos;
+			return pos->fd;
+		}
+		pos_drop(pos);          /* ended, or a new table under that pid */
+	}
+	int pin = thoth__pid_pin((uint32_t)pid);
+	if (pin < 0 && errno != ENOSYS)
+		return -1;              /* gone */
+	int fd = thothlock_open_live(pid, NULL, 0);
+	if (fd >= 0 && pin >= 0 && !thoth__pid_exited(pin))
+		*pidfd = pin;
+	else if (pin >= 0)
+		close(pin);
+	return fd;
 }
 
 typedef struct {
@@ -536,21 +596,30 @@ bool thothd_lock_rings_poll_steps(thothd_lock_rings_t *r, const char *locks_dir,
 			continue;
 		/* The marker names the pid; the ring is in that process's
 		 * memfd (none: a leftover, or not a profiled process). */
-		int fd = thothlock_open_live(mpid, NULL, 0);
+		ring_pos_t *kept;
+		int pidfd;
+		int fd = ring_fd(r, mpid, (uint64_t)de->d_ino, &kept, &pidfd);
 		if (fd < 0)
 			continue;
 		thothlock_ring_t *ring;
 		r->last_files++;
 		int rc = thothlock_ring_open_fd(fd, de->d_name, &ring, NULL, 0);
-		close(fd);
-		if (rc)
-			continue;       /* refused (not sealed, bad header...): no slices from it */
-		int pid;
-		uint64_t start;
-		bool exited;
-		thothlock_ring_identity(ring, &pid, &start, &exited);
-		if (pid != mpid) {      /* a table claiming another process's waits */
-			thothlock_ring_free(ring);
+		int pid = 0;
+		uint64_t start = 0;
+		bool exited = false;
+		if (rc == 0)
+			thothlock_ring_identity(ring, &pid, &start, &exited);
+		if (rc || pid != mpid) {
+			/* refused (not sealed, bad header...), or a table claiming
+			 * another process's waits: no slices from it, nothing kept */
+			if (rc == 0)
+				thothlock_ring_free(ring);
+			if (kept)
+				pos_drop(kept);
+			else
+				close(fd);
+			if (pidfd >= 0)
+				close(pidfd);
 			continue;
 		}
 		/* Order-free: the sum of a mix of each identity. */
@@ -570,10 +639,22 @@ bool thothd_lock_rings_poll_steps(thothd_lock_rings_t *r, const char *locks_dir,
 			 * its waits handed out again, and all of each ring read. */
 			r->unfollowed++;
 			thothlock_ring_free(ring);
+			if (!kept)
+				close(fd);
+			if (pidfd >= 0)
+				close(pidfd);
 			continue;
 		}
 		if (!pos) {             /* a process not followed yet (or the least recent one's slot) */
 			pos = oldest;
+			if (pos == kept) {
+				/* the kept table's start changed under the same
+				 * marker (a forged header): its slot starts over,
+				 * nothing kept (the ring holds its own copy) */
+				fd = -1;
+				kept = NULL;
+			}
+			pos_drop(pos);
 			*pos = (ring_pos_t){ .pid = pid, .table_start_ns = start };
 			/* The ring's pid is the table's word: a process that has
 			 * exited (its table says so) is not named at all. */
@@ -581,6 +662,23 @@ bool thothd_lock_rings_poll_steps(thothd_lock_rings_t *r, const char *locks_dir,
 				ring_name(pos, pid);
 		}
 		pos->seen = r->polls;
+		if (!kept && fd >= 0 && pidfd >= 0) {
+			/* found afresh and pinned: kept for the next polls */
+			pos_drop(pos);
+			pos->kept = true;
+			pos->fd = fd;
+			pos->pidfd = pidfd;
+			pos->marker_ino = (uint64_t)de->d_ino;
+		} else if (!kept) {
+			if (fd >= 0)
+				close(fd);
+			if (pidfd >= 0)
+				close(pidfd);
+		} else if (kept != pos) {
+			/* the kept descriptor's table under another slot (a start
+			 * that changed with the same marker: a forged header) */
+			pos_drop(kept);
+		}
 		wait_ctx_t c = { .fn = fn, .ctx = ctx, .pid = pid, .process = pos->name,
 				 .since_ns = since_ns, .handed = &r->last_waits };
 		uint64_t head = thothlock_ring_head(ring), l = 0;
@@ -598,6 +696,11 @@ bool thothd_lock_rings_poll_steps(thothd_lock_rings_t *r, const char *locks_dir,
 		}
 	}
 	closedir(dp);
+	/* Processes whose markers are gone (exited, most of them): their
+	 * memfds are not held a poll longer. */
+	for (uint32_t i = 0; i < THOTHD_LOCKS_MAX_RINGS; i++)
+		if (r->pos[i].seen != r->polls)
+			pos_drop(&r->pos[i]);
 	*set_out = set;
 	return true;
 }

@@ -40,28 +40,56 @@ sender=$(jq -r '[.processes[] | select(.pid != '"$child"') | .pid] | first' "$T/
   fail "the child's hostile_child_lock: $(jq -c '[.locks[] | select(.pid == '"$child"') | {name, acquisitions}]' "$T/json")"
 echo "ok: 7 hostile messages refused at receipt, 300 forged pids took no place, the child's 1000 acquisitions reported"
 
-# A program that closes THOTHLOCK_FD and opens a socket of its own under
+# A program that closes THOTHLOCK_FD and puts a socket of its own under
 # that number, then forks: the child's preload must not send its table (a
-# byte and a descriptor) into the program's socket (THOTHLOCK_FD says the
-# socket's inode too).
-"$THOTHLOCK" --output "$T/reuse" -- python3 -c '
-import os, socket, sys
+# byte and a descriptor) into the program's socket.  Through libc (close,
+# dup2: interposed since lock43) the close spares thothlock's socket and
+# the dup2 moves it to another number: the child still hands its table to
+# thothlock, and nothing is said; so does a child that execs a program
+# (the variable names the old number: its preload finds the socket by
+# the inode).  Through the raw dup3 syscall (not seen
+# by the preload) THOTHLOCK_FD's inode tells it is no longer that socket:
+# nothing sent, a warning, the copy at exit.
+reuse_prog='
+import ctypes, os, socket, sys
 fd = int(os.environ["THOTHLOCK_FD"].split(":")[0])
 os.close(fd)
 mine, peer = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
-os.dup2(mine.fileno(), fd)
+if sys.argv[1] == "raw":
+    if ctypes.CDLL(None, use_errno=True).syscall(292, mine.fileno(), fd, 0) != fd:
+        sys.exit("raw dup3 failed")
+else:
+    os.dup2(mine.fileno(), fd)
 pid = os.fork()
 if pid == 0:
     os._exit(0)
 os.waitpid(pid, 0)
+execd = os.fork()
+if execd == 0:
+    os.execv(sys.executable, [sys.executable, "-c", "pass"])
+os.waitpid(execd, 0)
 peer.setblocking(False)
 try:
     got = peer.recvmsg(16, 64)
     sys.exit(f"FAIL: the forked child sent {got!r} into the program'"'"'s own socket")
 except BlockingIOError:
-    print("nothing sent into the program'"'"'s socket")
-' 2>"$T/reuse.err" || fail "the program whose descriptor was reused: $(cat "$T/reuse.err")"
-grep -q "not thothlock's socket (the program closed or reused it?)" "$T/reuse.err" ||
-  fail "no warning for the reused THOTHLOCK_FD: $(cat "$T/reuse.err")"
-echo "ok: a forked child does not send into a socket the program put at THOTHLOCK_FD"
+    print(f"nothing sent into the program'"'"'s socket; child {pid}; execd {execd}")
+'
+"$THOTHLOCK" --output "$T/reuse" -- python3 -c "$reuse_prog" libc >"$T/reuse.out" 2>"$T/reuse.err" ||
+  fail "the program whose descriptor was reused: $(cat "$T/reuse.err")"
+child=$(sed -n 's/.*; child \([0-9]*\); execd [0-9]*$/\1/p' "$T/reuse.out")
+execd=$(sed -n 's/.*; execd \([0-9]*\)$/\1/p' "$T/reuse.out")
+[ -n "$child" ] && [ -n "$execd" ] || fail "the program said: $(cat "$T/reuse.out")"
+[ -s "$T/reuse.err" ] && fail "something said on stderr: $(cat "$T/reuse.err")"
+for p in "$child" "$execd"; do
+  grep -q "^thothlock: pid $p " "$T/reuse" || fail "the child's table ($p) not reported: $(grep '^thothlock: pid' "$T/reuse")"
+done
+echo "ok: close and dup2 onto THOTHLOCK_FD through libc: the forked and the exec'd child's tables still handed to thothlock, nothing sent into the program's socket"
+if [ "$(uname -m)" = x86_64 ]; then
+  "$THOTHLOCK" --output "$T/reuse" -- python3 -c "$reuse_prog" raw >"$T/reuse.out" 2>"$T/reuse.err" ||
+    fail "the program whose descriptor was reused by a raw dup3: $(cat "$T/reuse.err")"
+  grep -q "not thothlock's socket (the program closed or reused it?)" "$T/reuse.err" ||
+    fail "no warning for the reused THOTHLOCK_FD: $(cat "$T/reuse.err")"
+  echo "ok: a forked child does not send into a socket the program put at THOTHLOCK_FD by a raw dup3"
+fi
 echo PASS

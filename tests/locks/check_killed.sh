@@ -24,10 +24,21 @@ echo "ok: thothlock's child killed by SIGKILL"
 
 # a forked process SIGKILLed (reaped by its parent, which then exits
 # normally) and another still running when the report is made (the parent
-# waits for its table: the sleep's, after its exec)
+# waits for its table: the sleep's, after its exec.  Its maps are saved
+# right after the hand-over, named by its memfd (memfd-DEV-INO.maps):
+# their file says the table is in thothlock's socket; the memfd alone
+# appears before)
 "$THOTHLOCK" --json --output "$T/json" -- bash -c \
   'bash -c "kill -9 \$\$"; sleep 300 & echo $! >'"$T/alive"'
-   for i in $(seq 500); do [ -e "$THOTHLOCK_DIR/$!.maps" ] && [ "$(readlink /proc/$!/exe)" != "$BASH" ] && break; sleep 0.01; done
+   for i in $(seq 500); do
+     if [ "$(readlink /proc/$!/exe)" != "$BASH" ]; then
+       for f in /proc/$!/fd/*; do
+         [ "$(readlink "$f")" = "/memfd:thothlock:$! (deleted)" ] &&
+           [ -e "$THOTHLOCK_DIR/$(stat -L -c "memfd-%d-%i.maps" "$f")" ] && break 2
+       done
+     fi
+     sleep 0.01
+   done
    sleep 0.2; exit 0'
 rc=$?
 [ $rc = 0 ] || fail "exit $rc, want 0"

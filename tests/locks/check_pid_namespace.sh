@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_locks_pid_namespace THOTHLOCK NS_WORKLOAD: `thothlock -- unshare -pf
+# test_locks_pid_namespace THOTHLOCK NS_WORKLOAD NS_WORKLOAD_B: `thothlock -- unshare -pf
 # --mount-proc NS_WORKLOAD 5000`.  unshare forks the workload as pid 1 of
 # a new pid namespace, which forks its child as pid 2: their tables'
 # headers name 1 and 2, the kernel (SO_PASSCRED) thothlock's own pids for
@@ -13,6 +13,7 @@
 set -uo pipefail
 THOTHLOCK=$1
 WORKLOAD=$2
+WORKLOAD_B=$3
 T=$(mktemp -d "${TMPDIR:-/tmp}/thoth-locks-pidns-XXXXXX")
 trap 'rm -rf "$T"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
@@ -51,4 +52,30 @@ echo "ok: the workload (1 in its namespace) and its child (2) reported exact und
 grep -Eq '^thothlock: pid [0-9]+ \(pid 1 in its namespace\) \([^)]*ns_workload\), ' "$T/text" ||
   fail "no text line naming pid 1 in its namespace: $(grep '^thothlock: pid' "$T/text")"
 echo "ok: the text report says \"pid N (pid 1 in its namespace)\""
+
+# Two namespaces at once, two different binaries: both workloads are pid 1
+# and both children pid 2 in their namespaces.  Each process's locks must
+# be named from its own maps (saved under its memfd's inode, lock43):
+# under the namespace's pid, the later process's maps symbolized both, and
+# the other's locks came out unnamed or misnamed.
+timeout 50 "$THOTHLOCK" --all --json --output "$T/two.json" -- bash -c \
+  'unshare -pf --mount-proc "$0" 3000 & unshare -pf --mount-proc "$1" 4000 & wait' \
+  "$WORKLOAD" "$WORKLOAD_B" >"$T/out2" 2>"$T/err2"
+rc=$?
+[ $rc = 0 ] || fail "thothlock (two namespaces) exit $rc: $(cat "$T/err2")"
+[ -s "$T/err2" ] && fail "thothlock (two namespaces) said something on stderr: $(cat "$T/err2")"
+[ "$(sort "$T/out2" | uniq)" = "pid 1 child 2" ] || fail "the workloads said: $(cat "$T/out2")"
+named() {   # PROGRAM NS_PID: that process's locks, sorted: "name acquisitions ..."
+  jq -r --arg prog "$1" --argjson ns "$2" '
+    [.processes[] | select((.program | split("/") | last) == $prog and .namespace_pid == $ns) | .pid] as $p
+    | if ($p | length) != 1 then "not one such process: \($p)" else
+      [.locks[] | select(.pid == $p[0] and .acquisitions > 0 and (.name // "" | test("^nsb?_"))) | "\(.name) \(.acquisitions)"] | sort | join(", ") end' "$T/two.json"
+}
+for want in "ns_workload 1 ns_lock 3000" "ns_workload 2 ns_child_lock 6000" \
+            "ns_workload_b 1 nsb_lock 4000" "ns_workload_b 2 nsb_child_lock 8000"; do
+  read -r prog ns name n <<<"$want"
+  got=$(named "$prog" "$ns")
+  [ "$got" = "$name $n" ] || fail "$prog (pid $ns in its namespace): locks '$got', want '$name $n': $(jq -c '[.processes[] | {pid, program, namespace_pid}], [.locks[] | {pid, name, acquisitions}]' "$T/two.json")"
+done
+echo "ok: two namespaces' pid 1s and 2s, different binaries: each named from its own maps"
 echo PASS

@@ -5,7 +5,7 @@
  *   ns_workload N
  *
  * Takes `ns_lock` N times, forks a child that takes `ns_child_lock` 2N
- * times and exits, waits for it and prints "pid P child C": the pids as
+ * times and exits (ns_workload_b: `nsb_lock`, `nsb_child_lock`), waits for it and prints "pid P child C": the pids as
  * the namespace sees them (1 and 2 when it is the namespace's first
  * process), not the ones thothlock's kernel names.
  */
@@ -16,6 +16,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* ns_workload_b (NS_WORKLOAD_B): the same with other names and another
+ * layout, so that a lock symbolized against the other binary's maps is
+ * misnamed (test_locks_pid_namespace's two namespaces). */
+#ifdef NS_WORKLOAD_B
+#define ns_lock nsb_lock
+#define ns_child_lock nsb_child_lock
+char nsb_padding[65536] = { 1 };
+#endif
 pthread_mutex_t ns_lock = PTHREAD_MUTEX_INITIALIZER;
 pthread_mutex_t ns_child_lock = PTHREAD_MUTEX_INITIALIZER;
 

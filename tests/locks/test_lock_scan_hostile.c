@@ -437,6 +437,110 @@ static void test_a_huge_ring_is_read_a_bounded_step_at_a_time(void **state)
 	clear_dir();
 }
 
+/* The ring poll keeps each process's memfd from poll to poll (finding it
+ * in /proc/PID/fd at every poll was ~75 % of its CPU): a kept descriptor
+ * must never stand for another table.  A child holds a ring of 1 wait,
+ * then (as an exec'd program, or a new process under the same pid,
+ * would) a new table of 4 waits with a new marker, its first memfd
+ * closed: the poll follows the new table (a reused descriptor read the
+ * old one: 0 waits).  Then the child exits leaving its marker: the poll
+ * lets go of its memfd (its pidfd says it ended). */
+static int held_table(const unsigned char *bytes, size_t len, uint64_t start)
+{
+	unsigned char *b = malloc(len);
+	if (!b)
+		return -1;
+	memcpy(b, bytes, len);
+	((thothlock_header_t *)b)->pid = (int32_t)getpid();
+	((thothlock_header_t *)b)->start_ns = start;
+	char name[32], path[400], fresh[420];
+	snprintf(name, sizeof name, "thothlock:%d", (int)getpid());
+	int fd = memfd_create(name, MFD_ALLOW_SEALING);
+	bool ok = fd >= 0 && write(fd, b, len) == (ssize_t)len &&
+		  fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) == 0;
+	free(b);
+	/* the marker made anew and renamed over the old one, as the preload does */
+	snprintf(name, sizeof name, "%d.table", (int)getpid());
+	at(path, sizeof path, name);
+	snprintf(fresh, sizeof fresh, "%s.new", path);
+	int m = open(fresh, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	ok = ok && m >= 0 && close(m) == 0 && rename(fresh, path) == 0;
+	return ok ? fd : -1;
+}
+
+/* How many descriptors of this process are PID's table memfd. */
+static int memfds_of(pid_t pid)
+{
+	char want[64], link[128], p[64];
+	int wl = snprintf(want, sizeof want, "/memfd:thothlock:%d (deleted)", (int)pid), n = 0;
+	for (int fd = 0; fd < 1024; fd++) {
+		snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
+		ssize_t l = readlink(p, link, sizeof link);
+		n += l == wl && memcmp(link, want, (size_t)wl) == 0;
+	}
+	return n;
+}
+
+static void test_a_kept_ring_descriptor_never_stands_for_another_table(void **state)
+{
+	(void)state;
+	size_t len1, len4;
+	unsigned char *t1 = ring_table(1, &len1), *t4 = ring_table(4, &len4);
+	int to_child[2], from_child[2];
+	assert_int_equal(pipe2(to_child, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(from_child, O_CLOEXEC), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(to_child[1]);
+		close(from_child[0]);
+		char c = 'r';
+		int fd = held_table(t1, len1, 1);
+		if (fd < 0 || write(from_child[1], &c, 1) != 1 || read(to_child[0], &c, 1) != 1)
+			_exit(1);
+		close(fd);
+		if (held_table(t4, len4, 2) < 0 || write(from_child[1], &c, 1) != 1)
+			_exit(1);
+		while (read(to_child[0], &c, 1) > 0)
+			;
+		_exit(0);       /* the marker left behind, as after a crash */
+	}
+	close(to_child[0]);
+	close(from_child[1]);
+	char c;
+	assert_int_equal(read(from_child[0], &c, 1), 1);
+	thothd_lock_rings_t *r;
+	assert_int_equal(thothd_lock_rings_new(&r), 0);
+	uint64_t waits = 0, lost = 0;
+	(void)thothd_lock_rings_poll(r, dir, 0, count_wait, &waits, &lost);
+	assert_int_equal(waits, 1);
+	assert_int_equal(memfds_of(pid), 1);            /* kept for the next poll */
+
+	assert_int_equal(write(to_child[1], "n", 1), 1);        /* the new table */
+	assert_int_equal(read(from_child[0], &c, 1), 1);
+	waits = 0;
+	(void)thothd_lock_rings_poll(r, dir, 0, count_wait, &waits, &lost);
+	assert_int_equal(waits, 4);
+	assert_int_equal(memfds_of(pid), 1);            /* the new one only */
+	waits = 0;
+	(void)thothd_lock_rings_poll(r, dir, 0, count_wait, &waits, &lost);
+	assert_int_equal(waits, 0);                     /* nothing handed out twice */
+
+	close(to_child[1]);
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	close(from_child[0]);
+	waits = 0;
+	(void)thothd_lock_rings_poll(r, dir, 0, count_wait, &waits, &lost);
+	assert_int_equal(waits, 0);
+	assert_int_equal(memfds_of(pid), 0);            /* let go: the process ended */
+	thothd_lock_rings_free(r);
+	free(t1);
+	free(t4);
+	clear_dir();
+}
+
 /* A well-formed table of process PID (set by the child) with one lock and
  * SITES call sites at distinct return addresses inside libc's code (the
  * child is a fork: the same addresses), each one contention: as many
@@ -590,6 +694,7 @@ int main(void)
 		cmocka_unit_test(test_rings_of_hostile_files_give_no_events),
 		cmocka_unit_test(test_rings_beyond_the_followed_ones_are_not_read_twice),
 		cmocka_unit_test(test_a_huge_ring_is_read_a_bounded_step_at_a_time),
+		cmocka_unit_test(test_a_kept_ring_descriptor_never_stands_for_another_table),
 		cmocka_unit_test(test_the_symbol_cache_refuses_alike_and_stays_bounded),
 	};
 	int failed = cmocka_run_group_tests(tests, NULL, NULL);

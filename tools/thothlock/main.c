@@ -140,6 +140,7 @@ typedef struct {
 	int fd[MAX_TABLES];
 	int pid[MAX_TABLES];     /* the sender's, as the kernel said */
 	int own_pid[MAX_TABLES]; /* its header's: the sender's pid in its own namespace */
+	unsigned long long dev[MAX_TABLES], ino[MAX_TABLES]; /* the memfd's: its maps' name */
 	uint64_t start[MAX_TABLES];
 	size_t n;
 	size_t dropped;         /* tables of processes beyond MAX_TABLES */
@@ -158,7 +159,8 @@ static void keep_table(handed_t *h, int fd, pid_t sender)
 {
 	char kind[64];
 	thothlock_header_t hdr;
-	if (thothlock_table_check_sealed(fd, kind, sizeof kind) != 0) {
+	struct stat st;
+	if (thothlock_table_check_sealed(fd, kind, sizeof kind) != 0 || fstat(fd, &st) != 0) {
 		refuse_message(h, kind);
 		close(fd);
 		return;
@@ -183,6 +185,8 @@ static void keep_table(handed_t *h, int fd, pid_t sender)
 				h->fd[i] = fd;
 				h->own_pid[i] = hdr.pid;
 				h->start[i] = hdr.start_ns;
+				h->dev[i] = st.st_dev;
+				h->ino[i] = st.st_ino;
 			} else {
 				close(fd);
 			}
@@ -196,6 +200,8 @@ static void keep_table(handed_t *h, int fd, pid_t sender)
 	h->fd[h->n] = fd;
 	h->pid[h->n] = sender;
 	h->own_pid[h->n] = hdr.pid;
+	h->dev[h->n] = st.st_dev;
+	h->ino[h->n] = st.st_ino;
 	h->start[h->n++] = hdr.start_ns;
 }
 
@@ -251,15 +257,15 @@ static void receive_tables(int sock, handed_t *h)
 	}
 }
 
-/* T with its saved maps (none: raw addresses) and what became of its
- * process: CHILD's by its wait status, a forked one's by /proc.  The maps
- * are saved under OWN_PID, the process's pid as it sees it (in a pid
- * namespace of its own, not the one it is reported under). */
-static thothlock_table_t *what_became(thothlock_table_t *t, int own_pid, const char *dir,
+/* T with its saved maps MAPS (DIR/MAPS; none: raw addresses) and what
+ * became of its process: CHILD's by its wait status, a forked one's by
+ * /proc.  A handed-over table's maps are named by its memfd
+ * (THOTHLOCK_MEMFD_MAPS_FMT), a copy's by its header's pid. */
+static thothlock_table_t *what_became(thothlock_table_t *t, const char *maps, const char *dir,
 				      pid_t child, int wstatus, uint64_t reaped_ns)
 {
 	char path[PATH_MAX];
-	snprintf(path, sizeof path, "%s/%d.maps", dir, own_pid);
+	snprintf(path, sizeof path, "%s/%s", dir, maps);
 	(void)thothlock_table_set_maps_file(t, path);
 	if (thothlock_table_pid(t) == child)
 		thothlock_table_set_reaped(t, wstatus, reaped_ns);
@@ -299,7 +305,9 @@ static int report(const char *dir, handed_t *h, FILE *out, const thothlock_repor
 			continue;
 		}
 		thothlock_table_set_sender(t, h->pid[i]);
-		tables[n++] = what_became(t, h->own_pid[i], dir, child, wstatus, reaped_ns);
+		char maps[96];
+		snprintf(maps, sizeof maps, THOTHLOCK_MEMFD_MAPS_FMT, h->dev[i], h->ino[i]);
+		tables[n++] = what_became(t, maps, dir, child, wstatus, reaped_ns);
 	}
 	/* Copies at exit (save_table in the preload) of the processes whose
 	 * table did not reach the socket: one that closed THOTHLOCK_FD, say. */
@@ -328,7 +336,9 @@ static int report(const char *dir, handed_t *h, FILE *out, const thothlock_repor
 			status = 1;
 			continue;
 		}
-		tables[n++] = what_became(t, thothlock_table_pid(t), dir, child, wstatus, reaped_ns);
+		char maps[32];
+		snprintf(maps, sizeof maps, "%d.maps", thothlock_table_pid(t));
+		tables[n++] = what_became(t, maps, dir, child, wstatus, reaped_ns);
 	}
 	if (d)
 		closedir(d);

@@ -57,6 +57,15 @@
  * counted, as it was), so a reader of 7 reads 6 as it is. */
 #define THOTHLOCK_VERSION_MIN  6u
 #define THOTHLOCK_HEADER_SIZE  4096u
+/* Under thothlock (THOTHLOCK_DIR), the maps a process whose table was
+ * handed over saves, named by its memfd's device and inode (what
+ * thothlock's fstat of the descriptor it was handed says), printf format
+ * with two unsigned long long: not by pid, which two pid namespaces' pid
+ * 1s share (the later one's maps symbolized both).  A memfd's inode is
+ * the kernel's, one per live memfd, and thothlock holds the descriptor
+ * until its report.  A table that did not go through the socket (the
+ * copy at exit) keeps PID.maps. */
+#define THOTHLOCK_MEMFD_MAPS_FMT "memfd-%llu-%llu.maps"
 #define THOTHLOCK_HIST_BUCKETS 32u            /* log2(ns) buckets, see below */
 #define THOTHLOCK_STACK_DEPTH  16u
 #define THOTHLOCK_OWNER_SITES  4u

@@ -24,6 +24,7 @@
  *  - fork: the child starts a fresh table of its own (pthread_atfork).
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <execinfo.h>
@@ -80,6 +81,10 @@ static struct {
 	int (*rw_clockwrlock)(pthread_rwlock_t *, clockid_t, const struct timespec *);
 	int (*cond_wait)(pthread_cond_t *, pthread_mutex_t *);
 	int (*cond_timedwait)(pthread_cond_t *, pthread_mutex_t *, const struct timespec *);
+	/* The descriptor calls that could take this library's own away. */
+	int (*_Atomic close)(int);      /* may be called before init: NULL until then */
+	int (*dup2)(int, int);
+	int (*dup3)(int, int, int);
 } real;
 
 static void die(const char *why)
@@ -135,6 +140,10 @@ static void resolve_real(void)
 	real.rw_clockwrlock = dlsym(RTLD_NEXT, "pthread_rwlock_clockwrlock");
 	real.cond_wait = must_resolve("pthread_cond_wait", "GLIBC_2.3.2");
 	real.cond_timedwait = must_resolve("pthread_cond_timedwait", "GLIBC_2.3.2");
+	real.dup2 = must_resolve("dup2", NULL);
+	real.dup3 = must_resolve("dup3", NULL);
+	atomic_store_explicit(&real.close, (int (*)(int))must_resolve("close", NULL),
+			      memory_order_release);
 }
 
 /* ---- per-thread state (private memory) --------------------------------- */
@@ -283,7 +292,14 @@ static pthread_key_t exit_key;
 static char table_path[PATH_MAX];               /* DIR/PID.table: the live view's marker, or
 						 * (THOTHLOCK_DIR) the base of PID.maps */
 static bool keep_table;                         /* THOTHLOCK_DIR given: hand it to thothlock */
-static int table_fd = -1;                       /* the sealed memfd the table is mapped from */
+/* The descriptors this library keeps in the program: the table's memfd
+ * and thothlock's socket.  Atomic: the program's close/dup2 wrappers read
+ * them from any thread (below, "Descriptors the program cannot close"). */
+static _Atomic(int) table_fd = -1;              /* the sealed memfd the table is mapped from */
+static _Atomic(int) hand_sock = -1;             /* THOTHLOCK_FD's socket, once checked */
+static unsigned long long hand_ino;             /* ... its inode, as THOTHLOCK_FD says */
+static _Atomic(int) fds_owner;                  /* the process they are open in (a vfork
+						 * child shares this memory, not them) */
 static bool handed;                             /* thothlock holds it (THOTHLOCK_FD) */
 static uintptr_t own_text_start, own_text_end;  /* frames inside this library are skipped */
 
@@ -994,6 +1010,189 @@ static inline thread_state_t *enter(void)
 	return t;
 }
 
+/* ---- descriptors the program cannot close --------------------------------
+ *
+ * Daemons close every descriptor they did not open at start-up:
+ * closefrom(3), close_range(3, ~0U, 0), or close() over every number.
+ * That closed the table's memfd (live readers find the table only through
+ * /proc/PID/fd: the process went unseen) and thothlock's socket (a worker
+ * it forked then could not hand its table over, so a kill -9 lost its
+ * report).  So these calls are interposed and this library's two
+ * descriptors survive them:
+ *  - close(ours) answers 0 and closes nothing.  0, not EBADF: the program
+ *    can only know the number from /proc/self/fd (closefrom's fallback
+ *    reads it) or THOTHLOCK_FD, where it is listed as open, and closing an
+ *    open descriptor succeeds; runtimes that raise on EBADF (Python's
+ *    os.close) would turn a harmless close into a crash.
+ *  - close_range and closefrom close the rest of their range, split around
+ *    ours, with the caller's flags (CLOSE_RANGE_CLOEXEC: ours keep their
+ *    own close-on-exec flag: the socket must reach exec'd programs;
+ *    CLOSE_RANGE_UNSHARE: done even when the range held only ours).  Bad
+ *    input (first > last, unknown flags) goes to the kernel whole, which
+ *    answers EINVAL as it would without the profiler.
+ *  - dup2/dup3 onto our number: the program wants that number, so ours
+ *    moves to another (same close-on-exec flag) and the program's call
+ *    then does what it asked.
+ * Not seen: the raw syscalls (a static or Go program) and glibc-internal
+ * closes (posix_spawn's file actions, in the spawned child only).  A vfork
+ * child's calls go through untouched (is_ours). */
+
+static inline bool is_ours(int fd)
+{
+	/* The pid last: a syscall, asked only of a number that matches.  In
+	 * a vfork child (this memory, its own descriptors) nothing is ours:
+	 * its dup2 onto our number must not move the parent's record. */
+	return fd >= 0 &&
+	       (fd == atomic_load_explicit(&table_fd, memory_order_relaxed) ||
+		fd == atomic_load_explicit(&hand_sock, memory_order_relaxed)) &&
+	       (int)syscall(SYS_getpid) == atomic_load_explicit(&fds_owner, memory_order_relaxed);
+}
+
+/* This library's own closes: the kernel's, never the program's view. */
+static int close_own(int fd)
+{
+	return (int)syscall(SYS_close, fd);
+}
+
+/* FD, a descriptor of ours, moved off its number (the program dup2s onto
+ * it): the new number, same close-on-exec flag; -1 when there is no room,
+ * and then ours is given up (the program's call must do what it asked). */
+static int move_ours(int fd)
+{
+	int fl = fcntl(fd, F_GETFD);
+	int moved = fl < 0 ? -1 : fcntl(fd, (fl & FD_CLOEXEC) ? F_DUPFD_CLOEXEC : F_DUPFD, 3);
+	int expect = fd;
+	if (!atomic_compare_exchange_strong(&table_fd, &expect, moved)) {
+		expect = fd;
+		if (!atomic_compare_exchange_strong(&hand_sock, &expect, moved)) {
+			/* another thread's dup2 onto FD moved it first: this
+			 * copy is nobody's */
+			if (moved >= 0)
+				close_own(moved);
+			return -1;
+		}
+	}
+	if (moved < 0)
+		warn3("the program took this library's descriptor's number and no other is free: ",
+		      "this process's table is no longer seen live nor handed to thothlock", "");
+	return moved;
+}
+
+EXPORT int close(int fd)
+{
+	if (is_ours(fd))
+		return 0;
+	int (*fn)(int) = atomic_load_explicit(&real.close, memory_order_acquire);
+	return fn ? fn(fd) : close_own(fd);
+}
+
+static int dup_onto(int oldfd, int newfd, int flags, bool three)
+{
+	/* dup3's bad flags: the kernel's EINVAL comes before EBADF */
+	if (oldfd != newfd && (!three || (flags & ~O_CLOEXEC) == 0) && is_ours(newfd)) {
+		if (fcntl(oldfd, F_GETFD) < 0)
+			return -1;              /* EBADF: nothing to dup, ours stays */
+		(void)move_ours(newfd);
+	}
+	if (three)
+		return real.dup3 ? real.dup3(oldfd, newfd, flags)
+				 : (int)syscall(SYS_dup3, oldfd, newfd, flags);
+	if (real.dup2)
+		return real.dup2(oldfd, newfd);
+	if (oldfd == newfd)
+		return fcntl(oldfd, F_GETFD) < 0 ? -1 : newfd;
+	return (int)syscall(SYS_dup3, oldfd, newfd, 0);
+}
+
+EXPORT int dup2(int oldfd, int newfd)
+{
+	return dup_onto(oldfd, newfd, 0, false);
+}
+
+EXPORT int dup3(int oldfd, int newfd, int flags)
+{
+	return dup_onto(oldfd, newfd, flags, true);
+}
+
+#ifndef CLOSE_RANGE_UNSHARE
+#define CLOSE_RANGE_UNSHARE (1U << 1)
+#endif
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+static int close_range_raw(unsigned int first, unsigned int last, unsigned int flags)
+{
+#ifdef SYS_close_range
+	return (int)syscall(SYS_close_range, first, last, flags);
+#else
+	(void)first, (void)last, (void)flags;
+	errno = ENOSYS;
+	return -1;
+#endif
+}
+
+/* close_range(FIRST, LAST, FLAGS) on every number of the range but ours. */
+static int close_range_around(unsigned int first, unsigned int last, unsigned int flags)
+{
+	int a = atomic_load(&table_fd), b = atomic_load(&hand_sock);
+	unsigned int keep[2];
+	size_t n = 0;
+	if (first > last || (flags & ~(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC)) ||
+	    (int)syscall(SYS_getpid) != atomic_load(&fds_owner))
+		return close_range_raw(first, last, flags);     /* EINVAL by the kernel; a vfork child */
+	if (a >= 0 && (unsigned)a >= first && (unsigned)a <= last)
+		keep[n++] = (unsigned)a;
+	if (b >= 0 && b != a && (unsigned)b >= first && (unsigned)b <= last)
+		keep[n++] = (unsigned)b;
+	if (n == 0)
+		return close_range_raw(first, last, flags);
+	if (n == 2 && keep[0] > keep[1]) {
+		unsigned int t = keep[0];
+		keep[0] = keep[1];
+		keep[1] = t;
+	}
+	unsigned int from = first;
+	bool called = false;
+	for (size_t i = 0; i <= n; i++) {
+		/* the piece [from, keep[i] - 1], then the rest up to last */
+		bool tail = i == n;
+		if (!tail && keep[i] == from) {
+			from = keep[i] + 1;     /* ours are at most INT_MAX: no wrap */
+			continue;
+		}
+		if (tail && from > last)
+			break;
+		unsigned int to = tail ? last : keep[i] - 1;
+		if (close_range_raw(from, to, flags) != 0)
+			return -1;
+		called = true;
+		if (!tail)
+			from = keep[i] + 1;
+	}
+	if (!called && (flags & CLOSE_RANGE_UNSHARE) && unshare(CLONE_FILES) != 0)
+		return -1;
+	return 0;
+}
+
+EXPORT int close_range(unsigned int first, unsigned int last, int flags)
+{
+	return close_range_around(first, last, (unsigned int)flags);
+}
+
+/* glibc's closefrom: close_range(LOWFD, ~0U, 0), else (a kernel without
+ * close_range) each number up to the descriptor limit; it cannot fail. */
+EXPORT void closefrom(int lowfd)
+{
+	unsigned int from = lowfd < 0 ? 0 : (unsigned int)lowfd;
+	if (close_range_around(from, ~0U, 0) == 0)
+		return;
+	long max = sysconf(_SC_OPEN_MAX);
+	for (long fd = from; fd < (max > 0 ? max : 1024); fd++)
+		if (!is_ours((int)fd))
+			(void)close_own((int)fd);
+}
+
 /* ---- table file --------------------------------------------------------- */
 
 static size_t table_bytes(void)
@@ -1071,6 +1270,14 @@ static int sealed_memfd(size_t size)
 	char name[32];
 	snprintf(name, sizeof name, "thothlock:%d", (int)getpid());
 	int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd >= 0 && fd < 3) {
+		/* A program started with stdin, stdout or stderr closed: leave
+		 * those numbers to it ("close(0); open(...)" expects 0), since it
+		 * could never close ours. */
+		int high = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+		close_own(fd);
+		fd = high;
+	}
 	if (fd < 0)
 		return -1;
 	if (ftruncate(fd, (off_t)size) != 0 ||
@@ -1079,6 +1286,56 @@ static int sealed_memfd(size_t size)
 		return -1;
 	}
 	return fd;
+}
+
+/* THOTHLOCK_FD's socket, at start-up (before the program runs, so before
+ * it can close anything): kept in hand_sock, which the program's closes
+ * then spare, and which a forked child inherits.  -1 when unset or not
+ * that socket (an exec'd program whose parent closed or reused it). */
+static bool is_sock_ino(int fd, unsigned long long ino)
+{
+	struct stat st;
+	return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_ino == (ino_t)ino;
+}
+
+/* The descriptor of this process that is socket INO, -1 if none: an
+ * exec'd program whose parent dup2'd onto THOTHLOCK_FD's number, which
+ * moved the socket (dup_onto) without changing the variable it inherited.
+ * The inode is the socket's own: no other descriptor can match it. */
+static int find_sock_ino(unsigned long long ino)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int found = -1;
+	struct dirent *e;
+	while (d && found < 0 && (e = readdir(d))) {
+		char *end;
+		long fd = strtol(e->d_name, &end, 10);
+		if (e->d_name[0] >= '0' && e->d_name[0] <= '9' && !*end && fd <= INT_MAX &&
+		    fd != dirfd(d) && is_sock_ino((int)fd, ino))
+			found = (int)fd;
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+static void find_hand_sock(void)
+{
+	const char *v = getenv("THOTHLOCK_FD");
+	char *end = NULL;
+	long sock = v && *v ? strtol(v, &end, 10) : -1;
+	unsigned long long ino = 0;
+	atomic_store(&hand_sock, -1);
+	if (!v)
+		return;         /* THOTHLOCK_DIR alone: the copy at exit (save_table) */
+	if (sock >= 0 && *end == ':' && end[1] >= '0' && end[1] <= '9')
+		ino = strtoull(end + 1, &end, 10);
+	if (sock < 0 || sock > INT_MAX || *end || !ino)
+		return;
+	if (!is_sock_ino((int)sock, ino) && (sock = find_sock_ino(ino)) < 0)
+		return;
+	hand_ino = ino;
+	atomic_store(&hand_sock, (int)sock);
 }
 
 /* THOTHLOCK_DIR mode: give thothlock the table now, while this process
@@ -1091,17 +1348,13 @@ static int sealed_memfd(size_t size)
 static void hand_over(int fd)
 {
 	const char *v = getenv("THOTHLOCK_FD");
-	char *end = NULL;
-	long sock = v && *v ? strtol(v, &end, 10) : -1;
-	unsigned long long ino = 0;
-	struct stat st;
+	int sock = atomic_load(&hand_sock);
 	handed = false;
 	if (!v)
 		return;         /* THOTHLOCK_DIR alone: the copy at exit (save_table) */
-	if (sock >= 0 && *end == ':' && end[1] >= '0' && end[1] <= '9')
-		ino = strtoull(end + 1, &end, 10);
-	if (sock < 0 || sock > INT_MAX || *end || !ino || fstat((int)sock, &st) != 0 ||
-	    !S_ISSOCK(st.st_mode) || st.st_ino != (ino_t)ino) {
+	/* Still that socket: one the program put at our number by a raw
+	 * dup2 syscall (not seen by dup_onto) is not written to. */
+	if (sock < 0 || !is_sock_ino(sock, hand_ino)) {
 		warn3("THOTHLOCK_FD=", v,
 		      ": not thothlock's socket (the program closed or reused it?): this "
 		      "process's table is copied at its exit only");
@@ -1121,7 +1374,7 @@ static void hand_over(int fd)
 	h->cmsg_type = SCM_RIGHTS;
 	h->cmsg_len = CMSG_LEN(sizeof(int));
 	memcpy(CMSG_DATA(h), &fd, sizeof fd);
-	if (sendmsg((int)sock, &m, MSG_DONTWAIT | MSG_NOSIGNAL) != 1)
+	if (sendmsg(sock, &m, MSG_DONTWAIT | MSG_NOSIGNAL) != 1)
 		warn3("cannot hand this process's table to thothlock: ", strerror(errno),
 		      ": it is copied at its exit only");
 	else
@@ -1206,12 +1459,13 @@ static void open_table(void)
 	void *mem = MAP_FAILED;
 	table_path[0] = 0;
 	if (table_fd >= 0)
-		close(table_fd);        /* a forked child's copy of its parent's */
+		close_own(table_fd);    /* a forked child's copy of its parent's */
 	table_fd = sealed_memfd(table_size);
+	atomic_store(&fds_owner, (int)syscall(SYS_getpid));     /* a forked child: its copies now */
 	if (table_fd >= 0) {
 		mem = mmap(NULL, table_size, PROT_READ | PROT_WRITE, MAP_SHARED, table_fd, 0);
 		if (mem == MAP_FAILED) {
-			close(table_fd);
+			close_own(table_fd);
 			table_fd = -1;
 		}
 	}
@@ -1278,13 +1532,24 @@ static void open_table(void)
 
 static void save_maps(void)
 {
-	/* The report symbolizes after the process is gone: keep its mappings. */
-	char path[PATH_MAX + 8];
+	/* The report symbolizes after the process is gone: keep its mappings,
+	 * as DIR/memfd-DEV-INO.maps when thothlock holds the table (it finds
+	 * them by the descriptor it was handed, whatever pid namespace this
+	 * process is in), else as DIR/PID.maps beside the copy at exit. */
+	char path[PATH_MAX + 64];
 	size_t n = strlen(table_path);
+	struct stat st;
 	if (n < 6 || n + 1 > sizeof path)
 		return;
 	memcpy(path, table_path, n - 6);              /* strip "table" ... */
 	memcpy(path + n - 6, ".maps", 6);
+	if (handed) {
+		char *slash = strrchr(path, '/');
+		if (!slash || fstat(table_fd, &st) != 0)
+			return;
+		snprintf(slash + 1, sizeof path - (size_t)(slash + 1 - path), THOTHLOCK_MEMFD_MAPS_FMT,
+			 (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
+	}
 	int in = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
 	int out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (in >= 0 && out >= 0) {
@@ -1455,6 +1720,7 @@ static void init(void)
 	(void)backtrace(warm, 4);
 	if (pthread_key_create(&exit_key, thread_exit) != 0)
 		die("pthread_key_create");
+	find_hand_sock();
 	open_table();
 	pthread_atfork(NULL, NULL, after_fork_child);
 	atomic_store_explicit(&init_state, 2, memory_order_release);
