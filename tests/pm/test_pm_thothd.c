@@ -8,6 +8,7 @@
 #define _GNU_SOURCE     /* memmem */
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -1646,10 +1647,11 @@ static void laptop_start(harness_t *h, client_t *c, bool with_dma, laptop_t *l)
 	assert_non_null(l->pg);
 	/* A process maps at most 32 window pages (timerpage.c, MAX_MAPPED):
 	 * past that the page of the thothd just started is refused and the
-	 * old one stays, which this thothd never reads. */
+	 * old one stays, which this thothd never reads.  Each case has a
+	 * process of its own (main). */
 	if (l->pg == before)
-		fail_msg("the window page of the new thothd was not adopted: this test process "
-			 "has mapped 32 (one per thothd started); start fewer thothds in test_pm_thothd");
+		fail_msg("the window page of the new thothd was not adopted: this case's process "
+			 "has mapped 32, one per thothd it connected to (timerpage.c, MAX_MAPPED)");
 	l->slot = timerpage_claim(l->pg, (uint32_t)getpid(), false);
 	assert_true(l->slot >= 0);
 }
@@ -1779,16 +1781,13 @@ static uint64_t sleeps_under_forged_posts(laptop_t *l, client_t *c, pid_t d)
 	return n;
 }
 
-static void a_forger_that_also_messages_thothd_gains_no_re_decisions(laptop_t *l, client_t *c);
-
 /*
  * Near instants on the window page (honest or forged: any process of the
  * uid can write them) re-decided the CPU hint once a millisecond: idle
  * thothd woke ~1000 times a second for a request that stayed the same.
  * Its re-decision now backs off to once per 64 ms while nothing changes
  * (docs/LOOP.md "A hostile co-tenant"); the hint is still set, and still
- * let go once the posts stop.  Then, on the same thothd, a forger that
- * also sends thothd a call every 5 ms, and a hostile high-water mark.
+ * let go once the posts stop.
  */
 static void test_near_posts_wake_idle_thothd_a_bounded_number_of_times(void **state)
 {
@@ -1825,7 +1824,6 @@ static void test_near_posts_wake_idle_thothd_a_bounded_number_of_times(void **st
 	timerpage_post(l.pg, l.slot, 0, 0);
 	released_arg_t ra = { l.d };
 	assert_true(harness_wait_until(qos_released, &ra, THOTH_TEST_DEADLINE_MS(10000)));
-	a_forger_that_also_messages_thothd_gains_no_re_decisions(&l, &c);
 	laptop_stop(&l);
 	thoth_control_close(&c.ctl);
 	harness_teardown(&h);
@@ -1964,11 +1962,17 @@ static uint64_t honest_post_seen_us(laptop_t *l, unsigned msg_us)
 	return seen ? (seen - posted) / 1000 : UINT64_MAX;
 }
 
-/* Run by test_near_posts_wake_idle_thothd_a_bounded_number_of_times on
- * its thothd: this process can map 32 window pages, one per thothd it
- * connects to (timerpage.c, MAX_MAPPED), and this suite starts that many. */
-static void a_forger_that_also_messages_thothd_gains_no_re_decisions(laptop_t *l, client_t *c)
+/* The forger above with a call every 5 ms gains no re-decisions (and, with
+ * THOTH_PM_WAKES_TABLE set, docs/PM.md's table and honest-post figures). */
+static void test_a_forger_that_also_messages_thothd_gains_no_re_decisions(void **state)
 {
+	(void)state;
+	harness_t h;
+	client_t c;
+	assert_int_equal(harness_setup(&h), 0);
+	laptop_t lt;
+	laptop_start(&h, &c, true, &lt);
+	laptop_t *l = &lt;
 	timerpage_post(l->pg, l->slot, 0, 0);
 	if (getenv("THOTH_PM_WAKES_TABLE")) {
 		/* docs/PM.md's table: each line the median of 3 one-second runs */
@@ -2015,13 +2019,36 @@ static void a_forger_that_also_messages_thothd_gains_no_re_decisions(laptop_t *l
 		      (unsigned long long)r[0].msgs, (unsigned long long)r[1].msgs,
 		      (unsigned long long)r[2].msgs);
 	assert_true(med <= 40);
-	/* and a post this near does set a hint (else this counted nothing),
-	 * also under a hostile high-water mark: thothd bounds its scan for
-	 * the next posted wake-up (pm.c, next_posted_wake_ns) by the page's
-	 * `high`, which any process of the uid can write; past the page
-	 * (SLOTS + 1, + 8, 2^32 - 1) it is clamped to the page's slots and
-	 * thothd still decides on our post.  A scan that trusted 2^32 - 1
-	 * ran off the mapping and killed thothd. */
+	/* and a post this near does set a hint (else this counted nothing) */
+	thoth_pm_CpuQos_t q = { 0 };
+	char stn[32] = "";
+	uint64_t until = harness_now_ms() + THOTH_TEST_DEADLINE_MS(10000);
+	while (!q.hint_us && harness_now_ms() < until) {
+		timerpage_post(l->pg, l->slot, test_now_ns() + 500000ull, 0);
+		assert_int_equal(cpu_qos(&c, &q, stn, sizeof stn), 0);
+	}
+	assert_true(q.hint_us > 0);
+	timerpage_post(l->pg, l->slot, 0, 0);
+	laptop_stop(l);
+	thoth_control_close(&c.ctl);
+	harness_teardown(&h);
+}
+
+/* thothd bounds its scan for the next posted wake-up (pm.c,
+ * next_posted_wake_ns) by the page's `high`, which any process of the uid
+ * can write; past the page (SLOTS + 1, + 8, 2^32 - 1) it is clamped to the
+ * page's slots and thothd still decides on our post.  A scan that trusted
+ * 2^32 - 1 ran off the mapping and killed thothd. */
+static void test_thothds_hint_scan_clamps_a_hostile_high_water_mark(void **state)
+{
+	(void)state;
+	harness_t h;
+	client_t cl;
+	assert_int_equal(harness_setup(&h), 0);
+	laptop_t lt;
+	laptop_start(&h, &cl, true, &lt);
+	laptop_t *l = &lt;
+	client_t *c = &cl;
 	uint32_t honest = atomic_load(&l->pg->high);
 	const uint32_t highs[] = { honest, THOTH_TIMERPAGE_SLOTS + 1, THOTH_TIMERPAGE_SLOTS + 8, UINT32_MAX };
 	for (unsigned i = 0; i < sizeof highs / sizeof highs[0]; i++) {
@@ -2039,6 +2066,9 @@ static void a_forger_that_also_messages_thothd_gains_no_re_decisions(laptop_t *l
 		assert_true(harness_wait_until(qos_released, &ra, THOTH_TEST_DEADLINE_MS(10000)));
 	}
 	atomic_store(&l->pg->high, honest);
+	laptop_stop(l);
+	thoth_control_close(&c->ctl);
+	harness_teardown(&h);
 }
 
 /* The real /dev/cpu_dma_latency through thothd (root, on a machine that has
@@ -2116,11 +2146,18 @@ static void test_cpu_idle_hints_stop_with_a_reason_when_the_request_cannot_be_he
 	harness_teardown(&h);
 }
 
+/*
+ * Each case runs in a process of its own.  A process maps at most 32 window
+ * pages, one per thothd it connects to (timerpage.c, MAX_MAPPED: a page once
+ * mapped stays mapped, since loops of other threads may still read it), and
+ * this file's cases start more thothds than that between them: in one
+ * process the cases after the 32nd kept a gone thothd's page (laptop_start
+ * fails on it).  A case's pages, like everything else it leaves in the
+ * process, now go with its process.  A name pattern (fnmatch: * and ?) runs
+ * the matching cases only (loops chasing an intermittent fault).
+ */
 int main(int argc, char **argv)
 {
-	/* A name pattern runs one case (loops chasing an intermittent fault). */
-	if (argc > 1)
-		cmocka_set_test_filter(argv[1]);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_lease_on_disk_raises_bus_first_through_thothd),
 		cmocka_unit_test(test_kill_9_of_holder_frees_its_lease_within_1ms),
@@ -2149,8 +2186,39 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_pm_trace_points_are_exported_as_chrome_json_and_ctf),
 		cmocka_unit_test(test_cpu_idle_hint_follows_the_next_posted_wake_up),
 		cmocka_unit_test(test_near_posts_wake_idle_thothd_a_bounded_number_of_times),
+		cmocka_unit_test(test_a_forger_that_also_messages_thothd_gains_no_re_decisions),
+		cmocka_unit_test(test_thothds_hint_scan_clamps_a_hostile_high_water_mark),
 		cmocka_unit_test(test_lease_bound_is_held_in_the_real_cpu_dma_latency),
 		cmocka_unit_test(test_cpu_idle_hints_stop_with_a_reason_when_the_request_cannot_be_held),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	const char *only = argc > 1 ? argv[1] : NULL;
+	unsigned ran = 0, failed = 0;
+	for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
+		if (only && fnmatch(only, tests[i].name, 0) != 0)
+			continue;
+		ran++;
+		fflush(NULL);           /* nothing buffered printed twice */
+		pid_t pid = fork();
+		if (pid < 0) {
+			fprintf(stderr, "test_pm_thothd: cannot fork for %s: %s\n", tests[i].name, strerror(errno));
+			return 1;
+		}
+		if (pid == 0) {
+			prctl(PR_SET_PDEATHSIG, SIGKILL);       /* a killed run leaves no case behind */
+			exit(_cmocka_run_group_tests(tests[i].name, &tests[i], 1, NULL, NULL) ? 1 : 0);
+		}
+		int st = 0;
+		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+			;
+		if (WIFSIGNALED(st))
+			fprintf(stderr, "test_pm_thothd: %s killed by signal %d\n", tests[i].name, WTERMSIG(st));
+		if (!WIFEXITED(st) || WEXITSTATUS(st))
+			failed++;
+	}
+	if (!ran) {
+		fprintf(stderr, "test_pm_thothd: no case matches '%s'\n", only);
+		return 1;
+	}
+	printf("[==========] test_pm_thothd: %u case(s), each in its own process, %u failed\n", ran, failed);
+	return failed ? 1 : 0;
 }
