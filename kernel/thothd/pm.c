@@ -618,9 +618,9 @@ static void update_qos(thothd_pm_t *pm)
 	 * 15-20 for the forger alone; docs/PM.md).  A lease or service_qos that
 	 * changes the request changes it in its own call.  Nothing wakes
 	 * thothd when a slot changes (the page is read at a decision), so
-	 * meanwhile the
-	 * request lags the page by up to 64 ms, not max(1 ms, the wake-up's
-	 * distance): a farther post finds a shallower state than it allows
+	 * meanwhile the request lags the page by up to 64 ms (or until the
+	 * next message served), not max(1 ms, the wake-up's distance): a
+	 * farther post finds a shallower state than it allows
 	 * (energy), a nearer one may find the held, deeper state (its wake-up
 	 * at most the held hint's exit latency late). */
 	bool same = req.hint_us == pm->cpu_req.hint_us && req.state == pm->cpu_req.state;
