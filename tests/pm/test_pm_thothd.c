@@ -1962,6 +1962,21 @@ static uint64_t honest_post_seen_us(laptop_t *l, unsigned msg_us)
 	return seen ? (seen - posted) / 1000 : UINT64_MAX;
 }
 
+/* Whether our slot's post 0.5 ms ahead (kept that near) gets thothd to set
+ * a hint, asked until the deadline; the post is taken back after. */
+static bool a_near_post_sets_a_hint(laptop_t *l, client_t *c)
+{
+	thoth_pm_CpuQos_t q = { 0 };
+	char st[32] = "";
+	uint64_t until = harness_now_ms() + THOTH_TEST_DEADLINE_MS(10000);
+	while (!q.hint_us && harness_now_ms() < until) {
+		timerpage_post(l->pg, l->slot, test_now_ns() + 500000ull, 0);
+		assert_int_equal(cpu_qos(c, &q, st, sizeof st), 0);
+	}
+	timerpage_post(l->pg, l->slot, 0, 0);
+	return q.hint_us > 0;
+}
+
 /* The forger above with a call every 5 ms gains no re-decisions (and, with
  * THOTH_PM_WAKES_TABLE set, docs/PM.md's table and honest-post figures). */
 static void test_a_forger_that_also_messages_thothd_gains_no_re_decisions(void **state)
@@ -2020,15 +2035,7 @@ static void test_a_forger_that_also_messages_thothd_gains_no_re_decisions(void *
 		      (unsigned long long)r[2].msgs);
 	assert_true(med <= 40);
 	/* and a post this near does set a hint (else this counted nothing) */
-	thoth_pm_CpuQos_t q = { 0 };
-	char stn[32] = "";
-	uint64_t until = harness_now_ms() + THOTH_TEST_DEADLINE_MS(10000);
-	while (!q.hint_us && harness_now_ms() < until) {
-		timerpage_post(l->pg, l->slot, test_now_ns() + 500000ull, 0);
-		assert_int_equal(cpu_qos(&c, &q, stn, sizeof stn), 0);
-	}
-	assert_true(q.hint_us > 0);
-	timerpage_post(l->pg, l->slot, 0, 0);
+	assert_true(a_near_post_sets_a_hint(l, &c));
 	laptop_stop(l);
 	thoth_control_close(&c.ctl);
 	harness_teardown(&h);
@@ -2053,15 +2060,7 @@ static void test_thothds_hint_scan_clamps_a_hostile_high_water_mark(void **state
 	const uint32_t highs[] = { honest, THOTH_TIMERPAGE_SLOTS + 1, THOTH_TIMERPAGE_SLOTS + 8, UINT32_MAX };
 	for (unsigned i = 0; i < sizeof highs / sizeof highs[0]; i++) {
 		atomic_store(&l->pg->high, highs[i]);
-		thoth_pm_CpuQos_t q = { 0 };
-		char stn[32] = "";
-		uint64_t until = harness_now_ms() + THOTH_TEST_DEADLINE_MS(10000);
-		while (!q.hint_us && harness_now_ms() < until) {
-			timerpage_post(l->pg, l->slot, test_now_ns() + 500000ull, 0);
-			assert_int_equal(cpu_qos(c, &q, stn, sizeof stn), 0);
-		}
-		assert_true(q.hint_us > 0);
-		timerpage_post(l->pg, l->slot, 0, 0);
+		assert_true(a_near_post_sets_a_hint(l, c));
 		released_arg_t ra = { l->d };
 		assert_true(harness_wait_until(qos_released, &ra, THOTH_TEST_DEADLINE_MS(10000)));
 	}
