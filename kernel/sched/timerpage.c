@@ -114,6 +114,23 @@ static bool owner_gone(uint32_t tid)
 	return kill((pid_t)tid, 0) < 0 && errno == ESRCH;
 }
 
+/*
+ * Raising `high` after a claim: at most TIMERPAGE_HIGH_TRIES exchanges.
+ * Any process of the uid may rewrite the word between our load and our
+ * exchange, as often as it likes; a claimer that retried until it won
+ * would spin for as long as the scribbler does.  Giving up costs nothing
+ * but the hint: readers clamp it to our own slot count (scan_limit) and a
+ * low one only hides slots from pick and due_sleepers until a later claim
+ * raises it.  TIMERPAGE_HIGH_CAS is the seam through which
+ * tests/sched/test_timerpage_claim.c (which includes this file) fails
+ * every exchange and counts the tries; the library expands it to the
+ * very call written here, so its object code is unchanged.
+ */
+#define TIMERPAGE_HIGH_TRIES 8
+#ifndef TIMERPAGE_HIGH_CAS
+#define TIMERPAGE_HIGH_CAS(obj, expected, desired) atomic_compare_exchange_weak(obj, expected, desired)
+#endif
+
 int timerpage_claim(timerpage_t *pg, uint32_t owner, bool reclaim_dead)
 {
 	if (!owner)
@@ -126,12 +143,10 @@ int timerpage_claim(timerpage_t *pg, uint32_t owner, bool reclaim_dead)
 			if (!atomic_compare_exchange_strong(&pg->slot[i].owner, &cur, owner))
 				continue;
 			timerpage_post(pg, (int)i, 0, 0);
-			/* Raise the hint; a few tries at most: any process of the
-			 * uid may rewrite it between our load and our exchange,
-			 * as often as it likes, and readers clamp it anyway. */
+			/* Raise the hint; a few tries at most (above). */
 			uint32_t h = atomic_load_explicit(&pg->high, memory_order_relaxed);
-			for (int t = 0; t < 8 && h < i + 1; t++)
-				if (atomic_compare_exchange_weak(&pg->high, &h, i + 1))
+			for (int t = 0; t < TIMERPAGE_HIGH_TRIES && h < i + 1; t++)
+				if (TIMERPAGE_HIGH_CAS(&pg->high, &h, i + 1))
 					break;
 			return (int)i;
 		}

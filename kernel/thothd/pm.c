@@ -610,17 +610,23 @@ static void update_qos(thothd_pm_t *pm)
 	 * second, lying in every slot): re-deciding each millisecond woke
 	 * idle thothd 1000 times a second for a request that stayed the
 	 * same.  While cpu_timer's decisions change nothing, its interval
-	 * doubles up to 64 ms; any other decision (a message served) or a
-	 * changed request starts again at 1 ms.  Nothing wakes thothd when a
-	 * slot changes (the page is read at a decision), so meanwhile the
-	 * request lags the page by up to 64 ms, not max(1 ms, the wake-up's
-	 * distance): a farther post finds a shallower state than it allows
+	 * doubles up to 64 ms; only a changed request starts again at 1 ms.
+	 * A decision after a message served that changes nothing keeps the
+	 * interval where it is: restarting it there let a forger that also
+	 * sent a cheap call every few ms keep idle thothd re-deciding every
+	 * 1-3 ms (about 200 timers a second with a call every 5 ms, against
+	 * 15-20 for the forger alone; docs/PM.md).  A lease or service_qos that
+	 * changes the request changes it in its own call.  Nothing wakes
+	 * thothd when a slot changes (the page is read at a decision), so
+	 * meanwhile the request lags the page by up to 64 ms (or until the
+	 * next message served), not max(1 ms, the wake-up's distance): a
+	 * farther post finds a shallower state than it allows
 	 * (energy), a nearer one may find the held, deeper state (its wake-up
 	 * at most the held hint's exit latency late). */
 	bool same = req.hint_us == pm->cpu_req.hint_us && req.state == pm->cpu_req.state;
-	if (!pm->cpu_timer_driven || !same)
+	if (!same)
 		pm->cpu_streak = 0;
-	else if (pm->cpu_streak < CPU_HINT_BACKOFF_MAX)
+	else if (pm->cpu_timer_driven && pm->cpu_streak < CPU_HINT_BACKOFF_MAX)
 		pm->cpu_streak++;
 	pm->cpu_timer_driven = false;
 	pm->cpu_req = req;
