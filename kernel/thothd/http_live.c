@@ -864,13 +864,24 @@ static char *locks_report(const char *dir, struct thothd_lock_symcache *syms, pt
 	FILE *f = open_memstream(&buf, &len);
 	if (f) {
 		if (!n) {
-			/* The library by its full path (thothctl locks says the
-			 * same): the bare name is not on ld.so's path. */
-			char lib[THOTHLOCK_HINT_MAX];
+			/* thothlock first (thothctl locks says the same), then
+			 * what feeds this panel: the library by its full path
+			 * (the bare name is not on ld.so's path). */
+			char lib[THOTHLOCK_HINT_MAX], launcher[PATH_MAX];
 			fprintf(f, "{\"available\":false,\"why\":\"");
-			put_escaped(f, "no process publishes lock statistics: run one with LD_PRELOAD=");
-			put_escaped(f, thothd_lock_preload_hint(lib, sizeof lib));
-			put_escaped(f, " (thothlock, docs/LOCKS.md)");
+			put_escaped(f, "no process publishes lock statistics: ");
+			if (thothd_lock_launcher(launcher, sizeof launcher)) {
+				put_escaped(f, "profile one with ");
+				put_escaped(f, launcher);
+				put_escaped(f, " -- PROGRAM (its report at exit, kept through a kill -9); "
+					       "this panel shows one run with LD_PRELOAD=");
+				put_escaped(f, thothd_lock_preload_hint(lib, sizeof lib));
+				put_escaped(f, " PROGRAM (docs/LOCKS.md)");
+			} else {
+				put_escaped(f, "run one with LD_PRELOAD=");
+				put_escaped(f, thothd_lock_preload_hint(lib, sizeof lib));
+				put_escaped(f, " PROGRAM (no thothlock launcher found; docs/LOCKS.md)");
+			}
 			fprintf(f, "\"}");
 		} else {
 			thothlock_report_opts_t opts = { .json = true, .top = LOCKS_TOP };

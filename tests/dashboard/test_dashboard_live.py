@@ -111,6 +111,12 @@ def test_event_stream_delivers_live_data(s):
     lib = os.path.realpath(os.path.join(BUILD, "tools/thothlock/libthothlock.so"))
     if "LD_PRELOAD=%s " % lib not in tick["locks"]["why"]:
         fail("the lock panel does not name %s: %s" % (lib, tick["locks"]["why"]))
+    # ... after the thothlock launcher, the supported way (it advised only
+    # LD_PRELOAD, whose table a kill -9 of the program loses)
+    launcher = os.path.realpath(os.path.join(BUILD, "tools/thothlock/thothlock"))
+    why = tick["locks"]["why"]
+    if "profile one with %s -- PROGRAM" % launcher not in why or why.find(launcher) > why.find("LD_PRELOAD"):
+        fail("the lock panel does not name %s first: %s" % (launcher, why))
     ci = tick["cpuidle"]
     if not ci["available"] or ci["driver"] != "haltpoll" or \
             [st["name"] for st in ci["cpus"][1]["states"]] != ["POLL", "haltpoll"]:

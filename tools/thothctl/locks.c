@@ -63,18 +63,26 @@ static bool parse_positive(const char *s, long max, long *out)
 
 static void no_tables(long pid, const char *where)
 {
-	/* The library by its full path: a bare LD_PRELOAD=libthothlock.so is
-	 * not found by ld.so (it lives in LIBDIR/thoth, off the loader's path),
-	 * which says "cannot be preloaded: ignored" and runs the program
-	 * unprofiled.  thothd's own messages name it by the same lookup. */
-	char lib[THOTHLOCK_HINT_MAX];
+	/* thothlock first, the supported way (its report survives a kill -9
+	 * of PROGRAM); then what this live view reads: a bare preload of the
+	 * library by its full path (LD_PRELOAD=libthothlock.so is not found by
+	 * ld.so: it lives in LIBDIR/thoth, off the loader's path, and says
+	 * "cannot be preloaded: ignored").  thothd's own messages name both
+	 * by the same lookup. */
+	char lib[THOTHLOCK_HINT_MAX], launcher[PATH_MAX], what[32];
 	thothd_lock_preload_hint(lib, sizeof lib);
 	if (pid)
-		fprintf(stderr, "thothctl: locks: process %ld publishes no lock statistics in %s "
-			"(run it with LD_PRELOAD=%s; docs/LOCKS.md)\n", pid, where, lib);
+		snprintf(what, sizeof what, "process %ld publishes no", pid);
 	else
-		fprintf(stderr, "thothctl: locks: no running process publishes lock statistics in %s "
-			"(run one with LD_PRELOAD=%s; docs/LOCKS.md)\n", where, lib);
+		snprintf(what, sizeof what, "no running process publishes");
+	if (thothd_lock_launcher(launcher, sizeof launcher))
+		fprintf(stderr, "thothctl: locks: %s lock statistics in %s (profile %s with %s -- PROGRAM: "
+			"its report at exit, kept through a kill -9; this live view shows %s run with "
+			"LD_PRELOAD=%s; docs/LOCKS.md)\n", what, where, pid ? "it" : "one", launcher,
+			pid ? "it" : "one", lib);
+	else
+		fprintf(stderr, "thothctl: locks: %s lock statistics in %s (run %s with LD_PRELOAD=%s: "
+			"no thothlock launcher found; docs/LOCKS.md)\n", what, where, pid ? "it" : "one", lib);
 }
 
 /* No thothd: the same scan and report, here. */

@@ -30,16 +30,33 @@ int thothlock_find_library(const char *const *rel, char *out, size_t cap);
 const char *thothlock_preload_hint(const char *const *rel, char *out, size_t cap);
 
 /*
- * thothd's NoTables reason ("no process publishes lock statistics; run one
- * with LD_PRELOAD=HINT (docs/LOCKS.md)", or "process PID publishes ...;
- * run it ..." for PID > 0) in at most CAP - 1 bytes: a client keeps 127 of
- * a reason (thoth_client_t.remote_message), and a deep build's path (a CI
- * workspace) ran past it, the reason ending mid-path with no mark.  Where
- * HINT does not fit, its head gives way to "...": its tail from a '/'
- * (the library's name and the folders nearest it) stays, with the pointer
- * to the docs; `thothctl locks` prints the whole path (found the same
- * way).  Returns OUT.
+ * The thothlock launcher, for the messages that tell a person how to
+ * profile a program (`thothlock -- PROGRAM`, the supported way: its report
+ * survives a kill -9 of PROGRAM, a bare LD_PRELOAD's table does not): the
+ * first of REL (relative to the running executable's folder, as for the
+ * library), "thothlock" beside it (thothctl's bin/), THOTHLOCK_RELATIVE_BIN
+ * from it (thothd's sbin/ to the installed bindir), THOTHLOCK_INSTALLED_BIN
+ * (the configured prefix's), then $PATH, that is executable.  OUT (at
+ * least PATH_MAX) gets its resolved path.  0, or -1 when none is there.
  */
-const char *thothlock_no_tables_reason(char *out, size_t cap, unsigned pid, const char *hint);
+int thothlock_find_launcher(const char *const *rel, char *out, size_t cap);
+
+/*
+ * thothd's NoTables reason in at most CAP - 1 bytes: with LAUNCHER (a path
+ * thothlock_find_launcher found) "no process publishes lock statistics;
+ * run one under LAUNCHER -- PROGRAM (live: LD_PRELOAD, docs/LOCKS.md)"
+ * (a program under thothlock reports at its exit, not in the live view,
+ * which only a bare preload feeds); with LAUNCHER NULL "...; run one with
+ * LD_PRELOAD=LIB (no thothlock found; docs/LOCKS.md)"; "process PID
+ * publishes ...; run it ..." for PID > 0.  A client keeps 127 bytes of a
+ * reason (thoth_client_t.remote_message), and a deep build's path (a CI
+ * workspace) ran past it, the reason ending mid-path with no mark.  Where
+ * the path does not fit, its head gives way to "...": its tail from a '/'
+ * (the file's name and the folders nearest it) stays, with the pointer to
+ * the docs; `thothctl locks` prints the whole paths (found the same way).
+ * Returns OUT.
+ */
+const char *thothlock_no_tables_reason(char *out, size_t cap, unsigned pid, const char *launcher,
+				       const char *lib);
 
 #endif
