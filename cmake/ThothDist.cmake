@@ -1,5 +1,6 @@
 # What a distribution ships besides the library: man pages (scdoc sources in
-# man/), bash completions (completion/), systemd user units (systemd/).
+# man/), bash completions (completion/), systemd user units (systemd/), the
+# documentation (docs/: the man pages send the reader there).
 # Installed by cmake/ThothInstall.cmake's `cmake --install` and `make install`.
 
 # Man pages: man/NAME.SECTION.scd -> NAME.SECTION, one source format (scdoc,
@@ -20,9 +21,11 @@ if(NOT THOTH_MAN STREQUAL "OFF")
       get_filename_component(page ${src} NAME)
       string(REGEX REPLACE "\\.scd$" "" page ${page})
       set(out ${PROJECT_BINARY_DIR}/man/${page})
+      # @THOTH_DOCDIR@: where docs/ is installed (the pages' SEE ALSO).
       add_custom_command(OUTPUT ${out}
         COMMAND ${CMAKE_COMMAND} -E make_directory ${PROJECT_BINARY_DIR}/man
-        COMMAND sh -c "\"$0\" < \"$1\" > \"$2\"" ${THOTH_SCDOC} ${src} ${out}
+        COMMAND sh -c "sed \"s|@THOTH_DOCDIR@|$3|g\" < \"$1\" | \"$0\" > \"$2\"" ${THOTH_SCDOC} ${src} ${out}
+                ${CMAKE_INSTALL_FULL_DOCDIR}
         DEPENDS ${src}
         COMMENT "scdoc ${page}"
         VERBATIM)
@@ -46,6 +49,14 @@ if(THOTH_INSTALL)
     string(REGEX MATCH "[0-9]$" sec ${page})
     install(FILES ${page} DESTINATION ${CMAKE_INSTALL_MANDIR}/man${sec} COMPONENT tools)
   endforeach()
+  # docs/*.md and the images they show, in DOCDIR (share/doc/thoth): the
+  # man pages named docs that only a source tree had.  Globbed, so a new
+  # doc is installed without a list to forget (test_install_docs checks
+  # every docs/*.md is there); CONFIGURE_DEPENDS: added after the
+  # configure, it is seen at the next build.
+  file(GLOB _thoth_docs CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/docs/*.md
+       ${PROJECT_SOURCE_DIR}/docs/*.png ${PROJECT_SOURCE_DIR}/docs/*.svg)
+  install(FILES ${_thoth_docs} DESTINATION ${CMAKE_INSTALL_DOCDIR} COMPONENT tools)
   install(FILES ${PROJECT_SOURCE_DIR}/completion/thothctl.bash
           DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions
           RENAME thothctl COMPONENT tools)
