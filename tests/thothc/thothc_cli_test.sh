@@ -186,6 +186,36 @@ awk 'BEGIN { printf "package p;\nversion 1.0;\n";
 expect 2 "near.tidl:4004:4: error: unknown type 'B00000000000000000000000000000'; did you mean 'A00000000000000000000000000000'?" \
 	timeout "$hang" "$thothc" lint "$tmp/near.tidl"
 
+# gen --depfile: a make rule of every file read; one that cannot be
+# written (no such folder, a folder, a path with a line break, which no
+# depfile can hold) is one line naming it, exit 2, and no code is written.
+dt=$(mktemp -d "${TMPDIR:-/tmp}/thothc-depfile-XXXXXX")
+mkdir -p "$dt/my dir" "$dt/gen"
+printf 'package e;\nversion 1.0;\nstruct P {\n  1: u32 x;\n}\n' >"$dt/my dir/e.tidl"
+printf 'package w;\nversion 1.0;\nimport "my dir/e.tidl";\nstruct W {\n  1: e.P p;\n}\n' >"$dt/w.tidl"
+expect 0 '' "$thothc" gen --lang c -o "$dt/gen" --depfile "$dt/gen/w.d" "$dt/w.tidl"
+printf '%s/gen/w.thoth.h %s/gen/w.thoth.c: \\\n  %s/w.tidl \\\n  %s/my\\ dir/e.tidl\n' "$dt" "$dt" "$dt" "$dt" >"$dt/want.d"
+cmp -s "$dt/want.d" "$dt/gen/w.d" || { echo "FAIL: gen --depfile wrote:"; cat "$dt/gen/w.d"; failures=$((failures + 1)); }
+expect 2 "^thothc: cannot write depfile '$dt/none/w.d' (create a temporary file beside it): No such file or directory$" \
+	"$thothc" gen --lang c -o "$dt/gen2" --depfile "$dt/none/w.d" "$dt/w.tidl"
+[ ! -e "$dt/gen2/w.thoth.h" ] || { echo "FAIL: code written though its depfile was not"; failures=$((failures + 1)); }
+expect 2 "^thothc: cannot write depfile '$dt/gen' (rename): Is a directory$" \
+	"$thothc" gen --lang c -o "$dt/gen" --depfile "$dt/gen" "$dt/w.tidl"
+mkdir "$dt/a
+b"
+cp "$dt/w.tidl" "$dt/a
+b/"
+cp -r "$dt/my dir" "$dt/a
+b/"
+expect 2 "has a line break, which a depfile cannot hold$" \
+	"$thothc" gen --lang c -o "$dt/gen" --depfile "$dt/gen/nl.d" "$dt/a
+b/w.tidl"
+out=$("$thothc" gen --lang c -o "$dt/gen" --depfile "$dt/gen/nl.d" "$dt/a
+b/w.tidl" 2>&1)
+[ "$(printf '%s\n' "$out" | wc -l)" = 1 ] || { echo "FAIL: not one line: $out"; failures=$((failures + 1)); }
+expect 2 'option --depfile needs a value' "$thothc" gen --lang c -o "$dt/gen" --depfile
+rm -rf "$dt"
+
 expect 0 'usage: thothc' "$thothc" --help
 expect 0 '^thothc ' "$thothc" --version
 
