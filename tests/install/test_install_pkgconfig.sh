@@ -29,11 +29,11 @@ preload=$(env -u THOTHLOCK_LIB "$D$PREFIX/bin/thothlock" -- sh -c 'printf %s "$L
 # cannot find in LIBDIR/thoth: "cannot be preloaded: ignored").
 mkdir -m 700 "$D/rt"
 "$D$PREFIX/bin/thothctl" --runtime-dir "$D/rt" locks >/dev/null 2>"$D/locks.err" && { echo "thothctl locks found tables in an empty dir" >&2; exit 1; }
-grep -qF "LD_PRELOAD=$LIBDIR/thoth/libthothlock.so;" "$D/locks.err" ||
+grep -qF "(to see one here, start it with LD_PRELOAD=$LIBDIR/thoth/libthothlock.so PROGRAM;" "$D/locks.err" ||
   { cat "$D/locks.err" >&2; echo "the installed thothctl does not name the installed libthothlock.so" >&2; exit 1; }
-# ... after the installed thothlock launcher, the supported way (it
-# advised only LD_PRELOAD, whose table a kill -9 of the program loses).
-grep -qF "(profile one with $(realpath "$D$PREFIX/bin/thothlock") -- PROGRAM:" "$D/locks.err" ||
+# ... then the installed thothlock launcher, the supported way, said to
+# report at the exit, not in this live view.
+grep -qF "; $(realpath "$D$PREFIX/bin/thothlock") -- PROGRAM reports at PROGRAM's exit instead," "$D/locks.err" ||
   { cat "$D/locks.err" >&2; echo "the installed thothctl does not name the installed thothlock" >&2; exit 1; }
 # The documentation the man pages send a reader to is installed: every
 # docs/*.md (a new doc is not forgotten: the install globs them) and the

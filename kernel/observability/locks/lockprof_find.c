@@ -103,22 +103,20 @@ const char *thothlock_preload_hint(const char *const *rel, char *out, size_t cap
 	return out;
 }
 
-const char *thothlock_no_tables_reason(char *out, size_t cap, unsigned pid, const char *launcher,
-				       const char *lib)
+const char *thothlock_no_tables_reason(char *out, size_t cap, unsigned pid, const char *hint)
 {
-	/* thothlock first (its report survives a kill -9 of PROGRAM); the
-	 * live view itself is fed only by a bare preload (no THOTHLOCK_DIR),
-	 * so that is said too, in as few bytes as a 127-byte reason allows */
-	const char *tail = launcher ? " -- PROGRAM (live: LD_PRELOAD, docs/LOCKS.md)"
-				    : " (no thothlock found; docs/LOCKS.md)";
-	const char *hint = launcher ? launcher : lib;
+	/* What makes a process appear in thothd's live view: a bare preload
+	 * (no THOTHLOCK_DIR).  `thothlock -- PROGRAM` reports at PROGRAM's
+	 * exit, to its own private folder, never here: named first it sent a
+	 * user to a run this view cannot show, and a 127-byte reason has no
+	 * room for both paths.  `thothctl locks` and the dashboard, which
+	 * have the room, name thothlock second. */
+	static const char tail[] = " (docs/LOCKS.md)";
 	char head[96];
 	if (pid)
-		snprintf(head, sizeof head, "process %u publishes no lock statistics; %s", pid,
-			 launcher ? "run it under " : "run it with LD_PRELOAD=");
+		snprintf(head, sizeof head, "process %u publishes no lock statistics; run it with LD_PRELOAD=", pid);
 	else
-		snprintf(head, sizeof head, "no process publishes lock statistics; %s",
-			 launcher ? "run one under " : "run one with LD_PRELOAD=");
+		snprintf(head, sizeof head, "no process publishes lock statistics; run one with LD_PRELOAD=");
 	size_t fixed = strlen(head) + strlen(tail), len = strlen(hint);
 	if (!cap)
 		return out;

@@ -42,21 +42,17 @@ const char *thothlock_preload_hint(const char *const *rel, char *out, size_t cap
 int thothlock_find_launcher(const char *const *rel, char *out, size_t cap);
 
 /*
- * thothd's NoTables reason in at most CAP - 1 bytes: with LAUNCHER (a path
- * thothlock_find_launcher found) "no process publishes lock statistics;
- * run one under LAUNCHER -- PROGRAM (live: LD_PRELOAD, docs/LOCKS.md)"
- * (a program under thothlock reports at its exit, not in the live view,
- * which only a bare preload feeds); with LAUNCHER NULL "...; run one with
- * LD_PRELOAD=LIB (no thothlock found; docs/LOCKS.md)"; "process PID
- * publishes ...; run it ..." for PID > 0.  A client keeps 127 bytes of a
- * reason (thoth_client_t.remote_message), and a deep build's path (a CI
+ * thothd's NoTables reason ("no process publishes lock statistics; run one
+ * with LD_PRELOAD=HINT (docs/LOCKS.md)", or "process PID publishes ...;
+ * run it ..." for PID > 0) in at most CAP - 1 bytes: a client keeps 127 of
+ * a reason (thoth_client_t.remote_message), and a deep build's path (a CI
  * workspace) ran past it, the reason ending mid-path with no mark.  Where
- * the path does not fit, its head gives way to "...": its tail from a '/'
- * (the file's name and the folders nearest it) stays, with the pointer to
- * the docs; `thothctl locks` prints the whole paths (found the same way).
- * Returns OUT.
+ * HINT does not fit, its head gives way to "...": its tail from a '/'
+ * (the library's name and the folders nearest it) stays, with the pointer
+ * to the docs; `thothctl locks` prints the whole path (found the same
+ * way).  Not the thothlock launcher: a program under it is not in the
+ * live view this reason is about (lockprof_find.c).  Returns OUT.
  */
-const char *thothlock_no_tables_reason(char *out, size_t cap, unsigned pid, const char *launcher,
-				       const char *lib);
+const char *thothlock_no_tables_reason(char *out, size_t cap, unsigned pid, const char *hint);
 
 #endif
