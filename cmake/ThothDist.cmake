@@ -8,6 +8,7 @@
 # there and says so when it is not, OFF skips them.
 set(THOTH_MAN AUTO CACHE STRING "build the man pages with scdoc (ON, OFF, AUTO)")
 set(THOTH_MAN_PAGES)
+set(THOTH_MAN_SOURCES)
 if(NOT THOTH_MAN STREQUAL "OFF")
   find_program(THOTH_SCDOC scdoc)
   if(NOT THOTH_SCDOC)
@@ -30,6 +31,7 @@ if(NOT THOTH_MAN STREQUAL "OFF")
         COMMENT "scdoc ${page}"
         VERBATIM)
       list(APPEND THOTH_MAN_PAGES ${out})
+      list(APPEND THOTH_MAN_SOURCES ${src})
     endforeach()
     add_custom_target(thoth_man ALL DEPENDS ${THOTH_MAN_PAGES})
   endif()
@@ -45,13 +47,24 @@ set(THOTH_SYSTEMD_USER_UNITDIR "lib/systemd/user" CACHE STRING
     "where the systemd user units go (relative: under the install prefix)")
 
 if(THOTH_INSTALL)
-  foreach(page ${THOTH_MAN_PAGES})
+  # Made again at install for the prefix installed to, whose docs folder
+  # they name (ThothInstallMan.cmake); the built pages (thoth_man) name the
+  # configured prefix's.
+  foreach(src ${THOTH_MAN_SOURCES})
+    get_filename_component(page ${src} NAME)
+    string(REGEX REPLACE "\\.scd$" "" page ${page})
     string(REGEX MATCH "[0-9]$" sec ${page})
-    install(FILES ${page} DESTINATION ${CMAKE_INSTALL_MANDIR}/man${sec} COMPONENT tools)
+    install(CODE "set(THOTH_MAN_SRC \"${src}\")
+set(THOTH_MAN_NAME \"${page}\")
+set(THOTH_MAN_DIR \"${CMAKE_INSTALL_MANDIR}/man${sec}\")
+set(THOTH_MAN_DOCDIR \"${CMAKE_INSTALL_DOCDIR}\")
+set(THOTH_MAN_SCDOC \"${THOTH_SCDOC}\")
+set(THOTH_MAN_TMPDIR \"${PROJECT_BINARY_DIR}/man\")
+include(\"${PROJECT_SOURCE_DIR}/cmake/ThothInstallMan.cmake\")" COMPONENT tools)
   endforeach()
   # docs/*.md and the images they show, in DOCDIR (share/doc/thoth): the
   # man pages named docs that only a source tree had.  Globbed, so a new
-  # doc is installed without a list to forget (test_install_docs checks
+  # doc is installed without a list to forget (test_install_pkgconfig_service checks
   # every docs/*.md is there); CONFIGURE_DEPENDS: added after the
   # configure, it is seen at the next build.
   file(GLOB _thoth_docs CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/docs/*.md
