@@ -100,7 +100,8 @@ static bool header_names_clash(char **files, int n, const char *outdir)
 
 #ifndef THOTHC_NO_GEN
 /* PATH absolute (the current folder before a relative one), without
- * resolving links: a depfile names the files as the build tool does. */
+ * resolving links: the files a depfile says were read, found from any
+ * folder the build tool reads it in. */
 static char *absolute(const char *path)
 {
 	if (path[0] == '/')
@@ -126,11 +127,20 @@ static int write_depfile(const char *depfile, const char *outdir, tidl_program_t
 	for (int i = 0; ok && i < n; i++) {
 		if (!roots[i])
 			continue;
-		char base[512], *h = NULL, *c = NULL, *dir = absolute(outdir);
+		/* The outputs as gen names them (OUTDIR as given: the name a
+		 * make or Ninja rule gives them; made absolute, a hand-written
+		 * rule's "gen/w.thoth.h" never met its dependencies), less a
+		 * trailing '/' (gen's "gen//w.thoth.h" is the same file). */
+		char base[512], *h = NULL, *c = NULL;
+		size_t dl = strlen(outdir);
+		while (dl > 1 && outdir[dl - 1] == '/')
+			dl--;
 		thothc_header_base(roots[i]->path, base, sizeof base);
-		ok = dir && asprintf(&h, "%s/%s.thoth.h", dir, base) >= 0 &&
-		     asprintf(&c, "%s/%s.thoth.c", dir, base) >= 0;
-		free(dir);
+		if (asprintf(&h, "%.*s/%s.thoth.h", (int)dl, outdir, base) < 0)
+			h = NULL;
+		if (asprintf(&c, "%.*s/%s.thoth.c", (int)dl, outdir, base) < 0)
+			c = NULL;
+		ok = h && c;
 		if (ok) {
 			targets[n_targets++] = h;
 			targets[n_targets++] = c;
