@@ -309,9 +309,14 @@ refused 1 "process 1 publishes no lock statistics in thothd's runtime directory 
   "$THOTHCTL" --runtime-dir "$RT" locks --pid 1
 # No launcher beside it nor on PATH (a thothctl copied away): the
 # LD_PRELOAD form alone, saying why.
+# (thothctl also looks at the configured prefix's bindir: an install
+# there, `make install` on this machine, is found too.)
 cp "$THOTHCTL" "$TMP/thothctl-alone"
-if PATH=/usr/bin:/bin command -v thothlock >/dev/null; then
-  echo "skip: a thothlock is installed on PATH: the no-launcher hint is not reachable"
+prefix=$(sed -n 's/^CMAKE_INSTALL_PREFIX:PATH=//p' "$BUILD/CMakeCache.txt")
+bindir=$(sed -n 's/^CMAKE_INSTALL_BINDIR:PATH=//p' "$BUILD/CMakeCache.txt")
+case $bindir in /*) ;; *) bindir=$prefix/${bindir:-bin} ;; esac
+if PATH=/usr/bin:/bin command -v thothlock >/dev/null || [ -x "$bindir/thothlock" ]; then
+  echo "skip: a thothlock is installed (PATH or $bindir): the no-launcher hint is not reachable"
 else
   refused 1 "(to see one here, start it with LD_PRELOAD=" env PATH=/usr/bin:/bin "$TMP/thothctl-alone" --runtime-dir "$RT" locks
   refused 1 " PROGRAM; no thothlock launcher found; docs/LOCKS.md)" env PATH=/usr/bin:/bin "$TMP/thothctl-alone" --runtime-dir "$RT" locks
