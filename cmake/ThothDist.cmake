@@ -1,5 +1,6 @@
 # What a distribution ships besides the library: man pages (scdoc sources in
-# man/), bash completions (completion/), systemd user units (systemd/).
+# man/), bash completions (completion/), systemd user units (systemd/), the
+# documentation (docs/: the man pages send the reader there).
 # Installed by cmake/ThothInstall.cmake's `cmake --install` and `make install`.
 
 # Man pages: man/NAME.SECTION.scd -> NAME.SECTION, one source format (scdoc,
@@ -7,6 +8,7 @@
 # there and says so when it is not, OFF skips them.
 set(THOTH_MAN AUTO CACHE STRING "build the man pages with scdoc (ON, OFF, AUTO)")
 set(THOTH_MAN_PAGES)
+set(THOTH_MAN_SOURCES)
 if(NOT THOTH_MAN STREQUAL "OFF")
   find_program(THOTH_SCDOC scdoc)
   if(NOT THOTH_SCDOC)
@@ -20,13 +22,16 @@ if(NOT THOTH_MAN STREQUAL "OFF")
       get_filename_component(page ${src} NAME)
       string(REGEX REPLACE "\\.scd$" "" page ${page})
       set(out ${PROJECT_BINARY_DIR}/man/${page})
+      # @THOTH_DOCDIR@: where docs/ is installed (the pages' SEE ALSO).
       add_custom_command(OUTPUT ${out}
         COMMAND ${CMAKE_COMMAND} -E make_directory ${PROJECT_BINARY_DIR}/man
-        COMMAND sh -c "\"$0\" < \"$1\" > \"$2\"" ${THOTH_SCDOC} ${src} ${out}
+        COMMAND sh -c "sed \"s|@THOTH_DOCDIR@|$3|g\" < \"$1\" | \"$0\" > \"$2\"" ${THOTH_SCDOC} ${src} ${out}
+                ${CMAKE_INSTALL_FULL_DOCDIR}
         DEPENDS ${src}
         COMMENT "scdoc ${page}"
         VERBATIM)
       list(APPEND THOTH_MAN_PAGES ${out})
+      list(APPEND THOTH_MAN_SOURCES ${src})
     endforeach()
     add_custom_target(thoth_man ALL DEPENDS ${THOTH_MAN_PAGES})
   endif()
@@ -42,10 +47,29 @@ set(THOTH_SYSTEMD_USER_UNITDIR "lib/systemd/user" CACHE STRING
     "where the systemd user units go (relative: under the install prefix)")
 
 if(THOTH_INSTALL)
-  foreach(page ${THOTH_MAN_PAGES})
+  # Made again at install for the prefix installed to, whose docs folder
+  # they name (ThothInstallMan.cmake); the built pages (thoth_man) name the
+  # configured prefix's.
+  foreach(src ${THOTH_MAN_SOURCES})
+    get_filename_component(page ${src} NAME)
+    string(REGEX REPLACE "\\.scd$" "" page ${page})
     string(REGEX MATCH "[0-9]$" sec ${page})
-    install(FILES ${page} DESTINATION ${CMAKE_INSTALL_MANDIR}/man${sec} COMPONENT tools)
+    install(CODE "set(THOTH_MAN_SRC \"${src}\")
+set(THOTH_MAN_NAME \"${page}\")
+set(THOTH_MAN_DIR \"${CMAKE_INSTALL_MANDIR}/man${sec}\")
+set(THOTH_MAN_DOCDIR \"${CMAKE_INSTALL_DOCDIR}\")
+set(THOTH_MAN_SCDOC \"${THOTH_SCDOC}\")
+set(THOTH_MAN_TMPDIR \"${PROJECT_BINARY_DIR}/man\")
+include(\"${PROJECT_SOURCE_DIR}/cmake/ThothInstallMan.cmake\")" COMPONENT tools)
   endforeach()
+  # docs/*.md and the images they show, in DOCDIR (share/doc/thoth): the
+  # man pages named docs that only a source tree had.  Globbed, so a new
+  # doc is installed without a list to forget (test_install_pkgconfig_service checks
+  # every docs/*.md is there); CONFIGURE_DEPENDS: added after the
+  # configure, it is seen at the next build.
+  file(GLOB _thoth_docs CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/docs/*.md
+       ${PROJECT_SOURCE_DIR}/docs/*.png ${PROJECT_SOURCE_DIR}/docs/*.svg)
+  install(FILES ${_thoth_docs} DESTINATION ${CMAKE_INSTALL_DOCDIR} COMPONENT tools)
   install(FILES ${PROJECT_SOURCE_DIR}/completion/thothctl.bash
           DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions
           RENAME thothctl COMPONENT tools)

@@ -12,10 +12,11 @@ _thothc()
 	-o) COMPREPLY=($(compgen -d -- "$cur")); return ;;
 	--lang) COMPREPLY=($(compgen -W "c" -- "$cur")); return ;;
 	--c-prefix) return ;;
+	--depfile) COMPREPLY=($(compgen -f -- "$cur")); return ;;
 	esac
 	if [[ $cur == -* ]]; then
 		case $cmd in
-		gen) COMPREPLY=($(compgen -W "--lang -o --c-prefix" -- "$cur")); return ;;
+		gen) COMPREPLY=($(compgen -W "--lang -o --c-prefix --depfile" -- "$cur")); return ;;
 		fmt) COMPREPLY=($(compgen -W "--check --stdout" -- "$cur")); return ;;
 		esac
 	fi

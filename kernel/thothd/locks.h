@@ -61,6 +61,12 @@ typedef struct thothd_lock_scan {
  * OUT: at least THOTHLOCK_HINT_MAX.  Returns OUT. */
 const char *thothd_lock_preload_hint(char *out, size_t cap);
 
+/* ... and the launcher they name first (`thothlock -- PROGRAM`, the
+ * supported way: thothlock_find_launcher, lockprof_find.h): OUT (at least
+ * PATH_MAX) with its path, or NULL when none is found (the messages then
+ * give the LD_PRELOAD form alone and say so). */
+const char *thothd_lock_launcher(char *out, size_t cap);
+
 /* The tables of the live processes that publish one in LOCKS_DIR (only
  * PID's when PID > 0), loaded and set up for symbolization against each
  * process's /proc/PID/maps.  A table whose process is gone (a crash left

@@ -48,6 +48,13 @@ const char *thothd_lock_preload_hint(char *out, size_t cap)
 	return thothlock_preload_hint(built, out, cap);
 }
 
+const char *thothd_lock_launcher(char *out, size_t cap)
+{
+	/* the build's tools/thothlock/thothlock, as for the library */
+	static const char *const built[] = { "../../tools/thothlock/thothlock", NULL };
+	return thothlock_find_launcher(built, out, cap) == 0 ? out : NULL;
+}
+
 /* "PID.table" -> PID, else 0. */
 static int table_name_pid(const char *name)
 {

@@ -294,13 +294,33 @@ grep -q "message too large" "$RT/thothd.log" && { echo "FAIL: thothctl sent thot
 touch "$RT/locks"
 refused 1 "cannot read $RT/locks: Not a directory" "$THOTHCTL" --runtime-dir "$RT" locks
 rm -f "$RT/locks"
-# Nothing profiled: thothctl says what to preload by its full path (a bare
+# Nothing profiled: thothctl says first what makes a process appear in this
+# live view, the library to preload by its full path (a bare
 # LD_PRELOAD=libthothlock.so is not on ld.so's path: "cannot be preloaded:
 # ignored"), in its own words with thothd running too (its NoTables branch
-# compared the schema's code with THOTH_E_REMOTE and never ran).
+# compared the schema's code with THOTH_E_REMOTE and never ran); then the
+# thothlock launcher, the supported way, as reporting at the exit and not
+# here (named first, it sent the user to a run this view never shows).
 lib=$(realpath "$BUILD/tools/thothlock/libthothlock.so")
-refused 1 "no running process publishes lock statistics in thothd's runtime directory (run one with LD_PRELOAD=$lib;" \
+launcher=$(realpath "$THOTHLOCK")
+refused 1 "no running process publishes lock statistics in thothd's runtime directory (to see one here, start it with LD_PRELOAD=$lib PROGRAM; $launcher -- PROGRAM reports at PROGRAM's exit instead, kept through a kill -9, not here; docs/LOCKS.md)" \
   "$THOTHCTL" --runtime-dir "$RT" locks
+refused 1 "process 1 publishes no lock statistics in thothd's runtime directory (to see it here, restart it with LD_PRELOAD=$lib PROGRAM; $launcher -- PROGRAM" \
+  "$THOTHCTL" --runtime-dir "$RT" locks --pid 1
+# No launcher beside it nor on PATH (a thothctl copied away): the
+# LD_PRELOAD form alone, saying why.
+# (thothctl also looks at the configured prefix's bindir: an install
+# there, `make install` on this machine, is found too.)
+cp "$THOTHCTL" "$TMP/thothctl-alone"
+prefix=$(sed -n 's/^CMAKE_INSTALL_PREFIX:PATH=//p' "$BUILD/CMakeCache.txt")
+bindir=$(sed -n 's/^CMAKE_INSTALL_BINDIR:PATH=//p' "$BUILD/CMakeCache.txt")
+case $bindir in /*) ;; *) bindir=$prefix/${bindir:-bin} ;; esac
+if PATH=/usr/bin:/bin command -v thothlock >/dev/null || [ -x "$bindir/thothlock" ]; then
+  echo "skip: a thothlock is installed (PATH or $bindir): the no-launcher hint is not reachable"
+else
+  refused 1 "(to see one here, start it with LD_PRELOAD=" env PATH=/usr/bin:/bin "$TMP/thothctl-alone" --runtime-dir "$RT" locks
+  refused 1 " PROGRAM; no thothlock launcher found; docs/LOCKS.md)" env PATH=/usr/bin:/bin "$TMP/thothctl-alone" --runtime-dir "$RT" locks
+fi
 
 # A trace session for a pid no process has (above pid_max) starts, as
 # documented (a process may connect later), but warns: it said nothing.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tests/install/test_install_pkgconfig.sh SOURCE_DIR BUILD_DIR
 #
-# Installs the build into a temporary DESTDIR (its configured prefix) and builds an
+# Installs the build into a temporary DESTDIR (its configured prefix), checks
+# the installed thothctl's lock hints and the installed docs, and builds an
 # out-of-tree service from its own .tidl using only the installed tree: the
 # installed thothc generates the code, pkg-config gives the flags, the
 # programs run against the installed libthoth.so.0 and the installed thothd.
@@ -28,8 +29,34 @@ preload=$(env -u THOTHLOCK_LIB "$D$PREFIX/bin/thothlock" -- sh -c 'printf %s "$L
 # cannot find in LIBDIR/thoth: "cannot be preloaded: ignored").
 mkdir -m 700 "$D/rt"
 "$D$PREFIX/bin/thothctl" --runtime-dir "$D/rt" locks >/dev/null 2>"$D/locks.err" && { echo "thothctl locks found tables in an empty dir" >&2; exit 1; }
-grep -qF "LD_PRELOAD=$LIBDIR/thoth/libthothlock.so;" "$D/locks.err" ||
+grep -qF "(to see one here, start it with LD_PRELOAD=$LIBDIR/thoth/libthothlock.so PROGRAM;" "$D/locks.err" ||
   { cat "$D/locks.err" >&2; echo "the installed thothctl does not name the installed libthothlock.so" >&2; exit 1; }
+# ... then the installed thothlock launcher, the supported way, said to
+# report at the exit, not in this live view.
+grep -qF "; $(realpath "$D$PREFIX/bin/thothlock") -- PROGRAM reports at PROGRAM's exit instead," "$D/locks.err" ||
+  { cat "$D/locks.err" >&2; echo "the installed thothctl does not name the installed thothlock" >&2; exit 1; }
+# The documentation the man pages send a reader to is installed: every
+# docs/*.md (a new doc is not forgotten: the install globs them) and the
+# images they show, in DOCDIR, which the installed man pages name (they
+# said the docs were only in the source tree).
+# (DOCDIR: where ARCHITECTURE.md went; CMake's cache leaves its default
+# empty.)
+arch=$(find "$D$PREFIX" -name ARCHITECTURE.md -path '*/doc/*' | head -1)
+[ -n "$arch" ] || { echo "docs/ARCHITECTURE.md is not installed under $PREFIX/share/doc" >&2; exit 1; }
+DOCDIR=$(dirname "${arch#"$D"}")
+for doc in "$SRC"/docs/*.md; do
+  cmp -s "$doc" "$D$DOCDIR/$(basename "$doc")" ||
+    { echo "docs/$(basename "$doc") is not installed in $DOCDIR" >&2; exit 1; }
+done
+sed -n 's/.*!\[[^]]*\](\([^)]*\)).*/\1/p' "$SRC"/docs/*.md | while read -r img; do
+  [ -f "$D$DOCDIR/$img" ] || { echo "docs' image $img is not installed in $DOCDIR" >&2; exit 1; }
+done
+if [ -d "$D$PREFIX/share/man/man1" ]; then
+  grep -qF "$DOCDIR" "$D$PREFIX/share/man/man1/thothctl.1" ||
+    { echo "the installed thothctl(1) does not name $DOCDIR" >&2; exit 1; }
+  ! grep -q "not installed" "$D$PREFIX/share/man/man1/thothctl.1" ||
+    { echo "the installed thothctl(1) still says the docs are not installed" >&2; exit 1; }
+fi
 # The installed tree only: nothing from the source or build tree below.
 export PKG_CONFIG_LIBDIR=$LIBDIR/pkgconfig PKG_CONFIG_PATH= PKG_CONFIG_SYSROOT_DIR=$D
 pkg-config --exists thoth

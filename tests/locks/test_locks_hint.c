@@ -6,6 +6,11 @@
  * does not find in LIBDIR/thoth ("cannot be preloaded: ignored"): a client
  * that showed thothd's words sent the user to a profile that never ran.
  * With no library found, the bare name comes with a note that says so.
+ * Not the thothlock launcher (which `thothctl locks` and the dashboard
+ * name second): a program under it is never in this live view, and
+ * named first it sent the user to a run thothd cannot show.  The
+ * launcher's own lookup (beside the program, else on PATH) is checked
+ * here too.
  */
 #define _GNU_SOURCE    /* program_invocation_short_name */
 #include <errno.h>
@@ -102,6 +107,38 @@ static void test_no_tables_reason_of_a_deep_path_fits(void **state)
 			    "LD_PRELOAD=/usr/lib/thoth/libthothlock.so (docs/LOCKS.md)");
 }
 
+/* The launcher: beside the running program (here the build's, by REL),
+ * else on PATH; none anywhere: -1. */
+static void test_launcher_is_found_beside_or_on_path(void **state)
+{
+	(void)state;
+	char want[PATH_MAX], got[PATH_MAX], dir[PATH_MAX];
+	assert_non_null(realpath(THOTHLOCK_BUILT_LAUNCHER, want));
+	static const char *const built[] = { "../../tools/thothlock/thothlock", NULL };
+	assert_int_equal(thothlock_find_launcher(built, got, sizeof got), 0);
+	assert_string_equal(got, want);
+	if (access(THOTHLOCK_INSTALLED_BIN, X_OK) == 0)
+		skip();         /* an install is there: it is what is found next */
+	static const char *const nowhere[] = { "no/such/thothlock", NULL };
+	const char *old = getenv("PATH");
+	char *saved = old ? strdup(old) : NULL;
+	snprintf(dir, sizeof dir, "%s", want);
+	*strrchr(dir, '/') = '\0';
+	char path[PATH_MAX + 32];
+	snprintf(path, sizeof path, "/nonexistent:%s", dir);
+	setenv("PATH", path, 1);
+	int found = thothlock_find_launcher(nowhere, got, sizeof got);
+	setenv("PATH", "/nonexistent", 1);
+	int none = thothlock_find_launcher(nowhere, got + 0, sizeof got);
+	if (saved)
+		setenv("PATH", saved, 1);
+	free(saved);
+	assert_int_equal(found, 0);
+	assert_int_equal(none, -1);
+	/* (the last lookup wrote nothing over the first's answer) */
+	assert_string_equal(got, want);
+}
+
 static void test_no_library_found_says_so(void **state)
 {
 	(void)state;
@@ -126,6 +163,7 @@ int main(void)
 		cmocka_unit_test(test_no_tables_of_one_pid_names_the_library_by_its_path),
 		cmocka_unit_test(test_no_tables_reason_of_a_deep_path_fits),
 		cmocka_unit_test(test_no_library_found_says_so),
+		cmocka_unit_test(test_launcher_is_found_beside_or_on_path),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -34,6 +34,17 @@ case $UNITDIR_REL in /*) OU=$D/other$UNITDIR_REL ;; *) OU=$D/other/opt/thoth-els
 grep -q "^ExecStart=/opt/thoth-elsewhere/sbin/thothd " "$OU/thothd.service" ||
   { grep ExecStart "$OU/thothd.service";
     echo "FAIL: installed with --prefix /opt/thoth-elsewhere, ExecStart does not run its thothd"; exit 1; }
+# ... and its man pages send the reader to P's docs folder: made once at
+# build time they named the configured prefix's, not there.
+if [ -f "$D/root$PREFIX/share/man/man1/thothctl.1" ]; then
+  OM=$D/other/opt/thoth-elsewhere/share/man/man1/thothctl.1
+  grep -q '/opt/thoth-elsewhere/share/doc/' "$OM" && ! grep -qF "$PREFIX/share/doc/" "$OM" ||
+    { grep -n 'share/doc' "$OM"; echo "FAIL: installed with --prefix /opt/thoth-elsewhere, thothctl(1) does not name its docs folder"; exit 1; }
+  grep -qF "$PREFIX/share/doc/" "$D/root$PREFIX/share/man/man1/thothctl.1" ||
+    { echo "FAIL: thothctl(1) installed to $PREFIX does not name $PREFIX/share/doc/"; exit 1; }
+else
+  echo "skip: no man pages built (no scdoc): their docs folder is not checked"
+fi
 grep -q '^Type=notify$' "$U/thothd.service"
 grep -q '^RuntimeDirectory=thoth$' "$U/thothd.service"
 grep -q '^ListenStream=%t/thoth/thothd.sock$' "$U/thothd.socket"

@@ -186,6 +186,57 @@ awk 'BEGIN { printf "package p;\nversion 1.0;\n";
 expect 2 "near.tidl:4004:4: error: unknown type 'B00000000000000000000000000000'; did you mean 'A00000000000000000000000000000'?" \
 	timeout "$hang" "$thothc" lint "$tmp/near.tidl"
 
+# gen --depfile: a make rule of every file read; one that cannot be
+# written (no such folder, a folder, a path with a line break, which no
+# depfile can hold) is one line naming it, exit 2, and no code is written.
+dt=$(mktemp -d "${TMPDIR:-/tmp}/thothc-depfile-XXXXXX")
+mkdir -p "$dt/my dir" "$dt/gen"
+printf 'package e;\nversion 1.0;\nstruct P {\n  1: u32 x;\n}\n' >"$dt/my dir/e.tidl"
+printf 'package w;\nversion 1.0;\nimport "my dir/e.tidl";\nstruct W {\n  1: e.P p;\n}\n' >"$dt/w.tidl"
+expect 0 '' "$thothc" gen --lang c -o "$dt/gen" --depfile "$dt/gen/w.d" "$dt/w.tidl"
+printf '%s/gen/w.thoth.h %s/gen/w.thoth.c: \\\n  %s/w.tidl \\\n  %s/my\\ dir/e.tidl\n' "$dt" "$dt" "$dt" "$dt" >"$dt/want.d"
+cmp -s "$dt/want.d" "$dt/gen/w.d" || { echo "FAIL: gen --depfile wrote:"; cat "$dt/gen/w.d"; failures=$((failures + 1)); }
+expect 2 "^thothc: cannot write depfile '$dt/none/w.d' (create a temporary file beside it): No such file or directory$" \
+	"$thothc" gen --lang c -o "$dt/gen2" --depfile "$dt/none/w.d" "$dt/w.tidl"
+[ ! -e "$dt/gen2/w.thoth.h" ] || { echo "FAIL: code written though its depfile was not"; failures=$((failures + 1)); }
+expect 2 "^thothc: cannot write depfile '$dt/gen' (rename): Is a directory$" \
+	"$thothc" gen --lang c -o "$dt/gen" --depfile "$dt/gen" "$dt/w.tidl"
+mkdir "$dt/a
+b"
+cp "$dt/w.tidl" "$dt/a
+b/"
+cp -r "$dt/my dir" "$dt/a
+b/"
+expect 2 "has a line break, which a depfile cannot hold$" \
+	"$thothc" gen --lang c -o "$dt/gen" --depfile "$dt/gen/nl.d" "$dt/a
+b/w.tidl"
+out=$("$thothc" gen --lang c -o "$dt/gen" --depfile "$dt/gen/nl.d" "$dt/a
+b/w.tidl" 2>&1)
+[ "$(printf '%s\n' "$out" | wc -l)" = 1 ] || { echo "FAIL: not one line: $out"; failures=$((failures + 1)); }
+expect 2 'option --depfile needs a value' "$thothc" gen --lang c -o "$dt/gen" --depfile
+# A hand-written Makefile's rule (relative names, as make has them): the
+# outputs named as the rule names them (gen/w.thoth.h, not made absolute,
+# which make never matched with the rule: an edit of the import left the
+# old header), the files read by absolute path; an edit of the import
+# makes the code again.
+if command -v make >/dev/null; then
+	mkdir -p "$dt/rel/gen" "$dt/rel/inc"
+	cp "$dt/my dir/e.tidl" "$dt/rel/inc/e.tidl"
+	printf 'package w;\nversion 1.0;\nimport "inc/e.tidl";\nstruct W {\n  1: e.P p;\n}\n' >"$dt/rel/w.tidl"
+	printf 'gen/w.thoth.h: w.tidl\n\t"%s" gen --lang c -o gen/ --depfile gen/w.d w.tidl\n-include gen/w.d\n' \
+		"$thothc" >"$dt/rel/Makefile"
+	make -C "$dt/rel" >"$dt/make1.log" 2>&1 || { cat "$dt/make1.log"; echo "FAIL: make"; failures=$((failures + 1)); }
+	head -1 "$dt/rel/gen/w.d" | grep -qx 'gen/w.thoth.h gen/w.thoth.c: \\' ||
+		{ echo "FAIL: the depfile's outputs are not as gen -o gen/ names them:"; cat "$dt/rel/gen/w.d"; failures=$((failures + 1)); }
+	touch -d "@$(($(stat -c %Y "$dt/rel/gen/w.thoth.h") + 5))" "$dt/rel/inc/e.tidl"
+	make -C "$dt/rel" >"$dt/make2.log" 2>&1
+	grep -q -- '--depfile' "$dt/make2.log" ||
+		{ cat "$dt/make2.log"; echo "FAIL: make did not make w.thoth.h again after its import changed"; failures=$((failures + 1)); }
+else
+	echo "skip: no make: a hand-written Makefile's use of --depfile"
+fi
+rm -rf "$dt"
+
 expect 0 'usage: thothc' "$thothc" --help
 expect 0 '^thothc ' "$thothc" --version
 

@@ -210,6 +210,11 @@ int tidl_program_load_buffer(tidl_program_t *prog, const char *name,
  * the importer's folder, as on disk), and never read from the disk. */
 void tidl_program_add_memory_file(tidl_program_t *prog, const char *path, const char *text, size_t len);
 
+/* The files PROG has read (each once: roots and their imports, through
+ * imports), in the order they were opened: `thothc gen --depfile`. */
+size_t tidl_program_file_count(const tidl_program_t *prog);
+const tidl_file_t *tidl_program_file(const tidl_program_t *prog, size_t i);
+
 size_t tidl_program_diag_count(const tidl_program_t *prog);
 const tidl_diag_t *tidl_program_diag(const tidl_program_t *prog, size_t i);
 size_t tidl_program_error_count(const tidl_program_t *prog);

@@ -1,7 +1,7 @@
 /*
  * main.c - the thothc command line.
  *
- *   thothc gen --lang c -o OUTDIR [--c-prefix P] FILE.tidl...
+ *   thothc gen --lang c -o OUTDIR [--c-prefix P] [--depfile FILE] FILE.tidl...
  *   thothc check OLD.tidl NEW.tidl
  *   thothc fmt [--check | --stdout] FILE.tidl...
  *   thothc lint FILE.tidl...
@@ -24,6 +24,7 @@
 
 #include "ast.h"
 #include "compat.h"
+#include "depfile.h"
 #include "fmt.h"
 #include "writefile.h"
 #include "thoth/version.h"
@@ -33,13 +34,15 @@
 
 static void usage(FILE *out)
 {
-	fputs("usage: thothc gen --lang c -o OUTDIR [--c-prefix PREFIX] FILE.tidl...\n"
+	fputs("usage: thothc gen --lang c -o OUTDIR [--c-prefix PREFIX] [--depfile FILE] FILE.tidl...\n"
 	      "       thothc check OLD.tidl NEW.tidl\n"
 	      "       thothc fmt [--check | --stdout] FILE.tidl...\n"
 	      "       thothc lint FILE.tidl...\n"
 	      "       thothc --help | --version\n"
 	      "\n"
-	      "gen    compile schemas to C: OUTDIR/<name>.thoth.h and .thoth.c per file\n"
+	      "gen    compile schemas to C: OUTDIR/<name>.thoth.h and .thoth.c per file;\n"
+	      "       --depfile FILE also writes what they depend on (every file read,\n"
+	      "       imports through imports) as a make rule, for make, Ninja or CMake\n"
 	      "check  exit 0 if NEW is wire-compatible with OLD, 1 if not (each breaking\n"
 	      "       change listed), 2 if either file has errors\n"
 	      "fmt    rewrite files in the canonical layout (docs/IDL.md); --check only\n"
@@ -95,16 +98,123 @@ static bool header_names_clash(char **files, int n, const char *outdir)
 }
 #endif
 
+#ifndef THOTHC_NO_GEN
+/* PATH absolute (the current folder before a relative one), without
+ * resolving links: the files a depfile says were read, found from any
+ * folder the build tool reads it in. */
+static char *absolute(const char *path)
+{
+	if (path[0] == '/')
+		return strdup(path);
+	char cwd[PATH_MAX];
+	if (!getcwd(cwd, sizeof cwd))
+		return NULL;
+	char *out;
+	return asprintf(&out, "%s/%s", cwd, path) < 0 ? NULL : out;
+}
+
+/* --depfile FILE: the generated files, then every file the run read (the
+ * roots and their imports through imports, each once), for the build tool
+ * (depfile.h).  Written before the code, so that a depfile that cannot be
+ * written leaves no new code a build would take as up to date without
+ * knowing what it depends on. */
+static int write_depfile(const char *depfile, const char *outdir, tidl_program_t **progs, int n,
+			 tidl_file_t **roots)
+{
+	size_t n_targets = 0, n_deps = 0, cap_deps = 0;
+	char **targets = calloc(2 * (size_t)n, sizeof *targets), **deps = NULL;
+	bool ok = targets != NULL;
+	for (int i = 0; ok && i < n; i++) {
+		if (!roots[i])
+			continue;
+		/* The outputs as gen names them (OUTDIR as given: the name a
+		 * make or Ninja rule gives them; made absolute, a hand-written
+		 * rule's "gen/w.thoth.h" never met its dependencies), less a
+		 * trailing '/' (gen's "gen//w.thoth.h" is the same file). */
+		char base[512], *h = NULL, *c = NULL;
+		size_t dl = strlen(outdir);
+		while (dl > 1 && outdir[dl - 1] == '/')
+			dl--;
+		thothc_header_base(roots[i]->path, base, sizeof base);
+		if (asprintf(&h, "%.*s/%s.thoth.h", (int)dl, outdir, base) < 0)
+			h = NULL;
+		if (asprintf(&c, "%.*s/%s.thoth.c", (int)dl, outdir, base) < 0)
+			c = NULL;
+		ok = h && c;
+		if (ok) {
+			targets[n_targets++] = h;
+			targets[n_targets++] = c;
+		} else {
+			free(h);
+			free(c);
+		}
+		/* the root first (the loader lists it after its imports) */
+		size_t n_files = tidl_program_file_count(progs[i]);
+		for (size_t f = 0; ok && f <= n_files; f++) {
+			char *path = absolute(f ? tidl_program_file(progs[i], f - 1)->path : roots[i]->path);
+			bool seen = !path;
+			for (size_t d = 0; !seen && d < n_deps; d++)
+				seen = strcmp(deps[d], path) == 0;
+			if (!path || seen) {
+				ok = path != NULL;
+				free(path);
+				continue;
+			}
+			if (n_deps == cap_deps) {
+				cap_deps = cap_deps ? 2 * cap_deps : 16;
+				char **d2 = realloc(deps, cap_deps * sizeof *deps);
+				if (!d2) {
+					free(path);
+					ok = false;
+					break;
+				}
+				deps = d2;
+			}
+			deps[n_deps++] = path;
+		}
+	}
+	size_t len = 0;
+	const char *bad = NULL, *what = "out of memory";
+	char *text = ok ? thothc_depfile_text((const char *const *)targets, n_targets, (const char *const *)deps,
+					      n_deps, &len, &bad) : NULL;
+	int rc = 0;
+	if (!text) {
+		if (bad) {
+			/* the path on the one line of the message: its breaks as \n, \r */
+			fprintf(stderr, "thothc: cannot write depfile '%s': the path '", depfile);
+			for (const char *c = bad; *c; c++)
+				fputs(*c == '\n' ? "\\n" : *c == '\r' ? "\\r" : (char[2]){ *c, 0 }, stderr);
+			fputs("' has a line break, which a depfile cannot hold\n", stderr);
+		}
+		else
+			fprintf(stderr, "thothc: cannot write depfile '%s': %s\n", depfile, what);
+		rc = 2;
+	} else if (thothc_write_whole(depfile, text, len, NULL, &what) != 0) {
+		fprintf(stderr, "thothc: cannot write depfile '%s' (%s): %s\n", depfile, what, strerror(errno));
+		rc = 2;
+	}
+	free(text);
+	for (size_t i = 0; i < n_targets; i++)
+		free(targets[i]);
+	for (size_t i = 0; i < n_deps; i++)
+		free(deps[i]);
+	free(targets);
+	free(deps);
+	return rc;
+}
+#endif
+
 static int cmd_gen(int argc, char **argv)
 {
-	const char *outdir = NULL, *lang = NULL, *prefix = NULL;
+	const char *outdir = NULL, *lang = NULL, *prefix = NULL, *depfile = NULL;
 	int first = argc;
 	for (int i = 2; i < argc; i++) {
 		if (strcmp(argv[i], "-o") == 0 || strcmp(argv[i], "--lang") == 0 ||
-		    strcmp(argv[i], "--c-prefix") == 0) {
+		    strcmp(argv[i], "--c-prefix") == 0 || strcmp(argv[i], "--depfile") == 0) {
 			if (i + 1 >= argc)
 				return bad_usage("option %s needs a value", argv[i]);
-			const char **dst = argv[i][1] == 'o' ? &outdir : argv[i][2] == 'l' ? &lang : &prefix;
+			const char **dst = argv[i][1] == 'o' ? &outdir : argv[i][2] == 'l' ? &lang :
+					   argv[i][2] == 'd' ? &depfile : &prefix;
 			*dst = argv[++i];
 		} else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
 			return bad_usage("%s goes without files (a file named so is ./%s)", argv[i], argv[i]);
@@ -191,6 +301,12 @@ static int cmd_gen(int argc, char **argv)
 	if (n_loaded > 1 && thothc_gen_check_roots(loaded, n_loaded, stderr) > 0) {
 		fprintf(stderr, "thothc: nothing written: the files of one run are one program, and "
 				"their C names must differ\n");
+		status = 2;
+		n_loaded = 0;
+	}
+	/* only for a run that makes code: a failed one leaves the build tool
+	 * to run it again anyway (its outputs are not made) */
+	if (depfile && n_loaded && status == 0 && write_depfile(depfile, outdir, progs, n, files) != 0) {
 		status = 2;
 		n_loaded = 0;
 	}
@@ -398,7 +514,8 @@ static bool help_alone(int argc, char **argv)
 		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
 			help = true;
 		else if (strcmp(argv[1], "gen") == 0 && (strcmp(argv[i], "-o") == 0 ||
-			 strcmp(argv[i], "--lang") == 0 || strcmp(argv[i], "--c-prefix") == 0))
+			 strcmp(argv[i], "--lang") == 0 || strcmp(argv[i], "--c-prefix") == 0 ||
+			 strcmp(argv[i], "--depfile") == 0))
 			i++;
 		else if (argv[i][0] != '-')
 			return false;

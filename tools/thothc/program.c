@@ -143,6 +143,8 @@ void tidl_program_add_diag(tidl_program_t *p, const tidl_file_t *f, tidl_severit
 	va_end(ap);
 }
 
+size_t tidl_program_file_count(const tidl_program_t *p) { return p->n_files; }
+const tidl_file_t *tidl_program_file(const tidl_program_t *p, size_t i) { return i < p->n_files ? p->files[i] : NULL; }
 size_t tidl_program_diag_count(const tidl_program_t *p) { return p->n_diags; }
 const tidl_diag_t *tidl_program_diag(const tidl_program_t *p, size_t i) { return i < p->n_diags ? &p->diags[i] : NULL; }
 size_t tidl_program_error_count(const tidl_program_t *p) { return p->n_errors; }

@@ -63,18 +63,29 @@ static bool parse_positive(const char *s, long max, long *out)
 
 static void no_tables(long pid, const char *where)
 {
-	/* The library by its full path: a bare LD_PRELOAD=libthothlock.so is
-	 * not found by ld.so (it lives in LIBDIR/thoth, off the loader's path),
-	 * which says "cannot be preloaded: ignored" and runs the program
-	 * unprofiled.  thothd's own messages name it by the same lookup. */
-	char lib[THOTHLOCK_HINT_MAX];
+	/* First what makes a process appear in this live view: a bare
+	 * preload of the library by its full path (LD_PRELOAD=libthothlock.so
+	 * is not found by ld.so: it lives in LIBDIR/thoth, off the loader's
+	 * path, and says "cannot be preloaded: ignored").  Then thothlock, the
+	 * supported way to profile a run (its report survives a kill -9 of
+	 * PROGRAM), said to report at the exit and not here: its tables go to
+	 * its private THOTHLOCK_DIR, and named first it sent a user to a run
+	 * this view never shows.  thothd's dashboard says the same. */
+	char lib[THOTHLOCK_HINT_MAX], launcher[PATH_MAX], what[64];
 	thothd_lock_preload_hint(lib, sizeof lib);
 	if (pid)
-		fprintf(stderr, "thothctl: locks: process %ld publishes no lock statistics in %s "
-			"(run it with LD_PRELOAD=%s; docs/LOCKS.md)\n", pid, where, lib);
+		snprintf(what, sizeof what, "process %ld publishes no", pid);
 	else
-		fprintf(stderr, "thothctl: locks: no running process publishes lock statistics in %s "
-			"(run one with LD_PRELOAD=%s; docs/LOCKS.md)\n", where, lib);
+		snprintf(what, sizeof what, "no running process publishes");
+	const char *run = pid ? "restart it" : "start it";
+	if (thothd_lock_launcher(launcher, sizeof launcher))
+		fprintf(stderr, "thothctl: locks: %s lock statistics in %s (to see %s here, %s with "
+			"LD_PRELOAD=%s PROGRAM; %s -- PROGRAM reports at PROGRAM's exit instead, kept through a "
+			"kill -9, not here; docs/LOCKS.md)\n", what, where, pid ? "it" : "one", run, lib, launcher);
+	else
+		fprintf(stderr, "thothctl: locks: %s lock statistics in %s (to see %s here, %s with "
+			"LD_PRELOAD=%s PROGRAM; no thothlock launcher found; docs/LOCKS.md)\n", what, where,
+			pid ? "it" : "one", run, lib);
 }
 
 /* No thothd: the same scan and report, here. */

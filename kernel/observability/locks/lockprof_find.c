@@ -21,18 +21,29 @@
 #ifndef THOTHLOCK_RELATIVE_LIB
 #define THOTHLOCK_RELATIVE_LIB "../lib/thoth/libthothlock.so"
 #endif
+#ifndef THOTHLOCK_INSTALLED_BIN
+#define THOTHLOCK_INSTALLED_BIN "/usr/bin/thothlock"
+#endif
+#ifndef THOTHLOCK_RELATIVE_BIN
+#define THOTHLOCK_RELATIVE_BIN "../bin/thothlock"
+#endif
 
-/* DIR/REL into OUT, resolved, if it is there. */
-static int try_path(const char *dir, const char *rel, char *out, size_t cap)
+/* DIR/REL into OUT, resolved, if it is there with MODE (access(2)'s:
+ * R_OK for the library, X_OK for the launcher). */
+static int try_path(const char *dir, const char *rel, int mode, char *out, size_t cap)
 {
 	char path[PATH_MAX];
 	int w = snprintf(path, sizeof path, "%s/%s", dir, rel);
-	if (w < 0 || (size_t)w >= sizeof path || cap < PATH_MAX || access(path, R_OK) != 0)
+	if (w < 0 || (size_t)w >= sizeof path || cap < PATH_MAX || access(path, mode) != 0)
 		return -1;
 	return realpath(path, out) ? 0 : -1;
 }
 
-int thothlock_find_library(const char *const *rel, char *out, size_t cap)
+/* One lookup for the library and the launcher: REL beside the running
+ * executable, then RELATIVE from it (its installed tree), then INSTALLED
+ * (the configured prefix). */
+static int find_beside(const char *const *rel, const char *relative, const char *installed, int mode,
+		       char *out, size_t cap)
 {
 	char self[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
@@ -40,14 +51,46 @@ int thothlock_find_library(const char *const *rel, char *out, size_t cap)
 	if (slash) {
 		*slash = '\0';
 		for (size_t i = 0; rel && rel[i]; i++)
-			if (try_path(self, rel[i], out, cap) == 0)
+			if (try_path(self, rel[i], mode, out, cap) == 0)
 				return 0;
-		if (try_path(self, THOTHLOCK_RELATIVE_LIB, out, cap) == 0)
+		if (try_path(self, relative, mode, out, cap) == 0)
 			return 0;
 	}
-	if (access(THOTHLOCK_INSTALLED_LIB, R_OK) == 0 && strlen(THOTHLOCK_INSTALLED_LIB) < cap) {
-		snprintf(out, cap, "%s", THOTHLOCK_INSTALLED_LIB);
+	if (access(installed, mode) == 0 && strlen(installed) < cap) {
+		snprintf(out, cap, "%s", installed);
 		return 0;
+	}
+	return -1;
+}
+
+int thothlock_find_library(const char *const *rel, char *out, size_t cap)
+{
+	return find_beside(rel, THOTHLOCK_RELATIVE_LIB, THOTHLOCK_INSTALLED_LIB, R_OK, out, cap);
+}
+
+int thothlock_find_launcher(const char *const *rel, char *out, size_t cap)
+{
+	/* REL (a build tree's), then beside (thothctl is installed in bin/
+	 * with thothlock), then the installed bindir from here (thothd is in
+	 * sbin/), then the configured prefix's */
+	const char *all[8];
+	size_t n = 0;
+	for (; rel && rel[n] && n < 6; n++)
+		all[n] = rel[n];
+	all[n++] = "thothlock";
+	all[n] = NULL;
+	if (find_beside(all, THOTHLOCK_RELATIVE_BIN, THOTHLOCK_INSTALLED_BIN, X_OK, out, cap) == 0)
+		return 0;
+	/* PATH, as a shell would look (an empty entry is the current folder) */
+	const char *path = getenv("PATH");
+	while (path && *path) {
+		const char *colon = strchrnul(path, ':');
+		char dir[PATH_MAX];
+		int w = snprintf(dir, sizeof dir, "%.*s", (int)(colon - path), path);
+		if (w >= 0 && (size_t)w < sizeof dir &&
+		    try_path(w ? dir : ".", "thothlock", X_OK, out, cap) == 0)
+			return 0;
+		path = *colon ? colon + 1 : colon;
 	}
 	return -1;
 }
@@ -62,6 +105,12 @@ const char *thothlock_preload_hint(const char *const *rel, char *out, size_t cap
 
 const char *thothlock_no_tables_reason(char *out, size_t cap, unsigned pid, const char *hint)
 {
+	/* What makes a process appear in thothd's live view: a bare preload
+	 * (no THOTHLOCK_DIR).  `thothlock -- PROGRAM` reports at PROGRAM's
+	 * exit, to its own private folder, never here: named first it sent a
+	 * user to a run this view cannot show, and a 127-byte reason has no
+	 * room for both paths.  `thothctl locks` and the dashboard, which
+	 * have the room, name thothlock second. */
 	static const char tail[] = " (docs/LOCKS.md)";
 	char head[96];
 	if (pid)

@@ -30,6 +30,18 @@ int thothlock_find_library(const char *const *rel, char *out, size_t cap);
 const char *thothlock_preload_hint(const char *const *rel, char *out, size_t cap);
 
 /*
+ * The thothlock launcher, for the messages that tell a person how to
+ * profile a program (`thothlock -- PROGRAM`, the supported way: its report
+ * survives a kill -9 of PROGRAM, a bare LD_PRELOAD's table does not): the
+ * first of REL (relative to the running executable's folder, as for the
+ * library), "thothlock" beside it (thothctl's bin/), THOTHLOCK_RELATIVE_BIN
+ * from it (thothd's sbin/ to the installed bindir), THOTHLOCK_INSTALLED_BIN
+ * (the configured prefix's), then $PATH, that is executable.  OUT (at
+ * least PATH_MAX) gets its resolved path.  0, or -1 when none is there.
+ */
+int thothlock_find_launcher(const char *const *rel, char *out, size_t cap);
+
+/*
  * thothd's NoTables reason ("no process publishes lock statistics; run one
  * with LD_PRELOAD=HINT (docs/LOCKS.md)", or "process PID publishes ...;
  * run it ..." for PID > 0) in at most CAP - 1 bytes: a client keeps 127 of
@@ -38,7 +50,8 @@ const char *thothlock_preload_hint(const char *const *rel, char *out, size_t cap
  * HINT does not fit, its head gives way to "...": its tail from a '/'
  * (the library's name and the folders nearest it) stays, with the pointer
  * to the docs; `thothctl locks` prints the whole path (found the same
- * way).  Returns OUT.
+ * way).  Not the thothlock launcher: a program under it is not in the
+ * live view this reason is about (lockprof_find.c).  Returns OUT.
  */
 const char *thothlock_no_tables_reason(char *out, size_t cap, unsigned pid, const char *hint);
 
