@@ -36,8 +36,7 @@ done
   exit 1
 }
 
-BASE=$(mktemp -d /tmp/thoth-cluster-XXXXXX)     # 0700, ours
-LOGS=$(mktemp -d "${TMPDIR:-/tmp}/thoth-cluster-logs-XXXXXX")
+BASE="" LOGS=""
 PIDS=()
 HOST_PIDS=()
 stopping=0
@@ -68,13 +67,26 @@ cleanup() {
     fi
     wait "$p" 2>/dev/null || true
   done
-  rm -rf "$BASE"
-  echo "stopped; removed $BASE; logs kept in $LOGS"
+  [ -z "$BASE" ] || rm -rf "$BASE"
+  local said="stopped; removed ${BASE:-nothing}"
+  # A folder of no logs (stopped before anything ran) is not kept.
+  if [ -n "$LOGS" ] && rmdir "$LOGS" 2>/dev/null; then
+    said+=" and $LOGS (no logs yet)"
+  elif [ -n "$LOGS" ]; then
+    said+="; logs kept in $LOGS"
+  fi
+  echo "$said"
 }
 trap cleanup EXIT
 # As usual: 128 + the signal's number (the EXIT trap cleans up first).
 trap 'exit 130' INT
 trap 'exit 143' TERM
+# The folders only once the traps are set: a SIGTERM between their mktemp
+# and the traps (test_run_cluster's early one, under load) ended the script
+# with neither removed nor named (an empty thoth-cluster-logs-* in the
+# stage's TMPDIR, which its leftovers guard fails on).
+BASE=$(mktemp -d /tmp/thoth-cluster-XXXXXX)     # 0700, ours
+LOGS=$(mktemp -d "${TMPDIR:-/tmp}/thoth-cluster-logs-XXXXXX")
 
 # Free ports of 127.0.0.1, found by the kernel (bind port 0).
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

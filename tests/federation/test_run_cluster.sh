@@ -120,6 +120,26 @@ wait "$pid"; rc=$?
 note_logs
 echo "ok: an early SIGTERM: exit 143"
 
+# A SIGTERM just as it makes its folders (a stand-in mktemp sends it to the
+# script as the logs folder is made): both went before the traps were set,
+# so the script died leaving an empty thoth-cluster-logs-* in TMPDIR (the
+# stage's leftovers guard failed on it) and its runtime folder in /tmp.
+SHIM=$(mktemp -d "${TMPDIR:-/tmp}/thoth-run-cluster-shim-XXXXXX")
+mkdir "$SHIM/bin" "$SHIM/tmp"
+REAL_MKTEMP=$(command -v mktemp)
+printf '#!/bin/sh\nd=$(%s "$@") || exit\necho "$d" >>%s/made\ncase $d in */thoth-cluster-logs-*) kill -TERM $PPID;; esac\necho "$d"\n' \
+  "$REAL_MKTEMP" "$SHIM" >"$SHIM/bin/mktemp"
+chmod +x "$SHIM/bin/mktemp"
+TMPDIR=$SHIM/tmp PATH=$SHIM/bin:$PATH "$SRC/scripts/run-cluster.sh" "$BUILD" --hosts 1 --for 60 >"$OUT" 2>&1
+rc=$?
+made=$(cat "$SHIM/made" 2>/dev/null)
+left=$(for d in $made; do [ ! -e "$d" ] || echo "$d"; done)
+rm -rf $made "$SHIM"
+[ $rc = 143 ] || fail "a SIGTERM as the folders are made: exit $rc, not 143"
+grep -q "thoth-cluster-logs-" <<<"$made" || fail "the stand-in mktemp never made the logs folder: $made"
+[ -z "$left" ] || fail "a SIGTERM as the folders are made left $left"
+echo "ok: a SIGTERM as the folders are made leaves none"
+
 # A host that does not end on SIGTERM gets SIGKILL after 10 s: cleanup waited
 # for it forever.  A stand-in build folder whose thothd ignores SIGTERM.
 FAKE=$(mktemp -d "${TMPDIR:-/tmp}/thoth-run-cluster-build-XXXXXX")

@@ -14,9 +14,10 @@
  *
  * What a victim may suffer, asserted from its own counters (a loaded host
  * changes timings, not these): no timer early; its periods fired (at
- * least half: a loaded host may run it past whole windows, which are
- * skipped, not owed); at most two wake-ups per fire of its timer plus
- * a constant (one of them the bogus ring that mutes its doorbell until its
+ * least half of those the host let it run for: a loaded host may run it
+ * past whole windows, which are skipped, not owed, and its wait on a run
+ * queue, schedstat's, is counted out); at most two wake-ups per fire of
+ * its timer plus a constant (one of them the bogus ring that mutes its doorbell until its
  * timer fires again), whatever the attacker's rate or how many honest
  * loops the attacker makes ring it; no descriptor gained.  Lateness and
  * CPU time are printed (host-dependent), not asserted.
@@ -70,6 +71,8 @@ typedef struct victim {
 	uint64_t fires, expected, early, late, max_late;
 	uint64_t wakeups, rung, bells, own;
 	uint64_t cpu_us, fds_before, fds_after;
+	uint64_t waited_ns, waited_periods;     /* on a run queue, not running */
+	bool waited_known;
 } victim_t;
 
 typedef struct periodic {
@@ -113,6 +116,19 @@ static uint64_t count_fds(void)
 	return n;
 }
 
+/* Nanoseconds this thread has waited on a run queue, runnable but not run
+ * (schedstat's second field); false where the kernel keeps no schedstat. */
+static bool run_delay_ns(uint64_t *ns)
+{
+	FILE *f = fopen("/proc/thread-self/schedstat", "r");
+	unsigned long long run, delay;
+	bool ok = f && fscanf(f, "%llu %llu", &run, &delay) == 2;
+	if (f)
+		fclose(f);
+	*ns = ok ? delay : 0;
+	return ok;
+}
+
 static uint64_t cpu_us(void)
 {
 	struct rusage ru;
@@ -144,7 +160,8 @@ static void victim_main(victim_t *v)
 			slot = (int)i;
 	thoth_loop_stats_t s0, s1;
 	thoth_loop_stats(loop, &s0);
-	uint64_t c0 = cpu_us();
+	uint64_t c0 = cpu_us(), d0, d1;
+	bool d0_known = run_delay_ns(&d0);
 	v->fds_before = count_fds();
 	uint64_t start = thoth_clock_now(), end = start + v->run_ms * MS;
 	p.counting = true;
@@ -156,6 +173,9 @@ static void victim_main(victim_t *v)
 	p.counting = false;
 	thoth_loop_stats(loop, &s1);
 	v->cpu_us = cpu_us() - c0;
+	v->waited_known = d0_known && run_delay_ns(&d1) && d1 >= d0;
+	v->waited_ns = v->waited_known ? d1 - d0 : 0;
+	v->waited_periods = v->waited_ns / v->period;
 	v->fds_after = count_fds();
 	v->expected = v->run_ms * MS / v->period;
 	v->wakeups = s1.wakeups - s0.wakeups;
@@ -212,18 +232,24 @@ static void victim_judge(victim_t *v, const char *what)
 	int status;
 	assert_int_equal(waitpid(v->pid, &status, 0), v->pid);
 	print_message("%s: %llu fires of %llu (%llu by its own timer), %llu early, %llu late by > slack + 20 ms "
-		      "(max %.2f ms late); %llu wake-ups, %llu rung, %llu bells rung; CPU %.1f ms in %llu ms\n",
+		      "(max %.2f ms late); %llu wake-ups, %llu rung, %llu bells rung; CPU %.1f ms in %llu ms, "
+		      "%.1f ms runnable but not run (%s)\n",
 		      what, (unsigned long long)v->fires, (unsigned long long)v->expected,
 		      (unsigned long long)v->own, (unsigned long long)v->early, (unsigned long long)v->late,
 		      (double)v->max_late / 1e6, (unsigned long long)v->wakeups, (unsigned long long)v->rung,
-		      (unsigned long long)v->bells, (double)v->cpu_us / 1e3, (unsigned long long)v->run_ms);
+		      (unsigned long long)v->bells, (double)v->cpu_us / 1e3, (unsigned long long)v->run_ms,
+		      (double)v->waited_ns / 1e6, v->waited_known ? "schedstat" : "no schedstat here: not discounted");
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
 	assert_int_equal(v->early, 0);
-	/* Periods fired: a victim held in recv for good would miss most.  Half
-	 * is left to the host (a loaded VM, ASan under make test, runs a 5 ms
-	 * loop past whole windows, which are then skipped, not owed). */
-	assert_true(v->fires * 2 >= v->expected);
+	/* Periods fired: a victim held in recv for good would miss most (it
+	 * sleeps: no run-queue wait).  Owed: the periods of the run less those
+	 * it spent runnable on a run queue while the host ran others (a 5 ms
+	 * loop under ASan at load 17 fired 111 of 300, stop 43: skipped, not
+	 * owed); of those, half, for what schedstat does not see (a vCPU the
+	 * hypervisor did not run). */
+	uint64_t owed = v->expected - (v->waited_periods < v->expected ? v->waited_periods : v->expected);
+	assert_true(v->fires * 2 >= owed);
 	assert_true(v->wakeups <= 2 * v->fires + WAKE_SLACK);
 	/* Descriptors sent with doorbell bytes are never installed (a loop
 	 * that lost its slot closed its doorbell: one fewer). */
