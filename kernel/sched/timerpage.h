@@ -106,8 +106,10 @@ int thoth__timerpage_fd(void);
  * Adopting the page already in use is a no-op.  0 or a negative
  * THOTH_E_*: THOTH_E_PERM for a descriptor that is not such a memfd; on
  * such an error the previous page (or the grid) stays in use.
- * THOTH_E_LIMIT: every page this process maps is still held by a loop
- * (timerpage.c): no page is in use, the grid is, said once on stderr. */
+ * THOTH_E_LIMIT: DIR is too long for a doorbell path (the previous page
+ * stays), or every page this process maps is still held by a loop
+ * (timerpage.c): then no page is in use, the grid is, said once on
+ * stderr. */
 int thoth__timerpage_adopt(int fd, const char *dir);
 /* The page in use (NULL = none: the grid). */
 timerpage_t *thoth__timerpage_current(void);
