@@ -978,6 +978,124 @@ static void test_with_every_page_held_a_client_falls_back_to_the_grid_and_says_s
 	assert_int_equal(said, 1);
 }
 
+/*
+ * The hold against the unmap, across threads: while the main thread hands
+ * over 400 pages (a thothd restarting 400 times), three threads' loops
+ * move to each as fast as they re-arm, and a fourth loop takes a page and
+ * then sleeps through all 400.  No loop may read a page after it is
+ * unmapped (that would be SIGSEGV here: the slot release, the post, the
+ * doorbell path all read the page the loop holds), the sleeper's page
+ * must outlive the restarts and the sleeper move to the live page when it
+ * wakes, and the process still maps at most 32 pages.  Ordering, not
+ * timing: the threads run at whatever pace the machine gives them.
+ */
+typedef struct {
+	_Atomic bool stop;
+	int park[2], parked[2];         /* the sleeper's wake-up, its "page taken" */
+	_Atomic int failed;
+} movers_t;
+
+static void *mover(void *p)
+{
+	movers_t *m = p;
+	thoth_loop_t *loop;
+	if (thoth_loop_new(&loop) ||
+	    thoth_loop_add_timer(loop, thoth_clock_now() + 100000 * MS, MS, (thoth_timer_fn)abort, NULL, NULL)) {
+		atomic_store(&m->failed, 1);
+		return NULL;
+	}
+	while (!atomic_load(&m->stop))
+		if (thoth_loop_run_once(loop, false) != 0)
+			atomic_store(&m->failed, 2);
+	thoth_loop_free(loop);
+	return NULL;
+}
+
+static void *sleeper(void *p)
+{
+	movers_t *m = p;
+	thoth_loop_t *loop;
+	uint64_t deadline = thoth_clock_now() + 100000 * MS;
+	char c = 0;
+	timerpage_t *mine = NULL;
+	int held = -1;
+	if (thoth_loop_new(&loop) || thoth_loop_add_timer(loop, deadline, MS, (thoth_timer_fn)abort, NULL, NULL) ||
+	    thoth_loop_run_once(loop, false) != 0 || (held = slot_of(mine = thoth__timerpage_current(), (uint32_t)gettid())) < 0)
+		atomic_store(&m->failed, 3);
+	if (write(m->parked[1], &c, 1) != 1 || read(m->park[0], &c, 1) != 1)
+		atomic_store(&m->failed, 4);
+	/* Still the page it took, still mapped, its slot still ours (unmapped:
+	 * SIGSEGV; another page mapped at that address: not our slot). */
+	if (held >= 0 && atomic_load(&mine->slot[held].owner) != (uint32_t)gettid())
+		atomic_store(&m->failed, 6);
+	/* 400 pages later: leave the old one (read: it must still be mapped)
+	 * and post on the live one. */
+	timerpage_t *live = thoth__timerpage_current();
+	int s;
+	if (thoth_loop_run_once(loop, false) != 0 || (s = slot_of(live, (uint32_t)gettid())) < 0 ||
+	    atomic_load(&live->slot[s].at) != deadline + MS)
+		atomic_store(&m->failed, 5);
+	thoth_loop_free(loop);
+	return NULL;
+}
+
+static void test_loops_on_other_threads_never_read_an_unmapped_page(void **state)
+{
+	(void)state;
+	fflush(NULL);
+	pid_t child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		enum { RESTARTS = 400, MOVERS = 3 };
+		movers_t m = { 0 };
+		pthread_t th[MOVERS + 1];
+		timerpage_t *view;
+		char c = 0;
+		int fd = restart_page(&view);
+		if (fd < 0 || pipe(m.park) || pipe(m.parked) || thoth__timerpage_adopt(dup(fd), dir))
+			_exit(10);
+		munmap(view, THOTH_TIMERPAGE_SIZE);
+		close(fd);
+		unsigned unmapped0 = thoth__timerpage_unmapped();
+		if (pthread_create(&th[MOVERS], NULL, sleeper, &m) || read(m.parked[0], &c, 1) != 1)
+			_exit(11);
+		for (int i = 0; i < MOVERS; i++)
+			if (pthread_create(&th[i], NULL, mover, &m))
+				_exit(12);
+		for (int k = 0; k < RESTARTS; k++) {
+			fd = restart_page(&view);
+			if (fd < 0)
+				_exit(13);
+			/* 4 loops hold 4 pages at most: room for every new one */
+			if (thoth__timerpage_adopt(dup(fd), dir) != 0)
+				_exit(14);
+			munmap(view, THOTH_TIMERPAGE_SIZE);
+			close(fd);
+		}
+		if (write(m.park[1], &c, 1) != 1)
+			_exit(15);
+		atomic_store(&m.stop, true);
+		for (int i = 0; i <= MOVERS; i++)
+			pthread_join(th[i], NULL);
+		int maps = page_mappings();
+		unsigned unmapped = thoth__timerpage_unmapped() - unmapped0;
+		printf("%d restarts, %d loops on other threads: %d pages mapped, %u unmapped\n",
+		       RESTARTS, MOVERS + 1, maps, unmapped);
+		fflush(stdout);
+		if (atomic_load(&m.failed))
+			_exit(20 + atomic_load(&m.failed));
+		if (maps > 32 || unmapped < RESTARTS + 1 - 32)
+			_exit(16);
+		_exit(0);
+	}
+	int st;
+	assert_int_equal(waitpid(child, &st, 0), child);
+	if (WIFSIGNALED(st))
+		fail_msg("the child died of signal %d", WTERMSIG(st));
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -995,6 +1113,7 @@ int main(void)
 		cmocka_unit_test(test_a_full_page_sends_a_loop_to_its_grid_once),
 		cmocka_unit_test(test_a_client_stays_on_the_live_page_through_40_restarts),
 		cmocka_unit_test(test_with_every_page_held_a_client_falls_back_to_the_grid_and_says_so_once),
+		cmocka_unit_test(test_loops_on_other_threads_never_read_an_unmapped_page),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
