@@ -127,6 +127,7 @@ struct thoth_loop {
 	uint16_t depth;             /* thoth_loop_run_once calls in progress (ev is the outermost's) */
 	uint64_t synced_gen;
 	timerpage_t *tp;            /* the window page our slot is in (NULL: none claimed) */
+	int tp_held;                /* our hold on tp (thoth__timerpage_hold), -1 none */
 	timerq_t timers;
 	deferred_t *deferred;
 	size_t n_deferred, cap_deferred;
@@ -229,6 +230,7 @@ int thoth_loop_new_with(const thoth_loop_options_t *opts, thoth_loop_t **out)
 	loop->grid_pert = loop->grid ? timergrid_perturbation() : 0;
 	loop->page = loop->grid && !(opts && opts->no_timer_page);
 	loop->tp_slot = -1;
+	loop->tp_held = -1;
 	loop->bell_fd = -1;
 	sigemptyset(&loop->sigmask);
 	timerq_init(&loop->timers);
@@ -278,6 +280,7 @@ const char *thoth_loop_backend(const thoth_loop_t *loop)
 }
 
 static void page_leave(thoth_loop_t *loop);
+static void page_drop(thoth_loop_t *loop);
 
 /* A source: one of the loop's inline slots while one is free (on the page
  * a wake-up reads anyway), else its own allocation.  Zeroed. */
@@ -319,7 +322,7 @@ void thoth_loop_free(thoth_loop_t *loop)
 	if (!loop)
 		return;
 	free_dead(loop);
-	page_leave(loop);
+	page_drop(loop);
 	/* Sources and pending timers belong to the loop. */
 	while (loop->live) {
 		thoth_source_t *s = loop->live;
@@ -440,6 +443,15 @@ static void page_leave(thoth_loop_t *loop)
 	loop->tp_posted = loop->tp_posted_due = 0;
 }
 
+/* Leave our slot and let go of the page: from here we read none of it. */
+static void page_drop(thoth_loop_t *loop)
+{
+	page_leave(loop);
+	thoth__timerpage_unhold(loop->tp_held);
+	loop->tp_held = -1;
+	loop->tp = NULL;
+}
+
 /* Our slot's doorbell: a datagram socket at DIR/tk.SLOT (the runtime dir
  * is ours and 0700: only our uid can ring it). */
 static int bell_open(thoth_loop_t *loop)
@@ -480,10 +492,15 @@ static timerpage_t *page_of(thoth_loop_t *loop)
 			page_leave(loop);
 		return loop->tp_slot >= 0 ? pg : NULL;
 	}
-	page_leave(loop);
-	loop->tp = pg;
-	if (!pg)
+	page_drop(loop);
+	/* Held while we read it: only then may the page we leave be unmapped
+	 * (timerpage.c).  Not held: replaced and unmapped since we read the
+	 * pointer; the grid this time, the newer page at the next re-arm. */
+	int held = thoth__timerpage_hold(pg);
+	if (held < 0)
 		return NULL;
+	loop->tp = pg;
+	loop->tp_held = held;
 	loop->tp_owner = (uint32_t)gettid();
 	loop->tp_slot = timerpage_claim(pg, loop->tp_owner, true);
 	if (loop->tp_slot >= 0 && bell_open(loop)) {

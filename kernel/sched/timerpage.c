@@ -166,11 +166,20 @@ void timerpage_release(timerpage_t *pg, int slot, uint32_t owner)
 /* ---- the process's page --------------------------------------------------------- */
 
 /*
- * Pages once mapped stay mapped: loops of other threads may be reading the
- * old one while a reconnect installs a new one, and they move over at their
- * next re-arm.  A new page appears only when a new thothd starts, so this
- * costs 4 KiB per thothd restart seen by the process.  The mapping is of a
- * memfd sealed against shrinking: no other process can make it fault.
+ * A page is unmapped only once no loop can be reading it: loops of other
+ * threads may still be reading the old one while a reconnect installs a
+ * new one, and they move over at their next re-arm.  Each loop holds the
+ * page it reads (thoth__timerpage_hold, a count beside the page's entry
+ * below), from the re-arm that takes it to the one that leaves it or the
+ * loop's end.  A new page appears only when a new thothd starts; past
+ * MAX_MAPPED pages (4 KiB each) the oldest that no loop holds, and that is
+ * neither the page in use nor the one this process created, is unmapped
+ * and its entry reused.  When every one is held (a loop that has not
+ * re-armed since each of 32 restarts), the new page is not used: the
+ * process drops to the per-boot grid, says so once on stderr, and its
+ * loops let go of the old pages at their next re-arm, so the next page
+ * handed over finds room.  The mapping is of a memfd sealed against
+ * shrinking: no other process can make it fault.
  */
 /* thoth__timerpage_cur (timerpage.h: read inline by rearm) is defined
  * beside the trace switch, kernel/observability/buffer.c, for its page. */
@@ -179,16 +188,21 @@ static int created_fd = -1;             /* thothd: the memfd it hands out */
 static timerpage_t *created;            /* thothd: its page (reap) */
 
 /* The directory and generation of each page mapped (doorbell paths):
- * written before the page is published by the release store of `current`,
- * never changed.  GEN is the memfd's inode number (what fstat says, never
- * what the page says): two pages never share doorbell names. */
+ * written before the page is published by the release store of `pg`,
+ * changed only when the entry is reused for another page, which no loop
+ * holds.  GEN is the memfd's inode number (what fstat says, never what the
+ * page says): two pages never share doorbell names. */
 #define MAX_MAPPED 32
 static struct mapped {
-	_Atomic(timerpage_t *) pg;
+	_Atomic(timerpage_t *) pg;      /* NULL: being reused */
+	_Atomic unsigned users;         /* loops holding it */
 	uint32_t gen;
 	char dir[96];
 } mapped[MAX_MAPPED];
 static _Atomic unsigned n_mapped;
+static pthread_mutex_t mapped_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic unsigned unmapped_total;
+static atomic_flag told_full = ATOMIC_FLAG_INIT;
 
 int thoth__timerpage_bell_path(const timerpage_t *pg, int slot, char *out, size_t cap)
 {
@@ -201,6 +215,38 @@ int thoth__timerpage_bell_path(const timerpage_t *pg, int slot, char *out, size_
 	return THOTH_E_INVAL;
 }
 
+/*
+ * The entry's count is raised before the page is checked to still be the
+ * entry's, and a reuse clears the entry's page before it reads the count
+ * (both sequentially consistent): either the reuse sees the loop's hold
+ * and keeps the page, or the loop sees the page gone and reads none of it.
+ */
+int thoth__timerpage_hold(const timerpage_t *pg)
+{
+	unsigned n = atomic_load_explicit(&n_mapped, memory_order_acquire);
+	for (unsigned i = 0; pg && i < n && i < MAX_MAPPED; i++) {
+		if (atomic_load_explicit(&mapped[i].pg, memory_order_acquire) != pg)
+			continue;
+		atomic_fetch_add(&mapped[i].users, 1);
+		if (atomic_load(&mapped[i].pg) == pg)
+			return (int)i;
+		atomic_fetch_sub(&mapped[i].users, 1);
+		return -1;
+	}
+	return -1;
+}
+
+void thoth__timerpage_unhold(int held)
+{
+	if (held >= 0 && held < MAX_MAPPED)
+		atomic_fetch_sub(&mapped[held].users, 1);
+}
+
+unsigned thoth__timerpage_unmapped(void)
+{
+	return atomic_load(&unmapped_total);
+}
+
 timerpage_t *thoth__timerpage_current(void)
 {
 	return timerpage_current_inline();
@@ -211,24 +257,66 @@ int thoth__timerpage_fd(void)
 	return created_fd;
 }
 
-/* Remember PG's dir and generation; false when the table is full or the
- * dir too long for a doorbell path (the page is then not used). */
-static bool remember(timerpage_t *pg, const char *dir, uint32_t gen)
+static void install(timerpage_t *pg, const struct stat *st);
+
+/* An entry for a new page, mapped_lock held: a free one, else the oldest
+ * page no loop holds, unmapped (never the page in use or the one created
+ * here).  -1: every page is held. */
+static int entry_for_new(void)
 {
-	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	unsigned n = atomic_load(&n_mapped);
+	if (n < MAX_MAPPED)
+		return (int)n;
+	timerpage_t *cur = atomic_load(&thoth__timerpage_cur);
+	/* Oldest first: entries are reused in turn from where the last one was. */
+	static unsigned next;
+	for (unsigned k = 0; k < MAX_MAPPED; k++) {
+		unsigned i = (next + k) % MAX_MAPPED;
+		timerpage_t *old = atomic_load(&mapped[i].pg);
+		if (!old || old == cur || old == created || atomic_load(&mapped[i].users))
+			continue;
+		atomic_store(&mapped[i].pg, NULL);
+		if (atomic_load(&mapped[i].users)) {
+			atomic_store(&mapped[i].pg, old);       /* a loop took it meanwhile */
+			continue;
+		}
+		munmap(old, THOTH_TIMERPAGE_SIZE);
+		atomic_fetch_add(&unmapped_total, 1);
+		next = (i + 1) % MAX_MAPPED;
+		return (int)i;
+	}
+	return -1;
+}
+
+/* Remember PG's dir and generation and make it the page in use; false when
+ * the dir is too long for a doorbell path, or every entry is held (then no
+ * page is in use: the grid). */
+static bool publish(timerpage_t *pg, const char *dir, const struct stat *st)
+{
 	if (strlen(dir) >= sizeof mapped[0].dir)
 		return false;
-	pthread_mutex_lock(&lock);
-	unsigned n = atomic_load(&n_mapped);
-	bool ok = n < MAX_MAPPED;
-	if (ok) {
-		strcpy(mapped[n].dir, dir);
-		mapped[n].gen = gen;
-		atomic_store_explicit(&mapped[n].pg, pg, memory_order_release);
-		atomic_store_explicit(&n_mapped, n + 1, memory_order_release);
+	pthread_mutex_lock(&mapped_lock);
+	int i = entry_for_new();
+	if (i >= 0) {
+		strcpy(mapped[i].dir, dir);
+		mapped[i].gen = (uint32_t)st->st_ino;
+		atomic_store_explicit(&mapped[i].pg, pg, memory_order_release);
+		if ((unsigned)i == atomic_load(&n_mapped))
+			atomic_store_explicit(&n_mapped, (unsigned)i + 1, memory_order_release);
+		install(pg, st);
+	} else {
+		/* Off the dead thothd's page: its loops let go of it at their
+		 * next re-arm, and the next page handed over finds room. */
+		struct stat none = { 0 };
+		install(NULL, &none);
 	}
-	pthread_mutex_unlock(&lock);
-	return ok;
+	pthread_mutex_unlock(&mapped_lock);
+	if (i < 0 && !atomic_flag_test_and_set(&told_full))
+		fprintf(stderr, "thoth: thothd's new timer page not used: this process's loops still "
+			"hold the %d pages it mapped (a loop that has not re-armed since each "
+			"restart); timers keep to the per-boot grid until the next page\n",
+			MAX_MAPPED);
+	return i >= 0;
 }
 
 static void install(timerpage_t *pg, const struct stat *st)
@@ -261,7 +349,7 @@ int thoth__timerpage_create(const char *dir)
 		goto fail;
 	}
 	timerpage_init(m);
-	if (!remember(m, dir, (uint32_t)st.st_ino)) {
+	if (!publish(m, dir, &st)) {
 		r = THOTH_E_NO_SPACE;
 		munmap(m, THOTH_TIMERPAGE_SIZE);
 		goto fail;
@@ -270,7 +358,6 @@ int thoth__timerpage_create(const char *dir)
 		close(created_fd);      /* an earlier page stays mapped (remembered) */
 	created_fd = fd;
 	created = m;
-	install(m, &st);
 	return 0;
 fail:
 	close(fd);
@@ -313,12 +400,11 @@ int thoth__timerpage_adopt(int fd, const char *dir)
 		r = THOTH_E_BAD_MAGIC;
 		goto out;
 	}
-	if (!remember(pg, dir, (uint32_t)st.st_ino)) {
+	if (!publish(pg, dir, &st)) {
 		munmap(pg, THOTH_TIMERPAGE_SIZE);
-		r = THOTH_E_LIMIT;
+		r = THOTH_E_LIMIT;      /* said once on stderr; the grid meanwhile */
 		goto out;
 	}
-	install(pg, &st);
 out:
 	close(fd);
 	return r;

@@ -105,10 +105,22 @@ int thoth__timerpage_fd(void);
  * re-arm; the doorbells live in DIR.  FD is always consumed (closed).
  * Adopting the page already in use is a no-op.  0 or a negative
  * THOTH_E_*: THOTH_E_PERM for a descriptor that is not such a memfd; on
- * error the previous page (or the grid) stays in use. */
+ * such an error the previous page (or the grid) stays in use.
+ * THOTH_E_LIMIT: DIR is too long for a doorbell path (the previous page
+ * stays), or every page this process maps is still held by a loop
+ * (timerpage.c): then no page is in use, the grid is, said once on
+ * stderr. */
 int thoth__timerpage_adopt(int fd, const char *dir);
 /* The page in use (NULL = none: the grid). */
 timerpage_t *thoth__timerpage_current(void);
+/* A loop's hold on PG, the page it is about to read (taken from
+ * thoth__timerpage_current): while held, PG stays mapped.  A handle for
+ * thoth__timerpage_unhold, or -1 when PG is no longer one this process
+ * maps (it was replaced and unmapped meanwhile: read none of it). */
+int thoth__timerpage_hold(const timerpage_t *pg);
+void thoth__timerpage_unhold(int held);
+/* Pages unmapped so far, their entries reused for newer ones (tests). */
+unsigned thoth__timerpage_unmapped(void);
 /* The same, inline, for the loop's check on every wake-up (rearm): an
  * acquire load (a plain load on x86), no call.  Written only by
  * thoth__timerpage_adopt (release, after the page's doorbell dir and

@@ -494,6 +494,9 @@ int thothd_locks_new(thothd_t *d, thothd_locks_t **out)
 		return THOTH_E_NOMEM;
 	}
 	l->d = d;
+	/* The descriptors thothd's sizing set aside for the rings (server.c). */
+	_Static_assert(THOTHD_LOCK_RING_FDS_MAX == THOTHD_LOCKS_KEPT_FDS_MAX, "one budget, two names");
+	thothd_lock_rings_fd_budget(d->lock_ring_fds);
 	snprintf(l->dir, sizeof l->dir, "%s/locks", d->cfg.runtime_dir ? d->cfg.runtime_dir : ".");
 	d->locks = l;
 	d->locks_handlers = &handlers;

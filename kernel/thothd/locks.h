@@ -31,6 +31,11 @@ enum {
 	THOTHD_LOCKS_MAX_TABLES = 16,
 	THOTHD_LOCKS_MAX_REFUSED = 16,  /* refusals kept (all are counted) */
 	THOTHD_LOCKS_MAX_RINGS = 64,    /* processes whose rings are followed */
+	/* Descriptors the ring polls keep between polls, all followers of the
+	 * process together, at most: a table memfd and a pidfd per followed
+	 * ring.  thothd counts them in its descriptor budget (server.c) and
+	 * may lower them (thothd_lock_rings_fd_budget). */
+	THOTHD_LOCKS_KEPT_FDS_MAX = 2 * THOTHD_LOCKS_MAX_RINGS,
 	/* Waits a poll reads from one ring at most: a ring as large as the
 	 * preload writes (THOTHLOCK_EVENT_CAPACITY).  A header claiming a
 	 * larger ring (up to 1 Mi slots) gets its newest this many read and
@@ -172,6 +177,16 @@ void thothd_lock_rings_last(const thothd_lock_rings_t *r, uint32_t *files, uint6
 /* Rings not followed, summed over the polls: at most THOTHD_LOCKS_MAX_RINGS
  * are (the first seen keep their slots while their files stay). */
 uint64_t thothd_lock_rings_unfollowed(const thothd_lock_rings_t *r);
+/* The descriptors every ring follower of this process may keep open from
+ * poll to poll, together (default and most: THOTHD_LOCKS_KEPT_FDS_MAX).
+ * A ring found when they are all taken is still followed: its memfd is
+ * found and read afresh at each poll (~40 us more per process) and its
+ * two descriptors closed at once, which the caller's headroom covers. */
+void thothd_lock_rings_fd_budget(uint32_t fds);
+/* Followed rings read without keeping their descriptors (the budget above
+ * was taken), summed over the polls; and the descriptors R keeps now. */
+uint64_t thothd_lock_rings_unkept(const thothd_lock_rings_t *r);
+uint32_t thothd_lock_rings_kept_fds(const thothd_lock_rings_t *r);
 /* The name (/proc/PID/comm when first seen) of a followed process, or NULL. */
 const char *thothd_lock_rings_name(const thothd_lock_rings_t *r, uint32_t pid);
 /* The pid of the process whose ring is followed in slot I (0: none), its

@@ -26,6 +26,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -468,7 +469,31 @@ struct thothd_lock_rings {
 	uint32_t last_files;            /* the last poll's: rings read */
 	uint64_t last_waits;            /* and waits handed out */
 	uint64_t unfollowed;            /* rings seen beyond THOTHD_LOCKS_MAX_RINGS, every poll */
+	uint64_t unkept;                /* followed rings read afresh: no descriptors left to keep */
+	uint32_t kept_fds;              /* descriptors this follower keeps now */
 };
+
+/* The kept descriptors of every follower of the process (thothd has two:
+ * the trace sessions' and the dashboard's, on different threads), and
+ * their budget (locks.h). */
+static _Atomic uint32_t kept_budget = THOTHD_LOCKS_KEPT_FDS_MAX, kept_all;
+
+void thothd_lock_rings_fd_budget(uint32_t fds)
+{
+	atomic_store(&kept_budget, fds < THOTHD_LOCKS_KEPT_FDS_MAX ? fds : THOTHD_LOCKS_KEPT_FDS_MAX);
+}
+
+/* Two more kept descriptors (a memfd and its pidfd), if the budget has them. */
+static bool kept_take(thothd_lock_rings_t *r)
+{
+	uint32_t cur = atomic_load(&kept_all);
+	do {
+		if (cur + 2 > atomic_load(&kept_budget))
+			return false;
+	} while (!atomic_compare_exchange_weak(&kept_all, &cur, cur + 2));
+	r->kept_fds += 2;
+	return true;
+}
 
 int thothd_lock_rings_new(thothd_lock_rings_t **out)
 {
@@ -476,13 +501,15 @@ int thothd_lock_rings_new(thothd_lock_rings_t **out)
 	return *out ? 0 : THOTH_E_NOMEM;
 }
 
-static void pos_drop(ring_pos_t *pos)
+static void pos_drop(thothd_lock_rings_t *r, ring_pos_t *pos)
 {
 	if (!pos->kept)
 		return;
 	close(pos->fd);
 	close(pos->pidfd);
 	pos->kept = false;
+	r->kept_fds -= 2;
+	atomic_fetch_sub(&kept_all, 2);
 }
 
 void thothd_lock_rings_free(thothd_lock_rings_t *r)
@@ -490,14 +517,14 @@ void thothd_lock_rings_free(thothd_lock_rings_t *r)
 	if (!r)
 		return;
 	for (uint32_t i = 0; i < THOTHD_LOCKS_MAX_RINGS; i++)
-		pos_drop(&r->pos[i]);
+		pos_drop(r, &r->pos[i]);
 	free(r);
 }
 
 void thothd_lock_rings_reset(thothd_lock_rings_t *r)
 {
 	for (uint32_t i = 0; i < THOTHD_LOCKS_MAX_RINGS; i++)
-		pos_drop(&r->pos[i]);
+		pos_drop(r, &r->pos[i]);
 	memset(r, 0, sizeof *r);
 }
 
@@ -521,7 +548,7 @@ static int ring_fd(thothd_lock_rings_t *r, int pid, uint64_t marker_ino, ring_po
 			*kept = pos;
 			return pos->fd;
 		}
-		pos_drop(pos);          /* ended, or a new table under that pid */
+		pos_drop(r, pos);          /* ended, or a new table under that pid */
 	}
 	int pin = thoth__pid_pin((uint32_t)pid);
 	if (pin < 0 && errno != ENOSYS)
@@ -622,7 +649,7 @@ bool thothd_lock_rings_poll_steps(thothd_lock_rings_t *r, const char *locks_dir,
 			if (rc == 0)
 				thothlock_ring_free(ring);
 			if (kept)
-				pos_drop(kept);
+				pos_drop(r, kept);
 			else
 				close(fd);
 			if (pidfd >= 0)
@@ -661,7 +688,7 @@ bool thothd_lock_rings_poll_steps(thothd_lock_rings_t *r, const char *locks_dir,
 				fd = -1;
 				kept = NULL;
 			}
-			pos_drop(pos);
+			pos_drop(r, pos);
 			*pos = (ring_pos_t){ .pid = pid, .table_start_ns = start };
 			/* The ring's pid is the table's word: a process that has
 			 * exited (its table says so) is not named at all. */
@@ -669,14 +696,19 @@ bool thothd_lock_rings_poll_steps(thothd_lock_rings_t *r, const char *locks_dir,
 				ring_name(pos, pid);
 		}
 		pos->seen = r->polls;
-		if (!kept && fd >= 0 && pidfd >= 0) {
+		if (!kept && fd >= 0 && pidfd >= 0)
+			pos_drop(r, pos);
+		if (!kept && fd >= 0 && pidfd >= 0 && kept_take(r)) {
 			/* found afresh and pinned: kept for the next polls */
-			pos_drop(pos);
 			pos->kept = true;
 			pos->fd = fd;
 			pos->pidfd = pidfd;
 			pos->marker_ino = (uint64_t)de->d_ino;
 		} else if (!kept) {
+			/* not pinned (no pidfds), or the budget is taken:
+			 * followed all the same, found afresh next time */
+			if (fd >= 0 && pidfd >= 0)
+				r->unkept++;
 			if (fd >= 0)
 				close(fd);
 			if (pidfd >= 0)
@@ -684,7 +716,7 @@ bool thothd_lock_rings_poll_steps(thothd_lock_rings_t *r, const char *locks_dir,
 		} else if (kept != pos) {
 			/* the kept descriptor's table under another slot (a start
 			 * that changed with the same marker: a forged header) */
-			pos_drop(kept);
+			pos_drop(r, kept);
 		}
 		wait_ctx_t c = { .fn = fn, .ctx = ctx, .pid = pid, .process = pos->name,
 				 .since_ns = since_ns, .handed = &r->last_waits };
@@ -707,7 +739,7 @@ bool thothd_lock_rings_poll_steps(thothd_lock_rings_t *r, const char *locks_dir,
 	 * memfds are not held a poll longer. */
 	for (uint32_t i = 0; i < THOTHD_LOCKS_MAX_RINGS; i++)
 		if (r->pos[i].seen != r->polls)
-			pos_drop(&r->pos[i]);
+			pos_drop(r, &r->pos[i]);
 	*set_out = set;
 	return true;
 }
@@ -715,6 +747,16 @@ bool thothd_lock_rings_poll_steps(thothd_lock_rings_t *r, const char *locks_dir,
 uint64_t thothd_lock_rings_unfollowed(const thothd_lock_rings_t *r)
 {
 	return r->unfollowed;
+}
+
+uint64_t thothd_lock_rings_unkept(const thothd_lock_rings_t *r)
+{
+	return r->unkept;
+}
+
+uint32_t thothd_lock_rings_kept_fds(const thothd_lock_rings_t *r)
+{
+	return r->kept_fds;
 }
 
 void thothd_lock_rings_last(const thothd_lock_rings_t *r, uint32_t *files, uint64_t *waits)

@@ -168,10 +168,21 @@ int thothd_new(const thothd_config_t *cfg, thoth_loop_t *loop, thothd_t **out)
 		c->max_clients = 1024;
 	/* Never more clients than descriptors: at the limit thothd would fail
 	 * to accept (and to open anything else) instead of refusing cleanly. */
+	d->lock_ring_fds = THOTHD_LOCK_RING_FDS_MAX;
 	struct rlimit nofile;
 	if (loop && getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY) {
 		rlim_t usable = nofile.rlim_cur > 2 * FD_HEADROOM ? nofile.rlim_cur - FD_HEADROOM
 								 : nofile.rlim_cur / 2;
+		/* The lock rings' kept memfds and pidfds (two per followed
+		 * process, 64 processes): all 128 where a quarter of the
+		 * descriptors holds them, else that quarter (the rings beyond
+		 * it are read afresh at each poll, through the headroom).
+		 * Uncounted, they took the clients' last descriptors: accept
+		 * failed with EMFILE below max_clients and the polls skipped
+		 * processes. */
+		rlim_t ring_fds = usable / 4 < THOTHD_LOCK_RING_FDS_MAX ? usable / 4 : THOTHD_LOCK_RING_FDS_MAX;
+		d->lock_ring_fds = (uint32_t)ring_fds;
+		usable -= ring_fds;
 		/* The tracer's pidfds (a reader holds up to 17, and 1,024
 		 * buffers may be mapped): a quarter of the rest, taken off the
 		 * clients', so neither runs the other out of descriptors. */

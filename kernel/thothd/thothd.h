@@ -141,8 +141,16 @@ struct thothd_client {
 	thothd_client_t *next_doomed;
 };
 
+/* The lock rings' kept descriptors at most (locks.h's THOTHD_LOCKS_KEPT_FDS_MAX,
+ * which locks.c checks): thothd's sizing counts them (server.c). */
+#define THOTHD_LOCK_RING_FDS_MAX 128
+
 struct thothd {
 	thothd_config_t cfg;
+	/* Descriptors the lock rings' polls may keep (locks.h), taken off
+	 * the clients' like the tracer's pidfds: thothd_locks_new hands it
+	 * to them. */
+	uint32_t lock_ring_fds;
 	thoth_loop_t *loop;             /* NULL for in-process use (fuzzing) */
 	thoth_registry_t *registry;
 	int listen_fd;

@@ -22,7 +22,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <fcntl.h>
@@ -338,6 +340,91 @@ static void test_rings_beyond_the_followed_ones_are_not_read_twice(void **state)
 	assert_int_equal(lost, 0);
 	thothd_lock_rings_free(r);
 	for (int i = FILES - 1; i >= 0; i--)     /* the later ones hold the earlier ones' pipes */
+		end_child(pids[i], holds[i]);
+	clear_dir();
+}
+
+/* This process's descriptors: how many are open, and the highest. */
+static int open_fds(int *highest)
+{
+	DIR *d = opendir("/proc/self/fd");
+	assert_non_null(d);
+	int n = 0;
+	*highest = -1;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		int fd = atoi(e->d_name);
+		if (e->d_name[0] == '.' || fd == dirfd(d))
+			continue;
+		n++;
+		if (fd > *highest)
+			*highest = fd;
+	}
+	closedir(d);
+	return n;
+}
+
+/* thothd sets descriptors aside for the rings' kept memfds and pidfds
+ * (THOTHD_LOCKS_KEPT_FDS_MAX, or a quarter of what it has when fewer:
+ * server.c) and hands the figure to thothd_lock_rings_fd_budget.  Under a
+ * descriptor limit that leaves the rings their budget of 20 and a few for
+ * a poll's own (the directory, a memfd and pidfd found afresh, /proc
+ * files), 64 profiled processes are all followed at every poll, 20
+ * descriptors kept and the other 54 rings counted as read afresh.  Before,
+ * the poll kept two per process whatever was left: it ran into EMFILE
+ * after a dozen and silently skipped the rest, at every poll. */
+static void test_the_rings_keep_their_descriptor_budget_and_follow_every_process(void **state)
+{
+	(void)state;
+	enum { FILES = THOTHD_LOCKS_MAX_RINGS, WAITS = 4, BUDGET = 20, SPARE = 8 };
+	pid_t pids[FILES];
+	int holds[FILES];
+	for (int i = 0; i < FILES; i++)
+		pids[i] = ring_child(WAITS, &holds[i]);
+	thothd_lock_rings_t *r;
+	assert_int_equal(thothd_lock_rings_new(&r), 0);
+	thothd_lock_rings_fd_budget(BUDGET);
+	/* The gaps below the highest descriptor filled: exactly BUDGET +
+	 * SPARE free under the limit. */
+	int highest, fill[FILES * 4], n_fill = 0;
+	(void)open_fds(&highest);
+	for (int f; (f = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0;) {
+		if (f > highest || n_fill == (int)(sizeof fill / sizeof fill[0])) {
+			close(f);
+			break;
+		}
+		fill[n_fill++] = f;
+	}
+	int n = open_fds(&highest);
+	struct rlimit was, low;
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &was), 0);
+	low = was;
+	low.rlim_cur = (rlim_t)(n + BUDGET + SPARE);
+	assert_int_equal(highest + 1, n);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	uint64_t waits = 0, lost = 0;
+	(void)thothd_lock_rings_poll(r, dir, 0, count_wait, &waits, &lost);
+	uint64_t first = waits;
+	uint32_t kept = thothd_lock_rings_kept_fds(r);
+	waits = 0;
+	(void)thothd_lock_rings_poll(r, dir, 0, count_wait, &waits, &lost);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &was), 0);
+	fprintf(stderr, "# %llu of %d waits read, %u descriptors kept, %llu rings read afresh in two polls\n",
+		(unsigned long long)first, FILES * WAITS, kept,
+		(unsigned long long)thothd_lock_rings_unkept(r));
+	assert_int_equal(first, FILES * WAITS);
+	assert_int_equal(kept, BUDGET);
+	assert_int_equal(thothd_lock_rings_unkept(r), 2 * (FILES - BUDGET / 2));
+	assert_int_equal(waits, 0);                     /* nothing handed out twice */
+	assert_int_equal(lost, 0);
+	assert_int_equal(thothd_lock_rings_unfollowed(r), 0);
+	assert_int_equal(open_fds(&highest), n + BUDGET);
+	thothd_lock_rings_free(r);
+	assert_int_equal(open_fds(&highest), n);
+	thothd_lock_rings_fd_budget(THOTHD_LOCKS_KEPT_FDS_MAX);
+	while (n_fill)
+		close(fill[--n_fill]);
+	for (int i = FILES - 1; i >= 0; i--)
 		end_child(pids[i], holds[i]);
 	clear_dir();
 }
@@ -693,6 +780,7 @@ int main(void)
 		cmocka_unit_test(test_refusals_beyond_the_kept_ones_are_counted),
 		cmocka_unit_test(test_rings_of_hostile_files_give_no_events),
 		cmocka_unit_test(test_rings_beyond_the_followed_ones_are_not_read_twice),
+		cmocka_unit_test(test_the_rings_keep_their_descriptor_budget_and_follow_every_process),
 		cmocka_unit_test(test_a_huge_ring_is_read_a_bounded_step_at_a_time),
 		cmocka_unit_test(test_a_kept_ring_descriptor_never_stands_for_another_table),
 		cmocka_unit_test(test_the_symbol_cache_refuses_alike_and_stays_bounded),

@@ -820,6 +820,282 @@ static void test_a_full_page_sends_a_loop_to_its_grid_once(void **state)
 	assert_int_equal(WEXITSTATUS(st), 0);
 }
 
+/* A page as thothd makes one (a sealed memfd of one page with the magic),
+ * and thothd's own view of it: what the test reads to see where a loop
+ * posted. */
+static int restart_page(timerpage_t **view)
+{
+	int fd = memfd_page(THOTH_TIMERPAGE_SIZE, THOTH_TIMERPAGE_MAGIC, F_SEAL_SHRINK | F_SEAL_GROW);
+	if (fd < 0)
+		return -1;
+	*view = mmap(NULL, THOTH_TIMERPAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	return *view == MAP_FAILED ? -1 : fd;
+}
+
+/* Mappings of pages made by restart_page in this process (/proc/self/maps). */
+static int page_mappings(void)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	char line[512];
+	int n = 0;
+	while (f && fgets(line, sizeof line, f))
+		n += strstr(line, "memfd:not-the-page") != NULL;
+	if (f)
+		fclose(f);
+	return n;
+}
+
+/*
+ * A long-lived client sees thothd restart 40 times, each handing it a new
+ * page: its loop's timer lands on the live page every time (read through
+ * that thothd's own mapping), and the pages its loop let go of are
+ * unmapped once 32 are mapped, so the process maps at most 32 whatever
+ * the restarts.  Before, pages were never unmapped: the 33rd was refused
+ * (THOTH_E_LIMIT) and the loop stayed on the dead thothd's page (exit 132).
+ */
+static void test_a_client_stays_on_the_live_page_through_40_restarts(void **state)
+{
+	(void)state;
+	fflush(NULL);
+	pid_t child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		enum { RESTARTS = 40 };
+		uint32_t me = (uint32_t)gettid();
+		thoth_loop_t *loop;
+		if (thoth_loop_new(&loop))
+			_exit(10);
+		uint64_t deadline = thoth_clock_now() + 100000 * MS, slack = 1000 * MS;
+		if (thoth_loop_add_timer(loop, deadline, slack, (thoth_timer_fn)abort, NULL, NULL))
+			_exit(11);
+		unsigned unmapped0 = thoth__timerpage_unmapped();
+		for (int k = 0; k < RESTARTS; k++) {
+			timerpage_t *view;
+			int fd = restart_page(&view);
+			if (fd < 0)
+				_exit(12);
+			if (thoth__timerpage_adopt(dup(fd), dir) != 0)
+				_exit(100 + k);
+			if (thoth_loop_run_once(loop, false) != 0)
+				_exit(13);
+			int s = slot_of(view, me);
+			if (s < 0 || atomic_load(&view->slot[s].at) != deadline + slack)
+				_exit(150 + k);
+			munmap(view, THOTH_TIMERPAGE_SIZE);     /* this thothd ends */
+			close(fd);
+		}
+		int maps = page_mappings();
+		unsigned unmapped = thoth__timerpage_unmapped() - unmapped0;
+		printf("%d restarts: %d pages mapped, %u unmapped\n", RESTARTS, maps, unmapped);
+		fflush(stdout);
+		if (maps > 32 || unmapped < RESTARTS - 32)
+			_exit(14);
+		thoth_loop_free(loop);
+		_exit(0);
+	}
+	int st;
+	assert_int_equal(waitpid(child, &st, 0), child);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+/*
+ * Every page mapped is held by a loop that has not re-armed since (one
+ * loop per page here): the next page cannot be mapped without unmapping
+ * one a loop may read.  The process drops to the grid instead (no page in
+ * use), says so once on stderr, and once those loops re-arm (and let go)
+ * the next page handed over is used.
+ */
+static void test_with_every_page_held_a_client_falls_back_to_the_grid_and_says_so_once(void **state)
+{
+	(void)state;
+	char log[160];
+	snprintf(log, sizeof log, "%s/fallback.log", dir);
+	fflush(NULL);
+	pid_t child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		int lf = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (lf < 0 || dup2(lf, STDERR_FILENO) < 0)
+			_exit(10);
+		enum { MAX_LOOPS = 40 };
+		thoth_loop_t *loops[MAX_LOOPS];
+		int n = 0, r = 0;
+		uint64_t deadline = thoth_clock_now() + 100000 * MS;
+		for (; n < MAX_LOOPS; n++) {
+			timerpage_t *view;
+			int fd = restart_page(&view);
+			if (fd < 0)
+				_exit(11);
+			r = thoth__timerpage_adopt(dup(fd), dir);
+			munmap(view, THOTH_TIMERPAGE_SIZE);
+			close(fd);
+			if (r)
+				break;
+			if (thoth_loop_new(&loops[n]) ||
+			    thoth_loop_add_timer(loops[n], deadline, MS, (thoth_timer_fn)abort, NULL, NULL) ||
+			    thoth_loop_run_once(loops[n], false) != 0)
+				_exit(12);
+		}
+		if (r != THOTH_E_LIMIT || n == 0 || n > 32 || thoth__timerpage_current())
+			_exit(13);
+		/* Refused again: not said again. */
+		timerpage_t *view;
+		int fd = restart_page(&view);
+		if (thoth__timerpage_adopt(dup(fd), dir) != THOTH_E_LIMIT)
+			_exit(14);
+		munmap(view, THOTH_TIMERPAGE_SIZE);
+		close(fd);
+		/* The loops re-arm on the grid and let go of their pages. */
+		for (int i = 0; i < n; i++)
+			if (thoth_loop_run_once(loops[i], false) != 0)
+				_exit(15);
+		uint32_t me = (uint32_t)gettid();
+		fd = restart_page(&view);
+		if (thoth__timerpage_adopt(dup(fd), dir) != 0 || thoth_loop_run_once(loops[0], false) != 0)
+			_exit(16);
+		int s = slot_of(view, me);
+		if (s < 0 || atomic_load(&view->slot[s].at) != deadline + MS)
+			_exit(17);
+		for (int i = 0; i < n; i++)
+			thoth_loop_free(loops[i]);
+		_exit(0);
+	}
+	int st;
+	assert_int_equal(waitpid(child, &st, 0), child);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	FILE *f = fopen(log, "re");
+	assert_non_null(f);
+	char line[512];
+	int said = 0;
+	while (fgets(line, sizeof line, f)) {
+		said += strstr(line, "timer page not used") != NULL;
+		fputs(line, stdout);
+	}
+	fclose(f);
+	unlink(log);
+	assert_int_equal(said, 1);
+}
+
+/*
+ * The hold against the unmap, across threads: while the main thread hands
+ * over 400 pages (a thothd restarting 400 times), three threads' loops
+ * move to each as fast as they re-arm, and a fourth loop takes a page and
+ * then sleeps through all 400.  No loop may read a page after it is
+ * unmapped (that would be SIGSEGV here: the slot release, the post, the
+ * doorbell path all read the page the loop holds), the sleeper's page
+ * must outlive the restarts and the sleeper move to the live page when it
+ * wakes, and the process still maps at most 32 pages.  Ordering, not
+ * timing: the threads run at whatever pace the machine gives them.
+ */
+typedef struct {
+	_Atomic bool stop;
+	int park[2], parked[2];         /* the sleeper's wake-up, its "page taken" */
+	_Atomic int failed;
+} movers_t;
+
+static void *mover(void *p)
+{
+	movers_t *m = p;
+	thoth_loop_t *loop;
+	if (thoth_loop_new(&loop) ||
+	    thoth_loop_add_timer(loop, thoth_clock_now() + 100000 * MS, MS, (thoth_timer_fn)abort, NULL, NULL)) {
+		atomic_store(&m->failed, 1);
+		return NULL;
+	}
+	while (!atomic_load(&m->stop))
+		if (thoth_loop_run_once(loop, false) != 0)
+			atomic_store(&m->failed, 2);
+	thoth_loop_free(loop);
+	return NULL;
+}
+
+static void *sleeper(void *p)
+{
+	movers_t *m = p;
+	thoth_loop_t *loop;
+	uint64_t deadline = thoth_clock_now() + 100000 * MS;
+	char c = 0;
+	timerpage_t *mine = NULL;
+	int held = -1;
+	if (thoth_loop_new(&loop) || thoth_loop_add_timer(loop, deadline, MS, (thoth_timer_fn)abort, NULL, NULL) ||
+	    thoth_loop_run_once(loop, false) != 0 || (held = slot_of(mine = thoth__timerpage_current(), (uint32_t)gettid())) < 0)
+		atomic_store(&m->failed, 3);
+	if (write(m->parked[1], &c, 1) != 1 || read(m->park[0], &c, 1) != 1)
+		atomic_store(&m->failed, 4);
+	/* Still the page it took, still mapped, its slot still ours (unmapped:
+	 * SIGSEGV; another page mapped at that address: not our slot). */
+	if (held >= 0 && atomic_load(&mine->slot[held].owner) != (uint32_t)gettid())
+		atomic_store(&m->failed, 6);
+	/* 400 pages later: leave the old one (read: it must still be mapped)
+	 * and post on the live one. */
+	timerpage_t *live = thoth__timerpage_current();
+	int s;
+	if (thoth_loop_run_once(loop, false) != 0 || (s = slot_of(live, (uint32_t)gettid())) < 0 ||
+	    atomic_load(&live->slot[s].at) != deadline + MS)
+		atomic_store(&m->failed, 5);
+	thoth_loop_free(loop);
+	return NULL;
+}
+
+static void test_loops_on_other_threads_never_read_an_unmapped_page(void **state)
+{
+	(void)state;
+	fflush(NULL);
+	pid_t child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		enum { RESTARTS = 400, MOVERS = 3 };
+		movers_t m = { 0 };
+		pthread_t th[MOVERS + 1];
+		timerpage_t *view;
+		char c = 0;
+		int fd = restart_page(&view);
+		if (fd < 0 || pipe(m.park) || pipe(m.parked) || thoth__timerpage_adopt(dup(fd), dir))
+			_exit(10);
+		munmap(view, THOTH_TIMERPAGE_SIZE);
+		close(fd);
+		unsigned unmapped0 = thoth__timerpage_unmapped();
+		if (pthread_create(&th[MOVERS], NULL, sleeper, &m) || read(m.parked[0], &c, 1) != 1)
+			_exit(11);
+		for (int i = 0; i < MOVERS; i++)
+			if (pthread_create(&th[i], NULL, mover, &m))
+				_exit(12);
+		for (int k = 0; k < RESTARTS; k++) {
+			fd = restart_page(&view);
+			if (fd < 0)
+				_exit(13);
+			/* 4 loops hold 4 pages at most: room for every new one */
+			if (thoth__timerpage_adopt(dup(fd), dir) != 0)
+				_exit(14);
+			munmap(view, THOTH_TIMERPAGE_SIZE);
+			close(fd);
+		}
+		if (write(m.park[1], &c, 1) != 1)
+			_exit(15);
+		atomic_store(&m.stop, true);
+		for (int i = 0; i <= MOVERS; i++)
+			pthread_join(th[i], NULL);
+		int maps = page_mappings();
+		unsigned unmapped = thoth__timerpage_unmapped() - unmapped0;
+		printf("%d restarts, %d loops on other threads: %d pages mapped, %u unmapped\n",
+		       RESTARTS, MOVERS + 1, maps, unmapped);
+		fflush(stdout);
+		if (atomic_load(&m.failed))
+			_exit(20 + atomic_load(&m.failed));
+		if (maps > 32 || unmapped < RESTARTS + 1 - 32)
+			_exit(16);
+		_exit(0);
+	}
+	int st;
+	assert_int_equal(waitpid(child, &st, 0), child);
+	if (WIFSIGNALED(st))
+		fail_msg("the child died of signal %d", WTERMSIG(st));
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -835,6 +1111,9 @@ int main(void)
 		cmocka_unit_test(test_a_full_page_gives_a_zombies_slot_to_a_new_loop),
 		cmocka_unit_test(test_a_quiet_loop_still_moves_to_a_new_page),
 		cmocka_unit_test(test_a_full_page_sends_a_loop_to_its_grid_once),
+		cmocka_unit_test(test_a_client_stays_on_the_live_page_through_40_restarts),
+		cmocka_unit_test(test_with_every_page_held_a_client_falls_back_to_the_grid_and_says_so_once),
+		cmocka_unit_test(test_loops_on_other_threads_never_read_an_unmapped_page),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

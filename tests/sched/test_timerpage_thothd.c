@@ -3,7 +3,9 @@
  * kernel/thothd/timerpage.c): thothd hands out a sealed memfd that nobody
  * can truncate, removes doorbells an earlier thothd's processes left in
  * the runtime dir when it starts, and gives back the slot and doorbell of
- * a service killed with SIGKILL (which never unlinks anything itself).
+ * a service killed with SIGKILL (which never unlinks anything itself);
+ * and a client that lives through 40 thothd restarts posts on the live
+ * thothd's page after each.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -17,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -25,6 +28,7 @@
 #include <cmocka.h>
 
 #include "harness.h"
+#include "thoth/loop.h"
 #include "timerpage.h"
 
 static bool sock_exists(const char *path)
@@ -132,10 +136,65 @@ static void test_thothd_page_is_sealed_and_dead_doorbells_are_reaped(void **stat
 	harness_teardown(&h);
 }
 
+/*
+ * A long-lived client (this process: one loop with a timer) sees thothd
+ * restart 40 times and connects to each: after every restart its loop's
+ * instant is on the live thothd's page, read through that thothd's own
+ * memfd, and the pages it let go of are unmapped past 32.  Before, the
+ * 33rd page this process was handed was refused (pages were never
+ * unmapped) and the loop stayed on a dead thothd's page, where the new
+ * thothd neither coalesces with it nor sees its posts for its CPU hint.
+ */
+static void test_a_client_posts_on_the_live_page_through_40_thothd_restarts(void **state)
+{
+	(void)state;
+	enum { RESTARTS = 40 };
+	harness_t h;
+	assert_int_equal(harness_setup(&h), 0);
+	thoth_loop_t *loop;
+	assert_int_equal(thoth_loop_new(&loop), 0);
+	uint64_t deadline = thoth_clock_now() + 1000ull * 1000000000ull, slack = 1000000000ull;
+	assert_int_equal(thoth_loop_add_timer(loop, deadline, slack, (thoth_timer_fn)abort, NULL, NULL), 0);
+	uint32_t me = (uint32_t)gettid();
+	unsigned unmapped0 = thoth__timerpage_unmapped();
+	int k, live = 0;
+	for (k = 0; k < RESTARTS; k++) {
+		if (harness_start_thothd(&h, NULL) <= 0)
+			break;
+		thoth_control_t ctl;
+		if (harness_connect(&h, &ctl) != 0)
+			break;
+		bool ok = thoth_loop_run_once(loop, false) == 0;
+		int pfd = open_thothds_page(h.thothd);
+		timerpage_t *view = pfd >= 0 ? mmap(NULL, THOTH_TIMERPAGE_SIZE, PROT_READ, MAP_SHARED, pfd, 0)
+					     : MAP_FAILED;
+		bool on_it = false;
+		for (unsigned i = 0; ok && view != MAP_FAILED && i < THOTH_TIMERPAGE_SLOTS; i++)
+			on_it |= view->slot[i].owner == me && view->slot[i].at == deadline + slack;
+		live += on_it;
+		if (view != MAP_FAILED)
+			munmap(view, THOTH_TIMERPAGE_SIZE);
+		if (pfd >= 0)
+			close(pfd);
+		thoth_control_close(&ctl);
+		harness_stop_thothd(&h);
+		if (!on_it)
+			break;
+	}
+	unsigned unmapped = thoth__timerpage_unmapped() - unmapped0;
+	fprintf(stderr, "# on the live page after %d of %d thothd restarts; %u old pages unmapped\n", live,
+		RESTARTS, unmapped);
+	thoth_loop_free(loop);
+	harness_teardown(&h);
+	assert_int_equal(live, RESTARTS);
+	assert_true(unmapped >= RESTARTS - 32);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_thothd_page_is_sealed_and_dead_doorbells_are_reaped),
+		cmocka_unit_test(test_a_client_posts_on_the_live_page_through_40_thothd_restarts),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
