@@ -27,6 +27,7 @@
 #include "thoth/service.h"
 #include "thoth/trace.h"
 #include "../common/tmpdir.h"
+#include "../common/skip.h"
 
 typedef struct fixture {
 	char dir[64];
@@ -65,7 +66,7 @@ static int teardown(void **state)
 #define NEED_ROOT(f)                                                                              \
 	do {                                                                                      \
 		if (!(f))                                                                         \
-			skip();                                                                   \
+			test_skip("needs root: %s", #f);                                          \
 	} while (0)
 
 static void test_control_connect_sends_nothing_to_a_foreign_listener(void **state)
