@@ -18,7 +18,7 @@ LONG=$W/$(printf 'a%.0s' $(seq 1 150))
 mkdir -p "$LONG"
 # The guard makes the stage's TMPDIR in LONG: $LONG/thoth-stage-PID-XXXXXXXX.
 rc=0
-THOTH_STAGE_TMP=$LONG "$PY" "$SRC/tests/common/clean_stage.py" -- bash -c '
+THOTH_STAGE_SHM=0 THOTH_STAGE_TMP=$LONG "$PY" "$SRC/tests/common/clean_stage.py" -- bash -c '
   echo "TMPDIR is ${#TMPDIR} bytes"
   for t; do "$t" >"$TMPDIR/../$(basename "$t").log" 2>&1 || { echo "FAIL: $t:"; cat "$TMPDIR/../$(basename "$t").log"; exit 1; }
     echo "ok: $(basename "$t")"; done' _ "$@" || rc=$?

@@ -22,7 +22,11 @@ failed) when the stage left anything behind:
   one (tests/common/tmpdir.h, test_sock_template): checked as TMPDIR;
 - /dev/shm: an entry that was not there when COMMAND started and that no
   live process has open or mapped (one in use by a process the stage did
-  not start is another's: named, not failed, not removed).
+  not start is another's: named, not failed, not removed).  Not by a guard
+  run inside a stage (a test's: THOTH_TEST_STAGE already set), unless
+  THOTH_STAGE_SHM=1 (=0: never): beside it the outer stage's other tests make and
+  remove their own (thothlock's /dev/shm/thothlock.*), which a nested
+  guard would take for its stage's; the outer guard checks them.
 
 A folder /tmp/thoth-stage-PID-* whose guard (PID) no longer runs, left by
 a guard that was SIGKILLed, is removed with its fallbacks when the next
@@ -177,8 +181,16 @@ def shm_users():
 
 
 def guard_alive(pid):
-    """Is PID a clean_stage guard still running (not a reused pid)?"""
-    return "clean_stage.py" in cmdline(pid)
+    """May PID be a clean_stage guard still running?  No when there is no
+    such process or its command line is another's (a reused pid); yes when
+    that cannot be read (hidepid): its folder is then left alone."""
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return b"clean_stage.py" in f.read()
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
 
 
 def remove_stale(base):
@@ -214,12 +226,14 @@ def main(argv):
     if len(argv) < 2 or argv[0] != "--":
         sys.stderr.write(__doc__.strip().splitlines()[0] + "\n")
         return 2
+    shm = os.environ.get("THOTH_STAGE_SHM", "")
+    check_shm = shm == "1" or (shm != "0" and not os.environ.get(MARK))
     base = os.environ.get("THOTH_STAGE_TMP") or "/tmp"
     remove_stale(base)
     # The guard's pid in the name: the next guard can tell a folder whose
     # guard was SIGKILLed (remove_stale) from a running stage's.
     stage = tempfile.mkdtemp(prefix="%s%d-" % (STAGE_PREFIX, os.getpid()), dir=base)
-    shm_before = shm_entries()
+    shm_before = shm_entries() if check_shm else None
     # As /tmp is (sticky, anyone's): tests that reach a socket as another
     # uid (test_chan_socket_policy) must pass through it; mkdtemp made 0700.
     os.chmod(stage, 0o1777)
@@ -286,7 +300,8 @@ def main(argv):
             print("  left in %s: %s" % (SHORT_BASE, describe(path)), flush=True)
             shutil.rmtree(path, ignore_errors=True)
 
-    new_shm = sorted(n for n, ino in shm_entries().items() if shm_before.get(n) != ino)
+    new_shm = [] if shm_before is None else \
+        sorted(n for n, ino in shm_entries().items() if shm_before.get(n) != ino)
     if new_shm:
         users = shm_users()
         left_shm = [n for n in new_shm if not users.get(os.path.join(SHM, n))]
@@ -300,9 +315,13 @@ def main(argv):
             print("clean_stage: FAILED: %d entr%s left in %s by this stage, removed now:"
                   % (len(left_shm), "y" if len(left_shm) == 1 else "ies", SHM), flush=True)
             for n in left_shm:
-                print("  left in %s: %s" % (SHM, n), flush=True)
+                print("  left in %s: %s" % (SHM, describe(os.path.join(SHM, n))), flush=True)
+                path = os.path.join(SHM, n)
                 try:
-                    os.unlink(os.path.join(SHM, n))
+                    if os.path.isdir(path) and not os.path.islink(path):
+                        shutil.rmtree(path)
+                    else:
+                        os.unlink(path)
                 except OSError as e:
                     print("  %s/%s: %s" % (SHM, n, e.strerror), flush=True)
 

@@ -183,11 +183,11 @@ static int teardown(void **state)
 	return 0;
 }
 
-#define NEED_ETCD()                                                       \
-	do {                                                              \
-		if (!*state)                                              \
-			test_skip("no etcd cluster (not installed, or it "   \
-				  "did not start: the setup said which)"); \
+#define NEED_ETCD()                                                             \
+	do {                                                                    \
+		if (!*state)                                                    \
+			skip_because("no etcd cluster (not installed, or it "   \
+				     "did not start: the setup said which)");   \
 	} while (0)
 
 static int register_at(thoth_control_t *ctl, const char *name, const char *addr, uint64_t *lease)

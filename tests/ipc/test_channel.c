@@ -890,7 +890,7 @@ static void pin_apart(void)
 				b = i;
 		}
 	if (b < 0)
-		test_skip("fewer than 2 CPUs allowed");
+		skip_because("fewer than 2 CPUs allowed");
 	cpu_set_t one;
 	CPU_ZERO(&one);
 	CPU_SET(a, &one);

@@ -81,7 +81,7 @@ static int connect_as(uid_t uid, gid_t gid, char *why_out, size_t why_len)
 static void need_root(void)
 {
 	if (geteuid() != 0)
-		test_skip("needs root (another uid reaches the socket)");
+		skip_because("needs root (another uid reaches the socket)");
 }
 
 static void test_socket_is_0600_whatever_the_umask(void **state)

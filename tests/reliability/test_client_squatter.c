@@ -63,10 +63,10 @@ static int teardown(void **state)
 	return r == 0 ? 0 : -1;
 }
 
-#define NEED_ROOT(f)                                                                              \
-	do {                                                                                      \
-		if (!(f))                                                                         \
-			test_skip("needs root: %s", #f);                                          \
+#define NEED_ROOT(f)                                                                                 \
+	do {                                                                                         \
+		if (!(f))                                                                            \
+			skip_because("needs root: %s", #f);                                          \
 	} while (0)
 
 static void test_control_connect_sends_nothing_to_a_foreign_listener(void **state)

@@ -164,7 +164,7 @@ static void test_connect_refuses_dir_of_another_owner(void **state)
 {
 	fixture_t *f = *state;
 	if (!squatter_can_setuid())
-		test_skip("needs root to act as another uid (squatter_can_setuid)");
+		skip_because("needs root to act as another uid (squatter_can_setuid)");
 	assert_int_equal(chown(f->dir, 65534, 65534), 0);
 	expect_dir_refused(f->path, f->path, "owned by uid 65534");
 }
@@ -173,7 +173,7 @@ static void test_connect_refuses_listener_of_another_uid(void **state)
 {
 	fixture_t *f = *state;
 	if (!squatter_can_setuid())
-		test_skip("needs root to act as another uid (squatter_can_setuid)");
+		skip_because("needs root to act as another uid (squatter_can_setuid)");
 	squatter_t sq;
 	assert_int_equal(squatter_start(&sq, f->path, 65534), 0);
 	int fd;

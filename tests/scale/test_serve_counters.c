@@ -112,7 +112,7 @@ static void test_per_cpu_counters_fold_without_loss_under_migration_storm(void *
 	cpu_set_t allowed;
 	assert_int_equal(sched_getaffinity(0, sizeof allowed, &allowed), 0);
 	if (CPU_COUNT(&allowed) < 2)
-		test_skip("fewer than 2 CPUs allowed (thoth_serve_per_cpu is thoth_serve on one)");
+		skip_because("fewer than 2 CPUs allowed (thoth_serve_per_cpu is thoth_serve on one)");
 	calls_stop = mmap(NULL, sizeof *calls_stop, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	assert_true(calls_stop != MAP_FAILED);
 	*calls_stop = 0;

@@ -273,7 +273,7 @@ static thoth_chan_t *open_chan(void)
 static void test_service_pinned_by_the_user_is_never_moved(void **state)
 {
 	if (ncpu < 2)
-		test_skip("fewer than 2 CPUs online");
+		skip_because("fewer than 2 CPUs online");
 	start_service(other_cpu);
 	pin_self(client_cpu);
 	thoth_chan_t *ch = open_chan();
@@ -303,7 +303,7 @@ static bool spread(void)
 static void test_service_follows_its_client_and_spreads_when_the_pair_no_longer_fits(void **state)
 {
 	if (ncpu < 2)
-		test_skip("fewer than 2 CPUs online");
+		skip_because("fewer than 2 CPUs online");
 	start_service(-1);
 	pin_self(client_cpu);
 	thoth_chan_t *ch = open_chan();
@@ -394,7 +394,7 @@ static double load1(void)
 static void test_a_saturating_pair_is_moved_apart_only_to_another_cpu_and_logged(void **state)
 {
 	if (ncpu < 2)
-		test_skip("fewer than 2 CPUs online");
+		skip_because("fewer than 2 CPUs online");
 	service_spins = true;
 	/* Placement off: 5 s of a saturating pair, no move (the off switch
 	 * covers rule 6 too). */
@@ -497,7 +497,7 @@ static const char *const driven = "max_rate_hz=0,spread_busy=0,apart_idle=0,min_
 static void test_rule6_live_moved_apart_then_undone_when_slower(void **state)
 {
 	if (ncpu < 2)
-		test_skip("fewer than 2 CPUs online");
+		skip_because("fewer than 2 CPUs online");
 	/* spread_slowdown=0: any round trip apart counts as slower. */
 	char policy[160];
 	snprintf(policy, sizeof policy, "%s,spread_slowdown=0", driven);
@@ -520,7 +520,7 @@ static void test_rule6_live_moved_apart_then_undone_when_slower(void **state)
 static void test_rule6_live_undone_when_the_client_follows(void **state)
 {
 	if (ncpu < 2)
-		test_skip("fewer than 2 CPUs online");
+		skip_because("fewer than 2 CPUs online");
 	/* spread_slowdown=1000: the "slower" undo out of the way (moving the
 	 * client may lengthen its cycle past 1.2x under load: seen once). */
 	char policy[160];
@@ -544,7 +544,7 @@ static void test_rule6_live_undone_when_the_client_follows(void **state)
 static void test_rule6_live_never_touches_an_affinity_the_user_set_meanwhile(void **state)
 {
 	if (ncpu < 2)
-		test_skip("fewer than 2 CPUs online");
+		skip_because("fewer than 2 CPUs online");
 	char policy[160];
 	snprintf(policy, sizeof policy, "%s,spread_slowdown=0", driven);  /* it would undo at once */
 	start_service_policy(policy);
@@ -605,7 +605,7 @@ static void *caller_thread(void *arg)
 static void test_the_calling_threads_cpu_time_is_judged_not_the_main_threads(void **state)
 {
 	if (ncpu < 2)
-		test_skip("fewer than 2 CPUs online");
+		skip_because("fewer than 2 CPUs online");
 	/* Any pair co-located (max_busy), any CPU idle enough for rule 6, the
 	 * "slower" undo out of the way: only the pair's CPU time (above 5% of
 	 * one: the service alone uses ~1% at 190 calls/s) can spread or part it.

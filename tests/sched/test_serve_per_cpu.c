@@ -80,7 +80,7 @@ static void test_each_channel_is_served_on_its_clients_cpu(void **state)
 {
 	int cpus[MAX_CPUS], n = test_allowed_cpus(cpus, MAX_CPUS);
 	if (n < 2)
-		test_skip("fewer than 2 CPUs allowed");
+		skip_because("fewer than 2 CPUs allowed");
 	pid_t svc = start_service();
 	/* Two clients per CPU, connecting in turn. */
 	result_t *res = mmap(NULL, sizeof(result_t) * 2 * MAX_CPUS, PROT_READ | PROT_WRITE,
