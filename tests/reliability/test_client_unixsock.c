@@ -5,6 +5,7 @@
  * runtime dir or a listener that is not its own before sending anything.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -31,9 +32,13 @@ typedef struct fixture {
 static int setup(void **state)
 {
 	fixture_t *f = calloc(1, sizeof *f);
-	snprintf(f->dir, sizeof f->dir, "%s/thoth-client-test-XXXXXX", test_tmpdir());
-	if (!mkdtemp(f->dir))
+	/* dir's 64 bytes leave its sockets' names room (tmpdir.h) */
+	if (!test_sock_template(f->dir, sizeof f->dir, "thoth-client-test"))
 		return -1;
+	if (!mkdtemp(f->dir)) {
+		fprintf(stderr, "setup: mkdtemp %s: %s\n", f->dir, strerror(errno));
+		return -1;
+	}
 	snprintf(f->path, sizeof f->path, "%s/s.sock", f->dir);
 	*state = f;
 	return 0;

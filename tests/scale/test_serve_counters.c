@@ -12,6 +12,7 @@
  * run a concurrent fold must never go backwards.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <dirent.h>
 #include <pthread.h>
 #include <sched.h>
@@ -202,8 +203,10 @@ static void test_per_cpu_counters_fold_without_loss_under_migration_storm(void *
 
 static int setup(void **state)
 {
-	snprintf(dir, sizeof dir, "%s/thoth-servectr-XXXXXX", test_tmpdir());
-	assert_non_null(mkdtemp(dir));
+	/* dir's 64 bytes leave its sockets' names room (tmpdir.h) */
+	assert_true(test_sock_template(dir, sizeof dir, "thoth-servectr"));
+	if (!mkdtemp(dir))
+		fail_msg("mkdtemp %s: %s", dir, strerror(errno));
 	snprintf(sock_path, sizeof sock_path, "%s/svc.sock", dir);
 	return 0;
 }

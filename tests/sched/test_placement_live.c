@@ -42,6 +42,7 @@
  * every wait is a condition polled against a deadline.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
@@ -636,9 +637,13 @@ static void test_the_calling_threads_cpu_time_is_judged_not_the_main_threads(voi
 
 static int setup(void **state)
 {
-	snprintf(dir, sizeof dir, "%s/thoth-place-XXXXXX", test_tmpdir());
-	if (!mkdtemp(dir))
+	/* dir's 64 bytes leave its sockets' names room (tmpdir.h) */
+	if (!test_sock_template(dir, sizeof dir, "thoth-place"))
 		return -1;
+	if (!mkdtemp(dir)) {
+		fprintf(stderr, "setup: mkdtemp %s: %s\n", dir, strerror(errno));
+		return -1;
+	}
 	snprintf(sock_path, sizeof sock_path, "%s/s.sock", dir);
 	snprintf(log_path, sizeof log_path, "%s/service.log", dir);
 	signal(SIGPIPE, SIG_IGN);

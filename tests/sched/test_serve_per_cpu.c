@@ -7,6 +7,7 @@
  * client's, for every call of every client, on every CPU.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -115,9 +116,13 @@ static void test_each_channel_is_served_on_its_clients_cpu(void **state)
 
 static int setup(void **state)
 {
-	snprintf(dir, sizeof dir, "%s/thoth-percpu-XXXXXX", test_tmpdir());
-	if (!mkdtemp(dir))
+	/* dir's 64 bytes leave its sockets' names room (tmpdir.h) */
+	if (!test_sock_template(dir, sizeof dir, "thoth-percpu"))
 		return -1;
+	if (!mkdtemp(dir)) {
+		fprintf(stderr, "setup: mkdtemp %s: %s\n", dir, strerror(errno));
+		return -1;
+	}
 	snprintf(sock_path, sizeof sock_path, "%s/s.sock", dir);
 	signal(SIGPIPE, SIG_IGN);
 	return 0;
