@@ -96,7 +96,9 @@ true & dead=$!; wait $dead
 # once its own folder is there, its look for stale ones is over
 for _ in $(seq 100); do compgen -G "$W/thoth-stage-$live-*" >/dev/null && break; sleep 0.1; done
 compgen -G "$W/thoth-stage-$live-*" >/dev/null || fail "a guard made no folder of its pid"
-mkdir "$W/thoth-stage-$dead-abcdefgh" "$W/thoth-stage-$live-livelive" "$W/thoth-stage-oldstyle"
+# $$: a pid that runs but is no guard (a dead guard's pid reused)
+mkdir "$W/thoth-stage-$dead-abcdefgh" "$W/thoth-stage-$live-livelive" "$W/thoth-stage-oldstyle" \
+  "$W/thoth-stage-$$-reusedpi"
 mkdir "/tmp/thoth-stage-$dead-abcdefgh-thothd-test-x1"
 run 'true'
 [ $rc = 0 ] || fail "a tidy stage after a killed guard failed ($rc): $out"
@@ -104,6 +106,8 @@ grep -q "removed $W/thoth-stage-$dead-abcdefgh, left by a guard (pid $dead) that
   <<<"$out" || fail "the killed guard's folder not named: $out"
 [ ! -e "$W/thoth-stage-$dead-abcdefgh" ] && [ ! -e "/tmp/thoth-stage-$dead-abcdefgh-thothd-test-x1" ] \
   || fail "the killed guard's folders are still there"
+grep -q "removed $W/thoth-stage-$$-reusedpi, left by a guard (pid $$) that no longer runs$" <<<"$out" \
+  && [ ! -e "$W/thoth-stage-$$-reusedpi" ] || fail "a folder whose pid now runs another program was kept: $out"
 [ -d "$W/thoth-stage-oldstyle" ] || fail "an old-style stage folder was removed"
 [ -d "$W/thoth-stage-$live-livelive" ] || fail "a running guard's folder was removed"
 kill -TERM $live; wait $live || true
