@@ -200,6 +200,8 @@ def remove_stale(base):
     guard.  A folder of the old name (no pid) is left as it is: whose it
     is cannot be told."""
     for path in sorted(glob.glob(os.path.join(base, STAGE_PREFIX + "*"))):
+        if not os.path.lexists(path):
+            continue            # a fallback folder of a folder removed above
         rest = os.path.basename(path)[len(STAGE_PREFIX):].split("-", 1)
         if len(rest) != 2 or not rest[0].isdigit() or guard_alive(int(rest[0])):
             continue
