@@ -70,6 +70,13 @@ grep -q "^stage_skips: FAILED (THOTH_STRICT_SKIPS=1): 5 skips" <<<"$out" || fail
 ! grep -q "^  !! numa_skip: (whole test)" <<<"$out" || fail "an allowed skip failed the strict stage: $out"
 echo "ok: a skip not on the allowed list is listed again; it fails only with THOTH_STRICT_SKIPS=1"
 
+# A stage whose ctest wrote no JUnit file is not summed up from the last
+# one's (the file above is still there).
+rc=0; out=$("$PY" "$SRC/tests/common/clean_stage.py" --skips "$W/b" -- true 2>&1) || rc=$?
+[ $rc = 0 ] && grep -q "LastStage.xml: No such file or directory: no skip summary" <<<"$out" \
+  && ! grep -q "test cases skipped" <<<"$out" || fail "a stage without a JUnit file read an earlier one's ($rc): $out"
+echo "ok: no JUnit file of this stage's, no summary"
+
 "$PY" "$SKIPS" --lint "$SRC/tests" "$SRC/fuzz" || fail "a skip() in the tree prints no reason (above)"
 mkdir "$W/lint"
 printf 'static void t(void **s)\n{\n\t(void)s;\n\tif (1)\n\t\tskip();\n}\n' >"$W/lint/bare.c"
