@@ -142,7 +142,7 @@ def report(build, strict):
           [(t, "(whole test)", w) for t, w in whole if not allowed(w)]
     if bad:
         print("stage_skips: %s%d skip%s for a reason not on the allowed list (tests/common/stage_skips.py "
-              "ALLOWED): a machine with all the tests need should run %s:"
+              "ALLOWED): a machine with all that the tests need should run %s:"
               % ("FAILED (THOTH_STRICT_SKIPS=1): " if strict else "!! ", len(bad),
                  "" if len(bad) == 1 else "s", "it" if len(bad) == 1 else "them"))
         for t, c, w in bad:
