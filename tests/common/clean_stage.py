@@ -144,10 +144,24 @@ def stage_processes(stage):
 
 
 def shm_entries():
+    """{name: inode} of /dev/shm's entries this guard's stage could have
+    made: all of them as root, else its own uid's.  A non-root guard can
+    see no other user's open files (/proc/PID/fd), so another user's file
+    would read as left by the stage (and could not be removed)."""
+    uid = os.getuid()
+    found = {}
     try:
-        return {n: os.lstat(os.path.join(SHM, n)).st_ino for n in os.listdir(SHM)}
+        names = os.listdir(SHM)
     except OSError:
-        return {}
+        return found
+    for n in names:
+        try:
+            st = os.lstat(os.path.join(SHM, n))
+        except OSError:
+            continue
+        if uid == 0 or st.st_uid == uid:
+            found[n] = st.st_ino
+    return found
 
 
 def shm_users():
