@@ -118,8 +118,13 @@ tsan: tsan-build
 HOLD_DEFAULTS = /usr/bin/env python3 tests/common/hold_default_ports.py --
 # ... and with TMPDIR at a fresh folder of the stage's own: afterwards a
 # file left there or a process the stage started that still runs fails the
-# stage, named (tests/common/clean_stage.py; docs/TESTING.md "Leftovers guard").
-CLEAN_STAGE = /usr/bin/env python3 tests/common/clean_stage.py --
+# stage, named (tests/common/clean_stage.py; docs/TESTING.md "Leftovers guard");
+# --skips: the stage ends with the cases and tests it skipped, and why
+# (docs/TESTING.md "Honest stages (stop 43)").
+CLEAN_STAGE = /usr/bin/env python3 tests/common/clean_stage.py
+# ... which reads ctest's JUnit file, every test's whole output in it.
+JUNIT = --output-junit Testing/Temporary/LastStage.xml --test-output-size-passed 16777216 \
+        --test-output-size-failed 16777216
 
 # The sanitizer builds run beside the stage before theirs, at SCHED_IDLE
 # (scripts/beside.sh): the ASan+UBSan build beside the plain tests, the
@@ -137,12 +142,12 @@ SAN_MAKE = $(MAKE) -o bootstrap
 test: build
 	@echo "== tests (RelWithDebInfo); the ASan+UBSan build beside them (log: $(ASAN_BUILD).log) =="
 	@$(BESIDE) $(ASAN_BUILD).log $(SAN_MAKE) asan -- \
-	  $(HOLD_DEFAULTS) $(CLEAN_STAGE) ctest --test-dir $(BUILD) --output-on-failure -j$(CTEST_JOBS) $(CTEST_DEB)
+	  $(HOLD_DEFAULTS) $(CLEAN_STAGE) --skips $(BUILD) -- ctest --test-dir $(BUILD) --output-on-failure $(JUNIT) -j$(CTEST_JOBS) $(CTEST_DEB)
 	@echo "== tests (ASan+UBSan); the TSan build beside them (log: $(TSAN_BUILD).log) =="
 	@$(BESIDE) $(TSAN_BUILD).log $(SAN_MAKE) tsan-build -- \
-	  $(HOLD_DEFAULTS) $(CLEAN_STAGE) ctest --test-dir $(ASAN_BUILD) --output-on-failure -j$(CTEST_JOBS)
+	  $(HOLD_DEFAULTS) $(CLEAN_STAGE) --skips $(ASAN_BUILD) -- ctest --test-dir $(ASAN_BUILD) --output-on-failure $(JUNIT) -j$(CTEST_JOBS)
 	@echo "== concurrency tests (ThreadSanitizer) =="
-	@TSAN_OPTIONS=halt_on_error=1 $(HOLD_DEFAULTS) $(CLEAN_STAGE) ctest --test-dir $(TSAN_BUILD) --output-on-failure -L tsan
+	@TSAN_OPTIONS=halt_on_error=1 $(HOLD_DEFAULTS) $(CLEAN_STAGE) --skips $(TSAN_BUILD) -- ctest --test-dir $(TSAN_BUILD) --output-on-failure $(JUNIT) -L tsan
 
 # Quiet: the build's output goes to a log (shown if it fails), then the demo.
 run: bootstrap

@@ -15,6 +15,9 @@ W=$(mktemp -d "${TMPDIR:-/tmp}/thoth-clean-stage-XXXXXX")
 trap 'rm -rf "$W"' EXIT
 export THOTH_STAGE_TMP=$W           # the stages below make their TMPDIR here
 export W
+# /dev/shm is looked at only where asked (below): other programs make
+# and remove theirs there while this runs
+export THOTH_STAGE_SHM=0
 run() { rc=0; out=$("$PY" "$GUARD" -- bash -c "$1" 2>&1) || rc=$?; }
 
 run 'd=$(mktemp -d); touch "$d/x"; rm -r "$d"'
@@ -61,7 +64,59 @@ kill -0 $outsider 2>/dev/null || fail "the guard killed a process the stage did 
 kill $outsider
 echo "ok: a process of someone else's in the stage's folder is named, not killed"
 
+# The short socket folders a test makes in /tmp when TMPDIR is too long
+# (tests/common/tmpdir.h: /tmp/MARK-NAME-XXXXXX, MARK the stage folder's
+# name) are the stage's too: named and removed.
+run 'd=$(mktemp -d "/tmp/$(basename "$TMPDIR")-short-XXXXXX"); touch "$d/s"; echo "$d" >"$W/short"'
+[ $rc = 1 ] || fail "a stage that left a short socket folder in /tmp passed ($rc): $out"
+grep -q "left in /tmp: $(basename "$(cat "$W/short")")/ (1 entry)" <<<"$out" || fail "the short folder not named: $out"
+[ ! -e "$(cat "$W/short")" ] || fail "the short folder $(cat "$W/short") was not removed"
+rm -f "$W/short"
+
+# /dev/shm: an entry the stage made and left fails it, named and removed;
+# one it removed again is not named.  (THOTH_STAGE_SHM=1: a guard inside a
+# stage leaves /dev/shm to the outer one; other tests beside this one make
+# theirs there, so only this stage's own file is looked for.)
+export THOTH_STAGE_SHM=1
+run 'echo x >/dev/shm/thoth-guard-test-$$; echo /dev/shm/thoth-guard-test-$$ >"$W/shm"'
+[ $rc = 1 ] || fail "a stage that left a /dev/shm file passed ($rc): $out"
+grep -q "left in /dev/shm: $(basename "$(cat "$W/shm")")" <<<"$out" || fail "the /dev/shm file not named: $out"
+[ ! -e "$(cat "$W/shm")" ] || fail "$(cat "$W/shm") was not removed"
+run 'echo x >/dev/shm/thoth-guard-test-$$; rm /dev/shm/thoth-guard-test-$$'
+! grep -q "thoth-guard-test" <<<"$out" || fail "a /dev/shm file the stage removed was named: $out"
+rm -f "$W/shm"
+export THOTH_STAGE_SHM=0
+echo "ok: short socket folders and /dev/shm files a stage leaves are named and removed"
+
+# A guard killed by SIGKILL leaves its folder (thoth-stage-PID-*) and its
+# short folders: the next guard removes them, as it does not a live guard's
+# or an old-style folder (no pid: whose it is cannot be told).
+true & dead=$!; wait $dead
+"$PY" "$GUARD" -- sleep 30 >/dev/null 2>&1 & live=$!
+# once its own folder is there, its look for stale ones is over
+for _ in $(seq 100); do compgen -G "$W/thoth-stage-$live-*" >/dev/null && break; sleep 0.1; done
+compgen -G "$W/thoth-stage-$live-*" >/dev/null || fail "a guard made no folder of its pid"
+# $$: a pid that runs but is no guard (a dead guard's pid reused)
+mkdir "$W/thoth-stage-$dead-abcdefgh" "$W/thoth-stage-$live-livelive" "$W/thoth-stage-oldstyle" \
+  "$W/thoth-stage-$$-reusedpi"
+mkdir "/tmp/thoth-stage-$dead-abcdefgh-thothd-test-x1"
+run 'true'
+[ $rc = 0 ] || fail "a tidy stage after a killed guard failed ($rc): $out"
+grep -q "removed $W/thoth-stage-$dead-abcdefgh, left by a guard (pid $dead) that no longer runs (and 1 fallback folder)" \
+  <<<"$out" || fail "the killed guard's folder not named: $out"
+[ ! -e "$W/thoth-stage-$dead-abcdefgh" ] && [ ! -e "/tmp/thoth-stage-$dead-abcdefgh-thothd-test-x1" ] \
+  || fail "the killed guard's folders are still there"
+grep -q "removed $W/thoth-stage-$$-reusedpi, left by a guard (pid $$) that no longer runs$" <<<"$out" \
+  && [ ! -e "$W/thoth-stage-$$-reusedpi" ] || fail "a folder whose pid now runs another program was kept: $out"
+[ -d "$W/thoth-stage-oldstyle" ] || fail "an old-style stage folder was removed"
+[ -d "$W/thoth-stage-$live-livelive" ] || fail "a running guard's folder was removed"
+kill -TERM $live; wait $live || true
+rmdir "$W/thoth-stage-$live-livelive" "$W/thoth-stage-oldstyle"
+echo "ok: the folders of a guard that was killed are removed by the next"
+
 hard=$(grep -rnE '/tmp/[A-Za-z0-9_.-]*XXXXXX' "$SRC/tests" "$SRC/fuzz" --include='*.c' --include='*.h' \
-         --include='*.sh' --include='*.py' --include='*.txt' --include='*.cmake' || true)
+         --include='*.sh' --include='*.py' --include='*.txt' --include='*.cmake' | grep -v '/tmp/MARK-' || true)
+# (/tmp/MARK-...: the short socket folders named for the stage, which the
+# guard checks: tmpdir.h, sockdir.py)
 [ -z "$hard" ] || fail "a /tmp template that TMPDIR does not move (use tests/common/tmpdir.h or \${TMPDIR:-/tmp}): $hard"
 echo "ok: no test hard-codes /tmp"

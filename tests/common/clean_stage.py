@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""clean_stage.py -- COMMAND [ARG...]
+"""clean_stage.py [--skips BUILD_DIR] -- COMMAND [ARG...]
 
 Runs COMMAND (make test: one ctest stage) with TMPDIR at a fresh directory
 of its own, and afterwards FAILS (exit 1, or COMMAND's status if that
@@ -17,16 +17,38 @@ failed) when the stage left anything behind:
   by its cwd (neither below us nor marked), which may be anyone's (a
   shell cd'ed there to read a log): named, not killed.
 
+- fallbacks: /tmp/MARK-* with MARK the base name of the stage's TMPDIR,
+  the short folders tests make for unix sockets when TMPDIR is too long for
+  one (tests/common/tmpdir.h, test_sock_template): checked as TMPDIR;
+- /dev/shm: an entry that was not there when COMMAND started and that no
+  live process has open or mapped (one in use by a process the stage did
+  not start is another's: named, not failed, not removed).  Not by a guard
+  run inside a stage (a test's: THOTH_TEST_STAGE already set), unless
+  THOTH_STAGE_SHM=1 (=0: never): beside it the outer stage's other tests make and
+  remove their own (thothlock's /dev/shm/thothlock.*), which a nested
+  guard would take for its stage's; the outer guard checks them.
+
+A folder /tmp/thoth-stage-PID-* whose guard (PID) no longer runs, left by
+a guard that was SIGKILLed, is removed with its fallbacks when the next
+guard starts, and named.
+
 The leftovers are removed after they are named: the failure is the
 report, and /tmp does not fill from one run to the next.  Why a test
 leaves something (a setup that failed before its teardown, a crash, ctest's
 TIMEOUT kill) is the test's to fix: docs/TESTING.md "Leftovers guard".
+
+With --skips, the stage then ends with what it did not run: the test
+cases and whole tests ctest's last run in BUILD_DIR skipped, each with the
+reason it printed (tests/common/stage_skips.py; a skip for a reason not on
+its allowed list is listed again, and fails the stage with
+THOTH_STRICT_SKIPS=1).
 
 THOTH_STAGE_TMP sets the folder the stage's TMPDIR is made in (default
 /tmp: short, since tests make unix sockets below it, 108 bytes at most).
 """
 import ctypes
 import errno
+import glob
 import os
 import shutil
 import signal
@@ -37,6 +59,11 @@ import time
 
 PR_SET_CHILD_SUBREAPER = 36
 MARK = "THOTH_TEST_STAGE"
+STAGE_PREFIX = "thoth-stage-"
+# Where tests/common/tmpdir.h's test_sock_template makes a short folder
+# when TMPDIR is too long for a unix socket: SHORT_BASE/MARK-NAME-XXXXXX.
+SHORT_BASE = "/tmp"
+SHM = "/dev/shm"
 # How long a process may take to go after COMMAND has ended: a service
 # whose thothd was killed is itself killed by its parent-death signal, which
 # is asynchronous.
@@ -116,6 +143,90 @@ def stage_processes(stage):
     return dict(sorted(found.items()))
 
 
+def shm_entries():
+    """{name: inode} of /dev/shm's entries this guard's stage could have
+    made: all of them as root, else its own uid's.  A non-root guard can
+    see no other user's open files (/proc/PID/fd), so another user's file
+    would read as left by the stage (and could not be removed)."""
+    uid = os.getuid()
+    found = {}
+    try:
+        names = os.listdir(SHM)
+    except OSError:
+        return found
+    for n in names:
+        try:
+            st = os.lstat(os.path.join(SHM, n))
+        except OSError:
+            continue
+        if uid == 0 or st.st_uid == uid:
+            found[n] = st.st_ino
+    return found
+
+
+def shm_users():
+    """{path under /dev/shm: pids that have it open or mapped}."""
+    users = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        pid = int(name)
+        paths = set()
+        try:
+            for fd in os.listdir("/proc/%d/fd" % pid):
+                try:
+                    t = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+                except OSError:
+                    continue
+                if t.startswith(SHM + "/"):
+                    paths.add(t)
+        except OSError:
+            pass
+        try:
+            with open("/proc/%d/maps" % pid, "rb") as f:
+                for line in f:
+                    i = line.find(b" " + SHM.encode() + b"/")
+                    if i >= 0:
+                        paths.add(line[i + 1:].rstrip(b"\n").decode(errors="replace"))
+        except OSError:
+            pass
+        for path in paths:
+            users.setdefault(path.replace(" (deleted)", ""), []).append(pid)
+    return users
+
+
+def guard_alive(pid):
+    """May PID be a clean_stage guard still running?  No when there is no
+    such process or its command line is another's (a reused pid); yes when
+    that cannot be read (hidepid): its folder is then left alone."""
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return b"clean_stage.py" in f.read()
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+
+
+def remove_stale(base):
+    """Removes the folders (and their /tmp fallbacks) of guards that were
+    killed before they could: /tmp/thoth-stage-PID-*, PID no longer a
+    guard.  A folder of the old name (no pid) is left as it is: whose it
+    is cannot be told."""
+    for path in sorted(glob.glob(os.path.join(base, STAGE_PREFIX + "*"))):
+        if not os.path.lexists(path):
+            continue            # a fallback folder of a folder removed above
+        rest = os.path.basename(path)[len(STAGE_PREFIX):].split("-", 1)
+        if len(rest) != 2 or not rest[0].isdigit() or guard_alive(int(rest[0])):
+            continue
+        gone = [path] + glob.glob(os.path.join(SHORT_BASE, os.path.basename(path) + "-*"))
+        for p in gone:
+            shutil.rmtree(p, ignore_errors=True)
+        print("clean_stage: removed %s, left by a guard (pid %s) that no longer runs%s"
+              % (path, rest[0], " (and %d fallback folder%s)" % (len(gone) - 1, "" if len(gone) == 2 else "s")
+                 if len(gone) > 1 else ""), flush=True)
+
+
 def describe(path):
     if os.path.islink(path) or not os.path.isdir(path):
         return os.path.basename(path)
@@ -126,11 +237,30 @@ def describe(path):
 
 
 def main(argv):
+    skips_of = None
+    if len(argv) > 2 and argv[0] == "--skips":
+        skips_of, argv = argv[1], argv[2:]
     if len(argv) < 2 or argv[0] != "--":
         sys.stderr.write(__doc__.strip().splitlines()[0] + "\n")
         return 2
+    if skips_of is not None:
+        # A JUnit file of an earlier run would be read as this stage's
+        # skips where ctest wrote none (it stopped early, or ran without
+        # --output-junit): the summary then says there is none.
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import stage_skips
+        try:
+            os.unlink(os.path.join(skips_of, stage_skips.JUNIT))
+        except FileNotFoundError:
+            pass
+    shm = os.environ.get("THOTH_STAGE_SHM", "")
+    check_shm = shm == "1" or (shm != "0" and not os.environ.get(MARK))
     base = os.environ.get("THOTH_STAGE_TMP") or "/tmp"
-    stage = tempfile.mkdtemp(prefix="thoth-stage-", dir=base)
+    remove_stale(base)
+    # The guard's pid in the name: the next guard can tell a folder whose
+    # guard was SIGKILLed (remove_stale) from a running stage's.
+    stage = tempfile.mkdtemp(prefix="%s%d-" % (STAGE_PREFIX, os.getpid()), dir=base)
+    shm_before = shm_entries() if check_shm else None
     # As /tmp is (sticky, anyone's): tests that reach a socket as another
     # uid (test_chan_socket_policy) must pass through it; mkdtemp made 0700.
     os.chmod(stage, 0o1777)
@@ -188,6 +318,40 @@ def main(argv):
         time.sleep(0.2)
         reap_orphans()
 
+    shorts = sorted(glob.glob(os.path.join(SHORT_BASE, os.path.basename(stage) + "-*")))
+    if shorts:
+        failed = True
+        print("clean_stage: FAILED: %d short socket folder%s of this stage left in %s, removed now:"
+              % (len(shorts), "" if len(shorts) == 1 else "s", SHORT_BASE), flush=True)
+        for path in shorts:
+            print("  left in %s: %s" % (SHORT_BASE, describe(path)), flush=True)
+            shutil.rmtree(path, ignore_errors=True)
+
+    new_shm = [] if shm_before is None else \
+        sorted(n for n, ino in shm_entries().items() if shm_before.get(n) != ino)
+    if new_shm:
+        users = shm_users()
+        left_shm = [n for n in new_shm if not users.get(os.path.join(SHM, n))]
+        for n in new_shm:
+            if users.get(os.path.join(SHM, n)):
+                print("clean_stage: note: %s/%s appeared during the stage and is in use by pid %s "
+                      "(not this stage's process): not removed"
+                      % (SHM, n, ", ".join(map(str, users[os.path.join(SHM, n)]))), flush=True)
+        if left_shm:
+            failed = True
+            print("clean_stage: FAILED: %d entr%s left in %s by this stage, removed now:"
+                  % (len(left_shm), "y" if len(left_shm) == 1 else "ies", SHM), flush=True)
+            for n in left_shm:
+                print("  left in %s: %s" % (SHM, describe(os.path.join(SHM, n))), flush=True)
+                path = os.path.join(SHM, n)
+                try:
+                    if os.path.isdir(path) and not os.path.islink(path):
+                        shutil.rmtree(path)
+                    else:
+                        os.unlink(path)
+                except OSError as e:
+                    print("  %s/%s: %s" % (SHM, n, e.strerror), flush=True)
+
     left = sorted(os.listdir(stage))
     if left:
         failed = True
@@ -199,6 +363,9 @@ def main(argv):
     if os.path.exists(stage):
         print("clean_stage: could not remove %s" % stage, flush=True)
         failed = True
+    if skips_of is not None:
+        if stage_skips.report(skips_of, stage_skips.strict()) != 0 and rc == 0:
+            rc = 1
     if failed:
         print("clean_stage: a test must remove what it makes and stop what it starts on every "
               "path it can end on (docs/TESTING.md, \"Leftovers guard\")", flush=True)

@@ -128,9 +128,20 @@ tt_init() {
   trap 'exit 129' HUP
 }
 
+# The folder is TMPDIR's unless PARENT is given; where a long TMPDIR would
+# leave its sockets no room (their paths hold 107 bytes: a runtime dir of
+# at most 90, tt_start_thothd) it is a short one in /tmp named for the
+# stage, /tmp/MARK-thoth-NAME-XXXXXX, which the stage's guard checks as
+# it does TMPDIR (tests/common/tmpdir.h, test_sock_template).
 tt_mkdir() {
-  local dir parent=${3:-${TMPDIR:-/tmp}}
-  dir=$(mktemp -d "$parent/thoth-${2:-test}-XXXXXX") || tt_fail "cannot make a temp dir under $parent"
+  local dir parent=${3:-${TMPDIR:-/tmp}} prefix=thoth-${2:-test}
+  if [ -z "${3:-}" ] && [ $(( ${#parent} + ${#prefix} + 8 )) -gt 60 ]; then
+    local stage=${THOTH_TEST_STAGE:-}
+    stage=${stage%/}
+    parent=/tmp prefix=${stage##*/}-$prefix
+    [ -n "$stage" ] || prefix=thoth-short-${2:-test}
+  fi
+  dir=$(mktemp -d "$parent/$prefix-XXXXXX") || tt_fail "cannot make a temp dir under $parent"
   chmod 0700 "$dir"
   TT_DIRS+=("$dir")
   printf -v "$1" '%s' "$dir"

@@ -13,9 +13,11 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from sockdir import sock_mkdtemp  # noqa: E402  a short folder where TMPDIR is too long
 
 
 def fail(msg):
@@ -38,7 +40,7 @@ class System:
     def __init__(self, build, demo=True, thothd_args=(), env=None, rate=200, no_client=False,
                  governed=False, pm_driver=False):
         self.build = build
-        self.rt = tempfile.mkdtemp(prefix="thoth-dash-")
+        self.rt = sock_mkdtemp("thoth-dash-")
         os.chmod(self.rt, 0o700)
         self.procs = []
         self.env = dict(os.environ, **(env or {}))

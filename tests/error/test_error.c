@@ -74,7 +74,7 @@ static void test_a_value_that_is_no_code_is_named_unknown(void **state)
 static void test_io_error_keeps_the_call_and_its_errno(void **state)
 {
 	char dir[256];
-	test_tmp_template(dir, sizeof dir, "thoth-error");
+	assert_true(test_sock_template(dir, TEST_SOCK_DIR_CAP("/x.sock"), "thoth-error"));
 	assert_non_null(mkdtemp(dir));
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	int n = snprintf(sa.sun_path, sizeof sa.sun_path, "%s/x.sock", dir);

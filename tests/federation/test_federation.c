@@ -38,6 +38,7 @@
 #include "registry.thoth.h"
 #include "thoth/pool.h"
 #include "thoth/tcp.h"
+#include "../common/skip.h"
 
 #define TTL_S 2
 
@@ -182,10 +183,11 @@ static int teardown(void **state)
 	return 0;
 }
 
-#define NEED_ETCD()                                                       \
-	do {                                                              \
-		if (!*state)                                              \
-			skip();                                           \
+#define NEED_ETCD()                                                             \
+	do {                                                                    \
+		if (!*state)                                                    \
+			skip_because("no etcd cluster (not installed, or it "   \
+				     "did not start: the setup said which)");   \
 	} while (0)
 
 static int register_at(thoth_control_t *ctl, const char *name, const char *addr, uint64_t *lease)

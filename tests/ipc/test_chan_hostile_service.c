@@ -57,6 +57,7 @@
 #include "chantest.thoth.h"
 #include "thoth/channel.h"
 #include "testutil.h"
+#include "tmpdir.h"
 
 /* The handshake timeout every case opens with, and the most a refusal may
  * take: well under it, so that a refusal is never a timeout in disguise,
@@ -663,14 +664,14 @@ static int setup(void **state)
 	signal(SIGPIPE, SIG_IGN);
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1))  /* fake_stop reaps the fake's orphans */
 		return -1;
-	/* $TMPDIR, else /tmp; /tmp too where the socket's path would not
-	 * fit a sockaddr_un (108 bytes). */
-	const char *tmp = getenv("TMPDIR");
-	if (!tmp || !*tmp || strlen(tmp) + sizeof "/thoth-hostsvc-XXXXXX/svc.sock" > sizeof(((struct sockaddr_un *)0)->sun_path))
-		tmp = "/tmp";
-	snprintf(dir, sizeof dir, "%s/thoth-hostsvc-XXXXXX", tmp);
-	if (!mkdtemp(dir))
+	/* a short folder of the stage's where TMPDIR's would not fit the
+	 * socket's path (tmpdir.h) */
+	if (!test_sock_template(dir, TEST_SOCK_DIR_CAP("/svc.sock"), "thoth-hostsvc"))
 		return -1;
+	if (!mkdtemp(dir)) {
+		fprintf(stderr, "setup: mkdtemp %s: %s\n", dir, strerror(errno));
+		return -1;
+	}
 	snprintf(sock_path, sizeof sock_path, "%s/svc.sock", dir);
 	if (!rep) {
 		rep = mmap(NULL, sizeof *rep, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);

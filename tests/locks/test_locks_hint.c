@@ -30,6 +30,7 @@
 #include "lockprof_find.h"
 #include "locks.thoth.h"
 #include "thoth/error.h"
+#include "../common/skip.h"
 
 static void report_no_tables(uint32_t pid, const char *want_start)
 {
@@ -143,7 +144,7 @@ static void test_no_library_found_says_so(void **state)
 {
 	(void)state;
 	if (access(THOTHLOCK_INSTALLED_LIB, R_OK) == 0)
-		skip();         /* an install is there: it is what is found */
+		skip_because("an install is there (%s): it is what is found", THOTHLOCK_INSTALLED_LIB);
 	static const char *const nowhere[] = { "no/such/libthothlock.so", NULL };
 	char hint[THOTHLOCK_HINT_MAX], want[THOTHLOCK_HINT_MAX];
 	snprintf(want, sizeof want, "libthothlock.so (not found beside %s nor at %s: give its full path)",

@@ -31,6 +31,7 @@
 #include "../common/testutil.h"
 #include "../common/sealed_memfd.h"
 #include "trace_layout.h"
+#include "../common/skip.h"
 
 #ifndef MFD_HUGETLB
 #define MFD_HUGETLB 0x0004U
@@ -174,13 +175,13 @@ static void test_a_hugetlb_memfd_is_refused(void **state)
 	int before = test_count_fds();
 	int fd = memfd_create("hostile-huge", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_HUGETLB);
 	if (fd < 0)
-		skip();      /* no hugetlbfs in this kernel */
+		skip_because("memfd_create(MFD_HUGETLB): %s (no hugetlbfs in this kernel)", strerror(errno));
 	/* A punched hole there faults in a new huge page: SIGBUS with none
 	 * left.  Refused for what it is, mapped or not (the old reader tried
 	 * the mapping and said THOTH_E_IO on a machine with no huge pages). */
 	if (ftruncate(fd, 2 << 20) != 0 || fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK) != 0) {
 		close(fd);
-		skip();
+		skip_because("a 2 MiB sealed hugetlb memfd: %s (no huge pages reserved)", strerror(errno));
 	}
 	refused(fd, THOTH_E_PERM, "not on shmem");
 	assert_int_equal(test_count_fds(), before);

@@ -26,6 +26,7 @@
 
 #include "probe_internal.h"
 #include "probe_test_util.h"
+#include "../common/skip.h"
 
 #define LD64(d, v) I(BPF_LD | BPF_IMM | BPF_DW, d, 0, 0, (int32_t)(uint32_t)(uint64_t)(v)), \
 	I(0, 0, 0, 0, (int32_t)(uint32_t)((uint64_t)(v) >> 32))
@@ -510,7 +511,7 @@ static void loop_budget(void **state)
 {
 	(void)state;
 	if (!have_jit)
-		skip();
+		skip_because("no probe JIT on this machine (probe_jit_available)");
 	probe_insn_t loop[] = { MOV64_IMM(0, 0), ALU64_IMM(BPF_ADD, 0, 1), JA(-2), EXIT() };
 	thoth_probe_prog_t prog = { .insns = loop, .n_insns = 4 };
 	char msg[256];
@@ -661,7 +662,7 @@ static void enough_compared(void **state)
 {
 	(void)state;
 	if (!have_jit)
-		skip();
+		skip_because("no probe JIT on this machine (probe_jit_available)");
 	/* the generators above really ran both engines, many times */
 	assert_true(cases_compared > 20000);
 	printf("[ info ] %u programs (%u cases) compared between the interpreter and the JIT\n",

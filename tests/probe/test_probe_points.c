@@ -43,6 +43,7 @@
 
 #include "probe_points.h"
 #include "../common/tmpdir.h"
+#include "../common/skip.h"
 
 static char tmp[256];
 
@@ -176,7 +177,7 @@ static void test_a_fifo_named_by_the_maps_is_not_opened(void **state)
 	assert_int_equal(mkfifo(fifo, 0600), 0);
 	pid_t pid = child(map_private_file);
 	if (!pid)
-		skip();         /* no mount namespace for this user here */
+		skip_because("no mount namespace for this user here");
 	alarm(30);              /* the old code blocked in open(FIFO) */
 	assert_int_equal(thothctl_probe_point_known((uint32_t)pid, "ppt_nowhere", near, sizeof near), -1);
 	alarm(0);
@@ -269,7 +270,7 @@ static void test_what_a_hostile_target_makes_read_is_bounded(void **state)
 	for (size_t i = 0; i < 2; i++) {
 		pid_t pid = child(setups[i]);
 		if (!pid)
-			skip();         /* no executable mapping of a file in /tmp here */
+			skip_because("no executable mapping of a file in TMPDIR here");
 		char near[256];
 		uint64_t before = rchar();
 		int known = thothctl_probe_point_known((uint32_t)pid, "ppt_nowhere", near, sizeof near);

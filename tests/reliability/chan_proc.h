@@ -50,9 +50,12 @@ static inline void chan_nap_ms(unsigned ms)
 static inline int chan_env_init(chan_proc_env_t *env)
 {
 	memset(env, 0, sizeof *env);
-	snprintf(env->dir, sizeof env->dir, "%s/thoth-relchan-XXXXXX", test_tmpdir());
-	if (!mkdtemp(env->dir))
+	if (!test_sock_template(env->dir, TEST_SOCK_DIR_CAP("/svc.sock"), "thoth-relchan"))
 		return -1;
+	if (!mkdtemp(env->dir)) {
+		fprintf(stderr, "chan_env_init: mkdtemp %s: %s\n", env->dir, strerror(errno));
+		return -1;
+	}
 	snprintf(env->sock, sizeof env->sock, "%s/svc.sock", env->dir);
 	snprintf(env->log, sizeof env->log, "%s/svc.log", env->dir);
 	return 0;

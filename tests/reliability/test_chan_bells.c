@@ -36,6 +36,7 @@
 #include "chantest.thoth.h"
 #include "thoth/channel.h"
 #include "chan_call.h"
+#include "../common/skip.h"
 
 static chan_proc_env_t env;
 
@@ -466,7 +467,7 @@ static void test_uring_loop_stays_level_and_loses_nothing(void **state)
 			fail_msg("call %d on the io_uring loop: %s", i, thoth_strerror(r));
 	}
 	if (!has_uring(env.service))
-		skip();         /* no io_uring here: the loop fell back to epoll */
+		skip_because("no io_uring here: the loop fell back to epoll");
 	int et = 0;
 	epoll_watched(env.service, &et);
 	assert_int_equal(et, 0);        /* the loop's sockets are io_uring polls: none edge-triggered */

@@ -17,6 +17,7 @@
 #include "chan_proc.h"
 #include "chantest.thoth.h"
 #include "thoth/channel.h"
+#include "../common/skip.h"
 
 #define OTHER_UID 65534u        /* nobody */
 #define OTHER_GID 65534u
@@ -80,7 +81,7 @@ static int connect_as(uid_t uid, gid_t gid, char *why_out, size_t why_len)
 static void need_root(void)
 {
 	if (geteuid() != 0)
-		skip();
+		skip_because("needs root (another uid reaches the socket)");
 }
 
 static void test_socket_is_0600_whatever_the_umask(void **state)

@@ -7,6 +7,7 @@
  * (client_squatter.h); the tests run as root, which can play that uid.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -27,6 +28,7 @@
 #include "thoth/service.h"
 #include "thoth/trace.h"
 #include "../common/tmpdir.h"
+#include "../common/skip.h"
 
 typedef struct fixture {
 	char dir[64];
@@ -39,9 +41,13 @@ static int setup(void **state)
 	if (!squatter_can_setuid())
 		return 0;
 	fixture_t *f = calloc(1, sizeof *f);
-	snprintf(f->dir, sizeof f->dir, "%s/thoth-squat-XXXXXX", test_tmpdir());
-	if (!mkdtemp(f->dir))
+	/* dir's 64 bytes leave its sockets' names room (tmpdir.h) */
+	if (!test_sock_template(f->dir, sizeof f->dir, "thoth-squat"))
 		return -1;
+	if (!mkdtemp(f->dir)) {
+		fprintf(stderr, "setup: mkdtemp %s: %s\n", f->dir, strerror(errno));
+		return -1;
+	}
 	snprintf(f->sock, sizeof f->sock, "%s/thothd.sock", f->dir);
 	if (squatter_start(&f->sq, f->sock, 65534))
 		return -1;
@@ -62,10 +68,10 @@ static int teardown(void **state)
 	return r == 0 ? 0 : -1;
 }
 
-#define NEED_ROOT(f)                                                                              \
-	do {                                                                                      \
-		if (!(f))                                                                         \
-			skip();                                                                   \
+#define NEED_ROOT(f)                                                                                 \
+	do {                                                                                         \
+		if (!(f))                                                                            \
+			skip_because("needs root: %s", #f);                                          \
 	} while (0)
 
 static void test_control_connect_sends_nothing_to_a_foreign_listener(void **state)

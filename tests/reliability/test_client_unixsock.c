@@ -5,6 +5,7 @@
  * runtime dir or a listener that is not its own before sending anything.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,6 +22,7 @@
 #include "thoth/error.h"
 #include "unixsock.h"
 #include "../common/tmpdir.h"
+#include "../common/skip.h"
 
 typedef struct fixture {
 	char dir[64];
@@ -30,9 +32,13 @@ typedef struct fixture {
 static int setup(void **state)
 {
 	fixture_t *f = calloc(1, sizeof *f);
-	snprintf(f->dir, sizeof f->dir, "%s/thoth-client-test-XXXXXX", test_tmpdir());
-	if (!mkdtemp(f->dir))
+	/* dir's 64 bytes leave its sockets' names room (tmpdir.h) */
+	if (!test_sock_template(f->dir, sizeof f->dir, "thoth-client-test"))
 		return -1;
+	if (!mkdtemp(f->dir)) {
+		fprintf(stderr, "setup: mkdtemp %s: %s\n", f->dir, strerror(errno));
+		return -1;
+	}
 	snprintf(f->path, sizeof f->path, "%s/s.sock", f->dir);
 	*state = f;
 	return 0;
@@ -163,7 +169,7 @@ static void test_connect_refuses_dir_of_another_owner(void **state)
 {
 	fixture_t *f = *state;
 	if (!squatter_can_setuid())
-		skip();
+		skip_because("needs root to act as another uid (squatter_can_setuid)");
 	assert_int_equal(chown(f->dir, 65534, 65534), 0);
 	expect_dir_refused(f->path, f->path, "owned by uid 65534");
 }
@@ -172,7 +178,7 @@ static void test_connect_refuses_listener_of_another_uid(void **state)
 {
 	fixture_t *f = *state;
 	if (!squatter_can_setuid())
-		skip();
+		skip_because("needs root to act as another uid (squatter_can_setuid)");
 	squatter_t sq;
 	assert_int_equal(squatter_start(&sq, f->path, 65534), 0);
 	int fd;

@@ -39,8 +39,10 @@ import socket
 import struct
 import subprocess
 import sys
-import tempfile
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from sockdir import sock_mkdtemp  # noqa: E402  a short folder where TMPDIR is too long
 
 HEADER = struct.Struct("<4sHHIIQQII")   # docs/WIRE.md: 40 bytes
 REQUEST, RESPONSE, ERROR = 0x1, 0x2, 0x8
@@ -92,7 +94,7 @@ class Thothd:
             # A port of its own: at the default 9180 the dashboard (and its
             # descriptors) came only when no other test's thothd held it.
             extra = [*extra, "--http-port", "0"]
-        self.dir = tempfile.mkdtemp(prefix="thothd-hostile-")
+        self.dir = sock_mkdtemp("thothd-hostile-")
         os.chmod(self.dir, 0o700)
         self.sock = os.path.join(self.dir, "thothd.sock")
         self.log_path = os.path.join(self.dir, "thothd.log")

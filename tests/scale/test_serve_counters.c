@@ -12,6 +12,7 @@
  * run a concurrent fold must never go backwards.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <dirent.h>
 #include <pthread.h>
 #include <sched.h>
@@ -32,6 +33,7 @@
 
 #include "../common/serve_echo.h"
 #include "../common/tmpdir.h"
+#include "../common/skip.h"
 
 enum {
 	CLIENTS = 4,
@@ -111,7 +113,7 @@ static void test_per_cpu_counters_fold_without_loss_under_migration_storm(void *
 	cpu_set_t allowed;
 	assert_int_equal(sched_getaffinity(0, sizeof allowed, &allowed), 0);
 	if (CPU_COUNT(&allowed) < 2)
-		skip();                 /* thoth_serve_per_cpu is thoth_serve on one CPU */
+		skip_because("fewer than 2 CPUs allowed (thoth_serve_per_cpu is thoth_serve on one)");
 	calls_stop = mmap(NULL, sizeof *calls_stop, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	assert_true(calls_stop != MAP_FAILED);
 	*calls_stop = 0;
@@ -201,8 +203,10 @@ static void test_per_cpu_counters_fold_without_loss_under_migration_storm(void *
 
 static int setup(void **state)
 {
-	snprintf(dir, sizeof dir, "%s/thoth-servectr-XXXXXX", test_tmpdir());
-	assert_non_null(mkdtemp(dir));
+	/* dir's 64 bytes leave its sockets' names room (tmpdir.h) */
+	assert_true(test_sock_template(dir, sizeof dir, "thoth-servectr"));
+	if (!mkdtemp(dir))
+		fail_msg("mkdtemp %s: %s", dir, strerror(errno));
 	snprintf(sock_path, sizeof sock_path, "%s/svc.sock", dir);
 	return 0;
 }

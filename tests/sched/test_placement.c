@@ -23,6 +23,7 @@
 #include "placement.h"
 #include "placement_topo.h"
 #include "../common/tmpdir.h"
+#include "../common/skip.h"
 
 #define MS 1000000ull
 #define SEC 1000000000ull
@@ -487,7 +488,7 @@ static void test_undo_restores_the_mask_the_thread_had(void **state)
 	cpu_set_t mine;
 	assert_int_equal(sched_getaffinity(0, sizeof mine, &mine), 0);
 	if (CPU_COUNT(&mine) < 2 || !CPU_ISSET(0, &mine))
-		skip();                 /* needs CPU 0 and another to leave it out of */
+		skip_because("needs CPU 0 and another CPU in this process's affinity");
 	worker_t w;
 	worker_start(&w, work);
 	cpu_set_t user = mine;          /* "taskset -c 1-N" */
@@ -573,7 +574,7 @@ static void test_a_multi_cpu_user_mask_counts_as_pinned(void **state)
 	cpu_set_t mine;
 	assert_int_equal(sched_getaffinity(0, sizeof mine, &mine), 0);
 	if (CPU_COUNT(&mine) < sysconf(_SC_NPROCESSORS_ONLN) || CPU_COUNT(&mine) < 2)
-		skip();                 /* already restricted (a cpuset), or one CPU */
+		skip_because("affinity already restricted (a cpuset), or one CPU");
 	worker_t w;
 	worker_start(&w, work);
 	assert_int_equal(place_thread_pinned(w.tid), 0);

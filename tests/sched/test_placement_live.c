@@ -42,6 +42,7 @@
  * every wait is a condition polled against a deadline.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <pthread.h>
@@ -63,6 +64,7 @@
 #include "thoth/channel.h"
 #include "thoth/loop.h"
 #include "../common/tmpdir.h"
+#include "../common/skip.h"
 
 #define MS 1000000ull
 
@@ -273,7 +275,7 @@ static thoth_chan_t *open_chan(void)
 static void test_service_pinned_by_the_user_is_never_moved(void **state)
 {
 	if (ncpu < 2)
-		skip();
+		skip_because("fewer than 2 CPUs online");
 	start_service(other_cpu);
 	pin_self(client_cpu);
 	thoth_chan_t *ch = open_chan();
@@ -306,7 +308,7 @@ static bool spread(void)
 static void test_service_follows_its_client_and_spreads_when_the_pair_no_longer_fits(void **state)
 {
 	if (ncpu < 2)
-		skip();
+		skip_because("fewer than 2 CPUs online");
 	start_service(-1);
 	pin_self(client_cpu);
 	thoth_chan_t *ch = open_chan();
@@ -402,7 +404,7 @@ static double load1(void)
 static void test_a_saturating_pair_is_moved_apart_only_to_another_cpu_and_logged(void **state)
 {
 	if (ncpu < 2)
-		skip();
+		skip_because("fewer than 2 CPUs online");
 	service_spins = true;
 	/* Placement off: 5 s of a saturating pair, no move (the off switch
 	 * covers rule 6 too).  Not shorter: whether rule 6 would move depends
@@ -507,7 +509,7 @@ static const char *const driven = "max_rate_hz=0,spread_busy=0,apart_idle=0,min_
 static void test_rule6_live_moved_apart_then_undone_when_slower(void **state)
 {
 	if (ncpu < 2)
-		skip();
+		skip_because("fewer than 2 CPUs online");
 	/* spread_slowdown=0: any round trip apart counts as slower. */
 	char policy[160];
 	snprintf(policy, sizeof policy, "%s,spread_slowdown=0", driven);
@@ -530,7 +532,7 @@ static void test_rule6_live_moved_apart_then_undone_when_slower(void **state)
 static void test_rule6_live_undone_when_the_client_follows(void **state)
 {
 	if (ncpu < 2)
-		skip();
+		skip_because("fewer than 2 CPUs online");
 	/* spread_slowdown=1000: the "slower" undo out of the way (moving the
 	 * client may lengthen its cycle past 1.2x under load: seen once). */
 	char policy[160];
@@ -554,7 +556,7 @@ static void test_rule6_live_undone_when_the_client_follows(void **state)
 static void test_rule6_live_never_touches_an_affinity_the_user_set_meanwhile(void **state)
 {
 	if (ncpu < 2)
-		skip();
+		skip_because("fewer than 2 CPUs online");
 	char policy[160];
 	snprintf(policy, sizeof policy, "%s,spread_slowdown=0", driven);  /* it would undo at once */
 	start_service_policy(policy);
@@ -617,7 +619,7 @@ static void *caller_thread(void *arg)
 static void test_the_calling_threads_cpu_time_is_judged_not_the_main_threads(void **state)
 {
 	if (ncpu < 2)
-		skip();
+		skip_because("fewer than 2 CPUs online");
 	/* Any pair co-located (max_busy), any CPU idle enough for rule 6, the
 	 * "slower" undo out of the way: only the pair's CPU time (above 5% of
 	 * one: the service alone uses ~1% at 190 calls/s) can spread or part it.
@@ -648,9 +650,13 @@ static void test_the_calling_threads_cpu_time_is_judged_not_the_main_threads(voi
 
 static int setup(void **state)
 {
-	snprintf(dir, sizeof dir, "%s/thoth-place-XXXXXX", test_tmpdir());
-	if (!mkdtemp(dir))
+	/* dir's 64 bytes leave its sockets' names room (tmpdir.h) */
+	if (!test_sock_template(dir, sizeof dir, "thoth-place"))
 		return -1;
+	if (!mkdtemp(dir)) {
+		fprintf(stderr, "setup: mkdtemp %s: %s\n", dir, strerror(errno));
+		return -1;
+	}
 	snprintf(sock_path, sizeof sock_path, "%s/s.sock", dir);
 	snprintf(log_path, sizeof log_path, "%s/service.log", dir);
 	signal(SIGPIPE, SIG_IGN);

@@ -7,6 +7,7 @@
  * client's, for every call of every client, on every CPU.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -23,6 +24,7 @@
 
 #include "../common/serve_echo.h"
 #include "../common/tmpdir.h"
+#include "../common/skip.h"
 
 enum { CALLS = 50, MAX_CPUS = 64 };
 
@@ -79,7 +81,7 @@ static void test_each_channel_is_served_on_its_clients_cpu(void **state)
 {
 	int cpus[MAX_CPUS], n = test_allowed_cpus(cpus, MAX_CPUS);
 	if (n < 2)
-		skip();
+		skip_because("fewer than 2 CPUs allowed");
 	pid_t svc = start_service();
 	/* Two clients per CPU, connecting in turn. */
 	result_t *res = mmap(NULL, sizeof(result_t) * 2 * MAX_CPUS, PROT_READ | PROT_WRITE,
@@ -114,9 +116,13 @@ static void test_each_channel_is_served_on_its_clients_cpu(void **state)
 
 static int setup(void **state)
 {
-	snprintf(dir, sizeof dir, "%s/thoth-percpu-XXXXXX", test_tmpdir());
-	if (!mkdtemp(dir))
+	/* dir's 64 bytes leave its sockets' names room (tmpdir.h) */
+	if (!test_sock_template(dir, sizeof dir, "thoth-percpu"))
 		return -1;
+	if (!mkdtemp(dir)) {
+		fprintf(stderr, "setup: mkdtemp %s: %s\n", dir, strerror(errno));
+		return -1;
+	}
 	snprintf(sock_path, sizeof sock_path, "%s/s.sock", dir);
 	signal(SIGPIPE, SIG_IGN);
 	return 0;

@@ -29,6 +29,7 @@
 
 #include "chan_shm.h"
 #include "thoth/loop.h"
+#include "../common/skip.h"
 
 enum { ROUND_TRIPS = 2000, MSG = 64 };
 
@@ -249,7 +250,7 @@ enum { SPIN_WINDOWS = 3, SPIN_DECIDED_MIN = ROUND_TRIPS / 8 };
 static void test_two_cpu_pair_keeps_spinning(void **state)
 {
 	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
-		skip();
+		skip_because("fewer than 2 CPUs online");
 	bool passed = false;
 	for (unsigned w = 0; w < SPIN_WINDOWS && !passed; w++) {
 		run_t spin;

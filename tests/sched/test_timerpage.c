@@ -681,8 +681,14 @@ static void test_a_full_page_gives_a_zombies_slot_to_a_new_loop(void **state)
 
 static int setup(void **state)
 {
-	snprintf(dir, sizeof dir, "%s/thoth-timerpage-XXXXXX", test_tmpdir());
-	return mkdtemp(dir) ? 0 : -1;
+	/* dir's 64 bytes leave the bells' names room in a sun_path */
+	if (!test_sock_template(dir, sizeof dir, "thoth-timerpage"))
+		return -1;
+	if (!mkdtemp(dir)) {
+		fprintf(stderr, "setup: mkdtemp %s: %s\n", dir, strerror(errno));
+		return -1;
+	}
+	return 0;
 }
 
 static int teardown(void **state)

@@ -147,12 +147,10 @@ int harness_setup(harness_t *h)
 {
 	static bool hooked;
 	memset(h, 0, sizeof *h);
-	const char *tmp = test_tmpdir();
-	if ((size_t)snprintf(h->dir, sizeof h->dir, "%s/thothd-test-XXXXXX", tmp) >= sizeof h->dir) {
-		fprintf(stderr, "harness: TMPDIR %s is too long for a runtime dir (at most %zu bytes)\n", tmp,
-			sizeof h->dir - sizeof "/thothd-test-XXXXXX");
+	/* h->dir's 64 bytes leave its sockets' names room in a sun_path; a
+	 * longer TMPDIR gets a short folder in /tmp instead (tmpdir.h). */
+	if (!test_sock_template(h->dir, sizeof h->dir, "thothd-test"))
 		return -1;
-	}
 	if (live_owner != getpid()) {
 		/* This process's first harness: a fork()ed child's copies of its
 		 * parent's dirs and children are not its own to remove or kill. */
@@ -167,8 +165,10 @@ int harness_setup(harness_t *h)
 		fprintf(stderr, "harness: %d runtime dirs at once, none torn down\n", HARNESS_MAX_LIVE);
 		return -1;
 	}
-	if (!mkdtemp(h->dir))
+	if (!mkdtemp(h->dir)) {
+		fprintf(stderr, "harness: mkdtemp %s: %s\n", h->dir, strerror(errno));
 		return -1;
+	}
 	memcpy(live_dirs[slot], h->dir, sizeof h->dir);
 	if (!hooked) {
 		hooked = true;
