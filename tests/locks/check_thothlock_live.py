@@ -13,7 +13,8 @@ for the programs, `--runtime-dir` for thothd and thothctl).
    thothlock says nothing on stderr, its report has the same counts and
    sites as a thothlock run whose runtime dir does not exist (the report
    is unchanged by the live marker, symbolized from the memfd-DEV-INO.maps
-   as before), and the live marker is gone.
+   as before), and the live marker is gone.  A runtime dir whose locks/
+   is a file: one line on stderr, the report the same.
 2. `thothlock --all -- sh -c 'live_workload 3 & live_workload 7; wait'`: sh and
    both workloads listed live once each (no pid twice, one live_lock per
    workload: 6 and 14 acquisitions, all mode's exact counts); the exit
@@ -30,6 +31,7 @@ kept the marker in its private THOTHLOCK_DIR only).
 """
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -169,6 +171,24 @@ def main():
             fail(f"the report's keys differ: {keys(rep0)} without the live view, {keys(rep)} with it")
         print(f"ok exit report unchanged: {got}, no marker left, the same as with nothing published")
 
+        # a runtime dir whose locks/ cannot hold the marker (a file there):
+        # one line says so, the program runs and is reported as before
+        bad = os.path.join(rt, "bad")
+        os.mkdir(bad)
+        open(os.path.join(bad, "locks"), "w").close()
+        exitb = os.path.join(rt, "exitb.json")
+        r = subprocess.run([thothlock, "--json", "-o", exitb, "--", workload, "10"],
+                           env=dict(env, THOTH_RUNTIME_DIR=bad), stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+        lines = r.stderr.splitlines()
+        if r.returncode != 0 or len(lines) != 1 or "locks/" not in lines[0] or \
+                "Not a directory" not in lines[0] or "not affected" not in lines[0]:
+            fail(f"thothlock with an unusable locks/: exit {r.returncode}, stderr {r.stderr!r}")
+        repb = json.load(open(exitb))
+        if lock_summary(repb, repb["processes"][0]["pid"]) != got:
+            fail(f"report with an unusable locks/: {lock_summary(repb, repb['processes'][0]['pid'])}")
+        print(f"ok an unusable locks/: one line ({lines[0]}), the report as before")
+
         # 2. thothlock --all: a shell and its two children, each listed once
         exit2 = os.path.join(rt, "exit2.json")
         # (an asynchronous command's stdin is /dev/null before its own
@@ -247,6 +267,8 @@ def main():
                     p.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     p.kill()
+                    p.wait()
+        shutil.rmtree(rt, ignore_errors=True)
     print("PASS")
 
 
