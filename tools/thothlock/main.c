@@ -36,6 +36,7 @@
 
 #include "lockprof_find.h"
 #include "lockprof_layout.h"
+#include "lockprof_live.h"
 #include "lockprof_report.h"
 #include "pidpin.h"
 #include "thoth/version.h"
@@ -371,6 +372,20 @@ static int report(const char *dir, handed_t *h, FILE *out, const thothlock_repor
 	return status;
 }
 
+/* PID's marker in the live view, RUNTIME_DIR/locks/PID.table (the
+ * preload makes it beside the hand-over, docs/LOCKS.md), removed while PID
+ * is an unreaped zombie: no other process can have that pid yet, so the
+ * marker is PROGRAM's (or an image's it exec'd).  One that ended without
+ * its exit path (kill -9, or _exit: dash's way out) left it behind. */
+static void remove_live_marker(pid_t pid)
+{
+	char rt[PATH_MAX], path[PATH_MAX + 32];
+	if (!thothlock_runtime_dir(rt, sizeof rt))
+		return;
+	snprintf(path, sizeof path, "%s/locks/%d.table", rt, (int)pid);
+	(void)unlink(path);     /* ENOENT: its exit path removed it, or none was made */
+}
+
 /* Wait for PID, taking the tables handed over meanwhile: a program that
  * forks more processes than the socket queues (a few hundred) would see
  * its later hand-overs refused.  Woken by the pidfd; without pidfds,
@@ -383,6 +398,10 @@ static int wait_child(pid_t pid, int sock, handed_t *h)
 		struct pollfd p[2] = { { .fd = sock, .events = POLLIN }, { .fd = pidfd, .events = POLLIN } };
 		(void)poll(p, pidfd >= 0 ? 2 : 1, pidfd >= 0 ? -1 : 50);
 		receive_tables(sock, h);
+		/* Ended: its live marker goes before it is reaped (WNOWAIT). */
+		siginfo_t si = { .si_pid = 0 };
+		if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid)
+			remove_live_marker(pid);
 		pid_t w = waitpid(pid, &wstatus, WNOHANG);
 		if (w == pid)
 			break;
