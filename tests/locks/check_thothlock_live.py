@@ -174,20 +174,61 @@ def main():
         # a runtime dir whose locks/ cannot hold the marker (a file there):
         # one line says so, the program runs and is reported as before
         bad = os.path.join(rt, "bad")
-        os.mkdir(bad)
+        os.mkdir(bad, 0o700)
         open(os.path.join(bad, "locks"), "w").close()
         exitb = os.path.join(rt, "exitb.json")
         r = subprocess.run([thothlock, "--json", "-o", exitb, "--", workload, "10"],
                            env=dict(env, THOTH_RUNTIME_DIR=bad), stdin=subprocess.DEVNULL,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
         lines = r.stderr.splitlines()
-        if r.returncode != 0 or len(lines) != 1 or "locks/" not in lines[0] or \
-                "Not a directory" not in lines[0] or "not affected" not in lines[0]:
+        if r.returncode != 0 or len(lines) != 1 or "/bad/locks is not a directory" not in lines[0] or \
+                "not affected" not in lines[0]:
             fail(f"thothlock with an unusable locks/: exit {r.returncode}, stderr {r.stderr!r}")
         repb = json.load(open(exitb))
         if lock_summary(repb, repb["processes"][0]["pid"]) != got:
             fail(f"report with an unusable locks/: {lock_summary(repb, repb['processes'][0]['pid'])}")
         print(f"ok an unusable locks/: one line ({lines[0]}), the report as before")
+
+        # a runtime dir another local user could have made or reached
+        # (/tmp/thoth-UID is anybody's to make first): checked as thothd
+        # checks its own (a directory, not a symlink, ours, mode 700), else
+        # no marker there and one line; a bare LD_PRELOAD run the same.
+        # Before: the marker was renamed into (and unlinked from) whatever
+        # the path led to.
+        elsewhere = os.path.join(rt, "elsewhere")
+        os.mkdir(elsewhere, 0o700)
+        hostile = []
+        hd = os.path.join(rt, "open"); os.mkdir(hd); os.chmod(hd, 0o755)
+        hostile.append((hd, "has mode 755"))
+        hd = os.path.join(rt, "linked"); os.mkdir(hd, 0o700)
+        os.symlink(elsewhere, os.path.join(hd, "locks"))
+        hostile.append((hd, "/linked/locks is a symlink"))
+        hd = os.path.join(rt, "alink")
+        os.symlink(elsewhere, hd)
+        hostile.append((hd, "/alink is a symlink"))
+        if os.geteuid() == 0:
+            hd = os.path.join(rt, "theirs"); os.mkdir(hd, 0o700); os.chown(hd, 65534, 65534)
+            hostile.append((hd, "is owned by uid 65534, not by us (uid 0)"))
+        else:
+            print("skip: another uid's runtime dir (not root: cannot chown one)")
+        lib = os.path.join(os.path.dirname(os.path.realpath(thothlock)), "libthothlock.so")
+        for hd, want in hostile:
+            exith = os.path.join(rt, "exith.json")
+            for how, cmd, e in (("thothlock", [thothlock, "--json", "-o", exith, "--", workload, "3"], {}),
+                                ("bare LD_PRELOAD", [workload, "3"], {"LD_PRELOAD": lib})):
+                r = subprocess.run(cmd, env=dict(env, THOTH_RUNTIME_DIR=hd, **e), stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+                lines = [l for l in r.stderr.splitlines() if "libthothlock" in l]
+                if r.returncode != 0 or len(lines) != 1 or want not in lines[0] or \
+                        "no live marker" not in lines[0]:
+                    fail(f"{how} with runtime dir {hd}: exit {r.returncode}, stderr {r.stderr!r}, "
+                         f"want one line saying {want!r}")
+                if os.listdir(elsewhere):
+                    fail(f"{how} with runtime dir {hd}: a marker made where it leads: {os.listdir(elsewhere)}")
+            reph = json.load(open(exith))
+            if lock_summary(reph, reph["processes"][0]["pid"]) != (6, 3, ["waiter"]):
+                fail(f"report with runtime dir {hd}: {lock_summary(reph, reph['processes'][0]['pid'])}")
+            print(f"ok runtime dir {os.path.basename(hd)}: one line ({lines[0]}), no marker, the report as before")
 
         # 2. thothlock --all: a shell and its two children, each listed once
         exit2 = os.path.join(rt, "exit2.json")

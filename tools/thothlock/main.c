@@ -379,10 +379,15 @@ static int report(const char *dir, handed_t *h, FILE *out, const thothlock_repor
  * its exit path (kill -9, or _exit: dash's way out) left it behind. */
 static void remove_live_marker(pid_t pid)
 {
-	char rt[PATH_MAX], path[PATH_MAX + 32];
+	char rt[PATH_MAX], dir[PATH_MAX + 8], path[PATH_MAX + 32], why[PATH_MAX + 96];
 	if (!thothlock_runtime_dir(rt, sizeof rt))
 		return;
-	snprintf(path, sizeof path, "%s/locks/%d.table", rt, (int)pid);
+	/* Only in a directory the preload would have used: never unlink in
+	 * another user's /tmp/thoth-UID (or through its locks/ symlink). */
+	snprintf(dir, sizeof dir, "%s/locks", rt);
+	if (!thothlock_dir_ours(rt, why, sizeof why) || !thothlock_dir_ours(dir, why, sizeof why))
+		return;
+	snprintf(path, sizeof path, "%s/%d.table", dir, (int)pid);
 	(void)unlink(path);     /* ENOENT: its exit path removed it, or none was made */
 }
 

@@ -1235,22 +1235,38 @@ static void read_program_name(char *out, size_t cap)
  * MAKE_BASE: a bare LD_PRELOAD run makes RUNTIME_DIR itself; under
  * thothlock only a RUNTIME_DIR that exists already (a thothd or a
  * thothctl of this user is about) gets a locks/: running a program under
- * thothlock leaves no runtime directory behind where nobody looks. */
-static bool live_dir(char *dir, size_t cap, bool make_base)
+ * thothlock leaves no runtime directory behind where nobody looks.
+ * Both, and locks/, must be this user's own (thothlock_dir_ours): false
+ * with WHY said where one is not (another user's /tmp/thoth-UID), false
+ * with WHY empty where RUNTIME_DIR is simply not there under thothlock. */
+static bool live_dir(char *dir, size_t cap, bool make_base, char *why, size_t why_cap)
 {
 	char base[PATH_MAX];
-	struct stat st;
+	why[0] = 0;
 	if (!thothlock_runtime_dir(base, sizeof base))
 		return false;
 	if (make_base)
 		(void)mkdir(base, 0700);
-	else if (stat(base, &st) != 0 || !S_ISDIR(st.st_mode))
+	if (!thothlock_dir_ours(base, why, why_cap)) {
+		if (!make_base && errno == ENOENT)
+			why[0] = 0;
 		return false;
+	}
 	int n = snprintf(dir, cap, "%s/locks", base);
 	if (n < 0 || (size_t)n >= cap)
 		return false;
 	(void)mkdir(dir, 0700);
-	return true;
+	return thothlock_dir_ours(dir, why, why_cap);
+}
+
+/* Why no live marker is made, said once per program image (a forked
+ * child inherits the flag): never fatal, the program runs profiled. */
+static void live_warn(const char *why)
+{
+	if (!live_warned)
+		warn3(why, ": no live marker, thothd and `thothctl locks` do not see this process",
+		      keep_table ? " (thothlock's report is not affected)" : "");
+	live_warned = true;
 }
 
 /* <THOTHLOCK_DIR> if set (the launcher's private directory: kept for the
@@ -1263,7 +1279,12 @@ static bool choose_dir(char *dir, size_t cap)
 		copy_str(dir, cap, d);
 		return true;
 	}
-	return live_dir(dir, cap, true);
+	char why[PATH_MAX + 96];
+	if (live_dir(dir, cap, true, why, sizeof why))
+		return true;
+	if (why[0])
+		live_warn(why);
+	return false;
 }
 
 /* Under thothlock: does this process see thothlock's pid?  Its socket's
@@ -1504,10 +1525,15 @@ static void open_table(void)
 	 * the same memfd, announced in both places (a program run under
 	 * thothlock used to be invisible to thothd and `thothctl locks`). */
 	live_path[0] = 0;
-	if (keep_table && table_fd >= 0 && sees_thothlock() && live_dir(dir, sizeof dir, false)) {
-		int n = snprintf(live_path, sizeof live_path, "%s/%d.table", dir, (int)getpid());
-		if (n < 0 || (size_t)n >= sizeof live_path || strcmp(live_path, table_path) == 0)
-			live_path[0] = 0;       /* THOTHLOCK_DIR is the live dir: its copy at exit stays */
+	if (keep_table && table_fd >= 0 && sees_thothlock()) {
+		char why[PATH_MAX + 96];
+		if (live_dir(dir, sizeof dir, false, why, sizeof why)) {
+			int n = snprintf(live_path, sizeof live_path, "%s/%d.table", dir, (int)getpid());
+			if (n < 0 || (size_t)n >= sizeof live_path || strcmp(live_path, table_path) == 0)
+				live_path[0] = 0;       /* THOTHLOCK_DIR is the live dir: its copy at exit stays */
+		} else if (why[0]) {
+			live_warn(why);
+		}
 	}
 	if (mem == MAP_FAILED)
 		mem = mmap(NULL, table_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -1560,14 +1586,9 @@ static void open_table(void)
 	else if (table_path[0] && !make_marker(table_path))
 		table_path[0] = 0;      /* profiled all the same, not seen live */
 	if (live_path[0] && !make_marker(live_path)) {
-		/* Never fatal, said once (a forked child inherits the flag). */
-		char where[128];
-		snprintf(where, sizeof where, "%.100s: ", live_path);
-		if (!live_warned)
-			warn3(where, strerror(errno),
-			      " (the live marker): thothd and `thothctl locks` do not see this "
-			      "process; thothlock's report is not affected");
-		live_warned = true;
+		char why[PATH_MAX + 96];
+		snprintf(why, sizeof why, "%s: %s", live_path, strerror(errno));
+		live_warn(why);
 		live_path[0] = 0;
 	}
 	/* The maps now, for a process that ends without exit() (_exit, a
