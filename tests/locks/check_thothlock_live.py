@@ -230,6 +230,23 @@ def main():
                 fail(f"report with runtime dir {hd}: {lock_summary(reph, reph['processes'][0]['pid'])}")
             print(f"ok runtime dir {os.path.basename(hd)}: one line ({lines[0]}), no marker, the report as before")
 
+        # thothlock started with SIGCHLD ignored (exec keeps SIG_IGN): the
+        # kernel reaped PROGRAM itself, thothlock said "waitpid: No child
+        # processes", reported exit 0 for PROGRAM's 3 and left the marker
+        # of sh (which ends by _exit).  PROGRAM still gets SIGCHLD ignored.
+        ignored = dict(env=wenv, preexec_fn=lambda: signal.signal(signal.SIGCHLD, signal.SIG_IGN),
+                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       text=True, timeout=60)
+        r = subprocess.run([thothlock, "-o", os.devnull, "--", "sh", "-c", "exit 3"], **ignored)
+        if r.returncode != 3 or r.stderr or os.listdir(locks_dir):
+            fail(f"thothlock with SIGCHLD ignored: exit {r.returncode} (want 3), stderr {r.stderr!r}, "
+                 f"markers {os.listdir(locks_dir)}")
+        r = subprocess.run([thothlock, "-o", os.devnull, "--", "grep", "SigIgn", "/proc/self/status"], **ignored)
+        ign = int(r.stdout.split()[-1], 16) if r.stdout.startswith("SigIgn:") else 0
+        if r.returncode != 0 or not ign & (1 << (signal.SIGCHLD - 1)):
+            fail(f"PROGRAM under thothlock with SIGCHLD ignored: {r.stdout!r} {r.stderr!r}, SIGCHLD not ignored")
+        print("ok SIGCHLD ignored by thothlock's parent: PROGRAM's exit 3, no marker left, PROGRAM's SIGCHLD as given")
+
         # 2. thothlock --all: a shell and its two children, each listed once
         exit2 = os.path.join(rt, "exit2.json")
         # (an asynchronous command's stdin is /dev/null before its own

@@ -537,6 +537,13 @@ int main(int argc, char **argv)
 	int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
 	for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
 		sigaction(sigs[i], &sa, NULL);
+	/* SIGCHLD ignored, inherited from whoever started us (exec keeps
+	 * SIG_IGN): the kernel reaps PROGRAM itself, and waitpid() said "No
+	 * child processes", PROGRAM's exit status lost (reported 0) and its
+	 * live marker not removed.  Default here; PROGRAM gets it as given. */
+	struct sigaction chld_dfl = { .sa_handler = SIG_DFL }, chld_given;
+	sigemptyset(&chld_dfl.sa_mask);
+	sigaction(SIGCHLD, &chld_dfl, &chld_given);
 
 	/* A close-on-exec pipe tells an exec that failed (the child writes its
 	 * errno) from a program that ran and exited 127: after a failed exec
@@ -588,6 +595,7 @@ int main(int argc, char **argv)
 			close(exec_pipe[0]);
 		close(sv[0]);
 		(void)fcntl(sv[1], F_SETFD, 0);         /* inherited across the exec */
+		sigaction(SIGCHLD, &chld_given, NULL);
 		execvp(argv[optind], argv + optind);
 		int e = errno;
 		fprintf(stderr, "thothlock: %s: %s\n", argv[optind], strerror(e));
