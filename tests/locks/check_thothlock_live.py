@@ -247,6 +247,19 @@ def main():
             fail(f"PROGRAM under thothlock with SIGCHLD ignored: {r.stdout!r} {r.stderr!r}, SIGCHLD not ignored")
         print("ok SIGCHLD ignored by thothlock's parent: PROGRAM's exit 3, no marker left, PROGRAM's SIGCHLD as given")
 
+        # a shell script's pipeline, subshell and $(...): dash's forked
+        # children end by _exit, past their exit path; thothlock removes
+        # the markers of the processes that handed it a table and are gone
+        # (they stayed in locks/ for good, one per fork)
+        r = subprocess.run([thothlock, "-o", os.devnull, "--", "sh", "-c",
+                            'echo a | cat; (true); x=$(echo b); echo "$x"'], env=wenv,
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, timeout=60)
+        if r.returncode != 0 or r.stdout != "a\nb\n" or r.stderr or os.listdir(locks_dir):
+            fail(f"a script's forks under thothlock: exit {r.returncode}, {r.stdout!r}, {r.stderr!r}, "
+                 f"markers left {os.listdir(locks_dir)}")
+        print("ok a script's pipeline, subshell and $(...): no marker left")
+
         # 2. thothlock --all: a shell and its two children, each listed once
         exit2 = os.path.join(rt, "exit2.json")
         # (an asynchronous command's stdin is /dev/null before its own
@@ -278,8 +291,9 @@ def main():
 
         # 3. killed by -9.  thothlock's own child: its marker removed by
         # thothlock before it reaps it.  A process it forked: its parent
-        # reaps it, its marker stays, and thothd skips it (the pid holds no
-        # thothlock memfd any more).
+        # reaps it, its marker stays while thothlock runs, and thothd skips
+        # it (the pid holds no thothlock memfd any more); thothlock removes
+        # it at its end (the pid handed a table over and is gone).
         exit3 = os.path.join(rt, "exit3.json")
         t = under_thothlock([], [workload, "4"], exit3)
         pid = ready_pid(t)
@@ -295,19 +309,18 @@ def main():
         print("ok thothlock's child killed -9: reported killed (8, 4), its marker removed")
 
         exit4 = os.path.join(rt, "exit4.json")
-        t = under_thothlock([], ["sh", "-c", f'"{workload}" 4; echo after'], exit4)
+        t = under_thothlock([], ["sh", "-c", f'"{workload}" 4; echo after; read x; exit 0'], exit4)
         pid = ready_pid(t)
         os.kill(pid, signal.SIGKILL)
-        out, err = t.communicate(timeout=60)
-        said = [l for l in err.splitlines() if l.strip() != "Killed"]     # sh's word for it
-        if t.returncode != 0 or out != "after\n" or said:
-            fail(f"thothlock -- sh (its workload killed): exit {t.returncode}, {out!r}, {err}")
-        if os.listdir(locks_dir) != [f"{pid}.table"]:
+        if t.stdout.readline() != "after\n":
+            fail("sh did not go on after its workload was killed")
+        if f"{pid}.table" not in os.listdir(locks_dir):
             fail(f"after a forked workload was killed -9 locks/ holds {os.listdir(locks_dir)}, "
-                 f"want its marker {pid}.table (and not sh's)")
+                 f"want its marker {pid}.table")
         r = ctl("--json", "locks")
-        if "not running" in r.stderr or str(pid) in r.stdout or "refus" in r.stderr + r.stdout:
-            fail(f"the killed process's marker: exit {r.returncode}, {r.stdout[:300]} {r.stderr}")
+        listed = [p["pid"] for p in json.loads(r.stdout)["processes"]] if r.returncode == 0 else []
+        if r.returncode != 0 or pid in listed or "refus" in r.stderr + r.stdout:
+            fail(f"the killed process's marker: exit {r.returncode}, listed {listed}, {r.stderr}")
         r = ctl("--json", "locks", "--pid", str(pid))
         if r.returncode == 0 or str(pid) not in r.stderr:
             fail(f"--pid {pid} of the killed process: exit {r.returncode}, {r.stdout[:300]} {r.stderr}")
@@ -315,6 +328,13 @@ def main():
             fail("thothd stopped serving after the leftover marker")
         print(f"ok forked workload killed -9: its marker left and skipped by thothd "
               f"(thothctl exit {r.returncode}: {r.stderr.strip()})")
+        out, err = t.communicate(timeout=60)
+        said = [l for l in err.splitlines() if l.strip() != "Killed"]     # sh's word for it
+        if t.returncode != 0 or out or said:
+            fail(f"thothlock -- sh (its workload killed): exit {t.returncode}, {out!r}, {err}")
+        if os.listdir(locks_dir):
+            fail(f"thothlock's end left markers: {os.listdir(locks_dir)} (the killed workload's {pid})")
+        print("ok ... and removed at thothlock's end")
     finally:
         for p in reversed(procs):
             if p.poll() is None:

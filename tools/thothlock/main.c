@@ -385,10 +385,26 @@ static void remove_live_marker(pid_t pid)
 	/* Only in a directory the preload would have used: never unlink in
 	 * another user's /tmp/thoth-UID (or through its locks/ symlink). */
 	snprintf(dir, sizeof dir, "%s/locks", rt);
-	if (!thothlock_dir_ours(rt, why, sizeof why) || !thothlock_dir_ours(dir, why, sizeof why))
+	if (!thothlock_dir_ours(rt, true, why, sizeof why) || !thothlock_dir_ours(dir, false, why, sizeof why))
 		return;
 	snprintf(path, sizeof path, "%s/%d.table", dir, (int)pid);
 	(void)unlink(path);     /* ENOENT: its exit path removed it, or none was made */
+}
+
+/* The live markers PROGRAM's descendants left: one that ended by _exit
+ * (dash's subshells, pipelines and $(...) all do) or was killed never ran
+ * its exit path, and each thothlock run of a shell script left such files
+ * in RUNTIME_DIR/locks for good.  Every process that handed a table over
+ * and is gone now (ESRCH): its pid's marker is a leftover, removed.  One
+ * alive (a daemon PROGRAM left running) keeps its own, removed at its
+ * exit.  A pid reused between the check and the unlink by a new profiled
+ * process would lose its marker (not listed live): a window of a syscall,
+ * where thothd would otherwise keep skipping leftovers forever. */
+static void remove_leftover_markers(const handed_t *h)
+{
+	for (size_t i = 0; i < h->n; i++)
+		if (h->pid[i] > 0 && kill(h->pid[i], 0) != 0 && errno == ESRCH)
+			remove_live_marker(h->pid[i]);
 }
 
 /* Wait for PID, taking the tables handed over meanwhile: a program that
@@ -614,6 +630,7 @@ int main(int argc, char **argv)
 	uint64_t reaped_ns = monotonic_ns();
 	receive_tables(sv[0], &handed);         /* the last ones, sent before it ended */
 	close(sv[0]);
+	remove_leftover_markers(&handed);
 	int code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus)
 	           : WIFSIGNALED(wstatus) ? 128 + WTERMSIG(wstatus) : 1;
 	int exec_errno = 0;

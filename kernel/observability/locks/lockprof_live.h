@@ -37,13 +37,15 @@ static inline bool thothlock_runtime_dir(char *out, size_t cap)
 
 /* DIR fit to hold this user's markers, as thothd checks its runtime dir
  * (thothd_runtime_dir_prepare, kernel/thothd/runtime.c): a directory, not
- * a symlink, ours, no access for group or other.  With XDG_RUNTIME_DIR
+ * a symlink, ours, and with NEED_PRIVATE (RUNTIME_DIR itself) no access for
+ * group or other; locks/ inside it is out of their reach whatever its
+ * mode (a test's or a user's mkdir -p makes it 755).  With XDG_RUNTIME_DIR
  * unset RUNTIME_DIR is /tmp/thoth-UID, which another local user can make
  * first: markers renamed into, and unlinked from, a directory that user
  * controls (its locks/ a symlink to anywhere this user can write) would
  * let them create and remove this user's files.  false, WHY saying so
  * (ENOENT in errno where DIR is not there at all). */
-static inline bool thothlock_dir_ours(const char *dir, char *why, size_t cap)
+static inline bool thothlock_dir_ours(const char *dir, bool need_private, char *why, size_t cap)
 {
 	struct stat st;
 	if (lstat(dir, &st) != 0) {
@@ -59,7 +61,7 @@ static inline bool thothlock_dir_ours(const char *dir, char *why, size_t cap)
 	else if (st.st_uid != geteuid())
 		snprintf(why, cap, "%s is owned by uid %u, not by us (uid %u)", dir, (unsigned)st.st_uid,
 			 (unsigned)geteuid());
-	else if (st.st_mode & 077)
+	else if (need_private && (st.st_mode & 077))
 		snprintf(why, cap, "%s has mode %03o: group/other must have no access", dir,
 			 (unsigned)(st.st_mode & 0777));
 	else

@@ -1247,7 +1247,7 @@ static bool live_dir(char *dir, size_t cap, bool make_base, char *why, size_t wh
 		return false;
 	if (make_base)
 		(void)mkdir(base, 0700);
-	if (!thothlock_dir_ours(base, why, why_cap)) {
+	if (!thothlock_dir_ours(base, true, why, why_cap)) {
 		if (!make_base && errno == ENOENT)
 			why[0] = 0;
 		return false;
@@ -1256,7 +1256,7 @@ static bool live_dir(char *dir, size_t cap, bool make_base, char *why, size_t wh
 	if (n < 0 || (size_t)n >= cap)
 		return false;
 	(void)mkdir(dir, 0700);
-	return thothlock_dir_ours(dir, why, why_cap);
+	return thothlock_dir_ours(dir, false, why, why_cap);
 }
 
 /* Why no live marker is made, said once per program image (a forked
