@@ -864,22 +864,21 @@ static char *locks_report(const char *dir, struct thothd_lock_symcache *syms, pt
 	FILE *f = open_memstream(&buf, &len);
 	if (f) {
 		if (!n) {
-			/* What feeds this panel first: the library by its full
-			 * path (the bare name is not on ld.so's path); then
-			 * thothlock, said to report at the exit, not here (its
-			 * tables go to its private THOTHLOCK_DIR).  thothctl
-			 * locks says the same. */
+			/* What feeds this panel first: thothlock, whose run is
+			 * listed here while it runs and reported at its exit;
+			 * where no launcher is found, the library by its full
+			 * path (the bare name is not on ld.so's path), seen
+			 * here only.  thothctl locks says the same. */
 			char lib[THOTHLOCK_HINT_MAX], launcher[PATH_MAX];
 			fprintf(f, "{\"available\":false,\"why\":\"");
-			put_escaped(f, "no process publishes lock statistics: to see one in this panel, start it with "
-				       "LD_PRELOAD=");
-			put_escaped(f, thothd_lock_preload_hint(lib, sizeof lib));
+			put_escaped(f, "no process publishes lock statistics: to see one in this panel, start it with ");
 			if (thothd_lock_launcher(launcher, sizeof launcher)) {
-				put_escaped(f, " PROGRAM (");
 				put_escaped(f, launcher);
-				put_escaped(f, " -- PROGRAM reports at PROGRAM's exit instead, kept through a "
-					       "kill -9, not here; docs/LOCKS.md)");
+				put_escaped(f, " -- PROGRAM (listed here while it runs and reported at its exit, kept "
+					       "through a kill -9; docs/LOCKS.md)");
 			} else {
+				put_escaped(f, "LD_PRELOAD=");
+				put_escaped(f, thothd_lock_preload_hint(lib, sizeof lib));
 				put_escaped(f, " PROGRAM (no thothlock launcher found; docs/LOCKS.md)");
 			}
 			fprintf(f, "\"}");

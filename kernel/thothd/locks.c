@@ -320,15 +320,16 @@ static int report_done(void *arg, bool ran, void *resp_v, thoth_arena_t *arena, 
 		return job->status;
 	}
 	if (job->processes == 0 && scan->refused_total == 0) {
-		/* The library by its full path, as thothctl says it: the bare
-		 * name is not on ld.so's path ("cannot be preloaded: ignored").
-		 * In the 127 bytes a client keeps of a reason
-		 * (thoth_client_t.remote_message): a deep path's head gives
-		 * way to "...", never its tail cut unmarked. */
-		char lib[THOTHLOCK_HINT_MAX];
+		/* The thothlock launcher, as thothctl names it first (seen
+		 * here live and reported at the exit); else the library by its
+		 * full path: the bare name is not on ld.so's path ("cannot be
+		 * preloaded: ignored").  In the 127 bytes a client keeps of a
+		 * reason (thoth_client_t.remote_message): a deep path's head
+		 * gives way to "...", never its tail cut unmarked. */
+		char lib[THOTHLOCK_HINT_MAX], launcher[PATH_MAX];
 		thothd_lock_preload_hint(lib, sizeof lib);
 		thothlock_no_tables_reason(job->why_buf, sizeof ((thoth_client_t *)0)->remote_message, job->pid,
-					   lib);
+					   lib, thothd_lock_launcher(launcher, sizeof launcher));
 		*reason = job->why_buf;
 		return THOTH_LOCKS_ERR_NO_TABLES;
 	}

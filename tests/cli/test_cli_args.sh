@@ -294,21 +294,20 @@ grep -q "message too large" "$RT/thothd.log" && { echo "FAIL: thothctl sent thot
 touch "$RT/locks"
 refused 1 "cannot read $RT/locks: Not a directory" "$THOTHCTL" --runtime-dir "$RT" locks
 rm -f "$RT/locks"
-# Nothing profiled: thothctl says first what makes a process appear in this
-# live view, the library to preload by its full path (a bare
-# LD_PRELOAD=libthothlock.so is not on ld.so's path: "cannot be preloaded:
-# ignored"), in its own words with thothd running too (its NoTables branch
-# compared the schema's code with THOTH_E_REMOTE and never ran); then the
-# thothlock launcher, the supported way, as reporting at the exit and not
-# here (named first, it sent the user to a run this view never shows).
-lib=$(realpath "$BUILD/tools/thothlock/libthothlock.so")
+# Nothing profiled: thothctl says first the thothlock launcher, by its
+# full path: a program run under it is listed in this live view while it
+# runs and reported at its exit (it was said to report at the exit only,
+# "not here", before its preload published a live marker too); in its own
+# words with thothd running too (its NoTables branch compared the schema's
+# code with THOTH_E_REMOTE and never ran).
 launcher=$(realpath "$THOTHLOCK")
-refused 1 "no running process publishes lock statistics in thothd's runtime directory (to see one here, start it with LD_PRELOAD=$lib PROGRAM; $launcher -- PROGRAM reports at PROGRAM's exit instead, kept through a kill -9, not here; docs/LOCKS.md)" \
+refused 1 "no running process publishes lock statistics in thothd's runtime directory (to see one here, start it with $launcher -- PROGRAM: listed here while it runs and reported at its exit, kept through a kill -9; docs/LOCKS.md)" \
   "$THOTHCTL" --runtime-dir "$RT" locks
-refused 1 "process 1 publishes no lock statistics in thothd's runtime directory (to see it here, restart it with LD_PRELOAD=$lib PROGRAM; $launcher -- PROGRAM" \
+refused 1 "process 1 publishes no lock statistics in thothd's runtime directory (to see it here, restart it with $launcher -- PROGRAM: listed here" \
   "$THOTHCTL" --runtime-dir "$RT" locks --pid 1
-# No launcher beside it nor on PATH (a thothctl copied away): the
-# LD_PRELOAD form alone, saying why.
+# No launcher beside it nor on PATH (a thothctl copied away): the bare
+# LD_PRELOAD form, the library by its full path (LD_PRELOAD=libthothlock.so
+# is not on ld.so's path: "cannot be preloaded: ignored"), saying why.
 # (thothctl also looks at the configured prefix's bindir: an install
 # there, `make install` on this machine, is found too.)
 cp "$THOTHCTL" "$TMP/thothctl-alone"

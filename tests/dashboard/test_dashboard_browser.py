@@ -11,7 +11,7 @@ governed service with its caller, a simulated PM driver):
     modelled; the modelled CPU power chart has the governed service, its
     table row priced with hikey-a53; the latency table names the echo
     interface;
-  - panels without a data source say so (locks: no LD_PRELOAD'ed process);
+  - panels without a data source say so (locks: no profiled process);
   - the browser console has no error;
   - a screenshot is saved (docs/dashboard.png was made by this test, with
     THOTH_DASHBOARD_TICKS=40).
@@ -117,7 +117,7 @@ def main():
             if "echo" not in rows:
                 fail("no echo row in the latency table: %s" % rows)
             locks = d.find_element("id", "locks-note").text
-            if "libthothlock" not in locks:
+            if "thothlock -- PROGRAM" not in locks:
                 fail("the lock panel does not say its source is absent: %r" % locks)
             logs = d.get_log("browser")
             errors = [l for l in logs if l["level"] in ("SEVERE", "ERROR")]

@@ -38,7 +38,7 @@ def main():
         es = EventStream(s)
         tick = es.next_tick()
         first_ns = tick["t_ns"]
-        if tick["locks"]["available"] or "libthothlock" not in tick["locks"]["why"]:
+        if tick["locks"]["available"] or "thothlock -- PROGRAM" not in tick["locks"]["why"]:
             fail("with no profiled process the panel must say so: %s" % tick["locks"])
         # a FIFO planted where a table would be: thothd must refuse it, not
         # block on it (the ticks below would stop)

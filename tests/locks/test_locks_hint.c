@@ -1,16 +1,15 @@
 /*
  * test_locks_hint.c - with nothing profiled, a real thothd's LockReports
- * answers NoTables with the library to preload by its full path (the
- * build's tools/thothlock/libthothlock.so, found from thothd's own place
- * as thothctl finds it).  It said LD_PRELOAD=libthothlock.so, which ld.so
- * does not find in LIBDIR/thoth ("cannot be preloaded: ignored"): a client
- * that showed thothd's words sent the user to a profile that never ran.
- * With no library found, the bare name comes with a note that says so.
- * Not the thothlock launcher (which `thothctl locks` and the dashboard
- * name second): a program under it is never in this live view, and
- * named first it sent the user to a run thothd cannot show.  The
- * launcher's own lookup (beside the program, else on PATH) is checked
- * here too.
+ * answers NoTables with the thothlock launcher by its full path (the
+ * build's tools/thothlock/thothlock, found from thothd's own place as
+ * thothctl finds it): a program run under it is seen in thothd's live
+ * view while it runs and reported at its exit.  (It named the bare
+ * LD_PRELOAD form while thothlock runs were not seen live.)  Where no
+ * launcher is found, the library to preload by its full path: a bare
+ * LD_PRELOAD=libthothlock.so is not found by ld.so in LIBDIR/thoth
+ * ("cannot be preloaded: ignored"), and with no library found either, the
+ * bare name comes with a note that says so.  The launcher's own lookup
+ * (beside the program, else on PATH) is checked here too.
  */
 #define _GNU_SOURCE    /* program_invocation_short_name */
 #include <errno.h>
@@ -48,10 +47,10 @@ static void report_no_tables(uint32_t pid, const char *want_start)
 	assert_int_equal(r, THOTH_E_REMOTE);
 	assert_int_equal(ctl.client.remote_code, THOTH_LOCKS_ERR_NO_TABLES);
 
-	char lib[PATH_MAX], want[PATH_MAX + 128];
-	assert_non_null(realpath(THOTHLOCK_BUILT_LIB, lib));
-	snprintf(want, sizeof want, "%s; run %s with LD_PRELOAD=%s (docs/LOCKS.md)", want_start,
-		 pid ? "it" : "one", lib);
+	char launcher[PATH_MAX], want[PATH_MAX + 128];
+	assert_non_null(realpath(THOTHLOCK_BUILT_LAUNCHER, launcher));
+	snprintf(want, sizeof want, "%s; run %s as %s -- PROGRAM (docs/LOCKS.md)", want_start,
+		 pid ? "it" : "one", launcher);
 	fprintf(stderr, "# thothd: %s\n", ctl.client.remote_message);
 	/* A client keeps 127 bytes of a reason (remote_message): the whole
 	 * reason when it fits; past that (a deep build dir) the path's head
@@ -60,52 +59,66 @@ static void report_no_tables(uint32_t pid, const char *want_start)
 	if (strlen(want) < sizeof ctl.client.remote_message) {
 		assert_string_equal(ctl.client.remote_message, want);
 	} else {
-		const char *m = ctl.client.remote_message, *dots = strstr(m, "LD_PRELOAD=...");
+		static const char end[] = " -- PROGRAM (docs/LOCKS.md)";
+		const char *m = ctl.client.remote_message, *dots = strstr(m, " as ...");
 		assert_non_null(dots);
 		assert_int_equal(strncmp(m, want, (size_t)(dots - m)), 0);
-		assert_non_null(strstr(m, "/libthothlock.so (docs/LOCKS.md)"));
-		size_t tail = strlen(dots + 14) - strlen(" (docs/LOCKS.md)");
-		assert_int_equal(strncmp(dots + 14, lib + strlen(lib) - tail, tail), 0);
+		assert_non_null(strstr(m, "/thothlock -- PROGRAM (docs/LOCKS.md)"));
+		size_t tail = strlen(dots + 7) - strlen(end);
+		assert_int_equal(strncmp(dots + 7, launcher + strlen(launcher) - tail, tail), 0);
 	}
 	thoth_control_close(&ctl);
 	harness_teardown(&h);
 }
 
-static void test_no_tables_names_the_library_by_its_path(void **state)
+static void test_no_tables_names_the_launcher_by_its_path(void **state)
 {
 	(void)state;
 	report_no_tables(0, "no process publishes lock statistics");
 }
 
-static void test_no_tables_of_one_pid_names_the_library_by_its_path(void **state)
+static void test_no_tables_of_one_pid_names_the_launcher_by_its_path(void **state)
 {
 	(void)state;
 	report_no_tables(1, "process 1 publishes no lock statistics");
 }
 
 /* The reason for a deep path (a CI workspace's build dir): at most 127
- * bytes, the path's head given way to "..." from a folder's boundary. */
+ * bytes, the path's head given way to "..." from a folder's boundary;
+ * the launcher's path, or the library's where no launcher was found. */
 static void test_no_tables_reason_of_a_deep_path_fits(void **state)
 {
 	(void)state;
-	char deep[1024] = "", out[128];
+	char deep[1024] = "", deep_bin[1024] = "", out[128];
 	for (int i = 0; i < 12; i++)
 		strcat(deep, "/workspace-segment");
+	strcpy(deep_bin, deep);
 	strcat(deep, "/build/tools/thothlock/libthothlock.so");
+	strcat(deep_bin, "/build/tools/thothlock/thothlock");
 	static const unsigned pids[] = { 0, 4000000000u };
 	for (size_t i = 0; i < 2; i++) {
 		unsigned pid = pids[i];
-		thothlock_no_tables_reason(out, sizeof out, pid, deep);
+		thothlock_no_tables_reason(out, sizeof out, pid, deep, NULL);
 		fprintf(stderr, "# %s\n", out);
 		assert_true(strlen(out) <= 127);
 		assert_non_null(strstr(out, "LD_PRELOAD=.../"));
 		assert_non_null(strstr(out, "/thothlock/libthothlock.so (docs/LOCKS.md)"));
 		assert_non_null(strstr(out, pid ? "process 4000000000 publishes" : "no process publishes"));
+		thothlock_no_tables_reason(out, sizeof out, pid, deep, deep_bin);
+		fprintf(stderr, "# %s\n", out);
+		assert_true(strlen(out) <= 127);
+		assert_non_null(strstr(out, " as .../"));
+		assert_non_null(strstr(out, "/tools/thothlock/thothlock -- PROGRAM (docs/LOCKS.md)"));
+		assert_null(strstr(out, "LD_PRELOAD"));
+		assert_non_null(strstr(out, pid ? "process 4000000000 publishes" : "no process publishes"));
 	}
-	/* a short one whole */
-	thothlock_no_tables_reason(out, sizeof out, 0, "/usr/lib/thoth/libthothlock.so");
+	/* short ones whole */
+	thothlock_no_tables_reason(out, sizeof out, 0, "/usr/lib/thoth/libthothlock.so", NULL);
 	assert_string_equal(out, "no process publishes lock statistics; run one with "
 			    "LD_PRELOAD=/usr/lib/thoth/libthothlock.so (docs/LOCKS.md)");
+	thothlock_no_tables_reason(out, sizeof out, 0, "/usr/lib/thoth/libthothlock.so", "/usr/bin/thothlock");
+	assert_string_equal(out, "no process publishes lock statistics; run one as "
+			    "/usr/bin/thothlock -- PROGRAM (docs/LOCKS.md)");
 }
 
 /* The launcher: beside the running program (here the build's, by REL),
@@ -160,8 +173,8 @@ static void test_no_library_found_says_so(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_no_tables_names_the_library_by_its_path),
-		cmocka_unit_test(test_no_tables_of_one_pid_names_the_library_by_its_path),
+		cmocka_unit_test(test_no_tables_names_the_launcher_by_its_path),
+		cmocka_unit_test(test_no_tables_of_one_pid_names_the_launcher_by_its_path),
 		cmocka_unit_test(test_no_tables_reason_of_a_deep_path_fits),
 		cmocka_unit_test(test_no_library_found_says_so),
 		cmocka_unit_test(test_launcher_is_found_beside_or_on_path),

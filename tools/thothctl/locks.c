@@ -63,16 +63,16 @@ static bool parse_positive(const char *s, long max, long *out)
 
 static void no_tables(long pid, const char *where)
 {
-	/* First what makes a process appear in this live view: a bare
-	 * preload of the library by its full path (LD_PRELOAD=libthothlock.so
-	 * is not found by ld.so: it lives in LIBDIR/thoth, off the loader's
-	 * path, and says "cannot be preloaded: ignored").  Then thothlock, the
-	 * supported way to profile a run (its report survives a kill -9 of
-	 * PROGRAM), said to report at the exit and not here: its tables go to
-	 * its private THOTHLOCK_DIR, and named first it sent a user to a run
-	 * this view never shows.  thothd's dashboard says the same. */
+	/* First thothlock, the supported way to profile a run: a program
+	 * under it is listed in this live view while it runs (its preload
+	 * publishes the table's marker here too) and reported at its exit,
+	 * kept through a kill -9 of PROGRAM.  Where no launcher is found, the
+	 * bare preload of the library by its full path (LD_PRELOAD=
+	 * libthothlock.so is not found by ld.so: it lives in LIBDIR/thoth,
+	 * off the loader's path, and says "cannot be preloaded: ignored"),
+	 * seen here only.  thothd's dashboard and its NoTables reason say the
+	 * same. */
 	char lib[THOTHLOCK_HINT_MAX], launcher[PATH_MAX], what[64];
-	thothd_lock_preload_hint(lib, sizeof lib);
 	if (pid)
 		snprintf(what, sizeof what, "process %ld publishes no", pid);
 	else
@@ -80,12 +80,12 @@ static void no_tables(long pid, const char *where)
 	const char *run = pid ? "restart it" : "start it";
 	if (thothd_lock_launcher(launcher, sizeof launcher))
 		fprintf(stderr, "thothctl: locks: %s lock statistics in %s (to see %s here, %s with "
-			"LD_PRELOAD=%s PROGRAM; %s -- PROGRAM reports at PROGRAM's exit instead, kept through a "
-			"kill -9, not here; docs/LOCKS.md)\n", what, where, pid ? "it" : "one", run, lib, launcher);
+			"%s -- PROGRAM: listed here while it runs and reported at its exit, kept through a "
+			"kill -9; docs/LOCKS.md)\n", what, where, pid ? "it" : "one", run, launcher);
 	else
 		fprintf(stderr, "thothctl: locks: %s lock statistics in %s (to see %s here, %s with "
 			"LD_PRELOAD=%s PROGRAM; no thothlock launcher found; docs/LOCKS.md)\n", what, where,
-			pid ? "it" : "one", run, lib);
+			pid ? "it" : "one", run, thothd_lock_preload_hint(lib, sizeof lib));
 }
 
 /* No thothd: the same scan and report, here. */

@@ -36,6 +36,7 @@
 
 #include "lockprof_find.h"
 #include "lockprof_layout.h"
+#include "lockprof_live.h"
 #include "lockprof_report.h"
 #include "pidpin.h"
 #include "thoth/version.h"
@@ -371,6 +372,41 @@ static int report(const char *dir, handed_t *h, FILE *out, const thothlock_repor
 	return status;
 }
 
+/* PID's marker in the live view, RUNTIME_DIR/locks/PID.table (the
+ * preload makes it beside the hand-over, docs/LOCKS.md), removed while PID
+ * is an unreaped zombie: no other process can have that pid yet, so the
+ * marker is PROGRAM's (or an image's it exec'd).  One that ended without
+ * its exit path (kill -9, or _exit: dash's way out) left it behind. */
+static void remove_live_marker(pid_t pid)
+{
+	char rt[PATH_MAX], dir[PATH_MAX + 8], path[PATH_MAX + 32], why[PATH_MAX + 96];
+	if (!thothlock_runtime_dir(rt, sizeof rt))
+		return;
+	/* Only in a directory the preload would have used: never unlink in
+	 * another user's /tmp/thoth-UID (or through its locks/ symlink). */
+	snprintf(dir, sizeof dir, "%s/locks", rt);
+	if (!thothlock_dir_ours(rt, true, why, sizeof why) || !thothlock_dir_ours(dir, false, why, sizeof why))
+		return;
+	snprintf(path, sizeof path, "%s/%d.table", dir, (int)pid);
+	(void)unlink(path);     /* ENOENT: its exit path removed it, or none was made */
+}
+
+/* The live markers PROGRAM's descendants left: one that ended by _exit
+ * (dash's subshells, pipelines and $(...) all do) or was killed never ran
+ * its exit path, and each thothlock run of a shell script left such files
+ * in RUNTIME_DIR/locks for good.  Every process that handed a table over
+ * and is gone now (ESRCH): its pid's marker is a leftover, removed.  One
+ * alive (a daemon PROGRAM left running) keeps its own, removed at its
+ * exit.  A pid reused between the check and the unlink by a new profiled
+ * process would lose its marker (not listed live): a window of a syscall,
+ * where thothd would otherwise keep skipping leftovers forever. */
+static void remove_leftover_markers(const handed_t *h)
+{
+	for (size_t i = 0; i < h->n; i++)
+		if (h->pid[i] > 0 && kill(h->pid[i], 0) != 0 && errno == ESRCH)
+			remove_live_marker(h->pid[i]);
+}
+
 /* Wait for PID, taking the tables handed over meanwhile: a program that
  * forks more processes than the socket queues (a few hundred) would see
  * its later hand-overs refused.  Woken by the pidfd; without pidfds,
@@ -383,6 +419,10 @@ static int wait_child(pid_t pid, int sock, handed_t *h)
 		struct pollfd p[2] = { { .fd = sock, .events = POLLIN }, { .fd = pidfd, .events = POLLIN } };
 		(void)poll(p, pidfd >= 0 ? 2 : 1, pidfd >= 0 ? -1 : 50);
 		receive_tables(sock, h);
+		/* Ended: its live marker goes before it is reaped (WNOWAIT). */
+		siginfo_t si = { .si_pid = 0 };
+		if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid)
+			remove_live_marker(pid);
 		pid_t w = waitpid(pid, &wstatus, WNOHANG);
 		if (w == pid)
 			break;
@@ -513,6 +553,13 @@ int main(int argc, char **argv)
 	int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
 	for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
 		sigaction(sigs[i], &sa, NULL);
+	/* SIGCHLD ignored, inherited from whoever started us (exec keeps
+	 * SIG_IGN): the kernel reaps PROGRAM itself, and waitpid() said "No
+	 * child processes", PROGRAM's exit status lost (reported 0) and its
+	 * live marker not removed.  Default here; PROGRAM gets it as given. */
+	struct sigaction chld_dfl = { .sa_handler = SIG_DFL }, chld_given;
+	sigemptyset(&chld_dfl.sa_mask);
+	sigaction(SIGCHLD, &chld_dfl, &chld_given);
 
 	/* A close-on-exec pipe tells an exec that failed (the child writes its
 	 * errno) from a program that ran and exited 127: after a failed exec
@@ -564,6 +611,7 @@ int main(int argc, char **argv)
 			close(exec_pipe[0]);
 		close(sv[0]);
 		(void)fcntl(sv[1], F_SETFD, 0);         /* inherited across the exec */
+		sigaction(SIGCHLD, &chld_given, NULL);
 		execvp(argv[optind], argv + optind);
 		int e = errno;
 		fprintf(stderr, "thothlock: %s: %s\n", argv[optind], strerror(e));
@@ -582,6 +630,7 @@ int main(int argc, char **argv)
 	uint64_t reaped_ns = monotonic_ns();
 	receive_tables(sv[0], &handed);         /* the last ones, sent before it ended */
 	close(sv[0]);
+	remove_leftover_markers(&handed);
 	int code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus)
 	           : WIFSIGNALED(wstatus) ? 128 + WTERMSIG(wstatus) : 1;
 	int exec_errno = 0;

@@ -103,20 +103,23 @@ const char *thothlock_preload_hint(const char *const *rel, char *out, size_t cap
 	return out;
 }
 
-const char *thothlock_no_tables_reason(char *out, size_t cap, unsigned pid, const char *hint)
+const char *thothlock_no_tables_reason(char *out, size_t cap, unsigned pid, const char *hint,
+				       const char *launcher)
 {
-	/* What makes a process appear in thothd's live view: a bare preload
-	 * (no THOTHLOCK_DIR).  `thothlock -- PROGRAM` reports at PROGRAM's
-	 * exit, to its own private folder, never here: named first it sent a
-	 * user to a run this view cannot show, and a 127-byte reason has no
-	 * room for both paths.  `thothctl locks` and the dashboard, which
-	 * have the room, name thothlock second. */
-	static const char tail[] = " (docs/LOCKS.md)";
-	char head[96];
+	/* What to do first: `thothlock -- PROGRAM`, whose run is seen in
+	 * this live view while it runs (its preload publishes the table's
+	 * marker here too) AND reported at PROGRAM's exit, kept through a
+	 * kill -9.  A 127-byte reason has room for one path: the bare
+	 * preload, seen here only, is named where no launcher was found. */
+	const char *tail = launcher ? " -- PROGRAM (docs/LOCKS.md)" : " (docs/LOCKS.md)";
+	const char *with = launcher ? "as " : "with LD_PRELOAD=";
+	char head[112];
 	if (pid)
-		snprintf(head, sizeof head, "process %u publishes no lock statistics; run it with LD_PRELOAD=", pid);
+		snprintf(head, sizeof head, "process %u publishes no lock statistics; run it %s", pid, with);
 	else
-		snprintf(head, sizeof head, "no process publishes lock statistics; run one with LD_PRELOAD=");
+		snprintf(head, sizeof head, "no process publishes lock statistics; run one %s", with);
+	if (launcher)
+		hint = launcher;
 	size_t fixed = strlen(head) + strlen(tail), len = strlen(hint);
 	if (!cap)
 		return out;

@@ -42,17 +42,20 @@ const char *thothlock_preload_hint(const char *const *rel, char *out, size_t cap
 int thothlock_find_launcher(const char *const *rel, char *out, size_t cap);
 
 /*
- * thothd's NoTables reason ("no process publishes lock statistics; run one
- * with LD_PRELOAD=HINT (docs/LOCKS.md)", or "process PID publishes ...;
- * run it ..." for PID > 0) in at most CAP - 1 bytes: a client keeps 127 of
- * a reason (thoth_client_t.remote_message), and a deep build's path (a CI
+ * thothd's NoTables reason: with LAUNCHER (thothlock_find_launcher's
+ * path) "no process publishes lock statistics; run one as LAUNCHER --
+ * PROGRAM (docs/LOCKS.md)", a run under thothlock being seen live and
+ * reported at its exit; LAUNCHER NULL (none found) "...; run one with
+ * LD_PRELOAD=HINT (docs/LOCKS.md)".  "process PID publishes ...; run it
+ * ..." for PID > 0.  In at most CAP - 1 bytes: a client keeps 127 of a
+ * reason (thoth_client_t.remote_message), and a deep build's path (a CI
  * workspace) ran past it, the reason ending mid-path with no mark.  Where
- * HINT does not fit, its head gives way to "...": its tail from a '/'
- * (the library's name and the folders nearest it) stays, with the pointer
- * to the docs; `thothctl locks` prints the whole path (found the same
- * way).  Not the thothlock launcher: a program under it is not in the
- * live view this reason is about (lockprof_find.c).  Returns OUT.
+ * the path does not fit, its head gives way to "...": its tail from a '/'
+ * (the file's name and the folders nearest it) stays, with the pointer to
+ * the docs; `thothctl locks` prints the whole path (found the same way).
+ * Returns OUT.
  */
-const char *thothlock_no_tables_reason(char *out, size_t cap, unsigned pid, const char *hint);
+const char *thothlock_no_tables_reason(char *out, size_t cap, unsigned pid, const char *hint,
+				       const char *launcher);
 
 #endif

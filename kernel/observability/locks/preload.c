@@ -56,6 +56,7 @@
 #endif
 
 #include "lockprof_layout.h"
+#include "lockprof_live.h"
 
 #define EXPORT __attribute__((visibility("default")))
 #define HELD_DEPTH 16
@@ -292,6 +293,9 @@ static pthread_key_t exit_key;
 static char table_path[PATH_MAX];               /* DIR/PID.table: the live view's marker, or
 						 * (THOTHLOCK_DIR) the base of PID.maps */
 static bool keep_table;                         /* THOTHLOCK_DIR given: hand it to thothlock */
+static char live_path[PATH_MAX];                /* THOTHLOCK_DIR mode: RUNTIME_DIR/locks/PID.table,
+						 * the live view's marker of the same table */
+static bool live_warned;                        /* said once why it could not be made */
 /* The descriptors this library keeps in the program: the table's memfd
  * and thothlock's socket.  Atomic: the program's close/dup2 wrappers read
  * them from any thread (below, "Descriptors the program cannot close"). */
@@ -1226,6 +1230,45 @@ static void read_program_name(char *out, size_t cap)
 	out[n > 0 ? n : 0] = 0;
 }
 
+/* The live view's directory, RUNTIME_DIR/locks (thothd's rule,
+ * lockprof_live.h), into DIR.
+ * MAKE_BASE: a bare LD_PRELOAD run makes RUNTIME_DIR itself; under
+ * thothlock only a RUNTIME_DIR that exists already (a thothd or a
+ * thothctl of this user is about) gets a locks/: running a program under
+ * thothlock leaves no runtime directory behind where nobody looks.
+ * Both, and locks/, must be this user's own (thothlock_dir_ours): false
+ * with WHY said where one is not (another user's /tmp/thoth-UID), false
+ * with WHY empty where RUNTIME_DIR is simply not there under thothlock. */
+static bool live_dir(char *dir, size_t cap, bool make_base, char *why, size_t why_cap)
+{
+	char base[PATH_MAX];
+	why[0] = 0;
+	if (!thothlock_runtime_dir(base, sizeof base))
+		return false;
+	if (make_base)
+		(void)mkdir(base, 0700);
+	if (!thothlock_dir_ours(base, true, why, why_cap)) {
+		if (!make_base && errno == ENOENT)
+			why[0] = 0;
+		return false;
+	}
+	int n = snprintf(dir, cap, "%s/locks", base);
+	if (n < 0 || (size_t)n >= cap)
+		return false;
+	(void)mkdir(dir, 0700);
+	return thothlock_dir_ours(dir, false, why, why_cap);
+}
+
+/* Why no live marker is made, said once per program image (a forked
+ * child inherits the flag): never fatal, the program runs profiled. */
+static void live_warn(const char *why)
+{
+	if (!live_warned)
+		warn3(why, ": no live marker, thothd and `thothctl locks` do not see this process",
+		      keep_table ? " (thothlock's report is not affected)" : "");
+	live_warned = true;
+}
+
 /* <THOTHLOCK_DIR> if set (the launcher's private directory: kept for the
  * report), else the thoth runtime dir's locks/ (live view; removed at exit). */
 static bool choose_dir(char *dir, size_t cap)
@@ -1236,24 +1279,28 @@ static bool choose_dir(char *dir, size_t cap)
 		copy_str(dir, cap, d);
 		return true;
 	}
-	char base[PATH_MAX];
-	const char *rt = getenv("THOTH_RUNTIME_DIR");
-	const char *xdg = getenv("XDG_RUNTIME_DIR");
-	int n;
-	if (rt && *rt)
-		n = snprintf(base, sizeof base, "%s", rt);
-	else if (xdg && *xdg)
-		n = snprintf(base, sizeof base, "%s/thoth", xdg);
-	else
-		n = snprintf(base, sizeof base, "/tmp/thoth-%u", (unsigned)getuid());
-	if (n < 0 || (size_t)n >= sizeof base)
-		return false;
-	(void)mkdir(base, 0700);
-	n = snprintf(dir, cap, "%s/locks", base);
-	if (n < 0 || (size_t)n >= cap)
-		return false;
-	(void)mkdir(dir, 0700);
-	return true;
+	char why[PATH_MAX + 96];
+	if (live_dir(dir, cap, true, why, sizeof why))
+		return true;
+	if (why[0])
+		live_warn(why);
+	return false;
+}
+
+/* Under thothlock: does this process see thothlock's pid?  Its socket's
+ * peer is thothlock (socketpair() recorded it), and the kernel gives that
+ * pid as this process's pid namespace numbers it: 0 where it cannot (a
+ * pid namespace of its own, `unshare -p`).  There getpid() is not the pid
+ * thothd and /proc outside know, so a live marker would name another
+ * process (pid 1, 2 ...).  No socket: as a bare run, which cannot tell. */
+static bool sees_thothlock(void)
+{
+	int sock = atomic_load(&hand_sock);
+	struct ucred cr;
+	socklen_t len = sizeof cr;
+	if (sock < 0 || getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cr, &len) != 0)
+		return true;
+	return cr.pid > 0;
 }
 
 static void save_maps(void);
@@ -1474,6 +1521,20 @@ static void open_table(void)
 		if (n < 0 || (size_t)n >= sizeof table_path)
 			table_path[0] = 0;
 	}
+	/* Under thothlock the table is thothlock's and the live view's too:
+	 * the same memfd, announced in both places (a program run under
+	 * thothlock used to be invisible to thothd and `thothctl locks`). */
+	live_path[0] = 0;
+	if (keep_table && table_fd >= 0 && sees_thothlock()) {
+		char why[PATH_MAX + 96];
+		if (live_dir(dir, sizeof dir, false, why, sizeof why)) {
+			int n = snprintf(live_path, sizeof live_path, "%s/%d.table", dir, (int)getpid());
+			if (n < 0 || (size_t)n >= sizeof live_path || strcmp(live_path, table_path) == 0)
+				live_path[0] = 0;       /* THOTHLOCK_DIR is the live dir: its copy at exit stays */
+		} else if (why[0]) {
+			live_warn(why);
+		}
+	}
 	if (mem == MAP_FAILED)
 		mem = mmap(NULL, table_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (mem == MAP_FAILED)
@@ -1524,6 +1585,12 @@ static void open_table(void)
 		hand_over(table_fd);
 	else if (table_path[0] && !make_marker(table_path))
 		table_path[0] = 0;      /* profiled all the same, not seen live */
+	if (live_path[0] && !make_marker(live_path)) {
+		char why[PATH_MAX + 96];
+		snprintf(why, sizeof why, "%s: %s", live_path, strerror(errno));
+		live_warn(why);
+		live_path[0] = 0;
+	}
 	/* The maps now, for a process that ends without exit() (_exit, a
 	 * signal); rewritten at exit with what was loaded meanwhile. */
 	if (keep_table && table_path[0])
@@ -1737,6 +1804,8 @@ __attribute__((destructor)) static void thothlock_stop(void)
 		return;
 	table->end_ns = now_ns();
 	__atomic_store_n(&table->exited, 1, __ATOMIC_RELEASE);
+	if (live_path[0])
+		unlink(live_path);      /* as a bare run's: the live view lists live processes */
 	if (!table_path[0])
 		return;
 	if (keep_table) {
