@@ -132,7 +132,7 @@ static void test_launcher_is_found_beside_or_on_path(void **state)
 	assert_int_equal(thothlock_find_launcher(built, got, sizeof got), 0);
 	assert_string_equal(got, want);
 	if (access(THOTHLOCK_INSTALLED_BIN, X_OK) == 0)
-		skip();         /* an install is there: it is what is found next */
+		skip_because("an install is there (%s): it is what is found next", THOTHLOCK_INSTALLED_BIN);
 	static const char *const nowhere[] = { "no/such/thothlock", NULL };
 	const char *old = getenv("PATH");
 	char *saved = old ? strdup(old) : NULL;
