@@ -688,7 +688,15 @@ static void test_a_device_that_never_completes_costs_at_most_a_wake_up_a_second(
 	assert_int_equal(st0.backoff_us, 2000);
 	assert_true(st0.waits >= 1);
 	assert_int_equal(fake.feature08, 0);              /* unmoderated while it waits */
-	assert_true(thoth_loop_armed_at(loop) != 0);      /* asleep, with a timeout */
+	/* Asleep, with a timeout: the recheck timer is the one timer in the
+	 * loop's set (test_loop_until's tick is cancelled or fired).  Not
+	 * thoth_loop_armed_at: the timer is due 2 ms after the sample that
+	 * stalled, and a timerfd past its expiry reads as disarmed until the
+	 * loop reads it, so a test thread held off the CPU for 2 ms (ASan
+	 * under load) saw 0 for a timer that was there. */
+	thoth_loop_stats_t ls;
+	thoth_loop_stats(loop, &ls);
+	assert_int_equal(ls.timers_pending, 1);
 	assert_true(test_loop_until(loop, backoff_at_cap, &c, 5000));
 	thoth_nvmemod_stats(m, &st);
 	/* 2, 4, ... 512 ms, then 1 s: nine re-reads, no sample, no wake-up. */
