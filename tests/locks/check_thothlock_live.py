@@ -200,6 +200,10 @@ def main():
         hostile = []
         hd = os.path.join(rt, "open"); os.mkdir(hd); os.chmod(hd, 0o755)
         hostile.append((hd, "has mode 755"))
+        # a path longer than the 128 bytes the preload's warnings kept of
+        # each part: the line ended mid-path, the problem unsaid
+        hd = os.path.join(rt, "deep-" + "d" * 150); os.mkdir(hd); os.chmod(hd, 0o755)
+        hostile.append((hd, "has mode 755"))
         hd = os.path.join(rt, "linked"); os.mkdir(hd, 0o700)
         os.symlink(elsewhere, os.path.join(hd, "locks"))
         hostile.append((hd, "/linked/locks is a symlink"))

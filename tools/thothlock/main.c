@@ -161,7 +161,13 @@ static void keep_table(handed_t *h, int fd, pid_t sender)
 	char kind[64];
 	thothlock_header_t hdr;
 	struct stat st;
-	if (thothlock_table_check_sealed(fd, kind, sizeof kind) != 0 || fstat(fd, &st) != 0) {
+	int bad = thothlock_table_check_sealed(fd, kind, sizeof kind);
+	if (!bad && fstat(fd, &st) != 0) {
+		/* KIND is the check's word only where the check failed */
+		snprintf(kind, sizeof kind, "fstat of the memfd: %s", strerror(errno));
+		bad = -1;
+	}
+	if (bad) {
 		refuse_message(h, kind);
 		close(fd);
 		return;

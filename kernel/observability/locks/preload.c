@@ -105,7 +105,10 @@ static void warn3(const char *a, const char *b, const char *c)
 	static const char prefix[] = "libthothlock: ";
 	const char *parts[] = { prefix, a, b, c, "\n" };
 	for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
-		size_t n = strnlen(parts[i], 128);
+		/* A part may be a path with its reason (live_warn's): 128
+		 * bytes cut a deep runtime dir's mid-path, the problem unsaid.
+		 * The bound only keeps a huge environment value off stderr. */
+		size_t n = strnlen(parts[i], PATH_MAX + 128);
 		ssize_t rc = write(2, parts[i], n);
 		(void)rc;
 	}
