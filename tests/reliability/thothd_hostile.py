@@ -428,7 +428,13 @@ def scenario_fdlimit(args):
         wait_until(lambda: t.status(quiet=True) is not None, 5,
                    "thothctl status answers after the flood")
         # Not a spin: the attacker itself keeps one of the two CPUs busy.
-        check(cpu < 0.6 * wall, "thothd used %.2f s of CPU in %.1f s" % (cpu, wall))
+        # Plain build only: the flood's CPU is the attacker's rate times
+        # thothd's cost per connection, which ASan multiplies; on a quiet
+        # machine the ASan thothd used 1.0-2.6 s of 3 s from run to run
+        # without a spin (3 of 4 runs over the bound, on main too), where
+        # the plain one uses 0-34% and a busy-loop mutant (no accept-and-
+        # close, no back-off in at_fd_limit) 84%.  A figure there.
+        check(args.sanitized or cpu < 0.6 * wall, "thothd used %.2f s of CPU in %.1f s" % (cpu, wall))
         check(lines < 40 * wall + 100, "%d log lines in %.1f s" % (lines, wall))
     finally:
         t.close()
@@ -533,7 +539,7 @@ def main():
     p.add_argument("--service")
     p.add_argument("--seconds", type=float, default=0.0)
     p.add_argument("--sanitized", action="store_true",
-                   help="thothd is an ASan build: memory figures are reported, not asserted")
+                   help="thothd is an ASan build: memory figures and the flood's CPU are reported, not asserted")
     p.add_argument("--baseline", action="store_true",
                    help="measure an older thothd (no new options): report, do not assert")
     args = p.parse_args()
