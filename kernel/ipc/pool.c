@@ -24,6 +24,7 @@
 #include "thoth/wire.h"
 #include "chan_handshake.h"
 #include "resolver_internal.h"
+#include "shard_internal.h"
 #include "tcp_internal.h"
 #include "why.h"
 
@@ -636,6 +637,48 @@ static int cmp_u64(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* The member index of shard id ID in the current table, or -1. */
+static long shard_member_of(const thoth_pool_t *p, uint64_t id)
+{
+	size_t lo = 0, hi = p->n_shard_ids;
+	while (lo < hi) {                       /* shard_ids is sorted */
+		size_t mid = lo + (hi - lo) / 2;
+		if (p->shard_ids[mid] < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < p->n_shard_ids && p->shard_ids[lo] == id ? (long)lo : -1;
+}
+
+/* Bounded loads count calls in flight.  A fresh table starts at zero, but
+ * the calls already sent on the instances that stay are still in flight:
+ * each is charged to its instance's member in the new table (and released
+ * from it when it ends), or the first keys placed after an instance came or
+ * went would be weighed against a table that believes every shard idle and
+ * pile onto shards already at the cap (pool44: the calls retried from a
+ * killed shard all went home, onto shards already holding 1.25x the
+ * average).  A call on an instance that is no longer a member (ejected,
+ * its shard gone) has nothing to charge: it is let go. */
+static void shard_charge_in_flight(thoth_pool_t *p)
+{
+	for (size_t i = 0; i < p->n; i++) {
+		inst_t *in = p->inst[i];
+		long m = in->dead ? -1 : shard_member_of(p, in->instance_id);
+		for (call_t *c = in->head; c; c = c->next) {
+			if (!c->shard_held)
+				continue;
+			if (m < 0) {
+				c->shard_held = false;
+				continue;
+			}
+			shard_charge(p->shard, (uint32_t)m);
+			c->shard_member = (uint32_t)m;
+			c->shard_gen = p->shard_gen;
+		}
+	}
+}
+
 /* The table over the distinct shard ids of the usable instances. */
 static int shard_rebuild(thoth_pool_t *p)
 {
@@ -700,6 +743,7 @@ static int shard_rebuild(thoth_pool_t *p)
 	}
 	p->shard_ids = ids;
 	p->n_shard_ids = members;
+	shard_charge_in_flight(p);
 	return 0;
 }
 

@@ -10,6 +10,7 @@
 
 #include "thoth/error.h"
 #include "thoth/shard.h"
+#include "shard_internal.h"
 #include "why.h"
 
 struct thoth_shard_table {
@@ -308,6 +309,12 @@ static void add_load(thoth_shard_table_t *t, uint32_t i)
 {
 	__atomic_fetch_add(&t->load[i], 1, __ATOMIC_RELAXED);
 	__atomic_fetch_add(&t->total, 1, __ATOMIC_RELAXED);
+}
+
+void shard_charge(thoth_shard_table_t *t, uint32_t member)
+{
+	if (t && member < t->n)
+		add_load(t, member);
 }
 
 uint32_t thoth_shard_acquire(thoth_shard_table_t *t, uint64_t key)

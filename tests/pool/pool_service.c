@@ -13,7 +13,8 @@
  * registration's instance_id is K + 1, THOTH_POOL_SHARD_ID).  --tcp serves
  * Work over TCP on loopback instead (DIR/cluster.token), registered at its
  * "tcp:" address; --hostile MODE serves none of that: a TCP address that
- * misbehaves (hostile.c).
+ * misbehaves (hostile.c).  On SIGTERM it says on stderr how many Shard.get
+ * calls it served ("pool_service PID: served N get calls").
  */
 #define _GNU_SOURCE
 #include <getopt.h>
@@ -37,6 +38,7 @@
 static double slow = 1.0;
 static uint32_t stall_ms;
 static uint64_t calls;
+static uint64_t gets;                    /* Shard.get calls served: said at exit */
 
 static uint64_t cpu_ns(void)
 {
@@ -99,6 +101,7 @@ static int on_get(void *self, const thoth_pooltest_Shard_get_req_t *req,
 	(void)self;
 	(void)arena;
 	calls++;
+	gets++;
 	resp->key = req->key;
 	resp->pid = (uint32_t)getpid();
 	return 0;
@@ -239,5 +242,8 @@ int main(int argc, char **argv)
 	}
 	thoth_tcp_server_free(tsrv);
 	thoth_loop_free(loop);
+	/* What this instance served, for a test that checks it against what
+	 * its clients were answered (test_pool_bounded: one line per pid). */
+	fprintf(stderr, "pool_service %d: served %llu get calls\n", (int)getpid(), (unsigned long long)gets);
 	return 0;
 }

@@ -1,0 +1,594 @@
+/*
+ * test_pool_bounded.c - SCALE-4's bounded loads through a live pool: a real
+ * thothd in a temp runtime dir, four real pool_service instances of the
+ * @sharded(maglev) Shard interface (shards 0..3), a pool with shard_bounded
+ * routing a Zipf(1.1) key stream:
+ *   - every call lands where the algorithm says (a table built here over
+ *     the same shard ids, fed the same keys in the same order), no shard
+ *     holds more than ceil(1.25 x in flight / N) of the calls in flight,
+ *     a key whose home is under that cap is served at home, and what each
+ *     instance says it served at exit equals what the clients were
+ *     answered by it (nothing lost, nothing run twice); max/avg served
+ *     <= 1.25 where the plain pool over the same stream is past it;
+ *   - kill -9 of one shard with calls in flight: its calls are retried
+ *     by key onto the others *weighed against the calls still in flight
+ *     there* (the pool44 fix: a rebuilt table used to start at zero and
+ *     send them all home onto shards already at the cap), each answered
+ *     once, then the stream goes on over the three left with the bound
+ *     kept, and both the pool and `thothctl services` list three.
+ *
+ * Why waves.  Bounded loads bound the calls *in flight* on a member (what
+ * thoth_shard_acquire counts: acquired at send, released at the answer).
+ * What an instance *served* over a run is not bounded by that in general:
+ * with answers interleaved, an instance that answers faster serves more
+ * with the same calls in flight (Little's law).  So the stream is sent in
+ * waves of W calls: all W are started before the loop runs (no answer is
+ * read, so no load is released, while a wave is placed), then the wave is
+ * answered.  Placing the wave's call i (0-based) sees i calls in flight,
+ * so its cap is ceil(1.25 (i + 1) / N) <= ceil(1.25 W / N), and no member
+ * gets more than that from one wave.  With W = 16 over N = 4 (and W = 12
+ * over N = 3) 1.25 W / N = 5 is whole: a member serves at most 5 of every
+ * 16 (12), the average is 4, and max/avg <= 1.25 exactly, with no
+ * allowance for in-flight accounting beyond the bound itself.
+ */
+#define _GNU_SOURCE
+#include <math.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+#include "pooltest.thoth.h"
+#include "slowdown.h"
+#include "thoth/error.h"
+#include "thoth/loop.h"
+#include "thoth/pool.h"
+#include "thoth/shard.h"
+
+enum {
+	N = 4,                  /* shards */
+	W = 16,                 /* calls per wave over N; 12 over N - 1 */
+	W3 = 12,
+	WAVES = 150,
+	KEYS = 1000,            /* Zipf(1.1) ranks */
+	MAXC = 8192,            /* call records */
+};
+
+typedef struct fixture {
+	harness_t h;
+	thoth_loop_t *loop;
+	thoth_timer_t *tick;
+	thoth_pool_t *bounded, *plain;
+	pid_t pid[N];           /* shard k's instance */
+	/* per call */
+	uint32_t answers[MAXC];
+	int err[MAXC];
+	uint32_t pid_of[MAXC];
+	uint32_t attempts[MAXC];
+	uint32_t next, done;
+} fixture_t;
+
+static fixture_t *F;
+
+static void tick(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
+{
+	(void)timer;
+	fixture_t *f = arg;
+	thoth_loop_add_timer_in(loop, 2000000, 0, tick, f, &f->tick);
+}
+
+static bool run_until(fixture_t *f, bool (*cond)(fixture_t *), int deadline_ms)
+{
+	uint64_t end = harness_now_ms() + (uint64_t)THOTH_TEST_DEADLINE_MS(deadline_ms);
+	while (!cond(f)) {
+		if (harness_now_ms() >= end)
+			return false;
+		thoth_loop_run_once(f->loop, true);
+	}
+	return true;
+}
+
+static thoth_pool_t *new_pool(fixture_t *f, bool bounded)
+{
+	thoth_pool_config_t cfg = { .runtime_dir = f->h.dir, .name = "pooltest-shard",
+				    .iface = &thoth_pooltest_Shard_info, .seed = 7,
+				    .shard_bounded = bounded };
+	thoth_pool_t *p = NULL;
+	char why[200];
+	if (thoth_pool_new(f->loop, &cfg, &p, why, sizeof why))
+		fail_msg("thoth_pool_new: %s", why);
+	return p;
+}
+
+static size_t want;
+static thoth_pool_t *watched;
+static bool usable_is(fixture_t *f) { (void)f; return thoth_pool_usable(watched) == want; }
+
+static void wait_usable(fixture_t *f, thoth_pool_t *p, size_t n)
+{
+	watched = p;
+	want = n;
+	if (!run_until(f, usable_is, 10000))
+		fail_msg("the pool has %zu usable instances, want %zu", thoth_pool_usable(p), n);
+}
+
+static int setup(void **state)
+{
+	static fixture_t f;
+	memset(&f, 0, sizeof f);
+	F = &f;
+	if (harness_setup(&f.h) || harness_start_thothd(&f.h, NULL) <= 0 || thoth_loop_new(&f.loop))
+		return -1;
+	thoth_loop_add_timer_in(f.loop, 2000000, 0, tick, &f, &f.tick);
+	for (int k = 0; k < N; k++) {
+		char id[8];
+		snprintf(id, sizeof id, "%d", k);
+		const char *argv[] = { POOL_SERVICE_PATH, "--runtime-dir", f.h.dir, "--shard-id", id, NULL };
+		f.pid[k] = harness_spawn(&f.h, "pool_service", argv);
+		if (f.pid[k] <= 0)
+			return -1;
+	}
+	*state = &f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	fixture_t *f = *state;
+	thoth_pool_free(f->bounded);
+	thoth_pool_free(f->plain);
+	f->bounded = f->plain = NULL;
+	if (f->tick)
+		thoth_timer_cancel(f->loop, f->tick);
+	thoth_loop_free(f->loop);
+	harness_teardown(&f->h);
+	return 0;
+}
+
+/* ---- calls ------------------------------------------------------------------ */
+
+static void got(void *arg, int err, const void *resp, const thoth_pool_result_t *res)
+{
+	fixture_t *f = F;
+	uint32_t i = (uint32_t)(uintptr_t)arg;
+	f->answers[i]++;
+	f->err[i] = err;
+	f->attempts[i] = res->attempts;
+	if (!err) {
+		const thoth_pooltest_Shard_get_resp_t *g = resp;
+		assert_int_equal(g->pid, res->pid);
+		f->pid_of[i] = g->pid;
+	}
+	f->done++;
+}
+
+static uint32_t done_want;
+static bool done_reached(fixture_t *f) { return f->done >= done_want; }
+
+/* Start calls for KEYS[0..n-1] on P without running the loop; their call
+ * numbers are FIRST.. (returned). */
+static uint32_t start_wave(fixture_t *f, thoth_pool_t *p, const uint64_t *keys, uint32_t n)
+{
+	uint32_t first = f->next;
+	assert_true(first + n <= MAXC);
+	for (uint32_t j = 0; j < n; j++) {
+		thoth_pooltest_Shard_get_req_t req = { .key = keys[j] };
+		int r = thoth_pool_start_key(p, &thoth_pooltest_Shard_get_info, &req, keys[j], got,
+					     (void *)(uintptr_t)(first + j));
+		if (r)
+			fail_msg("thoth_pool_start_key: %s", thoth_strerror(r));
+	}
+	f->next += n;
+	return first;
+}
+
+static void finish_wave(fixture_t *f)
+{
+	done_want = f->next;
+	if (!run_until(f, done_reached, 10000))
+		fail_msg("%u of %u calls answered", f->done, f->next);
+}
+
+static int shard_of_pid(const fixture_t *f, uint32_t pid)
+{
+	for (int k = 0; k < N; k++)
+		if ((uint32_t)f->pid[k] == pid)
+			return k;
+	return -1;
+}
+
+/* ---- the key stream: Zipf(1.1) over KEYS ranks, deterministic ----------------- */
+
+static double cdf[KEYS];
+
+static void zipf_init(void)
+{
+	double sum = 0;
+	for (int r = 0; r < KEYS; r++)
+		sum += 1.0 / pow(r + 1, 1.1);
+	double acc = 0;
+	for (int r = 0; r < KEYS; r++) {
+		acc += 1.0 / pow(r + 1, 1.1) / sum;
+		cdf[r] = acc;
+	}
+	cdf[KEYS - 1] = 1.0;
+}
+
+static uint64_t zipf_key(uint64_t *s)
+{
+	uint64_t x = *s;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*s = x;
+	double u = (double)((x * 0x2545f4914f6cdd1dull) >> 11) / 9007199254740992.0;
+	int lo = 0, hi = KEYS - 1;
+	while (lo < hi) {
+		int mid = (lo + hi) / 2;
+		if (cdf[mid] < u)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	uint64_t rank = (uint64_t)lo;
+	return thoth_shard_key(&rank, sizeof rank);
+}
+
+/* ---- the checks ---------------------------------------------------------------- */
+
+/* ceil(1.25 x TOTAL / n) in integers: the cap thoth_shard_acquire places
+ * the TOTAL-th call in flight against. */
+static uint32_t cap_of(uint32_t total, uint32_t n)
+{
+	return (5 * total + 4 * n - 1) / (4 * n);
+}
+
+static thoth_shard_table_t *mirror(const uint64_t *ids, size_t n)
+{
+	thoth_shard_config_t cfg = { .algo = THOTH_SHARD_MAGLEV };
+	thoth_shard_table_t *t = NULL;
+	char why[160];
+	if (thoth_shard_table_new(&cfg, ids, n, &t, why, sizeof why))
+		fail_msg("mirror table: %s", why);
+	return t;
+}
+
+typedef struct tally {
+	uint32_t served[N];     /* per shard, all waves */
+	uint32_t away;          /* calls not served at their key's home */
+	uint32_t calls;
+} tally_t;
+
+/*
+ * A wave's answers against bounded loads' contract, replayed in the order
+ * the calls were placed: LOAD[m] is what member m holds of this wave when
+ * call j is placed (nothing is released mid-wave), the cap is
+ * ceil(1.25 (j + 1) / n).  A call whose home is under the cap is served at
+ * home; one whose home is at the cap goes to another member under it.
+ * Also: each call lands where T (a table over the same ids, fed the same
+ * keys) puts it.  MEMBER_SHARD maps T's members to shard numbers; LOAD0
+ * is what each member already holds when the wave starts.
+ */
+static void check_wave(fixture_t *f, thoth_shard_table_t *t, const int *member_shard, size_t n,
+		       const uint64_t *keys, uint32_t first, uint32_t w, const uint32_t *load0,
+		       uint32_t in_flight0, tally_t *ty)
+{
+	uint32_t load[N] = { 0 }, held[64];
+	if (load0)
+		memcpy(load, load0, n * sizeof *load);
+	assert_true(w <= 64);
+	for (uint32_t j = 0; j < w; j++) {
+		uint32_t i = first + j;
+		assert_int_equal(f->answers[i], 1);
+		if (f->err[i])
+			fail_msg("call %u failed: %s", i, thoth_strerror(f->err[i]));
+		int s = shard_of_pid(f, f->pid_of[i]);
+		assert_true(s >= 0);
+		long a = -1;
+		for (size_t m = 0; m < n; m++)
+			if (member_shard[m] == s)
+				a = (long)m;
+		if (a < 0)
+			fail_msg("call %u answered by shard %d, not a member", i, s);
+		uint32_t home = thoth_shard_lookup(t, keys[j]);
+		uint32_t cap = cap_of(in_flight0 + j + 1, (uint32_t)n);
+		if (load[home] < cap && (uint32_t)a != home)
+			fail_msg("call %u: its home shard %d held %u < cap %u, yet shard %d served it", i,
+				 member_shard[home], load[home], cap, s);
+		if (load[a] >= cap)
+			fail_msg("call %u: shard %d already held %u calls in flight, cap %u (%u in flight, %zu "
+				 "shards)", i, s, load[a], cap, in_flight0 + j + 1, n);
+		load[a]++;
+		ty->away += (uint32_t)a != home;
+		ty->served[s]++;
+		ty->calls++;
+		/* the algorithm's own placement, in the same order */
+		held[j] = thoth_shard_acquire(t, keys[j]);
+		if (member_shard[held[j]] != s)
+			fail_msg("call %u: bounded loads place it on shard %d, the pool sent it to shard %d", i,
+				 member_shard[held[j]], s);
+	}
+	for (uint32_t j = 0; j < w; j++)
+		thoth_shard_release(t, held[j]);
+}
+
+static double max_over_avg(const uint32_t *served, const int *shards, size_t n)
+{
+	uint32_t max = 0, sum = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint32_t v = served[shards[i]];
+		sum += v;
+		max = v > max ? v : max;
+	}
+	return sum ? (double)max * (double)n / (double)sum : 0;
+}
+
+/* What instance PID said it served at exit (SIGTERM), -1 if not found. */
+static long served_by(fixture_t *f, pid_t pid)
+{
+	char path[400], line[256], want_pfx[64];
+	snprintf(path, sizeof path, "%s/pool_service.log", f->h.dir);
+	snprintf(want_pfx, sizeof want_pfx, "pool_service %d: served ", (int)pid);
+	FILE *fp = fopen(path, "r");
+	if (!fp)
+		return -1;
+	long v = -1;
+	while (fgets(line, sizeof line, fp))
+		if (!strncmp(line, want_pfx, strlen(want_pfx)))
+			v = atol(line + strlen(want_pfx));
+	fclose(fp);
+	return v;
+}
+
+/* Stop shard K's instance with SIGTERM and compare what it says it served
+ * with what the clients were answered by it. */
+static void check_served(fixture_t *f, int k)
+{
+	uint32_t answered = 0;
+	for (uint32_t i = 0; i < f->next; i++)
+		answered += !f->err[i] && f->pid_of[i] == (uint32_t)f->pid[k];
+	int st = harness_kill(&f->h, f->pid[k], SIGTERM);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	long said = served_by(f, f->pid[k]);
+	fprintf(stderr, "# shard %d (pid %d): served %ld, answered %u\n", k, (int)f->pid[k], said, answered);
+	assert_int_equal(said, answered);
+	f->pid[k] = -1;
+}
+
+/* ---- tests ------------------------------------------------------------------------- */
+
+static void test_bounded_loads_hold_on_live_instances_under_zipf_keys(void **state)
+{
+	fixture_t *f = *state;
+	zipf_init();
+	f->bounded = new_pool(f, true);
+	f->plain = new_pool(f, false);
+	wait_usable(f, f->bounded, N);
+	wait_usable(f, f->plain, N);
+	uint64_t ids[N];
+	int shards[N];
+	for (int k = 0; k < N; k++) {
+		ids[k] = THOTH_POOL_SHARD_ID(k);
+		shards[k] = k;
+	}
+	thoth_shard_table_t *t = mirror(ids, N);
+	uint64_t rng = 0x9e3779b97f4a7c15ull, keys[W];
+	tally_t b = { 0 }, plain = { 0 };
+	for (int wave = 0; wave < WAVES; wave++) {
+		for (int j = 0; j < W; j++)
+			keys[j] = zipf_key(&rng);
+		uint32_t first = start_wave(f, f->bounded, keys, W);
+		finish_wave(f);
+		check_wave(f, t, shards, N, keys, first, W, NULL, 0, &b);
+		/* The same keys through the plain pool: always home. */
+		first = start_wave(f, f->plain, keys, W);
+		finish_wave(f);
+		for (int j = 0; j < W; j++) {
+			uint32_t i = first + (uint32_t)j;
+			assert_int_equal(f->answers[i], 1);
+			assert_int_equal(f->err[i], 0);
+			int s = shard_of_pid(f, f->pid_of[i]);
+			assert_int_equal(s, (int)thoth_shard_lookup(t, keys[j]));
+			plain.served[s]++;
+			plain.calls++;
+		}
+	}
+	thoth_shard_table_free(t);
+	double rb = max_over_avg(b.served, shards, N), rp = max_over_avg(plain.served, shards, N);
+	fprintf(stderr, "# %u calls, Zipf(1.1) over %d keys, waves of %d: served %u/%u/%u/%u bounded "
+		"(max/avg %.3f, %u away from home = %.1f%%), %u/%u/%u/%u plain (max/avg %.3f)\n",
+		b.calls, KEYS, W, b.served[0], b.served[1], b.served[2], b.served[3], rb, b.away,
+		100.0 * b.away / b.calls, plain.served[0], plain.served[1], plain.served[2], plain.served[3], rp);
+	assert_true(rb <= 1.25 + 1e-9);
+	/* The stream is skewed enough that the bound means something. */
+	assert_true(rp > 1.25);
+	thoth_pool_stats_t st;
+	thoth_pool_stats(f->bounded, &st);
+	assert_int_equal(st.retried, 0);
+	assert_int_equal(st.failed, 0);
+	/* Nothing lost, nothing run twice: what each instance served is what
+	 * the two pools were answered by it. */
+	for (int k = 0; k < N; k++)
+		check_served(f, k);
+}
+
+/* Keys (by search) whose home over shards 0..3 is WANT4 and, when WANT3 >= 0,
+ * whose home over shards 0..2 is WANT3. */
+static uint64_t next_key(thoth_shard_table_t *t4, thoth_shard_table_t *t3, uint32_t want4, int want3,
+			 uint64_t *x)
+{
+	for (;; (*x)++) {
+		uint64_t k = thoth_shard_key(x, sizeof *x);
+		if (thoth_shard_lookup(t4, k) == want4 && (want3 < 0 || (int)thoth_shard_lookup(t3, k) == want3)) {
+			(*x)++;
+			return k;
+		}
+	}
+}
+
+static uint64_t retried_want;
+static bool retried(fixture_t *f)
+{
+	thoth_pool_stats_t st;
+	thoth_pool_stats(f->bounded, &st);
+	return st.retried >= retried_want;
+}
+
+static pid_t victim;
+static bool thothctl_lists_three(void *arg)
+{
+	fixture_t *f = arg;
+	char out[16384];
+	int status = 0;
+	const char *argv[] = { THOTHCTL_PATH, "--runtime-dir", f->h.dir, "--json", "services", "pooltest-shard",
+			       NULL };
+	if (harness_run(&f->h, argv, out, sizeof out, &status) || !WIFEXITED(status) || WEXITSTATUS(status))
+		return false;
+	char vp[32];
+	snprintf(vp, sizeof vp, "\"pid\":%d,", (int)victim);
+	int n = 0;
+	for (const char *s = out; (s = strstr(s, "\"pid\":")); s++)
+		n++;
+	return n == N - 1 && !strstr(out, vp);
+}
+
+static void test_a_killed_shard_s_calls_are_placed_against_the_calls_in_flight(void **state)
+{
+	fixture_t *f = *state;
+	zipf_init();
+	f->bounded = new_pool(f, true);
+	wait_usable(f, f->bounded, N);
+	uint64_t ids[N];
+	int shards[N];
+	for (int k = 0; k < N; k++) {
+		ids[k] = THOTH_POOL_SHARD_ID(k);
+		shards[k] = k;
+	}
+	thoth_shard_table_t *t4 = mirror(ids, N), *t3 = mirror(ids, N - 1);
+	/*
+	 * One wave of 16 that fills shards 0, 1 and 3 to the cap (5 each, all
+	 * at home: the order A B V ... keeps each under the cap as it grows)
+	 * and shard 2 with one; shard 3 (the victim) holds keys whose home
+	 * over the three left is shard 0.  Every instance is stopped first,
+	 * so nothing of the wave is answered before shard 3 dies: its 5 calls
+	 * are retried while the other 11 are still in flight, and must be
+	 * placed against them (cap ceil(1.25 x 12 / 3) = 5 for the first:
+	 * shard 0, their home, is full).
+	 */
+	uint64_t keys[W], x = 1;
+	for (int r = 0, j = 0; r < 5; r++) {
+		keys[j++] = next_key(t4, t3, 0, -1, &x);
+		keys[j++] = next_key(t4, t3, 1, -1, &x);
+		keys[j++] = next_key(t4, t3, 3, 0, &x);
+	}
+	keys[15] = next_key(t4, t3, 2, -1, &x);
+	for (int k = 0; k < N; k++)
+		assert_int_equal(kill(f->pid[k], SIGSTOP), 0);
+	uint32_t first = start_wave(f, f->bounded, keys, W);
+	victim = f->pid[3];
+	retried_want = 5;
+	assert_int_equal(harness_kill(&f->h, f->pid[3], SIGKILL) & 0x7f, SIGKILL);
+	f->pid[3] = -1;
+	if (!run_until(f, retried, 10000))
+		fail_msg("the killed shard's calls were not retried");
+	for (int k = 0; k < N - 1; k++)
+		assert_int_equal(kill(f->pid[k], SIGCONT), 0);
+	finish_wave(f);
+	/* The 11 calls on the live shards: home, answered once, first try. */
+	uint32_t load[N] = { 0 };
+	for (int j = 0; j < W; j++) {
+		uint32_t i = first + (uint32_t)j;
+		assert_int_equal(f->answers[i], 1);
+		assert_int_equal(f->err[i], 0);
+		uint32_t home = thoth_shard_lookup(t4, keys[j]);
+		if (home == 3) {
+			assert_int_equal(f->attempts[i], 2);
+			continue;
+		}
+		assert_int_equal(f->attempts[i], 1);
+		assert_int_equal(shard_of_pid(f, f->pid_of[i]), (int)home);
+		load[home]++;
+	}
+	assert_true(load[0] == 5 && load[1] == 5 && load[2] == 1);
+	/* The 5 retried, in the order they were sent (the dead instance's
+	 * list): each against the 11 still in flight and those placed before. */
+	uint64_t rkeys[5];
+	uint32_t ridx[5], nr = 0;
+	for (int j = 0; j < W; j++)
+		if (thoth_shard_lookup(t4, keys[j]) == 3) {
+			rkeys[nr] = keys[j];
+			ridx[nr++] = first + (uint32_t)j;
+		}
+	assert_int_equal(nr, 5);
+	uint32_t l3[N - 1] = { load[0], load[1], load[2] };
+	for (uint32_t r = 0; r < nr; r++) {
+		uint32_t i = ridx[r], home = thoth_shard_lookup(t3, rkeys[r]);
+		int s = shard_of_pid(f, f->pid_of[i]);
+		uint32_t cap = cap_of(11 + r + 1, N - 1);
+		fprintf(stderr, "# retried call %u (home shard %u, holding %u, cap %u): shard %d (holding %u)\n",
+			r, home, l3[home], cap, s, s >= 0 && s < N - 1 ? l3[s] : 0);
+		assert_true(s >= 0 && s < N - 1);
+		if (l3[s] >= cap)
+			fail_msg("retried call %u went to shard %d, which already held %u calls in flight: cap %u "
+				 "over %u in flight on 3 shards", r, s, l3[s], cap, 11 + r + 1);
+		if (l3[home] < cap)
+			assert_int_equal(s, (int)home);
+		l3[s]++;
+	}
+	/* The stream goes on over the three left, with the bound. */
+	tally_t ty = { 0 };
+	uint64_t rng = 0x243f6a8885a308d3ull, zk[W3];
+	for (int wave = 0; wave < WAVES / 2; wave++) {
+		for (int j = 0; j < W3; j++)
+			zk[j] = zipf_key(&rng);
+		uint32_t fw = start_wave(f, f->bounded, zk, W3);
+		finish_wave(f);
+		check_wave(f, t3, shards, N - 1, zk, fw, W3, NULL, 0, &ty);
+	}
+	double r3 = max_over_avg(ty.served, shards, N - 1);
+	fprintf(stderr, "# after the kill: %u calls over 3 shards, served %u/%u/%u (max/avg %.3f, %u away)\n",
+		ty.calls, ty.served[0], ty.served[1], ty.served[2], r3, ty.away);
+	assert_true(r3 <= 1.25 + 1e-9);
+	/* The pool's view and thothd's: three instances, not the victim. */
+	thoth_pool_instance_t in[8];
+	size_t n = thoth_pool_instances(f->bounded, in, 8);
+	assert_int_equal(n, N - 1);
+	for (size_t i = 0; i < n; i++)
+		assert_int_not_equal(in[i].pid, (uint32_t)victim);
+	assert_int_equal(thoth_pool_usable(f->bounded), N - 1);
+	assert_true(harness_wait_until(thothctl_lists_three, f,
+				       THOTH_TEST_DEADLINE_MS(5000)));
+	thoth_pool_stats_t st;
+	thoth_pool_stats(f->bounded, &st);
+	assert_int_equal(st.retried, 5);
+	assert_int_equal(st.failed, 0);
+	assert_int_equal(st.completed, f->next);
+	thoth_shard_table_free(t4);
+	thoth_shard_table_free(t3);
+	/* Each survivor ran exactly what it answered: the retried calls ran
+	 * once (the victim was stopped before the wave: it ran none). */
+	for (int k = 0; k < N - 1; k++)
+		check_served(f, k);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 1)
+		cmocka_set_test_filter(argv[1]);
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_bounded_loads_hold_on_live_instances_under_zipf_keys, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_a_killed_shard_s_calls_are_placed_against_the_calls_in_flight,
+						setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
