@@ -26,7 +26,19 @@
  *      both instances up throughout.  Median and p90 in us.  Both openings
  *      run on the pool's loop since pool37: compare binaries run by run.
  *
- *   bench_pool [--runs R] [--calls N] [--spin US] [--window W] [--no-real] [--first-call N]
+ *   5. (--keyed, alone) SCALE-4's routing by key: thothd and 4 pool_service
+ *      shards of the @sharded(maglev) Shard interface, a closed-loop client
+ *      keeping WINDOW keyed calls (SPIN us of CPU each) in flight with a
+ *      Zipf(1.1) key stream over 1000 keys; the plain pool (strict
+ *      affinity: the baseline) and one with bounded loads, alternated, the
+ *      same keys for both in a run: max/avg calls served per shard, p50 and
+ *      p99 latency, and the share of calls served away from their key's
+ *      home.  Both with WINDOW calls in flight at all times (continuous)
+ *      and in waves (WINDOW sent, all answered, again: no load released
+ *      while a wave is placed, so the bound on calls in flight per shard
+ *      is also one on calls served).  Medians of RUNS runs.
+ *
+ *   bench_pool [--runs R] [--calls N] [--spin US] [--window W] [--no-real] [--first-call N] [--keyed]
  */
 #define _GNU_SOURCE
 #include <math.h>
@@ -43,6 +55,7 @@
 #include "thoth/error.h"
 #include "thoth/loop.h"
 #include "thoth/pool.h"
+#include "thoth/shard.h"
 
 static uint64_t now_ns(void)
 {
@@ -473,12 +486,219 @@ static void first_calls(int n)
 	harness_teardown(&h);
 }
 
+/* ---- 5. routing by key with bounded loads (SCALE-4) ------------------------- */
+
+enum { KEYED_N = 4, ZIPF_KEYS = 1000 };
+
+typedef struct keyed_driver keyed_driver_t;
+static keyed_driver_t *g_keyed;
+
+struct keyed_driver {
+	thoth_loop_t *loop;
+	thoth_pool_t *pool;
+	thoth_shard_table_t *home;      /* the plain table over shards 0..3: a key's home */
+	const uint64_t *keys;
+	const pid_t *pid;               /* shard k's instance */
+	uint32_t window, spin, target, sent, done, errors, away, warm;
+	bool waves;                     /* send WINDOW, wait for all of them, again */
+	uint32_t served[KEYED_N];
+	uint64_t *start;
+	double *lat;
+};
+
+static void keyed_drive(keyed_driver_t *d);
+
+static void keyed_done(void *arg, int err, const void *resp, const thoth_pool_result_t *res)
+{
+	(void)resp;
+	keyed_driver_t *d = g_keyed;
+	uint32_t id = (uint32_t)(uintptr_t)arg;
+	if (err) {
+		d->errors++;
+	} else if (id >= d->warm) {
+		d->lat[id - d->warm] = (double)(now_ns() - d->start[id]) / 1000.0;
+		int s = -1;
+		for (int k = 0; k < KEYED_N; k++)
+			if ((uint32_t)d->pid[k] == res->pid)
+				s = k;
+		if (s >= 0) {
+			d->served[s]++;
+			d->away += (uint32_t)s != thoth_shard_lookup(d->home, d->keys[id]);
+		}
+	}
+	d->done++;
+	keyed_drive(d);
+}
+
+static void keyed_drive(keyed_driver_t *d)
+{
+	if (d->waves && d->sent != d->done)
+		return;
+	while (d->sent - d->done < d->window && d->sent < d->target) {
+		uint32_t id = d->sent;
+		d->start[id] = now_ns();
+		thoth_pooltest_Shard_spin_req_t req = { .key = d->keys[id], .spin_us = d->spin };
+		if (thoth_pool_start_key(d->pool, &thoth_pooltest_Shard_spin_info, &req, d->keys[id], keyed_done,
+					 (void *)(uintptr_t)id))
+			return;
+		d->sent++;
+	}
+}
+
+/* One run: CALLS keyed calls (after WARM of warm-up) through a fresh pool,
+ * WINDOW in flight (continuously, or in WAVES), bounded or plain.  OUT:
+ * max/avg served, p50 and p99 us, % of calls served away from their key's
+ * home, min/avg served. */
+static void keyed_run(harness_t *h, thoth_loop_t *loop, bool bounded, bool waves, const uint64_t *keys,
+		      uint32_t warm, uint32_t calls, uint32_t spin, uint32_t window, const pid_t *pid,
+		      thoth_shard_table_t *home, double out[5])
+{
+	thoth_pool_config_t cfg = { .runtime_dir = h->dir, .name = "pooltest-shard",
+				    .iface = &thoth_pooltest_Shard_info, .seed = 1, .shard_bounded = bounded };
+	keyed_driver_t d = { .loop = loop, .home = home, .keys = keys, .pid = pid, .window = window, .spin = spin,
+			     .target = warm + calls, .warm = warm, .waves = waves };
+	char why[200];
+	if (thoth_pool_new(loop, &cfg, &d.pool, why, sizeof why)) {
+		fprintf(stderr, "bench_pool: %s\n", why);
+		exit(1);
+	}
+	uint64_t end = now_ns() + 10000000000ull;
+	while (thoth_pool_usable(d.pool) < KEYED_N && now_ns() < end)
+		thoth_loop_run_once(loop, true);
+	if (thoth_pool_usable(d.pool) < KEYED_N) {
+		fprintf(stderr, "bench_pool: only %zu shards usable\n", thoth_pool_usable(d.pool));
+		exit(1);
+	}
+	d.start = calloc(warm + calls, sizeof *d.start);
+	d.lat = calloc(calls, sizeof *d.lat);
+	if (!d.start || !d.lat)
+		exit(1);
+	g_keyed = &d;
+	keyed_drive(&d);
+	while (d.done < d.target)
+		thoth_loop_run_once(loop, true);
+	if (d.errors) {
+		fprintf(stderr, "bench_pool: %u keyed calls failed\n", d.errors);
+		exit(1);
+	}
+	uint32_t max = 0, sum = 0;
+	for (int k = 0; k < KEYED_N; k++) {
+		sum += d.served[k];
+		max = d.served[k] > max ? d.served[k] : max;
+	}
+	out[0] = (double)max * KEYED_N / (double)sum;
+	out[4] = (double)d.served[0];
+	for (int k = 1; k < KEYED_N; k++)
+		out[4] = d.served[k] < out[4] ? d.served[k] : out[4];
+	out[4] = out[4] * KEYED_N / (double)sum;
+	out[1] = pct(d.lat, calls, 0.50);
+	out[2] = pct(d.lat, calls, 0.99);
+	out[3] = 100.0 * d.away / calls;
+	g_keyed = NULL;
+	thoth_pool_free(d.pool);
+	free(d.start);
+	free(d.lat);
+}
+
+static void keyed(int runs, uint32_t calls, uint32_t spin, uint32_t window)
+{
+	harness_t h;
+	if (harness_setup(&h) || harness_start_thothd(&h, NULL) <= 0) {
+		fprintf(stderr, "bench_pool: cannot start thothd\n");
+		exit(1);
+	}
+	pid_t pid[KEYED_N];
+	uint64_t ids[KEYED_N];
+	for (int k = 0; k < KEYED_N; k++) {
+		char id[8];
+		snprintf(id, sizeof id, "%d", k);
+		const char *argv[] = { POOL_SERVICE_PATH, "--runtime-dir", h.dir, "--shard-id", id, NULL };
+		pid[k] = harness_spawn(&h, "pool_service", argv);
+		ids[k] = THOTH_POOL_SHARD_ID(k);
+	}
+	thoth_shard_config_t sc = { .algo = THOTH_SHARD_MAGLEV, .balance = -1 };
+	thoth_shard_table_t *home;
+	char why[160];
+	if (thoth_shard_table_new(&sc, ids, KEYED_N, &home, why, sizeof why)) {
+		fprintf(stderr, "bench_pool: %s\n", why);
+		exit(1);
+	}
+	/* Zipf(1.1) over ZIPF_KEYS ranks, the same stream for both pools of a run. */
+	static double cdf[ZIPF_KEYS];
+	double sum = 0, acc = 0;
+	for (int r = 0; r < ZIPF_KEYS; r++)
+		sum += 1.0 / pow(r + 1, 1.1);
+	for (int r = 0; r < ZIPF_KEYS; r++) {
+		acc += 1.0 / pow(r + 1, 1.1) / sum;
+		cdf[r] = acc;
+	}
+	cdf[ZIPF_KEYS - 1] = 1.0;
+	uint32_t warm = calls / 4;
+	uint64_t *keys = calloc(warm + calls, sizeof *keys);
+	if (!keys)
+		exit(1);
+	thoth_loop_t *loop;
+	thoth_loop_new(&loop);
+	thoth_loop_add_timer_in(loop, 5000000, 0, tick, NULL, NULL);
+	double res[4][5][31];           /* [waves * 2 + bounded][figure][run] */
+	for (int r = 0; r < runs; r++) {
+		uint64_t rng = 0x9e3779b97f4a7c15ull + (uint64_t)r;
+		for (uint32_t i = 0; i < warm + calls; i++) {
+			rng ^= rng >> 12;
+			rng ^= rng << 25;
+			rng ^= rng >> 27;
+			double u = (double)((rng * 0x2545f4914f6cdd1dull) >> 11) / 9007199254740992.0;
+			int lo = 0, hi = ZIPF_KEYS - 1;
+			while (lo < hi) {
+				int mid = (lo + hi) / 2;
+				if (cdf[mid] < u)
+					lo = mid + 1;
+				else
+					hi = mid;
+			}
+			uint64_t rank = (uint64_t)lo;
+			keys[i] = thoth_shard_key(&rank, sizeof rank);
+		}
+		double o[5];
+		for (int k = 0; k < 4; k++) {
+			int c = (r + k) % 4;            /* rotate which goes first */
+			keyed_run(&h, loop, c & 1, c >> 1, keys, warm, calls, spin, window, pid, home, o);
+			for (int q = 0; q < 5; q++)
+				res[c][q][r] = o[q];
+		}
+	}
+	printf("5. routing by key: %d real shards (Maglev), Zipf(1.1) over %d keys, %u us of CPU per call,\n"
+	       "   %u calls in flight, %u calls per run after %u of warm-up, median of %d runs\n"
+	       "   (machine: %ld CPUs shared by thothd, the client and %d instances)\n",
+	       KEYED_N, ZIPF_KEYS, spin, window, calls, warm, runs, sysconf(_SC_NPROCESSORS_ONLN), KEYED_N);
+	static const char *const names[4] = { "continuous, plain", "continuous, bounded 1.25",
+					      "waves, plain", "waves, bounded 1.25" };
+	for (int c = 0; c < 4; c++) {
+		double base_p99 = median(res[c & 2][2], runs);
+		double mx = median(res[c][0], runs), p50 = median(res[c][1], runs), p99 = median(res[c][2], runs),
+		       away = median(res[c][3], runs), mn = median(res[c][4], runs);
+		double lo = res[c][0][0], hi = lo;
+		for (int r = 1; r < runs; r++) {
+			lo = res[c][0][r] < lo ? res[c][0][r] : lo;
+			hi = res[c][0][r] > hi ? res[c][0][r] : hi;
+		}
+		printf("   %-25s served max/avg %5.3f (runs %5.3f-%5.3f) min/avg %5.3f  p50 %8.1f us  p99 %8.1f us "
+		       "(%4.2fx plain)  %5.1f%% away from home\n",
+		       names[c], mx, lo, hi, mn, p50, p99, p99 / base_p99, away);
+	}
+	free(keys);
+	thoth_shard_table_free(home);
+	thoth_loop_free(loop);
+	harness_teardown(&h);
+}
+
 int main(int argc, char **argv)
 {
 	int runs = 3;
 	uint32_t calls = 4000, spin = 200, window = 4;
 	bool do_real = true;
 	int first = 0;
+	bool do_keyed = false;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--runs") && i + 1 < argc)
 			runs = atoi(argv[++i]);
@@ -492,9 +712,11 @@ int main(int argc, char **argv)
 			do_real = false;
 		else if (!strcmp(argv[i], "--first-call") && i + 1 < argc)
 			first = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--keyed"))
+			do_keyed = true;
 		else {
 			fprintf(stderr, "usage: bench_pool [--runs R] [--calls N] [--spin US] [--window W] [--no-real] "
-				"[--first-call N]\n");
+				"[--first-call N] [--keyed]\n");
 			return 2;
 		}
 	}
@@ -508,6 +730,10 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		first_calls(first);
+		return 0;
+	}
+	if (do_keyed) {
+		keyed(runs, calls, spin, window);
 		return 0;
 	}
 	selection(runs < 5 ? 5 : runs);

@@ -110,7 +110,19 @@ static int on_get(void *self, const thoth_pooltest_Shard_get_req_t *req,
 static const thoth_pooltest_Work_handlers_t work_handlers = {
 	.work = on_work, .once = on_once, .fail = on_fail,
 };
-static const thoth_pooltest_Shard_handlers_t shard_handlers = { .get = on_get };
+static int on_spin(void *self, const thoth_pooltest_Shard_spin_req_t *req,
+		   thoth_pooltest_Shard_spin_resp_t *resp, thoth_arena_t *arena)
+{
+	(void)self;
+	(void)arena;
+	calls++;
+	burn(req->spin_us);
+	resp->key = req->key;
+	resp->pid = (uint32_t)getpid();
+	return 0;
+}
+
+static const thoth_pooltest_Shard_handlers_t shard_handlers = { .get = on_get, .spin = on_spin };
 
 static thoth_service_t *services[2];
 static uint32_t report_ms;
