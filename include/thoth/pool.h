@@ -73,7 +73,8 @@ typedef struct thoth_pool_config {
 	uint32_t max_ejected_percent;   /* 0: 10 (at least one instance may always be ejected) */
 	uint32_t weight_expiry_ms;      /* a load report's weight is used this long: 0 = 10000 */
 	uint64_t seed;                  /* of the random choices: 0 = from the clock */
-	bool shard_bounded;             /* keyed calls: bounded loads (epsilon 0.25), not strict affinity */
+	bool shard_bounded;             /* keyed calls: bounded loads (epsilon 0.25) on calls in flight (not
+					 * calls served), not strict affinity */
 	void (*on_change)(void *arg);   /* optional: an instance came, went, was ejected or readmitted */
 	void *arg;
 } thoth_pool_config_t;
@@ -125,7 +126,9 @@ int thoth_pool_start(thoth_pool_t *p, const thoth_method_info_t *m, const void *
  * instances come, go, or are ejected: a key moves only when its shard's
  * membership changed.  With shard_bounded, a shard carrying more than 1.25x
  * the average calls in flight sends a key on to the next shard (for caches:
- * never for data that lives on one shard).  jump needs shards 0..N-1: a
+ * never for data that lives on one shard).  It bounds calls in flight, not
+ * calls served: with answers flowing, a shard that answers faster serves
+ * more (docs/SCALE.md, "Bounded loads").  jump needs shards 0..N-1: a
  * missing one makes its keys fail with THOTH_E_NOT_FOUND.  Errors as
  * thoth_pool_start, and THOTH_E_INVAL when the interface is not sharded or
  * the table cannot be built (two members that are not replicas...).
