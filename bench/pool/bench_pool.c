@@ -538,9 +538,13 @@ static void keyed_drive(keyed_driver_t *d)
 		uint32_t id = d->sent;
 		d->start[id] = now_ns();
 		thoth_pooltest_Shard_spin_req_t req = { .key = d->keys[id], .spin_us = d->spin };
-		if (thoth_pool_start_key(d->pool, &thoth_pooltest_Shard_spin_info, &req, d->keys[id], keyed_done,
-					 (void *)(uintptr_t)id))
-			return;
+		int r = thoth_pool_start_key(d->pool, &thoth_pooltest_Shard_spin_info, &req, d->keys[id], keyed_done,
+					     (void *)(uintptr_t)id);
+		if (r) {
+			/* Nothing would send it again: the run would wait forever. */
+			fprintf(stderr, "bench_pool: keyed call %u not started: %s\n", id, thoth_strerror(r));
+			exit(1);
+		}
 		d->sent++;
 	}
 }
@@ -614,6 +618,11 @@ static void keyed(int runs, uint32_t calls, uint32_t spin, uint32_t window)
 		snprintf(id, sizeof id, "%d", k);
 		const char *argv[] = { POOL_SERVICE_PATH, "--runtime-dir", h.dir, "--shard-id", id, NULL };
 		pid[k] = harness_spawn(&h, "pool_service", argv);
+		if (pid[k] <= 0) {
+			fprintf(stderr, "bench_pool: cannot start pool_service shard %d\n", k);
+			harness_teardown(&h);
+			exit(1);
+		}
 		ids[k] = THOTH_POOL_SHARD_ID(k);
 	}
 	thoth_shard_config_t sc = { .algo = THOTH_SHARD_MAGLEV, .balance = -1 };
