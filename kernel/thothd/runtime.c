@@ -57,7 +57,7 @@ int thothd_runtime_dir_prepare(const char *dir, char *why, size_t why_len)
 	return 0;
 }
 
-int thothd_pidfile_lock(const char *dir, int *other_pid)
+int thothd_pidfile_lock(const char *dir, int *other_pid, thothd_predecessor_t *prev)
 {
 	char path[4096];
 	if (snprintf(path, sizeof path, "%s/%s", dir, THOTHD_PIDFILE_NAME) >= (int)sizeof path)
@@ -73,6 +73,15 @@ int thothd_pidfile_lock(const char *dir, int *other_pid)
 		close(fd);
 		errno = e;
 		return e == EWOULDBLOCK ? THOTH_E_BUSY : THOTH_E_IO;
+	}
+	if (prev) {
+		char old[32] = { 0 };
+		struct stat st;
+		memset(prev, 0, sizeof *prev);
+		if (pread(fd, old, sizeof old - 1, 0) > 0 && atoi(old) > 0 && fstat(fd, &st) == 0) {
+			prev->pid = atoi(old);
+			prev->started = st.st_mtim;
+		}
 	}
 	char buf[32];
 	int len = snprintf(buf, sizeof buf, "%d\n", (int)getpid());
