@@ -67,4 +67,5 @@ tt_until --show "$RT/client.out" 60 "instance $a called again after SIGCONT" \
   bash -c "sed -n '$((n1 + 1)),\$p' '$RT/client.out' | grep -Eq '\[pid $a: [1-9]'"
 grep -q "echo pid $b " "$RT/client.err" &&
   { cat "$RT/client.err"; tt_fail "the healthy instance (pid $b) was reported as failing"; }
+echo "what echo-client said:"; sed -n 1,4p "$RT/client.err"
 echo "PASS"
