@@ -209,6 +209,22 @@ static void report(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
 	client_state_t *s = arg;
 	uint64_t now = thoth_clock_now();
 	double secs = (double)(now - s->last_report_ns) / 1e9;
+	/* An instance that left the registry (it died: thothd's push dropped
+	 * it from the resolver before any call of ours failed) kept its slot,
+	 * and the report went on naming it, "[pid N: 0]", as if it were still
+	 * one of the instances (ops44).  Its slot is freed once idle. */
+	thoth_resolved_t live[2 * MAX_INSTANCES];
+	size_t n_live = thoth_resolver_snapshot(s->resolver, live, NULL, 2 * MAX_INSTANCES);
+	if (n_live > 2 * MAX_INSTANCES)
+		n_live = 2 * MAX_INSTANCES;
+	for (int i = 0; i < MAX_INSTANCES; i++) {
+		instance_t *x = &s->inst[i];
+		bool listed = false;
+		for (size_t j = 0; j < n_live && !listed; j++)
+			listed = strcmp(live[j].addr, x->addr) == 0;
+		if (x->addr[0] && !listed && x->calls == 0)
+			forget(x);
+	}
 	printf("echo-client: %.0f calls/s", (double)s->calls / secs);
 	for (int i = 0; i < MAX_INSTANCES; i++)
 		if (s->inst[i].addr[0])

@@ -13,7 +13,9 @@
 #   - the stopped instance is tried again after 2 s, 4 s, 8 s, 8 s, ... (each
 #     try a wait of the loop): at most 5 failures in 20 reports;
 #   - stderr names the stopped instance's pid and address and the error;
-#   - after SIGCONT the instance is called again (no restart, no cleanup).
+#   - after SIGCONT the instance is called again (no restart, no cleanup);
+#   - an instance killed (-9) leaves the report (it named it for ever,
+#     "[pid N: 0]").
 # Counts, not times: failures in the client's stderr over 20 of its
 # one-second reports.
 set -uo pipefail
@@ -67,5 +69,18 @@ tt_until --show "$RT/client.out" 60 "instance $a called again after SIGCONT" \
   bash -c "sed -n '$((n1 + 1)),\$p' '$RT/client.out' | grep -Eq '\[pid $a: [1-9]'"
 grep -q "echo pid $b " "$RT/client.err" &&
   { cat "$RT/client.err"; tt_fail "the healthy instance (pid $b) was reported as failing"; }
+# A killed instance leaves the report: its slot stayed, "[pid N: 0]" in
+# every later report, as if it were still an instance (ops44).
+kill -KILL "$b"; tt_reap "$b"
+n2=$(reports)
+tt_until --show "$RT/client.out" 60 "3 reports after instance $b was killed" \
+  bash -c "[ \$(grep -c calls/s '$RT/client.out') -ge $((n2 + 3)) ]"
+last=$(grep 'calls/s' "$RT/client.out" | tail -n 1)
+case $last in
+  *"[pid $b:"*) cat "$RT/client.out"; tt_fail "3 reports after instance $b was killed, the report still names it: $last" ;;
+  *"[pid $a: "[1-9]*) ;;
+  *) cat "$RT/client.out"; tt_fail "after instance $b was killed, the report shows no call to $a: $last" ;;
+esac
+
 echo "what echo-client said:"; sed -n 1,4p "$RT/client.err"
 echo "PASS"
