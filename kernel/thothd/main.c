@@ -195,7 +195,7 @@ static void say_predecessor(const thothd_predecessor_t *prev, const char *dir, c
 {
 	char when[40] = "an unknown time";
 	struct tm tm;
-	if (gmtime_r(&prev->started.tv_sec, &tm))
+	if (prev->started.tv_sec > 0 && gmtime_r(&prev->started.tv_sec, &tm))
 		strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
 	struct stat st;
 	bool socket_left = lstat(sock, &st) == 0 && S_ISSOCK(st.st_mode);

@@ -3,6 +3,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,31 +58,43 @@ int thothd_runtime_dir_prepare(const char *dir, char *why, size_t why_len)
 	return 0;
 }
 
-int thothd_pidfile_lock(const char *dir, int *other_pid, thothd_predecessor_t *prev)
+/* The pid in the pid file open at FD: a decimal 1..INT_MAX, then a
+ * newline or the end, as thothd writes it; 0 for anything else (empty,
+ * negative, not a number, too large: "4294967297" read by atoi() was
+ * pid 1).  Only ever said in a message, never signalled. */
+static int pidfile_pid(int fd)
 {
-	char path[4096];
-	if (snprintf(path, sizeof path, "%s/%s", dir, THOTHD_PIDFILE_NAME) >= (int)sizeof path)
-		return THOTH_E_INVAL;
+	char buf[32] = { 0 };
+	ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+	if (n <= 0 || buf[0] < '1' || buf[0] > '9')
+		return 0;
+	char *end;
+	errno = 0;
+	long v = strtol(buf, &end, 10);
+	if (errno || v <= 0 || v > INT_MAX || (*end && strcmp(end, "\n")))
+		return 0;
+	return (int)v;
+}
+
+static int pidfile_lock_once(const char *path, int *other_pid, thothd_predecessor_t *prev)
+{
 	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		return THOTH_E_IO;      /* errno says why (EACCES, ELOOP, EISDIR...) */
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		int e = errno;
-		char buf[32] = { 0 };
-		ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
-		*other_pid = n > 0 ? atoi(buf) : 0;
+		*other_pid = pidfile_pid(fd);
 		close(fd);
 		errno = e;
 		return e == EWOULDBLOCK ? THOTH_E_BUSY : THOTH_E_IO;
 	}
+	struct stat st = { 0 };
+	if (fstat(fd, &st) < 0)
+		memset(&st, 0, sizeof st);      /* no start time to say */
 	if (prev) {
-		char old[32] = { 0 };
-		struct stat st;
 		memset(prev, 0, sizeof *prev);
-		if (pread(fd, old, sizeof old - 1, 0) > 0 && atoi(old) > 0 && fstat(fd, &st) == 0) {
-			prev->pid = atoi(old);
-			prev->started = st.st_mtim;
-		}
+		prev->pid = pidfile_pid(fd);
+		prev->started = st.st_mtim;     /* 0 when fstat failed: "an unknown time" */
 	}
 	char buf[32];
 	int len = snprintf(buf, sizeof buf, "%d\n", (int)getpid());
@@ -93,6 +106,14 @@ int thothd_pidfile_lock(const char *dir, int *other_pid, thothd_predecessor_t *p
 		return THOTH_E_IO;
 	}
 	return fd;
+}
+
+int thothd_pidfile_lock(const char *dir, int *other_pid, thothd_predecessor_t *prev)
+{
+	char path[4096];
+	if (snprintf(path, sizeof path, "%s/%s", dir, THOTHD_PIDFILE_NAME) >= (int)sizeof path)
+		return THOTH_E_INVAL;
+	return pidfile_lock_once(path, other_pid, prev);
 }
 
 void thothd_pidfile_release(const char *dir, int fd)

@@ -36,4 +36,26 @@ if grep -q "previous thothd" "$RT/thothd.log"; then
   cat "$RT/thothd.log"; tt_fail "after a clean stop the new thothd says its predecessor did not stop cleanly"
 fi
 tt_wait_registered "$RT" echo
+
+# A pid file that is not thothd's "PID\n" is no predecessor to name, and
+# is never taken for a pid: garbage, negative, too large (atoi() read
+# "4294967297" as pid 1), a pid and junk.  (The pid is only ever said,
+# never signalled.)  A symlink in its place is refused (O_NOFOLLOW).
+third=$THOTHD_PID
+kill -KILL "$third"; tt_reap "$third"
+for junk in "abc" "-5" "4294967297" "99999999999999999999" "12 junk" ""; do
+  printf '%s\n' "$junk" >"$RT/thothd.pid"
+  : >"$RT/thothd.log"
+  tt_start_thothd "$RT" --http-port off; p=$THOTHD_PID
+  if grep -q "previous thothd" "$RT/thothd.log"; then
+    cat "$RT/thothd.log"; tt_fail "a pid file holding '$junk' was taken for a crashed thothd's pid"
+  fi
+  kill -KILL "$p"; tt_reap "$p"
+done
+rm -f "$RT/thothd.pid"
+ln -s /nonexistent-ops44 "$RT/thothd.pid"
+rc=0; "$THOTHD" --runtime-dir "$RT" --http-port off >"$RT/sym.out" 2>&1 || rc=$?
+rm -f "$RT/thothd.pid"
+[ $rc = 1 ] && grep -q "cannot take the lock file $RT/thothd.pid" "$RT/sym.out" ||
+  { cat "$RT/sym.out"; tt_fail "thothd with a symlink as its pid file exited $rc, not 1 naming the file"; }
 echo PASS
