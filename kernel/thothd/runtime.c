@@ -76,7 +76,11 @@ static int pidfile_pid(int fd)
 	return (int)v;
 }
 
-static int pidfile_lock_once(const char *path, int *other_pid, thothd_predecessor_t *prev)
+#define LOCK_AGAIN INT_MIN     /* not a THOTH_E_* code */
+
+/* One try: the fd, a THOTH_E_* code, or LOCK_AGAIN when the file was
+ * unlinked under us. */
+static int pidfile_lock_once(const char *path, int *other_pid, thothd_predecessor_t *prev, int *tries)
 {
 	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
@@ -90,7 +94,20 @@ static int pidfile_lock_once(const char *path, int *other_pid, thothd_predecesso
 	}
 	struct stat st = { 0 };
 	if (fstat(fd, &st) < 0)
-		memset(&st, 0, sizeof st);      /* no start time to say */
+		memset(&st, 0, sizeof st);      /* no start time to say; st_nlink 0 is not read */
+	else if (st.st_nlink == 0) {
+		/* We opened the file of a thothd that was stopping cleanly: it
+		 * unlinked the file and closed it between our open and our flock.
+		 * A lock on that unlinked file locks nothing (a third thothd would
+		 * create a new file and start too) and its pid is no crashed
+		 * predecessor's: open the path again. */
+		close(fd);
+		if (++*tries > 8) {
+			errno = EAGAIN;
+			return THOTH_E_IO;
+		}
+		return LOCK_AGAIN;
+	}
 	if (prev) {
 		memset(prev, 0, sizeof *prev);
 		prev->pid = pidfile_pid(fd);
@@ -113,7 +130,10 @@ int thothd_pidfile_lock(const char *dir, int *other_pid, thothd_predecessor_t *p
 	char path[4096];
 	if (snprintf(path, sizeof path, "%s/%s", dir, THOTHD_PIDFILE_NAME) >= (int)sizeof path)
 		return THOTH_E_INVAL;
-	return pidfile_lock_once(path, other_pid, prev);
+	int tries = 0, fd;
+	while ((fd = pidfile_lock_once(path, other_pid, prev, &tries)) == LOCK_AGAIN)
+		;
+	return fd;
 }
 
 void thothd_pidfile_release(const char *dir, int fd)
