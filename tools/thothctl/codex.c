@@ -38,7 +38,9 @@
 #define CODEX_CALL_TIMEOUT_MS 5000
 #define CODEX_APPEND_TIMEOUT_MS 30000
 
-static uint32_t codex_pid;      /* the instance resolved, for what a timeout says */
+static uint32_t codex_pid;      /* the instance resolved, for what a timeout says; 0: unknown */
+static int codex_pidfd = -1;    /* codex_pid pinned when it was resolved: its reuse is no codex */
+static bool codex_gone_early;   /* it had exited by then */
 static int codex_timeout_ms;
 
 static const char *const reasons[] = { "none", "sync", "budget", "pm-awake", "read-miss", "shutdown", "create" };
@@ -73,6 +75,17 @@ static int open_codex(const thothctl_opts_t *opts, const char *what, const char 
 	snprintf(addr, sizeof addr, "%.*s", (int)resp.instance.registration.endpoint.addr.len,
 		 resp.instance.registration.endpoint.addr.ptr);
 	codex_pid = resp.instance.registration.endpoint.pid;
+	/* thothd's word (SO_PEERCRED) for a local instance; a remote one's
+	 * pid is another host's, never to be looked up in our /proc. */
+	if (resp.instance.registration.endpoint.locality == THOTH_COMMON_LOCALITY_REMOTE)
+		codex_pid = 0;
+	if (codex_pid) {
+		char pin_why[96];
+		if (thothctl_pid_pin(codex_pid, &codex_pidfd, pin_why, sizeof pin_why)) {
+			codex_gone_early = errno == ESRCH;
+			codex_pidfd = -1;
+		}
+	}
 	codex_timeout_ms = timeout_ms;
 	thoth_control_close(&ctl);
 	thoth_chan_config_t cfg = { .iface = &thoth_codex_Codex_info, .wait = THOTH_CHAN_SLEEP,
@@ -82,6 +95,9 @@ static int open_codex(const thothctl_opts_t *opts, const char *what, const char 
 	if (r) {
 		if (!said_stopped(what, stream, ""))
 			fprintf(stderr, "thothctl: cannot open a channel to codex at %s: %s\n", addr, why);
+		if (codex_pidfd >= 0)
+			close(codex_pidfd);
+		codex_pidfd = -1;
 		return 1;
 	}
 	return 0;
@@ -100,28 +116,28 @@ static void failure_of(thoth_chan_t *ch, char *out, size_t cap)
 		snprintf(out, cap, ": %.*s", (int)resp.stats.failure.len, resp.stats.failure.ptr);
 }
 
-/* A clear sentence for codex's application errors. */
 /* codex's state as /proc says ('T' stopped, 'R' running, ...), 0 when it
  * cannot be read; *GONE when codex exited.  The pid is pinned by a pidfd
- * while its stat is read (docs/PROBES.md "Pinned pids"). */
+ * since it was resolved (docs/PROBES.md "Pinned pids"): a process that
+ * took codex's pid after it exited is never named as codex. */
 static char codex_state(bool *gone)
 {
-	char buf[512], state = 0, pin_why[96];
-	int pidfd = -1;
+	char buf[512], state = 0;
 	*gone = false;
 	if (!codex_pid)
 		return 0;
-	*gone = thothctl_pid_pin(codex_pid, &pidfd, pin_why, sizeof pin_why) && errno == ESRCH;
-	ssize_t n = *gone ? -1 : thoth__proc_read_pinned(codex_pid, pidfd, "stat", buf, sizeof buf - 1);
+	if (codex_gone_early || thoth__pid_exited(codex_pidfd)) {
+		*gone = true;
+		return 0;
+	}
+	ssize_t n = thoth__proc_read_pinned(codex_pid, codex_pidfd, "stat", buf, sizeof buf - 1);
 	if (n > 0) {
 		buf[n] = 0;
 		const char *close_ = strrchr(buf, ')');    /* "PID (COMM) STATE ...": COMM may hold ')' */
 		if (close_ && close_[1] == ' ')
 			state = close_[2];
 	}
-	*gone = *gone || (n < 0 && errno == ESRCH && pidfd >= 0);
-	if (pidfd >= 0)
-		close(pidfd);
+	*gone = n < 0 && errno == ESRCH && codex_pidfd >= 0;
 	return state;
 }
 
@@ -149,16 +165,20 @@ static int timed_out(const char *what, const char *stream)
 	bool gone;
 	codex_state(&gone);
 	unsigned s = (unsigned)(codex_timeout_ms + 999) / 1000;
+	char who[40] = "codex";        /* a remote codex's pid is not ours to name */
+	if (codex_pid)
+		snprintf(who, sizeof who, "codex (pid %u)", codex_pid);
 	if (gone)
-		fprintf(stderr, "thothctl: codex %s%s%s: codex (pid %u) exited without answering (within "
-			"%u s)%s\n", what, stream ? " " : "", stream ? stream : "", codex_pid, s, after);
+		fprintf(stderr, "thothctl: codex %s%s%s: %s exited without answering (within "
+			"%u s)%s\n", what, stream ? " " : "", stream ? stream : "", who, s, after);
 	else
-		fprintf(stderr, "thothctl: codex %s%s%s: codex (pid %u) did not answer within %u s: busy or "
+		fprintf(stderr, "thothctl: codex %s%s%s: %s did not answer within %u s: busy or "
 			"stuck (its log may say which)%s\n", what, stream ? " " : "", stream ? stream : "",
-			codex_pid, s, after);
+			who, s, after);
 	return 1;
 }
 
+/* A clear sentence for codex's application errors. */
 static int failed(thoth_chan_t *ch, const char *what, const char *stream, int r)
 {
 	thoth_client_t *c = thoth_chan_client(ch);
@@ -657,5 +677,8 @@ int thothctl_codex(int argc, char **argv, const thothctl_opts_t *opts)
 	}
 out:
 	thoth_chan_close(ch);
+	if (codex_pidfd >= 0)
+		close(codex_pidfd);
+	codex_pidfd = -1;
 	return rc;
 }
