@@ -22,6 +22,7 @@
 #include <strings.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "federation.h"
@@ -184,6 +185,24 @@ static uint32_t *load_distances(uint16_t *n_nodes)
 		    thoth_topo_cpus(t), thoth_topo_has_distances(t) ? "from the firmware table" : "defaults");
 	thoth_topo_free(t);
 	return m;
+}
+
+/* The thothd before us on DIR was killed or crashed (its pid file was
+ * left): say so once, with when it started, so that an operator reading
+ * the log after a restart sees what happened and what was recovered
+ * (ops44: the new thothd said nothing, as after a clean stop). */
+static void say_predecessor(const thothd_predecessor_t *prev, const char *dir, const char *sock)
+{
+	char when[40] = "an unknown time";
+	struct tm tm;
+	if (prev->started.tv_sec > 0 && gmtime_r(&prev->started.tv_sec, &tm))
+		strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	struct stat st;
+	bool socket_left = lstat(sock, &st) == 0 && S_ISSOCK(st.st_mode);
+	thothd_warn("the previous thothd on %s (pid %d, started %s) did not stop cleanly "
+		    "(killed or crashed) and left its pid file%s, replaced now; "
+		    "the registry starts empty and services register again",
+		    dir, prev->pid, when, socket_left ? " and socket" : "");
 }
 
 int main(int argc, char **argv)
@@ -536,7 +555,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	int other = 0;
-	int lock_fd = thothd_pidfile_lock(dir, &other);
+	thothd_predecessor_t prev;
+	int lock_fd = thothd_pidfile_lock(dir, &other, &prev);
 	if (lock_fd == THOTH_E_BUSY) {
 		fprintf(stderr, "thothd: another thothd (pid %d) is already running on %s\n", other,
 			dir);
@@ -550,6 +570,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	snprintf(sock, sizeof sock, "%s/%s", dir, THOTHD_SOCKET_NAME);
+	if (prev.pid > 0)
+		say_predecessor(&prev, dir, sock);
 	cfg.runtime_dir = dir;
 	/* The window page every connected loop posts its next wake-up on
 	 * (SCHED-3, docs/SCHED.md): a sealed memfd handed out on request;

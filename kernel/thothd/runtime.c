@@ -3,6 +3,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,22 +58,60 @@ int thothd_runtime_dir_prepare(const char *dir, char *why, size_t why_len)
 	return 0;
 }
 
-int thothd_pidfile_lock(const char *dir, int *other_pid)
+/* The pid in the pid file open at FD: a decimal 1..INT_MAX, then a
+ * newline or the end, as thothd writes it; 0 for anything else (empty,
+ * negative, not a number, too large: "4294967297" read by atoi() was
+ * pid 1).  Only ever said in a message, never signalled. */
+static int pidfile_pid(int fd)
 {
-	char path[4096];
-	if (snprintf(path, sizeof path, "%s/%s", dir, THOTHD_PIDFILE_NAME) >= (int)sizeof path)
-		return THOTH_E_INVAL;
+	char buf[32] = { 0 };
+	ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+	if (n <= 0 || buf[0] < '1' || buf[0] > '9')
+		return 0;
+	char *end;
+	errno = 0;
+	long v = strtol(buf, &end, 10);
+	if (errno || v <= 0 || v > INT_MAX || (*end && strcmp(end, "\n")))
+		return 0;
+	return (int)v;
+}
+
+#define LOCK_AGAIN INT_MIN     /* not a THOTH_E_* code */
+
+/* One try: the fd, a THOTH_E_* code, or LOCK_AGAIN when the file was
+ * unlinked under us. */
+static int pidfile_lock_once(const char *path, int *other_pid, thothd_predecessor_t *prev, int *tries)
+{
 	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		return THOTH_E_IO;      /* errno says why (EACCES, ELOOP, EISDIR...) */
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		int e = errno;
-		char buf[32] = { 0 };
-		ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
-		*other_pid = n > 0 ? atoi(buf) : 0;
+		*other_pid = pidfile_pid(fd);
 		close(fd);
 		errno = e;
 		return e == EWOULDBLOCK ? THOTH_E_BUSY : THOTH_E_IO;
+	}
+	struct stat st = { 0 };
+	if (fstat(fd, &st) < 0)
+		memset(&st, 0, sizeof st);      /* no start time to say; st_nlink 0 is not read */
+	else if (st.st_nlink == 0) {
+		/* We opened the file of a thothd that was stopping cleanly: it
+		 * unlinked the file and closed it between our open and our flock.
+		 * A lock on that unlinked file locks nothing (a third thothd would
+		 * create a new file and start too) and its pid is no crashed
+		 * predecessor's: open the path again. */
+		close(fd);
+		if (++*tries > 8) {
+			errno = EAGAIN;
+			return THOTH_E_IO;
+		}
+		return LOCK_AGAIN;
+	}
+	if (prev) {
+		memset(prev, 0, sizeof *prev);
+		prev->pid = pidfile_pid(fd);
+		prev->started = st.st_mtim;     /* 0 when fstat failed: "an unknown time" */
 	}
 	char buf[32];
 	int len = snprintf(buf, sizeof buf, "%d\n", (int)getpid());
@@ -83,6 +122,17 @@ int thothd_pidfile_lock(const char *dir, int *other_pid)
 		errno = e;
 		return THOTH_E_IO;
 	}
+	return fd;
+}
+
+int thothd_pidfile_lock(const char *dir, int *other_pid, thothd_predecessor_t *prev)
+{
+	char path[4096];
+	if (snprintf(path, sizeof path, "%s/%s", dir, THOTHD_PIDFILE_NAME) >= (int)sizeof path)
+		return THOTH_E_INVAL;
+	int tries = 0, fd;
+	while ((fd = pidfile_lock_once(path, other_pid, prev, &tries)) == LOCK_AGAIN)
+		;
 	return fd;
 }
 

@@ -6,6 +6,7 @@
 #ifndef THOTHD_RUNTIME_H
 #define THOTHD_RUNTIME_H
 
+#include <time.h>
 #include <stddef.h>
 
 #define THOTHD_SOCKET_NAME "thothd.sock"
@@ -30,8 +31,16 @@ int thothd_runtime_dir_prepare(const char *dir, char *why, size_t why_len);
  * Returns the open fd (keep it open to hold the lock), or THOTH_E_BUSY with
  * *OTHER_PID set when another thothd holds it, or THOTH_E_IO with errno
  * saying why (the file cannot be opened, locked or written).
+ * A thothd that stops cleanly removes the file; one found unlocked with a
+ * pid in it was left by a thothd that was killed or crashed: on success
+ * PREV (when not NULL) gets that pid (0: none) and the file's mtime, when
+ * that thothd started, so that the new one can say what it replaced.
  */
-int thothd_pidfile_lock(const char *dir, int *other_pid);
+typedef struct thothd_predecessor {
+	int pid;                        /* 0: the last thothd here stopped cleanly (or none ran) */
+	struct timespec started;        /* the left pid file's mtime */
+} thothd_predecessor_t;
+int thothd_pidfile_lock(const char *dir, int *other_pid, thothd_predecessor_t *prev);
 void thothd_pidfile_release(const char *dir, int fd);
 
 #endif

@@ -11,6 +11,16 @@
  * Instances are picked round robin, nearest NUMA node first.  Every few
  * seconds it prints calls/s and how the calls spread over the instances.
  *
+ * An instance that is alive but does not answer (SIGSTOP, a debugger, a
+ * wedged loop) stays registered: thothd cannot tell it from a busy one, so
+ * the resolver lists it again right after thoth_resolver_forget().  Each
+ * channel opening to it blocks this loop for the whole handshake deadline,
+ * and retrying it on every tick took the calls to the healthy instances
+ * down to a tenth (ops44).  So an address whose call or handshake failed is
+ * avoided for a while (2 s, doubling to 8 s while it keeps failing, reset
+ * by an answered call), and every failure is said on stderr with the
+ * instance's pid, address and the error.
+ *
  *   echo-client [--runtime-dir DIR] [--rate CALLS_PER_S] [--report SECONDS]
  */
 #include <errno.h>
@@ -29,6 +39,13 @@
 
 #define MAX_INSTANCES 8
 #define TICK_NS (100ull * 1000000ull)
+#define AVOID_FIRST_NS (2000ull * 1000000ull)
+#define AVOID_MAX_NS (8000ull * 1000000ull)
+/* A local service answers a handshake in microseconds; the default (2 s)
+ * is what one stopped instance cost every other call of this loop; 1 s
+ * leaves room for a loaded (ASan) machine. */
+#define HANDSHAKE_TIMEOUT_MS 1000
+#define CALL_TIMEOUT_MS 1000
 
 typedef struct instance {
 	char addr[108];
@@ -38,12 +55,19 @@ typedef struct instance {
 	uint64_t last_used;             /* tick number: the least recently used slot is reused */
 } instance_t;
 
+/* An address that failed: not picked before until_ns. */
+typedef struct avoided {
+	char addr[108];
+	uint64_t until_ns, backoff_ns;
+} avoided_t;
+
 typedef struct client_state {
 	const char *runtime_dir;
 	thoth_resolver_t *resolver;
 	instance_t inst[MAX_INSTANCES];
+	avoided_t avoid[MAX_INSTANCES];
 	uint32_t rate;
-	uint64_t report_ns, last_report_ns, calls, failures, ticks;
+	uint64_t report_ns, last_report_ns, calls, failures, skipped, ticks;
 	thoth_timer_t *tick, *report;
 } client_state_t;
 
@@ -70,20 +94,71 @@ static instance_t *instance_for(client_state_t *s, const thoth_resolved_t *e)
 	return spare;
 }
 
-/* The next instance to call, from the resolver's cache (no thothd call). */
+static avoided_t *avoided_entry(client_state_t *s, const char *addr)
+{
+	for (int i = 0; i < MAX_INSTANCES; i++)
+		if (s->avoid[i].addr[0] && strcmp(s->avoid[i].addr, addr) == 0)
+			return &s->avoid[i];
+	return NULL;
+}
+
+static bool is_avoided(client_state_t *s, const char *addr, uint64_t now)
+{
+	avoided_t *a = avoided_entry(s, addr);
+	return a && now < a->until_ns;
+}
+
+/* X failed (WHAT, WHY): said on stderr, dropped from the resolver and
+ * avoided for a backoff that doubles while it keeps failing. */
+static void instance_failed(client_state_t *s, instance_t *x, const char *what, const char *why)
+{
+	avoided_t *a = avoided_entry(s, x->addr);
+	if (!a) {
+		a = &s->avoid[0];       /* a free slot, else the one ending first */
+		for (int i = 0; i < MAX_INSTANCES; i++) {
+			if (!s->avoid[i].addr[0]) {
+				a = &s->avoid[i];
+				break;
+			}
+			if (s->avoid[i].until_ns < a->until_ns)
+				a = &s->avoid[i];
+		}
+		memset(a, 0, sizeof *a);
+		snprintf(a->addr, sizeof a->addr, "%s", x->addr);
+	}
+	a->backoff_ns = a->backoff_ns ? a->backoff_ns * 2 : AVOID_FIRST_NS;
+	if (a->backoff_ns > AVOID_MAX_NS)
+		a->backoff_ns = AVOID_MAX_NS;
+	a->until_ns = thoth_clock_now() + a->backoff_ns;
+	fprintf(stderr, "echo-client: %s echo pid %u at %s failed: %s; not calling it for %llu ms\n",
+		what, x->pid, x->addr, why, (unsigned long long)(a->backoff_ns / 1000000ull));
+	s->failures++;
+	thoth_resolver_forget(s->resolver, x->addr);
+	forget(x);
+}
+
+/* The next instance to call, from the resolver's cache (no thothd call),
+ * passing over the addresses being avoided; NULL when there is none. */
 static instance_t *next_instance(client_state_t *s)
 {
 	thoth_resolved_t e;
-	if (thoth_resolver_pick(s->resolver, &e))
+	uint64_t now = thoth_clock_now();
+	bool found = false;
+	/* pick is round robin: MAX_INSTANCES + 1 picks see every instance */
+	for (int tries = 0; tries <= MAX_INSTANCES && !found; tries++) {
+		if (thoth_resolver_pick(s->resolver, &e))
+			return NULL;
+		found = !is_avoided(s, e.addr, now);
+	}
+	if (!found)
 		return NULL;
 	instance_t *x = instance_for(s, &e);
 	if (!x->ch) {
-		thoth_chan_config_t cfg = { .iface = &thoth_echo_Echo_info, .timeout_ms = 1000 };
+		thoth_chan_config_t cfg = { .iface = &thoth_echo_Echo_info, .timeout_ms = CALL_TIMEOUT_MS,
+					    .handshake_timeout_ms = HANDSHAKE_TIMEOUT_MS };
 		char why[300];
 		if (thoth_chan_connect(x->addr, &cfg, &x->ch, why, sizeof why)) {
-			fprintf(stderr, "echo-client: %s\n", why);
-			thoth_resolver_forget(s->resolver, x->addr);
-			forget(x);
+			instance_failed(s, x, "opening a channel to", why);
 			return NULL;
 		}
 	}
@@ -100,22 +175,33 @@ static void tick(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
 	for (uint32_t i = 0; i < batch; i++) {
 		instance_t *x = next_instance(s);
 		if (!x) {
-			s->failures++;
+			s->skipped++;   /* none to call now (or the opening failed: counted there) */
 			break;
 		}
 		thoth_echo_Echo_echo_req_t req = { .data = { .ptr = (const uint8_t *)payload, .len = sizeof payload } };
 		thoth_echo_Echo_echo_resp_t resp;
 		int r = thoth_echo_Echo_echo(thoth_chan_client(x->ch), &req, &resp, NULL);
 		if (r || resp.data.len != sizeof payload) {
-			s->failures++;
-			thoth_resolver_forget(s->resolver, x->addr);   /* the instance died */
-			forget(x);
+			char why[200];
+			if (r)
+				thoth_strerror_r(r, why, sizeof why);
+			else
+				snprintf(why, sizeof why, "the answer has %zu bytes, not the %zu sent",
+					 (size_t)resp.data.len, sizeof payload);
+			instance_failed(s, x, "a call to", why);
 			continue;
 		}
+		avoided_t *a = avoided_entry(s, x->addr);
+		if (a)
+			memset(a, 0, sizeof *a);        /* it answers again */
 		x->calls++;
 		s->calls++;
 	}
-	thoth_timer_rearm(loop, timer, thoth_timer_deadline(timer) + TICK_NS, TICK_NS / 10);
+	/* After a stall (a call that waited its deadline) the next tick is
+	 * due from now: catching up the missed ticks at once made a burst of
+	 * calls that the report showed as ten times the rate. */
+	uint64_t next = thoth_timer_deadline(timer) + TICK_NS, now = thoth_clock_now();
+	thoth_timer_rearm(loop, timer, next > now ? next : now + TICK_NS, TICK_NS / 10);
 }
 
 static void report(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
@@ -123,15 +209,33 @@ static void report(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
 	client_state_t *s = arg;
 	uint64_t now = thoth_clock_now();
 	double secs = (double)(now - s->last_report_ns) / 1e9;
+	/* An instance that left the registry (it died: thothd's push dropped
+	 * it from the resolver before any call of ours failed) kept its slot,
+	 * and the report went on naming it, "[pid N: 0]", as if it were still
+	 * one of the instances (ops44).  Its slot is freed once idle. */
+	thoth_resolved_t live[2 * MAX_INSTANCES];
+	size_t n_live = thoth_resolver_snapshot(s->resolver, live, NULL, 2 * MAX_INSTANCES);
+	if (n_live > 2 * MAX_INSTANCES)
+		n_live = 2 * MAX_INSTANCES;
+	for (int i = 0; i < MAX_INSTANCES; i++) {
+		instance_t *x = &s->inst[i];
+		bool listed = false;
+		for (size_t j = 0; j < n_live && !listed; j++)
+			listed = strcmp(live[j].addr, x->addr) == 0;
+		if (x->addr[0] && !listed && x->calls == 0)
+			forget(x);
+	}
 	printf("echo-client: %.0f calls/s", (double)s->calls / secs);
 	for (int i = 0; i < MAX_INSTANCES; i++)
 		if (s->inst[i].addr[0])
 			printf("  [pid %u: %llu]", s->inst[i].pid, (unsigned long long)s->inst[i].calls);
 	if (s->failures)
 		printf("  (%llu failed)", (unsigned long long)s->failures);
+	if (s->skipped)
+		printf("  (%llu ticks with no instance to call)", (unsigned long long)s->skipped);
 	printf("\n");
 	fflush(stdout);
-	s->calls = s->failures = 0;
+	s->calls = s->failures = s->skipped = 0;
 	for (int i = 0; i < MAX_INSTANCES; i++)
 		s->inst[i].calls = 0;
 	s->last_report_ns = now;

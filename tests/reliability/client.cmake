@@ -47,3 +47,12 @@ if(TARGET thoth_service AND TARGET thoth_channel)
   # thoth__log's and thoth__why_text_cut's cut lines (kernel/ipc, internal)
   target_include_directories(test_client_log PRIVATE ${PROJECT_SOURCE_DIR}/kernel/ipc)
 endif()
+
+# The crash drill's SIGSTOP step (docs/OPERATIONS.md): one of two echo
+# instances stopped under echo-client's load, then continued (ops44).
+if(TARGET thothd AND TARGET thothctl AND TARGET echo AND TARGET echo-client)
+  add_test(NAME test_client_stopped_instance
+           COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/test_client_stopped_instance.sh ${PROJECT_BINARY_DIR})
+  set_tests_properties(test_client_stopped_instance PROPERTIES SKIP_RETURN_CODE 77)
+  thoth_test_timeout(150 test_client_stopped_instance)
+endif()

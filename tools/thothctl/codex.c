@@ -17,19 +17,39 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "codex.thoth.h"
 #include "registry.thoth.h"
+#include "pidpin.h"
+#include "procfd.h"
 #include "thoth/channel.h"
 #include "thothctl.h"
 
+/* How long a call waits for codex: a stopped or wedged codex held
+ * `thothctl codex` for ever, without a word (ops44, the crash drill's
+ * SIGSTOP step).  An append waits longer: a sync append is answered once
+ * fdatasync returns, which a busy disk can take seconds to do. */
+#define CODEX_CALL_TIMEOUT_MS 5000
+#define CODEX_APPEND_TIMEOUT_MS 30000
+
+static uint32_t codex_pid;      /* the instance resolved, for what a timeout says; 0: unknown */
+static int codex_pidfd = -1;    /* codex_pid pinned when it was resolved: its reuse is no codex */
+static bool codex_gone_early;   /* it had exited by then */
+static int codex_timeout_ms;
+
 static const char *const reasons[] = { "none", "sync", "budget", "pm-awake", "read-miss", "shutdown", "create" };
 
-static int open_codex(const thothctl_opts_t *opts, thoth_chan_t **ch)
+static bool said_stopped(const char *what, const char *stream, const char *after);
+
+/* A channel to codex for `thothctl codex WHAT [STREAM]`. */
+static int open_codex(const thothctl_opts_t *opts, const char *what, const char *stream, int timeout_ms,
+		      thoth_chan_t **ch)
 {
 	thoth_control_t ctl;
 	if (thothctl_connect(&ctl, opts->runtime_dir))
@@ -54,12 +74,30 @@ static int open_codex(const thothctl_opts_t *opts, thoth_chan_t **ch)
 	char addr[108];
 	snprintf(addr, sizeof addr, "%.*s", (int)resp.instance.registration.endpoint.addr.len,
 		 resp.instance.registration.endpoint.addr.ptr);
+	codex_pid = resp.instance.registration.endpoint.pid;
+	/* thothd's word (SO_PEERCRED) for a local instance; a remote one's
+	 * pid is another host's, never to be looked up in our /proc. */
+	if (resp.instance.registration.endpoint.locality == THOTH_COMMON_LOCALITY_REMOTE)
+		codex_pid = 0;
+	if (codex_pid) {
+		char pin_why[96];
+		if (thothctl_pid_pin(codex_pid, &codex_pidfd, pin_why, sizeof pin_why)) {
+			codex_gone_early = errno == ESRCH;
+			codex_pidfd = -1;
+		}
+	}
+	codex_timeout_ms = timeout_ms;
 	thoth_control_close(&ctl);
-	thoth_chan_config_t cfg = { .iface = &thoth_codex_Codex_info, .wait = THOTH_CHAN_SLEEP };
+	thoth_chan_config_t cfg = { .iface = &thoth_codex_Codex_info, .wait = THOTH_CHAN_SLEEP,
+				    .timeout_ms = timeout_ms };
 	char why[300];
 	r = thoth_chan_connect(addr, &cfg, ch, why, sizeof why);
 	if (r) {
-		fprintf(stderr, "thothctl: cannot open a channel to codex at %s: %s\n", addr, why);
+		if (!said_stopped(what, stream, ""))
+			fprintf(stderr, "thothctl: cannot open a channel to codex at %s: %s\n", addr, why);
+		if (codex_pidfd >= 0)
+			close(codex_pidfd);
+		codex_pidfd = -1;
 		return 1;
 	}
 	return 0;
@@ -78,10 +116,74 @@ static void failure_of(thoth_chan_t *ch, char *out, size_t cap)
 		snprintf(out, cap, ": %.*s", (int)resp.stats.failure.len, resp.stats.failure.ptr);
 }
 
+/* codex's state as /proc says ('T' stopped, 'R' running, ...), 0 when it
+ * cannot be read; *GONE when codex exited.  The pid is pinned by a pidfd
+ * since it was resolved (docs/PROBES.md "Pinned pids"): a process that
+ * took codex's pid after it exited is never named as codex. */
+static char codex_state(bool *gone)
+{
+	char buf[512], state = 0;
+	*gone = false;
+	if (!codex_pid)
+		return 0;
+	if (codex_gone_early || thoth__pid_exited(codex_pidfd)) {
+		*gone = true;
+		return 0;
+	}
+	ssize_t n = thoth__proc_read_pinned(codex_pid, codex_pidfd, "stat", buf, sizeof buf - 1);
+	if (n > 0) {
+		buf[n] = 0;
+		const char *close_ = strrchr(buf, ')');    /* "PID (COMM) STATE ...": COMM may hold ')' */
+		if (close_ && close_[1] == ' ')
+			state = close_[2];
+	}
+	*gone = n < 0 && errno == ESRCH && codex_pidfd >= 0;
+	return state;
+}
+
+/* "thothctl: codex WHAT STREAM: codex (pid N) is stopped ...: kill -CONT N"
+ * when it is; false otherwise. */
+static bool said_stopped(const char *what, const char *stream, const char *after)
+{
+	bool gone;
+	char state = codex_state(&gone);
+	if (state != 'T' && state != 't')
+		return false;
+	fprintf(stderr, "thothctl: codex %s%s%s: codex (pid %u) is stopped (SIGSTOP or a debugger) "
+		"and answers nothing: kill -CONT %u%s\n", what, stream ? " " : "", stream ? stream : "",
+		codex_pid, codex_pid, after);
+	return true;
+}
+
+/* codex did not answer within the call's time: stopped, gone, or busy. */
+static int timed_out(const char *what, const char *stream)
+{
+	const char *after = strcmp(what, "append") ? "" : "; the records whose numbers were printed are "
+			    "kept, the one after them may or may not be (`thothctl codex read` shows it)";
+	if (said_stopped(what, stream, after))
+		return 1;
+	bool gone;
+	codex_state(&gone);
+	unsigned s = (unsigned)(codex_timeout_ms + 999) / 1000;
+	char who[40] = "codex";        /* a remote codex's pid is not ours to name */
+	if (codex_pid)
+		snprintf(who, sizeof who, "codex (pid %u)", codex_pid);
+	if (gone)
+		fprintf(stderr, "thothctl: codex %s%s%s: %s exited without answering (within "
+			"%u s)%s\n", what, stream ? " " : "", stream ? stream : "", who, s, after);
+	else
+		fprintf(stderr, "thothctl: codex %s%s%s: %s did not answer within %u s: busy or "
+			"stuck (its log may say which)%s\n", what, stream ? " " : "", stream ? stream : "",
+			who, s, after);
+	return 1;
+}
+
 /* A clear sentence for codex's application errors. */
 static int failed(thoth_chan_t *ch, const char *what, const char *stream, int r)
 {
 	thoth_client_t *c = thoth_chan_client(ch);
+	if (r == THOTH_E_TIMEDOUT)
+		return timed_out(what, stream);
 	if (r == THOTH_E_PEER_GONE) {           /* not the bare "peer gone" */
 		fprintf(stderr, "thothctl: codex %s%s%s: codex went away (exited or killed: its log says "
 			"why)%s\n", what, stream ? " " : "", stream ? stream : "",
@@ -456,7 +558,8 @@ int thothctl_codex(int argc, char **argv, const thothctl_opts_t *opts)
 		return 2;
 	}
 	thoth_chan_t *ch;
-	if ((rc = open_codex(opts, &ch)))
+	if ((rc = open_codex(opts, sub, stream, strcmp(sub, "append") ? CODEX_CALL_TIMEOUT_MS
+										: CODEX_APPEND_TIMEOUT_MS, &ch)))
 		return rc;
 	thoth_client_t *c = thoth_chan_client(ch);
 	rc = 0;
@@ -574,5 +677,8 @@ int thothctl_codex(int argc, char **argv, const thothctl_opts_t *opts)
 	}
 out:
 	thoth_chan_close(ch);
+	if (codex_pidfd >= 0)
+		close(codex_pidfd);
+	codex_pidfd = -1;
 	return rc;
 }

@@ -1,0 +1,53 @@
+#!/bin/bash
+# test_codex_stopped.sh THOTHD THOTHCTL CODEX
+# The crash drill's SIGSTOP step on codex (docs/OPERATIONS.md): a stopped
+# codex held `thothctl codex stats` and an append waiting for its answer
+# for ever, without a word (ops44).  Now a call waits 5 s (an append 30 s:
+# a sync append waits for fdatasync) and then says that codex (pid N) is
+# stopped and how to continue it, and for an append which records are
+# kept; after SIGCONT codex answers again and every acknowledged record
+# reads back.
+set -u
+. "$(dirname "$0")/../common/thoth_test.sh"
+THOTHD=$1 THOTHCTL=$2 CODEX=$3
+tt_init
+tt_mkdir RT codex-stopped
+tt_mkdir W codex-stopped-work
+tt_start_thothd "$RT" --http-port off
+tt_start_service "$RT" codex "$CODEX" --runtime-dir "$RT" --data-dir "$W/data" --workers 1 --no-pm
+cx=$TT_PID
+stopped=0
+trap '[ $stopped = 0 ] || kill -CONT "$cx" 2>/dev/null; tt_cleanup' EXIT
+ctl() { "$THOTHCTL" --runtime-dir "$RT" "$@"; }
+ctl codex create notes >/dev/null || tt_fail "codex create"
+
+# An appender that waits for its input: record 1 is acknowledged first.
+mkfifo "$W/in"
+timeout 120 "$THOTHCTL" --runtime-dir "$RT" codex append notes --sync <"$W/in" >"$W/acks" 2>"$W/append.err" &
+app=$!; TT_PIDS+=("$app")
+exec {w}>"$W/in"
+echo one >&$w
+tt_until --show "$W/append.err" 30 "record 1 acknowledged" grep -qx 1 "$W/acks"
+
+kill -STOP "$cx"; stopped=1
+# stats: bounded here so that the old thothctl, which waited for ever,
+# fails instead of hanging the test.
+rc=0
+timeout 60 "$THOTHCTL" --runtime-dir "$RT" codex stats >/dev/null 2>"$W/stats.err" || rc=$?
+[ $rc != 124 ] || tt_fail "thothctl codex stats still waited 60 s after codex was stopped"
+[ $rc = 1 ] || { cat "$W/stats.err"; tt_fail "thothctl codex stats exited $rc with codex stopped, not 1"; }
+grep -qF "thothctl: codex stats: codex (pid $cx) is stopped (SIGSTOP or a debugger) and answers nothing: kill -CONT $cx" "$W/stats.err" ||
+  { cat "$W/stats.err"; tt_fail "thothctl codex stats does not say that codex (pid $cx) is stopped"; }
+
+echo two >&$w
+tt_until --show "$W/append.err" 90 "the appender gives up on the stopped codex" bash -c "! kill -0 $app 2>/dev/null"
+rc=0; tt_reap "$app" || rc=$?
+exec {w}>&-
+[ $rc = 1 ] || { cat "$W/append.err"; tt_fail "the appender exited $rc with codex stopped, not 1"; }
+grep -qF "thothctl: codex append notes: codex (pid $cx) is stopped (SIGSTOP or a debugger) and answers nothing: kill -CONT $cx; the records whose numbers were printed are kept" "$W/append.err" ||
+  { cat "$W/append.err"; tt_fail "the appender does not say that codex (pid $cx) is stopped and what is kept"; }
+
+kill -CONT "$cx"; stopped=0
+ctl codex stats >/dev/null || tt_fail "codex does not answer after SIGCONT"
+ctl --json codex read notes --from 1 --to 1 | grep -qF '"data": "one"' || tt_fail "acknowledged record 1 does not read back"
+echo "ok: $(cat "$W/stats.err")"
