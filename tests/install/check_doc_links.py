@@ -11,8 +11,10 @@ Prints each dead link (file:line: target) and exits 1 if there is one."""
 import os
 import re
 import sys
+from urllib.parse import unquote
 
-LINK = re.compile(r'\]\(\s*<?([^)\s>]+)')
+# [text](<a name with spaces.md>) or [text](target "title")
+LINK = re.compile(r'\]\(\s*(?:<([^>\n]+)>|([^)\s]+))')
 REFDEF = re.compile(r'^ {0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s|$)', re.M)
 HTML = re.compile(r'<(?:img|a|source)\b[^>]*?\b(?:src|href)\s*=\s*"([^"]+)"', re.I)
 
@@ -31,12 +33,15 @@ def dead_links(folder):
             text = f.read()
         text = re.sub(r'^(```|~~~).*?^\1[^\n]*$', blank, text, flags=re.M | re.S)
         text = re.sub(r'(`+)[^`].*?\1', blank, text, flags=re.S)
+        # an HTML comment is not shown: a link in it is no reader's dead end
+        text = re.sub(r'<!--.*?-->', blank, text, flags=re.S)
         for rx in (LINK, REFDEF, HTML):
             for m in rx.finditer(text):
-                target = m.group(1)
+                target = next(g for g in m.groups() if g is not None)
                 if re.match(r'[A-Za-z][A-Za-z0-9+.-]*:', target) or target.startswith('#'):
                     continue
-                path = target.split('#', 1)[0].split('?', 1)[0]
+                # a viewer decodes %20 (a name with a space) before it looks
+                path = unquote(target.split('#', 1)[0].split('?', 1)[0])
                 if not os.path.exists(os.path.join(folder, path)):
                     line = text.count('\n', 0, m.start()) + 1
                     dead.append(f'{os.path.join(folder, name)}:{line}: {target}')
