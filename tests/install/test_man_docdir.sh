@@ -52,4 +52,13 @@ cmake "-DCMAKE_INSTALL_PREFIX=$IPREFIX" "-DTHOTH_MAN_SRC=$SRC/man/thothctl.1.scd
       -P "$SRC/cmake/ThothInstallMan.cmake" >"$D/install.log" 2>&1 ||
   { cat "$D/install.log" >&2; echo "installing thothctl.1 to the prefix $IPREFIX failed" >&2; exit 1; }
 check_page "$IPREFIX/share/man/man1/thothctl.1" "$IPREFIX/share/doc/thoth" "install"
+
+# 3. A docs folder given absolute with a `\` (scdoc's escape; CMake cannot
+#    take one in a prefix, but CMAKE_INSTALL_DOCDIR may be absolute).
+BDOCDIR="$D/back\slash_*x"
+cmake "-DTHOTH_MAN_SRC=$SRC/man/thothctl.1.scd" -DTHOTH_MAN_NAME=thothctl.1 "-DTHOTH_MAN_DOCDIR=$BDOCDIR" \
+      "-DTHOTH_MAN_SCDOC=$(command -v scdoc)" "-DTHOTH_MAN_TMPDIR=$D" "-DTHOTH_MAN_OUT=$D/thothctl.1" \
+      -P "$SRC/cmake/ThothInstallMan.cmake" >"$D/backslash.log" 2>&1 ||
+  { cat "$D/backslash.log" >&2; echo "the man page did not build for the docs folder $BDOCDIR" >&2; exit 1; }
+check_page "$D/thothctl.1" "$BDOCDIR" "absolute docdir"
 echo "man pages name the docs folder for any prefix: ok"
