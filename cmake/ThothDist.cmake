@@ -22,12 +22,16 @@ if(NOT THOTH_MAN STREQUAL "OFF")
       get_filename_component(page ${src} NAME)
       string(REGEX REPLACE "\\.scd$" "" page ${page})
       set(out ${PROJECT_BINARY_DIR}/man/${page})
-      # @THOTH_DOCDIR@: where docs/ is installed (the pages' SEE ALSO).
+      # @THOTH_DOCDIR@: where docs/ is installed (the pages' SEE ALSO),
+      # put in by the script the install uses too, safe for any path (a
+      # sed expression broke on a `|` or `&` in the prefix).
       add_custom_command(OUTPUT ${out}
         COMMAND ${CMAKE_COMMAND} -E make_directory ${PROJECT_BINARY_DIR}/man
-        COMMAND sh -c "sed \"s|@THOTH_DOCDIR@|$3|g\" < \"$1\" | \"$0\" > \"$2\"" ${THOTH_SCDOC} ${src} ${out}
-                ${CMAKE_INSTALL_FULL_DOCDIR}
-        DEPENDS ${src}
+        COMMAND ${CMAKE_COMMAND} -DTHOTH_MAN_SRC=${src} -DTHOTH_MAN_OUT=${out}
+                -DTHOTH_MAN_NAME=${page} -DTHOTH_MAN_DOCDIR=${CMAKE_INSTALL_FULL_DOCDIR}
+                -DTHOTH_MAN_SCDOC=${THOTH_SCDOC} -DTHOTH_MAN_TMPDIR=${PROJECT_BINARY_DIR}/man
+                -P ${PROJECT_SOURCE_DIR}/cmake/ThothInstallMan.cmake
+        DEPENDS ${src} ${PROJECT_SOURCE_DIR}/cmake/ThothInstallMan.cmake
         COMMENT "scdoc ${page}"
         VERBATIM)
       list(APPEND THOTH_MAN_PAGES ${out})

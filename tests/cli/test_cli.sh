@@ -121,6 +121,17 @@ set +e
 set -e
 [ $rc = 2 ] || fail "unknown command exited $rc, not 2"
 
+# A thothd serving no dashboard: status says why there may be none (it
+# said "none", and a new user looked for the page at :9180 all the same).
+RT3=$RT/nodash
+mkdir -m 700 "$RT3"
+tt_start_thothd "$RT3" --http-port off
+out=$("$THOTHCTL" --runtime-dir "$RT3" status)
+case $out in
+  *"dashboard       none (--http-port off, or its port was taken: thothd's log says which)"*) ;;
+  *) fail "status of a thothd without a dashboard said: $out" ;;
+esac
+
 # A thothd at its per-uid connection limit closes a new connection at once:
 # thothctl says so (it said "peer gone", as if thothd had gone).
 RT2=$RT/limited

@@ -48,6 +48,13 @@ done
 sed -n 's/.*!\[[^]]*\](\([^)]*\)).*/\1/p' "$SRC"/docs/*.md | while read -r img; do
   [ -f "$D$DOCDIR/$img" ] || { echo "docs' image $img is not installed in $DOCDIR" >&2; exit 1; }
 done
+# No installed doc has a dead relative link: the docs are read installed,
+# flat in DOCDIR, where a link out of docs/ (`../README.md`, `../examples/`)
+# names nothing, though it works in the source tree (checked here too).
+python3 "$SRC/tests/install/check_doc_links.py" "$SRC/docs" ||
+  { echo "docs/ has a dead relative link (above)" >&2; exit 1; }
+python3 "$SRC/tests/install/check_doc_links.py" "$D$DOCDIR" ||
+  { echo "an installed doc in $DOCDIR has a dead relative link (above): link within docs/ only" >&2; exit 1; }
 if [ -d "$D$PREFIX/share/man/man1" ]; then
   grep -qF "$DOCDIR" "$D$PREFIX/share/man/man1/thothctl.1" ||
     { echo "the installed thothctl(1) does not name $DOCDIR" >&2; exit 1; }

@@ -757,12 +757,24 @@ static void assert_printed(const char *text, const char *want)
 	free(out);
 }
 
+/* A ';' missing at a line's end is reported there, as a C compiler does:
+ * it was at the next line's first token ("5:3: ... found number '2'"), a
+ * line with nothing wrong; a comment after the field does not move it. */
 static void test_syntax_error_prints_like_a_compiler(void **state)
 {
 	assert_printed(HEADER "struct ServiceId {\n  1: string name\n  2: string version;\n}\n",
-		       "test.tidl:5:3: error: expected ';' after field, found number '2'\n"
-		       "    2: string version;\n"
-		       "    ^\n");
+		       "test.tidl:4:17: error: expected ';' after field, found number '2' on line 5\n"
+		       "    1: string name\n"
+		       "                  ^\n");
+	assert_printed(HEADER "interface I {\n  1: get(string k) -> (u32 v) // the value\n  2: put(string k);\n}\n",
+		       "test.tidl:4:30: error: expected ';' after method, found number '2' on line 5\n"
+		       "    1: get(string k) -> (u32 v) // the value\n"
+		       "                               ^\n");
+	/* on one line it stays at the token found */
+	assert_printed(HEADER "struct S { 1: string a 2: u8 b; }\n",
+		       "test.tidl:3:24: error: expected ';' after field, found number '2'\n"
+		       "  struct S { 1: string a 2: u8 b; }\n"
+		       "                         ^\n");
 }
 
 static void test_caret_keeps_tabs_aligned(void **state)

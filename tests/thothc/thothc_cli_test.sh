@@ -39,7 +39,7 @@ expect 1 "v1_1_compatible.tidl:5:3: error: field 2 'y' of struct 'Point' removed
 	"$thothc" check "$c/v1_1_compatible.tidl" "$c/v1_2_removed.tidl"
 expect 1 "v1_1_compatible.tidl:10:3: error: method 2 'Plot.clear' removed without reserving its ordinal" \
 	"$thothc" check "$c/v1_1_compatible.tidl" "$c/v1_2_removed.tidl"
-expect 2 "missing_semicolon.tidl:6:3: error: expected ';' after field" \
+expect 2 "missing_semicolon.tidl:5:17: error: expected ';' after field, found number '2' on line 6" \
 	"$thothc" check "$c/v1.tidl" "$dir/bad/missing_semicolon.tidl"
 expect 2 "cannot open '$dir/nope.tidl': No such file or directory" \
 	"$thothc" check "$dir/nope.tidl" "$c/v1.tidl"
@@ -59,7 +59,7 @@ expect 0 '' "$thothc" fmt --check "$c/v1.tidl"
 expect 0 '^  1: i32 x; *// keep me$' "$thothc" fmt --stdout "$tmp/messy.tidl"
 expect 0 '' "$thothc" fmt "$tmp/messy.tidl"
 expect 0 '' "$thothc" fmt --check "$tmp/messy.tidl"
-expect 2 "missing_semicolon.tidl:6:3: error: expected ';' after field" \
+expect 2 "missing_semicolon.tidl:5:17: error: expected ';' after field, found number '2' on line 6" \
 	"$thothc" fmt --check "$dir/bad/missing_semicolon.tidl"
 expect 1 "v1_2_removed.tidl:3:8: warning: ordinal 2 of struct 'Point' is neither a field nor reserved" \
 	"$thothc" lint "$c/v1_2_removed.tidl"

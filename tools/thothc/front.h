@@ -117,6 +117,7 @@ typedef struct parser {
 	const char *s, *end, *cur;
 	uint32_t line, col;
 	tok_t tok;
+	tidl_loc_t prev_end;            /* just after the token before tok */
 	bool failed;
 	bool keep_comments;             /* lex comments as T_COMMENT tokens */
 } parser_t;

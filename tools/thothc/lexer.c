@@ -26,6 +26,7 @@ static bool is_digit(char c) { return c >= '0' && c <= '9'; }
 void tidl_lex(parser_t *ps)
 {
 	tok_t *t = &ps->tok;
+	ps->prev_end = (tidl_loc_t){ ps->file->path, ps->line, ps->col };
 	for (;;) {
 		while (ps->cur < ps->end && (*ps->cur == ' ' || *ps->cur == '\t' || *ps->cur == '\n' ||
 					     *ps->cur == '\r'))

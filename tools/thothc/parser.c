@@ -130,6 +130,17 @@ static bool expect_punct(parser_t *ps, char c, const char *after)
 {
 	if (accept_punct(ps, c))
 		return true;
+	/* A ';' missing at the end of a line goes there, as a C compiler puts
+	 * it: the error stood on the next line's first token ("6:3: expected
+	 * ';' after field, found number '2'"), a line that is right. */
+	if (c == ';' && !ps->failed && ps->tok.kind != T_BAD && ps->prev_end.line &&
+	    ps->tok.loc.line > ps->prev_end.line) {
+		char d[64];
+		tidl_diag(ps->prog, ps->file, TIDL_ERROR, ps->prev_end, "expected ';' %s, found %s on line %u", after,
+			  tok_desc(&ps->tok, d, sizeof d), (unsigned)ps->tok.loc.line);
+		ps->failed = true;
+		return false;
+	}
 	syntax_error(ps, "expected '%c' %s", c, after);
 	return false;
 }

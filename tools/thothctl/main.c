@@ -449,7 +449,9 @@ static int cmd_status(thoth_control_t *ctl)
 	printf("thothd %s, pid %u, up %.1f s\n", st.version.ptr, st.pid, (double)st.uptime_ns / 1e9);
 	printf("  runtime dir     %s\n", st.runtime_dir.ptr);
 	printf("  control socket  %s\n", ctl->path);
-	printf("  dashboard       %s\n", st.dashboard_url.len ? st.dashboard_url.ptr : "none");
+	/* "none" alone left a new user wondering: say the two reasons */
+	printf("  dashboard       %s\n", st.dashboard_url.len ? st.dashboard_url.ptr
+				: "none (--http-port off, or its port was taken: thothd's log says which)");
 	printf("  clients         %u\n", st.clients);
 	printf("  registrations   %u\n", st.registrations);
 	printf("  watches         %u\n", st.watches);
