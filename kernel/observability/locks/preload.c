@@ -305,6 +305,11 @@ static bool live_warned;                        /* said once why it could not be
 static _Atomic(int) table_fd = -1;              /* the sealed memfd the table is mapped from */
 static _Atomic(int) hand_sock = -1;             /* THOTHLOCK_FD's socket, once checked */
 static unsigned long long hand_ino;             /* ... its inode, as THOTHLOCK_FD says */
+/* The number of ours the program last close()d (table, socket): the
+ * program's view is that it is closed, so a second close() of it answers
+ * EBADF as the kernel would.  Compared with the number now: ours moved
+ * (dup2 onto it) is fresh to the program again. */
+static _Atomic(int) closed_table = -1, closed_sock = -1;
 static _Atomic(int) fds_owner;                  /* the process they are open in (a vfork
 						 * child shares this memory, not them) */
 static bool handed;                             /* thothlock holds it (THOTHLOCK_FD) */
@@ -1030,7 +1035,10 @@ static inline thread_state_t *enter(void)
  *    can only know the number from /proc/self/fd (closefrom's fallback
  *    reads it) or THOTHLOCK_FD, where it is listed as open, and closing an
  *    open descriptor succeeds; runtimes that raise on EBADF (Python's
- *    os.close) would turn a harmless close into a crash.
+ *    os.close) would turn a harmless close into a crash.  A second close
+ *    of that number answers EBADF, as the kernel would once the first had
+ *    closed it (close_ours).  Other calls on the number (fcntl, fstat,
+ *    read, dup) still reach ours: only close keeps the program's view.
  *  - close_range and closefrom close the rest of their range, split around
  *    ours, with the caller's flags (CLOSE_RANGE_CLOEXEC: ours keep their
  *    own close-on-exec flag: the socket must reach exec'd programs;
@@ -1085,10 +1093,25 @@ static int move_ours(int fd)
 	return moved;
 }
 
+/* close() of one of ours: the first answers 0 and closes nothing (the
+ * program's descriptor is "closed"), a second one EBADF, as the kernel
+ * answers a close of a closed number.  Two threads closing it at once:
+ * one gets 0, the other EBADF, as without the profiler. */
+static int close_ours(int fd)
+{
+	_Atomic(int) *closed =
+		fd == atomic_load_explicit(&table_fd, memory_order_relaxed) ? &closed_table : &closed_sock;
+	if (atomic_exchange(closed, fd) == fd) {
+		errno = EBADF;
+		return -1;
+	}
+	return 0;
+}
+
 EXPORT int close(int fd)
 {
 	if (is_ours(fd))
-		return 0;
+		return close_ours(fd);
 	int (*fn)(int) = atomic_load_explicit(&real.close, memory_order_acquire);
 	return fn ? fn(fd) : close_own(fd);
 }
@@ -1154,6 +1177,13 @@ static int close_range_around(unsigned int first, unsigned int last, unsigned in
 		keep[n++] = (unsigned)b;
 	if (n == 0)
 		return close_range_raw(first, last, flags);
+	/* closed in the program's view: a later close() of it is EBADF */
+	if (!(flags & CLOSE_RANGE_CLOEXEC)) {
+		if (a >= 0 && (unsigned)a >= first && (unsigned)a <= last)
+			atomic_store(&closed_table, a);
+		if (b >= 0 && (unsigned)b >= first && (unsigned)b <= last)
+			atomic_store(&closed_sock, b);
+	}
 	if (n == 2 && keep[0] > keep[1]) {
 		unsigned int t = keep[0];
 		keep[0] = keep[1];
@@ -1195,9 +1225,12 @@ EXPORT void closefrom(int lowfd)
 	if (close_range_around(from, ~0U, 0) == 0)
 		return;
 	long max = sysconf(_SC_OPEN_MAX);
-	for (long fd = from; fd < (max > 0 ? max : 1024); fd++)
+	for (long fd = from; fd < (max > 0 ? max : 1024); fd++) {
 		if (!is_ours((int)fd))
 			(void)close_own((int)fd);
+		else
+			(void)close_ours((int)fd);
+	}
 }
 
 /* ---- table file --------------------------------------------------------- */
