@@ -9,6 +9,7 @@
 # saved under their own pids.  Before (lock42's receipt check) both
 # hand-overs were refused ("a table naming pid 1, sent by pid N") and,
 # the preloads having made no exit copies, their reports were lost.
+# Then a bare LD_PRELOAD run in its own namespace: no marker, one line why.
 # Skipped (77) where unshare is refused: it needs root (CAP_SYS_ADMIN).
 set -uo pipefail
 THOTHLOCK=$1
@@ -78,4 +79,34 @@ for want in "ns_workload 1 ns_lock 3000" "ns_workload 2 ns_child_lock 6000" \
   [ "$got" = "$name $n" ] || fail "$prog (pid $ns in its namespace): locks '$got', want '$name $n': $(jq -c '[.processes[] | {pid, program, namespace_pid}], [.locks[] | {pid, name, acquisitions}]' "$T/two.json")"
 done
 echo "ok: two namespaces' pid 1s and 2s, different binaries: each named from its own maps"
+
+# A bare LD_PRELOAD run in a pid namespace of its own publishes no live
+# marker (its pid there, 1, would name another process outside, where
+# thothd looks, and no thothd runs inside) and says so once per program
+# image, naming the fix.  unshare itself, outside, publishes its own.
+# Before (lock44) the namespace's process made RUNTIME_DIR/locks/1.table.
+LIB=$(dirname "$THOTHLOCK")/libthothlock.so
+RT=$T/rt
+mkdir -m 700 "$RT"
+THOTH_RUNTIME_DIR=$RT LD_PRELOAD=$LIB unshare -pf --kill-child --mount-proc sleep 60 \
+  >/dev/null 2>"$T/bare.err" &
+up=$!
+inner=
+for _ in $(seq 500); do
+  inner=$(pgrep -P "$up" | head -1)
+  [ -n "$inner" ] && grep -q 'memfd:thothlock:1 ' <<<"$(ls -l "/proc/$inner/fd" 2>/dev/null)" &&
+    [ "$(cat "/proc/$inner/comm" 2>/dev/null)" = sleep ] && break
+  inner=
+  sleep 0.02
+done
+markers=$(ls "$RT/locks" 2>/dev/null | tr '\n' ' ')
+# SIGKILL: unshare ignores SIGTERM while it waits, and a namespace's pid 1
+# gets from outside only the signals it handles (sleep handles none)
+kill -9 "$up" 2>/dev/null; [ -n "$inner" ] && kill -9 "$inner" 2>/dev/null
+wait "$up" 2>/dev/null
+[ -n "$inner" ] || fail "the bare run's sleep never started profiled in its namespace: $(cat "$T/bare.err")"
+[ "$markers" = "$up.table " ] || fail "markers while it ran: '$markers', want unshare's only ('$up.table ')"
+grep -q '^libthothlock: this process is in a pid namespace of its own (pid 1 there, .*run it as `thothlock -- PROGRAM`' "$T/bare.err" ||
+  fail "the bare run did not say why it is not seen live: $(cat "$T/bare.err")"
+echo "ok: a bare run in its own pid namespace makes no marker and says why: $(head -1 "$T/bare.err")"
 echo PASS

@@ -46,6 +46,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 /* x86-64 only: the TSC conversions use unsigned __int128, which 32-bit
@@ -1305,6 +1306,38 @@ static void live_warn(const char *why)
 	live_warned = true;
 }
 
+/* The kernel's initial pid namespace (PROC_PID_INIT_INO, fixed since
+ * Linux 3.8): the inode of /proc/self/ns/pid there. */
+#define THOTHLOCK_PID_NS_INIT_INO 0xEFFFFFFCULL
+
+/* A bare run (no thothlock): does getpid() name this process for thothd?
+ * In a pid namespace of its own (`unshare -pf --mount-proc PROGRAM`, a
+ * container) it is 1, 2 ... there and another number outside, where
+ * thothd and thothctl run: a marker under it would name another process
+ * (and its removal at exit remove that one's).  True in the initial
+ * namespace, where /proc cannot tell (as before), or when a thothd of
+ * this runtime dir numbers this process the same way: the kernel gives
+ * its pid through SO_PEERCRED as this namespace numbers it, 0 when it is
+ * outside (a thothd in the same container is in). */
+static bool pid_seen_by_thothd(const char *locks_dir)
+{
+	struct stat st;
+	if (stat("/proc/self/ns/pid", &st) != 0 || (unsigned long long)st.st_ino == THOTHLOCK_PID_NS_INIT_INO)
+		return true;
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	int n = snprintf(a.sun_path, sizeof a.sun_path, "%s/../thothd.sock", locks_dir);
+	if (n < 0 || (size_t)n >= sizeof a.sun_path)
+		return false;
+	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct ucred cr = { 0 };
+	socklen_t len = sizeof cr;
+	bool seen = s >= 0 && connect(s, (struct sockaddr *)&a, sizeof a) == 0 &&
+		    getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0 && cr.pid > 0;
+	if (s >= 0)
+		close_own(s);
+	return seen;
+}
+
 /* <THOTHLOCK_DIR> if set (the launcher's private directory: kept for the
  * report), else the thoth runtime dir's locks/ (live view; removed at exit). */
 static bool choose_dir(char *dir, size_t cap)
@@ -1316,8 +1349,19 @@ static bool choose_dir(char *dir, size_t cap)
 		return true;
 	}
 	char why[PATH_MAX + 96];
-	if (live_dir(dir, cap, true, why, sizeof why))
-		return true;
+	if (live_dir(dir, cap, true, why, sizeof why)) {
+		if (pid_seen_by_thothd(dir))
+			return true;
+		char pid[16];
+		snprintf(pid, sizeof pid, "%d", (int)getpid());
+		if (!live_warned)
+			warn3("this process is in a pid namespace of its own (pid ", pid,
+			      " there, another number outside, where thothd finds processes): no live "
+			      "marker, thothd and `thothctl locks` do not see it; run it as "
+			      "`thothlock -- PROGRAM` (docs/LOCKS.md), whose report names it by both pids");
+		live_warned = true;
+		return false;
+	}
 	if (why[0])
 		live_warn(why);
 	return false;
