@@ -47,6 +47,8 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <spawn.h>
+#include <stdarg.h>
 #include <time.h>
 #include <unistd.h>
 /* x86-64 only: the TSC conversions use unsigned __int128, which 32-bit
@@ -87,7 +89,21 @@ static struct {
 	int (*_Atomic close)(int);      /* may be called before init: NULL until then */
 	int (*dup2)(int, int);
 	int (*dup3)(int, int, int);
+	/* The execs: thothlock's socket closes with an exec of a program that
+	 * will not hand a table over ("... across exec" below). */
+	int (*execve)(const char *, char *const[], char *const[]);
+	int (*execvp)(const char *, char *const[]);
+	int (*execvpe)(const char *, char *const[], char *const[]);
+	int (*fexecve)(int, char *const[], char *const[]);
+	int (*execveat)(int, const char *, char *const[], char *const[], int);  /* glibc 2.34 */
+	int (*spawn)(pid_t *, const char *, const posix_spawn_file_actions_t *,
+		     const posix_spawnattr_t *, char *const[], char *const[]);
+	int (*spawnp)(pid_t *, const char *, const posix_spawn_file_actions_t *,
+		      const posix_spawnattr_t *, char *const[], char *const[]);
 } real;
+static char own_name[256];      /* this library's file name, as LD_PRELOAD would list it */
+static void copy_str(char *dst, size_t cap, const char *src);
+static bool is_sock_ino(int fd, unsigned long long ino);
 
 static void die(const char *why)
 {
@@ -147,6 +163,18 @@ static void resolve_real(void)
 	real.cond_timedwait = must_resolve("pthread_cond_timedwait", "GLIBC_2.3.2");
 	real.dup2 = must_resolve("dup2", NULL);
 	real.dup3 = must_resolve("dup3", NULL);
+	real.execve = must_resolve("execve", NULL);
+	real.execvp = must_resolve("execvp", NULL);
+	real.execvpe = must_resolve("execvpe", NULL);
+	real.fexecve = must_resolve("fexecve", NULL);
+	real.execveat = dlsym(RTLD_NEXT, "execveat");
+	real.spawn = must_resolve("posix_spawn", NULL);
+	real.spawnp = must_resolve("posix_spawnp", NULL);
+	Dl_info info;
+	if (dladdr((void *)resolve_real, &info) && info.dli_fname) {
+		const char *slash = strrchr(info.dli_fname, '/');
+		copy_str(own_name, sizeof own_name, slash ? slash + 1 : info.dli_fname);
+	}
 	atomic_store_explicit(&real.close, (int (*)(int))must_resolve("close", NULL),
 			      memory_order_release);
 }
@@ -1143,6 +1171,161 @@ EXPORT int dup2(int oldfd, int newfd)
 EXPORT int dup3(int oldfd, int newfd, int flags)
 {
 	return dup_onto(oldfd, newfd, flags, true);
+}
+
+/* ---- thothlock's socket across exec ---------------------------------------
+ *
+ * The socket must reach the programs PROGRAM execs with the library
+ * preloaded (they hand their tables over through it, finding it by
+ * THOTHLOCK_FD), so thothlock leaves it without close-on-exec.  An exec of
+ * a program that will not (an environment without THOTHLOCK_FD, or whose
+ * LD_PRELOAD does not name this library) would carry it into the new
+ * image until that ends: here it is marked close-on-exec just before such
+ * an exec, and unmarked again when the exec fails.  The memfd is always
+ * close-on-exec (a new image makes its own).  Not seen: glibc's own execs
+ * (system(), popen(), posix_spawn's inside), which keep it as inherited,
+ * and an exec of a static program with the library in LD_PRELOAD; another
+ * thread that forks and execs a profiled program during such an exec's
+ * window loses the socket (its table is copied at its exit, with a
+ * warning). */
+
+/* Does ENVP have a profiled program hand its table to thothlock? */
+static bool env_hands_over(char *const envp[])
+{
+	bool fd = false, preload = false;
+	size_t n = strlen(own_name);
+	for (size_t i = 0; envp && envp[i] && !(fd && preload); i++) {
+		const char *e = envp[i];
+		if (strncmp(e, "THOTHLOCK_FD=", 13) == 0) {
+			fd = e[13] != 0;
+		} else if (n && strncmp(e, "LD_PRELOAD=", 11) == 0) {
+			/* entries separated by spaces or colons; a match ends one
+			 * and starts at one's start or after a slash */
+			for (const char *p = e + 11; (p = strstr(p, own_name)); p++) {
+				char before = p == e + 11 ? ' ' : p[-1], after = p[n];
+				if ((before == ' ' || before == ':' || before == '/') &&
+				    (after == 0 || after == ' ' || after == ':')) {
+					preload = true;
+					break;
+				}
+			}
+		}
+	}
+	return fd && preload;
+}
+
+/* Before an exec with ENVP: the socket's number, if it was marked
+ * close-on-exec for it (to unmark when the exec fails), else -1. */
+static int sock_for_exec(char *const envp[])
+{
+	int sock = atomic_load(&hand_sock);
+	if (sock < 0 || env_hands_over(envp) || !is_sock_ino(sock, hand_ino))
+		return -1;      /* none; a profiled program follows; or the number is no longer ours */
+	int fl = fcntl(sock, F_GETFD);
+	if (fl < 0 || (fl & FD_CLOEXEC) || fcntl(sock, F_SETFD, fl | FD_CLOEXEC) != 0)
+		return -1;
+	return sock;
+}
+
+/* After an exec that returned (failed), or a spawn: the socket as it was. */
+static int exec_returned(int sock, int rc)
+{
+	if (sock >= 0) {
+		int saved = errno;
+		int fl = fcntl(sock, F_GETFD);
+		if (fl >= 0)
+			(void)fcntl(sock, F_SETFD, fl & ~FD_CLOEXEC);
+		errno = saved;
+	}
+	return rc;
+}
+
+EXPORT int execve(const char *path, char *const argv[], char *const envp[])
+{
+	int sock = sock_for_exec(envp);
+	int rc = real.execve ? real.execve(path, argv, envp) : (int)syscall(SYS_execve, path, argv, envp);
+	return exec_returned(sock, rc);
+}
+
+EXPORT int execv(const char *path, char *const argv[])
+{
+	return execve(path, argv, environ);
+}
+
+EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
+{
+	int sock = sock_for_exec(envp);
+	return exec_returned(sock, real.execvpe(file, argv, envp));
+}
+
+EXPORT int execvp(const char *file, char *const argv[])
+{
+	int sock = sock_for_exec(environ);
+	return exec_returned(sock, real.execvp(file, argv));
+}
+
+EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
+{
+	int sock = sock_for_exec(envp);
+	return exec_returned(sock, real.fexecve(fd, argv, envp));
+}
+
+EXPORT int execveat(int dirfd, const char *path, char *const argv[], char *const envp[], int flags)
+{
+	int sock = sock_for_exec(envp);
+	int rc = real.execveat ? real.execveat(dirfd, path, argv, envp, flags)
+			       : (int)syscall(SYS_execveat, dirfd, path, argv, envp, flags);
+	return exec_returned(sock, rc);
+}
+
+/* execl, execlp, execle: their arguments into an array (on the stack:
+ * no malloc, they may run in a vfork child), then the v form above. */
+#define LIST_ARGS(arg, argv, envp_out)                                          \
+	size_t argc_ = 1;                                                       \
+	va_list ap_;                                                            \
+	va_start(ap_, arg);                                                     \
+	while (va_arg(ap_, char *))                                             \
+		argc_++;                                                        \
+	va_end(ap_);                                                            \
+	char *argv[argc_ + 1];                                                  \
+	argv[0] = (char *)(arg);                                                \
+	va_start(ap_, arg);                                                     \
+	for (size_t i_ = 1; i_ <= argc_; i_++)                                  \
+		argv[i_] = va_arg(ap_, char *);                                 \
+	envp_out;                                                               \
+	va_end(ap_)
+
+EXPORT int execl(const char *path, const char *arg, ...)
+{
+	LIST_ARGS(arg, argv, (void)0);
+	return execve(path, argv, environ);
+}
+
+EXPORT int execlp(const char *file, const char *arg, ...)
+{
+	LIST_ARGS(arg, argv, (void)0);
+	return execvp(file, argv);
+}
+
+EXPORT int execle(const char *path, const char *arg, ...)
+{
+	char *const *envp;
+	LIST_ARGS(arg, argv, envp = va_arg(ap_, char *const *));
+	return execve(path, argv, envp);
+}
+
+EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
+		       const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+	int sock = sock_for_exec(envp);
+	return exec_returned(sock, real.spawn(pid, path, fa, attr, argv, envp));
+}
+
+EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
+			const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+	int sock = sock_for_exec(envp);
+	return exec_returned(sock, real.spawnp(pid, file, fa, attr, argv, envp));
 }
 
 #ifndef CLOSE_RANGE_UNSHARE
