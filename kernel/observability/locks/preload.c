@@ -1189,6 +1189,21 @@ EXPORT int dup3(int oldfd, int newfd, int flags)
  * window loses the socket (its table is copied at its exit, with a
  * warning). */
 
+/* An exec before this library's constructor ran (another library's
+ * constructor): the real functions looked up now. */
+static void resolve_execs(void)
+{
+	if (real.spawnp)
+		return;
+	real.execve = dlsym(RTLD_NEXT, "execve");
+	real.execvp = dlsym(RTLD_NEXT, "execvp");
+	real.execvpe = dlsym(RTLD_NEXT, "execvpe");
+	real.fexecve = dlsym(RTLD_NEXT, "fexecve");
+	real.execveat = dlsym(RTLD_NEXT, "execveat");
+	real.spawn = dlsym(RTLD_NEXT, "posix_spawn");
+	real.spawnp = dlsym(RTLD_NEXT, "posix_spawnp");
+}
+
 /* Does ENVP have a profiled program hand its table to thothlock? */
 static bool env_hands_over(char *const envp[])
 {
@@ -1218,6 +1233,7 @@ static bool env_hands_over(char *const envp[])
  * close-on-exec for it (to unmark when the exec fails), else -1. */
 static int sock_for_exec(char *const envp[])
 {
+	resolve_execs();
 	int sock = atomic_load(&hand_sock);
 	if (sock < 0 || env_hands_over(envp) || !is_sock_ino(sock, hand_ino))
 		return -1;      /* none; a profiled program follows; or the number is no longer ours */
@@ -1511,7 +1527,9 @@ static bool pid_seen_by_thothd(const char *locks_dir)
 	int n = snprintf(a.sun_path, sizeof a.sun_path, "%s/../thothd.sock", locks_dir);
 	if (n < 0 || (size_t)n >= sizeof a.sun_path)
 		return false;
-	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* non-blocking: a thothd whose backlog is full does not hold this
+	 * program's start (EAGAIN: not seen) */
+	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	struct ucred cr = { 0 };
 	socklen_t len = sizeof cr;
 	bool seen = s >= 0 && connect(s, (struct sockaddr *)&a, sizeof a) == 0 &&
