@@ -29,7 +29,10 @@ done
 "$THOTHLOCK" --json --output "$T/json" -- "$WORKLOAD" again >"$T/out" 2>"$T/err" ||
   fail "again: thothlock exit $?: $(cat "$T/err")"
 [ -s "$T/err" ] && fail "again: something was said on stderr: $(cat "$T/err")"
+grep -q ' -> /proc/' "$T/out" || fail "again: posix_spawnp's ls listed nothing: $(cat "$T/out")"
+grep -E 'socket:|memfd:thothlock' "$T/out" &&
+  fail "again: the program posix_spawnp'd without the preload holds libthothlock's descriptors"
 got=$(jq -r '[.locks[] | select(.name == "exec_child_lock")] | .[0].acquisitions' "$T/json")
 [ "$got" = 100 ] || fail "again: the exec'd child's exec_child_lock: $got acquisitions, want 100"
-echo "ok again: after a failed exec without the preload, the exec'd profiled program handed its table over"
+echo "ok again: after a failed exec (errno kept) and a posix_spawnp (neither descriptor in ls) without the preload, the exec'd profiled program handed its table over"
 echo PASS

@@ -8,16 +8,22 @@
  *                           of its own (no LD_PRELOAD)
  *   exec_workload again     a failed exec without the preload first (the
  *                           socket is marked close-on-exec for it, then
- *                           must be unmarked), then execs itself with the
- *                           preload: `exec_workload child`, which takes
+ *                           must be unmarked; errno ENOENT kept), a
+ *                           posix_spawnp of `ls -l /proc/self/fd` without it
+ *                           (neither descriptor listed; the socket unmarked
+ *                           after), then execs itself with the preload:
+ *                           `exec_workload child`, which takes
  *                           exec_child_lock 100 times: its table must reach
  *                           thothlock through the socket, nothing said
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <pthread.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 pthread_mutex_t exec_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -52,6 +58,20 @@ int main(int argc, char **argv)
 		char *const args[] = { "nonexistent", NULL };
 		if (execve("/nonexistent/exec_workload", args, env) == 0)
 			return 3;
+		if (errno != ENOENT) {          /* the failed exec's errno, as the kernel said */
+			fprintf(stderr, "exec_workload: a failed execve left errno %d, not ENOENT\n", errno);
+			return 4;
+		}
+		/* posix_spawnp without the preload: ls lists its descriptors
+		 * (on stdout), then the socket must be unmarked again */
+		char *const ls[] = { "ls", "-l", "/proc/self/fd", NULL };
+		pid_t pid;
+		int st;
+		if (posix_spawnp(&pid, "ls", NULL, NULL, ls, env) != 0 || waitpid(pid, &st, 0) != pid ||
+		    !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+			fprintf(stderr, "exec_workload: posix_spawnp ls failed\n");
+			return 5;
+		}
 		execl("/proc/self/exe", "exec_workload", "child", (char *)NULL);
 	} else {
 		fprintf(stderr, "usage: exec_workload bare|bare-env|again\n");
