@@ -1509,34 +1509,54 @@ static void live_warn(const char *why)
  * Linux 3.8): the inode of /proc/self/ns/pid there. */
 #define THOTHLOCK_PID_NS_INIT_INO 0xEFFFFFFCULL
 
-/* A bare run (no thothlock): does getpid() name this process for thothd?
- * In a pid namespace of its own (`unshare -pf --mount-proc PROGRAM`, a
- * container) it is 1, 2 ... there and another number outside, where
- * thothd and thothctl run: a marker under it would name another process
- * (and its removal at exit remove that one's).  True in the initial
- * namespace, where /proc cannot tell (as before), or when a thothd of
- * this runtime dir numbers this process the same way: the kernel gives
- * its pid through SO_PEERCRED as this namespace numbers it, 0 when it is
- * outside (a thothd in the same container is in). */
-static bool pid_seen_by_thothd(const char *locks_dir)
+/* The last decision below and the pid namespace (its /proc/self/ns/pid
+ * inode) it was made in: a forked child in the same namespace inherits
+ * both and does not ask thothd again; one after unshare(CLONE_NEWPID)
+ * (another inode) decides afresh.  0: none made. */
+static unsigned long long pidns_decided_ino;
+static bool pidns_decided_outside;
+
+/* A bare run (no thothlock): is a thothd of this runtime dir outside this
+ * process's pid namespace, so that getpid() would name another process
+ * to it?  In a pid namespace of its own (`unshare -pf --mount-proc
+ * PROGRAM`, a container) the process is 1, 2 ... there and another number
+ * outside: a marker under it would name another process to such a thothd
+ * (and its removal at exit remove that one's).  The kernel gives the
+ * listening thothd's pid through SO_PEERCRED as this namespace numbers
+ * it, 0 when it is outside.  False (publish, as before) in the initial
+ * namespace (fixed inode, nothing asked), where /proc cannot tell, where
+ * no thothd answers (no socket, refused, a full backlog: a container
+ * without thothd, whose `thothctl locks` reads the directory in the same
+ * namespace) and where thothd's pid is seen (a thothd in the same
+ * container numbers the process as it does). */
+static bool thothd_outside_pidns(const char *locks_dir)
 {
 	struct stat st;
 	if (stat("/proc/self/ns/pid", &st) != 0 || (unsigned long long)st.st_ino == THOTHLOCK_PID_NS_INIT_INO)
-		return true;
+		return false;
+	unsigned long long ino = (unsigned long long)st.st_ino;
+	if (ino == pidns_decided_ino)
+		return pidns_decided_outside;
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
 	int n = snprintf(a.sun_path, sizeof a.sun_path, "%s/../thothd.sock", locks_dir);
 	if (n < 0 || (size_t)n >= sizeof a.sun_path)
 		return false;
 	/* non-blocking: a thothd whose backlog is full does not hold this
-	 * program's start (EAGAIN: not seen) */
+	 * program's start (EAGAIN: undecided, published, asked again) */
 	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	struct ucred cr = { 0 };
+	if (s < 0)
+		return false;
+	struct ucred cr = { .pid = -1 };
 	socklen_t len = sizeof cr;
-	bool seen = s >= 0 && connect(s, (struct sockaddr *)&a, sizeof a) == 0 &&
-		    getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0 && cr.pid > 0;
-	if (s >= 0)
-		close_own(s);
-	return seen;
+	bool answered = connect(s, (struct sockaddr *)&a, sizeof a) == 0;
+	int err = errno;
+	bool outside = answered && getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0 && cr.pid == 0;
+	close_own(s);
+	if (answered || err != EAGAIN) {
+		pidns_decided_ino = ino;
+		pidns_decided_outside = outside;
+	}
+	return outside;
 }
 
 /* <THOTHLOCK_DIR> if set (the launcher's private directory: kept for the
@@ -1551,13 +1571,13 @@ static bool choose_dir(char *dir, size_t cap)
 	}
 	char why[PATH_MAX + 96];
 	if (live_dir(dir, cap, true, why, sizeof why)) {
-		if (pid_seen_by_thothd(dir))
+		if (!thothd_outside_pidns(dir))
 			return true;
 		char pid[16];
 		snprintf(pid, sizeof pid, "%d", (int)getpid());
 		if (!live_warned)
 			warn3("this process is in a pid namespace of its own (pid ", pid,
-			      " there, another number outside, where thothd finds processes): no live "
+			      " there, another number outside, where this runtime dir's thothd runs): no live "
 			      "marker, thothd and `thothctl locks` do not see it; run it as "
 			      "`thothlock -- PROGRAM` (docs/LOCKS.md), whose report names it by both pids");
 		live_warned = true;
