@@ -1656,6 +1656,17 @@ int thothd_live_metrics(thothd_live_t *l, char **text, size_t *len)
 	fprintf(f, "thothd_loop_wakeups_total{reason=\"deferred\"} %llu\n",
 		(unsigned long long)st.wakeups_deferred);
 
+	/* The lock rings' polls (locks_scan.c): rings read afresh, their
+	 * descriptors not kept, because the rings' budget was all taken. */
+	metric_head(f, "thothd_lock_rings_unkept_total", "counter",
+		    "Profiled processes' contention rings read afresh at a poll, their memfd and pidfd "
+		    "not kept from poll to poll: the rings' descriptor budget was taken (follower "
+		    "dashboard: the dashboard's poll; trace: trace sessions recording category lock).");
+	fprintf(f, "thothd_lock_rings_unkept_total{follower=\"dashboard\"} %llu\n",
+		(unsigned long long)(l->rings ? thothd_lock_rings_unkept(l->rings) : 0));
+	fprintf(f, "thothd_lock_rings_unkept_total{follower=\"trace\"} %llu\n",
+		(unsigned long long)(d->lock_session_rings ? thothd_lock_rings_unkept(d->lock_session_rings) : 0));
+
 	/* every traced process's oneway calls dropped (its control page) */
 	metric_head(f, "thoth_oneways_dropped_total", "counter",
 		    "Oneway calls each process connected with a trace buffer could not serve and "

@@ -509,6 +509,7 @@ int thothd_locks_new(thothd_t *d, thothd_locks_t **out)
 		l->syms = NULL;
 	}
 	d->lock_syms = l->syms;
+	d->lock_session_rings = l->rings;
 	d->lock_syms_mu = &l->syms_mu;
 	thothd_tracer_set_source(d->tracer, THOTH_TRACE_MASK(LOCK), session_source, l);
 	*out = l;
@@ -527,6 +528,7 @@ void thothd_locks_free(thothd_locks_t *l)
 		l->d->locks = NULL;
 		l->d->locks_handlers = NULL;
 		l->d->lock_syms = NULL;
+		l->d->lock_session_rings = NULL;
 		l->d->lock_syms_mu = NULL;
 	}
 	for (int i = 0; i < SNAPSHOTS; i++)

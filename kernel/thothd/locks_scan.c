@@ -706,9 +706,11 @@ bool thothd_lock_rings_poll_steps(thothd_lock_rings_t *r, const char *locks_dir,
 			pos->marker_ino = (uint64_t)de->d_ino;
 		} else if (!kept) {
 			/* not pinned (no pidfds), or the budget is taken:
-			 * followed all the same, found afresh next time */
+			 * followed all the same, found afresh next time
+			 * (atomic: /metrics reads it on the loop, the trace
+			 * sessions' follower polls on the collector too) */
 			if (fd >= 0 && pidfd >= 0)
-				r->unkept++;
+				__atomic_fetch_add(&r->unkept, 1, __ATOMIC_RELAXED);
 			if (fd >= 0)
 				close(fd);
 			if (pidfd >= 0)
@@ -751,7 +753,7 @@ uint64_t thothd_lock_rings_unfollowed(const thothd_lock_rings_t *r)
 
 uint64_t thothd_lock_rings_unkept(const thothd_lock_rings_t *r)
 {
-	return r->unkept;
+	return __atomic_load_n(&r->unkept, __ATOMIC_RELAXED);
 }
 
 uint32_t thothd_lock_rings_kept_fds(const thothd_lock_rings_t *r)

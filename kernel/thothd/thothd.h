@@ -189,6 +189,9 @@ struct thothd {
 	struct thothd_lock_symcache *lock_syms;
 	/* Guards lock_syms: reports symbolize on worker threads (locks.c). */
 	pthread_mutex_t *lock_syms_mu;
+	/* The trace sessions' ring follower (locks.c), for /metrics: its rings
+	 * read afresh for want of descriptors (thothd_lock_rings_unkept). */
+	struct thothd_lock_rings *lock_session_rings;
 	thothd_rtable_t *rtable;        /* the shared resolve table (rtable.c); NULL if none */
 	struct thothd_jobs *jobs;       /* deferred answers' workers (defer.c); NULL until the first */
 	bool jobs_freed;                /* thothd_jobs_free ran: nothing is deferred any more (a

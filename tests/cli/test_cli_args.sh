@@ -321,6 +321,22 @@ else
   refused 1 " PROGRAM; no thothlock launcher found; docs/LOCKS.md)" env PATH=/usr/bin:/bin "$TMP/thothctl-alone" --runtime-dir "$RT" locks
 fi
 
+# The help that mentions the lock profiler names `thothlock -- PROGRAM`
+# (the launcher: seen live and reported at the exit) before any
+# LD_PRELOAD form; `trace --help` said LD_PRELOAD=libthothlock.so only.
+for args in "trace --help" "--help"; do
+  # shellcheck disable=SC2086
+  help=$("$THOTHCTL" $args 2>&1)
+  case $help in
+    *"thothlock -- PROGRAM"*) ;;
+    *) echo "FAIL: thothctl $args does not name thothlock -- PROGRAM"; exit 1 ;;
+  esac
+  before=${help%%thothlock -- PROGRAM*}
+  case $before in
+    *LD_PRELOAD*) echo "FAIL: thothctl $args names LD_PRELOAD before thothlock -- PROGRAM"; exit 1 ;;
+  esac
+done
+
 # A trace session for a pid no process has (above pid_max) starts, as
 # documented (a process may connect later), but warns: it said nothing.
 nopid=$(( $(cat /proc/sys/kernel/pid_max) + 1 ))

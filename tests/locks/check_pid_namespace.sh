@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_locks_pid_namespace THOTHLOCK NS_WORKLOAD NS_WORKLOAD_B: `thothlock -- unshare -pf
+# test_locks_pid_namespace THOTHLOCK NS_WORKLOAD NS_WORKLOAD_B THOTHD: `thothlock -- unshare -pf
 # --mount-proc NS_WORKLOAD 5000`.  unshare forks the workload as pid 1 of
 # a new pid namespace, which forks its child as pid 2: their tables'
 # headers name 1 and 2, the kernel (SO_PASSCRED) thothlock's own pids for
@@ -9,11 +9,14 @@
 # saved under their own pids.  Before (lock42's receipt check) both
 # hand-overs were refused ("a table naming pid 1, sent by pid N") and,
 # the preloads having made no exit copies, their reports were lost.
+# Then bare LD_PRELOAD runs in their own namespace: with no thothd they
+# publish silently; with a thothd outside it, no marker and one line why.
 # Skipped (77) where unshare is refused: it needs root (CAP_SYS_ADMIN).
 set -uo pipefail
 THOTHLOCK=$1
 WORKLOAD=$2
 WORKLOAD_B=$3
+THOTHD=$4
 T=$(mktemp -d "${TMPDIR:-/tmp}/thoth-locks-pidns-XXXXXX")
 trap 'rm -rf "$T"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
@@ -78,4 +81,91 @@ for want in "ns_workload 1 ns_lock 3000" "ns_workload 2 ns_child_lock 6000" \
   [ "$got" = "$name $n" ] || fail "$prog (pid $ns in its namespace): locks '$got', want '$name $n': $(jq -c '[.processes[] | {pid, program, namespace_pid}], [.locks[] | {pid, name, acquisitions}]' "$T/two.json")"
 done
 echo "ok: two namespaces' pid 1s and 2s, different binaries: each named from its own maps"
+
+# Bare LD_PRELOAD runs in a pid namespace of their own (RT: their runtime
+# dir).  bare_run LABEL: `unshare -pf --mount-proc sleep 60` preloaded; once
+# sleep (pid 1 there) is in its clock_nanosleep (its constructor has
+# decided), the markers in RT/locks/ go to $markers, its stderr to
+# $T/LABEL.err.  unshare itself, outside, publishes its own ($up.table).
+LIB=$(dirname "$THOTHLOCK")/libthothlock.so
+RT=$T/rt
+mkdir -m 700 "$RT"
+# clock_nanosleep's number on this machine: a plain sleep's blocked call
+sleep 60 & calib=$!
+nanosleep_nr=
+for _ in $(seq 500); do
+  read -r nanosleep_nr _ <"/proc/$calib/syscall" 2>/dev/null
+  [ "$(cut -d' ' -f3 "/proc/$calib/stat" 2>/dev/null)" = S ] && [[ $nanosleep_nr =~ ^[0-9]+$ ]] && break
+  nanosleep_nr=
+  sleep 0.02
+done
+kill "$calib"; wait "$calib" 2>/dev/null
+[ -n "$nanosleep_nr" ] || fail "could not read a sleeping sleep's syscall number from /proc/PID/syscall"
+bare_run() {
+  THOTH_RUNTIME_DIR=$RT LD_PRELOAD=$LIB unshare -pf --kill-child --mount-proc sleep 60 \
+    >/dev/null 2>"$T/$1.err" &
+  up=$!
+  inner=
+  # 30 s: a loaded machine's start, not a measured time
+  for _ in $(seq 1500); do
+    inner=$(pgrep -P "$up" | head -1)
+    nr=
+    [ -n "$inner" ] && read -r nr _ <"/proc/$inner/syscall" 2>/dev/null
+    [ -n "$inner" ] && [ "$(cat "/proc/$inner/comm" 2>/dev/null)" = sleep ] &&
+      grep -q 'memfd:thothlock:1 ' <<<"$(ls -l "/proc/$inner/fd" 2>/dev/null)" &&
+      [ "$nr" = "$nanosleep_nr" ] && break
+    inner=
+    sleep 0.02
+  done
+  markers=$(ls "$RT/locks" 2>/dev/null | LC_ALL=C sort | tr '\n' ' ')
+  # SIGKILL: unshare ignores SIGTERM while it waits, and a namespace's pid 1
+  # gets from outside only the signals it handles (sleep handles none)
+  kill -9 "$up" 2>/dev/null; [ -n "$inner" ] && kill -9 "$inner" 2>/dev/null
+  wait "$up" 2>/dev/null
+  [ -n "$inner" ] || fail "$1: the bare run's sleep never started profiled in its namespace: $(cat "$T/$1.err")"
+  rm -f "$RT/locks/"*.table
+}
+
+# No thothd (a container without one): publishes as before, silently:
+# thothctl locks in the same namespace reads the directory itself.
+# Failed on lock44's first library: no marker and the line below.
+bare_run nothothd
+want=$(printf '%s\n' 1.table "$up.table" | LC_ALL=C sort | tr '\n' ' ')
+[ "$markers" = "$want" ] ||
+  fail "no thothd: markers while it ran: '$markers', want unshare's and the namespace's ('$want')"
+[ -s "$T/nothothd.err" ] && fail "no thothd: the bare run said something on stderr: $(cat "$T/nothothd.err")"
+echo "ok: no thothd: a bare run in its own pid namespace publishes 1.table and says nothing"
+
+# A thothd of the runtime dir outside the namespace (its SO_PEERCRED pid
+# there is 0): no marker (1 would name another process to it, and its
+# removal at exit remove that one's) and one line why per program image.
+# Before lock44 the namespace's process made RT/locks/1.table.
+"$THOTHD" --runtime-dir "$RT" --http-port 0 >"$T/thothd.log" 2>&1 &
+dpid=$!
+trap 'kill "$dpid" 2>/dev/null; wait "$dpid" 2>/dev/null; rm -rf "$T"' EXIT
+for _ in $(seq 1500); do
+  [ -S "$RT/thothd.sock" ] && break
+  kill -0 "$dpid" 2>/dev/null || fail "thothd exited: $(cat "$T/thothd.log")"
+  sleep 0.02
+done
+[ -S "$RT/thothd.sock" ] || fail "thothd made no $RT/thothd.sock in 30 s: $(cat "$T/thothd.log")"
+bare_run outside
+[ "$markers" = "$up.table " ] || fail "thothd outside: markers while it ran: '$markers', want unshare's only ('$up.table ')"
+grep -q '^libthothlock: this process is in a pid namespace of its own (pid 1 there, .*run it as `thothlock -- PROGRAM`' "$T/outside.err" ||
+  fail "thothd outside: the bare run did not say why it is not seen live: $(cat "$T/outside.err")"
+echo "ok: thothd outside: a bare run in its own pid namespace makes no marker and says why: $(head -1 "$T/outside.err")"
+
+# The decision is kept per pid namespace: unshare's forked child (pid 1)
+# asks thothd once, ns_workload's image once more, its forked child (pid 2,
+# same namespace) not again: two connects to thothd.sock.  Needs strace.
+if command -v strace >/dev/null; then
+  THOTH_RUNTIME_DIR=$RT LD_PRELOAD=$LIB strace -f -qq -e trace=connect -o "$T/strace" \
+    unshare -pf --mount-proc "$WORKLOAD" 100 >/dev/null 2>"$T/ws.err" ||
+    fail "strace'd bare ns_workload: $(cat "$T/ws.err")"
+  c=$(grep -c 'thothd\.sock' "$T/strace")
+  [ "$c" = 2 ] || fail "connects to thothd.sock: $c, want 2 (the forked child in the same namespace must not ask again): $(cat "$T/strace")"
+  echo "ok: thothd asked once per program image in the namespace, not by a forked child"
+else
+  echo "note: no strace: the per-namespace cache of the decision is not checked"
+fi
 echo PASS

@@ -79,7 +79,7 @@ static void usage(FILE *out)
 		"                                  thoth_serve(_per_cpu), workers folded\n"
 		"  locks [--pid P] [--top N] [--verbose]\n"
 		"                                  lock contention per lock and call site of\n"
-		"                                  processes run with libthothlock.so\n"
+		"                                  processes run as thothlock -- PROGRAM\n"
 		"  pm sim TRACE [--policy P] [--device D | --cpu M] [--json]\n"
 		"                                  replay a trace on the PM simulator\n"
 		"                                  (modelled energy; `thothctl pm sim --help`)\n"

@@ -9,7 +9,7 @@
  *                  [--json FILE] [--ctf DIR]
  *
  * Category lock also brings the contended waits of the programs profiled
- * with libthothlock.so (their tables' rings, read by thothd at each drain:
+ * with libthothlock.so, run as `thothlock -- PROGRAM` or preloaded (their tables' rings, read by thothd at each drain:
  * kernel/thothd/locks.c) as `lock_wait` slices on the waiting thread.
  *
  * thothd writes the files (it holds the events); thothctl first makes the
@@ -51,7 +51,8 @@ static void trace_usage(FILE *out)
 		"\n"
 		"  --categories LIST  comma-separated: ipc, registry, timer, loop, pm, user,\n"
 		"                     lock, or all (default); lock includes the contended\n"
-		"                     waits of programs run with LD_PRELOAD=libthothlock.so\n"
+		"                     waits of programs run as `thothlock -- PROGRAM` (or\n"
+		"                     with libthothlock.so preloaded; docs/LOCKS.md)\n"
 		"  --pid PID          only this process\n"
 		"  --json FILE        Chrome Trace Event JSON output (after `trace`; the global\n"
 		"                     --json, before it, prints the results as JSON lines)\n"

@@ -46,6 +46,9 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
+#include <spawn.h>
+#include <stdarg.h>
 #include <time.h>
 #include <unistd.h>
 /* x86-64 only: the TSC conversions use unsigned __int128, which 32-bit
@@ -86,7 +89,21 @@ static struct {
 	int (*_Atomic close)(int);      /* may be called before init: NULL until then */
 	int (*dup2)(int, int);
 	int (*dup3)(int, int, int);
+	/* The execs: thothlock's socket closes with an exec of a program that
+	 * will not hand a table over ("... across exec" below). */
+	int (*execve)(const char *, char *const[], char *const[]);
+	int (*execvp)(const char *, char *const[]);
+	int (*execvpe)(const char *, char *const[], char *const[]);
+	int (*fexecve)(int, char *const[], char *const[]);
+	int (*execveat)(int, const char *, char *const[], char *const[], int);  /* glibc 2.34 */
+	int (*spawn)(pid_t *, const char *, const posix_spawn_file_actions_t *,
+		     const posix_spawnattr_t *, char *const[], char *const[]);
+	int (*spawnp)(pid_t *, const char *, const posix_spawn_file_actions_t *,
+		      const posix_spawnattr_t *, char *const[], char *const[]);
 } real;
+static char own_name[256];      /* this library's file name, as LD_PRELOAD would list it */
+static void copy_str(char *dst, size_t cap, const char *src);
+static bool is_sock_ino(int fd, unsigned long long ino);
 
 static void die(const char *why)
 {
@@ -146,6 +163,18 @@ static void resolve_real(void)
 	real.cond_timedwait = must_resolve("pthread_cond_timedwait", "GLIBC_2.3.2");
 	real.dup2 = must_resolve("dup2", NULL);
 	real.dup3 = must_resolve("dup3", NULL);
+	real.execve = must_resolve("execve", NULL);
+	real.execvp = must_resolve("execvp", NULL);
+	real.execvpe = must_resolve("execvpe", NULL);
+	real.fexecve = must_resolve("fexecve", NULL);
+	real.execveat = dlsym(RTLD_NEXT, "execveat");
+	real.spawn = must_resolve("posix_spawn", NULL);
+	real.spawnp = must_resolve("posix_spawnp", NULL);
+	Dl_info info;
+	if (dladdr((void *)resolve_real, &info) && info.dli_fname) {
+		const char *slash = strrchr(info.dli_fname, '/');
+		copy_str(own_name, sizeof own_name, slash ? slash + 1 : info.dli_fname);
+	}
 	atomic_store_explicit(&real.close, (int (*)(int))must_resolve("close", NULL),
 			      memory_order_release);
 }
@@ -305,6 +334,11 @@ static bool live_warned;                        /* said once why it could not be
 static _Atomic(int) table_fd = -1;              /* the sealed memfd the table is mapped from */
 static _Atomic(int) hand_sock = -1;             /* THOTHLOCK_FD's socket, once checked */
 static unsigned long long hand_ino;             /* ... its inode, as THOTHLOCK_FD says */
+/* The number of ours the program last close()d (table, socket): the
+ * program's view is that it is closed, so a second close() of it answers
+ * EBADF as the kernel would.  Compared with the number now: ours moved
+ * (dup2 onto it) is fresh to the program again. */
+static _Atomic(int) closed_table = -1, closed_sock = -1;
 static _Atomic(int) fds_owner;                  /* the process they are open in (a vfork
 						 * child shares this memory, not them) */
 static bool handed;                             /* thothlock holds it (THOTHLOCK_FD) */
@@ -1030,7 +1064,10 @@ static inline thread_state_t *enter(void)
  *    can only know the number from /proc/self/fd (closefrom's fallback
  *    reads it) or THOTHLOCK_FD, where it is listed as open, and closing an
  *    open descriptor succeeds; runtimes that raise on EBADF (Python's
- *    os.close) would turn a harmless close into a crash.
+ *    os.close) would turn a harmless close into a crash.  A second close
+ *    of that number answers EBADF, as the kernel would once the first had
+ *    closed it (close_ours).  Other calls on the number (fcntl, fstat,
+ *    read, dup) still reach ours: only close keeps the program's view.
  *  - close_range and closefrom close the rest of their range, split around
  *    ours, with the caller's flags (CLOSE_RANGE_CLOEXEC: ours keep their
  *    own close-on-exec flag: the socket must reach exec'd programs;
@@ -1085,10 +1122,25 @@ static int move_ours(int fd)
 	return moved;
 }
 
+/* close() of one of ours: the first answers 0 and closes nothing (the
+ * program's descriptor is "closed"), a second one EBADF, as the kernel
+ * answers a close of a closed number.  Two threads closing it at once:
+ * one gets 0, the other EBADF, as without the profiler. */
+static int close_ours(int fd)
+{
+	_Atomic(int) *closed =
+		fd == atomic_load_explicit(&table_fd, memory_order_relaxed) ? &closed_table : &closed_sock;
+	if (atomic_exchange(closed, fd) == fd) {
+		errno = EBADF;
+		return -1;
+	}
+	return 0;
+}
+
 EXPORT int close(int fd)
 {
 	if (is_ours(fd))
-		return 0;
+		return close_ours(fd);
 	int (*fn)(int) = atomic_load_explicit(&real.close, memory_order_acquire);
 	return fn ? fn(fd) : close_own(fd);
 }
@@ -1119,6 +1171,177 @@ EXPORT int dup2(int oldfd, int newfd)
 EXPORT int dup3(int oldfd, int newfd, int flags)
 {
 	return dup_onto(oldfd, newfd, flags, true);
+}
+
+/* ---- thothlock's socket across exec ---------------------------------------
+ *
+ * The socket must reach the programs PROGRAM execs with the library
+ * preloaded (they hand their tables over through it, finding it by
+ * THOTHLOCK_FD), so thothlock leaves it without close-on-exec.  An exec of
+ * a program that will not (an environment without THOTHLOCK_FD, or whose
+ * LD_PRELOAD does not name this library) would carry it into the new
+ * image until that ends: here it is marked close-on-exec just before such
+ * an exec, and unmarked again when the exec fails.  The memfd is always
+ * close-on-exec (a new image makes its own).  Not seen: glibc's own execs
+ * (system(), popen(), posix_spawn's inside), which keep it as inherited,
+ * and an exec of a static program with the library in LD_PRELOAD; another
+ * thread that forks and execs a profiled program during such an exec's
+ * window loses the socket (its table is copied at its exit, with a
+ * warning). */
+
+/* An exec before this library's constructor ran (another library's
+ * constructor): the real functions looked up now. */
+static void resolve_execs(void)
+{
+	if (real.spawnp)
+		return;
+	real.execve = dlsym(RTLD_NEXT, "execve");
+	real.execvp = dlsym(RTLD_NEXT, "execvp");
+	real.execvpe = dlsym(RTLD_NEXT, "execvpe");
+	real.fexecve = dlsym(RTLD_NEXT, "fexecve");
+	real.execveat = dlsym(RTLD_NEXT, "execveat");
+	real.spawn = dlsym(RTLD_NEXT, "posix_spawn");
+	real.spawnp = dlsym(RTLD_NEXT, "posix_spawnp");
+}
+
+/* Does ENVP have a profiled program hand its table to thothlock? */
+static bool env_hands_over(char *const envp[])
+{
+	bool fd = false, preload = false;
+	size_t n = strlen(own_name);
+	for (size_t i = 0; envp && envp[i] && !(fd && preload); i++) {
+		const char *e = envp[i];
+		if (strncmp(e, "THOTHLOCK_FD=", 13) == 0) {
+			fd = e[13] != 0;
+		} else if (n && strncmp(e, "LD_PRELOAD=", 11) == 0) {
+			/* entries separated by spaces or colons; a match ends one
+			 * and starts at one's start or after a slash */
+			for (const char *p = e + 11; (p = strstr(p, own_name)); p++) {
+				char before = p == e + 11 ? ' ' : p[-1], after = p[n];
+				if ((before == ' ' || before == ':' || before == '/') &&
+				    (after == 0 || after == ' ' || after == ':')) {
+					preload = true;
+					break;
+				}
+			}
+		}
+	}
+	return fd && preload;
+}
+
+/* Before an exec with ENVP: the socket's number, if it was marked
+ * close-on-exec for it (to unmark when the exec fails), else -1. */
+static int sock_for_exec(char *const envp[])
+{
+	resolve_execs();
+	int sock = atomic_load(&hand_sock);
+	if (sock < 0 || env_hands_over(envp) || !is_sock_ino(sock, hand_ino))
+		return -1;      /* none; a profiled program follows; or the number is no longer ours */
+	int fl = fcntl(sock, F_GETFD);
+	if (fl < 0 || (fl & FD_CLOEXEC) || fcntl(sock, F_SETFD, fl | FD_CLOEXEC) != 0)
+		return -1;
+	return sock;
+}
+
+/* After an exec that returned (failed), or a spawn: the socket as it was. */
+static int exec_returned(int sock, int rc)
+{
+	if (sock >= 0) {
+		int saved = errno;
+		int fl = fcntl(sock, F_GETFD);
+		if (fl >= 0)
+			(void)fcntl(sock, F_SETFD, fl & ~FD_CLOEXEC);
+		errno = saved;
+	}
+	return rc;
+}
+
+EXPORT int execve(const char *path, char *const argv[], char *const envp[])
+{
+	int sock = sock_for_exec(envp);
+	int rc = real.execve ? real.execve(path, argv, envp) : (int)syscall(SYS_execve, path, argv, envp);
+	return exec_returned(sock, rc);
+}
+
+EXPORT int execv(const char *path, char *const argv[])
+{
+	return execve(path, argv, environ);
+}
+
+EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
+{
+	int sock = sock_for_exec(envp);
+	return exec_returned(sock, real.execvpe(file, argv, envp));
+}
+
+EXPORT int execvp(const char *file, char *const argv[])
+{
+	int sock = sock_for_exec(environ);
+	return exec_returned(sock, real.execvp(file, argv));
+}
+
+EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
+{
+	int sock = sock_for_exec(envp);
+	return exec_returned(sock, real.fexecve(fd, argv, envp));
+}
+
+EXPORT int execveat(int dirfd, const char *path, char *const argv[], char *const envp[], int flags)
+{
+	int sock = sock_for_exec(envp);
+	int rc = real.execveat ? real.execveat(dirfd, path, argv, envp, flags)
+			       : (int)syscall(SYS_execveat, dirfd, path, argv, envp, flags);
+	return exec_returned(sock, rc);
+}
+
+/* execl, execlp, execle: their arguments into an array (on the stack:
+ * no malloc, they may run in a vfork child), then the v form above. */
+#define LIST_ARGS(arg, argv, envp_out)                                          \
+	size_t argc_ = 1;                                                       \
+	va_list ap_;                                                            \
+	va_start(ap_, arg);                                                     \
+	while (va_arg(ap_, char *))                                             \
+		argc_++;                                                        \
+	va_end(ap_);                                                            \
+	char *argv[argc_ + 1];                                                  \
+	argv[0] = (char *)(arg);                                                \
+	va_start(ap_, arg);                                                     \
+	for (size_t i_ = 1; i_ <= argc_; i_++)                                  \
+		argv[i_] = va_arg(ap_, char *);                                 \
+	envp_out;                                                               \
+	va_end(ap_)
+
+EXPORT int execl(const char *path, const char *arg, ...)
+{
+	LIST_ARGS(arg, argv, (void)0);
+	return execve(path, argv, environ);
+}
+
+EXPORT int execlp(const char *file, const char *arg, ...)
+{
+	LIST_ARGS(arg, argv, (void)0);
+	return execvp(file, argv);
+}
+
+EXPORT int execle(const char *path, const char *arg, ...)
+{
+	char *const *envp;
+	LIST_ARGS(arg, argv, envp = va_arg(ap_, char *const *));
+	return execve(path, argv, envp);
+}
+
+EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
+		       const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+	int sock = sock_for_exec(envp);
+	return exec_returned(sock, real.spawn(pid, path, fa, attr, argv, envp));
+}
+
+EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
+			const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+	int sock = sock_for_exec(envp);
+	return exec_returned(sock, real.spawnp(pid, file, fa, attr, argv, envp));
 }
 
 #ifndef CLOSE_RANGE_UNSHARE
@@ -1154,6 +1377,13 @@ static int close_range_around(unsigned int first, unsigned int last, unsigned in
 		keep[n++] = (unsigned)b;
 	if (n == 0)
 		return close_range_raw(first, last, flags);
+	/* closed in the program's view: a later close() of it is EBADF */
+	if (!(flags & CLOSE_RANGE_CLOEXEC)) {
+		if (a >= 0 && (unsigned)a >= first && (unsigned)a <= last)
+			atomic_store(&closed_table, a);
+		if (b >= 0 && (unsigned)b >= first && (unsigned)b <= last)
+			atomic_store(&closed_sock, b);
+	}
 	if (n == 2 && keep[0] > keep[1]) {
 		unsigned int t = keep[0];
 		keep[0] = keep[1];
@@ -1195,9 +1425,12 @@ EXPORT void closefrom(int lowfd)
 	if (close_range_around(from, ~0U, 0) == 0)
 		return;
 	long max = sysconf(_SC_OPEN_MAX);
-	for (long fd = from; fd < (max > 0 ? max : 1024); fd++)
+	for (long fd = from; fd < (max > 0 ? max : 1024); fd++) {
 		if (!is_ours((int)fd))
 			(void)close_own((int)fd);
+		else
+			(void)close_ours((int)fd);
+	}
 }
 
 /* ---- table file --------------------------------------------------------- */
@@ -1272,6 +1505,60 @@ static void live_warn(const char *why)
 	live_warned = true;
 }
 
+/* The kernel's initial pid namespace (PROC_PID_INIT_INO, fixed since
+ * Linux 3.8): the inode of /proc/self/ns/pid there. */
+#define THOTHLOCK_PID_NS_INIT_INO 0xEFFFFFFCULL
+
+/* The last decision below and the pid namespace (its /proc/self/ns/pid
+ * inode) it was made in: a forked child in the same namespace inherits
+ * both and does not ask thothd again; one after unshare(CLONE_NEWPID)
+ * (another inode) decides afresh.  0: none made. */
+static unsigned long long pidns_decided_ino;
+static bool pidns_decided_outside;
+
+/* A bare run (no thothlock): is a thothd of this runtime dir outside this
+ * process's pid namespace, so that getpid() would name another process
+ * to it?  In a pid namespace of its own (`unshare -pf --mount-proc
+ * PROGRAM`, a container) the process is 1, 2 ... there and another number
+ * outside: a marker under it would name another process to such a thothd
+ * (and its removal at exit remove that one's).  The kernel gives the
+ * listening thothd's pid through SO_PEERCRED as this namespace numbers
+ * it, 0 when it is outside.  False (publish, as before) in the initial
+ * namespace (fixed inode, nothing asked), where /proc cannot tell, where
+ * no thothd answers (no socket, refused, a full backlog: a container
+ * without thothd, whose `thothctl locks` reads the directory in the same
+ * namespace) and where thothd's pid is seen (a thothd in the same
+ * container numbers the process as it does). */
+static bool thothd_outside_pidns(const char *locks_dir)
+{
+	struct stat st;
+	if (stat("/proc/self/ns/pid", &st) != 0 || (unsigned long long)st.st_ino == THOTHLOCK_PID_NS_INIT_INO)
+		return false;
+	unsigned long long ino = (unsigned long long)st.st_ino;
+	if (ino == pidns_decided_ino)
+		return pidns_decided_outside;
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	int n = snprintf(a.sun_path, sizeof a.sun_path, "%s/../thothd.sock", locks_dir);
+	if (n < 0 || (size_t)n >= sizeof a.sun_path)
+		return false;
+	/* non-blocking: a thothd whose backlog is full does not hold this
+	 * program's start (EAGAIN: undecided, published, asked again) */
+	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (s < 0)
+		return false;
+	struct ucred cr = { .pid = -1 };
+	socklen_t len = sizeof cr;
+	bool answered = connect(s, (struct sockaddr *)&a, sizeof a) == 0;
+	int err = errno;
+	bool outside = answered && getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0 && cr.pid == 0;
+	close_own(s);
+	if (answered || err != EAGAIN) {
+		pidns_decided_ino = ino;
+		pidns_decided_outside = outside;
+	}
+	return outside;
+}
+
 /* <THOTHLOCK_DIR> if set (the launcher's private directory: kept for the
  * report), else the thoth runtime dir's locks/ (live view; removed at exit). */
 static bool choose_dir(char *dir, size_t cap)
@@ -1283,8 +1570,19 @@ static bool choose_dir(char *dir, size_t cap)
 		return true;
 	}
 	char why[PATH_MAX + 96];
-	if (live_dir(dir, cap, true, why, sizeof why))
-		return true;
+	if (live_dir(dir, cap, true, why, sizeof why)) {
+		if (!thothd_outside_pidns(dir))
+			return true;
+		char pid[16];
+		snprintf(pid, sizeof pid, "%d", (int)getpid());
+		if (!live_warned)
+			warn3("this process is in a pid namespace of its own (pid ", pid,
+			      " there, another number outside, where this runtime dir's thothd runs): no live "
+			      "marker, thothd and `thothctl locks` do not see it; run it as "
+			      "`thothlock -- PROGRAM` (docs/LOCKS.md), whose report names it by both pids");
+		live_warned = true;
+		return false;
+	}
 	if (why[0])
 		live_warn(why);
 	return false;
