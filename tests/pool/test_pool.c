@@ -1033,9 +1033,11 @@ static void test_a_stopped_instance_does_not_hold_up_calls_to_the_others(void **
 	stopped_beside_healthy(*state, THOTH_POOL_P2C, 0);
 }
 
+/* 1 s: a healthy instance's call timed out too on a loaded machine is
+ * counted with the stopped one's (200 ms left little room under ASan). */
 static void test_a_stopped_instance_is_ejected_and_does_not_hold_up_round_robin(void **state)
 {
-	stopped_beside_healthy(*state, THOTH_POOL_ROUND_ROBIN, 200);
+	stopped_beside_healthy(*state, THOTH_POOL_ROUND_ROBIN, 1000);
 }
 
 static pid_t stopped_fresh;
