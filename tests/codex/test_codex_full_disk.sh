@@ -53,7 +53,13 @@ if ! err=$(mount -t tmpfs -o size=128k,mode=0700 thoth-codex-full "$DISK" 2>&1);
 	tt_skip "mounting a tmpfs was refused (needs CAP_SYS_ADMIN, i.e. root, and mount(8)): $err"
 fi
 MOUNTED=1
-DATA=$DISK/cx
+# The data dir's name long enough that the failed append's "append to
+# DATA/seg-0000000000000007.log" is 155 of thoth_error_info_t.what's 160
+# bytes: the whole cause, with ": ENOSPC (No space left on device)" after
+# it, is then ~210 bytes and must reach the operator whole (thothctl's
+# 200-byte buffer cut the errno's text: "ENOSPC (No space lef (Failed)").
+DATA=$DISK/cx-$(printf '%*s' $((155 - 39 - ${#DISK})) '' | tr ' ' d)
+[ $((10 + ${#DATA} + 25)) = 155 ] || fail "the data dir's path is ${#DATA} bytes"
 
 tt_start_thothd "$RT"
 codex_up() { "$THOTHCTL" codex stats >/dev/null 2>&1; }
@@ -81,7 +87,8 @@ acked=$(wc -l <"$RT/acks")
 err=$(cat "$RT/append.err")
 echo "ok: $acked records acknowledged, then: $err"
 grep -q "the journal stopped after an I/O error" <<<"$err" || fail "the failed append said: $err"
-grep -q "ENOSPC" <<<"$err" || fail "the failed append does not name ENOSPC: $err"
+# whole: the errno, its text and the code after it (a cut cause ended "(No space lef (Failed)")
+grep -qE "ENOSPC \([^()]+\) \(Failed\)$" <<<"$err" || fail "the failed append does not name ENOSPC, whole: $err"
 grep -qF "$DATA/seg-" <<<"$err" || fail "the failed append does not name the journal's path ($DATA/seg-...): $err"
 
 # stats: STOPPED, with the cause
@@ -97,7 +104,7 @@ head -1 <<<"$st" | grep -qF "$DATA/seg-" || fail "stats does not name the journa
 rc=0
 err=$(rec 999 | timeout 30 "$THOTHCTL" codex append notes --sync 2>&1) || rc=$?
 [ $rc = 1 ] || fail "an append on the stopped journal exited $rc: $err"
-grep -q "ENOSPC" <<<"$err" || fail "an append on the stopped journal said: $err"
+grep -qE "ENOSPC \([^()]+\) \(Failed\)$" <<<"$err" || fail "an append on the stopped journal said: $err"
 echo "ok: stats says $(head -1 <<<"$st"); a later append: $err"
 
 # Nothing acknowledged is lost, nothing is acknowledged that is not on the
