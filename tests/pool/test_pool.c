@@ -1014,8 +1014,12 @@ static void stopped_beside_healthy(fixture_t *f, thoth_pool_policy_t policy, uin
 		answered_by_others_since(f, others_mark), waiting, timedout, other_err, thoth_pool_usable(f->pool));
 	assert_int_equal(other_err, 0);
 	/* With a timeout, it cost one window of calls before it was ejected
-	 * (5 failures in a row), not a share of every call since. */
-	assert_true(timedout <= window);
+	 * (5 failures in a row), not a share of every call since: the window
+	 * stuck on it, and at most one call more for each of the 4 slots its
+	 * first timeouts freed before the 5th ejected it (those time out a
+	 * call timeout later: counted here when the 2000 calls took longer,
+	 * 9 and 11 seen, which "<= window" failed). */
+	assert_true(timedout <= window + 5 - 1);
 	if (call_timeout_ms) {
 		assert_true(timedout > 0 || waiting > 0);
 		assert_int_equal(thoth_pool_usable(f->pool), 2);   /* ejected */
