@@ -1195,8 +1195,14 @@ static int write_records(cx_store_t *s, const cx_rec_t *recs, size_t n)
 		if (w <= 0) {
 			/* What reached the file is a torn tail for recovery to
 			 * cut; the store takes nothing more. */
+			int e = w < 0 ? errno : ENOSPC;
 			s->failed = true;
-			return thoth_error_io(w < 0 ? errno : ENOSPC, "append to segment %" PRIu64, a->no);
+			/* The file's path, as a roll's failure names it: "segment
+			 * 7" alone sent the operator looking for the disk. */
+			char path[4200];
+			if (seg_path(s, a->no, "log", path, sizeof path))
+				return thoth_error_io(e, "append to segment %" PRIu64 " in %s", a->no, s->dir);
+			return thoth_error_io(e, "append to %s", path);
 		}
 		done += (size_t)w;
 	}

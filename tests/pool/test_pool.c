@@ -16,6 +16,11 @@
  *     accepts and never answers the channel handshake, fails by name and
  *     never holds up the calls on a healthy instance (the connection is
  *     opened on the loop, not waited for);
+ *   - an instance SIGSTOPped with its channel open (P2C without a call
+ *     timeout; round robin with one: ejected) or before its channel was
+ *     opened: the others answer 2000 calls meanwhile, none fails, and
+ *     after SIGCONT every call ends exactly once (a guard: it passed on
+ *     the code before it, disk44);
  *   - an instance registered under a host name that resolves slowly
  *     (this file's getaddrinfo hook: no DNS) does not stall the loop
  *     either: calls complete while the lookup runs; a lookup slower than
@@ -911,6 +916,193 @@ static void test_a_pool_freed_while_an_instance_is_opening_lets_go_of_it(void **
 		thoth_loop_run_once(f->loop, false);
 }
 
+/* ---- an instance stopped (SIGSTOP) beside healthy ones ------------------- */
+
+/* PID is stopped (state T in /proc/PID/stat): kill(SIGSTOP) returns before
+ * the signal is taken. */
+static bool is_stopped(pid_t pid)
+{
+	char path[64], buf[512];
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	FILE *st = fopen(path, "r");
+	if (!st)
+		return false;
+	size_t n = fread(buf, 1, sizeof buf - 1, st);
+	fclose(st);
+	buf[n] = '\0';
+	const char *p = strrchr(buf, ')');
+	return p && (p[2] == 'T' || p[2] == 't');
+}
+
+static void stop_and_wait(pid_t pid)
+{
+	assert_int_equal(kill(pid, SIGSTOP), 0);
+	for (int i = 0; i < 5000 && !is_stopped(pid); i++)
+		usleep(1000);
+	assert_true(is_stopped(pid));
+}
+
+static uint32_t stopped_pid;
+
+/* Calls since MARK answered by an instance other than the stopped one. */
+static uint32_t answered_by_others_since(fixture_t *f, uint32_t mark)
+{
+	uint32_t n = 0;
+	for (uint32_t id = mark; id < f->next_id; id++)
+		n += f->answered[id] && !f->errs[id] && f->pid_of[id] != stopped_pid;
+	return n;
+}
+
+static uint32_t others_mark, others_want;
+static bool others_answered(fixture_t *f) { return answered_by_others_since(f, others_mark) >= others_want; }
+
+/*
+ * Three instances under a closed loop of WINDOW calls; one is SIGSTOPped
+ * with its channel open (the drill's `kill -STOP`: it stays registered,
+ * its socket open, thothd cannot tell it from a busy one).  The other two
+ * must answer 2000 more calls while it stays stopped: the pool never
+ * waits for it on its loop, and only the calls it had been sent (at most
+ * WINDOW in flight on it) wait for it.  With CALL_TIMEOUT_MS those fail
+ * with TIMEDOUT and it is ejected; without (the default) they wait until
+ * SIGCONT, when each is answered exactly once like every other call.
+ * Counted, not timed.
+ */
+static void stopped_beside_healthy(fixture_t *f, thoth_pool_policy_t policy, uint32_t call_timeout_ms)
+{
+	pid_t pids[3];
+	for (int i = 0; i < 3; i++)
+		pids[i] = start_instance(f, NULL, NULL);
+	new_pool(f, policy, call_timeout_ms, 60000);
+	wait_usable(f, 3);
+	const uint32_t window = 8;
+	load(f, MAX_IDS, window, 0);
+	done_mark = 300;
+	assert_true(run_until(f, done_past_mark, 20000));
+	stopped_pid = (uint32_t)pids[0];
+	uint32_t before = 0;
+	for (uint32_t id = 0; id < f->next_id; id++)
+		before += f->answered[id] && f->pid_of[id] == stopped_pid;
+	assert_true(before > 0);        /* it served before it was stopped */
+	stop_and_wait(pids[0]);
+	others_mark = f->next_id;
+	others_want = 2000;
+	if (!run_until(f, others_answered, 30000)) {
+		thoth_pool_stats_t st;
+		thoth_pool_stats(f->pool, &st);
+		fail_msg("with one instance stopped the other two answered %u calls, not %u (sent %u, done %u, "
+			 "usable %zu, ejections %llu)", answered_by_others_since(f, others_mark), others_want,
+			 f->next_id - others_mark, f->done, thoth_pool_usable(f->pool),
+			 (unsigned long long)st.ejections);
+	}
+	assert_true(is_stopped(pids[0]));
+	/* Which calls waited for the stopped one: those in flight on it. */
+	uint32_t waiting = 0, timedout = 0, other_err = 0;
+	thoth_pool_instance_t in[3];
+	size_t n = thoth_pool_instances(f->pool, in, 3);
+	for (size_t i = 0; i < n && i < 3; i++)
+		if (in[i].pid == stopped_pid)
+			waiting = in[i].outstanding;
+	for (uint32_t id = 0; id < f->next_id; id++) {
+		if (f->errs[id] == THOTH_E_TIMEDOUT)
+			timedout++;
+		else if (f->errs[id])
+			other_err++;
+	}
+	fprintf(stderr, "# %s, call timeout %u ms: with pid %d stopped the others answered %u calls; %u calls "
+		"were outstanding on it, %u had timed out, %u failed otherwise; usable %zu\n",
+		policy == THOTH_POOL_P2C ? "p2c" : "round robin", call_timeout_ms, (int)pids[0],
+		answered_by_others_since(f, others_mark), waiting, timedout, other_err, thoth_pool_usable(f->pool));
+	assert_int_equal(other_err, 0);
+	/* With a timeout, it cost one window of calls before it was ejected
+	 * (5 failures in a row), not a share of every call since: the window
+	 * stuck on it, and at most one call more for each of the 4 slots its
+	 * first timeouts freed before the 5th ejected it (those time out a
+	 * call timeout later: counted here when the 2000 calls took longer,
+	 * 9 and 11 seen, which "<= window" failed). */
+	assert_true(timedout <= window + 5 - 1);
+	if (call_timeout_ms) {
+		assert_true(timedout > 0 || waiting > 0);
+		assert_int_equal(thoth_pool_usable(f->pool), 2);   /* ejected */
+	}
+	/* SIGCONT: every call ends exactly once, the stuck ones answered. */
+	f->target = f->next_id;
+	assert_int_equal(kill(pids[0], SIGCONT), 0);
+	assert_true(run_until(f, all_done, 20000));
+	for (uint32_t id = 0; id < f->next_id; id++)
+		assert_int_equal(f->answered[id], 1);
+}
+
+static void test_a_stopped_instance_does_not_hold_up_calls_to_the_others(void **state)
+{
+	stopped_beside_healthy(*state, THOTH_POOL_P2C, 0);
+}
+
+/* 1 s: a healthy instance's call timed out too on a loaded machine is
+ * counted with the stopped one's (200 ms left little room under ASan). */
+static void test_a_stopped_instance_is_ejected_and_does_not_hold_up_round_robin(void **state)
+{
+	stopped_beside_healthy(*state, THOTH_POOL_ROUND_ROBIN, 1000);
+}
+
+static pid_t stopped_fresh;
+static bool stopped_fresh_failed(fixture_t *f)
+{
+	thoth_pool_instance_t in[8];
+	size_t n = thoth_pool_instances(f->pool, in, 8);
+	for (size_t i = 0; i < n && i < 8; i++)
+		if (in[i].pid == (uint32_t)stopped_fresh &&
+		    thoth_pool_instance_state(f->pool, i, NULL, hostile_error, sizeof hostile_error) == 0 &&
+		    hostile_error[0])
+			return true;
+	return false;
+}
+
+/*
+ * An instance SIGSTOPped before the pool opened its channel (registered,
+ * listening, then stopped): its handshake is never answered.  The pool
+ * opens it beside a healthy instance whose calls go on meanwhile; the
+ * opening fails by name; after SIGCONT it is opened again and serves.
+ */
+static void test_an_instance_stopped_before_its_channel_opened_does_not_hold_up_the_others(void **state)
+{
+	fixture_t *f = *state;
+	pid_t well = start_instance(f, NULL, NULL);
+	stopped_fresh = start_instance(f, NULL, NULL);
+	/* Both registered (a first pool sees both), then one stopped and a
+	 * new pool made: its channel to the stopped one is opened now. */
+	new_pool(f, THOTH_POOL_P2C, 5000, 0);
+	wait_usable(f, 2);
+	thoth_pool_free(f->pool);
+	f->pool = NULL;
+	stop_and_wait(stopped_fresh);
+	new_pool(f, THOTH_POOL_P2C, 5000, 0);
+	memset(&S, 0, sizeof S);
+	wait_usable(f, 1);
+	stall_send(f);
+	hostile_error[0] = '\0';
+	if (!run_until(f, stopped_fresh_failed, 10000))
+		fail_msg("the opening of the stopped instance (pid %d) did not end within 10 s; %u calls meanwhile",
+			 (int)stopped_fresh, S.calls);
+	uint32_t during = S.calls;
+	fprintf(stderr, "# the stopped instance's opening: \"%s\"; %u calls answered by pid %d meanwhile\n",
+		hostile_error, during, (int)well);
+	assert_int_equal(S.failed, 0);
+	assert_non_null(strstr(hostile_error, "did not answer the channel handshake"));
+	assert_int_equal(thoth_pool_usable(f->pool), 1);
+	/* Calls go on (counted): 200 more, none failed. */
+	uint32_t mark = S.calls;
+	for (int i = 0; i < 100000 && S.calls < mark + 200; i++)
+		thoth_loop_run_once(f->loop, true);
+	assert_true(S.calls >= mark + 200);
+	assert_int_equal(S.failed, 0);
+	assert_true(is_stopped(stopped_fresh));
+	/* SIGCONT: opened again, and serves. */
+	assert_int_equal(kill(stopped_fresh, SIGCONT), 0);
+	S.stop = true;
+	assert_true(run_until(f, stall_idle, 5000));
+	wait_usable(f, 2);
+}
+
 static void test_a_silent_instance_does_not_stall_calls_to_a_healthy_one(void **state)
 {
 	hostile_beside_healthy(*state, "silent", "did not answer the hello within 500 ms");
@@ -1146,6 +1338,13 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_keyed_calls_stick_to_their_shard_and_only_a_lost_shard_moves,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_pool_configs_are_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_stopped_instance_does_not_hold_up_calls_to_the_others,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_stopped_instance_is_ejected_and_does_not_hold_up_round_robin,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_an_instance_stopped_before_its_channel_opened_does_not_hold_up_the_others, setup,
+			teardown),
 		cmocka_unit_test_setup_teardown(test_a_silent_instance_does_not_stall_calls_to_a_healthy_one,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_a_silent_local_instance_does_not_stall_calls_to_a_healthy_one,

@@ -208,7 +208,9 @@ static int failed(thoth_chan_t *ch, const char *what, const char *stream, int r)
 	case THOTH_CODEX_ERR_UNREADABLE: msg = "a record does not read back intact"; break;
 	default: msg = c->remote_message; break;
 	}
-	char remote[sizeof c->remote_message], cause[200] = "";
+	/* cause: codex's failure in words (up to 383 bytes: a path and
+	 * the errno's name; 200 cut a long data dir's ENOSPC off) */
+	char remote[sizeof c->remote_message], cause[512] = "";
 	snprintf(remote, sizeof remote, "%s", c->remote_message);      /* before another call */
 	if (c->remote_code == THOTH_CODEX_ERR_FAILED)
 		failure_of(ch, cause, sizeof cause);
