@@ -1,7 +1,7 @@
 #!/bin/bash
 # test_codex_full_disk.sh THOTHD THOTHCTL CODEX
-# codex on a full disk (docs/CODEX.md, an operator's crash drill,
-# done by hand before disk44): a real 128 KiB tmpfs holds the journal; sync appends
+# codex on a full disk (docs/CODEX.md, the operator's drill in
+# docs/OPERATIONS.md): a real 128 KiB tmpfs holds the journal; sync appends
 # of 1000-byte records fill it.  The append that does not fit fails with an
 # error naming ENOSPC and the segment's path, `thothctl codex stats` says
 # STOPPED with the same cause, a later append fails at once the same way;
