@@ -67,8 +67,11 @@ int thoth_error_io(int sys_errno, const char *what_fmt, ...)
 	last.sys_errno = sys_errno;
 	va_list ap;
 	va_start(ap, what_fmt);
-	vsnprintf(last.what, sizeof last.what, what_fmt, ap);
+	int n = vsnprintf(last.what, sizeof last.what, what_fmt, ap);
 	va_end(ap);
+	/* A long path (a deep runtime dir, a long TMPDIR) is cut, visibly. */
+	if (n >= (int)sizeof last.what)
+		memcpy(last.what + sizeof last.what - 4, "...", 4);
 	return THOTH_E_IO;
 }
 
