@@ -26,11 +26,10 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from checklib import fail  # noqa: E402  fail(), wait_for(): one copy for the checks
+
 THREADS, ITER, FORK_N = 4, 2400, 600
-
-
-def fail(msg):
-    sys.exit(f"FAIL {msg}")
 
 
 def dump(tool, table, pid=None):

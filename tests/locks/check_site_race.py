@@ -25,11 +25,10 @@ import sys
 import signal
 import tempfile
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from checklib import fail  # noqa: E402  fail(), wait_for(): one copy for the checks
+
 LOCKS, ROUNDS = 8, 50
-
-
-def fail(msg):
-    sys.exit(f"FAIL {msg}")
 
 
 def run(lib, workload, tool, mode, threads, delay_us):

@@ -38,21 +38,8 @@ import sys
 import tempfile
 import time
 
-
-def fail(msg):
-    print(f"FAIL {msg}", flush=True)
-    sys.exit(1)
-
-
-def wait_for(what, cond, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            fail(f"timed out waiting for {what}")
-        time.sleep(0.02)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from checklib import fail, wait_for  # noqa: E402  fail(), wait_for(): one copy for the checks
 
 
 def lock_summary(doc, pid):
