@@ -40,6 +40,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
 from checklib import fail, wait_for  # noqa: E402  fail(), wait_for(): one copy for the checks
+from sockdir import sock_mkdtemp  # noqa: E402  a short folder where TMPDIR is too long
 
 
 def lock_summary(doc, pid):
@@ -66,7 +67,7 @@ def main():
     env = dict(os.environ)
     for k in ("LD_PRELOAD", "THOTHLOCK_DIR", "THOTHLOCK_MODE", "THOTHLOCK_ACQ_SAMPLE"):
         env.pop(k, None)
-    rt = tempfile.mkdtemp(prefix="thoth-locks-tl-")
+    rt = sock_mkdtemp("thoth-locks-tl-")
     os.chmod(rt, 0o700)
     locks_dir = os.path.join(rt, "locks")
     wenv = dict(env, THOTH_RUNTIME_DIR=rt)
