@@ -3,6 +3,7 @@ dashboard harness, ...) share: fail() ends the check with one line saying
 what was wrong, wait_for() polls a condition until a deadline instead of
 sleeping a guessed time.  Imported as sockdir.py is:
 
+    sys.dont_write_bytecode = True  # no __pycache__ in the source tree
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
     from checklib import fail, wait_for  # noqa: E402
 

@@ -21,6 +21,7 @@ import os
 import shutil
 import sys
 
+sys.dont_write_bytecode = True  # importing a helper leaves no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import System, fail, wait_for  # noqa: E402
 from sockdir import sock_mkdtemp  # noqa: E402  (harness put tests/common on the path)

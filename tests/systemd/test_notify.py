@@ -12,6 +12,7 @@ Every wait has a deadline; no sleeps.
 """
 import os, signal, socket, subprocess, sys, shutil
 
+sys.dont_write_bytecode = True  # importing a helper leaves no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
 from sockdir import sock_mkdtemp  # noqa: E402  a short folder where TMPDIR is too long
 
