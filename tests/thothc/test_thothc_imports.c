@@ -395,6 +395,27 @@ static void test_disk_missing_import_named_as_written_and_as_looked_for(void **s
 	assert_int_equal(find(want)->loc.line, 3);
 }
 
+/* A diagnostic is kept whole, however long: one over 512 bytes (a long
+ * import name, a deep folder) lost its end, ": No such file" and all. */
+static void test_disk_a_long_diagnostic_is_kept_whole(void **state)
+{
+	(void)state;
+	char name[420];
+	memcpy(name, "./", 2);
+	memset(name + 2, 'n', 200);
+	name[202] = '/';
+	memset(name + 203, 'o', 200);
+	strcpy(name + 403, ".tidl");
+	char text[600];
+	snprintf(text, sizeof text, "package m;\nversion 1.0;\nimport \"%s\";\n", name);
+	put("sub/main.tidl", text);
+	assert_int_not_equal(load_disk("sub/main.tidl"), 0);
+	char want[2 * PATH_MAX + 256];
+	snprintf(want, sizeof want, "cannot open '%s' (looked for %s/sub/%s): No such file", name, dir, name + 2);
+	assert_true(strlen(want) > 512);
+	assert_int_equal(find(want)->loc.line, 3);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_teardown(f, teardown)
@@ -415,6 +436,7 @@ int main(void)
 		D(test_disk_a_tree_through_a_symlinked_folder_resolves_where_it_is),
 		D(test_disk_absolute_import_with_dotdot),
 		D(test_disk_missing_import_named_as_written_and_as_looked_for),
+		D(test_disk_a_long_diagnostic_is_kept_whole),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
