@@ -35,8 +35,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
-import time
 
 sys.dont_write_bytecode = True  # importing a helper leaves no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
