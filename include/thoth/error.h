@@ -90,7 +90,9 @@ const char *thoth_errname(int err);
 typedef struct thoth_error_info {
 	int code;               /* the THOTH_E_* it was returned as; 0: none recorded */
 	int sys_errno;          /* errno of the call */
-	char what[160];         /* the call and its object: "listen /run/thoth/x.sock" */
+	char what[160];         /* the call and its object: "listen /run/thoth/x.sock";
+	                         * a longer one is cut to at most 156 bytes (never
+	                         * inside a UTF-8 character) and "..." */
 } thoth_error_info_t;
 
 /*

@@ -67,8 +67,17 @@ int thoth_error_io(int sys_errno, const char *what_fmt, ...)
 	last.sys_errno = sys_errno;
 	va_list ap;
 	va_start(ap, what_fmt);
-	vsnprintf(last.what, sizeof last.what, what_fmt, ap);
+	int n = vsnprintf(last.what, sizeof last.what, what_fmt, ap);
 	va_end(ap);
+	/* A long path (a deep runtime dir, a long TMPDIR) is cut, visibly, and
+	 * not inside a UTF-8 character (a name in Greek: half a letter before
+	 * the "..." is no text a terminal or a JSON reader takes). */
+	if (n >= (int)sizeof last.what) {
+		size_t cut = sizeof last.what - 4;
+		while (cut > 0 && ((unsigned char)last.what[cut] & 0xC0) == 0x80)
+			cut--;
+		memcpy(last.what + cut, "...", 4);
+	}
 	return THOTH_E_IO;
 }
 

@@ -332,6 +332,11 @@ int thoth__timerpage_create(const char *dir)
 {
 	if (!dir || !*dir)
 		return THOTH_E_INVAL;
+	/* publish() would refuse it below, and say nothing: name the path and
+	 * the limit (it was a bare THOTH_E_NO_SPACE, "no space"). */
+	if (strlen(dir) >= sizeof mapped[0].dir)
+		return thoth_error_io(ENAMETOOLONG, "window page doorbells: a dir of %zu bytes (at most %zu): %s",
+				      strlen(dir), sizeof mapped[0].dir - 1, dir);
 	int fd = memfd_create("thoth-timer-page", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
 		return thoth_error_io(errno, "memfd_create (window page)");

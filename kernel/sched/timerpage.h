@@ -94,7 +94,8 @@ void timerpage_due_sleepers(const timerpage_t *pg, int self, uint64_t now, uint6
  * truncate it under a mapping, which would SIGBUS every loop), use it in
  * this process, and keep its descriptor to hand out (Daemon.timer_page).
  * DIR is the runtime dir: the doorbells live there.  0 or a negative
- * THOTH_E_* (errno kept). */
+ * THOTH_E_* (errno kept); a DIR of over 95 bytes is THOTH_E_IO with
+ * ENAMETOOLONG, the record naming it and the limit. */
 int thoth__timerpage_create(const char *dir);
 /* The memfd of the page this process created (thothd), -1 if none. */
 int thoth__timerpage_fd(void);

@@ -581,9 +581,11 @@ int main(int argc, char **argv)
 	if (swept)
 		thothd_debug("removed %u doorbell(s) left by an earlier thothd's processes", swept);
 	int tp = thoth__timerpage_create(dir);
-	if (tp)
+	if (tp) {
+		char tpwhy[256];        /* the record: a dir too long names itself and the limit */
 		thothd_warn("no window page in %s (%s): timers use the per-boot grid", dir,
-			    thoth_strerror(tp));
+			    thoth_strerror_r(tp, tpwhy, sizeof tpwhy));
+	}
 
 	signal(SIGPIPE, SIG_IGN);
 	/* One descriptor per client: take what the administrator allows (the

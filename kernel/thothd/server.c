@@ -1105,7 +1105,8 @@ static void accept_clients(thoth_loop_t *loop, thoth_source_t *src, int fd, uint
 int thothd_listen(thothd_t *d, const char *path, char *why, size_t why_len)
 {
 	if (strlen(path) >= sizeof d->socket_path) {
-		snprintf(why, why_len, "socket path too long (%zu bytes)", strlen(path));
+		snprintf(why, why_len, "socket path too long (%zu bytes, a Unix socket path holds at most %zu)",
+			 strlen(path), sizeof d->socket_path - 1);
 		return THOTH_E_INVAL;
 	}
 	/* Explicit mode, set before listen(); the process umask is never

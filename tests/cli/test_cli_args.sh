@@ -259,6 +259,8 @@ cd - >/dev/null || exit 1
 [ ! -e "$TMP/rel" ] || { echo "FAIL: thothd made a relative runtime dir"; failures=$((failures + 1)); }
 LONG=$TMP/$(head -c 150 /dev/zero | tr '\0' d)
 refused 1 "socket path too long" "$THOTHCTL" --runtime-dir "$LONG" status
+# ... and thothd says the limit too (it said only the path's length).
+refused 1 "a Unix socket path holds at most 107" "$THOTHD" --runtime-dir "$LONG" --http-port off
 touch "$TMP/file"
 refused 1 "$TMP/file is not a directory: refusing" "$THOTHCTL" --runtime-dir "$TMP/file" status
 

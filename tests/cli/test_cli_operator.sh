@@ -29,7 +29,9 @@
 set -uo pipefail
 SRC=$1 BUILD=$2
 THOTHD=$BUILD/kernel/thothd/thothd
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/thoth-cli-operator-XXXXXX")
+. "$SRC/tests/common/thoth_test.sh"
+# thothd's sockets go in it: a short folder of the stage's if TMPDIR is long.
+TMP=$(tt_tempdir cli-operator) || { echo "FAIL: no temp dir"; exit 1; }
 PID=""
 cleanup() {
   [ -z "$PID" ] || { kill -KILL "$PID" 2>/dev/null; wait "$PID" 2>/dev/null; }

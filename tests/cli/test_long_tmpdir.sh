@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
 # tests/cli/test_long_tmpdir.sh SOURCE_DIR PYTHON3 TEST...
 #
-# A developer's long TMPDIR (docs/TESTING.md "Honest stages (stop 43)"):
-# each TEST, a socket test of the thothd harness, tests/reliability/
-# chan_proc.h or tests/common/tmpdir.h's test_sock_template, passes with
-# TMPDIR at a path of over 150 bytes, under the leftovers guard, which also
-# fails on a short folder of the stage's left in /tmp.  On the old code
-# the harness refused ("too long for a runtime dir"), test_timerpage's
-# setup failed without a word, and the channel tests failed at bind.
+# A developer's long TMPDIR (docs/TESTING.md "A long TMPDIR works"): each
+# TEST passes with TMPDIR at a path of over 150 bytes, under the leftovers
+# guard, which also fails on a short folder of the stage's left in /tmp.
+# A TEST is a command line, its words joined by '|' (a C test is just its
+# program; a script "bash|SCRIPT|ARG..." or "PYTHON|SCRIPT|ARG...").  One of
+# each family that makes its folder through the shared helpers: C through
+# tests/common/tmpdir.h (the thothd harness, chan_proc.h,
+# test_sock_template, test_tmp_template), Python through sockdir.py, shell
+# through thoth_test.sh (tt_tempdir, tt_mkdir).  On the old code the
+# harness refused ("too long for a runtime dir"), test_timerpage's setup
+# failed without a word, the channel tests failed at bind,
+# test_loop_arm_failure's timer page was refused ("no space"),
+# test_thothc_writefile's setup said "TMPDIR ... is too long",
+# test_systemd_notify could not bind its socket and test_cli_operator's
+# thothd refused its runtime dir.
 set -euo pipefail
 SRC=$1 PY=$2
 shift 2
@@ -20,7 +28,13 @@ mkdir -p "$LONG"
 rc=0
 THOTH_STAGE_SHM=0 THOTH_STAGE_TMP=$LONG "$PY" "$SRC/tests/common/clean_stage.py" -- bash -c '
   echo "TMPDIR is ${#TMPDIR} bytes"
-  for t; do "$t" >"$TMPDIR/../$(basename "$t").log" 2>&1 || { echo "FAIL: $t:"; cat "$TMPDIR/../$(basename "$t").log"; exit 1; }
-    echo "ok: $(basename "$t")"; done' _ "$@" || rc=$?
-[ $rc = 0 ] || fail "a socket test failed, or left something, under a TMPDIR of over 150 bytes ($rc)"
-echo "ok: ${#} socket tests pass with a TMPDIR of over 150 bytes, nothing left"
+  for t; do
+    IFS="|" read -r -a cmd <<<"$t"
+    name=$(basename "${cmd[0]}")
+    case ${cmd[1]:-} in *.sh|*.py) name=$(basename "${cmd[1]}") ;; esac
+    log=$TMPDIR/../$name.log
+    "${cmd[@]}" >"$log" 2>&1 || { echo "FAIL: ${cmd[*]}:"; cat "$log"; exit 1; }
+    echo "ok: $name"
+  done' _ "$@" || rc=$?
+[ $rc = 0 ] || fail "a test failed, or left something, under a TMPDIR of over 150 bytes ($rc)"
+echo "ok: ${#} tests (C, Python, shell) pass with a TMPDIR of over 150 bytes, nothing left"

@@ -5,7 +5,9 @@ ROOM the longest name the caller puts there), else a short folder in /tmp
 named for the stage, /tmp/MARK-NAME-XXXXXXXX, MARK the base name of
 $THOTH_TEST_STAGE: the stage's guard (tests/common/clean_stage.py) checks
 and removes /tmp/MARK-* as it does its TMPDIR.  The caller removes it."""
+import contextlib
 import os
+import shutil
 import tempfile
 
 SUN_PATH = 108
@@ -19,3 +21,14 @@ def sock_mkdtemp(prefix, room=len("/thothd.sock")):
     stage = os.environ.get("THOTH_TEST_STAGE", "").rstrip("/")
     mark = os.path.basename(stage) or "thoth-short"
     return tempfile.mkdtemp(prefix="%s-%s" % (mark, prefix), dir="/tmp")
+
+
+@contextlib.contextmanager
+def sock_tempdir(prefix, room=len("/thothd.sock")):
+    """tempfile.TemporaryDirectory() made by sock_mkdtemp: the folder, removed
+    (with what is in it) when the block ends."""
+    d = sock_mkdtemp(prefix, room)
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)

@@ -11,6 +11,8 @@
 #   tt_skip MSG                "SKIP: MSG", exit 77: MSG names what is missing.
 #   tt_mkdir VAR [TAG [PARENT]] VAR := a fresh dir under PARENT (by default
 #                              ${TMPDIR:-/tmp}), mode 0700, removed on exit.
+#   tt_tempdir TAG             prints such a dir's path (made, not removed:
+#                              for a script with its own EXIT trap).
 #   tt_spawn CMD...            CMD in the background, its pid remembered (and
 #                              in TT_PID); must run in the test's own shell
 #                              (not in $(...)), or the pid is not remembered.
@@ -128,20 +130,33 @@ tt_init() {
   trap 'exit 129' HUP
 }
 
+# tt_tempdir TAG: make a fresh dir for sockets and print its path (mode
+# 0700 is the caller's business; removing it too): the folder tt_mkdir
+# makes, for a script that keeps its own EXIT trap and does not tt_init.
+# mktemp's message and status when it cannot.
+tt_tempdir() {
+  local parent=${TMPDIR:-/tmp} prefix=thoth-$1
+  if [ $(( ${#parent} + ${#prefix} + 8 )) -gt 60 ]; then
+    local stage=${THOTH_TEST_STAGE:-}
+    stage=${stage%/}
+    parent=/tmp prefix=${stage##*/}-$prefix
+    [ -n "$stage" ] || prefix=thoth-short-$1
+  fi
+  mktemp -d "$parent/$prefix-XXXXXX"
+}
+
 # The folder is TMPDIR's unless PARENT is given; where a long TMPDIR would
 # leave its sockets no room (their paths hold 107 bytes: a runtime dir of
 # at most 90, tt_start_thothd) it is a short one in /tmp named for the
 # stage, /tmp/MARK-thoth-NAME-XXXXXX, which the stage's guard checks as
 # it does TMPDIR (tests/common/tmpdir.h, test_sock_template).
 tt_mkdir() {
-  local dir parent=${3:-${TMPDIR:-/tmp}} prefix=thoth-${2:-test}
-  if [ -z "${3:-}" ] && [ $(( ${#parent} + ${#prefix} + 8 )) -gt 60 ]; then
-    local stage=${THOTH_TEST_STAGE:-}
-    stage=${stage%/}
-    parent=/tmp prefix=${stage##*/}-$prefix
-    [ -n "$stage" ] || prefix=thoth-short-${2:-test}
+  local dir
+  if [ -n "${3:-}" ]; then
+    dir=$(mktemp -d "$3/thoth-${2:-test}-XXXXXX") || tt_fail "cannot make a temp dir under $3"
+  else
+    dir=$(tt_tempdir "${2:-test}") || tt_fail "cannot make a temp dir for ${2:-test}"
   fi
-  dir=$(mktemp -d "$parent/$prefix-XXXXXX") || tt_fail "cannot make a temp dir under $parent"
   chmod 0700 "$dir"
   TT_DIRS+=("$dir")
   printf -v "$1" '%s' "$dir"

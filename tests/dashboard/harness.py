@@ -16,24 +16,20 @@ import sys
 import time
 import urllib.request
 
+sys.dont_write_bytecode = True  # importing a helper leaves no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
 from sockdir import sock_mkdtemp  # noqa: E402  a short folder where TMPDIR is too long
+import checklib  # noqa: E402  fail(), wait_for(): one copy for the checks
 
 
+# The dashboard tests' failure line reads "FAIL: ..." and their waits give
+# up after 15 s.
 def fail(msg):
-    print("FAIL: " + msg, flush=True)
-    sys.exit(1)
+    checklib.fail(msg, label="FAIL: ")
 
 
 def wait_for(what, cond, timeout=15.0, step=0.02):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            fail("timed out waiting for " + what)
-        time.sleep(step)
+    return checklib.wait_for(what, cond, timeout, step, label="FAIL: ")
 
 
 class System:

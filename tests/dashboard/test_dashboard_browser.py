@@ -20,10 +20,11 @@ Exit 77 (CTest: skipped) with a message when Chromium is not installed.
 import os
 import shutil
 import sys
-import tempfile
 
+sys.dont_write_bytecode = True  # importing a helper leaves no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import System, fail, wait_for  # noqa: E402
+from sockdir import sock_mkdtemp  # noqa: E402  (harness put tests/common on the path)
 
 BUILD = sys.argv[1]
 SHOT = sys.argv[2] if len(sys.argv) > 2 else os.path.join(BUILD, "dashboard.png")
@@ -59,7 +60,13 @@ def main():
     env = {} if real else {"THOTH_SYSFS_ROOT": os.path.join(SRC, "tests/dashboard/sysfs-haltpoll")}
     with System(BUILD, env=env, rate=int(os.environ.get("THOTH_DASHBOARD_RATE", "200")),
                 governed=True, pm_driver=True) as s:
-        profile = tempfile.mkdtemp(prefix="thoth-chromium-")
+        # Chromium puts a socket in its profile (SingletonSocket) and in
+        # TMPDIR (org.chromium.Chromium.XXXXXX/SingletonSocket): both in a
+        # short folder of the stage's when TMPDIR is long.
+        short = sock_mkdtemp("thoth-chromium-", room=len("/org.chromium.Chromium.XXXXXX/SingletonSocket"))
+        profile = os.path.join(short, "profile")
+        os.mkdir(profile, 0o700)
+        os.mkdir(os.path.join(short, "tmp"), 0o700)
         opts = webdriver.ChromeOptions()
         opts.binary_location = chromium
         for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -68,7 +75,7 @@ def main():
             opts.add_argument(a)
         opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
         from selenium.webdriver.chrome.service import Service
-        service = Service(executable_path=driver_exe)
+        service = Service(executable_path=driver_exe, env=dict(os.environ, TMPDIR=os.path.join(short, "tmp")))
         d = webdriver.Chrome(service=service, options=opts)
         try:
             d.set_page_load_timeout(30)
@@ -128,7 +135,7 @@ def main():
                   (ticks(), points, SHOT))
         finally:
             d.quit()
-            shutil.rmtree(profile, ignore_errors=True)
+            shutil.rmtree(short, ignore_errors=True)
     print("PASS")
 
 

@@ -15,6 +15,7 @@ import tempfile
 import urllib.parse
 import urllib.request
 
+sys.dont_write_bytecode = True  # importing a helper leaves no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import System, fail, wait_for  # noqa: E402
 

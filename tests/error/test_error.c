@@ -122,6 +122,40 @@ static void test_io_error_record_belongs_to_its_thread(void **state)
 	assert_string_equal(thoth_last_error()->what, "open /here");
 }
 
+/* A record longer than its 160 bytes (a path under a long TMPDIR) ends in
+ * "...", and a UTF-8 character at the cut is dropped whole, not halved. */
+static void test_a_long_record_is_cut_visibly_at_a_character(void **state)
+{
+	(void)state;
+	size_t cap = sizeof thoth_last_error()->what;
+	char path[400];
+	memset(path, 'a', sizeof path - 1);
+	path[sizeof path - 1] = 0;
+	thoth_error_io(ENAMETOOLONG, "open %s", path);
+	const char *what = thoth_last_error()->what;
+	assert_int_equal(strlen(what), cap - 1);
+	assert_memory_equal(what, "open aaaa", 9);
+	assert_string_equal(what + cap - 4, "...");
+	assert_int_equal(thoth_last_errno(), ENAMETOOLONG);
+	/* "é" (2 bytes) over byte 156, the first the "..." takes: all of
+	 * it goes, the text before it stays. */
+	for (int start = (int)cap - 6; start <= (int)cap - 3; start++) {
+		memset(path, 'b', sizeof path - 1);
+		memcpy(path + start - 5, "\xc3\xa9", 2);      /* "open " is 5 bytes */
+		thoth_error_io(EIO, "open %s", path);
+		what = thoth_last_error()->what;
+		size_t len = strlen(what);
+		assert_int_equal(memcmp(what + len - 3, "...", 3), 0);
+		for (size_t i = 0; i + 3 < len; i++)
+			if (((unsigned char)what[i] & 0xC0) == 0xC0)
+				assert_true(i + 1 < len - 3);   /* a lead byte keeps its tail */
+		if (start == (int)cap - 5)
+			assert_int_equal(len, (size_t)start + 3);   /* over the cut: dropped whole */
+		else
+			assert_int_equal(len, cap - 1);             /* wholly before or after it */
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -130,6 +164,7 @@ int main(void)
 		cmocka_unit_test(test_a_value_that_is_no_code_is_named_unknown),
 		cmocka_unit_test(test_io_error_keeps_the_call_and_its_errno),
 		cmocka_unit_test(test_io_error_record_belongs_to_its_thread),
+		cmocka_unit_test(test_a_long_record_is_cut_visibly_at_a_character),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,6 +5,10 @@
 #   run_greeter THOTHD THOTHCTL GREETER_SERVICE GREETER_CALL
 # Prints the call's answer; fails (returns non-zero) with the logs otherwise.
 
+# tt_tempdir: thothd's sockets go in the runtime dir, a short folder of the
+# stage's when TMPDIR is long (thothd: "socket path too long").
+. "$(dirname "${BASH_SOURCE[0]}")/../common/thoth_test.sh"
+
 _pids=()
 _rt=""
 greeter_cleanup() {
@@ -19,7 +23,7 @@ greeter_cleanup() {
 
 run_greeter() {
   local thothd=$1 thothctl=$2 service=$3 call=$4
-  _rt=$(mktemp -d "${TMPDIR:-/tmp}/thoth-install-rt-XXXXXX")
+  _rt=$(tt_tempdir install-rt)
   # --http-port 0: at the default 9180 the dashboard ran only when no
   # other test's thothd held it at that moment.
   "$thothd" --runtime-dir "$_rt" --http-port 0 2>"$_rt/thothd.log" &

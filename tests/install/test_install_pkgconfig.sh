@@ -10,7 +10,10 @@ set -euo pipefail
 SRC=$1 BUILD=$2
 . "$SRC/tests/install/lib.sh"
 D=$(mktemp -d "${TMPDIR:-/tmp}/thoth-install-XXXXXX")
-trap 'greeter_cleanup; rm -rf "$D"' EXIT
+# thothctl locks' runtime dir: its socket's path must fit (a short folder
+# of the stage's when TMPDIR is long; tt_tempdir, from lib.sh).
+RT=$(tt_tempdir install-locks-rt)
+trap 'greeter_cleanup; rm -rf "$D" "$RT"' EXIT
 
 # The prefix the build was configured with (thoth.pc names it), under DESTDIR.
 PREFIX=$(sed -n 's/^CMAKE_INSTALL_PREFIX:PATH=//p' "$BUILD/CMakeCache.txt")
@@ -28,8 +31,7 @@ preload=$(env -u THOTHLOCK_LIB "$D$PREFIX/bin/thothlock" -- sh -c 'printf %s "$L
 # launcher, by its full path: a program run under it is listed live by
 # thothd and `thothctl locks` and reported at its exit (the bare
 # LD_PRELOAD form is only the fallback where no launcher is found).
-mkdir -m 700 "$D/rt"
-"$D$PREFIX/bin/thothctl" --runtime-dir "$D/rt" locks >/dev/null 2>"$D/locks.err" && { echo "thothctl locks found tables in an empty dir" >&2; exit 1; }
+"$D$PREFIX/bin/thothctl" --runtime-dir "$RT" locks >/dev/null 2>"$D/locks.err" && { echo "thothctl locks found tables in an empty dir" >&2; exit 1; }
 grep -qF "(to see one here, start it with $(realpath "$D$PREFIX/bin/thothlock") -- PROGRAM: listed here while it runs and reported at its exit," "$D/locks.err" ||
   { cat "$D/locks.err" >&2; echo "the installed thothctl does not name the installed thothlock first" >&2; exit 1; }
 # The documentation the man pages send a reader to is installed: every

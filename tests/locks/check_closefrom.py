@@ -25,11 +25,11 @@ import subprocess
 import sys
 import tempfile
 
+sys.dont_write_bytecode = True  # importing a helper leaves no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from checklib import fail  # noqa: E402  fail(), wait_for(): one copy for the checks
+
 N = 3000
-
-
-def fail(msg):
-    sys.exit(f"FAIL {msg}")
 
 
 def start(argv, env):

@@ -23,9 +23,9 @@ import subprocess
 import sys
 import tempfile
 
-
-def fail(msg):
-    sys.exit(f"FAIL {msg}")
+sys.dont_write_bytecode = True  # importing a helper leaves no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from checklib import fail  # noqa: E402  fail(), wait_for(): one copy for the checks
 
 
 def dump(tool, table, names):

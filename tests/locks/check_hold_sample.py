@@ -47,17 +47,16 @@ import subprocess
 import sys
 import tempfile
 
+sys.dont_write_bytecode = True  # importing a helper leaves no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from checklib import fail  # noqa: E402  fail(), wait_for(): one copy for the checks
+
 N = 16
 ROUNDS, HOLDS, CONTENTIONS = 12, 1500, 10
 # A lock whose own timings put 3 standard errors of the sample above this is
 # not judged (an interrupted hold scaled by the sampling): a test that
 # allowed more could not tell an estimate scaled by the wrong factor.
 MAX_TOLERANCE = 0.35
-
-
-def fail(msg):
-    print("FAIL " + msg)
-    sys.exit(1)
 
 
 def run(thothlock, workload, args, extra_env=None, tool_args=("--all",)):

@@ -21,16 +21,16 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 
-
-def fail(msg):
-    sys.exit(f"FAIL {msg}")
+sys.dont_write_bytecode = True  # importing a helper leaves no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from checklib import fail  # noqa: E402  fail(), wait_for(): one copy for the checks
+from sockdir import sock_tempdir  # noqa: E402  a short folder where TMPDIR is too long
 
 
 def main():
     thothctl, lib, workload = sys.argv[1:4]
-    with tempfile.TemporaryDirectory() as rt:
+    with sock_tempdir("thoth-locks-live-") as rt:
         env = dict(os.environ, THOTH_RUNTIME_DIR=rt, LD_PRELOAD=lib)
         env.pop("THOTHLOCK_DIR", None)
         proc = subprocess.Popen([workload, "10"], env=env, stdin=subprocess.PIPE,

@@ -30,15 +30,15 @@ import subprocess
 import sys
 import tempfile
 
+sys.dont_write_bytecode = True  # importing a helper leaves no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from checklib import fail  # noqa: E402  fail(), wait_for(): one copy for the checks
+
 THREADS, ROUNDS = 4, 20000
 # Few: each lands on a page of its own; the last round has many.
 WORDS = 200
 MANY_WORDS = 20000
 ORIGINAL_HEADER = {}
-
-
-def fail(msg):
-    sys.exit(f"FAIL {msg}")
 
 
 def attack(rt, pid):

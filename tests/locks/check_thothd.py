@@ -35,21 +35,10 @@ import sys
 import tempfile
 import time
 
-
-def fail(msg):
-    print(f"FAIL {msg}", flush=True)
-    sys.exit(1)
-
-
-def wait_for(what, cond, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            fail(f"timed out waiting for {what}")
-        time.sleep(0.02)
+sys.dont_write_bytecode = True  # importing a helper leaves no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from checklib import fail, wait_for  # noqa: E402  fail(), wait_for(): one copy for the checks
+from sockdir import sock_mkdtemp  # noqa: E402  a short folder where TMPDIR is too long
 
 
 def live_lock(doc):
@@ -168,7 +157,7 @@ def main():
     print(f"ok exit report: live_lock {exit_lock['contentions']} contentions, "
           f"{exit_lock['acquisitions']} acquisitions, sites {contended_functions(exit_lock)}")
 
-    rt = tempfile.mkdtemp(prefix="thoth-locks-")
+    rt = sock_mkdtemp("thoth-locks-")
     os.chmod(rt, 0o700)
     log = open(os.path.join(rt, "thothd.log"), "w+")
     procs = []

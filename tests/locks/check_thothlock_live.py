@@ -35,24 +35,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
-import time
 
-
-def fail(msg):
-    print(f"FAIL {msg}", flush=True)
-    sys.exit(1)
-
-
-def wait_for(what, cond, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            fail(f"timed out waiting for {what}")
-        time.sleep(0.02)
+sys.dont_write_bytecode = True  # importing a helper leaves no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from checklib import fail, wait_for  # noqa: E402  fail(), wait_for(): one copy for the checks
+from sockdir import sock_mkdtemp  # noqa: E402  a short folder where TMPDIR is too long
 
 
 def lock_summary(doc, pid):
@@ -79,7 +66,7 @@ def main():
     env = dict(os.environ)
     for k in ("LD_PRELOAD", "THOTHLOCK_DIR", "THOTHLOCK_MODE", "THOTHLOCK_ACQ_SAMPLE"):
         env.pop(k, None)
-    rt = tempfile.mkdtemp(prefix="thoth-locks-tl-")
+    rt = sock_mkdtemp("thoth-locks-tl-")
     os.chmod(rt, 0o700)
     locks_dir = os.path.join(rt, "locks")
     wenv = dict(env, THOTH_RUNTIME_DIR=rt)

@@ -34,13 +34,13 @@ import subprocess
 import sys
 import tempfile
 
+sys.dont_write_bytecode = True  # importing a helper leaves no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from checklib import fail  # noqa: E402  fail(), wait_for(): one copy for the checks
+
 THREADS = 4
 PER = {"uo_a": 2, "uo_b": 3, "uo_c": 2, "uo_rec": 1}
 N, EXACT = 64, 4096
-
-
-def fail(msg):
-    sys.exit(f"FAIL {msg}")
 
 
 def run(lib, workload, tool, mode, iters, extra):

@@ -9,6 +9,7 @@
  * stands for one that has, and records what would be written), and its
  * detection for real on this kernel.
  */
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -33,11 +34,11 @@
 #define MS 1000000ull
 #define US 1000ull
 
-static char root[64];
+static char root[PATH_MAX];
 
 static void put(const char *rel, const char *text)
 {
-	char path[256];
+	char path[PATH_MAX + 128];
 	snprintf(path, sizeof(path), "%s/%s", root, rel);
 	for (char *p = path + strlen(root) + 1; *p; p++)
 		if (*p == '/') {
@@ -53,7 +54,7 @@ static void put(const char *rel, const char *text)
 
 static void get(const char *rel, char *buf, size_t cap)
 {
-	char path[256];
+	char path[PATH_MAX + 128];
 	snprintf(path, sizeof(path), "%s/%s", root, rel);
 	FILE *f = fopen(path, "r");
 	assert_non_null(f);
@@ -107,7 +108,7 @@ static int teardown(void **state)
 	fake_attr_size = sizeof(thoth_pm_sched_attr_t);
 	refuse_tid = -1;
 	refuse_all = 0;
-	char cmd[128];
+	char cmd[PATH_MAX + 16];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
 	unsetenv("THOTH_SYSFS_ROOT");
 	return system(cmd) == 0 ? 0 : -1;
@@ -340,7 +341,7 @@ static void test_a_failed_write_is_reported_with_its_path(void **state)
 {
 	put(CPUFREQ "scaling_available_frequencies", "208000 432000\n");
 	put(CPUFREQ "scaling_governor", "userspace\n");
-	char dir[256];
+	char dir[PATH_MAX + 128];
 	snprintf(dir, sizeof(dir), "%s/" CPUFREQ "scaling_setspeed", root);
 	assert_int_equal(mkdir(dir, 0755), 0); /* a directory: fopen for writing fails */
 	thoth_pm_dvfs_t *d;

@@ -48,7 +48,7 @@
 
 #define MS 1000000ull
 
-static char dir[64], sock[128], out[128];
+static char dir[TEST_SOCK_DIR_CAP("/service.out")], sock[128], out[128];
 static pid_t service = -1;
 static thoth_chan_t *ch;
 
@@ -213,8 +213,8 @@ static bool wait_for_khz(uint32_t khz, unsigned ms_max)
  * optional last argument (NULL: none). */
 static int spawn(const char *qos_us, const char *extra)
 {
-	snprintf(dir, sizeof dir, "%s/thoth-governed-XXXXXX", test_tmpdir());
-	if (!mkdtemp(dir))
+	/* echo.sock is a socket: a short folder of the stage's if TMPDIR is long */
+	if (!test_sock_template(dir, sizeof dir, "thoth-governed") || !mkdtemp(dir))
 		return -1;
 	char cmd[512];
 	snprintf(cmd, sizeof cmd, "cp -r '%s/arm64-hikey/.' '%s/'", FIXTURES, dir);

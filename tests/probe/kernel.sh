@@ -44,7 +44,9 @@ if [ ! -d /sys/kernel/tracing/events/sched/sched_switch ] &&
 	MOUNT_TRACEFS=1
 fi
 
-RT=$(mktemp -d "${TMPDIR:-/tmp}/thoth-kprobe-XXXXXX")
+. "$(dirname "$0")/../common/thoth_test.sh"
+# thothd's sockets go in it: a short folder of the stage's if TMPDIR is long.
+RT=$(tt_tempdir kprobe) || { echo "FAIL: no temp dir"; exit 1; }
 pids=()
 MOUNTED=
 cleanup() {

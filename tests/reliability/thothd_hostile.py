@@ -41,6 +41,7 @@ import subprocess
 import sys
 import time
 
+sys.dont_write_bytecode = True  # importing a helper leaves no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
 from sockdir import sock_mkdtemp  # noqa: E402  a short folder where TMPDIR is too long
 

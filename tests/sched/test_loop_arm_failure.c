@@ -15,11 +15,13 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "thoth/error.h"
 #include "thoth/loop.h"
 #include "timerpage.h"
 #include "../common/tmpdir.h"
@@ -44,8 +46,10 @@ static void nothing(thoth_loop_t *loop, thoth_timer_t *t, void *arg)
 static void test_a_failed_arm_after_a_page_change_is_retried(void **state)
 {
 	(void)state;
-	char dir[256];
-	test_tmp_template(dir, sizeof dir, "thoth-armfail");
+	/* The doorbells are sockets in DIR ("DIR/tk.GEN.SLOT"): a short
+	 * folder of the stage's when TMPDIR is long. */
+	char dir[TEST_SOCK_DIR_CAP("/tk.ffffffff.63")];
+	assert_true(test_sock_template(dir, sizeof dir, "thoth-armfail"));
 	assert_non_null(mkdtemp(dir));
 	thoth_loop_t *loop;
 	assert_int_equal(thoth_loop_new(&loop), 0);
@@ -69,9 +73,25 @@ static void test_a_failed_arm_after_a_page_change_is_retried(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* A runtime dir too long for a doorbell's path is refused with a reason
+ * naming it and the limit (it was a bare THOTH_E_NO_SPACE). */
+static void test_a_dir_too_long_for_the_doorbells_is_refused_by_name(void **state)
+{
+	(void)state;
+	char dir[200];
+	memset(dir, 'd', sizeof dir - 1);
+	dir[0] = '/';
+	dir[sizeof dir - 1] = 0;
+	assert_int_equal(thoth__timerpage_create(dir), THOTH_E_IO);
+	assert_int_equal(thoth_last_errno(), ENAMETOOLONG);
+	const char *what = thoth_last_error()->what;
+	assert_non_null(strstr(what, "a dir of 199 bytes (at most 95): /ddd"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_a_dir_too_long_for_the_doorbells_is_refused_by_name),
 		cmocka_unit_test(test_a_failed_arm_after_a_page_change_is_retried),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

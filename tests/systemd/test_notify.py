@@ -10,14 +10,18 @@ part of two protocols.
     with LISTEN_PID/LISTEN_FDS=1 is refused with a message, exit 1.
 Every wait has a deadline; no sleeps.
 """
-import os, signal, socket, subprocess, sys, tempfile, shutil
+import os, signal, socket, subprocess, sys, shutil
+
+sys.dont_write_bytecode = True  # importing a helper leaves no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from sockdir import sock_mkdtemp  # noqa: E402  a short folder where TMPDIR is too long
 
 THOTHD = sys.argv[1]
 DEADLINE = 30.0
 
 
 def notify_case(abstract):
-    rt = tempfile.mkdtemp(prefix="thoth-notify-")
+    rt = sock_mkdtemp("thoth-notify-")
     try:
         s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         if abstract:
@@ -55,7 +59,7 @@ def notify_case(abstract):
 
 
 def bad_socket_case():
-    rt = tempfile.mkdtemp(prefix="thoth-sockbad-")
+    rt = sock_mkdtemp("thoth-sockbad-")
     try:
         d = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         d.bind(os.path.join(rt, "dgram.sock"))

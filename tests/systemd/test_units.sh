@@ -7,7 +7,10 @@
 # service unit starts the installed thothd.
 set -euo pipefail
 SRC=$1 BUILD=$2
-D=$(mktemp -d "${TMPDIR:-/tmp}/thoth-units-XXXXXX")
+. "$SRC/tests/common/thoth_test.sh"
+# XDG_RUNTIME_DIR is in it, and the user units' sockets below that (gpg-agent's
+# .../gnupg/S.gpg-agent.browser): a short folder of the stage's if TMPDIR is long.
+D=$(tt_tempdir units)
 trap 'rm -rf "$D"' EXIT
 PREFIX=$(sed -n 's/^CMAKE_INSTALL_PREFIX:PATH=//p' "$BUILD/CMakeCache.txt")
 UNITDIR=$(sed -n 's/^THOTH_SYSTEMD_USER_UNITDIR:[A-Z]*=//p' "$BUILD/CMakeCache.txt")

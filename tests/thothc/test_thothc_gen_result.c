@@ -5,6 +5,7 @@
  * the first two; when a refusal and a failure were both -1 it could only
  * accept every non-zero answer, and a gen bug returning one went unseen.
  */
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,7 +21,7 @@
 #include "../common/tmpdir.h"
 
 static tidl_program_t *prog;
-static char dir[64];
+static char dir[PATH_MAX];
 
 static int setup(void **state)
 {
@@ -35,7 +36,7 @@ static int teardown(void **state)
 	(void)state;
 	tidl_program_free(prog);
 	prog = NULL;
-	char cmd[128];
+	char cmd[PATH_MAX + 16];
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
 	return system(cmd) == 0 ? 0 : -1;
 }
@@ -158,7 +159,7 @@ static void test_a_file_that_cannot_be_written_is_a_failure(void **state)
 {
 	(void)state;
 	tidl_file_t *f = load("ok.tidl", "package ok;\nversion 1.0;\nstruct S { 1: u8 v; }\n");
-	char missing[128];
+	char missing[PATH_MAX + 64];
 	snprintf(missing, sizeof missing, "%s/not/there", dir);
 	assert_int_equal(gen_disk(f, missing, "cannot write"), THOTHC_GEN_FAILED);
 }

@@ -6,6 +6,7 @@
  * or a missing folder it is not folded), a message naming the import as
  * written, the path looked for and, after a symlinked folder, the real one.
  */
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -147,7 +148,7 @@ static void test_a_file_imported_twice_is_refused(void **state)
 
 /* ---- on disk -------------------------------------------------------------- */
 
-static char dir[64];
+static char dir[PATH_MAX];
 
 static int setup_dir(void **state)
 {
@@ -159,18 +160,18 @@ static int setup_dir(void **state)
 static int teardown_dir(void **state)
 {
 	teardown(state);
-	char cmd[128];
+	char cmd[PATH_MAX + 16];
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
 	return system(cmd) == 0 ? 0 : -1;
 }
 
 static void put(const char *rel, const char *text)
 {
-	char path[256];
+	char path[PATH_MAX + 64];
 	snprintf(path, sizeof path, "%s/%s", dir, rel);
 	char *slash = strrchr(path, '/');
 	*slash = 0;
-	char cmd[300];
+	char cmd[PATH_MAX + 96];
 	snprintf(cmd, sizeof cmd, "mkdir -p '%s'", path);
 	assert_int_equal(system(cmd), 0);
 	*slash = '/';
@@ -182,14 +183,14 @@ static void put(const char *rel, const char *text)
 
 static void link_(const char *target, const char *rel)
 {
-	char path[256];
+	char path[PATH_MAX + 64];
 	snprintf(path, sizeof path, "%s/%s", dir, rel);
 	assert_int_equal(symlink(target, path), 0);
 }
 
 static int load_disk(const char *rel)
 {
-	char path[256];
+	char path[PATH_MAX + 64];
 	snprintf(path, sizeof path, "%s/%s", dir, rel);
 	tidl_file_t *f;
 	prog = tidl_program_new();
@@ -286,7 +287,7 @@ static void test_disk_dotdot_after_a_symlinked_folder_is_the_kernels(void **stat
 	assert_null(loaded("decoy"));
 	const tidl_file_t *x = loaded("x");
 	assert_non_null(x);
-	char want[300];
+	char want[PATH_MAX + 128];
 	snprintf(want, sizeof want, "%s/link/../x.tidl", dir);
 	assert_string_equal(x->path, want);
 }
@@ -321,7 +322,7 @@ static void test_disk_missing_file_after_a_symlinked_folder_is_missing(void **st
 	link_("real/sub", "link");
 	assert_int_not_equal(load_disk("link/x.tidl"), 0);
 	/* named as written, then where it was looked for and why there */
-	char want[600];
+	char want[2 * PATH_MAX + 256];
 	snprintf(want, sizeof want, "cannot open '../y.tidl' (looked for %s/link/../y.tidl, which is "
 		 "%s/real/y.tidl: '..' after a symlinked folder is its target's parent): No such file",
 		 dir, dir);
@@ -349,11 +350,11 @@ static void test_disk_a_tree_through_a_symlinked_folder_resolves_where_it_is(voi
 	assert_int_equal(prog->n_files, 3);     /* c.tidl once, by both spellings */
 	assert_non_null(tidl_file_find_decl(loaded("c"), "C"));
 	tidl_program_free(prog);
-	char gone[300];
+	char gone[PATH_MAX + 64];
 	snprintf(gone, sizeof gone, "%s/shared/common/c.tidl", dir);
 	assert_int_equal(unlink(gone), 0);
 	assert_int_not_equal(load_disk("proj/schemas/a.tidl"), 0);
-	char want[700];
+	char want[2 * PATH_MAX + 256];
 	snprintf(want, sizeof want, "cannot open '../common/c.tidl' (looked for %s/proj/schemas/../common/c.tidl, "
 		 "which is %s/shared/common/c.tidl: '..' after a symlinked folder is its target's parent)", dir, dir);
 	const tidl_diag_t *d = find(want);
@@ -368,12 +369,12 @@ static void test_disk_absolute_import_with_dotdot(void **state)
 {
 	(void)state;
 	put("a.tidl", "package a;\nversion 1.0;\nstruct A { 1: u8 v; }\n");
-	char text[512];
+	char text[PATH_MAX + 256];
 	snprintf(text, sizeof text, "package m;\nversion 1.0;\nimport \"%s/sub/../a.tidl\";\n"
 				    "struct M { 1: a.A x; }\n", dir);
 	put("sub/main.tidl", text);
 	must_load("sub/main.tidl");
-	char want[300];
+	char want[PATH_MAX + 128];
 	snprintf(want, sizeof want, "%s/a.tidl", dir);
 	assert_string_equal(loaded("a")->path, want);
 	tidl_program_free(prog);
@@ -389,8 +390,29 @@ static void test_disk_missing_import_named_as_written_and_as_looked_for(void **s
 	(void)state;
 	put("sub/main.tidl", "package m;\nversion 1.0;\nimport \"./../gone.tidl\";\n");
 	assert_int_not_equal(load_disk("sub/main.tidl"), 0);
-	char want[300];
+	char want[PATH_MAX + 128];
 	snprintf(want, sizeof want, "cannot open './../gone.tidl' (looked for %s/gone.tidl): No such file", dir);
+	assert_int_equal(find(want)->loc.line, 3);
+}
+
+/* A diagnostic is kept whole, however long: one over 512 bytes (a long
+ * import name, a deep folder) lost its end, ": No such file" and all. */
+static void test_disk_a_long_diagnostic_is_kept_whole(void **state)
+{
+	(void)state;
+	char name[420];
+	memcpy(name, "./", 2);
+	memset(name + 2, 'n', 200);
+	name[202] = '/';
+	memset(name + 203, 'o', 200);
+	strcpy(name + 403, ".tidl");
+	char text[600];
+	snprintf(text, sizeof text, "package m;\nversion 1.0;\nimport \"%s\";\n", name);
+	put("sub/main.tidl", text);
+	assert_int_not_equal(load_disk("sub/main.tidl"), 0);
+	char want[2 * PATH_MAX + 256];
+	snprintf(want, sizeof want, "cannot open '%s' (looked for %s/sub/%s): No such file", name, dir, name + 2);
+	assert_true(strlen(want) > 512);
 	assert_int_equal(find(want)->loc.line, 3);
 }
 
@@ -414,6 +436,7 @@ int main(void)
 		D(test_disk_a_tree_through_a_symlinked_folder_resolves_where_it_is),
 		D(test_disk_absolute_import_with_dotdot),
 		D(test_disk_missing_import_named_as_written_and_as_looked_for),
+		D(test_disk_a_long_diagnostic_is_kept_whole),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -24,7 +24,7 @@
 int __real_fsync(int fd);
 int __wrap_fsync(int fd);
 
-static char dir[64], target[128];
+static char dir[PATH_MAX], target[PATH_MAX + 16];
 static struct {
 	char path[PATH_MAX];
 	char target_then[64];           /* the target's contents when it was synced */
@@ -71,7 +71,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	char cmd[128];
+	char cmd[PATH_MAX + 32];
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
 	return system(cmd) == 0 ? 0 : -1;
 }
@@ -89,7 +89,7 @@ static void expect_contents(const char *want)
 
 static int files_in_dir(void)
 {
-	char cmd[128];
+	char cmd[PATH_MAX + 32];
 	snprintf(cmd, sizeof cmd, "ls -A '%s' | wc -l", dir);
 	FILE *p = popen(cmd, "r");
 	int n = -1;
@@ -110,7 +110,7 @@ static void test_a_new_file_is_synced_before_the_rename_and_the_folder_after(voi
 	assert_null(what);
 	expect_contents("new");
 	assert_int_equal(n_synced, 2);
-	char prefix[160];
+	char prefix[PATH_MAX + 32];
 	snprintf(prefix, sizeof prefix, "%s.", target);
 	if (strncmp(synced[0].path, prefix, strlen(prefix)) != 0)
 		fail_msg("first fsync on '%s', want the temporary file %sXXXXXX", synced[0].path, prefix);

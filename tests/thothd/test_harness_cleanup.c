@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -104,7 +105,7 @@ static void check_gone(const char *tmp, const seen_t *seen)
 
 /* The TMPDIR each case gives its child: short (the harness's runtime dir
  * has 64 bytes), removed by the teardown also when a case failed. */
-static char tmp[256];
+static char tmp[PATH_MAX];
 
 static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {

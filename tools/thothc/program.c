@@ -116,12 +116,21 @@ static void vdiag(tidl_program_t *p, const tidl_file_t *f, tidl_severity_t sev, 
 		p->diags = d;
 		p->cap_diags = cap;
 	}
-	char buf[512];
-	vsnprintf(buf, sizeof buf, fmt, ap);
+	/* The whole message, however long: one naming paths under a deep
+	 * folder (a long TMPDIR) was cut at 512 bytes without a mark. */
+	va_list again;
+	va_copy(again, ap);
+	int n = vsnprintf(NULL, 0, fmt, ap);
+	char *msg = tidl_palloc(p, n > 0 ? (size_t)n + 1 : 1);
+	if (n > 0)
+		vsnprintf(msg, (size_t)n + 1, fmt, again);
+	else
+		msg[0] = 0;
+	va_end(again);
 	tidl_diag_t *d = &p->diags[p->n_diags++];
 	d->severity = sev;
 	d->loc = loc;
-	d->message = tidl_pstrndup(p, buf, strlen(buf));
+	d->message = msg;
 	line_of(f, loc.line, &d->line_text, &d->line_len);
 }
 
