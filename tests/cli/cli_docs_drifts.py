@@ -18,6 +18,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 import check_cli_docs as ccd  # noqa: E402
 
 # (file, sed expression, the failure expected, the sections it can affect)
