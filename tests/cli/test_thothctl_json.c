@@ -122,7 +122,7 @@ static void check_text(const char *in, size_t len, unsigned flags, const char *w
 	free(got);
 }
 
-/* What the live test (test_thothctl_peer_text) puts in codex's failure,
+/* What the live test (test_codex_peer_text) puts in codex's failure,
  * and each class of the rule. */
 static void test_text_controls_shown(void **state)
 {
@@ -192,6 +192,59 @@ static void test_text_bounded(void **state)
 		assert_int_equal(p[i][0], 'a' + i);
 }
 
+/* A text that comes in pages (thothd's lock report, 256 KiB each): a
+ * UTF-8 sequence that a page's end cuts is held for the next page, so a
+ * report split at any byte reads as the whole one (each part alone would
+ * show the sequence's bytes \xNN). */
+static void test_text_pages(void **state)
+{
+	(void)state;
+	assert_int_equal(thothctl_text_cut_tail("ab", 2), 0);
+	assert_int_equal(thothctl_text_cut_tail("a\xc3", 2), 1);
+	assert_int_equal(thothctl_text_cut_tail("a\xc3\xa9", 3), 0);
+	assert_int_equal(thothctl_text_cut_tail("\xe2\x82", 2), 2);
+	assert_int_equal(thothctl_text_cut_tail("\xf0\x9f\x98", 3), 3);
+	assert_int_equal(thothctl_text_cut_tail("\xf0\x9f\x98\x80", 4), 0);
+	assert_int_equal(thothctl_text_cut_tail("\x80\x80\x80", 3), 0);
+	assert_int_equal(thothctl_text_cut_tail(NULL, 0), 0);
+	static const char whole[] = "lock \xc3\xa9t\xc3\xa9\t\xe2\x82\xac 3\n\xf0\x9f\x98\x80 x\x1b\xff\xe2\x82 \xc2\x9b\n";
+	size_t len = sizeof whole - 1;
+	char *want = text(whole, len, THOTHCTL_TEXT_TAB | THOTHCTL_TEXT_LINES);
+	for (size_t at = 0; at <= len; at++) {
+		size_t held = thothctl_text_cut_tail(whole, at);
+		char *a = text(whole, at - held, THOTHCTL_TEXT_TAB | THOTHCTL_TEXT_LINES);
+		char *b = text(whole + at - held, len - at + held, THOTHCTL_TEXT_TAB | THOTHCTL_TEXT_LINES);
+		size_t na = strlen(a);
+		assert_memory_equal(want, a, na);
+		assert_string_equal(want + na, b);
+		free(a);
+		free(b);
+	}
+	free(want);
+}
+
+/* The buffer form's "..." never splits a UTF-8 sequence or a \xNN. */
+static void test_text_cut_whole(void **state)
+{
+	(void)state;
+	for (size_t w = 1; w <= 4; w++) {
+		static const char *const ch[] = { "", "\x1b", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80" };
+		char in[3000];
+		size_t n = 0;
+		while (n + w <= sizeof in) {
+			memcpy(in + n, ch[w], w);
+			n += w;
+		}
+		const char *got = thothctl_text(in, n);
+		size_t g = strlen(got);
+		assert_true(g <= 2047);
+		assert_string_equal(got + g - 3, "...");
+		size_t unit = w == 1 ? 4 : w;           /* ESC is shown as 4 bytes */
+		assert_int_equal((g - 3) % unit, 0);
+		assert_true(thothctl_utf8_valid(got, g));
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -202,6 +255,8 @@ int main(void)
 		cmocka_unit_test(test_text_controls_shown),
 		cmocka_unit_test(test_text_no_control_survives),
 		cmocka_unit_test(test_text_bounded),
+		cmocka_unit_test(test_text_pages),
+		cmocka_unit_test(test_text_cut_whole),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

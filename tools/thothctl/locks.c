@@ -153,18 +153,10 @@ static int put_report(report_carry_t *c, const uint8_t *p, size_t len, bool last
 		memcpy(buf + c->n, p, len);
 	size_t all = c->n + len, cut = all;
 	c->n = 0;
-	/* a lead byte in the last 3 whose sequence runs past the end */
-	for (size_t back = 1; !last && back <= 3 && back <= all; back++) {
-		unsigned char b = buf[all - back];
-		if ((b & 0xc0) == 0x80)
-			continue;
-		size_t want = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 1;
-		if (want > back) {
-			cut = all - back;
-			memcpy(c->held, buf + cut, back);
-			c->n = back;
-		}
-		break;
+	if (!last) {
+		c->n = thothctl_text_cut_tail((const char *)buf, all);
+		cut = all - c->n;
+		memcpy(c->held, buf + cut, c->n);
 	}
 	thothctl_text_fput(stdout, (const char *)buf, cut, THOTHCTL_TEXT_TAB | THOTHCTL_TEXT_LINES);
 	free(buf);

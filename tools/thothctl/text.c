@@ -71,6 +71,20 @@ void thothctl_text_fput(FILE *f, const char *s, size_t len, unsigned flags)
 	}
 }
 
+size_t thothctl_text_cut_tail(const char *s, size_t len)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	/* a lead byte in the last 3 whose sequence runs past the end */
+	for (size_t back = 1; back <= 3 && back <= len; back++) {
+		unsigned char b = u[len - back];
+		if ((b & 0xc0) == 0x80)
+			continue;
+		size_t want = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 1;
+		return want > back ? back : 0;
+	}
+	return 0;
+}
+
 enum { TEXT_SLOTS = 8, TEXT_CAP = 2048 };
 
 const char *thothctl_text(const char *s, size_t len)
