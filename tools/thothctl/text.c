@@ -66,6 +66,18 @@ void thothctl_text_fput(FILE *f, const char *s, size_t len, unsigned flags)
 	char out[8];
 	size_t n;
 	for (size_t i = 0; s && i < len;) {
+		/* a run of printable ASCII (most of a lock report) in one write:
+		 * a byte at a time cost ~20 ns a byte, 0.4 s for 16 MiB */
+		size_t run = i;
+		while (run < len && ((u[run] >= 0x20 && u[run] < 0x7f) ||
+				     (u[run] == '\t' && (flags & THOTHCTL_TEXT_TAB)) ||
+				     (u[run] == '\n' && (flags & THOTHCTL_TEXT_LINES))))
+			run++;
+		if (run > i) {
+			fwrite(u + i, 1, run - i, f);
+			i = run;
+			continue;
+		}
 		i += visible(u + i, len - i, flags, out, &n);
 		fwrite(out, 1, n, f);
 	}
