@@ -3,6 +3,9 @@
  * whatever bytes a registrant, a codex record or a probe object holds, the
  * string written is valid JSON, and so UTF-8 (RFC 8259 8.1): well-formed
  * sequences pass through, every other byte is U+FFFD, controls escaped.
+ * And its text writer (tools/thothctl/text.c, thothctl_text*): a peer's
+ * string on the operator's terminal holds no control byte raw -- C0, DEL,
+ * C1 (raw or as UTF-8) and invalid bytes are \xNN, the rest as it is.
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -98,6 +101,150 @@ static void test_all_short_strings(void **state)
 		}
 }
 
+static char *text(const char *s, size_t len, unsigned flags)
+{
+	char *out = NULL;
+	size_t n = 0;
+	FILE *f = open_memstream(&out, &n);
+	assert_non_null(f);
+	thothctl_text_fput(f, s, len, flags);
+	fclose(f);
+	/* the buffer form says the same (flags 0) */
+	if (!flags)
+		assert_string_equal(thothctl_text(s, len), out);
+	return out;
+}
+
+static void check_text(const char *in, size_t len, unsigned flags, const char *want)
+{
+	char *got = text(in, len, flags);
+	assert_string_equal(got, want);
+	free(got);
+}
+
+/* What the live test (test_codex_peer_text) puts in codex's failure,
+ * and each class of the rule. */
+static void test_text_controls_shown(void **state)
+{
+	(void)state;
+	check_text("a\x1b[31mb\rc\ad\x7f", 12, 0, "a\\x1b[31mb\\x0dc\\x07d\\x7f");
+	check_text("\x1b]52;c;SGVsbG8=\a", 16, 0, "\\x1b]52;c;SGVsbG8=\\x07");     /* OSC 52 */
+	check_text("nul\0cut", 7, 0, "nul\\x00cut");                            /* NUL: not the end */
+	check_text("t\tn\n", 4, 0, "t\\x09n\\x0a");
+	check_text("t\tn\n", 4, THOTHCTL_TEXT_TAB, "t\tn\\x0a");
+	check_text("t\tn\n", 4, THOTHCTL_TEXT_TAB | THOTHCTL_TEXT_LINES, "t\tn\n");
+	check_text("\x9b" "31m", 4, 0, "\\x9b31m");                              /* raw C1 CSI */
+	check_text("\xc2\x9b" "31m", 5, 0, "\\xc2\\x9b31m");                     /* U+009B */
+	check_text("\xc2\x85", 2, 0, "\\xc2\\x85");                              /* U+0085 NEL */
+	check_text("\xc2\xa0\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 11, 0,
+		   "\xc2\xa0\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80");               /* U+00A0 on: as it is */
+	check_text("\xff\xe2\x82", 3, 0, "\\xff\\xe2\\x82");                       /* not UTF-8 */
+	check_text("back\\slash ~", 12, 0, "back\\slash ~");
+	check_text(NULL, 0, 0, "");
+	assert_string_equal(thothctl_textz(NULL), "");
+	assert_string_equal(thothctl_textz("x\x1b"), "x\\x1b");
+}
+
+/* No byte value, alone or before any other, reaches the output raw as a
+ * control: every output byte is printable ASCII, tab/newline only under
+ * their flags, or part of well-formed UTF-8 from U+00A0 on. */
+static void test_text_no_control_survives(void **state)
+{
+	(void)state;
+	for (unsigned a = 0; a < 256; a++) {
+		for (unsigned b = 0; b < 256; b++) {
+			char in[2] = { (char)a, (char)b };
+			char *out = text(in, 2, 0);
+			size_t n = strlen(out);
+			for (size_t i = 0; i < n;) {
+				unsigned char c = (unsigned char)out[i];
+				size_t seq = thothctl_utf8_seq((const unsigned char *)out + i, n - i);
+				assert_true(seq >= 1);
+				if (seq == 1)
+					assert_true(c >= 0x20 && c != 0x7f);
+				else
+					assert_false(c == 0xc2 && (unsigned char)out[i + 1] <= 0x9f);
+				i += seq;
+			}
+			free(out);
+		}
+	}
+}
+
+/* The buffer form is bounded: a long string of controls ends "...". */
+static void test_text_bounded(void **state)
+{
+	(void)state;
+	char in[1000];
+	memset(in, 0x1b, sizeof in);
+	const char *got = thothctl_text(in, sizeof in);
+	size_t n = strlen(got);
+	assert_true(n <= 2047);
+	assert_string_equal(got + n - 3, "...");
+	assert_memory_equal(got, "\\x1b\\x1b", 8);
+	/* eight in one printf: each its own buffer */
+	const char *p[8];
+	for (int i = 0; i < 8; i++) {
+		char s[2] = { (char)('a' + i), 0 };
+		p[i] = thothctl_textz(s);
+	}
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(p[i][0], 'a' + i);
+}
+
+/* A text that comes in pages (thothd's lock report, 256 KiB each): a
+ * UTF-8 sequence that a page's end cuts is held for the next page, so a
+ * report split at any byte reads as the whole one (each part alone would
+ * show the sequence's bytes \xNN). */
+static void test_text_pages(void **state)
+{
+	(void)state;
+	assert_int_equal(thothctl_text_cut_tail("ab", 2), 0);
+	assert_int_equal(thothctl_text_cut_tail("a\xc3", 2), 1);
+	assert_int_equal(thothctl_text_cut_tail("a\xc3\xa9", 3), 0);
+	assert_int_equal(thothctl_text_cut_tail("\xe2\x82", 2), 2);
+	assert_int_equal(thothctl_text_cut_tail("\xf0\x9f\x98", 3), 3);
+	assert_int_equal(thothctl_text_cut_tail("\xf0\x9f\x98\x80", 4), 0);
+	assert_int_equal(thothctl_text_cut_tail("\x80\x80\x80", 3), 0);
+	assert_int_equal(thothctl_text_cut_tail(NULL, 0), 0);
+	static const char whole[] = "lock \xc3\xa9t\xc3\xa9\t\xe2\x82\xac 3\n\xf0\x9f\x98\x80 x\x1b\xff\xe2\x82 \xc2\x9b\n";
+	size_t len = sizeof whole - 1;
+	char *want = text(whole, len, THOTHCTL_TEXT_TAB | THOTHCTL_TEXT_LINES);
+	for (size_t at = 0; at <= len; at++) {
+		size_t held = thothctl_text_cut_tail(whole, at);
+		char *a = text(whole, at - held, THOTHCTL_TEXT_TAB | THOTHCTL_TEXT_LINES);
+		char *b = text(whole + at - held, len - at + held, THOTHCTL_TEXT_TAB | THOTHCTL_TEXT_LINES);
+		size_t na = strlen(a);
+		assert_memory_equal(want, a, na);
+		assert_string_equal(want + na, b);
+		free(a);
+		free(b);
+	}
+	free(want);
+}
+
+/* The buffer form's "..." never splits a UTF-8 sequence or a \xNN. */
+static void test_text_cut_whole(void **state)
+{
+	(void)state;
+	for (size_t w = 1; w <= 4; w++) {
+		static const char *const ch[] = { "", "\x1b", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80" };
+		char in[3000];
+		size_t n = 0;
+		while (n + w <= sizeof in) {
+			memcpy(in + n, ch[w], w);
+			n += w;
+		}
+		const char *got = thothctl_text(in, n);
+		size_t g = strlen(got);
+		assert_true(g <= 2047);
+		assert_string_equal(got + g - 3, "...");
+		size_t unit = w == 1 ? 4 : w;           /* ESC is shown as 4 bytes */
+		assert_int_equal((g - 3) % unit, 0);
+		assert_true(thothctl_utf8_valid(got, g));
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -105,6 +252,11 @@ int main(void)
 		cmocka_unit_test(test_utf8_passes),
 		cmocka_unit_test(test_invalid_bytes_replaced),
 		cmocka_unit_test(test_all_short_strings),
+		cmocka_unit_test(test_text_controls_shown),
+		cmocka_unit_test(test_text_no_control_survives),
+		cmocka_unit_test(test_text_bounded),
+		cmocka_unit_test(test_text_pages),
+		cmocka_unit_test(test_text_cut_whole),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -94,7 +94,8 @@ static int open_codex(const thothctl_opts_t *opts, const char *what, const char 
 	r = thoth_chan_connect(addr, &cfg, ch, why, sizeof why);
 	if (r) {
 		if (!said_stopped(what, stream, ""))
-			fprintf(stderr, "thothctl: cannot open a channel to codex at %s: %s\n", addr, why);
+			fprintf(stderr, "thothctl: cannot open a channel to codex at %s: %s\n", thothctl_textz(addr),
+				thothctl_textz(why));
 		if (codex_pidfd >= 0)
 			close(codex_pidfd);
 		codex_pidfd = -1;
@@ -104,7 +105,8 @@ static int open_codex(const thothctl_opts_t *opts, const char *what, const char 
 }
 
 /* ": why" the journal stopped, as codex's stats say (a codex older than
- * Stats.failure, or one that cannot answer: nothing). */
+ * Stats.failure, or one that cannot answer: nothing), shown, never obeyed
+ * (thothctl_text: codex is whoever registered the name). */
 static void failure_of(thoth_chan_t *ch, char *out, size_t cap)
 {
 	thoth_codex_Codex_stats_req_t req = { 0 };
@@ -113,7 +115,7 @@ static void failure_of(thoth_chan_t *ch, char *out, size_t cap)
 	thoth_arena_t arena;
 	thoth_arena_init(&arena, scratch, sizeof scratch);
 	if (!thoth_codex_Codex_stats(thoth_chan_client(ch), &req, &resp, &arena) && resp.stats.failure.len)
-		snprintf(out, cap, ": %.*s", (int)resp.stats.failure.len, resp.stats.failure.ptr);
+		snprintf(out, cap, ": %s", thothctl_text(resp.stats.failure.ptr, resp.stats.failure.len));
 }
 
 /* codex's state as /proc says ('T' stopped, 'R' running, ...), 0 when it
@@ -206,15 +208,17 @@ static int failed(thoth_chan_t *ch, const char *what, const char *stream, int r)
 	case THOTH_CODEX_ERR_FAILED: msg = "the journal stopped after an I/O error"; break;
 	case THOTH_CODEX_ERR_EMPTY: msg = "no records"; break;
 	case THOTH_CODEX_ERR_UNREADABLE: msg = "a record does not read back intact"; break;
-	default: msg = c->remote_message; break;
+	default: msg = thothctl_textz(c->remote_message); break;
 	}
 	/* cause: codex's failure in words (up to 383 bytes: a path and
-	 * the errno's name; 200 cut a long data dir's ENOSPC off) */
-	char remote[sizeof c->remote_message], cause[512] = "";
+	 * the errno's name; 200 cut a long data dir's ENOSPC off), up to
+	 * four times that shown (a control byte is "\xNN") */
+	char remote[sizeof c->remote_message], cause[2100] = "";
 	snprintf(remote, sizeof remote, "%s", c->remote_message);      /* before another call */
 	if (c->remote_code == THOTH_CODEX_ERR_FAILED)
 		failure_of(ch, cause, sizeof cause);
-	fprintf(stderr, "thothctl: codex %s %s: %s%s (%s)\n", what, stream ? stream : "", msg, cause, remote);
+	fprintf(stderr, "thothctl: codex %s %s: %s%s (%s)\n", what, stream ? stream : "", msg, cause,
+		thothctl_textz(remote));
 	return 1;
 }
 
@@ -287,9 +291,11 @@ static int cmd_stats(thoth_chan_t *ch, const thothctl_opts_t *opts)
 		printf("]}\n");
 		return 0;
 	}
+	/* what codex says, shown, never obeyed (thothctl_text): a process
+	 * registered as codex chose these strings */
 	if (s->failure.len)
-		printf("STOPPED: %.*s (nothing more is acknowledged until codex restarts)\n",
-		       (int)s->failure.len, s->failure.ptr);
+		printf("STOPPED: %s (nothing more is acknowledged until codex restarts)\n",
+		       thothctl_text(s->failure.ptr, s->failure.len));
 	printf("deferred pending: %llu bytes in %llu records, oldest %.3f s\n", (unsigned long long)s->pending_bytes,
 	       (unsigned long long)s->pending_records, s->oldest_pending_age_ns / 1e9);
 	printf("flush epochs: %llu (", (unsigned long long)s->epochs);
@@ -304,9 +310,9 @@ static int cmd_stats(thoth_chan_t *ch, const thothctl_opts_t *opts)
 	       (unsigned long long)s->appends_sync, (unsigned long long)s->appends_deferred,
 	       (unsigned long long)s->records, (unsigned long long)s->bytes, (unsigned long long)s->reads,
 	       (unsigned long long)s->read_misses);
-	printf("log: lsn %llu written, %llu durable, %u segments; committer on %.*s\n",
+	printf("log: lsn %llu written, %llu durable, %u segments; committer on %s\n",
 	       (unsigned long long)s->last_lsn, (unsigned long long)s->durable_lsn, s->segments,
-	       (int)s->backend.len, s->backend.ptr);
+	       thothctl_text(s->backend.ptr, s->backend.len));
 	if (s->retain_bytes)
 		printf("retention: keep >= %llu bytes (%llu in segments now); %llu compactions dropped %llu segments, "
 		       "%llu records, %llu bytes\n",
@@ -335,10 +341,10 @@ static int cmd_stats(thoth_chan_t *ch, const thothctl_opts_t *opts)
 		       "%u held, %llu bytes; %llu removed by retention (%llu bytes), in the cut files' budget\n",
 		       s->orphan_files, (unsigned long long)s->orphan_bytes,
 		       (unsigned long long)s->orphan_files_removed, (unsigned long long)s->orphan_bytes_removed);
-	printf("disk power element: %s%.*s\n",
+	printf("disk power element: %s%s\n",
 	       s->pm_leased ? (s->pm_awake ? "opportunistic lease satisfied (awake)" : "opportunistic lease pending (asleep)")
 			    : "no lease: ",
-	       s->pm_leased ? 0 : (int)s->pm_note.len, s->pm_note.ptr);
+	       s->pm_leased ? "" : thothctl_text(s->pm_note.ptr, s->pm_note.len));
 	for (uint32_t k = 0; k < s->recent.count; k++) {
 		const thoth_codex_Epoch_t *e = &s->recent.items[k];
 		time_t t = (time_t)(e->at_ns / 1000000000ull);
@@ -351,7 +357,7 @@ static int cmd_stats(thoth_chan_t *ch, const thothctl_opts_t *opts)
 	}
 	for (uint32_t k = 0; k < s->streams.count; k++) {
 		const thoth_codex_StreamInfo_t *st = &s->streams.items[k];
-		printf("stream %.*s: %llu records, %llu bytes, budget %u ms", (int)st->name.len, st->name.ptr,
+		printf("stream %s: %llu records, %llu bytes, budget %u ms", thothctl_text(st->name.ptr, st->name.len),
 		       (unsigned long long)st->records, (unsigned long long)st->bytes, st->budget_ms);
 		if (st->first_seq > 1)
 			printf(", retained from seq %llu", (unsigned long long)st->first_seq);
@@ -383,30 +389,12 @@ static size_t read_line(char *buf, size_t cap, FILE *in)
 
 /* A record on one line of a terminal: what any client appended is shown,
  * never obeyed -- control bytes (an escape sequence, a newline, a NUL that
- * cut the record short under %.*s) and bytes that are not UTF-8 as \xNN;
- * `read --json` gives the exact bytes. */
+ * cut the record short under %.*s), C1 controls and bytes that are not
+ * UTF-8 as \xNN, a tab kept (thothctl_text_fput); `read --json` gives the
+ * exact bytes. */
 static void text_record(const uint8_t *data, size_t len)
 {
-	for (size_t i = 0; i < len;) {
-		size_t n = thothctl_utf8_seq(data + i, len - i);
-		/* C1 controls U+0080..U+009F (c2 80..c2 9f) are valid UTF-8, but
-		 * xterm and others obey U+009B as CSI: shown as bytes too */
-		if (n == 2 && data[i] == 0xc2 && data[i + 1] <= 0x9f) {
-			printf("\\x%02x\\x%02x", data[i], data[i + 1]);
-			i += 2;
-			continue;
-		}
-		if (n > 1) {
-			fwrite(data + i, 1, n, stdout);
-			i += n;
-			continue;
-		}
-		uint8_t c = data[i++];
-		if (n == 1 && (c >= 0x20 || c == '\t') && c != 0x7f)
-			putchar(c);
-		else
-			printf("\\x%02x", c);
-	}
+	thothctl_text_fput(stdout, (const char *)data, len, THOTHCTL_TEXT_TAB);
 	putchar('\n');
 }
 

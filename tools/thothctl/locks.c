@@ -104,9 +104,9 @@ static int locks_direct(const char *rt, long pid, const thothlock_report_opts_t 
 	for (size_t i = 0; i < scan->n_refused; i++) {
 		if (scan->refused[i].file[0])
 			fprintf(stderr, "thothctl: locks: %s/%s refused: %s\n", dir,
-				scan->refused[i].file, scan->refused[i].why);
+				thothctl_textz(scan->refused[i].file), thothctl_textz(scan->refused[i].why));
 		else
-			fprintf(stderr, "thothctl: locks: %s\n", scan->refused[i].why);
+			fprintf(stderr, "thothctl: locks: %s\n", thothctl_textz(scan->refused[i].why));
 		status = 1;
 	}
 	if (scan->n == 0) {
@@ -128,6 +128,40 @@ static int locks_direct(const char *rt, long pid, const thothlock_report_opts_t 
 
 enum { LOCKS_CALL_MS = 120000 };
 
+
+/* thothd's report on stdout.  JSON (--json) as it comes: JSON escapes its
+ * strings.  Text: its lines as they are, the lock and file names in them
+ * (chosen by the profiled processes) shown, never obeyed -- a control byte
+ * other than tab and newline is \xNN (thothctl_text_fput).  A UTF-8
+ * sequence cut by a page's end is held for the next page (else its bytes
+ * were each shown as \xNN).  Returns non-zero when stdout failed. */
+typedef struct report_carry {
+	bool json;
+	unsigned char held[4];
+	size_t n;
+} report_carry_t;
+
+static int put_report(report_carry_t *c, const uint8_t *p, size_t len, bool last)
+{
+	if (c->json)
+		return fwrite(p, 1, len, stdout) != len;
+	unsigned char *buf = malloc(c->n + len + 1);
+	if (!buf)
+		return 1;
+	memcpy(buf, c->held, c->n);
+	if (len)
+		memcpy(buf + c->n, p, len);
+	size_t all = c->n + len, cut = all;
+	c->n = 0;
+	if (!last) {
+		c->n = thothctl_text_cut_tail((const char *)buf, all);
+		cut = all - c->n;
+		memcpy(c->held, buf + cut, c->n);
+	}
+	thothctl_text_fput(stdout, (const char *)buf, cut, THOTHCTL_TEXT_TAB | THOTHCTL_TEXT_LINES);
+	free(buf);
+	return ferror(stdout) != 0;
+}
 static int locks_thothd(thoth_control_t *ctl, long pid, const thothlock_report_opts_t *ropts)
 {
 	size_t cap = 2u << 20;
@@ -172,10 +206,10 @@ static int locks_thothd(thoth_control_t *ctl, long pid, const thothlock_report_o
 	for (uint32_t i = 0; i < resp.refused.count; i++) {
 		const thoth_locks_Refusal_t *x = &resp.refused.items[i];
 		if (x->file.len)
-			fprintf(stderr, "thothctl: locks: thothd refused locks/%.*s: %.*s\n",
-				(int)x->file.len, x->file.ptr, (int)x->why.len, x->why.ptr);
+			fprintf(stderr, "thothctl: locks: thothd refused locks/%s: %s\n",
+				thothctl_text(x->file.ptr, x->file.len), thothctl_text(x->why.ptr, x->why.len));
 		else
-			fprintf(stderr, "thothctl: locks: %.*s\n", (int)x->why.len, x->why.ptr);
+			fprintf(stderr, "thothctl: locks: %s\n", thothctl_text(x->why.ptr, x->why.len));
 		status = 1;
 	}
 	if (resp.processes == 0) {
@@ -183,7 +217,8 @@ static int locks_thothd(thoth_control_t *ctl, long pid, const thothlock_report_o
 		return 1;       /* only refused tables: said above */
 	}
 	uint64_t got = resp.text.len;
-	if (fwrite(resp.text.ptr, 1, resp.text.len, stdout) != resp.text.len)
+	report_carry_t carry = { .json = ropts->json };
+	if (put_report(&carry, resp.text.ptr, resp.text.len, got >= resp.size))
 		status = 1;
 	while (got < resp.size && status == 0) {
 		thoth_arena_init(&arena, scratch, cap);
@@ -194,9 +229,9 @@ static int locks_thothd(thoth_control_t *ctl, long pid, const thothlock_report_o
 			status = thothctl_call_failed(ctl, "locks (next page)", r ? r : THOTH_E_PROTOCOL);
 			break;
 		}
-		if (fwrite(page.text.ptr, 1, page.text.len, stdout) != page.text.len)
-			status = 1;
 		got += page.text.len;
+		if (put_report(&carry, page.text.ptr, page.text.len, got >= resp.size))
+			status = 1;
 	}
 	free(scratch);
 	return status;

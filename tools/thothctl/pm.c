@@ -119,17 +119,16 @@ static void print_cpu_text(const thoth_pm_CpuQos_t *c)
 	if (c->why & 1)
 		printf("; lease bound %u us", c->lease_us);
 	if (c->why & 2)
-		printf("; idle hint %u us (%.*s) before a wake-up in %.1f us", c->hint_us,
-		       (int)c->hint_state.len, c->hint_state.ptr, (double)c->next_wake_ns / 1000.0);
+		printf("; idle hint %u us (%s) before a wake-up in %.1f us", c->hint_us,
+		       thothctl_text(c->hint_state.ptr, c->hint_state.len), (double)c->next_wake_ns / 1000.0);
 	if (c->idle_states)
-		printf("\n  idle hints: %u cpuidle states (%.*s)", c->idle_states, (int)c->idle_driver.len,
-		       c->idle_driver.ptr);
+		printf("\n  idle hints: %u cpuidle states (%s)", c->idle_states,
+		       thothctl_text(c->idle_driver.ptr, c->idle_driver.len));
 	else
-		printf("\n  idle hints: off (cpuidle driver %.*s: lease bounds only)",
-		       c->idle_driver.len ? (int)c->idle_driver.len : 4,
-		       c->idle_driver.len ? c->idle_driver.ptr : "none");
+		printf("\n  idle hints: off (cpuidle driver %s: lease bounds only)",
+		       c->idle_driver.len ? thothctl_text(c->idle_driver.ptr, c->idle_driver.len) : "none");
 	if (c->error.len)
-		printf("\n  NOT APPLIED: %.*s", (int)c->error.len, c->error.ptr);
+		printf("\n  NOT APPLIED: %s", thothctl_text(c->error.ptr, c->error.len));
 	printf("\n");
 }
 
@@ -246,10 +245,10 @@ static void print_text(const thoth_pm_PowerBroker_state_resp_t *st)
 	print_lease_summary_text(st);
 	for (uint32_t i = 0; i < st->services.count; i++) {
 		const thoth_pm_ServiceQos_t *q = &st->services.items[i];
-		printf("service %.*s: answer within %u us, asked by pid %u (resolve); elements:",
-		       (int)q->service.len, q->service.ptr, q->qos_us, q->holder_pid);
+		printf("service %s: answer within %u us, asked by pid %u (resolve); elements:",
+		       thothctl_text(q->service.ptr, q->service.len), q->qos_us, q->holder_pid);
 		for (uint32_t k = 0; k < q->elements.count; k++)
-			printf(" %.*s", (int)q->elements.items[k].len, q->elements.items[k].ptr);
+			printf(" %s", thothctl_text(q->elements.items[k].ptr, q->elements.items[k].len));
 		printf("%s\n", q->elements.count ? "" : " none (CPU bound only)");
 	}
 	if (!st->elements.count) {
@@ -259,11 +258,12 @@ static void print_text(const thoth_pm_PowerBroker_state_resp_t *st)
 	for (uint32_t i = 0; i < st->elements.count; i++) {
 		const thoth_pm_ElementState_t *e = &st->elements.items[i];
 		const thoth_pm_Level_t *cur = &e->levels.items[e->current_level];
-		printf("\n%.*s (driver pid %u%s): %.*s", (int)e->name.len, e->name.ptr, e->driver_pid,
-		       e->dead ? ", DEAD" : "", (int)cur->name.len, cur->name.ptr);
+		/* names a driver declared: shown, never obeyed (thothctl_text) */
+		printf("\n%s (driver pid %u%s): %s", thothctl_text(e->name.ptr, e->name.len), e->driver_pid,
+		       e->dead ? ", DEAD" : "", thothctl_text(cur->name.ptr, cur->name.len));
 		if (e->transitioning)
-			printf(" -> %.*s", (int)e->levels.items[e->transition_to].name.len,
-			       e->levels.items[e->transition_to].name.ptr);
+			printf(" -> %s", thothctl_text(e->levels.items[e->transition_to].name.ptr,
+						       e->levels.items[e->transition_to].name.len));
 		printf(", %llu transitions, %u queued requests, %.3f mJ (modelled)\n",
 		       (unsigned long long)e->transitions, e->queued_requests, e->energy_mj);
 		if (e->engine_decisions)
@@ -273,7 +273,8 @@ static void print_text(const thoth_pm_PowerBroker_state_resp_t *st)
 		       "RESIDENCY ms");
 		for (uint32_t l = 0; l < e->levels.count; l++) {
 			const thoth_pm_Level_t *lv = &e->levels.items[l];
-			printf("  %-3u %-12.*s %10.1f %10lld %10lld %14.3f%s\n", l, (int)lv->name.len, lv->name.ptr,
+			printf("  %-3u %-12s %10.1f %10lld %10lld %14.3f%s\n", l,
+			       thothctl_text(lv->name.ptr, lv->name.len),
 			       lv->power_mw, (long long)lv->entry_latency_us, (long long)lv->exit_latency_us,
 			       l < e->residency_ns.count ? e->residency_ns.items[l] / 1e6 : 0.0,
 			       l == e->current_level ? "  <" : "");
@@ -288,8 +289,9 @@ static void print_text(const thoth_pm_PowerBroker_state_resp_t *st)
 		for (uint32_t k = 0; k < st->keepers.count; k++) {
 			const thoth_pm_Keeper_t *kp = &st->keepers.items[k];
 			if (same(kp->element, e->name))
-				printf("  kept awake by %.*s: %.3f ms, %.3f mJ (modelled)\n", (int)kp->holder.len,
-				       kp->holder.ptr, kp->awake_ns / 1e6, kp->energy_mj);
+				printf("  kept awake by %s: %.3f ms, %.3f mJ (modelled)\n",
+				       thothctl_text(kp->holder.ptr, kp->holder.len), kp->awake_ns / 1e6,
+				       kp->energy_mj);
 		}
 	}
 }

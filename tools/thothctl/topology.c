@@ -115,7 +115,8 @@ int thothctl_topology(int argc, char **argv, const thothctl_opts_t *opts)
 			if (lr)
 				printf("%-6u %-8s\n", os, "none");
 			else
-				printf("%-6u %-8u %-48s %-6u %u\n", os, where.pid, where.addr, where.numa_node, dist);
+				printf("%-6u %-8u %-48s %-6u %u\n", os, where.pid, thothctl_textz(where.addr),
+				       where.numa_node, dist);
 		}
 	}
 	/* NAME asked and nothing picked for any node: a name nobody
