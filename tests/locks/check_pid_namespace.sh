@@ -17,8 +17,14 @@ THOTHLOCK=$1
 WORKLOAD=$2
 WORKLOAD_B=$3
 THOTHD=$4
+. "$(dirname "$0")/../common/thoth_test.sh"     # tt_tempdir only: this script keeps its own trap
 T=$(mktemp -d "${TMPDIR:-/tmp}/thoth-locks-pidns-XXXXXX")
-trap 'rm -rf "$T"' EXIT
+# The bare runs' runtime dir (thothd's sockets): a short folder of the
+# stage's where TMPDIR is long (tt_tempdir), padded to 90 bytes, thothd's
+# socket then 102 of sun_path's 107: the library's "locks/../thothd.sock"
+# (111 bytes) did not fit, it asked no thothd and published its marker.
+RTB=$(tt_tempdir locks-pidns-rt) || { echo "FAIL: no temp dir for the runtime dir"; rm -rf "$T"; exit 1; }
+trap 'rm -rf "$T" "$RTB"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
 if ! unshare -pf --mount-proc true 2>"$T/probe"; then
@@ -88,8 +94,10 @@ echo "ok: two namespaces' pid 1s and 2s, different binaries: each named from its
 # decided), the markers in RT/locks/ go to $markers, its stderr to
 # $T/LABEL.err.  unshare itself, outside, publishes its own ($up.table).
 LIB=$(dirname "$THOTHLOCK")/libthothlock.so
-RT=$T/rt
+RT=$RTB/r
+[ ${#RT} -lt 90 ] && RT=$RT$(printf '%*s' $((90 - ${#RT})) '' | tr ' ' r)
 mkdir -m 700 "$RT"
+[ ${#RT} = 90 ] || echo "note: the runtime dir is ${#RT} bytes, not 90 (a long stage folder): its length is not tested"
 # clock_nanosleep's number on this machine: a plain sleep's blocked call
 sleep 60 & calib=$!
 nanosleep_nr=
@@ -142,7 +150,7 @@ echo "ok: no thothd: a bare run in its own pid namespace publishes 1.table and s
 # Before lock44 the namespace's process made RT/locks/1.table.
 "$THOTHD" --runtime-dir "$RT" --http-port 0 >"$T/thothd.log" 2>&1 &
 dpid=$!
-trap 'kill "$dpid" 2>/dev/null; wait "$dpid" 2>/dev/null; rm -rf "$T"' EXIT
+trap 'kill "$dpid" 2>/dev/null; wait "$dpid" 2>/dev/null; rm -rf "$T" "$RTB"' EXIT
 for _ in $(seq 1500); do
   [ -S "$RT/thothd.sock" ] && break
   kill -0 "$dpid" 2>/dev/null || fail "thothd exited: $(cat "$T/thothd.log")"

@@ -1537,8 +1537,16 @@ static bool thothd_outside_pidns(const char *locks_dir)
 	unsigned long long ino = (unsigned long long)st.st_ino;
 	if (ino == pidns_decided_ino)
 		return pidns_decided_outside;
+	/* thothd's socket, RUNTIME_DIR/thothd.sock, from LOCKS_DIR
+	 * (RUNTIME_DIR/locks, live_dir): "locks/../" made the path 9 bytes
+	 * longer than thothd's own, so under a runtime dir of 87..95 bytes
+	 * (thothd serves up to 95) it did not fit sun_path and the marker was
+	 * published for a thothd outside the namespace, without a word. */
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
-	int n = snprintf(a.sun_path, sizeof a.sun_path, "%s/../thothd.sock", locks_dir);
+	size_t base = strlen(locks_dir);
+	if (base >= 6 && strcmp(locks_dir + base - 6, "/locks") == 0)
+		base -= 6;
+	int n = snprintf(a.sun_path, sizeof a.sun_path, "%.*s/thothd.sock", (int)base, locks_dir);
 	if (n < 0 || (size_t)n >= sizeof a.sun_path)
 		return false;
 	/* non-blocking: a thothd whose backlog is full does not hold this
