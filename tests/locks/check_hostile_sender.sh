@@ -17,6 +17,11 @@ THOTHLOCK=$1
 SENDER=$2
 T=$(mktemp -d "${TMPDIR:-/tmp}/thoth-locks-hostile-XXXXXX")
 trap 'rm -rf "$T"' EXIT
+# Its programs are killed with -9, so a live marker they publish in the
+# user's runtime dir (/tmp/thoth-UID, where one exists) would stay there
+# for ever: give them a runtime dir of the test's own that does not
+# exist, so under thothlock nothing is published anywhere.
+export THOTH_RUNTIME_DIR="$T/rt"
 fail() { echo "FAIL: $*"; exit 1; }
 
 timeout 120 "$THOTHLOCK" --all --json --output "$T/json" -- "$SENDER" >"$T/out" 2>"$T/err"

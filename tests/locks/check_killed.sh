@@ -12,6 +12,11 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/thoth-locks-killed-XXXXXX")
 alive=
 cleanup() { [ -n "$alive" ] && kill -9 "$alive" 2>/dev/null; rm -rf "$T"; }
 trap cleanup EXIT
+# Its programs are killed with -9, so a live marker they publish in the
+# user's runtime dir (/tmp/thoth-UID, where one exists) would stay there
+# for ever: give them a runtime dir of the test's own that does not
+# exist, so under thothlock nothing is published anywhere.
+export THOTH_RUNTIME_DIR="$T/rt"
 fail() { echo "FAIL: $*"; exit 1; }
 
 # thothlock's own child, SIGKILLed: exit 137 and "killed by signal 9"
