@@ -13,18 +13,8 @@
 # Needs root (CAP_SYS_ADMIN) for the mount: skipped (77) only when the
 # mount is refused.  The tmpfs is unmounted on every exit (EXIT trap).
 set -u
-# In a mount namespace of its own where one can be made (unshare(1) without
-# --fork: the same process, so ctest's pid is still this shell): the EXIT
-# trap cannot run when ctest's timeout SIGKILLs the script, and the tmpfs
-# would then stay mounted on the host; in a namespace of its own it goes
-# with the last of the test's processes (the stage's guard kills any left).
-# Where unshare is refused (a container without CAP_SYS_ADMIN) the mount
-# below is refused too and the test skips; the EXIT trap is the fallback.
-if [ -z "${THOTH_FULL_DISK_NS:-}" ] && command -v unshare >/dev/null &&
-	unshare --mount --propagation private true 2>/dev/null; then
-	THOTH_FULL_DISK_NS=1 exec unshare --mount --propagation private bash "$0" "$@"
-fi
 . "$(dirname "$0")/../common/thoth_test.sh"
+tt_own_mount_ns "$@"
 THOTHD=$1 THOTHCTL=$2 CODEX=$3
 tt_init
 tt_mkdir RT codex-full

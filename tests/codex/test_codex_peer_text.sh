@@ -14,11 +14,8 @@
 # Needs root (CAP_SYS_ADMIN) for the mount: skipped (77) only when the
 # mount is refused.
 set -u
-if [ -z "${THOTH_FULL_DISK_NS:-}" ] && command -v unshare >/dev/null &&
-	unshare --mount --propagation private true 2>/dev/null; then
-	THOTH_FULL_DISK_NS=1 exec unshare --mount --propagation private bash "$0" "$@"
-fi
 . "$(dirname "$0")/../common/thoth_test.sh"
+tt_own_mount_ns "$@"
 THOTHD=$1 THOTHCTL=$2 CODEX=$3
 tt_init
 tt_mkdir RT codex-peer-text

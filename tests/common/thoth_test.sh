@@ -117,6 +117,21 @@ tt_cleanup() {
   TT_DIRS=()
 }
 
+# tt_own_mount_ns "$@": re-run the calling script in a mount namespace of
+# its own where one can be made (unshare(1) without --fork: the same
+# process, so ctest's pid is still this shell), before it mounts anything:
+# the EXIT trap cannot run when ctest's timeout SIGKILLs the script, and a
+# tmpfs would then stay mounted on the host; in a namespace of its own it
+# goes with the last of the test's processes.  Where unshare is refused (a
+# container without CAP_SYS_ADMIN) the script's mount is refused too and it
+# skips; its EXIT trap is the fallback.
+tt_own_mount_ns() {
+	if [ -z "${THOTH_FULL_DISK_NS:-}" ] && command -v unshare >/dev/null &&
+		unshare --mount --propagation private true 2>/dev/null; then
+		THOTH_FULL_DISK_NS=1 exec unshare --mount --propagation private bash "$0" "$@"
+	fi
+}
+
 tt_init() {
   if [ -n "${1:-}" ]; then
     TT_BUILD=$1
