@@ -335,9 +335,13 @@ static void print_report(sched_report_t *r, double seconds, bool json)
 	       "LATE99", "SPIN+", "SPIN-", "SKIP", "MOVES");
 	for (size_t i = 0; i < r->n; i++) {
 		proc_t *p = &r->procs[i];
-		printf("%-8u %-20.20s %9.2f %8.2f %8.2f %8.2f %8.2f %7llu %9llu %7llu %6llu %8.1f %8.1f %8.1f %6llu %6llu "
+		/* the name cut at 20 columns, never inside a character or an escape */
+		const char *name = thothctl_textz(p->name);
+		int cols;
+		size_t cut = thothctl_text_prefix(name, 20, &cols);
+		printf("%-8u %.*s%*s %9.2f %8.2f %8.2f %8.2f %8.2f %7llu %9llu %7llu %6llu %8.1f %8.1f %8.1f %6llu %6llu "
 		       "%6llu %5llu\n",
-		       p->pid, thothctl_textz(p->name), p->wakeups / seconds, p->by_reason[0] / seconds, p->by_reason[1] / seconds,
+		       p->pid, (int)cut, name, 20 - cols, "", p->wakeups / seconds, p->by_reason[0] / seconds, p->by_reason[1] / seconds,
 		       p->by_reason[2] / seconds, p->by_reason[3] / seconds, (unsigned long long)p->timer_fires,
 		       (unsigned long long)coalesced(p), (unsigned long long)p->shared_timer_wakeups,
 		       (unsigned long long)p->rung_wakeups,
