@@ -337,6 +337,34 @@ static void test_text_backslash(void **state)
 	check_round_trip("\\x1b\x1b\\\\\xe2\x80\xae\xe6\xbc\xa2\xc2\x9b", 16);
 }
 
+/* thothctl_text_fput's fast paths (eight bytes at a time, runs of
+ * characters shown as they are) agree with the character-at-a-time form
+ * (thothctl_text): every byte value, and a UTF-8 character, at every
+ * offset of a 24-byte printable text. */
+static void test_text_fast_path(void **state)
+{
+	(void)state;
+	static const char *const ins[] = { "\xe2\x80\xae", "\xc3\xa9", "\xc2\x9b", "\xe6\xbc\xa2",
+					   "\xf0\x9f\x98\x80", "\xc2\xad" };
+	for (unsigned v = 0; v < 256 + sizeof ins / sizeof ins[0]; v++) {
+		for (size_t at = 0; at < 24; at++) {
+			char in[32];
+			memset(in, 'a' + (int)(at % 26), sizeof in);
+			size_t n = 24;
+			if (v < 256) {
+				in[at] = (char)v;
+			} else {
+				const char *c = ins[v - 256];
+				memcpy(in + at, c, strlen(c));
+				n += strlen(c) - 1;
+			}
+			char *got = text(in, n, 0);
+			assert_string_equal(got, thothctl_text(in, n));
+			free(got);
+		}
+	}
+}
+
 /* "Trojan source": a character that is invisible or reorders the line is
  * shown \u{X}, so one name cannot pose as another.  The list is written
  * out here from the Unicode lists (Bidi_Control, PropList.txt;
@@ -452,6 +480,7 @@ int main(void)
 		cmocka_unit_test(test_text_pages),
 		cmocka_unit_test(test_text_cut_whole),
 		cmocka_unit_test(test_text_backslash),
+		cmocka_unit_test(test_text_fast_path),
 		cmocka_unit_test(test_text_trojan),
 		cmocka_unit_test(test_text_cols),
 		cmocka_unit_test(test_text_prefix),
