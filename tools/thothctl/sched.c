@@ -101,10 +101,57 @@ static bool str_after(const char *line, const char *key, char *out, size_t len)
 	if (!p)
 		return false;
 	p += strlen(key);
-	size_t n = strcspn(p, "\"");
-	if (n >= len)
-		n = len - 1;
-	memcpy(out, p, n);
+	/* a JSON string: its escapes undone (a process name with ESC is
+	 * "\u001b" in the trace, a backslash "\\": shown as they were, the
+	 * text writer made them "\\u001b" and "\\\\"); cut at LEN - 1
+	 * bytes, never inside a character */
+	size_t n = 0;
+	while (*p && *p != '"') {
+		char ch[4];
+		size_t k = 1;
+		ch[0] = *p++;
+		if (ch[0] == '\\' && *p) {
+			char e = *p++;
+			ch[0] = e == 'b' ? '\b' : e == 'f' ? '\f' : e == 'n' ? '\n' : e == 'r' ? '\r' : e == 't' ? '\t' : e;
+			unsigned cp;
+			int used = 0;
+			if (e == 'u' && sscanf(p, "%4x%n", &cp, &used) == 1 && used == 4) {
+				p += 4;
+				unsigned lo;
+				if (cp >= 0xd800 && cp < 0xdc00 && p[0] == '\\' && p[1] == 'u' &&
+				    sscanf(p + 2, "%4x%n", &lo, &used) == 1 && used == 4 && lo >= 0xdc00 && lo < 0xe000) {
+					cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+					p += 6;
+				} else if (cp >= 0xd800 && cp < 0xe000) {
+					cp = 0xfffd;    /* a lone surrogate */
+				}
+				if (cp < 0x80) {
+					ch[0] = (char)cp;
+				} else if (cp < 0x800) {
+					ch[0] = (char)(0xc0 | cp >> 6);
+					ch[1] = (char)(0x80 | (cp & 0x3f));
+					k = 2;
+				} else if (cp < 0x10000) {
+					ch[0] = (char)(0xe0 | cp >> 12);
+					ch[1] = (char)(0x80 | (cp >> 6 & 0x3f));
+					ch[2] = (char)(0x80 | (cp & 0x3f));
+					k = 3;
+				} else {
+					ch[0] = (char)(0xf0 | cp >> 18);
+					ch[1] = (char)(0x80 | (cp >> 12 & 0x3f));
+					ch[2] = (char)(0x80 | (cp >> 6 & 0x3f));
+					ch[3] = (char)(0x80 | (cp & 0x3f));
+					k = 4;
+				}
+			}
+		}
+		if (n + k > len - 1)
+			break;
+		memcpy(out + n, ch, k);
+		n += k;
+	}
+	/* a raw multi-byte character the cut split: left out whole */
+	n -= thothctl_text_cut_tail(out, n);
 	out[n] = 0;
 	return true;
 }
