@@ -59,6 +59,22 @@ if bad:
 PY
 }
 
+# Every line of FILE (a table of fixed-width columns) is as many terminal
+# columns wide as its header.
+same_width() {
+	python3 - "$1" <<'PY'
+import sys, unicodedata
+def cols(s):
+    return sum(0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1
+               for c in s)
+lines = open(sys.argv[1], encoding="utf-8").read().splitlines()
+bad = [l for l in lines if cols(l) != cols(lines[0])]
+if bad:
+    print("not %d columns wide:\n%s" % (cols(lines[0]), "\n".join(bad)))
+    sys.exit(1)
+PY
+}
+
 tt_start_thothd "$RT"
 
 # refused: ESC in the address, ESC in the name
@@ -73,9 +89,9 @@ grep -qF 'register refused: bad name "bad\x1b[31mname"' "$RT/thothd.log" ||
 	fail "thothd did not log the refused name escaped"
 
 # taken: the hostile address, and a plain instance for the table to line up with
-tt_spawn "$HELPER" --raw "$RT" hostile 30000 "$ADDR" >"$RT/hostile.out" 2>"$RT/hostile.log"
+tt_spawn "$HELPER" --raw "$RT" hostile 0 "$ADDR" >"$RT/hostile.out" 2>"$RT/hostile.log"
 tt_wait_registered "$RT" hostile
-tt_spawn "$HELPER" --raw "$RT" plain 30000 /s/plain >"$RT/plain.out" 2>"$RT/plain.log"
+tt_spawn "$HELPER" --raw "$RT" plain 0 /s/plain >"$RT/plain.out" 2>"$RT/plain.log"
 tt_wait_registered "$RT" plain
 
 "$THOTHCTL" services >"$RT/services.txt" 2>&1 || fail "services: $(cat "$RT/services.txt")"
@@ -103,4 +119,29 @@ if "$THOTHCTL" topology hostile >"$RT/topology.txt" 2>"$RT/topology.err"; then
 else
 	echo "topology not checked (no topology here): $(cat "$RT/topology.err")"
 fi
+# sched: a process's name is its own choice (its comm, which any process
+# sets) and reaches the trace JSON-escaped: thothctl sched read the escapes
+# as text ("\u001b" shown, "\\" doubled by the writer); now undone, the
+# name shown escaped and cut at 20 columns between characters and escapes.
+# (A trace as thothd writes it, not a live session: the path from the
+# trace file on is the same.)
+cat >"$RT/trace.json" <<'TRACE'
+{"displayTimeUnit":"ns","traceEvents":[,
+{"ph":"M","name":"process_name","pid":100,"tid":0,"args":{"name":"h\u001b[31m\u202e\\x1b\"q"}},
+{"ph":"M","name":"process_name","pid":200,"tid":0,"args":{"name":"漢字漢字漢字漢字漢字漢字"}},
+{"ph":"M","name":"process_name","pid":300,"tid":0,"args":{"name":"e\u0301t\u00e9"}},
+{"ph":"i","ts":1000000.000,"pid":100,"tid":100,"s":"t","name":"loop_wakeup","cat":"LOOP","args":{"arg0":2,"arg1":1}},
+{"ph":"i","ts":1000000.050,"pid":200,"tid":200,"s":"t","name":"loop_wakeup","cat":"LOOP","args":{"arg0":2,"arg1":1}},
+{"ph":"i","ts":1000000.090,"pid":300,"tid":300,"s":"t","name":"loop_wakeup","cat":"LOOP","args":{"arg0":2,"arg1":1}},
+{"ph":"i","ts":1001000.000,"pid":300,"tid":300,"s":"t","name":"loop_wakeup","cat":"LOOP","args":{"arg0":2,"arg1":1}}
+]}
+TRACE
+"$THOTHCTL" sched --from "$RT/trace.json" >"$RT/sched.txt" 2>&1 || fail "sched --from: $(cat "$RT/sched.txt")"
+raw "$RT/sched.txt" && fail "sched holds a peer's control raw: $(cat -v "$RT/sched.txt")"
+grep -qF -- '100      h\x1b[31m\u{202e}\\x   ' "$RT/sched.txt" ||
+	fail "sched does not show pid 100's name escaped, cut at 20 columns: $(cat "$RT/sched.txt")"
+grep -qF -- $'200      \xe6\xbc\xa2\xe5\xad\x97\xe6\xbc\xa2\xe5\xad\x97\xe6\xbc\xa2\xe5\xad\x97\xe6\xbc\xa2\xe5\xad\x97\xe6\xbc\xa2\xe5\xad\x97 ' "$RT/sched.txt" ||
+	fail "sched does not cut pid 200's CJK name at 20 columns: $(cat "$RT/sched.txt")"
+sed -n '1,/^300 /p' "$RT/sched.txt" >"$RT/sched.table"
+same_width "$RT/sched.table" || fail "sched's table does not line up: $(cat "$RT/sched.table")"
 echo "PASS"
