@@ -22,7 +22,7 @@ tt_mkdir RT ctl-peer-text
 export THOTH_RUNTIME_DIR=$RT
 show_logs() { for f in "$RT"/*.log; do echo "--- $f"; tail -30 "$f" | cat -v; done; }
 fail() { echo "FAIL: $*" | cat -v; show_logs; exit 1; }
-command -v python3 >/dev/null || tt_skip "needs python3 (the column count)"
+[ -n "$TT_PYTHON3" ] || tt_skip "needs python3 (the column count)"
 
 # RLO, "abc", ZWSP, the four characters \x1b, 漢字, e + U+0301, U+009B
 ADDR=$'/s/\xe2\x80\xaeabc\xe2\x80\x8b\\x1b\xe6\xbc\xa2\xe5\xad\x97e\xcc\x81\xc2\x9bz'
@@ -36,7 +36,7 @@ raw() { LC_ALL=C grep -qaP '[\x00-\x09\x0b-\x1f\x7f]|\xc2\x9b|\xe2\x80\xae|\xe2\
 # terminal column (East Asian wide 2, combining 0: Python's unicodedata, not
 # thothctl's table).
 aligned() {
-	python3 - "$1" "$2" <<'PY'
+	"$TT_PYTHON3" - "$1" "$2" <<'PY'
 import sys, unicodedata
 def cols(s):
     return sum(0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1
@@ -62,7 +62,7 @@ PY
 # Every line of FILE (a table of fixed-width columns) is as many terminal
 # columns wide as its header.
 same_width() {
-	python3 - "$1" <<'PY'
+	"$TT_PYTHON3" - "$1" <<'PY'
 import sys, unicodedata
 def cols(s):
     return sum(0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1
@@ -107,7 +107,7 @@ done
 
 # --json: the exact bytes, valid JSON
 "$THOTHCTL" --json resolve hostile >"$RT/resolve.json" || fail "resolve --json"
-python3 -c 'import json,sys; e=json.load(open(sys.argv[1]))["endpoint"]; sys.exit(e.encode() != sys.argv[2].encode("utf-8","surrogateescape"))' \
+"$TT_PYTHON3" -c 'import json,sys; e=json.load(open(sys.argv[1]))["endpoint"]; sys.exit(e.encode() != sys.argv[2].encode("utf-8","surrogateescape"))' \
 	"$RT/resolve.json" "$ADDR" || fail "resolve --json does not hold the address as sent: $(cat "$RT/resolve.json")"
 
 # topology NAME: the address picked per node, from the shared resolve table
