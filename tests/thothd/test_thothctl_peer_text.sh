@@ -130,9 +130,11 @@ cat >"$RT/trace.json" <<'TRACE'
 {"ph":"M","name":"process_name","pid":100,"tid":0,"args":{"name":"h\u001b[31m\u202e\\x1b\"q"}},
 {"ph":"M","name":"process_name","pid":200,"tid":0,"args":{"name":"漢字漢字漢字漢字漢字漢字"}},
 {"ph":"M","name":"process_name","pid":300,"tid":0,"args":{"name":"e\u0301t\u00e9"}},
+{"ph":"M","name":"process_name","pid":400,"tid":0,"args":{"name":"n\u0000x\u-001\u0x1fy"}},
 {"ph":"i","ts":1000000.000,"pid":100,"tid":100,"s":"t","name":"loop_wakeup","cat":"LOOP","args":{"arg0":2,"arg1":1}},
 {"ph":"i","ts":1000000.050,"pid":200,"tid":200,"s":"t","name":"loop_wakeup","cat":"LOOP","args":{"arg0":2,"arg1":1}},
 {"ph":"i","ts":1000000.090,"pid":300,"tid":300,"s":"t","name":"loop_wakeup","cat":"LOOP","args":{"arg0":2,"arg1":1}},
+{"ph":"i","ts":1000000.095,"pid":400,"tid":400,"s":"t","name":"loop_wakeup","cat":"LOOP","args":{"arg0":2,"arg1":1}},
 {"ph":"i","ts":1001000.000,"pid":300,"tid":300,"s":"t","name":"loop_wakeup","cat":"LOOP","args":{"arg0":2,"arg1":1}}
 ]}
 TRACE
@@ -142,6 +144,11 @@ grep -qF -- '100      h\x1b[31m\u{202e}\\x   ' "$RT/sched.txt" ||
 	fail "sched does not show pid 100's name escaped, cut at 20 columns: $(cat "$RT/sched.txt")"
 grep -qF -- $'200      \xe6\xbc\xa2\xe5\xad\x97\xe6\xbc\xa2\xe5\xad\x97\xe6\xbc\xa2\xe5\xad\x97\xe6\xbc\xa2\xe5\xad\x97\xe6\xbc\xa2\xe5\xad\x97 ' "$RT/sched.txt" ||
 	fail "sched does not cut pid 200's CJK name at 20 columns: $(cat "$RT/sched.txt")"
-sed -n '1,/^300 /p' "$RT/sched.txt" >"$RT/sched.table"
+# a hostile trace: U+0000 (would end the name, hiding "x..."), "\u-001"
+# and "\u0x1f" (sscanf's %4x took a sign and "0x": U+FFFFFFFF, ESC-like
+# U+001F) are not four hex digits, left as text
+grep -qF -- $'400      n\xef\xbf\xbdxu-001u0x1fy ' "$RT/sched.txt" ||
+	fail "sched does not show pid 400's \\u0000 and malformed escapes as text: $(cat "$RT/sched.txt")"
+sed -n '1,/^400 /p' "$RT/sched.txt" >"$RT/sched.table"
 same_width "$RT/sched.table" || fail "sched's table does not line up: $(cat "$RT/sched.table")"
 echo "PASS"

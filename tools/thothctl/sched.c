@@ -95,6 +95,24 @@ static double num_after(const char *line, const char *key)
 	return p ? strtod(p + strlen(key), NULL) : 0;
 }
 
+/* The four hex digits at P (no sign, no space, no "0x": sscanf's %4x
+ * takes all three) in *CP; false if P does not begin with four. */
+static bool hex4(const char *p, unsigned *cp)
+{
+	unsigned v = 0;
+	for (int i = 0; i < 4; i++) {
+		char c = p[i];          /* a NUL stops it before the next read */
+		unsigned d = c >= '0' && c <= '9' ? (unsigned)(c - '0')
+			   : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
+			   : c >= 'A' && c <= 'F' ? (unsigned)(c - 'A' + 10) : 16u;
+		if (d > 15)
+			return false;
+		v = v << 4 | d;
+	}
+	*cp = v;
+	return true;
+}
+
 static bool str_after(const char *line, const char *key, char *out, size_t len)
 {
 	const char *p = strstr(line, key);
@@ -114,16 +132,17 @@ static bool str_after(const char *line, const char *key, char *out, size_t len)
 			char e = *p++;
 			ch[0] = e == 'b' ? '\b' : e == 'f' ? '\f' : e == 'n' ? '\n' : e == 'r' ? '\r' : e == 't' ? '\t' : e;
 			unsigned cp;
-			int used = 0;
-			if (e == 'u' && sscanf(p, "%4x%n", &cp, &used) == 1 && used == 4) {
+			if (e == 'u' && hex4(p, &cp)) {
 				p += 4;
 				unsigned lo;
-				if (cp >= 0xd800 && cp < 0xdc00 && p[0] == '\\' && p[1] == 'u' &&
-				    sscanf(p + 2, "%4x%n", &lo, &used) == 1 && used == 4 && lo >= 0xdc00 && lo < 0xe000) {
+				if (cp >= 0xd800 && cp < 0xdc00 && p[0] == '\\' && p[1] == 'u' && hex4(p + 2, &lo) &&
+				    lo >= 0xdc00 && lo < 0xe000) {
 					cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
 					p += 6;
-				} else if (cp >= 0xd800 && cp < 0xe000) {
-					cp = 0xfffd;    /* a lone surrogate */
+				} else if ((cp >= 0xd800 && cp < 0xe000) || cp == 0) {
+					/* a lone surrogate; U+0000, which would end
+					 * the name there and hide what follows */
+					cp = 0xfffd;
 				}
 				if (cp < 0x80) {
 					ch[0] = (char)cp;
