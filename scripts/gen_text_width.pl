@@ -62,7 +62,10 @@ print <<"HEAD";
  * Character Database $v (Perl's Unicode::UCD): do not edit; run
  *   perl scripts/gen_text_width.pl > tools/thothctl/text_width.h
  * The tables of tools/thothctl/text.c: code points shown escaped, of
- * width 0 and of width 2 (the script says which properties). */
+ * width 0 and of width 2 (the script says which properties).
+ * The data: Copyright (c) 1991-2021 Unicode, Inc.  Distributed under the
+ * Unicode License (Unicode-DFS-2016), https://www.unicode.org/license.txt
+ * (docs/DEPENDENCIES.md). */
 #define TEXT_UNICODE_VERSION "$v"
 
 HEAD
