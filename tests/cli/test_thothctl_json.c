@@ -5,7 +5,9 @@
  * sequences pass through, every other byte is U+FFFD, controls escaped.
  * And its text writer (tools/thothctl/text.c, thothctl_text*): a peer's
  * string on the operator's terminal holds no control byte raw -- C0, DEL,
- * C1 (raw or as UTF-8) and invalid bytes are \xNN, the rest as it is.
+ * C1 (raw or as UTF-8) and invalid bytes are \xNN, a backslash \\, an
+ * invisible or bidi-control character \u{XXXX}, the rest as it is; and
+ * the columns a shown string takes on a terminal.
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -139,7 +141,7 @@ static void test_text_controls_shown(void **state)
 	check_text("\xc2\xa0\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 11, 0,
 		   "\xc2\xa0\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80");               /* U+00A0 on: as it is */
 	check_text("\xff\xe2\x82", 3, 0, "\\xff\\xe2\\x82");                       /* not UTF-8 */
-	check_text("back\\slash ~", 12, 0, "back\\slash ~");
+	check_text("back\\slash ~", 12, 0, "back\\\\slash ~");                      /* \\ */
 	check_text(NULL, 0, 0, "");
 	assert_string_equal(thothctl_textz(NULL), "");
 	assert_string_equal(thothctl_textz("x\x1b"), "x\\x1b");
@@ -245,6 +247,226 @@ static void test_text_cut_whole(void **state)
 	}
 }
 
+/* CP as UTF-8 into OUT; returns its length. */
+static int encode(unsigned cp, char *out)
+{
+	if (cp < 0x80) {
+		out[0] = (char)cp;
+		return 1;
+	}
+	if (cp < 0x800) {
+		out[0] = (char)(0xc0 | cp >> 6);
+		out[1] = (char)(0x80 | (cp & 0x3f));
+		return 2;
+	}
+	if (cp < 0x10000) {
+		out[0] = (char)(0xe0 | cp >> 12);
+		out[1] = (char)(0x80 | (cp >> 6 & 0x3f));
+		out[2] = (char)(0x80 | (cp & 0x3f));
+		return 3;
+	}
+	out[0] = (char)(0xf0 | cp >> 18);
+	out[1] = (char)(0x80 | (cp >> 12 & 0x3f));
+	out[2] = (char)(0x80 | (cp >> 6 & 0x3f));
+	out[3] = (char)(0x80 | (cp & 0x3f));
+	return 4;
+}
+
+/* The shown form read back: \\, \xNN and \u{X} undone.  Returns the
+ * length in OUT, or -1 where SHOWN is not made of those and characters. */
+static long unshow(const char *shown, char *out)
+{
+	size_t n = 0;
+	for (const char *p = shown; *p;) {
+		if (*p != '\\') {
+			out[n++] = *p++;
+			continue;
+		}
+		if (p[1] == '\\') {
+			out[n++] = '\\';
+			p += 2;
+		} else if (p[1] == 'x') {
+			unsigned v;
+			if (sscanf(p + 2, "%2x", &v) != 1)
+				return -1;
+			out[n++] = (char)v;
+			p += 4;
+		} else if (p[1] == 'u' && p[2] == '{') {
+			char *end;
+			unsigned long cp = strtoul(p + 3, &end, 16);
+			if (*end != '}' || cp < 0x80 || cp > 0x10ffff)
+				return -1;
+			n += (size_t)encode((unsigned)cp, out + n);
+			p = end + 1;
+		} else {
+			return -1;      /* a backslash that begins no escape */
+		}
+	}
+	return (long)n;
+}
+
+static void check_round_trip(const char *in, size_t len)
+{
+	char *shown = text(in, len, 0);
+	char *buf = malloc(strlen(shown) + 1);
+	long n = unshow(shown, buf);
+	if (n != (long)len || memcmp(buf, in, len)) {
+		print_error("shown \"%s\" does not read back as its %zu bytes\n", shown, len);
+		fail();
+	}
+	free(buf);
+	free(shown);
+}
+
+/* Unambiguous: a shown string reads back as exactly the bytes the peer
+ * sent.  A backslash printed as it was made the four characters "\x1b" a
+ * peer sent and an escaped ESC the same output. */
+static void test_text_backslash(void **state)
+{
+	(void)state;
+	check_text("\\x1b", 4, 0, "\\\\x1b");
+	check_text("\x1b", 1, 0, "\\x1b");
+	check_text("\\u{202e}", 8, 0, "\\\\u{202e}");
+	check_text("\\", 1, 0, "\\\\");
+	check_text("a\\\tb", 4, THOTHCTL_TEXT_TAB, "a\\\\\tb");
+	for (unsigned a = 0; a < 256; a++)
+		for (unsigned b = 0; b < 256; b++) {
+			char in[3] = { (char)a, (char)b, '\\' };
+			check_round_trip(in, 3);
+		}
+	check_round_trip("\\x1b\x1b\\\\\xe2\x80\xae\xe6\xbc\xa2\xc2\x9b", 16);
+}
+
+/* thothctl_text_fput's fast paths (eight bytes at a time, runs of
+ * characters shown as they are) agree with the character-at-a-time form
+ * (thothctl_text): every byte value, and a UTF-8 character, at every
+ * offset of a 24-byte printable text. */
+static void test_text_fast_path(void **state)
+{
+	(void)state;
+	static const char *const ins[] = { "\xe2\x80\xae", "\xc3\xa9", "\xc2\x9b", "\xe6\xbc\xa2",
+					   "\xf0\x9f\x98\x80", "\xc2\xad" };
+	for (unsigned v = 0; v < 256 + sizeof ins / sizeof ins[0]; v++) {
+		for (size_t at = 0; at < 24; at++) {
+			char in[32];
+			memset(in, 'a' + (int)(at % 26), sizeof in);
+			size_t n = 24;
+			if (v < 256) {
+				in[at] = (char)v;
+			} else {
+				const char *c = ins[v - 256];
+				memcpy(in + at, c, strlen(c));
+				n += strlen(c) - 1;
+			}
+			char *got = text(in, n, 0);
+			assert_string_equal(got, thothctl_text(in, n));
+			free(got);
+		}
+	}
+}
+
+/* "Trojan source": a character that is invisible or reorders the line is
+ * shown \u{X}, so one name cannot pose as another.  The list is written
+ * out here from the Unicode lists (Bidi_Control, PropList.txt;
+ * Default_Ignorable_Code_Point, DerivedCoreProperties.txt; Zl, Zp), not
+ * taken from thothctl's table. */
+static void test_text_trojan(void **state)
+{
+	(void)state;
+	static const unsigned escaped[] = {
+		0x202a, 0x202b, 0x202c, 0x202d, 0x202e,         /* LRE RLE PDF LRO RLO */
+		0x2066, 0x2067, 0x2068, 0x2069,                 /* LRI RLI FSI PDI */
+		0x200e, 0x200f, 0x061c,                         /* LRM RLM ALM */
+		0x200b, 0x200c, 0x200d, 0x2060, 0xfeff,         /* ZWSP ZWNJ ZWJ WJ BOM */
+		0x00ad, 0x034f, 0x115f, 0x1160, 0x17b4, 0x17b5, 0x180b, 0x180e, 0x180f,
+		0x2061, 0x2064, 0x2065, 0x206a, 0x206f, 0x3164, 0xfe00, 0xfe0f, 0xffa0,
+		0xfff0, 0xfff8, 0x1bca0, 0x1bca3, 0x1d173, 0x1d17a, 0xe0000, 0xe0001,
+		0xe0041, 0xe007f, 0xe0100, 0xe01ef, 0xe0fff,
+		0x2028, 0x2029,                                 /* LS PS */
+	};
+	static const unsigned plain[] = {
+		0x00a0, 0x00e9, 0x0301, 0x0627, 0x05d0, 0x200a, 0x2010, 0x2027, 0x202f,
+		0x205f, 0x2070, 0x3000, 0x6f22, 0xfdff, 0xfe10, 0xff21, 0xfffd, 0x1f600,
+		0xe1000,
+	};
+	for (size_t i = 0; i < sizeof escaped / sizeof escaped[0]; i++) {
+		char in[8], want[16];
+		int n = encode(escaped[i], in);
+		snprintf(want, sizeof want, "\\u{%04x}", escaped[i]);
+		check_text(in, (size_t)n, 0, want);
+		assert_int_equal(thothctl_text_cols(thothctl_text(in, (size_t)n)), (int)strlen(want));
+	}
+	for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++) {
+		char in[8];
+		int n = encode(plain[i], in);
+		in[n] = 0;
+		check_text(in, (size_t)n, 0, in);
+	}
+	/* the RLO name of the Trojan source paper */
+	check_text("svc\xe2\x80\xae" "cba", 9, 0, "svc\\u{202e}cba");
+}
+
+/* Columns, as a terminal draws them: a table pads by these. */
+static void test_text_cols(void **state)
+{
+	(void)state;
+	assert_int_equal(thothctl_text_cols(""), 0);
+	assert_int_equal(thothctl_text_cols(NULL), 0);
+	assert_int_equal(thothctl_text_cols("echo"), 4);
+	assert_int_equal(thothctl_text_cols("caf\xc3\xa9"), 4);                  /* é: 2 bytes, 1 column */
+	assert_int_equal(thothctl_text_cols("cafe\xcc\x81"), 4);                 /* e + U+0301: 0 */
+	assert_int_equal(thothctl_text_cols("\xe6\xbc\xa2\xe5\xad\x97"), 4);     /* 漢字: 2 each */
+	assert_int_equal(thothctl_text_cols("\xef\xbc\xa1"), 2);                 /* fullwidth A */
+	assert_int_equal(thothctl_text_cols("\xf0\x9f\x98\x80"), 2);             /* emoji */
+	assert_int_equal(thothctl_text_cols("\xea\xb0\x80"), 2);                 /* Hangul syllable */
+	assert_int_equal(thothctl_text_cols("\xe1\x84\x80\xe1\x85\xa1"), 2);     /* jamo L + V: 2 + 0 */
+	assert_int_equal(thothctl_text_cols("\xd0\x96"), 1);                     /* Cyrillic */
+	/* a shown escape: its length */
+	assert_int_equal(thothctl_text_cols(thothctl_text("\x1b\\\xe2\x80\xae", 5)), 4 + 2 + 8);
+
+	/* a table of cells padded to 6 columns: the "|" after each is in column 7 */
+	static const char *const cells[] = { "abc", "\xc3\xa9t\xc3\xa9", "\xe6\xbc\xa2\xe5\xad\x97",
+					     "e\xcc\x81\xcc\x82", "\\", "\xf0\x9f\x98\x80\xe6\xbc\xa2x",
+					     "toolongcell" };
+	for (size_t i = 0; i < sizeof cells / sizeof cells[0]; i++) {
+		const char *shown = thothctl_textz(cells[i]);
+		char line[128];
+		snprintf(line, sizeof line, "%-*s|", thothctl_text_field(shown, 6), shown);
+		char *bar = strrchr(line, '|');
+		*bar = 0;
+		int cols = thothctl_text_cols(line);
+		int want = thothctl_text_cols(shown) > 6 ? thothctl_text_cols(shown) : 6;
+		if (cols != want) {
+			print_error("cell \"%s\" padded to %d columns, not %d\n", line, cols, want);
+			fail();
+		}
+	}
+}
+
+/* A cell cut to N columns is cut between characters and escapes, a
+ * combining mark kept with its character. */
+static void test_text_prefix(void **state)
+{
+	(void)state;
+	int used;
+	const char *s = "\xe6\xbc\xa2\xe5\xad\x97\xe6\xbc\xa2";                 /* 漢字漢 */
+	assert_int_equal(thothctl_text_prefix(s, 3, &used), 3);
+	assert_int_equal(used, 2);
+	assert_int_equal(thothctl_text_prefix(s, 4, &used), 6);
+	assert_int_equal(used, 4);
+	const char *shown = thothctl_text("ab\x1b" "cd", 5);                     /* ab\x1bcd */
+	for (int cols = 0; cols <= 9; cols++) {
+		size_t n = thothctl_text_prefix(shown, cols, &used);
+		size_t want = cols < 2 ? (size_t)cols : cols < 6 ? 2 : (size_t)cols;
+		assert_int_equal(n, want > 8 ? 8 : want);
+		assert_int_equal(used, (int)(want > 8 ? 8 : want));
+	}
+	assert_int_equal(thothctl_text_prefix("ae\xcc\x81" "b", 2, &used), 4);  /* a, e + U+0301 */
+	assert_int_equal(used, 2);
+	assert_int_equal(thothctl_text_prefix(NULL, 5, &used), 0);
+	assert_int_equal(used, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -257,6 +479,11 @@ int main(void)
 		cmocka_unit_test(test_text_bounded),
 		cmocka_unit_test(test_text_pages),
 		cmocka_unit_test(test_text_cut_whole),
+		cmocka_unit_test(test_text_backslash),
+		cmocka_unit_test(test_text_fast_path),
+		cmocka_unit_test(test_text_trojan),
+		cmocka_unit_test(test_text_cols),
+		cmocka_unit_test(test_text_prefix),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

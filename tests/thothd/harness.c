@@ -358,10 +358,16 @@ int harness_resolve(thoth_control_t *ctl, const char *name, uint64_t *lease)
 
 int harness_register(thoth_control_t *ctl, const char *name, uint32_t ttl_ms, uint64_t *lease)
 {
+	return harness_register_at(ctl, name, ttl_ms, "/nowhere.sock", lease);
+}
+
+int harness_register_at(thoth_control_t *ctl, const char *name, uint32_t ttl_ms, const char *endpoint,
+			uint64_t *lease)
+{
 	thoth_registry_Registry_register_req_t req = {
 		.reg = {
 			.name = thoth_str(name), .version = thoth_str("1.0.0"),
-			.endpoint = { .addr = thoth_str("/nowhere.sock"),
+			.endpoint = { .addr = thoth_str(endpoint),
 				      .locality = THOTH_COMMON_LOCALITY_HOST },
 			.ttl_ms = ttl_ms,
 		},

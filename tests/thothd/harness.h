@@ -54,6 +54,9 @@ bool harness_wait_until(bool (*cond)(void *arg), void *arg, int deadline_ms);
 int harness_connect(harness_t *h, thoth_control_t *ctl);
 int harness_resolve(thoth_control_t *ctl, const char *name, uint64_t *lease);
 int harness_register(thoth_control_t *ctl, const char *name, uint32_t ttl_ms, uint64_t *lease);
+/* The same at ENDPOINT (any bytes: a hostile peer's address). */
+int harness_register_at(thoth_control_t *ctl, const char *name, uint32_t ttl_ms, const char *endpoint,
+			uint64_t *lease);
 int harness_status(thoth_control_t *ctl, thoth_daemon_Daemon_status_resp_t *st);
 /* The remote application error of the last call (THOTH_REGISTRY_ERR_*). */
 uint32_t harness_remote_code(thoth_control_t *ctl);

@@ -3,8 +3,12 @@
  *
  *   thothd_test_service DIR NAME TTL_MS        thoth_service_register: heartbeats,
  *                                              reconnects after a thothd restart
- *   thothd_test_service --raw DIR NAME TTL_MS  one register call, then never
- *                                              renews (lease expiry tests)
+ *   thothd_test_service --raw DIR NAME TTL_MS [ENDPOINT]
+ *                                              one register call (at ENDPOINT,
+ *                                              any bytes: a hostile peer's
+ *                                              address), then never renews
+ *                                              (lease expiry tests); a refusal:
+ *                                              "register: ERROR: thothd's reason"
  * Prints "registered" on stdout once registered; exits on SIGTERM.
  */
 #include <signal.h>
@@ -30,8 +34,8 @@ static void on_term(thoth_loop_t *loop, const struct signalfd_siginfo *info, voi
 int main(int argc, char **argv)
 {
 	bool raw = argc > 1 && strcmp(argv[1], "--raw") == 0;
-	if (argc != 4 + raw) {
-		fprintf(stderr, "usage: %s [--raw] DIR NAME TTL_MS\n", argv[0]);
+	if (argc != 4 + raw && !(raw && argc == 6)) {
+		fprintf(stderr, "usage: %s [--raw] DIR NAME TTL_MS [ENDPOINT]\n", argv[0]);
 		return 2;
 	}
 	const char *dir = argv[1 + raw], *name = argv[2 + raw];
@@ -41,9 +45,11 @@ int main(int argc, char **argv)
 		int r = thoth_control_connect(&ctl, dir, 2000);
 		uint64_t lease;
 		if (!r)
-			r = harness_register(&ctl, name, ttl, &lease);
+			r = argc == 6 ? harness_register_at(&ctl, name, ttl, argv[5], &lease)
+				      : harness_register(&ctl, name, ttl, &lease);
 		if (r) {
-			fprintf(stderr, "register: %s\n", thoth_strerror(r));
+			fprintf(stderr, "register: %s: %s\n", thoth_strerror(r),
+				r == THOTH_E_REMOTE ? ctl.client.remote_message : "");
 			return 1;
 		}
 		printf("registered\n");

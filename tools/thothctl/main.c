@@ -228,17 +228,18 @@ typedef struct widths {
 } widths_t;
 
 /* The registrant's strings as they are shown (thothctl_text: a C1 control
- * or a byte that is not UTF-8 in an address is \xNN, four columns). */
+ * or a byte that is not UTF-8 in an address is \xNN, four columns) and in
+ * terminal columns, not bytes (an "é" is one, a CJK character two). */
 static void widen(widths_t *w, const thoth_registry_Instance_t *in)
 {
 	const thoth_registry_Registration_t *r = &in->registration;
-	int n = (int)strlen(thothctl_text(r->name.ptr, r->name.len));
+	int n = thothctl_text_cols(thothctl_text(r->name.ptr, r->name.len));
 	if (n > w->name)
 		w->name = n;
-	n = (int)strlen(thothctl_text(r->version.ptr, r->version.len));
+	n = thothctl_text_cols(thothctl_text(r->version.ptr, r->version.len));
 	if (n > w->version)
 		w->version = n;
-	n = (int)strlen(thothctl_text(r->endpoint.addr.ptr, r->endpoint.addr.len));
+	n = thothctl_text_cols(thothctl_text(r->endpoint.addr.ptr, r->endpoint.addr.len));
 	if (n > w->endpoint)
 		w->endpoint = n;
 }
@@ -262,9 +263,12 @@ static void table_row(const widths_t *w, const thoth_registry_Instance_t *in, co
 		snprintf(expires, sizeof expires, "%.1fs", left);
 	if (event)
 		printf("%-8s ", event);
-	printf("%-*s  %-*s  %-*s  %4u  %-6s  %7u  %016llx  %s\n", w->name,
-	       thothctl_text(r->name.ptr, r->name.len), w->version, thothctl_text(r->version.ptr, r->version.len),
-	       w->endpoint, thothctl_text(r->endpoint.addr.ptr, r->endpoint.addr.len), r->endpoint.numa_node,
+	const char *name = thothctl_text(r->name.ptr, r->name.len);
+	const char *version = thothctl_text(r->version.ptr, r->version.len);
+	const char *addr = thothctl_text(r->endpoint.addr.ptr, r->endpoint.addr.len);
+	printf("%-*s  %-*s  %-*s  %4u  %-6s  %7u  %016llx  %s\n", thothctl_text_field(name, w->name),
+	       name, thothctl_text_field(version, w->version), version,
+	       thothctl_text_field(addr, w->endpoint), addr, r->endpoint.numa_node,
 	       locality_name(r->endpoint.locality), r->endpoint.pid, (unsigned long long)in->lease,
 	       expires);
 }

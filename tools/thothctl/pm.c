@@ -273,8 +273,8 @@ static void print_text(const thoth_pm_PowerBroker_state_resp_t *st)
 		       "RESIDENCY ms");
 		for (uint32_t l = 0; l < e->levels.count; l++) {
 			const thoth_pm_Level_t *lv = &e->levels.items[l];
-			printf("  %-3u %-12s %10.1f %10lld %10lld %14.3f%s\n", l,
-			       thothctl_text(lv->name.ptr, lv->name.len),
+			const char *name = thothctl_text(lv->name.ptr, lv->name.len);
+			printf("  %-3u %-*s %10.1f %10lld %10lld %14.3f%s\n", l, thothctl_text_field(name, 12), name,
 			       lv->power_mw, (long long)lv->entry_latency_us, (long long)lv->exit_latency_us,
 			       l < e->residency_ns.count ? e->residency_ns.items[l] / 1e6 : 0.0,
 			       l == e->current_level ? "  <" : "");

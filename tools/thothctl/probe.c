@@ -561,13 +561,15 @@ static int probe_list(int argc, char **argv, const thothctl_opts_t *opts)
 				printf("}\n");
 			} else if (p->kernel) {
 				/* PROGRAM: the object, then its programs in the state column */
-				printf("%-6" PRIu64 " %-8s %-32s %-12s %s: %s\n", p->id, "kernel",
-				       thothctl_text(p->object.ptr, p->object.len), "-",
+				const char *object = thothctl_text(p->object.ptr, p->object.len);
+				printf("%-6" PRIu64 " %-8s %-*s %-12s %s: %s\n", p->id, "kernel",
+				       thothctl_text_field(object, 32), object, "-",
 				       thothctl_text(p->state.ptr, p->state.len),
 				       thothctl_text(p->program.ptr, p->program.len));
 			} else {
-				printf("%-6" PRIu64 " %-8u %-32s %-12" PRIu64 " %s\n", p->id, p->pid,
-				       thothctl_text(p->program.ptr, p->program.len), p->runs,
+				const char *program = thothctl_text(p->program.ptr, p->program.len);
+				printf("%-6" PRIu64 " %-8u %-*s %-12" PRIu64 " %s\n", p->id, p->pid,
+				       thothctl_text_field(program, 32), program, p->runs,
 				       thothctl_text(p->state.ptr, p->state.len));
 			}
 		}

@@ -95,16 +95,82 @@ static double num_after(const char *line, const char *key)
 	return p ? strtod(p + strlen(key), NULL) : 0;
 }
 
+/* The four hex digits at P (no sign, no space, no "0x": sscanf's %4x
+ * takes all three) in *CP; false if P does not begin with four. */
+static bool hex4(const char *p, unsigned *cp)
+{
+	unsigned v = 0;
+	for (int i = 0; i < 4; i++) {
+		char c = p[i];          /* a NUL stops it before the next read */
+		unsigned d = c >= '0' && c <= '9' ? (unsigned)(c - '0')
+			   : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
+			   : c >= 'A' && c <= 'F' ? (unsigned)(c - 'A' + 10) : 16u;
+		if (d > 15)
+			return false;
+		v = v << 4 | d;
+	}
+	*cp = v;
+	return true;
+}
+
 static bool str_after(const char *line, const char *key, char *out, size_t len)
 {
 	const char *p = strstr(line, key);
 	if (!p)
 		return false;
 	p += strlen(key);
-	size_t n = strcspn(p, "\"");
-	if (n >= len)
-		n = len - 1;
-	memcpy(out, p, n);
+	/* a JSON string: its escapes undone (a process name with ESC is
+	 * "\u001b" in the trace, a backslash "\\": shown as they were, the
+	 * text writer made them "\\u001b" and "\\\\"); cut at LEN - 1
+	 * bytes, never inside a character */
+	size_t n = 0;
+	while (*p && *p != '"') {
+		char ch[4];
+		size_t k = 1;
+		ch[0] = *p++;
+		if (ch[0] == '\\' && *p) {
+			char e = *p++;
+			ch[0] = e == 'b' ? '\b' : e == 'f' ? '\f' : e == 'n' ? '\n' : e == 'r' ? '\r' : e == 't' ? '\t' : e;
+			unsigned cp;
+			if (e == 'u' && hex4(p, &cp)) {
+				p += 4;
+				unsigned lo;
+				if (cp >= 0xd800 && cp < 0xdc00 && p[0] == '\\' && p[1] == 'u' && hex4(p + 2, &lo) &&
+				    lo >= 0xdc00 && lo < 0xe000) {
+					cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+					p += 6;
+				} else if ((cp >= 0xd800 && cp < 0xe000) || cp == 0) {
+					/* a lone surrogate; U+0000, which would end
+					 * the name there and hide what follows */
+					cp = 0xfffd;
+				}
+				if (cp < 0x80) {
+					ch[0] = (char)cp;
+				} else if (cp < 0x800) {
+					ch[0] = (char)(0xc0 | cp >> 6);
+					ch[1] = (char)(0x80 | (cp & 0x3f));
+					k = 2;
+				} else if (cp < 0x10000) {
+					ch[0] = (char)(0xe0 | cp >> 12);
+					ch[1] = (char)(0x80 | (cp >> 6 & 0x3f));
+					ch[2] = (char)(0x80 | (cp & 0x3f));
+					k = 3;
+				} else {
+					ch[0] = (char)(0xf0 | cp >> 18);
+					ch[1] = (char)(0x80 | (cp >> 12 & 0x3f));
+					ch[2] = (char)(0x80 | (cp >> 6 & 0x3f));
+					ch[3] = (char)(0x80 | (cp & 0x3f));
+					k = 4;
+				}
+			}
+		}
+		if (n + k > len - 1)
+			break;
+		memcpy(out + n, ch, k);
+		n += k;
+	}
+	/* a raw multi-byte character the cut split: left out whole */
+	n -= thothctl_text_cut_tail(out, n);
 	out[n] = 0;
 	return true;
 }
@@ -335,9 +401,13 @@ static void print_report(sched_report_t *r, double seconds, bool json)
 	       "LATE99", "SPIN+", "SPIN-", "SKIP", "MOVES");
 	for (size_t i = 0; i < r->n; i++) {
 		proc_t *p = &r->procs[i];
-		printf("%-8u %-20.20s %9.2f %8.2f %8.2f %8.2f %8.2f %7llu %9llu %7llu %6llu %8.1f %8.1f %8.1f %6llu %6llu "
+		/* the name cut at 20 columns, never inside a character or an escape */
+		const char *name = thothctl_textz(p->name);
+		int cols;
+		size_t cut = thothctl_text_prefix(name, 20, &cols);
+		printf("%-8u %.*s%*s %9.2f %8.2f %8.2f %8.2f %8.2f %7llu %9llu %7llu %6llu %8.1f %8.1f %8.1f %6llu %6llu "
 		       "%6llu %5llu\n",
-		       p->pid, thothctl_textz(p->name), p->wakeups / seconds, p->by_reason[0] / seconds, p->by_reason[1] / seconds,
+		       p->pid, (int)cut, name, 20 - cols, "", p->wakeups / seconds, p->by_reason[0] / seconds, p->by_reason[1] / seconds,
 		       p->by_reason[2] / seconds, p->by_reason[3] / seconds, (unsigned long long)p->timer_fires,
 		       (unsigned long long)coalesced(p), (unsigned long long)p->shared_timer_wakeups,
 		       (unsigned long long)p->rung_wakeups,

@@ -114,9 +114,11 @@ int thothctl_topology(int argc, char **argv, const thothctl_opts_t *opts)
 		} else if (name && !tr) {
 			if (lr)
 				printf("%-6u %-8s\n", os, "none");
-			else
-				printf("%-6u %-8u %-48s %-6u %u\n", os, where.pid, thothctl_textz(where.addr),
-				       where.numa_node, dist);
+			else {
+				const char *addr = thothctl_textz(where.addr);
+				printf("%-6u %-8u %-*s %-6u %u\n", os, where.pid, thothctl_text_field(addr, 48),
+				       addr, where.numa_node, dist);
+			}
 		}
 	}
 	/* NAME asked and nothing picked for any node: a name nobody
