@@ -55,6 +55,10 @@ int fdatasync(int fd)
 {
 	const char *flag = getenv("THOTH_TEST_EIO_FDATASYNC");
 	char path[4200];
+	/* A slow disk: while FLAG.hang exists every fdatasync waits */
+	if (flag && snprintf(path, sizeof path, "%s.hang", flag) < (int)sizeof path)
+		while (access(path, F_OK) == 0)
+			usleep(10000);
 	if (flag && !atomic_load(&failed_one) && access(flag, F_OK) == 0 && is_segment(fd, path, sizeof path) &&
 	    !atomic_exchange(&failed_one, true)) {
 		fprintf(stderr, "eio_fdatasync: fdatasync of %s fails with EIO (once)\n", path);

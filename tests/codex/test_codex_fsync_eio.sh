@@ -40,6 +40,19 @@ printf 'r%d\n' 1 2 3 4 5 | "$THOTHCTL" codex append notes --sync >"$W/acks" 2>"$
 	fail "the first 5 sync appends: $(cat "$W/append.err")"
 [ "$(cat "$W/acks")" = "$(seq 1 5)" ] || fail "the first acknowledgements: $(tr '\n' ' ' <"$W/acks")"
 
+# A slow disk: a create waits for its fdatasync, thothctl gives up after
+# 5 s, and the stream exists once the disk answers: the error says it may
+# (it said only that codex did not answer).
+touch "$FLAG.hang"
+rc=0
+timeout 60 "$THOTHCTL" codex create late >/dev/null 2>"$W/create.err" || rc=$?
+rm "$FLAG.hang"
+[ $rc = 1 ] || fail "a create waiting for a slow fdatasync exited $rc: $(cat "$W/create.err")"
+grep -qF "thothctl: codex create late: codex (pid $CODEX_PID) did not answer within 5 s: busy or stuck (its log may say which); the stream may exist anyway (\`thothctl codex stats\` lists it once codex answers)" "$W/create.err" ||
+	fail "the create's timeout does not say the stream may exist, and how to check: $(cat "$W/create.err")"
+tt_until 30 "stream 'late' listed once the disk answers" bash -c "'$THOTHCTL' codex stats | grep -q '^stream late:'"
+echo "ok: $(cat "$W/create.err"); then stats lists it"
+
 # The disk fails the next fdatasync.
 touch "$FLAG"
 rc=0

@@ -160,8 +160,14 @@ static bool said_stopped(const char *what, const char *stream, const char *after
 /* codex did not answer within the call's time: stopped, gone, or busy. */
 static int timed_out(const char *what, const char *stream)
 {
-	const char *after = strcmp(what, "append") ? "" : "; the records whose numbers were printed are "
-			    "kept, the one after them may or may not be (`thothctl codex read` shows it)";
+	/* what the unanswered call may have done all the same */
+	char after[160] = "";
+	if (!strcmp(what, "append"))
+		snprintf(after, sizeof after, "; the records whose numbers were printed are kept, the one "
+			 "after them may or may not be (`thothctl codex read` shows it)");
+	else if (!strcmp(what, "create"))
+		snprintf(after, sizeof after, "; the stream may exist anyway (`thothctl codex stats` lists "
+			 "it once codex answers)");
 	if (said_stopped(what, stream, after))
 		return 1;
 	bool gone;
@@ -217,8 +223,8 @@ static int failed(thoth_chan_t *ch, const char *what, const char *stream, int r)
 	snprintf(remote, sizeof remote, "%s", c->remote_message);      /* before another call */
 	if (c->remote_code == THOTH_CODEX_ERR_FAILED)
 		failure_of(ch, cause, sizeof cause);
-	fprintf(stderr, "thothctl: codex %s %s: %s%s (%s)\n", what, stream ? stream : "", msg, cause,
-		thothctl_textz(remote));
+	fprintf(stderr, "thothctl: codex %s%s%s: %s%s (%s)\n", what, stream ? " " : "",
+		stream ? stream : "", msg, cause, thothctl_textz(remote));
 	return 1;
 }
 
