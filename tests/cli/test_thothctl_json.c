@@ -3,7 +3,7 @@
  * whatever bytes a registrant, a codex record or a probe object holds, the
  * string written is valid JSON, and so UTF-8 (RFC 8259 8.1): well-formed
  * sequences pass through, every other byte is U+FFFD, controls escaped.
- * And its text writer (tools/thothctl/text.c, thothctl_text*): a peer's
+ * And its text writer (tools/peertext/peertext.c, thoth_text*): a peer's
  * string on the operator's terminal holds no control byte raw -- C0, DEL,
  * C1 (raw or as UTF-8) and invalid bytes are \xNN, the rest as it is.
  */
@@ -107,11 +107,11 @@ static char *text(const char *s, size_t len, unsigned flags)
 	size_t n = 0;
 	FILE *f = open_memstream(&out, &n);
 	assert_non_null(f);
-	thothctl_text_fput(f, s, len, flags);
+	thoth_text_fput(f, s, len, flags);
 	fclose(f);
 	/* the buffer form says the same (flags 0) */
 	if (!flags)
-		assert_string_equal(thothctl_text(s, len), out);
+		assert_string_equal(thoth_text(s, len), out);
 	return out;
 }
 
@@ -131,8 +131,8 @@ static void test_text_controls_shown(void **state)
 	check_text("\x1b]52;c;SGVsbG8=\a", 16, 0, "\\x1b]52;c;SGVsbG8=\\x07");     /* OSC 52 */
 	check_text("nul\0cut", 7, 0, "nul\\x00cut");                            /* NUL: not the end */
 	check_text("t\tn\n", 4, 0, "t\\x09n\\x0a");
-	check_text("t\tn\n", 4, THOTHCTL_TEXT_TAB, "t\tn\\x0a");
-	check_text("t\tn\n", 4, THOTHCTL_TEXT_TAB | THOTHCTL_TEXT_LINES, "t\tn\n");
+	check_text("t\tn\n", 4, THOTH_TEXT_TAB, "t\tn\\x0a");
+	check_text("t\tn\n", 4, THOTH_TEXT_TAB | THOTH_TEXT_LINES, "t\tn\n");
 	check_text("\x9b" "31m", 4, 0, "\\x9b31m");                              /* raw C1 CSI */
 	check_text("\xc2\x9b" "31m", 5, 0, "\\xc2\\x9b31m");                     /* U+009B */
 	check_text("\xc2\x85", 2, 0, "\\xc2\\x85");                              /* U+0085 NEL */
@@ -141,8 +141,8 @@ static void test_text_controls_shown(void **state)
 	check_text("\xff\xe2\x82", 3, 0, "\\xff\\xe2\\x82");                       /* not UTF-8 */
 	check_text("back\\slash ~", 12, 0, "back\\slash ~");
 	check_text(NULL, 0, 0, "");
-	assert_string_equal(thothctl_textz(NULL), "");
-	assert_string_equal(thothctl_textz("x\x1b"), "x\\x1b");
+	assert_string_equal(thoth_textz(NULL), "");
+	assert_string_equal(thoth_textz("x\x1b"), "x\\x1b");
 }
 
 /* No byte value, alone or before any other, reaches the output raw as a
@@ -158,7 +158,7 @@ static void test_text_no_control_survives(void **state)
 			size_t n = strlen(out);
 			for (size_t i = 0; i < n;) {
 				unsigned char c = (unsigned char)out[i];
-				size_t seq = thothctl_utf8_seq((const unsigned char *)out + i, n - i);
+				size_t seq = thoth_utf8_seq((const unsigned char *)out + i, n - i);
 				assert_true(seq >= 1);
 				if (seq == 1)
 					assert_true(c >= 0x20 && c != 0x7f);
@@ -177,7 +177,7 @@ static void test_text_bounded(void **state)
 	(void)state;
 	char in[1000];
 	memset(in, 0x1b, sizeof in);
-	const char *got = thothctl_text(in, sizeof in);
+	const char *got = thoth_text(in, sizeof in);
 	size_t n = strlen(got);
 	assert_true(n <= 2047);
 	assert_string_equal(got + n - 3, "...");
@@ -186,7 +186,7 @@ static void test_text_bounded(void **state)
 	const char *p[8];
 	for (int i = 0; i < 8; i++) {
 		char s[2] = { (char)('a' + i), 0 };
-		p[i] = thothctl_textz(s);
+		p[i] = thoth_textz(s);
 	}
 	for (int i = 0; i < 8; i++)
 		assert_int_equal(p[i][0], 'a' + i);
@@ -199,21 +199,21 @@ static void test_text_bounded(void **state)
 static void test_text_pages(void **state)
 {
 	(void)state;
-	assert_int_equal(thothctl_text_cut_tail("ab", 2), 0);
-	assert_int_equal(thothctl_text_cut_tail("a\xc3", 2), 1);
-	assert_int_equal(thothctl_text_cut_tail("a\xc3\xa9", 3), 0);
-	assert_int_equal(thothctl_text_cut_tail("\xe2\x82", 2), 2);
-	assert_int_equal(thothctl_text_cut_tail("\xf0\x9f\x98", 3), 3);
-	assert_int_equal(thothctl_text_cut_tail("\xf0\x9f\x98\x80", 4), 0);
-	assert_int_equal(thothctl_text_cut_tail("\x80\x80\x80", 3), 0);
-	assert_int_equal(thothctl_text_cut_tail(NULL, 0), 0);
+	assert_int_equal(thoth_text_cut_tail("ab", 2), 0);
+	assert_int_equal(thoth_text_cut_tail("a\xc3", 2), 1);
+	assert_int_equal(thoth_text_cut_tail("a\xc3\xa9", 3), 0);
+	assert_int_equal(thoth_text_cut_tail("\xe2\x82", 2), 2);
+	assert_int_equal(thoth_text_cut_tail("\xf0\x9f\x98", 3), 3);
+	assert_int_equal(thoth_text_cut_tail("\xf0\x9f\x98\x80", 4), 0);
+	assert_int_equal(thoth_text_cut_tail("\x80\x80\x80", 3), 0);
+	assert_int_equal(thoth_text_cut_tail(NULL, 0), 0);
 	static const char whole[] = "lock \xc3\xa9t\xc3\xa9\t\xe2\x82\xac 3\n\xf0\x9f\x98\x80 x\x1b\xff\xe2\x82 \xc2\x9b\n";
 	size_t len = sizeof whole - 1;
-	char *want = text(whole, len, THOTHCTL_TEXT_TAB | THOTHCTL_TEXT_LINES);
+	char *want = text(whole, len, THOTH_TEXT_TAB | THOTH_TEXT_LINES);
 	for (size_t at = 0; at <= len; at++) {
-		size_t held = thothctl_text_cut_tail(whole, at);
-		char *a = text(whole, at - held, THOTHCTL_TEXT_TAB | THOTHCTL_TEXT_LINES);
-		char *b = text(whole + at - held, len - at + held, THOTHCTL_TEXT_TAB | THOTHCTL_TEXT_LINES);
+		size_t held = thoth_text_cut_tail(whole, at);
+		char *a = text(whole, at - held, THOTH_TEXT_TAB | THOTH_TEXT_LINES);
+		char *b = text(whole + at - held, len - at + held, THOTH_TEXT_TAB | THOTH_TEXT_LINES);
 		size_t na = strlen(a);
 		assert_memory_equal(want, a, na);
 		assert_string_equal(want + na, b);
@@ -235,7 +235,7 @@ static void test_text_cut_whole(void **state)
 			memcpy(in + n, ch[w], w);
 			n += w;
 		}
-		const char *got = thothctl_text(in, n);
+		const char *got = thoth_text(in, n);
 		size_t g = strlen(got);
 		assert_true(g <= 2047);
 		assert_string_equal(got + g - 3, "...");

@@ -4,12 +4,18 @@
  * error, so that thothctl's error line for a call without a stream
  * (`codex stats`) can be seen; a real codex's stats never fails.
  *   codex_fake RUNTIME_DIR     serve until SIGTERM
+ *   codex_fake RUNTIME_DIR NAME ENDPOINT
+ *                              register NAME at ENDPOINT (whatever bytes,
+ *                              nothing served there) until SIGTERM: a
+ *                              peer's address for a client to print
  */
 #include <signal.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "codex.thoth.h"
+#include "echo.thoth.h"
 #include "thoth/channel.h"
 #include "thoth/loop.h"
 #include "thoth/service.h"
@@ -29,14 +35,14 @@ static void on_signal(thoth_loop_t *loop, const struct signalfd_siginfo *info, v
 
 int main(int argc, char **argv)
 {
-	if (argc != 2) {
-		fprintf(stderr, "usage: codex_fake RUNTIME_DIR\n");
+	if (argc != 2 && argc != 4) {
+		fprintf(stderr, "usage: codex_fake RUNTIME_DIR [NAME ENDPOINT]\n");
 		return 2;
 	}
 	char sock[108], why[256] = "";
 	snprintf(sock, sizeof sock, "%s/codex-fake-%d.sock", argv[1], (int)getpid());
 	thoth_loop_t *loop;
-	thoth_chan_server_t *srv;
+	thoth_chan_server_t *srv = NULL;
 	thoth_service_t *svc;
 	if (thoth_loop_new(&loop))
 		return 1;
@@ -44,13 +50,16 @@ int main(int argc, char **argv)
 		.path = sock, .iface = &thoth_codex_Codex_info, .invoke = thoth_codex_Codex_invoke,
 		.handlers = &handlers, .self = NULL,
 	};
-	if (thoth_chan_server_new(loop, &scfg, &srv, why, sizeof why)) {
+	if (argc == 2 && thoth_chan_server_new(loop, &scfg, &srv, why, sizeof why)) {
 		fprintf(stderr, "codex_fake: serve %s: %s\n", sock, why);
 		return 1;
 	}
-	const thoth_interface_info_t *ifaces[] = { &thoth_codex_Codex_info };
+	/* NAME "echo": Echo's interface, which echo-client's resolver asks for */
+	const thoth_interface_info_t *ifaces[] = { argc == 4 && !strcmp(argv[2], "echo") ? &thoth_echo_Echo_info
+									       : &thoth_codex_Codex_info };
 	thoth_service_config_t cfg = {
-		.runtime_dir = argv[1], .name = "codex", .version = "1.0.0", .endpoint = sock,
+		.runtime_dir = argv[1], .name = argc == 4 ? argv[2] : "codex", .version = "1.0.0",
+		.endpoint = argc == 4 ? argv[3] : sock,
 		.numa_node = THOTH_SERVICE_NUMA_AUTO, .interfaces = ifaces, .n_interfaces = 1,
 	};
 	if (thoth_service_register(loop, &cfg, &svc, why, sizeof why)) {
@@ -58,10 +67,11 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	thoth_loop_add_signal(loop, SIGTERM, on_signal, NULL);
-	fprintf(stderr, "codex_fake: serving at %s\n", sock);
+	fprintf(stderr, "codex_fake: registered\n");
 	thoth_loop_run(loop);
 	thoth_service_withdraw(svc);
-	thoth_chan_server_free(srv);
+	if (srv)
+		thoth_chan_server_free(srv);
 	thoth_loop_free(loop);
 	unlink(sock);
 	return 0;

@@ -337,7 +337,7 @@ static void print_report(sched_report_t *r, double seconds, bool json)
 		proc_t *p = &r->procs[i];
 		printf("%-8u %-20.20s %9.2f %8.2f %8.2f %8.2f %8.2f %7llu %9llu %7llu %6llu %8.1f %8.1f %8.1f %6llu %6llu "
 		       "%6llu %5llu\n",
-		       p->pid, thothctl_textz(p->name), p->wakeups / seconds, p->by_reason[0] / seconds, p->by_reason[1] / seconds,
+		       p->pid, thoth_textz(p->name), p->wakeups / seconds, p->by_reason[0] / seconds, p->by_reason[1] / seconds,
 		       p->by_reason[2] / seconds, p->by_reason[3] / seconds, (unsigned long long)p->timer_fires,
 		       (unsigned long long)coalesced(p), (unsigned long long)p->shared_timer_wakeups,
 		       (unsigned long long)p->rung_wakeups,

@@ -115,7 +115,7 @@ int thothctl_topology(int argc, char **argv, const thothctl_opts_t *opts)
 			if (lr)
 				printf("%-6u %-8s\n", os, "none");
 			else
-				printf("%-6u %-8u %-48s %-6u %u\n", os, where.pid, thothctl_textz(where.addr),
+				printf("%-6u %-8u %-48s %-6u %u\n", os, where.pid, thoth_textz(where.addr),
 				       where.numa_node, dist);
 		}
 	}

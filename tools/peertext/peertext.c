@@ -1,5 +1,5 @@
 /*
- * text.c - a peer's string on the operator's terminal, shown, never obeyed
+ * peertext.c - a peer's string on the operator's terminal, shown, never obeyed
  * (docs/THOTHD.md "thothctl", "A peer's text").
  *
  * Everything thothctl prints as text that another process chose -- thothd's
@@ -10,8 +10,8 @@
  * window), OSC 52 (a clipboard write), CR (a line overwritten) or BEL into
  * the operator's terminal.  The rule:
  *   - C0 controls (0x00..0x1f), DEL (0x7f): "\xNN"; a tab is kept only
- *     under THOTHCTL_TEXT_TAB (a field that holds tabs by design: a codex
- *     record), a newline only under THOTHCTL_TEXT_LINES (a text of many
+ *     under THOTH_TEXT_TAB (a field that holds tabs by design: a codex
+ *     record), a newline only under THOTH_TEXT_LINES (a text of many
  *     lines by design: thothd's lock report), else a string is one line;
  *   - C1 controls, raw (0x80..0x9f, never valid UTF-8 on their own) or as
  *     UTF-8 (U+0080..U+009F, c2 80..c2 9f: xterm obeys U+009B as CSI):
@@ -24,7 +24,42 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "thothctl.h"
+#include "peertext.h"
+
+/* The length of the well-formed UTF-8 sequence at S (at most LEFT bytes), or 0:
+ * no overlong forms, no surrogates, nothing above U+10FFFF (RFC 3629). */
+size_t thoth_utf8_seq(const unsigned char *s, size_t left)
+{
+	unsigned char c = s[0];
+	size_t n;
+	unsigned char lo = 0x80, hi = 0xbf;     /* the second byte's range */
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2;
+	else if (c >= 0xe0 && c <= 0xef) {
+		n = 3;
+		if (c == 0xe0)
+			lo = 0xa0;      /* overlong */
+		else if (c == 0xed)
+			hi = 0x9f;      /* surrogates */
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		n = 4;
+		if (c == 0xf0)
+			lo = 0x90;      /* overlong */
+		else if (c == 0xf4)
+			hi = 0x8f;      /* above U+10FFFF */
+	} else {
+		return 0;
+	}
+	if (left < n || s[1] < lo || s[1] > hi)
+		return 0;
+	for (size_t i = 2; i < n; i++)
+		if (s[i] < 0x80 || s[i] > 0xbf)
+			return 0;
+	return n;
+}
+
 
 /* The visible form of the one character at S (LEFT bytes on) into OUT
  * (at least 8 bytes); returns the bytes of S it took, *N the length
@@ -32,7 +67,7 @@
 static size_t visible(const unsigned char *s, size_t left, unsigned flags, char *out, size_t *n)
 {
 	static const char hex[] = "0123456789abcdef";
-	size_t seq = thothctl_utf8_seq(s, left);
+	size_t seq = thoth_utf8_seq(s, left);
 	if (seq == 2 && s[0] == 0xc2 && s[1] <= 0x9f) {         /* U+0080..U+009F */
 		memcpy(out, "\\xc2\\x", 6);
 		out[6] = hex[s[1] >> 4];
@@ -46,8 +81,8 @@ static size_t visible(const unsigned char *s, size_t left, unsigned flags, char 
 		return seq;
 	}
 	unsigned char c = s[0];
-	if (seq == 1 && c != 0x7f && (c >= 0x20 || (c == '\t' && (flags & THOTHCTL_TEXT_TAB)) ||
-				      (c == '\n' && (flags & THOTHCTL_TEXT_LINES)))) {
+	if (seq == 1 && c != 0x7f && (c >= 0x20 || (c == '\t' && (flags & THOTH_TEXT_TAB)) ||
+				      (c == '\n' && (flags & THOTH_TEXT_LINES)))) {
 		out[0] = (char)c;
 		*n = 1;
 		return 1;
@@ -60,7 +95,7 @@ static size_t visible(const unsigned char *s, size_t left, unsigned flags, char 
 	return 1;
 }
 
-void thothctl_text_fput(FILE *f, const char *s, size_t len, unsigned flags)
+void thoth_text_fput(FILE *f, const char *s, size_t len, unsigned flags)
 {
 	const unsigned char *u = (const unsigned char *)s;
 	char out[8];
@@ -70,8 +105,8 @@ void thothctl_text_fput(FILE *f, const char *s, size_t len, unsigned flags)
 		 * a byte at a time cost ~20 ns a byte, 0.4 s for 16 MiB */
 		size_t run = i;
 		while (run < len && ((u[run] >= 0x20 && u[run] < 0x7f) ||
-				     (u[run] == '\t' && (flags & THOTHCTL_TEXT_TAB)) ||
-				     (u[run] == '\n' && (flags & THOTHCTL_TEXT_LINES))))
+				     (u[run] == '\t' && (flags & THOTH_TEXT_TAB)) ||
+				     (u[run] == '\n' && (flags & THOTH_TEXT_LINES))))
 			run++;
 		if (run > i) {
 			fwrite(u + i, 1, run - i, f);
@@ -83,7 +118,7 @@ void thothctl_text_fput(FILE *f, const char *s, size_t len, unsigned flags)
 	}
 }
 
-size_t thothctl_text_cut_tail(const char *s, size_t len)
+size_t thoth_text_cut_tail(const char *s, size_t len)
 {
 	const unsigned char *u = (const unsigned char *)s;
 	/* a lead byte in the last 3 whose sequence runs past the end */
@@ -99,7 +134,7 @@ size_t thothctl_text_cut_tail(const char *s, size_t len)
 
 enum { TEXT_SLOTS = 8, TEXT_CAP = 2048 };
 
-const char *thothctl_text(const char *s, size_t len)
+const char *thoth_text(const char *s, size_t len)
 {
 	static char slots[TEXT_SLOTS][TEXT_CAP];
 	static unsigned next;
@@ -122,7 +157,7 @@ const char *thothctl_text(const char *s, size_t len)
 	return buf;
 }
 
-const char *thothctl_textz(const char *s)
+const char *thoth_textz(const char *s)
 {
-	return thothctl_text(s, s ? strlen(s) : 0);
+	return thoth_text(s, s ? strlen(s) : 0);
 }
