@@ -6,6 +6,7 @@
 #include "journal.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -50,6 +51,10 @@ struct cx_journal {
 	uint64_t fl_lsn, fl_start, fl_deferred_bytes;
 	int fl_pending, fl_err;
 	char fl_why[CX_FAILURE_LEN];    /* fl_err in words, taken in on_fsync */
+	struct fl_op {                  /* on_fsync's argument: which file */
+		cx_journal_t *j;
+		int k;                  /* j->fl[k], or -1: the directory */
+	} fl_op[MAX_BATCH + 1];
 	uint32_t fl_group;
 	cx_wb_reason_t fl_reason;
 
@@ -176,15 +181,33 @@ static void epoch_done(cx_journal_t *j)
 	evaluate(j);
 }
 
+/* An fdatasync failed: in words, naming the file (the journal's failure,
+ * docs/CODEX.md "Errors").  After a failed fdatasync (EIO) the kernel may
+ * have dropped the pages it could not write and marked them clean: a
+ * second fdatasync would then succeed without them ("fsyncgate").  So the
+ * failure is never retried, and nothing is acknowledged after it. */
+static void fsync_failed(cx_journal_t *j, int k, int err)
+{
+	char path[4200];
+	if (k < 0)
+		snprintf(path, sizeof path, "the directory %s", cx_store_dir(j->st));
+	else if (cx_store_seg_name(j->st, j->fl[k].segno, path, sizeof path))
+		snprintf(path, sizeof path, "segment %" PRIu64 " in %s", j->fl[k].segno, cx_store_dir(j->st));
+	j->fl_err = thoth_error_io(err, "%s %s", k < 0 ? "fsync" : "fdatasync", path);
+	/* in words now: by epoch_done another call may have set the
+	 * thread's last error */
+	char sys[CX_FAILURE_LEN - 128];   /* what[160], the errno: the rest fits */
+	thoth_strerror_r(j->fl_err, sys, sizeof sys);
+	snprintf(j->fl_why, sizeof j->fl_why, "%s; not retried (the kernel may have dropped the "
+		 "unwritten pages): nothing written since the last good sync is acknowledged", sys);
+}
+
 static void on_fsync(thoth_loop_t *loop, int64_t result, int err, void *arg)
 {
-	cx_journal_t *j = arg;
-	if (result < 0 && !j->fl_err) {
-		j->fl_err = thoth_error_io(err, "fdatasync");
-		/* in words now: by epoch_done another call may have set the
-		 * thread's last error */
-		thoth_strerror_r(j->fl_err, j->fl_why, sizeof j->fl_why);
-	}
+	struct fl_op *op = arg;
+	cx_journal_t *j = op->j;
+	if (result < 0 && !j->fl_err)
+		fsync_failed(j, op->k, err);
 	if (--j->fl_pending == 0)
 		epoch_done(j);
 }
@@ -212,12 +235,15 @@ static void start_epoch(cx_journal_t *j, cx_wb_reason_t reason)
 	/* The whole batch is queued before the loop next waits: on io_uring
 	 * it goes to the kernel in one io_uring_enter. */
 	j->fl_pending = (int)(n + dir) + 1;     /* +1: held until all are queued */
-	for (size_t k = 0; k < n; k++)
-		if (thoth_loop_fsync(j->loop, j->fl[k].fd, true, on_fsync, j)) {
+	for (size_t k = 0; k < n; k++) {
+		j->fl_op[k] = (struct fl_op){ .j = j, .k = (int)k };
+		if (thoth_loop_fsync(j->loop, j->fl[k].fd, true, on_fsync, &j->fl_op[k])) {
 			j->fl_pending--;
 			j->fl_err = THOTH_E_NOMEM;
 		}
-	if (dir && thoth_loop_fsync(j->loop, dirfd, false, on_fsync, j)) {
+	}
+	j->fl_op[MAX_BATCH] = (struct fl_op){ .j = j, .k = -1 };
+	if (dir && thoth_loop_fsync(j->loop, dirfd, false, on_fsync, &j->fl_op[MAX_BATCH])) {
 		j->fl_pending--;
 		j->fl_err = THOTH_E_NOMEM;
 	}

@@ -1325,6 +1325,16 @@ int cx_store_dirfd(const cx_store_t *s)
 	return s->dirfd;
 }
 
+const char *cx_store_dir(const cx_store_t *s)
+{
+	return s->dir;
+}
+
+int cx_store_seg_name(const cx_store_t *s, uint64_t segno, char *out, size_t cap)
+{
+	return seg_path(s, segno, "log", out, cap);
+}
+
 void cx_store_synced(cx_store_t *s, const cx_dirty_t *d, size_t n, bool dir)
 {
 	for (size_t k = 0; k < n; k++) {

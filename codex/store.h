@@ -140,6 +140,11 @@ uint32_t cx_store_segments(const cx_store_t *s);
  * segment file). */
 size_t cx_store_dirty(const cx_store_t *s, cx_dirty_t *out, size_t cap, bool *dir);
 int cx_store_dirfd(const cx_store_t *s);
+/* The data directory, and the path of segment SEGNO in it (THOTH_E_INVAL
+ * when CAP is too small): safe from any thread (the directory is fixed at
+ * open), so the committer names a file whose fdatasync failed. */
+const char *cx_store_dir(const cx_store_t *s);
+int cx_store_seg_name(const cx_store_t *s, uint64_t segno, char *out, size_t cap);
 /* The listed fdatasyncs (and the directory's, if DIR) completed.  Then,
  * with retention set, the oldest sealed durable segments beyond it are
  * compacted away (a new catalog, then the files): the disk is awake. */

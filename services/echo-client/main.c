@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "echo.thoth.h"
+#include "peertext.h"
 #include "registry.thoth.h"
 #include "thoth/channel.h"
 #include "thoth/loop.h"
@@ -131,7 +132,8 @@ static void instance_failed(client_state_t *s, instance_t *x, const char *what, 
 		a->backoff_ns = AVOID_MAX_NS;
 	a->until_ns = thoth_clock_now() + a->backoff_ns;
 	fprintf(stderr, "echo-client: %s echo pid %u at %s failed: %s; not calling it for %llu ms\n",
-		what, x->pid, x->addr, why, (unsigned long long)(a->backoff_ns / 1000000ull));
+		what, x->pid, thoth_textz(x->addr), thoth_textz(why),
+		(unsigned long long)(a->backoff_ns / 1000000ull));
 	s->failures++;
 	thoth_resolver_forget(s->resolver, x->addr);
 	forget(x);

@@ -1,7 +1,7 @@
 #!/bin/bash
 # test_codex_peer_text.sh THOTHD THOTHCTL CODEX
 # thothctl never prints a peer's bytes raw to the operator's terminal
-# (tools/thothctl/text.c; docs/THOTHD.md "A peer's text"): codex's
+# (tools/peertext/peertext.c; docs/THOTHD.md "A peer's text"): codex's
 # Stats.failure is whatever the process registered as codex says, and
 # `thothctl codex stats` printed it raw ("STOPPED: %.*s"), as did a failed
 # append's cause: ESC [ ..., OSC 52, CR and BEL reached the terminal.

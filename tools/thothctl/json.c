@@ -13,45 +13,11 @@
 
 #include "thothctl.h"
 
-/* Length of the well-formed UTF-8 sequence at S (at most LEFT bytes), or 0:
- * no overlong forms, no surrogates, nothing above U+10FFFF (RFC 3629). */
-size_t thothctl_utf8_seq(const unsigned char *s, size_t left)
-{
-	unsigned char c = s[0];
-	size_t n;
-	unsigned char lo = 0x80, hi = 0xbf;     /* the second byte's range */
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		n = 2;
-	else if (c >= 0xe0 && c <= 0xef) {
-		n = 3;
-		if (c == 0xe0)
-			lo = 0xa0;      /* overlong */
-		else if (c == 0xed)
-			hi = 0x9f;      /* surrogates */
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		n = 4;
-		if (c == 0xf0)
-			lo = 0x90;      /* overlong */
-		else if (c == 0xf4)
-			hi = 0x8f;      /* above U+10FFFF */
-	} else {
-		return 0;
-	}
-	if (left < n || s[1] < lo || s[1] > hi)
-		return 0;
-	for (size_t i = 2; i < n; i++)
-		if (s[i] < 0x80 || s[i] > 0xbf)
-			return 0;
-	return n;
-}
-
 bool thothctl_utf8_valid(const char *s, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	for (size_t i = 0; i < len;) {
-		size_t n = thothctl_utf8_seq(p + i, len - i);
+		size_t n = thoth_utf8_seq(p + i, len - i);
 		if (!n)
 			return false;
 		i += n;
@@ -65,7 +31,7 @@ void thothctl_json_fstr(FILE *f, const char *s, size_t len)
 	fputc('"', f);
 	for (size_t i = 0; i < len;) {
 		unsigned char c = p[i];
-		size_t n = thothctl_utf8_seq(p + i, len - i);
+		size_t n = thoth_utf8_seq(p + i, len - i);
 		if (!n) {
 			fputs("\\ufffd", f);
 			i++;

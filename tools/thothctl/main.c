@@ -227,19 +227,19 @@ typedef struct widths {
 	int name, version, endpoint;
 } widths_t;
 
-/* The registrant's strings as they are shown (thothctl_text: a C1 control
+/* The registrant's strings as they are shown (thoth_text: a C1 control
  * or a byte that is not UTF-8 in an address is \xNN, four columns) and in
  * terminal columns, not bytes (an "é" is one, a CJK character two). */
 static void widen(widths_t *w, const thoth_registry_Instance_t *in)
 {
 	const thoth_registry_Registration_t *r = &in->registration;
-	int n = thothctl_text_cols(thothctl_text(r->name.ptr, r->name.len));
+	int n = thoth_text_cols(thoth_text(r->name.ptr, r->name.len));
 	if (n > w->name)
 		w->name = n;
-	n = thothctl_text_cols(thothctl_text(r->version.ptr, r->version.len));
+	n = thoth_text_cols(thoth_text(r->version.ptr, r->version.len));
 	if (n > w->version)
 		w->version = n;
-	n = thothctl_text_cols(thothctl_text(r->endpoint.addr.ptr, r->endpoint.addr.len));
+	n = thoth_text_cols(thoth_text(r->endpoint.addr.ptr, r->endpoint.addr.len));
 	if (n > w->endpoint)
 		w->endpoint = n;
 }
@@ -263,12 +263,12 @@ static void table_row(const widths_t *w, const thoth_registry_Instance_t *in, co
 		snprintf(expires, sizeof expires, "%.1fs", left);
 	if (event)
 		printf("%-8s ", event);
-	const char *name = thothctl_text(r->name.ptr, r->name.len);
-	const char *version = thothctl_text(r->version.ptr, r->version.len);
-	const char *addr = thothctl_text(r->endpoint.addr.ptr, r->endpoint.addr.len);
-	printf("%-*s  %-*s  %-*s  %4u  %-6s  %7u  %016llx  %s\n", thothctl_text_field(name, w->name),
-	       name, thothctl_text_field(version, w->version), version,
-	       thothctl_text_field(addr, w->endpoint), addr, r->endpoint.numa_node,
+	const char *name = thoth_text(r->name.ptr, r->name.len);
+	const char *version = thoth_text(r->version.ptr, r->version.len);
+	const char *addr = thoth_text(r->endpoint.addr.ptr, r->endpoint.addr.len);
+	printf("%-*s  %-*s  %-*s  %4u  %-6s  %7u  %016llx  %s\n", thoth_text_field(name, w->name),
+	       name, thoth_text_field(version, w->version), version,
+	       thoth_text_field(addr, w->endpoint), addr, r->endpoint.numa_node,
 	       locality_name(r->endpoint.locality), r->endpoint.pid, (unsigned long long)in->lease,
 	       expires);
 }
@@ -400,10 +400,10 @@ static void say_no_answer(const thoth_control_t *ctl, const char *what)
 		 * pid reused): the file's pid is not the listener's. */
 		fprintf(stderr, "thothctl: %s: the process listening at %s did not answer within %u s "
 			"(its pid file %s names pid %d (%s), which is not thothd)\n", what, ctl->path, s,
-			why, pid, comm[0] ? thothctl_textz(comm) : "gone");
+			why, pid, comm[0] ? thoth_textz(comm) : "gone");
 	else if (pid && state)
 		fprintf(stderr, "thothctl: %s: the process listening at %s (pid %d, %s%s) did not answer "
-			"within %u s: it is not thothd\n", what, ctl->path, pid, thothctl_textz(comm),
+			"within %u s: it is not thothd\n", what, ctl->path, pid, thoth_textz(comm),
 			state == 'T' || state == 't' ? ", stopped" : "", s);
 	else
 		fprintf(stderr, "thothctl: %s: the process listening at %s did not answer within %u s "
@@ -415,7 +415,7 @@ int thothctl_call_failed(thoth_control_t *ctl, const char *what, int r)
 	if (r == THOTH_E_TIMEDOUT)
 		say_no_answer(ctl, what);
 	else if (r == THOTH_E_REMOTE)
-		fprintf(stderr, "thothctl: %s: %s\n", what, thothctl_textz(ctl->client.remote_message));
+		fprintf(stderr, "thothctl: %s: %s\n", what, thoth_textz(ctl->client.remote_message));
 	else if (r == THOTH_E_PEER_GONE && still_listening(ctl->path))
 		fprintf(stderr, "thothctl: %s: thothd closed this connection and still runs (an answer "
 			"it would not queue, or a connection limit: its log says which)\n", what);
@@ -455,15 +455,15 @@ static int cmd_status(thoth_control_t *ctl)
 		return 0;
 	}
 	uint64_t now = now_ns();
-	/* thothd's strings, shown, never obeyed (thothctl_text): whatever
+	/* thothd's strings, shown, never obeyed (thoth_text): whatever
 	 * answers on the socket chose them */
-	printf("thothd %s, pid %u, up %.1f s\n", thothctl_text(st.version.ptr, st.version.len), st.pid,
+	printf("thothd %s, pid %u, up %.1f s\n", thoth_text(st.version.ptr, st.version.len), st.pid,
 	       (double)st.uptime_ns / 1e9);
-	printf("  runtime dir     %s\n", thothctl_text(st.runtime_dir.ptr, st.runtime_dir.len));
+	printf("  runtime dir     %s\n", thoth_text(st.runtime_dir.ptr, st.runtime_dir.len));
 	printf("  control socket  %s\n", ctl->path);
 	/* "none" alone left a new user wondering: say the two reasons */
 	printf("  dashboard       %s\n",
-	       st.dashboard_url.len ? thothctl_text(st.dashboard_url.ptr, st.dashboard_url.len)
+	       st.dashboard_url.len ? thoth_text(st.dashboard_url.ptr, st.dashboard_url.len)
 				: "none (--http-port off, or its port was taken: thothd's log says which)");
 	printf("  clients         %u\n", st.clients);
 	printf("  registrations   %u\n", st.registrations);

@@ -32,36 +32,9 @@ void thothctl_json_fstr(FILE *f, const char *s, size_t len);
 /* Whether S is well-formed UTF-8; the length of the sequence at S (0: not
  * well-formed). */
 bool thothctl_utf8_valid(const char *s, size_t len);
-size_t thothctl_utf8_seq(const unsigned char *s, size_t left);
 
-/* A peer's string (thothd's answers, codex's, a PM element's, a probe's)
- * as text for the operator's terminal: control bytes (C0, DEL, C1 raw or
- * as UTF-8) and bytes that are not well-formed UTF-8 written \xNN, a
- * backslash \\, an invisible or bidi-control character \u{XXXX}, never
- * raw (text.c says the rule; docs/THOTHD.md "A peer's text").
- * thothctl_text_fput writes the LEN bytes at S to F (a tab kept as it is
- * under THOTHCTL_TEXT_TAB, a newline under THOTHCTL_TEXT_LINES); thothctl_text returns them in
- * one of 8 static buffers used in turn (for up to 8 strings in one printf),
- * at most 2,044 bytes of the visible form, then "..."; thothctl_textz is
- * thothctl_text for a NUL-terminated S (NULL: ""). */
-#define THOTHCTL_TEXT_TAB 1u
-#define THOTHCTL_TEXT_LINES 2u     /* a newline kept (a text of lines) */
-void thothctl_text_fput(FILE *f, const char *s, size_t len, unsigned flags);
-const char *thothctl_text(const char *s, size_t len);
-const char *thothctl_textz(const char *s);
-/* How many of the last bytes of S (0..3) begin a UTF-8 sequence that
- * LEN cuts: a text that comes in pages holds them for the next page
- * (locks.c), else each would be shown \xNN. */
-size_t thothctl_text_cut_tail(const char *s, size_t len);
-/* The terminal columns of SHOWN, a string as thothctl_text gives it (a
- * combining mark 0, an East Asian wide character 2); and the printf field
- * width ("%-*s") that pads SHOWN to COLS columns: a table's cell holding
- * a peer's string is padded by these, never by its bytes. */
-int thothctl_text_cols(const char *shown);
-int thothctl_text_field(const char *shown, int cols);
-/* The bytes of SHOWN's longest start of at most COLS columns, never
- * inside a character or an escape; *USED its columns. */
-size_t thothctl_text_prefix(const char *shown, int cols, int *used);
+/* A peer's string as text for the terminal: tools/peertext/peertext.h. */
+#include "peertext.h"
 
 /* A usage error of the command CMD ("trace", "pm sim"; NULL: thothctl's
  * own): one line on stderr, "thothctl: CMD: WHAT ARG" and where its usage

@@ -1,5 +1,5 @@
 /*
- * text.c - a peer's string on the operator's terminal, shown, never obeyed
+ * peertext.c - a peer's string on the operator's terminal, shown, never obeyed
  * (docs/THOTHD.md "thothctl", "A peer's text").
  *
  * Everything thothctl prints as text that another process chose -- thothd's
@@ -10,8 +10,8 @@
  * window), OSC 52 (a clipboard write), CR (a line overwritten) or BEL into
  * the operator's terminal.  The rule:
  *   - C0 controls (0x00..0x1f), DEL (0x7f): "\xNN"; a tab is kept only
- *     under THOTHCTL_TEXT_TAB (a field that holds tabs by design: a codex
- *     record), a newline only under THOTHCTL_TEXT_LINES (a text of many
+ *     under THOTH_TEXT_TAB (a field that holds tabs by design: a codex
+ *     record), a newline only under THOTH_TEXT_LINES (a text of many
  *     lines by design: thothd's lock report), else a string is one line;
  *   - C1 controls, raw (0x80..0x9f, never valid UTF-8 on their own) or as
  *     UTF-8 (U+0080..U+009F, c2 80..c2 9f: xterm obeys U+009B as CSI):
@@ -29,7 +29,7 @@
  * --json gives the exact string.
  *
  * A table pads a peer's string to the columns it takes on a terminal, not
- * its bytes: thothctl_text_cols counts a shown string's columns as
+ * its bytes: thoth_text_cols counts a shown string's columns as
  * terminals do (a combining mark 0, an East Asian wide or fullwidth
  * character 2, the rest 1; an escape takes its length), from tables built
  * from the Unicode Character Database (text_width.h).  Not wcwidth(3): it
@@ -40,13 +40,49 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "thothctl.h"
+#include "peertext.h"
 
 struct text_range {
 	uint32_t lo, hi;
 };
 
 #include "text_width.h"
+
+
+/* The length of the well-formed UTF-8 sequence at S (at most LEFT bytes), or 0:
+ * no overlong forms, no surrogates, nothing above U+10FFFF (RFC 3629). */
+size_t thoth_utf8_seq(const unsigned char *s, size_t left)
+{
+	unsigned char c = s[0];
+	size_t n;
+	unsigned char lo = 0x80, hi = 0xbf;     /* the second byte's range */
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2;
+	else if (c >= 0xe0 && c <= 0xef) {
+		n = 3;
+		if (c == 0xe0)
+			lo = 0xa0;      /* overlong */
+		else if (c == 0xed)
+			hi = 0x9f;      /* surrogates */
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		n = 4;
+		if (c == 0xf0)
+			lo = 0x90;      /* overlong */
+		else if (c == 0xf4)
+			hi = 0x8f;      /* above U+10FFFF */
+	} else {
+		return 0;
+	}
+	if (left < n || s[1] < lo || s[1] > hi)
+		return 0;
+	for (size_t i = 2; i < n; i++)
+		if (s[i] < 0x80 || s[i] > 0xbf)
+			return 0;
+	return n;
+}
+
 
 static bool in_table(const struct text_range *t, size_t n, uint32_t cp)
 {
@@ -83,7 +119,7 @@ enum { TEXT_OUT_MAX = 12 };     /* "\u{e0fff}" is 9 */
 static size_t visible(const unsigned char *s, size_t left, unsigned flags, char *out, size_t *n)
 {
 	static const char hex[] = "0123456789abcdef";
-	size_t seq = thothctl_utf8_seq(s, left);
+	size_t seq = thoth_utf8_seq(s, left);
 	if (seq == 2 && s[0] == 0xc2 && s[1] <= 0x9f) {         /* U+0080..U+009F */
 		memcpy(out, "\\xc2\\x", 6);
 		out[6] = hex[s[1] >> 4];
@@ -108,8 +144,8 @@ static size_t visible(const unsigned char *s, size_t left, unsigned flags, char 
 		*n = 2;
 		return 1;
 	}
-	if (seq == 1 && c != 0x7f && (c >= 0x20 || (c == '\t' && (flags & THOTHCTL_TEXT_TAB)) ||
-				      (c == '\n' && (flags & THOTHCTL_TEXT_LINES)))) {
+	if (seq == 1 && c != 0x7f && (c >= 0x20 || (c == '\t' && (flags & THOTH_TEXT_TAB)) ||
+				      (c == '\n' && (flags & THOTH_TEXT_LINES)))) {
 		out[0] = (char)c;
 		*n = 1;
 		return 1;
@@ -141,7 +177,7 @@ static bool text_special(uint64_t x)
 	return (((x - ONES * 0x20) & ~x) | ((x + ONES) | x) | ((b - ONES) & ~b)) & HIGHS;
 }
 
-void thothctl_text_fput(FILE *f, const char *s, size_t len, unsigned flags)
+void thoth_text_fput(FILE *f, const char *s, size_t len, unsigned flags)
 {
 	const unsigned char *u = (const unsigned char *)s;
 	char out[TEXT_OUT_MAX];
@@ -150,8 +186,8 @@ void thothctl_text_fput(FILE *f, const char *s, size_t len, unsigned flags)
 	 * a tab and a newline where FLAGS keep them */
 	bool keep[256];
 	for (unsigned c = 0; c < 256; c++)
-		keep[c] = (c >= 0x20 && c < 0x7f && c != '\\') || (c == '\t' && (flags & THOTHCTL_TEXT_TAB)) ||
-			  (c == '\n' && (flags & THOTHCTL_TEXT_LINES));
+		keep[c] = (c >= 0x20 && c < 0x7f && c != '\\') || (c == '\t' && (flags & THOTH_TEXT_TAB)) ||
+			  (c == '\n' && (flags & THOTH_TEXT_LINES));
 	for (size_t i = 0; s && i < len;) {
 		/* a run of what is shown as it is (most of a lock report) in one
 		 * write: a byte at a time cost ~20 ns a byte, 0.4 s for 16 MiB */
@@ -169,7 +205,7 @@ void thothctl_text_fput(FILE *f, const char *s, size_t len, unsigned flags)
 			}
 			while (run < len && keep[u[run]])
 				run++;
-			size_t seq = run < len && u[run] >= 0x80 ? thothctl_utf8_seq(u + run, len - run) : 0;
+			size_t seq = run < len && u[run] >= 0x80 ? thoth_utf8_seq(u + run, len - run) : 0;
 			if (seq < 2 || !plain_utf8(u + run, seq))
 				break;
 			run += seq;
@@ -202,7 +238,7 @@ static size_t shown_unit(const unsigned char *u, size_t left, int *cols)
 		*cols = 1;
 		return 1;
 	}
-	size_t seq = thothctl_utf8_seq(u, left);
+	size_t seq = thoth_utf8_seq(u, left);
 	if (!seq) {             /* not a shown string: a byte, a column */
 		*cols = 1;
 		return 1;
@@ -212,14 +248,14 @@ static size_t shown_unit(const unsigned char *u, size_t left, int *cols)
 	return seq;
 }
 
-int thothctl_text_cols(const char *shown)
+int thoth_text_cols(const char *shown)
 {
 	int used;
-	thothctl_text_prefix(shown, INT32_MAX, &used);
+	thoth_text_prefix(shown, INT32_MAX, &used);
 	return used;
 }
 
-size_t thothctl_text_prefix(const char *shown, int cols, int *used)
+size_t thoth_text_prefix(const char *shown, int cols, int *used)
 {
 	const unsigned char *u = (const unsigned char *)shown;
 	size_t len = shown ? strlen(shown) : 0, i = 0;
@@ -242,14 +278,14 @@ size_t thothctl_text_prefix(const char *shown, int cols, int *used)
 	return i;
 }
 
-int thothctl_text_field(const char *shown, int cols)
+int thoth_text_field(const char *shown, int cols)
 {
-	int have = thothctl_text_cols(shown);
+	int have = thoth_text_cols(shown);
 	int bytes = shown ? (int)strlen(shown) : 0;
 	return have >= cols ? bytes : cols + (bytes - have);
 }
 
-size_t thothctl_text_cut_tail(const char *s, size_t len)
+size_t thoth_text_cut_tail(const char *s, size_t len)
 {
 	const unsigned char *u = (const unsigned char *)s;
 	/* a lead byte in the last 3 whose sequence runs past the end */
@@ -265,7 +301,7 @@ size_t thothctl_text_cut_tail(const char *s, size_t len)
 
 enum { TEXT_SLOTS = 8, TEXT_CAP = 2048 };
 
-const char *thothctl_text(const char *s, size_t len)
+const char *thoth_text(const char *s, size_t len)
 {
 	static char slots[TEXT_SLOTS][TEXT_CAP];
 	static unsigned next;
@@ -288,7 +324,7 @@ const char *thothctl_text(const char *s, size_t len)
 	return buf;
 }
 
-const char *thothctl_textz(const char *s)
+const char *thoth_textz(const char *s)
 {
-	return thothctl_text(s, s ? strlen(s) : 0);
+	return thoth_text(s, s ? strlen(s) : 0);
 }

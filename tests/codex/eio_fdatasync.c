@@ -1,0 +1,69 @@
+/*
+ * eio_fdatasync.c - an LD_PRELOAD shim for test_codex_fsync_eio.sh: a
+ * failing disk's fdatasync, for a real codex, with nothing compiled into
+ * codex.
+ *
+ * Once the file named by $THOTH_TEST_EIO_FDATASYNC exists, the next
+ * fdatasync of a journal segment (a descriptor whose path has "/seg-" and
+ * ends ".log") fails with EIO without syncing, as a disk's write error
+ * reports it; that one only: every later fdatasync is the real one and
+ * succeeds, so a journal that retried after the failure would then get a
+ * success and could acknowledge (the "fsyncgate" mistake the test looks
+ * for).  The shim says on stderr which file it failed.
+ *
+ * codex's fdatasyncs go through io_uring where it can have it, which no
+ * preload can see: io_uring_queue_init_params (liburing's) answers
+ * -ENOSYS here, as in a sandbox without io_uring, and codex runs its loop
+ * on epoll, calling fdatasync(2) through libc.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+struct io_uring;
+struct io_uring_params;
+int io_uring_queue_init_params(unsigned entries, struct io_uring *ring, struct io_uring_params *p);
+
+int io_uring_queue_init_params(unsigned entries, struct io_uring *ring, struct io_uring_params *p)
+{
+	(void)entries;
+	(void)ring;
+	(void)p;
+	return -ENOSYS;
+}
+
+static atomic_bool failed_one;
+
+static int is_segment(int fd, char *path, size_t cap)
+{
+	char link[64];
+	snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(link, path, cap - 1);
+	if (n <= 0)
+		return 0;
+	path[n] = 0;
+	return strstr(path, "/seg-") && n > 4 && !strcmp(path + n - 4, ".log");
+}
+
+int fdatasync(int fd)
+{
+	const char *flag = getenv("THOTH_TEST_EIO_FDATASYNC");
+	char path[4200];
+	/* A slow disk: while FLAG.hang exists every fdatasync waits */
+	if (flag && snprintf(path, sizeof path, "%s.hang", flag) < (int)sizeof path)
+		while (access(path, F_OK) == 0)
+			usleep(10000);
+	if (flag && !atomic_load(&failed_one) && access(flag, F_OK) == 0 && is_segment(fd, path, sizeof path) &&
+	    !atomic_exchange(&failed_one, true)) {
+		fprintf(stderr, "eio_fdatasync: fdatasync of %s fails with EIO (once)\n", path);
+		errno = EIO;
+		return -1;
+	}
+	return (int)syscall(SYS_fdatasync, fd);
+}
