@@ -290,15 +290,24 @@ static void lease_lost(thothd_federation_t *f, const char *why)
  * answer (a wrong --etcd, etcd down) and once that it answers again; in
  * between, the retries are silent.  Without it a thothd whose etcd never
  * answered ran on with nothing in its log but "federation: host ...". */
+/* Why a request to etcd failed, in etcd's terms: THOTH_E_NOT_RUNNING's own
+ * text ("nothing listens at its socket") is about Unix sockets. */
+static const char *etcd_failure(int err, long status)
+{
+	return err == THOTH_E_NOT_RUNNING ? "connection refused"
+	       : err == THOTH_E_IO        ? "the connection failed or broke"
+	       : err                      ? thoth_strerror(err)
+	       : status && status != 200  ? "an HTTP error status"
+					  : "not an etcd answer";
+}
+
 static void etcd_answered(thothd_federation_t *f, bool ok, int err, long status)
 {
 	if (ok && f->etcd_down)
 		thothd_info("federation: etcd at %s answers again", f->url_base);
 	else if (!ok && !f->etcd_down)
 		thothd_warn("federation: etcd at %s does not answer (%s): serving this host's "
-			    "services only, retrying", f->url_base,
-			    err == THOTH_E_NOT_RUNNING ? "connection refused" : err ? thoth_strerror(err)
-			    : status && status != 200 ? "an HTTP error status" : "not an etcd answer");
+			    "services only, retrying", f->url_base, etcd_failure(err, status));
 	f->etcd_down = !ok;
 }
 
@@ -1063,8 +1072,14 @@ static void watch_done(void *arg, int err, long status, const char *body, size_t
 	}
 	if (err)
 		f->stats.errors++;
-	thothd_info("federation: watch ended (%s): resuming from revision %" PRIu64,
-		    err ? thoth_strerror(err) : "etcd closed it", f->stats.revision + 1);
+	/* Said once per watch that etcd had answered (read_backoff_ms is reset
+	 * by every watch response): the re-openings that fail while etcd is
+	 * down are silent ("does not answer" said it).  The old thothd logged
+	 * every one, a line every 2 s per host for as long as etcd was away,
+	 * with THOTH_E_NOT_RUNNING's Unix-socket text (fed45). */
+	if (!f->read_backoff_ms)
+		thothd_info("federation: watch ended (%s): resuming from revision %" PRIu64,
+			    err ? etcd_failure(err, status) : "etcd closed it", f->stats.revision + 1);
 	read_retry(f);
 }
 

@@ -1053,6 +1053,84 @@ static void test_federation_a_host_with_nothing_left_is_forgotten(void **state)
 	thoth_control_close(&d);
 }
 
+/* How many lines of FILE contain TEXT. */
+static int log_count(const char *file, const char *text)
+{
+	FILE *f = fopen(file, "re");
+	char line[2048];
+	int n = 0;
+	while (f && fgets(line, sizeof line, f))
+		n += strstr(line, text) != NULL;
+	if (f)
+		fclose(f);
+	return n;
+}
+
+/*
+ * etcd down for a while (drill fed45): thothd says once that etcd does not
+ * answer and once that its watch ended, and re-opens the watch with
+ * backoff in silence.  The old thothd logged "watch ended (not running
+ * (nothing listens at its socket))" at every re-opening: a line every 2 s
+ * per host for as long as etcd was away, in a Unix socket's words.  In
+ * etcd's place, a listener on its port that counts the watch requests and
+ * closes each: the test waits for 5 re-openings (events, not time).
+ */
+static void test_federation_etcd_down_is_said_once_not_at_every_retry(void **state)
+{
+	NEED_ETCD();
+	cluster_t *c = *state;
+	etcd_start(c);
+	host_start(c, 0);
+	expect_log(&c->host[0], "federation: host hosta holds lease", 10000);
+	harness_kill(&c->etcd_h, c->etcd, SIGKILL);
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int one = 1;
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(c->client_port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	assert_true(lfd >= 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+	assert_int_equal(listen(lfd, 16), 0);
+	int watches = 0;
+	struct timeval start, now;
+	gettimeofday(&start, NULL);
+	for (;;) {
+		gettimeofday(&now, NULL);
+		long ms = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_usec - start.tv_usec) / 1000;
+		if (watches >= 5 || ms > 30000)
+			break;
+		struct pollfd p = { .fd = lfd, .events = POLLIN };
+		if (poll(&p, 1, 1000) <= 0)
+			continue;
+		int cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (cfd < 0)
+			continue;
+		char req[256];
+		struct pollfd q = { .fd = cfd, .events = POLLIN };
+		ssize_t n = poll(&q, 1, 2000) == 1 ? recv(cfd, req, sizeof req - 1, 0) : -1;
+		if (n > 0) {
+			req[n] = 0;
+			watches += strstr(req, "/v3/watch") != NULL;
+		}
+		close(cfd);
+	}
+	close(lfd);
+	assert_true(watches >= 5);
+	int ended = log_count(c->host[0].log, "federation: watch ended");
+	int down = log_count(c->host[0].log, "does not answer");
+	fprintf(stderr, "# %d watch re-openings refused: \"watch ended\" logged %d times, \"does not answer\" %d\n",
+		watches, ended, down);
+	assert_int_equal(ended, 1);
+	assert_int_equal(down, 1);
+	assert_int_equal(log_count(c->host[0].log, "nothing listens at its socket"), 0);
+	/* etcd back: said once, and the watch works again. */
+	etcd_start(c);
+	expect_log(&c->host[0], "answers again", 10000);
+	thoth_control_t a;
+	assert_int_equal(harness_connect(&c->host[0], &a), 0);
+	thoth_control_close(&a);
+}
+
 /*
  * A peer that lies writes an instance key whose host id no thothd would
  * write (--host-id is 1..63 of [A-Za-z0-9_.-]): a newline and an escape in
@@ -1124,6 +1202,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_federation_two_hosts_with_one_host_id_are_told, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_federation_an_etcd_flap_is_not_taken_for_a_twin, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_federation_a_host_with_nothing_left_is_forgotten, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_federation_etcd_down_is_said_once_not_at_every_retry, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_federation_a_key_with_a_forged_host_id_is_ignored, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_federation_a_remote_instance_conflicting_with_a_local_one_is_left_out_of_pools, setup,
