@@ -649,6 +649,51 @@ static void test_federation_remote_call_through_resolver(void **state)
 	thoth_loop_free(loop);
 }
 
+/* TOKEN as HOST's cluster token (RUNTIME_DIR/cluster.token, 0600). */
+static void write_token(harness_t *host, const char *token)
+{
+	char path[2048];
+	snprintf(path, sizeof path, "%s/cluster.token", host->dir);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, token, strlen(token)), (ssize_t)strlen(token));
+	close(fd);
+}
+
+/*
+ * The drill's load (fed45): echo-client on host B, where no echo runs,
+ * calls host A's echo over TCP with the cluster token.  It opened every
+ * instance as a channel, so it never called another host's echo ("opening
+ * a channel to echo pid N at tcp:... failed", every tick), and in `make
+ * run-cluster` every other pick of its own host's TCP instance failed so.
+ * Its report names the instance it called: "[pid N: calls]".
+ */
+static void test_federation_echo_client_calls_another_hosts_echo_over_tcp(void **state)
+{
+	NEED_ETCD();
+	cluster_t *c = *state;
+	etcd_start(c);
+	host_start(c, 0);
+	host_start(c, 1);
+	write_token(&c->host[0], "federation-test-token-0123456789");
+	write_token(&c->host[1], "federation-test-token-0123456789");
+	const char *echo[] = { ECHO_PATH, "--runtime-dir", c->host[0].dir, "--tcp", "tcp:127.0.0.1:0", NULL };
+	pid_t echo_pid = harness_spawn(&c->host[0], "echo", echo);
+	assert_true(echo_pid > 0);
+	const char *client[] = { ECHO_CLIENT_PATH, "--runtime-dir", c->host[1].dir, "--rate", "50", "--report", "1",
+				 NULL };
+	assert_true(harness_spawn(&c->host[1], "echo-client", client) > 0);
+	char log[2048], want[64];
+	snprintf(log, sizeof log, "%s/echo-client.log", c->host[1].dir);
+	snprintf(want, sizeof want, "[pid %d: ", (int)echo_pid);
+	log_arg_t a = { log, want };
+	if (!harness_wait_until(log_has, &a, 20000))
+		fail_msg("echo-client on host B never called host A's echo (pid %d) within 20 s: see %s", (int)echo_pid,
+			 log);
+	if (harness_file_contains(log, "failed"))
+		fail_msg("echo-client on host B had failures calling host A's echo: see %s", log);
+}
+
 /* ---- a pool spanning hosts (SCALE-3 with issue 19's TCP branch) ---- */
 
 typedef struct { thoth_loop_t *loop; thoth_pool_t *pool; size_t want; } pool_arg_t;
@@ -1198,6 +1243,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_federation_killed_host_leaves_within_ttl_plus_1s, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_federation_remote_call_through_resolver, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_federation_echo_client_calls_another_hosts_echo_over_tcp, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_federation_pool_spans_local_and_remote_instance, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_federation_two_hosts_with_one_host_id_are_told, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_federation_an_etcd_flap_is_not_taken_for_a_twin, setup, teardown),
