@@ -108,6 +108,7 @@ struct thothd_federation {
 	thoth_timer_t *items_timer;
 	thothd_federation_stats_t stats;
 	thothd_log_limit_t bad_log;     /* other hosts' unusable keys: a peer may write many */
+	thothd_log_limit_t hosts_log;   /* other hosts coming and going */
 };
 
 static void write_next(thothd_federation_t *f);
@@ -706,13 +707,23 @@ static void host_release(thothd_federation_t *f, remote_host_t *h)
 	f->stats.hosts--;
 }
 
-static void remote_remove(thothd_federation_t *f, remote_item_t **slot)
+/* Drop the remote instance at SLOT.  GONE: it left etcd (a delete, or
+ * missing from a full read), and its host's last instance going is said in
+ * the log; false when it is replaced or thothd stops. */
+static void remote_remove(thothd_federation_t *f, remote_item_t **slot, bool gone)
 {
 	remote_item_t *ri = *slot;
 	*slot = ri->next;
 	remote_host_t *h = ri->host;
 	thoth_registry_withdraw(f->reg, h->owner, ri->local_lease);
 	h->count--;
+	/* Said because nothing else on this host tells an operator that another
+	 * host went: its instances simply stopped being offered (drill fed45). */
+	if (gone && !h->count)
+		thothd_log_limited(&f->hosts_log, THOTHD_LOG_INFO,
+				   "federation: host %s has no instances left here (withdrawn, or its etcd "
+				   "lease ended: its thothd stopped, was killed, or could not reach etcd for "
+				   "its lease TTL)", h->id);
 	f->stats.remote--;
 	free(ri->key);
 	free(ri);
@@ -850,7 +861,7 @@ static void apply(thothd_federation_t *f, bool put, const char *key_b64, const c
 	remote_item_t **slot = remote_slot(f, key);
 	if (!put) {
 		if (*slot)
-			remote_remove(f, slot);
+			remote_remove(f, slot, true);
 		free(key);
 		return;
 	}
@@ -880,6 +891,12 @@ static void apply(thothd_federation_t *f, bool put, const char *key_b64, const c
 			host_release(f, h);     /* new and empty: not kept */
 		return;
 	}
+	/* Before O goes: R's strings point into it. */
+	if (!h->count)
+		thothd_log_limited(&f->hosts_log, THOTHD_LOG_INFO,
+				   "federation: host %s offers its first instance here: %.*s at %.*s", h->id,
+				   (int)r.name.len, (const char *)r.name.ptr, (int)r.endpoint.addr.len,
+				   (const char *)r.endpoint.addr.ptr);
 	json_object_put(o);
 	free(value);
 	remote_item_t *ri = calloc(1, sizeof *ri);
@@ -892,7 +909,7 @@ static void apply(thothd_federation_t *f, bool put, const char *key_b64, const c
 	h->count++;                     /* before the old value goes: H holds the new one */
 	f->stats.remote++;
 	if (*slot)
-		remote_remove(f, slot);         /* replaced by a newer value */
+		remote_remove(f, slot, false);  /* replaced by a newer value */
 	ri->key = key;
 	ri->host = h;
 	ri->local_lease = lease;
@@ -958,7 +975,7 @@ static void range_done(void *arg, int err, long status, const char *body, size_t
 		remote_item_t **p = &f->remote[b];
 		while (*p) {
 			if (!(*p)->seen)
-				remote_remove(f, p);
+				remote_remove(f, p, true);
 			else
 				p = &(*p)->next;
 		}
@@ -1227,6 +1244,7 @@ int thothd_federation_new(thoth_loop_t *loop, thoth_registry_t *reg, const thoth
 	f->cfg = *cfg;
 	f->cfg.ttl_s = ttl;
 	f->bad_log = (thothd_log_limit_t){ .burst = 20, .per_second = 5 };
+	f->hosts_log = (thothd_log_limit_t){ .burst = 20, .per_second = 5 };
 	size_t ul = strlen(cfg->etcd_url);
 	f->url_base = strndup(cfg->etcd_url, cfg->etcd_url[ul - 1] == '/' ? ul - 1 : ul);
 	f->prefix = strdup(cfg->prefix ? cfg->prefix : "/thoth/v1/");
@@ -1303,7 +1321,7 @@ void thothd_federation_free(thothd_federation_t *f)
 			item_free(it);
 		}
 		while (f->remote[b])
-			remote_remove(f, &f->remote[b]);
+			remote_remove(f, &f->remote[b], false);
 	}
 	while (f->hosts) {
 		remote_host_t *h = f->hosts;

@@ -1112,6 +1112,39 @@ static int log_count(const char *file, const char *text)
 }
 
 /*
+ * Another host killed (drill fed45): its instances leave this host's
+ * registry when its etcd lease ends, and this host's log says which host
+ * went and why it may have; the old thothd said nothing at all, so an
+ * operator saw another host's instances simply stop being offered.  Its
+ * return is said too.
+ */
+static void test_federation_another_host_going_and_coming_is_logged(void **state)
+{
+	NEED_ETCD();
+	cluster_t *c = *state;
+	etcd_start(c);
+	host_start(c, 0);
+	host_start(c, 1);
+	thoth_control_t b;
+	assert_int_equal(harness_connect(&c->host[1], &b), 0);
+	assert_int_equal(register_at(&b, "echo", "tcp:127.0.0.1:7401", NULL), 0);
+	expect_list(&c->host[0], "tcp:127.0.0.1:7401", 5000);
+	expect_log(&c->host[0], "federation: host hostb offers its first instance here: echo at tcp:127.0.0.1:7401",
+		   5000);
+	/* Killed with the registration's connection open: it goes with the lease. */
+	harness_kill(&c->host[1], c->host[1].thothd, SIGKILL);
+	thoth_control_close(&b);
+	expect_list(&c->host[0], "", (TTL_S + 10) * 1000);
+	expect_log(&c->host[0], "federation: host hostb has no instances left here", 5000);
+	host_start(c, 1);
+	assert_int_equal(harness_connect(&c->host[1], &b), 0);
+	assert_int_equal(register_at(&b, "echo", "tcp:127.0.0.1:7402", NULL), 0);
+	expect_list(&c->host[0], "tcp:127.0.0.1:7402", 5000);
+	assert_int_equal(log_count(c->host[0].log, "federation: host hostb offers its first instance here"), 2);
+	thoth_control_close(&b);
+}
+
+/*
  * etcd down for a while (drill fed45): thothd says once that etcd does not
  * answer and once that its watch ended, and re-opens the watch with
  * backoff in silence.  The old thothd logged "watch ended (not running
@@ -1250,6 +1283,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_federation_an_etcd_flap_is_not_taken_for_a_twin, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_federation_a_host_with_nothing_left_is_forgotten, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_federation_etcd_down_is_said_once_not_at_every_retry, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_federation_another_host_going_and_coming_is_logged, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_federation_a_key_with_a_forged_host_id_is_ignored, setup, teardown),
 		cmocka_unit_test_setup_teardown(
