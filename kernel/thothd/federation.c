@@ -269,6 +269,7 @@ static void lease_lost(thothd_federation_t *f, const char *why)
 	thothd_warn("federation: host lease %" PRIx64 " %s: granting a new one and writing every "
 		    "registration again", f->lease, why);
 	f->lost_leases[f->lost_next++ % LOST_LEASES] = f->lease;
+	f->stats.lease_losses++;
 	f->lease = 0;
 	f->stats.lease_alive = false;
 	f->host_key_written = false;
@@ -310,6 +311,7 @@ static void etcd_answered(thothd_federation_t *f, bool ok, int err, long status)
 		thothd_warn("federation: etcd at %s does not answer (%s): serving this host's "
 			    "services only, retrying", f->url_base, etcd_failure(err, status));
 	f->etcd_down = !ok;
+	f->stats.etcd_answers = ok;
 }
 
 static void keepalive_done(void *arg, int err, long status, const char *body, size_t len)
@@ -1265,6 +1267,47 @@ int thothd_federation_new(thoth_loop_t *loop, thoth_registry_t *reg, const thoth
 		thoth_loop_add_timer_in(loop, ttl * 1000ull / 3 * MS_NS, MS_NS, items_timer_fired, f, &f->items_timer);
 	*out = f;
 	return 0;
+}
+
+/* What an operator asks after etcd went away or another host died (drill
+ * fed45: only the log said it; thothctl and the dashboard nothing). */
+int thothd_federation_metrics(const thothd_federation_t *f, char *out, size_t cap)
+{
+	thothd_federation_stats_t s;
+	thothd_federation_stats(f, &s);
+	int n = snprintf(out, cap,
+		"# HELP thoth_federation_etcd_up 1 while etcd answers this thothd's lease calls, 0 while it "
+		"does not.\n"
+		"# TYPE thoth_federation_etcd_up gauge\n"
+		"thoth_federation_etcd_up %d\n"
+		"# HELP thoth_federation_lease_alive 1 while this host holds a live etcd lease.\n"
+		"# TYPE thoth_federation_lease_alive gauge\n"
+		"thoth_federation_lease_alive %d\n"
+		"# HELP thoth_federation_lease_losses_total Host leases found gone (expired while etcd "
+		"could not be reached, or revoked).\n"
+		"# TYPE thoth_federation_lease_losses_total counter\n"
+		"thoth_federation_lease_losses_total %llu\n"
+		"# HELP thoth_federation_watching 1 while the watch of other hosts' instances is open.\n"
+		"# TYPE thoth_federation_watching gauge\n"
+		"thoth_federation_watching %d\n"
+		"# HELP thoth_federation_remote_hosts Other hosts with instances in this registry.\n"
+		"# TYPE thoth_federation_remote_hosts gauge\n"
+		"thoth_federation_remote_hosts %u\n"
+		"# HELP thoth_federation_remote_instances Other hosts' instances in this registry.\n"
+		"# TYPE thoth_federation_remote_instances gauge\n"
+		"thoth_federation_remote_instances %u\n"
+		"# HELP thoth_federation_local_instances This host's instances mirrored into etcd.\n"
+		"# TYPE thoth_federation_local_instances gauge\n"
+		"thoth_federation_local_instances %u\n"
+		"# HELP thoth_federation_pending_writes This host's changes not yet written to etcd.\n"
+		"# TYPE thoth_federation_pending_writes gauge\n"
+		"thoth_federation_pending_writes %u\n"
+		"# HELP thoth_federation_request_errors_total Requests to etcd that failed (retried).\n"
+		"# TYPE thoth_federation_request_errors_total counter\n"
+		"thoth_federation_request_errors_total %llu\n",
+		s.etcd_answers ? 1 : 0, s.lease_alive ? 1 : 0, (unsigned long long)s.lease_losses,
+		s.watching ? 1 : 0, s.hosts, s.remote, s.local, s.pending, (unsigned long long)s.errors);
+	return n < 0 || (size_t)n >= cap ? -1 : n;
 }
 
 void thothd_federation_stats(const thothd_federation_t *f, thothd_federation_stats_t *out)
