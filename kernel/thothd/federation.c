@@ -108,6 +108,7 @@ struct thothd_federation {
 	thoth_timer_t *items_timer;
 	thothd_federation_stats_t stats;
 	thothd_log_limit_t bad_log;     /* other hosts' unusable keys: a peer may write many */
+	thothd_log_limit_t hosts_log;   /* other hosts coming and going */
 };
 
 static void write_next(thothd_federation_t *f);
@@ -268,6 +269,7 @@ static void lease_lost(thothd_federation_t *f, const char *why)
 	thothd_warn("federation: host lease %" PRIx64 " %s: granting a new one and writing every "
 		    "registration again", f->lease, why);
 	f->lost_leases[f->lost_next++ % LOST_LEASES] = f->lease;
+	f->stats.lease_losses++;
 	f->lease = 0;
 	f->stats.lease_alive = false;
 	f->host_key_written = false;
@@ -290,16 +292,26 @@ static void lease_lost(thothd_federation_t *f, const char *why)
  * answer (a wrong --etcd, etcd down) and once that it answers again; in
  * between, the retries are silent.  Without it a thothd whose etcd never
  * answered ran on with nothing in its log but "federation: host ...". */
+/* Why a request to etcd failed, in etcd's terms: THOTH_E_NOT_RUNNING's own
+ * text ("nothing listens at its socket") is about Unix sockets. */
+static const char *etcd_failure(int err, long status)
+{
+	return err == THOTH_E_NOT_RUNNING ? "connection refused"
+	       : err == THOTH_E_IO        ? "the connection failed or broke"
+	       : err                      ? thoth_strerror(err)
+	       : status && status != 200  ? "an HTTP error status"
+					  : "not an etcd answer";
+}
+
 static void etcd_answered(thothd_federation_t *f, bool ok, int err, long status)
 {
 	if (ok && f->etcd_down)
 		thothd_info("federation: etcd at %s answers again", f->url_base);
 	else if (!ok && !f->etcd_down)
 		thothd_warn("federation: etcd at %s does not answer (%s): serving this host's "
-			    "services only, retrying", f->url_base,
-			    err == THOTH_E_NOT_RUNNING ? "connection refused" : err ? thoth_strerror(err)
-			    : status && status != 200 ? "an HTTP error status" : "not an etcd answer");
+			    "services only, retrying", f->url_base, etcd_failure(err, status));
 	f->etcd_down = !ok;
+	f->stats.etcd_answers = ok;
 }
 
 static void keepalive_done(void *arg, int err, long status, const char *body, size_t len)
@@ -697,13 +709,23 @@ static void host_release(thothd_federation_t *f, remote_host_t *h)
 	f->stats.hosts--;
 }
 
-static void remote_remove(thothd_federation_t *f, remote_item_t **slot)
+/* Drop the remote instance at SLOT.  GONE: it left etcd (a delete, or
+ * missing from a full read), and its host's last instance going is said in
+ * the log; false when it is replaced or thothd stops. */
+static void remote_remove(thothd_federation_t *f, remote_item_t **slot, bool gone)
 {
 	remote_item_t *ri = *slot;
 	*slot = ri->next;
 	remote_host_t *h = ri->host;
 	thoth_registry_withdraw(f->reg, h->owner, ri->local_lease);
 	h->count--;
+	/* Said because nothing else on this host tells an operator that another
+	 * host went: its instances simply stopped being offered (drill fed45). */
+	if (gone && !h->count)
+		thothd_log_limited(&f->hosts_log, THOTHD_LOG_INFO,
+				   "federation: host %s has no instances left here (withdrawn, or its etcd "
+				   "lease ended: its thothd stopped, was killed, or could not reach etcd for "
+				   "its lease TTL)", h->id);
 	f->stats.remote--;
 	free(ri->key);
 	free(ri);
@@ -841,7 +863,7 @@ static void apply(thothd_federation_t *f, bool put, const char *key_b64, const c
 	remote_item_t **slot = remote_slot(f, key);
 	if (!put) {
 		if (*slot)
-			remote_remove(f, slot);
+			remote_remove(f, slot, true);
 		free(key);
 		return;
 	}
@@ -871,6 +893,12 @@ static void apply(thothd_federation_t *f, bool put, const char *key_b64, const c
 			host_release(f, h);     /* new and empty: not kept */
 		return;
 	}
+	/* Before O goes: R's strings point into it. */
+	if (!h->count)
+		thothd_log_limited(&f->hosts_log, THOTHD_LOG_INFO,
+				   "federation: host %s offers its first instance here: %.*s at %.*s", h->id,
+				   (int)r.name.len, (const char *)r.name.ptr, (int)r.endpoint.addr.len,
+				   (const char *)r.endpoint.addr.ptr);
 	json_object_put(o);
 	free(value);
 	remote_item_t *ri = calloc(1, sizeof *ri);
@@ -883,7 +911,7 @@ static void apply(thothd_federation_t *f, bool put, const char *key_b64, const c
 	h->count++;                     /* before the old value goes: H holds the new one */
 	f->stats.remote++;
 	if (*slot)
-		remote_remove(f, slot);         /* replaced by a newer value */
+		remote_remove(f, slot, false);  /* replaced by a newer value */
 	ri->key = key;
 	ri->host = h;
 	ri->local_lease = lease;
@@ -949,7 +977,7 @@ static void range_done(void *arg, int err, long status, const char *body, size_t
 		remote_item_t **p = &f->remote[b];
 		while (*p) {
 			if (!(*p)->seen)
-				remote_remove(f, p);
+				remote_remove(f, p, true);
 			else
 				p = &(*p)->next;
 		}
@@ -1063,8 +1091,14 @@ static void watch_done(void *arg, int err, long status, const char *body, size_t
 	}
 	if (err)
 		f->stats.errors++;
-	thothd_info("federation: watch ended (%s): resuming from revision %" PRIu64,
-		    err ? thoth_strerror(err) : "etcd closed it", f->stats.revision + 1);
+	/* Said once per watch that etcd had answered (read_backoff_ms is reset
+	 * by every watch response): the re-openings that fail while etcd is
+	 * down are silent ("does not answer" said it).  The old thothd logged
+	 * every one, a line every 2 s per host for as long as etcd was away,
+	 * with THOTH_E_NOT_RUNNING's Unix-socket text (fed45). */
+	if (!f->read_backoff_ms)
+		thothd_info("federation: watch ended (%s): resuming from revision %" PRIu64,
+			    err ? etcd_failure(err, status) : "etcd closed it", f->stats.revision + 1);
 	read_retry(f);
 }
 
@@ -1212,6 +1246,7 @@ int thothd_federation_new(thoth_loop_t *loop, thoth_registry_t *reg, const thoth
 	f->cfg = *cfg;
 	f->cfg.ttl_s = ttl;
 	f->bad_log = (thothd_log_limit_t){ .burst = 20, .per_second = 5 };
+	f->hosts_log = (thothd_log_limit_t){ .burst = 20, .per_second = 5 };
 	size_t ul = strlen(cfg->etcd_url);
 	f->url_base = strndup(cfg->etcd_url, cfg->etcd_url[ul - 1] == '/' ? ul - 1 : ul);
 	f->prefix = strdup(cfg->prefix ? cfg->prefix : "/thoth/v1/");
@@ -1232,6 +1267,47 @@ int thothd_federation_new(thoth_loop_t *loop, thoth_registry_t *reg, const thoth
 		thoth_loop_add_timer_in(loop, ttl * 1000ull / 3 * MS_NS, MS_NS, items_timer_fired, f, &f->items_timer);
 	*out = f;
 	return 0;
+}
+
+/* What an operator asks after etcd went away or another host died (drill
+ * fed45: only the log said it; thothctl and the dashboard nothing). */
+int thothd_federation_metrics(const thothd_federation_t *f, char *out, size_t cap)
+{
+	thothd_federation_stats_t s;
+	thothd_federation_stats(f, &s);
+	int n = snprintf(out, cap,
+		"# HELP thoth_federation_etcd_up 1 while etcd answers this thothd's lease calls, 0 while it "
+		"does not.\n"
+		"# TYPE thoth_federation_etcd_up gauge\n"
+		"thoth_federation_etcd_up %d\n"
+		"# HELP thoth_federation_lease_alive 1 while this host holds a live etcd lease.\n"
+		"# TYPE thoth_federation_lease_alive gauge\n"
+		"thoth_federation_lease_alive %d\n"
+		"# HELP thoth_federation_lease_losses_total Host leases found gone (expired while etcd "
+		"could not be reached, or revoked).\n"
+		"# TYPE thoth_federation_lease_losses_total counter\n"
+		"thoth_federation_lease_losses_total %llu\n"
+		"# HELP thoth_federation_watching 1 while the watch of other hosts' instances is open.\n"
+		"# TYPE thoth_federation_watching gauge\n"
+		"thoth_federation_watching %d\n"
+		"# HELP thoth_federation_remote_hosts Other hosts with instances in this registry.\n"
+		"# TYPE thoth_federation_remote_hosts gauge\n"
+		"thoth_federation_remote_hosts %u\n"
+		"# HELP thoth_federation_remote_instances Other hosts' instances in this registry.\n"
+		"# TYPE thoth_federation_remote_instances gauge\n"
+		"thoth_federation_remote_instances %u\n"
+		"# HELP thoth_federation_local_instances This host's instances mirrored into etcd.\n"
+		"# TYPE thoth_federation_local_instances gauge\n"
+		"thoth_federation_local_instances %u\n"
+		"# HELP thoth_federation_pending_writes This host's changes not yet written to etcd.\n"
+		"# TYPE thoth_federation_pending_writes gauge\n"
+		"thoth_federation_pending_writes %u\n"
+		"# HELP thoth_federation_request_errors_total Requests to etcd that failed (retried).\n"
+		"# TYPE thoth_federation_request_errors_total counter\n"
+		"thoth_federation_request_errors_total %llu\n",
+		s.etcd_answers ? 1 : 0, s.lease_alive ? 1 : 0, (unsigned long long)s.lease_losses,
+		s.watching ? 1 : 0, s.hosts, s.remote, s.local, s.pending, (unsigned long long)s.errors);
+	return n < 0 || (size_t)n >= cap ? -1 : n;
 }
 
 void thothd_federation_stats(const thothd_federation_t *f, thothd_federation_stats_t *out)
@@ -1288,7 +1364,7 @@ void thothd_federation_free(thothd_federation_t *f)
 			item_free(it);
 		}
 		while (f->remote[b])
-			remote_remove(f, &f->remote[b]);
+			remote_remove(f, &f->remote[b], false);
 	}
 	while (f->hosts) {
 		remote_host_t *h = f->hosts;

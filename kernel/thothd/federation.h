@@ -92,6 +92,8 @@ typedef struct thothd_federation_stats {
 	uint32_t remote;                /* other hosts' instances in the registry */
 	uint32_t hosts;                 /* other hosts with instances here */
 	uint32_t twins;                 /* other thothds seen writing under our host id */
+	uint64_t lease_losses;          /* host leases found gone (expired, revoked) */
+	bool etcd_answers;              /* the last lease call was answered */
 	bool lease_alive;               /* we hold a live host lease */
 	bool watching;                  /* the watch stream is open */
 } thothd_federation_stats_t;
@@ -109,5 +111,9 @@ void thothd_federation_free(thothd_federation_t *f);
 /* The registry's on_change: local changes to mirror. */
 void thothd_federation_on_change(thothd_federation_t *f, int kind, const thoth_registry_Instance_t *inst);
 void thothd_federation_stats(const thothd_federation_t *f, thothd_federation_stats_t *out);
+/* The federation's state as Prometheus text for /metrics (thothd_t's
+ * metrics_hook): the number of bytes written to OUT, or -1 if CAP is too
+ * small. */
+int thothd_federation_metrics(const thothd_federation_t *f, char *out, size_t cap);
 
 #endif

@@ -826,6 +826,12 @@ static enum MHD_Result serve_metrics(thothd_http_t *h, struct MHD_Connection *co
 		r = metrics_streams(h, &text, &len);
 	if (!r)
 		r = metrics_output(h, &text, &len);
+	if (!r && h->d->metrics_hook) {
+		char add[4096];
+		int n = h->d->metrics_hook(h->d->metrics_hook_arg, add, sizeof add);
+		if (n >= 0)     /* -1: its text outgrew ADD; the rest is still served */
+			r = metrics_put(&text, &len, add, sizeof add, n);
+	}
 	if (r)
 		return reply_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot produce metrics\n");
 	return reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", text, len,

@@ -93,6 +93,11 @@ static void federation_on_change(void *arg, int kind, const thoth_registry_Insta
 }
 
 /* Remote instances came or went: close the clients their watch pushes doomed. */
+static int federation_metrics(void *arg, char *out, size_t cap)
+{
+	return thothd_federation_metrics(arg, out, cap);
+}
+
 static void federation_after_change(void *arg)
 {
 	thothd_reap(arg);
@@ -705,6 +710,8 @@ int main(int argc, char **argv)
 		}
 		d->change_hook = federation_on_change;
 		d->change_hook_arg = federation;
+		d->metrics_hook = federation_metrics;
+		d->metrics_hook_arg = federation;
 		thothd_info("federation: host %s, etcd %s, lease TTL %u s%s%s", fed_cfg.host_id, fed_cfg.etcd_url,
 			    fed_cfg.ttl_s ? fed_cfg.ttl_s : 10, fed_cfg.advertise ? ", advertising " : "",
 			    fed_cfg.advertise ? fed_cfg.advertise : "");
@@ -735,6 +742,7 @@ out:
 			    (unsigned long long)fs.bytes_sent, (unsigned long long)fs.keepalives, fs.remote,
 			    fs.hosts);
 		d->change_hook = NULL;  /* no more mirroring while the clients close */
+		d->metrics_hook = NULL;
 		thothd_federation_free(fed);
 	}
 	thothd_locks_free(locks);       /* before thothd_free: it is the tracer's source */

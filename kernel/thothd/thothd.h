@@ -203,6 +203,11 @@ struct thothd {
 	 * mirror (federation.c, issue 19) when thothd runs with --etcd. */
 	void (*change_hook)(void *arg, int kind, const thoth_registry_Instance_t *inst);
 	void *change_hook_arg;
+	/* Appends a module's own /metrics text (the federation's, with
+	 * --etcd): bytes written to OUT, -1 when CAP is too small.  Set by
+	 * main(); http.c knows no module behind it. */
+	int (*metrics_hook)(void *arg, char *out, size_t cap);
+	void *metrics_hook_arg;
 	bool expiry_armed;
 	char dashboard_url[128];        /* "" when no dashboard serves (Daemon.status) */
 	uint32_t pid;                   /* traced as service_id: thothd serves every call */

@@ -21,6 +21,13 @@
  * by an answered call), and every failure is said on stderr with the
  * instance's pid, address and the error.
  *
+ * An instance whose address is `tcp:HOST:PORT` (another host's, in a
+ * federation: docs/FEDERATION.md, or this host's own TCP listener) is
+ * called over TCP with the runtime dir's cluster token; every other one
+ * over a channel.  It opened channels only, so in `make run-cluster` every
+ * other pick failed ("opening a channel to ... tcp:...") and another
+ * host's echo could not be called at all (fed45).
+ *
  *   echo-client [--runtime-dir DIR] [--rate CALLS_PER_S] [--report SECONDS]
  */
 #include <errno.h>
@@ -36,6 +43,7 @@
 #include "thoth/channel.h"
 #include "thoth/loop.h"
 #include "thoth/service.h"
+#include "thoth/tcp.h"
 #include "thoth/trace.h"
 
 #define MAX_INSTANCES 8
@@ -51,7 +59,8 @@
 typedef struct instance {
 	char addr[108];
 	uint32_t pid;
-	thoth_chan_t *ch;               /* NULL until connected */
+	thoth_chan_t *ch;               /* a channel, or ... */
+	thoth_tcp_conn_t *tcp;          /* ... a TCP connection (a tcp: address); both NULL until connected */
 	uint64_t calls;
 	uint64_t last_used;             /* tick number: the least recently used slot is reused */
 } instance_t;
@@ -75,6 +84,7 @@ typedef struct client_state {
 static void forget(instance_t *x)
 {
 	thoth_chan_close(x->ch);        /* NULL-safe */
+	thoth_tcp_close(x->tcp);        /* NULL-safe */
 	memset(x, 0, sizeof *x);
 }
 
@@ -139,6 +149,34 @@ static void instance_failed(client_state_t *s, instance_t *x, const char *what, 
 	forget(x);
 }
 
+/* Open X: over TCP for a tcp: address (another host's, or this host's
+ * own TCP listener), else a channel.  False (said, X avoided) on failure. */
+static bool connect_instance(client_state_t *s, instance_t *x)
+{
+	char why[300];
+	if (thoth_tcp_is_addr(x->addr)) {
+		char token_file[4096];
+		if (thoth_tcp_token_path(s->runtime_dir, token_file, sizeof token_file)) {
+			instance_failed(s, x, "opening a TCP connection to", "runtime dir path too long");
+			return false;
+		}
+		thoth_tcp_config_t cfg = { .iface = &thoth_echo_Echo_info, .token_file = token_file,
+					   .call_timeout_ms = CALL_TIMEOUT_MS };
+		if (thoth_tcp_connect_with(x->addr, &cfg, HANDSHAKE_TIMEOUT_MS, &x->tcp, why, sizeof why)) {
+			instance_failed(s, x, "opening a TCP connection to", why);
+			return false;
+		}
+		return true;
+	}
+	thoth_chan_config_t cfg = { .iface = &thoth_echo_Echo_info, .timeout_ms = CALL_TIMEOUT_MS,
+				    .handshake_timeout_ms = HANDSHAKE_TIMEOUT_MS };
+	if (thoth_chan_connect(x->addr, &cfg, &x->ch, why, sizeof why)) {
+		instance_failed(s, x, "opening a channel to", why);
+		return false;
+	}
+	return true;
+}
+
 /* The next instance to call, from the resolver's cache (no thothd call),
  * passing over the addresses being avoided; NULL when there is none. */
 static instance_t *next_instance(client_state_t *s)
@@ -155,15 +193,8 @@ static instance_t *next_instance(client_state_t *s)
 	if (!found)
 		return NULL;
 	instance_t *x = instance_for(s, &e);
-	if (!x->ch) {
-		thoth_chan_config_t cfg = { .iface = &thoth_echo_Echo_info, .timeout_ms = CALL_TIMEOUT_MS,
-					    .handshake_timeout_ms = HANDSHAKE_TIMEOUT_MS };
-		char why[300];
-		if (thoth_chan_connect(x->addr, &cfg, &x->ch, why, sizeof why)) {
-			instance_failed(s, x, "opening a channel to", why);
-			return NULL;
-		}
-	}
+	if (!x->ch && !x->tcp && !connect_instance(s, x))
+		return NULL;
 	x->last_used = s->ticks;
 	return x;
 }
@@ -182,7 +213,8 @@ static void tick(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
 		}
 		thoth_echo_Echo_echo_req_t req = { .data = { .ptr = (const uint8_t *)payload, .len = sizeof payload } };
 		thoth_echo_Echo_echo_resp_t resp;
-		int r = thoth_echo_Echo_echo(thoth_chan_client(x->ch), &req, &resp, NULL);
+		thoth_client_t *c = x->ch ? thoth_chan_client(x->ch) : thoth_tcp_client(x->tcp);
+		int r = thoth_echo_Echo_echo(c, &req, &resp, NULL);
 		if (r || resp.data.len != sizeof payload) {
 			char why[200];
 			if (r)

@@ -138,6 +138,16 @@ static void host_start_as(cluster_t *c, int i, const char *id)
 	assert_true(harness_start_thothd(&c->host[i], extra) > 0);
 }
 
+/* Host I as host_start, with a dashboard on a free port (its log names it). */
+static void host_start_with_dashboard(cluster_t *c, int i)
+{
+	char id[16], ttl[8];
+	snprintf(id, sizeof id, "host%c", 'a' + i);
+	snprintf(ttl, sizeof ttl, "%d", TTL_S);
+	const char *extra[] = { "--http-port", "0", "--etcd", c->url, "--host-id", id, "--etcd-ttl", ttl, NULL };
+	assert_true(harness_start_thothd(&c->host[i], extra) > 0);
+}
+
 typedef struct { const char *file, *text; } log_arg_t;
 
 static bool log_has(void *p)
@@ -505,13 +515,71 @@ static void test_federation_registration_visible_on_other_host(void **state)
 	expect_list(&c->host[1], "", 5000);
 }
 
+/* GET PATH from the dashboard whose URL HOST's log names last (a restarted
+ * thothd appends its own); BODY gets the answer (headers included).  True
+ * when it answered at all. */
+static bool dashboard_get(harness_t *host, const char *path, char *body, size_t cap)
+{
+	FILE *f = fopen(host->log, "re");
+	char line[1024];
+	unsigned port = 0;
+	while (f && fgets(line, sizeof line, f)) {
+		const char *at = strstr(line, "dashboard at http://127.0.0.1:");
+		if (at)
+			port = (unsigned)atoi(at + strlen("dashboard at http://127.0.0.1:"));
+	}
+	if (f)
+		fclose(f);
+	body[0] = 0;
+	if (!port)
+		return false;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	char req[256];
+	int rl = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\n\r\n", path);
+	size_t got = 0;
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+	    send(fd, req, (size_t)rl, MSG_NOSIGNAL) == rl) {
+		ssize_t n;
+		while (got < cap - 1 && (n = recv(fd, body + got, cap - 1 - got, 0)) > 0)
+			got += (size_t)n;
+	}
+	body[got] = 0;
+	if (fd >= 0)
+		close(fd);
+	return got > 0;
+}
+
+typedef struct { harness_t *host; const char *want[3]; } metrics_arg_t;
+
+static bool metrics_have(void *p)
+{
+	metrics_arg_t *a = p;
+	static char body[1 << 20];
+	if (!dashboard_get(a->host, "/metrics", body, sizeof body))
+		return false;
+	for (int i = 0; i < 3 && a->want[i]; i++)
+		if (!strstr(body, a->want[i]))
+			return false;
+	return true;
+}
+
+static void expect_metrics(harness_t *host, const char *w0, const char *w1, const char *w2, int ms)
+{
+	metrics_arg_t a = { host, { w0, w1, w2 } };
+	if (!harness_wait_until(metrics_have, &a, ms))
+		fail_msg("%s's /metrics: no \"%s\"%s%s%s%s within %d ms", host->dir, w0, w1 ? ", \"" : "",
+			 w1 ? w1 : "", w2 ? "\", \"" : "", w2 ? w2 : "", ms);
+}
+
 static void test_federation_etcd_restart_loses_and_duplicates_nothing(void **state)
 {
 	NEED_ETCD();
 	cluster_t *c = *state;
 	etcd_start(c);
 	host_start(c, 0);
-	host_start(c, 1);
+	host_start_with_dashboard(c, 1);
 	thoth_control_t a;
 	assert_int_equal(harness_connect(&c->host[0], &a), 0);
 	uint64_t l1 = 0, l2 = 0, l3 = 0;
@@ -519,8 +587,17 @@ static void test_federation_etcd_restart_loses_and_duplicates_nothing(void **sta
 	assert_int_equal(register_at(&a, "kv", "tcp:127.0.0.1:7102", &l2), 0);
 	assert_int_equal(register_at(&a, "kv", "tcp:127.0.0.1:7103", &l3), 0);
 	expect_list(&c->host[1], "tcp:127.0.0.1:7101 tcp:127.0.0.1:7102 tcp:127.0.0.1:7103", 5000);
+	/* B's /metrics say what the federation is doing (drill fed45: with
+	 * etcd killed or another host gone, only the log said it).  Checked
+	 * here, along this test's own etcd kill and restart (~3.5 s less than
+	 * a test of their own). */
+	expect_metrics(&c->host[1], "thoth_federation_etcd_up 1\n", "thoth_federation_lease_alive 1\n",
+		       "thoth_federation_remote_instances 3\n", 10000);
+	expect_metrics(&c->host[1], "thoth_federation_remote_hosts 1\n", "thoth_federation_watching 1\n", NULL,
+		       5000);
 	/* etcd dies; meanwhile A changes: one withdrawn, two added. */
 	harness_kill(&c->etcd_h, c->etcd, SIGKILL);
+	expect_metrics(&c->host[1], "thoth_federation_etcd_up 0\n", NULL, NULL, 10000);
 	assert_int_equal(withdraw_at(&a, l2), 0);
 	assert_int_equal(register_at(&a, "kv", "tcp:127.0.0.1:7104", NULL), 0);
 	assert_int_equal(register_at(&a, "kv", "tcp:127.0.0.1:7105", NULL), 0);
@@ -528,14 +605,20 @@ static void test_federation_etcd_restart_loses_and_duplicates_nothing(void **sta
 	etcd_start(c);
 	expect_list(&c->host[1],
 		    "tcp:127.0.0.1:7101 tcp:127.0.0.1:7103 tcp:127.0.0.1:7104 tcp:127.0.0.1:7105", 10000);
+	expect_metrics(&c->host[1], "thoth_federation_etcd_up 1\n", "thoth_federation_remote_hosts 1\n",
+		       "thoth_federation_remote_instances 4\n", 10000);
 	/* And B's watch is live again: a change after the restart arrives. */
 	assert_int_equal(withdraw_at(&a, l1), 0);
 	expect_list(&c->host[1], "tcp:127.0.0.1:7103 tcp:127.0.0.1:7104 tcp:127.0.0.1:7105", 5000);
 	/* A thothd restarted on B lists everything once (full read, then watch). */
 	harness_stop_thothd(&c->host[1]);
-	host_start(c, 1);
+	host_start_with_dashboard(c, 1);
 	expect_list(&c->host[1], "tcp:127.0.0.1:7103 tcp:127.0.0.1:7104 tcp:127.0.0.1:7105", 5000);
+	expect_metrics(&c->host[1], "thoth_federation_remote_instances 3\n", NULL, NULL, 5000);
+	/* A's connection closes: its instances go, and B's gauges say so. */
 	thoth_control_close(&a);
+	expect_metrics(&c->host[1], "thoth_federation_remote_hosts 0\n", "thoth_federation_remote_instances 0\n",
+		       NULL, 10000);
 }
 
 typedef struct { harness_t *host; } gone_arg_t;
@@ -545,6 +628,19 @@ static bool list_empty(void *p)
 	gone_arg_t *g = p;
 	char got[1024];
 	return remote_list(g->host, got, sizeof got) == 0 && got[0] == 0;
+}
+
+/* How many lines of FILE contain TEXT. */
+static int log_count(const char *file, const char *text)
+{
+	FILE *f = fopen(file, "re");
+	char line[2048];
+	int n = 0;
+	while (f && fgets(line, sizeof line, f))
+		n += strstr(line, text) != NULL;
+	if (f)
+		fclose(f);
+	return n;
 }
 
 static void test_federation_killed_host_leaves_within_ttl_plus_1s(void **state)
@@ -576,6 +672,22 @@ static void test_federation_killed_host_leaves_within_ttl_plus_1s(void **state)
 		(unsigned long long)gone1, (unsigned long long)gone2, TTL_S);
 	assert_true(gone1 <= TTL_S * 1000 + 1000);
 	assert_true(gone2 <= TTL_S * 1000 + 1000);
+	/* Drill fed45: the other hosts' logs say which host went and why it
+	 * may have (the old thothd said nothing: its instances simply stopped
+	 * being offered), and say its return; its coming was said once, at
+	 * its first instance, not at each.  (Here rather than in a test of
+	 * its own: the same kill and TTL wait, ~3 s less of RUN_SERIAL.) */
+	assert_int_equal(log_count(c->host[1].log, "federation: host hosta offers its first instance here: "), 1);
+	expect_log(&c->host[1], "federation: host hosta has no instances left here", 5000);
+	expect_log(&c->host[2], "federation: host hosta has no instances left here", 5000);
+	host_start(c, 0);
+	assert_int_equal(harness_connect(&c->host[0], &a), 0);
+	assert_int_equal(register_at(&a, "echo", "tcp:127.0.0.1:7203", NULL), 0);
+	expect_list(&c->host[1], "tcp:127.0.0.1:7203", 5000);
+	assert_int_equal(log_count(c->host[1].log, "federation: host hosta offers its first instance here: "), 2);
+	expect_log(&c->host[1], "federation: host hosta offers its first instance here: echo at tcp:127.0.0.1:7203",
+		   5000);
+	thoth_control_close(&a);
 }
 
 typedef struct { thoth_loop_t *loop; thoth_resolver_t *r; size_t want; } resolver_arg_t;
@@ -647,6 +759,51 @@ static void test_federation_remote_call_through_resolver(void **state)
 	thoth_control_close(&b);
 	thoth_resolver_free(r);
 	thoth_loop_free(loop);
+}
+
+/* TOKEN as HOST's cluster token (RUNTIME_DIR/cluster.token, 0600). */
+static void write_token(harness_t *host, const char *token)
+{
+	char path[2048];
+	snprintf(path, sizeof path, "%s/cluster.token", host->dir);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, token, strlen(token)), (ssize_t)strlen(token));
+	close(fd);
+}
+
+/*
+ * The drill's load (fed45): echo-client on host B, where no echo runs,
+ * calls host A's echo over TCP with the cluster token.  It opened every
+ * instance as a channel, so it never called another host's echo ("opening
+ * a channel to echo pid N at tcp:... failed", every tick), and in `make
+ * run-cluster` every other pick of its own host's TCP instance failed so.
+ * Its report names the instance it called: "[pid N: calls]".
+ */
+static void test_federation_echo_client_calls_another_hosts_echo_over_tcp(void **state)
+{
+	NEED_ETCD();
+	cluster_t *c = *state;
+	etcd_start(c);
+	host_start(c, 0);
+	host_start(c, 1);
+	write_token(&c->host[0], "federation-test-token-0123456789");
+	write_token(&c->host[1], "federation-test-token-0123456789");
+	const char *echo[] = { ECHO_PATH, "--runtime-dir", c->host[0].dir, "--tcp", "tcp:127.0.0.1:0", NULL };
+	pid_t echo_pid = harness_spawn(&c->host[0], "echo", echo);
+	assert_true(echo_pid > 0);
+	const char *client[] = { ECHO_CLIENT_PATH, "--runtime-dir", c->host[1].dir, "--rate", "50", "--report", "1",
+				 NULL };
+	assert_true(harness_spawn(&c->host[1], "echo-client", client) > 0);
+	char log[2048], want[64];
+	snprintf(log, sizeof log, "%s/echo-client.log", c->host[1].dir);
+	snprintf(want, sizeof want, "[pid %d: ", (int)echo_pid);
+	log_arg_t a = { log, want };
+	if (!harness_wait_until(log_has, &a, 20000))
+		fail_msg("echo-client on host B never called host A's echo (pid %d) within 20 s: see %s", (int)echo_pid,
+			 log);
+	if (harness_file_contains(log, "failed"))
+		fail_msg("echo-client on host B had failures calling host A's echo: see %s", log);
 }
 
 /* ---- a pool spanning hosts (SCALE-3 with issue 19's TCP branch) ---- */
@@ -1053,6 +1210,83 @@ static void test_federation_a_host_with_nothing_left_is_forgotten(void **state)
 	thoth_control_close(&d);
 }
 
+
+/*
+ * etcd down for a while (drill fed45): thothd says once that etcd does not
+ * answer and once that its watch ended, and re-opens the watch with
+ * backoff in silence.  The old thothd logged "watch ended (not running
+ * (nothing listens at its socket))" at every re-opening: a line every 2 s
+ * per host for as long as etcd was away, in a Unix socket's words.  In
+ * etcd's place, a listener on its port that counts the watch requests and
+ * closes each: the test waits for 3 re-openings and for the keepalive's
+ * "does not answer" (events, not time).  3 are enough to tell once from
+ * every time (the old thothd logged 3 lines), and at backoff 100, 200,
+ * 400 ms they take ~0.7 s where 5 took ~3.1 s (fed45 review).
+ */
+static void test_federation_etcd_down_is_said_once_not_at_every_retry(void **state)
+{
+	NEED_ETCD();
+	cluster_t *c = *state;
+	etcd_start(c);
+	host_start_with_dashboard(c, 0);
+	/* The watch open before etcd goes: killed before the first full read
+	 * answered, every re-opening is a range read, never a watch, and the
+	 * 3 never came (seen once at load 14: "watches >= 3" after 30 s). */
+	expect_metrics(&c->host[0], "thoth_federation_watching 1\n", "thoth_federation_lease_alive 1\n", NULL,
+		       10000);
+	harness_kill(&c->etcd_h, c->etcd, SIGKILL);
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int one = 1;
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(c->client_port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	assert_true(lfd >= 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+	assert_int_equal(listen(lfd, 16), 0);
+	int watches = 0, others = 0;
+	struct timeval start, now;
+	gettimeofday(&start, NULL);
+	for (;;) {
+		gettimeofday(&now, NULL);
+		long ms = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_usec - start.tv_usec) / 1000;
+		if (watches >= 3 || ms > 30000)
+			break;
+		struct pollfd p = { .fd = lfd, .events = POLLIN };
+		if (poll(&p, 1, 1000) <= 0)
+			continue;
+		int cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (cfd < 0)
+			continue;
+		char req[256];
+		struct pollfd q = { .fd = cfd, .events = POLLIN };
+		ssize_t n = poll(&q, 1, 2000) == 1 ? recv(cfd, req, sizeof req - 1, 0) : -1;
+		if (n > 0) {
+			req[n] = 0;
+			watches += strstr(req, "/v3/watch") != NULL;
+			others += strstr(req, "/v3/watch") == NULL;
+		}
+		close(cfd);
+	}
+	close(lfd);
+	if (watches < 3)
+		fail_msg("%d watch re-openings (and %d other requests) reached the stand-in for etcd in 30 s; "
+			 "see %s", watches, others, c->host[0].log);
+	expect_log(&c->host[0], "does not answer", 10000);
+	int ended = log_count(c->host[0].log, "federation: watch ended");
+	int down = log_count(c->host[0].log, "does not answer");
+	fprintf(stderr, "# %d watch re-openings refused: \"watch ended\" logged %d times, \"does not answer\" %d\n",
+		watches, ended, down);
+	assert_int_equal(ended, 1);
+	assert_int_equal(down, 1);
+	assert_int_equal(log_count(c->host[0].log, "nothing listens at its socket"), 0);
+	/* etcd back: said once, and the watch works again. */
+	etcd_start(c);
+	expect_log(&c->host[0], "answers again", 10000);
+	thoth_control_t a;
+	assert_int_equal(harness_connect(&c->host[0], &a), 0);
+	thoth_control_close(&a);
+}
+
 /*
  * A peer that lies writes an instance key whose host id no thothd would
  * write (--host-id is 1..63 of [A-Za-z0-9_.-]): a newline and an escape in
@@ -1120,10 +1354,14 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_federation_killed_host_leaves_within_ttl_plus_1s, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_federation_remote_call_through_resolver, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_federation_echo_client_calls_another_hosts_echo_over_tcp, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_federation_pool_spans_local_and_remote_instance, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_federation_two_hosts_with_one_host_id_are_told, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_federation_an_etcd_flap_is_not_taken_for_a_twin, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_federation_a_host_with_nothing_left_is_forgotten, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_federation_etcd_down_is_said_once_not_at_every_retry, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_federation_a_key_with_a_forged_host_id_is_ignored, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_federation_a_remote_instance_conflicting_with_a_local_one_is_left_out_of_pools, setup,
