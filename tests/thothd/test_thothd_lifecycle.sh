@@ -11,7 +11,9 @@
 #   - kill -9 thothd and start it again: its "started" event names the
 #     predecessor (pid and start time) it found dead;
 #   - echo lost and back 40 times: the history holds its bound (64)
-#     and counts what it dropped.
+#     and counts what it dropped;
+#   - a SIGSTOPped echo: thothctl services says it is stopped (text and
+#     --json), and it still resolves.
 set -uo pipefail
 . "$(dirname "$0")/../common/thoth_test.sh"
 tt_init "$1"
@@ -114,4 +116,23 @@ v = {l.split(" ")[0]: float(l.split(" ")[1]) for l in m.splitlines() if l.starts
 assert v['thoth_thothd_service_lost_total{service="echo"}'] == 41, v
 assert v["thoth_thothd_lifecycle_events_total"] - v["thoth_thothd_lifecycle_events_dropped_total"] == 64, v
 EOF
+
+# A SIGSTOPped service stays registered (its connection is open) and looks
+# alive to thothd: thothctl services says it is stopped, display only.
+tt_start_service "$RT" echo "$ECHO" --runtime-dir "$RT"; p=$TT_PID
+ctl services echo >"$RT/services.txt" || tt_fail "thothctl services failed"
+! grep -q stopped "$RT/services.txt" || { cat "$RT/services.txt"; tt_fail "a running echo said to be stopped"; }
+kill -STOP "$p"
+ctl services echo >"$RT/services.txt" || tt_fail "thothctl services failed"
+grep -qE "^echo .* $p  [0-9a-f]{16}  never  \(stopped: SIGSTOP or a debugger; still registered\)$" "$RT/services.txt" ||
+  { cat "$RT/services.txt"; kill -CONT "$p"; tt_fail "thothctl services does not say that echo (pid $p) is stopped"; }
+ctl --json services echo | "$PY" -c "
+import json, sys
+v = [json.loads(l) for l in sys.stdin]
+assert [(o['pid'], o.get('stopped')) for o in v] == [($p, True)], v
+" || { kill -CONT "$p"; tt_fail "thothctl --json services does not say that echo (pid $p) is stopped"; }
+ctl resolve echo >/dev/null || { kill -CONT "$p"; tt_fail "a stopped echo no longer resolves (display only)"; }
+kill -CONT "$p"
+ctl services echo >"$RT/services.txt" || tt_fail "thothctl services failed"
+! grep -q stopped "$RT/services.txt" || { cat "$RT/services.txt"; tt_fail "echo (pid $p) still said stopped after SIGCONT"; }
 echo PASS

@@ -188,6 +188,28 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* Is IN's process stopped (SIGSTOP, a debugger: state T or t)?  It stays
+ * registered and resolvable -- its connection is open -- and looks alive
+ * to thothd; this is display only.  Local instances only, their pid pinned
+ * by a pidfd while /proc/PID/stat is read (procfd.h): an exited one whose
+ * number another process took is never said to be stopped. */
+static bool instance_stopped(const thoth_registry_Instance_t *in)
+{
+	const thoth_common_Endpoint_t *ep = &in->registration.endpoint;
+	if (ep->locality == THOTH_COMMON_LOCALITY_REMOTE || !ep->pid)
+		return false;
+	char why[128], buf[512];
+	int pidfd = -1;
+	if (thothctl_pid_pin(ep->pid, &pidfd, why, sizeof why))
+		return false;                   /* gone */
+	ssize_t n = thoth__proc_read_pinned(ep->pid, pidfd, "stat", buf, sizeof buf);
+	if (pidfd >= 0)
+		close(pidfd);
+	/* "PID (COMM) STATE ...": COMM may hold spaces and parentheses. */
+	const char *close_ = n > 0 ? strrchr(buf, ')') : NULL;
+	return close_ && close_[1] == ' ' && (close_[2] == 'T' || close_[2] == 't');
+}
+
 static void instance_json(const thoth_registry_Instance_t *in, const char *event)
 {
 	const thoth_registry_Registration_t *r = &in->registration;
@@ -202,12 +224,16 @@ static void instance_json(const thoth_registry_Instance_t *in, const char *event
 	thothctl_json_str(r->endpoint.addr.ptr, r->endpoint.addr.len);
 	printf(",\"numa_node\":%u,\"locality\":\"%s\",\"instance_id\":%llu,\"pid\":%u,"
 	       "\"features\":%llu,\"ttl_ms\":%u,\"lease\":\"%016llx\",\"registered_at_ns\":%llu,"
-	       "\"expires_at_ns\":%llu,\"owner_uid\":%u,\"claims\":[",
+	       "\"expires_at_ns\":%llu,\"owner_uid\":%u,",
 	       r->endpoint.numa_node, locality_name(r->endpoint.locality),
 	       (unsigned long long)r->endpoint.instance_id, r->endpoint.pid,
 	       (unsigned long long)r->features, r->ttl_ms, (unsigned long long)in->lease,
 	       (unsigned long long)in->registered_at_ns, (unsigned long long)in->expires_at_ns,
 	       in->owner_uid);
+	/* only when true: a running instance's object is as before */
+	if (instance_stopped(in))
+		printf("\"stopped\":true,");
+	printf("\"claims\":[");
 	for (uint32_t i = 0; i < r->claims.count; i++) {
 		const thoth_common_InterfaceClaim_t *c = &r->claims.items[i];
 		/* package and interface come from the registrant: escaped */
@@ -262,11 +288,12 @@ static void table_row(const widths_t *w, const thoth_registry_Instance_t *in, co
 		snprintf(expires, sizeof expires, "%.1fs", left);
 	if (event)
 		printf("%-8s ", event);
-	printf("%-*s  %-*s  %-*s  %4u  %-6s  %7u  %016llx  %s\n", w->name,
+	/* A stopped process: said after the row, whose columns stay as they are. */
+	printf("%-*s  %-*s  %-*s  %4u  %-6s  %7u  %016llx  %s%s\n", w->name,
 	       thothctl_text(r->name.ptr, r->name.len), w->version, thothctl_text(r->version.ptr, r->version.len),
 	       w->endpoint, thothctl_text(r->endpoint.addr.ptr, r->endpoint.addr.len), r->endpoint.numa_node,
 	       locality_name(r->endpoint.locality), r->endpoint.pid, (unsigned long long)in->lease,
-	       expires);
+	       expires, instance_stopped(in) ? "  (stopped: SIGSTOP or a debugger; still registered)" : "");
 }
 
 /* ---- commands ------------------------------------------------------------------------ */
