@@ -186,8 +186,11 @@ void thothd_lifecycle_change(thothd_lifecycle_t *l, int kind, const thoth_regist
 		e = push(l, THOTHD_LIFECYCLE_LOST, now_ns);
 		copy_instance(e, inst);
 		e->pid_state = lost_state;
-		if (lost_state == THOTHD_PID_RUNNING && lost_pidfd >= 0)
+		if (lost_state == THOTHD_PID_RUNNING && lost_pidfd >= 0) {
 			l->pidfd[slot] = fcntl(lost_pidfd, F_DUPFD_CLOEXEC, 0);
+			if (l->pidfd[slot] < 0)         /* no descriptor: never asked again */
+				e->pid_state = THOTHD_PID_UNKNOWN;
+		}
 		count_loss(l, e->service);
 		remember_loss(l, e->service, now_ns, e->pid);
 	} else {

@@ -192,8 +192,9 @@ int thothd_new(const thothd_config_t *cfg, thoth_loop_t *loop, thothd_t **out)
 		thoth__trace_reader_pidfd_budget((uint32_t)pidfds);
 		usable -= pidfds;
 		/* Lost processes' pidfds the lifecycle history keeps (one per
-		 * slot at most, lifecycle.c). */
-		usable = usable > 2 * THOTHD_LIFECYCLE_EVENTS ? usable - THOTHD_LIFECYCLE_EVENTS : usable / 2;
+		 * slot at most, lifecycle.c): all 64, or an eighth of the rest
+		 * (one it cannot keep leaves its loss's state "unknown"). */
+		usable -= usable / 8 < THOTHD_LIFECYCLE_EVENTS ? usable / 8 : THOTHD_LIFECYCLE_EVENTS;
 		if (usable < c->max_clients)
 			c->max_clients = (uint32_t)usable;
 	}
