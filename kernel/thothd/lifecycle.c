@@ -17,8 +17,9 @@
  *    readable (the process closed its socket and has not finished
  *    exiting, or lives on) is kept with the entry and asked again when
  *    the history is read, so that a kill -9 reads "exited" once it is; at
- *    most one pidfd per ring slot, closed when the slot is overwritten or
- *    the process is seen gone;
+ *    most one pidfd per ring slot and THOTHD_LIFECYCLE_PIDFDS in all (a
+ *    loss past them, all their processes still running, is "unknown"),
+ *    closed when the slot is overwritten or the process is seen gone;
  *  - only local instances are recorded: a federated mirror's REMOTE
  *    instances come and go with another host's (federation.c logs them).
  * Loop thread only (the registry's on_change, client close, the handlers,
@@ -50,6 +51,7 @@ typedef struct loss_label {
 struct thothd_lifecycle {
 	thothd_lifecycle_event_t ring[THOTHD_LIFECYCLE_EVENTS];
 	int pidfd[THOTHD_LIFECYCLE_EVENTS];     /* a "running" lost entry's process; else -1 */
+	uint32_t n_pidfds;                      /* of pidfd[] >= 0: at most THOTHD_LIFECYCLE_PIDFDS */
 	uint64_t written;                       /* events ever; the next goes to written % N */
 	lost_name_t lost[THOTHD_LIFECYCLE_LOSSES];
 	uint32_t lost_next;                     /* the slot a new loss takes when all are used */
@@ -96,6 +98,7 @@ static thothd_lifecycle_event_t *push(thothd_lifecycle_t *l, thothd_lifecycle_ki
 	if (l->pidfd[i] >= 0) {
 		close(l->pidfd[i]);
 		l->pidfd[i] = -1;
+		l->n_pidfds--;
 	}
 	thothd_lifecycle_event_t *e = &l->ring[i];
 	*e = (thothd_lifecycle_event_t){ .kind = kind, .at_ns = now_ns, .at_unix_ns = realtime_ns() };
@@ -156,6 +159,8 @@ static void remember_loss(thothd_lifecycle_t *l, const char *name, uint64_t now_
 	slot->pid = pid;
 }
 
+static void refresh(thothd_lifecycle_t *l);
+
 void thothd_lifecycle_change(thothd_lifecycle_t *l, int kind, const thoth_registry_Instance_t *inst,
 			     uint64_t now_ns, int lost_pidfd, thothd_pid_state_t lost_state)
 {
@@ -187,9 +192,19 @@ void thothd_lifecycle_change(thothd_lifecycle_t *l, int kind, const thoth_regist
 		copy_instance(e, inst);
 		e->pid_state = lost_state;
 		if (lost_state == THOTHD_PID_RUNNING && lost_pidfd >= 0) {
-			l->pidfd[slot] = fcntl(lost_pidfd, F_DUPFD_CLOEXEC, 0);
+			/* At most THOTHD_LIFECYCLE_PIDFDS kept (the descriptors
+			 * counted off the clients, server.c): those whose process
+			 * has exited since are let go first; past the bound (that
+			 * many lost processes all still running: a peer closing
+			 * its connection in a loop) the loss is "unknown". */
+			if (l->n_pidfds >= THOTHD_LIFECYCLE_PIDFDS)
+				refresh(l);
+			if (l->n_pidfds < THOTHD_LIFECYCLE_PIDFDS)
+				l->pidfd[slot] = fcntl(lost_pidfd, F_DUPFD_CLOEXEC, 0);
 			if (l->pidfd[slot] < 0)         /* no descriptor: never asked again */
 				e->pid_state = THOTHD_PID_UNKNOWN;
+			else
+				l->n_pidfds++;
 		}
 		count_loss(l, e->service);
 		remember_loss(l, e->service, now_ns, e->pid);
@@ -224,6 +239,7 @@ static void refresh(thothd_lifecycle_t *l)
 		l->ring[i].pid_state = s;
 		close(l->pidfd[i]);
 		l->pidfd[i] = -1;
+		l->n_pidfds--;
 	}
 }
 

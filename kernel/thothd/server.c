@@ -191,10 +191,11 @@ int thothd_new(const thothd_config_t *cfg, thoth_loop_t *loop, thothd_t **out)
 		rlim_t pidfds = usable / 4 < TRACE_PIDFDS_MAX ? usable / 4 : TRACE_PIDFDS_MAX;
 		thoth__trace_reader_pidfd_budget((uint32_t)pidfds);
 		usable -= pidfds;
-		/* Lost processes' pidfds the lifecycle history keeps (one per
-		 * slot at most, lifecycle.c): all 64, or an eighth of the rest
-		 * (one it cannot keep leaves its loss's state "unknown"). */
-		usable -= usable / 8 < THOTHD_LIFECYCLE_EVENTS ? usable / 8 : THOTHD_LIFECYCLE_EVENTS;
+		/* Lost processes' pidfds the lifecycle history keeps (at most
+		 * THOTHD_LIFECYCLE_PIDFDS, lifecycle.c), or an eighth of the
+		 * rest when that is less (one it cannot keep leaves its loss's
+		 * state "unknown"). */
+		usable -= usable / 8 < THOTHD_LIFECYCLE_PIDFDS ? usable / 8 : THOTHD_LIFECYCLE_PIDFDS;
 		if (usable < c->max_clients)
 			c->max_clients = (uint32_t)usable;
 	}

@@ -418,6 +418,11 @@ void thothd_rtable_publish_status(thothd_t *d);
 #define THOTHD_LIFECYCLE_EVENTS 64
 #define THOTHD_LIFECYCLE_LOSSES 64
 #define THOTHD_LIFECYCLE_LABELS 32
+/* Lost processes' pidfds kept at once, to say "exited" once a lost one
+ * has (a kill -9 closes the socket just before the exit is signalled):
+ * few are ever pending; more, all still running, are a peer closing its
+ * connection in a loop. */
+#define THOTHD_LIFECYCLE_PIDFDS 8
 #define THOTH_LIFECYCLE_NAME_MAX 128    /* a registry name's longest (registry.h) */
 
 typedef enum thothd_lifecycle_kind {

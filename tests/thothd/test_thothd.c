@@ -4,6 +4,7 @@
  * against deadlines.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -346,6 +347,96 @@ static void test_lease_expires_without_heartbeats(void **state)
 	assert_int_equal(harness_resolve(&c, "quiet", NULL), THOTH_E_REMOTE);
 	thoth_control_close(&c);
 	thoth_control_close(&w.ctl);
+}
+
+/* OBS-3 (docs/THOTHD.md "Recent events"), the kinds test_thothd_lifecycle
+ * does not make with real services: a withdraw is "deregistered", a lease
+ * run out "expired", and a peer that registers and closes its connection
+ * while it lives on is "lost" with its process "running".  A peer doing
+ * that in a loop holds thothd's descriptors for those pidfds to
+ * THOTHD_LIFECYCLE_PIDFDS (8): the ninth loss on is "unknown" and
+ * thothd's descriptor count stays put (before: one pidfd kept per loss,
+ * up to 64, all counted off the clients). */
+typedef struct { thoth_control_t *c; uint32_t want; } regs_wait_t;
+
+static bool registrations_are(void *arg)
+{
+	regs_wait_t *w = arg;
+	thoth_daemon_Daemon_status_resp_t st;
+	return harness_status(w->c, &st) == 0 && st.registrations == w->want;
+}
+
+static int count_fds(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+	DIR *d = opendir(path);
+	if (!d)
+		return -1;
+	int n = 0;
+	for (struct dirent *e; (e = readdir(d));)
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+static void test_lifecycle_withdraw_expiry_and_lost_running_peers(void **state)
+{
+	harness_t *h = *state;
+	enum { LOOPS = 14, KEPT = 8 };
+	thoth_control_t c;
+	assert_int_equal(harness_connect(h, &c), 0);
+	regs_wait_t w = { .c = &c };
+	uint64_t lease;
+	assert_int_equal(harness_register(&c, "gone", 60000, &lease), 0);
+	thoth_registry_Registry_withdraw_req_t wq = { .lease = lease };
+	thoth_registry_Registry_withdraw_resp_t ws;
+	assert_int_equal(thoth_registry_Registry_withdraw(&c.client, &wq, &ws, NULL), 0);
+	assert_int_equal(harness_register(&c, "short", 200, NULL), 0);
+	w.want = 0;
+	assert_true(harness_wait_until(registrations_are, &w, 30000));
+	int before = count_fds(h->thothd);
+	assert_true(before > 0);
+	for (int i = 0; i < LOOPS; i++) {
+		thoth_control_t k;
+		assert_int_equal(harness_connect(h, &k), 0);
+		assert_int_equal(harness_register(&k, "loop", 60000, NULL), 0);
+		thoth_control_close(&k);        /* this process lives on */
+		assert_true(harness_wait_until(registrations_are, &w, 30000));
+	}
+	int after = count_fds(h->thothd);
+	fprintf(stderr, "# thothd's descriptors: %d before %d losses of a running peer, %d after\n",
+		before, LOOPS, after);
+	assert_true(after <= before + KEPT);
+
+	static _Alignas(16) uint8_t scratch[256 * 1024];
+	thoth_arena_t arena;
+	thoth_arena_init(&arena, scratch, sizeof scratch);
+	thoth_daemon_Daemon_status_req_t req = { .with_events = true };
+	thoth_daemon_Daemon_status_resp_t st;
+	assert_int_equal(thoth_daemon_Daemon_status(&c.client, &req, &st, &arena), 0);
+	int deregistered = 0, expired = 0, running = 0, unknown = 0, other = 0;
+	for (uint32_t i = 0; i < st.events.count; i++) {
+		const thoth_daemon_LifecycleEvent_t *e = &st.events.items[i];
+#define IS(str, lit) ((str).len == sizeof(lit) - 1 && memcmp((str).ptr, lit, (str).len) == 0)
+		if (IS(e->kind, "deregistered") && IS(e->service, "gone"))
+			deregistered++;
+		else if (IS(e->kind, "expired") && IS(e->service, "short"))
+			expired++;
+		else if (IS(e->kind, "lost") && IS(e->service, "loop") && e->pid == (uint32_t)getpid())
+			running += IS(e->pid_state, "running"), unknown += IS(e->pid_state, "unknown");
+		else if (IS(e->kind, "lost"))
+			other++;
+#undef IS
+	}
+	fprintf(stderr, "# events: %d deregistered, %d expired, %d lost running, %d lost unknown\n",
+		deregistered, expired, running, unknown);
+	assert_int_equal(deregistered, 1);
+	assert_int_equal(expired, 1);
+	assert_int_equal(other, 0);
+	assert_int_equal(running, KEPT);
+	assert_int_equal(unknown, LOOPS - KEPT);
+	thoth_control_close(&c);
 }
 
 static void test_peer_death_removes_instance_at_once(void **state)
@@ -972,6 +1063,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_peer_text_in_the_log_is_escaped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_watch_sees_service_come_and_go, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lease_expires_without_heartbeats, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lifecycle_withdraw_expiry_and_lost_running_peers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_peer_death_removes_instance_at_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unauthorized_renew_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_thothd_restart_service_reregisters_within_a_second, setup, teardown),
