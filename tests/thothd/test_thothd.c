@@ -431,6 +431,10 @@ static void test_lifecycle_withdraw_expiry_and_lost_running_peers(void **state)
 	}
 	fprintf(stderr, "# events: %d deregistered, %d expired, %d lost running, %d lost unknown\n",
 		deregistered, expired, running, unknown);
+	/* started, gone registered and deregistered, short registered and
+	 * expired, then loop registered (or reregistered) and lost, each
+	 * once: one event per change, none twice */
+	assert_int_equal(st.events.count, 5 + 2 * LOOPS);
 	assert_int_equal(deregistered, 1);
 	assert_int_equal(expired, 1);
 	assert_int_equal(other, 0);
