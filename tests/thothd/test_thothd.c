@@ -1127,6 +1127,50 @@ static void test_drained_output_queues_keep_a_bounded_capacity(void **state)
 	thoth_control_close(&storm);
 }
 
+/* OBS-3: a peer minting service names and losing each (register, close
+ * its connection) gets 32 labels of thoth_thothd_service_lost_total at
+ * most; the rest count under service="(other)", and the total holds. */
+static void test_lost_service_labels_are_bounded(void **state)
+{
+	harness_t *h = *state;
+	enum { NAMES = 36, LABELS = 32 };
+	thoth_control_t c;
+	assert_int_equal(harness_connect(h, &c), 0);
+	int port = live_dashboard_port(&c);
+	assert_true(port > 0);
+	regs_wait_t w = { .c = &c, .want = 0 };
+	for (int i = 0; i < NAMES; i++) {
+		thoth_control_t k;
+		char name[32];
+		snprintf(name, sizeof name, "minted%02d", i);
+		assert_int_equal(harness_connect(h, &k), 0);
+		assert_int_equal(harness_register(&k, name, 60000, NULL), 0);
+		thoth_control_close(&k);
+		assert_true(harness_wait_until(registrations_are, &w, 30000));
+	}
+	char *m = live_metrics(port);
+	assert_non_null(m);
+	int labels = 0, other = -1;
+	uint64_t sum = 0;
+	const char *key = "\nthoth_thothd_service_lost_total{service=\"";
+	for (const char *p = strstr(m, key); p; p = strstr(p + 1, key)) {
+		const char *v = strchr(p, '}');
+		assert_non_null(v);
+		unsigned long long n = strtoull(v + 2, NULL, 10);
+		sum += n;
+		if (strncmp(p + strlen(key), "(other)\"", 8) == 0)
+			other = (int)n;
+		else
+			labels++;
+	}
+	free(m);
+	fprintf(stderr, "# %d names lost: %d labels, (other) %d\n", NAMES, labels, other);
+	assert_int_equal(labels, LABELS);
+	assert_int_equal(other, NAMES - LABELS);
+	assert_int_equal(sum, NAMES);
+	thoth_control_close(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1159,6 +1203,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_output_budget_closes_the_largest_queue_not_the_paused_one,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lost_service_labels_are_bounded, setup_http, teardown),
 		cmocka_unit_test_setup_teardown(test_drained_output_queues_keep_a_bounded_capacity, setup_http,
 						teardown),
 	};
