@@ -272,3 +272,37 @@ async function pollServe() {
 }
 pollServe();
 setInterval(pollServe, 2000);
+
+// OBS-3: thothd's lifecycle history (/lifecycle.json, the same events as
+// `thothctl status`): polled.  Names are a peer's: textContent only.
+function agoText(ns) {
+  const s = ns / 1e9;
+  if (s < 1) return Math.round(ns / 1e6) + " ms";
+  if (s < 60) return s.toFixed(1) + " s";
+  if (s < 3600) return Math.floor(s / 60) + " min " + String(Math.floor(s % 60)).padStart(2, "0") + " s";
+  return Math.floor(s / 3600) + " h " + String(Math.floor(s / 60 % 60)).padStart(2, "0") + " min";
+}
+function lifecycleDetail(e) {
+  if (e.kind === "started")
+    return e.predecessor_pid ? "replaced pid " + e.predecessor_pid + " (started " +
+      (e.predecessor_started_unix_ns ? new Date(e.predecessor_started_unix_ns / 1e6).toISOString() : "?") +
+      "), which did not stop cleanly" : "";
+  if (e.kind === "lost") return "connection closed while registered; process " + e.pid_state;
+  if (e.kind === "reregistered") return agoText(e.gap_ns) + " after pid " + e.previous_pid + " was lost";
+  return "";
+}
+async function pollLifecycle() {
+  try {
+    const resp = await fetch(withToken("lifecycle.json"));
+    const doc = await resp.json();
+    note("lifecycle-note", "thothd keeps the last " + doc.capacity + " events" +
+      (doc.dropped ? "; " + doc.dropped + " older dropped" : ""));
+    fillTable("t-lifecycle", doc.events.map((e) => [
+      new Date(e.at_unix_ns / 1e6).toISOString(), agoText(Math.max(0, doc.now_ns - e.at_ns)),
+      e.kind, e.service, e.version, e.pid, lifecycleDetail(e)]));
+  } catch (e) {
+    note("lifecycle-note", "cannot read lifecycle.json: " + e);
+  }
+}
+pollLifecycle();
+setInterval(pollLifecycle, 2000);

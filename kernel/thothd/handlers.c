@@ -320,7 +320,39 @@ static int on_status(void *self, const thoth_daemon_Daemon_status_req_t *req,
 	resp->runtime_dir = thoth_str(d->cfg.runtime_dir);
 	resp->version = thoth_str(THOTHD_VERSION);
 	resp->dashboard_url = thoth_str(d->dashboard_url);
-	return 0;
+	/* OBS-3: the lifecycle history, oldest first, when asked (a list
+	 * needs the caller's arena to decode); its strings point into the
+	 * ring, which nothing changes before the answer is encoded. */
+	const thothd_lifecycle_event_t *a, *b;
+	size_t na;
+	size_t n = thothd_lifecycle_read(d->lifecycle, &a, &na, &b, &resp->events_dropped);
+	resp->events_capacity = THOTHD_LIFECYCLE_EVENTS;
+	if (!req->with_events)
+		return 0;
+	thoth_daemon_LifecycleEvent_t *v = calloc(n ? n : 1, sizeof *v);
+	if (!v)
+		return THOTH_E_NOMEM;
+	call->scratch = v;
+	for (size_t i = 0; i < n; i++) {
+		const thothd_lifecycle_event_t *e = i < na ? &a[i] : &b[i - na];
+		v[i] = (thoth_daemon_LifecycleEvent_t){
+			.kind = thoth_str(thothd_lifecycle_kind_name(e->kind)),
+			.at_unix_ns = e->at_unix_ns,
+			.at_ns = e->at_ns,
+			.service = thoth_str(e->service),
+			.version = thoth_str(e->version),
+			.lease = e->lease,
+			.pid = e->pid,
+			.pid_state = thoth_str(thothd_lifecycle_pid_state_name(e->pid_state)),
+			.gap_ns = e->gap_ns,
+			.previous_pid = e->previous_pid,
+			.predecessor_pid = e->predecessor_pid,
+			.predecessor_started_unix_ns = e->predecessor_started_unix_ns,
+		};
+	}
+	resp->events.items = v;
+	resp->events.count = (uint32_t)n;
+	return thothd_reserve_response(call, &thoth_daemon_Daemon_status_info, resp);
 }
 
 /* SCALE-2: the shared resolve table; server.c attaches send_fd to the answer. */

@@ -12,6 +12,7 @@
  * Routes (GET/HEAD only; everything else 405):
  *   /, /index.html, /dashboard.js, /dashboard.css   embedded web/ files
  *   /metrics      Prometheus text exposition (http_live.c)
+ *   /lifecycle.json  recent lifecycle events (lifecycle.c, OBS-3)
  *   /events       Server-Sent Events, one `data:` object a second
  *   /trace.json?from_ns=A&to_ns=B   Chrome JSON of that window (Perfetto),
  *                 made on a worker thread, at most EXPORTS_MAX at once
@@ -874,6 +875,16 @@ static enum MHD_Result serve_serve_stats(thothd_http_t *h, struct MHD_Connection
 	return reply(conn, MHD_HTTP_OK, "application/json", json, len, MHD_RESPMEM_MUST_FREE);
 }
 
+/* OBS-3: the recent lifecycle events, as thothctl status --json's. */
+static enum MHD_Result serve_lifecycle(thothd_http_t *h, struct MHD_Connection *conn)
+{
+	char *json;
+	size_t len;
+	if (thothd_lifecycle_json(h->d->lifecycle, thoth_loop_now(h->loop), &json, &len))
+		return reply_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot read the lifecycle history\n");
+	return reply(conn, MHD_HTTP_OK, "application/json", json, len, MHD_RESPMEM_MUST_FREE);
+}
+
 static void export_unlink(thothd_http_t *h, export_job_t *j)
 {
 	if (!j->linked)
@@ -1150,6 +1161,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return serve_probes(h, conn);
 	if (strcmp(url, "/serve.json") == 0)
 		return serve_serve_stats(h, conn);
+	if (strcmp(url, "/lifecycle.json") == 0)
+		return serve_lifecycle(h, conn);
 	const char *path = strcmp(url, "/") == 0 ? "/index.html" : url;
 	for (size_t i = 0; i < thothd_web_file_count; i++) {
 		const thothd_web_file_t *f = &thothd_web_files[i];

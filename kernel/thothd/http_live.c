@@ -1679,6 +1679,8 @@ int thothd_live_metrics(thothd_live_t *l, char **text, size_t *len)
 	fprintf(f, "thoth_registry_registrations %zu\n", thoth_registry_count(d->registry));
 	metric_head(f, "thoth_registry_watches", "gauge", "Active registry watches.");
 	fprintf(f, "thoth_registry_watches %zu\n", thoth_registry_watch_count(d->registry));
+	/* lifecycle (OBS-3): losses per service, bounded labels */
+	thothd_lifecycle_metrics(d->lifecycle, f);
 
 	/* cpuidle: what node_exporter lacks (per state usage/time/above/below) */
 	cpuidle_metric(f, l, "thoth_cpuidle_state_usage_total",

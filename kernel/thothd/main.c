@@ -641,6 +641,12 @@ int main(int argc, char **argv)
 		thothd_error("cannot start: %s", thoth_strerror(r));
 		goto out;
 	}
+	/* The history's first event (OBS-3): this start, and the predecessor
+	 * found dead, for `thothctl status` long after the log line above. */
+	thothd_lifecycle_started(d->lifecycle, thothd_now(d), d->pid, prev.pid > 0 ? (uint32_t)prev.pid : 0,
+				 prev.pid > 0 && prev.started.tv_sec > 0
+					 ? (uint64_t)prev.started.tv_sec * 1000000000ull + (uint64_t)prev.started.tv_nsec
+					 : 0);
 	/* LockReports and the trace sessions' lock source (OBS-4, locks.c). */
 	if ((r = thothd_locks_new(d, &locks))) {
 		thothd_error("cannot serve lock reports: %s", thoth_strerror(r));

@@ -147,6 +147,8 @@ static void thothd_on_change(void *arg, int kind, const thoth_registry_Instance_
 {
 	thothd_t *d = arg;
 	thothd_rtable_on_change(d, kind, inst);
+	thothd_lifecycle_change(d->lifecycle, kind, inst, thothd_now(d), d->closing_pidfd,
+				(thothd_pid_state_t)d->closing_state);
 	if (kind != THOTH_REGISTRY_RENEWED)
 		thothd_pm_registry_changed(d->pm);      /* PM-2: bounds attached to resolves */
 	if (d->change_hook)
@@ -189,6 +191,11 @@ int thothd_new(const thothd_config_t *cfg, thoth_loop_t *loop, thothd_t **out)
 		rlim_t pidfds = usable / 4 < TRACE_PIDFDS_MAX ? usable / 4 : TRACE_PIDFDS_MAX;
 		thoth__trace_reader_pidfd_budget((uint32_t)pidfds);
 		usable -= pidfds;
+		/* Lost processes' pidfds the lifecycle history keeps (at most
+		 * THOTHD_LIFECYCLE_PIDFDS, lifecycle.c), or an eighth of the
+		 * rest when that is less (one it cannot keep leaves its loss's
+		 * state "unknown"). */
+		usable -= usable / 8 < THOTHD_LIFECYCLE_PIDFDS ? usable / 8 : THOTHD_LIFECYCLE_PIDFDS;
 		if (usable < c->max_clients)
 			c->max_clients = (uint32_t)usable;
 	}
@@ -218,6 +225,8 @@ int thothd_new(const thothd_config_t *cfg, thoth_loop_t *loop, thothd_t **out)
 	d->defer_off = defer && strcmp(defer, "off") == 0;
 	d->listen_fd = -1;
 	d->reserve_fd = -1;
+	d->closing_pidfd = -1;
+	d->closing_state = THOTHD_PID_NOT_LOST;
 	/* Lines a peer can repeat at will: 20 at once, then 5 a second. */
 	d->refuse_log = (thothd_log_limit_t){ .burst = 20, .per_second = 5 };
 	d->drop_log = (thothd_log_limit_t){ .burst = 50, .per_second = 10 };
@@ -241,7 +250,8 @@ int thothd_new(const thothd_config_t *cfg, thoth_loop_t *loop, thothd_t **out)
 		.on_change = thothd_on_change,
 		.change_arg = d,
 	};
-	if (!d->out || !d->arena || !d->event_buf || thothd_rtable_new(d) || thoth_registry_new(&rc, &d->registry) ||
+	if (!d->out || !d->arena || !d->event_buf || thothd_lifecycle_new(&d->lifecycle) ||
+	    thothd_rtable_new(d) || thoth_registry_new(&rc, &d->registry) ||
 	    thothd_tracer_new(d, &d->tracer) || thothd_endpoints_new(d, &d->endpoints) ||
 	    thothd_pm_new(d, &d->pm) || thothd_probes_new(d, &d->probes)) {
 		thothd_free(d);
@@ -493,7 +503,20 @@ static void client_close(thothd_t *d, thothd_client_t *c)
 	/* Peer death: its registrations go now, its watchers' events queue. */
 	THOTH_TRACE(REGISTRY, registry_drop, c->pid, thoth_registry_owner_registrations(c->owner));
 	thothd_endpoints_owner_closed(d->endpoints, c);
+	/* Its registrations are lost (OBS-3): the history says whether its
+	 * process is gone, by a pidfd (never the bare number). */
+	if (thoth_registry_owner_registrations(c->owner)) {
+		d->closing_pidfd = c->fd >= 0 && c->pid ? thothd__client_pidfd(c) : -1;
+		d->closing_state = c->fd < 0 || !c->pid ? THOTHD_PID_UNKNOWN
+				   : d->closing_pidfd >= 0 ? thothd_lifecycle_pid_state(d->closing_pidfd)
+				   : errno == ESRCH || errno == EINVAL ? THOTHD_PID_EXITED
+				   : THOTHD_PID_UNKNOWN;
+	}
 	thoth_registry_owner_drop(d->registry, c->owner);
+	if (d->closing_pidfd >= 0)
+		close(d->closing_pidfd);
+	d->closing_pidfd = -1;
+	d->closing_state = THOTHD_PID_NOT_LOST;
 	thothd_tracer_client_closed(d->tracer, c);
 	thothd_pm_client_closed(d->pm, c);
 	thothd_probes_client_closed(d->probes, c);
@@ -1175,6 +1198,7 @@ void thothd_free(thothd_t *d)
 	thothd_pm_free(d->pm);
 	thothd_probes_free(d->probes);
 	thoth_registry_free(d->registry);
+	thothd_lifecycle_free(d->lifecycle);
 	thothd_rtable_free(d);
 	free(d->out);
 	free(d->arena);

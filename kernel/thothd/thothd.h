@@ -20,6 +20,7 @@
  *   runtime.c   runtime dir and single-instance lock; log.c the log
  *   main.c      arguments, signals, the loop
  *   registry.c  the registry core: pure data structure (registry.h)
+ *   lifecycle.c the recent history of services' lifecycle events (OBS-3)
  *
  * Everything runs on one thoth_loop thread, except the trace collector
  * thread trace.c runs while a session is active (it touches only the
@@ -98,6 +99,7 @@ typedef struct thothd_endpoints thothd_endpoints_t;
 typedef struct thothd_pm thothd_pm_t;
 typedef struct thothd_rtable thothd_rtable_t;
 typedef struct thothd_locks thothd_locks_t;
+typedef struct thothd_lifecycle thothd_lifecycle_t;
 
 /* File descriptors a client may have in flight (SCM_RIGHTS) before the
  * message that uses them is handled; more doom the client. */
@@ -210,6 +212,12 @@ struct thothd {
 	void *metrics_hook_arg;
 	bool expiry_armed;
 	char dashboard_url[128];        /* "" when no dashboard serves (Daemon.status) */
+	thothd_lifecycle_t *lifecycle;  /* recent lifecycle events (lifecycle.c) */
+	/* While client_close drops a connection's registrations: their
+	 * REMOVED changes are losses, its process in this state (lifecycle.c);
+	 * THOTHD_PID_NOT_LOST otherwise (a withdraw). */
+	int closing_pidfd;
+	int closing_state;
 	uint32_t pid;                   /* traced as service_id: thothd serves every call */
 	uint64_t started_ns;
 	/* Per-message scratch: response buffer and decode arena. */
@@ -406,6 +414,76 @@ uint32_t thothd_rtable_entries(const thothd_t *d);
  * iteration (main.c) and before every answer (server.c).  ~100 ns of
  * stores, no system call; nothing when there is no table. */
 void thothd_rtable_publish_status(thothd_t *d);
+
+/* ---- lifecycle.c (OBS-3: docs/THOTHD.md "Recent events") ---- */
+
+/* The bounds: events kept (the oldest overwritten and counted as dropped),
+ * losses a re-registration is matched against, service names with a
+ * label of their own in thoth_thothd_service_lost_total. */
+#define THOTHD_LIFECYCLE_EVENTS 64
+#define THOTHD_LIFECYCLE_LOSSES 64
+#define THOTHD_LIFECYCLE_LABELS 32
+/* Lost processes' pidfds kept at once, to say "exited" once a lost one
+ * has (a kill -9 closes the socket just before the exit is signalled):
+ * few are ever pending; more, all still running, are a peer closing its
+ * connection in a loop. */
+#define THOTHD_LIFECYCLE_PIDFDS 8
+#define THOTH_LIFECYCLE_NAME_MAX 128    /* a registry name's longest (registry.h) */
+
+typedef enum thothd_lifecycle_kind {
+	THOTHD_LIFECYCLE_STARTED,
+	THOTHD_LIFECYCLE_REGISTERED,
+	THOTHD_LIFECYCLE_DEREGISTERED,
+	THOTHD_LIFECYCLE_LOST,
+	THOTHD_LIFECYCLE_REREGISTERED,
+	THOTHD_LIFECYCLE_EXPIRED,
+} thothd_lifecycle_kind_t;
+
+typedef enum thothd_pid_state {
+	THOTHD_PID_NOT_LOST,            /* "": not a loss */
+	THOTHD_PID_EXITED,              /* its pidfd polls readable */
+	THOTHD_PID_RUNNING,             /* its pidfd does not (yet) */
+	THOTHD_PID_UNKNOWN,             /* no pidfd */
+} thothd_pid_state_t;
+
+/* One event: Daemon.status's LifecycleEvent (idl/daemon.tidl) in fixed
+ * storage. */
+typedef struct thothd_lifecycle_event {
+	thothd_lifecycle_kind_t kind;
+	thothd_pid_state_t pid_state;
+	uint64_t at_unix_ns, at_ns;
+	char service[THOTH_LIFECYCLE_NAME_MAX + 1];
+	char version[40];
+	uint64_t lease;
+	uint32_t pid, previous_pid, predecessor_pid;
+	uint64_t gap_ns, predecessor_started_unix_ns;
+} thothd_lifecycle_event_t;
+
+int thothd_lifecycle_new(thothd_lifecycle_t **out);
+void thothd_lifecycle_free(thothd_lifecycle_t *l);
+/* thothd (PID) started; PREDECESSOR_PID the thothd that left its pid file
+ * (0: none), started at PREDECESSOR_STARTED_UNIX_NS. */
+void thothd_lifecycle_started(thothd_lifecycle_t *l, uint64_t now_ns, uint32_t pid,
+			      uint32_t predecessor_pid, uint64_t predecessor_started_unix_ns);
+/* A registry change (on_change's KIND).  REMOVED with LOST_STATE other than
+ * THOTHD_PID_NOT_LOST is a loss; LOST_PIDFD (>= 0: not taken, duplicated
+ * when kept) is its process's. */
+void thothd_lifecycle_change(thothd_lifecycle_t *l, int kind, const thoth_registry_Instance_t *inst,
+			     uint64_t now_ns, int lost_pidfd, thothd_pid_state_t lost_state);
+/* The state of the process PIDFD pins (-1: unknown). */
+thothd_pid_state_t thothd_lifecycle_pid_state(int pidfd);
+/* The events kept, oldest first, in two runs (the ring's wrap): *N_FIRST
+ * at *FIRST, then the rest at *SECOND; returns how many in all.  Valid
+ * until the next change.  *DROPPED: pushed out, ever. */
+size_t thothd_lifecycle_read(thothd_lifecycle_t *l, const thothd_lifecycle_event_t **first,
+			     size_t *n_first, const thothd_lifecycle_event_t **second,
+			     uint64_t *dropped);
+const char *thothd_lifecycle_kind_name(thothd_lifecycle_kind_t k);
+const char *thothd_lifecycle_pid_state_name(thothd_pid_state_t s);
+/* The dashboard's /lifecycle.json (malloc'd), NOW_NS the monotonic now. */
+int thothd_lifecycle_json(thothd_lifecycle_t *l, uint64_t now_ns, char **out, size_t *len);
+/* /metrics: losses per service (bounded labels), events and drops. */
+void thothd_lifecycle_metrics(const thothd_lifecycle_t *l, FILE *f);
 
 /* ---- trace.c ---- */
 

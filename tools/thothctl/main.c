@@ -188,6 +188,28 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* Is IN's process stopped (SIGSTOP, a debugger: state T or t)?  It stays
+ * registered and resolvable -- its connection is open -- and looks alive
+ * to thothd; this is display only.  Local instances only, their pid pinned
+ * by a pidfd while /proc/PID/stat is read (procfd.h): an exited one whose
+ * number another process took is never said to be stopped. */
+static bool instance_stopped(const thoth_registry_Instance_t *in)
+{
+	const thoth_common_Endpoint_t *ep = &in->registration.endpoint;
+	if (ep->locality == THOTH_COMMON_LOCALITY_REMOTE || !ep->pid)
+		return false;
+	char why[128], buf[512];
+	int pidfd = -1;
+	if (thothctl_pid_pin(ep->pid, &pidfd, why, sizeof why))
+		return false;                   /* gone */
+	ssize_t n = thoth__proc_read_pinned(ep->pid, pidfd, "stat", buf, sizeof buf);
+	if (pidfd >= 0)
+		close(pidfd);
+	/* "PID (COMM) STATE ...": COMM may hold spaces and parentheses. */
+	const char *close_ = n > 0 ? strrchr(buf, ')') : NULL;
+	return close_ && close_[1] == ' ' && (close_[2] == 'T' || close_[2] == 't');
+}
+
 static void instance_json(const thoth_registry_Instance_t *in, const char *event)
 {
 	const thoth_registry_Registration_t *r = &in->registration;
@@ -202,12 +224,16 @@ static void instance_json(const thoth_registry_Instance_t *in, const char *event
 	thothctl_json_str(r->endpoint.addr.ptr, r->endpoint.addr.len);
 	printf(",\"numa_node\":%u,\"locality\":\"%s\",\"instance_id\":%llu,\"pid\":%u,"
 	       "\"features\":%llu,\"ttl_ms\":%u,\"lease\":\"%016llx\",\"registered_at_ns\":%llu,"
-	       "\"expires_at_ns\":%llu,\"owner_uid\":%u,\"claims\":[",
+	       "\"expires_at_ns\":%llu,\"owner_uid\":%u,",
 	       r->endpoint.numa_node, locality_name(r->endpoint.locality),
 	       (unsigned long long)r->endpoint.instance_id, r->endpoint.pid,
 	       (unsigned long long)r->features, r->ttl_ms, (unsigned long long)in->lease,
 	       (unsigned long long)in->registered_at_ns, (unsigned long long)in->expires_at_ns,
 	       in->owner_uid);
+	/* only when true: a running instance's object is as before */
+	if (instance_stopped(in))
+		printf("\"stopped\":true,");
+	printf("\"claims\":[");
 	for (uint32_t i = 0; i < r->claims.count; i++) {
 		const thoth_common_InterfaceClaim_t *c = &r->claims.items[i];
 		/* package and interface come from the registrant: escaped */
@@ -266,11 +292,12 @@ static void table_row(const widths_t *w, const thoth_registry_Instance_t *in, co
 	const char *name = thoth_text(r->name.ptr, r->name.len);
 	const char *version = thoth_text(r->version.ptr, r->version.len);
 	const char *addr = thoth_text(r->endpoint.addr.ptr, r->endpoint.addr.len);
-	printf("%-*s  %-*s  %-*s  %4u  %-6s  %7u  %016llx  %s\n", thoth_text_field(name, w->name),
+	/* A stopped process: said after the row, whose columns stay as they are. */
+	printf("%-*s  %-*s  %-*s  %4u  %-6s  %7u  %016llx  %s%s\n", thoth_text_field(name, w->name),
 	       name, thoth_text_field(version, w->version), version,
 	       thoth_text_field(addr, w->endpoint), addr, r->endpoint.numa_node,
 	       locality_name(r->endpoint.locality), r->endpoint.pid, (unsigned long long)in->lease,
-	       expires);
+	       expires, instance_stopped(in) ? "  (stopped: SIGSTOP or a debugger; still registered)" : "");
 }
 
 /* ---- commands ------------------------------------------------------------------------ */
@@ -427,11 +454,125 @@ int thothctl_call_failed(thoth_control_t *ctl, const char *what, int r)
 	return 1;
 }
 
+/* OBS-3: a wall-clock time as "2026-12-03T18:55:01.123Z" (UTC). */
+static const char *utc_text(uint64_t unix_ns, char *buf, size_t cap)
+{
+	time_t s = (time_t)(unix_ns / 1000000000ull);
+	struct tm tm;
+	if (!unix_ns || !gmtime_r(&s, &tm))
+		return "an unknown time";
+	size_t n = strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf + n, cap - n, ".%03uZ", (unsigned)(unix_ns / 1000000ull % 1000));
+	return buf;
+}
+
+/* A duration for a reader: "40 ms", "12.3 s", "3 min 02 s", "2 h 05 min". */
+static const char *span_text(uint64_t ns, char *buf, size_t cap)
+{
+	uint64_t ms = ns / 1000000ull, s = ns / 1000000000ull;
+	if (ms < 1000)
+		snprintf(buf, cap, "%llu ms", (unsigned long long)ms);
+	else if (s < 60)
+		snprintf(buf, cap, "%.1f s", (double)ns / 1e9);
+	else if (s < 3600)
+		snprintf(buf, cap, "%llu min %02llu s", (unsigned long long)(s / 60),
+			 (unsigned long long)(s % 60));
+	else
+		snprintf(buf, cap, "%llu h %02llu min", (unsigned long long)(s / 3600),
+			 (unsigned long long)(s / 60 % 60));
+	return buf;
+}
+
+/* The lifecycle history of Daemon.status (1.5), as JSON members after
+ * the others: "events" (null from an older thothd, which keeps none),
+ * "events_dropped", "events_capacity". */
+static void status_events_json(const thoth_daemon_Daemon_status_resp_t *st, uint64_t now)
+{
+	printf(",\"events_capacity\":%u,\"events_dropped\":%llu,\"events\":", st->events_capacity,
+	       (unsigned long long)st->events_dropped);
+	if (!st->events_capacity) {
+		printf("null");
+		return;
+	}
+	printf("[");
+	for (uint32_t i = 0; i < st->events.count; i++) {
+		const thoth_daemon_LifecycleEvent_t *e = &st->events.items[i];
+		printf("%s{\"kind\":", i ? "," : "");
+		thothctl_json_str(e->kind.ptr, e->kind.len);
+		printf(",\"at_unix_ns\":%llu,\"at_ns\":%llu,\"ago_ns\":%llu,\"service\":",
+		       (unsigned long long)e->at_unix_ns, (unsigned long long)e->at_ns,
+		       (unsigned long long)(now > e->at_ns ? now - e->at_ns : 0));
+		thothctl_json_str(e->service.ptr, e->service.len);
+		printf(",\"version\":");
+		thothctl_json_str(e->version.ptr, e->version.len);
+		printf(",\"lease\":\"%016llx\",\"pid\":%u,\"pid_state\":", (unsigned long long)e->lease,
+		       e->pid);
+		thothctl_json_str(e->pid_state.ptr, e->pid_state.len);
+		printf(",\"gap_ns\":%llu,\"previous_pid\":%u,\"predecessor_pid\":%u,"
+		       "\"predecessor_started_unix_ns\":%llu}",
+		       (unsigned long long)e->gap_ns, e->previous_pid, e->predecessor_pid,
+		       (unsigned long long)e->predecessor_started_unix_ns);
+	}
+	printf("]");
+}
+
+static bool is_kind(const thoth_daemon_LifecycleEvent_t *e, const char *kind)
+{
+	return e->kind.len == strlen(kind) && memcmp(e->kind.ptr, kind, e->kind.len) == 0;
+}
+
+/* The same as text, newest last: when (absolute, UTC, and how long ago),
+ * what, and what it says of the process.  Every string is thothd's (a
+ * service's name and version: a peer's), shown through thoth_text. */
+static void status_events_text(const thoth_daemon_Daemon_status_resp_t *st, uint64_t now)
+{
+	if (!st->events_capacity) {
+		printf("  recent events   not kept by this thothd (older than Daemon 1.5: "
+		       "its log says what came and went)\n");
+		return;
+	}
+	printf("  recent events   %u, newest last (thothd keeps the last %u", st->events.count,
+	       st->events_capacity);
+	if (st->events_dropped)
+		printf("; %llu older dropped", (unsigned long long)st->events_dropped);
+	printf(")\n");
+	for (uint32_t i = 0; i < st->events.count; i++) {
+		const thoth_daemon_LifecycleEvent_t *e = &st->events.items[i];
+		char when[48], ago[32], gap[32], pred[48];
+		printf("    %s  %s ago  %-12s ", utc_text(e->at_unix_ns, when, sizeof when),
+		       span_text(now > e->at_ns ? now - e->at_ns : 0, ago, sizeof ago),
+		       thoth_text(e->kind.ptr, e->kind.len));
+		if (is_kind(e, "started")) {
+			printf("thothd pid %u", e->pid);
+			if (e->predecessor_pid)
+				printf(", replacing pid %u (started %s), which did not stop cleanly "
+				       "(killed or crashed)", e->predecessor_pid,
+				       utc_text(e->predecessor_started_unix_ns, pred, sizeof pred));
+			printf("\n");
+			continue;
+		}
+		printf("%s %s pid %u", thoth_text(e->service.ptr, e->service.len),
+		       thoth_text(e->version.ptr, e->version.len), e->pid);
+		if (is_kind(e, "lost"))
+			printf(": its connection closed while registered; process %s",
+			       thoth_text(e->pid_state.ptr, e->pid_state.len));
+		else if (is_kind(e, "reregistered"))
+			printf(", %s after pid %u was lost", span_text(e->gap_ns, gap, sizeof gap),
+			       e->previous_pid);
+		printf("\n");
+	}
+}
+
 static int cmd_status(thoth_control_t *ctl)
 {
-	thoth_daemon_Daemon_status_req_t req = { 0 };
+	thoth_daemon_Daemon_status_req_t req = { .with_events = true };
 	thoth_daemon_Daemon_status_resp_t st;
-	int r = thoth_daemon_Daemon_status(&ctl->client, &req, &st, NULL);
+	/* The lifecycle history's list (64 events from thothd, ~12 KiB
+	 * decoded) is decoded here; a status beyond it fails as such. */
+	static _Alignas(16) uint8_t scratch[256 * 1024];
+	thoth_arena_t arena;
+	thoth_arena_init(&arena, scratch, sizeof scratch);
+	int r = thoth_daemon_Daemon_status(&ctl->client, &req, &st, &arena);
 	if (r)
 		return thothctl_call_failed(ctl, "status", r);
 	if (json) {
@@ -451,6 +592,7 @@ static int cmd_status(thoth_control_t *ctl)
 			thothctl_json_str(st.dashboard_url.ptr, st.dashboard_url.len);
 		else
 			printf("null");
+		status_events_json(&st, now_ns());
 		printf("}\n");
 		return 0;
 	}
@@ -476,6 +618,7 @@ static int cmd_status(thoth_control_t *ctl)
 		       st.next_expiry_ns > now ? (double)(st.next_expiry_ns - now) / 1e9 : 0.0);
 	else
 		printf("  next expiry     none (no timer armed)\n");
+	status_events_text(&st, now);
 	return 0;
 }
 
