@@ -855,6 +855,7 @@ static char *locks_report(const char *dir, struct thothd_lock_symcache *syms, pt
 		free(scan);
 		return NULL;
 	}
+	thothd_locks_prune(dir, false);
 	if (thothd_lock_scan_cached(dir, 0, syms, scan))   /* symbols kept (locks.h) */
 		scan->n = 0;
 	thothlock_table_t *const *tables = scan->tables;
@@ -1666,6 +1667,12 @@ int thothd_live_metrics(thothd_live_t *l, char **text, size_t *len)
 		(unsigned long long)(l->rings ? thothd_lock_rings_unkept(l->rings) : 0));
 	fprintf(f, "thothd_lock_rings_unkept_total{follower=\"trace\"} %llu\n",
 		(unsigned long long)(d->lock_session_rings ? thothd_lock_rings_unkept(d->lock_session_rings) : 0));
+
+	metric_head(f, "thothd_lock_markers_pruned_total", "counter",
+		    "Dead processes' lock markers (RUNTIME_DIR/locks/PID.table of a process gone, or "
+		    "of a pid now another process's) removed at start and at scans (docs/LOCKS.md).");
+	fprintf(f, "thothd_lock_markers_pruned_total %llu\n",
+		(unsigned long long)thothd_lock_markers_pruned());
 
 	/* every traced process's oneway calls dropped (its control page) */
 	metric_head(f, "thoth_oneways_dropped_total", "counter",

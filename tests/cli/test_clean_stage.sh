@@ -128,6 +128,15 @@ mkdir -p "$R/env"
 rc=0
 out=$(THOTH_RUNTIME_DIR=$R/env "$PY" "$GUARD" -- bash -c 'd=$(mktemp -d "$THOTH_RUNTIME_DIR/x-XXXX"); rm -r "$d"' 2>&1) || rc=$?
 [ $rc = 0 ] || fail "a stage tidy in the runtime dir failed ($rc): $out"
+# a marker whose pid runs outside the stage (another user of the dir: a
+# helper beside it, the user's own profiled program): named, not counted
+sleep 30 & outside=$!
+rc=0
+out=$(THOTH_RUNTIME_DIR=$R/env "$PY" "$GUARD" -- bash -c "sleep 0.8; touch \"\$THOTH_RUNTIME_DIR/$outside.table\"; sleep 1.2; :" 2>&1) || rc=$?
+kill $outside; wait $outside 2>/dev/null || true
+[ $rc = 0 ] && grep -q "note: $R/env/$outside.table appeared during the stage, written by pid $outside (sleep 30), which this stage did not start: not counted" <<<"$out" ||
+  fail "a marker of a process outside the stage counted ($rc): $out"
+rm -f "$R/env/$outside.table"
 # one that makes the runtime dir itself (a thothd's default, absent before)
 rc=0
 out=$("$PY" "$GUARD" -- bash -c 'mkdir -p "$THOTH_STAGE_RUNDIR_TMP/thoth-$(id -u)"' 2>&1) || rc=$?

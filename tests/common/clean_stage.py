@@ -39,7 +39,10 @@ failed) when the stage left anything behind:
   whose PID still ran when it was seen, by its ancestry (the command of
   COMMAND's child it runs under: ctest's test); else the tests (COMMAND's
   children) that ran when it was first seen; one made after the last poll
-  is "seen only after the stage".  Not removed: the dir is the user's (a
+  is "seen only after the stage".  A marker whose PID runs outside the
+  stage (neither below COMMAND nor marked with it: the user's own
+  profiled program, another stage beside this one) is named in a note,
+  not counted.  Not removed: the dir is the user's (a
   thothd of theirs may run there); thothd prunes a dead process's lock
   marker itself (docs/LOCKS.md).  What was there before is not the
   stage's.  Not by a guard inside a stage unless THOTH_STAGE_RUNDIRS=1
@@ -338,8 +341,9 @@ def running_tests(command_pid):
 class RundirWatch:
     """The runtime dirs before the stage, and who wrote what appeared."""
 
-    def __init__(self, dirs):
+    def __init__(self, dirs, stage):
         self.dirs = dirs
+        self.stage = stage
         self.before = rundir_entries(dirs)
         self.who = {}                   # path: (inode, "written by ...")
 
@@ -348,21 +352,33 @@ class RundirWatch:
         for p, ino in now.items():
             if self.before.get(p) == ino or (p in self.who and self.who[p][0] == ino):
                 continue
-            self.who[p] = (ino, self.attribute(p, command_pid))
+            self.who[p] = (ino,) + self.attribute(p, command_pid)
         return now
 
-    @staticmethod
-    def attribute(path, command_pid):
+    def attribute(self, path, command_pid):
+        """(what to say, whether it is another's: a marker PID.* whose
+        PID runs outside this stage, neither below COMMAND nor marked
+        with the stage: another user of the dir, not a test of ours)."""
         head = os.path.basename(path).split(".", 1)[0]
         if head.isdigit():
-            t = test_of(int(head), command_pid)
+            pid = int(head)
+            t = test_of(pid, command_pid)
             if t:
-                return "by pid %s of test: %s" % (head, t)
+                return "by pid %s of test: %s" % (head, t), False
+            if proc_state(pid)[0] not in (None, "Z", "X") and not self.marked(pid):
+                return "by pid %s (%s), which this stage did not start" % (head, short_cmd(pid)), True
         tests = running_tests(command_pid)
         if not tests:
-            return "while no test ran"
+            return "while no test ran", False
         return "while %s ran: %s" % ("this test" if len(tests) == 1 else "these %d tests" % len(tests),
-                                      "; ".join(tests))
+                                      "; ".join(tests)), False
+
+    def marked(self, pid):
+        try:
+            with open("/proc/%d/environ" % pid, "rb") as f:
+                return (MARK + "=" + self.stage).encode() in f.read().split(b"\0")
+        except OSError:
+            return True             # not ours to read: cannot tell, counted
 
     def report(self, command_pid):
         """Prints what the stage left; True when it left anything."""
@@ -371,6 +387,10 @@ class RundirWatch:
         # Each new file by itself (each has its writer); a new directory
         # only when nothing new is in it.
         top = [p for p in new if not any(q.startswith(p + "/") for q in new)]
+        for p in [p for p in top if p in self.who and self.who[p][0] == now[p] and self.who[p][2]]:
+            print("clean_stage: note: %s appeared during the stage, written %s: not counted"
+                  % (p, self.who[p][1]), flush=True)
+            top.remove(p)
         if not top:
             return False
         print("clean_stage: FAILED: %d entr%s left in the user's runtime dir%s (%s) by this stage, "
@@ -421,7 +441,7 @@ def main(argv):
     stage = tempfile.mkdtemp(prefix="%s%d-" % (STAGE_PREFIX, os.getpid()), dir=base)
     shm_before = shm_entries() if check_shm else None
     rd = os.environ.get("THOTH_STAGE_RUNDIRS", "")
-    rundirs = RundirWatch(runtime_dirs()) \
+    rundirs = RundirWatch(runtime_dirs(), stage) \
         if rd == "1" or (rd != "0" and not os.environ.get(MARK)) else None
     # As /tmp is (sticky, anyone's): tests that reach a socket as another
     # uid (test_chan_socket_policy) must pass through it; mkdtemp made 0700.
