@@ -844,6 +844,17 @@ typedef struct locks_job {
 	bool here;                      /* made on the loop thread (THOTHD_DEFER=off) */
 } locks_job_t;
 
+/* As LockReports' scans (locks.c): a dead marker removed at info, a name
+ * refused at debug (the panel's refusals name it). */
+static void locks_prune_say(void *ctx, bool refused, const char *line)
+{
+	(void)ctx;
+	if (refused)
+		thothd_debug("locks: %s", line);
+	else
+		thothd_info("locks: removed the dead marker %s", line);
+}
+
 static char *locks_report(const char *dir, struct thothd_lock_symcache *syms, pthread_mutex_t *syms_mu)
 {
 	thothd_lock_scan_t *scan = malloc(sizeof *scan);
@@ -855,7 +866,7 @@ static char *locks_report(const char *dir, struct thothd_lock_symcache *syms, pt
 		free(scan);
 		return NULL;
 	}
-	thothd_locks_prune(dir, false);
+	(void)thothd_lock_prune(dir, locks_prune_say, NULL);   /* dead markers (docs/LOCKS.md) */
 	if (thothd_lock_scan_cached(dir, 0, syms, scan))   /* symbols kept (locks.h) */
 		scan->n = 0;
 	thothlock_table_t *const *tables = scan->tables;

@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -205,7 +206,8 @@ static bool started_at(int pid, double *out)
 static bool marker_dead(int pid, const struct stat *st, char *why, size_t cap)
 {
 	int pidfd = thoth__pid_pin((uint32_t)pid);
-	if (pidfd < 0 && errno == ESRCH) {
+	/* no pidfds (ENOSYS): kill(0) says whether PID exists */
+	if (pidfd < 0 && (errno == ESRCH || (kill(pid, 0) != 0 && errno == ESRCH))) {
 		snprintf(why, cap, "process %d is gone", pid);
 		return true;
 	}

@@ -521,7 +521,9 @@ int thothd_locks_new(thothd_t *d, thothd_locks_t **out);
 void thothd_locks_free(thothd_locks_t *l);
 /* Removes the dead processes' markers in LOCKS_DIR (thothd_lock_prune,
  * locks.h), logging each; AT_START: thothd starting (a refused name a
- * warning, not a debug line).  At start and before every scan. */
+ * warning, not a debug line).  At start and before every LockReports
+ * scan (locks.c; the dashboard's panel, http_live.c, calls
+ * thothd_lock_prune itself: it links without locks.c). */
 void thothd_locks_prune(const char *locks_dir, bool at_start);
 
 /* ---- endpoints.c ---- */
