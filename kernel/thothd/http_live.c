@@ -844,6 +844,17 @@ typedef struct locks_job {
 	bool here;                      /* made on the loop thread (THOTHD_DEFER=off) */
 } locks_job_t;
 
+/* As LockReports' scans (locks.c): a dead marker removed at info, a name
+ * refused at debug (the panel's refusals name it). */
+static void locks_prune_say(void *ctx, bool refused, const char *line)
+{
+	(void)ctx;
+	if (refused)
+		thothd_debug("locks: %s", line);
+	else
+		thothd_info("locks: removed the dead marker %s", line);
+}
+
 static char *locks_report(const char *dir, struct thothd_lock_symcache *syms, pthread_mutex_t *syms_mu)
 {
 	thothd_lock_scan_t *scan = malloc(sizeof *scan);
@@ -855,6 +866,7 @@ static char *locks_report(const char *dir, struct thothd_lock_symcache *syms, pt
 		free(scan);
 		return NULL;
 	}
+	(void)thothd_lock_prune(dir, locks_prune_say, NULL);   /* dead markers (docs/LOCKS.md) */
 	if (thothd_lock_scan_cached(dir, 0, syms, scan))   /* symbols kept (locks.h) */
 		scan->n = 0;
 	thothlock_table_t *const *tables = scan->tables;
@@ -1666,6 +1678,12 @@ int thothd_live_metrics(thothd_live_t *l, char **text, size_t *len)
 		(unsigned long long)(l->rings ? thothd_lock_rings_unkept(l->rings) : 0));
 	fprintf(f, "thothd_lock_rings_unkept_total{follower=\"trace\"} %llu\n",
 		(unsigned long long)(d->lock_session_rings ? thothd_lock_rings_unkept(d->lock_session_rings) : 0));
+
+	metric_head(f, "thothd_lock_markers_pruned_total", "counter",
+		    "Dead processes' lock markers (RUNTIME_DIR/locks/PID.table of a process gone, or "
+		    "of a pid now another process's) removed at start and at scans (docs/LOCKS.md).");
+	fprintf(f, "thothd_lock_markers_pruned_total %llu\n",
+		(unsigned long long)thothd_lock_markers_pruned());
 
 	/* every traced process's oneway calls dropped (its control page) */
 	metric_head(f, "thoth_oneways_dropped_total", "counter",

@@ -278,6 +278,7 @@ static void report_work(void *arg)
 	thothd_lock_scan_t *scan = job->scan;
 	uint64_t t0 = now_ns();
 	pthread_mutex_lock(&l->syms_mu);
+	thothd_locks_prune(l->dir, false);
 	errno = 0;
 	int r = thothd_lock_scan_cached(l->dir, (int)job->pid, l->syms, scan);
 	if (r) {
@@ -479,6 +480,27 @@ static uint64_t session_source(thothd_tracer_t *t, uint64_t since_ns, void *ctx)
 	return lost;
 }
 
+/* A dead process's marker removed (info), or a name refused (at start a
+ * warning; at a scan a debug line: the report's refusals name it). */
+static void prune_say(void *ctx, bool refused, const char *line)
+{
+	bool at_start = ctx != NULL;
+	if (!refused)
+		thothd_info("locks: removed the dead marker %s", line);
+	else if (at_start)
+		thothd_warn("locks: %s", line);
+	else
+		thothd_debug("locks: %s", line);
+}
+
+void thothd_locks_prune(const char *locks_dir, bool at_start)
+{
+	static char start_mark;
+	int r = thothd_lock_prune(locks_dir, prune_say, at_start ? &start_mark : NULL);
+	if (r < 0 && at_start)
+		thothd_warn("locks: cannot read %s to remove dead markers: %s", locks_dir, strerror(errno));
+}
+
 int thothd_locks_new(thothd_t *d, thothd_locks_t **out)
 {
 	thothd_locks_t *l = calloc(1, sizeof *l);
@@ -499,6 +521,9 @@ int thothd_locks_new(thothd_t *d, thothd_locks_t **out)
 	_Static_assert(THOTHD_LOCK_RING_FDS_MAX == THOTHD_LOCKS_KEPT_FDS_MAX, "one budget, two names");
 	thothd_lock_rings_fd_budget(d->lock_ring_fds);
 	snprintf(l->dir, sizeof l->dir, "%s/locks", d->cfg.runtime_dir ? d->cfg.runtime_dir : ".");
+	/* Markers of processes killed or crashed while no thothd ran (or
+	 * before this one started): removed now, and at every scan. */
+	thothd_locks_prune(l->dir, true);
 	d->locks = l;
 	d->locks_handlers = &handlers;
 	/* THOTHD_LOCK_SYMCACHE=off: every report symbolizes afresh, as before

@@ -82,6 +82,19 @@ const char *thothd_lock_launcher(char *out, size_t cap);
 int thothd_lock_scan(const char *locks_dir, int pid, thothd_lock_scan_t *s);
 void thothd_lock_scan_free(thothd_lock_scan_t *s);
 
+/* Removes the markers in LOCKS_DIR of processes that are gone (docs/
+ * LOCKS.md "Dead markers"): PID.table (and PID.table.new) whose PID runs
+ * no more, or runs a process started after the marker was made that holds
+ * no table.  A live process's marker is never removed; a marker name that
+ * is not a regular file is neither followed nor removed.  SAY (if set) is
+ * called with each line to log: REFUSED false, a marker removed and why;
+ * true, a name refused.  Returns the markers removed, or a negative
+ * THOTH_E_* (the directory cannot be read; a missing one is 0).  Those
+ * removed are counted in thothd_lock_markers_pruned (thothd's /metrics). */
+typedef void (*thothd_lock_prune_say_fn)(void *ctx, bool refused, const char *line);
+int thothd_lock_prune(const char *locks_dir, thothd_lock_prune_say_fn say, void *ctx);
+uint64_t thothd_lock_markers_pruned(void);
+
 /* ---- symbols kept across reports (thothd) ----------------------------------------------
  * Setting up libdw for a process and looking its addresses up is what a
  * report costs (70-80 ms for a small program).  The cache keeps, per

@@ -25,12 +25,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "thoth/error.h"
@@ -139,6 +141,147 @@ static uint64_t start_time(int pid)
 	snprintf(path, sizeof path, "/proc/%d/stat", pid);
 	const char *f = thoth__proc_stat_field(path, 22, buf, sizeof buf);
 	return f ? strtoull(f, NULL, 10) : 0;
+}
+
+/* ---- dead markers ------------------------------------------------------------------------
+ * A profiled process removes its marker at exit; one killed (kill -9, a
+ * crash) or ended by _exit cannot, and its marker stayed for ever (21 in
+ * /tmp/thoth-0/locks after stop 44's test runs).  thothd removes them
+ * (thothd_lock_prune, locks.h), never a live process's:
+ *
+ * - PID gone (ESRCH): the marker is a dead process's.
+ * - PID runs, started (boot-relative start time, /proc/PID/stat field 22,
+ *   as wall-clock time) more than PRUNE_SLACK_S after the marker was made
+ *   (its mtime; the maker made it after it started) AND holds no
+ *   thothlock:PID memfd: the pid is reused.  Both: a wall clock stepped
+ *   forward makes a live process look started late, but a live maker
+ *   keeps its memfd open (close-on-exec: an exec'd image without the
+ *   preload keeps the marker too, as its start time is the maker's).
+ *   Anything else (the pid's /proc unreadable, another user's) is kept.
+ * - Removal: the marker is renamed to a private name first and removed
+ *   only if it is the file that was judged (same inode); a new marker
+ *   renamed in by a new process of that pid meanwhile is put back.
+ * - Not a regular file (a symlink, a FIFO, a directory under a marker's
+ *   name): never followed, never removed: named.
+ */
+#define PRUNE_SLACK_S 2
+
+static _Atomic uint64_t markers_pruned;
+static const char *file_kind(mode_t m);
+
+uint64_t thothd_lock_markers_pruned(void)
+{
+	return atomic_load(&markers_pruned);
+}
+
+/* "PID.table" or "PID.table.new" (a process killed between making its
+ * marker and renaming it) -> PID, else 0. */
+static int marker_name_pid(const char *name)
+{
+	char buf[64];
+	size_t n = strlen(name);
+	if (n > 4 && n < sizeof buf && strcmp(name + n - 4, ".new") == 0) {
+		memcpy(buf, name, n - 4);
+		buf[n - 4] = 0;
+		return table_name_pid(buf);
+	}
+	return table_name_pid(name);
+}
+
+/* When PID started, as CLOCK_REALTIME seconds; false: gone or unreadable. */
+static bool started_at(int pid, double *out)
+{
+	uint64_t ticks = start_time(pid);
+	long hz = sysconf(_SC_CLK_TCK);
+	struct timespec real, boot;
+	if (!ticks || hz <= 0 || clock_gettime(CLOCK_REALTIME, &real) != 0 ||
+	    clock_gettime(CLOCK_BOOTTIME, &boot) != 0)
+		return false;
+	*out = (double)real.tv_sec + real.tv_nsec / 1e9 - ((double)boot.tv_sec + boot.tv_nsec / 1e9) +
+	       (double)ticks / (double)hz;
+	return true;
+}
+
+/* Whether the marker (ST) of PID is a dead process's; WHY says how. */
+static bool marker_dead(int pid, const struct stat *st, char *why, size_t cap)
+{
+	int pidfd = thoth__pid_pin((uint32_t)pid);
+	/* no pidfds (ENOSYS): kill(0) says whether PID exists */
+	if (pidfd < 0 && (errno == ESRCH || (kill(pid, 0) != 0 && errno == ESRCH))) {
+		snprintf(why, cap, "process %d is gone", pid);
+		return true;
+	}
+	bool dead = false;
+	double start;
+	if (started_at(pid, &start) &&
+	    start > (double)st->st_mtim.tv_sec + st->st_mtim.tv_nsec / 1e9 + PRUNE_SLACK_S) {
+		char w[PATH_MAX + 200];
+		int fd = thothlock_open_live(pid, w, sizeof w);
+		if (fd >= 0)
+			close(fd);
+		if (fd == THOTH_E_NOT_FOUND && thoth__pid_lived_through((uint32_t)pid, pidfd)) {
+			snprintf(why, cap, "pid %d is now another process's (started %.0f s after the "
+				 "marker was made, no table)", pid,
+				 start - ((double)st->st_mtim.tv_sec + st->st_mtim.tv_nsec / 1e9));
+			dead = true;
+		}
+	}
+	if (pidfd >= 0)
+		close(pidfd);
+	return dead;
+}
+
+int thothd_lock_prune(const char *locks_dir, thothd_lock_prune_say_fn say, void *ctx)
+{
+	DIR *d = opendir(locks_dir);
+	if (!d)
+		return errno == ENOENT ? 0 : THOTH_E_IO;
+	int pruned = 0;
+	struct dirent *e;
+	char line[PATH_MAX + 600], why[400];
+	while ((e = readdir(d))) {
+		int pid = marker_name_pid(e->d_name);
+		if (!pid)
+			continue;
+		struct stat st, now;
+		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+			continue;       /* removed meanwhile */
+		if (!S_ISREG(st.st_mode)) {
+			if (say) {
+				snprintf(line, sizeof line, "%s/%s: %s, not a marker: not followed, not removed",
+					 locks_dir, e->d_name, file_kind(st.st_mode));
+				say(ctx, true, line);
+			}
+			continue;
+		}
+		if (!marker_dead(pid, &st, why, sizeof why))
+			continue;
+		/* Taken aside, then removed only if it is the file judged. */
+		char aside[96];
+		snprintf(aside, sizeof aside, ".pruning.%d.%d", (int)getpid(), pid);
+		if (renameat(dirfd(d), e->d_name, dirfd(d), aside) != 0)
+			continue;       /* gone meanwhile (its process's exit, thothlock) */
+		if (fstatat(dirfd(d), aside, &now, AT_SYMLINK_NOFOLLOW) != 0)
+			continue;
+		if (now.st_ino != st.st_ino || now.st_dev != st.st_dev) {
+			/* A new marker of that pid came in meanwhile: put it back,
+			 * unless an even newer one is there (which wins, as a later
+			 * marker of a pid always replaces the earlier). */
+			if (renameat2(dirfd(d), aside, dirfd(d), e->d_name, RENAME_NOREPLACE) != 0)
+				(void)unlinkat(dirfd(d), aside, 0);
+			continue;
+		}
+		if (unlinkat(dirfd(d), aside, 0) != 0)
+			continue;
+		pruned++;
+		atomic_fetch_add(&markers_pruned, 1);
+		if (say) {
+			snprintf(line, sizeof line, "%s/%s: %s", locks_dir, e->d_name, why);
+			say(ctx, false, line);
+		}
+	}
+	closedir(d);
+	return pruned;
 }
 
 /* ---- the symbol cache ------------------------------------------------------------------ */

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "runtime.h"
@@ -76,6 +77,39 @@ static int pidfile_pid(int fd)
 	return (int)v;
 }
 
+/* The pid of the process holding the flock on the file open at FD, from
+ * /proc/locks (dev:inode), or 0 when it cannot be told.  The file's own pid
+ * is not the holder's while a thothd that just won the lock has not yet
+ * written its pid over its crashed predecessor's: two thothds starting
+ * together after a crash, the loser named the crashed pid as the thothd
+ * "already running". */
+static int flock_holder(int fd)
+{
+	struct stat st;
+	if (fstat(fd, &st) != 0)
+		return 0;
+	FILE *f = fopen("/proc/locks", "re");
+	if (!f)
+		return 0;
+	char line[256];
+	int holder = 0;
+	while (!holder && fgets(line, sizeof line, f)) {
+		char kind[16], mode[16], rw[16];
+		int pid;
+		unsigned maj, min;
+		unsigned long long ino;
+		/* "1: FLOCK  ADVISORY  WRITE 4711 fd:01:123456 0 EOF"; a waiter's
+		 * line starts "1: -> ", and reads as no match here. */
+		if (sscanf(line, "%*d: %15s %15s %15s %d %x:%x:%llu", kind, mode, rw, &pid, &maj, &min,
+			   &ino) == 7 &&
+		    strcmp(kind, "FLOCK") == 0 && pid > 0 && maj == major(st.st_dev) &&
+		    min == minor(st.st_dev) && ino == (unsigned long long)st.st_ino)
+			holder = pid;
+	}
+	fclose(f);
+	return holder;
+}
+
 #define LOCK_AGAIN INT_MIN     /* not a THOTH_E_* code */
 
 /* One try: the fd, a THOTH_E_* code, or LOCK_AGAIN when the file was
@@ -87,7 +121,8 @@ static int pidfile_lock_once(const char *path, int *other_pid, thothd_predecesso
 		return THOTH_E_IO;      /* errno says why (EACCES, ELOOP, EISDIR...) */
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		int e = errno;
-		*other_pid = pidfile_pid(fd);
+		int holder = e == EWOULDBLOCK ? flock_holder(fd) : 0;
+		*other_pid = holder ? holder : pidfile_pid(fd);
 		close(fd);
 		errno = e;
 		return e == EWOULDBLOCK ? THOTH_E_BUSY : THOTH_E_IO;

@@ -29,7 +29,10 @@ int thothd_runtime_dir_prepare(const char *dir, char *why, size_t why_len);
 /*
  * Take the lock file DIR/thothd.pid (flock, non-blocking) and write our pid.
  * Returns the open fd (keep it open to hold the lock), or THOTH_E_BUSY with
- * *OTHER_PID set when another thothd holds it, or THOTH_E_IO with errno
+ * *OTHER_PID set when another thothd holds it (the lock's holder, read from
+ * /proc/locks: the file may still name a crashed predecessor while the
+ * winner has not written its pid yet; the file's pid where /proc/locks
+ * cannot tell), or THOTH_E_IO with errno
  * saying why (the file cannot be opened, locked or written).
  * A thothd that stops cleanly removes the file; one found unlocked with a
  * pid in it was left by a thothd that was killed or crashed: on success

@@ -602,6 +602,12 @@ void thothd_tracer_add_event(thothd_tracer_t *t, const thoth_trace_event_t *ev, 
 
 int thothd_locks_new(thothd_t *d, thothd_locks_t **out);
 void thothd_locks_free(thothd_locks_t *l);
+/* Removes the dead processes' markers in LOCKS_DIR (thothd_lock_prune,
+ * locks.h), logging each; AT_START: thothd starting (a refused name a
+ * warning, not a debug line).  At start and before every LockReports
+ * scan (locks.c; the dashboard's panel, http_live.c, calls
+ * thothd_lock_prune itself: it links without locks.c). */
+void thothd_locks_prune(const char *locks_dir, bool at_start);
 
 /* ---- endpoints.c ---- */
 

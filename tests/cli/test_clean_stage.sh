@@ -18,6 +18,9 @@ export W
 # /dev/shm is looked at only where asked (below): other programs make
 # and remove theirs there while this runs
 export THOTH_STAGE_SHM=0
+# ... and the user's runtime dirs likewise: the other tests beside this one
+# may use /tmp/thoth-UID
+export THOTH_STAGE_RUNDIRS=0
 run() { rc=0; out=$("$PY" "$GUARD" -- bash -c "$1" 2>&1) || rc=$?; }
 
 run 'd=$(mktemp -d); touch "$d/x"; rm -r "$d"'
@@ -87,6 +90,61 @@ run 'echo x >/dev/shm/thoth-guard-test-$$; rm /dev/shm/thoth-guard-test-$$'
 rm -f "$W/shm"
 export THOTH_STAGE_SHM=0
 echo "ok: short socket folders and /dev/shm files a stage leaves are named and removed"
+
+# The user's runtime dirs (libthoth's rule: $THOTH_RUNTIME_DIR, else
+# $XDG_RUNTIME_DIR/thoth, else /tmp/thoth-UID; THOTH_STAGE_RUNDIR_TMP moves
+# /tmp here): what a stage leaves in any of the three fails it, each file
+# named with the test that wrote it (COMMAND's child: ctest's test); what
+# was there before is not the stage's; a file made and removed again is
+# not named; nothing of the user's is removed.
+R=$W/user
+mkdir -p "$R/env" "$R/xdg/thoth" "$R/base/thoth-$(id -u)/locks"
+: >"$R/env/before"; : >"$R/base/thoth-$(id -u)/locks/1.table"
+export THOTH_STAGE_RUNDIRS=1 THOTH_STAGE_RUNDIR_TMP=$R/base
+rc=0
+out=$(THOTH_RUNTIME_DIR=$R/env XDG_RUNTIME_DIR=$R/xdg "$PY" "$GUARD" -- bash -c '
+  bash -c "mkdir -p \"\$THOTH_RUNTIME_DIR/locks\"; sleep 30 & touch \"\$THOTH_RUNTIME_DIR/locks/\$!.table\"
+           sleep 1.5; kill \$!" litterer-one
+  bash -c "touch \"\$XDG_RUNTIME_DIR/thoth/x\"; sleep 1.5; :" litterer-two
+  bash -c "unset THOTH_RUNTIME_DIR XDG_RUNTIME_DIR; touch \"\$THOTH_STAGE_RUNDIR_TMP/thoth-\$(id -u)/y\"; sleep 1.5; :" litterer-three
+  bash -c "touch \"\$THOTH_RUNTIME_DIR/tidy\"; sleep 1; rm \"\$THOTH_RUNTIME_DIR/tidy\"" tidy-one
+  touch "$THOTH_RUNTIME_DIR/late"' 2>&1) || rc=$?
+[ $rc = 1 ] || fail "a stage that left files in the runtime dirs passed ($rc): $out"
+grep -q "FAILED: 4 entries left in the user's runtime dirs ($R/env, $R/xdg/thoth, $R/base/thoth-$(id -u))" \
+  <<<"$out" || fail "not 4 entries in the three runtime dirs: $out"
+grep -q "left in $R/env/locks: [0-9]*\.table, written by pid [0-9]* of test: bash -c .* litterer-one$" <<<"$out" ||
+  fail "the marker not named with the test that wrote it: $out"
+grep -q "left in $R/xdg/thoth: x, written while this test ran: bash -c .* litterer-two$" <<<"$out" ||
+  fail "the XDG_RUNTIME_DIR/thoth file not named with its test: $out"
+grep -q "left in $R/base/thoth-$(id -u): y, written while this test ran: bash -c .* litterer-three$" <<<"$out" ||
+  fail "the /tmp/thoth-UID file not named with its test: $out"
+grep -q "left in $R/env: late, written (seen only after the stage ended)" <<<"$out" ||
+  fail "a file made at the stage's end not named: $out"
+! grep -q "tidy\|before\|1\.table," <<<"$out" || fail "a file removed again or there before was named: $out"
+[ -e "$R/env/locks" ] && [ -e "$R/xdg/thoth/x" ] && [ -e "$R/base/thoth-$(id -u)/y" ] ||
+  fail "the guard removed the user's files"
+rm -rf "$R"
+mkdir -p "$R/env"
+rc=0
+out=$(THOTH_RUNTIME_DIR=$R/env "$PY" "$GUARD" -- bash -c 'd=$(mktemp -d "$THOTH_RUNTIME_DIR/x-XXXX"); rm -r "$d"' 2>&1) || rc=$?
+[ $rc = 0 ] || fail "a stage tidy in the runtime dir failed ($rc): $out"
+# a marker whose pid runs outside the stage (another user of the dir: a
+# helper beside it, the user's own profiled program): named, not counted
+sleep 30 & outside=$!
+rc=0
+out=$(THOTH_RUNTIME_DIR=$R/env "$PY" "$GUARD" -- bash -c "sleep 0.8; touch \"\$THOTH_RUNTIME_DIR/$outside.table\"; sleep 1.2; :" 2>&1) || rc=$?
+kill $outside; wait $outside 2>/dev/null || true
+[ $rc = 0 ] && grep -q "note: $R/env/$outside.table appeared during the stage, written by pid $outside (sleep 30), which this stage did not start: not counted" <<<"$out" ||
+  fail "a marker of a process outside the stage counted ($rc): $out"
+rm -f "$R/env/$outside.table"
+# one that makes the runtime dir itself (a thothd's default, absent before)
+rc=0
+out=$("$PY" "$GUARD" -- bash -c 'mkdir -p "$THOTH_STAGE_RUNDIR_TMP/thoth-$(id -u)"' 2>&1) || rc=$?
+[ $rc = 1 ] && grep -q "left in $R/base: thoth-$(id -u)/ (0 entries)" <<<"$out" ||
+  fail "a runtime dir made by the stage not named ($rc): $out"
+rm -rf "$R"
+export THOTH_STAGE_RUNDIRS=0
+echo "ok: what a stage leaves in the user's runtime dirs is named with the test that wrote it"
 
 # A guard killed by SIGKILL leaves its folder (thoth-stage-PID-*) and its
 # short folders: the next guard removes them, as it does not a live guard's

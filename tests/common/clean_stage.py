@@ -28,6 +28,27 @@ failed) when the stage left anything behind:
   remove their own (thothlock's /dev/shm/thothlock.*), which a nested
   guard would take for its stage's; the outer guard checks them.
 
+- runtime dirs: every default runtime dir a test could fall back to when
+  it does not set its own (libthoth's rule, kernel/ipc/service.c
+  thoth_runtime_dir: $THOTH_RUNTIME_DIR, else $XDG_RUNTIME_DIR/thoth, else
+  /tmp/thoth-UID; each of the three that applies is looked at, since a
+  test may unset either variable), listed before COMMAND starts, every
+  POLL_S while it runs and after it: an entry that was not there before
+  (or is another file under the same name) fails the stage, named with
+  the test that wrote it where that can be told: a marker named PID.*
+  whose PID still ran when it was seen, by its ancestry (the command of
+  COMMAND's child it runs under: ctest's test); else the tests (COMMAND's
+  children) that ran when it was first seen; one made after the last poll
+  is "seen only after the stage".  A marker whose PID runs outside the
+  stage (neither below COMMAND nor marked with it: the user's own
+  profiled program, another stage beside this one) is named in a note,
+  not counted.  Not removed: the dir is the user's (a
+  thothd of theirs may run there); thothd prunes a dead process's lock
+  marker itself (docs/LOCKS.md).  What was there before is not the
+  stage's.  Not by a guard inside a stage unless THOTH_STAGE_RUNDIRS=1
+  (=0: never), as /dev/shm; THOTH_STAGE_RUNDIR_TMP moves /tmp for the
+  /tmp/thoth-UID rule (the guard's own test).
+
 A folder /tmp/thoth-stage-PID-* whose guard (PID) no longer runs, left by
 a guard that was SIGKILLed, is removed with its fallbacks when the next
 guard starts, and named.
@@ -227,6 +248,164 @@ def remove_stale(base):
                  if len(gone) > 1 else ""), flush=True)
 
 
+POLL_S = 0.5
+# How much of a runtime dir is listed: a user's holds a handful of files
+# (thothd.sock, thothd.pid, locks/, codex/...); a bound keeps a huge one
+# from stalling the guard.
+RUNDIR_MAX_ENTRIES = 20000
+RUNDIR_MAX_DEPTH = 8
+
+
+def runtime_dirs():
+    """The runtime dirs a test of this stage could fall back to, in the
+    order of libthoth's rule (thoth_runtime_dir); each once."""
+    found = []
+    env = os.environ.get("THOTH_RUNTIME_DIR")
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    base = os.environ.get("THOTH_STAGE_RUNDIR_TMP") or "/tmp"
+    for d in (env if env else None,
+              os.path.join(xdg, "thoth") if xdg else None,
+              os.path.join(base, "thoth-%d" % os.getuid())):
+        if d and os.path.normpath(d) not in found:
+            found.append(os.path.normpath(d))
+    return found
+
+
+def rundir_entries(dirs):
+    """{path: inode} of every entry in DIRS, the dirs themselves included
+    (one a test made is new); symlinks listed, never followed."""
+    found = {}
+    for top in dirs:
+        try:
+            st = os.lstat(top)
+        except OSError:
+            continue
+        found[top] = st.st_ino
+        if not stat_isdir(st):
+            continue
+        todo = [(top, 0)]
+        while todo and len(found) < RUNDIR_MAX_ENTRIES:
+            d, depth = todo.pop()
+            try:
+                names = os.listdir(d)
+            except OSError:
+                continue
+            for n in names:
+                p = os.path.join(d, n)
+                try:
+                    st = os.lstat(p)
+                except OSError:
+                    continue
+                found[p] = st.st_ino
+                if stat_isdir(st) and depth + 1 < RUNDIR_MAX_DEPTH:
+                    todo.append((p, depth + 1))
+    return found
+
+
+def stat_isdir(st):
+    return (st.st_mode & 0o170000) == 0o040000
+
+
+def test_of(pid, command_pid):
+    """The command of COMMAND's child that PID runs under (ctest's test),
+    or None: PID gone, or not below COMMAND (an orphan handed to us)."""
+    p, seen = pid, 0
+    while p > 1 and seen < 4096:
+        _, ppid = proc_state(p)
+        if ppid is None:
+            return None
+        if ppid == command_pid:
+            return short_cmd(p)
+        p, seen = ppid, seen + 1
+    return None
+
+
+def short_cmd(pid):
+    c = cmdline(pid)
+    cwd = os.getcwd() + "/"
+    c = " ".join(a[len(cwd):] if a.startswith(cwd) else a for a in c.split())   # one line
+    return c if len(c) <= 160 else c[:157] + "..."
+
+
+def running_tests(command_pid):
+    """The commands of COMMAND's children now running (ctest's tests)."""
+    kids = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            state, ppid = proc_state(int(name))
+            if ppid == command_pid and state not in (None, "Z", "X"):
+                kids.append(short_cmd(int(name)))
+    return sorted(kids)
+
+
+class RundirWatch:
+    """The runtime dirs before the stage, and who wrote what appeared."""
+
+    def __init__(self, dirs, stage):
+        self.dirs = dirs
+        self.stage = stage
+        self.before = rundir_entries(dirs)
+        self.who = {}                   # path: (inode, "written by ...")
+
+    def poll(self, command_pid):
+        now = rundir_entries(self.dirs)
+        for p, ino in now.items():
+            if self.before.get(p) == ino or (p in self.who and self.who[p][0] == ino):
+                continue
+            self.who[p] = (ino,) + self.attribute(p, command_pid)
+        return now
+
+    def attribute(self, path, command_pid):
+        """(what to say, whether it is another's: a marker PID.* whose
+        PID runs outside this stage, neither below COMMAND nor marked
+        with the stage: another user of the dir, not a test of ours)."""
+        head = os.path.basename(path).split(".", 1)[0]
+        if head.isdigit():
+            pid = int(head)
+            t = test_of(pid, command_pid)
+            if t:
+                return "by pid %s of test: %s" % (head, t), False
+            if proc_state(pid)[0] not in (None, "Z", "X") and not self.marked(pid):
+                return "by pid %s (%s), which this stage did not start" % (head, short_cmd(pid)), True
+        tests = running_tests(command_pid)
+        if not tests:
+            return "while no test ran", False
+        return "while %s ran: %s" % ("this test" if len(tests) == 1 else "these %d tests" % len(tests),
+                                      "; ".join(tests)), False
+
+    def marked(self, pid):
+        try:
+            with open("/proc/%d/environ" % pid, "rb") as f:
+                return (MARK + "=" + self.stage).encode() in f.read().split(b"\0")
+        except OSError:
+            return True             # not ours to read: cannot tell, counted
+
+    def report(self, command_pid):
+        """Prints what the stage left; True when it left anything."""
+        now = rundir_entries(self.dirs)     # no attribution: the stage is over
+        new = sorted(p for p, ino in now.items() if self.before.get(p) != ino)
+        # Each new file by itself (each has its writer); a new directory
+        # only when nothing new is in it.
+        top = [p for p in new if not any(q.startswith(p + "/") for q in new)]
+        for p in [p for p in top if p in self.who and self.who[p][0] == now[p] and self.who[p][2]]:
+            print("clean_stage: note: %s appeared during the stage, written %s: not counted"
+                  % (p, self.who[p][1]), flush=True)
+            top.remove(p)
+        if not top:
+            return False
+        print("clean_stage: FAILED: %d entr%s left in the user's runtime dir%s (%s) by this stage, "
+              "not removed (the user's; a thothd of theirs may run there):"
+              % (len(top), "y" if len(top) == 1 else "ies", "" if len(self.dirs) == 1 else "s",
+                 ", ".join(self.dirs)), flush=True)
+        for p in top:
+            who = self.who.get(p)
+            print("  left in %s: %s, written %s" % (os.path.dirname(p), describe(p),
+                  who[1] if who and who[0] == now[p] else "(seen only after the stage ended)"), flush=True)
+        print("clean_stage: a test that runs thothd, a service or a profiled program must give it a "
+              "runtime dir of its own (THOTH_RUNTIME_DIR or --runtime-dir under its TMPDIR)", flush=True)
+        return True
+
+
 def describe(path):
     if os.path.islink(path) or not os.path.isdir(path):
         return os.path.basename(path)
@@ -261,6 +440,9 @@ def main(argv):
     # guard was SIGKILLed (remove_stale) from a running stage's.
     stage = tempfile.mkdtemp(prefix="%s%d-" % (STAGE_PREFIX, os.getpid()), dir=base)
     shm_before = shm_entries() if check_shm else None
+    rd = os.environ.get("THOTH_STAGE_RUNDIRS", "")
+    rundirs = RundirWatch(runtime_dirs(), stage) \
+        if rd == "1" or (rd != "0" and not os.environ.get(MARK)) else None
     # As /tmp is (sticky, anyone's): tests that reach a socket as another
     # uid (test_chan_socket_policy) must pass through it; mkdtemp made 0700.
     os.chmod(stage, 0o1777)
@@ -277,14 +459,23 @@ def main(argv):
     signal.signal(signal.SIGTERM, lambda s, f: child.send_signal(signal.SIGTERM))
     # Wait for COMMAND, reaping the orphans handed to us as they end (as
     # init would: a zombie left standing would still answer kill(pid, 0)).
+    # With runtime dirs to watch, polled between waits (WNOHANG): what
+    # appears there is attributed while its writer still runs.
     rc = None
+    next_poll = time.monotonic() + POLL_S
     while rc is None:
         try:
-            pid, status = os.waitpid(-1, 0)
+            pid, status = os.waitpid(-1, os.WNOHANG if rundirs else 0)
         except InterruptedError:
             continue
         except ChildProcessError:
             break
+        if pid == 0:
+            if time.monotonic() >= next_poll:
+                rundirs.poll(child.pid)
+                next_poll = time.monotonic() + POLL_S
+            time.sleep(0.1)
+            continue
         if pid == child.pid:
             rc = os.waitstatus_to_exitcode(status)
             child.returncode = rc
@@ -351,6 +542,9 @@ def main(argv):
                         os.unlink(path)
                 except OSError as e:
                     print("  %s/%s: %s" % (SHM, n, e.strerror), flush=True)
+
+    if rundirs is not None and rundirs.report(child.pid):
+        failed = True
 
     left = sorted(os.listdir(stage))
     if left:

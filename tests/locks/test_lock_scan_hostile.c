@@ -11,7 +11,9 @@
  * Through thothd's symbol cache (thothd_lock_scan_cached): the same
  * refusals, and a table naming more call sites than an entry may hold
  * answers is reported whole while the cache stays within its bounds, and
- * lets go of the process when it exits.
+ * lets go of the process when it exits.  thothd_lock_prune removes the
+ * markers of dead processes (a gone pid, a reused one), never a live one's
+ * nor through a symlink.
  * Both builds: this code runs inside thothd.
  */
 #define _GNU_SOURCE
@@ -27,6 +29,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <fcntl.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -245,6 +248,107 @@ static void test_leftovers_and_foreign_names_are_skipped_silently(void **state)
 	at(missing, sizeof missing, "no-such-dir");
 	assert_int_equal(thothd_lock_scan(missing, 0, &s), 0);
 	assert_int_equal(s.n + s.refused_total, 0);
+}
+
+static bool nothing_to_prepare(void *arg)
+{
+	(void)arg;
+	return true;
+}
+
+static void put_marker(const char *name, time_t mtime)
+{
+	char p[400];
+	at(p, sizeof p, name);
+	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	if (mtime) {
+		struct timespec ts[2] = { { mtime, 0 }, { mtime, 0 } };
+		assert_int_equal(utimensat(AT_FDCWD, p, ts, 0), 0);
+	}
+}
+
+static bool there(const char *name)
+{
+	char p[400];
+	struct stat st;
+	at(p, sizeof p, name);
+	return lstat(p, &st) == 0;
+}
+
+static void say_count(void *ctx, bool refused, const char *line)
+{
+	int *n = ctx;
+	n[refused ? 1 : 0]++;
+	assert_non_null(strstr(line, dir));
+}
+
+/* thothd_lock_prune (docs/LOCKS.md "Dead markers"): a gone pid's marker
+ * and PID.table.new go; a live child's marker (made after it started)
+ * stays; a marker an hour older than the process now under its pid (this
+ * test, which holds no thothlock memfd: a reused pid) goes; a symlink
+ * under a gone pid's marker name is named, and neither followed nor
+ * removed; names that are not markers are left alone. */
+static void test_dead_markers_are_pruned_live_ones_kept(void **state)
+{
+	(void)state;
+	pid_t gone = fork();
+	assert_true(gone >= 0);
+	if (gone == 0)
+		_exit(0);
+	assert_int_equal(waitpid(gone, NULL, 0), gone);
+	int release;
+	pid_t live = test_held_child(nothing_to_prepare, NULL, &release);
+	struct timespec pause = { 0, 50 * 1000 * 1000 };
+	nanosleep(&pause, NULL);
+	char name[64], victim[400], link[400];
+	snprintf(name, sizeof name, "%d.table", (int)gone);
+	put_marker(name, 0);
+	snprintf(name, sizeof name, "%d.table.new", (int)gone);
+	put_marker(name, 0);
+	snprintf(name, sizeof name, "%d.table", (int)live);
+	put_marker(name, 0);
+	snprintf(name, sizeof name, "%d.table", (int)getpid());
+	put_marker(name, time(NULL) - 3600);
+	put_marker("abc.table", 0);
+	at(victim, sizeof victim, "victim");
+	put_marker("victim", 0);
+	snprintf(name, sizeof name, "%d.table", (int)gone + 1000000);     /* beyond any pid_max: gone */
+	at(link, sizeof link, name);
+	assert_int_equal(symlink(victim, link), 0);
+
+	uint64_t before = thothd_lock_markers_pruned();
+	int said[2] = { 0, 0 };
+	assert_int_equal(thothd_lock_prune(dir, say_count, said), 3);
+	assert_int_equal(thothd_lock_markers_pruned() - before, 3);
+	assert_int_equal(said[0], 3);
+	assert_int_equal(said[1], 1);
+	snprintf(name, sizeof name, "%d.table", (int)gone);
+	assert_false(there(name));
+	snprintf(name, sizeof name, "%d.table.new", (int)gone);
+	assert_false(there(name));
+	snprintf(name, sizeof name, "%d.table", (int)getpid());
+	assert_false(there(name));
+	snprintf(name, sizeof name, "%d.table", (int)live);
+	assert_true(there(name));
+	assert_true(there("abc.table"));
+	assert_true(there("victim"));
+	struct stat st;
+	assert_int_equal(lstat(link, &st), 0);
+	assert_true(S_ISLNK(st.st_mode));
+	/* a second pass finds nothing more; the live one's process ended: it goes */
+	assert_int_equal(thothd_lock_prune(dir, NULL, NULL), 0);
+	close(release);
+	assert_int_equal(waitpid(live, NULL, 0), live);
+	assert_int_equal(thothd_lock_prune(dir, NULL, NULL), 1);
+	snprintf(name, sizeof name, "%d.table", (int)live);
+	assert_false(there(name));
+	/* no locks/ at all: nothing to do, no error */
+	char missing[400];
+	at(missing, sizeof missing, "no-such-dir");
+	assert_int_equal(thothd_lock_prune(missing, NULL, NULL), 0);
+	clear_dir();
 }
 
 static void test_refusals_beyond_the_kept_ones_are_counted(void **state)
@@ -776,6 +880,7 @@ int main(void)
 		cmocka_unit_test(test_special_files_are_refused_by_kind_without_blocking),
 		cmocka_unit_test(test_garbage_mapped_by_a_live_process_is_refused_by_the_reader),
 		cmocka_unit_test(test_leftovers_and_foreign_names_are_skipped_silently),
+		cmocka_unit_test(test_dead_markers_are_pruned_live_ones_kept),
 		cmocka_unit_test(test_a_ring_process_that_exits_while_named_is_not_named),
 		cmocka_unit_test(test_refusals_beyond_the_kept_ones_are_counted),
 		cmocka_unit_test(test_rings_of_hostile_files_give_no_events),
