@@ -78,17 +78,34 @@ rm -f "$W/short"
 
 # /dev/shm: an entry the stage made and left fails it, named and removed;
 # one it removed again is not named.  (THOTH_STAGE_SHM=1: a guard inside a
-# stage leaves /dev/shm to the outer one; other tests beside this one make
-# theirs there, so only this stage's own file is looked for.)
-export THOTH_STAGE_SHM=1
-run 'echo x >/dev/shm/thoth-guard-test-$$; echo /dev/shm/thoth-guard-test-$$ >"$W/shm"'
-[ $rc = 1 ] || fail "a stage that left a /dev/shm file passed ($rc): $out"
-grep -q "left in /dev/shm: $(basename "$(cat "$W/shm")")" <<<"$out" || fail "the /dev/shm file not named: $out"
-[ ! -e "$(cat "$W/shm")" ] || fail "$(cat "$W/shm") was not removed"
-run 'echo x >/dev/shm/thoth-guard-test-$$; rm /dev/shm/thoth-guard-test-$$'
-! grep -q "thoth-guard-test" <<<"$out" || fail "a /dev/shm file the stage removed was named: $out"
-rm -f "$W/shm"
-export THOTH_STAGE_SHM=0
+# stage leaves /dev/shm to the outer one.)  In a /dev/shm of its own, a
+# tmpfs in a mount namespace of this section's: the guard removes every
+# new entry no process holds open, and in the host's /dev/shm that was
+# also the other tests' beside this one: test_codex_store's store folder
+# and segment copy between two opens (its open failed at
+# test_codex_store.c:163, 4 runs in 40 beside 3 loops of this section,
+# load 13-15; flake45).
+shm_section() {
+  set -euo pipefail
+  mount -t tmpfs -o mode=1777,size=1m thoth-clean-stage /dev/shm
+  export THOTH_STAGE_SHM=1
+  run 'echo x >/dev/shm/thoth-guard-test-$$; echo /dev/shm/thoth-guard-test-$$ >"$W/shm"'
+  [ $rc = 1 ] || fail "a stage that left a /dev/shm file passed ($rc): $out"
+  grep -q "left in /dev/shm: $(basename "$(cat "$W/shm")")" <<<"$out" || fail "the /dev/shm file not named: $out"
+  [ ! -e "$(cat "$W/shm")" ] || fail "$(cat "$W/shm") was not removed"
+  run 'echo x >/dev/shm/thoth-guard-test-$$; rm /dev/shm/thoth-guard-test-$$'
+  ! grep -q "thoth-guard-test" <<<"$out" || fail "a /dev/shm file the stage removed was named: $out"
+  rm -f "$W/shm"
+}
+export -f shm_section run fail
+export GUARD PY
+if unshare --mount --propagation private true 2>/dev/null; then
+  unshare --mount --propagation private bash -c shm_section
+elif unshare --user --map-root-user --mount true 2>/dev/null; then
+  unshare --user --map-root-user --mount bash -c shm_section
+else
+  echo "skip: the /dev/shm section (no mount namespace: unshare --mount refused): in the host's /dev/shm its guard would remove other tests' entries"
+fi
 echo "ok: short socket folders and /dev/shm files a stage leaves are named and removed"
 
 # The user's runtime dirs (libthoth's rule: $THOTH_RUNTIME_DIR, else

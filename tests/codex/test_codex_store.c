@@ -159,8 +159,12 @@ static void test_appended_records_read_back_after_reopen(void **state)
 
 static void copy_file(const char *from, const char *to)
 {
-	int in = open(from, O_RDONLY), out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	assert_true(in >= 0 && out >= 0);
+	int in = open(from, O_RDONLY);
+	if (in < 0)
+		fail_msg("open %s: %s", from, strerror(errno));
+	int out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (out < 0)
+		fail_msg("open %s: %s", to, strerror(errno));
 	char buf[65536];
 	ssize_t n;
 	while ((n = read(in, buf, sizeof buf)) > 0)

@@ -17,14 +17,18 @@ seals cannot stop: garbage written over every data page of the table and
 random words anywhere in it, four times; the process runs on and the
 reader reads or refuses it by name.  Last, 20,000 random words twice
 (~13,600 garbage pages, ~500,000 garbage cache entries): the reader's
-report of its top 10 comes back well within its 40 s (1-2 s; before the
-reader's probes were bounded as the writer's, 146 s).  Fails on the file table (before the
-sealed memfd): the workload dies of SIGBUS (checked).
+report of its top 10 takes at most READ_CPU_S of CPU (1.3-1.4 s; 32 s
+with the reader's probes unbounded, as before they were bounded as the
+writer's).  CPU time, not the clock: a loaded machine (load 13-28 on 2
+CPUs) stretched the 1-2 s past the 40 s wall-clock bound this had
+(flake45); the test's TIMEOUT is the hang guard.  Fails on the file table
+(before the sealed memfd): the workload dies of SIGBUS (checked).
 """
 import json
 import mmap
 import os
 import random
+import resource
 import signal
 import subprocess
 import sys
@@ -38,6 +42,14 @@ THREADS, ROUNDS = 4, 20000
 # Few: each lands on a page of its own; the last round has many.
 WORDS = 200
 MANY_WORDS = 20000
+# The reader's CPU (user + system) for its top-10 report of the table of
+# MANY_WORDS garbage words, at most: 1.3-1.4 s in this (plain) build; with
+# its probes unbounded (as before 656f8948) 31.8-33.6 s (flake45, load
+# 1-3).  CPU, not the clock: a loaded machine stretches the clock, not the
+# CPU the reader uses.  (The same report of the table before garbage, the
+# same run's baseline, is ~0.01 s, all of it the program's start: too
+# small to scale a bound from; it is printed beside.)
+READ_CPU_S = 10.0
 ORIGINAL_HEADER = {}
 
 
@@ -139,6 +151,21 @@ def main():
             if len(locks) != 1 or locks[0]["acquisitions"] != want:
                 fail(f"sealed_lock: {locks and locks[0]['acquisitions']} acquisitions, want {want}")
             print(f"ok: {runs} runs after the attacks, sealed_lock {want} acquisitions counted")
+            # The reader's cost is counted as its CPU (the clock is the
+            # machine's load); its baseline is the same report of this
+            # table before any garbage.
+            # No clock of its own: a reader that hangs is stopped by the
+            # test's TIMEOUT, and this line says which read it was.
+            def top10(what):
+                print(f"reading the table of {what}", flush=True)
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
+                r = subprocess.run([tool, "--top", "10", f"live:{pid}"], capture_output=True,
+                                   text=True)
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                return r, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+            r, base_cpu = top10("no garbage")
+            if r.returncode != 0:
+                fail(f"the reader of the table before garbage: exit {r.returncode}, {r.stderr}")
             # Writes it cannot stop (the memfd is not sealed against them):
             # garbage over every page the table holds data in and random
             # words anywhere in it.  The writer checks each index it reads
@@ -167,11 +194,13 @@ def main():
             # capacities, not their product (docs/LOCKS.md, weak spots).
             scramble(pid, random.Random(10), True, MANY_WORDS)
             pages = scramble(pid, random.Random(11), True, MANY_WORDS)
-            try:
-                r = subprocess.run([tool, "--top", "10", f"live:{pid}"], capture_output=True,
-                                   text=True, timeout=40)
-            except subprocess.TimeoutExpired:
-                fail(f"the reader of {pages} garbage pages did not finish in 40 s")
+            r, cpu = top10(f"{pages} garbage pages")
+            print(f"reader CPU: {cpu:.2f} s for {pages} garbage pages ({READ_CPU_S} s at most), "
+                  f"{base_cpu:.2f} s for the table before garbage")
+            if cpu > READ_CPU_S:
+                fail(f"the reader of {pages} garbage pages took {cpu:.2f} s of CPU, over its "
+                     f"{READ_CPU_S} s (1.3-1.4 s bounded; 32 s with unbounded probes): its cost "
+                     f"grows past the table's size")
             if r.returncode not in (0, 1) or (r.returncode == 1 and
                                               "not a lock table" not in r.stderr):
                 fail(f"the reader of {pages} garbage pages: exit {r.returncode}, {r.stderr}")

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -442,6 +443,79 @@ static int wait_child(pid_t pid, int sock, handed_t *h)
 	return wstatus;
 }
 
+/* Private folders are BASE/thothlock-XXXXXX, each flock()ed by its
+ * thothlock for as long as it runs (the lock goes with its last
+ * descriptor, also at a SIGKILL, which runs no exit path).  A folder
+ * whose lock can be taken is a dead thothlock's: its maps and copies are
+ * removed and so is it.  Only this uid's, only directories (never
+ * followed), only this name (the old thothlock.XXXXXX, which held no
+ * lock, may be a running old thothlock's: left alone). */
+#define DIR_PREFIX "thothlock-"
+static void reclaim_dead_dirs(const char *base)
+{
+	DIR *d = opendir(base);
+	if (!d)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (strncmp(e->d_name, DIR_PREFIX, strlen(DIR_PREFIX)) != 0 ||
+		    strlen(e->d_name) != strlen(DIR_PREFIX) + 6)
+			continue;
+		int fd = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		struct stat st;
+		if (fstat(fd, &st) != 0 || st.st_uid != geteuid() || flock(fd, LOCK_EX | LOCK_NB) != 0) {
+			close(fd);
+			continue;
+		}
+		DIR *in = fdopendir(dup(fd));
+		if (in) {
+			struct dirent *f;
+			while ((f = readdir(in)))
+				if (strcmp(f->d_name, ".") != 0 && strcmp(f->d_name, ".."))
+					(void)unlinkat(fd, f->d_name, 0);
+			closedir(in);
+		}
+		(void)unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR);
+		close(fd);
+	}
+	closedir(d);
+}
+
+/* BASE/thothlock-XXXXXX, made and locked before it has that name (a
+ * hidden name first, renamed): no other thothlock's reclaim_dead_dirs can
+ * take it for a dead one's between the mkdir and the lock.  The lock's
+ * descriptor stays open (close-on-exec: PROGRAM has none) to the end. */
+static bool make_private_dir(const char *base, char *dir, size_t cap)
+{
+	char hidden[64], name[64];
+	snprintf(hidden, sizeof hidden, "%s/.%sXXXXXX", base, DIR_PREFIX);
+	if (!mkdtemp(hidden))
+		return false;
+	int fd = open(hidden, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		if (fd >= 0)
+			close(fd);
+		rmdir(hidden);
+		return false;
+	}
+	for (int tries = 0; tries < 100; tries++) {
+		/* the name mkdtemp picks; the empty folder it makes is replaced */
+		snprintf(name, sizeof name, "%s/%sXXXXXX", base, DIR_PREFIX);
+		if (!mkdtemp(name))
+			break;
+		if (rename(hidden, name) == 0 && strlen(name) < cap) {
+			snprintf(dir, cap, "%s", name);
+			return true;            /* fd kept open: the lock */
+		}
+		rmdir(name);
+	}
+	close(fd);
+	rmdir(hidden);
+	return false;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option options[] = {
@@ -535,12 +609,14 @@ int main(int argc, char **argv)
 		return 1;
 	/* tmpfs when there is one: the table is written all the time, and a
 	 * disk-backed file would add writeback to the profiled run. */
-	char dir[32] = "/dev/shm/thothlock.XXXXXX";
-	bool made = mkdtemp(dir) != NULL;
-	if (!made) {
-		snprintf(dir, sizeof dir, "/tmp/thothlock.XXXXXX");
-		made = mkdtemp(dir) != NULL;
-	}
+	/* A thothlock killed by SIGKILL left its folder: the next one removes
+	 * it (reclaim_dead_dirs). */
+	reclaim_dead_dirs("/dev/shm");
+	reclaim_dead_dirs("/tmp");
+	char dir[64];
+	bool made = make_private_dir("/dev/shm", dir, sizeof dir);
+	if (!made)
+		made = make_private_dir("/tmp", dir, sizeof dir);
 	if (!made) {
 		fprintf(stderr, "thothlock: mkdtemp: %s\n", strerror(errno));
 		return 1;
