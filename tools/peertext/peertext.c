@@ -37,6 +37,7 @@
  * scripts, units and tests as often as not (every non-ASCII character
  * would be -1); a locale's table also differs from one libc to the next.
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
