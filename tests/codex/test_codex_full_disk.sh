@@ -18,31 +18,14 @@ tt_own_mount_ns "$@"
 THOTHD=$1 THOTHCTL=$2 CODEX=$3
 tt_init
 tt_mkdir RT codex-full
-# The mount point: tt_mkdir's (a short folder of the stage's where TMPDIR
-# is long: the error's path is cut at thoth_error_info_t.what's 160 bytes),
-# but removed by full_cleanup after the umount, not by tt_cleanup's rm -rf
-# while the tmpfs is still mounted.
-tt_mkdir DISK codex-full-disk
-unset 'TT_DIRS[-1]'
-MOUNTED=
-full_cleanup() {
-	local rc=$?
-	tt_cleanup             # codex and thothd end first: the mount is then not busy
-	if [ -n "$MOUNTED" ]; then
-		umount "$DISK" 2>/dev/null || umount -l "$DISK" || echo "WARNING: cannot unmount $DISK"
-	fi
-	rm -rf "$DISK"
-	return $rc
-}
-trap full_cleanup EXIT
 export THOTH_RUNTIME_DIR=$RT
 show_logs() { for f in "$RT"/*.log; do echo "--- $f"; tail -30 "$f"; done; }
 fail() { echo "FAIL: $*"; show_logs; exit 1; }
 
-if ! err=$(mount -t tmpfs -o size=128k,mode=0700 thoth-codex-full "$DISK" 2>&1); then
-	tt_skip "mounting a tmpfs was refused (needs CAP_SYS_ADMIN, i.e. root, and mount(8)): $err"
-fi
-MOUNTED=1
+# The mount point: tt_mkdir's (a short folder of the stage's where TMPDIR
+# is long: the error's path is cut at thoth_error_info_t.what's 160 bytes);
+# tt_cleanup unmounts it before it removes it.
+tt_tmpfs DISK codex-full-disk size=128k,mode=0700
 # The data dir's name long enough that the failed append's "append to
 # DATA/seg-0000000000000007.log" is 155 of thoth_error_info_t.what's 160
 # bytes: the whole cause, with ": ENOSPC (No space left on device)" after

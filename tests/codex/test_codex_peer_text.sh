@@ -19,28 +19,12 @@ tt_own_mount_ns "$@"
 THOTHD=$1 THOTHCTL=$2 CODEX=$3
 tt_init
 tt_mkdir RT codex-peer-text
-tt_mkdir DISK codex-peer-disk
-unset 'TT_DIRS[-1]'
-MOUNTED=
-full_cleanup() {
-	local rc=$?
-	tt_cleanup
-	if [ -n "$MOUNTED" ]; then
-		umount "$DISK" 2>/dev/null || umount -l "$DISK" || echo "WARNING: cannot unmount $DISK"
-	fi
-	rm -rf "$DISK"
-	return $rc
-}
-trap full_cleanup EXIT
 export THOTH_RUNTIME_DIR=$RT
 show_logs() { for f in "$RT"/*.log; do echo "--- $f"; tail -30 "$f" | cat -v; done; }
 fail() { echo "FAIL: $*" | cat -v; show_logs; exit 1; }
 for t in jq; do command -v $t >/dev/null || tt_skip "needs $t"; done
 
-if ! err=$(mount -t tmpfs -o size=64k,mode=0700 thoth-codex-peer "$DISK" 2>&1); then
-	tt_skip "mounting a tmpfs was refused (needs CAP_SYS_ADMIN, i.e. root, and mount(8)): $err"
-fi
-MOUNTED=1
+tt_tmpfs DISK codex-peer-disk size=64k,mode=0700
 HOSTILE=$'\e[31m\r\a\x7f'
 SHOWN='\x1b[31m\x0d\x07\x7f'
 DATA="$DISK/x$HOSTILE"

@@ -21,26 +21,10 @@ tt_own_mount_ns "$@"
 THOTHD=$1 THOTHCTL=$2 CODEX=$3
 tt_init
 tt_mkdir RT codex-roll
-tt_mkdir DISK codex-roll-disk
-unset 'TT_DIRS[-1]'        # removed by roll_cleanup after the umount
-MOUNTED=
-roll_cleanup() {
-	local rc=$?
-	tt_cleanup
-	if [ -n "$MOUNTED" ]; then
-		umount "$DISK" 2>/dev/null || umount -l "$DISK" || echo "WARNING: cannot unmount $DISK"
-	fi
-	rm -rf "$DISK"
-	return $rc
-}
-trap roll_cleanup EXIT
 export THOTH_RUNTIME_DIR=$RT
 fail() { echo "FAIL: $*"; echo "--- codex.log"; tail -30 "$RT/codex.log"; ls -la "$DATA" 2>&1; exit 1; }
 
-if ! err=$(mount -t tmpfs -o size=256k,mode=0700 thoth-codex-roll "$DISK" 2>&1); then
-	tt_skip "mounting a tmpfs was refused (needs CAP_SYS_ADMIN, i.e. root, and mount(8)): $err"
-fi
-MOUNTED=1
+tt_tmpfs DISK codex-roll-disk size=256k,mode=0700
 DATA=$DISK/cx
 tt_start_thothd "$RT" --http-port off
 codex_up() { "$THOTHCTL" codex stats >/dev/null 2>&1; }

@@ -113,8 +113,29 @@ tt_cleanup() {
   for p in "${left[@]}"; do kill -KILL "$p" 2>/dev/null; done
   for p in "${left[@]}"; do wait "$p" 2>/dev/null; done
   TT_PIDS=() TT_THOTHD_PIDS=()
+  # tt_tmpfs's mounts: unmounted once the processes that used them are gone
+  # (a busy one lazily), then their mount points go with the other dirs.
+  for p in "${TT_MOUNTS[@]}"; do
+    umount "$p" 2>/dev/null || umount -l "$p" || echo "WARNING: cannot unmount $p"
+  done
+  TT_MOUNTS=()
   for p in "${TT_DIRS[@]}"; do rm -rf "$p"; done
   TT_DIRS=()
+}
+
+# tt_tmpfs VAR NAME OPTIONS: a temp dir (tt_mkdir VAR NAME) with a tmpfs of
+# mount OPTIONS (size=128k,mode=0700) on it, unmounted and removed by
+# tt_cleanup; the test skips, naming what it needs, where mounting is
+# refused.  Call tt_own_mount_ns "$@" first (a SIGKILLed test's tmpfs then
+# goes with its namespace).
+TT_MOUNTS=()
+tt_tmpfs() {
+  local err
+  tt_mkdir "$1" "$2"
+  if ! err=$(mount -t tmpfs -o "$3" "thoth-$2" "${!1}" 2>&1); then
+    tt_skip "mounting a tmpfs was refused (needs CAP_SYS_ADMIN, i.e. root, and mount(8)): $err"
+  fi
+  TT_MOUNTS+=("${!1}")
 }
 
 # tt_own_mount_ns "$@": re-run the calling script in a mount namespace of
