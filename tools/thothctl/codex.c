@@ -135,9 +135,7 @@ static char codex_state(bool *gone)
 	ssize_t n = thoth__proc_read_pinned(codex_pid, codex_pidfd, "stat", buf, sizeof buf - 1);
 	if (n > 0) {
 		buf[n] = 0;
-		const char *close_ = strrchr(buf, ')');    /* "PID (COMM) STATE ...": COMM may hold ')' */
-		if (close_ && close_[1] == ' ')
-			state = close_[2];
+		state = thothctl_stat_state(buf, NULL, 0);
 	}
 	*gone = n < 0 && errno == ESRCH && codex_pidfd >= 0;
 	return state;

@@ -205,9 +205,8 @@ static bool instance_stopped(const thoth_registry_Instance_t *in)
 	ssize_t n = thoth__proc_read_pinned(ep->pid, pidfd, "stat", buf, sizeof buf);
 	if (pidfd >= 0)
 		close(pidfd);
-	/* "PID (COMM) STATE ...": COMM may hold spaces and parentheses. */
-	const char *close_ = n > 0 ? strrchr(buf, ')') : NULL;
-	return close_ && close_[1] == ' ' && (close_[2] == 'T' || close_[2] == 't');
+	char state = n > 0 ? thothctl_stat_state(buf, NULL, 0) : 0;
+	return state == 'T' || state == 't';
 }
 
 static void instance_json(const thoth_registry_Instance_t *in, const char *event)
@@ -399,14 +398,8 @@ static void say_no_answer(const thoth_control_t *ctl, const char *what)
 		    errno == ESRCH;
 	if (pid && !gone) {
 		ssize_t n = thoth__proc_read_pinned((uint32_t)pid, pidfd, "stat", buf, sizeof buf);
-		/* "PID (COMM) STATE ...": COMM may hold spaces and parentheses. */
-		if (n > 0) {
-			const char *open_ = strchr(buf, '('), *close_ = strrchr(buf, ')');
-			if (close_ && close_[1] == ' ')
-				state = close_[2];
-			if (open_ && close_ > open_)
-				snprintf(comm, sizeof comm, "%.*s", (int)(close_ - open_ - 1), open_ + 1);
-		}
+		if (n > 0)
+			state = thothctl_stat_state(buf, comm, sizeof comm);
 		gone = n < 0 && errno == ESRCH && pidfd >= 0;
 	}
 	if (pidfd >= 0)

@@ -15,6 +15,18 @@
 #include "pidpin.h"
 #include "procfd.h"
 
+char thothctl_stat_state(const char *stat, char *comm, size_t comm_cap)
+{
+	const char *open_ = strchr(stat, '('), *close_ = strrchr(stat, ')');
+	if (comm && comm_cap)
+		comm[0] = 0;
+	if (!close_ || close_[1] != ' ')
+		return 0;
+	if (comm && comm_cap && open_ && close_ > open_)
+		snprintf(comm, comm_cap, "%.*s", (int)(close_ - open_ - 1), open_ + 1);
+	return close_[2];
+}
+
 int thothctl_pid_pin(uint32_t pid, int *pidfd, char *why, size_t why_len)
 {
 	*pidfd = thoth__pid_pin(pid);

@@ -22,6 +22,12 @@
  * (ENOSYS, or a seccomp filter) is 0 with *PIDFD -1: read unpinned, with a
  * one-line warning on stderr, once per run (pidpin.h). */
 int thothctl_pid_pin(uint32_t pid, int *pidfd, char *why, size_t why_len);
+/* The state letter of a /proc/PID/stat line STAT ('T' stopped, 'R'
+ * running, ...; 0 when it does not parse), and, where COMM is not NULL,
+ * its command name in COMM (COMM_CAP bytes; "" when it does not parse).
+ * "PID (COMM) STATE ...": the name may hold spaces and parentheses, so
+ * the last ')' ends it. */
+char thothctl_stat_state(const char *stat, char *comm, size_t comm_cap);
 
 /* What thothctl_peer_memfd_read hands the descriptor to: 0, or non-zero
  * with WHY said.  It must not keep FD (closed after). */
