@@ -137,7 +137,7 @@ grep -q "left in $R/base/thoth-$(id -u): y, written while this test ran: bash -c
   fail "the /tmp/thoth-UID file not named with its test: $out"
 grep -q "left in $R/env: late, written (seen only after the stage ended)" <<<"$out" ||
   fail "a file made at the stage's end not named: $out"
-! grep -q "tidy\|before\|1\.table," <<<"$out" || fail "a file removed again or there before was named: $out"
+! grep -q ": \(tidy\|before\|1\.table\)," <<<"$out" || fail "a file removed again or there before was named: $out"
 [ -e "$R/env/locks" ] && [ -e "$R/xdg/thoth/x" ] && [ -e "$R/base/thoth-$(id -u)/y" ] ||
   fail "the guard removed the user's files"
 rm -rf "$R"
