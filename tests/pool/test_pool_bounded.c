@@ -63,6 +63,7 @@ enum {
 	WAVES = 150,
 	KEYS = 1000,            /* Zipf(1.1) ranks */
 	MAXC = 8192,            /* call records */
+	MAXI = 8,               /* instances */
 };
 
 typedef struct fixture {
@@ -70,7 +71,9 @@ typedef struct fixture {
 	thoth_loop_t *loop;
 	thoth_timer_t *tick;
 	thoth_pool_t *bounded, *plain;
-	pid_t pid[N];           /* shard k's instance */
+	pid_t pid[MAXI];        /* instance i (shard i, or shard_of[i] with replicas) */
+	int shard_of[MAXI];
+	int ninst;
 	/* per call */
 	uint32_t answers[MAXC];
 	int err[MAXC];
@@ -99,16 +102,21 @@ static bool run_until(fixture_t *f, bool (*cond)(fixture_t *), int deadline_ms)
 	return true;
 }
 
-static thoth_pool_t *new_pool(fixture_t *f, bool bounded)
+static thoth_pool_t *new_pool_on(fixture_t *f, bool bounded, const thoth_interface_info_t *iface)
 {
 	thoth_pool_config_t cfg = { .runtime_dir = f->h.dir, .name = "pooltest-shard",
-				    .iface = &thoth_pooltest_Shard_info, .seed = 7,
+				    .iface = iface, .seed = 7,
 				    .shard_bounded = bounded };
 	thoth_pool_t *p = NULL;
 	char why[200];
 	if (thoth_pool_new(f->loop, &cfg, &p, why, sizeof why))
 		fail_msg("thoth_pool_new: %s", why);
 	return p;
+}
+
+static thoth_pool_t *new_pool(fixture_t *f, bool bounded)
+{
+	return new_pool_on(f, bounded, &thoth_pooltest_Shard_info);
 }
 
 static size_t want;
@@ -123,7 +131,9 @@ static void wait_usable(fixture_t *f, thoth_pool_t *p, size_t n)
 		fail_msg("the pool has %zu usable instances, want %zu", thoth_pool_usable(p), n);
 }
 
-static int setup(void **state)
+/* thothd and one pool_service per entry of SHARDS (its shard number:
+ * instances sharing one are replicas of that shard). */
+static int setup_shards(void **state, const int *shards, int n)
 {
 	static fixture_t f;
 	memset(&f, 0, sizeof f);
@@ -131,16 +141,32 @@ static int setup(void **state)
 	if (harness_setup(&f.h) || harness_start_thothd(&f.h, NULL) <= 0 || thoth_loop_new(&f.loop))
 		return -1;
 	thoth_loop_add_timer_in(f.loop, 2000000, 0, tick, &f, &f.tick);
-	for (int k = 0; k < N; k++) {
+	for (int k = 0; k < n; k++) {
 		char id[8];
-		snprintf(id, sizeof id, "%d", k);
+		snprintf(id, sizeof id, "%d", shards[k]);
 		const char *argv[] = { POOL_SERVICE_PATH, "--runtime-dir", f.h.dir, "--shard-id", id, NULL };
 		f.pid[k] = harness_spawn(&f.h, "pool_service", argv);
+		f.shard_of[k] = shards[k];
 		if (f.pid[k] <= 0)
 			return -1;
 	}
+	f.ninst = n;
 	*state = &f;
 	return 0;
+}
+
+static int setup(void **state)
+{
+	static const int shards[N] = { 0, 1, 2, 3 };
+	return setup_shards(state, shards, N);
+}
+
+/* Shards 0 and 1 with two replicas each, shard 2 with one. */
+static const int replica_shards[] = { 0, 0, 1, 1, 2 };
+
+static int setup_replicas(void **state)
+{
+	return setup_shards(state, replica_shards, 5);
 }
 
 static int teardown(void **state)
@@ -200,12 +226,18 @@ static void finish_wave(fixture_t *f)
 		fail_msg("%u of %u calls answered", f->done, f->next);
 }
 
-static int shard_of_pid(const fixture_t *f, uint32_t pid)
+static int inst_of_pid(const fixture_t *f, uint32_t pid)
 {
-	for (int k = 0; k < N; k++)
+	for (int k = 0; k < f->ninst; k++)
 		if ((uint32_t)f->pid[k] == pid)
 			return k;
 	return -1;
+}
+
+static int shard_of_pid(const fixture_t *f, uint32_t pid)
+{
+	int k = inst_of_pid(f, pid);
+	return k < 0 ? -1 : f->shard_of[k];
 }
 
 /* ---- the key stream: Zipf(1.1) over KEYS ranks, deterministic ----------------- */
@@ -254,18 +286,26 @@ static uint32_t cap_of(uint32_t total, uint32_t n)
 	return (5 * total + 4 * n - 1) / (4 * n);
 }
 
-static thoth_shard_table_t *mirror(const uint64_t *ids, size_t n)
+/* The table the pool builds over IDS (the shard ids of its instances,
+ * sorted): jump's members are the shards 0..n-1 themselves. */
+static thoth_shard_table_t *mirror_algo(thoth_shard_algo_t algo, const uint64_t *ids, size_t n)
 {
-	thoth_shard_config_t cfg = { .algo = THOTH_SHARD_MAGLEV };
+	thoth_shard_config_t cfg = { .algo = algo };
 	thoth_shard_table_t *t = NULL;
 	char why[160];
-	if (thoth_shard_table_new(&cfg, ids, n, &t, why, sizeof why))
+	if (thoth_shard_table_new(&cfg, algo == THOTH_SHARD_JUMP ? NULL : ids, n, &t, why, sizeof why))
 		fail_msg("mirror table: %s", why);
 	return t;
 }
 
+static thoth_shard_table_t *mirror(const uint64_t *ids, size_t n)
+{
+	return mirror_algo(THOTH_SHARD_MAGLEV, ids, n);
+}
+
 typedef struct tally {
 	uint32_t served[N];     /* per shard, all waves */
+	uint32_t by_inst[MAXI]; /* per instance */
 	uint32_t away;          /* calls not served at their key's home */
 	uint32_t calls;
 } tally_t;
@@ -312,6 +352,7 @@ static void check_wave(fixture_t *f, thoth_shard_table_t *t, const int *member_s
 		load[a]++;
 		ty->away += (uint32_t)a != home;
 		ty->served[s]++;
+		ty->by_inst[inst_of_pid(f, f->pid_of[i])]++;
 		ty->calls++;
 		/* the algorithm's own placement, in the same order */
 		held[j] = thoth_shard_acquire(t, keys[j]);
@@ -351,7 +392,7 @@ static long served_by(fixture_t *f, pid_t pid)
 	return v;
 }
 
-/* Stop shard K's instance with SIGTERM and compare what it says it served
+/* Stop instance K (shard K but with replicas) with SIGTERM and compare what it says it served
  * with what the clients were answered by it. */
 static void check_served(fixture_t *f, int k)
 {
@@ -361,7 +402,8 @@ static void check_served(fixture_t *f, int k)
 	int st = harness_kill(&f->h, f->pid[k], SIGTERM);
 	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	long said = served_by(f, f->pid[k]);
-	fprintf(stderr, "# shard %d (pid %d): served %ld, answered %u\n", k, (int)f->pid[k], said, answered);
+	fprintf(stderr, "# instance %d (shard %d, pid %d): served %ld, answered %u\n", k, f->shard_of[k],
+		(int)f->pid[k], said, answered);
 	assert_int_equal(said, answered);
 	f->pid[k] = -1;
 }
@@ -717,6 +759,284 @@ static void test_a_killed_shard_s_calls_are_placed_against_the_calls_in_flight(v
 		check_served(f, k);
 }
 
+/* ---- jump and rendezvous, replicas (pool46) ------------------------------------ */
+
+/* The Shard interface routed by ALGO: the same service (shard_algo is not
+ * part of the schema hash, and routing is the client's), so one set of
+ * pool_service instances serves pools of all three algorithms. */
+static thoth_interface_info_t shard_iface_as(thoth_shard_algo_t algo)
+{
+	thoth_interface_info_t i = thoth_pooltest_Shard_info;
+	i.shard_algo = (uint8_t)algo;
+	return i;
+}
+
+/* Call KEYS[0..n-1] one at a time on P (one call in flight: its cap is
+ * ceil(1.25 / shards) = 1 and its home holds 0, so bounded loads send it
+ * home) and put the instance that answered each in INST. */
+static void one_at_a_time(fixture_t *f, thoth_pool_t *p, const uint64_t *keys, uint32_t n, int *inst)
+{
+	for (uint32_t j = 0; j < n; j++) {
+		uint32_t i = start_wave(f, p, &keys[j], 1);
+		finish_wave(f);
+		assert_int_equal(f->answers[i], 1);
+		if (f->err[i])
+			fail_msg("key %u: %s", j, thoth_strerror(f->err[i]));
+		inst[j] = inst_of_pid(f, f->pid_of[i]);
+		assert_true(inst[j] >= 0);
+	}
+}
+
+enum { AKEYS = 256 };           /* uniform keys for the affinity checks */
+
+/*
+ * Bounded loads through a live pool routing by ALGO over shards 0..3: the
+ * wave contract of the Maglev test (every call where a table over the same
+ * ids puts it, none on a shard at the cap, max/avg served <= 1.25 where the
+ * plain pool is past it); then kill -9 of shard VICTIM: of AKEYS uniform
+ * keys, called one at a time before and after, those not on the victim
+ * stay on their instance and the victim's go where a table over the three
+ * left puts them; then waves over the three left with the bound.
+ */
+static void bounded_live(fixture_t *f, thoth_shard_algo_t algo, int victim_shard)
+{
+	zipf_init();
+	thoth_interface_info_t iface = shard_iface_as(algo);
+	f->bounded = new_pool_on(f, true, &iface);
+	f->plain = new_pool_on(f, false, &iface);
+	wait_usable(f, f->bounded, N);
+	wait_usable(f, f->plain, N);
+	uint64_t ids[N];
+	int shards[N];
+	for (int k = 0; k < N; k++) {
+		ids[k] = THOTH_POOL_SHARD_ID(k);
+		shards[k] = k;
+	}
+	thoth_shard_table_t *t = mirror_algo(algo, ids, N);
+	uint64_t rng = 0x452821e638d01377ull, keys[W];
+	tally_t b = { 0 }, plain = { 0 };
+	for (int wave = 0; wave < WAVES; wave++) {
+		for (int j = 0; j < W; j++)
+			keys[j] = zipf_key(&rng);
+		uint32_t first = start_wave(f, f->bounded, keys, W);
+		finish_wave(f);
+		check_wave(f, t, shards, N, keys, first, W, NULL, 0, &b);
+		first = start_wave(f, f->plain, keys, W);
+		finish_wave(f);
+		for (int j = 0; j < W; j++) {
+			uint32_t i = first + (uint32_t)j;
+			assert_int_equal(f->answers[i], 1);
+			assert_int_equal(f->err[i], 0);
+			assert_int_equal(shard_of_pid(f, f->pid_of[i]), (int)thoth_shard_lookup(t, keys[j]));
+			plain.served[shard_of_pid(f, f->pid_of[i])]++;
+			plain.calls++;
+		}
+	}
+	double rb = max_over_avg(b.served, shards, N), rp = max_over_avg(plain.served, shards, N);
+	fprintf(stderr, "# %s: %u calls, waves of %d: served %u/%u/%u/%u bounded (max/avg %.3f, %.1f%% away), "
+		"%u/%u/%u/%u plain (max/avg %.3f)\n", thoth_shard_algo_name(algo), b.calls, W, b.served[0],
+		b.served[1], b.served[2], b.served[3], rb, 100.0 * b.away / b.calls, plain.served[0],
+		plain.served[1], plain.served[2], plain.served[3], rp);
+	assert_true(rb <= 1.25 + 1e-9);
+	assert_true(rp > 1.25);
+	thoth_pool_free(f->plain);
+	f->plain = NULL;
+
+	/* kill -9 of one shard moves only its keys. */
+	uint64_t ak[AKEYS];
+	int before[AKEYS], after[AKEYS];
+	for (uint64_t j = 0; j < AKEYS; j++) {
+		uint64_t x = 0xabc000 + j;
+		ak[j] = thoth_shard_key(&x, sizeof x);
+	}
+	one_at_a_time(f, f->bounded, ak, AKEYS, before);
+	for (int j = 0; j < AKEYS; j++)
+		assert_int_equal(f->shard_of[before[j]], (int)thoth_shard_lookup(t, ak[j]));
+	assert_int_equal(harness_kill(&f->h, f->pid[victim_shard], SIGKILL) & 0x7f, SIGKILL);
+	f->pid[victim_shard] = -1;
+	wait_usable(f, f->bounded, N - 1);
+	uint64_t ids3[N - 1];
+	int shards3[N - 1];
+	for (int k = 0, m = 0; k < N; k++)
+		if (k != victim_shard) {
+			ids3[m] = THOTH_POOL_SHARD_ID(k);
+			shards3[m++] = k;
+		}
+	thoth_shard_table_t *t3 = mirror_algo(algo, ids3, N - 1);
+	one_at_a_time(f, f->bounded, ak, AKEYS, after);
+	uint32_t moved_other = 0, moved = 0;
+	for (int j = 0; j < AKEYS; j++) {
+		if (before[j] != victim_shard) {
+			moved_other += after[j] != before[j];
+			continue;
+		}
+		moved++;
+		assert_int_equal(f->shard_of[after[j]], shards3[thoth_shard_lookup(t3, ak[j])]);
+	}
+	fprintf(stderr, "# %s: kill -9 of shard %d: %u of %d keys moved (its own), %u of the others'\n",
+		thoth_shard_algo_name(algo), victim_shard, moved, AKEYS, moved_other);
+	assert_int_equal(moved_other, 0);
+	assert_true(moved > 0);
+
+	tally_t ty = { 0 };
+	uint64_t zk[W3];
+	for (int wave = 0; wave < WAVES / 2; wave++) {
+		for (int j = 0; j < W3; j++)
+			zk[j] = zipf_key(&rng);
+		uint32_t fw = start_wave(f, f->bounded, zk, W3);
+		finish_wave(f);
+		check_wave(f, t3, shards3, N - 1, zk, fw, W3, NULL, 0, &ty);
+	}
+	double r3 = max_over_avg(ty.served, shards3, N - 1);
+	fprintf(stderr, "# %s: after the kill: %u calls over 3 shards, served %u/%u/%u (max/avg %.3f, %u away)\n",
+		thoth_shard_algo_name(algo), ty.calls, ty.served[shards3[0]], ty.served[shards3[1]],
+		ty.served[shards3[2]], r3, ty.away);
+	assert_true(r3 <= 1.25 + 1e-9);
+	thoth_pool_stats_t st;
+	thoth_pool_stats(f->bounded, &st);
+	assert_int_equal(st.failed, 0);
+	thoth_shard_table_free(t);
+	thoth_shard_table_free(t3);
+	for (int k = 0; k < N; k++)
+		if (k != victim_shard)
+			check_served(f, k);
+}
+
+static void test_jump_bounded_loads_hold_live_and_a_killed_shard_moves_only_its_keys(void **state)
+{
+	/* jump's shards grow and shrink at the end: the last one dies */
+	bounded_live(*state, THOTH_SHARD_JUMP, N - 1);
+}
+
+static void test_rendezvous_bounded_loads_hold_live_and_a_killed_shard_moves_only_its_keys(void **state)
+{
+	bounded_live(*state, THOTH_SHARD_RENDEZVOUS, 1);
+}
+
+/* (key, shard) -> the instance that served it: a key's replica is stable. */
+typedef struct seen {
+	uint64_t key;
+	int shard, inst;
+} seen_t;
+
+static void note_replica(seen_t *seen, uint32_t *nseen, uint32_t max, uint64_t key, int shard, int inst)
+{
+	for (uint32_t i = 0; i < *nseen; i++)
+		if (seen[i].key == key && seen[i].shard == shard) {
+			if (seen[i].inst != inst)
+				fail_msg("key %#llx on shard %d: served by instance %d, before by %d",
+					 (unsigned long long)key, shard, inst, seen[i].inst);
+			return;
+		}
+	assert_true(*nseen < max);
+	seen[(*nseen)++] = (seen_t){ key, shard, inst };
+}
+
+/*
+ * Replicas (instances sharing a shard id) under bounded loads: shards 0 and
+ * 1 have two replicas each, shard 2 one.  The bound is per shard (replicas
+ * are one member); within a shard each key keeps one replica, and the
+ * shard's keys spread over both; kill -9 of one replica of shard 0: every
+ * key it served goes to its sibling, every other key stays on its instance,
+ * and the bound still holds.
+ */
+static void test_replicas_share_their_shard_s_keys_and_a_dead_one_s_stay_on_its_sibling(void **state)
+{
+	fixture_t *f = *state;
+	enum { NS = 3, NI = 5 };
+	zipf_init();
+	f->bounded = new_pool(f, true);
+	wait_usable(f, f->bounded, NI);
+	uint64_t ids[NS];
+	int shards[NS];
+	for (int k = 0; k < NS; k++) {
+		ids[k] = THOTH_POOL_SHARD_ID(k);
+		shards[k] = k;
+	}
+	thoth_shard_table_t *t = mirror(ids, NS);
+	static seen_t seen[4096];
+	uint32_t nseen = 0;
+	uint64_t rng = 0xbe5466cf34e90c6cull, keys[W3];
+	tally_t b = { 0 };
+	for (int wave = 0; wave < WAVES; wave++) {
+		for (int j = 0; j < W3; j++)
+			keys[j] = zipf_key(&rng);
+		uint32_t first = start_wave(f, f->bounded, keys, W3);
+		finish_wave(f);
+		check_wave(f, t, shards, NS, keys, first, W3, NULL, 0, &b);
+		for (int j = 0; j < W3; j++) {
+			uint32_t pid = f->pid_of[first + (uint32_t)j];
+			note_replica(seen, &nseen, 4096, keys[j], shard_of_pid(f, pid), inst_of_pid(f, pid));
+		}
+	}
+	double rb = max_over_avg(b.served, shards, NS);
+	uint32_t keys_of[NI] = { 0 };
+	for (uint32_t i = 0; i < nseen; i++)
+		keys_of[seen[i].inst]++;
+	fprintf(stderr, "# replicas: %u calls, waves of %d: shards served %u/%u/%u (max/avg %.3f, %u away); "
+		"instances %u+%u / %u+%u / %u calls, %u+%u / %u+%u / %u distinct keys\n", b.calls, W3,
+		b.served[0], b.served[1], b.served[2], rb, b.away, b.by_inst[0], b.by_inst[1], b.by_inst[2],
+		b.by_inst[3], b.by_inst[4], keys_of[0], keys_of[1], keys_of[2], keys_of[3], keys_of[4]);
+	assert_true(rb <= 1.25 + 1e-9);
+	/* Both replicas of shards 0 and 1 have keys: each at least a fifth of
+	 * its shard's distinct keys (the choice is a hash of key and pid). */
+	for (int s = 0; s < 2; s++) {
+		uint32_t a = keys_of[2 * s], c = keys_of[2 * s + 1];
+		if (5 * a < a + c || 5 * c < a + c)
+			fail_msg("shard %d's %u keys split %u / %u over its replicas", s, a + c, a, c);
+	}
+
+	/* kill -9 of instance 0 (shard 0's first replica). */
+	uint64_t ak[AKEYS];
+	int before[AKEYS], after[AKEYS];
+	for (uint64_t j = 0; j < AKEYS; j++) {
+		uint64_t x = 0xdef000 + j;
+		ak[j] = thoth_shard_key(&x, sizeof x);
+	}
+	one_at_a_time(f, f->bounded, ak, AKEYS, before);
+	assert_int_equal(harness_kill(&f->h, f->pid[0], SIGKILL) & 0x7f, SIGKILL);
+	f->pid[0] = -1;
+	wait_usable(f, f->bounded, NI - 1);
+	one_at_a_time(f, f->bounded, ak, AKEYS, after);
+	uint32_t to_sibling = 0, moved_other = 0;
+	for (int j = 0; j < AKEYS; j++) {
+		assert_int_equal(f->shard_of[before[j]], (int)thoth_shard_lookup(t, ak[j]));
+		if (before[j] == 0) {
+			if (after[j] != 1)
+				fail_msg("key %d of the dead replica went to instance %d (shard %d), not its sibling",
+					 j, after[j], f->shard_of[after[j]]);
+			to_sibling++;
+		} else {
+			moved_other += after[j] != before[j];
+		}
+	}
+	fprintf(stderr, "# replicas: kill -9 of shard 0's replica: %u of %d keys to its sibling, %u others moved\n",
+		to_sibling, AKEYS, moved_other);
+	assert_true(to_sibling > 0);
+	assert_int_equal(moved_other, 0);
+	/* The bound, per shard, with one replica fewer. */
+	tally_t ty = { 0 };
+	for (int wave = 0; wave < WAVES / 2; wave++) {
+		for (int j = 0; j < W3; j++)
+			keys[j] = zipf_key(&rng);
+		uint32_t first = start_wave(f, f->bounded, keys, W3);
+		finish_wave(f);
+		check_wave(f, t, shards, NS, keys, first, W3, NULL, 0, &ty);
+	}
+	double r2 = max_over_avg(ty.served, shards, NS);
+	fprintf(stderr, "# replicas: after the kill: served %u/%u/%u (max/avg %.3f), instance 1 %u\n", ty.served[0],
+		ty.served[1], ty.served[2], r2, ty.by_inst[1]);
+	assert_true(r2 <= 1.25 + 1e-9);
+	assert_int_equal(ty.by_inst[0], 0);
+	assert_int_equal(ty.by_inst[1], ty.served[0]);
+	thoth_pool_stats_t st;
+	thoth_pool_stats(f->bounded, &st);
+	assert_int_equal(st.failed, 0);
+	thoth_shard_table_free(t);
+	for (int k = 1; k < NI; k++)
+		check_served(f, k);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 1)
@@ -726,6 +1046,14 @@ int main(int argc, char **argv)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_a_killed_shard_s_calls_are_placed_against_the_calls_in_flight,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_jump_bounded_loads_hold_live_and_a_killed_shard_moves_only_its_keys, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_rendezvous_bounded_loads_hold_live_and_a_killed_shard_moves_only_its_keys, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_replicas_share_their_shard_s_keys_and_a_dead_one_s_stay_on_its_sibling,
+			setup_replicas, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
