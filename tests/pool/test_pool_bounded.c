@@ -1037,6 +1037,111 @@ static void test_replicas_share_their_shard_s_keys_and_a_dead_one_s_stay_on_its_
 		check_served(f, k);
 }
 
+/* ---- thothctl services shows an instance's load report (pool46) ---------------- */
+
+static uint32_t work_done;
+static void work_got(void *arg, int err, const void *resp, const thoth_pool_result_t *res)
+{
+	(void)arg;
+	(void)resp;
+	(void)res;
+	assert_int_equal(err, 0);
+	work_done++;
+}
+
+static bool work_all_done(fixture_t *f)
+{
+	(void)f;
+	return work_done >= done_want;
+}
+
+/* The value of the first "KEY": in OUT, or -1. */
+static long json_u(const char *out, const char *key)
+{
+	char k[64];
+	snprintf(k, sizeof k, "\"%s\":", key);
+	const char *p = strstr(out, k);
+	return p ? atol(p + strlen(k)) : -1;
+}
+
+static int services_of(fixture_t *f, const char *name, bool as_json, char *out, size_t cap)
+{
+	int status = 0;
+	const char *argv_json[] = { THOTHCTL_PATH, "--runtime-dir", f->h.dir, "--json", "services", name, NULL };
+	const char *argv_text[] = { THOTHCTL_PATH, "--runtime-dir", f->h.dir, "services", name, NULL };
+	if (harness_run(&f->h, as_json ? argv_json : argv_text, out, cap, &status) || !WIFEXITED(status))
+		return -1;
+	return WEXITSTATUS(status);
+}
+
+/*
+ * SCALE-4 asked for an operator's view of what pools route on: a pool lives
+ * in its client, but the per-instance load thothd receives (report_load,
+ * which the pools weigh) is thothd's, and `thothctl services` did not show
+ * it.  One instance reports every 20 ms while a pool keeps it busy, one
+ * never reports: the first shows its utilisation and qps (JSON and text),
+ * the second 0 and 0, and no "(load:" in its row.
+ */
+static void test_thothctl_services_shows_an_instance_s_reported_load(void **state)
+{
+	fixture_t *f = *state;
+	const char *busy_argv[] = { POOL_SERVICE_PATH, "--runtime-dir", f->h.dir, "--name", "pooltest-busy",
+				    "--report-ms", "20", NULL };
+	const char *idle_argv[] = { POOL_SERVICE_PATH, "--runtime-dir", f->h.dir, "--name", "pooltest-idle", NULL };
+	f->pid[0] = harness_spawn(&f->h, "pool_service", busy_argv);
+	f->pid[1] = harness_spawn(&f->h, "pool_service", idle_argv);
+	assert_true(f->pid[0] > 0 && f->pid[1] > 0);
+	f->ninst = 2;
+	thoth_pool_config_t cfg = { .runtime_dir = f->h.dir, .name = "pooltest-busy",
+				    .iface = &thoth_pooltest_Work_info, .seed = 7 };
+	char why[200];
+	if (thoth_pool_new(f->loop, &cfg, &f->plain, why, sizeof why))
+		fail_msg("thoth_pool_new: %s", why);
+	wait_usable(f, f->plain, 1);
+	static char out[16384];
+	long util = 0, qps = 0;
+	uint64_t end = harness_now_ms() + (uint64_t)THOTH_TEST_DEADLINE_MS(20000);
+	work_done = 0;
+	done_want = 0;
+	/* thothd shows the last report, which covers the last 20 ms: the
+	 * instance is kept busy (40 calls of 5 ms of CPU sent, not yet
+	 * answered) while thothctl asks, and asked again until one sample
+	 * of each form catches a busy report. */
+	static char text[16384];
+	bool shown = false;
+	while (!shown) {
+		if (harness_now_ms() >= end)
+			fail_msg("thothctl never showed the busy instance's load (last: %s / %s)", out, text);
+		for (uint32_t j = 0; j < 40; j++) {
+			thoth_pooltest_Work_work_req_t req = { .id = j, .spin_us = 5000 };
+			int r = thoth_pool_start(f->plain, &thoth_pooltest_Work_work_info, &req, work_got, NULL);
+			if (r)
+				fail_msg("thoth_pool_start: %s", thoth_strerror(r));
+		}
+		done_want += 40;
+		assert_int_equal(services_of(f, "pooltest-busy", true, out, sizeof out), 0);
+		assert_int_equal(services_of(f, "pooltest-busy", false, text, sizeof text), 0);
+		util = json_u(out, "utilization_permille");
+		qps = json_u(out, "qps");
+		assert_true(util >= 0 && qps >= 0);         /* the keys are there */
+		shown = util > 0 && qps > 0 && strstr(text, "(load: ") && strstr(text, " qps)");
+		if (!run_until(f, work_all_done, 20000))
+			fail_msg("%u of %u work calls answered", work_done, done_want);
+	}
+	fprintf(stderr, "# after %u calls: utilization_permille %ld, qps %ld\n# %s", work_done, util, qps, text);
+	assert_int_equal(services_of(f, "pooltest-idle", true, out, sizeof out), 0);
+	assert_int_equal(json_u(out, "utilization_permille"), 0);
+	assert_int_equal(json_u(out, "qps"), 0);
+	assert_int_equal(services_of(f, "pooltest-idle", false, out, sizeof out), 0);
+	if (strstr(out, "(load:"))
+		fail_msg("an instance that never reported shows a load: %s", out);
+}
+
+static int setup_bare(void **state)
+{
+	return setup_shards(state, NULL, 0);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 1)
@@ -1054,6 +1159,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(
 			test_replicas_share_their_shard_s_keys_and_a_dead_one_s_stay_on_its_sibling,
 			setup_replicas, teardown),
+		cmocka_unit_test_setup_teardown(test_thothctl_services_shows_an_instance_s_reported_load, setup_bare,
+						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

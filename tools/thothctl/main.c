@@ -229,6 +229,8 @@ static void instance_json(const thoth_registry_Instance_t *in, const char *event
 	       (unsigned long long)r->features, r->ttl_ms, (unsigned long long)in->lease,
 	       (unsigned long long)in->registered_at_ns, (unsigned long long)in->expires_at_ns,
 	       in->owner_uid);
+	/* its last load report (Registry.report_load, SCALE-3): 0 and 0 until one */
+	printf("\"utilization_permille\":%u,\"qps\":%u,", in->utilization_permille, in->qps);
 	/* only when true: a running instance's object is as before */
 	if (instance_stopped(in))
 		printf("\"stopped\":true,");
@@ -291,12 +293,17 @@ static void table_row(const widths_t *w, const thoth_registry_Instance_t *in, co
 	const char *name = thoth_text(r->name.ptr, r->name.len);
 	const char *version = thoth_text(r->version.ptr, r->version.len);
 	const char *addr = thoth_text(r->endpoint.addr.ptr, r->endpoint.addr.len);
-	/* A stopped process: said after the row, whose columns stay as they are. */
-	printf("%-*s  %-*s  %-*s  %4u  %-6s  %7u  %016llx  %s%s\n", thoth_text_field(name, w->name),
+	/* Its last load report and a stopped process: said after the row,
+	 * whose columns stay as they are. */
+	char load[64] = "";
+	if (in->utilization_permille || in->qps)
+		snprintf(load, sizeof load, "  (load: %u.%u%% busy, %u qps)", in->utilization_permille / 10,
+			 in->utilization_permille % 10, in->qps);
+	printf("%-*s  %-*s  %-*s  %4u  %-6s  %7u  %016llx  %s%s%s\n", thoth_text_field(name, w->name),
 	       name, thoth_text_field(version, w->version), version,
 	       thoth_text_field(addr, w->endpoint), addr, r->endpoint.numa_node,
 	       locality_name(r->endpoint.locality), r->endpoint.pid, (unsigned long long)in->lease,
-	       expires, instance_stopped(in) ? "  (stopped: SIGSTOP or a debugger; still registered)" : "");
+	       expires, load, instance_stopped(in) ? "  (stopped: SIGSTOP or a debugger; still registered)" : "");
 }
 
 /* ---- commands ------------------------------------------------------------------------ */
