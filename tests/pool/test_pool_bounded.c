@@ -17,7 +17,12 @@
  *     there* (the pool44 fix: a rebuilt table used to start at zero and
  *     send them all home onto shards already at the cap), each answered
  *     once, then the stream goes on over the three left with the bound
- *     kept, and both the pool and `thothctl services` list three.
+ *     kept, and both the pool and `thothctl services` list three;
+ *   - the same for jump and rendezvous (the Shard interface's info copied
+ *     with shard_algo set), and for replicas (instances sharing a shard
+ *     id): the bound per shard, each key on one replica, a dead replica's
+ *     keys on its sibling and no other key moved (pool46);
+ *   - `thothctl services` shows an instance's last load report (pool46).
  *
  * Why waves.  Bounded loads bound the calls *in flight* on a member (what
  * thoth_shard_acquire counts: acquired at send, released at the answer).
@@ -1039,13 +1044,15 @@ static void test_replicas_share_their_shard_s_keys_and_a_dead_one_s_stay_on_its_
 
 /* ---- thothctl services shows an instance's load report (pool46) ---------------- */
 
-static uint32_t work_done;
+static uint32_t work_done, work_failed;
+/* Counted, not asserted: a test that fails with calls in flight has them
+ * completed with THOTH_E_CLOSED by the teardown's thoth_pool_free. */
 static void work_got(void *arg, int err, const void *resp, const thoth_pool_result_t *res)
 {
 	(void)arg;
 	(void)resp;
 	(void)res;
-	assert_int_equal(err, 0);
+	work_failed += err != 0;
 	work_done++;
 }
 
@@ -1101,7 +1108,7 @@ static void test_thothctl_services_shows_an_instance_s_reported_load(void **stat
 	static char out[16384];
 	long util = 0, qps = 0;
 	uint64_t end = harness_now_ms() + (uint64_t)THOTH_TEST_DEADLINE_MS(20000);
-	work_done = 0;
+	work_done = work_failed = 0;
 	done_want = 0;
 	/* thothd shows the last report, which covers the last 20 ms: the
 	 * instance is kept busy (40 calls of 5 ms of CPU sent, not yet
@@ -1127,6 +1134,7 @@ static void test_thothctl_services_shows_an_instance_s_reported_load(void **stat
 		shown = util > 0 && qps > 0 && strstr(text, "(load: ") && strstr(text, " qps)");
 		if (!run_until(f, work_all_done, 20000))
 			fail_msg("%u of %u work calls answered", work_done, done_want);
+		assert_int_equal(work_failed, 0);
 	}
 	fprintf(stderr, "# after %u calls: utilization_permille %ld, qps %ld\n# %s", work_done, util, qps, text);
 	assert_int_equal(services_of(f, "pooltest-idle", true, out, sizeof out), 0);
