@@ -62,7 +62,9 @@ typedef struct thoth_pool_config {
 	const char *runtime_dir;        /* NULL: the default rule */
 	const char *name;               /* the service name instances register under */
 	const char *min_version;        /* as thoth_resolver_config_t */
-	const thoth_interface_info_t *iface;    /* what the channels speak */
+	const thoth_interface_info_t *iface;    /* what the channels speak; kept, not copied: it must
+						 * outlive the pool (its shard_algo picks the keyed
+						 * calls' algorithm: 0..3, anything else refused) */
 	thoth_pool_policy_t policy;
 	uint32_t max_in_flight;         /* per instance: 0 = 64 (at most the ring's slots) */
 	uint32_t call_timeout_ms;       /* 0: no timeout (a call still ends when its instance dies) */
@@ -82,7 +84,8 @@ typedef struct thoth_pool_config {
 typedef struct thoth_pool thoth_pool_t;
 
 /* 0, THOTH_E_INVAL (WHY says what: no loop, no name or iface, a bad
- * min_version, a percentage over 100), THOTH_E_NOMEM.  Instances are added
+ * min_version, a percentage over 100, an iface->shard_algo that is no
+ * thoth_shard_algo_t), THOTH_E_NOMEM.  Instances are added
  * as thothd announces them. */
 int thoth_pool_new(thoth_loop_t *loop, const thoth_pool_config_t *cfg, thoth_pool_t **out,
 		   char *why, size_t why_len);

@@ -1262,6 +1262,14 @@ int thoth_pool_new(thoth_loop_t *loop, const thoth_pool_config_t *cfg, thoth_poo
 		           cfg->max_ejected_percent);
 		return THOTH_E_INVAL;
 	}
+	/* thothc writes 0..3; a hand-built or edited info may hold anything,
+	 * which every keyed call would otherwise fail on with a bare INVAL. */
+	if (cfg->iface->shard_algo > THOTH_SHARD_RENDEZVOUS) {
+		thoth__why(why, why_len,
+		           "interface %s: shard_algo %u is not an algorithm (0 none, 1 maglev, 2 jump, 3 rendezvous)",
+		           cfg->iface->name ? cfg->iface->name : "?", (unsigned)cfg->iface->shard_algo);
+		return THOTH_E_INVAL;
+	}
 	thoth_pool_t *p = calloc(1, sizeof *p);
 	if (!p)
 		return THOTH_E_NOMEM;

@@ -703,6 +703,16 @@ static void test_bad_pool_configs_are_refused(void **state)
 	cfg.max_ejected_percent = 101;
 	assert_int_equal(thoth_pool_new(f->loop, &cfg, &p, why, sizeof why), THOTH_E_INVAL);
 	cfg.max_ejected_percent = 0;
+	/* An interface info whose shard_algo is no algorithm (hand-built or
+	 * edited): refused by name, not failed at every keyed call. */
+	thoth_interface_info_t bad_algo = thoth_pooltest_Shard_info;
+	bad_algo.shard_algo = 9;
+	cfg.iface = &bad_algo;
+	assert_int_equal(thoth_pool_new(f->loop, &cfg, &p, why, sizeof why), THOTH_E_INVAL);
+	assert_null(p);
+	if (!strstr(why, "shard_algo 9"))
+		fail_msg("a bad shard_algo refused with: %s", why);
+	cfg.iface = &thoth_pooltest_Work_info;
 	cfg.min_version = "banana";
 	assert_int_equal(thoth_pool_new(f->loop, &cfg, &p, why, sizeof why), THOTH_E_INVAL);
 	assert_non_null(strstr(why, "banana"));
