@@ -76,6 +76,9 @@ typedef struct fixture {
 	thoth_loop_t *loop;
 	thoth_timer_t *tick;
 	thoth_pool_t *bounded, *plain;
+	/* The interface info the pools route by: a pool keeps the pointer
+	 * (thoth_pool_config_t.iface), so it lives as long as they do. */
+	thoth_interface_info_t iface;
 	pid_t pid[MAXI];        /* instance i (shard i, or shard_of[i] with replicas) */
 	int shard_of[MAXI];
 	int ninst;
@@ -143,8 +146,11 @@ static int setup_shards(void **state, const int *shards, int n)
 	static fixture_t f;
 	memset(&f, 0, sizeof f);
 	F = &f;
-	if (harness_setup(&f.h) || harness_start_thothd(&f.h, NULL) <= 0 || thoth_loop_new(&f.loop))
+	/* cmocka runs no teardown after a failed setup: undo what was made. */
+	if (harness_setup(&f.h))
 		return -1;
+	if (harness_start_thothd(&f.h, NULL) <= 0 || thoth_loop_new(&f.loop))
+		goto fail;
 	thoth_loop_add_timer_in(f.loop, 2000000, 0, tick, &f, &f.tick);
 	for (int k = 0; k < n; k++) {
 		char id[8];
@@ -153,11 +159,17 @@ static int setup_shards(void **state, const int *shards, int n)
 		f.pid[k] = harness_spawn(&f.h, "pool_service", argv);
 		f.shard_of[k] = shards[k];
 		if (f.pid[k] <= 0)
-			return -1;
+			goto fail;
 	}
 	f.ninst = n;
 	*state = &f;
 	return 0;
+fail:
+	if (f.tick)
+		thoth_timer_cancel(f.loop, f.tick);
+	thoth_loop_free(f.loop);
+	harness_teardown(&f.h);         /* kills and reaps thothd and the instances, removes the dir */
+	return -1;
 }
 
 static int setup(void **state)
@@ -768,12 +780,13 @@ static void test_a_killed_shard_s_calls_are_placed_against_the_calls_in_flight(v
 
 /* The Shard interface routed by ALGO: the same service (shard_algo is not
  * part of the schema hash, and routing is the client's), so one set of
- * pool_service instances serves pools of all three algorithms. */
-static thoth_interface_info_t shard_iface_as(thoth_shard_algo_t algo)
+ * pool_service instances serves pools of all three algorithms.  Kept in
+ * the fixture: the pools keep the pointer until the teardown frees them. */
+static const thoth_interface_info_t *shard_iface_as(fixture_t *f, thoth_shard_algo_t algo)
 {
-	thoth_interface_info_t i = thoth_pooltest_Shard_info;
-	i.shard_algo = (uint8_t)algo;
-	return i;
+	f->iface = thoth_pooltest_Shard_info;
+	f->iface.shard_algo = (uint8_t)algo;
+	return &f->iface;
 }
 
 /* Call KEYS[0..n-1] one at a time on P (one call in flight: its cap is
@@ -806,9 +819,9 @@ enum { AKEYS = 256 };           /* uniform keys for the affinity checks */
 static void bounded_live(fixture_t *f, thoth_shard_algo_t algo, int victim_shard)
 {
 	zipf_init();
-	thoth_interface_info_t iface = shard_iface_as(algo);
-	f->bounded = new_pool_on(f, true, &iface);
-	f->plain = new_pool_on(f, false, &iface);
+	const thoth_interface_info_t *iface = shard_iface_as(f, algo);
+	f->bounded = new_pool_on(f, true, iface);
+	f->plain = new_pool_on(f, false, iface);
 	wait_usable(f, f->bounded, N);
 	wait_usable(f, f->plain, N);
 	uint64_t ids[N];
