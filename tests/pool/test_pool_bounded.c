@@ -39,6 +39,7 @@
  * allowance for in-flight accounting beyond the bound itself.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <math.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -1075,13 +1076,17 @@ static bool work_all_done(fixture_t *f)
 	return work_done >= done_want;
 }
 
-/* The value of the first "KEY": in OUT, or -1. */
-static long json_u(const char *out, const char *key)
+/* The value of "KEY": in the object of OUT whose "name" is NAME (not
+ * NAME-shard, which the same process registers), or -1. */
+static long json_u(const char *out, const char *name, const char *key)
 {
-	char k[64];
+	char k[64], n[96];
+	snprintf(n, sizeof n, "\"name\":\"%s\",", name);
 	snprintf(k, sizeof k, "\"%s\":", key);
-	const char *p = strstr(out, k);
-	return p ? atol(p + strlen(k)) : -1;
+	const char *o = strstr(out, n);
+	const char *end = o ? strchr(o, '}') : NULL;
+	const char *p = o ? strstr(o, k) : NULL;
+	return p && (!end || p < end) ? atol(p + strlen(k)) : -1;
 }
 
 static int services_of(fixture_t *f, const char *name, bool as_json, char *out, size_t cap)
@@ -1125,9 +1130,14 @@ static void test_thothctl_services_shows_an_instance_s_reported_load(void **stat
 	done_want = 0;
 	/* thothd shows the last report, which covers the last 20 ms: the
 	 * instance is kept busy (40 calls of 5 ms of CPU sent, not yet
-	 * answered) while thothctl asks, and asked again until one sample
-	 * of each form catches a busy report. */
-	static char text[16384];
+	 * answered) while thothctl asks, and asked again until a sample
+	 * catches a busy report.  Then the instance is stopped, which freezes
+	 * the report thothd holds, and the text is read between two JSON
+	 * samples that agree: it must say exactly that report, permille as a
+	 * percentage with one decimal (a report that came in between, or one
+	 * that was idle when the stop landed: sampled again). */
+	static char text[16384], again[16384];
+	char want_load[96] = "";
 	bool shown = false;
 	while (!shown) {
 		if (harness_now_ms() >= end)
@@ -1140,19 +1150,39 @@ static void test_thothctl_services_shows_an_instance_s_reported_load(void **stat
 		}
 		done_want += 40;
 		assert_int_equal(services_of(f, "pooltest-busy", true, out, sizeof out), 0);
-		assert_int_equal(services_of(f, "pooltest-busy", false, text, sizeof text), 0);
-		util = json_u(out, "utilization_permille");
-		qps = json_u(out, "qps");
+		util = json_u(out, "pooltest-busy", "utilization_permille");
+		qps = json_u(out, "pooltest-busy", "qps");
 		assert_true(util >= 0 && qps >= 0);         /* the keys are there */
-		shown = util > 0 && qps > 0 && strstr(text, "(load: ") && strstr(text, " qps)");
+		if (util > 0 && qps > 0) {
+			int st = 0;
+			assert_int_equal(kill(f->pid[0], SIGSTOP), 0);
+			while (waitpid(f->pid[0], &st, WUNTRACED) < 0)
+				assert_int_equal(errno, EINTR);
+			assert_true(WIFSTOPPED(st));
+			assert_int_equal(services_of(f, "pooltest-busy", true, out, sizeof out), 0);
+			assert_int_equal(services_of(f, "pooltest-busy", false, text, sizeof text), 0);
+			assert_int_equal(services_of(f, "pooltest-busy", true, again, sizeof again), 0);
+			util = json_u(out, "pooltest-busy", "utilization_permille");
+			qps = json_u(out, "pooltest-busy", "qps");
+			if (util > 0 && qps > 0 && util == json_u(again, "pooltest-busy", "utilization_permille") &&
+			    qps == json_u(again, "pooltest-busy", "qps")) {
+				snprintf(want_load, sizeof want_load, "  (load: %ld.%ld%% busy, %ld qps)", util / 10,
+					 util % 10, qps);
+				if (!strstr(text, want_load))
+					fail_msg("JSON says utilization_permille %ld, qps %ld; the text does not say "
+						 "'%s': %s", util, qps, want_load, text);
+				shown = true;
+			}
+			assert_int_equal(kill(f->pid[0], SIGCONT), 0);
+		}
 		if (!run_until(f, work_all_done, 20000))
 			fail_msg("%u of %u work calls answered", work_done, done_want);
 		assert_int_equal(work_failed, 0);
 	}
 	fprintf(stderr, "# after %u calls: utilization_permille %ld, qps %ld\n# %s", work_done, util, qps, text);
 	assert_int_equal(services_of(f, "pooltest-idle", true, out, sizeof out), 0);
-	assert_int_equal(json_u(out, "utilization_permille"), 0);
-	assert_int_equal(json_u(out, "qps"), 0);
+	assert_int_equal(json_u(out, "pooltest-idle", "utilization_permille"), 0);
+	assert_int_equal(json_u(out, "pooltest-idle", "qps"), 0);
 	assert_int_equal(services_of(f, "pooltest-idle", false, out, sizeof out), 0);
 	if (strstr(out, "(load:"))
 		fail_msg("an instance that never reported shows a load: %s", out);
