@@ -43,7 +43,9 @@ def code_lines(path):
             yield n, line.rstrip("\n")
 
 
-# Lines that name python3 but start none: text printed for the user.
+# Lines that name python3 but are no test's own start: the etcd listing
+# run-cluster.sh prints for the user (test_run_cluster runs it as printed,
+# as a user would paste it: two starts a stage, left as they are).
 PRINTED = [("scripts/run-cluster.sh", "print(base64.b64decode(k[\"key\"])")]
 
 
