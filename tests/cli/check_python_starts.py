@@ -12,11 +12,15 @@ Python script that starts Python uses sys.executable (docs/TESTING.md
   - in a shell script under tests/ or scripts/ (run-cluster.sh is
     test_run_cluster's): `python3 -c ...`, `python3 "$X"`,
     `python3 file.py` (python3 as a command, not a variable's fallback
-    such as ${THOTH_PYTHON3:-python3});
+    such as ${THOTH_PYTHON3:-python3}), and python3 reading its
+    program from stdin (`python3 - <<EOF`, `python3 <<EOF`, `| python3`);
+    also in a .bash file;
+  - in a .py file under tests/ or scripts/: "python3" as a string (an
+    argv's first word, `"python3 -c ..."` for a shell);
   - a .py file run as a command (its `#!/usr/bin/env python3` line looks
     python3 up on PATH): in a shell script, or as an add_test COMMAND;
-  - `env python3` or a bare `python3` in a CMake file under tests/ or in
-    the Makefile (its stage guards).
+  - `env python3` (also `env VAR=x python3`) or a bare `python3` in a
+    CMake file under tests/ or in the Makefile (its stage guards).
 
 Prints each as FILE:LINE: TEXT and exits 1 if there is any.
 """
@@ -28,11 +32,27 @@ import sys
 # or a .py path.  Not after a word character, $, {, -, / or . (a variable's
 # fallback ${X:-python3}, /usr/bin/python3, a file name python3.x).
 SH_BARE = re.compile(r"""(?<![\w${/.-])python3\s+(-[A-Za-z]|["'$]|[\w./{}-]+\.py\b)""")
+# ... or reading its program from stdin: `python3 - <<EOF`, `python3 <<EOF`,
+# `... | python3`, python3 last on the line or before ; & | ).  Not after
+# `command -v`, `which` or `type` (a look-up, no start).
+SH_STDIN = re.compile(r"""(?<![\w${/.-])python3(\s+-(\s|$)|\s*<|\s*$|\s*[;&|)])""")
+LOOKUP = re.compile(r"""(\bcommand\s+-[vV]|\bwhich|\btype|\bhash)\s+$""")
 # A .py file in command position: at the line's start, after ; & | ( `exec`,
 # `--` (the command of a wrapper such as thothlock or timeout) or `$(`.
 SH_DIRECT = re.compile(r"""(^|[;&|(]\s*|\bexec\s+|\s--\s+)["']?[\w${}/.-]*\.py["']?(\s|$)""")
-CMAKE_BARE = re.compile(r"""(\benv\s+python3\b|COMMAND\s+python3\b|COMMAND\s+["']?[\w${}/.-]*\.py\b)""")
+CMAKE_BARE = re.compile(r"""(\benv\s+([\w]+=\S*\s+)*python3\b|COMMAND\s+python3\b|COMMAND\s+["']?[\w${}/.-]*\.py\b)""")
 MAKE_BARE = re.compile(r"""(\benv\s+python3\b|(?<![\w${/.-])python3\s+[\w./-]+\.py\b)""")
+
+
+def sh_start(line):
+    if SH_BARE.search(line) or SH_DIRECT.search(line):
+        return True
+    return any(not LOOKUP.search(line[:m.start()]) for m in SH_STDIN.finditer(line))
+
+
+# A Python script under tests/ or scripts/ that starts "python3" by name
+# (a subprocess argv or a shell string) rather than sys.executable.
+PY_BARE = re.compile(r"""["'](/usr/bin/env\s+)?python3(["']|\s+-[A-Za-z]|\s+[\w./{}-]+\.py\b)""")
 
 
 def code_lines(path):
@@ -60,9 +80,13 @@ def scan(top):
         for name in sorted(files):
             path = os.path.join(root, name)
             rel = os.path.relpath(path, top)
-            if name.endswith(".sh"):
+            if name.endswith((".sh", ".bash")):
                 for n, line in code_lines(path):
-                    if (SH_BARE.search(line) or SH_DIRECT.search(line)) and not printed(rel, line):
+                    if sh_start(line) and not printed(rel, line):
+                        found.append("%s:%d: %s" % (rel, n, line.strip()))
+            elif name.endswith(".py") and name != "check_python_starts.py":
+                for n, line in code_lines(path):
+                    if PY_BARE.search(line):
                         found.append("%s:%d: %s" % (rel, n, line.strip()))
             elif name == "CMakeLists.txt" or name.endswith(".cmake"):
                 for n, line in code_lines(path):
