@@ -41,7 +41,7 @@ LOOKUP = re.compile(r"""(\bcommand\s+-[vV]|\bwhich|\btype|\bhash)\s+$""")
 # `--` (the command of a wrapper such as thothlock or timeout) or `$(`.
 SH_DIRECT = re.compile(r"""(^|[;&|(]\s*|\bexec\s+|\s--\s+)["']?[\w${}/.-]*\.py["']?(\s|$)""")
 CMAKE_BARE = re.compile(r"""(\benv\s+([\w]+=\S*\s+)*python3\b|COMMAND\s+python3\b|COMMAND\s+["']?[\w${}/.-]*\.py\b)""")
-MAKE_BARE = re.compile(r"""(\benv\s+python3\b|(?<![\w${/.-])python3\s+[\w./-]+\.py\b)""")
+MAKE_BARE = re.compile(r"""(\benv\s+python3\b|(?<![\w${/.-])python3(\s+[\w./-]+\.py\b|\s*$))""")
 
 
 def sh_start(line):
