@@ -88,8 +88,13 @@ trap 'exit 143' TERM
 BASE=$(mktemp -d /tmp/thoth-cluster-XXXXXX)     # 0700, ours
 LOGS=$(mktemp -d "${TMPDIR:-/tmp}/thoth-cluster-logs-XXXXXX")
 
-# Free ports of 127.0.0.1, found by the kernel (bind port 0).
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# Free ports of 127.0.0.1, found by the kernel (bind port 0), by Debian's
+# python3 where there is one (THOTH_PYTHON3 first, as the tests' CMake
+# finds it): a version manager's shim first on PATH (pyenv) costs seconds
+# a start on a loaded machine, and test_run_cluster runs this script.
+PY=${THOTH_PYTHON3:-python3}
+[ -n "${THOTH_PYTHON3:-}" ] || [ ! -x /usr/bin/python3 ] || PY=/usr/bin/python3
+free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # One substitution per statement: bash 5.2 runs a trap that arrives during
 # `A=$(..) B=$(..)` as if still inside the second's parse ("trap: unexpected
 # EOF while looking for matching `)'", exit 2).

@@ -141,9 +141,9 @@ fi
 # 3c. A host name that is no host id, with no --host-id given: named as the
 # host name (it said "--host-id NAME", an option nobody gave).  The name is
 # set in a user+UTS namespace; skipped where those cannot be made.
-if unshare --user --map-root-user --uts true 2>/dev/null && command -v python3 >/dev/null; then
+if unshare --user --map-root-user --uts true 2>/dev/null && [ -n "$TT_PYTHON3" ]; then
   rm -rf "$TMP/rt"
-  timeout 20 unshare --user --map-root-user --uts python3 -c '
+  timeout 20 unshare --user --map-root-user --uts "$TT_PYTHON3" -c '
 import os, socket, sys
 socket.sethostname("bad host")
 os.execvp("timeout", ["timeout", "10"] + sys.argv[1:])' \
@@ -310,7 +310,7 @@ for args in "status --json --version" "--json status --version" "resolve echo --
   # shellcheck disable=SC2086
   out=$(timeout 20 "$THOTHCTL" --runtime-dir "$TMP/none" $args 2>"$TMP/err")
   rc=$?
-  if [ $rc = 0 ] && printf '%s' "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["tool"] == "thothctl" and d["version"]' 2>/dev/null; then
+  if [ $rc = 0 ] && printf '%s' "$out" | "$TT_PYTHON3" -c 'import json,sys; d=json.load(sys.stdin); assert d["tool"] == "thothctl" and d["version"]' 2>/dev/null; then
     echo "ok: thothctl $args: $out"
   else
     fail "thothctl $args: exit $rc, stdout '$out', stderr: $(head -1 "$TMP/err")"
@@ -374,7 +374,7 @@ if start_thothd --http-port off; then
       fail "topology $json nosuch: exit $rc (want 1), stderr: $(head -1 "$TMP/err")"
     fi
     if [ -n "$json" ]; then
-      python3 -c 'import json,sys; [json.loads(l) for l in open(sys.argv[1]) if l.strip()]' "$TMP/out" ||
+      "$TT_PYTHON3" -c 'import json,sys; [json.loads(l) for l in open(sys.argv[1]) if l.strip()]' "$TMP/out" ||
         fail "topology --json nosuch: stdout is not JSON lines: $(head -2 "$TMP/out")"
     fi
   done

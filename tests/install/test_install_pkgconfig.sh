@@ -8,6 +8,8 @@
 # programs run against the installed libthoth.so.0 and the installed thothd.
 set -euo pipefail
 SRC=$1 BUILD=$2
+# The python3 CMake found (THOTH_PYTHON3), not a version manager's shim.
+PY=${THOTH_PYTHON3:-python3}
 . "$SRC/tests/install/lib.sh"
 D=$(mktemp -d "${TMPDIR:-/tmp}/thoth-install-XXXXXX")
 # thothctl locks' runtime dir: its socket's path must fit (a short folder
@@ -53,9 +55,9 @@ done
 # No installed doc has a dead relative link: the docs are read installed,
 # flat in DOCDIR, where a link out of docs/ (`../README.md`, `../examples/`)
 # names nothing, though it works in the source tree (checked here too).
-python3 "$SRC/tests/install/check_doc_links.py" "$SRC/docs" ||
+"$PY" "$SRC/tests/install/check_doc_links.py" "$SRC/docs" ||
   { echo "docs/ has a dead relative link (above)" >&2; exit 1; }
-python3 "$SRC/tests/install/check_doc_links.py" "$D$DOCDIR" ||
+"$PY" "$SRC/tests/install/check_doc_links.py" "$D$DOCDIR" ||
   { echo "an installed doc in $DOCDIR has a dead relative link (above): link within docs/ only" >&2; exit 1; }
 if [ -d "$D$PREFIX/share/man/man1" ]; then
   grep -qF "$DOCDIR" "$D$PREFIX/share/man/man1/thothctl.1" ||

@@ -23,6 +23,8 @@ trap 'rm -rf "$T"' EXIT
 # exist, so under thothlock nothing is published anywhere.
 export THOTH_RUNTIME_DIR="$T/rt"
 fail() { echo "FAIL: $*"; exit 1; }
+# The python3 CMake found (THOTH_PYTHON3), not a version manager's shim.
+PY=${THOTH_PYTHON3:-python3}
 
 timeout 120 "$THOTHLOCK" --all --json --output "$T/json" -- "$SENDER" >"$T/out" 2>"$T/err"
 rc=$?
@@ -80,7 +82,7 @@ try:
 except BlockingIOError:
     print(f"nothing sent into the program'"'"'s socket; child {pid}; execd {execd}")
 '
-"$THOTHLOCK" --output "$T/reuse" -- python3 -c "$reuse_prog" libc >"$T/reuse.out" 2>"$T/reuse.err" ||
+"$THOTHLOCK" --output "$T/reuse" -- "$PY" -c "$reuse_prog" libc >"$T/reuse.out" 2>"$T/reuse.err" ||
   fail "the program whose descriptor was reused: $(cat "$T/reuse.err")"
 child=$(sed -n 's/.*; child \([0-9]*\); execd [0-9]*$/\1/p' "$T/reuse.out")
 execd=$(sed -n 's/.*; execd \([0-9]*\)$/\1/p' "$T/reuse.out")
@@ -91,7 +93,7 @@ for p in "$child" "$execd"; do
 done
 echo "ok: close and dup2 onto THOTHLOCK_FD through libc: the forked and the exec'd child's tables still handed to thothlock, nothing sent into the program's socket"
 if [ "$(uname -m)" = x86_64 ]; then
-  "$THOTHLOCK" --output "$T/reuse" -- python3 -c "$reuse_prog" raw >"$T/reuse.out" 2>"$T/reuse.err" ||
+  "$THOTHLOCK" --output "$T/reuse" -- "$PY" -c "$reuse_prog" raw >"$T/reuse.out" 2>"$T/reuse.err" ||
     fail "the program whose descriptor was reused by a raw dup3: $(cat "$T/reuse.err")"
   grep -q "not thothlock's socket (the program closed or reused it?)" "$T/reuse.err" ||
     fail "no warning for the reused THOTHLOCK_FD: $(cat "$T/reuse.err")"
