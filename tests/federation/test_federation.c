@@ -991,6 +991,8 @@ static void pool_speaking_holds_only(thoth_loop_t *loop, const char *dir, size_t
 	thoth_resolver_free(r);
 }
 
+static void status_of(harness_t *host, bool as_json, char *out, size_t cap);
+
 static void test_federation_a_remote_instance_conflicting_with_a_local_one_is_left_out_of_pools(void **state)
 {
 	NEED_ETCD();
@@ -1007,6 +1009,11 @@ static void test_federation_a_remote_instance_conflicting_with_a_local_one_is_le
 	assert_int_equal(register_claiming(&cc, "tcp:127.0.0.1:7302", 1), 0);     /* agrees */
 	assert_int_equal(register_claiming(&b, "/nowhere-b.sock", 1), 0);
 	expect_list(&c->host[1], "tcp:127.0.0.1:7301 tcp:127.0.0.1:7302", 10000);
+	/* SCALE-3: `thothctl status` on B counts A's as left out (fed46) */
+	static char st[1 << 16];
+	status_of(&c->host[1], true, st, sizeof st);
+	if (!strstr(st, "\"remote_instances\":2,\"conflicts\":1,"))
+		fail_msg("B's status --json does not count A's 2.x as conflicting: %s", st);
 	thoth_loop_t *loop;
 	assert_int_equal(thoth_loop_new(&loop), 0);
 	thoth_resolver_config_t rc = { .runtime_dir = c->host[1].dir, .name = "echo" };
