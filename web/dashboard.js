@@ -327,7 +327,11 @@ async function pollFederation() {
       "; watch " + (f.watching ? "open" : "NOT OPEN") + "; " + f.local_instances + " local mirrored, " +
       f.remote_instances + " remote from " + f.hosts_total + " hosts; left out: " + f.conflicts +
       " conflicting with a local instance, " + f.left_out + " keys not taken");
-    fillTable("t-federation", f.hosts.map((h) => [h.id, h.instances, agoText(h.last_seen_ago_ns) + " ago"]));
+    const rows = f.hosts.map((h) => [h.id, h.instances, agoText(h.last_seen_ago_ns) + " ago"]);
+    if (f.hosts.length < f.hosts_total)
+      rows.push(["... and " + (f.hosts_total - f.hosts.length) + " more, not listed (the first " +
+        f.hosts.length + " by id are)", "", ""]);
+    fillTable("t-federation", rows);
   } catch (e) {
     note("federation-note", "cannot read federation.json: " + e);
   }

@@ -1435,10 +1435,29 @@ size_t thothd_federation_view(void *arg, thothd_fed_view_t *view, thothd_fed_hos
 		.etcd_down_since_ns = s.etcd_down_since_ns, .left_out = s.bad_values, .ttl_s = s.ttl_s,
 		.local = s.local, .remote = s.remote, .hosts_total = s.hosts,
 	};
+	/* The first MAX by id, not the first MAX of the list (newest host
+	 * first): with more hosts than MAX, status and the panel showed an
+	 * arbitrary subset that changed as hosts came and went.  Kept sorted
+	 * while filling: a binary search and a move of at most MAX entries a
+	 * host. */
 	size_t n = 0;
-	for (const remote_host_t *h = f->hosts; h && n < max; h = h->next)
-		hosts[n++] = (thothd_fed_host_t){ .id = h->id, .instances = (uint32_t)h->count,
-						  .last_seen_ns = h->last_seen_ns };
-	qsort(hosts, n, sizeof *hosts, host_info_cmp);
+	for (const remote_host_t *h = f->hosts; h && max; h = h->next) {
+		thothd_fed_host_t e = { .id = h->id, .instances = (uint32_t)h->count,
+					.last_seen_ns = h->last_seen_ns };
+		if (n == max && host_info_cmp(&e, &hosts[n - 1]) >= 0)
+			continue;
+		size_t lo = 0, hi = n;
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+			if (host_info_cmp(&hosts[mid], &e) < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (n < max)
+			n++;
+		memmove(&hosts[lo + 1], &hosts[lo], (n - 1 - lo) * sizeof *hosts);
+		hosts[lo] = e;
+	}
 	return n;
 }

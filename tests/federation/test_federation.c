@@ -1449,6 +1449,46 @@ static void test_federation_status_and_dashboard_show_the_federation(void **stat
 }
 
 /*
+ * More other hosts than Daemon.status lists (256): the list is the first
+ * 256 by id, the text says how many more.  Before (fed46's first cut) it
+ * was the first 256 of thothd's host list, newest first, then sorted:
+ * with h000..h299 put in that order it began at h044, and the text sent
+ * the operator to --json, which lists the same 256.
+ */
+static void test_federation_status_lists_the_first_256_hosts_by_id(void **state)
+{
+	NEED_ETCD();
+	cluster_t *c = *state;
+	etcd_start(c);
+	host_start_with_dashboard(c, 0);
+	expect_metrics(&c->host[0], "thoth_federation_watching 1\n", NULL, NULL, 10000);
+	for (int i = 0; i < 300; i++) {
+		char key[64], value[128];
+		snprintf(key, sizeof key, "/thoth/v1/inst/h%03d/1", i);
+		snprintf(value, sizeof value, "{\"name\":\"echo\",\"version\":\"1.0.0\",\"addr\":\"tcp:127.0.0.1:%d\"}",
+			 20000 + i);
+		assert_true(etcd_put(c, key, value));
+	}
+	expect_metrics(&c->host[0], "thoth_federation_remote_hosts 300\n", NULL, NULL, 30000);
+	static char out[1 << 16];
+	status_of(&c->host[0], true, out, sizeof out);
+	expect_in("status --json", out, "\"hosts_total\":300,\"hosts\":[{\"id\":\"h000\",");
+	expect_in("status --json", out, "{\"id\":\"h255\",");
+	assert_null(strstr(out, "\"h256\""));
+	const char *h = strstr(out, "\"hosts\":[");
+	int listed = 0;
+	for (const char *p = h; p && (p = strstr(p, "{\"id\":")); p++)
+		listed++;
+	assert_int_equal(listed, 256);
+	status_of(&c->host[0], false, out, sizeof out);
+	expect_in("status", out, "    host h000 ");
+	expect_in("status", out, "    ... and 44 more other hosts, not listed (thothd lists the first 256 by id)\n");
+	static char body[1 << 16];
+	assert_true(dashboard_get(&c->host[0], "/federation.json", body, sizeof body));
+	expect_in("/federation.json", body, "\"hosts_total\":300,\"hosts\":[{\"id\":\"h000\",");
+}
+
+/*
  * A churning peer (a host whose only instance comes and goes, hundreds of
  * times) and a quiet one that comes once after it.  The going/coming lines
  * of all hosts shared one 5/s limit: the churn spent it and the quiet
@@ -1506,6 +1546,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_federation_a_churning_host_does_not_hide_another_hosts_lines,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_federation_status_lists_the_first_256_hosts_by_id, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(
 			test_federation_a_remote_instance_conflicting_with_a_local_one_is_left_out_of_pools, setup,
 			teardown),

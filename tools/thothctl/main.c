@@ -629,7 +629,7 @@ static void status_federation_text(const thoth_daemon_Federation_t *fe)
 		       h->instances, h->instances == 1 ? "" : "s", span_text(h->last_seen_ago_ns, span, sizeof span));
 	}
 	if (fe->hosts.count < fe->hosts_total)
-		printf("    ... and %u more hosts (thothctl status --json lists the first %u)\n",
+		printf("    ... and %u more other hosts, not listed (thothd lists the first %u by id)\n",
 		       fe->hosts_total - fe->hosts.count, fe->hosts.count);
 }
 
