@@ -1412,6 +1412,11 @@ static void test_federation_status_and_dashboard_show_the_federation(void **stat
 	expect_in("status --json", out, "\"lease_ttl_s\":2,\"lease_alive\":true,\"watching\":true");
 	expect_in("status --json", out, "\"remote_instances\":2,\"conflicts\":0,\"left_out\":1,\"hosts_total\":1");
 	expect_in("status --json", out, "\"hosts\":[{\"id\":\"hostb\",\"instances\":2,\"last_seen_ago_ns\":");
+	/* hostb's keys came after thothd started and before now: neither 0 (never) nor beyond its uptime */
+	unsigned long long seen = strtoull(strstr(out, "\"last_seen_ago_ns\":") + strlen("\"last_seen_ago_ns\":"), NULL, 10);
+	unsigned long long up = strtoull(strstr(out, "\"uptime_ns\":") + strlen("\"uptime_ns\":"), NULL, 10);
+	if (seen == 0 || seen >= up)
+		fail_msg("hostb last seen %llu ns ago, thothd up %llu ns", seen, up);
 	status_of(&c->host[0], false, out, sizeof out);
 	expect_in("status", out, "  federation      host hosta, etcd http://127.0.0.1:");
 	expect_in("status", out, "    lease         TTL 2 s, alive; watch open\n");
