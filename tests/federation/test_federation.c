@@ -1340,10 +1340,8 @@ static void test_federation_probe_attach_refuses_a_service_only_another_host_ser
 {
 	NEED_ETCD();
 	cluster_t *c = *state;
-	if (access(PROBE_OBJECT, R_OK) != 0) {
-		fprintf(stderr, "SKIP: no probe object %s (no clang -target bpf)\n", PROBE_OBJECT);
-		skip();
-	}
+	if (access(PROBE_OBJECT, R_OK) != 0)
+		skip_because("no probe object " PROBE_OBJECT " (tests/probe's probe_corpus, clang -target bpf, not built)");
 	etcd_start(c);
 	host_start(c, 0);
 	expect_log(&c->host[0], "holds lease", 10000);
