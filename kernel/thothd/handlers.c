@@ -353,8 +353,11 @@ static int on_status(void *self, const thoth_daemon_Daemon_status_req_t *req,
 	}
 	if (!req->with_events)
 		n = 0;
+	/* Room for the answer even with no list: the etcd URL is the
+	 * operator's and unbounded (70,000 bytes overflowed the 64 KiB
+	 * buffer and the caller was dropped as malformed). */
 	if (!n && !nh)
-		return 0;
+		return thothd_reserve_response(call, &thoth_daemon_Daemon_status_info, resp);
 	/* One scratch block (the call frees one): the events, then the hosts. */
 	thoth_daemon_LifecycleEvent_t *v = calloc(1, n * sizeof *v + nh * sizeof(thoth_daemon_FederationHost_t) + 1);
 	if (!v)

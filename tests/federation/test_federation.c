@@ -1492,6 +1492,31 @@ static void test_federation_status_lists_the_first_256_hosts_by_id(void **state)
 }
 
 /*
+ * The etcd URL is the operator's and unbounded: one of 70,000 bytes made
+ * Daemon.status's answer larger than thothd's 64 KiB response buffer, and
+ * a caller asking neither events nor hosts (harness_status, a 1.4 client)
+ * had its connection dropped as "malformed message": that path did not
+ * make room for the answer.  No etcd needed: it need not answer.
+ */
+static void test_federation_status_with_a_long_etcd_url_is_answered(void **state)
+{
+	cluster_t *c = *state;
+	if (!c)
+		skip_because("no test cluster (the setup said why)");
+	static char url[70000];
+	int n = snprintf(url, sizeof url, "http://127.0.0.1:1/");
+	memset(url + n, 'a', sizeof url - (size_t)n - 1);
+	const char *extra[] = { "--http-port", "off", "--etcd", url, "--host-id", "hostlong", NULL };
+	assert_true(harness_start_thothd(&c->host[2], extra) > 0);
+	thoth_control_t ctl;
+	assert_int_equal(harness_connect(&c->host[2], &ctl), 0);
+	thoth_daemon_Daemon_status_resp_t st;
+	assert_int_equal(harness_status(&ctl, &st), 0);
+	assert_int_equal(st.federation.etcd.len, strlen(url));
+	thoth_control_close(&ctl);
+}
+
+/*
  * A churning peer (a host whose only instance comes and goes, hundreds of
  * times) and a quiet one that comes once after it.  The going/coming lines
  * of all hosts shared one 5/s limit: the churn spent it and the quiet
@@ -1550,6 +1575,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_federation_a_churning_host_does_not_hide_another_hosts_lines,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_federation_status_lists_the_first_256_hosts_by_id, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_federation_status_with_a_long_etcd_url_is_answered, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(
 			test_federation_a_remote_instance_conflicting_with_a_local_one_is_left_out_of_pools, setup,
