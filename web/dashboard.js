@@ -306,3 +306,35 @@ async function pollLifecycle() {
 }
 pollLifecycle();
 setInterval(pollLifecycle, 2000);
+
+// SCALE-3: the federation (/federation.json, as `thothctl status`'s):
+// etcd, this host's lease, the other hosts.  Host ids are a peer's:
+// textContent only (fillTable, note).
+async function pollFederation() {
+  try {
+    const resp = await fetch(withToken("federation.json"));
+    const f = await resp.json();
+    if (!f.enabled) {
+      note("federation-note", "off: thothd runs without --etcd (this host's services only)");
+      fillTable("t-federation", []);
+      return;
+    }
+    note("federation-note", "host " + f.host_id + ", etcd " + f.etcd + " " +
+      (f.etcd_up ? "answers" : "DOES NOT ANSWER" +
+        (f.etcd_down_for_ns ? " for " + agoText(f.etcd_down_for_ns) : "") +
+        " (serving this host's services only, retrying)") +
+      "; lease TTL " + f.lease_ttl_s + " s " + (f.lease_alive ? "alive" : "NONE") +
+      "; watch " + (f.watching ? "open" : "NOT OPEN") + "; " + f.local_instances + " local mirrored, " +
+      f.remote_instances + " remote from " + f.hosts_total + " hosts; left out: " + f.conflicts +
+      " conflicting with a local instance, " + f.left_out + " keys not taken");
+    const rows = f.hosts.map((h) => [h.id, h.instances, agoText(h.last_seen_ago_ns) + " ago"]);
+    if (f.hosts.length < f.hosts_total)
+      rows.push(["... and " + (f.hosts_total - f.hosts.length) + " more, not listed (the first " +
+        f.hosts.length + " by id are)", "", ""]);
+    fillTable("t-federation", rows);
+  } catch (e) {
+    note("federation-note", "cannot read federation.json: " + e);
+  }
+}
+pollFederation();
+setInterval(pollFederation, 2000);

@@ -44,6 +44,7 @@
 #define MAX_VALUE (16u << 10)           /* an instance's JSON */
 #define MAX_LINE (64u << 20)            /* one watch response */
 #define LOST_LEASES 4u                  /* leases lost recently, not a twin's (twin_check) */
+#define HOST_LOGS 64u                   /* host going/coming log limits, by host id hash */
 
 typedef struct local_item {
 	struct local_item *next;        /* hash chain by lease */
@@ -60,6 +61,7 @@ typedef struct remote_host {
 	char *id;
 	thoth_registry_owner_t *owner;
 	size_t count;
+	uint64_t last_seen_ns;          /* CLOCK_MONOTONIC: the last of its keys applied */
 } remote_host_t;
 
 typedef struct remote_item {
@@ -85,6 +87,7 @@ struct thothd_federation {
 	unsigned lost_next;             /* the slot the next loss takes */
 	uint64_t twin_lease;            /* another thothd's lease on our host id (said once) */
 	bool etcd_down;                 /* said so in the log: a lease call failed */
+	uint64_t etcd_down_since_ns;    /* CLOCK_MONOTONIC of that failure (Daemon.status) */
 	fed_req_t *lease_req;
 	thoth_timer_t *lease_timer;
 	/* writer */
@@ -108,7 +111,11 @@ struct thothd_federation {
 	thoth_timer_t *items_timer;
 	thothd_federation_stats_t stats;
 	thothd_log_limit_t bad_log;     /* other hosts' unusable keys: a peer may write many */
-	thothd_log_limit_t hosts_log;   /* other hosts coming and going */
+	/* Other hosts coming and going: a limit per host id (its hash), kept
+	 * while the host itself comes and goes, so that a churning peer hides
+	 * its own lines, not another host's (they shared one limit). */
+	thothd_log_limit_t hosts_log[HOST_LOGS];
+	uint64_t host_log_suppressed;   /* lines those limits held back */
 };
 
 static void write_next(thothd_federation_t *f);
@@ -310,6 +317,8 @@ static void etcd_answered(thothd_federation_t *f, bool ok, int err, long status)
 	else if (!ok && !f->etcd_down)
 		thothd_warn("federation: etcd at %s does not answer (%s): serving this host's "
 			    "services only, retrying", f->url_base, etcd_failure(err, status));
+	if (!ok && !f->etcd_down)
+		f->etcd_down_since_ns = thoth_clock_now();
 	f->etcd_down = !ok;
 	f->stats.etcd_answers = ok;
 }
@@ -664,6 +673,23 @@ static void items_timer_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *ar
 
 /* ---- the reader: other hosts' registrations in ---------------------------------------- */
 
+/* A host going or coming, said under that host id's own limit. */
+static void host_log(thothd_federation_t *f, const char *id, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void host_log(thothd_federation_t *f, const char *id, const char *fmt, ...)
+{
+	thothd_log_limit_t *l = &f->hosts_log[hash_str(id) % HOST_LOGS];
+	char line[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	uint64_t before = l->suppressed;
+	thothd_log_limited(l, THOTHD_LOG_INFO, "%s", line);
+	if (l->suppressed > before)
+		f->host_log_suppressed++;
+}
+
 static remote_host_t *host_get(thothd_federation_t *f, const char *id, size_t len)
 {
 	for (remote_host_t *h = f->hosts; h; h = h->next)
@@ -722,10 +748,10 @@ static void remote_remove(thothd_federation_t *f, remote_item_t **slot, bool gon
 	/* Said because nothing else on this host tells an operator that another
 	 * host went: its instances simply stopped being offered (drill fed45). */
 	if (gone && !h->count)
-		thothd_log_limited(&f->hosts_log, THOTHD_LOG_INFO,
-				   "federation: host %s has no instances left here (withdrawn, or its etcd "
-				   "lease ended: its thothd stopped, was killed, or could not reach etcd for "
-				   "its lease TTL)", h->id);
+		host_log(f, h->id,
+			 "federation: host %s has no instances left here (withdrawn, or its etcd "
+			 "lease ended: its thothd stopped, was killed, or could not reach etcd for "
+			 "its lease TTL)", h->id);
 	f->stats.remote--;
 	free(ri->key);
 	free(ri);
@@ -862,8 +888,10 @@ static void apply(thothd_federation_t *f, bool put, const char *key_b64, const c
 	}
 	remote_item_t **slot = remote_slot(f, key);
 	if (!put) {
-		if (*slot)
+		if (*slot) {
+			(*slot)->host->last_seen_ns = thoth_clock_now();
 			remote_remove(f, slot, true);
+		}
 		free(key);
 		return;
 	}
@@ -895,10 +923,10 @@ static void apply(thothd_federation_t *f, bool put, const char *key_b64, const c
 	}
 	/* Before O goes: R's strings point into it. */
 	if (!h->count)
-		thothd_log_limited(&f->hosts_log, THOTHD_LOG_INFO,
-				   "federation: host %s offers its first instance here: %.*s at %.*s", h->id,
-				   (int)r.name.len, (const char *)r.name.ptr, (int)r.endpoint.addr.len,
-				   (const char *)r.endpoint.addr.ptr);
+		host_log(f, h->id, "federation: host %s offers its first instance here: %.*s at %.*s", h->id,
+			 (int)r.name.len, (const char *)r.name.ptr, (int)r.endpoint.addr.len,
+			 (const char *)r.endpoint.addr.ptr);
+	h->last_seen_ns = thoth_clock_now();
 	json_object_put(o);
 	free(value);
 	remote_item_t *ri = calloc(1, sizeof *ri);
@@ -1246,7 +1274,8 @@ int thothd_federation_new(thoth_loop_t *loop, thoth_registry_t *reg, const thoth
 	f->cfg = *cfg;
 	f->cfg.ttl_s = ttl;
 	f->bad_log = (thothd_log_limit_t){ .burst = 20, .per_second = 5 };
-	f->hosts_log = (thothd_log_limit_t){ .burst = 20, .per_second = 5 };
+	for (size_t i = 0; i < HOST_LOGS; i++)
+		f->hosts_log[i] = (thothd_log_limit_t){ .burst = 20, .per_second = 5 };
 	size_t ul = strlen(cfg->etcd_url);
 	f->url_base = strndup(cfg->etcd_url, cfg->etcd_url[ul - 1] == '/' ? ul - 1 : ul);
 	f->prefix = strdup(cfg->prefix ? cfg->prefix : "/thoth/v1/");
@@ -1304,15 +1333,23 @@ int thothd_federation_metrics(const thothd_federation_t *f, char *out, size_t ca
 		"thoth_federation_pending_writes %u\n"
 		"# HELP thoth_federation_request_errors_total Requests to etcd that failed (retried).\n"
 		"# TYPE thoth_federation_request_errors_total counter\n"
-		"thoth_federation_request_errors_total %llu\n",
+		"thoth_federation_request_errors_total %llu\n"
+		"# HELP thoth_federation_host_log_suppressed_total Log lines of other hosts going or coming "
+		"held back by their host's rate limit.\n"
+		"# TYPE thoth_federation_host_log_suppressed_total counter\n"
+		"thoth_federation_host_log_suppressed_total %llu\n",
 		s.etcd_answers ? 1 : 0, s.lease_alive ? 1 : 0, (unsigned long long)s.lease_losses,
-		s.watching ? 1 : 0, s.hosts, s.remote, s.local, s.pending, (unsigned long long)s.errors);
+		s.watching ? 1 : 0, s.hosts, s.remote, s.local, s.pending, (unsigned long long)s.errors,
+		(unsigned long long)s.host_log_suppressed);
 	return n < 0 || (size_t)n >= cap ? -1 : n;
 }
 
 void thothd_federation_stats(const thothd_federation_t *f, thothd_federation_stats_t *out)
 {
 	*out = f->stats;
+	out->host_log_suppressed = f->host_log_suppressed;
+	out->ttl_s = f->cfg.ttl_s;
+	out->etcd_down_since_ns = f->etcd_down ? f->etcd_down_since_ns : 0;
 	fed_http_stats_t hs;
 	fed_http_stats(f->http, &hs);
 	out->requests += hs.requests;
@@ -1380,4 +1417,47 @@ void thothd_federation_free(thothd_federation_t *f)
 	free(f->advertise);
 	free(f->state_file);
 	free(f);
+}
+
+static int host_info_cmp(const void *a, const void *b)
+{
+	return strcmp(((const thothd_fed_host_t *)a)->id, ((const thothd_fed_host_t *)b)->id);
+}
+
+size_t thothd_federation_view(void *arg, thothd_fed_view_t *view, thothd_fed_host_t *hosts, size_t max)
+{
+	const thothd_federation_t *f = arg;
+	thothd_federation_stats_t s;
+	thothd_federation_stats(f, &s);
+	*view = (thothd_fed_view_t){
+		.etcd = f->url_base, .host_id = f->host_id, .etcd_up = s.etcd_answers,
+		.lease_alive = s.lease_alive, .watching = s.watching,
+		.etcd_down_since_ns = s.etcd_down_since_ns, .left_out = s.bad_values, .ttl_s = s.ttl_s,
+		.local = s.local, .remote = s.remote, .hosts_total = s.hosts,
+	};
+	/* The first MAX by id, not the first MAX of the list (newest host
+	 * first): with more hosts than MAX, status and the panel showed an
+	 * arbitrary subset that changed as hosts came and went.  Kept sorted
+	 * while filling: a binary search and a move of at most MAX entries a
+	 * host. */
+	size_t n = 0;
+	for (const remote_host_t *h = f->hosts; h && max; h = h->next) {
+		thothd_fed_host_t e = { .id = h->id, .instances = (uint32_t)h->count,
+					.last_seen_ns = h->last_seen_ns };
+		if (n == max && host_info_cmp(&e, &hosts[n - 1]) >= 0)
+			continue;
+		size_t lo = 0, hi = n;
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+			if (host_info_cmp(&hosts[mid], &e) < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (n < max)
+			n++;
+		memmove(&hosts[lo + 1], &hosts[lo], (n - 1 - lo) * sizeof *hosts);
+		hosts[lo] = e;
+	}
+	return n;
 }

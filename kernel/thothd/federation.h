@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fed_view.h"
 #include "registry.h"
 #include "thoth/loop.h"
 
@@ -96,7 +97,11 @@ typedef struct thothd_federation_stats {
 	bool etcd_answers;              /* the last lease call was answered */
 	bool lease_alive;               /* we hold a live host lease */
 	bool watching;                  /* the watch stream is open */
+	uint32_t ttl_s;                 /* the host lease's TTL */
+	uint64_t etcd_down_since_ns;    /* CLOCK_MONOTONIC since etcd stopped answering; 0: it answers */
+	uint64_t host_log_suppressed;   /* host going/coming lines held back by their limit */
 } thothd_federation_stats_t;
+
 
 /* The options alone (URL form, --host-id when given, --advertise, the TTL):
  * 0, or THOTH_E_INVAL with WHY naming the option.  main() checks them with
@@ -115,5 +120,8 @@ void thothd_federation_stats(const thothd_federation_t *f, thothd_federation_sta
  * metrics_hook): the number of bytes written to OUT, or -1 if CAP is too
  * small. */
 int thothd_federation_metrics(const thothd_federation_t *f, char *out, size_t cap);
+/* SCALE-3 (Daemon.status, the dashboard: thothd_t's federation_view): a
+ * thothd_fed_view_fn, ARG the federation. */
+size_t thothd_federation_view(void *arg, thothd_fed_view_t *view, thothd_fed_host_t *hosts, size_t max);
 
 #endif

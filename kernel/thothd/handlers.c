@@ -327,12 +327,52 @@ static int on_status(void *self, const thoth_daemon_Daemon_status_req_t *req,
 	size_t na;
 	size_t n = thothd_lifecycle_read(d->lifecycle, &a, &na, &b, &resp->events_dropped);
 	resp->events_capacity = THOTHD_LIFECYCLE_EVENTS;
+	/* SCALE-3: the federation; its hosts (a list) when asked. */
+	thoth_daemon_Federation_t *fe = &resp->federation;
+	fe->state = thoth_str(d->federation_view ? "on" : "off");
+	thothd_fed_host_t hosts[THOTHD_STATUS_HOSTS];
+	size_t nh = 0;
+	uint64_t now = thoth_clock_now();
+	if (d->federation_view) {
+		thothd_fed_view_t fv;
+		nh = d->federation_view(d->federation_view_arg, &fv, hosts,
+					req->with_federation ? THOTHD_STATUS_HOSTS : 0);
+		fe->etcd = thoth_str(fv.etcd);
+		fe->etcd_up = fv.etcd_up;
+		fe->etcd_down_for_ns = fv.etcd_down_since_ns && now > fv.etcd_down_since_ns
+					       ? now - fv.etcd_down_since_ns : 0;
+		fe->host_id = thoth_str(fv.host_id);
+		fe->lease_ttl_s = fv.ttl_s;
+		fe->lease_alive = fv.lease_alive;
+		fe->watching = fv.watching;
+		fe->local = fv.local;
+		fe->remote = fv.remote;
+		fe->left_out = fv.left_out;
+		fe->conflicts = (uint32_t)thoth_registry_remote_conflicts(d->registry, now);
+		fe->hosts_total = fv.hosts_total;
+	}
 	if (!req->with_events)
-		return 0;
-	thoth_daemon_LifecycleEvent_t *v = calloc(n ? n : 1, sizeof *v);
+		n = 0;
+	/* Room for the answer even with no list: the etcd URL is the
+	 * operator's and unbounded (70,000 bytes overflowed the 64 KiB
+	 * buffer and the caller was dropped as malformed). */
+	if (!n && !nh)
+		return thothd_reserve_response(call, &thoth_daemon_Daemon_status_info, resp);
+	/* One scratch block (the call frees one): the events, then the hosts. */
+	thoth_daemon_LifecycleEvent_t *v = calloc(1, n * sizeof *v + nh * sizeof(thoth_daemon_FederationHost_t) + 1);
 	if (!v)
 		return THOTH_E_NOMEM;
 	call->scratch = v;
+	thoth_daemon_FederationHost_t *hv = (thoth_daemon_FederationHost_t *)(void *)(v + n);
+	for (size_t i = 0; i < nh; i++)
+		hv[i] = (thoth_daemon_FederationHost_t){
+			.id = thoth_str(hosts[i].id),
+			.instances = hosts[i].instances,
+			.last_seen_ago_ns = hosts[i].last_seen_ns && now > hosts[i].last_seen_ns
+						    ? now - hosts[i].last_seen_ns : 0,
+		};
+	fe->hosts.items = nh ? hv : NULL;
+	fe->hosts.count = (uint32_t)nh;
 	for (size_t i = 0; i < n; i++) {
 		const thothd_lifecycle_event_t *e = i < na ? &a[i] : &b[i - na];
 		v[i] = (thoth_daemon_LifecycleEvent_t){
@@ -350,7 +390,7 @@ static int on_status(void *self, const thoth_daemon_Daemon_status_req_t *req,
 			.predecessor_started_unix_ns = e->predecessor_started_unix_ns,
 		};
 	}
-	resp->events.items = v;
+	resp->events.items = n ? v : NULL;
 	resp->events.count = (uint32_t)n;
 	return thothd_reserve_response(call, &thoth_daemon_Daemon_status_info, resp);
 }

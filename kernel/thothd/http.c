@@ -13,6 +13,7 @@
  *   /, /index.html, /dashboard.js, /dashboard.css   embedded web/ files
  *   /metrics      Prometheus text exposition (http_live.c)
  *   /lifecycle.json  recent lifecycle events (lifecycle.c, OBS-3)
+ *   /federation.json the federation (SCALE-3), as thothctl status --json's "federation"
  *   /events       Server-Sent Events, one `data:` object a second
  *   /trace.json?from_ns=A&to_ns=B   Chrome JSON of that window (Perfetto),
  *                 made on a worker thread, at most EXPORTS_MAX at once
@@ -49,6 +50,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "jsonbuf.h"
 #include "http.h"
 #include "log.h"
 
@@ -885,6 +887,47 @@ static enum MHD_Result serve_lifecycle(thothd_http_t *h, struct MHD_Connection *
 	return reply(conn, MHD_HTTP_OK, "application/json", json, len, MHD_RESPMEM_MUST_FREE);
 }
 
+/* SCALE-3: the federation, as thothctl status --json's "federation":
+ * {"enabled": false} without --etcd.  Host ids are other hosts' strings:
+ * escaped by thothd_jstr, shown by the page through textContent. */
+static enum MHD_Result serve_federation(thothd_http_t *h, struct MHD_Connection *conn)
+{
+	thothd_jbuf_t b = { 0 };
+	thothd_t *d = h->d;
+	if (!d->federation_view) {
+		thothd_jput(&b, "{\"enabled\":false}\n");
+	} else {
+		thothd_fed_view_t s;
+		uint64_t now = thoth_clock_now();
+		static thothd_fed_host_t hosts[THOTHD_STATUS_HOSTS];   /* the loop thread's */
+		size_t n = d->federation_view(d->federation_view_arg, &s, hosts, THOTHD_STATUS_HOSTS);
+		thothd_jput(&b, "{\"enabled\":true,\"etcd\":");
+		thothd_jstr(&b, s.etcd);
+		thothd_jput(&b, ",\"etcd_up\":%s,\"etcd_down_for_ns\":%llu,\"host_id\":", s.etcd_up ? "true" : "false",
+			    (unsigned long long)(s.etcd_down_since_ns && now > s.etcd_down_since_ns
+							 ? now - s.etcd_down_since_ns : 0));
+		thothd_jstr(&b, s.host_id);
+		thothd_jput(&b, ",\"lease_ttl_s\":%u,\"lease_alive\":%s,\"watching\":%s,\"local_instances\":%u,"
+			    "\"remote_instances\":%u,\"conflicts\":%zu,\"left_out\":%llu,\"hosts_total\":%u,"
+			    "\"hosts\":[", s.ttl_s, s.lease_alive ? "true" : "false", s.watching ? "true" : "false",
+			    s.local, s.remote, thoth_registry_remote_conflicts(d->registry, now),
+			    (unsigned long long)s.left_out, s.hosts_total);
+		for (size_t i = 0; i < n; i++) {
+			thothd_jput(&b, "%s{\"id\":", i ? "," : "");
+			thothd_jstr(&b, hosts[i].id);
+			thothd_jput(&b, ",\"instances\":%u,\"last_seen_ago_ns\":%llu}", hosts[i].instances,
+				    (unsigned long long)(hosts[i].last_seen_ns && now > hosts[i].last_seen_ns
+								 ? now - hosts[i].last_seen_ns : 0));
+		}
+		thothd_jput(&b, "]}\n");
+	}
+	if (b.failed) {
+		free(b.p);
+		return reply_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot write the federation's state\n");
+	}
+	return reply(conn, MHD_HTTP_OK, "application/json", b.p, b.len, MHD_RESPMEM_MUST_FREE);
+}
+
 static void export_unlink(thothd_http_t *h, export_job_t *j)
 {
 	if (!j->linked)
@@ -1163,6 +1206,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return serve_serve_stats(h, conn);
 	if (strcmp(url, "/lifecycle.json") == 0)
 		return serve_lifecycle(h, conn);
+	if (strcmp(url, "/federation.json") == 0)
+		return serve_federation(h, conn);
 	const char *path = strcmp(url, "/") == 0 ? "/index.html" : url;
 	for (size_t i = 0; i < thothd_web_file_count; i++) {
 		const thothd_web_file_t *f = &thothd_web_files[i];

@@ -718,6 +718,8 @@ int main(int argc, char **argv)
 		d->change_hook_arg = federation;
 		d->metrics_hook = federation_metrics;
 		d->metrics_hook_arg = federation;
+		d->federation_view = thothd_federation_view;
+		d->federation_view_arg = federation;
 		thothd_info("federation: host %s, etcd %s, lease TTL %u s%s%s", fed_cfg.host_id, fed_cfg.etcd_url,
 			    fed_cfg.ttl_s ? fed_cfg.ttl_s : 10, fed_cfg.advertise ? ", advertising " : "",
 			    fed_cfg.advertise ? fed_cfg.advertise : "");
@@ -749,6 +751,7 @@ out:
 			    fs.hosts);
 		d->change_hook = NULL;  /* no more mirroring while the clients close */
 		d->metrics_hook = NULL;
+		d->federation_view = NULL;
 		thothd_federation_free(fed);
 	}
 	thothd_locks_free(locks);       /* before thothd_free: it is the tracer's source */

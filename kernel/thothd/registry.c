@@ -947,6 +947,19 @@ static bool remote_conflicts(const group_t *g, const entry_t *e, uint64_t now_ns
 	return false;
 }
 
+size_t thoth_registry_remote_conflicts(const thoth_registry_t *reg, uint64_t now_ns)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < reg->groups_cap; i++) {
+		const group_t *g = reg->groups ? reg->groups[i] : NULL;
+		if (!g)
+			continue;
+		for (size_t k = 0; k < g->count; k++)
+			n += remote_conflicts(g, g->entries[k], now_ns);
+	}
+	return n;
+}
+
 /* Rank of E for a caller on NUMA_NODE under PREFER (lower is better).
  * NUMA: 0 same node; another local node 1 + its distance from the
  * caller's (SCALE-1: nearer nodes first, equal distances tie and share

@@ -198,6 +198,10 @@ size_t thoth_registry_expire(thoth_registry_t *reg, uint64_t now_ns);
 uint64_t thoth_registry_next_expiry(const thoth_registry_t *reg);
 
 size_t thoth_registry_count(const thoth_registry_t *reg);
+/* SCALE-3 (Daemon.status): other hosts' instances whose claims conflict
+ * with a live local instance of their name, left last in every answer
+ * (rank_of).  A walk over every instance: for status, not a hot path. */
+size_t thoth_registry_remote_conflicts(const thoth_registry_t *reg, uint64_t now_ns);
 size_t thoth_registry_watch_count(const thoth_registry_t *reg);
 
 /* Why the last ERR_CONTRACT_REFUSED / ERR_BAD_* was answered (never NULL). */

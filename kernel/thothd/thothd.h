@@ -46,6 +46,7 @@
 
 #include "../ipc/stream_buf.h"     /* relative: not every includer has kernel/ipc on its path */
 #include "daemon.thoth.h"
+#include "fed_view.h"
 #include "locks.thoth.h"
 #include "log.h"
 #include "pm.thoth.h"
@@ -210,6 +211,10 @@ struct thothd {
 	 * main(); http.c knows no module behind it. */
 	int (*metrics_hook)(void *arg, char *out, size_t cap);
 	void *metrics_hook_arg;
+	/* With --etcd: the federation as Daemon.status and the dashboard show
+	 * it (fed_view.h; main() sets thothd_federation_view). */
+	thothd_fed_view_fn federation_view;
+	void *federation_view_arg;
 	bool expiry_armed;
 	char dashboard_url[128];        /* "" when no dashboard serves (Daemon.status) */
 	thothd_lifecycle_t *lifecycle;  /* recent lifecycle events (lifecycle.c) */
@@ -421,6 +426,8 @@ void thothd_rtable_publish_status(thothd_t *d);
  * losses a re-registration is matched against, service names with a
  * label of their own in thoth_thothd_service_lost_total. */
 #define THOTHD_LIFECYCLE_EVENTS 64
+/* SCALE-3: the other hosts Daemon.status lists (daemon.tidl Federation). */
+#define THOTHD_STATUS_HOSTS 256
 #define THOTHD_LIFECYCLE_LOSSES 64
 #define THOTHD_LIFECYCLE_LABELS 32
 /* Lost processes' pidfds kept at once, to say "exited" once a lost one

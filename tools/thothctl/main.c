@@ -563,9 +563,86 @@ static void status_events_text(const thoth_daemon_Daemon_status_resp_t *st, uint
 	}
 }
 
+static bool fed_on(const thoth_daemon_Federation_t *fe)
+{
+	return fe->state.len == 2 && memcmp(fe->state.ptr, "on", 2) == 0;
+}
+
+/* SCALE-3: Daemon.status's federation (1.6) as the JSON member
+ * "federation": null from an older thothd (it did not say), {"enabled":
+ * false} without --etcd, else what thothd holds of etcd and the other
+ * hosts.  Host ids are other hosts' strings (a peer's). */
+static void status_federation_json(const thoth_daemon_Federation_t *fe)
+{
+	printf(",\"federation\":");
+	if (!fe->state.len) {
+		printf("null");
+		return;
+	}
+	if (!fed_on(fe)) {
+		printf("{\"enabled\":false}");
+		return;
+	}
+	printf("{\"enabled\":true,\"etcd\":");
+	thothctl_json_str(fe->etcd.ptr, fe->etcd.len);
+	printf(",\"etcd_up\":%s,\"etcd_down_for_ns\":%llu,\"host_id\":", fe->etcd_up ? "true" : "false",
+	       (unsigned long long)fe->etcd_down_for_ns);
+	thothctl_json_str(fe->host_id.ptr, fe->host_id.len);
+	printf(",\"lease_ttl_s\":%u,\"lease_alive\":%s,\"watching\":%s,\"local_instances\":%u,"
+	       "\"remote_instances\":%u,\"conflicts\":%u,\"left_out\":%llu,\"hosts_total\":%u,\"hosts\":[",
+	       fe->lease_ttl_s, fe->lease_alive ? "true" : "false", fe->watching ? "true" : "false", fe->local,
+	       fe->remote, fe->conflicts, (unsigned long long)fe->left_out, fe->hosts_total);
+	for (uint32_t i = 0; i < fe->hosts.count; i++) {
+		const thoth_daemon_FederationHost_t *h = &fe->hosts.items[i];
+		printf("%s{\"id\":", i ? "," : "");
+		thothctl_json_str(h->id.ptr, h->id.len);
+		printf(",\"instances\":%u,\"last_seen_ago_ns\":%llu}", h->instances,
+		       (unsigned long long)h->last_seen_ago_ns);
+	}
+	printf("]}");
+}
+
+static void status_federation_text(const thoth_daemon_Federation_t *fe)
+{
+	char span[32];
+	if (!fe->state.len) {
+		printf("  federation      not said by this thothd (older than Daemon 1.6: its log and "
+		       "/metrics say)\n");
+		return;
+	}
+	if (!fed_on(fe)) {
+		printf("  federation      off (thothd runs without --etcd: this host's services only)\n");
+		return;
+	}
+	printf("  federation      host %s, etcd %s ", thoth_text(fe->host_id.ptr, fe->host_id.len),
+	       thoth_text(fe->etcd.ptr, fe->etcd.len));
+	if (fe->etcd_up)
+		printf("answers\n");
+	else if (fe->etcd_down_for_ns)
+		printf("DOES NOT ANSWER for %s (serving this host's services only, retrying)\n",
+		       span_text(fe->etcd_down_for_ns, span, sizeof span));
+	else
+		printf("not answered yet\n");
+	printf("    lease         TTL %u s, %s; watch %s\n", fe->lease_ttl_s,
+	       fe->lease_alive ? "alive" : "NONE (not granted, or lost)", fe->watching ? "open" : "NOT OPEN");
+	printf("    instances     %u local mirrored, %u remote from %u other host%s\n", fe->local, fe->remote,
+	       fe->hosts_total, fe->hosts_total == 1 ? "" : "s");
+	printf("    left out      %u remote conflicting with a local instance (handed out last), "
+	       "%llu keys not taken (the log says which)\n", fe->conflicts, (unsigned long long)fe->left_out);
+	for (uint32_t i = 0; i < fe->hosts.count; i++) {
+		const thoth_daemon_FederationHost_t *h = &fe->hosts.items[i];
+		const char *id = thoth_text(h->id.ptr, h->id.len);
+		printf("    host %-*s %u instance%s, last seen %s ago\n", thoth_text_field(id, 20), id,
+		       h->instances, h->instances == 1 ? "" : "s", span_text(h->last_seen_ago_ns, span, sizeof span));
+	}
+	if (fe->hosts.count < fe->hosts_total)
+		printf("    ... and %u more other hosts, not listed (thothd lists the first %u by id)\n",
+		       fe->hosts_total - fe->hosts.count, fe->hosts.count);
+}
+
 static int cmd_status(thoth_control_t *ctl)
 {
-	thoth_daemon_Daemon_status_req_t req = { .with_events = true };
+	thoth_daemon_Daemon_status_req_t req = { .with_events = true, .with_federation = true };
 	thoth_daemon_Daemon_status_resp_t st;
 	/* The lifecycle history's list (64 events from thothd, ~12 KiB
 	 * decoded) is decoded here; a status beyond it fails as such. */
@@ -593,6 +670,7 @@ static int cmd_status(thoth_control_t *ctl)
 		else
 			printf("null");
 		status_events_json(&st, now_ns());
+		status_federation_json(&st.federation);
 		printf("}\n");
 		return 0;
 	}
@@ -618,6 +696,7 @@ static int cmd_status(thoth_control_t *ctl)
 		       st.next_expiry_ns > now ? (double)(st.next_expiry_ns - now) / 1e9 : 0.0);
 	else
 		printf("  next expiry     none (no timer armed)\n");
+	status_federation_text(&st.federation);
 	status_events_text(&st, now);
 	return 0;
 }
