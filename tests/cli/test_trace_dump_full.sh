@@ -35,9 +35,32 @@ ctf_state() { (cd "$OUT/ctf" && ls -A && cat metadata stream_* | md5sum); }
 ctf_first=$(ctf_state)
 [ "$(stat -c %s "$OUT/first.json")" -lt 65536 ] || fail "the first dump is already over the limit"
 
-tt_spawn "$ECHO_CLIENT" --rate 500 --report 60 >/dev/null 2>&1; client=$TT_PID
-sleep 1
-kill "$client"
+# echo-client's calls fill the trace until it no longer fits in 64 KiB:
+# probe dumps (to files the test does not check) until one fails for the
+# limit, each one that succeeded whole and under it.  One second of
+# `--rate 500` was assumed to be enough, and under ASan at load 20 the
+# client made so few calls that the CTF dump (897 events) fit.
+outgrow() {   # --json FILE | --ctf DIR: the probe's kind and path
+  local kind=$1 probe=$2 n= fits=0 deadline=$((SECONDS + 60)) big
+  tt_spawn "$ECHO_CLIENT" --rate 500 --report 60 >/dev/null 2>&1; client=$TT_PID
+  while "$THOTHCTL" trace dump "$kind" "$probe" >"$OUT/probe.out" 2>"$OUT/probe.err"; do
+    n=$(sed -n 's/^wrote \([0-9]*\) events.*/\1/p' "$OUT/probe.out") fits=$((fits + 1))
+    big=$(find "$probe" -type f -size +65536c)
+    [ -z "$big" ] || fail "a $kind dump over the file size limit succeeded: $(ls -l $big)"
+    if [ "$kind" = --json ]; then
+      jq -e .traceEvents "$probe" >/dev/null || fail "a $kind dump of $n events that succeeded is not whole JSON"
+    fi
+    [ "$SECONDS" -lt "$deadline" ] ||
+      fail "the trace did not outgrow 64 KiB as $kind in 60 s of echo-client at 500 calls/s (the last dump wrote ${n:-no} events)"
+    sleep 0.2
+  done
+  grep -q "File too large" "$OUT/probe.err" ||
+    fail "a probe $kind dump failed, not for the file size limit: $(cat "$OUT/probe.err")"
+  kill "$client"; tt_reap "$client"
+  echo "the trace outgrew 64 KiB as $kind after $fits dumps that fit${n:+ (the last of $n events)}"
+}
+outgrow --json "$OUT/probe.json"
+# the trace only grows (the session goes on): the dump to t.json cannot fit
 "$THOTHCTL" trace dump --json "$OUT/t.json" 2>"$OUT/dump.err" && fail "a dump over the file size limit succeeded"
 grep -q "t.json" "$OUT/dump.err" || fail "the failed dump did not name its file: $(cat "$OUT/dump.err")"
 cmp -s "$OUT/t.json" "$OUT/first.json" ||
@@ -49,9 +72,7 @@ echo "ok: a dump that does not fit fails and keeps the earlier one whole"
 # The same for CTF: a stream over the limit fails the dump, which names the
 # file, and the directory keeps the earlier trace exactly (its metadata and
 # streams were overwritten in place, one by one, up to the failure).
-tt_spawn "$ECHO_CLIENT" --rate 500 --report 60 >/dev/null 2>&1; client=$TT_PID
-sleep 1
-kill "$client"
+outgrow --ctf "$OUT/probe-ctf"
 "$THOTHCTL" trace dump --ctf "$OUT/ctf" 2>"$OUT/ctf.err" && fail "a CTF dump over the file size limit succeeded"
 grep -q "$OUT/ctf/stream_" "$OUT/ctf.err" || fail "the failed CTF dump did not name its file: $(cat "$OUT/ctf.err")"
 grep -q "File too large" "$OUT/ctf.err" || fail "the failed CTF dump did not say why: $(cat "$OUT/ctf.err")"

@@ -45,18 +45,25 @@ tt_until --show "$RT/client.err" 60 "4 reports from echo-client" bash -c "[ \$(g
 base=$(calls_in 2 4)
 [ "$base" -gt 0 ] || tt_fail "echo-client made no calls before the stop: $(cat "$RT/client.out")"
 
-n0=$(reports) e0=$(grep -c '^echo-client:' "$RT/client.err")
+# failures said for instance PID so far
+failed() { grep -c "^echo-client: .* echo pid $1 " "$RT/client.err"; }
+n0=$(reports) e0=$(failed "$a")
 kill -STOP "$a"; stopped=1
 tt_until --show "$RT/client.err" 120 "20 reports while instance $a is stopped" \
   bash -c "[ \$(grep -c calls/s '$RT/client.out') -ge $((n0 + 20)) ]"
-e1=$(grep -c '^echo-client:' "$RT/client.err")
+e1=$(failed "$a")
 during=$(calls_in $((n0 + 2)) $((n0 + 4)))
+# reports of the 20 that show a call answered by the healthy instance
+b_called=$(grep 'calls/s' "$RT/client.out" | sed -n "$((n0 + 1)),$((n0 + 20))p" | grep -Ec "\[pid $b: [1-9]")
 kill -CONT "$a"; stopped=0
 # Each failure is a wait of the client's loop (a call's or a handshake's
 # deadline).  Avoided 2, 4, 8, 8 s after each, about 20 s hold at most 5
 # failures whatever the load; retried on every tick, one every ~2 s (10).
+# Only the stopped instance's failures count: a call to the healthy one
+# that ran past the 1 s call timeout under a loaded ASan run (it did, once)
+# was counted among them and took the test to the limit.
 echo "calls in 3 reports: $base before, $during while instance $a was stopped;" \
-     "$((e1 - e0)) failures said in 20 reports"
+     "$((e1 - e0)) failures of instance $a said in 20 reports; instance $b answered in $b_called of them"
 [ $((e1 - e0)) -le 5 ] ||
   { cat "$RT/client.err"; tt_fail "echo-client tried the stopped instance $((e1 - e0)) times in 20 s (each a wait of its loop): at most 5 expected"; }
 grep -q "echo pid $a at $RT/echo-$a.sock failed: " "$RT/client.err" ||
@@ -67,8 +74,18 @@ grep -q "echo pid $a at $RT/echo-$a.sock failed: " "$RT/client.err" ||
 n1=$(reports)
 tt_until --show "$RT/client.out" 60 "instance $a called again after SIGCONT" \
   bash -c "sed -n '$((n1 + 1)),\$p' '$RT/client.out' | grep -Eq '\[pid $a: [1-9]'"
-grep -q "echo pid $b " "$RT/client.err" &&
-  { cat "$RT/client.err"; tt_fail "the healthy instance (pid $b) was reported as failing"; }
+# The healthy instance keeps answering while the other is stopped.  That
+# none of its calls ever failed is not the point, and a loaded ASan run
+# broke it (one call past the client's 1 s call timeout, avoided 2 s): a
+# failure of its own costs it at most 3 reports (1 s wait + 2 s avoided),
+# so in 20 it answers in most, with a failure or two; a client stalled by
+# the stopped instance, or one that blamed the healthy one for the stopped
+# one's failures (avoiding it 2, 4, 8 s), would not.
+eb=$(failed "$b")
+[ "$b_called" -ge 10 ] && [ "$eb" -le 2 ] ||
+  { cat "$RT/client.out" "$RT/client.err"
+    tt_fail "the healthy instance (pid $b) answered in $b_called of 20 reports while $a was stopped, $eb failures said for it in the whole run: at least 10 reports and at most 2 failures expected"; }
+[ "$eb" = 0 ] || echo "note: $eb call(s) to the healthy instance $b failed (a loaded machine): $(grep "echo pid $b " "$RT/client.err")"
 # A killed instance leaves the report: its slot stayed, "[pid N: 0]" in
 # every later report, as if it were still an instance (ops44).
 kill -KILL "$b"; tt_reap "$b"
