@@ -188,12 +188,14 @@ static void epoch_done(cx_journal_t *j)
  * failure is never retried, and nothing is acknowledged after it. */
 static void fsync_failed(cx_journal_t *j, int k, int err)
 {
-	char path[4200];
+	char path[4200], brief[CX_PATH_BRIEF];
 	if (k < 0)
-		snprintf(path, sizeof path, "the directory %s", cx_store_dir(j->st));
+		j->fl_err = thoth_error_io(err, "fsync the directory %s", cx_path_brief(cx_store_dir(j->st), brief));
 	else if (cx_store_seg_name(j->st, j->fl[k].segno, path, sizeof path))
-		snprintf(path, sizeof path, "segment %" PRIu64 " in %s", j->fl[k].segno, cx_store_dir(j->st));
-	j->fl_err = thoth_error_io(err, "%s %s", k < 0 ? "fsync" : "fdatasync", path);
+		j->fl_err = thoth_error_io(err, "fdatasync segment %" PRIu64 " in %s", j->fl[k].segno,
+					   cx_path_brief(cx_store_dir(j->st), brief));
+	else
+		j->fl_err = thoth_error_io(err, "fdatasync %s", cx_path_brief(path, brief));
 	/* in words now: by epoch_done another call may have set the
 	 * thread's last error */
 	char sys[CX_FAILURE_LEN - 128];   /* what[160], the errno: the rest fits */
