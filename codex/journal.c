@@ -190,12 +190,14 @@ static void fsync_failed(cx_journal_t *j, int k, int err)
 {
 	char path[4200], brief[CX_PATH_BRIEF];
 	if (k < 0)
-		j->fl_err = thoth_error_io(err, "fsync the directory %s", cx_path_brief(cx_store_dir(j->st), brief));
+		j->fl_err = thoth_error_io(err, "fsync the directory %s",
+					   cx_path_brief(cx_store_dir(j->st), "fsync the directory ", brief));
 	else if (cx_store_seg_name(j->st, j->fl[k].segno, path, sizeof path))
 		j->fl_err = thoth_error_io(err, "fdatasync segment %" PRIu64 " in %s", j->fl[k].segno,
-					   cx_path_brief(cx_store_dir(j->st), brief));
+					   cx_path_brief(cx_store_dir(j->st), "fdatasync segment 18446744073709551615 in ",
+							 brief));
 	else
-		j->fl_err = thoth_error_io(err, "fdatasync %s", cx_path_brief(path, brief));
+		j->fl_err = thoth_error_io(err, "fdatasync %s", cx_path_brief(path, "fdatasync ", brief));
 	/* in words now: by epoch_done another call may have set the
 	 * thread's last error */
 	char sys[CX_FAILURE_LEN - 128];   /* what[160], the errno: the rest fits */

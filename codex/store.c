@@ -94,16 +94,18 @@ struct cx_store {
 	size_t ncuts, cuts_cap;
 };
 
-const char *cx_path_brief(const char *path, char out[CX_PATH_BRIEF])
+const char *cx_path_fit(const char *path, size_t room, char out[CX_PATH_BRIEF])
 {
 	size_t len = strlen(path);
-	if (len < CX_PATH_BRIEF) {
+	if (room >= CX_PATH_BRIEF)
+		room = CX_PATH_BRIEF - 1;
+	if (len <= room) {
 		memcpy(out, path, len + 1);
 		return out;
 	}
 	/* 40 bytes of head, "...", the rest of the room for the tail: a
 	 * segment's name ("seg-0000000000000001.log.cut-1f4-2") is ~35. */
-	size_t head = 40, tail = CX_PATH_BRIEF - 1 - head - 3;
+	size_t head = 40, tail = room - head - 3;
 	while (head > 0 && ((unsigned char)path[head] & 0xC0) == 0x80)
 		head--;         /* path[head] starts a character: cut before it */
 	const char *t = path + len - tail;
@@ -907,7 +909,7 @@ static int seg_create(cx_store_t *s, uint64_t no)
 		return THOTH_E_INVAL;
 	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
-		return thoth_error_io(errno, "create %s", cx_path_brief(path, (char[CX_PATH_BRIEF]){ 0 }));
+		return thoth_error_io(errno, "create %s", cx_path_brief(path, "create ", (char[CX_PATH_BRIEF]){ 0 }));
 	if (cx_crash_hook && s->nsegs)
 		cx_crash_hook(CX_PT_ROLL_CREATED);
 	uint8_t h[CX_SEG_HDR];
@@ -916,7 +918,8 @@ static int seg_create(cx_store_t *s, uint64_t no)
 		int e = errno;
 		close(fd);
 		unlink(path);
-		return thoth_error_io(e ? e : EIO, "write header of %s", cx_path_brief(path, (char[CX_PATH_BRIEF]){ 0 }));
+		return thoth_error_io(e ? e : EIO, "write header of %s",
+					     cx_path_brief(path, "write header of ", (char[CX_PATH_BRIEF]){ 0 }));
 	}
 	seg_t sg = { .no = no, .first_lsn = s->next_lsn, .last_lsn = s->next_lsn - 1, .fd = fd,
 		     .size = CX_SEG_HDR };
@@ -1223,8 +1226,9 @@ static int write_records(cx_store_t *s, const cx_rec_t *recs, size_t n)
 			char path[4200];
 			if (seg_path(s, a->no, "log", path, sizeof path))
 				return thoth_error_io(e, "append to segment %" PRIu64 " in %s", a->no,
-						      cx_path_brief(s->dir, (char[CX_PATH_BRIEF]){ 0 }));
-			return thoth_error_io(e, "append to %s", cx_path_brief(path, (char[CX_PATH_BRIEF]){ 0 }));
+						      cx_path_brief(s->dir, "append to segment 18446744073709551615 in ",
+								    (char[CX_PATH_BRIEF]){ 0 }));
+			return thoth_error_io(e, "append to %s", cx_path_brief(path, "append to ", (char[CX_PATH_BRIEF]){ 0 }));
 		}
 		done += (size_t)w;
 	}

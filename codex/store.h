@@ -145,13 +145,15 @@ int cx_store_dirfd(const cx_store_t *s);
  * open), so the committer names a file whose fdatasync failed. */
 const char *cx_store_dir(const cx_store_t *s);
 int cx_store_seg_name(const cx_store_t *s, uint64_t segno, char *out, size_t cap);
-/* PATH as an error names it (thoth_error_info_t.what holds 160 bytes, the
- * call before the path): at most CX_PATH_BRIEF - 1 bytes, a longer one's
- * middle cut to "..." so that its head and its tail, the file's name,
- * survive (a data dir over ~125 bytes cut the file name out of the error:
- * the end was cut).  Never inside a UTF-8 character.  Returns OUT. */
-#define CX_PATH_BRIEF 120
-const char *cx_path_brief(const char *path, char out[CX_PATH_BRIEF]);
+/* PATH as an error names it after PREFIX (thoth_error_info_t.what holds
+ * 160 bytes, filled from the start: a data dir over ~125 bytes cut the
+ * file's name out of the error): a path that fits whole stays whole; a
+ * longer one's middle is cut to "..." so that its head and its tail, the
+ * file's name, survive.  Never inside a UTF-8 character.  OUT holds
+ * CX_PATH_BRIEF bytes; returns it. */
+#define CX_PATH_BRIEF 160
+#define cx_path_brief(path, prefix, out) cx_path_fit(path, CX_PATH_BRIEF - sizeof(prefix), out)
+const char *cx_path_fit(const char *path, size_t room, char out[CX_PATH_BRIEF]);
 /* The listed fdatasyncs (and the directory's, if DIR) completed.  Then,
  * with retention set, the oldest sealed durable segments beyond it are
  * compacted away (a new catalog, then the files): the disk is awake. */
