@@ -1116,9 +1116,45 @@ static void test_entries_named_like_cut_files_are_taken_by_kind(void **state)
 	unlink(outside);
 }
 
+/* A path in an error (cx_path_brief): whole while it fits after its call;
+ * longer, its head, "...", and its tail with the file's name, never cut
+ * inside a UTF-8 character ("é" is 2 bytes, "€" 3). */
+static void test_an_error_path_keeps_its_file_name(void **state)
+{
+	(void)state;
+	char out[CX_PATH_BRIEF], path[400];
+	const char *fits = "/d/seg-0000000000000001.log";
+	assert_string_equal(cx_path_brief(fits, "append to ", out), fits);
+	for (int shift = 0; shift < 3; shift++) {
+		/* a multi-byte character over each cut point in turn */
+		int n = snprintf(path, sizeof path, "%.*s", 38 + shift, "/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+		for (int k = 0; k < 60; k++)
+			n += snprintf(path + n, sizeof path - (size_t)n, "%s", k % 2 ? "\xc3\xa9" : "\xe2\x82\xac");
+		n += snprintf(path + n, sizeof path - (size_t)n, "%.*s/seg-0000000000000007.log", shift,
+			      "bb");
+		cx_path_brief(path, "fdatasync ", out);
+		size_t len = strlen(out);
+		assert_true(len <= CX_PATH_BRIEF - sizeof "fdatasync ");
+		assert_non_null(strstr(out, "..."));
+		assert_int_equal(memcmp(out, "/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 38), 0);
+		assert_non_null(strstr(out, "/seg-0000000000000007.log"));
+		assert_string_equal(out + len - strlen("/seg-0000000000000007.log"), "/seg-0000000000000007.log");
+		/* whole characters only: every continuation byte follows a lead or
+		 * a continuation byte, and "..." never follows a lead byte */
+		for (size_t b = 0; b < len; b++) {
+			unsigned char c = (unsigned char)out[b];
+			if ((c & 0xC0) == 0x80)
+				assert_true(b > 0 && ((unsigned char)out[b - 1] & 0x80));
+			if (c >= 0xC0)
+				assert_true(b + 1 < len && ((unsigned char)out[b + 1] & 0xC0) == 0x80);
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_an_error_path_keeps_its_file_name),
 		cmocka_unit_test(test_record_roundtrip_and_every_single_bit_flip_is_refused),
 		cmocka_unit_test_setup_teardown(test_appended_records_read_back_after_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_a_torn_tail_at_any_byte_is_cut_back_to_the_last_whole_record,
