@@ -1332,14 +1332,14 @@ uint32_t cx_store_segments(const cx_store_t *s)
 	return (uint32_t)s->nsegs;
 }
 
-size_t cx_store_dirty(const cx_store_t *s, cx_dirty_t *out, size_t cap, bool *dir)
+size_t cx_store_dirty(const cx_store_t *s, cx_dirty_t *out, size_t cap, uint64_t *dir)
 {
 	size_t n = 0;
-	*dir = false;
+	*dir = 0;
 	for (size_t k = 0; k < s->nsegs; k++) {
 		const seg_t *sg = &s->segs[k];
 		if (!sg->dir_synced)
-			*dir = true;
+			*dir = s->segs[s->nsegs - 1].no;
 		if (sg->size > sg->synced && n < cap)
 			out[n++] = (cx_dirty_t){ .seg = (uint32_t)k, .segno = sg->no, .fd = sg->fd, .upto = sg->size };
 	}
@@ -1361,15 +1361,20 @@ int cx_store_seg_name(const cx_store_t *s, uint64_t segno, char *out, size_t cap
 	return seg_path(s, segno, "log", out, cap);
 }
 
-void cx_store_synced(cx_store_t *s, const cx_dirty_t *d, size_t n, bool dir)
+void cx_store_synced(cx_store_t *s, const cx_dirty_t *d, size_t n, uint64_t dir)
 {
 	for (size_t k = 0; k < n; k++) {
 		seg_t *sg = seg_by_no(s, d[k].segno);
 		if (sg && d[k].upto > sg->synced)
 			sg->synced = d[k].upto;
 	}
-	if (dir)
-		for (size_t k = 0; k < s->nsegs; k++)
+	/* Only the segments the directory's fsync was asked for: one rolled
+	 * to while the epoch ran (an append does not wait for it) may have
+	 * been created after that fsync, its name not durable yet; marking it
+	 * too let the next epoch acknowledge its records with no directory
+	 * fsync at all. */
+	for (size_t k = 0; k < s->nsegs; k++)
+		if (s->segs[k].no <= dir)
 			s->segs[k].dir_synced = true;
 	for (size_t k = 0; k + 1 < s->nsegs; k++) {
 		seg_t *sg = &s->segs[k];

@@ -323,7 +323,7 @@ static void test_segments_roll_and_sealed_ones_load_from_their_index(void **stat
 	assert_true(cx_store_segments(s) > 5);
 	/* mark everything synced: the sealed segments write their index */
 	cx_dirty_t d[256];
-	bool dirflag;
+	uint64_t dirflag;
 	size_t n = cx_store_dirty(s, d, 256, &dirflag);
 	assert_true(n > 0);
 	cx_store_synced(s, d, n, dirflag);
@@ -406,7 +406,7 @@ static cx_store_t *open_retain(uint64_t seg, uint64_t retain, cx_recovery_t *rep
 static void epoch(cx_store_t *s)
 {
 	cx_dirty_t d[256];
-	bool dirflag;
+	uint64_t dirflag;
 	size_t n = cx_store_dirty(s, d, 256, &dirflag);
 	for (size_t k = 0; k < n; k++)
 		assert_int_equal(fdatasync(d[k].fd), 0);
@@ -1116,6 +1116,41 @@ static void test_entries_named_like_cut_files_are_taken_by_kind(void **state)
 	unlink(outside);
 }
 
+/* A segment rolled to while an epoch runs (appends do not wait for it) may
+ * be created after that epoch's directory fsync: the epoch's end must not
+ * count its name as durable, or the next epoch acknowledged its records
+ * with no directory fsync at all (it marked every segment). */
+static void test_a_segment_created_during_an_epoch_still_needs_the_directory_fsync(void **state)
+{
+	(void)state;
+	cx_store_t *s = open_store(4096, NULL);
+	uint32_t a;
+	assert_int_equal(cx_store_stream_create(s, "a", 1, 0, 1, &a), 0);
+	uint64_t i = 1;
+	while (cx_store_segments(s) < 2)
+		append_n(s, a, i++, 1);
+	cx_dirty_t d[256];
+	uint64_t dirflag, again;
+	size_t n = cx_store_dirty(s, d, 256, &dirflag);  /* the epoch starts */
+	assert_int_not_equal(dirflag, 0);
+	for (size_t k = 0; k < n; k++)
+		assert_int_equal(fdatasync(d[k].fd), 0);
+	assert_int_equal(fsync(cx_store_dirfd(s)), 0);
+	uint32_t before = cx_store_segments(s);
+	while (cx_store_segments(s) == before)           /* a roll after its fsync */
+		append_n(s, a, i++, 1);
+	cx_store_synced(s, d, n, dirflag);               /* the epoch ends */
+	(void)cx_store_dirty(s, d, 256, &again);
+	assert_true(again > dirflag);                    /* the new segment's name is not durable yet */
+	if (again)
+		assert_int_equal(fsync(cx_store_dirfd(s)), 0);
+	n = cx_store_dirty(s, d, 256, &again);
+	cx_store_synced(s, d, n, again);
+	(void)cx_store_dirty(s, d, 256, &again);
+	assert_int_equal(again, 0);
+	cx_store_close(s);
+}
+
 /* A path in an error (cx_path_brief): whole while it fits after its call;
  * longer, its head, "...", and its tail with the file's name, never cut
  * inside a UTF-8 character ("é" is 2 bytes, "€" 3). */
@@ -1155,6 +1190,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_an_error_path_keeps_its_file_name),
+		cmocka_unit_test_setup_teardown(test_a_segment_created_during_an_epoch_still_needs_the_directory_fsync, setup,
+						teardown),
 		cmocka_unit_test(test_record_roundtrip_and_every_single_bit_flip_is_refused),
 		cmocka_unit_test_setup_teardown(test_appended_records_read_back_after_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_a_torn_tail_at_any_byte_is_cut_back_to_the_last_whole_record,
