@@ -1160,6 +1160,23 @@ static void test_an_error_path_keeps_its_file_name(void **state)
 	char out[CX_PATH_BRIEF], path[400];
 	const char *fits = "/d/seg-0000000000000001.log";
 	assert_string_equal(cx_path_brief(fits, "append to ", out), fits);
+	/* At the limit: a path that just fits after "fdatasync " (149 bytes)
+	 * stays whole, one byte more is cut; either way the error's what[]
+	 * holds it whole, its own cut at 156 bytes never reached. */
+	for (size_t len = CX_PATH_BRIEF - sizeof "fdatasync " - 1; len <= CX_PATH_BRIEF - sizeof "fdatasync " + 1; len++) {
+		const char *name = "/seg-0000000000000007.log";
+		memset(path, 'd', len - strlen(name));
+		memcpy(path + len - strlen(name), name, strlen(name) + 1);
+		cx_path_brief(path, "fdatasync ", out);
+		if (len <= CX_PATH_BRIEF - sizeof "fdatasync ")
+			assert_string_equal(out, path);
+		else
+			assert_true(strstr(out, "...") && strlen(out) <= CX_PATH_BRIEF - sizeof "fdatasync ");
+		(void)thoth_error_io(EIO, "fdatasync %s", out);
+		const char *what = thoth_last_error()->what;
+		assert_true(strlen(what) == strlen("fdatasync ") + strlen(out));
+		assert_string_equal(what + strlen(what) - strlen(name), name);
+	}
 	for (int shift = 0; shift < 3; shift++) {
 		/* a multi-byte character over each cut point in turn */
 		int n = snprintf(path, sizeof path, "%.*s", 38 + shift, "/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
