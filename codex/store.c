@@ -87,6 +87,7 @@ struct cx_store {
 	uint8_t *buf;                   /* encoding buffer for appends */
 	size_t buf_cap;
 	bool failed;
+	bool compact_warned;             /* a failed catalog commit said, none succeeded since */
 	int *retired;                   /* fds of dropped segments, closed by cx_store_release_retired */
 	size_t nretired, retired_cap;
 	cx_compact_stats_t cstats;
@@ -818,8 +819,10 @@ static void compact(cx_store_t *s)
 		free(b);
 		return;
 	}
+	errno = 0;
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	bool ok = fd >= 0 && write(fd, b, len) == (ssize_t)len && !fdatasync(fd);
+	int cerr = ok ? 0 : errno ? errno : EIO;        /* a short write sets none */
 	if (fd >= 0)
 		close(fd);
 	free(b);
@@ -827,11 +830,22 @@ static void compact(cx_store_t *s)
 		cx_crash_hook(CX_PT_COMPACT_CATALOG);
 	/* The commit: renamed and the directory synced.  Until then a crash
 	 * leaves the previous state whole; on failure nothing changes and the
-	 * next epoch tries again. */
-	if (!ok || rename(tmp, path) || fsync(s->dirfd)) {
+	 * next epoch tries again.  Said once (until a commit succeeds): it
+	 * failed in silence, and retention then held nothing back while the
+	 * disk filled, with no word of why. */
+	const char *step = !ok ? "write" : rename(tmp, path) ? "rename to" : fsync(s->dirfd) ? "fsync the directory of" : NULL;
+	if (step) {
+		if (ok)
+			cerr = errno;
 		unlink(tmp);
+		if (!s->compact_warned)
+			fprintf(stderr, "codex[%d]: warning: retention's catalog commit failed (%s %s: %s); no segment "
+				"is removed, tried again after each sync (said once until one succeeds)\n",
+				(int)getpid(), step, step[0] == 'w' ? tmp : path, strerror(cerr));
+		s->compact_warned = true;
 		return;
 	}
+	s->compact_warned = false;
 	if (cx_crash_hook)
 		cx_crash_hook(CX_PT_COMPACT_RENAMED);
 	uint64_t bytes = 0, records = 0;
