@@ -104,9 +104,16 @@ const char *cx_path_fit(const char *path, size_t room, char out[CX_PATH_BRIEF])
 		memcpy(out, path, len + 1);
 		return out;
 	}
+	if (room < 3) {
+		out[0] = '\0';
+		return out;
+	}
 	/* 40 bytes of head, "...", the rest of the room for the tail: a
 	 * segment's name ("seg-0000000000000001.log.cut-1f4-2") is ~35. */
-	size_t head = 40, tail = room - head - 3;
+	size_t head = 40, tail;
+	if (room < head + 3 + 1)        /* no room for a tail: never wrap (the macro refuses such a prefix) */
+		head = room > 3 ? (room - 3) / 2 : 0;
+	tail = room > head + 3 ? room - head - 3 : 0;
 	while (head > 0 && ((unsigned char)path[head] & 0xC0) == 0x80)
 		head--;         /* path[head] starts a character: cut before it */
 	const char *t = path + len - tail;

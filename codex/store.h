@@ -153,7 +153,8 @@ int cx_store_seg_name(const cx_store_t *s, uint64_t segno, char *out, size_t cap
  * file's name, survive.  Never inside a UTF-8 character.  OUT holds
  * CX_PATH_BRIEF bytes; returns it. */
 #define CX_PATH_BRIEF 160
-#define cx_path_brief(path, prefix, out) cx_path_fit(path, CX_PATH_BRIEF - sizeof(prefix), out)
+#define cx_path_brief(path, prefix, out)                                                              \
+	cx_path_fit(path, CX_PATH_BRIEF - sizeof(prefix) + 0 * sizeof(char[sizeof(prefix) <= 100 ? 1 : -1]), out)
 const char *cx_path_fit(const char *path, size_t room, char out[CX_PATH_BRIEF]);
 /* The listed fdatasyncs (and the directory's, if DIR: cx_store_dirty's
  * *DIR, covering the segments numbered up to it) completed.  Then,

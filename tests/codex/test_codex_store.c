@@ -1199,6 +1199,13 @@ static void test_an_error_path_keeps_its_file_name(void **state)
 		assert_true(strlen(what) == strlen("fdatasync ") + strlen(out));
 		assert_string_equal(what + strlen(what) - strlen(name), name);
 	}
+	/* A room too small for 40 bytes of head, "..." and a tail (no caller
+	 * has one: the macro refuses a prefix over 100 bytes): still within it
+	 * (room - head - 3 wrapped: a copy from before the path). */
+	memset(path, 'p', 300);
+	path[300] = '\0';
+	for (size_t room = 0; room < 50; room++)
+		assert_true(strlen(cx_path_fit(path, room, out)) <= room);
 	for (int shift = 0; shift < 3; shift++) {
 		/* a multi-byte character over each cut point in turn */
 		int n = snprintf(path, sizeof path, "%.*s", 38 + shift, "/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
