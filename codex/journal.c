@@ -47,7 +47,7 @@ struct cx_journal {
 	bool in_flight;                 /* under mu */
 	cx_dirty_t fl[MAX_BATCH];
 	size_t nfl;
-	bool fl_dir;
+	uint64_t fl_dir;                /* cx_store_dirty's: 0, or the newest segment the dir fsync covers */
 	uint64_t fl_lsn, fl_start, fl_deferred_bytes;
 	int fl_pending, fl_err;
 	char fl_why[CX_FAILURE_LEN];    /* fl_err in words, taken in on_fsync */
@@ -170,7 +170,7 @@ static void epoch_done(cx_journal_t *j)
 	}
 	s->recent[s->n_recent++] = (cx_epoch_t){
 		.at_ns = real_ns(), .duration_ns = now - j->fl_start, .deferred_bytes = j->fl_deferred_bytes,
-		.group = j->fl_group, .fsyncs = (uint32_t)(j->nfl + j->fl_dir), .reason = j->fl_reason,
+		.group = j->fl_group, .fsyncs = (uint32_t)(j->nfl + (j->fl_dir != 0)), .reason = j->fl_reason,
 	};
 	if (j->fl_reason == CX_WB_SYNC)
 		j->last_group = j->fl_group;
@@ -188,12 +188,16 @@ static void epoch_done(cx_journal_t *j)
  * failure is never retried, and nothing is acknowledged after it. */
 static void fsync_failed(cx_journal_t *j, int k, int err)
 {
-	char path[4200];
+	char path[4200], brief[CX_PATH_BRIEF];
 	if (k < 0)
-		snprintf(path, sizeof path, "the directory %s", cx_store_dir(j->st));
+		j->fl_err = thoth_error_io(err, "fsync the directory %s",
+					   cx_path_brief(cx_store_dir(j->st), "fsync the directory ", brief));
 	else if (cx_store_seg_name(j->st, j->fl[k].segno, path, sizeof path))
-		snprintf(path, sizeof path, "segment %" PRIu64 " in %s", j->fl[k].segno, cx_store_dir(j->st));
-	j->fl_err = thoth_error_io(err, "%s %s", k < 0 ? "fsync" : "fdatasync", path);
+		j->fl_err = thoth_error_io(err, "fdatasync segment %" PRIu64 " in %s", j->fl[k].segno,
+					   cx_path_brief(cx_store_dir(j->st), "fdatasync segment 18446744073709551615 in ",
+							 brief));
+	else
+		j->fl_err = thoth_error_io(err, "fdatasync %s", cx_path_brief(path, "fdatasync ", brief));
 	/* in words now: by epoch_done another call may have set the
 	 * thread's last error */
 	char sys[CX_FAILURE_LEN - 128];   /* what[160], the errno: the rest fits */
@@ -229,7 +233,7 @@ static void start_epoch(cx_journal_t *j, cx_wb_reason_t reason)
 	j->in_flight = true;
 	j->readmiss_ev = j->awake_ev = j->create_ev = false;
 	size_t n = j->nfl;
-	bool dir = j->fl_dir;
+	bool dir = j->fl_dir != 0;
 	int dirfd = cx_store_dirfd(j->st);
 	pthread_mutex_unlock(&j->mu);
 	/* The whole batch is queued before the loop next waits: on io_uring

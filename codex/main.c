@@ -274,11 +274,18 @@ static void on_state(void *arg, thoth_service_state_t state, int err, const char
 }
 
 /* The journal stopped (an I/O error: a full disk, a failed fdatasync):
- * said once, with the cause, where the operator looks first. */
+ * said once, with the cause, where the operator looks first.  What a
+ * restart brings back, exactly (docs/CODEX.md "The fsync policy"): it said
+ * "it recovers what reached the disk", but a write that reached the disk
+ * and was never fdatasync'ed may be lost or torn, and recovery cuts a torn
+ * tail aside. */
 static void journal_failed(void *arg, const char *why)
 {
 	fprintf(stderr, "codex[%d]: the journal stopped: %s; nothing more is acknowledged "
-		"until codex restarts (it recovers what reached the disk)\n", (int)getpid(), why);
+		"until codex restarts; a restart keeps every sync-acknowledged record, and of the "
+		"later ones (deferred or unacknowledged: never synced, so possibly lost or torn) "
+		"those that read back intact up to the first that does not, where it ends the log "
+		"(the rest set aside: seg-N.log.cut-OFFSET, *.orphan)\n", (int)getpid(), why);
 }
 
 static void on_stop_fd(thoth_loop_t *loop, thoth_source_t *src, int fd, uint32_t events, void *arg)

@@ -87,12 +87,43 @@ struct cx_store {
 	uint8_t *buf;                   /* encoding buffer for appends */
 	size_t buf_cap;
 	bool failed;
+	bool compact_warned;             /* a failed catalog commit said, none succeeded since */
 	int *retired;                   /* fds of dropped segments, closed by cx_store_release_retired */
 	size_t nretired, retired_cap;
 	cx_compact_stats_t cstats;
 	cut_file_t *cuts;               /* oldest first: by segment, offset, suffix */
 	size_t ncuts, cuts_cap;
 };
+
+const char *cx_path_fit(const char *path, size_t room, char out[CX_PATH_BRIEF])
+{
+	size_t len = strlen(path);
+	if (room >= CX_PATH_BRIEF)
+		room = CX_PATH_BRIEF - 1;
+	if (len <= room) {
+		memcpy(out, path, len + 1);
+		return out;
+	}
+	if (room < 3) {
+		out[0] = '\0';
+		return out;
+	}
+	/* 40 bytes of head, "...", the rest of the room for the tail: a
+	 * segment's name ("seg-0000000000000001.log.cut-1f4-2") is ~35. */
+	size_t head = 40, tail;
+	if (room < head + 3 + 1)        /* no room for a tail: never wrap (the macro refuses such a prefix) */
+		head = room > 3 ? (room - 3) / 2 : 0;
+	tail = room > head + 3 ? room - head - 3 : 0;
+	while (head > 0 && ((unsigned char)path[head] & 0xC0) == 0x80)
+		head--;         /* path[head] starts a character: cut before it */
+	const char *t = path + len - tail;
+	while (*t && ((unsigned char)*t & 0xC0) == 0x80)
+		t++;            /* the tail starts on a character */
+	memcpy(out, path, head);
+	memcpy(out + head, "...", 3);
+	memcpy(out + head + 3, t, strlen(t) + 1);
+	return out;
+}
 
 static int fail_io(const char *what, char *why, size_t why_len)
 {
@@ -795,8 +826,10 @@ static void compact(cx_store_t *s)
 		free(b);
 		return;
 	}
+	errno = 0;
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	bool ok = fd >= 0 && write(fd, b, len) == (ssize_t)len && !fdatasync(fd);
+	int cerr = ok ? 0 : errno ? errno : EIO;        /* a short write sets none */
 	if (fd >= 0)
 		close(fd);
 	free(b);
@@ -804,11 +837,22 @@ static void compact(cx_store_t *s)
 		cx_crash_hook(CX_PT_COMPACT_CATALOG);
 	/* The commit: renamed and the directory synced.  Until then a crash
 	 * leaves the previous state whole; on failure nothing changes and the
-	 * next epoch tries again. */
-	if (!ok || rename(tmp, path) || fsync(s->dirfd)) {
+	 * next epoch tries again.  Said once (until a commit succeeds): it
+	 * failed in silence, and retention then held nothing back while the
+	 * disk filled, with no word of why. */
+	const char *step = !ok ? "write" : rename(tmp, path) ? "rename to" : fsync(s->dirfd) ? "fsync the directory of" : NULL;
+	if (step) {
+		if (ok)
+			cerr = errno;
 		unlink(tmp);
+		if (!s->compact_warned)
+			fprintf(stderr, "codex[%d]: warning: retention's catalog commit failed (%s %s: %s); no segment "
+				"is removed, tried again after each sync (said once until one succeeds)\n",
+				(int)getpid(), step, step[0] == 'w' ? tmp : path, strerror(cerr));
+		s->compact_warned = true;
 		return;
 	}
+	s->compact_warned = false;
 	if (cx_crash_hook)
 		cx_crash_hook(CX_PT_COMPACT_RENAMED);
 	uint64_t bytes = 0, records = 0;
@@ -886,7 +930,7 @@ static int seg_create(cx_store_t *s, uint64_t no)
 		return THOTH_E_INVAL;
 	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
-		return thoth_error_io(errno, "create %s", path);
+		return thoth_error_io(errno, "create %s", cx_path_brief(path, "create ", (char[CX_PATH_BRIEF]){ 0 }));
 	if (cx_crash_hook && s->nsegs)
 		cx_crash_hook(CX_PT_ROLL_CREATED);
 	uint8_t h[CX_SEG_HDR];
@@ -895,7 +939,8 @@ static int seg_create(cx_store_t *s, uint64_t no)
 		int e = errno;
 		close(fd);
 		unlink(path);
-		return thoth_error_io(e ? e : EIO, "write header of %s", path);
+		return thoth_error_io(e ? e : EIO, "write header of %s",
+					     cx_path_brief(path, "write header of ", (char[CX_PATH_BRIEF]){ 0 }));
 	}
 	seg_t sg = { .no = no, .first_lsn = s->next_lsn, .last_lsn = s->next_lsn - 1, .fd = fd,
 		     .size = CX_SEG_HDR };
@@ -1201,8 +1246,10 @@ static int write_records(cx_store_t *s, const cx_rec_t *recs, size_t n)
 			 * 7" alone sent the operator looking for the disk. */
 			char path[4200];
 			if (seg_path(s, a->no, "log", path, sizeof path))
-				return thoth_error_io(e, "append to segment %" PRIu64 " in %s", a->no, s->dir);
-			return thoth_error_io(e, "append to %s", path);
+				return thoth_error_io(e, "append to segment %" PRIu64 " in %s", a->no,
+						      cx_path_brief(s->dir, "append to segment 18446744073709551615 in ",
+								    (char[CX_PATH_BRIEF]){ 0 }));
+			return thoth_error_io(e, "append to %s", cx_path_brief(path, "append to ", (char[CX_PATH_BRIEF]){ 0 }));
 		}
 		done += (size_t)w;
 	}
@@ -1306,14 +1353,14 @@ uint32_t cx_store_segments(const cx_store_t *s)
 	return (uint32_t)s->nsegs;
 }
 
-size_t cx_store_dirty(const cx_store_t *s, cx_dirty_t *out, size_t cap, bool *dir)
+size_t cx_store_dirty(const cx_store_t *s, cx_dirty_t *out, size_t cap, uint64_t *dir)
 {
 	size_t n = 0;
-	*dir = false;
+	*dir = 0;
 	for (size_t k = 0; k < s->nsegs; k++) {
 		const seg_t *sg = &s->segs[k];
 		if (!sg->dir_synced)
-			*dir = true;
+			*dir = s->segs[s->nsegs - 1].no;
 		if (sg->size > sg->synced && n < cap)
 			out[n++] = (cx_dirty_t){ .seg = (uint32_t)k, .segno = sg->no, .fd = sg->fd, .upto = sg->size };
 	}
@@ -1335,15 +1382,20 @@ int cx_store_seg_name(const cx_store_t *s, uint64_t segno, char *out, size_t cap
 	return seg_path(s, segno, "log", out, cap);
 }
 
-void cx_store_synced(cx_store_t *s, const cx_dirty_t *d, size_t n, bool dir)
+void cx_store_synced(cx_store_t *s, const cx_dirty_t *d, size_t n, uint64_t dir)
 {
 	for (size_t k = 0; k < n; k++) {
 		seg_t *sg = seg_by_no(s, d[k].segno);
 		if (sg && d[k].upto > sg->synced)
 			sg->synced = d[k].upto;
 	}
-	if (dir)
-		for (size_t k = 0; k < s->nsegs; k++)
+	/* Only the segments the directory's fsync was asked for: one rolled
+	 * to while the epoch ran (an append does not wait for it) may have
+	 * been created after that fsync, its name not durable yet; marking it
+	 * too let the next epoch acknowledge its records with no directory
+	 * fsync at all. */
+	for (size_t k = 0; k < s->nsegs; k++)
+		if (s->segs[k].no <= dir)
 			s->segs[k].dir_synced = true;
 	for (size_t k = 0; k + 1 < s->nsegs; k++) {
 		seg_t *sg = &s->segs[k];

@@ -136,19 +136,31 @@ uint64_t cx_store_written_bytes(const cx_store_t *s);
 uint32_t cx_store_segments(const cx_store_t *s);
 
 /* What is written but not yet covered by an fdatasync: up to CAP segments
- * (the active one last), and whether the directory needs an fsync (a new
- * segment file). */
-size_t cx_store_dirty(const cx_store_t *s, cx_dirty_t *out, size_t cap, bool *dir);
+ * (the active one last), and in *DIR whether the directory needs an fsync
+ * (a new segment file): 0 if not, else the newest segment's number, the
+ * last one that fsync covers (a segment created while it runs is not). */
+size_t cx_store_dirty(const cx_store_t *s, cx_dirty_t *out, size_t cap, uint64_t *dir);
 int cx_store_dirfd(const cx_store_t *s);
 /* The data directory, and the path of segment SEGNO in it (THOTH_E_INVAL
  * when CAP is too small): safe from any thread (the directory is fixed at
  * open), so the committer names a file whose fdatasync failed. */
 const char *cx_store_dir(const cx_store_t *s);
 int cx_store_seg_name(const cx_store_t *s, uint64_t segno, char *out, size_t cap);
-/* The listed fdatasyncs (and the directory's, if DIR) completed.  Then,
+/* PATH as an error names it after PREFIX (thoth_error_info_t.what holds
+ * 160 bytes, filled from the start: a data dir over ~125 bytes cut the
+ * file's name out of the error): a path that fits whole stays whole; a
+ * longer one's middle is cut to "..." so that its head and its tail, the
+ * file's name, survive.  Never inside a UTF-8 character.  OUT holds
+ * CX_PATH_BRIEF bytes; returns it. */
+#define CX_PATH_BRIEF 160
+#define cx_path_brief(path, prefix, out)                                                              \
+	cx_path_fit(path, CX_PATH_BRIEF - sizeof(prefix) + 0 * sizeof(char[sizeof(prefix) <= 100 ? 1 : -1]), out)
+const char *cx_path_fit(const char *path, size_t room, char out[CX_PATH_BRIEF]);
+/* The listed fdatasyncs (and the directory's, if DIR: cx_store_dirty's
+ * *DIR, covering the segments numbered up to it) completed.  Then,
  * with retention set, the oldest sealed durable segments beyond it are
  * compacted away (a new catalog, then the files): the disk is awake. */
-void cx_store_synced(cx_store_t *s, const cx_dirty_t *d, size_t n, bool dir);
+void cx_store_synced(cx_store_t *s, const cx_dirty_t *d, size_t n, uint64_t dir);
 /* File descriptors of dropped segments stay open until this is called
  * with no reader between cx_store_locate and cx_store_read_at (a reader
  * holds a copied fd). */

@@ -138,7 +138,7 @@ static result_t run_codex(const ev_t *ev, size_t n, const char *dir, uint64_t *f
 		cx_store_stream_create(st, name, strlen(name), 60000, 0, &ids[k]);
 	}
 	cx_dirty_t d[8];
-	bool dirflag;
+	uint64_t dirflag;
 	size_t nd = cx_store_dirty(st, d, 8, &dirflag);
 	cx_store_synced(st, d, nd, dirflag);
 	cx_wb_t wb;

@@ -11,6 +11,13 @@
  * success and could acknowledge (the "fsyncgate" mistake the test looks
  * for).  The shim says on stderr which file it failed.
  *
+ * The same for the directory's fsync (after a segment is created: the
+ * new name made durable), selected by $THOTH_TEST_EIO_DIRFSYNC instead:
+ * once the file it names exists, the next fsync(2) of a directory fails
+ * with EIO, that one only; every later fsync of a directory is the real
+ * one, and the shim says so on stderr ("... again after its failure"), so
+ * a test counts a journal's retries.
+ *
  * codex's fdatasyncs go through io_uring where it can have it, which no
  * preload can see: io_uring_queue_init_params (liburing's) answers
  * -ENOSYS here, as in a sandbox without io_uring, and codex runs its loop
@@ -23,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -66,4 +74,26 @@ int fdatasync(int fd)
 		return -1;
 	}
 	return (int)syscall(SYS_fdatasync, fd);
+}
+
+static atomic_bool failed_dir;
+
+int fsync(int fd)
+{
+	const char *flag = getenv("THOTH_TEST_EIO_DIRFSYNC");
+	struct stat st;
+	if (!flag || fstat(fd, &st) || !S_ISDIR(st.st_mode))
+		return (int)syscall(SYS_fsync, fd);
+	char link[64], path[4200];
+	snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(link, path, sizeof path - 1);
+	path[n > 0 ? n : 0] = 0;
+	if (atomic_load(&failed_dir)) {
+		fprintf(stderr, "eio_fdatasync: fsync of the directory %s again after its failure\n", path);
+	} else if (access(flag, F_OK) == 0 && !atomic_exchange(&failed_dir, true)) {
+		fprintf(stderr, "eio_fdatasync: fsync of the directory %s fails with EIO (once)\n", path);
+		errno = EIO;
+		return -1;
+	}
+	return (int)syscall(SYS_fsync, fd);
 }

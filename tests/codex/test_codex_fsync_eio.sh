@@ -80,6 +80,10 @@ head -1 <<<"$st" | grep -qF "STOPPED: system call failed: fdatasync $DATA/seg-00
 	fail "stats' first line: $(head -1 <<<"$st")"
 [ "$(grep -c "the journal stopped: .*fdatasync $DATA/seg-0000000000000001.log: EIO" "$W/codex.log")" = 1 ] ||
 	fail "codex's log does not say the cause once: $(grep stopped "$W/codex.log")"
+# What a restart brings back, exactly: it said "it recovers what reached
+# the disk", but what reached it unsynced may be lost or torn.
+grep -qF "; nothing more is acknowledged until codex restarts; a restart keeps every sync-acknowledged record, and of the later ones (deferred or unacknowledged: never synced, so possibly lost or torn) those that read back intact up to the first that does not, where it ends the log (the rest set aside: seg-N.log.cut-OFFSET, *.orphan)" "$W/codex.log" ||
+	fail "codex's log does not say what a restart keeps: $(grep stopped "$W/codex.log")"
 echo "ok: nothing acknowledged after it; stats: $(head -1 <<<"$st")"
 
 kill -TERM "$CODEX_PID"

@@ -323,7 +323,7 @@ static void test_segments_roll_and_sealed_ones_load_from_their_index(void **stat
 	assert_true(cx_store_segments(s) > 5);
 	/* mark everything synced: the sealed segments write their index */
 	cx_dirty_t d[256];
-	bool dirflag;
+	uint64_t dirflag;
 	size_t n = cx_store_dirty(s, d, 256, &dirflag);
 	assert_true(n > 0);
 	cx_store_synced(s, d, n, dirflag);
@@ -406,7 +406,7 @@ static cx_store_t *open_retain(uint64_t seg, uint64_t retain, cx_recovery_t *rep
 static void epoch(cx_store_t *s)
 {
 	cx_dirty_t d[256];
-	bool dirflag;
+	uint64_t dirflag;
 	size_t n = cx_store_dirty(s, d, 256, &dirflag);
 	for (size_t k = 0; k < n; k++)
 		assert_int_equal(fdatasync(d[k].fd), 0);
@@ -804,10 +804,32 @@ static void test_cut_files_are_removed_even_when_the_catalog_commit_fails(void *
 	assert_int_equal(rep.cut_files, 3);
 	assert_int_equal(cx_store_stream_find(s, "a", 1, &a), 0);
 	assert_true(cx_store_bytes(s) > RETAIN + SEG);
+	/* codex's stderr for these epochs: the failed commit is said once
+	 * (it was said never), with the step, the file and the errno. */
+	char errpath[400];
+	snprintf(errpath, sizeof errpath, "%s/stderr.txt", dir);
+	fflush(stderr);
+	int saved = dup(2), efd = open(errpath, O_CREAT | O_RDWR | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(saved >= 0 && efd >= 0);
+	assert_int_equal(dup2(efd, 2), 2);
 	for (uint64_t i = 151; i <= 300; i += 10) {
 		append_n(s, a, i, 10);
 		epoch(s);
 	}
+	fflush(stderr);
+	assert_int_equal(dup2(saved, 2), 2);
+	close(saved);
+	char said[4096] = "";
+	ssize_t got = pread(efd, said, sizeof said - 1, 0);
+	close(efd);
+	unlink(errpath);
+	assert_true(got > 0);
+	said[got] = 0;
+	fputs(said, stderr);
+	const char *w = strstr(said, "warning: retention's catalog commit failed (write ");
+	assert_non_null(w);
+	assert_non_null(strstr(w, "/catalog.tmp: Is a directory); no segment is removed, tried again after each sync"));
+	assert_null(strstr(w + strlen("warning: retention"), "retention's catalog commit failed"));       /* once, not every epoch */
 	cx_compact_stats_t cs;
 	cx_store_compact_stats(s, &cs);
 	assert_int_equal(cs.compactions, 0);                    /* every commit failed */
@@ -1116,9 +1138,106 @@ static void test_entries_named_like_cut_files_are_taken_by_kind(void **state)
 	unlink(outside);
 }
 
+/* A segment rolled to while an epoch runs (appends do not wait for it) may
+ * be created after that epoch's directory fsync: the epoch's end must not
+ * count its name as durable, or the next epoch acknowledged its records
+ * with no directory fsync at all (it marked every segment). */
+static void test_a_segment_created_during_an_epoch_still_needs_the_directory_fsync(void **state)
+{
+	(void)state;
+	cx_store_t *s = open_store(4096, NULL);
+	uint32_t a;
+	assert_int_equal(cx_store_stream_create(s, "a", 1, 0, 1, &a), 0);
+	uint64_t i = 1;
+	while (cx_store_segments(s) < 2)
+		append_n(s, a, i++, 1);
+	cx_dirty_t d[256];
+	uint64_t dirflag, again;
+	size_t n = cx_store_dirty(s, d, 256, &dirflag);  /* the epoch starts */
+	assert_int_not_equal(dirflag, 0);
+	for (size_t k = 0; k < n; k++)
+		assert_int_equal(fdatasync(d[k].fd), 0);
+	assert_int_equal(fsync(cx_store_dirfd(s)), 0);
+	uint32_t before = cx_store_segments(s);
+	while (cx_store_segments(s) == before)           /* a roll after its fsync */
+		append_n(s, a, i++, 1);
+	cx_store_synced(s, d, n, dirflag);               /* the epoch ends */
+	(void)cx_store_dirty(s, d, 256, &again);
+	assert_true(again > dirflag);                    /* the new segment's name is not durable yet */
+	if (again)
+		assert_int_equal(fsync(cx_store_dirfd(s)), 0);
+	n = cx_store_dirty(s, d, 256, &again);
+	cx_store_synced(s, d, n, again);
+	(void)cx_store_dirty(s, d, 256, &again);
+	assert_int_equal(again, 0);
+	cx_store_close(s);
+}
+
+/* A path in an error (cx_path_brief): whole while it fits after its call;
+ * longer, its head, "...", and its tail with the file's name, never cut
+ * inside a UTF-8 character ("é" is 2 bytes, "€" 3). */
+static void test_an_error_path_keeps_its_file_name(void **state)
+{
+	(void)state;
+	char out[CX_PATH_BRIEF], path[400];
+	const char *fits = "/d/seg-0000000000000001.log";
+	assert_string_equal(cx_path_brief(fits, "append to ", out), fits);
+	/* At the limit: a path that just fits after "fdatasync " (149 bytes)
+	 * stays whole, one byte more is cut; either way the error's what[]
+	 * holds it whole, its own cut at 156 bytes never reached. */
+	for (size_t len = CX_PATH_BRIEF - sizeof "fdatasync " - 1; len <= CX_PATH_BRIEF - sizeof "fdatasync " + 1; len++) {
+		const char *name = "/seg-0000000000000007.log";
+		memset(path, 'd', len - strlen(name));
+		memcpy(path + len - strlen(name), name, strlen(name) + 1);
+		cx_path_brief(path, "fdatasync ", out);
+		if (len <= CX_PATH_BRIEF - sizeof "fdatasync ")
+			assert_string_equal(out, path);
+		else
+			assert_true(strstr(out, "...") && strlen(out) <= CX_PATH_BRIEF - sizeof "fdatasync ");
+		(void)thoth_error_io(EIO, "fdatasync %s", out);
+		const char *what = thoth_last_error()->what;
+		assert_true(strlen(what) == strlen("fdatasync ") + strlen(out));
+		assert_string_equal(what + strlen(what) - strlen(name), name);
+	}
+	/* A room too small for 40 bytes of head, "..." and a tail (no caller
+	 * has one: the macro refuses a prefix over 100 bytes): still within it
+	 * (room - head - 3 wrapped: a copy from before the path). */
+	memset(path, 'p', 300);
+	path[300] = '\0';
+	for (size_t room = 0; room < 50; room++)
+		assert_true(strlen(cx_path_fit(path, room, out)) <= room);
+	for (int shift = 0; shift < 3; shift++) {
+		/* a multi-byte character over each cut point in turn */
+		int n = snprintf(path, sizeof path, "%.*s", 38 + shift, "/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+		for (int k = 0; k < 60; k++)
+			n += snprintf(path + n, sizeof path - (size_t)n, "%s", k % 2 ? "\xc3\xa9" : "\xe2\x82\xac");
+		n += snprintf(path + n, sizeof path - (size_t)n, "%.*s/seg-0000000000000007.log", shift,
+			      "bb");
+		cx_path_brief(path, "fdatasync ", out);
+		size_t len = strlen(out);
+		assert_true(len <= CX_PATH_BRIEF - sizeof "fdatasync ");
+		assert_non_null(strstr(out, "..."));
+		assert_int_equal(memcmp(out, "/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 38), 0);
+		assert_non_null(strstr(out, "/seg-0000000000000007.log"));
+		assert_string_equal(out + len - strlen("/seg-0000000000000007.log"), "/seg-0000000000000007.log");
+		/* whole characters only: every continuation byte follows a lead or
+		 * a continuation byte, and "..." never follows a lead byte */
+		for (size_t b = 0; b < len; b++) {
+			unsigned char c = (unsigned char)out[b];
+			if ((c & 0xC0) == 0x80)
+				assert_true(b > 0 && ((unsigned char)out[b - 1] & 0x80));
+			if (c >= 0xC0)
+				assert_true(b + 1 < len && ((unsigned char)out[b + 1] & 0xC0) == 0x80);
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_an_error_path_keeps_its_file_name),
+		cmocka_unit_test_setup_teardown(test_a_segment_created_during_an_epoch_still_needs_the_directory_fsync, setup,
+						teardown),
 		cmocka_unit_test(test_record_roundtrip_and_every_single_bit_flip_is_refused),
 		cmocka_unit_test_setup_teardown(test_appended_records_read_back_after_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_a_torn_tail_at_any_byte_is_cut_back_to_the_last_whole_record,
