@@ -110,6 +110,12 @@ fi
 refused 2 "not a Chrome JSON trace" "$THOTHCTL" --json sched --from "$TMP/empty.json"
 refused 2 "is a directory, not a trace" "$THOTHCTL" sched --from "$TMP"
 refused 2 "not a regular file" "$THOTHCTL" probe attach "$TMP" --pid 1
+# A FIFO nobody writes: open() without O_NONBLOCK waited for a writer
+# forever (hostile46), for check, attach and kernel alike.
+mkfifo "$TMP/fifo.o"
+refused 2 "not a regular file" "$THOTHCTL" probe check "$TMP/fifo.o"
+refused 2 "not a regular file" "$THOTHCTL" probe attach "$TMP/fifo.o" --pid 1
+refused 2 "not a regular file" "$THOTHCTL" probe kernel "$TMP/fifo.o"
 
 # thothctl pm sim: getopt's own "sim: option ..." named neither thothctl
 # nor the command.

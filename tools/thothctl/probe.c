@@ -275,9 +275,12 @@ static const thoth_probe_ProbeInfo_t *find_probe(const thoth_probe_ProbeControl_
 	return NULL;
 }
 
+/* O_NONBLOCK: a FIFO with no writer (`mkfifo p.o`, a misnamed path) held
+ * open() forever before the "not a regular file" below could refuse it;
+ * on a regular file the flag changes nothing. */
 static int read_file(const char *path, uint8_t **out, size_t *len)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	struct stat st;
 	if (fd < 0 || fstat(fd, &st) < 0) {
 		fprintf(stderr, "thothctl: %s: %s\n", path, strerror(errno));

@@ -709,7 +709,10 @@ int thoth_probe_object_open_file(const char *path, thoth_probe_object_t **out, c
 	if (!path || !out)
 		return THOTH_E_INVAL;
 	*out = NULL;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO with no writer held open() forever before the
+	 * S_ISREG check below could refuse it (hostile46); a regular file
+	 * reads the same with it. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0) {
 		int e = errno;
 		if (err && err_len)
