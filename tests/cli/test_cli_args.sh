@@ -116,6 +116,12 @@ mkfifo "$TMP/fifo.o"
 refused 2 "not a regular file" "$THOTHCTL" probe check "$TMP/fifo.o"
 refused 2 "not a regular file" "$THOTHCTL" probe attach "$TMP/fifo.o" --pid 1
 refused 2 "not a regular file" "$THOTHCTL" probe kernel "$TMP/fifo.o"
+# thothctl topology NAME: a name no service can have was looked up and
+# said "no live instance", exit 1, as if the service had just gone
+# (hostile46); the argument is shown escaped.
+refused 2 "'a/b' is not a service name" "$THOTHCTL" topology a/b
+refused 2 "is not a service name" "$THOTHCTL" topology ..
+refused 2 "'x\\x1b[31m' is not a service name" "$THOTHCTL" topology "$(printf 'x\033[31m')"
 
 # thothctl pm sim: getopt's own "sim: option ..." named neither thothctl
 # nor the command.
