@@ -122,6 +122,11 @@ refused 2 "not a regular file" "$THOTHCTL" probe kernel "$TMP/fifo.o"
 refused 2 "'a/b' is not a service name" "$THOTHCTL" topology a/b
 refused 2 "is not a service name" "$THOTHCTL" topology ..
 refused 2 "'x\\x1b[31m' is not a service name" "$THOTHCTL" topology "$(printf 'x\033[31m')"
+# probe attach/run --service NAME: the same rule, before thothd is asked
+# ("no process for service 'a/b' (peer returned an application error)").
+refused 2 "--service 'a/b' is not a service name" "$THOTHCTL" probe attach "$OBJ" --service a/b
+refused 2 "--service 'x\\x1b[31m' is not a service name" "$THOTHCTL" probe run \
+  'loop_wakeup { @n = count(); }' --service "$(printf 'x\033[31m')"
 
 # thothctl pm sim: getopt's own "sim: option ..." named neither thothctl
 # nor the command.

@@ -346,6 +346,18 @@ static bool lacks_point(uint32_t pid, const char *sub, const char *point)
 	return true;
 }
 
+/* A name no service can have ("a/b", "Echo", ESC) went to thothd and came
+ * back "no process for service 'a/b' (peer returned an application
+ * error)", the argument's bytes raw on the terminal: said here, exit 2. */
+static bool bad_service_name(const char *sub, const char *service)
+{
+	if (thothctl_service_name_ok(service))
+		return false;
+	fprintf(stderr, "thothctl: probe %s: --service '%s' is not a service name (1..128 of "
+		"[a-z0-9_.-], starting with a letter)\n", sub, thoth_textz(service));
+	return true;
+}
+
 static int probe_attach(int argc, char **argv, const thothctl_opts_t *opts)
 {
 	const char *path = NULL, *service = NULL;
@@ -373,6 +385,8 @@ static int probe_attach(int argc, char **argv, const thothctl_opts_t *opts)
 					 : "whose? give --pid PID or --service NAME", NULL);
 	if (!pid && !service[0])
 		return probe_usage_error("attach", "--service wants a name, not ''", NULL);
+	if (!pid && bad_service_name("attach", service))
+		return 2;
 	uint8_t *bytes;
 	size_t len;
 	int r = read_file(path, &bytes, &len);
@@ -456,8 +470,12 @@ static int attach_bytes(uint8_t *bytes, size_t len, const char *path, uint32_t p
 			pid = rs.instance.registration.endpoint.pid;
 		thoth_client_release(&s.ctl.client);
 		if (r || !pid) {
+			/* thothd's NotFound read "peer returned an application error" */
+			bool none = r == THOTH_E_REMOTE &&
+				    s.ctl.client.remote_code == THOTH_REGISTRY_ERR_NOT_FOUND;
 			fprintf(stderr, "thothctl: probe attach: no process for service '%s' (%s)\n",
-			        service, r ? thoth_strerror(r) : "it registered no pid");
+			        service, none ? "no live instance is registered: `thothctl services` lists them"
+			        : r ? thoth_strerror(r) : "it registered no pid");
 			free(bytes);
 			session_close(&s);
 			return 1;
@@ -594,8 +612,18 @@ static int probe_detach(int argc, char **argv, const thothctl_opts_t *opts)
 	thoth_probe_ProbeControl_detach_req_t req = { .id = id };
 	thoth_probe_ProbeControl_detach_resp_t resp;
 	int r = thoth_probe_ProbeControl_detach(&s.ctl.client, &req, &resp, &s.arena);
-	if (r)
-		r = thothctl_call_failed(&s.ctl, "probe detach", r);
+	/* "probe detach: no probe with that id" named no id, where probe
+	 * maps says "probe 99: no such probe"; both now name it and where
+	 * the ids are listed. */
+	char what[48];
+	snprintf(what, sizeof what, "probe detach %" PRIu64, id);
+	if (r == THOTH_E_REMOTE && s.ctl.client.remote_code == THOTH_PROBE_ERR_NOT_FOUND) {
+		fprintf(stderr, "thothctl: %s: no probe %" PRIu64 " (`thothctl probe list` lists them)\n",
+			what, id);
+		r = 1;
+	} else if (r) {
+		r = thothctl_call_failed(&s.ctl, what, r);
+	}
 	else if (opts->json)
 		printf("{\"id\":%s,\"state\":\"detaching\"}\n", argv[1]);
 	else
@@ -872,6 +900,8 @@ static int probe_run(int argc, char **argv, const thothctl_opts_t *opts)
 	 * in "cannot write : No such file or directory", exit 1. */
 	if (service && !service[0])
 		return probe_usage_error("run", "--service wants a name, not ''", NULL);
+	if (service && bad_service_name("run", service))
+		return 2;
 	if (emit && !emit[0])
 		return probe_usage_error("run", "--emit wants a file name, not ''", NULL);
 	char err[512];

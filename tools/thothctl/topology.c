@@ -22,9 +22,7 @@
 #include "thothctl.h"
 #include "topology.h"
 
-/* thothd's registry's rule (kernel/thothd/registry.c): 1..128 bytes of
- * [a-z0-9_.-], a letter first. */
-static bool service_name_ok(const char *s)
+bool thothctl_service_name_ok(const char *s)
 {
 	size_t n = strnlen(s, 129);
 	if (n == 0 || n > 128 || s[0] < 'a' || s[0] > 'z')
@@ -64,7 +62,7 @@ int thothctl_topology(int argc, char **argv, const thothctl_opts_t *opts)
 	 * table", exit 1, as if a service by that name had just gone; resolve
 	 * says what a name is (hostile46).  Shown through thoth_textz: the
 	 * argument may hold ESC or bidi controls. */
-	if (name && !service_name_ok(name)) {
+	if (name && !thothctl_service_name_ok(name)) {
 		fprintf(stderr, "thothctl: topology: '%s' is not a service name (1..128 of [a-z0-9_.-], "
 			"starting with a letter)\n", thoth_textz(name));
 		return 2;
