@@ -530,7 +530,9 @@ one_line "codex: unknown option --bogus" codex read s --bogus
 one_line "codex: stats, create, append or read, not bogus" codex bogus
 one_line "codex: missing value for --from" codex read s --from
 one_line "codex read: needs one STREAM" codex read
-one_line "moderation: --dev wants an interface name of 1 to 15 bytes, not a/b" moderation --dev a/b
+one_line "moderation: --dev wants an interface name (1 to 15 bytes, no '/'), not a/b" moderation --dev a/b
+# ... and a name the kernel has not, shown escaped (ESC went out raw).
+refused 1 "moderation: --dev e\\x1b[1m: no such network interface" "$THOTHCTL" moderation --dev "$(printf 'e\033[1m')"
 one_line "pm: unknown option --bogus" pm --bogus
 one_line "pm: sim or nothing, not extra" pm extra
 # status, services and resolve name themselves too (thothctl(1)): they said
