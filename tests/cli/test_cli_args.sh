@@ -109,6 +109,10 @@ else
 fi
 refused 2 "not a Chrome JSON trace" "$THOTHCTL" --json sched --from "$TMP/empty.json"
 refused 2 "is a directory, not a trace" "$THOTHCTL" sched --from "$TMP"
+# Its session's temporary file goes under $TMPDIR: a literal /tmp ignored
+# it (hostile46); one that does not exist is named.
+refused 1 "cannot create a temporary file in $TMP/no-such-dir (TMPDIR)" \
+  env TMPDIR="$TMP/no-such-dir" "$THOTHCTL" sched --duration 0.1
 refused 2 "not a regular file" "$THOTHCTL" probe attach "$TMP" --pid 1
 # A FIFO nobody writes: open() without O_NONBLOCK waited for a writer
 # forever (hostile46), for check, attach and kernel alike.

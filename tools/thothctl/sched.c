@@ -522,12 +522,23 @@ int thothctl_sched(int argc, char **argv, const thothctl_opts_t *opts)
 	}
 	if (optind < argc)
 		return thothctl_usage_error("sched", "unexpected argument", argv[optind]);
-	char tmp[] = "/tmp/thothctl-sched-XXXXXX";
+	/* The session's trace goes to a file under $TMPDIR (/tmp when unset
+	 * or empty), as mktemp(1) puts it: a literal /tmp ignored a TMPDIR
+	 * set because /tmp is small, read-only or shared (hostile46). */
+	char tmp[4096];
+	const char *tdir = getenv("TMPDIR");
+	if (!tdir || !*tdir)
+		tdir = "/tmp";
+	if ((size_t)snprintf(tmp, sizeof tmp, "%s/thothctl-sched-XXXXXX", tdir) >= sizeof tmp) {
+		fprintf(stderr, "thothctl: sched: TMPDIR is longer than %zu bytes\n", sizeof tmp - 24);
+		return 1;
+	}
 	const char *path = from;
 	if (!from) {
 		int fd = mkstemp(tmp);
 		if (fd < 0) {
-			fprintf(stderr, "thothctl: sched: cannot create a temporary file: %s\n", strerror(errno));
+			fprintf(stderr, "thothctl: sched: cannot create a temporary file in %s (TMPDIR): %s\n",
+				thoth_textz(tdir), strerror(errno));
 			return 1;
 		}
 		close(fd);
