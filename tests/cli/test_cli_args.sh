@@ -109,6 +109,18 @@ else
 fi
 refused 2 "not a Chrome JSON trace" "$THOTHCTL" --json sched --from "$TMP/empty.json"
 refused 2 "is a directory, not a trace" "$THOTHCTL" sched --from "$TMP"
+# probe run's compile error shows the script with a caret under the column:
+# the script as text (a newline in it broke the line, an ESC went out raw)
+# and the caret under the column as shown (hostile46).
+out=$(timeout 20 "$THOTHCTL" probe run "$(printf 'loop_wakeup {\n @n = bogus(); }')" --emit "$TMP/x.o" 2>&1)
+want=$(printf '%s\n%s\n%s' "thothctl: probe run: column 21: expected an aggregation (count, sum, min, max, hist), found 'bogus'" \
+  '  loop_wakeup {\x0a @n = bogus(); }' '                         ^')
+if [ "$out" = "$want" ]; then
+  echo "ok: probe run: a script with a newline shown escaped, the caret under the column"
+else
+  echo "FAIL: probe run's script and caret:"; printf '%s\n' "$out" | sed 's/^/  | /'
+  failures=$((failures + 1))
+fi
 # Its session's temporary file goes under $TMPDIR: a literal /tmp ignored
 # it (hostile46); one that does not exist is named.
 refused 1 "cannot create a temporary file in $TMP/no-such-dir (TMPDIR)" \

@@ -912,8 +912,15 @@ static int probe_run(int argc, char **argv, const thothctl_opts_t *opts)
 		fprintf(stderr, "thothctl: probe run: %s\n", err[0] ? err : thoth_strerror(r));
 		/* the script and a caret under the column */
 		unsigned long col = 0;
-		if (sscanf(err, "column %lu", &col) == 1 && col >= 1 && strlen(script) < 200) {
-			fprintf(stderr, "  %s\n  %*s^\n", script, (int)(col - 1), "");
+		size_t n = strlen(script);
+		if (sscanf(err, "column %lu", &col) == 1 && col >= 1 && n < 200) {
+			/* Shown as a peer's text: a script from a file ("$(cat
+			 * f)") wrote its ESC and bidi bytes to the terminal raw,
+			 * and a newline in it broke the line the caret is under.
+			 * The caret goes under the column as shown (an escape
+			 * is 4 columns, a wide character 2). */
+			const char *before = thoth_text(script, col - 1 < n ? col - 1 : n);
+			fprintf(stderr, "  %s\n  %*s^\n", thoth_text(script, n), thoth_text_cols(before), "");
 		}
 		return 2;
 	}
