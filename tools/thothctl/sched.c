@@ -70,9 +70,21 @@ typedef struct sched_report {
 	size_t nslot;                       /* a power of two, more than twice n; 0: none yet */
 } sched_report_t;
 
+/* The slot of PID, or the empty one where it goes.  The table keeps the
+ * low bits of a mixed pid: the low bits of pid * 2654435761 are those of
+ * pid times an odd number, so pids that are multiples of 2^16 (a hostile or
+ * synthetic trace) all fell on a few slots and each insertion walked one
+ * long run: quadratic again (hostile46 review).  murmur3's finaliser mixes
+ * every bit of the pid into the low ones. */
 static size_t pid_slot(const sched_report_t *r, uint32_t pid)
 {
-	size_t i = (pid * 2654435761u) & (r->nslot - 1);
+	uint32_t h = pid;
+	h ^= h >> 16;
+	h *= 0x85ebca6bu;
+	h ^= h >> 13;
+	h *= 0xc2b2ae35u;
+	h ^= h >> 16;
+	size_t i = h & (r->nslot - 1);
 	while (r->slot[i] && r->procs[r->slot[i] - 1].pid != pid)
 		i = (i + 1) & (r->nslot - 1);
 	return i;
