@@ -109,6 +109,41 @@ else
 fi
 refused 2 "not a Chrome JSON trace" "$THOTHCTL" --json sched --from "$TMP/empty.json"
 refused 2 "is a directory, not a trace" "$THOTHCTL" sched --from "$TMP"
+# A trace's numbers are JSON numbers in range: strtod took "0x10" for 16
+# (or, cut at the x, 0), and "-1" or "1e300" converted to an integer type
+# was undefined behaviour (UBSan: "outside the range of representable
+# values"), pid -1 silently pid 4294967295 on x86 (hostile46 review).
+sched_num() {   # sched_num FIELD: a one-event trace with "pid":5 ... FIELD overridden
+  printf '{"displayTimeUnit":"ns","traceEvents":[\n{"ph":"i","name":"loop_wakeup","ts":%s,"pid":%s,"tid":1,"s":"t","args":{"arg0":%s,"arg1":%s}}\n]}\n' \
+    "$1" "$2" "$3" "$4" >"$TMP/num.json"
+}
+sched_num 1.0 -1 2 0
+refused 2 "num.json line 2: \"pid\" is not a number from 0 to 4294967295" "$THOTHCTL" sched --from "$TMP/num.json"
+sched_num 1.0 4294967296 2 0
+refused 2 "\"pid\" is not a number from 0 to 4294967295" "$THOTHCTL" sched --from "$TMP/num.json"
+sched_num 1.0 0x10 2 0
+refused 2 "\"pid\" is not a number" "$THOTHCTL" sched --from "$TMP/num.json"
+sched_num 1e300 5 2 0
+refused 2 "\"ts\" is not a number from 0 to 1.8e16 (microseconds)" "$THOTHCTL" sched --from "$TMP/num.json"
+sched_num -0.5 5 2 0
+refused 2 "\"ts\" is not a number" "$THOTHCTL" sched --from "$TMP/num.json"
+sched_num 1.0 5 18446744073709555000 0
+refused 2 "\"arg0\" is not a number from 0 to 18446744073709551615" "$THOTHCTL" sched --from "$TMP/num.json"
+sched_num 1.0 5 2 nan
+refused 2 "\"arg1\" is not a number" "$THOTHCTL" sched --from "$TMP/num.json"
+# ... while the largest of each is read
+sched_num 1.8e16 4294967295 18446744073709551615 0
+if out=$(timeout 20 "$THOTHCTL" sched --from "$TMP/num.json" 2>&1) && [[ $out == *"pid 4294967295"* ]]; then
+  echo "ok: sched --from reads pid 4294967295 and the largest ts and arg0"
+else
+  echo "FAIL: sched --from the largest numbers:"; printf '%s\n' "$out" | sed 's/^/  | /' | head -5
+  failures=$((failures + 1))
+fi
+# --duration is decimal seconds from 1 ms: "0x1p3" was 8 s and "1e-300"
+# passed "> 0" for a session of no length.
+for d in 0x1p3 1e-300 0.0005 1e300 inf; do
+  refused 2 "--duration wants decimal seconds from 0.001 to 86400, not $d" "$THOTHCTL" sched --duration "$d"
+done
 # probe run's compile error shows the script with a caret under the column:
 # the script as text (a newline in it broke the line, an ESC went out raw)
 # and the caret under the column as shown (hostile46).

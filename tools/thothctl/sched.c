@@ -66,6 +66,8 @@ typedef struct sched_report {
 	move_t *mv;
 	size_t nmv, capmv;
 	uint64_t first_ns, last_ns;
+	size_t bad_line;                    /* read_trace's -4: the line and key */
+	const char *bad_key;
 	uint32_t *slot;                     /* pid -> index + 1 (0: empty), open addressing */
 	size_t nslot;                       /* a power of two, more than twice n; 0: none yet */
 } sched_report_t;
@@ -128,11 +130,31 @@ static proc_t *proc_of(sched_report_t *r, uint32_t pid)
 	return p;
 }
 
-/* The number after "KEY": in LINE (0 when absent). */
-static double num_after(const char *line, const char *key)
+/* The number after "KEY": in LINE in *V (0 when absent); false when it is
+ * not a JSON number from 0 to MAX.  strtod alone took "0x10", "inf" and
+ * "-1", and converting "1e300" or "-1" to an integer type is undefined
+ * behaviour (hostile46): the range is checked here, in double, before any
+ * caller converts. */
+static bool num_after(const char *line, const char *key, double max, double *v)
 {
+	*v = 0;
 	const char *p = strstr(line, key);
-	return p ? strtod(p + strlen(key), NULL) : 0;
+	if (!p)
+		return true;
+	p += strlen(key);
+	/* JSON's number: -?digits[.digits][e[+-]digits]; no hex, inf or nan */
+	size_t n = strspn(p, "-0123456789.eE+");
+	if (n == 0 || n >= 64 || (p[n] && !strchr(",}] \t\r\n", p[n])))    /* "0x10": not "0" */
+		return false;
+	char buf[64], *end;
+	memcpy(buf, p, n);
+	buf[n] = 0;
+	errno = 0;
+	double x = strtod(buf, &end);
+	if (*end || end == buf || errno == ERANGE || !(x >= 0) || !(x <= max))
+		return false;
+	*v = x;
+	return true;
 }
 
 /* The four hex digits at P (no sign, no space, no "0x": sscanf's %4x
@@ -224,13 +246,16 @@ static int cmp_tw(const void *a, const void *b)
 /* Read a Chrome JSON trace as thothd writes it (one record per line).
  * -1: out of memory; -2: not such a trace (no "traceEvents" line: a wrong
  * file would otherwise read as a trace with no wake-up, and exit 0); -3:
- * cut short (no closing "]}" line: the same, for a truncated dump). */
+ * cut short (no closing "]}" line: the same, for a truncated dump); -4: a
+ * number out of range or not a JSON number (r->bad_line, r->bad_key). */
 static int read_trace(FILE *f, sched_report_t *r)
 {
 	char *line = NULL;
 	size_t cap = 0;
 	bool is_trace = false, ended = false;
+	size_t lineno = 0;
 	while (getline(&line, &cap, f) > 0) {
+		lineno++;
 		if (!is_trace && !(is_trace = strstr(line, "\"traceEvents\":[") != NULL))
 			continue;
 		/* the writer's last line; blank lines after it (an editor's
@@ -240,7 +265,14 @@ static int read_trace(FILE *f, sched_report_t *r)
 		ended = strncmp(line, "]}", 2) == 0;
 		static const char meta[] = "{\"ph\":\"M\",\"name\":\"process_name\"";
 		if (strncmp(line, meta, sizeof meta - 1) == 0) {
-			proc_t *p = proc_of(r, (uint32_t)num_after(line, "\"pid\":"));
+			double pid;
+			if (!num_after(line, "\"pid\":", UINT32_MAX, &pid)) {
+				r->bad_line = lineno;
+				r->bad_key = "pid";
+				free(line);
+				return -4;
+			}
+			proc_t *p = proc_of(r, (uint32_t)pid);
 			if (p)
 				str_after(line, "\"args\":{\"name\":\"", p->name, sizeof p->name);
 			continue;
@@ -256,10 +288,30 @@ static int read_trace(FILE *f, sched_report_t *r)
 		bool spin = strcmp(name, "chan_spin") == 0, move = strcmp(name, "place_move") == 0;
 		if (!wake && !fire && !spin && !move)
 			continue;
-		uint64_t ts = (uint64_t)(num_after(line, "\"ts\":") * 1000.0);
-		uint64_t arg0 = (uint64_t)num_after(line, "\"arg0\":");
-		uint64_t arg1 = (uint64_t)num_after(line, "\"arg1\":");
-		proc_t *p = proc_of(r, (uint32_t)num_after(line, "\"pid\":"));
+		/* ts is in microseconds, kept in nanoseconds (below 2^64);
+		 * the arguments are 64-bit, the pid 32-bit */
+		/* 2^64: "18446744073709551615" (UINT64_MAX as thothd writes
+		 * it) reads as 2^64 in double, taken as UINT64_MAX below */
+		static const double U64_LIM = 18446744073709551616.0;
+		static const struct {
+			const char *key, *name;
+			double max;
+		} field[4] = { { "\"ts\":", "ts", 1.8e16 },   /* 570 years; * 1000 < 2^64 */
+			       { "\"arg0\":", "arg0", U64_LIM },
+			       { "\"arg1\":", "arg1", U64_LIM },
+			       { "\"pid\":", "pid", UINT32_MAX } };
+		double x[4];
+		for (int k = 0; k < 4; k++)
+			if (!num_after(line, field[k].key, field[k].max, &x[k])) {
+				r->bad_line = lineno;
+				r->bad_key = field[k].name;
+				free(line);
+				return -4;
+			}
+		uint64_t ts = (uint64_t)(x[0] * 1000.0);
+		uint64_t arg0 = x[1] < U64_LIM ? (uint64_t)x[1] : UINT64_MAX;
+		uint64_t arg1 = x[2] < U64_LIM ? (uint64_t)x[2] : UINT64_MAX;
+		proc_t *p = proc_of(r, (uint32_t)x[3]);
 		if (!p) {
 			free(line);
 			return -1;
@@ -517,10 +569,14 @@ int thothctl_sched(int argc, char **argv, const thothctl_opts_t *opts)
 		char *end;
 		switch (opt) {
 		case 'd':
+			/* decimal only: strtod also took "0x1p3", and "1e-300"
+			 * passed "> 0" to trace a session of no length */
+			errno = 0;
 			duration = strtod(optarg, &end);
-			if (*end || !*optarg || !(duration > 0) || duration > 86400) {
-				fprintf(stderr, "thothctl: sched: --duration wants seconds (0 < S <= 86400), not %s\n",
-					optarg);
+			if (*end || !*optarg || optarg[strspn(optarg, "0123456789.eE+-")] || errno == ERANGE ||
+			    !(duration >= 0.001) || duration > 86400) {
+				fprintf(stderr, "thothctl: sched: --duration wants decimal seconds from 0.001 to "
+					"86400, not %s\n", thoth_textz(optarg));
 				return 2;
 			}
 			break;
@@ -607,6 +663,11 @@ int thothctl_sched(int argc, char **argv, const thothctl_opts_t *opts)
 	} else if (rc == -3) {
 		fprintf(stderr, "thothctl: sched: %s is cut short: it ends before the trace's closing \"]}\" "
 			"(a dump that did not finish?)\n", path);
+	} else if (rc == -4) {
+		fprintf(stderr, "thothctl: sched: %s line %zu: \"%s\" is not a number from 0 to %s\n", path,
+			r.bad_line, r.bad_key,
+			strcmp(r.bad_key, "pid") == 0 ? "4294967295"
+			: strcmp(r.bad_key, "ts") == 0 ? "1.8e16 (microseconds)" : "18446744073709551615");
 	} else if (rc) {
 		fprintf(stderr, "thothctl: sched: out of memory reading the trace\n");
 	} else {
@@ -618,5 +679,5 @@ int thothctl_sched(int argc, char **argv, const thothctl_opts_t *opts)
 	free(r.slot);
 	free(r.tw);
 	free(r.mv);
-	return rc == -2 || rc == -3 ? bad_input : rc ? 1 : 0;
+	return rc == -2 || rc == -3 || rc == -4 ? bad_input : rc ? 1 : 0;
 }
