@@ -293,6 +293,11 @@ static int read_file(const char *path, uint8_t **out, size_t *len)
 		close(fd);
 		return 2;
 	}
+	/* blocking again: a FUSE or network file system is handed O_NONBLOCK
+	 * and may answer EAGAIN, read below as a "short read" */
+	int fl = fcntl(fd, F_GETFL);
+	if (fl >= 0)
+		(void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
 	if (st.st_size <= 0 || st.st_size > (off_t)THOTH_PROBE_MAX_OBJECT) {
 		fprintf(stderr, "thothctl: %s: %lld bytes (1 to %u)\n", path, (long long)st.st_size,
 		        THOTH_PROBE_MAX_OBJECT);
@@ -303,6 +308,8 @@ static int read_file(const char *path, uint8_t **out, size_t *len)
 	size_t got = 0;
 	while (buf && got < (size_t)st.st_size) {
 		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+		if (n < 0 && errno == EINTR)
+			continue;
 		if (n <= 0)
 			break;
 		got += (size_t)n;
