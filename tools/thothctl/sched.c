@@ -308,7 +308,7 @@ static int read_trace(FILE *f, sched_report_t *r)
 				free(line);
 				return -4;
 			}
-		uint64_t ts = (uint64_t)(x[0] * 1000.0);
+		uint64_t ts = (uint64_t)(x[0] * 1000.0 + 0.5);     /* 1.001 us is 1000.999.. ns: rounded, not cut */
 		uint64_t arg0 = x[1] < U64_LIM ? (uint64_t)x[1] : UINT64_MAX;
 		uint64_t arg1 = x[2] < U64_LIM ? (uint64_t)x[2] : UINT64_MAX;
 		proc_t *p = proc_of(r, (uint32_t)x[3]);
