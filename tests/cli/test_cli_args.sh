@@ -355,13 +355,16 @@ mkdir -m 700 "$RT"
 tt_start_thothd "$RT" --http-port off
 thothd_pid=$THOTHD_PID
 # A bad name or version thothd refuses is explained (it said "BadName").
-refused 1 "'Echo' is not a service name" "$THOTHCTL" --runtime-dir "$RT" resolve Echo
+# A bad argument: exit 2 (thothctl(1)), as topology and probe --service
+# say it; it was 1, and the name's ESC went out raw (hostile46 review).
+refused 2 "'Echo' is not a service name" "$THOTHCTL" --runtime-dir "$RT" resolve Echo
+refused 2 "'x\\x1b[31m' is not a service name" "$THOTHCTL" --runtime-dir "$RT" resolve "$(printf 'x\033[31m')"
 refused 1 "--min-version '1.x' is not a version" "$THOTHCTL" --runtime-dir "$RT" resolve echo --min-version 1.x
 # Names and versions above thothd's request limit (4 KiB): thothd drops such
 # a connection unanswered, and thothctl said "thothd went away (exited or
 # killed)" of a thothd that runs on.  Said as a bad name; the list is empty.
 long=$(printf 'a%.0s' $(seq 5000))
-refused 1 "(5000 bytes) is not a service name" "$THOTHCTL" --runtime-dir "$RT" resolve "$long"
+refused 2 "(5000 bytes) is not a service name" "$THOTHCTL" --runtime-dir "$RT" resolve "$long"
 refused 1 "(5000 bytes) is not a version" "$THOTHCTL" --runtime-dir "$RT" resolve echo --min-version "$long"
 out=$("$THOTHCTL" --runtime-dir "$RT" services "$long" 2>&1)
 rc=$?
