@@ -538,6 +538,11 @@ one_line() {
   fi
 }
 one_line "trace: unknown option --bogus" trace start --bogus
+# A usage error's argument is the user's word shown as text: its ESC went
+# out raw (hostile46 review); one_line's fixed string holds no ESC.
+one_line "unexpected argument x\x1b[31m" status "$(printf 'x\033[31m')"
+one_line "moderation: --dev wants an interface name (1 to 15 bytes, no '/'), not a/\x1b[1m" \
+  moderation --dev "$(printf 'a/\033[1m')"
 one_line "trace: unknown trace command: bogus" trace bogus
 one_line "trace: missing value for --pid" trace start --pid
 one_line "trace: unexpected argument extra" trace stop extra

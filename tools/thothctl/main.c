@@ -111,12 +111,15 @@ static void usage(FILE *out)
  * printed their whole usage after the line too (ops40). */
 int thothctl_usage_error(const char *cmd, const char *what, const char *arg)
 {
+	/* ARG is the user's word, shown as text: "thothctl status $'x\e[31m'"
+	 * wrote its ESC to the terminal raw (hostile46 review) */
+	const char *shown = arg ? thoth_textz(arg) : "";
 	if (cmd)
 		fprintf(stderr, "thothctl: %s: %s%s%s (thothctl %s --help lists its options)\n", cmd, what,
-			arg ? " " : "", arg ? arg : "", cmd);
+			arg ? " " : "", shown, cmd);
 	else
 		fprintf(stderr, "thothctl: %s%s%s (thothctl --help lists the commands and options)\n",
-			what, arg ? " " : "", arg ? arg : "");
+			what, arg ? " " : "", shown);
 	return 2;
 }
 

@@ -347,7 +347,7 @@ int thothctl_moderation(int argc, char **argv, const thothctl_opts_t *opts)
 		/* "of 1 to 15 bytes, not a/b" blamed the length of a 3-byte
 		 * name refused for its '/' */
 		return thothctl_usage_error("moderation", "--dev wants an interface name (1 to 15 bytes, no "
-					    "'/'), not", thoth_textz(dev));
+					    "'/'), not", dev);
 	}
 	/* A named interface that does not exist is an error, not a line among
 	 * the devices (ethtool's "no device" is taken for "nothing to show"
