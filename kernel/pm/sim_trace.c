@@ -221,6 +221,10 @@ int thoth_pm_trace_generate(const char *spec, const char *name, thoth_pm_trace_t
 		*why = "kind: expected periodic, poisson, bursty, pareto or chain";
 		return THOTH_E_INVAL;
 	}
+	/* P_GAP as the user wrote it, or as docs/PM.md names it for the kind
+	 * (bursty's in-burst spacing is gap_us): "bursty needs mean_gap_us"
+	 * named a key the user had not written and the docs do not list. */
+	const char *gap_key = kind == K_BURSTY ? "gap_us" : "mean_gap_us";
 	while ((tok = strtok_r(NULL, " \t", &save))) {
 		char *eq = strchr(tok, '=');
 		if (!eq) {
@@ -234,6 +238,8 @@ int thoth_pm_trace_generate(const char *spec, const char *name, thoth_pm_trace_t
 				key = k;
 		if (strcmp(tok, "gap_us") == 0)
 			key = P_GAP;
+		if (key == P_GAP)
+			gap_key = strcmp(tok, "gap_us") == 0 ? "gap_us" : "mean_gap_us";
 		if (key < 0) {
 			*why = spec_refusal("spec: unknown key \"%.40s\" (sim.h lists the keys)", tok);
 			return THOTH_E_INVAL;
@@ -248,22 +254,20 @@ int thoth_pm_trace_generate(const char *spec, const char *name, thoth_pm_trace_t
 		v[key] = x;
 		set[key] = true;
 	}
-	static const int need[K_COUNT][3] = {
-		[K_PERIODIC] = { P_PERIOD, P_WORK, -1 },
-		[K_POISSON] = { P_GAP, P_WORK, -1 },
-		[K_BURSTY] = { P_BURST, P_GAP, P_BURST_GAP },
-		[K_PARETO] = { P_XMIN, P_ALPHA, P_WORK },
-		[K_CHAIN] = { P_DEPTH, P_GAP, P_WORK },
+	static const int need[K_COUNT][4] = {
+		[K_PERIODIC] = { P_PERIOD, P_WORK, -1, -1 },
+		[K_POISSON] = { P_GAP, P_WORK, -1, -1 },
+		[K_BURSTY] = { P_BURST, P_GAP, P_BURST_GAP, P_WORK },
+		[K_PARETO] = { P_XMIN, P_ALPHA, P_WORK, -1 },
+		[K_CHAIN] = { P_DEPTH, P_GAP, P_WORK, -1 },
 	};
-	for (int i = 0; i < 3; i++)
-		if (need[kind][i] >= 0 && (!set[need[kind][i]] || v[need[kind][i]] <= 0)) {
-			*why = spec_refusal("spec: %s needs %s > 0%s", kinds[kind], keys[need[kind][i]],
-					    set[need[kind][i]] ? "" : " (missing)");
+	for (int i = 0; i < 4; i++) {
+		int k = need[kind][i];
+		if (k >= 0 && (!set[k] || v[k] <= 0)) {
+			*why = spec_refusal("spec: %s needs %s > 0%s", kinds[kind],
+					    k == P_GAP ? gap_key : keys[k], set[k] ? "" : " (missing)");
 			return THOTH_E_INVAL;
 		}
-	if (kind == K_BURSTY && (!set[P_WORK] || v[P_WORK] <= 0)) {
-		*why = "spec: work_us missing or 0";
-		return THOTH_E_INVAL;
 	}
 	/* Each range with the value given: "out of range (six rules)" left the
 	 * user to find which of their keys broke which. */

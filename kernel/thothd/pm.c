@@ -75,10 +75,15 @@ typedef struct pm_engine_slot {
 #define SVC_QOS_MAX_ELEMENTS 16         /* elements one record holds leases on */
 #define SVC_QOS_PER_CLIENT 16
 #define SVC_QOS_MAX 256
+/* A uid's connections together, as a uid's leases are capped at 3/4 of
+ * thothd's: 16 connections of one uid took all 256 and every other user's
+ * bound was refused (hostile46 review, issue 14). */
+#define SVC_QOS_PER_UID (SVC_QOS_MAX / 4 * 3)
 typedef struct pm_svc_qos {
 	uint64_t id;
 	uint64_t client;                /* the holder's connection (and broker holder id) */
 	uint32_t holder_pid;
+	uint32_t holder_uid;            /* SVC_QOS_PER_UID */
 	uint32_t qos_us;
 	uint64_t granted_ns;
 	char service[129];
@@ -1228,11 +1233,14 @@ static int on_service_qos(void *self, const thoth_pm_PowerBroker_service_qos_req
 		call->reason = "qos_us: absurd (more than 10 s; the limit is 10000000 us)";
 		return THOTH_PM_ERR_BAD_QOS;
 	}
-	uint32_t mine = 0;
-	for (uint32_t i = 0; i < pm->n_svc; i++)
+	uint32_t mine = 0, uids = 0;
+	for (uint32_t i = 0; i < pm->n_svc; i++) {
 		mine += pm->svc[i].client == call->client->id;
-	if (mine >= SVC_QOS_PER_CLIENT || pm->n_svc >= SVC_QOS_MAX) {
+		uids += pm->svc[i].holder_uid == call->client->uid;
+	}
+	if (mine >= SVC_QOS_PER_CLIENT || uids >= SVC_QOS_PER_UID || pm->n_svc >= SVC_QOS_MAX) {
 		call->reason = mine >= SVC_QOS_PER_CLIENT ? "service_qos: 16 per connection"
+			       : uids >= SVC_QOS_PER_UID ? "service_qos: 192 per uid (its connections together)"
 							  : "service_qos: thothd's limit of 256";
 		return THOTH_PM_ERR_TOO_MANY;
 	}
@@ -1247,7 +1255,7 @@ static int on_service_qos(void *self, const thoth_pm_PowerBroker_service_qos_req
 	pm_svc_qos_t *q = &pm->svc[pm->n_svc++];
 	*q = (pm_svc_qos_t){
 		.id = ++pm->next_svc_id, .client = call->client->id, .holder_pid = call->client->pid,
-		.qos_us = req->qos_us, .granted_ns = thothd_now(call->d),
+		.holder_uid = call->client->uid, .qos_us = req->qos_us, .granted_ns = thothd_now(call->d),
 	};
 	memcpy(q->service, req->service.ptr, req->service.len);
 	q->service[req->service.len] = 0;

@@ -109,7 +109,75 @@ else
 fi
 refused 2 "not a Chrome JSON trace" "$THOTHCTL" --json sched --from "$TMP/empty.json"
 refused 2 "is a directory, not a trace" "$THOTHCTL" sched --from "$TMP"
+# A trace's numbers are JSON numbers in range: strtod took "0x10" for 16
+# (or, cut at the x, 0), and "-1" or "1e300" converted to an integer type
+# was undefined behaviour (UBSan: "outside the range of representable
+# values"), pid -1 silently pid 4294967295 on x86 (hostile46 review).
+sched_num() {   # sched_num FIELD: a one-event trace with "pid":5 ... FIELD overridden
+  printf '{"displayTimeUnit":"ns","traceEvents":[\n{"ph":"i","name":"loop_wakeup","ts":%s,"pid":%s,"tid":1,"s":"t","args":{"arg0":%s,"arg1":%s}}\n]}\n' \
+    "$1" "$2" "$3" "$4" >"$TMP/num.json"
+}
+sched_num 1.0 -1 2 0
+refused 2 "num.json line 2: \"pid\" is not a number from 0 to 4294967295" "$THOTHCTL" sched --from "$TMP/num.json"
+sched_num 1.0 4294967296 2 0
+refused 2 "\"pid\" is not a number from 0 to 4294967295" "$THOTHCTL" sched --from "$TMP/num.json"
+sched_num 1.0 0x10 2 0
+refused 2 "\"pid\" is not a number" "$THOTHCTL" sched --from "$TMP/num.json"
+sched_num 1e300 5 2 0
+refused 2 "\"ts\" is not a number from 0 to 1.8e16 (microseconds)" "$THOTHCTL" sched --from "$TMP/num.json"
+sched_num -0.5 5 2 0
+refused 2 "\"ts\" is not a number" "$THOTHCTL" sched --from "$TMP/num.json"
+sched_num 1.0 5 18446744073709555000 0
+refused 2 "\"arg0\" is not a number from 0 to 18446744073709551615" "$THOTHCTL" sched --from "$TMP/num.json"
+sched_num 1.0 5 2 nan
+refused 2 "\"arg1\" is not a number" "$THOTHCTL" sched --from "$TMP/num.json"
+# ... while the largest of each is read
+sched_num 1.8e16 4294967295 18446744073709551615 0
+if out=$(timeout 20 "$THOTHCTL" sched --from "$TMP/num.json" 2>&1) && [[ $out == *"pid 4294967295"* ]]; then
+  echo "ok: sched --from reads pid 4294967295 and the largest ts and arg0"
+else
+  echo "FAIL: sched --from the largest numbers:"; printf '%s\n' "$out" | sed 's/^/  | /' | head -5
+  failures=$((failures + 1))
+fi
+# --duration is decimal seconds from 1 ms: "0x1p3" was 8 s and "1e-300"
+# passed "> 0" for a session of no length.
+for d in 0x1p3 1e-300 0.0005 1e300 inf; do
+  refused 2 "--duration wants decimal seconds from 0.001 to 86400, not $d" "$THOTHCTL" sched --duration "$d"
+done
+# probe run's compile error shows the script with a caret under the column:
+# the script as text (a newline in it broke the line, an ESC went out raw)
+# and the caret under the column as shown (hostile46).
+out=$(timeout 20 "$THOTHCTL" probe run "$(printf 'loop_wakeup {\n @n = bogus(); }')" --emit "$TMP/x.o" 2>&1)
+want=$(printf '%s\n%s\n%s' "thothctl: probe run: column 21: expected an aggregation (count, sum, min, max, hist), found 'bogus'" \
+  '  loop_wakeup {\x0a @n = bogus(); }' '                         ^')
+if [ "$out" = "$want" ]; then
+  echo "ok: probe run: a script with a newline shown escaped, the caret under the column"
+else
+  echo "FAIL: probe run's script and caret:"; printf '%s\n' "$out" | sed 's/^/  | /'
+  failures=$((failures + 1))
+fi
+# Its session's temporary file goes under $TMPDIR: a literal /tmp ignored
+# it (hostile46); one that does not exist is named.
+refused 1 "cannot create a temporary file in $TMP/no-such-dir (TMPDIR)" \
+  env TMPDIR="$TMP/no-such-dir" "$THOTHCTL" sched --duration 0.1
 refused 2 "not a regular file" "$THOTHCTL" probe attach "$TMP" --pid 1
+# A FIFO nobody writes: open() without O_NONBLOCK waited for a writer
+# forever (hostile46), for check, attach and kernel alike.
+mkfifo "$TMP/fifo.o"
+refused 2 "not a regular file" "$THOTHCTL" probe check "$TMP/fifo.o"
+refused 2 "not a regular file" "$THOTHCTL" probe attach "$TMP/fifo.o" --pid 1
+refused 2 "not a regular file" "$THOTHCTL" probe kernel "$TMP/fifo.o"
+# thothctl topology NAME: a name no service can have was looked up and
+# said "no live instance", exit 1, as if the service had just gone
+# (hostile46); the argument is shown escaped.
+refused 2 "'a/b' is not a service name" "$THOTHCTL" topology a/b
+refused 2 "is not a service name" "$THOTHCTL" topology ..
+refused 2 "'x\\x1b[31m' is not a service name" "$THOTHCTL" topology "$(printf 'x\033[31m')"
+# probe attach/run --service NAME: the same rule, before thothd is asked
+# ("no process for service 'a/b' (peer returned an application error)").
+refused 2 "--service 'a/b' is not a service name" "$THOTHCTL" probe attach "$OBJ" --service a/b
+refused 2 "--service 'x\\x1b[31m' is not a service name" "$THOTHCTL" probe run \
+  'loop_wakeup { @n = count(); }' --service "$(printf 'x\033[31m')"
 
 # thothctl pm sim: getopt's own "sim: option ..." named neither thothctl
 # nor the command.
@@ -287,13 +355,16 @@ mkdir -m 700 "$RT"
 tt_start_thothd "$RT" --http-port off
 thothd_pid=$THOTHD_PID
 # A bad name or version thothd refuses is explained (it said "BadName").
-refused 1 "'Echo' is not a service name" "$THOTHCTL" --runtime-dir "$RT" resolve Echo
+# A bad argument: exit 2 (thothctl(1)), as topology and probe --service
+# say it; it was 1, and the name's ESC went out raw (hostile46 review).
+refused 2 "'Echo' is not a service name" "$THOTHCTL" --runtime-dir "$RT" resolve Echo
+refused 2 "'x\\x1b[31m' is not a service name" "$THOTHCTL" --runtime-dir "$RT" resolve "$(printf 'x\033[31m')"
 refused 1 "--min-version '1.x' is not a version" "$THOTHCTL" --runtime-dir "$RT" resolve echo --min-version 1.x
 # Names and versions above thothd's request limit (4 KiB): thothd drops such
 # a connection unanswered, and thothctl said "thothd went away (exited or
 # killed)" of a thothd that runs on.  Said as a bad name; the list is empty.
 long=$(printf 'a%.0s' $(seq 5000))
-refused 1 "(5000 bytes) is not a service name" "$THOTHCTL" --runtime-dir "$RT" resolve "$long"
+refused 2 "(5000 bytes) is not a service name" "$THOTHCTL" --runtime-dir "$RT" resolve "$long"
 refused 1 "(5000 bytes) is not a version" "$THOTHCTL" --runtime-dir "$RT" resolve echo --min-version "$long"
 out=$("$THOTHCTL" --runtime-dir "$RT" services "$long" 2>&1)
 rc=$?
@@ -467,6 +538,11 @@ one_line() {
   fi
 }
 one_line "trace: unknown option --bogus" trace start --bogus
+# A usage error's argument is the user's word shown as text: its ESC went
+# out raw (hostile46 review); one_line's fixed string holds no ESC.
+one_line "unexpected argument x\x1b[31m" status "$(printf 'x\033[31m')"
+one_line "moderation: --dev wants an interface name (1 to 15 bytes, no '/'), not a/\x1b[1m" \
+  moderation --dev "$(printf 'a/\033[1m')"
 one_line "trace: unknown trace command: bogus" trace bogus
 one_line "trace: missing value for --pid" trace start --pid
 one_line "trace: unexpected argument extra" trace stop extra
@@ -513,7 +589,9 @@ one_line "codex: unknown option --bogus" codex read s --bogus
 one_line "codex: stats, create, append or read, not bogus" codex bogus
 one_line "codex: missing value for --from" codex read s --from
 one_line "codex read: needs one STREAM" codex read
-one_line "moderation: --dev wants an interface name of 1 to 15 bytes, not a/b" moderation --dev a/b
+one_line "moderation: --dev wants an interface name (1 to 15 bytes, no '/'), not a/b" moderation --dev a/b
+# ... and a name the kernel has not, shown escaped (ESC went out raw).
+refused 1 "moderation: --dev e\\x1b[1m: no such network interface" "$THOTHCTL" moderation --dev "$(printf 'e\033[1m')"
 one_line "pm: unknown option --bogus" pm --bogus
 one_line "pm: sim or nothing, not extra" pm extra
 # status, services and resolve name themselves too (thothctl(1)): they said

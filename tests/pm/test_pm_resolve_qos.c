@@ -516,6 +516,38 @@ static void test_bad_bounds_are_refused_naming_the_field_and_the_resolver_report
 	stop(&f);
 }
 
+/* A uid's connections together hold at most 192 of thothd's 256 records
+ * (3/4, as its leases): 16 connections of one uid took all 256 and every
+ * other user's bound was refused "thothd's limit" (hostile46 review, issue
+ * 14).  The test's connections are all one uid: the 12 first fill its 192,
+ * the 13th is refused naming the uid's cap though it has none and thothd
+ * has 64 free; a record dropped makes room again. */
+static void test_one_uid_takes_at_most_three_quarters_of_the_bounds(void **state)
+{
+	fixture_t f;
+	start(&f);
+	enum { CONNS = 13 };
+	thoth_control_t c[CONNS];
+	uint64_t id = 0;
+	for (int k = 0; k < CONNS; k++)
+		assert_int_equal(harness_connect(&f.h, &c[k]), 0);
+	for (int k = 0; k < CONNS - 1; k++)
+		for (int i = 0; i < 16; i++)
+			assert_int_equal(service_qos(&c[k], "store", 1000 + (uint32_t)i, &id), 0);
+	expect_refusal(&c[CONNS - 1], service_qos(&c[CONNS - 1], "store", 1000, NULL), THOTH_PM_ERR_TOO_MANY,
+		       "192 per uid");
+	view_t v;
+	assert_int_equal(look(&f, &v), 0);
+	assert_int_equal(v.services, 192);
+	thoth_pm_PowerBroker_drop_service_qos_req_t dr = { .qos = id };
+	thoth_pm_PowerBroker_drop_service_qos_resp_t dresp;
+	assert_int_equal(thoth_pm_PowerBroker_drop_service_qos(&c[CONNS - 2].client, &dr, &dresp, NULL), 0);
+	assert_int_equal(service_qos(&c[CONNS - 1], "store", 1000, NULL), 0);
+	for (int k = 0; k < CONNS; k++)
+		thoth_control_close(&c[k]);
+	stop(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -525,6 +557,7 @@ int main(void)
 		cmocka_unit_test(test_bad_bounds_are_refused_naming_the_field_and_the_resolver_reports_why),
 		cmocka_unit_test(test_a_bound_asked_by_a_connection_past_its_share_still_covers_the_service),
 		cmocka_unit_test(test_a_pool_passes_its_bound_to_thothd_and_kill_9_of_the_pool_process_releases_it),
+		cmocka_unit_test(test_one_uid_takes_at_most_three_quarters_of_the_bounds),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

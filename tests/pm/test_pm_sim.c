@@ -975,6 +975,22 @@ static void test_bad_traces_are_refused_naming_the_problem(void **state)
 	assert_non_null(strstr(w, "kind"));
 	assert_int_equal(thoth_pm_trace_generate("poisson work_us=5", NULL, &t, &w), THOTH_E_INVAL);
 	assert_non_null(strstr(w, "poisson needs mean_gap_us > 0 (missing)"));
+	/* bursty's spacing is gap_us (docs/PM.md): its refusals named
+	 * mean_gap_us, a key the user had not written (hostile46); and a
+	 * missing work_us read "work_us missing or 0", unlike every kind's. */
+	assert_int_equal(thoth_pm_trace_generate("bursty burst=4 gap_us=0 burst_gap_us=5000 work_us=1",
+						 NULL, &t, &w), THOTH_E_INVAL);
+	if (!strstr(w, "bursty needs gap_us > 0") || strstr(w, "(missing)"))
+		fail_msg("bursty gap_us=0: \"%s\"", w);
+	assert_int_equal(thoth_pm_trace_generate("bursty burst=4 burst_gap_us=5000 work_us=1", NULL, &t, &w),
+			 THOTH_E_INVAL);
+	assert_non_null(strstr(w, "bursty needs gap_us > 0 (missing)"));
+	assert_int_equal(thoth_pm_trace_generate("chain depth=3 gap_us=0 work_us=1", NULL, &t, &w),
+			 THOTH_E_INVAL);
+	assert_non_null(strstr(w, "chain needs gap_us > 0"));
+	assert_int_equal(thoth_pm_trace_generate("bursty burst=4 gap_us=10 burst_gap_us=5000", NULL, &t, &w),
+			 THOTH_E_INVAL);
+	assert_non_null(strstr(w, "bursty needs work_us > 0 (missing)"));
 	assert_int_equal(thoth_pm_trace_generate("pareto xmin_us=10 alpha=0.5 work_us=5", NULL, &t, &w),
 			 THOTH_E_INVAL);
 	assert_non_null(strstr(w, "alpha=0.5"));

@@ -56,6 +56,10 @@ for _ in $(seq 1 250); do
 done
 ctl probe list | grep -q "^1 .*detached" || fail "not detached: $(ctl probe list)"
 ctl probe list | grep -q "^2 .*running" || fail "second not running: $(ctl probe list)"
+# An id thothd does not have: named, and where the ids are (it said "no
+# probe with that id").
+out=$(ctl probe detach 99 2>&1) && fail "detached probe 99, which is not there"
+case $out in *"probe detach 99: no probe 99 (\`thothctl probe list\`"*) ;; *) fail "detach 99: $out" ;; esac
 c1=$(ctl --json probe maps 2 | "$PYTHON3" -c 'import json,sys; print(json.load(sys.stdin)["maps"][0]["entries"][0]["value"])')
 for _ in $(seq 1 250); do
   c2=$(ctl --json probe maps 2 | "$PYTHON3" -c 'import json,sys; print(json.load(sys.stdin)["maps"][0]["entries"][0]["value"])')
@@ -122,7 +126,8 @@ if [ -n "$ECHO" ]; then
   echo "$out"
   case $out in *" in pid $EPID: "*) ;; *) fail "attach --service went elsewhere (echo is $EPID): $out" ;; esac
   out=$(ctl probe attach "$CORPUS/a01_count.o" --service no-such-service 2>&1) && fail "attached to no service"
-  case $out in *"no process for service 'no-such-service'"*) ;; *) fail "no service: $out" ;; esac
+  case $out in *"no process for service 'no-such-service' (no live instance is registered"*) ;;
+    *) fail "no service: $out" ;; esac
   ctl probe attach "$CORPUS/a01_count.o" --service probe-echo --pid "$TPID" >/dev/null 2>&1
   [ $? = 2 ] || fail "--pid with --service must be a usage error (2)"
 fi

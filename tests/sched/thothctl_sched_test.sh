@@ -35,3 +35,33 @@ echo "$text" | grep -q "move: pid 200 thread 201 colocate to CPU 0: sleeping syn
 if "$thothctl" sched --from /nonexistent/trace.json 2>/dev/null; then echo "missing file accepted"; exit 1; fi
 if "$thothctl" sched --duration -1 2>/dev/null; then echo "bad duration accepted"; exit 1; fi
 echo ok
+# A trace as large as a busy session's, every timer wake-up at one time
+# from its own process: 200,000 processes were looked up one by one and
+# every pair of wake-ups within 200 us compared (100,000 such wake-ups
+# took 29-59 s at load 12: quadratic both ways, hostile46); now a hash
+# and a sweep.  The bound is a hang guard, ~50x what it takes under
+# ASan at load 12, ~4x short of the old code.
+n=200000
+rows=$(awk -v n=$n 'BEGIN { print "{\"displayTimeUnit\":\"ns\",\"traceEvents\":[";
+	for (i = 1; i <= n; i++)
+		printf "{\"ph\":\"i\",\"name\":\"loop_wakeup\",\"ts\":1.000,\"pid\":%d,\"tid\":1,\"s\":\"t\",\"args\":{\"arg0\":2,\"arg1\":0}},\n", i;
+	print "]}" }' | timeout 45 "$thothctl" sched --from /dev/stdin |
+	awk '$2 == "pid" && $11 == 1 { k++ } END { print k + 0 }') ||
+	{ echo "sched --from: $n processes' wake-ups at one time: no answer within 45 s (or failed)"; exit 1; }
+[ "$rows" = "$n" ] || { echo "sched --from: $rows of $n processes shown with a shared wake-up"; exit 1; }
+echo "ok: $n processes' timer wake-ups at one time read, each shared"
+# The same with pids that share their low 16 bits (multiples of 65536): the
+# hash kept the low bits of pid * 2654435761, the same for all of them, so
+# they fell on a handful of slots and each one walked a run of the others
+# (quadratic again; hostile46 review): 20-28 s plain at load 15, 85 s under
+# ASan at load 11, where this guard catches it.  Mixed now: 0.8-1.1 s
+# plain, 1.8-2.6 s ASan, same loads.  The bound is the same hang guard.
+n=65535
+rows=$(awk -v n=$n 'BEGIN { print "{\"displayTimeUnit\":\"ns\",\"traceEvents\":[";
+	for (i = 1; i <= n; i++)
+		printf "{\"ph\":\"i\",\"name\":\"loop_wakeup\",\"ts\":1.000,\"pid\":%.0f,\"tid\":1,\"s\":\"t\",\"args\":{\"arg0\":2,\"arg1\":0}},\n", i * 65536;
+	print "]}" }' | timeout 45 "$thothctl" sched --from /dev/stdin |
+	awk '$2 == "pid" && $11 == 1 { k++ } END { print k + 0 }') ||
+	{ echo "sched --from: $n pids, multiples of 65536: no answer within 45 s (or failed)"; exit 1; }
+[ "$rows" = "$n" ] || { echo "sched --from: $rows of $n pids (multiples of 65536) shown with a shared wake-up"; exit 1; }
+echo "ok: $n pids that are multiples of 65536 read, each shared"

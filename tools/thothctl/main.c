@@ -111,12 +111,15 @@ static void usage(FILE *out)
  * printed their whole usage after the line too (ops40). */
 int thothctl_usage_error(const char *cmd, const char *what, const char *arg)
 {
+	/* ARG is the user's word, shown as text: "thothctl status $'x\e[31m'"
+	 * wrote its ESC to the terminal raw (hostile46 review) */
+	const char *shown = arg ? thoth_textz(arg) : "";
 	if (cmd)
 		fprintf(stderr, "thothctl: %s: %s%s%s (thothctl %s --help lists its options)\n", cmd, what,
-			arg ? " " : "", arg ? arg : "", cmd);
+			arg ? " " : "", shown, cmd);
 	else
 		fprintf(stderr, "thothctl: %s%s%s (thothctl --help lists the commands and options)\n",
-			what, arg ? " " : "", arg ? arg : "");
+			what, arg ? " " : "", shown);
 	return 2;
 }
 
@@ -846,10 +849,18 @@ enum { NAME_MAX_LEN = 128, VERSION_MAX_LEN = 64 };
 
 static bool bad_name_said(const char *name)
 {
-	if (strlen(name) <= NAME_MAX_LEN)
+	if (strlen(name) > NAME_MAX_LEN) {
+		fprintf(stderr, "thothctl: resolve: '%s...' (%zu bytes) is not a service name (1..128 of "
+			"[a-z0-9_.-], starting with a letter)\n", thoth_text(name, 40), strlen(name));
+		return true;
+	}
+	/* Checked here too, as topology and probe --service do: thothd's
+	 * BadName came back exit 1 (a failure) for what is a bad argument
+	 * (exit 2, thothctl(1)), the name's bytes raw on the terminal. */
+	if (thothctl_service_name_ok(name))
 		return false;
-	fprintf(stderr, "thothctl: resolve: '%.40s...' (%zu bytes) is not a service name (1..128 of "
-		"[a-z0-9_.-], starting with a letter)\n", name, strlen(name));
+	fprintf(stderr, "thothctl: resolve: '%s' is not a service name (1..128 of [a-z0-9_.-], "
+		"starting with a letter)\n", thoth_textz(name));
 	return true;
 }
 
@@ -873,8 +884,8 @@ static int cmd_resolve(thoth_control_t *ctl, const char *name, const char *min_v
 	 * what a good one is (idl/registry.tidl). */
 	if (r == THOTH_E_REMOTE && ctl->client.remote_code == THOTH_REGISTRY_ERR_BAD_NAME) {
 		fprintf(stderr, "thothctl: resolve: '%s' is not a service name (1..128 of [a-z0-9_.-], "
-			"starting with a letter)\n", name);
-		return 1;
+			"starting with a letter)\n", thoth_textz(name));
+		return 2;
 	}
 	if (r == THOTH_E_REMOTE && ctl->client.remote_code == THOTH_REGISTRY_ERR_BAD_VERSION) {
 		fprintf(stderr, "thothctl: resolve: --min-version '%s' is not a version (MAJOR.MINOR.PATCH)\n",
@@ -1099,7 +1110,7 @@ static int cmd_resolve_main(int argc, char **argv, const thothctl_opts_t *opts)
 	if (argc - optind > 1)
 		return thothctl_usage_error("resolve", "one NAME; unexpected argument", argv[optind + 1]);
 	if (bad_name_said(argv[optind]))
-		return 1;
+		return 2;
 	if (min_version && strlen(min_version) > VERSION_MAX_LEN) {
 		fprintf(stderr, "thothctl: resolve: --min-version '%.20s...' (%zu bytes) is not a version "
 			"(MAJOR.MINOR.PATCH)\n", min_version, strlen(min_version));

@@ -344,14 +344,16 @@ int thothctl_moderation(int argc, char **argv, const thothctl_opts_t *opts)
 		return thothctl_usage_error("moderation", "--policy/--rate (a model) and --dev/--probe (the "
 					    "devices) are two forms, not one", NULL);
 	if (dev && (!*dev || strlen(dev) >= 16 || strchr(dev, '/'))) {
-		return thothctl_usage_error("moderation", "--dev wants an interface name of 1 to 15 bytes, not",
-					    dev);
+		/* "of 1 to 15 bytes, not a/b" blamed the length of a 3-byte
+		 * name refused for its '/' */
+		return thothctl_usage_error("moderation", "--dev wants an interface name (1 to 15 bytes, no "
+					    "'/'), not", dev);
 	}
 	/* A named interface that does not exist is an error, not a line among
 	 * the devices (ethtool's "no device" is taken for "nothing to show"
 	 * when every interface is listed). */
 	if (dev && !if_nametoindex(dev)) {
-		fprintf(stderr, "thothctl: moderation: --dev %s: no such network interface\n", dev);
+		fprintf(stderr, "thothctl: moderation: --dev %s: no such network interface\n", thoth_textz(dev));
 		return 1;
 	}
 	if (policy || rate)

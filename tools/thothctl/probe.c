@@ -275,9 +275,12 @@ static const thoth_probe_ProbeInfo_t *find_probe(const thoth_probe_ProbeControl_
 	return NULL;
 }
 
+/* O_NONBLOCK: a FIFO with no writer (`mkfifo p.o`, a misnamed path) held
+ * open() forever before the "not a regular file" below could refuse it;
+ * on a regular file the flag changes nothing. */
 static int read_file(const char *path, uint8_t **out, size_t *len)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	struct stat st;
 	if (fd < 0 || fstat(fd, &st) < 0) {
 		fprintf(stderr, "thothctl: %s: %s\n", path, strerror(errno));
@@ -290,6 +293,11 @@ static int read_file(const char *path, uint8_t **out, size_t *len)
 		close(fd);
 		return 2;
 	}
+	/* blocking again: a FUSE or network file system is handed O_NONBLOCK
+	 * and may answer EAGAIN, read below as a "short read" */
+	int fl = fcntl(fd, F_GETFL);
+	if (fl >= 0)
+		(void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
 	if (st.st_size <= 0 || st.st_size > (off_t)THOTH_PROBE_MAX_OBJECT) {
 		fprintf(stderr, "thothctl: %s: %lld bytes (1 to %u)\n", path, (long long)st.st_size,
 		        THOTH_PROBE_MAX_OBJECT);
@@ -300,6 +308,8 @@ static int read_file(const char *path, uint8_t **out, size_t *len)
 	size_t got = 0;
 	while (buf && got < (size_t)st.st_size) {
 		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+		if (n < 0 && errno == EINTR)
+			continue;
 		if (n <= 0)
 			break;
 		got += (size_t)n;
@@ -343,6 +353,18 @@ static bool lacks_point(uint32_t pid, const char *sub, const char *point)
 	return true;
 }
 
+/* A name no service can have ("a/b", "Echo", ESC) went to thothd and came
+ * back "no process for service 'a/b' (peer returned an application
+ * error)", the argument's bytes raw on the terminal: said here, exit 2. */
+static bool bad_service_name(const char *sub, const char *service)
+{
+	if (thothctl_service_name_ok(service))
+		return false;
+	fprintf(stderr, "thothctl: probe %s: --service '%s' is not a service name (1..128 of "
+		"[a-z0-9_.-], starting with a letter)\n", sub, thoth_textz(service));
+	return true;
+}
+
 static int probe_attach(int argc, char **argv, const thothctl_opts_t *opts)
 {
 	const char *path = NULL, *service = NULL;
@@ -370,6 +392,8 @@ static int probe_attach(int argc, char **argv, const thothctl_opts_t *opts)
 					 : "whose? give --pid PID or --service NAME", NULL);
 	if (!pid && !service[0])
 		return probe_usage_error("attach", "--service wants a name, not ''", NULL);
+	if (!pid && bad_service_name("attach", service))
+		return 2;
 	uint8_t *bytes;
 	size_t len;
 	int r = read_file(path, &bytes, &len);
@@ -453,8 +477,12 @@ static int attach_bytes(uint8_t *bytes, size_t len, const char *path, uint32_t p
 			pid = rs.instance.registration.endpoint.pid;
 		thoth_client_release(&s.ctl.client);
 		if (r || !pid) {
+			/* thothd's NotFound read "peer returned an application error" */
+			bool none = r == THOTH_E_REMOTE &&
+				    s.ctl.client.remote_code == THOTH_REGISTRY_ERR_NOT_FOUND;
 			fprintf(stderr, "thothctl: probe attach: no process for service '%s' (%s)\n",
-			        service, r ? thoth_strerror(r) : "it registered no pid");
+			        service, none ? "no live instance is registered: `thothctl services` lists them"
+			        : r ? thoth_strerror(r) : "it registered no pid");
 			free(bytes);
 			session_close(&s);
 			return 1;
@@ -591,8 +619,18 @@ static int probe_detach(int argc, char **argv, const thothctl_opts_t *opts)
 	thoth_probe_ProbeControl_detach_req_t req = { .id = id };
 	thoth_probe_ProbeControl_detach_resp_t resp;
 	int r = thoth_probe_ProbeControl_detach(&s.ctl.client, &req, &resp, &s.arena);
-	if (r)
-		r = thothctl_call_failed(&s.ctl, "probe detach", r);
+	/* "probe detach: no probe with that id" named no id, where probe
+	 * maps says "probe 99: no such probe"; both now name it and where
+	 * the ids are listed. */
+	char what[48];
+	snprintf(what, sizeof what, "probe detach %" PRIu64, id);
+	if (r == THOTH_E_REMOTE && s.ctl.client.remote_code == THOTH_PROBE_ERR_NOT_FOUND) {
+		fprintf(stderr, "thothctl: %s: no probe %" PRIu64 " (`thothctl probe list` lists them)\n",
+			what, id);
+		r = 1;
+	} else if (r) {
+		r = thothctl_call_failed(&s.ctl, what, r);
+	}
 	else if (opts->json)
 		printf("{\"id\":%s,\"state\":\"detaching\"}\n", argv[1]);
 	else
@@ -869,6 +907,8 @@ static int probe_run(int argc, char **argv, const thothctl_opts_t *opts)
 	 * in "cannot write : No such file or directory", exit 1. */
 	if (service && !service[0])
 		return probe_usage_error("run", "--service wants a name, not ''", NULL);
+	if (service && bad_service_name("run", service))
+		return 2;
 	if (emit && !emit[0])
 		return probe_usage_error("run", "--emit wants a file name, not ''", NULL);
 	char err[512];
@@ -879,8 +919,15 @@ static int probe_run(int argc, char **argv, const thothctl_opts_t *opts)
 		fprintf(stderr, "thothctl: probe run: %s\n", err[0] ? err : thoth_strerror(r));
 		/* the script and a caret under the column */
 		unsigned long col = 0;
-		if (sscanf(err, "column %lu", &col) == 1 && col >= 1 && strlen(script) < 200) {
-			fprintf(stderr, "  %s\n  %*s^\n", script, (int)(col - 1), "");
+		size_t n = strlen(script);
+		if (sscanf(err, "column %lu", &col) == 1 && col >= 1 && n < 200) {
+			/* Shown as a peer's text: a script from a file ("$(cat
+			 * f)") wrote its ESC and bidi bytes to the terminal raw,
+			 * and a newline in it broke the line the caret is under.
+			 * The caret goes under the column as shown (an escape
+			 * is 4 columns, a wide character 2). */
+			const char *before = thoth_text(script, col - 1 < n ? col - 1 : n);
+			fprintf(stderr, "  %s\n  %*s^\n", thoth_text(script, n), thoth_text_cols(before), "");
 		}
 		return 2;
 	}

@@ -66,13 +66,42 @@ typedef struct sched_report {
 	move_t *mv;
 	size_t nmv, capmv;
 	uint64_t first_ns, last_ns;
+	size_t bad_line;                    /* read_trace's -4: the line and key */
+	const char *bad_key;
+	uint32_t *slot;                     /* pid -> index + 1 (0: empty), open addressing */
+	size_t nslot;                       /* a power of two, more than twice n; 0: none yet */
 } sched_report_t;
 
+/* The slot of PID, or the empty one where it goes.  The table keeps the
+ * low bits of a mixed pid: the low bits of pid * 2654435761 are those of
+ * pid times an odd number, so pids that are multiples of 2^16 (a hostile or
+ * synthetic trace) all fell on a few slots and each insertion walked one
+ * long run: quadratic again (hostile46 review).  murmur3's finaliser mixes
+ * every bit of the pid into the low ones. */
+static size_t pid_slot(const sched_report_t *r, uint32_t pid)
+{
+	uint32_t h = pid;
+	h ^= h >> 16;
+	h *= 0x85ebca6bu;
+	h ^= h >> 13;
+	h *= 0xc2b2ae35u;
+	h ^= h >> 16;
+	size_t i = h & (r->nslot - 1);
+	while (r->slot[i] && r->procs[r->slot[i] - 1].pid != pid)
+		i = (i + 1) & (r->nslot - 1);
+	return i;
+}
+
+/* The process PID's row, made on first sight (NULL: out of memory).  Found
+ * through a hash: a linear search per event made a trace of 100,000
+ * processes (one event each) take 59 s at load 12 (hostile46). */
 static proc_t *proc_of(sched_report_t *r, uint32_t pid)
 {
-	for (size_t i = 0; i < r->n; i++)
-		if (r->procs[i].pid == pid)
-			return &r->procs[i];
+	if (r->nslot) {
+		size_t i = pid_slot(r, pid);
+		if (r->slot[i])
+			return &r->procs[r->slot[i] - 1];
+	}
 	if (r->n == r->cap) {
 		size_t cap = r->cap ? 2 * r->cap : 16;
 		proc_t *p = realloc(r->procs, cap * sizeof *p);
@@ -81,6 +110,19 @@ static proc_t *proc_of(sched_report_t *r, uint32_t pid)
 		r->procs = p;
 		r->cap = cap;
 	}
+	if (2 * (r->n + 1) >= r->nslot) {
+		size_t ns = r->nslot ? 2 * r->nslot : 64;
+		uint32_t *sl = calloc(ns, sizeof *sl);
+		if (!sl)
+			return NULL;
+		uint32_t *old = r->slot;
+		r->slot = sl;
+		r->nslot = ns;
+		for (size_t k = 0; k < r->n; k++)
+			r->slot[pid_slot(r, r->procs[k].pid)] = (uint32_t)k + 1;
+		free(old);
+	}
+	r->slot[pid_slot(r, pid)] = (uint32_t)r->n + 1;
 	proc_t *p = &r->procs[r->n++];
 	memset(p, 0, sizeof *p);
 	p->pid = pid;
@@ -88,11 +130,31 @@ static proc_t *proc_of(sched_report_t *r, uint32_t pid)
 	return p;
 }
 
-/* The number after "KEY": in LINE (0 when absent). */
-static double num_after(const char *line, const char *key)
+/* The number after "KEY": in LINE in *V (0 when absent); false when it is
+ * not a JSON number from 0 to MAX.  strtod alone took "0x10", "inf" and
+ * "-1", and converting "1e300" or "-1" to an integer type is undefined
+ * behaviour (hostile46): the range is checked here, in double, before any
+ * caller converts. */
+static bool num_after(const char *line, const char *key, double max, double *v)
 {
+	*v = 0;
 	const char *p = strstr(line, key);
-	return p ? strtod(p + strlen(key), NULL) : 0;
+	if (!p)
+		return true;
+	p += strlen(key);
+	/* JSON's number: -?digits[.digits][e[+-]digits]; no hex, inf or nan */
+	size_t n = strspn(p, "-0123456789.eE+");
+	if (n == 0 || n >= 64 || (p[n] && !strchr(",}] \t\r\n", p[n])))    /* "0x10": not "0" */
+		return false;
+	char buf[64], *end;
+	memcpy(buf, p, n);
+	buf[n] = 0;
+	errno = 0;
+	double x = strtod(buf, &end);
+	if (*end || end == buf || errno == ERANGE || !(x >= 0) || !(x <= max))
+		return false;
+	*v = x;
+	return true;
 }
 
 /* The four hex digits at P (no sign, no space, no "0x": sscanf's %4x
@@ -184,13 +246,16 @@ static int cmp_tw(const void *a, const void *b)
 /* Read a Chrome JSON trace as thothd writes it (one record per line).
  * -1: out of memory; -2: not such a trace (no "traceEvents" line: a wrong
  * file would otherwise read as a trace with no wake-up, and exit 0); -3:
- * cut short (no closing "]}" line: the same, for a truncated dump). */
+ * cut short (no closing "]}" line: the same, for a truncated dump); -4: a
+ * number out of range or not a JSON number (r->bad_line, r->bad_key). */
 static int read_trace(FILE *f, sched_report_t *r)
 {
 	char *line = NULL;
 	size_t cap = 0;
 	bool is_trace = false, ended = false;
+	size_t lineno = 0;
 	while (getline(&line, &cap, f) > 0) {
+		lineno++;
 		if (!is_trace && !(is_trace = strstr(line, "\"traceEvents\":[") != NULL))
 			continue;
 		/* the writer's last line; blank lines after it (an editor's
@@ -200,7 +265,14 @@ static int read_trace(FILE *f, sched_report_t *r)
 		ended = strncmp(line, "]}", 2) == 0;
 		static const char meta[] = "{\"ph\":\"M\",\"name\":\"process_name\"";
 		if (strncmp(line, meta, sizeof meta - 1) == 0) {
-			proc_t *p = proc_of(r, (uint32_t)num_after(line, "\"pid\":"));
+			double pid;
+			if (!num_after(line, "\"pid\":", UINT32_MAX, &pid)) {
+				r->bad_line = lineno;
+				r->bad_key = "pid";
+				free(line);
+				return -4;
+			}
+			proc_t *p = proc_of(r, (uint32_t)pid);
 			if (p)
 				str_after(line, "\"args\":{\"name\":\"", p->name, sizeof p->name);
 			continue;
@@ -216,10 +288,30 @@ static int read_trace(FILE *f, sched_report_t *r)
 		bool spin = strcmp(name, "chan_spin") == 0, move = strcmp(name, "place_move") == 0;
 		if (!wake && !fire && !spin && !move)
 			continue;
-		uint64_t ts = (uint64_t)(num_after(line, "\"ts\":") * 1000.0);
-		uint64_t arg0 = (uint64_t)num_after(line, "\"arg0\":");
-		uint64_t arg1 = (uint64_t)num_after(line, "\"arg1\":");
-		proc_t *p = proc_of(r, (uint32_t)num_after(line, "\"pid\":"));
+		/* ts is in microseconds, kept in nanoseconds (below 2^64);
+		 * the arguments are 64-bit, the pid 32-bit */
+		/* 2^64: "18446744073709551615" (UINT64_MAX as thothd writes
+		 * it) reads as 2^64 in double, taken as UINT64_MAX below */
+		static const double U64_LIM = 18446744073709551616.0;
+		static const struct {
+			const char *key, *name;
+			double max;
+		} field[4] = { { "\"ts\":", "ts", 1.8e16 },   /* 570 years; * 1000 < 2^64 */
+			       { "\"arg0\":", "arg0", U64_LIM },
+			       { "\"arg1\":", "arg1", U64_LIM },
+			       { "\"pid\":", "pid", UINT32_MAX } };
+		double x[4];
+		for (int k = 0; k < 4; k++)
+			if (!num_after(line, field[k].key, field[k].max, &x[k])) {
+				r->bad_line = lineno;
+				r->bad_key = field[k].name;
+				free(line);
+				return -4;
+			}
+		uint64_t ts = (uint64_t)(x[0] * 1000.0 + 0.5);     /* 1.001 us is 1000.999.. ns: rounded, not cut */
+		uint64_t arg0 = x[1] < U64_LIM ? (uint64_t)x[1] : UINT64_MAX;
+		uint64_t arg1 = x[2] < U64_LIM ? (uint64_t)x[2] : UINT64_MAX;
+		proc_t *p = proc_of(r, (uint32_t)x[3]);
 		if (!p) {
 			free(line);
 			return -1;
@@ -296,10 +388,22 @@ static int read_trace(FILE *f, sched_report_t *r)
 	/* Timer wake-ups of different processes within SHARE_NS: shared. */
 	if (r->ntw)                     /* qsort(NULL, 0, ...) is undefined (UBSan) */
 		qsort(r->tw, r->ntw, sizeof *r->tw, cmp_tw);
-	for (size_t i = 0; i < r->ntw; i++)
-		for (size_t j = i + 1; j < r->ntw && r->tw[j].ts - r->tw[i].ts <= SHARE_NS; j++)
-			if (r->tw[j].pid != r->tw[i].pid)
-				r->tw[i].shared = r->tw[j].shared = true;
+	/* A wake-up is shared when the nearest wake-up of another process
+	 * on either side (in time order) is within SHARE_NS.  Every pair
+	 * within SHARE_NS was compared: quadratic in a burst, 100,000
+	 * wake-ups at one timestamp took 29 s at load 12 (hostile46). */
+	for (size_t i = 0, other = SIZE_MAX; i < r->ntw; i++) {        /* the nearest before */
+		if (i && r->tw[i - 1].pid != r->tw[i].pid)
+			other = i - 1;  /* else i - 1's own nearest other is ours */
+		if (other != SIZE_MAX && r->tw[i].ts - r->tw[other].ts <= SHARE_NS)
+			r->tw[i].shared = true;
+	}
+	for (size_t i = r->ntw, other = SIZE_MAX; i-- > 0;) {           /* the nearest after */
+		if (i + 1 < r->ntw && r->tw[i + 1].pid != r->tw[i].pid)
+			other = i + 1;
+		if (other != SIZE_MAX && r->tw[other].ts - r->tw[i].ts <= SHARE_NS)
+			r->tw[i].shared = true;
+	}
 	for (size_t i = 0; i < r->ntw; i++)
 		if (r->tw[i].shared)
 			proc_of(r, r->tw[i].pid)->shared_timer_wakeups++;
@@ -465,10 +569,14 @@ int thothctl_sched(int argc, char **argv, const thothctl_opts_t *opts)
 		char *end;
 		switch (opt) {
 		case 'd':
+			/* decimal only: strtod also took "0x1p3", and "1e-300"
+			 * passed "> 0" to trace a session of no length */
+			errno = 0;
 			duration = strtod(optarg, &end);
-			if (*end || !*optarg || !(duration > 0) || duration > 86400) {
-				fprintf(stderr, "thothctl: sched: --duration wants seconds (0 < S <= 86400), not %s\n",
-					optarg);
+			if (*end || !*optarg || optarg[strspn(optarg, "0123456789.eE+-")] || errno == ERANGE ||
+			    !(duration >= 0.001) || duration > 86400) {
+				fprintf(stderr, "thothctl: sched: --duration wants decimal seconds from 0.001 to "
+					"86400, not %s\n", thoth_textz(optarg));
 				return 2;
 			}
 			break;
@@ -482,12 +590,23 @@ int thothctl_sched(int argc, char **argv, const thothctl_opts_t *opts)
 	}
 	if (optind < argc)
 		return thothctl_usage_error("sched", "unexpected argument", argv[optind]);
-	char tmp[] = "/tmp/thothctl-sched-XXXXXX";
+	/* The session's trace goes to a file under $TMPDIR (/tmp when unset
+	 * or empty), as mktemp(1) puts it: a literal /tmp ignored a TMPDIR
+	 * set because /tmp is small, read-only or shared (hostile46). */
+	char tmp[4096];
+	const char *tdir = getenv("TMPDIR");
+	if (!tdir || !*tdir)
+		tdir = "/tmp";
+	if ((size_t)snprintf(tmp, sizeof tmp, "%s/thothctl-sched-XXXXXX", tdir) >= sizeof tmp) {
+		fprintf(stderr, "thothctl: sched: TMPDIR is longer than %zu bytes\n", sizeof tmp - 24);
+		return 1;
+	}
 	const char *path = from;
 	if (!from) {
 		int fd = mkstemp(tmp);
 		if (fd < 0) {
-			fprintf(stderr, "thothctl: sched: cannot create a temporary file: %s\n", strerror(errno));
+			fprintf(stderr, "thothctl: sched: cannot create a temporary file in %s (TMPDIR): %s\n",
+				thoth_textz(tdir), strerror(errno));
 			return 1;
 		}
 		close(fd);
@@ -544,6 +663,11 @@ int thothctl_sched(int argc, char **argv, const thothctl_opts_t *opts)
 	} else if (rc == -3) {
 		fprintf(stderr, "thothctl: sched: %s is cut short: it ends before the trace's closing \"]}\" "
 			"(a dump that did not finish?)\n", path);
+	} else if (rc == -4) {
+		fprintf(stderr, "thothctl: sched: %s line %zu: \"%s\" is not a number from 0 to %s\n", path,
+			r.bad_line, r.bad_key,
+			strcmp(r.bad_key, "pid") == 0 ? "4294967295"
+			: strcmp(r.bad_key, "ts") == 0 ? "1.8e16 (microseconds)" : "18446744073709551615");
 	} else if (rc) {
 		fprintf(stderr, "thothctl: sched: out of memory reading the trace\n");
 	} else {
@@ -552,7 +676,8 @@ int thothctl_sched(int argc, char **argv, const thothctl_opts_t *opts)
 	for (size_t i = 0; i < r.n; i++)
 		free(r.procs[i].late);
 	free(r.procs);
+	free(r.slot);
 	free(r.tw);
 	free(r.mv);
-	return rc == -2 || rc == -3 ? bad_input : rc ? 1 : 0;
+	return rc == -2 || rc == -3 || rc == -4 ? bad_input : rc ? 1 : 0;
 }

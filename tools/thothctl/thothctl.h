@@ -42,6 +42,10 @@ bool thothctl_utf8_valid(const char *s, size_t len);
  * ARG may be NULL.  Returns 2, the exit status. */
 int thothctl_usage_error(const char *cmd, const char *what, const char *arg);
 
+/* thothd's registry's rule for a service name (kernel/thothd/registry.c):
+ * 1..128 bytes of [a-z0-9_.-], a letter first.  topology.c. */
+bool thothctl_service_name_ok(const char *s);
+
 /* An option given an empty value: `--policy=`, or `--policy "$P"` with P
  * unset.  Each getopt_long loop calls thothctl_empty_option with the
  * index getopt_long wrote (LI, reset to -1 here for the next option):

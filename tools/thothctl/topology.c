@@ -22,6 +22,18 @@
 #include "thothctl.h"
 #include "topology.h"
 
+bool thothctl_service_name_ok(const char *s)
+{
+	size_t n = strnlen(s, 129);
+	if (n == 0 || n > 128 || s[0] < 'a' || s[0] > 'z')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_' ||
+		      s[i] == '.' || s[i] == '-'))
+			return false;
+	return true;
+}
+
 int thothctl_topology(int argc, char **argv, const thothctl_opts_t *opts)
 {
 	const char *name = NULL;
@@ -44,6 +56,16 @@ int thothctl_topology(int argc, char **argv, const thothctl_opts_t *opts)
 			return 2;
 		}
 		name = argv[i];
+	}
+	/* A NAME no service can have ("Echo", "a/b", "..", a newline, 2 KiB)
+	 * was looked up and reported "no live instance of ... in the resolve
+	 * table", exit 1, as if a service by that name had just gone; resolve
+	 * says what a name is (hostile46).  Shown through thoth_textz: the
+	 * argument may hold ESC or bidi controls. */
+	if (name && !thothctl_service_name_ok(name)) {
+		fprintf(stderr, "thothctl: topology: '%s' is not a service name (1..128 of [a-z0-9_.-], "
+			"starting with a letter)\n", thoth_textz(name));
+		return 2;
 	}
 	thoth_topo_t *t = NULL;
 	char why[400];

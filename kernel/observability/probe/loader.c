@@ -709,7 +709,10 @@ int thoth_probe_object_open_file(const char *path, thoth_probe_object_t **out, c
 	if (!path || !out)
 		return THOTH_E_INVAL;
 	*out = NULL;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO with no writer held open() forever before the
+	 * S_ISREG check below could refuse it (hostile46); a regular file
+	 * reads the same with it. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0) {
 		int e = errno;
 		if (err && err_len)
@@ -719,13 +722,21 @@ int thoth_probe_object_open_file(const char *path, thoth_probe_object_t **out, c
 	struct stat st;
 	int r = 0;
 	uint8_t *buf = NULL;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		int e = errno ? errno : EINVAL;
+	bool stat_failed = fstat(fd, &st) < 0;
+	if (stat_failed || !S_ISREG(st.st_mode)) {
+		/* errno only when fstat failed: otherwise it is stale */
+		int e = stat_failed ? errno : EINVAL;
 		if (err && err_len)
-			snprintf(err, err_len, "%s: not a regular file", path);
+			snprintf(err, err_len, "%s: %s", path, stat_failed ? strerror(e) : "not a regular file");
 		r = thoth_error_io(e, "fstat %s", path);
 		goto out;
 	}
+	/* A regular file: blocking reads again.  Linux ignores O_NONBLOCK on
+	 * a local file, but a FUSE or network file system is handed the flag
+	 * and may answer EAGAIN, which the loop below takes for an error. */
+	int fl = fcntl(fd, F_GETFL);
+	if (fl >= 0)
+		(void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
 	if ((uint64_t)st.st_size > THOTH_PROBE_MAX_OBJECT) {
 		if (err && err_len)
 			snprintf(err, err_len, "%s: %lld bytes exceeds the %u-byte limit", path,
