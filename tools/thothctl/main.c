@@ -252,19 +252,19 @@ typedef struct widths {
 	int name, version, endpoint;
 } widths_t;
 
-/* The registrant's strings as they are shown (thoth_text: a C1 control
+/* The registrant's strings as they are shown (peertext_text: a C1 control
  * or a byte that is not UTF-8 in an address is \xNN, four columns) and in
  * terminal columns, not bytes (an "é" is one, a CJK character two). */
 static void widen(widths_t *w, const thoth_registry_Instance_t *in)
 {
 	const thoth_registry_Registration_t *r = &in->registration;
-	int n = thoth_text_cols(thoth_text(r->name.ptr, r->name.len));
+	int n = peertext_cols(peertext_text(r->name.ptr, r->name.len));
 	if (n > w->name)
 		w->name = n;
-	n = thoth_text_cols(thoth_text(r->version.ptr, r->version.len));
+	n = peertext_cols(peertext_text(r->version.ptr, r->version.len));
 	if (n > w->version)
 		w->version = n;
-	n = thoth_text_cols(thoth_text(r->endpoint.addr.ptr, r->endpoint.addr.len));
+	n = peertext_cols(peertext_text(r->endpoint.addr.ptr, r->endpoint.addr.len));
 	if (n > w->endpoint)
 		w->endpoint = n;
 }
@@ -288,13 +288,13 @@ static void table_row(const widths_t *w, const thoth_registry_Instance_t *in, co
 		snprintf(expires, sizeof expires, "%.1fs", left);
 	if (event)
 		printf("%-8s ", event);
-	const char *name = thoth_text(r->name.ptr, r->name.len);
-	const char *version = thoth_text(r->version.ptr, r->version.len);
-	const char *addr = thoth_text(r->endpoint.addr.ptr, r->endpoint.addr.len);
+	const char *name = peertext_text(r->name.ptr, r->name.len);
+	const char *version = peertext_text(r->version.ptr, r->version.len);
+	const char *addr = peertext_text(r->endpoint.addr.ptr, r->endpoint.addr.len);
 	/* A stopped process: said after the row, whose columns stay as they are. */
-	printf("%-*s  %-*s  %-*s  %4u  %-6s  %7u  %016llx  %s%s\n", thoth_text_field(name, w->name),
-	       name, thoth_text_field(version, w->version), version,
-	       thoth_text_field(addr, w->endpoint), addr, r->endpoint.numa_node,
+	printf("%-*s  %-*s  %-*s  %4u  %-6s  %7u  %016llx  %s%s\n", peertext_field(name, w->name),
+	       name, peertext_field(version, w->version), version,
+	       peertext_field(addr, w->endpoint), addr, r->endpoint.numa_node,
 	       locality_name(r->endpoint.locality), r->endpoint.pid, (unsigned long long)in->lease,
 	       expires, instance_stopped(in) ? "  (stopped: SIGSTOP or a debugger; still registered)" : "");
 }
@@ -420,10 +420,10 @@ static void say_no_answer(const thoth_control_t *ctl, const char *what)
 		 * pid reused): the file's pid is not the listener's. */
 		fprintf(stderr, "thothctl: %s: the process listening at %s did not answer within %u s "
 			"(its pid file %s names pid %d (%s), which is not thothd)\n", what, ctl->path, s,
-			why, pid, comm[0] ? thoth_textz(comm) : "gone");
+			why, pid, comm[0] ? peertext_textz(comm) : "gone");
 	else if (pid && state)
 		fprintf(stderr, "thothctl: %s: the process listening at %s (pid %d, %s%s) did not answer "
-			"within %u s: it is not thothd\n", what, ctl->path, pid, thoth_textz(comm),
+			"within %u s: it is not thothd\n", what, ctl->path, pid, peertext_textz(comm),
 			state == 'T' || state == 't' ? ", stopped" : "", s);
 	else
 		fprintf(stderr, "thothctl: %s: the process listening at %s did not answer within %u s "
@@ -435,7 +435,7 @@ int thothctl_call_failed(thoth_control_t *ctl, const char *what, int r)
 	if (r == THOTH_E_TIMEDOUT)
 		say_no_answer(ctl, what);
 	else if (r == THOTH_E_REMOTE)
-		fprintf(stderr, "thothctl: %s: %s\n", what, thoth_textz(ctl->client.remote_message));
+		fprintf(stderr, "thothctl: %s: %s\n", what, peertext_textz(ctl->client.remote_message));
 	else if (r == THOTH_E_PEER_GONE && still_listening(ctl->path))
 		fprintf(stderr, "thothctl: %s: thothd closed this connection and still runs (an answer "
 			"it would not queue, or a connection limit: its log says which)\n", what);
@@ -516,7 +516,7 @@ static bool is_kind(const thoth_daemon_LifecycleEvent_t *e, const char *kind)
 
 /* The same as text, newest last: when (absolute, UTC, and how long ago),
  * what, and what it says of the process.  Every string is thothd's (a
- * service's name and version: a peer's), shown through thoth_text. */
+ * service's name and version: a peer's), shown through peertext_text. */
 static void status_events_text(const thoth_daemon_Daemon_status_resp_t *st, uint64_t now)
 {
 	if (!st->events_capacity) {
@@ -534,7 +534,7 @@ static void status_events_text(const thoth_daemon_Daemon_status_resp_t *st, uint
 		char when[48], ago[32], gap[32], pred[48];
 		printf("    %s  %s ago  %-12s ", utc_text(e->at_unix_ns, when, sizeof when),
 		       span_text(now > e->at_ns ? now - e->at_ns : 0, ago, sizeof ago),
-		       thoth_text(e->kind.ptr, e->kind.len));
+		       peertext_text(e->kind.ptr, e->kind.len));
 		if (is_kind(e, "started")) {
 			printf("thothd pid %u", e->pid);
 			if (e->predecessor_pid)
@@ -544,11 +544,11 @@ static void status_events_text(const thoth_daemon_Daemon_status_resp_t *st, uint
 			printf("\n");
 			continue;
 		}
-		printf("%s %s pid %u", thoth_text(e->service.ptr, e->service.len),
-		       thoth_text(e->version.ptr, e->version.len), e->pid);
+		printf("%s %s pid %u", peertext_text(e->service.ptr, e->service.len),
+		       peertext_text(e->version.ptr, e->version.len), e->pid);
 		if (is_kind(e, "lost"))
 			printf(": its connection closed while registered; process %s",
-			       thoth_text(e->pid_state.ptr, e->pid_state.len));
+			       peertext_text(e->pid_state.ptr, e->pid_state.len));
 		else if (is_kind(e, "reregistered"))
 			printf(", %s after pid %u was lost", span_text(e->gap_ns, gap, sizeof gap),
 			       e->previous_pid);
@@ -590,15 +590,15 @@ static int cmd_status(thoth_control_t *ctl)
 		return 0;
 	}
 	uint64_t now = now_ns();
-	/* thothd's strings, shown, never obeyed (thoth_text): whatever
+	/* thothd's strings, shown, never obeyed (peertext_text): whatever
 	 * answers on the socket chose them */
-	printf("thothd %s, pid %u, up %.1f s\n", thoth_text(st.version.ptr, st.version.len), st.pid,
+	printf("thothd %s, pid %u, up %.1f s\n", peertext_text(st.version.ptr, st.version.len), st.pid,
 	       (double)st.uptime_ns / 1e9);
-	printf("  runtime dir     %s\n", thoth_text(st.runtime_dir.ptr, st.runtime_dir.len));
+	printf("  runtime dir     %s\n", peertext_text(st.runtime_dir.ptr, st.runtime_dir.len));
 	printf("  control socket  %s\n", ctl->path);
 	/* "none" alone left a new user wondering: say the two reasons */
 	printf("  dashboard       %s\n",
-	       st.dashboard_url.len ? thoth_text(st.dashboard_url.ptr, st.dashboard_url.len)
+	       st.dashboard_url.len ? peertext_text(st.dashboard_url.ptr, st.dashboard_url.len)
 				: "none (--http-port off, or its port was taken: thothd's log says which)");
 	printf("  clients         %u\n", st.clients);
 	printf("  registrations   %u\n", st.registrations);

@@ -170,7 +170,7 @@ static bool str_after(const char *line, const char *key, char *out, size_t len)
 		n += k;
 	}
 	/* a raw multi-byte character the cut split: left out whole */
-	n -= thoth_text_cut_tail(out, n);
+	n -= peertext_cut_tail(out, n);
 	out[n] = 0;
 	return true;
 }
@@ -402,9 +402,9 @@ static void print_report(sched_report_t *r, double seconds, bool json)
 	for (size_t i = 0; i < r->n; i++) {
 		proc_t *p = &r->procs[i];
 		/* the name cut at 20 columns, never inside a character or an escape */
-		const char *name = thoth_textz(p->name);
+		const char *name = peertext_textz(p->name);
 		int cols;
-		size_t cut = thoth_text_prefix(name, 20, &cols);
+		size_t cut = peertext_prefix(name, 20, &cols);
 		printf("%-8u %.*s%*s %9.2f %8.2f %8.2f %8.2f %8.2f %7llu %9llu %7llu %6llu %8.1f %8.1f %8.1f %6llu %6llu "
 		       "%6llu %5llu\n",
 		       p->pid, (int)cut, name, 20 - cols, "", p->wakeups / seconds, p->by_reason[0] / seconds, p->by_reason[1] / seconds,

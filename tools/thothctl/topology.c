@@ -115,8 +115,8 @@ int thothctl_topology(int argc, char **argv, const thothctl_opts_t *opts)
 			if (lr)
 				printf("%-6u %-8s\n", os, "none");
 			else {
-				const char *addr = thoth_textz(where.addr);
-				printf("%-6u %-8u %-*s %-6u %u\n", os, where.pid, thoth_text_field(addr, 48),
+				const char *addr = peertext_textz(where.addr);
+				printf("%-6u %-8u %-*s %-6u %u\n", os, where.pid, peertext_field(addr, 48),
 				       addr, where.numa_node, dist);
 			}
 		}
