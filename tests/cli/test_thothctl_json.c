@@ -406,6 +406,52 @@ static void test_text_trojan(void **state)
 	check_text("svc\xe2\x80\xae" "cba", 9, 0, "svc\\u{202e}cba");
 }
 
+/* Every format character (General_Category Cf) and the line and paragraph
+ * separators (Zl, Zp) of Unicode 14.0.0 (text_width.h's version), each
+ * code point of each range, shown \u{X} (hist46: those that are not
+ * Default_Ignorable -- U+0600..U+0605, U+06DD, U+070F, U+0890, U+0891,
+ * U+08E2, U+110BD, U+110CD, U+13430..U+13438, U+FFF9..U+FFFB -- went
+ * out as they were).  The list is written out here, not read from the
+ * generated table, so that a table that lost some fails. */
+static void test_text_every_format_character(void **state)
+{
+	(void)state;
+	static const unsigned cf[][2] = {
+		{ 0xad, 0xad }, { 0x600, 0x605 }, { 0x61c, 0x61c }, { 0x6dd, 0x6dd }, { 0x70f, 0x70f },
+		{ 0x890, 0x891 }, { 0x8e2, 0x8e2 }, { 0x180e, 0x180e }, { 0x200b, 0x200f },
+		{ 0x202a, 0x202e }, { 0x2060, 0x2064 }, { 0x2066, 0x206f }, { 0xfeff, 0xfeff },
+		{ 0xfff9, 0xfffb }, { 0x110bd, 0x110bd }, { 0x110cd, 0x110cd }, { 0x13430, 0x13438 },
+		{ 0x1bca0, 0x1bca3 }, { 0x1d173, 0x1d17a }, { 0xe0001, 0xe0001 }, { 0xe0020, 0xe007f },
+		{ 0x2028, 0x2028 },                             /* Zl */
+		{ 0x2029, 0x2029 },                             /* Zp */
+	};
+	/* just outside some of them: letters, digits, marks, as they are */
+	static const unsigned plain[] = { 0x5ff, 0x606, 0x6dc, 0x6de, 0x70e, 0x710, 0x88f, 0x892, 0x8e1,
+					  0x8e3, 0x110bc, 0x110be, 0x1342f, 0x13439, 0xfffc };
+	size_t n_cp = 0;
+	for (size_t r = 0; r < sizeof cf / sizeof cf[0]; r++)
+		for (unsigned cp = cf[r][0]; cp <= cf[r][1]; cp++, n_cp++) {
+			char in[8], want[16];
+			int n = encode(cp, in);
+			snprintf(want, sizeof want, "\\u{%04x}", cp);
+			check_text(in, (size_t)n, 0, want);
+			/* and among other text, through the fast path */
+			char line[32], wline[48];
+			memcpy(line, "svc.name", 8);
+			memcpy(line + 8, in, (size_t)n);
+			memcpy(line + 8 + n, "tail", 4);
+			snprintf(wline, sizeof wline, "svc.name%stail", want);
+			check_text(line, (size_t)n + 12, 0, wline);
+		}
+	assert_int_equal(n_cp, 165);            /* Cf 163, Zl 1, Zp 1 in 14.0.0 */
+	for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++) {
+		char in[8];
+		int n = encode(plain[i], in);
+		in[n] = 0;
+		check_text(in, (size_t)n, 0, in);
+	}
+}
+
 /* Columns, as a terminal draws them: a table pads by these. */
 static void test_text_cols(void **state)
 {
@@ -482,6 +528,7 @@ int main(void)
 		cmocka_unit_test(test_text_backslash),
 		cmocka_unit_test(test_text_fast_path),
 		cmocka_unit_test(test_text_trojan),
+		cmocka_unit_test(test_text_every_format_character),
 		cmocka_unit_test(test_text_cols),
 		cmocka_unit_test(test_text_prefix),
 	};

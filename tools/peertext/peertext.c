@@ -23,8 +23,11 @@
  *     source" name: Unicode's Default_Ignorable_Code_Point -- zero-width
  *     space and joiners, U+2060..U+206F, the BOM, soft hyphen, variation
  *     selectors, tags, Hangul fillers -- with every Bidi_Control among
- *     them, U+202A..U+202E, U+2066..U+2069, U+200E, U+200F, U+061C; and
- *     U+2028, U+2029): "\u{202e}" (lower-case hex, 4 to 5 digits);
+ *     them, U+202A..U+202E, U+2066..U+2069, U+200E, U+200F, U+061C; every
+ *     format character, General_Category Cf, also those that are not
+ *     Default_Ignorable: U+0600..U+0605, U+06DD, U+070F, U+08E2, U+110BD,
+ *     U+FFF9..U+FFFB, ...; and U+2028, U+2029, Zl and Zp):
+ *     "\u{202e}" (lower-case hex, 4 to 5 digits);
  *   - the rest (printable ASCII, well-formed UTF-8 from U+00A0 on) as it is.
  * --json gives the exact string.
  *
