@@ -328,6 +328,36 @@ const char *peertext_text(const char *s, size_t len)
 	return buf;
 }
 
+size_t peertext_cut(char *out, size_t cap, const char *s, size_t len, bool cut)
+{
+	if (!out || !cap)
+		return 0;
+	const unsigned char *u = (const unsigned char *)s;
+	if (cut)                /* half a letter at the cut: dropped, not \xNN */
+		len -= peertext_cut_tail(s, len);
+	/* Whole units while they fit (never half an escape); KEPT: how
+	 * many of them leave room for "..." and the NUL. */
+	size_t keep = cap > sizeof "..." ? cap - sizeof "..." : 0;
+	size_t at = 0, kept = 0, i = 0, n;
+	char unit[TEXT_OUT_MAX];
+	while (s && i < len) {
+		size_t took = visible(u + i, len - i, 0, unit, &n);
+		if (at + n > cap - 1)
+			break;
+		memcpy(out + at, unit, n);
+		at += n;
+		if (at <= keep)
+			kept = at;
+		i += took;
+	}
+	if ((i < len || cut) && cap > sizeof "...") {     /* else no room to say so */
+		memcpy(out + kept, "...", 3);
+		at = kept + 3;
+	}
+	out[at] = 0;
+	return at;
+}
+
 const char *peertext_textz(const char *s)
 {
 	return peertext_text(s, s ? strlen(s) : 0);

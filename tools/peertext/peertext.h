@@ -1,12 +1,16 @@
 /*
  * peertext.h - a peer's string on a terminal, shown, never obeyed
  * (peertext.c says the rule; docs/THOTHD.md "A peer's text").  Shared by
- * thothctl and echo-client: everything either prints that another process
- * chose goes through here.
+ * thothctl, echo-client and thothd's log: everything they print that
+ * another process chose goes through here.  Named peertext_*, outside
+ * libthoth's thoth_ namespace (hist46): a static library of the tools,
+ * linked beside libthoth, whose symbol of the same name could take one's
+ * place.
  */
 #ifndef THOTH_PEERTEXT_H
 #define THOTH_PEERTEXT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -30,6 +34,12 @@ size_t peertext_utf8_seq(const unsigned char *s, size_t left);
 void peertext_fput(FILE *f, const char *s, size_t len, unsigned flags);
 const char *peertext_text(const char *s, size_t len);
 const char *peertext_textz(const char *s);
+/* The visible form of the LEN bytes at S into OUT (CAP bytes, always
+ * terminated: a log line's buffer), whole units only, never half an
+ * escape; it ends "..." when it did not all fit, or CUT says S was cut
+ * (a half letter at S's end is then dropped, not shown \xNN).  Returns
+ * the length written.  thothd's log lines (kernel/thothd/log.c). */
+size_t peertext_cut(char *out, size_t cap, const char *s, size_t len, bool cut);
 /* How many of the last bytes of S (0..3) begin a UTF-8 sequence that
  * LEN cuts: a text that comes in pages holds them for the next page
  * (locks.c), else each would be shown \xNN. */
