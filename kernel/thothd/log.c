@@ -106,6 +106,7 @@ void thothd_log_limited(thothd_log_limit_t *limit, thothd_log_level_t level, con
 	limit->last_ns = now;
 	if (limit->tokens < 1.0) {
 		limit->suppressed++;
+		limit->suppressed_total++;
 		return;
 	}
 	limit->tokens -= 1.0;
@@ -114,4 +115,14 @@ void thothd_log_limited(thothd_log_limit_t *limit, thothd_log_level_t level, con
 	log_line(level, fmt, ap, limit->suppressed);
 	va_end(ap);
 	limit->suppressed = 0;
+}
+
+bool thothd_log_limit_flush(thothd_log_limit_t *limit, thothd_log_level_t level, const char *what)
+{
+	if (!limit->suppressed || !thothd_log_enabled(level))
+		return false;
+	thothd_log(level, "%s: %llu similar line%s suppressed since the last one logged", what,
+		   (unsigned long long)limit->suppressed, limit->suppressed == 1 ? "" : "s");
+	limit->suppressed = 0;
+	return true;
 }

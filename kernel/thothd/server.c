@@ -149,6 +149,14 @@ static void thothd_on_change(void *arg, int kind, const thoth_registry_Instance_
 	thothd_rtable_on_change(d, kind, inst);
 	thothd_lifecycle_change(d->lifecycle, kind, inst, thothd_now(d), d->closing_pidfd,
 				(thothd_pid_state_t)d->closing_state);
+	const thoth_registry_Registration_t *reg = &inst->registration;
+	if (kind == THOTH_REGISTRY_CHANGE_KIND_REMOVED && d->closing_state != THOTHD_PID_NOT_LOST &&
+	    reg->endpoint.locality != THOTH_COMMON_LOCALITY_REMOTE)
+		/* Its own bucket: never taken by a registration flood. */
+		thothd_log_limited(&d->lost_log, THOTHD_LOG_INFO,
+				   "lost %.*s %.*s (pid %u, lease %016llx): its connection closed while "
+				   "registered", (int)reg->name.len, reg->name.ptr, (int)reg->version.len,
+				   reg->version.ptr, reg->endpoint.pid, (unsigned long long)inst->lease);
 	if (kind != THOTH_REGISTRY_RENEWED)
 		thothd_pm_registry_changed(d->pm);      /* PM-2: bounds attached to resolves */
 	if (d->change_hook)
@@ -230,6 +238,8 @@ int thothd_new(const thothd_config_t *cfg, thoth_loop_t *loop, thothd_t **out)
 	/* Lines a peer can repeat at will: 20 at once, then 5 a second. */
 	d->refuse_log = (thothd_log_limit_t){ .burst = 20, .per_second = 5 };
 	d->drop_log = (thothd_log_limit_t){ .burst = 50, .per_second = 10 };
+	d->register_log = (thothd_log_limit_t){ .burst = 20, .per_second = 5 };
+	d->lost_log = (thothd_log_limit_t){ .burst = 20, .per_second = 5 };
 	d->started_ns = thoth_clock_now();
 	d->next_client_id = 1;
 	d->out_cap = 64 * 1024;
@@ -1190,6 +1200,8 @@ void thothd_free(thothd_t *d)
 		thoth_timer_cancel(d->loop, d->frame_timer);
 	if (d->accept_timer)
 		thoth_timer_cancel(d->loop, d->accept_timer);
+	if (d->register_log_timer)
+		thoth_timer_cancel(d->loop, d->register_log_timer);
 	thothd_timerpage_free(d);
 	if (d->reserve_fd >= 0)
 		close(d->reserve_fd);

@@ -232,6 +232,14 @@ struct thothd {
 	uint64_t refused, evicted, timed_out, over_budget, over_output_budget, fd_limit_hits;
 	thothd_log_limit_t refuse_log;  /* refused/evicted connections, accept errors */
 	thothd_log_limit_t drop_log;    /* clients dropped for bad input */
+	/* "registered" lines (a client registering and withdrawing in a loop
+	 * would flood the log), and "lost" lines: each its own bucket, so that
+	 * a registration flood never takes a loss's or an expiry's line (the
+	 * expiry line, one per sweep, is not limited).  register_log_timer:
+	 * armed while registered lines are suppressed, says their count when
+	 * the burst ends (thothd_log_limit_flush). */
+	thothd_log_limit_t register_log, lost_log;
+	thoth_timer_t *register_log_timer;
 };
 
 int thothd_new(const thothd_config_t *cfg, thoth_loop_t *loop, thothd_t **out);

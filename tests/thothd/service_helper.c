@@ -9,6 +9,10 @@
  *                                              address), then never renews
  *                                              (lease expiry tests); a refusal:
  *                                              "register: ERROR: thothd's reason"
+ *   thothd_test_service --flood DIR NAME N     registers NAME and withdraws it
+ *                                              N times on one connection (a
+ *                                              client in a loop: hist46's log
+ *                                              flood); prints "flooded N", exits
  * Prints "registered" on stdout once registered; exits on SIGTERM.
  */
 #include <signal.h>
@@ -33,6 +37,26 @@ static void on_term(thoth_loop_t *loop, const struct signalfd_siginfo *info, voi
 
 int main(int argc, char **argv)
 {
+	if (argc == 5 && strcmp(argv[1], "--flood") == 0) {
+		thoth_control_t ctl;
+		int r = thoth_control_connect(&ctl, argv[2], 2000);
+		long n = atol(argv[4]), i = 0;
+		for (; !r && i < n; i++) {
+			uint64_t lease;
+			r = harness_register(&ctl, argv[3], 60000, &lease);
+			thoth_registry_Registry_withdraw_req_t wq = { .lease = lease };
+			thoth_registry_Registry_withdraw_resp_t ws;
+			if (!r)
+				r = thoth_registry_Registry_withdraw(&ctl.client, &wq, &ws, NULL);
+		}
+		if (r) {
+			fprintf(stderr, "flood: turn %ld: %s\n", i, thoth_strerror(r));
+			return 1;
+		}
+		printf("flooded %ld\n", n);
+		thoth_control_close(&ctl);
+		return 0;
+	}
 	bool raw = argc > 1 && strcmp(argv[1], "--raw") == 0;
 	if (argc != 4 + raw && !(raw && argc == 6)) {
 		fprintf(stderr, "usage: %s [--raw] DIR NAME TTL_MS [ENDPOINT]\n", argv[0]);
